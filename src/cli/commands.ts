@@ -1,0 +1,18 @@
+// The list of `zomma` commands. Each lives in its own file under commands/ and
+// is loaded only when it runs, so `zomma --help` stays fast.
+
+import type { Command } from './io.ts';
+
+export interface CommandEntry {
+  name: string;
+  summary: string;
+  load: () => Promise<Command>;
+}
+
+export const COMMANDS: CommandEntry[] = [
+  {
+    name: 'version',
+    summary: 'print the version',
+    load: async () => (await import('./commands/version.ts')).command,
+  },
+];

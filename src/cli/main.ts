@@ -1,0 +1,63 @@
+// Entry point of the `zomma` command: dispatches to one command, prints its
+// errors for people, and turns them into exit codes. The only place (with the
+// commands) that prints or exits.
+
+import { COMMANDS } from './commands.ts';
+import { type Io, processIo, UsageError } from './io.ts';
+import { ZommaError } from '../lib/errors.ts';
+
+function help(io: Io): void {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+  io.out(
+    [
+      'zomma — a Byzantine-fault-tolerant exchange for crypto derivatives',
+      '',
+      'usage: zomma <command> [options]',
+      '',
+      'commands:',
+      ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+      '',
+      "Run 'zomma <command> --help' for a command's options.",
+    ].join('\n'),
+  );
+}
+
+export async function main(argv: string[], io: Io = processIo): Promise<number> {
+  const [name, ...args] = argv;
+  if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
+    help(io);
+    return 0;
+  }
+  const entry = COMMANDS.find((c) => c.name === name);
+  if (entry === undefined) {
+    io.err(`zomma: unknown command '${name}'`);
+    help(io);
+    return 2;
+  }
+  const command = await entry.load();
+  if (args.includes('--help') || args.includes('-h')) {
+    io.out(`${command.summary}\n\nusage: ${command.usage}`);
+    return 0;
+  }
+  try {
+    return await command.run(args, io);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      io.err(`zomma ${name}: ${error.message}\n\nusage: ${command.usage}`);
+      return 2;
+    }
+    if (error instanceof ZommaError) {
+      io.err(`zomma ${name}: ${error.code}: ${error.message}`);
+      return 1;
+    }
+    if (
+      error instanceof TypeError &&
+      'code' in error &&
+      String(error.code).startsWith('ERR_PARSE_ARGS')
+    ) {
+      io.err(`zomma ${name}: ${error.message}\n\nusage: ${command.usage}`);
+      return 2;
+    }
+    throw error;
+  }
+}
