@@ -28,3 +28,9 @@ export const MESSAGE_BYTES_MAX = BLOCK_BYTES_MAX + 1024 * 1024;
 assert(TX_BYTES_MAX <= BLOCK_BYTES_MAX, 'a transaction must fit in a block');
 assert(BLOCK_BYTES_MAX < MESSAGE_BYTES_MAX, 'a block must fit in a message');
 assert(BATCH_ACTIONS_MAX <= ARRAY_LENGTH_MAX, 'a batch must fit in an array field');
+
+// --- order book (src/exchange/book) ---------------------------------------------
+/** Most resting orders one market's book holds; bounds a decoded book snapshot. */
+export const BOOK_ORDERS_MAX = 4_000_000;
+/** Most price levels one depth query returns. */
+export const BOOK_DEPTH_LEVELS_MAX = 10_000;

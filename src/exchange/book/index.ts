@@ -1,0 +1,17 @@
+// The order book and matching engine of one market (docs/book.md).
+export { OrderBook } from './book.ts';
+export type { Depth } from './book.ts';
+export { FillList, RemovedList, ChangeSet } from './lists.ts';
+export type { FillRecord, RemovedRecord } from './lists.ts';
+export { orderBookCodec, readBook, writeBook } from './snapshot.ts';
+export { STP_MODES, TIME_IN_FORCES } from './types.ts';
+export type {
+  PlaceOrder,
+  RestingOrder,
+  Side,
+  StpMode,
+  TakerReason,
+  TakerResult,
+  TakerStatus,
+  TimeInForce,
+} from './types.ts';

@@ -1,0 +1,68 @@
+// One side of the book: its price levels in a sorted array (worst first, best
+// last, so the best level is the array's end and a level emptied by matching is
+// a pop) plus a Map from price to level for O(1) lookup. A new or vanished level
+// costs a binary search and a splice that moves only the levels better than it,
+// which is cheap because activity clusters near the top of the book.
+
+import { Level } from './nodes.ts';
+import type { Side } from './types.ts';
+
+export class BookSide {
+  readonly side: Side;
+  /** Worst to best: ascending price for bids, descending for asks. */
+  readonly levels: Level[] = [];
+  readonly byPrice = new Map<number, Level>();
+
+  constructor(side: Side) {
+    this.side = side;
+  }
+
+  best(): Level | undefined {
+    const levels = this.levels;
+    return levels[levels.length - 1];
+  }
+
+  /** True when a level at `a` is better (closer to the spread) than one at `b`. */
+  better(a: number, b: number): boolean {
+    return this.side === 'buy' ? a > b : a < b;
+  }
+
+  /** The level at a price, created (and placed in order) if absent. O(1) if present, else O(log L + levels better than it). */
+  levelAt(priceTicks: number): Level {
+    const existing = this.byPrice.get(priceTicks);
+    if (existing !== undefined) return existing;
+    const level = new Level(this.side, priceTicks);
+    this.byPrice.set(priceTicks, level);
+    const levels = this.levels;
+    const n = levels.length;
+    if (n === 0 || this.better(priceTicks, levels[n - 1]!.priceTicks)) levels.push(level);
+    else levels.splice(this.indexOf(priceTicks), 0, level);
+    return level;
+  }
+
+  /** Removes an empty level. O(1) for the best level, else O(log L + levels better than it). */
+  removeLevel(level: Level): void {
+    this.byPrice.delete(level.priceTicks);
+    const levels = this.levels;
+    if (levels[levels.length - 1] === level) {
+      levels.pop();
+      return;
+    }
+    levels.splice(this.indexOf(level.priceTicks), 1);
+  }
+
+  /** The index of the first level not worse than priceTicks (binary search). */
+  indexOf(priceTicks: number): number {
+    const levels = this.levels;
+    let lo = 0;
+    let hi = levels.length;
+    const buy = this.side === 'buy';
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const p = levels[mid]!.priceTicks;
+      if (buy ? p < priceTicks : p > priceTicks) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+}

@@ -1,0 +1,146 @@
+// The canonical encoding of a whole book, for state snapshots and hashing:
+//
+//   u8        format (1)
+//   uvarint   lastOrderId
+//   bids, then asks, each:
+//     uvarint   level count
+//     per level, in ascending price:
+//       uvarint   priceTicks (> 0, strictly ascending)
+//       uvarint   order count (≥ 1)
+//       per order, in time priority:
+//         uvarint orderId (≤ lastOrderId, unique), uvarint owner,
+//         uvarint sizeLots (≥ 1), uvarint goodTilMs (0 = none),
+//         u8 flags (bits 0-1: STP mode index, bit 2: post-only; the rest 0)
+//
+// One book has exactly one encoding, and decoding rebuilds a book that
+// behaves identically (same priorities, same per-owner order, same expiry
+// order). The decoder refuses anything a book could not hold.
+
+import type { Codec, Reader, Writer } from '../../codec/wire.ts';
+import { DecodeError } from '../../codec/wire.ts';
+import { BOOK_ORDERS_MAX } from '../../lib/limits.ts';
+import { OrderBook } from './book.ts';
+import type { Level } from './nodes.ts';
+import { STP_MODES } from './types.ts';
+import type { RestingOrder, Side, StpMode } from './types.ts';
+
+const FORMAT = 1;
+const FLAG_POST_ONLY = 4;
+const STP_MASK = 3;
+
+function writeOrder(w: Writer, order: RestingOrder): void {
+  w.uvarint(order.orderId);
+  w.uvarint(order.owner);
+  w.uvarint(order.sizeLots);
+  w.uvarint(order.goodTilMs);
+  w.u8(STP_MODES.indexOf(order.stp) | (order.postOnly ? FLAG_POST_ONLY : 0));
+}
+
+export function writeBook(w: Writer, book: OrderBook): void {
+  w.u8(FORMAT);
+  w.uvarint(book.lastOrderId);
+  const bids = book.bids.levels;
+  w.uvarint(bids.length);
+  for (let i = 0; i < bids.length; i++) writeLevel(w, bids[i]!);
+  const asks = book.asks.levels;
+  w.uvarint(asks.length);
+  for (let i = asks.length - 1; i >= 0; i--) writeLevel(w, asks[i]!);
+}
+
+function writeLevel(w: Writer, level: Level): void {
+  w.uvarint(level.priceTicks);
+  w.uvarint(level.orderCount);
+  for (let order = level.head; order !== null; order = order.next) writeOrder(w, order);
+}
+
+export function readBook(r: Reader, field: string): OrderBook {
+  const format = r.u8(`${field}.format`);
+  if (format !== FORMAT) throw new DecodeError(`${field}.format`, `unknown book format ${format}`);
+  const lastOrderId = r.uvarint(`${field}.lastOrderId`);
+  const orders: RestingOrder[] = [];
+  const seen = new Set<number>();
+  let bestBidTicks = 0;
+  let bestAskTicks = 0;
+  for (const side of ['buy', 'sell'] as const) {
+    const sideField = `${field}.${side === 'buy' ? 'bids' : 'asks'}`;
+    const levelCount = r.uvarint(`${sideField}.length`, BOOK_ORDERS_MAX);
+    let previous = 0;
+    for (let i = 0; i < levelCount; i++) {
+      const levelField = `${sideField}[${i}]`;
+      const priceTicks = r.uvarint(`${levelField}.priceTicks`);
+      if (priceTicks <= previous) {
+        throw new DecodeError(
+          `${levelField}.priceTicks`,
+          'levels must be positive and strictly ascending',
+        );
+      }
+      previous = priceTicks;
+      // Both sides ascend: the best bid is the last bid level, the best ask the first ask level.
+      if (side === 'buy') bestBidTicks = priceTicks;
+      else if (i === 0) bestAskTicks = priceTicks;
+      const orderCount = r.uvarint(`${levelField}.orders.length`, BOOK_ORDERS_MAX);
+      if (orderCount === 0) throw new DecodeError(`${levelField}.orders.length`, 'empty level');
+      if (orders.length + orderCount > BOOK_ORDERS_MAX) {
+        throw new DecodeError(`${levelField}.orders.length`, `more than ${BOOK_ORDERS_MAX} orders`);
+      }
+      let totalLots = 0;
+      for (let j = 0; j < orderCount; j++) {
+        const order = readOrder(
+          r,
+          `${levelField}.orders[${j}]`,
+          side,
+          priceTicks,
+          lastOrderId,
+          seen,
+        );
+        totalLots += order.sizeLots;
+        if (!Number.isSafeInteger(totalLots)) {
+          throw new DecodeError(`${levelField}.orders`, 'level size overflows a safe integer');
+        }
+        orders.push(order);
+      }
+    }
+  }
+  if (bestBidTicks !== 0 && bestAskTicks !== 0 && bestBidTicks >= bestAskTicks) {
+    throw new DecodeError(`${field}.asks`, 'crossed book');
+  }
+  return OrderBook.restore(lastOrderId, orders);
+}
+
+function readOrder(
+  r: Reader,
+  field: string,
+  side: Side,
+  priceTicks: number,
+  lastOrderId: number,
+  seen: Set<number>,
+): RestingOrder {
+  const orderId = r.uvarint(`${field}.orderId`, lastOrderId);
+  if (seen.has(orderId)) throw new DecodeError(`${field}.orderId`, `duplicate order id ${orderId}`);
+  seen.add(orderId);
+  const owner = r.uvarint(`${field}.owner`);
+  const sizeLots = r.uvarint(`${field}.sizeLots`);
+  if (sizeLots === 0) throw new DecodeError(`${field}.sizeLots`, 'zero-size order');
+  const goodTilMs = r.uvarint(`${field}.goodTilMs`);
+  const flags = r.u8(`${field}.flags`);
+  const stpIndex = flags & STP_MASK;
+  if ((flags & ~(STP_MASK | FLAG_POST_ONLY)) !== 0 || stpIndex >= STP_MODES.length) {
+    throw new DecodeError(`${field}.flags`, `bad flags ${flags}`);
+  }
+  const stp: StpMode = STP_MODES[stpIndex]!;
+  return {
+    orderId,
+    owner,
+    side,
+    priceTicks,
+    sizeLots,
+    goodTilMs,
+    stp,
+    postOnly: (flags & FLAG_POST_ONLY) !== 0,
+  };
+}
+
+export const orderBookCodec: Codec<OrderBook> = {
+  write: writeBook,
+  read: readBook,
+};

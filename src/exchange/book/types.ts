@@ -1,0 +1,86 @@
+// The order book's public vocabulary. Prices are integer ticks, sizes integer
+// lots, times integer milliseconds of block time (docs/book.md). The caller
+// validates client input (tick, lot and minimum sizes, caps) before it reaches
+// the book; the book asserts what it relies on.
+
+export type Side = 'buy' | 'sell';
+
+/** GTC rests its remainder; IOC cancels it; FOK trades all of it at once or nothing. */
+export type TimeInForce = 'GTC' | 'IOC' | 'FOK';
+
+/**
+ * What happens when an incoming order meets a resting order of the same owner
+ * (the incoming order's mode decides; a resting order's own mode is kept only
+ * for when it is amended and re-enters):
+ *  - cancelResting: that resting order is cancelled in full; the incoming order
+ *    keeps its whole remaining size and goes on matching behind it.
+ *  - cancelIncoming: the incoming order's remaining size is cancelled there and
+ *    then (it never rests); fills already made stand; the resting order is untouched.
+ *  - cancelBoth: the resting order is cancelled in full and the incoming order's
+ *    remaining size is cancelled.
+ */
+export type StpMode = 'cancelResting' | 'cancelIncoming' | 'cancelBoth';
+
+export const STP_MODES: readonly StpMode[] = ['cancelResting', 'cancelIncoming', 'cancelBoth'];
+export const TIME_IN_FORCES: readonly TimeInForce[] = ['GTC', 'IOC', 'FOK'];
+
+/** An incoming order. A market order is an IOC order whose price is the caller's worst price. */
+export interface PlaceOrder {
+  /** Assigned by the caller, strictly increasing across every order this book sees. */
+  orderId: number;
+  /** One number per account or subaccount, assigned by the caller. */
+  owner: number;
+  side: Side;
+  /** The limit: the highest price a buy pays, the lowest a sell accepts. */
+  priceTicks: number;
+  sizeLots: number;
+  timeInForce: TimeInForce;
+  /** Rejected ('PostOnlyWouldTake') instead of trading; GTC only. */
+  postOnly?: boolean;
+  /** Default cancelResting. */
+  stp?: StpMode;
+  /** Block time at which a resting order expires (expire(nowMs) with nowMs ≥ goodTilMs); 0 = never. */
+  goodTilMs?: number;
+}
+
+/** An order resting in the book, as callers see it (read-only). */
+export interface RestingOrder {
+  readonly orderId: number;
+  readonly owner: number;
+  readonly side: Side;
+  readonly priceTicks: number;
+  /** Remaining (open) size. */
+  readonly sizeLots: number;
+  readonly goodTilMs: number;
+  readonly stp: StpMode;
+  readonly postOnly: boolean;
+}
+
+/**
+ * What happened to the incoming (or amended) order:
+ *  - rested: its remainder (restedLots > 0) now rests in the book, possibly after fills;
+ *  - filled: it traded in full;
+ *  - cancelled: its remainder (cancelledLots > 0) was cancelled, for `reason`;
+ *  - rejected: nothing happened at all, for `reason`.
+ */
+export type TakerStatus = 'rested' | 'filled' | 'cancelled' | 'rejected';
+
+export type TakerReason =
+  /** IOC (and market) remainder after matching. */
+  | 'IocRemainder'
+  /** FOK could not fill in full within its limit: no fills, nothing cancelled in the book. */
+  | 'FokUnfillable'
+  /** Self-trade prevention stopped the incoming order (cancelIncoming, cancelBoth). */
+  | 'SelfTrade'
+  /** A post-only order (or amend of one) would have traded. */
+  | 'PostOnlyWouldTake'
+  /** amend of an order id that is not resting. */
+  | 'UnknownOrder';
+
+export interface TakerResult {
+  readonly status: TakerStatus;
+  readonly reason: TakerReason | null;
+  readonly filledLots: number;
+  readonly restedLots: number;
+  readonly cancelledLots: number;
+}
