@@ -34,3 +34,122 @@ assert(BATCH_ACTIONS_MAX <= ARRAY_LENGTH_MAX, 'a batch must fit in an array fiel
 export const BOOK_ORDERS_MAX = 4_000_000;
 /** Most price levels one depth query returns. */
 export const BOOK_DEPTH_LEVELS_MAX = 10_000;
+
+// --- transaction fields and nonces (src/exchange/tx, docs/transactions.md) ----
+// (The chain id's length is CHAIN_ID_BYTES_MAX and the nonce window's limits are
+// NONCE_WINDOW, NONCE_AGE_MS_MAX and NONCE_FUTURE_MS_MAX, in later sections.)
+/** Longest instrument name, e.g. 'BTC-27DEC26-60000-C'. */
+export const INSTRUMENT_BYTES_MAX = 48;
+/** Longest client order id (a UUID's 36 characters). */
+export const CLIENT_ORDER_ID_BYTES_MAX = 36;
+/** Longest withdrawal destination (an address on another chain). */
+export const WITHDRAW_DESTINATION_BYTES_MAX = 128;
+/** Longest agent name. */
+export const AGENT_NAME_BYTES_MAX = 32;
+/** Largest quote amount in one action (quote units, 6 decimals): 2^63 − 1. */
+export const AMOUNT_QUOTE_MAX = (1n << 63n) - 1n;
+/** Largest price in ticks and size in lots: safe integers, so products go through bigint. */
+export const PRICE_TICKS_MAX = Number.MAX_SAFE_INTEGER;
+export const SIZE_LOTS_MAX = Number.MAX_SAFE_INTEGER;
+
+assert(CLIENT_ORDER_ID_BYTES_MAX <= STRING_BYTES_MAX, 'a client order id is a string field');
+assert(INSTRUMENT_BYTES_MAX <= STRING_BYTES_MAX, 'an instrument name is a string field');
+assert(WITHDRAW_DESTINATION_BYTES_MAX <= STRING_BYTES_MAX, 'a destination is a string field');
+
+// --- exchange state machine (src/exchange) ------------------------------------
+/** Most markets one genesis lists. */
+export const GENESIS_MARKETS_MAX = 64;
+/** Most fee tiers one genesis lists. */
+export const FEE_TIERS_MAX = 16;
+/** Most validators one genesis lists. */
+export const GENESIS_VALIDATORS_MAX = 256;
+/** Most agent keys one address may have registered at once. */
+export const AGENTS_PER_ADDRESS_MAX = 16;
+/** Most accounts (address × subaccount) one state holds; bounds a decoded snapshot. */
+export const ACCOUNTS_MAX = 10_000_000;
+/** Most deposits awaiting attestation at once. */
+export const PENDING_DEPOSITS_MAX = 100_000;
+/** Most accounts liquidated in one block (the rest wait for the next block). */
+export const LIQUIDATIONS_PER_BLOCK_MAX = 1_000;
+/** Most funding samples counted per block catching up after a long gap. */
+export const FUNDING_SAMPLES_PER_INTERVAL_MAX = 10_080;
+
+// --- option math (src/math) ---------------------------------------------------
+// Values at the math scale (10^18 = 1.0) carry the suffix WAD.
+/** Longest decimal string the math module parses. */
+export const MATH_DECIMAL_CHARS_MAX = 64;
+/** Largest spot, strike or option price: 10^15 quote units. */
+export const MATH_PRICE_WAD_MAX = 10n ** 33n;
+/** Largest ratio between spot and strike, either way round. */
+export const MATH_MONEYNESS_MAX = 1_000_000n;
+/** Lowest volatility: 0.01% a year (below it the total variance loses digits). */
+export const MATH_VOL_WAD_MIN = 10n ** 14n;
+/** Highest volatility: 1000% a year. */
+export const MATH_VOL_WAD_MAX = 10n * 10n ** 18n;
+/** Shortest time to expiry: 10^-8 years, about a third of a second. */
+export const MATH_TIME_YEARS_WAD_MIN = 10n ** 10n;
+/** Longest time to expiry: 30 years. */
+export const MATH_TIME_YEARS_WAD_MAX = 30n * 10n ** 18n;
+/** Largest absolute interest rate: 100% a year. */
+export const MATH_RATE_WAD_MAX = 10n ** 18n;
+/** Largest argument of the public exp (e^100 is about 2.7e43). */
+export const MATH_EXP_ARG_WAD_MAX = 100n * 10n ** 18n;
+/** Iterations of the implied-volatility solver; bisection alone needs fewer than 80. */
+export const MATH_IV_ITERATIONS_MAX = 100;
+
+assert(MATH_VOL_WAD_MIN < MATH_VOL_WAD_MAX, 'volatility range is empty');
+assert(MATH_TIME_YEARS_WAD_MIN < MATH_TIME_YEARS_WAD_MAX, 'time range is empty');
+
+// --- consensus ----------------------------------------------------------------
+/** Most validators in one set (and so most votes in one commit certificate). */
+export const VALIDATORS_MAX = 256;
+/** Largest voting power of one validator. */
+export const VALIDATOR_POWER_MAX = 2 ** 40;
+/** Largest total voting power: 3 × total stays a safe integer for the 2/3 thresholds. */
+export const TOTAL_POWER_MAX = 2 ** 50;
+/** Most validator-set changes returned with one executed block. */
+export const VALIDATOR_UPDATES_MAX = 64;
+/** Largest round a message may name. */
+export const ROUND_MAX = 2 ** 31;
+/** How far past its current round a replica keeps votes (enough to see a round skip). */
+export const ROUNDS_AHEAD_MAX = 1_000;
+/** Longest chain id. */
+export const CHAIN_ID_BYTES_MAX = 64;
+/** Longest hash-like field (app hash, addresses). */
+export const HASH_BYTES_MAX = 64;
+/** Largest vote extension. */
+export const VOTE_EXTENSION_BYTES_MAX = 4 * 1024;
+/** Most evidence items in one block. */
+export const EVIDENCE_PER_BLOCK_MAX = 16;
+/** Most verified, not yet committed evidence items a replica keeps. */
+export const EVIDENCE_POOL_MAX = 256;
+/** Evidence older than this many heights (relative to the block that would carry it) is refused. */
+export const EVIDENCE_AGE_HEIGHTS_MAX = 100;
+/** Messages for the next height kept until the replica gets there. */
+export const FUTURE_MESSAGES_MAX = 4 * VALIDATORS_MAX;
+/** Most blocks one catch-up request asks for (and one response carries). */
+export const CATCHUP_BATCH_BLOCKS_MAX = 64;
+/** Most verified-later blocks a catching-up replica holds. */
+export const CATCHUP_BUFFER_BLOCKS_MAX = 4 * CATCHUP_BATCH_BLOCKS_MAX;
+/** Before asking again, or pushing blocks to the same lagging peer again. */
+export const CATCHUP_RETRY_MS = 1_000;
+/** Default step timeouts (Tendermint's timeoutX(r) = base + r·delta, capped). */
+export const TIMEOUT_PROPOSE_MS = 3_000;
+export const TIMEOUT_PREVOTE_MS = 1_000;
+export const TIMEOUT_PRECOMMIT_MS = 1_000;
+export const TIMEOUT_DELTA_MS = 500;
+export const TIMEOUT_MAX_MS = 60_000;
+/** Largest write-ahead-log record (a received message plus its framing). */
+export const WAL_RECORD_BYTES_MAX = MESSAGE_BYTES_MAX + 1024;
+
+assert(3 * TOTAL_POWER_MAX <= Number.MAX_SAFE_INTEGER, 'stake thresholds must be exact');
+assert(VALIDATORS_MAX * VALIDATOR_POWER_MAX <= TOTAL_POWER_MAX, 'a full set must fit the total');
+assert(EVIDENCE_PER_BLOCK_MAX <= EVIDENCE_POOL_MAX, 'a block draws evidence from the pool');
+assert(CATCHUP_BATCH_BLOCKS_MAX <= CATCHUP_BUFFER_BLOCKS_MAX, 'a batch must fit the buffer');
+assert(TIMEOUT_PROPOSE_MS <= TIMEOUT_MAX_MS, 'timeouts start below their cap');
+/** Highest nonces remembered per address (docs/transactions.md, "Nonces"). */
+export const NONCE_WINDOW = 100;
+/** A nonce must be above blockTime − this (ms). */
+export const NONCE_AGE_MS_MAX = 24 * 3_600_000;
+/** A nonce must be below blockTime + this (ms). */
+export const NONCE_FUTURE_MS_MAX = 3_600_000;

@@ -1,0 +1,269 @@
+// The consensus core's data: validators, votes, proposals, blocks, commit
+// certificates, evidence, the messages between replicas, the replica's inputs
+// and effects, and its write-ahead-log records. Canonical encodings live in
+// codec.ts; docs/protocol.md states the protocol these carry.
+
+/** A peer as the shell names it (the transport's connection id). */
+export type PeerId = string;
+
+/** A vote's type. Numbered as the signing kinds are (crypto SIGN_KIND). */
+export const VOTE_TYPE = { prevote: 3, precommit: 4 } as const;
+export type VoteType = (typeof VOTE_TYPE)[keyof typeof VOTE_TYPE];
+
+/** Steps of a round, ordered (CometBFT's RoundStep): the double-sign guard compares them. */
+export const STEP = { propose: 0, prevote: 1, precommit: 2 } as const;
+export type Step = (typeof STEP)[keyof typeof STEP];
+
+export interface Validator {
+  /** Ed25519 public key, 32 bytes. */
+  readonly publicKey: Uint8Array;
+  /** addressOf(publicKey); validator sets are ordered by it. */
+  readonly address: Uint8Array;
+  /** Voting power, a positive integer ≤ VALIDATOR_POWER_MAX. */
+  readonly power: number;
+}
+
+/** A change the application asks for: power 0 removes the validator. */
+export interface ValidatorUpdate {
+  readonly publicKey: Uint8Array;
+  readonly power: number;
+}
+
+/**
+ * A vote. Precommits carry the signer's local time and the application's vote
+ * extension (both signed); prevotes carry timestampMs 0 and an empty extension.
+ * blockHash null is a vote for nil.
+ */
+export interface Vote {
+  readonly type: VoteType;
+  readonly height: number;
+  readonly round: number;
+  readonly blockHash: Uint8Array | null;
+  /** Index into the validator set of `height`. */
+  readonly validatorIndex: number;
+  readonly timestampMs: number;
+  readonly extension: Uint8Array;
+  readonly signature: Uint8Array;
+}
+
+/** A precommit as it sits in a commit certificate: what the certificate does not already say. */
+export interface CommitVote {
+  readonly validatorIndex: number;
+  readonly timestampMs: number;
+  readonly extension: Uint8Array;
+  readonly signature: Uint8Array;
+}
+
+/** 2/3+ of a height's voting power precommitting one block in one round. Votes sorted by validatorIndex. */
+export interface CommitCertificate {
+  readonly height: number;
+  readonly round: number;
+  readonly blockHash: Uint8Array;
+  readonly votes: readonly CommitVote[];
+}
+
+/** Two conflicting votes by one validator for the same height, round and type (ordered by their bytes). */
+export interface DuplicateVoteEvidence {
+  readonly voteA: Vote;
+  readonly voteB: Vote;
+}
+
+export interface Header {
+  readonly chainId: string;
+  readonly height: number;
+  /** The round the proposal was made in (the round it was first proposed if re-proposed). */
+  readonly round: number;
+  /** BFT time: the stake-weighted median of lastCommit's timestamps, ≥ previous time + 1. */
+  readonly timeMs: number;
+  readonly proposerAddress: Uint8Array;
+  /** Zero bytes at the first height. */
+  readonly previousBlockHash: Uint8Array;
+  /** The application's hash after executing the previous height (genesis appHash at the first). */
+  readonly previousAppHash: Uint8Array;
+  /** merkleRoot of the transactions' bytes. */
+  readonly txsRoot: Uint8Array;
+  /** sha256 of the encoded lastCommit (zero bytes at the first height). */
+  readonly lastCommitHash: Uint8Array;
+  /** merkleRoot of the encoded evidence. */
+  readonly evidenceHash: Uint8Array;
+  /** Hash of the validator set that decides this height. */
+  readonly validatorsHash: Uint8Array;
+}
+
+export interface Block {
+  readonly header: Header;
+  readonly txs: readonly Uint8Array[];
+  readonly evidence: readonly DuplicateVoteEvidence[];
+  /** The previous height's commit certificate; null at the first height. */
+  readonly lastCommit: CommitCertificate | null;
+}
+
+/** The signed part of a proposal. polRound is -1 when there is no proof of lock. */
+export interface Proposal {
+  readonly height: number;
+  readonly round: number;
+  readonly polRound: number;
+  readonly blockHash: Uint8Array;
+  readonly signature: Uint8Array;
+}
+
+/** A block and the certificate that committed it, as catch-up moves them. */
+export interface CommittedBlock {
+  readonly block: Block;
+  readonly commit: CommitCertificate;
+}
+
+// --- messages between replicas ------------------------------------------------
+
+export type Message =
+  | { readonly kind: 'proposal'; readonly proposal: Proposal; readonly block: Block }
+  | { readonly kind: 'vote'; readonly vote: Vote }
+  | { readonly kind: 'evidence'; readonly evidence: DuplicateVoteEvidence }
+  | { readonly kind: 'blockRequest'; readonly fromHeight: number; readonly count: number }
+  | { readonly kind: 'blockResponse'; readonly blocks: readonly CommittedBlock[] };
+
+// --- genesis and the state carried from height to height ----------------------
+
+export interface Genesis {
+  readonly chainId: string;
+  readonly genesisTimeMs: number;
+  readonly validators: readonly ValidatorUpdate[];
+  readonly appHash: Uint8Array;
+}
+
+/** What the application returns after executing a height. */
+export interface BlockResult {
+  readonly appHash: Uint8Array;
+  /** Applied to the set deciding height H+2 (H the executed height). */
+  readonly validatorUpdates: readonly ValidatorUpdate[];
+}
+
+// --- inputs -------------------------------------------------------------------
+
+/** Identifies a scheduled timeout; a timeout for anything but the current (height, round, step) is ignored. */
+export interface TimeoutKey {
+  readonly height: number;
+  readonly round: number;
+  readonly step: Step;
+}
+
+/** Everything that reaches the replica. nowMs is the shell's clock when the input arrived. */
+export type Input =
+  | {
+      readonly kind: 'message';
+      readonly from: PeerId;
+      readonly bytes: Uint8Array;
+      readonly nowMs: number;
+    }
+  | { readonly kind: 'timeout'; readonly timeout: TimeoutKey; readonly nowMs: number }
+  | {
+      readonly kind: 'proposalBuilt';
+      readonly height: number;
+      readonly round: number;
+      readonly txs: readonly Uint8Array[];
+      readonly nowMs: number;
+    }
+  | {
+      readonly kind: 'blockExecuted';
+      readonly height: number;
+      readonly result: BlockResult;
+      readonly nowMs: number;
+    };
+
+// --- effects ------------------------------------------------------------------
+
+/**
+ * What the replica asks of its shell, in order. The shell performs them in
+ * the order given; a `persist` with `sync: true` is a barrier: the shell makes
+ * that record and every record before it durable (fsync) before it performs
+ * any effect after it. Signed messages always follow the synced record of
+ * their signing, so no signature leaves before it is durable.
+ */
+export type Effect =
+  | { readonly kind: 'send'; readonly to: PeerId; readonly bytes: Uint8Array }
+  | { readonly kind: 'broadcast'; readonly bytes: Uint8Array }
+  | { readonly kind: 'persist'; readonly record: Uint8Array; readonly sync: boolean }
+  | { readonly kind: 'scheduleTimeout'; readonly timeout: TimeoutKey; readonly delayMs: number }
+  /** Ask the application for a block body (ABCI++ PrepareProposal); answer with a proposalBuilt input. */
+  | { readonly kind: 'buildProposal'; readonly height: number; readonly round: number }
+  /** Execute a committed block (ABCI++ FinalizeBlock then Commit); answer with a blockExecuted input. */
+  | {
+      readonly kind: 'finalizeBlock';
+      readonly block: Block;
+      readonly blockHash: Uint8Array;
+      readonly commit: CommitCertificate;
+    }
+  /** Notification: a height was decided. */
+  | {
+      readonly kind: 'committed';
+      readonly height: number;
+      readonly round: number;
+      readonly blockHash: Uint8Array;
+    }
+  /** Notification: a validator equivocated (verified evidence, now pending inclusion). */
+  | { readonly kind: 'evidenceSeen'; readonly evidence: DuplicateVoteEvidence };
+
+// --- write-ahead log ------------------------------------------------------------
+
+/** The state a height starts from, written to the WAL after each executed height. */
+export interface ChainState {
+  readonly chainId: string;
+  /** The last committed and executed height (0 before the first). */
+  readonly height: number;
+  readonly lastBlockHash: Uint8Array;
+  readonly lastBlockTimeMs: number;
+  readonly lastCommit: CommitCertificate | null;
+  /** The application's hash after executing `height`. */
+  readonly appHash: Uint8Array;
+  /** The sets deciding height+1 and height+2, with their proposer priorities. */
+  readonly validators: ValidatorSetState;
+  readonly nextValidators: ValidatorSetState;
+  /** Sets of recent heights, for checking evidence (newest last, bounded by the evidence age). */
+  readonly history: readonly { readonly height: number; readonly set: ValidatorSetState }[];
+  /** Hashes of evidence committed within the evidence age, with the height it was committed at. */
+  readonly committedEvidence: readonly { readonly height: number; readonly hash: Uint8Array }[];
+}
+
+/** A validator set as carried in state: members by address, and CometBFT proposer priorities. */
+export interface ValidatorSetState {
+  readonly validators: readonly Validator[];
+  readonly priorities: readonly bigint[];
+}
+
+export type WalRecord =
+  /** Where replay starts: the state after executing a height. */
+  | { readonly kind: 'checkpoint'; readonly state: ChainState }
+  /** An input that changed the replica's state, written before its effects. */
+  | { readonly kind: 'input'; readonly input: Input }
+  /** A message this replica signed (encoded Message bytes), synced before it is sent. */
+  | {
+      readonly kind: 'signed';
+      readonly height: number;
+      readonly round: number;
+      readonly step: Step;
+      readonly bytes: Uint8Array;
+    };
+
+/** Counters of dropped input, keyed by reason. */
+export type DropReason =
+  | 'decode'
+  | 'oversize'
+  | 'wrongChain'
+  | 'oldHeight'
+  | 'futureHeight'
+  | 'futureRound'
+  | 'unknownValidator'
+  | 'badSignature'
+  | 'wrongProposer'
+  | 'invalidBlock'
+  | 'rejectedByApp'
+  | 'badExtension'
+  | 'duplicateVote'
+  | 'badEvidence'
+  | 'badCertificate'
+  | 'bufferFull'
+  | 'unexpected'
+  | 'staleTimeout'
+  | 'doubleSignRefused';
+
+export type Metrics = Record<DropReason, number>;
