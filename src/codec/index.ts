@@ -1,1 +1,2 @@
 export * from './wire.ts';
+export * from './schema.ts';

@@ -5,7 +5,7 @@
 // else with a DecodeError that names the field (docs/decisions/0001-codec.md).
 
 import { ZommaError } from '../lib/errors.ts';
-import { assert } from '../lib/assert.ts';
+import { AssertionError, assert } from '../lib/assert.ts';
 
 export class DecodeError extends ZommaError<'DecodeError'> {
   readonly field: string;
@@ -19,6 +19,78 @@ const textEncoder = new TextEncoder();
 const textDecoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 const TWO_POW_32 = 0x1_0000_0000;
+
+/**
+ * Throws an AssertionError. Hot paths test their condition first and build the
+ * message only on failure: assert(cond, `…${x}`) would format it on every call.
+ */
+export function fail(message: string): never {
+  throw new AssertionError(message);
+}
+/** Strings up to this many bytes are decoded by hand when ASCII, through the intern table. */
+const SHORT_ASCII_BYTES = 32;
+/** Results up to this size are carved from the slab; larger ones get their own buffer. */
+const SLAB_ITEM_BYTES_MAX = 1024;
+const SLAB_BYTES = 64 * 1024;
+
+let slab = new Uint8Array(SLAB_BYTES);
+let slabOffset = 0;
+
+function copyToSlab(source: Uint8Array, length: number): Uint8Array {
+  if (length > SLAB_ITEM_BYTES_MAX) return source.slice(0, length);
+  if (slabOffset + length > SLAB_BYTES) {
+    slab = new Uint8Array(SLAB_BYTES);
+    slabOffset = 0;
+  }
+  // Views by constructor, not subarray(): subarray looks up a species constructor and costs more.
+  slab.set(new Uint8Array(source.buffer, source.byteOffset, length), slabOffset);
+  const out = new Uint8Array(slab.buffer, slabOffset, length);
+  // Keep every result 8-byte aligned, so a caller may lay a wider view over it.
+  slabOffset = (slabOffset + length + 7) & ~7;
+  return out;
+}
+
+// Short ASCII strings repeat on the wire (chain id, instrument names): the
+// decoder returns the same string from a small table instead of building a new
+// one. It changes no result, only how fast one is produced.
+const INTERN_SLOTS = 1024;
+const internTable: string[] = new Array<string>(INTERN_SLOTS).fill('');
+
+function internAscii(bytes: Uint8Array, start: number, end: number, hash: number): string {
+  const slot = hash & (INTERN_SLOTS - 1);
+  const cached = internTable[slot]!;
+  const length = end - start;
+  if (cached.length === length) {
+    let i = 0;
+    while (i < length && cached.charCodeAt(i) === bytes[start + i]) i++;
+    if (i === length) return cached;
+  }
+  let text = '';
+  for (let i = start; i < end; i++) text += String.fromCharCode(bytes[i]!);
+  internTable[slot] = text;
+  return text;
+}
+
+/** Largest value Writer.ivarint takes: 2^52 − 1 (its zigzag form is 2^53 − 2). */
+export const IVARINT_MAX = 2 ** 52 - 1;
+/** Smallest value Writer.ivarint takes: −2^52 (its zigzag form is 2^53 − 1). */
+export const IVARINT_MIN = -(2 ** 52);
+
+/**
+ * True if a string has no unpaired surrogate, so that its UTF-8 encoding
+ * decodes back to the same string (TextEncoder would silently write U+FFFD).
+ */
+export function isWellFormedText(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0xd800 || c > 0xdfff) continue;
+    if (c > 0xdbff) return false;
+    const next = i + 1 < text.length ? text.charCodeAt(i + 1) : 0;
+    if (next < 0xdc00 || next > 0xdfff) return false;
+    i++;
+  }
+  return true;
+}
 
 /** Appends encoded values to a growable buffer. Reuse one Writer with reset() on hot paths. */
 export class Writer {
@@ -48,7 +120,7 @@ export class Writer {
   }
 
   u8(x: number): this {
-    assert(Number.isInteger(x) && x >= 0 && x <= 0xff, `u8 out of range: ${x}`);
+    if (!(Number.isInteger(x) && x >= 0 && x <= 0xff)) fail(`u8 out of range: ${x}`);
     this.reserve(1);
     this.buffer[this.length++] = x;
     return this;
@@ -60,7 +132,7 @@ export class Writer {
 
   /** Big-endian u32, for fixed-width fields such as frame lengths. */
   u32(x: number): this {
-    assert(Number.isInteger(x) && x >= 0 && x < TWO_POW_32, `u32 out of range: ${x}`);
+    if (!(Number.isInteger(x) && x >= 0 && x < TWO_POW_32)) fail(`u32 out of range: ${x}`);
     this.reserve(4);
     this.view.setUint32(this.length, x);
     this.length += 4;
@@ -69,7 +141,7 @@ export class Writer {
 
   /** A non-negative safe integer as a minimal LEB128 varint. */
   uvarint(x: number): this {
-    assert(Number.isSafeInteger(x) && x >= 0, `uvarint out of range: ${x}`);
+    if (!(Number.isSafeInteger(x) && x >= 0)) fail(`uvarint out of range: ${x}`);
     this.reserve(8);
     const buffer = this.buffer;
     let n = this.length;
@@ -86,15 +158,21 @@ export class Writer {
     return this;
   }
 
-  /** A safe integer, zigzag then varint (0, -1, 1, -2 … → 0, 1, 2, 3 …). */
+  /**
+   * An integer in [IVARINT_MIN, IVARINT_MAX], zigzag then varint (0, -1, 1, -2 … → 0, 1, 2, 3 …).
+   * The range is what a safe zigzag value can hold: one bit less than a safe integer.
+   */
   ivarint(x: number): this {
-    assert(Number.isSafeInteger(x), `ivarint out of range: ${x}`);
+    assert(
+      Number.isInteger(x) && x >= IVARINT_MIN && x <= IVARINT_MAX,
+      `ivarint out of range: ${x}`,
+    );
     return this.uvarint(x >= 0 ? x * 2 : -x * 2 - 1);
   }
 
   /** A non-negative bigint as a minimal LEB128 varint. */
   uvarintBig(x: bigint): this {
-    assert(x >= 0n, `uvarintBig negative: ${x}`);
+    if (!(x >= 0n)) fail(`uvarintBig negative: ${x}`);
     if (x <= BigInt(Number.MAX_SAFE_INTEGER)) return this.uvarint(Number(x));
     while (x >= 0x80n) {
       this.u8(Number(x & 0x7fn) | 0x80);
@@ -110,13 +188,14 @@ export class Writer {
 
   /** Bytes of a length both sides know (hashes, keys, signatures): no prefix. */
   fixed(bytes: Uint8Array, length: number): this {
-    assert(bytes.length === length, `fixed field of ${bytes.length} bytes, expected ${length}`);
+    if (!(bytes.length === length))
+      fail(`fixed field of ${bytes.length} bytes, expected ${length}`);
     return this.raw(bytes);
   }
 
   /** Length-prefixed bytes. */
   bytes(bytes: Uint8Array, max: number): this {
-    assert(bytes.length <= max, `bytes field of ${bytes.length} exceeds ${max}`);
+    if (!(bytes.length <= max)) fail(`bytes field of ${bytes.length} exceeds ${max}`);
     this.uvarint(bytes.length);
     return this.raw(bytes);
   }
@@ -134,6 +213,9 @@ export class Writer {
       this.length += n;
       return this;
     }
+    // An unpaired surrogate has no UTF-8 form; encoding it as U+FFFD would give
+    // two strings one encoding, so it is a bug in the caller's validation.
+    assert(isWellFormedText(text), 'string field holds an unpaired surrogate');
     return this.bytes(textEncoder.encode(text), max);
   }
 
@@ -145,8 +227,19 @@ export class Writer {
     return this;
   }
 
-  /** A copy of what was written. */
+  /**
+   * A copy of what was written. Small results are carved from a shared slab, as
+   * Node's Buffer pool does, because V8 allocates a typed array over 64 bytes
+   * with its own backing store, which costs more than encoding a whole order.
+   * So the result's .buffer may be shared: use finishOwned() for bytes whose
+   * ArrayBuffer will be transferred or posted to a worker.
+   */
   finish(): Uint8Array {
+    return copyToSlab(this.buffer, this.length);
+  }
+
+  /** A copy of what was written, in an ArrayBuffer of its own. */
+  finishOwned(): Uint8Array {
     return this.buffer.slice(0, this.length);
   }
 
@@ -156,24 +249,46 @@ export class Writer {
   }
 }
 
-/** Reads encoded values, refusing every non-canonical form with a DecodeError naming the field. */
+/**
+ * Reads encoded values, refusing every non-canonical form with a DecodeError naming the field.
+ *
+ * Field names are dotted paths. A container may set a prefix with enter()/leave()
+ * so that the codecs inside it pass constant relative names (no string building
+ * on the hot path); the prefix is joined only when an error is thrown.
+ */
 export class Reader {
   private readonly bytes: Uint8Array;
-  private readonly dataView: DataView;
+  private dataView: DataView | undefined;
   offset = 0;
+  /** The path of the value being read, joined in front of every field name in errors. */
+  prefix = '';
 
   constructor(bytes: Uint8Array) {
     this.bytes = bytes;
-    this.dataView = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
 
   get remaining(): number {
     return this.bytes.length - this.offset;
   }
 
+  /** Descends into a named part; returns the previous prefix, to pass to leave(). */
+  enter(name: string): string {
+    const previous = this.prefix;
+    this.prefix = previous === '' ? name : `${previous}.${name}`;
+    return previous;
+  }
+
+  leave(previous: string): void {
+    this.prefix = previous;
+  }
+
+  /** A DecodeError for a field, named with the current prefix. */
+  error(field: string, reason: string): DecodeError {
+    return new DecodeError(this.prefix === '' ? field : `${this.prefix}.${field}`, reason);
+  }
+
   private need(field: string, n: number): void {
-    if (this.offset + n > this.bytes.length)
-      throw new DecodeError(field, 'unexpected end of input');
+    if (this.offset + n > this.bytes.length) throw this.error(field, 'unexpected end of input');
   }
 
   u8(field: string): number {
@@ -183,12 +298,13 @@ export class Reader {
 
   bool(field: string): boolean {
     const b = this.u8(field);
-    if (b > 1) throw new DecodeError(field, `boolean must be 0 or 1, got ${b}`);
+    if (b > 1) throw this.error(field, `boolean must be 0 or 1, got ${b}`);
     return b === 1;
   }
 
   u32(field: string): number {
     this.need(field, 4);
+    this.dataView ??= new DataView(this.bytes.buffer, this.bytes.byteOffset, this.bytes.byteLength);
     const x = this.dataView.getUint32(this.offset);
     this.offset += 4;
     return x;
@@ -201,17 +317,17 @@ export class Reader {
     let result = 0;
     let multiplier = 1;
     for (let i = 0; ; i++) {
-      if (offset >= bytes.length) throw new DecodeError(field, 'unexpected end of input');
+      if (offset >= bytes.length) throw this.error(field, 'unexpected end of input');
       const b = bytes[offset++]!;
       result += (b & 0x7f) * multiplier;
       if ((b & 0x80) === 0) {
-        if (b === 0 && i > 0) throw new DecodeError(field, 'non-minimal varint');
+        if (b === 0 && i > 0) throw this.error(field, 'non-minimal varint');
         break;
       }
       multiplier *= 128;
-      if (i >= 7) throw new DecodeError(field, 'varint too long');
+      if (i >= 7) throw this.error(field, 'varint too long');
     }
-    if (result > max) throw new DecodeError(field, `${result} exceeds the maximum ${max}`);
+    if (result > max) throw this.error(field, `${result} exceeds the maximum ${max}`);
     this.offset = offset;
     return result;
   }
@@ -220,27 +336,38 @@ export class Reader {
   ivarint(field: string, absMax: number = Number.MAX_SAFE_INTEGER): number {
     const z = this.uvarint(field);
     const x = z % 2 === 0 ? z / 2 : -(z + 1) / 2;
-    if (Math.abs(x) > absMax) throw new DecodeError(field, `${x} is out of range ±${absMax}`);
+    if (Math.abs(x) > absMax) throw this.error(field, `${x} is out of range ±${absMax}`);
     return x;
   }
 
   /** A minimal varint as a bigint below 2^maxBits. */
   uvarintBig(field: string, maxBits: number): bigint {
-    let result = 0n;
-    let shift = 0n;
-    for (let i = 0; ; i++) {
-      const b = this.u8(field);
-      result |= BigInt(b & 0x7f) << shift;
-      if ((b & 0x80) === 0) {
-        if (b === 0 && i > 0) throw new DecodeError(field, 'non-minimal varint');
-        break;
+    const bytes = this.bytes;
+    const start = this.offset;
+    const maxBytes = Math.ceil(maxBits / 7);
+    let end = start;
+    for (;;) {
+      if (end >= bytes.length) throw this.error(field, 'unexpected end of input');
+      if (end - start >= maxBytes) throw this.error(field, 'varint too long');
+      if ((bytes[end++]! & 0x80) === 0) break;
+    }
+    if (bytes[end - 1] === 0 && end - start > 1) throw this.error(field, 'non-minimal varint');
+    let result: bigint;
+    if (end - start <= 7) {
+      // Up to 49 bits: exact as a double, and much faster than bigint steps.
+      let x = 0;
+      let multiplier = 1;
+      for (let i = start; i < end; i++) {
+        x += (bytes[i]! & 0x7f) * multiplier;
+        multiplier *= 128;
       }
-      shift += 7n;
-      if (shift > BigInt(maxBits) + 7n) throw new DecodeError(field, 'varint too long');
+      result = BigInt(x);
+    } else {
+      result = 0n;
+      for (let i = end - 1; i >= start; i--) result = (result << 7n) | BigInt(bytes[i]! & 0x7f);
     }
-    if (result >> BigInt(maxBits) !== 0n) {
-      throw new DecodeError(field, `exceeds ${maxBits} bits`);
-    }
+    if (result >> BigInt(maxBits) !== 0n) throw this.error(field, `exceeds ${maxBits} bits`);
+    this.offset = end;
     return result;
   }
 
@@ -249,7 +376,7 @@ export class Reader {
     const z = this.uvarintBig(field, maxBits + 1);
     const x = (z & 1n) === 0n ? z >> 1n : -((z + 1n) >> 1n);
     const abs = x < 0n ? -x : x;
-    if (abs >> BigInt(maxBits) !== 0n) throw new DecodeError(field, `exceeds ±2^${maxBits}`);
+    if (abs >> BigInt(maxBits) !== 0n) throw this.error(field, `exceeds ±2^${maxBits}`);
     return x;
   }
 
@@ -261,55 +388,70 @@ export class Reader {
     return out;
   }
 
+  /** Exactly `length` bytes, copied: safe to keep after the input buffer is reused. */
+  fixedCopy(field: string, length: number): Uint8Array {
+    this.need(field, length);
+    const out = this.bytes.slice(this.offset, this.offset + length);
+    this.offset += length;
+    return out;
+  }
+
   /** Length-prefixed bytes of at most max, as a view into the input. */
   bytesField(field: string, max: number): Uint8Array {
     const length = this.uvarint(field, Number.MAX_SAFE_INTEGER);
-    if (length > max) throw new DecodeError(field, `length ${length} exceeds the limit ${max}`);
+    if (length > max) throw this.error(field, `length ${length} exceeds the limit ${max}`);
     return this.fixed(field, length);
   }
 
   /** Length-prefixed UTF-8 of at most max bytes. */
   string(field: string, max: number): string {
-    const length = this.uvarint(field, Number.MAX_SAFE_INTEGER);
-    if (length > max) throw new DecodeError(field, `length ${length} exceeds the limit ${max}`);
+    const length = this.uvarint(field);
+    if (length > max) throw this.error(field, `length ${length} exceeds the limit ${max}`);
     this.need(field, length);
     const bytes = this.bytes;
     const start = this.offset;
-    let ascii = true;
-    for (let i = start; i < start + length; i++) {
-      if (bytes[i]! > 0x7f) {
-        ascii = false;
-        break;
-      }
-    }
+    const end = start + length;
     let text: string;
-    if (ascii) {
-      text =
-        length < 64
-          ? String.fromCharCode.apply(null, Array.from(bytes.subarray(start, start + length)))
-          : textDecoder.decode(bytes.subarray(start, start + length));
-    } else {
-      try {
-        text = textDecoder.decode(bytes.subarray(start, start + length));
-      } catch {
-        throw new DecodeError(field, 'invalid UTF-8');
+    if (length <= SHORT_ASCII_BYTES) {
+      let hash = length;
+      let i = start;
+      for (; i < end; i++) {
+        const b = bytes[i]!;
+        if (b > 0x7f) break;
+        hash = Math.imul(hash ^ b, 0x01000193);
       }
+      text =
+        i === end
+          ? internAscii(bytes, start, end, hash ^ (hash >>> 15))
+          : this.utf8(field, start, end);
+    } else {
+      text = this.utf8(field, start, end);
     }
-    this.offset += length;
+    this.offset = end;
     return text;
+  }
+
+  private utf8(field: string, start: number, end: number): string {
+    // fatal: true refuses overlong forms, surrogates and truncated sequences, so
+    // every accepted string has exactly one encoding.
+    try {
+      return textDecoder.decode(this.bytes.subarray(start, end));
+    } catch {
+      throw this.error(field, 'invalid UTF-8');
+    }
   }
 
   /** A tag byte that must be one of 0 … count-1. */
   tag(field: string, count: number): number {
     const t = this.u8(field);
-    if (t >= count) throw new DecodeError(field, `unknown tag ${t}`);
+    if (t >= count) throw this.error(field, `unknown tag ${t}`);
     return t;
   }
 
   /** Refuses trailing bytes. */
   done(field = 'message'): void {
     if (this.offset !== this.bytes.length) {
-      throw new DecodeError(field, `${this.bytes.length - this.offset} trailing bytes`);
+      throw this.error(field, `${this.bytes.length - this.offset} trailing bytes`);
     }
   }
 }
@@ -321,11 +463,24 @@ export interface Codec<T> {
 }
 
 const sharedWriter = new Writer(4096);
+let sharedWriterBusy = false;
 
 /** Encodes a whole value (a fresh copy of the bytes). */
 export function encode<T>(codec: Codec<T>, value: T): Uint8Array {
-  codec.write(sharedWriter.reset(), value);
-  return sharedWriter.finish();
+  // A codec may itself call encode() (to hash a part, say): only the outermost call
+  // may use the shared buffer, or the inner call would reset the outer one's bytes.
+  if (sharedWriterBusy) {
+    const w = new Writer();
+    codec.write(w, value);
+    return w.finish();
+  }
+  sharedWriterBusy = true;
+  try {
+    codec.write(sharedWriter.reset(), value);
+    return sharedWriter.finish();
+  } finally {
+    sharedWriterBusy = false;
+  }
 }
 
 /** Decodes a whole value and refuses trailing bytes. */
