@@ -65,6 +65,8 @@ export function readBook(r: Reader, field: string): OrderBook {
     const sideField = `${field}.${side === 'buy' ? 'bids' : 'asks'}`;
     const levelCount = r.uvarint(`${sideField}.length`, BOOK_ORDERS_MAX);
     let previous = 0;
+    // Bounds every level's and every owner's total on this side too.
+    let sideLots = 0;
     for (let i = 0; i < levelCount; i++) {
       const levelField = `${sideField}[${i}]`;
       const priceTicks = r.uvarint(`${levelField}.priceTicks`);
@@ -83,7 +85,6 @@ export function readBook(r: Reader, field: string): OrderBook {
       if (orders.length + orderCount > BOOK_ORDERS_MAX) {
         throw new DecodeError(`${levelField}.orders.length`, `more than ${BOOK_ORDERS_MAX} orders`);
       }
-      let totalLots = 0;
       for (let j = 0; j < orderCount; j++) {
         const order = readOrder(
           r,
@@ -93,9 +94,9 @@ export function readBook(r: Reader, field: string): OrderBook {
           lastOrderId,
           seen,
         );
-        totalLots += order.sizeLots;
-        if (!Number.isSafeInteger(totalLots)) {
-          throw new DecodeError(`${levelField}.orders`, 'level size overflows a safe integer');
+        sideLots += order.sizeLots;
+        if (!Number.isSafeInteger(sideLots)) {
+          throw new DecodeError(`${levelField}.orders`, 'resting size overflows a safe integer');
         }
         orders.push(order);
       }
