@@ -94,8 +94,8 @@ export const MATH_TIME_YEARS_WAD_MAX = 30n * 10n ** 18n;
 export const MATH_RATE_WAD_MAX = 10n ** 18n;
 /** Largest argument of the public exp (e^100 is about 2.7e43). */
 export const MATH_EXP_ARG_WAD_MAX = 100n * 10n ** 18n;
-/** Iterations of the implied-volatility solver; bisection alone needs fewer than 80. */
-export const MATH_IV_ITERATIONS_MAX = 100;
+/** Newton steps of the implied-volatility solver before it falls back to bisection (at most 80 more). */
+export const MATH_IV_NEWTON_ITERATIONS_MAX = 40;
 
 assert(MATH_VOL_WAD_MIN < MATH_VOL_WAD_MAX, 'volatility range is empty');
 assert(MATH_TIME_YEARS_WAD_MIN < MATH_TIME_YEARS_WAD_MAX, 'time range is empty');

@@ -1,0 +1,124 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { blackScholes, exp, fromDecimal, MathError, SCALE } from '../../src/math/index.ts';
+import { GREEK_NAMES, WAD_TO_REF, abs, inputsOf, parseRef, reference } from './reference.ts';
+
+// The accuracy bar: every output within 1e-12 of the reference relatively, or
+// within two wads (2e-18, the output's own rounding) absolutely. For values
+// below a millionth, two wads is the looser of the two; that is "absolute
+// 1e-12 of spot near zero" for any spot above 2e-6.
+const REL_DENOMINATOR = 10n ** 12n;
+const ABS_SLACK = 2n * WAD_TO_REF;
+
+test('prices and greeks match the mpmath reference over the grid', (t) => {
+  assert.ok(reference.options.length >= 600);
+  const worst: Record<string, number> = {};
+  for (const c of reference.options) {
+    const got = blackScholes(inputsOf(c));
+    for (const name of GREEK_NAMES) {
+      const expected = parseRef(c.expected[name]);
+      const error = abs(got[name] * WAD_TO_REF - expected);
+      assert.ok(
+        error * REL_DENOMINATOR <= abs(expected) + ABS_SLACK * REL_DENOMINATOR,
+        `${name} of ${JSON.stringify(c)}: got ${got[name]} (wad), expected ${c.expected[name]}`,
+      );
+      if (abs(expected) >= 10n ** 21n) {
+        const relative = Number((error * 10n ** 18n) / abs(expected)) * 1e-18;
+        worst[name] = Math.max(worst[name] ?? 0, relative);
+      }
+    }
+  }
+  t.diagnostic(`largest relative error where |value| >= 1e-6: ${JSON.stringify(worst)}`);
+});
+
+const wad = (x: number | string) => fromDecimal(String(x));
+const market = fc.record({
+  spot: fc.bigInt({ min: SCALE / 100n, max: 100_000n * SCALE }),
+  ratioPercent: fc.integer({ min: 20, max: 500 }),
+  timeYears: fc.bigInt({ min: SCALE / 8760n, max: 3n * SCALE }),
+  vol: fc.bigInt({ min: SCALE / 20n, max: 4n * SCALE }),
+  rate: fc.bigInt({ min: -SCALE / 20n, max: SCALE / 5n }),
+});
+
+test('put–call parity holds to a few wads: C − P = S − K e^(−rT)', () => {
+  fc.assert(
+    fc.property(market, (m) => {
+      const strike = (m.spot * 100n) / BigInt(m.ratioPercent);
+      const base = { ...m, strike };
+      const call = blackScholes({ ...base, isCall: true });
+      const put = blackScholes({ ...base, isCall: false });
+      const discountedStrike = (strike * exp(-(m.rate * m.timeYears) / SCALE)) / SCALE;
+      // Each price is rounded to a wad; rT truncated to a wad and e^(−rT)
+      // rounded to one each carry up to K × 10^-18.
+      const tolerance = 4n + (3n * strike) / SCALE;
+      assert.ok(abs(call.price - put.price - (m.spot - discountedStrike)) <= tolerance);
+      assert.equal(call.delta - put.delta, SCALE);
+      assert.equal(call.gamma, put.gamma);
+      assert.equal(call.vega, put.vega);
+      assert.equal(call.vanna, put.vanna);
+      assert.equal(call.volga, put.volga);
+    }),
+    { numRuns: 200, seed: 42 },
+  );
+});
+
+test('price rises with volatility and a call with the spot', () => {
+  fc.assert(
+    fc.property(market, fc.boolean(), (m, isCall) => {
+      const strike = (m.spot * 100n) / BigInt(m.ratioPercent);
+      const low = blackScholes({ ...m, strike, isCall });
+      const high = blackScholes({ ...m, strike, vol: m.vol + SCALE / 100n, isCall });
+      assert.ok(high.price >= low.price);
+      const up = blackScholes({ ...m, spot: m.spot + m.spot / 100n, strike, isCall: true });
+      assert.ok(up.price >= blackScholes({ ...m, strike, isCall: true }).price);
+    }),
+    { numRuns: 100, seed: 7 },
+  );
+});
+
+test('known value: the at-the-money one-year call, S = K = 100, 20% vol, 5% rate', () => {
+  const g = blackScholes({
+    spot: wad(100),
+    strike: wad(100),
+    timeYears: wad(1),
+    vol: wad('0.2'),
+    rate: wad('0.05'),
+    isCall: true,
+  });
+  // Hull's textbook 10.4506; mpmath: 10.45058357218556678165...
+  assert.equal(g.price, 10_450583572185566782n);
+});
+
+test('out-of-range inputs are refused with BadInput naming the field', () => {
+  const good = {
+    spot: wad(100),
+    strike: wad(100),
+    timeYears: wad(1),
+    vol: wad('0.2'),
+    rate: wad('0.05'),
+    isCall: true,
+  };
+  const bad: Array<[Partial<typeof good> | Record<string, unknown>, RegExp]> = [
+    [{ spot: 0n }, /spot/],
+    [{ spot: -wad(1) }, /spot/],
+    [{ strike: 0n }, /strike/],
+    [{ timeYears: 0n }, /timeYears/],
+    [{ timeYears: -1n }, /timeYears/],
+    [{ timeYears: wad(31) }, /timeYears/],
+    [{ vol: 0n }, /vol/],
+    [{ vol: -wad('0.2') }, /vol/],
+    [{ vol: wad(11) }, /vol/],
+    [{ rate: wad(2) }, /rate/],
+    [{ strike: wad(100) * 2_000_000n }, /differ/],
+    [{ spot: 100 }, /spot must be a bigint/],
+    [{ isCall: 'yes' }, /isCall/],
+  ];
+  for (const [patch, message] of bad) {
+    assert.throws(
+      () => blackScholes({ ...good, ...patch } as typeof good),
+      (e: unknown) => e instanceof MathError && e.code === 'BadInput' && message.test(e.message),
+      JSON.stringify(patch, (_k, v) => (typeof v === 'bigint' ? `${v}n` : v)),
+    );
+  }
+});
