@@ -1,0 +1,96 @@
+// Replay protection (docs/transactions.md, "Nonces"). Per account, the
+// NONCE_WINDOW highest nonces accepted are remembered. A new nonce is accepted
+// when it is
+//   - within time of block time: blockTimeMs − NONCE_AGE_MS_MAX < nonce < blockTimeMs + NONCE_FUTURE_MS_MAX,
+//   - not among the remembered ones, and
+//   - above the smallest remembered one when the window is full.
+// Unlike one counter per account, this lets many bots of one account submit in
+// parallel, each with its own clock, as long as their nonces differ. A nonce
+// once accepted can never be accepted again: while remembered it is a
+// duplicate; once evicted it is at or below the window's smallest.
+//
+// Pure and integer-only. Cost: O(log W) to check, O(W) to accept (a splice in a
+// small sorted array); W = NONCE_WINDOW.
+
+import { NONCE_AGE_MS_MAX, NONCE_FUTURE_MS_MAX, NONCE_WINDOW } from '../../lib/limits.ts';
+import { assert } from '../../lib/assert.ts';
+import type { Reader, Writer } from '../../codec/index.ts';
+
+export type NonceRejection = 'DuplicateNonce' | 'StaleNonce' | 'FutureNonce';
+
+/** Why a nonce is refused at this block time, or undefined if it may be accepted. */
+export function checkNonce(
+  window: NonceWindow,
+  nonce: number,
+  blockTimeMs: number,
+): NonceRejection | undefined {
+  if (nonce <= blockTimeMs - NONCE_AGE_MS_MAX) return 'StaleNonce';
+  if (nonce >= blockTimeMs + NONCE_FUTURE_MS_MAX) return 'FutureNonce';
+  const nonces = window.nonces;
+  if (nonces.length === NONCE_WINDOW && nonce <= nonces[0]!) return 'StaleNonce';
+  return search(nonces, nonce) >= 0 ? 'DuplicateNonce' : undefined;
+}
+
+/** One account's remembered nonces, ascending, at most NONCE_WINDOW of them. */
+export class NonceWindow {
+  readonly nonces: number[] = [];
+
+  /** Checks and, if accepted, remembers the nonce. */
+  accept(nonce: number, blockTimeMs: number): NonceRejection | undefined {
+    const rejection = checkNonce(this, nonce, blockTimeMs);
+    if (rejection === undefined) this.record(nonce);
+    return rejection;
+  }
+
+  /** Remembers a nonce that checkNonce accepted. */
+  record(nonce: number): void {
+    assert(Number.isSafeInteger(nonce) && nonce >= 0, 'nonce is a non-negative safe integer');
+    const nonces = this.nonces;
+    const at = search(nonces, nonce);
+    assert(at < 0, 'nonce recorded twice');
+    nonces.splice(-at - 1, 0, nonce);
+    if (nonces.length > NONCE_WINDOW) nonces.shift();
+  }
+
+  /** Count, then the first nonce, then each gap to the next (gaps ≥ 1, so one window has one encoding). */
+  write(w: Writer): void {
+    const nonces = this.nonces;
+    w.uvarint(nonces.length);
+    let previous = 0;
+    for (let i = 0; i < nonces.length; i++) {
+      w.uvarint(nonces[i]! - previous);
+      previous = nonces[i]!;
+    }
+  }
+
+  /** Reads a window written by write(); `field` names it in errors. */
+  static read(r: Reader, field: string): NonceWindow {
+    const window = new NonceWindow();
+    const n = r.uvarint(`${field}.length`, NONCE_WINDOW);
+    let previous = 0;
+    for (let i = 0; i < n; i++) {
+      const gap = r.uvarint(`${field}[${i}]`);
+      if (i > 0 && gap === 0) throw r.error(`${field}[${i}]`, 'nonces must ascend');
+      const nonce = previous + gap;
+      if (!Number.isSafeInteger(nonce)) throw r.error(`${field}[${i}]`, 'not a safe integer');
+      window.nonces.push(nonce);
+      previous = nonce;
+    }
+    return window;
+  }
+}
+
+/** The index of x in ascending xs, or −(insertion point) − 1. */
+function search(xs: readonly number[], x: number): number {
+  let lo = 0;
+  let hi = xs.length - 1;
+  if (hi < 0 || x > xs[hi]!) return -xs.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    const y = xs[mid]!;
+    if (y === x) return mid;
+    if (y < x) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return -lo - 1;
+}
