@@ -259,6 +259,7 @@ export type DropReason =
   | 'rejectedByApp'
   | 'badExtension'
   | 'duplicateVote'
+  | 'duplicateProposal'
   | 'badEvidence'
   | 'badCertificate'
   | 'bufferFull'

@@ -153,3 +153,15 @@ export const NONCE_WINDOW = 100;
 export const NONCE_AGE_MS_MAX = 24 * 3_600_000;
 /** A nonce must be below blockTime + this (ms). */
 export const NONCE_FUTURE_MS_MAX = 3_600_000;
+/** Most transaction bytes in one block: the rest of BLOCK_BYTES_MAX holds evidence and the last commit. */
+export const BLOCK_TX_BYTES_MAX = BLOCK_BYTES_MAX - 2 * 1024 * 1024;
+assert(
+  EVIDENCE_PER_BLOCK_MAX * 2 * (VOTE_EXTENSION_BYTES_MAX + 256) +
+    VALIDATORS_MAX * (VOTE_EXTENSION_BYTES_MAX + 128) <
+    BLOCK_BYTES_MAX - BLOCK_TX_BYTES_MAX,
+  'evidence and the last commit must fit beside the transactions',
+);
+/** Funding: the interest term may move the rate at most this far from the premium (ppm per interval). */
+export const FUNDING_INTEREST_BAND_PPM = 500;
+/** Signer → address memo entries kept by one exchange (derived data, cleared when full). */
+export const ADDRESS_CACHE_ENTRIES_MAX = 200_000;

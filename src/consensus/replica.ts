@@ -1,0 +1,1414 @@
+// The replica: Tendermint (Algorithm 1 of "The latest gossip on BFT
+// consensus", Buchman, Kwon, Milosevic 2018) as a pure event handler. Inputs
+// in, effects out: no I/O, no clock, no timers, no randomness. Each `ruleNN`
+// method implements the upon-rule starting at line NN of Algorithm 1;
+// docs/protocol.md maps every rule and addition to its function here.
+
+import { DecodeError, Writer, decode, encode } from '../codec/wire.ts';
+import { merkleRoot, sha256 } from '../crypto/index.ts';
+import { assert } from '../lib/assert.ts';
+import { bytesEqual, compareBytes, fromHex, toHex } from '../lib/bytes.ts';
+import {
+  BLOCK_TXS_MAX,
+  BLOCK_TX_BYTES_MAX,
+  CATCHUP_BATCH_BLOCKS_MAX,
+  CATCHUP_BUFFER_BLOCKS_MAX,
+  CATCHUP_RETRY_MS,
+  EVIDENCE_AGE_HEIGHTS_MAX,
+  EVIDENCE_PER_BLOCK_MAX,
+  EVIDENCE_POOL_MAX,
+  FUTURE_MESSAGES_MAX,
+  MESSAGE_BYTES_MAX,
+  ROUNDS_AHEAD_MAX,
+  TIMEOUT_DELTA_MS,
+  TIMEOUT_MAX_MS,
+  TIMEOUT_PRECOMMIT_MS,
+  TIMEOUT_PREVOTE_MS,
+  TIMEOUT_PROPOSE_MS,
+  TX_BYTES_MAX,
+  VALIDATORS_MAX,
+  VOTE_EXTENSION_BYTES_MAX,
+} from '../lib/limits.ts';
+import {
+  ZERO_HASH,
+  commitCodec,
+  committedBlockCodec,
+  evidenceCodec,
+  headerCodec,
+  messageCodec,
+  proposalSignBytes,
+  voteCodec,
+  voteSignBytes,
+  walRecordCodec,
+} from './codec.ts';
+import type { ConsensusReplica, ReplicaConfig, ReplicaPorts, TimeoutConfig } from './ports.ts';
+import { SIGN_KIND_CONSENSUS } from './ports.ts';
+import type {
+  Block,
+  BlockResult,
+  ChainState,
+  CommitCertificate,
+  CommitVote,
+  CommittedBlock,
+  DropReason,
+  DuplicateVoteEvidence,
+  Effect,
+  Input,
+  Message,
+  Metrics,
+  PeerId,
+  Proposal,
+  Step,
+  TimeoutKey,
+  Vote,
+  VoteType,
+  WalRecord,
+} from './types.ts';
+import { STEP, VOTE_TYPE } from './types.ts';
+import { ValidatorSet, isOneThirdPlus, isQuorum } from './validators.ts';
+import { HeightVotes, NIL_KEY, valueKey } from './votes.ts';
+
+export const DEFAULT_TIMEOUTS: TimeoutConfig = {
+  proposeMs: TIMEOUT_PROPOSE_MS,
+  prevoteMs: TIMEOUT_PREVOTE_MS,
+  precommitMs: TIMEOUT_PRECOMMIT_MS,
+  deltaMs: TIMEOUT_DELTA_MS,
+  maxMs: TIMEOUT_MAX_MS,
+};
+
+const DROP_REASONS: readonly DropReason[] = [
+  'decode',
+  'oversize',
+  'wrongChain',
+  'oldHeight',
+  'futureHeight',
+  'futureRound',
+  'unknownValidator',
+  'badSignature',
+  'wrongProposer',
+  'invalidBlock',
+  'rejectedByApp',
+  'badExtension',
+  'duplicateVote',
+  'duplicateProposal',
+  'badEvidence',
+  'badCertificate',
+  'bufferFull',
+  'unexpected',
+  'staleTimeout',
+  'doubleSignRefused',
+];
+
+export function emptyMetrics(): Metrics {
+  const m = {} as Metrics;
+  for (const r of DROP_REASONS) m[r] = 0;
+  return m;
+}
+
+/** timeoutX(round) = base + round·delta, capped (Algorithm 1's growing timeouts). */
+export function timeoutMs(config: TimeoutConfig, step: Step, round: number): number {
+  const base =
+    step === STEP.propose
+      ? config.proposeMs
+      : step === STEP.prevote
+        ? config.prevoteMs
+        : config.precommitMs;
+  const grown = base + round * config.deltaMs;
+  return grown < config.maxMs ? grown : config.maxMs;
+}
+
+/** The stake-weighted median of a certificate's timestamps: the first time by which more than half its power has voted. */
+export function weightedMedianMs(commit: CommitCertificate, set: ValidatorSet): number {
+  const entries = commit.votes.map((v) => ({
+    timeMs: v.timestampMs,
+    power: set.validators[v.validatorIndex]!.power,
+  }));
+  entries.sort((a, b) => a.timeMs - b.timeMs);
+  let total = 0;
+  for (const e of entries) total += e.power;
+  let sum = 0;
+  for (const e of entries) {
+    sum += e.power;
+    if (2 * sum > total) return e.timeMs;
+  }
+  return 0;
+}
+
+export function blockHashOf(block: Block): Uint8Array {
+  return sha256(encode(headerCodec, block.header));
+}
+
+export function evidenceHashOf(evidence: DuplicateVoteEvidence): Uint8Array {
+  return sha256(encode(evidenceCodec, evidence));
+}
+
+export function evidenceRoot(evidence: readonly DuplicateVoteEvidence[]): Uint8Array {
+  return merkleRoot(evidence.map((e) => encode(evidenceCodec, e)));
+}
+
+export function commitHashOf(commit: CommitCertificate | null): Uint8Array {
+  return commit === null ? ZERO_HASH : sha256(encode(commitCodec, commit));
+}
+
+/** Two conflicting votes as evidence, in their canonical order (by encoded bytes). */
+export function makeEvidence(a: Vote, b: Vote): DuplicateVoteEvidence {
+  const order = compareBytes(encode(voteCodec, a), encode(voteCodec, b));
+  return order < 0 ? { voteA: a, voteB: b } : { voteA: b, voteB: a };
+}
+
+interface ProposalEntry {
+  readonly proposal: Proposal;
+  readonly block: Block;
+  readonly hash: Uint8Array;
+  readonly key: string;
+  /** valid(v) of Algorithm 1, computed once: the block checks and the app's processProposal. */
+  valid: boolean | null;
+}
+
+interface Decision {
+  readonly block: Block;
+  readonly hash: Uint8Array;
+  readonly commit: CommitCertificate;
+}
+
+interface Chain {
+  readonly height: number;
+  readonly lastBlockHash: Uint8Array;
+  readonly lastBlockTimeMs: number;
+  readonly lastCommit: CommitCertificate | null;
+  readonly appHash: Uint8Array;
+  readonly validators: ValidatorSet;
+  readonly nextValidators: ValidatorSet;
+  readonly history: readonly { readonly height: number; readonly set: ValidatorSet }[];
+  readonly committedEvidence: ReadonlyMap<string, number>;
+}
+
+interface SignedEntry {
+  readonly round: number;
+  readonly step: Step;
+  readonly key: string;
+  readonly bytes: Uint8Array;
+}
+
+function hrsKey(height: number, round: number, step: Step): string {
+  return `${height}/${round}/${step}`;
+}
+
+function compareHrs(
+  a: readonly [number, number, number],
+  b: readonly [number, number, number],
+): number {
+  return a[0] - b[0] || a[1] - b[1] || a[2] - b[2];
+}
+
+const EMPTY = new Uint8Array(0);
+
+export class Replica implements ConsensusReplica {
+  readonly metrics: Metrics = emptyMetrics();
+
+  private readonly chainId: string;
+  private readonly timeouts: TimeoutConfig;
+  private readonly writer = new Writer(1024);
+  private chain: Chain;
+
+  // Round state of the current height (Algorithm 1's h_p, round_p, step_p …).
+  private heightValue = 1;
+  private roundValue = 0;
+  private stepValue: Step = STEP.propose;
+  private locked: ProposalEntry | null = null;
+  private lockedRoundValue = -1;
+  private validEntry: ProposalEntry | null = null;
+  private validRoundValue = -1;
+  private proposals = new Map<number, ProposalEntry>();
+  private blocksByKey = new Map<string, ProposalEntry>();
+  private votes = new HeightVotes([]);
+  private decided: Decision | null = null;
+  private decisionCandidates = new Map<string, { round: number; key: string }>();
+  private skipRound = -1;
+  private prevoteTimeoutRounds = new Set<number>();
+  private precommitTimeoutRounds = new Set<number>();
+  private line36Rounds = new Set<number>();
+  private pendingBuildRound = -1;
+  private myIndex = -1;
+  private blockTimeMs = 0;
+
+  // Messages for the next height, kept until we get there.
+  private future: { from: PeerId; message: Message; nowMs: number; bytes: Uint8Array }[] = [];
+  // Verified evidence not yet committed, by hash.
+  private evidencePool = new Map<string, DuplicateVoteEvidence>();
+
+  // Catch-up.
+  private catchupBuffer = new Map<number, CommittedBlock>();
+  private peerHeights = new Map<PeerId, number>();
+  private requestedUpTo = 0;
+  private lastRequestMs = -CATCHUP_RETRY_MS;
+  private lastPushMs = new Map<PeerId, number>();
+
+  // The double-sign guard: everything signed at the current height and above, and the highest (h, r, step).
+  private signed = new Map<string, SignedEntry & { readonly height: number }>();
+  private lastSigned: [number, number, number] = [0, 0, -1];
+
+  private effects: Effect[] = [];
+  private replaying = false;
+  private started = false;
+
+  constructor(
+    config: ReplicaConfig,
+    private readonly ports: ReplicaPorts,
+  ) {
+    this.chainId = config.genesis.chainId;
+    this.timeouts = config.timeouts ?? DEFAULT_TIMEOUTS;
+    const validators = ValidatorSet.fromUpdates(config.genesis.validators);
+    this.chain = {
+      height: 0,
+      lastBlockHash: ZERO_HASH,
+      lastBlockTimeMs: config.genesis.genesisTimeMs,
+      lastCommit: null,
+      appHash: config.genesis.appHash,
+      validators,
+      nextValidators: validators.advanced(),
+      history: [],
+      committedEvidence: new Map(),
+    };
+  }
+
+  // --- what tests and the shell may look at ---------------------------------------
+
+  get height(): number {
+    return this.heightValue;
+  }
+  get round(): number {
+    return this.roundValue;
+  }
+  get step(): Step {
+    return this.stepValue;
+  }
+  get lockedRound(): number {
+    return this.lockedRoundValue;
+  }
+  get lockedBlockHash(): Uint8Array | null {
+    return this.locked?.hash ?? null;
+  }
+  get validRound(): number {
+    return this.validRoundValue;
+  }
+  get validators(): ValidatorSet {
+    return this.chain.validators;
+  }
+  get pendingEvidence(): number {
+    return this.evidencePool.size;
+  }
+  /** The state the current height started from (what a checkpoint records). */
+  get chainState(): ChainState {
+    return this.stateRecord();
+  }
+
+  // --- entry points ------------------------------------------------------------
+
+  start(walRecords: readonly Uint8Array[], nowMs: number): Effect[] {
+    this.effects = [];
+    const records: WalRecord[] = [];
+    for (const bytes of walRecords) {
+      try {
+        records.push(decode(walRecordCodec, bytes, 'wal'));
+      } catch (error) {
+        // A torn or corrupt record ends the log: what follows it was never synced before it.
+        if (error instanceof DecodeError) break;
+        throw error;
+      }
+    }
+    let from = 0;
+    for (let i = records.length - 1; i >= 0; i--) {
+      const record = records[i]!;
+      if (record.kind === 'checkpoint') {
+        this.loadState(record.state);
+        from = i + 1;
+        break;
+      }
+    }
+    for (const record of records) if (record.kind === 'signed') this.rememberSigned(record);
+    this.replaying = true;
+    this.enterHeight(nowMs);
+    for (let i = from; i < records.length; i++) {
+      const record = records[i]!;
+      if (record.kind === 'input') this.dispatch(record.input);
+    }
+    this.replaying = false;
+    this.started = true;
+    this.resendSigned();
+    return this.flush();
+  }
+
+  handle(input: Input): Effect[] {
+    assert(this.started, 'start() before any input');
+    this.effects = [];
+    this.dispatch(input);
+    return this.flush();
+  }
+
+  onMessage(from: PeerId, bytes: Uint8Array, nowMs: number): Effect[] {
+    return this.handle({ kind: 'message', from, bytes, nowMs });
+  }
+
+  onTimeout(timeout: TimeoutKey, nowMs: number): Effect[] {
+    return this.handle({ kind: 'timeout', timeout, nowMs });
+  }
+
+  onProposalBuilt(
+    height: number,
+    round: number,
+    txs: readonly Uint8Array[],
+    nowMs: number,
+  ): Effect[] {
+    return this.handle({ kind: 'proposalBuilt', height, round, txs, nowMs });
+  }
+
+  onBlockExecuted(height: number, result: BlockResult, nowMs: number): Effect[] {
+    return this.handle({ kind: 'blockExecuted', height, result, nowMs });
+  }
+
+  // --- effects --------------------------------------------------------------------
+
+  private flush(): Effect[] {
+    const out = this.effects;
+    this.effects = [];
+    return out;
+  }
+
+  /**
+   * Emits an effect. While replaying, what the log already holds is not written
+   * again and nothing is sent but what is newly signed (`own`): the messages
+   * signed before the crash are re-sent once replay ends.
+   */
+  private emit(effect: Effect, own = false): void {
+    if (this.replaying && !own) {
+      if (effect.kind === 'persist' || effect.kind === 'send' || effect.kind === 'broadcast') {
+        return;
+      }
+    }
+    this.effects.push(effect);
+  }
+
+  private drop(reason: DropReason): void {
+    this.metrics[reason]++;
+  }
+
+  private logInput(input: Input): void {
+    const record = encode(walRecordCodec, { kind: 'input', input });
+    this.emit({ kind: 'persist', record, sync: false });
+  }
+
+  private scheduleTimeout(step: Step): void {
+    const timeout = { height: this.heightValue, round: this.roundValue, step };
+    this.emit({
+      kind: 'scheduleTimeout',
+      timeout,
+      delayMs: timeoutMs(this.timeouts, step, this.roundValue),
+    });
+  }
+
+  // --- dispatch -------------------------------------------------------------------
+
+  private dispatch(input: Input): void {
+    switch (input.kind) {
+      case 'message':
+        return this.onMessageInput(input);
+      case 'timeout':
+        return this.onTimeoutInput(input);
+      case 'proposalBuilt':
+        return this.onProposalBuiltInput(input);
+      case 'blockExecuted':
+        return this.onBlockExecutedInput(input);
+    }
+  }
+
+  private onMessageInput(input: Input & { kind: 'message' }): void {
+    if (input.bytes.length > MESSAGE_BYTES_MAX) return this.drop('oversize');
+    let message: Message;
+    try {
+      message = decode(messageCodec, input.bytes);
+    } catch (error) {
+      if (error instanceof DecodeError) return this.drop('decode');
+      throw error;
+    }
+    this.onDecoded(input, message);
+  }
+
+  private onDecoded(input: Input & { kind: 'message' }, message: Message): void {
+    switch (message.kind) {
+      case 'vote':
+        return this.onVote(input, message.vote);
+      case 'proposal':
+        return this.onProposal(input, message, message.proposal, message.block);
+      case 'evidence':
+        return this.onEvidence(input, message.evidence);
+      case 'blockRequest':
+        return this.serveBlocks(input.from, message.fromHeight, message.count);
+      case 'blockResponse':
+        return this.onBlockResponse(input, message.blocks);
+    }
+  }
+
+  /** Routes by height: the current height is handled, the next is kept, the rest start catch-up. */
+  private admitHeight(
+    input: Input & { kind: 'message' },
+    message: Message,
+    height: number,
+  ): boolean {
+    if (height === this.heightValue) return true;
+    if (height < this.heightValue) {
+      this.drop('oldHeight');
+      this.pushBlocks(input.from, height, input.nowMs);
+      return false;
+    }
+    this.notePeerAhead(input.from, height, input.nowMs);
+    if (height === this.heightValue + 1) {
+      if (this.future.length >= FUTURE_MESSAGES_MAX) this.drop('bufferFull');
+      else this.future.push({ from: input.from, message, nowMs: input.nowMs, bytes: input.bytes });
+      return false;
+    }
+    this.drop('futureHeight');
+    return false;
+  }
+
+  // --- votes ---------------------------------------------------------------------
+
+  private onVote(input: Input & { kind: 'message' }, vote: Vote): void {
+    if (!this.admitHeight(input, { kind: 'vote', vote }, vote.height)) return;
+    if (vote.round > this.roundValue + ROUNDS_AHEAD_MAX) return this.drop('futureRound');
+    const set = this.chain.validators;
+    if (vote.validatorIndex >= set.size) return this.drop('unknownValidator');
+    if (vote.validatorIndex === this.myIndex) return this.drop('duplicateVote');
+    if (!this.verifyVote(vote, set)) return this.drop('badSignature');
+    if (
+      vote.type === VOTE_TYPE.precommit &&
+      vote.blockHash !== null &&
+      !this.ports.app.verifyVoteExtension(vote)
+    ) {
+      return this.drop('badExtension');
+    }
+    const existing = this.votes.round(vote.type, vote.round)?.byValidator[vote.validatorIndex];
+    if (existing !== undefined) {
+      if (valueKey(existing.blockHash) !== valueKey(vote.blockHash)) {
+        this.logInput(input);
+        this.addEvidence(makeEvidence(existing, vote));
+      }
+      return this.drop('duplicateVote');
+    }
+    this.logInput(input);
+    this.addVote(vote);
+    this.progress(input.nowMs);
+  }
+
+  private verifyVote(vote: Vote, set: ValidatorSet): boolean {
+    const kind =
+      vote.type === VOTE_TYPE.prevote ? SIGN_KIND_CONSENSUS.prevote : SIGN_KIND_CONSENSUS.precommit;
+    const bytes = voteSignBytes(
+      this.writer,
+      vote.type,
+      vote.height,
+      vote.round,
+      vote.blockHash,
+      vote.timestampMs,
+      vote.extension,
+    );
+    const publicKey = set.validators[vote.validatorIndex]!.publicKey;
+    return this.ports.verifier.verify(publicKey, kind, bytes, vote.signature);
+  }
+
+  private addVote(vote: Vote): void {
+    const result = this.votes.add(vote);
+    if (result.kind !== 'added') return;
+    const power = this.votes.speakingPower(vote.round);
+    if (vote.round > this.roundValue && isOneThirdPlus(power, this.chain.validators.totalPower)) {
+      if (vote.round > this.skipRound) this.skipRound = vote.round;
+    }
+    if (
+      vote.type === VOTE_TYPE.precommit &&
+      result.key !== NIL_KEY &&
+      isQuorum(result.votes.power(result.key), this.chain.validators.totalPower)
+    ) {
+      this.decisionCandidates.set(`${vote.round}/${result.key}`, {
+        round: vote.round,
+        key: result.key,
+      });
+    }
+  }
+
+  // --- proposals ------------------------------------------------------------------
+
+  private onProposal(
+    input: Input & { kind: 'message' },
+    message: Message,
+    proposal: Proposal,
+    block: Block,
+  ): void {
+    if (!this.admitHeight(input, message, proposal.height)) return;
+    if (proposal.round > this.roundValue + ROUNDS_AHEAD_MAX) return this.drop('futureRound');
+    if (this.proposals.has(proposal.round)) return this.drop('duplicateProposal');
+    const set = this.chain.validators;
+    const proposerIndex = set.proposer(proposal.round);
+    if (proposerIndex === this.myIndex) return this.drop('wrongProposer');
+    const signBytes = proposalSignBytes(
+      this.writer,
+      proposal.height,
+      proposal.round,
+      proposal.polRound,
+      proposal.blockHash,
+    );
+    const publicKey = set.validators[proposerIndex]!.publicKey;
+    if (
+      !this.ports.verifier.verify(
+        publicKey,
+        SIGN_KIND_CONSENSUS.proposal,
+        signBytes,
+        proposal.signature,
+      )
+    ) {
+      return this.drop('badSignature');
+    }
+    const hash = blockHashOf(block);
+    if (!bytesEqual(hash, proposal.blockHash) || block.header.round > proposal.round) {
+      return this.drop('invalidBlock');
+    }
+    this.logInput(input);
+    this.addProposal(proposal, block, hash, null);
+    this.votes.speak(proposal.round, proposerIndex);
+    this.progress(input.nowMs);
+  }
+
+  private addProposal(
+    proposal: Proposal,
+    block: Block,
+    hash: Uint8Array,
+    valid: boolean | null,
+  ): ProposalEntry {
+    const key = toHex(hash);
+    const entry: ProposalEntry = { proposal, block, hash, key, valid };
+    this.proposals.set(proposal.round, entry);
+    if (!this.blocksByKey.has(key)) this.blocksByKey.set(key, entry);
+    return entry;
+  }
+
+  /** valid(v): the block fits our chain, and the application accepts it. Computed once per proposal. */
+  private isValid(entry: ProposalEntry): boolean {
+    if (entry.valid === null) {
+      const problem = this.checkBlock(entry.block);
+      if (problem !== null) {
+        this.drop(problem);
+        entry.valid = false;
+      } else if (!this.ports.app.processProposal(entry.block)) {
+        this.drop('rejectedByApp');
+        entry.valid = false;
+      } else {
+        entry.valid = true;
+      }
+    }
+    return entry.valid;
+  }
+
+  /** Everything a block of the current height must satisfy, whoever sent it. */
+  private checkBlock(block: Block): DropReason | null {
+    const h = block.header;
+    const chain = this.chain;
+    if (h.chainId !== this.chainId) return 'wrongChain';
+    if (h.height !== this.heightValue) return 'invalidBlock';
+    if (!bytesEqual(h.previousBlockHash, chain.lastBlockHash)) return 'invalidBlock';
+    if (!bytesEqual(h.previousAppHash, chain.appHash)) return 'invalidBlock';
+    if (!bytesEqual(h.validatorsHash, chain.validators.hash)) return 'invalidBlock';
+    if (h.round > this.roundValue + ROUNDS_AHEAD_MAX) return 'futureRound';
+    const proposer = chain.validators.validators[chain.validators.proposer(h.round)]!;
+    if (!bytesEqual(h.proposerAddress, proposer.address)) return 'wrongProposer';
+    let txBytes = 0;
+    for (const tx of block.txs) txBytes += tx.length;
+    if (txBytes > BLOCK_TX_BYTES_MAX) return 'oversize';
+    if (!bytesEqual(h.txsRoot, merkleRoot(block.txs as Uint8Array[]))) return 'invalidBlock';
+    if (!bytesEqual(h.lastCommitHash, commitHashOf(block.lastCommit))) return 'invalidBlock';
+    if (!this.checkLastCommit(block.lastCommit)) return 'badCertificate';
+    if (h.timeMs !== this.blockTimeFor(block.lastCommit)) return 'invalidBlock';
+    if (!bytesEqual(h.evidenceHash, evidenceRoot(block.evidence))) return 'invalidBlock';
+    const seen = new Set<string>();
+    for (const e of block.evidence) {
+      const key = toHex(evidenceHashOf(e));
+      if (seen.has(key) || chain.committedEvidence.has(key)) return 'badEvidence';
+      seen.add(key);
+      if (!this.verifyEvidence(e, this.heightValue - 1)) return 'badEvidence';
+    }
+    return null;
+  }
+
+  private checkLastCommit(commit: CommitCertificate | null): boolean {
+    const chain = this.chain;
+    if (chain.height === 0) return commit === null;
+    if (commit === null) return false;
+    const set = this.setAt(chain.height);
+    return set !== null && this.verifyCommit(commit, set, chain.height, chain.lastBlockHash);
+  }
+
+  /** A certificate: its votes are for `hash` at `height`, each signed, together more than 2/3 of the set. */
+  private verifyCommit(
+    commit: CommitCertificate,
+    set: ValidatorSet,
+    height: number,
+    hash: Uint8Array,
+  ): boolean {
+    if (commit.height !== height || !bytesEqual(commit.blockHash, hash)) return false;
+    let power = 0;
+    for (const v of commit.votes) {
+      if (v.validatorIndex >= set.size) return false;
+      const bytes = voteSignBytes(
+        this.writer,
+        VOTE_TYPE.precommit,
+        height,
+        commit.round,
+        hash,
+        v.timestampMs,
+        v.extension,
+      );
+      const key = set.validators[v.validatorIndex]!.publicKey;
+      if (!this.ports.verifier.verify(key, SIGN_KIND_CONSENSUS.precommit, bytes, v.signature)) {
+        return false;
+      }
+      power += set.validators[v.validatorIndex]!.power;
+    }
+    return isQuorum(power, set.totalPower);
+  }
+
+  // --- evidence -------------------------------------------------------------------
+
+  private onEvidence(input: Input & { kind: 'message' }, evidence: DuplicateVoteEvidence): void {
+    const key = toHex(evidenceHashOf(evidence));
+    if (this.evidencePool.has(key) || this.chain.committedEvidence.has(key)) {
+      return this.drop('duplicateVote');
+    }
+    if (!this.verifyEvidence(evidence, this.heightValue)) return this.drop('badEvidence');
+    if (this.evidencePool.size >= EVIDENCE_POOL_MAX) return this.drop('bufferFull');
+    this.logInput(input);
+    this.evidencePool.set(key, evidence);
+    this.emit({ kind: 'evidenceSeen', evidence });
+  }
+
+  /** Two votes of one validator, same height, round and type, different values, both signed; recent enough. */
+  private verifyEvidence(e: DuplicateVoteEvidence, newestHeight: number): boolean {
+    const a = e.voteA;
+    const b = e.voteB;
+    if (a.type !== b.type || a.height !== b.height || a.round !== b.round) return false;
+    if (a.validatorIndex !== b.validatorIndex) return false;
+    if (valueKey(a.blockHash) === valueKey(b.blockHash)) return false;
+    if (compareBytes(encode(voteCodec, a), encode(voteCodec, b)) >= 0) return false;
+    if (a.height > newestHeight || a.height < newestHeight - EVIDENCE_AGE_HEIGHTS_MAX) return false;
+    const set = this.setAt(a.height);
+    if (set === null || a.validatorIndex >= set.size) return false;
+    return this.verifyVote(a, set) && this.verifyVote(b, set);
+  }
+
+  private addEvidence(evidence: DuplicateVoteEvidence): void {
+    const key = toHex(evidenceHashOf(evidence));
+    if (this.evidencePool.has(key) || this.chain.committedEvidence.has(key)) return;
+    if (this.evidencePool.size >= EVIDENCE_POOL_MAX) return this.drop('bufferFull');
+    this.evidencePool.set(key, evidence);
+    this.emit({ kind: 'evidenceSeen', evidence });
+    this.emit({ kind: 'broadcast', bytes: encode(messageCodec, { kind: 'evidence', evidence }) });
+  }
+
+  /** The validator set of a height within the evidence window, or null. */
+  private setAt(height: number): ValidatorSet | null {
+    if (height === this.heightValue) return this.chain.validators;
+    if (height === this.heightValue + 1) return this.chain.nextValidators;
+    const history = this.chain.history;
+    for (let i = history.length - 1; i >= 0; i--) {
+      if (history[i]!.height <= height) return history[i]!.set;
+    }
+    return null;
+  }
+
+  // --- timeouts and building ------------------------------------------------------------
+
+  private onTimeoutInput(input: Input & { kind: 'timeout' }): void {
+    const t = input.timeout;
+    if (t.height !== this.heightValue || t.round !== this.roundValue || this.decided !== null) {
+      return this.drop('staleTimeout');
+    }
+    if (t.step === STEP.propose && this.stepValue === STEP.propose) {
+      // Line 57: OnTimeoutPropose.
+      this.logInput(input);
+      this.signVote(VOTE_TYPE.prevote, null, input.nowMs);
+      this.stepValue = STEP.prevote;
+    } else if (t.step === STEP.prevote && this.stepValue === STEP.prevote) {
+      // Line 61: OnTimeoutPrevote.
+      this.logInput(input);
+      this.signVote(VOTE_TYPE.precommit, null, input.nowMs);
+      this.stepValue = STEP.precommit;
+    } else if (t.step === STEP.precommit) {
+      // Line 65: OnTimeoutPrecommit.
+      this.logInput(input);
+      this.startRound(this.roundValue + 1, input.nowMs);
+    } else {
+      return this.drop('staleTimeout');
+    }
+    this.progress(input.nowMs);
+  }
+
+  private onProposalBuiltInput(input: Input & { kind: 'proposalBuilt' }): void {
+    if (
+      input.height !== this.heightValue ||
+      input.round !== this.roundValue ||
+      this.pendingBuildRound !== input.round ||
+      this.stepValue !== STEP.propose
+    ) {
+      return this.drop('unexpected');
+    }
+    this.logInput(input);
+    this.pendingBuildRound = -1;
+    this.propose(this.assemble(input.txs), -1);
+    this.progress(input.nowMs);
+  }
+
+  /** Our block for this height: the app's transactions within limits, pending evidence, BFT time. */
+  private assemble(candidates: readonly Uint8Array[]): Block {
+    const txs: Uint8Array[] = [];
+    let bytes = 0;
+    for (const tx of candidates) {
+      if (txs.length >= BLOCK_TXS_MAX) break;
+      if (tx.length > TX_BYTES_MAX || bytes + tx.length > BLOCK_TX_BYTES_MAX) continue;
+      txs.push(tx);
+      bytes += tx.length;
+    }
+    const evidence = [...this.evidencePool.entries()]
+      .filter(
+        ([key, e]) =>
+          !this.chain.committedEvidence.has(key) && this.verifyEvidence(e, this.heightValue - 1),
+      )
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .slice(0, EVIDENCE_PER_BLOCK_MAX)
+      .map(([, e]) => e);
+    const chain = this.chain;
+    const me = chain.validators.validators[this.myIndex]!;
+    return {
+      header: {
+        chainId: this.chainId,
+        height: this.heightValue,
+        round: this.roundValue,
+        timeMs: this.blockTimeMs,
+        proposerAddress: me.address,
+        previousBlockHash: chain.lastBlockHash,
+        previousAppHash: chain.appHash,
+        txsRoot: merkleRoot(txs),
+        lastCommitHash: commitHashOf(chain.lastCommit),
+        evidenceHash: evidenceRoot(evidence),
+        validatorsHash: chain.validators.hash,
+      },
+      txs,
+      evidence,
+      lastCommit: chain.lastCommit,
+    };
+  }
+
+  // --- Algorithm 1 ------------------------------------------------------------------
+
+  /** Lines 10-21: StartRound. The proposer proposes its valid value, or asks the app for a block. */
+  private startRound(round: number, _nowMs: number): void {
+    this.roundValue = round;
+    this.stepValue = STEP.propose;
+    this.pendingBuildRound = -1;
+    if (this.myIndex >= 0 && this.chain.validators.proposer(round) === this.myIndex) {
+      const signedBefore = this.signed.get(hrsKey(this.heightValue, round, STEP.propose));
+      if (signedBefore !== undefined) {
+        this.reuseProposal(signedBefore.bytes);
+      } else if (this.validEntry !== null) {
+        this.propose(this.validEntry.block, this.validRoundValue);
+      } else {
+        this.pendingBuildRound = round;
+        this.emit({ kind: 'buildProposal', height: this.heightValue, round });
+      }
+    }
+    this.scheduleTimeout(STEP.propose);
+  }
+
+  /** Applies every upon-rule whose condition now holds, until none does. */
+  private progress(nowMs: number): void {
+    for (;;) {
+      if (this.decided !== null) return;
+      if (this.rule49(nowMs)) continue;
+      if (this.rule55(nowMs)) continue;
+      if (this.rule22(nowMs) || this.rule28(nowMs)) continue;
+      this.rule34();
+      if (this.rule36(nowMs)) continue;
+      if (this.rule44(nowMs)) continue;
+      this.rule47();
+      return;
+    }
+  }
+
+  /** Line 22: a fresh proposal (no proof of lock): prevote it if valid and we are unlocked or locked on it. */
+  private rule22(nowMs: number): boolean {
+    if (this.stepValue !== STEP.propose) return false;
+    const entry = this.proposals.get(this.roundValue);
+    if (entry === undefined || entry.proposal.polRound !== -1) return false;
+    const ok =
+      this.isValid(entry) && (this.lockedRoundValue === -1 || this.locked?.key === entry.key);
+    this.signVote(VOTE_TYPE.prevote, ok ? entry.hash : null, nowMs);
+    this.stepValue = STEP.prevote;
+    return true;
+  }
+
+  /** Line 28: a re-proposal with a proof of lock from round vr: prevote it if our lock is no newer, or on it. */
+  private rule28(nowMs: number): boolean {
+    if (this.stepValue !== STEP.propose) return false;
+    const entry = this.proposals.get(this.roundValue);
+    if (entry === undefined) return false;
+    const vr = entry.proposal.polRound;
+    if (vr < 0 || vr >= this.roundValue) return false;
+    const prevotes = this.votes.round(VOTE_TYPE.prevote, vr);
+    if (
+      prevotes === undefined ||
+      !isQuorum(prevotes.power(entry.key), this.chain.validators.totalPower)
+    ) {
+      return false;
+    }
+    const ok =
+      this.isValid(entry) && (this.lockedRoundValue <= vr || this.locked?.key === entry.key);
+    this.signVote(VOTE_TYPE.prevote, ok ? entry.hash : null, nowMs);
+    this.stepValue = STEP.prevote;
+    return true;
+  }
+
+  /** Line 34: 2f+1 prevotes of any kind in this round: start the prevote timeout (once). */
+  private rule34(): void {
+    if (this.stepValue !== STEP.prevote || this.prevoteTimeoutRounds.has(this.roundValue)) return;
+    const prevotes = this.votes.round(VOTE_TYPE.prevote, this.roundValue);
+    if (prevotes === undefined || !isQuorum(prevotes.powerAny, this.chain.validators.totalPower))
+      return;
+    this.prevoteTimeoutRounds.add(this.roundValue);
+    this.scheduleTimeout(STEP.prevote);
+  }
+
+  /** Line 36: the proposal and 2f+1 prevotes for it: lock and precommit it (in prevote step); remember it as valid. */
+  private rule36(nowMs: number): boolean {
+    if (this.stepValue < STEP.prevote || this.line36Rounds.has(this.roundValue)) return false;
+    const entry = this.proposals.get(this.roundValue);
+    if (entry === undefined) return false;
+    const prevotes = this.votes.round(VOTE_TYPE.prevote, this.roundValue);
+    if (
+      prevotes === undefined ||
+      !isQuorum(prevotes.power(entry.key), this.chain.validators.totalPower)
+    ) {
+      return false;
+    }
+    if (!this.isValid(entry)) return false;
+    this.line36Rounds.add(this.roundValue);
+    if (this.stepValue === STEP.prevote) {
+      this.locked = entry;
+      this.lockedRoundValue = this.roundValue;
+      this.signVote(VOTE_TYPE.precommit, entry.hash, nowMs);
+      this.stepValue = STEP.precommit;
+    }
+    this.validEntry = entry;
+    this.validRoundValue = this.roundValue;
+    return true;
+  }
+
+  /** Line 44: 2f+1 prevotes for nil: precommit nil. */
+  private rule44(nowMs: number): boolean {
+    if (this.stepValue !== STEP.prevote) return false;
+    const prevotes = this.votes.round(VOTE_TYPE.prevote, this.roundValue);
+    if (
+      prevotes === undefined ||
+      !isQuorum(prevotes.power(NIL_KEY), this.chain.validators.totalPower)
+    ) {
+      return false;
+    }
+    this.signVote(VOTE_TYPE.precommit, null, nowMs);
+    this.stepValue = STEP.precommit;
+    return true;
+  }
+
+  /** Line 47: 2f+1 precommits of any kind in this round: start the precommit timeout (once). */
+  private rule47(): void {
+    if (this.precommitTimeoutRounds.has(this.roundValue)) return;
+    const precommits = this.votes.round(VOTE_TYPE.precommit, this.roundValue);
+    if (
+      precommits === undefined ||
+      !isQuorum(precommits.powerAny, this.chain.validators.totalPower)
+    )
+      return;
+    this.precommitTimeoutRounds.add(this.roundValue);
+    this.scheduleTimeout(STEP.precommit);
+  }
+
+  /** Line 49: 2f+1 precommits for a block we hold and find valid, in any round: decide it. */
+  private rule49(nowMs: number): boolean {
+    for (const { round, key } of this.decisionCandidates.values()) {
+      const entry = this.blocksByKey.get(key);
+      if (entry === undefined) {
+        this.requestDecidedBlock(nowMs);
+        continue;
+      }
+      if (!this.isValid(entry)) continue;
+      this.decide(entry.block, entry.hash, this.certificate(round, key));
+      return true;
+    }
+    return false;
+  }
+
+  /** Line 55: f+1 of the stake speaks in a higher round: skip to it. */
+  private rule55(nowMs: number): boolean {
+    if (this.skipRound <= this.roundValue) return false;
+    this.startRound(this.skipRound, nowMs);
+    return true;
+  }
+
+  private certificate(round: number, key: string): CommitCertificate {
+    const precommits = this.votes.round(VOTE_TYPE.precommit, round);
+    assert(precommits !== undefined, 'a decision has its precommits');
+    const votes: CommitVote[] = [];
+    let hash: Uint8Array | null = null;
+    for (const v of precommits.byValidator) {
+      if (v === undefined || v.blockHash === null || valueKey(v.blockHash) !== key) continue;
+      hash = v.blockHash;
+      votes.push({
+        validatorIndex: v.validatorIndex,
+        timestampMs: v.timestampMs,
+        extension: v.extension,
+        signature: v.signature,
+      });
+    }
+    assert(hash !== null, 'a certificate has votes');
+    return { height: this.heightValue, round, blockHash: hash, votes };
+  }
+
+  private decide(block: Block, hash: Uint8Array, commit: CommitCertificate): void {
+    assert(this.decided === null, 'one decision per height');
+    this.decided = { block, hash, commit };
+    this.emit({
+      kind: 'committed',
+      height: this.heightValue,
+      round: commit.round,
+      blockHash: hash,
+    });
+    this.emit({ kind: 'finalizeBlock', block, blockHash: hash, commit });
+  }
+
+  // --- signing (never twice differently) -------------------------------------------------
+
+  private rememberSigned(record: WalRecord & { kind: 'signed' }): void {
+    let message: Message;
+    try {
+      message = decode(messageCodec, record.bytes);
+    } catch (error) {
+      if (error instanceof DecodeError) return;
+      throw error;
+    }
+    const key =
+      message.kind === 'vote'
+        ? valueKey(message.vote.blockHash)
+        : message.kind === 'proposal'
+          ? toHex(message.proposal.blockHash)
+          : NIL_KEY;
+    this.signed.set(hrsKey(record.height, record.round, record.step), {
+      height: record.height,
+      round: record.round,
+      step: record.step,
+      key,
+      bytes: record.bytes,
+    });
+    const hrs: [number, number, number] = [record.height, record.round, record.step];
+    if (compareHrs(hrs, this.lastSigned) > 0) this.lastSigned = hrs;
+  }
+
+  /**
+   * The guard in front of every signature: a (height, round, step) already
+   * signed is only ever re-sent, never signed for another value; anything at
+   * or below the last signed point is refused. The signed message is
+   * persisted with sync before it is broadcast.
+   */
+  private signGuard(step: Step, key: string): 'sign' | 'resend' | 'refuse' {
+    const before = this.signed.get(hrsKey(this.heightValue, this.roundValue, step));
+    if (before !== undefined) return before.key === key ? 'resend' : 'refuse';
+    const hrs: [number, number, number] = [this.heightValue, this.roundValue, step];
+    return compareHrs(hrs, this.lastSigned) > 0 ? 'sign' : 'refuse';
+  }
+
+  private recordSigned(step: Step, key: string, bytes: Uint8Array): void {
+    const record = encode(walRecordCodec, {
+      kind: 'signed',
+      height: this.heightValue,
+      round: this.roundValue,
+      step,
+      bytes,
+    });
+    this.emit({ kind: 'persist', record, sync: true }, true);
+    this.signed.set(hrsKey(this.heightValue, this.roundValue, step), {
+      height: this.heightValue,
+      round: this.roundValue,
+      step,
+      key,
+      bytes,
+    });
+    this.lastSigned = [this.heightValue, this.roundValue, step];
+    this.emit({ kind: 'broadcast', bytes }, true);
+  }
+
+  private signVote(type: VoteType, blockHash: Uint8Array | null, nowMs: number): void {
+    const signer = this.ports.signer;
+    if (signer === null || this.myIndex < 0) return;
+    const step = type === VOTE_TYPE.prevote ? STEP.prevote : STEP.precommit;
+    const key = valueKey(blockHash);
+    const verdict = this.signGuard(step, key);
+    if (verdict === 'refuse') return this.drop('doubleSignRefused');
+    if (verdict === 'resend') {
+      const bytes = this.signed.get(hrsKey(this.heightValue, this.roundValue, step))!.bytes;
+      const message = decode(messageCodec, bytes);
+      assert(message.kind === 'vote', 'a signed vote record holds a vote');
+      this.emit({ kind: 'broadcast', bytes });
+      this.addVote(message.vote);
+      return;
+    }
+    let timestampMs = 0;
+    let extension: Uint8Array = EMPTY;
+    if (type === VOTE_TYPE.precommit) {
+      timestampMs = nowMs;
+      if (blockHash !== null) {
+        // BFT time stays monotonic: every precommit for a block is later than the block.
+        const blockTime = this.blocksByKey.get(key)?.block.header.timeMs ?? this.blockTimeMs;
+        if (timestampMs <= blockTime) timestampMs = blockTime + 1;
+        extension = this.ports.app.extendVote(this.heightValue, this.roundValue, blockHash);
+        assert(extension.length <= VOTE_EXTENSION_BYTES_MAX, 'vote extension too large');
+      }
+    }
+    const kind =
+      type === VOTE_TYPE.prevote ? SIGN_KIND_CONSENSUS.prevote : SIGN_KIND_CONSENSUS.precommit;
+    const signBytes = voteSignBytes(
+      this.writer,
+      type,
+      this.heightValue,
+      this.roundValue,
+      blockHash,
+      timestampMs,
+      extension,
+    );
+    const vote: Vote = {
+      type,
+      height: this.heightValue,
+      round: this.roundValue,
+      blockHash,
+      validatorIndex: this.myIndex,
+      timestampMs,
+      extension,
+      signature: signer.sign(kind, signBytes),
+    };
+    this.recordSigned(step, key, encode(messageCodec, { kind: 'vote', vote }));
+    this.addVote(vote);
+  }
+
+  private propose(block: Block, polRound: number): void {
+    const signer = this.ports.signer;
+    if (signer === null) return;
+    const hash = blockHashOf(block);
+    const key = toHex(hash);
+    const verdict = this.signGuard(STEP.propose, key);
+    if (verdict === 'refuse') return this.drop('doubleSignRefused');
+    if (verdict === 'resend') {
+      return this.reuseProposal(
+        this.signed.get(hrsKey(this.heightValue, this.roundValue, STEP.propose))!.bytes,
+      );
+    }
+    const signBytes = proposalSignBytes(
+      this.writer,
+      this.heightValue,
+      this.roundValue,
+      polRound,
+      hash,
+    );
+    const proposal: Proposal = {
+      height: this.heightValue,
+      round: this.roundValue,
+      polRound,
+      blockHash: hash,
+      signature: signer.sign(SIGN_KIND_CONSENSUS.proposal, signBytes),
+    };
+    this.recordSigned(
+      STEP.propose,
+      key,
+      encode(messageCodec, { kind: 'proposal', proposal, block }),
+    );
+    this.addProposal(proposal, block, hash, true);
+    this.votes.speak(this.roundValue, this.myIndex);
+  }
+
+  /** Re-sends a proposal signed before a restart instead of building another. */
+  private reuseProposal(bytes: Uint8Array): void {
+    const message = decode(messageCodec, bytes);
+    assert(message.kind === 'proposal', 'a signed proposal record holds a proposal');
+    this.emit({ kind: 'broadcast', bytes });
+    if (!this.proposals.has(message.proposal.round)) {
+      this.addProposal(message.proposal, message.block, message.proposal.blockHash, null);
+    }
+  }
+
+  /** After replay: send again, in order, what was signed at this height before the restart. */
+  private resendSigned(): void {
+    const entries = [...this.signed.values()]
+      .filter((e) => e.height === this.heightValue)
+      .sort((a, b) => a.round - b.round || a.step - b.step);
+    for (const e of entries) this.emit({ kind: 'broadcast', bytes: e.bytes });
+  }
+
+  // --- heights ----------------------------------------------------------------------
+
+  private onBlockExecutedInput(input: Input & { kind: 'blockExecuted' }): void {
+    const decided = this.decided;
+    if (decided === null || input.height !== this.heightValue) return this.drop('unexpected');
+    this.logInput(input);
+    this.advance(decided, input.result);
+    this.emit({
+      kind: 'persist',
+      record: encode(walRecordCodec, { kind: 'checkpoint', state: this.stateRecord() }),
+      sync: false,
+    });
+    this.enterHeight(input.nowMs);
+  }
+
+  /** The state after executing the decided block: sets for H+1 and H+2, history, committed evidence. */
+  private advance(decided: Decision, result: BlockResult): void {
+    const chain = this.chain;
+    const height = this.heightValue;
+    const history = chain.history.slice();
+    const last = history[history.length - 1];
+    if (last === undefined || !bytesEqual(last.set.hash, chain.validators.hash)) {
+      history.push({ height, set: chain.validators });
+    }
+    // Keep the sets that evidence still in its window may need.
+    const oldest = height + 1 - EVIDENCE_AGE_HEIGHTS_MAX;
+    while (history.length >= 2 && history[1]!.height <= oldest) history.shift();
+    const committedEvidence = new Map<string, number>();
+    for (const [key, h] of chain.committedEvidence) if (h >= oldest) committedEvidence.set(key, h);
+    for (const e of decided.block.evidence) {
+      const key = toHex(evidenceHashOf(e));
+      committedEvidence.set(key, height);
+      this.evidencePool.delete(key);
+    }
+    this.chain = {
+      height,
+      lastBlockHash: decided.hash,
+      lastBlockTimeMs: decided.block.header.timeMs,
+      lastCommit: decided.commit,
+      appHash: result.appHash.slice(),
+      validators: chain.nextValidators,
+      nextValidators: chain.nextValidators.withUpdates(result.validatorUpdates).advanced(),
+      history,
+      committedEvidence,
+    };
+  }
+
+  /** Starts the height after the chain's, then takes up what waited for it. */
+  private enterHeight(nowMs: number): void {
+    const chain = this.chain;
+    this.heightValue = chain.height + 1;
+    this.locked = null;
+    this.lockedRoundValue = -1;
+    this.validEntry = null;
+    this.validRoundValue = -1;
+    this.proposals = new Map();
+    this.blocksByKey = new Map();
+    this.votes = new HeightVotes(chain.validators.validators.map((v) => v.power));
+    this.decided = null;
+    this.decisionCandidates = new Map();
+    this.skipRound = -1;
+    this.prevoteTimeoutRounds = new Set();
+    this.precommitTimeoutRounds = new Set();
+    this.line36Rounds = new Set();
+    const signer = this.ports.signer;
+    this.myIndex = signer === null ? -1 : chain.validators.indexOf(signer.publicKey);
+    this.blockTimeMs = this.blockTimeFor(chain.lastCommit);
+    for (const [key, entry] of this.signed)
+      if (entry.height < this.heightValue) this.signed.delete(key);
+    for (const [key, e] of this.evidencePool) {
+      if (e.voteA.height < this.heightValue - EVIDENCE_AGE_HEIGHTS_MAX)
+        this.evidencePool.delete(key);
+    }
+    for (const h of this.catchupBuffer.keys())
+      if (h < this.heightValue) this.catchupBuffer.delete(h);
+    this.startRound(0, nowMs);
+    const waiting = this.future;
+    this.future = [];
+    for (const w of waiting) {
+      this.onDecoded({ kind: 'message', from: w.from, bytes: w.bytes, nowMs: w.nowMs }, w.message);
+    }
+    this.applyCatchup(nowMs);
+    this.progress(nowMs);
+  }
+
+  /**
+   * BFT time of a block carrying `lastCommit`: the stake-weighted median of its
+   * timestamps, at least one ms after the last block (the genesis time at the first height).
+   */
+  private blockTimeFor(lastCommit: CommitCertificate | null): number {
+    const chain = this.chain;
+    if (lastCommit === null) return chain.lastBlockTimeMs;
+    const set = this.setAt(chain.height);
+    assert(set !== null, 'the last height keeps its validator set');
+    const median = weightedMedianMs(lastCommit, set);
+    return median > chain.lastBlockTimeMs ? median : chain.lastBlockTimeMs + 1;
+  }
+
+  private stateRecord(): ChainState {
+    const c = this.chain;
+    return {
+      chainId: this.chainId,
+      height: c.height,
+      lastBlockHash: c.lastBlockHash,
+      lastBlockTimeMs: c.lastBlockTimeMs,
+      lastCommit: c.lastCommit,
+      appHash: c.appHash,
+      validators: c.validators.toState(),
+      nextValidators: c.nextValidators.toState(),
+      history: c.history.map((h) => ({ height: h.height, set: h.set.toState() })),
+      committedEvidence: [...c.committedEvidence].map(([key, height]) => ({
+        height,
+        hash: fromHex(key),
+      })),
+    };
+  }
+
+  private loadState(state: ChainState): void {
+    assert(state.chainId === this.chainId, 'the WAL belongs to this chain');
+    this.chain = {
+      height: state.height,
+      lastBlockHash: state.lastBlockHash,
+      lastBlockTimeMs: state.lastBlockTimeMs,
+      lastCommit: state.lastCommit,
+      appHash: state.appHash,
+      validators: ValidatorSet.fromState(state.validators),
+      nextValidators: ValidatorSet.fromState(state.nextValidators),
+      history: state.history.map((h) => ({ height: h.height, set: ValidatorSet.fromState(h.set) })),
+      committedEvidence: new Map(state.committedEvidence.map((e) => [toHex(e.hash), e.height])),
+    };
+  }
+
+  // --- catch-up ----------------------------------------------------------------------
+
+  /** A peer speaks at a later height: it has committed the blocks before it; ask for ours. */
+  private notePeerAhead(from: PeerId, height: number, nowMs: number): void {
+    const known = this.peerHeights.get(from);
+    if (known === undefined && this.peerHeights.size >= 4 * VALIDATORS_MAX) return;
+    if (known === undefined || height > known) this.peerHeights.set(from, height);
+    if (height >= this.heightValue + 2) this.requestBlocks(from, nowMs);
+  }
+
+  private requestBlocks(from: PeerId, nowMs: number): void {
+    let fromHeight = this.heightValue;
+    while (this.catchupBuffer.has(fromHeight)) fromHeight++;
+    const stillWaiting =
+      this.requestedUpTo >= fromHeight && nowMs - this.lastRequestMs < CATCHUP_RETRY_MS;
+    if (stillWaiting) return;
+    this.lastRequestMs = nowMs;
+    this.requestedUpTo = fromHeight + CATCHUP_BATCH_BLOCKS_MAX - 1;
+    const bytes = encode(messageCodec, {
+      kind: 'blockRequest',
+      fromHeight,
+      count: CATCHUP_BATCH_BLOCKS_MAX,
+    });
+    this.emit({ kind: 'send', to: from, bytes });
+  }
+
+  /** 2f+1 precommits for a block we never received: ask a peer that may have committed it. */
+  private requestDecidedBlock(nowMs: number): void {
+    if (nowMs - this.lastRequestMs < CATCHUP_RETRY_MS) return;
+    for (const [peer, height] of this.peerHeights) {
+      if (height > this.heightValue) return this.requestBlocks(peer, nowMs);
+    }
+  }
+
+  /** A peer speaks at an earlier height: send it what it misses (at most once per retry period). */
+  private pushBlocks(to: PeerId, height: number, nowMs: number): void {
+    const last = this.lastPushMs.get(to);
+    if (last !== undefined && nowMs - last < CATCHUP_RETRY_MS) return;
+    if (last === undefined && this.lastPushMs.size >= 4 * VALIDATORS_MAX) return;
+    this.lastPushMs.set(to, nowMs);
+    this.serveBlocks(to, height, CATCHUP_BATCH_BLOCKS_MAX);
+  }
+
+  /** Answers a block request from the store, within one message's size. */
+  private serveBlocks(to: PeerId, fromHeight: number, count: number): void {
+    const blocks: CommittedBlock[] = [];
+    let bytes = 16;
+    for (let h = fromHeight; h < fromHeight + count && h <= this.chain.height; h++) {
+      const committed = this.ports.blocks.load(h);
+      if (committed === null) break;
+      bytes += encode(committedBlockCodec, committed).length;
+      if (bytes > MESSAGE_BYTES_MAX) break;
+      blocks.push(committed);
+    }
+    if (blocks.length === 0) return;
+    this.emit({ kind: 'send', to, bytes: encode(messageCodec, { kind: 'blockResponse', blocks }) });
+  }
+
+  private onBlockResponse(
+    input: Input & { kind: 'message' },
+    blocks: readonly CommittedBlock[],
+  ): void {
+    let kept = 0;
+    for (const b of blocks) {
+      const h = b.block.header.height;
+      if (
+        h < this.heightValue ||
+        this.catchupBuffer.has(h) ||
+        (h === this.heightValue && this.decided !== null)
+      ) {
+        this.drop('oldHeight');
+        continue;
+      }
+      if (h >= this.heightValue + CATCHUP_BUFFER_BLOCKS_MAX) {
+        this.drop('bufferFull');
+        continue;
+      }
+      this.catchupBuffer.set(h, b);
+      kept++;
+    }
+    if (kept === 0) return;
+    // The log needs what it kept: a restart before these are executed replays them.
+    this.logInput(input);
+    this.applyCatchup(input.nowMs);
+  }
+
+  /** Decides the current height from a caught-up block once its certificate checks against our validator set. */
+  private applyCatchup(nowMs: number): void {
+    if (this.decided !== null) return;
+    const next = this.catchupBuffer.get(this.heightValue);
+    if (next === undefined) {
+      for (const [peer, height] of this.peerHeights) {
+        if (height >= this.heightValue + 2) return this.requestBlocks(peer, nowMs);
+      }
+      return;
+    }
+    this.catchupBuffer.delete(this.heightValue);
+    const hash = blockHashOf(next.block);
+    if (!this.verifyCommit(next.commit, this.chain.validators, this.heightValue, hash)) {
+      return this.drop('badCertificate');
+    }
+    const problem = this.checkCommittedBlock(next.block, next.commit);
+    if (problem !== null) return this.drop(problem);
+    this.decide(next.block, hash, next.commit);
+    // Prefetch: ask for the next batch before this one runs out.
+    let ahead = this.heightValue + 1;
+    while (this.catchupBuffer.has(ahead)) ahead++;
+    if (2 * (ahead - this.heightValue) <= CATCHUP_BATCH_BLOCKS_MAX) {
+      for (const [peer, height] of this.peerHeights) {
+        if (height > ahead) return this.requestBlocks(peer, nowMs);
+      }
+    }
+  }
+
+  /** A committed block skips valid() but must still extend our chain. */
+  private checkCommittedBlock(block: Block, commit: CommitCertificate): DropReason | null {
+    const round = block.header.round;
+    if (round > commit.round) return 'invalidBlock';
+    // The proposer check bounds its own work by the round; a certified block's round is already bounded by its signers.
+    const saved = this.roundValue;
+    this.roundValue = commit.round;
+    const problem = this.checkBlock(block);
+    this.roundValue = saved;
+    return problem;
+  }
+}
