@@ -15,4 +15,9 @@ export const COMMANDS: CommandEntry[] = [
     summary: 'print the version',
     load: async () => (await import('./commands/version.ts')).command,
   },
+  {
+    name: 'greeks',
+    summary: 'Black–Scholes price and greeks of an option, or its implied volatility',
+    load: async () => (await import('./commands/greeks.ts')).command,
+  },
 ];

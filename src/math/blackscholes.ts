@@ -21,7 +21,7 @@ import {
 } from '../lib/limits.ts';
 import { MathError } from './errors.ts';
 import { expFix, lnFix, rsqrtFix } from './explog.ts';
-import { FRAC_BITS, fromWad, mul, mulToWad, ONE, SCALE, toDecimal, toWad } from './fixed.ts';
+import { FRAC_BITS, fromWad, mul, mulToWad, ONE, SCALE, describe, toWad } from './fixed.ts';
 import { normCdfFix, normPdfFix } from './normal.ts';
 
 export interface MarketInput {
@@ -95,7 +95,7 @@ function requireRange(name: string, value: bigint, min: bigint, max: bigint): vo
   if (value < min || value > max) {
     throw new MathError(
       'BadInput',
-      `${name} ${toDecimal(value)} is outside [${toDecimal(min)}, ${toDecimal(max)}]`,
+      `${name} ${describe(value)} is outside [${describe(min)}, ${describe(max)}]`,
     );
   }
 }

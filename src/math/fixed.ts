@@ -106,3 +106,8 @@ export function toDecimal(
   const fraction = text.slice(text.length - digits);
   return `${negative ? '-' : ''}${whole}${digits > 0 ? `.${fraction}` : ''}`;
 }
+
+/** A wad as a short decimal for messages: 18 decimals, trailing zeros dropped. */
+export function describe(x: bigint): string {
+  return toDecimal(x).replace(/\.?0+$/, '');
+}

@@ -5,7 +5,7 @@ import { isqrtBig } from '../lib/int.ts';
 import { MATH_EXP_ARG_WAD_MAX } from '../lib/limits.ts';
 import { MathError } from './errors.ts';
 import { expFix, lnFix } from './explog.ts';
-import { fromWad, SCALE, toDecimal, toWad } from './fixed.ts';
+import { fromWad, SCALE, describe, toWad } from './fixed.ts';
 import { normCdfFix, normPdfFix } from './normal.ts';
 
 function requireBigint(name: string, x: unknown): asserts x is bigint {
@@ -19,7 +19,7 @@ export function exp(x: bigint): bigint {
   if (x > MATH_EXP_ARG_WAD_MAX) {
     throw new MathError(
       'BadInput',
-      `exp argument ${toDecimal(x)} exceeds ${toDecimal(MATH_EXP_ARG_WAD_MAX)}`,
+      `exp argument ${describe(x)} exceeds ${describe(MATH_EXP_ARG_WAD_MAX)}`,
     );
   }
   return toWad(expFix(fromWad(x)));

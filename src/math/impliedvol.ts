@@ -28,7 +28,7 @@ import {
 } from './blackscholes.ts';
 import { MathError } from './errors.ts';
 import { rsqrtFix } from './explog.ts';
-import { FRAC_BITS, fromWad, mul, mulToWad, ONE, toDecimal, toWad } from './fixed.ts';
+import { FRAC_BITS, fromWad, mul, mulToWad, ONE, describe, toWad } from './fixed.ts';
 import { PI_PRECISE, toFrac } from './precise.ts';
 
 export interface ImpliedVolInput extends MarketInput {
@@ -62,25 +62,25 @@ export function impliedVol(input: ImpliedVolInput): bigint {
     throw new MathError('BadInput', 'price must be a bigint at scale 10^18');
   }
   if (input.price < 0n || input.price > MATH_PRICE_WAD_MAX) {
-    throw new MathError('BadInput', `price ${toDecimal(input.price)} is negative or too large`);
+    throw new MathError('BadInput', `price ${describe(input.price)} is negative or too large`);
   }
   const p = prepare(input);
   const target = divBig(input.price << FRAC_BITS, input.spot, 'halfEven');
   const lowest = evaluate(p, VOL_LOW).price;
   const highest = evaluate(p, VOL_HIGH).price;
-  const describe = (x: bigint): string => toDecimal(mulToWad(x, input.spot));
+  const inQuote = (x: bigint): string => describe(mulToWad(x, input.spot));
   if (target <= lowest) {
     throw new MathError(
       'NoVolatilityFits',
-      `price ${toDecimal(input.price)} is at or below ${describe(lowest)}, the value at the lowest ` +
-        `volatility ${toDecimal(MATH_VOL_WAD_MIN)} (the option's discounted intrinsic value)`,
+      `price ${describe(input.price)} is at or below ${inQuote(lowest)}, the value at the lowest ` +
+        `volatility ${describe(MATH_VOL_WAD_MIN)} (the option's discounted intrinsic value)`,
     );
   }
   if (target >= highest) {
     throw new MathError(
       'NoVolatilityFits',
-      `price ${toDecimal(input.price)} is at or above ${describe(highest)}, the value at the ` +
-        `highest volatility ${toDecimal(MATH_VOL_WAD_MAX)}`,
+      `price ${describe(input.price)} is at or above ${inQuote(highest)}, the value at the ` +
+        `highest volatility ${describe(MATH_VOL_WAD_MAX)}`,
     );
   }
   return toWad(solve(p, target, initialGuess(p, target)));
