@@ -443,7 +443,7 @@ const timeoutCodec: Codec<TimeoutKey> = {
     return {
       height: readHeight(r, `${field}.height`),
       round: r.uvarint(`${field}.round`, ROUND_MAX),
-      step: readStep(r, `${field}.step`),
+      step: r.tag(`${field}.step`, 4) as TimeoutKey['step'],
     };
   },
 };

@@ -86,6 +86,8 @@ export interface TimeoutConfig {
   readonly precommitMs: number;
   readonly deltaMs: number;
   readonly maxMs: number;
+  /** Period of the gossip timer (re-sending what was signed at the current height); defaults to GOSSIP_INTERVAL_MS. */
+  readonly gossipMs?: number;
 }
 
 export interface ReplicaPorts {

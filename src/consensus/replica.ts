@@ -18,6 +18,7 @@ import {
   EVIDENCE_PER_BLOCK_MAX,
   EVIDENCE_POOL_MAX,
   FUTURE_MESSAGES_MAX,
+  GOSSIP_INTERVAL_MS,
   MESSAGE_BYTES_MAX,
   ROUNDS_AHEAD_MAX,
   TIMEOUT_DELTA_MS,
@@ -64,7 +65,7 @@ import type {
   VoteType,
   WalRecord,
 } from './types.ts';
-import { STEP, VOTE_TYPE } from './types.ts';
+import { GOSSIP_STEP, STEP, VOTE_TYPE } from './types.ts';
 import { ValidatorSet, isOneThirdPlus, isQuorum } from './validators.ts';
 import { HeightVotes, NIL_KEY, valueKey } from './votes.ts';
 
@@ -243,6 +244,7 @@ export class Replica implements ConsensusReplica {
   private requestedUpTo = 0;
   private lastRequestMs = -CATCHUP_RETRY_MS;
   private lastPushMs = new Map<PeerId, number>();
+  private lastGossipMs = new Map<PeerId, number>();
 
   // The double-sign guard: everything signed at the current height and above, and the highest (h, r, step).
   private signed = new Map<string, SignedEntry & { readonly height: number }>();
@@ -480,6 +482,7 @@ export class Replica implements ConsensusReplica {
     if (vote.validatorIndex >= set.size) return this.drop('unknownValidator');
     if (vote.validatorIndex === this.myIndex) return this.drop('duplicateVote');
     if (!this.verifyVote(vote, set)) return this.drop('badSignature');
+    this.regossip(input.from, input.nowMs);
     if (
       vote.type === VOTE_TYPE.precommit &&
       vote.blockHash !== null &&
@@ -726,6 +729,7 @@ export class Replica implements ConsensusReplica {
 
   private onTimeoutInput(input: Input & { kind: 'timeout' }): void {
     const t = input.timeout;
+    if (t.step === GOSSIP_STEP) return this.onGossipTimer(t, input.nowMs);
     if (t.height !== this.heightValue || t.round !== this.roundValue || this.decided !== null) {
       return this.drop('staleTimeout');
     }
@@ -747,6 +751,33 @@ export class Replica implements ConsensusReplica {
       return this.drop('staleTimeout');
     }
     this.progress(input.nowMs);
+  }
+
+  /** Re-sends this round's own messages and lifts the rate limits, so lost messages are made up for. */
+  private onGossipTimer(t: TimeoutKey, nowMs: number): void {
+    if (t.height !== this.heightValue) return this.drop('staleTimeout');
+    this.lastPushMs.clear();
+    this.lastGossipMs.clear();
+    this.lastRequestMs = nowMs - CATCHUP_RETRY_MS;
+    const entry = this.proposals.get(this.roundValue);
+    if (entry !== undefined && entry.proposal.round === this.roundValue) {
+      const message: Message = { kind: 'proposal', proposal: entry.proposal, block: entry.block };
+      this.emit({ kind: 'broadcast', bytes: encode(messageCodec, message) });
+    }
+    for (const step of [STEP.prevote, STEP.precommit] as const) {
+      const signed = this.signed.get(hrsKey(this.heightValue, this.roundValue, step));
+      if (signed !== undefined) this.emit({ kind: 'broadcast', bytes: signed.bytes });
+    }
+    this.scheduleGossip();
+  }
+
+  private scheduleGossip(): void {
+    const timeout: TimeoutKey = { height: this.heightValue, round: 0, step: GOSSIP_STEP };
+    this.emit({
+      kind: 'scheduleTimeout',
+      timeout,
+      delayMs: this.timeouts.gossipMs ?? GOSSIP_INTERVAL_MS,
+    });
   }
 
   private onProposalBuiltInput(input: Input & { kind: 'proposalBuilt' }): void {
@@ -1230,6 +1261,7 @@ export class Replica implements ConsensusReplica {
     for (const h of this.catchupBuffer.keys())
       if (h < this.heightValue) this.catchupBuffer.delete(h);
     this.startRound(0, nowMs);
+    this.scheduleGossip();
     const waiting = this.future;
     this.future = [];
     for (const w of waiting) {
@@ -1317,6 +1349,28 @@ export class Replica implements ConsensusReplica {
     if (nowMs - this.lastRequestMs < CATCHUP_RETRY_MS) return;
     for (const [peer, height] of this.peerHeights) {
       if (height > this.heightValue) return this.requestBlocks(peer, nowMs);
+    }
+  }
+
+  /**
+   * The core sends each message once; a peer that was down or lost it would
+   * wait forever (Algorithm 1 assumes gossip eventually delivers). So a peer
+   * heard from at our height is sent, at most once per retry period, what we
+   * signed in this round and the round's proposal.
+   */
+  private regossip(to: PeerId, nowMs: number): void {
+    const last = this.lastGossipMs.get(to);
+    if (last !== undefined && nowMs - last < CATCHUP_RETRY_MS) return;
+    if (last === undefined && this.lastGossipMs.size >= 4 * VALIDATORS_MAX) return;
+    this.lastGossipMs.set(to, nowMs);
+    const entry = this.proposals.get(this.roundValue);
+    if (entry !== undefined && entry.proposal.round === this.roundValue) {
+      const message: Message = { kind: 'proposal', proposal: entry.proposal, block: entry.block };
+      this.emit({ kind: 'send', to, bytes: encode(messageCodec, message) });
+    }
+    for (const step of [STEP.prevote, STEP.precommit] as const) {
+      const signed = this.signed.get(hrsKey(this.heightValue, this.roundValue, step));
+      if (signed !== undefined) this.emit({ kind: 'send', to, bytes: signed.bytes });
     }
   }
 

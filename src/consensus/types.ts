@@ -140,11 +140,18 @@ export interface BlockResult {
 
 // --- inputs -------------------------------------------------------------------
 
+/**
+ * The step of the gossip timer: not a step of Algorithm 1 but a periodic
+ * re-send of what this replica signed at its height, because the algorithm
+ * assumes every message is eventually delivered and the network may lose them.
+ */
+export const GOSSIP_STEP = 3 as const;
+
 /** Identifies a scheduled timeout; a timeout for anything but the current (height, round, step) is ignored. */
 export interface TimeoutKey {
   readonly height: number;
   readonly round: number;
-  readonly step: Step;
+  readonly step: Step | typeof GOSSIP_STEP;
 }
 
 /** Everything that reaches the replica. nowMs is the shell's clock when the input arrived. */

@@ -34,6 +34,10 @@ assert(BATCH_ACTIONS_MAX <= ARRAY_LENGTH_MAX, 'a batch must fit in an array fiel
 export const BOOK_ORDERS_MAX = 4_000_000;
 /** Most price levels one depth query returns. */
 export const BOOK_DEPTH_LEVELS_MAX = 10_000;
+/** Emptied price levels one book side keeps for reuse (memory only, not state). */
+export const LEVEL_SPARES_MAX = 1024;
+/** Order records of departed orders one book keeps for reuse (memory only, not state). */
+export const ORDER_SPARES_MAX = 65_536;
 
 // --- transaction fields and nonces (src/exchange/tx, docs/transactions.md) ----
 // (The chain id's length is CHAIN_ID_BYTES_MAX and the nonce window's limits are
@@ -139,6 +143,8 @@ export const TIMEOUT_PREVOTE_MS = 1_000;
 export const TIMEOUT_PRECOMMIT_MS = 1_000;
 export const TIMEOUT_DELTA_MS = 500;
 export const TIMEOUT_MAX_MS = 60_000;
+/** Period of the re-send of a replica's own messages at its current height. */
+export const GOSSIP_INTERVAL_MS = 1_000;
 /** Largest write-ahead-log record (a received message plus its framing). */
 export const WAL_RECORD_BYTES_MAX = MESSAGE_BYTES_MAX + 1024;
 
