@@ -159,30 +159,20 @@ export function evaluate(p: Prepared, vol: bigint): Normalized {
   const inverseVol = mul(sqrtTime, w);
   const vega = mul(pdf1, sqrtTime);
   const decay = mul(pdf1, mul(volSquared, w)) >> 1n; // n(d1) sigma / (2 sqrt T)
-  const common = {
-    gammaTimesSpot: mul(pdf1, w),
-    vega,
-    vanna: -mul(mul(pdf1, d2), inverseVol),
-    volga: mul(mul(vega, mul(d1, d2)), inverseVol),
-  };
+  const gammaTimesSpot = mul(pdf1, w);
+  const vanna = -mul(mul(pdf1, d2), inverseVol);
+  const volga = mul(mul(vega, mul(d1, d2)), inverseVol);
   if (p.isCall) {
     const carry = mul(p.discountedMoneyness, cdf2); // K D N(d2) / S
-    return {
-      ...common,
-      price: cdf1 - carry,
-      delta: cdf1,
-      theta: -decay - mul(p.rate, carry),
-      rho: mul(p.timeYears, carry),
-    };
+    const theta = -decay - mul(p.rate, carry);
+    const rho = mul(p.timeYears, carry);
+    return { price: cdf1 - carry, delta: cdf1, gammaTimesSpot, vega, theta, rho, vanna, volga };
   }
   const carry = mul(p.discountedMoneyness, ONE - cdf2); // K D N(-d2) / S
-  return {
-    ...common,
-    price: carry - (ONE - cdf1),
-    delta: cdf1 - ONE,
-    theta: -decay + mul(p.rate, carry),
-    rho: -mul(p.timeYears, carry),
-  };
+  const theta = -decay + mul(p.rate, carry);
+  const rho = -mul(p.timeYears, carry);
+  const price = carry - (ONE - cdf1);
+  return { price, delta: cdf1 - ONE, gammaTimesSpot, vega, theta, rho, vanna, volga };
 }
 
 const SCALE_SQUARED = SCALE * SCALE;
