@@ -15,7 +15,7 @@
 //   owner stats  O(1); ownerOrders O(orders of the owner)
 
 import { assert } from '../../lib/assert.ts';
-import { BOOK_DEPTH_LEVELS_MAX } from '../../lib/limits.ts';
+import { BOOK_DEPTH_LEVELS_MAX, ORDER_SPARES_MAX } from '../../lib/limits.ts';
 import { ExpiryHeap } from './expiry.ts';
 import { ChangeSet, FillList, RemovedList } from './lists.ts';
 import type { Level } from './nodes.ts';
@@ -80,6 +80,8 @@ export class OrderBook {
   private readonly owners = new Map<number, OwnerState>();
   private readonly expiry = new ExpiryHeap();
   private readonly result = new MutableResult();
+  /** Order records of orders that left the book, for reuse. */
+  private readonly spareOrders: Order[] = [];
   /** Set by match() when self-trade prevention stopped the incoming order. */
   private stpStopped = false;
 
@@ -117,7 +119,7 @@ export class OrderBook {
       return this.finish('cancelled', 'IocRemainder', filled, 0, remaining);
 
     const ownerState = this.ownerState(owner);
-    const order = new Order(
+    const order = this.newOrder().init(
       orderId,
       owner,
       side,
@@ -172,13 +174,13 @@ export class OrderBook {
     return this.finish('rested', null, filled, remaining, 0);
   }
 
-  /** Cancels one resting order; returns it as it was, or undefined if it is not resting. */
-  cancel(orderId: number): RestingOrder | undefined {
+  /** Cancels one resting order, listing it in `removed`; false if it is not resting. */
+  cancel(orderId: number): boolean {
     this.begin();
     const order = this.orders.get(orderId);
-    if (order === undefined) return undefined;
-    this.remove(order);
-    return order;
+    if (order === undefined) return false;
+    this.removeListed(order);
+    return true;
   }
 
   /** Cancels every resting order of an owner (on one side, if given), listing them in `removed` by ascending id. */
@@ -221,6 +223,10 @@ export class OrderBook {
     return this.asks.best()?.priceTicks;
   }
 
+  /**
+   * A resting order, or undefined. The record is the book's own and is reused
+   * once the order leaves: read it now, do not keep it across operations.
+   */
   order(orderId: number): RestingOrder | undefined {
     return this.orders.get(orderId);
   }
@@ -451,13 +457,19 @@ export class OrderBook {
     if (order.heapIndex >= 0) this.expiry.remove(order);
     this.orders.delete(order.orderId);
     this.markOrder(order);
+    order.ownerState = null;
+    if (this.spareOrders.length < ORDER_SPARES_MAX) this.spareOrders.push(order);
+  }
+
+  private newOrder(): Order {
+    return this.spareOrders.pop() ?? new Order();
   }
 
   private reduce(order: Order, lots: number): void {
     order.sizeLots -= lots;
     const level = order.level!;
     level.totalLots -= lots;
-    const state = order.ownerState;
+    const state = order.ownerState!;
     if (order.side === 'buy') state.buyLots -= lots;
     else state.sellLots -= lots;
     this.markLevel(level);
@@ -475,7 +487,7 @@ export class OrderBook {
     level.orderCount++;
     level.totalLots += order.sizeLots;
     assert(Number.isSafeInteger(level.totalLots), 'level size overflows a safe integer');
-    const state = order.ownerState;
+    const state = order.ownerState!;
     if (order.side === 'buy') state.buyLots += order.sizeLots;
     else state.sellLots += order.sizeLots;
     this.markLevel(level);
@@ -494,7 +506,7 @@ export class OrderBook {
     order.level = null;
     level.orderCount--;
     level.totalLots -= order.sizeLots;
-    const state = order.ownerState;
+    const state = order.ownerState!;
     if (order.side === 'buy') state.buyLots -= order.sizeLots;
     else state.sellLots -= order.sizeLots;
     this.markLevel(level);
@@ -504,7 +516,7 @@ export class OrderBook {
 
   /** Appends to the owner's list: ids only grow, so the list stays in ascending id. */
   private linkOwner(order: Order): void {
-    const state = order.ownerState;
+    const state = order.ownerState!;
     order.ownerPrev = state.tail;
     order.ownerNext = null;
     if (state.tail === null) state.head = order;
@@ -514,7 +526,7 @@ export class OrderBook {
   }
 
   private unlinkOwner(order: Order): void {
-    const state = order.ownerState;
+    const state = order.ownerState!;
     const { ownerPrev, ownerNext } = order;
     if (ownerPrev === null) state.head = ownerNext;
     else ownerPrev.ownerNext = ownerNext;
@@ -522,7 +534,9 @@ export class OrderBook {
     else ownerNext.ownerPrev = ownerPrev;
     order.ownerPrev = null;
     order.ownerNext = null;
-    if (--state.orderCount === 0) this.owners.delete(state.owner);
+    // An owner's entry stays when its last order goes: owners are accounts, which
+    // come back, and re-creating the entry on every round trip costs more than it holds.
+    state.orderCount--;
   }
 
   private markLevel(level: Level): void {
@@ -554,7 +568,7 @@ export class OrderBook {
     book.lastOrderId = lastOrderId;
     const built: Order[] = [];
     for (const o of orders) {
-      const order = new Order(
+      const order = new Order().init(
         o.orderId,
         o.owner,
         o.side,
@@ -651,7 +665,15 @@ export class OrderBook {
         'expiry heap out of order',
       );
     }
-    assert(owners.size === this.owners.size, 'owner index holds owners with no orders');
+    for (const [owner, state] of this.owners) {
+      if (!owners.has(owner)) {
+        assert(
+          state.orderCount === 0 && state.head === null,
+          `owner ${owner} lists orders it has not`,
+        );
+        assert(state.buyLots === 0 && state.sellLots === 0, `owner ${owner} rests lots it has not`);
+      }
+    }
     for (const [owner, expected] of owners) {
       const state = this.owners.get(owner);
       assert(state !== undefined, `owner ${owner} missing from the owner index`);

@@ -5,14 +5,16 @@
 import type { RestingOrder, Side, StpMode } from './types.ts';
 
 export class Order implements RestingOrder {
-  readonly orderId: number;
-  readonly owner: number;
-  readonly side: Side;
-  priceTicks: number;
-  sizeLots: number;
-  readonly goodTilMs: number;
-  readonly stp: StpMode;
-  readonly postOnly: boolean;
+  // Mutable because the book reuses Order records (a free list saves the
+  // allocation and the garbage collection of every resting order).
+  orderId = 0;
+  owner = 0;
+  side: Side = 'buy';
+  priceTicks = 0;
+  sizeLots = 0;
+  goodTilMs = 0;
+  stp: StpMode = 'cancelResting';
+  postOnly = false;
 
   /** Time priority within the level: prev is ahead, next behind. */
   prev: Order | null = null;
@@ -23,14 +25,15 @@ export class Order implements RestingOrder {
   /** The owner's orders in ascending orderId (canonical, so identical after a snapshot restore). */
   ownerPrev: Order | null = null;
   ownerNext: Order | null = null;
-  ownerState: OwnerState;
+  ownerState: OwnerState | null = null;
 
   /** Position in the expiry heap, -1 when goodTilMs is 0. */
   heapIndex = -1;
   /** The change epoch in which this order was last recorded as changed. */
   changeEpoch = -1;
 
-  constructor(
+  /** (Re)initialises a record that is linked nowhere. */
+  init(
     orderId: number,
     owner: number,
     side: Side,
@@ -40,7 +43,7 @@ export class Order implements RestingOrder {
     stp: StpMode,
     postOnly: boolean,
     ownerState: OwnerState,
-  ) {
+  ): this {
     this.orderId = orderId;
     this.owner = owner;
     this.side = side;
@@ -50,22 +53,24 @@ export class Order implements RestingOrder {
     this.stp = stp;
     this.postOnly = postOnly;
     this.ownerState = ownerState;
+    this.changeEpoch = -1;
+    return this;
   }
 }
 
 /** One price on one side: a FIFO of orders and their total size. */
 export class Level {
   readonly side: Side;
-  readonly priceTicks: number;
+  /** Set when the level is (re)used for a price. */
+  priceTicks = 0;
   totalLots = 0;
   orderCount = 0;
   head: Order | null = null;
   tail: Order | null = null;
   changeEpoch = -1;
 
-  constructor(side: Side, priceTicks: number) {
+  constructor(side: Side) {
     this.side = side;
-    this.priceTicks = priceTicks;
   }
 }
 

@@ -4,6 +4,7 @@
 // costs a binary search and a splice that moves only the levels better than it,
 // which is cheap because activity clusters near the top of the book.
 
+import { LEVEL_SPARES_MAX } from '../../lib/limits.ts';
 import { Level } from './nodes.ts';
 import type { Side } from './types.ts';
 
@@ -12,6 +13,8 @@ export class BookSide {
   /** Worst to best: ascending price for bids, descending for asks. */
   readonly levels: Level[] = [];
   readonly byPrice = new Map<number, Level>();
+  /** Emptied levels kept for reuse: levels come and go at the top of the book all the time. */
+  private readonly spare: Level[] = [];
 
   constructor(side: Side) {
     this.side = side;
@@ -31,7 +34,8 @@ export class BookSide {
   levelAt(priceTicks: number): Level {
     const existing = this.byPrice.get(priceTicks);
     if (existing !== undefined) return existing;
-    const level = new Level(this.side, priceTicks);
+    const level = this.spare.pop() ?? new Level(this.side);
+    level.priceTicks = priceTicks;
     this.byPrice.set(priceTicks, level);
     const levels = this.levels;
     const n = levels.length;
@@ -44,11 +48,12 @@ export class BookSide {
   removeLevel(level: Level): void {
     this.byPrice.delete(level.priceTicks);
     const levels = this.levels;
-    if (levels[levels.length - 1] === level) {
-      levels.pop();
-      return;
+    if (levels[levels.length - 1] === level) levels.pop();
+    else levels.splice(this.indexOf(level.priceTicks), 1);
+    if (this.spare.length < LEVEL_SPARES_MAX) {
+      level.changeEpoch = -1;
+      this.spare.push(level);
     }
-    levels.splice(this.indexOf(level.priceTicks), 1);
   }
 
   /** The index of the first level not worse than priceTicks (binary search). */

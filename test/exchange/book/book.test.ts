@@ -219,8 +219,12 @@ test('cancel, cancelAll and per-owner statistics', () => {
     [...book.ownerOrders(7)].map((o) => o.orderId),
     [1, 2, 4],
   );
-  assert.equal(book.cancel(1)?.sizeLots, 1);
-  assert.equal(book.cancel(1), undefined, 'a second cancel finds nothing');
+  assert.equal(book.cancel(1), true);
+  assert.deepEqual(book.removed.toArray(), [
+    { orderId: 1, owner: 7, side: 'buy', priceTicks: 100, sizeLots: 1 },
+  ]);
+  assert.equal(book.cancel(1), false, 'a second cancel finds nothing');
+  assert.equal(book.removed.length, 0);
   book.checkInvariants();
   assert.equal(book.cancelAll(7, 'buy'), 1);
   assert.deepEqual(

@@ -102,15 +102,9 @@ function applyReal(book: OrderBook, op: Op, orderId: number): RefResult {
       const r = book.place({ ...op, orderId, postOnly });
       return observed(book, r);
     }
-    case 'cancel': {
-      const gone = book.cancel(op.pick);
-      const out = observed(book, null);
-      if (gone !== undefined) {
-        const { orderId: id, owner: o, side: s, priceTicks, sizeLots } = gone;
-        out.removed = [{ orderId: id, owner: o, side: s, priceTicks, sizeLots }];
-      }
-      return out;
-    }
+    case 'cancel':
+      book.cancel(op.pick);
+      return observed(book, null);
     case 'cancelAll':
       book.cancelAll(op.owner, op.side);
       return observed(book, null);
