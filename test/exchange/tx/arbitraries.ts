@@ -40,7 +40,7 @@ function withOptional<T extends object>(
   return fc
     .tuple(base, ...keys.map((k) => fc.option(extras[k]!, { nil: undefined })))
     .map(([b, ...values]) => {
-      const out: Record<string, unknown> = { ...b };
+      const out = { ...b } as Record<string, unknown>;
       keys.forEach((k, i) => {
         if (values[i] !== undefined) out[k] = values[i];
       });
