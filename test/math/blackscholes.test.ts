@@ -122,3 +122,30 @@ test('out-of-range inputs are refused with BadInput naming the field', () => {
     );
   }
 });
+
+test('every accepted input, extremes included, gives bounded, sane outputs', () => {
+  const edge = (lo: bigint, hi: bigint) =>
+    fc.oneof(fc.constant(lo), fc.constant(hi), fc.bigInt({ min: lo, max: hi }));
+  fc.assert(
+    fc.property(
+      edge(1n, 10n ** 33n),
+      edge(-6n, 6n),
+      edge(10n ** 10n, 30n * SCALE),
+      edge(10n ** 14n, 10n * SCALE),
+      edge(-SCALE, SCALE),
+      fc.boolean(),
+      (spot, logRatio, timeYears, vol, rate, isCall) => {
+        // Spot and strike up to 10^6 apart, inside the price range.
+        const down = 10n ** (logRatio < 0n ? -logRatio : 0n);
+        const strikeRaw = logRatio >= 0n ? spot * 10n ** logRatio : (spot + down - 1n) / down;
+        const strike = strikeRaw < 1n ? 1n : strikeRaw > 10n ** 33n ? 10n ** 33n : strikeRaw;
+        const g = blackScholes({ spot, strike, timeYears, vol, rate, isCall });
+        assert.ok(g.price >= -1n, 'price not negative');
+        assert.ok(g.price <= (isCall ? spot : strike * 10n ** 14n) + 1n, 'price bounded');
+        assert.ok(isCall ? g.delta >= 0n && g.delta <= SCALE : g.delta <= 0n && g.delta >= -SCALE);
+        assert.ok(g.gamma >= 0n && g.vega >= 0n);
+      },
+    ),
+    { numRuns: 500, seed: 9 },
+  );
+});
