@@ -14,7 +14,7 @@
 // separate pass times each of our operations with process.hrtime.bigint for
 // the p50 / p99 / p99.9 latency. Prints one JSON line.
 //
-//   npm run bench:book [-- --ops 1000000 --seed 1 --rounds 1]
+//   npm run bench:book [-- --ops 1000000 --seed 1 --rounds 3]
 
 import { parseArgs } from 'node:util';
 import {
@@ -30,7 +30,7 @@ const { values } = parseArgs({
   options: {
     ops: { type: 'string', default: '1000000' },
     seed: { type: 'string', default: '1' },
-    rounds: { type: 'string', default: '1' },
+    rounds: { type: 'string', default: '3' },
   },
 });
 const opCount = Number(values.ops);

@@ -14,7 +14,7 @@
 //   best bid/ask O(1); depth O(levels returned); restingLotsTo O(levels counted)
 //   owner stats  O(1); ownerOrders O(orders of the owner)
 
-import { assert } from '../../lib/assert.ts';
+import { AssertionError, assert } from '../../lib/assert.ts';
 import { BOOK_DEPTH_LEVELS_MAX, ORDER_SPARES_MAX } from '../../lib/limits.ts';
 import { ExpiryHeap } from './expiry.ts';
 import { ChangeSet, FillList, RemovedList } from './lists.ts';
@@ -46,18 +46,19 @@ export interface Depth {
   orderCounts: number[];
 }
 
-function checkSize(sizeLots: number): void {
-  assert(
-    Number.isSafeInteger(sizeLots) && sizeLots > 0,
-    `size must be a positive safe integer: ${sizeLots}`,
-  );
+// Read once: an imported binding may be read through an accessor on every use.
+const orderSparesMax = ORDER_SPARES_MAX;
+
+// The checks below run on every operation, so their messages are built only on
+// failure (an assert's template message would be formatted on every call).
+
+/** A positive safe integer (prices, sizes), or with `zero` also 0 (owners, times). */
+function isCount(x: number, zero: boolean): boolean {
+  return Number.isSafeInteger(x) && (x > 0 || (zero && x === 0));
 }
 
-function checkPrice(priceTicks: number): void {
-  assert(
-    Number.isSafeInteger(priceTicks) && priceTicks > 0,
-    `price must be a positive safe integer: ${priceTicks}`,
-  );
+function failIf(bad: boolean, field: string, value: number): void {
+  if (bad) throw new AssertionError(`book: bad ${field}: ${value}`);
 }
 
 export class OrderBook {
@@ -93,14 +94,15 @@ export class OrderBook {
     const postOnly = o.postOnly ?? false;
     const stp = o.stp ?? 'cancelResting';
     const goodTilMs = o.goodTilMs ?? 0;
-    assert(
-      Number.isSafeInteger(orderId) && orderId > this.lastOrderId,
-      `order ids must increase: ${orderId} after ${this.lastOrderId}`,
+    failIf(
+      !isCount(orderId, false) || orderId <= this.lastOrderId,
+      'orderId (ids increase)',
+      orderId,
     );
-    assert(Number.isSafeInteger(owner) && owner >= 0, `owner must be a safe integer ≥ 0: ${owner}`);
-    checkPrice(priceTicks);
-    checkSize(sizeLots);
-    assert(Number.isSafeInteger(goodTilMs) && goodTilMs >= 0, `bad goodTilMs: ${goodTilMs}`);
+    failIf(!isCount(owner, true), 'owner', owner);
+    failIf(!isCount(priceTicks, false), 'priceTicks', priceTicks);
+    failIf(!isCount(sizeLots, false), 'sizeLots', sizeLots);
+    failIf(!isCount(goodTilMs, true), 'goodTilMs', goodTilMs);
     assert(!postOnly || timeInForce === 'GTC', 'post-only orders are GTC');
     this.lastOrderId = orderId;
     this.begin();
@@ -147,8 +149,8 @@ export class OrderBook {
    * order whose new price would trade is rejected and left unchanged.
    */
   amend(orderId: number, newPriceTicks: number, newSizeLots: number): TakerResult {
-    checkPrice(newPriceTicks);
-    checkSize(newSizeLots);
+    failIf(!isCount(newPriceTicks, false), 'priceTicks', newPriceTicks);
+    failIf(!isCount(newSizeLots, false), 'sizeLots', newSizeLots);
     this.begin();
     const order = this.orders.get(orderId);
     if (order === undefined) return this.finish('rejected', 'UnknownOrder', 0, 0, 0);
@@ -203,7 +205,7 @@ export class OrderBook {
    * orders: the book does not skip expired orders while matching.
    */
   expire(nowMs: number): number {
-    assert(Number.isSafeInteger(nowMs), `bad nowMs: ${nowMs}`);
+    failIf(!Number.isSafeInteger(nowMs), 'nowMs', nowMs);
     this.begin();
     for (;;) {
       const order = this.expiry.peek();
@@ -458,7 +460,7 @@ export class OrderBook {
     this.orders.delete(order.orderId);
     this.markOrder(order);
     order.ownerState = null;
-    if (this.spareOrders.length < ORDER_SPARES_MAX) this.spareOrders.push(order);
+    if (this.spareOrders.length < orderSparesMax) this.spareOrders.push(order);
   }
 
   private newOrder(): Order {

@@ -8,6 +8,9 @@ import { LEVEL_SPARES_MAX } from '../../lib/limits.ts';
 import { Level } from './nodes.ts';
 import type { Side } from './types.ts';
 
+// Read once: an imported binding may be read through an accessor on every use.
+const levelSparesMax = LEVEL_SPARES_MAX;
+
 export class BookSide {
   readonly side: Side;
   /** Worst to best: ascending price for bids, descending for asks. */
@@ -50,7 +53,7 @@ export class BookSide {
     const levels = this.levels;
     if (levels[levels.length - 1] === level) levels.pop();
     else levels.splice(this.indexOf(level.priceTicks), 1);
-    if (this.spare.length < LEVEL_SPARES_MAX) {
+    if (this.spare.length < levelSparesMax) {
       level.changeEpoch = -1;
       this.spare.push(level);
     }
