@@ -180,6 +180,45 @@ function compareState(book: OrderBook, ref: ReferenceBook, where: string): void 
   }
 }
 
+/** Every level and every order with what identifies its state, to diff across an operation. */
+function fingerprint(book: OrderBook): {
+  levels: Map<string, string>;
+  orders: Map<number, string>;
+} {
+  const levels = new Map<string, string>();
+  const orders = new Map<number, string>();
+  for (const s of SIDES) {
+    const d = book.depth(s, 1000);
+    d.priceTicks.forEach((p, i) => levels.set(`${s}@${p}`, `${d.sizeLots[i]}/${d.orderCounts[i]}`));
+    for (const o of book.ordersOf(s)) orders.set(o.orderId, `${o.priceTicks}/${o.sizeLots}`);
+  }
+  return { levels, orders };
+}
+
+/** Everything that differs between two fingerprints must be in the book's change set. */
+function checkChanges(
+  book: OrderBook,
+  before: ReturnType<typeof fingerprint>,
+  where: string,
+): void {
+  const after = fingerprint(book);
+  const c = book.changes;
+  const listedLevels = new Set(
+    c.levelSide.slice(0, c.levelCount).map((s, i) => `${s}@${c.levelPriceTicks[i]}`),
+  );
+  const listedOrders = new Set(c.orderId.slice(0, c.orderCount));
+  for (const key of new Set([...before.levels.keys(), ...after.levels.keys()])) {
+    if (before.levels.get(key) !== after.levels.get(key)) {
+      assert.ok(listedLevels.has(key), `${where}: level ${key} changed but is not listed`);
+    }
+  }
+  for (const id of new Set([...before.orders.keys(), ...after.orders.keys()])) {
+    if (before.orders.get(id) !== after.orders.get(id)) {
+      assert.ok(listedOrders.has(id), `${where}: order ${id} changed but is not listed`);
+    }
+  }
+}
+
 /** Maps an arbitrary pick to an id that was used (or one past the last), so most picks hit. */
 function idFor(op: Op, lastId: number): Op {
   if (op.kind === 'cancel' || op.kind === 'amend')
@@ -206,7 +245,10 @@ test('the book matches the reference book exactly, before and after a snapshot r
         const orderId = op.kind === 'place' ? ++lastId : 0;
         const expected = applyRef(ref, op, orderId);
         const where = `op ${i} ${JSON.stringify(op)}`;
+        book.changes.clear();
+        const before = fingerprint(book);
         assert.deepEqual(applyReal(book, op, orderId), expected, where);
+        checkChanges(book, before, where);
         compareState(book, ref, where);
         if (restored !== undefined) {
           assert.deepEqual(applyReal(restored, op, orderId), expected, `restored ${where}`);
