@@ -77,6 +77,18 @@ export const PENDING_DEPOSITS_MAX = 100_000;
 export const LIQUIDATIONS_PER_BLOCK_MAX = 1_000;
 /** Most funding samples counted per block catching up after a long gap. */
 export const FUNDING_SAMPLES_PER_INTERVAL_MAX = 10_080;
+/** Funding: the interest term may move the rate at most this far from the premium (ppm per interval). */
+export const FUNDING_INTEREST_BAND_PPM = 500;
+/** Signer → address memo entries kept by one exchange (derived data, cleared when full). */
+export const ADDRESS_CACHE_ENTRIES_MAX = 200_000;
+
+// --- nonces (src/exchange/tx/nonces.ts, docs/transactions.md) -----------------
+/** Highest nonces remembered per address (docs/transactions.md, "Nonces"). */
+export const NONCE_WINDOW = 100;
+/** A nonce must be above blockTime − this (ms). */
+export const NONCE_AGE_MS_MAX = 24 * 3_600_000;
+/** A nonce must be below blockTime + this (ms). */
+export const NONCE_FUTURE_MS_MAX = 3_600_000;
 
 // --- option math (src/math) ---------------------------------------------------
 // Values at the math scale (10^18 = 1.0) carry the suffix WAD.
@@ -153,12 +165,6 @@ assert(VALIDATORS_MAX * VALIDATOR_POWER_MAX <= TOTAL_POWER_MAX, 'a full set must
 assert(EVIDENCE_PER_BLOCK_MAX <= EVIDENCE_POOL_MAX, 'a block draws evidence from the pool');
 assert(CATCHUP_BATCH_BLOCKS_MAX <= CATCHUP_BUFFER_BLOCKS_MAX, 'a batch must fit the buffer');
 assert(TIMEOUT_PROPOSE_MS <= TIMEOUT_MAX_MS, 'timeouts start below their cap');
-/** Highest nonces remembered per address (docs/transactions.md, "Nonces"). */
-export const NONCE_WINDOW = 100;
-/** A nonce must be above blockTime − this (ms). */
-export const NONCE_AGE_MS_MAX = 24 * 3_600_000;
-/** A nonce must be below blockTime + this (ms). */
-export const NONCE_FUTURE_MS_MAX = 3_600_000;
 /** Most transaction bytes in one block: the rest of BLOCK_BYTES_MAX holds evidence and the last commit. */
 export const BLOCK_TX_BYTES_MAX = BLOCK_BYTES_MAX - 2 * 1024 * 1024;
 assert(
@@ -167,7 +173,3 @@ assert(
     BLOCK_BYTES_MAX - BLOCK_TX_BYTES_MAX,
   'evidence and the last commit must fit beside the transactions',
 );
-/** Funding: the interest term may move the rate at most this far from the premium (ppm per interval). */
-export const FUNDING_INTEREST_BAND_PPM = 500;
-/** Signer → address memo entries kept by one exchange (derived data, cleared when full). */
-export const ADDRESS_CACHE_ENTRIES_MAX = 200_000;

@@ -1,0 +1,90 @@
+// amend: a new price and/or size for a resting order. Reducing the size at the
+// same price keeps time priority; a new price or a larger size loses it and
+// re-enters as an incoming GTC order, which may trade (docs/book.md).
+// Cost: as placeOrder (O(markets) margin + the book's cost + O(1) per fill).
+
+import type { Ctx } from './context.ts';
+import { getAccount } from './context.ts';
+import { equityQuote, initialMarginQuote } from './margin.ts';
+import { forgetOrder, forgetRemoved, settleFills } from './orders.ts';
+import type { ActionResult, Fill } from './results.ts';
+import type { Amend } from './tx/types.ts';
+
+function no(
+  code:
+    | 'UnknownInstrument'
+    | 'MarketHalted'
+    | 'UnknownOrder'
+    | 'InvalidPrice'
+    | 'InvalidSize'
+    | 'BelowMinSize'
+    | 'InsufficientMargin'
+    | 'PostOnlyWouldTake',
+  message: string,
+): ActionResult {
+  return { ok: false, kind: 'amend', code, message };
+}
+
+export function amend(ctx: Ctx, a: Amend): ActionResult {
+  const state = ctx.state;
+  const market = state.marketByName.get(a.instrument);
+  if (market === undefined) return no('UnknownInstrument', a.instrument);
+  if (market.halted) return no('MarketHalted', a.instrument);
+  const account = getAccount(ctx);
+  const meta = state.orders.get(a.orderId);
+  if (meta === undefined || meta.account !== account || meta.market !== market.index) {
+    return no('UnknownOrder', 'no such open order');
+  }
+  const book = market.book;
+  const order = book.order(a.orderId)!;
+  const p = market.params;
+  const priceTicks = a.priceTicks ?? order.priceTicks;
+  const sizeLots = a.sizeLots ?? order.sizeLots;
+  if (!Number.isSafeInteger(priceTicks) || priceTicks <= 0) return no('InvalidPrice', 'bad price');
+  if (!Number.isSafeInteger(sizeLots) || sizeLots <= 0 || sizeLots > p.maxSizeLots) {
+    return no('InvalidSize', `size must be 1..${p.maxSizeLots} lots`);
+  }
+  if (sizeLots < p.minSizeLots) return no('BelowMinSize', `minimum ${p.minSizeLots} lots`);
+  const buy = order.side === 'buy';
+  const growLots = sizeLots - order.sizeLots;
+  if (growLots > 0 || priceTicks !== order.priceTicks) {
+    const before = initialMarginQuote(state, meta.account);
+    const after = initialMarginQuote(
+      state,
+      meta.account,
+      market.index,
+      buy ? growLots : 0,
+      buy ? 0 : growLots,
+    );
+    const awayTicks = buy ? priceTicks - market.markTicks : market.markTicks - priceTicks;
+    const adverse = awayTicks > 0 ? BigInt(awayTicks) * BigInt(sizeLots) * market.k : 0n;
+    if ((after > before || adverse > 0n) && equityQuote(state, meta.account) - adverse < after) {
+      return no('InsufficientMargin', `initial margin ${after} exceeds equity`);
+    }
+  }
+  const losesPriority = priceTicks !== order.priceTicks || sizeLots > order.sizeLots;
+  const r = book.amend(a.orderId, priceTicks, sizeLots);
+  if (r.status === 'rejected') return no('PostOnlyWouldTake', 'the new price would trade');
+  const fills: Fill[] = [];
+  forgetRemoved(state, book);
+  settleFills(state, market, meta.account, order.side, false, fills);
+  if (r.status === 'rested') {
+    if (losesPriority) meta.seq = ++market.seq;
+  } else if (state.orders.has(a.orderId)) {
+    forgetOrder(state, a.orderId);
+  }
+  market.dirty = true;
+  return {
+    ok: true,
+    kind: 'amend',
+    order: {
+      orderId: a.orderId,
+      status: r.status,
+      reason: r.reason,
+      filledLots: r.filledLots,
+      restedLots: r.restedLots,
+      cancelledLots: r.cancelledLots,
+      fills,
+    },
+  };
+}

@@ -1,0 +1,98 @@
+// attestDeposit: a validator reports a deposit seen on the collateral chain.
+// Attestations are grouped by their whole content (depositId, address,
+// subaccount, amount); the first group whose attesters hold more than 2/3 of
+// stake is credited, once: the depositId is then spent, and any later
+// attestation of it is refused (AlreadyCredited). Cost: O(validators) per
+// attestation (the sorted attester list).
+
+import { toHex } from '../lib/bytes.ts';
+import { PENDING_DEPOSITS_MAX } from '../lib/limits.ts';
+import { badAmount, settleDeficit } from './collateral.ts';
+import type { Ctx } from './context.ts';
+import { ensureAccount, ensurePrincipal } from './context.ts';
+import type { ActionResult } from './results.ts';
+import type { Deposit } from './state.ts';
+import type { AttestDeposit } from './tx/types.ts';
+
+export function depositKey(a: {
+  depositId: Uint8Array;
+  account: Uint8Array;
+  subaccount: number;
+  amountQuote: bigint;
+}): string {
+  return `${toHex(a.depositId)}:${toHex(a.account)}:${a.subaccount}:${a.amountQuote}`;
+}
+
+export function attestDeposit(ctx: Ctx, a: AttestDeposit): ActionResult {
+  const state = ctx.state;
+  const validator = state.validatorByKey.get(ctx.signerKey);
+  if (validator === undefined || validator.jailed) {
+    return {
+      ok: false,
+      kind: 'attestDeposit',
+      code: 'NotPermitted',
+      message: 'not an active validator',
+    };
+  }
+  if (badAmount(a.amountQuote)) {
+    return {
+      ok: false,
+      kind: 'attestDeposit',
+      code: 'InvalidAmount',
+      message: 'amount must be positive',
+    };
+  }
+  const idHex = toHex(a.depositId);
+  if (state.creditedDeposits.has(idHex)) {
+    return { ok: false, kind: 'attestDeposit', code: 'AlreadyCredited', message: idHex };
+  }
+  const key = depositKey(a);
+  let deposit = state.deposits.get(key);
+  const vIndex = state.validators.indexOf(validator);
+  if (deposit?.attesters.includes(vIndex)) {
+    return { ok: false, kind: 'attestDeposit', code: 'DuplicateAttestation', message: idHex };
+  }
+  if (deposit === undefined) {
+    if (state.deposits.size >= PENDING_DEPOSITS_MAX) {
+      return {
+        ok: false,
+        kind: 'attestDeposit',
+        code: 'TooManyPendingDeposits',
+        message: `at most ${PENDING_DEPOSITS_MAX} pending deposits`,
+      };
+    }
+    deposit = {
+      key,
+      depositId: a.depositId.slice(),
+      account: a.account.slice(),
+      subaccount: a.subaccount,
+      amountQuote: a.amountQuote,
+      attesters: [],
+      stake: 0n,
+      leaf: null,
+      dirty: false,
+    } satisfies Deposit;
+    state.deposits.set(key, deposit);
+  }
+  deposit.attesters.push(vIndex);
+  deposit.attesters.sort((x, y) => x - y);
+  deposit.stake += validator.stake;
+  state.markDeposit(deposit);
+  if (state.isSupermajority(deposit.stake)) {
+    state.creditedDeposits.add(idHex);
+    state.newCredited.push(idHex);
+    state.deposits.delete(key);
+    const principal = ensurePrincipal(state, a.account);
+    const account = ensureAccount(state, principal, a.subaccount);
+    account.cashQuote += a.amountQuote;
+    state.depositedQuote += a.amountQuote;
+    state.markAccount(account);
+    settleDeficit(state, account);
+    ctx.events.push({
+      type: 'depositCredited',
+      account: account.index,
+      amountQuote: a.amountQuote,
+    });
+  }
+  return { ok: true, kind: 'attestDeposit' };
+}

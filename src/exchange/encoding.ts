@@ -1,0 +1,166 @@
+// Canonical encodings of every state entity. The same bytes serve the state
+// digest (a leaf is sha256(tag || key || value)) and the snapshot, so the
+// digest covers exactly what a snapshot restores.
+
+import type { Reader, Writer } from '../codec/wire.ts';
+import { DecodeError } from '../codec/wire.ts';
+import { fromHex } from '../lib/bytes.ts';
+import { AGENTS_PER_ADDRESS_MAX, STRING_BYTES_MAX } from '../lib/limits.ts';
+import type { RestingOrder } from './book/index.ts';
+import { STP_MODES } from './book/index.ts';
+import { NonceWindow } from './tx/nonces.ts';
+import type {
+  Account,
+  Deposit,
+  ExchangeState,
+  MarketState,
+  OrderMeta,
+  Principal,
+  Proposal,
+} from './state.ts';
+
+export const LEAF = {
+  globals: 1,
+  market: 2,
+  order: 3,
+  principal: 4,
+  account: 5,
+  deposit: 6,
+  credited: 7,
+  proposal: 8,
+  validators: 9,
+} as const;
+
+/** Money fields are bounded on decode: far beyond any real balance. */
+export const MONEY_BITS = 160;
+const ADDRESS_BYTES = 20;
+const KEY_BYTES = 32;
+
+export function writeGlobals(w: Writer, s: ExchangeState, genesisHash: Uint8Array): void {
+  w.fixed(genesisHash, 32);
+  w.uvarint(s.height).uvarint(s.timeMs);
+  w.ivarintBig(s.insuranceQuote).uvarintBig(s.feePoolQuote);
+  w.uvarintBig(s.depositedQuote).uvarintBig(s.withdrawnQuote);
+  w.uvarint(s.nextOrderId).uvarint(s.accounts.length);
+  const deficits = [...s.deficits].map((a) => a.index).sort((a, b) => a - b);
+  w.uvarint(deficits.length);
+  for (const i of deficits) w.uvarint(i);
+}
+
+export function writeValidators(w: Writer, s: ExchangeState): void {
+  w.uvarint(s.validators.length);
+  for (const v of s.validators) w.bool(v.jailed);
+}
+
+export function writeMarketState(w: Writer, m: MarketState): void {
+  w.uvarint(m.index).uvarint(m.indexTicks).uvarint(m.markTicks);
+  w.ivarint(m.premiumSumPpm).uvarint(m.premiumCount).ivarint(m.lastFundingRatePpm);
+  w.uvarint(m.longLots).uvarint(m.shortLots).bool(m.halted).uvarint(m.seq);
+}
+
+export function readMarketState(r: Reader, m: MarketState, f: string): void {
+  const index = r.uvarint(`${f}.index`);
+  if (index !== m.index) throw new DecodeError(`${f}.index`, 'markets out of order');
+  m.indexTicks = r.uvarint(`${f}.indexTicks`);
+  m.markTicks = r.uvarint(`${f}.markTicks`);
+  m.premiumSumPpm = r.ivarint(`${f}.premiumSumPpm`);
+  m.premiumCount = r.uvarint(`${f}.premiumCount`);
+  m.lastFundingRatePpm = r.ivarint(`${f}.lastFundingRatePpm`);
+  m.longLots = r.uvarint(`${f}.longLots`);
+  m.shortLots = r.uvarint(`${f}.shortLots`);
+  m.halted = r.bool(`${f}.halted`);
+  m.seq = r.uvarint(`${f}.seq`);
+}
+
+/** An order's leaf value: the book's view of it plus the exchange's record. */
+export function writeOrderLeaf(w: Writer, o: RestingOrder, meta: OrderMeta): void {
+  w.uvarint(meta.market)
+    .uvarint(o.orderId)
+    .uvarint(o.owner)
+    .u8(o.side === 'buy' ? 0 : 1);
+  w.uvarint(o.priceTicks).uvarint(o.sizeLots).uvarint(o.goodTilMs);
+  w.u8(STP_MODES.indexOf(o.stp)).bool(o.postOnly).uvarint(meta.seq);
+  w.string(meta.clientOrderId, STRING_BYTES_MAX);
+}
+
+export function writeOrderMeta(w: Writer, meta: OrderMeta): void {
+  w.uvarint(meta.orderId).uvarint(meta.market).uvarint(meta.account.index);
+  w.string(meta.clientOrderId, STRING_BYTES_MAX).uvarint(meta.seq);
+}
+
+export function writePrincipal(w: Writer, p: Principal): void {
+  w.fixed(p.address, ADDRESS_BYTES);
+  p.nonces.write(w);
+  const keys = [...p.agents.keys()].sort();
+  w.uvarint(keys.length);
+  for (const key of keys) {
+    const agent = p.agents.get(key)!;
+    w.fixed(agent.publicKey, KEY_BYTES)
+      .uvarint(agent.expiresAtMs)
+      .string(agent.name, STRING_BYTES_MAX);
+  }
+}
+
+export function readPrincipalInto(
+  r: Reader,
+  f: string,
+  make: (address: Uint8Array) => Principal,
+): Principal {
+  const address = r.fixed(`${f}.address`, ADDRESS_BYTES).slice();
+  const p = make(address);
+  const nonces = NonceWindow.read(r, `${f}.nonces`);
+  p.nonces.nonces.push(...nonces.nonces);
+  const n = r.uvarint(`${f}.agents`, AGENTS_PER_ADDRESS_MAX);
+  let previous = '';
+  for (let i = 0; i < n; i++) {
+    const publicKey = r.fixed(`${f}.agents[${i}].publicKey`, KEY_BYTES).slice();
+    const key = Array.from(publicKey, (b) => b.toString(16).padStart(2, '0')).join('');
+    if (key <= previous) throw new DecodeError(`${f}.agents[${i}]`, 'agents must ascend');
+    previous = key;
+    const expiresAtMs = r.uvarint(`${f}.agents[${i}].expiresAtMs`);
+    const name = r.string(`${f}.agents[${i}].name`, STRING_BYTES_MAX);
+    p.agents.set(key, { publicKey, expiresAtMs, name });
+  }
+  return p;
+}
+
+export function writeAccount(w: Writer, a: Account): void {
+  w.fixed(a.address, ADDRESS_BYTES).u8(a.subaccount);
+  w.ivarintBig(a.cashQuote).uvarintBig(a.volumeQuote).uvarintBig(a.faucetQuote);
+  for (const p of a.positions) {
+    w.ivarint(p.sizeLots).ivarintBig(p.costBasisQuote);
+    w.ivarintBig(p.realizedPnlQuote).ivarintBig(p.fundingQuote);
+  }
+}
+
+export function readAccountInto(r: Reader, f: string, a: Account): void {
+  a.cashQuote = r.ivarintBig(`${f}.cashQuote`, MONEY_BITS);
+  a.volumeQuote = r.uvarintBig(`${f}.volumeQuote`, MONEY_BITS);
+  a.faucetQuote = r.uvarintBig(`${f}.faucetQuote`, MONEY_BITS);
+  a.positions.forEach((p, i) => {
+    const g = `${f}.positions[${i}]`;
+    p.sizeLots = r.ivarint(`${g}.sizeLots`);
+    p.costBasisQuote = r.ivarintBig(`${g}.costBasisQuote`, MONEY_BITS);
+    p.realizedPnlQuote = r.ivarintBig(`${g}.realizedPnlQuote`, MONEY_BITS);
+    p.fundingQuote = r.ivarintBig(`${g}.fundingQuote`, MONEY_BITS);
+  });
+}
+
+export function writeDeposit(w: Writer, d: Deposit): void {
+  w.fixed(d.depositId, 32).fixed(d.account, ADDRESS_BYTES).u8(d.subaccount);
+  w.uvarintBig(d.amountQuote).uvarint(d.attesters.length);
+  for (const v of d.attesters) w.uvarint(v);
+  w.uvarintBig(d.stake);
+}
+
+export function writeProposal(w: Writer, p: Proposal): void {
+  const kinds = ['haltMarket', 'resumeMarket', 'haltAll', 'resumeAll'];
+  w.uvarint(p.proposalId).u8(kinds.indexOf(p.kind)).ivarint(p.market);
+  w.uvarint(p.approvers.length);
+  for (const v of p.approvers) w.uvarint(v);
+  w.uvarintBig(p.stake).bool(p.executed);
+}
+
+export function creditedBytes(idHex: string): Uint8Array {
+  return fromHex(idHex);
+}

@@ -1,0 +1,56 @@
+// Every rejection code of the exchange, in one place. The same strings go on
+// the wire, in the SDK and in docs/exchange.md ("Rejection codes"). A rejected
+// transaction or action changes nothing (a rejected transaction still consumes
+// its nonce once the nonce itself was accepted).
+
+export const REJECT_CODES = [
+  // replay and authorization
+  'DuplicateNonce',
+  'StaleNonce',
+  'FutureNonce',
+  'Expired',
+  'WrongChain',
+  'NotPermitted',
+  // instruments and orders
+  'UnknownInstrument',
+  'MarketHalted',
+  'NoOraclePrice',
+  'InvalidPrice',
+  'InvalidSize',
+  'BelowMinSize',
+  'InvalidOrder',
+  'PostOnlyWouldTake',
+  'TooManyOpenOrders',
+  'DuplicateClientOrderId',
+  'UnknownOrder',
+  'ReduceOnlyWouldIncrease',
+  'InsufficientMargin',
+  // collateral
+  'InvalidAmount',
+  'InsufficientFunds',
+  'FaucetCapExceeded',
+  'WithdrawalsPaused',
+  'UnknownAccount',
+  'AlreadyCredited',
+  'DuplicateAttestation',
+  'DepositMismatch',
+  'TooManyPendingDeposits',
+  // agents and governance
+  'TooManyAgents',
+  'UnknownAgent',
+  'UnknownProposal',
+  'DuplicateProposal',
+  'NotSupported',
+] as const;
+
+export type RejectCode = (typeof REJECT_CODES)[number];
+
+/** A rejection from a check: its code and a human-readable reason for logs and clients. */
+export interface Rejection {
+  readonly code: RejectCode;
+  readonly message: string;
+}
+
+export function reject(code: RejectCode, message: string = code): Rejection {
+  return { code, message };
+}

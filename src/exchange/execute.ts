@@ -1,0 +1,124 @@
+// One transaction: replay protection, expiry, authorization, then its
+// action(s). Signatures were checked before the block reached us (the node
+// verifies them in workers); everything stateful is checked here.
+//
+// Order of checks: nonce (a refused nonce changes nothing), then the nonce is
+// consumed, then expiry, then the signer's authority (the address's own key,
+// or a registered agent that has not expired, for trading actions only).
+
+import { toHex } from '../lib/bytes.ts';
+import { unreachable } from '../lib/assert.ts';
+import { amend } from './amend.ts';
+import { attestDeposit } from './attest_deposit.ts';
+import { cancel, cancelAll } from './cancel.ts';
+import type { Ctx } from './context.ts';
+import { ensurePrincipal, getPrincipal } from './context.ts';
+import type { RejectCode } from './errors.ts';
+import { faucet } from './faucet.ts';
+import { govPropose, govVote } from './governance.ts';
+import { NonceWindow, checkNonce } from './tx/nonces.ts';
+import { placeOrder } from './place_order.ts';
+import { registerAgent, revokeAgent } from './register_agent.ts';
+import type { ActionResult, ExchangeEvent, TxResult } from './results.ts';
+import type { ExchangeState } from './state.ts';
+import { transfer } from './transfer.ts';
+import type { BatchableAction, SignedTx } from './tx/types.ts';
+import { MASTER_ONLY_ACTIONS } from './tx/types.ts';
+import { withdraw } from './withdraw.ts';
+
+/** Checks a first nonce of an address; never recorded into. */
+const EMPTY_WINDOW = new NonceWindow();
+
+/** Validators sign these with their own key for their own address. */
+const VALIDATOR_ACTIONS = new Set(['attestDeposit', 'govPropose', 'govVote']);
+
+export function runAction(ctx: Ctx, a: BatchableAction): ActionResult {
+  switch (a.kind) {
+    case 'placeOrder':
+      return placeOrder(ctx, a);
+    case 'cancel':
+      return cancel(ctx, a);
+    case 'cancelAll':
+      return cancelAll(ctx, a);
+    case 'amend':
+      return amend(ctx, a);
+    case 'faucet':
+      return faucet(ctx, a);
+    case 'withdraw':
+      return withdraw(ctx, a);
+    case 'transfer':
+      return transfer(ctx, a);
+    case 'attestDeposit':
+      return attestDeposit(ctx, a);
+    case 'registerAgent':
+      return registerAgent(ctx, a);
+    case 'revokeAgent':
+      return revokeAgent(ctx, a);
+    case 'govPropose':
+      return govPropose(ctx, a);
+    case 'govVote':
+      return govVote(ctx, a);
+    default:
+      return unreachable(a, 'action kind');
+  }
+}
+
+function refused(index: number, code: RejectCode, message: string): TxResult {
+  return { index, ok: false, code, message, actions: [] };
+}
+
+export interface TxEnv {
+  readonly state: ExchangeState;
+  readonly blockTimeMs: number;
+  readonly events: ExchangeEvent[];
+  /** Hex address of a public key (cached by the caller: it is a hash). */
+  readonly addressOf: (publicKey: Uint8Array) => string;
+}
+
+export function executeTx(env: TxEnv, tx: SignedTx, index: number): TxResult {
+  const { state, blockTimeMs } = env;
+  if (tx.chainId !== state.genesis.chainId) return refused(index, 'WrongChain', tx.chainId);
+  const existing = getPrincipal(state, tx.account);
+  const verdict = checkNonce(existing?.nonces ?? EMPTY_WINDOW, tx.nonce, blockTimeMs);
+  if (verdict !== undefined) return refused(index, verdict, `nonce ${tx.nonce}`);
+  const principal = existing ?? ensurePrincipal(state, tx.account);
+  principal.nonces.record(tx.nonce);
+  state.markPrincipal(principal);
+  if (tx.expiresAtMs !== undefined && blockTimeMs > tx.expiresAtMs) {
+    return refused(index, 'Expired', `expired at ${tx.expiresAtMs}`);
+  }
+  const signerKey = toHex(tx.signer);
+  const isMaster = env.addressOf(tx.signer) === principal.key;
+  const action = tx.action;
+  if (!isMaster) {
+    const agent = principal.agents.get(signerKey);
+    if (agent === undefined || agent.expiresAtMs <= blockTimeMs) {
+      return refused(
+        index,
+        'NotPermitted',
+        'the signer is neither the account nor an active agent',
+      );
+    }
+    const kinds = action.kind === 'batch' ? action.actions.map((x) => x.kind) : [action.kind];
+    if (kinds.some((k) => MASTER_ONLY_ACTIONS.has(k) || k === 'faucet')) {
+      return refused(index, 'NotPermitted', 'agents only trade');
+    }
+  }
+  const ctx: Ctx = {
+    state,
+    principal,
+    subaccount: tx.subaccount,
+    isMaster,
+    signerKey,
+    blockTimeMs,
+    events: env.events,
+  };
+  if (action.kind === 'batch') {
+    const actions = action.actions.map((a) => runAction(ctx, a));
+    return { index, ok: true, actions };
+  }
+  if (VALIDATOR_ACTIONS.has(action.kind) && !isMaster) {
+    return refused(index, 'NotPermitted', 'validators sign with their own key');
+  }
+  return { index, ok: true, actions: [runAction(ctx, action)] };
+}

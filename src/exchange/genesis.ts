@@ -1,0 +1,365 @@
+// The genesis: markets, fee tiers, validators and chain settings as data
+// (docs/exchange.md, "Genesis"). Markets are never code: a new perpetual is a
+// new entry here.
+//
+// Units. Money is bigint quote units (6 decimals: 1 USDC = 1_000_000). A price
+// is an integer number of ticks, a size an integer number of lots. A market
+// fixes tickSizeQuote (quote units per whole base unit per tick) and lotsPerBase
+// (lots in one whole base unit); tickSizeQuote must be a multiple of lotsPerBase
+// so that notional = priceTicks × sizeLots × quotePerTickLot is exact, with
+// quotePerTickLot = tickSizeQuote / lotsPerBase.
+
+import type { Reader, Writer } from '../codec/wire.ts';
+import { DecodeError, decode, encode } from '../codec/wire.ts';
+import type { Codec } from '../codec/wire.ts';
+import { ZommaError } from '../lib/errors.ts';
+import { divBig } from '../lib/int.ts';
+import { FEE_TIERS_MAX, GENESIS_MARKETS_MAX, GENESIS_VALIDATORS_MAX } from '../lib/limits.ts';
+import { PPM } from './units.ts';
+
+export interface FeeTier {
+  /** Lifetime traded notional (quote units) from which this tier applies. */
+  volumeQuoteMin: bigint;
+  /** Negative = a rebate paid to the maker. */
+  makerFeePpm: number;
+  takerFeePpm: number;
+}
+
+export interface MarketParams {
+  instrument: string;
+  /** Key of the block's oracle map ('BTC'). */
+  underlying: string;
+  tickSizeQuote: bigint;
+  lotsPerBase: number;
+  minSizeLots: number;
+  maxSizeLots: number;
+  initialMarginPpm: number;
+  maintenanceMarginPpm: number;
+  /** Initial margin grows by imfStepPpm for each full imfStepQuote of position notional. */
+  imfStepQuote: bigint;
+  imfStepPpm: number;
+  /** A market order without a price may trade at most this far from the index. */
+  marketSlippagePpm: number;
+  /** The book mid counts toward the mark only within this band around the index. */
+  markBandPpm: number;
+  openOrdersMax: number;
+  fundingIntervalMs: number;
+  fundingSampleMs: number;
+  /** Interest component per funding interval. */
+  fundingInterestPpm: number;
+  /** |funding rate| per interval is clamped to this. */
+  fundingCapPpm: number;
+  liquidationFeePpm: number;
+  liquidationFeeQuoteMax: bigint;
+  /** Notional this market liquidates at most per block; the rest waits for the next block. */
+  liquidationQuoteMaxPerBlock: bigint;
+}
+
+export interface ValidatorInfo {
+  /** 32-byte Ed25519 public key. */
+  publicKey: Uint8Array;
+  stake: bigint;
+}
+
+export interface Genesis {
+  chainId: string;
+  devnet: boolean;
+  genesisTimeMs: number;
+  markets: MarketParams[];
+  /** Ascending volumeQuoteMin, the first at 0. */
+  feeTiers: FeeTier[];
+  /** Devnet faucet: most quote units one account (per subaccount) may draw in total. */
+  faucetQuoteMax: bigint;
+  validators: ValidatorInfo[];
+  insuranceFundQuote: bigint;
+}
+
+export class GenesisError extends ZommaError<'BadGenesis'> {
+  readonly field: string;
+  constructor(field: string, reason: string) {
+    super('BadGenesis', `${field}: ${reason}`);
+    this.field = field;
+  }
+}
+
+const NAME_RE = /^[A-Z0-9][A-Z0-9-]{0,63}$/;
+const CHAIN_RE = /^[a-z0-9-]{1,64}$/;
+const AMOUNT_BITS = 96;
+const AMOUNT_MAX = (1n << BigInt(AMOUNT_BITS)) - 1n;
+
+function int(field: string, x: number, lo: number, hi: number): void {
+  if (!Number.isSafeInteger(x) || x < lo || x > hi) {
+    throw new GenesisError(field, `must be an integer in [${lo}, ${hi}], got ${x}`);
+  }
+}
+
+function amount(field: string, x: bigint, lo: bigint): void {
+  if (typeof x !== 'bigint' || x < lo || x > AMOUNT_MAX) {
+    throw new GenesisError(field, `must be a bigint in [${lo}, 2^${AMOUNT_BITS}), got ${x}`);
+  }
+}
+
+/** quote units per tick per lot: exact by validation. */
+export function quotePerTickLot(m: MarketParams): bigint {
+  return divBig(m.tickSizeQuote, BigInt(m.lotsPerBase), 'trunc');
+}
+
+function checkMarket(m: MarketParams, f: string): void {
+  if (!NAME_RE.test(m.instrument)) throw new GenesisError(`${f}.instrument`, 'not a valid name');
+  if (!/^[A-Z0-9]{1,16}$/.test(m.underlying)) {
+    throw new GenesisError(`${f}.underlying`, 'not a valid underlying');
+  }
+  amount(`${f}.tickSizeQuote`, m.tickSizeQuote, 1n);
+  int(`${f}.lotsPerBase`, m.lotsPerBase, 1, 1_000_000_000);
+  if (m.tickSizeQuote % BigInt(m.lotsPerBase) !== 0n) {
+    throw new GenesisError(`${f}.tickSizeQuote`, 'must be a multiple of lotsPerBase');
+  }
+  int(`${f}.minSizeLots`, m.minSizeLots, 1, 1_000_000_000_000);
+  int(`${f}.maxSizeLots`, m.maxSizeLots, m.minSizeLots, 1_000_000_000_000);
+  int(`${f}.maintenanceMarginPpm`, m.maintenanceMarginPpm, 1, PPM);
+  int(`${f}.initialMarginPpm`, m.initialMarginPpm, m.maintenanceMarginPpm, PPM);
+  amount(`${f}.imfStepQuote`, m.imfStepQuote, 1n);
+  int(`${f}.imfStepPpm`, m.imfStepPpm, 0, PPM);
+  int(`${f}.marketSlippagePpm`, m.marketSlippagePpm, 0, PPM - 1);
+  int(`${f}.markBandPpm`, m.markBandPpm, 0, PPM - 1);
+  int(`${f}.openOrdersMax`, m.openOrdersMax, 1, 10_000);
+  int(`${f}.fundingSampleMs`, m.fundingSampleMs, 1_000, 86_400_000);
+  int(`${f}.fundingIntervalMs`, m.fundingIntervalMs, m.fundingSampleMs, 7 * 86_400_000);
+  if (m.fundingIntervalMs % m.fundingSampleMs !== 0) {
+    throw new GenesisError(`${f}.fundingIntervalMs`, 'must be a multiple of fundingSampleMs');
+  }
+  int(`${f}.fundingInterestPpm`, m.fundingInterestPpm, -PPM, PPM);
+  int(`${f}.fundingCapPpm`, m.fundingCapPpm, 0, PPM);
+  int(`${f}.liquidationFeePpm`, m.liquidationFeePpm, 0, m.maintenanceMarginPpm);
+  amount(`${f}.liquidationFeeQuoteMax`, m.liquidationFeeQuoteMax, 0n);
+  amount(`${f}.liquidationQuoteMaxPerBlock`, m.liquidationQuoteMaxPerBlock, 1n);
+}
+
+/** Validates a genesis; throws GenesisError naming the first bad field. */
+export function validateGenesis(g: Genesis): void {
+  if (typeof g.chainId !== 'string' || !CHAIN_RE.test(g.chainId)) {
+    throw new GenesisError('chainId', '1..64 characters of [a-z0-9-]');
+  }
+  int('genesisTimeMs', g.genesisTimeMs, 0, Number.MAX_SAFE_INTEGER);
+  if (g.markets.length < 1 || g.markets.length > GENESIS_MARKETS_MAX) {
+    throw new GenesisError('markets', `1..${GENESIS_MARKETS_MAX} markets`);
+  }
+  const names = new Set<string>();
+  g.markets.forEach((m, i) => {
+    checkMarket(m, `markets[${i}]`);
+    if (names.has(m.instrument)) throw new GenesisError(`markets[${i}].instrument`, 'duplicate');
+    names.add(m.instrument);
+  });
+  if (g.feeTiers.length < 1 || g.feeTiers.length > FEE_TIERS_MAX) {
+    throw new GenesisError('feeTiers', `1..${FEE_TIERS_MAX} tiers`);
+  }
+  let minTaker = PPM;
+  let maxRebate = 0;
+  g.feeTiers.forEach((t, i) => {
+    const f = `feeTiers[${i}]`;
+    amount(`${f}.volumeQuoteMin`, t.volumeQuoteMin, 0n);
+    if (i === 0 && t.volumeQuoteMin !== 0n)
+      throw new GenesisError(`${f}.volumeQuoteMin`, 'must be 0');
+    if (i > 0 && t.volumeQuoteMin <= g.feeTiers[i - 1]!.volumeQuoteMin) {
+      throw new GenesisError(`${f}.volumeQuoteMin`, 'must ascend');
+    }
+    int(`${f}.makerFeePpm`, t.makerFeePpm, -PPM, PPM);
+    int(`${f}.takerFeePpm`, t.takerFeePpm, 0, PPM);
+    if (t.takerFeePpm < minTaker) minTaker = t.takerFeePpm;
+    if (-t.makerFeePpm > maxRebate) maxRebate = -t.makerFeePpm;
+  });
+  // Each fill's rebate is paid out of that fill's taker fee, so the fee pool
+  // can never go negative: the smallest taker fee must cover the largest rebate.
+  if (maxRebate > minTaker) {
+    throw new GenesisError('feeTiers', 'the largest maker rebate exceeds the smallest taker fee');
+  }
+  amount('faucetQuoteMax', g.faucetQuoteMax, 0n);
+  amount('insuranceFundQuote', g.insuranceFundQuote, 0n);
+  if (g.validators.length < 1 || g.validators.length > GENESIS_VALIDATORS_MAX) {
+    throw new GenesisError('validators', `1..${GENESIS_VALIDATORS_MAX} validators`);
+  }
+  const keys = new Set<string>();
+  g.validators.forEach((v, i) => {
+    if (!(v.publicKey instanceof Uint8Array) || v.publicKey.length !== 32) {
+      throw new GenesisError(`validators[${i}].publicKey`, 'must be 32 bytes');
+    }
+    const key = Array.from(v.publicKey).join(',');
+    if (keys.has(key)) throw new GenesisError(`validators[${i}].publicKey`, 'duplicate');
+    keys.add(key);
+    amount(`validators[${i}].stake`, v.stake, 1n);
+  });
+}
+
+// --- canonical encoding ------------------------------------------------------------
+
+const FORMAT = 1;
+
+function writeMarket(w: Writer, m: MarketParams): void {
+  w.string(m.instrument, 64).string(m.underlying, 16);
+  w.uvarintBig(m.tickSizeQuote).uvarint(m.lotsPerBase);
+  w.uvarint(m.minSizeLots).uvarint(m.maxSizeLots);
+  w.uvarint(m.initialMarginPpm).uvarint(m.maintenanceMarginPpm);
+  w.uvarintBig(m.imfStepQuote).uvarint(m.imfStepPpm);
+  w.uvarint(m.marketSlippagePpm).uvarint(m.markBandPpm).uvarint(m.openOrdersMax);
+  w.uvarint(m.fundingIntervalMs).uvarint(m.fundingSampleMs);
+  w.ivarint(m.fundingInterestPpm).uvarint(m.fundingCapPpm);
+  w.uvarint(m.liquidationFeePpm).uvarintBig(m.liquidationFeeQuoteMax);
+  w.uvarintBig(m.liquidationQuoteMaxPerBlock);
+}
+
+function readMarket(r: Reader, f: string): MarketParams {
+  return {
+    instrument: r.string(`${f}.instrument`, 64),
+    underlying: r.string(`${f}.underlying`, 16),
+    tickSizeQuote: r.uvarintBig(`${f}.tickSizeQuote`, AMOUNT_BITS),
+    lotsPerBase: r.uvarint(`${f}.lotsPerBase`),
+    minSizeLots: r.uvarint(`${f}.minSizeLots`),
+    maxSizeLots: r.uvarint(`${f}.maxSizeLots`),
+    initialMarginPpm: r.uvarint(`${f}.initialMarginPpm`),
+    maintenanceMarginPpm: r.uvarint(`${f}.maintenanceMarginPpm`),
+    imfStepQuote: r.uvarintBig(`${f}.imfStepQuote`, AMOUNT_BITS),
+    imfStepPpm: r.uvarint(`${f}.imfStepPpm`),
+    marketSlippagePpm: r.uvarint(`${f}.marketSlippagePpm`),
+    markBandPpm: r.uvarint(`${f}.markBandPpm`),
+    openOrdersMax: r.uvarint(`${f}.openOrdersMax`),
+    fundingIntervalMs: r.uvarint(`${f}.fundingIntervalMs`),
+    fundingSampleMs: r.uvarint(`${f}.fundingSampleMs`),
+    fundingInterestPpm: r.ivarint(`${f}.fundingInterestPpm`),
+    fundingCapPpm: r.uvarint(`${f}.fundingCapPpm`),
+    liquidationFeePpm: r.uvarint(`${f}.liquidationFeePpm`),
+    liquidationFeeQuoteMax: r.uvarintBig(`${f}.liquidationFeeQuoteMax`, AMOUNT_BITS),
+    liquidationQuoteMaxPerBlock: r.uvarintBig(`${f}.liquidationQuoteMaxPerBlock`, AMOUNT_BITS),
+  };
+}
+
+function count(r: Reader, field: string, max: number): number {
+  return r.uvarint(field, max);
+}
+
+export const genesisCodec: Codec<Genesis> = {
+  write(w: Writer, g: Genesis): void {
+    w.u8(FORMAT).string(g.chainId, 64).bool(g.devnet).uvarint(g.genesisTimeMs);
+    w.uvarint(g.markets.length);
+    for (const m of g.markets) writeMarket(w, m);
+    w.uvarint(g.feeTiers.length);
+    for (const t of g.feeTiers) {
+      w.uvarintBig(t.volumeQuoteMin).ivarint(t.makerFeePpm).uvarint(t.takerFeePpm);
+    }
+    w.uvarintBig(g.faucetQuoteMax).uvarintBig(g.insuranceFundQuote);
+    w.uvarint(g.validators.length);
+    for (const v of g.validators) w.fixed(v.publicKey, 32).uvarintBig(v.stake);
+  },
+  read(r: Reader, f: string): Genesis {
+    if (r.u8(`${f}.format`) !== FORMAT) throw new DecodeError(`${f}.format`, 'unknown format');
+    const chainId = r.string(`${f}.chainId`, 64);
+    const devnet = r.bool(`${f}.devnet`);
+    const genesisTimeMs = r.uvarint(`${f}.genesisTimeMs`);
+    const markets: MarketParams[] = [];
+    const nm = count(r, `${f}.markets`, GENESIS_MARKETS_MAX);
+    for (let i = 0; i < nm; i++) markets.push(readMarket(r, `${f}.markets[${i}]`));
+    const feeTiers: FeeTier[] = [];
+    const nt = count(r, `${f}.feeTiers`, FEE_TIERS_MAX);
+    for (let i = 0; i < nt; i++) {
+      const t = `${f}.feeTiers[${i}]`;
+      feeTiers.push({
+        volumeQuoteMin: r.uvarintBig(`${t}.volumeQuoteMin`, AMOUNT_BITS),
+        makerFeePpm: r.ivarint(`${t}.makerFeePpm`, PPM),
+        takerFeePpm: r.uvarint(`${t}.takerFeePpm`, PPM),
+      });
+    }
+    const faucetQuoteMax = r.uvarintBig(`${f}.faucetQuoteMax`, AMOUNT_BITS);
+    const insuranceFundQuote = r.uvarintBig(`${f}.insuranceFundQuote`, AMOUNT_BITS);
+    const validators: ValidatorInfo[] = [];
+    const nv = count(r, `${f}.validators`, GENESIS_VALIDATORS_MAX);
+    for (let i = 0; i < nv; i++) {
+      const publicKey = r.fixed(`${f}.validators[${i}].publicKey`, 32).slice();
+      validators.push({
+        publicKey,
+        stake: r.uvarintBig(`${f}.validators[${i}].stake`, AMOUNT_BITS),
+      });
+    }
+    const g: Genesis = {
+      chainId,
+      devnet,
+      genesisTimeMs,
+      markets,
+      feeTiers,
+      faucetQuoteMax,
+      validators,
+      insuranceFundQuote,
+    };
+    try {
+      validateGenesis(g);
+    } catch (e) {
+      if (e instanceof GenesisError) throw new DecodeError(`${f}.${e.field}`, e.message);
+      throw e;
+    }
+    return g;
+  },
+};
+
+export function encodeGenesis(g: Genesis): Uint8Array {
+  validateGenesis(g);
+  return encode(genesisCodec, g);
+}
+
+export function decodeGenesis(bytes: Uint8Array): Genesis {
+  return decode(genesisCodec, bytes, 'genesis');
+}
+
+// --- devnet --------------------------------------------------------------------------
+
+const HOUR_MS = 3_600_000;
+const MINUTE_MS = 60_000;
+const USDC = 1_000_000n;
+
+function perpetual(
+  underlying: string,
+  tickSizeQuote: bigint,
+  lotsPerBase: number,
+  minSizeLots: number,
+): MarketParams {
+  return {
+    instrument: `${underlying}-PERPETUAL`,
+    underlying,
+    tickSizeQuote,
+    lotsPerBase,
+    minSizeLots,
+    maxSizeLots: 1_000_000_000,
+    initialMarginPpm: 50_000,
+    maintenanceMarginPpm: 30_000,
+    imfStepQuote: 10_000_000n * USDC,
+    imfStepPpm: 10_000,
+    marketSlippagePpm: 50_000,
+    markBandPpm: 5_000,
+    openOrdersMax: 200,
+    fundingIntervalMs: HOUR_MS,
+    fundingSampleMs: MINUTE_MS,
+    fundingInterestPpm: 12,
+    fundingCapPpm: 5_000,
+    liquidationFeePpm: 10_000,
+    liquidationFeeQuoteMax: 50_000n * USDC,
+    liquidationQuoteMaxPerBlock: 5_000_000n * USDC,
+  };
+}
+
+/**
+ * The devnet genesis. BTC: tick $0.10, lot 0.0001 BTC (10 quote units per
+ * tick·lot); ETH: tick $0.01, lot 0.001 ETH (10 quote units per tick·lot).
+ */
+export function devnetGenesis(validatorKeys: readonly Uint8Array[]): Genesis {
+  return {
+    chainId: 'zomma-devnet',
+    devnet: true,
+    genesisTimeMs: 0,
+    markets: [perpetual('BTC', 100_000n, 10_000, 1), perpetual('ETH', 10_000n, 1_000, 1)],
+    feeTiers: [
+      { volumeQuoteMin: 0n, makerFeePpm: 200, takerFeePpm: 500 },
+      { volumeQuoteMin: 1_000_000n * USDC, makerFeePpm: 0, takerFeePpm: 400 },
+      { volumeQuoteMin: 100_000_000n * USDC, makerFeePpm: -100, takerFeePpm: 300 },
+    ],
+    faucetQuoteMax: 1_000_000n * USDC,
+    validators: validatorKeys.map((publicKey) => ({ publicKey, stake: 100n })),
+    insuranceFundQuote: 0n,
+  };
+}

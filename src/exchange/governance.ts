@@ -1,0 +1,107 @@
+// govPropose and govVote: validators halt and resume markets. A proposal
+// executes once validators holding more than 2/3 of stake approved it (the
+// proposer approves by proposing). On a halted market new orders and amends
+// are refused; cancels, funding and liquidations go on. Cost: O(validators).
+// jail() is the hook for consensus evidence: a jailed validator's
+// attestations and votes are refused.
+
+import type { Ctx } from './context.ts';
+import type { ActionResult, ExchangeEvent } from './results.ts';
+import type { ExchangeState, Proposal, ValidatorState } from './state.ts';
+import type { GovPropose, GovVote } from './tx/types.ts';
+
+export function jail(state: ExchangeState, validator: ValidatorState): void {
+  validator.jailed = true;
+  state.validatorsDirty = true;
+}
+
+function activeValidator(ctx: Ctx): number {
+  const v = ctx.state.validatorByKey.get(ctx.signerKey);
+  if (v === undefined || v.jailed) return -1;
+  return ctx.state.validators.indexOf(v);
+}
+
+function execute(state: ExchangeState, p: Proposal, events: ExchangeEvent[]): void {
+  p.executed = true;
+  const halt = p.kind === 'haltMarket' || p.kind === 'haltAll';
+  const markets = p.market >= 0 ? [state.markets[p.market]!] : state.markets;
+  for (const m of markets) {
+    if (m.halted === halt) continue;
+    m.halted = halt;
+    m.dirty = true;
+    events.push({ type: halt ? 'marketHalted' : 'marketResumed', market: m.params.instrument });
+  }
+}
+
+function approve(ctx: Ctx, p: Proposal, validator: number): void {
+  const state = ctx.state;
+  p.approvers.push(validator);
+  p.approvers.sort((x, y) => x - y);
+  p.stake += state.validators[validator]!.stake;
+  state.markProposal(p);
+  if (!p.executed && state.isSupermajority(p.stake)) execute(state, p, ctx.events);
+}
+
+export function govPropose(ctx: Ctx, a: GovPropose): ActionResult {
+  const state = ctx.state;
+  const validator = activeValidator(ctx);
+  if (validator < 0) {
+    return {
+      ok: false,
+      kind: 'govPropose',
+      code: 'NotPermitted',
+      message: 'not an active validator',
+    };
+  }
+  if (state.proposals.has(a.proposalId)) {
+    return { ok: false, kind: 'govPropose', code: 'DuplicateProposal', message: `${a.proposalId}` };
+  }
+  let market = -1;
+  if (a.proposal.kind === 'haltMarket' || a.proposal.kind === 'resumeMarket') {
+    const m = state.marketByName.get(a.proposal.instrument);
+    if (m === undefined) {
+      return {
+        ok: false,
+        kind: 'govPropose',
+        code: 'UnknownInstrument',
+        message: a.proposal.instrument,
+      };
+    }
+    market = m.index;
+  }
+  const p: Proposal = {
+    proposalId: a.proposalId,
+    kind: a.proposal.kind,
+    market,
+    approvers: [],
+    stake: 0n,
+    executed: false,
+    leaf: null,
+    dirty: false,
+  };
+  state.proposals.set(a.proposalId, p);
+  approve(ctx, p, validator);
+  return { ok: true, kind: 'govPropose' };
+}
+
+export function govVote(ctx: Ctx, a: GovVote): ActionResult {
+  const state = ctx.state;
+  const validator = activeValidator(ctx);
+  if (validator < 0) {
+    return { ok: false, kind: 'govVote', code: 'NotPermitted', message: 'not an active validator' };
+  }
+  const p = state.proposals.get(a.proposalId);
+  if (p === undefined) {
+    return { ok: false, kind: 'govVote', code: 'UnknownProposal', message: `${a.proposalId}` };
+  }
+  if (p.approvers.includes(validator)) {
+    return {
+      ok: false,
+      kind: 'govVote',
+      code: 'DuplicateAttestation',
+      message: 'already approved',
+    };
+  }
+  if (a.approve) approve(ctx, p, validator);
+  return { ok: true, kind: 'govVote' };
+}

@@ -1,0 +1,34 @@
+// The exchange state machine (docs/exchange.md): what the node, the simulator
+// and the API need.
+export { Exchange, BlockError } from './exchange.ts';
+export type { Block, ExchangeOptions } from './exchange.ts';
+export { encodeSnapshot, decodeSnapshot, readSnapshot, writeSnapshot } from './snapshot.ts';
+export {
+  devnetGenesis,
+  validateGenesis,
+  encodeGenesis,
+  decodeGenesis,
+  genesisCodec,
+  GenesisError,
+  quotePerTickLot,
+} from './genesis.ts';
+export type { Genesis, MarketParams, FeeTier, ValidatorInfo } from './genesis.ts';
+export { REJECT_CODES } from './errors.ts';
+export type { RejectCode } from './errors.ts';
+export type {
+  ActionResult,
+  BlockResult,
+  ExchangeEvent,
+  Fill,
+  OrderOutcome,
+  TxResult,
+} from './results.ts';
+export { checkInvariants } from './invariants.ts';
+export {
+  equityQuote,
+  initialMarginQuote,
+  maintenanceMarginQuote,
+  freeCollateralQuote,
+} from './margin.ts';
+export { jail } from './governance.ts';
+export { PPM } from './units.ts';

@@ -1,0 +1,72 @@
+// Whole-state invariants, checked after every block in tests and, behind the
+// checkInvariants option, by the node. O(state): a debugging aid, not a hot path.
+//   - collateral conservation: deposits − withdrawals = Σ cash + insurance + fee pool;
+//   - open interest: Σ long lots = Σ short lots = the market's counters, per market;
+//   - books: not crossed, no zero-size order (the book's own checks);
+//   - every resting order has a record, and every record a resting order;
+//   - margin is reserved for resting orders: an account's resting size per side
+//     is what the book reports for it (margin.ts prices them from there), and
+//     no account without collateral rests orders;
+//   - the fee pool is never negative.
+
+import { assert } from '../lib/assert.ts';
+import type { ExchangeState } from './state.ts';
+
+export function checkInvariants(state: ExchangeState): void {
+  let cash = 0n;
+  for (const a of state.accounts) cash += a.cashQuote;
+  assert(
+    state.depositedQuote - state.withdrawnQuote ===
+      cash + state.insuranceQuote + state.feePoolQuote,
+    `collateral not conserved: deposits ${state.depositedQuote} − withdrawals ${state.withdrawnQuote} ≠ ` +
+      `cash ${cash} + insurance ${state.insuranceQuote} + fees ${state.feePoolQuote}`,
+  );
+  assert(state.feePoolQuote >= 0n, 'fee pool negative');
+  let orders = 0;
+  for (const m of state.markets) {
+    let long = 0;
+    let short = 0;
+    let holders = 0;
+    for (const a of state.accounts) {
+      const size = a.positions[m.index]!.sizeLots;
+      if (size > 0) long += size;
+      if (size < 0) short -= size;
+      if (size !== 0) {
+        holders++;
+        assert(m.holders.has(a), `holder set misses account ${a.index}`);
+      }
+    }
+    const name = m.params.instrument;
+    assert(long === short, `${name}: long OI ${long} ≠ short OI ${short}`);
+    assert(long === m.longLots && short === m.shortLots, `${name}: OI counters drifted`);
+    assert(holders === m.holders.size, `${name}: holder set drifted`);
+    m.book.checkInvariants();
+    for (const side of ['buy', 'sell'] as const) {
+      for (const order of m.book.ordersOf(side)) {
+        orders++;
+        const meta = state.orders.get(order.orderId);
+        assert(
+          meta !== undefined && meta.market === m.index,
+          `order ${order.orderId} without record`,
+        );
+        assert(meta.account.index === order.owner, `order ${order.orderId} owner mismatch`);
+        assert(order.sizeLots > 0, `order ${order.orderId} of size zero`);
+        if (meta.clientOrderId !== '') {
+          assert(
+            meta.account.clientOrderIds.get(meta.clientOrderId) === order.orderId,
+            'client id index drifted',
+          );
+        }
+      }
+    }
+  }
+  assert(
+    orders === state.orders.size,
+    `order records ${state.orders.size} ≠ resting orders ${orders}`,
+  );
+  for (const a of state.accounts) {
+    let count = 0;
+    for (const p of a.positions) if (p.sizeLots !== 0) count++;
+    assert(count === a.positionCount, `account ${a.index}: position count drifted`);
+  }
+}

@@ -1,0 +1,205 @@
+// Liquidation and auto-deleveraging (docs/exchange.md, "Liquidation").
+//
+// After a block's transactions, the exchange scans the accounts the block
+// touched that hold positions, plus every holder of a market whose mark moved:
+// O(those accounts × markets). An account whose equity is below its
+// maintenance margin is liquidated, in ascending account index:
+//   1. its resting orders are cancelled;
+//   2. if its equity is negative, the insurance fund covers what it can;
+//   3. each position (ascending market) is closed through the book by an IOC
+//      order limited at the position's bankruptcy price — the price at which
+//      the account's equity would reach zero, rounded in the account's favour
+//      by at most a tick — within the market's per-block liquidation cap;
+//      the taker pays no trading fee, makers get no rebate, and the account
+//      pays a liquidation fee min(notional × liquidationFeePpm, liquidationFeeQuoteMax,
+//      remaining equity) to the insurance fund;
+//   4. what the book could not absorb at the bankruptcy price is deleveraged
+//      against opposite positions at the bankruptcy price, ranked by
+//      unrealized profit × notional / equity (highest first, then ascending
+//      account index): O(holders log holders), only when it happens;
+//   5. an account left with no position and negative cash draws on the
+//      insurance fund; what remains uncovered is a deficit, and withdrawals
+//      pause until it is covered (by deposits to that account).
+
+import { divBig, minBig, maxBig } from '../lib/int.ts';
+import { LIQUIDATIONS_PER_BLOCK_MAX } from '../lib/limits.ts';
+import { applyTrade } from './position.ts';
+import { equityQuote, maintenanceMarginQuote } from './margin.ts';
+import { forgetRemoved, settleFills } from './orders.ts';
+import type { ExchangeEvent } from './results.ts';
+import type { Account, ExchangeState, MarketState } from './state.ts';
+import { notionalQuote, ppmCeil } from './units.ts';
+
+export function isLiquidatable(state: ExchangeState, account: Account): boolean {
+  if (account.positionCount === 0) return false;
+  return equityQuote(state, account) < maintenanceMarginQuote(state, account);
+}
+
+/** The price (ticks) at which this position's loss takes the account's equity to zero. */
+export function bankruptcyTicks(
+  state: ExchangeState,
+  market: MarketState,
+  account: Account,
+): number {
+  const size = account.positions[market.index]!.sizeLots;
+  const equity = equityQuote(state, account);
+  const perTick = BigInt(Math.abs(size)) * market.k;
+  const mark = BigInt(market.markTicks);
+  const ticks =
+    size > 0
+      ? mark - divBig(equity, perTick, 'floor') // a long sells no lower: ceil of mark − E/(|s|k)
+      : mark + divBig(equity, perTick, 'floor'); // a short buys no higher: floor of mark + E/(|s|k)
+  if (ticks < 1n) return 1;
+  return ticks > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(ticks);
+}
+
+function coverFromInsurance(
+  state: ExchangeState,
+  account: Account,
+  shortfall: bigint,
+  events: ExchangeEvent[],
+): void {
+  const cover = minBig(shortfall, state.insuranceQuote);
+  if (cover <= 0n) return;
+  state.insuranceQuote -= cover;
+  account.cashQuote += cover;
+  state.markAccount(account);
+  events.push({ type: 'insuranceCover', account: account.index, amountQuote: cover });
+}
+
+/** Ranks opposite positions for deleveraging: highest profit × leverage first. */
+function adlQueue(state: ExchangeState, market: MarketState, long: boolean): Account[] {
+  const mark = BigInt(market.markTicks) * market.k;
+  const ranked: { account: Account; score: bigint }[] = [];
+  for (const account of market.holders) {
+    const position = account.positions[market.index]!;
+    if (position.sizeLots > 0 !== long) continue;
+    const value = BigInt(position.sizeLots) * mark;
+    const pnl = value - position.costBasisQuote;
+    const notional = value < 0n ? -value : value;
+    const equity = maxBig(equityQuote(state, account), 1n);
+    ranked.push({ account, score: divBig(pnl * notional, equity, 'floor') });
+  }
+  ranked.sort((a, b) =>
+    a.score > b.score ? -1 : a.score < b.score ? 1 : a.account.index - b.account.index,
+  );
+  return ranked.map((r) => r.account);
+}
+
+function deleverage(
+  state: ExchangeState,
+  market: MarketState,
+  account: Account,
+  lots: number,
+  priceTicks: number,
+  events: ExchangeEvent[],
+): void {
+  const size = account.positions[market.index]!.sizeLots;
+  const queue = adlQueue(state, market, size < 0);
+  let remaining = lots;
+  for (const other of queue) {
+    if (remaining === 0) break;
+    const take = Math.min(remaining, Math.abs(other.positions[market.index]!.sizeLots));
+    const signed = size > 0 ? -take : take;
+    applyTrade(state, market, account, signed, priceTicks);
+    applyTrade(state, market, other, -signed, priceTicks);
+    remaining -= take;
+    events.push({
+      type: 'deleverage',
+      market: market.params.instrument,
+      account: account.index,
+      counterparty: other.index,
+      sizeLots: take,
+      priceTicks,
+    });
+  }
+}
+
+function closePosition(
+  state: ExchangeState,
+  market: MarketState,
+  account: Account,
+  events: ExchangeEvent[],
+): void {
+  const p = market.params;
+  const size = account.positions[market.index]!.sizeLots;
+  const perLot = BigInt(market.markTicks) * market.k;
+  const room = p.liquidationQuoteMaxPerBlock - market.liquidatedQuote;
+  if (room <= 0n) return;
+  const roomLots = divBig(room, perLot, 'floor');
+  const lots = Number(minBig(BigInt(Math.abs(size)), maxBig(roomLots, 1n)));
+  const capped = lots < Math.abs(size);
+  const bankruptcy = bankruptcyTicks(state, market, account);
+  const side = size > 0 ? 'sell' : 'buy';
+  const book = market.book;
+  book.place({
+    orderId: state.nextOrderId++,
+    owner: account.index,
+    side,
+    priceTicks: bankruptcy,
+    sizeLots: lots,
+    timeInForce: 'IOC',
+  });
+  forgetRemoved(state, book);
+  const fills = book.fills;
+  let notional = 0n;
+  for (let i = 0; i < fills.length; i++) {
+    notional += notionalQuote(fills.priceTicks[i]!, fills.sizeLots[i]!, market.k);
+  }
+  const filled = settleFills(state, market, account, side, true, null);
+  const fee = minBig(
+    minBig(ppmCeil(notional, p.liquidationFeePpm), p.liquidationFeeQuoteMax),
+    maxBig(equityQuote(state, account), 0n),
+  );
+  account.cashQuote -= fee;
+  state.insuranceQuote += fee;
+  state.markAccount(account);
+  market.liquidatedQuote += BigInt(lots) * perLot;
+  events.push({
+    type: 'liquidation',
+    market: p.instrument,
+    account: account.index,
+    closedLots: filled,
+    feeQuote: fee,
+  });
+  // The per-block cap leaves the rest for the next block; a book that could
+  // not absorb the order at the bankruptcy price leaves it to deleveraging.
+  if (filled < lots && !capped)
+    deleverage(state, market, account, lots - filled, bankruptcy, events);
+}
+
+export function liquidate(state: ExchangeState, account: Account, events: ExchangeEvent[]): void {
+  for (const market of state.markets) {
+    if (market.book.ownerOrderCount(account.index) > 0) {
+      market.book.cancelAll(account.index);
+      forgetRemoved(state, market.book);
+    }
+  }
+  const equity = equityQuote(state, account);
+  if (equity < 0n) coverFromInsurance(state, account, -equity, events);
+  for (const market of state.markets) {
+    if (account.positions[market.index]!.sizeLots !== 0 && !market.halted) {
+      closePosition(state, market, account, events);
+    }
+  }
+  if (account.positionCount === 0 && account.cashQuote < 0n) {
+    coverFromInsurance(state, account, -account.cashQuote, events);
+    if (account.cashQuote < 0n) state.deficits.add(account);
+  }
+}
+
+/** Liquidates every candidate below maintenance, in ascending account index. */
+export function runLiquidations(
+  state: ExchangeState,
+  candidates: Set<Account>,
+  events: ExchangeEvent[],
+): void {
+  const due: Account[] = [];
+  for (const account of candidates) if (isLiquidatable(state, account)) due.push(account);
+  due.sort((a, b) => a.index - b.index);
+  const n = Math.min(due.length, LIQUIDATIONS_PER_BLOCK_MAX);
+  for (let i = 0; i < n; i++) {
+    const account = due[i]!;
+    if (isLiquidatable(state, account)) liquidate(state, account, events);
+  }
+}

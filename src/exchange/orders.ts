@@ -1,0 +1,98 @@
+// Bookkeeping shared by every operation that touches the book: settling the
+// fills of the last book operation, forgetting orders that left the book, and
+// recording an order that came to rest. Cost: O(1) per fill or removed order.
+
+import { assert } from '../lib/assert.ts';
+import type { OrderBook, Side } from './book/index.ts';
+import { feeTier, makerFeeQuote, takerFeeQuote } from './fees.ts';
+import { applyTrade } from './position.ts';
+import type { Fill } from './results.ts';
+import type { Account, ExchangeState, MarketState, OrderMeta } from './state.ts';
+import { notionalQuote } from './units.ts';
+
+/** The order left the book (filled, cancelled, expired): drop its record. */
+export function forgetOrder(state: ExchangeState, orderId: number): OrderMeta {
+  const meta = state.orders.get(orderId);
+  assert(meta !== undefined, `no record of order ${orderId}`);
+  state.orders.delete(orderId);
+  if (meta.clientOrderId !== '') meta.account.clientOrderIds.delete(meta.clientOrderId);
+  if (meta.leaf !== null) state.goneLeaves.push(meta.leaf);
+  return meta;
+}
+
+export function rememberOrder(
+  state: ExchangeState,
+  market: MarketState,
+  account: Account,
+  orderId: number,
+  clientOrderId: string,
+): void {
+  const meta: OrderMeta = {
+    orderId,
+    market: market.index,
+    account,
+    clientOrderId,
+    seq: ++market.seq,
+    leaf: null,
+  };
+  state.orders.set(orderId, meta);
+  if (clientOrderId !== '') account.clientOrderIds.set(clientOrderId, orderId);
+  market.dirty = true;
+}
+
+/** Forgets every order the book listed in `removed` (self-trade prevention, cancelAll, expiry). */
+export function forgetRemoved(state: ExchangeState, book: OrderBook): void {
+  const removed = book.removed;
+  for (let i = 0; i < removed.length; i++) forgetOrder(state, removed.orderId[i]!);
+}
+
+/**
+ * Settles the fills of the book's last operation for a taker: positions and
+ * cash at the maker's price, fees to the fee pool, volumes for fee tiers.
+ * With `liquidation`, the taker pays no trading fee and a maker no rebate
+ * (the liquidation fee is charged by the caller).
+ */
+export function settleFills(
+  state: ExchangeState,
+  market: MarketState,
+  taker: Account,
+  side: Side,
+  liquidation: boolean,
+  out: Fill[] | null,
+): number {
+  const fills = market.book.fills;
+  const takerTier = feeTier(state, taker);
+  let filled = 0;
+  for (let i = 0; i < fills.length; i++) {
+    const maker = state.accounts[fills.makerOwner[i]!]!;
+    const priceTicks = fills.priceTicks[i]!;
+    const sizeLots = fills.sizeLots[i]!;
+    filled += sizeLots;
+    const signed = side === 'buy' ? sizeLots : -sizeLots;
+    applyTrade(state, market, taker, signed, priceTicks);
+    applyTrade(state, market, maker, -signed, priceTicks);
+    const notional = notionalQuote(priceTicks, sizeLots, market.k);
+    const takerFee = liquidation ? 0n : takerFeeQuote(takerTier, notional);
+    let makerFee = makerFeeQuote(feeTier(state, maker), notional);
+    if (liquidation && makerFee < 0n) makerFee = 0n;
+    assert(takerFee + makerFee >= 0n, 'a rebate exceeds the taker fee of its fill');
+    taker.cashQuote -= takerFee;
+    maker.cashQuote -= makerFee;
+    state.feePoolQuote += takerFee + makerFee;
+    taker.volumeQuote += notional;
+    maker.volumeQuote += notional;
+    const makerOrderId = fills.makerOrderId[i]!;
+    if (fills.makerDone[i]!) forgetOrder(state, makerOrderId);
+    if (out !== null) {
+      out.push({
+        makerOrderId,
+        makerAccount: maker.index,
+        priceTicks,
+        sizeLots,
+        takerFeeQuote: takerFee,
+        makerFeeQuote: makerFee,
+      });
+    }
+  }
+  return filled;
+}

@@ -1,0 +1,169 @@
+// placeOrder: checks, then hands the order to the book and settles its fills.
+// Cost: O(markets) for the margin check + the book's cost
+// (O(levels touched + fills)) + O(1) per fill to settle.
+//
+// Rules (docs/exchange.md, "Orders"):
+//  - limit orders need a price; a market order is IOC (or FOK) with a worst
+//    price index × (1 ± marketSlippagePpm), tightened by its own price if given;
+//  - postOnly is GTC that is rejected (PostOnlyWouldTake) instead of taking;
+//  - reduce-only orders never rest: they execute as IOC (FOK stays FOK) with
+//    their size clamped to the position they reduce; ReduceOnlyWouldIncrease
+//    when there is nothing to reduce on that side;
+//  - the margin check: the initial margin of the account with every resting
+//    order and this one resting in full (worst case per market), plus the
+//    immediate loss of trading at the limit price against the mark, must not
+//    exceed equity — unless the order does not raise the initial margin.
+
+import { divBig } from '../lib/int.ts';
+import type { TimeInForce as BookTif } from './book/index.ts';
+import type { Ctx } from './context.ts';
+import { ensureAccount, getAccount } from './context.ts';
+import type { Rejection } from './errors.ts';
+import { reject } from './errors.ts';
+import { equityQuote, initialMarginQuote } from './margin.ts';
+import { forgetRemoved, rememberOrder, settleFills } from './orders.ts';
+import type { ActionResult, Fill } from './results.ts';
+import type { Account, MarketState } from './state.ts';
+import type { PlaceOrder } from './tx/types.ts';
+import { PPM_BIG } from './units.ts';
+
+interface Checked {
+  market: MarketState;
+  account: Account;
+  priceTicks: number;
+  sizeLots: number;
+  tif: BookTif;
+  postOnly: boolean;
+}
+
+/** The worst price of a market order: index moved by the slippage bound, at least one tick. */
+export function marketWorstTicks(market: MarketState, buy: boolean): number {
+  const index = BigInt(market.indexTicks);
+  const slip = BigInt(market.params.marketSlippagePpm);
+  const worst = buy
+    ? divBig(index * (PPM_BIG + slip), PPM_BIG, 'floor')
+    : divBig(index * (PPM_BIG - slip), PPM_BIG, 'ceil');
+  return worst < 1n ? 1 : Number(worst);
+}
+
+export function checkPlaceOrder(ctx: Ctx, a: PlaceOrder): Checked | Rejection {
+  const state = ctx.state;
+  const market = state.marketByName.get(a.instrument);
+  if (market === undefined) return reject('UnknownInstrument', a.instrument);
+  if (market.halted) return reject('MarketHalted', a.instrument);
+  if (market.markTicks === 0) return reject('NoOraclePrice', a.instrument);
+  const p = market.params;
+  const buy = a.side === 'buy';
+  if (!Number.isSafeInteger(a.sizeLots) || a.sizeLots <= 0 || a.sizeLots > p.maxSizeLots) {
+    return reject('InvalidSize', `size must be 1..${p.maxSizeLots} lots`);
+  }
+  let sizeLots = a.sizeLots;
+  let tif: BookTif;
+  let postOnly = false;
+  let priceTicks: number;
+  if (a.type === 'limit') {
+    if (a.priceTicks === undefined || !Number.isSafeInteger(a.priceTicks) || a.priceTicks <= 0) {
+      return reject('InvalidPrice', 'a limit order needs a positive price');
+    }
+    priceTicks = a.priceTicks;
+    postOnly = a.timeInForce === 'postOnly';
+    tif = a.timeInForce === 'postOnly' ? 'GTC' : a.timeInForce;
+  } else {
+    if (a.timeInForce === 'GTC' || a.timeInForce === 'postOnly') {
+      return reject('InvalidOrder', 'a market order is IOC or FOK');
+    }
+    tif = a.timeInForce;
+    const worst = marketWorstTicks(market, buy);
+    priceTicks =
+      a.priceTicks === undefined
+        ? worst
+        : buy
+          ? Math.min(worst, a.priceTicks)
+          : Math.max(worst, a.priceTicks);
+  }
+  if (a.goodTilMs !== undefined && (tif !== 'GTC' || a.goodTilMs <= ctx.blockTimeMs)) {
+    return reject('InvalidOrder', 'goodTilMs needs a resting order and a time after this block');
+  }
+  const account = getAccount(ctx);
+  if (account === undefined) return reject('InsufficientMargin', 'the account holds no collateral');
+  if (a.reduceOnly) {
+    if (postOnly) return reject('InvalidOrder', 'a reduce-only order cannot be post-only');
+    const size = account.positions[market.index]!.sizeLots;
+    if (size === 0 || size > 0 === buy)
+      return reject('ReduceOnlyWouldIncrease', 'nothing to reduce');
+    sizeLots = Math.min(sizeLots, Math.abs(size));
+    if (tif === 'GTC') tif = 'IOC';
+  }
+  if (sizeLots < p.minSizeLots) return reject('BelowMinSize', `minimum ${p.minSizeLots} lots`);
+  const clientOrderId = a.clientOrderId ?? '';
+  if (clientOrderId !== '' && account.clientOrderIds.has(clientOrderId)) {
+    return reject('DuplicateClientOrderId', clientOrderId);
+  }
+  const book = market.book;
+  if (tif === 'GTC' && book.ownerOrderCount(account.index) >= p.openOrdersMax) {
+    return reject('TooManyOpenOrders', `at most ${p.openOrdersMax} open orders`);
+  }
+  if (postOnly) {
+    const best = buy ? book.bestAskTicks() : book.bestBidTicks();
+    if (best !== undefined && (buy ? best <= priceTicks : best >= priceTicks)) {
+      return reject('PostOnlyWouldTake', `would trade at ${best}`);
+    }
+  }
+  if (!a.reduceOnly) {
+    const before = initialMarginQuote(state, account);
+    const after = initialMarginQuote(
+      state,
+      account,
+      market.index,
+      buy ? sizeLots : 0,
+      buy ? 0 : sizeLots,
+    );
+    if (after > before) {
+      const awayTicks = buy ? priceTicks - market.markTicks : market.markTicks - priceTicks;
+      const adverse = awayTicks > 0 ? BigInt(awayTicks) * BigInt(sizeLots) * market.k : 0n;
+      if (equityQuote(state, account) - adverse < after) {
+        return reject('InsufficientMargin', `initial margin ${after} exceeds equity`);
+      }
+    }
+  }
+  return { market, account, priceTicks, sizeLots, tif, postOnly };
+}
+
+export function placeOrder(ctx: Ctx, a: PlaceOrder): ActionResult {
+  const checked = checkPlaceOrder(ctx, a);
+  if ('code' in checked) return { ok: false, kind: 'placeOrder', ...checked };
+  const { market, priceTicks, sizeLots, tif, postOnly } = checked;
+  const state = ctx.state;
+  const account = ensureAccount(state, ctx.principal, ctx.subaccount);
+  const orderId = state.nextOrderId++;
+  const book = market.book;
+  const r = book.place({
+    orderId,
+    owner: account.index,
+    side: a.side,
+    priceTicks,
+    sizeLots,
+    timeInForce: tif,
+    postOnly,
+    stp: a.stp,
+    goodTilMs: a.goodTilMs ?? 0,
+  });
+  const fills: Fill[] = [];
+  // Self-trade prevention may have removed the account's own resting orders.
+  forgetRemoved(state, book);
+  settleFills(state, market, account, a.side, false, fills);
+  if (r.status === 'rested') rememberOrder(state, market, account, orderId, a.clientOrderId ?? '');
+  return {
+    ok: true,
+    kind: 'placeOrder',
+    order: {
+      orderId,
+      status: r.status,
+      reason: r.reason,
+      filledLots: r.filledLots,
+      restedLots: r.restedLots,
+      cancelledLots: r.cancelledLots,
+      fills,
+    },
+  };
+}

@@ -1,0 +1,68 @@
+// Position arithmetic: one trade moves cash between two accounts at the trade
+// price and changes both positions, exactly. Cost: O(1).
+
+import { divBig } from '../lib/int.ts';
+import { assert } from '../lib/assert.ts';
+import type { Account, ExchangeState, MarketState } from './state.ts';
+
+/**
+ * Changes an account's position in a market by deltaLots (signed) at
+ * priceTicks: cash pays the notional, cost basis and realized PnL follow.
+ * Closing part of a position removes a pro-rata share of its cost basis,
+ * truncated toward zero (the truncation stays in the basis of the rest).
+ */
+export function applyTrade(
+  state: ExchangeState,
+  market: MarketState,
+  account: Account,
+  deltaLots: number,
+  priceTicks: number,
+): void {
+  assert(deltaLots !== 0, 'empty trade');
+  const k = market.k;
+  const position = account.positions[market.index]!;
+  const old = position.sizeLots;
+  const tradeQuote = BigInt(deltaLots) * BigInt(priceTicks) * k;
+  account.cashQuote -= tradeQuote;
+  if (old === 0 || old > 0 === deltaLots > 0) {
+    position.costBasisQuote += tradeQuote;
+  } else {
+    const closeLots = Math.min(Math.abs(deltaLots), Math.abs(old));
+    const removed = divBig(
+      position.costBasisQuote * BigInt(closeLots),
+      BigInt(Math.abs(old)),
+      'trunc',
+    );
+    const closeSigned = deltaLots > 0 ? closeLots : -closeLots;
+    position.realizedPnlQuote += -(BigInt(closeSigned) * BigInt(priceTicks) * k) - removed;
+    position.costBasisQuote -= removed;
+    const openLots = Math.abs(deltaLots) - closeLots;
+    if (openLots > 0) {
+      assert(position.costBasisQuote === 0n, 'flipped position keeps a basis');
+      position.costBasisQuote =
+        BigInt(deltaLots > 0 ? openLots : -openLots) * BigInt(priceTicks) * k;
+    }
+  }
+  const size = old + deltaLots;
+  assert(Number.isSafeInteger(size), 'position size overflows');
+  position.sizeLots = size;
+  if (size === 0) position.costBasisQuote = 0n;
+  setOpenInterest(market, account, old, size);
+  state.markAccount(account);
+}
+
+/** Keeps open interest, the holder set and the account's position count in step with a size change. */
+function setOpenInterest(market: MarketState, account: Account, old: number, size: number): void {
+  if (old > 0) market.longLots -= old;
+  else if (old < 0) market.shortLots += old;
+  if (size > 0) market.longLots += size;
+  else if (size < 0) market.shortLots -= size;
+  if (old === 0 && size !== 0) {
+    market.holders.add(account);
+    account.positionCount++;
+  } else if (old !== 0 && size === 0) {
+    market.holders.delete(account);
+    account.positionCount--;
+  }
+  market.dirty = true;
+}

@@ -1,0 +1,92 @@
+// What finalizeBlock returns: one result per transaction (one per action of a
+// batch) and the block's events. Fills ride in the placing action's result.
+
+import type { ActionKind } from './tx/types.ts';
+import type { TakerReason, TakerStatus } from './book/index.ts';
+import type { RejectCode } from './errors.ts';
+
+export interface Fill {
+  readonly makerOrderId: number;
+  readonly makerAccount: number;
+  readonly priceTicks: number;
+  readonly sizeLots: number;
+  readonly takerFeeQuote: bigint;
+  /** Negative: a rebate. */
+  readonly makerFeeQuote: bigint;
+}
+
+export interface OrderOutcome {
+  readonly orderId: number;
+  readonly status: TakerStatus;
+  readonly reason: TakerReason | null;
+  readonly filledLots: number;
+  readonly restedLots: number;
+  readonly cancelledLots: number;
+  readonly fills: Fill[];
+}
+
+export type ActionResult =
+  | {
+      readonly ok: true;
+      readonly kind: ActionKind;
+      readonly order?: OrderOutcome;
+      readonly count?: number;
+    }
+  | {
+      readonly ok: false;
+      readonly kind: ActionKind;
+      readonly code: RejectCode;
+      readonly message: string;
+    };
+
+export interface TxResult {
+  /** Index of the transaction in the block as proposed. */
+  readonly index: number;
+  readonly ok: boolean;
+  /** Set when the whole transaction was refused (nonce, expiry, authorization). */
+  readonly code?: RejectCode;
+  readonly message?: string;
+  /** One per action (a batch has several); empty when the transaction was refused. */
+  readonly actions: ActionResult[];
+}
+
+export type ExchangeEvent =
+  | {
+      readonly type: 'orderExpired';
+      readonly market: string;
+      readonly orderId: number;
+      readonly account: number;
+    }
+  | {
+      readonly type: 'funding';
+      readonly market: string;
+      readonly ratePpm: number;
+      readonly markTicks: number;
+      readonly paidQuote: bigint;
+      readonly receivedQuote: bigint;
+      readonly dustQuote: bigint;
+    }
+  | {
+      readonly type: 'liquidation';
+      readonly market: string;
+      readonly account: number;
+      readonly closedLots: number;
+      readonly feeQuote: bigint;
+    }
+  | {
+      readonly type: 'deleverage';
+      readonly market: string;
+      readonly account: number;
+      readonly counterparty: number;
+      readonly sizeLots: number;
+      readonly priceTicks: number;
+    }
+  | { readonly type: 'insuranceCover'; readonly account: number; readonly amountQuote: bigint }
+  | { readonly type: 'depositCredited'; readonly account: number; readonly amountQuote: bigint }
+  | { readonly type: 'marketHalted' | 'marketResumed'; readonly market: string };
+
+export interface BlockResult {
+  readonly results: TxResult[];
+  readonly events: ExchangeEvent[];
+  readonly appHash: Uint8Array;
+}

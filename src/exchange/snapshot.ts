@@ -1,0 +1,240 @@
+// The whole state as canonical bytes and back (docs/exchange.md, "Snapshots").
+//
+//   u8 format (1) · genesis · globals · validators · markets (state, then the
+//   book in its own canonical form) · addresses (ascending) · accounts (by
+//   index) · order records (ascending id) · pending deposits (ascending key) ·
+//   spent deposit ids (ascending) · proposals (ascending id)
+//
+// A restored exchange recomputes every leaf from scratch, so it has the same
+// digest and appHash as the one that wrote the snapshot, and it behaves
+// identically: every iteration that decides an outcome follows an order kept
+// in the state (account index, order id, book priority), never the insertion
+// order of a Map or Set. A snapshot that decodes but breaks an invariant is
+// refused with a DecodeError.
+
+import type { Reader, Writer } from '../codec/wire.ts';
+import { DecodeError, Reader as WireReader, Writer as WireWriter } from '../codec/wire.ts';
+import { AssertionError } from '../lib/assert.ts';
+import { toHex } from '../lib/bytes.ts';
+import {
+  ACCOUNTS_MAX,
+  BOOK_ORDERS_MAX,
+  GENESIS_VALIDATORS_MAX,
+  PENDING_DEPOSITS_MAX,
+  STRING_BYTES_MAX,
+} from '../lib/limits.ts';
+import { readBook, writeBook } from './book/index.ts';
+import {
+  MONEY_BITS,
+  readAccountInto,
+  readMarketState,
+  readPrincipalInto,
+  writeAccount,
+  writeDeposit,
+  writeMarketState,
+  writeOrderMeta,
+  writePrincipal,
+  writeProposal,
+} from './encoding.ts';
+import { depositKey } from './attest_deposit.ts';
+import { Exchange } from './exchange.ts';
+import type { ExchangeOptions } from './exchange.ts';
+import { genesisCodec } from './genesis.ts';
+import { checkInvariants } from './invariants.ts';
+import type { Deposit, Proposal } from './state.ts';
+import { Account, ExchangeState, Principal } from './state.ts';
+
+const FORMAT = 1;
+const PROPOSAL_KINDS = ['haltMarket', 'resumeMarket', 'haltAll', 'resumeAll'] as const;
+const PROPOSALS_MAX = 1_000_000;
+
+function sortedBy<T>(items: Iterable<T>, key: (x: T) => string | number): T[] {
+  return [...items].sort((a, b) => {
+    const x = key(a);
+    const y = key(b);
+    return x < y ? -1 : x > y ? 1 : 0;
+  });
+}
+
+export function writeSnapshot(w: Writer, ex: Exchange): void {
+  const s = ex.state;
+  w.u8(FORMAT);
+  genesisCodec.write(w, s.genesis);
+  w.uvarint(s.height).uvarint(s.timeMs);
+  w.ivarintBig(s.insuranceQuote).uvarintBig(s.feePoolQuote);
+  w.uvarintBig(s.depositedQuote).uvarintBig(s.withdrawnQuote).uvarint(s.nextOrderId);
+  const deficits = [...s.deficits].map((a) => a.index).sort((a, b) => a - b);
+  w.uvarint(deficits.length);
+  for (const i of deficits) w.uvarint(i);
+  for (const v of s.validators) w.bool(v.jailed);
+  for (const m of s.markets) {
+    writeMarketState(w, m);
+    writeBook(w, m.book);
+  }
+  const principals = sortedBy(s.principals.values(), (p) => p.key);
+  w.uvarint(principals.length);
+  for (const p of principals) writePrincipal(w, p);
+  w.uvarint(s.accounts.length);
+  for (const a of s.accounts) writeAccount(w, a);
+  const orders = sortedBy(s.orders.values(), (o) => o.orderId);
+  w.uvarint(orders.length);
+  for (const o of orders) writeOrderMeta(w, o);
+  const deposits = sortedBy(s.deposits.values(), (d) => d.key);
+  w.uvarint(deposits.length);
+  for (const d of deposits) writeDeposit(w, d);
+  const credited = [...s.creditedDeposits].sort();
+  w.uvarint(credited.length);
+  for (const id of credited) w.string(id, 64);
+  const proposals = sortedBy(s.proposals.values(), (p) => p.proposalId);
+  w.uvarint(proposals.length);
+  for (const p of proposals) writeProposal(w, p);
+}
+
+function readDeposit(r: Reader, f: string): Deposit {
+  const depositId = r.fixed(`${f}.depositId`, 32).slice();
+  const account = r.fixed(`${f}.account`, 20).slice();
+  const subaccount = r.u8(`${f}.subaccount`);
+  const amountQuote = r.uvarintBig(`${f}.amountQuote`, MONEY_BITS);
+  const n = r.uvarint(`${f}.attesters`, GENESIS_VALIDATORS_MAX);
+  const attesters: number[] = [];
+  for (let i = 0; i < n; i++)
+    attesters.push(r.uvarint(`${f}.attesters[${i}]`, GENESIS_VALIDATORS_MAX));
+  const stake = r.uvarintBig(`${f}.stake`, MONEY_BITS);
+  const key = depositKey({ depositId, account, subaccount, amountQuote });
+  return {
+    key,
+    depositId,
+    account,
+    subaccount,
+    amountQuote,
+    attesters,
+    stake,
+    leaf: null,
+    dirty: false,
+  };
+}
+
+function readProposal(r: Reader, f: string): Proposal {
+  const proposalId = r.uvarint(`${f}.proposalId`);
+  const kind = PROPOSAL_KINDS[r.tag(`${f}.kind`, PROPOSAL_KINDS.length)]!;
+  const market = r.ivarint(`${f}.market`);
+  const n = r.uvarint(`${f}.approvers`, GENESIS_VALIDATORS_MAX);
+  const approvers: number[] = [];
+  for (let i = 0; i < n; i++)
+    approvers.push(r.uvarint(`${f}.approvers[${i}]`, GENESIS_VALIDATORS_MAX));
+  const stake = r.uvarintBig(`${f}.stake`, MONEY_BITS);
+  const executed = r.bool(`${f}.executed`);
+  return { proposalId, kind, market, approvers, stake, executed, leaf: null, dirty: false };
+}
+
+export function readSnapshot(r: Reader, options: ExchangeOptions = {}): Exchange {
+  const f = 'snapshot';
+  if (r.u8(`${f}.format`) !== FORMAT) throw new DecodeError(`${f}.format`, 'unknown format');
+  const genesis = genesisCodec.read(r, `${f}.genesis`);
+  const s = new ExchangeState(genesis, toHex);
+  s.height = r.uvarint(`${f}.height`);
+  s.timeMs = r.uvarint(`${f}.timeMs`);
+  s.insuranceQuote = r.ivarintBig(`${f}.insuranceQuote`, MONEY_BITS);
+  s.feePoolQuote = r.uvarintBig(`${f}.feePoolQuote`, MONEY_BITS);
+  s.depositedQuote = r.uvarintBig(`${f}.depositedQuote`, MONEY_BITS);
+  s.withdrawnQuote = r.uvarintBig(`${f}.withdrawnQuote`, MONEY_BITS);
+  s.nextOrderId = r.uvarint(`${f}.nextOrderId`);
+  const deficitCount = r.uvarint(`${f}.deficits`, ACCOUNTS_MAX);
+  const deficits: number[] = [];
+  for (let i = 0; i < deficitCount; i++) deficits.push(r.uvarint(`${f}.deficits[${i}]`));
+  for (const v of s.validators) v.jailed = r.bool(`${f}.validators.jailed`);
+  for (const m of s.markets) {
+    readMarketState(r, m, `${f}.markets[${m.index}]`);
+    m.book = readBook(r, `${f}.markets[${m.index}].book`);
+  }
+  const principalCount = r.uvarint(`${f}.principals`, ACCOUNTS_MAX);
+  let previous = '';
+  for (let i = 0; i < principalCount; i++) {
+    const p = readPrincipalInto(
+      r,
+      `${f}.principals[${i}]`,
+      (address) => new Principal(toHex(address), address),
+    );
+    if (p.key <= previous) throw new DecodeError(`${f}.principals[${i}]`, 'addresses must ascend');
+    previous = p.key;
+    s.principals.set(p.key, p);
+  }
+  const accountCount = r.uvarint(`${f}.accounts`, ACCOUNTS_MAX);
+  for (let i = 0; i < accountCount; i++) {
+    const g = `${f}.accounts[${i}]`;
+    const principal = s.principals.get(toHex(r.fixed(`${g}.address`, 20)));
+    if (principal === undefined) throw new DecodeError(`${g}.address`, 'unknown address');
+    const sub = r.u8(`${g}.subaccount`);
+    if (principal.subaccounts.has(sub)) throw new DecodeError(`${g}.subaccount`, 'duplicate');
+    const a = new Account(i, principal, sub, s.markets.length);
+    readAccountInto(r, g, a);
+    principal.subaccounts.set(sub, a);
+    s.accounts.push(a);
+    a.positions.forEach((p, m) => {
+      if (p.sizeLots !== 0) {
+        a.positionCount++;
+        s.markets[m]!.holders.add(a);
+      }
+    });
+  }
+  for (const i of deficits) {
+    const a = s.accounts[i];
+    if (a === undefined) throw new DecodeError(`${f}.deficits`, 'unknown account');
+    s.deficits.add(a);
+  }
+  const orderCount = r.uvarint(`${f}.orders`, BOOK_ORDERS_MAX);
+  let lastId = 0;
+  for (let i = 0; i < orderCount; i++) {
+    const g = `${f}.orders[${i}]`;
+    const orderId = r.uvarint(`${g}.orderId`);
+    if (orderId <= lastId) throw new DecodeError(`${g}.orderId`, 'order ids must ascend');
+    lastId = orderId;
+    const market = r.uvarint(`${g}.market`, s.markets.length - 1);
+    const account = s.accounts[r.uvarint(`${g}.account`)];
+    if (account === undefined) throw new DecodeError(`${g}.account`, 'unknown account');
+    const clientOrderId = r.string(`${g}.clientOrderId`, STRING_BYTES_MAX);
+    const seq = r.uvarint(`${g}.seq`);
+    s.orders.set(orderId, { orderId, market, account, clientOrderId, seq, leaf: null });
+    if (clientOrderId !== '') account.clientOrderIds.set(clientOrderId, orderId);
+  }
+  const depositCount = r.uvarint(`${f}.deposits`, PENDING_DEPOSITS_MAX);
+  for (let i = 0; i < depositCount; i++) {
+    const d = readDeposit(r, `${f}.deposits[${i}]`);
+    s.deposits.set(d.key, d);
+  }
+  const creditedCount = r.uvarint(`${f}.credited`, ACCOUNTS_MAX);
+  let previousId = '';
+  for (let i = 0; i < creditedCount; i++) {
+    const id = r.string(`${f}.credited[${i}]`, 64);
+    if (!/^[0-9a-f]{64}$/.test(id) || id <= previousId) {
+      throw new DecodeError(`${f}.credited[${i}]`, 'ascending lowercase hex deposit ids');
+    }
+    previousId = id;
+    s.creditedDeposits.add(id);
+  }
+  const proposalCount = r.uvarint(`${f}.proposals`, PROPOSALS_MAX);
+  for (let i = 0; i < proposalCount; i++) {
+    const p = readProposal(r, `${f}.proposals[${i}]`);
+    s.proposals.set(p.proposalId, p);
+  }
+  try {
+    checkInvariants(s);
+  } catch (e) {
+    if (e instanceof AssertionError) throw new DecodeError(f, e.message);
+    throw e;
+  }
+  return new Exchange(genesis, options, s);
+}
+
+export function encodeSnapshot(ex: Exchange): Uint8Array {
+  const w = new WireWriter(1 << 16);
+  writeSnapshot(w, ex);
+  return w.finish();
+}
+
+export function decodeSnapshot(bytes: Uint8Array, options: ExchangeOptions = {}): Exchange {
+  const r = new WireReader(bytes);
+  const ex = readSnapshot(r, options);
+  r.done('snapshot');
+  return ex;
+}

@@ -1,0 +1,251 @@
+// The exchange's whole state, as plain records. Every mutation goes through
+// the operation files, which mark what they touch (markAccount, markPrincipal,
+// markMarket, orders through the book's change set) so the state digest is
+// updated in work proportional to the block (hash.ts).
+//
+// Money model (docs/exchange.md, "Collateral"): an account's cashQuote is the
+// ledger. A buy of q lots at p pays p·q·k from the buyer's cash to the
+// seller's; fees, funding and liquidation fees are transfers too. So
+//   deposits − withdrawals = Σ cash + insurance fund + fee pool
+// holds exactly at every step, and equity = cash + Σ size × mark × k. Cost
+// basis and realized PnL are kept per position for traders; they move no money.
+
+import { OrderBook } from './book/index.ts';
+import type { Genesis, MarketParams } from './genesis.ts';
+import { quotePerTickLot } from './genesis.ts';
+import { NonceWindow } from './tx/nonces.ts';
+
+export class Position {
+  /** Signed: positive long, negative short. */
+  sizeLots = 0;
+  /** Σ signed entry notional of the open size: average entry = costBasis / (size × k). */
+  costBasisQuote = 0n;
+  realizedPnlQuote = 0n;
+  fundingQuote = 0n;
+}
+
+export class Account {
+  readonly index: number;
+  readonly address: Uint8Array;
+  readonly subaccount: number;
+  readonly principal: Principal;
+  cashQuote = 0n;
+  /** Lifetime traded notional, for the fee tier. */
+  volumeQuote = 0n;
+  faucetQuote = 0n;
+  readonly positions: Position[];
+  /** Open orders by client order id. */
+  readonly clientOrderIds = new Map<string, number>();
+  /** Markets where this account has a position (a count, for quick "any position" checks). */
+  positionCount = 0;
+  leaf: Uint8Array | null = null;
+  dirtyEpoch = -1;
+
+  constructor(index: number, principal: Principal, subaccount: number, marketCount: number) {
+    this.index = index;
+    this.principal = principal;
+    this.address = principal.address;
+    this.subaccount = subaccount;
+    this.positions = [];
+    for (let i = 0; i < marketCount; i++) this.positions.push(new Position());
+  }
+}
+
+export interface Agent {
+  readonly publicKey: Uint8Array;
+  expiresAtMs: number;
+  readonly name: string;
+}
+
+/** Per address: replay protection, agent keys, and its subaccounts. */
+export class Principal {
+  readonly key: string;
+  readonly address: Uint8Array;
+  readonly nonces = new NonceWindow();
+  /** By hex public key. */
+  readonly agents = new Map<string, Agent>();
+  readonly subaccounts = new Map<number, Account>();
+  leaf: Uint8Array | null = null;
+  dirtyEpoch = -1;
+
+  constructor(key: string, address: Uint8Array) {
+    this.key = key;
+    this.address = address;
+  }
+}
+
+/** What the exchange keeps beside each resting order (the book keeps the rest). */
+export interface OrderMeta {
+  readonly orderId: number;
+  readonly market: number;
+  readonly account: Account;
+  readonly clientOrderId: string;
+  /** Time priority stamp: rises each time the order joins the back of a level. */
+  seq: number;
+  leaf: Uint8Array | null;
+}
+
+export class MarketState {
+  readonly index: number;
+  readonly params: MarketParams;
+  readonly k: bigint;
+  book: OrderBook;
+  /** Last oracle index, in ticks (0 = never priced). */
+  indexTicks = 0;
+  markTicks = 0;
+  /** Premium samples of the current funding interval. */
+  premiumSumPpm = 0;
+  premiumCount = 0;
+  lastFundingRatePpm = 0;
+  longLots = 0;
+  shortLots = 0;
+  halted = false;
+  seq = 0;
+  /** Accounts with a non-zero position here (iteration order is not relied on). */
+  readonly holders = new Set<Account>();
+  /** Notional liquidated in the current block (reset each block; not state). */
+  liquidatedQuote = 0n;
+  leaf: Uint8Array | null = null;
+  dirty = true;
+
+  constructor(index: number, params: MarketParams) {
+    this.index = index;
+    this.params = params;
+    this.k = quotePerTickLot(params);
+    this.book = new OrderBook();
+  }
+}
+
+export interface Deposit {
+  /** depositKey(): the whole content. */
+  readonly key: string;
+  readonly depositId: Uint8Array;
+  readonly account: Uint8Array;
+  readonly subaccount: number;
+  readonly amountQuote: bigint;
+  /** Validator indices that attested, ascending. */
+  readonly attesters: number[];
+  stake: bigint;
+  leaf: Uint8Array | null;
+  dirty: boolean;
+}
+
+export interface Proposal {
+  readonly proposalId: number;
+  readonly kind: 'haltMarket' | 'resumeMarket' | 'haltAll' | 'resumeAll';
+  readonly market: number;
+  readonly approvers: number[];
+  stake: bigint;
+  executed: boolean;
+  leaf: Uint8Array | null;
+  dirty: boolean;
+}
+
+export class ValidatorState {
+  readonly publicKey: Uint8Array;
+  readonly key: string;
+  readonly stake: bigint;
+  jailed = false;
+  constructor(publicKey: Uint8Array, key: string, stake: bigint) {
+    this.publicKey = publicKey;
+    this.key = key;
+    this.stake = stake;
+  }
+}
+
+export class ExchangeState {
+  readonly genesis: Genesis;
+  readonly markets: MarketState[];
+  readonly marketByName = new Map<string, MarketState>();
+  readonly marketByUnderlying = new Map<string, MarketState[]>();
+  readonly validators: ValidatorState[];
+  readonly validatorByKey = new Map<string, ValidatorState>();
+  readonly totalStake: bigint;
+  validatorsDirty = true;
+
+  height = 0;
+  timeMs: number;
+  insuranceQuote: bigint;
+  feePoolQuote = 0n;
+  depositedQuote: bigint;
+  withdrawnQuote = 0n;
+  nextOrderId = 1;
+  /** Accounts left with negative cash and no position: withdrawals pause until resolved. */
+  readonly deficits = new Set<Account>();
+
+  readonly principals = new Map<string, Principal>();
+  readonly accounts: Account[] = [];
+  readonly orders = new Map<number, OrderMeta>();
+  /** Deposits awaiting attestations, by their whole content (attest_deposit.ts). */
+  readonly deposits = new Map<string, Deposit>();
+  /** Spent deposit ids (hex). */
+  readonly creditedDeposits = new Set<string>();
+  /** Credited since the digest was last brought up to date. */
+  readonly newCredited: string[] = [];
+  readonly proposals = new Map<number, Proposal>();
+
+  /** Entities changed since the digest was last brought up to date. */
+  epoch = 0;
+  readonly dirtyAccounts: Account[] = [];
+  readonly dirtyPrincipals: Principal[] = [];
+  readonly dirtyDeposits: Deposit[] = [];
+  readonly dirtyProposals: Proposal[] = [];
+  /** Orders whose exchange-side record changed (the book reports its own changes). */
+  readonly dirtyOrders: number[] = [];
+  /** Leaves of entities that are gone (orders that left the book), to subtract. */
+  readonly goneLeaves: Uint8Array[] = [];
+  globalsLeaf: Uint8Array | null = null;
+  validatorsLeaf: Uint8Array | null = null;
+
+  constructor(genesis: Genesis, validatorKeyOf: (publicKey: Uint8Array) => string) {
+    this.genesis = genesis;
+    this.timeMs = genesis.genesisTimeMs;
+    this.insuranceQuote = genesis.insuranceFundQuote;
+    // The initial insurance fund is collateral that entered the system.
+    this.depositedQuote = genesis.insuranceFundQuote;
+    this.markets = genesis.markets.map((p, i) => new MarketState(i, p));
+    for (const m of this.markets) {
+      this.marketByName.set(m.params.instrument, m);
+      const list = this.marketByUnderlying.get(m.params.underlying) ?? [];
+      list.push(m);
+      this.marketByUnderlying.set(m.params.underlying, list);
+    }
+    let total = 0n;
+    this.validators = genesis.validators.map((v) => {
+      const s = new ValidatorState(v.publicKey, validatorKeyOf(v.publicKey), v.stake);
+      this.validatorByKey.set(s.key, s);
+      total += v.stake;
+      return s;
+    });
+    this.totalStake = total;
+  }
+
+  markAccount(a: Account): void {
+    if (a.dirtyEpoch === this.epoch) return;
+    a.dirtyEpoch = this.epoch;
+    this.dirtyAccounts.push(a);
+  }
+
+  markPrincipal(p: Principal): void {
+    if (p.dirtyEpoch === this.epoch) return;
+    p.dirtyEpoch = this.epoch;
+    this.dirtyPrincipals.push(p);
+  }
+
+  markDeposit(d: Deposit): void {
+    if (d.dirty) return;
+    d.dirty = true;
+    this.dirtyDeposits.push(d);
+  }
+
+  markProposal(p: Proposal): void {
+    if (p.dirty) return;
+    p.dirty = true;
+    this.dirtyProposals.push(p);
+  }
+
+  /** Stake strictly above two thirds of the total. */
+  isSupermajority(stake: bigint): boolean {
+    return stake * 3n > this.totalStake * 2n;
+  }
+}

@@ -1,0 +1,40 @@
+// transfer: between two subaccounts of one address, from free collateral, by
+// the address's own key. Cost: O(markets).
+
+import { badAmount, settleDeficit } from './collateral.ts';
+import type { Ctx } from './context.ts';
+import { ensureAccount, getAccount } from './context.ts';
+import { freeCollateralQuote } from './margin.ts';
+import type { ActionResult } from './results.ts';
+import type { Transfer } from './tx/types.ts';
+
+export function transfer(ctx: Ctx, a: Transfer): ActionResult {
+  const state = ctx.state;
+  if (!ctx.isMaster) {
+    return { ok: false, kind: 'transfer', code: 'NotPermitted', message: 'agents cannot transfer' };
+  }
+  if (badAmount(a.amountQuote) || a.fromSubaccount === a.toSubaccount) {
+    return {
+      ok: false,
+      kind: 'transfer',
+      code: 'InvalidAmount',
+      message: 'a positive amount between two different subaccounts',
+    };
+  }
+  const from = getAccount(ctx, a.fromSubaccount);
+  if (from === undefined || freeCollateralQuote(state, from) < a.amountQuote) {
+    return {
+      ok: false,
+      kind: 'transfer',
+      code: 'InsufficientFunds',
+      message: 'free collateral too low',
+    };
+  }
+  const to = ensureAccount(state, ctx.principal, a.toSubaccount);
+  from.cashQuote -= a.amountQuote;
+  to.cashQuote += a.amountQuote;
+  state.markAccount(from);
+  state.markAccount(to);
+  settleDeficit(state, to);
+  return { ok: true, kind: 'transfer' };
+}

@@ -1,0 +1,47 @@
+// withdraw: from free collateral only (equity − initial margin with resting
+// orders), by the address's own key, and never while an account with negative
+// equity is unresolved (the loss it leaves is not yet covered).
+// Cost: O(markets).
+
+import { badAmount } from './collateral.ts';
+import type { Ctx } from './context.ts';
+import { getAccount } from './context.ts';
+import { freeCollateralQuote } from './margin.ts';
+import type { ActionResult } from './results.ts';
+import type { Withdraw } from './tx/types.ts';
+
+export function withdraw(ctx: Ctx, a: Withdraw): ActionResult {
+  const state = ctx.state;
+  if (!ctx.isMaster) {
+    return { ok: false, kind: 'withdraw', code: 'NotPermitted', message: 'agents cannot withdraw' };
+  }
+  if (badAmount(a.amountQuote)) {
+    return {
+      ok: false,
+      kind: 'withdraw',
+      code: 'InvalidAmount',
+      message: 'amount must be positive',
+    };
+  }
+  if (state.deficits.size > 0) {
+    return {
+      ok: false,
+      kind: 'withdraw',
+      code: 'WithdrawalsPaused',
+      message: `${state.deficits.size} account(s) with negative equity unresolved`,
+    };
+  }
+  const account = getAccount(ctx);
+  if (account === undefined || freeCollateralQuote(state, account) < a.amountQuote) {
+    return {
+      ok: false,
+      kind: 'withdraw',
+      code: 'InsufficientFunds',
+      message: 'free collateral too low',
+    };
+  }
+  account.cashQuote -= a.amountQuote;
+  state.withdrawnQuote += a.amountQuote;
+  state.markAccount(account);
+  return { ok: true, kind: 'withdraw' };
+}
