@@ -88,7 +88,12 @@ export class OrderBook {
 
   // --- operations --------------------------------------------------------------
 
-  /** Places an incoming order: matches it, then rests (GTC) or cancels its remainder. */
+  /**
+   * Places an incoming order: matches it, then rests (GTC) or cancels its
+   * remainder. A market order is an IOC order whose priceTicks is the
+   * caller's worst acceptable price. The returned result, like `fills` and
+   * `removed`, is reused by the next operation: read it first.
+   */
   place(o: PlaceOrder): TakerResult {
     const { orderId, owner, side, priceTicks, sizeLots, timeInForce } = o;
     const postOnly = o.postOnly ?? false;
