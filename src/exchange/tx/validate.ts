@@ -1,0 +1,207 @@
+// Stateless checks of a transaction: size, canonical decoding, chain, every
+// field's rules, which key may sign which action, and the signature. What
+// needs state (nonces, expiry, agents, balances, markets) is the exchange's.
+// The signature check is separate so that the node can run it in a worker pool:
+// checkTxWithoutSignature here, then txSignedBytes (sign.ts) in a worker.
+
+import { DecodeError } from '../../codec/index.ts';
+import { addressOf, checkPublicKey, sha256 } from '../../crypto/index.ts';
+import { bytesEqual } from '../../lib/bytes.ts';
+import { AMOUNT_QUOTE_MAX, BATCH_ACTIONS_MAX, TX_BYTES_MAX } from '../../lib/limits.ts';
+import { decodeSignedTx } from './codec.ts';
+import { TxError } from './errors.ts';
+import { verifyTxSignature } from './sign.ts';
+import { ACTION_KINDS, MASTER_ONLY_ACTIONS } from './types.ts';
+import type { Action, PlaceOrder, SignedTx, UnsignedTx } from './types.ts';
+
+/** Instrument names as traders know them: BTC-PERPETUAL, BTC-27DEC26, BTC-27DEC26-60000-C. */
+const INSTRUMENT_PATTERN = /^[A-Z0-9]+(-[A-Z0-9]+)*$/;
+const CLIENT_ORDER_ID_PATTERN = /^[A-Za-z0-9_-]+$/;
+/** Printable ASCII without spaces: addresses on the collateral chain. */
+const DESTINATION_PATTERN = /^[\x21-\x7e]+$/;
+/** Printable ASCII, spaces allowed inside. */
+const AGENT_NAME_PATTERN = /^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$/;
+
+export interface CheckedTx {
+  tx: SignedTx;
+  /** sha256 of the whole encoded signed transaction. */
+  hash: Uint8Array;
+  /** The canonical bytes it was decoded from. */
+  bytes: Uint8Array;
+}
+
+// Checks take the path and the field's name apart and join them only on
+// failure: valid transactions (the common case) build no strings.
+
+function bad(at: string, name: string, message: string): never {
+  throw new TxError('BadField', message, name === '' ? at : `${at}.${name}`);
+}
+
+function positive(x: number, at: string, name: string): void {
+  if (x < 1) bad(at, name, 'must be at least 1');
+}
+
+function amount(x: bigint, at: string, name: string): void {
+  if (x < 1n || x > AMOUNT_QUOTE_MAX) bad(at, name, 'must be between 1 and AMOUNT_QUOTE_MAX');
+}
+
+function instrument(text: string, at: string, name: string): void {
+  if (!INSTRUMENT_PATTERN.test(text)) bad(at, name, 'not an instrument name (A-Z, 0-9, -)');
+}
+
+function clientOrderId(id: string, at: string, name: string): void {
+  if (!CLIENT_ORDER_ID_PATTERN.test(id)) bad(at, name, 'must be 1 to 36 of A-Z a-z 0-9 _ -');
+}
+
+function publicKey(key: Uint8Array, at: string, name: string): void {
+  try {
+    checkPublicKey(key);
+  } catch {
+    bad(at, name, 'not a valid Ed25519 public key');
+  }
+}
+
+/** `tx.action.<kind>` for every kind, built once. */
+const TOP_PATHS = new Map<string, string>(ACTION_KINDS.map((k) => [k, `tx.action.${k}`]));
+
+function checkPlaceOrder(a: PlaceOrder, path: string): void {
+  instrument(a.instrument, path, 'instrument');
+  positive(a.sizeLots, path, 'sizeLots');
+  if (a.priceTicks !== undefined) positive(a.priceTicks, path, 'priceTicks');
+  if (a.type === 'limit' && a.priceTicks === undefined) {
+    bad(path, 'priceTicks', 'a limit order needs a price');
+  }
+  // A market order never rests: it trades now (IOC) or not at all (FOK).
+  if (a.type === 'market' && a.timeInForce !== 'IOC' && a.timeInForce !== 'FOK') {
+    bad(path, 'timeInForce', 'a market order is IOC or FOK');
+  }
+  if (a.goodTilMs !== undefined) {
+    positive(a.goodTilMs, path, 'goodTilMs');
+    if (a.timeInForce !== 'GTC' && a.timeInForce !== 'postOnly') {
+      bad(path, 'goodTilMs', 'only an order that rests (GTC, postOnly) has a good-til time');
+    }
+  }
+  if (a.clientOrderId !== undefined) clientOrderId(a.clientOrderId, path, 'clientOrderId');
+}
+
+/** Checks one action's fields; `path` is where it sits, e.g. `tx.action` or `tx.action.batch.actions[2]`. */
+export function checkAction(a: Action, signer: Uint8Array, path: string): void {
+  const at = path === 'tx.action' ? TOP_PATHS.get(a.kind)! : `${path}.${a.kind}`;
+  switch (a.kind) {
+    case 'faucet':
+      return amount(a.amountQuote, at, 'amountQuote');
+    case 'attestDeposit':
+      return amount(a.amountQuote, at, 'amountQuote');
+    case 'withdraw':
+      amount(a.amountQuote, at, 'amountQuote');
+      if (!DESTINATION_PATTERN.test(a.destination)) {
+        bad(at, 'destination', 'must be printable ASCII without spaces');
+      }
+      return;
+    case 'transfer':
+      amount(a.amountQuote, at, 'amountQuote');
+      if (a.fromSubaccount === a.toSubaccount) bad(at, 'toSubaccount', 'same as fromSubaccount');
+      return;
+    case 'placeOrder':
+      return checkPlaceOrder(a, at);
+    case 'cancel':
+      instrument(a.instrument, at, 'instrument');
+      if (a.clientOrderId !== undefined) clientOrderId(a.clientOrderId, at, 'clientOrderId');
+      return;
+    case 'cancelAll':
+      if (a.instrument !== undefined) instrument(a.instrument, at, 'instrument');
+      return;
+    case 'amend':
+      instrument(a.instrument, at, 'instrument');
+      if (a.priceTicks === undefined && a.sizeLots === undefined) {
+        bad(at, '', 'an amend changes the price, the size or both');
+      }
+      if (a.priceTicks !== undefined) positive(a.priceTicks, at, 'priceTicks');
+      if (a.sizeLots !== undefined) positive(a.sizeLots, at, 'sizeLots');
+      return;
+    case 'batch':
+      if (a.actions.length === 0) bad(at, 'actions', 'a batch holds at least one action');
+      if (a.actions.length > BATCH_ACTIONS_MAX) bad(at, 'actions', 'exceeds BATCH_ACTIONS_MAX');
+      for (let i = 0; i < a.actions.length; i++) {
+        const inner = a.actions[i]!;
+        if ((inner as Action).kind === 'batch') bad(at, `actions[${i}]`, 'a batch in a batch');
+        checkAction(inner, signer, `${at}.actions[${i}]`);
+      }
+      return;
+    case 'registerAgent':
+      publicKey(a.agentPublicKey, at, 'agentPublicKey');
+      if (bytesEqual(a.agentPublicKey, signer)) {
+        bad(at, 'agentPublicKey', 'the account key cannot be its own agent');
+      }
+      positive(a.expiresAtMs, at, 'expiresAtMs');
+      if (a.name !== undefined && !AGENT_NAME_PATTERN.test(a.name)) {
+        bad(at, 'name', 'must be printable ASCII, not starting or ending with a space');
+      }
+      return;
+    case 'revokeAgent':
+      return;
+    case 'govPropose':
+      if (a.proposal.kind === 'haltMarket' || a.proposal.kind === 'resumeMarket') {
+        instrument(a.proposal.instrument, at, 'proposal.instrument');
+      }
+      return;
+    case 'govVote':
+      return;
+  }
+}
+
+function needsMasterKey(a: Action): boolean {
+  if (MASTER_ONLY_ACTIONS.has(a.kind)) return true;
+  return a.kind === 'batch' && a.actions.some((inner) => MASTER_ONLY_ACTIONS.has(inner.kind));
+}
+
+/**
+ * Every stateless rule except the signature: the chain, the envelope's fields,
+ * the action's fields, and that an agent key signs only what agents may.
+ */
+export function validateTx(tx: UnsignedTx, chainId: string): void {
+  if (tx.chainId !== chainId) {
+    throw new TxError('WrongChain', `signed for chain ${JSON.stringify(tx.chainId)}`, 'tx.chainId');
+  }
+  positive(tx.nonce, 'tx', 'nonce');
+  if (tx.expiresAtMs !== undefined) positive(tx.expiresAtMs, 'tx', 'expiresAtMs');
+  checkAction(tx.action, tx.signer, 'tx.action');
+  if (needsMasterKey(tx.action) && !bytesEqual(addressOf(tx.signer), tx.account)) {
+    throw new TxError(
+      'AgentNotAllowed',
+      `an agent key may not sign ${tx.action.kind === 'batch' ? 'this batch' : tx.action.kind}`,
+      'tx.signer',
+    );
+  }
+}
+
+/** Size, canonical decoding and every stateless rule except the signature. Throws TxError. */
+export function checkTxWithoutSignature(bytes: Uint8Array, chainId: string): CheckedTx {
+  if (bytes.length > TX_BYTES_MAX) {
+    throw new TxError('Oversize', `${bytes.length} bytes exceeds TX_BYTES_MAX (${TX_BYTES_MAX})`);
+  }
+  let tx: SignedTx;
+  try {
+    tx = decodeSignedTx(bytes);
+  } catch (e) {
+    if (e instanceof DecodeError) throw new TxError('Malformed', e.message, e.field);
+    throw e;
+  }
+  validateTx(tx, chainId);
+  return { tx, hash: sha256(bytes), bytes };
+}
+
+/** Throws TxError 'BadSignature' unless the signer signed exactly these bytes. */
+export function checkTxSignature(checked: CheckedTx): void {
+  publicKey(checked.tx.signer, 'tx', 'signer');
+  if (!verifyTxSignature(checked.tx, checked.bytes)) {
+    throw new TxError('BadSignature', 'the signature does not verify', 'tx.signature');
+  }
+}
+
+/** Every stateless check, signature included. Throws TxError. */
+export function checkTx(bytes: Uint8Array, chainId: string): { tx: SignedTx; hash: Uint8Array } {
+  const checked = checkTxWithoutSignature(bytes, chainId);
+  checkTxSignature(checked);
+  return { tx: checked.tx, hash: checked.hash };
+}

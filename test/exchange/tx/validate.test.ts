@@ -1,0 +1,253 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import {
+  addressOf,
+  keyPairFromSeed,
+  sha256,
+  signedBytes,
+  SIGN_KIND,
+} from '../../../src/crypto/index.ts';
+import {
+  TxError,
+  buildTx,
+  checkTx,
+  checkTxSignature,
+  checkTxWithoutSignature,
+  decodeSignedTx,
+  encodeSignedTx,
+  encodeUnsignedTx,
+  placeOrder,
+  signTx,
+  txSignedBytes,
+} from '../../../src/exchange/tx/index.ts';
+import type { Action, SignedTx, TxErrorCode } from '../../../src/exchange/tx/index.ts';
+import { TX_BYTES_MAX } from '../../../src/lib/limits.ts';
+
+const CHAIN = 'zomma-devnet-1';
+const master = keyPairFromSeed(new Uint8Array(32).fill(1));
+const agent = keyPairFromSeed(new Uint8Array(32).fill(2));
+const other = keyPairFromSeed(new Uint8Array(32).fill(3));
+const NONCE = 1_764_000_000_000;
+
+const order = placeOrder({
+  instrument: 'BTC-PERPETUAL',
+  side: 'buy',
+  priceTicks: 9_712_350,
+  sizeLots: 25,
+  clientOrderId: 'mm-7_000123',
+});
+
+function rejection(run: () => unknown): { code: TxErrorCode; field: string | undefined } {
+  try {
+    run();
+  } catch (e) {
+    if (e instanceof TxError) return { code: e.code, field: e.field };
+    throw e;
+  }
+  assert.fail('expected a TxError');
+}
+
+/** Signs any action without validating it first (as a hostile client would). */
+function rawSigned(action: Action, key = master, account = master.address): Uint8Array {
+  const tx = signTx(
+    { chainId: CHAIN, signer: key.publicKey, account, subaccount: 0, nonce: NONCE, action },
+    key,
+  );
+  return encodeSignedTx(tx);
+}
+
+test('a built order passes checkTx; its hash is sha256 of its bytes', () => {
+  const built = buildTx({ chainId: CHAIN, key: master, nonce: NONCE, action: order });
+  const { tx, hash } = checkTx(built.bytes, CHAIN);
+  assert.deepStrictEqual(tx, built.tx);
+  assert.deepEqual(hash, sha256(built.bytes));
+  assert.deepEqual(hash, built.hash);
+  assert.deepEqual(tx.account, addressOf(master.publicKey));
+  assert.equal(tx.subaccount, 0);
+});
+
+test('the signature covers signedBytes(chainId, tx kind, unsigned encoding)', () => {
+  const built = buildTx({
+    chainId: CHAIN,
+    key: master,
+    nonce: NONCE,
+    expiresAtMs: 5,
+    action: order,
+  });
+  const fromTx = txSignedBytes(built.tx);
+  const fromBytes = txSignedBytes(built.tx, built.bytes);
+  const message = encodeUnsignedTx(built.tx);
+  assert.deepEqual(fromTx.message, message);
+  assert.deepEqual(fromBytes.message, message);
+  assert.deepEqual(fromBytes.signedBytes, signedBytes(CHAIN, SIGN_KIND.tx, message));
+  assert.deepEqual(fromBytes.publicKey, master.publicKey);
+  assert.deepEqual(fromBytes.signature, built.tx.signature);
+});
+
+test('any changed byte breaks the transaction: Malformed, BadField or BadSignature', () => {
+  const built = buildTx({ chainId: CHAIN, key: master, nonce: NONCE, action: order });
+  fc.assert(
+    fc.property(fc.nat(), fc.integer({ min: 1, max: 255 }), (at, x) => {
+      const m = built.bytes.slice();
+      m[at % m.length]! ^= x;
+      const { code } = rejection(() => checkTx(m, CHAIN));
+      assert.ok(
+        ['Malformed', 'BadField', 'BadSignature', 'WrongChain', 'AgentNotAllowed'].includes(code),
+        code,
+      );
+    }),
+    { numRuns: 300 },
+  );
+});
+
+test('size, decoding and chain are checked before anything else', () => {
+  assert.equal(rejection(() => checkTx(new Uint8Array(TX_BYTES_MAX + 1), CHAIN)).code, 'Oversize');
+  const built = buildTx({ chainId: CHAIN, key: master, nonce: NONCE, action: order });
+  const truncated = rejection(() => checkTx(built.bytes.subarray(0, 100), CHAIN));
+  assert.equal(truncated.code, 'Malformed');
+  assert.ok(truncated.field?.startsWith('tx.'));
+  assert.deepEqual(
+    rejection(() => checkTx(built.bytes, 'zomma-1')),
+    {
+      code: 'WrongChain',
+      field: 'tx.chainId',
+    },
+  );
+});
+
+test('a signature by another key, or over other bytes, is BadSignature', () => {
+  const built = buildTx({ chainId: CHAIN, key: master, nonce: NONCE, action: order });
+  const forged: SignedTx = { ...built.tx, signature: signTx(built.tx, other).signature };
+  assert.equal(rejection(() => checkTx(encodeSignedTx(forged), CHAIN)).code, 'BadSignature');
+  const checked = checkTxWithoutSignature(encodeSignedTx(forged), CHAIN);
+  assert.equal(rejection(() => checkTxSignature(checked)).code, 'BadSignature');
+});
+
+test('an agent may trade for the account but not withdraw, transfer or manage agents', () => {
+  const trade = buildTx({
+    chainId: CHAIN,
+    key: agent,
+    account: master.address,
+    nonce: NONCE,
+    action: order,
+  });
+  assert.deepEqual(checkTx(trade.bytes, CHAIN).tx.account, master.address);
+  const forbidden: Action[] = [
+    { kind: 'withdraw', amountQuote: 1n, destination: '0xabc' },
+    { kind: 'transfer', fromSubaccount: 0, toSubaccount: 1, amountQuote: 1n },
+    { kind: 'registerAgent', agentPublicKey: other.publicKey, expiresAtMs: 1 },
+    { kind: 'revokeAgent', agentPublicKey: other.publicKey },
+    { kind: 'batch', actions: [order, { kind: 'withdraw', amountQuote: 1n, destination: 'x' }] },
+  ];
+  for (const action of forbidden) {
+    assert.deepEqual(
+      rejection(() => checkTx(rawSigned(action, agent), CHAIN)),
+      {
+        code: 'AgentNotAllowed',
+        field: 'tx.signer',
+      },
+    );
+    assert.equal(
+      rejection(() =>
+        buildTx({ chainId: CHAIN, key: agent, account: master.address, nonce: NONCE, action }),
+      ).code,
+      'AgentNotAllowed',
+    );
+    // the account's own key may
+    checkTx(rawSigned(action), CHAIN);
+  }
+});
+
+test('field rules name the field', () => {
+  const cases: [Action, string][] = [
+    [{ ...order, sizeLots: 0 }, 'tx.action.placeOrder.sizeLots'],
+    [{ ...order, instrument: 'btc-perpetual' }, 'tx.action.placeOrder.instrument'],
+    [{ ...order, clientOrderId: 'has space' }, 'tx.action.placeOrder.clientOrderId'],
+    [
+      placeOrder({ instrument: 'BTC-PERPETUAL', side: 'buy', sizeLots: 1 }),
+      'tx.action.placeOrder.priceTicks',
+    ],
+    [
+      placeOrder({
+        instrument: 'BTC-PERPETUAL',
+        side: 'buy',
+        sizeLots: 1,
+        type: 'market',
+        timeInForce: 'GTC',
+      }),
+      'tx.action.placeOrder.timeInForce',
+    ],
+    [{ ...order, timeInForce: 'IOC', goodTilMs: 10 }, 'tx.action.placeOrder.goodTilMs'],
+    [{ kind: 'faucet', amountQuote: 0n }, 'tx.action.faucet.amountQuote'],
+    [{ kind: 'withdraw', amountQuote: 5n, destination: 'a b' }, 'tx.action.withdraw.destination'],
+    [
+      { kind: 'transfer', fromSubaccount: 2, toSubaccount: 2, amountQuote: 5n },
+      'tx.action.transfer.toSubaccount',
+    ],
+    [{ kind: 'amend', instrument: 'ETH-PERPETUAL', orderId: 4 }, 'tx.action.amend'],
+    [{ kind: 'batch', actions: [] }, 'tx.action.batch.actions'],
+    [
+      { kind: 'batch', actions: [order, { ...order, sizeLots: 0 }] },
+      'tx.action.batch.actions[1].placeOrder.sizeLots',
+    ],
+    [
+      { kind: 'registerAgent', agentPublicKey: master.publicKey, expiresAtMs: 9 },
+      'tx.action.registerAgent.agentPublicKey',
+    ],
+    [
+      { kind: 'govPropose', proposalId: 1, proposal: { kind: 'haltMarket', instrument: '' } },
+      'tx.action.govPropose.proposal.instrument',
+    ],
+  ];
+  for (const [action, field] of cases) {
+    assert.deepEqual(
+      rejection(() => checkTx(rawSigned(action), CHAIN)),
+      { code: 'BadField', field },
+      field,
+    );
+    assert.deepEqual(
+      rejection(() => buildTx({ chainId: CHAIN, key: master, nonce: NONCE, action })),
+      {
+        code: 'BadField',
+        field,
+      },
+    );
+  }
+  assert.equal(
+    rejection(() => buildTx({ chainId: CHAIN, key: master, nonce: 0, action: order })).field,
+    'tx.nonce',
+  );
+});
+
+test('valid actions of every kind pass', () => {
+  const valid: Action[] = [
+    { kind: 'faucet', amountQuote: 1_000_000_000n },
+    {
+      kind: 'attestDeposit',
+      depositId: new Uint8Array(32),
+      account: other.address,
+      subaccount: 1,
+      amountQuote: 7n,
+    },
+    { kind: 'withdraw', amountQuote: 5n, destination: '0xabcdef' },
+    { kind: 'transfer', fromSubaccount: 0, toSubaccount: 1, amountQuote: 5n },
+    order,
+    placeOrder({ instrument: 'BTC-27DEC26-60000-C', side: 'sell', sizeLots: 3, type: 'market' }),
+    { kind: 'cancel', instrument: 'BTC-PERPETUAL', orderId: 0 },
+    { kind: 'cancel', instrument: 'BTC-PERPETUAL', clientOrderId: 'abc' },
+    { kind: 'cancelAll' },
+    { kind: 'cancelAll', instrument: 'ETH-PERPETUAL' },
+    { kind: 'amend', instrument: 'ETH-PERPETUAL', orderId: 4, sizeLots: 2 },
+    { kind: 'batch', actions: [order, { kind: 'cancelAll' }] },
+    { kind: 'registerAgent', agentPublicKey: agent.publicKey, expiresAtMs: 9, name: 'bot 1' },
+    { kind: 'revokeAgent', agentPublicKey: agent.publicKey },
+    { kind: 'govPropose', proposalId: 1, proposal: { kind: 'haltAll' } },
+    { kind: 'govVote', proposalId: 1, approve: true },
+  ];
+  for (const action of valid) {
+    const built = buildTx({ chainId: CHAIN, key: master, nonce: NONCE, subaccount: 9, action });
+    assert.deepStrictEqual(checkTx(built.bytes, CHAIN).tx, built.tx);
+    assert.deepStrictEqual(decodeSignedTx(built.bytes), built.tx);
+  }
+});
