@@ -173,3 +173,30 @@ assert(
     BLOCK_BYTES_MAX - BLOCK_TX_BYTES_MAX,
   'evidence and the last commit must fit beside the transactions',
 );
+
+// --- crypto (src/crypto, docs/crypto.md) ----------------------------------------
+// (The chain id's length is CHAIN_ID_BYTES_MAX, in the consensus section.)
+/** Public keys whose node:crypto KeyObject (and passed registration check) one process keeps. */
+export const PUBLIC_KEY_CACHE_ENTRIES_MAX = 100_000;
+/** Chain id and kind pairs whose signed-bytes prefix one process keeps. */
+export const SIGN_PREFIX_CACHE_ENTRIES_MAX = 256;
+/** Largest key file loadKeyFile reads (a real one is about 250 bytes). */
+export const KEY_FILE_BYTES_MAX = 4 * 1024;
+/** Default bound on verifyBatch calls a verify pool holds at once (queued or running). */
+export const VERIFY_QUEUE_BATCHES_MAX = 256;
+/** Most signatures one verify-pool worker takes in one message. */
+export const VERIFY_CHUNK_ITEMS_MAX = 1024;
+/** Fewest signatures worth a message of their own to a worker (smaller batches are not split). */
+export const VERIFY_CHUNK_ITEMS_MIN = 64;
+/** Chunks in flight per worker: a second one hides the message round trip. */
+export const VERIFY_CHUNKS_PER_WORKER_MAX = 2;
+
+assert(VERIFY_CHUNK_ITEMS_MIN <= VERIFY_CHUNK_ITEMS_MAX, 'chunk bounds are ordered');
+
+// --- node storage (src/node/storage, docs/decisions/0002-storage.md) ----------
+/** Largest stored block: a block with its commit certificate, as a catch-up message carries it. */
+export const STORED_BLOCK_BYTES_MAX = MESSAGE_BYTES_MAX;
+/** Largest application snapshot file. */
+export const SNAPSHOT_BYTES_MAX = 1024 * 1024 * 1024;
+
+assert(BLOCK_BYTES_MAX < STORED_BLOCK_BYTES_MAX, 'a block and its certificate must fit a stored block');

@@ -1,0 +1,43 @@
+// SHA-256 (node:crypto, native) and the Merkle root of RFC 6962, section 2.1.
+
+import { createHash } from 'node:crypto';
+import { HASH_BYTES } from './constants.ts';
+import { assert } from '../lib/assert.ts';
+
+/** SHA-256 of the concatenation of the parts, as a plain Uint8Array of its own. */
+export function sha256(...parts: Uint8Array[]): Uint8Array {
+  const h = createHash('sha256');
+  for (const part of parts) h.update(part);
+  const digest = h.digest();
+  const out = new Uint8Array(HASH_BYTES);
+  out.set(digest);
+  return out;
+}
+
+const LEAF_PREFIX = Uint8Array.of(0x00);
+const NODE_PREFIX = Uint8Array.of(0x01);
+
+/**
+ * RFC 6962 Merkle tree hash: leaf = sha256(0x00 || leaf), node =
+ * sha256(0x01 || left || right), the empty tree = sha256(). The prefixes keep a
+ * leaf from ever passing for an inner node (second-preimage attacks). The tree
+ * splits at the largest power of two below n, so an odd node is never
+ * duplicated (CVE-2012-2459, which bit Bitcoin's tree).
+ */
+export function merkleRoot(leaves: Uint8Array[]): Uint8Array {
+  if (leaves.length === 0) return sha256();
+  const level: Uint8Array[] = leaves.map((leaf) => sha256(LEAF_PREFIX, leaf));
+  return subtreeRoot(level, 0, level.length);
+}
+
+/** The root over hashed leaves [start, end); O(n) hashes, O(log n) stack. */
+function subtreeRoot(hashes: Uint8Array[], start: number, end: number): Uint8Array {
+  const n = end - start;
+  assert(n >= 1, 'empty subtree');
+  if (n === 1) return hashes[start]!;
+  let k = 1;
+  while (k * 2 < n) k *= 2;
+  const left = subtreeRoot(hashes, start, start + k);
+  const right = subtreeRoot(hashes, start + k, end);
+  return sha256(NODE_PREFIX, left, right);
+}
