@@ -196,6 +196,7 @@ export interface NodeState {
   incarnation: number;
   /** Heights this node saw committed, with the block hash. */
   readonly committed: Map<number, string>;
+  topCommitted: number;
   readonly evidenceSeen: DuplicateVoteEvidence[];
   effectsDone: number;
 }
@@ -256,6 +257,7 @@ export class Harness {
         up: true,
         incarnation: 0,
         committed: new Map(),
+        topCommitted: 0,
         evidenceSeen: [],
         effectsDone: 0,
       };
@@ -314,7 +316,7 @@ export class Harness {
     let min = Infinity;
     for (const node of this.nodes) {
       if (indices !== undefined && !indices.includes(node.index)) continue;
-      min = Math.min(min, node.committed.size === 0 ? 0 : Math.max(...node.committed.keys()));
+      min = Math.min(min, node.topCommitted);
     }
     return min;
   }
@@ -440,6 +442,7 @@ export class Harness {
         if (before !== undefined && before !== hash)
           throw new Error(`node ${node.index} committed two blocks at ${effect.height}`);
         node.committed.set(effect.height, hash);
+        if (effect.height > node.topCommitted) node.topCommitted = effect.height;
         return;
       }
       case 'evidenceSeen':

@@ -6,7 +6,9 @@ function assertAgree(h: Harness, upTo: number, indices = h.nodes.map((n) => n.in
   for (let height = 1; height <= upTo; height++) {
     const hashes = new Set(indices.map((i) => h.nodes[i]!.committed.get(height)));
     assert.equal(hashes.size, 1, `height ${height}`);
-    const appHashes = new Set(indices.map((i) => h.nodes[i]!.app.results.get(height)?.appHash.join()));
+    const appHashes = new Set(
+      indices.map((i) => h.nodes[i]!.app.results.get(height)?.appHash.join()),
+    );
     assert.equal(appHashes.size, 1, `app hash at ${height}`);
   }
 }
@@ -50,7 +52,7 @@ test('with two of four crashed nothing commits; after a restart the chain moves 
   assert.equal(h.doubleSigns, 0);
 });
 
-test('blocks carry the previous height\'s vote extensions and BFT time that always grows', () => {
+test("blocks carry the previous height's vote extensions and BFT time that always grows", () => {
   const h = new Harness({ n: 4, seed: 4, powers: [1, 2, 3, 4] });
   h.startAll();
   assert.ok(h.run(() => h.minCommitted() >= 30));

@@ -1,0 +1,331 @@
+// Hand-scripted scenarios from Algorithm 1: one replica under test, every
+// other validator played by the script (signing with its key).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { encode } from '../../src/codec/wire.ts';
+import { merkleRoot, sha256 } from '../../src/crypto/index.ts';
+import { toHex, utf8 } from '../../src/lib/bytes.ts';
+import {
+  ZERO_HASH,
+  messageCodec,
+  proposalSignBytes,
+  voteSignBytes,
+} from '../../src/consensus/codec.ts';
+import { Writer } from '../../src/codec/wire.ts';
+import {
+  Replica,
+  blockHashOf,
+  evidenceRoot,
+  timeoutMs,
+  DEFAULT_TIMEOUTS,
+} from '../../src/consensus/replica.ts';
+import { ValidatorSet } from '../../src/consensus/validators.ts';
+import { SIGN_KIND_CONSENSUS } from '../../src/consensus/ports.ts';
+import { STEP, VOTE_TYPE } from '../../src/consensus/types.ts';
+import type { Block, Effect, Genesis, VoteType } from '../../src/consensus/types.ts';
+import { CHAIN_ID, FAST_TIMEOUTS, FakeCrypto, TestApp, type TestKey } from './harness.ts';
+
+const NOW = 1_000_000;
+
+class Script {
+  readonly crypto = new FakeCrypto();
+  readonly keys: TestKey[];
+  readonly genesis: Genesis;
+  readonly set: ValidatorSet;
+  readonly replica: Replica;
+  readonly me: number;
+  readonly app: TestApp;
+  readonly out: Effect[] = [];
+  private readonly w = new Writer();
+
+  constructor(n: number, meKey: number) {
+    this.keys = Array.from({ length: n }, (_, i) => this.crypto.key(i));
+    this.genesis = {
+      chainId: CHAIN_ID,
+      genesisTimeMs: NOW,
+      validators: this.keys.map((k) => ({ publicKey: k.publicKey, power: 10 })),
+      appHash: sha256(utf8('genesis')),
+    };
+    this.set = ValidatorSet.fromUpdates(this.genesis.validators);
+    this.app = new TestApp(this.genesis.appHash, 'me');
+    this.replica = new Replica(
+      { genesis: this.genesis, timeouts: FAST_TIMEOUTS },
+      {
+        signer: this.keys[meKey]!.signer,
+        verifier: this.crypto,
+        app: this.app,
+        blocks: { load: () => null },
+      },
+    );
+    this.me = this.set.indexOf(this.keys[meKey]!.publicKey);
+    this.out.push(...this.replica.start([], NOW));
+  }
+
+  /** The key of the validator at set index i. */
+  keyAt(i: number): TestKey {
+    return this.keys.find((k) => toHex(k.publicKey) === toHex(this.set.validators[i]!.publicKey))!;
+  }
+
+  block(round: number, tag: string): Block {
+    const txs = [utf8(tag)];
+    return {
+      header: {
+        chainId: CHAIN_ID,
+        height: 1,
+        round,
+        timeMs: NOW,
+        proposerAddress: this.set.validators[this.set.proposer(round)]!.address,
+        previousBlockHash: ZERO_HASH,
+        previousAppHash: this.genesis.appHash,
+        txsRoot: merkleRoot(txs),
+        lastCommitHash: ZERO_HASH,
+        evidenceHash: evidenceRoot([]),
+        validatorsHash: this.set.hash,
+      },
+      txs,
+      evidence: [],
+      lastCommit: null,
+    };
+  }
+
+  proposal(round: number, block: Block, polRound: number): Uint8Array {
+    const hash = blockHashOf(block);
+    const signer = this.keyAt(this.set.proposer(round)).signer;
+    const signature = signer.sign(
+      SIGN_KIND_CONSENSUS.proposal,
+      proposalSignBytes(this.w, 1, round, polRound, hash),
+    );
+    return encode(messageCodec, {
+      kind: 'proposal',
+      proposal: { height: 1, round, polRound, blockHash: hash, signature },
+      block,
+    });
+  }
+
+  vote(type: VoteType, index: number, round: number, block: Block | null): Uint8Array {
+    const hash = block === null ? null : blockHashOf(block);
+    const extension =
+      type === VOTE_TYPE.precommit && hash !== null ? utf8('ext x') : new Uint8Array(0);
+    const timestampMs = type === VOTE_TYPE.precommit ? NOW + 1 : 0;
+    const kind =
+      type === VOTE_TYPE.prevote ? SIGN_KIND_CONSENSUS.prevote : SIGN_KIND_CONSENSUS.precommit;
+    const signature = this.keyAt(index).signer.sign(
+      kind,
+      voteSignBytes(this.w, type, 1, round, hash, timestampMs, extension),
+    );
+    return encode(messageCodec, {
+      kind: 'vote',
+      vote: {
+        type,
+        height: 1,
+        round,
+        blockHash: hash,
+        validatorIndex: index,
+        timestampMs,
+        extension,
+        signature,
+      },
+    });
+  }
+
+  deliver(bytes: Uint8Array): void {
+    this.out.push(...this.replica.onMessage('peer', bytes, NOW));
+  }
+
+  others(): number[] {
+    return [0, 1, 2, 3].filter((i) => i !== this.me);
+  }
+
+  /** The replica's own vote of a type and round, as it broadcast it ('nil', a block hash, or undefined). */
+  myVote(type: VoteType, round: number): string | undefined {
+    for (const e of this.out) {
+      if (e.kind !== 'broadcast') continue;
+      const bytes = e.bytes;
+      if (bytes[0] !== 1) continue;
+      // Decode through the replica's codec to read the vote.
+      const m = decodeMessage(bytes);
+      if (m.kind === 'vote' && m.vote.type === type && m.vote.round === round) {
+        return m.vote.blockHash === null ? 'nil' : toHex(m.vote.blockHash);
+      }
+    }
+    return undefined;
+  }
+
+  fireTimeout(round: number, step: 0 | 1 | 2): void {
+    this.out.push(...this.replica.onTimeout({ height: 1, round, step }, NOW));
+  }
+}
+
+import { decode } from '../../src/codec/wire.ts';
+function decodeMessage(bytes: Uint8Array) {
+  return decode(messageCodec, bytes);
+}
+
+/** A validator other than the proposer of `round`, so the script plays the proposer. */
+function scriptWithNonProposer(rounds: number[]): Script {
+  for (let k = 0; k < 4; k++) {
+    const s = new Script(4, k);
+    if (rounds.every((r) => s.set.proposer(r) !== s.me)) return s;
+  }
+  throw new Error('no validator is never the proposer of those rounds');
+}
+
+test('line 22 and 36: prevote a fresh valid proposal, lock on 2f+1 prevotes and precommit it', () => {
+  const s = scriptWithNonProposer([0]);
+  const a = s.block(0, 'A');
+  s.deliver(s.proposal(0, a, -1));
+  assert.equal(s.myVote(VOTE_TYPE.prevote, 0), toHex(blockHashOf(a)));
+  const [x, y] = s.others();
+  s.deliver(s.vote(VOTE_TYPE.prevote, x!, 0, a));
+  s.deliver(s.vote(VOTE_TYPE.prevote, y!, 0, a));
+  assert.equal(s.replica.lockedRound, 0);
+  assert.equal(s.myVote(VOTE_TYPE.precommit, 0), toHex(blockHashOf(a)));
+});
+
+test('a replica locked in round 0 does not prevote another value in round 1 without a proof of lock, but does with one', () => {
+  const s = scriptWithNonProposer([0, 1, 2]);
+  const a = s.block(0, 'A');
+  const [x, y, z] = s.others();
+  s.deliver(s.proposal(0, a, -1));
+  s.deliver(s.vote(VOTE_TYPE.prevote, x!, 0, a));
+  s.deliver(s.vote(VOTE_TYPE.prevote, y!, 0, a));
+  assert.equal(s.replica.lockedRound, 0);
+  // No decision: the others precommit nil; 2f+1 precommits of any kind start the precommit timeout.
+  s.deliver(s.vote(VOTE_TYPE.precommit, x!, 0, null));
+  s.deliver(s.vote(VOTE_TYPE.precommit, y!, 0, null));
+  s.fireTimeout(0, STEP.precommit);
+  assert.equal(s.replica.round, 1);
+  // Round 1: the proposer (equivocating across rounds, or simply unaware) proposes B without a POL.
+  const b = s.block(1, 'B');
+  s.deliver(s.proposal(1, b, -1));
+  assert.equal(s.myVote(VOTE_TYPE.prevote, 1), 'nil', 'locked on A: no prevote for B');
+  // 2f+1 prevotes for B in round 1 (without us) form a proof of lock newer than ours.
+  s.deliver(s.vote(VOTE_TYPE.prevote, x!, 1, b));
+  s.deliver(s.vote(VOTE_TYPE.prevote, y!, 1, b));
+  s.deliver(s.vote(VOTE_TYPE.prevote, z!, 1, b));
+  // Line 36 in the precommit step? We prevoted nil, so we are in prevote and 2f+1 prevotes for B lock B.
+  assert.equal(s.replica.lockedRound, 1);
+  assert.equal(s.myVote(VOTE_TYPE.precommit, 1), toHex(blockHashOf(b)));
+});
+
+test('line 28: a re-proposal with a proof of lock from a round at or after our lock is prevoted', () => {
+  const s = scriptWithNonProposer([0, 1, 2]);
+  const a = s.block(0, 'A');
+  const b = s.block(1, 'B');
+  const [x, y, z] = s.others();
+  // Lock on A in round 0.
+  s.deliver(s.proposal(0, a, -1));
+  s.deliver(s.vote(VOTE_TYPE.prevote, x!, 0, a));
+  s.deliver(s.vote(VOTE_TYPE.prevote, y!, 0, a));
+  s.deliver(s.vote(VOTE_TYPE.precommit, x!, 0, null));
+  s.deliver(s.vote(VOTE_TYPE.precommit, y!, 0, null));
+  s.fireTimeout(0, STEP.precommit);
+  // Round 1: others prevote B (we are not shown the proposal), then time out.
+  s.deliver(s.vote(VOTE_TYPE.prevote, x!, 1, b));
+  s.deliver(s.vote(VOTE_TYPE.prevote, y!, 1, b));
+  s.deliver(s.vote(VOTE_TYPE.prevote, z!, 1, b));
+  s.fireTimeout(1, STEP.propose);
+  assert.equal(s.myVote(VOTE_TYPE.prevote, 1), 'nil');
+  s.deliver(s.vote(VOTE_TYPE.precommit, x!, 1, null));
+  s.deliver(s.vote(VOTE_TYPE.precommit, y!, 1, null));
+  s.fireTimeout(1, STEP.prevote);
+  s.fireTimeout(1, STEP.precommit);
+  assert.equal(s.replica.round, 2);
+  // Round 2: B re-proposed with polRound 1: our lock (round 0) is older, so we prevote B.
+  s.deliver(s.proposal(2, b, 1));
+  assert.equal(s.myVote(VOTE_TYPE.prevote, 2), toHex(blockHashOf(b)));
+  // But a re-proposal whose POL round is older than our lock would not be (checked by the rule's guard).
+  assert.equal(s.replica.lockedRound, 0);
+});
+
+test('line 55: f+1 of the stake in a higher round makes the replica skip to it', () => {
+  const s = scriptWithNonProposer([]);
+  const [x, y] = s.others();
+  s.deliver(s.vote(VOTE_TYPE.prevote, x!, 7, null));
+  assert.equal(s.replica.round, 0, 'one of four is not more than a third');
+  s.deliver(s.vote(VOTE_TYPE.precommit, y!, 7, null));
+  assert.equal(s.replica.round, 7);
+});
+
+test('line 49: 2f+1 precommits for a block decide it in any round', () => {
+  const s = scriptWithNonProposer([0]);
+  const a = s.block(0, 'A');
+  s.deliver(s.proposal(0, a, -1));
+  const [x, y, z] = s.others();
+  for (const i of [x!, y!, z!]) s.deliver(s.vote(VOTE_TYPE.precommit, i, 0, a));
+  const committed = s.out.find((e) => e.kind === 'committed');
+  assert.ok(committed !== undefined && committed.kind === 'committed');
+  assert.equal(toHex(committed.blockHash), toHex(blockHashOf(a)));
+});
+
+test('timeouts grow by delta per round and stop at the cap', () => {
+  assert.equal(timeoutMs(DEFAULT_TIMEOUTS, STEP.propose, 0), DEFAULT_TIMEOUTS.proposeMs);
+  assert.equal(
+    timeoutMs(DEFAULT_TIMEOUTS, STEP.prevote, 3),
+    DEFAULT_TIMEOUTS.prevoteMs + 3 * DEFAULT_TIMEOUTS.deltaMs,
+  );
+  assert.equal(timeoutMs(DEFAULT_TIMEOUTS, STEP.precommit, 1_000_000), DEFAULT_TIMEOUTS.maxMs);
+  const s = scriptWithNonProposer([]);
+  const delays = s.out.filter(
+    (e) => e.kind === 'scheduleTimeout' && e.timeout.step === STEP.propose,
+  );
+  assert.deepEqual(
+    delays.map((e) => (e.kind === 'scheduleTimeout' ? e.delayMs : 0)),
+    [FAST_TIMEOUTS.proposeMs],
+  );
+});
+
+test('proposers rotate in proportion to stake (weighted round robin)', () => {
+  const crypto = new FakeCrypto();
+  const powers = [1, 2, 3, 4, 10];
+  let set = ValidatorSet.fromUpdates(
+    powers.map((power, i) => ({ publicKey: crypto.key(i).publicKey, power })),
+  );
+  const counts = new Map<number, number>();
+  for (let h = 0; h < 2_000; h++) {
+    const p = set.validators[set.proposer(0)]!.power;
+    counts.set(p, (counts.get(p) ?? 0) + 1);
+    set = set.advanced();
+  }
+  for (const p of powers) assert.equal(counts.get(p), 100 * p);
+  // Rounds within a height rotate too.
+  const rounds = new Set(Array.from({ length: 20 }, (_, r) => set.proposer(r)));
+  assert.equal(rounds.size, powers.length);
+});
+
+test('garbage from peers is counted and dropped, never thrown', () => {
+  const s = scriptWithNonProposer([0]);
+  const valid = [
+    s.proposal(0, s.block(0, 'A'), -1),
+    s.vote(VOTE_TYPE.prevote, s.others()[0]!, 0, s.block(0, 'A')),
+  ];
+  fc.assert(
+    fc.property(
+      fc.oneof(
+        fc.uint8Array({ maxLength: 300 }),
+        fc
+          .tuple(fc.constantFrom(...valid), fc.nat(), fc.integer({ min: 0, max: 255 }))
+          .map(([bytes, at, b]) => {
+            const copy = bytes.slice();
+            copy[at % copy.length] = b;
+            return copy;
+          }),
+      ),
+      (bytes) => {
+        const before = Object.values(s.replica.metrics).reduce((a, b) => a + b, 0);
+        s.replica.onMessage('evil', bytes, NOW);
+        const after = Object.values(s.replica.metrics).reduce((a, b) => a + b, 0);
+        // Either a counted drop, or a well-formed message the replica accepted.
+        assert.ok(after >= before);
+      },
+    ),
+    { seed: 42, numRuns: 2_000 },
+  );
+  const m = s.replica.metrics;
+  assert.ok(m.decode > 0);
+  assert.ok(m.badSignature > 0 || m.invalidBlock > 0);
+  // Oversize, wrong chain and an unknown validator are refused too.
+  s.replica.onMessage('evil', new Uint8Array(10 * 1024 * 1024), NOW);
+  assert.equal(m.oversize, 1);
+});
