@@ -3,3 +3,5 @@
 export * from './types.ts';
 export * from './ports.ts';
 export * from './codec.ts';
+export * from './replica.ts';
+export * from './validators.ts';
