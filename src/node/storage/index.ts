@@ -1,0 +1,9 @@
+// The node's storage port and its file implementation (docs/decisions/0002-storage.md).
+
+export type { BlockStore, Snapshot, SnapshotStore, Storage, Wal } from './types.ts';
+export { StorageError } from './errors.ts';
+export type { StorageErrorCode } from './errors.ts';
+export { FileStorage, openStorage } from './storage.ts';
+export { FileWal, openWal } from './wal.ts';
+export { FileBlockStore, openFileBlockStore } from './block_store.ts';
+export { FileSnapshotStore, openFileSnapshotStore } from './snapshot_store.ts';

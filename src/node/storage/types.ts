@@ -1,0 +1,87 @@
+// The node's storage port: the consensus write-ahead log, the block store and
+// the snapshot store. Real implementations live beside this file (files on a
+// local disk, see docs/decisions/0002-storage.md); the simulator has in-memory
+// ones that lose their unsynced tail on a crash. Both pass
+// test/compliance/storage.ts.
+//
+// Every method is synchronous: the consensus core is a synchronous event
+// handler, and a persist effect with `sync: true` is a barrier the shell must
+// honour before it performs the next effect anyway. Failures are StorageError
+// (errors.ts); after an I/O failure a store refuses further writes.
+
+/**
+ * The consensus WAL: an append-only sequence of opaque records (encoded
+ * consensus WalRecord), numbered from 0 for the life of the node.
+ */
+export interface Wal {
+  /** Index of the oldest record still held (0 until the first truncation). */
+  firstIndex(): number;
+  /** Index the next appended record will get. */
+  nextIndex(): number;
+  /**
+   * Appends one record and returns its index. With `sync`, this record and
+   * every one before it are durable before the call returns; without, they
+   * become durable at the next synced append or sync(), or are lost in a crash
+   * (only ever a suffix: what survives is a prefix of what was appended).
+   */
+  append(record: Uint8Array, sync: boolean): number;
+  /** Makes every appended record durable. */
+  sync(): void;
+  /** The held records, oldest first: indices firstIndex() .. nextIndex() − 1. */
+  readAll(): Uint8Array[];
+  /**
+   * Drops every record before `index` (firstIndex() ≤ index ≤ nextIndex()),
+   * durably. Call it with the index of a checkpoint record once the block of
+   * that height is in the block store: replay starts at the last checkpoint.
+   */
+  truncateBefore(index: number): void;
+  close(): void;
+}
+
+/**
+ * Committed blocks (encoded with their commit certificate), by height. Heights
+ * are contiguous from the first one saved (1 from genesis, or a later height
+ * after a node starts from a snapshot).
+ */
+export interface BlockStore {
+  /** Lowest height held, 0 when empty. */
+  firstHeight(): number;
+  /** Highest height held, 0 when empty. */
+  lastHeight(): number;
+  /**
+   * Saves the block of `height`, durable on return. `height` is lastHeight() + 1
+   * (any height ≥ 1 when empty); saving a held height again with the same bytes
+   * does nothing (a restart may repeat the last save), with other bytes throws
+   * BlockConflict.
+   */
+  save(height: number, bytes: Uint8Array): void;
+  /** The bytes saved at `height`, or null if not held. */
+  load(height: number): Uint8Array | null;
+  close(): void;
+}
+
+export interface Snapshot {
+  readonly height: number;
+  readonly bytes: Uint8Array;
+}
+
+/** Application snapshots (the state after executing a height), by height. */
+export interface SnapshotStore {
+  /** Saves (or replaces) the snapshot of `height`, durable on return. */
+  save(height: number, bytes: Uint8Array): void;
+  load(height: number): Uint8Array | null;
+  /** The snapshot of the highest height, or null if none. */
+  latest(): Snapshot | null;
+  /** Heights held, ascending. */
+  heights(): number[];
+  /** Keeps the `keep` highest heights (keep ≥ 1) and deletes the rest. */
+  prune(keep: number): void;
+}
+
+/** One node's storage. Restart = latest snapshot + the blocks after it + the WAL since its checkpoint. */
+export interface Storage {
+  readonly wal: Wal;
+  readonly blocks: BlockStore;
+  readonly snapshots: SnapshotStore;
+  close(): void;
+}

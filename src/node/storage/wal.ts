@@ -1,0 +1,78 @@
+// The consensus write-ahead log on a plain append-only file (record_log.ts).
+// One file, `wal.log`; truncation rewrites it from a checkpoint (normally just
+// the checkpoint record itself, so the copy is small) and renames it into place.
+
+import { assert } from '../../lib/assert.ts';
+import { WAL_RECORD_BYTES_MAX } from '../../lib/limits.ts';
+import type { RecordLog, RecordRef } from './record_log.ts';
+import { openRecordLog } from './record_log.ts';
+import type { Wal } from './types.ts';
+
+export interface OpenedWal {
+  readonly wal: FileWal;
+  /** Bytes of a torn tail cut off at open: worth a log line, not an error. */
+  readonly truncatedBytes: number;
+}
+
+export class FileWal implements Wal {
+  private readonly log: RecordLog;
+  private base: number;
+  private refs: RecordRef[];
+
+  constructor(log: RecordLog, base: number, refs: RecordRef[]) {
+    this.log = log;
+    this.base = base;
+    this.refs = refs;
+  }
+
+  firstIndex(): number {
+    return this.base;
+  }
+
+  nextIndex(): number {
+    return this.base + this.refs.length;
+  }
+
+  append(record: Uint8Array, sync: boolean): number {
+    this.refs.push(this.log.append(record, sync));
+    return this.nextIndex() - 1;
+  }
+
+  sync(): void {
+    this.log.sync();
+  }
+
+  readAll(): Uint8Array[] {
+    return this.refs.map((ref) => this.log.read(ref));
+  }
+
+  truncateBefore(index: number): void {
+    assert(
+      Number.isSafeInteger(index) && index >= this.base && index <= this.nextIndex(),
+      `truncateBefore(${index}) outside [${this.base}, ${this.nextIndex()}]`,
+    );
+    if (index === this.base) return;
+    const kept = this.refs.slice(index - this.base);
+    const from = kept.length === 0 ? this.log.size() : kept[0]!.offset;
+    const shift = this.log.rewrite(index, from);
+    this.refs = kept.map((ref) => ({ offset: ref.offset - shift, length: ref.length }));
+    this.base = index;
+  }
+
+  close(): void {
+    this.log.close();
+  }
+}
+
+/** Opens (or creates) the WAL at `path`, cutting off a torn tail; StorageCorrupt for damage elsewhere. */
+export function openWal(path: string): OpenedWal {
+  const opened = openRecordLog(path, {
+    magic: 'ZWAL',
+    recordBytesMax: WAL_RECORD_BYTES_MAX,
+    verifyPayloads: true,
+  });
+  return {
+    wal: new FileWal(opened.log, opened.base, opened.records),
+    truncatedBytes: opened.truncatedBytes,
+  };
+}
