@@ -199,4 +199,108 @@ export const STORED_BLOCK_BYTES_MAX = MESSAGE_BYTES_MAX;
 /** Largest application snapshot file. */
 export const SNAPSHOT_BYTES_MAX = 1024 * 1024 * 1024;
 
-assert(BLOCK_BYTES_MAX < STORED_BLOCK_BYTES_MAX, 'a block and its certificate must fit a stored block');
+assert(BLOCK_BYTES_MAX < STORED_BLOCK_BYTES_MAX, 'a block with its certificate must fit');
+
+// --- derivatives: listing, oracle, option margin, auctions (src/exchange/{instruments,oracle,options,auction}, docs/derivatives.md)
+/** Most expiries one cycle (dailies, weeklies, monthlies, quarterlies) keeps live. */
+export const LISTING_EXPIRIES_PER_CYCLE_MAX = 12;
+/** Most underlyings one listing schedule names. */
+export const LISTING_UNDERLYINGS_MAX = 16;
+/** Most strikes listed per expiry and underlying (each as a call and a put), nearest the money. */
+export const STRIKES_PER_EXPIRY_MAX = 101;
+
+// --- node transport (src/node/transport, docs/decisions/0003-transport.md) ----
+/** Largest frame before a peer has proved its key: the hello and the auth frame are ~100 bytes. */
+export const HANDSHAKE_FRAME_BYTES_MAX = 256;
+/** A connection that has not finished its handshake by then is closed. */
+export const HANDSHAKE_TIMEOUT_MS = 5_000;
+/** Connections accepted but not yet authenticated, at once; more are refused. */
+export const HANDSHAKES_PENDING_MAX = 64;
+/** Largest frame on an authenticated connection: one message and its 16-byte AEAD tag. */
+export const FRAME_BYTES_MAX = MESSAGE_BYTES_MAX + 16;
+/** Bytes queued for one peer (ours and the socket's) before it counts as too slow and is dropped. */
+export const PEER_SEND_QUEUE_BYTES_MAX = 2 * MESSAGE_BYTES_MAX;
+/** Frames queued for one peer before it counts as too slow and is dropped. */
+export const PEER_SEND_QUEUE_FRAMES_MAX = 10_000;
+/** Most peers one transport is configured with (validators and full nodes). */
+export const PEERS_MAX = VALIDATORS_MAX + 64;
+/** Reconnect backoff: doubles per failed attempt from the minimum to the cap, with jitter. */
+export const RECONNECT_BACKOFF_MS_MIN = 100;
+export const RECONNECT_BACKOFF_MS_MAX = 10_000;
+
+assert(MESSAGE_BYTES_MAX <= PEER_SEND_QUEUE_BYTES_MAX, 'one message must fit a send queue');
+assert(RECONNECT_BACKOFF_MS_MIN <= RECONNECT_BACKOFF_MS_MAX, 'backoff starts below its cap');
+
+// --- API: HTTP and WebSocket (src/api, docs/api.md) -----------------------------
+/** Largest HTTP request body: a hex-encoded TX_BYTES_MAX transaction in JSON, with room. */
+export const API_BODY_BYTES_MAX = 64 * 1024;
+/** Per-IP token bucket: sustained requests per second, and the burst it may save up. */
+export const API_IP_REQUESTS_PER_S = 50;
+export const API_IP_BURST_REQUESTS = 100;
+/** Per-account token bucket for transaction submissions. */
+export const API_ACCOUNT_TXS_PER_S = 20;
+export const API_ACCOUNT_BURST_TXS = 40;
+/** Buckets kept per limiter (least recently used dropped first): bounds memory under a flood of keys. */
+export const API_RATE_BUCKETS_MAX = 100_000;
+/** Default and longest wait of `POST /v1/tx?wait=commit`. */
+export const API_WAIT_COMMIT_MS_DEFAULT = 10_000;
+export const API_WAIT_COMMIT_MS_MAX = 60_000;
+/** Transactions one server waits on at once (`wait=commit`); more get 503. */
+export const API_COMMIT_WAITERS_MAX = 10_000;
+/** Default and largest depth of an order-book query (price levels per side). */
+export const API_BOOK_DEPTH_DEFAULT = 50;
+export const API_BOOK_DEPTH_MAX = 1_000;
+/** Default and largest count of recent trades one query returns. */
+export const API_TRADES_DEFAULT = 100;
+export const API_TRADES_MAX = 1_000;
+/** Largest WebSocket message a client may send. */
+export const WS_MESSAGE_BYTES_MAX = 4 * 1024;
+/** Most subscriptions one WebSocket connection may hold. */
+export const WS_SUBSCRIPTIONS_MAX = 64;
+/** Most WebSocket connections from one IP at once. */
+export const WS_CONNECTIONS_PER_IP_MAX = 32;
+/** Client messages per second per connection, and the burst it may save up. */
+export const WS_MESSAGES_PER_S = 20;
+export const WS_BURST_MESSAGES = 40;
+/** Bytes queued to a slow client before the server drops it (it reconnects and resumes). */
+export const WS_SEND_BUFFER_BYTES_MAX = 4 * 1024 * 1024;
+/** Committed blocks whose updates the server keeps so a reconnecting client can resume. */
+export const WS_RESUME_BLOCKS_MAX = 256;
+
+assert(TX_BYTES_MAX * 2 + 1024 <= API_BODY_BYTES_MAX, 'a hex transaction must fit a request body');
+assert(API_IP_REQUESTS_PER_S <= API_IP_BURST_REQUESTS, 'a burst holds at least one second');
+assert(API_ACCOUNT_TXS_PER_S <= API_ACCOUNT_BURST_TXS, 'a burst holds at least one second');
+assert(API_WAIT_COMMIT_MS_DEFAULT <= API_WAIT_COMMIT_MS_MAX, 'the default wait is allowed');
+assert(API_BOOK_DEPTH_MAX <= BOOK_DEPTH_LEVELS_MAX, 'a depth query fits the book');
+assert(API_TRADES_DEFAULT <= API_TRADES_MAX, 'the default trade count is allowed');
+
+// --- simulator (src/sim, docs/simulator.md) ----------------------------------------
+/** Most validators one simulation runs (the consensus core's own limit). */
+export const SIM_VALIDATORS_MAX = VALIDATORS_MAX;
+/** Most heights one simulation may be asked to commit. */
+export const SIM_HEIGHTS_MAX = 10_000_000;
+/** Signature checks the shared verifier remembers before it starts over. */
+export const SIM_VERIFY_MEMO_ENTRIES_MAX = 1_000_000;
+/** Committed blocks a simulated node keeps to serve catch-up (older ones are dropped). */
+export const SIM_BLOCK_STORE_HEIGHTS = 2_000;
+/** A simulated WAL drops what precedes a synced checkpoint once it holds this many records before it. */
+export const SIM_WAL_COMPACT_RECORDS = 256;
+/** Forged messages a Byzantine node remembers (so it tells each lie the same way twice). */
+export const SIM_FORGED_ENTRIES_MAX = 4_096;
+/** After the heal, every honest node must commit this many heights past the highest one then. */
+export const SIM_LIVENESS_HEIGHTS = 3;
+/** The liveness bound, in the longest step timeout: room for rounds to resynchronise after a heal. */
+export const SIM_LIVENESS_TIMEOUTS = 30;
+/** Seen evidence must be committed within max(this, 2 × nodes + 4) heights of the heal. */
+export const SIM_EVIDENCE_BOUND_HEIGHTS_MIN = 12;
+/** Seeds one swarm may run. */
+export const SIM_SWARM_SEEDS_MAX = 1_000_000;
+
+assert(
+  SIM_BLOCK_STORE_HEIGHTS >= CATCHUP_BUFFER_BLOCKS_MAX,
+  'a node keeps what one catch-up asks for',
+);
+assert(
+  SIM_EVIDENCE_BOUND_HEIGHTS_MIN < EVIDENCE_AGE_HEIGHTS_MAX,
+  'evidence must be committable within the bound',
+);
