@@ -1,11 +1,20 @@
 // SHA-256 (node:crypto, native) and the Merkle root of RFC 6962, section 2.1.
 
-import { createHash } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 import { HASH_BYTES } from './constants.ts';
 import { assert } from '../lib/assert.ts';
 
+const ONE_SHOT = typeof hash === 'function';
+
 /** SHA-256 of the concatenation of the parts, as a plain Uint8Array of its own. */
 export function sha256(...parts: Uint8Array[]): Uint8Array {
+  // One part (the state digest's leaves, addresses): the one-shot hash skips
+  // the Hash object and is about a third faster (Node ≥ 20.12).
+  if (parts.length === 1 && ONE_SHOT) {
+    const out = new Uint8Array(HASH_BYTES);
+    out.set(hash('sha256', parts[0]!, 'buffer'));
+    return out;
+  }
   const h = createHash('sha256');
   for (const part of parts) h.update(part);
   const digest = h.digest();

@@ -1,7 +1,7 @@
 // What an operation sees: the state, the acting address and subaccount, who
 // signed, the block time, and where events go.
 
-import { toHex } from '../lib/bytes.ts';
+import { bytesKey } from './keys.ts';
 import { assert } from '../lib/assert.ts';
 import { ACCOUNTS_MAX } from '../lib/limits.ts';
 import type { ExchangeEvent } from './results.ts';
@@ -21,7 +21,7 @@ export interface Ctx {
 }
 
 export function principalKey(address: Uint8Array): string {
-  return toHex(address);
+  return bytesKey(address);
 }
 
 export function getPrincipal(state: ExchangeState, address: Uint8Array): Principal | undefined {

@@ -8,6 +8,7 @@ import { fromHex } from '../lib/bytes.ts';
 import { AGENTS_PER_ADDRESS_MAX, STRING_BYTES_MAX } from '../lib/limits.ts';
 import type { RestingOrder } from './book/index.ts';
 import { STP_MODES } from './book/index.ts';
+import { bytesKey } from './keys.ts';
 import { NonceWindow } from './tx/nonces.ts';
 import type {
   Account,
@@ -62,7 +63,7 @@ export function readMarketState(r: Reader, m: MarketState, f: string): void {
   const index = r.uvarint(`${f}.index`);
   if (index !== m.index) throw new DecodeError(`${f}.index`, 'markets out of order');
   m.indexTicks = r.uvarint(`${f}.indexTicks`);
-  m.markTicks = r.uvarint(`${f}.markTicks`);
+  m.setMark(r.uvarint(`${f}.markTicks`));
   m.premiumSumPpm = r.ivarint(`${f}.premiumSumPpm`);
   m.premiumCount = r.uvarint(`${f}.premiumCount`);
   m.lastFundingRatePpm = r.ivarint(`${f}.lastFundingRatePpm`);
@@ -114,7 +115,7 @@ export function readPrincipalInto(
   let previous = '';
   for (let i = 0; i < n; i++) {
     const publicKey = r.fixed(`${f}.agents[${i}].publicKey`, KEY_BYTES).slice();
-    const key = Array.from(publicKey, (b) => b.toString(16).padStart(2, '0')).join('');
+    const key = bytesKey(publicKey);
     if (key <= previous) throw new DecodeError(`${f}.agents[${i}]`, 'agents must ascend');
     previous = key;
     const expiresAtMs = r.uvarint(`${f}.agents[${i}].expiresAtMs`);

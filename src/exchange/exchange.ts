@@ -22,6 +22,7 @@ import { encodeGenesis, validateGenesis } from './genesis.ts';
 import { Digest, digestFromScratch, resetLeaves, updateDigest } from './hash.ts';
 import { AddressCache, sha256 } from './hashing.ts';
 import { checkInvariants } from './invariants.ts';
+import { bytesKey } from './keys.ts';
 import { runLiquidations } from './liquidation.ts';
 import { computeMarkTicks, indexToTicks } from './mark.ts';
 import { forgetOrder } from './orders.ts';
@@ -29,7 +30,6 @@ import { executionOrder } from './ordering.ts';
 import type { Account } from './state.ts';
 import { ExchangeState } from './state.ts';
 import type { SignedTx } from './tx/types.ts';
-import { toHex } from '../lib/bytes.ts';
 
 export interface Block {
   readonly height: number;
@@ -70,7 +70,7 @@ export class Exchange {
       this.state = restored;
       this.digest = resetLeaves(restored, this.genesisHash);
     } else {
-      this.state = new ExchangeState(genesis, toHex);
+      this.state = new ExchangeState(genesis, bytesKey);
       this.digest = new Digest();
       updateDigest(this.state, this.digest, this.genesisHash);
     }
@@ -113,7 +113,7 @@ export class Exchange {
       if (typeof index === 'bigint' && index > 0n) {
         market.indexTicks = indexToTicks(market, index);
       }
-      if (market.indexTicks > 0) market.markTicks = computeMarkTicks(market);
+      if (market.indexTicks > 0) market.setMark(computeMarkTicks(market));
       market.liquidatedQuote = 0n;
       market.dirty = true;
       advanceFunding(state, market, previousMs, block.timeMs, events);
@@ -124,7 +124,7 @@ export class Exchange {
       state,
       blockTimeMs: block.timeMs,
       events,
-      addressOf: (pk) => this.addresses.addressOf(pk),
+      addressOf: (pk, key) => this.addresses.addressOf(pk, key),
     };
     const order = executionOrder(block.txs.map((tx) => tx.action));
     const results: TxResult[] = new Array(block.txs.length);

@@ -6,7 +6,6 @@
 // consumed, then expiry, then the signer's authority (the address's own key,
 // or a registered agent that has not expired, for trading actions only).
 
-import { toHex } from '../lib/bytes.ts';
 import { unreachable } from '../lib/assert.ts';
 import { amend } from './amend.ts';
 import { attestDeposit } from './attest_deposit.ts';
@@ -15,6 +14,7 @@ import type { Ctx } from './context.ts';
 import { ensurePrincipal, getPrincipal } from './context.ts';
 import type { RejectCode } from './errors.ts';
 import { faucet } from './faucet.ts';
+import { bytesKey } from './keys.ts';
 import { govPropose, govVote } from './governance.ts';
 import { NonceWindow, checkNonce } from './tx/nonces.ts';
 import { placeOrder } from './place_order.ts';
@@ -71,8 +71,8 @@ export interface TxEnv {
   readonly state: ExchangeState;
   readonly blockTimeMs: number;
   readonly events: ExchangeEvent[];
-  /** Hex address of a public key (cached by the caller: it is a hash). */
-  readonly addressOf: (publicKey: Uint8Array) => string;
+  /** The address key (keys.ts) of a public key (cached by the caller: it is a hash). */
+  readonly addressOf: (publicKey: Uint8Array, key: string) => string;
 }
 
 export function executeTx(env: TxEnv, tx: SignedTx, index: number): TxResult {
@@ -87,8 +87,8 @@ export function executeTx(env: TxEnv, tx: SignedTx, index: number): TxResult {
   if (tx.expiresAtMs !== undefined && blockTimeMs > tx.expiresAtMs) {
     return refused(index, 'Expired', `expired at ${tx.expiresAtMs}`);
   }
-  const signerKey = toHex(tx.signer);
-  const isMaster = env.addressOf(tx.signer) === principal.key;
+  const signerKey = bytesKey(tx.signer);
+  const isMaster = env.addressOf(tx.signer, signerKey) === principal.key;
   const action = tx.action;
   if (!isMaster) {
     const agent = principal.agents.get(signerKey);

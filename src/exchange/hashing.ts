@@ -1,17 +1,12 @@
 // The exchange's only door to hashing (crypto/, node:crypto underneath).
 
-import { sha256 } from '../crypto/hash.ts';
-import { toHex } from '../lib/bytes.ts';
+import { addressOf, sha256 } from '../crypto/index.ts';
+import { bytesKey } from './keys.ts';
 
 export { sha256 };
 
-/** An address is the first 20 bytes of SHA-256 of the public key (docs/crypto.md). */
-function addressOf(publicKey: Uint8Array): Uint8Array {
-  return sha256(publicKey).subarray(0, 20);
-}
-
 /**
- * Hex address of a public key, memoized: the same signers sign block after
+ * The address key (keys.ts) of a public key, memoized: the same signers sign block after
  * block. The cache is derived data (not state) and is bounded.
  */
 export class AddressCache {
@@ -20,11 +15,11 @@ export class AddressCache {
   constructor(max: number) {
     this.max = max;
   }
-  addressOf(publicKey: Uint8Array): string {
-    const key = toHex(publicKey);
+  /** `key` is bytesKey(publicKey), which the caller already has. */
+  addressOf(publicKey: Uint8Array, key: string): string {
     let address = this.map.get(key);
     if (address === undefined) {
-      address = toHex(addressOf(publicKey));
+      address = bytesKey(addressOf(publicKey));
       if (this.map.size >= this.max) this.map.clear();
       this.map.set(key, address);
     }

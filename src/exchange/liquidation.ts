@@ -24,15 +24,14 @@
 import { divBig, minBig, maxBig } from '../lib/int.ts';
 import { LIQUIDATIONS_PER_BLOCK_MAX } from '../lib/limits.ts';
 import { applyTrade } from './position.ts';
-import { equityQuote, maintenanceMarginQuote } from './margin.ts';
+import { belowMaintenance, equityQuote } from './margin.ts';
 import { forgetRemoved, settleFills } from './orders.ts';
 import type { ExchangeEvent } from './results.ts';
 import type { Account, ExchangeState, MarketState } from './state.ts';
 import { notionalQuote, ppmCeil } from './units.ts';
 
 export function isLiquidatable(state: ExchangeState, account: Account): boolean {
-  if (account.positionCount === 0) return false;
-  return equityQuote(state, account) < maintenanceMarginQuote(state, account);
+  return belowMaintenance(state, account);
 }
 
 /** The price (ticks) at which this position's loss takes the account's equity to zero. */

@@ -5,13 +5,15 @@
 //   exposure_m  = max(|size + restingBuy|, |size − restingSell|) lots (worst case of resting orders)
 //   initial     = Σ ceil(exposure_m × mark × k × imf_m(notional) / 10^6)
 //   imf_m(n)    = min(10^6, initialMarginPpm + floor(n / imfStepQuote) × imfStepPpm)
-//   maintenance = Σ ceil(|size| × mark × k × maintenanceMarginPpm / 10^6)
+//   maintenance = ceil(Σ |size| × mark × k × maintenanceMarginPpm / 10^6)
+//   (one rounding over the sum, so "equity < maintenance" needs no division:
+//   for an integer equity it is equity × 10^6 < Σ |size| × mark × k × ppm)
 //
 // Cost: O(markets) per account.
 
 import { divBig } from '../lib/int.ts';
 import type { Account, ExchangeState, MarketState } from './state.ts';
-import { PPM, ppmCeil } from './units.ts';
+import { PPM, PPM_BIG, ppmCeil } from './units.ts';
 
 export function equityQuote(state: ExchangeState, account: Account): bigint {
   let equity = account.cashQuote;
@@ -19,12 +21,33 @@ export function equityQuote(state: ExchangeState, account: Account): bigint {
   const markets = state.markets;
   for (let i = 0; i < markets.length; i++) {
     const size = account.positions[i]!.sizeLots;
-    if (size !== 0) {
-      const m = markets[i]!;
-      equity += BigInt(size) * BigInt(m.markTicks) * m.k;
-    }
+    if (size !== 0) equity += BigInt(size) * markets[i]!.markQuotePerLot;
   }
   return equity;
+}
+
+/** Σ |size| × mark × k × maintenanceMarginPpm: the maintenance margin × 10^6, unrounded. */
+function maintenanceScaled(state: ExchangeState, account: Account): bigint {
+  let total = 0n;
+  const markets = state.markets;
+  for (let i = 0; i < markets.length; i++) {
+    const size = account.positions[i]!.sizeLots;
+    if (size === 0) continue;
+    const m = markets[i]!;
+    total += BigInt(size < 0 ? -size : size) * m.markQuotePerLot * m.maintenancePpmBig;
+  }
+  return total;
+}
+
+export function maintenanceMarginQuote(state: ExchangeState, account: Account): bigint {
+  if (account.positionCount === 0) return 0n;
+  return divBig(maintenanceScaled(state, account), PPM_BIG, 'ceil');
+}
+
+/** equity < maintenance, without a division (see above). Cost: O(markets). */
+export function belowMaintenance(state: ExchangeState, account: Account): boolean {
+  if (account.positionCount === 0) return false;
+  return equityQuote(state, account) * PPM_BIG < maintenanceScaled(state, account);
 }
 
 export function imfPpm(market: MarketState, notional: bigint): number {
@@ -41,7 +64,7 @@ export function exposureLots(sizeLots: number, buyLots: number, sellLots: number
 
 export function initialForExposure(market: MarketState, lots: number): bigint {
   if (lots === 0) return 0n;
-  const notional = BigInt(lots) * BigInt(market.markTicks) * market.k;
+  const notional = BigInt(lots) * market.markQuotePerLot;
   return ppmCeil(notional, imfPpm(market, notional));
 }
 
@@ -73,21 +96,53 @@ export function initialMarginQuote(
   return total;
 }
 
-export function maintenanceMarginQuote(state: ExchangeState, account: Account): bigint {
-  if (account.positionCount === 0) return 0n;
-  let total = 0n;
-  const markets = state.markets;
-  for (let i = 0; i < markets.length; i++) {
-    const size = account.positions[i]!.sizeLots;
-    if (size === 0) continue;
-    const m = markets[i]!;
-    const notional = BigInt(Math.abs(size)) * BigInt(m.markTicks) * m.k;
-    total += ppmCeil(notional, m.params.maintenanceMarginPpm);
-  }
-  return total;
-}
-
 /** Equity above initial margin (may be negative). */
 export function freeCollateralQuote(state: ExchangeState, account: Account): bigint {
   return equityQuote(state, account) - initialMarginQuote(state, account);
+}
+
+export interface OrderMargin {
+  /** Initial margin with the resting orders, without and with the incoming order. */
+  before: bigint;
+  after: bigint;
+  equity: bigint;
+}
+
+const orderMargin: OrderMargin = { before: 0n, after: 0n, equity: 0n };
+
+/**
+ * Everything the placement check needs in one pass over the markets: the
+ * initial margin before and after adding buyLots/sellLots of resting exposure
+ * in one market, and equity. The returned record is reused by the next call.
+ */
+export function marginForOrder(
+  state: ExchangeState,
+  account: Account,
+  marketIndex: number,
+  buyLots: number,
+  sellLots: number,
+): OrderMargin {
+  let before = 0n;
+  let delta = 0n;
+  let equity = account.cashQuote;
+  const markets = state.markets;
+  const owner = account.index;
+  for (let i = 0; i < markets.length; i++) {
+    const m = markets[i]!;
+    const size = account.positions[i]!.sizeLots;
+    if (size !== 0) equity += BigInt(size) * m.markQuotePerLot;
+    const buy = m.book.ownerRestingLots(owner, 'buy');
+    const sell = m.book.ownerRestingLots(owner, 'sell');
+    const exposure = size === 0 && buy === 0 && sell === 0 ? 0 : exposureLots(size, buy, sell);
+    const im = initialForExposure(m, exposure);
+    before += im;
+    if (i === marketIndex) {
+      const grown = exposureLots(size, buy + buyLots, sell + sellLots);
+      if (grown !== exposure) delta = initialForExposure(m, grown) - im;
+    }
+  }
+  orderMargin.before = before;
+  orderMargin.after = before + delta;
+  orderMargin.equity = equity;
+  return orderMargin;
 }

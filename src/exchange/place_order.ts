@@ -20,7 +20,7 @@ import type { Ctx } from './context.ts';
 import { ensureAccount, getAccount } from './context.ts';
 import type { Rejection } from './errors.ts';
 import { reject } from './errors.ts';
-import { equityQuote, initialMarginQuote } from './margin.ts';
+import { marginForOrder } from './margin.ts';
 import { forgetRemoved, rememberOrder, settleFills } from './orders.ts';
 import type { ActionResult, Fill } from './results.ts';
 import type { Account, MarketState } from './state.ts';
@@ -110,19 +110,12 @@ export function checkPlaceOrder(ctx: Ctx, a: PlaceOrder): Checked | Rejection {
     }
   }
   if (!a.reduceOnly) {
-    const before = initialMarginQuote(state, account);
-    const after = initialMarginQuote(
-      state,
-      account,
-      market.index,
-      buy ? sizeLots : 0,
-      buy ? 0 : sizeLots,
-    );
-    if (after > before) {
+    const mm = marginForOrder(state, account, market.index, buy ? sizeLots : 0, buy ? 0 : sizeLots);
+    if (mm.after > mm.before) {
       const awayTicks = buy ? priceTicks - market.markTicks : market.markTicks - priceTicks;
       const adverse = awayTicks > 0 ? BigInt(awayTicks) * BigInt(sizeLots) * market.k : 0n;
-      if (equityQuote(state, account) - adverse < after) {
-        return reject('InsufficientMargin', `initial margin ${after} exceeds equity`);
+      if (mm.equity - adverse < mm.after) {
+        return reject('InsufficientMargin', `initial margin ${mm.after} exceeds equity`);
       }
     }
   }

@@ -3,7 +3,7 @@
 // time, or until revoked. Agents never withdraw, transfer or manage agents.
 // Cost: O(1).
 
-import { toHex } from '../lib/bytes.ts';
+import { bytesKey } from './keys.ts';
 import { AGENTS_PER_ADDRESS_MAX } from '../lib/limits.ts';
 import type { Ctx } from './context.ts';
 import type { ActionResult } from './results.ts';
@@ -22,7 +22,7 @@ export function registerAgent(ctx: Ctx, a: RegisterAgent): ActionResult {
   if (a.expiresAtMs <= ctx.blockTimeMs) {
     return { ok: false, kind: 'registerAgent', code: 'Expired', message: 'expiresAtMs has passed' };
   }
-  const key = toHex(a.agentPublicKey);
+  const key = bytesKey(a.agentPublicKey);
   if (key === ctx.signerKey) {
     return {
       ok: false,
@@ -58,7 +58,7 @@ export function revokeAgent(ctx: Ctx, a: RevokeAgent): ActionResult {
       message: 'agents cannot revoke agents',
     };
   }
-  if (!principal.agents.delete(toHex(a.agentPublicKey))) {
+  if (!principal.agents.delete(bytesKey(a.agentPublicKey))) {
     return { ok: false, kind: 'revokeAgent', code: 'UnknownAgent', message: 'no such agent' };
   }
   state.markPrincipal(principal);

@@ -15,7 +15,7 @@
 import type { Reader, Writer } from '../codec/wire.ts';
 import { DecodeError, Reader as WireReader, Writer as WireWriter } from '../codec/wire.ts';
 import { AssertionError } from '../lib/assert.ts';
-import { toHex } from '../lib/bytes.ts';
+import { bytesKey } from './keys.ts';
 import {
   ACCOUNTS_MAX,
   BOOK_ORDERS_MAX,
@@ -131,7 +131,7 @@ export function readSnapshot(r: Reader, options: ExchangeOptions = {}): Exchange
   const f = 'snapshot';
   if (r.u8(`${f}.format`) !== FORMAT) throw new DecodeError(`${f}.format`, 'unknown format');
   const genesis = genesisCodec.read(r, `${f}.genesis`);
-  const s = new ExchangeState(genesis, toHex);
+  const s = new ExchangeState(genesis, bytesKey);
   s.height = r.uvarint(`${f}.height`);
   s.timeMs = r.uvarint(`${f}.timeMs`);
   s.insuranceQuote = r.ivarintBig(`${f}.insuranceQuote`, MONEY_BITS);
@@ -153,7 +153,7 @@ export function readSnapshot(r: Reader, options: ExchangeOptions = {}): Exchange
     const p = readPrincipalInto(
       r,
       `${f}.principals[${i}]`,
-      (address) => new Principal(toHex(address), address),
+      (address) => new Principal(bytesKey(address), address),
     );
     if (p.key <= previous) throw new DecodeError(`${f}.principals[${i}]`, 'addresses must ascend');
     previous = p.key;
@@ -162,7 +162,7 @@ export function readSnapshot(r: Reader, options: ExchangeOptions = {}): Exchange
   const accountCount = r.uvarint(`${f}.accounts`, ACCOUNTS_MAX);
   for (let i = 0; i < accountCount; i++) {
     const g = `${f}.accounts[${i}]`;
-    const principal = s.principals.get(toHex(r.fixed(`${g}.address`, 20)));
+    const principal = s.principals.get(bytesKey(r.fixed(`${g}.address`, 20)));
     if (principal === undefined) throw new DecodeError(`${g}.address`, 'unknown address');
     const sub = r.u8(`${g}.subaccount`);
     if (principal.subaccounts.has(sub)) throw new DecodeError(`${g}.subaccount`, 'duplicate');

@@ -62,7 +62,7 @@ export class Principal {
   readonly key: string;
   readonly address: Uint8Array;
   readonly nonces = new NonceWindow();
-  /** By hex public key. */
+  /** By public key (keys.ts). */
   readonly agents = new Map<string, Agent>();
   readonly subaccounts = new Map<number, Account>();
   leaf: Uint8Array | null = null;
@@ -89,10 +89,13 @@ export class MarketState {
   readonly index: number;
   readonly params: MarketParams;
   readonly k: bigint;
+  readonly maintenancePpmBig: bigint;
   book: OrderBook;
   /** Last oracle index, in ticks (0 = never priced). */
   indexTicks = 0;
   markTicks = 0;
+  /** markTicks × k: the value of one lot at the mark (derived, kept in step by setMark). */
+  markQuotePerLot = 0n;
   /** Premium samples of the current funding interval. */
   premiumSumPpm = 0;
   premiumCount = 0;
@@ -108,10 +111,16 @@ export class MarketState {
   leaf: Uint8Array | null = null;
   dirty = true;
 
+  setMark(ticks: number): void {
+    this.markTicks = ticks;
+    this.markQuotePerLot = BigInt(ticks) * this.k;
+  }
+
   constructor(index: number, params: MarketParams) {
     this.index = index;
     this.params = params;
     this.k = quotePerTickLot(params);
+    this.maintenancePpmBig = BigInt(params.maintenanceMarginPpm);
     this.book = new OrderBook();
   }
 }

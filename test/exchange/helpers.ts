@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { Exchange, devnetGenesis } from '../../src/exchange/index.ts';
 import type { BlockResult, ExchangeOptions, Genesis } from '../../src/exchange/index.ts';
 import type { Action, SignedTx } from '../../src/exchange/tx/types.ts';
+import { bytesKey } from '../../src/exchange/keys.ts';
 
 export const USDC = 1_000_000n;
 /** BTC at $50,000 = 500,000 ticks of $0.10; ETH at $3,000 = 300,000 ticks of $0.01. */
@@ -91,9 +92,7 @@ export class Harness {
   }
 
   account(k: Key, subaccount = 0) {
-    return this.ex.state.principals
-      .get(Buffer.from(k.address).toString('hex'))
-      ?.subaccounts.get(subaccount);
+    return this.ex.state.principals.get(bytesKey(k.address))?.subaccounts.get(subaccount);
   }
 }
 

@@ -10,6 +10,7 @@ import { Prng } from '../../src/lib/prng.ts';
 import { Exchange, decodeSnapshot, encodeSnapshot } from '../../src/exchange/index.ts';
 import type { Block, BlockResult } from '../../src/exchange/index.ts';
 import type { Action, SignedTx } from '../../src/exchange/tx/types.ts';
+import { bytesKey } from '../../src/exchange/keys.ts';
 import { ORACLE, USDC, VALIDATORS, genesis, key } from './helpers.ts';
 import type { Key } from './helpers.ts';
 
@@ -117,7 +118,7 @@ export function flow(seed: number, blockCount: number): Block[] {
   const blocks: Block[] = [];
   let timeMs = 0;
   let nonce = 0;
-  const byAddress = new Map(TRADERS.map((t) => [Buffer.from(t.address).toString('hex'), t]));
+  const byAddress = new Map(TRADERS.map((t) => [bytesKey(t.address), t]));
   for (let b = 0; b < blockCount; b++) {
     timeMs += rng.chance(1, 4) ? rng.between(60_000, 2 * 3_600_000) : rng.between(1, 5_000);
     for (const u of Object.keys(index)) {
@@ -140,7 +141,7 @@ export function flow(seed: number, blockCount: number): Block[] {
         rng.chance(4, 5)
       ) {
         const meta = rng.pick(resting);
-        trader = byAddress.get(Buffer.from(meta.account.address).toString('hex'))!;
+        trader = byAddress.get(bytesKey(meta.account.address))!;
         subaccount = meta.account.subaccount;
         action = { ...action, instrument: MARKETS[meta.market]!.instrument, orderId: meta.orderId };
       }
