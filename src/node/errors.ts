@@ -1,0 +1,29 @@
+// The node's typed errors. Codes are stable: operators grep logs for them and
+// the CLI prints them (`zomma node: ConfigInvalid: config.json peers[2].address: …`).
+
+import { ZommaError } from '../lib/errors.ts';
+
+export type NodeErrorCode =
+  /** A field of config.json, genesis.json or a command option is missing or wrong (the message names it). */
+  | 'ConfigInvalid'
+  /** A frame from a peer is empty or names no known channel. */
+  | 'BadFrame'
+  /** Our state after a height differs from what the chain committed: the node halts. */
+  | 'AppHashMismatch'
+  /** Stored state cannot be brought back to the height the WAL starts from. */
+  | 'RestoreFailed'
+  /** The node stopped processing (after a halt): no more input is taken. */
+  | 'NodeHalted';
+
+export class NodeError extends ZommaError<NodeErrorCode> {
+  /** The config field concerned, for ConfigInvalid. */
+  readonly field: string | null;
+  constructor(code: NodeErrorCode, message: string, field: string | null = null) {
+    super(code, field === null ? message : `${field}: ${message}`);
+    this.field = field;
+  }
+}
+
+export function configError(field: string, message: string): NodeError {
+  return new NodeError('ConfigInvalid', message, field);
+}

@@ -1,0 +1,387 @@
+// The node loop: the one owner of the replica. Every input (a peer's consensus
+// message, a timeout, a proposal built, a block executed) goes through
+// replica.handle in arrival order, and its effects are performed in the order
+// given: a persist with sync is made durable before anything after it, sends
+// go to the network, timeouts to the clock, buildProposal to the application's
+// prepareProposal, finalizeBlock to the block store and then the application.
+// The application and storage ports are synchronous, so one input and all of
+// its effects run to completion before the next input: readers on this thread
+// never see a block half applied.
+
+import { decode, encode } from '../codec/wire.ts';
+import type {
+  Application,
+  Block,
+  BlockResult,
+  CommitCertificate,
+  CommittedBlock,
+  Effect,
+  Genesis,
+  Input,
+  PeerId,
+  Signer,
+  TimeoutConfig,
+  Verifier,
+} from '../consensus/index.ts';
+import { Replica, committedBlockCodec, walRecordCodec } from '../consensus/index.ts';
+import { toHex } from '../lib/bytes.ts';
+import type { Clock } from './clock.ts';
+import { systemClock } from './clock.ts';
+import { NodeError } from './errors.ts';
+import { CHANNEL, frame } from './framing.ts';
+import type { Log } from './log.ts';
+import { silentLog } from './log.ts';
+import type { PeerNetwork } from './network.ts';
+import type { Storage } from './storage/index.ts';
+import { checkCertifiedBlock } from './watch.ts';
+
+/** The application as the node drives it: the consensus port plus what restart and snapshots need. */
+export interface NodeApplication extends Application {
+  /** The last executed height (0 at genesis). */
+  readonly height: number;
+  /** The hash of the state after `height`. */
+  readonly appHash: Uint8Array;
+  /** The state after `height`, for the snapshot store. */
+  encodeSnapshot(): Uint8Array;
+}
+
+export interface ExecutedBlock {
+  readonly block: Block;
+  readonly blockHash: Uint8Array;
+  readonly commit: CommitCertificate;
+  readonly result: BlockResult;
+  readonly executionMs: number;
+}
+
+export interface LoopHooks {
+  /** After a block is executed and committed by the application (still inside the loop: keep it short). */
+  onExecuted?(executed: ExecutedBlock): void;
+  /** The node stopped for good; `report` says why (the runtime writes it to the home dir). */
+  onHalt?(report: HaltReport): void;
+}
+
+export interface HaltReport {
+  readonly code: string;
+  readonly message: string;
+  readonly height: number;
+  readonly details: Record<string, unknown>;
+}
+
+export interface LoopStats {
+  inputs: number;
+  effects: number;
+  walSyncs: number;
+  walSyncMsTotal: number;
+  /** Latest WAL fsync latency, ms. */
+  walSyncMsLast: number;
+  lastCommitLatencyMs: number;
+  lastExecutionMs: number;
+  txsCommitted: number;
+  blocksExecuted: number;
+  snapshotsSaved: number;
+}
+
+export interface NodeLoopOptions {
+  readonly genesis: Genesis;
+  readonly timeouts?: TimeoutConfig;
+  readonly signer: Signer | null;
+  readonly verifier: Verifier;
+  readonly app: NodeApplication;
+  readonly storage: Storage;
+  readonly network: PeerNetwork;
+  readonly clock?: Clock;
+  readonly log?: Log;
+  /** Candidate transactions for a proposal, in arrival order (the mempool's reap). */
+  readonly reap?: (height: number) => Uint8Array[];
+  /** Save an application snapshot after every this many heights (0: never). */
+  readonly snapshotEveryHeights: number;
+  /** Snapshots kept on disk. */
+  readonly snapshotsKept: number;
+  readonly hooks?: LoopHooks;
+}
+
+export class NodeLoop {
+  readonly replica: Replica;
+  readonly stats: LoopStats = {
+    inputs: 0,
+    effects: 0,
+    walSyncs: 0,
+    walSyncMsTotal: 0,
+    walSyncMsLast: 0,
+    lastCommitLatencyMs: 0,
+    lastExecutionMs: 0,
+    txsCommitted: 0,
+    blocksExecuted: 0,
+    snapshotsSaved: 0,
+  };
+  private readonly queue: Input[] = [];
+  private draining = false;
+  private running = false;
+  private halted: HaltReport | null = null;
+  private readonly cancels = new Set<() => void>();
+  private readonly clock: Clock;
+  private readonly log: Log;
+  private heightStartMs = 0;
+
+  constructor(private readonly options: NodeLoopOptions) {
+    this.clock = options.clock ?? systemClock;
+    this.log = options.log ?? silentLog;
+    const storage = options.storage;
+    this.replica = new Replica(
+      { genesis: options.genesis, ...(options.timeouts ? { timeouts: options.timeouts } : {}) },
+      {
+        signer: options.signer,
+        verifier: options.verifier,
+        app: options.app,
+        blocks: { load: (height) => loadCommitted(storage, height) },
+      },
+    );
+  }
+
+  get haltReport(): HaltReport | null {
+    return this.halted;
+  }
+
+  get isRunning(): boolean {
+    return this.running;
+  }
+
+  /** Replays the WAL (the application must already stand at its last checkpoint) and joins the chain. */
+  start(): void {
+    const records = this.options.storage.wal.readAll();
+    const checkpoint = lastCheckpoint(records).height;
+    if (checkpoint !== this.options.app.height) {
+      throw new NodeError(
+        'RestoreFailed',
+        `the application is at height ${this.options.app.height}, the WAL resumes from ${checkpoint}`,
+      );
+    }
+    this.running = true;
+    this.heightStartMs = this.clock.nowMs();
+    this.log.info(
+      { height: checkpoint, walRecords: records.length },
+      'replaying the WAL and joining the chain',
+    );
+    this.guard(() => this.perform(this.replica.start(records, this.clock.nowMs())));
+    this.drain();
+  }
+
+  stop(): void {
+    this.running = false;
+    for (const cancel of this.cancels) cancel();
+    this.cancels.clear();
+    this.queue.length = 0;
+  }
+
+  /** A consensus-channel payload from a peer. */
+  onConsensusMessage(from: PeerId, payload: Uint8Array): void {
+    if (!this.running) return;
+    const problem = checkCertifiedBlock(
+      payload,
+      this.options.app,
+      this.replica,
+      this.options.verifier,
+    );
+    if (problem !== null) {
+      this.halt({
+        code: 'AppHashMismatch',
+        message: `a block certified by the validators says the state after height ${problem.height} is ${toHex(problem.chainAppHash)}, ours is ${toHex(problem.ourAppHash)}`,
+        height: problem.height,
+        details: {
+          from,
+          ourAppHash: toHex(problem.ourAppHash),
+          chainAppHash: toHex(problem.chainAppHash),
+          certifiedHeight: problem.height + 1,
+        },
+      });
+      return;
+    }
+    this.enqueue({ kind: 'message', from, bytes: payload, nowMs: this.clock.nowMs() });
+  }
+
+  private enqueue(input: Input): void {
+    if (!this.running) return;
+    this.queue.push(input);
+    this.drain();
+  }
+
+  private drain(): void {
+    if (this.draining) return;
+    this.draining = true;
+    try {
+      while (this.running && this.queue.length > 0) {
+        const input = this.queue.shift()!;
+        this.stats.inputs++;
+        this.guard(() => this.perform(this.replica.handle(input)));
+      }
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  /** Runs `work`; anything it throws (storage failure, a conflicting block) halts the node. */
+  private guard(work: () => void): void {
+    try {
+      work();
+    } catch (error) {
+      const e = error instanceof Error ? error : new Error(String(error));
+      const code = 'code' in e && typeof e.code === 'string' ? e.code : e.name;
+      this.halt({
+        code,
+        message: e.message,
+        height: this.options.app.height,
+        details: { stack: e.stack ?? '' },
+      });
+    }
+  }
+
+  halt(report: HaltReport): void {
+    if (this.halted !== null) return;
+    this.halted = report;
+    this.log.error({ ...report }, `node halted: ${report.code}: ${report.message}`);
+    this.stop();
+    this.options.hooks?.onHalt?.(report);
+  }
+
+  private perform(effects: readonly Effect[]): void {
+    for (const effect of effects) {
+      if (!this.running) return;
+      this.stats.effects++;
+      this.performOne(effect);
+    }
+  }
+
+  private performOne(effect: Effect): void {
+    const { network, storage } = this.options;
+    switch (effect.kind) {
+      case 'persist': {
+        const started = this.clock.nowMs();
+        const index = storage.wal.append(effect.record, effect.sync);
+        if (effect.sync) this.noteSync(this.clock.nowMs() - started);
+        // The WAL is replayed from its last checkpoint: what comes before it is
+        // no longer needed once that height's block is stored (it is: the block
+        // is saved before it is executed, and the checkpoint follows execution).
+        if (effect.record[0] === WAL_CHECKPOINT_TAG) storage.wal.truncateBefore(index);
+        return;
+      }
+      case 'send':
+        network.send(effect.to, frame(CHANNEL.consensus, effect.bytes));
+        return;
+      case 'broadcast':
+        network.broadcast(frame(CHANNEL.consensus, effect.bytes));
+        return;
+      case 'scheduleTimeout': {
+        const timeout = effect.timeout;
+        const cancel = this.clock.after(effect.delayMs, () => {
+          this.cancels.delete(cancel);
+          this.enqueue({ kind: 'timeout', timeout, nowMs: this.clock.nowMs() });
+        });
+        this.cancels.add(cancel);
+        return;
+      }
+      case 'buildProposal': {
+        const candidates = this.options.reap?.(effect.height) ?? [];
+        const txs = this.options.app.prepareProposal(effect.height, effect.round, candidates);
+        this.queue.push({
+          kind: 'proposalBuilt',
+          height: effect.height,
+          round: effect.round,
+          txs,
+          nowMs: this.clock.nowMs(),
+        });
+        return;
+      }
+      case 'finalizeBlock':
+        return this.execute(effect.block, effect.blockHash, effect.commit);
+      case 'committed':
+        this.stats.lastCommitLatencyMs = this.clock.nowMs() - this.heightStartMs;
+        this.log.debug(
+          { height: effect.height, round: effect.round, blockHash: toHex(effect.blockHash) },
+          'committed',
+        );
+        return;
+      case 'evidenceSeen':
+        this.log.warn(
+          { height: effect.evidence.voteA.height, validator: effect.evidence.voteA.validatorIndex },
+          'a validator signed two conflicting votes',
+        );
+        return;
+    }
+  }
+
+  private noteSync(ms: number): void {
+    this.stats.walSyncs++;
+    this.stats.walSyncMsTotal += ms;
+    this.stats.walSyncMsLast = ms;
+  }
+
+  private execute(block: Block, blockHash: Uint8Array, commit: CommitCertificate): void {
+    const { app, storage } = this.options;
+    const height = block.header.height;
+    if (height !== app.height + 1) {
+      throw new NodeError(
+        'RestoreFailed',
+        `asked to execute height ${height} with the application at ${app.height}`,
+      );
+    }
+    storage.blocks.save(height, encode(committedBlockCodec, { block, commit }));
+    const started = this.clock.nowMs();
+    const result = app.finalizeBlock(block, commit);
+    app.commit();
+    const executionMs = this.clock.nowMs() - started;
+    this.stats.lastExecutionMs = executionMs;
+    this.stats.blocksExecuted++;
+    this.stats.txsCommitted += block.txs.length;
+    this.maybeSnapshot(height);
+    this.options.hooks?.onExecuted?.({ block, blockHash, commit, result, executionMs });
+    this.heightStartMs = this.clock.nowMs();
+    this.queue.push({ kind: 'blockExecuted', height, result, nowMs: this.clock.nowMs() });
+  }
+
+  private maybeSnapshot(height: number): void {
+    const every = this.options.snapshotEveryHeights;
+    if (every <= 0 || height % every !== 0) return;
+    const snapshots = this.options.storage.snapshots;
+    snapshots.save(height, this.options.app.encodeSnapshot());
+    snapshots.prune(Math.max(1, this.options.snapshotsKept));
+    this.stats.snapshotsSaved++;
+  }
+}
+
+/** The tag byte of a checkpoint WAL record (consensus codec.ts, WAL_TAG). */
+const WAL_CHECKPOINT_TAG = 0;
+
+export interface Checkpoint {
+  readonly height: number;
+  /** The application's hash after `height` (the genesis appHash at 0). */
+  readonly appHash: Uint8Array | null;
+}
+
+/**
+ * Where the replica will resume: the last checkpoint in the records (height 0
+ * if none). Like the replica, it reads no further than a damaged record.
+ */
+export function lastCheckpoint(records: readonly Uint8Array[]): Checkpoint {
+  let found: Checkpoint = { height: 0, appHash: null };
+  for (const bytes of records) {
+    try {
+      const record = decode(walRecordCodec, bytes, 'wal');
+      if (record.kind === 'checkpoint') {
+        found = { height: record.state.height, appHash: record.state.appHash };
+      }
+    } catch {
+      break;
+    }
+  }
+  return found;
+}
+
+export function loadCommitted(storage: Storage, height: number): CommittedBlock | null {
+  const bytes = storage.blocks.load(height);
+  if (bytes === null) return null;
+  try {
+    return decode(committedBlockCodec, bytes, 'block');
+  } catch {
+    return null;
+  }
+}

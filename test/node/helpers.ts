@@ -1,0 +1,112 @@
+// Shared pieces for the node tests: a small hash-chain application with
+// snapshots, fast timeouts, keys, and temporary homes.
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type {
+  Block,
+  BlockResult,
+  CommitCertificate,
+  Genesis,
+  Signer,
+  TimeoutConfig,
+  Verifier,
+  Vote,
+} from '../../src/consensus/index.ts';
+import type { KeyPair } from '../../src/crypto/index.ts';
+import { keyPairFromSeed, sha256, sign, verify } from '../../src/crypto/index.ts';
+import { concatBytes, utf8 } from '../../src/lib/bytes.ts';
+import type { NodeApplication } from '../../src/node/loop.ts';
+
+export const FAST_TIMEOUTS: TimeoutConfig = {
+  proposeMs: 400,
+  prevoteMs: 150,
+  precommitMs: 150,
+  deltaMs: 100,
+  maxMs: 2_000,
+  gossipMs: 200,
+};
+
+export function tempDir(prefix: string): { dir: string; remove: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export function testKey(i: number): KeyPair {
+  return keyPairFromSeed(sha256(utf8(`node-test-key-${i}`)));
+}
+
+export function signerOf(key: KeyPair, chainId: string): Signer {
+  return { publicKey: key.publicKey, sign: (kind, message) => sign(key, chainId, kind, message) };
+}
+
+export function verifierFor(chainId: string): Verifier {
+  return { verify: (pk, kind, m, s) => verify(pk, chainId, kind, m, s) };
+}
+
+export function testGenesis(keys: readonly KeyPair[], chainId = 'node-test'): Genesis {
+  return {
+    chainId,
+    genesisTimeMs: 1_000,
+    validators: keys.map((k) => ({ publicKey: k.publicKey, power: 10 })),
+    appHash: sha256(utf8('hash-chain genesis')),
+  };
+}
+
+/** State = a hash chain over executed blocks; a snapshot is (height, hash). */
+export class HashChainApp implements NodeApplication {
+  height = 0;
+  appHash: Uint8Array;
+  readonly executed: number[] = [];
+
+  constructor(genesisAppHash: Uint8Array) {
+    this.appHash = genesisAppHash;
+  }
+
+  static fromSnapshot(bytes: Uint8Array): HashChainApp {
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
+    const app = new HashChainApp(bytes.slice(8));
+    app.height = view.getUint32(4);
+    return app;
+  }
+
+  prepareProposal(_h: number, _r: number, txs: readonly Uint8Array[]): Uint8Array[] {
+    return txs.slice();
+  }
+  processProposal(_block: Block): boolean {
+    return true;
+  }
+  extendVote(): Uint8Array {
+    return new Uint8Array(0);
+  }
+  verifyVoteExtension(vote: Vote): boolean {
+    return vote.extension.length === 0;
+  }
+  finalizeBlock(block: Block, _commit: CommitCertificate): BlockResult {
+    if (block.header.height !== this.height + 1) throw new Error('out of order');
+    this.appHash = sha256(this.appHash, ...block.txs);
+    this.height = block.header.height;
+    this.executed.push(this.height);
+    return { appHash: this.appHash, validatorUpdates: [] };
+  }
+  commit(): void {}
+  encodeSnapshot(): Uint8Array {
+    const head = new Uint8Array(8);
+    new DataView(head.buffer).setUint32(4, this.height);
+    return concatBytes(head, this.appHash);
+  }
+}
+
+/** Resolves when `check` holds (polled on every turn of the event loop), rejects after `timeoutMs`. */
+export function waitFor(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const deadline = Date.now() + timeoutMs;
+    const poll = (): void => {
+      if (check()) return resolve();
+      if (Date.now() > deadline) return reject(new Error(`timed out waiting for ${what}`));
+      setTimeout(poll, 10);
+    };
+    poll();
+  });
+}
