@@ -1,0 +1,194 @@
+// One peer connection over a socket: the handshake of secure.ts, then framed,
+// encrypted messages, with a bounded send queue that honours the socket's
+// backpressure. The transport (tcp.ts) owns the decisions: which keys may
+// connect, which of two connections with one peer survives.
+
+import type { Socket } from 'node:net';
+import type { KeyPair } from '../../crypto/index.ts';
+import { toHex } from '../../lib/bytes.ts';
+import { FRAME_BYTES_MAX, HANDSHAKE_FRAME_BYTES_MAX } from '../../lib/limits.ts';
+import type { Ephemeral, Session } from './secure.ts';
+import {
+  FrameDecoder,
+  checkAuth,
+  clearFrame,
+  decodeHello,
+  deriveSession,
+  encodeAuth,
+  encodeHello,
+  makeEphemeral,
+} from './secure.ts';
+import type { TransportCounters, TransportDropReason } from './types.ts';
+
+export interface ConnectionLimits {
+  readonly sendQueueBytesMax: number;
+  readonly sendQueueFramesMax: number;
+  readonly handshakeTimeoutMs: number;
+}
+
+export interface ConnectionOwner {
+  readonly chainId: string;
+  readonly key: KeyPair;
+  readonly limits: ConnectionLimits;
+  readonly counters: TransportCounters;
+  /** Null to accept an authenticated peer, or the reason to refuse it. */
+  authorize(connection: Connection, peer: string): TransportDropReason | null;
+  onOpen(connection: Connection): void;
+  onMessage(connection: Connection, bytes: Uint8Array): void;
+  /** `reason` null: closed by us on purpose (stop), not counted as a drop. */
+  onClose(connection: Connection, reason: TransportDropReason | null): void;
+}
+
+type State = 'hello' | 'auth' | 'open' | 'closed';
+
+export class Connection {
+  readonly outbound: boolean;
+  /** For an outbound connection, the peer id it dialed. */
+  readonly dialed: string | null;
+  /** The authenticated peer id, once open. */
+  peer: string | null = null;
+  private state: State = 'hello';
+  private readonly socket: Socket;
+  private readonly owner: ConnectionOwner;
+  private readonly ephemeral: Ephemeral = makeEphemeral();
+  private session: Session | null = null;
+  private readonly decoder = new FrameDecoder(HANDSHAKE_FRAME_BYTES_MAX);
+  private readonly queue: Buffer[] = [];
+  private queueBytes = 0;
+  private blocked = false;
+  private handshakeTimer: NodeJS.Timeout | null;
+
+  constructor(socket: Socket, outbound: boolean, dialed: string | null, owner: ConnectionOwner) {
+    this.socket = socket;
+    this.outbound = outbound;
+    this.dialed = dialed;
+    this.owner = owner;
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('drain', () => this.onDrain());
+    // 'close' follows every 'error'; the error itself tells the peer nothing it can act on.
+    socket.on('error', () => {});
+    socket.on('close', () => this.close('socketClosed'));
+    this.handshakeTimer = setTimeout(
+      () => this.close('handshakeFailed'),
+      owner.limits.handshakeTimeoutMs,
+    );
+    this.handshakeTimer.unref();
+    this.write(clearFrame(encodeHello(this.ephemeral)));
+  }
+
+  isOpen(): boolean {
+    return this.state === 'open';
+  }
+
+  isClosed(): boolean {
+    return this.state === 'closed';
+  }
+
+  /** Bytes waiting: in our queue and in the socket's buffer. */
+  queuedBytes(): number {
+    return this.queueBytes + this.socket.writableLength;
+  }
+
+  queuedFrames(): number {
+    return this.queue.length;
+  }
+
+  /** Encrypts and queues one message; false if not open or the queue overflowed (then closed). */
+  send(bytes: Uint8Array): boolean {
+    if (this.state !== 'open') return false;
+    const frame = this.session!.sender.seal(bytes);
+    const counters = this.owner.counters;
+    counters.framesOut++;
+    counters.bytesOut += bytes.length;
+    return this.write(frame);
+  }
+
+  close(reason: TransportDropReason | null): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    if (this.handshakeTimer !== null) clearTimeout(this.handshakeTimer);
+    this.handshakeTimer = null;
+    this.queue.length = 0;
+    this.queueBytes = 0;
+    this.socket.destroy();
+    this.owner.onClose(this, reason);
+  }
+
+  private write(frame: Buffer): boolean {
+    if (!this.blocked) {
+      this.blocked = !this.socket.write(frame);
+      return true;
+    }
+    this.queue.push(frame);
+    this.queueBytes += frame.length;
+    const limits = this.owner.limits;
+    if (
+      this.queuedBytes() > limits.sendQueueBytesMax ||
+      this.queue.length > limits.sendQueueFramesMax
+    ) {
+      this.close('queueFull');
+      return false;
+    }
+    return true;
+  }
+
+  private onDrain(): void {
+    this.blocked = false;
+    while (this.queue.length > 0 && !this.blocked && !this.isClosed()) {
+      const frame = this.queue.shift()!;
+      this.queueBytes -= frame.length;
+      this.blocked = !this.socket.write(frame);
+    }
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.state === 'closed') return;
+    this.decoder.push(chunk);
+    while (!this.isClosed()) {
+      const body = this.decoder.next();
+      if (body === null) return;
+      if (body === 'oversize') return this.close('oversize');
+      if (this.state === 'hello') this.onHello(body);
+      else if (this.state === 'auth') this.onAuth(body);
+      else this.onFrame(body);
+    }
+  }
+
+  private onHello(body: Buffer): void {
+    const peerKey = decodeHello(body);
+    const session =
+      peerKey === null ? null : deriveSession(this.owner.chainId, this.ephemeral, peerKey);
+    if (session === null) return this.close('handshakeFailed');
+    this.session = session;
+    this.state = 'auth';
+    const auth = encodeAuth(this.owner.key, this.owner.chainId, session.transcript);
+    this.write(session.sender.seal(auth));
+  }
+
+  private onAuth(body: Buffer): void {
+    const session = this.session!;
+    const plain = session.receiver.open(body.length, body);
+    const peerKey =
+      plain === null ? null : checkAuth(plain, this.owner.chainId, session.transcript);
+    if (peerKey === null) return this.close('handshakeFailed');
+    const peer = toHex(peerKey);
+    const refusal = this.owner.authorize(this, peer);
+    if (refusal !== null) return this.close(refusal);
+    this.peer = peer;
+    this.state = 'open';
+    this.decoder.maxBytes = FRAME_BYTES_MAX;
+    clearTimeout(this.handshakeTimer!);
+    this.handshakeTimer = null;
+    this.owner.onOpen(this);
+  }
+
+  private onFrame(body: Buffer): void {
+    const plain = this.session!.receiver.open(body.length, body);
+    if (plain === null) return this.close('badFrame');
+    const counters = this.owner.counters;
+    counters.framesIn++;
+    counters.bytesIn += plain.length;
+    this.owner.onMessage(this, plain);
+  }
+}

@@ -1,0 +1,278 @@
+// The handshake and the frame cipher of a peer connection
+// (docs/decisions/0003-transport.md). Everything is node:crypto.
+//
+// 1. Each side sends hello = version(u8) ephemeralX25519PublicKey(32), in clear.
+// 2. Both compute the X25519 shared secret and the transcript hash
+//      T = sha256("zomma-p2p-v1" || len(chainId) || chainId || lowerKey || higherKey)
+//    over both ephemeral keys in byte order, so both sides get the same T
+//    without knowing who dialed.
+// 3. HKDF-SHA256(secret, salt T) gives a ChaCha20-Poly1305 key and a 12-byte
+//    nonce base for each direction: the side whose ephemeral key sorts lower
+//    sends with the first pair, the other with the second.
+// 4. Each side sends, as its first encrypted frame, its static Ed25519 public
+//    key and its signature of T (kind SIGN_KIND.handshake, chain id bound).
+//    The receiver checks the signature and that the key is one it accepts.
+// Frames are length(u32) ciphertext tag(16), the length authenticated as
+// associated data; the nonce is the base XOR a per-direction frame counter,
+// so no nonce repeats under one key.
+
+import {
+  createCipheriv,
+  createDecipheriv,
+  createPublicKey,
+  diffieHellman,
+  generateKeyPairSync,
+  hkdfSync,
+} from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
+import { Reader, Writer } from '../../codec/wire.ts';
+import { SIGN_KIND, sha256, sign, verify } from '../../crypto/index.ts';
+import type { KeyPair } from '../../crypto/index.ts';
+import { assert } from '../../lib/assert.ts';
+import { compareBytes, utf8 } from '../../lib/bytes.ts';
+import { CHAIN_ID_BYTES_MAX } from '../../lib/limits.ts';
+
+export const PROTOCOL_VERSION = 1;
+export const EPHEMERAL_KEY_BYTES = 32;
+export const TAG_BYTES = 16;
+export const LENGTH_BYTES = 4;
+const KEY_BYTES = 32;
+const NONCE_BYTES = 12;
+const PROTOCOL_LABEL = utf8('zomma-p2p-v1');
+const HKDF_INFO = utf8('zomma-p2p-v1 frame keys');
+/** A counter this high would take centuries; stopping short of 2^53 keeps it exact. */
+const FRAME_COUNTER_MAX = 2 ** 48;
+/** RFC 8410 SubjectPublicKeyInfo prefix of a raw X25519 key. */
+const X25519_SPKI_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
+
+export interface Ephemeral {
+  readonly privateKey: KeyObject;
+  readonly publicKey: Uint8Array;
+}
+
+export function makeEphemeral(): Ephemeral {
+  const pair = generateKeyPairSync('x25519');
+  const spki = pair.publicKey.export({ format: 'der', type: 'spki' });
+  return { privateKey: pair.privateKey, publicKey: new Uint8Array(spki.subarray(-32)) };
+}
+
+export function encodeHello(ephemeral: Ephemeral): Uint8Array {
+  return new Writer(1 + EPHEMERAL_KEY_BYTES)
+    .u8(PROTOCOL_VERSION)
+    .fixed(ephemeral.publicKey, EPHEMERAL_KEY_BYTES)
+    .finishOwned();
+}
+
+/** The peer's ephemeral key, or null if the hello is malformed or of another version. */
+export function decodeHello(bytes: Uint8Array): Uint8Array | null {
+  try {
+    const r = new Reader(bytes);
+    if (r.u8('hello.version') !== PROTOCOL_VERSION) return null;
+    const key = r.fixedCopy('hello.ephemeralKey', EPHEMERAL_KEY_BYTES);
+    r.done('hello');
+    return key;
+  } catch {
+    return null;
+  }
+}
+
+export interface Session {
+  /** The transcript hash both sides sign. */
+  readonly transcript: Uint8Array;
+  readonly sender: FrameCipher;
+  readonly receiver: FrameCipher;
+}
+
+/** Derives the session keys; null if the peer's key is unusable (reflected, or a low-order point). */
+export function deriveSession(
+  chainId: string,
+  own: Ephemeral,
+  peerPublicKey: Uint8Array,
+): Session | null {
+  const order = compareBytes(own.publicKey, peerPublicKey);
+  // Our own hello reflected back would make both directions share one key.
+  if (order === 0) return null;
+  let secret: Buffer;
+  try {
+    const peerKey = createPublicKey({
+      key: Buffer.concat([X25519_SPKI_PREFIX, peerPublicKey]),
+      format: 'der',
+      type: 'spki',
+    });
+    secret = diffieHellman({ privateKey: own.privateKey, publicKey: peerKey });
+  } catch {
+    return null;
+  }
+  // A low-order peer key yields the all-zero secret (RFC 7748 section 6.1).
+  if (secret.every((b) => b === 0)) return null;
+  const [lower, higher] =
+    order < 0 ? [own.publicKey, peerPublicKey] : [peerPublicKey, own.publicKey];
+  const chain = utf8(chainId);
+  assert(chain.length <= CHAIN_ID_BYTES_MAX, 'chain id length');
+  const transcript = sha256(
+    new Writer(128)
+      .raw(PROTOCOL_LABEL)
+      .bytes(chain, CHAIN_ID_BYTES_MAX)
+      .fixed(lower, EPHEMERAL_KEY_BYTES)
+      .fixed(higher, EPHEMERAL_KEY_BYTES)
+      .finishOwned(),
+  );
+  const okm = Buffer.from(
+    hkdfSync('sha256', secret, transcript, HKDF_INFO, 2 * (KEY_BYTES + NONCE_BYTES)),
+  );
+  const lowerCipher = new FrameCipher(
+    okm.subarray(0, KEY_BYTES),
+    okm.subarray(2 * KEY_BYTES, 2 * KEY_BYTES + NONCE_BYTES),
+  );
+  const higherCipher = new FrameCipher(
+    okm.subarray(KEY_BYTES, 2 * KEY_BYTES),
+    okm.subarray(2 * KEY_BYTES + NONCE_BYTES),
+  );
+  return order < 0
+    ? { transcript, sender: lowerCipher, receiver: higherCipher }
+    : { transcript, sender: higherCipher, receiver: lowerCipher };
+}
+
+export const AUTH_BYTES = 32 + 64;
+
+/** Our static key and its signature of the transcript. */
+export function encodeAuth(key: KeyPair, chainId: string, transcript: Uint8Array): Uint8Array {
+  const signature = sign(key, chainId, SIGN_KIND.handshake, transcript);
+  return new Writer(AUTH_BYTES).fixed(key.publicKey, 32).fixed(signature, 64).finishOwned();
+}
+
+/** The peer's static key if its auth payload is well formed and its signature valid, else null. */
+export function checkAuth(
+  bytes: Uint8Array,
+  chainId: string,
+  transcript: Uint8Array,
+): Uint8Array | null {
+  try {
+    const r = new Reader(bytes);
+    const publicKey = r.fixedCopy('auth.publicKey', 32);
+    const signature = r.fixedCopy('auth.signature', 64);
+    r.done('auth');
+    return verify(publicKey, chainId, SIGN_KIND.handshake, transcript, signature)
+      ? publicKey
+      : null;
+  } catch {
+    return null;
+  }
+}
+
+/** One direction's ChaCha20-Poly1305 key with its frame counter. */
+export class FrameCipher {
+  private readonly key: Buffer;
+  private readonly nonceBase: Buffer;
+  private readonly nonce = Buffer.alloc(NONCE_BYTES);
+  private counter = 0;
+
+  constructor(key: Buffer, nonceBase: Buffer) {
+    assert(key.length === KEY_BYTES && nonceBase.length === NONCE_BYTES, 'frame key sizes');
+    this.key = Buffer.from(key);
+    this.nonceBase = Buffer.from(nonceBase);
+  }
+
+  /** Frames used so far: the next frame's counter. */
+  frames(): number {
+    return this.counter;
+  }
+
+  private nextNonce(): Buffer {
+    assert(this.counter < FRAME_COUNTER_MAX, 'frame counter exhausted');
+    const high = Math.floor(this.counter / 0x1_0000_0000);
+    const low = this.counter >>> 0;
+    this.nonceBase.copy(this.nonce);
+    this.nonce.writeUInt32BE((this.nonce.readUInt32BE(4) ^ high) >>> 0, 4);
+    this.nonce.writeUInt32BE((this.nonce.readUInt32BE(8) ^ low) >>> 0, 8);
+    this.counter++;
+    return this.nonce;
+  }
+
+  /** The whole frame: length, ciphertext, tag. */
+  seal(plaintext: Uint8Array): Buffer {
+    const bodyLength = plaintext.length + TAG_BYTES;
+    const frame = Buffer.allocUnsafe(LENGTH_BYTES + bodyLength);
+    frame.writeUInt32BE(bodyLength, 0);
+    const cipher = createCipheriv('chacha20-poly1305', this.key, this.nextNonce(), {
+      authTagLength: TAG_BYTES,
+    });
+    cipher.setAAD(frame.subarray(0, LENGTH_BYTES), { plaintextLength: plaintext.length });
+    const body = cipher.update(plaintext);
+    cipher.final();
+    body.copy(frame, LENGTH_BYTES);
+    cipher.getAuthTag().copy(frame, LENGTH_BYTES + plaintext.length);
+    return frame;
+  }
+
+  /**
+   * The plaintext of a frame body (ciphertext then tag) whose length prefix
+   * was `bodyLength`, or null if it fails authentication. A failure still
+   * consumes the counter: the connection must be closed.
+   */
+  open(bodyLength: number, body: Uint8Array): Uint8Array | null {
+    if (body.length !== bodyLength || bodyLength < TAG_BYTES) return null;
+    const aad = Buffer.alloc(LENGTH_BYTES);
+    aad.writeUInt32BE(bodyLength, 0);
+    const decipher = createDecipheriv('chacha20-poly1305', this.key, this.nextNonce(), {
+      authTagLength: TAG_BYTES,
+    });
+    const split = bodyLength - TAG_BYTES;
+    decipher.setAuthTag(body.subarray(split));
+    decipher.setAAD(aad, { plaintextLength: split });
+    const plain = decipher.update(body.subarray(0, split));
+    try {
+      decipher.final();
+    } catch {
+      return null;
+    }
+    const out = new Uint8Array(plain.length);
+    out.set(plain);
+    return out;
+  }
+}
+
+/** A clear frame (the hello): length then bytes. */
+export function clearFrame(bytes: Uint8Array): Buffer {
+  const frame = Buffer.allocUnsafe(LENGTH_BYTES + bytes.length);
+  frame.writeUInt32BE(bytes.length, 0);
+  frame.set(bytes, LENGTH_BYTES);
+  return frame;
+}
+
+/**
+ * Splits a byte stream into frames. A length above the limit is reported as
+ * soon as its four bytes arrive, before any of the body is buffered.
+ */
+export class FrameDecoder {
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  maxBytes: number;
+
+  constructor(maxBytes: number) {
+    this.maxBytes = maxBytes;
+  }
+
+  push(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
+  }
+
+  /** The next frame body, null if incomplete, or 'oversize'. */
+  next(): Buffer | null | 'oversize' {
+    if (this.buffered < LENGTH_BYTES) return null;
+    if (this.chunks[0]!.length < LENGTH_BYTES) this.chunks = [Buffer.concat(this.chunks)];
+    const length = this.chunks[0]!.readUInt32BE(0);
+    if (length > this.maxBytes) return 'oversize';
+    const total = LENGTH_BYTES + length;
+    if (this.buffered < total) return null;
+    if (this.chunks[0]!.length < total) this.chunks = [Buffer.concat(this.chunks)];
+    const first = this.chunks[0]!;
+    const body = first.subarray(LENGTH_BYTES, total);
+    if (first.length === total) this.chunks.shift();
+    else this.chunks[0] = first.subarray(total);
+    this.buffered -= total;
+    return body;
+  }
+}

@@ -1,0 +1,351 @@
+// The TCP transport (docs/decisions/0003-transport.md): listens on the
+// configured address only, dials configured peers with exponential backoff
+// and jitter, accepts only configured keys, keeps one connection per peer.
+//
+// Who dials: both sides may, but the side with the higher id waits two
+// backoff steps longer, so normally the lower id's dial wins and the higher
+// never dials; a peer whose address only the higher side knows (a full node
+// behind NAT) is still reached. If two connections with one peer do open,
+// both sides keep the same one: the one opened by the lower id, or, when one
+// side opened both (it redialed), the newer one.
+
+import { connect, createServer } from 'node:net';
+import type { Server, Socket } from 'node:net';
+import type { KeyPair } from '../../crypto/index.ts';
+import { assert } from '../../lib/assert.ts';
+import { toHex } from '../../lib/bytes.ts';
+import { ZommaError } from '../../lib/errors.ts';
+import {
+  HANDSHAKES_PENDING_MAX,
+  HANDSHAKE_TIMEOUT_MS,
+  MESSAGE_BYTES_MAX,
+  PEERS_MAX,
+  PEER_SEND_QUEUE_BYTES_MAX,
+  PEER_SEND_QUEUE_FRAMES_MAX,
+  RECONNECT_BACKOFF_MS_MAX,
+  RECONNECT_BACKOFF_MS_MIN,
+} from '../../lib/limits.ts';
+import { Connection } from './connection.ts';
+import type { ConnectionLimits, ConnectionOwner } from './connection.ts';
+import { emptyCounters } from './types.ts';
+import type {
+  MessageHandler,
+  PeerId,
+  PeerInfo,
+  Transport,
+  TransportCounters,
+  TransportDropReason,
+} from './types.ts';
+
+export interface PeerConfig {
+  /** The peer's Ed25519 public key (a validator's, or a configured full node's). */
+  readonly publicKey: Uint8Array;
+  /** Where to dial it; omit for a peer that only dials us. */
+  readonly host?: string;
+  readonly port?: number;
+}
+
+export interface TransportLimits extends ConnectionLimits {
+  readonly backoffMsMin: number;
+  readonly backoffMsMax: number;
+}
+
+export interface TcpTransportConfig {
+  readonly chainId: string;
+  readonly key: KeyPair;
+  /** Listen address: an interface address, never a wildcard by default (tests use 127.0.0.1, port 0). */
+  readonly host: string;
+  readonly port: number;
+  readonly peers: readonly PeerConfig[];
+  readonly limits?: Partial<TransportLimits>;
+  /** Jitter source in [0, 1); defaults to Math.random (tests pass a seeded one). */
+  readonly random?: () => number;
+}
+
+export class TransportConfigError extends ZommaError<'BadTransportConfig'> {
+  constructor(reason: string) {
+    super('BadTransportConfig', reason);
+  }
+}
+
+interface PeerSlot {
+  readonly id: PeerId;
+  host: string | null;
+  port: number | null;
+  /** The open connection. */
+  connection: Connection | null;
+  /** An outbound attempt in progress: a connecting socket or a handshaking connection. */
+  pending: Socket | Connection | null;
+  attempts: number;
+  timer: NodeJS.Timeout | null;
+}
+
+const DEFAULT_LIMITS: TransportLimits = {
+  sendQueueBytesMax: PEER_SEND_QUEUE_BYTES_MAX,
+  sendQueueFramesMax: PEER_SEND_QUEUE_FRAMES_MAX,
+  handshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS,
+  backoffMsMin: RECONNECT_BACKOFF_MS_MIN,
+  backoffMsMax: RECONNECT_BACKOFF_MS_MAX,
+};
+
+/** Extra backoff steps of the higher id, so the lower id normally dials. */
+const HIGHER_ID_BACKOFF_STEPS = 2;
+
+function checkConfig(config: TcpTransportConfig): void {
+  if (config.peers.length > PEERS_MAX) {
+    throw new TransportConfigError(`${config.peers.length} peers, above the limit of ${PEERS_MAX}`);
+  }
+  config.peers.forEach((peer, i) => {
+    if (!(peer.publicKey instanceof Uint8Array) || peer.publicKey.length !== 32) {
+      throw new TransportConfigError(`peers[${i}].publicKey: not a 32-byte key`);
+    }
+    if ((peer.host === undefined) !== (peer.port === undefined)) {
+      throw new TransportConfigError(`peers[${i}]: give both host and port, or neither`);
+    }
+    if (
+      peer.port !== undefined &&
+      !(Number.isInteger(peer.port) && peer.port > 0 && peer.port < 65536)
+    ) {
+      throw new TransportConfigError(`peers[${i}].port: ${peer.port} is not a TCP port`);
+    }
+  });
+}
+
+export class TcpTransport implements Transport {
+  readonly self: PeerId;
+  readonly chainId: string;
+  readonly key: KeyPair;
+  readonly limits: TransportLimits;
+  private readonly stats: TransportCounters = emptyCounters();
+  private readonly owner: ConnectionOwner;
+  private readonly host: string;
+  private readonly port: number;
+  private readonly random: () => number;
+  private readonly slots = new Map<PeerId, PeerSlot>();
+  private readonly live = new Set<Connection>();
+  private readonly handshaking = new Set<Connection>();
+  private handler: MessageHandler = () => {};
+  private server: Server | null = null;
+  private stopped = false;
+
+  constructor(config: TcpTransportConfig) {
+    checkConfig(config);
+    this.chainId = config.chainId;
+    this.key = config.key;
+    this.self = toHex(config.key.publicKey);
+    this.host = config.host;
+    this.port = config.port;
+    this.random = config.random ?? Math.random;
+    this.limits = { ...DEFAULT_LIMITS, ...config.limits };
+    this.owner = this.makeOwner();
+    assert(this.limits.sendQueueBytesMax >= 0 && this.limits.backoffMsMin >= 1, 'transport limits');
+    for (const peer of config.peers) {
+      const id = toHex(peer.publicKey);
+      if (id === this.self) continue;
+      this.slots.set(id, {
+        id,
+        host: peer.host ?? null,
+        port: peer.port ?? null,
+        connection: null,
+        pending: null,
+        attempts: 0,
+        timer: null,
+      });
+    }
+  }
+
+  counters(): TransportCounters {
+    return this.stats;
+  }
+
+  async start(): Promise<void> {
+    assert(this.server === null && !this.stopped, 'a transport starts once');
+    const server = createServer((socket) => this.accept(socket));
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host: this.host, port: this.port, exclusive: true }, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    for (const slot of this.slots.values()) this.scheduleDial(slot, this.self < slot.id);
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    for (const slot of this.slots.values()) {
+      if (slot.timer !== null) clearTimeout(slot.timer);
+      slot.timer = null;
+      if (slot.pending !== null && !(slot.pending instanceof Connection)) slot.pending.destroy();
+      slot.pending = null;
+    }
+    for (const connection of [...this.live]) connection.close(null);
+    const server = this.server;
+    if (server !== null) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  /** The address actually listened on (the port is the kernel's choice when configured as 0). */
+  address(): { host: string; port: number } {
+    const address = this.server?.address();
+    assert(
+      address !== null && address !== undefined && typeof address !== 'string',
+      'not listening',
+    );
+    return { host: address.address, port: address.port };
+  }
+
+  /** Sets where a configured peer listens (learned after start, as tests with port 0 do). */
+  setPeerAddress(peer: PeerId, host: string, port: number): void {
+    const slot = this.slots.get(peer);
+    assert(slot !== undefined, `unknown peer ${peer}`);
+    slot.host = host;
+    slot.port = port;
+    if (this.server !== null) this.scheduleDial(slot, this.self < slot.id);
+  }
+
+  send(peer: PeerId, bytes: Uint8Array): boolean {
+    assert(
+      bytes.length <= MESSAGE_BYTES_MAX,
+      `message of ${bytes.length} bytes is above the limit`,
+    );
+    const connection = this.slots.get(peer)?.connection ?? null;
+    if (connection === null) {
+      this.stats.drops.notConnected++;
+      return false;
+    }
+    return connection.send(bytes);
+  }
+
+  broadcast(bytes: Uint8Array): void {
+    for (const slot of this.slots.values()) if (slot.connection !== null) this.send(slot.id, bytes);
+  }
+
+  onMessage(handler: MessageHandler): void {
+    this.handler = handler;
+  }
+
+  peers(): PeerInfo[] {
+    return [...this.slots.values()].map((slot) => ({
+      id: slot.id,
+      state:
+        slot.connection !== null
+          ? 'connected'
+          : slot.pending !== null || slot.timer !== null
+            ? 'connecting'
+            : 'disconnected',
+      outbound: slot.connection?.outbound ?? false,
+      queuedBytes: slot.connection?.queuedBytes() ?? 0,
+      queuedFrames: slot.connection?.queuedFrames() ?? 0,
+    }));
+  }
+
+  // --- ConnectionOwner (through makeOwner) --------------------------------------
+
+  private authorize(connection: Connection, peer: string): TransportDropReason | null {
+    const slot = this.slots.get(peer);
+    if (slot === undefined || this.stopped) return 'unknownPeer';
+    if (connection.outbound && connection.dialed !== peer) return 'unknownPeer';
+    const existing = slot.connection;
+    if (existing === null) return null;
+    const opener = (c: Connection): string => (c.outbound ? this.self : peer);
+    const keepNew =
+      opener(existing) === opener(connection) || opener(connection) < opener(existing);
+    if (!keepNew) return 'duplicate';
+    existing.close('duplicate');
+    return null;
+  }
+
+  private onOpen(connection: Connection): void {
+    const slot = this.slots.get(connection.peer!)!;
+    this.handshaking.delete(connection);
+    slot.connection = connection;
+    if (slot.pending === connection) slot.pending = null;
+    slot.attempts = 0;
+    this.stats.connections++;
+  }
+
+  private deliver(connection: Connection, bytes: Uint8Array): void {
+    if (!this.stopped) this.handler(connection.peer!, bytes);
+  }
+
+  private onClose(connection: Connection, reason: TransportDropReason | null): void {
+    if (reason !== null) this.stats.drops[reason]++;
+    this.live.delete(connection);
+    this.handshaking.delete(connection);
+    const id = connection.peer ?? connection.dialed;
+    const slot = id === null ? undefined : this.slots.get(id);
+    if (slot === undefined) return;
+    if (slot.connection === connection) slot.connection = null;
+    if (slot.pending === connection) slot.pending = null;
+    this.scheduleDial(slot, false);
+  }
+
+  // --- connecting -------------------------------------------------------------
+
+  private accept(socket: Socket): void {
+    if (this.stopped) return void socket.destroy();
+    if (this.handshaking.size >= HANDSHAKES_PENDING_MAX) {
+      this.stats.drops.tooManyHandshakes++;
+      return void socket.destroy();
+    }
+    const connection = new Connection(socket, false, null, this.owner);
+    this.live.add(connection);
+    this.handshaking.add(connection);
+  }
+
+  /** Dials `slot` now, or after its backoff, unless it is connected, being dialed, or has no address. */
+  private scheduleDial(slot: PeerSlot, now: boolean): void {
+    if (this.stopped || slot.host === null || slot.port === null) return;
+    if (slot.connection !== null || slot.pending !== null || slot.timer !== null) return;
+    if (now) return this.dial(slot);
+    const steps = slot.attempts + (this.self > slot.id ? HIGHER_ID_BACKOFF_STEPS : 0);
+    const capped = Math.min(
+      this.limits.backoffMsMax,
+      this.limits.backoffMsMin * 2 ** Math.min(steps, 30),
+    );
+    // Full jitter over the upper half: peers that lost each other at once do not redial in step.
+    const delayMs = Math.ceil(capped / 2 + (this.random() * capped) / 2);
+    slot.timer = setTimeout(() => {
+      slot.timer = null;
+      this.dial(slot);
+    }, delayMs);
+    slot.timer.unref();
+  }
+
+  private dial(slot: PeerSlot): void {
+    if (this.stopped || slot.connection !== null || slot.pending !== null) return;
+    slot.attempts++;
+    const socket = connect({ host: slot.host!, port: slot.port! });
+    slot.pending = socket;
+    const failed = (): void => {
+      if (slot.pending !== socket) return;
+      slot.pending = null;
+      this.scheduleDial(slot, false);
+    };
+    socket.once('error', failed);
+    socket.once('close', failed);
+    socket.once('connect', () => {
+      socket.off('error', failed);
+      socket.off('close', failed);
+      if (this.stopped || slot.pending !== socket) return void socket.destroy();
+      const connection = new Connection(socket, true, slot.id, this.owner);
+      slot.pending = connection;
+      this.live.add(connection);
+    });
+  }
+
+  private makeOwner(): ConnectionOwner {
+    return {
+      chainId: this.chainId,
+      key: this.key,
+      limits: this.limits,
+      counters: this.stats,
+      authorize: (c, peer) => this.authorize(c, peer),
+      onOpen: (c) => this.onOpen(c),
+      onMessage: (c, bytes) => this.deliver(c, bytes),
+      onClose: (c, reason) => this.onClose(c, reason),
+    };
+  }
+}

@@ -1,0 +1,105 @@
+// The node's network port: authenticated, encrypted, framed messages between
+// validators (and configured full nodes). The real implementation is TCP
+// (tcp.ts, docs/decisions/0003-transport.md); the simulator has its own. Both
+// pass test/compliance/transport.ts.
+//
+// Delivery is best effort: a message to a peer that is not connected, or
+// whose connection drops, is lost. The consensus core tolerates that (it
+// re-sends through its gossip timer); what the transport guarantees is that a
+// delivered message came from the peer it names, unaltered, in the order that
+// peer sent it on that connection, and at most once.
+
+import type { PeerId } from '../../consensus/types.ts';
+
+export type { PeerId };
+
+export type PeerState = 'connected' | 'connecting' | 'disconnected';
+
+export interface PeerInfo {
+  /** The peer's Ed25519 public key as lowercase hex: the id consensus sees. */
+  readonly id: PeerId;
+  readonly state: PeerState;
+  /** True if this side opened the current connection (meaningful when connected). */
+  readonly outbound: boolean;
+  /** Bytes and frames waiting to be written to the peer. */
+  readonly queuedBytes: number;
+  readonly queuedFrames: number;
+}
+
+/** Why a frame, a message or a connection was dropped. */
+export type TransportDropReason =
+  /** Malformed hello, an auth frame that fails decryption or signature, or a handshake timeout. */
+  | 'handshakeFailed'
+  /** A peer proved a key that is not configured (or is ours, or is not the key dialed). */
+  | 'unknownPeer'
+  /** Too many connections handshaking at once. */
+  | 'tooManyHandshakes'
+  /** A frame failed authentication on an open connection. */
+  | 'badFrame'
+  /** A length prefix above the limit: closed before the body is read. */
+  | 'oversize'
+  /** A slow peer: its send queue passed its bound. */
+  | 'queueFull'
+  /** A second connection with one peer, closed by the one-connection rule. */
+  | 'duplicate'
+  /** A message sent to a peer with no open connection. */
+  | 'notConnected'
+  /** The socket failed or the peer closed it. */
+  | 'socketClosed';
+
+export interface TransportCounters {
+  framesIn: number;
+  framesOut: number;
+  /** Message bytes (plaintext), in and out. */
+  bytesIn: number;
+  bytesOut: number;
+  /** Connections that completed the handshake. */
+  connections: number;
+  readonly drops: Record<TransportDropReason, number>;
+}
+
+export type MessageHandler = (peer: PeerId, bytes: Uint8Array) => void;
+
+export interface Transport {
+  /** This node's id (its public key as hex). */
+  readonly self: PeerId;
+  /** Starts listening and dialing; resolves once listening. */
+  start(): Promise<void>;
+  /** Closes every connection and the listener; resolves once closed. No handler runs after. */
+  stop(): Promise<void>;
+  /**
+   * Queues one message (≤ MESSAGE_BYTES_MAX) for a peer. Returns false if it
+   * was dropped (not connected, or the queue overflowed and the peer was
+   * dropped). The transport owns a copy; the caller may reuse `bytes`.
+   */
+  send(peer: PeerId, bytes: Uint8Array): boolean;
+  /** send() to every connected peer. */
+  broadcast(bytes: Uint8Array): void;
+  /** Sets the one handler of incoming messages; `bytes` is the handler's to keep. */
+  onMessage(handler: MessageHandler): void;
+  /** Every configured peer and its connection state. */
+  peers(): PeerInfo[];
+  /** Counters for metrics (a live object: read, do not write). */
+  counters(): TransportCounters;
+}
+
+export function emptyCounters(): TransportCounters {
+  return {
+    framesIn: 0,
+    framesOut: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    connections: 0,
+    drops: {
+      handshakeFailed: 0,
+      unknownPeer: 0,
+      tooManyHandshakes: 0,
+      badFrame: 0,
+      oversize: 0,
+      queueFull: 0,
+      duplicate: 0,
+      notConnected: 0,
+      socketClosed: 0,
+    },
+  };
+}
