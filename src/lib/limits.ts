@@ -208,6 +208,16 @@ export const LISTING_EXPIRIES_PER_CYCLE_MAX = 12;
 export const LISTING_UNDERLYINGS_MAX = 16;
 /** Most strikes listed per expiry and underlying (each as a call and a put), nearest the money. */
 export const STRIKES_PER_EXPIRY_MAX = 101;
+/** Most price points of the option margin's scenario grid. */
+export const SCENARIO_PRICE_POINTS_MAX = 41;
+/** Most index prices in one oracle observation. */
+export const OBSERVATION_PRICES_MAX = 16;
+/** Most volatility smiles in one oracle observation. */
+export const OBSERVATION_SMILES_MAX = 32;
+/** Most sources one validator's price is the median of. */
+export const ORACLE_SOURCES_MAX = 32;
+/** Most price-monitoring triggers per market. */
+export const PRICE_MONITOR_TRIGGERS_MAX = 8;
 
 // --- node transport (src/node/transport, docs/decisions/0003-transport.md) ----
 /** Largest frame before a peer has proved its key: the hello and the auth frame are ~100 bytes. */
