@@ -27,7 +27,6 @@ import { runLiquidations } from './liquidation.ts';
 import { computeMarkTicks, indexToTicks } from './mark.ts';
 import { forgetOrder } from './orders.ts';
 import { executionOrder } from './ordering.ts';
-import type { Account } from './state.ts';
 import { ExchangeState } from './state.ts';
 import type { SignedTx } from './tx/types.ts';
 
@@ -130,12 +129,8 @@ export class Exchange {
     const results: TxResult[] = new Array(block.txs.length);
     for (const i of order) results[i] = executeTx(env, block.txs[i]!, i);
 
-    const candidates = new Set<Account>();
-    for (const a of state.dirtyAccounts) if (a.positionCount > 0) candidates.add(a);
-    state.markets.forEach((m, i) => {
-      if (m.markTicks !== marksBefore[i]) for (const a of m.holders) candidates.add(a);
-    });
-    runLiquidations(state, candidates, events);
+    const moved = state.markets.map((m, i) => m.markTicks !== marksBefore[i]);
+    runLiquidations(state, state.dirtyAccounts, moved, events);
 
     if (this.options.checkInvariants === true) checkInvariants(state);
     updateDigest(state, this.digest, this.genesisHash);

@@ -187,14 +187,28 @@ export function liquidate(state: ExchangeState, account: Account, events: Exchan
   }
 }
 
-/** Liquidates every candidate below maintenance, in ascending account index. */
+/**
+ * Liquidates, in ascending account index, every account below maintenance
+ * among those the block touched and the holders of markets whose mark moved
+ * (marksMoved[i]). Each account is looked at once per block.
+ */
 export function runLiquidations(
   state: ExchangeState,
-  candidates: Set<Account>,
+  touched: readonly Account[],
+  marksMoved: readonly boolean[],
   events: ExchangeEvent[],
 ): void {
   const due: Account[] = [];
-  for (const account of candidates) if (isLiquidatable(state, account)) due.push(account);
+  const height = state.height;
+  const look = (account: Account): void => {
+    if (account.scannedHeight === height) return;
+    account.scannedHeight = height;
+    if (isLiquidatable(state, account)) due.push(account);
+  };
+  for (const account of touched) look(account);
+  for (const market of state.markets) {
+    if (marksMoved[market.index] === true) for (const account of market.holders) look(account);
+  }
   due.sort((a, b) => a.index - b.index);
   const n = Math.min(due.length, LIQUIDATIONS_PER_BLOCK_MAX);
   for (let i = 0; i < n; i++) {

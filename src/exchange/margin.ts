@@ -34,7 +34,7 @@ function maintenanceScaled(state: ExchangeState, account: Account): bigint {
     const size = account.positions[i]!.sizeLots;
     if (size === 0) continue;
     const m = markets[i]!;
-    total += BigInt(size < 0 ? -size : size) * m.markQuotePerLot * m.maintenancePpmBig;
+    total += BigInt(size < 0 ? -size : size) * m.maintenancePerLotScaled;
   }
   return total;
 }

@@ -40,6 +40,8 @@ export class Account {
   positionCount = 0;
   leaf: Uint8Array | null = null;
   dirtyEpoch = -1;
+  /** The block height at which the liquidation scan last looked at this account (not state). */
+  scannedHeight = -1;
 
   constructor(index: number, principal: Principal, subaccount: number, marketCount: number) {
     this.index = index;
@@ -96,6 +98,8 @@ export class MarketState {
   markTicks = 0;
   /** markTicks × k: the value of one lot at the mark (derived, kept in step by setMark). */
   markQuotePerLot = 0n;
+  /** markQuotePerLot × maintenanceMarginPpm (derived, kept in step by setMark). */
+  maintenancePerLotScaled = 0n;
   /** Premium samples of the current funding interval. */
   premiumSumPpm = 0;
   premiumCount = 0;
@@ -114,6 +118,7 @@ export class MarketState {
   setMark(ticks: number): void {
     this.markTicks = ticks;
     this.markQuotePerLot = BigInt(ticks) * this.k;
+    this.maintenancePerLotScaled = this.markQuotePerLot * this.maintenancePpmBig;
   }
 
   constructor(index: number, params: MarketParams) {
