@@ -81,7 +81,10 @@ export function saveKeyFile(path: string, key: KeyPair, options: SaveKeyFileOpti
     KEY_FILE_MODE,
   );
   try {
-    writeSync(fd, text);
+    const bytes = Buffer.from(text, 'utf8');
+    for (let written = 0; written < bytes.length;) {
+      written += writeSync(fd, bytes, written, bytes.length - written);
+    }
     fsyncSync(fd);
   } catch (e) {
     closeSync(fd);

@@ -165,3 +165,20 @@ test('the caller may reuse its buffers as soon as verifyBatch returns', async ()
     await pool.close();
   }
 });
+
+test('a worker that dies fails only its own batches, and a new worker takes its place', async () => {
+  const pool = new VerifyPool({ workers: 1 });
+  try {
+    const batch = mixedBatch(300, 9);
+    const expected = batch.map((x) => verifyRaw(x.publicKey, x.message, x.signature));
+    const doomed = pool.verifyBatch(batch);
+    // Reach in to kill the worker, as a native crash or an out-of-memory would.
+    const slots = (pool as unknown as { slots: { worker: { terminate(): Promise<number> } }[] })
+      .slots;
+    await slots[0]!.worker.terminate();
+    await assert.rejects(doomed, /verify worker exited/);
+    assert.deepEqual(await pool.verifyBatch(batch), expected);
+  } finally {
+    await pool.close();
+  }
+});
