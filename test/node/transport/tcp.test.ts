@@ -1,0 +1,210 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { FRAME_BYTES_MAX, HANDSHAKE_FRAME_BYTES_MAX } from '../../../src/lib/limits.ts';
+import { toHex } from '../../../src/lib/bytes.ts';
+import type { PeerId } from '../../../src/node/transport/index.ts';
+import type { TcpTransport } from '../../../src/node/transport/index.ts';
+import { TEST_LIMITS, keyOf, makeTransport, startNetwork, until } from './helpers.ts';
+import { openSocket, rawPeer } from './raw_peer.ts';
+
+/** A started transport (key 0) that accepts keys 1..n. */
+async function listener(n = 1, limits = TEST_LIMITS): Promise<TcpTransport> {
+  const keys = Array.from({ length: n + 1 }, (_, i) => keyOf(i));
+  const t = makeTransport(0, keys, limits);
+  await t.start();
+  return t;
+}
+
+function inbox(t: TcpTransport): { from: PeerId; bytes: Uint8Array }[] {
+  const got: { from: PeerId; bytes: Uint8Array }[] = [];
+  t.onMessage((from, bytes) => got.push({ from, bytes }));
+  return got;
+}
+
+test('listens only on the configured address', async () => {
+  const t = await listener();
+  try {
+    assert.equal(t.address().host, '127.0.0.1');
+    assert.ok(t.address().port > 0);
+  } finally {
+    await t.stop();
+  }
+});
+
+test('a transport whose key is not configured is refused and delivers nothing', async () => {
+  const a = await listener(1);
+  const stranger = makeTransport(9, [keyOf(0)]);
+  await stranger.start();
+  try {
+    const got = inbox(a);
+    stranger.setPeerAddress(toHex(keyOf(0).publicKey), '127.0.0.1', a.address().port);
+    await until(() => a.counters().drops.unknownPeer >= 2, 'two refusals');
+    stranger.broadcast(Uint8Array.of(1, 2, 3));
+    assert.ok(a.peers().every((p) => p.state !== 'connected'));
+    assert.equal(a.counters().connections, 0);
+    assert.deepEqual(got, []);
+  } finally {
+    await Promise.all([a.stop(), stranger.stop()]);
+  }
+});
+
+test('a raw peer with an unknown key is closed after its auth frame', async () => {
+  const a = await listener(1);
+  try {
+    const peer = await rawPeer(a.address().port, keyOf(5));
+    await until(() => peer.isClosed(), 'the connection closed');
+    assert.equal(a.counters().drops.unknownPeer, 1);
+  } finally {
+    await a.stop();
+  }
+});
+
+test('a peer signing for another chain fails the handshake', async () => {
+  const a = await listener(1);
+  try {
+    const peer = await rawPeer(a.address().port, keyOf(1), 'zomma-other-1');
+    await until(() => peer.isClosed(), 'the connection closed');
+    assert.equal(peer.peerKey, null);
+    assert.equal(a.counters().drops.handshakeFailed, 1);
+    assert.equal(a.counters().connections, 0);
+  } finally {
+    await a.stop();
+  }
+});
+
+test('a tampered frame closes the connection; frames after it are not delivered', async () => {
+  const a = await listener(1);
+  try {
+    const got = inbox(a);
+    const peer = await rawPeer(a.address().port, keyOf(1));
+    assert.deepEqual(peer.peerKey, keyOf(0).publicKey);
+    peer.send(Uint8Array.of(1));
+    await until(() => got.length === 1, 'the first message');
+    const frame = peer.session.sender.seal(Uint8Array.of(2, 2, 2, 2));
+    frame[frame.length - 20]! ^= 0x01;
+    peer.socket.write(frame);
+    peer.send(Uint8Array.of(3));
+    await until(() => peer.isClosed(), 'the connection closed');
+    assert.equal(a.counters().drops.badFrame, 1);
+    assert.deepEqual(got, [{ from: toHex(keyOf(1).publicKey), bytes: Uint8Array.of(1) }]);
+  } finally {
+    await a.stop();
+  }
+});
+
+test('a replayed frame fails authentication (the nonce counter moved on)', async () => {
+  const a = await listener(1);
+  try {
+    const got = inbox(a);
+    const peer = await rawPeer(a.address().port, keyOf(1));
+    const frame = peer.send(Uint8Array.of(7, 7));
+    await until(() => got.length === 1, 'the first message');
+    peer.socket.write(frame);
+    await until(() => peer.isClosed(), 'the connection closed');
+    assert.equal(a.counters().drops.badFrame, 1);
+    assert.equal(got.length, 1);
+  } finally {
+    await a.stop();
+  }
+});
+
+test('an oversize length prefix closes the connection before any body is read', async () => {
+  const a = await listener(1);
+  try {
+    // Before the handshake the limit is the handshake frame's.
+    const early = await openSocket(a.address().port);
+    let earlyClosed = false;
+    early.on('close', () => (earlyClosed = true));
+    early.on('error', () => {});
+    early.resume();
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(HANDSHAKE_FRAME_BYTES_MAX + 1);
+    early.write(length);
+    await until(() => earlyClosed, 'the early connection closed');
+    assert.equal(a.counters().drops.oversize, 1);
+    // After it, the message limit: only the four length bytes are ever sent.
+    const peer = await rawPeer(a.address().port, keyOf(1));
+    length.writeUInt32BE(FRAME_BYTES_MAX + 1);
+    peer.socket.write(length);
+    await until(() => peer.isClosed(), 'the connection closed');
+    assert.equal(a.counters().drops.oversize, 2);
+  } finally {
+    await a.stop();
+  }
+});
+
+test('a peer that stops reading is dropped once its queue fills; the queue never passes its bound', async () => {
+  const queueBytesMax = 1024 * 1024;
+  const a = await listener(1, { ...TEST_LIMITS, sendQueueBytesMax: queueBytesMax });
+  try {
+    const peer = await rawPeer(a.address().port, keyOf(1));
+    const id = toHex(keyOf(1).publicKey);
+    await until(() => a.peers()[0]!.state === 'connected', 'connected');
+    peer.socket.pause();
+    const chunk = new Uint8Array(64 * 1024);
+    let queuedMax = 0;
+    let sent = 0;
+    // The kernel's socket buffers absorb some megabytes first; 256 MB is far beyond them.
+    while (a.counters().drops.queueFull === 0) {
+      assert.ok(sent < 4096, 'never dropped');
+      for (let i = 0; i < 8; i++) {
+        if (a.send(id, chunk)) sent++;
+        queuedMax = Math.max(queuedMax, a.peers()[0]!.queuedBytes);
+      }
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    assert.ok(queuedMax <= queueBytesMax, `queued ${queuedMax}`);
+    assert.notEqual(a.peers()[0]!.state, 'connected');
+    assert.equal(a.peers()[0]!.queuedBytes, 0);
+    assert.equal(a.send(id, chunk), false);
+  } finally {
+    await a.stop();
+  }
+});
+
+test('reconnects after the other side restarts on the same port', async () => {
+  const net = await startNetwork(2);
+  const [a, b] = net.transports as [TcpTransport, TcpTransport];
+  let b2: TcpTransport | null = null;
+  try {
+    await until(() => a.peers()[0]!.state === 'connected', 'first connection');
+    const port = b.address().port;
+    await b.stop();
+    await until(() => a.peers()[0]!.state !== 'connected', 'a sees b go');
+    b2 = makeTransport(1, [keyOf(0), keyOf(1)], TEST_LIMITS, port);
+    const got = inbox(b2);
+    await b2.start();
+    b2.setPeerAddress(a.self, '127.0.0.1', a.address().port);
+    await until(
+      () => a.peers()[0]!.state === 'connected' && b2!.peers()[0]!.state === 'connected',
+      'reconnection',
+    );
+    await until(() => {
+      a.send(b.self, Uint8Array.of(4, 2));
+      return got.length > 0;
+    }, 'a message after the restart');
+    assert.deepEqual(got[0], { from: a.self, bytes: Uint8Array.of(4, 2) });
+    assert.ok(a.counters().connections >= 2);
+  } finally {
+    await net.close();
+    await b2?.stop();
+  }
+});
+
+test('simultaneous dials settle on one connection per pair, the same on both sides', async () => {
+  const net = await startNetwork(4);
+  try {
+    await until(
+      () => net.transports.every((t) => t.peers().every((p) => p.state === 'connected')),
+      'all connected',
+    );
+    for (const t of net.transports) {
+      for (const p of t.peers()) {
+        // The lower id dials: it holds the outbound side.
+        assert.equal(p.outbound, t.self < p.id, `${t.self.slice(0, 6)} → ${p.id.slice(0, 6)}`);
+      }
+    }
+  } finally {
+    await net.close();
+  }
+});
