@@ -314,3 +314,37 @@ assert(
   SIM_EVIDENCE_BOUND_HEIGHTS_MIN < EVIDENCE_AGE_HEIGHTS_MAX,
   'evidence must be committable within the bound',
 );
+
+// --- node runtime: oracle, mempool, snapshots, config (src/node, docs/operations.md)
+/** Underlyings in one validator's oracle observation (a vote extension). */
+export const ORACLE_UNDERLYINGS_MAX = 64;
+/** Bits of an observed index price (quote units per whole base unit). */
+export const ORACLE_PRICE_BITS_MAX = 96;
+/** Transactions one mempool holds. */
+export const MEMPOOL_TXS_MAX = 50_000;
+/** Bytes of transactions one mempool holds. */
+export const MEMPOOL_BYTES_MAX = 64 * 1024 * 1024;
+/** Pending transactions of one account (address) in the mempool. */
+export const MEMPOOL_TXS_PER_ACCOUNT_MAX = 1_000;
+/** Recently committed transaction hashes a mempool remembers, to refuse replays cheaply. */
+export const MEMPOOL_COMMITTED_HASHES_MAX = 200_000;
+/** Transactions gossiped to peers in one mempool frame. */
+export const MEMPOOL_GOSSIP_BATCH_TXS_MAX = 256;
+/** Transactions waiting for a signature check at once (beyond: refused as MempoolBusy). */
+export const MEMPOOL_PENDING_CHECKS_MAX = 10_000;
+/** Signature verdicts a node caches (mempool admission → proposal check → execution). */
+export const SIGNATURE_CACHE_ENTRIES_MAX = 100_000;
+/** Default heights between two application snapshots. */
+export const SNAPSHOT_EVERY_HEIGHTS_DEFAULT = 100;
+/** Snapshots kept on disk. */
+export const SNAPSHOTS_KEPT = 3;
+/** Peers in one node's config. */
+export const CONFIG_PEERS_MAX = VALIDATORS_MAX;
+/** Largest config.json or genesis.json the node reads. */
+export const CONFIG_FILE_BYTES_MAX = 4 * 1024 * 1024;
+
+assert(
+  MEMPOOL_GOSSIP_BATCH_TXS_MAX * TX_BYTES_MAX < MESSAGE_BYTES_MAX,
+  'a gossip frame fits a message',
+);
+assert(MEMPOOL_TXS_PER_ACCOUNT_MAX <= MEMPOOL_TXS_MAX, 'an account fits the mempool');

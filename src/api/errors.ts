@@ -1,0 +1,81 @@
+// Errors on the wire. Every error answer is { code, message } (plus `field`,
+// `hash` or `retryAfterMs` where they help), with the same codes as the
+// transaction and exchange layers where they apply (docs/api.md, "Errors").
+
+import { ZommaError } from '../lib/errors.ts';
+
+/** Codes the API itself answers with (besides TxError and exchange rejection codes). */
+export type ApiErrorCode =
+  /** A parameter, query or body breaks its schema. */
+  | 'BadRequest'
+  /** The body is not valid JSON. */
+  | 'MalformedJson'
+  /** The body is larger than API_BODY_BYTES_MAX. */
+  | 'BodyTooLarge'
+  | 'UnsupportedMediaType'
+  /** No such route, instrument, account, transaction or block. */
+  | 'NotFound'
+  | 'RateLimited'
+  /** `wait=commit` ran out of time; the transaction may still commit. */
+  | 'CommitTimeout'
+  /** The server is at a limit (commit waiters) or shutting down. */
+  | 'Unavailable'
+  | 'InternalError';
+
+export interface ErrorBody {
+  code: string;
+  message: string;
+  field?: string;
+  hash?: string;
+  retryAfterMs?: number;
+  /** InternalError: the id under which the server logged the details. */
+  errorId?: string;
+}
+
+export class ApiError extends ZommaError {
+  readonly statusCode: number;
+  readonly extra: Omit<ErrorBody, 'code' | 'message'>;
+  constructor(
+    code: string,
+    statusCode: number,
+    message: string,
+    extra: Omit<ErrorBody, 'code' | 'message'> = {},
+  ) {
+    super(code, message);
+    this.statusCode = statusCode;
+    this.extra = extra;
+  }
+
+  body(): ErrorBody {
+    return { code: this.code, message: this.message, ...this.extra };
+  }
+}
+
+/** HTTP status of a code from the tx layer, the mempool or the exchange. */
+export function statusOfCode(code: string): number {
+  switch (code) {
+    case 'Oversize':
+      return 413;
+    case 'AgentNotAllowed':
+    case 'NotPermitted':
+      return 403;
+    case 'DuplicateTx':
+    case 'DuplicateNonce':
+    case 'DuplicateClientOrderId':
+      return 409;
+    case 'MempoolFull':
+    case 'Syncing':
+      return 503;
+    case 'Malformed':
+    case 'WrongChain':
+    case 'BadSignature':
+    case 'BadField':
+    case 'DecodeError':
+    case 'BadHex':
+    case 'BadAddress':
+      return 400;
+    default:
+      // Exchange rejections of a committed transaction (InsufficientMargin, …).
+      return 422;
+  }
+}

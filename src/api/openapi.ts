@@ -1,0 +1,98 @@
+// The OpenAPI 3 document, generated from the route definitions (routes.ts):
+// served at GET /openapi.json, so third-party tools can generate clients.
+
+import { OPENAPI_PATH, WS_PATH, errorSchema, routes } from './routes.ts';
+import type { RouteDef } from './routes.ts';
+import type { JsonSchema } from './schema.ts';
+
+export const API_VERSION = '1.0.0';
+
+/** `/v1/book/:instrument` → `/v1/book/{instrument}`. */
+export function openApiPath(path: string): string {
+  return path.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
+}
+
+function parameters(def: RouteDef): JsonSchema[] {
+  const out: JsonSchema[] = [];
+  for (const [where, s] of [
+    ['path', def.params],
+    ['query', def.query],
+  ] as const) {
+    if (s === undefined) continue;
+    const props = (s.json.properties ?? {}) as Record<string, JsonSchema>;
+    const required = new Set((s.json.required ?? []) as string[]);
+    for (const [name, schema] of Object.entries(props)) {
+      out.push({ name, in: where, required: where === 'path' || required.has(name), schema });
+    }
+  }
+  return out;
+}
+
+const errorResponse = (description: string) => ({
+  description,
+  content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+});
+
+function operation(name: string, def: RouteDef): JsonSchema {
+  const op: JsonSchema = {
+    operationId: name,
+    summary: def.summary,
+    parameters: parameters(def),
+    responses: {
+      '200': { description: 'OK', content: { 'application/json': { schema: def.response.json } } },
+      '400': errorResponse('Bad request: schema, JSON or transaction checks'),
+      '404': errorResponse('No such route or object'),
+      '429': errorResponse('Rate limited (see Retry-After)'),
+      '500': errorResponse('Internal error (details logged under errorId)'),
+    },
+  };
+  if (def.body !== undefined) {
+    const content: JsonSchema = { 'application/json': { schema: def.body.json } };
+    if (def.rawBody === true) {
+      content['application/octet-stream'] = { schema: { type: 'string', format: 'binary' } };
+    }
+    op.requestBody = { required: true, content };
+    const responses = op.responses as JsonSchema;
+    responses['413'] = errorResponse('Body or transaction too large');
+    responses['422'] = errorResponse('Committed but rejected by the exchange (wait=commit)');
+    responses['504'] = errorResponse('Not final within the timeout (wait=commit)');
+  }
+  return op;
+}
+
+export function openApiDocument(): JsonSchema {
+  const paths: Record<string, Record<string, JsonSchema>> = {};
+  for (const [name, def] of Object.entries(routes) as [string, RouteDef][]) {
+    const path = openApiPath(def.path);
+    (paths[path] ??= {})[def.method.toLowerCase()] = operation(name, def);
+  }
+  paths[OPENAPI_PATH] = {
+    get: {
+      operationId: 'openapi',
+      summary: 'This document',
+      responses: { '200': { description: 'OpenAPI 3 document' } },
+    },
+  };
+  paths[WS_PATH] = {
+    get: {
+      operationId: 'websocket',
+      summary: 'WebSocket upgrade: subscriptions to book, trades, ticker, account and blocks',
+      responses: {
+        '101': { description: 'Switching protocols (see docs/api.md, "WebSocket")' },
+        '426': errorResponse('Not a WebSocket upgrade'),
+      },
+    },
+  };
+  return {
+    openapi: '3.0.3',
+    info: {
+      title: 'Zomma API',
+      version: API_VERSION,
+      description:
+        'HTTP API of a Zomma node. Money is a decimal string of quote units (6 decimals), ' +
+        'prices integer ticks, sizes integer lots, times ms of block time.',
+    },
+    paths,
+    components: { schemas: { Error: errorSchema.json } },
+  };
+}

@@ -1,0 +1,63 @@
+// Token buckets keyed by IP or account. The clock is injected so tests move
+// time by hand instead of sleeping. Buckets live in a Map in least-recently-
+// used order, bounded by bucketsMax: a flood of new keys evicts old buckets
+// (which then start full again) instead of growing memory without limit.
+
+import { assert } from '../lib/assert.ts';
+
+export interface BucketLimit {
+  /** Tokens added per second. */
+  perSecond: number;
+  /** Most tokens a bucket holds (the burst). */
+  burst: number;
+}
+
+interface Bucket {
+  tokens: number;
+  atMs: number;
+}
+
+export class RateLimiter {
+  private readonly limit: BucketLimit;
+  private readonly bucketsMax: number;
+  private readonly nowMs: () => number;
+  private readonly buckets = new Map<string, Bucket>();
+
+  constructor(limit: BucketLimit, bucketsMax: number, nowMs: () => number) {
+    assert(limit.perSecond > 0 && limit.burst >= 1, 'a bucket refills and holds a token');
+    assert(bucketsMax >= 1, 'a limiter keeps at least one bucket');
+    this.limit = limit;
+    this.bucketsMax = bucketsMax;
+    this.nowMs = nowMs;
+  }
+
+  /** Takes one token for `key`: 0 if granted, else the ms until one is available. */
+  take(key: string): number {
+    const now = this.nowMs();
+    let bucket = this.buckets.get(key);
+    if (bucket === undefined) {
+      bucket = { tokens: this.limit.burst, atMs: now };
+      if (this.buckets.size >= this.bucketsMax) {
+        this.buckets.delete(this.buckets.keys().next().value!);
+      }
+    } else {
+      this.buckets.delete(key);
+      const elapsedMs = Math.max(0, now - bucket.atMs);
+      bucket.tokens = Math.min(
+        this.limit.burst,
+        bucket.tokens + (elapsedMs * this.limit.perSecond) / 1000,
+      );
+      bucket.atMs = now;
+    }
+    this.buckets.set(key, bucket);
+    if (bucket.tokens >= 1) {
+      bucket.tokens -= 1;
+      return 0;
+    }
+    return Math.ceil(((1 - bucket.tokens) * 1000) / this.limit.perSecond);
+  }
+
+  get size(): number {
+    return this.buckets.size;
+  }
+}

@@ -1,0 +1,392 @@
+// Every HTTP route, defined once: method, path, parameters, query, body and
+// response schema. The server (server.ts) registers them, the OpenAPI document
+// (openapi.ts) describes them, and the SDK (client/) types its calls with them.
+
+import {
+  API_BOOK_DEPTH_MAX,
+  API_TRADES_MAX,
+  API_WAIT_COMMIT_MS_MAX,
+  TX_BYTES_MAX,
+} from '../lib/limits.ts';
+import {
+  array,
+  boolean,
+  describe,
+  integer,
+  integerPair,
+  literal,
+  object,
+  optional,
+  string,
+} from './schema.ts';
+import type { Infer, Schema } from './schema.ts';
+import type * as V from './view.ts';
+
+// --- field schemas --------------------------------------------------------------
+
+const QUOTE_PATTERN = '^-?[0-9]+$';
+const quote = () => string({ pattern: QUOTE_PATTERN, maxLength: 40 });
+const decimal = () => string({ pattern: '^-?[0-9]+(\\.[0-9]+)?$', maxLength: 64 });
+export const HASH_PATTERN = '^[0-9a-f]{64}$';
+export const ADDRESS_PATTERN = '^0x[0-9a-fA-F]{40}$';
+export const INSTRUMENT_PATTERN = '^[A-Z0-9]+(-[A-Z0-9]+)*$';
+const hash = () => string({ pattern: HASH_PATTERN });
+const address = () => string({ pattern: ADDRESS_PATTERN });
+const instrument = () => string({ pattern: INSTRUMENT_PATTERN, maxLength: 48 });
+const count = () => integer({ minimum: 0 });
+const side = () => literal(['buy', 'sell'] as const);
+
+/** Checks, at compile time, that a schema's type is the view type and names all its fields. */
+type Check<S, T> = [Infer<S>] extends [T]
+  ? [Exclude<keyof T, keyof Infer<S>>] extends [never]
+    ? unknown
+    : { missingFields: Exclude<keyof T, keyof Infer<S>> }
+  : { typeMismatch: T };
+function view<T>() {
+  return <S extends Schema<unknown>>(s: S & Check<S, T>): Schema<T> & { optional: false } =>
+    s as unknown as Schema<T> & { optional: false };
+}
+
+// --- view schemas (view.ts types, checked against them) --------------------------
+
+export const validatorSchema = view<V.ValidatorView>()(
+  object({
+    publicKey: string({ pattern: '^[0-9a-f]{64}$' }),
+    address: address(),
+    stakeQuote: quote(),
+    votingPower: count(),
+    jailed: boolean(),
+  }),
+);
+
+export const statusSchema = view<V.StatusView>()(
+  object({
+    chainId: string(),
+    height: count(),
+    lastBlockTimeMs: count(),
+    appHash: string(),
+    validators: array(validatorSchema),
+    syncing: boolean(),
+  }),
+);
+
+export const instrumentSchema = view<V.InstrumentView>()(
+  object({
+    instrument: instrument(),
+    kind: literal(['perpetual', 'future', 'option'] as const),
+    underlying: string(),
+    tickSizeQuote: quote(),
+    lotsPerBase: count(),
+    minSizeLots: count(),
+    maxSizeLots: count(),
+    status: literal(['trading', 'auction', 'halted'] as const),
+    expiryMs: optional(count()),
+    strikeTicks: optional(count()),
+    optionType: optional(literal(['call', 'put'] as const)),
+  }),
+);
+
+const greeksSchema = view<V.GreeksView>()(
+  object({ delta: decimal(), gamma: decimal(), vega: decimal(), theta: decimal() }),
+);
+
+export const tickerSchema = view<V.TickerView>()(
+  object({
+    instrument: instrument(),
+    height: count(),
+    markTicks: count(),
+    indexTicks: count(),
+    openInterestLots: count(),
+    fundingRatePpm: optional(integer()),
+    bestBidTicks: optional(count()),
+    bestBidLots: optional(count()),
+    bestAskTicks: optional(count()),
+    bestAskLots: optional(count()),
+    lastTradeTicks: optional(count()),
+    markIv: optional(decimal()),
+    greeks: optional(greeksSchema),
+  }),
+);
+
+const levels = () => describe(array(integerPair()), '[priceTicks, sizeLots] pairs, best first');
+
+export const bookSchema = view<V.BookView>()(
+  object({
+    instrument: instrument(),
+    height: count(),
+    seq: count(),
+    bids: levels(),
+    asks: levels(),
+  }),
+);
+
+export const tradeSchema = view<V.TradeView>()(
+  object({
+    tradeId: count(),
+    instrument: instrument(),
+    priceTicks: count(),
+    sizeLots: count(),
+    takerSide: side(),
+    height: count(),
+    timeMs: count(),
+  }),
+);
+
+export const positionSchema = view<V.PositionView>()(
+  object({
+    instrument: instrument(),
+    sizeLots: integer(),
+    entryPriceTicks: count(),
+    unrealizedPnlQuote: quote(),
+    realizedPnlQuote: quote(),
+    fundingQuote: quote(),
+  }),
+);
+
+export const orderSchema = view<V.OrderView>()(
+  object({
+    orderId: count(),
+    instrument: instrument(),
+    clientOrderId: optional(string()),
+    side: side(),
+    priceTicks: count(),
+    sizeLots: count(),
+    remainingLots: count(),
+    filledLots: count(),
+    status: literal(['open', 'filled', 'cancelled', 'expired'] as const),
+    reduceOnly: boolean(),
+  }),
+);
+
+export const fillSchema = view<V.FillView>()(
+  object({
+    tradeId: count(),
+    orderId: count(),
+    instrument: instrument(),
+    side: side(),
+    priceTicks: count(),
+    sizeLots: count(),
+    feeQuote: quote(),
+    liquidity: literal(['maker', 'taker'] as const),
+    height: count(),
+  }),
+);
+
+const subaccountSchema = view<V.SubaccountView>()(
+  object({
+    subaccount: integer({ minimum: 0, maximum: 255 }),
+    cashQuote: quote(),
+    equityQuote: quote(),
+    marginUsedQuote: quote(),
+    maintenanceMarginQuote: quote(),
+    marginFreeQuote: quote(),
+    positions: array(positionSchema),
+    openOrders: array(orderSchema),
+  }),
+);
+
+export const accountSchema = view<V.AccountView>()(
+  object({ address: address(), height: count(), subaccounts: array(subaccountSchema) }),
+);
+
+const actionResultSchema = view<V.ActionResultView>()(
+  object({
+    kind: string(),
+    ok: boolean(),
+    code: optional(string()),
+    message: optional(string()),
+    orderId: optional(count()),
+    orderStatus: optional(string()),
+    filledLots: optional(count()),
+    restedLots: optional(count()),
+    cancelledLots: optional(count()),
+    count: optional(count()),
+  }),
+);
+
+export const txSchema = view<V.TxView>()(
+  object({
+    hash: hash(),
+    status: literal(['pending', 'committed', 'rejected'] as const),
+    height: optional(count()),
+    index: optional(count()),
+    code: optional(string()),
+    message: optional(string()),
+    actions: optional(array(actionResultSchema)),
+  }),
+);
+
+export const blockSchema = view<V.BlockView>()(
+  object({
+    height: count(),
+    timeMs: count(),
+    hash: string(),
+    appHash: string(),
+    proposer: string(),
+    txs: array(
+      view<V.BlockTxView>()(object({ hash: hash(), ok: boolean(), code: optional(string()) })),
+    ),
+  }),
+);
+
+export const errorSchema = object({
+  code: string(),
+  message: string(),
+  field: optional(string()),
+  hash: optional(string()),
+  retryAfterMs: optional(count()),
+  errorId: optional(string()),
+});
+
+// --- routes -------------------------------------------------------------------------
+
+export interface RouteDef<
+  P extends Schema<unknown> | undefined = Schema<unknown> | undefined,
+  Q extends Schema<unknown> | undefined = Schema<unknown> | undefined,
+  B extends Schema<unknown> | undefined = Schema<unknown> | undefined,
+  R extends Schema<unknown> = Schema<unknown>,
+> {
+  method: 'GET' | 'POST';
+  /** Fastify form: `/v1/book/:instrument`. */
+  path: string;
+  summary: string;
+  params: P;
+  query: Q;
+  body: B;
+  response: R;
+  /** Also accepts the raw transaction as application/octet-stream. */
+  rawBody?: boolean;
+}
+
+function route<
+  P extends Schema<unknown> | undefined,
+  Q extends Schema<unknown> | undefined,
+  B extends Schema<unknown> | undefined,
+  R extends Schema<unknown>,
+>(def: RouteDef<P, Q, B, R>): RouteDef<P, Q, B, R> {
+  return def;
+}
+
+type InferOr<S, Else> = S extends Schema<infer T> ? T : Else;
+export type ParamsOf<R extends RouteDef> = InferOr<R['params'], undefined>;
+export type QueryOf<R extends RouteDef> = InferOr<R['query'], undefined>;
+export type BodyOf<R extends RouteDef> = InferOr<R['body'], undefined>;
+export type ResponseOf<R extends RouteDef> = Infer<R['response']>;
+
+const instrumentParams = object({ instrument: instrument() });
+
+/** The transaction encodings a JSON submission may use. */
+export const TX_ENCODINGS = ['hex', 'base64'] as const;
+
+export const routes = {
+  status: route({
+    method: 'GET',
+    path: '/v1/status',
+    summary: 'Chain id, height, last block time, app hash, validators and sync state',
+    params: undefined,
+    query: undefined,
+    body: undefined,
+    response: statusSchema,
+  }),
+  validators: route({
+    method: 'GET',
+    path: '/v1/validators',
+    summary: 'The validator set with stake and voting state',
+    params: undefined,
+    query: undefined,
+    body: undefined,
+    response: object({ height: count(), validators: array(validatorSchema) }),
+  }),
+  instruments: route({
+    method: 'GET',
+    path: '/v1/instruments',
+    summary: 'Every instrument: kind, tick, lot, minimum size, trading status',
+    params: undefined,
+    query: undefined,
+    body: undefined,
+    response: object({ height: count(), instruments: array(instrumentSchema) }),
+  }),
+  ticker: route({
+    method: 'GET',
+    path: '/v1/ticker/:instrument',
+    summary: 'Mark, index, funding, open interest, best bid and ask (options: mark IV, greeks)',
+    params: instrumentParams,
+    query: undefined,
+    body: undefined,
+    response: tickerSchema,
+  }),
+  book: route({
+    method: 'GET',
+    path: '/v1/book/:instrument',
+    summary: 'The L2 order book to a depth, with its sequence number',
+    params: instrumentParams,
+    query: object({ depth: optional(integer({ minimum: 1, maximum: API_BOOK_DEPTH_MAX })) }),
+    body: undefined,
+    response: bookSchema,
+  }),
+  trades: route({
+    method: 'GET',
+    path: '/v1/trades/:instrument',
+    summary: 'Recent trades, oldest first',
+    params: instrumentParams,
+    query: object({ limit: optional(integer({ minimum: 1, maximum: API_TRADES_MAX })) }),
+    body: undefined,
+    response: object({ instrument: instrument(), height: count(), trades: array(tradeSchema) }),
+  }),
+  account: route({
+    method: 'GET',
+    path: '/v1/account/:address',
+    summary: 'Balances, positions, open orders and margin per subaccount',
+    params: object({ address: address() }),
+    query: object({ subaccount: optional(integer({ minimum: 0, maximum: 255 })) }),
+    body: undefined,
+    response: accountSchema,
+  }),
+  tx: route({
+    method: 'GET',
+    path: '/v1/tx/:hash',
+    summary: 'A transaction by hash: pending, committed or rejected, with its result',
+    params: object({ hash: hash() }),
+    query: undefined,
+    body: undefined,
+    response: txSchema,
+  }),
+  block: route({
+    method: 'GET',
+    path: '/v1/block/:height',
+    summary: 'A committed block: header fields, transaction hashes and result codes',
+    params: object({ height: integer({ minimum: 1 }) }),
+    query: undefined,
+    body: undefined,
+    response: blockSchema,
+  }),
+  submitTx: route({
+    method: 'POST',
+    path: '/v1/tx',
+    summary:
+      'Submit a signed transaction (canonical bytes as hex or base64 in JSON, or application/octet-stream); ' +
+      'wait=commit answers once it is final',
+    params: undefined,
+    query: object({
+      wait: optional(literal(['none', 'commit'] as const)),
+      timeoutMs: optional(integer({ minimum: 1, maximum: API_WAIT_COMMIT_MS_MAX })),
+    }),
+    body: object({
+      tx: describe(
+        string({ maxLength: 2 * TX_BYTES_MAX, minLength: 1 }),
+        'the canonical signed transaction bytes',
+      ),
+      encoding: optional(literal(TX_ENCODINGS)),
+    }),
+    rawBody: true,
+    response: txSchema,
+  }),
+} as const;
+
+export type Routes = typeof routes;
+export type RouteName = keyof Routes;
+
+/** The server's WebSocket endpoint (docs/api.md, "WebSocket"). */
+export const WS_PATH = '/v1/ws';
+/** The OpenAPI document. */
+export const OPENAPI_PATH = '/openapi.json';

@@ -1,0 +1,489 @@
+// The HTTP and WebSocket server over a NodeView (view.ts). Routes come from
+// routes.ts; every error answer is { code, message } with a 4xx for a bad
+// request, and an unknown failure becomes a 500 InternalError whose details
+// (stack included) go only to the log, under an id the answer names.
+
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import Fastify from 'fastify';
+import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
+import { WebSocketServer } from 'ws';
+import { sha256 } from '../crypto/index.ts';
+import { decodeSignedTx } from '../exchange/tx/index.ts';
+import { toHex } from '../lib/bytes.ts';
+import { ZommaError } from '../lib/errors.ts';
+import * as L from '../lib/limits.ts';
+import { ApiError, statusOfCode } from './errors.ts';
+import type { ErrorBody } from './errors.ts';
+import { openApiDocument } from './openapi.ts';
+import { RateLimiter } from './ratelimit.ts';
+import { OPENAPI_PATH, WS_PATH, errorSchema, routes } from './routes.ts';
+import type {
+  BodyOf,
+  ParamsOf,
+  QueryOf,
+  ResponseOf,
+  RouteDef,
+  RouteName,
+  Routes,
+} from './routes.ts';
+import type { NodeView, TxView } from './view.ts';
+import { WsHub } from './ws.ts';
+import type { WsLimits } from './ws.ts';
+
+export interface ApiLimits extends WsLimits {
+  bodyBytesMax: number;
+  ipRequestsPerS: number;
+  ipBurstRequests: number;
+  accountTxsPerS: number;
+  accountBurstTxs: number;
+  rateBucketsMax: number;
+  wsMessageBytesMax: number;
+  wsConnectionsPerIpMax: number;
+  waitCommitMsDefault: number;
+  waitCommitMsMax: number;
+  commitWaitersMax: number;
+}
+
+export const DEFAULT_API_LIMITS: ApiLimits = {
+  bodyBytesMax: L.API_BODY_BYTES_MAX,
+  ipRequestsPerS: L.API_IP_REQUESTS_PER_S,
+  ipBurstRequests: L.API_IP_BURST_REQUESTS,
+  accountTxsPerS: L.API_ACCOUNT_TXS_PER_S,
+  accountBurstTxs: L.API_ACCOUNT_BURST_TXS,
+  rateBucketsMax: L.API_RATE_BUCKETS_MAX,
+  wsMessageBytesMax: L.WS_MESSAGE_BYTES_MAX,
+  wsConnectionsPerIpMax: L.WS_CONNECTIONS_PER_IP_MAX,
+  waitCommitMsDefault: L.API_WAIT_COMMIT_MS_DEFAULT,
+  waitCommitMsMax: L.API_WAIT_COMMIT_MS_MAX,
+  commitWaitersMax: L.API_COMMIT_WAITERS_MAX,
+  subscriptionsMax: L.WS_SUBSCRIPTIONS_MAX,
+  sendBufferBytesMax: L.WS_SEND_BUFFER_BYTES_MAX,
+  resumeBlocksMax: L.WS_RESUME_BLOCKS_MAX,
+  messagesPerS: L.WS_MESSAGES_PER_S,
+  burstMessages: L.WS_BURST_MESSAGES,
+};
+
+export interface ApiServerOptions {
+  view: NodeView;
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** Default 0: any free port. */
+  port?: number;
+  limits?: Partial<ApiLimits>;
+  /** A monotonic ms clock for the rate limits; tests pass their own. */
+  nowMs?: () => number;
+  /** Default: no logging. */
+  logger?: FastifyBaseLogger;
+  /** Take the client IP from X-Forwarded-For (behind a trusted proxy only). */
+  trustProxy?: boolean;
+}
+
+export interface ApiServer {
+  /** http://host:port */
+  readonly url: string;
+  readonly app: FastifyInstance;
+  readonly hub: WsHub;
+  close(): Promise<void>;
+}
+
+type Handlers = {
+  [K in RouteName]: (input: {
+    params: ParamsOf<Routes[K]>;
+    query: QueryOf<Routes[K]>;
+    body: BodyOf<Routes[K]> | Buffer;
+    ip: string;
+  }) => ResponseOf<Routes[K]> | Promise<ResponseOf<Routes[K]>>;
+};
+
+function notFound(what: string): ApiError {
+  return new ApiError('NotFound', 404, `no ${what}`);
+}
+
+/** Maps any thrown value to a status and a body that never holds a stack trace. */
+function errorAnswer(
+  err: unknown,
+  log: FastifyBaseLogger,
+): { statusCode: number; body: ErrorBody; retryAfterMs?: number } {
+  if (err instanceof ApiError) {
+    return { statusCode: err.statusCode, body: err.body(), retryAfterMs: err.extra.retryAfterMs };
+  }
+  if (err instanceof ZommaError) {
+    const field = (err as { field?: unknown }).field;
+    return {
+      statusCode: statusOfCode(err.code),
+      body: {
+        code: err.code,
+        message: err.message,
+        ...(typeof field === 'string' ? { field } : {}),
+      },
+    };
+  }
+  const e = err as Partial<FastifyError> & { validationContext?: string };
+  if (e.validation !== undefined) {
+    const first = e.validation[0];
+    const where = `${e.validationContext ?? 'request'}${first?.instancePath ?? ''}`;
+    return {
+      statusCode: 400,
+      body: {
+        code: 'BadRequest',
+        message: `${where} ${first?.message ?? 'is invalid'}`,
+        field: where,
+      },
+    };
+  }
+  switch (e.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return {
+        statusCode: 413,
+        body: { code: 'BodyTooLarge', message: 'request body exceeds API_BODY_BYTES_MAX' },
+      };
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return {
+        statusCode: 415,
+        body: {
+          code: 'UnsupportedMediaType',
+          message: 'send application/json or application/octet-stream',
+        },
+      };
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return { statusCode: 400, body: { code: 'MalformedJson', message: 'the body is not JSON' } };
+  }
+  if (err instanceof SyntaxError && e.statusCode === 400) {
+    return { statusCode: 400, body: { code: 'MalformedJson', message: 'the body is not JSON' } };
+  }
+  if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
+    // Fastify's own client errors (bad content length, …): their messages hold no internals.
+    return {
+      statusCode: e.statusCode,
+      body: { code: 'BadRequest', message: String(e.message ?? 'bad request') },
+    };
+  }
+  const errorId = randomUUID();
+  log.error({ errorId, err }, 'internal error');
+  return {
+    statusCode: 500,
+    body: { code: 'InternalError', message: 'internal error', errorId },
+  };
+}
+
+const BASE64_PATTERN = /^[A-Za-z0-9+/]*={0,2}$/;
+const HEX_PATTERN = /^(0x)?([0-9a-fA-F]{2})*$/;
+
+function txBytes(body: BodyOf<Routes['submitTx']> | Buffer): Uint8Array {
+  if (Buffer.isBuffer(body)) return new Uint8Array(body.buffer, body.byteOffset, body.length);
+  if ((body.encoding ?? 'hex') === 'hex') {
+    if (!HEX_PATTERN.test(body.tx)) {
+      throw new ApiError('BadRequest', 400, 'body/tx is not even-length hex', { field: 'body/tx' });
+    }
+    return Uint8Array.from(Buffer.from(body.tx.replace(/^0x/, ''), 'hex'));
+  }
+  if (!BASE64_PATTERN.test(body.tx) || body.tx.length % 4 !== 0) {
+    throw new ApiError('BadRequest', 400, 'body/tx is not padded base64', { field: 'body/tx' });
+  }
+  return Uint8Array.from(Buffer.from(body.tx, 'base64'));
+}
+
+/** Transactions some `wait=commit` request waits on, resolved from the block stream. */
+class CommitWaiters {
+  private readonly waiting = new Map<string, Set<(tx: TxView | undefined) => void>>();
+  private count = 0;
+  private readonly countMax: number;
+
+  constructor(countMax: number) {
+    this.countMax = countMax;
+  }
+
+  /** Starts waiting (before submitting, so a fast commit is not missed). */
+  add(hash: string): { promise: Promise<TxView | undefined>; cancel: () => void } {
+    if (this.count >= this.countMax) {
+      throw new ApiError('Unavailable', 503, 'too many transactions awaiting commit; retry later');
+    }
+    let resolve!: (tx: TxView | undefined) => void;
+    const promise = new Promise<TxView | undefined>((r) => (resolve = r));
+    let set = this.waiting.get(hash);
+    if (set === undefined) this.waiting.set(hash, (set = new Set()));
+    set.add(resolve);
+    this.count++;
+    const cancel = () => {
+      const s = this.waiting.get(hash);
+      if (s === undefined || !s.delete(resolve)) return;
+      this.count--;
+      if (s.size === 0) this.waiting.delete(hash);
+      resolve(undefined);
+    };
+    return { promise, cancel };
+  }
+
+  settle(tx: TxView): void {
+    const set = this.waiting.get(tx.hash);
+    if (set === undefined) return;
+    this.waiting.delete(tx.hash);
+    this.count -= set.size;
+    for (const resolve of set) resolve(tx);
+  }
+
+  cancelAll(): void {
+    for (const set of this.waiting.values()) for (const resolve of set) resolve(undefined);
+    this.waiting.clear();
+    this.count = 0;
+  }
+}
+
+function makeHandlers(
+  view: NodeView,
+  limits: ApiLimits,
+  accountLimiter: RateLimiter,
+  waiters: CommitWaiters,
+): Handlers {
+  return {
+    status: () => view.read().status(),
+    validators: () => {
+      const read = view.read();
+      return { height: read.height, validators: read.validators() };
+    },
+    instruments: () => {
+      const read = view.read();
+      return { height: read.height, instruments: read.instruments() };
+    },
+    ticker: ({ params }) =>
+      view.read().ticker(params.instrument) ?? notFoundOf(`instrument ${params.instrument}`),
+    book: ({ params, query }) =>
+      view.read().book(params.instrument, query.depth ?? L.API_BOOK_DEPTH_DEFAULT) ??
+      notFoundOf(`instrument ${params.instrument}`),
+    trades: ({ params, query }) => {
+      const read = view.read();
+      const trades = read.trades(params.instrument, query.limit ?? L.API_TRADES_DEFAULT);
+      if (trades === undefined) throw notFound(`instrument ${params.instrument}`);
+      return { instrument: params.instrument, height: read.height, trades };
+    },
+    account: ({ params, query }) =>
+      view.read().account(params.address.toLowerCase(), query.subaccount) ??
+      notFoundOf(`account ${params.address}`),
+    tx: ({ params }) => view.read().tx(params.hash) ?? notFoundOf(`transaction ${params.hash}`),
+    block: ({ params }) =>
+      view.read().block(params.height) ?? notFoundOf(`block at height ${params.height}`),
+    submitTx: async ({ query, body }) => {
+      const bytes = txBytes(body);
+      if (bytes.length > L.TX_BYTES_MAX) {
+        throw new ApiError('Oversize', 413, `${bytes.length} bytes exceeds TX_BYTES_MAX`);
+      }
+      limitAccount(bytes, accountLimiter);
+      const hash = toHex(sha256(bytes));
+      const wait = query.wait === 'commit';
+      const waiter = wait ? waiters.add(hash) : undefined;
+      const result = await view.submit(bytes);
+      if (!result.ok) {
+        waiter?.cancel();
+        const extra = result.field !== undefined ? { field: result.field } : {};
+        throw new ApiError(result.code, statusOfCode(result.code), result.message, extra);
+      }
+      if (waiter === undefined) return { hash, status: 'pending' };
+      const timeoutMs = query.timeoutMs ?? limits.waitCommitMsDefault;
+      const final = await waitFinal(
+        view,
+        hash,
+        waiter,
+        Math.min(timeoutMs, limits.waitCommitMsMax),
+      );
+      if (final.status === 'rejected') {
+        const code = final.code ?? 'Rejected';
+        throw new ApiError(code, statusOfCode(code), final.message ?? code, { hash });
+      }
+      return final;
+    },
+  };
+}
+
+function notFoundOf(what: string): never {
+  throw notFound(what);
+}
+
+/** The per-account bucket: taken before any node work, so a flood costs the node nothing. */
+function limitAccount(bytes: Uint8Array, limiter: RateLimiter): void {
+  let account: string;
+  try {
+    account = toHex(decodeSignedTx(bytes).account);
+  } catch {
+    // Not decodable: the node's checks answer with the precise code.
+    return;
+  }
+  const retryAfterMs = limiter.take(account);
+  if (retryAfterMs > 0) {
+    throw new ApiError('RateLimited', 429, 'too many transactions from this account', {
+      retryAfterMs,
+    });
+  }
+}
+
+async function waitFinal(
+  view: NodeView,
+  hash: string,
+  waiter: { promise: Promise<TxView | undefined>; cancel: () => void },
+  timeoutMs: number,
+): Promise<TxView> {
+  const now = view.read().tx(hash);
+  if (now !== undefined && now.status !== 'pending') {
+    waiter.cancel();
+    return now;
+  }
+  const timer = setTimeout(waiter.cancel, timeoutMs);
+  const final = await waiter.promise;
+  clearTimeout(timer);
+  if (final === undefined) {
+    throw new ApiError(
+      'CommitTimeout',
+      504,
+      `not final after ${timeoutMs} ms; it may still commit`,
+      {
+        hash,
+      },
+    );
+  }
+  return final;
+}
+
+function fastifySchema(def: RouteDef): Record<string, unknown> {
+  const schema: Record<string, unknown> = {
+    response: { 200: def.response.json, '4xx': errorSchema.json, '5xx': errorSchema.json },
+  };
+  if (def.params !== undefined) schema.params = def.params.json;
+  if (def.query !== undefined) schema.querystring = def.query.json;
+  if (def.body !== undefined) {
+    // Only JSON bodies are checked against the schema; raw bytes are checked as a transaction.
+    schema.body = { content: { 'application/json': { schema: def.body.json } } };
+  }
+  return schema;
+}
+
+export async function startApiServer(options: ApiServerOptions): Promise<ApiServer> {
+  const limits: ApiLimits = { ...DEFAULT_API_LIMITS, ...options.limits };
+  const nowMs = options.nowMs ?? (() => performance.now());
+  const view = options.view;
+  const app: FastifyInstance = Fastify({
+    ...(options.logger !== undefined ? { loggerInstance: options.logger } : { logger: false }),
+    bodyLimit: limits.bodyBytesMax,
+    trustProxy: options.trustProxy ?? false,
+    // Unknown fields are refused, not silently dropped; query numbers are coerced from text.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: true, allErrors: false } },
+  }) as unknown as FastifyInstance;
+  const log = app.log;
+
+  // JSON and raw bytes only: a text body would otherwise reach the handler as a string.
+  app.removeContentTypeParser('text/plain');
+  app.addContentTypeParser(
+    'application/octet-stream',
+    { parseAs: 'buffer', bodyLimit: limits.bodyBytesMax },
+    (_req, body, done) => done(null, body),
+  );
+
+  const ipLimiter = new RateLimiter(
+    { perSecond: limits.ipRequestsPerS, burst: limits.ipBurstRequests },
+    limits.rateBucketsMax,
+    nowMs,
+  );
+  const accountLimiter = new RateLimiter(
+    { perSecond: limits.accountTxsPerS, burst: limits.accountBurstTxs },
+    limits.rateBucketsMax,
+    nowMs,
+  );
+  const waiters = new CommitWaiters(limits.commitWaitersMax);
+  const unsubscribe = view.subscribe((u) => {
+    for (const tx of u.txs) waiters.settle(tx);
+  });
+
+  app.addHook('onRequest', async (req: FastifyRequest) => {
+    const retryAfterMs = ipLimiter.take(req.ip);
+    if (retryAfterMs > 0) {
+      throw new ApiError('RateLimited', 429, 'too many requests from this address', {
+        retryAfterMs,
+      });
+    }
+  });
+
+  app.setErrorHandler((err, req, reply) => {
+    const answer = errorAnswer(err, req.log ?? log);
+    if (answer.retryAfterMs !== undefined) {
+      reply.header('retry-after', Math.ceil(answer.retryAfterMs / 1000));
+    }
+    reply.status(answer.statusCode).send(answer.body);
+  });
+  app.setNotFoundHandler((req, reply) => {
+    reply.status(404).send({ code: 'NotFound', message: `no route ${req.method} ${req.url}` });
+  });
+
+  const handlers = makeHandlers(view, limits, accountLimiter, waiters);
+  for (const name of Object.keys(routes) as RouteName[]) {
+    const def = routes[name] as RouteDef;
+    const handler = handlers[name] as (input: {
+      params: unknown;
+      query: unknown;
+      body: unknown;
+      ip: string;
+    }) => unknown;
+    app.route({
+      method: def.method,
+      url: def.path,
+      schema: fastifySchema(def),
+      handler: async (req) =>
+        handler({ params: req.params, query: req.query ?? {}, body: req.body, ip: req.ip }),
+    });
+  }
+
+  const document = openApiDocument();
+  app.get(OPENAPI_PATH, async () => document);
+  app.get(WS_PATH, async () => {
+    throw new ApiError('UpgradeRequired', 426, 'connect with a WebSocket upgrade');
+  });
+
+  const hub = new WsHub(view, limits, nowMs);
+  const wss = new WebSocketServer({ noServer: true, maxPayload: limits.wsMessageBytesMax });
+  const perIp = new Map<string, number>();
+  app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const path = (req.url ?? '').split('?')[0];
+    const ip = req.socket.remoteAddress ?? '';
+    const refuse = (status: string, code: string, message: string) => {
+      const body = JSON.stringify({ code, message });
+      socket.end(
+        `HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+      );
+    };
+    if (path !== WS_PATH) return refuse('404 Not Found', 'NotFound', `no WebSocket at ${path}`);
+    if (ipLimiter.take(ip) > 0) {
+      return refuse('429 Too Many Requests', 'RateLimited', 'too many requests from this address');
+    }
+    const open = perIp.get(ip) ?? 0;
+    if (open >= limits.wsConnectionsPerIpMax) {
+      return refuse(
+        '429 Too Many Requests',
+        'RateLimited',
+        'too many connections from this address',
+      );
+    }
+    perIp.set(ip, open + 1);
+    // Counted down when the socket closes, whether or not the upgrade succeeded.
+    socket.once('close', () => {
+      const n = (perIp.get(ip) ?? 1) - 1;
+      if (n === 0) perIp.delete(ip);
+      else perIp.set(ip, n);
+    });
+    wss.handleUpgrade(req, socket, head, (ws) => hub.attach(ws));
+  });
+
+  const address = await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 0 });
+  return {
+    url: address,
+    app,
+    hub,
+    async close() {
+      unsubscribe();
+      waiters.cancelAll();
+      hub.close();
+      for (const client of wss.clients) client.terminate();
+      wss.close();
+      await app.close();
+    },
+  };
+}

@@ -1,0 +1,302 @@
+// What the API server needs from a node, and nothing more: a read model of
+// committed state, a way to submit a transaction, and a stream of committed
+// updates. src/node implements NodeView; tests use MemoryView (memory.ts).
+// The server never imports src/node (the linter forbids it).
+//
+// Every type here is already in its JSON form, exactly as it goes on the wire:
+// money is a decimal string of quote units (6 decimals, may pass 2^53), prices
+// are integer ticks, sizes integer lots, times ms of block time, hashes lower-
+// case hex, addresses 0x-prefixed lower-case hex (formatAddress). convert.ts
+// turns the exchange's records into these.
+
+/** A decimal integer string of quote units (1 USD = "1000000"); may be negative where stated. */
+export type QuoteString = string;
+/** A decimal string of a real number at full precision (greeks, volatility), e.g. "0.5123". */
+export type DecimalString = string;
+
+export interface ValidatorView {
+  /** 32-byte Ed25519 public key, hex. */
+  publicKey: string;
+  address: string;
+  stakeQuote: QuoteString;
+  /** Voting power in the current set (0 when jailed or removed). */
+  votingPower: number;
+  jailed: boolean;
+}
+
+export interface StatusView {
+  chainId: string;
+  /** Height of the last committed block (0 before the first). */
+  height: number;
+  /** BFT time of the last committed block. */
+  lastBlockTimeMs: number;
+  /** The application hash after the last committed block, hex. */
+  appHash: string;
+  validators: ValidatorView[];
+  /** True while the node catches up: its state lags the chain. */
+  syncing: boolean;
+}
+
+export type InstrumentKind = 'perpetual' | 'future' | 'option';
+export type InstrumentStatus = 'trading' | 'auction' | 'halted';
+
+export interface InstrumentView {
+  instrument: string;
+  kind: InstrumentKind;
+  underlying: string;
+  tickSizeQuote: QuoteString;
+  lotsPerBase: number;
+  minSizeLots: number;
+  maxSizeLots: number;
+  status: InstrumentStatus;
+  /** Futures and options. */
+  expiryMs?: number;
+  /** Options. */
+  strikeTicks?: number;
+  optionType?: 'call' | 'put';
+}
+
+export interface GreeksView {
+  delta: DecimalString;
+  gamma: DecimalString;
+  vega: DecimalString;
+  theta: DecimalString;
+}
+
+export interface TickerView {
+  instrument: string;
+  height: number;
+  markTicks: number;
+  indexTicks: number;
+  openInterestLots: number;
+  /** Perpetuals: the last funding rate, parts per million per interval. */
+  fundingRatePpm?: number;
+  bestBidTicks?: number;
+  bestBidLots?: number;
+  bestAskTicks?: number;
+  bestAskLots?: number;
+  lastTradeTicks?: number;
+  /** Options. */
+  markIv?: DecimalString;
+  greeks?: GreeksView;
+}
+
+/** One price level: [priceTicks, sizeLots]. In a delta, sizeLots 0 removes the level. */
+export type LevelView = [number, number];
+
+export interface BookView {
+  instrument: string;
+  height: number;
+  /** The book's sequence number: the seq of the last delta applied to it. */
+  seq: number;
+  /** Best first: bids descending, asks ascending. */
+  bids: LevelView[];
+  asks: LevelView[];
+}
+
+export interface TradeView {
+  /** Per instrument, increasing by one per trade. */
+  tradeId: number;
+  instrument: string;
+  priceTicks: number;
+  sizeLots: number;
+  takerSide: 'buy' | 'sell';
+  height: number;
+  timeMs: number;
+}
+
+export interface PositionView {
+  instrument: string;
+  /** Signed: positive long, negative short. */
+  sizeLots: number;
+  /** Average entry price, rounded to a tick (0 when flat). */
+  entryPriceTicks: number;
+  unrealizedPnlQuote: QuoteString;
+  realizedPnlQuote: QuoteString;
+  fundingQuote: QuoteString;
+}
+
+export type OrderStatus = 'open' | 'filled' | 'cancelled' | 'expired';
+
+export interface OrderView {
+  orderId: number;
+  instrument: string;
+  clientOrderId?: string;
+  side: 'buy' | 'sell';
+  priceTicks: number;
+  /** Size when placed (or last amended). */
+  sizeLots: number;
+  remainingLots: number;
+  filledLots: number;
+  status: OrderStatus;
+  reduceOnly: boolean;
+}
+
+export interface FillView {
+  tradeId: number;
+  orderId: number;
+  instrument: string;
+  side: 'buy' | 'sell';
+  priceTicks: number;
+  sizeLots: number;
+  /** Negative: a rebate. */
+  feeQuote: QuoteString;
+  liquidity: 'maker' | 'taker';
+  height: number;
+}
+
+export interface SubaccountView {
+  subaccount: number;
+  cashQuote: QuoteString;
+  equityQuote: QuoteString;
+  /** Initial margin of positions and open orders. */
+  marginUsedQuote: QuoteString;
+  maintenanceMarginQuote: QuoteString;
+  /** equity − margin used; negative when the account is under water. */
+  marginFreeQuote: QuoteString;
+  positions: PositionView[];
+  openOrders: OrderView[];
+}
+
+export interface AccountView {
+  address: string;
+  height: number;
+  subaccounts: SubaccountView[];
+}
+
+export interface ActionResultView {
+  kind: string;
+  ok: boolean;
+  /** When refused: an exchange rejection code (InsufficientMargin, …). */
+  code?: string;
+  message?: string;
+  orderId?: number;
+  /** placeOrder: the taker outcome (filled, rested, cancelled, …). */
+  orderStatus?: string;
+  filledLots?: number;
+  restedLots?: number;
+  cancelledLots?: number;
+  /** cancelAll: orders cancelled. */
+  count?: number;
+}
+
+export type TxStatus = 'pending' | 'committed' | 'rejected';
+
+export interface TxView {
+  hash: string;
+  /**
+   * pending: admitted to the mempool, not yet in a block. committed: in a block
+   * and accepted. rejected: in a block but refused as a whole (nonce, expiry,
+   * agent) or, for a single action, that action refused.
+   */
+  status: TxStatus;
+  height?: number;
+  /** Position in its block. */
+  index?: number;
+  /** Why it was rejected (an exchange rejection code). */
+  code?: string;
+  message?: string;
+  /** One per action when in a block. */
+  actions?: ActionResultView[];
+}
+
+export interface BlockTxView {
+  hash: string;
+  ok: boolean;
+  code?: string;
+}
+
+export interface BlockView {
+  height: number;
+  timeMs: number;
+  hash: string;
+  /** The application hash after this block. */
+  appHash: string;
+  proposer: string;
+  txs: BlockTxView[];
+}
+
+/** A book's changed levels in one block; applies on top of the book at seq − 1. */
+export interface BookDelta {
+  instrument: string;
+  seq: number;
+  bids: LevelView[];
+  asks: LevelView[];
+}
+
+/** What changed for one subaccount in one block. */
+export interface AccountUpdate {
+  address: string;
+  subaccount: number;
+  /** Orders that were placed, amended, filled, cancelled or expired (their state after the block). */
+  orders: OrderView[];
+  fills: FillView[];
+  /** Positions that changed (their state after the block). */
+  positions: PositionView[];
+}
+
+/** Everything one committed block changed, published once the read model shows it. */
+export interface BlockUpdate {
+  height: number;
+  timeMs: number;
+  block: BlockView;
+  /** The final status of every transaction in the block. */
+  txs: TxView[];
+  books: BookDelta[];
+  trades: TradeView[];
+  tickers: TickerView[];
+  accounts: AccountUpdate[];
+}
+
+/**
+ * Committed state at one height. All calls on one ReadModel answer from the
+ * same height: a node swaps in a new ReadModel only after a block is fully
+ * applied, so no answer ever mixes two blocks.
+ */
+export interface ReadModel {
+  readonly height: number;
+  status(): StatusView;
+  validators(): ValidatorView[];
+  instruments(): InstrumentView[];
+  ticker(instrument: string): TickerView | undefined;
+  /** undefined: no such instrument. */
+  book(instrument: string, depthLevels: number): BookView | undefined;
+  /** Most recent last; undefined: no such instrument. */
+  trades(instrument: string, count: number): TradeView[] | undefined;
+  /** undefined: the address has no account. `subaccount` narrows to one. */
+  account(address: string, subaccount?: number): AccountView | undefined;
+  /** Pending transactions (in this node's mempool) too. */
+  tx(hash: string): TxView | undefined;
+  block(height: number): BlockView | undefined;
+}
+
+/** Codes a node may refuse a submission with, before any block. */
+export type SubmitRejectCode =
+  | 'Malformed'
+  | 'Oversize'
+  | 'WrongChain'
+  | 'BadSignature'
+  | 'BadField'
+  | 'AgentNotAllowed'
+  /** Already in the mempool or a recent block. */
+  | 'DuplicateTx'
+  | 'MempoolFull'
+  /** The node is catching up and does not accept transactions yet. */
+  | 'Syncing';
+
+export type SubmitResult =
+  | { ok: true; hash: string }
+  | { ok: false; code: SubmitRejectCode; message: string; field?: string };
+
+export interface NodeView {
+  readonly chainId: string;
+  /** The latest committed state. */
+  read(): ReadModel;
+  /** Stateless, signature and mempool checks, then admission. Never throws for bad input. */
+  submit(bytes: Uint8Array): Promise<SubmitResult>;
+  /**
+   * Calls `listener` once per committed block, in height order, after read()
+   * shows that block. Returns the unsubscribe function.
+   */
+  subscribe(listener: (update: BlockUpdate) => void): () => void;
+}

@@ -1,0 +1,367 @@
+// The WebSocket fan-out (docs/api.md, "WebSocket"). A client subscribes to
+// channels; the hub answers each with a snapshot (or, given fromSeq, a replay
+// of what it missed) and then forwards the committed updates of every block.
+//
+// Sequence numbers: a book channel carries the book's own per-instrument
+// sequence (contiguous: a delta applies on the book at seq − 1). Every other
+// channel carries the block height (increasing, not contiguous). The hub keeps
+// the last WS_RESUME_BLOCKS_MAX block updates so that a client which
+// reconnects with the last seq it saw gets exactly what it missed; when that
+// is no longer buffered it gets a fresh snapshot instead. Each message to a
+// subscription has a seq above the last one it was sent, so nothing repeats.
+
+import type { WebSocket } from 'ws';
+import { assert } from '../lib/assert.ts';
+import { API_BOOK_DEPTH_MAX, API_TRADES_DEFAULT } from '../lib/limits.ts';
+import { RateLimiter } from './ratelimit.ts';
+import { ADDRESS_PATTERN, INSTRUMENT_PATTERN } from './routes.ts';
+import type { BlockUpdate, NodeView, ReadModel } from './view.ts';
+
+export type ChannelKind = 'book' | 'trades' | 'ticker' | 'account' | 'blocks';
+export const CHANNEL_KINDS: readonly ChannelKind[] = [
+  'book',
+  'trades',
+  'ticker',
+  'account',
+  'blocks',
+];
+
+/** Client → server. */
+export type WsRequest =
+  | { op: 'subscribe'; channel: string; fromSeq?: number }
+  | { op: 'unsubscribe'; channel: string }
+  | { op: 'ping' };
+
+/** Server → client. */
+export type WsMessage =
+  | { type: 'subscribed' | 'unsubscribed'; channel: string }
+  | { type: 'snapshot' | 'update'; channel: string; seq: number; data: unknown }
+  | { type: 'error'; code: string; message: string; channel?: string }
+  | { type: 'pong' };
+
+export interface WsLimits {
+  subscriptionsMax: number;
+  sendBufferBytesMax: number;
+  resumeBlocksMax: number;
+  messagesPerS: number;
+  burstMessages: number;
+}
+
+const instrumentRe = new RegExp(INSTRUMENT_PATTERN);
+const addressRe = new RegExp(ADDRESS_PATTERN);
+
+/** `book:BTC-PERPETUAL`, `trades:…`, `ticker:…`, `account:0x…`, `blocks`. */
+export function parseChannel(channel: string): { kind: ChannelKind; key: string } | undefined {
+  if (typeof channel !== 'string' || channel.length > 96) return undefined;
+  if (channel === 'blocks') return { kind: 'blocks', key: '' };
+  const colon = channel.indexOf(':');
+  if (colon < 0) return undefined;
+  const kind = channel.slice(0, colon) as ChannelKind;
+  const key = channel.slice(colon + 1);
+  if (kind === 'account') return addressRe.test(key) ? { kind, key: key.toLowerCase() } : undefined;
+  if (kind === 'book' || kind === 'trades' || kind === 'ticker') {
+    return instrumentRe.test(key) && key.length <= 48 ? { kind, key } : undefined;
+  }
+  return undefined;
+}
+
+interface Subscription {
+  lastSeq: number;
+}
+
+class Connection {
+  readonly socket: WebSocket;
+  readonly subs = new Map<string, Subscription>();
+  constructor(socket: WebSocket) {
+    this.socket = socket;
+  }
+}
+
+/** One channel's message of one block. */
+interface ChannelMessage {
+  channel: string;
+  seq: number;
+  data: unknown;
+}
+
+/** The per-channel messages of a block update, for the channels some client follows. */
+function messagesOf(u: BlockUpdate, wanted: (channel: string) => boolean): ChannelMessage[] {
+  const out: ChannelMessage[] = [];
+  for (const d of u.books) {
+    const channel = `book:${d.instrument}`;
+    if (wanted(channel)) out.push({ channel, seq: d.seq, data: d });
+  }
+  const trades = new Map<string, unknown[]>();
+  for (const t of u.trades) {
+    const channel = `trades:${t.instrument}`;
+    if (!wanted(channel)) continue;
+    let list = trades.get(channel);
+    if (list === undefined) trades.set(channel, (list = []));
+    list.push(t);
+  }
+  for (const [channel, list] of trades)
+    out.push({ channel, seq: u.height, data: { trades: list } });
+  for (const t of u.tickers) {
+    const channel = `ticker:${t.instrument}`;
+    if (wanted(channel)) out.push({ channel, seq: u.height, data: t });
+  }
+  const accounts = new Map<string, unknown[]>();
+  for (const a of u.accounts) {
+    const channel = `account:${a.address.toLowerCase()}`;
+    if (!wanted(channel)) continue;
+    let list = accounts.get(channel);
+    if (list === undefined) accounts.set(channel, (list = []));
+    list.push(a);
+  }
+  for (const [channel, list] of accounts) {
+    out.push({ channel, seq: u.height, data: { subaccounts: list } });
+  }
+  if (wanted('blocks')) out.push({ channel: 'blocks', seq: u.height, data: u.block });
+  return out;
+}
+
+export class WsHub {
+  private readonly view: NodeView;
+  private readonly limits: WsLimits;
+  private readonly nowMs: () => number;
+  private readonly connections = new Set<Connection>();
+  private readonly followers = new Map<string, Set<Connection>>();
+  /** The last resumeBlocksMax updates, oldest first. */
+  private readonly recent: BlockUpdate[] = [];
+  private readonly unsubscribe: () => void;
+
+  constructor(view: NodeView, limits: WsLimits, nowMs: () => number) {
+    this.view = view;
+    this.limits = limits;
+    this.nowMs = nowMs;
+    this.unsubscribe = view.subscribe((u) => this.onBlock(u));
+  }
+
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  attach(socket: WebSocket): void {
+    const conn = new Connection(socket);
+    this.connections.add(conn);
+    // One bucket per connection: the limiter holds a single key.
+    const limiter = new RateLimiter(
+      { perSecond: this.limits.messagesPerS, burst: this.limits.burstMessages },
+      1,
+      this.nowMs,
+    );
+    socket.on('message', (raw, isBinary) => {
+      if (limiter.take('') > 0) {
+        return this.send(conn, {
+          type: 'error',
+          code: 'RateLimited',
+          message: 'too many messages',
+        });
+      }
+      this.onRequest(conn, isBinary ? undefined : raw.toString());
+    });
+    socket.on('close', () => this.detach(conn));
+    socket.on('error', () => socket.terminate());
+  }
+
+  /** Closes every client connection (they reconnect and resume). */
+  dropAll(): void {
+    for (const conn of this.connections) conn.socket.terminate();
+  }
+
+  close(): void {
+    this.unsubscribe();
+    for (const conn of this.connections) conn.socket.close(1001, 'server shutting down');
+  }
+
+  private detach(conn: Connection): void {
+    if (!this.connections.delete(conn)) return;
+    for (const channel of conn.subs.keys()) this.unfollow(conn, channel);
+  }
+
+  private unfollow(conn: Connection, channel: string): void {
+    conn.subs.delete(channel);
+    const set = this.followers.get(channel);
+    if (set === undefined) return;
+    set.delete(conn);
+    if (set.size === 0) this.followers.delete(channel);
+  }
+
+  private send(conn: Connection, message: WsMessage | string): void {
+    const socket = conn.socket;
+    if (socket.readyState !== socket.OPEN) return;
+    if (socket.bufferedAmount > this.limits.sendBufferBytesMax) {
+      // A client that cannot keep up is dropped; it resumes from its last seq.
+      socket.terminate();
+      return;
+    }
+    socket.send(typeof message === 'string' ? message : JSON.stringify(message));
+  }
+
+  private error(conn: Connection, code: string, message: string, channel?: string): void {
+    this.send(conn, {
+      type: 'error',
+      code,
+      message,
+      ...(channel !== undefined ? { channel } : {}),
+    });
+  }
+
+  private onRequest(conn: Connection, text: string | undefined): void {
+    let request: unknown;
+    try {
+      request = text === undefined ? undefined : JSON.parse(text);
+    } catch {
+      return this.error(conn, 'MalformedJson', 'a message is one JSON object');
+    }
+    if (typeof request !== 'object' || request === null || Array.isArray(request)) {
+      return this.error(conn, 'BadRequest', 'a message is one JSON object with an op');
+    }
+    const r = request as Record<string, unknown>;
+    switch (r.op) {
+      case 'ping':
+        return this.send(conn, { type: 'pong' });
+      case 'subscribe':
+        return this.subscribe(conn, r.channel, r.fromSeq);
+      case 'unsubscribe': {
+        if (typeof r.channel !== 'string' || !conn.subs.has(r.channel)) {
+          return this.error(conn, 'NotFound', 'not subscribed to that channel');
+        }
+        this.unfollow(conn, r.channel);
+        return this.send(conn, { type: 'unsubscribed', channel: r.channel });
+      }
+      default:
+        return this.error(conn, 'BadRequest', 'op must be subscribe, unsubscribe or ping');
+    }
+  }
+
+  private subscribe(conn: Connection, channel: unknown, fromSeq: unknown): void {
+    const parsed = typeof channel === 'string' ? parseChannel(channel) : undefined;
+    if (parsed === undefined) {
+      return this.error(
+        conn,
+        'BadRequest',
+        'channel must be book:<instrument>, trades:<instrument>, ticker:<instrument>, account:<address> or blocks',
+      );
+    }
+    const name = channel as string;
+    if (fromSeq !== undefined && !(Number.isSafeInteger(fromSeq) && (fromSeq as number) >= 0)) {
+      return this.error(conn, 'BadRequest', 'fromSeq must be a non-negative integer', name);
+    }
+    if (conn.subs.has(name)) return this.error(conn, 'BadRequest', 'already subscribed', name);
+    if (conn.subs.size >= this.limits.subscriptionsMax) {
+      return this.error(
+        conn,
+        'TooManySubscriptions',
+        `at most ${this.limits.subscriptionsMax} subscriptions per connection`,
+        name,
+      );
+    }
+    const read = this.view.read();
+    if (parsed.kind !== 'account' && parsed.kind !== 'blocks') {
+      if (read.book(parsed.key, 1) === undefined) {
+        return this.error(conn, 'NotFound', `no instrument ${parsed.key}`, name);
+      }
+    }
+    const sub: Subscription = { lastSeq: -1 };
+    conn.subs.set(name, sub);
+    let set = this.followers.get(name);
+    if (set === undefined) this.followers.set(name, (set = new Set()));
+    set.add(conn);
+    this.send(conn, { type: 'subscribed', channel: name });
+    const resumed =
+      fromSeq !== undefined && this.resume(conn, sub, name, parsed.kind, read, fromSeq as number);
+    if (!resumed) this.snapshot(conn, sub, name, parsed.kind, parsed.key, read);
+  }
+
+  /** Replays what a client missed after fromSeq, if it is all still buffered. */
+  private resume(
+    conn: Connection,
+    sub: Subscription,
+    channel: string,
+    kind: ChannelKind,
+    read: ReadModel,
+    fromSeq: number,
+  ): boolean {
+    const wanted = (c: string) => c === channel;
+    const missed: ChannelMessage[] = [];
+    for (const u of this.recent) {
+      for (const m of messagesOf(u, wanted)) if (m.seq > fromSeq) missed.push(m);
+    }
+    if (kind === 'book') {
+      const book = read.book(channel.slice('book:'.length), 1)!;
+      if (fromSeq > book.seq) return false;
+      if (missed.length === 0 ? book.seq !== fromSeq : missed[0]!.seq !== fromSeq + 1) return false;
+    } else {
+      if (fromSeq > read.height) return false;
+      const oldest = this.recent.length > 0 ? this.recent[0]!.height : read.height + 1;
+      if (fromSeq < oldest - 1 && fromSeq !== read.height) return false;
+    }
+    sub.lastSeq = fromSeq;
+    for (const m of missed) this.deliver(conn, sub, m.channel, m.seq, JSON.stringify(m.data));
+    return true;
+  }
+
+  private snapshot(
+    conn: Connection,
+    sub: Subscription,
+    channel: string,
+    kind: ChannelKind,
+    key: string,
+    read: ReadModel,
+  ): void {
+    let seq = read.height;
+    let data: unknown;
+    switch (kind) {
+      case 'book': {
+        const book = read.book(key, API_BOOK_DEPTH_MAX)!;
+        seq = book.seq;
+        data = book;
+        break;
+      }
+      case 'trades':
+        data = { trades: read.trades(key, API_TRADES_DEFAULT) ?? [] };
+        break;
+      case 'ticker':
+        data = read.ticker(key) ?? null;
+        break;
+      case 'account':
+        data = read.account(key) ?? null;
+        break;
+      case 'blocks':
+        data = read.height > 0 ? (read.block(read.height) ?? null) : null;
+        break;
+    }
+    sub.lastSeq = seq;
+    this.send(conn, { type: 'snapshot', channel, seq, data });
+  }
+
+  private deliver(
+    conn: Connection,
+    sub: Subscription,
+    channel: string,
+    seq: number,
+    dataJson: string,
+  ): void {
+    if (seq <= sub.lastSeq) return;
+    sub.lastSeq = seq;
+    // The data is serialized once per block and channel, whatever the number of followers.
+    this.send(
+      conn,
+      `{"type":"update","channel":${JSON.stringify(channel)},"seq":${seq},"data":${dataJson}}`,
+    );
+  }
+
+  private onBlock(u: BlockUpdate): void {
+    const last = this.recent[this.recent.length - 1];
+    assert(last === undefined || u.height > last.height, 'block updates arrive in height order');
+    this.recent.push(u);
+    if (this.recent.length > this.limits.resumeBlocksMax) this.recent.shift();
+    for (const m of messagesOf(u, (c) => this.followers.has(c))) {
+      const dataJson = JSON.stringify(m.data);
+      for (const conn of this.followers.get(m.channel)!) {
+        this.deliver(conn, conn.subs.get(m.channel)!, m.channel, m.seq, dataJson);
+      }
+    }
+  }
+}
