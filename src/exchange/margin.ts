@@ -52,7 +52,7 @@ export function belowMaintenance(state: ExchangeState, account: Account): boolea
 
 export function imfPpm(market: MarketState, notional: bigint): number {
   const p = market.params;
-  if (p.imfStepPpm === 0) return p.initialMarginPpm;
+  if (p.imfStepPpm === 0 || notional < p.imfStepQuote) return p.initialMarginPpm;
   const steps = divBig(notional, p.imfStepQuote, 'floor');
   const ppm = BigInt(p.initialMarginPpm) + steps * BigInt(p.imfStepPpm);
   return ppm >= BigInt(PPM) ? PPM : Number(ppm);

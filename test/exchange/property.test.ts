@@ -206,3 +206,35 @@ test('random flows: invariants and incremental digest after every block; snapsho
   assert.ok(fills > 100, `only ${fills} fills`);
   assert.ok(liquidations > 0, 'no liquidation happened');
 });
+
+test('a damaged snapshot is refused with a DecodeError', () => {
+  const ex = new Exchange(genesis(), { checkInvariants: true });
+  run(ex, flow(7, 12), false);
+  const bytes = encodeSnapshot(ex);
+  const isDecodeError = (e: unknown) =>
+    e instanceof Error && (e as { code?: string }).code === 'DecodeError';
+  assert.throws(() => decodeSnapshot(bytes.subarray(0, bytes.length - 1)), isDecodeError);
+  assert.throws(() => decodeSnapshot(Uint8Array.of(...bytes, 0)), isDecodeError);
+  const flipped = bytes.slice();
+  flipped[0] = 9;
+  assert.throws(() => decodeSnapshot(flipped), isDecodeError);
+});
+
+test('a snapshot with a flipped byte decodes to a valid state or is refused with a DecodeError', () => {
+  const ex = new Exchange(genesis());
+  run(ex, flow(11, 16), false);
+  const bytes = encodeSnapshot(ex);
+  const rng = new Prng(3);
+  let refused = 0;
+  for (let i = 0; i < 300; i++) {
+    const mutated = bytes.slice();
+    mutated[rng.int(mutated.length)] ^= 1 << rng.int(8);
+    try {
+      decodeSnapshot(mutated);
+    } catch (e) {
+      assert.equal((e as { code?: string }).code, 'DecodeError', String(e));
+      refused++;
+    }
+  }
+  assert.ok(refused > 0);
+});
