@@ -1,0 +1,182 @@
+// The application adapter: the consensus Application port over the exchange
+// state machine. Transactions travel as canonical signed bytes; every check a
+// block's transactions get here (decoding, stateless rules, signatures) is a
+// pure function of those bytes, so every replica decides the same. Signature
+// verdicts come from the node's cache (filled by the mempool's worker-pool
+// checks) when present, else are computed here.
+
+import type {
+  Block as ConsensusBlock,
+  BlockResult,
+  CommitCertificate,
+  Vote,
+} from '../consensus/index.ts';
+import { ValidatorSet } from '../consensus/index.ts';
+import { sha256 } from '../crypto/index.ts';
+import type { Genesis as ConsensusGenesis } from '../consensus/index.ts';
+import { Exchange, decodeSnapshot, encodeSnapshot } from '../exchange/index.ts';
+import type { BlockResult as ExchangeResult, Genesis } from '../exchange/index.ts';
+import type { SignedTx } from '../exchange/tx/index.ts';
+import { checkNonce, checkTxWithoutSignature, verifyTxSignature } from '../exchange/tx/index.ts';
+import { bytesKey } from '../exchange/keys.ts';
+import { toHex } from '../lib/bytes.ts';
+import { BLOCK_TX_BYTES_MAX, BLOCK_TXS_MAX } from '../lib/limits.ts';
+import type { NodeApplication } from './loop.ts';
+import type { SignatureCache } from './mempool/sigcache.ts';
+import { decodeObservation, encodeObservation, oracleFromCommit } from './oracle.ts';
+import type { PriceSource } from './oracle_source.ts';
+
+export interface ExecutedTxs {
+  readonly height: number;
+  readonly timeMs: number;
+  /** Hex hash of every transaction of the block, in block order. */
+  readonly hashes: readonly string[];
+  /** The exchange's result per transaction in block order; null for bytes that failed the checks. */
+  readonly results: readonly (ExchangeResult['results'][number] | null)[];
+  readonly exchange: ExchangeResult;
+  readonly oracle: Readonly<Record<string, bigint>>;
+}
+
+export interface ExchangeAppOptions {
+  readonly genesis: Genesis;
+  readonly consensusGenesis: ConsensusGenesis;
+  readonly signatures: SignatureCache;
+  /** This validator's price source (null: a full node, or no observations). */
+  readonly prices: PriceSource | null;
+  /** The wall clock, read only to stamp observations. */
+  readonly nowMs: () => number;
+  readonly checkInvariants?: boolean;
+}
+
+export class ExchangeApp implements NodeApplication {
+  exchange: Exchange;
+  /** The last block executed, for the read model and the mempool. */
+  lastExecuted: ExecutedTxs | null = null;
+  private readonly validators: ValidatorSet;
+  private readonly chainId: string;
+
+  constructor(
+    private readonly options: ExchangeAppOptions,
+    restored?: Exchange,
+  ) {
+    this.exchange =
+      restored ??
+      new Exchange(options.genesis, { checkInvariants: options.checkInvariants === true });
+    this.chainId = options.genesis.chainId;
+    // The validator set never changes (the exchange returns no updates), so
+    // the weights of every lastCommit are the genesis set's.
+    this.validators = ValidatorSet.fromUpdates(options.consensusGenesis.validators);
+  }
+
+  static fromSnapshot(options: ExchangeAppOptions, bytes: Uint8Array): ExchangeApp {
+    const exchange = decodeSnapshot(bytes, { checkInvariants: options.checkInvariants === true });
+    return new ExchangeApp(options, exchange);
+  }
+
+  get height(): number {
+    return this.exchange.state.height;
+  }
+
+  get appHash(): Uint8Array {
+    return this.exchange.appHash;
+  }
+
+  encodeSnapshot(): Uint8Array {
+    return encodeSnapshot(this.exchange);
+  }
+
+  prepareProposal(_height: number, _round: number, txs: readonly Uint8Array[]): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    let bytes = 0;
+    for (const tx of txs) {
+      if (out.length >= BLOCK_TXS_MAX || bytes + tx.length > BLOCK_TX_BYTES_MAX) break;
+      bytes += tx.length;
+      out.push(tx);
+    }
+    return out;
+  }
+
+  processProposal(block: ConsensusBlock): boolean {
+    if (block.txs.length > BLOCK_TXS_MAX) return false;
+    let bytes = 0;
+    for (const raw of block.txs) {
+      bytes += raw.length;
+      if (bytes > BLOCK_TX_BYTES_MAX || this.decode(raw) === null) return false;
+    }
+    return true;
+  }
+
+  extendVote(_height: number, _round: number, _blockHash: Uint8Array): Uint8Array {
+    if (this.options.prices === null) return new Uint8Array(0);
+    const observed = this.options.prices.observe(this.options.nowMs());
+    const known = new Set(this.exchange.state.markets.map((m) => m.params.underlying));
+    const kept = new Map([...observed].filter(([name]) => known.has(name)));
+    return encodeObservation(kept);
+  }
+
+  verifyVoteExtension(vote: Vote): boolean {
+    return decodeObservation(vote.extension) !== null;
+  }
+
+  finalizeBlock(block: ConsensusBlock, _commit: CommitCertificate): BlockResult {
+    const txs: SignedTx[] = [];
+    const positions: number[] = [];
+    const hashes: string[] = [];
+    block.txs.forEach((raw, i) => {
+      const decoded = this.decode(raw);
+      hashes.push(decoded?.hash ?? toHex(sha256(raw)));
+      if (decoded === null) return;
+      txs.push(decoded.tx);
+      positions.push(i);
+    });
+    const oracle = oracleFromCommit(block.lastCommit, this.validators);
+    const result = this.exchange.finalizeBlock({
+      height: block.header.height,
+      timeMs: block.header.timeMs,
+      proposer: block.header.proposerAddress,
+      txs,
+      oracle,
+    });
+    const results: (ExchangeResult['results'][number] | null)[] = block.txs.map(() => null);
+    positions.forEach((at, i) => (results[at] = result.results[i]!));
+    this.lastExecuted = {
+      height: block.header.height,
+      timeMs: block.header.timeMs,
+      hashes,
+      results,
+      exchange: result,
+      oracle,
+    };
+    return { appHash: result.appHash, validatorUpdates: [] };
+  }
+
+  commit(): void {}
+
+  /**
+   * Whether a waiting transaction may still be accepted by the committed state
+   * (the mempool's re-check): its nonce is neither used nor too old, and it has
+   * not expired. What else it needs (margin, orders) is decided at execution.
+   */
+  stillValid(tx: SignedTx): boolean {
+    const state = this.exchange.state;
+    if (tx.expiresAtMs !== undefined && tx.expiresAtMs < state.timeMs) return false;
+    const principal = state.principals.get(bytesKey(tx.account));
+    if (principal === undefined) return true;
+    const rejection = checkNonce(principal.nonces, tx.nonce, state.timeMs);
+    return rejection !== 'DuplicateNonce' && rejection !== 'StaleNonce';
+  }
+
+  private decode(raw: Uint8Array): { tx: SignedTx; hash: string } | null {
+    try {
+      const checked = checkTxWithoutSignature(raw, this.chainId);
+      const hash = toHex(checked.hash);
+      if (!this.options.signatures.has(hash)) {
+        if (!verifyTxSignature(checked.tx, checked.bytes)) return null;
+        this.options.signatures.add(hash);
+      }
+      return { tx: checked.tx, hash };
+    } catch {
+      return null;
+    }
+  }
+}

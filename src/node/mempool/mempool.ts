@@ -1,0 +1,306 @@
+// The mempool: transactions waiting for a block. Admission runs the stateless
+// checks first (size, canonical decoding, chain, fields), drops duplicates by
+// hash, then checks signatures in the crypto VerifyPool in batches (one batch
+// per turn of the event loop, whatever arrived meanwhile), and finally applies
+// the limits: per account, then in total, where the oldest transaction is
+// evicted to make room. Proposals reap in arrival order (the exchange orders
+// within the block by its own rule). After a commit the committed
+// transactions leave at once; the re-check of the rest against the new state
+// runs later, off the commit path.
+
+import type { VerifyItem } from '../../crypto/index.ts';
+import type { CheckedTx, SignedTx } from '../../exchange/tx/index.ts';
+import { TxError, checkTxWithoutSignature, txSignedBytes } from '../../exchange/tx/index.ts';
+import { toHex } from '../../lib/bytes.ts';
+import { ZommaError } from '../../lib/errors.ts';
+import {
+  MEMPOOL_BYTES_MAX,
+  MEMPOOL_COMMITTED_HASHES_MAX,
+  MEMPOOL_PENDING_CHECKS_MAX,
+  MEMPOOL_TXS_MAX,
+  MEMPOOL_TXS_PER_ACCOUNT_MAX,
+} from '../../lib/limits.ts';
+import type { SignatureCache } from './sigcache.ts';
+
+export type MempoolErrorCode =
+  /** Already in the mempool or recently committed. */
+  | 'DuplicateTx'
+  /** The account already has MEMPOOL_TXS_PER_ACCOUNT_MAX transactions waiting. */
+  | 'MempoolAccountFull'
+  /** Too many transactions wait for their signature check. */
+  | 'MempoolBusy'
+  /** No longer valid against the committed state (nonce used, expired). */
+  | 'TxStale';
+
+export class MempoolError extends ZommaError<MempoolErrorCode> {}
+
+export interface MempoolEntry {
+  readonly hash: string;
+  readonly bytes: Uint8Array;
+  readonly tx: SignedTx;
+  /** Account address (hex): the unit of the per-account limit. */
+  readonly account: string;
+  /** Arrival order. */
+  readonly seq: number;
+}
+
+export type AddResult =
+  | { readonly ok: true; readonly hash: string }
+  | {
+      readonly ok: false;
+      readonly hash: string | null;
+      readonly code: string;
+      readonly message: string;
+    };
+
+export interface MempoolLimits {
+  readonly txsMax: number;
+  readonly bytesMax: number;
+  readonly perAccountMax: number;
+}
+
+export interface MempoolOptions {
+  readonly chainId: string;
+  readonly verifyBatch: (items: readonly VerifyItem[]) => Promise<boolean[]>;
+  readonly signatures: SignatureCache;
+  readonly limits?: Partial<MempoolLimits>;
+  /** Called with the transactions admitted in one batch (for gossip). */
+  readonly onAdmitted?: (entries: readonly MempoolEntry[], from: string | null) => void;
+}
+
+export interface MempoolStats {
+  admitted: number;
+  evicted: number;
+  rejected: Record<string, number>;
+  rechecked: number;
+}
+
+interface Pending {
+  readonly checked: CheckedTx;
+  readonly hash: string;
+  readonly from: string | null;
+  readonly resolve: (result: AddResult) => void;
+}
+
+export class Mempool {
+  private readonly entries = new Map<string, MempoolEntry>();
+  private readonly perAccount = new Map<string, number>();
+  private readonly committed = new Set<string>();
+  private readonly committedOrder: string[] = [];
+  private readonly pendingHashes = new Set<string>();
+  private pending: Pending[] = [];
+  private flushScheduled = false;
+  private seq = 0;
+  private bytesTotal = 0;
+  private readonly limits: MempoolLimits;
+  readonly stats: MempoolStats = { admitted: 0, evicted: 0, rejected: {}, rechecked: 0 };
+
+  constructor(private readonly options: MempoolOptions) {
+    this.limits = {
+      txsMax: options.limits?.txsMax ?? MEMPOOL_TXS_MAX,
+      bytesMax: options.limits?.bytesMax ?? MEMPOOL_BYTES_MAX,
+      perAccountMax: options.limits?.perAccountMax ?? MEMPOOL_TXS_PER_ACCOUNT_MAX,
+    };
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  get bytes(): number {
+    return this.bytesTotal;
+  }
+
+  has(hash: string): boolean {
+    return this.entries.has(hash);
+  }
+
+  /** Admits one transaction (from a client: `from` null; from a peer: its id). Never throws. */
+  add(bytes: Uint8Array, from: string | null = null): Promise<AddResult> {
+    let checked: CheckedTx;
+    try {
+      checked = checkTxWithoutSignature(bytes, this.options.chainId);
+    } catch (error) {
+      if (error instanceof TxError)
+        return Promise.resolve(this.reject(null, error.code, error.message));
+      throw error;
+    }
+    const hash = toHex(checked.hash);
+    if (this.entries.has(hash) || this.committed.has(hash) || this.pendingHashes.has(hash)) {
+      return Promise.resolve(
+        this.reject(hash, 'DuplicateTx', 'already in the mempool or committed'),
+      );
+    }
+    if (this.pending.length >= MEMPOOL_PENDING_CHECKS_MAX) {
+      return Promise.resolve(
+        this.reject(hash, 'MempoolBusy', 'too many transactions being checked'),
+      );
+    }
+    if (this.options.signatures.has(hash))
+      return Promise.resolve(this.admit([{ checked, hash, from }])[0]!);
+    this.pendingHashes.add(hash);
+    return new Promise((resolve) => {
+      this.pending.push({ checked, hash, from, resolve });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => void this.flush());
+      }
+    });
+  }
+
+  /** Checks the signatures of everything that arrived since the last flush, in one batch. */
+  private async flush(): Promise<void> {
+    this.flushScheduled = false;
+    const batch = this.pending;
+    this.pending = [];
+    if (batch.length === 0) return;
+    const items = batch.map((p) => {
+      const s = txSignedBytes(p.checked.tx, p.checked.bytes);
+      return { publicKey: s.publicKey, message: s.signedBytes, signature: s.signature };
+    });
+    let verdicts: boolean[];
+    try {
+      verdicts = await this.options.verifyBatch(items);
+    } catch (error) {
+      for (const p of batch) {
+        this.pendingHashes.delete(p.hash);
+        p.resolve(
+          this.reject(p.hash, 'MempoolBusy', `signature check unavailable: ${String(error)}`),
+        );
+      }
+      return;
+    }
+    const good: Pending[] = [];
+    batch.forEach((p, i) => {
+      this.pendingHashes.delete(p.hash);
+      if (verdicts[i] === true) {
+        this.options.signatures.add(p.hash);
+        good.push(p);
+      } else {
+        p.resolve(this.reject(p.hash, 'BadSignature', 'the signature does not verify'));
+      }
+    });
+    const results = this.admit(
+      good.map((p) => ({ checked: p.checked, hash: p.hash, from: p.from })),
+    );
+    good.forEach((p, i) => p.resolve(results[i]!));
+  }
+
+  private admit(
+    list: readonly { checked: CheckedTx; hash: string; from: string | null }[],
+  ): AddResult[] {
+    const admitted: MempoolEntry[] = [];
+    const results = list.map(({ checked, hash }) => {
+      if (this.entries.has(hash) || this.committed.has(hash)) {
+        return this.reject(hash, 'DuplicateTx', 'already in the mempool or committed');
+      }
+      const account = toHex(checked.tx.account);
+      const count = this.perAccount.get(account) ?? 0;
+      if (count >= this.limits.perAccountMax) {
+        return this.reject(
+          hash,
+          'MempoolAccountFull',
+          'too many pending transactions for this account',
+        );
+      }
+      while (
+        this.entries.size > 0 &&
+        (this.entries.size >= this.limits.txsMax ||
+          this.bytesTotal + checked.bytes.length > this.limits.bytesMax)
+      ) {
+        this.evictOldest();
+      }
+      const entry: MempoolEntry = {
+        hash,
+        bytes: checked.bytes,
+        tx: checked.tx,
+        account,
+        seq: this.seq++,
+      };
+      this.insert(entry);
+      admitted.push(entry);
+      this.stats.admitted++;
+      return { ok: true, hash } as const;
+    });
+    if (admitted.length > 0) this.options.onAdmitted?.(admitted, list[0]?.from ?? null);
+    return results;
+  }
+
+  private insert(entry: MempoolEntry): void {
+    this.entries.set(entry.hash, entry);
+    this.bytesTotal += entry.bytes.length;
+    this.perAccount.set(entry.account, (this.perAccount.get(entry.account) ?? 0) + 1);
+  }
+
+  private remove(hash: string): void {
+    const entry = this.entries.get(hash);
+    if (entry === undefined) return;
+    this.entries.delete(hash);
+    this.bytesTotal -= entry.bytes.length;
+    const count = (this.perAccount.get(entry.account) ?? 1) - 1;
+    if (count === 0) this.perAccount.delete(entry.account);
+    else this.perAccount.set(entry.account, count);
+  }
+
+  /** The oldest waiting transaction leaves first: it has had the most chances to be included. */
+  private evictOldest(): void {
+    const first = this.entries.keys().next();
+    if (first.done === true) return;
+    this.remove(first.value);
+    this.stats.evicted++;
+  }
+
+  private reject(hash: string | null, code: string, message: string): AddResult {
+    this.stats.rejected[code] = (this.stats.rejected[code] ?? 0) + 1;
+    return { ok: false, hash, code, message };
+  }
+
+  /** Transactions for a proposal, in arrival order, within the given bounds. */
+  reap(txsMax: number, bytesMax: number): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    let bytes = 0;
+    for (const entry of this.entries.values()) {
+      if (out.length >= txsMax) break;
+      if (bytes + entry.bytes.length > bytesMax) break;
+      bytes += entry.bytes.length;
+      out.push(entry.bytes);
+    }
+    return out;
+  }
+
+  /** Committed transactions leave the pool and are remembered, so a replay of them is refused. */
+  removeCommitted(hashes: readonly string[]): void {
+    for (const hash of hashes) {
+      this.remove(hash);
+      if (this.committed.has(hash)) continue;
+      this.committed.add(hash);
+      this.committedOrder.push(hash);
+    }
+    const excess = this.committedOrder.length - MEMPOOL_COMMITTED_HASHES_MAX;
+    if (excess > 0)
+      for (const hash of this.committedOrder.splice(0, excess)) this.committed.delete(hash);
+  }
+
+  /**
+   * Drops the transactions `stillValid` refuses against the new committed
+   * state. Called after a commit, outside the loop's turn; yields to the event
+   * loop between slices so a large pool never stalls consensus.
+   */
+  async recheck(stillValid: (tx: SignedTx) => boolean, sliceTxs = 1_000): Promise<number> {
+    let dropped = 0;
+    let inSlice = 0;
+    for (const entry of [...this.entries.values()]) {
+      if (!this.entries.has(entry.hash)) continue;
+      if (!stillValid(entry.tx)) {
+        this.remove(entry.hash);
+        dropped++;
+      }
+      this.stats.rechecked++;
+      if (++inSlice >= sliceTxs) {
+        inSlice = 0;
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    }
+    return dropped;
+  }
+}

@@ -1,0 +1,234 @@
+// One validator (or full node) assembled from its parts: storage, the exchange
+// application restored to the WAL's checkpoint, the mempool with worker-pool
+// signature checks, the loop that owns the replica, and the peer network with
+// its three channels. No files are read here (runtime.ts does that), so tests
+// build nodes in one process over a MemoryHub.
+
+import type { Genesis as ConsensusGenesis, PeerId, TimeoutConfig } from '../consensus/index.ts';
+import type { KeyPair, VerifyItem } from '../crypto/index.ts';
+import { sign, verify, verifyRaw } from '../crypto/index.ts';
+import type { Genesis } from '../exchange/index.ts';
+import { Exchange } from '../exchange/index.ts';
+import { BLOCK_TX_BYTES_MAX, BLOCK_TXS_MAX, MEMPOOL_GOSSIP_BATCH_TXS_MAX } from '../lib/limits.ts';
+import type { ExecutedTxs } from './app.ts';
+import { ExchangeApp } from './app.ts';
+import type { Clock } from './clock.ts';
+import { systemClock } from './clock.ts';
+import { CHANNEL, frame, unframe } from './framing.ts';
+import { decodeTxBatch, encodeTxBatch } from './gossip.ts';
+import type { Log } from './log.ts';
+import { silentLog } from './log.ts';
+import type { ExecutedBlock, HaltReport } from './loop.ts';
+import { NodeLoop, lastCheckpoint } from './loop.ts';
+import type { AddResult, MempoolEntry } from './mempool/mempool.ts';
+import { Mempool } from './mempool/mempool.ts';
+import { SignatureCache } from './mempool/sigcache.ts';
+import type { PeerNetwork } from './network.ts';
+import type { PriceSource } from './oracle_source.ts';
+import { restoreApp } from './restore.ts';
+import type { Storage } from './storage/index.ts';
+
+export interface ZommaNodeOptions {
+  readonly genesis: Genesis;
+  readonly consensusGenesis: ConsensusGenesis;
+  /** Null: a full node that follows without voting. */
+  readonly key: KeyPair | null;
+  readonly storage: Storage;
+  readonly network: PeerNetwork;
+  /** Signature checks for the mempool (a VerifyPool's verifyBatch); default: on this thread. */
+  readonly verifyBatch?: (items: readonly VerifyItem[]) => Promise<boolean[]>;
+  readonly prices: PriceSource | null;
+  readonly timeouts?: TimeoutConfig;
+  readonly snapshotEveryHeights: number;
+  readonly snapshotsKept: number;
+  readonly clock?: Clock;
+  readonly log?: Log;
+  readonly checkInvariants?: boolean;
+  readonly onHalt?: (report: HaltReport) => void;
+}
+
+export interface CommittedBlock {
+  readonly executed: ExecutedBlock;
+  readonly txs: ExecutedTxs;
+}
+
+export interface NodeStats {
+  badFrames: number;
+  badGossip: number;
+}
+
+/** The consensus genesis a chain's exchange genesis implies (stake as voting power). */
+export function consensusGenesisOf(genesis: Genesis): ConsensusGenesis {
+  const exchange = new Exchange(genesis);
+  return {
+    chainId: genesis.chainId,
+    genesisTimeMs: genesis.genesisTimeMs,
+    validators: genesis.validators.map((v) => ({
+      publicKey: v.publicKey,
+      power: Number(v.stake),
+    })),
+    appHash: exchange.appHash,
+  };
+}
+
+export class ZommaNode {
+  readonly app: ExchangeApp;
+  readonly mempool: Mempool;
+  readonly loop: NodeLoop;
+  readonly signatures = new SignatureCache();
+  readonly stats: NodeStats = { badFrames: 0, badGossip: 0 };
+  readonly restoredFrom: { snapshotHeight: number; replayedBlocks: number };
+  private readonly listeners = new Set<(block: CommittedBlock) => void>();
+  private readonly log: Log;
+  private recheckRunning = false;
+  private recheckAgain = false;
+
+  constructor(private readonly options: ZommaNodeOptions) {
+    this.log = options.log ?? silentLog;
+    const clock = options.clock ?? systemClock;
+    const appOptions = {
+      genesis: options.genesis,
+      consensusGenesis: options.consensusGenesis,
+      signatures: this.signatures,
+      prices: options.prices,
+      nowMs: () => clock.nowMs(),
+      checkInvariants: options.checkInvariants === true,
+    };
+    const checkpoint = lastCheckpoint(options.storage.wal.readAll());
+    const restored = restoreApp(
+      options.storage,
+      checkpoint,
+      () => new ExchangeApp(appOptions),
+      (bytes) => ExchangeApp.fromSnapshot(appOptions, bytes),
+      this.log,
+    );
+    this.app = restored.app;
+    this.restoredFrom = {
+      snapshotHeight: restored.snapshotHeight,
+      replayedBlocks: restored.replayedBlocks,
+    };
+    const chainId = options.genesis.chainId;
+    this.mempool = new Mempool({
+      chainId,
+      signatures: this.signatures,
+      verifyBatch: options.verifyBatch ?? verifyHere,
+      onAdmitted: (entries, from) => this.gossip(entries, from),
+    });
+    const key = options.key;
+    this.loop = new NodeLoop({
+      genesis: options.consensusGenesis,
+      ...(options.timeouts ? { timeouts: options.timeouts } : {}),
+      signer:
+        key === null
+          ? null
+          : { publicKey: key.publicKey, sign: (kind, m) => sign(key, chainId, kind, m) },
+      verifier: { verify: (pk, kind, m, s) => verify(pk, chainId, kind, m, s) },
+      app: this.app,
+      storage: options.storage,
+      network: options.network,
+      clock,
+      log: this.log,
+      reap: () => this.mempool.reap(BLOCK_TXS_MAX, BLOCK_TX_BYTES_MAX),
+      snapshotEveryHeights: options.snapshotEveryHeights,
+      snapshotsKept: options.snapshotsKept,
+      hooks: {
+        onExecuted: (executed) => this.onExecuted(executed),
+        ...(options.onHalt ? { onHalt: options.onHalt } : {}),
+      },
+    });
+    options.network.onMessage((peer, bytes) => this.onFrame(peer, bytes));
+  }
+
+  async start(): Promise<void> {
+    await this.options.network.start();
+    this.loop.start();
+  }
+
+  async stop(): Promise<void> {
+    this.loop.stop();
+    await this.options.network.stop();
+  }
+
+  /** Admits a client's transaction to the mempool (and gossips it). */
+  submit(bytes: Uint8Array): Promise<AddResult> {
+    return this.mempool.add(bytes, null);
+  }
+
+  /** Calls `listener` after each committed block (height order). Returns the unsubscribe function. */
+  subscribe(listener: (block: CommittedBlock) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private onFrame(peer: PeerId, bytes: Uint8Array): void {
+    let channel;
+    let payload;
+    try {
+      ({ channel, payload } = unframe(bytes));
+    } catch {
+      this.stats.badFrames++;
+      return;
+    }
+    if (channel === CHANNEL.consensus) return this.loop.onConsensusMessage(peer, payload);
+    if (channel === CHANNEL.mempool) return this.onGossip(peer, payload);
+    // State sync is not served yet: a new node catches up from blocks.
+  }
+
+  private onGossip(peer: PeerId, payload: Uint8Array): void {
+    let txs: Uint8Array[];
+    try {
+      txs = decodeTxBatch(payload);
+    } catch {
+      this.stats.badGossip++;
+      return;
+    }
+    for (const tx of txs) void this.mempool.add(tx, peer);
+  }
+
+  /** Transactions a client gave us go to every peer; the network is a full mesh of validators. */
+  private gossip(entries: readonly MempoolEntry[], from: string | null): void {
+    if (from !== null) return;
+    for (let i = 0; i < entries.length; i += MEMPOOL_GOSSIP_BATCH_TXS_MAX) {
+      const batch = entries.slice(i, i + MEMPOOL_GOSSIP_BATCH_TXS_MAX).map((e) => e.bytes);
+      this.options.network.broadcast(frame(CHANNEL.mempool, encodeTxBatch(batch)));
+    }
+  }
+
+  private onExecuted(executed: ExecutedBlock): void {
+    const txs = this.app.lastExecuted;
+    if (txs === null || txs.height !== executed.block.header.height) return;
+    this.mempool.removeCommitted(txs.hashes);
+    for (const listener of this.listeners) {
+      try {
+        listener({ executed, txs });
+      } catch (error) {
+        this.log.error({ error: String(error) }, 'a block listener failed');
+      }
+    }
+    this.scheduleRecheck();
+  }
+
+  /** The re-check runs after the loop's turn, one at a time; a commit during one asks for another. */
+  private scheduleRecheck(): void {
+    if (this.recheckRunning) {
+      this.recheckAgain = true;
+      return;
+    }
+    this.recheckRunning = true;
+    setImmediate(() => {
+      void this.mempool
+        .recheck((tx) => this.app.stillValid(tx))
+        .finally(() => {
+          this.recheckRunning = false;
+          if (this.recheckAgain) {
+            this.recheckAgain = false;
+            this.scheduleRecheck();
+          }
+        });
+    });
+  }
+}
+
+async function verifyHere(items: readonly VerifyItem[]): Promise<boolean[]> {
+  return items.map((item) => verifyRaw(item.publicKey, item.message, item.signature));
+}

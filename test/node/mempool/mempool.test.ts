@@ -1,0 +1,75 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { verifyRaw } from '../../../src/crypto/index.ts';
+import type { VerifyItem } from '../../../src/crypto/index.ts';
+import { buildTx } from '../../../src/exchange/tx/index.ts';
+import { Mempool } from '../../../src/node/mempool/mempool.ts';
+import { SignatureCache } from '../../../src/node/mempool/sigcache.ts';
+import { testKey } from '../helpers.ts';
+
+const CHAIN = 'zomma-devnet';
+let batches = 0;
+async function verifyBatch(items: readonly VerifyItem[]): Promise<boolean[]> {
+  batches++;
+  return items.map((i) => verifyRaw(i.publicKey, i.message, i.signature));
+}
+
+function faucet(keyIndex: number, nonce: number) {
+  return buildTx({
+    chainId: CHAIN,
+    key: testKey(keyIndex),
+    nonce,
+    action: { kind: 'faucet', amountQuote: 1n },
+  });
+}
+
+test('admission: stateless checks, one signature batch per turn, dedupe, per-account and total limits', async () => {
+  const pool = new Mempool({
+    chainId: CHAIN,
+    verifyBatch,
+    signatures: new SignatureCache(),
+    limits: { txsMax: 4, perAccountMax: 2 },
+  });
+  batches = 0;
+  const a = [faucet(1, 1), faucet(1, 2), faucet(1, 3)];
+  const results = await Promise.all(a.map((t) => pool.add(t.bytes)));
+  assert.equal(batches, 1, 'one batch for what arrived in one turn');
+  assert.deepEqual(
+    results.map((r) => r.ok),
+    [true, true, false],
+  );
+  assert.equal(!results[2]!.ok && results[2]!.code, 'MempoolAccountFull');
+  assert.equal((await pool.add(a[0]!.bytes)).ok, false, 'duplicate');
+  const garbage = await pool.add(Uint8Array.of(1, 2, 3));
+  assert.equal(!garbage.ok && garbage.code, 'Malformed');
+  const wrongChain = buildTx({
+    chainId: 'other',
+    key: testKey(2),
+    nonce: 1,
+    action: { kind: 'faucet', amountQuote: 1n },
+  });
+  const wc = await pool.add(wrongChain.bytes);
+  assert.equal(!wc.ok && wc.code, 'WrongChain');
+
+  // Total limit: the oldest is evicted to make room.
+  for (const t of [faucet(3, 1), faucet(4, 1), faucet(5, 1)])
+    assert.equal((await pool.add(t.bytes)).ok, true);
+  assert.equal(pool.size, 4);
+  assert.equal(pool.has(Buffer.from(a[0]!.hash).toString('hex')), false, 'oldest evicted');
+  assert.equal(pool.stats.evicted, 1);
+
+  // Reap in arrival order; committed ones leave and cannot come back.
+  const reaped = pool.reap(10, 1 << 20);
+  assert.equal(reaped.length, 4);
+  assert.deepEqual(reaped[0], a[1]!.bytes);
+  const hashes = [a[1]!, faucet(3, 1)].map((t) => Buffer.from(t.hash).toString('hex'));
+  pool.removeCommitted(hashes);
+  assert.equal(pool.size, 2);
+  const again = await pool.add(a[1]!.bytes);
+  assert.equal(!again.ok && again.code, 'DuplicateTx');
+
+  // Re-check drops what the new state refuses.
+  const dropped = await pool.recheck((tx) => tx.nonce !== 1);
+  assert.equal(dropped, 2);
+  assert.equal(pool.size, 0);
+});
