@@ -20,7 +20,7 @@ const keyCacheEntriesMax = workerData.keyCacheEntriesMax;
 const keys = new Map();
 
 function keyObject(buffer, offset) {
-  const id = buffer.latin1Slice(offset, offset + PUBLIC_KEY_BYTES);
+  const id = buffer.toString('latin1', offset, offset + PUBLIC_KEY_BYTES);
   let key = keys.get(id);
   if (key !== undefined) return key;
   try {
