@@ -183,6 +183,7 @@ function execRound(flow: Flow): {
   seconds: number;
   fills: number;
   rejected: number;
+  rejectedByCode: Record<string, number>;
   blockMs: number[];
   appHash: string;
 } {
@@ -190,6 +191,7 @@ function execRound(flow: Flow): {
   for (const b of flow.setup) ex.finalizeBlock(b);
   let fills = 0;
   let rejected = 0;
+  const rejectedByCode: Record<string, number> = {};
   const blockMs: number[] = [];
   const start = process.hrtime.bigint();
   for (const b of flow.blocks) {
@@ -198,13 +200,22 @@ function execRound(flow: Flow): {
     blockMs.push(Number(process.hrtime.bigint() - t0) / 1e6);
     for (const t of r.results) {
       for (const a of t.actions) {
-        if (!a.ok) rejected++;
-        else if (a.order !== undefined) fills += a.order.fills.length;
+        if (!a.ok) {
+          rejected++;
+          rejectedByCode[a.code] = (rejectedByCode[a.code] ?? 0) + 1;
+        } else if (a.order !== undefined) fills += a.order.fills.length;
       }
     }
   }
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-  return { seconds, fills, rejected, blockMs, appHash: Buffer.from(ex.appHash).toString('hex') };
+  return {
+    seconds,
+    fills,
+    rejected,
+    rejectedByCode,
+    blockMs,
+    appHash: Buffer.from(ex.appHash).toString('hex'),
+  };
 }
 
 /** The same flow on bare books: owner = account, limits and markets as placed, cancels by the client id's order. */
@@ -297,6 +308,7 @@ console.log(
     fills: exec.fills,
     bareBookFills: book.fills,
     rejectedActions: exec.rejected,
+    rejectedByCode: exec.rejectedByCode,
     appHash: exec.appHash,
     rounds: ROUNDS,
   }),

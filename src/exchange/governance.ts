@@ -1,7 +1,7 @@
 // govPropose and govVote: validators halt and resume markets. A proposal
 // executes once validators holding more than 2/3 of stake approved it (the
 // proposer approves by proposing). On a halted market new orders and amends
-// are refused; cancels, funding and liquidations go on. Cost: O(validators).
+// are refused; cancels and funding go on, liquidations there wait for it to resume. Cost: O(validators).
 // jail() is the hook for consensus evidence: a jailed validator's
 // attestations and votes are refused.
 

@@ -44,10 +44,22 @@ export function maintenanceMarginQuote(state: ExchangeState, account: Account): 
   return divBig(maintenanceScaled(state, account), PPM_BIG, 'ceil');
 }
 
-/** equity < maintenance, without a division (see above). Cost: O(markets). */
+/**
+ * equity < maintenance, without a division (see above), in one pass:
+ * cash × 10^6 < Σ |size| × (maintenance per lot × 10^6 ∓ value per lot × 10^6).
+ * Cost: O(markets), one bigint product per position.
+ */
 export function belowMaintenance(state: ExchangeState, account: Account): boolean {
   if (account.positionCount === 0) return false;
-  return equityQuote(state, account) * PPM_BIG < maintenanceScaled(state, account);
+  let threshold = 0n;
+  const markets = state.markets;
+  for (let i = 0; i < markets.length; i++) {
+    const size = account.positions[i]!.sizeLots;
+    if (size === 0) continue;
+    const m = markets[i]!;
+    threshold += size > 0 ? BigInt(size) * m.longBelowCoef : BigInt(-size) * m.shortBelowCoef;
+  }
+  return account.cashQuote * PPM_BIG < threshold;
 }
 
 export function imfPpm(market: MarketState, notional: bigint): number {

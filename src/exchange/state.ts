@@ -100,6 +100,13 @@ export class MarketState {
   markQuotePerLot = 0n;
   /** markQuotePerLot × maintenanceMarginPpm (derived, kept in step by setMark). */
   maintenancePerLotScaled = 0n;
+  /**
+   * Per lot of a long (short) position, maintenance × 10^6 minus (plus) the
+   * lot's value × 10^6: an account is below maintenance when
+   * cash × 10^6 < Σ |size| × coefficient (margin.ts, belowMaintenance).
+   */
+  longBelowCoef = 0n;
+  shortBelowCoef = 0n;
   /** Premium samples of the current funding interval. */
   premiumSumPpm = 0;
   premiumCount = 0;
@@ -119,6 +126,9 @@ export class MarketState {
     this.markTicks = ticks;
     this.markQuotePerLot = BigInt(ticks) * this.k;
     this.maintenancePerLotScaled = this.markQuotePerLot * this.maintenancePpmBig;
+    const valueScaled = this.markQuotePerLot * 1_000_000n;
+    this.longBelowCoef = this.maintenancePerLotScaled - valueScaled;
+    this.shortBelowCoef = this.maintenancePerLotScaled + valueScaled;
   }
 
   constructor(index: number, params: MarketParams) {

@@ -11,6 +11,11 @@ import { Exchange, decodeSnapshot, encodeSnapshot } from '../../src/exchange/ind
 import type { Block, BlockResult } from '../../src/exchange/index.ts';
 import type { Action, SignedTx } from '../../src/exchange/tx/types.ts';
 import { bytesKey } from '../../src/exchange/keys.ts';
+import {
+  belowMaintenance,
+  equityQuote,
+  maintenanceMarginQuote,
+} from '../../src/exchange/margin.ts';
 import { ORACLE, USDC, VALIDATORS, genesis, key } from './helpers.ts';
 import type { Key } from './helpers.ts';
 
@@ -164,12 +169,18 @@ export function flow(seed: number, blockCount: number): Block[] {
 export function run(ex: Exchange, blocks: Block[], check: boolean): BlockResult[] {
   return blocks.map((block) => {
     const r = ex.finalizeBlock(block);
-    if (check)
+    if (check) {
       assert.deepEqual(
         ex.digestBytes(),
         ex.digestFromScratch(),
         `digest drifted at ${block.height}`,
       );
+      // The division-free liquidation test agrees with its definition.
+      for (const a of ex.state.accounts) {
+        const below = equityQuote(ex.state, a) < maintenanceMarginQuote(ex.state, a);
+        assert.equal(belowMaintenance(ex.state, a), below && a.positionCount > 0);
+      }
+    }
     return r;
   });
 }
