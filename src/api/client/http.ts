@@ -1,0 +1,130 @@
+// Typed HTTP calls, derived from the route definitions (../routes.ts): one
+// generic request() and a named method per route.
+
+import { ZommaError } from '../../lib/errors.ts';
+import { routes } from '../routes.ts';
+import type { BodyOf, ParamsOf, QueryOf, ResponseOf, RouteDef, Routes } from '../routes.ts';
+import type { TxView } from '../view.ts';
+
+/** An error answer from a node: the same code as on the wire (docs/api.md, "Errors"). */
+export class ZommaApiError extends ZommaError {
+  readonly status: number;
+  readonly field: string | undefined;
+  /** The transaction concerned (CommitTimeout, exchange rejections with wait=commit). */
+  readonly hash: string | undefined;
+  readonly retryAfterMs: number | undefined;
+  constructor(
+    status: number,
+    body: { code: string; message: string; field?: string; hash?: string; retryAfterMs?: number },
+  ) {
+    super(body.code, body.message);
+    this.status = status;
+    this.field = body.field;
+    this.hash = body.hash;
+    this.retryAfterMs = body.retryAfterMs;
+  }
+}
+
+type Optional<K extends string, T> = undefined extends T ? { [P in K]?: T } : { [P in K]: T };
+export type RequestInput<R extends RouteDef> = Optional<'params', ParamsOf<R>> &
+  Optional<'query', QueryOf<R>> &
+  Optional<'body', BodyOf<R> | Uint8Array>;
+
+export interface HttpClientOptions {
+  /** The node's base URL, e.g. http://127.0.0.1:26657. */
+  url: string;
+  /** Default: the global fetch (Node 20). */
+  fetch?: typeof fetch;
+}
+
+export class HttpClient {
+  readonly url: string;
+  private readonly fetchFn: typeof fetch;
+
+  constructor(options: HttpClientOptions) {
+    this.url = options.url.replace(/\/+$/, '');
+    this.fetchFn = options.fetch ?? fetch;
+  }
+
+  /** Calls one route; throws ZommaApiError with the node's code on an error answer. */
+  async request<R extends RouteDef>(route: R, input: RequestInput<R>): Promise<ResponseOf<R>> {
+    const { params, query, body } = input as { params?: object; query?: object; body?: unknown };
+    let path = route.path.replace(/:([A-Za-z0-9_]+)/g, (_, name: string) =>
+      encodeURIComponent(String((params as Record<string, unknown>)[name])),
+    );
+    const search = new URLSearchParams();
+    for (const [k, v] of Object.entries(query ?? {})) {
+      if (v !== undefined) search.set(k, String(v));
+    }
+    if (search.size > 0) path += `?${search}`;
+    const init: RequestInit = { method: route.method, headers: {} };
+    if (body instanceof Uint8Array) {
+      init.body = body;
+      init.headers = { 'content-type': 'application/octet-stream' };
+    } else if (body !== undefined) {
+      init.body = JSON.stringify(body);
+      init.headers = { 'content-type': 'application/json' };
+    }
+    const response = await this.fetchFn(this.url + path, init);
+    const text = await response.text();
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      throw new ZommaApiError(response.status, {
+        code: response.ok ? 'MalformedJson' : 'HttpError',
+        message: `HTTP ${response.status}: not a JSON answer`,
+      });
+    }
+    if (!response.ok) {
+      const e = json as { code?: unknown; message?: unknown };
+      throw new ZommaApiError(response.status, {
+        ...(json as object),
+        code: typeof e.code === 'string' ? e.code : 'HttpError',
+        message: typeof e.message === 'string' ? e.message : `HTTP ${response.status}`,
+      });
+    }
+    return json as ResponseOf<R>;
+  }
+
+  status() {
+    return this.request(routes.status, {});
+  }
+  validators() {
+    return this.request(routes.validators, {});
+  }
+  instruments() {
+    return this.request(routes.instruments, {});
+  }
+  ticker(instrument: string) {
+    return this.request(routes.ticker, { params: { instrument } });
+  }
+  book(instrument: string, depth?: number) {
+    return this.request(routes.book, { params: { instrument }, query: depth ? { depth } : {} });
+  }
+  trades(instrument: string, limit?: number) {
+    return this.request(routes.trades, { params: { instrument }, query: limit ? { limit } : {} });
+  }
+  account(address: string, subaccount?: number) {
+    return this.request(routes.account, {
+      params: { address },
+      query: subaccount === undefined ? {} : { subaccount },
+    });
+  }
+  tx(hash: string) {
+    return this.request(routes.tx, { params: { hash } });
+  }
+  block(height: number) {
+    return this.request(routes.block, { params: { height } });
+  }
+  /** Sends canonical transaction bytes; with wait 'commit', answers once final (or throws). */
+  submitTx(
+    bytes: Uint8Array,
+    options: { wait?: 'none' | 'commit'; timeoutMs?: number } = {},
+  ): Promise<TxView> {
+    const query: QueryOf<Routes['submitTx']> = {};
+    if (options.wait !== undefined) query.wait = options.wait;
+    if (options.timeoutMs !== undefined) query.timeoutMs = options.timeoutMs;
+    return this.request(routes.submitTx, { query, body: bytes });
+  }
+}

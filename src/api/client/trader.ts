@@ -1,0 +1,188 @@
+// Keys, nonces and signed actions for a client: wraps the exchange's buildTx
+// (src/exchange/tx) and sends through the HTTP client.
+
+import {
+  formatAddress,
+  generateKeyPair,
+  keyPairFromSeed,
+  loadKeyFile,
+  parseAddress,
+  saveKeyFile,
+} from '../../crypto/index.ts';
+import type { KeyPair } from '../../crypto/index.ts';
+import { buildTx, placeOrder } from '../../exchange/tx/index.ts';
+import type { Action, BuiltTx, PlaceOrder } from '../../exchange/tx/index.ts';
+import { fromHex } from '../../lib/bytes.ts';
+import type { HttpClient } from './http.ts';
+import type { TxView } from '../view.ts';
+
+export type { KeyPair };
+
+/** A fresh random key. */
+export function generateKey(): KeyPair {
+  return generateKeyPair();
+}
+
+/** A key from its 32-byte seed, as hex. */
+export function keyFromSeedHex(seedHex: string): KeyPair {
+  return keyPairFromSeed(fromHex(seedHex, 'seed'));
+}
+
+/** Reads a key file (mode 0600; see `zomma keys`). Throws CryptoError on a bad or too-open file. */
+export function loadKey(path: string): KeyPair {
+  return loadKeyFile(path);
+}
+
+export function saveKey(path: string, key: KeyPair, options: { overwrite?: boolean } = {}): void {
+  saveKeyFile(path, key, options);
+}
+
+export function addressOfKey(key: KeyPair): string {
+  return formatAddress(key.address);
+}
+
+/**
+ * Nonces from a millisecond clock that never repeats and never goes back:
+ * each is max(now, last + 1). Several bots of one account may each keep their
+ * own (docs/transactions.md, "Nonces").
+ */
+export class NonceClock {
+  private last = 0;
+  private readonly nowMs: () => number;
+  constructor(nowMs: () => number = Date.now) {
+    this.nowMs = nowMs;
+  }
+  next(): number {
+    this.last = Math.max(Math.floor(this.nowMs()), this.last + 1);
+    return this.last;
+  }
+}
+
+export interface TraderOptions {
+  /** The account acted for: default the key's own address. An agent key passes its principal's. */
+  account?: string;
+  subaccount?: number;
+  /** Default: read once from GET /v1/status. */
+  chainId?: string;
+  nonces?: NonceClock;
+  /** Default 'commit': each call answers with the final result (or throws its rejection code). */
+  wait?: 'none' | 'commit';
+  timeoutMs?: number;
+}
+
+export type OrderInput = Pick<PlaceOrder, 'instrument' | 'side' | 'sizeLots'> &
+  Partial<Omit<PlaceOrder, 'kind'>>;
+
+/** Signs actions with one key for one (sub)account and submits them. */
+export class Trader {
+  readonly http: HttpClient;
+  readonly key: KeyPair;
+  readonly account: string;
+  readonly subaccount: number;
+  private chainId: string | undefined;
+  private readonly nonces: NonceClock;
+  private readonly options: TraderOptions;
+
+  constructor(http: HttpClient, key: KeyPair, options: TraderOptions = {}) {
+    this.http = http;
+    this.key = key;
+    this.options = options;
+    this.account = (options.account ?? formatAddress(key.address)).toLowerCase();
+    this.subaccount = options.subaccount ?? 0;
+    this.chainId = options.chainId;
+    this.nonces = options.nonces ?? new NonceClock();
+  }
+
+  /** Builds and signs a transaction without sending it. Throws TxError on a stateless rule. */
+  async build(action: Action, expiresAtMs?: number): Promise<BuiltTx> {
+    this.chainId ??= (await this.http.status()).chainId;
+    return buildTx({
+      chainId: this.chainId,
+      key: this.key,
+      account: parseAddress(this.account),
+      subaccount: this.subaccount,
+      nonce: this.nonces.next(),
+      action,
+      ...(expiresAtMs !== undefined ? { expiresAtMs } : {}),
+    });
+  }
+
+  async send(action: Action, options: { expiresAtMs?: number } = {}): Promise<TxView> {
+    const built = await this.build(action, options.expiresAtMs);
+    return this.http.submitTx(built.bytes, {
+      wait: this.options.wait ?? 'commit',
+      ...(this.options.timeoutMs !== undefined ? { timeoutMs: this.options.timeoutMs } : {}),
+    });
+  }
+
+  /** A limit order by default (GTC, not reduce-only, STP cancelResting). */
+  placeOrder(order: OrderInput): Promise<TxView> {
+    return this.send(placeOrder(order));
+  }
+
+  cancel(
+    target: { instrument: string } & ({ orderId: number } | { clientOrderId: string }),
+  ): Promise<TxView> {
+    return this.send(
+      'orderId' in target
+        ? { kind: 'cancel', instrument: target.instrument, orderId: target.orderId }
+        : { kind: 'cancel', instrument: target.instrument, clientOrderId: target.clientOrderId },
+    );
+  }
+
+  /** Every open order of the subaccount, in one instrument or all. */
+  cancelAll(instrument?: string): Promise<TxView> {
+    return this.send(
+      instrument === undefined ? { kind: 'cancelAll' } : { kind: 'cancelAll', instrument },
+    );
+  }
+
+  amend(change: {
+    instrument: string;
+    orderId: number;
+    priceTicks?: number;
+    sizeLots?: number;
+  }): Promise<TxView> {
+    return this.send({ kind: 'amend', ...change });
+  }
+
+  /** Devnet only. */
+  faucet(amountQuote: bigint): Promise<TxView> {
+    return this.send({ kind: 'faucet', amountQuote });
+  }
+
+  withdraw(amountQuote: bigint, destination: string): Promise<TxView> {
+    return this.send({ kind: 'withdraw', amountQuote, destination });
+  }
+
+  transfer(fromSubaccount: number, toSubaccount: number, amountQuote: bigint): Promise<TxView> {
+    return this.send({ kind: 'transfer', fromSubaccount, toSubaccount, amountQuote });
+  }
+
+  /** Lets `agent` trade for this account until expiresAtMs (block time). */
+  registerAgent(agentPublicKey: Uint8Array, expiresAtMs: number, name?: string): Promise<TxView> {
+    return this.send({
+      kind: 'registerAgent',
+      agentPublicKey,
+      expiresAtMs,
+      ...(name !== undefined ? { name } : {}),
+    });
+  }
+
+  revokeAgent(agentPublicKey: Uint8Array): Promise<TxView> {
+    return this.send({ kind: 'revokeAgent', agentPublicKey });
+  }
+
+  /** A Trader for an agent key acting for this account. */
+  agent(agentKey: KeyPair, options: Omit<TraderOptions, 'account'> = {}): Trader {
+    return new Trader(this.http, agentKey, {
+      ...this.options,
+      // One clock per account: two clocks could hand out the same millisecond.
+      nonces: this.nonces,
+      ...options,
+      account: this.account,
+      subaccount: options.subaccount ?? this.subaccount,
+      ...(this.chainId !== undefined ? { chainId: this.chainId } : {}),
+    });
+  }
+}

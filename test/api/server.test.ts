@@ -1,0 +1,420 @@
+// The HTTP server over real loopback sockets: every route's happy path and its
+// 4xx answers, the OpenAPI document, limits (429, 413), and that no error body
+// ever carries a stack trace.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { formatAddress } from '../../src/crypto/index.ts';
+import { buildTx, placeOrder } from '../../src/exchange/tx/index.ts';
+import { toHex } from '../../src/lib/bytes.ts';
+import { openApiPath } from '../../src/api/openapi.ts';
+import { routes } from '../../src/api/routes.ts';
+import type { ReadModel } from '../../src/api/view.ts';
+import {
+  CHAIN_ID,
+  ManualClock,
+  OPTION,
+  PERP,
+  key,
+  makeView,
+  serve,
+  subaccount,
+} from './fixtures.ts';
+
+interface Answer {
+  status: number;
+  body: Record<string, unknown>;
+  headers: Headers;
+}
+
+async function call(
+  url: string,
+  path: string,
+  init: { method?: string; body?: string | Uint8Array; type?: string } = {},
+): Promise<Answer> {
+  const response = await fetch(url + path, {
+    method: init.method ?? 'GET',
+    ...(init.body !== undefined ? { body: init.body } : {}),
+    headers: init.type !== undefined ? { 'content-type': init.type } : {},
+  });
+  const text = await response.text();
+  // No answer, error or not, ever carries a stack trace or a file path.
+  assert.doesNotMatch(text, /\bat .*\.(ts|js):\d+|node_modules|\/src\//);
+  return { status: response.status, body: JSON.parse(text), headers: response.headers };
+}
+
+function order(nonce: number, chainId = CHAIN_ID, sizeLots = 5) {
+  return buildTx({
+    chainId,
+    key: key(1),
+    nonce,
+    action: placeOrder({ instrument: PERP, side: 'buy', priceTicks: 199, sizeLots }),
+  });
+}
+
+test('query routes answer from the read model', async () => {
+  const view = makeView();
+  const address = formatAddress(key(1).address);
+  view.setAccount({ address, subaccounts: [subaccount(0), subaccount(1)] });
+  const server = await serve(view);
+  try {
+    const url = server.url;
+    const status = await call(url, '/v1/status');
+    assert.equal(status.status, 200);
+    assert.equal(status.body.chainId, CHAIN_ID);
+    assert.equal(status.body.height, 1);
+
+    const validators = await call(url, '/v1/validators');
+    assert.equal((validators.body.validators as unknown[]).length, 1);
+
+    const instruments = await call(url, '/v1/instruments');
+    assert.deepEqual(
+      (instruments.body.instruments as { instrument: string }[]).map((i) => i.instrument),
+      [PERP, OPTION],
+    );
+
+    const ticker = await call(url, `/v1/ticker/${PERP}`);
+    assert.equal(ticker.body.markTicks, 200);
+    assert.equal(ticker.body.fundingRatePpm, -12);
+    const optionTicker = await call(url, `/v1/ticker/${OPTION}`);
+    assert.equal(optionTicker.body.markIv, '0.65');
+    assert.deepEqual(optionTicker.body.greeks, {
+      delta: '0.51',
+      gamma: '0.00002',
+      vega: '120.5',
+      theta: '-30.25',
+    });
+
+    const book = await call(url, `/v1/book/${PERP}?depth=1`);
+    assert.deepEqual(book.body, {
+      instrument: PERP,
+      height: 1,
+      seq: 1,
+      bids: [[199, 10]],
+      asks: [[201, 5]],
+    });
+
+    const trades = await call(url, `/v1/trades/${PERP}?limit=10`);
+    assert.equal((trades.body.trades as unknown[]).length, 1);
+
+    const account = await call(url, `/v1/account/${address}?subaccount=1`);
+    assert.equal(account.status, 200);
+    const subs = account.body.subaccounts as { subaccount: number; cashQuote: string }[];
+    assert.deepEqual(
+      subs.map((s) => s.subaccount),
+      [1],
+    );
+    assert.equal(subs[0]!.cashQuote, '1000000000');
+
+    const block = await call(url, '/v1/block/1');
+    assert.equal(block.body.height, 1);
+  } finally {
+    await server.close();
+  }
+});
+
+test('queries refuse bad input with 400 and unknown objects with 404, each with a code', async () => {
+  const server = await serve(makeView());
+  try {
+    const url = server.url;
+    const cases: [string, number, string][] = [
+      [`/v1/book/${PERP}?depth=0`, 400, 'BadRequest'],
+      [`/v1/book/${PERP}?depth=abc`, 400, 'BadRequest'],
+      [`/v1/book/${PERP}?depth=1&colour=red`, 400, 'BadRequest'],
+      ['/v1/book/btc-perp', 400, 'BadRequest'],
+      ['/v1/book/ETH-PERPETUAL', 404, 'NotFound'],
+      ['/v1/ticker/ETH-PERPETUAL', 404, 'NotFound'],
+      ['/v1/trades/ETH-PERPETUAL', 404, 'NotFound'],
+      [`/v1/trades/${PERP}?limit=100000`, 400, 'BadRequest'],
+      ['/v1/account/0x1234', 400, 'BadRequest'],
+      [`/v1/account/0x${'22'.repeat(20)}`, 404, 'NotFound'],
+      [`/v1/account/0x${'22'.repeat(20)}?subaccount=256`, 400, 'BadRequest'],
+      ['/v1/tx/nothex', 400, 'BadRequest'],
+      [`/v1/tx/${'00'.repeat(32)}`, 404, 'NotFound'],
+      ['/v1/block/0', 400, 'BadRequest'],
+      ['/v1/block/99', 404, 'NotFound'],
+      ['/v1/nowhere', 404, 'NotFound'],
+      ['/v1/ws', 426, 'UpgradeRequired'],
+    ];
+    for (const [path, status, code] of cases) {
+      const answer = await call(url, path);
+      assert.equal(answer.status, status, path);
+      assert.equal(answer.body.code, code, path);
+      assert.equal(typeof answer.body.message, 'string', path);
+    }
+  } finally {
+    await server.close();
+  }
+});
+
+test('a transaction is accepted as hex, base64 or raw bytes, and pending until committed', async () => {
+  const view = makeView();
+  const server = await serve(view);
+  try {
+    const a = order(1);
+    const b = order(2);
+    const c = order(3);
+    const hex = await call(server.url, '/v1/tx', {
+      method: 'POST',
+      body: JSON.stringify({ tx: toHex(a.bytes) }),
+      type: 'application/json',
+    });
+    assert.deepEqual(hex.body, { hash: toHex(a.hash), status: 'pending' });
+    const base64 = await call(server.url, '/v1/tx', {
+      method: 'POST',
+      body: JSON.stringify({ tx: Buffer.from(b.bytes).toString('base64'), encoding: 'base64' }),
+      type: 'application/json',
+    });
+    assert.equal(base64.body.hash, toHex(b.hash));
+    const raw = await call(server.url, '/v1/tx', {
+      method: 'POST',
+      body: c.bytes,
+      type: 'application/octet-stream',
+    });
+    assert.equal(raw.body.hash, toHex(c.hash));
+
+    assert.equal((await call(server.url, `/v1/tx/${toHex(a.hash)}`)).body.status, 'pending');
+    view.commit();
+    const committed = await call(server.url, `/v1/tx/${toHex(a.hash)}`);
+    assert.equal(committed.body.status, 'committed');
+    assert.equal(committed.body.height, 2);
+    const block = await call(server.url, '/v1/block/2');
+    assert.equal((block.body.txs as unknown[]).length, 3);
+  } finally {
+    await server.close();
+  }
+});
+
+test('wait=commit answers with the final result, a typed rejection, or CommitTimeout', async () => {
+  const view = makeView({
+    autoCommit: true,
+    decide: (tx) =>
+      tx.action.kind === 'placeOrder' && tx.action.sizeLots > 100
+        ? { code: 'InsufficientMargin', message: 'needs more margin' }
+        : undefined,
+  });
+  const server = await serve(view);
+  try {
+    const ok = order(1);
+    const answer = await call(server.url, '/v1/tx?wait=commit', {
+      method: 'POST',
+      body: ok.bytes,
+      type: 'application/octet-stream',
+    });
+    assert.equal(answer.status, 200);
+    assert.equal(answer.body.status, 'committed');
+    assert.equal(answer.body.hash, toHex(ok.hash));
+
+    const big = order(2, CHAIN_ID, 1_000);
+    const refused = await call(server.url, '/v1/tx?wait=commit', {
+      method: 'POST',
+      body: big.bytes,
+      type: 'application/octet-stream',
+    });
+    assert.equal(refused.status, 422);
+    assert.equal(refused.body.code, 'InsufficientMargin');
+    assert.equal(refused.body.hash, toHex(big.hash));
+  } finally {
+    await server.close();
+  }
+
+  const slow = makeView();
+  const slowServer = await serve(slow);
+  try {
+    const tx = order(3);
+    const timedOut = await call(slowServer.url, '/v1/tx?wait=commit&timeoutMs=1', {
+      method: 'POST',
+      body: tx.bytes,
+      type: 'application/octet-stream',
+    });
+    assert.equal(timedOut.status, 504);
+    assert.equal(timedOut.body.code, 'CommitTimeout');
+    assert.equal(timedOut.body.hash, toHex(tx.hash));
+  } finally {
+    await slowServer.close();
+  }
+});
+
+test('bad transactions get 4xx with the tx layer codes', async () => {
+  const view = makeView({ mempoolMax: 1 });
+  const server = await serve(view);
+  const post = (body: string | Uint8Array, type = 'application/octet-stream', query = '') =>
+    call(server.url, `/v1/tx${query}`, { method: 'POST', body, type });
+  try {
+    const good = order(1);
+    const forged = good.bytes.slice();
+    forged[forged.length - 1]! ^= 1;
+    assert.deepEqual(
+      [(await post(forged)).status, (await post(forged)).body.code],
+      [400, 'BadSignature'],
+    );
+    const wrong = await post(order(2, 'other-chain').bytes);
+    assert.equal(wrong.status, 400);
+    assert.equal(wrong.body.code, 'WrongChain');
+    assert.equal(wrong.body.field, 'tx.chainId');
+    const truncated = await post(good.bytes.slice(0, 20));
+    assert.equal(truncated.status, 400);
+    assert.equal(truncated.body.code, 'Malformed');
+    const oversize = await post(new Uint8Array(20_000));
+    assert.equal(oversize.status, 413);
+    assert.equal(oversize.body.code, 'Oversize');
+
+    assert.equal((await post(good.bytes)).status, 200);
+    const again = await post(good.bytes);
+    assert.equal(again.status, 409);
+    assert.equal(again.body.code, 'DuplicateTx');
+    const full = await post(order(3).bytes);
+    assert.equal(full.status, 503);
+    assert.equal(full.body.code, 'MempoolFull');
+
+    const json = 'application/json';
+    assert.equal((await post('{"tx":', json)).body.code, 'MalformedJson');
+    assert.equal((await post('{"tx":', json)).status, 400);
+    assert.equal((await post('', json)).body.code, 'MalformedJson');
+    assert.equal((await post('{"tx":"zz"}', json)).body.code, 'BadRequest');
+    assert.equal((await post('{"tx":"abc"}', json)).body.code, 'BadRequest');
+    assert.equal((await post('{"tx":"@@@@","encoding":"base64"}', json)).body.code, 'BadRequest');
+    assert.equal((await post('{"tx":"00","extra":1}', json)).body.code, 'BadRequest');
+    assert.equal((await post('{"tx":"00","encoding":"utf8"}', json)).body.code, 'BadRequest');
+    assert.equal((await post('[]', json)).body.code, 'BadRequest');
+    const text = await post('hello', 'text/plain');
+    assert.equal(text.status, 415);
+    assert.equal(text.body.code, 'UnsupportedMediaType');
+    const badWait = await post(good.bytes, 'application/octet-stream', '?wait=forever');
+    assert.equal(badWait.status, 400);
+    const huge = await post(JSON.stringify({ tx: 'a'.repeat(70 * 1024) }), json);
+    assert.equal(huge.status, 413);
+    assert.equal(huge.body.code, 'BodyTooLarge');
+  } finally {
+    await server.close();
+  }
+});
+
+test('a body over the configured limit is refused with 413 before it is parsed', async () => {
+  const server = await serve(makeView(), { bodyBytesMax: 1024 });
+  try {
+    const answer = await call(server.url, '/v1/tx', {
+      method: 'POST',
+      body: new Uint8Array(2048),
+      type: 'application/octet-stream',
+    });
+    assert.equal(answer.status, 413);
+    assert.equal(answer.body.code, 'BodyTooLarge');
+  } finally {
+    await server.close();
+  }
+});
+
+test('per-IP and per-account token buckets answer 429 with Retry-After, and refill with time', async () => {
+  const clock = new ManualClock();
+  const server = await serve(makeView(), { ipRequestsPerS: 1, ipBurstRequests: 3 }, clock);
+  try {
+    for (let i = 0; i < 3; i++) assert.equal((await call(server.url, '/v1/status')).status, 200);
+    const limited = await call(server.url, '/v1/status');
+    assert.equal(limited.status, 429);
+    assert.equal(limited.body.code, 'RateLimited');
+    assert.equal(limited.body.retryAfterMs, 1000);
+    assert.equal(limited.headers.get('retry-after'), '1');
+    clock.ms += 1000;
+    assert.equal((await call(server.url, '/v1/status')).status, 200);
+  } finally {
+    await server.close();
+  }
+
+  const accountServer = await serve(makeView(), { accountTxsPerS: 1, accountBurstTxs: 2 });
+  try {
+    const post = (n: number) =>
+      call(accountServer.url, '/v1/tx', {
+        method: 'POST',
+        body: order(n).bytes,
+        type: 'application/octet-stream',
+      });
+    assert.equal((await post(1)).status, 200);
+    assert.equal((await post(2)).status, 200);
+    const limited = await post(3);
+    assert.equal(limited.status, 429);
+    assert.equal(limited.body.code, 'RateLimited');
+    // Another account still has its own bucket.
+    const other = buildTx({
+      chainId: CHAIN_ID,
+      key: key(2),
+      nonce: 1,
+      action: { kind: 'faucet', amountQuote: 5n },
+    });
+    const answer = await call(accountServer.url, '/v1/tx', {
+      method: 'POST',
+      body: other.bytes,
+      type: 'application/octet-stream',
+    });
+    assert.equal(answer.status, 200);
+  } finally {
+    await accountServer.close();
+  }
+});
+
+test('an unexpected failure is a 500 InternalError with an id, and no internals', async () => {
+  const view = makeView();
+  const read = view.read.bind(view);
+  view.read = (): ReadModel => ({
+    ...read(),
+    status: () => {
+      throw new Error('secret database path /var/lib/zomma at line 3');
+    },
+  });
+  const logged: unknown[] = [];
+  const server = await serve(view);
+  server.app.log.error = ((obj: unknown) => logged.push(obj)) as typeof server.app.log.error;
+  try {
+    const answer = await call(server.url, '/v1/status');
+    assert.equal(answer.status, 500);
+    assert.equal(answer.body.code, 'InternalError');
+    assert.equal(answer.body.message, 'internal error');
+    assert.match(String(answer.body.errorId), /^[0-9a-f-]{36}$/);
+    assert.doesNotMatch(JSON.stringify(answer.body), /secret/);
+  } finally {
+    await server.close();
+  }
+});
+
+test('the OpenAPI document lists every route with its parameters and schemas', async () => {
+  const server = await serve(makeView());
+  try {
+    const { status, body } = await call(server.url, '/openapi.json');
+    assert.equal(status, 200);
+    assert.match(String(body.openapi), /^3\.0\.\d$/);
+    const info = body.info as { title: string; version: string };
+    assert.equal(typeof info.title, 'string');
+    assert.equal(typeof info.version, 'string');
+    const paths = body.paths as Record<string, Record<string, Record<string, unknown>>>;
+    const operationIds = new Set<string>();
+    for (const [name, def] of Object.entries(routes)) {
+      const path = openApiPath(def.path);
+      const op = paths[path]?.[def.method.toLowerCase()];
+      assert.ok(op !== undefined, `${def.method} ${path} is documented`);
+      assert.equal(op.operationId, name);
+      operationIds.add(op.operationId as string);
+      const responses = op.responses as Record<string, { content?: unknown }>;
+      assert.ok(responses['200']?.content !== undefined, `${name} documents its answer`);
+      assert.ok(responses['400'] !== undefined && responses['429'] !== undefined);
+      // Every {param} in the path is declared as a path parameter.
+      const declared = (op.parameters as { name: string; in: string }[])
+        .filter((p) => p.in === 'path')
+        .map((p) => p.name);
+      const inPath = [...path.matchAll(/\{([^}]+)\}/g)].map((m) => m[1]);
+      assert.deepEqual(declared.sort(), inPath.sort(), `${name} path parameters`);
+    }
+    assert.equal(operationIds.size, Object.keys(routes).length);
+    // Every $ref resolves.
+    const text = JSON.stringify(body);
+    for (const m of text.matchAll(/"\$ref":"#\/components\/schemas\/([^"]+)"/g)) {
+      assert.ok(Object.hasOwn((body.components as { schemas: object }).schemas, m[1]!));
+    }
+    const submit = paths['/v1/tx']!.post!.requestBody as { content: object };
+    assert.deepEqual(Object.keys(submit.content).sort(), [
+      'application/json',
+      'application/octet-stream',
+    ]);
+  } finally {
+    await server.close();
+  }
+});
