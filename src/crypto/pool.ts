@@ -110,6 +110,7 @@ export class VerifyPool {
   private batchesHeld = 0;
   private nextChunkId = 1;
   private closed = false;
+  private closing: Promise<void> | undefined;
   private onDrained: (() => void) | undefined;
 
   constructor(options: VerifyPoolOptions = {}) {
@@ -152,26 +153,31 @@ export class VerifyPool {
       VERIFY_CHUNK_ITEMS_MAX,
       Math.max(VERIFY_CHUNK_ITEMS_MIN, Math.ceil(n / this.workerCount)),
     );
+    const packed: { start: number; buffer: ArrayBuffer }[] = [];
+    for (let start = 0; start < n; start += chunkItems) {
+      packed.push({ start, buffer: packChunk(items, start, Math.min(n, start + chunkItems)) });
+    }
     return new Promise<boolean[]>((resolve, reject) => {
       const batch: Batch = {
         verdicts: new Array<boolean>(n).fill(false),
-        chunksLeft: Math.ceil(n / chunkItems),
+        chunksLeft: packed.length,
         settled: false,
         resolve,
         reject,
       };
       this.batchesHeld++;
-      for (let start = 0; start < n; start += chunkItems) {
-        const end = Math.min(n, start + chunkItems);
-        this.queue.push({ batch, start, buffer: packChunk(items, start, end) });
-      }
+      for (const { start, buffer } of packed) this.queue.push({ batch, start, buffer });
       this.dispatch();
     });
   }
 
   /** Finishes the batches already accepted, then stops the workers. */
-  async close(): Promise<void> {
-    if (this.closed) return;
+  close(): Promise<void> {
+    this.closing ??= this.drainAndStop();
+    return this.closing;
+  }
+
+  private async drainAndStop(): Promise<void> {
     this.closed = true;
     if (this.batchesHeld > 0) {
       await new Promise<void>((resolve) => {
@@ -194,7 +200,10 @@ export class VerifyPool {
     );
     worker.on('error', (error: Error) => this.onWorkerFailed(slot, error));
     worker.on('exit', (code: number) => {
-      if (!this.closed) this.onWorkerFailed(slot, new Error(`verify worker exited (${code})`));
+      // After close() drains, workers exit with nothing running: that is no failure.
+      if (!this.closed || slot.running.size > 0) {
+        this.onWorkerFailed(slot, new Error(`verify worker exited (${code})`));
+      }
     });
     return slot;
   }
