@@ -20,4 +20,24 @@ export const COMMANDS: CommandEntry[] = [
     summary: 'Black–Scholes price and greeks of an option, or its implied volatility',
     load: async () => (await import('./commands/greeks.ts')).command,
   },
+  {
+    name: 'init',
+    summary: 'write a genesis and one home directory per validator',
+    load: async () => (await import('./commands/init.ts')).command,
+  },
+  {
+    name: 'node',
+    summary: 'run a validator (or full node) from its home directory',
+    load: async () => (await import('./commands/node.ts')).command,
+  },
+  {
+    name: 'devnet',
+    summary: 'run a local network of validators, one process each',
+    load: async () => (await import('./commands/devnet.ts')).command,
+  },
+  {
+    name: 'keys',
+    summary: 'create or show an Ed25519 key file',
+    load: async () => (await import('./commands/keys.ts')).command,
+  },
 ];

@@ -97,6 +97,12 @@ export interface NodeLoopOptions {
   readonly snapshotEveryHeights: number;
   /** Snapshots kept on disk. */
   readonly snapshotsKept: number;
+  /**
+   * Wait after executing a block before entering the next height (CometBFT's
+   * timeout_commit): late precommits still reach the certificate, and an idle
+   * chain does not spin. 0: none.
+   */
+  readonly commitPauseMs?: number;
   readonly hooks?: LoopHooks;
 }
 
@@ -334,8 +340,18 @@ export class NodeLoop {
     this.stats.txsCommitted += block.txs.length;
     this.maybeSnapshot(height);
     this.options.hooks?.onExecuted?.({ block, blockHash, commit, result, executionMs });
-    this.heightStartMs = this.clock.nowMs();
-    this.queue.push({ kind: 'blockExecuted', height, result, nowMs: this.clock.nowMs() });
+    const pauseMs = this.options.commitPauseMs ?? 0;
+    if (pauseMs <= 0) {
+      this.heightStartMs = this.clock.nowMs();
+      this.queue.push({ kind: 'blockExecuted', height, result, nowMs: this.clock.nowMs() });
+      return;
+    }
+    const cancel = this.clock.after(pauseMs, () => {
+      this.cancels.delete(cancel);
+      this.heightStartMs = this.clock.nowMs();
+      this.enqueue({ kind: 'blockExecuted', height, result, nowMs: this.clock.nowMs() });
+    });
+    this.cancels.add(cancel);
   }
 
   private maybeSnapshot(height: number): void {

@@ -41,6 +41,7 @@ export interface ZommaNodeOptions {
   readonly timeouts?: TimeoutConfig;
   readonly snapshotEveryHeights: number;
   readonly snapshotsKept: number;
+  readonly commitPauseMs?: number;
   readonly clock?: Clock;
   readonly log?: Log;
   readonly checkInvariants?: boolean;
@@ -131,6 +132,7 @@ export class ZommaNode {
       reap: () => this.mempool.reap(BLOCK_TXS_MAX, BLOCK_TX_BYTES_MAX),
       snapshotEveryHeights: options.snapshotEveryHeights,
       snapshotsKept: options.snapshotsKept,
+      commitPauseMs: options.commitPauseMs ?? 0,
       hooks: {
         onExecuted: (executed) => this.onExecuted(executed),
         ...(options.onHalt ? { onHalt: options.onHalt } : {}),

@@ -1,0 +1,196 @@
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { loadConfig } from '../../node/config.ts';
+import { initNetwork } from '../../node/init.ts';
+import type { Command, Io } from '../io.ts';
+import { UsageError } from '../io.ts';
+
+const BIN = fileURLToPath(new URL('../../../bin/zomma.js', import.meta.url));
+/** How long a validator may take to answer its health check after spawning. */
+const START_TIMEOUT_MS = 60_000;
+/** How long a validator may take to exit after SIGTERM before it is killed. */
+const STOP_TIMEOUT_MS = 10_000;
+const PROGRESS_EVERY_MS = 5_000;
+/** Quicker than the production defaults: every devnet validator is on this machine. */
+const DEVNET_TIMEOUTS = {
+  proposeMs: 1_000,
+  prevoteMs: 500,
+  precommitMs: 500,
+  deltaMs: 250,
+  maxMs: 10_000,
+};
+
+interface Child {
+  readonly name: string;
+  readonly home: string;
+  readonly metrics: string;
+  readonly process: ChildProcess;
+  exited: boolean;
+}
+
+export const command: Command = {
+  name: 'devnet',
+  summary: 'run a local network of validators, one process each',
+  usage: 'zomma devnet [--validators N] [--dir DIR] [--reset] [--duration SECONDS] [--base-port P]',
+  async run(args, io) {
+    const { values } = parseArgs({
+      args,
+      options: {
+        validators: { type: 'string', default: '4' },
+        dir: { type: 'string', default: '.zomma/devnet' },
+        reset: { type: 'boolean', default: false },
+        duration: { type: 'string' },
+        'base-port': { type: 'string', default: '27000' },
+      },
+      strict: true,
+    });
+    const n = Number(values.validators);
+    const durationS = values.duration === undefined ? null : Number(values.duration);
+    if (durationS !== null && !(Number.isFinite(durationS) && durationS > 0)) {
+      throw new UsageError('--duration must be a positive number of seconds');
+    }
+    const dir = values.dir;
+    if (values.reset) rmSync(dir, { recursive: true, force: true });
+    const homes = Array.from({ length: n }, (_, i) => join(dir, `validator-${i}`));
+    if (!homes.every((h) => existsSync(join(h, 'config.json')))) {
+      rmSync(dir, { recursive: true, force: true });
+      initNetwork({
+        validators: n,
+        out: dir,
+        basePort: Number(values['base-port']),
+        genesisTimeMs: Date.now(),
+        oracleSeed: 1,
+        timeouts: DEVNET_TIMEOUTS,
+        snapshotEveryHeights: 50,
+      });
+      io.out(`devnet: new chain, ${n} validators in ${dir}`);
+    } else {
+      io.out(`devnet: resuming the chain in ${dir} (--reset starts over)`);
+    }
+
+    const children: Child[] = [];
+    let stopping = false;
+    let wake: () => void = () => {};
+    const stopped = new Promise<void>((resolve) => (wake = resolve));
+    const onSignal = (): void => wake();
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    try {
+      for (const home of homes) {
+        const config = loadConfig(home);
+        const child = spawn(process.execPath, [BIN, 'node', '--home', home, '--quiet'], {
+          stdio: ['ignore', 'ignore', 'pipe'],
+        });
+        const entry: Child = {
+          name: config.moniker,
+          home,
+          metrics: config.metrics ?? '',
+          process: child,
+          exited: false,
+        };
+        child.stderr?.on('data', (chunk: Buffer) =>
+          io.err(`[${entry.name}] ${chunk.toString().trimEnd()}`),
+        );
+        child.once('exit', (code, signal) => {
+          entry.exited = true;
+          if (!stopping) {
+            io.err(
+              `[${entry.name}] exited (${signal ?? `code ${code}`}); see ${join(home, 'node.log')}`,
+            );
+          }
+        });
+        children.push(entry);
+      }
+      for (const c of children) {
+        io.out(`devnet: starting ${c.name} (pid ${c.process.pid}) …`);
+        await waitHealthy(c, START_TIMEOUT_MS);
+      }
+      const first = children[0]!;
+      io.out('');
+      io.out('devnet is up:');
+      for (const c of children)
+        io.out(
+          `  ${c.name}  metrics http://${c.metrics}/metrics  status http://${c.metrics}/status`,
+        );
+      io.out('');
+      io.out('try:');
+      io.out(`  curl -s http://${first.metrics}/status`);
+      io.out(`  curl -s http://${first.metrics}/metrics | grep zomma_height`);
+      io.out(`  tail -f ${join(first.home, 'node.log')}`);
+      io.out('Ctrl-C stops every validator; running again resumes from disk.');
+      const progress = setInterval(() => void printProgress(io, children), PROGRESS_EVERY_MS);
+      const timer = durationS === null ? null : setTimeout(() => wake(), durationS * 1_000);
+      await stopped;
+      clearInterval(progress);
+      if (timer !== null) clearTimeout(timer);
+      await printProgress(io, children);
+    } finally {
+      stopping = true;
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      await stopAll(children);
+      io.out('devnet: stopped');
+    }
+    return 0;
+  },
+};
+
+async function fetchJson(url: string): Promise<unknown> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(2_000) });
+  return res.json();
+}
+
+async function waitHealthy(child: Child, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (child.exited)
+      throw new Error(`${child.name} exited while starting; see ${join(child.home, 'node.log')}`);
+    try {
+      await fetchJson(`http://${child.metrics}/health`);
+      return;
+    } catch {
+      if (Date.now() > deadline)
+        throw new Error(`${child.name} did not start within ${timeoutMs} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+}
+
+async function printProgress(io: Io, children: readonly Child[]): Promise<void> {
+  const parts = await Promise.all(
+    children.map(async (c) => {
+      if (c.exited) return `${c.name}: down`;
+      try {
+        const s = (await fetchJson(`http://${c.metrics}/status`)) as {
+          height: number;
+          peers: number;
+        };
+        return `${c.name}: h${s.height} (${s.peers} peers)`;
+      } catch {
+        return `${c.name}: ?`;
+      }
+    }),
+  );
+  io.out(`devnet: ${parts.join('  ')}`);
+}
+
+/** SIGTERM by PID, then SIGKILL for any that do not exit in time: nothing is left running. */
+async function stopAll(children: readonly Child[]): Promise<void> {
+  const exits = children.map(
+    (c) =>
+      new Promise<void>((resolve) => {
+        if (c.exited) return resolve();
+        c.process.once('exit', () => resolve());
+        c.process.kill('SIGTERM');
+        const force = setTimeout(() => {
+          if (!c.exited) c.process.kill('SIGKILL');
+        }, STOP_TIMEOUT_MS);
+        c.process.once('exit', () => clearTimeout(force));
+      }),
+  );
+  await Promise.all(exits);
+}

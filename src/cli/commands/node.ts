@@ -1,0 +1,37 @@
+import { parseArgs } from 'node:util';
+import { runNode } from '../../node/runtime.ts';
+import type { Command } from '../io.ts';
+import { UsageError } from '../io.ts';
+
+export const command: Command = {
+  name: 'node',
+  summary: 'run a validator (or full node) from its home directory',
+  usage: 'zomma node --home DIR [--quiet]',
+  async run(args, _io) {
+    const { values } = parseArgs({
+      args,
+      options: { home: { type: 'string' }, quiet: { type: 'boolean', default: false } },
+      strict: true,
+    });
+    if (values.home === undefined) throw new UsageError('--home is required');
+    let halted = false;
+    let wake: () => void = () => {};
+    const done = new Promise<void>((resolve) => (wake = resolve));
+    const running = await runNode({
+      home: values.home,
+      ...(values.quiet ? {} : { logStream: process.stdout }),
+      onHalt: () => {
+        halted = true;
+        wake();
+      },
+    });
+    const stop = (): void => wake();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    await done;
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+    await running.stop();
+    return halted ? 1 : 0;
+  },
+};

@@ -1,0 +1,267 @@
+// A node's home directory and its files:
+//   <home>/config.json   listen, API and metrics addresses, peers, snapshots, oracle
+//   <home>/genesis.json  the chain's genesis (canonical bytes as hex, with a summary)
+//   <home>/key.json      the validator key (mode 0600; crypto/keyfile.ts)
+//   <home>/data/         WAL, blocks, snapshots (storage/)
+//   <home>/node.log      JSON logs
+//   <home>/halt-*.json   what differed, when the node halted
+// Every field is validated with a ConfigInvalid error that names it.
+
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { TimeoutConfig } from '../consensus/index.ts';
+import { sha256 } from '../crypto/index.ts';
+import { decodeGenesis, encodeGenesis } from '../exchange/index.ts';
+import type { Genesis } from '../exchange/index.ts';
+import { fromHex, toHex } from '../lib/bytes.ts';
+import {
+  CONFIG_FILE_BYTES_MAX,
+  CONFIG_PEERS_MAX,
+  SNAPSHOT_EVERY_HEIGHTS_DEFAULT,
+  SNAPSHOTS_KEPT,
+} from '../lib/limits.ts';
+import { configError } from './errors.ts';
+
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface PeerEntry {
+  /** Ed25519 public key, hex. */
+  readonly publicKey: string;
+  /** host:port of its peer listener; absent for a peer that only dials us. */
+  readonly address?: string;
+}
+
+export interface NodeConfig {
+  readonly moniker: string;
+  /** Peer-to-peer listener. */
+  readonly listen: string;
+  /** HTTP/WebSocket API; null: no API. */
+  readonly api: string | null;
+  /** /metrics and /health; null: none. */
+  readonly metrics: string | null;
+  readonly peers: readonly PeerEntry[];
+  /** False: a full node (follows the chain, does not vote). */
+  readonly validator: boolean;
+  readonly snapshotEveryHeights: number;
+  readonly snapshotsKept: number;
+  /** Pause after each block before the next height, ms (CometBFT's timeout_commit). */
+  readonly commitPauseMs: number;
+  /** Simulated price source (devnet): the seed shared by the network and this validator's index. */
+  readonly oracle: { readonly seed: number; readonly index: number } | null;
+  readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
+  /** Overrides of the consensus timeouts, ms. */
+  readonly timeouts: TimeoutConfig | null;
+}
+
+export const HOME_FILES = {
+  config: 'config.json',
+  genesis: 'genesis.json',
+  key: 'key.json',
+  data: 'data',
+  log: 'node.log',
+} as const;
+
+/** Default pause after each block: about four blocks a second on an idle devnet. */
+export const COMMIT_PAUSE_MS_DEFAULT = 250;
+
+const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
+
+export function parseHostPort(text: unknown, field: string): HostPort {
+  if (typeof text !== 'string') throw configError(field, 'must be a "host:port" string');
+  const at = text.lastIndexOf(':');
+  const host = text.slice(0, at);
+  const port = Number(text.slice(at + 1));
+  if (at <= 0 || !/^[A-Za-z0-9.\-[\]:]+$/.test(host)) {
+    throw configError(field, `"${text}" is not host:port`);
+  }
+  if (!Number.isInteger(port) || port < 0 || port > 65_535) {
+    throw configError(field, `port of "${text}" must be an integer in [0, 65535]`);
+  }
+  return { host, port };
+}
+
+function readJson(path: string, field: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw configError(field, `cannot read ${path}: ${(error as Error).message}`);
+  }
+  if (text.length > CONFIG_FILE_BYTES_MAX) throw configError(field, `${path} is too large`);
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (error) {
+    throw configError(field, `${path} is not JSON: ${(error as Error).message}`);
+  }
+}
+
+function object(x: unknown, field: string): Record<string, unknown> {
+  if (typeof x !== 'object' || x === null || Array.isArray(x)) {
+    throw configError(field, 'must be an object');
+  }
+  return x as Record<string, unknown>;
+}
+
+function int(x: unknown, field: string, lo: number, hi: number): number {
+  if (typeof x !== 'number' || !Number.isSafeInteger(x) || x < lo || x > hi) {
+    throw configError(field, `must be an integer in [${lo}, ${hi}]`);
+  }
+  return x;
+}
+
+function hexKey(x: unknown, field: string): string {
+  if (typeof x !== 'string' || !/^[0-9a-f]{64}$/.test(x)) {
+    throw configError(field, 'must be a 32-byte public key as 64 lowercase hex digits');
+  }
+  return x;
+}
+
+/** Validates a parsed config.json. */
+export function validateConfig(raw: unknown): NodeConfig {
+  const c = object(raw, 'config');
+  const known = new Set([
+    'moniker',
+    'listen',
+    'api',
+    'metrics',
+    'peers',
+    'validator',
+    'snapshotEveryHeights',
+    'snapshotsKept',
+    'commitPauseMs',
+    'oracle',
+    'logLevel',
+    'timeouts',
+  ]);
+  for (const name of Object.keys(c)) {
+    if (!known.has(name)) throw configError(`config.${name}`, 'unknown field');
+  }
+  const moniker = c.moniker ?? 'node';
+  if (typeof moniker !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(moniker)) {
+    throw configError('config.moniker', 'must be 1 to 64 of A-Z a-z 0-9 _ . -');
+  }
+  parseHostPort(c.listen, 'config.listen');
+  const api = c.api ?? null;
+  if (api !== null) parseHostPort(api, 'config.api');
+  const metrics = c.metrics ?? null;
+  if (metrics !== null) parseHostPort(metrics, 'config.metrics');
+  if (!Array.isArray(c.peers)) throw configError('config.peers', 'must be an array');
+  if (c.peers.length > CONFIG_PEERS_MAX) {
+    throw configError('config.peers', `at most ${CONFIG_PEERS_MAX} peers`);
+  }
+  const peers = c.peers.map((p, i): PeerEntry => {
+    const f = `config.peers[${i}]`;
+    const entry = object(p, f);
+    const publicKey = hexKey(entry.publicKey, `${f}.publicKey`);
+    if (entry.address === undefined) return { publicKey };
+    const hp = parseHostPort(entry.address, `${f}.address`);
+    if (hp.port === 0) throw configError(`${f}.address`, 'a peer needs a real port');
+    return { publicKey, address: entry.address as string };
+  });
+  const validator = c.validator ?? true;
+  if (typeof validator !== 'boolean')
+    throw configError('config.validator', 'must be true or false');
+  const snapshotEveryHeights = int(
+    c.snapshotEveryHeights ?? SNAPSHOT_EVERY_HEIGHTS_DEFAULT,
+    'config.snapshotEveryHeights',
+    0,
+    1_000_000,
+  );
+  const snapshotsKept = int(c.snapshotsKept ?? SNAPSHOTS_KEPT, 'config.snapshotsKept', 1, 1_000);
+  const commitPauseMs = int(
+    c.commitPauseMs ?? COMMIT_PAUSE_MS_DEFAULT,
+    'config.commitPauseMs',
+    0,
+    60_000,
+  );
+  let oracle: NodeConfig['oracle'] = null;
+  if (c.oracle !== undefined && c.oracle !== null) {
+    const o = object(c.oracle, 'config.oracle');
+    oracle = {
+      seed: int(o.seed, 'config.oracle.seed', 0, 2 ** 31),
+      index: int(o.index, 'config.oracle.index', 0, 1_000),
+    };
+  }
+  const logLevel = c.logLevel ?? 'info';
+  if (!LOG_LEVELS.includes(logLevel as NodeConfig['logLevel'])) {
+    throw configError('config.logLevel', `must be one of ${LOG_LEVELS.join(', ')}`);
+  }
+  let timeouts: TimeoutConfig | null = null;
+  if (c.timeouts !== undefined && c.timeouts !== null) {
+    const t = object(c.timeouts, 'config.timeouts');
+    const ms = (name: string) => int(t[name], `config.timeouts.${name}`, 1, 600_000);
+    timeouts = {
+      proposeMs: ms('proposeMs'),
+      prevoteMs: ms('prevoteMs'),
+      precommitMs: ms('precommitMs'),
+      deltaMs: ms('deltaMs'),
+      maxMs: ms('maxMs'),
+      ...(t.gossipMs !== undefined ? { gossipMs: ms('gossipMs') } : {}),
+    };
+  }
+  return {
+    moniker,
+    listen: c.listen as string,
+    api: api as string | null,
+    metrics: metrics as string | null,
+    peers,
+    validator,
+    snapshotEveryHeights,
+    snapshotsKept,
+    commitPauseMs,
+    oracle,
+    logLevel: logLevel as NodeConfig['logLevel'],
+    timeouts,
+  };
+}
+
+export function loadConfig(home: string): NodeConfig {
+  return validateConfig(readJson(join(home, HOME_FILES.config), 'config.json'));
+}
+
+export function saveConfig(home: string, config: NodeConfig): void {
+  writeFileSync(join(home, HOME_FILES.config), `${JSON.stringify(config, null, 2)}\n`);
+}
+
+/**
+ * genesis.json: the canonical bytes (what the chain hashes) as hex, their
+ * sha256 to compare across operators, and a summary for people; the summary
+ * is not read back.
+ */
+export function saveGenesis(home: string, genesis: Genesis): void {
+  const bytes = encodeGenesis(genesis);
+  const file = {
+    chainId: genesis.chainId,
+    genesisTimeMs: genesis.genesisTimeMs,
+    sha256: toHex(sha256(bytes)),
+    markets: genesis.markets.map((m) => m.instrument),
+    validators: genesis.validators.map((v) => ({
+      publicKey: toHex(v.publicKey),
+      stake: v.stake.toString(),
+    })),
+    bytes: toHex(bytes),
+  };
+  writeFileSync(join(home, HOME_FILES.genesis), `${JSON.stringify(file, null, 2)}\n`);
+}
+
+export function loadGenesis(home: string): Genesis {
+  const raw = object(readJson(join(home, HOME_FILES.genesis), 'genesis.json'), 'genesis');
+  if (typeof raw.bytes !== 'string') throw configError('genesis.bytes', 'must be a hex string');
+  let bytes: Uint8Array;
+  try {
+    bytes = fromHex(raw.bytes, 'genesis.bytes');
+  } catch (error) {
+    throw configError('genesis.bytes', (error as Error).message);
+  }
+  if (typeof raw.sha256 !== 'string' || raw.sha256 !== toHex(sha256(bytes))) {
+    throw configError('genesis.sha256', 'does not match the bytes');
+  }
+  try {
+    return decodeGenesis(bytes);
+  } catch (error) {
+    throw configError('genesis.bytes', (error as Error).message);
+  }
+}

@@ -1,0 +1,203 @@
+// The node's Prometheus metrics (prom-client) and its small HTTP listener:
+// GET /metrics, GET /health (200 while running, 503 once halted), GET /status
+// (height, appHash, peers as JSON), GET /chain?from=&to= (block hashes and the
+// previous appHash each header carries, from the block store: what operators
+// and the e2e tests compare across nodes).
+
+import { createServer } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { blockHashOf } from '../consensus/index.ts';
+import type { DropReason } from '../consensus/index.ts';
+import { toHex } from '../lib/bytes.ts';
+import { loadCommitted } from './loop.ts';
+import type { ZommaNode } from './node.ts';
+import type { Storage } from './storage/index.ts';
+
+/** Blocks one /chain answer covers at most. */
+const CHAIN_QUERY_BLOCKS_MAX = 1_000;
+
+export interface MetricsSources {
+  readonly node: ZommaNode;
+  readonly storage: Storage;
+  readonly peersConnected: () => number;
+  readonly chainId: string;
+  readonly moniker: string;
+}
+
+export class NodeMetrics {
+  readonly registry = new Registry();
+  private readonly commitLatency: Histogram;
+  private readonly execution: Histogram;
+  private readonly walSync: Histogram;
+  private lastSyncs = 0;
+
+  constructor(private readonly sources: MetricsSources) {
+    const r = this.registry;
+    const { node } = sources;
+    const loop = node.loop;
+    const gauge = (name: string, help: string, read: () => number) =>
+      new Gauge({
+        name,
+        help,
+        registers: [r],
+        collect() {
+          this.set(read());
+        },
+      });
+    gauge('zomma_height', 'Last executed height', () => node.app.height);
+    gauge('zomma_round', 'Current consensus round', () => loop.replica.round);
+    gauge('zomma_mempool_txs', 'Transactions in the mempool', () => node.mempool.size);
+    gauge('zomma_mempool_bytes', 'Bytes of transactions in the mempool', () => node.mempool.bytes);
+    gauge('zomma_peers', 'Connected peers', () => sources.peersConnected());
+    gauge('zomma_halted', '1 once the node has halted', () => (loop.haltReport === null ? 0 : 1));
+    new Counter({
+      name: 'zomma_txs_committed_total',
+      help: 'Transactions in executed blocks',
+      registers: [r],
+      collect() {
+        this.reset();
+        this.inc(loop.stats.txsCommitted);
+      },
+    });
+    new Counter({
+      name: 'zomma_consensus_dropped_total',
+      help: 'Consensus input dropped, by reason',
+      labelNames: ['reason'],
+      registers: [r],
+      collect() {
+        this.reset();
+        const m = loop.replica.metrics;
+        for (const reason of Object.keys(m) as DropReason[]) {
+          if (m[reason] > 0) this.inc({ reason }, m[reason]);
+        }
+      },
+    });
+    new Counter({
+      name: 'zomma_mempool_rejected_total',
+      help: 'Transactions the mempool refused, by code',
+      labelNames: ['code'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const [code, n] of Object.entries(node.mempool.stats.rejected)) this.inc({ code }, n);
+      },
+    });
+    const buckets = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000];
+    this.commitLatency = new Histogram({
+      name: 'zomma_commit_latency_ms',
+      help: 'From entering a height to its commit, ms',
+      buckets,
+      registers: [r],
+    });
+    this.execution = new Histogram({
+      name: 'zomma_block_execution_ms',
+      help: 'Executing one block through the exchange, ms',
+      buckets,
+      registers: [r],
+    });
+    this.walSync = new Histogram({
+      name: 'zomma_wal_fsync_ms',
+      help: 'WAL append with fsync, ms (latest per scrape interval)',
+      buckets: [0.5, 1, 2, 5, 10, 25, 50, 100, 250],
+      registers: [r],
+    });
+    node.subscribe((b) => {
+      this.commitLatency.observe(loop.stats.lastCommitLatencyMs);
+      this.execution.observe(b.executed.executionMs);
+      if (loop.stats.walSyncs > this.lastSyncs) {
+        this.lastSyncs = loop.stats.walSyncs;
+        this.walSync.observe(loop.stats.walSyncMsLast);
+      }
+    });
+  }
+
+  status(): Record<string, unknown> {
+    const { node } = this.sources;
+    return {
+      chainId: this.sources.chainId,
+      moniker: this.sources.moniker,
+      height: node.app.height,
+      appHash: toHex(node.app.appHash),
+      round: node.loop.replica.round,
+      peers: this.sources.peersConnected(),
+      mempoolTxs: node.mempool.size,
+      halted: node.loop.haltReport,
+    };
+  }
+
+  chain(
+    from: number,
+    to: number,
+  ): { height: number; blockHash: string; previousAppHash: string }[] {
+    const out = [];
+    const last = Math.min(
+      to,
+      this.sources.storage.blocks.lastHeight(),
+      from + CHAIN_QUERY_BLOCKS_MAX - 1,
+    );
+    for (let h = Math.max(1, from); h <= last; h++) {
+      const stored = loadCommitted(this.sources.storage, h);
+      if (stored === null) continue;
+      out.push({
+        height: h,
+        blockHash: toHex(blockHashOf(stored.block)),
+        previousAppHash: toHex(stored.block.header.previousAppHash),
+      });
+    }
+    return out;
+  }
+}
+
+export async function startMetricsServer(
+  metrics: NodeMetrics,
+  host: string,
+  port: number,
+): Promise<{ server: Server; url: string }> {
+  const server = createServer((req, res) => void answer(metrics, req, res));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  const address = server.address();
+  const bound = typeof address === 'object' && address !== null ? address.port : port;
+  return { server, url: `http://${host}:${bound}` };
+}
+
+async function answer(
+  metrics: NodeMetrics,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://localhost');
+  const json = (status: number, body: unknown) => {
+    res.writeHead(status, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(body));
+  };
+  if (req.method !== 'GET') return json(405, { code: 'MethodNotAllowed' });
+  switch (url.pathname) {
+    case '/metrics':
+      res.writeHead(200, { 'content-type': metrics.registry.contentType });
+      res.end(await metrics.registry.metrics());
+      return;
+    case '/health': {
+      const status = metrics.status();
+      return json(status.halted === null ? 200 : 503, {
+        ok: status.halted === null,
+        height: status.height,
+      });
+    }
+    case '/status':
+      return json(200, metrics.status());
+    case '/chain': {
+      const from = Number(url.searchParams.get('from') ?? '1');
+      const to = Number(url.searchParams.get('to') ?? String(Number.MAX_SAFE_INTEGER));
+      if (!Number.isSafeInteger(from) || !Number.isSafeInteger(to) || from < 1 || to < from) {
+        return json(400, { code: 'BadQuery', message: 'from and to are heights, from ≤ to' });
+      }
+      return json(200, metrics.chain(from, to));
+    }
+    default:
+      return json(404, { code: 'NotFound' });
+  }
+}

@@ -1,0 +1,197 @@
+// Runs one node from its home directory: reads and validates config, genesis
+// and key; opens storage; restores the exchange; starts the TCP transport, the
+// signature-check workers, the loop, and the metrics listener. What `zomma
+// node` calls. On a halt the report goes to the log and to
+// <home>/halt-<height>.json, and `onHalt` tells the caller to exit.
+
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Writable } from 'node:stream';
+import pino from 'pino';
+import type { KeyPair } from '../crypto/index.ts';
+import { VerifyPool, loadKeyFile } from '../crypto/index.ts';
+import { fromHex, toHex } from '../lib/bytes.ts';
+import type { NodeConfig } from './config.ts';
+import { HOME_FILES, loadConfig, loadGenesis, parseHostPort } from './config.ts';
+import { configError } from './errors.ts';
+import type { Log } from './log.ts';
+import type { HaltReport } from './loop.ts';
+import { NodeMetrics, startMetricsServer } from './metrics.ts';
+import type { PeerNetwork } from './network.ts';
+import { ZommaNode, consensusGenesisOf } from './node.ts';
+import { DEVNET_ASSETS, GbmPriceSource } from './oracle_source.ts';
+import { openStorage } from './storage/index.ts';
+import type { FileStorage } from './storage/index.ts';
+import { TcpTransport } from './transport/index.ts';
+
+export interface RunOptions {
+  readonly home: string;
+  /** Where logs go besides <home>/node.log (the CLI passes stdout). */
+  readonly logStream?: Writable;
+  readonly onHalt?: (report: HaltReport) => void;
+}
+
+export interface RunningNode {
+  readonly node: ZommaNode;
+  readonly config: NodeConfig;
+  readonly metricsUrl: string | null;
+  readonly peerPort: number;
+  readonly log: Log;
+  stop(): Promise<void>;
+}
+
+export async function runNode(options: RunOptions): Promise<RunningNode> {
+  const { home } = options;
+  const config = loadConfig(home);
+  const genesis = loadGenesis(home);
+  const consensusGenesis = consensusGenesisOf(genesis);
+  const key: KeyPair | null = config.validator ? loadKeyFile(join(home, HOME_FILES.key)) : null;
+  if (
+    key !== null &&
+    !genesis.validators.some((v) => toHex(v.publicKey) === toHex(key.publicKey))
+  ) {
+    throw configError(
+      'key.json',
+      'this key is not a validator of the genesis (set "validator": false for a full node)',
+    );
+  }
+  const listen = parseHostPort(config.listen, 'config.listen');
+  const streams: pino.StreamEntry[] = [
+    {
+      level: config.logLevel,
+      stream: pino.destination({ dest: join(home, HOME_FILES.log), sync: false, mkdir: true }),
+    },
+  ];
+  if (options.logStream) streams.push({ level: 'info', stream: options.logStream });
+  const logger = pino(
+    { level: config.logLevel, base: { node: config.moniker } },
+    pino.multistream(streams),
+  );
+  const log: Log = logger;
+
+  // A full node still needs a key to authenticate its connections.
+  const transportKey = key ?? loadKeyFile(join(home, HOME_FILES.key));
+  const transport = new TcpTransport({
+    chainId: genesis.chainId,
+    key: transportKey,
+    host: listen.host,
+    port: listen.port,
+    peers: config.peers.map((p, i) => {
+      if (p.address === undefined) return { publicKey: fromHex(p.publicKey) };
+      const hp = parseHostPort(p.address, `config.peers[${i}].address`);
+      return { publicKey: fromHex(p.publicKey), host: hp.host, port: hp.port };
+    }),
+  });
+  const network: PeerNetwork = {
+    start: () => transport.start(),
+    stop: () => transport.stop(),
+    send: (peer, bytes) => void transport.send(peer, bytes),
+    broadcast: (bytes) => transport.broadcast(bytes),
+    onMessage: (handler) => transport.onMessage(handler),
+    peerCount: () => transport.peers().filter((p) => p.state === 'connected').length,
+  };
+  const storage: FileStorage = openStorage(join(home, HOME_FILES.data));
+  if (storage.walTruncatedBytes > 0) {
+    log.warn(
+      { bytes: storage.walTruncatedBytes },
+      'cut a torn tail off the WAL (a crash mid-write)',
+    );
+  }
+  // Two cores are shared by the devnet's processes: one worker each is plenty.
+  const pool = new VerifyPool({ workers: 1 });
+  let node: ZommaNode;
+  try {
+    node = new ZommaNode({
+      genesis,
+      consensusGenesis,
+      key,
+      storage,
+      network,
+      verifyBatch: (items) => pool.verifyBatch(items),
+      prices:
+        config.oracle === null
+          ? null
+          : new GbmPriceSource(
+              DEVNET_ASSETS,
+              config.oracle.seed,
+              config.oracle.index,
+              genesis.genesisTimeMs,
+            ),
+      ...(config.timeouts ? { timeouts: config.timeouts } : {}),
+      snapshotEveryHeights: config.snapshotEveryHeights,
+      snapshotsKept: config.snapshotsKept,
+      commitPauseMs: config.commitPauseMs,
+      log,
+      onHalt: (report) => {
+        const path = join(home, `halt-${report.height}.json`);
+        writeFileSync(path, `${JSON.stringify(report, null, 2)}\n`);
+        log.error({ path }, 'halt report written');
+        options.onHalt?.(report);
+      },
+    });
+  } catch (error) {
+    storage.close();
+    await pool.close();
+    throw error;
+  }
+  log.info(
+    {
+      chainId: genesis.chainId,
+      height: node.app.height,
+      snapshotHeight: node.restoredFrom.snapshotHeight,
+      replayedBlocks: node.restoredFrom.replayedBlocks,
+    },
+    'state restored',
+  );
+  await node.start();
+  const peerPort = transport.address().port;
+  log.info({ listen: `${listen.host}:${peerPort}` }, 'peer listener up');
+
+  const metrics = new NodeMetrics({
+    node,
+    storage,
+    peersConnected: () => network.peerCount(),
+    chainId: genesis.chainId,
+    moniker: config.moniker,
+  });
+  let metricsServer: Awaited<ReturnType<typeof startMetricsServer>> | null = null;
+  if (config.metrics !== null) {
+    const hp = parseHostPort(config.metrics, 'config.metrics');
+    metricsServer = await startMetricsServer(metrics, hp.host, hp.port);
+    log.info({ url: metricsServer.url }, 'metrics and health listener up');
+  }
+  node.subscribe((b) =>
+    log.info(
+      {
+        height: b.executed.block.header.height,
+        txs: b.executed.block.txs.length,
+        appHash: toHex(b.executed.result.appHash),
+        executionMs: b.executed.executionMs,
+      },
+      'block executed',
+    ),
+  );
+
+  let stopped = false;
+  return {
+    node,
+    config,
+    metricsUrl: metricsServer?.url ?? null,
+    peerPort,
+    log,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await node.stop();
+      if (metricsServer !== null) {
+        const server = metricsServer.server;
+        server.closeAllConnections();
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+      }
+      await pool.close();
+      storage.close();
+      log.info({}, 'stopped');
+      logger.flush();
+    },
+  };
+}
