@@ -25,7 +25,6 @@ export const LEAF = {
   market: 2,
   order: 3,
   principal: 4,
-  account: 5,
   deposit: 6,
   credited: 7,
   proposal: 8,
@@ -99,6 +98,22 @@ export function writePrincipal(w: Writer, p: Principal): void {
     w.fixed(agent.publicKey, KEY_BYTES)
       .uvarint(agent.expiresAtMs)
       .string(agent.name, STRING_BYTES_MAX);
+  }
+}
+
+/**
+ * An address's leaf value: the address record and every subaccount of it in
+ * ascending subaccount (one leaf per address, so a transaction that touches
+ * its nonces and its account hashes once). At most 256 subaccounts.
+ */
+export function writePrincipalLeaf(w: Writer, p: Principal): void {
+  writePrincipal(w, p);
+  const subs = [...p.subaccounts.keys()].sort((a, b) => a - b);
+  w.uvarint(subs.length);
+  for (const sub of subs) {
+    const a = p.subaccounts.get(sub)!;
+    w.uvarint(a.index);
+    writeAccount(w, a);
   }
 }
 

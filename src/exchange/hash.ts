@@ -1,7 +1,7 @@
 // The state digest and appHash (docs/exchange.md, "State hash").
 //
-// Every entity (globals, validators, each market, resting order, address,
-// account, pending deposit, spent deposit id, proposal) has a leaf
+// Every entity (globals, validators, each market, resting order, address
+// with its subaccounts, pending deposit, spent deposit id, proposal) has a leaf
 //   leaf = sha256(u8 tag || canonical encoding of the entity)
 // and the digest is the sum of all leaves mod 2^256 (an additive multiset
 // hash): a change subtracts the entity's old leaf and adds its new one, so a
@@ -23,12 +23,11 @@ import { assert } from '../lib/assert.ts';
 import {
   LEAF,
   creditedBytes,
-  writeAccount,
   writeDeposit,
   writeGlobals,
   writeMarketState,
   writeOrderLeaf,
-  writePrincipal,
+  writePrincipalLeaf,
   writeProposal,
   writeValidators,
 } from './encoding.ts';
@@ -112,17 +111,9 @@ export function updateDigest(state: ExchangeState, digest: Digest, genesisHash: 
       market.dirty = false;
     }
   }
-  for (const a of state.dirtyAccounts) {
-    const leaf = leafOf(LEAF.account, (w) => {
-      w.uvarint(a.index);
-      writeAccount(w, a);
-    });
-    swap(digest, a.leaf, leaf);
-    a.leaf = leaf;
-  }
   state.dirtyAccounts.length = 0;
   for (const p of state.dirtyPrincipals) {
-    const leaf = leafOf(LEAF.principal, (w) => writePrincipal(w, p));
+    const leaf = leafOf(LEAF.principal, (w) => writePrincipalLeaf(w, p));
     swap(digest, p.leaf, leaf);
     p.leaf = leaf;
   }
@@ -172,15 +163,8 @@ export function digestFromScratch(state: ExchangeState, genesisHash: Uint8Array)
       }
     }
   }
-  for (const a of state.accounts)
-    digest.add(
-      leafOf(LEAF.account, (w) => {
-        w.uvarint(a.index);
-        writeAccount(w, a);
-      }),
-    );
   for (const p of state.principals.values())
-    digest.add(leafOf(LEAF.principal, (w) => writePrincipal(w, p)));
+    digest.add(leafOf(LEAF.principal, (w) => writePrincipalLeaf(w, p)));
   for (const d of state.deposits.values())
     digest.add(leafOf(LEAF.deposit, (w) => writeDeposit(w, d)));
   for (const id of state.creditedDeposits)

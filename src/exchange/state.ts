@@ -38,7 +38,6 @@ export class Account {
   readonly clientOrderIds = new Map<string, number>();
   /** Markets where this account has a position (a count, for quick "any position" checks). */
   positionCount = 0;
-  leaf: Uint8Array | null = null;
   dirtyEpoch = -1;
   /** The block height at which the liquidation scan last looked at this account (not state). */
   scannedHeight = -1;
@@ -244,10 +243,12 @@ export class ExchangeState {
     this.totalStake = total;
   }
 
+  /** An account's data is part of its address's leaf (hash.ts): marking one marks both. */
   markAccount(a: Account): void {
     if (a.dirtyEpoch === this.epoch) return;
     a.dirtyEpoch = this.epoch;
     this.dirtyAccounts.push(a);
+    this.markPrincipal(a.principal);
   }
 
   markPrincipal(p: Principal): void {
