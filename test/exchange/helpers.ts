@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { Exchange, devnetGenesis } from '../../src/exchange/index.ts';
 import type { BlockResult, ExchangeOptions, Genesis } from '../../src/exchange/index.ts';
-import type { Action, SignedTx } from '../../src/exchange/tx/types.ts';
+import type { Action, PlaceOrder, SignedTx } from '../../src/exchange/tx/types.ts';
 import { bytesKey } from '../../src/exchange/keys.ts';
 
 export const USDC = 1_000_000n;
@@ -107,8 +107,8 @@ export function limit(
   side: 'buy' | 'sell',
   priceTicks: number,
   sizeLots: number,
-  extra: Partial<Extract<Action, { kind: 'placeOrder' }>> = {},
-): Action {
+  extra: Partial<PlaceOrder> = {},
+): PlaceOrder {
   return {
     kind: 'placeOrder',
     instrument,

@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Harness, USDC, VALIDATORS, genesis, key, limit } from './helpers.ts';
+import { actionClass, executionOrder } from '../../src/exchange/ordering.ts';
 import type { ActionResult, TxResult } from '../../src/exchange/index.ts';
 import {
   GenesisError,
@@ -389,4 +390,17 @@ test('good-til orders expire at the start of the first block at or after their t
     ['orderExpired'],
   );
   assert.equal(h.ex.state.orders.size, 0);
+});
+
+test('ordering classes: cancels 0, post-only 1, the rest 2; a batch takes its latest class', () => {
+  const post = limit(BTC, 'buy', PRICE, 1, { timeInForce: 'postOnly' });
+  const ioc = limit(BTC, 'buy', PRICE, 1, { timeInForce: 'IOC' });
+  const cancelAll = { kind: 'cancelAll' } as const;
+  assert.equal(actionClass(cancelAll), 0);
+  assert.equal(actionClass(post), 1);
+  assert.equal(actionClass(ioc), 2);
+  assert.equal(actionClass({ kind: 'faucet', amountQuote: 1n }), 2);
+  assert.equal(actionClass({ kind: 'batch', actions: [cancelAll, post] as never }), 1);
+  assert.equal(actionClass({ kind: 'batch', actions: [cancelAll, ioc] as never }), 2);
+  assert.deepEqual(executionOrder([ioc, post, cancelAll, ioc, cancelAll]), [2, 4, 1, 0, 3]);
 });

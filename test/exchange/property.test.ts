@@ -148,7 +148,11 @@ export function flow(seed: number, blockCount: number): Block[] {
         const meta = rng.pick(resting);
         trader = byAddress.get(bytesKey(meta.account.address))!;
         subaccount = meta.account.subaccount;
-        action = { ...action, instrument: MARKETS[meta.market]!.instrument, orderId: meta.orderId };
+        const instrument = MARKETS[meta.market]!.instrument;
+        action =
+          action.kind === 'cancel'
+            ? { kind: 'cancel', instrument, orderId: meta.orderId }
+            : { ...action, instrument, orderId: meta.orderId };
       }
       const dup = nonce > 0 && rng.chance(1, 30);
       txs.push(makeTx(trader, subaccount, timeMs + (dup ? nonce : ++nonce), action));
@@ -239,7 +243,8 @@ test('a snapshot with a flipped byte decodes to a valid state or is refused with
   let refused = 0;
   for (let i = 0; i < 300; i++) {
     const mutated = bytes.slice();
-    mutated[rng.int(mutated.length)] ^= 1 << rng.int(8);
+    const at = rng.int(mutated.length);
+    mutated[at] = mutated[at]! ^ (1 << rng.int(8));
     try {
       decodeSnapshot(mutated);
     } catch (e) {
