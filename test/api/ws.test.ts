@@ -1,0 +1,299 @@
+// The WebSocket protocol over real loopback sockets: snapshots then updates in
+// sequence, resume from a sequence number, limits, and the SDK client that
+// reconnects, resubscribes and recovers with no gap and no duplicate.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import WebSocket from 'ws';
+import { formatAddress } from '../../src/crypto/index.ts';
+import { ZommaClient } from '../../src/api/client/index.ts';
+import type { ChannelEvent } from '../../src/api/client/index.ts';
+import type { MemoryView } from '../../src/api/memory.ts';
+import type { BlockUpdate, BookDelta } from '../../src/api/view.ts';
+import type { WsMessage } from '../../src/api/ws.ts';
+import { PERP, RawClient, Signal, key, makeView, serve, subaccount } from './fixtures.ts';
+
+const isUpdate = (channel: string) => (m: WsMessage) =>
+  m.type === 'update' && m.channel === channel;
+const isSnapshot = (channel: string) => (m: WsMessage) =>
+  m.type === 'snapshot' && m.channel === channel;
+
+/** A few blocks of book changes, seeded so every run is the same. */
+function churn(view: MemoryView, blocks: number, seed: number): void {
+  let x = seed;
+  for (let b = 0; b < blocks; b++) {
+    for (let i = 0; i < 3; i++) {
+      x = (x * 1_103_515_245 + 12_345) % 2_147_483_648;
+      const side = x % 2 === 0 ? 'bid' : 'ask';
+      const price = side === 'bid' ? 190 + (x % 10) : 201 + (x % 10);
+      view.setLevel(PERP, side, price, x % 3 === 0 ? 0 : 1 + (x % 50));
+    }
+    view.commit();
+  }
+}
+
+test('book: a snapshot, then every delta in sequence', async () => {
+  const view = makeView();
+  const server = await serve(view);
+  const client = new RawClient(server.url);
+  try {
+    await client.opened();
+    client.send({ op: 'subscribe', channel: `book:${PERP}` });
+    assert.deepEqual(await client.nth(() => true, 0), {
+      type: 'subscribed',
+      channel: `book:${PERP}`,
+    });
+    const snapshot = await client.nth(isSnapshot(`book:${PERP}`));
+    assert.equal(snapshot.type === 'snapshot' && snapshot.seq, 1);
+    view.setLevel(PERP, 'bid', 199, 0);
+    view.setLevel(PERP, 'ask', 202, 7);
+    view.commit();
+    view.commit(); // no book change: no message
+    view.setLevel(PERP, 'bid', 197, 1);
+    view.commit();
+    const first = await client.nth(isUpdate(`book:${PERP}`), 0);
+    const second = await client.nth(isUpdate(`book:${PERP}`), 1);
+    assert.ok(first.type === 'update' && second.type === 'update');
+    assert.equal(first.seq, 2);
+    assert.equal(second.seq, 3);
+    assert.deepEqual(first.data, { instrument: PERP, seq: 2, bids: [[199, 0]], asks: [[202, 7]] });
+  } finally {
+    client.close();
+    await server.close();
+  }
+});
+
+test('trades, ticker, account and blocks channels carry the block height as seq', async () => {
+  const view = makeView();
+  const address = formatAddress(key(1).address);
+  view.setAccount({ address, subaccounts: [subaccount(0)] });
+  const server = await serve(view);
+  const client = new RawClient(server.url);
+  try {
+    await client.opened();
+    for (const channel of [`trades:${PERP}`, `ticker:${PERP}`, `account:${address}`, 'blocks']) {
+      client.send({ op: 'subscribe', channel });
+      const snap = await client.nth(isSnapshot(channel));
+      assert.equal(snap.type === 'snapshot' && snap.seq, 1, channel);
+    }
+    view.addTrade(PERP, 201, 2, 'buy');
+    view.setLevel(PERP, 'ask', 201, 3);
+    const fill = {
+      tradeId: 2,
+      orderId: 7,
+      instrument: PERP,
+      side: 'buy' as const,
+      priceTicks: 201,
+      sizeLots: 2,
+      feeQuote: '-10',
+      liquidity: 'maker' as const,
+      height: 2,
+    };
+    view.setAccount(
+      { address, subaccounts: [subaccount(0)] },
+      { address, subaccount: 0, orders: [], fills: [fill], positions: [] },
+    );
+    view.commit();
+    const trades = await client.nth(isUpdate(`trades:${PERP}`));
+    assert.ok(trades.type === 'update');
+    assert.equal(trades.seq, 2);
+    assert.equal((trades.data as { trades: { tradeId: number }[] }).trades[0]!.tradeId, 2);
+    const ticker = await client.nth(isUpdate(`ticker:${PERP}`));
+    assert.ok(ticker.type === 'update');
+    assert.equal((ticker.data as { bestAskLots: number }).bestAskLots, 3);
+    const account = await client.nth(isUpdate(`account:${address}`));
+    assert.ok(account.type === 'update');
+    assert.deepEqual(
+      (account.data as { subaccounts: { fills: unknown[] }[] }).subaccounts[0]!.fills,
+      [fill],
+    );
+    const block = await client.nth(isUpdate('blocks'));
+    assert.ok(block.type === 'update');
+    assert.equal((block.data as { height: number }).height, 2);
+  } finally {
+    client.close();
+    await server.close();
+  }
+});
+
+test('resume: fromSeq replays exactly what was missed, or a snapshot once it is no longer buffered', async () => {
+  const view = makeView();
+  const server = await serve(view, { resumeBlocksMax: 4 });
+  try {
+    churn(view, 3, 7); // book seq 1 → 4
+    const client = new RawClient(server.url);
+    await client.opened();
+    client.send({ op: 'subscribe', channel: `book:${PERP}`, fromSeq: 2 });
+    const a = await client.nth(isUpdate(`book:${PERP}`), 0);
+    const b = await client.nth(isUpdate(`book:${PERP}`), 1);
+    assert.deepEqual([a.type === 'update' && a.seq, b.type === 'update' && b.seq], [3, 4]);
+    assert.equal(client.messages.filter(isSnapshot(`book:${PERP}`)).length, 0);
+    client.send({ op: 'subscribe', channel: 'blocks', fromSeq: 4 });
+    await client.nth((m) => m.type === 'subscribed' && m.channel === 'blocks');
+    view.commit();
+    const blocks = await client.nth(isUpdate('blocks'));
+    assert.equal(client.messages.filter(isSnapshot('blocks')).length, 0);
+    assert.equal(blocks.type === 'update' && blocks.seq, 4 + 1);
+    client.close();
+
+    churn(view, 6, 9); // the buffer now starts well after seq 2 (book seq 10)
+    const late = new RawClient(server.url);
+    await late.opened();
+    late.send({ op: 'subscribe', channel: `book:${PERP}`, fromSeq: 2 });
+    const snap = await late.nth(isSnapshot(`book:${PERP}`));
+    assert.equal(snap.type === 'snapshot' && snap.seq, 10);
+    late.send({ op: 'subscribe', channel: `trades:${PERP}`, fromSeq: 1 });
+    await late.nth(isSnapshot(`trades:${PERP}`));
+    late.close();
+  } finally {
+    await server.close();
+  }
+});
+
+test('bad requests get typed errors; limits on subscriptions, message size and connections', async () => {
+  const server = await serve(makeView(), {
+    subscriptionsMax: 2,
+    wsMessageBytesMax: 256,
+    wsConnectionsPerIpMax: 2,
+  });
+  const client = new RawClient(server.url);
+  const isError = (m: WsMessage) => m.type === 'error';
+  try {
+    await client.opened();
+    const codes: string[] = [];
+    const expectError = async (request: unknown) => {
+      client.send(request);
+      const m = await client.nth(isError, codes.length);
+      assert.ok(m.type === 'error');
+      codes.push(m.code);
+    };
+    await expectError('{not json');
+    await expectError('[1,2]');
+    await expectError({ op: 'dance' });
+    await expectError({ op: 'subscribe', channel: 'orders:everything' });
+    await expectError({ op: 'subscribe', channel: 'book:ETH-PERPETUAL' });
+    await expectError({ op: 'subscribe', channel: `book:${PERP}`, fromSeq: -1 });
+    await expectError({ op: 'unsubscribe', channel: 'blocks' });
+    client.send({ op: 'subscribe', channel: 'blocks' });
+    client.send({ op: 'subscribe', channel: `book:${PERP}` });
+    await expectError({ op: 'subscribe', channel: 'blocks' });
+    await expectError({ op: 'subscribe', channel: `trades:${PERP}` });
+    assert.deepEqual(codes, [
+      'MalformedJson',
+      'BadRequest',
+      'BadRequest',
+      'BadRequest',
+      'NotFound',
+      'BadRequest',
+      'NotFound',
+      'BadRequest',
+      'TooManySubscriptions',
+    ]);
+    client.send({ op: 'ping' });
+    await client.nth((m) => m.type === 'pong');
+
+    // A third connection from the same address is refused at the upgrade.
+    const second = new RawClient(server.url);
+    await second.opened();
+    const third = new WebSocket(server.url.replace(/^http/, 'ws') + '/v1/ws');
+    const status = await new Promise<number>((resolve) =>
+      third.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0)),
+    );
+    assert.equal(status, 429);
+    second.close();
+
+    // An oversize message closes the connection (1009: message too big).
+    const closed = new Promise<number>((resolve) => client.socket.on('close', resolve));
+    client.send({ op: 'subscribe', channel: 'x'.repeat(400) });
+    assert.equal(await closed, 1009);
+  } finally {
+    client.close();
+    await server.close();
+  }
+});
+
+/** A consumer of the SDK socket that checks, as events arrive, that nothing repeats or skips. */
+class BookConsumer {
+  readonly events: ChannelEvent[] = [];
+  readonly signal = new Signal();
+  lastSeq = -1;
+  handler = (event: ChannelEvent) => {
+    if (event.type === 'update') assert.equal(event.seq, this.lastSeq + 1, 'no gap, no duplicate');
+    this.lastSeq = event.seq;
+    this.events.push(event);
+    this.signal.notify();
+  };
+}
+
+async function checkRecovery(resumeBlocksMax: number): Promise<ChannelEvent[]> {
+  const view = makeView();
+  const server = await serve(view, { resumeBlocksMax });
+  const client = new ZommaClient(server.url);
+  const socket = client.socket({ reconnectDelayMs: 5 });
+  const consumer = new BookConsumer();
+  try {
+    socket.subscribe(`book:${PERP}`, consumer.handler);
+    await consumer.signal.until(() => consumer.lastSeq === 1);
+    churn(view, 3, 11);
+    await consumer.signal.until(() => consumer.lastSeq === 4);
+    const connectsBefore = socket.connects;
+    server.hub.dropAll();
+    churn(view, 5, 13); // committed while the client is away
+    await consumer.signal.until(() => consumer.lastSeq === 9);
+    assert.equal(socket.connects, connectsBefore + 1, 'reconnected once');
+    churn(view, 2, 17);
+    await consumer.signal.until(() => consumer.lastSeq === 11);
+    const book = consumer.events.at(-1)!.book!;
+    const served = view.read().book(PERP, 1000)!;
+    assert.deepEqual(book.levels('bids'), served.bids);
+    assert.deepEqual(book.levels('asks'), served.asks);
+    return consumer.events;
+  } finally {
+    socket.close();
+    await server.close();
+  }
+}
+
+test('SDK: after a forced disconnect it reconnects and resumes from its seq, no gap or duplicate', async () => {
+  const events = await checkRecovery(64);
+  assert.equal(
+    events.filter((e) => e.type === 'snapshot').length,
+    1,
+    'resumed, not re-snapshotted',
+  );
+});
+
+test('SDK: when the missed updates are no longer buffered it recovers through a snapshot', async () => {
+  const events = await checkRecovery(2);
+  assert.equal(events.filter((e) => e.type === 'snapshot').length, 2);
+});
+
+test('SDK: a sequence gap on the wire makes the client fetch a fresh snapshot', async () => {
+  const view = makeView();
+  // A faulty relay that loses one book delta (block 3) on the way to the server.
+  const subscribe = view.subscribe.bind(view);
+  view.subscribe = (listener: (u: BlockUpdate) => void) =>
+    subscribe((u) => listener(u.height === 3 ? { ...u, books: [] as BookDelta[] } : u));
+  const server = await serve(view);
+  const socket = new ZommaClient(server.url).socket({ reconnectDelayMs: 5 });
+  const seen: number[] = [];
+  const signal = new Signal();
+  let last: ChannelEvent | undefined;
+  try {
+    socket.subscribe(`book:${PERP}`, (e) => {
+      seen.push(e.seq);
+      last = e;
+      signal.notify();
+    });
+    await signal.until(() => seen.length === 1);
+    churn(view, 4, 21); // seqs 2, (3 lost), 4, 5
+    await signal.until(() => last?.type === 'snapshot' && last.seq === 5);
+    assert.deepEqual(seen, [1, 2, 5]);
+    const served = view.read().book(PERP, 1000)!;
+    assert.deepEqual(last!.book!.levels('bids'), served.bids);
+    assert.deepEqual(last!.book!.levels('asks'), served.asks);
+  } finally {
+    socket.close();
+    await server.close();
+  }
+});
