@@ -1,0 +1,81 @@
+// The application side of a simulated validator, as a port: the simulator
+// drives any `Application` (the exchange state machine and its mempool will
+// plug in here); the default is a trivial deterministic app that commits
+// opaque transactions and returns appHash = sha256(previous appHash, txs...).
+
+import type {
+  Application,
+  Block,
+  BlockResult,
+  CommitCertificate,
+  Vote,
+} from '../consensus/index.ts';
+import { sha256 } from '../crypto/index.ts';
+import { utf8 } from '../lib/bytes.ts';
+
+/** Builds the application of one simulated node (twins get one each). */
+export type AppFactory = (node: AppNode) => Application;
+
+export interface AppNode {
+  /** The node's index in the simulator (twins differ here, not in their key). */
+  readonly nodeIndex: number;
+  readonly genesisAppHash: Uint8Array;
+  /** Transactions of the node's own to put in each proposal it builds (beside the mempool's). */
+  readonly fillerTxs: number;
+}
+
+/**
+ * The trivial app. Its state is durable at commit (a crash never loses an
+ * executed height), so a restarted replica that replays a height it already
+ * executed gets the recorded result back, as a real app answers from its store.
+ */
+export class HashChainApp implements Application {
+  appHash: Uint8Array;
+  height = 0;
+  private readonly results = new Map<number, BlockResult>();
+  private counter = 0;
+
+  constructor(private readonly node: AppNode) {
+    this.appHash = node.genesisAppHash;
+  }
+
+  prepareProposal(height: number, round: number, txs: readonly Uint8Array[]): Uint8Array[] {
+    const out = txs.slice();
+    for (let i = 0; i < this.node.fillerTxs; i++) {
+      // The node's index makes twins build different blocks, as two real processes would.
+      out.push(utf8(`sim tx ${height}/${round} node ${this.node.nodeIndex} #${this.counter++}`));
+    }
+    return out;
+  }
+
+  processProposal(_block: Block): boolean {
+    return true;
+  }
+
+  extendVote(_height: number, _round: number, _blockHash: Uint8Array): Uint8Array {
+    return new Uint8Array(0);
+  }
+
+  verifyVoteExtension(vote: Vote): boolean {
+    return vote.extension.length === 0;
+  }
+
+  finalizeBlock(block: Block, _commit: CommitCertificate): BlockResult {
+    const height = block.header.height;
+    const done = this.results.get(height);
+    if (done !== undefined) return done;
+    this.appHash = this.nextHash(block);
+    this.height = height;
+    const result: BlockResult = { appHash: this.appHash, validatorUpdates: [] };
+    this.results.set(height, result);
+    return result;
+  }
+
+  commit(): void {}
+
+  protected nextHash(block: Block): Uint8Array {
+    return sha256(this.appHash, ...block.txs);
+  }
+}
+
+export const hashChainApp: AppFactory = (node) => new HashChainApp(node);

@@ -1,0 +1,188 @@
+// The checkers, run on every step of a simulation. Safety: agreement (no two
+// honest nodes commit different blocks at one height), validity (a committed
+// block was proposed by someone), one appHash per height on every honest
+// node, and no honest node ever signing two values for one (height, round,
+// step), across its crashes. Accountability and liveness are eventual, and
+// checked when the run ends: every equivocation an honest node saw ends in a
+// committed block within a bound, and after the network heals every honest
+// node commits within a bound.
+
+import type { Message } from '../consensus/index.ts';
+import { toHex } from '../lib/bytes.ts';
+
+export type ViolationKind =
+  'agreement' | 'validity' | 'appHash' | 'doubleSign' | 'evidence' | 'liveness';
+
+export const SAFETY_KINDS: readonly ViolationKind[] = [
+  'agreement',
+  'validity',
+  'appHash',
+  'doubleSign',
+];
+
+export interface Violation {
+  readonly kind: ViolationKind;
+  readonly atUs: number;
+  readonly message: string;
+}
+
+interface SeenEvidence {
+  readonly height: number;
+  readonly validatorIndex: number;
+  readonly seenUs: number;
+  readonly seenBy: number[];
+}
+
+export class Checkers {
+  readonly violations: Violation[] = [];
+  /** Block hash committed at each height (by the first honest node to commit it). */
+  readonly committed = new Map<number, { hash: string; round: number; atUs: number }>();
+  private readonly appHashes = new Map<number, string>();
+  private readonly proposed = new Set<string>();
+  private readonly signed = new Map<string, string>();
+  private readonly evidenceSeen = new Map<string, SeenEvidence>();
+  private readonly evidenceCommitted = new Map<string, number>();
+  /** Conflicting votes Byzantine nodes let out (what the evidence checker may expect to see). */
+  equivocationsMade = 0;
+
+  constructor(private readonly stopOnViolation: boolean) {}
+
+  get failed(): boolean {
+    return this.violations.length > 0;
+  }
+
+  get safetyFailed(): boolean {
+    return this.violations.some((v) => SAFETY_KINDS.includes(v.kind));
+  }
+
+  /** Whether the run should stop now. */
+  get stop(): boolean {
+    return this.stopOnViolation && this.safetyFailed;
+  }
+
+  flag(kind: ViolationKind, atUs: number, message: string): void {
+    this.violations.push({ kind, atUs, message });
+  }
+
+  /** Every proposal any node released (honest or not) makes its block "proposed". */
+  onReleased(message: Message): void {
+    if (message.kind === 'proposal') this.proposed.add(toHex(message.proposal.blockHash));
+  }
+
+  /** A signed message an honest node let out: never two values for one (key, height, round, step). */
+  onHonestSigned(keyIndex: number, nodeIndex: number, message: Message, atUs: number): void {
+    let id: string;
+    let value: string;
+    if (message.kind === 'vote') {
+      const v = message.vote;
+      id = `${keyIndex}/${v.height}/${v.round}/${v.type}`;
+      value = v.blockHash === null ? 'nil' : toHex(v.blockHash);
+    } else if (message.kind === 'proposal') {
+      const p = message.proposal;
+      id = `${keyIndex}/${p.height}/${p.round}/proposal`;
+      value = toHex(p.blockHash);
+    } else {
+      return;
+    }
+    const before = this.signed.get(id);
+    if (before === undefined) this.signed.set(id, value);
+    else if (before !== value) {
+      this.flag(
+        'doubleSign',
+        atUs,
+        `honest node ${nodeIndex} signed ${id} for ${short(before)} and ${short(value)}`,
+      );
+    }
+  }
+
+  /** Forgets what an honest node signed below a height no replica can sign at again. */
+  pruneSigned(belowHeight: number): void {
+    for (const id of this.signed.keys()) {
+      const height = Number(id.split('/', 2)[1]);
+      if (height < belowHeight) this.signed.delete(id);
+    }
+  }
+
+  onCommitted(nodeIndex: number, height: number, round: number, hash: string, atUs: number): void {
+    const first = this.committed.get(height);
+    if (first === undefined) {
+      this.committed.set(height, { hash, round, atUs });
+    } else if (first.hash !== hash) {
+      this.flag(
+        'agreement',
+        atUs,
+        `height ${height}: node ${nodeIndex} committed ${short(hash)}, another honest node ${short(first.hash)}`,
+      );
+    }
+    if (!this.proposed.has(hash)) {
+      this.flag(
+        'validity',
+        atUs,
+        `height ${height}: node ${nodeIndex} committed ${short(hash)}, never proposed`,
+      );
+    }
+  }
+
+  onExecuted(nodeIndex: number, height: number, appHash: Uint8Array, atUs: number): void {
+    const hex = toHex(appHash);
+    const first = this.appHashes.get(height);
+    if (first === undefined) this.appHashes.set(height, hex);
+    else if (first !== hex) {
+      this.flag(
+        'appHash',
+        atUs,
+        `height ${height}: node ${nodeIndex} has appHash ${short(hex)}, another honest node ${short(first)}`,
+      );
+    }
+  }
+
+  onEvidenceSeen(
+    nodeIndex: number,
+    hash: string,
+    height: number,
+    validatorIndex: number,
+    atUs: number,
+  ): void {
+    const seen = this.evidenceSeen.get(hash);
+    if (seen === undefined) {
+      this.evidenceSeen.set(hash, { height, validatorIndex, seenUs: atUs, seenBy: [nodeIndex] });
+    } else if (!seen.seenBy.includes(nodeIndex)) seen.seenBy.push(nodeIndex);
+  }
+
+  onEvidenceCommitted(hash: string, height: number): void {
+    if (!this.evidenceCommitted.has(hash)) this.evidenceCommitted.set(hash, height);
+  }
+
+  get evidenceCounts(): { seen: number; committed: number } {
+    return { seen: this.evidenceSeen.size, committed: this.evidenceCommitted.size };
+  }
+
+  /**
+   * At the end: evidence seen by an honest node that stayed up must be
+   * committed within `boundHeights` of the later of its height and the height
+   * at which the network healed, if the chain got that far.
+   */
+  checkEvidence(
+    topHeight: number,
+    healHeight: number,
+    boundHeights: number,
+    crashedAfter: (node: number, atUs: number) => boolean,
+    atUs: number,
+  ): void {
+    for (const [hash, e] of this.evidenceSeen) {
+      if (this.evidenceCommitted.has(hash)) continue;
+      const deadline = Math.max(e.height, healHeight) + boundHeights;
+      if (topHeight < deadline) continue;
+      if (e.seenBy.every((node) => crashedAfter(node, e.seenUs))) continue;
+      this.flag(
+        'evidence',
+        atUs,
+        `evidence against validator ${e.validatorIndex} at height ${e.height} (seen by node ${e.seenBy[0]}) not committed by height ${deadline}`,
+      );
+    }
+  }
+}
+
+function short(hex: string): string {
+  return hex === 'nil' ? 'nil' : hex.slice(0, 12);
+}

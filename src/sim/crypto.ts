@@ -1,0 +1,114 @@
+// Keys and signature checks for the simulated validators. Two schemes behind
+// the same ports: real Ed25519 (what production runs) and a keyed hash
+// ("fast": unforgeable only inside one simulator, used for long runs and the
+// swarm). Either way the verifier is shared by every replica and memoized: N
+// replicas check the same signature over the same bytes, and the simulator
+// does that work once.
+
+import { keyPairFromSeed, sha256, sign, verify } from '../crypto/index.ts';
+import type { ConsensusSignKind, Signer, Verifier } from '../consensus/index.ts';
+import { bytesEqual, toHex, utf8 } from '../lib/bytes.ts';
+import { SIM_VERIFY_MEMO_ENTRIES_MAX } from '../lib/limits.ts';
+
+export type CryptoScheme = 'fast' | 'ed25519';
+
+export interface SimKey {
+  readonly publicKey: Uint8Array;
+  readonly signer: Signer;
+}
+
+interface MemoEntry {
+  readonly publicKey: Uint8Array;
+  readonly kind: number;
+  readonly message: Uint8Array;
+  readonly ok: boolean;
+}
+
+export interface VerifyStats {
+  /** verify() calls by all replicas. */
+  calls: number;
+  /** Signature checks actually computed (memo misses, or every call with the memo off). */
+  computed: number;
+}
+
+export class SimCrypto implements Verifier {
+  readonly stats: VerifyStats = { calls: 0, computed: 0 };
+  private readonly secrets = new Map<string, Uint8Array>();
+  private memo = new Map<string, MemoEntry>();
+
+  constructor(
+    readonly scheme: CryptoScheme,
+    readonly chainId: string,
+    readonly memoize: boolean,
+    /** Distinguishes the keys of different runs (the seed); equal salts give equal keys. */
+    private readonly salt: string,
+  ) {}
+
+  key(index: number): SimKey {
+    const seed = sha256(utf8(`zomma-sim-key/${this.salt}/${index}`));
+    if (this.scheme === 'ed25519') {
+      const pair = keyPairFromSeed(seed);
+      const chainId = this.chainId;
+      return {
+        publicKey: pair.publicKey,
+        signer: { publicKey: pair.publicKey, sign: (kind, m) => sign(pair, chainId, kind, m) },
+      };
+    }
+    const publicKey = sha256(utf8('zomma-sim-public'), seed);
+    this.secrets.set(toHex(publicKey), seed);
+    return {
+      publicKey,
+      signer: { publicKey, sign: (kind, message) => this.fastSign(seed, kind, message) },
+    };
+  }
+
+  verify(
+    publicKey: Uint8Array,
+    kind: ConsensusSignKind,
+    message: Uint8Array,
+    signature: Uint8Array,
+  ): boolean {
+    this.stats.calls++;
+    if (!this.memoize) return this.compute(publicKey, kind, message, signature);
+    // A signature names its (key, message) pair; the stored bytes are compared, never trusted.
+    const id = signatureId(signature);
+    const hit = this.memo.get(id);
+    if (
+      hit !== undefined &&
+      hit.kind === kind &&
+      bytesEqual(hit.publicKey, publicKey) &&
+      bytesEqual(hit.message, message)
+    ) {
+      return hit.ok;
+    }
+    const ok = this.compute(publicKey, kind, message, signature);
+    if (this.memo.size >= SIM_VERIFY_MEMO_ENTRIES_MAX) this.memo = new Map();
+    this.memo.set(id, { publicKey, kind, message: message.slice(), ok });
+    return ok;
+  }
+
+  private compute(
+    publicKey: Uint8Array,
+    kind: ConsensusSignKind,
+    message: Uint8Array,
+    signature: Uint8Array,
+  ): boolean {
+    this.stats.computed++;
+    if (this.scheme === 'ed25519') return verify(publicKey, this.chainId, kind, message, signature);
+    const secret = this.secrets.get(toHex(publicKey));
+    if (secret === undefined || signature.length !== 64) return false;
+    return bytesEqual(this.fastSign(secret, kind, message), signature);
+  }
+
+  private fastSign(secret: Uint8Array, kind: number, message: Uint8Array): Uint8Array {
+    const a = sha256(secret, utf8(this.chainId), Uint8Array.of(kind), message);
+    const out = new Uint8Array(64);
+    out.set(a, 0);
+    out.set(sha256(a, secret), 32);
+    return out;
+  }
+}
+
+function signatureId(signature: Uint8Array): string {
+  return String.fromCharCode.apply(null, signature as unknown as number[]);
+}
