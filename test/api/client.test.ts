@@ -1,0 +1,177 @@
+// The SDK against a server over loopback: typed calls, signed actions with
+// wait=commit, agent keys, typed errors, nonces; and the token bucket alone.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import {
+  NonceClock,
+  ZommaApiError,
+  ZommaClient,
+  addressOfKey,
+  generateKey,
+  keyFromSeedHex,
+  loadKey,
+  routes,
+  saveKey,
+} from '../../src/api/client/index.ts';
+import { decodeSignedTx } from '../../src/exchange/tx/index.ts';
+import type { SignedTx } from '../../src/exchange/tx/index.ts';
+import { toHex } from '../../src/lib/bytes.ts';
+import { RateLimiter } from '../../src/api/ratelimit.ts';
+import { CHAIN_ID, PERP, key, makeView, serve, subaccount } from './fixtures.ts';
+
+test('typed calls mirror the routes and surface error codes', async () => {
+  const view = makeView();
+  view.setAccount({ address: addressOfKey(key(1)), subaccounts: [subaccount(0)] });
+  const server = await serve(view);
+  const client = new ZommaClient(server.url);
+  try {
+    assert.equal((await client.status()).chainId, CHAIN_ID);
+    assert.equal((await client.validators()).validators.length, 1);
+    assert.equal((await client.instruments()).instruments.length, 2);
+    assert.equal((await client.ticker(PERP)).markTicks, 200);
+    assert.deepEqual((await client.book(PERP, 1)).bids, [[199, 10]]);
+    assert.equal((await client.trades(PERP)).trades[0]!.priceTicks, 200);
+    assert.equal((await client.account(addressOfKey(key(1)), 0)).subaccounts.length, 1);
+    assert.equal((await client.block(1)).height, 1);
+    const viaRoute = await client.request(routes.book, {
+      params: { instrument: PERP },
+      query: { depth: 2 },
+    });
+    assert.equal(viaRoute.bids.length, 2);
+    await assert.rejects(client.ticker('ETH-PERPETUAL'), (e: unknown) => {
+      assert.ok(e instanceof ZommaApiError);
+      assert.equal(e.code, 'NotFound');
+      assert.equal(e.status, 404);
+      return true;
+    });
+    await assert.rejects(client.block(0), { code: 'BadRequest' });
+  } finally {
+    await server.close();
+  }
+});
+
+test('a trader signs each action, waits for commit, and gets rejections as typed errors', async () => {
+  const seen: SignedTx[] = [];
+  const view = makeView({
+    autoCommit: true,
+    decide: (tx) => {
+      seen.push(tx);
+      if (tx.action.kind === 'withdraw') return { code: 'InsufficientFunds', message: 'too much' };
+      return undefined;
+    },
+  });
+  const server = await serve(view);
+  const client = new ZommaClient(server.url);
+  const owner = key(1);
+  const trader = client.trader(owner);
+  try {
+    const placed = await trader.placeOrder({
+      instrument: PERP,
+      side: 'buy',
+      priceTicks: 199,
+      sizeLots: 5,
+    });
+    assert.equal(placed.status, 'committed');
+    assert.equal((await client.tx(placed.hash)).status, 'committed');
+    await trader.amend({ instrument: PERP, orderId: 1, priceTicks: 198 });
+    await trader.cancel({ instrument: PERP, orderId: 1 });
+    await trader.cancel({ instrument: PERP, clientOrderId: 'abc' });
+    await trader.cancelAll(PERP);
+    await trader.cancelAll();
+    await trader.faucet(1_000_000n);
+    await trader.transfer(0, 1, 5n);
+    await assert.rejects(trader.withdraw(5n, 'dest-address'), (e: unknown) => {
+      assert.ok(e instanceof ZommaApiError);
+      assert.equal(e.code, 'InsufficientFunds');
+      assert.equal(e.status, 422);
+      assert.match(String(e.hash), /^[0-9a-f]{64}$/);
+      return true;
+    });
+    const agentKey = key(9);
+    await trader.registerAgent(agentKey.publicKey, 2_000_000_000_000, 'bot');
+    const agent = trader.agent(agentKey);
+    await agent.placeOrder({ instrument: PERP, side: 'sell', priceTicks: 205, sizeLots: 1 });
+    // An agent may not withdraw: refused before it leaves the client (TxError).
+    await assert.rejects(agent.withdraw(1n, 'x'), { code: 'AgentNotAllowed' });
+
+    const kinds = seen.map((t) => t.action.kind);
+    assert.deepEqual(kinds, [
+      'placeOrder',
+      'amend',
+      'cancel',
+      'cancel',
+      'cancelAll',
+      'cancelAll',
+      'faucet',
+      'transfer',
+      'withdraw',
+      'registerAgent',
+      'placeOrder',
+    ]);
+    const last = seen.at(-1)!;
+    assert.equal(toHex(last.account), toHex(owner.address), 'the agent acts for the owner');
+    assert.equal(toHex(last.signer), toHex(agentKey.publicKey));
+    const nonces = seen.map((t) => t.nonce);
+    for (let i = 1; i < nonces.length; i++) assert.ok(nonces[i]! > nonces[i - 1]!);
+
+    // A submission without waiting answers at once with its hash.
+    const quick = client.trader(owner, { wait: 'none' });
+    const pending = await quick.faucet(1n);
+    assert.equal(pending.status, 'pending');
+    const built = await quick.build({ kind: 'faucet', amountQuote: 2n });
+    assert.equal(decodeSignedTx(built.bytes).chainId, CHAIN_ID);
+  } finally {
+    await server.close();
+  }
+});
+
+test('keys: generate, save and load a key file, and derive from a seed', () => {
+  const directory = mkdtempSync(join(tmpdir(), 'zomma-client-'));
+  const key = generateKey();
+  const path = join(directory, 'key.json');
+  saveKey(path, key);
+  const loaded = loadKey(path);
+  assert.equal(addressOfKey(loaded), addressOfKey(key));
+  const fromSeed = keyFromSeedHex('01'.repeat(32));
+  assert.match(addressOfKey(fromSeed), /^0x[0-9a-f]{40}$/);
+});
+
+test('nonces never repeat and never go back, whatever the clock does', () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.integer({ min: 0, max: 2_000_000_000_000 }), { minLength: 1 }),
+      (times) => {
+        let i = 0;
+        const clock = new NonceClock(() => times[i++ % times.length]!);
+        let last = 0;
+        for (let k = 0; k < times.length * 2; k++) {
+          const n = clock.next();
+          assert.ok(n > last);
+          last = n;
+        }
+      },
+    ),
+  );
+});
+
+test('token bucket: a burst, then the refill rate, keys apart, bounded memory', () => {
+  let now = 0;
+  const limiter = new RateLimiter({ perSecond: 2, burst: 4 }, 3, () => now);
+  for (let i = 0; i < 4; i++) assert.equal(limiter.take('a'), 0);
+  assert.equal(limiter.take('a'), 500);
+  assert.equal(limiter.take('b'), 0);
+  now += 500;
+  assert.equal(limiter.take('a'), 0);
+  assert.equal(limiter.take('a'), 500);
+  now += 10_000;
+  for (let i = 0; i < 4; i++) assert.equal(limiter.take('a'), 0, 'refills only up to the burst');
+  assert.ok(limiter.take('a') > 0);
+  limiter.take('c');
+  limiter.take('d');
+  assert.equal(limiter.size, 3);
+});
