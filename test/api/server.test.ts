@@ -7,7 +7,9 @@ import assert from 'node:assert/strict';
 import { formatAddress } from '../../src/crypto/index.ts';
 import { buildTx, placeOrder } from '../../src/exchange/tx/index.ts';
 import { toHex } from '../../src/lib/bytes.ts';
+import pino from 'pino';
 import { openApiPath } from '../../src/api/openapi.ts';
+import { startApiServer } from '../../src/api/server.ts';
 import { routes } from '../../src/api/routes.ts';
 import type { ReadModel } from '../../src/api/view.ts';
 import {
@@ -361,9 +363,9 @@ test('an unexpected failure is a 500 InternalError with an id, and no internals'
       throw new Error('secret database path /var/lib/zomma at line 3');
     },
   });
-  const logged: unknown[] = [];
-  const server = await serve(view);
-  server.app.log.error = ((obj: unknown) => logged.push(obj)) as typeof server.app.log.error;
+  const lines: string[] = [];
+  const logger = pino({}, { write: (line: string) => lines.push(line) });
+  const server = await startApiServer({ view, logger, nowMs: () => 0 });
   try {
     const answer = await call(server.url, '/v1/status');
     assert.equal(answer.status, 500);
@@ -371,6 +373,10 @@ test('an unexpected failure is a 500 InternalError with an id, and no internals'
     assert.equal(answer.body.message, 'internal error');
     assert.match(String(answer.body.errorId), /^[0-9a-f-]{36}$/);
     assert.doesNotMatch(JSON.stringify(answer.body), /secret/);
+    // The details go to the log, under the id the client was given.
+    const entry = lines.find((l) => l.includes(String(answer.body.errorId)));
+    assert.ok(entry !== undefined);
+    assert.match(entry, /secret database path/);
   } finally {
     await server.close();
   }
