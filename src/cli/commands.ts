@@ -40,4 +40,9 @@ export const COMMANDS: CommandEntry[] = [
     summary: 'create or show an Ed25519 key file',
     load: async () => (await import('./commands/keys.ts')).command,
   },
+  {
+    name: 'sim',
+    summary: 'deterministic simulation of the validators: faults, Byzantine nodes, checkers, swarm',
+    load: async () => (await import('./commands/sim.ts')).command,
+  },
 ];

@@ -18,6 +18,7 @@ export interface SimKey {
 }
 
 interface MemoEntry {
+  readonly signature: Uint8Array;
   readonly publicKey: Uint8Array;
   readonly kind: number;
   readonly message: Uint8Array;
@@ -34,7 +35,7 @@ export interface VerifyStats {
 export class SimCrypto implements Verifier {
   readonly stats: VerifyStats = { calls: 0, computed: 0 };
   private readonly secrets = new Map<string, Uint8Array>();
-  private memo = new Map<string, MemoEntry>();
+  private memo = new Map<number, MemoEntry>();
 
   constructor(
     readonly scheme: CryptoScheme,
@@ -76,6 +77,7 @@ export class SimCrypto implements Verifier {
     if (
       hit !== undefined &&
       hit.kind === kind &&
+      bytesEqual(hit.signature, signature) &&
       bytesEqual(hit.publicKey, publicKey) &&
       bytesEqual(hit.message, message)
     ) {
@@ -83,7 +85,7 @@ export class SimCrypto implements Verifier {
     }
     const ok = this.compute(publicKey, kind, message, signature);
     if (this.memo.size >= SIM_VERIFY_MEMO_ENTRIES_MAX) this.memo = new Map();
-    this.memo.set(id, { publicKey, kind, message: message.slice(), ok });
+    this.memo.set(id, { signature, publicKey, kind, message: message.slice(), ok });
     return ok;
   }
 
@@ -109,6 +111,11 @@ export class SimCrypto implements Verifier {
   }
 }
 
-function signatureId(signature: Uint8Array): string {
-  return String.fromCharCode.apply(null, signature as unknown as number[]);
+/** 48 bits of the signature as a map key; the entry's bytes are compared on a hit, so a clash only costs a check. */
+function signatureId(signature: Uint8Array): number {
+  if (signature.length < 6) return -1;
+  const s = signature;
+  return (
+    (s[0]! | (s[1]! << 8) | (s[2]! << 16)) * 0x1_000_000 + (s[3]! | (s[4]! << 8) | (s[5]! << 16))
+  );
 }

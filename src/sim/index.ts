@@ -8,3 +8,6 @@ export * from './network.ts';
 export * from './crypto.ts';
 export * from './app.ts';
 export * from './byzantine.ts';
+export * from './timeline.ts';
+export * from './latency.ts';
+export * from './swarm.ts';

@@ -3,7 +3,9 @@
 // somewhere. Stops at a time budget; reports every failing seed with the
 // command that replays it.
 
+import { sha256 } from '../crypto/index.ts';
 import { assert } from '../lib/assert.ts';
+import { toHex, utf8 } from '../lib/bytes.ts';
 import { swarmConfig } from './config.ts';
 import type { SimConfig } from './config.ts';
 import { simulate } from './simulator.ts';
@@ -35,8 +37,9 @@ export interface SwarmSummary {
   readonly roundsPerHeight: Record<string, number>;
   readonly commitLatenciesUs: number[];
   readonly failures: SwarmFailure[];
-  /** sha256 over the seeds' trace hashes, in order. */
   readonly traceHashes: string[];
+  /** sha256 over the seeds' trace hashes, in order. */
+  traceHash: string;
 }
 
 export function runSwarm(options: SwarmOptions): SwarmSummary {
@@ -50,6 +53,7 @@ export function runSwarm(options: SwarmOptions): SwarmSummary {
     commitLatenciesUs: [],
     failures: [],
     traceHashes: [],
+    traceHash: '',
   };
   const mutable = summary as { -readonly [K in keyof SwarmSummary]: SwarmSummary[K] };
   for (let i = 0; i < options.seeds; i++) {
@@ -71,5 +75,6 @@ export function runSwarm(options: SwarmOptions): SwarmSummary {
     }
     options.onResult?.(result);
   }
+  summary.traceHash = toHex(sha256(utf8(summary.traceHashes.join('\n'))));
   return summary;
 }

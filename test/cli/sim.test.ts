@@ -1,0 +1,116 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { main } from '../../src/cli/main.ts';
+import type { Io } from '../../src/cli/io.ts';
+
+async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const io: Io = { out: (t) => out.push(t), err: (t) => err.push(t) };
+  const code = await main(['sim', ...argv], io);
+  return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+test('one run as JSON: the fields a user scripts against, and a trace hash that replays', async () => {
+  const args = [
+    '--validators',
+    '4',
+    '--seed',
+    '5',
+    '--heights',
+    '15',
+    '--faults',
+    'crash',
+    '--json',
+  ];
+  const r = await run(...args);
+  assert.equal(r.code, 0, r.err);
+  const j = JSON.parse(r.out) as Record<string, unknown>;
+  assert.equal(j.seeds_run, 1);
+  assert.ok((j.heights_committed as number) >= 15);
+  assert.equal(j.safety_violations, 0);
+  assert.equal(j.liveness_violations, 0);
+  assert.equal(typeof (j.rounds_per_height as Record<string, number>)['1'], 'number');
+  const latency = j.commit_latency_ms as { p50: number; p99: number };
+  assert.ok(latency.p50 > 0 && latency.p99 >= latency.p50);
+  assert.match(j.trace_hash as string, /^[0-9a-f]{64}$/);
+  const again = JSON.parse((await run(...args)).out) as Record<string, unknown>;
+  assert.equal(again.trace_hash, j.trace_hash);
+});
+
+test('a violation exits 1 and prints the command that replays it', async () => {
+  const r = await run(
+    '--validators',
+    '4',
+    '--byzantine',
+    '2',
+    '--behavior',
+    'twins',
+    '--heights',
+    '5',
+  );
+  assert.equal(r.code, 1);
+  assert.match(r.err, /agreement violation/);
+  assert.match(
+    r.err,
+    /replay: zomma sim --validators 4 --seed 1 --heights 5 .*--byzantine 2 --behavior twins/,
+  );
+});
+
+test('a swarm runs its seeds and reports them', async () => {
+  const r = await run('--swarm', '--seeds', '8', '--heights', '5', '--json');
+  assert.equal(r.code, 0, r.err);
+  const j = JSON.parse(r.out) as Record<string, unknown>;
+  assert.equal(j.seeds_run, 8);
+  assert.equal(j.safety_violations, 0);
+  assert.match(j.trace_hash as string, /^[0-9a-f]{64}$/);
+});
+
+test('--timeline draws a height as text and --html as an SVG page', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'zomma-sim-'));
+  const file = join(dir, 'timeline.html');
+  const r = await run('--heights', '4', '--timeline', '2', '--html', file);
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /^height 2\n +ms n0 +n1 +n2 +n3/);
+  assert.match(r.out, /round 0/);
+  assert.match(r.out, /PROP r0 [0-9a-f]{6} >/);
+  assert.match(r.out, /COMMIT r0/);
+  const html = readFileSync(file, 'utf8');
+  assert.match(html, /^<!doctype html>/);
+  assert.match(html, /<svg [^>]*>/);
+  assert.ok((html.match(/<line /g) ?? []).length > 20);
+});
+
+test('--latency-report gives each site its finality and window', async () => {
+  const r = await run(
+    '--latency-report',
+    '--topology',
+    '4-continents',
+    '--heights',
+    '60',
+    '--json',
+  );
+  assert.equal(r.code, 0, r.err);
+  const j = JSON.parse(r.out) as {
+    sites: { site: string; finalityMs: { p50: number; boundP50: number } }[];
+  };
+  assert.deepEqual(
+    j.sites.map((s) => s.site),
+    ['virginia', 'frankfurt', 'tokyo', 'sao-paulo'],
+  );
+  for (const s of j.sites) assert.ok(s.finalityMs.p50 >= s.finalityMs.boundP50);
+  const text = await run('--latency-report', '--topology', '4-continents', '--heights', '30');
+  assert.match(text.out, /known-not-final/);
+});
+
+test('bad options are usage errors', async () => {
+  assert.equal((await run('--faults', 'fire')).code, 2);
+  assert.equal((await run('--validators', 'x')).code, 2);
+  assert.equal((await run('--html', 'f.html')).code, 2);
+  const r = await run('--validators', '4', '--byzantine', '9');
+  assert.equal(r.code, 1);
+  assert.match(r.err, /BadSimConfig/);
+});
