@@ -289,6 +289,8 @@ assert(API_TRADES_DEFAULT <= API_TRADES_MAX, 'the default trade count is allowed
 export const SIM_VALIDATORS_MAX = VALIDATORS_MAX;
 /** Most heights one simulation may be asked to commit. */
 export const SIM_HEIGHTS_MAX = 10_000_000;
+/** Simulated time to execute a block: time moves on even for a lone validator. */
+export const SIM_BLOCK_EXECUTE_US = 100;
 /** Signature checks the shared verifier remembers before it starts over. */
 export const SIM_VERIFY_MEMO_ENTRIES_MAX = 1_000_000;
 /** Committed blocks a simulated node keeps to serve catch-up (older ones are dropped). */
@@ -349,35 +351,14 @@ assert(
 );
 assert(MEMPOOL_TXS_PER_ACCOUNT_MAX <= MEMPOOL_TXS_MAX, 'an account fits the mempool');
 
-// --- simulator (src/sim, docs/simulator.md) ----------------------------------------
-/** Most validators one simulation runs (the consensus core's own limit). */
-export const SIM_VALIDATORS_MAX = VALIDATORS_MAX;
-/** Most heights one simulation may be asked to commit. */
-export const SIM_HEIGHTS_MAX = 10_000_000;
-/** Simulated time to execute a block: time moves on even for a lone validator. */
-export const SIM_BLOCK_EXECUTE_US = 100;
-/** Signature checks the shared verifier remembers before it starts over. */
-export const SIM_VERIFY_MEMO_ENTRIES_MAX = 1_000_000;
-/** Committed blocks a simulated node keeps to serve catch-up (older ones are dropped). */
-export const SIM_BLOCK_STORE_HEIGHTS = 2_000;
-/** A simulated WAL drops what precedes a synced checkpoint once it holds this many records before it. */
-export const SIM_WAL_COMPACT_RECORDS = 256;
-/** Forged messages a Byzantine node remembers (so it tells each lie the same way twice). */
-export const SIM_FORGED_ENTRIES_MAX = 4_096;
-/** After the heal, every honest node must commit this many heights past the highest one then. */
-export const SIM_LIVENESS_HEIGHTS = 3;
-/** The liveness bound, in the longest step timeout: room for rounds to resynchronise after a heal. */
-export const SIM_LIVENESS_TIMEOUTS = 30;
-/** Seen evidence must be committed within max(this, 2 × nodes + 4) heights of the heal. */
-export const SIM_EVIDENCE_BOUND_HEIGHTS_MIN = 12;
-/** Seeds one swarm may run. */
-export const SIM_SWARM_SEEDS_MAX = 1_000_000;
+// --- node read model (src/node/view.ts) ----------------------------------------------
+/** Transaction results the read model keeps for `GET /v1/tx/:hash` (oldest dropped first). */
+export const VIEW_TXS_KEPT = 200_000;
+/** Recent blocks kept in memory with their results; older ones are read back from the block store. */
+export const VIEW_BLOCKS_KEPT = 2_000;
+/** Recent trades kept per instrument. */
+export const VIEW_TRADES_KEPT = 1_000;
+/** Trade ids restart at height × this after a restart, above any id the previous run used. */
+export const VIEW_TRADE_IDS_PER_HEIGHT = 1_000_000;
 
-assert(
-  SIM_BLOCK_STORE_HEIGHTS >= CATCHUP_BUFFER_BLOCKS_MAX,
-  'a node keeps what one catch-up asks for',
-);
-assert(
-  SIM_EVIDENCE_BOUND_HEIGHTS_MIN < EVIDENCE_AGE_HEIGHTS_MAX,
-  'evidence must be committable within the bound',
-);
+assert(VIEW_TRADES_KEPT >= API_TRADES_MAX, 'a trades query can be answered in full');
