@@ -54,6 +54,16 @@ export interface NodeConfig {
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
   /** Overrides of the consensus timeouts, ms. */
   readonly timeouts: TimeoutConfig | null;
+  /** Overrides of the API's rate limits (a load test from one address needs more); absent: defaults. */
+  readonly apiLimits?: ApiRateLimits | null;
+}
+
+/** The API rate limits an operator may set (src/api/server.ts, ApiLimits). */
+export interface ApiRateLimits {
+  readonly ipRequestsPerS: number;
+  readonly ipBurstRequests: number;
+  readonly accountTxsPerS: number;
+  readonly accountBurstTxs: number;
 }
 
 export const HOME_FILES = {
@@ -135,6 +145,7 @@ export function validateConfig(raw: unknown): NodeConfig {
     'oracle',
     'logLevel',
     'timeouts',
+    'apiLimits',
   ]);
   for (const name of Object.keys(c)) {
     if (!known.has(name)) throw configError(`config.${name}`, 'unknown field');
@@ -202,6 +213,29 @@ export function validateConfig(raw: unknown): NodeConfig {
       ...(t.gossipMs !== undefined ? { gossipMs: ms('gossipMs') } : {}),
     };
   }
+  let apiLimits: ApiRateLimits | null = null;
+  if (c.apiLimits !== undefined && c.apiLimits !== null) {
+    const a = object(c.apiLimits, 'config.apiLimits');
+    for (const name of Object.keys(a)) {
+      if (!API_LIMIT_FIELDS.includes(name as keyof ApiRateLimits)) {
+        throw configError(`config.apiLimits.${name}`, 'unknown field');
+      }
+    }
+    const n = (name: keyof ApiRateLimits) =>
+      int(a[name], `config.apiLimits.${name}`, 1, 10_000_000);
+    apiLimits = {
+      ipRequestsPerS: n('ipRequestsPerS'),
+      ipBurstRequests: n('ipBurstRequests'),
+      accountTxsPerS: n('accountTxsPerS'),
+      accountBurstTxs: n('accountBurstTxs'),
+    };
+    if (apiLimits.ipBurstRequests < apiLimits.ipRequestsPerS) {
+      throw configError('config.apiLimits.ipBurstRequests', 'must be at least ipRequestsPerS');
+    }
+    if (apiLimits.accountBurstTxs < apiLimits.accountTxsPerS) {
+      throw configError('config.apiLimits.accountBurstTxs', 'must be at least accountTxsPerS');
+    }
+  }
   return {
     moniker,
     listen: c.listen as string,
@@ -215,8 +249,16 @@ export function validateConfig(raw: unknown): NodeConfig {
     oracle,
     logLevel: logLevel as NodeConfig['logLevel'],
     timeouts,
+    apiLimits,
   };
 }
+
+const API_LIMIT_FIELDS: readonly (keyof ApiRateLimits)[] = [
+  'ipRequestsPerS',
+  'ipBurstRequests',
+  'accountTxsPerS',
+  'accountBurstTxs',
+];
 
 export function loadConfig(home: string): NodeConfig {
   return validateConfig(readJson(join(home, HOME_FILES.config), 'config.json'));

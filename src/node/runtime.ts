@@ -17,6 +17,9 @@ import { configError } from './errors.ts';
 import type { Log } from './log.ts';
 import type { HaltReport } from './loop.ts';
 import { NodeMetrics, startMetricsServer } from './metrics.ts';
+import { ChainView } from './view.ts';
+import { startApiServer } from '../api/server.ts';
+import type { ApiServer } from '../api/server.ts';
 import type { PeerNetwork } from './network.ts';
 import { ZommaNode, consensusGenesisOf } from './node.ts';
 import { DEVNET_ASSETS, GbmPriceSource } from './oracle_source.ts';
@@ -35,6 +38,9 @@ export interface RunningNode {
   readonly node: ZommaNode;
   readonly config: NodeConfig;
   readonly metricsUrl: string | null;
+  /** The HTTP/WebSocket API (null: config.api is null). */
+  readonly apiUrl: string | null;
+  readonly view: ChainView;
   readonly peerPort: number;
   readonly log: Log;
   stop(): Promise<void>;
@@ -160,6 +166,29 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
     metricsServer = await startMetricsServer(metrics, hp.host, hp.port);
     log.info({ url: metricsServer.url }, 'metrics and health listener up');
   }
+  // The view subscribes before anything that reads it, so it never misses a block.
+  const view = new ChainView({ node, storage, genesis, log });
+  let api: ApiServer | null = null;
+  let stopped = false;
+  if (config.api !== null) {
+    const hp = parseHostPort(config.api, 'config.api');
+    try {
+      api = await startApiServer({
+        view,
+        host: hp.host,
+        port: hp.port,
+        logger: logger.child({ component: 'api' }, { level: 'warn' }),
+        ...(config.apiLimits ? { limits: config.apiLimits } : {}),
+      });
+    } catch (error) {
+      await stopAll();
+      throw configError(
+        'config.api',
+        `cannot listen on ${config.api}: ${(error as Error).message}`,
+      );
+    }
+    log.info({ url: api.url }, 'API listener up (HTTP and WebSocket)');
+  }
   node.subscribe((b) =>
     log.info(
       {
@@ -172,26 +201,31 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
     ),
   );
 
-  let stopped = false;
+  async function stopAll(): Promise<void> {
+    if (stopped) return;
+    stopped = true;
+    // Clients first: nothing new reaches the mempool while the node stops.
+    if (api !== null) await api.close();
+    view.close();
+    await node.stop();
+    if (metricsServer !== null) {
+      const server = metricsServer.server;
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+    await pool.close();
+    storage.close();
+    log.info({}, 'stopped');
+    logger.flush();
+  }
   return {
     node,
     config,
     metricsUrl: metricsServer?.url ?? null,
+    apiUrl: api?.url ?? null,
+    view,
     peerPort,
     log,
-    async stop() {
-      if (stopped) return;
-      stopped = true;
-      await node.stop();
-      if (metricsServer !== null) {
-        const server = metricsServer.server;
-        server.closeAllConnections();
-        await new Promise<void>((resolve) => server.close(() => resolve()));
-      }
-      await pool.close();
-      storage.close();
-      log.info({}, 'stopped');
-      logger.flush();
-    },
+    stop: stopAll,
   };
 }

@@ -1,0 +1,764 @@
+// The node as the API server sees it (src/api/view.ts, NodeView): a read model
+// of committed state, submission through the mempool, and one BlockUpdate per
+// executed block. Blocks execute synchronously on this thread (loop.ts), so
+// whatever a query reads between two blocks is never half applied; the parts
+// that a block replaces (status, books, tickers, trades, blocks) are published
+// as new immutable records after each block, and queries only read them, so a
+// query never waits for execution and execution never waits for a query.
+//
+// Accounts are the exception: building every account's view after every block
+// would cost O(accounts) per block, so an account is read on demand from the
+// latest state, and its answer carries the height it was read at.
+//
+// Not kept across a restart: the results of transactions executed before this
+// process started (their blocks are read back from the block store, so `tx`
+// and `block` still find them, as committed, without per-action results), and
+// trade history. Book sequence numbers and trade ids start, after a restart,
+// above anything the previous run can have used (they are seeded from the
+// height), so a client sees a gap and resynchronises instead of a repeat.
+
+import type { AccountUpdate, BlockTxView, BlockUpdate } from '../api/view.ts';
+import type { BlockView, BookDelta, BookView, FillView, InstrumentView } from '../api/view.ts';
+import type { LevelView, NodeView, OrderView, PositionView, ReadModel } from '../api/view.ts';
+import type { StatusView, SubaccountView, SubmitRejectCode, SubmitResult } from '../api/view.ts';
+import type { TickerView, TradeView, TxView, ValidatorView } from '../api/view.ts';
+import { committedTxView, quoteString } from '../api/convert.ts';
+import { blockHashOf } from '../consensus/index.ts';
+import { addressOf, formatAddress, parseAddress, sha256 } from '../crypto/index.ts';
+import {
+  equityQuote,
+  initialMarginQuote,
+  maintenanceMarginQuote,
+  type Genesis,
+  type TxResult,
+} from '../exchange/index.ts';
+import { bytesKey } from '../exchange/keys.ts';
+import { executionOrder } from '../exchange/ordering.ts';
+import type { Account, ExchangeState, MarketState } from '../exchange/state.ts';
+import type { Action, SignedTx } from '../exchange/tx/index.ts';
+import { decodeSignedTx } from '../exchange/tx/index.ts';
+import { toHex } from '../lib/bytes.ts';
+import {
+  BOOK_DEPTH_LEVELS_MAX,
+  VIEW_BLOCKS_KEPT,
+  VIEW_TRADE_IDS_PER_HEIGHT,
+  VIEW_TRADES_KEPT,
+  VIEW_TXS_KEPT,
+} from '../lib/limits.ts';
+import type { Log } from './log.ts';
+import { silentLog } from './log.ts';
+import { loadCommitted } from './loop.ts';
+import type { CommittedBlock, ZommaNode } from './node.ts';
+import type { Storage } from './storage/index.ts';
+
+interface PublishedBook {
+  readonly seq: number;
+  readonly bids: readonly LevelView[];
+  readonly asks: readonly LevelView[];
+}
+
+/** What one height publishes: replaced whole after each block, never changed. */
+interface Published {
+  readonly height: number;
+  readonly timeMs: number;
+  readonly appHash: string;
+  readonly validators: ValidatorView[];
+  readonly instruments: InstrumentView[];
+  readonly books: ReadonlyMap<string, PublishedBook>;
+  readonly tickers: ReadonlyMap<string, TickerView>;
+  readonly trades: ReadonlyMap<string, readonly TradeView[]>;
+}
+
+export interface ChainViewOptions {
+  readonly node: ZommaNode;
+  readonly storage: Storage;
+  readonly genesis: Genesis;
+  readonly log?: Log;
+}
+
+const SUBMIT_CODES: Record<string, SubmitRejectCode> = {
+  Malformed: 'Malformed',
+  Oversize: 'Oversize',
+  WrongChain: 'WrongChain',
+  BadSignature: 'BadSignature',
+  BadField: 'BadField',
+  AgentNotAllowed: 'AgentNotAllowed',
+  DuplicateTx: 'DuplicateTx',
+  // Nonce already used or expired against committed state: a replay.
+  TxStale: 'DuplicateTx',
+  MempoolAccountFull: 'MempoolFull',
+  MempoolBusy: 'MempoolFull',
+  MempoolFull: 'MempoolFull',
+};
+
+export class ChainView implements NodeView {
+  readonly chainId: string;
+  private readonly node: ZommaNode;
+  private readonly storage: Storage;
+  private readonly log: Log;
+  private readonly listeners = new Set<(update: BlockUpdate) => void>();
+  private readonly txs = new Map<string, TxView>();
+  private readonly blocks = new Map<number, BlockView>();
+  private readonly instruments: InstrumentView[];
+  /** Full depth per instrument, as last published (the base of the next delta). */
+  private readonly levels = new Map<
+    string,
+    { bids: Map<number, number>; asks: Map<number, number> }
+  >();
+  private readonly tradeIds = new Map<string, number>();
+  private readonly lastTrade = new Map<string, number>();
+  private published: Published;
+  private readonly unsubscribe: () => void;
+
+  constructor(options: ChainViewOptions) {
+    this.node = options.node;
+    this.storage = options.storage;
+    this.log = options.log ?? silentLog;
+    this.chainId = options.genesis.chainId;
+    const state = this.state;
+    this.instruments = state.markets.map((m) => instrumentOf(m));
+    const books = new Map<string, PublishedBook>();
+    const trades = new Map<string, readonly TradeView[]>();
+    for (const m of state.markets) {
+      const name = m.params.instrument;
+      const bids = depthMap(m, 'buy');
+      const asks = depthMap(m, 'sell');
+      this.levels.set(name, { bids, asks });
+      books.set(name, { seq: state.height, bids: sorted(bids, true), asks: sorted(asks, false) });
+      this.tradeIds.set(name, state.height * VIEW_TRADE_IDS_PER_HEIGHT);
+      trades.set(name, []);
+    }
+    this.published = {
+      height: state.height,
+      timeMs: state.timeMs,
+      appHash: toHex(this.node.app.appHash),
+      validators: validatorsOf(state),
+      instruments: this.instrumentsNow(),
+      books,
+      tickers: new Map(state.markets.map((m) => [m.params.instrument, this.tickerOf(m)])),
+      trades,
+    };
+    this.indexStoredBlocks();
+    this.unsubscribe = this.node.subscribe((b) => this.onBlock(b));
+  }
+
+  close(): void {
+    this.unsubscribe();
+    this.listeners.clear();
+  }
+
+  private get state(): ExchangeState {
+    return this.node.app.exchange.state;
+  }
+
+  // --- NodeView ---------------------------------------------------------------------
+
+  read(): ReadModel {
+    const p = this.published;
+    return {
+      height: p.height,
+      status: () => this.statusOf(p),
+      validators: () => p.validators,
+      instruments: () => p.instruments,
+      ticker: (instrument) => p.tickers.get(instrument),
+      book: (instrument, depth) => {
+        const book = p.books.get(instrument);
+        if (book === undefined) return undefined;
+        const view: BookView = {
+          instrument,
+          height: p.height,
+          seq: book.seq,
+          bids: book.bids.slice(0, depth),
+          asks: book.asks.slice(0, depth),
+        };
+        return view;
+      },
+      trades: (instrument, count) => p.trades.get(instrument)?.slice(-count),
+      account: (address, subaccount) => this.accountOf(address, subaccount),
+      tx: (hash) => this.txOf(hash),
+      block: (height) => (height <= p.height ? this.blockOf(height) : undefined),
+    };
+  }
+
+  async submit(bytes: Uint8Array): Promise<SubmitResult> {
+    const result = await this.node.submit(bytes);
+    if (result.ok) return { ok: true, hash: result.hash };
+    const code = SUBMIT_CODES[result.code] ?? 'BadField';
+    const field = /^([A-Za-z0-9_.[\]]+): /.exec(result.message)?.[1];
+    return { ok: false, code, message: result.message, ...(field ? { field } : {}) };
+  }
+
+  subscribe(listener: (update: BlockUpdate) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  // --- reads ------------------------------------------------------------------------
+
+  private statusOf(p: Published): StatusView {
+    return {
+      chainId: this.chainId,
+      height: p.height,
+      lastBlockTimeMs: p.timeMs,
+      appHash: p.appHash,
+      validators: p.validators,
+      syncing: false,
+    };
+  }
+
+  private txOf(hash: string): TxView | undefined {
+    const known = this.txs.get(hash);
+    if (known !== undefined) return known;
+    return this.node.mempool.has(hash) ? { hash, status: 'pending' } : undefined;
+  }
+
+  private blockOf(height: number): BlockView | undefined {
+    const kept = this.blocks.get(height);
+    if (kept !== undefined) return kept;
+    const stored = loadCommitted(this.storage, height);
+    if (stored === null) return undefined;
+    const next = loadCommitted(this.storage, height + 1);
+    const appHash =
+      next !== null
+        ? toHex(next.block.header.previousAppHash)
+        : height === this.state.height
+          ? toHex(this.node.app.appHash)
+          : '';
+    return {
+      height,
+      timeMs: stored.block.header.timeMs,
+      hash: toHex(blockHashOf(stored.block)),
+      appHash,
+      proposer: addressText(stored.block.header.proposerAddress),
+      // The results of blocks executed before this process started are not kept.
+      txs: stored.block.txs.map((raw) => ({ hash: toHex(sha256(raw)), ok: true })),
+    };
+  }
+
+  /** Indexes the hashes of recently stored blocks, so `tx` finds them after a restart. */
+  private indexStoredBlocks(): void {
+    const top = this.state.height;
+    for (let h = Math.max(1, top - VIEW_BLOCKS_KEPT + 1); h <= top; h++) {
+      const stored = loadCommitted(this.storage, h);
+      if (stored === null) continue;
+      stored.block.txs.forEach((raw, index) => {
+        const hash = toHex(sha256(raw));
+        this.remember(hash, { hash, status: 'committed', height: h, index });
+      });
+    }
+  }
+
+  private remember(hash: string, view: TxView): void {
+    this.txs.delete(hash);
+    this.txs.set(hash, view);
+    if (this.txs.size > VIEW_TXS_KEPT) {
+      const oldest = this.txs.keys().next().value;
+      if (oldest !== undefined) this.txs.delete(oldest);
+    }
+  }
+
+  private accountOf(address: string, subaccount?: number) {
+    let bytes: Uint8Array;
+    try {
+      bytes = parseAddress(address);
+    } catch {
+      return undefined;
+    }
+    const state = this.state;
+    const principal = state.principals.get(bytesKey(bytes));
+    if (principal === undefined) return undefined;
+    const subaccounts: SubaccountView[] = [];
+    const numbers = [...principal.subaccounts.keys()].sort((a, b) => a - b);
+    for (const n of numbers) {
+      if (subaccount !== undefined && n !== subaccount) continue;
+      subaccounts.push(this.subaccountOf(principal.subaccounts.get(n)!));
+    }
+    return { address: formatAddress(bytes), height: state.height, subaccounts };
+  }
+
+  private subaccountOf(account: Account): SubaccountView {
+    const state = this.state;
+    const equity = equityQuote(state, account);
+    const initial = initialMarginQuote(state, account);
+    return {
+      subaccount: account.subaccount,
+      cashQuote: quoteString(account.cashQuote),
+      equityQuote: quoteString(equity),
+      marginUsedQuote: quoteString(initial),
+      maintenanceMarginQuote: quoteString(maintenanceMarginQuote(state, account)),
+      marginFreeQuote: quoteString(equity - initial),
+      positions: state.markets
+        .filter((m) => account.positions[m.index]!.sizeLots !== 0)
+        .map((m) => positionOf(m, account)),
+      openOrders: state.markets.flatMap((m) => this.openOrdersOf(m, account)),
+    };
+  }
+
+  private openOrdersOf(market: MarketState, account: Account): OrderView[] {
+    const out: OrderView[] = [];
+    for (const o of market.book.ownerOrders(account.index)) {
+      const meta = this.state.orders.get(o.orderId);
+      out.push({
+        orderId: o.orderId,
+        instrument: market.params.instrument,
+        ...(meta?.clientOrderId ? { clientOrderId: meta.clientOrderId } : {}),
+        side: o.side,
+        priceTicks: o.priceTicks,
+        // The book keeps the open size only: the size placed is not part of the state.
+        sizeLots: o.sizeLots,
+        remainingLots: o.sizeLots,
+        filledLots: 0,
+        status: 'open',
+        reduceOnly: false,
+      });
+    }
+    return out;
+  }
+
+  private instrumentsNow(): InstrumentView[] {
+    return this.state.markets.map((m, i) => ({
+      ...this.instruments[i]!,
+      status: m.halted ? 'halted' : 'trading',
+    }));
+  }
+
+  private tickerOf(m: MarketState): TickerView {
+    const name = m.params.instrument;
+    const ticker: TickerView = {
+      instrument: name,
+      height: this.state.height,
+      markTicks: m.markTicks,
+      indexTicks: m.indexTicks,
+      openInterestLots: m.longLots,
+    };
+    if (name.endsWith('-PERPETUAL')) ticker.fundingRatePpm = m.lastFundingRatePpm;
+    const bid = m.book.bestBidTicks();
+    const ask = m.book.bestAskTicks();
+    if (bid !== undefined) {
+      ticker.bestBidTicks = bid;
+      ticker.bestBidLots = m.book.levelLots('buy', bid);
+    }
+    if (ask !== undefined) {
+      ticker.bestAskTicks = ask;
+      ticker.bestAskLots = m.book.levelLots('sell', ask);
+    }
+    const last = this.lastTrade.get(name);
+    if (last !== undefined) ticker.lastTradeTicks = last;
+    return ticker;
+  }
+
+  // --- after each block -------------------------------------------------------------
+
+  private onBlock(committed: CommittedBlock): void {
+    const { executed, txs } = committed;
+    const state = this.state;
+    const height = executed.block.header.height;
+    const timeMs = executed.block.header.timeMs;
+    const decoded = executed.block.txs.map((raw) => decodeUnchecked(raw));
+
+    const txViews: TxView[] = [];
+    const blockTxs: BlockTxView[] = [];
+    txs.results.forEach((result, index) => {
+      const hash = txs.hashes[index]!;
+      const view: TxView =
+        result === null
+          ? {
+              hash,
+              status: 'rejected',
+              height,
+              index,
+              code: 'BadSignature',
+              message: 'the transaction failed its checks at execution',
+            }
+          : committedTxView(hash, height, result);
+      txViews.push(view);
+      this.remember(hash, view);
+      blockTxs.push({
+        hash,
+        ok: view.status === 'committed',
+        ...(view.code ? { code: view.code } : {}),
+      });
+    });
+    const block: BlockView = {
+      height,
+      timeMs,
+      hash: toHex(executed.blockHash),
+      appHash: toHex(executed.result.appHash),
+      proposer: addressText(executed.block.header.proposerAddress),
+      txs: blockTxs,
+    };
+    this.blocks.set(height, block);
+    this.blocks.delete(height - VIEW_BLOCKS_KEPT);
+
+    const activity = this.collectActivity(decoded, txs.results, height, timeMs);
+    const prev = this.published;
+    const books = new Map(prev.books);
+    const deltas: BookDelta[] = [];
+    for (const m of state.markets) {
+      const delta = this.diffBook(m, prev.books.get(m.params.instrument)!.seq + 1);
+      if (delta === null) continue;
+      deltas.push(delta);
+      const full = this.levels.get(m.params.instrument)!;
+      books.set(m.params.instrument, {
+        seq: delta.seq,
+        bids: sorted(full.bids, true),
+        asks: sorted(full.asks, false),
+      });
+    }
+    const trades = new Map(prev.trades);
+    for (const t of activity.trades) {
+      const list = [...(trades.get(t.instrument) ?? []), t];
+      trades.set(
+        t.instrument,
+        list.length > VIEW_TRADES_KEPT ? list.slice(-VIEW_TRADES_KEPT) : list,
+      );
+    }
+    const tickers = new Map<string, TickerView>();
+    const changedTickers: TickerView[] = [];
+    for (const m of state.markets) {
+      const ticker = this.tickerOf(m);
+      const old = prev.tickers.get(m.params.instrument);
+      tickers.set(m.params.instrument, ticker);
+      if (old === undefined || !sameTicker(old, ticker)) changedTickers.push(ticker);
+    }
+    this.published = {
+      height,
+      timeMs,
+      appHash: toHex(executed.result.appHash),
+      validators: validatorsOf(state),
+      instruments: this.instrumentsNow(),
+      books,
+      tickers,
+      trades,
+    };
+    const update: BlockUpdate = {
+      height,
+      timeMs,
+      block,
+      txs: txViews,
+      books: deltas,
+      trades: activity.trades,
+      tickers: changedTickers,
+      accounts: this.accountUpdates(activity, height),
+    };
+    for (const listener of this.listeners) {
+      try {
+        listener(update);
+      } catch (error) {
+        this.log.error({ error: String(error) }, 'a view listener failed');
+      }
+    }
+  }
+
+  /** The changed levels of one market since the last publication, or null. */
+  private diffBook(m: MarketState, seq: number): BookDelta | null {
+    const name = m.params.instrument;
+    const full = this.levels.get(name)!;
+    const bids = diffSide(full.bids, depthMap(m, 'buy'), true);
+    const asks = diffSide(full.asks, depthMap(m, 'sell'), false);
+    if (bids.length === 0 && asks.length === 0) return null;
+    return { instrument: name, seq, bids, asks };
+  }
+
+  /** Trades and fills of the block, in execution order, and the accounts they touched. */
+  private collectActivity(
+    decoded: readonly (SignedTx | null)[],
+    results: readonly (TxResult | null)[],
+    height: number,
+    timeMs: number,
+  ): Activity {
+    const state = this.state;
+    const activity: Activity = {
+      trades: [],
+      fills: new Map(),
+      touched: new Map(),
+      orders: new Map(),
+    };
+    const present = decoded.map((tx, i) => (tx !== null && results[i] !== null ? i : -1));
+    const kept = present.filter((i) => i >= 0);
+    const order = executionOrder(kept.map((i) => decoded[i]!.action)).map((j) => kept[j]!);
+    for (const i of order) {
+      const tx = decoded[i]!;
+      const result = results[i]!;
+      const principal = state.principals.get(bytesKey(tx.account));
+      const taker = principal?.subaccounts.get(tx.subaccount);
+      if (taker !== undefined) touch(activity, taker);
+      const actions = tx.action.kind === 'batch' ? tx.action.actions : [tx.action];
+      result.actions.forEach((r, k) => {
+        const action = actions[k];
+        if (action === undefined || taker === undefined) return;
+        this.noteAction(activity, action as Action, r, taker, height, timeMs);
+      });
+    }
+    return activity;
+  }
+
+  private noteAction(
+    activity: Activity,
+    action: Action,
+    r: TxResult['actions'][number],
+    taker: Account,
+    height: number,
+    timeMs: number,
+  ): void {
+    if (!r.ok) return;
+    if (action.kind === 'cancel' && action.orderId !== undefined) {
+      noteOrder(activity, taker, {
+        orderId: action.orderId,
+        instrument: action.instrument,
+        status: 'cancelled',
+      });
+      return;
+    }
+    if (r.order === undefined) return;
+    if (action.kind !== 'placeOrder' && action.kind !== 'amend') return;
+    const market = this.state.marketByName.get(action.instrument);
+    if (market === undefined) return;
+    const name = market.params.instrument;
+    const takerSide =
+      action.kind === 'placeOrder'
+        ? action.side
+        : (market.book.order(r.order.orderId)?.side ?? 'buy');
+    const o = r.order;
+    noteOrder(activity, taker, {
+      orderId: o.orderId,
+      instrument: name,
+      status:
+        o.restedLots > 0
+          ? 'open'
+          : o.filledLots > 0 && o.cancelledLots === 0
+            ? 'filled'
+            : 'cancelled',
+      side: takerSide,
+      ...(action.kind === 'placeOrder' && action.priceTicks !== undefined
+        ? { priceTicks: action.priceTicks }
+        : {}),
+      filledLots: o.filledLots,
+      remainingLots: o.restedLots,
+    });
+    for (const f of o.fills) {
+      const tradeId = (this.tradeIds.get(name) ?? 0) + 1;
+      this.tradeIds.set(name, tradeId);
+      this.lastTrade.set(name, f.priceTicks);
+      activity.trades.push({
+        tradeId,
+        instrument: name,
+        priceTicks: f.priceTicks,
+        sizeLots: f.sizeLots,
+        takerSide,
+        height,
+        timeMs,
+      });
+      const makerSide = takerSide === 'buy' ? 'sell' : 'buy';
+      addFill(activity, taker, {
+        tradeId,
+        orderId: o.orderId,
+        instrument: name,
+        side: takerSide,
+        priceTicks: f.priceTicks,
+        sizeLots: f.sizeLots,
+        feeQuote: quoteString(f.takerFeeQuote),
+        liquidity: 'taker',
+        height,
+      });
+      const maker = this.state.accounts[f.makerAccount];
+      if (maker === undefined) continue;
+      touch(activity, maker);
+      addFill(activity, maker, {
+        tradeId,
+        orderId: f.makerOrderId,
+        instrument: name,
+        side: makerSide,
+        priceTicks: f.priceTicks,
+        sizeLots: f.sizeLots,
+        feeQuote: quoteString(f.makerFeeQuote),
+        liquidity: 'maker',
+        height,
+      });
+      const resting = market.book.order(f.makerOrderId);
+      noteOrder(activity, maker, {
+        orderId: f.makerOrderId,
+        instrument: name,
+        status: resting === undefined ? 'filled' : 'open',
+        side: makerSide,
+        priceTicks: f.priceTicks,
+        remainingLots: resting?.sizeLots ?? 0,
+      });
+    }
+  }
+
+  private accountUpdates(activity: Activity, _height: number): AccountUpdate[] {
+    const out: AccountUpdate[] = [];
+    for (const account of activity.touched.values()) {
+      const state = this.state;
+      const open = new Map<number, OrderView>();
+      for (const m of state.markets)
+        for (const o of this.openOrdersOf(m, account)) open.set(o.orderId, o);
+      const orders: OrderView[] = [];
+      for (const note of activity.orders.get(account.index) ?? []) {
+        const live = open.get(note.orderId);
+        if (live !== undefined) {
+          orders.push({ ...live, filledLots: note.filledLots ?? 0 });
+          continue;
+        }
+        orders.push({
+          orderId: note.orderId,
+          instrument: note.instrument,
+          side: note.side ?? 'buy',
+          priceTicks: note.priceTicks ?? 0,
+          sizeLots: (note.filledLots ?? 0) + (note.remainingLots ?? 0),
+          remainingLots: 0,
+          filledLots: note.filledLots ?? 0,
+          status: note.status === 'open' ? 'filled' : note.status,
+          reduceOnly: false,
+        });
+      }
+      out.push({
+        address: formatAddress(account.address),
+        subaccount: account.subaccount,
+        orders,
+        fills: activity.fills.get(account.index) ?? [],
+        positions: state.markets
+          .filter((m) => account.positions[m.index]!.sizeLots !== 0)
+          .map((m) => positionOf(m, account)),
+      });
+    }
+    return out;
+  }
+}
+
+interface OrderNote {
+  orderId: number;
+  instrument: string;
+  status: 'open' | 'filled' | 'cancelled';
+  side?: 'buy' | 'sell';
+  priceTicks?: number;
+  filledLots?: number;
+  remainingLots?: number;
+}
+
+interface Activity {
+  trades: TradeView[];
+  fills: Map<number, FillView[]>;
+  touched: Map<number, Account>;
+  orders: Map<number, OrderNote[]>;
+}
+
+function touch(activity: Activity, account: Account): void {
+  activity.touched.set(account.index, account);
+}
+
+function addFill(activity: Activity, account: Account, fill: FillView): void {
+  const list = activity.fills.get(account.index) ?? [];
+  list.push(fill);
+  activity.fills.set(account.index, list);
+}
+
+function noteOrder(activity: Activity, account: Account, note: OrderNote): void {
+  const list = activity.orders.get(account.index) ?? [];
+  const at = list.findIndex((n) => n.orderId === note.orderId);
+  if (at >= 0) list[at] = { ...list[at]!, ...note };
+  else list.push(note);
+  activity.orders.set(account.index, list);
+}
+
+/** Decodes a block's transaction without checking its signature (the block already passed). */
+function decodeUnchecked(raw: Uint8Array): SignedTx | null {
+  try {
+    return decodeSignedTx(raw);
+  } catch {
+    return null;
+  }
+}
+
+function depthMap(m: MarketState, side: 'buy' | 'sell'): Map<number, number> {
+  const depth = m.book.depth(side, Math.min(m.book.levelCount(side), BOOK_DEPTH_LEVELS_MAX));
+  const out = new Map<number, number>();
+  for (let i = 0; i < depth.priceTicks.length; i++)
+    out.set(depth.priceTicks[i]!, depth.sizeLots[i]!);
+  return out;
+}
+
+/** Changes from `old` to `now` as levels (size 0: removed), best first; updates `old` in place. */
+function diffSide(
+  old: Map<number, number>,
+  now: Map<number, number>,
+  descending: boolean,
+): LevelView[] {
+  const changed: LevelView[] = [];
+  for (const [p, s] of now) if (old.get(p) !== s) changed.push([p, s]);
+  for (const p of old.keys()) if (!now.has(p)) changed.push([p, 0]);
+  for (const [p, s] of changed) {
+    if (s === 0) old.delete(p);
+    else old.set(p, s);
+  }
+  return changed.sort((a, b) => (descending ? b[0] - a[0] : a[0] - b[0]));
+}
+
+function sorted(levels: Map<number, number>, descending: boolean): LevelView[] {
+  const out: LevelView[] = [...levels.entries()];
+  return out.sort((a, b) => (descending ? b[0] - a[0] : a[0] - b[0]));
+}
+
+function sameTicker(a: TickerView, b: TickerView): boolean {
+  return (
+    a.markTicks === b.markTicks &&
+    a.indexTicks === b.indexTicks &&
+    a.openInterestLots === b.openInterestLots &&
+    a.fundingRatePpm === b.fundingRatePpm &&
+    a.bestBidTicks === b.bestBidTicks &&
+    a.bestBidLots === b.bestBidLots &&
+    a.bestAskTicks === b.bestAskTicks &&
+    a.bestAskLots === b.bestAskLots &&
+    a.lastTradeTicks === b.lastTradeTicks
+  );
+}
+
+function positionOf(m: MarketState, account: Account): PositionView {
+  const p = account.positions[m.index]!;
+  const size = BigInt(p.sizeLots);
+  const valueQuote = size * m.markQuotePerLot;
+  const denominator = size * m.k;
+  const entry =
+    denominator === 0n ? 0n : (p.costBasisQuote * 2n + denominator) / (2n * denominator);
+  return {
+    instrument: m.params.instrument,
+    sizeLots: p.sizeLots,
+    entryPriceTicks: Number(entry < 0n ? 0n : entry),
+    unrealizedPnlQuote: quoteString(valueQuote - p.costBasisQuote),
+    realizedPnlQuote: quoteString(p.realizedPnlQuote),
+    fundingQuote: quoteString(p.fundingQuote),
+  };
+}
+
+function instrumentOf(m: MarketState): InstrumentView {
+  const p = m.params;
+  const option = /-(\d+)-([CP])$/.exec(p.instrument);
+  const kind = p.instrument.endsWith('-PERPETUAL') ? 'perpetual' : option ? 'option' : 'future';
+  const view: InstrumentView = {
+    instrument: p.instrument,
+    kind,
+    underlying: p.underlying,
+    tickSizeQuote: quoteString(p.tickSizeQuote),
+    lotsPerBase: p.lotsPerBase,
+    minSizeLots: p.minSizeLots,
+    maxSizeLots: p.maxSizeLots,
+    status: 'trading',
+  };
+  if (option) view.optionType = option[2] === 'C' ? 'call' : 'put';
+  return view;
+}
+
+function validatorsOf(state: ExchangeState): ValidatorView[] {
+  return state.validators.map((v) => ({
+    publicKey: toHex(v.publicKey),
+    address: formatAddress(addressOf(v.publicKey)),
+    stakeQuote: quoteString(v.stake),
+    votingPower: v.jailed ? 0 : Number(v.stake),
+    jailed: v.jailed,
+  }));
+}
+
+function addressText(bytes: Uint8Array): string {
+  return bytes.length === 20 ? formatAddress(bytes) : toHex(bytes);
+}
