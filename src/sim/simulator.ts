@@ -181,6 +181,8 @@ export class Simulator {
   private readonly faultPrng: Prng;
   private readonly peerIndex = new Map<string, number>();
   private checkpointTag = -1;
+  /** Whether any node committed since the run last asked whether it is done (asking is O(nodes)). */
+  private committedSinceCheck = true;
   private signedTag = -1;
   /** When each height's round-0 proposal was made (the start of its latency). */
   private readonly heightStartUs = new Map<number, { atUs: number; proposer: number }>();
@@ -311,7 +313,8 @@ export class Simulator {
     const deadlineUs = this.deadlineUs();
     while (!this.checkers.stop) {
       if (this.nowUs >= this.healUs && this.heightAtHeal < 0) this.noteHeal();
-      if (this.heightAtHeal >= 0 && this.done()) break;
+      if (this.heightAtHeal >= 0 && this.committedSinceCheck && this.done()) break;
+      this.committedSinceCheck = false;
       const next = this.queue.pop();
       if (next === undefined || next.atUs > deadlineUs) {
         this.nowUs = Math.max(this.nowUs, Math.min(deadlineUs, next?.atUs ?? deadlineUs));
@@ -548,6 +551,7 @@ export class Simulator {
 
   private committed(node: SimNode, height: number, round: number, blockHash: Uint8Array): void {
     if (height > node.committedHeight) node.committedHeight = height;
+    this.committedSinceCheck = true;
     if (!isHonest(node)) return;
     const hash = toHex(blockHash);
     this.checkers.onCommitted(node.index, height, round, hash, this.nowUs);

@@ -1,0 +1,76 @@
+// bench:sim — committed heights per second of wall time, fault-free, empty
+// blocks. Side by side in one run: signature memoization across replicas on
+// and off (with the fast keyed-hash scheme and with real Ed25519), and a large
+// validator set. There is no ready alternative simulator to run here; the
+// memo-off rows are what a simulator that treats each replica as its own
+// process would pay. Prints one JSON line.
+
+import { DEFAULT_CONFIG, simulate } from '../src/sim/index.ts';
+import type { SimConfig } from '../src/sim/index.ts';
+
+interface Row {
+  validators: number;
+  crypto: string;
+  memo: boolean;
+  heights: number;
+  seconds: number;
+  heights_per_s: number;
+  verify_calls: number;
+  verify_computed: number;
+}
+
+function measure(config: Partial<SimConfig>, rounds = 3): Row {
+  const full: SimConfig = { ...DEFAULT_CONFIG, txsPerBlock: 0, ...config };
+  let best: Row | null = null;
+  for (let i = 0; i < rounds; i++) {
+    const start = performance.now();
+    const r = simulate(full);
+    const seconds = (performance.now() - start) / 1000;
+    if (r.violations.length > 0) throw new Error(`violation in the benchmark run: ${r.replay}`);
+    const row: Row = {
+      validators: full.validators,
+      crypto: full.crypto,
+      memo: full.memoize,
+      heights: r.heightsCommitted,
+      seconds: Math.round(seconds * 1000) / 1000,
+      heights_per_s: Math.round(r.heightsCommitted / seconds),
+      verify_calls: r.verify.calls,
+      verify_computed: r.verify.computed,
+    };
+    if (best === null || row.heights_per_s > best.heights_per_s) best = row;
+  }
+  return best!;
+}
+
+function ratio(a: Row, b: Row): number {
+  return Math.round((a.heights_per_s / b.heights_per_s) * 100) / 100;
+}
+
+const fastOn = measure({ validators: 4, heights: 3_000, crypto: 'fast', memoize: true });
+const fastOff = measure({ validators: 4, heights: 3_000, crypto: 'fast', memoize: false });
+const edOn = measure({ validators: 4, heights: 500, crypto: 'ed25519', memoize: true });
+const edOff = measure({ validators: 4, heights: 500, crypto: 'ed25519', memoize: false });
+const large = measure({ validators: 64, heights: 20, crypto: 'fast', memoize: true }, 1);
+let hundred: Row | string;
+try {
+  hundred = measure({ validators: 100, heights: 10, crypto: 'fast', memoize: true }, 1);
+} catch (error) {
+  hundred = `refused: ${(error as Error).message}`;
+}
+
+console.log(
+  JSON.stringify({
+    bench: 'sim',
+    four_validators: {
+      fast_memo_on: fastOn,
+      fast_memo_off: fastOff,
+      ed25519_memo_on: edOn,
+      ed25519_memo_off: edOff,
+    },
+    memo_speedup: { fast: ratio(fastOn, fastOff), ed25519: ratio(edOn, edOff) },
+    ed25519_cost: ratio(fastOn, edOn),
+    validators_64: large,
+    validators_100: hundred,
+    targets: { four_validators_heights_per_s: 5_000, hundred_validators_heights_per_s: 20 },
+  }),
+);
