@@ -36,6 +36,16 @@ export const COMMANDS: CommandEntry[] = [
     load: async () => (await import('./commands/devnet.ts')).command,
   },
   {
+    name: 'tx',
+    summary: 'sign and send a transaction: faucet, order, cancel, withdraw',
+    load: async () => (await import('./commands/tx.ts')).command,
+  },
+  {
+    name: 'query',
+    summary: 'read status, instruments, books, tickers, accounts, transactions and blocks',
+    load: async () => (await import('./commands/query.ts')).command,
+  },
+  {
     name: 'keys',
     summary: 'create or show an Ed25519 key file',
     load: async () => (await import('./commands/keys.ts')).command,

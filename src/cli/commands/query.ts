@@ -1,0 +1,302 @@
+// `zomma query status|instruments|book|ticker|account|tx|block`: reads from a
+// node through the client SDK, as tables for people or --json for programs.
+// The option parsing and formatting helpers here are shared with `zomma tx`.
+
+import { existsSync, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { ZommaClient, generateKey, loadKey, saveKey } from '../../api/client/index.ts';
+import type { KeyPair, TxView } from '../../api/client/index.ts';
+import type { Io } from '../io.ts';
+import { UsageError } from '../io.ts';
+import { parseArgs } from 'node:util';
+import { addressOfKey } from '../../api/client/index.ts';
+import type { Command } from '../io.ts';
+
+/** The devnet's first validator (`zomma devnet`: base port 27000, API at +1). */
+export const DEFAULT_NODE_URL = 'http://127.0.0.1:27001';
+/** Where `zomma tx` keeps the trader's key unless --key-file says otherwise. */
+export const DEFAULT_KEY_FILE = '.zomma/key.json';
+const QUOTE_DECIMALS = 6;
+
+export const CLIENT_OPTIONS = {
+  node: { type: 'string', default: DEFAULT_NODE_URL },
+  'key-file': { type: 'string', default: DEFAULT_KEY_FILE },
+  json: { type: 'boolean', default: false },
+} as const;
+
+export function clientOf(url: string): ZommaClient {
+  if (!/^https?:\/\/[^\s/]+/.test(url))
+    throw new UsageError(`--node must be an http(s) URL: ${url}`);
+  return new ZommaClient(url);
+}
+
+/** Loads the key file; the default one is created on first use (a devnet convenience). */
+export function keyOf(path: string, io: Io, create: boolean): KeyPair {
+  if (!existsSync(path)) {
+    if (!create) throw new UsageError(`no key file at ${path} (zomma keys new --out ${path})`);
+    mkdirSync(dirname(path), { recursive: true });
+    const key = generateKey();
+    saveKey(path, key);
+    io.err(`created a new key in ${path}`);
+    return key;
+  }
+  return loadKey(path);
+}
+
+/** "12.5" dollars → 12_500_000n quote units; at most 6 decimals. */
+export function parseDollars(text: string, what: string): bigint {
+  const m = /^(\d{1,15})(?:\.(\d{1,6}))?$/.exec(text);
+  if (m === null)
+    throw new UsageError(`${what} must be a positive amount in dollars, e.g. 1000 or 12.5`);
+  const cents = (m[2] ?? '').padEnd(QUOTE_DECIMALS, '0');
+  const value = BigInt(m[1]!) * 10n ** BigInt(QUOTE_DECIMALS) + BigInt(cents);
+  if (value <= 0n) throw new UsageError(`${what} must be positive`);
+  return value;
+}
+
+/** Quote units (a decimal string) → "1234.5" dollars. */
+export function formatDollars(quote: string): string {
+  const negative = quote.startsWith('-');
+  const digits = (negative ? quote.slice(1) : quote).padStart(QUOTE_DECIMALS + 1, '0');
+  const whole = digits.slice(0, -QUOTE_DECIMALS);
+  const frac = digits.slice(-QUOTE_DECIMALS).replace(/0+$/, '');
+  return `${negative ? '-' : ''}${whole}${frac ? `.${frac}` : ''}`;
+}
+
+export function parseCount(text: string | undefined, what: string, min = 1): number {
+  const n = Number(text);
+  if (text === undefined || !/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < min) {
+    throw new UsageError(`${what} must be an integer ≥ ${min}`);
+  }
+  return n;
+}
+
+/** Left-aligned columns with a header row. */
+export function table(header: readonly string[], rows: readonly (readonly unknown[])[]): string {
+  const cells = [header, ...rows.map((r) => r.map((c) => (c === undefined ? '' : String(c))))];
+  const widths = header.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
+  return cells
+    .map((r) =>
+      r
+        .map((c, i) => (c ?? '').padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
+}
+
+/** Key: value lines. */
+export function fields(entries: readonly [string, unknown][]): string {
+  const width = Math.max(...entries.map(([k]) => k.length));
+  return entries
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => `${k.padEnd(width)}  ${String(v)}`)
+    .join('\n');
+}
+
+const USAGE = [
+  'zomma query status|instruments [--node URL] [--json]',
+  '       zomma query book|ticker INSTRUMENT [--depth N] [--node URL] [--json]',
+  '       zomma query account [ADDRESS] [--key-file FILE] [--node URL] [--json]',
+  '       zomma query tx HASH | block HEIGHT [--node URL] [--json]',
+].join('\n');
+
+export const command: Command = {
+  name: 'query',
+  summary:
+    'read status, instruments, books, tickers, accounts, transactions and blocks from a node',
+  usage: USAGE,
+  async run(args, io) {
+    const { values, positionals } = parseArgs({
+      args,
+      options: { ...CLIENT_OPTIONS, depth: { type: 'string', default: '10' } },
+      allowPositionals: true,
+      strict: true,
+    });
+    const [what, arg] = positionals;
+    const client = clientOf(values.node);
+    const print = (json: unknown, text: () => string) =>
+      io.out(values.json ? JSON.stringify(json) : text());
+    switch (what) {
+      case 'status': {
+        const s = await client.status();
+        print(s, () =>
+          fields([
+            ['chain', s.chainId],
+            ['height', s.height],
+            ['block time', new Date(s.lastBlockTimeMs).toISOString()],
+            ['app hash', s.appHash],
+            ['validators', s.validators.length],
+            ['syncing', s.syncing],
+          ]),
+        );
+        return 0;
+      }
+      case 'instruments': {
+        const r = await client.instruments();
+        print(r, () =>
+          table(
+            ['instrument', 'kind', 'tick $', 'lots/base', 'min lots', 'status'],
+            r.instruments.map((i) => [
+              i.instrument,
+              i.kind,
+              formatDollars(i.tickSizeQuote),
+              i.lotsPerBase,
+              i.minSizeLots,
+              i.status,
+            ]),
+          ),
+        );
+        return 0;
+      }
+      case 'book': {
+        const instrument = need(arg, 'INSTRUMENT');
+        const b = await client.book(instrument, parseCount(values.depth, '--depth'));
+        print(b, () => {
+          const rows = [
+            ...b.asks
+              .slice()
+              .reverse()
+              .map(([p, s]) => ['ask', p, s]),
+            ...b.bids.map(([p, s]) => ['bid', p, s]),
+          ];
+          return `${b.instrument} at height ${b.height} (seq ${b.seq})\n${table(['side', 'price ticks', 'size lots'], rows)}`;
+        });
+        return 0;
+      }
+      case 'ticker': {
+        const t = await client.ticker(need(arg, 'INSTRUMENT'));
+        print(t, () =>
+          fields([
+            ['instrument', t.instrument],
+            ['height', t.height],
+            ['index ticks', t.indexTicks],
+            ['mark ticks', t.markTicks],
+            [
+              'best bid',
+              t.bestBidTicks === undefined ? '-' : `${t.bestBidTicks} × ${t.bestBidLots}`,
+            ],
+            [
+              'best ask',
+              t.bestAskTicks === undefined ? '-' : `${t.bestAskTicks} × ${t.bestAskLots}`,
+            ],
+            ['last trade', t.lastTradeTicks ?? '-'],
+            ['open interest lots', t.openInterestLots],
+            ['funding ppm', t.fundingRatePpm],
+          ]),
+        );
+        return 0;
+      }
+      case 'account': {
+        const address = arg ?? addressOfKey(keyOf(values['key-file'], io, false));
+        const a = await client.account(address);
+        print(a, () =>
+          a.subaccounts
+            .map((s) =>
+              [
+                `${a.address} subaccount ${s.subaccount} at height ${a.height}`,
+                fields([
+                  ['cash $', formatDollars(s.cashQuote)],
+                  ['equity $', formatDollars(s.equityQuote)],
+                  ['margin used $', formatDollars(s.marginUsedQuote)],
+                  ['maintenance $', formatDollars(s.maintenanceMarginQuote)],
+                  ['free $', formatDollars(s.marginFreeQuote)],
+                ]),
+                s.positions.length === 0
+                  ? 'no positions'
+                  : table(
+                      ['instrument', 'size lots', 'entry ticks', 'unrealized $'],
+                      s.positions.map((p) => [
+                        p.instrument,
+                        p.sizeLots,
+                        p.entryPriceTicks,
+                        formatDollars(p.unrealizedPnlQuote),
+                      ]),
+                    ),
+                s.openOrders.length === 0
+                  ? 'no open orders'
+                  : table(
+                      ['order', 'instrument', 'side', 'price ticks', 'open lots'],
+                      s.openOrders.map((o) => [
+                        o.orderId,
+                        o.instrument,
+                        o.side,
+                        o.priceTicks,
+                        o.remainingLots,
+                      ]),
+                    ),
+              ].join('\n'),
+            )
+            .join('\n\n'),
+        );
+        return 0;
+      }
+      case 'tx': {
+        const t = await client.tx(need(arg, 'HASH').replace(/^0x/, '').toLowerCase());
+        print(t, () => describeTx(t));
+        return 0;
+      }
+      case 'block': {
+        const b = await client.block(parseCount(arg, 'HEIGHT'));
+        print(b, () =>
+          [
+            fields([
+              ['height', b.height],
+              ['time', new Date(b.timeMs).toISOString()],
+              ['hash', b.hash],
+              ['app hash', b.appHash],
+              ['proposer', b.proposer],
+              ['transactions', b.txs.length],
+            ]),
+            ...(b.txs.length > 0
+              ? [
+                  table(
+                    ['tx', 'ok', 'code'],
+                    b.txs.map((t) => [t.hash, t.ok, t.code]),
+                  ),
+                ]
+              : []),
+          ].join('\n'),
+        );
+        return 0;
+      }
+      default:
+        throw new UsageError(what === undefined ? 'what to query?' : `unknown query '${what}'`);
+    }
+  },
+};
+
+function need(value: string | undefined, name: string): string {
+  if (value === undefined) throw new UsageError(`${name} is required`);
+  return value;
+}
+
+/** A transaction's final state for people: status, block, and each action's result. */
+export function describeTx(t: TxView): string {
+  const lines = [
+    fields([
+      ['tx', t.hash],
+      ['status', t.status],
+      ['height', t.height],
+      ['code', t.code],
+      ['message', t.message],
+    ]),
+  ];
+  if (t.actions !== undefined && t.actions.length > 0) {
+    lines.push(
+      table(
+        ['action', 'ok', 'order', 'outcome', 'filled', 'rested', 'code'],
+        t.actions.map((a) => [
+          a.kind,
+          a.ok,
+          a.orderId,
+          a.orderStatus,
+          a.filledLots,
+          a.restedLots,
+          a.code,
+        ]),
+      ),
+    );
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,136 @@
+// `zomma tx faucet|order|cancel|withdraw`: signs with the trader's key file and
+// submits through the client SDK. By default it waits for the block and shows
+// the final result (a rejection exits 1 with its code); --no-wait returns the
+// hash as soon as the node admitted the transaction.
+
+import { parseArgs } from 'node:util';
+import { addressOfKey } from '../../api/client/index.ts';
+import type { TxView } from '../../api/client/index.ts';
+import type { OrderType, Side, TimeInForce } from '../../exchange/tx/index.ts';
+import type { Command } from '../io.ts';
+import { UsageError } from '../io.ts';
+import { CLIENT_OPTIONS, clientOf, describeTx, keyOf, parseCount, parseDollars } from './query.ts';
+
+const USAGE = [
+  'zomma tx faucet DOLLARS',
+  '       zomma tx order INSTRUMENT buy|sell SIZE_LOTS [--price TICKS] [--market] [--ioc|--fok|--post-only]',
+  '                      [--reduce-only] [--client-id ID]',
+  '       zomma tx cancel INSTRUMENT ORDER_ID | zomma tx cancel --all [INSTRUMENT]',
+  '       zomma tx withdraw DOLLARS DESTINATION',
+  '  options: [--node URL] [--key-file FILE] [--subaccount N] [--no-wait] [--json]',
+].join('\n');
+
+export const command: Command = {
+  name: 'tx',
+  summary: 'sign and send a transaction: faucet, order, cancel, withdraw',
+  usage: USAGE,
+  async run(args, io) {
+    const { values, positionals } = parseArgs({
+      args,
+      options: {
+        ...CLIENT_OPTIONS,
+        subaccount: { type: 'string', default: '0' },
+        'no-wait': { type: 'boolean', default: false },
+        price: { type: 'string' },
+        market: { type: 'boolean', default: false },
+        ioc: { type: 'boolean', default: false },
+        fok: { type: 'boolean', default: false },
+        'post-only': { type: 'boolean', default: false },
+        'reduce-only': { type: 'boolean', default: false },
+        'client-id': { type: 'string' },
+        all: { type: 'boolean', default: false },
+      },
+      allowPositionals: true,
+      strict: true,
+    });
+    const [what, ...rest] = positionals;
+    if (what === undefined) throw new UsageError('which transaction?');
+    const client = clientOf(values.node);
+    const key = keyOf(values['key-file'], io, what === 'faucet');
+    const trader = client.trader(key, {
+      subaccount: parseCount(values.subaccount, '--subaccount', 0),
+      wait: values['no-wait'] ? 'none' : 'commit',
+    });
+    let tx: TxView;
+    switch (what) {
+      case 'faucet':
+        tx = await trader.faucet(parseDollars(need(rest[0], 'DOLLARS'), 'DOLLARS'));
+        break;
+      case 'order':
+        tx = await trader.placeOrder(orderOf(rest, values));
+        break;
+      case 'cancel':
+        if (values.all) tx = await trader.cancelAll(rest[0]);
+        else if (values['client-id'] !== undefined)
+          tx = await trader.cancel({
+            instrument: need(rest[0], 'INSTRUMENT'),
+            clientOrderId: values['client-id'],
+          });
+        else
+          tx = await trader.cancel({
+            instrument: need(rest[0], 'INSTRUMENT'),
+            orderId: parseCount(rest[1], 'ORDER_ID'),
+          });
+        break;
+      case 'withdraw':
+        tx = await trader.withdraw(
+          parseDollars(need(rest[0], 'DOLLARS'), 'DOLLARS'),
+          need(rest[1], 'DESTINATION'),
+        );
+        break;
+      default:
+        throw new UsageError(`unknown transaction '${what}'`);
+    }
+    if (values.json) io.out(JSON.stringify({ account: addressOfKey(key), ...tx }));
+    else io.out(`account ${addressOfKey(key)}\n${describeTx(tx)}`);
+    return tx.status === 'rejected' ? 1 : 0;
+  },
+};
+
+function need(value: string | undefined, name: string): string {
+  if (value === undefined) throw new UsageError(`${name} is required`);
+  return value;
+}
+
+function orderOf(
+  rest: readonly string[],
+  values: {
+    price?: string | undefined;
+    market: boolean;
+    ioc: boolean;
+    fok: boolean;
+    'post-only': boolean;
+    'reduce-only': boolean;
+    'client-id'?: string | undefined;
+  },
+) {
+  const instrument = need(rest[0], 'INSTRUMENT');
+  const side = need(rest[1], 'buy|sell');
+  if (side !== 'buy' && side !== 'sell') throw new UsageError('the side is buy or sell');
+  const sizeLots = parseCount(rest[2], 'SIZE_LOTS');
+  const type: OrderType = values.market ? 'market' : 'limit';
+  if (type === 'limit' && values.price === undefined) {
+    throw new UsageError('a limit order needs --price TICKS (or --market)');
+  }
+  const tifs = [values.ioc, values.fok, values['post-only']].filter(Boolean).length;
+  if (tifs > 1) throw new UsageError('at most one of --ioc, --fok, --post-only');
+  const timeInForce: TimeInForce = values.ioc
+    ? 'IOC'
+    : values.fok
+      ? 'FOK'
+      : values['post-only']
+        ? 'postOnly'
+        : type === 'market'
+          ? 'IOC'
+          : 'GTC';
+  return {
+    instrument,
+    side: side as Side,
+    sizeLots,
+    type,
+    timeInForce,
+    reduceOnly: values['reduce-only'],
+    ...(values.price !== undefined ? { priceTicks: parseCount(values.price, '--price') } : {}),
+    ...(values['client-id'] !== undefined ? { clientOrderId: values['client-id'] } : {}),
+  };
+}
