@@ -72,10 +72,10 @@ export class ValidatorSet {
     return new ValidatorSet(state.validators, state.priorities);
   }
 
-  /** The genesis set: all priorities start at zero. */
+  /** The genesis set: all priorities start at zero. Bounded by the set's size, not by one block's changes. */
   static fromUpdates(updates: readonly ValidatorUpdate[]): ValidatorSet {
     const empty = new ValidatorSet([], []);
-    return empty.withUpdates(updates);
+    return empty.applyUpdates(updates, VALIDATORS_MAX);
   }
 
   toState(): ValidatorSetState {
@@ -112,8 +112,12 @@ export class ValidatorSet {
    * at -1.125 × the new total, as in CometBFT, so they do not propose at once.
    */
   withUpdates(updates: readonly ValidatorUpdate[]): ValidatorSet {
-    if (updates.length > VALIDATOR_UPDATES_MAX) {
-      throw new ValidatorSetError(`${updates.length} updates exceed ${VALIDATOR_UPDATES_MAX}`);
+    return this.applyUpdates(updates, VALIDATOR_UPDATES_MAX);
+  }
+
+  private applyUpdates(updates: readonly ValidatorUpdate[], updatesMax: number): ValidatorSet {
+    if (updates.length > updatesMax) {
+      throw new ValidatorSetError(`${updates.length} updates exceed ${updatesMax}`);
     }
     if (updates.length === 0) return this;
     const byKey = new Map<string, { validator: Validator; priority: bigint | null }>();

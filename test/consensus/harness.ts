@@ -6,7 +6,7 @@
 
 import { decode, encode } from '../../src/codec/wire.ts';
 import { keyPairFromSeed, sha256, sign, verify } from '../../src/crypto/index.ts';
-import { toHex, utf8 } from '../../src/lib/bytes.ts';
+import { bytesEqual, toHex, utf8 } from '../../src/lib/bytes.ts';
 import { Prng } from '../../src/lib/prng.ts';
 import { messageCodec } from '../../src/consensus/codec.ts';
 import { Replica } from '../../src/consensus/replica.ts';
@@ -133,12 +133,17 @@ export class TestApp implements Application {
   constructor(
     genesisAppHash: Uint8Array,
     private readonly name: string,
+    private readonly txsPerBlock = 1,
   ) {
     this.appHash = genesisAppHash;
   }
 
   prepareProposal(height: number, round: number): Uint8Array[] {
-    return [utf8(`tx ${height}/${round} from ${this.name} #${this.txCounter++}`)];
+    const txs: Uint8Array[] = [];
+    for (let i = 0; i < this.txsPerBlock; i++) {
+      txs.push(utf8(`tx ${height}/${round} from ${this.name} #${this.txCounter++}`));
+    }
+    return txs;
   }
 
   processProposal(block: Block): boolean {
@@ -210,6 +215,69 @@ export interface HarnessOptions {
   readonly timeouts?: TimeoutConfig;
   /** Extra validators' keys (for joining later). */
   readonly spareKeys?: number;
+  /** Transactions each proposal carries (default 1; 0 for empty blocks). */
+  readonly txsPerBlock?: number;
+  /** Share one memo of signature checks across replicas, as the simulator does. */
+  readonly memoizeVerifier?: boolean;
+  /** Decode every released message to check for double signs (default true; profiling turns it off). */
+  readonly checkReleased?: boolean;
+}
+
+/**
+ * Remembers each check by its exact bytes, as the simulator's verifier does:
+ * every replica checks the same signature over the same bytes, and the
+ * process does that work once.
+ */
+export class MemoVerifier implements Verifier {
+  private readonly memo = new Map<number, MemoEntry>();
+  calls = 0;
+  computed = 0;
+
+  constructor(private readonly inner: Verifier) {}
+
+  verify(
+    publicKey: Uint8Array,
+    kind: ConsensusSignKind,
+    message: Uint8Array,
+    signature: Uint8Array,
+  ): boolean {
+    this.calls++;
+    // 48 bits of the signature name the entry; its bytes are compared, never trusted.
+    const s = signature;
+    const id =
+      s.length < 6
+        ? -1
+        : (s[0]! | (s[1]! << 8) | (s[2]! << 16)) * 0x1_000_000 +
+          (s[3]! | (s[4]! << 8) | (s[5]! << 16));
+    const hit = this.memo.get(id);
+    if (
+      hit !== undefined &&
+      hit.kind === kind &&
+      bytesEqual(hit.signature, signature) &&
+      bytesEqual(hit.publicKey, publicKey) &&
+      bytesEqual(hit.message, message)
+    ) {
+      return hit.ok;
+    }
+    this.computed++;
+    const ok = this.inner.verify(publicKey, kind, message, signature);
+    this.memo.set(id, {
+      kind,
+      signature: signature.slice(),
+      publicKey: publicKey.slice(),
+      message: message.slice(),
+      ok,
+    });
+    return ok;
+  }
+}
+
+interface MemoEntry {
+  readonly kind: number;
+  readonly signature: Uint8Array;
+  readonly publicKey: Uint8Array;
+  readonly message: Uint8Array;
+  readonly ok: boolean;
 }
 
 export class Harness {
@@ -234,7 +302,7 @@ export class Harness {
     this.options = options;
     this.prng = new Prng(options.seed);
     const crypto = options.crypto === 'ed25519' ? new Ed25519Crypto() : new FakeCrypto();
-    this.verifier = crypto;
+    this.verifier = options.memoizeVerifier === true ? new MemoVerifier(crypto) : crypto;
     for (let i = 0; i < options.n + (options.spareKeys ?? 0); i++) this.keys.push(crypto.key(i));
     this.genesis = {
       chainId: CHAIN_ID,
@@ -246,7 +314,7 @@ export class Harness {
       appHash: sha256(utf8('genesis')),
     };
     for (let i = 0; i < options.n; i++) {
-      const app = new TestApp(this.genesis.appHash, `v${i}`);
+      const app = new TestApp(this.genesis.appHash, `v${i}`, options.txsPerBlock ?? 1);
       const node: NodeState = {
         index: i,
         replica: null as unknown as Replica,
@@ -453,6 +521,7 @@ export class Harness {
 
   /** Records every signed vote and proposal a node lets out; two different values for one (h, r, type) is a double sign. */
   private noteReleased(node: NodeState, bytes: Uint8Array): void {
+    if (this.options.checkReleased === false) return;
     const message = decode(messageCodec, bytes);
     let key: string;
     let value: string;
