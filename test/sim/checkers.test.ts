@@ -1,0 +1,78 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Checkers } from '../../src/sim/index.ts';
+import type { Message } from '../../src/consensus/index.ts';
+
+const HASH_A = new Uint8Array(32).fill(0xaa);
+const HASH_B = new Uint8Array(32).fill(0xbb);
+const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+
+function prevote(blockHash: Uint8Array | null): Message {
+  return {
+    kind: 'vote',
+    vote: {
+      type: 3,
+      height: 5,
+      round: 1,
+      blockHash,
+      validatorIndex: 0,
+      timestampMs: 0,
+      extension: new Uint8Array(0),
+      signature: new Uint8Array(64),
+    },
+  };
+}
+
+test('doubleSign: one key signing two values for one (height, round, step)', () => {
+  const c = new Checkers(true);
+  c.onHonestSigned(0, 0, prevote(HASH_A), 10);
+  c.onHonestSigned(0, 0, prevote(HASH_A), 20); // a re-send is fine
+  c.onHonestSigned(1, 1, prevote(null), 20); // another key
+  assert.equal(c.failed, false);
+  c.onHonestSigned(0, 0, prevote(null), 30);
+  assert.equal(c.violations[0]!.kind, 'doubleSign');
+  assert.ok(c.stop);
+});
+
+test('agreement, validity and appHash', () => {
+  const c = new Checkers(false);
+  c.onReleased({
+    kind: 'proposal',
+    proposal: {
+      height: 1,
+      round: 0,
+      polRound: -1,
+      blockHash: HASH_A,
+      signature: new Uint8Array(64),
+    },
+    block: null as never,
+  });
+  c.onCommitted(0, 1, 0, hex(HASH_A), 1);
+  c.onCommitted(1, 1, 0, hex(HASH_A), 2);
+  c.onExecuted(0, 1, HASH_A, 3);
+  c.onExecuted(1, 1, HASH_A, 3);
+  assert.equal(c.failed, false);
+  c.onCommitted(2, 1, 0, hex(HASH_B), 4);
+  c.onExecuted(2, 1, HASH_B, 5);
+  assert.deepEqual(
+    c.violations.map((v) => v.kind),
+    ['agreement', 'validity', 'appHash'],
+  );
+  assert.equal(c.stop, false, 'told not to stop');
+});
+
+test('evidence: committed in time, late, or excused by a crash', () => {
+  const c = new Checkers(true);
+  c.onEvidenceSeen(0, 'e1', 10, 3, 100);
+  c.onEvidenceSeen(1, 'e2', 10, 3, 100);
+  c.onEvidenceSeen(2, 'e3', 10, 3, 100);
+  c.onEvidenceCommitted('e1', 12);
+  const crashed = (node: number) => node === 2;
+  c.checkEvidence(21, 0, 12, crashed, 1_000);
+  assert.equal(c.failed, false, 'the chain has not reached the deadline');
+  c.checkEvidence(22, 0, 12, crashed, 1_000);
+  assert.equal(c.violations.length, 1);
+  assert.match(c.violations[0]!.message, /node 1/);
+  assert.deepEqual(c.evidenceCounts, { seen: 3, committed: 1 });
+  assert.equal(c.stop, false, 'evidence is not a safety violation');
+});
