@@ -5,7 +5,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../../node/config.ts';
+import { startBots } from '../../node/bots/bots.ts';
+import type { RunningBots } from '../../node/bots/bots.ts';
 import { initNetwork } from '../../node/init.ts';
+import { DEFAULT_NODE_URL } from './query.ts';
 import type { Command, Io } from '../io.ts';
 import { UsageError } from '../io.ts';
 
@@ -28,6 +31,7 @@ interface Child {
   readonly name: string;
   readonly home: string;
   readonly metrics: string;
+  readonly api: string;
   readonly process: ChildProcess;
   exited: boolean;
 }
@@ -35,7 +39,8 @@ interface Child {
 export const command: Command = {
   name: 'devnet',
   summary: 'run a local network of validators, one process each',
-  usage: 'zomma devnet [--validators N] [--dir DIR] [--reset] [--duration SECONDS] [--base-port P]',
+  usage:
+    'zomma devnet [--validators N] [--dir DIR] [--reset] [--duration SECONDS] [--base-port P] [--no-bots]',
   async run(args, io) {
     const { values } = parseArgs({
       args,
@@ -45,6 +50,7 @@ export const command: Command = {
         reset: { type: 'boolean', default: false },
         duration: { type: 'string' },
         'base-port': { type: 'string', default: '27000' },
+        'no-bots': { type: 'boolean', default: false },
       },
       strict: true,
     });
@@ -73,6 +79,7 @@ export const command: Command = {
     }
 
     const children: Child[] = [];
+    let bots: RunningBots | null = null;
     let stopping = false;
     let wake: () => void = () => {};
     const stopped = new Promise<void>((resolve) => (wake = resolve));
@@ -89,6 +96,7 @@ export const command: Command = {
           name: config.moniker,
           home,
           metrics: config.metrics ?? '',
+          api: config.api ?? '',
           process: child,
           exited: false,
         };
@@ -110,26 +118,53 @@ export const command: Command = {
         await waitHealthy(c, START_TIMEOUT_MS);
       }
       const first = children[0]!;
+      const apiUrl = `http://${first.api}`;
+      await waitApi(apiUrl, START_TIMEOUT_MS);
+      if (!values['no-bots']) {
+        io.out('devnet: starting the market maker and the taker …');
+        let errorsShown = 0;
+        bots = await startBots({
+          url: apiUrl,
+          dir: join(dir, 'bots'),
+          onEvent: (e) => {
+            // A few errors tell what is wrong; hundreds would bury the progress lines.
+            if (e.type === 'error' && errorsShown++ < 5) {
+              io.err(`devnet: ${e.bot}: ${e.code}: ${e.message}`);
+            }
+          },
+        });
+        io.out(`devnet: market maker ${bots.maker}, taker ${bots.taker}`);
+      }
+      const node = apiUrl === DEFAULT_NODE_URL ? '' : ` --node ${apiUrl}`;
       io.out('');
       io.out('devnet is up:');
       for (const c of children)
         io.out(
-          `  ${c.name}  metrics http://${c.metrics}/metrics  status http://${c.metrics}/status`,
+          `  ${c.name}  API http://${c.api}  WebSocket ws://${c.api}/v1/ws  metrics http://${c.metrics}/metrics`,
         );
       io.out('');
       io.out('try:');
-      io.out(`  curl -s http://${first.metrics}/status`);
+      io.out(`  npx zomma query status${node}`);
+      io.out(`  npx zomma query book BTC-PERPETUAL${node}`);
+      io.out(`  npx zomma tx faucet 10000${node}          (creates .zomma/key.json)`);
+      io.out(`  npx zomma tx order BTC-PERPETUAL buy 10 --market${node}`);
+      io.out(`  npx zomma query account${node}`);
+      io.out(`  curl -s ${apiUrl}/v1/ticker/BTC-PERPETUAL`);
       io.out(`  curl -s http://${first.metrics}/metrics | grep zomma_height`);
-      io.out(`  tail -f ${join(first.home, 'node.log')}`);
-      io.out('Ctrl-C stops every validator; running again resumes from disk.');
-      const progress = setInterval(() => void printProgress(io, children), PROGRESS_EVERY_MS);
+      io.out('Ctrl-C stops everything; running again resumes from disk (--reset starts over).');
+      const running = bots;
+      const progress = setInterval(
+        () => void printProgress(io, children, running),
+        PROGRESS_EVERY_MS,
+      );
       const timer = durationS === null ? null : setTimeout(() => wake(), durationS * 1_000);
       await stopped;
       clearInterval(progress);
       if (timer !== null) clearTimeout(timer);
-      await printProgress(io, children);
+      await printProgress(io, children, running);
     } finally {
       stopping = true;
+      if (bots !== null) await bots.stop();
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
       await stopAll(children);
@@ -160,7 +195,26 @@ async function waitHealthy(child: Child, timeoutMs: number): Promise<void> {
   }
 }
 
-async function printProgress(io: Io, children: readonly Child[]): Promise<void> {
+async function waitApi(url: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const res = await fetch(`${url}/v1/status`, { signal: AbortSignal.timeout(2_000) });
+      if (res.ok) return;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline)
+      throw new Error(`the API at ${url} did not answer in ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+async function printProgress(
+  io: Io,
+  children: readonly Child[],
+  bots: RunningBots | null,
+): Promise<void> {
   const parts = await Promise.all(
     children.map(async (c) => {
       if (c.exited) return `${c.name}: down`;
@@ -175,7 +229,12 @@ async function printProgress(io: Io, children: readonly Child[]): Promise<void> 
       }
     }),
   );
-  io.out(`devnet: ${parts.join('  ')}`);
+  const s = bots?.stats;
+  const trading =
+    s === undefined
+      ? ''
+      : `  | quotes ${s.quotes}, takes ${s.takes} (${s.filledLots} lots filled), errors ${s.errors}`;
+  io.out(`devnet: ${parts.join('  ')}${trading}`);
 }
 
 /** SIGTERM by PID, then SIGKILL for any that do not exit in time: nothing is left running. */

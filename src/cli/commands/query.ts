@@ -9,6 +9,7 @@ import type { KeyPair, TxView } from '../../api/client/index.ts';
 import type { Io } from '../io.ts';
 import { UsageError } from '../io.ts';
 import { parseArgs } from 'node:util';
+import { ZommaError } from '../../lib/errors.ts';
 import { addressOfKey } from '../../api/client/index.ts';
 import type { Command } from '../io.ts';
 
@@ -27,7 +28,19 @@ export const CLIENT_OPTIONS = {
 export function clientOf(url: string): ZommaClient {
   if (!/^https?:\/\/[^\s/]+/.test(url))
     throw new UsageError(`--node must be an http(s) URL: ${url}`);
-  return new ZommaClient(url);
+  // A node that is down is an answer for people, not a stack trace.
+  const reach: typeof fetch = async (input, init) => {
+    try {
+      return await fetch(input, init);
+    } catch (error) {
+      const cause = (error as { cause?: { code?: string } }).cause?.code ?? String(error);
+      throw new ZommaError(
+        'NodeUnreachable',
+        `cannot reach ${url} (${cause}); is the node running?`,
+      );
+    }
+  };
+  return new ZommaClient({ url, fetch: reach });
 }
 
 /** Loads the key file; the default one is created on first use (a devnet convenience). */
