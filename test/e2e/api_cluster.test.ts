@@ -1,0 +1,217 @@
+// Four validator processes on loopback, used the way clients use them: orders
+// sent through the SDK to different nodes match; every node reports the same
+// appHash at every height; every transaction the API acknowledged as
+// committed is on every node after kill -9 and restart; bad input over HTTP
+// and WebSocket is refused with a typed code and the cluster keeps working.
+// One cluster serves every check (starting one is the slow part).
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import WebSocket from 'ws';
+import { ZommaClient, generateKey } from '../../src/api/client/index.ts';
+import type { Trader } from '../../src/api/client/index.ts';
+import { toHex } from '../../src/lib/bytes.ts';
+import { initCluster, kill9, startNodeProcess, until } from './helpers.ts';
+
+const USDC = 1_000_000n;
+
+async function httpStatus(
+  url: string,
+  init: RequestInit,
+): Promise<{ status: number; code: string }> {
+  const res = await fetch(url, init);
+  const body = (await res.json()) as { code?: string };
+  return { status: res.status, code: body.code ?? '' };
+}
+
+/** Every message a WebSocket receives until it closes or `count` arrived. */
+function wsExchange(url: string, frames: (string | Buffer)[], count: number): Promise<unknown[]> {
+  return new Promise((resolve) => {
+    const got: unknown[] = [];
+    const ws = new WebSocket(url);
+    const done = () => {
+      ws.terminate();
+      resolve(got);
+    };
+    const timer = setTimeout(done, 5_000);
+    ws.on('open', () => {
+      for (const f of frames) ws.send(f);
+    });
+    ws.on('message', (raw) => {
+      got.push(JSON.parse(raw.toString()));
+      if (got.length >= count) {
+        clearTimeout(timer);
+        done();
+      }
+    });
+    ws.on('close', () => {
+      clearTimeout(timer);
+      resolve(got);
+    });
+    ws.on('error', () => {});
+  });
+}
+
+test('a four-process cluster behind its API: matching, agreement, no lost acknowledgements, bad input', async () => {
+  const cluster = await initCluster(4, { commitPauseMs: 50, salt: 11 });
+  const procs = cluster.homes.map((h) => startNodeProcess(h.home));
+  const clients = cluster.homes.map((_, i) => new ZommaClient(cluster.apiUrl(i)));
+  const acked = new Map<string, number>();
+  const ack = (hash: string, height: number | undefined) => acked.set(hash, height ?? -1);
+  try {
+    await until(
+      async () => {
+        const heights = await Promise.all(
+          clients.map((c) =>
+            c.status().then(
+              (s) => s.height,
+              () => -1,
+            ),
+          ),
+        );
+        return heights.every((h) => h >= 2);
+      },
+      60_000,
+      'every node commits through its API',
+    );
+    await until(
+      async () => (await clients[0]!.ticker('BTC-PERPETUAL')).indexTicks > 0,
+      30_000,
+      'an index price',
+    );
+
+    // Orders through different nodes match.
+    const maker = clients[0]!.trader(generateKey());
+    const taker = clients[2]!.trader(generateKey());
+    for (const t of [maker, taker]) {
+      const tx = await t.faucet(100_000n * USDC);
+      ack(tx.hash, tx.height);
+    }
+    const index = (await clients[1]!.ticker('BTC-PERPETUAL')).indexTicks;
+    const rest = await maker.placeOrder({
+      instrument: 'BTC-PERPETUAL',
+      side: 'buy',
+      priceTicks: index - 3,
+      sizeLots: 50,
+    });
+    ack(rest.hash, rest.height);
+    const hit = await taker.placeOrder({
+      instrument: 'BTC-PERPETUAL',
+      side: 'sell',
+      type: 'market',
+      timeInForce: 'IOC',
+      sizeLots: 20,
+    });
+    ack(hit.hash, hit.height);
+    assert.equal(hit.actions![0]!.filledLots, 20);
+    await until(
+      async () => ((await clients[3]!.book('BTC-PERPETUAL')).height ?? 0) >= hit.height!,
+      10_000,
+      'node 3 reaches the trade',
+    );
+    assert.deepEqual((await clients[3]!.book('BTC-PERPETUAL')).bids[0], [index - 3, 30]);
+    const trades = await clients[1]!.trades('BTC-PERPETUAL');
+    assert.ok(trades.trades.some((t) => t.height === hit.height && t.sizeLots === 20));
+
+    // Bad input over HTTP: typed refusals.
+    const url = cluster.apiUrl(1);
+    const post = (body: BodyInit, type = 'application/json') =>
+      httpStatus(`${url}/v1/tx`, { method: 'POST', body, headers: { 'content-type': type } });
+    assert.deepEqual(await post('{not json'), { status: 400, code: 'MalformedJson' });
+    assert.equal((await post(JSON.stringify({ tx: 'zz' }))).code, 'BadRequest');
+    assert.equal((await post(JSON.stringify({ tx: 'abcd' }))).code, 'Malformed');
+    assert.equal((await post(Buffer.alloc(200_000, 1), 'application/octet-stream')).status, 413);
+    const built = await taker.build({ kind: 'faucet', amountQuote: 1n });
+    const forged = Uint8Array.from(built.bytes);
+    forged[forged.length - 1] ^= 0x01;
+    assert.equal((await post(JSON.stringify({ tx: toHex(forged) }))).code, 'BadSignature');
+    const good = await clients[1]!.submitTx(built.bytes, { wait: 'commit' });
+    ack(good.hash, good.height);
+    const replay = await post(JSON.stringify({ tx: toHex(built.bytes) }));
+    assert.equal(replay.code, 'DuplicateTx');
+    assert.equal((await httpStatus(`${url}/v1/book/NOPE-PERPETUAL`, {})).code, 'NotFound');
+    assert.equal((await httpStatus(`${url}/v1/account/0x12`, {})).code, 'BadRequest');
+
+    // Bad input over WebSocket: error messages, then a good subscription still works.
+    const ws = `${url.replace('http', 'ws')}/v1/ws`;
+    const answers = (await wsExchange(
+      ws,
+      [
+        '{garbage',
+        JSON.stringify({ op: 'subscribe', channel: 'nope:1' }),
+        JSON.stringify({ op: 'launch' }),
+        JSON.stringify({ op: 'subscribe', channel: 'book:BTC-PERPETUAL' }),
+      ],
+      5,
+    )) as { type: string; code?: string }[];
+    assert.equal(answers.filter((a) => a.type === 'error').length, 3);
+    assert.ok(answers.some((a) => a.type === 'snapshot'));
+    const big = (await wsExchange(ws, [Buffer.alloc(64 * 1024, 0x20)], 1)) as unknown[];
+    assert.ok(big.length <= 1, 'an oversize message closes the connection');
+
+    // Acknowledgements across crashes: traders on every node, kill -9 two
+    // validators in turn (never two at once), restart them.
+    const traders: Trader[] = clients.map((c) => c.trader(generateKey()));
+    const burst = async (who: number[]) => {
+      for (const i of who) {
+        const tx = await traders[i]!.faucet(1_000n * USDC);
+        ack(tx.hash, tx.height);
+      }
+    };
+    await burst([0, 1, 2, 3]);
+    await kill9(procs[1]!);
+    await burst([0, 2, 3, 0, 2, 3]);
+    procs[1] = startNodeProcess(cluster.homes[1]!.home);
+    await until(
+      async () =>
+        (await clients[1]!.status().then(
+          (s) => s.height,
+          () => -1,
+        )) >= 1,
+      30_000,
+      'node 1 serves again',
+    );
+    await kill9(procs[0]!);
+    await burst([1, 2, 3]);
+    procs[0] = startNodeProcess(cluster.homes[0]!.home);
+    const top = Math.max(...acked.values());
+    await until(
+      async () => {
+        const heights = await Promise.all(
+          clients.map((c) =>
+            c.status().then(
+              (s) => s.height,
+              () => -1,
+            ),
+          ),
+        );
+        return heights.every((h) => h >= top);
+      },
+      60_000,
+      'every node past the last acknowledged height',
+    );
+    await burst([0, 1]);
+
+    for (const [i, c] of clients.entries()) {
+      for (const [hash] of acked) {
+        const tx = await c.tx(hash);
+        assert.equal(tx.status, 'committed', `node ${i}: ${hash}`);
+      }
+    }
+
+    // The same appHash at every height on every node (the API's blocks, and the metrics chain).
+    const agreed = Math.min(
+      ...(await Promise.all(clients.map((c) => c.status()))).map((s) => s.height),
+    );
+    for (let h = 1; h <= agreed; h++) {
+      const hashes = new Set(
+        await Promise.all(clients.map((c) => c.block(h).then((b) => `${b.hash}/${b.appHash}`))),
+      );
+      assert.equal(hashes.size, 1, `height ${h}`);
+    }
+  } finally {
+    for (const p of procs)
+      if (p.child.exitCode === null && p.child.signalCode === null) await kill9(p);
+    cluster.remove();
+  }
+});
