@@ -115,7 +115,7 @@ test('a four-process cluster behind its API: matching, agreement, no lost acknow
 
     // Bad input over HTTP: typed refusals.
     const url = cluster.apiUrl(1);
-    const post = (body: BodyInit, type = 'application/json') =>
+    const post = (body: string | Uint8Array, type = 'application/json') =>
       httpStatus(`${url}/v1/tx`, { method: 'POST', body, headers: { 'content-type': type } });
     assert.deepEqual(await post('{not json'), { status: 400, code: 'MalformedJson' });
     assert.equal((await post(JSON.stringify({ tx: 'zz' }))).code, 'BadRequest');
@@ -123,7 +123,7 @@ test('a four-process cluster behind its API: matching, agreement, no lost acknow
     assert.equal((await post(Buffer.alloc(200_000, 1), 'application/octet-stream')).status, 413);
     const built = await taker.build({ kind: 'faucet', amountQuote: 1n });
     const forged = Uint8Array.from(built.bytes);
-    forged[forged.length - 1] ^= 0x01;
+    forged[forged.length - 1] = forged[forged.length - 1]! ^ 0x01;
     assert.equal((await post(JSON.stringify({ tx: toHex(forged) }))).code, 'BadSignature');
     const good = await clients[1]!.submitTx(built.bytes, { wait: 'commit' });
     ack(good.hash, good.height);
