@@ -144,6 +144,37 @@ const determinism = {
   },
 };
 
+/** The dashboard's browser files, per folder depth under src/web (import paths are relative). */
+function webBrowserCode() {
+  return [
+    { files: ['src/web/*.ts'], up: '\\.\\./', inside: '\\./' },
+    { files: ['src/web/views/*.ts'], up: '\\.\\./\\.\\./', inside: '\\./|\\.\\./[^./]' },
+  ].map(({ files, up, inside }) => ({
+    files,
+    ignores: ['src/web/build.ts', 'src/web/serve.ts'],
+    languageOptions: { globals: { ...globals.browser } },
+    rules: {
+      'no-restricted-imports': 'off',
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: `^${up}api/`,
+              allowTypeImports: true,
+              message: 'Browser code takes only types from src/api (import type).',
+            },
+            {
+              regex: `^(?!${inside}|${up}api/)`,
+              message: 'Browser code imports only src/web files (and types from src/api).',
+            },
+          ],
+        },
+      ],
+    },
+  }));
+}
+
 export default tseslint.config(
   { ignores: ['node_modules/**', 'dist/**', 'artifacts/**', '.zomma/**', 'src/api/web/dist/**'] },
   js.configs.recommended,
@@ -185,6 +216,10 @@ export default tseslint.config(
       ],
     },
   },
+  // src/web: the dashboard runs in the browser (browser globals) and imports only
+  // src/web and, for the shapes of the API's answers, `import type` from src/api.
+  // build.ts and serve.ts are its Node side.
+  ...webBrowserCode(),
   {
     files: ['bench/**', 'scripts/**', 'src/cli/**', 'bin/**'],
     rules: { 'no-console': 'off' },
