@@ -38,7 +38,7 @@ export const accountView: View = (root, app, scope, args) => {
   });
   const form = h('div', { class: 'address-bar' }, input, h('button', { id: 'lookup' }, 'Look up'));
   form.querySelector('button')!.addEventListener('click', go);
-  const body = h('div');
+  const body = h('div', { class: 'stack' });
   root.replaceChildren(form, body);
   if (address === undefined) {
     body.replaceChildren(
