@@ -101,6 +101,10 @@ export function ensureBundle(outDir = WEB_DIST_DIR, sourceDir = WEB_SOURCE_DIR):
   const fresh = readFreshBundle(outDir, sourceDir);
   if (fresh !== undefined) return fresh;
   const bundle = buildBundle(sourceDir);
-  writeBundle(bundle, outDir);
+  try {
+    writeBundle(bundle, outDir);
+  } catch {
+    // dist/web is only a cache: on a read-only install the node serves the bundle it just built.
+  }
   return bundle;
 }
