@@ -78,6 +78,8 @@ export interface ApiServerOptions {
   logger?: FastifyBaseLogger;
   /** Take the client IP from X-Forwarded-For (behind a trusted proxy only). */
   trustProxy?: boolean;
+  /** Adds routes of the embedding program (e.g. the dashboard) before the server listens. */
+  register?: (app: FastifyInstance) => void;
 }
 
 export interface ApiServer {
@@ -472,6 +474,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     wss.handleUpgrade(req, socket, head, (ws) => hub.attach(ws));
   });
 
+  options.register?.(app);
   const address = await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 0 });
   return {
     url: address,
