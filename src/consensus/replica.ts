@@ -5,7 +5,7 @@
 // docs/protocol.md maps every rule and addition to its function here.
 
 import { DecodeError, Writer, decode, encode } from '../codec/wire.ts';
-import { merkleRoot, sha256 } from '../crypto/index.ts';
+import { merkleRoot } from '../crypto/index.ts';
 import { assert } from '../lib/assert.ts';
 import { bytesEqual, compareBytes, fromHex, toHex } from '../lib/bytes.ts';
 import {
@@ -32,10 +32,7 @@ import {
 } from '../lib/limits.ts';
 import {
   ZERO_HASH,
-  commitCodec,
   committedBlockCodec,
-  evidenceCodec,
-  headerCodec,
   messageCodec,
   proposalSignBytes,
   voteCodec,
@@ -68,6 +65,18 @@ import type {
 import { GOSSIP_STEP, STEP, VOTE_TYPE } from './types.ts';
 import { ValidatorSet, isOneThirdPlus, isQuorum } from './validators.ts';
 import { HeightVotes, NIL_KEY, valueKey } from './votes.ts';
+import {
+  bodyFactsOf,
+  commitHashOf,
+  commitSignBytesOf,
+  decodeMessage,
+  encodeMessage,
+  evidenceHashOf,
+  evidenceRoot,
+  headerHashOf,
+  proposalSignBytesOf,
+  voteSignBytesOf,
+} from './memo.ts';
 
 export const DEFAULT_TIMEOUTS: TimeoutConfig = {
   proposeMs: TIMEOUT_PROPOSE_MS,
@@ -135,21 +144,12 @@ export function weightedMedianMs(commit: CommitCertificate, set: ValidatorSet): 
   return 0;
 }
 
+/** sha256 of the encoded header (computed once per header object). */
 export function blockHashOf(block: Block): Uint8Array {
-  return sha256(encode(headerCodec, block.header));
+  return headerHashOf(block.header);
 }
 
-export function evidenceHashOf(evidence: DuplicateVoteEvidence): Uint8Array {
-  return sha256(encode(evidenceCodec, evidence));
-}
-
-export function evidenceRoot(evidence: readonly DuplicateVoteEvidence[]): Uint8Array {
-  return merkleRoot(evidence.map((e) => encode(evidenceCodec, e)));
-}
-
-export function commitHashOf(commit: CommitCertificate | null): Uint8Array {
-  return commit === null ? ZERO_HASH : sha256(encode(commitCodec, commit));
-}
+export { commitHashOf, evidenceHashOf, evidenceRoot };
 
 /** Two conflicting votes as evidence, in their canonical order (by encoded bytes). */
 export function makeEvidence(a: Vote, b: Vote): DuplicateVoteEvidence {
@@ -204,6 +204,32 @@ function compareHrs(
 
 const EMPTY = new Uint8Array(0);
 
+function sameValue(a: Uint8Array | null, b: Uint8Array | null): boolean {
+  return a === null ? b === null : b !== null && bytesEqual(a, b);
+}
+
+/** Two votes of one validator, (height, round, type) already equal, are the same vote. */
+function sameVote(a: Vote, b: Vote): boolean {
+  if (a === b) return true;
+  return (
+    a.timestampMs === b.timestampMs &&
+    sameValue(a.blockHash, b.blockHash) &&
+    bytesEqual(a.signature, b.signature) &&
+    bytesEqual(a.extension, b.extension)
+  );
+}
+
+/** A certificate's precommit is one this replica already verified: same block, time, extension and signature. */
+function sameCommitVote(seen: Vote, v: CommitVote, blockHash: Uint8Array): boolean {
+  return (
+    seen.timestampMs === v.timestampMs &&
+    seen.blockHash !== null &&
+    bytesEqual(seen.blockHash, blockHash) &&
+    bytesEqual(seen.signature, v.signature) &&
+    bytesEqual(seen.extension, v.extension)
+  );
+}
+
 export class Replica implements ConsensusReplica {
   readonly metrics: Metrics = emptyMetrics();
 
@@ -223,6 +249,8 @@ export class Replica implements ConsensusReplica {
   private proposals = new Map<number, ProposalEntry>();
   private blocksByKey = new Map<string, ProposalEntry>();
   private votes = new HeightVotes([]);
+  /** The last height's votes (all verified), so its certificate in the next block is not verified again. */
+  private previousVotes = new HeightVotes([]);
   private decided: Decision | null = null;
   private decisionCandidates = new Map<string, { round: number; key: string }>();
   private skipRound = -1;
@@ -244,6 +272,8 @@ export class Replica implements ConsensusReplica {
   private requestedUpTo = 0;
   private lastRequestMs = -CATCHUP_RETRY_MS;
   private lastPushMs = new Map<PeerId, number>();
+  /** Peers heard one height behind, and since when: a late vote is normal, a peer still there later is stuck. */
+  private behindSinceMs = new Map<PeerId, { readonly height: number; readonly sinceMs: number }>();
   private lastGossipMs = new Map<PeerId, number>();
 
   // The double-sign guard: everything signed at the current height and above, and the highest (h, r, step).
@@ -428,7 +458,7 @@ export class Replica implements ConsensusReplica {
     if (input.bytes.length > MESSAGE_BYTES_MAX) return this.drop('oversize');
     let message: Message;
     try {
-      message = decode(messageCodec, input.bytes);
+      message = decodeMessage(input.bytes);
     } catch (error) {
       if (error instanceof DecodeError) return this.drop('decode');
       throw error;
@@ -439,7 +469,7 @@ export class Replica implements ConsensusReplica {
   private onDecoded(input: Input & { kind: 'message' }, message: Message): void {
     switch (message.kind) {
       case 'vote':
-        return this.onVote(input, message.vote);
+        return this.onVote(input, message);
       case 'proposal':
         return this.onProposal(input, message, message.proposal, message.block);
       case 'evidence':
@@ -475,12 +505,19 @@ export class Replica implements ConsensusReplica {
 
   // --- votes ---------------------------------------------------------------------
 
-  private onVote(input: Input & { kind: 'message' }, vote: Vote): void {
-    if (!this.admitHeight(input, { kind: 'vote', vote }, vote.height)) return;
+  private onVote(input: Input & { kind: 'message' }, message: Message & { kind: 'vote' }): void {
+    const vote = message.vote;
+    if (!this.admitHeight(input, message, vote.height)) return;
     if (vote.round > this.roundValue + ROUNDS_AHEAD_MAX) return this.drop('futureRound');
     const set = this.chain.validators;
     if (vote.validatorIndex >= set.size) return this.drop('unknownValidator');
     if (vote.validatorIndex === this.myIndex) return this.drop('duplicateVote');
+    const existing = this.votes.round(vote.type, vote.round)?.byValidator[vote.validatorIndex];
+    if (existing !== undefined && sameVote(existing, vote)) {
+      // A re-sent copy of a vote already checked: the peer may be missing ours.
+      this.regossip(input.from, input.nowMs);
+      return this.drop('duplicateVote');
+    }
     if (!this.verifyVote(vote, set)) return this.drop('badSignature');
     this.regossip(input.from, input.nowMs);
     if (
@@ -490,41 +527,37 @@ export class Replica implements ConsensusReplica {
     ) {
       return this.drop('badExtension');
     }
-    const existing = this.votes.round(vote.type, vote.round)?.byValidator[vote.validatorIndex];
     if (existing !== undefined) {
-      if (valueKey(existing.blockHash) !== valueKey(vote.blockHash)) {
+      if (!sameValue(existing.blockHash, vote.blockHash)) {
         this.logInput(input);
         this.addEvidence(makeEvidence(existing, vote));
       }
       return this.drop('duplicateVote');
     }
     this.logInput(input);
-    this.addVote(vote);
-    this.progress(input.nowMs);
+    // Between inputs no rule holds (progress ran to a fixed point); a vote that
+    // crossed no threshold cannot make one hold.
+    if (this.addVote(vote)) this.progress(input.nowMs);
   }
 
   private verifyVote(vote: Vote, set: ValidatorSet): boolean {
     const kind =
       vote.type === VOTE_TYPE.prevote ? SIGN_KIND_CONSENSUS.prevote : SIGN_KIND_CONSENSUS.precommit;
-    const bytes = voteSignBytes(
-      this.writer,
-      vote.type,
-      vote.height,
-      vote.round,
-      vote.blockHash,
-      vote.timestampMs,
-      vote.extension,
-    );
     const publicKey = set.validators[vote.validatorIndex]!.publicKey;
-    return this.ports.verifier.verify(publicKey, kind, bytes, vote.signature);
+    return this.ports.verifier.verify(publicKey, kind, voteSignBytesOf(vote), vote.signature);
   }
 
-  private addVote(vote: Vote): void {
+  /** Tallies a vote; true if an upon-rule may now hold (a threshold was crossed), so progress() must look. */
+  private addVote(vote: Vote): boolean {
     const result = this.votes.add(vote);
-    if (result.kind !== 'added') return;
+    if (result.kind !== 'added') return false;
+    let changed = result.crossed;
     const power = this.votes.speakingPower(vote.round);
     if (vote.round > this.roundValue && isOneThirdPlus(power, this.chain.validators.totalPower)) {
-      if (vote.round > this.skipRound) this.skipRound = vote.round;
+      if (vote.round > this.skipRound) {
+        this.skipRound = vote.round;
+        changed = true;
+      }
     }
     if (
       vote.type === VOTE_TYPE.precommit &&
@@ -536,6 +569,7 @@ export class Replica implements ConsensusReplica {
         key: result.key,
       });
     }
+    return changed;
   }
 
   // --- proposals ------------------------------------------------------------------
@@ -552,19 +586,12 @@ export class Replica implements ConsensusReplica {
     const set = this.chain.validators;
     const proposerIndex = set.proposer(proposal.round);
     if (proposerIndex === this.myIndex) return this.drop('wrongProposer');
-    const signBytes = proposalSignBytes(
-      this.writer,
-      proposal.height,
-      proposal.round,
-      proposal.polRound,
-      proposal.blockHash,
-    );
     const publicKey = set.validators[proposerIndex]!.publicKey;
     if (
       !this.ports.verifier.verify(
         publicKey,
         SIGN_KIND_CONSENSUS.proposal,
-        signBytes,
+        proposalSignBytesOf(proposal),
         proposal.signature,
       )
     ) {
@@ -622,14 +649,11 @@ export class Replica implements ConsensusReplica {
     if (h.round > this.roundValue + ROUNDS_AHEAD_MAX) return 'futureRound';
     const proposer = chain.validators.validators[chain.validators.proposer(h.round)]!;
     if (!bytesEqual(h.proposerAddress, proposer.address)) return 'wrongProposer';
-    let txBytes = 0;
-    for (const tx of block.txs) txBytes += tx.length;
-    if (txBytes > BLOCK_TX_BYTES_MAX) return 'oversize';
-    if (!bytesEqual(h.txsRoot, merkleRoot(block.txs as Uint8Array[]))) return 'invalidBlock';
-    if (!bytesEqual(h.lastCommitHash, commitHashOf(block.lastCommit))) return 'invalidBlock';
+    const body = bodyFactsOf(block);
+    if (body.txBytes > BLOCK_TX_BYTES_MAX) return 'oversize';
+    if (!body.matchesHeader) return 'invalidBlock';
     if (!this.checkLastCommit(block.lastCommit)) return 'badCertificate';
     if (h.timeMs !== this.blockTimeFor(block.lastCommit)) return 'invalidBlock';
-    if (!bytesEqual(h.evidenceHash, evidenceRoot(block.evidence))) return 'invalidBlock';
     const seen = new Set<string>();
     for (const e of block.evidence) {
       const key = toHex(evidenceHashOf(e));
@@ -656,23 +680,34 @@ export class Replica implements ConsensusReplica {
     hash: Uint8Array,
   ): boolean {
     if (commit.height !== height || !bytesEqual(commit.blockHash, hash)) return false;
+    const known =
+      height === this.heightValue
+        ? this.votes
+        : height === this.heightValue - 1
+          ? this.previousVotes
+          : null;
+    const verified = known?.round(VOTE_TYPE.precommit, commit.round)?.byValidator;
     let power = 0;
-    for (const v of commit.votes) {
+    for (let i = 0; i < commit.votes.length; i++) {
+      const v = commit.votes[i]!;
       if (v.validatorIndex >= set.size) return false;
-      const bytes = voteSignBytes(
-        this.writer,
-        VOTE_TYPE.precommit,
-        height,
-        commit.round,
-        hash,
-        v.timestampMs,
-        v.extension,
-      );
-      const key = set.validators[v.validatorIndex]!.publicKey;
-      if (!this.ports.verifier.verify(key, SIGN_KIND_CONSENSUS.precommit, bytes, v.signature)) {
-        return false;
+      const validator = set.validators[v.validatorIndex]!;
+      // The precommits that decided the last height were checked on arrival: a certificate repeats them.
+      const seen = verified?.[v.validatorIndex];
+      if (seen === undefined || !sameCommitVote(seen, v, hash)) {
+        const bytes = commitSignBytesOf(commit)[i]!;
+        if (
+          !this.ports.verifier.verify(
+            validator.publicKey,
+            SIGN_KIND_CONSENSUS.precommit,
+            bytes,
+            v.signature,
+          )
+        ) {
+          return false;
+        }
       }
-      power += set.validators[v.validatorIndex]!.power;
+      power += validator.power;
     }
     return isQuorum(power, set.totalPower);
   }
@@ -697,7 +732,7 @@ export class Replica implements ConsensusReplica {
     const b = e.voteB;
     if (a.type !== b.type || a.height !== b.height || a.round !== b.round) return false;
     if (a.validatorIndex !== b.validatorIndex) return false;
-    if (valueKey(a.blockHash) === valueKey(b.blockHash)) return false;
+    if (sameValue(a.blockHash, b.blockHash)) return false;
     if (compareBytes(encode(voteCodec, a), encode(voteCodec, b)) >= 0) return false;
     if (a.height > newestHeight || a.height < newestHeight - EVIDENCE_AGE_HEIGHTS_MAX) return false;
     const set = this.setAt(a.height);
@@ -711,7 +746,7 @@ export class Replica implements ConsensusReplica {
     if (this.evidencePool.size >= EVIDENCE_POOL_MAX) return this.drop('bufferFull');
     this.evidencePool.set(key, evidence);
     this.emit({ kind: 'evidenceSeen', evidence });
-    this.emit({ kind: 'broadcast', bytes: encode(messageCodec, { kind: 'evidence', evidence }) });
+    this.emit({ kind: 'broadcast', bytes: encodeMessage({ kind: 'evidence', evidence }) });
   }
 
   /** The validator set of a height within the evidence window, or null. */
@@ -762,7 +797,7 @@ export class Replica implements ConsensusReplica {
     const entry = this.proposals.get(this.roundValue);
     if (entry !== undefined && entry.proposal.round === this.roundValue) {
       const message: Message = { kind: 'proposal', proposal: entry.proposal, block: entry.block };
-      this.emit({ kind: 'broadcast', bytes: encode(messageCodec, message) });
+      this.emit({ kind: 'broadcast', bytes: encodeMessage(message) });
     }
     for (const step of [STEP.prevote, STEP.precommit] as const) {
       const signed = this.signed.get(hrsKey(this.heightValue, this.roundValue, step));
@@ -995,7 +1030,10 @@ export class Replica implements ConsensusReplica {
     const votes: CommitVote[] = [];
     let hash: Uint8Array | null = null;
     for (const v of precommits.byValidator) {
-      if (v === undefined || v.blockHash === null || valueKey(v.blockHash) !== key) continue;
+      if (v === undefined || v.blockHash === null) continue;
+      if (hash === null ? this.votes.keyOf(v.blockHash) !== key : !bytesEqual(v.blockHash, hash)) {
+        continue;
+      }
       hash = v.blockHash;
       votes.push({
         validatorIndex: v.validatorIndex,
@@ -1089,7 +1127,7 @@ export class Replica implements ConsensusReplica {
     if (verdict === 'refuse') return this.drop('doubleSignRefused');
     if (verdict === 'resend') {
       const bytes = this.signed.get(hrsKey(this.heightValue, this.roundValue, step))!.bytes;
-      const message = decode(messageCodec, bytes);
+      const message = decodeMessage(bytes);
       assert(message.kind === 'vote', 'a signed vote record holds a vote');
       this.emit({ kind: 'broadcast', bytes });
       this.addVote(message.vote);
@@ -1128,7 +1166,7 @@ export class Replica implements ConsensusReplica {
       extension,
       signature: signer.sign(kind, signBytes),
     };
-    this.recordSigned(step, key, encode(messageCodec, { kind: 'vote', vote }));
+    this.recordSigned(step, key, encodeMessage({ kind: 'vote', vote }));
     this.addVote(vote);
   }
 
@@ -1158,18 +1196,14 @@ export class Replica implements ConsensusReplica {
       blockHash: hash,
       signature: signer.sign(SIGN_KIND_CONSENSUS.proposal, signBytes),
     };
-    this.recordSigned(
-      STEP.propose,
-      key,
-      encode(messageCodec, { kind: 'proposal', proposal, block }),
-    );
+    this.recordSigned(STEP.propose, key, encodeMessage({ kind: 'proposal', proposal, block }));
     this.addProposal(proposal, block, hash, true);
     this.votes.speak(this.roundValue, this.myIndex);
   }
 
   /** Re-sends a proposal signed before a restart instead of building another. */
   private reuseProposal(bytes: Uint8Array): void {
-    const message = decode(messageCodec, bytes);
+    const message = decodeMessage(bytes);
     assert(message.kind === 'proposal', 'a signed proposal record holds a proposal');
     this.emit({ kind: 'broadcast', bytes });
     if (!this.proposals.has(message.proposal.round)) {
@@ -1242,6 +1276,7 @@ export class Replica implements ConsensusReplica {
     this.validRoundValue = -1;
     this.proposals = new Map();
     this.blocksByKey = new Map();
+    this.previousVotes = this.votes;
     this.votes = new HeightVotes(chain.validators.validators.map((v) => v.power));
     this.decided = null;
     this.decisionCandidates = new Map();
@@ -1366,7 +1401,7 @@ export class Replica implements ConsensusReplica {
     const entry = this.proposals.get(this.roundValue);
     if (entry !== undefined && entry.proposal.round === this.roundValue) {
       const message: Message = { kind: 'proposal', proposal: entry.proposal, block: entry.block };
-      this.emit({ kind: 'send', to, bytes: encode(messageCodec, message) });
+      this.emit({ kind: 'send', to, bytes: encodeMessage(message) });
     }
     for (const step of [STEP.prevote, STEP.precommit] as const) {
       const signed = this.signed.get(hrsKey(this.heightValue, this.roundValue, step));
@@ -1376,6 +1411,19 @@ export class Replica implements ConsensusReplica {
 
   /** A peer speaks at an earlier height: send it what it misses (at most once per retry period). */
   private pushBlocks(to: PeerId, height: number, nowMs: number): void {
+    if (height === this.heightValue - 1) {
+      // Votes of the last height keep arriving after 2f+1 decided it; only a
+      // peer still speaking there a retry period later (its gossip timer
+      // re-sends) is behind. Pushing on every late vote would send n² batches.
+      const behind = this.behindSinceMs.get(to);
+      if (behind === undefined || behind.height !== height) {
+        if (behind !== undefined || this.behindSinceMs.size < 4 * VALIDATORS_MAX) {
+          this.behindSinceMs.set(to, { height, sinceMs: nowMs });
+        }
+        return;
+      }
+      if (nowMs - behind.sinceMs < CATCHUP_RETRY_MS) return;
+    }
     const last = this.lastPushMs.get(to);
     if (last !== undefined && nowMs - last < CATCHUP_RETRY_MS) return;
     if (last === undefined && this.lastPushMs.size >= 4 * VALIDATORS_MAX) return;

@@ -43,27 +43,41 @@ export class ValidatorSet {
   readonly priorities: readonly bigint[];
   readonly totalPower: number;
   readonly hash: Uint8Array;
-  private readonly indexByKey = new Map<string, number>();
+  private readonly indexByKey: ReadonlyMap<string, number>;
   /** proposers[r] is the proposer of round r; priorities after r+1 steps are cursor. */
   private readonly proposers: number[] = [];
   private cursor: bigint[];
 
-  private constructor(validators: readonly Validator[], priorities: readonly bigint[]) {
+  /** `same`: a set with these very members, whose hash and index are reused (the members are immutable). */
+  private constructor(
+    validators: readonly Validator[],
+    priorities: readonly bigint[],
+    same: ValidatorSet | null = null,
+  ) {
     assert(validators.length === priorities.length, 'one priority per validator');
     this.validators = validators;
     this.priorities = priorities;
+    this.cursor = priorities.slice();
+    if (same !== null) {
+      assert(same.validators === validators, 'the same members');
+      this.totalPower = same.totalPower;
+      this.hash = same.hash;
+      this.indexByKey = same.indexByKey;
+      return;
+    }
     let total = 0;
+    const indexByKey = new Map<string, number>();
     const w = new Writer(64 * validators.length + 8);
     w.uvarint(validators.length);
     for (let i = 0; i < validators.length; i++) {
       const v = validators[i]!;
       total += v.power;
-      this.indexByKey.set(toHex(v.publicKey), i);
+      indexByKey.set(toHex(v.publicKey), i);
       w.fixed(v.publicKey, PUBLIC_KEY_BYTES).uvarint(v.power);
     }
     this.totalPower = total;
+    this.indexByKey = indexByKey;
     this.hash = sha256(w.peek());
-    this.cursor = priorities.slice();
   }
 
   /** A set from a state record; refuses what a set must never be. */
@@ -104,7 +118,7 @@ export class ValidatorSet {
   advanced(): ValidatorSet {
     this.proposer(0);
     const after = this.proposers.length === 1 ? this.cursor : stepOnce(this);
-    return new ValidatorSet(this.validators, after);
+    return new ValidatorSet(this.validators, after, this);
   }
 
   /**

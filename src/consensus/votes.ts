@@ -1,11 +1,15 @@
 // Votes of one height: a stake tally per (round, type, value) and who voted,
 // so adding a vote is O(1) and every threshold question is a lookup.
 
-import { toHex } from '../lib/bytes.ts';
+import { bytesEqual, toHex } from '../lib/bytes.ts';
 import type { Vote, VoteType } from './types.ts';
 import { VOTE_TYPE } from './types.ts';
+import { isOneThirdPlus, isQuorum } from './validators.ts';
 
 export const NIL_KEY = 'nil';
+
+/** Values sharing one 48-bit prefix that are remembered; past that (a crafted clash), keys are built afresh. */
+const KEY_BUCKET_ENTRIES_MAX = 4;
 
 export function valueKey(blockHash: Uint8Array | null): string {
   return blockHash === null ? NIL_KEY : toHex(blockHash);
@@ -28,7 +32,17 @@ export class RoundVotes {
 }
 
 export type AddResult =
-  | { readonly kind: 'added'; readonly key: string; readonly votes: RoundVotes }
+  | {
+      readonly kind: 'added';
+      readonly key: string;
+      readonly votes: RoundVotes;
+      /**
+       * The vote took a tally over a threshold (2f+1 for its value or of any
+       * value, f+1 speaking in its round). Only then can an upon-rule of
+       * Algorithm 1 newly hold, so only then need the replica look.
+       */
+      readonly crossed: boolean;
+    }
   | { readonly kind: 'duplicate' }
   | { readonly kind: 'conflict'; readonly existing: Vote };
 
@@ -38,11 +52,38 @@ export class HeightVotes {
   private readonly precommits = new Map<number, RoundVotes>();
   /** Per round: who sent anything (vote or proposal), and their power. */
   private readonly speakers = new Map<number, { seen: Uint8Array; power: number }>();
+  /** Keys of the values voted for, by a 48-bit prefix: the hex string is built once per value. */
+  private readonly keys = new Map<number, { readonly hash: Uint8Array; readonly key: string }[]>();
+  private readonly totalPower: number;
 
-  constructor(private readonly powers: readonly number[]) {}
+  constructor(private readonly powers: readonly number[]) {
+    let total = 0;
+    for (const p of powers) total += p;
+    this.totalPower = total;
+  }
 
   round(type: VoteType, round: number): RoundVotes | undefined {
     return (type === VOTE_TYPE.prevote ? this.prevotes : this.precommits).get(round);
+  }
+
+  /** valueKey(blockHash), from the values this height has seen. */
+  keyOf(blockHash: Uint8Array | null): string {
+    if (blockHash === null) return NIL_KEY;
+    const h = blockHash;
+    const id =
+      h.length < 6
+        ? -1
+        : (h[0]! | (h[1]! << 8) | (h[2]! << 16)) * 0x1_000_000 +
+          (h[3]! | (h[4]! << 8) | (h[5]! << 16));
+    let bucket = this.keys.get(id);
+    if (bucket === undefined) {
+      bucket = [];
+      this.keys.set(id, bucket);
+    }
+    for (const entry of bucket) if (bytesEqual(entry.hash, blockHash)) return entry.key;
+    const key = toHex(blockHash);
+    if (bucket.length < KEY_BUCKET_ENTRIES_MAX) bucket.push({ hash: blockHash.slice(), key });
+    return key;
   }
 
   add(vote: Vote): AddResult {
@@ -57,16 +98,24 @@ export class HeightVotes {
       const same =
         existing.blockHash === null
           ? vote.blockHash === null
-          : vote.blockHash !== null && toHex(existing.blockHash) === toHex(vote.blockHash);
+          : vote.blockHash !== null && bytesEqual(existing.blockHash, vote.blockHash);
       return same ? { kind: 'duplicate' } : { kind: 'conflict', existing };
     }
     votes.byValidator[vote.validatorIndex] = vote;
     const power = this.powers[vote.validatorIndex]!;
-    const key = valueKey(vote.blockHash);
-    votes.powerByValue.set(key, votes.power(key) + power);
-    votes.powerAny += power;
-    this.speak(vote.round, vote.validatorIndex);
-    return { kind: 'added', key, votes };
+    const key = this.keyOf(vote.blockHash);
+    const total = this.totalPower;
+    const valueBefore = votes.power(key);
+    const anyBefore = votes.powerAny;
+    votes.powerByValue.set(key, valueBefore + power);
+    votes.powerAny = anyBefore + power;
+    const speakingBefore = this.speakingPower(vote.round);
+    const speaking = this.speak(vote.round, vote.validatorIndex);
+    const crossed =
+      (!isQuorum(valueBefore, total) && isQuorum(valueBefore + power, total)) ||
+      (!isQuorum(anyBefore, total) && isQuorum(anyBefore + power, total)) ||
+      (!isOneThirdPlus(speakingBefore, total) && isOneThirdPlus(speaking, total));
+    return { kind: 'added', key, votes, crossed };
   }
 
   /** Records that a validator sent something in a round; returns the round's speaking power. */

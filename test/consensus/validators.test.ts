@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { VALIDATOR_UPDATES_MAX } from '../../src/lib/limits.ts';
 import { ValidatorSet, ValidatorSetError } from '../../src/consensus/validators.ts';
-import { FakeCrypto, Harness } from './harness.ts';
+import { FakeCrypto, Harness, MemoVerifier } from './harness.ts';
 
 test('a genesis set may hold more validators than one block may change', () => {
   const crypto = new FakeCrypto();
@@ -40,4 +40,13 @@ test('100 validators commit with identical blocks', () => {
     assert.equal(new Set(h.nodes.map((n) => n.committed.get(height))).size, 1);
   }
   assert.equal(h.doubleSigns, 0);
+});
+
+test('each replica checks each signature once: certificates and re-sent votes repeat what it verified', () => {
+  const h = new Harness({ n: 4, seed: 22, memoizeVerifier: true });
+  h.startAll();
+  assert.ok(h.run(() => h.minCommitted() >= 50));
+  const verifier = h.verifier as MemoVerifier;
+  // Every signature reaches the three other replicas; none checks it twice.
+  assert.ok(verifier.calls <= 3 * verifier.computed, `${verifier.calls} / ${verifier.computed}`);
 });

@@ -1,0 +1,46 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { decode } from '../../src/codec/wire.ts';
+import { CATCHUP_RETRY_MS } from '../../src/lib/limits.ts';
+import { messageCodec } from '../../src/consensus/codec.ts';
+import type { Effect } from '../../src/consensus/types.ts';
+import { Harness } from './harness.ts';
+
+/** Runs 4 replicas and keeps, per height, a vote replica 1 sent to replica 0. */
+function runWithVotes(height: number): { h: Harness; votes: Map<number, Uint8Array> } {
+  const h = new Harness({ n: 4, seed: 31 });
+  const votes = new Map<number, Uint8Array>();
+  h.filter = (from, to, bytes) => {
+    const m = decode(messageCodec, bytes);
+    if (from === 1 && to === 0 && m.kind === 'vote') votes.set(m.vote.height, bytes);
+    return true;
+  };
+  h.startAll();
+  assert.ok(h.run(() => h.nodes[0]!.replica.height >= height));
+  return { h, votes };
+}
+
+function blockResponses(effects: readonly Effect[]): number {
+  return effects.filter(
+    (e) => e.kind === 'send' && decode(messageCodec, e.bytes).kind === 'blockResponse',
+  ).length;
+}
+
+test('a late vote from the last height pushes no blocks; a peer still there a retry period later gets them', () => {
+  const { h, votes } = runWithVotes(8);
+  const replica = h.nodes[0]!.replica;
+  const late = votes.get(replica.height - 1)!;
+  const t = h.nowMs;
+  assert.equal(blockResponses(replica.onMessage('p1', late, t)), 0);
+  assert.equal(blockResponses(replica.onMessage('p1', late, t + CATCHUP_RETRY_MS - 1)), 0);
+  assert.equal(blockResponses(replica.onMessage('p1', late, t + CATCHUP_RETRY_MS)), 1);
+});
+
+test('a peer two heights behind is pushed blocks at once, then rate-limited', () => {
+  const { h, votes } = runWithVotes(8);
+  const replica = h.nodes[0]!.replica;
+  const old = votes.get(replica.height - 2)!;
+  const t = h.nowMs;
+  assert.equal(blockResponses(replica.onMessage('p1', old, t)), 1);
+  assert.equal(blockResponses(replica.onMessage('p1', old, t + 1)), 0);
+});
