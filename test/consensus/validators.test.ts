@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { VALIDATOR_UPDATES_MAX } from '../../src/lib/limits.ts';
 import { ValidatorSet, ValidatorSetError } from '../../src/consensus/validators.ts';
-import { FakeCrypto, Harness, MemoVerifier } from './harness.ts';
+import type { MemoVerifier } from './harness.ts';
+import { FakeCrypto, Harness } from './harness.ts';
 
 test('a genesis set may hold more validators than one block may change', () => {
   const crypto = new FakeCrypto();
