@@ -19,6 +19,7 @@ import type { HaltReport } from './loop.ts';
 import { NodeMetrics, startMetricsServer } from './metrics.ts';
 import { ChainView } from './view.ts';
 import { startApiServer } from '../api/server.ts';
+import { registerDashboard } from '../web/serve.ts';
 import type { ApiServer } from '../api/server.ts';
 import type { PeerNetwork } from './network.ts';
 import { ZommaNode, consensusGenesisOf } from './node.ts';
@@ -178,6 +179,7 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
         host: hp.host,
         port: hp.port,
         logger: logger.child({ component: 'api' }, { level: 'warn' }),
+        register: (app) => registerDashboard(app, { prefix: '/ui' }),
         ...(config.apiLimits ? { limits: config.apiLimits } : {}),
       });
     } catch (error) {

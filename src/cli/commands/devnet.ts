@@ -142,6 +142,7 @@ export const command: Command = {
         io.out(
           `  ${c.name}  API http://${c.api}  WebSocket ws://${c.api}/v1/ws  metrics http://${c.metrics}/metrics`,
         );
+      io.out(`  dashboard  ${apiUrl}/ui/`);
       io.out('');
       io.out('try:');
       io.out(`  npx zomma query status${node}`);
