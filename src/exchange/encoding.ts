@@ -55,7 +55,8 @@ export function writeValidators(w: Writer, s: ExchangeState): void {
 export function writeMarketState(w: Writer, m: MarketState): void {
   w.uvarint(m.index).uvarint(m.indexTicks).uvarint(m.markTicks);
   w.ivarint(m.premiumSumPpm).uvarint(m.premiumCount).ivarint(m.lastFundingRatePpm);
-  w.uvarint(m.longLots).uvarint(m.shortLots).bool(m.halted).uvarint(m.seq);
+  w.uvarint(m.longLots).uvarint(m.shortLots).bool(m.halted).bool(m.liquidationBacklog);
+  w.uvarint(m.seq);
 }
 
 export function readMarketState(r: Reader, m: MarketState, f: string): void {
@@ -69,6 +70,7 @@ export function readMarketState(r: Reader, m: MarketState, f: string): void {
   m.longLots = r.uvarint(`${f}.longLots`);
   m.shortLots = r.uvarint(`${f}.shortLots`);
   m.halted = r.bool(`${f}.halted`);
+  m.liquidationBacklog = r.bool(`${f}.liquidationBacklog`);
   m.seq = r.uvarint(`${f}.seq`);
 }
 

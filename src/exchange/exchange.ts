@@ -129,7 +129,13 @@ export class Exchange {
     const results: TxResult[] = new Array(block.txs.length);
     for (const i of order) results[i] = executeTx(env, block.txs[i]!, i);
 
-    const moved = state.markets.map((m, i) => m.markTicks !== marksBefore[i]);
+    // Holders are scanned where the mark moved, or where the per-block cap
+    // left a liquidation unfinished in the previous block.
+    const moved = state.markets.map((m, i) => {
+      const rescan = m.markTicks !== marksBefore[i] || m.liquidationBacklog;
+      m.liquidationBacklog = false;
+      return rescan;
+    });
     runLiquidations(state, state.dirtyAccounts, moved, events);
 
     if (this.options.checkInvariants === true) checkInvariants(state);

@@ -124,10 +124,18 @@ function closePosition(
   const size = account.positions[market.index]!.sizeLots;
   const perLot = BigInt(market.markTicks) * market.k;
   const room = p.liquidationQuoteMaxPerBlock - market.liquidatedQuote;
-  if (room <= 0n) return;
+  if (room <= 0n) {
+    market.liquidationBacklog = true;
+    market.dirty = true;
+    return;
+  }
   const roomLots = divBig(room, perLot, 'floor');
   const lots = Number(minBig(BigInt(Math.abs(size)), maxBig(roomLots, 1n)));
   const capped = lots < Math.abs(size);
+  if (capped) {
+    market.liquidationBacklog = true;
+    market.dirty = true;
+  }
   const bankruptcy = bankruptcyTicks(state, market, account);
   const side = size > 0 ? 'sell' : 'buy';
   const book = market.book;
@@ -214,5 +222,14 @@ export function runLiquidations(
   for (let i = 0; i < n; i++) {
     const account = due[i]!;
     if (isLiquidatable(state, account)) liquidate(state, account, events);
+  }
+  // Accounts beyond the per-block count wait: the next block rescans their markets.
+  for (let i = n; i < due.length; i++) {
+    for (const market of state.markets) {
+      if (due[i]!.positions[market.index]!.sizeLots !== 0) {
+        market.liquidationBacklog = true;
+        market.dirty = true;
+      }
+    }
   }
 }

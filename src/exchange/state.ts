@@ -113,6 +113,8 @@ export class MarketState {
   longLots = 0;
   shortLots = 0;
   halted = false;
+  /** A liquidation here was cut by the per-block cap: next block scans all holders again. */
+  liquidationBacklog = false;
   seq = 0;
   /** Accounts with a non-zero position here (iteration order is not relied on). */
   readonly holders = new Set<Account>();

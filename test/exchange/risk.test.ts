@@ -4,7 +4,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Harness, USDC, key, limit } from './helpers.ts';
+import { Harness, USDC, genesis, key, limit } from './helpers.ts';
 import { equityQuote, maintenanceMarginQuote } from '../../src/exchange/index.ts';
 
 const BTC = 'BTC-PERPETUAL';
@@ -134,4 +134,28 @@ test('funding samples: a premium from a book above the index raises the rate', (
   const f = r.events.find((e) => e.type === 'funding' && e.market === BTC);
   assert.ok(f !== undefined && f.type === 'funding');
   assert.equal(f.ratePpm, 500);
+});
+
+test('the per-block liquidation cap spreads a large liquidation over blocks', () => {
+  const g = genesis();
+  g.markets[0] = { ...g.markets[0]!, liquidationQuoteMaxPerBlock: 20_000n * USDC };
+  const h = new Harness(g);
+  const a = key('a');
+  const b = key('b');
+  const c = key('c');
+  h.fund(a, 2_600n * USDC);
+  h.fund(b, 500_000n * USDC);
+  h.fund(c, 500_000n * USDC);
+  assert.equal(h.one(b, limit(BTC, 'sell', 500_000, ONE_BTC)).actions[0]!.ok, true);
+  assert.equal(h.one(a, limit(BTC, 'buy', 500_000, ONE_BTC)).actions[0]!.ok, true);
+  assert.equal(h.one(c, limit(BTC, 'buy', 480_000, ONE_BTC)).actions[0]!.ok, true);
+  h.oracle = { ...h.oracle, BTC: 48_800n * USDC };
+  // $20,000 at a mark of 488,000 ticks × k = 4.88 USDC per lot: 4,098 lots per block.
+  const first = h.block([]).events.find((e) => e.type === 'liquidation');
+  assert.ok(first !== undefined && first.type === 'liquidation');
+  assert.equal(first.closedLots, 4_098);
+  // Nothing else happens in the next block, yet the backlog is picked up.
+  const second = h.block([]).events.find((e) => e.type === 'liquidation');
+  assert.ok(second !== undefined && second.type === 'liquidation');
+  assert.equal(h.account(a)!.positions[0]!.sizeLots, ONE_BTC - 4_098 - second.closedLots);
 });
