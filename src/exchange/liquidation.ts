@@ -24,7 +24,7 @@
 import { divBig, minBig, maxBig } from '../lib/int.ts';
 import { LIQUIDATIONS_PER_BLOCK_MAX } from '../lib/limits.ts';
 import { applyTrade } from './position.ts';
-import { belowMaintenance, equityQuote } from './margin.ts';
+import { belowMaintenance, equityQuote, liquidationSlack } from './margin.ts';
 import { forgetRemoved, settleFills } from './orders.ts';
 import type { ExchangeEvent } from './results.ts';
 import type { Account, ExchangeState, MarketState } from './state.ts';
@@ -195,6 +195,19 @@ export function liquidate(state: ExchangeState, account: Account, events: Exchan
   }
 }
 
+/** Unchanged since its slack was taken, and no mark it is exposed to moved further than it. */
+function withinSlack(state: ExchangeState, account: Account): boolean {
+  const slack = account.slackTicks;
+  if (slack < 0) return false;
+  const markets = state.markets;
+  for (let i = 0; i < markets.length; i++) {
+    if (account.positions[i]!.sizeLots === 0) continue;
+    const moved = markets[i]!.markTicks - account.slackMarks[i]!;
+    if (moved > slack || -moved > slack) return false;
+  }
+  return true;
+}
+
 /**
  * Liquidates, in ascending account index, every account below maintenance
  * among those the block touched and the holders of markets whose mark moved
@@ -212,10 +225,17 @@ export function runLiquidations(
     if (account.scannedHeight === height) return;
     account.scannedHeight = height;
     if (isLiquidatable(state, account)) due.push(account);
+    liquidationSlack(state, account);
   };
+  // Touched accounts changed: full check, fresh bounds.
   for (const account of touched) look(account);
   for (const market of state.markets) {
-    if (marksMoved[market.index] === true) for (const account of market.holders) look(account);
+    if (marksMoved[market.index] !== true) continue;
+    for (const account of market.holders) {
+      if (account.scannedHeight === height) continue;
+      if (withinSlack(state, account)) account.scannedHeight = height;
+      else look(account);
+    }
   }
   due.sort((a, b) => a.index - b.index);
   const n = Math.min(due.length, LIQUIDATIONS_PER_BLOCK_MAX);
@@ -223,6 +243,9 @@ export function runLiquidations(
     const account = due[i]!;
     if (isLiquidatable(state, account)) liquidate(state, account, events);
   }
+  // Liquidations and deleveraging changed accounts after their bounds were
+  // taken (every account they change is in `touched`, the block's marked list).
+  if (n > 0) for (const account of touched) account.slackTicks = -1;
   // Accounts beyond the per-block count wait: the next block rescans their markets.
   for (let i = n; i < due.length; i++) {
     for (const market of state.markets) {

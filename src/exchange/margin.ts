@@ -158,3 +158,41 @@ export function marginForOrder(
   orderMargin.equity = equity;
   return orderMargin;
 }
+
+/**
+ * The liquidation scan's memo for a safe account: how many ticks every mark
+ * it holds a position in may move, from the marks of now, before the account
+ * could fall below maintenance. With safety S = cash × 10^6 − Σ |size| ×
+ * coefficient (≥ 0, see belowMaintenance) and, per market, the change of the
+ * threshold per tick c = k × (|size| × mm − size × 10^6),
+ *   slack = floor(S / Σ |c|)
+ * since a move of at most `slack` ticks in each market changes the threshold
+ * by at most Σ |c| × slack ≤ S. Every change to the account marks it, and
+ * marked accounts are checked in full. Cost: O(markets), one bigint division.
+ */
+export function liquidationSlack(state: ExchangeState, account: Account): void {
+  account.slackTicks = -1;
+  if (account.positionCount === 0) return;
+  let threshold = 0n;
+  let perTick = 0n;
+  const markets = state.markets;
+  for (let i = 0; i < markets.length; i++) {
+    const size = account.positions[i]!.sizeLots;
+    account.slackMarks[i] = markets[i]!.markTicks;
+    if (size === 0) continue;
+    const m = markets[i]!;
+    if (size > 0) {
+      threshold += BigInt(size) * m.longBelowCoef;
+      perTick += BigInt(size) * m.k * (PPM_BIG - m.maintenancePpmBig);
+    } else {
+      threshold += BigInt(-size) * m.shortBelowCoef;
+      perTick += BigInt(-size) * m.k * (PPM_BIG + m.maintenancePpmBig);
+    }
+  }
+  const safety = account.cashQuote * PPM_BIG - threshold;
+  if (safety < 0n) return;
+  const slack = divBig(safety, perTick, 'floor');
+  account.slackTicks = slack > SAFE_MAX ? Number.MAX_SAFE_INTEGER : Number(slack);
+}
+
+const SAFE_MAX = BigInt(Number.MAX_SAFE_INTEGER);

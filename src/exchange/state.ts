@@ -41,6 +41,13 @@ export class Account {
   dirtyEpoch = -1;
   /** The block height at which the liquidation scan last looked at this account (not state). */
   scannedHeight = -1;
+  /**
+   * The liquidation scan's memo (not state; margin.ts, liquidationSlack): the
+   * account stays above maintenance while every mark moves at most slackTicks
+   * from slackMarks; -1 when unknown.
+   */
+  slackTicks = -1;
+  readonly slackMarks: number[] = [];
 
   constructor(index: number, principal: Principal, subaccount: number, marketCount: number) {
     this.index = index;

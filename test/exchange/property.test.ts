@@ -183,6 +183,15 @@ export function run(ex: Exchange, blocks: Block[], check: boolean): BlockResult[
       for (const a of ex.state.accounts) {
         const below = equityQuote(ex.state, a) < maintenanceMarginQuote(ex.state, a);
         assert.equal(belowMaintenance(ex.state, a), below && a.positionCount > 0);
+        if (a.slackTicks >= 0 && a.positionCount > 0) {
+          // The scan's memo never skips an account it should catch.
+          const within = ex.state.markets.every(
+            (m, i) =>
+              a.positions[i]!.sizeLots === 0 ||
+              Math.abs(m.markTicks - a.slackMarks[i]!) <= a.slackTicks,
+          );
+          if (within) assert.equal(below, false, `slack of ${a.index} hides a liquidation`);
+        }
       }
     }
     return r;
