@@ -30,6 +30,8 @@ const h = new Harness({
   txsPerBlock: Number(values.txs),
   memoizeVerifier: true,
   checkReleased: false,
+  compactWal: true,
+  storeHeightsMax: 1_000,
 });
 
 // Time inside the replicas' entry points, apart from the harness's own queue work.
@@ -54,7 +56,8 @@ function wrap(replica: Replica): void {
 const t0 = performance.now();
 const cpu0 = process.cpuUsage();
 h.startAll();
-const ok = h.run(() => h.minCommitted() >= heights, 1e12);
+// Node 0 first: minCommitted() walks every node, too slow to ask after each event.
+const ok = h.run(() => h.nodes[0]!.topCommitted >= heights && h.minCommitted() >= heights, 1e12);
 const wallMs = performance.now() - t0;
 const cpu = process.cpuUsage(cpu0);
 // CPU time, not wall time, is what the shared machine's other work disturbs least.

@@ -94,8 +94,16 @@ export function evidenceHashOf(evidence: DuplicateVoteEvidence): Uint8Array {
   return hash;
 }
 
+/** The root of no leaves: most blocks carry no evidence, and an idle chain no transactions. */
+const EMPTY_ROOT = merkleRoot([]);
+
 export function evidenceRoot(evidence: readonly DuplicateVoteEvidence[]): Uint8Array {
+  if (evidence.length === 0) return EMPTY_ROOT;
   return merkleRoot(evidence.map((e) => encode(evidenceCodec, e)));
+}
+
+export function txsRoot(txs: readonly Uint8Array[]): Uint8Array {
+  return txs.length === 0 ? EMPTY_ROOT : merkleRoot(txs as Uint8Array[]);
 }
 
 export interface BodyFacts {
@@ -115,7 +123,7 @@ export function bodyFactsOf(block: Block): BodyFacts {
     for (const tx of block.txs) txBytes += tx.length;
     const h = block.header;
     const matchesHeader =
-      bytesEqual(h.txsRoot, merkleRoot(block.txs as Uint8Array[])) &&
+      bytesEqual(h.txsRoot, txsRoot(block.txs)) &&
       bytesEqual(h.lastCommitHash, commitHashOf(block.lastCommit)) &&
       bytesEqual(h.evidenceHash, evidenceRoot(block.evidence));
     facts = { txBytes, matchesHeader };

@@ -5,7 +5,6 @@
 // docs/protocol.md maps every rule and addition to its function here.
 
 import { DecodeError, Writer, decode, encode } from '../codec/wire.ts';
-import { merkleRoot } from '../crypto/index.ts';
 import { assert } from '../lib/assert.ts';
 import { bytesEqual, compareBytes, fromHex, toHex } from '../lib/bytes.ts';
 import {
@@ -21,6 +20,7 @@ import {
   GOSSIP_INTERVAL_MS,
   MESSAGE_BYTES_MAX,
   ROUNDS_AHEAD_MAX,
+  ROUND_MAX,
   TIMEOUT_DELTA_MS,
   TIMEOUT_MAX_MS,
   TIMEOUT_PRECOMMIT_MS,
@@ -75,6 +75,7 @@ import {
   evidenceRoot,
   headerHashOf,
   proposalSignBytesOf,
+  txsRoot,
   voteSignBytesOf,
 } from './memo.ts';
 
@@ -275,6 +276,9 @@ export class Replica implements ConsensusReplica {
   /** Peers heard one height behind, and since when: a late vote is normal, a peer still there later is stuck. */
   private behindSinceMs = new Map<PeerId, { readonly height: number; readonly sinceMs: number }>();
   private lastGossipMs = new Map<PeerId, number>();
+  /** The gossip timer waiting to fire (one at a time, across heights). */
+  private gossipPending: TimeoutKey | null = null;
+  private gossipSeq = 0;
 
   // The double-sign guard: everything signed at the current height and above, and the highest (h, r, step).
   private signed = new Map<string, SignedEntry & { readonly height: number }>();
@@ -788,9 +792,17 @@ export class Replica implements ConsensusReplica {
     this.progress(input.nowMs);
   }
 
-  /** Re-sends this round's own messages and lifts the rate limits, so lost messages are made up for. */
+  /**
+   * Re-sends this round's own messages and lifts the rate limits, so lost
+   * messages are made up for. One timer runs across heights: a chain that
+   * commits faster than the period does not pay a timer per height.
+   */
   private onGossipTimer(t: TimeoutKey, nowMs: number): void {
-    if (t.height !== this.heightValue) return this.drop('staleTimeout');
+    const pending = this.gossipPending;
+    if (pending === null || t.height !== pending.height || t.round !== pending.round) {
+      return this.drop('staleTimeout');
+    }
+    this.gossipPending = null;
     this.lastPushMs.clear();
     this.lastGossipMs.clear();
     this.lastRequestMs = nowMs - CATCHUP_RETRY_MS;
@@ -803,11 +815,46 @@ export class Replica implements ConsensusReplica {
       const signed = this.signed.get(hrsKey(this.heightValue, this.roundValue, step));
       if (signed !== undefined) this.emit({ kind: 'broadcast', bytes: signed.bytes });
     }
+    this.relayPolka();
     this.scheduleGossip();
   }
 
+  /**
+   * The 2f+1 prevotes that made our valid value, from an earlier round, sent
+   * on (every signer's, not only ours). A re-proposal of that value names the
+   * round as its proof of lock (line 28): a replica that lost those prevotes
+   * would prevote nil in every later round, and with enough replicas locked on
+   * the value the height would never end. Their signers may be gone or
+   * Byzantine, so each replica that holds the polka relays it. O(n) per period.
+   */
+  private relayPolka(): void {
+    const entry = this.validEntry;
+    const round = this.validRoundValue;
+    if (entry === null || round < 0 || round >= this.roundValue) return;
+    const prevotes = this.votes.round(VOTE_TYPE.prevote, round);
+    if (prevotes === undefined) return;
+    for (const vote of prevotes.byValidator) {
+      if (
+        vote === undefined ||
+        vote.blockHash === null ||
+        !bytesEqual(vote.blockHash, entry.hash)
+      ) {
+        continue;
+      }
+      this.emit({ kind: 'broadcast', bytes: encodeMessage({ kind: 'vote', vote }) });
+    }
+  }
+
   private scheduleGossip(): void {
-    const timeout: TimeoutKey = { height: this.heightValue, round: 0, step: GOSSIP_STEP };
+    if (this.gossipPending !== null) return;
+    // The round field numbers the timer, so a stray one (from before a restart, say) is told apart.
+    this.gossipSeq = this.gossipSeq < ROUND_MAX ? this.gossipSeq + 1 : 0;
+    const timeout: TimeoutKey = {
+      height: this.heightValue,
+      round: this.gossipSeq,
+      step: GOSSIP_STEP,
+    };
+    this.gossipPending = timeout;
     this.emit({
       kind: 'scheduleTimeout',
       timeout,
@@ -859,7 +906,7 @@ export class Replica implements ConsensusReplica {
         proposerAddress: me.address,
         previousBlockHash: chain.lastBlockHash,
         previousAppHash: chain.appHash,
-        txsRoot: merkleRoot(txs),
+        txsRoot: txsRoot(txs),
         lastCommitHash: commitHashOf(chain.lastCommit),
         evidenceHash: evidenceRoot(evidence),
         validatorsHash: chain.validators.hash,
@@ -1229,7 +1276,9 @@ export class Replica implements ConsensusReplica {
     this.emit({
       kind: 'persist',
       record: encode(walRecordCodec, { kind: 'checkpoint', state: this.stateRecord() }),
-      sync: false,
+      // Synced: the shell rotates its log here (replay starts at the last
+      // checkpoint), so once older records are dropped this one must not be lost.
+      sync: true,
     });
     this.enterHeight(input.nowMs);
   }

@@ -72,12 +72,14 @@ export class FakeCrypto implements Verifier {
   ) {
     const secret = this.secrets.get(toHex(publicKey));
     if (secret === undefined || signature.length !== 64) return false;
-    return toHex(fakeSign(secret, kind, message)) === toHex(signature);
+    return bytesEqual(fakeSign(secret, kind, message), signature);
   }
 }
 
+const CHAIN_ID_BYTES = utf8(CHAIN_ID);
+
 function fakeSign(secret: Uint8Array, kind: number, message: Uint8Array): Uint8Array {
-  const a = sha256(secret, utf8(CHAIN_ID), new Uint8Array([kind]), message);
+  const a = sha256(secret, CHAIN_ID_BYTES, new Uint8Array([kind]), message);
   const out = new Uint8Array(64);
   out.set(a, 0);
   out.set(sha256(a), 32);
@@ -155,7 +157,8 @@ export class TestApp implements Application {
   }
 
   verifyVoteExtension(vote: { extension: Uint8Array; height: number }): boolean {
-    return new TextDecoder().decode(vote.extension).startsWith('ext ');
+    const e = vote.extension;
+    return e.length >= 4 && e[0] === 0x65 && e[1] === 0x78 && e[2] === 0x74 && e[3] === 0x20; // 'ext '
   }
 
   finalizeBlock(block: Block, _commit: CommitCertificate): BlockResult {
@@ -221,7 +224,14 @@ export interface HarnessOptions {
   readonly memoizeVerifier?: boolean;
   /** Decode every released message to check for double signs (default true; profiling turns it off). */
   readonly checkReleased?: boolean;
+  /** Drop what precedes each synced checkpoint, as the node's WAL does (default false). */
+  readonly compactWal?: boolean;
+  /** Committed blocks each node keeps to serve catch-up (default: all). */
+  readonly storeHeightsMax?: number;
 }
+
+/** The first byte of a checkpoint WAL record (WAL_TAG in src/consensus/codec.ts). */
+const CHECKPOINT_TAG = 0;
 
 /**
  * Remembers each check by its exact bytes, as the simulator's verifier does:
@@ -261,6 +271,7 @@ export class MemoVerifier implements Verifier {
     }
     this.computed++;
     const ok = this.inner.verify(publicKey, kind, message, signature);
+    if (this.memo.size >= MEMO_ENTRIES_MAX) this.memo.clear();
     this.memo.set(id, {
       kind,
       signature: signature.slice(),
@@ -271,6 +282,9 @@ export class MemoVerifier implements Verifier {
     return ok;
   }
 }
+
+/** Checks remembered before the memo starts over (long runs stay within memory). */
+const MEMO_ENTRIES_MAX = 100_000;
 
 interface MemoEntry {
   readonly kind: number;
@@ -471,7 +485,11 @@ export class Harness {
     switch (effect.kind) {
       case 'persist':
         node.wal.push(effect.record);
-        if (effect.sync) node.syncedLength = node.wal.length;
+        if (!effect.sync) return;
+        if (this.options.compactWal === true && effect.record[0] === CHECKPOINT_TAG) {
+          node.wal.splice(0, node.wal.length - 1);
+        }
+        node.syncedLength = node.wal.length;
         return;
       case 'send':
         this.noteReleased(node, effect.bytes);
@@ -499,6 +517,8 @@ export class Harness {
       case 'finalizeBlock': {
         const h = effect.block.header.height;
         node.store.set(h, { block: effect.block, commit: effect.commit });
+        const keep = this.options.storeHeightsMax;
+        if (keep !== undefined) node.store.delete(h - keep);
         const result = node.app.finalizeBlock(effect.block, effect.commit);
         node.app.commit();
         this.input(node, { kind: 'blockExecuted', height: h, result, nowMs: 0 });

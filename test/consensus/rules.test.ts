@@ -329,3 +329,37 @@ test('garbage from peers is counted and dropped, never thrown', () => {
   s.replica.onMessage('evil', new Uint8Array(10 * 1024 * 1024), NOW);
   assert.equal(m.oversize, 1);
 });
+
+test('the gossip timer relays the 2f+1 prevotes of the valid round, whoever signed them, and runs one timer across heights', () => {
+  const s = scriptWithNonProposer([0, 1]);
+  const a = s.block(0, 'A');
+  const [x, y] = s.others();
+  s.deliver(s.proposal(0, a, -1));
+  s.deliver(s.vote(VOTE_TYPE.prevote, x!, 0, a));
+  s.deliver(s.vote(VOTE_TYPE.prevote, y!, 0, a));
+  assert.equal(s.replica.validRound, 0);
+  s.deliver(s.vote(VOTE_TYPE.precommit, x!, 0, null));
+  s.deliver(s.vote(VOTE_TYPE.precommit, y!, 0, null));
+  s.fireTimeout(0, STEP.precommit);
+  assert.equal(s.replica.round, 1);
+  const gossip = s.out.filter((e) => e.kind === 'scheduleTimeout' && e.timeout.step === 3);
+  assert.equal(gossip.length, 1, 'one gossip timer at a time');
+  const key = gossip[0]!.kind === 'scheduleTimeout' ? gossip[0]!.timeout : null;
+  const before = s.out.length;
+  s.out.push(...s.replica.onTimeout(key!, NOW + 1_000));
+  const relayed = new Set<number>();
+  for (const e of s.out.slice(before)) {
+    if (e.kind !== 'broadcast') continue;
+    const m = decodeMessage(e.bytes);
+    if (m.kind === 'vote' && m.vote.type === VOTE_TYPE.prevote && m.vote.round === 0) {
+      assert.equal(toHex(m.vote.blockHash!), toHex(blockHashOf(a)));
+      relayed.add(m.vote.validatorIndex);
+    }
+  }
+  assert.deepEqual([...relayed].sort(), [s.me, x!, y!].sort());
+  // The timer was re-armed once; the first key is now stale.
+  const rearmed = s.out.slice(before).filter((e) => e.kind === 'scheduleTimeout');
+  assert.equal(rearmed.length, 1);
+  s.replica.onTimeout(key!, NOW + 2_000);
+  assert.equal(s.replica.metrics.staleTimeout, 1);
+});
