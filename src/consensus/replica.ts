@@ -518,12 +518,12 @@ export class Replica implements ConsensusReplica {
     if (vote.validatorIndex === this.myIndex) return this.drop('duplicateVote');
     const existing = this.votes.round(vote.type, vote.round)?.byValidator[vote.validatorIndex];
     if (existing !== undefined && sameVote(existing, vote)) {
-      // A re-sent copy of a vote already checked: the peer may be missing ours.
+      // A vote heard again: its signer re-sent it (its gossip timer, or a
+      // restart), so it has not moved on for a while and may lack ours.
       this.regossip(input.from, input.nowMs);
       return this.drop('duplicateVote');
     }
     if (!this.verifyVote(vote, set)) return this.drop('badSignature');
-    this.regossip(input.from, input.nowMs);
     if (
       vote.type === VOTE_TYPE.precommit &&
       vote.blockHash !== null &&
@@ -815,33 +815,29 @@ export class Replica implements ConsensusReplica {
       const signed = this.signed.get(hrsKey(this.heightValue, this.roundValue, step));
       if (signed !== undefined) this.emit({ kind: 'broadcast', bytes: signed.bytes });
     }
-    this.relayPolka();
+    this.resendPolkaPrevotes();
     this.scheduleGossip();
   }
 
   /**
-   * The 2f+1 prevotes that made our valid value, from an earlier round, sent
-   * on (every signer's, not only ours). A re-proposal of that value names the
-   * round as its proof of lock (line 28): a replica that lost those prevotes
-   * would prevote nil in every later round, and with enough replicas locked on
-   * the value the height would never end. Their signers may be gone or
-   * Byzantine, so each replica that holds the polka relays it. O(n) per period.
+   * Our prevotes of the rounds a re-proposal may name as its proof of lock
+   * (line 28): our valid round and the current proposal's POL round. A
+   * replica that lost those prevotes would prevote nil in every later round;
+   * with enough replicas locked on the value the height would never end.
+   * Only our own are re-sent: a replica's messages are its own signatures
+   * (the simulator's double-sign checker counts on it), so a polka whose
+   * signers are gone is not relayed.
    */
-  private relayPolka(): void {
-    const entry = this.validEntry;
-    const round = this.validRoundValue;
-    if (entry === null || round < 0 || round >= this.roundValue) return;
-    const prevotes = this.votes.round(VOTE_TYPE.prevote, round);
-    if (prevotes === undefined) return;
-    for (const vote of prevotes.byValidator) {
-      if (
-        vote === undefined ||
-        vote.blockHash === null ||
-        !bytesEqual(vote.blockHash, entry.hash)
-      ) {
-        continue;
-      }
-      this.emit({ kind: 'broadcast', bytes: encodeMessage({ kind: 'vote', vote }) });
+  private resendPolkaPrevotes(): void {
+    const rounds = new Set<number>();
+    if (this.validRoundValue >= 0 && this.validRoundValue < this.roundValue) {
+      rounds.add(this.validRoundValue);
+    }
+    const polRound = this.proposals.get(this.roundValue)?.proposal.polRound ?? -1;
+    if (polRound >= 0) rounds.add(polRound);
+    for (const round of rounds) {
+      const signed = this.signed.get(hrsKey(this.heightValue, round, STEP.prevote));
+      if (signed !== undefined) this.emit({ kind: 'broadcast', bytes: signed.bytes });
     }
   }
 

@@ -330,7 +330,7 @@ test('garbage from peers is counted and dropped, never thrown', () => {
   assert.equal(m.oversize, 1);
 });
 
-test('the gossip timer relays the 2f+1 prevotes of the valid round, whoever signed them, and runs one timer across heights', () => {
+test('the gossip timer re-sends our prevote of the valid round, and runs one timer across heights', () => {
   const s = scriptWithNonProposer([0, 1]);
   const a = s.block(0, 'A');
   const [x, y] = s.others();
@@ -356,7 +356,7 @@ test('the gossip timer relays the 2f+1 prevotes of the valid round, whoever sign
       relayed.add(m.vote.validatorIndex);
     }
   }
-  assert.deepEqual([...relayed].sort(), [s.me, x!, y!].sort());
+  assert.deepEqual([...relayed], [s.me], 'our own signature only');
   // The timer was re-armed once; the first key is now stale.
   const rearmed = s.out.slice(before).filter((e) => e.kind === 'scheduleTimeout');
   assert.equal(rearmed.length, 1);
