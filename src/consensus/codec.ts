@@ -2,7 +2,7 @@
 // one encoding, so hashes and signatures are taken over these bytes. Decoding
 // refuses anything non-canonical with a DecodeError naming the field.
 
-import { DecodeError, type Codec, type Reader, type Writer } from '../codec/wire.ts';
+import { DecodeError, encode, type Codec, type Reader, type Writer } from '../codec/wire.ts';
 import {
   BLOCK_TXS_MAX,
   CATCHUP_BATCH_BLOCKS_MAX,
@@ -348,7 +348,28 @@ export const validatorUpdateCodec: Codec<ValidatorUpdate> = {
   },
 };
 
+/**
+ * Encodings of set states already written: a checkpoint per height writes the
+ * same two sets (priorities as bigints, slow to encode) until they rotate.
+ * ValidatorSet.toState returns one object per immutable set.
+ */
+const setStateBytes = new WeakMap<ValidatorSetState, Uint8Array>();
+
 export const validatorSetStateCodec: Codec<ValidatorSetState> = {
+  write(w, s) {
+    let bytes = setStateBytes.get(s);
+    if (bytes === undefined) {
+      bytes = encode(setStateCodec, s);
+      setStateBytes.set(s, bytes);
+    }
+    w.raw(bytes);
+  },
+  read(r, field) {
+    return setStateCodec.read(r, field);
+  },
+};
+
+const setStateCodec: Codec<ValidatorSetState> = {
   write(w, s) {
     w.uvarint(s.validators.length);
     for (let i = 0; i < s.validators.length; i++) {

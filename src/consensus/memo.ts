@@ -6,9 +6,10 @@
 // with the value) and returns exactly what the uncached function would.
 //
 // Values reached through the core's types are readonly and never mutated after
-// they are built. Bytes from outside are not trusted to stay put (a shell may
-// reuse a receive buffer), so a decoded message is returned only while the
-// bytes still equal the copy it was decoded from.
+// they are built, and so are the bytes of the effects the core returns (the
+// shell sends them, it does not edit them). Bytes from outside are not trusted
+// to stay put (a shell may reuse a receive buffer), so a message decoded from
+// them is returned only while the bytes still equal the copy it was decoded from.
 
 import { decode, encode } from '../codec/wire.ts';
 import { merkleRoot, sha256 } from '../crypto/index.ts';
@@ -41,7 +42,7 @@ const decoded = new WeakMap<Uint8Array, { readonly copy: Uint8Array; readonly me
 /** decode(messageCodec, bytes), once per bytes object while its contents stay the same. Throws DecodeError. */
 export function decodeMessage(bytes: Uint8Array): Message {
   const hit = decoded.get(bytes);
-  if (hit !== undefined && bytesEqual(hit.copy, bytes)) return hit.message;
+  if (hit !== undefined && (hit.copy === bytes || bytesEqual(hit.copy, bytes))) return hit.message;
   const message = decode(messageCodec, bytes);
   decoded.set(bytes, { copy: bytes.slice(), message });
   return message;
@@ -54,7 +55,7 @@ export function decodeMessage(bytes: Uint8Array): Message {
  */
 export function encodeMessage(message: Message): Uint8Array {
   const bytes = encode(messageCodec, message);
-  decoded.set(bytes, { copy: bytes.slice(), message });
+  decoded.set(bytes, { copy: bytes, message });
   return bytes;
 }
 

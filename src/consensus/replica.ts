@@ -247,17 +247,17 @@ export class Replica implements ConsensusReplica {
   private lockedRoundValue = -1;
   private validEntry: ProposalEntry | null = null;
   private validRoundValue = -1;
-  private proposals = new Map<number, ProposalEntry>();
-  private blocksByKey = new Map<string, ProposalEntry>();
+  private readonly proposals = new Map<number, ProposalEntry>();
+  private readonly blocksByKey = new Map<string, ProposalEntry>();
   private votes = new HeightVotes([]);
   /** The last height's votes (all verified), so its certificate in the next block is not verified again. */
   private previousVotes = new HeightVotes([]);
   private decided: Decision | null = null;
-  private decisionCandidates = new Map<string, { round: number; key: string }>();
+  private readonly decisionCandidates = new Map<string, { round: number; key: string }>();
   private skipRound = -1;
-  private prevoteTimeoutRounds = new Set<number>();
-  private precommitTimeoutRounds = new Set<number>();
-  private line36Rounds = new Set<number>();
+  private readonly prevoteTimeoutRounds = new Set<number>();
+  private readonly precommitTimeoutRounds = new Set<number>();
+  private readonly line36Rounds = new Set<number>();
   private pendingBuildRound = -1;
   private myIndex = -1;
   private blockTimeMs = 0;
@@ -523,6 +523,9 @@ export class Replica implements ConsensusReplica {
       this.regossip(input.from, input.nowMs);
       return this.drop('duplicateVote');
     }
+    // Decided, waiting for execution: a new vote of this height changes nothing
+    // (no rule runs, the certificate is built), so it is neither checked nor logged.
+    if (existing === undefined && this.decided !== null) return this.drop('oldHeight');
     if (!this.verifyVote(vote, set)) return this.drop('badSignature');
     if (
       vote.type === VOTE_TYPE.precommit &&
@@ -1319,16 +1322,16 @@ export class Replica implements ConsensusReplica {
     this.lockedRoundValue = -1;
     this.validEntry = null;
     this.validRoundValue = -1;
-    this.proposals = new Map();
-    this.blocksByKey = new Map();
+    this.proposals.clear();
+    this.blocksByKey.clear();
     this.previousVotes = this.votes;
     this.votes = new HeightVotes(chain.validators.validators.map((v) => v.power));
     this.decided = null;
-    this.decisionCandidates = new Map();
+    this.decisionCandidates.clear();
     this.skipRound = -1;
-    this.prevoteTimeoutRounds = new Set();
-    this.precommitTimeoutRounds = new Set();
-    this.line36Rounds = new Set();
+    this.prevoteTimeoutRounds.clear();
+    this.precommitTimeoutRounds.clear();
+    this.line36Rounds.clear();
     const signer = this.ports.signer;
     this.myIndex = signer === null ? -1 : chain.validators.indexOf(signer.publicKey);
     this.blockTimeMs = this.blockTimeFor(chain.lastCommit);

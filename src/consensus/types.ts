@@ -184,7 +184,9 @@ export type Input =
  * the order given; a `persist` with `sync: true` is a barrier: the shell makes
  * that record and every record before it durable (fsync) before it performs
  * any effect after it. Signed messages always follow the synced record of
- * their signing, so no signature leaves before it is durable.
+ * their signing, so no signature leaves before it is durable. The bytes of an
+ * effect are read-only: the core remembers what the bytes it encoded decode
+ * to, and replicas of one process may be handed the same bytes.
  */
 export type Effect =
   | { readonly kind: 'send'; readonly to: PeerId; readonly bytes: Uint8Array }

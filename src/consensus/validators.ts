@@ -47,6 +47,7 @@ export class ValidatorSet {
   /** proposers[r] is the proposer of round r; priorities after r+1 steps are cursor. */
   private readonly proposers: number[] = [];
   private cursor: bigint[];
+  private state: ValidatorSetState | undefined;
 
   /** `same`: a set with these very members, whose hash and index are reused (the members are immutable). */
   private constructor(
@@ -92,8 +93,10 @@ export class ValidatorSet {
     return empty.applyUpdates(updates, VALIDATORS_MAX);
   }
 
+  /** The same object every time: the set is immutable, so its encoding can be remembered. */
   toState(): ValidatorSetState {
-    return { validators: this.validators, priorities: this.priorities };
+    this.state ??= { validators: this.validators, priorities: this.priorities };
+    return this.state;
   }
 
   get size(): number {
