@@ -44,3 +44,21 @@ test('a peer two heights behind is pushed blocks at once, then rate-limited', ()
   assert.equal(blockResponses(replica.onMessage('p1', old, t)), 1);
   assert.equal(blockResponses(replica.onMessage('p1', old, t + 1)), 0);
 });
+
+test('certified blocks from catch-up are not put to processProposal: a replica whose app rejects every proposal still follows the chain', () => {
+  const h = new Harness({ n: 4, seed: 32 });
+  let asked = 0;
+  h.nodes[3]!.app.rejectProposals = () => {
+    asked++;
+    return true;
+  };
+  h.startAll();
+  assert.ok(h.run(() => h.minCommitted([0, 1, 2]) >= 12));
+  assert.ok(h.run(() => h.height(3) >= 10));
+  for (let height = 1; height <= 10; height++) {
+    assert.equal(h.nodes[3]!.committed.get(height), h.nodes[0]!.committed.get(height));
+  }
+  // It refused what it was asked to prevote, and decided only from certificates.
+  assert.ok(asked > 0);
+  assert.ok(h.nodes[3]!.replica.metrics.rejectedByApp > 0);
+});
