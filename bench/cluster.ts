@@ -45,8 +45,13 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '15' },
     'base-port': { type: 'string', default: '33100' },
     'commit-pause-ms': { type: 'string', default: '0' },
+    // Diagnosis: write a V8 CPU profile of every validator into this directory.
+    'cpu-prof': { type: 'string' },
+    // Diagnosis: leave etcd out (the JSON then has no ratio).
+    'skip-etcd': { type: 'boolean', default: false },
   },
 });
+const CPU_PROF_DIR = values['cpu-prof'];
 const concurrency = Number(values.concurrency);
 const measureMs = Number(values.seconds) * 1_000;
 const basePort = Number(values['base-port']);
@@ -154,8 +159,11 @@ async function benchZomma(dir: string): Promise<Load & { verifiesPerS: number; b
       },
     });
   }
+  const profile = CPU_PROF_DIR === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', CPU_PROF_DIR];
   const children = homes.map((h) =>
-    spawn(process.execPath, [BIN, 'node', '--home', h.home, '--quiet'], { stdio: 'ignore' }),
+    spawn(process.execPath, [...profile, BIN, 'node', '--home', h.home, '--quiet'], {
+      stdio: 'ignore',
+    }),
   );
   try {
     const clients = homes.map((h) => new ZommaClient(`http://${h.api}`));
@@ -285,7 +293,7 @@ const root = mkdtempSync(join(tmpdir(), 'zomma-bench-cluster-'));
 try {
   const singleCoreVerifiesPerS = verifyRate();
   const zomma = await benchZomma(join(root, 'zomma'));
-  const etcd = await benchEtcd(join(root, 'etcd'));
+  const etcd = values['skip-etcd'] ? null : await benchEtcd(join(root, 'etcd'));
   const cores = availableParallelism();
   const out = {
     bench: 'cluster',
@@ -302,7 +310,7 @@ try {
       failures: zomma.failures,
       blocksPerS: Math.round((zomma.blocks * 1_000) / (measureMs + WARMUP_MS)),
     },
-    etcd: {
+    etcd: etcd && {
       members: 3,
       version: etcd.version,
       committedPutsPerS: etcd.committedPerS,
@@ -311,7 +319,7 @@ try {
       committed: etcd.committed,
       failed: etcd.failed,
     },
-    ratio: {
+    ratio: etcd && {
       throughput: Math.round((zomma.committedPerS / etcd.committedPerS) * 100) / 100,
       p99Latency: Math.round((zomma.p99Ms / etcd.p99Ms) * 100) / 100,
     },

@@ -362,3 +362,20 @@ export const VIEW_TRADES_KEPT = 1_000;
 export const VIEW_TRADE_IDS_PER_HEIGHT = 1_000_000;
 
 assert(VIEW_TRADES_KEPT >= API_TRADES_MAX, 'a trades query can be answered in full');
+
+// --- node storage and results (src/node/loop.ts, src/node/results.ts) ----------------
+/**
+ * The WAL is rewritten from its last checkpoint once it has grown by this many
+ * bytes. Rewriting at every checkpoint costs two fsyncs and a directory fsync
+ * per height on the commit path; replay reads at most this much more.
+ */
+export const WAL_ROTATE_BYTES = 4 * 1024 * 1024;
+/** Largest stored per-block results record (a full block of batch results with fills). */
+export const STORED_RESULTS_BYTES_MAX = 64 * 1024 * 1024;
+/**
+ * Signature batches up to this size are checked on the node's own thread: the
+ * worker pool's round trip (copy, post, a thread wake-up on shared cores) costs
+ * more latency than a few verifies (~0.15 ms each), and it delays admission,
+ * gossip and so inclusion. Larger batches go to the pool.
+ */
+export const MEMPOOL_VERIFY_INLINE_TXS_MAX = 32;

@@ -25,6 +25,7 @@ import type {
 } from '../consensus/index.ts';
 import { Replica, committedBlockCodec, walRecordCodec } from '../consensus/index.ts';
 import { toHex } from '../lib/bytes.ts';
+import { WAL_ROTATE_BYTES } from '../lib/limits.ts';
 import type { Clock } from './clock.ts';
 import { systemClock } from './clock.ts';
 import { NodeError } from './errors.ts';
@@ -79,6 +80,7 @@ export interface LoopStats {
   txsCommitted: number;
   blocksExecuted: number;
   snapshotsSaved: number;
+  walRotations: number;
 }
 
 export interface NodeLoopOptions {
@@ -103,6 +105,13 @@ export interface NodeLoopOptions {
    * chain does not spin. 0: none.
    */
   readonly commitPauseMs?: number;
+  /** Rewrite the WAL from its checkpoint once it grew by this much (default WAL_ROTATE_BYTES). */
+  readonly walRotateBytes?: number;
+  /**
+   * Makes what the hooks wrote beside the blocks durable (the node's results
+   * log): called with the blocks' own barrier.
+   */
+  readonly flush?: () => void;
   readonly hooks?: LoopHooks;
 }
 
@@ -119,6 +128,7 @@ export class NodeLoop {
     txsCommitted: 0,
     blocksExecuted: 0,
     snapshotsSaved: 0,
+    walRotations: 0,
   };
   private readonly queue: Input[] = [];
   private draining = false;
@@ -128,6 +138,7 @@ export class NodeLoop {
   private readonly clock: Clock;
   private readonly log: Log;
   private heightStartMs = 0;
+  private walBytesSinceRotation = 0;
 
   constructor(private readonly options: NodeLoopOptions) {
     this.clock = options.clock ?? systemClock;
@@ -163,6 +174,7 @@ export class NodeLoop {
       );
     }
     this.running = true;
+    this.walBytesSinceRotation = records.reduce((n, r) => n + r.length, 0);
     this.heightStartMs = this.clock.nowMs();
     this.log.info(
       { height: checkpoint, walRecords: records.length },
@@ -261,13 +273,31 @@ export class NodeLoop {
     const { network, storage } = this.options;
     switch (effect.kind) {
       case 'persist': {
+        this.walBytesSinceRotation += effect.record.length;
+        const checkpoint = effect.record[0] === WAL_CHECKPOINT_TAG;
+        const rotate =
+          checkpoint &&
+          this.walBytesSinceRotation >= (this.options.walRotateBytes ?? WAL_ROTATE_BYTES);
+        // A checkpoint needs its sync only when the records before it are about
+        // to be dropped. Otherwise losing it in a crash is the same as crashing
+        // just before it was written (the block is stored, replay starts at the
+        // checkpoint before), and the next signed vote's sync makes it durable.
+        const sync = effect.sync && (!checkpoint || rotate);
+        // Blocks are saved without waiting for their fsync (execute): a synced
+        // WAL record can make a later checkpoint durable, which restart trusts
+        // to find every block up to it, so the blocks go first.
+        if (sync) this.flushStored();
         const started = this.clock.nowMs();
-        const index = storage.wal.append(effect.record, effect.sync);
-        if (effect.sync) this.noteSync(this.clock.nowMs() - started);
+        const index = storage.wal.append(effect.record, sync);
+        if (sync) this.noteSync(this.clock.nowMs() - started);
         // The WAL is replayed from its last checkpoint: what comes before it is
         // no longer needed once that height's block is stored (it is: the block
         // is saved before it is executed, and the checkpoint follows execution).
-        if (effect.record[0] === WAL_CHECKPOINT_TAG) storage.wal.truncateBefore(index);
+        if (rotate) {
+          storage.wal.truncateBefore(index);
+          this.walBytesSinceRotation = effect.record.length;
+          this.stats.walRotations++;
+        }
         return;
       }
       case 'send':
@@ -315,6 +345,12 @@ export class NodeLoop {
     }
   }
 
+  /** The barrier for the deferred block saves. */
+  private flushStored(): void {
+    this.options.storage.blocks.flush?.();
+    this.options.flush?.();
+  }
+
   private noteSync(ms: number): void {
     this.stats.walSyncs++;
     this.stats.walSyncMsTotal += ms;
@@ -330,7 +366,12 @@ export class NodeLoop {
         `asked to execute height ${height} with the application at ${app.height}`,
       );
     }
-    storage.blocks.save(height, encode(committedBlockCodec, { block, commit }));
+    // Not synced here: the block is already durable in the WAL of every
+    // validator that precommitted it (its proposal is logged before the synced
+    // vote), and the fsync runs in the background while the block executes.
+    const bytes = encode(committedBlockCodec, { block, commit });
+    if (storage.blocks.saveDeferred) storage.blocks.saveDeferred(height, bytes);
+    else storage.blocks.save(height, bytes);
     const started = this.clock.nowMs();
     const result = app.finalizeBlock(block, commit);
     app.commit();
@@ -358,6 +399,8 @@ export class NodeLoop {
     const every = this.options.snapshotEveryHeights;
     if (every <= 0 || height % every !== 0) return;
     const snapshots = this.options.storage.snapshots;
+    // Restart needs every block between a snapshot and the checkpoint after it.
+    this.flushStored();
     snapshots.save(height, this.options.app.encodeSnapshot());
     snapshots.prune(Math.max(1, this.options.snapshotsKept));
     this.stats.snapshotsSaved++;

@@ -26,6 +26,8 @@ import { SignatureCache } from './mempool/sigcache.ts';
 import type { PeerNetwork } from './network.ts';
 import type { PriceSource } from './oracle_source.ts';
 import { restoreApp } from './restore.ts';
+import type { ResultsStore } from './results.ts';
+import { MemoryResultsStore } from './results.ts';
 import type { Storage } from './storage/index.ts';
 
 export interface ZommaNodeOptions {
@@ -46,6 +48,8 @@ export interface ZommaNodeOptions {
   readonly log?: Log;
   readonly checkInvariants?: boolean;
   readonly onHalt?: (report: HaltReport) => void;
+  /** Where per-block results are kept across restarts (default: in memory). */
+  readonly results?: ResultsStore;
 }
 
 export interface CommittedBlock {
@@ -79,6 +83,8 @@ export class ZommaNode {
   readonly signatures = new SignatureCache();
   readonly stats: NodeStats = { badFrames: 0, badGossip: 0 };
   readonly restoredFrom: { snapshotHeight: number; replayedBlocks: number };
+  /** Per-block results, saved before a block is published. */
+  readonly results: ResultsStore;
   private readonly listeners = new Set<(block: CommittedBlock) => void>();
   private readonly log: Log;
   private recheckRunning = false;
@@ -86,6 +92,7 @@ export class ZommaNode {
 
   constructor(private readonly options: ZommaNodeOptions) {
     this.log = options.log ?? silentLog;
+    this.results = options.results ?? new MemoryResultsStore();
     const clock = options.clock ?? systemClock;
     const appOptions = {
       genesis: options.genesis,
@@ -102,6 +109,8 @@ export class ZommaNode {
       () => new ExchangeApp(appOptions),
       (bytes) => ExchangeApp.fromSnapshot(appOptions, bytes),
       this.log,
+      // A crash can lose the results of the last heights; they come back here.
+      (app) => this.saveResults(app),
     );
     this.app = restored.app;
     this.restoredFrom = {
@@ -133,6 +142,7 @@ export class ZommaNode {
       snapshotEveryHeights: options.snapshotEveryHeights,
       snapshotsKept: options.snapshotsKept,
       commitPauseMs: options.commitPauseMs ?? 0,
+      flush: () => this.results.flush(),
       hooks: {
         onExecuted: (executed) => this.onExecuted(executed),
         ...(options.onHalt ? { onHalt: options.onHalt } : {}),
@@ -199,6 +209,7 @@ export class ZommaNode {
   private onExecuted(executed: ExecutedBlock): void {
     const txs = this.app.lastExecuted;
     if (txs === null || txs.height !== executed.block.header.height) return;
+    this.saveResults(this.app);
     this.mempool.removeCommitted(txs.hashes);
     for (const listener of this.listeners) {
       try {
@@ -208,6 +219,16 @@ export class ZommaNode {
       }
     }
     this.scheduleRecheck();
+  }
+
+  private saveResults(app: ExchangeApp): void {
+    const executed = app.lastExecuted;
+    if (executed === null) return;
+    this.results.save({
+      height: executed.height,
+      appHash: executed.exchange.appHash,
+      results: executed.results,
+    });
   }
 
   /** The re-check runs after the loop's turn, one at a time; a commit during one asks for another. */

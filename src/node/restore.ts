@@ -24,6 +24,8 @@ export function restoreApp<A extends NodeApplication>(
   fresh: () => A,
   fromSnapshot: (bytes: Uint8Array) => A,
   log: Log = silentLog,
+  /** Called after each stored block executed again (the node saves its results if missing). */
+  onReplayed: (app: A) => void = () => {},
 ): RestoreResult<A> {
   let app: A | null = null;
   let snapshotHeight = 0;
@@ -55,6 +57,7 @@ export function restoreApp<A extends NodeApplication>(
     if (!bytesEqual(expected, app.appHash)) throw mismatch(height - 1, app.appHash, expected);
     app.finalizeBlock(stored.block, stored.commit);
     app.commit();
+    onReplayed(app);
     replayed++;
   }
   if (target.appHash !== null && !bytesEqual(target.appHash, app.appHash)) {

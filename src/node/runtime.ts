@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import pino from 'pino';
 import type { KeyPair } from '../crypto/index.ts';
-import { VerifyPool, loadKeyFile } from '../crypto/index.ts';
+import { VerifyPool, loadKeyFile, verifyRaw } from '../crypto/index.ts';
+import { MEMPOOL_VERIFY_INLINE_TXS_MAX } from '../lib/limits.ts';
 import { fromHex, toHex } from '../lib/bytes.ts';
 import type { NodeConfig } from './config.ts';
 import { HOME_FILES, loadConfig, loadGenesis, parseHostPort } from './config.ts';
@@ -25,6 +26,8 @@ import type { PeerNetwork } from './network.ts';
 import { ZommaNode, consensusGenesisOf } from './node.ts';
 import { DEVNET_ASSETS, GbmPriceSource } from './oracle_source.ts';
 import { openStorage } from './storage/index.ts';
+import type { FileResultsStore } from './results.ts';
+import { openFileResultsStore } from './results.ts';
 import type { FileStorage } from './storage/index.ts';
 import { TcpTransport } from './transport/index.ts';
 
@@ -105,6 +108,13 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
     );
   }
   // Two cores are shared by the devnet's processes: one worker each is plenty.
+  let results: FileResultsStore;
+  try {
+    results = openFileResultsStore(join(home, HOME_FILES.data, 'results.log'));
+  } catch (error) {
+    storage.close();
+    throw error;
+  }
   const pool = new VerifyPool({ workers: 1 });
   let node: ZommaNode;
   try {
@@ -114,7 +124,10 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
       key,
       storage,
       network,
-      verifyBatch: (items) => pool.verifyBatch(items),
+      verifyBatch: (items) =>
+        items.length <= MEMPOOL_VERIFY_INLINE_TXS_MAX
+          ? Promise.resolve(items.map((i) => verifyRaw(i.publicKey, i.message, i.signature)))
+          : pool.verifyBatch(items),
       prices:
         config.oracle === null
           ? null
@@ -128,6 +141,7 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
       snapshotEveryHeights: config.snapshotEveryHeights,
       snapshotsKept: config.snapshotsKept,
       commitPauseMs: config.commitPauseMs,
+      results,
       log,
       onHalt: (report) => {
         const path = join(home, `halt-${report.height}.json`);
@@ -138,6 +152,7 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
     });
   } catch (error) {
     storage.close();
+    results.close();
     await pool.close();
     throw error;
   }
@@ -217,6 +232,7 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
     }
     await pool.close();
     storage.close();
+    results.close();
     log.info({}, 'stopped');
     logger.flush();
   }

@@ -10,10 +10,9 @@
 // would cost O(accounts) per block, so an account is read on demand from the
 // latest state, and its answer carries the height it was read at.
 //
-// Not kept across a restart: the results of transactions executed before this
-// process started (their blocks are read back from the block store, so `tx`
-// and `block` still find them, as committed, without per-action results), and
-// trade history. Book sequence numbers and trade ids start, after a restart,
+// Transaction results outlive a restart: the node saves each block's results
+// (results.ts) before publishing it, and `tx` and `block` read them back with
+// the stored blocks. Not kept across a restart: trade history. Book sequence numbers and trade ids start, after a restart,
 // above anything the previous run can have used (they are seeded from the
 // height), so a client sees a gap and resynchronises instead of a repeat.
 
@@ -217,21 +216,33 @@ export class ChainView implements NodeView {
     if (kept !== undefined) return kept;
     const stored = loadCommitted(this.storage, height);
     if (stored === null) return undefined;
-    const next = loadCommitted(this.storage, height + 1);
-    const appHash =
-      next !== null
-        ? toHex(next.block.header.previousAppHash)
-        : height === this.state.height
-          ? toHex(this.node.app.appHash)
-          : '';
+    const results = this.node.results.load(height);
+    let appHash: string;
+    if (results !== null) appHash = toHex(results.appHash);
+    else {
+      const next = loadCommitted(this.storage, height + 1);
+      appHash =
+        next !== null
+          ? toHex(next.block.header.previousAppHash)
+          : height === this.state.height
+            ? toHex(this.node.app.appHash)
+            : '';
+    }
+    const txs: BlockTxView[] = stored.block.txs.map((raw, index) => {
+      const hash = toHex(sha256(raw));
+      if (results === null || results.results.length !== stored.block.txs.length) {
+        // Executed before the results log existed: known to be in the block, not how it ended.
+        return { hash, ok: true };
+      }
+      return blockTxOf(txViewOf(hash, height, index, results.results[index]!));
+    });
     return {
       height,
       timeMs: stored.block.header.timeMs,
       hash: toHex(blockHashOf(stored.block)),
       appHash,
       proposer: addressText(stored.block.header.proposerAddress),
-      // The results of blocks executed before this process started are not kept.
-      txs: stored.block.txs.map((raw) => ({ hash: toHex(sha256(raw)), ok: true })),
+      txs,
     };
   }
 
@@ -241,9 +252,16 @@ export class ChainView implements NodeView {
     for (let h = Math.max(1, top - VIEW_BLOCKS_KEPT + 1); h <= top; h++) {
       const stored = loadCommitted(this.storage, h);
       if (stored === null) continue;
+      const results = this.node.results.load(h);
+      const complete = results !== null && results.results.length === stored.block.txs.length;
       stored.block.txs.forEach((raw, index) => {
         const hash = toHex(sha256(raw));
-        this.remember(hash, { hash, status: 'committed', height: h, index });
+        this.remember(
+          hash,
+          complete
+            ? txViewOf(hash, h, index, results.results[index]!)
+            : { hash, status: 'committed', height: h, index },
+        );
       });
     }
   }
@@ -360,24 +378,10 @@ export class ChainView implements NodeView {
     const blockTxs: BlockTxView[] = [];
     txs.results.forEach((result, index) => {
       const hash = txs.hashes[index]!;
-      const view: TxView =
-        result === null
-          ? {
-              hash,
-              status: 'rejected',
-              height,
-              index,
-              code: 'BadSignature',
-              message: 'the transaction failed its checks at execution',
-            }
-          : committedTxView(hash, height, result);
+      const view = txViewOf(hash, height, index, result);
       txViews.push(view);
       this.remember(hash, view);
-      blockTxs.push({
-        hash,
-        ok: view.status === 'committed',
-        ...(view.code ? { code: view.code } : {}),
-      });
+      blockTxs.push(blockTxOf(view));
     });
     const block: BlockView = {
       height,
@@ -625,6 +629,27 @@ export class ChainView implements NodeView {
     }
     return out;
   }
+}
+
+/** What `tx` answers for the transaction at `index` of block `height`, given its result. */
+function txViewOf(hash: string, height: number, index: number, result: TxResult | null): TxView {
+  if (result !== null) return committedTxView(hash, height, result);
+  return {
+    hash,
+    status: 'rejected',
+    height,
+    index,
+    code: 'BadSignature',
+    message: 'the transaction failed its checks at execution',
+  };
+}
+
+function blockTxOf(view: TxView): BlockTxView {
+  return {
+    hash: view.hash,
+    ok: view.status === 'committed',
+    ...(view.code ? { code: view.code } : {}),
+  };
 }
 
 interface OrderNote {

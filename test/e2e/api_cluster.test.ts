@@ -1,7 +1,8 @@
 // Four validator processes on loopback, used the way clients use them: orders
 // sent through the SDK to different nodes match; every node reports the same
-// appHash at every height; every transaction the API acknowledged as
-// committed is on every node after kill -9 and restart; bad input over HTTP
+// block (hash, appHash, per-transaction outcome) at every height; every
+// transaction the API acknowledged as committed is on every node after kill -9
+// and restart, with the result the API answered; bad input over HTTP
 // and WebSocket is refused with a typed code and the cluster keeps working.
 // One cluster serves every check (starting one is the slow part).
 
@@ -9,7 +10,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { ZommaClient, generateKey } from '../../src/api/client/index.ts';
-import type { Trader } from '../../src/api/client/index.ts';
+import type { Trader, TxView } from '../../src/api/client/index.ts';
 import { toHex } from '../../src/lib/bytes.ts';
 import { initCluster, kill9, startNodeProcess, until } from './helpers.ts';
 
@@ -56,8 +57,9 @@ test('a four-process cluster behind its API: matching, agreement, no lost acknow
   const cluster = await initCluster(4, { commitPauseMs: 50, salt: 11 });
   const procs = cluster.homes.map((h) => startNodeProcess(h.home));
   const clients = cluster.homes.map((_, i) => new ZommaClient(cluster.apiUrl(i)));
-  const acked = new Map<string, number>();
-  const ack = (hash: string, height: number | undefined) => acked.set(hash, height ?? -1);
+  // What the API answered when it acknowledged each transaction as committed.
+  const acked = new Map<string, TxView>();
+  const ack = (tx: TxView) => acked.set(tx.hash, tx);
   try {
     await until(
       async () => {
@@ -85,7 +87,7 @@ test('a four-process cluster behind its API: matching, agreement, no lost acknow
     const taker = clients[2]!.trader(generateKey());
     for (const t of [maker, taker]) {
       const tx = await t.faucet(100_000n * USDC);
-      ack(tx.hash, tx.height);
+      ack(tx);
     }
     const index = (await clients[1]!.ticker('BTC-PERPETUAL')).indexTicks;
     const rest = await maker.placeOrder({
@@ -94,7 +96,7 @@ test('a four-process cluster behind its API: matching, agreement, no lost acknow
       priceTicks: index - 3,
       sizeLots: 50,
     });
-    ack(rest.hash, rest.height);
+    ack(rest);
     const hit = await taker.placeOrder({
       instrument: 'BTC-PERPETUAL',
       side: 'sell',
@@ -102,7 +104,7 @@ test('a four-process cluster behind its API: matching, agreement, no lost acknow
       timeInForce: 'IOC',
       sizeLots: 20,
     });
-    ack(hit.hash, hit.height);
+    ack(hit);
     assert.equal(hit.actions![0]!.filledLots, 20);
     await until(
       async () => ((await clients[3]!.book('BTC-PERPETUAL')).height ?? 0) >= hit.height!,
@@ -126,7 +128,7 @@ test('a four-process cluster behind its API: matching, agreement, no lost acknow
     forged[forged.length - 1] = forged[forged.length - 1]! ^ 0x01;
     assert.equal((await post(JSON.stringify({ tx: toHex(forged) }))).code, 'BadSignature');
     const good = await clients[1]!.submitTx(built.bytes, { wait: 'commit' });
-    ack(good.hash, good.height);
+    ack(good);
     const replay = await post(JSON.stringify({ tx: toHex(built.bytes) }));
     assert.equal(replay.code, 'DuplicateTx');
     assert.equal((await httpStatus(`${url}/v1/book/NOPE-PERPETUAL`, {})).code, 'NotFound');
@@ -155,7 +157,7 @@ test('a four-process cluster behind its API: matching, agreement, no lost acknow
     const burst = async (who: number[]) => {
       for (const i of who) {
         const tx = await traders[i]!.faucet(1_000n * USDC);
-        ack(tx.hash, tx.height);
+        ack(tx);
       }
     };
     await burst([0, 1, 2, 3]);
@@ -174,7 +176,7 @@ test('a four-process cluster behind its API: matching, agreement, no lost acknow
     await kill9(procs[0]!);
     await burst([1, 2, 3]);
     procs[0] = startNodeProcess(cluster.homes[0]!.home);
-    const top = Math.max(...acked.values());
+    const top = Math.max(...[...acked.values()].map((t) => t.height ?? -1));
     await until(
       async () => {
         const heights = await Promise.all(
@@ -192,10 +194,14 @@ test('a four-process cluster behind its API: matching, agreement, no lost acknow
     );
     await burst([0, 1]);
 
+    // Every node, the two restarted ones included, answers with the same result
+    // the API gave when it acknowledged the transaction: status, height,
+    // position and per-action outcome (fills too).
     for (const [i, c] of clients.entries()) {
-      for (const [hash] of acked) {
+      for (const [hash, answered] of acked) {
         const tx = await c.tx(hash);
         assert.equal(tx.status, 'committed', `node ${i}: ${hash}`);
+        assert.deepEqual(tx, answered, `node ${i}: the result of ${hash}`);
       }
     }
 
@@ -205,7 +211,7 @@ test('a four-process cluster behind its API: matching, agreement, no lost acknow
     );
     for (let h = 1; h <= agreed; h++) {
       const hashes = new Set(
-        await Promise.all(clients.map((c) => c.block(h).then((b) => `${b.hash}/${b.appHash}`))),
+        await Promise.all(clients.map((c) => c.block(h).then((b) => JSON.stringify(b)))),
       );
       assert.equal(hashes.size, 1, `height ${h}`);
     }

@@ -33,6 +33,18 @@ export class FileBlockStore implements BlockStore {
   }
 
   save(height: number, bytes: Uint8Array): void {
+    this.store(height, bytes, true);
+  }
+
+  saveDeferred(height: number, bytes: Uint8Array): void {
+    this.store(height, bytes, false);
+  }
+
+  flush(): void {
+    if (this.log.needsSync) this.log.sync();
+  }
+
+  private store(height: number, bytes: Uint8Array, durable: boolean): void {
     assert(Number.isSafeInteger(height) && height >= 1, `block height ${height}`);
     if (this.refs.length > 0 && height <= this.lastHeight()) {
       if (height < this.base) {
@@ -55,7 +67,8 @@ export class FileBlockStore implements BlockStore {
     } else {
       assert(height === this.lastHeight() + 1, `block ${height} after ${this.lastHeight()}`);
     }
-    this.refs.push(this.log.append(bytes, true));
+    this.refs.push(this.log.append(bytes, durable));
+    if (!durable) this.log.syncInBackground();
   }
 
   load(height: number): Uint8Array | null {

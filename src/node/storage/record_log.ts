@@ -20,6 +20,7 @@
 import {
   closeSync,
   existsSync,
+  fdatasync,
   fdatasyncSync,
   fstatSync,
   fsyncSync,
@@ -146,6 +147,7 @@ export class RecordLog {
   private fd: number;
   private sizeBytes: number;
   private failed = false;
+  private unsynced = false;
   private readonly magic: string;
   private readonly recordBytesMax: number;
 
@@ -181,6 +183,7 @@ export class RecordLog {
       throw ioFailed(this.path, error);
     }
     this.sizeBytes += RECORD_HEADER_BYTES + payload.length;
+    this.unsynced = true;
     if (sync) this.sync();
     return { offset, length: payload.length };
   }
@@ -195,6 +198,27 @@ export class RecordLog {
       this.failed = true;
       throw ioFailed(this.path, error);
     }
+    this.unsynced = false;
+  }
+
+  /**
+   * Starts an fdatasync on libuv's thread pool and returns at once, so the
+   * flush overlaps with whatever this thread does next. A later sync() (the
+   * barrier) is then cheap: nothing is left dirty. A failure marks the log
+   * failed, so that barrier throws instead of reporting durability falsely.
+   */
+  syncInBackground(): void {
+    this.checkWritable();
+    const fd = this.fd;
+    this.unsynced = true;
+    fdatasync(fd, (error) => {
+      if (error !== null && this.fd === fd) this.failed = true;
+    });
+  }
+
+  /** Whether records were appended since the last sync() (a background sync may be running). */
+  get needsSync(): boolean {
+    return this.unsynced;
   }
 
   /** The payload of a record, checked against its checksums. */
@@ -230,6 +254,13 @@ export class RecordLog {
 
   close(): void {
     if (this.fd < 0) return;
+    if (this.unsynced && !this.failed) {
+      try {
+        fdatasyncSync(this.fd);
+      } catch {
+        // Closing anyway: what was not synced is what a crash here would lose.
+      }
+    }
     closeSync(this.fd);
     this.fd = -1;
   }

@@ -55,6 +55,15 @@ export interface BlockStore {
    * BlockConflict.
    */
   save(height: number, bytes: Uint8Array): void;
+  /**
+   * Like save(), but may return before the bytes are durable (the file store
+   * flushes them in the background); flush() is the barrier. The node uses it
+   * so the block's fsync overlaps execution instead of preceding it, and
+   * flushes before anything that makes a later height durable.
+   */
+  saveDeferred?(height: number, bytes: Uint8Array): void;
+  /** Makes every deferred save durable. */
+  flush?(): void;
   /** The bytes saved at `height`, or null if not held. */
   load(height: number): Uint8Array | null;
   close(): void;

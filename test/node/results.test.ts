@@ -1,0 +1,228 @@
+// Per-block results across restarts: the codec keeps every field of the
+// exchange's TxResult; the file store survives reopening, ignores a repeated
+// height, restarts at a gap and cuts a torn tail; and a node restarted from its
+// home answers `tx` and `block` with the same results as before the restart,
+// including heights below its snapshot (so from the log, not re-execution).
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { appendFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ZommaClient, generateKey } from '../../src/api/client/index.ts';
+import type { TxView } from '../../src/api/client/index.ts';
+import { decode, encode } from '../../src/codec/wire.ts';
+import { loadConfig, saveConfig } from '../../src/node/config.ts';
+import { initNetwork } from '../../src/node/init.ts';
+import type { BlockResults } from '../../src/node/results.ts';
+import {
+  MemoryResultsStore,
+  blockResultsCodec,
+  openFileResultsStore,
+} from '../../src/node/results.ts';
+import { runNode } from '../../src/node/runtime.ts';
+import { E2E_TIMEOUTS, LOOPBACK_API_LIMITS, until } from '../e2e/helpers.ts';
+import { tempDir } from './helpers.ts';
+
+const USDC = 1_000_000n;
+
+function sample(height: number): BlockResults {
+  return {
+    height,
+    appHash: new Uint8Array(32).fill(height),
+    results: [
+      {
+        index: 0,
+        ok: true,
+        actions: [
+          {
+            ok: true,
+            kind: 'placeOrder',
+            order: {
+              orderId: 7,
+              status: 'filled',
+              reason: null,
+              filledLots: 3,
+              restedLots: 0,
+              cancelledLots: 0,
+              fills: [
+                {
+                  makerOrderId: 2,
+                  makerAccount: 1,
+                  priceTicks: 50_000,
+                  sizeLots: 3,
+                  takerFeeQuote: 1_500n,
+                  makerFeeQuote: -300n,
+                },
+              ],
+            },
+          },
+          { ok: false, kind: 'cancel', code: 'UnknownOrder', message: 'no order 9' },
+          { ok: true, kind: 'cancelAll', count: 4 },
+        ],
+      },
+      null,
+      { index: 2, ok: false, code: 'DuplicateNonce', message: 'nonce used', actions: [] },
+      {
+        index: 3,
+        ok: true,
+        actions: [
+          {
+            ok: true,
+            kind: 'placeOrder',
+            order: {
+              orderId: 8,
+              status: 'cancelled',
+              reason: 'IocRemainder',
+              filledLots: 0,
+              restedLots: 0,
+              cancelledLots: 5,
+              fills: [],
+            },
+          },
+        ],
+      },
+    ],
+  };
+}
+
+test('the results codec keeps every field, and refuses an unknown code', () => {
+  const value = sample(3);
+  assert.deepEqual(decode(blockResultsCodec, encode(blockResultsCodec, value)), value);
+  const bad = encode(blockResultsCodec, {
+    height: 1,
+    appHash: new Uint8Array(32),
+    results: [{ index: 0, ok: false, code: 'DuplicateNonce', message: '', actions: [] }],
+  });
+  const text = Buffer.from(bad);
+  const at = text.indexOf('DuplicateNonce');
+  text[at] = 'X'.charCodeAt(0);
+  assert.throws(() => decode(blockResultsCodec, text), { code: 'DecodeError' });
+});
+
+test('the file results store: reopen, repeated heights, a gap, a torn tail', () => {
+  const tmp = tempDir('zomma-results-');
+  const path = join(tmp.dir, 'results.log');
+  try {
+    const store = openFileResultsStore(path);
+    assert.equal(store.lastHeight(), 0);
+    for (let h = 5; h <= 8; h++) store.save(sample(h));
+    store.save({ ...sample(6), appHash: new Uint8Array(32) });
+    assert.deepEqual(store.load(6), sample(6), 'a held height is not replaced');
+    store.flush();
+    store.close();
+
+    const again = openFileResultsStore(path);
+    assert.equal(again.lastHeight(), 8);
+    assert.equal(again.load(4), null);
+    for (let h = 5; h <= 8; h++) assert.deepEqual(again.load(h), sample(h));
+    again.save(sample(12));
+    assert.equal(again.load(8), null, 'a gap restarts the log');
+    assert.deepEqual(again.load(12), sample(12));
+    again.close();
+
+    appendFileSync(path, Buffer.from([0, 0, 0, 200, 1, 2, 3]));
+    const torn = openFileResultsStore(path);
+    assert.equal(torn.lastHeight(), 12);
+    torn.save(sample(13));
+    assert.deepEqual(torn.load(13), sample(13));
+    torn.close();
+  } finally {
+    tmp.remove();
+  }
+});
+
+test('the memory results store behaves like the file store', () => {
+  const store = new MemoryResultsStore();
+  store.save(sample(1));
+  store.save(sample(2));
+  assert.deepEqual(store.load(2), sample(2));
+  store.save(sample(5));
+  assert.equal(store.load(2), null);
+  assert.equal(store.lastHeight(), 5);
+});
+
+test('after a restart, tx and block answer with the results published before it', async () => {
+  const tmp = tempDir('zomma-results-node-');
+  const { homes } = initNetwork({
+    validators: 1,
+    out: tmp.dir,
+    genesisTimeMs: Date.now(),
+    oracleSeed: 5,
+    timeouts: E2E_TIMEOUTS,
+    // Snapshots every few heights: the first transactions' heights are below
+    // the snapshot the restart loads, so their results can only come from the log.
+    snapshotEveryHeights: 3,
+    commitPauseMs: 20,
+  });
+  const home = homes[0]!.home;
+  saveConfig(home, {
+    ...loadConfig(home),
+    listen: '127.0.0.1:0',
+    api: '127.0.0.1:0',
+    metrics: '127.0.0.1:0',
+    logLevel: 'warn',
+    apiLimits: LOOPBACK_API_LIMITS,
+  });
+  let running = await runNode({ home });
+  try {
+    let client = new ZommaClient(running.apiUrl!);
+    await until(
+      async () => ((await client.ticker('BTC-PERPETUAL')).indexTicks ?? 0) > 0,
+      20_000,
+      'an index price',
+    );
+    const maker = client.trader(generateKey());
+    const taker = client.trader(generateKey());
+    const seen: TxView[] = [
+      await maker.faucet(100_000n * USDC),
+      await taker.faucet(100_000n * USDC),
+    ];
+    const index = (await client.ticker('BTC-PERPETUAL')).indexTicks;
+    seen.push(
+      await maker.placeOrder({
+        instrument: 'BTC-PERPETUAL',
+        side: 'sell',
+        priceTicks: index + 5,
+        sizeLots: 30,
+      }),
+    );
+    seen.push(
+      await taker.placeOrder({
+        instrument: 'BTC-PERPETUAL',
+        side: 'buy',
+        type: 'market',
+        timeInForce: 'IOC',
+        sizeLots: 10,
+      }),
+    );
+    await assert.rejects(
+      taker.placeOrder({
+        instrument: 'BTC-PERPETUAL',
+        side: 'buy',
+        priceTicks: index,
+        sizeLots: 900_000_000,
+      }),
+    );
+    const before = await Promise.all(seen.map((t) => client.tx(t.hash)));
+    assert.equal(before[3]!.actions![0]!.filledLots, 10);
+    const heights = [...new Set(before.map((t) => t.height!))];
+    const blocksBefore = await Promise.all(heights.map((h) => client.block(h)));
+    const top = (await client.status()).height;
+    await until(
+      async () => (await client.status()).height >= top + 4,
+      20_000,
+      'a snapshot above the transactions',
+    );
+
+    await running.stop();
+    running = await runNode({ home });
+    client = new ZommaClient(running.apiUrl!);
+    assert.ok(running.node.restoredFrom.snapshotHeight > Math.max(...heights));
+    for (const [i, t] of seen.entries()) assert.deepEqual(await client.tx(t.hash), before[i]);
+    for (const [i, h] of heights.entries())
+      assert.deepEqual(await client.block(h), blocksBefore[i]);
+  } finally {
+    await running.stop();
+    tmp.remove();
+  }
+});
