@@ -206,7 +206,9 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
     }
     log.info({ url: api.url }, 'API listener up (HTTP and WebSocket)');
   }
-  node.subscribe((b) =>
+  // Built only when it is written: the appHash's hex is a cost on every block.
+  node.subscribe((b) => {
+    if (!logger.isLevelEnabled('info')) return;
     log.info(
       {
         height: b.executed.block.header.height,
@@ -215,8 +217,8 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
         executionMs: b.executed.executionMs,
       },
       'block executed',
-    ),
-  );
+    );
+  });
 
   async function stopAll(): Promise<void> {
     if (stopped) return;

@@ -85,3 +85,22 @@ test('a damaged snapshot is refused with its path; a temporary file a crash left
     assert.equal(existsSync(tmp), false);
     assert.deepEqual(reopened.heights(), [7]);
   }));
+
+test('deferred saves read back at once, are durable after flush, and mix with plain saves', () =>
+  withDir((dir) => {
+    const path = join(dir, 'blocks.log');
+    const store = openFileBlockStore(path);
+    store.saveDeferred(1, block(1));
+    assert.deepEqual(store.load(1), block(1));
+    store.save(2, block(2));
+    store.saveDeferred(3, block(3));
+    store.saveDeferred(3, block(3));
+    assert.throws(() => store.saveDeferred(3, block(4)), { code: 'BlockConflict' });
+    store.flush();
+    store.flush();
+    store.close();
+    const again = openFileBlockStore(path);
+    assert.equal(again.lastHeight(), 3);
+    for (let h = 1; h <= 3; h++) assert.deepEqual(again.load(h), block(h));
+    again.close();
+  }));
