@@ -55,4 +55,9 @@ export const COMMANDS: CommandEntry[] = [
     summary: 'deterministic simulation of the validators: faults, Byzantine nodes, checkers, swarm',
     load: async () => (await import('./commands/sim.ts')).command,
   },
+  {
+    name: 'stress',
+    summary: 'replay price paths on a state snapshot: liquidations, deleveraging, insurance fund',
+    load: async () => (await import('./commands/stress.ts')).command,
+  },
 ];

@@ -379,3 +379,23 @@ export const STORED_RESULTS_BYTES_MAX = 64 * 1024 * 1024;
  * gossip and so inclusion. Larger batches go to the pool.
  */
 export const MEMPOOL_VERIFY_INLINE_TXS_MAX = 32;
+
+// --- stress tool (src/sim/stress) ------------------------------------------------------
+/** Accounts `zomma stress generate` builds at most (each is a few signed transactions). */
+export const STRESS_ACCOUNTS_MAX = 200_000;
+/** Blocks one scenario may run (a day of one-second blocks). */
+export const STRESS_BLOCKS_MAX = 86_400;
+/** Points in one underlying's path. */
+export const STRESS_POINTS_MAX = 10_000;
+/** Underlyings one scenario may name. */
+export const STRESS_UNDERLYINGS_MAX = 64;
+/** Ladder levels per side of the scenario's liquidity provider (one batch: cancel + both sides). */
+export const STRESS_LADDER_LEVELS_MAX = 31;
+/** Largest scenario file read. */
+export const STRESS_SCENARIO_BYTES_MAX = 4 * 1024 * 1024;
+/** Points of the time series a report keeps for JSON and charts (evenly spaced blocks, plus the last). */
+export const STRESS_SERIES_POINTS_MAX = 400;
+/** Transactions per block while a state is generated. */
+export const STRESS_GENERATE_BLOCK_TXS = 2_000;
+
+assert(1 + 2 * STRESS_LADDER_LEVELS_MAX <= BATCH_ACTIONS_MAX, 'a ladder fits one batch');

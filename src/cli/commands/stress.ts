@@ -1,0 +1,177 @@
+// `zomma stress`: replay price and volatility paths on a state snapshot
+// through the real state machine and report liquidations, deleveraging, the
+// insurance fund and bad debt (docs/stress.md). Also builds a state to stress.
+
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { type Command, type Io, UsageError } from '../io.ts';
+import { STRESS_SCENARIO_BYTES_MAX } from '../../lib/limits.ts';
+import { encodeSnapshot } from '../../exchange/index.ts';
+import type { Exchange } from '../../exchange/index.ts';
+import {
+  BUILTIN_SCENARIOS,
+  GENERATE_INSURANCE_QUOTE,
+  ScenarioError,
+  StressError,
+  buildReport,
+  builtinScenario,
+  generateState,
+  loadState,
+  parseDecimal,
+  parseScenario,
+  reportHtml,
+  reportJson,
+  reportText,
+  runStress,
+  usd,
+} from '../../sim/stress/index.ts';
+import type { GenerateSummary, Scenario } from '../../sim/stress/index.ts';
+
+const USAGE = `zomma stress --state FILE --scenario NAME|FILE [--json] [--html FILE] [--no-check]
+       zomma stress --generate N [--seed S] [--insurance USD] (--out FILE | --scenario NAME|FILE …)
+       zomma stress generate --accounts N --out FILE [--seed S] [--insurance USD]
+       zomma stress --list
+
+  --state FILE       an exchange snapshot: one written by --generate/--out, or a node's
+                     .zomma/devnet/<validator>/data/snapshots/snapshot-<height>.snap
+  --scenario S       a built-in (crash-40, gap-up-25, oracle-freeze) or a JSON scenario file
+  --json             print the report as one JSON object (money in quote units, 6 decimals)
+  --html FILE        also write an HTML page with price and insurance-fund charts (inline SVG)
+  --no-check         skip the whole-state invariant check after every block (faster on big states)
+  --generate N       build a state of N funded accounts with leveraged long and short positions
+  --accounts N       the same, for the generate subcommand
+  --seed S           seed of the generated state (default 1)
+  --insurance USD    insurance fund of the generated state (default ${usd(GENERATE_INSURANCE_QUOTE)})
+  --out FILE         write the generated state's snapshot there
+  --list             list the built-in scenarios`;
+
+function integer(value: string | undefined, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!/^\d+$/.test(value)) throw new UsageError(`--${name} must be a non-negative integer`);
+  const n = Number(value);
+  if (!Number.isSafeInteger(n)) throw new UsageError(`--${name} is too large`);
+  return n;
+}
+
+function insurance(value: string | undefined): bigint {
+  if (value === undefined) return GENERATE_INSURANCE_QUOTE;
+  try {
+    return parseDecimal(value, 'insurance', 6);
+  } catch {
+    throw new UsageError('--insurance must be a non-negative amount in USD, e.g. 250000');
+  }
+}
+
+function readScenario(spec: string): Scenario {
+  const builtin = builtinScenario(spec);
+  if (builtin !== undefined) return builtin;
+  let text: string;
+  try {
+    if (statSync(spec).size > STRESS_SCENARIO_BYTES_MAX) {
+      throw new ScenarioError('scenario', `file larger than ${STRESS_SCENARIO_BYTES_MAX} bytes`);
+    }
+    text = readFileSync(spec, 'utf8');
+  } catch (error) {
+    if (error instanceof ScenarioError) throw error;
+    throw new UsageError(
+      `--scenario ${spec}: neither a built-in (${Object.keys(BUILTIN_SCENARIOS).join(', ')}) nor a readable file`,
+    );
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new ScenarioError('scenario', `not JSON: ${(error as Error).message}`);
+  }
+  return parseScenario(json);
+}
+
+function readState(path: string, check: boolean): Exchange {
+  let bytes: Uint8Array;
+  try {
+    bytes = readFileSync(path);
+  } catch {
+    throw new StressError(`cannot read the state file ${path}`);
+  }
+  return loadState(bytes, { checkInvariants: check }).exchange;
+}
+
+function generated(
+  io: Io,
+  summary: GenerateSummary,
+  out: string | undefined,
+  quiet: boolean,
+): void {
+  if (quiet) return;
+  io.err(
+    `generated ${summary.accounts} accounts (${summary.withPositions} with positions, open interest ${usd(summary.openInterestQuote)}) in ${summary.blocks} blocks` +
+      (out === undefined ? '' : `; snapshot written to ${out}`),
+  );
+}
+
+export const command: Command = {
+  name: 'stress',
+  summary: 'replay price paths on a state snapshot: liquidations, deleveraging, insurance fund',
+  usage: USAGE,
+  async run(args, io) {
+    const sub = args[0] === 'generate';
+    const { values, positionals } = parseArgs({
+      args: sub ? args.slice(1) : args,
+      strict: true,
+      allowPositionals: true,
+      options: {
+        state: { type: 'string' },
+        scenario: { type: 'string' },
+        json: { type: 'boolean' },
+        html: { type: 'string' },
+        'no-check': { type: 'boolean' },
+        generate: { type: 'string' },
+        accounts: { type: 'string' },
+        seed: { type: 'string' },
+        insurance: { type: 'string' },
+        out: { type: 'string' },
+        list: { type: 'boolean' },
+      },
+    });
+    if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}`);
+    if (values.list === true) {
+      for (const [name, json] of Object.entries(BUILTIN_SCENARIOS)) {
+        io.out(`${name.padEnd(14)}  ${(json as { description: string }).description}`);
+      }
+      return 0;
+    }
+    const check = values['no-check'] !== true;
+    const accountsArg = sub ? values.accounts : values.generate;
+    if (sub && accountsArg === undefined) throw new UsageError('generate needs --accounts N');
+    if (sub && values.out === undefined) throw new UsageError('generate needs --out FILE');
+    if (sub && values.scenario !== undefined) {
+      throw new UsageError('generate does not run scenarios: use --generate N --scenario …');
+    }
+    if (accountsArg !== undefined && values.state !== undefined) {
+      throw new UsageError('--state and --generate are exclusive');
+    }
+
+    let exchange: Exchange;
+    if (accountsArg !== undefined) {
+      const insuranceQuote = insurance(values.insurance);
+      const result = generateState({
+        accounts: integer(accountsArg, sub ? 'accounts' : 'generate', 0),
+        seed: integer(values.seed, 'seed', 1),
+        insuranceQuote,
+      });
+      exchange = result.exchange;
+      if (values.out !== undefined) writeFileSync(values.out, encodeSnapshot(exchange));
+      generated(io, result.summary, values.out, values.json === true);
+      if (values.scenario === undefined) return 0;
+    } else {
+      if (values.state === undefined) throw new UsageError('give --state FILE or --generate N');
+      if (values.scenario === undefined) throw new UsageError('give --scenario NAME|FILE');
+      exchange = readState(values.state, check);
+    }
+    const scenario = readScenario(values.scenario!);
+    const report = buildReport(runStress(exchange, scenario, { checkInvariants: check }));
+    if (values.html !== undefined) writeFileSync(values.html, reportHtml(report));
+    io.out(values.json === true ? reportJson(report) : reportText(report));
+    return 0;
+  },
+};

@@ -1,0 +1,466 @@
+// A stress run as a report (docs/stress.md, "Reading the report"): a summary,
+// a time series thinned to STRESS_SERIES_POINTS_MAX blocks, a hash over the
+// canonical bytes of everything (same state and scenario → same hash), and
+// three renderings: a table, JSON, and an HTML page with inline SVG charts.
+
+import { Writer } from '../../codec/wire.ts';
+import { sha256 } from '../../crypto/index.ts';
+import { STRESS_SERIES_POINTS_MAX } from '../../lib/limits.ts';
+import type { BlockSample, StressRun } from './run.ts';
+
+const VOL_NOTE =
+  'volatility paths are recorded but not applied: the state machine takes no smile or volatility input until options are wired in (docs/derivatives.md, "Wiring plan")';
+
+export interface UnderlyingSummary {
+  underlying: string;
+  moved: boolean;
+  startQuote: bigint;
+  minQuote: bigint;
+  maxQuote: bigint;
+  endQuote: bigint;
+  /** Blocks in which the oracle published nothing for it. */
+  frozenBlocks: number;
+  volPpmMax: number;
+}
+
+export interface StressReport {
+  scenario: string;
+  description: string;
+  blocks: number;
+  blockMs: number;
+  startHeight: number;
+  endHeight: number;
+  startTimeMs: number;
+  accounts: number;
+  accountsWithPositions: number;
+  underlyings: UnderlyingSummary[];
+  liquidations: {
+    accounts: number;
+    events: number;
+    lots: number;
+    notionalQuote: bigint;
+    feesQuote: bigint;
+  };
+  deleveraging: {
+    events: number;
+    accounts: number;
+    counterparties: number;
+    lots: number;
+    notionalQuote: bigint;
+  };
+  insurance: { startQuote: bigint; endQuote: bigint; minQuote: bigint; coverQuote: bigint };
+  badDebt: {
+    /** Losses past accounts' equity that the insurance fund paid. */
+    coveredQuote: bigint;
+    /** Uncovered deficits at the end (withdrawals pause). */
+    deficitQuote: bigint;
+    deficitAccounts: number;
+    /** Negative equity of accounts still holding positions at the end (cut by per-block caps). */
+    openNegativeEquityQuote: bigint;
+  };
+  funding: { payments: number; paidQuote: bigint };
+  liquidity: {
+    provider: string;
+    ordersPlaced: number;
+    ordersRejected: number;
+    providerLiquidated: boolean;
+  };
+  volatility: { applied: boolean; note: string };
+  invariantsChecked: boolean;
+  appHash: string;
+  series: BlockSample[];
+  reportHash: string;
+}
+
+function hex(bytes: Uint8Array): string {
+  return Buffer.from(bytes).toString('hex');
+}
+
+/** Evenly spaced blocks, always the last: at most STRESS_SERIES_POINTS_MAX. */
+export function thin<T>(items: readonly T[], max = STRESS_SERIES_POINTS_MAX): T[] {
+  if (items.length <= max) return [...items];
+  const out: T[] = [];
+  const step = Math.ceil(items.length / (max - 1));
+  for (let i = 0; i < items.length - 1; i += step) out.push(items[i]!);
+  out.push(items[items.length - 1]!);
+  return out;
+}
+
+function minMax(xs: readonly bigint[]): [bigint, bigint] {
+  let lo = xs[0]!;
+  let hi = xs[0]!;
+  for (const x of xs) {
+    if (x < lo) lo = x;
+    if (x > hi) hi = x;
+  }
+  return [lo, hi];
+}
+
+export function buildReport(run: StressRun): StressReport {
+  const state = run.exchange.state;
+  const samples = run.samples;
+  const last = samples[samples.length - 1]!;
+  const underlyings = run.underlyings.map((u, i): UnderlyingSummary => {
+    const prices = samples.map((s) => s.pathQuote[i]!);
+    const [minQuote, maxQuote] = minMax(prices);
+    return {
+      underlying: u.underlying,
+      moved: u.points !== null,
+      startQuote: u.points?.[0]?.priceQuote ?? prices[0]!,
+      minQuote,
+      maxQuote,
+      endQuote: last.pathQuote[i]!,
+      frozenBlocks: samples.filter((s) => s.frozen[i]).length,
+      volPpmMax: Math.max(...samples.map((s) => s.volPpm[i]!)),
+    };
+  });
+  let deficitQuote = 0n;
+  for (const a of state.deficits) deficitQuote -= a.cashQuote;
+  let openNegativeEquityQuote = 0n;
+  for (const a of state.accounts) {
+    if (a.positionCount === 0) continue;
+    let equity = a.cashQuote;
+    for (const m of state.markets)
+      equity += BigInt(a.positions[m.index]!.sizeLots) * m.markQuotePerLot;
+    if (equity < 0n) openNegativeEquityQuote -= equity;
+  }
+  const t = run.totals;
+  const insuranceMin = minMax([
+    run.startInsuranceQuote,
+    ...samples.map((s) => s.insuranceQuote),
+  ])[0];
+  const report: Omit<StressReport, 'reportHash'> = {
+    scenario: run.scenario.name,
+    description: run.scenario.description,
+    blocks: samples.length,
+    blockMs: run.scenario.blockMs,
+    startHeight: run.startHeight,
+    endHeight: state.height,
+    startTimeMs: run.startTimeMs,
+    accounts: run.accounts,
+    accountsWithPositions: run.accountsWithPositions,
+    underlyings,
+    liquidations: {
+      accounts: run.liquidatedAccounts.size,
+      events: t.liquidationEvents,
+      lots: t.liquidatedLots,
+      notionalQuote: t.liquidatedNotionalQuote,
+      feesQuote: t.liquidationFeesQuote,
+    },
+    deleveraging: {
+      events: t.deleverageEvents,
+      accounts: run.deleveragedAccounts.size,
+      counterparties: run.counterparties.size,
+      lots: t.deleveragedLots,
+      notionalQuote: t.deleveragedNotionalQuote,
+    },
+    insurance: {
+      startQuote: run.startInsuranceQuote,
+      endQuote: state.insuranceQuote,
+      minQuote: insuranceMin,
+      coverQuote: t.insuranceCoverQuote,
+    },
+    badDebt: {
+      coveredQuote: t.insuranceCoverQuote,
+      deficitQuote,
+      deficitAccounts: state.deficits.size,
+      openNegativeEquityQuote,
+    },
+    funding: { payments: t.fundingPayments, paidQuote: t.fundingPaidQuote },
+    liquidity: {
+      provider:
+        run.liquidity.absent === null
+          ? `ladder ${run.scenario.liquidity!.levelsBps.join('/')} bps, ${usd(run.scenario.liquidity!.quotePerLevel)} per level and side`
+          : `none (${run.liquidity.absent})`,
+      ordersPlaced: t.liquidityOrdersPlaced,
+      ordersRejected: t.liquidityOrdersRejected,
+      providerLiquidated: run.liquidity.accounts.some((i) => run.liquidatedAccounts.has(i)),
+    },
+    volatility: { applied: false, note: VOL_NOTE },
+    invariantsChecked: run.invariantsChecked,
+    appHash: hex(run.exchange.appHash),
+    series: [...samples],
+  };
+  return { ...report, reportHash: hex(sha256(encodeReport(report))) };
+}
+
+/** Canonical bytes of a report (without its hash): what reportHash is taken over. */
+export function encodeReport(r: Omit<StressReport, 'reportHash'>): Uint8Array {
+  const w = new Writer(1 << 12);
+  w.string(r.scenario, 64).string(r.description, 4_000);
+  w.uvarint(r.blocks).uvarint(r.blockMs).uvarint(r.startHeight).uvarint(r.endHeight);
+  w.uvarint(r.startTimeMs).uvarint(r.accounts).uvarint(r.accountsWithPositions);
+  w.uvarint(r.underlyings.length);
+  for (const u of r.underlyings) {
+    w.string(u.underlying, 16).bool(u.moved);
+    w.uvarintBig(u.startQuote).uvarintBig(u.minQuote).uvarintBig(u.maxQuote).uvarintBig(u.endQuote);
+    w.uvarint(u.frozenBlocks).uvarint(u.volPpmMax);
+  }
+  const l = r.liquidations;
+  w.uvarint(l.accounts)
+    .uvarint(l.events)
+    .uvarint(l.lots)
+    .uvarintBig(l.notionalQuote)
+    .uvarintBig(l.feesQuote);
+  const d = r.deleveraging;
+  w.uvarint(d.events)
+    .uvarint(d.accounts)
+    .uvarint(d.counterparties)
+    .uvarint(d.lots)
+    .uvarintBig(d.notionalQuote);
+  const i = r.insurance;
+  w.ivarintBig(i.startQuote).ivarintBig(i.endQuote).ivarintBig(i.minQuote).uvarintBig(i.coverQuote);
+  const b = r.badDebt;
+  w.uvarintBig(b.coveredQuote).uvarintBig(b.deficitQuote).uvarint(b.deficitAccounts);
+  w.uvarintBig(b.openNegativeEquityQuote);
+  w.uvarint(r.funding.payments).uvarintBig(r.funding.paidQuote);
+  w.string(r.liquidity.provider, 4_000).uvarint(r.liquidity.ordersPlaced);
+  w.uvarint(r.liquidity.ordersRejected).bool(r.liquidity.providerLiquidated);
+  w.bool(r.volatility.applied).bool(r.invariantsChecked).string(r.appHash, 64);
+  w.uvarint(r.series.length);
+  for (const s of r.series) {
+    w.uvarint(s.height).uvarint(s.atMs).ivarintBig(s.insuranceQuote).uvarint(s.liquidatedAccounts);
+    w.uvarintBig(s.liquidatedNotionalQuote).uvarintBig(s.deleveragedNotionalQuote);
+    for (let k = 0; k < s.pathQuote.length; k++) {
+      w.uvarintBig(s.pathQuote[k]!)
+        .uvarintBig(s.indexQuote[k]!)
+        .uvarint(s.volPpm[k]!)
+        .bool(s.frozen[k]!);
+    }
+  }
+  return w.finish();
+}
+
+// --- renderings ----------------------------------------------------------------------
+
+/** Quote units as dollars with cents, thousands separated: 1234567890 → "$1,234.56". */
+export function usd(quote: bigint): string {
+  const negative = quote < 0n;
+  const cents = (negative ? -quote : quote) / 10_000n;
+  const whole = (cents / 100n).toString().replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+  const fraction = (cents % 100n).toString().padStart(2, '0');
+  return `${negative ? '-' : ''}$${whole}.${fraction}`;
+}
+
+function percent(part: bigint, whole: bigint): string {
+  if (whole === 0n) return 'n/a';
+  const bp = (part * 10_000n) / whole - 10_000n;
+  const sign = bp < 0n ? '-' : '+';
+  const abs = bp < 0n ? -bp : bp;
+  return `${sign}${abs / 100n}.${(abs % 100n).toString().padStart(2, '0')}%`;
+}
+
+function vol(ppm: number): string {
+  return `${(ppm / 1_000_000).toFixed(2)}×`;
+}
+
+export function reportRows(r: StressReport): [string, string][] {
+  const rows: [string, string][] = [
+    ['scenario', `${r.scenario}: ${r.description}`],
+    ['blocks', `${r.blocks} × ${r.blockMs} ms (heights ${r.startHeight + 1}..${r.endHeight})`],
+    ['accounts', `${r.accounts} (${r.accountsWithPositions} with positions at the start)`],
+  ];
+  for (const u of r.underlyings) {
+    rows.push([
+      `${u.underlying} path`,
+      u.moved
+        ? `${usd(u.startQuote)} → ${usd(u.endQuote)} (${percent(u.endQuote, u.startQuote)}), low ${usd(u.minQuote)}, high ${usd(u.maxQuote)}, vol up to ${vol(u.volPpmMax)}` +
+          (u.frozenBlocks > 0 ? `, oracle frozen ${u.frozenBlocks} blocks` : '')
+        : 'not in the scenario (price held)',
+    ]);
+  }
+  const l = r.liquidations;
+  const d = r.deleveraging;
+  const b = r.badDebt;
+  rows.push(
+    ['accounts liquidated', `${l.accounts} (${l.events} positions)`],
+    [
+      'notional liquidated',
+      `${usd(l.notionalQuote + d.notionalQuote)} (book ${usd(l.notionalQuote)}, deleveraged ${usd(d.notionalQuote)})`,
+    ],
+    ['liquidation fees', `${usd(l.feesQuote)} to the insurance fund`],
+    [
+      'deleveraging',
+      `${d.events} trades, ${d.accounts} liquidated accounts against ${d.counterparties} counterparties`,
+    ],
+    [
+      'insurance fund',
+      `${usd(r.insurance.startQuote)} → ${usd(r.insurance.endQuote)} (low ${usd(r.insurance.minQuote)})`,
+    ],
+    [
+      'bad debt',
+      `${usd(b.coveredQuote + b.deficitQuote)} (insurance paid ${usd(b.coveredQuote)}, uncovered ${usd(b.deficitQuote)} in ${b.deficitAccounts} accounts)`,
+    ],
+    ['open negative equity', usd(b.openNegativeEquityQuote)],
+    ['funding', `${r.funding.payments} payments, ${usd(r.funding.paidQuote)} paid`],
+    [
+      'liquidity',
+      `${r.liquidity.provider}; ${r.liquidity.ordersPlaced} orders placed, ${r.liquidity.ordersRejected} refused${r.liquidity.providerLiquidated ? '; the provider was liquidated' : ''}`,
+    ],
+    ['volatility', r.volatility.note],
+    [
+      'invariants',
+      r.invariantsChecked ? 'checked after every block (collateral conserved)' : 'not checked',
+    ],
+    ['appHash', r.appHash],
+    ['report hash', r.reportHash],
+  );
+  return rows;
+}
+
+export function reportText(r: StressReport): string {
+  const rows = reportRows(r);
+  const width = Math.max(...rows.map(([k]) => k.length));
+  return rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n');
+}
+
+function jsonValue(_key: string, value: unknown): unknown {
+  return typeof value === 'bigint' ? value.toString() : value;
+}
+
+/** JSON with money as decimal strings of quote units and the series thinned. */
+export function reportJson(r: StressReport): string {
+  return JSON.stringify({ ...r, series: thin(r.series) }, jsonValue);
+}
+
+// --- HTML ----------------------------------------------------------------------------
+
+const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b'];
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+interface Line {
+  label: string;
+  color: string;
+  dashed?: boolean;
+  points: [number, number][];
+}
+
+function chart(title: string, unit: string, lines: Line[], shade: [number, number][]): string {
+  const w = 760;
+  const h = 240;
+  const left = 70;
+  const bottom = 30;
+  const top = 24;
+  const xs = lines.flatMap((l) => l.points.map((p) => p[0]));
+  const ys = lines.flatMap((l) => l.points.map((p) => p[1]));
+  const x0 = Math.min(...xs);
+  const x1 = Math.max(...xs, x0 + 1);
+  let y0 = Math.min(...ys);
+  let y1 = Math.max(...ys);
+  if (y1 - y0 < 1e-9) {
+    y0 -= 1;
+    y1 += 1;
+  }
+  const sx = (x: number): number => left + ((x - x0) / (x1 - x0)) * (w - left - 10);
+  const sy = (y: number): number => top + (1 - (y - y0) / (y1 - y0)) * (h - top - bottom);
+  const parts: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" viewBox="0 0 ${w} ${h}" role="img">`,
+    `<title>${escapeHtml(title)}</title>`,
+    `<text x="${left}" y="16" font-size="13" font-weight="bold">${escapeHtml(title)}</text>`,
+  ];
+  for (const [a, b] of shade) {
+    parts.push(
+      `<rect x="${sx(a).toFixed(1)}" y="${top}" width="${Math.max(1, sx(b) - sx(a)).toFixed(1)}" height="${h - top - bottom}" fill="#eee"/>`,
+    );
+  }
+  for (let k = 0; k <= 4; k++) {
+    const y = y0 + ((y1 - y0) * k) / 4;
+    parts.push(
+      `<line x1="${left}" x2="${w - 10}" y1="${sy(y).toFixed(1)}" y2="${sy(y).toFixed(1)}" stroke="#ddd"/>`,
+      `<text x="${left - 4}" y="${(sy(y) + 4).toFixed(1)}" font-size="10" text-anchor="end">${escapeHtml(y.toLocaleString('en-US', { maximumFractionDigits: 2 }))}${unit}</text>`,
+    );
+    const x = x0 + ((x1 - x0) * k) / 4;
+    parts.push(
+      `<text x="${sx(x).toFixed(1)}" y="${h - 10}" font-size="10" text-anchor="middle">${Math.round(x)} s</text>`,
+    );
+  }
+  lines.forEach((l, i) => {
+    const d = l.points
+      .map(([x, y], j) => `${j === 0 ? 'M' : 'L'}${sx(x).toFixed(1)},${sy(y).toFixed(1)}`)
+      .join('');
+    parts.push(
+      `<path d="${d}" fill="none" stroke="${l.color}" stroke-width="1.5"${l.dashed === true ? ' stroke-dasharray="4 3"' : ''}/>`,
+      `<text x="${left + 8 + i * 150}" y="${top + 12}" font-size="11" fill="${l.color}">${escapeHtml(l.label)}</text>`,
+    );
+  });
+  parts.push('</svg>');
+  return parts.join('\n');
+}
+
+function toNumber(quote: bigint): number {
+  return Number(quote) / 1e6;
+}
+
+/** A self-contained page: summary table and two inline SVG charts, no scripts, no network. */
+export function reportHtml(r: StressReport): string {
+  const series = thin(r.series);
+  const seconds = (s: BlockSample): number => s.atMs / 1000;
+  const priceLines: Line[] = [];
+  r.underlyings.forEach((u, i) => {
+    const color = COLORS[i % COLORS.length]!;
+    const start = toNumber(u.startQuote) || 1;
+    priceLines.push({
+      label: `${u.underlying} index %`,
+      color,
+      points: series.map((s) => [seconds(s), (toNumber(s.indexQuote[i]!) / start) * 100]),
+    });
+    if (u.frozenBlocks > 0) {
+      priceLines.push({
+        label: `${u.underlying} market %`,
+        color,
+        dashed: true,
+        points: series.map((s) => [seconds(s), (toNumber(s.pathQuote[i]!) / start) * 100]),
+      });
+    }
+  });
+  const shade: [number, number][] = [];
+  let from: number | null = null;
+  for (const s of series) {
+    const frozen = s.frozen.some((f) => f);
+    if (frozen && from === null) from = seconds(s);
+    if (!frozen && from !== null) {
+      shade.push([from, seconds(s)]);
+      from = null;
+    }
+  }
+  if (from !== null) shade.push([from, seconds(series[series.length - 1]!)]);
+  const insurance: Line[] = [
+    {
+      label: 'insurance fund (USD)',
+      color: '#2ca02c',
+      points: series.map((s) => [seconds(s), toNumber(s.insuranceQuote)]),
+    },
+  ];
+  const liquidated: Line[] = [
+    {
+      label: 'liquidated through the book (USD)',
+      color: '#d62728',
+      points: series.map((s) => [seconds(s), toNumber(s.liquidatedNotionalQuote)]),
+    },
+    {
+      label: 'deleveraged (USD)',
+      color: '#9467bd',
+      points: series.map((s) => [seconds(s), toNumber(s.deleveragedNotionalQuote)]),
+    },
+  ];
+  const rows = reportRows(r)
+    .map(([k, v]) => `<tr><th>${escapeHtml(k)}</th><td>${escapeHtml(v)}</td></tr>`)
+    .join('\n');
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>zomma stress: ${escapeHtml(r.scenario)}</title>
+<style>body{font-family:system-ui,sans-serif;margin:24px;color:#222}table{border-collapse:collapse;margin-bottom:16px}
+th,td{text-align:left;padding:3px 10px;border-bottom:1px solid #eee;font-size:13px;vertical-align:top}th{white-space:nowrap}</style>
+</head><body>
+<h1>Stress: ${escapeHtml(r.scenario)}</h1>
+<table>
+${rows}
+</table>
+${chart('Index price, % of start (shaded: oracle frozen)', '%', priceLines, shade)}
+${chart('Insurance fund', '', insurance, shade)}
+${chart('Notional liquidated, cumulative', '', liquidated, shade)}
+</body></html>
+`;
+}
