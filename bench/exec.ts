@@ -179,8 +179,15 @@ function makeFlow(): Flow {
   return { setup, blocks };
 }
 
+/** CPU seconds of this process (all its threads) since `since`: steadier than wall time on a loaded machine. */
+function cpuSeconds(since: NodeJS.CpuUsage): number {
+  const u = process.cpuUsage(since);
+  return (u.user + u.system) / 1e6;
+}
+
 function execRound(flow: Flow): {
   seconds: number;
+  cpuSeconds: number;
   fills: number;
   rejected: number;
   rejectedByCode: Record<string, number>;
@@ -193,6 +200,7 @@ function execRound(flow: Flow): {
   let rejected = 0;
   const rejectedByCode: Record<string, number> = {};
   const blockMs: number[] = [];
+  const cpuStart = process.cpuUsage();
   const start = process.hrtime.bigint();
   for (const b of flow.blocks) {
     const t0 = process.hrtime.bigint();
@@ -210,6 +218,7 @@ function execRound(flow: Flow): {
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
   return {
     seconds,
+    cpuSeconds: cpuSeconds(cpuStart),
     fills,
     rejected,
     rejectedByCode,
@@ -219,7 +228,7 @@ function execRound(flow: Flow): {
 }
 
 /** The same flow on bare books: owner = account, limits and markets as placed, cancels by the client id's order. */
-function bookRound(flow: Flow): { seconds: number; fills: number } {
+function bookRound(flow: Flow): { seconds: number; cpuSeconds: number; fills: number } {
   const books = MARKETS.map(() => new OrderBook());
   const byClient = new Map<string, number>();
   const owners = new Map<string, number>(
@@ -234,6 +243,7 @@ function bookRound(flow: Flow): { seconds: number; fills: number } {
   );
   let orderId = 0;
   let fills = 0;
+  const cpuStart = process.cpuUsage();
   const start = process.hrtime.bigint();
   flow.blocks.forEach((b, bi) => {
     b.txs.forEach((t, ti) => {
@@ -270,7 +280,11 @@ function bookRound(flow: Flow): { seconds: number; fills: number } {
       if (r.status === 'rested' && a.clientOrderId !== undefined) byClient.set(a.clientOrderId, id);
     });
   });
-  return { seconds: Number(process.hrtime.bigint() - start) / 1e9, fills };
+  return {
+    seconds: Number(process.hrtime.bigint() - start) / 1e9,
+    cpuSeconds: cpuSeconds(cpuStart),
+    fills,
+  };
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -281,11 +295,15 @@ const flow = makeFlow();
 const txCount = flow.blocks.reduce((n, b) => n + b.txs.length, 0);
 let bestExec: ReturnType<typeof execRound> | undefined;
 let bestBook: ReturnType<typeof bookRound> | undefined;
+let execCpu = Infinity;
+let bookCpu = Infinity;
 for (let r = 0; r < ROUNDS; r++) {
   const e = execRound(flow);
   if (bestExec === undefined || e.seconds < bestExec.seconds) bestExec = e;
+  execCpu = Math.min(execCpu, e.cpuSeconds);
   const b = bookRound(flow);
   if (bestBook === undefined || b.seconds < bestBook.seconds) bestBook = b;
+  bookCpu = Math.min(bookCpu, b.cpuSeconds);
 }
 const exec = bestExec!;
 const book = bestBook!;
@@ -303,6 +321,11 @@ console.log(
     bareBookOpsPerSec: Math.round(bookRate),
     bookOverExecRatio: Number((bookRate / execRate).toFixed(2)),
     execUsPerTx: Number(((exec.seconds * 1e6) / txCount).toFixed(2)),
+    // The same on CPU time (this process, all threads, GC included): on a
+    // shared machine, wall time also counts the time other work held the core.
+    execTxPerCpuSec: Math.round(txCount / execCpu),
+    bareBookOpsPerCpuSec: Math.round(txCount / bookCpu),
+    bookOverExecCpuRatio: Number((execCpu / bookCpu).toFixed(2)),
     blockMsP50: Number(percentile(blockMs, 50).toFixed(2)),
     blockMsP99: Number(percentile(blockMs, 99).toFixed(2)),
     fills: exec.fills,
