@@ -3,7 +3,7 @@
 // digest covers exactly what a snapshot restores.
 
 import type { Reader, Writer } from '../codec/wire.ts';
-import { DecodeError } from '../codec/wire.ts';
+import { DecodeError, IVARINT_MAX, IVARINT_MIN } from '../codec/wire.ts';
 import { fromHex } from '../lib/bytes.ts';
 import { AGENTS_PER_ADDRESS_MAX, STRING_BYTES_MAX } from '../lib/limits.ts';
 import type { RestingOrder } from './book/index.ts';
@@ -93,6 +93,10 @@ export function writeOrderMeta(w: Writer, meta: OrderMeta): void {
 export function writePrincipal(w: Writer, p: Principal): void {
   w.fixed(p.address, ADDRESS_BYTES);
   p.nonces.write(w);
+  if (p.agents.size === 0) {
+    w.uvarint(0);
+    return;
+  }
   const keys = [...p.agents.keys()].sort();
   w.uvarint(keys.length);
   for (const key of keys) {
@@ -110,6 +114,15 @@ export function writePrincipal(w: Writer, p: Principal): void {
  */
 export function writePrincipalLeaf(w: Writer, p: Principal): void {
   writePrincipal(w, p);
+  if (p.subaccounts.size <= 1) {
+    // The common case, without building and sorting a key list.
+    w.uvarint(p.subaccounts.size);
+    for (const a of p.subaccounts.values()) {
+      w.uvarint(a.index);
+      writeAccount(w, a);
+    }
+    return;
+  }
   const subs = [...p.subaccounts.keys()].sort((a, b) => a - b);
   w.uvarint(subs.length);
   for (const sub of subs) {
@@ -142,12 +155,47 @@ export function readPrincipalInto(
   return p;
 }
 
+// Money is bigint, but nearly every amount fits a double exactly: writing it
+// through the number varint gives the same bytes without the bigint shifts and
+// temporaries of uvarintBig/ivarintBig (the leaf encoding is the hot part of
+// the state digest).
+const UVARINT_FAST_MAX = BigInt(Number.MAX_SAFE_INTEGER);
+const IVARINT_FAST_MAX = BigInt(IVARINT_MAX);
+const IVARINT_FAST_MIN = BigInt(IVARINT_MIN);
+
+/** w.uvarintBig(x), byte for byte. */
+function writeUBig(w: Writer, x: bigint): void {
+  if (x >= 0n && x <= UVARINT_FAST_MAX) w.uvarint(Number(x));
+  else w.uvarintBig(x);
+}
+
+/**
+ * w.ivarint(x), byte for byte, without the range assertion that formats its
+ * message on every call.
+ */
+function writeInt(w: Writer, x: number): void {
+  if (!(Number.isInteger(x) && x >= IVARINT_MIN && x <= IVARINT_MAX)) w.ivarint(x);
+  else w.uvarint(x >= 0 ? x * 2 : -x * 2 - 1);
+}
+
+/** w.ivarintBig(x), byte for byte: the zigzag of x is the same in either domain. */
+function writeIBig(w: Writer, x: bigint): void {
+  if (x >= IVARINT_FAST_MIN && x <= IVARINT_FAST_MAX) writeInt(w, Number(x));
+  else w.ivarintBig(x);
+}
+
 export function writeAccount(w: Writer, a: Account): void {
   w.fixed(a.address, ADDRESS_BYTES).u8(a.subaccount);
-  w.ivarintBig(a.cashQuote).uvarintBig(a.volumeQuote).uvarintBig(a.faucetQuote);
-  for (const p of a.positions) {
-    w.ivarint(p.sizeLots).ivarintBig(p.costBasisQuote);
-    w.ivarintBig(p.realizedPnlQuote).ivarintBig(p.fundingQuote);
+  writeIBig(w, a.cashQuote);
+  writeUBig(w, a.volumeQuote);
+  writeUBig(w, a.faucetQuote);
+  const positions = a.positions;
+  for (let i = 0; i < positions.length; i++) {
+    const p = positions[i]!;
+    writeInt(w, p.sizeLots);
+    writeIBig(w, p.costBasisQuote);
+    writeIBig(w, p.realizedPnlQuote);
+    writeIBig(w, p.fundingQuote);
   }
 }
 

@@ -2,7 +2,7 @@
 // fills of the last book operation, forgetting orders that left the book, and
 // recording an order that came to rest. Cost: O(1) per fill or removed order.
 
-import { assert } from '../lib/assert.ts';
+import { AssertionError, assert } from '../lib/assert.ts';
 import type { OrderBook, Side } from './book/index.ts';
 import { feeTier, makerFeeQuote, takerFeeQuote } from './fees.ts';
 import { applyTrade } from './position.ts';
@@ -13,7 +13,8 @@ import { notionalQuote } from './units.ts';
 /** The order left the book (filled, cancelled, expired): drop its record. */
 export function forgetOrder(state: ExchangeState, orderId: number): OrderMeta {
   const meta = state.orders.get(orderId);
-  assert(meta !== undefined, `no record of order ${orderId}`);
+  // Tested before formatting: assert(…, `${orderId}`) would build the message on every call.
+  if (meta === undefined) throw new AssertionError(`no record of order ${orderId}`);
   state.orders.delete(orderId);
   if (meta.clientOrderId !== '') meta.account.clientOrderIds.delete(meta.clientOrderId);
   if (meta.leaf !== null) state.goneLeaves.push(meta.leaf);
