@@ -25,6 +25,8 @@ const BPS = 10_000n;
 export interface StressOptions {
   /** Check every whole-state invariant (collateral conservation first) after each block. Default true. */
   checkInvariants?: boolean;
+  /** Called after each block with the state as finalizeBlock left it (tests watch conservation here). */
+  onBlock?: (exchange: Exchange, sample: BlockSample) => void;
 }
 
 export interface UnderlyingPath {
@@ -277,7 +279,7 @@ export function runStress(
       );
     }
     tally(exchange, result.events, run);
-    run.samples.push({
+    const sample: BlockSample = {
       height: state.height,
       atMs,
       pathQuote: path.map((s, i) => s?.priceQuote ?? startPrice(exchange, names[i]!)),
@@ -288,7 +290,9 @@ export function runStress(
       liquidatedAccounts: run.liquidatedAccounts.size,
       liquidatedNotionalQuote: run.totals.liquidatedNotionalQuote,
       deleveragedNotionalQuote: run.totals.deleveragedNotionalQuote,
-    });
+    };
+    run.samples.push(sample);
+    options.onBlock?.(exchange, sample);
   }
   return run;
 }

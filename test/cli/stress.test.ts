@@ -1,0 +1,109 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { main } from '../../src/cli/main.ts';
+import type { Io } from '../../src/cli/io.ts';
+
+interface Captured {
+  code: number;
+  out: string;
+  err: string;
+}
+
+async function run(...argv: string[]): Promise<Captured> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const io: Io = { out: (t) => out.push(t), err: (t) => err.push(t) };
+  const code = await main(['stress', ...argv], io);
+  return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'zomma-stress-cli-'));
+process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+const state = join(dir, 'state.snap');
+
+// A short scenario keeps the CLI tests quick; the built-ins run in test/sim/stress.
+const short = join(dir, 'short.json');
+writeFileSync(
+  short,
+  JSON.stringify({
+    name: 'short-drop',
+    description: 'a 30% drop in 30 seconds',
+    underlyings: {
+      '*': [
+        { atS: 0, moveBps: 0 },
+        { atS: 30, moveBps: -3000, vol: 2 },
+      ],
+    },
+  }),
+);
+
+test('generate writes a snapshot; a scenario file runs on it as a table, JSON and HTML', async () => {
+  const g = await run('generate', '--accounts', '200', '--out', state, '--seed', '3');
+  assert.equal(g.code, 0, g.err);
+  assert.match(g.err, /generated 200 accounts \(200 with positions/);
+
+  const table = await run('--state', state, '--scenario', short);
+  assert.equal(table.code, 0, table.err);
+  assert.match(table.out, /^scenario +short-drop: a 30% drop in 30 seconds/);
+  assert.match(table.out, /BTC path +\$60,000\.00 → \$42,000\.00 \(-30\.00%\)/);
+  assert.match(table.out, /accounts liquidated +[1-9]\d* \(/);
+  assert.match(table.out, /volatility +volatility paths are recorded but not applied/);
+  assert.match(table.out, /invariants +checked after every block/);
+
+  const html = join(dir, 'report.html');
+  const json = await run('--state', state, '--scenario', short, '--json', '--html', html);
+  assert.equal(json.code, 0, json.err);
+  const report = JSON.parse(json.out) as {
+    scenario: string;
+    blocks: number;
+    reportHash: string;
+    liquidations: { accounts: number; notionalQuote: string };
+    series: unknown[];
+  };
+  assert.equal(report.scenario, 'short-drop');
+  assert.equal(report.blocks, 30);
+  assert.equal(report.series.length, 30);
+  assert.match(report.liquidations.notionalQuote, /^\d+$/);
+  assert.ok(table.out.includes(report.reportHash), 'the table and the JSON are the same run');
+  const page = readFileSync(html, 'utf8');
+  assert.match(page, /^<!doctype html>/);
+  assert.equal((page.match(/<svg /g) ?? []).length, 3);
+  assert.doesNotMatch(page, /<script|https?:\/\/(?!www\.w3\.org)/);
+});
+
+test('--generate with --scenario runs in memory; --list names the built-ins', async () => {
+  const r = await run('--generate', '100', '--scenario', short, '--json');
+  assert.equal(r.code, 0, r.err);
+  assert.equal((JSON.parse(r.out) as { accounts: number }).accounts, 100);
+  const list = await run('--list');
+  assert.match(list.out, /crash-40/);
+  assert.match(list.out, /gap-up-25/);
+  assert.match(list.out, /oracle-freeze/);
+});
+
+test('bad input: typed errors naming the field, usage errors', async () => {
+  const bad = join(dir, 'bad.json');
+  writeFileSync(
+    bad,
+    JSON.stringify({ name: 'x', underlyings: { BTC: [{ atS: 0, moveBps: 0, vol: -1 }] } }),
+  );
+  const r = await run('--state', state, '--scenario', bad);
+  assert.equal(r.code, 1);
+  assert.match(r.err, /BadScenario: underlyings\.BTC\[0\]\.vol/);
+  writeFileSync(bad, '{');
+  assert.match(
+    (await run('--state', state, '--scenario', bad)).err,
+    /BadScenario: scenario: not JSON/,
+  );
+  assert.equal((await run('--state', state, '--scenario', join(dir, 'missing'))).code, 2);
+  assert.equal((await run('--scenario', 'crash-40')).code, 2);
+  assert.equal((await run('generate', '--accounts', '10')).code, 2);
+  const garbage = join(dir, 'garbage.snap');
+  writeFileSync(garbage, new Uint8Array([9, 9, 9]));
+  const g = await run('--state', garbage, '--scenario', 'crash-40');
+  assert.equal(g.code, 1);
+  assert.match(g.err, /DecodeError/);
+});
