@@ -145,7 +145,7 @@ test("a node's snapshot file (ZSNP framing) loads as the same state", () => {
     assert.deepEqual(exchange.appHash, generated.exchange.appHash);
     assert.equal(loadState(snapshot).framing, 'bare');
     const corrupt = new Uint8Array(file);
-    corrupt[corrupt.length - 1] ^= 1;
+    corrupt[corrupt.length - 1] = corrupt[corrupt.length - 1]! ^ 1;
     assert.throws(() => loadState(corrupt), /checksum/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
