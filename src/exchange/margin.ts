@@ -10,8 +10,17 @@
 //   for an integer equity it is equity × 10^6 < Σ |size| × mark × k × ppm)
 //
 // Cost: O(markets) per account.
+//
+// Safe integers: the placement check runs first on numbers (marginForOrderNum),
+// which is exact while every intermediate is a safe integer: a sum or product
+// of safe integers whose true value is within ±(2^53 − 1) is computed exactly,
+// and one whose true value is beyond it comes out beyond it too (rounding is
+// monotone and ±2^53 are doubles), so checking each intermediate against
+// MAX_SAFE_INTEGER tells an exact result from an inexact one. Any check that
+// fails sends the whole computation to the bigint path, which is the
+// reference; a property test holds the two equal, near 2^53 included.
 
-import { divBig } from '../lib/int.ts';
+import { divBig, divCeil, divFloor } from '../lib/int.ts';
 import type { Account, ExchangeState, MarketState } from './state.ts';
 import { PPM, PPM_BIG, ppmCeil } from './units.ts';
 
@@ -159,6 +168,100 @@ export function marginForOrder(
   return orderMargin;
 }
 
+const SAFE = Number.MAX_SAFE_INTEGER;
+const SAFE_BIG = BigInt(SAFE);
+
+/** ceil(x × ppm / 10^6) for safe x ≥ 0 and 0 ≤ ppm ≤ 10^6, or −1 when the result is not safe. */
+export function ppmCeilNum(x: number, ppm: number): number {
+  // x × ppm may pass 2^53: split x = q × 10^6 + r, so x × ppm / 10^6 = q × ppm + r × ppm / 10^6.
+  const q = divFloor(x, PPM);
+  const whole = q * ppm;
+  if (whole > SAFE) return -1;
+  const result = whole + divCeil((x - q * PPM) * ppm, PPM);
+  return result > SAFE ? -1 : result;
+}
+
+/** initialForExposure on numbers, or −1 when it leaves the safe integers. */
+export function initialForExposureNum(market: MarketState, lots: number): number {
+  if (lots === 0) return 0;
+  const perLot = market.markQuotePerLotNum;
+  const notional = lots * perLot;
+  if (perLot < 0 || notional > SAFE) return -1;
+  const p = market.params;
+  const step = market.imfStepQuoteNum;
+  // An unsafe step is above every safe notional: no step reached.
+  if (p.imfStepPpm === 0 || step < 0 || notional < step) {
+    return ppmCeilNum(notional, p.initialMarginPpm);
+  }
+  const steps = divFloor(notional, step);
+  // imfStepPpm ≥ 1, so 10^6 steps or more reach the cap; below that the product is small.
+  const ppm = steps >= PPM ? PPM : Math.min(PPM, p.initialMarginPpm + steps * p.imfStepPpm);
+  return ppmCeilNum(notional, ppm);
+}
+
+/** marginForOrder's result on numbers (valid after marginForOrderNum returned true). */
+export interface OrderMarginNum {
+  before: number;
+  after: number;
+  equity: number;
+}
+
+const orderMarginNum: OrderMarginNum = { before: 0, after: 0, equity: 0 };
+
+/**
+ * marginForOrder on safe integers: the record (reused by the next call), or
+ * undefined when an intermediate leaves the safe integers — then the caller
+ * uses marginForOrder. Same cost, no bigint temporaries.
+ */
+export function marginForOrderNum(
+  state: ExchangeState,
+  account: Account,
+  marketIndex: number,
+  buyLots: number,
+  sellLots: number,
+): OrderMarginNum | undefined {
+  const cash = account.cashQuote;
+  if (cash > SAFE_BIG || cash < -SAFE_BIG) return undefined;
+  let equity = Number(cash);
+  let before = 0;
+  let delta = 0;
+  const markets = state.markets;
+  const owner = account.index;
+  for (let i = 0; i < markets.length; i++) {
+    const m = markets[i]!;
+    const size = account.positions[i]!.sizeLots;
+    if (size !== 0) {
+      const perLot = m.markQuotePerLotNum;
+      const value = size * perLot;
+      equity += value;
+      if (perLot < 0 || value > SAFE || value < -SAFE || equity > SAFE || equity < -SAFE) {
+        return undefined;
+      }
+    }
+    const buy = m.book.ownerRestingLots(owner, 'buy');
+    const sell = m.book.ownerRestingLots(owner, 'sell');
+    const exposure = size === 0 && buy === 0 && sell === 0 ? 0 : exposureLots(size, buy, sell);
+    const im = initialForExposureNum(m, exposure);
+    if (im < 0) return undefined;
+    before += im;
+    if (before > SAFE) return undefined;
+    if (i === marketIndex) {
+      const grown = exposureLots(size, buy + buyLots, sell + sellLots);
+      if (grown !== exposure) {
+        const imGrown = initialForExposureNum(m, grown);
+        if (imGrown < 0) return undefined;
+        delta = imGrown - im;
+      }
+    }
+  }
+  const after = before + delta;
+  if (after > SAFE) return undefined;
+  orderMarginNum.before = before;
+  orderMarginNum.after = after;
+  orderMarginNum.equity = equity;
+  return orderMarginNum;
+}
+
 /**
  * The liquidation scan's memo for a safe account: how many ticks every mark
  * it holds a position in may move, from the marks of now, before the account
@@ -192,7 +295,5 @@ export function liquidationSlack(state: ExchangeState, account: Account): void {
   const safety = account.cashQuote * PPM_BIG - threshold;
   if (safety < 0n) return;
   const slack = divBig(safety, perTick, 'floor');
-  account.slackTicks = slack > SAFE_MAX ? Number.MAX_SAFE_INTEGER : Number(slack);
+  account.slackTicks = slack > SAFE_BIG ? SAFE : Number(slack);
 }
-
-const SAFE_MAX = BigInt(Number.MAX_SAFE_INTEGER);

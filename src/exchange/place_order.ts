@@ -20,10 +20,10 @@ import type { Ctx } from './context.ts';
 import { ensureAccount, getAccount } from './context.ts';
 import type { Rejection } from './errors.ts';
 import { reject } from './errors.ts';
-import { marginForOrder } from './margin.ts';
+import { marginForOrder, marginForOrderNum } from './margin.ts';
 import { forgetRemoved, rememberOrder, settleFills } from './orders.ts';
 import type { ActionResult, Fill } from './results.ts';
-import type { Account, MarketState } from './state.ts';
+import type { Account, ExchangeState, MarketState } from './state.ts';
 import type { PlaceOrder } from './tx/types.ts';
 import { PPM_BIG } from './units.ts';
 
@@ -110,17 +110,50 @@ export function checkPlaceOrder(ctx: Ctx, a: PlaceOrder): Checked | Rejection {
     }
   }
   if (!a.reduceOnly) {
-    const mm = marginForOrder(state, account, market.index, buy ? sizeLots : 0, buy ? 0 : sizeLots);
-    if (mm.after > mm.before) {
-      const awayTicks = buy ? priceTicks - market.markTicks : market.markTicks - priceTicks;
-      const adverse = awayTicks > 0 ? BigInt(awayTicks) * BigInt(sizeLots) * market.k : 0n;
-      if (mm.equity - adverse < mm.after) {
-        return reject('InsufficientMargin', `initial margin ${mm.after} exceeds equity`);
+    const awayTicks = buy ? priceTicks - market.markTicks : market.markTicks - priceTicks;
+    const buyLots = buy ? sizeLots : 0;
+    const sellLots = buy ? 0 : sizeLots;
+    const short = marginShortNum(state, account, market, awayTicks, sizeLots, buyLots, sellLots);
+    if (short === undefined) {
+      const mm = marginForOrder(state, account, market.index, buyLots, sellLots);
+      if (mm.after > mm.before) {
+        const adverse = awayTicks > 0 ? BigInt(awayTicks) * BigInt(sizeLots) * market.k : 0n;
+        if (mm.equity - adverse < mm.after) return insufficientMargin(mm.after);
       }
-    }
+    } else if (short >= 0) return insufficientMargin(short);
   }
   return { market, account, priceTicks, sizeLots, tif, postOnly };
 }
+
+function insufficientMargin(afterQuote: bigint | number): Rejection {
+  return reject('InsufficientMargin', `initial margin ${afterQuote} exceeds equity`);
+}
+
+/**
+ * The margin check on safe integers (margin.ts): the initial margin after the
+ * order when it is refused, −1 when it passes, undefined when a number left
+ * the safe integers and the bigint check must decide.
+ */
+function marginShortNum(
+  state: ExchangeState,
+  account: Account,
+  market: MarketState,
+  awayTicks: number,
+  sizeLots: number,
+  buyLots: number,
+  sellLots: number,
+): number | undefined {
+  const mm = marginForOrderNum(state, account, market.index, buyLots, sellLots);
+  if (mm === undefined) return undefined;
+  if (mm.after <= mm.before) return -1;
+  if (awayTicks <= 0) return mm.equity < mm.after ? mm.after : -1;
+  const adverse = awayTicks * sizeLots * market.kNum;
+  const left = mm.equity - adverse;
+  if (market.kNum < 0 || adverse > SAFE || left < -SAFE) return undefined;
+  return left < mm.after ? mm.after : -1;
+}
+
+const SAFE = Number.MAX_SAFE_INTEGER;
 
 export function placeOrder(ctx: Ctx, a: PlaceOrder): ActionResult {
   const checked = checkPlaceOrder(ctx, a);

@@ -15,6 +15,8 @@ import type { Genesis, MarketParams } from './genesis.ts';
 import { quotePerTickLot } from './genesis.ts';
 import { NonceWindow } from './tx/nonces.ts';
 
+const SAFE_BIG = BigInt(Number.MAX_SAFE_INTEGER);
+
 export class Position {
   /** Signed: positive long, negative short. */
   sizeLots = 0;
@@ -104,6 +106,14 @@ export class MarketState {
   markTicks = 0;
   /** markTicks × k: the value of one lot at the mark (derived, kept in step by setMark). */
   markQuotePerLot = 0n;
+  /**
+   * Safe-integer copies for the margin fast path (margin.ts, "Safe integers"):
+   * k, markQuotePerLot and imfStepQuote as numbers, or −1 when one is beyond
+   * 2^53 − 1 (then every check on this market takes the bigint path).
+   */
+  readonly kNum: number;
+  readonly imfStepQuoteNum: number;
+  markQuotePerLotNum = 0;
   /** markQuotePerLot × maintenanceMarginPpm (derived, kept in step by setMark). */
   maintenancePerLotScaled = 0n;
   /**
@@ -133,6 +143,7 @@ export class MarketState {
   setMark(ticks: number): void {
     this.markTicks = ticks;
     this.markQuotePerLot = BigInt(ticks) * this.k;
+    this.markQuotePerLotNum = this.markQuotePerLot <= SAFE_BIG ? Number(this.markQuotePerLot) : -1;
     this.maintenancePerLotScaled = this.markQuotePerLot * this.maintenancePpmBig;
     const valueScaled = this.markQuotePerLot * 1_000_000n;
     this.longBelowCoef = this.maintenancePerLotScaled - valueScaled;
@@ -144,6 +155,8 @@ export class MarketState {
     this.params = params;
     this.k = quotePerTickLot(params);
     this.maintenancePpmBig = BigInt(params.maintenanceMarginPpm);
+    this.kNum = this.k <= SAFE_BIG ? Number(this.k) : -1;
+    this.imfStepQuoteNum = params.imfStepQuote <= SAFE_BIG ? Number(params.imfStepQuote) : -1;
     this.book = new OrderBook();
   }
 }
