@@ -130,17 +130,18 @@ export function timeoutMs(config: TimeoutConfig, step: Step, round: number): num
 
 /** The stake-weighted median of a certificate's timestamps: the first time by which more than half its power has voted. */
 export function weightedMedianMs(commit: CommitCertificate, set: ValidatorSet): number {
-  const entries = commit.votes.map((v) => ({
-    timeMs: v.timestampMs,
-    power: set.validators[v.validatorIndex]!.power,
-  }));
-  entries.sort((a, b) => a.timeMs - b.timeMs);
+  const votes = commit.votes;
+  // Indices sorted by time: one small typed array instead of an object per vote.
+  const order = new Uint16Array(votes.length);
+  for (let i = 0; i < order.length; i++) order[i] = i;
+  order.sort((a, b) => votes[a]!.timestampMs - votes[b]!.timestampMs);
   let total = 0;
-  for (const e of entries) total += e.power;
+  for (const v of votes) total += set.validators[v.validatorIndex]!.power;
   let sum = 0;
-  for (const e of entries) {
-    sum += e.power;
-    if (2 * sum > total) return e.timeMs;
+  for (const i of order) {
+    const v = votes[i]!;
+    sum += set.validators[v.validatorIndex]!.power;
+    if (2 * sum > total) return v.timestampMs;
   }
   return 0;
 }
@@ -252,6 +253,10 @@ export class Replica implements ConsensusReplica {
   private votes = new HeightVotes([]);
   /** The last height's votes (all verified), so its certificate in the next block is not verified again. */
   private previousVotes = new HeightVotes([]);
+  /** BFT times computed from certificates (blockTimeFor), by certificate. */
+  private readonly blockTimes = new WeakMap<CommitCertificate, number>();
+  /** The set myIndex was looked up in. */
+  private myIndexSet: ValidatorSet | null = null;
   private decided: Decision | null = null;
   private readonly decisionCandidates = new Map<string, { round: number; key: string }>();
   private skipRound = -1;
@@ -1168,7 +1173,7 @@ export class Replica implements ConsensusReplica {
     const signer = this.ports.signer;
     if (signer === null || this.myIndex < 0) return;
     const step = type === VOTE_TYPE.prevote ? STEP.prevote : STEP.precommit;
-    const key = valueKey(blockHash);
+    const key = this.votes.keyOf(blockHash);
     const verdict = this.signGuard(step, key);
     if (verdict === 'refuse') return this.drop('doubleSignRefused');
     if (verdict === 'resend') {
@@ -1325,7 +1330,7 @@ export class Replica implements ConsensusReplica {
     this.proposals.clear();
     this.blocksByKey.clear();
     this.previousVotes = this.votes;
-    this.votes = new HeightVotes(chain.validators.validators.map((v) => v.power));
+    this.votes = new HeightVotes(chain.validators.powers);
     this.decided = null;
     this.decisionCandidates.clear();
     this.skipRound = -1;
@@ -1333,10 +1338,14 @@ export class Replica implements ConsensusReplica {
     this.precommitTimeoutRounds.clear();
     this.line36Rounds.clear();
     const signer = this.ports.signer;
-    this.myIndex = signer === null ? -1 : chain.validators.indexOf(signer.publicKey);
+    if (this.myIndexSet !== chain.validators) {
+      this.myIndexSet = chain.validators;
+      this.myIndex = signer === null ? -1 : chain.validators.indexOf(signer.publicKey);
+    }
     this.blockTimeMs = this.blockTimeFor(chain.lastCommit);
-    for (const [key, entry] of this.signed)
-      if (entry.height < this.heightValue) this.signed.delete(key);
+    for (const key of this.signed.keys()) {
+      if (this.signed.get(key)!.height < this.heightValue) this.signed.delete(key);
+    }
     for (const [key, e] of this.evidencePool) {
       if (e.voteA.height < this.heightValue - EVIDENCE_AGE_HEIGHTS_MAX)
         this.evidencePool.delete(key);
@@ -1361,10 +1370,15 @@ export class Replica implements ConsensusReplica {
   private blockTimeFor(lastCommit: CommitCertificate | null): number {
     const chain = this.chain;
     if (lastCommit === null) return chain.lastBlockTimeMs;
+    // A certificate names its height, so its time is fixed once computed (every proposal of a height repeats it).
+    const known = this.blockTimes.get(lastCommit);
+    if (known !== undefined) return known;
     const set = this.setAt(chain.height);
     assert(set !== null, 'the last height keeps its validator set');
     const median = weightedMedianMs(lastCommit, set);
-    return median > chain.lastBlockTimeMs ? median : chain.lastBlockTimeMs + 1;
+    const timeMs = median > chain.lastBlockTimeMs ? median : chain.lastBlockTimeMs + 1;
+    this.blockTimes.set(lastCommit, timeMs);
+    return timeMs;
   }
 
   private stateRecord(): ChainState {

@@ -42,6 +42,8 @@ export class ValidatorSet {
   readonly validators: readonly Validator[];
   readonly priorities: readonly bigint[];
   readonly totalPower: number;
+  /** Each member's power, by index. */
+  readonly powers: readonly number[];
   readonly hash: Uint8Array;
   private readonly indexByKey: ReadonlyMap<string, number>;
   /** proposers[r] is the proposer of round r; priorities after r+1 steps are cursor. */
@@ -61,6 +63,7 @@ export class ValidatorSet {
     this.cursor = priorities.slice();
     if (same !== null) {
       assert(same.validators === validators, 'the same members');
+      this.powers = same.powers;
       this.totalPower = same.totalPower;
       this.hash = same.hash;
       this.indexByKey = same.indexByKey;
@@ -77,6 +80,7 @@ export class ValidatorSet {
       w.fixed(v.publicKey, PUBLIC_KEY_BYTES).uvarint(v.power);
     }
     this.totalPower = total;
+    this.powers = validators.map((v) => v.power);
     this.indexByKey = indexByKey;
     this.hash = sha256(w.peek());
   }
