@@ -20,7 +20,7 @@ import { NonceWindow, checkNonce } from './tx/nonces.ts';
 import { placeOrder } from './place_order.ts';
 import { registerAgent, revokeAgent } from './register_agent.ts';
 import type { ActionResult, ExchangeEvent, TxResult } from './results.ts';
-import type { ExchangeState } from './state.ts';
+import type { ExchangeState, Principal } from './state.ts';
 import { transfer } from './transfer.ts';
 import type { BatchableAction, SignedTx } from './tx/types.ts';
 import { MASTER_ONLY_ACTIONS } from './tx/types.ts';
@@ -75,6 +75,38 @@ export interface TxEnv {
   readonly addressOf: (publicKey: Uint8Array, key: string) => string;
 }
 
+/** The signer is the address's own key: by the remembered key, else by hashing it. */
+function signedByMaster(env: TxEnv, principal: Principal, signer: Uint8Array): boolean {
+  const known = principal.masterKey;
+  if (known !== null && sameBytes(known, signer)) return true;
+  if (env.addressOf(signer, bytesKey(signer)) !== principal.key) return false;
+  principal.masterKey = signer.slice();
+  return true;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Ctx with the signer's key string built only when an operation asks for it (agents, validators). */
+class TxCtx implements Ctx {
+  private key: string | undefined;
+  constructor(
+    readonly state: ExchangeState,
+    readonly principal: Principal,
+    readonly subaccount: number,
+    readonly isMaster: boolean,
+    private readonly signer: Uint8Array,
+    readonly blockTimeMs: number,
+    readonly events: ExchangeEvent[],
+  ) {}
+  get signerKey(): string {
+    return (this.key ??= bytesKey(this.signer));
+  }
+}
+
 export function executeTx(env: TxEnv, tx: SignedTx, index: number): TxResult {
   const { state, blockTimeMs } = env;
   if (tx.chainId !== state.genesis.chainId) return refused(index, 'WrongChain', tx.chainId);
@@ -87,11 +119,19 @@ export function executeTx(env: TxEnv, tx: SignedTx, index: number): TxResult {
   if (tx.expiresAtMs !== undefined && blockTimeMs > tx.expiresAtMs) {
     return refused(index, 'Expired', `expired at ${tx.expiresAtMs}`);
   }
-  const signerKey = bytesKey(tx.signer);
-  const isMaster = env.addressOf(tx.signer, signerKey) === principal.key;
+  const isMaster = signedByMaster(env, principal, tx.signer);
   const action = tx.action;
+  const ctx = new TxCtx(
+    state,
+    principal,
+    tx.subaccount,
+    isMaster,
+    tx.signer,
+    blockTimeMs,
+    env.events,
+  );
   if (!isMaster) {
-    const agent = principal.agents.get(signerKey);
+    const agent = principal.agents.get(ctx.signerKey);
     if (agent === undefined || agent.expiresAtMs <= blockTimeMs) {
       return refused(
         index,
@@ -104,15 +144,6 @@ export function executeTx(env: TxEnv, tx: SignedTx, index: number): TxResult {
       return refused(index, 'NotPermitted', 'agents only trade');
     }
   }
-  const ctx: Ctx = {
-    state,
-    principal,
-    subaccount: tx.subaccount,
-    isMaster,
-    signerKey,
-    blockTimeMs,
-    events: env.events,
-  };
   if (action.kind === 'batch') {
     const actions = action.actions.map((a) => runAction(ctx, a));
     return { index, ok: true, actions };

@@ -77,6 +77,12 @@ export class Principal {
   readonly subaccounts = new Map<number, Account>();
   leaf: Uint8Array | null = null;
   dirtyEpoch = -1;
+  /**
+   * The public key whose address this is, once it signed (derived, not state):
+   * its next transactions are recognized by a byte comparison instead of a
+   * key string and an address-cache lookup.
+   */
+  masterKey: Uint8Array | null = null;
 
   constructor(key: string, address: Uint8Array) {
     this.key = key;
