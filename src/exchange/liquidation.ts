@@ -24,7 +24,13 @@
 import { divBig, minBig, maxBig } from '../lib/int.ts';
 import { LIQUIDATIONS_PER_BLOCK_MAX } from '../lib/limits.ts';
 import { applyTrade } from './position.ts';
-import { belowMaintenance, equityQuote, liquidationSlack } from './margin.ts';
+import {
+  belowMaintenance,
+  equityQuote,
+  liquidationSlack,
+  scanNum,
+  scanNumResult,
+} from './margin.ts';
 import { forgetRemoved, settleFills } from './orders.ts';
 import type { ExchangeEvent } from './results.ts';
 import type { Account, ExchangeState, MarketState } from './state.ts';
@@ -224,6 +230,10 @@ export function runLiquidations(
   const look = (account: Account): void => {
     if (account.scannedHeight === height) return;
     account.scannedHeight = height;
+    if (scanNum(state, account)) {
+      if (scanNumResult.below) due.push(account);
+      return;
+    }
     if (isLiquidatable(state, account)) due.push(account);
     liquidationSlack(state, account);
   };

@@ -171,7 +171,7 @@ export function marginForOrder(
 const SAFE = Number.MAX_SAFE_INTEGER;
 const SAFE_BIG = BigInt(SAFE);
 
-/** ceil(x × ppm / 10^6) for safe x ≥ 0 and 0 ≤ ppm ≤ 10^6, or −1 when the result is not safe. */
+/** ceil(x × ppm / 10^6) for safe x ≥ 0 and 0 ≤ ppm ≤ 2 × 10^6, or −1 when the result is not safe. */
 export function ppmCeilNum(x: number, ppm: number): number {
   // x × ppm may pass 2^53: split x = q × 10^6 + r, so x × ppm / 10^6 = q × ppm + r × ppm / 10^6.
   const q = divFloor(x, PPM);
@@ -296,4 +296,57 @@ export function liquidationSlack(state: ExchangeState, account: Account): void {
   if (safety < 0n) return;
   const slack = divBig(safety, perTick, 'floor');
   account.slackTicks = slack > SAFE_BIG ? SAFE : Number(slack);
+}
+
+/** What scanNum found (valid after it returned true). */
+export const scanNumResult = { below: false };
+
+/**
+ * The liquidation scan's look at one account on safe integers: sets
+ * scanNumResult.below to belowMaintenance(…) and the account's slack memo to a
+ * value at most liquidationSlack's (a smaller slack only sends the account to
+ * a full check sooner). False when an intermediate leaves the safe integers:
+ * then nothing is set and the caller uses the bigint functions. With
+ * n = |size| × mark × k = q × 10^6 + r per position, maintenance × 10^6 =
+ * 10^6 × A + B with A = Σ q × mm and B = Σ r × mm (B < 10^12 per market), so
+ *   below  ⟺  equity × 10^6 < 10^6 × A + B  ⟺  (equity − A) × 10^6 < B,
+ * and with d = equity − A, P = Σ ceil(|size| × k × (10^6 ∓ mm) / 10^6) ≥ the
+ * exact threshold change per tick / 10^6,
+ *   slack = floor((d − ceil(B / 10^6)) / P)  ≤  liquidationSlack's floor(S / perTick).
+ * Cost: O(markets), no bigint temporaries.
+ */
+export function scanNum(state: ExchangeState, account: Account): boolean {
+  const cash = account.cashQuote;
+  if (account.positionCount === 0 || cash > SAFE_BIG || cash < -SAFE_BIG) return false;
+  let equity = Number(cash);
+  let a = 0;
+  let b = 0;
+  let perTick = 0;
+  const markets = state.markets;
+  for (let i = 0; i < markets.length; i++) {
+    const m = markets[i]!;
+    const size = account.positions[i]!.sizeLots;
+    if (size === 0) continue;
+    const perLot = m.markQuotePerLotNum;
+    const lots = size < 0 ? -size : size;
+    const notional = lots * perLot;
+    if (perLot < 0 || m.kNum < 0 || notional > SAFE) return false;
+    equity += size < 0 ? -notional : notional;
+    const mm = m.params.maintenanceMarginPpm;
+    const q = divFloor(notional, PPM);
+    a += q * mm;
+    b += (notional - q * PPM) * mm;
+    const move = ppmCeilNum(lots * m.kNum, size > 0 ? PPM - mm : PPM + mm);
+    if (move < 0 || lots * m.kNum > SAFE) return false;
+    perTick += move;
+    if (equity > SAFE || equity < -SAFE || a > SAFE || perTick > SAFE) return false;
+  }
+  const d = equity - a;
+  if (d < -SAFE || perTick === 0) return false;
+  // d × 10^6 beyond 2^53 is beyond B too, so the comparison stays right.
+  scanNumResult.below = d < 0 || d * PPM < b;
+  const room = d - divCeil(b, PPM);
+  account.slackTicks = room < 0 ? -1 : divFloor(room, perTick);
+  for (let i = 0; i < markets.length; i++) account.slackMarks[i] = markets[i]!.markTicks;
+  return true;
 }

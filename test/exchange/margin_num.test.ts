@@ -9,7 +9,11 @@ import { ExchangeState } from '../../src/exchange/state.ts';
 import { bytesKey } from '../../src/exchange/keys.ts';
 import { ensureAccount, ensurePrincipal } from '../../src/exchange/context.ts';
 import {
+  belowMaintenance,
   initialForExposure,
+  liquidationSlack,
+  scanNum,
+  scanNumResult,
   initialForExposureNum,
   marginForOrder,
   marginForOrderNum,
@@ -137,4 +141,40 @@ test('initialForExposureNum equals initialForExposure across the imf steps', () 
     ),
     { numRuns: 3000, seed: 3 },
   );
+});
+
+test('scanNum agrees with belowMaintenance and never gives more slack than liquidationSlack', () => {
+  let answered = 0;
+  fc.assert(
+    fc.property(
+      amount(true),
+      fc.array(fc.integer({ min: -(10 ** 9), max: 10 ** 9 }), { minLength: 2, maxLength: 2 }),
+      fc.array(fc.integer({ min: 1, max: 10 ** 7 }), { minLength: 2, maxLength: 2 }),
+      (cash, sizes, marks) => {
+        const state = new ExchangeState(genesis(), bytesKey);
+        const account = ensureAccount(state, ensurePrincipal(state, key('s').address), 0);
+        account.cashQuote = cash;
+        state.markets.forEach((m, i) => {
+          m.setMark(marks[i]!);
+          account.positions[i]!.sizeLots = sizes[i]!;
+          if (sizes[i] !== 0) account.positionCount++;
+        });
+        if (!scanNum(state, account)) return;
+        answered++;
+        const below = scanNumResult.below;
+        const slack = account.slackTicks;
+        const marksTaken = [...account.slackMarks];
+        assert.equal(below, belowMaintenance(state, account));
+        liquidationSlack(state, account);
+        assert.deepEqual(marksTaken, account.slackMarks);
+        if (slack >= 0) assert.ok(slack <= account.slackTicks, `${slack} > ${account.slackTicks}`);
+        // Off by at most one tick per market's rounding, for realistic amounts.
+        if (account.slackTicks >= 0 && account.slackTicks < 10 ** 9 && !below) {
+          assert.ok(slack >= 0 || account.slackTicks < 4, `${slack} vs ${account.slackTicks}`);
+        }
+      },
+    ),
+    { numRuns: 2000, seed: 11 },
+  );
+  assert.ok(answered > 200, `answered ${answered}`);
 });
