@@ -255,7 +255,7 @@ export class Replica implements ConsensusReplica {
   private previousVotes = new HeightVotes([]);
   /** BFT times computed from certificates (blockTimeFor), by certificate. */
   private readonly blockTimes = new WeakMap<CommitCertificate, number>();
-  /** The set myIndex was looked up in. */
+  /** The set myIndex was looked up in (advanced sets share its members array). */
   private myIndexSet: ValidatorSet | null = null;
   private decided: Decision | null = null;
   private readonly decisionCandidates = new Map<string, { round: number; key: string }>();
@@ -1338,7 +1338,7 @@ export class Replica implements ConsensusReplica {
     this.precommitTimeoutRounds.clear();
     this.line36Rounds.clear();
     const signer = this.ports.signer;
-    if (this.myIndexSet !== chain.validators) {
+    if (this.myIndexSet === null || this.myIndexSet.validators !== chain.validators.validators) {
       this.myIndexSet = chain.validators;
       this.myIndex = signer === null ? -1 : chain.validators.indexOf(signer.publicKey);
     }
