@@ -167,6 +167,11 @@ export class ZommaNode {
   }
 
   /** Calls `listener` after each committed block (height order). Returns the unsubscribe function. */
+  /** Peers connected now (the dashboard's consensus view). */
+  peerCount(): number {
+    return this.options.network.peerCount();
+  }
+
   subscribe(listener: (block: CommittedBlock) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
