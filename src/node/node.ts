@@ -166,12 +166,17 @@ export class ZommaNode {
     return this.mempool.add(bytes, null);
   }
 
-  /** Calls `listener` after each committed block (height order). Returns the unsubscribe function. */
+  /** This validator's public key; null for a full node. */
+  get publicKey(): Uint8Array | null {
+    return this.options.key?.publicKey ?? null;
+  }
+
   /** Peers connected now (the dashboard's consensus view). */
   peerCount(): number {
     return this.options.network.peerCount();
   }
 
+  /** Calls `listener` after each committed block (height order). Returns the unsubscribe function. */
   subscribe(listener: (block: CommittedBlock) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
