@@ -227,25 +227,24 @@ export function runLiquidations(
 ): void {
   const due: Account[] = [];
   const height = state.height;
+  const schedule = state.scan;
+  schedule.begin(state);
   const look = (account: Account): void => {
     if (account.scannedHeight === height) return;
     account.scannedHeight = height;
     if (scanNum(state, account)) {
       if (scanNumResult.below) due.push(account);
-      return;
+    } else {
+      if (isLiquidatable(state, account)) due.push(account);
+      liquidationSlack(state, account);
     }
-    if (isLiquidatable(state, account)) due.push(account);
-    liquidationSlack(state, account);
+    schedule.file(account);
   };
   // Touched accounts changed: full check, fresh bounds.
   for (const account of touched) look(account);
-  for (const market of state.markets) {
-    if (marksMoved[market.index] !== true) continue;
-    for (const account of market.holders) {
-      if (account.scannedHeight === height) continue;
-      if (withinSlack(state, account)) account.scannedHeight = height;
-      else look(account);
-    }
+  // Holders of markets whose mark moved, unless within their slack.
+  if (marksMoved.includes(true)) {
+    schedule.visitMoved(state, marksMoved, (a) => withinSlack(state, a), look);
   }
   due.sort((a, b) => a.index - b.index);
   const n = Math.min(due.length, LIQUIDATIONS_PER_BLOCK_MAX);
@@ -255,7 +254,13 @@ export function runLiquidations(
   }
   // Liquidations and deleveraging changed accounts after their bounds were
   // taken (every account they change is in `touched`, the block's marked list).
-  if (n > 0) for (const account of touched) account.slackTicks = -1;
+  if (n > 0) {
+    for (const account of touched) {
+      account.slackTicks = -1;
+      schedule.file(account);
+    }
+  }
+  schedule.end();
   // Accounts beyond the per-block count wait: the next block rescans their markets.
   for (let i = n; i < due.length; i++) {
     for (const market of state.markets) {

@@ -14,6 +14,8 @@ import { OrderBook } from './book/index.ts';
 import type { Genesis, MarketParams } from './genesis.ts';
 import { quotePerTickLot } from './genesis.ts';
 import { NonceWindow } from './tx/nonces.ts';
+import { ScanSchedule } from './scan.ts';
+import type { ScanGroup } from './scan.ts';
 
 const SAFE_BIG = BigInt(Number.MAX_SAFE_INTEGER);
 
@@ -50,6 +52,9 @@ export class Account {
    */
   slackTicks = -1;
   readonly slackMarks: number[] = [];
+  /** Where the scan schedule filed this account (scan.ts; not state). */
+  scanGroup: ScanGroup | null = null;
+  scanUnknown = false;
 
   constructor(index: number, principal: Principal, subaccount: number, marketCount: number) {
     this.index = index;
@@ -234,6 +239,9 @@ export class ExchangeState {
   /** Credited since the digest was last brought up to date. */
   readonly newCredited: string[] = [];
   readonly proposals = new Map<number, Proposal>();
+
+  /** Which holders the liquidation scan looks at (scan.ts; derived, not state). */
+  readonly scan = new ScanSchedule();
 
   /** Entities changed since the digest was last brought up to date. */
   epoch = 0;

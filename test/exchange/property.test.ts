@@ -180,6 +180,7 @@ export function run(ex: Exchange, blocks: Block[], check: boolean): BlockResult[
         `digest drifted at ${block.height}`,
       );
       // The division-free liquidation test agrees with its definition.
+      ex.state.scan.check(ex.state);
       for (const a of ex.state.accounts) {
         const below = equityQuote(ex.state, a) < maintenanceMarginQuote(ex.state, a);
         assert.equal(belowMaintenance(ex.state, a), below && a.positionCount > 0);
