@@ -13,6 +13,8 @@ import type {
   BlockView,
   BookDelta,
   BookView,
+  ConsensusView,
+  RiskView,
   InstrumentView,
   LevelView,
   NodeView,
@@ -52,6 +54,12 @@ function levels(side: Map<number, number>, descending: boolean, depth: number): 
 export class MemoryView implements NodeView {
   readonly chainId: string;
   readonly options: MemoryViewOptions;
+  /** Optional status fields (emergencyHalt, insuranceQuote, …), set by the test. */
+  statusExtra: Pick<StatusView, 'emergencyHalt' | 'haltReason' | 'insuranceQuote'> = {};
+  /** What /v1/consensus answers (absent: 404, as from a view that does not publish it). */
+  consensusState: ConsensusView | undefined;
+  /** What /v1/risk answers (absent: 404). */
+  riskState: RiskView | undefined;
   height = 0;
   timeMs: number;
   private readonly instrumentList: InstrumentView[];
@@ -248,6 +256,7 @@ export class MemoryView implements NodeView {
         appHash: self.blocks.get(height)?.appHash ?? '',
         validators: self.options.validators ?? [],
         syncing: false,
+        ...self.statusExtra,
       }),
       validators: () => self.options.validators ?? [],
       instruments: () => self.instrumentList,
@@ -274,6 +283,8 @@ export class MemoryView implements NodeView {
       },
       tx: (hash) => self.txs.get(hash),
       block: (h) => self.blocks.get(h),
+      ...(self.consensusState !== undefined ? { consensus: () => self.consensusState! } : {}),
+      ...(self.riskState !== undefined ? { risk: () => self.riskState! } : {}),
     };
   }
 

@@ -56,6 +56,8 @@ export const validatorSchema = view<V.ValidatorView>()(
     stakeQuote: quote(),
     votingPower: count(),
     jailed: boolean(),
+    jailReason: optional(string()),
+    jailedHeight: optional(count()),
   }),
 );
 
@@ -67,6 +69,9 @@ export const statusSchema = view<V.StatusView>()(
     appHash: string(),
     validators: array(validatorSchema),
     syncing: boolean(),
+    emergencyHalt: optional(boolean()),
+    haltReason: optional(string()),
+    insuranceQuote: optional(quote()),
   }),
 );
 
@@ -103,6 +108,7 @@ export const tickerSchema = view<V.TickerView>()(
     bestAskTicks: optional(count()),
     bestAskLots: optional(count()),
     lastTradeTicks: optional(count()),
+    timeMs: optional(count()),
     markIv: optional(decimal()),
     greeks: optional(greeksSchema),
   }),
@@ -129,6 +135,7 @@ export const tradeSchema = view<V.TradeView>()(
     takerSide: side(),
     height: count(),
     timeMs: count(),
+    liquidation: optional(boolean()),
   }),
 );
 
@@ -216,6 +223,47 @@ export const txSchema = view<V.TxView>()(
   }),
 );
 
+export const evidenceSchema = view<V.EvidenceView>()(
+  object({
+    validator: address(),
+    height: count(),
+    round: count(),
+    voteType: literal(['prevote', 'precommit'] as const),
+  }),
+);
+
+export const blockEventSchema = view<V.BlockEventView>()(
+  object({
+    type: literal([
+      'liquidation',
+      'deleverage',
+      'insuranceCover',
+      'marketHalted',
+      'marketResumed',
+      'funding',
+    ] as const),
+    height: count(),
+    timeMs: count(),
+    instrument: optional(instrument()),
+    address: optional(address()),
+    subaccount: optional(count()),
+    counterparty: optional(address()),
+    counterpartySubaccount: optional(count()),
+    sizeLots: optional(count()),
+    priceTicks: optional(count()),
+    amountQuote: optional(quote()),
+    ratePpm: optional(integer()),
+  }),
+);
+
+export const oracleSchema = view<V.OracleView>()(
+  object({
+    underlying: string({ maxLength: 16 }),
+    priceQuote: optional(quote()),
+    observations: array(object({ validator: address(), priceQuote: quote() })),
+  }),
+);
+
 export const blockSchema = view<V.BlockView>()(
   object({
     height: count(),
@@ -226,6 +274,52 @@ export const blockSchema = view<V.BlockView>()(
     txs: array(
       view<V.BlockTxView>()(object({ hash: hash(), ok: boolean(), code: optional(string()) })),
     ),
+    round: optional(count()),
+    signers: optional(
+      array(view<V.CommitSignerView>()(object({ validator: address(), delayMs: integer() }))),
+    ),
+    evidence: optional(array(evidenceSchema)),
+    events: optional(array(blockEventSchema)),
+    insuranceQuote: optional(quote()),
+    oracle: optional(array(oracleSchema)),
+  }),
+);
+
+export const consensusSchema = view<V.ConsensusView>()(
+  object({
+    height: count(),
+    round: count(),
+    step: literal(['propose', 'prevote', 'precommit'] as const),
+    peers: count(),
+    lastCommitLatencyMs: count(),
+    recentBlocks: count(),
+    validators: array(
+      view<V.ConsensusValidatorView>()(
+        object({
+          address: address(),
+          votingPower: count(),
+          signedLastCommit: boolean(),
+          lastCommitDelayMs: optional(integer()),
+          signedRecent: count(),
+          proposedRecent: count(),
+          self: boolean(),
+        }),
+      ),
+    ),
+  }),
+);
+
+export const riskSchema = view<V.RiskView>()(
+  object({
+    height: count(),
+    insuranceQuote: quote(),
+    insurance: array(
+      view<V.InsurancePointView>()(
+        object({ height: count(), timeMs: count(), insuranceQuote: quote() }),
+      ),
+    ),
+    events: array(blockEventSchema),
+    oracle: array(oracleSchema),
   }),
 );
 
@@ -359,6 +453,26 @@ export const routes = {
     query: undefined,
     body: undefined,
     response: blockSchema,
+  }),
+  consensus: route({
+    method: 'GET',
+    path: '/v1/consensus',
+    summary:
+      "This node's consensus state (height, round, step, peers, commit latency) and each validator's recent signing",
+    params: undefined,
+    query: undefined,
+    body: undefined,
+    response: consensusSchema,
+  }),
+  risk: route({
+    method: 'GET',
+    path: '/v1/risk',
+    summary:
+      'Insurance fund now and per recent block, recent liquidations and deleveraging, the oracle by validator',
+    params: undefined,
+    query: undefined,
+    body: undefined,
+    response: riskSchema,
   }),
   submitTx: route({
     method: 'POST',

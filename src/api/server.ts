@@ -267,6 +267,14 @@ function makeHandlers(
     tx: ({ params }) => view.read().tx(params.hash) ?? notFoundOf(`transaction ${params.hash}`),
     block: ({ params }) =>
       view.read().block(params.height) ?? notFoundOf(`block at height ${params.height}`),
+    consensus: () => {
+      const read = view.read();
+      return read.consensus?.() ?? notFoundOf('consensus state (this node does not publish it)');
+    },
+    risk: () => {
+      const read = view.read();
+      return read.risk?.() ?? notFoundOf('risk state (this node does not publish it)');
+    },
     submitTx: async ({ query, body }) => {
       const bytes = txBytes(body);
       if (bytes.length > L.TX_BYTES_MAX) {

@@ -22,6 +22,10 @@ export interface ValidatorView {
   /** Voting power in the current set (0 when jailed or removed). */
   votingPower: number;
   jailed: boolean;
+  /** Why it was jailed, when the node knows (evidence it saw committed). */
+  jailReason?: string;
+  /** The height at which this node saw it jailed. */
+  jailedHeight?: number;
 }
 
 export interface StatusView {
@@ -35,6 +39,12 @@ export interface StatusView {
   validators: ValidatorView[];
   /** True while the node catches up: its state lags the chain. */
   syncing: boolean;
+  /** Emergency halt: every market halted (governance haltAll, or each one halted). */
+  emergencyHalt?: boolean;
+  /** Why this node stopped executing (an appHash mismatch, …), when it did. */
+  haltReason?: string;
+  /** The insurance fund after the last block. */
+  insuranceQuote?: QuoteString;
 }
 
 export type InstrumentKind = 'perpetual' | 'future' | 'option';
@@ -76,6 +86,8 @@ export interface TickerView {
   bestAskTicks?: number;
   bestAskLots?: number;
   lastTradeTicks?: number;
+  /** BFT time of the block at `height`. */
+  timeMs?: number;
   /** Options. */
   markIv?: DecimalString;
   greeks?: GreeksView;
@@ -103,6 +115,8 @@ export interface TradeView {
   takerSide: 'buy' | 'sell';
   height: number;
   timeMs: number;
+  /** A trade that closed a liquidated account's position. */
+  liquidation?: boolean;
 }
 
 export interface PositionView {
@@ -206,6 +220,51 @@ export interface BlockTxView {
   code?: string;
 }
 
+/** Duplicate-vote evidence committed in a block. */
+export interface EvidenceView {
+  /** The validator that signed two conflicting votes (resolved against the current set). */
+  validator: string;
+  height: number;
+  round: number;
+  voteType: 'prevote' | 'precommit';
+}
+
+/** What the exchange did on its own while finalizing a block (liquidations, ADL, halts). */
+export interface BlockEventView {
+  type:
+    'liquidation' | 'deleverage' | 'insuranceCover' | 'marketHalted' | 'marketResumed' | 'funding';
+  height: number;
+  timeMs: number;
+  instrument?: string;
+  /** The account concerned (the liquidated one; for deleverage, the one closed out). */
+  address?: string;
+  subaccount?: number;
+  /** deleverage: the profitable account whose position was reduced against it. */
+  counterparty?: string;
+  counterpartySubaccount?: number;
+  sizeLots?: number;
+  priceTicks?: number;
+  /** liquidation: the fee to the insurance fund; insuranceCover: the amount the fund paid. */
+  amountQuote?: QuoteString;
+  /** funding: the rate applied. */
+  ratePpm?: number;
+}
+
+/** One validator's signature in a commit certificate. */
+export interface CommitSignerView {
+  validator: string;
+  /** The precommit's wall-clock timestamp minus the block's BFT time. */
+  delayMs: number;
+}
+
+/** The oracle input of a block for one underlying: each validator's observation and their median. */
+export interface OracleView {
+  underlying: string;
+  /** The stake-weighted median, quote units per whole base unit (absent: under a third observed). */
+  priceQuote?: QuoteString;
+  observations: { validator: string; priceQuote: QuoteString }[];
+}
+
 export interface BlockView {
   height: number;
   timeMs: number;
@@ -214,6 +273,17 @@ export interface BlockView {
   appHash: string;
   proposer: string;
   txs: BlockTxView[];
+  /** The round it was decided in (0: the first): round + 1 rounds were needed. */
+  round?: number;
+  /** The validators whose precommits are in this block's commit certificate. */
+  signers?: CommitSignerView[];
+  evidence?: EvidenceView[];
+  /** Liquidations, deleveraging, insurance cover, halts (kept for recent blocks only). */
+  events?: BlockEventView[];
+  /** The insurance fund after this block (recent blocks only). */
+  insuranceQuote?: QuoteString;
+  /** The block's oracle input, from the previous commit's vote extensions. */
+  oracle?: OracleView[];
 }
 
 /** A book's changed levels in one block; applies on top of the book at seq − 1. */
@@ -233,6 +303,59 @@ export interface AccountUpdate {
   fills: FillView[];
   /** Positions that changed (their state after the block). */
   positions: PositionView[];
+  /** Balances after the block (as in SubaccountView). */
+  cashQuote?: QuoteString;
+  equityQuote?: QuoteString;
+  marginUsedQuote?: QuoteString;
+  maintenanceMarginQuote?: QuoteString;
+  marginFreeQuote?: QuoteString;
+}
+
+/** A validator as this node sees the consensus. */
+export interface ConsensusValidatorView {
+  address: string;
+  votingPower: number;
+  /** Its precommit is in the last commit certificate. */
+  signedLastCommit: boolean;
+  /** Its precommit's timestamp minus the last block's BFT time (absent: it did not sign). */
+  lastCommitDelayMs?: number;
+  /** Blocks it signed among the last ones the node keeps. */
+  signedRecent: number;
+  /** Blocks it proposed among the same. */
+  proposedRecent: number;
+  /** This node. */
+  self: boolean;
+}
+
+export interface ConsensusView {
+  /** The height being decided (last committed + 1). */
+  height: number;
+  round: number;
+  step: 'propose' | 'prevote' | 'precommit';
+  /** Peers connected to this node. */
+  peers: number;
+  /** This node's last proposal-to-commit time, wall clock. */
+  lastCommitLatencyMs: number;
+  /** How many recent blocks signedRecent and proposedRecent count. */
+  recentBlocks: number;
+  validators: ConsensusValidatorView[];
+}
+
+export interface InsurancePointView {
+  height: number;
+  timeMs: number;
+  insuranceQuote: QuoteString;
+}
+
+export interface RiskView {
+  height: number;
+  insuranceQuote: QuoteString;
+  /** The fund after each recent block, oldest first (bounded: VIEW_INSURANCE_POINTS_KEPT). */
+  insurance: InsurancePointView[];
+  /** Recent liquidation, deleverage, insurance-cover and halt events, oldest first. */
+  events: BlockEventView[];
+  /** The last block's oracle input. */
+  oracle: OracleView[];
 }
 
 /** Everything one committed block changed, published once the read model shows it. */
@@ -268,6 +391,10 @@ export interface ReadModel {
   /** Pending transactions (in this node's mempool) too. */
   tx(hash: string): TxView | undefined;
   block(height: number): BlockView | undefined;
+  /** Consensus state as this node sees it; absent: the view does not know it. */
+  consensus?(): ConsensusView;
+  /** Insurance fund history, liquidation events, oracle; absent: the view does not know it. */
+  risk?(): RiskView;
 }
 
 /** Codes a node may refuse a submission with, before any block. */

@@ -399,3 +399,12 @@ export const STRESS_SERIES_POINTS_MAX = 400;
 export const STRESS_GENERATE_BLOCK_TXS = 2_000;
 
 assert(1 + 2 * STRESS_LADDER_LEVELS_MAX <= BATCH_ACTIONS_MAX, 'a ladder fits one batch');
+
+// --- Dashboard feeds (src/node/view.ts: /v1/risk, /v1/consensus) ---------------------
+
+/** Insurance fund points kept in memory, one per block (the risk view's chart). */
+export const VIEW_INSURANCE_POINTS_KEPT = 1_000;
+/** Liquidation, deleverage, insurance-cover and halt events kept in memory for /v1/risk. */
+export const VIEW_RISK_EVENTS_KEPT = 500;
+/** Recent blocks over which /v1/consensus counts each validator's signatures and proposals. */
+export const VIEW_CONSENSUS_RECENT_BLOCKS = 100;

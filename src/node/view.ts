@@ -17,12 +17,20 @@
 // height), so a client sees a gap and resynchronises instead of a repeat.
 
 import type { AccountUpdate, BlockTxView, BlockUpdate } from '../api/view.ts';
+import type { BlockEventView, CommitSignerView, ConsensusView } from '../api/view.ts';
+import type { EvidenceView, InsurancePointView, OracleView, RiskView } from '../api/view.ts';
 import type { BlockView, BookDelta, BookView, FillView, InstrumentView } from '../api/view.ts';
 import type { LevelView, NodeView, OrderView, PositionView, ReadModel } from '../api/view.ts';
 import type { StatusView, SubaccountView, SubmitRejectCode, SubmitResult } from '../api/view.ts';
 import type { TickerView, TradeView, TxView, ValidatorView } from '../api/view.ts';
 import { committedTxView, quoteString } from '../api/convert.ts';
 import { blockHashOf } from '../consensus/index.ts';
+import type {
+  Block,
+  CommitCertificate,
+  DuplicateVoteEvidence,
+  ValidatorSet,
+} from '../consensus/index.ts';
 import { addressOf, formatAddress, parseAddress, sha256 } from '../crypto/index.ts';
 import {
   equityQuote,
@@ -31,6 +39,7 @@ import {
   type Genesis,
   type TxResult,
 } from '../exchange/index.ts';
+import type { ExchangeEvent } from '../exchange/results.ts';
 import { bytesKey } from '../exchange/keys.ts';
 import { executionOrder } from '../exchange/ordering.ts';
 import type { Account, ExchangeState, MarketState } from '../exchange/state.ts';
@@ -40,6 +49,9 @@ import { toHex } from '../lib/bytes.ts';
 import {
   BOOK_DEPTH_LEVELS_MAX,
   VIEW_BLOCKS_KEPT,
+  VIEW_CONSENSUS_RECENT_BLOCKS,
+  VIEW_INSURANCE_POINTS_KEPT,
+  VIEW_RISK_EVENTS_KEPT,
   VIEW_TRADE_IDS_PER_HEIGHT,
   VIEW_TRADES_KEPT,
   VIEW_TXS_KEPT,
@@ -48,6 +60,7 @@ import type { Log } from './log.ts';
 import { silentLog } from './log.ts';
 import { loadCommitted } from './loop.ts';
 import type { CommittedBlock, ZommaNode } from './node.ts';
+import { decodeObservation, oracleFromCommit } from './oracle.ts';
 import type { Storage } from './storage/index.ts';
 
 interface PublishedBook {
@@ -66,6 +79,8 @@ interface Published {
   readonly books: ReadonlyMap<string, PublishedBook>;
   readonly tickers: ReadonlyMap<string, TickerView>;
   readonly trades: ReadonlyMap<string, readonly TradeView[]>;
+  readonly insuranceQuote: string;
+  readonly oracle: readonly OracleView[];
 }
 
 export interface ChainViewOptions {
@@ -106,6 +121,13 @@ export class ChainView implements NodeView {
   >();
   private readonly tradeIds = new Map<string, number>();
   private readonly lastTrade = new Map<string, number>();
+  /** The insurance fund after each recent block, oldest first. */
+  private insurance: InsurancePointView[] = [];
+  private riskEvents: BlockEventView[] = [];
+  /** Why and when a validator was jailed, by address, as far as this node saw it. */
+  private readonly jailings = new Map<string, { height: number; reason?: string }>();
+  /** Evidence seen committed, by the offending validator's address. */
+  private readonly evidenceSeen = new Map<string, string>();
   private published: Published;
   private readonly unsubscribe: () => void;
 
@@ -131,11 +153,13 @@ export class ChainView implements NodeView {
       height: state.height,
       timeMs: state.timeMs,
       appHash: toHex(this.node.app.appHash),
-      validators: validatorsOf(state),
+      validators: this.validatorsNow(state, state.height),
       instruments: this.instrumentsNow(),
       books,
       tickers: new Map(state.markets.map((m) => [m.params.instrument, this.tickerOf(m)])),
       trades,
+      insuranceQuote: quoteString(state.insuranceQuote),
+      oracle: [],
     };
     this.indexStoredBlocks();
     this.unsubscribe = this.node.subscribe((b) => this.onBlock(b));
@@ -176,6 +200,8 @@ export class ChainView implements NodeView {
       account: (address, subaccount) => this.accountOf(address, subaccount),
       tx: (hash) => this.txOf(hash),
       block: (height) => (height <= p.height ? this.blockOf(height) : undefined),
+      consensus: () => this.consensusOf(p),
+      risk: () => this.riskOf(p),
     };
   }
 
@@ -202,6 +228,84 @@ export class ChainView implements NodeView {
       appHash: p.appHash,
       validators: p.validators,
       syncing: false,
+      emergencyHalt: p.instruments.length > 0 && p.instruments.every((i) => i.status === 'halted'),
+      ...(this.node.loop.haltReport
+        ? {
+            haltReason: `${this.node.loop.haltReport.code}: ${this.node.loop.haltReport.message}`,
+          }
+        : {}),
+      insuranceQuote: p.insuranceQuote,
+    };
+  }
+
+  private get validatorSet(): ValidatorSet {
+    return this.node.loop.replica.validators;
+  }
+
+  private consensusOf(p: Published): ConsensusView {
+    const replica = this.node.loop.replica;
+    const set = this.validatorSet;
+    const last = this.blocks.get(p.height);
+    const signed = new Map<string, number>();
+    const proposed = new Map<string, number>();
+    let recent = 0;
+    for (let h = p.height; h > 0 && recent < VIEW_CONSENSUS_RECENT_BLOCKS; h--) {
+      const block = this.blocks.get(h);
+      if (block === undefined) break;
+      recent++;
+      proposed.set(block.proposer, (proposed.get(block.proposer) ?? 0) + 1);
+      for (const s of block.signers ?? [])
+        signed.set(s.validator, (signed.get(s.validator) ?? 0) + 1);
+    }
+    const own = this.node.publicKey;
+    const self =
+      own === null ? -1 : set.validators.findIndex((v) => toHex(v.publicKey) === toHex(own));
+    const step = replica.step;
+    return {
+      height: replica.height,
+      round: replica.round,
+      step: step === 0 ? 'propose' : step === 1 ? 'prevote' : 'precommit',
+      peers: this.node.peerCount(),
+      lastCommitLatencyMs: Math.max(0, Math.round(this.node.loop.stats.lastCommitLatencyMs)),
+      recentBlocks: recent,
+      validators: set.validators.map((v, i) => {
+        const address = formatAddress(v.address);
+        const signer = last?.signers?.find((s) => s.validator === address);
+        return {
+          address,
+          votingPower: v.power,
+          signedLastCommit: signer !== undefined,
+          ...(signer !== undefined ? { lastCommitDelayMs: signer.delayMs } : {}),
+          signedRecent: signed.get(address) ?? 0,
+          proposedRecent: proposed.get(address) ?? 0,
+          self: i === self,
+        };
+      }),
+    };
+  }
+
+  private riskOf(p: Published): RiskView {
+    return {
+      height: p.height,
+      insuranceQuote: p.insuranceQuote,
+      insurance: this.insurance.slice(),
+      events: this.riskEvents.slice(),
+      oracle: [...p.oracle],
+    };
+  }
+
+  /** Round, signers, evidence and oracle of a block and its certificate (stored or live). */
+  private consensusFieldsOf(
+    block: Block,
+    commit: CommitCertificate | null,
+  ): Pick<BlockView, 'round' | 'signers' | 'evidence' | 'oracle'> {
+    const set = this.validatorSet;
+    return {
+      ...(commit !== null
+        ? { round: commit.round, signers: signersOf(commit, set, block.header.timeMs) }
+        : {}),
+      evidence: block.evidence.map((e) => evidenceOf(e, set)),
+      oracle: oracleViewOf(block.lastCommit, set),
     };
   }
 
@@ -243,6 +347,7 @@ export class ChainView implements NodeView {
       appHash,
       proposer: addressText(stored.block.header.proposerAddress),
       txs,
+      ...this.consensusFieldsOf(stored.block, stored.commit),
     };
   }
 
@@ -333,6 +438,101 @@ export class ChainView implements NodeView {
     return out;
   }
 
+  /** The insurance point and the risk events of a block just executed. */
+  private noteRisk(block: BlockView, state: ExchangeState): void {
+    this.insurance.push({
+      height: block.height,
+      timeMs: block.timeMs,
+      insuranceQuote: quoteString(state.insuranceQuote),
+    });
+    if (this.insurance.length > VIEW_INSURANCE_POINTS_KEPT)
+      this.insurance = this.insurance.slice(-VIEW_INSURANCE_POINTS_KEPT);
+    for (const e of block.events ?? []) if (e.type !== 'funding') this.riskEvents.push(e);
+    if (this.riskEvents.length > VIEW_RISK_EVENTS_KEPT)
+      this.riskEvents = this.riskEvents.slice(-VIEW_RISK_EVENTS_KEPT);
+    for (const e of block.evidence ?? []) {
+      this.evidenceSeen.set(
+        e.validator,
+        `duplicate ${e.voteType} at height ${e.height} round ${e.round} (evidence in block ${block.height})`,
+      );
+    }
+  }
+
+  private eventOf(e: ExchangeEvent, height: number, timeMs: number): BlockEventView[] {
+    const who = (index: number): { address?: string; subaccount?: number } => {
+      const a = this.state.accounts[index];
+      return a === undefined ? {} : { address: formatAddress(a.address), subaccount: a.subaccount };
+    };
+    switch (e.type) {
+      case 'liquidation':
+        return [
+          {
+            type: 'liquidation',
+            height,
+            timeMs,
+            instrument: e.market,
+            ...who(e.account),
+            sizeLots: e.closedLots,
+            amountQuote: quoteString(e.feeQuote),
+          },
+        ];
+      case 'deleverage': {
+        const other = who(e.counterparty);
+        return [
+          {
+            type: 'deleverage',
+            height,
+            timeMs,
+            instrument: e.market,
+            ...who(e.account),
+            ...(other.address !== undefined
+              ? { counterparty: other.address, counterpartySubaccount: other.subaccount! }
+              : {}),
+            sizeLots: e.sizeLots,
+            priceTicks: e.priceTicks,
+          },
+        ];
+      }
+      case 'insuranceCover':
+        return [
+          {
+            type: 'insuranceCover',
+            height,
+            timeMs,
+            ...who(e.account),
+            amountQuote: quoteString(e.amountQuote),
+          },
+        ];
+      case 'marketHalted':
+      case 'marketResumed':
+        return [{ type: e.type, height, timeMs, instrument: e.market }];
+      case 'funding':
+        return [{ type: 'funding', height, timeMs, instrument: e.market, ratePpm: e.ratePpm }];
+      default:
+        return [];
+    }
+  }
+
+  private validatorsNow(state: ExchangeState, height: number): ValidatorView[] {
+    return validatorsOf(state).map((v) => {
+      if (!v.jailed) {
+        this.jailings.delete(v.address);
+        return v;
+      }
+      let j = this.jailings.get(v.address);
+      if (j === undefined) {
+        const reason = this.evidenceSeen.get(v.address);
+        j = { height, ...(reason !== undefined ? { reason } : {}) };
+        this.jailings.set(v.address, j);
+      }
+      return {
+        ...v,
+        jailedHeight: j.height,
+        ...(j.reason !== undefined ? { jailReason: j.reason } : {}),
+      };
+    });
+  }
+
   private instrumentsNow(): InstrumentView[] {
     return this.state.markets.map((m, i) => ({
       ...this.instruments[i]!,
@@ -348,6 +548,7 @@ export class ChainView implements NodeView {
       markTicks: m.markTicks,
       indexTicks: m.indexTicks,
       openInterestLots: m.longLots,
+      timeMs: this.state.timeMs,
     };
     if (name.endsWith('-PERPETUAL')) ticker.fundingRatePpm = m.lastFundingRatePpm;
     const bid = m.book.bestBidTicks();
@@ -390,7 +591,11 @@ export class ChainView implements NodeView {
       appHash: toHex(executed.result.appHash),
       proposer: addressText(executed.block.header.proposerAddress),
       txs: blockTxs,
+      ...this.consensusFieldsOf(executed.block, executed.commit),
+      events: txs.exchange.events.flatMap((e) => this.eventOf(e, height, timeMs)),
+      insuranceQuote: quoteString(state.insuranceQuote),
     };
+    this.noteRisk(block, state);
     this.blocks.set(height, block);
     this.blocks.delete(height - VIEW_BLOCKS_KEPT);
 
@@ -429,11 +634,13 @@ export class ChainView implements NodeView {
       height,
       timeMs,
       appHash: toHex(executed.result.appHash),
-      validators: validatorsOf(state),
+      validators: this.validatorsNow(state, height),
       instruments: this.instrumentsNow(),
       books,
       tickers,
       trades,
+      insuranceQuote: quoteString(state.insuranceQuote),
+      oracle: block.oracle ?? [],
     };
     const update: BlockUpdate = {
       height,
@@ -625,6 +832,7 @@ export class ChainView implements NodeView {
         positions: state.markets
           .filter((m) => account.positions[m.index]!.sizeLots !== 0)
           .map((m) => positionOf(m, account)),
+        ...balancesOf(state, account),
       });
     }
     return out;
@@ -786,4 +994,69 @@ function validatorsOf(state: ExchangeState): ValidatorView[] {
 
 function addressText(bytes: Uint8Array): string {
   return bytes.length === 20 ? formatAddress(bytes) : toHex(bytes);
+}
+
+function balancesOf(state: ExchangeState, account: Account) {
+  const equity = equityQuote(state, account);
+  const initial = initialMarginQuote(state, account);
+  return {
+    cashQuote: quoteString(account.cashQuote),
+    equityQuote: quoteString(equity),
+    marginUsedQuote: quoteString(initial),
+    maintenanceMarginQuote: quoteString(maintenanceMarginQuote(state, account)),
+    marginFreeQuote: quoteString(equity - initial),
+  };
+}
+
+function memberAddress(set: ValidatorSet, index: number): string | undefined {
+  const v = set.validators[index];
+  return v === undefined ? undefined : formatAddress(v.address);
+}
+
+function signersOf(
+  commit: CommitCertificate,
+  set: ValidatorSet,
+  timeMs: number,
+): CommitSignerView[] {
+  const out: CommitSignerView[] = [];
+  for (const vote of commit.votes) {
+    const validator = memberAddress(set, vote.validatorIndex);
+    if (validator !== undefined) out.push({ validator, delayMs: vote.timestampMs - timeMs });
+  }
+  return out;
+}
+
+function evidenceOf(e: DuplicateVoteEvidence, set: ValidatorSet): EvidenceView {
+  const v = e.voteA;
+  return {
+    validator: memberAddress(set, v.validatorIndex) ?? formatAddress(new Uint8Array(20)),
+    height: v.height,
+    round: v.round,
+    voteType: v.type === 3 ? 'prevote' : 'precommit',
+  };
+}
+
+/** Each validator's observation in a certificate's vote extensions, with the block's median. */
+function oracleViewOf(commit: CommitCertificate | null, set: ValidatorSet): OracleView[] {
+  if (commit === null) return [];
+  const aggregate = oracleFromCommit(commit, set);
+  const byUnderlying = new Map<string, { validator: string; priceQuote: string }[]>();
+  for (const vote of commit.votes) {
+    const validator = memberAddress(set, vote.validatorIndex);
+    const observation = validator === undefined ? null : decodeObservation(vote.extension);
+    if (observation === null) continue;
+    for (const [name, price] of observation) {
+      let list = byUnderlying.get(name);
+      if (list === undefined) byUnderlying.set(name, (list = []));
+      list.push({ validator: validator!, priceQuote: price.toString() });
+    }
+  }
+  return [...byUnderlying.keys()].sort().map((underlying) => {
+    const median = aggregate[underlying];
+    return {
+      underlying,
+      ...(median !== undefined ? { priceQuote: median.toString() } : {}),
+      observations: byUnderlying.get(underlying)!,
+    };
+  });
 }
