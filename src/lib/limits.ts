@@ -400,6 +400,43 @@ export const STRESS_GENERATE_BLOCK_TXS = 2_000;
 
 assert(1 + 2 * STRESS_LADDER_LEVELS_MAX <= BATCH_ACTIONS_MAX, 'a ladder fits one batch');
 
+// --- state sync and block pruning (src/node/sync*.ts) ----------------------------------
+/** Bytes of one snapshot chunk on the wire (the last chunk may be shorter). */
+export const SYNC_CHUNK_BYTES = 1024 * 1024;
+/** Chunks of one snapshot: the largest snapshot in whole chunks. */
+export const SYNC_CHUNKS_MAX = Math.ceil(SNAPSHOT_BYTES_MAX / SYNC_CHUNK_BYTES);
+/** Snapshots one peer offers (its newest). */
+export const SYNC_OFFERS_MAX = 4;
+/** Distinct offers a syncing node tries, highest first, before it gives up. */
+export const SYNC_CANDIDATES_MAX = 3;
+/** Largest sync-channel message: a stored block with its certificate is the largest. */
+export const SYNC_MESSAGE_BYTES_MAX = MESSAGE_BYTES_MAX;
+/** Once a first offer arrived, how long other peers may still answer. */
+export const SYNC_DISCOVERY_MS = 1_500;
+/** Offer requests are broadcast again this often until a peer answers (peers may still be dialing). */
+export const SYNC_REQUEST_RETRY_MS = 500;
+/** Wait for one chunk or block answer before asking another peer. */
+export const SYNC_RESPONSE_TIMEOUT_MS = 5_000;
+/** Tries per chunk (and for the blocks), across peers, before the offer is abandoned. */
+export const SYNC_ATTEMPTS_MAX = 8;
+/** A whole state sync, discovery to verified state, or the node refuses to start. */
+export const SYNC_TIMEOUT_MS = 300_000;
+/** Requests per second one peer may make of our snapshot store (token bucket rate). */
+export const SYNC_SERVE_REQUESTS_PER_S = 50;
+/** Burst of requests one peer may make at once (token bucket size). */
+export const SYNC_SERVE_BURST_REQUESTS = 100;
+/** Peers whose request rate is tracked at once (the oldest is forgotten). */
+export const SYNC_SERVE_PEERS_MAX = 4 * VALIDATORS_MAX;
+/**
+ * Fewest heights `blocksKept` may keep when pruning is on. Small on purpose
+ * (tests prune quickly); operators keep far more so lagging peers catch up
+ * from blocks instead of state sync.
+ */
+export const BLOCKS_KEPT_MIN = 10;
+
+assert(SYNC_CHUNK_BYTES + 1024 < SYNC_MESSAGE_BYTES_MAX, 'a chunk fits a message');
+assert(SYNC_OFFERS_MAX * SYNC_CHUNKS_MAX * 34 < SYNC_MESSAGE_BYTES_MAX, 'offers fit a message');
+
 // --- Dashboard feeds (src/node/view.ts: /v1/risk, /v1/consensus) ---------------------
 
 /** Insurance fund points kept in memory, one per block (the risk view's chart). */

@@ -1,5 +1,5 @@
 // A node's home directory and its files:
-//   <home>/config.json   listen, API and metrics addresses, peers, snapshots, oracle
+//   <home>/config.json   listen, API and metrics addresses, peers, snapshots, pruning, state sync, oracle
 //   <home>/genesis.json  the chain's genesis (canonical bytes as hex, with a summary)
 //   <home>/key.json      the validator key (mode 0600; crypto/keyfile.ts)
 //   <home>/data/         WAL, blocks, snapshots (storage/)
@@ -15,6 +15,7 @@ import { decodeGenesis, encodeGenesis } from '../exchange/index.ts';
 import type { Genesis } from '../exchange/index.ts';
 import { fromHex, toHex } from '../lib/bytes.ts';
 import {
+  BLOCKS_KEPT_MIN,
   CONFIG_FILE_BYTES_MAX,
   CONFIG_PEERS_MAX,
   SNAPSHOT_EVERY_HEIGHTS_DEFAULT,
@@ -56,6 +57,10 @@ export interface NodeConfig {
   readonly timeouts: TimeoutConfig | null;
   /** Overrides of the API's rate limits (a load test from one address needs more); absent: defaults. */
   readonly apiLimits?: ApiRateLimits | null;
+  /** With an empty data dir, start from a peer's verified snapshot instead of height 1 (sync.ts). */
+  readonly stateSync?: boolean;
+  /** Heights kept in the block store (0: all); never below the latest snapshot. */
+  readonly blocksKept?: number;
 }
 
 /** The API rate limits an operator may set (src/api/server.ts, ApiLimits). */
@@ -146,6 +151,8 @@ export function validateConfig(raw: unknown): NodeConfig {
     'logLevel',
     'timeouts',
     'apiLimits',
+    'stateSync',
+    'blocksKept',
   ]);
   for (const name of Object.keys(c)) {
     if (!known.has(name)) throw configError(`config.${name}`, 'unknown field');
@@ -236,6 +243,26 @@ export function validateConfig(raw: unknown): NodeConfig {
       throw configError('config.apiLimits.accountBurstTxs', 'must be at least accountTxsPerS');
     }
   }
+  const stateSync = c.stateSync ?? false;
+  if (typeof stateSync !== 'boolean')
+    throw configError('config.stateSync', 'must be true or false');
+  if (stateSync && peers.every((p) => p.address === undefined)) {
+    throw configError('config.stateSync', 'needs at least one peer with an address to sync from');
+  }
+  const blocksKept = int(c.blocksKept ?? 0, 'config.blocksKept', 0, Number.MAX_SAFE_INTEGER);
+  if (blocksKept !== 0) {
+    if (blocksKept < BLOCKS_KEPT_MIN) {
+      throw configError('config.blocksKept', `must be 0 (keep all) or at least ${BLOCKS_KEPT_MIN}`);
+    }
+    // Pruning happens when a snapshot is saved, and keeps the blocks a restart
+    // from the one before the newest needs (the newest may lack its checkpoint).
+    if (snapshotEveryHeights === 0 || snapshotsKept < 2) {
+      throw configError(
+        'config.blocksKept',
+        'pruning needs snapshots (snapshotEveryHeights > 0) and snapshotsKept of at least 2',
+      );
+    }
+  }
   return {
     moniker,
     listen: c.listen as string,
@@ -250,6 +277,8 @@ export function validateConfig(raw: unknown): NodeConfig {
     logLevel: logLevel as NodeConfig['logLevel'],
     timeouts,
     apiLimits,
+    stateSync,
+    blocksKept,
   };
 }
 

@@ -81,6 +81,8 @@ export interface LoopStats {
   blocksExecuted: number;
   snapshotsSaved: number;
   walRotations: number;
+  /** Heights below the block store's first (pruned, or never held after state sync). */
+  blocksPruned: number;
 }
 
 export interface NodeLoopOptions {
@@ -99,6 +101,12 @@ export interface NodeLoopOptions {
   readonly snapshotEveryHeights: number;
   /** Snapshots kept on disk. */
   readonly snapshotsKept: number;
+  /**
+   * Heights kept in the block store when a snapshot is saved (0: all). Never
+   * below the newest snapshot a restart could start from, so pruning costs
+   * peers their catch-up from old heights, never our own restart.
+   */
+  readonly blocksKept?: number;
   /**
    * Wait after executing a block before entering the next height (CometBFT's
    * timeout_commit): late precommits still reach the certificate, and an idle
@@ -129,7 +137,11 @@ export class NodeLoop {
     blocksExecuted: 0,
     snapshotsSaved: 0,
     walRotations: 0,
+    blocksPruned: 0,
   };
+  /** Height of the last checkpoint appended to the WAL, and of the last one known durable. */
+  private checkpointAppended = 0;
+  private checkpointDurable = 0;
   private readonly queue: Input[] = [];
   private draining = false;
   private running = false;
@@ -174,6 +186,8 @@ export class NodeLoop {
       );
     }
     this.running = true;
+    this.checkpointAppended = checkpoint;
+    this.checkpointDurable = checkpoint;
     this.walBytesSinceRotation = records.reduce((n, r) => n + r.length, 0);
     this.heightStartMs = this.clock.nowMs();
     this.log.info(
@@ -289,7 +303,12 @@ export class NodeLoop {
         if (sync) this.flushStored();
         const started = this.clock.nowMs();
         const index = storage.wal.append(effect.record, sync);
-        if (sync) this.noteSync(this.clock.nowMs() - started);
+        // A checkpoint follows the execution of the application's height.
+        if (checkpoint) this.checkpointAppended = this.options.app.height;
+        if (sync) {
+          this.noteSync(this.clock.nowMs() - started);
+          this.checkpointDurable = this.checkpointAppended;
+        }
         // The WAL is replayed from its last checkpoint: what comes before it is
         // no longer needed once that height's block is stored (it is: the block
         // is saved before it is executed, and the checkpoint follows execution).
@@ -404,6 +423,28 @@ export class NodeLoop {
     snapshots.save(height, this.options.app.encodeSnapshot());
     snapshots.prune(Math.max(1, this.options.snapshotsKept));
     this.stats.snapshotsSaved++;
+    this.pruneBlocks(height);
+  }
+
+  /**
+   * Drops blocks below max(height − blocksKept + 1) but never below the newest
+   * snapshot at or below the last durable checkpoint: a restart resumes from
+   * that checkpoint and replays the blocks after its snapshot.
+   */
+  private pruneBlocks(height: number): void {
+    const kept = this.options.blocksKept ?? 0;
+    const blocks = this.options.storage.blocks;
+    if (kept <= 0 || blocks.pruneBefore === undefined) return;
+    const durable = this.checkpointDurable;
+    const restartFrom = this.options.storage.snapshots
+      .heights()
+      .filter((h) => h <= durable)
+      .pop();
+    if (restartFrom === undefined) return;
+    const floor = Math.min(height - kept + 1, restartFrom);
+    if (floor <= blocks.firstHeight()) return;
+    blocks.pruneBefore(floor);
+    this.stats.blocksPruned = blocks.firstHeight() - 1;
   }
 }
 

@@ -29,6 +29,7 @@ import { restoreApp } from './restore.ts';
 import type { ResultsStore } from './results.ts';
 import { MemoryResultsStore } from './results.ts';
 import type { Storage } from './storage/index.ts';
+import { SyncServer } from './sync_server.ts';
 
 export interface ZommaNodeOptions {
   readonly genesis: Genesis;
@@ -50,6 +51,8 @@ export interface ZommaNodeOptions {
   readonly onHalt?: (report: HaltReport) => void;
   /** Where per-block results are kept across restarts (default: in memory). */
   readonly results?: ResultsStore;
+  /** Keep this many latest heights in the block store, never below the latest snapshot (0: all). */
+  readonly blocksKept?: number;
 }
 
 export interface CommittedBlock {
@@ -81,6 +84,8 @@ export class ZommaNode {
   readonly mempool: Mempool;
   readonly loop: NodeLoop;
   readonly signatures = new SignatureCache();
+  /** Answers peers' state-sync requests from our snapshot and block stores. */
+  readonly syncServer: SyncServer;
   readonly stats: NodeStats = { badFrames: 0, badGossip: 0 };
   readonly restoredFrom: { snapshotHeight: number; replayedBlocks: number };
   /** Per-block results, saved before a block is published. */
@@ -141,6 +146,7 @@ export class ZommaNode {
       reap: () => this.mempool.reap(BLOCK_TXS_MAX, BLOCK_TX_BYTES_MAX),
       snapshotEveryHeights: options.snapshotEveryHeights,
       snapshotsKept: options.snapshotsKept,
+      blocksKept: options.blocksKept ?? 0,
       commitPauseMs: options.commitPauseMs ?? 0,
       flush: () => this.results.flush(),
       hooks: {
@@ -148,6 +154,7 @@ export class ZommaNode {
         ...(options.onHalt ? { onHalt: options.onHalt } : {}),
       },
     });
+    this.syncServer = new SyncServer({ storage: options.storage, network: options.network, clock });
     options.network.onMessage((peer, bytes) => this.onFrame(peer, bytes));
   }
 
@@ -193,7 +200,7 @@ export class ZommaNode {
     }
     if (channel === CHANNEL.consensus) return this.loop.onConsensusMessage(peer, payload);
     if (channel === CHANNEL.mempool) return this.onGossip(peer, payload);
-    // State sync is not served yet: a new node catches up from blocks.
+    this.syncServer.onMessage(peer, payload);
   }
 
   private onGossip(peer: PeerId, payload: Uint8Array): void {

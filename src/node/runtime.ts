@@ -30,6 +30,13 @@ import type { FileResultsStore } from './results.ts';
 import { openFileResultsStore } from './results.ts';
 import type { FileStorage } from './storage/index.ts';
 import { TcpTransport } from './transport/index.ts';
+import type { Genesis as ConsensusGenesis } from '../consensus/index.ts';
+import type { Genesis } from '../exchange/index.ts';
+import { verify } from '../crypto/index.ts';
+import { ExchangeApp } from './app.ts';
+import { CHANNEL, unframe } from './framing.ts';
+import { SignatureCache } from './mempool/sigcache.ts';
+import { StateSyncer, isEmptyStorage, saveSynced } from './sync.ts';
 
 export interface RunOptions {
   readonly home: string;
@@ -92,8 +99,14 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
       return { publicKey: fromHex(p.publicKey), host: hp.host, port: hp.port };
     }),
   });
+  let transportStarted = false;
   const network: PeerNetwork = {
-    start: () => transport.start(),
+    // State sync starts the transport before the node does.
+    start: async () => {
+      if (transportStarted) return;
+      transportStarted = true;
+      await transport.start();
+    },
     stop: () => transport.stop(),
     send: (peer, bytes) => void transport.send(peer, bytes),
     broadcast: (bytes) => transport.broadcast(bytes),
@@ -114,6 +127,16 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
   } catch (error) {
     storage.close();
     throw error;
+  }
+  if (config.stateSync === true && isEmptyStorage(storage)) {
+    try {
+      await stateSync(network, genesis, consensusGenesis, storage, log);
+    } catch (error) {
+      await network.stop();
+      storage.close();
+      results.close();
+      throw error;
+    }
   }
   const pool = new VerifyPool({ workers: 1 });
   let node: ZommaNode;
@@ -140,6 +163,7 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
       ...(config.timeouts ? { timeouts: config.timeouts } : {}),
       snapshotEveryHeights: config.snapshotEveryHeights,
       snapshotsKept: config.snapshotsKept,
+      blocksKept: config.blocksKept ?? 0,
       commitPauseMs: config.commitPauseMs,
       results,
       log,
@@ -248,4 +272,47 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
     log,
     stop: stopAll,
   };
+}
+
+/**
+ * Fetches and verifies a peer's snapshot and writes it as our starting state
+ * (sync.ts). Throws SyncError when no offer checks out: nothing is written then.
+ */
+async function stateSync(
+  network: PeerNetwork,
+  genesis: Genesis,
+  consensusGenesis: ConsensusGenesis,
+  storage: FileStorage,
+  log: Log,
+): Promise<void> {
+  const appOptions = {
+    genesis,
+    consensusGenesis,
+    signatures: new SignatureCache(),
+    prices: null,
+    nowMs: () => Date.now(),
+  };
+  const syncer = new StateSyncer({
+    network,
+    consensusGenesis,
+    verifier: { verify: (pk, kind, m, sig) => verify(pk, genesis.chainId, kind, m, sig) },
+    restore: (bytes) => ExchangeApp.fromSnapshot(appOptions, bytes),
+    log,
+  });
+  network.onMessage((peer, bytes) => {
+    try {
+      const { channel, payload } = unframe(bytes);
+      if (channel === CHANNEL.sync) syncer.onMessage(peer, payload);
+    } catch {
+      // A bad frame from a peer is dropped, as the node does.
+    }
+  });
+  log.info({ peers: consensusGenesis.validators.length }, 'state sync: asking peers for snapshots');
+  await network.start();
+  const synced = await syncer.run();
+  saveSynced(storage, synced);
+  log.info(
+    { height: synced.height, appHash: toHex(synced.appHash), providers: synced.providers.length },
+    'state sync: state written, joining the chain from its height',
+  );
 }

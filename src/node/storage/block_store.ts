@@ -16,7 +16,7 @@ export class FileBlockStore implements BlockStore {
   private readonly log: RecordLog;
   /** Height of refs[0]; meaningful only when refs is not empty. */
   private base: number;
-  private readonly refs: RecordRef[];
+  private refs: RecordRef[];
 
   constructor(log: RecordLog, base: number, refs: RecordRef[]) {
     this.log = log;
@@ -69,6 +69,20 @@ export class FileBlockStore implements BlockStore {
     }
     this.refs.push(this.log.append(bytes, durable));
     if (!durable) this.log.syncInBackground();
+  }
+
+  pruneBefore(height: number): void {
+    if (this.refs.length === 0 || height <= this.base) return;
+    assert(
+      Number.isSafeInteger(height) && height <= this.lastHeight(),
+      `pruneBefore(${height}) keeps no block (last ${this.lastHeight()})`,
+    );
+    // The rewrite copies the kept tail: every deferred save must be on disk first.
+    this.flush();
+    const kept = this.refs.slice(height - this.base);
+    const shift = this.log.rewrite(height, kept[0]!.offset);
+    this.refs = kept.map((ref) => ({ offset: ref.offset - shift, length: ref.length }));
+    this.base = height;
   }
 
   load(height: number): Uint8Array | null {

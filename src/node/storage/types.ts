@@ -66,6 +66,12 @@ export interface BlockStore {
   flush?(): void;
   /** The bytes saved at `height`, or null if not held. */
   load(height: number): Uint8Array | null;
+  /**
+   * Drops every height below `height` (firstHeight() < height ≤ lastHeight()),
+   * durably; a no-op at or below firstHeight(). The node prunes so its disk
+   * stays bounded; new nodes then start by state sync.
+   */
+  pruneBefore?(height: number): void;
   close(): void;
 }
 

@@ -1,0 +1,508 @@
+// State sync: a new node with an empty data directory starts from a peer's
+// snapshot instead of replaying every block from height 1 (which pruned peers
+// no longer hold). Modelled on CometBFT's statesync, simpler:
+//
+// 1. Ask every peer for its snapshot offers (height, format, size, chunk
+//    hashes, hash of the whole); try the highest first.
+// 2. Fetch its chunks one at a time, each from the next peer offering it,
+//    checking every chunk's sha256 and then the whole snapshot's; a bad or
+//    missing answer is asked of another peer, a bounded number of times.
+// 3. Fetch the committed blocks of the snapshot's height h and of h+1. The
+//    header of h+1 carries previousAppHash, the state after h: the hash the
+//    snapshot must reproduce. h+1's certificate is checked against the trusted
+//    validator set, and the block of h is bound to h+1's header by its hash.
+// 4. Restore the application from the snapshot and recompute its appHash; any
+//    difference refuses the offer (typed error, nothing written).
+// 5. Write the snapshot, block h and a WAL checkpoint of height h: the node
+//    then starts as after a restart, and the replica catches up from h+1.
+//
+// Trust: the validator set of the genesis. The set deciding h+1 is the genesis
+// set with its proposer priorities advanced h times, which is the chain's only
+// if no validator update ever took effect; a chain whose set changed is
+// refused (UntrustedValidators) rather than guessed at. Evidence committed in
+// the blocks before h is not known here, so the evidence window restarts empty
+// (only a proposal re-including old evidence would be judged differently, and
+// 2/3+ of honest validators reject that one).
+
+import { Writer, decode, encode } from '../codec/wire.ts';
+import type {
+  Block,
+  ChainState,
+  CommitCertificate,
+  CommittedBlock,
+  Genesis,
+  PeerId,
+  Verifier,
+} from '../consensus/index.ts';
+import {
+  SIGN_KIND_CONSENSUS,
+  VOTE_TYPE,
+  ValidatorSet,
+  blockHashOf,
+  commitHashOf,
+  committedBlockCodec,
+  isQuorum,
+  voteSignBytes,
+  walRecordCodec,
+} from '../consensus/index.ts';
+import { sha256 } from '../crypto/index.ts';
+import { bytesEqual, concatBytes, toHex } from '../lib/bytes.ts';
+import { ZommaError } from '../lib/errors.ts';
+import {
+  SYNC_ATTEMPTS_MAX,
+  SYNC_CANDIDATES_MAX,
+  SYNC_DISCOVERY_MS,
+  SYNC_REQUEST_RETRY_MS,
+  SYNC_RESPONSE_TIMEOUT_MS,
+  SYNC_TIMEOUT_MS,
+} from '../lib/limits.ts';
+import type { Clock } from './clock.ts';
+import { systemClock } from './clock.ts';
+import { CHANNEL, frame } from './framing.ts';
+import type { Log } from './log.ts';
+import { silentLog } from './log.ts';
+import type { PeerNetwork } from './network.ts';
+import type { Storage } from './storage/index.ts';
+import type { SnapshotOffer, SyncMessage } from './sync_messages.ts';
+import { chunkBytesOf, decodeSyncMessage, encodeSyncMessage } from './sync_messages.ts';
+
+export type SyncErrorCode =
+  /** No peer offered a snapshot before the deadline. */
+  | 'NoSnapshot'
+  /** Chunks or blocks could not be had from any peer within the attempts allowed. */
+  | 'SyncUnavailable'
+  /** The snapshot's bytes do not match the offer's hash. */
+  | 'SnapshotHashMismatch'
+  /** The snapshot does not decode as the application's state of its height. */
+  | 'SnapshotInvalid'
+  /** The blocks at the snapshot's height are not a certified, consistent pair. */
+  | 'BlocksInvalid'
+  /** The chain's validator set is not the trusted one (it changed since genesis). */
+  | 'UntrustedValidators'
+  /** The restored state's appHash differs from the one the certified header carries. */
+  | 'AppHashMismatch'
+  /** Every offer tried was refused, or the overall deadline passed. */
+  | 'SyncFailed';
+
+export class SyncError extends ZommaError<SyncErrorCode> {}
+
+/** What the syncing node needs of the restored application. */
+export interface RestoredState {
+  readonly height: number;
+  readonly appHash: Uint8Array;
+}
+
+export interface StateSyncOptions {
+  readonly network: PeerNetwork;
+  readonly consensusGenesis: Genesis;
+  readonly verifier: Verifier;
+  /** Decodes a snapshot as the application would (throws if it cannot). */
+  readonly restore: (bytes: Uint8Array) => RestoredState;
+  readonly clock?: Clock;
+  readonly log?: Log;
+  readonly timeoutMs?: number;
+  readonly responseTimeoutMs?: number;
+  readonly discoveryMs?: number;
+}
+
+/** A verified state, ready to be written. */
+export interface SyncedState {
+  readonly height: number;
+  readonly snapshot: Uint8Array;
+  /** The stored bytes of block `height` with its certificate. */
+  readonly blockBytes: Uint8Array;
+  readonly chainState: ChainState;
+  readonly appHash: Uint8Array;
+  /** The peers that offered the snapshot used. */
+  readonly providers: readonly PeerId[];
+}
+
+export interface SyncStats {
+  offersReceived: number;
+  chunksFetched: number;
+  /** Chunk or block answers refused (wrong hash, undecodable, wrong height) or not received in time. */
+  retries: number;
+  offersRefused: number;
+  dropped: number;
+}
+
+interface Candidate {
+  readonly offer: SnapshotOffer;
+  readonly peers: PeerId[];
+}
+
+type Waiter = (message: SyncMessage | null) => void;
+
+export class StateSyncer {
+  readonly stats: SyncStats = {
+    offersReceived: 0,
+    chunksFetched: 0,
+    retries: 0,
+    offersRefused: 0,
+    dropped: 0,
+  };
+  private readonly clock: Clock;
+  private readonly log: Log;
+  private readonly offers = new Map<PeerId, readonly SnapshotOffer[]>();
+  private readonly waiters = new Map<string, { peer: PeerId; resolve: Waiter }>();
+  private deadlineMs = 0;
+
+  constructor(private readonly options: StateSyncOptions) {
+    this.clock = options.clock ?? systemClock;
+    this.log = options.log ?? silentLog;
+  }
+
+  /** A sync-channel payload from a peer while syncing. */
+  onMessage(peer: PeerId, payload: Uint8Array): void {
+    let message: SyncMessage;
+    try {
+      message = decodeSyncMessage(payload);
+    } catch {
+      this.stats.dropped++;
+      return;
+    }
+    if (message.kind === 'offers') {
+      this.stats.offersReceived++;
+      this.offers.set(peer, message.offers);
+      return;
+    }
+    const key =
+      message.kind === 'chunk'
+        ? chunkKey(message.height, message.index)
+        : message.kind === 'block'
+          ? blockKey(message.height)
+          : null;
+    const waiter = key === null ? undefined : this.waiters.get(key);
+    // Only the peer asked may answer: another's answer could not be retried elsewhere.
+    if (waiter === undefined || waiter.peer !== peer) {
+      this.stats.dropped++;
+      return;
+    }
+    this.waiters.delete(key!);
+    waiter.resolve(message);
+  }
+
+  /** Discovers, fetches and verifies; throws SyncError if no offer checks out in time. */
+  async run(): Promise<SyncedState> {
+    const timeoutMs = this.options.timeoutMs ?? SYNC_TIMEOUT_MS;
+    this.deadlineMs = this.clock.nowMs() + timeoutMs;
+    const candidates = await this.discover();
+    let last: unknown = null;
+    for (const candidate of candidates.slice(0, SYNC_CANDIDATES_MAX)) {
+      const offer = candidate.offer;
+      this.log.info(
+        { height: offer.height, sizeBytes: offer.sizeBytes, peers: candidate.peers.length },
+        'state sync: fetching a snapshot',
+      );
+      try {
+        return await this.fetchAndVerify(candidate);
+      } catch (error) {
+        if (!(error instanceof SyncError)) throw error;
+        last = error;
+        this.stats.offersRefused++;
+        this.log.error(
+          { height: offer.height, code: error.code, error: error.message },
+          'state sync: snapshot refused',
+        );
+        if (this.clock.nowMs() > this.deadlineMs) break;
+      }
+    }
+    if (last instanceof SyncError) throw last;
+    throw new SyncError('SyncFailed', 'no snapshot offer could be verified');
+  }
+
+  private async discover(): Promise<Candidate[]> {
+    const request = frame(CHANNEL.sync, encodeSyncMessage({ kind: 'offersRequest' }));
+    let firstOfferMs: number | null = null;
+    for (;;) {
+      this.options.network.broadcast(request);
+      await this.sleep(SYNC_REQUEST_RETRY_MS);
+      const now = this.clock.nowMs();
+      const offering = [...this.offers.values()].filter((o) => o.length > 0).length;
+      if (offering > 0 && firstOfferMs === null) firstOfferMs = now;
+      const everyone = this.offers.size >= this.options.network.peerCount();
+      const waited = firstOfferMs !== null && now - firstOfferMs >= this.discoveryMs();
+      if (offering > 0 && (everyone || waited)) break;
+      if (now > this.deadlineMs) {
+        throw new SyncError(
+          'NoSnapshot',
+          `no peer offered a snapshot (${this.offers.size} answered)`,
+        );
+      }
+    }
+    const byKey = new Map<string, Candidate>();
+    for (const [peer, offers] of this.offers) {
+      for (const offer of offers) {
+        const key = `${offer.height}:${toHex(offer.snapshotHash)}:${toHex(sha256(...offer.chunkHashes))}`;
+        const known = byKey.get(key);
+        if (known === undefined) byKey.set(key, { offer, peers: [peer] });
+        else known.peers.push(peer);
+      }
+    }
+    // Highest first; among equal heights, the one more peers vouch for.
+    return [...byKey.values()].sort(
+      (a, b) => b.offer.height - a.offer.height || b.peers.length - a.peers.length,
+    );
+  }
+
+  private discoveryMs(): number {
+    return this.options.discoveryMs ?? SYNC_DISCOVERY_MS;
+  }
+
+  private async fetchAndVerify(candidate: Candidate): Promise<SyncedState> {
+    const { offer, peers } = candidate;
+    const chunks: Uint8Array[] = [];
+    let turn = 0;
+    for (let index = 0; index < offer.chunkHashes.length; index++) {
+      const expected = offer.chunkHashes[index]!;
+      const sizeBytes = chunkBytesOf(offer.sizeBytes, index);
+      const chunk = await this.ask(peers, turn++, chunkKey(offer.height, index), (m) =>
+        m.kind === 'chunk' && m.bytes.length === sizeBytes && bytesEqual(sha256(m.bytes), expected)
+          ? m.bytes
+          : null,
+      );
+      chunks.push(chunk);
+      this.stats.chunksFetched++;
+    }
+    const snapshot = concatBytes(...chunks);
+    if (!bytesEqual(sha256(snapshot), offer.snapshotHash)) {
+      throw new SyncError('SnapshotHashMismatch', `snapshot ${offer.height} fails its hash`);
+    }
+    const h = offer.height;
+    const decodeBlock = (m: SyncMessage, height: number): BlockAnswer | null => {
+      if (m.kind !== 'block') return null;
+      try {
+        const committed = decode(committedBlockCodec, m.bytes, 'block');
+        if (committed.block.header.height !== height) return null;
+        return { committed, bytes: m.bytes };
+      } catch {
+        return null;
+      }
+    };
+    const at = await this.ask(peers, turn++, blockKey(h), (m) => decodeBlock(m, h));
+    const next = await this.ask(peers, turn, blockKey(h + 1), (m) => decodeBlock(m, h + 1));
+    const trusted = verifyBlocks(
+      this.options.consensusGenesis,
+      this.options.verifier,
+      at.committed,
+      next.committed,
+    );
+    let restored: RestoredState;
+    try {
+      restored = this.options.restore(snapshot);
+    } catch (error) {
+      throw new SyncError('SnapshotInvalid', `snapshot ${h} does not decode: ${String(error)}`);
+    }
+    if (restored.height !== h) {
+      throw new SyncError(
+        'SnapshotInvalid',
+        `snapshot offered as ${h} holds height ${restored.height}`,
+      );
+    }
+    if (!bytesEqual(restored.appHash, trusted.appHash)) {
+      throw new SyncError(
+        'AppHashMismatch',
+        `snapshot ${h} restores to appHash ${toHex(restored.appHash)}, the certified header of ${h + 1} says ${toHex(trusted.appHash)}`,
+      );
+    }
+    this.log.info({ height: h, appHash: toHex(restored.appHash) }, 'state sync: snapshot verified');
+    return {
+      height: h,
+      snapshot,
+      blockBytes: at.bytes,
+      chainState: trusted.chainState,
+      appHash: trusted.appHash,
+      providers: peers.slice(),
+    };
+  }
+
+  /**
+   * Asks `key` of the providers in turn until `accept` takes an answer; each
+   * wait is bounded, and so are the attempts.
+   */
+  private async ask<T>(
+    peers: readonly PeerId[],
+    turn: number,
+    key: string,
+    accept: (message: SyncMessage) => T | null,
+  ): Promise<T> {
+    for (let attempt = 0; attempt < SYNC_ATTEMPTS_MAX; attempt++) {
+      if (this.clock.nowMs() > this.deadlineMs) break;
+      const peer = peers[(turn + attempt) % peers.length]!;
+      const answer = await this.request(peer, key);
+      const accepted = answer === null ? null : accept(answer);
+      if (accepted !== null) return accepted;
+      this.stats.retries++;
+      this.log.warn({ peer, what: key, attempt }, 'state sync: no good answer, asking again');
+    }
+    throw new SyncError('SyncUnavailable', `no peer gave a good answer for ${key}`);
+  }
+
+  private request(peer: PeerId, key: string): Promise<SyncMessage | null> {
+    return new Promise((resolve) => {
+      const cancel = this.clock.after(
+        this.options.responseTimeoutMs ?? SYNC_RESPONSE_TIMEOUT_MS,
+        () => {
+          if (this.waiters.get(key)?.resolve === done) this.waiters.delete(key);
+          resolve(null);
+        },
+      );
+      const done: Waiter = (message) => {
+        cancel();
+        resolve(message);
+      };
+      this.waiters.set(key, { peer, resolve: done });
+      this.options.network.send(peer, frame(CHANNEL.sync, encodeSyncMessage(requestFor(key))));
+    });
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => this.clock.after(ms, resolve));
+  }
+}
+
+interface BlockAnswer {
+  readonly committed: CommittedBlock;
+  readonly bytes: Uint8Array;
+}
+
+function chunkKey(height: number, index: number): string {
+  return `chunk:${height}:${index}`;
+}
+
+function blockKey(height: number): string {
+  return `block:${height}`;
+}
+
+function requestFor(key: string): SyncMessage {
+  const parts = key.split(':');
+  const height = Number(parts[1]);
+  if (parts[0] === 'chunk') return { kind: 'chunkRequest', height, index: Number(parts[2]) };
+  return { kind: 'blockRequest', height };
+}
+
+/** The genesis set with priorities advanced `steps` times (one step per height). */
+export function genesisSetAfter(genesis: Genesis, steps: number): ValidatorSet {
+  let set = ValidatorSet.fromUpdates(genesis.validators);
+  for (let i = 0; i < steps; i++) set = set.advanced();
+  return set;
+}
+
+export interface TrustedState {
+  /** The state after the snapshot's height, from the certified header of the next. */
+  readonly appHash: Uint8Array;
+  readonly chainState: ChainState;
+}
+
+/**
+ * Checks the committed blocks of h and h+1 against the trusted (genesis)
+ * validator set and builds the consensus state after h from them. Throws
+ * SyncError (BlocksInvalid, UntrustedValidators).
+ */
+export function verifyBlocks(
+  genesis: Genesis,
+  verifier: Verifier,
+  at: CommittedBlock,
+  next: CommittedBlock,
+): TrustedState {
+  const h = at.block.header.height;
+  const invalid = (why: string): SyncError =>
+    new SyncError('BlocksInvalid', `blocks ${h}, ${h + 1}: ${why}`);
+  const header = next.block.header;
+  if (h < 1 || header.height !== h + 1) throw invalid('not consecutive heights');
+  if (header.chainId !== genesis.chainId || at.block.header.chainId !== genesis.chainId) {
+    throw invalid('another chain');
+  }
+  const setAt = genesisSetAfter(genesis, h - 1);
+  const setNext = setAt.advanced();
+  if (!bytesEqual(header.validatorsHash, setNext.hash)) {
+    throw new SyncError(
+      'UntrustedValidators',
+      `the validator set deciding ${h + 1} is not the genesis set: state sync trusts only the genesis validators`,
+    );
+  }
+  if (!certified(next.block, next.commit, setNext, verifier)) {
+    throw invalid(`the certificate of ${h + 1} is not 2/3+ of the trusted validators`);
+  }
+  if (!bytesEqual(blockHashOf(at.block), header.previousBlockHash)) {
+    throw invalid(`block ${h} is not the one ${h + 1} extends`);
+  }
+  if (!certified(at.block, at.commit, setAt, verifier)) {
+    throw invalid(`the certificate of ${h} is not 2/3+ of the trusted validators`);
+  }
+  const lastCommit = next.block.lastCommit;
+  if (lastCommit === null || !bytesEqual(commitHashOf(lastCommit), header.lastCommitHash)) {
+    throw invalid(`the last commit in ${h + 1} does not match its header`);
+  }
+  if (lastCommit.height !== h || !bytesEqual(lastCommit.blockHash, header.previousBlockHash)) {
+    throw invalid(`the last commit in ${h + 1} is not for block ${h}`);
+  }
+  const chainState: ChainState = {
+    chainId: genesis.chainId,
+    height: h,
+    lastBlockHash: header.previousBlockHash,
+    lastBlockTimeMs: at.block.header.timeMs,
+    lastCommit,
+    appHash: header.previousAppHash,
+    validators: setNext.toState(),
+    nextValidators: setNext.advanced().toState(),
+    // The set has not changed since height 1 (checked above): one history entry, as the replica keeps it.
+    history: [{ height: 1, set: ValidatorSet.fromUpdates(genesis.validators).toState() }],
+    committedEvidence: [],
+  };
+  return { appHash: header.previousAppHash, chainState };
+}
+
+/** 2/3+ of `set`'s power precommitted `block` (each signature checked once, no index twice). */
+function certified(
+  block: Block,
+  commit: CommitCertificate,
+  set: ValidatorSet,
+  verifier: Verifier,
+): boolean {
+  const hash = blockHashOf(block);
+  if (commit.height !== block.header.height || !bytesEqual(commit.blockHash, hash)) return false;
+  const w = new Writer(256);
+  let power = 0;
+  const seen = new Set<number>();
+  for (const v of commit.votes) {
+    if (v.validatorIndex >= set.size || seen.has(v.validatorIndex)) return false;
+    seen.add(v.validatorIndex);
+    const bytes = voteSignBytes(
+      w,
+      VOTE_TYPE.precommit,
+      commit.height,
+      commit.round,
+      hash,
+      v.timestampMs,
+      v.extension,
+    );
+    const validator = set.validators[v.validatorIndex]!;
+    if (!verifier.verify(validator.publicKey, SIGN_KIND_CONSENSUS.precommit, bytes, v.signature)) {
+      return false;
+    }
+    power += validator.power;
+  }
+  return isQuorum(power, set.totalPower);
+}
+
+/** Whether a node's storage holds nothing yet (state sync runs only then). */
+export function isEmptyStorage(storage: Storage): boolean {
+  return (
+    storage.wal.nextIndex() === 0 &&
+    storage.blocks.lastHeight() === 0 &&
+    storage.snapshots.heights().length === 0
+  );
+}
+
+/**
+ * Writes a verified state: the snapshot, the block of its height, then the
+ * synced WAL checkpoint that makes the node resume from it (last, so a crash
+ * before it leaves a node that restarts from its snapshot store or syncs again).
+ */
+export function saveSynced(storage: Storage, synced: SyncedState): void {
+  storage.snapshots.save(synced.height, synced.snapshot);
+  storage.blocks.save(synced.height, synced.blockBytes);
+  const record = encode(walRecordCodec, { kind: 'checkpoint', state: synced.chainState });
+  storage.wal.append(record, true);
+}

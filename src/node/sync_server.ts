@@ -1,0 +1,202 @@
+// The serving side of state sync: every node answers offer, chunk and block
+// requests from its own snapshot and block stores. Each peer has a token bucket
+// (a request costs one token), because a chunk answer is a megabyte read from
+// disk and sent: a peer asking in a loop must not take the node's I/O. The
+// chunk hashes of a snapshot are computed once per snapshot and kept until it
+// is no longer among the newest offered.
+
+import type { PeerId } from '../consensus/index.ts';
+import { sha256 } from '../crypto/index.ts';
+import {
+  SYNC_CHUNK_BYTES,
+  SYNC_MESSAGE_BYTES_MAX,
+  SYNC_OFFERS_MAX,
+  SYNC_SERVE_BURST_REQUESTS,
+  SYNC_SERVE_PEERS_MAX,
+  SYNC_SERVE_REQUESTS_PER_S,
+} from '../lib/limits.ts';
+import type { Clock } from './clock.ts';
+import { CHANNEL, frame } from './framing.ts';
+import type { PeerNetwork } from './network.ts';
+import type { Storage } from './storage/index.ts';
+import type { SnapshotOffer, SyncMessage } from './sync_messages.ts';
+import {
+  SNAPSHOT_FORMAT,
+  chunkCountOf,
+  decodeSyncMessage,
+  encodeSyncMessage,
+} from './sync_messages.ts';
+
+/** Why a sync-channel message was not answered. */
+export type SyncServeDrop =
+  | 'decode'
+  | 'rateLimited'
+  /** An answer (offers, chunk, block) nobody here asked for. */
+  | 'unexpected'
+  | 'unknownSnapshot'
+  | 'unknownBlock'
+  /** A stored block too large for one message (cannot happen within the block limits). */
+  | 'oversize';
+
+export interface SyncServerStats {
+  served: number;
+  dropped: Record<SyncServeDrop, number>;
+}
+
+export interface SyncServerOptions {
+  readonly storage: Storage;
+  readonly network: PeerNetwork;
+  readonly clock: Clock;
+  readonly requestsPerS?: number;
+  readonly burstRequests?: number;
+}
+
+interface Bucket {
+  tokens: number;
+  atMs: number;
+}
+
+interface Prepared {
+  readonly offer: SnapshotOffer;
+  readonly bytes: Uint8Array;
+}
+
+export class SyncServer {
+  readonly stats: SyncServerStats = {
+    served: 0,
+    dropped: {
+      decode: 0,
+      rateLimited: 0,
+      unexpected: 0,
+      unknownSnapshot: 0,
+      unknownBlock: 0,
+      oversize: 0,
+    },
+  };
+  private readonly buckets = new Map<PeerId, Bucket>();
+  private readonly prepared = new Map<number, Prepared>();
+  private readonly ratePerS: number;
+  private readonly burst: number;
+
+  constructor(private readonly options: SyncServerOptions) {
+    this.ratePerS = options.requestsPerS ?? SYNC_SERVE_REQUESTS_PER_S;
+    this.burst = options.burstRequests ?? SYNC_SERVE_BURST_REQUESTS;
+  }
+
+  /** A sync-channel payload from a peer. Never throws on the peer's bytes. */
+  onMessage(peer: PeerId, payload: Uint8Array): void {
+    let message: SyncMessage;
+    try {
+      message = decodeSyncMessage(payload);
+    } catch {
+      return this.drop('decode');
+    }
+    const isRequest =
+      message.kind === 'offersRequest' ||
+      message.kind === 'chunkRequest' ||
+      message.kind === 'blockRequest';
+    if (!isRequest) return this.drop('unexpected');
+    if (!this.take(peer)) return this.drop('rateLimited');
+    const answer = this.answer(message);
+    if (answer === null) return;
+    const bytes = encodeSyncMessage(answer);
+    if (bytes.length > SYNC_MESSAGE_BYTES_MAX) return this.drop('oversize');
+    this.stats.served++;
+    this.options.network.send(peer, frame(CHANNEL.sync, bytes));
+  }
+
+  /** The offers we would make now: our newest snapshots whose block and next block we hold. */
+  offers(): SnapshotOffer[] {
+    const { snapshots, blocks } = this.options.storage;
+    const heights = snapshots.heights().filter((h) => h >= 1 && blocks.load(h + 1) !== null);
+    const newest = heights.slice(-SYNC_OFFERS_MAX).reverse();
+    for (const h of [...this.prepared.keys()]) if (!newest.includes(h)) this.prepared.delete(h);
+    const out: SnapshotOffer[] = [];
+    for (const h of newest) {
+      const prepared = this.prepare(h);
+      if (prepared !== null) out.push(prepared.offer);
+    }
+    return out;
+  }
+
+  private answer(message: SyncMessage): SyncMessage | null {
+    switch (message.kind) {
+      case 'offersRequest':
+        return { kind: 'offers', offers: this.offers() };
+      case 'chunkRequest': {
+        const prepared = this.prepared.get(message.height) ?? null;
+        const count = prepared === null ? 0 : prepared.offer.chunkHashes.length;
+        if (prepared === null || message.index >= count) {
+          this.drop('unknownSnapshot');
+          return null;
+        }
+        const start = message.index * SYNC_CHUNK_BYTES;
+        const bytes = prepared.bytes.subarray(start, start + SYNC_CHUNK_BYTES);
+        return { kind: 'chunk', height: message.height, index: message.index, bytes };
+      }
+      case 'blockRequest': {
+        const bytes = this.options.storage.blocks.load(message.height);
+        if (bytes === null) {
+          this.drop('unknownBlock');
+          return null;
+        }
+        return { kind: 'block', height: message.height, bytes };
+      }
+      default:
+        return null;
+    }
+  }
+
+  private prepare(height: number): Prepared | null {
+    const known = this.prepared.get(height);
+    if (known !== undefined) return known;
+    let bytes: Uint8Array | null;
+    try {
+      bytes = this.options.storage.snapshots.load(height);
+    } catch {
+      // A damaged snapshot file is not offered; the node's own restore reports it.
+      return null;
+    }
+    if (bytes === null || bytes.length === 0) return null;
+    const chunkHashes: Uint8Array[] = [];
+    for (let i = 0; i < chunkCountOf(bytes.length); i++) {
+      chunkHashes.push(sha256(bytes.subarray(i * SYNC_CHUNK_BYTES, (i + 1) * SYNC_CHUNK_BYTES)));
+    }
+    const offer: SnapshotOffer = {
+      height,
+      format: SNAPSHOT_FORMAT,
+      sizeBytes: bytes.length,
+      chunkHashes,
+      snapshotHash: sha256(bytes),
+    };
+    const prepared = { offer, bytes };
+    this.prepared.set(height, prepared);
+    return prepared;
+  }
+
+  /** Token bucket per peer; the map is bounded by forgetting the least recently seen peer. */
+  private take(peer: PeerId): boolean {
+    const nowMs = this.options.clock.nowMs();
+    let bucket = this.buckets.get(peer);
+    if (bucket === undefined) {
+      if (this.buckets.size >= SYNC_SERVE_PEERS_MAX) {
+        const oldest = this.buckets.keys().next().value;
+        if (oldest !== undefined) this.buckets.delete(oldest);
+      }
+      bucket = { tokens: this.burst, atMs: nowMs };
+    } else {
+      this.buckets.delete(peer);
+      const elapsedMs = Math.max(0, nowMs - bucket.atMs);
+      bucket.tokens = Math.min(this.burst, bucket.tokens + (elapsedMs * this.ratePerS) / 1000);
+      bucket.atMs = nowMs;
+    }
+    this.buckets.set(peer, bucket);
+    if (bucket.tokens < 1) return false;
+    bucket.tokens -= 1;
+    return true;
+  }
+
+  private drop(reason: SyncServeDrop): void {
+    this.stats.dropped[reason]++;
+  }
+}

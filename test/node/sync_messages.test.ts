@@ -1,0 +1,150 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { DecodeError } from '../../src/codec/wire.ts';
+import { sha256 } from '../../src/crypto/index.ts';
+import { SYNC_CHUNK_BYTES, SYNC_MESSAGE_BYTES_MAX, SYNC_OFFERS_MAX } from '../../src/lib/limits.ts';
+import { CHANNEL, frame } from '../../src/node/framing.ts';
+import { MemoryHub } from '../../src/node/network.ts';
+import { openStorage } from '../../src/node/storage/index.ts';
+import type { SnapshotOffer, SyncMessage } from '../../src/node/sync_messages.ts';
+import {
+  SNAPSHOT_FORMAT,
+  chunkCountOf,
+  decodeSyncMessage,
+  encodeSyncMessage,
+} from '../../src/node/sync_messages.ts';
+import { SyncServer } from '../../src/node/sync_server.ts';
+import { tempDir } from './helpers.ts';
+
+function offerOf(height: number, sizeBytes: number): SnapshotOffer {
+  const chunkHashes = Array.from({ length: chunkCountOf(sizeBytes) }, (_, i) =>
+    sha256(new Uint8Array([i])),
+  );
+  return { height, format: SNAPSHOT_FORMAT, sizeBytes, chunkHashes, snapshotHash: sha256() };
+}
+
+test('sync messages round-trip canonically', () => {
+  const messages: SyncMessage[] = [
+    { kind: 'offersRequest' },
+    { kind: 'offers', offers: [offerOf(30, 10), offerOf(20, 3 * SYNC_CHUNK_BYTES + 1)] },
+    { kind: 'chunkRequest', height: 30, index: 2 },
+    { kind: 'chunk', height: 30, index: 2, bytes: new Uint8Array([1, 2, 3]) },
+    { kind: 'blockRequest', height: 31 },
+    { kind: 'block', height: 31, bytes: new Uint8Array([9]) },
+  ];
+  for (const m of messages) {
+    const bytes = encodeSyncMessage(m);
+    assert.deepEqual(decodeSyncMessage(bytes), m);
+    assert.deepEqual(encodeSyncMessage(decodeSyncMessage(bytes)), bytes);
+  }
+});
+
+test('bad sync messages are refused with a DecodeError naming the field', () => {
+  const refuse = (bytes: Uint8Array, field: RegExp) =>
+    assert.throws(
+      () => decodeSyncMessage(bytes),
+      (e: unknown) => e instanceof DecodeError && field.test(e.message),
+    );
+  const good = encodeSyncMessage({ kind: 'offers', offers: [offerOf(5, 100)] });
+  refuse(new Uint8Array([9]), /kind/);
+  refuse(new Uint8Array([...good, 0]), /trailing/);
+  // A chunk count that disagrees with the size.
+  const wrongCount = encodeSyncMessage({
+    kind: 'offers',
+    offers: [{ ...offerOf(5, 100), chunkHashes: [sha256(), sha256()] }],
+  });
+  refuse(wrongCount, /chunks/);
+  refuse(
+    encodeSyncMessage({ kind: 'offers', offers: [{ ...offerOf(5, 100), format: 2 }] }),
+    /format/,
+  );
+  refuse(encodeSyncMessage({ kind: 'offers', offers: [offerOf(0, 100)] }), /height/);
+  const tooMany = Array.from({ length: SYNC_OFFERS_MAX + 1 }, (_, i) => offerOf(i + 1, 10));
+  refuse(encodeSyncMessage({ kind: 'offers', offers: tooMany }), /offers/);
+  refuse(
+    encodeSyncMessage({ kind: 'chunk', height: 1, index: 0, bytes: new Uint8Array(0) }),
+    /bytes/,
+  );
+  refuse(new Uint8Array(SYNC_MESSAGE_BYTES_MAX + 1), /above/);
+});
+
+test('decoding arbitrary bytes either yields a canonical message or a DecodeError', () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 200 }), (bytes) => {
+      try {
+        const m = decodeSyncMessage(bytes);
+        assert.deepEqual(encodeSyncMessage(m), bytes);
+      } catch (error) {
+        assert.ok(error instanceof DecodeError);
+      }
+    }),
+    { seed: 7, numRuns: 2_000 },
+  );
+});
+
+test('the server offers stored snapshots in hashed chunks, rate-limits each peer and drops bad input', async () => {
+  const tmp = tempDir('zomma-syncserve-');
+  const storage = openStorage(tmp.dir);
+  try {
+    const snapshot = new Uint8Array(SYNC_CHUNK_BYTES + 10).map((_, i) => i & 0xff);
+    storage.snapshots.save(4, snapshot);
+    storage.snapshots.save(8, new Uint8Array([1]));
+    for (let h = 3; h <= 5; h++) storage.blocks.save(h, new Uint8Array([h]));
+    const hub = new MemoryHub();
+    const serverNet = hub.join('server');
+    const clientNet = hub.join('client');
+    await serverNet.start();
+    await clientNet.start();
+    let nowMs = 0;
+    const server = new SyncServer({
+      storage,
+      network: serverNet,
+      clock: { nowMs: () => nowMs, after: () => () => {} },
+      requestsPerS: 1,
+      burstRequests: 4,
+    });
+    serverNet.onMessage((peer, bytes) => server.onMessage(peer, bytes.subarray(1)));
+    const answers: SyncMessage[] = [];
+    clientNet.onMessage((_peer, bytes) => answers.push(decodeSyncMessage(bytes.subarray(1))));
+    const ask = (m: SyncMessage) => server.onMessage('client', encodeSyncMessage(m));
+
+    // Snapshot 8 has no block 9 stored: it is not offered.
+    ask({ kind: 'offersRequest' });
+    ask({ kind: 'chunkRequest', height: 4, index: 1 });
+    ask({ kind: 'blockRequest', height: 5 });
+    ask({ kind: 'blockRequest', height: 6 });
+    ask({ kind: 'offersRequest' }); // the bucket of 4 is empty
+    server.onMessage('client', new Uint8Array([0xff]));
+    server.onMessage('client', encodeSyncMessage({ kind: 'offers', offers: [] }));
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(answers.length, 3);
+    const offers = answers[0]!;
+    assert.equal(offers.kind, 'offers');
+    if (offers.kind !== 'offers') return;
+    assert.deepEqual(
+      offers.offers.map((o) => [o.height, o.sizeBytes, o.chunkHashes.length]),
+      [[4, SYNC_CHUNK_BYTES + 10, 2]],
+    );
+    assert.deepEqual(offers.offers[0]!.snapshotHash, sha256(snapshot));
+    const chunk = answers[1]!;
+    assert.ok(chunk.kind === 'chunk' && chunk.bytes.length === 10);
+    assert.deepEqual(
+      sha256(chunk.kind === 'chunk' ? chunk.bytes : new Uint8Array()),
+      offers.offers[0]!.chunkHashes[1],
+    );
+    assert.deepEqual(answers[2], { kind: 'block', height: 5, bytes: new Uint8Array([5]) });
+    assert.equal(server.stats.dropped.unknownBlock, 1);
+    assert.equal(server.stats.dropped.rateLimited, 1);
+    assert.equal(server.stats.dropped.decode, 1);
+    assert.equal(server.stats.dropped.unexpected, 1);
+    // Tokens come back with time.
+    nowMs += 1_000;
+    ask({ kind: 'chunkRequest', height: 4, index: 5 });
+    assert.equal(server.stats.dropped.unknownSnapshot, 1);
+    assert.equal(frame(CHANNEL.sync, new Uint8Array())[0], 2);
+  } finally {
+    storage.close();
+    tmp.remove();
+  }
+});
