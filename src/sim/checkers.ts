@@ -69,7 +69,11 @@ export class Checkers {
     if (message.kind === 'proposal') this.proposed.add(toHex(message.proposal.blockHash));
   }
 
-  /** A signed message an honest node let out: never two values for one (key, height, round, step). */
+  /**
+   * A message signed by an honest validator's key, released by any node (its
+   * signer or a relay): never two values for one (key, height, round, step).
+   * Keyed by the signer inside the message, so relaying is not signing.
+   */
   onHonestSigned(keyIndex: number, nodeIndex: number, message: Message, atUs: number): void {
     let id: string;
     let value: string;
@@ -90,12 +94,12 @@ export class Checkers {
       this.flag(
         'doubleSign',
         atUs,
-        `honest node ${nodeIndex} signed ${id} for ${short(before)} and ${short(value)}`,
+        `honest key ${keyIndex} signed ${id} for ${short(before)} and ${short(value)} (seen leaving node ${nodeIndex})`,
       );
     }
   }
 
-  /** Forgets what an honest node signed below a height no replica can sign at again. */
+  /** Forgets what honest keys signed below a height no replica can sign at again. */
   pruneSigned(belowHeight: number): void {
     for (const id of this.signed.keys()) {
       const height = Number(id.split('/', 2)[1]);

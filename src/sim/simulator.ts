@@ -19,6 +19,7 @@ import type {
   TimeoutConfig,
 } from '../consensus/index.ts';
 import { Replica, evidenceHashOf } from '../consensus/replica.ts';
+import { ValidatorSet } from '../consensus/validators.ts';
 import { sha256 } from '../crypto/index.ts';
 import { assert } from '../lib/assert.ts';
 import { toHex, utf8 } from '../lib/bytes.ts';
@@ -188,6 +189,12 @@ export class Simulator {
   private readonly heightStartUs = new Map<number, { atUs: number; proposer: number }>();
   private readonly commitUs = new Map<number, { node: number; atUs: number }[]>();
   private readonly txOrigin = new Map<string, number>();
+  /** 1 for a key no Byzantine node holds, by key index. */
+  private readonly honestKeys: Uint8Array;
+  private readonly genesisSet: ValidatorSet;
+  private readonly keyIndexByPublicKey = new Map<string, number>();
+  /** Key index of each member, by the members array (advanced sets share it). */
+  private readonly keyIndexBySet = new WeakMap<readonly unknown[], Int32Array>();
   /** Observers of committed transactions (the latency report). */
   onTxCommitted: ((tx: Uint8Array, node: number, atUs: number) => void) | null = null;
 
@@ -214,12 +221,15 @@ export class Simulator {
       behaviors.push(behavior);
       this.keys.push(this.crypto.key(k));
     }
+    this.honestKeys = Uint8Array.from(behaviors, (b) => (b === null ? 1 : 0));
+    this.keys.forEach((k, i) => this.keyIndexByPublicKey.set(toHex(k.publicKey), i));
     this.genesis = {
       chainId: SIM_CHAIN_ID,
       genesisTimeMs: SIM_GENESIS_MS,
       validators: this.keys.map((k) => ({ publicKey: k.publicKey, power: 10 })),
       appHash: sha256(utf8(`zomma-sim-genesis/${config.seed}`)),
     };
+    this.genesisSet = ValidatorSet.fromUpdates(this.genesis.validators);
     // One node per key, then a twin node for each key whose behaviour is twins.
     const nodeKeys: number[] = behaviors.map((_, k) => k);
     for (let k = 0; k < config.validators; k++) if (behaviors[k] === 'twins') nodeKeys.push(k);
@@ -574,17 +584,47 @@ export class Simulator {
   private release(node: SimNode, bytes: Uint8Array, to: number): void {
     const message = decode(messageCodec, bytes);
     this.checkers.onReleased(message);
-    if (isHonest(node)) {
-      this.checkers.onHonestSigned(node.keyIndex, node.index, message, this.nowUs);
-    } else if (node.forger !== null || node.behavior === 'silent') {
-      const tampered = node.forger?.tamper(node.behavior!, message, bytes) ?? null;
-      if (node.behavior === 'silent') return;
+    // Replicas relay each other's votes: the signature inside, not the sender, says whose it is.
+    const signer = this.signerKeyOf(node, message);
+    if (signer >= 0 && this.honestKeys[signer] === 1) {
+      this.checkers.onHonestSigned(signer, node.index, message, this.nowUs);
+    }
+    if (node.behavior === 'silent') return;
+    if (node.forger !== null && signer === node.keyIndex) {
+      const tampered = node.forger.tamper(node.behavior!, message, bytes);
       if (tampered !== null) return this.sendTampered(node, message, tampered, to);
     }
     if (to >= 0) return this.transmit(node.index, to, bytes, message);
     for (let other = 0; other < this.nodes.length; other++) {
       if (other !== node.index) this.transmit(node.index, other, bytes, message);
     }
+  }
+
+  /**
+   * The key index of the validator that signed a vote or proposal (-1 for
+   * other messages, or a signer outside the genesis keys). A replica releases
+   * messages of its own height, so its current set names the signer; the
+   * genesis set stands in for any other height (the simulated app never
+   * changes the set).
+   */
+  private signerKeyOf(node: SimNode, message: Message): number {
+    let height: number;
+    if (message.kind === 'vote') height = message.vote.height;
+    else if (message.kind === 'proposal') height = message.proposal.height;
+    else return -1;
+    const set = node.replica.height === height ? node.replica.validators : this.genesisSet;
+    const index =
+      message.kind === 'vote' ? message.vote.validatorIndex : set.proposer(message.proposal.round);
+    if (index >= set.size) return -1;
+    let keys = this.keyIndexBySet.get(set.validators);
+    if (keys === undefined) {
+      keys = new Int32Array(set.size);
+      for (let i = 0; i < set.size; i++) {
+        keys[i] = this.keyIndexByPublicKey.get(toHex(set.validators[i]!.publicKey)) ?? -1;
+      }
+      this.keyIndexBySet.set(set.validators, keys);
+    }
+    return keys[index]!;
   }
 
   private sendTampered(

@@ -34,6 +34,17 @@ test('doubleSign: one key signing two values for one (height, round, step)', () 
   assert.ok(c.stop);
 });
 
+test('doubleSign keys on the signer: relays of one vote by other nodes are not signing', () => {
+  const c = new Checkers(true);
+  c.onHonestSigned(0, 0, prevote(HASH_A), 10);
+  c.onHonestSigned(0, 1, prevote(HASH_A), 11); // node 1 relays key 0's vote
+  c.onHonestSigned(0, 2, prevote(HASH_A), 12);
+  assert.equal(c.failed, false);
+  c.onHonestSigned(0, 3, prevote(HASH_B), 13); // key 0's signature on another value, wherever seen
+  assert.equal(c.violations[0]!.kind, 'doubleSign');
+  assert.match(c.violations[0]!.message, /honest key 0 .* node 3/);
+});
+
 test('agreement, validity and appHash', () => {
   const c = new Checkers(false);
   c.onReleased({
