@@ -108,7 +108,10 @@ export class SyncServer {
   /** The offers we would make now: our newest snapshots whose block and next block we hold. */
   offers(): SnapshotOffer[] {
     const { snapshots, blocks } = this.options.storage;
-    const heights = snapshots.heights().filter((h) => h >= 1 && blocks.load(h + 1) !== null);
+    const first = blocks.firstHeight();
+    const heights = snapshots
+      .heights()
+      .filter((h) => h >= 1 && first >= 1 && h >= first && h + 1 <= blocks.lastHeight());
     const newest = heights.slice(-SYNC_OFFERS_MAX).reverse();
     for (const h of [...this.prepared.keys()]) if (!newest.includes(h)) this.prepared.delete(h);
     const out: SnapshotOffer[] = [];
