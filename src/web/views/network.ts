@@ -2,7 +2,8 @@
 // latest blocks, and anything that needs an operator's eye (jailed validators,
 // halted markets, a stalled chain, a syncing node).
 
-import type { BlockView, StatusView } from '../../api/view.ts';
+import type { BlockView, ConsensusView, StatusView } from '../../api/view.ts';
+import { getJson, HttpError } from '../feed.ts';
 import { follow, load } from '../app.ts';
 import type { View } from '../app.ts';
 import { lineChart } from '../chart.ts';
@@ -28,6 +29,12 @@ interface Sample {
   hash: string;
   /** BFT time since the previous block. */
   intervalMs: number | undefined;
+  /** Rounds needed (round + 1), when the node says. */
+  rounds: number | undefined;
+  signers: number | undefined;
+  /** Median precommit delay after the block's BFT time: the commit latency as the certificate shows it. */
+  commitMs: number | undefined;
+  evidence: number;
 }
 
 function median(values: number[]): number | undefined {
@@ -39,6 +46,7 @@ function median(values: number[]): number | undefined {
 export const networkView: View = (root, app, scope) => {
   const blocks = new Map<number, BlockView>();
   let status: StatusView | undefined;
+  let consensus: ConsensusView | undefined;
   let lastArrivalMs = Date.now();
 
   const kpis = h('div', { class: 'kpis' });
@@ -46,14 +54,16 @@ export const networkView: View = (root, app, scope) => {
   const validators = h('div');
   const intervalChart = h('div');
   const tpsChart = h('div');
+  const latencyChart = h('div');
   const recent = h('div');
   root.replaceChildren(
     alerts,
     kpis,
     h(
       'div',
-      { class: 'cols-2' },
+      { class: 'cols-3' },
       panel('Block interval (BFT time, ms)', intervalChart),
+      panel('Commit latency (median precommit delay, ms)', latencyChart),
       panel('Throughput (transactions/s)', tpsChart),
     ),
     panel('Validators', validators),
@@ -73,6 +83,13 @@ export const networkView: View = (root, app, scope) => {
         proposer: b.proposer,
         hash: b.hash,
         intervalMs: prev === undefined ? undefined : b.timeMs - prev.timeMs,
+        rounds: b.round === undefined ? undefined : b.round + 1,
+        signers: b.signers?.length,
+        commitMs:
+          b.signers === undefined || b.signers.length === 0
+            ? undefined
+            : median(b.signers.map((x) => x.delayMs)),
+        evidence: b.evidence?.length ?? 0,
       };
     });
   };
@@ -100,9 +117,22 @@ export const networkView: View = (root, app, scope) => {
         ),
       );
     }
+    if (status?.emergencyHalt === true)
+      flags.push(alert('bad', 'Emergency halt: every market is halted.'));
+    if (status?.haltReason !== undefined)
+      flags.push(alert('bad', `This node stopped executing: ${status.haltReason}`));
     for (const v of jailed)
       flags.push(
-        alert('bad', `Validator ${shortHex(v.address, 10, 6)} is jailed (no voting power).`),
+        alert(
+          'bad',
+          `Validator ${shortHex(v.address, 10, 6)} is jailed (no voting power)` +
+            (v.jailedHeight !== undefined ? ` since height ${formatInt(v.jailedHeight)}` : '') +
+            (v.jailReason !== undefined ? `: ${v.jailReason}.` : '.'),
+        ),
+      );
+    for (const b of all.filter((x) => x.evidence > 0).slice(-3))
+      flags.push(
+        alert('bad', `Block ${formatInt(b.height)} carries ${b.evidence} duplicate-vote evidence.`),
       );
     for (const i of app.instruments.filter((x) => x.status !== 'trading')) {
       flags.push(
@@ -116,12 +146,19 @@ export const networkView: View = (root, app, scope) => {
 
     kpis.replaceChildren(
       kpi('Height', formatInt(status?.height), 'kpi-height'),
-      kpi('Last block', status ? formatClock(status.lastBlockTimeMs) + ' UTC' : '—'),
       kpi('Median interval', formatMs(medianMs), 'kpi-interval'),
       kpi('Throughput', `${tps.toFixed(1)} tx/s`, 'kpi-tps'),
       kpi('Validators', `${vals.length - jailed.length} / ${vals.length} voting`),
+      kpi('Round / step', consensus ? `${consensus.round} / ${consensus.step}` : '—', 'kpi-round'),
+      kpi('Peers', consensus ? formatInt(consensus.peers) : '—', 'kpi-peers'),
+      kpi(
+        'Commit latency',
+        consensus ? formatMs(consensus.lastCommitLatencyMs) : '—',
+        'kpi-latency',
+      ),
       kpi('App hash', status ? shortHex(status.appHash, 8, 6) : '—'),
     );
+    const seen = new Map((consensus?.validators ?? []).map((c) => [c.address, c]));
 
     const proposed = new Map<string, { count: number; last: number }>();
     for (const x of all) {
@@ -139,6 +176,9 @@ export const networkView: View = (root, app, scope) => {
           { label: 'Share', num: true },
           { label: `Proposed (last ${all.length})`, num: true },
           { label: 'Last proposed', num: true },
+          { label: 'Signed last commit' },
+          { label: 'Precommit delay', num: true },
+          { label: `Signed (last ${consensus?.recentBlocks ?? 0})`, num: true },
           { label: 'State' },
         ],
         vals.map((v, i) => [
@@ -150,7 +190,23 @@ export const networkView: View = (root, app, scope) => {
           totalPower > 0 ? `${((100 * v.votingPower) / totalPower).toFixed(1)}%` : '—',
           formatInt(proposed.get(v.address)?.count ?? 0),
           proposed.has(v.address) ? formatInt(proposed.get(v.address)!.last) : '—',
-          h('td', {}, v.jailed ? pill('jailed', 'bad') : pill('voting', 'ok')),
+          h(
+            'td',
+            {},
+            seen.get(v.address) === undefined
+              ? '—'
+              : seen.get(v.address)!.signedLastCommit
+                ? pill('signed', 'ok')
+                : pill('absent', 'muted'),
+          ),
+          formatMs(seen.get(v.address)?.lastCommitDelayMs),
+          seen.has(v.address) ? formatInt(seen.get(v.address)!.signedRecent) : '—',
+          h(
+            'td',
+            {},
+            v.jailed ? pill('jailed', 'bad') : pill('voting', 'ok'),
+            seen.get(v.address)?.self === true ? h('span', { class: 'muted' }, ' this node') : '',
+          ),
         ]),
         { id: 'validators' },
       ),
@@ -172,6 +228,26 @@ export const networkView: View = (root, app, scope) => {
           formatY: (y) => `${Math.round(y)}`,
           yFromZero: true,
           empty: 'waiting for two consecutive blocks…',
+        },
+      ),
+    );
+    const withLatency = all.filter((x) => x.commitMs !== undefined);
+    latencyChart.replaceChildren(
+      lineChart(
+        [
+          {
+            label: 'commit',
+            color: 'var(--warn)',
+            points: withLatency.map((x) => [x.height, x.commitMs!]),
+            markers: withLatency.length < 40,
+          },
+        ],
+        {
+          formatX: (x) => formatInt(x),
+          xInteger: true,
+          formatY: (y) => `${Math.round(y)}`,
+          yFromZero: true,
+          empty: 'this node does not publish commit signers',
         },
       ),
     );
@@ -203,6 +279,8 @@ export const networkView: View = (root, app, scope) => {
           { label: 'Proposer' },
           { label: 'Txs', num: true },
           { label: 'Rejected', num: true },
+          { label: 'Rounds', num: true },
+          { label: 'Signers', num: true },
           { label: 'Interval', num: true },
         ],
         all
@@ -215,6 +293,12 @@ export const networkView: View = (root, app, scope) => {
             h('td', { class: 'mono' }, shortHex(x.proposer, 10, 6)),
             formatInt(x.txs),
             h('td', { class: x.rejected > 0 ? 'num warn-text' : 'num' }, formatInt(x.rejected)),
+            h(
+              'td',
+              { class: x.rounds !== undefined && x.rounds > 1 ? 'num warn-text' : 'num' },
+              x.rounds === undefined ? '—' : formatInt(x.rounds),
+            ),
+            x.signers === undefined ? '—' : `${x.signers} / ${vals.length}`,
             formatMs(x.intervalMs),
           ]),
         { id: 'blocks' },
@@ -250,6 +334,23 @@ export const networkView: View = (root, app, scope) => {
       }
       render();
     });
+  });
+  let consensusMissing = false;
+  scope.every(STATUS_POLL_MS, () => {
+    if (consensusMissing) return;
+    getJson<ConsensusView>('/v1/consensus').then(
+      (c) => {
+        if (!scope.alive) return;
+        consensus = c;
+        render();
+      },
+      (e: unknown) => {
+        if (!scope.alive) return;
+        // A node without /v1/consensus: the columns stay empty, nothing is wrong.
+        if (e instanceof HttpError && e.status === 404) consensusMissing = true;
+        else app.report(e);
+      },
+    );
   });
   follow(app, scope, 'blocks', (event) => {
     add(event.data as BlockView | null);

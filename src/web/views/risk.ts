@@ -1,19 +1,33 @@
 // Risk: markets in auction or halted, mark against index per market, and the
-// index over time per underlying as this page has seen it. The API does not
-// yet expose the insurance fund, liquidations, deleveraging or per-validator
-// oracle observations; the page says so rather than guess (docs/dashboard.md).
+// index over time per underlying as this page has seen it; the insurance fund
+// per block, liquidations and deleveraging, and each validator's oracle price
+// against the block's aggregate (GET /v1/risk, polled). A node that does not
+// publish /v1/risk gets a note in those panels instead of a guess.
 
-import type { InstrumentView, TickerView } from '../../api/view.ts';
+import type { InstrumentView, RiskView, TickerView } from '../../api/view.ts';
 import { follow } from '../app.ts';
 import type { View } from '../app.ts';
 import { legend, lineChart } from '../chart.ts';
-import { alert, h, panel, table } from '../dom.ts';
-import { formatInt, formatPpm, formatPrice, formatSize, priceOf } from '../format.ts';
+import { alert, h, panel, pill, table } from '../dom.ts';
+import type { Child } from '../dom.ts';
+import { getJson, HttpError } from '../feed.ts';
+import {
+  formatClock,
+  formatInt,
+  formatPpm,
+  formatPrice,
+  formatQuote,
+  formatSize,
+  priceOf,
+  shortHex,
+} from '../format.ts';
 import { statusPill } from './markets.ts';
 
 const TICKERS_FOLLOWED_MAX = 40;
 /** Points kept per index series. */
 const HISTORY_POINTS_MAX = 600;
+const RISK_POLL_MS = 2_000;
+const EVENTS_SHOWN = 12;
 const COLORS = ['var(--accent)', 'var(--warn)', 'var(--buy)', 'var(--sell)', '#b58cff', '#7fd1c7'];
 
 export const riskView: View = (root, app, scope) => {
@@ -31,6 +45,9 @@ export const riskView: View = (root, app, scope) => {
     const statusBox = h('div');
     const basis = h('div');
     const chart = h('div');
+    const insuranceBox = h('div');
+    const eventsBox = h('div');
+    const oracleBox = h('div');
     root.replaceChildren(
       panel('Market status', statusBox),
       h(
@@ -41,21 +58,127 @@ export const riskView: View = (root, app, scope) => {
       ),
       h(
         'div',
-        { class: 'cols-3' },
-        missing(
-          'Insurance fund',
-          'the fund balance per block (GET /v1/insurance and an insurance channel)',
-        ),
-        missing(
-          'Liquidations and deleveraging',
-          'liquidation and ADL events per block (a liquidations channel, and a liquidation flag on trades)',
-        ),
-        missing(
-          'Oracle by validator',
-          "each validator's observed price per underlying from the vote extensions, next to the aggregate",
-        ),
+        { class: 'cols-2' },
+        panel('Insurance fund (USD, by height)', insuranceBox),
+        panel('Oracle by validator (last block)', oracleBox),
       ),
+      panel('Liquidations and deleveraging', eventsBox),
     );
+    let risk: RiskView | undefined;
+    let riskMissing = false;
+    scope.every(RISK_POLL_MS, () => {
+      getJson<RiskView>('/v1/risk').then(
+        (r) => {
+          if (!scope.alive) return;
+          risk = r;
+          renderRisk();
+        },
+        (e: unknown) => {
+          if (!scope.alive) return;
+          if (e instanceof HttpError && e.status === 404) riskMissing = true;
+          else app.report(e);
+          renderRisk();
+        },
+      );
+    });
+    const renderRisk = () => {
+      if (risk === undefined) {
+        const note = riskMissing ? 'This node does not publish /v1/risk.' : 'loading…';
+        for (const box of [insuranceBox, eventsBox, oracleBox])
+          box.replaceChildren(h('div', { class: 'missing' }, note));
+        return;
+      }
+      const points: [number, number][] = risk.insurance.map((p) => [
+        p.height,
+        Number(BigInt(p.insuranceQuote) / 10_000n) / 100,
+      ]);
+      insuranceBox.replaceChildren(
+        h(
+          'div',
+          { class: 'big-number', id: 'insurance-now' },
+          `${formatQuote(risk.insuranceQuote)} USD`,
+        ),
+        lineChart([{ label: 'fund', color: 'var(--accent)', area: true, points }], {
+          formatX: (x) => formatInt(x),
+          xInteger: true,
+          formatY: (y) => y.toFixed(0),
+          empty: 'waiting for blocks…',
+        }),
+      );
+      const shown = risk.events.slice(-EVENTS_SHOWN).reverse();
+      eventsBox.replaceChildren(
+        shown.length === 0
+          ? h(
+              'div',
+              { class: 'ok-text', id: 'no-liquidations' },
+              'No liquidation or deleveraging in the recent blocks.',
+            )
+          : table(
+              [
+                { label: 'Height', num: true },
+                { label: 'Time' },
+                { label: 'Event' },
+                { label: 'Instrument' },
+                { label: 'Account' },
+                { label: 'Size', num: true },
+                { label: 'Amount (USD)', num: true },
+              ],
+              shown.map((e) => {
+                const inst = e.instrument === undefined ? undefined : app.instrument(e.instrument);
+                const tone = e.type === 'liquidation' || e.type === 'deleverage' ? 'bad' : 'warn';
+                return [
+                  formatInt(e.height),
+                  formatClock(e.timeMs),
+                  h('td', {}, pill(e.type, tone)),
+                  e.instrument ?? '',
+                  h('td', { class: 'mono' }, e.address ? shortHex(e.address, 8, 4) : ''),
+                  e.sizeLots === undefined ? '' : formatSize(e.sizeLots, inst),
+                  e.amountQuote === undefined ? '' : formatQuote(e.amountQuote),
+                ];
+              }),
+              { id: 'liquidations' },
+            ),
+      );
+      const rows: Child[][] = [];
+      for (const o of risk.oracle) {
+        const aggregate = o.priceQuote === undefined ? undefined : BigInt(o.priceQuote);
+        rows.push([
+          h('td', { class: 'strong' }, o.underlying),
+          h('td', { class: 'muted' }, 'median (block input)'),
+          aggregate === undefined ? 'under ⅓ observed' : formatQuote(aggregate),
+          '',
+        ]);
+        for (const x of o.observations) {
+          const price = BigInt(x.priceQuote);
+          const bp =
+            aggregate === undefined || aggregate === 0n
+              ? undefined
+              : Number(((price - aggregate) * 100_000n) / aggregate) / 10;
+          rows.push([
+            '',
+            h('td', { class: 'mono' }, shortHex(x.validator, 10, 6)),
+            formatQuote(price),
+            h(
+              'td',
+              { class: `num ${bp !== undefined && Math.abs(bp) > 50 ? 'bad-text' : ''}` },
+              bp === undefined ? '—' : `${bp >= 0 ? '+' : ''}${bp.toFixed(1)} bp`,
+            ),
+          ]);
+        }
+      }
+      oracleBox.replaceChildren(
+        table(
+          [
+            { label: 'Underlying' },
+            { label: 'Validator' },
+            { label: 'Price (USD)', num: true },
+            { label: 'vs aggregate', num: true },
+          ],
+          rows,
+          { id: 'oracle' },
+        ),
+      );
+    };
 
     const render = () => {
       const halted = instruments.filter((i) => i.status === 'halted');
@@ -156,10 +279,3 @@ export const riskView: View = (root, app, scope) => {
     render();
   });
 };
-
-function missing(title: string, what: string) {
-  return panel(
-    title,
-    h('div', { class: 'missing' }, 'Not exposed by the node API yet. Needs: ', what, '.'),
-  );
-}
