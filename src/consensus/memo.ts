@@ -59,6 +59,18 @@ export function encodeMessage(message: Message): Uint8Array {
   return bytes;
 }
 
+const voteMessages = new WeakMap<Vote, Uint8Array>();
+
+/** The message that carries a vote, as its signer sent it (one encoding per value), once per vote. */
+export function voteBytesOf(vote: Vote): Uint8Array {
+  let bytes = voteMessages.get(vote);
+  if (bytes === undefined) {
+    bytes = encodeMessage({ kind: 'vote', vote });
+    voteMessages.set(vote, bytes);
+  }
+  return bytes;
+}
+
 const headerHashes = new WeakMap<Header, Uint8Array>();
 
 /** sha256 of the encoded header: the block hash. */

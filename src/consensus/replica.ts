@@ -29,6 +29,7 @@ import {
   TX_BYTES_MAX,
   VALIDATORS_MAX,
   VOTE_EXTENSION_BYTES_MAX,
+  VOTE_RELAY_PER_TICK_MAX,
 } from '../lib/limits.ts';
 import {
   ZERO_HASH,
@@ -65,6 +66,7 @@ import type {
 import { GOSSIP_STEP, STEP, VOTE_TYPE } from './types.ts';
 import { ValidatorSet, isOneThirdPlus, isQuorum } from './validators.ts';
 import { HeightVotes, NIL_KEY, valueKey } from './votes.ts';
+import type { RoundVotes } from './votes.ts';
 import {
   bodyFactsOf,
   commitHashOf,
@@ -76,6 +78,7 @@ import {
   headerHashOf,
   proposalSignBytesOf,
   txsRoot,
+  voteBytesOf,
   voteSignBytesOf,
 } from './memo.ts';
 
@@ -521,11 +524,17 @@ export class Replica implements ConsensusReplica {
     const set = this.chain.validators;
     if (vote.validatorIndex >= set.size) return this.drop('unknownValidator');
     if (vote.validatorIndex === this.myIndex) return this.drop('duplicateVote');
-    const existing = this.votes.round(vote.type, vote.round)?.byValidator[vote.validatorIndex];
+    const roundVotes = this.votes.round(vote.type, vote.round);
+    const existing = roundVotes?.byValidator[vote.validatorIndex];
     if (existing !== undefined && sameVote(existing, vote)) {
       // A vote heard again: its signer re-sent it (its gossip timer, or a
       // restart), so it has not moved on for a while and may lack ours.
       this.regossip(input.from, input.nowMs);
+      return this.drop('duplicateVote');
+    }
+    const held =
+      existing === undefined ? undefined : roundVotes!.voteFor(vote.validatorIndex, vote.blockHash);
+    if (held !== undefined && held !== existing && sameVote(held, vote)) {
       return this.drop('duplicateVote');
     }
     // Decided, waiting for execution: a new vote of this height changes nothing
@@ -540,11 +549,12 @@ export class Replica implements ConsensusReplica {
       return this.drop('badExtension');
     }
     if (existing !== undefined) {
-      if (!sameValue(existing.blockHash, vote.blockHash)) {
-        this.logInput(input);
-        this.addEvidence(makeEvidence(existing, vote));
-      }
-      return this.drop('duplicateVote');
+      if (sameValue(existing.blockHash, vote.blockHash)) return this.drop('duplicateVote');
+      this.logInput(input);
+      this.addEvidence(makeEvidence(existing, vote));
+      // It still counts for its value: others may have seen it first, and their polka or commit relies on it.
+      if (this.addVote(vote)) this.progress(input.nowMs);
+      return;
     }
     this.logInput(input);
     // Between inputs no rule holds (progress ran to a fixed point); a vote that
@@ -562,7 +572,12 @@ export class Replica implements ConsensusReplica {
   /** Tallies a vote; true if an upon-rule may now hold (a threshold was crossed), so progress() must look. */
   private addVote(vote: Vote): boolean {
     const result = this.votes.add(vote);
-    if (result.kind !== 'added') return false;
+    if (result.kind === 'duplicate') return false;
+    if (result.kind === 'conflict') {
+      if (!result.counted) return false;
+      this.noteDecisionCandidate(vote, result.key, result.votes);
+      return result.crossed;
+    }
     let changed = result.crossed;
     const power = this.votes.speakingPower(vote.round);
     if (vote.round > this.roundValue && isOneThirdPlus(power, this.chain.validators.totalPower)) {
@@ -571,17 +586,18 @@ export class Replica implements ConsensusReplica {
         changed = true;
       }
     }
+    this.noteDecisionCandidate(vote, result.key, result.votes);
+    return changed;
+  }
+
+  private noteDecisionCandidate(vote: Vote, key: string, votes: RoundVotes): void {
     if (
       vote.type === VOTE_TYPE.precommit &&
-      result.key !== NIL_KEY &&
-      isQuorum(result.votes.power(result.key), this.chain.validators.totalPower)
+      key !== NIL_KEY &&
+      isQuorum(votes.power(key), this.chain.validators.totalPower)
     ) {
-      this.decisionCandidates.set(`${vote.round}/${result.key}`, {
-        round: vote.round,
-        key: result.key,
-      });
+      this.decisionCandidates.set(`${vote.round}/${key}`, { round: vote.round, key });
     }
-    return changed;
   }
 
   // --- proposals ------------------------------------------------------------------
@@ -823,29 +839,40 @@ export class Replica implements ConsensusReplica {
       const signed = this.signed.get(hrsKey(this.heightValue, this.roundValue, step));
       if (signed !== undefined) this.emit({ kind: 'broadcast', bytes: signed.bytes });
     }
-    this.resendPolkaPrevotes();
+    this.relayPolkas();
     this.scheduleGossip();
   }
 
   /**
-   * Our prevotes of the rounds a re-proposal may name as its proof of lock
-   * (line 28): our valid round and the current proposal's POL round. A
-   * replica that lost those prevotes would prevote nil in every later round;
-   * with enough replicas locked on the value the height would never end.
-   * Only our own are re-sent: a replica's messages are its own signatures
-   * (the simulator's double-sign checker counts on it), so a polka whose
-   * signers are gone is not relayed.
+   * The polkas a re-proposal may name as its proof of lock (line 28): the
+   * 2f+1 prevotes of our valid round and of the current proposal's POL round,
+   * every signer's, ours included. A replica that lost some of those
+   * prevotes prevotes nil on the re-proposal in every later round; with the
+   * others locked on the value (or on another) the height never ends. As
+   * CometBFT's gossip does, we relay the signed votes as they are (a relay
+   * signs nothing). At most two rounds' votes go out per tick, each at most
+   * one per validator: VOTE_RELAY_PER_TICK_MAX per peer.
    */
-  private resendPolkaPrevotes(): void {
-    const rounds = new Set<number>();
-    if (this.validRoundValue >= 0 && this.validRoundValue < this.roundValue) {
-      rounds.add(this.validRoundValue);
+  private relayPolkas(): void {
+    let sent = 0;
+    const relay = (round: number, key: string, hash: Uint8Array): void => {
+      const prevotes = this.votes.round(VOTE_TYPE.prevote, round);
+      if (prevotes === undefined) return;
+      if (!isQuorum(prevotes.power(key), this.chain.validators.totalPower)) return;
+      for (const vote of prevotes.votesFor(hash)) {
+        if (sent >= VOTE_RELAY_PER_TICK_MAX) return;
+        sent++;
+        this.emit({ kind: 'broadcast', bytes: voteBytesOf(vote) });
+      }
+    };
+    const valid = this.validEntry;
+    if (valid !== null && this.validRoundValue < this.roundValue) {
+      relay(this.validRoundValue, valid.key, valid.hash);
     }
-    const polRound = this.proposals.get(this.roundValue)?.proposal.polRound ?? -1;
-    if (polRound >= 0) rounds.add(polRound);
-    for (const round of rounds) {
-      const signed = this.signed.get(hrsKey(this.heightValue, round, STEP.prevote));
-      if (signed !== undefined) this.emit({ kind: 'broadcast', bytes: signed.bytes });
+    const entry = this.proposals.get(this.roundValue);
+    const polRound = entry?.proposal.polRound ?? -1;
+    if (entry !== undefined && polRound >= 0 && polRound !== this.validRoundValue) {
+      relay(polRound, entry.key, entry.hash);
     }
   }
 
@@ -1079,13 +1106,9 @@ export class Replica implements ConsensusReplica {
     const precommits = this.votes.round(VOTE_TYPE.precommit, round);
     assert(precommits !== undefined, 'a decision has its precommits');
     const votes: CommitVote[] = [];
-    let hash: Uint8Array | null = null;
-    for (const v of precommits.byValidator) {
-      if (v === undefined || v.blockHash === null) continue;
-      if (hash === null ? this.votes.keyOf(v.blockHash) !== key : !bytesEqual(v.blockHash, hash)) {
-        continue;
-      }
-      hash = v.blockHash;
+    const hash = this.blocksByKey.get(key)?.hash ?? null;
+    assert(hash !== null, 'a decision holds its block');
+    for (const v of precommits.votesFor(hash)) {
       votes.push({
         validatorIndex: v.validatorIndex,
         timestampMs: v.timestampMs,
@@ -1093,7 +1116,6 @@ export class Replica implements ConsensusReplica {
         signature: v.signature,
       });
     }
-    assert(hash !== null, 'a certificate has votes');
     return { height: this.heightValue, round, blockHash: hash, votes };
   }
 

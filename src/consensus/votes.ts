@@ -15,11 +15,28 @@ export function valueKey(blockHash: Uint8Array | null): string {
   return blockHash === null ? NIL_KEY : toHex(blockHash);
 }
 
+/**
+ * Values besides its first that one validator's votes of one round and type
+ * are counted for. An equivocator's second vote must count (below); a third
+ * and later are evidence only, so a Byzantine validator cannot grow a tally
+ * without bound.
+ */
+export const CONFLICTING_VALUES_MAX = 2;
+
 /** One round's votes of one type. */
 export class RoundVotes {
+  /** Each validator's first vote: the one "any" tallies, the speaker set and evidence use. */
   readonly byValidator: (Vote | undefined)[];
+  /**
+   * Votes for other values than the validator's first, by validator. Algorithm
+   * 1 counts messages ⟨PREVOTE, h, r, id(v)⟩ from distinct senders per value:
+   * an equivocator's vote counts for each value it signed (CometBFT keeps them
+   * per block too), or a polka seen by one replica could never be shown to one
+   * that heard the equivocator's other vote first.
+   */
+  readonly conflicting = new Map<number, Vote[]>();
   readonly powerByValue = new Map<string, number>();
-  /** Power of every vote, whatever its value (the "2f+1 ⟨·, ∗⟩" rules). */
+  /** Power of every validator that voted, whatever the value (the "2f+1 ⟨·, ∗⟩" rules), once each. */
   powerAny = 0;
 
   constructor(size: number) {
@@ -29,6 +46,30 @@ export class RoundVotes {
   power(key: string): number {
     return this.powerByValue.get(key) ?? 0;
   }
+
+  /** The vote a validator signed for a value in this round, if we hold one. */
+  voteFor(validatorIndex: number, blockHash: Uint8Array | null): Vote | undefined {
+    const first = this.byValidator[validatorIndex];
+    if (first === undefined || sameValue(first.blockHash, blockHash)) return first;
+    const others = this.conflicting.get(validatorIndex);
+    if (others !== undefined)
+      for (const v of others) if (sameValue(v.blockHash, blockHash)) return v;
+    return undefined;
+  }
+
+  /** Every vote for a value, by validator index. */
+  votesFor(blockHash: Uint8Array | null): Vote[] {
+    const out: Vote[] = [];
+    for (let i = 0; i < this.byValidator.length; i++) {
+      const v = this.voteFor(i, blockHash);
+      if (v !== undefined && sameValue(v.blockHash, blockHash)) out.push(v);
+    }
+    return out;
+  }
+}
+
+function sameValue(a: Uint8Array | null, b: Uint8Array | null): boolean {
+  return a === null ? b === null : b !== null && (a === b || bytesEqual(a, b));
 }
 
 export type AddResult =
@@ -44,7 +85,16 @@ export type AddResult =
       readonly crossed: boolean;
     }
   | { readonly kind: 'duplicate' }
-  | { readonly kind: 'conflict'; readonly existing: Vote };
+  | {
+      readonly kind: 'conflict';
+      readonly existing: Vote;
+      readonly key: string;
+      readonly votes: RoundVotes;
+      /** Counted for its value (within CONFLICTING_VALUES_MAX). */
+      readonly counted: boolean;
+      /** Counting it took its value's tally to 2f+1. */
+      readonly crossed: boolean;
+    };
 
 /** Every vote of one height, per round; plus which validators spoke in each round (round skip). */
 export class HeightVotes {
@@ -94,13 +144,7 @@ export class HeightVotes {
       table.set(vote.round, votes);
     }
     const existing = votes.byValidator[vote.validatorIndex];
-    if (existing !== undefined) {
-      const same =
-        existing.blockHash === null
-          ? vote.blockHash === null
-          : vote.blockHash !== null && bytesEqual(existing.blockHash, vote.blockHash);
-      return same ? { kind: 'duplicate' } : { kind: 'conflict', existing };
-    }
+    if (existing !== undefined) return this.addConflicting(votes, existing, vote);
     votes.byValidator[vote.validatorIndex] = vote;
     const power = this.powers[vote.validatorIndex]!;
     const key = this.keyOf(vote.blockHash);
@@ -116,6 +160,27 @@ export class HeightVotes {
       (!isQuorum(anyBefore, total) && isQuorum(anyBefore + power, total)) ||
       (!isOneThirdPlus(speakingBefore, total) && isOneThirdPlus(speaking, total));
     return { kind: 'added', key, votes, crossed };
+  }
+
+  private addConflicting(votes: RoundVotes, existing: Vote, vote: Vote): AddResult {
+    const held = votes.voteFor(vote.validatorIndex, vote.blockHash);
+    if (held !== undefined && sameValue(held.blockHash, vote.blockHash))
+      return { kind: 'duplicate' };
+    const key = this.keyOf(vote.blockHash);
+    let others = votes.conflicting.get(vote.validatorIndex);
+    if (others === undefined) {
+      others = [];
+      votes.conflicting.set(vote.validatorIndex, others);
+    }
+    if (others.length >= CONFLICTING_VALUES_MAX) {
+      return { kind: 'conflict', existing, key, votes, counted: false, crossed: false };
+    }
+    others.push(vote);
+    const before = votes.power(key);
+    const after = before + this.powers[vote.validatorIndex]!;
+    votes.powerByValue.set(key, after);
+    const crossed = !isQuorum(before, this.totalPower) && isQuorum(after, this.totalPower);
+    return { kind: 'conflict', existing, key, votes, counted: true, crossed };
   }
 
   /** Records that a validator sent something in a round; returns the round's speaking power. */

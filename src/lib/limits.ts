@@ -445,3 +445,7 @@ export const VIEW_INSURANCE_POINTS_KEPT = 1_000;
 export const VIEW_RISK_EVENTS_KEPT = 500;
 /** Recent blocks over which /v1/consensus counts each validator's signatures and proposals. */
 export const VIEW_CONSENSUS_RECENT_BLOCKS = 100;
+
+// --- consensus vote relay (src/consensus/replica.ts, docs/protocol.md) -----------------
+/** Others' votes a replica relays to each peer per gossip tick: two rounds' polkas, one vote per validator. */
+export const VOTE_RELAY_PER_TICK_MAX = 2 * VALIDATORS_MAX;

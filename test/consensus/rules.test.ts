@@ -330,7 +330,7 @@ test('garbage from peers is counted and dropped, never thrown', () => {
   assert.equal(m.oversize, 1);
 });
 
-test('the gossip timer re-sends our prevote of the valid round, and runs one timer across heights', () => {
+test("the gossip timer relays the polka of the valid round (every signer's prevote), and runs one timer across heights", () => {
   const s = scriptWithNonProposer([0, 1]);
   const a = s.block(0, 'A');
   const [x, y] = s.others();
@@ -356,10 +356,51 @@ test('the gossip timer re-sends our prevote of the valid round, and runs one tim
       relayed.add(m.vote.validatorIndex);
     }
   }
-  assert.deepEqual([...relayed], [s.me], 'our own signature only');
+  assert.deepEqual(
+    [...relayed].sort(),
+    [s.me, x!, y!].sort(),
+    'the 2f+1 signed prevotes, as signed',
+  );
   // The timer was re-armed once; the first key is now stale.
   const rearmed = s.out.slice(before).filter((e) => e.kind === 'scheduleTimeout');
   assert.equal(rearmed.length, 1);
   s.replica.onTimeout(key!, NOW + 2_000);
   assert.equal(s.replica.metrics.staleTimeout, 1);
+});
+
+test("an equivocator's second prevote counts for its value: a polka heard through a relay locks", () => {
+  const s = scriptWithNonProposer([0]);
+  const a = s.block(0, 'A');
+  const [x, , z] = s.others();
+  s.deliver(s.proposal(0, a, -1));
+  // z's nil prevote arrives first; its prevote for A (relayed by whoever saw the polka) later.
+  s.deliver(s.vote(VOTE_TYPE.prevote, z!, 0, null));
+  s.deliver(s.vote(VOTE_TYPE.prevote, x!, 0, a));
+  assert.equal(s.replica.lockedRound, -1, 'two prevotes for A so far');
+  s.deliver(s.vote(VOTE_TYPE.prevote, z!, 0, a));
+  assert.equal(s.replica.lockedRound, 0, 'me, x and z prevoted A: a polka');
+  assert.equal(s.replica.pendingEvidence, 1, 'and z is caught');
+  // The relayed vote heard again is a plain duplicate, dropped before any check.
+  const duplicates = s.replica.metrics.duplicateVote;
+  s.deliver(s.vote(VOTE_TYPE.prevote, z!, 0, a));
+  assert.equal(s.replica.metrics.duplicateVote, duplicates + 1);
+  assert.equal(s.replica.pendingEvidence, 1);
+});
+
+test("a commit certificate may hold an equivocator's precommit for the block", () => {
+  const s = scriptWithNonProposer([0]);
+  const a = s.block(0, 'A');
+  const [x, y, z] = s.others();
+  s.deliver(s.proposal(0, a, -1));
+  s.deliver(s.vote(VOTE_TYPE.prevote, x!, 0, a));
+  s.deliver(s.vote(VOTE_TYPE.prevote, y!, 0, a));
+  s.deliver(s.vote(VOTE_TYPE.precommit, z!, 0, null));
+  s.deliver(s.vote(VOTE_TYPE.precommit, x!, 0, a));
+  s.deliver(s.vote(VOTE_TYPE.precommit, z!, 0, a));
+  const finalize = s.out.find((e) => e.kind === 'finalizeBlock');
+  assert.ok(finalize !== undefined && finalize.kind === 'finalizeBlock', 'decided');
+  assert.deepEqual(
+    finalize.commit.votes.map((v) => v.validatorIndex),
+    [s.me, x!, z!].sort((p, q) => p - q),
+  );
 });
