@@ -1,25 +1,48 @@
 // Builds a network's files: one genesis (the devnet markets, every validator
-// with equal stake) and one home per validator with its key (mode 0600), the
-// genesis, and a config naming every other validator as a peer with its key
-// and address. On one machine (no hosts) ports are spread by index; on
-// separate hosts every node uses the same three ports on its own address.
+// with equal stake), one home per validator with its key (mode 0600), the
+// genesis, and a config naming every other node as a peer with its key and
+// address; and one home per full node (`"validator": false`), which peers
+// with every validator. The transport refuses keys it was not told of, so
+// every validator lists every full node too. On one machine (no hosts) ports
+// are spread by index; on separate hosts every node uses the same three ports
+// on its own address.
+//
+// addFullNode adds a full node to homes written earlier: it peers with the
+// validators, syncs state from their snapshots, and is appended to every
+// validator's peers (which take it in at their next restart).
 
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TimeoutConfig } from '../consensus/index.ts';
-import { generateKeyPair, saveKeyFile } from '../crypto/index.ts';
+import { generateKeyPair, loadKeyFile, saveKeyFile } from '../crypto/index.ts';
 import type { KeyPair } from '../crypto/index.ts';
-import { devnetGenesis, validateGenesis } from '../exchange/index.ts';
+import { devnetGenesis, encodeGenesis, validateGenesis } from '../exchange/index.ts';
 import type { Genesis } from '../exchange/index.ts';
-import { toHex } from '../lib/bytes.ts';
-import { SNAPSHOT_EVERY_HEIGHTS_DEFAULT, SNAPSHOTS_KEPT, VALIDATORS_MAX } from '../lib/limits.ts';
-import type { NodeConfig } from './config.ts';
-import { COMMIT_PAUSE_MS_DEFAULT, HOME_FILES, saveConfig, saveGenesis } from './config.ts';
+import { bytesEqual, toHex } from '../lib/bytes.ts';
+import {
+  CONFIG_PEERS_MAX,
+  SNAPSHOT_EVERY_HEIGHTS_DEFAULT,
+  SNAPSHOTS_KEPT,
+  VALIDATORS_MAX,
+} from '../lib/limits.ts';
+import type { NodeConfig, PeerEntry } from './config.ts';
+import {
+  COMMIT_PAUSE_MS_DEFAULT,
+  HOME_FILES,
+  loadConfig,
+  loadGenesis,
+  parseHostPort,
+  saveConfig,
+  saveGenesis,
+  validateConfig,
+} from './config.ts';
 import { configError } from './errors.ts';
 
 export interface InitOptions {
   readonly validators: number;
-  /** One address per validator (separate hosts); omitted: all on 127.0.0.1. */
+  /** Full nodes (follow the chain, do not vote); default 0. */
+  readonly fullNodes?: number;
+  /** One address per node, validators first then full nodes; omitted: all on 127.0.0.1. */
   readonly hosts?: readonly string[];
   readonly out: string;
   readonly chainId?: string;
@@ -43,27 +66,39 @@ export interface InitHome {
 
 export const DEFAULT_BASE_PORT = 26_656;
 
-export function initNetwork(options: InitOptions): { genesis: Genesis; homes: InitHome[] } {
+const HOST_PATTERN = /^[A-Za-z0-9.-]+$/;
+
+export function initNetwork(options: InitOptions): {
+  genesis: Genesis;
+  homes: InitHome[];
+  fullNodes: InitHome[];
+} {
   const n = options.validators;
   if (!Number.isInteger(n) || n < 1 || n > VALIDATORS_MAX) {
     throw configError('--validators', `must be an integer in [1, ${VALIDATORS_MAX}]`);
   }
+  const m = options.fullNodes ?? 0;
+  // A validator's peers are the other validators and every full node.
+  const fullNodesMax = CONFIG_PEERS_MAX - (n - 1);
+  if (!Number.isInteger(m) || m < 0 || m > fullNodesMax) {
+    throw configError('--full-nodes', `must be an integer in [0, ${fullNodesMax}]`);
+  }
   const hosts = options.hosts;
-  if (hosts !== undefined && hosts.length !== n) {
-    throw configError('--hosts', `${hosts.length} hosts for ${n} validators`);
+  if (hosts !== undefined && hosts.length !== n + m) {
+    throw configError('--hosts', `${hosts.length} hosts for ${n} validators and ${m} full nodes`);
   }
   hosts?.forEach((h, i) => {
-    if (!/^[A-Za-z0-9.-]+$/.test(h))
+    if (!HOST_PATTERN.test(h))
       throw configError(`--hosts[${i}]`, `"${h}" is not a host name or address`);
   });
   const base = options.basePort ?? DEFAULT_BASE_PORT;
   const stride = hosts === undefined ? 3 : 0;
-  if (!Number.isInteger(base) || base < 1 || base + stride * n + 2 > 65_535) {
+  if (!Number.isInteger(base) || base < 1 || base + stride * (n + m) + 2 > 65_535) {
     throw configError('--base-port', 'the ports would not fit in [1, 65535]');
   }
-  const keys: KeyPair[] = Array.from({ length: n }, () => generateKeyPair());
+  const keys: KeyPair[] = Array.from({ length: n + m }, () => generateKeyPair());
   const genesis: Genesis = {
-    ...devnetGenesis(keys.map((k) => k.publicKey)),
+    ...devnetGenesis(keys.slice(0, n).map((k) => k.publicKey)),
     genesisTimeMs: options.genesisTimeMs,
     ...(options.chainId !== undefined ? { chainId: options.chainId } : {}),
   };
@@ -72,41 +107,217 @@ export function initNetwork(options: InitOptions): { genesis: Genesis; homes: In
   } catch (error) {
     throw configError('--chain-id', (error as Error).message);
   }
-  const homes: InitHome[] = keys.map((key, i) => {
-    const host = hosts?.[i] ?? '127.0.0.1';
-    const port = base + stride * i;
-    return {
-      home: join(options.out, `validator-${i}`),
-      publicKey: toHex(key.publicKey),
-      peer: `${host}:${port}`,
-      api: `${host}:${port + 1}`,
-      metrics: `${host}:${port + 2}`,
-    };
-  });
+  const all: InitHome[] = keys.map((key, i) =>
+    homeOf(
+      join(options.out, i < n ? `validator-${i}` : `full-node-${i - n}`),
+      key,
+      hosts?.[i] ?? '127.0.0.1',
+      base + stride * i,
+    ),
+  );
+  const homes = all.slice(0, n);
+  const fullNodes = all.slice(n);
+  const shared = {
+    snapshotEveryHeights: options.snapshotEveryHeights ?? SNAPSHOT_EVERY_HEIGHTS_DEFAULT,
+    snapshotsKept: SNAPSHOTS_KEPT,
+    commitPauseMs: options.commitPauseMs ?? COMMIT_PAUSE_MS_DEFAULT,
+    logLevel: 'info',
+    timeouts: options.timeouts ?? null,
+  } as const;
   homes.forEach((h, i) => {
-    mkdirSync(join(h.home, HOME_FILES.data), { recursive: true });
-    saveKeyFile(join(h.home, HOME_FILES.key), keys[i]!);
-    saveGenesis(h.home, genesis);
-    const config: NodeConfig = {
+    writeHome(h, keys[i]!, genesis, {
       moniker: `validator-${i}`,
       listen: h.peer,
       api: h.api,
       metrics: h.metrics,
-      peers: homes
-        .filter((_, j) => j !== i)
-        .map((p) => ({ publicKey: p.publicKey, address: p.peer })),
+      peers: all.filter((_, j) => j !== i).map(peerOf),
       validator: true,
-      snapshotEveryHeights: options.snapshotEveryHeights ?? SNAPSHOT_EVERY_HEIGHTS_DEFAULT,
-      snapshotsKept: SNAPSHOTS_KEPT,
-      commitPauseMs: options.commitPauseMs ?? COMMIT_PAUSE_MS_DEFAULT,
+      ...shared,
       oracle:
         options.oracleSeed === null || options.oracleSeed === undefined
           ? null
           : { seed: options.oracleSeed, index: i },
-      logLevel: 'info',
-      timeouts: options.timeouts ?? null,
-    };
-    saveConfig(h.home, config);
+    });
   });
-  return { genesis, homes };
+  fullNodes.forEach((h, j) => {
+    // Started with the network, it replays from height 1: no state sync.
+    writeHome(
+      h,
+      keys[n + j]!,
+      genesis,
+      fullNodeConfig(`full-node-${j}`, h, homes.map(peerOf), shared, false),
+    );
+  });
+  return { genesis, homes, fullNodes };
+}
+
+export interface AddFullNodeOptions {
+  /** The directory `zomma init` wrote (validator-*, full-node-*). */
+  readonly network: string;
+  /** The new node's address; omitted: the network's single host, on the next free ports. */
+  readonly host?: string;
+  /** Its first port (peer; API +1, metrics +2); default: 26656 with `host`, else the next free. */
+  readonly basePort?: number;
+  /** Start from a validator's snapshot (default true: the validators may have pruned). */
+  readonly stateSync?: boolean;
+}
+
+interface ExistingHome {
+  readonly dir: string;
+  readonly config: NodeConfig;
+}
+
+/**
+ * Writes one more full-node home into a network's directory and appends it to
+ * every validator's peers. Everything is validated before anything is written.
+ */
+export function addFullNode(options: AddFullNodeOptions): { home: InitHome; updated: string[] } {
+  const existing = readNetwork(options.network);
+  const validators = existing.filter((e) => e.config.validator);
+  if (validators.length === 0) {
+    throw configError('--network', `${options.network} holds no validator home`);
+  }
+  const genesis = loadGenesis(validators[0]!.dir);
+  const genesisBytes = encodeGenesis(genesis);
+  for (const v of validators.slice(1)) {
+    if (!bytesEqual(encodeGenesis(loadGenesis(v.dir)), genesisBytes)) {
+      throw configError('--network', `${v.dir} has a different genesis from ${validators[0]!.dir}`);
+    }
+  }
+  const { host, port } = placeNewNode(existing, options);
+  let index = 0;
+  while (existsSync(join(options.network, `full-node-${index}`))) index++;
+  const key = generateKeyPair();
+  const home = homeOf(join(options.network, `full-node-${index}`), key, host, port);
+  const template = validators[0]!.config;
+  const config = validateConfig(
+    fullNodeConfig(
+      `full-node-${index}`,
+      home,
+      validators.map((v) => ({ publicKey: validatorKeyOf(v, genesis), address: v.config.listen })),
+      {
+        snapshotEveryHeights: template.snapshotEveryHeights,
+        snapshotsKept: template.snapshotsKept,
+        commitPauseMs: template.commitPauseMs,
+        logLevel: template.logLevel,
+        timeouts: template.timeouts,
+      },
+      options.stateSync ?? true,
+    ),
+  );
+  const updatedConfigs = validators.map((v) => {
+    const peers = [...v.config.peers, peerOf(home)];
+    if (peers.length > CONFIG_PEERS_MAX) {
+      throw configError(`${v.dir} config.peers`, `at most ${CONFIG_PEERS_MAX} peers`);
+    }
+    return { dir: v.dir, config: validateConfig({ ...v.config, peers }) };
+  });
+  writeHome(home, key, genesis, config);
+  for (const u of updatedConfigs) saveConfig(u.dir, u.config);
+  return { home, updated: updatedConfigs.map((u) => u.dir) };
+}
+
+function homeOf(dir: string, key: KeyPair, host: string, port: number): InitHome {
+  return {
+    home: dir,
+    publicKey: toHex(key.publicKey),
+    peer: `${host}:${port}`,
+    api: `${host}:${port + 1}`,
+    metrics: `${host}:${port + 2}`,
+  };
+}
+
+function peerOf(h: { publicKey: string; peer: string }): PeerEntry {
+  return { publicKey: h.publicKey, address: h.peer };
+}
+
+type SharedSettings = Pick<
+  NodeConfig,
+  'snapshotEveryHeights' | 'snapshotsKept' | 'commitPauseMs' | 'logLevel' | 'timeouts'
+>;
+
+function fullNodeConfig(
+  moniker: string,
+  h: InitHome,
+  peers: readonly PeerEntry[],
+  shared: SharedSettings,
+  stateSync: boolean,
+): NodeConfig {
+  return {
+    moniker,
+    listen: h.peer,
+    api: h.api,
+    metrics: h.metrics,
+    peers,
+    validator: false,
+    ...shared,
+    // It does not vote, so it observes no prices.
+    oracle: null,
+    stateSync,
+  };
+}
+
+function writeHome(h: InitHome, key: KeyPair, genesis: Genesis, config: NodeConfig): void {
+  mkdirSync(join(h.home, HOME_FILES.data), { recursive: true });
+  saveKeyFile(join(h.home, HOME_FILES.key), key);
+  saveGenesis(h.home, genesis);
+  saveConfig(h.home, config);
+}
+
+function readNetwork(dir: string): ExistingHome[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir).sort();
+  } catch (error) {
+    throw configError('--network', `cannot read ${dir}: ${(error as Error).message}`);
+  }
+  return names
+    .map((name) => join(dir, name))
+    .filter((home) => existsSync(join(home, HOME_FILES.config)))
+    .map((home) => ({ dir: home, config: loadConfig(home) }));
+}
+
+/** A validator's public key, from its key file, checked against the genesis. */
+function validatorKeyOf(v: ExistingHome, genesis: Genesis): string {
+  const publicKey = loadKeyFile(join(v.dir, HOME_FILES.key)).publicKey;
+  if (!genesis.validators.some((g) => bytesEqual(g.publicKey, publicKey))) {
+    throw configError(`${v.dir} key.json`, 'is not a validator of the genesis');
+  }
+  return toHex(publicKey);
+}
+
+function placeNewNode(
+  existing: readonly ExistingHome[],
+  options: AddFullNodeOptions,
+): { host: string; port: number } {
+  const used = existing.flatMap((e) =>
+    [e.config.listen, e.config.api, e.config.metrics]
+      .filter((a): a is string => a !== null)
+      .map((a) => parseHostPort(a, `${e.dir} config`)),
+  );
+  let host: string;
+  let port: number;
+  if (options.host === undefined) {
+    const hosts = new Set(used.map((u) => u.host));
+    if (hosts.size !== 1) {
+      throw configError('--host', "the network spans several hosts: name the new node's host");
+    }
+    host = [...hosts][0]!;
+    port = options.basePort ?? Math.max(...used.map((u) => u.port)) + 1;
+  } else {
+    if (!HOST_PATTERN.test(options.host)) {
+      throw configError('--host', `"${options.host}" is not a host name or address`);
+    }
+    host = options.host;
+    port = options.basePort ?? DEFAULT_BASE_PORT;
+  }
+  if (!Number.isInteger(port) || port < 1 || port + 2 > 65_535) {
+    throw configError('--base-port', 'the ports would not fit in [1, 65535]');
+  }
+  for (const u of used) {
+    if (u.host === host && u.port >= port && u.port <= port + 2) {
+      throw configError('--base-port', `${host}:${u.port} is already used by another node`);
+    }
+  }
+  return { host, port };
 }

@@ -1,50 +1,100 @@
 import { parseArgs } from 'node:util';
-import { initNetwork } from '../../node/init.ts';
-import type { Command } from '../io.ts';
+import { addFullNode, initNetwork } from '../../node/init.ts';
+import type { InitHome } from '../../node/init.ts';
+import type { Command, Io } from '../io.ts';
 import { UsageError } from '../io.ts';
+
+function intOption(text: string, name: string): number {
+  const n = Number(text);
+  if (!/^[0-9]+$/.test(text) || !Number.isSafeInteger(n)) {
+    throw new UsageError(`${name} must be a non-negative integer`);
+  }
+  return n;
+}
+
+function printHome(io: Io, h: InitHome): void {
+  io.out(
+    `  ${h.home}  key ${h.publicKey.slice(0, 16)}…  peer ${h.peer}  api ${h.api}  metrics ${h.metrics}`,
+  );
+}
 
 export const command: Command = {
   name: 'init',
-  summary: 'write a genesis and one home directory per validator',
+  summary: 'write a genesis and one home directory per validator and full node',
   usage:
-    'zomma init --validators N [--hosts h1,h2,…] [--out DIR] [--chain-id ID] [--base-port P] [--oracle-seed S] [--json]',
+    'zomma init --validators N [--full-nodes M] [--hosts h1,h2,…] [--out DIR] [--chain-id ID] [--base-port P] [--oracle-seed S] [--json]\n' +
+    '       zomma init --add-full-node --network DIR [--host H] [--base-port P] [--no-state-sync] [--json]',
   async run(args, io) {
     const { values } = parseArgs({
       args,
       options: {
         validators: { type: 'string' },
+        'full-nodes': { type: 'string' },
         hosts: { type: 'string' },
         out: { type: 'string', default: '.zomma/network' },
         'chain-id': { type: 'string' },
         'base-port': { type: 'string' },
         'oracle-seed': { type: 'string' },
+        'add-full-node': { type: 'boolean', default: false },
+        network: { type: 'string' },
+        host: { type: 'string' },
+        'no-state-sync': { type: 'boolean', default: false },
         json: { type: 'boolean', default: false },
       },
       strict: true,
     });
+    const basePort =
+      values['base-port'] !== undefined ? intOption(values['base-port'], '--base-port') : undefined;
+    if (values['add-full-node']) {
+      if (values.network === undefined) throw new UsageError('--add-full-node needs --network DIR');
+      if (values.validators !== undefined || values['full-nodes'] !== undefined) {
+        throw new UsageError('--add-full-node adds to an existing network: no --validators');
+      }
+      const { home, updated } = addFullNode({
+        network: values.network,
+        ...(values.host !== undefined ? { host: values.host } : {}),
+        ...(basePort !== undefined ? { basePort } : {}),
+        stateSync: !values['no-state-sync'],
+      });
+      if (values.json) {
+        io.out(JSON.stringify({ home, updated }));
+        return 0;
+      }
+      io.out(`full node added in ${values.network}:`);
+      printHome(io, home);
+      io.out(`its key was added to the peers of ${updated.length} validators:`);
+      for (const dir of updated) io.out(`  ${dir}/config.json`);
+      io.out(
+        'restart each validator (or copy its new config.json to its host first), then: zomma node --home <full node dir>',
+      );
+      return 0;
+    }
     if (values.validators === undefined) throw new UsageError('--validators is required');
-    const validators = Number(values.validators);
-    const { genesis, homes } = initNetwork({
-      validators,
+    const { genesis, homes, fullNodes } = initNetwork({
+      validators: intOption(values.validators, '--validators'),
+      ...(values['full-nodes'] !== undefined
+        ? { fullNodes: intOption(values['full-nodes'], '--full-nodes') }
+        : {}),
       ...(values.hosts !== undefined
         ? { hosts: values.hosts.split(',').map((h) => h.trim()) }
         : {}),
       out: values.out,
       ...(values['chain-id'] !== undefined ? { chainId: values['chain-id'] } : {}),
-      ...(values['base-port'] !== undefined ? { basePort: Number(values['base-port']) } : {}),
-      oracleSeed: values['oracle-seed'] !== undefined ? Number(values['oracle-seed']) : null,
+      ...(basePort !== undefined ? { basePort } : {}),
+      oracleSeed:
+        values['oracle-seed'] !== undefined
+          ? intOption(values['oracle-seed'], '--oracle-seed')
+          : null,
       genesisTimeMs: Date.now(),
     });
     if (values.json) {
-      io.out(JSON.stringify({ chainId: genesis.chainId, homes }));
+      io.out(JSON.stringify({ chainId: genesis.chainId, homes, fullNodes }));
       return 0;
     }
-    io.out(`chain ${genesis.chainId}: ${homes.length} validator homes in ${values.out}`);
-    for (const h of homes) {
-      io.out(
-        `  ${h.home}  key ${h.publicKey.slice(0, 16)}…  peer ${h.peer}  api ${h.api}  metrics ${h.metrics}`,
-      );
-    }
+    io.out(
+      `chain ${genesis.chainId}: ${homes.length} validator and ${fullNodes.length} full-node homes in ${values.out}`,
+    );
+    for (const h of [...homes, ...fullNodes]) printHome(io, h);
     io.out(`start each with: zomma node --home <dir>`);
     return 0;
   },

@@ -1,0 +1,226 @@
+// What `zomma init` writes: validator and full-node homes whose configs load,
+// whose peers let every connection through the transport's key check, and
+// `--add-full-node` on an existing network.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { command } from '../../src/cli/commands/init.ts';
+import { loadKeyFile } from '../../src/crypto/index.ts';
+import { toHex } from '../../src/lib/bytes.ts';
+import { HOME_FILES, loadConfig, loadGenesis } from '../../src/node/config.ts';
+import { NodeError } from '../../src/node/errors.ts';
+import { addFullNode, initNetwork } from '../../src/node/init.ts';
+import { tempDir } from './helpers.ts';
+
+const GENESIS_TIME_MS = 1_700_000_000_000;
+
+function keyOf(home: string): string {
+  return toHex(loadKeyFile(join(home, HOME_FILES.key)).publicKey);
+}
+
+function configError(field: string): (error: unknown) => boolean {
+  return (error) =>
+    error instanceof NodeError && error.code === 'ConfigInvalid' && error.field === field;
+}
+
+test('validators and full nodes: keys, genesis, peers both ways, distinct ports', () => {
+  const tmp = tempDir('zomma-init-');
+  try {
+    const { genesis, homes, fullNodes } = initNetwork({
+      validators: 3,
+      fullNodes: 2,
+      out: tmp.dir,
+      basePort: 40_000,
+      genesisTimeMs: GENESIS_TIME_MS,
+      oracleSeed: 7,
+    });
+    assert.equal(homes.length, 3);
+    assert.equal(fullNodes.length, 2);
+    assert.deepEqual(
+      genesis.validators.map((v) => toHex(v.publicKey)),
+      homes.map((h) => h.publicKey),
+      'only validators are in the genesis',
+    );
+    const all = [...homes, ...fullNodes];
+    const ports = all.flatMap((h) => [h.peer, h.api, h.metrics]);
+    assert.equal(new Set(ports).size, ports.length);
+    for (const h of all) {
+      assert.equal(keyOf(h.home), h.publicKey);
+      assert.equal(statSync(join(h.home, HOME_FILES.key)).mode & 0o077, 0, 'key is private');
+      assert.ok(existsSync(join(h.home, HOME_FILES.data)));
+      assert.equal(loadGenesis(h.home).chainId, genesis.chainId);
+    }
+    homes.forEach((h, i) => {
+      const c = loadConfig(h.home);
+      assert.equal(c.validator, true);
+      assert.deepEqual(c.oracle, { seed: 7, index: i });
+      assert.deepEqual(
+        c.peers,
+        all.filter((o) => o !== h).map((o) => ({ publicKey: o.publicKey, address: o.peer })),
+        'a validator lists every other validator and every full node',
+      );
+    });
+    fullNodes.forEach((h, j) => {
+      assert.equal(h.home, join(tmp.dir, `full-node-${j}`));
+      const c = loadConfig(h.home);
+      assert.equal(c.validator, false);
+      assert.equal(c.oracle, null);
+      assert.equal(c.stateSync, false, 'started with the network, it replays from height 1');
+      assert.equal(c.listen, h.peer);
+      assert.deepEqual(
+        c.peers,
+        homes.map((v) => ({ publicKey: v.publicKey, address: v.peer })),
+      );
+    });
+  } finally {
+    tmp.remove();
+  }
+});
+
+test('separate hosts: validators first, then full nodes, all on the same ports', () => {
+  const tmp = tempDir('zomma-init-');
+  try {
+    const { homes, fullNodes } = initNetwork({
+      validators: 2,
+      fullNodes: 1,
+      hosts: ['10.0.0.1', '10.0.0.2', 'full.example.org'],
+      out: tmp.dir,
+      genesisTimeMs: GENESIS_TIME_MS,
+    });
+    assert.deepEqual(
+      homes.map((h) => h.peer),
+      ['10.0.0.1:26656', '10.0.0.2:26656'],
+    );
+    assert.equal(fullNodes[0]!.peer, 'full.example.org:26656');
+    assert.equal(fullNodes[0]!.metrics, 'full.example.org:26658');
+  } finally {
+    tmp.remove();
+  }
+});
+
+test('bad options are refused with the field named, before anything is written', () => {
+  const tmp = tempDir('zomma-init-');
+  const out = join(tmp.dir, 'net');
+  const base = { validators: 2, out, genesisTimeMs: GENESIS_TIME_MS };
+  try {
+    assert.throws(() => initNetwork({ ...base, fullNodes: -1 }), configError('--full-nodes'));
+    assert.throws(() => initNetwork({ ...base, fullNodes: 1.5 }), configError('--full-nodes'));
+    assert.throws(() => initNetwork({ ...base, fullNodes: 256 }), configError('--full-nodes'));
+    assert.throws(
+      () => initNetwork({ ...base, fullNodes: 1, hosts: ['a', 'b'] }),
+      configError('--hosts'),
+    );
+    assert.throws(
+      () => initNetwork({ ...base, fullNodes: 1, hosts: ['a', 'b', 'c d'] }),
+      configError('--hosts[2]'),
+    );
+    assert.throws(
+      () => initNetwork({ ...base, fullNodes: 100, basePort: 65_400 }),
+      configError('--base-port'),
+    );
+    assert.equal(existsSync(out), false);
+  } finally {
+    tmp.remove();
+  }
+});
+
+test('adding a full node to a network: peers with the validators, state-syncs, validators list it', () => {
+  const tmp = tempDir('zomma-init-');
+  try {
+    const { homes, fullNodes } = initNetwork({
+      validators: 3,
+      fullNodes: 1,
+      out: tmp.dir,
+      basePort: 41_000,
+      genesisTimeMs: GENESIS_TIME_MS,
+      snapshotEveryHeights: 7,
+      commitPauseMs: 30,
+    });
+    const { home, updated } = addFullNode({ network: tmp.dir });
+    assert.equal(home.home, join(tmp.dir, 'full-node-1'));
+    assert.equal(home.peer, '127.0.0.1:41012', 'the next ports after the last node');
+    assert.equal(keyOf(home.home), home.publicKey);
+    assert.deepEqual(
+      updated,
+      homes.map((h) => h.home),
+    );
+    const c = loadConfig(home.home);
+    assert.equal(c.validator, false);
+    assert.equal(c.stateSync, true);
+    assert.equal(c.snapshotEveryHeights, 7, 'settings follow the validators');
+    assert.equal(c.commitPauseMs, 30);
+    assert.deepEqual(
+      c.peers,
+      homes.map((v) => ({ publicKey: v.publicKey, address: v.peer })),
+    );
+    assert.deepEqual(
+      readFileSync(join(home.home, HOME_FILES.genesis)),
+      readFileSync(join(homes[0]!.home, HOME_FILES.genesis)),
+    );
+    for (const v of homes) {
+      const peers = loadConfig(v.home).peers;
+      assert.deepEqual(peers.at(-1), { publicKey: home.publicKey, address: home.peer });
+      assert.equal(peers.length, 2 + 1 + 1);
+    }
+    // The earlier full node is untouched.
+    assert.equal(loadConfig(fullNodes[0]!.home).peers.length, 3);
+
+    const second = addFullNode({ network: tmp.dir, stateSync: false });
+    assert.equal(second.home.home, join(tmp.dir, 'full-node-2'));
+    assert.equal(loadConfig(second.home.home).stateSync, false);
+  } finally {
+    tmp.remove();
+  }
+});
+
+test('adding a full node: refusals', () => {
+  const tmp = tempDir('zomma-init-');
+  try {
+    assert.throws(
+      () => addFullNode({ network: join(tmp.dir, 'missing') }),
+      configError('--network'),
+    );
+    assert.throws(() => addFullNode({ network: tmp.dir }), configError('--network'));
+    initNetwork({
+      validators: 2,
+      hosts: ['10.0.0.1', '10.0.0.2'],
+      out: tmp.dir,
+      genesisTimeMs: GENESIS_TIME_MS,
+    });
+    assert.throws(() => addFullNode({ network: tmp.dir }), configError('--host'));
+    assert.throws(
+      () => addFullNode({ network: tmp.dir, host: '10.0.0.1', basePort: 26_655 }),
+      configError('--base-port'),
+    );
+    assert.throws(() => addFullNode({ network: tmp.dir, host: 'a b' }), configError('--host'));
+    assert.equal(existsSync(join(tmp.dir, 'full-node-0')), false, 'nothing written');
+    const { home } = addFullNode({ network: tmp.dir, host: '10.0.0.9' });
+    assert.equal(home.peer, '10.0.0.9:26656');
+  } finally {
+    tmp.remove();
+  }
+});
+
+test('the init command writes full nodes and adds one', async () => {
+  const tmp = tempDir('zomma-init-');
+  const lines: string[] = [];
+  const io = { out: (t: string) => void lines.push(t), err: (t: string) => void lines.push(t) };
+  try {
+    const args = ['--validators', '2', '--full-nodes', '1', '--out', tmp.dir, '--json'];
+    assert.equal(await command.run([...args, '--base-port', '42000'], io), 0);
+    const written = JSON.parse(lines.at(-1)!) as { homes: unknown[]; fullNodes: unknown[] };
+    assert.equal(written.homes.length, 2);
+    assert.equal(written.fullNodes.length, 1);
+    assert.equal(await command.run(['--add-full-node', '--network', tmp.dir], io), 0);
+    assert.match(lines.join('\n'), /full-node-1/);
+    await assert.rejects(command.run(['--add-full-node'], io), /--network/);
+    await assert.rejects(
+      command.run(['--validators', '2', '--full-nodes', 'x', '--out', tmp.dir], io),
+      /--full-nodes/,
+    );
+  } finally {
+    tmp.remove();
+  }
+});
