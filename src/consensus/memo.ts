@@ -165,7 +165,17 @@ export function voteSignBytesOf(vote: Vote): Uint8Array {
   return bytes;
 }
 
+/** The sign bytes a vote was built from (its signer's), so that voteSignBytesOf returns that very object. */
+export function rememberVoteSignBytes(vote: Vote, bytes: Uint8Array): void {
+  voteBytes.set(vote, bytes);
+}
+
 const proposalBytes = new WeakMap<Proposal, Uint8Array>();
+
+/** The sign bytes a proposal was built from, as for votes. */
+export function rememberProposalSignBytes(proposal: Proposal, bytes: Uint8Array): void {
+  proposalBytes.set(proposal, bytes);
+}
 
 /** The bytes a proposal's signature covers. */
 export function proposalSignBytesOf(proposal: Proposal): Uint8Array {

@@ -77,6 +77,8 @@ import {
   evidenceRoot,
   headerHashOf,
   proposalSignBytesOf,
+  rememberProposalSignBytes,
+  rememberVoteSignBytes,
   txsRoot,
   voteBytesOf,
   voteSignBytesOf,
@@ -1239,6 +1241,7 @@ export class Replica implements ConsensusReplica {
       extension,
       signature: signer.sign(kind, signBytes),
     };
+    rememberVoteSignBytes(vote, signBytes);
     this.recordSigned(step, key, encodeMessage({ kind: 'vote', vote }));
     this.addVote(vote);
   }
@@ -1269,6 +1272,7 @@ export class Replica implements ConsensusReplica {
       blockHash: hash,
       signature: signer.sign(SIGN_KIND_CONSENSUS.proposal, signBytes),
     };
+    rememberProposalSignBytes(proposal, signBytes);
     this.recordSigned(STEP.propose, key, encodeMessage({ kind: 'proposal', proposal, block }));
     this.addProposal(proposal, block, hash, true);
     this.votes.speak(this.roundValue, this.myIndex);
