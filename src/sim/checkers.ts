@@ -8,7 +8,7 @@
 // node commits within a bound.
 
 import type { Message } from '../consensus/index.ts';
-import { toHex } from '../lib/bytes.ts';
+import { bytesEqual, toHex } from '../lib/bytes.ts';
 
 export type ViolationKind =
   'agreement' | 'validity' | 'appHash' | 'doubleSign' | 'evidence' | 'liveness';
@@ -39,7 +39,8 @@ export class Checkers {
   readonly committed = new Map<number, { hash: string; round: number; atUs: number }>();
   private readonly appHashes = new Map<number, string>();
   private readonly proposed = new Set<string>();
-  private readonly signed = new Map<string, string>();
+  /** Per height, per (key, round, step): the value signed (null for nil). */
+  private readonly signed = new Map<number, Map<number, Uint8Array | null>>();
   private readonly evidenceSeen = new Map<string, SeenEvidence>();
   private readonly evidenceCommitted = new Map<string, number>();
   /** Conflicting votes Byzantine nodes let out (what the evidence checker may expect to see). */
@@ -75,36 +76,47 @@ export class Checkers {
    * Keyed by the signer inside the message, so relaying is not signing.
    */
   onHonestSigned(keyIndex: number, nodeIndex: number, message: Message, atUs: number): void {
-    let id: string;
-    let value: string;
+    let height: number;
+    let round: number;
+    let step: number;
+    let value: Uint8Array | null;
     if (message.kind === 'vote') {
       const v = message.vote;
-      id = `${keyIndex}/${v.height}/${v.round}/${v.type}`;
-      value = v.blockHash === null ? 'nil' : toHex(v.blockHash);
+      height = v.height;
+      round = v.round;
+      step = v.type;
+      value = v.blockHash;
     } else if (message.kind === 'proposal') {
       const p = message.proposal;
-      id = `${keyIndex}/${p.height}/${p.round}/proposal`;
-      value = toHex(p.blockHash);
+      height = p.height;
+      round = p.round;
+      step = 0;
+      value = p.blockHash;
     } else {
       return;
     }
-    const before = this.signed.get(id);
-    if (before === undefined) this.signed.set(id, value);
-    else if (before !== value) {
-      this.flag(
-        'doubleSign',
-        atUs,
-        `honest key ${keyIndex} signed ${id} for ${short(before)} and ${short(value)} (seen leaving node ${nodeIndex})`,
-      );
+    let atHeight = this.signed.get(height);
+    if (atHeight === undefined) this.signed.set(height, (atHeight = new Map()));
+    // (key, round, step) as one number: key < 2^12, step < 2^4, rounds far below 2^32.
+    const id = (round * 4096 + keyIndex) * 16 + step;
+    const before = atHeight.get(id);
+    if (before === undefined) {
+      atHeight.set(id, value);
+      return;
     }
+    if (before === value) return;
+    if (before !== null && value !== null && bytesEqual(before, value)) return;
+    const kind = step === 0 ? 'proposal' : step;
+    this.flag(
+      'doubleSign',
+      atUs,
+      `honest key ${keyIndex} signed ${keyIndex}/${height}/${round}/${kind} for ${shortOf(before)} and ${shortOf(value)} (seen leaving node ${nodeIndex})`,
+    );
   }
 
   /** Forgets what honest keys signed below a height no replica can sign at again. */
   pruneSigned(belowHeight: number): void {
-    for (const id of this.signed.keys()) {
-      const height = Number(id.split('/', 2)[1]);
-      if (height < belowHeight) this.signed.delete(id);
-    }
+    for (const height of this.signed.keys()) if (height < belowHeight) this.signed.delete(height);
   }
 
   onCommitted(nodeIndex: number, height: number, round: number, hash: string, atUs: number): void {
@@ -185,6 +197,10 @@ export class Checkers {
       );
     }
   }
+}
+
+function shortOf(value: Uint8Array | null): string {
+  return value === null ? 'nil' : toHex(value).slice(0, 12);
 }
 
 function short(hex: string): string {

@@ -18,6 +18,7 @@ import type {
   Message,
   TimeoutConfig,
 } from '../consensus/index.ts';
+import { decodeMessage } from '../consensus/memo.ts';
 import { Replica, evidenceHashOf } from '../consensus/replica.ts';
 import { ValidatorSet } from '../consensus/validators.ts';
 import { sha256 } from '../crypto/index.ts';
@@ -325,13 +326,14 @@ export class Simulator {
       if (this.nowUs >= this.healUs && this.heightAtHeal < 0) this.noteHeal();
       if (this.heightAtHeal >= 0 && this.committedSinceCheck && this.done()) break;
       this.committedSinceCheck = false;
-      const next = this.queue.pop();
-      if (next === undefined || next.atUs > deadlineUs) {
-        this.nowUs = Math.max(this.nowUs, Math.min(deadlineUs, next?.atUs ?? deadlineUs));
+      const queue = this.queue;
+      if (queue.peekUs() > deadlineUs) {
+        this.nowUs = Math.max(this.nowUs, Math.min(deadlineUs, queue.peekUs()));
         break;
       }
-      this.nowUs = next.atUs;
-      this.fire(next.event);
+      const event = queue.popEvent()!;
+      this.nowUs = queue.poppedUs;
+      this.fire(event);
     }
     if (this.heightAtHeal < 0) this.noteHeal();
     return this.finish();
@@ -582,7 +584,8 @@ export class Simulator {
 
   /** A message the replica let out: checked, possibly tampered with (Byzantine), then sent. */
   private release(node: SimNode, bytes: Uint8Array, to: number): void {
-    const message = decode(messageCodec, bytes);
+    // The core's own encodings decode by identity (memo.ts): no decode per release.
+    const message = decodeMessage(bytes);
     this.checkers.onReleased(message);
     // Replicas relay each other's votes: the signature inside, not the sender, says whose it is.
     const signer = this.signerKeyOf(node, message);
