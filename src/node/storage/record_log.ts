@@ -148,6 +148,12 @@ export class RecordLog {
   private sizeBytes: number;
   private failed = false;
   private unsynced = false;
+  /**
+   * Bumped whenever the fd is closed: a rewrite reopens the file and usually
+   * gets the same fd number back, so the number cannot tell a background
+   * sync of the old file (which may fail with EBADF) from one of the new.
+   */
+  private generation = 0;
   private readonly magic: string;
   private readonly recordBytesMax: number;
 
@@ -209,10 +215,10 @@ export class RecordLog {
    */
   syncInBackground(): void {
     this.checkWritable();
-    const fd = this.fd;
+    const generation = this.generation;
     this.unsynced = true;
-    fdatasync(fd, (error) => {
-      if (error !== null && this.fd === fd) this.failed = true;
+    fdatasync(this.fd, (error) => {
+      if (error !== null && this.generation === generation) this.failed = true;
     });
   }
 
@@ -242,6 +248,7 @@ export class RecordLog {
     try {
       closeSync(this.fd);
       this.fd = -1;
+      this.generation++;
       replaceFile(this.path, fileHeader(this.magic, base), [kept]);
       this.fd = openSync(this.path, 'r+');
     } catch (error) {
@@ -263,6 +270,7 @@ export class RecordLog {
     }
     closeSync(this.fd);
     this.fd = -1;
+    this.generation++;
   }
 
   private checkWritable(): void {
