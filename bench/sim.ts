@@ -50,7 +50,7 @@ const fastOn = measure({ validators: 4, heights: 3_000, crypto: 'fast', memoize:
 const fastOff = measure({ validators: 4, heights: 3_000, crypto: 'fast', memoize: false });
 const edOn = measure({ validators: 4, heights: 500, crypto: 'ed25519', memoize: true });
 const edOff = measure({ validators: 4, heights: 500, crypto: 'ed25519', memoize: false });
-const hundred = measure({ validators: 100, heights: 10, crypto: 'fast', memoize: true }, 1);
+const hundred = measure({ validators: 100, heights: 30, crypto: 'fast', memoize: true }, 1);
 
 console.log(
   JSON.stringify({
