@@ -6,12 +6,18 @@
 // is a record log (storage/record_log.ts) with one record per height, like the
 // block store; results are deterministic, so a height lost in a crash is
 // written again when restart re-executes its block.
+//
+// The view adds each block's details (the exchange events it publishes and the
+// insurance fund after the block) right after the node saves the results, in
+// the same turn, so the record is written once, whole. A record ends after the
+// results when it has no details (every record written before details
+// existed); otherwise a format byte (DETAILS_FORMAT) and the details follow.
 
 import type { Codec, Reader, Writer } from '../codec/wire.ts';
 import { decode, encode } from '../codec/wire.ts';
 import type { TxResult } from '../exchange/index.ts';
 import { REJECT_CODES } from '../exchange/index.ts';
-import type { ActionResult, Fill, OrderOutcome } from '../exchange/results.ts';
+import type { ActionResult, ExchangeEvent, Fill, OrderOutcome } from '../exchange/results.ts';
 import { ACTION_KINDS } from '../exchange/tx/types.ts';
 import { assert } from '../lib/assert.ts';
 import { BLOCK_TXS_MAX, STORED_RESULTS_BYTES_MAX, TX_BYTES_MAX } from '../lib/limits.ts';
@@ -24,6 +30,16 @@ export interface BlockResults {
   readonly appHash: Uint8Array;
   /** Per transaction in block order; null: the bytes failed their checks at execution. */
   readonly results: readonly (TxResult | null)[];
+  /** Absent: saved without details (by a node without a view, or before details were kept). */
+  readonly details?: BlockDetails;
+}
+
+/** What the block view publishes beyond the transactions' results. */
+export interface BlockDetails {
+  /** The block's exchange events (those the view publishes), in execution order. */
+  readonly events: readonly ExchangeEvent[];
+  /** The insurance fund after the block. */
+  readonly insuranceQuote: bigint;
 }
 
 /** Where a node keeps BlockResults by height. */
@@ -36,6 +52,11 @@ export interface ResultsStore {
    */
   save(results: BlockResults): void;
   load(height: number): BlockResults | null;
+  /**
+   * Adds the details of `height` to its results, when `height` is the last one
+   * saved and has none yet; otherwise does nothing.
+   */
+  saveDetails(height: number, details: BlockDetails): void;
   /** Makes every save durable. */
   flush(): void;
   close(): void;
@@ -44,6 +65,21 @@ export interface ResultsStore {
 const TEXT_BYTES_MAX = 1_024;
 const ACTIONS_MAX = 1_024;
 const FILLS_MAX = 100_000;
+/** Events of one block in a record: far above what a block makes (liquidations, funding, halts). */
+const EVENTS_MAX = 1_000_000;
+/** The byte after the results when details follow. */
+const DETAILS_FORMAT = 1;
+const QUOTE_BITS_MAX = 128;
+const EVENT_TYPES = [
+  'orderExpired',
+  'funding',
+  'liquidation',
+  'deleverage',
+  'insuranceCover',
+  'depositCredited',
+  'marketHalted',
+  'marketResumed',
+] as const satisfies readonly ExchangeEvent['type'][];
 const REJECT_CODE_SET: ReadonlySet<string> = new Set(REJECT_CODES);
 const ACTION_KIND_SET: ReadonlySet<string> = new Set(ACTION_KINDS);
 const TAKER_STATUSES = ['rested', 'filled', 'cancelled', 'rejected'] as const;
@@ -161,6 +197,101 @@ const txResultCodec: Codec<TxResult> = {
   },
 };
 
+export const exchangeEventCodec: Codec<ExchangeEvent> = {
+  write(w, e) {
+    w.u8(EVENT_TYPES.indexOf(e.type));
+    switch (e.type) {
+      case 'orderExpired':
+        w.string(e.market, TEXT_BYTES_MAX).uvarint(e.orderId).uvarint(e.account);
+        return;
+      case 'funding':
+        w.string(e.market, TEXT_BYTES_MAX).ivarint(e.ratePpm).uvarint(e.markTicks);
+        w.ivarintBig(e.paidQuote).ivarintBig(e.receivedQuote).ivarintBig(e.dustQuote);
+        return;
+      case 'liquidation':
+        w.string(e.market, TEXT_BYTES_MAX).uvarint(e.account).uvarint(e.closedLots);
+        w.ivarintBig(e.feeQuote);
+        return;
+      case 'deleverage':
+        w.string(e.market, TEXT_BYTES_MAX).uvarint(e.account).uvarint(e.counterparty);
+        w.uvarint(e.sizeLots).uvarint(e.priceTicks);
+        return;
+      case 'insuranceCover':
+      case 'depositCredited':
+        w.uvarint(e.account).ivarintBig(e.amountQuote);
+        return;
+      case 'marketHalted':
+      case 'marketResumed':
+        w.string(e.market, TEXT_BYTES_MAX);
+        return;
+    }
+  },
+  read(r) {
+    const type = EVENT_TYPES[r.tag('type', EVENT_TYPES.length)]!;
+    switch (type) {
+      case 'orderExpired':
+        return {
+          type,
+          market: r.string('market', TEXT_BYTES_MAX),
+          orderId: r.uvarint('orderId'),
+          account: r.uvarint('account'),
+        };
+      case 'funding':
+        return {
+          type,
+          market: r.string('market', TEXT_BYTES_MAX),
+          ratePpm: r.ivarint('ratePpm'),
+          markTicks: r.uvarint('markTicks'),
+          paidQuote: r.ivarintBig('paidQuote', QUOTE_BITS_MAX),
+          receivedQuote: r.ivarintBig('receivedQuote', QUOTE_BITS_MAX),
+          dustQuote: r.ivarintBig('dustQuote', QUOTE_BITS_MAX),
+        };
+      case 'liquidation':
+        return {
+          type,
+          market: r.string('market', TEXT_BYTES_MAX),
+          account: r.uvarint('account'),
+          closedLots: r.uvarint('closedLots'),
+          feeQuote: r.ivarintBig('feeQuote', QUOTE_BITS_MAX),
+        };
+      case 'deleverage':
+        return {
+          type,
+          market: r.string('market', TEXT_BYTES_MAX),
+          account: r.uvarint('account'),
+          counterparty: r.uvarint('counterparty'),
+          sizeLots: r.uvarint('sizeLots'),
+          priceTicks: r.uvarint('priceTicks'),
+        };
+      case 'insuranceCover':
+      case 'depositCredited':
+        return {
+          type,
+          account: r.uvarint('account'),
+          amountQuote: r.ivarintBig('amountQuote', QUOTE_BITS_MAX),
+        };
+      case 'marketHalted':
+      case 'marketResumed':
+        return { type, market: r.string('market', TEXT_BYTES_MAX) };
+    }
+  },
+};
+
+const blockDetailsCodec: Codec<BlockDetails> = {
+  write(w, d) {
+    assert(d.events.length <= EVENTS_MAX, `${d.events.length} events in one block`);
+    w.ivarintBig(d.insuranceQuote).uvarint(d.events.length);
+    for (const e of d.events) exchangeEventCodec.write(w, e);
+  },
+  read(r) {
+    const insuranceQuote = r.ivarintBig('insuranceQuote', QUOTE_BITS_MAX);
+    const count = r.uvarint('events', EVENTS_MAX);
+    const events: ExchangeEvent[] = [];
+    for (let i = 0; i < count; i++) events.push(exchangeEventCodec.read(r, `events[${i}]`));
+    return { events, insuranceQuote };
+  },
+};
+
 export const blockResultsCodec: Codec<BlockResults> = {
   write(w: Writer, b: BlockResults) {
     w.uvarint(b.height).bytes(b.appHash, 64);
@@ -168,6 +299,10 @@ export const blockResultsCodec: Codec<BlockResults> = {
     for (const t of b.results) {
       w.bool(t !== null);
       if (t !== null) txResultCodec.write(w, t);
+    }
+    if (b.details !== undefined) {
+      w.u8(DETAILS_FORMAT);
+      blockDetailsCodec.write(w, b.details);
     }
   },
   read(r: Reader) {
@@ -178,7 +313,11 @@ export const blockResultsCodec: Codec<BlockResults> = {
     for (let i = 0; i < count; i++) {
       results.push(r.bool(`results[${i}].present`) ? txResultCodec.read(r, `results[${i}]`) : null);
     }
-    return { height, appHash, results };
+    // Nothing after the results: a record without details (the format before them).
+    if (r.remaining === 0) return { height, appHash, results };
+    const format = r.u8('format');
+    if (format !== DETAILS_FORMAT) throw r.error('format', `unknown record format ${format}`);
+    return { height, appHash, results, details: blockDetailsCodec.read(r, 'details') };
   },
 };
 
@@ -203,6 +342,13 @@ export class MemoryResultsStore implements ResultsStore {
     return bytes === undefined ? null : decode(blockResultsCodec, bytes, 'results');
   }
 
+  saveDetails(height: number, details: BlockDetails): void {
+    if (height !== this.last) return;
+    const held = this.load(height);
+    if (held === null || held.details !== undefined) return;
+    this.byHeight.set(height, encode(blockResultsCodec, { ...held, details }));
+  }
+
   flush(): void {}
 
   close(): void {}
@@ -212,11 +358,13 @@ export class MemoryResultsStore implements ResultsStore {
  * Results in a record log: record i holds height base + i (base in the file
  * header). Saves are not synced on the spot: the fsync runs in the background
  * and flush() is the barrier the node calls before anything that makes a later
- * height durable.
+ * height durable. The last save waits in memory for its details (saveDetails)
+ * and is written with them, or as it is by the next save, load or flush.
  */
 export class FileResultsStore implements ResultsStore {
   private base: number;
   private refs: RecordRef[];
+  private pending: BlockResults | null = null;
 
   constructor(
     private readonly log: RecordLog,
@@ -228,10 +376,12 @@ export class FileResultsStore implements ResultsStore {
   }
 
   lastHeight(): number {
+    if (this.pending !== null) return this.pending.height;
     return this.refs.length === 0 ? 0 : this.base + this.refs.length - 1;
   }
 
   save(results: BlockResults): void {
+    this.writePending();
     const height = results.height;
     assert(Number.isSafeInteger(height) && height >= 1, `results height ${height}`);
     if (this.refs.length > 0 && height <= this.lastHeight()) return;
@@ -242,11 +392,18 @@ export class FileResultsStore implements ResultsStore {
       this.refs = [];
     }
     this.base = height - this.refs.length;
-    this.refs.push(this.log.append(encode(blockResultsCodec, results), false));
-    this.log.syncInBackground();
+    this.pending = results;
+  }
+
+  saveDetails(height: number, details: BlockDetails): void {
+    const pending = this.pending;
+    if (pending === null || pending.height !== height || pending.details !== undefined) return;
+    this.pending = { ...pending, details };
+    this.writePending();
   }
 
   load(height: number): BlockResults | null {
+    this.writePending();
     if (!Number.isSafeInteger(height) || height < this.base) return null;
     const ref = this.refs[height - this.base];
     if (ref === undefined) return null;
@@ -259,11 +416,21 @@ export class FileResultsStore implements ResultsStore {
   }
 
   flush(): void {
+    this.writePending();
     if (this.log.needsSync) this.log.sync();
   }
 
   close(): void {
+    this.writePending();
     this.log.close();
+  }
+
+  private writePending(): void {
+    const pending = this.pending;
+    if (pending === null) return;
+    this.pending = null;
+    this.refs.push(this.log.append(encode(blockResultsCodec, pending), false));
+    this.log.syncInBackground();
   }
 }
 

@@ -105,6 +105,16 @@ const SUBMIT_CODES: Record<string, SubmitRejectCode> = {
   MempoolFull: 'MempoolFull',
 };
 
+/** The exchange events a block view shows (eventOf maps the others to none). */
+const PUBLISHED_EVENT_TYPES: ReadonlySet<ExchangeEvent['type']> = new Set([
+  'liquidation',
+  'deleverage',
+  'insuranceCover',
+  'marketHalted',
+  'marketResumed',
+  'funding',
+]);
+
 export class ChainView implements NodeView {
   readonly chainId: string;
   private readonly node: ZommaNode;
@@ -340,14 +350,23 @@ export class ChainView implements NodeView {
       }
       return blockTxOf(txViewOf(hash, height, index, results.results[index]!));
     });
+    const timeMs = stored.block.header.timeMs;
+    // Results saved without details (no view, or before they were kept) leave the fields out.
+    const details = results?.details;
     return {
       height,
-      timeMs: stored.block.header.timeMs,
+      timeMs,
       hash: toHex(blockHashOf(stored.block)),
       appHash,
       proposer: addressText(stored.block.header.proposerAddress),
       txs,
       ...this.consensusFieldsOf(stored.block, stored.commit),
+      ...(details !== undefined
+        ? {
+            events: details.events.flatMap((e) => this.eventOf(e, height, timeMs)),
+            insuranceQuote: quoteString(details.insuranceQuote),
+          }
+        : {}),
     };
   }
 
@@ -458,6 +477,7 @@ export class ChainView implements NodeView {
     }
   }
 
+  /** Exchange events to API events; those not in PUBLISHED_EVENT_TYPES map to none. */
   private eventOf(e: ExchangeEvent, height: number, timeMs: number): BlockEventView[] {
     const who = (index: number): { address?: string; subaccount?: number } => {
       const a = this.state.accounts[index];
@@ -595,6 +615,11 @@ export class ChainView implements NodeView {
       events: txs.exchange.events.flatMap((e) => this.eventOf(e, height, timeMs)),
       insuranceQuote: quoteString(state.insuranceQuote),
     };
+    // Kept with the block's results, so the block answers the same after a restart.
+    this.node.results.saveDetails(height, {
+      events: txs.exchange.events.filter((e) => PUBLISHED_EVENT_TYPES.has(e.type)),
+      insuranceQuote: state.insuranceQuote,
+    });
     this.noteRisk(block, state);
     this.blocks.set(height, block);
     this.blocks.delete(height - VIEW_BLOCKS_KEPT);

@@ -13,10 +13,11 @@ import type { TxView } from '../../src/api/client/index.ts';
 import { decode, encode } from '../../src/codec/wire.ts';
 import { loadConfig, saveConfig } from '../../src/node/config.ts';
 import { initNetwork } from '../../src/node/init.ts';
-import type { BlockResults } from '../../src/node/results.ts';
+import type { BlockDetails, BlockResults } from '../../src/node/results.ts';
 import {
   MemoryResultsStore,
   blockResultsCodec,
+  exchangeEventCodec,
   openFileResultsStore,
 } from '../../src/node/results.ts';
 import { runNode } from '../../src/node/runtime.ts';
@@ -97,6 +98,102 @@ test('the results codec keeps every field, and refuses an unknown code', () => {
   const at = text.indexOf('DuplicateNonce');
   text[at] = 'X'.charCodeAt(0);
   assert.throws(() => decode(blockResultsCodec, text), { code: 'DecodeError' });
+});
+
+const DETAILS = {
+  insuranceQuote: 1_234_567n,
+  events: [
+    {
+      type: 'funding',
+      market: 'BTC-PERPETUAL',
+      ratePpm: -12,
+      markTicks: 50_000,
+      paidQuote: 10n,
+      receivedQuote: 9n,
+      dustQuote: 1n,
+    },
+    { type: 'liquidation', market: 'BTC-PERPETUAL', account: 4, closedLots: 3, feeQuote: 700n },
+    {
+      type: 'deleverage',
+      market: 'ETH-PERPETUAL',
+      account: 4,
+      counterparty: 2,
+      sizeLots: 1,
+      priceTicks: 3_000,
+    },
+    { type: 'insuranceCover', account: 4, amountQuote: 55n },
+    { type: 'depositCredited', account: 1, amountQuote: 5n },
+    { type: 'orderExpired', market: 'BTC-PERPETUAL', orderId: 9, account: 1 },
+    { type: 'marketHalted', market: 'BTC-PERPETUAL' },
+    { type: 'marketResumed', market: 'BTC-PERPETUAL' },
+  ],
+} as const satisfies BlockDetails;
+
+test('block details: kept by the codec; a record without them (the older format) decodes without them', () => {
+  const value: BlockResults = { ...sample(4), details: DETAILS };
+  assert.deepEqual(decode(blockResultsCodec, encode(blockResultsCodec, value)), value);
+  const plain = encode(blockResultsCodec, sample(4));
+  const decoded = decode(blockResultsCodec, plain);
+  assert.equal('details' in decoded, false);
+  assert.deepEqual(decoded, sample(4));
+  // The details follow the results unchanged: the older record is a prefix of the newer.
+  const full = encode(blockResultsCodec, value);
+  assert.deepEqual(full.subarray(0, plain.length), plain);
+  const unknownFormat = Buffer.from(full);
+  unknownFormat[plain.length] = 2;
+  assert.throws(() => decode(blockResultsCodec, unknownFormat), { code: 'DecodeError' });
+  const noFormat = Buffer.concat([plain, Buffer.from([0])]);
+  assert.throws(() => decode(blockResultsCodec, noFormat), { code: 'DecodeError' });
+  // After the results: format byte, insurance 0 (one byte), one event, its type tag.
+  const halted = Buffer.from(
+    encode(blockResultsCodec, {
+      ...sample(4),
+      details: { insuranceQuote: 0n, events: [{ type: 'marketHalted', market: 'X' }] },
+    }),
+  );
+  const tagAt = plain.length + 3;
+  assert.equal(halted[tagAt], encode(exchangeEventCodec, { type: 'marketHalted', market: 'X' })[0]);
+  halted[tagAt] = 200;
+  assert.throws(() => decode(blockResultsCodec, halted), { code: 'DecodeError' });
+  assert.throws(() => decode(blockResultsCodec, full.subarray(0, full.length - 1)), {
+    code: 'DecodeError',
+  });
+});
+
+test('the file results store: details join the last saved height and survive reopening', () => {
+  const tmp = tempDir('zomma-results-');
+  const path = join(tmp.dir, 'results.log');
+  try {
+    const store = openFileResultsStore(path);
+    store.save(sample(1));
+    store.saveDetails(1, DETAILS);
+    store.save(sample(2));
+    store.saveDetails(1, { events: [], insuranceQuote: 0n });
+    assert.equal(store.lastHeight(), 2);
+    assert.deepEqual(store.load(2), sample(2), 'a later height is written without details');
+    store.saveDetails(2, DETAILS);
+    store.save(sample(3));
+    store.saveDetails(3, DETAILS);
+    store.saveDetails(3, { events: [], insuranceQuote: 0n });
+    store.close();
+
+    const again = openFileResultsStore(path);
+    assert.equal(again.lastHeight(), 3);
+    assert.deepEqual(again.load(1), { ...sample(1), details: DETAILS });
+    assert.deepEqual(again.load(2), sample(2));
+    assert.deepEqual(again.load(3), { ...sample(3), details: DETAILS });
+    again.close();
+
+    const memory = new MemoryResultsStore();
+    memory.save(sample(1));
+    memory.saveDetails(1, DETAILS);
+    memory.save(sample(2));
+    memory.saveDetails(1, { events: [], insuranceQuote: 0n });
+    assert.deepEqual(memory.load(1), { ...sample(1), details: DETAILS });
+    assert.deepEqual(memory.load(2), sample(2));
+  } finally {
+    tmp.remove();
+  }
 });
 
 test('the file results store: reopen, repeated heights, a gap, a torn tail', () => {
@@ -207,6 +304,9 @@ test('after a restart, tx and block answer with the results published before it'
     assert.equal(before[3]!.actions![0]!.filledLots, 10);
     const heights = [...new Set(before.map((t) => t.height!))];
     const blocksBefore = await Promise.all(heights.map((h) => client.block(h)));
+    for (const b of blocksBefore) {
+      assert.ok(b.insuranceQuote !== undefined && b.events !== undefined, 'live block details');
+    }
     const top = (await client.status()).height;
     await until(
       async () => (await client.status()).height >= top + 4,
