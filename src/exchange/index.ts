@@ -2,7 +2,14 @@
 // and the API need.
 export { Exchange, BlockError } from './exchange.ts';
 export type { Block, ExchangeOptions } from './exchange.ts';
-export { encodeSnapshot, decodeSnapshot, readSnapshot, writeSnapshot } from './snapshot.ts';
+export {
+  SNAPSHOT_FORMAT,
+  SnapshotFormatError,
+  encodeSnapshot,
+  decodeSnapshot,
+  readSnapshot,
+  writeSnapshot,
+} from './snapshot.ts';
 export {
   devnetGenesis,
   validateGenesis,

@@ -9,14 +9,16 @@
 //   3. each position (ascending market) is closed through the book by an IOC
 //      order limited at the position's bankruptcy price — the price at which
 //      the account's equity would reach zero, rounded in the account's favour
-//      by at most a tick — within the market's per-block liquidation cap;
+//      by at most a tick — a slice within the market's per-block liquidation
+//      cap (counted at the mark; the rest waits for the next block);
 //      the taker pays no trading fee, makers get no rebate, and the account
 //      pays a liquidation fee min(notional × liquidationFeePpm, liquidationFeeQuoteMax,
 //      remaining equity) to the insurance fund;
-//   4. what the book could not absorb at the bankruptcy price is deleveraged
-//      against opposite positions at the bankruptcy price, ranked by
-//      unrealized profit × notional / equity (highest first, then ascending
-//      account index): O(holders log holders), only when it happens;
+//   4. what the book could not absorb of the slice at the bankruptcy price is
+//      deleveraged against opposite positions at the bankruptcy price, ranked
+//      by unrealized profit × notional / equity (highest first, then ascending
+//      account index): O(holders log holders), only when it happens — so a
+//      position above the cap shrinks by a slice every block, book or not;
 //   5. an account left with no position and negative cash draws on the
 //      insurance fund; what remains uncovered is a deficit, and withdrawals
 //      pause until it is covered (by deposits to that account).
@@ -175,10 +177,10 @@ function closePosition(
     closedLots: filled,
     feeQuote: fee,
   });
-  // The per-block cap leaves the rest for the next block; a book that could
-  // not absorb the order at the bankruptcy price leaves it to deleveraging.
-  if (filled < lots && !capped)
-    deleverage(state, market, account, lots - filled, bankruptcy, events);
+  // What the book could not absorb of this block's slice is deleveraged, capped
+  // or not: otherwise a position above the cap facing an empty book would
+  // never shrink. The cap bounds the slice; the rest waits for the next block.
+  if (filled < lots) deleverage(state, market, account, lots - filled, bankruptcy, events);
 }
 
 export function liquidate(state: ExchangeState, account: Account, events: ExchangeEvent[]): void {

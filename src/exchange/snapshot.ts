@@ -1,6 +1,6 @@
 // The whole state as canonical bytes and back (docs/exchange.md, "Snapshots").
 //
-//   u8 format (1) · genesis · globals · validators · markets (state, then the
+//   u8 format (SNAPSHOT_FORMAT) · genesis · globals · validators · markets (state, then the
 //   book in its own canonical form) · addresses (ascending) · accounts (by
 //   index) · order records (ascending id) · pending deposits (ascending key) ·
 //   spent deposit ids (ascending) · proposals (ascending id)
@@ -11,6 +11,13 @@
 // in the state (account index, order id, book priority), never the insertion
 // order of a Map or Set. A snapshot that decodes but breaks an invariant is
 // refused with a DecodeError.
+//
+// The format byte comes first and is checked before anything else is read:
+// any change to the encoding (here or in encoding.ts) raises SNAPSHOT_FORMAT,
+// and a snapshot of another format is refused with a SnapshotFormatError
+// naming both. Format 2 added the markets' liquidationBacklog flag; format 1
+// snapshots are refused (some were written before the flag, some after, so
+// they cannot be told apart).
 
 import type { Reader, Writer } from '../codec/wire.ts';
 import { DecodeError, Reader as WireReader, Writer as WireWriter } from '../codec/wire.ts';
@@ -44,7 +51,22 @@ import { checkInvariants } from './invariants.ts';
 import type { Deposit, Proposal } from './state.ts';
 import { Account, ExchangeState, Principal } from './state.ts';
 
-const FORMAT = 1;
+/** The snapshot encoding this build writes and reads. */
+export const SNAPSHOT_FORMAT = 2;
+
+/** A snapshot of a format this build does not read (a DecodeError, so callers refusing bad snapshots refuse it too). */
+export class SnapshotFormatError extends DecodeError {
+  readonly foundFormat: number;
+  readonly supportedFormat: number;
+  constructor(foundFormat: number) {
+    super(
+      'snapshot.format',
+      `snapshot format ${foundFormat} is not supported: this build reads format ${SNAPSHOT_FORMAT} only`,
+    );
+    this.foundFormat = foundFormat;
+    this.supportedFormat = SNAPSHOT_FORMAT;
+  }
+}
 const PROPOSAL_KINDS = ['haltMarket', 'resumeMarket', 'haltAll', 'resumeAll'] as const;
 const PROPOSALS_MAX = 1_000_000;
 
@@ -58,7 +80,7 @@ function sortedBy<T>(items: Iterable<T>, key: (x: T) => string | number): T[] {
 
 export function writeSnapshot(w: Writer, ex: Exchange): void {
   const s = ex.state;
-  w.u8(FORMAT);
+  w.u8(SNAPSHOT_FORMAT);
   genesisCodec.write(w, s.genesis);
   w.uvarint(s.height).uvarint(s.timeMs);
   w.ivarintBig(s.insuranceQuote).uvarintBig(s.feePoolQuote);
@@ -129,7 +151,8 @@ function readProposal(r: Reader, f: string): Proposal {
 
 export function readSnapshot(r: Reader, options: ExchangeOptions = {}): Exchange {
   const f = 'snapshot';
-  if (r.u8(`${f}.format`) !== FORMAT) throw new DecodeError(`${f}.format`, 'unknown format');
+  const format = r.u8(`${f}.format`);
+  if (format !== SNAPSHOT_FORMAT) throw new SnapshotFormatError(format);
   const genesis = genesisCodec.read(r, `${f}.genesis`);
   const s = new ExchangeState(genesis, bytesKey);
   s.height = r.uvarint(`${f}.height`);

@@ -7,7 +7,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { Prng } from '../../src/lib/prng.ts';
-import { Exchange, decodeSnapshot, encodeSnapshot } from '../../src/exchange/index.ts';
+import {
+  Exchange,
+  SNAPSHOT_FORMAT,
+  SnapshotFormatError,
+  decodeSnapshot,
+  encodeSnapshot,
+} from '../../src/exchange/index.ts';
 import type { Block, BlockResult } from '../../src/exchange/index.ts';
 import type { Action, SignedTx } from '../../src/exchange/tx/types.ts';
 import { bytesKey } from '../../src/exchange/keys.ts';
@@ -243,6 +249,28 @@ test('a damaged snapshot is refused with a DecodeError', () => {
   const flipped = bytes.slice();
   flipped[0] = 9;
   assert.throws(() => decodeSnapshot(flipped), isDecodeError);
+});
+
+test('a snapshot of another format is refused first, naming the format found and the one read', () => {
+  const ex = new Exchange(genesis());
+  run(ex, flow(7, 4), false);
+  const bytes = encodeSnapshot(ex);
+  assert.equal(bytes[0], SNAPSHOT_FORMAT);
+  // Format 1 predates the liquidation backlog flag: refused before any field is read.
+  const old = bytes.slice();
+  old[0] = 1;
+  assert.throws(
+    () => decodeSnapshot(old),
+    (e: unknown) =>
+      e instanceof SnapshotFormatError &&
+      e.code === 'DecodeError' &&
+      e.foundFormat === 1 &&
+      e.supportedFormat === SNAPSHOT_FORMAT &&
+      e.message.includes('format 1') &&
+      e.message.includes(`format ${SNAPSHOT_FORMAT}`),
+  );
+  // Even when the rest is not a snapshot at all.
+  assert.throws(() => decodeSnapshot(Uint8Array.of(1, 0xff)), SnapshotFormatError);
 });
 
 test('a snapshot with a flipped byte decodes to a valid state or is refused with a DecodeError', () => {

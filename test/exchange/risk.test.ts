@@ -159,3 +159,45 @@ test('the per-block liquidation cap spreads a large liquidation over blocks', ()
   assert.ok(second !== undefined && second.type === 'liquidation');
   assert.equal(h.account(a)!.positions[0]!.sizeLots, ONE_BTC - 4_098 - second.closedLots);
 });
+
+test('a position above the per-block cap facing an empty book is deleveraged a capped slice per block', () => {
+  const g = genesis();
+  // At $30,000 a lot is worth 300,000 ticks × k = 3 USDC: $6,000 is 2,000 lots per block.
+  const capQuote = 6_000n * USDC;
+  g.markets[0] = { ...g.markets[0]!, liquidationQuoteMaxPerBlock: capQuote };
+  const h = new Harness(g);
+  const a = key('a');
+  const b = key('b');
+  h.fund(a, 2_600n * USDC);
+  h.fund(b, 500_000n * USDC);
+  assert.equal(h.one(b, limit(BTC, 'sell', 500_000, ONE_BTC)).actions[0]!.ok, true);
+  assert.equal(h.one(a, limit(BTC, 'buy', 500_000, ONE_BTC)).actions[0]!.ok, true);
+  assert.equal(h.ex.state.markets[0]!.book.ownerOrderCount(h.account(b)!.index), 0);
+  // A crash to $30,000 with nothing on the book: equity 2,575 − 20,000 = −$17,425, no
+  // insurance, so the bankruptcy price is 300,000 + 174,250 = 474,250 ticks.
+  h.oracle = { ...h.oracle, BTC: 30_000n * USDC };
+  const notionalQuote = 10_000n * 3n * USDC;
+  const blocks = Number((notionalQuote + capQuote - 1n) / capQuote);
+  assert.equal(blocks, 5);
+  const account = h.account(a)!;
+  for (let i = 0; i < blocks; i++) {
+    const r = h.block([]);
+    const adl = r.events.filter((e) => e.type === 'deleverage');
+    assert.equal(adl.length, 1, `block ${i}`);
+    const e = adl[0]!;
+    assert.ok(e.type === 'deleverage');
+    assert.equal(e.sizeLots, 2_000);
+    assert.equal(e.priceTicks, 474_250);
+    assert.equal(account.positions[0]!.sizeLots, ONE_BTC - 2_000 * (i + 1));
+    // Each slice is closed at the bankruptcy price: the loss shrinks with the position.
+    assert.equal(equityQuote(h.ex.state, account), (-17_425n * USDC * BigInt(4 - i)) / 5n);
+  }
+  assert.equal(account.positionCount, 0);
+  assert.equal(account.cashQuote, 0n);
+  assert.equal(h.account(b)!.positions[0]!.sizeLots, 0);
+  assert.equal(h.ex.state.deficits.size, 0);
+  // Resolved: the next block has nothing left to liquidate.
+  const after = h.block([]);
+  assert.equal(after.events.filter((e) => e.type === 'liquidation').length, 0);
+  assert.equal(h.ex.state.markets[0]!.liquidationBacklog, false);
+});
