@@ -19,7 +19,8 @@ function no(
     | 'InvalidSize'
     | 'BelowMinSize'
     | 'InsufficientMargin'
-    | 'PostOnlyWouldTake',
+    | 'PostOnlyWouldTake'
+    | 'OracleStale',
   message: string,
 ): ActionResult {
   return { ok: false, kind: 'amend', code, message };
@@ -30,6 +31,8 @@ export function amend(ctx: Ctx, a: Amend): ActionResult {
   const market = state.marketByName.get(a.instrument);
   if (market === undefined) return no('UnknownInstrument', a.instrument);
   if (market.halted) return no('MarketHalted', a.instrument);
+  // An amend may raise size or move a price toward the market: while the index is stale only cancels go.
+  if (market.oracleStale) return no('OracleStale', a.instrument);
   const account = getAccount(ctx);
   const meta = state.orders.get(a.orderId);
   if (meta === undefined || meta.account !== account || meta.market !== market.index) {

@@ -9,6 +9,7 @@ import { AGENTS_PER_ADDRESS_MAX, STRING_BYTES_MAX } from '../lib/limits.ts';
 import type { RestingOrder } from './book/index.ts';
 import { STP_MODES } from './book/index.ts';
 import { bytesKey } from './keys.ts';
+import { oracleStateCodec } from './oracle/aggregate.ts';
 import { NonceWindow } from './tx/nonces.ts';
 import type {
   Account,
@@ -45,6 +46,7 @@ export function writeGlobals(w: Writer, s: ExchangeState, genesisHash: Uint8Arra
   const deficits = [...s.deficits].map((a) => a.index).sort((a, b) => a - b);
   w.uvarint(deficits.length);
   for (const i of deficits) w.uvarint(i);
+  if (s.oracle !== null) oracleStateCodec(s.oracleParams!).write(w, s.oracle);
 }
 
 export function writeValidators(w: Writer, s: ExchangeState): void {

@@ -15,6 +15,7 @@ export const REJECT_CODES = [
   'UnknownInstrument',
   'MarketHalted',
   'NoOraclePrice',
+  'OracleStale',
   'InvalidPrice',
   'InvalidSize',
   'BelowMinSize',

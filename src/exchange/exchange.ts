@@ -1,7 +1,11 @@
 // The exchange state machine: finalizeBlock(block) → { results, events, appHash }.
 //
 // A block runs in this order (docs/exchange.md, "A block"):
-//   1. oracle: each market's index from the block's oracle map (kept if absent);
+//   1. oracle: with a genesis oracle, the validators' observations of the
+//      previous commit are aggregated (oracle/aggregate.ts: >= 2/3 of stake,
+//      stake-weighted median, clamped per block) and each market's "oracle
+//      stale" flag set; otherwise each market's index from the block's oracle
+//      map (kept if absent);
 //   2. mark prices (mark.ts), then funding samples and payments (funding.ts);
 //   3. expired good-til orders leave the books;
 //   4. transactions, in the in-block ordering (ordering.ts), each with a result;
@@ -25,6 +29,8 @@ import { checkInvariants } from './invariants.ts';
 import { bytesKey } from './keys.ts';
 import { runLiquidations } from './liquidation.ts';
 import { computeMarkTicks, indexToTicks } from './mark.ts';
+import type { OracleState, PriceFeed, StakedObservation } from './oracle/aggregate.ts';
+import { NEVER, aggregateOracle, isStale } from './oracle/aggregate.ts';
 import { forgetOrder } from './orders.ts';
 import { executionOrder } from './ordering.ts';
 import { ExchangeState } from './state.ts';
@@ -37,8 +43,20 @@ export interface Block {
   readonly proposer: Uint8Array;
   /** Decoded transactions whose signatures the node already verified. */
   readonly txs: readonly SignedTx[];
-  /** Underlying ('BTC') → index price in quote units per whole base unit. */
+  /**
+   * Underlying ('BTC') → index price in quote units per whole base unit, taken
+   * as it is (a trusted feed: simulations, benches, tests). Ignored when
+   * oracleVotes is given.
+   */
   readonly oracle: Readonly<Record<string, bigint>>;
+  /** The observations of the commit the block carries (needs a genesis oracle). */
+  readonly oracleVotes?: OracleVotes;
+}
+
+export interface OracleVotes {
+  readonly votes: readonly StakedObservation[];
+  /** Stake of the commit's whole validator set. */
+  readonly totalStake: bigint;
 }
 
 export interface ExchangeOptions {
@@ -101,16 +119,29 @@ export class Exchange {
     if (!Number.isSafeInteger(block.timeMs) || block.timeMs < state.timeMs) {
       throw new BlockError(`time ${block.timeMs} before ${state.timeMs}`);
     }
+    if (block.oracleVotes !== undefined && state.oracleParams === null) {
+      throw new BlockError('oracle votes without a genesis oracle');
+    }
     const events: ExchangeEvent[] = [];
     const previousMs = state.timeMs;
     state.height = block.height;
     state.timeMs = block.timeMs;
 
     const marksBefore = state.markets.map((m) => m.markTicks);
+    this.updateOracle(block);
     for (const market of state.markets) {
-      const index = block.oracle[market.params.underlying];
-      if (typeof index === 'bigint' && index > 0n) {
-        market.indexTicks = indexToTicks(market, index);
+      if (state.oracle !== null) {
+        const feed = state.oracle.prices.get(market.params.underlying) ?? NEVER;
+        if (feed.priceQuote > 0n) market.indexTicks = indexToTicks(market, feed.priceQuote);
+        const stale = isStale(feed, block.timeMs, state.oracleParams!);
+        // Liquidations skipped while stale are looked at again once it recovers.
+        if (market.oracleStale && !stale) market.liquidationBacklog = true;
+        market.oracleStale = stale;
+      } else {
+        const index = block.oracle[market.params.underlying];
+        if (typeof index === 'bigint' && index > 0n) {
+          market.indexTicks = indexToTicks(market, index);
+        }
       }
       if (market.indexTicks > 0) market.setMark(computeMarkTicks(market));
       market.liquidatedQuote = 0n;
@@ -142,6 +173,29 @@ export class Exchange {
     updateDigest(state, this.digest, this.genesisHash);
     this.appHash = this.computeAppHash();
     return { results, events, appHash: this.appHash };
+  }
+
+  private updateOracle(block: Block): void {
+    const state = this.state;
+    const params = state.oracleParams;
+    if (params === null || state.oracle === null) return;
+    if (block.oracleVotes !== undefined) {
+      const { votes, totalStake } = block.oracleVotes;
+      if (totalStake <= 0n) throw new BlockError('oracle votes with no stake');
+      state.oracle = aggregateOracle(state.oracle, votes, totalStake, block.timeMs, params);
+      return;
+    }
+    // A trusted feed: its prices are taken as they are, and count as fresh.
+    const direct = block.oracle;
+    const prices = new Map<string, PriceFeed>();
+    for (const u of params.underlyings) {
+      const p = direct[u];
+      const feed =
+        typeof p === 'bigint' && p > 0n ? { priceQuote: p, updatedMs: block.timeMs } : null;
+      prices.set(u, feed ?? state.oracle.prices.get(u) ?? NEVER);
+    }
+    const next: OracleState = { prices, smiles: state.oracle.smiles };
+    state.oracle = next;
   }
 
   private expireOrders(marketIndex: number, nowMs: number, events: ExchangeEvent[]): void {

@@ -14,7 +14,14 @@ import { DecodeError, decode, encode } from '../codec/wire.ts';
 import type { Codec } from '../codec/wire.ts';
 import { ZommaError } from '../lib/errors.ts';
 import { divBig } from '../lib/int.ts';
-import { FEE_TIERS_MAX, GENESIS_MARKETS_MAX, GENESIS_VALIDATORS_MAX } from '../lib/limits.ts';
+import {
+  FEE_TIERS_MAX,
+  GENESIS_MARKETS_MAX,
+  GENESIS_VALIDATORS_MAX,
+  ORACLE_FRESHNESS_MS_MAX,
+  ORACLE_STALE_AFTER_MS_MAX,
+} from '../lib/limits.ts';
+import type { OracleParams } from './oracle/aggregate.ts';
 import { PPM } from './units.ts';
 
 export interface FeeTier {
@@ -53,6 +60,20 @@ export interface MarketParams {
   liquidationFeeQuoteMax: bigint;
   /** Notional this market liquidates at most per block; the rest waits for the next block. */
   liquidationQuoteMaxPerBlock: bigint;
+  /** Circuit breaker: a limit order priced further than this from the mark is refused (absent: no band). */
+  priceBandPpm?: number;
+  /** Circuit breaker: most open interest (long lots) a trade may leave (absent: no cap). */
+  openInterestCapLots?: number;
+}
+
+/** How the validators' observations become each block's index (docs/derivatives.md, "Oracle"). */
+export interface OracleGenesis {
+  /** An observation counts if its time is within this of block time. */
+  freshnessMs: number;
+  /** Not updated for longer than this: the underlying's markets are "oracle stale". */
+  staleAfterMs: number;
+  /** Largest index move per block, basis points of the last index. */
+  maxMovePerBlockBps: number;
 }
 
 export interface ValidatorInfo {
@@ -72,6 +93,11 @@ export interface Genesis {
   faucetQuoteMax: bigint;
   validators: ValidatorInfo[];
   insuranceFundQuote: bigint;
+  /**
+   * Oracle aggregation and staleness. Absent: blocks carry the index directly
+   * (Block.oracle), taken as it is and never stale — simulations and benches.
+   */
+  oracle?: OracleGenesis;
 }
 
 export class GenesisError extends ZommaError<'BadGenesis'> {
@@ -133,6 +159,23 @@ function checkMarket(m: MarketParams, f: string): void {
   int(`${f}.liquidationFeePpm`, m.liquidationFeePpm, 0, m.maintenanceMarginPpm);
   amount(`${f}.liquidationFeeQuoteMax`, m.liquidationFeeQuoteMax, 0n);
   amount(`${f}.liquidationQuoteMaxPerBlock`, m.liquidationQuoteMaxPerBlock, 1n);
+  if (m.priceBandPpm !== undefined) int(`${f}.priceBandPpm`, m.priceBandPpm, 1, PPM - 1);
+  if (m.openInterestCapLots !== undefined) {
+    int(`${f}.openInterestCapLots`, m.openInterestCapLots, 1, Number.MAX_SAFE_INTEGER);
+  }
+}
+
+function checkOracle(o: OracleGenesis): void {
+  int('oracle.freshnessMs', o.freshnessMs, 1, ORACLE_FRESHNESS_MS_MAX);
+  int('oracle.staleAfterMs', o.staleAfterMs, 1, ORACLE_STALE_AFTER_MS_MAX);
+  int('oracle.maxMovePerBlockBps', o.maxMovePerBlockBps, 1, 10_000);
+}
+
+/** The exchange/oracle parameters of a genesis with an oracle: underlyings ascending. */
+export function oracleParamsOf(g: Genesis): OracleParams | null {
+  if (g.oracle === undefined) return null;
+  const underlyings = [...new Set(g.markets.map((m) => m.underlying))].sort();
+  return { underlyings, ...g.oracle };
 }
 
 /** Validates a genesis; throws GenesisError naming the first bad field. */
@@ -188,11 +231,22 @@ export function validateGenesis(g: Genesis): void {
     keys.add(key);
     amount(`validators[${i}].stake`, v.stake, 1n);
   });
+  if (g.oracle !== undefined) checkOracle(g.oracle);
 }
 
 // --- canonical encoding ------------------------------------------------------------
 
+// Format 2 adds the circuit breakers and the oracle; a genesis without them
+// keeps format 1 (and so its hash), and format 2 must carry at least one.
 const FORMAT = 1;
+const FORMAT_BREAKERS = 2;
+
+function hasBreakers(g: Genesis): boolean {
+  return (
+    g.oracle !== undefined ||
+    g.markets.some((m) => m.priceBandPpm !== undefined || m.openInterestCapLots !== undefined)
+  );
+}
 
 function writeMarket(w: Writer, m: MarketParams): void {
   w.string(m.instrument, 64).string(m.underlying, 16);
@@ -238,7 +292,11 @@ function count(r: Reader, field: string, max: number): number {
 
 export const genesisCodec: Codec<Genesis> = {
   write(w: Writer, g: Genesis): void {
-    w.u8(FORMAT).string(g.chainId, 64).bool(g.devnet).uvarint(g.genesisTimeMs);
+    const breakers = hasBreakers(g);
+    w.u8(breakers ? FORMAT_BREAKERS : FORMAT)
+      .string(g.chainId, 64)
+      .bool(g.devnet)
+      .uvarint(g.genesisTimeMs);
     w.uvarint(g.markets.length);
     for (const m of g.markets) writeMarket(w, m);
     w.uvarint(g.feeTiers.length);
@@ -248,9 +306,20 @@ export const genesisCodec: Codec<Genesis> = {
     w.uvarintBig(g.faucetQuoteMax).uvarintBig(g.insuranceFundQuote);
     w.uvarint(g.validators.length);
     for (const v of g.validators) w.fixed(v.publicKey, 32).uvarintBig(v.stake);
+    if (!breakers) return;
+    // 0 = absent: validation keeps both at least 1 when present.
+    for (const m of g.markets) w.uvarint(m.priceBandPpm ?? 0).uvarint(m.openInterestCapLots ?? 0);
+    w.bool(g.oracle !== undefined);
+    if (g.oracle !== undefined) {
+      w.uvarint(g.oracle.freshnessMs).uvarint(g.oracle.staleAfterMs);
+      w.uvarint(g.oracle.maxMovePerBlockBps);
+    }
   },
   read(r: Reader, f: string): Genesis {
-    if (r.u8(`${f}.format`) !== FORMAT) throw new DecodeError(`${f}.format`, 'unknown format');
+    const format = r.u8(`${f}.format`);
+    if (format !== FORMAT && format !== FORMAT_BREAKERS) {
+      throw new DecodeError(`${f}.format`, 'unknown format');
+    }
     const chainId = r.string(`${f}.chainId`, 64);
     const devnet = r.bool(`${f}.devnet`);
     const genesisTimeMs = r.uvarint(`${f}.genesisTimeMs`);
@@ -288,6 +357,22 @@ export const genesisCodec: Codec<Genesis> = {
       validators,
       insuranceFundQuote,
     };
+    if (format === FORMAT_BREAKERS) {
+      markets.forEach((m, i) => {
+        const band = r.uvarint(`${f}.markets[${i}].priceBandPpm`, PPM);
+        const cap = r.uvarint(`${f}.markets[${i}].openInterestCapLots`);
+        if (band !== 0) m.priceBandPpm = band;
+        if (cap !== 0) m.openInterestCapLots = cap;
+      });
+      if (r.bool(`${f}.oracle`)) {
+        g.oracle = {
+          freshnessMs: r.uvarint(`${f}.oracle.freshnessMs`),
+          staleAfterMs: r.uvarint(`${f}.oracle.staleAfterMs`),
+          maxMovePerBlockBps: r.uvarint(`${f}.oracle.maxMovePerBlockBps`),
+        };
+      }
+      if (!hasBreakers(g)) throw new DecodeError(`${f}.format`, 'format 2 without breakers');
+    }
     try {
       validateGenesis(g);
     } catch (e) {
@@ -361,5 +446,17 @@ export function devnetGenesis(validatorKeys: readonly Uint8Array[]): Genesis {
     faucetQuoteMax: 1_000_000n * USDC,
     validators: validatorKeys.map((publicKey) => ({ publicKey, stake: 100n })),
     insuranceFundQuote: 0n,
+    oracle: DEVNET_ORACLE,
   };
 }
+
+/**
+ * Observations within 30 s of block time count (a precommit's observation is
+ * used by the next block); an index without a quorum for a minute is stale;
+ * at most 2% per block.
+ */
+export const DEVNET_ORACLE: OracleGenesis = {
+  freshnessMs: 30_000,
+  staleAfterMs: 60_000,
+  maxMovePerBlockBps: 200,
+};

@@ -1,7 +1,7 @@
 // The exchange state machine (docs/exchange.md): what the node, the simulator
 // and the API need.
 export { Exchange, BlockError } from './exchange.ts';
-export type { Block, ExchangeOptions } from './exchange.ts';
+export type { Block, ExchangeOptions, OracleVotes } from './exchange.ts';
 export {
   SNAPSHOT_FORMAT,
   SnapshotFormatError,
@@ -12,6 +12,8 @@ export {
 } from './snapshot.ts';
 export {
   devnetGenesis,
+  DEVNET_ORACLE,
+  oracleParamsOf,
   validateGenesis,
   encodeGenesis,
   decodeGenesis,
@@ -19,7 +21,7 @@ export {
   GenesisError,
   quotePerTickLot,
 } from './genesis.ts';
-export type { Genesis, MarketParams, FeeTier, ValidatorInfo } from './genesis.ts';
+export type { Genesis, MarketParams, FeeTier, OracleGenesis, ValidatorInfo } from './genesis.ts';
 export { REJECT_CODES } from './errors.ts';
 export type { RejectCode } from './errors.ts';
 export type {

@@ -193,7 +193,9 @@ export function liquidate(state: ExchangeState, account: Account, events: Exchan
   const equity = equityQuote(state, account);
   if (equity < 0n) coverFromInsurance(state, account, -equity, events);
   for (const market of state.markets) {
-    if (account.positions[market.index]!.sizeLots !== 0 && !market.halted) {
+    // A stale index is no price to close at: the position waits for the oracle.
+    const closable = !market.halted && !market.oracleStale;
+    if (account.positions[market.index]!.sizeLots !== 0 && closable) {
       closePosition(state, market, account, events);
     }
   }

@@ -9,6 +9,8 @@
 //  - reduce-only orders never rest: they execute as IOC (FOK stays FOK) with
 //    their size clamped to the position they reduce; ReduceOnlyWouldIncrease
 //    when there is nothing to reduce on that side;
+//  - while the market's index is stale (no oracle quorum for staleAfterMs),
+//    only reduce-only orders (OracleStale);
 //  - the margin check: the initial margin of the account with every resting
 //    order and this one resting in full (worst case per market), plus the
 //    immediate loss of trading at the limit price against the mark, must not
@@ -52,6 +54,13 @@ export function checkPlaceOrder(ctx: Ctx, a: PlaceOrder): Checked | Rejection {
   if (market === undefined) return reject('UnknownInstrument', a.instrument);
   if (market.halted) return reject('MarketHalted', a.instrument);
   if (market.markTicks === 0) return reject('NoOraclePrice', a.instrument);
+  // Reduce-only orders never rest and only shrink a position: the one kind that cannot add risk.
+  if (market.oracleStale && !a.reduceOnly) {
+    return reject(
+      'OracleStale',
+      `${a.instrument}: only reduce-only orders while the index is stale`,
+    );
+  }
   const p = market.params;
   const buy = a.side === 'buy';
   if (!Number.isSafeInteger(a.sizeLots) || a.sizeLots <= 0 || a.sizeLots > p.maxSizeLots) {

@@ -3,7 +3,8 @@
 //   u8 format (SNAPSHOT_FORMAT) · genesis · globals · validators · markets (state, then the
 //   book in its own canonical form) · addresses (ascending) · accounts (by
 //   index) · order records (ascending id) · pending deposits (ascending key) ·
-//   spent deposit ids (ascending) · proposals (ascending id)
+//   spent deposit ids (ascending) · proposals (ascending id) · oracle state
+//   (oracle/aggregate.ts oracleStateCodec; only with a genesis oracle)
 //
 // A restored exchange recomputes every leaf from scratch, so it has the same
 // digest and appHash as the one that wrote the snapshot, and it behaves
@@ -17,12 +18,13 @@
 // and a snapshot of another format is refused with a SnapshotFormatError
 // naming both. Format 2 added the markets' liquidationBacklog flag; format 1
 // snapshots are refused (some were written before the flag, some after, so
-// they cannot be told apart).
+// they cannot be told apart). Format 3 added the oracle state.
 
 import type { Reader, Writer } from '../codec/wire.ts';
 import { DecodeError, Reader as WireReader, Writer as WireWriter } from '../codec/wire.ts';
 import { AssertionError } from '../lib/assert.ts';
 import { bytesKey } from './keys.ts';
+import { NEVER, isStale, oracleStateCodec } from './oracle/aggregate.ts';
 import {
   ACCOUNTS_MAX,
   BOOK_ORDERS_MAX,
@@ -52,7 +54,7 @@ import type { Deposit, Proposal } from './state.ts';
 import { Account, ExchangeState, Principal } from './state.ts';
 
 /** The snapshot encoding this build writes and reads. */
-export const SNAPSHOT_FORMAT = 2;
+export const SNAPSHOT_FORMAT = 3;
 
 /** A snapshot of a format this build does not read (a DecodeError, so callers refusing bad snapshots refuse it too). */
 export class SnapshotFormatError extends DecodeError {
@@ -110,6 +112,7 @@ export function writeSnapshot(w: Writer, ex: Exchange): void {
   const proposals = sortedBy(s.proposals.values(), (p) => p.proposalId);
   w.uvarint(proposals.length);
   for (const p of proposals) writeProposal(w, p);
+  if (s.oracle !== null) oracleStateCodec(s.oracleParams!).write(w, s.oracle);
 }
 
 function readDeposit(r: Reader, f: string): Deposit {
@@ -239,6 +242,14 @@ export function readSnapshot(r: Reader, options: ExchangeOptions = {}): Exchange
   for (let i = 0; i < proposalCount; i++) {
     const p = readProposal(r, `${f}.proposals[${i}]`);
     s.proposals.set(p.proposalId, p);
+  }
+  if (s.oracleParams !== null) {
+    const params = s.oracleParams;
+    s.oracle = oracleStateCodec(params).read(r, `${f}.oracle`);
+    for (const m of s.markets) {
+      const feed = s.oracle.prices.get(m.params.underlying) ?? NEVER;
+      m.oracleStale = isStale(feed, s.timeMs, params);
+    }
   }
   try {
     checkInvariants(s);

@@ -12,7 +12,9 @@
 
 import { OrderBook } from './book/index.ts';
 import type { Genesis, MarketParams } from './genesis.ts';
-import { quotePerTickLot } from './genesis.ts';
+import { oracleParamsOf, quotePerTickLot } from './genesis.ts';
+import type { OracleParams, OracleState } from './oracle/aggregate.ts';
+import { emptyOracleState } from './oracle/aggregate.ts';
 import { NonceWindow } from './tx/nonces.ts';
 import { ScanSchedule } from './scan.ts';
 import type { ScanGroup } from './scan.ts';
@@ -141,6 +143,12 @@ export class MarketState {
   longLots = 0;
   shortLots = 0;
   halted = false;
+  /**
+   * The underlying's index has had no quorum for longer than staleAfterMs (or
+   * never had one): risk-increasing orders are refused and its holders are not
+   * liquidated. Derived each block from the oracle state and block time.
+   */
+  oracleStale = false;
   /** A liquidation here was cut by the per-block cap: next block scans all holders again. */
   liquidationBacklog = false;
   seq = 0;
@@ -239,6 +247,9 @@ export class ExchangeState {
   /** Credited since the digest was last brought up to date. */
   readonly newCredited: string[] = [];
   readonly proposals = new Map<number, Proposal>();
+  /** Parameters and state of the validators' oracle; null when the genesis has none. */
+  readonly oracleParams: OracleParams | null;
+  oracle: OracleState | null;
 
   /** Which holders the liquidation scan looks at (scan.ts; derived, not state). */
   readonly scan = new ScanSchedule();
@@ -277,6 +288,8 @@ export class ExchangeState {
       return s;
     });
     this.totalStake = total;
+    this.oracleParams = oracleParamsOf(genesis);
+    this.oracle = this.oracleParams === null ? null : emptyOracleState(this.oracleParams);
   }
 
   /** An account's data is part of its address's leaf (hash.ts): marking one marks both. */

@@ -449,3 +449,13 @@ export const VIEW_CONSENSUS_RECENT_BLOCKS = 100;
 // --- consensus vote relay (src/consensus/replica.ts, docs/protocol.md) -----------------
 /** Others' votes a replica relays to each peer per gossip tick: two rounds' polkas, one vote per validator. */
 export const VOTE_RELAY_PER_TICK_MAX = 2 * VALIDATORS_MAX;
+
+// --- exchange oracle and circuit breakers (src/exchange/genesis.ts, exchange.ts) -------
+/** Largest genesis oracle.freshnessMs: an observation older than this never counts. */
+export const ORACLE_FRESHNESS_MS_MAX = 600_000;
+/** Largest genesis oracle.staleAfterMs (one day). */
+export const ORACLE_STALE_AFTER_MS_MAX = 86_400_000;
+/** Price sources a node's observation takes the median of (src/node/oracle.ts). */
+export const NODE_PRICE_SOURCES = 3;
+/** Of those, fewest that must answer for the node to report a price. */
+export const NODE_PRICE_SOURCES_MIN = 2;

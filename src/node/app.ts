@@ -20,10 +20,12 @@ import type { SignedTx } from '../exchange/tx/index.ts';
 import { checkNonce, checkTxWithoutSignature, verifyTxSignature } from '../exchange/tx/index.ts';
 import { bytesKey } from '../exchange/keys.ts';
 import { toHex } from '../lib/bytes.ts';
-import { BLOCK_TX_BYTES_MAX, BLOCK_TXS_MAX } from '../lib/limits.ts';
+import { BLOCK_TX_BYTES_MAX, BLOCK_TXS_MAX, NODE_PRICE_SOURCES } from '../lib/limits.ts';
+import { encodeObservation } from '../exchange/oracle/index.ts';
 import type { NodeApplication } from './loop.ts';
 import type { SignatureCache } from './mempool/sigcache.ts';
-import { decodeObservation, encodeObservation, oracleFromCommit } from './oracle.ts';
+import { observationOf, oracleVotesOf, ownObservation } from './oracle.ts';
+import type { ObservationSource } from './oracle.ts';
 import type { PriceSource } from './oracle_source.ts';
 
 export interface ExecutedTxs {
@@ -34,6 +36,7 @@ export interface ExecutedTxs {
   /** The exchange's result per transaction in block order; null for bytes that failed the checks. */
   readonly results: readonly (ExchangeResult['results'][number] | null)[];
   readonly exchange: ExchangeResult;
+  /** The index of each priced underlying after the block (quote units per whole base unit). */
   readonly oracle: Readonly<Record<string, bigint>>;
 }
 
@@ -41,8 +44,14 @@ export interface ExchangeAppOptions {
   readonly genesis: Genesis;
   readonly consensusGenesis: ConsensusGenesis;
   readonly signatures: SignatureCache;
-  /** This validator's price source (null: a full node, or no observations). */
+  /**
+   * This validator's price source (null: a full node, or no observations). Its
+   * observation is the median of NODE_PRICE_SOURCES readings of it — for the
+   * devnet's simulated source, independently noisy feeds.
+   */
   readonly prices: PriceSource | null;
+  /** Separate sources instead (their median is the observation); overrides `prices`. */
+  readonly priceSources?: readonly ObservationSource[];
   /** The wall clock, read only to stamp observations. */
   readonly nowMs: () => number;
   readonly checkInvariants?: boolean;
@@ -107,15 +116,23 @@ export class ExchangeApp implements NodeApplication {
   }
 
   extendVote(_height: number, _round: number, _blockHash: Uint8Array): Uint8Array {
-    if (this.options.prices === null) return new Uint8Array(0);
-    const observed = this.options.prices.observe(this.options.nowMs());
-    const known = new Set(this.exchange.state.markets.map((m) => m.params.underlying));
-    const kept = new Map([...observed].filter(([name]) => known.has(name)));
-    return encodeObservation(kept);
+    const params = this.exchange.state.oracleParams;
+    const sources = this.sources();
+    if (params === null || sources.length === 0) return new Uint8Array(0);
+    const observation = ownObservation(sources, this.options.nowMs(), params.underlyings);
+    if (observation.prices.length === 0) return new Uint8Array(0);
+    return encodeObservation(observation);
   }
 
+  /** An empty extension or a valid observation (a vote with a bad one is refused). */
   verifyVoteExtension(vote: Vote): boolean {
-    return decodeObservation(vote.extension) !== null;
+    return vote.extension.length === 0 || observationOf(vote.extension) !== null;
+  }
+
+  private sources(): readonly ObservationSource[] {
+    if (this.options.priceSources !== undefined) return this.options.priceSources;
+    const prices = this.options.prices;
+    return prices === null ? [] : new Array<ObservationSource>(NODE_PRICE_SOURCES).fill(prices);
   }
 
   finalizeBlock(block: ConsensusBlock, _commit: CommitCertificate): BlockResult {
@@ -129,14 +146,19 @@ export class ExchangeApp implements NodeApplication {
       txs.push(decoded.tx);
       positions.push(i);
     });
-    const oracle = oracleFromCommit(block.lastCommit, this.validators);
+    const withOracle = this.exchange.state.oracleParams !== null;
     const result = this.exchange.finalizeBlock({
       height: block.header.height,
       timeMs: block.header.timeMs,
       proposer: block.header.proposerAddress,
       txs,
-      oracle,
+      oracle: {},
+      ...(withOracle ? { oracleVotes: oracleVotesOf(block.lastCommit, this.validators) } : {}),
     });
+    const oracle: Record<string, bigint> = {};
+    for (const [u, feed] of this.exchange.state.oracle?.prices ?? []) {
+      if (feed.priceQuote > 0n) oracle[u] = feed.priceQuote;
+    }
     const results: (ExchangeResult['results'][number] | null)[] = block.txs.map(() => null);
     positions.forEach((at, i) => (results[at] = result.results[i]!));
     this.lastExecuted = {

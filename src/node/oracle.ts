@@ -1,91 +1,116 @@
-// Oracle prices through vote extensions. Each validator's precommit carries its
-// observation (index prices from its own source, signed with the vote); the
-// exchange block of height H+1 takes, per underlying, the stake-weighted median
-// of the observations in H+1's lastCommit — the certificate every replica holds
-// identically — so every replica derives the same prices without trusting the
-// proposer. An underlying observed by one third of the stake or less is left
-// out of the block (the exchange keeps its previous index).
+// Oracle prices through vote extensions (docs/derivatives.md, "Oracle"). Each
+// validator's precommit carries its observation in the exchange's encoding
+// (src/exchange/oracle encodeObservation: its clock's time and, per
+// underlying, the median of its price sources), signed with the vote. The
+// block of height H+1 hands the exchange the observations of H+1's lastCommit
+// — the certificate every replica holds identically — with each signer's
+// stake, and the exchange aggregates them (>= 2/3 of stake, stake-weighted
+// median, clamped per block, staleness) so every replica derives the same
+// index without trusting the proposer.
 
-import { Reader, Writer } from '../codec/wire.ts';
-import type { CommitCertificate } from '../consensus/index.ts';
-import type { ValidatorSet } from '../consensus/index.ts';
-import { isOneThirdPlus } from '../consensus/index.ts';
-import { ORACLE_PRICE_BITS_MAX, ORACLE_UNDERLYINGS_MAX } from '../lib/limits.ts';
+import type { CommitCertificate, ValidatorSet } from '../consensus/index.ts';
+import { ZommaError } from '../lib/errors.ts';
+import { NODE_PRICE_SOURCES_MIN } from '../lib/limits.ts';
+import type { OracleVotes } from '../exchange/exchange.ts';
+import type {
+  OracleObservation,
+  PriceObservation,
+  StakedObservation,
+} from '../exchange/oracle/index.ts';
+import {
+  decodeObservation as decodeExchangeObservation,
+  isQuorum,
+  medianOfSources,
+  weightedMedian,
+} from '../exchange/oracle/index.ts';
 
-/** Underlying ('BTC') → index price in quote units per whole base unit. */
+/** Underlying ('BTC') → index price in quote units per whole base unit: one source's reading. */
 export type Observation = ReadonlyMap<string, bigint>;
 
-const UNDERLYING_RE = /^[A-Z0-9]{1,16}$/;
-
-/** Canonical: underlyings ascending and unique, prices positive. Empty map → empty bytes. */
-export function encodeObservation(prices: Observation): Uint8Array {
-  if (prices.size === 0) return new Uint8Array(0);
-  const names = [...prices.keys()].sort();
-  const w = new Writer(16 + names.length * 24);
-  w.uvarint(names.length);
-  for (const name of names) w.string(name, 16).uvarintBig(prices.get(name)!);
-  return w.finish();
+/** Something that reads index prices (oracle_source.ts). */
+export interface ObservationSource {
+  observe(nowMs: number): Observation;
 }
 
-/** The observation in an extension, or null if it is not a canonical one. */
-export function decodeObservation(bytes: Uint8Array): Map<string, bigint> | null {
-  const out = new Map<string, bigint>();
-  if (bytes.length === 0) return out;
-  try {
-    const r = new Reader(bytes);
-    const count = r.uvarint('count', ORACLE_UNDERLYINGS_MAX);
-    let previous = '';
-    for (let i = 0; i < count; i++) {
-      const name = r.string('underlying', 16);
-      const price = r.uvarintBig('price', ORACLE_PRICE_BITS_MAX);
-      if (!UNDERLYING_RE.test(name) || name <= previous || price <= 0n) return null;
-      previous = name;
-      out.set(name, price);
+/**
+ * This validator's observation at `nowMs`: per underlying (ascending), the
+ * median of what its sources report; an underlying fewer than
+ * NODE_PRICE_SOURCES_MIN sources report is left out.
+ */
+export function ownObservation(
+  sources: readonly ObservationSource[],
+  nowMs: number,
+  underlyings: readonly string[],
+): OracleObservation {
+  const readings = sources.map((s) => s.observe(nowMs));
+  const prices: PriceObservation[] = [];
+  for (const underlying of [...underlyings].sort()) {
+    const values: bigint[] = [];
+    for (const r of readings) {
+      const p = r.get(underlying);
+      if (p !== undefined) values.push(p);
     }
-    r.done('observation');
-    return count === 0 ? null : out;
-  } catch {
-    return null;
+    const priceQuote = medianOfSources(values, NODE_PRICE_SOURCES_MIN);
+    if (priceQuote !== null) prices.push({ underlying, priceQuote });
+  }
+  return { timeMs: nowMs, prices, smiles: [] };
+}
+
+/** An extension's observation, or null when it is empty or not a valid one. */
+export function observationOf(bytes: Uint8Array): OracleObservation | null {
+  try {
+    return decodeExchangeObservation(bytes);
+  } catch (e) {
+    if (e instanceof ZommaError) return null;
+    throw e;
   }
 }
 
-/** The block's oracle input from the previous height's certificate (empty at the first height). */
+/** The block's oracle input: every signer of the previous commit with its stake (none at the first height). */
+export function oracleVotesOf(commit: CommitCertificate | null, set: ValidatorSet): OracleVotes {
+  const votes: StakedObservation[] = [];
+  for (const vote of commit?.votes ?? []) {
+    const validator = set.validators[vote.validatorIndex];
+    if (validator === undefined) continue;
+    votes.push({
+      validatorIndex: vote.validatorIndex,
+      stake: BigInt(validator.power),
+      observation: observationOf(vote.extension),
+    });
+  }
+  return { votes, totalStake: BigInt(set.totalPower) };
+}
+
+/** The prices of an extension (the read model's per-validator view); null when it carries none. */
+export function decodeObservation(bytes: Uint8Array): Map<string, bigint> | null {
+  const o = observationOf(bytes);
+  if (o === null) return null;
+  return new Map(o.prices.map((p) => [p.underlying, p.priceQuote]));
+}
+
+/**
+ * Per underlying, the stake-weighted median of a certificate's observations
+ * where they hold >= 2/3 of the stake — the candidate before the exchange's
+ * per-block clamp and freshness rule, for the read model.
+ */
 export function oracleFromCommit(
   commit: CommitCertificate | null,
   set: ValidatorSet,
 ): Record<string, bigint> {
-  const oracle: Record<string, bigint> = {};
-  if (commit === null) return oracle;
-  const byUnderlying = new Map<string, { price: bigint; power: number }[]>();
-  for (const vote of commit.votes) {
-    const validator = set.validators[vote.validatorIndex];
-    const observation = validator === undefined ? null : decodeObservation(vote.extension);
-    if (observation === null) continue;
-    for (const [name, price] of observation) {
-      let list = byUnderlying.get(name);
-      if (list === undefined) byUnderlying.set(name, (list = []));
-      list.push({ price, power: validator!.power });
+  const out: Record<string, bigint> = {};
+  const { votes, totalStake } = oracleVotesOf(commit, set);
+  const byUnderlying = new Map<string, { value: bigint; stake: bigint }[]>();
+  for (const v of votes) {
+    for (const p of v.observation?.prices ?? []) {
+      let list = byUnderlying.get(p.underlying);
+      if (list === undefined) byUnderlying.set(p.underlying, (list = []));
+      list.push({ value: p.priceQuote, stake: v.stake });
     }
   }
   for (const name of [...byUnderlying.keys()].sort()) {
     const list = byUnderlying.get(name)!;
-    const power = list.reduce((sum, x) => sum + x.power, 0);
-    if (!isOneThirdPlus(power, set.totalPower)) continue;
-    oracle[name] = weightedMedian(list, power);
+    const present = list.reduce((sum, x) => sum + x.stake, 0n);
+    if (isQuorum(present, totalStake)) out[name] = weightedMedian(list);
   }
-  return oracle;
-}
-
-/** The lowest price at which more than half of the observing power lies at or below it. */
-export function weightedMedian(
-  list: readonly { price: bigint; power: number }[],
-  total: number,
-): bigint {
-  const sorted = list.slice().sort((a, b) => (a.price < b.price ? -1 : a.price > b.price ? 1 : 0));
-  let acc = 0;
-  for (const x of sorted) {
-    acc += x.power;
-    if (2 * acc > total) return x.price;
-  }
-  return sorted[sorted.length - 1]!.price;
+  return out;
 }

@@ -1,62 +1,79 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import fc from 'fast-check';
+import type {
+  Block as ConsensusBlock,
+  CommitCertificate,
+  Header,
+  Vote,
+} from '../../src/consensus/index.ts';
 import { ValidatorSet } from '../../src/consensus/index.ts';
-import type { CommitCertificate } from '../../src/consensus/index.ts';
+import { devnetGenesis } from '../../src/exchange/index.ts';
+import { encodeObservation } from '../../src/exchange/oracle/index.ts';
+import { ExchangeApp } from '../../src/node/app.ts';
+import { SignatureCache } from '../../src/node/mempool/sigcache.ts';
+import { consensusGenesisOf } from '../../src/node/node.ts';
+import type { ObservationSource } from '../../src/node/oracle.ts';
 import {
   decodeObservation,
-  encodeObservation,
   oracleFromCommit,
-  weightedMedian,
+  oracleVotesOf,
+  ownObservation,
 } from '../../src/node/oracle.ts';
 import { DEVNET_ASSETS, GbmPriceSource } from '../../src/node/oracle_source.ts';
+import { toHex } from '../../src/lib/bytes.ts';
 import { testKey } from './helpers.ts';
 
-test('observations round-trip canonically; anything else is refused', () => {
-  const obs = new Map([
-    ['ETH', 3_000_000_000n],
-    ['BTC', 60_000_000_000n],
-  ]);
-  const bytes = encodeObservation(obs);
-  assert.deepEqual(decodeObservation(bytes), new Map([...obs].sort()));
-  assert.deepEqual(decodeObservation(new Uint8Array(0)), new Map());
-  assert.equal(decodeObservation(Uint8Array.of(1)), null);
-  assert.equal(decodeObservation(Uint8Array.of(...bytes, 0)), null, 'trailing bytes');
-  assert.equal(decodeObservation(encodeObservation(new Map([['BTC', 0n]]))), null, 'zero price');
+const BTC_START = DEVNET_ASSETS[0]!.startQuote;
+const ETH_START = DEVNET_ASSETS[1]!.startQuote;
+
+const fixed = (prices: Record<string, bigint>): ObservationSource => ({
+  observe: () => new Map(Object.entries(prices)),
 });
 
-test('the weighted median lies between the extremes and ignores a minority', () => {
-  fc.assert(
-    fc.property(
-      fc.array(
-        fc.record({
-          price: fc.bigInt({ min: 1n, max: 10n ** 12n }),
-          power: fc.integer({ min: 1, max: 100 }),
-        }),
-        {
-          minLength: 1,
-          maxLength: 20,
-        },
-      ),
-      (list) => {
-        const total = list.reduce((s, x) => s + x.power, 0);
-        const m = weightedMedian(list, total);
-        const prices = list.map((x) => x.price);
-        assert.ok(prices.includes(m));
-        const below = list.filter((x) => x.price <= m).reduce((s, x) => s + x.power, 0);
-        assert.ok(2 * below > total);
-      },
-    ),
+test("a validator's observation is the median of its sources, in the exchange's encoding", () => {
+  const o = ownObservation(
+    [fixed({ BTC: 100n, ETH: 7n }), fixed({ BTC: 300n }), fixed({ BTC: 200n, ETH: 9n })],
+    5_000,
+    ['ETH', 'BTC', 'SOL'],
   );
+  assert.deepEqual(o, {
+    timeMs: 5_000,
+    prices: [
+      { underlying: 'BTC', priceQuote: 200n },
+      { underlying: 'ETH', priceQuote: 8n },
+    ],
+    smiles: [],
+  });
+  // SOL had no source and ETH two: with only one ETH reading it is left out.
+  const one = ownObservation([fixed({ ETH: 7n }), fixed({})], 1, ['ETH']);
+  assert.deepEqual(one.prices, []);
+  const bytes = encodeObservation(o);
+  assert.deepEqual(
+    decodeObservation(bytes),
+    new Map([
+      ['BTC', 200n],
+      ['ETH', 8n],
+    ]),
+  );
+  assert.equal(decodeObservation(new Uint8Array(0)), null);
+  assert.equal(decodeObservation(Uint8Array.of(...bytes, 0)), null, 'trailing bytes');
+  assert.equal(decodeObservation(Uint8Array.of(9)), null, 'unknown format');
 });
 
-test('the block oracle is the stake-weighted median of the certificate, only with more than a third of stake', () => {
+test('the read model median needs 2/3 of stake; votes carry each signer stake', () => {
   const keys = [0, 1, 2, 3].map(testKey);
   const set = ValidatorSet.fromUpdates(keys.map((k) => ({ publicKey: k.publicKey, power: 10 })));
   const vote = (validatorIndex: number, btc: bigint | null) => ({
     validatorIndex,
     timestampMs: 1,
-    extension: btc === null ? new Uint8Array(0) : encodeObservation(new Map([['BTC', btc]])),
+    extension:
+      btc === null
+        ? new Uint8Array(0)
+        : encodeObservation({
+            timeMs: 1,
+            prices: [{ underlying: 'BTC', priceQuote: btc }],
+            smiles: [],
+          }),
     signature: new Uint8Array(64),
   });
   const commit = (votes: ReturnType<typeof vote>[]): CommitCertificate => ({
@@ -67,15 +84,141 @@ test('the block oracle is the stake-weighted median of the certificate, only wit
   });
   assert.deepEqual(
     oracleFromCommit(commit([vote(0, 100n), vote(1, 105n), vote(2, 1_000_000n)]), set),
-    {
-      BTC: 105n,
-    },
+    { BTC: 105n },
   );
   assert.deepEqual(
-    oracleFromCommit(commit([vote(0, 100n), vote(1, null), vote(2, null)]), set),
+    oracleFromCommit(commit([vote(0, 100n), vote(1, 105n), vote(2, null)]), set),
     {},
   );
   assert.deepEqual(oracleFromCommit(null, set), {});
+  const staked = oracleVotesOf(commit([vote(0, 100n), vote(1, null)]), set);
+  assert.equal(staked.totalStake, 40n);
+  assert.deepEqual(
+    staked.votes.map((v) => [v.validatorIndex, v.stake, v.observation !== null]),
+    [
+      [0, 10n, true],
+      [1, 10n, false],
+    ],
+  );
+});
+
+/**
+ * Four validators' applications in process, each observing through its own
+ * sources; every block carries the previous block's four extensions as its
+ * lastCommit, as consensus would hand them over.
+ */
+function network(sources: (ObservationSource[] | null)[]) {
+  const keys = [0, 1, 2, 3].map(testKey);
+  const genesis = { ...devnetGenesis(keys.map((k) => k.publicKey)), genesisTimeMs: 1_000_000 };
+  const consensusGenesis = consensusGenesisOf(genesis);
+  let nowMs = genesis.genesisTimeMs;
+  // Each app reads its own list; a validator goes silent or comes back by changing its contents.
+  const lists = sources.map((s) => [...(s ?? [])]);
+  const apps = keys.map(
+    (_, i) =>
+      new ExchangeApp({
+        genesis,
+        consensusGenesis,
+        signatures: new SignatureCache(),
+        prices: null,
+        priceSources: lists[i]!,
+        nowMs: () => nowMs,
+        checkInvariants: true,
+      }),
+  );
+  let lastCommit: CommitCertificate | null = null;
+  return {
+    apps,
+    setSources(i: number, s: ObservationSource[] | null): void {
+      lists[i]!.splice(0, lists[i]!.length, ...(s ?? []));
+    },
+    /** One height; returns the BTC and ETH index after it. */
+    step(): { btc: bigint; eth: bigint; stale: boolean[] } {
+      nowMs += 1_000;
+      const height = apps[0]!.height + 1;
+      const header = {
+        chainId: genesis.chainId,
+        height,
+        round: 0,
+        timeMs: nowMs,
+        proposerAddress: new Uint8Array(20),
+        previousBlockHash: new Uint8Array(32),
+        previousAppHash: apps[0]!.appHash,
+        txsRoot: new Uint8Array(32),
+        lastCommitHash: new Uint8Array(32),
+        evidenceHash: new Uint8Array(32),
+        validatorsHash: new Uint8Array(32),
+      } satisfies Header;
+      const block: ConsensusBlock = { header, txs: [], evidence: [], lastCommit };
+      const hashes = apps.map((app) => toHex(app.finalizeBlock(block, lastCommit!).appHash));
+      assert.equal(new Set(hashes).size, 1, `one appHash at height ${height}`);
+      const votes = apps.map((app, validatorIndex) => {
+        const extension = app.extendVote(height, 0, new Uint8Array(32));
+        const vote = { validatorIndex, extension } as unknown as Vote;
+        assert.equal(app.verifyVoteExtension(vote), true);
+        return { validatorIndex, timestampMs: nowMs, extension, signature: new Uint8Array(64) };
+      });
+      lastCommit = { height, round: 0, blockHash: new Uint8Array(32), votes };
+      const state = apps[0]!.exchange.state;
+      const price = (u: string) => state.oracle!.prices.get(u)!.priceQuote;
+      return {
+        btc: price('BTC'),
+        eth: price('ETH'),
+        stale: state.markets.map((m) => m.oracleStale),
+      };
+    },
+  };
+}
+
+const gbm = (i: number) =>
+  Array.from({ length: 3 }, () => new GbmPriceSource(DEVNET_ASSETS, 11, i, 1_000_000));
+
+test('end to end: a validator with a quarter of the stake reporting absurd prices moves nothing', () => {
+  const absurd: ObservationSource[] = [
+    fixed({ BTC: 1n, ETH: 10n ** 27n }),
+    fixed({ BTC: 1n, ETH: 10n ** 27n }),
+  ];
+  const net = network([gbm(0), gbm(1), gbm(2), absurd]);
+  const first = net.step();
+  assert.equal(first.btc, 0n, 'the first block has no commit to read');
+  assert.deepEqual(first.stale, [true, true]);
+  for (let h = 0; h < 20; h++) {
+    const { btc, eth, stale } = net.step();
+    // A minute of GBM at devnet volatility and 0.02% noise stay well inside 1%.
+    assert.ok(btc > (BTC_START * 99n) / 100n && btc < (BTC_START * 101n) / 100n, `BTC ${btc}`);
+    assert.ok(eth > (ETH_START * 99n) / 100n && eth < (ETH_START * 101n) / 100n, `ETH ${eth}`);
+    assert.deepEqual(stale, [false, false]);
+  }
+  // With an honest validator silent the absurd one is a third of the present stake: still outvoted.
+  net.setSources(2, null);
+  for (let h = 0; h < 5; h++) {
+    const { btc } = net.step();
+    assert.ok(btc > (BTC_START * 99n) / 100n && btc < (BTC_START * 101n) / 100n, `BTC ${btc}`);
+  }
+});
+
+test('end to end: without a 2/3 quorum the index holds, goes stale after a minute, and recovers by itself', () => {
+  const net = network([gbm(0), gbm(1), gbm(2), gbm(3)]);
+  net.step();
+  const priced = net.step();
+  assert.deepEqual(priced.stale, [false, false]);
+  net.setSources(0, null);
+  net.setSources(1, null);
+  const held = net.step().btc;
+  let staleAt = -1;
+  for (let s = 2; s <= 70; s++) {
+    const r = net.step();
+    assert.equal(r.btc, held);
+    if (staleAt < 0 && r.stale[0]) staleAt = s;
+  }
+  // The last update was `held` (its commit still had every observation), s − 1 seconds
+  // before block s: stale once more than 60 s passed.
+  assert.equal(staleAt, 62);
+  net.setSources(0, gbm(0));
+  net.step(); // the block whose commit still lacks validator 0's observation
+  const back = net.step();
+  assert.deepEqual(back.stale, [false, false]);
+  assert.notEqual(back.btc, 0n);
 });
 
 test('the simulated source is seeded: same seed and time, same path; validators differ by noise only', () => {

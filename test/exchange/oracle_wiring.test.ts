@@ -1,0 +1,130 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { DEVNET_ORACLE, decodeSnapshot, encodeSnapshot } from '../../src/exchange/index.ts';
+import type { OracleObservation } from '../../src/exchange/oracle/index.ts';
+import { liquidate } from '../../src/exchange/liquidation.ts';
+import { Harness, ORACLE, USDC, VALIDATORS, genesis, key, limit } from './helpers.ts';
+
+const BTC = 'BTC-PERPETUAL';
+
+function code(r: ReturnType<Harness['one']>): string | undefined {
+  if (!r.ok) return r.code;
+  const a = r.actions[0]!;
+  return a.ok ? undefined : a.code;
+}
+
+/** A harness whose index goes stale after the positions are open. */
+function staleHarness() {
+  const h = new Harness();
+  const maker = key('maker');
+  const taker = key('taker');
+  h.fund(maker, 1_000_000n * USDC);
+  h.fund(taker, 1_000_000n * USDC);
+  assert.equal(code(h.one(maker, limit(BTC, 'sell', 500_000, 100))), undefined);
+  assert.equal(code(h.one(taker, limit(BTC, 'buy', 500_000, 40))), undefined);
+  assert.equal(code(h.one(maker, limit(BTC, 'sell', 501_000, 10))), undefined);
+  h.oracle = {};
+  for (let s = 0; s < 60; s++) h.block([]);
+  assert.equal(h.ex.state.marketByName.get(BTC)!.oracleStale, false, 'exactly 60 s is not stale');
+  h.block([]);
+  return { h, maker, taker };
+}
+
+test('a stale index refuses orders that may add risk and amends; reduce-only and cancels pass; it recovers by itself', () => {
+  const { h, maker, taker } = staleHarness();
+  const market = h.ex.state.marketByName.get(BTC)!;
+  assert.equal(market.oracleStale, true);
+  assert.equal(h.ex.state.marketByName.get('ETH-PERPETUAL')!.oracleStale, true);
+  assert.equal(code(h.one(taker, limit(BTC, 'buy', 499_000, 5))), 'OracleStale');
+  assert.equal(code(h.one(taker, limit(BTC, 'sell', 520_000, 5))), 'OracleStale', 'either side');
+  const resting = [...h.ex.state.orders.values()].find((o) => o.account === h.account(maker))!;
+  assert.equal(
+    code(h.one(maker, { kind: 'amend', instrument: BTC, orderId: resting.orderId, sizeLots: 50 })),
+    'OracleStale',
+  );
+  // Reduce-only: the taker's long sells into nothing (IOC), accepted and unfilled.
+  assert.equal(
+    code(h.one(taker, limit(BTC, 'sell', 400_000, 5, { reduceOnly: true, timeInForce: 'IOC' }))),
+    undefined,
+  );
+  assert.equal(
+    code(h.one(maker, { kind: 'cancel', instrument: BTC, orderId: resting.orderId })),
+    undefined,
+  );
+  h.oracle = { ...ORACLE };
+  h.block([]);
+  assert.equal(market.oracleStale, false);
+  assert.equal(code(h.one(taker, limit(BTC, 'buy', 499_000, 5))), undefined);
+});
+
+test('positions in a stale market are not closed by a liquidation', () => {
+  const { h, taker } = staleHarness();
+  const account = h.account(taker)!;
+  const before = account.positions[0]!.sizeLots;
+  assert.equal(before, 40);
+  liquidate(h.ex.state, account, []);
+  assert.equal(account.positions[0]!.sizeLots, before);
+});
+
+test('the oracle state is in the snapshot and the hash: a restored exchange goes on identically', () => {
+  const { h } = staleHarness();
+  const bytes = encodeSnapshot(h.ex);
+  const restored = decodeSnapshot(bytes, { checkInvariants: true });
+  assert.deepEqual(restored.appHash, h.ex.appHash);
+  assert.equal(restored.state.marketByName.get(BTC)!.oracleStale, true);
+  assert.deepEqual(restored.state.oracle, h.ex.state.oracle);
+  const again = new Harness(undefined, undefined, restored);
+  again.timeMs = h.timeMs;
+  h.oracle = { ...ORACLE };
+  again.oracle = { ...ORACLE };
+  assert.deepEqual(again.block([]).appHash, h.block([]).appHash);
+});
+
+test('oracle votes: a quorum of fresh observations moves the index at most maxMovePerBlockBps per block', () => {
+  const h = new Harness();
+  const obs = (timeMs: number, btc: bigint): OracleObservation => ({
+    timeMs,
+    prices: [{ underlying: 'BTC', priceQuote: btc }],
+    smiles: [],
+  });
+  const run = (btc: bigint, voters: number, ageMs = 0) => {
+    h.timeMs += 1_000;
+    h.ex.finalizeBlock({
+      height: h.ex.state.height + 1,
+      timeMs: h.timeMs,
+      proposer: VALIDATORS[0]!.publicKey,
+      txs: [],
+      oracle: {},
+      oracleVotes: {
+        votes: VALIDATORS.slice(0, voters).map((_, i) => ({
+          validatorIndex: i,
+          stake: 100n,
+          observation: obs(h.timeMs - ageMs, btc),
+        })),
+        totalStake: 400n,
+      },
+    });
+    return h.ex.state.oracle!.prices.get('BTC')!.priceQuote;
+  };
+  assert.equal(run(50_000n * USDC, 3), 50_000n * USDC, 'the first price is taken as it is');
+  const step = (50_000n * USDC * BigInt(DEVNET_ORACLE.maxMovePerBlockBps)) / 10_000n;
+  assert.equal(run(60_000n * USDC, 3), 50_000n * USDC + step, 'clamped');
+  assert.equal(run(60_000n * USDC, 2), 50_000n * USDC + step, 'half the stake is no quorum');
+  assert.equal(
+    run(60_000n * USDC, 4, DEVNET_ORACLE.freshnessMs + 1),
+    50_000n * USDC + step,
+    'old observations do not count',
+  );
+  assert.throws(
+    () =>
+      new Harness(genesis({ oracle: undefined })).ex.finalizeBlock({
+        height: 1,
+        timeMs: 1,
+        proposer: VALIDATORS[0]!.publicKey,
+        txs: [],
+        oracle: {},
+        oracleVotes: { votes: [], totalStake: 1n },
+      }),
+    /oracle votes without a genesis oracle/,
+  );
+});
