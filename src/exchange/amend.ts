@@ -3,6 +3,7 @@
 // re-enters as an incoming GTC order, which may trade (docs/book.md).
 // Cost: as placeOrder (O(markets) margin + the book's cost + O(1) per fill).
 
+import { checkBreakers } from './breakers.ts';
 import type { Ctx } from './context.ts';
 import { getAccount } from './context.ts';
 import { equityQuote, initialMarginQuote } from './margin.ts';
@@ -20,7 +21,9 @@ function no(
     | 'BelowMinSize'
     | 'InsufficientMargin'
     | 'PostOnlyWouldTake'
-    | 'OracleStale',
+    | 'OracleStale'
+    | 'PriceOutsideBand'
+    | 'OpenInterestCapExceeded',
   message: string,
 ): ActionResult {
   return { ok: false, kind: 'amend', code, message };
@@ -49,6 +52,15 @@ export function amend(ctx: Ctx, a: Amend): ActionResult {
   }
   if (sizeLots < p.minSizeLots) return no('BelowMinSize', `minimum ${p.minSizeLots} lots`);
   const buy = order.side === 'buy';
+  const breaker = checkBreakers(
+    market,
+    meta.account.positions[market.index]!.sizeLots,
+    buy,
+    priceTicks !== order.priceTicks ? priceTicks : null,
+    sizeLots,
+    false,
+  );
+  if (breaker !== null) return no(breaker.code, breaker.message);
   const growLots = sizeLots - order.sizeLots;
   if (growLots > 0 || priceTicks !== order.priceTicks) {
     const before = initialMarginQuote(state, meta.account);

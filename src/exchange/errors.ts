@@ -15,7 +15,6 @@ export const REJECT_CODES = [
   'UnknownInstrument',
   'MarketHalted',
   'NoOraclePrice',
-  'OracleStale',
   'InvalidPrice',
   'InvalidSize',
   'BelowMinSize',
@@ -26,6 +25,10 @@ export const REJECT_CODES = [
   'UnknownOrder',
   'ReduceOnlyWouldIncrease',
   'InsufficientMargin',
+  // circuit breakers
+  'OracleStale',
+  'PriceOutsideBand',
+  'OpenInterestCapExceeded',
   // collateral
   'InvalidAmount',
   'InsufficientFunds',

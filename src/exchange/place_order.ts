@@ -11,6 +11,8 @@
 //    when there is nothing to reduce on that side;
 //  - while the market's index is stale (no oracle quorum for staleAfterMs),
 //    only reduce-only orders (OracleStale);
+//  - circuit breakers (breakers.ts): price band around the mark for limit
+//    orders (PriceOutsideBand), open-interest cap (OpenInterestCapExceeded);
 //  - the margin check: the initial margin of the account with every resting
 //    order and this one resting in full (worst case per market), plus the
 //    immediate loss of trading at the limit price against the mark, must not
@@ -22,6 +24,7 @@ import type { Ctx } from './context.ts';
 import { ensureAccount, getAccount } from './context.ts';
 import type { Rejection } from './errors.ts';
 import { reject } from './errors.ts';
+import { checkBreakers } from './breakers.ts';
 import { marginForOrder, marginForOrderNum } from './margin.ts';
 import { forgetRemoved, rememberOrder, settleFills } from './orders.ts';
 import type { ActionResult, Fill } from './results.ts';
@@ -118,6 +121,15 @@ export function checkPlaceOrder(ctx: Ctx, a: PlaceOrder): Checked | Rejection {
       return reject('PostOnlyWouldTake', `would trade at ${best}`);
     }
   }
+  const breaker = checkBreakers(
+    market,
+    account.positions[market.index]!.sizeLots,
+    buy,
+    a.type === 'limit' ? priceTicks : null,
+    sizeLots,
+    postOnly,
+  );
+  if (breaker !== null) return reject(breaker.code, breaker.message);
   if (!a.reduceOnly) {
     const awayTicks = buy ? priceTicks - market.markTicks : market.markTicks - priceTicks;
     const buyLots = buy ? sizeLots : 0;

@@ -1,0 +1,102 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { decodeGenesis, devnetGenesis, encodeGenesis } from '../../src/exchange/index.ts';
+import { openingLots } from '../../src/exchange/breakers.ts';
+import { REJECT_CODES } from '../../src/exchange/errors.ts';
+import { Harness, USDC, VALIDATORS, genesis, key, limit } from './helpers.ts';
+
+const BTC = 'BTC-PERPETUAL';
+
+function code(r: ReturnType<Harness['one']>): string | undefined {
+  if (!r.ok) return r.code;
+  const a = r.actions[0]!;
+  return a.ok ? undefined : a.code;
+}
+
+function breakerGenesis() {
+  const g = genesis();
+  g.markets = g.markets.map((m, i) =>
+    i === 0 ? { ...m, priceBandPpm: 50_000, openInterestCapLots: 50 } : m,
+  );
+  return g;
+}
+
+test('the breaker codes are rejection codes', () => {
+  for (const c of ['OracleStale', 'PriceOutsideBand', 'OpenInterestCapExceeded']) {
+    assert.ok((REJECT_CODES as readonly string[]).includes(c), c);
+  }
+});
+
+test('limit orders and amends priced more than priceBandPpm from the mark are refused', () => {
+  const h = new Harness(breakerGenesis());
+  const maker = key('maker');
+  h.fund(maker, 1_000_000n * USDC);
+  // Mark 500,000 ticks, band 5%: [475,000, 525,000].
+  assert.equal(code(h.one(maker, limit(BTC, 'sell', 525_001, 1))), 'PriceOutsideBand');
+  assert.equal(code(h.one(maker, limit(BTC, 'buy', 474_999, 1))), 'PriceOutsideBand');
+  assert.equal(code(h.one(maker, limit(BTC, 'buy', 475_000, 1))), undefined);
+  assert.equal(code(h.one(maker, limit(BTC, 'sell', 525_000, 1))), undefined);
+  const sell = [...h.ex.state.orders.values()].find(
+    (o) => o.clientOrderId === '' && o.orderId > 1,
+  )!;
+  assert.equal(
+    code(
+      h.one(maker, { kind: 'amend', instrument: BTC, orderId: sell.orderId, priceTicks: 530_000 }),
+    ),
+    'PriceOutsideBand',
+  );
+  // The other market has no band.
+  assert.equal(code(h.one(maker, limit('ETH-PERPETUAL', 'buy', 100_000, 1))), undefined);
+});
+
+test('open interest cannot be raised above the cap; closing trades always pass', () => {
+  const h = new Harness(breakerGenesis());
+  const maker = key('maker');
+  const taker = key('taker');
+  h.fund(maker, 1_000_000n * USDC);
+  h.fund(taker, 1_000_000n * USDC);
+  // Post-only quotes never take: not bounded.
+  assert.equal(
+    code(h.one(maker, limit(BTC, 'sell', 500_000, 100, { timeInForce: 'postOnly' }))),
+    undefined,
+  );
+  assert.equal(code(h.one(taker, limit(BTC, 'buy', 500_000, 51))), 'OpenInterestCapExceeded');
+  assert.equal(code(h.one(taker, limit(BTC, 'buy', 500_000, 50))), undefined);
+  const market = h.ex.state.marketByName.get(BTC)!;
+  assert.equal(market.longLots, 50);
+  assert.equal(code(h.one(taker, limit(BTC, 'buy', 500_000, 1))), 'OpenInterestCapExceeded');
+  // The taker closes 20 into a bid: allowed at the cap.
+  assert.equal(
+    code(h.one(maker, limit(BTC, 'buy', 499_000, 20, { timeInForce: 'postOnly' }))),
+    undefined,
+  );
+  assert.equal(code(h.one(taker, limit(BTC, 'sell', 499_000, 20))), undefined);
+  assert.equal(market.longLots, 30);
+});
+
+test('openingLots: the part of an order beyond what it closes', () => {
+  fc.assert(
+    fc.property(
+      fc.integer({ min: -1000, max: 1000 }),
+      fc.boolean(),
+      fc.integer({ min: 1, max: 1000 }),
+      (pos, buy, size) => {
+        const after = pos + (buy ? size : -size);
+        const opened = (buy ? after > 0 : after < 0) ? Math.min(size, Math.abs(after)) : 0;
+        assert.equal(openingLots(pos, buy, size), opened);
+      },
+    ),
+  );
+});
+
+test('breaker parameters round-trip in genesis format 2; a genesis without them keeps format 1', () => {
+  const g = breakerGenesis();
+  assert.deepEqual(decodeGenesis(encodeGenesis(g)), g);
+  const plain = { ...devnetGenesis(VALIDATORS.map((v) => v.publicKey)), oracle: undefined };
+  delete plain.oracle;
+  const bytes = encodeGenesis(plain);
+  assert.equal(bytes[0], 1);
+  assert.deepEqual(decodeGenesis(bytes), plain);
+  assert.equal(encodeGenesis(g)[0], 2);
+});
