@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import { divBig } from '../../../src/lib/int.ts';
 import { SCALE, sqrt } from '../../../src/math/index.ts';
 import type { SviParams } from '../../../src/exchange/options/svi.ts';
 import {
@@ -55,8 +56,11 @@ const validSvi: fc.Arbitrary<SviParams> = fc
     slack: fc.bigInt({ min: 0n, max: SCALE }),
   })
   .map(({ b, rho, m, sigma, slack }) => {
-    const floor = (((b * sigma) / SCALE) * sqrt(SCALE - (rho * rho) / SCALE)) / SCALE;
-    return { a: slack - floor + 1n, b, rho, m, sigma };
+    // The floor b σ sqrt(1 − ρ²) with validateSvi's own rounding (half-even
+    // products), so a = slack − floor is valid exactly when slack ≥ 0.
+    const wad = (x: bigint, y: bigint): bigint => divBig(x * y, SCALE, 'halfEven');
+    const floor = wad(wad(b, sigma), sqrt(SCALE - wad(rho, rho)));
+    return { a: slack - floor, b, rho, m, sigma };
   });
 
 test('SVI: valid parameters give non-negative variance and a volatility in range', () => {
