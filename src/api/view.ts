@@ -275,7 +275,11 @@ export interface BlockView {
   txs: BlockTxView[];
   /** The round it was decided in (0: the first): round + 1 rounds were needed. */
   round?: number;
-  /** The validators whose precommits are in this block's commit certificate. */
+  /**
+   * The validators whose precommits are in this block's commit certificate:
+   * the canonical one (the next block's lastCommit) once the node has it, so
+   * the same on every node below its tip; at the tip, this node's own.
+   */
   signers?: CommitSignerView[];
   evidence?: EvidenceView[];
   /** Liquidations, deleveraging, insurance cover, halts (kept for recent blocks only). */

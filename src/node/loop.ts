@@ -398,8 +398,12 @@ export class NodeLoop {
     this.stats.lastExecutionMs = executionMs;
     this.stats.blocksExecuted++;
     this.stats.txsCommitted += block.txs.length;
-    this.maybeSnapshot(height);
+    // The node saves the block's results in onExecuted: they go to the results
+    // log before a snapshot of this height, which a restart would resume from
+    // without executing the block again (results missing there would leave a
+    // gap, and the results log restarts past a gap, dropping every older height).
     this.options.hooks?.onExecuted?.({ block, blockHash, commit, result, executionMs });
+    this.maybeSnapshot(height);
     const pauseMs = this.options.commitPauseMs ?? 0;
     if (pauseMs <= 0) {
       this.heightStartMs = this.clock.nowMs();

@@ -27,7 +27,7 @@ import type { PeerNetwork } from './network.ts';
 import type { PriceSource } from './oracle_source.ts';
 import { restoreApp } from './restore.ts';
 import type { ResultsStore } from './results.ts';
-import { MemoryResultsStore } from './results.ts';
+import { MemoryResultsStore, PUBLISHED_EVENT_TYPES } from './results.ts';
 import type { Storage } from './storage/index.ts';
 import { SyncServer } from './sync_server.ts';
 
@@ -245,6 +245,12 @@ export class ZommaNode {
       height: executed.height,
       appHash: executed.exchange.appHash,
       results: executed.results,
+      // Here rather than in the view: restart re-executes blocks with no view
+      // listening, and their records must hold the same details as live ones.
+      details: {
+        events: executed.exchange.events.filter((e) => PUBLISHED_EVENT_TYPES.has(e.type)),
+        insuranceQuote: app.exchange.state.insuranceQuote,
+      },
     });
   }
 

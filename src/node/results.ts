@@ -7,9 +7,10 @@
 // block store; results are deterministic, so a height lost in a crash is
 // written again when restart re-executes its block.
 //
-// The view adds each block's details (the exchange events it publishes and the
-// insurance fund after the block) right after the node saves the results, in
-// the same turn, so the record is written once, whole. A record ends after the
+// The node saves each block's details (the exchange events the view publishes
+// and the insurance fund after the block) with its results, on the live path
+// and when restart re-executes a block alike, so a block answers the same on
+// every node, restarted or not. A record ends after the
 // results when it has no details (every record written before details
 // existed); otherwise a format byte (DETAILS_FORMAT) and the details follow.
 
@@ -30,7 +31,7 @@ export interface BlockResults {
   readonly appHash: Uint8Array;
   /** Per transaction in block order; null: the bytes failed their checks at execution. */
   readonly results: readonly (TxResult | null)[];
-  /** Absent: saved without details (by a node without a view, or before details were kept). */
+  /** Absent: saved before details were kept. */
   readonly details?: BlockDetails;
 }
 
@@ -41,6 +42,16 @@ export interface BlockDetails {
   /** The insurance fund after the block. */
   readonly insuranceQuote: bigint;
 }
+
+/** The exchange events a block's details keep (and its view publishes). */
+export const PUBLISHED_EVENT_TYPES: ReadonlySet<ExchangeEvent['type']> = new Set([
+  'liquidation',
+  'deleverage',
+  'insuranceCover',
+  'marketHalted',
+  'marketResumed',
+  'funding',
+]);
 
 /** Where a node keeps BlockResults by height. */
 export interface ResultsStore {
@@ -358,8 +369,9 @@ export class MemoryResultsStore implements ResultsStore {
  * Results in a record log: record i holds height base + i (base in the file
  * header). Saves are not synced on the spot: the fsync runs in the background
  * and flush() is the barrier the node calls before anything that makes a later
- * height durable. The last save waits in memory for its details (saveDetails)
- * and is written with them, or as it is by the next save, load or flush.
+ * height durable. A save with its details (every save the node makes) is
+ * written at once; one without waits in memory for them (saveDetails) and is
+ * written with them, or as it is by the next save, load or flush.
  */
 export class FileResultsStore implements ResultsStore {
   private base: number;
@@ -393,6 +405,9 @@ export class FileResultsStore implements ResultsStore {
     }
     this.base = height - this.refs.length;
     this.pending = results;
+    // Nothing will join it: written now, so it is in the file before anything
+    // the loop writes after this height (a snapshot, the next block).
+    if (results.details !== undefined) this.writePending();
   }
 
   saveDetails(height: number, details: BlockDetails): void {

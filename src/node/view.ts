@@ -105,16 +105,6 @@ const SUBMIT_CODES: Record<string, SubmitRejectCode> = {
   MempoolFull: 'MempoolFull',
 };
 
-/** The exchange events a block view shows (eventOf maps the others to none). */
-const PUBLISHED_EVENT_TYPES: ReadonlySet<ExchangeEvent['type']> = new Set([
-  'liquidation',
-  'deleverage',
-  'insuranceCover',
-  'marketHalted',
-  'marketResumed',
-  'funding',
-]);
-
 export class ChainView implements NodeView {
   readonly chainId: string;
   private readonly node: ZommaNode;
@@ -304,7 +294,12 @@ export class ChainView implements NodeView {
     };
   }
 
-  /** Round, signers, evidence and oracle of a block and its certificate (stored or live). */
+  /**
+   * Round, signers, evidence and oracle of a block and a certificate for it.
+   * Nodes can hold different, equally valid certificates for one height; the
+   * canonical one is the lastCommit of the next block, used once it exists, so
+   * every node answers the same for every block below its tip.
+   */
   private consensusFieldsOf(
     block: Block,
     commit: CommitCertificate | null,
@@ -360,7 +355,10 @@ export class ChainView implements NodeView {
       appHash,
       proposer: addressText(stored.block.header.proposerAddress),
       txs,
-      ...this.consensusFieldsOf(stored.block, stored.commit),
+      ...this.consensusFieldsOf(
+        stored.block,
+        loadCommitted(this.storage, height + 1)?.block.lastCommit ?? stored.commit,
+      ),
       ...(details !== undefined
         ? {
             events: details.events.flatMap((e) => this.eventOf(e, height, timeMs)),
@@ -615,13 +613,9 @@ export class ChainView implements NodeView {
       events: txs.exchange.events.flatMap((e) => this.eventOf(e, height, timeMs)),
       insuranceQuote: quoteString(state.insuranceQuote),
     };
-    // Kept with the block's results, so the block answers the same after a restart.
-    this.node.results.saveDetails(height, {
-      events: txs.exchange.events.filter((e) => PUBLISHED_EVENT_TYPES.has(e.type)),
-      insuranceQuote: state.insuranceQuote,
-    });
     this.noteRisk(block, state);
     this.blocks.set(height, block);
+    this.canonicalize(height - 1, executed.block.lastCommit);
     this.blocks.delete(height - VIEW_BLOCKS_KEPT);
 
     const activity = this.collectActivity(decoded, txs.results, height, timeMs);
@@ -684,6 +678,17 @@ export class ChainView implements NodeView {
         this.log.error({ error: String(error) }, 'a view listener failed');
       }
     }
+  }
+
+  /** Replaces the kept view of `height` with one from its canonical certificate. */
+  private canonicalize(height: number, lastCommit: CommitCertificate | null): void {
+    const kept = this.blocks.get(height);
+    if (kept === undefined || lastCommit === null || lastCommit.height !== height) return;
+    this.blocks.set(height, {
+      ...kept,
+      round: lastCommit.round,
+      signers: signersOf(lastCommit, this.validatorSet, kept.timeMs),
+    });
   }
 
   /** The changed levels of one market since the last publication, or null. */

@@ -60,6 +60,22 @@ test('a four-process cluster behind its API: matching, agreement, no lost acknow
   // What the API answered when it acknowledged each transaction as committed.
   const acked = new Map<string, TxView>();
   const ack = (tx: TxView) => acked.set(tx.hash, tx);
+  const everyNodeAt = (height: number, what: string) =>
+    until(
+      async () => {
+        const heights = await Promise.all(
+          clients.map((c) =>
+            c.status().then(
+              (s) => s.height,
+              () => -1,
+            ),
+          ),
+        );
+        return heights.every((h) => h >= height);
+      },
+      60_000,
+      what,
+    );
   try {
     await until(
       async () => {
@@ -176,23 +192,13 @@ test('a four-process cluster behind its API: matching, agreement, no lost acknow
     await kill9(procs[0]!);
     await burst([1, 2, 3]);
     procs[0] = startNodeProcess(cluster.homes[0]!.home);
-    const top = Math.max(...[...acked.values()].map((t) => t.height ?? -1));
-    await until(
-      async () => {
-        const heights = await Promise.all(
-          clients.map((c) =>
-            c.status().then(
-              (s) => s.height,
-              () => -1,
-            ),
-          ),
-        );
-        return heights.every((h) => h >= top);
-      },
-      60_000,
-      'every node past the last acknowledged height',
-    );
+    const topAcked = () => Math.max(...[...acked.values()].map((t) => t.height ?? -1));
+    await everyNodeAt(topAcked(), 'every node past the last acknowledged height');
     await burst([0, 1]);
+    // A node answers for a height once it has committed it (before, a
+    // transaction gossiped to it is pending there): every node must reach the
+    // last acknowledgement's height before they are checked.
+    await everyNodeAt(topAcked(), 'every node past the last acknowledgement');
 
     // Every node, the two restarted ones included, answers with the same result
     // the API gave when it acknowledged the transaction: status, height,
@@ -206,14 +212,17 @@ test('a four-process cluster behind its API: matching, agreement, no lost acknow
     }
 
     // The same appHash at every height on every node (the API's blocks, and the metrics chain).
+    // A block's signers and round come from its canonical certificate, the
+    // next block's lastCommit; below every node's tip all of them hold it.
     const agreed = Math.min(
       ...(await Promise.all(clients.map((c) => c.status()))).map((s) => s.height),
     );
+    await everyNodeAt(agreed + 1, 'every node past the compared heights');
     for (let h = 1; h <= agreed; h++) {
       const hashes = new Set(
         await Promise.all(clients.map((c) => c.block(h).then((b) => JSON.stringify(b)))),
       );
-      assert.equal(hashes.size, 1, `height ${h}`);
+      assert.equal(hashes.size, 1, `height ${h}: ${[...hashes].join('\n')}`);
     }
   } finally {
     for (const p of procs)

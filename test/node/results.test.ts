@@ -6,12 +6,12 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ZommaClient, generateKey } from '../../src/api/client/index.ts';
 import type { TxView } from '../../src/api/client/index.ts';
 import { decode, encode } from '../../src/codec/wire.ts';
-import { loadConfig, saveConfig } from '../../src/node/config.ts';
+import { HOME_FILES, loadConfig, saveConfig } from '../../src/node/config.ts';
 import { initNetwork } from '../../src/node/init.ts';
 import type { BlockDetails, BlockResults } from '../../src/node/results.ts';
 import {
@@ -321,6 +321,54 @@ test('after a restart, tx and block answer with the results published before it'
     for (const [i, t] of seen.entries()) assert.deepEqual(await client.tx(t.hash), before[i]);
     for (const [i, h] of heights.entries())
       assert.deepEqual(await client.block(h), blocksBefore[i]);
+  } finally {
+    await running.stop();
+    tmp.remove();
+  }
+});
+
+test('blocks executed again by a restart keep the same details as live ones', async () => {
+  const tmp = tempDir('zomma-results-replay-');
+  const { homes } = initNetwork({
+    validators: 1,
+    out: tmp.dir,
+    genesisTimeMs: Date.now(),
+    oracleSeed: 6,
+    timeouts: E2E_TIMEOUTS,
+    // No snapshot: the restart executes every block again from genesis.
+    snapshotEveryHeights: 1_000_000,
+    commitPauseMs: 20,
+  });
+  const home = homes[0]!.home;
+  saveConfig(home, {
+    ...loadConfig(home),
+    listen: '127.0.0.1:0',
+    api: '127.0.0.1:0',
+    metrics: '127.0.0.1:0',
+    logLevel: 'warn',
+    apiLimits: LOOPBACK_API_LIMITS,
+  });
+  let running = await runNode({ home });
+  try {
+    let client = new ZommaClient(running.apiUrl!);
+    await until(
+      async () => ((await client.ticker('BTC-PERPETUAL')).indexTicks ?? 0) > 0,
+      20_000,
+      'an index price',
+    );
+    await client.trader(generateKey()).faucet(1_000n * USDC);
+    const top = (await client.status()).height;
+    const before = [];
+    for (let h = 1; h <= top; h++) before.push(await client.block(h));
+    for (const b of before) assert.ok(b.insuranceQuote !== undefined, `live details ${b.height}`);
+    await running.stop();
+    // Results lost (as a crash loses the last ones): the restart writes them again.
+    rmSync(join(home, HOME_FILES.data, 'results.log'));
+    running = await runNode({ home });
+    client = new ZommaClient(running.apiUrl!);
+    assert.equal(running.node.restoredFrom.snapshotHeight, 0);
+    assert.ok(running.node.restoredFrom.replayedBlocks > 0);
+    for (const b of before) assert.deepEqual(await client.block(b.height), b);
   } finally {
     await running.stop();
     tmp.remove();
