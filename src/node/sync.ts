@@ -24,25 +24,13 @@
 // (only a proposal re-including old evidence would be judged differently, and
 // 2/3+ of honest validators reject that one).
 
-import { Writer, decode, encode } from '../codec/wire.ts';
-import type {
-  Block,
-  ChainState,
-  CommitCertificate,
-  CommittedBlock,
-  Genesis,
-  PeerId,
-  Verifier,
-} from '../consensus/index.ts';
+import { decode, encode } from '../codec/wire.ts';
+import type { ChainState, CommittedBlock, Genesis, PeerId, Verifier } from '../consensus/index.ts';
 import {
-  SIGN_KIND_CONSENSUS,
-  VOTE_TYPE,
   ValidatorSet,
   blockHashOf,
   commitHashOf,
   committedBlockCodec,
-  isQuorum,
-  voteSignBytes,
   walRecordCodec,
 } from '../consensus/index.ts';
 import { sha256 } from '../crypto/index.ts';
@@ -65,6 +53,7 @@ import type { PeerNetwork } from './network.ts';
 import type { Storage } from './storage/index.ts';
 import type { SnapshotOffer, SyncMessage } from './sync_messages.ts';
 import { chunkBytesOf, decodeSyncMessage, encodeSyncMessage } from './sync_messages.ts';
+import { certified } from './watch.ts';
 
 export type SyncErrorCode =
   /** No peer offered a snapshot before the deadline. */
@@ -451,39 +440,6 @@ export function verifyBlocks(
     committedEvidence: [],
   };
   return { appHash: header.previousAppHash, chainState };
-}
-
-/** 2/3+ of `set`'s power precommitted `block` (each signature checked once, no index twice). */
-function certified(
-  block: Block,
-  commit: CommitCertificate,
-  set: ValidatorSet,
-  verifier: Verifier,
-): boolean {
-  const hash = blockHashOf(block);
-  if (commit.height !== block.header.height || !bytesEqual(commit.blockHash, hash)) return false;
-  const w = new Writer(256);
-  let power = 0;
-  const seen = new Set<number>();
-  for (const v of commit.votes) {
-    if (v.validatorIndex >= set.size || seen.has(v.validatorIndex)) return false;
-    seen.add(v.validatorIndex);
-    const bytes = voteSignBytes(
-      w,
-      VOTE_TYPE.precommit,
-      commit.height,
-      commit.round,
-      hash,
-      v.timestampMs,
-      v.extension,
-    );
-    const validator = set.validators[v.validatorIndex]!;
-    if (!verifier.verify(validator.publicKey, SIGN_KIND_CONSENSUS.precommit, bytes, v.signature)) {
-      return false;
-    }
-    power += validator.power;
-  }
-  return isQuorum(power, set.totalPower);
 }
 
 /** Whether a node's storage holds nothing yet (state sync runs only then). */

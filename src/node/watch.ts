@@ -72,7 +72,8 @@ export function checkCertifiedBlock(
   return null;
 }
 
-function certified(
+/** 2/3+ of `set`'s power precommitted `block` (each signature checked once, no index twice). */
+export function certified(
   block: Block,
   commit: CommitCertificate,
   set: ValidatorSet,
