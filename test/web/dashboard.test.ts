@@ -5,65 +5,36 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
-import type { BrowserContext, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
+import { openBrowser } from './browser.ts';
+import type { Browser } from './browser.ts';
 import { buildBundle } from '../../src/web/build.ts';
 import { ACCOUNT, Market, startDashboardServer } from './fixtures.ts';
 import type { DashboardServer } from './fixtures.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
 const WAIT_MS = 10_000;
 const SHOTS = join('artifacts', 'web');
 
 let market: Market;
 let server: DashboardServer;
-let context: BrowserContext;
 let page: Page;
-let profile: string;
+let browser: Browser | undefined;
 const problems: string[] = [];
 
 before(async () => {
-  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install chromium`);
   mkdirSync(SHOTS, { recursive: true });
   market = new Market(7);
   for (let i = 0; i < 6; i++) market.step();
   server = await startDashboardServer(market.view, buildBundle());
-  profile = mkdtempSync(join(tmpdir(), 'zomma-chromium-'));
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    timeout: 30_000,
-    viewport: { width: 1440, height: 1000 },
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
-  context.setDefaultTimeout(WAIT_MS);
-  page = context.pages()[0] ?? (await context.newPage());
-  page.on('console', (m) => {
-    if (m.type() === 'error' || m.type() === 'warning')
-      problems.push(`console ${m.type()}: ${m.text()}`);
-  });
-  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-  page.on('requestfailed', (r) =>
-    problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`),
-  );
+  browser = await openBrowser(problems, WAIT_MS);
+  page = browser.page;
 });
 
 after(async () => {
-  await context?.close();
+  await browser?.close();
   await server?.close();
-  if (profile !== undefined) rmSync(profile, { recursive: true, force: true });
 });
 
 type Doc = { querySelector(s: string): { textContent: string | null } | null };

@@ -10,13 +10,13 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
-import type { BrowserContext, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
+import { openBrowser } from './browser.ts';
+import type { Browser } from './browser.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
 const WAIT_MS = 15_000;
 const START_MS = 40_000;
 const STOP_MS = 10_000;
@@ -29,8 +29,7 @@ const BASE_PORT = 32_000 + (process.pid % 300) * 20;
 let devnet: ChildProcess | undefined;
 let devnetExited: Promise<void> = Promise.resolve();
 let dir: string;
-let profile: string;
-let context: BrowserContext;
+let browser: Browser | undefined;
 let page: Page;
 let url = '';
 let maker = '';
@@ -75,7 +74,6 @@ function waitOutput(re: RegExp, timeoutMs: number): Promise<RegExpExecArray> {
 }
 
 before(async () => {
-  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install chromium`);
   mkdirSync(SHOTS, { recursive: true });
   dir = mkdtempSync(join(tmpdir(), 'zomma-devnet-web-'));
   devnet = spawn(
@@ -99,37 +97,12 @@ before(async () => {
   url = (await waitOutput(/dashboard {2}(http:\/\/\S+)\/ui\//, START_MS))[1]!;
   maker = (await waitOutput(/market maker (0x[0-9a-f]{40})/, 1_000))[1]!;
 
-  profile = mkdtempSync(join(tmpdir(), 'zomma-chromium-'));
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    timeout: 30_000,
-    viewport: { width: 1440, height: 1000 },
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
-  context.setDefaultTimeout(WAIT_MS);
-  page = context.pages()[0] ?? (await context.newPage());
-  page.on('console', (m) => {
-    if (m.type() === 'error' || m.type() === 'warning')
-      problems.push(`console ${m.type()}: ${m.text()}`);
-  });
-  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-  page.on('requestfailed', (r) =>
-    problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`),
-  );
+  browser = await openBrowser(problems, WAIT_MS);
+  page = browser.page;
 });
 
 after(async () => {
-  await context?.close().catch(() => {});
+  await browser?.close();
   if (devnet?.pid !== undefined && devnet.exitCode === null && devnet.signalCode === null) {
     devnet.kill('SIGTERM');
     const timer = setTimeout(() => {
@@ -143,7 +116,6 @@ after(async () => {
     await devnetExited;
     clearTimeout(timer);
   }
-  if (profile !== undefined) rmSync(profile, { recursive: true, force: true });
   if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
 });
 
