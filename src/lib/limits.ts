@@ -307,6 +307,8 @@ export const SIM_LIVENESS_TIMEOUTS = 30;
 export const SIM_EVIDENCE_BOUND_HEIGHTS_MIN = 12;
 /** Seeds one swarm may run. */
 export const SIM_SWARM_SEEDS_MAX = 1_000_000;
+/** Trace bytes a simulator gathers before hashing them (one native hash call per buffer, not per event). */
+export const SIM_TRACE_BUFFER_BYTES = 64 * 1024;
 
 assert(
   SIM_BLOCK_STORE_HEIGHTS >= CATCHUP_BUFFER_BLOCKS_MAX,
