@@ -2,7 +2,7 @@
 // one encoding, so hashes and signatures are taken over these bytes. Decoding
 // refuses anything non-canonical with a DecodeError naming the field.
 
-import { DecodeError, encode, type Codec, type Reader, type Writer } from '../codec/wire.ts';
+import { DecodeError, Writer, type Codec, type Reader } from '../codec/wire.ts';
 import {
   BLOCK_TXS_MAX,
   CATCHUP_BATCH_BLOCKS_MAX,
@@ -357,26 +357,48 @@ const setStateBytes = new WeakMap<ValidatorSetState, Uint8Array>();
 
 export const validatorSetStateCodec: Codec<ValidatorSetState> = {
   write(w, s) {
-    let bytes = setStateBytes.get(s);
-    if (bytes === undefined) {
-      bytes = encode(setStateCodec, s);
-      setStateBytes.set(s, bytes);
+    const bytes = setStateBytes.get(s);
+    if (bytes !== undefined) {
+      w.raw(bytes);
+      return;
     }
-    w.raw(bytes);
+    // Written in place and then copied: a nested encode() would take a fresh
+    // Writer (the shared one is busy) and regrow it to the set's size each time.
+    const start = w.length;
+    setStateCodec.write(w, s);
+    setStateBytes.set(s, w.peek().slice(start));
   },
   read(r, field) {
     return setStateCodec.read(r, field);
   },
 };
 
+/**
+ * Each member's key, address and power, encoded: a set advanced by one height
+ * shares its members array with the set before it, and only the priorities
+ * change, so a checkpoint per height re-encodes those alone.
+ */
+const memberBytes = new WeakMap<ValidatorSetState['validators'], readonly Uint8Array[]>();
+
+function encodedMembers(validators: ValidatorSetState['validators']): readonly Uint8Array[] {
+  let members = memberBytes.get(validators);
+  if (members === undefined) {
+    const w = new Writer(64);
+    members = validators.map((v) => {
+      w.reset();
+      w.fixed(v.publicKey, PUBLIC_KEY_BYTES).bytes(v.address, HASH_BYTES_MAX).uvarint(v.power);
+      return w.finishOwned();
+    });
+    memberBytes.set(validators, members);
+  }
+  return members;
+}
+
 const setStateCodec: Codec<ValidatorSetState> = {
   write(w, s) {
-    w.uvarint(s.validators.length);
-    for (let i = 0; i < s.validators.length; i++) {
-      const v = s.validators[i]!;
-      w.fixed(v.publicKey, PUBLIC_KEY_BYTES).bytes(v.address, HASH_BYTES_MAX).uvarint(v.power);
-      w.ivarintBig(s.priorities[i]!);
-    }
+    const members = encodedMembers(s.validators);
+    w.uvarint(members.length);
+    for (let i = 0; i < members.length; i++) w.raw(members[i]!).ivarintBig(s.priorities[i]!);
   },
   read(r, field) {
     const count = readCount(r, `${field}.validators`, VALIDATORS_MAX);
