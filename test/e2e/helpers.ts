@@ -41,17 +41,20 @@ export interface SoloNode {
   stop(): Promise<void>;
 }
 
-/** One validator in this process, with its API on a free port. */
-export async function startSoloNode(commitPauseMs = 20): Promise<SoloNode> {
-  const tmp = tempDir('zomma-solo-');
+/**
+ * The home of a one-validator network in `dir`, configured for loopback: free
+ * ports for peers, API and metrics, warnings only, no API rate limits in the way.
+ */
+export function initSoloHome(
+  dir: string,
+  options: { oracleSeed: number; snapshotEveryHeights: number; commitPauseMs: number },
+): string {
   const { homes } = initNetwork({
     validators: 1,
-    out: tmp.dir,
+    out: dir,
     genesisTimeMs: Date.now(),
-    oracleSeed: 5,
     timeouts: E2E_TIMEOUTS,
-    snapshotEveryHeights: 0,
-    commitPauseMs,
+    ...options,
   });
   const home = homes[0]!.home;
   saveConfig(home, {
@@ -62,6 +65,13 @@ export async function startSoloNode(commitPauseMs = 20): Promise<SoloNode> {
     logLevel: 'warn',
     apiLimits: LOOPBACK_API_LIMITS,
   });
+  return home;
+}
+
+/** One validator in this process, with its API on a free port. */
+export async function startSoloNode(commitPauseMs = 20): Promise<SoloNode> {
+  const tmp = tempDir('zomma-solo-');
+  const home = initSoloHome(tmp.dir, { oracleSeed: 5, snapshotEveryHeights: 0, commitPauseMs });
   const running = await runNode({ home });
   return {
     running,

@@ -11,8 +11,7 @@ import { join } from 'node:path';
 import { ZommaClient, generateKey } from '../../src/api/client/index.ts';
 import type { TxView } from '../../src/api/client/index.ts';
 import { decode, encode } from '../../src/codec/wire.ts';
-import { HOME_FILES, loadConfig, saveConfig } from '../../src/node/config.ts';
-import { initNetwork } from '../../src/node/init.ts';
+import { HOME_FILES } from '../../src/node/config.ts';
 import type { BlockDetails, BlockResults } from '../../src/node/results.ts';
 import {
   MemoryResultsStore,
@@ -21,7 +20,7 @@ import {
   openFileResultsStore,
 } from '../../src/node/results.ts';
 import { runNode } from '../../src/node/runtime.ts';
-import { E2E_TIMEOUTS, LOOPBACK_API_LIMITS, until } from '../e2e/helpers.ts';
+import { initSoloHome, until } from '../e2e/helpers.ts';
 import { tempDir } from './helpers.ts';
 
 const USDC = 1_000_000n;
@@ -240,25 +239,12 @@ test('the memory results store behaves like the file store', () => {
 
 test('after a restart, tx and block answer with the results published before it', async () => {
   const tmp = tempDir('zomma-results-node-');
-  const { homes } = initNetwork({
-    validators: 1,
-    out: tmp.dir,
-    genesisTimeMs: Date.now(),
+  // Snapshots every few heights: the first transactions' heights are below
+  // the snapshot the restart loads, so their results can only come from the log.
+  const home = initSoloHome(tmp.dir, {
     oracleSeed: 5,
-    timeouts: E2E_TIMEOUTS,
-    // Snapshots every few heights: the first transactions' heights are below
-    // the snapshot the restart loads, so their results can only come from the log.
     snapshotEveryHeights: 3,
     commitPauseMs: 20,
-  });
-  const home = homes[0]!.home;
-  saveConfig(home, {
-    ...loadConfig(home),
-    listen: '127.0.0.1:0',
-    api: '127.0.0.1:0',
-    metrics: '127.0.0.1:0',
-    logLevel: 'warn',
-    apiLimits: LOOPBACK_API_LIMITS,
   });
   let running = await runNode({ home });
   try {
@@ -329,24 +315,11 @@ test('after a restart, tx and block answer with the results published before it'
 
 test('blocks executed again by a restart keep the same details as live ones', async () => {
   const tmp = tempDir('zomma-results-replay-');
-  const { homes } = initNetwork({
-    validators: 1,
-    out: tmp.dir,
-    genesisTimeMs: Date.now(),
+  // No snapshot: the restart executes every block again from genesis.
+  const home = initSoloHome(tmp.dir, {
     oracleSeed: 6,
-    timeouts: E2E_TIMEOUTS,
-    // No snapshot: the restart executes every block again from genesis.
     snapshotEveryHeights: 1_000_000,
     commitPauseMs: 20,
-  });
-  const home = homes[0]!.home;
-  saveConfig(home, {
-    ...loadConfig(home),
-    listen: '127.0.0.1:0',
-    api: '127.0.0.1:0',
-    metrics: '127.0.0.1:0',
-    logLevel: 'warn',
-    apiLimits: LOOPBACK_API_LIMITS,
   });
   let running = await runNode({ home });
   try {
