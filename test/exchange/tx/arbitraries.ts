@@ -24,11 +24,16 @@ const safe = fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER });
 const subaccount = fc.integer({ min: 0, max: 255 });
 const amount = fc.bigInt({ min: 0n, max: AMOUNT_QUOTE_MAX });
 const bytes = (n: number) => fc.uint8Array({ minLength: n, maxLength: n });
-// Strings of any Unicode whose UTF-8 fits the limit (graphemes are up to 4 bytes each).
+// Strings of any Unicode whose UTF-8 fits the limit. A grapheme can be a
+// sequence of several code points (12 bytes and more), so the byte length is
+// checked rather than assumed from the grapheme count.
+const utf8Bytes = (s: string): number => new TextEncoder().encode(s).length;
 const text = (maxBytes: number) =>
   fc.oneof(
     fc.string({ unit: 'binary-ascii', maxLength: maxBytes }),
-    fc.string({ unit: 'grapheme', maxLength: Math.floor(maxBytes / 8) }),
+    fc
+      .string({ unit: 'grapheme', maxLength: Math.floor(maxBytes / 8) })
+      .filter((s) => utf8Bytes(s) <= maxBytes),
   );
 
 // Optional fields are left out, not set to undefined, as the decoder leaves them.
