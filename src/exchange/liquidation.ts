@@ -34,7 +34,7 @@ import {
   scanNumResult,
 } from './margin.ts';
 import { forgetRemoved, settleFills } from './orders.ts';
-import type { ExchangeEvent } from './results.ts';
+import type { ExchangeEvent, Fill } from './results.ts';
 import type { Account, ExchangeState, MarketState } from './state.ts';
 import { notionalQuote, ppmCeil } from './units.ts';
 
@@ -147,8 +147,9 @@ function closePosition(
   const bankruptcy = bankruptcyTicks(state, market, account);
   const side = size > 0 ? 'sell' : 'buy';
   const book = market.book;
+  const orderId = state.nextOrderId++;
   book.place({
-    orderId: state.nextOrderId++,
+    orderId,
     owner: account.index,
     side,
     priceTicks: bankruptcy,
@@ -161,7 +162,22 @@ function closePosition(
   for (let i = 0; i < fills.length; i++) {
     notional += notionalQuote(fills.priceTicks[i]!, fills.sizeLots[i]!, market.k);
   }
-  const filled = settleFills(state, market, account, side, true, null);
+  const fillsOut: Fill[] = [];
+  const filled = settleFills(state, market, account, side, true, fillsOut);
+  for (const f of fillsOut) {
+    events.push({
+      type: 'liquidationFill',
+      market: p.instrument,
+      account: account.index,
+      orderId,
+      side,
+      makerAccount: f.makerAccount,
+      makerOrderId: f.makerOrderId,
+      priceTicks: f.priceTicks,
+      sizeLots: f.sizeLots,
+      makerFeeQuote: f.makerFeeQuote,
+    });
+  }
   const fee = minBig(
     minBig(ppmCeil(notional, p.liquidationFeePpm), p.liquidationFeeQuoteMax),
     maxBig(equityQuote(state, account), 0n),

@@ -74,6 +74,24 @@ export type ExchangeEvent =
       readonly feeQuote: bigint;
     }
   | {
+      /**
+       * One fill of a liquidation's IOC order against a resting order (emitted
+       * before its 'liquidation' event): the liquidated account took `side`;
+       * it pays no taker fee, and a maker rebate is not paid on it.
+       */
+      readonly type: 'liquidationFill';
+      readonly market: string;
+      readonly account: number;
+      /** The liquidation's IOC order. */
+      readonly orderId: number;
+      readonly side: 'buy' | 'sell';
+      readonly makerAccount: number;
+      readonly makerOrderId: number;
+      readonly priceTicks: number;
+      readonly sizeLots: number;
+      readonly makerFeeQuote: bigint;
+    }
+  | {
       readonly type: 'deleverage';
       readonly market: string;
       readonly account: number;

@@ -45,6 +45,7 @@ export interface BlockDetails {
 
 /** The exchange events a block's details keep (and its view publishes). */
 export const PUBLISHED_EVENT_TYPES: ReadonlySet<ExchangeEvent['type']> = new Set([
+  'liquidationFill',
   'liquidation',
   'deleverage',
   'insuranceCover',
@@ -90,6 +91,8 @@ const EVENT_TYPES = [
   'depositCredited',
   'marketHalted',
   'marketResumed',
+  // Appended, so records written before it existed decode unchanged.
+  'liquidationFill',
 ] as const satisfies readonly ExchangeEvent['type'][];
 const REJECT_CODE_SET: ReadonlySet<string> = new Set(REJECT_CODES);
 const ACTION_KIND_SET: ReadonlySet<string> = new Set(ACTION_KINDS);
@@ -223,6 +226,12 @@ export const exchangeEventCodec: Codec<ExchangeEvent> = {
         w.string(e.market, TEXT_BYTES_MAX).uvarint(e.account).uvarint(e.closedLots);
         w.ivarintBig(e.feeQuote);
         return;
+      case 'liquidationFill':
+        w.string(e.market, TEXT_BYTES_MAX).uvarint(e.account).uvarint(e.orderId);
+        w.bool(e.side === 'buy');
+        w.uvarint(e.makerAccount).uvarint(e.makerOrderId).uvarint(e.priceTicks);
+        w.uvarint(e.sizeLots).ivarintBig(e.makerFeeQuote);
+        return;
       case 'deleverage':
         w.string(e.market, TEXT_BYTES_MAX).uvarint(e.account).uvarint(e.counterparty);
         w.uvarint(e.sizeLots).uvarint(e.priceTicks);
@@ -264,6 +273,19 @@ export const exchangeEventCodec: Codec<ExchangeEvent> = {
           account: r.uvarint('account'),
           closedLots: r.uvarint('closedLots'),
           feeQuote: r.ivarintBig('feeQuote', QUOTE_BITS_MAX),
+        };
+      case 'liquidationFill':
+        return {
+          type,
+          market: r.string('market', TEXT_BYTES_MAX),
+          account: r.uvarint('account'),
+          orderId: r.uvarint('orderId'),
+          side: r.bool('side') ? 'buy' : 'sell',
+          makerAccount: r.uvarint('makerAccount'),
+          makerOrderId: r.uvarint('makerOrderId'),
+          priceTicks: r.uvarint('priceTicks'),
+          sizeLots: r.uvarint('sizeLots'),
+          makerFeeQuote: r.ivarintBig('makerFeeQuote', QUOTE_BITS_MAX),
         };
       case 'deleverage':
         return {

@@ -619,6 +619,7 @@ export class ChainView implements NodeView {
     this.blocks.delete(height - VIEW_BLOCKS_KEPT);
 
     const activity = this.collectActivity(decoded, txs.results, height, timeMs);
+    this.noteLiquidationFills(activity, txs.exchange.events, height, timeMs);
     const prev = this.published;
     const books = new Map(prev.books);
     const deltas: BookDelta[] = [];
@@ -732,6 +733,68 @@ export class ChainView implements NodeView {
       });
     }
     return activity;
+  }
+
+  /**
+   * The trades of the block's liquidations (they run after its transactions),
+   * flagged as liquidations, with the fills of both sides.
+   */
+  private noteLiquidationFills(
+    activity: Activity,
+    events: readonly ExchangeEvent[],
+    height: number,
+    timeMs: number,
+  ): void {
+    for (const e of events) {
+      if (e.type !== 'liquidationFill') continue;
+      const account = this.state.accounts[e.account];
+      const maker = this.state.accounts[e.makerAccount];
+      if (account === undefined || maker === undefined) continue;
+      const name = e.market;
+      const tradeId = (this.tradeIds.get(name) ?? 0) + 1;
+      this.tradeIds.set(name, tradeId);
+      this.lastTrade.set(name, e.priceTicks);
+      activity.trades.push({
+        tradeId,
+        instrument: name,
+        priceTicks: e.priceTicks,
+        sizeLots: e.sizeLots,
+        takerSide: e.side,
+        height,
+        timeMs,
+        liquidation: true,
+      });
+      const fill = { tradeId, instrument: name, priceTicks: e.priceTicks, sizeLots: e.sizeLots };
+      touch(activity, account);
+      addFill(activity, account, {
+        ...fill,
+        orderId: e.orderId,
+        side: e.side,
+        feeQuote: quoteString(0n),
+        liquidity: 'taker',
+        height,
+      });
+      touch(activity, maker);
+      const makerSide = e.side === 'buy' ? 'sell' : 'buy';
+      addFill(activity, maker, {
+        ...fill,
+        orderId: e.makerOrderId,
+        side: makerSide,
+        feeQuote: quoteString(e.makerFeeQuote),
+        liquidity: 'maker',
+        height,
+      });
+      const market = this.state.marketByName.get(name);
+      const resting = market?.book.order(e.makerOrderId);
+      noteOrder(activity, maker, {
+        orderId: e.makerOrderId,
+        instrument: name,
+        status: resting === undefined ? 'filled' : 'open',
+        side: makerSide,
+        priceTicks: e.priceTicks,
+        remainingLots: resting?.sizeLots ?? 0,
+      });
+    }
   }
 
   private noteAction(

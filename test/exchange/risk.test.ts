@@ -45,6 +45,20 @@ test('liquidation through the book: IOC bounded by the bankruptcy price, capped 
   const liq = r.events.find((e) => e.type === 'liquidation');
   assert.ok(liq !== undefined && liq.type === 'liquidation');
   assert.equal(liq.closedLots, ONE_BTC);
+  // Its one fill, reported before it: a sold to c's resting bid; c pays its maker fee (2 bp of $48,000).
+  const fills = r.events.filter((e) => e.type === 'liquidationFill');
+  assert.deepEqual(
+    fills.map((f) => [
+      f.account,
+      f.side,
+      f.makerAccount,
+      f.priceTicks,
+      f.sizeLots,
+      f.makerFeeQuote,
+    ]),
+    [[h.account(a)!.index, 'sell', h.account(c)!.index, 480_000, ONE_BTC, 9_600_000n]],
+  );
+  assert.ok(r.events.indexOf(fills[0]!) < r.events.indexOf(liq));
   // Sold at c's bid $48,000: cash −47,425 + 48,000 = $575; fee min(1% × 48,000, equity) = $480.
   assert.equal(liq.feeQuote, 480n * USDC);
   assert.equal(h.account(a)!.cashQuote, 95n * USDC);

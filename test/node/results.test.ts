@@ -111,6 +111,18 @@ const DETAILS = {
       receivedQuote: 9n,
       dustQuote: 1n,
     },
+    {
+      type: 'liquidationFill',
+      market: 'BTC-PERPETUAL',
+      account: 4,
+      orderId: 77,
+      side: 'sell',
+      makerAccount: 2,
+      makerOrderId: 12,
+      priceTicks: 59_000,
+      sizeLots: 3,
+      makerFeeQuote: -4n,
+    },
     { type: 'liquidation', market: 'BTC-PERPETUAL', account: 4, closedLots: 3, feeQuote: 700n },
     {
       type: 'deleverage',
