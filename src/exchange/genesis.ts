@@ -444,7 +444,8 @@ export function devnetGenesis(validatorKeys: readonly Uint8Array[]): Genesis {
       { volumeQuoteMin: 100_000_000n * USDC, makerFeePpm: -100, takerFeePpm: 300 },
     ],
     faucetQuoteMax: 1_000_000n * USDC,
-    validators: validatorKeys.map((publicKey) => ({ publicKey, stake: 100n })),
+    // 1,000,000 USDC of stake each: the voting power is the stake in quote units (≤ VALIDATOR_POWER_MAX).
+    validators: validatorKeys.map((publicKey) => ({ publicKey, stake: 1_000_000n * USDC })),
     insuranceFundQuote: 0n,
     oracle: DEVNET_ORACLE,
   };
