@@ -748,53 +748,71 @@ export class ChainView implements NodeView {
     for (const e of events) {
       if (e.type !== 'liquidationFill') continue;
       const account = this.state.accounts[e.account];
-      const maker = this.state.accounts[e.makerAccount];
-      if (account === undefined || maker === undefined) continue;
-      const name = e.market;
-      const tradeId = (this.tradeIds.get(name) ?? 0) + 1;
-      this.tradeIds.set(name, tradeId);
-      this.lastTrade.set(name, e.priceTicks);
-      activity.trades.push({
-        tradeId,
-        instrument: name,
+      if (account === undefined) continue;
+      this.noteTrade(activity, {
+        instrument: e.market,
+        taker: account,
+        takerOrderId: e.orderId,
+        takerSide: e.side,
+        takerFeeQuote: 0n,
+        makerAccount: e.makerAccount,
+        makerOrderId: e.makerOrderId,
+        makerFeeQuote: e.makerFeeQuote,
         priceTicks: e.priceTicks,
         sizeLots: e.sizeLots,
-        takerSide: e.side,
+        liquidation: true,
         height,
         timeMs,
-        liquidation: true,
-      });
-      const fill = { tradeId, instrument: name, priceTicks: e.priceTicks, sizeLots: e.sizeLots };
-      touch(activity, account);
-      addFill(activity, account, {
-        ...fill,
-        orderId: e.orderId,
-        side: e.side,
-        feeQuote: quoteString(0n),
-        liquidity: 'taker',
-        height,
-      });
-      touch(activity, maker);
-      const makerSide = e.side === 'buy' ? 'sell' : 'buy';
-      addFill(activity, maker, {
-        ...fill,
-        orderId: e.makerOrderId,
-        side: makerSide,
-        feeQuote: quoteString(e.makerFeeQuote),
-        liquidity: 'maker',
-        height,
-      });
-      const market = this.state.marketByName.get(name);
-      const resting = market?.book.order(e.makerOrderId);
-      noteOrder(activity, maker, {
-        orderId: e.makerOrderId,
-        instrument: name,
-        status: resting === undefined ? 'filled' : 'open',
-        side: makerSide,
-        priceTicks: e.priceTicks,
-        remainingLots: resting?.sizeLots ?? 0,
       });
     }
+  }
+
+  /** One trade: its id, the public trade, the fills of both sides and the maker's order. */
+  private noteTrade(activity: Activity, t: TradeNote): void {
+    const name = t.instrument;
+    const tradeId = (this.tradeIds.get(name) ?? 0) + 1;
+    this.tradeIds.set(name, tradeId);
+    this.lastTrade.set(name, t.priceTicks);
+    const { priceTicks, sizeLots, takerSide, height } = t;
+    activity.trades.push({
+      tradeId,
+      instrument: name,
+      priceTicks,
+      sizeLots,
+      takerSide,
+      height,
+      timeMs: t.timeMs,
+      ...(t.liquidation ? { liquidation: true } : {}),
+    });
+    const fill = { tradeId, instrument: name, priceTicks, sizeLots, height };
+    touch(activity, t.taker);
+    addFill(activity, t.taker, {
+      ...fill,
+      orderId: t.takerOrderId,
+      side: takerSide,
+      feeQuote: quoteString(t.takerFeeQuote),
+      liquidity: 'taker',
+    });
+    const maker = this.state.accounts[t.makerAccount];
+    if (maker === undefined) return;
+    touch(activity, maker);
+    const makerSide = takerSide === 'buy' ? 'sell' : 'buy';
+    addFill(activity, maker, {
+      ...fill,
+      orderId: t.makerOrderId,
+      side: makerSide,
+      feeQuote: quoteString(t.makerFeeQuote),
+      liquidity: 'maker',
+    });
+    const resting = this.state.marketByName.get(name)?.book.order(t.makerOrderId);
+    noteOrder(activity, maker, {
+      orderId: t.makerOrderId,
+      instrument: name,
+      status: resting === undefined ? 'filled' : 'open',
+      side: makerSide,
+      priceTicks,
+      remainingLots: resting?.sizeLots ?? 0,
+    });
   }
 
   private noteAction(
@@ -841,52 +859,20 @@ export class ChainView implements NodeView {
       remainingLots: o.restedLots,
     });
     for (const f of o.fills) {
-      const tradeId = (this.tradeIds.get(name) ?? 0) + 1;
-      this.tradeIds.set(name, tradeId);
-      this.lastTrade.set(name, f.priceTicks);
-      activity.trades.push({
-        tradeId,
+      this.noteTrade(activity, {
         instrument: name,
+        taker,
+        takerOrderId: o.orderId,
+        takerSide,
+        takerFeeQuote: f.takerFeeQuote,
+        makerAccount: f.makerAccount,
+        makerOrderId: f.makerOrderId,
+        makerFeeQuote: f.makerFeeQuote,
         priceTicks: f.priceTicks,
         sizeLots: f.sizeLots,
-        takerSide,
+        liquidation: false,
         height,
         timeMs,
-      });
-      const makerSide = takerSide === 'buy' ? 'sell' : 'buy';
-      addFill(activity, taker, {
-        tradeId,
-        orderId: o.orderId,
-        instrument: name,
-        side: takerSide,
-        priceTicks: f.priceTicks,
-        sizeLots: f.sizeLots,
-        feeQuote: quoteString(f.takerFeeQuote),
-        liquidity: 'taker',
-        height,
-      });
-      const maker = this.state.accounts[f.makerAccount];
-      if (maker === undefined) continue;
-      touch(activity, maker);
-      addFill(activity, maker, {
-        tradeId,
-        orderId: f.makerOrderId,
-        instrument: name,
-        side: makerSide,
-        priceTicks: f.priceTicks,
-        sizeLots: f.sizeLots,
-        feeQuote: quoteString(f.makerFeeQuote),
-        liquidity: 'maker',
-        height,
-      });
-      const resting = market.book.order(f.makerOrderId);
-      noteOrder(activity, maker, {
-        orderId: f.makerOrderId,
-        instrument: name,
-        status: resting === undefined ? 'filled' : 'open',
-        side: makerSide,
-        priceTicks: f.priceTicks,
-        remainingLots: resting?.sizeLots ?? 0,
       });
     }
   }
@@ -968,6 +954,22 @@ interface Activity {
   fills: Map<number, FillView[]>;
   touched: Map<number, Account>;
   orders: Map<number, OrderNote[]>;
+}
+
+interface TradeNote {
+  readonly instrument: string;
+  readonly taker: Account;
+  readonly takerOrderId: number;
+  readonly takerSide: 'buy' | 'sell';
+  readonly takerFeeQuote: bigint;
+  readonly makerAccount: number;
+  readonly makerOrderId: number;
+  readonly makerFeeQuote: bigint;
+  readonly priceTicks: number;
+  readonly sizeLots: number;
+  readonly liquidation: boolean;
+  readonly height: number;
+  readonly timeMs: number;
 }
 
 function touch(activity: Activity, account: Account): void {
