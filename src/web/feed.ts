@@ -1,10 +1,14 @@
 // The dashboard's data: REST reads and one WebSocket with resumable
 // subscriptions (docs/api.md). Same origin as the page: the node serves both.
-// The socket mirrors the SDK's ZommaSocket (src/api/client/socket.ts), over
-// the browser's WebSocket instead of the ws package.
+// The socket keeps its channels as the SDK's ZommaSocket does
+// (src/api/client/channels.ts), over the browser's WebSocket instead of the
+// ws package, with several followers per channel and a paced send queue.
 
-import type { BookDelta, BookView, LevelView } from '../api/view.ts';
-import type { WsMessage } from '../api/ws.ts';
+import { Channels } from '../api/client/channels.ts';
+import type { Channel, ChannelEvent } from '../api/client/channels.ts';
+
+export { LocalBook } from '../api/client/channels.ts';
+export type { ChannelEvent } from '../api/client/channels.ts';
 
 export class HttpError extends Error {
   readonly status: number;
@@ -31,58 +35,6 @@ export async function getJson<T>(path: string): Promise<T> {
   return body as T;
 }
 
-/** A book kept from a snapshot and its deltas. */
-export class LocalBook {
-  seq = 0;
-  readonly bids = new Map<number, number>();
-  readonly asks = new Map<number, number>();
-
-  reset(view: BookView): void {
-    this.seq = view.seq;
-    this.bids.clear();
-    this.asks.clear();
-    for (const [p, q] of view.bids) this.bids.set(p, q);
-    for (const [p, q] of view.asks) this.asks.set(p, q);
-  }
-
-  apply(delta: BookDelta): void {
-    this.seq = delta.seq;
-    for (const [side, levels] of [
-      [this.bids, delta.bids],
-      [this.asks, delta.asks],
-    ] as const) {
-      for (const [p, q] of levels) {
-        if (q === 0) side.delete(p);
-        else side.set(p, q);
-      }
-    }
-  }
-
-  /** Best first, to a depth. */
-  levels(side: 'bids' | 'asks', depth: number): LevelView[] {
-    const map = side === 'bids' ? this.bids : this.asks;
-    const prices = [...map.keys()].sort((a, b) => (side === 'bids' ? b - a : a - b));
-    return prices.slice(0, depth).map((p) => [p, map.get(p)!]);
-  }
-}
-
-export interface ChannelEvent {
-  type: 'snapshot' | 'update';
-  channel: string;
-  seq: number;
-  data: unknown;
-  book?: LocalBook;
-}
-
-interface Channel {
-  name: string;
-  handlers: Set<(event: ChannelEvent) => void>;
-  lastSeq: number;
-  last: ChannelEvent | undefined;
-  state: 'subscribing' | 'live' | 'unsubscribing';
-  book: LocalBook | undefined;
-}
-
 export type SocketState = 'connecting' | 'open' | 'closed';
 
 const RECONNECT_DELAY_MS = 500;
@@ -95,7 +47,9 @@ const SEND_QUEUE_MAX = 512;
 
 export class LiveSocket {
   private readonly url: string;
-  private readonly channels = new Map<string, Channel>();
+  private readonly channels: Channels;
+  /** The followers of each channel (one subscription on the wire per channel). */
+  private readonly followers = new Map<Channel, Set<(event: ChannelEvent) => void>>();
   private socket: WebSocket | undefined;
   private delayMs = RECONNECT_DELAY_MS;
   private closed = false;
@@ -108,6 +62,10 @@ export class LiveSocket {
   constructor(url: string, onState: (state: SocketState, error?: string) => void) {
     this.url = url;
     this.onState = onState;
+    this.channels = new Channels(
+      (request) => this.send(request),
+      (error) => this.onState('open', `${error.code}: ${error.message}`),
+    );
     this.connect();
   }
 
@@ -119,26 +77,22 @@ export class LiveSocket {
   subscribe(name: string, handler: (event: ChannelEvent) => void): () => void {
     let channel = this.channels.get(name);
     if (channel === undefined) {
-      channel = {
-        name,
-        handlers: new Set(),
-        lastSeq: -1,
-        last: undefined,
-        state: 'subscribing',
-        book: name.startsWith('book:') ? new LocalBook() : undefined,
-      };
-      this.channels.set(name, channel);
-      this.sendSubscribe(channel);
+      const handlers = new Set<(event: ChannelEvent) => void>();
+      channel = this.channels.open(name, (event) => {
+        for (const h of handlers) h(event);
+      });
+      this.followers.set(channel, handlers);
     } else if (channel.last !== undefined) {
       handler({ ...channel.last, type: 'snapshot' });
     }
-    channel.handlers.add(handler);
     const followed = channel;
+    const handlers = this.followers.get(followed)!;
+    handlers.add(handler);
     return () => {
-      followed.handlers.delete(handler);
-      if (followed.handlers.size > 0 || this.channels.get(name) !== followed) return;
-      this.channels.delete(name);
-      this.send({ op: 'unsubscribe', channel: name });
+      handlers.delete(handler);
+      if (handlers.size > 0) return;
+      this.followers.delete(followed);
+      this.channels.close(followed);
     };
   }
 
@@ -155,12 +109,9 @@ export class LiveSocket {
       this.delayMs = RECONNECT_DELAY_MS;
       this.queue.length = 0;
       this.onState('open');
-      for (const channel of this.channels.values()) {
-        channel.state = 'subscribing';
-        this.sendSubscribe(channel);
-      }
+      this.channels.resubscribeAll();
     });
-    socket.addEventListener('message', (event) => this.onMessage(String(event.data)));
+    socket.addEventListener('message', (event) => this.channels.receive(String(event.data)));
     socket.addEventListener('close', () => {
       if (this.socket !== socket) return;
       this.socket = undefined;
@@ -185,7 +136,6 @@ export class LiveSocket {
     this.queue.push(JSON.stringify(request));
     this.drain();
   }
-
   private drain(): void {
     const nowMs = Date.now();
     this.tokens = Math.min(
@@ -212,76 +162,5 @@ export class LiveSocket {
         Math.ceil(1_000 / MESSAGES_PER_S),
       );
     }
-  }
-
-  private sendSubscribe(channel: Channel): void {
-    this.send({
-      op: 'subscribe',
-      channel: channel.name,
-      ...(channel.lastSeq >= 0 ? { fromSeq: channel.lastSeq } : {}),
-    });
-  }
-
-  private onMessage(text: string): void {
-    let message: WsMessage;
-    try {
-      message = JSON.parse(text) as WsMessage;
-    } catch {
-      return;
-    }
-    switch (message.type) {
-      case 'subscribed': {
-        const channel = this.channels.get(message.channel);
-        if (channel?.state === 'subscribing') channel.state = 'live';
-        return;
-      }
-      case 'unsubscribed': {
-        const channel = this.channels.get(message.channel);
-        if (channel?.state === 'unsubscribing') {
-          channel.state = 'subscribing';
-          this.sendSubscribe(channel);
-        }
-        return;
-      }
-      case 'snapshot':
-      case 'update':
-        return this.onData(message);
-      case 'error':
-        this.onState('open', `${message.code}: ${message.message}`);
-        return;
-      case 'pong':
-        return;
-    }
-  }
-
-  private onData(message: Extract<WsMessage, { type: 'snapshot' | 'update' }>): void {
-    const channel = this.channels.get(message.channel);
-    if (channel === undefined || channel.state !== 'live') return;
-    const { seq } = message;
-    if (message.type === 'update' && seq <= channel.lastSeq) return;
-    if (channel.book !== undefined) {
-      if (message.type === 'snapshot') {
-        channel.book.reset(message.data as BookView);
-      } else if (seq !== channel.lastSeq + 1) {
-        // A gap: ask again from what we hold; the server replays or sends a snapshot.
-        channel.state = 'unsubscribing';
-        this.send({ op: 'unsubscribe', channel: channel.name });
-        return;
-      } else {
-        channel.book.apply(message.data as BookDelta);
-      }
-    } else if (message.type === 'snapshot' && seq < channel.lastSeq) {
-      return;
-    }
-    channel.lastSeq = seq;
-    const event: ChannelEvent = {
-      type: message.type,
-      channel: channel.name,
-      seq,
-      data: message.data,
-    };
-    if (channel.book !== undefined) event.book = channel.book;
-    channel.last = event;
-    for (const handler of channel.handlers) handler(event);
   }
 }

@@ -1,0 +1,195 @@
+// Subscriptions over one WebSocket, independent of which WebSocket: the SDK's
+// ZommaSocket (the ws package) and the dashboard's LiveSocket (the browser's)
+// both keep their channels here. On a (re)connect every channel is asked for
+// again from the last seq it delivered (the server replays what was missed or
+// sends a fresh snapshot); anything at or below that seq is dropped (no
+// duplicates); a book seq that skips one asks for the channel again (no
+// silent gaps). Book channels keep the local book, so a consumer can read it
+// whole after each event. No Node or browser API is used here.
+
+import type { BookDelta, BookView, LevelView } from '../view.ts';
+import type { WsMessage } from '../ws.ts';
+
+export interface ChannelEvent {
+  type: 'snapshot' | 'update';
+  channel: string;
+  seq: number;
+  data: unknown;
+  /** Book channels: the whole local book after this event. */
+  book?: LocalBook;
+}
+
+/** A book kept from a snapshot and its deltas. */
+export class LocalBook {
+  seq = 0;
+  readonly bids = new Map<number, number>();
+  readonly asks = new Map<number, number>();
+
+  reset(view: BookView): void {
+    this.seq = view.seq;
+    this.bids.clear();
+    this.asks.clear();
+    for (const [p, s] of view.bids) this.bids.set(p, s);
+    for (const [p, s] of view.asks) this.asks.set(p, s);
+  }
+
+  apply(delta: BookDelta): void {
+    this.seq = delta.seq;
+    for (const [side, levels] of [
+      [this.bids, delta.bids],
+      [this.asks, delta.asks],
+    ] as const) {
+      for (const [p, s] of levels) {
+        if (s === 0) side.delete(p);
+        else side.set(p, s);
+      }
+    }
+  }
+
+  /** Best first, to a depth. */
+  levels(side: 'bids' | 'asks', depth = Infinity): LevelView[] {
+    const map = side === 'bids' ? this.bids : this.asks;
+    const prices = [...map.keys()].sort((a, b) => (side === 'bids' ? b - a : a - b));
+    return prices.slice(0, depth).map((p) => [p, map.get(p)!]);
+  }
+}
+
+export interface Channel {
+  readonly name: string;
+  /** The last seq delivered (−1: none yet). */
+  lastSeq: number;
+  /** The last event delivered, for a late follower of the channel. */
+  last: ChannelEvent | undefined;
+  state: 'subscribing' | 'live' | 'unsubscribing';
+  readonly book: LocalBook | undefined;
+  readonly deliver: (event: ChannelEvent) => void;
+}
+
+/** A server error answer, as the WebSocket carried it. */
+export interface ChannelError {
+  code: string;
+  message: string;
+  channel?: string;
+}
+
+export class Channels {
+  private readonly map = new Map<string, Channel>();
+  private readonly send: (request: object) => void;
+  private readonly onError: (error: ChannelError) => void;
+
+  /** `send` writes a request if the connection is open (and may drop it otherwise). */
+  constructor(send: (request: object) => void, onError: (error: ChannelError) => void) {
+    this.send = send;
+    this.onError = onError;
+  }
+
+  get(name: string): Channel | undefined {
+    return this.map.get(name);
+  }
+
+  /** Starts following `name` (one subscription on the wire); events go to `deliver`. */
+  open(name: string, deliver: (event: ChannelEvent) => void): Channel {
+    const channel: Channel = {
+      name,
+      lastSeq: -1,
+      last: undefined,
+      state: 'subscribing',
+      book: name.startsWith('book:') ? new LocalBook() : undefined,
+      deliver,
+    };
+    this.map.set(name, channel);
+    this.subscribe(channel);
+    return channel;
+  }
+
+  /** Stops following `channel`, if it is still the one kept under its name. */
+  close(channel: Channel): void {
+    if (this.map.get(channel.name) !== channel) return;
+    this.map.delete(channel.name);
+    this.send({ op: 'unsubscribe', channel: channel.name });
+  }
+
+  /** After a (re)connect: every channel again, from what it holds. */
+  resubscribeAll(): void {
+    for (const channel of this.map.values()) {
+      channel.state = 'subscribing';
+      this.subscribe(channel);
+    }
+  }
+
+  /** One text frame from the server. */
+  receive(text: string): void {
+    let message: WsMessage;
+    try {
+      message = JSON.parse(text) as WsMessage;
+    } catch {
+      return;
+    }
+    switch (message.type) {
+      case 'subscribed': {
+        const channel = this.map.get(message.channel);
+        if (channel?.state === 'subscribing') channel.state = 'live';
+        return;
+      }
+      case 'unsubscribed': {
+        const channel = this.map.get(message.channel);
+        if (channel?.state === 'unsubscribing') {
+          channel.state = 'subscribing';
+          this.subscribe(channel);
+        }
+        return;
+      }
+      case 'snapshot':
+      case 'update':
+        return this.onData(message);
+      case 'error':
+        this.onError({
+          code: message.code,
+          message: message.message,
+          ...(message.channel !== undefined ? { channel: message.channel } : {}),
+        });
+        return;
+      case 'pong':
+        return;
+    }
+  }
+
+  private subscribe(channel: Channel): void {
+    this.send({
+      op: 'subscribe',
+      channel: channel.name,
+      ...(channel.lastSeq >= 0 ? { fromSeq: channel.lastSeq } : {}),
+    });
+  }
+
+  private onData(message: Extract<WsMessage, { type: 'snapshot' | 'update' }>): void {
+    const channel = this.map.get(message.channel);
+    if (channel === undefined || channel.state !== 'live') return;
+    const { seq } = message;
+    if (message.type === 'update' && seq <= channel.lastSeq) return;
+    if (channel.book !== undefined) {
+      if (message.type === 'snapshot') {
+        channel.book.reset(message.data as BookView);
+      } else if (seq !== channel.lastSeq + 1) {
+        // A gap: ask for the channel again from what we hold; the server replays or sends a snapshot.
+        channel.state = 'unsubscribing';
+        this.send({ op: 'unsubscribe', channel: channel.name });
+        return;
+      } else {
+        channel.book.apply(message.data as BookDelta);
+      }
+    } else if (message.type === 'snapshot' && seq < channel.lastSeq) {
+      return;
+    }
+    channel.lastSeq = seq;
+    const event: ChannelEvent = {
+      type: message.type,
+      channel: channel.name,
+      seq,
+      data: message.data,
+    };
+    if (channel.book !== undefined) event.book = channel.book;
+    channel.last = event;
+    channel.deliver(event);
+  }
+}
