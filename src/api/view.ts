@@ -24,7 +24,7 @@ export interface ValidatorView {
   jailed: boolean;
   /** Why it was jailed, when the node knows (evidence it saw committed). */
   jailReason?: string;
-  /** The height at which this node saw it jailed. */
+  /** The height whose block jailed it. */
   jailedHeight?: number;
 }
 

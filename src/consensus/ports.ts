@@ -8,6 +8,7 @@ import type {
   CommitCertificate,
   CommittedBlock,
   Effect,
+  Misbehavior,
   Genesis,
   Input,
   Metrics,
@@ -64,8 +65,16 @@ export interface ConsensusApp {
 export interface Application extends ConsensusApp {
   /** Choose a block body for (height, round) from candidate transactions (ABCI++ PrepareProposal). */
   prepareProposal(height: number, round: number, txs: readonly Uint8Array[]): Uint8Array[];
-  /** Execute a committed block; evidence in it reaches the application here. */
-  finalizeBlock(block: Block, commit: CommitCertificate): BlockResult;
+  /**
+   * Execute a committed block. Its evidence reaches the application here, as
+   * `misbehavior` (the offenders by key); the application may answer with
+   * validator updates (power 0 removes), which decide height H+2.
+   */
+  finalizeBlock(
+    block: Block,
+    commit: CommitCertificate,
+    misbehavior: readonly Misbehavior[],
+  ): BlockResult;
   /** Make the state after finalizeBlock durable. */
   commit(): void;
 }

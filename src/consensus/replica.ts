@@ -55,6 +55,7 @@ import type {
   Input,
   Message,
   Metrics,
+  Misbehavior,
   PeerId,
   Proposal,
   Step,
@@ -340,6 +341,10 @@ export class Replica implements ConsensusReplica {
   }
   get validators(): ValidatorSet {
     return this.chain.validators;
+  }
+  /** The set deciding the next height (already fixed: the application's updates decide the one after). */
+  get nextValidators(): ValidatorSet {
+    return this.chain.nextValidators;
   }
   get pendingEvidence(): number {
     return this.evidencePool.size;
@@ -1130,7 +1135,23 @@ export class Replica implements ConsensusReplica {
       round: commit.round,
       blockHash: hash,
     });
-    this.emit({ kind: 'finalizeBlock', block, blockHash: hash, commit });
+    const misbehavior = block.evidence.map((e) => this.misbehaviorOf(e));
+    this.emit({ kind: 'finalizeBlock', block, blockHash: hash, commit, misbehavior });
+  }
+
+  /** Evidence by the offender's key: its index means something only in the set of its height. */
+  private misbehaviorOf(e: DuplicateVoteEvidence): Misbehavior {
+    const vote = e.voteA;
+    const set = this.setAt(vote.height);
+    const validator = set?.validators[vote.validatorIndex];
+    assert(validator !== undefined, 'committed evidence was checked against its set');
+    return {
+      publicKey: validator.publicKey,
+      power: validator.power,
+      height: vote.height,
+      round: vote.round,
+      type: vote.type,
+    };
   }
 
   // --- signing (never twice differently) -------------------------------------------------

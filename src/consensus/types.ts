@@ -68,6 +68,20 @@ export interface DuplicateVoteEvidence {
   readonly voteB: Vote;
 }
 
+/**
+ * Committed evidence as the application receives it (ABCI++ Misbehavior): the
+ * offender named by key, resolved against the validator set of the height it
+ * equivocated at, which may no longer be the current set.
+ */
+export interface Misbehavior {
+  readonly publicKey: Uint8Array;
+  /** Its voting power in the set of `height`. */
+  readonly power: number;
+  readonly height: number;
+  readonly round: number;
+  readonly type: VoteType;
+}
+
 export interface Header {
   readonly chainId: string;
   readonly height: number;
@@ -201,6 +215,8 @@ export type Effect =
       readonly block: Block;
       readonly blockHash: Uint8Array;
       readonly commit: CommitCertificate;
+      /** The block's evidence, one entry per item, in block order. */
+      readonly misbehavior: readonly Misbehavior[];
     }
   /** Notification: a height was decided. */
   | {

@@ -19,6 +19,7 @@ import type {
   OrderMeta,
   Principal,
   Proposal,
+  ValidatorState,
 } from './state.ts';
 
 export const LEAF = {
@@ -51,7 +52,29 @@ export function writeGlobals(w: Writer, s: ExchangeState, genesisHash: Uint8Arra
 
 export function writeValidators(w: Writer, s: ExchangeState): void {
   w.uvarint(s.validators.length);
-  for (const v of s.validators) w.bool(v.jailed);
+  for (const v of s.validators) writeValidator(w, v);
+}
+
+/** A validator not jailed has its genesis stake: only jailing burns, so only then is the stake written. */
+export function writeValidator(w: Writer, v: ValidatorState): void {
+  w.bool(v.jailed);
+  if (v.jailed) w.uvarint(v.jailedHeight).uvarintBig(v.stake);
+}
+
+export function readValidatorInto(r: Reader, v: ValidatorState, f: string): void {
+  v.jailed = r.bool(`${f}.jailed`);
+  if (!v.jailed) return;
+  v.jailedHeight = r.uvarint(`${f}.jailedHeight`);
+  const stake = r.uvarintBig(`${f}.stake`, MONEY_BITS);
+  if (stake > v.genesisStake) throw new DecodeError(`${f}.stake`, 'above its genesis stake');
+  v.stake = stake;
+}
+
+/** Stake of the validators not jailed (ExchangeState.totalStake, recomputed on restore). */
+export function activeStake(s: ExchangeState): bigint {
+  let total = 0n;
+  for (const v of s.validators) if (!v.jailed) total += v.stake;
+  return total;
 }
 
 export function writeMarketState(w: Writer, m: MarketState): void {

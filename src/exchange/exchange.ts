@@ -12,6 +12,9 @@
 //   5. liquidations (liquidation.ts) of the accounts the block touched and of
 //      the holders of every market whose mark moved;
 //   6. invariants (with the checkInvariants option), then the digest and appHash.
+// Before all of these, the block's evidence jails and slashes the validators
+// who double-signed (governance.ts applyEvidence), so none of their
+// transactions in this very block count as a validator's.
 
 import { Writer } from '../codec/wire.ts';
 import { ZommaError } from '../lib/errors.ts';
@@ -19,6 +22,8 @@ import { divFloor } from '../lib/int.ts';
 import { ADDRESS_CACHE_ENTRIES_MAX } from '../lib/limits.ts';
 import type { ExchangeEvent, BlockResult, TxResult } from './results.ts';
 import { executeTx } from './execute.ts';
+import type { Offence } from './governance.ts';
+import { applyEvidence, offender } from './governance.ts';
 import type { TxEnv } from './execute.ts';
 import { advanceFunding } from './funding.ts';
 import type { Genesis } from './genesis.ts';
@@ -51,6 +56,8 @@ export interface Block {
   readonly oracle: Readonly<Record<string, bigint>>;
   /** The observations of the commit the block carries (needs a genesis oracle). */
   readonly oracleVotes?: OracleVotes;
+  /** Committed evidence of double-signing (consensus checked it), in block order. */
+  readonly evidence?: readonly Offence[];
 }
 
 export interface OracleVotes {
@@ -122,10 +129,15 @@ export class Exchange {
     if (block.oracleVotes !== undefined && state.oracleParams === null) {
       throw new BlockError('oracle votes without a genesis oracle');
     }
+    for (const o of block.evidence ?? []) {
+      if (offender(state, o) === undefined)
+        throw new BlockError('evidence against a non-validator');
+    }
     const events: ExchangeEvent[] = [];
     const previousMs = state.timeMs;
     state.height = block.height;
     state.timeMs = block.timeMs;
+    const validatorUpdates = applyEvidence(state, block.evidence ?? [], events);
 
     const marksBefore = state.markets.map((m) => m.markTicks);
     this.updateOracle(block);
@@ -172,7 +184,7 @@ export class Exchange {
     if (this.options.checkInvariants === true) checkInvariants(state);
     updateDigest(state, this.digest, this.genesisHash);
     this.appHash = this.computeAppHash();
-    return { results, events, appHash: this.appHash };
+    return { results, events, appHash: this.appHash, validatorUpdates };
   }
 
   private updateOracle(block: Block): void {

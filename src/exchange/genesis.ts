@@ -98,6 +98,18 @@ export interface Genesis {
    * (Block.oracle), taken as it is and never stale — simulations and benches.
    */
   oracle?: OracleGenesis;
+  /**
+   * Share of a validator's stake burned when it is jailed for double-signing,
+   * parts per million (absent: SLASH_PPM_DEFAULT).
+   */
+  slashPpm?: number;
+}
+
+/** 5% of the offender's stake, when the genesis says nothing. */
+export const SLASH_PPM_DEFAULT = 50_000;
+
+export function slashPpmOf(g: Genesis): number {
+  return g.slashPpm ?? SLASH_PPM_DEFAULT;
 }
 
 export class GenesisError extends ZommaError<'BadGenesis'> {
@@ -232,14 +244,18 @@ export function validateGenesis(g: Genesis): void {
     amount(`validators[${i}].stake`, v.stake, 1n);
   });
   if (g.oracle !== undefined) checkOracle(g.oracle);
+  if (g.slashPpm !== undefined) int('slashPpm', g.slashPpm, 0, PPM);
 }
 
 // --- canonical encoding ------------------------------------------------------------
 
 // Format 2 adds the circuit breakers and the oracle; a genesis without them
 // keeps format 1 (and so its hash), and format 2 must carry at least one.
+// Format 3 is format 2's layout followed by slashPpm, written only when the
+// genesis sets it (so every existing genesis keeps its bytes and hash).
 const FORMAT = 1;
 const FORMAT_BREAKERS = 2;
+const FORMAT_SLASH = 3;
 
 function hasBreakers(g: Genesis): boolean {
   return (
@@ -292,8 +308,9 @@ function count(r: Reader, field: string, max: number): number {
 
 export const genesisCodec: Codec<Genesis> = {
   write(w: Writer, g: Genesis): void {
-    const breakers = hasBreakers(g);
-    w.u8(breakers ? FORMAT_BREAKERS : FORMAT)
+    const slash = g.slashPpm !== undefined;
+    const breakers = slash || hasBreakers(g);
+    w.u8(slash ? FORMAT_SLASH : breakers ? FORMAT_BREAKERS : FORMAT)
       .string(g.chainId, 64)
       .bool(g.devnet)
       .uvarint(g.genesisTimeMs);
@@ -314,10 +331,11 @@ export const genesisCodec: Codec<Genesis> = {
       w.uvarint(g.oracle.freshnessMs).uvarint(g.oracle.staleAfterMs);
       w.uvarint(g.oracle.maxMovePerBlockBps);
     }
+    if (slash) w.uvarint(g.slashPpm!);
   },
   read(r: Reader, f: string): Genesis {
     const format = r.u8(`${f}.format`);
-    if (format !== FORMAT && format !== FORMAT_BREAKERS) {
+    if (format !== FORMAT && format !== FORMAT_BREAKERS && format !== FORMAT_SLASH) {
       throw new DecodeError(`${f}.format`, 'unknown format');
     }
     const chainId = r.string(`${f}.chainId`, 64);
@@ -357,7 +375,7 @@ export const genesisCodec: Codec<Genesis> = {
       validators,
       insuranceFundQuote,
     };
-    if (format === FORMAT_BREAKERS) {
+    if (format !== FORMAT) {
       markets.forEach((m, i) => {
         const band = r.uvarint(`${f}.markets[${i}].priceBandPpm`, PPM);
         const cap = r.uvarint(`${f}.markets[${i}].openInterestCapLots`);
@@ -371,7 +389,8 @@ export const genesisCodec: Codec<Genesis> = {
           maxMovePerBlockBps: r.uvarint(`${f}.oracle.maxMovePerBlockBps`),
         };
       }
-      if (!hasBreakers(g)) throw new DecodeError(`${f}.format`, 'format 2 without breakers');
+      if (format === FORMAT_SLASH) g.slashPpm = r.uvarint(`${f}.slashPpm`, PPM);
+      else if (!hasBreakers(g)) throw new DecodeError(`${f}.format`, 'format 2 without breakers');
     }
     try {
       validateGenesis(g);

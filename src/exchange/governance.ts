@@ -2,17 +2,73 @@
 // executes once validators holding more than 2/3 of stake approved it (the
 // proposer approves by proposing). On a halted market new orders and amends
 // are refused; cancels and funding go on, liquidations there wait for it to resume. Cost: O(validators).
-// jail() is the hook for consensus evidence: a jailed validator's
-// attestations and votes are refused.
+// applyEvidence takes consensus evidence (docs/exchange.md, "Validators and
+// slashing"): the double-signer is jailed (its attestations and votes are
+// refused from this block on), slashPpm of its stake is burned, and its voting
+// power goes to 0 in the block's validator updates. Cost: O(offences + validators).
 
+import { mulDiv } from '../lib/int.ts';
 import type { Ctx } from './context.ts';
-import type { ActionResult, ExchangeEvent } from './results.ts';
+import { slashPpmOf } from './genesis.ts';
+import { bytesKey } from './keys.ts';
+import type { ActionResult, ExchangeEvent, ValidatorUpdate } from './results.ts';
 import type { ExchangeState, Proposal, ValidatorState } from './state.ts';
 import type { GovPropose, GovVote } from './tx/types.ts';
+import { PPM_BIG } from './units.ts';
 
-export function jail(state: ExchangeState, validator: ValidatorState): void {
+/** Committed evidence as the exchange takes it: the offender by key, and the height it double-signed at. */
+export interface Offence {
+  readonly publicKey: Uint8Array;
+  readonly height: number;
+}
+
+/** The offender's stake if it is a validator, else undefined (the caller refuses the block). */
+export function offender(state: ExchangeState, o: Offence): ValidatorState | undefined {
+  return state.validatorByKey.get(bytesKey(o.publicKey));
+}
+
+/**
+ * Jails each offender once. A validator already jailed is left as it is (a
+ * second offence burns nothing more: it is out of the set and its stake can
+ * only be unbonded), and the last validator not jailed is never jailed, since
+ * consensus may not be left without a set.
+ */
+export function applyEvidence(
+  state: ExchangeState,
+  offences: readonly Offence[],
+  events: ExchangeEvent[],
+): ValidatorUpdate[] {
+  const updates: ValidatorUpdate[] = [];
+  for (const o of offences) {
+    const validator = offender(state, o);
+    if (validator === undefined || validator.jailed || activeCount(state) <= 1) continue;
+    const burnedStake = jail(state, validator);
+    updates.push({ publicKey: validator.publicKey, power: 0 });
+    events.push({
+      type: 'validatorJailed',
+      validator: validator.publicKey,
+      offenceHeight: o.height,
+      burnedStake,
+    });
+  }
+  return updates;
+}
+
+/** Jails and slashes (rounding the burn down); returns the stake burned. */
+export function jail(state: ExchangeState, validator: ValidatorState): bigint {
+  const burned = mulDiv(validator.stake, BigInt(slashPpmOf(state.genesis)), PPM_BIG, 'floor');
+  state.totalStake -= validator.stake;
+  validator.stake -= burned;
   validator.jailed = true;
+  validator.jailedHeight = state.height;
   state.validatorsDirty = true;
+  return burned;
+}
+
+function activeCount(state: ExchangeState): number {
+  let n = 0;
+  for (const v of state.validators) if (!v.jailed) n++;
+  return n;
 }
 
 function activeValidator(ctx: Ctx): number {

@@ -31,6 +31,7 @@ export type {
   Fill,
   OrderOutcome,
   TxResult,
+  ValidatorUpdate,
 } from './results.ts';
 export { checkInvariants } from './invariants.ts';
 export {
@@ -39,5 +40,7 @@ export {
   maintenanceMarginQuote,
   freeCollateralQuote,
 } from './margin.ts';
-export { jail } from './governance.ts';
+export { applyEvidence, jail } from './governance.ts';
+export type { Offence } from './governance.ts';
+export { SLASH_PPM_DEFAULT, slashPpmOf } from './genesis.ts';
 export { PPM } from './units.ts';

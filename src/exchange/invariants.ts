@@ -7,7 +7,10 @@
 //   - margin is reserved for resting orders: an account's resting size per side
 //     is what the book reports for it (margin.ts prices them from there), and
 //     no account without collateral rests orders;
-//   - the fee pool is never negative.
+//   - the fee pool is never negative;
+//   - stake: only a jailed validator lost stake, and the thresholds' total is
+//     the stake of those not jailed (stake is not collateral: it is apart from
+//     the conservation above).
 
 import { assert } from '../lib/assert.ts';
 import type { ExchangeState } from './state.ts';
@@ -22,6 +25,14 @@ export function checkInvariants(state: ExchangeState): void {
       `cash ${cash} + insurance ${state.insuranceQuote} + fees ${state.feePoolQuote}`,
   );
   assert(state.feePoolQuote >= 0n, 'fee pool negative');
+  let active = 0n;
+  for (const v of state.validators) {
+    if (!v.jailed) active += v.stake;
+    assert(v.jailed || v.stake === v.genesisStake, 'a validator not jailed lost stake');
+    assert(v.jailed === v.jailedHeight > 0, 'jailed without its height');
+    assert(v.stake >= 0n && v.stake <= v.genesisStake, 'stake out of range');
+  }
+  assert(active === state.totalStake, `active stake ${active} ≠ total ${state.totalStake}`);
   let orders = 0;
   for (const m of state.markets) {
     let long = 0;

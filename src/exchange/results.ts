@@ -101,10 +101,26 @@ export type ExchangeEvent =
     }
   | { readonly type: 'insuranceCover'; readonly account: number; readonly amountQuote: bigint }
   | { readonly type: 'depositCredited'; readonly account: number; readonly amountQuote: bigint }
-  | { readonly type: 'marketHalted' | 'marketResumed'; readonly market: string };
+  | { readonly type: 'marketHalted' | 'marketResumed'; readonly market: string }
+  | {
+      readonly type: 'validatorJailed';
+      /** The validator's public key. */
+      readonly validator: Uint8Array;
+      /** The height it double-signed at. */
+      readonly offenceHeight: number;
+      readonly burnedStake: bigint;
+    };
+
+/** A change of a validator's consensus voting power (0 removes it); it decides height H+2. */
+export interface ValidatorUpdate {
+  readonly publicKey: Uint8Array;
+  readonly power: number;
+}
 
 export interface BlockResult {
   readonly results: TxResult[];
   readonly events: ExchangeEvent[];
   readonly appHash: Uint8Array;
+  /** The validators this block jailed, at power 0, in evidence order. */
+  readonly validatorUpdates: readonly ValidatorUpdate[];
 }

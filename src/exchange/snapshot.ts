@@ -18,7 +18,10 @@
 // and a snapshot of another format is refused with a SnapshotFormatError
 // naming both. Format 2 added the markets' liquidationBacklog flag; format 1
 // snapshots are refused (some were written before the flag, some after, so
-// they cannot be told apart). Format 3 added the oracle state.
+// they cannot be told apart). Format 3 added the oracle state. Format 4 adds,
+// for each jailed validator, the height that jailed it and its stake after
+// slashing; format 3 could hold no jailed validator (nothing jailed one), so
+// its bytes read as format 4 and it is still read.
 
 import type { Reader, Writer } from '../codec/wire.ts';
 import { DecodeError, Reader as WireReader, Writer as WireWriter } from '../codec/wire.ts';
@@ -35,15 +38,18 @@ import {
 import { readBook, writeBook } from './book/index.ts';
 import {
   MONEY_BITS,
+  activeStake,
   readAccountInto,
   readMarketState,
   readPrincipalInto,
+  readValidatorInto,
   writeAccount,
   writeDeposit,
   writeMarketState,
   writeOrderMeta,
   writePrincipal,
   writeProposal,
+  writeValidator,
 } from './encoding.ts';
 import { depositKey } from './attest_deposit.ts';
 import { Exchange } from './exchange.ts';
@@ -54,7 +60,9 @@ import type { Deposit, Proposal } from './state.ts';
 import { Account, ExchangeState, Principal } from './state.ts';
 
 /** The snapshot encoding this build writes and reads. */
-export const SNAPSHOT_FORMAT = 3;
+export const SNAPSHOT_FORMAT = 4;
+/** The older format this build still reads (see above). */
+const SNAPSHOT_FORMAT_READABLE = 3;
 
 /** A snapshot of a format this build does not read (a DecodeError, so callers refusing bad snapshots refuse it too). */
 export class SnapshotFormatError extends DecodeError {
@@ -63,7 +71,7 @@ export class SnapshotFormatError extends DecodeError {
   constructor(foundFormat: number) {
     super(
       'snapshot.format',
-      `snapshot format ${foundFormat} is not supported: this build reads format ${SNAPSHOT_FORMAT} only`,
+      `snapshot format ${foundFormat} is not supported: this build reads format ${SNAPSHOT_FORMAT} (and format ${SNAPSHOT_FORMAT_READABLE}, which it extends)`,
     );
     this.foundFormat = foundFormat;
     this.supportedFormat = SNAPSHOT_FORMAT;
@@ -90,7 +98,7 @@ export function writeSnapshot(w: Writer, ex: Exchange): void {
   const deficits = [...s.deficits].map((a) => a.index).sort((a, b) => a - b);
   w.uvarint(deficits.length);
   for (const i of deficits) w.uvarint(i);
-  for (const v of s.validators) w.bool(v.jailed);
+  for (const v of s.validators) writeValidator(w, v);
   for (const m of s.markets) {
     writeMarketState(w, m);
     writeBook(w, m.book);
@@ -155,7 +163,9 @@ function readProposal(r: Reader, f: string): Proposal {
 export function readSnapshot(r: Reader, options: ExchangeOptions = {}): Exchange {
   const f = 'snapshot';
   const format = r.u8(`${f}.format`);
-  if (format !== SNAPSHOT_FORMAT) throw new SnapshotFormatError(format);
+  if (format !== SNAPSHOT_FORMAT && format !== SNAPSHOT_FORMAT_READABLE) {
+    throw new SnapshotFormatError(format);
+  }
   const genesis = genesisCodec.read(r, `${f}.genesis`);
   const s = new ExchangeState(genesis, bytesKey);
   s.height = r.uvarint(`${f}.height`);
@@ -168,7 +178,8 @@ export function readSnapshot(r: Reader, options: ExchangeOptions = {}): Exchange
   const deficitCount = r.uvarint(`${f}.deficits`, ACCOUNTS_MAX);
   const deficits: number[] = [];
   for (let i = 0; i < deficitCount; i++) deficits.push(r.uvarint(`${f}.deficits[${i}]`));
-  for (const v of s.validators) v.jailed = r.bool(`${f}.validators.jailed`);
+  for (const v of s.validators) readValidatorInto(r, v, `${f}.validators`);
+  s.totalStake = activeStake(s);
   for (const m of s.markets) {
     readMarketState(r, m, `${f}.markets[${m.index}]`);
     m.book = readBook(r, `${f}.markets[${m.index}].book`);

@@ -205,14 +205,25 @@ export interface Proposal {
   dirty: boolean;
 }
 
+/**
+ * A validator's bonded stake (genesis.ts ValidatorInfo). Stake is not
+ * collateral: it never entered through a deposit, so burning it moves no
+ * money and leaves deposits − withdrawals = balances + fund + fees as it was.
+ */
 export class ValidatorState {
   readonly publicKey: Uint8Array;
   readonly key: string;
-  readonly stake: bigint;
+  /** The genesis stake: its voting power while it is in the consensus set. */
+  readonly genesisStake: bigint;
+  /** Bonded stake after slashing (governance.ts, applyEvidence). */
+  stake: bigint;
   jailed = false;
+  /** The height whose block jailed it (0: never); it leaves the set deciding jailedHeight + 2. */
+  jailedHeight = 0;
   constructor(publicKey: Uint8Array, key: string, stake: bigint) {
     this.publicKey = publicKey;
     this.key = key;
+    this.genesisStake = stake;
     this.stake = stake;
   }
 }
@@ -224,7 +235,8 @@ export class ExchangeState {
   readonly marketByUnderlying = new Map<string, MarketState[]>();
   readonly validators: ValidatorState[];
   readonly validatorByKey = new Map<string, ValidatorState>();
-  readonly totalStake: bigint;
+  /** Stake of the validators not jailed: the base of every 2/3 threshold (governance, deposits). */
+  totalStake: bigint;
   validatorsDirty = true;
 
   height = 0;

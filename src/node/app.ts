@@ -9,6 +9,7 @@ import type {
   Block as ConsensusBlock,
   BlockResult,
   CommitCertificate,
+  Misbehavior,
   Vote,
 } from '../consensus/index.ts';
 import { ValidatorSet } from '../consensus/index.ts';
@@ -19,7 +20,8 @@ import type { BlockResult as ExchangeResult, Genesis } from '../exchange/index.t
 import type { SignedTx } from '../exchange/tx/index.ts';
 import { checkNonce, checkTxWithoutSignature, verifyTxSignature } from '../exchange/tx/index.ts';
 import { bytesKey } from '../exchange/keys.ts';
-import { toHex } from '../lib/bytes.ts';
+import { assert } from '../lib/assert.ts';
+import { bytesEqual, toHex } from '../lib/bytes.ts';
 import { BLOCK_TX_BYTES_MAX, BLOCK_TXS_MAX, NODE_PRICE_SOURCES } from '../lib/limits.ts';
 import { encodeObservation } from '../exchange/oracle/index.ts';
 import type { NodeApplication } from './loop.ts';
@@ -61,7 +63,8 @@ export class ExchangeApp implements NodeApplication {
   exchange: Exchange;
   /** The last block executed, for the read model and the mempool. */
   lastExecuted: ExecutedTxs | null = null;
-  private readonly validators: ValidatorSet;
+  /** Consensus sets by who is out of them (jailings only ever remove members). */
+  private readonly sets = new Map<string, ValidatorSet>();
   private readonly chainId: string;
 
   constructor(
@@ -72,9 +75,43 @@ export class ExchangeApp implements NodeApplication {
       restored ??
       new Exchange(options.genesis, { checkInvariants: options.checkInvariants === true });
     this.chainId = options.genesis.chainId;
-    // The validator set never changes (the exchange returns no updates), so
-    // the weights of every lastCommit are the genesis set's.
-    this.validators = ValidatorSet.fromUpdates(options.consensusGenesis.validators);
+  }
+
+  /**
+   * The consensus set deciding `height`, derived from the exchange's state:
+   * the only updates the exchange returns remove the validators a block at
+   * height J jailed, from the set deciding J + 2 on, and every other member
+   * keeps its genesis stake as power (consensusGenesisOf).
+   */
+  validatorSetAt(height: number): ValidatorSet {
+    const members = this.exchange.state.validators.filter(
+      (v) => !v.jailed || height < v.jailedHeight + 2,
+    );
+    const key = members.map((v) => v.key).join();
+    let set = this.sets.get(key);
+    if (set === undefined) {
+      set = ValidatorSet.fromUpdates(
+        members.map((v) => ({ publicKey: v.publicKey, power: Number(v.genesisStake) })),
+      );
+      this.sets.set(key, set);
+    }
+    return set;
+  }
+
+  /** A block's evidence by offender, as the replica resolves it (the node names them itself on replay). */
+  misbehaviorOf(block: ConsensusBlock): Misbehavior[] {
+    return block.evidence.map((e) => {
+      const vote = e.voteA;
+      const validator = this.validatorSetAt(vote.height).validators[vote.validatorIndex];
+      assert(validator !== undefined, 'committed evidence names a member of its set');
+      return {
+        publicKey: validator.publicKey,
+        power: validator.power,
+        height: vote.height,
+        round: vote.round,
+        type: vote.type,
+      };
+    });
   }
 
   static fromSnapshot(options: ExchangeAppOptions, bytes: Uint8Array): ExchangeApp {
@@ -135,7 +172,20 @@ export class ExchangeApp implements NodeApplication {
     return prices === null ? [] : new Array<ObservationSource>(NODE_PRICE_SOURCES).fill(prices);
   }
 
-  finalizeBlock(block: ConsensusBlock, _commit: CommitCertificate): BlockResult {
+  finalizeBlock(
+    block: ConsensusBlock,
+    _commit: CommitCertificate,
+    misbehavior?: readonly Misbehavior[],
+  ): BlockResult {
+    const offenders = this.misbehaviorOf(block);
+    if (misbehavior !== undefined) {
+      // Two derivations of one fact (the replica's set history, the exchange's jailings).
+      assert(
+        misbehavior.length === offenders.length &&
+          misbehavior.every((m, i) => bytesEqual(m.publicKey, offenders[i]!.publicKey)),
+        'the replica and the exchange name the same offenders',
+      );
+    }
     const txs: SignedTx[] = [];
     const positions: number[] = [];
     const hashes: string[] = [];
@@ -153,7 +203,15 @@ export class ExchangeApp implements NodeApplication {
       proposer: block.header.proposerAddress,
       txs,
       oracle: {},
-      ...(withOracle ? { oracleVotes: oracleVotesOf(block.lastCommit, this.validators) } : {}),
+      ...(withOracle
+        ? {
+            oracleVotes: oracleVotesOf(
+              block.lastCommit,
+              this.validatorSetAt(block.header.height - 1),
+            ),
+          }
+        : {}),
+      evidence: offenders.map((m) => ({ publicKey: m.publicKey, height: m.height })),
     });
     const oracle: Record<string, bigint> = {};
     for (const [u, feed] of this.exchange.state.oracle?.prices ?? []) {
@@ -169,7 +227,7 @@ export class ExchangeApp implements NodeApplication {
       exchange: result,
       oracle,
     };
-    return { appHash: result.appHash, validatorUpdates: [] };
+    return { appHash: result.appHash, validatorUpdates: result.validatorUpdates };
   }
 
   commit(): void {}

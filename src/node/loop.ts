@@ -18,6 +18,7 @@ import type {
   Effect,
   Genesis,
   Input,
+  Misbehavior,
   PeerId,
   Signer,
   TimeoutConfig,
@@ -44,6 +45,16 @@ export interface NodeApplication extends Application {
   readonly appHash: Uint8Array;
   /** The state after `height`, for the snapshot store. */
   encodeSnapshot(): Uint8Array;
+  /**
+   * `misbehavior` is absent when a stored block is executed again at restart
+   * (no replica has resolved it): the application names the offenders itself,
+   * from the validator sets it decided.
+   */
+  finalizeBlock(
+    block: Block,
+    commit: CommitCertificate,
+    misbehavior?: readonly Misbehavior[],
+  ): BlockResult;
 }
 
 export interface ExecutedBlock {
@@ -347,7 +358,7 @@ export class NodeLoop {
         return;
       }
       case 'finalizeBlock':
-        return this.execute(effect.block, effect.blockHash, effect.commit);
+        return this.execute(effect.block, effect.blockHash, effect.commit, effect.misbehavior);
       case 'committed':
         this.stats.lastCommitLatencyMs = this.clock.nowMs() - this.heightStartMs;
         this.log.debug(
@@ -376,7 +387,12 @@ export class NodeLoop {
     this.stats.walSyncMsLast = ms;
   }
 
-  private execute(block: Block, blockHash: Uint8Array, commit: CommitCertificate): void {
+  private execute(
+    block: Block,
+    blockHash: Uint8Array,
+    commit: CommitCertificate,
+    misbehavior: readonly Misbehavior[],
+  ): void {
     const { app, storage } = this.options;
     const height = block.header.height;
     if (height !== app.height + 1) {
@@ -392,7 +408,7 @@ export class NodeLoop {
     if (storage.blocks.saveDeferred) storage.blocks.saveDeferred(height, bytes);
     else storage.blocks.save(height, bytes);
     const started = this.clock.nowMs();
-    const result = app.finalizeBlock(block, commit);
+    const result = app.finalizeBlock(block, commit, misbehavior);
     app.commit();
     const executionMs = this.clock.nowMs() - started;
     this.stats.lastExecutionMs = executionMs;

@@ -91,9 +91,11 @@ const EVENT_TYPES = [
   'depositCredited',
   'marketHalted',
   'marketResumed',
-  // Appended, so records written before it existed decode unchanged.
+  // Appended in the order they came, so older records decode unchanged.
+  'validatorJailed',
   'liquidationFill',
 ] as const satisfies readonly ExchangeEvent['type'][];
+const PUBLIC_KEY_BYTES = 32;
 const REJECT_CODE_SET: ReadonlySet<string> = new Set(REJECT_CODES);
 const ACTION_KIND_SET: ReadonlySet<string> = new Set(ACTION_KINDS);
 const TAKER_STATUSES = ['rested', 'filled', 'cancelled', 'rejected'] as const;
@@ -244,6 +246,9 @@ export const exchangeEventCodec: Codec<ExchangeEvent> = {
       case 'marketResumed':
         w.string(e.market, TEXT_BYTES_MAX);
         return;
+      case 'validatorJailed':
+        w.fixed(e.validator, PUBLIC_KEY_BYTES).uvarint(e.offenceHeight).uvarintBig(e.burnedStake);
+        return;
     }
   },
   read(r) {
@@ -306,6 +311,13 @@ export const exchangeEventCodec: Codec<ExchangeEvent> = {
       case 'marketHalted':
       case 'marketResumed':
         return { type, market: r.string('market', TEXT_BYTES_MAX) };
+      case 'validatorJailed':
+        return {
+          type,
+          validator: r.fixed('validator', PUBLIC_KEY_BYTES).slice(),
+          offenceHeight: r.uvarint('offenceHeight'),
+          burnedStake: r.uvarintBig('burnedStake', QUOTE_BITS_MAX),
+        };
     }
   },
 };

@@ -540,7 +540,8 @@ export class ChainView implements NodeView {
       let j = this.jailings.get(v.address);
       if (j === undefined) {
         const reason = this.evidenceSeen.get(v.address);
-        j = { height, ...(reason !== undefined ? { reason } : {}) };
+        // The exchange records the height that jailed it (a snapshot keeps it too).
+        j = { height: v.jailedHeight ?? height, ...(reason !== undefined ? { reason } : {}) };
         this.jailings.set(v.address, j);
       }
       return {
@@ -1084,6 +1085,7 @@ function validatorsOf(state: ExchangeState): ValidatorView[] {
     stakeQuote: quoteString(v.stake),
     votingPower: v.jailed ? 0 : Number(v.stake),
     jailed: v.jailed,
+    ...(v.jailed ? { jailedHeight: v.jailedHeight } : {}),
   }));
 }
 

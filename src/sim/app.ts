@@ -1,17 +1,21 @@
 // The application side of a simulated validator, as a port: the simulator
 // drives any `Application` (the exchange state machine and its mempool will
 // plug in here); the default is a trivial deterministic app that commits
-// opaque transactions and returns appHash = sha256(previous appHash, txs...).
+// opaque transactions and returns appHash = sha256(previous appHash, txs...),
+// and jails double-signers as the exchange does (governance.ts applyEvidence):
+// each offender once, out of the set at power 0, never the last member.
 
 import type {
   Application,
   Block,
   BlockResult,
   CommitCertificate,
+  Misbehavior,
+  ValidatorUpdate,
   Vote,
 } from '../consensus/index.ts';
 import { sha256 } from '../crypto/index.ts';
-import { utf8 } from '../lib/bytes.ts';
+import { toHex, utf8 } from '../lib/bytes.ts';
 
 /** Builds the application of one simulated node (twins get one each). */
 export type AppFactory = (node: AppNode) => Application;
@@ -22,6 +26,8 @@ export interface AppNode {
   readonly genesisAppHash: Uint8Array;
   /** Transactions of the node's own to put in each proposal it builds (beside the mempool's). */
   readonly fillerTxs: number;
+  /** How many validators the genesis has (the app never removes the last one). */
+  readonly genesisValidators: number;
 }
 
 /**
@@ -34,6 +40,8 @@ export class HashChainApp implements Application {
   height = 0;
   private readonly results = new Map<number, BlockResult>();
   private counter = 0;
+  /** Jailed validators by hex key, with the height that jailed them. */
+  readonly jailed = new Map<string, number>();
 
   constructor(private readonly node: AppNode) {
     this.appHash = node.genesisAppHash;
@@ -60,15 +68,33 @@ export class HashChainApp implements Application {
     return vote.extension.length === 0;
   }
 
-  finalizeBlock(block: Block, _commit: CommitCertificate): BlockResult {
+  finalizeBlock(
+    block: Block,
+    _commit: CommitCertificate,
+    misbehavior: readonly Misbehavior[],
+  ): BlockResult {
     const height = block.header.height;
     const done = this.results.get(height);
     if (done !== undefined) return done;
     this.appHash = this.nextHash(block);
     this.height = height;
-    const result: BlockResult = { appHash: this.appHash, validatorUpdates: [] };
+    const result: BlockResult = {
+      appHash: this.appHash,
+      validatorUpdates: misbehavior.length === 0 ? [] : this.jail(misbehavior, height),
+    };
     this.results.set(height, result);
     return result;
+  }
+
+  private jail(misbehavior: readonly Misbehavior[], height: number): ValidatorUpdate[] {
+    const updates: ValidatorUpdate[] = [];
+    for (const m of misbehavior) {
+      const key = toHex(m.publicKey);
+      if (this.jailed.has(key) || this.jailed.size + 1 >= this.node.genesisValidators) continue;
+      this.jailed.set(key, height);
+      updates.push({ publicKey: m.publicKey, power: 0 });
+    }
+    return updates;
   }
 
   commit(): void {}

@@ -4,8 +4,9 @@
 // node, and no honest node ever signing two values for one (height, round,
 // step), across its crashes. Accountability and liveness are eventual, and
 // checked when the run ends: every equivocation an honest node saw ends in a
-// committed block within a bound, and after the network heals every honest
-// node commits within a bound.
+// committed block within a bound, its offender is out of the validator set
+// deciding H+2 (H the height that committed it; unless it is the last member),
+// and after the network heals every honest node commits within a bound.
 
 import type { Message } from '../consensus/index.ts';
 import { bytesEqual, toHex } from '../lib/bytes.ts';
@@ -43,6 +44,8 @@ export class Checkers {
   private readonly signed = new Map<number, Map<number, Uint8Array | null>>();
   private readonly evidenceSeen = new Map<string, SeenEvidence>();
   private readonly evidenceCommitted = new Map<string, number>();
+  /** Per committed evidence, its offender's key index (-1 when it names no known key). */
+  private readonly offenders = new Map<string, number>();
   /** Conflicting votes Byzantine nodes let out (what the evidence checker may expect to see). */
   equivocationsMade = 0;
 
@@ -165,8 +168,32 @@ export class Checkers {
     } else if (!seen.seenBy.includes(nodeIndex)) seen.seenBy.push(nodeIndex);
   }
 
-  onEvidenceCommitted(hash: string, height: number): void {
-    if (!this.evidenceCommitted.has(hash)) this.evidenceCommitted.set(hash, height);
+  onEvidenceCommitted(hash: string, height: number, offenderKey: number): void {
+    if (this.evidenceCommitted.has(hash)) return;
+    this.evidenceCommitted.set(hash, height);
+    this.offenders.set(hash, offenderKey);
+  }
+
+  /**
+   * At the end: the offender of every committed evidence is out of the set
+   * deciding two heights after the evidence's block, where the run reached it.
+   * `removable(key, height)` says whether key is still in that set and could
+   * have been removed (the app never removes the last member).
+   */
+  checkJailed(
+    knownHeight: number,
+    removable: (keyIndex: number, height: number) => boolean,
+    atUs: number,
+  ): void {
+    for (const [hash, height] of this.evidenceCommitted) {
+      const key = this.offenders.get(hash)!;
+      if (key < 0 || height + 2 > knownHeight || !removable(key, height + 2)) continue;
+      this.flag(
+        'evidence',
+        atUs,
+        `validator key ${key}, whose evidence was committed at height ${height}, is still in the set deciding ${height + 2}`,
+      );
+    }
   }
 
   get evidenceCounts(): { seen: number; committed: number } {

@@ -23,7 +23,7 @@ import { Replica, evidenceHashOf } from '../consensus/replica.ts';
 import { ValidatorSet } from '../consensus/validators.ts';
 import { sha256 } from '../crypto/index.ts';
 import { assert } from '../lib/assert.ts';
-import { toHex, utf8 } from '../lib/bytes.ts';
+import { bytesEqual, toHex, utf8 } from '../lib/bytes.ts';
 import { Prng } from '../lib/prng.ts';
 import {
   SIM_BLOCK_EXECUTE_US,
@@ -200,6 +200,14 @@ export class Simulator {
   private readonly honestKeys: Uint8Array;
   private readonly genesisSet: ValidatorSet;
   private readonly keyIndexByPublicKey = new Map<string, number>();
+  /**
+   * The consensus sets as the honest replicas hold them, each from the height
+   * it first decides (the genesis set from 1): a vote of another height than
+   * its sender's names its signer by an index into that height's set.
+   */
+  private readonly setChanges: { fromHeight: number; set: ValidatorSet }[] = [];
+  /** The highest height whose set is in setChanges. */
+  private setsKnownHeight = 1;
   /** Key index of each member, by the members array (advanced sets share it). */
   private readonly keyIndexBySet = new WeakMap<readonly unknown[], Int32Array>();
   /** Observers of committed transactions (the latency report). */
@@ -237,6 +245,7 @@ export class Simulator {
       appHash: sha256(utf8(`zomma-sim-genesis/${config.seed}`)),
     };
     this.genesisSet = ValidatorSet.fromUpdates(this.genesis.validators);
+    this.setChanges.push({ fromHeight: 1, set: this.genesisSet });
     // One node per key, then a twin node for each key whose behaviour is twins.
     const nodeKeys: number[] = behaviors.map((_, k) => k);
     for (let k = 0; k < config.validators; k++) if (behaviors[k] === 'twins') nodeKeys.push(k);
@@ -255,6 +264,7 @@ export class Simulator {
         nodeIndex: i,
         genesisAppHash: this.genesis.appHash,
         fillerTxs: config.txsPerBlock,
+        genesisValidators: this.genesis.validators.length,
       });
       const node: SimNode = {
         index: i,
@@ -577,12 +587,19 @@ export class Simulator {
     const height = block.header.height;
     node.blocks.set(height, { block, commit: effect.commit });
     node.blocks.delete(height - SIM_BLOCK_STORE_HEIGHTS);
-    const result = node.app.finalizeBlock(block, effect.commit);
+    const result = node.app.finalizeBlock(block, effect.commit, effect.misbehavior);
     node.app.commit();
     if (isHonest(node)) {
       this.checkers.onExecuted(node.index, height, result.appHash, this.nowUs);
-      for (const e of block.evidence)
-        this.checkers.onEvidenceCommitted(toHex(evidenceHashOf(e)), height);
+      this.noteSet(height + 1, node.replica.nextValidators);
+      for (let i = 0; i < block.evidence.length; i++) {
+        const offender = this.keyIndexByPublicKey.get(toHex(effect.misbehavior[i]!.publicKey));
+        this.checkers.onEvidenceCommitted(
+          toHex(evidenceHashOf(block.evidence[i]!)),
+          height,
+          offender ?? -1,
+        );
+      }
     }
     for (const tx of block.txs) {
       if (node.mempool.size > 0) node.mempool.delete(txKey(tx));
@@ -591,6 +608,23 @@ export class Simulator {
       }
     }
     this.input(node, { kind: 'blockExecuted', height, result, nowMs: 0 }, SIM_BLOCK_EXECUTE_US);
+  }
+
+  /** Records the set deciding `height` the first time an honest replica shows it (agreement makes them equal). */
+  private noteSet(height: number, set: ValidatorSet): void {
+    if (height <= this.setsKnownHeight) return;
+    this.setsKnownHeight = height;
+    const last = this.setChanges[this.setChanges.length - 1]!;
+    if (!bytesEqual(last.set.hash, set.hash)) this.setChanges.push({ fromHeight: height, set });
+  }
+
+  /** The set deciding `height` (the latest known for heights not reached yet). */
+  private setAt(height: number): ValidatorSet {
+    const changes = this.setChanges;
+    for (let i = changes.length - 1; i > 0; i--) {
+      if (changes[i]!.fromHeight <= height) return changes[i]!.set;
+    }
+    return changes[0]!.set;
   }
 
   private committed(node: SimNode, height: number, round: number, blockHash: Uint8Array): void {
@@ -638,16 +672,17 @@ export class Simulator {
   /**
    * The key index of the validator that signed a vote or proposal (-1 for
    * other messages, or a signer outside the genesis keys). A replica releases
-   * messages of its own height, so its current set names the signer; the
-   * genesis set stands in for any other height (the simulated app never
-   * changes the set).
+   * messages of its own height, so its current set names the signer; a
+   * relayed vote of another height is named through that height's set. A
+   * relayed proposal of another height is attributed by the set's round-robin
+   * from the set's first height (an approximation: no replica relays them).
    */
   private signerKeyOf(node: SimNode, message: Message): number {
     let height: number;
     if (message.kind === 'vote') height = message.vote.height;
     else if (message.kind === 'proposal') height = message.proposal.height;
     else return -1;
-    const set = node.replica.height === height ? node.replica.validators : this.genesisSet;
+    const set = node.replica.height === height ? node.replica.validators : this.setAt(height);
     const index =
       message.kind === 'vote' ? message.vote.validatorIndex : set.proposer(message.proposal.round);
     if (index >= set.size) return -1;
@@ -890,6 +925,14 @@ export class Simulator {
       Math.max(0, this.heightAtHeal),
       bound,
       (index, atUs) => this.nodes[index]!.crashedAtUs >= atUs,
+      this.nowUs,
+    );
+    this.checkers.checkJailed(
+      this.setsKnownHeight,
+      (keyIndex, height) => {
+        const set = this.setAt(height);
+        return set.size > 1 && set.indexOf(this.keys[keyIndex]!.publicKey) >= 0;
+      },
       this.nowUs,
     );
   }

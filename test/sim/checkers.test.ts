@@ -77,7 +77,7 @@ test('evidence: committed in time, late, or excused by a crash', () => {
   c.onEvidenceSeen(0, 'e1', 10, 3, 100);
   c.onEvidenceSeen(1, 'e2', 10, 3, 100);
   c.onEvidenceSeen(2, 'e3', 10, 3, 100);
-  c.onEvidenceCommitted('e1', 12);
+  c.onEvidenceCommitted('e1', 12, 3);
   const crashed = (node: number) => node === 2;
   c.checkEvidence(21, 0, 12, crashed, 1_000);
   assert.equal(c.failed, false, 'the chain has not reached the deadline');
@@ -86,4 +86,24 @@ test('evidence: committed in time, late, or excused by a crash', () => {
   assert.match(c.violations[0]!.message, /node 1/);
   assert.deepEqual(c.evidenceCounts, { seen: 3, committed: 1 });
   assert.equal(c.stop, false, 'evidence is not a safety violation');
+});
+
+test('jailing: the offender of committed evidence is out of the set two heights later', () => {
+  const c = new Checkers(true);
+  c.onEvidenceCommitted('e1', 12, 3);
+  c.onEvidenceCommitted('e1', 13, 3);
+  c.onEvidenceCommitted('e2', 12, -1);
+  const asked: [number, number][] = [];
+  const stillIn = (key: number, height: number): boolean => {
+    asked.push([key, height]);
+    return true;
+  };
+  c.checkJailed(13, stillIn, 1_000);
+  assert.equal(c.failed, false, 'the set deciding 14 is not known yet');
+  c.checkJailed(14, () => false, 1_000);
+  assert.equal(c.failed, false, 'removed');
+  c.checkJailed(14, stillIn, 1_000);
+  assert.deepEqual(asked, [[3, 14]], 'once per evidence, from the height that committed it first');
+  assert.equal(c.violations.length, 1);
+  assert.match(c.violations[0]!.message, /key 3\b.* height 12\b.* deciding 14/);
 });

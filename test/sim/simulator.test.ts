@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { sha256 } from '../../src/crypto/index.ts';
-import { DEFAULT_CONFIG, HashChainApp, simulate } from '../../src/sim/index.ts';
+import { DEFAULT_CONFIG, HashChainApp, Simulator, simulate } from '../../src/sim/index.ts';
+import { toHex } from '../../src/lib/bytes.ts';
 import type { SimConfig, SimResult } from '../../src/sim/index.ts';
 import type { Block } from '../../src/consensus/index.ts';
 
@@ -85,12 +86,36 @@ for (const behavior of ['twins', 'equivocate', 'double-vote', 'silent'] as const
   });
 }
 
-test('double votes end as committed evidence', () => {
-  const r = run({ behavior: 'double-vote', validators: 4, byzantine: 1, heights: 30 });
-  assertClean(r);
-  assert.ok(r.evidence.made > 0);
-  assert.ok(r.evidence.seen > 0);
-  assert.ok(r.evidence.committed > 0);
+test('double votes end as committed evidence, and the double-voter is jailed out of the set', () => {
+  for (const validators of [4, 7]) {
+    const config: SimConfig = {
+      ...DEFAULT_CONFIG,
+      behavior: 'double-vote',
+      validators,
+      byzantine: 1,
+      heights: 30,
+    };
+    const sim = new Simulator(config);
+    const r = sim.run();
+    // The checker's own claim: each offender is out of the set deciding H+2.
+    assertClean(r);
+    assert.ok(r.evidence.made > 0);
+    assert.ok(r.evidence.seen > 0);
+    assert.ok(r.evidence.committed > 0);
+    const offender = sim.keys[validators - 1]!.publicKey;
+    for (const node of sim.nodes.slice(0, validators - 1)) {
+      const set = node.replica.validators;
+      assert.equal(set.size, validators - 1, `node ${node.index}`);
+      assert.equal(set.indexOf(offender), -1);
+      const app = node.app as HashChainApp;
+      assert.deepEqual([...app.jailed.keys()], [toHex(offender)], 'jailed once');
+      // The set it left decides the heights after its jailing + 2, and those were committed.
+      const jailedAt = app.jailed.get(toHex(offender))!;
+      assert.ok(r.heightsCommitted >= jailedAt + 2 + 10, 'the others kept committing');
+    }
+    // Once out of the set it signs nothing, so it equivocates no more.
+    assert.equal(r.evidence.made, r.evidence.committed);
+  }
 });
 
 test('beyond f: twins of f+1 validators split agreement, and the checker says so', () => {
