@@ -15,6 +15,9 @@ import { toHex } from '../../src/lib/bytes.ts';
 import type { SignedTx } from '../../src/exchange/tx/types.ts';
 import { Harness, USDC, VALIDATORS, genesis, key } from './helpers.ts';
 
+/** Each devnet validator's stake. */
+const STAKE = 1_000_000n * USDC;
+
 function offence(v: number, height = 1): Offence {
   return { publicKey: VALIDATORS[v]!.publicKey, height };
 }
@@ -44,16 +47,16 @@ test('evidence jails the validator, burns 5% of its stake and sets its power to 
   assert.equal(SLASH_PPM_DEFAULT, 50_000);
   assert.equal(v.jailed, true);
   assert.equal(v.jailedHeight, 2);
-  assert.equal(v.stake, 95n);
-  assert.equal(v.genesisStake, 100n);
-  assert.equal(h.ex.state.totalStake, 300n, 'thresholds count the validators not jailed');
+  assert.equal(v.stake, STAKE - STAKE / 20n);
+  assert.equal(v.genesisStake, STAKE);
+  assert.equal(h.ex.state.totalStake, 3n * STAKE, 'thresholds count the validators not jailed');
   assert.deepEqual(r.validatorUpdates, [{ publicKey: VALIDATORS[3]!.publicKey, power: 0 }]);
   assert.deepEqual(jailedEvents(r), [
     {
       type: 'validatorJailed',
       validator: VALIDATORS[3]!.publicKey,
       offenceHeight: 1,
-      burnedStake: 5n,
+      burnedStake: STAKE / 20n,
     },
   ]);
   assert.notDeepEqual(h.ex.appHash, before);
@@ -108,8 +111,8 @@ test('the last validator not jailed is never jailed (consensus may not lose its 
   const r = block(h, [offence(0), offence(1), offence(2), offence(3)]);
   assert.equal(r.validatorUpdates.length, 3);
   assert.equal(h.ex.state.validators[3]!.jailed, false);
-  assert.equal(h.ex.state.validators[3]!.stake, 100n);
-  assert.equal(h.ex.state.totalStake, 100n);
+  assert.equal(h.ex.state.validators[3]!.stake, STAKE);
+  assert.equal(h.ex.state.totalStake, STAKE);
   assert.deepEqual(block(h, [offence(3)]).validatorUpdates, []);
 });
 
@@ -130,7 +133,7 @@ test('genesis slashPpm: validated, encoded only when set, and used for the burn'
   assert.equal(all.ex.state.validators[0]!.stake, 0n);
   const none = new Harness(genesis({ slashPpm: 0 }));
   block(none, [offence(0)]);
-  assert.equal(none.ex.state.validators[0]!.stake, 100n);
+  assert.equal(none.ex.state.validators[0]!.stake, STAKE);
   assert.equal(none.ex.state.validators[0]!.jailed, true);
   assert.throws(() => new Exchange(genesis({ slashPpm: 1_000_001 })), GenesisError);
   assert.throws(() => new Exchange(genesis({ slashPpm: -1 })), GenesisError);
@@ -156,7 +159,7 @@ test('snapshot: jailing, height and slashed stake restore to the same appHash an
     restored.state.validators.map((v) => [toHex(v.publicKey), v.jailed, v.jailedHeight, v.stake]),
     h.ex.state.validators.map((v) => [toHex(v.publicKey), v.jailed, v.jailedHeight, v.stake]),
   );
-  assert.equal(restored.state.totalStake, 300n);
+  assert.equal(restored.state.totalStake, 3n * STAKE);
   assert.deepEqual(encodeSnapshot(restored), bytes);
   // Both go on identically, a second offender included.
   const again = new Harness(undefined, { checkInvariants: true }, restored);
