@@ -20,6 +20,8 @@ const keys = [0, 1, 2, 3].map(testKey);
 const genesis = { ...devnetGenesis(keys.map((k) => k.publicKey)), oracle: undefined };
 const consensusGenesis = consensusGenesisOf(genesis);
 const genesisSet = ValidatorSet.fromUpdates(consensusGenesis.validators);
+/** Each devnet validator's voting power: its stake in quote units. */
+const DEVNET_POWER = Number(genesis.validators[0]!.stake);
 
 function app(): ExchangeApp {
   return new ExchangeApp({
@@ -74,7 +76,7 @@ test('committed evidence jails the offender, who leaves the set deciding H+2', (
   a.finalizeBlock(block(1, []), commit);
   const offender = genesisSet.validators[2]!.publicKey;
   const misbehavior = [
-    { publicKey: offender, power: 1_000_000_000_000, // the devnet stake, 1,000,000 USDC height: 1, round: 0, type: VOTE_TYPE.prevote },
+    { publicKey: offender, power: DEVNET_POWER, height: 1, round: 0, type: VOTE_TYPE.prevote },
   ];
   assert.deepEqual(a.misbehaviorOf(block(2, [evidence(1, 2)])), misbehavior);
   const result = a.finalizeBlock(block(2, [evidence(1, 2)]), commit, misbehavior);
@@ -100,7 +102,7 @@ test('the node refuses to go on when the replica and the exchange name different
   const wrong = [
     {
       publicKey: genesisSet.validators[1]!.publicKey,
-      power: 1_000_000_000_000, // the devnet stake, 1,000,000 USDC
+      power: DEVNET_POWER,
       height: 1,
       round: 0,
       type: VOTE_TYPE.prevote,
