@@ -90,6 +90,8 @@ const EVENT_TYPES = [
   'depositCredited',
   'marketHalted',
   'marketResumed',
+  'marketListed',
+  'marketSettled',
 ] as const satisfies readonly ExchangeEvent['type'][];
 const REJECT_CODE_SET: ReadonlySet<string> = new Set(REJECT_CODES);
 const ACTION_KIND_SET: ReadonlySet<string> = new Set(ACTION_KINDS);
@@ -235,6 +237,13 @@ export const exchangeEventCodec: Codec<ExchangeEvent> = {
       case 'marketResumed':
         w.string(e.market, TEXT_BYTES_MAX);
         return;
+      case 'marketListed':
+        w.string(e.market, TEXT_BYTES_MAX).uvarint(e.expiryMs);
+        return;
+      case 'marketSettled':
+        w.string(e.market, TEXT_BYTES_MAX).uvarintBig(e.settlementPriceQuote);
+        w.uvarintBig(e.valueQuote).uvarint(e.positions).uvarintBig(e.dustQuote);
+        return;
     }
   },
   read(r) {
@@ -284,6 +293,21 @@ export const exchangeEventCodec: Codec<ExchangeEvent> = {
       case 'marketHalted':
       case 'marketResumed':
         return { type, market: r.string('market', TEXT_BYTES_MAX) };
+      case 'marketListed':
+        return {
+          type,
+          market: r.string('market', TEXT_BYTES_MAX),
+          expiryMs: r.uvarint('expiryMs'),
+        };
+      case 'marketSettled':
+        return {
+          type,
+          market: r.string('market', TEXT_BYTES_MAX),
+          settlementPriceQuote: r.uvarintBig('settlementPriceQuote', QUOTE_BITS_MAX),
+          valueQuote: r.uvarintBig('valueQuote', QUOTE_BITS_MAX),
+          positions: r.uvarint('positions'),
+          dustQuote: r.uvarintBig('dustQuote', QUOTE_BITS_MAX),
+        };
     }
   },
 };
