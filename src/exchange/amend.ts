@@ -4,6 +4,7 @@
 // Cost: as placeOrder (O(markets) margin + the book's cost + O(1) per fill).
 
 import { checkBreakers } from './breakers.ts';
+import { sizeIn } from './position.ts';
 import type { Ctx } from './context.ts';
 import { getAccount } from './context.ts';
 import { equityQuote, initialMarginQuote } from './margin.ts';
@@ -33,7 +34,9 @@ export function amend(ctx: Ctx, a: Amend): ActionResult {
   const state = ctx.state;
   const market = state.marketByName.get(a.instrument);
   if (market === undefined) return no('UnknownInstrument', a.instrument);
-  if (market.halted) return no('MarketHalted', a.instrument);
+  if (market.halted || (market.listed && market.expiryMs <= ctx.blockTimeMs)) {
+    return no('MarketHalted', a.instrument);
+  }
   // An amend may raise size or move a price toward the market: while the index is stale only cancels go.
   if (market.oracleStale) return no('OracleStale', a.instrument);
   const account = getAccount(ctx);
@@ -54,7 +57,7 @@ export function amend(ctx: Ctx, a: Amend): ActionResult {
   const buy = order.side === 'buy';
   const breaker = checkBreakers(
     market,
-    meta.account.positions[market.index]!.sizeLots,
+    sizeIn(meta.account, market),
     buy,
     priceTicks !== order.priceTicks ? priceTicks : null,
     sizeLots,

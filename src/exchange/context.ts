@@ -52,7 +52,7 @@ export function ensureAccount(
   let a = principal.subaccounts.get(subaccount);
   if (a === undefined) {
     assert(state.accounts.length < ACCOUNTS_MAX, 'account table full');
-    a = new Account(state.accounts.length, principal, subaccount, state.markets.length);
+    a = new Account(state.accounts.length, principal, subaccount, state.genesisMarketCount);
     state.accounts.push(a);
     principal.subaccounts.set(subaccount, a);
     state.markPrincipal(principal);

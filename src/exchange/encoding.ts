@@ -5,12 +5,13 @@
 import type { Reader, Writer } from '../codec/wire.ts';
 import { DecodeError, IVARINT_MAX, IVARINT_MIN } from '../codec/wire.ts';
 import { fromHex } from '../lib/bytes.ts';
-import { AGENTS_PER_ADDRESS_MAX, STRING_BYTES_MAX } from '../lib/limits.ts';
+import { AGENTS_PER_ADDRESS_MAX, LISTED_MARKETS_MAX, STRING_BYTES_MAX } from '../lib/limits.ts';
 import type { RestingOrder } from './book/index.ts';
 import { STP_MODES } from './book/index.ts';
 import { bytesKey } from './keys.ts';
 import { oracleStateCodec } from './oracle/aggregate.ts';
 import { NonceWindow } from './tx/nonces.ts';
+import { twapCodec } from './instruments/settlement.ts';
 import type {
   Account,
   Deposit,
@@ -21,6 +22,7 @@ import type {
   Proposal,
   ValidatorState,
 } from './state.ts';
+import { Position } from './state.ts';
 
 export const LEAF = {
   globals: 1,
@@ -48,6 +50,32 @@ export function writeGlobals(w: Writer, s: ExchangeState, genesisHash: Uint8Arra
   w.uvarint(deficits.length);
   for (const i of deficits) w.uvarint(i);
   if (s.oracle !== null) oracleStateCodec(s.oracleParams!).write(w, s.oracle);
+  if (s.listing !== null) writeTwaps(w, s);
+}
+
+/** The settlement TWAPs, by key. */
+export function writeTwaps(w: Writer, s: ExchangeState): void {
+  const keys = [...s.twaps.keys()].sort();
+  w.uvarint(keys.length);
+  for (const key of keys) {
+    w.string(key, 64);
+    twapCodec.write(w, s.twaps.get(key)!);
+  }
+}
+
+export function readTwaps(r: Reader, f: string, s: ExchangeState): void {
+  const n = r.uvarint(`${f}.twaps`, LISTED_MARKETS_MAX);
+  let previous = '';
+  for (let i = 0; i < n; i++) {
+    const key = r.string(`${f}.twaps[${i}].key`, 64);
+    if (key <= previous) throw new DecodeError(`${f}.twaps[${i}].key`, 'keys must ascend');
+    previous = key;
+    const acc = twapCodec.read(r, `${f}.twaps[${i}]`);
+    if (!key.endsWith(`:${acc.expiryMs}`)) {
+      throw new DecodeError(`${f}.twaps[${i}].key`, 'not the accumulator expiry');
+    }
+    s.twaps.set(key, acc);
+  }
 }
 
 export function writeValidators(w: Writer, s: ExchangeState): void {
@@ -82,6 +110,8 @@ export function writeMarketState(w: Writer, m: MarketState): void {
   w.ivarint(m.premiumSumPpm).uvarint(m.premiumCount).ivarint(m.lastFundingRatePpm);
   w.uvarint(m.longLots).uvarint(m.shortLots).bool(m.halted).bool(m.liquidationBacklog);
   w.uvarint(m.seq);
+  // A listed market's parameters are its genesis template under its own name.
+  if (m.listed) w.string(m.params.instrument, STRING_BYTES_MAX);
 }
 
 export function readMarketState(r: Reader, m: MarketState, f: string): void {
@@ -97,6 +127,9 @@ export function readMarketState(r: Reader, m: MarketState, f: string): void {
   m.halted = r.bool(`${f}.halted`);
   m.liquidationBacklog = r.bool(`${f}.liquidationBacklog`);
   m.seq = r.uvarint(`${f}.seq`);
+  if (m.listed && r.string(`${f}.instrument`, STRING_BYTES_MAX) !== m.params.instrument) {
+    throw new DecodeError(`${f}.instrument`, 'not the market listed in this slot');
+  }
 }
 
 /** An order's leaf value: the book's view of it plus the exchange's record. */
@@ -137,14 +170,14 @@ export function writePrincipal(w: Writer, p: Principal): void {
  * ascending subaccount (one leaf per address, so a transaction that touches
  * its nonces and its account hashes once). At most 256 subaccounts.
  */
-export function writePrincipalLeaf(w: Writer, p: Principal): void {
+export function writePrincipalLeaf(w: Writer, p: Principal, withListed: boolean): void {
   writePrincipal(w, p);
   if (p.subaccounts.size <= 1) {
     // The common case, without building and sorting a key list.
     w.uvarint(p.subaccounts.size);
     for (const a of p.subaccounts.values()) {
       w.uvarint(a.index);
-      writeAccount(w, a);
+      writeAccount(w, a, withListed);
     }
     return;
   }
@@ -153,7 +186,7 @@ export function writePrincipalLeaf(w: Writer, p: Principal): void {
   for (const sub of subs) {
     const a = p.subaccounts.get(sub)!;
     w.uvarint(a.index);
-    writeAccount(w, a);
+    writeAccount(w, a, withListed);
   }
 }
 
@@ -209,32 +242,66 @@ function writeIBig(w: Writer, x: bigint): void {
   else w.ivarintBig(x);
 }
 
-export function writeAccount(w: Writer, a: Account): void {
+function writePosition(w: Writer, p: Position): void {
+  writeInt(w, p.sizeLots);
+  writeIBig(w, p.costBasisQuote);
+  writeIBig(w, p.realizedPnlQuote);
+  writeIBig(w, p.fundingQuote);
+}
+
+function readPosition(r: Reader, g: string, p: Position): void {
+  p.sizeLots = r.ivarint(`${g}.sizeLots`);
+  p.costBasisQuote = r.ivarintBig(`${g}.costBasisQuote`, MONEY_BITS);
+  p.realizedPnlQuote = r.ivarintBig(`${g}.realizedPnlQuote`, MONEY_BITS);
+  p.fundingQuote = r.ivarintBig(`${g}.fundingQuote`, MONEY_BITS);
+}
+
+/**
+ * An account: its genesis markets' positions in market order, then (with a
+ * genesis listing) its listed records, each with its market index.
+ */
+export function writeAccount(w: Writer, a: Account, withListed: boolean): void {
   w.fixed(a.address, ADDRESS_BYTES).u8(a.subaccount);
   writeIBig(w, a.cashQuote);
   writeUBig(w, a.volumeQuote);
   writeUBig(w, a.faucetQuote);
   const positions = a.positions;
-  for (let i = 0; i < positions.length; i++) {
-    const p = positions[i]!;
-    writeInt(w, p.sizeLots);
-    writeIBig(w, p.costBasisQuote);
-    writeIBig(w, p.realizedPnlQuote);
-    writeIBig(w, p.fundingQuote);
+  for (let i = 0; i < positions.length; i++) writePosition(w, positions[i]!);
+  if (!withListed) return;
+  w.uvarint(a.listed.length);
+  for (const p of a.listed) {
+    w.uvarint(p.market);
+    writePosition(w, p);
   }
 }
 
-export function readAccountInto(r: Reader, f: string, a: Account): void {
+/** Reads an account; `listedAt` gives the live listed market of an index (or undefined). */
+export function readAccountInto(
+  r: Reader,
+  f: string,
+  a: Account,
+  listedAt: ((index: number) => MarketState | undefined) | null,
+): void {
   a.cashQuote = r.ivarintBig(`${f}.cashQuote`, MONEY_BITS);
   a.volumeQuote = r.uvarintBig(`${f}.volumeQuote`, MONEY_BITS);
   a.faucetQuote = r.uvarintBig(`${f}.faucetQuote`, MONEY_BITS);
-  a.positions.forEach((p, i) => {
-    const g = `${f}.positions[${i}]`;
-    p.sizeLots = r.ivarint(`${g}.sizeLots`);
-    p.costBasisQuote = r.ivarintBig(`${g}.costBasisQuote`, MONEY_BITS);
-    p.realizedPnlQuote = r.ivarintBig(`${g}.realizedPnlQuote`, MONEY_BITS);
-    p.fundingQuote = r.ivarintBig(`${g}.fundingQuote`, MONEY_BITS);
-  });
+  a.positions.forEach((p, i) => readPosition(r, `${f}.positions[${i}]`, p));
+  if (listedAt === null) return;
+  const n = r.uvarint(`${f}.listed`, LISTED_MARKETS_MAX);
+  let previous = -1;
+  for (let i = 0; i < n; i++) {
+    const g = `${f}.listed[${i}]`;
+    const index = r.uvarint(`${g}.market`);
+    const market = listedAt(index);
+    if (index <= previous || market === undefined) {
+      throw new DecodeError(`${g}.market`, 'ascending indices of live listed markets');
+    }
+    previous = index;
+    const p = new Position(index);
+    readPosition(r, g, p);
+    a.listed.push(p);
+    market.records.add(a);
+  }
 }
 
 export function writeDeposit(w: Writer, d: Deposit): void {

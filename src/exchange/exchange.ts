@@ -8,6 +8,8 @@
 //      map (kept if absent);
 //   2. mark prices (mark.ts), then funding samples and payments (funding.ts);
 //   3. expired good-til orders leave the books;
+//   3b. with a genesis listing (listing.ts): settlement TWAPs, settlement of
+//      expired dated markets, new listings, option marks;
 //   4. transactions, in the in-block ordering (ordering.ts), each with a result;
 //   5. liquidations (liquidation.ts) of the accounts the block touched and of
 //      the holders of every market whose mark moved;
@@ -33,9 +35,12 @@ import { AddressCache, sha256 } from './hashing.ts';
 import { checkInvariants } from './invariants.ts';
 import { bytesKey } from './keys.ts';
 import { runLiquidations } from './liquidation.ts';
+import { markOptions, runListing } from './listing.ts';
 import { computeMarkTicks, indexToTicks } from './mark.ts';
-import type { OracleState, PriceFeed, StakedObservation } from './oracle/aggregate.ts';
-import { NEVER, aggregateOracle, isStale } from './oracle/aggregate.ts';
+import { SviError, validateSvi } from './options/index.ts';
+import type { OracleState, PriceFeed, SmileFeed, StakedObservation } from './oracle/aggregate.ts';
+import { NEVER, aggregateOracle, isStale, smileKey } from './oracle/aggregate.ts';
+import type { SmileObservation } from './oracle/observation.ts';
 import { forgetOrder } from './orders.ts';
 import { executionOrder } from './ordering.ts';
 import { ExchangeState } from './state.ts';
@@ -58,6 +63,31 @@ export interface Block {
   readonly oracleVotes?: OracleVotes;
   /** Committed evidence of double-signing (consensus checked it), in block order. */
   readonly evidence?: readonly Offence[];
+  /** Smiles of a trusted feed, taken as they are (validated); only without oracleVotes. */
+  readonly smiles?: readonly SmileObservation[];
+}
+
+/** A trusted feed's smiles over the previous ones; expired ones are dropped, as aggregation does. */
+function trustedSmiles(
+  previous: ReadonlyMap<string, SmileFeed>,
+  smiles: readonly SmileObservation[],
+  timeMs: number,
+): Map<string, SmileFeed> {
+  const next = new Map<string, SmileFeed>();
+  for (const [key, feed] of previous) next.set(key, feed);
+  for (const s of smiles) {
+    try {
+      validateSvi(s.svi);
+    } catch (e) {
+      if (e instanceof SviError) throw new BlockError(`smile ${s.underlying}: ${e.message}`);
+      throw e;
+    }
+    next.set(smileKey(s.underlying, s.expiryMs), { svi: s.svi, updatedMs: timeMs });
+  }
+  for (const key of [...next.keys()]) {
+    if (Number(key.slice(key.lastIndexOf(':') + 1)) <= timeMs) next.delete(key);
+  }
+  return new Map([...next.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
 export interface OracleVotes {
@@ -92,6 +122,8 @@ export class Exchange {
     this.genesisHash = sha256(encodeGenesis(genesis));
     if (restored !== undefined) {
       this.state = restored;
+      // Option marks' volatility and greeks are derived: the same inputs give the same marks.
+      markOptions(restored);
       this.digest = resetLeaves(restored, this.genesisHash);
     } else {
       this.state = new ExchangeState(genesis, bytesKey);
@@ -142,6 +174,7 @@ export class Exchange {
     const marksBefore = state.markets.map((m) => m.markTicks);
     this.updateOracle(block);
     for (const market of state.markets) {
+      if (market.retired) continue;
       if (state.oracle !== null) {
         const feed = state.oracle.prices.get(market.params.underlying) ?? NEVER;
         if (feed.priceQuote > 0n) market.indexTicks = indexToTicks(market, feed.priceQuote);
@@ -155,12 +188,15 @@ export class Exchange {
           market.indexTicks = indexToTicks(market, index);
         }
       }
-      if (market.indexTicks > 0) market.setMark(computeMarkTicks(market));
       market.liquidatedQuote = 0n;
       market.dirty = true;
-      advanceFunding(state, market, previousMs, block.timeMs, events);
       this.expireOrders(market.index, block.timeMs, events);
+      // Options are marked from their smile (listing.ts); dated markets pay no funding.
+      if (market.instrument.kind === 'option') continue;
+      if (market.indexTicks > 0) market.setMark(computeMarkTicks(market));
+      if (!market.listed) advanceFunding(state, market, previousMs, block.timeMs, events);
     }
+    runListing(state, events);
 
     const env: TxEnv = {
       state,
@@ -193,6 +229,7 @@ export class Exchange {
     if (params === null || state.oracle === null) return;
     if (block.oracleVotes !== undefined) {
       const { votes, totalStake } = block.oracleVotes;
+      if (block.smiles !== undefined) throw new BlockError('smiles come with oracle votes');
       if (totalStake <= 0n) throw new BlockError('oracle votes with no stake');
       state.oracle = aggregateOracle(state.oracle, votes, totalStake, block.timeMs, params);
       return;
@@ -206,7 +243,9 @@ export class Exchange {
         typeof p === 'bigint' && p > 0n ? { priceQuote: p, updatedMs: block.timeMs } : null;
       prices.set(u, feed ?? state.oracle.prices.get(u) ?? NEVER);
     }
-    const next: OracleState = { prices, smiles: state.oracle.smiles };
+    let smiles = state.oracle.smiles;
+    if (block.smiles !== undefined) smiles = trustedSmiles(smiles, block.smiles, block.timeMs);
+    const next: OracleState = { prices, smiles };
     state.oracle = next;
   }
 

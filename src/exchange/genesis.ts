@@ -17,10 +17,21 @@ import { divBig } from '../lib/int.ts';
 import {
   FEE_TIERS_MAX,
   GENESIS_MARKETS_MAX,
+  LISTING_EXPIRIES_PER_CYCLE_MAX,
+  LISTING_UNDERLYINGS_MAX,
   GENESIS_VALIDATORS_MAX,
   ORACLE_FRESHNESS_MS_MAX,
   ORACLE_STALE_AFTER_MS_MAX,
 } from '../lib/limits.ts';
+import { daysFromCivil, expiryMsOfDay } from './instruments/calendar.ts';
+import type { ExpiryCycle, ListingSchedule } from './instruments/schedule.ts';
+import { EXPIRY_CYCLES, ScheduleError, validateListingSchedule } from './instruments/schedule.ts';
+import type { ScenarioParams } from './options/margin.ts';
+import {
+  DEFAULT_SCENARIO_PARAMS,
+  ScenarioParamsError,
+  validateScenarioParams,
+} from './options/margin.ts';
 import type { OracleParams } from './oracle/aggregate.ts';
 import { PPM } from './units.ts';
 
@@ -76,6 +87,27 @@ export interface OracleGenesis {
   maxMovePerBlockBps: number;
 }
 
+/**
+ * The market parameters of listed instruments of one underlying and kind
+ * (docs/exchange.md, "Listing"). `params.instrument` names the template
+ * ('BTC-OPTIONS'); each listed market takes every other field, with its own
+ * name. Funding fields are unused (dated markets pay no funding); for options
+ * the margin fields are unused too (options are margined by scenario).
+ */
+export interface ListedTemplate {
+  kind: 'future' | 'option';
+  params: MarketParams;
+}
+
+/** Dated futures and options listed as block time passes (docs/derivatives.md, "Listing"). */
+export interface ListingGenesis {
+  schedule: ListingSchedule;
+  /** Option margin by scenario (options/margin.ts). */
+  scenario: ScenarioParams;
+  /** One future and one option template per underlying of the schedule. */
+  templates: ListedTemplate[];
+}
+
 export interface ValidatorInfo {
   /** 32-byte Ed25519 public key. */
   publicKey: Uint8Array;
@@ -103,6 +135,8 @@ export interface Genesis {
    * parts per million (absent: SLASH_PPM_DEFAULT).
    */
   slashPpm?: number;
+  /** Dated futures and options; needs an oracle and a perpetual of each underlying (its index). */
+  listing?: ListingGenesis;
 }
 
 /** 5% of the offender's stake, when the genesis says nothing. */
@@ -190,6 +224,53 @@ export function oracleParamsOf(g: Genesis): OracleParams | null {
   return { underlyings, ...g.oracle };
 }
 
+function checkListing(g: Genesis, l: ListingGenesis): void {
+  if (g.oracle === undefined) throw new GenesisError('listing', 'needs an oracle');
+  try {
+    validateListingSchedule(l.schedule);
+  } catch (e) {
+    if (e instanceof ScheduleError) throw new GenesisError('listing.schedule', e.message);
+    throw e;
+  }
+  try {
+    validateScenarioParams(l.scenario);
+  } catch (e) {
+    if (e instanceof ScenarioParamsError) throw new GenesisError('listing.scenario', e.message);
+    throw e;
+  }
+  if (l.templates.length > 2 * LISTING_UNDERLYINGS_MAX) {
+    throw new GenesisError('listing.templates', `at most ${2 * LISTING_UNDERLYINGS_MAX}`);
+  }
+  const seen = new Set<string>();
+  l.templates.forEach((t, i) => {
+    const f = `listing.templates[${i}]`;
+    if (t.kind !== 'future' && t.kind !== 'option') throw new GenesisError(`${f}.kind`, 'unknown');
+    checkMarket(t.params, `${f}.params`);
+    const key = `${t.params.underlying}:${t.kind}`;
+    if (seen.has(key)) throw new GenesisError(f, 'duplicate underlying and kind');
+    seen.add(key);
+  });
+  const perpetuals = new Set(g.markets.map((m) => m.underlying));
+  l.schedule.underlyings.forEach((u, i) => {
+    const f = `listing.schedule.underlyings[${i}]`;
+    if (!perpetuals.has(u.underlying)) throw new GenesisError(f, 'no market gives its index');
+    for (const kind of ['future', 'option']) {
+      if (!seen.has(`${u.underlying}:${kind}`)) throw new GenesisError(f, `no ${kind} template`);
+    }
+  });
+}
+
+/** The template of a listed instrument's market (validation keeps one per underlying and kind). */
+export function listedTemplate(
+  l: ListingGenesis,
+  underlying: string,
+  kind: 'future' | 'option',
+): MarketParams {
+  const t = l.templates.find((x) => x.kind === kind && x.params.underlying === underlying);
+  if (t === undefined) throw new GenesisError('listing.templates', `no ${kind} of ${underlying}`);
+  return t.params;
+}
+
 /** Validates a genesis; throws GenesisError naming the first bad field. */
 export function validateGenesis(g: Genesis): void {
   if (typeof g.chainId !== 'string' || !CHAIN_RE.test(g.chainId)) {
@@ -245,17 +326,86 @@ export function validateGenesis(g: Genesis): void {
   });
   if (g.oracle !== undefined) checkOracle(g.oracle);
   if (g.slashPpm !== undefined) int('slashPpm', g.slashPpm, 0, PPM);
+  if (g.listing !== undefined) checkListing(g, g.listing);
 }
 
 // --- canonical encoding ------------------------------------------------------------
 
 // Format 2 adds the circuit breakers and the oracle; a genesis without them
 // keeps format 1 (and so its hash), and format 2 must carry at least one.
-// Format 3 is format 2's layout followed by slashPpm, written only when the
-// genesis sets it (so every existing genesis keeps its bytes and hash).
+// Format 3 is format 2's layout followed by the optional sections, each
+// behind a presence flag: slashPpm, then the listing. A genesis with none of
+// them keeps format 1 or 2 (and so its bytes and hash).
 const FORMAT = 1;
 const FORMAT_BREAKERS = 2;
-const FORMAT_SLASH = 3;
+const FORMAT_SECTIONS = 3;
+
+function writeListing(w: Writer, l: ListingGenesis): void {
+  const s = l.schedule;
+  w.uvarint(s.underlyings.length);
+  for (const u of s.underlyings) {
+    w.string(u.underlying, 16).uvarintBig(u.strikeStepQuote).uvarint(u.strikeRangePpm);
+  }
+  w.uvarint(s.dailies).uvarint(s.weeklies).uvarint(s.monthlies).uvarint(s.quarterlies);
+  w.uvarint(s.futureCycles.length);
+  for (const c of s.futureCycles) w.u8(EXPIRY_CYCLES.indexOf(c));
+  const p = l.scenario;
+  w.uvarint(p.priceShockPpm).uvarint(p.pricePoints).uvarint(p.volUpPpm).uvarint(p.volDownPpm);
+  w.uvarint(p.volShockRefMs).uvarint(p.volShockScaleMaxPpm);
+  w.uvarint(p.shortOptionMinPpm).uvarint(p.maintenancePpm);
+  w.uvarint(l.templates.length);
+  for (const t of l.templates) {
+    w.u8(t.kind === 'future' ? 0 : 1);
+    writeMarket(w, t.params);
+    w.uvarint(t.params.priceBandPpm ?? 0).uvarint(t.params.openInterestCapLots ?? 0);
+  }
+}
+
+function readListing(r: Reader, f: string): ListingGenesis {
+  const underlyings = [];
+  const nu = count(r, `${f}.schedule.underlyings`, LISTING_UNDERLYINGS_MAX);
+  for (let i = 0; i < nu; i++) {
+    const g = `${f}.schedule.underlyings[${i}]`;
+    underlyings.push({
+      underlying: r.string(`${g}.underlying`, 16),
+      strikeStepQuote: r.uvarintBig(`${g}.strikeStepQuote`, AMOUNT_BITS),
+      strikeRangePpm: r.uvarint(`${g}.strikeRangePpm`, PPM),
+    });
+  }
+  const dailies = r.uvarint(`${f}.schedule.dailies`, LISTING_EXPIRIES_PER_CYCLE_MAX);
+  const weeklies = r.uvarint(`${f}.schedule.weeklies`, LISTING_EXPIRIES_PER_CYCLE_MAX);
+  const monthlies = r.uvarint(`${f}.schedule.monthlies`, LISTING_EXPIRIES_PER_CYCLE_MAX);
+  const quarterlies = r.uvarint(`${f}.schedule.quarterlies`, LISTING_EXPIRIES_PER_CYCLE_MAX);
+  const futureCycles: ExpiryCycle[] = [];
+  const nc = count(r, `${f}.schedule.futureCycles`, EXPIRY_CYCLES.length);
+  for (let i = 0; i < nc; i++) {
+    futureCycles.push(EXPIRY_CYCLES[r.tag(`${f}.schedule.futureCycles[${i}]`, 4)]!);
+  }
+  const scenario: ScenarioParams = {
+    priceShockPpm: r.uvarint(`${f}.scenario.priceShockPpm`),
+    pricePoints: r.uvarint(`${f}.scenario.pricePoints`),
+    volUpPpm: r.uvarint(`${f}.scenario.volUpPpm`),
+    volDownPpm: r.uvarint(`${f}.scenario.volDownPpm`),
+    volShockRefMs: r.uvarint(`${f}.scenario.volShockRefMs`),
+    volShockScaleMaxPpm: r.uvarint(`${f}.scenario.volShockScaleMaxPpm`),
+    shortOptionMinPpm: r.uvarint(`${f}.scenario.shortOptionMinPpm`),
+    maintenancePpm: r.uvarint(`${f}.scenario.maintenancePpm`),
+  };
+  const templates: ListedTemplate[] = [];
+  const nt = count(r, `${f}.templates`, 2 * LISTING_UNDERLYINGS_MAX);
+  for (let i = 0; i < nt; i++) {
+    const g = `${f}.templates[${i}]`;
+    const kind = r.tag(`${g}.kind`, 2) === 0 ? 'future' : 'option';
+    const params = readMarket(r, `${g}.params`);
+    const band = r.uvarint(`${g}.params.priceBandPpm`, PPM);
+    const cap = r.uvarint(`${g}.params.openInterestCapLots`);
+    if (band !== 0) params.priceBandPpm = band;
+    if (cap !== 0) params.openInterestCapLots = cap;
+    templates.push({ kind, params });
+  }
+  const schedule = { underlyings, dailies, weeklies, monthlies, quarterlies, futureCycles };
+  return { schedule, scenario, templates };
+}
 
 function hasBreakers(g: Genesis): boolean {
   return (
@@ -308,9 +458,9 @@ function count(r: Reader, field: string, max: number): number {
 
 export const genesisCodec: Codec<Genesis> = {
   write(w: Writer, g: Genesis): void {
-    const slash = g.slashPpm !== undefined;
-    const breakers = slash || hasBreakers(g);
-    w.u8(slash ? FORMAT_SLASH : breakers ? FORMAT_BREAKERS : FORMAT)
+    const sections = g.slashPpm !== undefined || g.listing !== undefined;
+    const breakers = sections || hasBreakers(g);
+    w.u8(sections ? FORMAT_SECTIONS : breakers ? FORMAT_BREAKERS : FORMAT)
       .string(g.chainId, 64)
       .bool(g.devnet)
       .uvarint(g.genesisTimeMs);
@@ -331,11 +481,16 @@ export const genesisCodec: Codec<Genesis> = {
       w.uvarint(g.oracle.freshnessMs).uvarint(g.oracle.staleAfterMs);
       w.uvarint(g.oracle.maxMovePerBlockBps);
     }
-    if (slash) w.uvarint(g.slashPpm!);
+    if (sections) {
+      w.bool(g.slashPpm !== undefined);
+      if (g.slashPpm !== undefined) w.uvarint(g.slashPpm);
+      w.bool(g.listing !== undefined);
+      if (g.listing !== undefined) writeListing(w, g.listing);
+    }
   },
   read(r: Reader, f: string): Genesis {
     const format = r.u8(`${f}.format`);
-    if (format !== FORMAT && format !== FORMAT_BREAKERS && format !== FORMAT_SLASH) {
+    if (format !== FORMAT && format !== FORMAT_BREAKERS && format !== FORMAT_SECTIONS) {
       throw new DecodeError(`${f}.format`, 'unknown format');
     }
     const chainId = r.string(`${f}.chainId`, 64);
@@ -389,8 +544,10 @@ export const genesisCodec: Codec<Genesis> = {
           maxMovePerBlockBps: r.uvarint(`${f}.oracle.maxMovePerBlockBps`),
         };
       }
-      if (format === FORMAT_SLASH) g.slashPpm = r.uvarint(`${f}.slashPpm`, PPM);
-      else if (!hasBreakers(g)) throw new DecodeError(`${f}.format`, 'format 2 without breakers');
+      if (format === FORMAT_SECTIONS) {
+        if (r.bool(`${f}.hasSlashPpm`)) g.slashPpm = r.uvarint(`${f}.slashPpm`, PPM);
+        if (r.bool(`${f}.hasListing`)) g.listing = readListing(r, `${f}.listing`);
+      } else if (!hasBreakers(g)) throw new DecodeError(`${f}.format`, 'format 2 without breakers');
     }
     try {
       validateGenesis(g);
@@ -467,8 +624,58 @@ export function devnetGenesis(validatorKeys: readonly Uint8Array[]): Genesis {
     validators: validatorKeys.map((publicKey) => ({ publicKey, stake: 1_000_000n * USDC })),
     insuranceFundQuote: 0n,
     oracle: DEVNET_ORACLE,
+    listing: DEVNET_LISTING,
   };
 }
+
+function listedTemplateOf(
+  kind: 'future' | 'option',
+  underlying: string,
+  tickSizeQuote: bigint,
+  lotsPerBase: number,
+): ListedTemplate {
+  const params: MarketParams = {
+    ...perpetual(underlying, tickSizeQuote, lotsPerBase, 1),
+    instrument: `${underlying}-${kind === 'future' ? 'FUTURES' : 'OPTIONS'}`,
+    maxSizeLots: 1_000_000,
+    openOrdersMax: 100,
+  };
+  // Option premiums move by whole multiples of themselves: market orders may trade further from the mark.
+  if (kind === 'option') params.marketSlippagePpm = 500_000;
+  return { kind, params };
+}
+
+/**
+ * Devnet listing, kept small so the devnet stays fast: per underlying 2
+ * dailies, 2 weeklies and 1 monthly (with a dated future), strikes within
+ * ±10% of the index (about 7 per expiry, each a call and a put). Options:
+ * BTC tick $5, lot 0.1 BTC; ETH tick $0.50, lot 0.1 ETH.
+ */
+export const DEVNET_LISTING: ListingGenesis = {
+  schedule: {
+    underlyings: [
+      { underlying: 'BTC', strikeStepQuote: 2_000n * USDC, strikeRangePpm: 100_000 },
+      { underlying: 'ETH', strikeStepQuote: 100n * USDC, strikeRangePpm: 100_000 },
+    ],
+    dailies: 2,
+    weeklies: 2,
+    monthlies: 1,
+    quarterlies: 0,
+    futureCycles: ['monthly'],
+  },
+  scenario: DEFAULT_SCENARIO_PARAMS,
+  templates: [
+    listedTemplateOf('future', 'BTC', 100_000n, 10_000),
+    listedTemplateOf('option', 'BTC', 5_000_000n, 10),
+    listedTemplateOf('future', 'ETH', 10_000n, 1_000),
+    listedTemplateOf('option', 'ETH', 500_000n, 10),
+  ],
+};
+
+/** Block times before this have no instrument names (years 2000–2099): nothing is listed. */
+export const LISTING_TIME_MS_MIN = expiryMsOfDay(daysFromCivil(2000, 1, 1));
+/** Block times from this on would list expiries past 2099. */
+export const LISTING_TIME_MS_MAX = expiryMsOfDay(daysFromCivil(2099, 1, 1));
 
 /**
  * Observations within 30 s of block time count (a precommit's observation is

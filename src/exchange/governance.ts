@@ -82,7 +82,7 @@ function execute(state: ExchangeState, p: Proposal, events: ExchangeEvent[]): vo
   const halt = p.kind === 'haltMarket' || p.kind === 'haltAll';
   const markets = p.market >= 0 ? [state.markets[p.market]!] : state.markets;
   for (const m of markets) {
-    if (m.halted === halt) continue;
+    if (m.retired || m.halted === halt) continue;
     m.halted = halt;
     m.dirty = true;
     events.push({ type: halt ? 'marketHalted' : 'marketResumed', market: m.params.instrument });

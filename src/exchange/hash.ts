@@ -92,6 +92,7 @@ export function updateDigest(state: ExchangeState, digest: Digest, genesisHash: 
   state.goneLeaves.length = 0;
 
   for (const market of state.markets) {
+    if (market.retired) continue;
     const book = market.book;
     const changes = book.changes;
     for (let i = 0; i < changes.orderCount; i++) {
@@ -113,7 +114,7 @@ export function updateDigest(state: ExchangeState, digest: Digest, genesisHash: 
   }
   state.dirtyAccounts.length = 0;
   for (const p of state.dirtyPrincipals) {
-    const leaf = leafOf(LEAF.principal, (w) => writePrincipalLeaf(w, p));
+    const leaf = leafOf(LEAF.principal, (w) => writePrincipalLeaf(w, p, state.listing !== null));
     swap(digest, p.leaf, leaf);
     p.leaf = leaf;
   }
@@ -154,6 +155,7 @@ export function digestFromScratch(state: ExchangeState, genesisHash: Uint8Array)
   digest.add(leafOf(LEAF.globals, (w) => writeGlobals(w, state, genesisHash)));
   digest.add(leafOf(LEAF.validators, (w) => writeValidators(w, state)));
   for (const market of state.markets) {
+    if (market.retired) continue;
     digest.add(leafOf(LEAF.market, (w) => writeMarketState(w, market)));
     for (const side of ['buy', 'sell'] as const) {
       for (const order of market.book.ordersOf(side)) {
@@ -164,7 +166,7 @@ export function digestFromScratch(state: ExchangeState, genesisHash: Uint8Array)
     }
   }
   for (const p of state.principals.values())
-    digest.add(leafOf(LEAF.principal, (w) => writePrincipalLeaf(w, p)));
+    digest.add(leafOf(LEAF.principal, (w) => writePrincipalLeaf(w, p, state.listing !== null)));
   for (const d of state.deposits.values())
     digest.add(leafOf(LEAF.deposit, (w) => writeDeposit(w, d)));
   for (const id of state.creditedDeposits)
@@ -177,6 +179,7 @@ export function digestFromScratch(state: ExchangeState, genesisHash: Uint8Array)
 /** Sets every entity's stored leaf from scratch (after a restore). */
 export function resetLeaves(state: ExchangeState, genesisHash: Uint8Array): Digest {
   for (const market of state.markets) {
+    if (market.retired) continue;
     market.dirty = true;
     market.book.changes.clear();
     for (const side of ['buy', 'sell'] as const) {

@@ -13,6 +13,7 @@
 //     the conservation above).
 
 import { assert } from '../lib/assert.ts';
+import { positionOf, sizeIn } from './position.ts';
 import type { ExchangeState } from './state.ts';
 
 export function checkInvariants(state: ExchangeState): void {
@@ -35,11 +36,15 @@ export function checkInvariants(state: ExchangeState): void {
   assert(active === state.totalStake, `active stake ${active} ≠ total ${state.totalStake}`);
   let orders = 0;
   for (const m of state.markets) {
+    if (m.retired) {
+      assert(m.holders.size === 0 && m.book.orderCount === 0, 'a free slot holds positions');
+      continue;
+    }
     let long = 0;
     let short = 0;
     let holders = 0;
     for (const a of state.accounts) {
-      const size = a.positions[m.index]!.sizeLots;
+      const size = sizeIn(a, m);
       if (size > 0) long += size;
       if (size < 0) short -= size;
       if (size !== 0) {
@@ -78,6 +83,22 @@ export function checkInvariants(state: ExchangeState): void {
   for (const a of state.accounts) {
     let count = 0;
     for (const p of a.positions) if (p.sizeLots !== 0) count++;
+    let previous = -1;
+    for (const p of a.listed) {
+      if (p.sizeLots !== 0) count++;
+      const m = state.markets[p.market];
+      assert(p.market > previous, `account ${a.index}: listed records out of order`);
+      assert(m !== undefined && m.listed && !m.retired, `account ${a.index}: record in no market`);
+      assert(m.records.has(a), `account ${a.index}: record unknown to its market`);
+      previous = p.market;
+    }
     assert(count === a.positionCount, `account ${a.index}: position count drifted`);
+  }
+  // A resting order in a listed market has a record to be margined through.
+  for (const meta of state.orders.values()) {
+    const m = state.markets[meta.market]!;
+    if (m.listed) {
+      assert(positionOf(meta.account, m) !== undefined, `order ${meta.orderId} without a record`);
+    }
   }
 }

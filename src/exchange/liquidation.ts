@@ -25,7 +25,7 @@
 
 import { divBig, minBig, maxBig } from '../lib/int.ts';
 import { LIQUIDATIONS_PER_BLOCK_MAX } from '../lib/limits.ts';
-import { applyTrade } from './position.ts';
+import { applyTrade, positionOf, sizeIn } from './position.ts';
 import {
   belowMaintenance,
   equityQuote,
@@ -48,7 +48,7 @@ export function bankruptcyTicks(
   market: MarketState,
   account: Account,
 ): number {
-  const size = account.positions[market.index]!.sizeLots;
+  const size = sizeIn(account, market);
   const equity = equityQuote(state, account);
   const perTick = BigInt(Math.abs(size)) * market.k;
   const mark = BigInt(market.markTicks);
@@ -60,7 +60,7 @@ export function bankruptcyTicks(
   return ticks > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(ticks);
 }
 
-function coverFromInsurance(
+export function coverFromInsurance(
   state: ExchangeState,
   account: Account,
   shortfall: bigint,
@@ -79,7 +79,7 @@ function adlQueue(state: ExchangeState, market: MarketState, long: boolean): Acc
   const mark = BigInt(market.markTicks) * market.k;
   const ranked: { account: Account; score: bigint }[] = [];
   for (const account of market.holders) {
-    const position = account.positions[market.index]!;
+    const position = positionOf(account, market)!;
     if (position.sizeLots > 0 !== long) continue;
     const value = BigInt(position.sizeLots) * mark;
     const pnl = value - position.costBasisQuote;
@@ -101,12 +101,12 @@ function deleverage(
   priceTicks: number,
   events: ExchangeEvent[],
 ): void {
-  const size = account.positions[market.index]!.sizeLots;
+  const size = sizeIn(account, market);
   const queue = adlQueue(state, market, size < 0);
   let remaining = lots;
   for (const other of queue) {
     if (remaining === 0) break;
-    const take = Math.min(remaining, Math.abs(other.positions[market.index]!.sizeLots));
+    const take = Math.min(remaining, Math.abs(sizeIn(other, market)));
     const signed = size > 0 ? -take : take;
     applyTrade(state, market, account, signed, priceTicks);
     applyTrade(state, market, other, -signed, priceTicks);
@@ -129,7 +129,7 @@ function closePosition(
   events: ExchangeEvent[],
 ): void {
   const p = market.params;
-  const size = account.positions[market.index]!.sizeLots;
+  const size = sizeIn(account, market);
   const perLot = BigInt(market.markTicks) * market.k;
   const room = p.liquidationQuoteMaxPerBlock - market.liquidatedQuote;
   if (room <= 0n) {
@@ -201,6 +201,7 @@ function closePosition(
 
 export function liquidate(state: ExchangeState, account: Account, events: ExchangeEvent[]): void {
   for (const market of state.markets) {
+    if (market.retired) continue;
     if (market.book.ownerOrderCount(account.index) > 0) {
       market.book.cancelAll(account.index);
       forgetRemoved(state, market.book);
@@ -210,8 +211,8 @@ export function liquidate(state: ExchangeState, account: Account, events: Exchan
   if (equity < 0n) coverFromInsurance(state, account, -equity, events);
   for (const market of state.markets) {
     // A stale index is no price to close at: the position waits for the oracle.
-    const closable = !market.halted && !market.oracleStale;
-    if (account.positions[market.index]!.sizeLots !== 0 && closable) {
+    const closable = !market.retired && !market.halted && !market.oracleStale;
+    if (sizeIn(account, market) !== 0 && closable) {
       closePosition(state, market, account, events);
     }
   }
@@ -224,11 +225,13 @@ export function liquidate(state: ExchangeState, account: Account, events: Exchan
 /** Unchanged since its slack was taken, and no mark it is exposed to moved further than it. */
 function withinSlack(state: ExchangeState, account: Account): boolean {
   const slack = account.slackTicks;
+  // An account with listed records has no slack (margin.ts): it is never here.
   if (slack < 0) return false;
   const markets = state.markets;
-  for (let i = 0; i < markets.length; i++) {
-    if (account.positions[i]!.sizeLots === 0) continue;
-    const moved = markets[i]!.markTicks - account.slackMarks[i]!;
+  const positions = account.positions;
+  for (let i = 0; i < positions.length; i++) {
+    if (positions[i]!.sizeLots === 0) continue;
+    const moved = markets[i]!.markTicks - positions[i]!.slackMarkTicks;
     if (moved > slack || -moved > slack) return false;
   }
   return true;
@@ -284,7 +287,7 @@ export function runLiquidations(
   // Accounts beyond the per-block count wait: the next block rescans their markets.
   for (let i = n; i < due.length; i++) {
     for (const market of state.markets) {
-      if (due[i]!.positions[market.index]!.sizeLots !== 0) {
+      if (!market.retired && sizeIn(due[i]!, market) !== 0) {
         market.liquidationBacklog = true;
         market.dirty = true;
       }

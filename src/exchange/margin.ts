@@ -9,7 +9,12 @@
 //   (one rounding over the sum, so "equity < maintenance" needs no division:
 //   for an integer equity it is equity × 10^6 < Σ |size| × mark × k × ppm)
 //
-// Cost: O(markets) per account.
+// Cost: O(markets the account holds a record in) per account.
+//
+// Records in listed markets (dated futures, options) are margined by
+// listed_margin.ts: an account holding options of an underlying is margined
+// by scenario on its options and dated futures of that underlying. Such an
+// account takes the bigint path everywhere and has no liquidation slack.
 //
 // Safe integers: the placement check runs first on numbers (marginForOrderNum),
 // which is exact while every intermediate is a safe integer: a sum or product
@@ -21,6 +26,7 @@
 // reference; a property test holds the two equal, near 2^53 included.
 
 import { divBig, divCeil, divFloor } from '../lib/int.ts';
+import { listedMargin } from './listed_margin.ts';
 import type { Account, ExchangeState, MarketState } from './state.ts';
 import { PPM, PPM_BIG, ppmCeil } from './units.ts';
 
@@ -28,9 +34,13 @@ export function equityQuote(state: ExchangeState, account: Account): bigint {
   let equity = account.cashQuote;
   if (account.positionCount === 0) return equity;
   const markets = state.markets;
-  for (let i = 0; i < markets.length; i++) {
-    const size = account.positions[i]!.sizeLots;
+  const positions = account.positions;
+  for (let i = 0; i < positions.length; i++) {
+    const size = positions[i]!.sizeLots;
     if (size !== 0) equity += BigInt(size) * markets[i]!.markQuotePerLot;
+  }
+  for (const p of account.listed) {
+    if (p.sizeLots !== 0) equity += BigInt(p.sizeLots) * markets[p.market]!.markQuotePerLot;
   }
   return equity;
 }
@@ -39,8 +49,9 @@ export function equityQuote(state: ExchangeState, account: Account): bigint {
 function maintenanceScaled(state: ExchangeState, account: Account): bigint {
   let total = 0n;
   const markets = state.markets;
-  for (let i = 0; i < markets.length; i++) {
-    const size = account.positions[i]!.sizeLots;
+  const positions = account.positions;
+  for (let i = 0; i < positions.length; i++) {
+    const size = positions[i]!.sizeLots;
     if (size === 0) continue;
     const m = markets[i]!;
     total += BigInt(size < 0 ? -size : size) * m.maintenancePerLotScaled;
@@ -50,7 +61,9 @@ function maintenanceScaled(state: ExchangeState, account: Account): bigint {
 
 export function maintenanceMarginQuote(state: ExchangeState, account: Account): bigint {
   if (account.positionCount === 0) return 0n;
-  return divBig(maintenanceScaled(state, account), PPM_BIG, 'ceil');
+  const dense = divBig(maintenanceScaled(state, account), PPM_BIG, 'ceil');
+  if (account.listed.length === 0) return dense;
+  return dense + listedMargin(state, account, null, 0, 0).maintenanceQuote;
 }
 
 /**
@@ -60,10 +73,14 @@ export function maintenanceMarginQuote(state: ExchangeState, account: Account): 
  */
 export function belowMaintenance(state: ExchangeState, account: Account): boolean {
   if (account.positionCount === 0) return false;
+  if (account.listed.length !== 0) {
+    return equityQuote(state, account) < maintenanceMarginQuote(state, account);
+  }
   let threshold = 0n;
   const markets = state.markets;
-  for (let i = 0; i < markets.length; i++) {
-    const size = account.positions[i]!.sizeLots;
+  const positions = account.positions;
+  for (let i = 0; i < positions.length; i++) {
+    const size = positions[i]!.sizeLots;
     if (size === 0) continue;
     const m = markets[i]!;
     threshold += size > 0 ? BigInt(size) * m.longBelowCoef : BigInt(-size) * m.shortBelowCoef;
@@ -102,9 +119,10 @@ export function initialMarginQuote(
 ): bigint {
   let total = 0n;
   const markets = state.markets;
-  for (let i = 0; i < markets.length; i++) {
+  const positions = account.positions;
+  for (let i = 0; i < positions.length; i++) {
     const m = markets[i]!;
-    const size = account.positions[i]!.sizeLots;
+    const size = positions[i]!.sizeLots;
     let buy = m.book.ownerRestingLots(account.index, 'buy');
     let sell = m.book.ownerRestingLots(account.index, 'sell');
     if (i === extraMarket) {
@@ -113,6 +131,11 @@ export function initialMarginQuote(
     }
     if (size === 0 && buy === 0 && sell === 0) continue;
     total += initialForExposure(m, exposureLots(size, buy, sell));
+  }
+  const extra = extraMarket >= 0 ? markets[extraMarket]! : null;
+  if (account.listed.length !== 0 || (extra !== null && extra.listed)) {
+    const listed = extra !== null && extra.listed ? extra : null;
+    total += listedMargin(state, account, listed, extraBuyLots, extraSellLots).initialQuote;
   }
   return total;
 }
@@ -143,14 +166,21 @@ export function marginForOrder(
   buyLots: number,
   sellLots: number,
 ): OrderMargin {
+  if (account.listed.length !== 0 || state.markets[marketIndex]!.listed) {
+    orderMargin.before = initialMarginQuote(state, account);
+    orderMargin.after = initialMarginQuote(state, account, marketIndex, buyLots, sellLots);
+    orderMargin.equity = equityQuote(state, account);
+    return orderMargin;
+  }
   let before = 0n;
   let delta = 0n;
   let equity = account.cashQuote;
   const markets = state.markets;
   const owner = account.index;
-  for (let i = 0; i < markets.length; i++) {
+  const positions = account.positions;
+  for (let i = 0; i < positions.length; i++) {
     const m = markets[i]!;
-    const size = account.positions[i]!.sizeLots;
+    const size = positions[i]!.sizeLots;
     if (size !== 0) equity += BigInt(size) * m.markQuotePerLot;
     const buy = m.book.ownerRestingLots(owner, 'buy');
     const sell = m.book.ownerRestingLots(owner, 'sell');
@@ -222,14 +252,16 @@ export function marginForOrderNum(
 ): OrderMarginNum | undefined {
   const cash = account.cashQuote;
   if (cash > SAFE_BIG || cash < -SAFE_BIG) return undefined;
+  const markets = state.markets;
+  if (account.listed.length !== 0 || markets[marketIndex]!.listed) return undefined;
   let equity = Number(cash);
   let before = 0;
   let delta = 0;
-  const markets = state.markets;
   const owner = account.index;
-  for (let i = 0; i < markets.length; i++) {
+  const positions = account.positions;
+  for (let i = 0; i < positions.length; i++) {
     const m = markets[i]!;
-    const size = account.positions[i]!.sizeLots;
+    const size = positions[i]!.sizeLots;
     if (size !== 0) {
       const perLot = m.markQuotePerLotNum;
       const value = size * perLot;
@@ -275,13 +307,14 @@ export function marginForOrderNum(
  */
 export function liquidationSlack(state: ExchangeState, account: Account): void {
   account.slackTicks = -1;
-  if (account.positionCount === 0) return;
+  if (account.positionCount === 0 || account.listed.length !== 0) return;
   let threshold = 0n;
   let perTick = 0n;
   const markets = state.markets;
-  for (let i = 0; i < markets.length; i++) {
-    const size = account.positions[i]!.sizeLots;
-    account.slackMarks[i] = markets[i]!.markTicks;
+  const positions = account.positions;
+  for (let i = 0; i < positions.length; i++) {
+    const size = positions[i]!.sizeLots;
+    positions[i]!.slackMarkTicks = markets[i]!.markTicks;
     if (size === 0) continue;
     const m = markets[i]!;
     if (size > 0) {
@@ -318,14 +351,16 @@ export const scanNumResult = { below: false };
 export function scanNum(state: ExchangeState, account: Account): boolean {
   const cash = account.cashQuote;
   if (account.positionCount === 0 || cash > SAFE_BIG || cash < -SAFE_BIG) return false;
+  if (account.listed.length !== 0) return false;
   let equity = Number(cash);
   let a = 0;
   let b = 0;
   let perTick = 0;
   const markets = state.markets;
-  for (let i = 0; i < markets.length; i++) {
+  const positions = account.positions;
+  for (let i = 0; i < positions.length; i++) {
     const m = markets[i]!;
-    const size = account.positions[i]!.sizeLots;
+    const size = positions[i]!.sizeLots;
     if (size === 0) continue;
     const perLot = m.markQuotePerLotNum;
     const lots = size < 0 ? -size : size;
@@ -347,6 +382,6 @@ export function scanNum(state: ExchangeState, account: Account): boolean {
   scanNumResult.below = d < 0 || d * PPM < b;
   const room = d - divCeil(b, PPM);
   account.slackTicks = room < 0 ? -1 : divFloor(room, perTick);
-  for (let i = 0; i < markets.length; i++) account.slackMarks[i] = markets[i]!.markTicks;
+  for (let i = 0; i < positions.length; i++) positions[i]!.slackMarkTicks = markets[i]!.markTicks;
   return true;
 }

@@ -25,6 +25,7 @@ import { ensureAccount, getAccount } from './context.ts';
 import type { Rejection } from './errors.ts';
 import { reject } from './errors.ts';
 import { checkBreakers } from './breakers.ts';
+import { ensurePosition, sizeIn } from './position.ts';
 import { marginForOrder, marginForOrderNum } from './margin.ts';
 import { forgetRemoved, rememberOrder, settleFills } from './orders.ts';
 import type { ActionResult, Fill } from './results.ts';
@@ -56,6 +57,9 @@ export function checkPlaceOrder(ctx: Ctx, a: PlaceOrder): Checked | Rejection {
   const market = state.marketByName.get(a.instrument);
   if (market === undefined) return reject('UnknownInstrument', a.instrument);
   if (market.halted) return reject('MarketHalted', a.instrument);
+  if (market.listed && market.expiryMs <= ctx.blockTimeMs) {
+    return reject('MarketHalted', `${a.instrument} expired and awaits settlement`);
+  }
   if (market.markTicks === 0) return reject('NoOraclePrice', a.instrument);
   // Reduce-only orders never rest and only shrink a position: the one kind that cannot add risk.
   if (market.oracleStale && !a.reduceOnly) {
@@ -100,7 +104,7 @@ export function checkPlaceOrder(ctx: Ctx, a: PlaceOrder): Checked | Rejection {
   if (account === undefined) return reject('InsufficientMargin', 'the account holds no collateral');
   if (a.reduceOnly) {
     if (postOnly) return reject('InvalidOrder', 'a reduce-only order cannot be post-only');
-    const size = account.positions[market.index]!.sizeLots;
+    const size = sizeIn(account, market);
     if (size === 0 || size > 0 === buy)
       return reject('ReduceOnlyWouldIncrease', 'nothing to reduce');
     sizeLots = Math.min(sizeLots, Math.abs(size));
@@ -123,7 +127,7 @@ export function checkPlaceOrder(ctx: Ctx, a: PlaceOrder): Checked | Rejection {
   }
   const breaker = checkBreakers(
     market,
-    account.positions[market.index]!.sizeLots,
+    sizeIn(account, market),
     buy,
     a.type === 'limit' ? priceTicks : null,
     sizeLots,
@@ -199,7 +203,11 @@ export function placeOrder(ctx: Ctx, a: PlaceOrder): ActionResult {
   // Self-trade prevention may have removed the account's own resting orders.
   forgetRemoved(state, book);
   settleFills(state, market, account, a.side, false, fills);
-  if (r.status === 'rested') rememberOrder(state, market, account, orderId, a.clientOrderId ?? '');
+  if (r.status === 'rested') {
+    rememberOrder(state, market, account, orderId, a.clientOrderId ?? '');
+    // Margin reads a listed market's resting orders through the account's record there.
+    if (market.listed) ensurePosition(state, market, account);
+  }
   return {
     ok: true,
     kind: 'placeOrder',

@@ -4,6 +4,51 @@
 import { divBig } from '../lib/int.ts';
 import { assert } from '../lib/assert.ts';
 import type { Account, ExchangeState, MarketState } from './state.ts';
+import { Position } from './state.ts';
+
+/**
+ * An account's record in a market: the dense array for a genesis market
+ * (O(1)), a binary search of the account's listed records otherwise
+ * (O(log records)); undefined when it has none there.
+ */
+export function positionOf(account: Account, market: MarketState): Position | undefined {
+  const i = market.index;
+  if (!market.listed) return account.positions[i];
+  const list = account.listed;
+  let lo = 0;
+  let hi = list.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    const m = list[mid]!.market;
+    if (m === i) return list[mid];
+    if (m < i) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return undefined;
+}
+
+/** Signed position size in a market (0 without a record). */
+export function sizeIn(account: Account, market: MarketState): number {
+  return positionOf(account, market)?.sizeLots ?? 0;
+}
+
+/** The account's record in a market, created (in index order) when missing. Marks the account. */
+export function ensurePosition(
+  state: ExchangeState,
+  market: MarketState,
+  account: Account,
+): Position {
+  const found = positionOf(account, market);
+  if (found !== undefined) return found;
+  const p = new Position(market.index);
+  const list = account.listed;
+  let at = list.length;
+  while (at > 0 && list[at - 1]!.market > market.index) at--;
+  list.splice(at, 0, p);
+  market.records.add(account);
+  state.markAccount(account);
+  return p;
+}
 
 /**
  * Changes an account's position in a market by deltaLots (signed) at
@@ -20,7 +65,7 @@ export function applyTrade(
 ): void {
   assert(deltaLots !== 0, 'empty trade');
   const k = market.k;
-  const position = account.positions[market.index]!;
+  const position = ensurePosition(state, market, account);
   const old = position.sizeLots;
   const tradeQuote = BigInt(deltaLots) * BigInt(priceTicks) * k;
   account.cashQuote -= tradeQuote;

@@ -99,6 +99,19 @@ export type ExchangeEvent =
       readonly sizeLots: number;
       readonly priceTicks: number;
     }
+  | { readonly type: 'marketListed'; readonly market: string; readonly expiryMs: number }
+  | {
+      readonly type: 'marketSettled';
+      readonly market: string;
+      /** The 30-minute TWAP of the index before expiry, quote units per whole base unit. */
+      readonly settlementPriceQuote: bigint;
+      /** What one whole base unit long received: the price (future) or the payoff (option). */
+      readonly valueQuote: bigint;
+      /** Positions closed. */
+      readonly positions: number;
+      /** Rounding kept back, credited to the fee pool. */
+      readonly dustQuote: bigint;
+    }
   | { readonly type: 'insuranceCover'; readonly account: number; readonly amountQuote: bigint }
   | { readonly type: 'depositCredited'; readonly account: number; readonly amountQuote: bigint }
   | { readonly type: 'marketHalted' | 'marketResumed'; readonly market: string }

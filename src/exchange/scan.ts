@@ -42,7 +42,10 @@ export class ScanSchedule {
         for (const account of market.holders) this.fileUnknown(account);
       }
     }
-    this.current = new ScanGroup(state.markets.map((m) => m.markTicks));
+    // Accounts with a slack hold genesis markets only (margin.ts): their marks are the group's.
+    const marks: number[] = [];
+    for (let i = 0; i < state.genesisMarketCount; i++) marks.push(state.markets[i]!.markTicks);
+    this.current = new ScanGroup(marks);
   }
 
   /** Files an account by the slack it was just given (no position: not filed). */
@@ -113,7 +116,7 @@ export class ScanSchedule {
         live++;
         assert(account.slackTicks >= group.minSlack, 'a group bound above a slack');
         assert(
-          group.marks.every((mark, i) => account.slackMarks[i] === mark),
+          group.marks.every((mark, i) => account.positions[i]!.slackMarkTicks === mark),
           'a slack taken at other marks',
         );
       }
@@ -164,16 +167,20 @@ export class ScanSchedule {
 }
 
 function holdsMoved(account: Account, marksMoved: readonly boolean[]): boolean {
-  for (let i = 0; i < marksMoved.length; i++) {
-    if (marksMoved[i] === true && account.positions[i]!.sizeLots !== 0) return true;
+  const positions = account.positions;
+  for (let i = 0; i < positions.length; i++) {
+    if (marksMoved[i] === true && positions[i]!.sizeLots !== 0) return true;
+  }
+  for (const p of account.listed) {
+    if (marksMoved[p.market] === true && p.sizeLots !== 0) return true;
   }
   return false;
 }
 
-/** Every mark within the group's smallest slack of the group's marks (all markets: stricter than needed). */
+/** Every genesis market's mark within the group's smallest slack of the group's marks (all of them: stricter than needed). */
 function groupWithin(group: ScanGroup, markets: ExchangeState['markets']): boolean {
   const slack = group.minSlack;
-  for (let i = 0; i < markets.length; i++) {
+  for (let i = 0; i < group.marks.length; i++) {
     const moved = markets[i]!.markTicks - group.marks[i]!;
     if (moved > slack || -moved > slack) return false;
   }

@@ -18,10 +18,10 @@
 // and a snapshot of another format is refused with a SnapshotFormatError
 // naming both. Format 2 added the markets' liquidationBacklog flag; format 1
 // snapshots are refused (some were written before the flag, some after, so
-// they cannot be told apart). Format 3 added the oracle state. Format 4 adds,
-// for each jailed validator, the height that jailed it and its stake after
-// slashing; format 3 could hold no jailed validator (nothing jailed one), so
-// its bytes read as format 4 and it is still read.
+// they cannot be told apart). Format 3 added the oracle state. Format 4 adds
+// each validator's jailing (jailed, the height that jailed it, its stake after
+// slashing) and, with a genesis listing, the listed markets' slots, accounts'
+// listed records and the settlement TWAPs (after the oracle state).
 
 import type { Reader, Writer } from '../codec/wire.ts';
 import { DecodeError, Reader as WireReader, Writer as WireWriter } from '../codec/wire.ts';
@@ -32,6 +32,7 @@ import {
   ACCOUNTS_MAX,
   BOOK_ORDERS_MAX,
   GENESIS_VALIDATORS_MAX,
+  LISTED_MARKETS_MAX,
   PENDING_DEPOSITS_MAX,
   STRING_BYTES_MAX,
 } from '../lib/limits.ts';
@@ -40,6 +41,8 @@ import {
   MONEY_BITS,
   activeStake,
   readAccountInto,
+  readTwaps,
+  writeTwaps,
   readMarketState,
   readPrincipalInto,
   readValidatorInto,
@@ -54,15 +57,16 @@ import {
 import { depositKey } from './attest_deposit.ts';
 import { Exchange } from './exchange.ts';
 import type { ExchangeOptions } from './exchange.ts';
-import { genesisCodec } from './genesis.ts';
+import type { MarketParams } from './genesis.ts';
+import { GenesisError, genesisCodec, listedTemplate } from './genesis.ts';
+import type { Instrument } from './instruments/index.ts';
+import { InstrumentError, parseInstrument } from './instruments/index.ts';
 import { checkInvariants } from './invariants.ts';
 import type { Deposit, Proposal } from './state.ts';
-import { Account, ExchangeState, Principal } from './state.ts';
+import { Account, ExchangeState, MarketState, Principal } from './state.ts';
 
 /** The snapshot encoding this build writes and reads. */
 export const SNAPSHOT_FORMAT = 4;
-/** The older format this build still reads (see above). */
-const SNAPSHOT_FORMAT_READABLE = 3;
 
 /** A snapshot of a format this build does not read (a DecodeError, so callers refusing bad snapshots refuse it too). */
 export class SnapshotFormatError extends DecodeError {
@@ -71,7 +75,7 @@ export class SnapshotFormatError extends DecodeError {
   constructor(foundFormat: number) {
     super(
       'snapshot.format',
-      `snapshot format ${foundFormat} is not supported: this build reads format ${SNAPSHOT_FORMAT} (and format ${SNAPSHOT_FORMAT_READABLE}, which it extends)`,
+      `snapshot format ${foundFormat} is not supported: this build reads format ${SNAPSHOT_FORMAT}`,
     );
     this.foundFormat = foundFormat;
     this.supportedFormat = SNAPSHOT_FORMAT;
@@ -99,15 +103,28 @@ export function writeSnapshot(w: Writer, ex: Exchange): void {
   w.uvarint(deficits.length);
   for (const i of deficits) w.uvarint(i);
   for (const v of s.validators) writeValidator(w, v);
-  for (const m of s.markets) {
+  for (let i = 0; i < s.genesisMarketCount; i++) {
+    const m = s.markets[i]!;
     writeMarketState(w, m);
     writeBook(w, m.book);
+  }
+  if (s.listing !== null) {
+    // Listed slots: a free one is just a flag; a live one its name, state and book.
+    w.uvarint(s.markets.length - s.genesisMarketCount);
+    for (let i = s.genesisMarketCount; i < s.markets.length; i++) {
+      const m = s.markets[i]!;
+      w.bool(!m.retired);
+      if (m.retired) continue;
+      w.string(m.params.instrument, STRING_BYTES_MAX);
+      writeMarketState(w, m);
+      writeBook(w, m.book);
+    }
   }
   const principals = sortedBy(s.principals.values(), (p) => p.key);
   w.uvarint(principals.length);
   for (const p of principals) writePrincipal(w, p);
   w.uvarint(s.accounts.length);
-  for (const a of s.accounts) writeAccount(w, a);
+  for (const a of s.accounts) writeAccount(w, a, s.listing !== null);
   const orders = sortedBy(s.orders.values(), (o) => o.orderId);
   w.uvarint(orders.length);
   for (const o of orders) writeOrderMeta(w, o);
@@ -121,6 +138,35 @@ export function writeSnapshot(w: Writer, ex: Exchange): void {
   w.uvarint(proposals.length);
   for (const p of proposals) writeProposal(w, p);
   if (s.oracle !== null) oracleStateCodec(s.oracleParams!).write(w, s.oracle);
+  if (s.listing !== null) writeTwaps(w, s);
+}
+
+/** A listed market's slot from its name (the genesis template under that name). */
+function readListedSlot(r: Reader, s: ExchangeState, index: number, f: string): MarketState {
+  const name = r.string(`${f}.instrument`, STRING_BYTES_MAX);
+  let instrument: Instrument;
+  try {
+    instrument = parseInstrument(name);
+  } catch (e) {
+    if (e instanceof InstrumentError) throw new DecodeError(`${f}.instrument`, e.message);
+    throw e;
+  }
+  if (instrument.kind === 'perpetual' || s.marketByName.has(name)) {
+    throw new DecodeError(`${f}.instrument`, 'not a new dated instrument');
+  }
+  let params: MarketParams;
+  try {
+    params = {
+      ...listedTemplate(s.listing!, instrument.underlying, instrument.kind),
+      instrument: name,
+    };
+  } catch (e) {
+    if (e instanceof GenesisError) throw new DecodeError(`${f}.instrument`, e.message);
+    throw e;
+  }
+  const m = new MarketState(index, params, instrument);
+  s.marketByName.set(name, m);
+  return m;
 }
 
 function readDeposit(r: Reader, f: string): Deposit {
@@ -163,9 +209,7 @@ function readProposal(r: Reader, f: string): Proposal {
 export function readSnapshot(r: Reader, options: ExchangeOptions = {}): Exchange {
   const f = 'snapshot';
   const format = r.u8(`${f}.format`);
-  if (format !== SNAPSHOT_FORMAT && format !== SNAPSHOT_FORMAT_READABLE) {
-    throw new SnapshotFormatError(format);
-  }
+  if (format !== SNAPSHOT_FORMAT) throw new SnapshotFormatError(format);
   const genesis = genesisCodec.read(r, `${f}.genesis`);
   const s = new ExchangeState(genesis, bytesKey);
   s.height = r.uvarint(`${f}.height`);
@@ -184,6 +228,32 @@ export function readSnapshot(r: Reader, options: ExchangeOptions = {}): Exchange
     readMarketState(r, m, `${f}.markets[${m.index}]`);
     m.book = readBook(r, `${f}.markets[${m.index}].book`);
   }
+  if (s.listing !== null) {
+    const slots = r.uvarint(`${f}.listedSlots`, LISTED_MARKETS_MAX * 2);
+    for (let j = 0; j < slots; j++) {
+      const index = s.genesisMarketCount + j;
+      const g = `${f}.markets[${index}]`;
+      if (!r.bool(`${g}.live`)) {
+        // A free slot: nothing of it is state; it holds the place of its index.
+        const free = new MarketState(index, s.markets[0]!.params);
+        free.retired = true;
+        free.dirty = false;
+        s.markets.push(free);
+        continue;
+      }
+      const m = readListedSlot(r, s, index, g);
+      s.markets.push(m);
+      readMarketState(r, m, g);
+      m.book = readBook(r, `${g}.book`);
+    }
+  }
+  const listedAt =
+    s.listing === null
+      ? null
+      : (i: number): MarketState | undefined => {
+          const m = s.markets[i];
+          return m !== undefined && m.listed && !m.retired ? m : undefined;
+        };
   const principalCount = r.uvarint(`${f}.principals`, ACCOUNTS_MAX);
   let previous = '';
   for (let i = 0; i < principalCount; i++) {
@@ -203,16 +273,16 @@ export function readSnapshot(r: Reader, options: ExchangeOptions = {}): Exchange
     if (principal === undefined) throw new DecodeError(`${g}.address`, 'unknown address');
     const sub = r.u8(`${g}.subaccount`);
     if (principal.subaccounts.has(sub)) throw new DecodeError(`${g}.subaccount`, 'duplicate');
-    const a = new Account(i, principal, sub, s.markets.length);
-    readAccountInto(r, g, a);
+    const a = new Account(i, principal, sub, s.genesisMarketCount);
+    readAccountInto(r, g, a, listedAt);
     principal.subaccounts.set(sub, a);
     s.accounts.push(a);
-    a.positions.forEach((p, m) => {
+    for (const p of [...a.positions, ...a.listed]) {
       if (p.sizeLots !== 0) {
         a.positionCount++;
-        s.markets[m]!.holders.add(a);
+        s.markets[p.market]!.holders.add(a);
       }
-    });
+    }
   }
   for (const i of deficits) {
     const a = s.accounts[i];
@@ -227,6 +297,7 @@ export function readSnapshot(r: Reader, options: ExchangeOptions = {}): Exchange
     if (orderId <= lastId) throw new DecodeError(`${g}.orderId`, 'order ids must ascend');
     lastId = orderId;
     const market = r.uvarint(`${g}.market`, s.markets.length - 1);
+    if (s.markets[market]!.retired) throw new DecodeError(`${g}.market`, 'a free slot');
     const account = s.accounts[r.uvarint(`${g}.account`)];
     if (account === undefined) throw new DecodeError(`${g}.account`, 'unknown account');
     const clientOrderId = r.string(`${g}.clientOrderId`, STRING_BYTES_MAX);
@@ -262,6 +333,7 @@ export function readSnapshot(r: Reader, options: ExchangeOptions = {}): Exchange
       m.oracleStale = isStale(feed, s.timeMs, params);
     }
   }
+  if (s.listing !== null) readTwaps(r, f, s);
   try {
     checkInvariants(s);
   } catch (e) {

@@ -11,7 +11,10 @@
 // basis and realized PnL are kept per position for traders; they move no money.
 
 import { OrderBook } from './book/index.ts';
-import type { Genesis, MarketParams } from './genesis.ts';
+import type { Genesis, ListingGenesis, MarketParams } from './genesis.ts';
+import type { Instrument, TwapAccumulator } from './instruments/index.ts';
+import { expiryMsOf } from './instruments/index.ts';
+import type { OptionMark, ScenarioInstrument } from './options/index.ts';
 import { oracleParamsOf, quotePerTickLot } from './genesis.ts';
 import type { OracleParams, OracleState } from './oracle/aggregate.ts';
 import { emptyOracleState } from './oracle/aggregate.ts';
@@ -22,12 +25,19 @@ import type { ScanGroup } from './scan.ts';
 const SAFE_BIG = BigInt(Number.MAX_SAFE_INTEGER);
 
 export class Position {
+  /** The market's index. */
+  readonly market: number;
   /** Signed: positive long, negative short. */
   sizeLots = 0;
   /** Σ signed entry notional of the open size: average entry = costBasis / (size × k). */
   costBasisQuote = 0n;
   realizedPnlQuote = 0n;
   fundingQuote = 0n;
+  /** The liquidation scan's memo: the mark when the account's slack was taken (not state). */
+  slackMarkTicks = 0;
+  constructor(market: number) {
+    this.market = market;
+  }
 }
 
 export class Account {
@@ -39,7 +49,15 @@ export class Account {
   /** Lifetime traded notional, for the fee tier. */
   volumeQuote = 0n;
   faucetQuote = 0n;
+  /** One per genesis market (perpetuals), by market index: the hot path indexes it directly. */
   readonly positions: Position[];
+  /**
+   * Records in listed markets (dated futures, options), ascending market
+   * index: one per market where the account has traded or rested an order,
+   * dropped when that market settles. So an account costs nothing for the
+   * markets it never touched, however many were ever listed (position.ts).
+   */
+  readonly listed: Position[] = [];
   /** Open orders by client order id. */
   readonly clientOrderIds = new Map<string, number>();
   /** Markets where this account has a position (a count, for quick "any position" checks). */
@@ -53,18 +71,17 @@ export class Account {
    * from slackMarks; -1 when unknown.
    */
   slackTicks = -1;
-  readonly slackMarks: number[] = [];
   /** Where the scan schedule filed this account (scan.ts; not state). */
   scanGroup: ScanGroup | null = null;
   scanUnknown = false;
 
-  constructor(index: number, principal: Principal, subaccount: number, marketCount: number) {
+  constructor(index: number, principal: Principal, subaccount: number, genesisMarketCount: number) {
     this.index = index;
     this.principal = principal;
     this.address = principal.address;
     this.subaccount = subaccount;
     this.positions = [];
-    for (let i = 0; i < marketCount; i++) this.positions.push(new Position());
+    for (let i = 0; i < genesisMarketCount; i++) this.positions.push(new Position(i));
   }
 }
 
@@ -109,8 +126,25 @@ export interface OrderMeta {
 }
 
 export class MarketState {
+  /** Its slot in ExchangeState.markets; a settled listed market's slot is reused by a later listing. */
   readonly index: number;
   readonly params: MarketParams;
+  readonly instrument: Instrument;
+  /** Listed past genesis (a dated future or an option): settles at expiryMs and retires. */
+  readonly listed: boolean;
+  /** 0 for a perpetual. */
+  readonly expiryMs: number;
+  /** Settled: its slot is free (not state; the slot's market is gone from the digest). */
+  retired = false;
+  /** Accounts with a record here (listed markets only; order not relied on). */
+  readonly records = new Set<Account>();
+  /** An option's mark, volatility and greeks at the current block (derived from the oracle, not state). */
+  optionMark: OptionMark | null = null;
+  /** The option's forward or the future's mark, quote units per whole base unit (derived). */
+  forwardQuote = 0n;
+  /** Scenario values for option margin, built at most once per height, when needed (derived). */
+  scenario: ScenarioInstrument | null = null;
+  scenarioHeight = -1;
   readonly k: bigint;
   readonly maintenancePpmBig: bigint;
   book: OrderBook;
@@ -169,9 +203,12 @@ export class MarketState {
     this.shortBelowCoef = this.maintenancePerLotScaled + valueScaled;
   }
 
-  constructor(index: number, params: MarketParams) {
+  constructor(index: number, params: MarketParams, instrument?: Instrument) {
     this.index = index;
     this.params = params;
+    this.instrument = instrument ?? { kind: 'perpetual', underlying: params.underlying };
+    this.listed = instrument !== undefined && instrument.kind !== 'perpetual';
+    this.expiryMs = expiryMsOf(this.instrument) ?? 0;
     this.k = quotePerTickLot(params);
     this.maintenancePpmBig = BigInt(params.maintenanceMarginPpm);
     this.kNum = this.k <= SAFE_BIG ? Number(this.k) : -1;
@@ -230,7 +267,13 @@ export class ValidatorState {
 
 export class ExchangeState {
   readonly genesis: Genesis;
+  /** By index: the genesis markets, then listed markets (a settled one's slot is reused). */
   readonly markets: MarketState[];
+  /** Markets 0..genesisMarketCount−1 are the genesis's (perpetuals): they never retire. */
+  readonly genesisMarketCount: number;
+  readonly listing: ListingGenesis | null;
+  /** Settlement TWAPs by smileKey(underlying, expiryMs), one per listed expiry until it settles. */
+  readonly twaps = new Map<string, TwapAccumulator>();
   readonly marketByName = new Map<string, MarketState>();
   readonly marketByUnderlying = new Map<string, MarketState[]>();
   readonly validators: ValidatorState[];
@@ -286,6 +329,8 @@ export class ExchangeState {
     // The initial insurance fund is collateral that entered the system.
     this.depositedQuote = genesis.insuranceFundQuote;
     this.markets = genesis.markets.map((p, i) => new MarketState(i, p));
+    this.genesisMarketCount = this.markets.length;
+    this.listing = genesis.listing ?? null;
     for (const m of this.markets) {
       this.marketByName.set(m.params.instrument, m);
       const list = this.marketByUnderlying.get(m.params.underlying) ?? [];

@@ -208,6 +208,8 @@ export const LISTING_EXPIRIES_PER_CYCLE_MAX = 12;
 export const LISTING_UNDERLYINGS_MAX = 16;
 /** Most strikes listed per expiry and underlying (each as a call and a put), nearest the money. */
 export const STRIKES_PER_EXPIRY_MAX = 101;
+/** Most listed markets (dated futures and options) live at once; the schedule waits past it. */
+export const LISTED_MARKETS_MAX = 2_048;
 /** Most price points of the option margin's scenario grid. */
 export const SCENARIO_PRICE_POINTS_MAX = 41;
 /** Most index prices in one oracle observation. */

@@ -26,7 +26,7 @@ import { BLOCK_TX_BYTES_MAX, BLOCK_TXS_MAX, NODE_PRICE_SOURCES } from '../lib/li
 import { encodeObservation } from '../exchange/oracle/index.ts';
 import type { NodeApplication } from './loop.ts';
 import type { SignatureCache } from './mempool/sigcache.ts';
-import { observationOf, oracleVotesOf, ownObservation } from './oracle.ts';
+import { observationOf, oracleVotesOf, ownObservation, simulatedSmiles } from './oracle.ts';
 import type { ObservationSource } from './oracle.ts';
 import type { PriceSource } from './oracle_source.ts';
 
@@ -156,9 +156,21 @@ export class ExchangeApp implements NodeApplication {
     const params = this.exchange.state.oracleParams;
     const sources = this.sources();
     if (params === null || sources.length === 0) return new Uint8Array(0);
-    const observation = ownObservation(sources, this.options.nowMs(), params.underlyings);
+    const nowMs = this.options.nowMs();
+    const observation = ownObservation(sources, nowMs, params.underlyings);
     if (observation.prices.length === 0) return new Uint8Array(0);
-    return encodeObservation(observation);
+    // Smiles for the listed expiries, so that options have marks (a devnet has no smile feed).
+    const expiries = new Map<string, { underlying: string; expiryMs: number }>();
+    for (const m of this.exchange.state.markets) {
+      if (m.listed && !m.retired) {
+        expiries.set(`${m.params.underlying}:${m.expiryMs}`, {
+          underlying: m.params.underlying,
+          expiryMs: m.expiryMs,
+        });
+      }
+    }
+    const smiles = simulatedSmiles([...expiries.values()], nowMs);
+    return encodeObservation({ ...observation, smiles });
   }
 
   /** An empty extension or a valid observation (a vote with a bad one is refused). */

@@ -10,11 +10,12 @@
 
 import type { CommitCertificate, ValidatorSet } from '../consensus/index.ts';
 import { ZommaError } from '../lib/errors.ts';
-import { NODE_PRICE_SOURCES_MIN } from '../lib/limits.ts';
+import { NODE_PRICE_SOURCES_MIN, OBSERVATION_SMILES_MAX } from '../lib/limits.ts';
 import type { OracleVotes } from '../exchange/exchange.ts';
 import type {
   OracleObservation,
   PriceObservation,
+  SmileObservation,
   StakedObservation,
 } from '../exchange/oracle/index.ts';
 import {
@@ -54,6 +55,51 @@ export function ownObservation(
     if (priceQuote !== null) prices.push({ underlying, priceQuote });
   }
   return { timeMs: nowMs, prices, smiles: [] };
+}
+
+/** Annualized volatility of the devnet's simulated smiles, by underlying (others: DEVNET_VOL_DEFAULT). */
+const DEVNET_VOLS: Readonly<Record<string, number>> = { BTC: 0.6, ETH: 0.8 };
+const DEVNET_VOL_DEFAULT = 0.7;
+const YEAR_MS = 365 * 86_400_000;
+const WAD = 1e18;
+
+/**
+ * Simulated SVI smiles for the listed expiries (the devnet has no options
+ * market to fit): at-the-money volatility σ of the underlying, a skew ρ = −0.3
+ * and curvature 0.1, scaled to total variance σ²T so that w(0) = σ²T. Floats
+ * are fine here: only the integer parameters enter the chain, validated.
+ * At most OBSERVATION_SMILES_MAX of them, nearest expiries first.
+ */
+export function simulatedSmiles(
+  expiries: readonly { underlying: string; expiryMs: number }[],
+  nowMs: number,
+): SmileObservation[] {
+  const out: SmileObservation[] = [];
+  const sorted = [...expiries]
+    .filter((e) => e.expiryMs > nowMs)
+    .sort((x, y) =>
+      x.underlying < y.underlying ? -1 : x.underlying > y.underlying ? 1 : x.expiryMs - y.expiryMs,
+    );
+  for (const e of sorted) {
+    if (out.length >= OBSERVATION_SMILES_MAX) break;
+    const vol = DEVNET_VOLS[e.underlying] ?? DEVNET_VOL_DEFAULT;
+    const variance = vol * vol * ((e.expiryMs - nowMs) / YEAR_MS);
+    const b = variance;
+    const sigma = 0.1;
+    const a = variance - b * sigma;
+    out.push({
+      underlying: e.underlying,
+      expiryMs: e.expiryMs,
+      svi: {
+        a: BigInt(Math.round(a * WAD)),
+        b: BigInt(Math.round(b * WAD)),
+        rho: BigInt(Math.round(-0.3 * WAD)),
+        m: 0n,
+        sigma: BigInt(Math.round(sigma * WAD)),
+      },
+    });
+  }
+  return out;
 }
 
 /** An extension's observation, or null when it is empty or not a valid one. */

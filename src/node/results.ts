@@ -94,6 +94,8 @@ const EVENT_TYPES = [
   // Appended in the order they came, so older records decode unchanged.
   'validatorJailed',
   'liquidationFill',
+  'marketListed',
+  'marketSettled',
 ] as const satisfies readonly ExchangeEvent['type'][];
 const PUBLIC_KEY_BYTES = 32;
 const REJECT_CODE_SET: ReadonlySet<string> = new Set(REJECT_CODES);
@@ -249,6 +251,13 @@ export const exchangeEventCodec: Codec<ExchangeEvent> = {
       case 'validatorJailed':
         w.fixed(e.validator, PUBLIC_KEY_BYTES).uvarint(e.offenceHeight).uvarintBig(e.burnedStake);
         return;
+      case 'marketListed':
+        w.string(e.market, TEXT_BYTES_MAX).uvarint(e.expiryMs);
+        return;
+      case 'marketSettled':
+        w.string(e.market, TEXT_BYTES_MAX).uvarintBig(e.settlementPriceQuote);
+        w.uvarintBig(e.valueQuote).uvarint(e.positions).uvarintBig(e.dustQuote);
+        return;
     }
   },
   read(r) {
@@ -317,6 +326,21 @@ export const exchangeEventCodec: Codec<ExchangeEvent> = {
           validator: r.fixed('validator', PUBLIC_KEY_BYTES).slice(),
           offenceHeight: r.uvarint('offenceHeight'),
           burnedStake: r.uvarintBig('burnedStake', QUOTE_BITS_MAX),
+        };
+      case 'marketListed':
+        return {
+          type,
+          market: r.string('market', TEXT_BYTES_MAX),
+          expiryMs: r.uvarint('expiryMs'),
+        };
+      case 'marketSettled':
+        return {
+          type,
+          market: r.string('market', TEXT_BYTES_MAX),
+          settlementPriceQuote: r.uvarintBig('settlementPriceQuote', QUOTE_BITS_MAX),
+          valueQuote: r.uvarintBig('valueQuote', QUOTE_BITS_MAX),
+          positions: r.uvarint('positions'),
+          dustQuote: r.uvarintBig('dustQuote', QUOTE_BITS_MAX),
         };
     }
   },

@@ -42,6 +42,9 @@ import {
 import type { ExchangeEvent } from '../exchange/results.ts';
 import { bytesKey } from '../exchange/keys.ts';
 import { executionOrder } from '../exchange/ordering.ts';
+import { positionOf as exchangePositionOf } from '../exchange/position.ts';
+import { divBig } from '../lib/int.ts';
+import { toDecimal } from '../math/fixed.ts';
 import type { Account, ExchangeState, MarketState } from '../exchange/state.ts';
 import type { Action, SignedTx } from '../exchange/tx/index.ts';
 import { decodeSignedTx } from '../exchange/tx/index.ts';
@@ -113,7 +116,6 @@ export class ChainView implements NodeView {
   private readonly listeners = new Set<(update: BlockUpdate) => void>();
   private readonly txs = new Map<string, TxView>();
   private readonly blocks = new Map<number, BlockView>();
-  private readonly instruments: InstrumentView[];
   /** Full depth per instrument, as last published (the base of the next delta). */
   private readonly levels = new Map<
     string,
@@ -137,17 +139,11 @@ export class ChainView implements NodeView {
     this.log = options.log ?? silentLog;
     this.chainId = options.genesis.chainId;
     const state = this.state;
-    this.instruments = state.markets.map((m) => instrumentOf(m));
     const books = new Map<string, PublishedBook>();
     const trades = new Map<string, readonly TradeView[]>();
     for (const m of state.markets) {
-      const name = m.params.instrument;
-      const bids = depthMap(m, 'buy');
-      const asks = depthMap(m, 'sell');
-      this.levels.set(name, { bids, asks });
-      books.set(name, { seq: state.height, bids: sorted(bids, true), asks: sorted(asks, false) });
-      this.tradeIds.set(name, state.height * VIEW_TRADE_IDS_PER_HEIGHT);
-      trades.set(name, []);
+      if (m.retired) continue;
+      this.openMarket(m, state.height, books, trades);
     }
     this.published = {
       height: state.height,
@@ -156,13 +152,31 @@ export class ChainView implements NodeView {
       validators: this.validatorsNow(state, state.height),
       instruments: this.instrumentsNow(),
       books,
-      tickers: new Map(state.markets.map((m) => [m.params.instrument, this.tickerOf(m)])),
+      tickers: new Map(
+        state.markets.filter((m) => !m.retired).map((m) => [m.params.instrument, this.tickerOf(m)]),
+      ),
       trades,
       insuranceQuote: quoteString(state.insuranceQuote),
       oracle: [],
     };
     this.indexStoredBlocks();
     this.unsubscribe = this.node.subscribe((b) => this.onBlock(b));
+  }
+
+  /** Starts following a market: at construction, and when one is listed. */
+  private openMarket(
+    m: MarketState,
+    height: number,
+    books: Map<string, PublishedBook>,
+    trades: Map<string, readonly TradeView[]>,
+  ): void {
+    const name = m.params.instrument;
+    const bids = depthMap(m, 'buy');
+    const asks = depthMap(m, 'sell');
+    this.levels.set(name, { bids, asks });
+    books.set(name, { seq: height, bids: sorted(bids, true), asks: sorted(asks, false) });
+    this.tradeIds.set(name, height * VIEW_TRADE_IDS_PER_HEIGHT);
+    trades.set(name, []);
   }
 
   close(): void {
@@ -427,10 +441,10 @@ export class ChainView implements NodeView {
       marginUsedQuote: quoteString(initial),
       maintenanceMarginQuote: quoteString(maintenanceMarginQuote(state, account)),
       marginFreeQuote: quoteString(equity - initial),
-      positions: state.markets
-        .filter((m) => account.positions[m.index]!.sizeLots !== 0)
-        .map((m) => positionOf(m, account)),
-      openOrders: state.markets.flatMap((m) => this.openOrdersOf(m, account)),
+      positions: heldMarkets(state, account).map((m) => positionOf(m, account)),
+      openOrders: state.markets
+        .filter((m) => !m.retired)
+        .flatMap((m) => this.openOrdersOf(m, account)),
     };
   }
 
@@ -553,10 +567,9 @@ export class ChainView implements NodeView {
   }
 
   private instrumentsNow(): InstrumentView[] {
-    return this.state.markets.map((m, i) => ({
-      ...this.instruments[i]!,
-      status: m.halted ? 'halted' : 'trading',
-    }));
+    return this.state.markets
+      .filter((m) => !m.retired)
+      .map((m) => ({ ...instrumentOf(m), status: m.halted ? 'halted' : 'trading' }));
   }
 
   private tickerOf(m: MarketState): TickerView {
@@ -570,6 +583,16 @@ export class ChainView implements NodeView {
       timeMs: this.state.timeMs,
     };
     if (name.endsWith('-PERPETUAL')) ticker.fundingRatePpm = m.lastFundingRatePpm;
+    const om = m.optionMark;
+    if (om !== null) {
+      ticker.markIv = toDecimal(om.ivWad, 6);
+      ticker.greeks = {
+        delta: toDecimal(om.greeks.delta, 6),
+        gamma: toDecimal(om.greeks.gamma, 12),
+        vega: toDecimal(om.greeks.vega, 6),
+        theta: toDecimal(om.greeks.theta, 6),
+      };
+    }
     const bid = m.book.bestBidTicks();
     const ask = m.book.bestAskTicks();
     if (bid !== undefined) {
@@ -623,9 +646,25 @@ export class ChainView implements NodeView {
     this.noteLiquidationFills(activity, txs.exchange.events, height, timeMs);
     const prev = this.published;
     const books = new Map(prev.books);
+    const trades = new Map(prev.trades);
+    // Listed and settled markets: the feed follows the live ones.
+    for (const name of prev.books.keys()) {
+      if (!state.marketByName.has(name)) {
+        books.delete(name);
+        trades.delete(name);
+        this.levels.delete(name);
+        this.tradeIds.delete(name);
+      }
+    }
+    for (const m of state.markets) {
+      if (!m.retired && !books.has(m.params.instrument)) {
+        this.openMarket(m, height - 1, books, trades);
+      }
+    }
     const deltas: BookDelta[] = [];
     for (const m of state.markets) {
-      const delta = this.diffBook(m, prev.books.get(m.params.instrument)!.seq + 1);
+      if (m.retired) continue;
+      const delta = this.diffBook(m, books.get(m.params.instrument)!.seq + 1);
       if (delta === null) continue;
       deltas.push(delta);
       const full = this.levels.get(m.params.instrument)!;
@@ -635,7 +674,6 @@ export class ChainView implements NodeView {
         asks: sorted(full.asks, false),
       });
     }
-    const trades = new Map(prev.trades);
     for (const t of activity.trades) {
       const list = [...(trades.get(t.instrument) ?? []), t];
       trades.set(
@@ -646,6 +684,7 @@ export class ChainView implements NodeView {
     const tickers = new Map<string, TickerView>();
     const changedTickers: TickerView[] = [];
     for (const m of state.markets) {
+      if (m.retired) continue;
       const ticker = this.tickerOf(m);
       const old = prev.tickers.get(m.params.instrument);
       tickers.set(m.params.instrument, ticker);
@@ -909,9 +948,7 @@ export class ChainView implements NodeView {
         subaccount: account.subaccount,
         orders,
         fills: activity.fills.get(account.index) ?? [],
-        positions: state.markets
-          .filter((m) => account.positions[m.index]!.sizeLots !== 0)
-          .map((m) => positionOf(m, account)),
+        positions: heldMarkets(state, account).map((m) => positionOf(m, account)),
         ...balancesOf(state, account),
       });
     }
@@ -1043,8 +1080,17 @@ function sameTicker(a: TickerView, b: TickerView): boolean {
   );
 }
 
+/** The markets an account holds a position in, by market index. */
+function heldMarkets(state: ExchangeState, account: Account): MarketState[] {
+  const out: MarketState[] = [];
+  for (const p of [...account.positions, ...account.listed]) {
+    if (p.sizeLots !== 0) out.push(state.markets[p.market]!);
+  }
+  return out;
+}
+
 function positionOf(m: MarketState, account: Account): PositionView {
-  const p = account.positions[m.index]!;
+  const p = exchangePositionOf(account, m)!;
   const size = BigInt(p.sizeLots);
   const valueQuote = size * m.markQuotePerLot;
   const denominator = size * m.k;
@@ -1075,6 +1121,10 @@ function instrumentOf(m: MarketState): InstrumentView {
     status: 'trading',
   };
   if (option) view.optionType = option[2] === 'C' ? 'call' : 'put';
+  if (m.listed) view.expiryMs = m.expiryMs;
+  const i = m.instrument;
+  if (i.kind === 'option')
+    view.strikeTicks = Number(divBig(i.strikeQuote, p.tickSizeQuote, 'floor'));
   return view;
 }
 

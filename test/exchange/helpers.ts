@@ -7,6 +7,7 @@ import { Exchange, devnetGenesis } from '../../src/exchange/index.ts';
 import type { BlockResult, ExchangeOptions, Genesis } from '../../src/exchange/index.ts';
 import type { Action, PlaceOrder, SignedTx } from '../../src/exchange/tx/types.ts';
 import { bytesKey } from '../../src/exchange/keys.ts';
+import type { SmileObservation } from '../../src/exchange/oracle/index.ts';
 
 export const USDC = 1_000_000n;
 /** BTC at $50,000 = 500,000 ticks of $0.10; ETH at $3,000 = 300,000 ticks of $0.01. */
@@ -44,6 +45,8 @@ export class Harness {
   timeMs: number;
   private nonce = 0;
   oracle: Record<string, bigint> = { ...ORACLE };
+  /** Smiles sent with every block (a trusted feed), when set. */
+  smiles: SmileObservation[] | null = null;
 
   constructor(
     g: Genesis = genesis(),
@@ -76,6 +79,7 @@ export class Harness {
       proposer: VALIDATORS[0]!.publicKey,
       txs,
       oracle: this.oracle,
+      ...(this.smiles !== null ? { smiles: this.smiles } : {}),
     });
   }
 

@@ -163,10 +163,13 @@ test('scanNum agrees with belowMaintenance and never gives more slack than liqui
         answered++;
         const below = scanNumResult.below;
         const slack = account.slackTicks;
-        const marksTaken = [...account.slackMarks];
+        const marksTaken = account.positions.map((p) => p.slackMarkTicks);
         assert.equal(below, belowMaintenance(state, account));
         liquidationSlack(state, account);
-        assert.deepEqual(marksTaken, account.slackMarks);
+        assert.deepEqual(
+          marksTaken,
+          account.positions.map((p) => p.slackMarkTicks),
+        );
         if (slack >= 0) assert.ok(slack <= account.slackTicks, `${slack} > ${account.slackTicks}`);
         // Off by at most one tick per market's rounding, for realistic amounts.
         if (account.slackTicks >= 0 && account.slackTicks < 10 ** 9 && !below) {

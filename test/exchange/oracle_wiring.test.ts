@@ -117,7 +117,7 @@ test('oracle votes: a quorum of fresh observations moves the index at most maxMo
   );
   assert.throws(
     () =>
-      new Harness(genesis({ oracle: undefined })).ex.finalizeBlock({
+      new Harness(genesis({ oracle: undefined, listing: undefined })).ex.finalizeBlock({
         height: 1,
         timeMs: 1,
         proposer: VALIDATORS[0]!.publicKey,

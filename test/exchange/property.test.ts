@@ -195,7 +195,7 @@ export function run(ex: Exchange, blocks: Block[], check: boolean): BlockResult[
           const within = ex.state.markets.every(
             (m, i) =>
               a.positions[i]!.sizeLots === 0 ||
-              Math.abs(m.markTicks - a.slackMarks[i]!) <= a.slackTicks,
+              Math.abs(m.markTicks - a.positions[i]!.slackMarkTicks) <= a.slackTicks,
           );
           if (within) assert.equal(below, false, `slack of ${a.index} hides a liquidation`);
         }

@@ -17,7 +17,11 @@ import { consensusGenesisOf } from '../../src/node/node.ts';
 import { testKey } from './helpers.ts';
 
 const keys = [0, 1, 2, 3].map(testKey);
-const genesis = { ...devnetGenesis(keys.map((k) => k.publicKey)), oracle: undefined };
+const genesis = {
+  ...devnetGenesis(keys.map((k) => k.publicKey)),
+  oracle: undefined,
+  listing: undefined,
+};
 const consensusGenesis = consensusGenesisOf(genesis);
 const genesisSet = ValidatorSet.fromUpdates(consensusGenesis.validators);
 /** Each devnet validator's voting power: its stake in quote units. */

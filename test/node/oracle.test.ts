@@ -9,6 +9,7 @@ import type {
 import { ValidatorSet } from '../../src/consensus/index.ts';
 import { devnetGenesis } from '../../src/exchange/index.ts';
 import { encodeObservation } from '../../src/exchange/oracle/index.ts';
+import { validateSvi } from '../../src/exchange/options/index.ts';
 import { ExchangeApp } from '../../src/node/app.ts';
 import { SignatureCache } from '../../src/node/mempool/sigcache.ts';
 import { consensusGenesisOf } from '../../src/node/node.ts';
@@ -18,6 +19,7 @@ import {
   oracleFromCommit,
   oracleVotesOf,
   ownObservation,
+  simulatedSmiles,
 } from '../../src/node/oracle.ts';
 import { DEVNET_ASSETS, GbmPriceSource } from '../../src/node/oracle_source.ts';
 import { toHex } from '../../src/lib/bytes.ts';
@@ -228,4 +230,30 @@ test('the simulated source is seeded: same seed and time, same path; validators 
   assert.deepEqual(a, b);
   const ratio = Number(a.get('BTC')!) / Number(c.get('BTC')!);
   assert.ok(Math.abs(ratio - 1) < 0.01, `noise is small (${ratio})`);
+});
+
+test('simulated smiles are valid SVI with the underlying volatility at the money, nearest expiries first', () => {
+  const day = 86_400_000;
+  const smiles = simulatedSmiles(
+    [
+      { underlying: 'ETH', expiryMs: 3 * day },
+      { underlying: 'BTC', expiryMs: 30 * day },
+      { underlying: 'BTC', expiryMs: 2 * day },
+      { underlying: 'BTC', expiryMs: day / 2 },
+    ],
+    day,
+  );
+  assert.deepEqual(
+    smiles.map((s) => [s.underlying, s.expiryMs]),
+    [
+      ['BTC', 2 * day],
+      ['BTC', 30 * day],
+      ['ETH', 3 * day],
+    ],
+  );
+  for (const s of smiles) validateSvi(s.svi);
+  // w(0) = a + b·sigma = 0.36 × 29 / 365 for BTC at 30 days.
+  const w = smiles[1]!.svi.a + (smiles[1]!.svi.b * smiles[1]!.svi.sigma) / 10n ** 18n;
+  assert.ok(Math.abs(Number(w) / 1e18 - (0.36 * 29) / 365) < 1e-9);
+  assert.ok(decodeObservation(encodeObservation({ timeMs: day, prices: [], smiles })) !== null);
 });

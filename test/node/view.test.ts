@@ -26,12 +26,19 @@ test('the read model follows committed blocks: orders, trades, book deltas, acco
     assert.equal(status.validators.length, 1);
     const instruments = await client.instruments();
     assert.deepEqual(
-      instruments.instruments.map((i) => [i.instrument, i.kind]),
+      instruments.instruments.slice(0, 2).map((i) => [i.instrument, i.kind]),
       [
         ['BTC-PERPETUAL', 'perpetual'],
         ['ETH-PERPETUAL', 'perpetual'],
       ],
     );
+    // The devnet lists dated futures and options past the perpetuals, each with its expiry.
+    const dated = instruments.instruments.slice(2);
+    assert.ok(dated.some((i) => i.kind === 'future') && dated.some((i) => i.kind === 'option'));
+    for (const i of dated)
+      assert.ok(i.expiryMs !== undefined && i.expiryMs > status.lastBlockTimeMs);
+    const option = dated.find((i) => i.kind === 'option')!;
+    assert.ok(option.strikeTicks! > 0 && option.optionType !== undefined);
 
     const deltas: { seq: number; book: BookView | null }[] = [];
     const live: TradeView[] = [];

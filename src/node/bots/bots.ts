@@ -62,6 +62,8 @@ export interface RunningBots {
 const BOT_FUNDING_QUOTE = 500_000n * 1_000_000n;
 /** A bot tops up when its cash falls below this. */
 const BOT_CASH_MIN_QUOTE = 50_000n * 1_000_000n;
+/** The maker requotes dated futures and options one round in this many. */
+const DATED_QUOTE_EVERY = 5;
 /** Notional of one quote level, quote units (about $2,000). */
 const LEVEL_NOTIONAL_QUOTE = 2_000n * 1_000_000n;
 
@@ -90,9 +92,10 @@ export async function startBots(options: BotOptions): Promise<RunningBots> {
   emit({ type: 'funded', bot: 'maker', address: addressOfKey(maker.key) });
   await fund(client, taker);
   emit({ type: 'funded', bot: 'taker', address: addressOfKey(taker.key) });
-  const instruments = (await client.instruments()).instruments.filter(
-    (i) => i.status === 'trading',
-  );
+  const trading = async (): Promise<InstrumentView[]> =>
+    (await client.instruments()).instruments.filter((i) => i.status === 'trading');
+  // Dated futures and options are listed and settled as time passes: each round re-reads the list.
+  let instruments = await trading();
 
   const stats: BotStats = { quotes: 0, takes: 0, filledLots: 0, errors: 0 };
   const levels = options.levels ?? 3;
@@ -127,9 +130,14 @@ export async function startBots(options: BotOptions): Promise<RunningBots> {
     return timer;
   };
 
+  let round = 0;
   const quote = async () => {
+    instruments = await trading();
+    // Perpetuals every round; the many dated instruments one round in DATED_QUOTE_EVERY (no flood).
+    const dated = round++ % DATED_QUOTE_EVERY === 0;
+    const quoted = instruments.filter((i) => dated || i.kind === 'perpetual');
     const batches = await Promise.all(
-      instruments.map(async (i) => quotesFor(i, (await client.ticker(i.instrument)).indexTicks)),
+      quoted.map(async (i) => quotesFor(i, (await client.ticker(i.instrument)).indexTicks)),
     );
     let orders = 0;
     await Promise.all(
@@ -171,7 +179,10 @@ export async function startBots(options: BotOptions): Promise<RunningBots> {
   };
 
   const take = async () => {
-    const i = instruments[prng.int(instruments.length)];
+    // Half the takes go to a perpetual, where the volume is, however many dated instruments are listed.
+    const perpetuals = instruments.filter((x) => x.kind === 'perpetual');
+    const pool = prng.int(2) === 0 && perpetuals.length > 0 ? perpetuals : instruments;
+    const i = pool[prng.int(pool.length)];
     if (i === undefined) return;
     const side = prng.int(2) === 0 ? 'buy' : 'sell';
     const ticker = await client.ticker(i.instrument);

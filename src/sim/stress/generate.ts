@@ -67,7 +67,8 @@ function keyFor(seed: number, role: string, i: number): KeyPair {
 }
 
 export function generateGenesis(seed: number, insuranceQuote: bigint): Genesis {
-  const genesis = devnetGenesis([keyFor(seed, 'validator', 0).publicKey]);
+  // Stress states are perpetuals only: no dated listing.
+  const { listing: _listing, ...genesis } = devnetGenesis([keyFor(seed, 'validator', 0).publicKey]);
   return {
     ...genesis,
     genesisTimeMs: GENERATE_GENESIS_TIME_MS,

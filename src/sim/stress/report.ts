@@ -7,6 +7,7 @@ import { Writer } from '../../codec/wire.ts';
 import { sha256 } from '../../crypto/index.ts';
 import { STRESS_SERIES_POINTS_MAX } from '../../lib/limits.ts';
 import type { BlockSample, StressRun } from './run.ts';
+import { sizeIn } from '../../exchange/position.ts';
 
 const VOL_NOTE =
   'volatility paths are recorded but not applied: the state machine takes no smile or volatility input until options are wired in (docs/derivatives.md, "Wiring plan")';
@@ -121,7 +122,7 @@ export function buildReport(run: StressRun): StressReport {
     if (a.positionCount === 0) continue;
     let equity = a.cashQuote;
     for (const m of state.markets)
-      equity += BigInt(a.positions[m.index]!.sizeLots) * m.markQuotePerLot;
+      if (!m.retired) equity += BigInt(sizeIn(a, m)) * m.markQuotePerLot;
     if (equity < 0n) openNegativeEquityQuote -= equity;
   }
   const t = run.totals;

@@ -1,0 +1,172 @@
+// Margin of an account's records in listed markets (docs/exchange.md,
+// "Option margin"):
+//   - an underlying in which the account holds an option (a position or a
+//     resting order) is margined by scenario (options/margin.ts) over its
+//     options and dated futures of that underlying: long options pay their
+//     premium, short ones at least a minimum per lot; maintenance is the
+//     scenario maintenance;
+//   - dated futures of other underlyings keep the linear formula of margin.ts.
+// Resting orders count as exposureLots does: each instrument at the side of
+// its orders that leaves the larger position (size + buys or size − sells).
+//
+// The scenario values of an instrument depend only on its marks, so they are
+// built once per height when first needed (40 Black–Scholes evaluations for an
+// option) and cached on the market (derived, not state).
+// Cost: O(records × scenarios) bigint multiply-adds, two scenario passes.
+
+import { divBig } from '../lib/int.ts';
+import type { MarginPosition, ScenarioInstrument } from './options/index.ts';
+import {
+  buildFutureScenarios,
+  buildOptionScenarios,
+  scenarioCount,
+  scenarioMargin,
+  WAD_PER_QUOTE,
+} from './options/index.ts';
+import type { Account, ExchangeState, MarketState } from './state.ts';
+import { PPM_BIG, ppmCeil } from './units.ts';
+
+export interface ListedMargin {
+  /** Σ size × mark × k over the listed records. */
+  equityQuote: bigint;
+  /** Initial margin with resting orders (and the extra order, if any). */
+  initialQuote: bigint;
+  maintenanceQuote: bigint;
+}
+
+const result: ListedMargin = { equityQuote: 0n, initialQuote: 0n, maintenanceQuote: 0n };
+
+/** The scenario values of a listed instrument at the current height. */
+export function scenarioOf(state: ExchangeState, m: MarketState): ScenarioInstrument {
+  if (m.scenario !== null && m.scenarioHeight === state.height) return m.scenario;
+  const params = state.listing!.scenario;
+  const p = m.params;
+  const instrument = m.instrument;
+  const om = m.optionMark;
+  let s: ScenarioInstrument;
+  if (instrument.kind === 'option' && om !== null && m.forwardQuote > 0n) {
+    s = buildOptionScenarios(
+      {
+        underlying: p.underlying,
+        lotsPerBase: p.lotsPerBase,
+        forwardQuote: m.forwardQuote,
+        strikeQuote: instrument.strikeQuote,
+        isCall: instrument.isCall,
+        timeYearsWad: om.timeYearsWad,
+        ivWad: om.ivWad,
+        rateWad: 0n,
+      },
+      params,
+    );
+  } else if (instrument.kind === 'option') {
+    // No smile (yet): the option is held at its mark, unshocked, short lots at the minimum.
+    const value = m.markQuotePerLot * WAD_PER_QUOTE;
+    const forward = m.forwardQuote > 0n ? m.forwardQuote : BigInt(m.indexTicks) * p.tickSizeQuote;
+    s = {
+      underlying: p.underlying,
+      isOption: true,
+      pnlPerLotWad: new Array<bigint>(scenarioCount(params)).fill(0n),
+      valuePerLotWad: value,
+      shortMinPerLotWad: divBig(
+        forward * WAD_PER_QUOTE * BigInt(params.shortOptionMinPpm),
+        PPM_BIG * BigInt(p.lotsPerBase),
+        'ceil',
+      ),
+    };
+  } else {
+    s = buildFutureScenarios(
+      {
+        underlying: p.underlying,
+        lotsPerBase: p.lotsPerBase,
+        markQuote: BigInt(m.markTicks) * p.tickSizeQuote,
+      },
+      params,
+    );
+  }
+  m.scenario = s;
+  m.scenarioHeight = state.height;
+  return s;
+}
+
+interface Entry {
+  market: MarketState;
+  size: number;
+  buy: number;
+  sell: number;
+}
+
+/**
+ * Equity, initial and maintenance margin of the account's listed records;
+ * `extra` adds extraBuyLots/extraSellLots of resting orders in that listed
+ * market (which the account may have no record in yet). The returned record
+ * is reused by the next call.
+ */
+export function listedMargin(
+  state: ExchangeState,
+  account: Account,
+  extra: MarketState | null,
+  extraBuyLots: number,
+  extraSellLots: number,
+): ListedMargin {
+  const markets = state.markets;
+  const owner = account.index;
+  const entries: Entry[] = [];
+  let extraSeen = false;
+  for (const p of account.listed) {
+    const market = markets[p.market]!;
+    let buy = market.book.ownerRestingLots(owner, 'buy');
+    let sell = market.book.ownerRestingLots(owner, 'sell');
+    if (market === extra) {
+      buy += extraBuyLots;
+      sell += extraSellLots;
+      extraSeen = true;
+    }
+    entries.push({ market, size: p.sizeLots, buy, sell });
+  }
+  if (extra !== null && !extraSeen) {
+    entries.push({ market: extra, size: 0, buy: extraBuyLots, sell: extraSellLots });
+  }
+  const withOptions = new Set<string>();
+  for (const e of entries) {
+    const active = e.size !== 0 || e.buy !== 0 || e.sell !== 0;
+    if (active && e.market.instrument.kind === 'option') {
+      withOptions.add(e.market.params.underlying);
+    }
+  }
+  let equity = 0n;
+  let initial = 0n;
+  let maintenanceScaled = 0n;
+  const now: MarginPosition[] = [];
+  const worst: MarginPosition[] = [];
+  const marks = new Map<string, ScenarioInstrument>();
+  for (const e of entries) {
+    const m = e.market;
+    if (e.size !== 0) equity += BigInt(e.size) * m.markQuotePerLot;
+    if (e.size === 0 && e.buy === 0 && e.sell === 0) continue;
+    if (!withOptions.has(m.params.underlying)) {
+      const lots = Math.max(Math.abs(e.size + e.buy), Math.abs(e.size - e.sell));
+      if (lots !== 0) {
+        const notional = BigInt(lots) * m.markQuotePerLot;
+        initial += ppmCeil(notional, m.params.initialMarginPpm);
+      }
+      maintenanceScaled += BigInt(Math.abs(e.size)) * m.maintenancePerLotScaled;
+      continue;
+    }
+    const name = m.params.instrument;
+    marks.set(name, scenarioOf(state, m));
+    now.push({ instrument: name, sizeLots: e.size });
+    const up = e.size + e.buy;
+    const down = e.size - e.sell;
+    worst.push({ instrument: name, sizeLots: Math.abs(up) >= Math.abs(down) ? up : down });
+  }
+  let maintenance = divBig(maintenanceScaled, PPM_BIG, 'ceil');
+  if (now.length !== 0) {
+    const params = state.listing!.scenario;
+    maintenance += scenarioMargin(now, marks, params).maintenanceQuote;
+    initial += scenarioMargin(worst, marks, params).initialQuote;
+  }
+  result.equityQuote = equity;
+  result.initialQuote = initial;
+  result.maintenanceQuote = maintenance;
+  return result;
+}

@@ -1,0 +1,246 @@
+// Dated futures and options as markets (docs/exchange.md, "Listing and
+// settlement"). Each block, after the oracle step:
+//   1. every settlement TWAP is fed the index (null while the underlying is
+//      stale: that interval does not count);
+//   2. each live listed market at or past its expiry whose TWAP has a price
+//      settles: its orders are cancelled, every position is closed at the
+//      settlement value (instruments/settlement.ts: longs paid rounded down,
+//      shorts pay rounded up, the dust to the fee pool, so collateral is
+//      conserved exactly), every account's record there is dropped, and the
+//      market retires — its slot is free for a later listing. While the TWAP
+//      has no price (stale through the window) the market waits, halted;
+//   3. the instruments the schedule wants that are not live are listed
+//      (listingsDue), each in the lowest free slot, from the genesis template
+//      of its underlying and kind, with a TWAP per (underlying, expiry);
+//   4. every option is marked (Black–Scholes on the expiry's smile, forward
+//      from the expiry's future, else the index).
+// Cost: O(live listed markets) per block plus O(holders) per settlement and
+// one Black–Scholes evaluation per option.
+
+import { assert } from '../lib/assert.ts';
+import { divBig } from '../lib/int.ts';
+import { LISTED_MARKETS_MAX } from '../lib/limits.ts';
+import { OrderBook } from './book/index.ts';
+import { LISTING_TIME_MS_MAX, LISTING_TIME_MS_MIN, listedTemplate } from './genesis.ts';
+import type { Instrument, Listing } from './instruments/index.ts';
+import {
+  listingsDue,
+  newTwap,
+  observeTwap,
+  settlePositions,
+  settlementValueQuote,
+} from './instruments/index.ts';
+import { coverFromInsurance } from './liquidation.ts';
+import { computeMarkTicks, indexToTicks } from './mark.ts';
+import { optionMark } from './options/index.ts';
+import { NEVER, isStale, smileKey } from './oracle/aggregate.ts';
+import { forgetOrder } from './orders.ts';
+import { positionOf } from './position.ts';
+import type { ExchangeEvent } from './results.ts';
+import type { Account, ExchangeState } from './state.ts';
+import { MarketState } from './state.ts';
+
+/** The index of an underlying for listing and settlement: null while stale or never priced. */
+function freshIndex(state: ExchangeState, underlying: string): bigint | null {
+  const feed = state.oracle?.prices.get(underlying) ?? NEVER;
+  if (feed.priceQuote <= 0n || isStale(feed, state.timeMs, state.oracleParams!)) return null;
+  return feed.priceQuote;
+}
+
+function twapKey(m: MarketState): string {
+  return smileKey(m.params.underlying, m.expiryMs);
+}
+
+/** Steps 1–4 above; a no-op without a genesis listing. */
+export function runListing(state: ExchangeState, events: ExchangeEvent[]): void {
+  if (state.listing === null) return;
+  for (const [key, acc] of state.twaps) {
+    const underlying = key.slice(0, key.lastIndexOf(':'));
+    observeTwap(acc, state.timeMs, freshIndex(state, underlying));
+  }
+  const live: string[] = [];
+  const toExpire: MarketState[] = [];
+  for (const m of state.markets) {
+    if (!m.listed || m.retired) continue;
+    live.push(m.params.instrument);
+    if (m.expiryMs <= state.timeMs) toExpire.push(m);
+  }
+  toExpire.sort((a, b) => (a.params.instrument < b.params.instrument ? -1 : 1));
+  for (const m of toExpire) settleMarket(state, m, events);
+  for (const m of state.markets) {
+    // Past expiry and not settled: the TWAP waits for a fresh price; no trading meanwhile.
+    if (m.listed && !m.retired && m.expiryMs <= state.timeMs && !m.halted) {
+      m.halted = true;
+      m.dirty = true;
+    }
+  }
+  for (const [key, acc] of state.twaps) {
+    if (acc.settlementPrice !== null && !hasLive(state, key)) state.twaps.delete(key);
+  }
+  // Names exist for years 2000–2099 only: outside them nothing is listed.
+  if (state.timeMs >= LISTING_TIME_MS_MIN && state.timeMs < LISTING_TIME_MS_MAX) {
+    const prices: Record<string, bigint> = {};
+    for (const u of state.listing.schedule.underlyings) {
+      const p = freshIndex(state, u.underlying);
+      if (p !== null) prices[u.underlying] = p;
+    }
+    const due = listingsDue(state.listing.schedule, state.timeMs, prices, live);
+    listDue(state, due.toList, events);
+  }
+  markOptions(state);
+}
+
+function hasLive(state: ExchangeState, key: string): boolean {
+  for (const m of state.markets) if (m.listed && !m.retired && twapKey(m) === key) return true;
+  return false;
+}
+
+function listDue(state: ExchangeState, toList: readonly Listing[], events: ExchangeEvent[]): void {
+  if (toList.length === 0) return;
+  let live = 0;
+  const free: number[] = [];
+  for (const m of state.markets) {
+    if (m.retired) free.push(m.index);
+    else if (m.listed) live++;
+  }
+  let nextFree = 0;
+  for (const l of toList) {
+    // A limit on everything: past it the schedule waits for settlements to free slots.
+    if (live >= LISTED_MARKETS_MAX) break;
+    const instrument = l.instrument;
+    if (instrument.kind === 'perpetual') continue;
+    const template = listedTemplate(state.listing!, instrument.underlying, instrument.kind);
+    const params = { ...template, instrument: l.name };
+    const index = nextFree < free.length ? free[nextFree++]! : state.markets.length;
+    const m = new MarketState(index, params, instrument);
+    state.markets[index] = m;
+    state.marketByName.set(l.name, m);
+    live++;
+    const key = twapKey(m);
+    let acc = state.twaps.get(key);
+    if (acc === undefined) {
+      acc = newTwap(m.expiryMs);
+      state.twaps.set(key, acc);
+      observeTwap(acc, state.timeMs, freshIndex(state, params.underlying));
+    }
+    const feed = state.oracle!.prices.get(params.underlying) ?? NEVER;
+    m.oracleStale = isStale(feed, state.timeMs, state.oracleParams!);
+    if (instrument.kind === 'future' && feed.priceQuote > 0n) {
+      m.indexTicks = indexToTicks(m, feed.priceQuote);
+      m.setMark(computeMarkTicks(m));
+    }
+    events.push({ type: 'marketListed', market: l.name, expiryMs: m.expiryMs });
+  }
+}
+
+/**
+ * Marks every live option: its smile and forward at this block. Without a
+ * smile or an index the option keeps its last mark (0 before the first: no
+ * orders, NoOraclePrice). Also run after a restore: same inputs, same marks.
+ */
+export function markOptions(state: ExchangeState): void {
+  if (state.listing === null || state.oracle === null) return;
+  const futures = new Map<string, MarketState>();
+  for (const m of state.markets) {
+    if (!m.retired && m.instrument.kind === 'future') futures.set(twapKey(m), m);
+  }
+  for (const m of state.markets) {
+    if (m.retired || !m.listed) continue;
+    const key = twapKey(m);
+    if (m.instrument.kind === 'future') {
+      m.forwardQuote = BigInt(m.markTicks) * m.params.tickSizeQuote;
+      continue;
+    }
+    const smile = state.oracle.smiles.get(key);
+    const index = state.oracle.prices.get(m.params.underlying)?.priceQuote ?? 0n;
+    const future = futures.get(key);
+    const forward =
+      future !== undefined && future.markTicks > 0
+        ? BigInt(future.markTicks) * future.params.tickSizeQuote
+        : index; // index × e^(rT) with the rate 0
+    if (smile === undefined || forward <= 0n || m.expiryMs <= state.timeMs) {
+      m.optionMark = null;
+      continue;
+    }
+    const option = m.instrument as Extract<Instrument, { kind: 'option' }>;
+    const mark = optionMark({
+      forwardQuote: forward,
+      strikeQuote: option.strikeQuote,
+      isCall: option.isCall,
+      nowMs: state.timeMs,
+      expiryMs: m.expiryMs,
+      rateWad: 0n,
+      svi: smile.svi,
+    });
+    m.optionMark = mark;
+    m.forwardQuote = forward;
+    const ticks = divBig(mark.markQuote, m.params.tickSizeQuote, 'halfEven');
+    // A far out-of-the-money option still has a price to trade at: one tick.
+    const markTicks = ticks < 1n ? 1 : Number(ticks);
+    m.indexTicks = markTicks;
+    if (markTicks !== m.markTicks) {
+      m.setMark(markTicks);
+      m.dirty = true;
+    }
+  }
+}
+
+/** Closes every position of an expired market at its settlement value and retires it. */
+function settleMarket(state: ExchangeState, m: MarketState, events: ExchangeEvent[]): void {
+  const acc = state.twaps.get(twapKey(m));
+  assert(acc !== undefined, 'a listed market has a settlement TWAP');
+  const price = acc.settlementPrice;
+  if (price === null) return;
+  for (const side of ['buy', 'sell'] as const) {
+    const ids: number[] = [];
+    for (const o of m.book.ordersOf(side)) ids.push(o.orderId);
+    for (const id of ids) forgetOrder(state, id);
+  }
+  m.book = new OrderBook();
+  const instrument = m.instrument;
+  const value = settlementValueQuote(price, instrument.kind === 'option' ? instrument : undefined);
+  const holders = [...m.holders].sort((a, b) => a.index - b.index);
+  const positions = holders.map((a) => positionOf(a, m)!);
+  const settled = settlePositions(positions, value, m.params.lotsPerBase);
+  holders.forEach((a, i) => {
+    const p = positions[i]!;
+    a.cashQuote += settled.cashQuote[i]!;
+    p.realizedPnlQuote += settled.realizedPnlQuote[i]!;
+    p.costBasisQuote = 0n;
+    p.sizeLots = 0;
+    a.positionCount--;
+  });
+  m.holders.clear();
+  m.longLots = 0;
+  m.shortLots = 0;
+  state.feePoolQuote += settled.dustQuote;
+  for (const a of m.records) dropRecord(state, a, m);
+  m.records.clear();
+  for (const a of holders) {
+    // A short that paid more than it had: the insurance fund, then a deficit (as after a liquidation).
+    if (a.positionCount === 0 && a.cashQuote < 0n) {
+      coverFromInsurance(state, a, -a.cashQuote, events);
+      if (a.cashQuote < 0n) state.deficits.add(a);
+    }
+  }
+  m.retired = true;
+  if (m.leaf !== null) state.goneLeaves.push(m.leaf);
+  m.leaf = null;
+  m.dirty = false;
+  state.marketByName.delete(m.params.instrument);
+  events.push({
+    type: 'marketSettled',
+    market: m.params.instrument,
+    settlementPriceQuote: price,
+    valueQuote: value,
+    positions: holders.length,
+    dustQuote: settled.dustQuote,
+  });
+}
+
+function dropRecord(state: ExchangeState, a: Account, m: MarketState): void {
+  const at = a.listed.findIndex((p) => p.market === m.index);
+  assert(at >= 0, 'a record the market lists');
+  a.listed.splice(at, 1);
+  state.markAccount(a);
+}

@@ -1,0 +1,247 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import type { Genesis } from '../../src/exchange/index.ts';
+import { DEVNET_LISTING } from '../../src/exchange/genesis.ts';
+import { daysFromCivil, expiryMsOfDay, MS_PER_DAY } from '../../src/exchange/instruments/index.ts';
+import { sizeIn } from '../../src/exchange/position.ts';
+import { decodeSnapshot, encodeSnapshot } from '../../src/exchange/snapshot.ts';
+import { maintenanceMarginQuote } from '../../src/exchange/margin.ts';
+import type { ExchangeEvent } from '../../src/exchange/results.ts';
+import { Harness, USDC, genesis, key, limit } from './helpers.ts';
+
+const MINUTE_MS = 60_000;
+/** Monday 2 March 2026, 00:00 UTC: the first daily expiry is that day at 08:00. */
+const START_MS = daysFromCivil(2026, 3, 2) * MS_PER_DAY;
+const EXPIRY_MS = expiryMsOfDay(daysFromCivil(2026, 3, 2));
+const FUTURE = 'BTC-2MAR26';
+const CALL = 'BTC-2MAR26-50000-C';
+const PUT = 'BTC-2MAR26-49000-P';
+
+/** One daily expiry with a future; strikes within ±4% (BTC 48,000–52,000 by 1,000; ETH 2,900–3,100 by 100). */
+function listingGenesis(): Genesis {
+  return genesis({
+    genesisTimeMs: START_MS,
+    listing: {
+      ...DEVNET_LISTING,
+      schedule: {
+        underlyings: [
+          { underlying: 'BTC', strikeStepQuote: 1_000n * USDC, strikeRangePpm: 40_000 },
+          { underlying: 'ETH', strikeStepQuote: 100n * USDC, strikeRangePpm: 40_000 },
+        ],
+        dailies: 1,
+        weeklies: 0,
+        monthlies: 0,
+        quarterlies: 0,
+        futureCycles: ['daily'],
+      },
+    },
+  });
+}
+
+/** A flat smile: total variance for 50% volatility over eight hours. */
+const FLAT = { a: 228_000_000_000_000n, b: 0n, rho: 0n, m: 0n, sigma: 100_000_000_000_000_000n };
+
+function harness(): Harness {
+  const h = new Harness(listingGenesis());
+  h.smiles = [
+    { underlying: 'BTC', expiryMs: EXPIRY_MS, svi: FLAT },
+    { underlying: 'ETH', expiryMs: EXPIRY_MS, svi: FLAT },
+  ];
+  return h;
+}
+
+function live(h: Harness): string[] {
+  return h.ex.state.markets
+    .filter((m) => m.listed && !m.retired)
+    .map((m) => m.params.instrument)
+    .sort();
+}
+
+function events(h: Harness, type: ExchangeEvent['type'], blocks: number, dtMs: number) {
+  const out: ExchangeEvent[] = [];
+  for (let i = 0; i < blocks; i++) {
+    out.push(...h.block([], dtMs).events.filter((e) => e.type === type));
+  }
+  return out;
+}
+
+const alice = key('listing-alice');
+const bob = key('listing-bob');
+
+test('instruments are listed as block time passes, settle at expiry and free their slots', () => {
+  const h = harness();
+  const listed = events(h, 'marketListed', 1, MINUTE_MS);
+  assert.equal(listed.length, 2 + 2 * 5 + 2 * 3);
+  assert.ok(live(h).includes(FUTURE) && live(h).includes(CALL) && live(h).includes(PUT));
+  const slots = h.ex.state.markets.length;
+  // Up to expiry: nothing else happens; the option has a mark from its smile.
+  assert.equal(events(h, 'marketListed', 3, 60 * MINUTE_MS).length, 0);
+  const call = h.ex.state.marketByName.get(CALL)!;
+  assert.ok(call.markTicks > 0 && call.optionMark !== null);
+  // Past 08:00 the day's instruments settle and the next day's take their slots.
+  const settled = events(h, 'marketSettled', 6, 60 * MINUTE_MS);
+  assert.equal(settled.length, 18);
+  assert.equal(h.ex.state.marketByName.get(CALL), undefined);
+  assert.ok(live(h).includes('BTC-3MAR26'));
+  assert.equal(h.ex.state.markets.length, slots, 'settled slots were reused');
+  assert.equal(h.ex.state.twaps.size, 2, 'one TWAP per underlying and live expiry');
+});
+
+test('settlement closes every position at the TWAP value exactly, dust to the fee pool', () => {
+  const h = harness();
+  h.fund(alice, 100_000n * USDC);
+  h.fund(bob, 100_000n * USDC);
+  const future = h.ex.state.marketByName.get(FUTURE)!;
+  const call = h.ex.state.marketByName.get(CALL)!;
+  const f = future.markTicks;
+  const c = call.markTicks;
+  assert.ok(h.one(alice, limit(FUTURE, 'buy', f, 3)).actions[0]!.ok);
+  assert.ok(h.one(bob, limit(FUTURE, 'sell', f, 3)).actions[0]!.ok);
+  assert.ok(h.one(alice, limit(CALL, 'sell', c, 7)).actions[0]!.ok);
+  assert.ok(h.one(bob, limit(CALL, 'buy', c, 7)).actions[0]!.ok);
+  const a = h.account(alice)!;
+  const b = h.account(bob)!;
+  assert.equal(sizeIn(a, future), 3);
+  assert.equal(sizeIn(b, call), 7);
+  assert.equal(a.listed.length, 2);
+  // The index steps up to 50,123.456789 for the window, so the TWAP is that price.
+  h.oracle = { ...h.oracle, BTC: 50_123_456_789n };
+  for (let i = 0; i < 7; i++) h.block([], 60 * MINUTE_MS);
+  const cashA = a.cashQuote;
+  const cashB = b.cashQuote;
+  const pool = h.ex.state.feePoolQuote;
+  const settled = events(h, 'marketSettled', 1, 60 * MINUTE_MS).filter(
+    (e) => e.type === 'marketSettled' && (e.market === FUTURE || e.market === CALL),
+  );
+  assert.equal(settled.length, 2);
+  const price = 50_123_456_789n;
+  // Future: lotsPerBase 10,000. Call: lotsPerBase 10, payoff 123.456789.
+  const longFuture = (3n * price) / 10_000n;
+  const shortFuture = -((3n * price + 9_999n) / 10_000n);
+  const longCall = (7n * 123_456_789n) / 10n;
+  const shortCall = -((7n * 123_456_789n + 9n) / 10n);
+  assert.equal(a.cashQuote - cashA, longFuture + shortCall);
+  assert.equal(b.cashQuote - cashB, shortFuture + longCall);
+  const dust = -(longFuture + shortFuture) - (longCall + shortCall);
+  assert.equal(h.ex.state.feePoolQuote - pool, dust);
+  assert.equal(a.listed.length, 0, 'records leave with the market');
+  assert.equal(a.positionCount, 0);
+});
+
+test('option margin: a short option needs its scenario margin; a long one its premium', () => {
+  const h = harness();
+  h.fund(alice, 1_000n * USDC);
+  h.fund(bob, 100_000n * USDC);
+  h.block([], MINUTE_MS);
+  const call = h.ex.state.marketByName.get(CALL)!;
+  const c = call.markTicks;
+  // 100 lots = 10 BTC short: far beyond $1,000 of margin.
+  const big = h.one(alice, limit(CALL, 'sell', c, 100)).actions[0]!;
+  assert.equal(big.ok, false);
+  assert.equal(!big.ok && big.code, 'InsufficientMargin');
+  assert.ok(h.one(alice, limit(CALL, 'sell', c, 1)).actions[0]!.ok);
+  // A long option costs its premium: more than the cash is refused.
+  const premiumPerLot = BigInt(c) * call.k;
+  const lots = Number((1_000n * USDC) / premiumPerLot) + 5;
+  const long = h.one(alice, limit(PUT, 'buy', 1_000_000, lots)).actions[0]!;
+  assert.equal(!long.ok && long.code, 'InsufficientMargin');
+  assert.ok(h.one(bob, limit(CALL, 'buy', c, 1)).actions[0]!.ok);
+  assert.ok(maintenanceMarginQuote(h.ex.state, h.account(alice)!) > 0n);
+});
+
+test('an option account below maintenance is liquidated through the book', () => {
+  const h = harness();
+  h.fund(alice, 2_000n * USDC);
+  h.fund(bob, 1_000_000n * USDC);
+  h.block([], MINUTE_MS);
+  const call = h.ex.state.marketByName.get(CALL)!;
+  let sold = 0;
+  for (let i = 0; i < 20; i++) {
+    const r = h.one(alice, limit(CALL, 'sell', call.markTicks, 1)).actions[0]!;
+    if (!r.ok) break;
+    sold++;
+  }
+  assert.ok(sold > 0);
+  assert.ok(h.one(bob, limit(CALL, 'buy', call.markTicks, sold)).actions[0]!.ok);
+  assert.equal(sizeIn(h.account(alice)!, call), -sold);
+  // Bob also bids far above, to take the liquidation.
+  assert.ok(h.one(bob, limit(CALL, 'buy', call.markTicks * 4, sold)).actions[0]!.ok);
+  const liquidations: ExchangeEvent[] = [];
+  for (let i = 0; i < 40 && liquidations.length === 0; i++) {
+    h.oracle = { ...h.oracle, BTC: h.oracle.BTC! + 200n * USDC };
+    liquidations.push(...h.block([], MINUTE_MS).events.filter((e) => e.type === 'liquidation'));
+  }
+  assert.ok(liquidations.length > 0, 'the short call was liquidated');
+  assert.equal(liquidations[0]!.type === 'liquidation' && liquidations[0]!.market, CALL);
+});
+
+test('snapshot and restore across listing, trading and settlement give the same appHash and behaviour', () => {
+  const h = harness();
+  h.fund(alice, 100_000n * USDC);
+  h.fund(bob, 100_000n * USDC);
+  const call = h.ex.state.marketByName.get(CALL)!;
+  assert.ok(h.one(alice, limit(CALL, 'sell', call.markTicks, 2)).actions[0]!.ok);
+  assert.ok(h.one(bob, limit(CALL, 'buy', call.markTicks, 1)).actions[0]!.ok);
+  assert.ok(h.one(bob, limit(FUTURE, 'buy', 400_000, 5)).actions[0]!.ok);
+  const check = (): void => {
+    const copy = decodeSnapshot(encodeSnapshot(h.ex), { checkInvariants: true });
+    assert.deepEqual(copy.appHash, h.ex.appHash);
+    assert.deepEqual(copy.digestFromScratch(), h.ex.digestBytes());
+    const twin = new Harness(undefined, undefined, copy);
+    twin.timeMs = h.timeMs;
+    twin.smiles = h.smiles;
+    twin.oracle = { ...h.oracle };
+    for (let i = 0; i < 3; i++) {
+      const x = h.block([], 47 * MINUTE_MS);
+      const y = twin.block([], 47 * MINUTE_MS);
+      assert.deepEqual(y.appHash, x.appHash);
+    }
+  };
+  check();
+  for (let i = 0; i < 6; i++) h.block([], 60 * MINUTE_MS);
+  check(); // after settlement and relisting
+  assert.deepEqual(h.ex.digestFromScratch(), h.ex.digestBytes());
+});
+
+test('property: random trades in futures and options settle with collateral conserved', () => {
+  fc.assert(
+    fc.property(
+      fc.array(
+        fc.record({
+          maker: fc.integer({ min: 0, max: 2 }),
+          taker: fc.integer({ min: 0, max: 2 }),
+          market: fc.constantFrom(FUTURE, CALL, PUT),
+          lots: fc.integer({ min: 1, max: 9 }),
+          buy: fc.boolean(),
+        }),
+        { maxLength: 8 },
+      ),
+      fc.bigInt({ min: 45_000n * USDC, max: 55_000n * USDC }),
+      (trades, settle) => {
+        const h = harness();
+        const keys = [0, 1, 2].map((i) => key(`listing-prop-${i}`));
+        for (const k of keys) h.fund(k, 500_000n * USDC);
+        for (const t of trades) {
+          const m = h.ex.state.marketByName.get(t.market)!;
+          const price = m.markTicks;
+          h.block([
+            h.tx(keys[t.maker]!, limit(t.market, t.buy ? 'buy' : 'sell', price, t.lots)),
+            h.tx(
+              keys[t.taker]!,
+              limit(t.market, t.buy ? 'sell' : 'buy', price, t.lots, {
+                timeInForce: 'IOC',
+              }),
+            ),
+          ]);
+        }
+        h.oracle = { ...h.oracle, BTC: settle };
+        // The harness checks every invariant after every block, conservation included.
+        for (let i = 0; i < 9; i++) h.block([], 60 * MINUTE_MS);
+        for (const k of keys) assert.equal(h.account(k)?.listed.length ?? 0, 0);
+        assert.equal(h.ex.state.marketByName.get(FUTURE), undefined);
+      },
+    ),
+    { numRuns: 12, seed: 7 },
+  );
+});
