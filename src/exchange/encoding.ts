@@ -59,6 +59,8 @@ export function writeMarketState(w: Writer, m: MarketState): void {
   w.ivarint(m.premiumSumPpm).uvarint(m.premiumCount).ivarint(m.lastFundingRatePpm);
   w.uvarint(m.longLots).uvarint(m.shortLots).bool(m.halted).bool(m.liquidationBacklog);
   w.uvarint(m.seq);
+  // Only markets with triggers carry a monitor, so the others encode as before.
+  if (m.auction !== null) m.auction.codec.write(w, m.auction.monitor);
 }
 
 export function readMarketState(r: Reader, m: MarketState, f: string): void {
@@ -74,6 +76,7 @@ export function readMarketState(r: Reader, m: MarketState, f: string): void {
   m.halted = r.bool(`${f}.halted`);
   m.liquidationBacklog = r.bool(`${f}.liquidationBacklog`);
   m.seq = r.uvarint(`${f}.seq`);
+  if (m.auction !== null) m.auction.monitor = m.auction.codec.read(r, `${f}.monitor`);
 }
 
 /** An order's leaf value: the book's view of it plus the exchange's record. */

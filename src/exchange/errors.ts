@@ -29,6 +29,7 @@ export const REJECT_CODES = [
   'OracleStale',
   'PriceOutsideBand',
   'OpenInterestCapExceeded',
+  'MarketInAuction',
   // collateral
   'InvalidAmount',
   'InsufficientFunds',

@@ -7,13 +7,17 @@
 //      stale" flag set; otherwise each market's index from the block's oracle
 //      map (kept if absent);
 //   2. mark prices (mark.ts), then funding samples and payments (funding.ts);
-//   3. expired good-til orders leave the books;
+//   3. expired good-til orders leave the books (and the auction orders), and
+//      each market whose volatility auction is due is uncrossed
+//      (auction/call.ts) unless halted;
 //   4. transactions, in the in-block ordering (ordering.ts), each with a result;
 //   5. liquidations (liquidation.ts) of the accounts the block touched and of
 //      the holders of every market whose mark moved;
 //   6. invariants (with the checkInvariants option), then the digest and appHash.
 
 import { Writer } from '../codec/wire.ts';
+import { uncrossAuction } from './auction/call.ts';
+import type { OrderBook } from './book/index.ts';
 import { ZommaError } from '../lib/errors.ts';
 import { divFloor } from '../lib/int.ts';
 import { ADDRESS_CACHE_ENTRIES_MAX } from '../lib/limits.ts';
@@ -34,6 +38,7 @@ import { NEVER, aggregateOracle, isStale } from './oracle/aggregate.ts';
 import { forgetOrder } from './orders.ts';
 import { executionOrder } from './ordering.ts';
 import { ExchangeState } from './state.ts';
+import type { MarketState } from './state.ts';
 import type { SignedTx } from './tx/types.ts';
 
 export interface Block {
@@ -147,7 +152,15 @@ export class Exchange {
       market.liquidatedQuote = 0n;
       market.dirty = true;
       advanceFunding(state, market, previousMs, block.timeMs, events);
-      this.expireOrders(market.index, block.timeMs, events);
+      this.expireOrders(market, market.book, block.timeMs, events);
+      const auction = market.auction;
+      if (auction !== null && auction.active) {
+        this.expireOrders(market, auction.bids, block.timeMs, events);
+        this.expireOrders(market, auction.asks, block.timeMs, events);
+        if (block.timeMs >= auction.monitor.auctionEndMs && !market.halted) {
+          uncrossAuction(state, market, block.timeMs, events);
+        }
+      }
     }
 
     const env: TxEnv = {
@@ -198,9 +211,12 @@ export class Exchange {
     state.oracle = next;
   }
 
-  private expireOrders(marketIndex: number, nowMs: number, events: ExchangeEvent[]): void {
-    const market = this.state.markets[marketIndex]!;
-    const book = market.book;
+  private expireOrders(
+    market: MarketState,
+    book: OrderBook,
+    nowMs: number,
+    events: ExchangeEvent[],
+  ): void {
     if (book.expire(nowMs) === 0) return;
     const removed = book.removed;
     for (let i = 0; i < removed.length; i++) {

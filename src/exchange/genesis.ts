@@ -20,7 +20,10 @@ import {
   GENESIS_VALIDATORS_MAX,
   ORACLE_FRESHNESS_MS_MAX,
   ORACLE_STALE_AFTER_MS_MAX,
+  PRICE_MONITOR_TRIGGERS_MAX,
 } from '../lib/limits.ts';
+import type { PriceTrigger } from './auction/monitor.ts';
+import { MonitorParamsError, validateTriggers } from './auction/monitor.ts';
 import type { OracleParams } from './oracle/aggregate.ts';
 import { PPM } from './units.ts';
 
@@ -64,6 +67,11 @@ export interface MarketParams {
   priceBandPpm?: number;
   /** Circuit breaker: most open interest (long lots) a trade may leave (absent: no cap). */
   openInterestCapLots?: number;
+  /**
+   * Circuit breaker: price-monitoring triggers (auction/monitor.ts); a trade
+   * beyond one starts a volatility auction (absent or empty: none).
+   */
+  triggers?: PriceTrigger[];
 }
 
 /** How the validators' observations become each block's index (docs/derivatives.md, "Oracle"). */
@@ -160,6 +168,15 @@ function checkMarket(m: MarketParams, f: string): void {
   amount(`${f}.liquidationFeeQuoteMax`, m.liquidationFeeQuoteMax, 0n);
   amount(`${f}.liquidationQuoteMaxPerBlock`, m.liquidationQuoteMaxPerBlock, 1n);
   if (m.priceBandPpm !== undefined) int(`${f}.priceBandPpm`, m.priceBandPpm, 1, PPM - 1);
+  if (m.triggers !== undefined) {
+    if (!Array.isArray(m.triggers)) throw new GenesisError(`${f}.triggers`, 'must be a list');
+    try {
+      validateTriggers(m.triggers);
+    } catch (e) {
+      if (e instanceof MonitorParamsError) throw new GenesisError(`${f}.triggers`, e.message);
+      throw e;
+    }
+  }
   if (m.openInterestCapLots !== undefined) {
     int(`${f}.openInterestCapLots`, m.openInterestCapLots, 1, Number.MAX_SAFE_INTEGER);
   }
@@ -238,12 +255,20 @@ export function validateGenesis(g: Genesis): void {
 
 // Format 2 adds the circuit breakers and the oracle; a genesis without them
 // keeps format 1 (and so its hash), and format 2 must carry at least one.
+// Format 3 is format 2 followed by each market's price-monitoring triggers; a
+// genesis without triggers keeps its format, and format 3 must carry one.
 const FORMAT = 1;
 const FORMAT_BREAKERS = 2;
+const FORMAT_TRIGGERS = 3;
+
+function hasTriggers(g: Genesis): boolean {
+  return g.markets.some((m) => (m.triggers?.length ?? 0) > 0);
+}
 
 function hasBreakers(g: Genesis): boolean {
   return (
     g.oracle !== undefined ||
+    hasTriggers(g) ||
     g.markets.some((m) => m.priceBandPpm !== undefined || m.openInterestCapLots !== undefined)
   );
 }
@@ -293,7 +318,8 @@ function count(r: Reader, field: string, max: number): number {
 export const genesisCodec: Codec<Genesis> = {
   write(w: Writer, g: Genesis): void {
     const breakers = hasBreakers(g);
-    w.u8(breakers ? FORMAT_BREAKERS : FORMAT)
+    const triggers = hasTriggers(g);
+    w.u8(triggers ? FORMAT_TRIGGERS : breakers ? FORMAT_BREAKERS : FORMAT)
       .string(g.chainId, 64)
       .bool(g.devnet)
       .uvarint(g.genesisTimeMs);
@@ -314,10 +340,16 @@ export const genesisCodec: Codec<Genesis> = {
       w.uvarint(g.oracle.freshnessMs).uvarint(g.oracle.staleAfterMs);
       w.uvarint(g.oracle.maxMovePerBlockBps);
     }
+    if (!triggers) return;
+    for (const m of g.markets) {
+      const list = m.triggers ?? [];
+      w.uvarint(list.length);
+      for (const t of list) w.uvarint(t.horizonMs).uvarint(t.maxMoveBps).uvarint(t.auctionMs);
+    }
   },
   read(r: Reader, f: string): Genesis {
     const format = r.u8(`${f}.format`);
-    if (format !== FORMAT && format !== FORMAT_BREAKERS) {
+    if (format !== FORMAT && format !== FORMAT_BREAKERS && format !== FORMAT_TRIGGERS) {
       throw new DecodeError(`${f}.format`, 'unknown format');
     }
     const chainId = r.string(`${f}.chainId`, 64);
@@ -357,7 +389,7 @@ export const genesisCodec: Codec<Genesis> = {
       validators,
       insuranceFundQuote,
     };
-    if (format === FORMAT_BREAKERS) {
+    if (format !== FORMAT) {
       markets.forEach((m, i) => {
         const band = r.uvarint(`${f}.markets[${i}].priceBandPpm`, PPM);
         const cap = r.uvarint(`${f}.markets[${i}].openInterestCapLots`);
@@ -370,6 +402,22 @@ export const genesisCodec: Codec<Genesis> = {
           staleAfterMs: r.uvarint(`${f}.oracle.staleAfterMs`),
           maxMovePerBlockBps: r.uvarint(`${f}.oracle.maxMovePerBlockBps`),
         };
+      }
+      if (format === FORMAT_TRIGGERS) {
+        markets.forEach((m, i) => {
+          const t = `${f}.markets[${i}].triggers`;
+          const n = r.uvarint(t, PRICE_MONITOR_TRIGGERS_MAX);
+          if (n === 0) return;
+          m.triggers = [];
+          for (let j = 0; j < n; j++) {
+            m.triggers.push({
+              horizonMs: r.uvarint(`${t}[${j}].horizonMs`),
+              maxMoveBps: r.uvarint(`${t}[${j}].maxMoveBps`),
+              auctionMs: r.uvarint(`${t}[${j}].auctionMs`),
+            });
+          }
+        });
+        if (!hasTriggers(g)) throw new DecodeError(`${f}.format`, 'format 3 without triggers');
       }
       if (!hasBreakers(g)) throw new DecodeError(`${f}.format`, 'format 2 without breakers');
     }
@@ -437,7 +485,10 @@ export function devnetGenesis(validatorKeys: readonly Uint8Array[]): Genesis {
     chainId: 'zomma-devnet',
     devnet: true,
     genesisTimeMs: 0,
-    markets: [perpetual('BTC', 100_000n, 10_000, 1), perpetual('ETH', 10_000n, 1_000, 1)],
+    markets: [
+      { ...perpetual('BTC', 100_000n, 10_000, 1), triggers: [...DEVNET_TRIGGERS] },
+      { ...perpetual('ETH', 10_000n, 1_000, 1), triggers: [...DEVNET_TRIGGERS] },
+    ],
     feeTiers: [
       { volumeQuoteMin: 0n, makerFeePpm: 200, takerFeePpm: 500 },
       { volumeQuoteMin: 1_000_000n * USDC, makerFeePpm: 0, takerFeePpm: 400 },
@@ -449,6 +500,16 @@ export function devnetGenesis(validatorKeys: readonly Uint8Array[]): Genesis {
     oracle: DEVNET_ORACLE,
   };
 }
+
+/**
+ * Devnet price monitoring: a trade more than 5% away from the price at the
+ * start of a 5-minute window starts a 30-second call auction (Vega's
+ * defaults are of this order: a few percent over minutes, auctions of
+ * tens of seconds to minutes).
+ */
+export const DEVNET_TRIGGERS: readonly PriceTrigger[] = [
+  { horizonMs: 5 * MINUTE_MS, maxMoveBps: 500, auctionMs: 30_000 },
+];
 
 /**
  * Observations within 30 s of block time count (a precommit's observation is

@@ -83,7 +83,34 @@ export type ExchangeEvent =
     }
   | { readonly type: 'insuranceCover'; readonly account: number; readonly amountQuote: bigint }
   | { readonly type: 'depositCredited'; readonly account: number; readonly amountQuote: bigint }
-  | { readonly type: 'marketHalted' | 'marketResumed'; readonly market: string };
+  | { readonly type: 'marketHalted' | 'marketResumed'; readonly market: string }
+  | {
+      /** A trade would have breached a price-monitoring trigger at priceTicks. */
+      readonly type: 'auctionStarted';
+      readonly market: string;
+      readonly priceTicks: number;
+      readonly endMs: number;
+    }
+  | {
+      /** One fill of an auction's uncrossing (no side took: each pays half a taker fee). */
+      readonly type: 'auctionTrade';
+      readonly market: string;
+      readonly buyOrderId: number;
+      readonly sellOrderId: number;
+      readonly buyAccount: number;
+      readonly sellAccount: number;
+      readonly priceTicks: number;
+      readonly sizeLots: number;
+      readonly buyFeeQuote: bigint;
+      readonly sellFeeQuote: bigint;
+    }
+  | {
+      /** Continuous trading resumed; priceTicks 0 when nothing crossed. */
+      readonly type: 'auctionEnded';
+      readonly market: string;
+      readonly priceTicks: number;
+      readonly volumeLots: number;
+    };
 
 export interface BlockResult {
   readonly results: TxResult[];

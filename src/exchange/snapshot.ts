@@ -18,7 +18,9 @@
 // and a snapshot of another format is refused with a SnapshotFormatError
 // naming both. Format 2 added the markets' liquidationBacklog flag; format 1
 // snapshots are refused (some were written before the flag, some after, so
-// they cannot be told apart). Format 3 added the oracle state.
+// they cannot be told apart). Format 3 added the oracle state. Format 4 added,
+// for markets with price-monitoring triggers, the monitor state (in the market
+// state) and the two books of auction orders after the market's book.
 
 import type { Reader, Writer } from '../codec/wire.ts';
 import { DecodeError, Reader as WireReader, Writer as WireWriter } from '../codec/wire.ts';
@@ -54,7 +56,7 @@ import type { Deposit, Proposal } from './state.ts';
 import { Account, ExchangeState, Principal } from './state.ts';
 
 /** The snapshot encoding this build writes and reads. */
-export const SNAPSHOT_FORMAT = 3;
+export const SNAPSHOT_FORMAT = 4;
 
 /** A snapshot of a format this build does not read (a DecodeError, so callers refusing bad snapshots refuse it too). */
 export class SnapshotFormatError extends DecodeError {
@@ -94,6 +96,10 @@ export function writeSnapshot(w: Writer, ex: Exchange): void {
   for (const m of s.markets) {
     writeMarketState(w, m);
     writeBook(w, m.book);
+    if (m.auction !== null) {
+      writeBook(w, m.auction.bids);
+      writeBook(w, m.auction.asks);
+    }
   }
   const principals = sortedBy(s.principals.values(), (p) => p.key);
   w.uvarint(principals.length);
@@ -172,6 +178,10 @@ export function readSnapshot(r: Reader, options: ExchangeOptions = {}): Exchange
   for (const m of s.markets) {
     readMarketState(r, m, `${f}.markets[${m.index}]`);
     m.book = readBook(r, `${f}.markets[${m.index}].book`);
+    if (m.auction !== null) {
+      m.auction.bids = readBook(r, `${f}.markets[${m.index}].auction.bids`);
+      m.auction.asks = readBook(r, `${f}.markets[${m.index}].auction.asks`);
+    }
   }
   const principalCount = r.uvarint(`${f}.principals`, ACCOUNTS_MAX);
   let previous = '';

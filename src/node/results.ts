@@ -90,6 +90,9 @@ const EVENT_TYPES = [
   'depositCredited',
   'marketHalted',
   'marketResumed',
+  'auctionStarted',
+  'auctionTrade',
+  'auctionEnded',
 ] as const satisfies readonly ExchangeEvent['type'][];
 const REJECT_CODE_SET: ReadonlySet<string> = new Set(REJECT_CODES);
 const ACTION_KIND_SET: ReadonlySet<string> = new Set(ACTION_KINDS);
@@ -100,6 +103,7 @@ const TAKER_REASONS = [
   'SelfTrade',
   'PostOnlyWouldTake',
   'UnknownOrder',
+  'AuctionTriggered',
 ] as const;
 
 function oneOf<T extends string>(r: Reader, field: string, allowed: ReadonlySet<string>): T {
@@ -235,6 +239,17 @@ export const exchangeEventCodec: Codec<ExchangeEvent> = {
       case 'marketResumed':
         w.string(e.market, TEXT_BYTES_MAX);
         return;
+      case 'auctionStarted':
+        w.string(e.market, TEXT_BYTES_MAX).uvarint(e.priceTicks).uvarint(e.endMs);
+        return;
+      case 'auctionTrade':
+        w.string(e.market, TEXT_BYTES_MAX).uvarint(e.buyOrderId).uvarint(e.sellOrderId);
+        w.uvarint(e.buyAccount).uvarint(e.sellAccount).uvarint(e.priceTicks).uvarint(e.sizeLots);
+        w.ivarintBig(e.buyFeeQuote).ivarintBig(e.sellFeeQuote);
+        return;
+      case 'auctionEnded':
+        w.string(e.market, TEXT_BYTES_MAX).uvarint(e.priceTicks).uvarint(e.volumeLots);
+        return;
     }
   },
   read(r) {
@@ -284,6 +299,33 @@ export const exchangeEventCodec: Codec<ExchangeEvent> = {
       case 'marketHalted':
       case 'marketResumed':
         return { type, market: r.string('market', TEXT_BYTES_MAX) };
+      case 'auctionStarted':
+        return {
+          type,
+          market: r.string('market', TEXT_BYTES_MAX),
+          priceTicks: r.uvarint('priceTicks'),
+          endMs: r.uvarint('endMs'),
+        };
+      case 'auctionTrade':
+        return {
+          type,
+          market: r.string('market', TEXT_BYTES_MAX),
+          buyOrderId: r.uvarint('buyOrderId'),
+          sellOrderId: r.uvarint('sellOrderId'),
+          buyAccount: r.uvarint('buyAccount'),
+          sellAccount: r.uvarint('sellAccount'),
+          priceTicks: r.uvarint('priceTicks'),
+          sizeLots: r.uvarint('sizeLots'),
+          buyFeeQuote: r.ivarintBig('buyFeeQuote', QUOTE_BITS_MAX),
+          sellFeeQuote: r.ivarintBig('sellFeeQuote', QUOTE_BITS_MAX),
+        };
+      case 'auctionEnded':
+        return {
+          type,
+          market: r.string('market', TEXT_BYTES_MAX),
+          priceTicks: r.uvarint('priceTicks'),
+          volumeLots: r.uvarint('volumeLots'),
+        };
     }
   },
 };
