@@ -2,6 +2,13 @@
 // executes once validators holding more than 2/3 of stake approved it (the
 // proposer approves by proposing). On a halted market new orders and amends
 // are refused; cancels and funding go on, liquidations there wait for it to resume. Cost: O(validators).
+// While every market is halted (haltAll, or each one halted) the exchange is
+// in emergency halt: besides orders and amends, transfers, the faucet and new
+// agents are refused (ExchangeHalted; see refusedInHalt). Cancels,
+// withdrawals (from free collateral, as always), deposit attestations, agent
+// revocations and governance go on: users can reduce risk and leave, money
+// already sent on the collateral chain is not stranded, a leaked key can be
+// revoked, and the validators can resume.
 // jail() is the hook for consensus evidence: a jailed validator's
 // attestations and votes are refused.
 
@@ -9,6 +16,21 @@ import type { Ctx } from './context.ts';
 import type { ActionResult, ExchangeEvent } from './results.ts';
 import type { ExchangeState, Proposal, ValidatorState } from './state.ts';
 import type { GovPropose, GovVote } from './tx/types.ts';
+
+/** Every market is halted. O(markets). */
+export function inEmergencyHalt(state: ExchangeState): boolean {
+  return state.markets.length > 0 && state.markets.every((m) => m.halted);
+}
+
+/** The refusal of an action an emergency halt stops, else null. */
+export function refusedInHalt(
+  ctx: Ctx,
+  kind: 'transfer' | 'faucet' | 'registerAgent',
+): ActionResult | null {
+  if (!inEmergencyHalt(ctx.state)) return null;
+  const message = 'emergency halt: only cancels, withdrawals and deposits go on';
+  return { ok: false, kind, code: 'ExchangeHalted', message };
+}
 
 export function jail(state: ExchangeState, validator: ValidatorState): void {
   validator.jailed = true;
