@@ -50,7 +50,7 @@ test('generate writes a snapshot; a scenario file runs on it as a table, JSON an
   assert.match(table.out, /^scenario +short-drop: a 30% drop in 30 seconds/);
   assert.match(table.out, /BTC path +\$60,000\.00 → \$42,000\.00 \(-30\.00%\)/);
   assert.match(table.out, /accounts liquidated +[1-9]\d* \(/);
-  assert.match(table.out, /volatility +volatility paths are recorded but not applied/);
+  assert.match(table.out, /volatility +no smile in the oracle state/);
   assert.match(table.out, /invariants +checked after every block/);
 
   const html = join(dir, 'report.html');
