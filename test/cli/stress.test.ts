@@ -70,7 +70,7 @@ test('generate writes a snapshot; a scenario file runs on it as a table, JSON an
   assert.ok(table.out.includes(report.reportHash), 'the table and the JSON are the same run');
   const page = readFileSync(html, 'utf8');
   assert.match(page, /^<!doctype html>/);
-  assert.equal((page.match(/<svg /g) ?? []).length, 3);
+  assert.equal((page.match(/<svg /g) ?? []).length, 4);
   assert.doesNotMatch(page, /<script|https?:\/\/(?!www\.w3\.org)/);
 });
 
