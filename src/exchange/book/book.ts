@@ -114,7 +114,7 @@ export class OrderBook {
     failIf(!isCount(priceTicks, false), 'priceTicks', priceTicks);
     failIf(!isCount(sizeLots, false), 'sizeLots', sizeLots);
     failIf(!isCount(goodTilMs, true), 'goodTilMs', goodTilMs);
-    failIf(!isCount(stopTicks, true), 'stopTicks', stopTicks);
+    if (stopTicks !== 0) failIf(!isCount(stopTicks, false), 'stopTicks', stopTicks);
     assert(!postOnly || timeInForce === 'GTC', 'post-only orders are GTC');
     this.lastOrderId = orderId;
     this.begin();
