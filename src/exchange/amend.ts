@@ -3,6 +3,15 @@
 // re-enters as an incoming GTC order, which may trade (docs/book.md).
 // Cost: as placeOrder (O(markets) margin + the book's cost + O(1) per fill).
 
+import {
+  amendInAuction,
+  bookHolding,
+  copyOrder,
+  recordFills,
+  restInAuction,
+  startAuction,
+  stopTicksFor,
+} from './auction/call.ts';
 import { checkBreakers } from './breakers.ts';
 import { sizeIn } from './position.ts';
 import type { Ctx } from './context.ts';
@@ -44,7 +53,8 @@ export function amend(ctx: Ctx, a: Amend): ActionResult {
   if (meta === undefined || meta.account !== account || meta.market !== market.index) {
     return no('UnknownOrder', 'no such open order');
   }
-  const book = market.book;
+  // During an auction the order may wait among the auction orders.
+  const book = bookHolding(market, a.orderId)!;
   const order = book.order(a.orderId)!;
   const p = market.params;
   const priceTicks = a.priceTicks ?? order.priceTicks;
@@ -81,11 +91,31 @@ export function amend(ctx: Ctx, a: Amend): ActionResult {
     }
   }
   const losesPriority = priceTicks !== order.priceTicks || sizeLots > order.sizeLots;
-  const r = book.amend(a.orderId, priceTicks, sizeLots);
+  const auction = market.auction;
+  if (auction !== null && auction.active) {
+    if (amendInAuction(market, a.orderId, priceTicks, sizeLots)) meta.seq = ++market.seq;
+    market.dirty = true;
+    return rested(a.orderId, 0, sizeLots, []);
+  }
+  // The book forgets an order whose amend triggers an auction: keep what it was.
+  const before = auction === null ? null : copyOrder(order);
+  const stopTicks = auction === null ? 0 : stopTicksFor(market, order.side, ctx.blockTimeMs);
+  const r = book.amend(a.orderId, priceTicks, sizeLots, stopTicks);
   if (r.status === 'rejected') return no('PostOnlyWouldTake', 'the new price would trade');
   const fills: Fill[] = [];
   forgetRemoved(state, book);
   settleFills(state, market, meta.account, order.side, false, fills);
+  if (before !== null) {
+    recordFills(market, book.fills, ctx.blockTimeMs);
+    if (r.reason === 'AuctionTriggered') {
+      const leftLots = sizeLots - r.filledLots;
+      startAuction(market, before.side, ctx.blockTimeMs, ctx.events);
+      restInAuction(market, { ...before, priceTicks, sizeLots: leftLots });
+      meta.seq = ++market.seq;
+      market.dirty = true;
+      return rested(a.orderId, r.filledLots, leftLots, fills, 'AuctionTriggered');
+    }
+  }
   if (r.status === 'rested') {
     if (losesPriority) meta.seq = ++market.seq;
   } else if (state.orders.has(a.orderId)) {
@@ -105,4 +135,15 @@ export function amend(ctx: Ctx, a: Amend): ActionResult {
       fills,
     },
   };
+}
+
+function rested(
+  orderId: number,
+  filledLots: number,
+  restedLots: number,
+  fills: Fill[],
+  reason: 'AuctionTriggered' | null = null,
+): ActionResult {
+  const order = { orderId, filledLots, restedLots, cancelledLots: 0, fills };
+  return { ok: true, kind: 'amend', order: { ...order, status: 'rested', reason } };
 }

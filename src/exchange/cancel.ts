@@ -1,7 +1,8 @@
-// cancel and cancelAll. Cancels are allowed on halted markets and need no
-// margin. Cost: cancel O(1) (+ the book's level bookkeeping); cancelAll O(k)
+// cancel and cancelAll. Cancels are allowed on halted markets and during
+// auctions, and need no margin. Cost: cancel O(1) (+ the book's level bookkeeping); cancelAll O(k)
 // for k orders removed, over one market or all of them.
 
+import { bookHolding, cancelAllInAuction } from './auction/call.ts';
 import type { Ctx } from './context.ts';
 import { getAccount } from './context.ts';
 import { forgetOrder, forgetRemoved } from './orders.ts';
@@ -21,7 +22,8 @@ export function cancel(ctx: Ctx, a: Cancel): ActionResult {
   if (meta === undefined || meta.account !== account || meta.market !== market.index) {
     return { ok: false, kind: 'cancel', code: 'UnknownOrder', message: 'no such open order' };
   }
-  market.book.cancel(meta.orderId);
+  // During an auction the order may wait among the auction orders instead.
+  if (!market.book.cancel(meta.orderId)) bookHolding(market, meta.orderId)!.cancel(meta.orderId);
   forgetOrder(state, meta.orderId);
   return { ok: true, kind: 'cancel', count: 1 };
 }
@@ -42,6 +44,7 @@ export function cancelAll(ctx: Ctx, a: CancelAll): ActionResult {
     for (const market of markets) {
       count += market.book.cancelAll(account.index);
       forgetRemoved(state, market.book);
+      if (market.auction !== null) count += cancelAllInAuction(state, market, account.index);
     }
   }
   return { ok: true, kind: 'cancelAll', count };

@@ -112,6 +112,8 @@ export function writeMarketState(w: Writer, m: MarketState): void {
   w.uvarint(m.seq);
   // A listed market's parameters are its genesis template under its own name.
   if (m.listed) w.string(m.params.instrument, STRING_BYTES_MAX);
+  // Only markets with triggers carry a monitor, so the others encode as before.
+  if (m.auction !== null) m.auction.codec.write(w, m.auction.monitor);
 }
 
 export function readMarketState(r: Reader, m: MarketState, f: string): void {
@@ -130,6 +132,7 @@ export function readMarketState(r: Reader, m: MarketState, f: string): void {
   if (m.listed && r.string(`${f}.instrument`, STRING_BYTES_MAX) !== m.params.instrument) {
     throw new DecodeError(`${f}.instrument`, 'not the market listed in this slot');
   }
+  if (m.auction !== null) m.auction.monitor = m.auction.codec.read(r, `${f}.monitor`);
 }
 
 /** An order's leaf value: the book's view of it plus the exchange's record. */

@@ -14,6 +14,7 @@ export const REJECT_CODES = [
   // instruments and orders
   'UnknownInstrument',
   'MarketHalted',
+  'ExchangeHalted',
   'NoOraclePrice',
   'InvalidPrice',
   'InvalidSize',
@@ -29,6 +30,7 @@ export const REJECT_CODES = [
   'OracleStale',
   'PriceOutsideBand',
   'OpenInterestCapExceeded',
+  'MarketInAuction',
   // collateral
   'InvalidAmount',
   'InsufficientFunds',

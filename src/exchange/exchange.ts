@@ -6,9 +6,11 @@
 //      stake-weighted median, clamped per block) and each market's "oracle
 //      stale" flag set; otherwise each market's index from the block's oracle
 //      map (kept if absent);
-//   2. mark prices (mark.ts), then funding samples and payments (funding.ts);
-//   3. expired good-til orders leave the books;
-//   3b. with a genesis listing (listing.ts): settlement TWAPs, settlement of
+//   2. per market: expired good-til orders leave the books (and the auction
+//      orders), then its mark price (mark.ts), funding samples and payments
+//      (funding.ts), and, when its volatility auction is due and it is not
+//      halted, the uncross (auction/call.ts);
+//   3. with a genesis listing (listing.ts): settlement TWAPs, settlement of
 //      expired dated markets, new listings, option marks;
 //   4. transactions, in the in-block ordering (ordering.ts), each with a result;
 //   5. liquidations (liquidation.ts) of the accounts the block touched and of
@@ -19,6 +21,8 @@
 // transactions in this very block count as a validator's.
 
 import { Writer } from '../codec/wire.ts';
+import { uncrossAuction } from './auction/call.ts';
+import type { OrderBook } from './book/index.ts';
 import { ZommaError } from '../lib/errors.ts';
 import { divFloor } from '../lib/int.ts';
 import { ADDRESS_CACHE_ENTRIES_MAX } from '../lib/limits.ts';
@@ -44,6 +48,7 @@ import type { SmileObservation } from './oracle/observation.ts';
 import { forgetOrder } from './orders.ts';
 import { executionOrder } from './ordering.ts';
 import { ExchangeState } from './state.ts';
+import type { MarketState } from './state.ts';
 import type { SignedTx } from './tx/types.ts';
 
 export interface Block {
@@ -190,11 +195,24 @@ export class Exchange {
       }
       market.liquidatedQuote = 0n;
       market.dirty = true;
-      this.expireOrders(market.index, block.timeMs, events);
+      this.expireOrders(market, market.book, block.timeMs, events);
+      const auction = market.auction;
+      if (auction !== null && auction.active) {
+        this.expireOrders(market, auction.bids, block.timeMs, events);
+        this.expireOrders(market, auction.asks, block.timeMs, events);
+      }
       // Options are marked from their smile (listing.ts); dated markets pay no funding.
-      if (market.instrument.kind === 'option') continue;
-      if (market.indexTicks > 0) market.setMark(computeMarkTicks(market));
-      if (!market.listed) advanceFunding(state, market, previousMs, block.timeMs, events);
+      if (market.instrument.kind !== 'option') {
+        if (market.indexTicks > 0) market.setMark(computeMarkTicks(market));
+        if (!market.listed) advanceFunding(state, market, previousMs, block.timeMs, events);
+      }
+      if (
+        auction?.active === true &&
+        block.timeMs >= auction.monitor.auctionEndMs &&
+        !market.halted
+      ) {
+        uncrossAuction(state, market, block.timeMs, events);
+      }
     }
     runListing(state, events);
 
@@ -249,9 +267,12 @@ export class Exchange {
     state.oracle = next;
   }
 
-  private expireOrders(marketIndex: number, nowMs: number, events: ExchangeEvent[]): void {
-    const market = this.state.markets[marketIndex]!;
-    const book = market.book;
+  private expireOrders(
+    market: MarketState,
+    book: OrderBook,
+    nowMs: number,
+    events: ExchangeEvent[],
+  ): void {
     if (book.expire(nowMs) === 0) return;
     const removed = book.removed;
     for (let i = 0; i < removed.length; i++) {

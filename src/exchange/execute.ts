@@ -15,7 +15,7 @@ import { ensurePrincipal, getPrincipal } from './context.ts';
 import type { RejectCode } from './errors.ts';
 import { faucet } from './faucet.ts';
 import { bytesKey } from './keys.ts';
-import { govPropose, govVote } from './governance.ts';
+import { govPropose, govVote, refusedInHalt } from './governance.ts';
 import { NonceWindow, checkNonce } from './tx/nonces.ts';
 import { placeOrder } from './place_order.ts';
 import { registerAgent, revokeAgent } from './register_agent.ts';
@@ -43,15 +43,15 @@ export function runAction(ctx: Ctx, a: BatchableAction): ActionResult {
     case 'amend':
       return amend(ctx, a);
     case 'faucet':
-      return faucet(ctx, a);
+      return refusedInHalt(ctx, a.kind) ?? faucet(ctx, a);
     case 'withdraw':
       return withdraw(ctx, a);
     case 'transfer':
-      return transfer(ctx, a);
+      return refusedInHalt(ctx, a.kind) ?? transfer(ctx, a);
     case 'attestDeposit':
       return attestDeposit(ctx, a);
     case 'registerAgent':
-      return registerAgent(ctx, a);
+      return refusedInHalt(ctx, a.kind) ?? registerAgent(ctx, a);
     case 'revokeAgent':
       return revokeAgent(ctx, a);
     case 'govPropose':

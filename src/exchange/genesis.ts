@@ -22,6 +22,7 @@ import {
   GENESIS_VALIDATORS_MAX,
   ORACLE_FRESHNESS_MS_MAX,
   ORACLE_STALE_AFTER_MS_MAX,
+  PRICE_MONITOR_TRIGGERS_MAX,
 } from '../lib/limits.ts';
 import { daysFromCivil, expiryMsOfDay } from './instruments/calendar.ts';
 import type { ExpiryCycle, ListingSchedule } from './instruments/schedule.ts';
@@ -32,6 +33,8 @@ import {
   ScenarioParamsError,
   validateScenarioParams,
 } from './options/margin.ts';
+import type { PriceTrigger } from './auction/monitor.ts';
+import { MonitorParamsError, validateTriggers } from './auction/monitor.ts';
 import type { OracleParams } from './oracle/aggregate.ts';
 import { PPM } from './units.ts';
 
@@ -75,6 +78,11 @@ export interface MarketParams {
   priceBandPpm?: number;
   /** Circuit breaker: most open interest (long lots) a trade may leave (absent: no cap). */
   openInterestCapLots?: number;
+  /**
+   * Circuit breaker: price-monitoring triggers (auction/monitor.ts); a trade
+   * beyond one starts a volatility auction (absent or empty: none).
+   */
+  triggers?: PriceTrigger[];
 }
 
 /** How the validators' observations become each block's index (docs/derivatives.md, "Oracle"). */
@@ -206,6 +214,15 @@ function checkMarket(m: MarketParams, f: string): void {
   amount(`${f}.liquidationFeeQuoteMax`, m.liquidationFeeQuoteMax, 0n);
   amount(`${f}.liquidationQuoteMaxPerBlock`, m.liquidationQuoteMaxPerBlock, 1n);
   if (m.priceBandPpm !== undefined) int(`${f}.priceBandPpm`, m.priceBandPpm, 1, PPM - 1);
+  if (m.triggers !== undefined) {
+    if (!Array.isArray(m.triggers)) throw new GenesisError(`${f}.triggers`, 'must be a list');
+    try {
+      validateTriggers(m.triggers);
+    } catch (e) {
+      if (e instanceof MonitorParamsError) throw new GenesisError(`${f}.triggers`, e.message);
+      throw e;
+    }
+  }
   if (m.openInterestCapLots !== undefined) {
     int(`${f}.openInterestCapLots`, m.openInterestCapLots, 1, Number.MAX_SAFE_INTEGER);
   }
@@ -246,6 +263,10 @@ function checkListing(g: Genesis, l: ListingGenesis): void {
     const f = `listing.templates[${i}]`;
     if (t.kind !== 'future' && t.kind !== 'option') throw new GenesisError(`${f}.kind`, 'unknown');
     checkMarket(t.params, `${f}.params`);
+    // Listed markets have no price monitoring (yet): a template's triggers would be ignored.
+    if ((t.params.triggers?.length ?? 0) > 0) {
+      throw new GenesisError(`${f}.params.triggers`, 'listed markets take no triggers');
+    }
     const key = `${t.params.underlying}:${t.kind}`;
     if (seen.has(key)) throw new GenesisError(f, 'duplicate underlying and kind');
     seen.add(key);
@@ -334,8 +355,9 @@ export function validateGenesis(g: Genesis): void {
 // Format 2 adds the circuit breakers and the oracle; a genesis without them
 // keeps format 1 (and so its hash), and format 2 must carry at least one.
 // Format 3 is format 2's layout followed by the optional sections, each
-// behind a presence flag: slashPpm, then the listing. A genesis with none of
-// them keeps format 1 or 2 (and so its bytes and hash).
+// behind a presence flag: slashPpm, the listing, then each genesis market's
+// price-monitoring triggers. A genesis with none of them keeps format 1 or 2
+// (and so its bytes and hash).
 const FORMAT = 1;
 const FORMAT_BREAKERS = 2;
 const FORMAT_SECTIONS = 3;
@@ -407,9 +429,14 @@ function readListing(r: Reader, f: string): ListingGenesis {
   return { schedule, scenario, templates };
 }
 
+function hasTriggers(g: Genesis): boolean {
+  return g.markets.some((m) => (m.triggers?.length ?? 0) > 0);
+}
+
 function hasBreakers(g: Genesis): boolean {
   return (
     g.oracle !== undefined ||
+    hasTriggers(g) ||
     g.markets.some((m) => m.priceBandPpm !== undefined || m.openInterestCapLots !== undefined)
   );
 }
@@ -458,7 +485,8 @@ function count(r: Reader, field: string, max: number): number {
 
 export const genesisCodec: Codec<Genesis> = {
   write(w: Writer, g: Genesis): void {
-    const sections = g.slashPpm !== undefined || g.listing !== undefined;
+    const triggers = hasTriggers(g);
+    const sections = g.slashPpm !== undefined || g.listing !== undefined || triggers;
     const breakers = sections || hasBreakers(g);
     w.u8(sections ? FORMAT_SECTIONS : breakers ? FORMAT_BREAKERS : FORMAT)
       .string(g.chainId, 64)
@@ -486,6 +514,14 @@ export const genesisCodec: Codec<Genesis> = {
       if (g.slashPpm !== undefined) w.uvarint(g.slashPpm);
       w.bool(g.listing !== undefined);
       if (g.listing !== undefined) writeListing(w, g.listing);
+      w.bool(triggers);
+      if (triggers) {
+        for (const m of g.markets) {
+          const list = m.triggers ?? [];
+          w.uvarint(list.length);
+          for (const t of list) w.uvarint(t.horizonMs).uvarint(t.maxMoveBps).uvarint(t.auctionMs);
+        }
+      }
     }
   },
   read(r: Reader, f: string): Genesis {
@@ -547,6 +583,23 @@ export const genesisCodec: Codec<Genesis> = {
       if (format === FORMAT_SECTIONS) {
         if (r.bool(`${f}.hasSlashPpm`)) g.slashPpm = r.uvarint(`${f}.slashPpm`, PPM);
         if (r.bool(`${f}.hasListing`)) g.listing = readListing(r, `${f}.listing`);
+        if (r.bool(`${f}.hasTriggers`)) {
+          markets.forEach((m, i) => {
+            const t = `${f}.markets[${i}].triggers`;
+            const n = r.uvarint(t, PRICE_MONITOR_TRIGGERS_MAX);
+            if (n === 0) return;
+            m.triggers = [];
+            for (let j = 0; j < n; j++) {
+              m.triggers.push({
+                horizonMs: r.uvarint(`${t}[${j}].horizonMs`),
+                maxMoveBps: r.uvarint(`${t}[${j}].maxMoveBps`),
+                auctionMs: r.uvarint(`${t}[${j}].auctionMs`),
+              });
+            }
+          });
+          if (!hasTriggers(g))
+            throw new DecodeError(`${f}.format`, 'triggers section without a trigger');
+        }
       } else if (!hasBreakers(g)) throw new DecodeError(`${f}.format`, 'format 2 without breakers');
     }
     try {
@@ -613,7 +666,10 @@ export function devnetGenesis(validatorKeys: readonly Uint8Array[]): Genesis {
     chainId: 'zomma-devnet',
     devnet: true,
     genesisTimeMs: 0,
-    markets: [perpetual('BTC', 100_000n, 10_000, 1), perpetual('ETH', 10_000n, 1_000, 1)],
+    markets: [
+      { ...perpetual('BTC', 100_000n, 10_000, 1), triggers: [...DEVNET_TRIGGERS] },
+      { ...perpetual('ETH', 10_000n, 1_000, 1), triggers: [...DEVNET_TRIGGERS] },
+    ],
     feeTiers: [
       { volumeQuoteMin: 0n, makerFeePpm: 200, takerFeePpm: 500 },
       { volumeQuoteMin: 1_000_000n * USDC, makerFeePpm: 0, takerFeePpm: 400 },
@@ -676,6 +732,16 @@ export const DEVNET_LISTING: ListingGenesis = {
 export const LISTING_TIME_MS_MIN = expiryMsOfDay(daysFromCivil(2000, 1, 1));
 /** Block times from this on would list expiries past 2099. */
 export const LISTING_TIME_MS_MAX = expiryMsOfDay(daysFromCivil(2099, 1, 1));
+
+/**
+ * Devnet price monitoring: a trade more than 5% away from the price at the
+ * start of a 5-minute window starts a 30-second call auction (Vega's
+ * defaults are of this order: a few percent over minutes, auctions of
+ * tens of seconds to minutes).
+ */
+export const DEVNET_TRIGGERS: readonly PriceTrigger[] = [
+  { horizonMs: 5 * MINUTE_MS, maxMoveBps: 500, auctionMs: 30_000 },
+];
 
 /**
  * Observations within 30 s of block time count (a precommit's observation is

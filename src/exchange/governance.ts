@@ -6,6 +6,13 @@
 // slashing"): the double-signer is jailed (its attestations and votes are
 // refused from this block on), slashPpm of its stake is burned, and its voting
 // power goes to 0 in the block's validator updates. Cost: O(offences + validators).
+// While every market is halted (haltAll, or each one halted) the exchange is
+// in emergency halt: besides orders and amends, transfers, the faucet and new
+// agents are refused (ExchangeHalted; see refusedInHalt). Cancels,
+// withdrawals (from free collateral, as always), deposit attestations, agent
+// revocations and governance go on: users can reduce risk and leave, money
+// already sent on the collateral chain is not stranded, a leaked key can be
+// revoked, and the validators can resume.
 
 import { mulDiv } from '../lib/int.ts';
 import type { Ctx } from './context.ts';
@@ -15,6 +22,21 @@ import type { ActionResult, ExchangeEvent, ValidatorUpdate } from './results.ts'
 import type { ExchangeState, Proposal, ValidatorState } from './state.ts';
 import type { GovPropose, GovVote } from './tx/types.ts';
 import { PPM_BIG } from './units.ts';
+
+/** Every market is halted. O(markets). */
+export function inEmergencyHalt(state: ExchangeState): boolean {
+  return state.markets.length > 0 && state.markets.every((m) => m.halted);
+}
+
+/** The refusal of an action an emergency halt stops, else null. */
+export function refusedInHalt(
+  ctx: Ctx,
+  kind: 'transfer' | 'faucet' | 'registerAgent',
+): ActionResult | null {
+  if (!inEmergencyHalt(ctx.state)) return null;
+  const message = 'emergency halt: only cancels, withdrawals and deposits go on';
+  return { ok: false, kind, code: 'ExchangeHalted', message };
+}
 
 /** Committed evidence as the exchange takes it: the offender by key, and the height it double-signed at. */
 export interface Offence {

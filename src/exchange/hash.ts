@@ -32,7 +32,8 @@ import {
   writeValidators,
 } from './encoding.ts';
 import { sha256 } from './hashing.ts';
-import type { ExchangeState } from './state.ts';
+import type { OrderBook } from './book/index.ts';
+import type { ExchangeState, MarketState } from './state.ts';
 
 /** A 256-bit accumulator: eight 32-bit words, most significant first. */
 export class Digest {
@@ -86,6 +87,26 @@ function swap(digest: Digest, old: Uint8Array | null, next: Uint8Array | null): 
   if (next !== null) digest.add(next);
 }
 
+function updateOrderLeaves(state: ExchangeState, digest: Digest, book: OrderBook): void {
+  const changes = book.changes;
+  for (let i = 0; i < changes.orderCount; i++) {
+    const id = changes.orderId[i]!;
+    const meta = state.orders.get(id);
+    const order = book.order(id);
+    if (meta === undefined || order === undefined) continue;
+    const leaf = leafOf(LEAF.order, (w) => writeOrderLeaf(w, order, meta));
+    swap(digest, meta.leaf, leaf);
+    meta.leaf = leaf;
+  }
+  changes.clear();
+}
+
+/** The market's book, then the books of its auction orders (empty in continuous trading). */
+export function booksOf(market: MarketState): OrderBook[] {
+  const a = market.auction;
+  return a === null ? [market.book] : [market.book, a.bids, a.asks];
+}
+
 /** Brings the digest up to date with everything marked since the last call. */
 export function updateDigest(state: ExchangeState, digest: Digest, genesisHash: Uint8Array): void {
   for (const leaf of state.goneLeaves) digest.sub(leaf);
@@ -93,18 +114,13 @@ export function updateDigest(state: ExchangeState, digest: Digest, genesisHash: 
 
   for (const market of state.markets) {
     if (market.retired) continue;
-    const book = market.book;
-    const changes = book.changes;
-    for (let i = 0; i < changes.orderCount; i++) {
-      const id = changes.orderId[i]!;
-      const meta = state.orders.get(id);
-      const order = book.order(id);
-      if (meta === undefined || order === undefined) continue;
-      const leaf = leafOf(LEAF.order, (w) => writeOrderLeaf(w, order, meta));
-      swap(digest, meta.leaf, leaf);
-      meta.leaf = leaf;
+    updateOrderLeaves(state, digest, market.book);
+    // An order that moved between books is looked up in each: only the one holding it hashes it.
+    const auction = market.auction;
+    if (auction !== null) {
+      updateOrderLeaves(state, digest, auction.bids);
+      updateOrderLeaves(state, digest, auction.asks);
     }
-    changes.clear();
     if (market.dirty) {
       const leaf = leafOf(LEAF.market, (w) => writeMarketState(w, market));
       swap(digest, market.leaf, leaf);
@@ -157,11 +173,13 @@ export function digestFromScratch(state: ExchangeState, genesisHash: Uint8Array)
   for (const market of state.markets) {
     if (market.retired) continue;
     digest.add(leafOf(LEAF.market, (w) => writeMarketState(w, market)));
-    for (const side of ['buy', 'sell'] as const) {
-      for (const order of market.book.ordersOf(side)) {
-        const meta = state.orders.get(order.orderId);
-        assert(meta !== undefined, `resting order ${order.orderId} has no record`);
-        digest.add(leafOf(LEAF.order, (w) => writeOrderLeaf(w, order, meta)));
+    for (const book of booksOf(market)) {
+      for (const side of ['buy', 'sell'] as const) {
+        for (const order of book.ordersOf(side)) {
+          const meta = state.orders.get(order.orderId);
+          assert(meta !== undefined, `resting order ${order.orderId} has no record`);
+          digest.add(leafOf(LEAF.order, (w) => writeOrderLeaf(w, order, meta)));
+        }
       }
     }
   }
@@ -178,22 +196,19 @@ export function digestFromScratch(state: ExchangeState, genesisHash: Uint8Array)
 
 /** Sets every entity's stored leaf from scratch (after a restore). */
 export function resetLeaves(state: ExchangeState, genesisHash: Uint8Array): Digest {
+  const digest = new Digest();
   for (const market of state.markets) {
     if (market.retired) continue;
     market.dirty = true;
-    market.book.changes.clear();
-    for (const side of ['buy', 'sell'] as const) {
-      for (const order of market.book.ordersOf(side)) {
-        const meta = state.orders.get(order.orderId)!;
-        meta.leaf = leafOf(LEAF.order, (w) => writeOrderLeaf(w, order, meta));
+    for (const book of booksOf(market)) {
+      book.changes.clear();
+      for (const side of ['buy', 'sell'] as const) {
+        for (const order of book.ordersOf(side)) {
+          const meta = state.orders.get(order.orderId)!;
+          meta.leaf = leafOf(LEAF.order, (w) => writeOrderLeaf(w, order, meta));
+          digest.add(meta.leaf);
+        }
       }
-    }
-  }
-  const digest = new Digest();
-  for (const market of state.markets) {
-    for (const side of ['buy', 'sell'] as const) {
-      for (const order of market.book.ordersOf(side))
-        digest.add(state.orders.get(order.orderId)!.leaf!);
     }
   }
   for (const a of state.accounts) state.markAccount(a);

@@ -2,7 +2,8 @@
 // checkInvariants option, by the node. O(state): a debugging aid, not a hot path.
 //   - collateral conservation: deposits − withdrawals = Σ cash + insurance + fee pool;
 //   - open interest: Σ long lots = Σ short lots = the market's counters, per market;
-//   - books: not crossed, no zero-size order (the book's own checks);
+//   - books: not crossed, no zero-size order (the book's own checks); the
+//     books of auction orders one-sided, and empty outside an auction;
 //   - every resting order has a record, and every record a resting order;
 //   - margin is reserved for resting orders: an account's resting size per side
 //     is what the book reports for it (margin.ts prices them from there), and
@@ -14,6 +15,7 @@
 
 import { assert } from '../lib/assert.ts';
 import { positionOf, sizeIn } from './position.ts';
+import { booksOf } from './hash.ts';
 import type { ExchangeState } from './state.ts';
 
 export function checkInvariants(state: ExchangeState): void {
@@ -56,25 +58,41 @@ export function checkInvariants(state: ExchangeState): void {
     assert(long === short, `${name}: long OI ${long} ≠ short OI ${short}`);
     assert(long === m.longLots && short === m.shortLots, `${name}: OI counters drifted`);
     assert(holders === m.holders.size, `${name}: holder set drifted`);
-    m.book.checkInvariants();
-    for (const side of ['buy', 'sell'] as const) {
-      for (const order of m.book.ordersOf(side)) {
-        orders++;
-        const meta = state.orders.get(order.orderId);
+    const a = m.auction;
+    if (a !== null) {
+      // Auction orders: one side per book, and none outside an auction.
+      assert(
+        a.bids.levelCount('sell') === 0 && a.asks.levelCount('buy') === 0,
+        `${name}: mixed auction book`,
+      );
+      if (!a.active)
         assert(
-          meta !== undefined && meta.market === m.index,
-          `order ${order.orderId} without record`,
+          a.bids.orderCount + a.asks.orderCount === 0,
+          `${name}: auction orders outside an auction`,
         );
-        assert(meta.account.index === order.owner, `order ${order.orderId} owner mismatch`);
-        assert(order.sizeLots > 0, `order ${order.orderId} of size zero`);
-        if (meta.clientOrderId !== '') {
+      a.bids.checkInvariants();
+      a.asks.checkInvariants();
+    }
+    m.book.checkInvariants();
+    for (const book of booksOf(m))
+      for (const side of ['buy', 'sell'] as const) {
+        for (const order of book.ordersOf(side)) {
+          orders++;
+          const meta = state.orders.get(order.orderId);
           assert(
-            meta.account.clientOrderIds.get(meta.clientOrderId) === order.orderId,
-            'client id index drifted',
+            meta !== undefined && meta.market === m.index,
+            `order ${order.orderId} without record`,
           );
+          assert(meta.account.index === order.owner, `order ${order.orderId} owner mismatch`);
+          assert(order.sizeLots > 0, `order ${order.orderId} of size zero`);
+          if (meta.clientOrderId !== '') {
+            assert(
+              meta.account.clientOrderIds.get(meta.clientOrderId) === order.orderId,
+              'client id index drifted',
+            );
+          }
         }
       }
-    }
   }
   assert(
     orders === state.orders.size,

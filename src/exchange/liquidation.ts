@@ -14,6 +14,9 @@
 //      the taker pays no trading fee, makers get no rebate, and the account
 //      pays a liquidation fee min(notional × liquidationFeePpm, liquidationFeeQuoteMax,
 //      remaining equity) to the insurance fund;
+//      A slice that price monitoring stops (auction/call.ts) starts a call
+//      auction; the rest waits for its uncross, and positions in a market in
+//      an auction are not closed until then;
 //   4. what the book could not absorb of the slice at the bankruptcy price is
 //      deleveraged against opposite positions at the bankruptcy price, ranked
 //      by unrealized profit × notional / equity (highest first, then ascending
@@ -25,6 +28,7 @@
 
 import { divBig, minBig, maxBig } from '../lib/int.ts';
 import { LIQUIDATIONS_PER_BLOCK_MAX } from '../lib/limits.ts';
+import { cancelAllInAuction, recordFills, startAuction, stopTicksFor } from './auction/call.ts';
 import { applyTrade, positionOf, sizeIn } from './position.ts';
 import {
   belowMaintenance,
@@ -148,14 +152,16 @@ function closePosition(
   const side = size > 0 ? 'sell' : 'buy';
   const book = market.book;
   const orderId = state.nextOrderId++;
-  book.place({
+  const r = book.place({
     orderId,
     owner: account.index,
     side,
     priceTicks: bankruptcy,
     sizeLots: lots,
     timeInForce: 'IOC',
+    stopTicks: market.auction === null ? 0 : stopTicksFor(market, side, state.timeMs),
   });
+  const triggered = r.reason === 'AuctionTriggered';
   forgetRemoved(state, book);
   const fills = book.fills;
   let notional = 0n;
@@ -164,6 +170,7 @@ function closePosition(
   }
   const fillsOut: Fill[] = [];
   const filled = settleFills(state, market, account, side, true, fillsOut);
+  recordFills(market, book.fills, state.timeMs);
   for (const f of fillsOut) {
     events.push({
       type: 'liquidationFill',
@@ -196,7 +203,12 @@ function closePosition(
   // What the book could not absorb of this block's slice is deleveraged, capped
   // or not: otherwise a position above the cap facing an empty book would
   // never shrink. The cap bounds the slice; the rest waits for the next block.
-  if (filled < lots) deleverage(state, market, account, lots - filled, bankruptcy, events);
+  // A slice stopped by price monitoring waits for the auction's uncross instead.
+  if (triggered) {
+    startAuction(market, side, state.timeMs, events);
+    market.liquidationBacklog = true;
+    market.dirty = true;
+  } else if (filled < lots) deleverage(state, market, account, lots - filled, bankruptcy, events);
 }
 
 export function liquidate(state: ExchangeState, account: Account, events: ExchangeEvent[]): void {
@@ -206,12 +218,15 @@ export function liquidate(state: ExchangeState, account: Account, events: Exchan
       market.book.cancelAll(account.index);
       forgetRemoved(state, market.book);
     }
+    if (market.auction !== null) cancelAllInAuction(state, market, account.index);
   }
   const equity = equityQuote(state, account);
   if (equity < 0n) coverFromInsurance(state, account, -equity, events);
   for (const market of state.markets) {
     // A stale index is no price to close at: the position waits for the oracle.
-    const closable = !market.retired && !market.halted && !market.oracleStale;
+    // Nothing trades during a call auction: it waits for the uncross (which rescans).
+    const closable =
+      !market.retired && !market.halted && !market.oracleStale && market.auction?.active !== true;
     if (sizeIn(account, market) !== 0 && closable) {
       closePosition(state, market, account, events);
     }

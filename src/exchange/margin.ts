@@ -123,8 +123,8 @@ export function initialMarginQuote(
   for (let i = 0; i < positions.length; i++) {
     const m = markets[i]!;
     const size = positions[i]!.sizeLots;
-    let buy = m.book.ownerRestingLots(account.index, 'buy');
-    let sell = m.book.ownerRestingLots(account.index, 'sell');
+    let buy = m.restingLots(account.index, 'buy');
+    let sell = m.restingLots(account.index, 'sell');
     if (i === extraMarket) {
       buy += extraBuyLots;
       sell += extraSellLots;
@@ -182,8 +182,8 @@ export function marginForOrder(
     const m = markets[i]!;
     const size = positions[i]!.sizeLots;
     if (size !== 0) equity += BigInt(size) * m.markQuotePerLot;
-    const buy = m.book.ownerRestingLots(owner, 'buy');
-    const sell = m.book.ownerRestingLots(owner, 'sell');
+    const buy = m.restingLots(owner, 'buy');
+    const sell = m.restingLots(owner, 'sell');
     const exposure = size === 0 && buy === 0 && sell === 0 ? 0 : exposureLots(size, buy, sell);
     const im = initialForExposure(m, exposure);
     before += im;
@@ -270,8 +270,8 @@ export function marginForOrderNum(
         return undefined;
       }
     }
-    const buy = m.book.ownerRestingLots(owner, 'buy');
-    const sell = m.book.ownerRestingLots(owner, 'sell');
+    const buy = m.restingLots(owner, 'buy');
+    const sell = m.restingLots(owner, 'sell');
     const exposure = size === 0 && buy === 0 && sell === 0 ? 0 : exposureLots(size, buy, sell);
     const im = initialForExposureNum(m, exposure);
     if (im < 0) return undefined;

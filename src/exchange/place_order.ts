@@ -13,6 +13,10 @@
 //    only reduce-only orders (OracleStale);
 //  - circuit breakers (breakers.ts): price band around the mark for limit
 //    orders (PriceOutsideBand), open-interest cap (OpenInterestCapExceeded);
+//  - volatility auctions (auction/call.ts): matching stops before a price that
+//    would breach a price-monitoring trigger and the market enters a call
+//    auction; during one, only GTC orders are taken (MarketInAuction), and
+//    they wait without trading;
 //  - the margin check: the initial margin of the account with every resting
 //    order and this one resting in full (worst case per market), plus the
 //    immediate loss of trading at the limit price against the mark, must not
@@ -26,6 +30,7 @@ import type { Rejection } from './errors.ts';
 import { reject } from './errors.ts';
 import { checkBreakers } from './breakers.ts';
 import { ensurePosition, sizeIn } from './position.ts';
+import { recordFills, restInAuction, startAuction, stopTicksFor } from './auction/call.ts';
 import { marginForOrder, marginForOrderNum } from './margin.ts';
 import { forgetRemoved, rememberOrder, settleFills } from './orders.ts';
 import type { ActionResult, Fill } from './results.ts';
@@ -110,16 +115,21 @@ export function checkPlaceOrder(ctx: Ctx, a: PlaceOrder): Checked | Rejection {
     sizeLots = Math.min(sizeLots, Math.abs(size));
     if (tif === 'GTC') tif = 'IOC';
   }
+  const inAuction = market.auction !== null && market.auction.active;
+  if (inAuction && tif !== 'GTC') {
+    return reject('MarketInAuction', `${a.instrument}: only GTC orders during a call auction`);
+  }
   if (sizeLots < p.minSizeLots) return reject('BelowMinSize', `minimum ${p.minSizeLots} lots`);
   const clientOrderId = a.clientOrderId ?? '';
   if (clientOrderId !== '' && account.clientOrderIds.has(clientOrderId)) {
     return reject('DuplicateClientOrderId', clientOrderId);
   }
   const book = market.book;
-  if (tif === 'GTC' && book.ownerOrderCount(account.index) >= p.openOrdersMax) {
+  if (tif === 'GTC' && market.ownerOrderCount(account.index) >= p.openOrdersMax) {
     return reject('TooManyOpenOrders', `at most ${p.openOrdersMax} open orders`);
   }
-  if (postOnly) {
+  // Nothing takes during an auction: a post-only order waits like any other.
+  if (postOnly && !inAuction) {
     const best = buy ? book.bestAskTicks() : book.bestBidTicks();
     if (best !== undefined && (buy ? best <= priceTicks : best >= priceTicks)) {
       return reject('PostOnlyWouldTake', `would trade at ${best}`);
@@ -187,6 +197,9 @@ export function placeOrder(ctx: Ctx, a: PlaceOrder): ActionResult {
   const state = ctx.state;
   const account = ensureAccount(state, ctx.principal, ctx.subaccount);
   const orderId = state.nextOrderId++;
+  if (market.auction !== null && market.auction.active) {
+    return placeInAuction(ctx, market, account, orderId, a, checked);
+  }
   const book = market.book;
   const r = book.place({
     orderId,
@@ -198,11 +211,18 @@ export function placeOrder(ctx: Ctx, a: PlaceOrder): ActionResult {
     postOnly,
     stp: a.stp,
     goodTilMs: a.goodTilMs ?? 0,
+    stopTicks: market.auction === null ? 0 : stopTicksFor(market, a.side, ctx.blockTimeMs),
   });
   const fills: Fill[] = [];
   // Self-trade prevention may have removed the account's own resting orders.
   forgetRemoved(state, book);
   settleFills(state, market, account, a.side, false, fills);
+  if (market.auction !== null) {
+    recordFills(market, book.fills, ctx.blockTimeMs);
+    if (r.reason === 'AuctionTriggered') {
+      return triggered(ctx, market, account, orderId, a, checked, r.filledLots, fills);
+    }
+  }
   if (r.status === 'rested') {
     rememberOrder(state, market, account, orderId, a.clientOrderId ?? '');
     // Margin reads a listed market's resting orders through the account's record there.
@@ -218,6 +238,87 @@ export function placeOrder(ctx: Ctx, a: PlaceOrder): ActionResult {
       filledLots: r.filledLots,
       restedLots: r.restedLots,
       cancelledLots: r.cancelledLots,
+      fills,
+    },
+  };
+}
+
+/** A GTC order during an auction: it waits among the auction orders, nothing trades. */
+function placeInAuction(
+  ctx: Ctx,
+  market: MarketState,
+  account: Account,
+  orderId: number,
+  a: PlaceOrder,
+  c: Checked,
+): ActionResult {
+  restInAuction(market, {
+    orderId,
+    owner: account.index,
+    side: a.side,
+    priceTicks: c.priceTicks,
+    sizeLots: c.sizeLots,
+    goodTilMs: a.goodTilMs ?? 0,
+    stp: a.stp ?? 'cancelResting',
+    postOnly: c.postOnly,
+  });
+  rememberOrder(ctx.state, market, account, orderId, a.clientOrderId ?? '');
+  return {
+    ok: true,
+    kind: 'placeOrder',
+    order: {
+      orderId,
+      status: 'rested',
+      reason: null,
+      filledLots: 0,
+      restedLots: c.sizeLots,
+      cancelledLots: 0,
+      fills: [],
+    },
+  };
+}
+
+/**
+ * The order would have traded beyond a trigger: its fills within the bounds
+ * stand, the market enters a call auction, and a GTC remainder waits in it
+ * (an IOC or FOK remainder is cancelled).
+ */
+function triggered(
+  ctx: Ctx,
+  market: MarketState,
+  account: Account,
+  orderId: number,
+  a: PlaceOrder,
+  c: Checked,
+  filledLots: number,
+  fills: Fill[],
+): ActionResult {
+  startAuction(market, a.side, ctx.blockTimeMs, ctx.events);
+  const leftLots = c.sizeLots - filledLots;
+  const rests = c.tif === 'GTC';
+  if (rests) {
+    restInAuction(market, {
+      orderId,
+      owner: account.index,
+      side: a.side,
+      priceTicks: c.priceTicks,
+      sizeLots: leftLots,
+      goodTilMs: a.goodTilMs ?? 0,
+      stp: a.stp ?? 'cancelResting',
+      postOnly: c.postOnly,
+    });
+    rememberOrder(ctx.state, market, account, orderId, a.clientOrderId ?? '');
+  }
+  return {
+    ok: true,
+    kind: 'placeOrder',
+    order: {
+      orderId,
+      status: rests ? 'rested' : 'cancelled',
+      reason: 'AuctionTriggered',
+      filledLots,
+      restedLots: rests ? leftLots : 0,
+      cancelledLots: rests ? 0 : leftLots,
       fills,
     },
   };

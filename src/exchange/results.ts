@@ -122,6 +122,33 @@ export type ExchangeEvent =
       /** The height it double-signed at. */
       readonly offenceHeight: number;
       readonly burnedStake: bigint;
+    }
+  | {
+      /** A trade would have breached a price-monitoring trigger at priceTicks. */
+      readonly type: 'auctionStarted';
+      readonly market: string;
+      readonly priceTicks: number;
+      readonly endMs: number;
+    }
+  | {
+      /** One fill of an auction's uncrossing (no side took: each pays half a taker fee). */
+      readonly type: 'auctionTrade';
+      readonly market: string;
+      readonly buyOrderId: number;
+      readonly sellOrderId: number;
+      readonly buyAccount: number;
+      readonly sellAccount: number;
+      readonly priceTicks: number;
+      readonly sizeLots: number;
+      readonly buyFeeQuote: bigint;
+      readonly sellFeeQuote: bigint;
+    }
+  | {
+      /** Continuous trading resumed; priceTicks 0 when nothing crossed. */
+      readonly type: 'auctionEnded';
+      readonly market: string;
+      readonly priceTicks: number;
+      readonly volumeLots: number;
     };
 
 /** A change of a validator's consensus voting power (0 removes it); it decides height H+2. */

@@ -20,7 +20,9 @@
 // snapshots are refused (some were written before the flag, some after, so
 // they cannot be told apart). Format 3 added the oracle state. Format 4 adds
 // each validator's jailing (jailed, the height that jailed it, its stake after
-// slashing) and, with a genesis listing, the listed markets' slots, accounts'
+// slashing); for markets with price-monitoring triggers, the monitor state (in
+// the market state) and the two books of auction orders after the market's
+// book; and, with a genesis listing, the listed markets' slots, accounts'
 // listed records and the settlement TWAPs (after the oracle state).
 
 import type { Reader, Writer } from '../codec/wire.ts';
@@ -107,6 +109,10 @@ export function writeSnapshot(w: Writer, ex: Exchange): void {
     const m = s.markets[i]!;
     writeMarketState(w, m);
     writeBook(w, m.book);
+    if (m.auction !== null) {
+      writeBook(w, m.auction.bids);
+      writeBook(w, m.auction.asks);
+    }
   }
   if (s.listing !== null) {
     // Listed slots: a free one is just a flag; a live one its name, state and book.
@@ -227,6 +233,10 @@ export function readSnapshot(r: Reader, options: ExchangeOptions = {}): Exchange
   for (const m of s.markets) {
     readMarketState(r, m, `${f}.markets[${m.index}]`);
     m.book = readBook(r, `${f}.markets[${m.index}].book`);
+    if (m.auction !== null) {
+      m.auction.bids = readBook(r, `${f}.markets[${m.index}].auction.bids`);
+      m.auction.asks = readBook(r, `${f}.markets[${m.index}].auction.asks`);
+    }
   }
   if (s.listing !== null) {
     const slots = r.uvarint(`${f}.listedSlots`, LISTED_MARKETS_MAX * 2);

@@ -10,6 +10,8 @@
 // holds exactly at every step, and equity = cash + Σ size × mark × k. Cost
 // basis and realized PnL are kept per position for traders; they move no money.
 
+import { CallAuction } from './auction/call_state.ts';
+import type { Side } from './book/index.ts';
 import { OrderBook } from './book/index.ts';
 import type { Genesis, ListingGenesis, MarketParams } from './genesis.ts';
 import type { Instrument, TwapAccumulator } from './instruments/index.ts';
@@ -192,6 +194,22 @@ export class MarketState {
   liquidatedQuote = 0n;
   leaf: Uint8Array | null = null;
   dirty = true;
+  /** Price monitoring and the orders of a volatility auction; null without triggers in the genesis. */
+  readonly auction: CallAuction | null;
+
+  /** An owner's open size on a side: its resting orders and, during an auction, its auction orders. */
+  restingLots(owner: number, side: Side): number {
+    const lots = this.book.ownerRestingLots(owner, side);
+    const auction = this.auction;
+    return auction === null || !auction.active ? lots : lots + auction.restingLots(owner, side);
+  }
+
+  /** An owner's open orders here, in the book and among the auction orders. */
+  ownerOrderCount(owner: number): number {
+    const count = this.book.ownerOrderCount(owner);
+    const auction = this.auction;
+    return auction === null || !auction.active ? count : count + auction.orderCount(owner);
+  }
 
   setMark(ticks: number): void {
     this.markTicks = ticks;
@@ -214,6 +232,8 @@ export class MarketState {
     this.kNum = this.k <= SAFE_BIG ? Number(this.k) : -1;
     this.imfStepQuoteNum = params.imfStepQuote <= SAFE_BIG ? Number(params.imfStepQuote) : -1;
     this.book = new OrderBook();
+    const triggers = params.triggers ?? [];
+    this.auction = triggers.length === 0 ? null : new CallAuction(triggers);
   }
 }
 

@@ -96,6 +96,9 @@ const EVENT_TYPES = [
   'liquidationFill',
   'marketListed',
   'marketSettled',
+  'auctionStarted',
+  'auctionTrade',
+  'auctionEnded',
 ] as const satisfies readonly ExchangeEvent['type'][];
 const PUBLIC_KEY_BYTES = 32;
 const REJECT_CODE_SET: ReadonlySet<string> = new Set(REJECT_CODES);
@@ -107,6 +110,7 @@ const TAKER_REASONS = [
   'SelfTrade',
   'PostOnlyWouldTake',
   'UnknownOrder',
+  'AuctionTriggered',
 ] as const;
 
 function oneOf<T extends string>(r: Reader, field: string, allowed: ReadonlySet<string>): T {
@@ -258,6 +262,17 @@ export const exchangeEventCodec: Codec<ExchangeEvent> = {
         w.string(e.market, TEXT_BYTES_MAX).uvarintBig(e.settlementPriceQuote);
         w.uvarintBig(e.valueQuote).uvarint(e.positions).uvarintBig(e.dustQuote);
         return;
+      case 'auctionStarted':
+        w.string(e.market, TEXT_BYTES_MAX).uvarint(e.priceTicks).uvarint(e.endMs);
+        return;
+      case 'auctionTrade':
+        w.string(e.market, TEXT_BYTES_MAX).uvarint(e.buyOrderId).uvarint(e.sellOrderId);
+        w.uvarint(e.buyAccount).uvarint(e.sellAccount).uvarint(e.priceTicks).uvarint(e.sizeLots);
+        w.ivarintBig(e.buyFeeQuote).ivarintBig(e.sellFeeQuote);
+        return;
+      case 'auctionEnded':
+        w.string(e.market, TEXT_BYTES_MAX).uvarint(e.priceTicks).uvarint(e.volumeLots);
+        return;
     }
   },
   read(r) {
@@ -341,6 +356,33 @@ export const exchangeEventCodec: Codec<ExchangeEvent> = {
           valueQuote: r.uvarintBig('valueQuote', QUOTE_BITS_MAX),
           positions: r.uvarint('positions'),
           dustQuote: r.uvarintBig('dustQuote', QUOTE_BITS_MAX),
+        };
+      case 'auctionStarted':
+        return {
+          type,
+          market: r.string('market', TEXT_BYTES_MAX),
+          priceTicks: r.uvarint('priceTicks'),
+          endMs: r.uvarint('endMs'),
+        };
+      case 'auctionTrade':
+        return {
+          type,
+          market: r.string('market', TEXT_BYTES_MAX),
+          buyOrderId: r.uvarint('buyOrderId'),
+          sellOrderId: r.uvarint('sellOrderId'),
+          buyAccount: r.uvarint('buyAccount'),
+          sellAccount: r.uvarint('sellAccount'),
+          priceTicks: r.uvarint('priceTicks'),
+          sizeLots: r.uvarint('sizeLots'),
+          buyFeeQuote: r.ivarintBig('buyFeeQuote', QUOTE_BITS_MAX),
+          sellFeeQuote: r.ivarintBig('sellFeeQuote', QUOTE_BITS_MAX),
+        };
+      case 'auctionEnded':
+        return {
+          type,
+          market: r.string('market', TEXT_BYTES_MAX),
+          priceTicks: r.uvarint('priceTicks'),
+          volumeLots: r.uvarint('volumeLots'),
         };
     }
   },

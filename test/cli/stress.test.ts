@@ -50,7 +50,7 @@ test('generate writes a snapshot; a scenario file runs on it as a table, JSON an
   assert.match(table.out, /^scenario +short-drop: a 30% drop in 30 seconds/);
   assert.match(table.out, /BTC path +\$60,000\.00 → \$42,000\.00 \(-30\.00%\)/);
   assert.match(table.out, /accounts liquidated +[1-9]\d* \(/);
-  assert.match(table.out, /volatility +volatility paths are recorded but not applied/);
+  assert.match(table.out, /volatility +no smile in the oracle state/);
   assert.match(table.out, /invariants +checked after every block/);
 
   const html = join(dir, 'report.html');
@@ -70,7 +70,7 @@ test('generate writes a snapshot; a scenario file runs on it as a table, JSON an
   assert.ok(table.out.includes(report.reportHash), 'the table and the JSON are the same run');
   const page = readFileSync(html, 'utf8');
   assert.match(page, /^<!doctype html>/);
-  assert.equal((page.match(/<svg /g) ?? []).length, 3);
+  assert.equal((page.match(/<svg /g) ?? []).length, 4);
   assert.doesNotMatch(page, /<script|https?:\/\/(?!www\.w3\.org)/);
 });
 

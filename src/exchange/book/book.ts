@@ -61,6 +61,11 @@ function failIf(bad: boolean, field: string, value: number): void {
   if (bad) throw new AssertionError(`book: bad ${field}: ${value}`);
 }
 
+/** The tighter of a limit and a stop price for a taker on `side`. */
+function stopLimit(side: Side, limitTicks: number, stopTicks: number): number {
+  return side === 'buy' ? Math.min(limitTicks, stopTicks) : Math.max(limitTicks, stopTicks);
+}
+
 export class OrderBook {
   readonly bids = new BookSide('buy');
   readonly asks = new BookSide('sell');
@@ -99,6 +104,7 @@ export class OrderBook {
     const postOnly = o.postOnly ?? false;
     const stp = o.stp ?? 'cancelResting';
     const goodTilMs = o.goodTilMs ?? 0;
+    const stopTicks = o.stopTicks ?? 0;
     failIf(
       !isCount(orderId, false) || orderId <= this.lastOrderId,
       'orderId (ids increase)',
@@ -108,6 +114,7 @@ export class OrderBook {
     failIf(!isCount(priceTicks, false), 'priceTicks', priceTicks);
     failIf(!isCount(sizeLots, false), 'sizeLots', sizeLots);
     failIf(!isCount(goodTilMs, true), 'goodTilMs', goodTilMs);
+    if (stopTicks !== 0) failIf(!isCount(stopTicks, false), 'stopTicks', stopTicks);
     assert(!postOnly || timeInForce === 'GTC', 'post-only orders are GTC');
     this.lastOrderId = orderId;
     this.begin();
@@ -115,13 +122,19 @@ export class OrderBook {
     if (postOnly && this.wouldTake(side, priceTicks)) {
       return this.finish('rejected', 'PostOnlyWouldTake', 0, 0, 0);
     }
-    if (timeInForce === 'FOK' && !this.canFill(side, owner, priceTicks, sizeLots, stp)) {
-      return this.finish('cancelled', 'FokUnfillable', 0, 0, sizeLots);
+    const matchTicks = stopTicks === 0 ? priceTicks : stopLimit(side, priceTicks, stopTicks);
+    if (timeInForce === 'FOK' && !this.canFill(side, owner, matchTicks, sizeLots, stp)) {
+      return matchTicks !== priceTicks && this.canFill(side, owner, priceTicks, sizeLots, stp)
+        ? this.finish('cancelled', 'AuctionTriggered', 0, 0, sizeLots)
+        : this.finish('cancelled', 'FokUnfillable', 0, 0, sizeLots);
     }
-    const remaining = this.match(side, owner, priceTicks, sizeLots, stp);
+    const remaining = this.match(side, owner, matchTicks, sizeLots, stp);
     const filled = sizeLots - remaining;
     if (remaining === 0) return this.finish('filled', null, filled, 0, 0);
     if (this.stpStopped) return this.finish('cancelled', 'SelfTrade', filled, 0, remaining);
+    if (matchTicks !== priceTicks && this.wouldTake(side, priceTicks)) {
+      return this.finish('cancelled', 'AuctionTriggered', filled, 0, remaining);
+    }
     if (timeInForce !== 'GTC')
       return this.finish('cancelled', 'IocRemainder', filled, 0, remaining);
 
@@ -153,7 +166,7 @@ export class OrderBook {
    * at a crossing price, then rests at the back of its level. A post-only
    * order whose new price would trade is rejected and left unchanged.
    */
-  amend(orderId: number, newPriceTicks: number, newSizeLots: number): TakerResult {
+  amend(orderId: number, newPriceTicks: number, newSizeLots: number, stopTicks = 0): TakerResult {
     failIf(!isCount(newPriceTicks, false), 'priceTicks', newPriceTicks);
     failIf(!isCount(newSizeLots, false), 'sizeLots', newSizeLots);
     this.begin();
@@ -167,13 +180,26 @@ export class OrderBook {
       return this.finish('rejected', 'PostOnlyWouldTake', 0, 0, 0);
     }
     this.unlinkLevel(order);
-    const remaining = this.match(order.side, order.owner, newPriceTicks, newSizeLots, order.stp);
+    const matchTicks =
+      stopTicks === 0 ? newPriceTicks : stopLimit(order.side, newPriceTicks, stopTicks);
+    const remaining = this.match(order.side, order.owner, matchTicks, newSizeLots, order.stp);
     const filled = newSizeLots - remaining;
-    if (remaining === 0 || this.stpStopped) {
+    const triggered =
+      remaining > 0 &&
+      !this.stpStopped &&
+      matchTicks !== newPriceTicks &&
+      this.wouldTake(order.side, newPriceTicks);
+    if (remaining === 0 || this.stpStopped || triggered) {
       this.forget(order);
       return remaining === 0
         ? this.finish('filled', null, filled, 0, 0)
-        : this.finish('cancelled', 'SelfTrade', filled, 0, remaining);
+        : this.finish(
+            'cancelled',
+            triggered ? 'AuctionTriggered' : 'SelfTrade',
+            filled,
+            0,
+            remaining,
+          );
     }
     order.priceTicks = newPriceTicks;
     order.sizeLots = remaining;
@@ -202,6 +228,41 @@ export class OrderBook {
       order = next;
     }
     return this.removed.length;
+  }
+
+  /**
+   * Rests an order at the back of its price level without matching: a call
+   * auction moves orders between the market's book and the books of orders
+   * entered during the auction. The order must not cross the other side; its
+   * id may be below lastOrderId (ids of inserted orders are not checked for
+   * growth, only for uniqueness). O(log L + levels better) for a new level +
+   * O(orders of the owner with a higher id) + O(log n) with a good-til time.
+   */
+  insert(o: RestingOrder): void {
+    failIf(!isCount(o.orderId, false), 'orderId', o.orderId);
+    failIf(!isCount(o.owner, true), 'owner', o.owner);
+    failIf(!isCount(o.priceTicks, false), 'priceTicks', o.priceTicks);
+    failIf(!isCount(o.sizeLots, false), 'sizeLots', o.sizeLots);
+    failIf(!isCount(o.goodTilMs, true), 'goodTilMs', o.goodTilMs);
+    assert(!this.orders.has(o.orderId), 'insert of an order id that rests');
+    assert(!this.wouldTake(o.side, o.priceTicks), 'an inserted order must not cross');
+    this.begin();
+    const order = this.newOrder().init(
+      o.orderId,
+      o.owner,
+      o.side,
+      o.priceTicks,
+      o.sizeLots,
+      o.goodTilMs,
+      o.stp,
+      o.postOnly,
+      this.ownerState(o.owner),
+    );
+    this.orders.set(o.orderId, order);
+    this.linkOwnerSorted(order);
+    if (o.goodTilMs !== 0) this.expiry.push(order);
+    this.linkLevel(order, this.sideOf(o.side).levelAt(o.priceTicks));
+    if (o.orderId > this.lastOrderId) this.lastOrderId = o.orderId;
   }
 
   /**
@@ -529,6 +590,21 @@ export class OrderBook {
     if (state.tail === null) state.head = order;
     else state.tail.ownerNext = order;
     state.tail = order;
+    state.orderCount++;
+  }
+
+  /** Links an order into its owner's list at its place by id (insert: ids need not grow). */
+  private linkOwnerSorted(order: Order): void {
+    const state = order.ownerState!;
+    let after = state.tail;
+    while (after !== null && after.orderId > order.orderId) after = after.ownerPrev;
+    const before = after === null ? state.head : after.ownerNext;
+    order.ownerPrev = after;
+    order.ownerNext = before;
+    if (after === null) state.head = order;
+    else after.ownerNext = order;
+    if (before === null) state.tail = order;
+    else before.ownerPrev = order;
     state.orderCount++;
   }
 

@@ -41,6 +41,13 @@ export interface PlaceOrder {
   stp?: StpMode;
   /** Block time at which a resting order expires (expire(nowMs) with nowMs ≥ goodTilMs); 0 = never. */
   goodTilMs?: number;
+  /**
+   * Price monitoring (a volatility auction's trigger): matching trades at
+   * most up to this price (a buy at asks ≤ stopTicks, a sell at bids ≥ it); an
+   * order that could trade beyond it within its limit stops there and its
+   * remainder is cancelled ('AuctionTriggered'), never rested. 0 = none.
+   */
+  stopTicks?: number;
 }
 
 /** An order resting in the book, as callers see it (read-only). */
@@ -75,7 +82,9 @@ export type TakerReason =
   /** A post-only order (or amend of one) would have traded. */
   | 'PostOnlyWouldTake'
   /** amend of an order id that is not resting. */
-  | 'UnknownOrder';
+  | 'UnknownOrder'
+  /** The order would have traded beyond its stopTicks: the caller starts a call auction. */
+  | 'AuctionTriggered';
 
 export interface TakerResult {
   readonly status: TakerStatus;

@@ -9,8 +9,18 @@ import { STRESS_SERIES_POINTS_MAX } from '../../lib/limits.ts';
 import type { BlockSample, StressRun } from './run.ts';
 import { sizeIn } from '../../exchange/position.ts';
 
-const VOL_NOTE =
-  'volatility paths are recorded but not applied: the state machine takes no smile or volatility input until options are wired in (docs/derivatives.md, "Wiring plan")';
+/** What the volatility path acted on, in words that do not claim more than happened. */
+function volatilityNote(v: StressRun['volatility']): string {
+  if (!v.oracle)
+    return 'no validator oracle in this state, so no smile to scale: the path is recorded only';
+  if (v.smiles === 0) {
+    return 'no smile in the oracle state (no option market is listed): the path is recorded, nothing to act on';
+  }
+  const scaled = `scaled ${v.smiles} smile(s) by the path's multiplier${v.refused > 0 ? ` (${v.refused} scalings refused by SVI validation)` : ''}`;
+  return v.optionLots === 0
+    ? `${scaled}; no option position is open, so no option mark or margin moved`
+    : `${scaled}; ${v.optionLots} option lots open in ${v.optionMarkets} option markets`;
+}
 
 export interface UnderlyingSummary {
   underlying: string;
@@ -66,7 +76,15 @@ export interface StressReport {
     ordersRejected: number;
     providerLiquidated: boolean;
   };
-  volatility: { applied: boolean; note: string };
+  volatility: {
+    /** A smile was scaled. */
+    applied: boolean;
+    smiles: number;
+    refused: number;
+    optionMarkets: number;
+    optionLots: number;
+    note: string;
+  };
   invariantsChecked: boolean;
   appHash: string;
   series: BlockSample[];
@@ -177,7 +195,14 @@ export function buildReport(run: StressRun): StressReport {
       ordersRejected: t.liquidityOrdersRejected,
       providerLiquidated: run.liquidity.accounts.some((i) => run.liquidatedAccounts.has(i)),
     },
-    volatility: { applied: false, note: VOL_NOTE },
+    volatility: {
+      applied: run.volatility.smiles > 0,
+      smiles: run.volatility.smiles,
+      refused: run.volatility.refused,
+      optionMarkets: run.volatility.optionMarkets,
+      optionLots: run.volatility.optionLots,
+      note: volatilityNote(run.volatility),
+    },
     invariantsChecked: run.invariantsChecked,
     appHash: hex(run.exchange.appHash),
     series: [...samples],
@@ -217,7 +242,9 @@ export function encodeReport(r: Omit<StressReport, 'reportHash'>): Uint8Array {
   w.uvarint(r.funding.payments).uvarintBig(r.funding.paidQuote);
   w.string(r.liquidity.provider, 4_000).uvarint(r.liquidity.ordersPlaced);
   w.uvarint(r.liquidity.ordersRejected).bool(r.liquidity.providerLiquidated);
-  w.bool(r.volatility.applied).bool(r.invariantsChecked).string(r.appHash, 64);
+  const v = r.volatility;
+  w.bool(v.applied).uvarint(v.smiles).uvarint(v.refused).uvarint(v.optionMarkets);
+  w.uvarint(v.optionLots).bool(r.invariantsChecked).string(r.appHash, 64);
   w.uvarint(r.series.length);
   for (const s of r.series) {
     w.uvarint(s.height).uvarint(s.atMs).ivarintBig(s.insuranceQuote).uvarint(s.liquidatedAccounts);
@@ -395,7 +422,7 @@ function toNumber(quote: bigint): number {
   return Number(quote) / 1e6;
 }
 
-/** A self-contained page: summary table and two inline SVG charts, no scripts, no network. */
+/** A self-contained page: summary table and inline SVG charts (prices, insurance, liquidations, volatility), no scripts, no network. */
 export function reportHtml(r: StressReport): string {
   const series = thin(r.series);
   const seconds = (s: BlockSample): number => s.atMs / 1000;
@@ -447,6 +474,11 @@ export function reportHtml(r: StressReport): string {
       points: series.map((s) => [seconds(s), toNumber(s.deleveragedNotionalQuote)]),
     },
   ];
+  const volLines: Line[] = r.underlyings.map((u, i) => ({
+    label: `${u.underlying} vol ×`,
+    color: COLORS[i % COLORS.length]!,
+    points: series.map((s) => [seconds(s), s.volPpm[i]! / 1_000_000]),
+  }));
   const rows = reportRows(r)
     .map(([k, v]) => `<tr><th>${escapeHtml(k)}</th><td>${escapeHtml(v)}</td></tr>`)
     .join('\n');
@@ -462,6 +494,7 @@ ${rows}
 ${chart('Index price, % of start (shaded: oracle frozen)', '%', priceLines, shade)}
 ${chart('Insurance fund', '', insurance, shade)}
 ${chart('Notional liquidated, cumulative', '', liquidated, shade)}
+${chart(`Volatility multiplier (${r.volatility.applied ? 'applied to the oracle smiles' : 'recorded only'})`, '×', volLines, shade)}
 </body></html>
 `;
 }

@@ -7,14 +7,21 @@
 // deleveraging, insurance cover and funding are whatever finalizeBlock does;
 // this file only watches its events and the state between blocks.
 //
-// Volatility paths are recorded, not applied: the state machine takes no
-// smile or volatility input until options are wired in (docs/derivatives.md,
-// "Wiring plan"). applyVolatility is the one place to change then.
+// Volatility paths act on the oracle's smiles (applyVolatility): before each
+// block, every smile of a moved underlying is the one the state held at the
+// start with its implied volatility multiplied by the path's multiplier — the
+// smiles option marks and scenario margin read. The run counts the smiles it
+// scaled and the option positions open, so the report says plainly when
+// there was nothing for the volatility to act on.
 
 import { addressOf, keyPairFromSeed, sha256 } from '../../crypto/index.ts';
 import type { KeyPair } from '../../crypto/index.ts';
 import { divBig } from '../../lib/int.ts';
 import type { Exchange, ExchangeEvent } from '../../exchange/index.ts';
+import { parseInstrument } from '../../exchange/instruments/names.ts';
+import type { SmileFeed } from '../../exchange/oracle/aggregate.ts';
+import { validateSvi } from '../../exchange/options/svi.ts';
+import type { SviParams } from '../../exchange/options/svi.ts';
 import { buildTx, placeOrder } from '../../exchange/tx/index.ts';
 import type { BatchableAction, SignedTx } from '../../exchange/tx/index.ts';
 import type { Liquidity, ResolvedPoint, Scenario } from './scenario.ts';
@@ -87,7 +94,22 @@ export interface StressRun {
   readonly counterparties: ReadonlySet<number>;
   readonly liquidity: LiquidityOutcome;
   readonly invariantsChecked: boolean;
+  readonly volatility: VolatilityOutcome;
   readonly exchange: Exchange;
+}
+
+/** What the volatility path had to act on. */
+export interface VolatilityOutcome {
+  /** The state has a validator oracle (the only place a smile lives). */
+  readonly oracle: boolean;
+  /** Smiles (underlying × expiry) of moved underlyings that the path scaled. */
+  smiles: number;
+  /** Scaled smiles refused by SVI validation (the previous smile stayed), summed over blocks. */
+  refused: number;
+  /** Listed option markets. */
+  readonly optionMarkets: number;
+  /** Option lots held (long side), at the end of the run. */
+  optionLots: number;
 }
 
 export interface LiquidityOutcome {
@@ -97,9 +119,70 @@ export interface LiquidityOutcome {
   readonly accounts: readonly number[];
 }
 
-/** The seam for volatility: a no-op until the state machine accepts smile or vol inputs. */
-export function applyVolatility(_exchange: Exchange, _volPpm: readonly number[]): boolean {
-  return false;
+const PPM_SQUARED = 1_000_000_000_000n;
+
+/**
+ * Raw SVI with implied volatility multiplied by volPpm / 10^6 at every
+ * strike: total variance w scales by the square, so a and b do (ρ, m and σ
+ * shape the smile and stay).
+ */
+export function scaleSvi(svi: SviParams, volPpm: number): SviParams {
+  const f = BigInt(volPpm) * BigInt(volPpm);
+  return {
+    ...svi,
+    a: divBig(svi.a * f, PPM_SQUARED, 'halfEven'),
+    b: divBig(svi.b * f, PPM_SQUARED, 'halfEven'),
+  };
+}
+
+/**
+ * Sets the oracle's smiles for the block about to run: each smile of the
+ * `baseline` (the state's smiles at the start of the run) whose underlying
+ * the path moves (volPpm[i] for names[i], null when it leaves it alone),
+ * scaled by its multiplier. A scaled smile that fails SVI validation leaves
+ * the previous one. Returns [smiles set, refused]. The state machine carries
+ * smiles from block to block when the block brings no votes, as in a stress
+ * run, and hashes them with the oracle state.
+ */
+export function applyVolatility(
+  exchange: Exchange,
+  baseline: ReadonlyMap<string, SmileFeed>,
+  names: readonly string[],
+  volPpm: readonly (number | null)[],
+): [number, number] {
+  const oracle = exchange.state.oracle;
+  if (oracle === null || baseline.size === 0) return [0, 0];
+  const smiles = new Map(oracle.smiles);
+  let set = 0;
+  let refused = 0;
+  for (const [key, feed] of baseline) {
+    const i = names.indexOf(key.slice(0, key.indexOf(':')));
+    const ppm = i < 0 ? null : volPpm[i]!;
+    if (ppm === null) continue;
+    const svi = scaleSvi(feed.svi, ppm);
+    try {
+      validateSvi(svi);
+    } catch {
+      refused++;
+      continue;
+    }
+    smiles.set(key, { svi, updatedMs: exchange.state.timeMs });
+    set++;
+  }
+  exchange.state.oracle = { prices: oracle.prices, smiles };
+  return [set, refused];
+}
+
+function optionMarkets(exchange: Exchange): number[] {
+  const out: number[] = [];
+  for (const m of exchange.state.markets) {
+    try {
+      if (parseInstrument(m.params.instrument).kind === 'option') out.push(m.index);
+    } catch {
+      // A name outside the listing grammar is not an option the listing made.
+    }
+  }
+  return out;
 }
 
 interface Provider {
@@ -212,6 +295,8 @@ export function runStress(
 
   const startHeight = state.height;
   const startTimeMs = state.timeMs;
+  const baselineSmiles = new Map(state.oracle?.smiles ?? []);
+  const optionIndices = optionMarkets(exchange);
   let withPositions = 0;
   for (const a of state.accounts) if (a.positionCount > 0) withPositions++;
   const run = {
@@ -229,6 +314,13 @@ export function runStress(
     counterparties: new Set<number>(),
     liquidity: { absent, accounts: [] as number[] },
     invariantsChecked: check,
+    volatility: {
+      oracle: state.oracle !== null,
+      smiles: 0,
+      refused: 0,
+      optionMarkets: optionIndices.length,
+      optionLots: 0,
+    } satisfies VolatilityOutcome,
     exchange,
   };
 
@@ -255,10 +347,14 @@ export function runStress(
         buildTx({ chainId, key: p.key, nonce: timeMs, action: { kind: 'batch', actions } }).tx,
       );
     }
-    applyVolatility(
+    const [smiles, refused] = applyVolatility(
       exchange,
-      path.map((s) => s?.volPpm ?? 1_000_000),
+      baselineSmiles,
+      names,
+      path.map((s) => s?.volPpm ?? null),
     );
+    run.volatility.smiles = Math.max(run.volatility.smiles, smiles);
+    run.volatility.refused += refused;
     const result = exchange.finalizeBlock({
       height: state.height + 1,
       timeMs,
@@ -294,6 +390,7 @@ export function runStress(
     run.samples.push(sample);
     options.onBlock?.(exchange, sample);
   }
+  run.volatility.optionLots = optionIndices.reduce((n, i) => n + state.markets[i]!.longLots, 0);
   return run;
 }
 

@@ -93,7 +93,10 @@ for (const name of Object.keys(BUILTIN_SCENARIOS)) {
     assert.equal(report.accounts, ACCOUNTS);
     assert.equal(report.liquidity.providerLiquidated, name === 'crash-40');
     assert.ok(report.liquidity.ordersPlaced > 0);
+    // The generated state lists no option market, so the oracle holds no smile to scale.
     assert.equal(report.volatility.applied, false);
+    assert.match(report.volatility.note, /no smile in the oracle state/);
+    assert.match(reportHtml(report), /Volatility multiplier \(recorded only\)/);
     assert.ok(
       report.underlyings.every((u) => u.volPpmMax > 1_000_000),
       'vol path recorded',

@@ -1,0 +1,301 @@
+// Volatility auctions in the state machine (docs/exchange.md, "Volatility
+// auctions"), after Vega's price-monitoring auctions:
+//  - continuous trading: a taker's matching stops before the first price
+//    that would breach a trigger (stopTicksFor → the book's stopTicks), so a
+//    breaching trade never happens and the book never holds crossed orders;
+//    fills within the bounds stand and are recorded (recordFills). When the
+//    book reports 'AuctionTriggered' the market enters a call auction
+//    (startAuction) and a GTC remainder waits among the auction orders;
+//  - during the auction, GTC (and post-only) orders wait in the one-sided
+//    books of call_state.ts with their time priority (OrderMeta.seq); cancels
+//    and amends work; nothing trades;
+//  - at the first block at or after its end, every crossing order trades at
+//    one price (uncross.ts: the largest volume, then the smallest imbalance,
+//    then the closest to the last price), the fills settle through
+//    applyTrade with fees, what is left rests in the market's book (it cannot
+//    cross: see docs), and continuous trading resumes (uncrossAuction).
+// Costs: stopTicksFor O(triggers); recordFills O(triggers) per fill;
+// uncrossAuction O(n log n) for the n orders of both books.
+
+import { divBig, divFloor } from '../../lib/int.ts';
+import type { FillList, OrderBook, RestingOrder, Side } from '../book/index.ts';
+import { feeTier, takerFeeQuote } from '../fees.ts';
+import { forgetOrder, forgetRemoved } from '../orders.ts';
+import { applyTrade } from '../position.ts';
+import type { ExchangeEvent } from '../results.ts';
+import type { ExchangeState, MarketState } from '../state.ts';
+import { notionalQuote } from '../units.ts';
+import type { CallAuction } from './call_state.ts';
+import { endAuction, enterAuction, onTrade, triggerBounds } from './monitor.ts';
+import type { AuctionOrder } from './uncross.ts';
+import { uncross } from './uncross.ts';
+
+const SAFE = Number.MAX_SAFE_INTEGER;
+
+/**
+ * Trigger i's reference for a trade now (as monitor.ts's breachAuctionMs):
+ * its window's, or the last price once the window has run out; before the
+ * market's first trade, `fallbackTicks` (the mark), so the first trade is
+ * bounded too.
+ */
+function referenceTicks(a: CallAuction, i: number, nowMs: number, fallbackTicks: number): number {
+  const s = a.monitor.triggers[i]!;
+  const expired = nowMs - s.windowStartMs >= a.triggers[i]!.horizonMs;
+  const ref = expired || s.referenceTicks === 0 ? a.monitor.lastPriceTicks : s.referenceTicks;
+  return ref === 0 ? fallbackTicks : ref;
+}
+
+/** reference ± floor(reference × bps / 10^4), as triggerBounds, without bigint when the product is safe. */
+function bounds(referenceTicks: number, maxMoveBps: number): [number, number] {
+  const product = referenceTicks * maxMoveBps;
+  if (product > SAFE) return triggerBounds(referenceTicks, maxMoveBps);
+  const d = divFloor(product, 10_000);
+  return [referenceTicks - d, referenceTicks + d];
+}
+
+/** The prices a trade may have now without breaching any trigger: [lo, hi]. */
+export function tradeRange(a: CallAuction, nowMs: number, fallbackTicks: number): [number, number] {
+  let lo = 1;
+  let hi = SAFE;
+  for (let i = 0; i < a.triggers.length; i++) {
+    const ref = referenceTicks(a, i, nowMs, fallbackTicks);
+    if (ref === 0) continue;
+    const [l, h] = bounds(ref, a.triggers[i]!.maxMoveBps);
+    if (l > lo) lo = l;
+    if (h < hi) hi = h;
+  }
+  return [lo, hi];
+}
+
+/** The auction length a trade at priceTicks would start: the longest among the triggers it breaches, 0 if none. */
+export function breachMs(
+  a: CallAuction,
+  priceTicks: number,
+  nowMs: number,
+  fallbackTicks: number,
+): number {
+  let auctionMs = 0;
+  for (let i = 0; i < a.triggers.length; i++) {
+    const ref = referenceTicks(a, i, nowMs, fallbackTicks);
+    if (ref === 0) continue;
+    const t = a.triggers[i]!;
+    const [lo, hi] = bounds(ref, t.maxMoveBps);
+    if ((priceTicks < lo || priceTicks > hi) && t.auctionMs > auctionMs) auctionMs = t.auctionMs;
+  }
+  return auctionMs;
+}
+
+/** The book's stopTicks for a taker on `side` now: 0 (none) without triggers. */
+export function stopTicksFor(market: MarketState, side: Side, nowMs: number): number {
+  const a = market.auction;
+  if (a === null) return 0;
+  const [lo, hi] = tradeRange(a, nowMs, market.markTicks);
+  return side === 'buy' ? hi : lo;
+}
+
+/** Records the fills of the book's last operation (each within every trigger's bounds). */
+export function recordFills(market: MarketState, fills: FillList, nowMs: number): void {
+  const a = market.auction;
+  if (a === null || fills.length === 0) return;
+  for (let i = 0; i < fills.length; i++)
+    onTrade(a.monitor, a.triggers, fills.priceTicks[i]!, nowMs);
+  market.dirty = true;
+}
+
+/**
+ * Enters a call auction after the book stopped a taker on `side` before a
+ * breaching price: the best opposite price left is the trade that did not
+ * happen, and the auction lasts as long as the longest trigger it breaches.
+ */
+export function startAuction(
+  market: MarketState,
+  side: Side,
+  nowMs: number,
+  events: ExchangeEvent[],
+): void {
+  const a = market.auction!;
+  const book = market.book;
+  const breachTicks = (side === 'buy' ? book.bestAskTicks() : book.bestBidTicks()) ?? 0;
+  let auctionMs = breachMs(a, breachTicks, nowMs, market.markTicks);
+  // The book stops only before a price outside tradeRange, which breaches a trigger.
+  if (auctionMs === 0) for (const t of a.triggers) auctionMs = Math.max(auctionMs, t.auctionMs);
+  enterAuction(a.monitor, auctionMs, nowMs);
+  market.dirty = true;
+  events.push({
+    type: 'auctionStarted',
+    market: market.params.instrument,
+    priceTicks: breachTicks,
+    endMs: a.monitor.auctionEndMs,
+  });
+}
+
+/** Puts an order among the auction orders of its side (it keeps its id; its seq says its priority). */
+export function restInAuction(market: MarketState, order: RestingOrder): void {
+  market.auction!.bookOf(order.side).insert(order);
+}
+
+/** The book that holds a resting order of this market: its own or an auction book; undefined if none. */
+export function bookHolding(market: MarketState, orderId: number): OrderBook | undefined {
+  if (market.book.order(orderId) !== undefined) return market.book;
+  const a = market.auction;
+  if (a === null || !a.active) return undefined;
+  if (a.bids.order(orderId) !== undefined) return a.bids;
+  if (a.asks.order(orderId) !== undefined) return a.asks;
+  return undefined;
+}
+
+/** A copy of a resting order (the book reuses its records once an order leaves). */
+export function copyOrder(o: RestingOrder): RestingOrder {
+  return {
+    orderId: o.orderId,
+    owner: o.owner,
+    side: o.side,
+    priceTicks: o.priceTicks,
+    sizeLots: o.sizeLots,
+    goodTilMs: o.goodTilMs,
+    stp: o.stp,
+    postOnly: o.postOnly,
+  };
+}
+
+/**
+ * Amends an order during an auction without trading: a smaller size at the
+ * same price keeps its place; otherwise the order moves to the back of its
+ * new price among the auction orders. Returns whether it lost its priority.
+ */
+export function amendInAuction(
+  market: MarketState,
+  orderId: number,
+  priceTicks: number,
+  sizeLots: number,
+): boolean {
+  const book = bookHolding(market, orderId)!;
+  const o = book.order(orderId)!;
+  if (priceTicks === o.priceTicks && sizeLots <= o.sizeLots) {
+    book.amend(orderId, priceTicks, sizeLots);
+    return false;
+  }
+  const moved = { ...copyOrder(o), priceTicks, sizeLots };
+  book.cancel(orderId);
+  restInAuction(market, moved);
+  return true;
+}
+
+/** Cancels every auction order of an owner; returns how many. */
+export function cancelAllInAuction(
+  state: ExchangeState,
+  market: MarketState,
+  owner: number,
+): number {
+  const a = market.auction;
+  if (a === null || !a.active) return 0;
+  let count = 0;
+  for (const book of [a.bids, a.asks]) {
+    count += book.cancelAll(owner);
+    forgetRemoved(state, book);
+  }
+  return count;
+}
+
+/** An auction fill's fee for each side: half the taker fee of its tier, rounded up (no side took). */
+export function auctionFeeQuote(
+  state: ExchangeState,
+  account: Parameters<typeof feeTier>[1],
+  notional: bigint,
+): bigint {
+  return divBig(takerFeeQuote(feeTier(state, account), notional), 2n, 'ceil');
+}
+
+function auctionOrders(state: ExchangeState, market: MarketState, side: Side): AuctionOrder[] {
+  const out: AuctionOrder[] = [];
+  for (const book of [market.book, market.auction!.bookOf(side)]) {
+    for (const o of book.ordersOf(side)) {
+      const seq = state.orders.get(o.orderId)!.seq;
+      out.push({ orderId: o.orderId, priceTicks: o.priceTicks, sizeLots: o.sizeLots, seq });
+    }
+  }
+  return out;
+}
+
+/** Takes `lots` off an order that traded in the uncross; a filled order leaves its book. */
+function fillOrder(state: ExchangeState, market: MarketState, orderId: number, lots: number): void {
+  const book = bookHolding(market, orderId)!;
+  const o = book.order(orderId)!;
+  if (lots === o.sizeLots) {
+    book.cancel(orderId);
+    forgetOrder(state, orderId);
+  } else {
+    book.amend(orderId, o.priceTicks, o.sizeLots - lots);
+  }
+}
+
+/**
+ * Ends the market's auction: uncrosses its book and auction orders, settles
+ * the fills, rests what is left in the book, resumes continuous trading.
+ */
+export function uncrossAuction(
+  state: ExchangeState,
+  market: MarketState,
+  nowMs: number,
+  events: ExchangeEvent[],
+): void {
+  const a = market.auction!;
+  const instrument = market.params.instrument;
+  const referenceTicks =
+    a.monitor.lastPriceTicks !== 0 ? a.monitor.lastPriceTicks : market.markTicks;
+  const result = uncross(
+    auctionOrders(state, market, 'buy'),
+    auctionOrders(state, market, 'sell'),
+    referenceTicks,
+  );
+  const priceTicks = result?.priceTicks ?? 0;
+  for (const f of result?.fills ?? []) {
+    const buyer = state.orders.get(f.buyOrderId)!.account;
+    const seller = state.orders.get(f.sellOrderId)!.account;
+    applyTrade(state, market, buyer, f.sizeLots, priceTicks);
+    applyTrade(state, market, seller, -f.sizeLots, priceTicks);
+    const notional = notionalQuote(priceTicks, f.sizeLots, market.k);
+    const buyFee = auctionFeeQuote(state, buyer, notional);
+    const sellFee = auctionFeeQuote(state, seller, notional);
+    buyer.cashQuote -= buyFee;
+    seller.cashQuote -= sellFee;
+    state.feePoolQuote += buyFee + sellFee;
+    buyer.volumeQuote += notional;
+    seller.volumeQuote += notional;
+    fillOrder(state, market, f.buyOrderId, f.sizeLots);
+    fillOrder(state, market, f.sellOrderId, f.sizeLots);
+    events.push({
+      type: 'auctionTrade',
+      market: instrument,
+      buyOrderId: f.buyOrderId,
+      sellOrderId: f.sellOrderId,
+      buyAccount: buyer.index,
+      sellAccount: seller.index,
+      priceTicks,
+      sizeLots: f.sizeLots,
+      buyFeeQuote: buyFee,
+      sellFeeQuote: sellFee,
+    });
+  }
+  // What is left does not cross (docs/exchange.md): it rests in the book,
+  // later arrivals behind earlier ones.
+  const left: RestingOrder[] = [];
+  for (const side of ['buy', 'sell'] as const) {
+    for (const o of a.bookOf(side).ordersOf(side)) left.push(copyOrder(o));
+  }
+  left.sort((x, y) => state.orders.get(x.orderId)!.seq - state.orders.get(y.orderId)!.seq);
+  for (const o of left) {
+    a.bookOf(o.side).cancel(o.orderId);
+    market.book.insert(o);
+  }
+  endAuction(a.monitor, priceTicks, nowMs);
+  // Positions moved: the holders are looked at by this block's liquidation scan.
+  market.liquidationBacklog = true;
+  market.dirty = true;
+  events.push({
+    type: 'auctionEnded',
+    market: instrument,
+    priceTicks,
+    volumeLots: result?.volumeLots ?? 0,
+  });
+}

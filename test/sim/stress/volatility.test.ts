@@ -1,0 +1,93 @@
+// The stress tool's volatility path on the oracle's smiles (src/sim/stress/run.ts).
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Exchange, devnetGenesis } from '../../../src/exchange/index.ts';
+import { smileKey } from '../../../src/exchange/oracle/aggregate.ts';
+import { sviImpliedVol } from '../../../src/exchange/options/svi.ts';
+import type { SviParams } from '../../../src/exchange/options/svi.ts';
+import { SCALE } from '../../../src/math/index.ts';
+import {
+  applyVolatility,
+  buildReport,
+  parseScenario,
+  runStress,
+  scaleSvi,
+} from '../../../src/sim/stress/index.ts';
+
+const SMILE: SviParams = {
+  a: SCALE / 50n,
+  b: SCALE / 10n,
+  rho: -SCALE / 3n,
+  m: 0n,
+  sigma: SCALE / 5n,
+};
+const EXPIRY_MS = 90 * 86_400_000;
+
+function withSmile(): Exchange {
+  const ex = new Exchange(devnetGenesis([new Uint8Array(32).fill(1)]));
+  ex.finalizeBlock({
+    height: 1,
+    timeMs: 1_000,
+    proposer: new Uint8Array(32).fill(1),
+    txs: [],
+    oracle: { BTC: 60_000_000_000n, ETH: 3_000_000_000n },
+  });
+  const oracle = ex.state.oracle!;
+  ex.state.oracle = {
+    prices: oracle.prices,
+    smiles: new Map([
+      [smileKey('BTC', EXPIRY_MS), { svi: SMILE, updatedMs: 1_000 }],
+      [smileKey('ETH', EXPIRY_MS), { svi: SMILE, updatedMs: 1_000 }],
+    ]),
+  };
+  return ex;
+}
+
+test('scaleSvi multiplies implied volatility at every strike', () => {
+  const doubled = scaleSvi(SMILE, 2_000_000);
+  const forward = 60_000n * SCALE;
+  for (const strike of [40_000n, 60_000n, 90_000n]) {
+    const before = sviImpliedVol(SMILE, forward, strike * SCALE, SCALE / 4n);
+    const after = sviImpliedVol(doubled, forward, strike * SCALE, SCALE / 4n);
+    const ratioPpm = (after * 1_000_000n) / before;
+    assert.ok(ratioPpm >= 1_999_990n && ratioPpm <= 2_000_010n, `${strike}: ${ratioPpm}`);
+  }
+});
+
+test('applyVolatility scales the smiles of moved underlyings from the baseline, not cumulatively', () => {
+  const ex = withSmile();
+  const baseline = new Map(ex.state.oracle!.smiles);
+  for (let i = 0; i < 3; i++) {
+    assert.deepEqual(applyVolatility(ex, baseline, ['BTC', 'ETH'], [2_000_000, null]), [1, 0]);
+  }
+  const smiles = ex.state.oracle!.smiles;
+  assert.deepEqual(smiles.get(smileKey('BTC', EXPIRY_MS))!.svi, scaleSvi(SMILE, 2_000_000));
+  assert.deepEqual(smiles.get(smileKey('ETH', EXPIRY_MS))!.svi, SMILE, 'not in the path');
+  // A multiplier that breaks SVI validation (a > 10) leaves the smile as it was.
+  assert.deepEqual(applyVolatility(ex, baseline, ['BTC', 'ETH'], [100_000_000, null]), [0, 1]);
+  assert.deepEqual(smiles.get(smileKey('BTC', EXPIRY_MS))!.svi, scaleSvi(SMILE, 2_000_000));
+});
+
+test('a run says what the volatility acted on: smiles scaled, no option position', () => {
+  const ex = withSmile();
+  const scenario = parseScenario({
+    name: 'vol-only',
+    description: 'volatility doubles, prices still',
+    durationS: 10,
+    underlyings: {
+      BTC: [
+        { atS: 0, moveBps: 0 },
+        { atS: 10, moveBps: 0, vol: 2 },
+      ],
+    },
+    liquidity: 'none',
+  });
+  const report = buildReport(runStress(ex, scenario));
+  assert.equal(report.volatility.applied, true);
+  assert.equal(report.volatility.smiles, 1);
+  assert.equal(report.volatility.optionMarkets, 0);
+  assert.match(report.volatility.note, /scaled 1 smile\(s\).*no option position is open/);
+  const btc = ex.state.oracle!.smiles.get(smileKey('BTC', EXPIRY_MS))!.svi;
+  assert.deepEqual(btc, scaleSvi(SMILE, 2_000_000));
+});
