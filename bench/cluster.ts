@@ -136,7 +136,18 @@ function stopAll(children: ChildProcess[]): Promise<void[]> {
 
 // --- Zomma ---------------------------------------------------------------------------
 
-async function benchZomma(dir: string): Promise<Load & { verifiesPerS: number; blocks: number }> {
+/** A node's foreground fdatasync count from its metrics (zomma_storage_fsyncs_total). */
+async function foregroundFsyncs(metrics: string): Promise<number> {
+  const text = await (await fetch(`http://${metrics}/metrics`)).text();
+  const line = text
+    .split('\n')
+    .find((l) => l.startsWith('zomma_storage_fsyncs_total{where="foreground"}'));
+  return Number(line?.split(' ')[1] ?? NaN);
+}
+
+async function benchZomma(
+  dir: string,
+): Promise<Load & { verifiesPerS: number; blocks: number; fsyncsPerHeight: number }> {
   const { homes } = initNetwork({
     validators: 4,
     out: dir,
@@ -179,6 +190,7 @@ async function benchZomma(dir: string): Promise<Load & { verifiesPerS: number; b
     const index = (await clients[0]!.ticker('BTC-PERPETUAL')).indexTicks;
     const spread = Math.max(1, Math.floor(index / 1_000));
     const startHeight = (await clients[0]!.status()).height;
+    const fsyncsBefore = await Promise.all(homes.map((h) => foregroundFsyncs(h.metrics)));
     const load = await drive(concurrency, async (w, n) => {
       const side = (w + n) % 2 === 0 ? 'buy' : 'sell';
       const tx = await traders[w]!.placeOrder({
@@ -190,9 +202,13 @@ async function benchZomma(dir: string): Promise<Load & { verifiesPerS: number; b
       if (tx.status !== 'committed') throw Object.assign(new Error('rejected'), { code: tx.code });
     });
     const blocks = (await clients[0]!.status()).height - startHeight;
+    const fsyncsAfter = await Promise.all(homes.map((h) => foregroundFsyncs(h.metrics)));
+    const fsyncs = fsyncsAfter.reduce((n, f, i) => n + f - fsyncsBefore[i]!, 0);
+    // Per validator and height: the fsyncs that block a validator's thread.
+    const fsyncsPerHeight = Math.round((fsyncs / 4 / Math.max(1, blocks)) * 100) / 100;
     // Every validator checks every transaction's signature once (mempool or proposal).
     const verifiesPerS = 4 * load.committedPerS;
-    return { ...load, verifiesPerS, blocks };
+    return { ...load, verifiesPerS, blocks, fsyncsPerHeight };
   } finally {
     await stopAll(children);
   }
@@ -309,6 +325,7 @@ try {
       failed: zomma.failed,
       failures: zomma.failures,
       blocksPerS: Math.round((zomma.blocks * 1_000) / (measureMs + WARMUP_MS)),
+      fsyncsPerHeight: zomma.fsyncsPerHeight,
     },
     etcd: etcd && {
       members: 3,
