@@ -13,7 +13,13 @@ import { VerifyPool, loadKeyFile, verifyRaw } from '../crypto/index.ts';
 import { MEMPOOL_VERIFY_INLINE_TXS_MAX } from '../lib/limits.ts';
 import { fromHex, toHex } from '../lib/bytes.ts';
 import type { NodeConfig } from './config.ts';
-import { HOME_FILES, loadConfig, loadGenesis, parseHostPort } from './config.ts';
+import {
+  HOME_FILES,
+  PROPOSE_WAIT_MS_DEFAULT,
+  loadConfig,
+  loadGenesis,
+  parseHostPort,
+} from './config.ts';
 import { configError } from './errors.ts';
 import type { Log } from './log.ts';
 import type { HaltReport } from './loop.ts';
@@ -165,6 +171,7 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
       snapshotsKept: config.snapshotsKept,
       blocksKept: config.blocksKept ?? 0,
       commitPauseMs: config.commitPauseMs,
+      proposeWaitMs: config.proposeWaitMs ?? PROPOSE_WAIT_MS_DEFAULT,
       results,
       log,
       onHalt: (report) => {
