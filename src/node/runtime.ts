@@ -79,6 +79,9 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
     );
   }
   const listen = parseHostPort(config.listen, 'config.listen');
+  // First of what holds resources: a second node on this home stops here
+  // (StorageLocked), before it opens a log file or a port.
+  const storage: FileStorage = openStorage(join(home, HOME_FILES.data));
   const streams: pino.StreamEntry[] = [
     {
       level: config.logLevel,
@@ -119,7 +122,6 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
     onMessage: (handler) => transport.onMessage(handler),
     peerCount: () => transport.peers().filter((p) => p.state === 'connected').length,
   };
-  const storage: FileStorage = openStorage(join(home, HOME_FILES.data));
   if (storage.walTruncatedBytes > 0) {
     log.warn(
       { bytes: storage.walTruncatedBytes },
