@@ -25,14 +25,14 @@
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, sign as edSign, verify as edVerify } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ZommaClient, generateKey } from '../src/api/client/index.ts';
 import type { Trader } from '../src/api/client/index.ts';
-import { loadConfig, saveConfig } from '../src/node/config.ts';
+import { PROPOSE_WAIT_MS_DEFAULT, loadConfig, saveConfig } from '../src/node/config.ts';
 import { initNetwork } from '../src/node/init.ts';
 
 const BIN = fileURLToPath(new URL('../bin/zomma.js', import.meta.url));
@@ -45,6 +45,8 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '15' },
     'base-port': { type: 'string', default: '33100' },
     'commit-pause-ms': { type: 'string', default: '0' },
+    // Absent: the node's default (PROPOSE_WAIT_MS_DEFAULT).
+    'propose-wait-ms': { type: 'string' },
     // Diagnosis: write a V8 CPU profile of every validator into this directory.
     'cpu-prof': { type: 'string' },
     // Diagnosis: leave etcd out (the JSON then has no ratio).
@@ -56,6 +58,10 @@ const concurrency = Number(values.concurrency);
 const measureMs = Number(values.seconds) * 1_000;
 const basePort = Number(values['base-port']);
 const COMMIT_PAUSE_MS = Number(values['commit-pause-ms']);
+const PROPOSE_WAIT_MS =
+  values['propose-wait-ms'] === undefined
+    ? PROPOSE_WAIT_MS_DEFAULT
+    : Number(values['propose-wait-ms']);
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -66,6 +72,8 @@ interface Load {
   committed: number;
   failed: number;
   failures: Record<string, number>;
+  /** Every operation that succeeded, warm-up included. */
+  succeeded: number;
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -84,6 +92,7 @@ async function drive(
   const latencies: number[] = [];
   const failures: Record<string, number> = {};
   let failed = 0;
+  let succeeded = 0;
   await Promise.all(
     Array.from({ length: workers }, async (_, w) => {
       for (let n = 0; performance.now() < windowEnd; n++) {
@@ -91,6 +100,7 @@ async function drive(
         try {
           await op(w, n);
           const t1 = performance.now();
+          succeeded++;
           if (t0 >= windowStart && t1 <= windowEnd) latencies.push(t1 - t0);
         } catch (error) {
           const code = String((error as { code?: unknown }).code ?? (error as Error).message);
@@ -109,6 +119,7 @@ async function drive(
     committed: latencies.length,
     failed,
     failures,
+    succeeded,
   };
 }
 
@@ -136,7 +147,35 @@ function stopAll(children: ChildProcess[]): Promise<void[]> {
 
 // --- Zomma ---------------------------------------------------------------------------
 
-async function benchZomma(dir: string): Promise<Load & { verifiesPerS: number; blocks: number }> {
+/** A child's CPU time (user + system) so far, ms, from /proc (NaN where there is none). */
+function cpuMsOf(child: ChildProcess): number {
+  try {
+    const fields = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    // utime and stime are fields 14 and 15 of stat(5), in clock ticks (100 per second on Linux).
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return NaN;
+  }
+}
+
+/** A node's foreground fdatasync count from its metrics (zomma_storage_fsyncs_total). */
+async function foregroundFsyncs(metrics: string): Promise<number> {
+  const text = await (await fetch(`http://${metrics}/metrics`)).text();
+  const line = text
+    .split('\n')
+    .find((l) => l.startsWith('zomma_storage_fsyncs_total{where="foreground"}'));
+  return Number(line?.split(' ')[1] ?? NaN);
+}
+
+async function benchZomma(dir: string): Promise<
+  Load & {
+    verifiesPerS: number;
+    blocks: number;
+    fsyncsPerHeight: number;
+    validatorsCpuMsPerOrder: number;
+    loadCpuMsPerOrder: number;
+  }
+> {
   const { homes } = initNetwork({
     validators: 4,
     out: dir,
@@ -151,6 +190,7 @@ async function benchZomma(dir: string): Promise<Load & { verifiesPerS: number; b
     saveConfig(h.home, {
       ...loadConfig(h.home),
       logLevel: 'warn',
+      proposeWaitMs: PROPOSE_WAIT_MS,
       apiLimits: {
         ipRequestsPerS: 1_000_000,
         ipBurstRequests: 1_000_000,
@@ -179,6 +219,9 @@ async function benchZomma(dir: string): Promise<Load & { verifiesPerS: number; b
     const index = (await clients[0]!.ticker('BTC-PERPETUAL')).indexTicks;
     const spread = Math.max(1, Math.floor(index / 1_000));
     const startHeight = (await clients[0]!.status()).height;
+    const fsyncsBefore = await Promise.all(homes.map((h) => foregroundFsyncs(h.metrics)));
+    const cpuBefore = children.map(cpuMsOf);
+    const ownCpuBefore = process.cpuUsage();
     const load = await drive(concurrency, async (w, n) => {
       const side = (w + n) % 2 === 0 ? 'buy' : 'sell';
       const tx = await traders[w]!.placeOrder({
@@ -190,9 +233,25 @@ async function benchZomma(dir: string): Promise<Load & { verifiesPerS: number; b
       if (tx.status !== 'committed') throw Object.assign(new Error('rejected'), { code: tx.code });
     });
     const blocks = (await clients[0]!.status()).height - startHeight;
+    const fsyncsAfter = await Promise.all(homes.map((h) => foregroundFsyncs(h.metrics)));
+    const validatorsCpuMs = children.reduce((n, c, i) => n + cpuMsOf(c) - cpuBefore[i]!, 0);
+    const own = process.cpuUsage(ownCpuBefore);
+    const loadCpuMs = (own.user + own.system) / 1_000;
+    const orders = load.succeeded;
+    const fsyncs = fsyncsAfter.reduce((n, f, i) => n + f - fsyncsBefore[i]!, 0);
+    // Per validator and height: the fsyncs that block a validator's thread.
+    const fsyncsPerHeight = Math.round((fsyncs / 4 / Math.max(1, blocks)) * 100) / 100;
     // Every validator checks every transaction's signature once (mempool or proposal).
     const verifiesPerS = 4 * load.committedPerS;
-    return { ...load, verifiesPerS, blocks };
+    return {
+      ...load,
+      verifiesPerS,
+      blocks,
+      fsyncsPerHeight,
+      // CPU per committed order over warm-up and window: robust to a busy machine, unlike wall time.
+      validatorsCpuMsPerOrder: Math.round((validatorsCpuMs / Math.max(1, orders)) * 100) / 100,
+      loadCpuMsPerOrder: Math.round((loadCpuMs / Math.max(1, orders)) * 100) / 100,
+    };
   } finally {
     await stopAll(children);
   }
@@ -300,6 +359,7 @@ try {
     concurrency,
     seconds: measureMs / 1_000,
     commitPauseMs: COMMIT_PAUSE_MS,
+    proposeWaitMs: PROPOSE_WAIT_MS,
     zomma: {
       validators: 4,
       committedOrdersPerS: zomma.committedPerS,
@@ -309,6 +369,9 @@ try {
       failed: zomma.failed,
       failures: zomma.failures,
       blocksPerS: Math.round((zomma.blocks * 1_000) / (measureMs + WARMUP_MS)),
+      fsyncsPerHeight: zomma.fsyncsPerHeight,
+      validatorsCpuMsPerOrder: zomma.validatorsCpuMsPerOrder,
+      loadGeneratorCpuMsPerOrder: zomma.loadCpuMsPerOrder,
     },
     etcd: etcd && {
       members: 3,

@@ -50,6 +50,8 @@ export interface NodeConfig {
   readonly snapshotsKept: number;
   /** Pause after each block before the next height, ms (CometBFT's timeout_commit). */
   readonly commitPauseMs: number;
+  /** How long a proposal may wait for transactions after its height starts, ms (absent: the default). */
+  readonly proposeWaitMs?: number;
   /** Simulated price source (devnet): the seed shared by the network and this validator's index. */
   readonly oracle: { readonly seed: number; readonly index: number } | null;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
@@ -81,6 +83,14 @@ export const HOME_FILES = {
 
 /** Default pause after each block: about four blocks a second on an idle devnet. */
 export const COMMIT_PAUSE_MS_DEFAULT = 250;
+
+/**
+ * Default wait of a proposal for the transactions its height's clients are
+ * sending (loop.ts, proposeWaitMs): about one loopback round trip between a
+ * commit's answer and a client's next transaction on a loaded machine, and a
+ * small share of a height.
+ */
+export const PROPOSE_WAIT_MS_DEFAULT = 10;
 
 const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 
@@ -147,6 +157,7 @@ export function validateConfig(raw: unknown): NodeConfig {
     'snapshotEveryHeights',
     'snapshotsKept',
     'commitPauseMs',
+    'proposeWaitMs',
     'oracle',
     'logLevel',
     'timeouts',
@@ -194,6 +205,12 @@ export function validateConfig(raw: unknown): NodeConfig {
     'config.commitPauseMs',
     0,
     60_000,
+  );
+  const proposeWaitMs = int(
+    c.proposeWaitMs ?? PROPOSE_WAIT_MS_DEFAULT,
+    'config.proposeWaitMs',
+    0,
+    10_000,
   );
   let oracle: NodeConfig['oracle'] = null;
   if (c.oracle !== undefined && c.oracle !== null) {
@@ -273,6 +290,7 @@ export function validateConfig(raw: unknown): NodeConfig {
     snapshotEveryHeights,
     snapshotsKept,
     commitPauseMs,
+    proposeWaitMs,
     oracle,
     logLevel: logLevel as NodeConfig['logLevel'],
     timeouts,

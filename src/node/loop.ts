@@ -26,7 +26,7 @@ import type {
 } from '../consensus/index.ts';
 import { Replica, committedBlockCodec, walRecordCodec } from '../consensus/index.ts';
 import { toHex } from '../lib/bytes.ts';
-import { WAL_ROTATE_BYTES } from '../lib/limits.ts';
+import { BLOCK_TXS_MAX, WAL_ROTATE_BYTES } from '../lib/limits.ts';
 import type { Clock } from './clock.ts';
 import { systemClock } from './clock.ts';
 import { NodeError } from './errors.ts';
@@ -108,6 +108,17 @@ export interface NodeLoopOptions {
   readonly log?: Log;
   /** Candidate transactions for a proposal, in arrival order (the mempool's reap). */
   readonly reap?: (height: number) => Uint8Array[];
+  /** Transactions waiting in the mempool (0 without one). */
+  readonly pendingTxs?: () => number;
+  /**
+   * How long our proposal may wait for transactions (round 0 only): it is
+   * built as soon as the mempool holds as many as the last block had (at
+   * least one), or when this much time has passed. Clients answered at the
+   * end of a height send their next transactions a moment later; a proposal
+   * built at the very start of the height would leave them a whole height
+   * behind. 0: build at once.
+   */
+  readonly proposeWaitMs?: number;
   /** Save an application snapshot after every this many heights (0: never). */
   readonly snapshotEveryHeights: number;
   /** Snapshots kept on disk. */
@@ -121,7 +132,8 @@ export interface NodeLoopOptions {
   /**
    * Wait after executing a block before entering the next height (CometBFT's
    * timeout_commit): late precommits still reach the certificate, and an idle
-   * chain does not spin. 0: none.
+   * chain does not spin. 0: none. Skipped while transactions wait in the
+   * mempool, and cut short when one arrives (txsAdmitted).
    */
   readonly commitPauseMs?: number;
   /** Rewrite the WAL from its checkpoint once it grew by this much (default WAL_ROTATE_BYTES). */
@@ -162,6 +174,11 @@ export class NodeLoop {
   private readonly log: Log;
   private heightStartMs = 0;
   private walBytesSinceRotation = 0;
+  /** Transactions in the last executed block: how many the next proposal waits for. */
+  private lastBlockTxs = 0;
+  /** A proposal waiting for transactions (proposeWaitMs), and the end of a commit pause. */
+  private heldBuild: { height: number; round: number; cancel: () => void } | null = null;
+  private pauseEnd: (() => void) | null = null;
 
   constructor(private readonly options: NodeLoopOptions) {
     this.clock = options.clock ?? systemClock;
@@ -214,6 +231,27 @@ export class NodeLoop {
     for (const cancel of this.cancels) cancel();
     this.cancels.clear();
     this.queue.length = 0;
+    this.heldBuild = null;
+    this.pauseEnd = null;
+  }
+
+  /**
+   * The mempool admitted transactions: a proposal waiting for them is built
+   * once enough are there, and a commit pause ends (there is work to do).
+   */
+  txsAdmitted(): void {
+    if (!this.running) return;
+    const held = this.heldBuild;
+    if (held !== null && this.pendingTxs() >= this.txsWanted()) this.releaseBuild(held);
+    if (this.pauseEnd !== null && this.pendingTxs() > 0) this.pauseEnd();
+  }
+
+  private pendingTxs(): number {
+    return this.options.pendingTxs?.() ?? 0;
+  }
+
+  private txsWanted(): number {
+    return Math.max(1, Math.min(this.lastBlockTxs, BLOCK_TXS_MAX));
   }
 
   /** A consensus-channel payload from a peer. */
@@ -346,15 +384,13 @@ export class NodeLoop {
         return;
       }
       case 'buildProposal': {
-        const candidates = this.options.reap?.(effect.height) ?? [];
-        const txs = this.options.app.prepareProposal(effect.height, effect.round, candidates);
-        this.queue.push({
-          kind: 'proposalBuilt',
-          height: effect.height,
-          round: effect.round,
-          txs,
-          nowMs: this.clock.nowMs(),
-        });
+        const waitMs = this.options.proposeWaitMs ?? 0;
+        // A later round builds at once: the first proposal of the height failed.
+        if (waitMs <= 0 || effect.round > 0 || this.pendingTxs() >= this.txsWanted()) {
+          this.queue.push(this.build(effect.height, effect.round));
+          return;
+        }
+        this.holdBuild(effect.height, effect.round, waitMs);
         return;
       }
       case 'finalizeBlock':
@@ -373,6 +409,29 @@ export class NodeLoop {
         );
         return;
     }
+  }
+
+  private build(height: number, round: number): Input {
+    const candidates = this.options.reap?.(height) ?? [];
+    const txs = this.options.app.prepareProposal(height, round, candidates);
+    return { kind: 'proposalBuilt', height, round, txs, nowMs: this.clock.nowMs() };
+  }
+
+  private holdBuild(height: number, round: number, waitMs: number): void {
+    const cancel = this.clock.after(waitMs, () => {
+      this.cancels.delete(cancel);
+      if (this.heldBuild?.cancel === cancel) this.releaseBuild(this.heldBuild);
+    });
+    this.cancels.add(cancel);
+    this.heldBuild = { height, round, cancel };
+  }
+
+  private releaseBuild(held: { height: number; round: number; cancel: () => void }): void {
+    this.heldBuild = null;
+    held.cancel();
+    this.cancels.delete(held.cancel);
+    // Built later than asked: the replica drops it if it has moved on meanwhile.
+    this.guard(() => this.enqueue(this.build(held.height, held.round)));
   }
 
   /** The barrier for the deferred block saves. */
@@ -420,18 +479,26 @@ export class NodeLoop {
     // gap, and the results log restarts past a gap, dropping every older height).
     this.options.hooks?.onExecuted?.({ block, blockHash, commit, result, executionMs });
     this.maybeSnapshot(height);
+    this.lastBlockTxs = block.txs.length;
     const pauseMs = this.options.commitPauseMs ?? 0;
-    if (pauseMs <= 0) {
+    if (pauseMs <= 0 || this.pendingTxs() > 0) {
       this.heightStartMs = this.clock.nowMs();
       this.queue.push({ kind: 'blockExecuted', height, result, nowMs: this.clock.nowMs() });
       return;
     }
-    const cancel = this.clock.after(pauseMs, () => {
+    let ended = false;
+    const end = () => {
+      if (ended) return;
+      ended = true;
       this.cancels.delete(cancel);
+      cancel();
+      this.pauseEnd = null;
       this.heightStartMs = this.clock.nowMs();
       this.enqueue({ kind: 'blockExecuted', height, result, nowMs: this.clock.nowMs() });
-    });
+    };
+    const cancel = this.clock.after(pauseMs, end);
     this.cancels.add(cancel);
+    this.pauseEnd = end;
   }
 
   private maybeSnapshot(height: number): void {

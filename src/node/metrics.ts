@@ -13,6 +13,7 @@ import { toHex } from '../lib/bytes.ts';
 import { loadCommitted } from './loop.ts';
 import type { ZommaNode } from './node.ts';
 import type { Storage } from './storage/index.ts';
+import { recordLogSyncs } from './storage/index.ts';
 
 /** Blocks one /chain answer covers at most. */
 const CHAIN_QUERY_BLOCKS_MAX = 1_000;
@@ -51,6 +52,17 @@ export class NodeMetrics {
     gauge('zomma_mempool_bytes', 'Bytes of transactions in the mempool', () => node.mempool.bytes);
     gauge('zomma_peers', 'Connected peers', () => sources.peersConnected());
     gauge('zomma_halted', '1 once the node has halted', () => (loop.haltReport === null ? 0 : 1));
+    new Counter({
+      name: 'zomma_storage_fsyncs_total',
+      help: 'fdatasync calls of the WAL, block and results logs: foreground ones block the node',
+      labelNames: ['where'],
+      registers: [r],
+      collect() {
+        this.reset();
+        this.inc({ where: 'foreground' }, recordLogSyncs.foreground);
+        this.inc({ where: 'background' }, recordLogSyncs.background);
+      },
+    });
     new Counter({
       name: 'zomma_txs_committed_total',
       help: 'Transactions in executed blocks',

@@ -45,6 +45,8 @@ export interface ZommaNodeOptions {
   readonly snapshotEveryHeights: number;
   readonly snapshotsKept: number;
   readonly commitPauseMs?: number;
+  /** How long our proposal may wait for transactions (NodeLoopOptions.proposeWaitMs); default 0. */
+  readonly proposeWaitMs?: number;
   readonly clock?: Clock;
   readonly log?: Log;
   readonly checkInvariants?: boolean;
@@ -127,7 +129,10 @@ export class ZommaNode {
       chainId,
       signatures: this.signatures,
       verifyBatch: options.verifyBatch ?? verifyHere,
-      onAdmitted: (entries, from) => this.gossip(entries, from),
+      onAdmitted: (entries, from) => {
+        this.gossip(entries, from);
+        this.loop.txsAdmitted();
+      },
     });
     const key = options.key;
     this.loop = new NodeLoop({
@@ -144,6 +149,8 @@ export class ZommaNode {
       clock,
       log: this.log,
       reap: () => this.mempool.reap(BLOCK_TXS_MAX, BLOCK_TX_BYTES_MAX),
+      pendingTxs: () => this.mempool.size,
+      proposeWaitMs: options.proposeWaitMs ?? 0,
       snapshotEveryHeights: options.snapshotEveryHeights,
       snapshotsKept: options.snapshotsKept,
       blocksKept: options.blocksKept ?? 0,

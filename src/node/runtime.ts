@@ -13,7 +13,13 @@ import { VerifyPool, loadKeyFile, verifyRaw } from '../crypto/index.ts';
 import { MEMPOOL_VERIFY_INLINE_TXS_MAX } from '../lib/limits.ts';
 import { fromHex, toHex } from '../lib/bytes.ts';
 import type { NodeConfig } from './config.ts';
-import { HOME_FILES, loadConfig, loadGenesis, parseHostPort } from './config.ts';
+import {
+  HOME_FILES,
+  PROPOSE_WAIT_MS_DEFAULT,
+  loadConfig,
+  loadGenesis,
+  parseHostPort,
+} from './config.ts';
 import { configError } from './errors.ts';
 import type { Log } from './log.ts';
 import type { HaltReport } from './loop.ts';
@@ -73,6 +79,9 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
     );
   }
   const listen = parseHostPort(config.listen, 'config.listen');
+  // First of what holds resources: a second node on this home stops here
+  // (StorageLocked), before it opens a log file or a port.
+  const storage: FileStorage = openStorage(join(home, HOME_FILES.data));
   const streams: pino.StreamEntry[] = [
     {
       level: config.logLevel,
@@ -113,7 +122,6 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
     onMessage: (handler) => transport.onMessage(handler),
     peerCount: () => transport.peers().filter((p) => p.state === 'connected').length,
   };
-  const storage: FileStorage = openStorage(join(home, HOME_FILES.data));
   if (storage.walTruncatedBytes > 0) {
     log.warn(
       { bytes: storage.walTruncatedBytes },
@@ -165,6 +173,7 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
       snapshotsKept: config.snapshotsKept,
       blocksKept: config.blocksKept ?? 0,
       commitPauseMs: config.commitPauseMs,
+      proposeWaitMs: config.proposeWaitMs ?? PROPOSE_WAIT_MS_DEFAULT,
       results,
       log,
       onHalt: (report) => {

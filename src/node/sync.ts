@@ -113,6 +113,8 @@ export interface SyncStats {
   retries: number;
   offersRefused: number;
   dropped: number;
+  /** Block requests a peer answered with `pruned`: asked of the next provider at once. */
+  prunedAnswers: number;
 }
 
 interface Candidate {
@@ -127,6 +129,7 @@ export class StateSyncer {
     offersReceived: 0,
     chunksFetched: 0,
     retries: 0,
+    prunedAnswers: 0,
     offersRefused: 0,
     dropped: 0,
   };
@@ -158,7 +161,7 @@ export class StateSyncer {
     const key =
       message.kind === 'chunk'
         ? chunkKey(message.height, message.index)
-        : message.kind === 'block'
+        : message.kind === 'block' || message.kind === 'pruned'
           ? blockKey(message.height)
           : null;
     const waiter = key === null ? undefined : this.waiters.get(key);
@@ -321,6 +324,7 @@ export class StateSyncer {
       const answer = await this.request(peer, key);
       const accepted = answer === null ? null : accept(answer);
       if (accepted !== null) return accepted;
+      if (answer?.kind === 'pruned') this.stats.prunedAnswers++;
       this.stats.retries++;
       this.log.warn({ peer, what: key, attempt }, 'state sync: no good answer, asking again');
     }

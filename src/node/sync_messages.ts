@@ -43,7 +43,13 @@ export type SyncMessage =
     }
   | { readonly kind: 'blockRequest'; readonly height: number }
   /** The committed block of `height` with its certificate (consensus committedBlockCodec), as stored. */
-  | { readonly kind: 'block'; readonly height: number; readonly bytes: Uint8Array };
+  | { readonly kind: 'block'; readonly height: number; readonly bytes: Uint8Array }
+  /**
+   * The answer to a blockRequest for a height this peer no longer holds: its
+   * blocks start at `firstHeight` (> height). The requester asks elsewhere at
+   * once instead of waiting out its response timeout.
+   */
+  | { readonly kind: 'pruned'; readonly height: number; readonly firstHeight: number };
 
 const TAG = {
   offersRequest: 0,
@@ -52,6 +58,7 @@ const TAG = {
   chunk: 3,
   blockRequest: 4,
   block: 5,
+  pruned: 6,
 } as const;
 
 /** Chunks a snapshot of `sizeBytes` is cut into (an empty snapshot is refused elsewhere). */
@@ -112,10 +119,13 @@ export const syncMessageCodec: Codec<SyncMessage> = {
       case 'block':
         w.uvarint(m.height).bytes(m.bytes, STORED_BLOCK_BYTES_MAX);
         return;
+      case 'pruned':
+        w.uvarint(m.height).uvarint(m.firstHeight);
+        return;
     }
   },
   read(r: Reader, field: string): SyncMessage {
-    const tag = r.tag(`${field}.kind`, 6);
+    const tag = r.tag(`${field}.kind`, 7);
     switch (tag) {
       case TAG.offersRequest:
         return { kind: 'offersRequest' };
@@ -140,6 +150,14 @@ export const syncMessageCodec: Codec<SyncMessage> = {
       }
       case TAG.blockRequest:
         return { kind: 'blockRequest', height: r.uvarint(`${field}.height`) };
+      case TAG.pruned: {
+        const height = r.uvarint(`${field}.height`);
+        const firstHeight = r.uvarint(`${field}.firstHeight`);
+        if (firstHeight <= height) {
+          throw r.error(`${field}.firstHeight`, `${firstHeight} does not prune ${height}`);
+        }
+        return { kind: 'pruned', height, firstHeight };
+      }
       default: {
         const height = r.uvarint(`${field}.height`);
         const bytes = r.bytesField(`${field}.bytes`, STORED_BLOCK_BYTES_MAX).slice();

@@ -40,6 +40,8 @@ export type SyncServeDrop =
 
 export interface SyncServerStats {
   served: number;
+  /** Block requests answered with `pruned` (below our first stored height). */
+  prunedAnswers: number;
   dropped: Record<SyncServeDrop, number>;
 }
 
@@ -64,6 +66,7 @@ interface Prepared {
 export class SyncServer {
   readonly stats: SyncServerStats = {
     served: 0,
+    prunedAnswers: 0,
     dropped: {
       decode: 0,
       rateLimited: 0,
@@ -138,7 +141,13 @@ export class SyncServer {
         return { kind: 'chunk', height: message.height, index: message.index, bytes };
       }
       case 'blockRequest': {
-        const bytes = this.options.storage.blocks.load(message.height);
+        const blocks = this.options.storage.blocks;
+        const firstHeight = blocks.firstHeight();
+        if (firstHeight > message.height) {
+          this.stats.prunedAnswers++;
+          return { kind: 'pruned', height: message.height, firstHeight };
+        }
+        const bytes = blocks.load(message.height);
         if (bytes === null) {
           this.drop('unknownBlock');
           return null;

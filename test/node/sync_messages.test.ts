@@ -32,6 +32,7 @@ test('sync messages round-trip canonically', () => {
     { kind: 'chunk', height: 30, index: 2, bytes: new Uint8Array([1, 2, 3]) },
     { kind: 'blockRequest', height: 31 },
     { kind: 'block', height: 31, bytes: new Uint8Array([9]) },
+    { kind: 'pruned', height: 31, firstHeight: 500 },
   ];
   for (const m of messages) {
     const bytes = encodeSyncMessage(m);
@@ -48,6 +49,8 @@ test('bad sync messages are refused with a DecodeError naming the field', () => 
     );
   const good = encodeSyncMessage({ kind: 'offers', offers: [offerOf(5, 100)] });
   refuse(new Uint8Array([9]), /kind/);
+  // A pruned answer must name a first height above the one asked.
+  refuse(new Uint8Array([6, 10, 10]), /firstHeight/);
   refuse(new Uint8Array([...good, 0]), /trailing/);
   // A chunk count that disagrees with the size.
   const wrongCount = encodeSyncMessage({
@@ -143,6 +146,42 @@ test('the server offers stored snapshots in hashed chunks, rate-limits each peer
     ask({ kind: 'chunkRequest', height: 4, index: 5 });
     assert.equal(server.stats.dropped.unknownSnapshot, 1);
     assert.equal(frame(CHANNEL.sync, new Uint8Array())[0], 2);
+  } finally {
+    storage.close();
+    tmp.remove();
+  }
+});
+
+test('a block request below the first stored height is answered pruned, naming that height', async () => {
+  const tmp = tempDir('zomma-syncpruned-');
+  const storage = openStorage(tmp.dir);
+  try {
+    for (let h = 1; h <= 6; h++) storage.blocks.save(h, new Uint8Array([h]));
+    storage.blocks.pruneBefore(4);
+    const hub = new MemoryHub();
+    const serverNet = hub.join('server');
+    const clientNet = hub.join('client');
+    await serverNet.start();
+    await clientNet.start();
+    const server = new SyncServer({
+      storage,
+      network: serverNet,
+      clock: { nowMs: () => 0, after: () => () => {} },
+    });
+    const answers: SyncMessage[] = [];
+    clientNet.onMessage((_peer, bytes) => answers.push(decodeSyncMessage(bytes.subarray(1))));
+    const ask = (m: SyncMessage) => server.onMessage('client', encodeSyncMessage(m));
+    ask({ kind: 'blockRequest', height: 2 });
+    ask({ kind: 'blockRequest', height: 4 });
+    // Above the last height: not pruned, not known yet; no answer.
+    ask({ kind: 'blockRequest', height: 9 });
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(answers, [
+      { kind: 'pruned', height: 2, firstHeight: 4 },
+      { kind: 'block', height: 4, bytes: new Uint8Array([4]) },
+    ]);
+    assert.equal(server.stats.prunedAnswers, 1);
+    assert.equal(server.stats.dropped.unknownBlock, 1);
   } finally {
     storage.close();
     tmp.remove();

@@ -11,7 +11,9 @@ export type StorageErrorCode =
   /** A height was saved twice with different bytes: a committed block is final. */
   | 'BlockConflict'
   /** Too large for the store (see the storage limits in src/lib/limits.ts). */
-  | 'StorageTooLarge';
+  | 'StorageTooLarge'
+  /** Another live process holds the data directory's lock (lock.ts): a second node on one home. */
+  | 'StorageLocked';
 
 export class StorageError extends ZommaError<StorageErrorCode> {
   /** The file concerned. */

@@ -4,6 +4,7 @@ export type { BlockStore, Snapshot, SnapshotStore, Storage, Wal } from './types.
 export { StorageError } from './errors.ts';
 export type { StorageErrorCode } from './errors.ts';
 export { FileStorage, openStorage } from './storage.ts';
+export { recordLogSyncs } from './record_log.ts';
 export { FileWal, openWal } from './wal.ts';
 export { FileBlockStore, openFileBlockStore } from './block_store.ts';
 export { FileSnapshotStore, openFileSnapshotStore } from './snapshot_store.ts';

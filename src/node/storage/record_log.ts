@@ -142,12 +142,21 @@ function replaceFile(path: string, header: Uint8Array, body: Uint8Array[]): void
   fsyncDirectory(dirname(path));
 }
 
+/**
+ * fdatasync calls made by this process's record logs: on the calling thread
+ * (they block it) and on libuv's pool. For metrics and bench:cluster's
+ * fsyncs per height.
+ */
+export const recordLogSyncs = { foreground: 0, background: 0 };
+
 export class RecordLog {
   readonly path: string;
   private fd: number;
   private sizeBytes: number;
   private failed = false;
-  private unsynced = false;
+  /** Appends so far, and how many of them a finished sync (in the foreground or background) covers. */
+  private appendedCount = 0;
+  private durableCount = 0;
   /**
    * Bumped whenever the fd is closed: a rewrite reopens the file and usually
    * gets the same fd number back, so the number cannot tell a background
@@ -189,13 +198,14 @@ export class RecordLog {
       throw ioFailed(this.path, error);
     }
     this.sizeBytes += RECORD_HEADER_BYTES + payload.length;
-    this.unsynced = true;
+    this.appendedCount++;
     if (sync) this.sync();
     return { offset, length: payload.length };
   }
 
   sync(): void {
     this.checkWritable();
+    recordLogSyncs.foreground++;
     try {
       fdatasyncSync(this.fd);
     } catch (error) {
@@ -204,27 +214,33 @@ export class RecordLog {
       this.failed = true;
       throw ioFailed(this.path, error);
     }
-    this.unsynced = false;
+    this.durableCount = this.appendedCount;
   }
 
   /**
    * Starts an fdatasync on libuv's thread pool and returns at once, so the
-   * flush overlaps with whatever this thread does next. A later sync() (the
-   * barrier) is then cheap: nothing is left dirty. A failure marks the log
-   * failed, so that barrier throws instead of reporting durability falsely.
+   * flush overlaps with whatever this thread does next. Once it succeeds,
+   * every record appended before it started is durable and a later barrier
+   * need not sync again (needsSync): the block and results logs' barriers,
+   * which precede a vote's WAL sync, then cost nothing on the commit path. A
+   * failure marks the log failed, so that barrier throws instead of
+   * reporting durability falsely.
    */
   syncInBackground(): void {
     this.checkWritable();
     const generation = this.generation;
-    this.unsynced = true;
+    const covers = this.appendedCount;
+    recordLogSyncs.background++;
     fdatasync(this.fd, (error) => {
-      if (error !== null && this.generation === generation) this.failed = true;
+      if (this.generation !== generation) return;
+      if (error !== null) this.failed = true;
+      else if (covers > this.durableCount) this.durableCount = covers;
     });
   }
 
-  /** Whether records were appended since the last sync() (a background sync may be running). */
+  /** Whether records appended since the last finished sync (foreground or background) may not be durable. */
   get needsSync(): boolean {
-    return this.unsynced;
+    return this.durableCount < this.appendedCount;
   }
 
   /** The payload of a record, checked against its checksums. */
@@ -256,12 +272,14 @@ export class RecordLog {
       throw ioFailed(this.path, error);
     }
     this.sizeBytes = FILE_HEADER_BYTES + kept.length;
+    // replaceFile synced the new file whole.
+    this.durableCount = this.appendedCount;
     return fromOffset - FILE_HEADER_BYTES;
   }
 
   close(): void {
     if (this.fd < 0) return;
-    if (this.unsynced && !this.failed) {
+    if (this.needsSync && !this.failed) {
       try {
         fdatasyncSync(this.fd);
       } catch {

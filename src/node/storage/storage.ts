@@ -2,6 +2,7 @@
 //   <dir>/wal.log        the consensus WAL (wal.ts)
 //   <dir>/blocks.log     committed blocks with their certificates (block_store.ts)
 //   <dir>/snapshots/     application snapshots (snapshot_store.ts)
+//   <dir>/LOCK           the pid of the process that has it open (lock.ts)
 
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -9,6 +10,8 @@ import { openFileBlockStore } from './block_store.ts';
 import type { FileBlockStore } from './block_store.ts';
 import { openFileSnapshotStore } from './snapshot_store.ts';
 import type { FileSnapshotStore } from './snapshot_store.ts';
+import type { DirLock } from './lock.ts';
+import { lockDirectory } from './lock.ts';
 import type { Storage } from './types.ts';
 import { openWal } from './wal.ts';
 import type { FileWal } from './wal.ts';
@@ -20,18 +23,24 @@ export class FileStorage implements Storage {
   readonly snapshots: FileSnapshotStore;
   /** Bytes of a torn WAL tail cut off at open (0 after a clean shutdown). */
   readonly walTruncatedBytes: number;
+  private readonly lock: DirLock;
 
   constructor(dir: string) {
     mkdirSync(dir, { recursive: true });
     this.dir = dir;
-    const { wal, truncatedBytes } = openWal(join(dir, 'wal.log'));
-    this.wal = wal;
-    this.walTruncatedBytes = truncatedBytes;
+    // Before any file is opened: a second node must not even repair a torn tail.
+    this.lock = lockDirectory(dir);
+    let wal: FileWal | null = null;
     try {
+      const opened = openWal(join(dir, 'wal.log'));
+      wal = opened.wal;
+      this.wal = wal;
+      this.walTruncatedBytes = opened.truncatedBytes;
       this.blocks = openFileBlockStore(join(dir, 'blocks.log'));
       this.snapshots = openFileSnapshotStore(join(dir, 'snapshots'));
     } catch (error) {
-      wal.close();
+      wal?.close();
+      this.lock.release();
       throw error;
     }
   }
@@ -39,6 +48,7 @@ export class FileStorage implements Storage {
   close(): void {
     this.wal.close();
     this.blocks.close();
+    this.lock.release();
   }
 }
 
