@@ -2,7 +2,8 @@
 // clients do: through the client SDK over HTTP, with their own keys funded by
 // the faucet. The market maker quotes every listed instrument around the
 // oracle index, a few levels each side, and replaces its quotes every few
-// blocks with one batch per instrument (cancel all, then post-only orders).
+// blocks: per instrument, cancel all, then post-only orders, with several
+// instruments packed into one batch.
 // The taker sends small market (IOC) orders against it. Keys live in files,
 // so a rerun trades from the same accounts.
 
@@ -18,6 +19,7 @@ import {
 import type { InstrumentView, KeyPair, Trader } from '../../api/client/index.ts';
 import type { BatchableAction } from '../../exchange/tx/index.ts';
 import { placeOrder } from '../../exchange/tx/index.ts';
+import { BATCH_ACTIONS_MAX } from '../../lib/limits.ts';
 import { Prng } from '../../lib/prng.ts';
 
 export interface BotOptions {
@@ -66,6 +68,25 @@ const BOT_CASH_MIN_QUOTE = 50_000n * 1_000_000n;
 const DATED_QUOTE_EVERY = 5;
 /** Notional of one quote level, quote units (about $2,000). */
 const LEVEL_NOTIONAL_QUOTE = 2_000n * 1_000_000n;
+
+/**
+ * Instruments' quote groups (cancel all, then the levels) packed whole into as
+ * few batches as BATCH_ACTIONS_MAX allows: one transaction per instrument
+ * would run into the API's per-account rate limit once dozens are listed.
+ */
+export function packBatches(groups: readonly BatchableAction[][]): BatchableAction[][] {
+  const out: BatchableAction[][] = [];
+  let current: BatchableAction[] = [];
+  for (const group of groups) {
+    if (current.length > 0 && current.length + group.length > BATCH_ACTIONS_MAX) {
+      out.push(current);
+      current = [];
+    }
+    current = current.concat(group.slice(0, BATCH_ACTIONS_MAX));
+  }
+  if (current.length > 0) out.push(current);
+  return out;
+}
 
 function keyIn(dir: string, name: string): KeyPair {
   const path = join(dir, `${name}.json`);
@@ -141,10 +162,9 @@ export async function startBots(options: BotOptions): Promise<RunningBots> {
     );
     let orders = 0;
     await Promise.all(
-      batches.map(async (actions) => {
-        if (actions.length <= 1) return;
+      packBatches(batches.filter((actions) => actions.length > 1)).map(async (actions) => {
         await maker.send({ kind: 'batch', actions });
-        orders += actions.length - 1;
+        orders += actions.filter((a) => a.kind === 'placeOrder').length;
       }),
     );
     stats.quotes++;
