@@ -18,6 +18,12 @@ import {
 import { PUBLIC_KEY_BYTES } from './codec.ts';
 import type { Validator, ValidatorSetState, ValidatorUpdate } from './types.ts';
 
+/**
+ * Sets by the updates they were built from (immutable values, like the sets:
+ * the memo returns what building again would).
+ */
+const genesisSets = new WeakMap<readonly ValidatorUpdate[], ValidatorSet>();
+
 /** CometBFT keeps priorities within 2 × total power of each other. */
 const PRIORITY_WINDOW_FACTOR = 2n;
 
@@ -91,10 +97,18 @@ export class ValidatorSet {
     return new ValidatorSet(state.validators, state.priorities);
   }
 
-  /** The genesis set: all priorities start at zero. Bounded by the set's size, not by one block's changes. */
+  /**
+   * The genesis set: all priorities start at zero. Bounded by the set's size, not by one block's changes.
+   * One set per updates array: the replicas of one process (the simulator's) then share its members,
+   * so a signature memo hit finds the very key object it stored, not a copy whose bytes it must compare.
+   */
   static fromUpdates(updates: readonly ValidatorUpdate[]): ValidatorSet {
-    const empty = new ValidatorSet([], []);
-    return empty.applyUpdates(updates, VALIDATORS_MAX);
+    let set = genesisSets.get(updates);
+    if (set === undefined) {
+      set = new ValidatorSet([], []).applyUpdates(updates, VALIDATORS_MAX);
+      genesisSets.set(updates, set);
+    }
+    return set;
   }
 
   /** The same object every time: the set is immutable, so its encoding can be remembered. */

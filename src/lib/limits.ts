@@ -293,8 +293,13 @@ export const SIM_VALIDATORS_MAX = VALIDATORS_MAX;
 export const SIM_HEIGHTS_MAX = 10_000_000;
 /** Simulated time to execute a block: time moves on even for a lone validator. */
 export const SIM_BLOCK_EXECUTE_US = 100;
-/** Signature checks the shared verifier remembers before it starts over. */
-export const SIM_VERIFY_MEMO_ENTRIES_MAX = 1_000_000;
+/**
+ * Signature checks in one generation of the shared verifier's memo (it keeps
+ * two): some 20 heights of 100 validators (about 200 signatures a height),
+ * well past the height or two between a signature and its last check. A miss
+ * only costs a check.
+ */
+export const SIM_VERIFY_MEMO_GENERATION_ENTRIES = 4_096;
 /** Committed blocks a simulated node keeps to serve catch-up (older ones are dropped). */
 export const SIM_BLOCK_STORE_HEIGHTS = 2_000;
 /** A simulated WAL drops what precedes a synced checkpoint once it holds this many records before it. */

@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { keyPairFromSeed, sha256, sign, verify } from '../crypto/index.ts';
 import type { ConsensusSignKind, Signer, Verifier } from '../consensus/index.ts';
 import { bytesEqual, toHex, utf8 } from '../lib/bytes.ts';
-import { SIM_VERIFY_MEMO_ENTRIES_MAX } from '../lib/limits.ts';
+import { SIM_VERIFY_MEMO_GENERATION_ENTRIES } from '../lib/limits.ts';
 
 export type CryptoScheme = 'fast' | 'ed25519';
 
@@ -36,7 +36,14 @@ export interface VerifyStats {
 export class SimCrypto implements Verifier {
   readonly stats: VerifyStats = { calls: 0, computed: 0 };
   private readonly secrets = new Map<string, Uint8Array>();
+  // Two generations: a check is asked within a few heights of the signature
+  // (its votes, then the next block's certificate), so the young map and the
+  // one before it hold every entry still asked for, and an old generation dies
+  // whole. A long-lived memo kept each entry's sign bytes, and the 64 KiB codec
+  // slab they are carved from, alive for the whole run: the garbage collector
+  // then copied and marked them over and over.
   private memo = new Map<number, MemoEntry>();
+  private memoOld = new Map<number, MemoEntry>();
   private readonly chainIdBytes: Uint8Array;
 
   constructor(
@@ -96,7 +103,10 @@ export class SimCrypto implements Verifier {
     signature: Uint8Array,
     ok: boolean,
   ): void {
-    if (this.memo.size >= SIM_VERIFY_MEMO_ENTRIES_MAX) this.memo = new Map();
+    if (this.memo.size >= SIM_VERIFY_MEMO_GENERATION_ENTRIES) {
+      this.memoOld = this.memo;
+      this.memo = new Map();
+    }
     // Not copied: the core hands the verifier sign bytes it built itself
     // (Writer.finish results that nothing writes to again), and keeping the
     // very object lets the next replica's check hit on identity.
@@ -112,7 +122,8 @@ export class SimCrypto implements Verifier {
     this.stats.calls++;
     if (!this.memoize) return this.compute(publicKey, kind, message, signature);
     // A signature names its (key, message) pair; the stored bytes are compared, never trusted.
-    const hit = this.memo.get(signatureId(signature));
+    const id = signatureId(signature);
+    const hit = this.memo.get(id) ?? this.memoOld.get(id);
     // Identity first: every replica gets the same decoded vote, so the same
     // signature, key and sign-bytes objects; the byte comparisons are the fallback.
     if (

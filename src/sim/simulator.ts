@@ -7,8 +7,8 @@
 
 import { createHash } from 'node:crypto';
 import type { Hash } from 'node:crypto';
-import { decode, encode } from '../codec/wire.ts';
-import { messageCodec, walRecordCodec } from '../consensus/index.ts';
+import { Reader, decode, encode } from '../codec/wire.ts';
+import { STEP, messageCodec, walRecordCodec } from '../consensus/index.ts';
 import type {
   Application,
   CommittedBlock,
@@ -543,7 +543,7 @@ export class Simulator {
     if (this.checkpointTag < 0) this.learnTags(node);
     if (record[0] === this.checkpointTag) node.lastCheckpointAt = node.wal.length;
     // A proposal signed but lost in a crash before it went out is still proposed: its node may decide it on replay.
-    if (record[0] === this.signedTag) {
+    if (record[0] === this.signedTag && signedStep(record) === STEP.propose) {
       const signed = decode(walRecordCodec, record);
       if (signed.kind === 'signed') this.checkers.onReleased(decode(messageCodec, signed.bytes));
     }
@@ -949,6 +949,19 @@ function inputTag(input: Input): number {
     default:
       return 4;
   }
+}
+
+/**
+ * The step of a signed WAL record (tag, height, round, step, bytes), read
+ * without decoding the message: only a proposal's record matters to the
+ * checkers, and a vote's is persisted twice a height by every node.
+ */
+function signedStep(record: Uint8Array): number {
+  const r = new Reader(record);
+  r.u8('wal.tag');
+  r.uvarint('wal.height');
+  r.uvarint('wal.round');
+  return r.u8('wal.step');
 }
 
 function txKey(tx: Uint8Array): string {
