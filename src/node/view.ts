@@ -47,7 +47,6 @@ import { divBig } from '../lib/int.ts';
 import { toDecimal } from '../math/fixed.ts';
 import type { Account, ExchangeState, MarketState } from '../exchange/state.ts';
 import type { Action, SignedTx } from '../exchange/tx/index.ts';
-import { decodeSignedTx } from '../exchange/tx/index.ts';
 import { toHex } from '../lib/bytes.ts';
 import {
   BOOK_DEPTH_LEVELS_MAX,
@@ -616,7 +615,8 @@ export class ChainView implements NodeView {
     const state = this.state;
     const height = executed.block.header.height;
     const timeMs = executed.block.header.timeMs;
-    const decoded = executed.block.txs.map((raw) => decodeUnchecked(raw));
+    // Decoded once by the application; null where the checks failed (and the result is null too).
+    const decoded = txs.txs;
 
     const txViews: TxView[] = [];
     const blockTxs: BlockTxView[] = [];
@@ -1043,15 +1043,6 @@ function noteOrder(activity: Activity, account: Account, note: OrderNote): void 
   if (at >= 0) list[at] = { ...list[at]!, ...note };
   else list.push(note);
   activity.orders.set(account.index, list);
-}
-
-/** Decodes a block's transaction without checking its signature (the block already passed). */
-function decodeUnchecked(raw: Uint8Array): SignedTx | null {
-  try {
-    return decodeSignedTx(raw);
-  } catch {
-    return null;
-  }
 }
 
 function depthMap(m: MarketState, side: 'buy' | 'sell'): Map<number, number> {
