@@ -35,6 +35,8 @@ export interface ExecutedTxs {
   readonly timeMs: number;
   /** Hex hash of every transaction of the block, in block order. */
   readonly hashes: readonly string[];
+  /** Each transaction of the block decoded, in block order; null for bytes that failed the checks. */
+  readonly txs: readonly (SignedTx | null)[];
   /** The exchange's result per transaction in block order; null for bytes that failed the checks. */
   readonly results: readonly (ExchangeResult['results'][number] | null)[];
   readonly exchange: ExchangeResult;
@@ -66,6 +68,12 @@ export class ExchangeApp implements NodeApplication {
   /** Consensus sets by who is out of them (jailings only ever remove members). */
   private readonly sets = new Map<string, ValidatorSet>();
   private readonly chainId: string;
+  /**
+   * Checked transactions by their bytes: a block's are checked when it is
+   * proposed and again when it executes (the same arrays), and the verdict is a
+   * pure function of the bytes. Weak: entries go with the blocks.
+   */
+  private readonly checked = new WeakMap<Uint8Array, { tx: SignedTx; hash: string } | null>();
 
   constructor(
     private readonly options: ExchangeAppOptions,
@@ -201,9 +209,11 @@ export class ExchangeApp implements NodeApplication {
     const txs: SignedTx[] = [];
     const positions: number[] = [];
     const hashes: string[] = [];
+    const all: (SignedTx | null)[] = [];
     block.txs.forEach((raw, i) => {
       const decoded = this.decode(raw);
       hashes.push(decoded?.hash ?? toHex(sha256(raw)));
+      all.push(decoded?.tx ?? null);
       if (decoded === null) return;
       txs.push(decoded.tx);
       positions.push(i);
@@ -235,6 +245,7 @@ export class ExchangeApp implements NodeApplication {
       height: block.header.height,
       timeMs: block.header.timeMs,
       hashes,
+      txs: all,
       results,
       exchange: result,
       oracle,
@@ -259,6 +270,14 @@ export class ExchangeApp implements NodeApplication {
   }
 
   private decode(raw: Uint8Array): { tx: SignedTx; hash: string } | null {
+    const known = this.checked.get(raw);
+    if (known !== undefined) return known;
+    const decoded = this.check(raw);
+    this.checked.set(raw, decoded);
+    return decoded;
+  }
+
+  private check(raw: Uint8Array): { tx: SignedTx; hash: string } | null {
     try {
       const checked = checkTxWithoutSignature(raw, this.chainId);
       const hash = toHex(checked.hash);

@@ -47,7 +47,6 @@ import { divBig } from '../lib/int.ts';
 import { toDecimal } from '../math/fixed.ts';
 import type { Account, ExchangeState, MarketState } from '../exchange/state.ts';
 import type { Action, SignedTx } from '../exchange/tx/index.ts';
-import { decodeSignedTx } from '../exchange/tx/index.ts';
 import { toHex } from '../lib/bytes.ts';
 import {
   BOOK_DEPTH_LEVELS_MAX,
@@ -117,10 +116,9 @@ export class ChainView implements NodeView {
   private readonly txs = new Map<string, TxView>();
   private readonly blocks = new Map<number, BlockView>();
   /** Full depth per instrument, as last published (the base of the next delta). */
-  private readonly levels = new Map<
-    string,
-    { bids: Map<number, number>; asks: Map<number, number> }
-  >();
+  private readonly levels = new Map<string, PublishedLevels>();
+  /** Per instrument: the inputs its published ticker was built from (tickerOf is O(1) but not cheap). */
+  private readonly tickerInputs = new Map<string, TickerInputs>();
   private readonly tradeIds = new Map<string, number>();
   private readonly lastTrade = new Map<string, number>();
   /** The insurance fund after each recent block, oldest first. */
@@ -173,7 +171,7 @@ export class ChainView implements NodeView {
     const name = m.params.instrument;
     const bids = depthMap(m, 'buy');
     const asks = depthMap(m, 'sell');
-    this.levels.set(name, { bids, asks });
+    this.levels.set(name, { bids, asks, book: m.book, changeCount: m.book.changes.changeCount });
     books.set(name, { seq: height, bids: sorted(bids, true), asks: sorted(asks, false) });
     this.tradeIds.set(name, height * VIEW_TRADE_IDS_PER_HEIGHT);
     trades.set(name, []);
@@ -450,6 +448,7 @@ export class ChainView implements NodeView {
 
   private openOrdersOf(market: MarketState, account: Account): OrderView[] {
     const out: OrderView[] = [];
+    if (market.book.ownerOrderCount(account.index) === 0) return out;
     for (const o of market.book.ownerOrders(account.index)) {
       const meta = this.state.orders.get(o.orderId);
       out.push({
@@ -572,6 +571,7 @@ export class ChainView implements NodeView {
       .map((m) => ({ ...instrumentOf(m), status: m.halted ? 'halted' : 'trading' }));
   }
 
+  /** Reads only what tickerInputsOf lists (onBlock reuses a ticker whose inputs are unchanged). */
   private tickerOf(m: MarketState): TickerView {
     const name = m.params.instrument;
     const ticker: TickerView = {
@@ -615,7 +615,8 @@ export class ChainView implements NodeView {
     const state = this.state;
     const height = executed.block.header.height;
     const timeMs = executed.block.header.timeMs;
-    const decoded = executed.block.txs.map((raw) => decodeUnchecked(raw));
+    // Decoded once by the application; null where the checks failed (and the result is null too).
+    const decoded = txs.txs;
 
     const txViews: TxView[] = [];
     const blockTxs: BlockTxView[] = [];
@@ -653,6 +654,7 @@ export class ChainView implements NodeView {
         books.delete(name);
         trades.delete(name);
         this.levels.delete(name);
+        this.tickerInputs.delete(name);
         this.tradeIds.delete(name);
       }
     }
@@ -685,9 +687,18 @@ export class ChainView implements NodeView {
     const changedTickers: TickerView[] = [];
     for (const m of state.markets) {
       if (m.retired) continue;
+      const name = m.params.instrument;
+      const old = prev.tickers.get(name);
+      const inputs = tickerInputsOf(m, this.lastTrade.get(name));
+      const known = this.tickerInputs.get(name);
+      if (old !== undefined && known !== undefined && sameInputs(known, inputs)) {
+        // Nothing it shows has moved: only its height and time are new.
+        tickers.set(name, { ...old, height: state.height, timeMs: state.timeMs });
+        continue;
+      }
+      this.tickerInputs.set(name, inputs);
       const ticker = this.tickerOf(m);
-      const old = prev.tickers.get(m.params.instrument);
-      tickers.set(m.params.instrument, ticker);
+      tickers.set(name, ticker);
       if (old === undefined || !sameTicker(old, ticker)) changedTickers.push(ticker);
     }
     this.published = {
@@ -736,6 +747,12 @@ export class ChainView implements NodeView {
   private diffBook(m: MarketState, seq: number): BookDelta | null {
     const name = m.params.instrument;
     const full = this.levels.get(name)!;
+    // The book counts its level changes: an untouched book (most markets, most
+    // blocks) has nothing to diff, and reading its depth would cost O(levels).
+    const changeCount = m.book.changes.changeCount;
+    if (full.book === m.book && full.changeCount === changeCount) return null;
+    full.book = m.book;
+    full.changeCount = changeCount;
     const bids = diffSide(full.bids, depthMap(m, 'buy'), true);
     const asks = diffSide(full.asks, depthMap(m, 'sell'), false);
     if (bids.length === 0 && asks.length === 0) return null;
@@ -1028,15 +1045,6 @@ function noteOrder(activity: Activity, account: Account, note: OrderNote): void 
   activity.orders.set(account.index, list);
 }
 
-/** Decodes a block's transaction without checking its signature (the block already passed). */
-function decodeUnchecked(raw: Uint8Array): SignedTx | null {
-  try {
-    return decodeSignedTx(raw);
-  } catch {
-    return null;
-  }
-}
-
 function depthMap(m: MarketState, side: 'buy' | 'sell'): Map<number, number> {
   const depth = m.book.depth(side, Math.min(m.book.levelCount(side), BOOK_DEPTH_LEVELS_MAX));
   const out = new Map<number, number>();
@@ -1064,6 +1072,52 @@ function diffSide(
 function sorted(levels: Map<number, number>, descending: boolean): LevelView[] {
   const out: LevelView[] = [...levels.entries()];
   return out.sort((a, b) => (descending ? b[0] - a[0] : a[0] - b[0]));
+}
+
+interface PublishedLevels {
+  bids: Map<number, number>;
+  asks: Map<number, number>;
+  /** The book and its change count when these levels were read. */
+  book: MarketState['book'];
+  changeCount: number;
+}
+
+/** Everything tickerOf reads from a market besides the height and time. */
+interface TickerInputs {
+  readonly markTicks: number;
+  readonly indexTicks: number;
+  readonly longLots: number;
+  readonly fundingRatePpm: number;
+  readonly optionMark: MarketState['optionMark'];
+  readonly book: MarketState['book'];
+  readonly changeCount: number;
+  readonly lastTradeTicks: number | undefined;
+}
+
+function tickerInputsOf(m: MarketState, lastTradeTicks: number | undefined): TickerInputs {
+  return {
+    markTicks: m.markTicks,
+    indexTicks: m.indexTicks,
+    longLots: m.longLots,
+    fundingRatePpm: m.lastFundingRatePpm,
+    optionMark: m.optionMark,
+    book: m.book,
+    changeCount: m.book.changes.changeCount,
+    lastTradeTicks,
+  };
+}
+
+function sameInputs(a: TickerInputs, b: TickerInputs): boolean {
+  return (
+    a.markTicks === b.markTicks &&
+    a.indexTicks === b.indexTicks &&
+    a.longLots === b.longLots &&
+    a.fundingRatePpm === b.fundingRatePpm &&
+    a.optionMark === b.optionMark &&
+    a.book === b.book &&
+    a.changeCount === b.changeCount &&
+    a.lastTradeTicks === b.lastTradeTicks
+  );
 }
 
 function sameTicker(a: TickerView, b: TickerView): boolean {

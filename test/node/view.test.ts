@@ -128,3 +128,47 @@ test('the read model follows committed blocks: orders, trades, book deltas, acco
     await solo.stop();
   }
 });
+
+test('a market no block touches keeps its book seq, and its ticker follows the height', async () => {
+  const solo = await startSoloNode();
+  const client = new ZommaClient(solo.apiUrl);
+  try {
+    await until(
+      async () => ((await client.ticker('ETH-PERPETUAL')).indexTicks ?? 0) > 0,
+      20_000,
+      'an index price',
+    );
+    const book1 = await client.book('ETH-PERPETUAL');
+    const ticker1 = await client.ticker('ETH-PERPETUAL');
+    await until(
+      async () => (await client.ticker('ETH-PERPETUAL')).height > ticker1.height + 2,
+      20_000,
+      'three more blocks',
+    );
+    const ticker2 = await client.ticker('ETH-PERPETUAL');
+    assert.equal((await client.book('ETH-PERPETUAL')).seq, book1.seq);
+    assert.ok((ticker2.timeMs ?? 0) > (ticker1.timeMs ?? 0));
+    assert.equal(ticker2.bestAskTicks, undefined);
+
+    // A later order in it is seen by the book and the ticker at once.
+    const maker = client.trader(generateKey());
+    await maker.faucet(100_000n * USDC);
+    const ask = ticker2.indexTicks + 100;
+    const placed = await maker.placeOrder({
+      instrument: 'ETH-PERPETUAL',
+      side: 'sell',
+      priceTicks: ask,
+      sizeLots: 7,
+    });
+    assert.equal(placed.status, 'committed');
+    const book2 = await client.book('ETH-PERPETUAL');
+    assert.ok(book2.seq > book1.seq);
+    assert.deepEqual(book2.asks[0], [ask, 7]);
+    const ticker3 = await client.ticker('ETH-PERPETUAL');
+    assert.equal(ticker3.bestAskTicks, ask);
+    assert.equal(ticker3.bestAskLots, 7);
+    assert.equal(ticker3.height, book2.height);
+  } finally {
+    await solo.stop();
+  }
+});
