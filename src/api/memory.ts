@@ -237,6 +237,8 @@ export class MemoryView implements NodeView {
     const last = this.tradeLog.get(instrument)!.at(-1);
     if (last !== undefined) ticker.lastTradeTicks = last.priceTicks;
     if (old.fundingRatePpm !== undefined) ticker.fundingRatePpm = old.fundingRatePpm;
+    if (old.markIv !== undefined) ticker.markIv = old.markIv;
+    if (old.greeks !== undefined) ticker.greeks = old.greeks;
     this.tickers.set(instrument, ticker);
     return ticker;
   }

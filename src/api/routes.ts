@@ -58,6 +58,7 @@ export const validatorSchema = view<V.ValidatorView>()(
     jailed: boolean(),
     jailReason: optional(string()),
     jailedHeight: optional(count()),
+    slashedQuote: optional(quote()),
   }),
 );
 
@@ -85,6 +86,7 @@ export const instrumentSchema = view<V.InstrumentView>()(
     minSizeLots: count(),
     maxSizeLots: count(),
     status: literal(['trading', 'auction', 'halted'] as const),
+    auctionEndMs: optional(count()),
     expiryMs: optional(count()),
     strikeTicks: optional(count()),
     optionType: optional(literal(['call', 'put'] as const)),
@@ -136,6 +138,7 @@ export const tradeSchema = view<V.TradeView>()(
     height: count(),
     timeMs: count(),
     liquidation: optional(boolean()),
+    auction: optional(boolean()),
   }),
 );
 
@@ -174,7 +177,7 @@ export const fillSchema = view<V.FillView>()(
     priceTicks: count(),
     sizeLots: count(),
     feeQuote: quote(),
-    liquidity: literal(['maker', 'taker'] as const),
+    liquidity: literal(['maker', 'taker', 'auction'] as const),
     height: count(),
   }),
 );
@@ -241,6 +244,10 @@ export const blockEventSchema = view<V.BlockEventView>()(
       'marketHalted',
       'marketResumed',
       'funding',
+      'auctionStarted',
+      'auctionEnded',
+      'marketSettled',
+      'validatorJailed',
     ] as const),
     height: count(),
     timeMs: count(),
@@ -253,6 +260,11 @@ export const blockEventSchema = view<V.BlockEventView>()(
     priceTicks: optional(count()),
     amountQuote: optional(quote()),
     ratePpm: optional(integer()),
+    endMs: optional(count()),
+    priceQuote: optional(quote()),
+    positions: optional(count()),
+    validator: optional(address()),
+    offenceHeight: optional(count()),
   }),
 );
 

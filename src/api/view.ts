@@ -26,6 +26,8 @@ export interface ValidatorView {
   jailReason?: string;
   /** The height whose block jailed it. */
   jailedHeight?: number;
+  /** Stake burned by slashing (genesis stake − stakeQuote), when jailed. */
+  slashedQuote?: QuoteString;
 }
 
 export interface StatusView {
@@ -58,7 +60,10 @@ export interface InstrumentView {
   lotsPerBase: number;
   minSizeLots: number;
   maxSizeLots: number;
+  /** 'auction': in a volatility call auction until auctionEndMs (orders collect, nothing matches). */
   status: InstrumentStatus;
+  /** Block time at which the current call auction uncrosses (status 'auction' only). */
+  auctionEndMs?: number;
   /** Futures and options. */
   expiryMs?: number;
   /** Options. */
@@ -117,6 +122,11 @@ export interface TradeView {
   timeMs: number;
   /** A trade that closed a liquidated account's position. */
   liquidation?: boolean;
+  /**
+   * A fill of a call auction's uncrossing: no side took (each pays half a taker
+   * fee), so takerSide is 'buy' by convention.
+   */
+  auction?: boolean;
 }
 
 export interface PositionView {
@@ -155,7 +165,8 @@ export interface FillView {
   sizeLots: number;
   /** Negative: a rebate. */
   feeQuote: QuoteString;
-  liquidity: 'maker' | 'taker';
+  /** 'auction': a call auction's uncrossing, where no side took. */
+  liquidity: 'maker' | 'taker' | 'auction';
   height: number;
 }
 
@@ -229,10 +240,24 @@ export interface EvidenceView {
   voteType: 'prevote' | 'precommit';
 }
 
-/** What the exchange did on its own while finalizing a block (liquidations, ADL, halts). */
+export type BlockEventType =
+  | 'liquidation'
+  | 'deleverage'
+  | 'insuranceCover'
+  | 'marketHalted'
+  | 'marketResumed'
+  | 'funding'
+  | 'auctionStarted'
+  | 'auctionEnded'
+  | 'marketSettled'
+  | 'validatorJailed';
+
+/**
+ * What the exchange did on its own while finalizing a block: liquidations,
+ * ADL, halts, volatility auctions, settlements, jailing.
+ */
 export interface BlockEventView {
-  type:
-    'liquidation' | 'deleverage' | 'insuranceCover' | 'marketHalted' | 'marketResumed' | 'funding';
+  type: BlockEventType;
   height: number;
   timeMs: number;
   instrument?: string;
@@ -242,12 +267,27 @@ export interface BlockEventView {
   /** deleverage: the profitable account whose position was reduced against it. */
   counterparty?: string;
   counterpartySubaccount?: number;
+  /** auctionEnded: the volume uncrossed. */
   sizeLots?: number;
+  /** auctionStarted: the price that breached the trigger; auctionEnded: the uncross price (0: none). */
   priceTicks?: number;
-  /** liquidation: the fee to the insurance fund; insuranceCover: the amount the fund paid. */
+  /**
+   * liquidation: the fee to the insurance fund; insuranceCover: the amount the
+   * fund paid; marketSettled: what one whole base unit long received;
+   * validatorJailed: the stake burned.
+   */
   amountQuote?: QuoteString;
   /** funding: the rate applied. */
   ratePpm?: number;
+  /** auctionStarted: the block time at which the auction uncrosses. */
+  endMs?: number;
+  /** marketSettled: the settlement price (30-minute index TWAP), quote units per whole base unit. */
+  priceQuote?: QuoteString;
+  /** marketSettled: positions closed. */
+  positions?: number;
+  /** validatorJailed: the validator's address, and the height it double-signed at. */
+  validator?: string;
+  offenceHeight?: number;
 }
 
 /** One validator's signature in a commit certificate. */
@@ -298,6 +338,16 @@ export interface BookDelta {
   asks: LevelView[];
 }
 
+/** A position closed by its market's settlement at expiry. */
+export interface SettlementView {
+  instrument: string;
+  /** The position closed (signed: positive long). */
+  sizeLots: number;
+  /** What one whole base unit long received (the price for a future, the payoff for an option). */
+  valueQuote: QuoteString;
+  height: number;
+}
+
 /** What changed for one subaccount in one block. */
 export interface AccountUpdate {
   address: string;
@@ -305,8 +355,13 @@ export interface AccountUpdate {
   /** Orders that were placed, amended, filled, cancelled or expired (their state after the block). */
   orders: OrderView[];
   fills: FillView[];
-  /** Positions that changed (their state after the block). */
+  /**
+   * Positions held after the block; a position closed by settlement is listed
+   * once more with sizeLots 0.
+   */
   positions: PositionView[];
+  /** Positions closed this block by their market's settlement. */
+  settlements?: SettlementView[];
   /** Balances after the block (as in SubaccountView). */
   cashQuote?: QuoteString;
   equityQuote?: QuoteString;

@@ -52,6 +52,10 @@ export const PUBLISHED_EVENT_TYPES: ReadonlySet<ExchangeEvent['type']> = new Set
   'marketHalted',
   'marketResumed',
   'funding',
+  'auctionStarted',
+  'auctionEnded',
+  'marketSettled',
+  'validatorJailed',
 ]);
 
 /** Where a node keeps BlockResults by height. */

@@ -19,6 +19,7 @@
 import type { AccountUpdate, BlockTxView, BlockUpdate } from '../api/view.ts';
 import type { BlockEventView, CommitSignerView, ConsensusView } from '../api/view.ts';
 import type { EvidenceView, InsurancePointView, OracleView, RiskView } from '../api/view.ts';
+import type { SettlementView } from '../api/view.ts';
 import type { BlockView, BookDelta, BookView, FillView, InstrumentView } from '../api/view.ts';
 import type { LevelView, NodeView, OrderView, PositionView, ReadModel } from '../api/view.ts';
 import type { StatusView, SubaccountView, SubmitRejectCode, SubmitResult } from '../api/view.ts';
@@ -128,6 +129,12 @@ export class ChainView implements NodeView {
   private readonly jailings = new Map<string, { height: number; reason?: string }>();
   /** Evidence seen committed, by the offending validator's address. */
   private readonly evidenceSeen = new Map<string, string>();
+  /**
+   * Holders of the listed markets close to expiry, by instrument, as of the
+   * last block: settlement drops a market's records in the block that settles
+   * it, so the accounts it closed are known only from before.
+   */
+  private settling = new Map<string, readonly Holding[]>();
   private published: Published;
   private readonly unsubscribe: () => void;
 
@@ -158,6 +165,7 @@ export class ChainView implements NodeView {
       oracle: [],
     };
     this.indexStoredBlocks();
+    this.settling = settlingHolders(state);
     this.unsubscribe = this.node.subscribe((b) => this.onBlock(b));
   }
 
@@ -539,6 +547,51 @@ export class ChainView implements NodeView {
         return [{ type: e.type, height, timeMs, instrument: e.market }];
       case 'funding':
         return [{ type: 'funding', height, timeMs, instrument: e.market, ratePpm: e.ratePpm }];
+      case 'auctionStarted':
+        return [
+          {
+            type: 'auctionStarted',
+            height,
+            timeMs,
+            instrument: e.market,
+            priceTicks: e.priceTicks,
+            endMs: e.endMs,
+          },
+        ];
+      case 'auctionEnded':
+        return [
+          {
+            type: 'auctionEnded',
+            height,
+            timeMs,
+            instrument: e.market,
+            priceTicks: e.priceTicks,
+            sizeLots: e.volumeLots,
+          },
+        ];
+      case 'marketSettled':
+        return [
+          {
+            type: 'marketSettled',
+            height,
+            timeMs,
+            instrument: e.market,
+            priceQuote: quoteString(e.settlementPriceQuote),
+            amountQuote: quoteString(e.valueQuote),
+            positions: e.positions,
+          },
+        ];
+      case 'validatorJailed':
+        return [
+          {
+            type: 'validatorJailed',
+            height,
+            timeMs,
+            validator: formatAddress(addressOf(e.validator)),
+            offenceHeight: e.offenceHeight,
+            amountQuote: quoteString(e.burnedStake),
+          },
+        ];
       default:
         return [];
     }
@@ -566,9 +619,7 @@ export class ChainView implements NodeView {
   }
 
   private instrumentsNow(): InstrumentView[] {
-    return this.state.markets
-      .filter((m) => !m.retired)
-      .map((m) => ({ ...instrumentOf(m), status: m.halted ? 'halted' : 'trading' }));
+    return this.state.markets.filter((m) => !m.retired).map(instrumentOf);
   }
 
   /** Reads only what tickerInputsOf lists (onBlock reuses a ticker whose inputs are unchanged). */
@@ -645,6 +696,9 @@ export class ChainView implements NodeView {
 
     const activity = this.collectActivity(decoded, txs.results, height, timeMs);
     this.noteLiquidationFills(activity, txs.exchange.events, height, timeMs);
+    this.noteAuctionTrades(activity, txs.exchange.events, height, timeMs);
+    this.noteSettlements(activity, txs.exchange.events, height);
+    this.settling = settlingHolders(state);
     const prev = this.published;
     const books = new Map(prev.books);
     const trades = new Map(prev.trades);
@@ -772,6 +826,7 @@ export class ChainView implements NodeView {
       fills: new Map(),
       touched: new Map(),
       orders: new Map(),
+      settlements: new Map(),
     };
     const present = decoded.map((tx, i) => (tx !== null && results[i] !== null ? i : -1));
     const kept = present.filter((i) => i >= 0);
@@ -824,12 +879,101 @@ export class ChainView implements NodeView {
     }
   }
 
+  /**
+   * The fills of the block's call-auction uncrossings: public trades flagged
+   * as auction trades, and a fill for each side (neither took; each paid
+   * half a taker fee).
+   */
+  private noteAuctionTrades(
+    activity: Activity,
+    events: readonly ExchangeEvent[],
+    height: number,
+    timeMs: number,
+  ): void {
+    for (const e of events) {
+      if (e.type !== 'auctionTrade') continue;
+      const name = e.market;
+      const tradeId = this.nextTradeId(name, e.priceTicks);
+      const { priceTicks, sizeLots } = e;
+      activity.trades.push({
+        tradeId,
+        instrument: name,
+        priceTicks,
+        sizeLots,
+        takerSide: 'buy',
+        height,
+        timeMs,
+        auction: true,
+      });
+      const market = this.state.marketByName.get(name);
+      const sides = [
+        { side: 'buy', account: e.buyAccount, orderId: e.buyOrderId, feeQuote: e.buyFeeQuote },
+        { side: 'sell', account: e.sellAccount, orderId: e.sellOrderId, feeQuote: e.sellFeeQuote },
+      ] as const;
+      for (const s of sides) {
+        const account = this.state.accounts[s.account];
+        if (account === undefined) continue;
+        touch(activity, account);
+        addFill(activity, account, {
+          tradeId,
+          orderId: s.orderId,
+          instrument: name,
+          side: s.side,
+          priceTicks,
+          sizeLots,
+          feeQuote: quoteString(s.feeQuote),
+          liquidity: 'auction',
+          height,
+        });
+        const resting = market?.book.order(s.orderId);
+        noteOrder(activity, account, {
+          orderId: s.orderId,
+          instrument: name,
+          status: resting === undefined ? 'filled' : 'open',
+          side: s.side,
+          priceTicks,
+          remainingLots: resting?.sizeLots ?? 0,
+        });
+      }
+    }
+  }
+
+  /** The positions each settled market closed, from its holders as of the block before. */
+  private noteSettlements(
+    activity: Activity,
+    events: readonly ExchangeEvent[],
+    height: number,
+  ): void {
+    for (const e of events) {
+      if (e.type !== 'marketSettled') continue;
+      for (const held of this.settling.get(e.market) ?? []) {
+        const account = this.state.accounts[held.account];
+        if (account === undefined) continue;
+        touch(activity, account);
+        const list = activity.settlements.get(account.index) ?? [];
+        list.push({
+          instrument: e.market,
+          sizeLots: held.sizeLots,
+          valueQuote: quoteString(e.valueQuote),
+          height,
+        });
+        activity.settlements.set(account.index, list);
+      }
+    }
+  }
+
+  /** The next trade id of an instrument, noting its last price. */
+  private nextTradeId(name: string, priceTicks: number): number {
+    const tradeId = (this.tradeIds.get(name) ?? 0) + 1;
+    this.tradeIds.set(name, tradeId);
+    this.lastTrade.set(name, priceTicks);
+    return tradeId;
+  }
+
   /** One trade: its id, the public trade, the fills of both sides and the maker's order. */
   private noteTrade(activity: Activity, t: TradeNote): void {
     const name = t.instrument;
-    const tradeId = (this.tradeIds.get(name) ?? 0) + 1;
-    this.tradeIds.set(name, tradeId);
-    this.lastTrade.set(name, t.priceTicks);
+    const tradeId = this.nextTradeId(name, t.priceTicks);
     const { priceTicks, sizeLots, takerSide, height } = t;
     activity.trades.push({
       tradeId,
@@ -960,12 +1104,17 @@ export class ChainView implements NodeView {
           reduceOnly: false,
         });
       }
+      const settlements = activity.settlements.get(account.index);
       out.push({
         address: formatAddress(account.address),
         subaccount: account.subaccount,
         orders,
         fills: activity.fills.get(account.index) ?? [],
-        positions: heldMarkets(state, account).map((m) => positionOf(m, account)),
+        positions: [
+          ...heldMarkets(state, account).map((m) => positionOf(m, account)),
+          ...(settlements ?? []).map(closedPosition),
+        ],
+        ...(settlements !== undefined ? { settlements } : {}),
         ...balancesOf(state, account),
       });
     }
@@ -1009,6 +1158,52 @@ interface Activity {
   fills: Map<number, FillView[]>;
   touched: Map<number, Account>;
   orders: Map<number, OrderNote[]>;
+  settlements: Map<number, SettlementView[]>;
+}
+
+/** An account's position in a listed market, by account index. */
+interface Holding {
+  readonly account: number;
+  readonly sizeLots: number;
+}
+
+/**
+ * How long before its expiry a listed market's holders are followed. Settlement
+ * comes with the first block past expiry that has the index TWAP, so an hour
+ * covers any block interval short of a halted chain; a market settled further
+ * from its last block than that publishes its settlement event without the
+ * per-account updates.
+ */
+const SETTLEMENT_WATCH_MS = 3_600_000;
+
+/** The holders of every listed market within SETTLEMENT_WATCH_MS of its expiry: O(their holders). */
+function settlingHolders(state: ExchangeState): Map<string, readonly Holding[]> {
+  const out = new Map<string, readonly Holding[]>();
+  for (const m of state.markets) {
+    if (m.retired || !m.listed || m.expiryMs - SETTLEMENT_WATCH_MS > state.timeMs) continue;
+    const holdings: Holding[] = [];
+    for (const a of m.holders) {
+      const sizeLots = exchangePositionOf(a, m)?.sizeLots ?? 0;
+      if (sizeLots !== 0) holdings.push({ account: a.index, sizeLots });
+    }
+    out.set(
+      m.params.instrument,
+      holdings.sort((x, y) => x.account - y.account),
+    );
+  }
+  return out;
+}
+
+/** A position closed by settlement, as the account update lists it. */
+function closedPosition(s: SettlementView): PositionView {
+  return {
+    instrument: s.instrument,
+    sizeLots: 0,
+    entryPriceTicks: 0,
+    unrealizedPnlQuote: '0',
+    realizedPnlQuote: '0',
+    fundingQuote: '0',
+  };
 }
 
 interface TradeNote {
@@ -1130,7 +1325,10 @@ function sameTicker(a: TickerView, b: TickerView): boolean {
     a.bestBidLots === b.bestBidLots &&
     a.bestAskTicks === b.bestAskTicks &&
     a.bestAskLots === b.bestAskLots &&
-    a.lastTradeTicks === b.lastTradeTicks
+    a.lastTradeTicks === b.lastTradeTicks &&
+    // An option's IV and greeks move with its underlying and the smile, book or not.
+    a.markIv === b.markIv &&
+    a.greeks?.delta === b.greeks?.delta
   );
 }
 
@@ -1172,8 +1370,13 @@ function instrumentOf(m: MarketState): InstrumentView {
     lotsPerBase: p.lotsPerBase,
     minSizeLots: p.minSizeLots,
     maxSizeLots: p.maxSizeLots,
-    status: 'trading',
+    status: m.halted ? 'halted' : 'trading',
   };
+  const auctionEndMs = m.auction?.monitor.auctionEndMs ?? 0;
+  if (!m.halted && auctionEndMs !== 0) {
+    view.status = 'auction';
+    view.auctionEndMs = auctionEndMs;
+  }
   if (option) view.optionType = option[2] === 'C' ? 'call' : 'put';
   if (m.listed) view.expiryMs = m.expiryMs;
   const i = m.instrument;
@@ -1189,7 +1392,9 @@ function validatorsOf(state: ExchangeState): ValidatorView[] {
     stakeQuote: quoteString(v.stake),
     votingPower: v.jailed ? 0 : Number(v.stake),
     jailed: v.jailed,
-    ...(v.jailed ? { jailedHeight: v.jailedHeight } : {}),
+    ...(v.jailed
+      ? { jailedHeight: v.jailedHeight, slashedQuote: quoteString(v.genesisStake - v.stake) }
+      : {}),
   }));
 }
 

@@ -53,7 +53,7 @@ export class LiveSocket {
   private socket: WebSocket | undefined;
   private delayMs = RECONNECT_DELAY_MS;
   private closed = false;
-  private readonly queue: string[] = [];
+  private readonly queue: { op?: string; channel?: string }[] = [];
   private tokens = BURST_MESSAGES;
   private refilledMs = Date.now();
   private draining = false;
@@ -132,8 +132,18 @@ export class LiveSocket {
    */
   private send(request: object): void {
     if (this.socket?.readyState !== WebSocket.OPEN) return;
+    const r = request as { op?: string; channel?: string };
+    // A view that closes leaves its channels: a subscribe still waiting here need not go
+    // out, nor its unsubscribe, so the next view's subscriptions are not paced behind both.
+    if (r.op === 'unsubscribe') {
+      const at = this.queue.findIndex((q) => q.op === 'subscribe' && q.channel === r.channel);
+      if (at >= 0) {
+        this.queue.splice(at, 1);
+        return;
+      }
+    }
     if (this.queue.length >= SEND_QUEUE_MAX) return this.socket.close(4000, 'send queue full');
-    this.queue.push(JSON.stringify(request));
+    this.queue.push(r);
     this.drain();
   }
   private drain(): void {
@@ -149,7 +159,7 @@ export class LiveSocket {
         this.queue.length = 0;
         return;
       }
-      socket.send(this.queue.shift()!);
+      socket.send(JSON.stringify(this.queue.shift()!));
       this.tokens -= 1;
     }
     if (this.queue.length > 0 && !this.draining) {

@@ -8,6 +8,15 @@ import assert from 'node:assert/strict';
 import { ZommaClient, generateKey, addressOfKey } from '../../src/api/client/index.ts';
 import type { BookView, TradeView } from '../../src/api/client/index.ts';
 import { startSoloNode, until } from '../e2e/helpers.ts';
+import type { AccountUpdate, BlockUpdate } from '../../src/api/view.ts';
+import { formatAddress } from '../../src/crypto/index.ts';
+import type { BlockResult } from '../../src/exchange/index.ts';
+import { DEVNET_LISTING } from '../../src/exchange/genesis.ts';
+import { daysFromCivil, expiryMsOfDay, MS_PER_DAY } from '../../src/exchange/instruments/index.ts';
+import type { CommittedBlock, ZommaNode } from '../../src/node/node.ts';
+import type { Storage } from '../../src/node/storage/index.ts';
+import { ChainView } from '../../src/node/view.ts';
+import { Harness, genesis, key, limit } from '../exchange/helpers.ts';
 
 const USDC = 1_000_000n;
 
@@ -170,5 +179,201 @@ test('a market no block touches keeps its book seq, and its ticker follows the h
     assert.equal(ticker3.height, book2.height);
   } finally {
     await solo.stop();
+  }
+});
+
+// --- events the exchange raises on its own: auctions, settlement, jailing ------------
+// The read model over an exchange driven block by block in this process (no
+// consensus, no I/O): a stand-in node hands ChainView each executed block.
+
+function viewOver(h: Harness): { view: ChainView; feed: (r: BlockResult) => BlockUpdate } {
+  let listener: ((b: CommittedBlock) => void) | undefined;
+  const node = {
+    app: { exchange: h.ex, appHash: new Uint8Array(32) },
+    loop: {
+      replica: { validators: { validators: [] }, height: 1, round: 0, step: 0 },
+      haltReport: null,
+      stats: { lastCommitLatencyMs: 0 },
+    },
+    publicKey: null,
+    peerCount: () => 0,
+    mempool: { has: () => false },
+    results: { load: () => null },
+    subscribe: (l: (b: CommittedBlock) => void) => {
+      listener = l;
+      return () => (listener = undefined);
+    },
+  };
+  const storage = { blocks: { load: () => null } };
+  const view = new ChainView({
+    node: node as unknown as ZommaNode,
+    storage: storage as unknown as Storage,
+    genesis: h.ex.state.genesis,
+  });
+  const feed = (r: BlockResult): BlockUpdate => {
+    let update: BlockUpdate | undefined;
+    const stop = view.subscribe((u) => (update = u));
+    const height = h.ex.state.height;
+    listener!({
+      executed: {
+        block: {
+          header: { height, timeMs: h.timeMs, proposerAddress: new Uint8Array(20) },
+          txs: [],
+          lastCommit: null,
+          evidence: [],
+        },
+        blockHash: new Uint8Array(32),
+        result: { appHash: r.appHash },
+        commit: null,
+      },
+      txs: { height, timeMs: h.timeMs, hashes: [], txs: [], results: [], exchange: r, oracle: {} },
+    } as unknown as CommittedBlock);
+    stop();
+    assert.ok(update !== undefined, 'the view published the block');
+    return update;
+  };
+  return { view, feed };
+}
+
+test('the read model: a volatility auction shows as a status with its end, its uncross as trades and fills of both sides', () => {
+  const BTC = 'BTC-PERPETUAL';
+  const [maker, taker, alice] = [key('view-maker'), key('view-taker'), key('view-alice')];
+  const h = new Harness();
+  for (const k of [maker, taker, alice]) h.fund(k, 1_000_000n * USDC);
+  h.one(maker, limit(BTC, 'sell', 500_000, 1));
+  h.one(taker, limit(BTC, 'buy', 500_000, 1));
+  h.one(maker, limit(BTC, 'sell', 530_000, 3));
+  const { view, feed } = viewOver(h);
+  try {
+    // A buy that would trade 6% away starts a call auction.
+    const started = feed(h.block([h.tx(taker, limit(BTC, 'buy', 535_000, 2))]));
+    const endMs = h.ex.state.marketByName.get(BTC)!.auction!.monitor.auctionEndMs;
+    assert.ok(endMs > h.timeMs);
+    const inst = view
+      .read()
+      .instruments()
+      .find((i) => i.instrument === BTC)!;
+    assert.deepEqual([inst.status, inst.auctionEndMs], ['auction', endMs]);
+    assert.deepEqual(
+      started.block.events?.filter((e) => e.type === 'auctionStarted'),
+      [
+        {
+          type: 'auctionStarted',
+          height: started.height,
+          timeMs: started.timeMs,
+          instrument: BTC,
+          priceTicks: 530_000,
+          endMs,
+        },
+      ],
+    );
+    h.one(alice, limit(BTC, 'buy', 532_000, 1));
+    const ended = feed(h.block([], endMs - h.timeMs));
+    const trades = ended.trades.filter((t) => t.instrument === BTC);
+    assert.ok(trades.length > 0);
+    assert.ok(trades.every((t) => t.auction === true && t.priceTicks === 530_000));
+    const lots = trades.reduce((a, t) => a + t.sizeLots, 0);
+    const fills = (k: typeof maker) =>
+      ended.accounts.filter((a) => a.address === formatAddress(k.address)).flatMap((a) => a.fills);
+    const bought = [...fills(taker), ...fills(alice)];
+    assert.ok(bought.every((f) => f.side === 'buy' && f.liquidity === 'auction'));
+    assert.equal(
+      bought.reduce((a, f) => a + f.sizeLots, 0),
+      lots,
+    );
+    assert.ok(fills(maker).every((f) => f.side === 'sell' && f.liquidity === 'auction'));
+    assert.equal(
+      fills(maker).reduce((a, f) => a + f.sizeLots, 0),
+      lots,
+    );
+    assert.deepEqual(
+      view.read().trades(BTC, 10)!.slice(-trades.length),
+      trades,
+      'the trades endpoint keeps them',
+    );
+    const after = view
+      .read()
+      .instruments()
+      .find((i) => i.instrument === BTC)!;
+    assert.deepEqual([after.status, after.auctionEndMs], ['trading', undefined]);
+    const risk = view.read().risk!().events.map((e) => e.type);
+    assert.deepEqual(
+      risk.filter((t) => t.startsWith('auction')),
+      ['auctionStarted', 'auctionEnded'],
+    );
+  } finally {
+    view.close();
+  }
+});
+
+test('the read model: a settled market leaves the list, its holders get the closed positions as account updates', () => {
+  const START_MS = daysFromCivil(2026, 3, 2) * MS_PER_DAY;
+  const EXPIRY_MS = expiryMsOfDay(daysFromCivil(2026, 3, 2));
+  const FUTURE = 'BTC-2MAR26';
+  const h = new Harness(
+    genesis({
+      genesisTimeMs: START_MS,
+      listing: {
+        ...DEVNET_LISTING,
+        schedule: {
+          underlyings: [
+            { underlying: 'BTC', strikeStepQuote: 1_000n * USDC, strikeRangePpm: 40_000 },
+          ],
+          dailies: 1,
+          weeklies: 0,
+          monthlies: 0,
+          quarterlies: 0,
+          futureCycles: ['daily'],
+        },
+      },
+    }),
+  );
+  const [alice, bob] = [key('view-settle-alice'), key('view-settle-bob')];
+  h.fund(alice, 100_000n * USDC);
+  h.fund(bob, 100_000n * USDC);
+  const f = h.ex.state.marketByName.get(FUTURE)!.markTicks;
+  h.one(alice, limit(FUTURE, 'buy', f, 3));
+  h.one(bob, limit(FUTURE, 'sell', f, 3));
+  const { view, feed } = viewOver(h);
+  try {
+    let found: BlockUpdate | undefined;
+    for (let i = 0; i < 12 && found === undefined; i++) {
+      const next: BlockUpdate = feed(h.block([], 60 * 60_000));
+      if (next.block.events?.some((e) => e.type === 'marketSettled' && e.instrument === FUTURE))
+        found = next;
+    }
+    const settled: BlockUpdate | undefined = found;
+    assert.ok(settled !== undefined && settled.timeMs >= EXPIRY_MS, 'the future settled');
+    const event = settled.block.events!.find((e) => e.instrument === FUTURE)!;
+    assert.equal(event.positions, 2);
+    assert.ok(BigInt(event.priceQuote!) > 0n);
+    assert.ok(
+      !view
+        .read()
+        .instruments()
+        .some((i) => i.instrument === FUTURE),
+    );
+    assert.equal(view.read().ticker(FUTURE), undefined);
+    for (const [k, size] of [
+      [alice, 3],
+      [bob, -3],
+    ] as const) {
+      const u: AccountUpdate = settled.accounts.find(
+        (a) => a.address === formatAddress(k.address),
+      )!;
+      assert.deepEqual(u.settlements, [
+        {
+          instrument: FUTURE,
+          sizeLots: size,
+          valueQuote: event.amountQuote,
+          height: settled.height,
+        },
+      ]);
+      assert.equal(u.positions.find((p) => p.instrument === FUTURE)?.sizeLots, 0);
+      assert.equal(u.cashQuote, String(h.account(k)!.cashQuote));
+    }
+    assert.ok(view.read().risk!().events.some((e) => e.type === 'marketSettled'));
+  } finally {
+    view.close();
   }
 });

@@ -111,7 +111,13 @@ test('markets: ladder, depth and trades of one instrument move with the book fee
   const seq = (await page.getAttribute('#ladder', 'data-seq')) ?? '';
   const mark = await text('#kpi-mark');
   assert.match(mark, /^[0-9,]+\.[0-9] USD$/);
-  assert.ok((await rows('#instruments')) >= 3);
+  // Grouped: each underlying, perpetuals first, then each expiry with its future and its chain.
+  const list = await text('#instruments tbody');
+  assert.ok(list.indexOf('BTC-PERPETUAL') < list.indexOf('BTC · 27 Dec 2026'));
+  assert.ok(list.indexOf('BTC · 27 Dec 2026') < list.indexOf('BTC-27DEC26'));
+  assert.match(list, /BTC 27 Dec 2026 options 10 \(5 strikes/);
+  assert.ok(list.indexOf('BTC-27DEC26') < list.indexOf('ETH-PERPETUAL'));
+  assert.match(await text('#instruments tbody tr:has-text("BTC-27DEC26")'), /27 Dec 2026/);
   await page.waitForSelector('#trades tbody tr');
   market.step();
   await page.waitForFunction(
@@ -147,6 +153,11 @@ test('markets: the option chain shows IV and greeks per strike, and the smile', 
   );
   const first = await text('#chain tbody tr');
   assert.match(first, /%/);
+  const heads = await text('#chain thead');
+  for (const h of ['C IV', 'C Δ', 'C Γ', 'C Vega', 'C Θ', 'C Bid', 'C Mark', 'C Ask', 'Strike'])
+    assert.ok(heads.includes(h), h);
+  assert.ok(heads.includes('P Bid') && heads.includes('P IV'));
+  // The smile: one marker per call and per put with a mark IV.
   assert.equal(await page.locator('svg.chart circle').count(), 10);
   market.step();
   await changed('#chain tbody tr', first);
@@ -155,11 +166,63 @@ test('markets: the option chain shows IV and greeks per strike, and the smile', 
 
 test('risk: halted markets are flagged, basis and index follow the tickers', async () => {
   market.instruments.find((i) => i.instrument === 'ETH-PERPETUAL')!.status = 'halted';
-  market.instruments.find((i) => i.instrument === 'BTC-27DEC26')!.status = 'auction';
+  const future = market.instruments.find((i) => i.instrument === 'BTC-27DEC26')!;
+  future.status = 'auction';
+  future.auctionEndMs = Date.UTC(2026, 0, 1, 12, 34, 56);
+  const at = { height: market.view.height, timeMs: 1_767_225_660_000 };
+  market.view.riskState = {
+    height: market.view.height,
+    insuranceQuote: '5000000000',
+    insurance: [{ ...at, insuranceQuote: '5000000000' }],
+    events: [
+      {
+        type: 'auctionStarted',
+        ...at,
+        instrument: 'BTC-PERPETUAL',
+        priceTicks: 126_000,
+        endMs: 1_767_225_690_000,
+      },
+      {
+        type: 'auctionEnded',
+        ...at,
+        instrument: 'BTC-PERPETUAL',
+        priceTicks: 125_500,
+        sizeLots: 40,
+      },
+      {
+        type: 'marketSettled',
+        ...at,
+        instrument: 'BTC-26DEC26',
+        priceQuote: '61234500000',
+        amountQuote: '61234500000',
+        positions: 7,
+      },
+      {
+        type: 'validatorJailed',
+        ...at,
+        validator: '0x' + '44'.repeat(20),
+        offenceHeight: 3,
+        amountQuote: '250000000000',
+      },
+    ],
+    oracle: [],
+  };
   await page.goto(`${server.url}/ui/#/risk`);
   await page.reload();
+  await page.waitForSelector('#liquidations tbody tr');
+  const events = await text('#liquidations tbody');
+  assert.match(events, /validatorJailed.*double-signed at height 3/);
+  assert.match(
+    events,
+    /marketSettled.*BTC-26DEC26.*settled at 61,234\.50 USD \(index TWAP\), 7 positions closed/,
+  );
+  assert.match(events, /auctionEnded.*uncrossed at 62,750\.0/);
+  assert.match(events, /auctionStarted.*trigger breached at 63,000\.0, uncrosses at 00:01:30/);
   await page.waitForSelector('.alert.bad:has-text("ETH-PERPETUAL is halted")');
-  await page.waitForSelector('.alert.warn:has-text("BTC-27DEC26 is in a call auction")');
+  await page.waitForSelector(
+    '.alert.warn:has-text("BTC-27DEC26 is in a call auction (volatility or re-opening) until 12:34:56")',
+  );
+  assert.match(await text('#market-status'), /auction until 12:34:56/);
   await page.waitForFunction(() =>
     (
       (globalThis as unknown as { document: Doc }).document.querySelector('#basis tbody')
@@ -178,6 +241,8 @@ test('risk: halted markets are flagged, basis and index follow the tickers', asy
   );
   await shot('risk');
   for (const i of market.instruments) i.status = 'trading';
+  market.view.riskState = undefined;
+  delete future.auctionEndMs;
 });
 
 test('account: balances, positions, orders and fills update with each block', async () => {

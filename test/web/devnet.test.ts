@@ -18,6 +18,12 @@ import { openBrowser } from './browser.ts';
 import type { Browser } from './browser.ts';
 
 const WAIT_MS = 15_000;
+/**
+ * A new trade on one instrument: the taker trades about every 2.5 s (one order
+ * at a time, each waiting for its commit), a quarter of them on BTC-PERPETUAL,
+ * so one comes every ~10 s on an idle machine; blocks come slower on a loaded one.
+ */
+const TRADE_WAIT_MS = 60_000;
 const START_MS = 40_000;
 const STOP_MS = 10_000;
 /** A backstop: the devnet stops itself even if this process dies without cleaning up. */
@@ -125,7 +131,7 @@ async function text(selector: string): Promise<string> {
 }
 
 /** Waits until the selector's text is no longer `old`. */
-async function changed(selector: string, old: string): Promise<string> {
+async function changed(selector: string, old: string, timeoutMs = WAIT_MS): Promise<string> {
   await page
     .waitForFunction(
       ([sel, was]) => {
@@ -133,6 +139,7 @@ async function changed(selector: string, old: string): Promise<string> {
         return el !== null && el.textContent !== was;
       },
       [selector, old],
+      { timeout: timeoutMs },
     )
     .catch(async (e: unknown) => {
       throw new Error(
@@ -184,15 +191,42 @@ test('markets: the bots trade; the ladder, depth chart and trades follow the fee
         ?.getAttribute('data-seq') !== s,
     seq,
   );
-  await page.waitForSelector('#trades tbody tr');
+  await page.waitForSelector('#trades tbody tr', { timeout: TRADE_WAIT_MS });
   const trades = await text('#trades tbody');
-  await changed('#trades tbody', trades);
+  await changed('#trades tbody', trades, TRADE_WAIT_MS);
+  // The list: every underlying and expiry of the devnet's ~90-150 instruments, grouped.
+  assert.ok((await page.locator('#instruments tr.group').count()) >= 4);
+  assert.ok((await page.locator('#instruments tr.chain-link').count()) >= 2);
   assert.match(await text('#kpi-mark'), /USD$/);
   assert.ok(
     (await page.locator('svg.chart path').count()) >= 2,
     'the depth chart draws both sides',
   );
   await shot('markets');
+});
+
+test('markets: an option chain with mark IV, greeks and quotes per strike, and its smile', async () => {
+  await page.goto(`${url}/ui/#/markets`);
+  await page.click('#instruments a.chip');
+  await page.waitForSelector('#chain tbody tr');
+  assert.ok((await page.locator('#chain tbody tr').count()) >= 3, 'strikes');
+  // Mark IV (a percentage) and greeks from the oracle's smile, for calls and puts.
+  await page.waitForFunction(() =>
+    /[0-9]\.[0-9]+%.*[0-9]\.[0-9]+%/.test(
+      (globalThis as unknown as { document: Doc }).document.querySelector('#chain tbody tr')
+        ?.textContent ?? '',
+    ),
+  );
+  // The smile: a marker per option with a mark IV, calls and puts.
+  await page.waitForFunction(
+    () =>
+      (globalThis as unknown as { document: Doc }).document.querySelectorAll('svg.chart circle')
+        .length >= 6,
+  );
+  // Greeks move with the index block by block.
+  const chain = await text('#chain tbody');
+  await changed('#chain tbody', chain);
+  await shot('chain');
 });
 
 test('risk: basis and index of the listed markets', async () => {

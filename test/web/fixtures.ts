@@ -168,9 +168,17 @@ export class Market {
         : Math.max(0, strikeCents - indexCents);
     const markCents = intrinsic + Math.round(indexCents * 0.06 * (ivBp / 5_000));
     const delta = inst.optionType === 'call' ? 0.5 - moneyness * 2 : -0.5 - moneyness * 2;
+    const markTicks = this.ticksOf(inst, markCents);
+    // One level each side around the mark, as the devnet's maker quotes options.
+    const book = this.view.read().book(inst.instrument, 1_000)!;
+    for (const [p] of book.bids) this.view.setLevel(inst.instrument, 'bid', p, 0);
+    for (const [p] of book.asks) this.view.setLevel(inst.instrument, 'ask', p, 0);
+    const spread = Math.max(1, Math.trunc(markTicks / 100));
+    this.view.setLevel(inst.instrument, 'bid', markTicks - spread, 5 + this.prng.int(20));
+    this.view.setLevel(inst.instrument, 'ask', markTicks + spread, 5 + this.prng.int(20));
     this.view.setTicker({
       instrument: inst.instrument,
-      markTicks: this.ticksOf(inst, markCents),
+      markTicks,
       indexTicks: this.ticksOf(inst, indexCents),
       openInterestLots: 300 + this.prng.int(50),
       markIv: (ivBp / 10_000).toFixed(4),

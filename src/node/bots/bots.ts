@@ -3,7 +3,8 @@
 // the faucet. The market maker quotes every listed instrument around the
 // oracle index, a few levels each side, and replaces its quotes every few
 // blocks: per instrument, cancel all, then post-only orders, with several
-// instruments packed into one batch.
+// instruments packed into one batch; the perpetuals every round, the dated
+// instruments a few per round in turn.
 // The taker sends small market (IOC) orders against it. Keys live in files,
 // so a rerun trades from the same accounts.
 
@@ -64,8 +65,15 @@ export interface RunningBots {
 const BOT_FUNDING_QUOTE = 500_000n * 1_000_000n;
 /** A bot tops up when its cash falls below this. */
 const BOT_CASH_MIN_QUOTE = 50_000n * 1_000_000n;
-/** The maker requotes dated futures and options one round in this many. */
-const DATED_QUOTE_EVERY = 5;
+/**
+ * Dated futures and options the maker requotes per round, taking them in turn.
+ * Each costs a ticker read and a batch: quoting all ~90-150 of them at once
+ * took more than the node's per-IP burst (API_IP_BURST_REQUESTS), so the round
+ * failed on RateLimited and so did every other client on this host (the taker,
+ * a dashboard) until the bucket refilled. Twelve a round keeps the bots near
+ * 13 requests/s, a quarter of API_IP_REQUESTS_PER_S.
+ */
+const DATED_QUOTED_PER_ROUND = 12;
 /** Notional of one quote level, quote units (about $2,000). */
 const LEVEL_NOTIONAL_QUOTE = 2_000n * 1_000_000n;
 
@@ -151,12 +159,17 @@ export async function startBots(options: BotOptions): Promise<RunningBots> {
     return timer;
   };
 
-  let round = 0;
+  let datedNext = 0;
   const quote = async () => {
     instruments = await trading();
-    // Perpetuals every round; the many dated instruments one round in DATED_QUOTE_EVERY (no flood).
-    const dated = round++ % DATED_QUOTE_EVERY === 0;
-    const quoted = instruments.filter((i) => dated || i.kind === 'perpetual');
+    // Perpetuals every round; the dated instruments DATED_QUOTED_PER_ROUND at a time, in turn.
+    const dated = instruments.filter((i) => i.kind !== 'perpetual');
+    const start = datedNext % Math.max(1, dated.length);
+    datedNext = start + DATED_QUOTED_PER_ROUND;
+    const quoted = [
+      ...instruments.filter((i) => i.kind === 'perpetual'),
+      ...[...dated.slice(start), ...dated.slice(0, start)].slice(0, DATED_QUOTED_PER_ROUND),
+    ];
     const batches = await Promise.all(
       quoted.map(async (i) => quotesFor(i, (await client.ticker(i.instrument)).indexTicks)),
     );

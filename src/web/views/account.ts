@@ -17,6 +17,12 @@ import { formatInt, formatPrice, formatQuote, formatRatio, formatSize } from '..
 
 const ADDRESS = /^0x[0-9a-fA-F]{40}$/;
 const FILLS_SHOWN = 30;
+/**
+ * The account is read when the view opens, on every account: update, and this
+ * often besides: a read refused (rate limit, a node restarting) must not leave
+ * the page on "Loading…" until the account next trades.
+ */
+const ACCOUNT_POLL_MS = 5_000;
 
 export const accountView: View = (root, app, scope, args) => {
   const address = args[0]?.toLowerCase();
@@ -67,9 +73,16 @@ function live(body: El, app: App, scope: Scope, address: string): void {
   const fills: FillView[] = [];
   const marks = new Map<string, number>();
 
+  let asked = 0;
+  let answered = 0;
   const refresh = async () => {
+    const n = ++asked;
     try {
-      account = await getJson<AccountView>(`/v1/account/${address}`);
+      const read = await getJson<AccountView>(`/v1/account/${address}`);
+      // Reads overlap when blocks come fast: an older answer never replaces a newer one.
+      if (n < answered) return;
+      answered = n;
+      account = read;
       notFound = false;
     } catch (e) {
       if (e instanceof HttpError && e.status === 404) notFound = true;
@@ -141,9 +154,10 @@ function live(body: El, app: App, scope: Scope, address: string): void {
       for (const u of updates) fills.push(...u.fills);
       fills.splice(0, Math.max(0, fills.length - FILLS_SHOWN));
     }
-    // Updates carry orders, fills and positions, not balances: read the account again.
+    // The update's balances are there, but not the orders left open: read the account again.
     void refresh();
   });
+  scope.every(ACCOUNT_POLL_MS, () => void refresh());
   render();
 }
 

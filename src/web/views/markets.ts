@@ -9,7 +9,7 @@ import { follow, load } from '../app.ts';
 import type { App, Scope, View } from '../app.ts';
 import { legend, lineChart } from '../chart.ts';
 import { h, kpi, panel, pill, table } from '../dom.ts';
-import type { El } from '../dom.ts';
+import type { Child, El } from '../dom.ts';
 import {
   formatClock,
   formatDate,
@@ -31,10 +31,54 @@ const TRADES_SHOWN = 24;
 /** How often option tickers the feed did not refresh are read over REST, and how many per round. */
 const CHAIN_REFRESH_MS = 2_000;
 const CHAIN_REFRESH_MAX = 20;
+/** How often the list checks the instruments the header re-reads (listings, settlements, halts). */
+const LIST_REFRESH_MS = 1_000;
 
 export function statusPill(i: InstrumentView): El {
   if (i.status === 'trading') return pill('trading', 'ok');
-  return pill(i.status, i.status === 'halted' ? 'bad' : 'warn');
+  if (i.status === 'halted') return pill('halted', 'bad');
+  // A call auction ends at a block time: say when, so an operator knows how long it lasts.
+  const until = i.auctionEndMs === undefined ? '' : ` until ${formatClock(i.auctionEndMs)}`;
+  return pill(`auction${until}`, 'warn');
+}
+
+/**
+ * The instruments still trading or about to: settled ones are gone from the
+ * API's list, and one past its expiry only waits for its settlement block.
+ */
+export function liveInstruments(app: App): InstrumentView[] {
+  const nowMs = app.status?.lastBlockTimeMs ?? 0;
+  return app.instruments.filter((i) => i.expiryMs === undefined || i.expiryMs > nowMs);
+}
+
+/** One underlying's instruments: perpetuals, then each expiry (its futures and its option chain). */
+interface UnderlyingGroup {
+  underlying: string;
+  perpetuals: InstrumentView[];
+  expiries: { expiryMs: number; futures: InstrumentView[]; options: InstrumentView[] }[];
+}
+
+/** Groups by underlying (in listing order: the genesis lists BTC first), expiries ascending. */
+export function groupInstruments(instruments: readonly InstrumentView[]): UnderlyingGroup[] {
+  const groups = new Map<string, UnderlyingGroup>();
+  for (const i of instruments) {
+    let g = groups.get(i.underlying);
+    if (g === undefined)
+      groups.set(i.underlying, (g = { underlying: i.underlying, perpetuals: [], expiries: [] }));
+    if (i.kind === 'perpetual' || i.expiryMs === undefined) {
+      g.perpetuals.push(i);
+      continue;
+    }
+    let e = g.expiries.find((x) => x.expiryMs === i.expiryMs);
+    if (e === undefined) g.expiries.push((e = { expiryMs: i.expiryMs, futures: [], options: [] }));
+    (i.kind === 'option' ? e.options : e.futures).push(i);
+  }
+  for (const g of groups.values()) g.expiries.sort((a, b) => a.expiryMs - b.expiryMs);
+  return [...groups.values()];
+}
+
+function chainHref(underlying: string, expiryMs: number): string {
+  return `#/markets/chain/${underlying}/${expiryMs}`;
 }
 
 function sideCell(side: 'buy' | 'sell', text: string): El {
@@ -49,112 +93,141 @@ export const marketsView: View = (root, app, scope, args) => {
       return;
     }
     const selected = args[0] ?? instruments.find((i) => i.kind !== 'option')?.instrument;
-    overview(root, app, scope, instruments, selected);
+    overview(root, app, scope, selected);
   });
 };
 
-function overview(
-  root: El,
-  app: App,
-  scope: Scope,
-  instruments: InstrumentView[],
-  selected: string | undefined,
-): void {
-  const linear = instruments.filter((i) => i.kind !== 'option');
+const LIST_HEADERS = [
+  { label: 'Instrument' },
+  { label: 'Expiry' },
+  { label: 'Status' },
+  { label: 'Mark', num: true },
+  { label: 'Index', num: true },
+  { label: 'Basis', num: true },
+  { label: 'Funding / interval', num: true },
+  { label: 'Bid', num: true },
+  { label: 'Ask', num: true },
+  { label: 'Last', num: true },
+  { label: 'Open interest', num: true },
+];
+
+/** A row's cells: strings get a plain (or numeric) cell, a whole cell stays as given. */
+function cells(row: Child[]): El[] {
+  return row.map((cell, n) =>
+    typeof cell === 'object' && cell !== null && cell.tagName === 'TD'
+      ? cell
+      : h('td', LIST_HEADERS[n]?.num ? { class: 'num' } : {}, cell),
+  );
+}
+
+function groupRow(text: string): El {
+  return h('tr', { class: 'group' }, h('td', { colspan: LIST_HEADERS.length }, text));
+}
+
+/** An expiry's option chain in the list: one link, its size, and any option not trading. */
+function chainRow(underlying: string, expiryMs: number, options: InstrumentView[]): El {
+  const strikes = new Set(options.map((o) => o.strikeTicks)).size;
+  const flagged = options.filter((o) => o.status !== 'trading');
+  return h(
+    'tr',
+    { class: 'chain-link' },
+    h(
+      'td',
+      { colspan: LIST_HEADERS.length },
+      h(
+        'a',
+        { class: 'chip', href: chainHref(underlying, expiryMs) },
+        `${underlying} ${formatDate(expiryMs)} options`,
+      ),
+      h('span', { class: 'muted' }, ` ${options.length} (${strikes} strikes, calls and puts)`),
+      ...flagged.map((o) => h('span', {}, ' ', o.instrument, ' ', statusPill(o))),
+    ),
+  );
+}
+
+function overview(root: El, app: App, scope: Scope, selected: string | undefined): void {
   const tickers = new Map<string, TickerView>();
+  const followed = new Set<string>();
   const list = h('div');
   const detail = h('div', { class: 'detail' });
-  root.replaceChildren(panel('Instruments', list), chainsPanel(instruments), detail);
+  root.replaceChildren(panel('Instruments', list), detail);
+  const linearRow = (i: InstrumentView): El[] => {
+    const t = tickers.get(i.instrument);
+    const basis =
+      t && t.indexTicks > 0
+        ? (((t.markTicks - t.indexTicks) * 10_000) / t.indexTicks).toFixed(1) + ' bp'
+        : '—';
+    return cells([
+      h(
+        'td',
+        {},
+        h(
+          'a',
+          { href: `#/markets/${i.instrument}`, class: i.instrument === selected ? 'sel' : '' },
+          i.instrument,
+        ),
+      ),
+      i.expiryMs === undefined ? 'perpetual' : formatDate(i.expiryMs),
+      h('td', {}, statusPill(i)),
+      formatPrice(t?.markTicks || undefined, i),
+      formatPrice(t?.indexTicks || undefined, i),
+      basis,
+      i.kind === 'perpetual' ? formatPpm(t?.fundingRatePpm) : '',
+      h('td', { class: 'num buy' }, formatPrice(t?.bestBidTicks, i)),
+      h('td', { class: 'num sell' }, formatPrice(t?.bestAskTicks, i)),
+      formatPrice(t?.lastTradeTicks, i),
+      `${formatSize(t?.openInterestLots, i)} ${i.underlying}`,
+    ]);
+  };
   const renderList = () => {
+    const rows: El[] = [];
+    for (const g of groupInstruments(liveInstruments(app))) {
+      rows.push(groupRow(g.underlying));
+      for (const i of g.perpetuals) rows.push(h('tr', {}, ...linearRow(i)));
+      for (const e of g.expiries) {
+        rows.push(groupRow(`${g.underlying} · ${formatDate(e.expiryMs)}`));
+        for (const i of e.futures) rows.push(h('tr', {}, ...linearRow(i)));
+        if (e.options.length > 0) rows.push(chainRow(g.underlying, e.expiryMs, e.options));
+      }
+    }
     list.replaceChildren(
-      table(
-        [
-          { label: 'Instrument' },
-          { label: 'Kind' },
-          { label: 'Status' },
-          { label: 'Mark', num: true },
-          { label: 'Index', num: true },
-          { label: 'Basis', num: true },
-          { label: 'Funding / interval', num: true },
-          { label: 'Bid', num: true },
-          { label: 'Ask', num: true },
-          { label: 'Last', num: true },
-          { label: 'Open interest', num: true },
-        ],
-        linear.map((i) => {
-          const t = tickers.get(i.instrument);
-          const basis =
-            t && t.indexTicks > 0
-              ? (((t.markTicks - t.indexTicks) * 10_000) / t.indexTicks).toFixed(1) + ' bp'
-              : '—';
-          return [
-            h(
-              'td',
-              {},
-              h(
-                'a',
-                {
-                  href: `#/markets/${i.instrument}`,
-                  class: i.instrument === selected ? 'sel' : '',
-                },
-                i.instrument,
-              ),
-            ),
-            i.kind,
-            h('td', {}, statusPill(i)),
-            formatPrice(t?.markTicks || undefined, i),
-            formatPrice(t?.indexTicks || undefined, i),
-            basis,
-            i.kind === 'perpetual' ? formatPpm(t?.fundingRatePpm) : '',
-            h('td', { class: 'num buy' }, formatPrice(t?.bestBidTicks, i)),
-            h('td', { class: 'num sell' }, formatPrice(t?.bestAskTicks, i)),
-            formatPrice(t?.lastTradeTicks, i),
-            `${formatSize(t?.openInterestLots, i)} ${i.underlying}`,
-          ];
-        }),
-        { id: 'instruments' },
+      h(
+        'table',
+        { class: 'grid grouped', id: 'instruments' },
+        h(
+          'thead',
+          {},
+          h('tr', {}, ...LIST_HEADERS.map((c) => h('th', c.num ? { class: 'num' } : {}, c.label))),
+        ),
+        h('tbody', {}, ...rows),
       ),
     );
   };
-  for (const i of linear.slice(0, TICKERS_FOLLOWED_MAX)) {
-    follow(app, scope, `ticker:${i.instrument}`, (event) => {
-      if (event.data !== null) tickers.set(i.instrument, event.data as TickerView);
-      renderList();
-    });
-  }
-  renderList();
+  /** Perpetuals and futures have a ticker row each; options have their chain page. */
+  const followTickers = () => {
+    for (const i of liveInstruments(app)) {
+      if (i.kind === 'option' || followed.has(i.instrument)) continue;
+      if (followed.size >= TICKERS_FOLLOWED_MAX) break;
+      followed.add(i.instrument);
+      follow(app, scope, `ticker:${i.instrument}`, (event) => {
+        if (event.data !== null) tickers.set(i.instrument, event.data as TickerView);
+        renderList();
+      });
+    }
+  };
+  // Listings, settlements, halts and auctions change the list, which the header re-reads.
+  let shown = '';
+  scope.every(LIST_REFRESH_MS, () => {
+    const key = liveInstruments(app)
+      .map((i) => `${i.instrument}:${i.status}:${i.auctionEndMs ?? ''}`)
+      .join(',');
+    if (key === shown) return;
+    shown = key;
+    followTickers();
+    renderList();
+  });
   const inst = selected === undefined ? undefined : app.instrument(selected);
   if (inst !== undefined) instrumentDetail(detail, app, scope, inst);
-}
-
-function chainsPanel(instruments: InstrumentView[]): El {
-  const expiries = new Map<string, { underlying: string; expiryMs: number; count: number }>();
-  for (const i of instruments) {
-    if (i.kind !== 'option' || i.expiryMs === undefined) continue;
-    const key = `${i.underlying}/${i.expiryMs}`;
-    const e = expiries.get(key) ?? { underlying: i.underlying, expiryMs: i.expiryMs, count: 0 };
-    e.count++;
-    expiries.set(key, e);
-  }
-  if (expiries.size === 0) return h('div');
-  const sorted = [...expiries.values()].sort(
-    (a, b) => a.underlying.localeCompare(b.underlying) || a.expiryMs - b.expiryMs,
-  );
-  return panel(
-    'Option chains',
-    h(
-      'div',
-      { class: 'chips' },
-      ...sorted.map((e) =>
-        h(
-          'a',
-          { class: 'chip', href: `#/markets/chain/${e.underlying}/${e.expiryMs}` },
-          `${e.underlying} ${formatDate(e.expiryMs)}`,
-          h('span', { class: 'muted' }, ` ${e.count}`),
-        ),
-      ),
-    ),
-  );
 }
 
 function instrumentDetail(root: El, app: App, scope: Scope, inst: InstrumentView): void {
@@ -350,8 +423,10 @@ function chainView(
   const sample = options[0];
   const strikeText = (strike: number) => (sample ? formatPrice(strike, sample) : String(strike));
   const render = () => {
+    // Calls read outwards from the strike to the left, puts to the right: quotes next to it.
     const cols = (i: InstrumentView | undefined): (El | string)[] => {
       const t = i ? tickers.get(i.instrument) : undefined;
+      const flag = i !== undefined && i.status !== 'trading' ? [' ', statusPill(i)] : [];
       return [
         formatPercentOf(t?.markIv),
         formatDecimal(t?.greeks?.delta, 3),
@@ -367,22 +442,34 @@ function chainView(
                 { href: `#/markets/${i.instrument}` },
                 formatPrice(t?.markTicks || undefined, i),
               ),
+              ...flag,
             )
           : '—',
+        h('td', { class: 'num buy' }, formatPrice(t?.bestBidTicks, i)),
+        h('td', { class: 'num sell' }, formatPrice(t?.bestAskTicks, i)),
       ];
     };
-    const greekHeads = (side: string) =>
-      ['IV', 'Δ', 'Γ', 'Vega', 'Θ', 'Mark'].map((label) => ({
-        label: `${side} ${label}`,
-        num: true,
-      }));
+    const callCols = (i: InstrumentView | undefined) => {
+      const [iv, d, g, v, t, mark, bid, ask] = cols(i);
+      return [iv!, d!, g!, v!, t!, bid!, mark!, ask!];
+    };
+    const putCols = (i: InstrumentView | undefined) => {
+      const [iv, d, g, v, t, mark, bid, ask] = cols(i);
+      return [bid!, mark!, ask!, t!, v!, g!, d!, iv!];
+    };
+    const heads = (side: string, labels: string[]) =>
+      labels.map((label) => ({ label: `${side} ${label}`, num: true }));
     chain.replaceChildren(
       table(
-        [...greekHeads('C'), { label: 'Strike', num: true }, ...greekHeads('P').reverse()],
+        [
+          ...heads('C', ['IV', 'Δ', 'Γ', 'Vega', 'Θ', 'Bid', 'Mark', 'Ask']),
+          { label: 'Strike', num: true },
+          ...heads('P', ['Bid', 'Mark', 'Ask', 'Θ', 'Vega', 'Γ', 'Δ', 'IV']),
+        ],
         strikes.map((k) => [
-          ...cols(find(k, 'call')),
+          ...callCols(find(k, 'call')),
           h('td', { class: 'num strike' }, strikeText(k)),
-          ...cols(find(k, 'put')).reverse(),
+          ...putCols(find(k, 'put')),
         ]),
         { id: 'chain' },
       ),

@@ -127,9 +127,27 @@ export const networkView: View = (root, app, scope) => {
           'bad',
           `Validator ${shortHex(v.address, 10, 6)} is jailed (no voting power)` +
             (v.jailedHeight !== undefined ? ` since height ${formatInt(v.jailedHeight)}` : '') +
-            (v.jailReason !== undefined ? `: ${v.jailReason}.` : '.'),
+            (v.jailReason !== undefined ? `: ${v.jailReason}` : '') +
+            `. Stake after slashing ${formatQuote(v.stakeQuote, 0)} USD` +
+            (v.slashedQuote !== undefined ? ` (${formatQuote(v.slashedQuote, 0)} burned).` : '.'),
         ),
       );
+    // The jailing as the exchange executed it, from the events of the blocks held here.
+    for (const b of [...blocks.values()].slice(-BLOCKS_KEPT)) {
+      for (const e of b.events ?? []) {
+        if (e.type !== 'validatorJailed') continue;
+        flags.push(
+          alert(
+            'bad',
+            `Block ${formatInt(e.height)} jailed validator ${shortHex(e.validator ?? '', 10, 6)}` +
+              ` for double-signing at height ${formatInt(e.offenceHeight)}` +
+              (e.amountQuote !== undefined
+                ? `: ${formatQuote(e.amountQuote, 0)} USD of stake burned.`
+                : '.'),
+          ),
+        );
+      }
+    }
     for (const b of all.filter((x) => x.evidence > 0).slice(-3))
       flags.push(
         alert('bad', `Block ${formatInt(b.height)} carries ${b.evidence} duplicate-vote evidence.`),
@@ -138,7 +156,8 @@ export const networkView: View = (root, app, scope) => {
       flags.push(
         alert(
           i.status === 'halted' ? 'bad' : 'warn',
-          `${i.instrument} is ${i.status === 'halted' ? 'halted' : 'in a call auction'}.`,
+          `${i.instrument} is ${i.status === 'halted' ? 'halted' : 'in a call auction'}` +
+            (i.auctionEndMs === undefined ? '.' : ` until ${formatClock(i.auctionEndMs)}.`),
         ),
       );
     }
@@ -204,7 +223,14 @@ export const networkView: View = (root, app, scope) => {
           h(
             'td',
             {},
-            v.jailed ? pill('jailed', 'bad') : pill('voting', 'ok'),
+            v.jailed
+              ? pill(
+                  v.jailedHeight === undefined
+                    ? 'jailed'
+                    : `jailed at ${formatInt(v.jailedHeight)}`,
+                  'bad',
+                )
+              : pill('voting', 'ok'),
             seen.get(v.address)?.self === true ? h('span', { class: 'muted' }, ' this node') : '',
           ),
         ]),

@@ -4,7 +4,7 @@
 // against the block's aggregate (GET /v1/risk, polled). A node that does not
 // publish /v1/risk gets a note in those panels instead of a guess.
 
-import type { InstrumentView, RiskView, TickerView } from '../../api/view.ts';
+import type { BlockEventView, InstrumentView, RiskView, TickerView } from '../../api/view.ts';
 import { follow } from '../app.ts';
 import type { View } from '../app.ts';
 import { legend, lineChart } from '../chart.ts';
@@ -21,7 +21,7 @@ import {
   priceOf,
   shortHex,
 } from '../format.ts';
-import { statusPill } from './markets.ts';
+import { liveInstruments, statusPill } from './markets.ts';
 
 const TICKERS_FOLLOWED_MAX = 40;
 /** Points kept per index series. */
@@ -29,6 +29,39 @@ const HISTORY_POINTS_MAX = 600;
 const RISK_POLL_MS = 2_000;
 const EVENTS_SHOWN = 12;
 const COLORS = ['var(--accent)', 'var(--warn)', 'var(--buy)', 'var(--sell)', '#b58cff', '#7fd1c7'];
+
+const EVENT_TONES: Record<BlockEventView['type'], 'ok' | 'warn' | 'bad' | 'muted'> = {
+  liquidation: 'bad',
+  deleverage: 'bad',
+  insuranceCover: 'warn',
+  marketHalted: 'bad',
+  marketResumed: 'ok',
+  funding: 'muted',
+  auctionStarted: 'warn',
+  auctionEnded: 'ok',
+  marketSettled: 'muted',
+  validatorJailed: 'bad',
+};
+
+/** What an event says beyond its columns: auction prices and end, settlement price, jailing. */
+function eventDetail(e: BlockEventView, inst: InstrumentView | undefined): string {
+  switch (e.type) {
+    case 'auctionStarted':
+      return `trigger breached at ${formatPrice(e.priceTicks, inst)}, uncrosses at ${e.endMs === undefined ? '—' : formatClock(e.endMs)}`;
+    case 'auctionEnded':
+      return e.priceTicks === 0 || e.priceTicks === undefined
+        ? 'nothing crossed'
+        : `uncrossed at ${formatPrice(e.priceTicks, inst)}`;
+    case 'marketSettled':
+      return `settled at ${e.priceQuote === undefined ? '—' : formatQuote(e.priceQuote)} USD (index TWAP), ${formatInt(e.positions)} positions closed`;
+    case 'validatorJailed':
+      return `validator ${e.validator === undefined ? '?' : shortHex(e.validator, 10, 6)} jailed: double-signed at height ${formatInt(e.offenceHeight)}, stake burned`;
+    case 'deleverage':
+      return e.counterparty === undefined ? '' : `against ${shortHex(e.counterparty, 8, 4)}`;
+    default:
+      return '';
+  }
+}
 
 export const riskView: View = (root, app, scope) => {
   void app.loadInstruments().then((instruments) => {
@@ -62,7 +95,7 @@ export const riskView: View = (root, app, scope) => {
         panel('Insurance fund (USD, by height)', insuranceBox),
         panel('Oracle by validator (last block)', oracleBox),
       ),
-      panel('Liquidations and deleveraging', eventsBox),
+      panel('Liquidations, deleveraging, auctions, settlements and jailing', eventsBox),
     );
     let risk: RiskView | undefined;
     let riskMissing = false;
@@ -111,7 +144,7 @@ export const riskView: View = (root, app, scope) => {
           ? h(
               'div',
               { class: 'ok-text', id: 'no-liquidations' },
-              'No liquidation or deleveraging in the recent blocks.',
+              'No liquidation, deleveraging, auction, settlement or jailing in the recent blocks.',
             )
           : table(
               [
@@ -122,18 +155,19 @@ export const riskView: View = (root, app, scope) => {
                 { label: 'Account' },
                 { label: 'Size', num: true },
                 { label: 'Amount (USD)', num: true },
+                { label: 'Detail' },
               ],
               shown.map((e) => {
                 const inst = e.instrument === undefined ? undefined : app.instrument(e.instrument);
-                const tone = e.type === 'liquidation' || e.type === 'deleverage' ? 'bad' : 'warn';
                 return [
                   formatInt(e.height),
                   formatClock(e.timeMs),
-                  h('td', {}, pill(e.type, tone)),
+                  h('td', {}, pill(e.type, EVENT_TONES[e.type] ?? 'warn')),
                   e.instrument ?? '',
                   h('td', { class: 'mono' }, e.address ? shortHex(e.address, 8, 4) : ''),
                   e.sizeLots === undefined ? '' : formatSize(e.sizeLots, inst),
                   e.amountQuote === undefined ? '' : formatQuote(e.amountQuote),
+                  eventDetail(e, inst),
                 ];
               }),
               { id: 'liquidations' },
@@ -181,12 +215,17 @@ export const riskView: View = (root, app, scope) => {
     };
 
     const render = () => {
+      const instruments = liveInstruments(app);
       const halted = instruments.filter((i) => i.status === 'halted');
       const auction = instruments.filter((i) => i.status === 'auction');
       statusBox.replaceChildren(
         ...halted.map((i) => alert('bad', `${i.instrument} is halted: no orders are matched.`)),
         ...auction.map((i) =>
-          alert('warn', `${i.instrument} is in a call auction (volatility or re-opening).`),
+          alert(
+            'warn',
+            `${i.instrument} is in a call auction (volatility or re-opening)` +
+              (i.auctionEndMs === undefined ? '.' : ` until ${formatClock(i.auctionEndMs)}.`),
+          ),
         ),
         halted.length + auction.length === 0
           ? h(
