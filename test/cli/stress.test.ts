@@ -43,14 +43,22 @@ writeFileSync(
 test('generate writes a snapshot; a scenario file runs on it as a table, JSON and HTML', async () => {
   const g = await run('generate', '--accounts', '200', '--out', state, '--seed', '3');
   assert.equal(g.code, 0, g.err);
-  assert.match(g.err, /generated 200 accounts \(200 with positions/);
+  assert.match(
+    g.err,
+    /generated 200 accounts \(\d+ with positions, .*; [1-9]\d* holding \d+ option lots/,
+  );
 
   const table = await run('--state', state, '--scenario', short);
   assert.equal(table.code, 0, table.err);
   assert.match(table.out, /^scenario +short-drop: a 30% drop in 30 seconds/);
   assert.match(table.out, /BTC path +\$60,000\.00 → \$42,000\.00 \(-30\.00%\)/);
   assert.match(table.out, /accounts liquidated +[1-9]\d* \(/);
-  assert.match(table.out, /volatility +no smile in the oracle state/);
+  assert.match(table.out, /volatility +scaled \d+ smile\(s\)/);
+  assert.match(table.out, /option accounts liquidated +\d+/);
+  assert.match(
+    table.out,
+    /settlement +nothing expired: the nearest expiry was \d+ s after the start/,
+  );
   assert.match(table.out, /invariants +checked after every block/);
 
   const html = join(dir, 'report.html');
@@ -70,7 +78,7 @@ test('generate writes a snapshot; a scenario file runs on it as a table, JSON an
   assert.ok(table.out.includes(report.reportHash), 'the table and the JSON are the same run');
   const page = readFileSync(html, 'utf8');
   assert.match(page, /^<!doctype html>/);
-  assert.equal((page.match(/<svg /g) ?? []).length, 4);
+  assert.equal((page.match(/<svg /g) ?? []).length, 6);
   assert.doesNotMatch(page, /<script|https?:\/\/(?!www\.w3\.org)/);
 });
 
@@ -78,6 +86,14 @@ test('--generate with --scenario runs in memory; --list names the built-ins', as
   const r = await run('--generate', '100', '--scenario', short, '--json');
   assert.equal(r.code, 0, r.err);
   assert.equal((JSON.parse(r.out) as { accounts: number }).accounts, 100);
+  // Perpetuals only, sampled every 10 s: 3 blocks of the 30-second scenario.
+  const p = await run(
+    ...['--generate', '100', '--option-share', '0', '--scenario', short, '--block-ms', '10000'],
+  );
+  assert.equal(p.code, 0, p.err);
+  assert.match(p.out, /blocks +3 × 10000 ms/);
+  assert.match(p.out, /options +no option market listed/);
+  assert.match(p.out, /settlement +no dated market listed/);
   const list = await run('--list');
   assert.match(list.out, /crash-40/);
   assert.match(list.out, /gap-up-25/);

@@ -11,6 +11,7 @@ import type { Exchange } from '../../exchange/index.ts';
 import {
   BUILTIN_SCENARIOS,
   GENERATE_INSURANCE_QUOTE,
+  GENERATE_OPTION_SHARE_PCT,
   ScenarioError,
   StressError,
   buildReport,
@@ -24,12 +25,13 @@ import {
   reportText,
   runStress,
   usd,
+  withBlockMs,
 } from '../../sim/stress/index.ts';
 import type { GenerateSummary, Scenario } from '../../sim/stress/index.ts';
 
-const USAGE = `zomma stress --state FILE --scenario NAME|FILE [--json] [--html FILE] [--no-check]
-       zomma stress --generate N [--seed S] [--insurance USD] (--out FILE | --scenario NAME|FILE …)
-       zomma stress generate --accounts N --out FILE [--seed S] [--insurance USD]
+const USAGE = `zomma stress --state FILE --scenario NAME|FILE [--json] [--html FILE] [--no-check] [--block-ms MS]
+       zomma stress --generate N [--seed S] [--insurance USD] [--option-share PCT] (--out FILE | --scenario NAME|FILE …)
+       zomma stress generate --accounts N --out FILE [--seed S] [--insurance USD] [--option-share PCT]
        zomma stress --list
 
   --state FILE       an exchange snapshot: one written by --generate/--out, or a node's
@@ -38,7 +40,10 @@ const USAGE = `zomma stress --state FILE --scenario NAME|FILE [--json] [--html F
   --json             print the report as one JSON object (money in quote units, 6 decimals)
   --html FILE        also write an HTML page with price and insurance-fund charts (inline SVG)
   --no-check         skip the whole-state invariant check after every block (faster on big states)
+  --block-ms MS      sample the scenario at this block interval instead of its own (coarser: faster)
   --generate N       build a state of N funded accounts with leveraged long and short positions
+  --option-share PCT percent of the generated pairs trading options and dated futures (default ${GENERATE_OPTION_SHARE_PCT};
+                     0: perpetuals only, no listing)
   --accounts N       the same, for the generate subcommand
   --seed S           seed of the generated state (default 1)
   --insurance USD    insurance fund of the generated state (default ${usd(GENERATE_INSURANCE_QUOTE)})
@@ -104,7 +109,7 @@ function generated(
 ): void {
   if (quiet) return;
   io.err(
-    `generated ${summary.accounts} accounts (${summary.withPositions} with positions, open interest ${usd(summary.openInterestQuote)}) in ${summary.blocks} blocks` +
+    `generated ${summary.accounts} accounts (${summary.withPositions} with positions, open interest ${usd(summary.openInterestQuote)}; ${summary.optionAccounts} holding ${summary.optionLots} option lots, ${summary.futureAccounts} a dated future, ${summary.listedMarkets} listed markets) in ${summary.blocks} blocks` +
       (out === undefined ? '' : `; snapshot written to ${out}`),
   );
 }
@@ -131,6 +136,8 @@ export const command: Command = {
         insurance: { type: 'string' },
         out: { type: 'string' },
         list: { type: 'boolean' },
+        'block-ms': { type: 'string' },
+        'option-share': { type: 'string' },
       },
     });
     if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}`);
@@ -158,6 +165,7 @@ export const command: Command = {
         accounts: integer(accountsArg, sub ? 'accounts' : 'generate', 0),
         seed: integer(values.seed, 'seed', 1),
         insuranceQuote,
+        optionSharePct: integer(values['option-share'], 'option-share', GENERATE_OPTION_SHARE_PCT),
       });
       exchange = result.exchange;
       if (values.out !== undefined) writeFileSync(values.out, encodeSnapshot(exchange));
@@ -168,7 +176,10 @@ export const command: Command = {
       if (values.scenario === undefined) throw new UsageError('give --scenario NAME|FILE');
       exchange = readState(values.state, check);
     }
-    const scenario = readScenario(values.scenario!);
+    const own = readScenario(values.scenario!);
+    const blockMs = values['block-ms'];
+    const scenario =
+      blockMs === undefined ? own : withBlockMs(own, integer(blockMs, 'block-ms', own.blockMs));
     const report = buildReport(runStress(exchange, scenario, { checkInvariants: check }));
     if (values.html !== undefined) writeFileSync(values.html, reportHtml(report));
     io.out(values.json === true ? reportJson(report) : reportText(report));

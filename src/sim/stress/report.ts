@@ -76,6 +76,47 @@ export interface StressReport {
     ordersRejected: number;
     providerLiquidated: boolean;
   };
+  options: {
+    /** Live option markets and accounts holding an option position at the start. */
+    markets: number;
+    accounts: number;
+    lotsStart: number;
+    lotsEnd: number;
+    /** Accounts with a liquidation in an option market. */
+    liquidatedAccounts: number;
+    liquidationEvents: number;
+    bookLots: number;
+    deleveragedLots: number;
+    /** Premium value closed (book at the mark, deleveraged at the bankruptcy price). */
+    premiumQuote: bigint;
+    /** Underlying notional closed: lots × forward / lots per base unit. */
+    underlyingQuote: bigint;
+    /** Σ (maintenance − equity) over option holders still below maintenance after a block: its peak, and at the end. */
+    shortfallPeakQuote: bigint;
+    shortfallPeakAccounts: number;
+    shortfallPeakAtMs: number;
+    shortfallEndQuote: bigint;
+    /** Open options at their marks: start, end, and the end with the start smiles (the vol path undone). */
+    valueStartQuote: bigint;
+    valueEndQuote: bigint;
+    valueEndAtStartVolQuote: bigint;
+  };
+  auctions: {
+    started: number;
+    ended: number;
+    markets: number;
+    totalMs: number;
+    longestMs: number;
+    openAtEnd: number;
+  };
+  settlement: {
+    /** Time from the start to the nearest expiry, or −1 with no dated market. */
+    nearestExpiryMs: number;
+    markets: number;
+    options: number;
+    futures: number;
+    positions: number;
+  };
   volatility: {
     /** A smile was scaled. */
     applied: boolean;
@@ -144,6 +185,7 @@ export function buildReport(run: StressRun): StressReport {
     if (equity < 0n) openNegativeEquityQuote -= equity;
   }
   const t = run.totals;
+  const o = run.options;
   const insuranceMin = minMax([
     run.startInsuranceQuote,
     ...samples.map((s) => s.insuranceQuote),
@@ -195,6 +237,40 @@ export function buildReport(run: StressRun): StressReport {
       ordersRejected: t.liquidityOrdersRejected,
       providerLiquidated: run.liquidity.accounts.some((i) => run.liquidatedAccounts.has(i)),
     },
+    options: {
+      markets: o.markets,
+      accounts: o.accounts,
+      lotsStart: o.lotsStart,
+      lotsEnd: o.lotsEnd,
+      liquidatedAccounts: o.liquidatedAccounts.size,
+      liquidationEvents: o.liquidationEvents,
+      bookLots: o.bookLots,
+      deleveragedLots: o.deleveragedLots,
+      premiumQuote: o.premiumQuote,
+      underlyingQuote: o.underlyingQuote,
+      shortfallPeakQuote: o.shortfallPeakQuote,
+      shortfallPeakAccounts: o.shortfallPeakAccounts,
+      shortfallPeakAtMs: o.shortfallPeakAtMs,
+      shortfallEndQuote: o.shortfallEndQuote,
+      valueStartQuote: o.valueStartQuote,
+      valueEndQuote: o.valueEndQuote,
+      valueEndAtStartVolQuote: o.valueEndAtStartVolQuote,
+    },
+    auctions: {
+      started: run.auctions.started,
+      ended: run.auctions.ended,
+      markets: run.auctions.markets.size,
+      totalMs: run.auctions.totalMs,
+      longestMs: run.auctions.longestMs,
+      openAtEnd: run.auctions.openAtEnd,
+    },
+    settlement: {
+      nearestExpiryMs: run.settlement.nearestExpiryMs ?? -1,
+      markets: run.settlement.markets,
+      options: run.settlement.options,
+      futures: run.settlement.futures,
+      positions: run.settlement.positions,
+    },
     volatility: {
       applied: run.volatility.smiles > 0,
       smiles: run.volatility.smiles,
@@ -242,6 +318,19 @@ export function encodeReport(r: Omit<StressReport, 'reportHash'>): Uint8Array {
   w.uvarint(r.funding.payments).uvarintBig(r.funding.paidQuote);
   w.string(r.liquidity.provider, 4_000).uvarint(r.liquidity.ordersPlaced);
   w.uvarint(r.liquidity.ordersRejected).bool(r.liquidity.providerLiquidated);
+  const o = r.options;
+  w.uvarint(o.markets).uvarint(o.accounts).uvarint(o.lotsStart).uvarint(o.lotsEnd);
+  w.uvarint(o.liquidatedAccounts).uvarint(o.liquidationEvents).uvarint(o.bookLots);
+  w.uvarint(o.deleveragedLots).uvarintBig(o.premiumQuote).uvarintBig(o.underlyingQuote);
+  w.uvarintBig(o.shortfallPeakQuote).uvarint(o.shortfallPeakAccounts).uvarint(o.shortfallPeakAtMs);
+  w.uvarintBig(o.shortfallEndQuote).uvarintBig(o.valueStartQuote).uvarintBig(o.valueEndQuote);
+  w.uvarintBig(o.valueEndAtStartVolQuote);
+  const a = r.auctions;
+  w.uvarint(a.started).uvarint(a.ended).uvarint(a.markets).uvarint(a.totalMs);
+  w.uvarint(a.longestMs).uvarint(a.openAtEnd);
+  const st = r.settlement;
+  w.ivarint(st.nearestExpiryMs).uvarint(st.markets).uvarint(st.options).uvarint(st.futures);
+  w.uvarint(st.positions);
   const v = r.volatility;
   w.bool(v.applied).uvarint(v.smiles).uvarint(v.refused).uvarint(v.optionMarkets);
   w.uvarint(v.optionLots).bool(r.invariantsChecked).string(r.appHash, 64);
@@ -249,6 +338,8 @@ export function encodeReport(r: Omit<StressReport, 'reportHash'>): Uint8Array {
   for (const s of r.series) {
     w.uvarint(s.height).uvarint(s.atMs).ivarintBig(s.insuranceQuote).uvarint(s.liquidatedAccounts);
     w.uvarintBig(s.liquidatedNotionalQuote).uvarintBig(s.deleveragedNotionalQuote);
+    w.uvarintBig(s.optionValueQuote).uvarintBig(s.marginShortfallQuote);
+    w.uvarint(s.shortfallAccounts).uvarint(s.auctionMarkets);
     for (let k = 0; k < s.pathQuote.length; k++) {
       w.uvarintBig(s.pathQuote[k]!)
         .uvarintBig(s.indexQuote[k]!)
@@ -320,6 +411,9 @@ export function reportRows(r: StressReport): [string, string][] {
       `${usd(b.coveredQuote + b.deficitQuote)} (insurance paid ${usd(b.coveredQuote)}, uncovered ${usd(b.deficitQuote)} in ${b.deficitAccounts} accounts)`,
     ],
     ['open negative equity', usd(b.openNegativeEquityQuote)],
+    ...optionRows(r),
+    ['settlement', settlementText(r)],
+    ['auctions', auctionText(r)],
     ['funding', `${r.funding.payments} payments, ${usd(r.funding.paidQuote)} paid`],
     [
       'liquidity',
@@ -334,6 +428,53 @@ export function reportRows(r: StressReport): [string, string][] {
     ['report hash', r.reportHash],
   );
   return rows;
+}
+
+function secondsText(ms: number): string {
+  return `${Math.floor(ms / 1000)} s`;
+}
+
+function optionRows(r: StressReport): [string, string][] {
+  const o = r.options;
+  if (o.markets === 0) return [['options', 'no option market listed']];
+  return [
+    [
+      'option accounts',
+      `${o.accounts} holding options at the start (${o.lotsStart} lots in ${o.markets} option markets; ${o.lotsEnd} open at the end)`,
+    ],
+    ['option accounts liquidated', `${o.liquidatedAccounts} (${o.liquidationEvents} positions)`],
+    [
+      'option notional liquidated',
+      `${usd(o.premiumQuote)} of premium on ${usd(o.underlyingQuote)} of underlying (${o.bookLots} lots through the book, ${o.deleveragedLots} deleveraged)`,
+    ],
+    [
+      'scenario margin shortfall',
+      `peak ${usd(o.shortfallPeakQuote)} in ${o.shortfallPeakAccounts} accounts at ${secondsText(o.shortfallPeakAtMs)}, ${usd(o.shortfallEndQuote)} at the end (option holders still below maintenance after a block)`,
+    ],
+    [
+      'option marks',
+      `open options worth ${usd(o.valueStartQuote)} → ${usd(o.valueEndQuote)}; with the start smiles ${usd(o.valueEndAtStartVolQuote)}, so the vol path added ${usd(o.valueEndQuote - o.valueEndAtStartVolQuote)}`,
+    ],
+  ];
+}
+
+function settlementText(r: StressReport): string {
+  const st = r.settlement;
+  if (st.nearestExpiryMs < 0) return 'no dated market listed';
+  const nearest = `the nearest expiry was ${secondsText(st.nearestExpiryMs)} after the start`;
+  if (st.markets === 0) {
+    return `nothing expired: ${nearest}, the run lasted ${secondsText(r.blocks * r.blockMs)}`;
+  }
+  return `${st.markets} markets settled (${st.options} options, ${st.futures} futures, ${st.positions} positions closed); ${nearest}`;
+}
+
+function auctionText(r: StressReport): string {
+  const a = r.auctions;
+  if (a.started === 0) return 'none';
+  return (
+    `${a.started} started in ${a.markets} markets, ${a.ended} uncrossed; ${secondsText(a.totalMs)} in auction in all, longest ${secondsText(a.longestMs)}` +
+    (a.openAtEnd > 0 ? `; ${a.openAtEnd} still in auction at the end` : '')
+  );
 }
 
 export function reportText(r: StressReport): string {
@@ -474,6 +615,25 @@ export function reportHtml(r: StressReport): string {
       points: series.map((s) => [seconds(s), toNumber(s.deleveragedNotionalQuote)]),
     },
   ];
+  const optionLines: Line[] = [
+    {
+      label: 'open options at their marks (USD)',
+      color: '#1f77b4',
+      points: series.map((s) => [seconds(s), toNumber(s.optionValueQuote)]),
+    },
+    {
+      label: 'margin shortfall (USD)',
+      color: '#d62728',
+      points: series.map((s) => [seconds(s), toNumber(s.marginShortfallQuote)]),
+    },
+  ];
+  const auctionLines: Line[] = [
+    {
+      label: 'markets in a call auction',
+      color: '#ff7f0e',
+      points: series.map((s) => [seconds(s), s.auctionMarkets]),
+    },
+  ];
   const volLines: Line[] = r.underlyings.map((u, i) => ({
     label: `${u.underlying} vol ×`,
     color: COLORS[i % COLORS.length]!,
@@ -494,6 +654,8 @@ ${rows}
 ${chart('Index price, % of start (shaded: oracle frozen)', '%', priceLines, shade)}
 ${chart('Insurance fund', '', insurance, shade)}
 ${chart('Notional liquidated, cumulative', '', liquidated, shade)}
+${r.options.markets > 0 ? chart('Options: open value and scenario margin shortfall', '', optionLines, shade) : ''}
+${chart('Volatility auctions', '', auctionLines, shade)}
 ${chart(`Volatility multiplier (${r.volatility.applied ? 'applied to the oracle smiles' : 'recorded only'})`, '×', volLines, shade)}
 </body></html>
 `;

@@ -2,26 +2,32 @@
 // block per `blockMs` of scenario time, each carrying the path's index price
 // for every underlying whose oracle is live, and — when the scenario has
 // liquidity and the state is a devnet (the provider is funded by the faucet) —
-// one signed batch per market from a liquidity provider that cancels its
-// ladder and quotes a fresh one around the path's price. Liquidations,
-// deleveraging, insurance cover and funding are whatever finalizeBlock does;
-// this file only watches its events and the state between blocks.
+// one signed batch per perpetual and dated future from a liquidity provider
+// that cancels its ladder and quotes a fresh one around the path's price
+// (options get none: their liquidations meet the book the state had, then
+// deleveraging). Liquidations, deleveraging, insurance cover, funding,
+// volatility auctions and the settlement of expiring markets are whatever
+// finalizeBlock does; this file only watches its events and the state
+// between blocks.
 //
-// Volatility paths act on the oracle's smiles (applyVolatility): before each
-// block, every smile of a moved underlying is the one the state held at the
-// start with its implied volatility multiplied by the path's multiplier — the
-// smiles option marks and scenario margin read. The run counts the smiles it
-// scaled and the option positions open, so the report says plainly when
-// there was nothing for the volatility to act on.
+// Volatility paths act on the oracle's smiles (volatilitySmiles): each block
+// carries, as a trusted feed's smiles (Block.smiles), every smile of a moved
+// underlying that the state held at the start, its implied volatility
+// multiplied by the path's multiplier — the smiles option marks and scenario
+// margin read. The run counts the smiles it scaled and the option positions
+// open, so the report says plainly when there was nothing to act on.
 
 import { addressOf, keyPairFromSeed, sha256 } from '../../crypto/index.ts';
 import type { KeyPair } from '../../crypto/index.ts';
 import { divBig } from '../../lib/int.ts';
+import { equityQuote, maintenanceMarginQuote } from '../../exchange/index.ts';
 import type { Exchange, ExchangeEvent } from '../../exchange/index.ts';
-import { parseInstrument } from '../../exchange/instruments/names.ts';
 import type { SmileFeed } from '../../exchange/oracle/aggregate.ts';
-import { validateSvi } from '../../exchange/options/svi.ts';
-import type { SviParams } from '../../exchange/options/svi.ts';
+import { smileKey } from '../../exchange/oracle/aggregate.ts';
+import type { SmileObservation } from '../../exchange/oracle/observation.ts';
+import { optionMark, validateSvi } from '../../exchange/options/index.ts';
+import type { SviParams } from '../../exchange/options/index.ts';
+import type { Account, MarketState } from '../../exchange/state.ts';
 import { buildTx, placeOrder } from '../../exchange/tx/index.ts';
 import type { BatchableAction, SignedTx } from '../../exchange/tx/index.ts';
 import type { Liquidity, ResolvedPoint, Scenario } from './scenario.ts';
@@ -58,6 +64,13 @@ export interface BlockSample {
   readonly liquidatedAccounts: number;
   readonly liquidatedNotionalQuote: bigint;
   readonly deleveragedNotionalQuote: bigint;
+  /** Σ long lots × mark over live option markets: what the open options are worth. */
+  readonly optionValueQuote: bigint;
+  /** Σ (maintenance − equity) over the option holders below maintenance after the block. */
+  readonly marginShortfallQuote: bigint;
+  readonly shortfallAccounts: number;
+  /** Markets in a call auction after the block. */
+  readonly auctionMarkets: number;
 }
 
 export interface StressTotals {
@@ -78,6 +91,61 @@ export interface StressTotals {
   liquidityOrdersPlaced: number;
 }
 
+/** Options in the run: who held them, what liquidation closed, margin shortfall, marks. */
+export interface OptionOutcome {
+  /** Live option markets at the start. */
+  readonly markets: number;
+  /** Accounts holding an option position at the start, and option lots open (long side). */
+  readonly accounts: number;
+  readonly lotsStart: number;
+  lotsEnd: number;
+  /** Accounts with a liquidation in an option market. */
+  readonly liquidatedAccounts: Set<number>;
+  liquidationEvents: number;
+  /** Option lots closed: through the book, and deleveraged. */
+  bookLots: number;
+  deleveragedLots: number;
+  deleverageEvents: number;
+  /** Premium value of those lots: book lots at the mark, deleveraged at the bankruptcy price. */
+  premiumQuote: bigint;
+  /** Underlying notional of those lots: lots × forward / lots per base unit. */
+  underlyingQuote: bigint;
+  /** Largest Σ (maintenance − equity) over option holders below maintenance, after a block. */
+  shortfallPeakQuote: bigint;
+  shortfallPeakAccounts: number;
+  shortfallPeakAtMs: number;
+  shortfallEndQuote: bigint;
+  /** Σ long lots × mark over live options at the start and at the end. */
+  readonly valueStartQuote: bigint;
+  valueEndQuote: bigint;
+  /** The same at the end, each option marked with its smile as at the start (the vol path undone). */
+  valueEndAtStartVolQuote: bigint;
+}
+
+/** Volatility auctions (docs/exchange.md, "Volatility auctions") started and ended in the run. */
+export interface AuctionOutcome {
+  started: number;
+  ended: number;
+  /** Markets that held one. */
+  readonly markets: Set<string>;
+  /** Durations of the ended auctions, from the block that started each to the block that uncrossed it. */
+  totalMs: number;
+  longestMs: number;
+  /** Still in an auction after the last block. */
+  openAtEnd: number;
+}
+
+/** Dated markets that expired and settled in the run. */
+export interface SettlementOutcome {
+  /** Time from the start to the nearest expiry of a live listed market, or null with none. */
+  readonly nearestExpiryMs: number | null;
+  markets: number;
+  options: number;
+  futures: number;
+  /** Positions closed at settlement. */
+  positions: number;
+}
+
 export interface StressRun {
   readonly scenario: Scenario;
   readonly underlyings: readonly UnderlyingPath[];
@@ -95,6 +163,9 @@ export interface StressRun {
   readonly liquidity: LiquidityOutcome;
   readonly invariantsChecked: boolean;
   readonly volatility: VolatilityOutcome;
+  readonly options: OptionOutcome;
+  readonly auctions: AuctionOutcome;
+  readonly settlement: SettlementOutcome;
   readonly exchange: Exchange;
 }
 
@@ -102,7 +173,7 @@ export interface StressRun {
 export interface VolatilityOutcome {
   /** The state has a validator oracle (the only place a smile lives). */
   readonly oracle: boolean;
-  /** Smiles (underlying × expiry) of moved underlyings that the path scaled. */
+  /** Smiles (underlying × expiry) of moved underlyings that the path scaled, most in one block. */
   smiles: number;
   /** Scaled smiles refused by SVI validation (the previous smile stayed), summed over blocks. */
   refused: number;
@@ -136,29 +207,29 @@ export function scaleSvi(svi: SviParams, volPpm: number): SviParams {
 }
 
 /**
- * Sets the oracle's smiles for the block about to run: each smile of the
- * `baseline` (the state's smiles at the start of the run) whose underlying
- * the path moves (volPpm[i] for names[i], null when it leaves it alone),
- * scaled by its multiplier. A scaled smile that fails SVI validation leaves
- * the previous one. Returns [smiles set, refused]. The state machine carries
- * smiles from block to block when the block brings no votes, as in a stress
- * run, and hashes them with the oracle state.
+ * The smiles a block carries (Block.smiles, a trusted feed's): each smile of
+ * the `baseline` (the state's smiles at the start of the run) for an expiry
+ * after `timeMs` whose underlying the path moves (volPpm[i] for names[i],
+ * null when it leaves it alone), scaled by its multiplier. A scaled smile
+ * that fails SVI validation is left out (the state keeps the previous one)
+ * and counted as refused. Always scaled from the baseline, never
+ * cumulatively; the state machine validates, stores and hashes them.
  */
-export function applyVolatility(
-  exchange: Exchange,
+export function volatilitySmiles(
   baseline: ReadonlyMap<string, SmileFeed>,
   names: readonly string[],
   volPpm: readonly (number | null)[],
-): [number, number] {
-  const oracle = exchange.state.oracle;
-  if (oracle === null || baseline.size === 0) return [0, 0];
-  const smiles = new Map(oracle.smiles);
-  let set = 0;
+  timeMs: number,
+): { smiles: SmileObservation[]; refused: number } {
+  const smiles: SmileObservation[] = [];
   let refused = 0;
   for (const [key, feed] of baseline) {
-    const i = names.indexOf(key.slice(0, key.indexOf(':')));
+    const at = key.lastIndexOf(':');
+    const underlying = key.slice(0, at);
+    const expiryMs = Number(key.slice(at + 1));
+    const i = names.indexOf(underlying);
     const ppm = i < 0 ? null : volPpm[i]!;
-    if (ppm === null) continue;
+    if (ppm === null || expiryMs <= timeMs) continue;
     const svi = scaleSvi(feed.svi, ppm);
     try {
       validateSvi(svi);
@@ -166,28 +237,83 @@ export function applyVolatility(
       refused++;
       continue;
     }
-    smiles.set(key, { svi, updatedMs: exchange.state.timeMs });
-    set++;
+    smiles.push({ underlying, expiryMs, svi });
   }
-  exchange.state.oracle = { prices: oracle.prices, smiles };
-  return [set, refused];
+  return { smiles, refused };
 }
 
-function optionMarkets(exchange: Exchange): number[] {
-  const out: number[] = [];
+function isOption(m: MarketState): boolean {
+  return !m.retired && m.instrument.kind === 'option';
+}
+
+function optionValue(exchange: Exchange): bigint {
+  let value = 0n;
   for (const m of exchange.state.markets) {
-    try {
-      if (parseInstrument(m.params.instrument).kind === 'option') out.push(m.index);
-    } catch {
-      // A name outside the listing grammar is not an option the listing made.
+    if (isOption(m)) value += BigInt(m.longLots) * m.markQuotePerLot;
+  }
+  return value;
+}
+
+/** optionValue with every option marked by its start smile at this block's forward and time. */
+function optionValueAtStartVol(
+  exchange: Exchange,
+  baseline: ReadonlyMap<string, SmileFeed>,
+): bigint {
+  const state = exchange.state;
+  let value = 0n;
+  for (const m of state.markets) {
+    if (!isOption(m) || m.longLots === 0) continue;
+    const feed = baseline.get(smileKey(m.params.underlying, m.expiryMs));
+    const instrument = m.instrument;
+    if (
+      feed === undefined ||
+      instrument.kind !== 'option' ||
+      m.optionMark === null ||
+      m.forwardQuote <= 0n
+    ) {
+      value += BigInt(m.longLots) * m.markQuotePerLot;
+      continue;
+    }
+    const mark = optionMark({
+      forwardQuote: m.forwardQuote,
+      strikeQuote: instrument.strikeQuote,
+      isCall: instrument.isCall,
+      nowMs: state.timeMs,
+      expiryMs: m.expiryMs,
+      rateWad: 0n,
+      svi: feed.svi,
+    });
+    // Rounded to ticks as the state machine marks (listing.ts markOptions).
+    const ticks = divBig(mark.markQuote, m.params.tickSizeQuote, 'halfEven');
+    value += BigInt(m.longLots) * (ticks < 1n ? 1n : ticks) * m.k;
+  }
+  return value;
+}
+
+function holdsOption(exchange: Exchange, a: Account): boolean {
+  const markets = exchange.state.markets;
+  return a.listed.some((p) => p.sizeLots !== 0 && isOption(markets[p.market]!));
+}
+
+/** Σ (maintenance − equity) and the count, over the option holders below maintenance. */
+function shortfall(exchange: Exchange, holders: readonly Account[]): [bigint, number] {
+  const state = exchange.state;
+  let total = 0n;
+  let count = 0;
+  for (const a of holders) {
+    if (a.positionCount === 0) continue;
+    const gap = maintenanceMarginQuote(state, a) - equityQuote(state, a);
+    if (gap > 0n) {
+      total += gap;
+      count++;
     }
   }
-  return out;
+  return [total, count];
 }
 
 interface Provider {
   readonly key: KeyPair;
-  readonly market: number;
+  readonly market: MarketState;
   readonly underlying: number;
 }
 
@@ -198,7 +324,7 @@ function providerKey(instrument: string): KeyPair {
 function underlyingsOf(exchange: Exchange): string[] {
   const names: string[] = [];
   for (const m of exchange.state.markets) {
-    if (!names.includes(m.params.underlying)) names.push(m.params.underlying);
+    if (!m.retired && !names.includes(m.params.underlying)) names.push(m.params.underlying);
   }
   return names;
 }
@@ -208,13 +334,8 @@ function startPrice(exchange: Exchange, underlying: string): bigint {
   return BigInt(market.indexTicks) * market.params.tickSizeQuote;
 }
 
-function ladder(
-  exchange: Exchange,
-  p: Provider,
-  liquidity: Liquidity,
-  priceQuote: bigint,
-): BatchableAction[] {
-  const market = exchange.state.markets[p.market]!;
+function ladder(p: Provider, liquidity: Liquidity, priceQuote: bigint): BatchableAction[] {
+  const market = p.market;
   const params = market.params;
   const center = divBig(priceQuote, params.tickSizeQuote, 'halfEven');
   const actions: BatchableAction[] = [{ kind: 'cancelAll', instrument: params.instrument }];
@@ -258,6 +379,51 @@ function emptyTotals(): StressTotals {
   };
 }
 
+function startOptions(exchange: Exchange): { outcome: OptionOutcome; holders: Account[] } {
+  const state = exchange.state;
+  const holders = state.accounts.filter((a) => holdsOption(exchange, a));
+  let markets = 0;
+  let lots = 0;
+  for (const m of state.markets) {
+    if (!isOption(m)) continue;
+    markets++;
+    lots += m.longLots;
+  }
+  const value = optionValue(exchange);
+  const outcome: OptionOutcome = {
+    markets,
+    accounts: holders.length,
+    lotsStart: lots,
+    lotsEnd: lots,
+    liquidatedAccounts: new Set<number>(),
+    liquidationEvents: 0,
+    bookLots: 0,
+    deleveragedLots: 0,
+    deleverageEvents: 0,
+    premiumQuote: 0n,
+    underlyingQuote: 0n,
+    shortfallPeakQuote: 0n,
+    shortfallPeakAccounts: 0,
+    shortfallPeakAtMs: 0,
+    shortfallEndQuote: 0n,
+    valueStartQuote: value,
+    valueEndQuote: value,
+    valueEndAtStartVolQuote: value,
+  };
+  return { outcome, holders };
+}
+
+function nearestExpiryMs(exchange: Exchange): number | null {
+  const state = exchange.state;
+  let nearest: number | null = null;
+  for (const m of state.markets) {
+    if (m.retired || !m.listed) continue;
+    const inMs = m.expiryMs - state.timeMs;
+    if (nearest === null || inMs < nearest) nearest = inMs;
+  }
+  return nearest;
+}
+
 /** Runs the scenario on `exchange` (mutated: it ends in the stressed state). */
 export function runStress(
   exchange: Exchange,
@@ -284,10 +450,12 @@ export function runStress(
   if (scenario.liquidity === null) absent = 'the scenario has none';
   else if (!state.genesis.devnet) absent = 'not a devnet state: no faucet to fund a provider';
   else {
+    // Options get no ladder: a ladder in basis points of the underlying is no quote for a premium.
     for (const m of state.markets) {
+      if (m.retired || m.instrument.kind === 'option') continue;
       providers.push({
         key: providerKey(m.params.instrument),
-        market: m.index,
+        market: m,
         underlying: names.indexOf(m.params.underlying),
       });
     }
@@ -296,7 +464,7 @@ export function runStress(
   const startHeight = state.height;
   const startTimeMs = state.timeMs;
   const baselineSmiles = new Map(state.oracle?.smiles ?? []);
-  const optionIndices = optionMarkets(exchange);
+  const started = startOptions(exchange);
   let withPositions = 0;
   for (const a of state.accounts) if (a.positionCount > 0) withPositions++;
   const run = {
@@ -318,11 +486,28 @@ export function runStress(
       oracle: state.oracle !== null,
       smiles: 0,
       refused: 0,
-      optionMarkets: optionIndices.length,
+      optionMarkets: started.outcome.markets,
       optionLots: 0,
     } satisfies VolatilityOutcome,
+    options: started.outcome,
+    auctions: {
+      started: 0,
+      ended: 0,
+      markets: new Set<string>(),
+      totalMs: 0,
+      longestMs: 0,
+      openAtEnd: 0,
+    } satisfies AuctionOutcome,
+    settlement: {
+      nearestExpiryMs: nearestExpiryMs(exchange),
+      markets: 0,
+      options: 0,
+      futures: 0,
+      positions: 0,
+    } satisfies SettlementOutcome,
     exchange,
   };
+  const auctionStartMs = new Map<string, number>();
 
   const blocks = Math.floor(scenario.durationMs / scenario.blockMs);
   const chainId = state.genesis.chainId;
@@ -337,30 +522,38 @@ export function runStress(
     });
     const txs: SignedTx[] = [];
     for (const p of providers) {
+      // A dated future that settled takes no more quotes.
+      if (p.market.retired) continue;
       const actions: BatchableAction[] = [];
       if (b === 1) actions.push({ kind: 'faucet', amountQuote: state.genesis.faucetQuoteMax });
       const s = path[p.underlying];
       const price =
         s === null || s === undefined ? startPrice(exchange, names[p.underlying]!) : s.priceQuote;
-      actions.push(...ladder(exchange, p, scenario.liquidity!, price));
+      actions.push(...ladder(p, scenario.liquidity!, price));
       txs.push(
         buildTx({ chainId, key: p.key, nonce: timeMs, action: { kind: 'batch', actions } }).tx,
       );
     }
-    const [smiles, refused] = applyVolatility(
-      exchange,
-      baselineSmiles,
-      names,
-      path.map((s) => s?.volPpm ?? null),
-    );
-    run.volatility.smiles = Math.max(run.volatility.smiles, smiles);
-    run.volatility.refused += refused;
+    const vol =
+      state.oracle === null || baselineSmiles.size === 0
+        ? null
+        : volatilitySmiles(
+            baselineSmiles,
+            names,
+            path.map((s) => s?.volPpm ?? null),
+            timeMs,
+          );
+    if (vol !== null) {
+      run.volatility.smiles = Math.max(run.volatility.smiles, vol.smiles.length);
+      run.volatility.refused += vol.refused;
+    }
     const result = exchange.finalizeBlock({
       height: state.height + 1,
       timeMs,
       proposer,
       txs,
       oracle,
+      ...(vol === null || vol.smiles.length === 0 ? {} : { smiles: vol.smiles }),
     });
     for (const r of result.results) {
       for (const a of r.actions) {
@@ -375,6 +568,17 @@ export function runStress(
       );
     }
     tally(exchange, result.events, run);
+    watchAuctions(result.events, timeMs, run.auctions, auctionStartMs);
+    const [gap, short] = shortfall(exchange, started.holders);
+    const o = run.options;
+    if (gap > o.shortfallPeakQuote) {
+      o.shortfallPeakQuote = gap;
+      o.shortfallPeakAccounts = short;
+      o.shortfallPeakAtMs = atMs;
+    }
+    o.shortfallEndQuote = gap;
+    let auctionMarkets = 0;
+    for (const m of state.markets) if (!m.retired && m.auction?.active === true) auctionMarkets++;
     const sample: BlockSample = {
       height: state.height,
       atMs,
@@ -386,11 +590,21 @@ export function runStress(
       liquidatedAccounts: run.liquidatedAccounts.size,
       liquidatedNotionalQuote: run.totals.liquidatedNotionalQuote,
       deleveragedNotionalQuote: run.totals.deleveragedNotionalQuote,
+      optionValueQuote: optionValue(exchange),
+      marginShortfallQuote: gap,
+      shortfallAccounts: short,
+      auctionMarkets,
     };
     run.samples.push(sample);
     options.onBlock?.(exchange, sample);
   }
-  run.volatility.optionLots = optionIndices.reduce((n, i) => n + state.markets[i]!.longLots, 0);
+  run.auctions.openAtEnd = auctionStartMs.size;
+  let optionLots = 0;
+  for (const m of state.markets) if (isOption(m)) optionLots += m.longLots;
+  run.volatility.optionLots = optionLots;
+  run.options.lotsEnd = optionLots;
+  run.options.valueEndQuote = optionValue(exchange);
+  run.options.valueEndAtStartVolQuote = optionValueAtStartVol(exchange, baselineSmiles);
   return run;
 }
 
@@ -401,6 +615,34 @@ function findAccount(exchange: Exchange, address: Uint8Array): number {
   return found?.index ?? -1;
 }
 
+/** Pairs each auction's start with its end by market; durations in block time. */
+function watchAuctions(
+  events: readonly ExchangeEvent[],
+  timeMs: number,
+  auctions: AuctionOutcome,
+  startMs: Map<string, number>,
+): void {
+  for (const e of events) {
+    if (e.type === 'auctionStarted') {
+      auctions.started++;
+      auctions.markets.add(e.market);
+      if (!startMs.has(e.market)) startMs.set(e.market, timeMs);
+    } else if (e.type === 'auctionEnded') {
+      auctions.ended++;
+      const from = startMs.get(e.market);
+      if (from === undefined) continue;
+      startMs.delete(e.market);
+      auctions.totalMs += timeMs - from;
+      auctions.longestMs = Math.max(auctions.longestMs, timeMs - from);
+    }
+  }
+}
+
+/** Underlying notional of option lots: lots × forward / lots per base unit. */
+function underlyingQuote(m: MarketState, lots: number): bigint {
+  return divBig(BigInt(lots) * m.forwardQuote, BigInt(m.params.lotsPerBase), 'floor');
+}
+
 function tally(
   exchange: Exchange,
   events: readonly ExchangeEvent[],
@@ -409,9 +651,12 @@ function tally(
     liquidatedAccounts: Set<number>;
     deleveragedAccounts: Set<number>;
     counterparties: Set<number>;
+    options: OptionOutcome;
+    settlement: SettlementOutcome;
   },
 ): void {
   const t = run.totals;
+  const o = run.options;
   const markets = exchange.state.marketByName;
   for (const e of events) {
     switch (e.type) {
@@ -422,15 +667,29 @@ function tally(
         t.liquidatedNotionalQuote += BigInt(e.closedLots) * m.markQuotePerLot;
         t.liquidationFeesQuote += e.feeQuote;
         run.liquidatedAccounts.add(e.account);
+        if (m.instrument.kind === 'option') {
+          o.liquidationEvents++;
+          o.liquidatedAccounts.add(e.account);
+          o.bookLots += e.closedLots;
+          o.premiumQuote += BigInt(e.closedLots) * m.markQuotePerLot;
+          o.underlyingQuote += underlyingQuote(m, e.closedLots);
+        }
         break;
       }
       case 'deleverage': {
         const m = markets.get(e.market)!;
+        const notional = BigInt(e.sizeLots) * BigInt(e.priceTicks) * m.k;
         t.deleverageEvents++;
         t.deleveragedLots += e.sizeLots;
-        t.deleveragedNotionalQuote += BigInt(e.sizeLots) * BigInt(e.priceTicks) * m.k;
+        t.deleveragedNotionalQuote += notional;
         run.deleveragedAccounts.add(e.account);
         run.counterparties.add(e.counterparty);
+        if (m.instrument.kind === 'option') {
+          o.deleverageEvents++;
+          o.deleveragedLots += e.sizeLots;
+          o.premiumQuote += notional;
+          o.underlyingQuote += underlyingQuote(m, e.sizeLots);
+        }
         break;
       }
       case 'insuranceCover':
@@ -441,6 +700,15 @@ function tally(
         t.fundingPayments++;
         t.fundingPaidQuote += e.paidQuote;
         break;
+      case 'marketSettled': {
+        const s = run.settlement;
+        s.markets++;
+        s.positions += e.positions;
+        // The name says what settled: options end in -C or -P.
+        if (/-[CP]$/.test(e.market)) s.options++;
+        else s.futures++;
+        break;
+      }
       default:
         break;
     }

@@ -288,6 +288,22 @@ export const BUILTIN_SCENARIOS: Readonly<Record<string, Json>> = {
   },
 };
 
+/**
+ * The scenario sampled at another block interval (`--block-ms`): the same
+ * paths, fewer or more blocks. Coarser blocks trade resolution for speed on
+ * states with options, where every block revalues every held option.
+ */
+export function withBlockMs(scenario: Scenario, blockMs: number): Scenario {
+  if (!Number.isSafeInteger(blockMs) || blockMs < 1 || blockMs > 3_600_000) {
+    throw new ScenarioError('blockMs', 'must be an integer in [1, 3600000]');
+  }
+  if (scenario.durationMs < blockMs) throw new ScenarioError('blockMs', 'longer than the scenario');
+  if (scenario.durationMs / blockMs > STRESS_BLOCKS_MAX) {
+    throw new ScenarioError('blockMs', `more than ${STRESS_BLOCKS_MAX} blocks`);
+  }
+  return { ...scenario, blockMs };
+}
+
 export function builtinScenario(name: string): Scenario | undefined {
   const json = BUILTIN_SCENARIOS[name];
   return json === undefined ? undefined : parseScenario(json);

@@ -20,11 +20,17 @@ import {
   reportHtml,
   reportJson,
   runStress,
+  withBlockMs,
 } from '../../../src/sim/stress/index.ts';
 import type { StressReport } from '../../../src/sim/stress/index.ts';
 
-// One generated state of a few thousand accounts, shared by every test here.
-const ACCOUNTS = 2_500;
+// One generated state of a few thousand accounts, with options and dated
+// futures, shared by every test here. The built-ins run at 5-second blocks
+// (withBlockMs: the same paths, a fifth of the blocks) because each block
+// revalues every held option under 40 scenarios, which a 1-second replay of
+// all three would spend most of a minute on; the CLI runs them at their own.
+const ACCOUNTS = 2_000;
+const BLOCK_MS = 5_000;
 const generated = generateState({ accounts: ACCOUNTS, seed: 11 });
 const snapshot = encodeSnapshot(generated.exchange);
 
@@ -35,20 +41,23 @@ function conserved(ex: Exchange): boolean {
   return s.depositedQuote - s.withdrawnQuote === cash + s.insuranceQuote + s.feePoolQuote;
 }
 
+function balancedOpenInterest(ex: Exchange): boolean {
+  return ex.state.markets.every((m) => m.retired || m.longLots === m.shortLots);
+}
+
 const reports = new Map<string, StressReport>();
 
-function run(name: string): StressReport {
-  const ex = decodeSnapshot(snapshot);
+function run(name: string, from: Uint8Array = snapshot): StressReport {
+  const ex = decodeSnapshot(from);
   let blocks = 0;
-  const r = runStress(ex, builtinScenario(name)!, {
+  const r = runStress(ex, withBlockMs(builtinScenario(name)!, BLOCK_MS), {
     onBlock: (after) => {
       blocks++;
       // finalizeBlock already ran checkInvariants (the option is on); this
-      // restates the collateral equation on its own.
-      assert.ok(
-        conserved(after),
-        `${name}: collateral not conserved at height ${after.state.height}`,
-      );
+      // restates the collateral equation and open interest on their own.
+      const at = `${name} at height ${after.state.height}`;
+      assert.ok(conserved(after), `${at}: collateral not conserved`);
+      assert.ok(balancedOpenInterest(after), `${at}: long and short open interest differ`);
     },
   });
   checkInvariants(ex.state);
@@ -58,65 +67,78 @@ function run(name: string): StressReport {
   return report;
 }
 
-test('the generated state: every account funded, leveraged both ways, no refusal', () => {
+test('the generated state: funded, leveraged both ways, options with marks, no refusal', () => {
   const { exchange, summary } = generated;
+  const state = exchange.state;
   assert.equal(summary.rejected, 0);
   assert.equal(summary.accounts, ACCOUNTS);
-  assert.equal(summary.withPositions, ACCOUNTS);
-  checkInvariants(exchange.state);
-  let longs = 0;
-  let shorts = 0;
-  const leverage = new Set<bigint>();
-  for (const a of exchange.state.accounts) {
-    const m = exchange.state.markets.find((x) => a.positions[x.index]!.sizeLots !== 0)!;
-    const size = a.positions[m.index]!.sizeLots;
-    if (size > 0) longs++;
-    else shorts++;
-    const notional = BigInt(Math.abs(size)) * m.markQuotePerLot;
-    leverage.add(notional / equityQuote(exchange.state, a));
+  assert.ok(summary.withPositions > ACCOUNTS * 0.9, `${summary.withPositions} with positions`);
+  assert.ok(summary.optionAccounts > ACCOUNTS / 10, `${summary.optionAccounts} hold options`);
+  assert.ok(summary.futureAccounts > 0);
+  checkInvariants(state);
+  assert.ok(balancedOpenInterest(exchange));
+  // Every listed expiry has a smile, so every option has a mark.
+  for (const m of state.markets) {
+    if (m.retired || m.instrument.kind !== 'option') continue;
+    assert.ok(m.optionMark !== null && m.markTicks > 0, `${m.params.instrument} has a mark`);
   }
-  assert.equal(longs, shorts);
+  let nakedShorts = 0;
+  let spreads = 0;
+  const leverage = new Set<bigint>();
+  for (const a of state.accounts) {
+    const options = a.listed.filter(
+      (p) => p.sizeLots !== 0 && state.markets[p.market]!.instrument.kind === 'option',
+    );
+    if (options.length === 1 && options[0]!.sizeLots < 0) nakedShorts++;
+    if (options.length === 2 && options[0]!.sizeLots * options[1]!.sizeLots < 0) spreads++;
+    const m = state.markets.find((x) => !x.listed && a.positions[x.index]!.sizeLots !== 0);
+    if (m === undefined) continue;
+    const notional = BigInt(Math.abs(a.positions[m.index]!.sizeLots)) * m.markQuotePerLot;
+    leverage.add(notional / equityQuote(state, a));
+  }
+  assert.ok(nakedShorts > 0 && spreads > 0, `${nakedShorts} naked shorts, ${spreads} spreads`);
   assert.ok(leverage.size >= 10, `leverage should vary, got ${[...leverage].join(',')}`);
   // The same seed builds the same state.
-  const again = generateState({ accounts: 50, seed: 11 });
   assert.deepEqual(
-    again.exchange.appHash,
-    generateState({ accounts: 50, seed: 11 }).exchange.appHash,
+    generateState({ accounts: 60, seed: 11 }).exchange.appHash,
+    generateState({ accounts: 60, seed: 11 }).exchange.appHash,
   );
 });
 
 for (const name of Object.keys(BUILTIN_SCENARIOS)) {
-  test(`${name}: collateral conserved after every block, report complete`, () => {
+  test(`${name}: collateral and open interest balanced after every block, report complete`, () => {
     const report = run(name);
     reports.set(name, report);
-    assert.ok(report.blocks >= 600);
+    assert.ok(report.blocks >= 120);
     assert.equal(report.accounts, ACCOUNTS);
     assert.equal(report.liquidity.providerLiquidated, name === 'crash-40');
     assert.ok(report.liquidity.ordersPlaced > 0);
-    // The generated state lists no option market, so the oracle holds no smile to scale.
-    assert.equal(report.volatility.applied, false);
-    assert.match(report.volatility.note, /no smile in the oracle state/);
-    assert.match(reportHtml(report), /Volatility multiplier \(recorded only\)/);
-    assert.ok(
-      report.underlyings.every((u) => u.volPpmMax > 1_000_000),
-      'vol path recorded',
-    );
+    // The vol path scales the smiles of every live expiry, which option marks read.
+    assert.equal(report.volatility.applied, true);
+    assert.match(report.volatility.note, /scaled \d+ smile\(s\)/);
+    assert.match(reportHtml(report), /Volatility multiplier \(applied to the oracle smiles\)/);
+    assert.ok(report.options.accounts > 0);
+    // The nearest daily expires at 08:00, inside every built-in's span: it settles.
+    assert.ok(report.settlement.options > 0, 'the expiring options settled');
+    assert.ok(report.settlement.nearestExpiryMs < report.blocks * report.blockMs);
     assert.match(report.reportHash, /^[0-9a-f]{64}$/);
     assert.ok(reportJson(report).length > 0);
-    assert.match(reportHtml(report), /<svg[^]*Insurance fund/);
+    assert.match(reportHtml(report), /<svg[^]*Insurance fund[^]*Options: open value/);
   });
 }
 
-test('crash-40 liquidates accounts, deleverages, and leaves no liquidation unresolved', () => {
+test('crash-40 liquidates option accounts, runs into auctions, and leaves nothing unresolved', () => {
   const r = reports.get('crash-40') ?? run('crash-40');
   assert.ok(r.liquidations.accounts > ACCOUNTS / 10, `only ${r.liquidations.accounts} liquidated`);
-  assert.ok(r.liquidations.notionalQuote > 0n);
+  assert.ok(r.options.liquidatedAccounts > 0, 'option accounts liquidated');
+  assert.ok(r.options.premiumQuote > 0n && r.options.underlyingQuote > r.options.premiumQuote);
   assert.ok(r.deleveraging.events > 0);
-  // Slices cut by the per-block cap are deleveraged too, so no account is
-  // left holding positions with negative equity (the fund, which used to be
-  // drained by such stalled accounts, now pays only gaps past bankruptcy).
+  // The perpetuals' price monitoring stops the crash in call auctions, which uncross.
+  assert.ok(r.auctions.started > 0 && r.auctions.ended > 0);
+  assert.ok(r.auctions.longestMs >= 30_000);
+  // Doubled volatility raises what the surviving options are worth.
+  assert.ok(r.options.valueEndQuote > r.options.valueEndAtStartVolQuote);
   assert.equal(r.badDebt.openNegativeEquityQuote, 0n);
-  assert.equal(r.badDebt.deficitAccounts, 0);
   assert.equal(r.underlyings[0]!.endQuote * 10n, r.underlyings[0]!.startQuote * 6n);
   // The insurance series is what the fund was after each block.
   assert.equal(r.series.at(-1)!.insuranceQuote, r.insurance.endQuote);
@@ -127,7 +149,7 @@ test('gap-up-25 liquidates shorts; oracle-freeze holds the index while frozen', 
   assert.ok(gap.liquidations.accounts > 0);
   const freeze = reports.get('oracle-freeze') ?? run('oracle-freeze');
   const frozen = freeze.series.filter((s) => s.frozen[0]);
-  assert.equal(freeze.underlyings[0]!.frozenBlocks, 300);
+  assert.equal(freeze.underlyings[0]!.frozenBlocks, 60);
   assert.ok(frozen.every((s) => s.indexQuote[0] === freeze.underlyings[0]!.startQuote));
   assert.ok(frozen.at(-1)!.pathQuote[0]! < freeze.underlyings[0]!.startQuote);
 });
@@ -137,6 +159,20 @@ test('deterministic: the same state and scenario give the same report hash', () 
   const second = run('gap-up-25');
   assert.equal(second.reportHash, first.reportHash);
   assert.equal(second.appHash, first.appHash);
+});
+
+test('a perpetuals-only state (no listing) still runs, and says the vol path had nothing', () => {
+  const perpetuals = generateState({ accounts: 300, seed: 5, optionSharePct: 0 });
+  assert.equal(perpetuals.summary.rejected, 0);
+  assert.equal(perpetuals.summary.listedMarkets, 0);
+  assert.equal(perpetuals.summary.withPositions, 300);
+  const r = run('crash-40', encodeSnapshot(perpetuals.exchange));
+  assert.ok(r.liquidations.accounts > 0);
+  assert.equal(r.options.markets, 0);
+  assert.equal(r.settlement.nearestExpiryMs, -1);
+  assert.equal(r.volatility.applied, false);
+  assert.match(r.volatility.note, /no smile in the oracle state/);
+  assert.match(reportHtml(r), /Volatility multiplier \(recorded only\)/);
 });
 
 test("a node's snapshot file (ZSNP framing) loads as the same state", () => {

@@ -8,11 +8,11 @@ import { sviImpliedVol } from '../../../src/exchange/options/svi.ts';
 import type { SviParams } from '../../../src/exchange/options/svi.ts';
 import { SCALE } from '../../../src/math/index.ts';
 import {
-  applyVolatility,
   buildReport,
   parseScenario,
   runStress,
   scaleSvi,
+  volatilitySmiles,
 } from '../../../src/sim/stress/index.ts';
 
 const SMILE: SviParams = {
@@ -55,18 +55,28 @@ test('scaleSvi multiplies implied volatility at every strike', () => {
   }
 });
 
-test('applyVolatility scales the smiles of moved underlyings from the baseline, not cumulatively', () => {
+test('volatilitySmiles scales the smiles of moved underlyings from the baseline, not cumulatively', () => {
   const ex = withSmile();
   const baseline = new Map(ex.state.oracle!.smiles);
   for (let i = 0; i < 3; i++) {
-    assert.deepEqual(applyVolatility(ex, baseline, ['BTC', 'ETH'], [2_000_000, null]), [1, 0]);
+    const { smiles, refused } = volatilitySmiles(
+      baseline,
+      ['BTC', 'ETH'],
+      [2_000_000, null],
+      2_000,
+    );
+    assert.equal(refused, 0);
+    assert.deepEqual(smiles, [
+      { underlying: 'BTC', expiryMs: EXPIRY_MS, svi: scaleSvi(SMILE, 2_000_000) },
+    ]);
   }
-  const smiles = ex.state.oracle!.smiles;
-  assert.deepEqual(smiles.get(smileKey('BTC', EXPIRY_MS))!.svi, scaleSvi(SMILE, 2_000_000));
-  assert.deepEqual(smiles.get(smileKey('ETH', EXPIRY_MS))!.svi, SMILE, 'not in the path');
-  // A multiplier that breaks SVI validation (a > 10) leaves the smile as it was.
-  assert.deepEqual(applyVolatility(ex, baseline, ['BTC', 'ETH'], [100_000_000, null]), [0, 1]);
-  assert.deepEqual(smiles.get(smileKey('BTC', EXPIRY_MS))!.svi, scaleSvi(SMILE, 2_000_000));
+  // A multiplier that breaks SVI validation (a > 10) is left out: the state keeps its smile.
+  assert.deepEqual(volatilitySmiles(baseline, ['BTC', 'ETH'], [100_000_000, null], 2_000), {
+    smiles: [],
+    refused: 1,
+  });
+  // An expired smile is not sent again.
+  assert.equal(volatilitySmiles(baseline, ['BTC'], [2_000_000], EXPIRY_MS).smiles.length, 0);
 });
 
 test('a run says what the volatility acted on: smiles scaled, no option position', () => {
