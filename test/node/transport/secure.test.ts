@@ -80,6 +80,13 @@ test('a frame with a kind carries it as its first plaintext byte, the message af
     }),
     { numRuns: 100, seed: 3005 },
   );
+  // Above the size that is copied behind its kind byte: the kind is encrypted in a call of its own.
+  const [x, y] = pair();
+  const large = Uint8Array.from({ length: 10_000 }, (_, i) => i & 0xff);
+  const frame = x.sender.seal(large, FRAME_KIND.message);
+  const plain = y.receiver.open(frame.length - 4, frame.subarray(4))!;
+  assert.equal(plain[0], FRAME_KIND.message);
+  assert.deepEqual(plain.subarray(1), large);
   assert.deepEqual(FRAME_KIND, { message: 0, ping: 1, pong: 2 });
 });
 
