@@ -284,6 +284,8 @@ export class Replica implements ConsensusReplica {
   private requestedUpTo = 0;
   private lastRequestMs = -CATCHUP_RETRY_MS;
   private lastPushMs = new Map<PeerId, number>();
+  /** Peers that told us they hold no block below this height (they pruned): not asked for lower ones. */
+  private prunedBelow = new Map<PeerId, number>();
   /** Peers heard one height behind, and since when: a late vote is normal, a peer still there later is stuck. */
   private behindSinceMs = new Map<PeerId, { readonly height: number; readonly sinceMs: number }>();
   private lastGossipMs = new Map<PeerId, number>();
@@ -416,6 +418,26 @@ export class Replica implements ConsensusReplica {
 
   onBlockExecuted(height: number, result: BlockResult, nowMs: number): Effect[] {
     return this.handle({ kind: 'blockExecuted', height, result, nowMs });
+  }
+
+  /**
+   * A peer answered our block request: it holds no block below `firstHeight`.
+   * Not a protocol input (nothing is logged or decided from it, and a lying
+   * peer only loses our requests): it steers catch-up to another peer now
+   * instead of after CATCHUP_RETRY_MS. No send among the effects means no
+   * peer we know of can serve our height.
+   */
+  onPeerPruned(peer: PeerId, firstHeight: number, nowMs: number): Effect[] {
+    assert(this.started, 'start() before any input');
+    this.effects = [];
+    if (firstHeight > this.heightValue) {
+      if (this.prunedBelow.has(peer) || this.prunedBelow.size < 4 * VALIDATORS_MAX) {
+        this.prunedBelow.set(peer, firstHeight);
+      }
+      this.requestedUpTo = 0;
+      this.requestBlocks(peer, nowMs);
+    }
+    return this.flush();
   }
 
   // --- effects --------------------------------------------------------------------
@@ -1472,9 +1494,26 @@ export class Replica implements ConsensusReplica {
     if (height >= this.heightValue + 2) this.requestBlocks(from, nowMs);
   }
 
+  private canServe(peer: PeerId, height: number): boolean {
+    const first = this.prunedBelow.get(peer);
+    return first === undefined || first <= height;
+  }
+
   private requestBlocks(from: PeerId, nowMs: number): void {
     let fromHeight = this.heightValue;
     while (this.catchupBuffer.has(fromHeight)) fromHeight++;
+    if (!this.canServe(from, fromHeight)) {
+      // It pruned what we need: ask a peer that may hold it, if we know one.
+      let other: PeerId | null = null;
+      for (const [peer, height] of this.peerHeights) {
+        if (height > fromHeight && this.canServe(peer, fromHeight)) {
+          other = peer;
+          break;
+        }
+      }
+      if (other === null) return;
+      from = other;
+    }
     const stillWaiting =
       this.requestedUpTo >= fromHeight && nowMs - this.lastRequestMs < CATCHUP_RETRY_MS;
     if (stillWaiting) return;

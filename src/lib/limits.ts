@@ -228,8 +228,8 @@ export const HANDSHAKE_FRAME_BYTES_MAX = 256;
 export const HANDSHAKE_TIMEOUT_MS = 5_000;
 /** Connections accepted but not yet authenticated, at once; more are refused. */
 export const HANDSHAKES_PENDING_MAX = 64;
-/** Largest frame on an authenticated connection: one message and its 16-byte AEAD tag. */
-export const FRAME_BYTES_MAX = MESSAGE_BYTES_MAX + 16;
+/** Largest frame on an authenticated connection: its kind byte, one message and the 16-byte AEAD tag. */
+export const FRAME_BYTES_MAX = MESSAGE_BYTES_MAX + 1 + 16;
 /** Bytes queued for one peer (ours and the socket's) before it counts as too slow and is dropped. */
 export const PEER_SEND_QUEUE_BYTES_MAX = 2 * MESSAGE_BYTES_MAX;
 /** Frames queued for one peer before it counts as too slow and is dropped. */
@@ -242,6 +242,30 @@ export const RECONNECT_BACKOFF_MS_MAX = 10_000;
 
 assert(MESSAGE_BYTES_MAX <= PEER_SEND_QUEUE_BYTES_MAX, 'one message must fit a send queue');
 assert(RECONNECT_BACKOFF_MS_MIN <= RECONNECT_BACKOFF_MS_MAX, 'backoff starts below its cap');
+/**
+ * Keepalive: a connection that has received nothing for this long is sent a
+ * ping (inside the encrypted channel); consensus gossip keeps a live chain's
+ * connections busy, so pings go out only on idle or dead links.
+ */
+export const PEER_PING_INTERVAL_MS = 10_000;
+/** A pinged connection that receives nothing more for this long is dead: closed, then redialed. */
+export const PEER_PONG_TIMEOUT_MS = 20_000;
+/**
+ * Inbound budget of one peer connection, as two token buckets (sustained rate
+ * and burst). A validator's honest traffic is votes, proposals, gossip batches
+ * and catch-up answers; these leave a wide margin above it. A peer past either
+ * bucket is disconnected and banned for PEER_BAN_MS.
+ */
+export const PEER_IN_MESSAGES_PER_S = 20_000;
+export const PEER_IN_MESSAGES_BURST = 40_000;
+export const PEER_IN_BYTES_PER_S = 64 * 1024 * 1024;
+export const PEER_IN_BYTES_BURST = 4 * MESSAGE_BYTES_MAX;
+/** How long a peer dropped for flooding is refused (and not redialed). */
+export const PEER_BAN_MS = 60_000;
+
+assert(PEER_PING_INTERVAL_MS <= PEER_PONG_TIMEOUT_MS, 'a pong gets at least a ping interval');
+assert(MESSAGE_BYTES_MAX <= PEER_IN_BYTES_BURST, 'one largest message fits the inbound burst');
+assert(PEER_IN_MESSAGES_PER_S <= PEER_IN_MESSAGES_BURST, 'the burst holds a second of messages');
 
 // --- API: HTTP and WebSocket (src/api, docs/api.md) -----------------------------
 /** Largest HTTP request body: a hex-encoded TX_BYTES_MAX transaction in JSON, with room. */

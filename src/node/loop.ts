@@ -280,6 +280,30 @@ export class NodeLoop {
     this.enqueue({ kind: 'message', from, bytes: payload, nowMs: this.clock.nowMs() });
   }
 
+  /**
+   * A peer answered our catch-up request: it pruned below `firstHeight`. The
+   * replica asks another peer at once; when none can serve our height, only
+   * a restart by state sync (a fresh data directory) brings this node back.
+   */
+  onPeerPruned(from: PeerId, height: number, firstHeight: number): void {
+    if (!this.running || this.draining) return;
+    let askedAnother = false;
+    this.guard(() => {
+      const effects = this.replica.onPeerPruned(from, firstHeight, this.clock.nowMs());
+      askedAnother = effects.some((e) => e.kind === 'send');
+      this.perform(effects);
+    });
+    const fields = { peer: from, height, firstHeight, ourHeight: this.replica.height };
+    if (askedAnother)
+      this.log.info(fields, 'catch-up: peer pruned the blocks we need; asked another');
+    else if (firstHeight > this.replica.height) {
+      this.log.warn(
+        fields,
+        'catch-up: no known peer holds the blocks we need (pruned); restart this node with state sync',
+      );
+    }
+  }
+
   private enqueue(input: Input): void {
     if (!this.running) return;
     this.queue.push(input);

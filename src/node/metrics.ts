@@ -14,6 +14,7 @@ import { loadCommitted } from './loop.ts';
 import type { ZommaNode } from './node.ts';
 import type { Storage } from './storage/index.ts';
 import { recordLogSyncs } from './storage/index.ts';
+import type { TransportCounters } from './transport/index.ts';
 
 /** Blocks one /chain answer covers at most. */
 const CHAIN_QUERY_BLOCKS_MAX = 1_000;
@@ -24,6 +25,8 @@ export interface MetricsSources {
   readonly peersConnected: () => number;
   readonly chainId: string;
   readonly moniker: string;
+  /** The peer transport's counters (absent over an in-process network). */
+  readonly transport?: () => TransportCounters;
 }
 
 export class NodeMetrics {
@@ -95,6 +98,18 @@ export class NodeMetrics {
         for (const [code, n] of Object.entries(node.mempool.stats.rejected)) this.inc({ code }, n);
       },
     });
+    if (sources.transport !== undefined) this.peerCounters(sources.transport);
+    new Counter({
+      name: 'zomma_catchup_pruned_total',
+      help: 'Catch-up block requests answered pruned: sent (we pruned) and received (a peer had)',
+      labelNames: ['direction'],
+      registers: [r],
+      collect() {
+        this.reset();
+        this.inc({ direction: 'sent' }, node.syncServer.stats.prunedAnswers);
+        this.inc({ direction: 'received' }, node.syncServer.stats.prunedReceived);
+      },
+    });
     const buckets = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000];
     this.commitLatency = new Histogram({
       name: 'zomma_commit_latency_ms',
@@ -121,6 +136,47 @@ export class NodeMetrics {
         this.lastSyncs = loop.stats.walSyncs;
         this.walSync.observe(loop.stats.walSyncMsLast);
       }
+    });
+  }
+
+  private peerCounters(read: () => TransportCounters): void {
+    const r = this.registry;
+    new Counter({
+      name: 'zomma_peer_dropped_total',
+      help: 'Peer connections, frames or messages dropped by the transport, by reason',
+      labelNames: ['reason'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const [reason, n] of Object.entries(read().drops)) this.inc({ reason }, n);
+      },
+    });
+    new Counter({
+      name: 'zomma_peer_timeouts_total',
+      help: 'Peer connections closed by keepalive: a ping went unanswered',
+      registers: [r],
+      collect() {
+        this.reset();
+        this.inc(read().drops.timeout);
+      },
+    });
+    new Counter({
+      name: 'zomma_peer_pings_total',
+      help: 'Keepalive pings sent on idle peer connections',
+      registers: [r],
+      collect() {
+        this.reset();
+        this.inc(read().pings);
+      },
+    });
+    new Counter({
+      name: 'zomma_peer_connections_total',
+      help: 'Peer connections that completed the handshake',
+      registers: [r],
+      collect() {
+        this.reset();
+        this.inc(read().connections);
+      },
     });
   }
 

@@ -4,7 +4,14 @@
 // its three channels. No files are read here (runtime.ts does that), so tests
 // build nodes in one process over a MemoryHub.
 
-import type { Genesis as ConsensusGenesis, PeerId, TimeoutConfig } from '../consensus/index.ts';
+import { decode } from '../codec/wire.ts';
+import type {
+  Genesis as ConsensusGenesis,
+  Message,
+  PeerId,
+  TimeoutConfig,
+} from '../consensus/index.ts';
+import { messageCodec } from '../consensus/index.ts';
 import type { KeyPair, VerifyItem } from '../crypto/index.ts';
 import { sign, verify, verifyRaw } from '../crypto/index.ts';
 import type { Genesis } from '../exchange/index.ts';
@@ -30,6 +37,13 @@ import type { ResultsStore } from './results.ts';
 import { MemoryResultsStore, PUBLISHED_EVENT_TYPES } from './results.ts';
 import type { Storage } from './storage/index.ts';
 import { SyncServer } from './sync_server.ts';
+
+/**
+ * A consensus catch-up request is a tag and two varints (at most 10 bytes);
+ * every other consensus message carries a signature or a block, so only
+ * payloads this short are looked into before the replica sees them.
+ */
+const CATCHUP_REQUEST_BYTES_MAX = 16;
 
 export interface ZommaNodeOptions {
   readonly genesis: Genesis;
@@ -161,7 +175,12 @@ export class ZommaNode {
         ...(options.onHalt ? { onHalt: options.onHalt } : {}),
       },
     });
-    this.syncServer = new SyncServer({ storage: options.storage, network: options.network, clock });
+    this.syncServer = new SyncServer({
+      storage: options.storage,
+      network: options.network,
+      clock,
+      onPruned: (peer, height, firstHeight) => this.loop.onPeerPruned(peer, height, firstHeight),
+    });
     options.network.onMessage((peer, bytes) => this.onFrame(peer, bytes));
   }
 
@@ -205,9 +224,28 @@ export class ZommaNode {
       this.stats.badFrames++;
       return;
     }
-    if (channel === CHANNEL.consensus) return this.loop.onConsensusMessage(peer, payload);
+    if (channel === CHANNEL.consensus) {
+      if (payload.length <= CATCHUP_REQUEST_BYTES_MAX && this.answeredPruned(peer, payload)) return;
+      return this.loop.onConsensusMessage(peer, payload);
+    }
     if (channel === CHANNEL.mempool) return this.onGossip(peer, payload);
     this.syncServer.onMessage(peer, payload);
+  }
+
+  /**
+   * A catch-up request for blocks we pruned is answered `pruned` (the replica
+   * would stay silent and the requester wait out its retry period).
+   */
+  private answeredPruned(peer: PeerId, payload: Uint8Array): boolean {
+    let message: Message;
+    try {
+      message = decode(messageCodec, payload);
+    } catch {
+      return false;
+    }
+    return (
+      message.kind === 'blockRequest' && this.syncServer.onCatchupRequest(peer, message.fromHeight)
+    );
   }
 
   private onGossip(peer: PeerId, payload: Uint8Array): void {

@@ -107,6 +107,7 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
       const hp = parseHostPort(p.address, `config.peers[${i}].address`);
       return { publicKey: fromHex(p.publicKey), host: hp.host, port: hp.port };
     }),
+    log: logger.child({ component: 'transport' }),
   });
   let transportStarted = false;
   const network: PeerNetwork = {
@@ -206,6 +207,7 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
     node,
     storage,
     peersConnected: () => network.peerCount(),
+    transport: () => transport.counters(),
     chainId: genesis.chainId,
     moniker: config.moniker,
   });

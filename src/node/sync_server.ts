@@ -4,6 +4,11 @@
 // disk and sent: a peer asking in a loop must not take the node's I/O. The
 // chunk hashes of a snapshot are computed once per snapshot and kept until it
 // is no longer among the newest offered.
+//
+// It also answers the consensus catch-up request for a height below our first
+// stored block with the same `pruned` answer, so the requester asks another
+// peer at once instead of waiting out its retry period; and it hands a
+// `pruned` answer we receive to `onPruned` (the node steers its catch-up).
 
 import type { PeerId } from '../consensus/index.ts';
 import { sha256 } from '../crypto/index.ts';
@@ -40,8 +45,10 @@ export type SyncServeDrop =
 
 export interface SyncServerStats {
   served: number;
-  /** Block requests answered with `pruned` (below our first stored height). */
+  /** Block requests answered with `pruned` (below our first stored height), sync and consensus. */
   prunedAnswers: number;
+  /** `pruned` answers received from peers (to our consensus catch-up requests). */
+  prunedReceived: number;
   dropped: Record<SyncServeDrop, number>;
 }
 
@@ -51,6 +58,8 @@ export interface SyncServerOptions {
   readonly clock: Clock;
   readonly requestsPerS?: number;
   readonly burstRequests?: number;
+  /** A peer told us it holds no block below `firstHeight` (asked for `height`). */
+  readonly onPruned?: (peer: PeerId, height: number, firstHeight: number) => void;
 }
 
 interface Bucket {
@@ -67,6 +76,7 @@ export class SyncServer {
   readonly stats: SyncServerStats = {
     served: 0,
     prunedAnswers: 0,
+    prunedReceived: 0,
     dropped: {
       decode: 0,
       rateLimited: 0,
@@ -98,6 +108,10 @@ export class SyncServer {
       message.kind === 'offersRequest' ||
       message.kind === 'chunkRequest' ||
       message.kind === 'blockRequest';
+    if (message.kind === 'pruned' && this.options.onPruned !== undefined) {
+      this.stats.prunedReceived++;
+      return this.options.onPruned(peer, message.height, message.firstHeight);
+    }
     if (!isRequest) return this.drop('unexpected');
     if (!this.take(peer)) return this.drop('rateLimited');
     const answer = this.answer(message);
@@ -106,6 +120,25 @@ export class SyncServer {
     if (bytes.length > SYNC_MESSAGE_BYTES_MAX) return this.drop('oversize');
     this.stats.served++;
     this.options.network.send(peer, frame(CHANNEL.sync, bytes));
+  }
+
+  /**
+   * A consensus catch-up request from `fromHeight`: if we pruned that height,
+   * answers `pruned` on the sync channel and returns true; false (the replica
+   * serves it) otherwise. Rate-limited with the other requests.
+   */
+  onCatchupRequest(peer: PeerId, fromHeight: number): boolean {
+    const firstHeight = this.options.storage.blocks.firstHeight();
+    if (!(firstHeight > fromHeight)) return false;
+    if (!this.take(peer)) {
+      this.drop('rateLimited');
+      return true;
+    }
+    this.stats.prunedAnswers++;
+    this.stats.served++;
+    const answer: SyncMessage = { kind: 'pruned', height: fromHeight, firstHeight };
+    this.options.network.send(peer, frame(CHANNEL.sync, encodeSyncMessage(answer)));
+    return true;
   }
 
   /** The offers we would make now: our newest snapshots whose block and next block we hold. */

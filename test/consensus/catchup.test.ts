@@ -62,3 +62,40 @@ test('certified blocks from catch-up are not put to processProposal: a replica w
   assert.ok(asked > 0);
   assert.ok(h.nodes[3]!.replica.metrics.rejectedByApp > 0);
 });
+
+function blockRequestsTo(effects: readonly Effect[]): string[] {
+  return effects.flatMap((e) =>
+    e.kind === 'send' && decode(messageCodec, e.bytes).kind === 'blockRequest' ? [e.to] : [],
+  );
+}
+
+test('a peer that answers pruned is not asked again; the request goes to another peer at once', () => {
+  const h = new Harness({ n: 4, seed: 33 });
+  let ahead: Uint8Array | null = null;
+  h.filter = (from, to, bytes) => {
+    if (from === 1 && to === 0 && decode(messageCodec, bytes).kind === 'vote') {
+      const m = decode(messageCodec, bytes);
+      if (m.kind === 'vote' && m.vote.height === 8) ahead = bytes;
+    }
+    // Replica 3 hears nothing: it stays at height 1 while the others go on.
+    return from !== 3 && to !== 3;
+  };
+  h.startAll();
+  assert.ok(h.run(() => ahead !== null));
+  const lagging = h.nodes[3]!.replica;
+  assert.equal(lagging.height, 1);
+  const t = h.nowMs;
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', ahead!, t)), ['p1']);
+  // p2 is ahead too; one request is outstanding, so it is not asked yet.
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p2', ahead!, t)), []);
+  // p1 pruned below height 5: p2 is asked now, not a retry period later.
+  assert.deepEqual(blockRequestsTo(lagging.onPeerPruned('p1', 5, t)), ['p2']);
+  // p2 pruned too: nobody left to ask, and nobody is asked even after the retry period.
+  assert.deepEqual(blockRequestsTo(lagging.onPeerPruned('p2', 5, t)), []);
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', ahead!, t + CATCHUP_RETRY_MS)), []);
+  // A pruned answer naming a height we already passed changes nothing.
+  assert.deepEqual(blockRequestsTo(lagging.onPeerPruned('p3', 1, t)), []);
+  // A new peer ahead is asked.
+  const later = t + 2 * CATCHUP_RETRY_MS;
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p3', ahead!, later)), ['p3']);
+});

@@ -1,7 +1,9 @@
 // One peer connection over a socket: the handshake of secure.ts, then framed,
 // encrypted messages, with a bounded send queue that honours the socket's
-// backpressure. The transport (tcp.ts) owns the decisions: which keys may
-// connect, which of two connections with one peer survives.
+// backpressure, a keepalive (ping when idle, close when a ping goes
+// unanswered) and an inbound budget (token buckets on messages and bytes).
+// The transport (tcp.ts) owns the decisions: which keys may connect, which of
+// two connections with one peer survives, how long a flooding peer is banned.
 
 import type { Socket } from 'node:net';
 import type { KeyPair } from '../../crypto/index.ts';
@@ -9,6 +11,7 @@ import { toHex } from '../../lib/bytes.ts';
 import { FRAME_BYTES_MAX, HANDSHAKE_FRAME_BYTES_MAX } from '../../lib/limits.ts';
 import type { Ephemeral, Session } from './secure.ts';
 import {
+  FRAME_KIND,
   FrameDecoder,
   checkAuth,
   clearFrame,
@@ -24,6 +27,41 @@ export interface ConnectionLimits {
   readonly sendQueueBytesMax: number;
   readonly sendQueueFramesMax: number;
   readonly handshakeTimeoutMs: number;
+  /** Idle time (nothing received) before a ping. */
+  readonly pingIntervalMs: number;
+  /** Time after a ping within which something must arrive. */
+  readonly pongTimeoutMs: number;
+  readonly inMessagesPerS: number;
+  readonly inMessagesBurst: number;
+  readonly inBytesPerS: number;
+  readonly inBytesBurst: number;
+}
+
+/** A token bucket: `tokens` refill at `perS` up to `burst`. */
+class Bucket {
+  private tokens: number;
+  private atMs: number;
+
+  constructor(
+    private readonly perS: number,
+    private readonly burst: number,
+    nowMs: number,
+  ) {
+    this.tokens = burst;
+    this.atMs = nowMs;
+  }
+
+  /** Takes `cost` tokens; false (and nothing taken) if there are not enough. */
+  take(cost: number, nowMs: number): boolean {
+    const elapsedMs = nowMs - this.atMs;
+    if (elapsedMs > 0) {
+      this.tokens = Math.min(this.burst, this.tokens + (elapsedMs * this.perS) / 1000);
+      this.atMs = nowMs;
+    }
+    if (this.tokens < cost) return false;
+    this.tokens -= cost;
+    return true;
+  }
 }
 
 export interface ConnectionOwner {
@@ -31,6 +69,8 @@ export interface ConnectionOwner {
   readonly key: KeyPair;
   readonly limits: ConnectionLimits;
   readonly counters: TransportCounters;
+  /** A monotonic clock for the inbound buckets. */
+  nowMs(): number;
   /** Null to accept an authenticated peer, or the reason to refuse it. */
   authorize(connection: Connection, peer: string): TransportDropReason | null;
   onOpen(connection: Connection): void;
@@ -57,6 +97,12 @@ export class Connection {
   private queueBytes = 0;
   private blocked = false;
   private handshakeTimer: NodeJS.Timeout | null;
+  private idleTimer: NodeJS.Timeout | null = null;
+  private pongTimer: NodeJS.Timeout | null = null;
+  /** Something arrived since the last idle check. */
+  private heard = false;
+  private inMessages: Bucket | null = null;
+  private inBytes: Bucket | null = null;
 
   constructor(socket: Socket, outbound: boolean, dialed: string | null, owner: ConnectionOwner) {
     this.socket = socket;
@@ -97,7 +143,7 @@ export class Connection {
   /** Encrypts and queues one message; false if not open or the queue overflowed (then closed). */
   send(bytes: Uint8Array): boolean {
     if (this.state !== 'open') return false;
-    const frame = this.session!.sender.seal(bytes);
+    const frame = this.session!.sender.seal(bytes, FRAME_KIND.message);
     const counters = this.owner.counters;
     counters.framesOut++;
     counters.bytesOut += bytes.length;
@@ -109,6 +155,7 @@ export class Connection {
     this.state = 'closed';
     if (this.handshakeTimer !== null) clearTimeout(this.handshakeTimer);
     this.handshakeTimer = null;
+    this.stopKeepalive();
     this.queue.length = 0;
     this.queueBytes = 0;
     this.socket.destroy();
@@ -180,15 +227,71 @@ export class Connection {
     this.decoder.maxBytes = FRAME_BYTES_MAX;
     clearTimeout(this.handshakeTimer!);
     this.handshakeTimer = null;
+    const limits = this.owner.limits;
+    const nowMs = this.owner.nowMs();
+    this.inMessages = new Bucket(limits.inMessagesPerS, limits.inMessagesBurst, nowMs);
+    this.inBytes = new Bucket(limits.inBytesPerS, limits.inBytesBurst, nowMs);
+    this.idleTimer = setInterval(() => this.onIdleCheck(), limits.pingIntervalMs);
+    this.idleTimer.unref();
     this.owner.onOpen(this);
   }
 
   private onFrame(body: Buffer): void {
+    // Charged before decryption: a flood costs us no AEAD work past its budget.
+    const nowMs = this.owner.nowMs();
+    if (!this.inMessages!.take(1, nowMs) || !this.inBytes!.take(body.length, nowMs)) {
+      return this.close('rateLimited');
+    }
     const plain = this.session!.receiver.open(body.length, body);
-    if (plain === null) return this.close('badFrame');
-    const counters = this.owner.counters;
-    counters.framesIn++;
-    counters.bytesIn += plain.length;
-    this.owner.onMessage(this, plain);
+    if (plain === null || plain.length === 0) return this.close('badFrame');
+    this.heard = true;
+    if (this.pongTimer !== null) {
+      clearTimeout(this.pongTimer);
+      this.pongTimer = null;
+    }
+    switch (plain[0]) {
+      case FRAME_KIND.message: {
+        const message = plain.subarray(1);
+        const counters = this.owner.counters;
+        counters.framesIn++;
+        counters.bytesIn += message.length;
+        return this.owner.onMessage(this, message);
+      }
+      case FRAME_KIND.ping:
+        if (plain.length !== 1) return this.close('badFrame');
+        this.write(this.session!.sender.seal(EMPTY, FRAME_KIND.pong));
+        return;
+      case FRAME_KIND.pong:
+        if (plain.length !== 1) return this.close('badFrame');
+        return;
+      default:
+        return this.close('badFrame');
+    }
+  }
+
+  /**
+   * Every ping interval: if nothing arrived since the last check, send a ping
+   * and give the peer the pong timeout to show life (any frame will do).
+   */
+  private onIdleCheck(): void {
+    if (this.heard) {
+      this.heard = false;
+      return;
+    }
+    if (this.pongTimer !== null || this.state !== 'open') return;
+    this.owner.counters.pings++;
+    this.write(this.session!.sender.seal(EMPTY, FRAME_KIND.ping));
+    if (this.isClosed()) return;
+    this.pongTimer = setTimeout(() => this.close('timeout'), this.owner.limits.pongTimeoutMs);
+    this.pongTimer.unref();
+  }
+
+  private stopKeepalive(): void {
+    if (this.idleTimer !== null) clearInterval(this.idleTimer);
+    if (this.pongTimer !== null) clearTimeout(this.pongTimer);
+    this.idleTimer = null;
+    this.pongTimer = null;
   }
 }
+
+const EMPTY = new Uint8Array(0);

@@ -32,7 +32,14 @@ import { assert } from '../../lib/assert.ts';
 import { compareBytes, utf8 } from '../../lib/bytes.ts';
 import { CHAIN_ID_BYTES_MAX } from '../../lib/limits.ts';
 
-export const PROTOCOL_VERSION = 1;
+/** 2: every frame after the handshake starts with a kind byte (FRAME_KIND). */
+export const PROTOCOL_VERSION = 2;
+/**
+ * The first plaintext byte of every frame after the auth frame. Pings and
+ * pongs travel inside the encrypted channel: a middlebox can neither forge
+ * nor answer them, so a pong proves the peer itself is alive.
+ */
+export const FRAME_KIND = { message: 0, ping: 1, pong: 2 } as const;
 export const EPHEMERAL_KEY_BYTES = 32;
 export const TAG_BYTES = 16;
 export const LENGTH_BYTES = 4;
@@ -42,6 +49,8 @@ const PROTOCOL_LABEL = utf8('zomma-p2p-v1');
 const HKDF_INFO = utf8('zomma-p2p-v1 frame keys');
 /** A counter this high would take centuries; stopping short of 2^53 keeps it exact. */
 const FRAME_COUNTER_MAX = 2 ** 48;
+/** Up to this size a message is copied behind its kind byte and encrypted in one call. */
+const SEAL_COPY_BYTES_MAX = 4 * 1024;
 /** RFC 8410 SubjectPublicKeyInfo prefix of a raw X25519 key. */
 const X25519_SPKI_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
 
@@ -189,19 +198,35 @@ export class FrameCipher {
     return this.nonce;
   }
 
-  /** The whole frame: length, ciphertext, tag. */
-  seal(plaintext: Uint8Array): Buffer {
-    const bodyLength = plaintext.length + TAG_BYTES;
+  /**
+   * The whole frame: length, ciphertext, tag. With `kind`, the plaintext is
+   * that byte then `plaintext`, encrypted in one pass without copying the message.
+   */
+  seal(plaintext: Uint8Array, kind: number | null = null): Buffer {
+    const plainLength = plaintext.length + (kind === null ? 0 : 1);
+    const bodyLength = plainLength + TAG_BYTES;
     const frame = Buffer.allocUnsafe(LENGTH_BYTES + bodyLength);
     frame.writeUInt32BE(bodyLength, 0);
     const cipher = createCipheriv('chacha20-poly1305', this.key, this.nextNonce(), {
       authTagLength: TAG_BYTES,
     });
-    cipher.setAAD(frame.subarray(0, LENGTH_BYTES), { plaintextLength: plaintext.length });
-    const body = cipher.update(plaintext);
-    cipher.final();
-    body.copy(frame, LENGTH_BYTES);
-    cipher.getAuthTag().copy(frame, LENGTH_BYTES + plaintext.length);
+    cipher.setAAD(frame.subarray(0, LENGTH_BYTES), { plaintextLength: plainLength });
+    let at = LENGTH_BYTES;
+    if (kind === null) {
+      at += cipher.update(plaintext).copy(frame, at);
+    } else if (plaintext.length <= SEAL_COPY_BYTES_MAX) {
+      // One cipher call on a copy is cheaper than two calls for small messages.
+      const plain = Buffer.allocUnsafe(plainLength);
+      plain[0] = kind;
+      plain.set(plaintext, 1);
+      at += cipher.update(plain).copy(frame, at);
+    } else {
+      at += cipher.update(Uint8Array.of(kind)).copy(frame, at);
+      at += cipher.update(plaintext).copy(frame, at);
+    }
+    at += cipher.final().copy(frame, at);
+    assert(at === LENGTH_BYTES + plainLength, 'a stream cipher keeps the length');
+    cipher.getAuthTag().copy(frame, at);
     return frame;
   }
 

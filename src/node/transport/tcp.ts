@@ -8,6 +8,10 @@
 // behind NAT) is still reached. If two connections with one peer do open,
 // both sides keep the same one: the one opened by the lower id, or, when one
 // side opened both (it redialed), the newer one.
+//
+// A peer dropped for flooding (its inbound budget, connection.ts) is banned
+// for banMs: its connections are refused after the handshake proves who it
+// is, and we do not dial it, so it cannot come straight back for more.
 
 import { connect, createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
@@ -20,11 +24,20 @@ import {
   HANDSHAKE_TIMEOUT_MS,
   MESSAGE_BYTES_MAX,
   PEERS_MAX,
+  PEER_BAN_MS,
+  PEER_IN_BYTES_BURST,
+  PEER_IN_BYTES_PER_S,
+  PEER_IN_MESSAGES_BURST,
+  PEER_IN_MESSAGES_PER_S,
+  PEER_PING_INTERVAL_MS,
+  PEER_PONG_TIMEOUT_MS,
   PEER_SEND_QUEUE_BYTES_MAX,
   PEER_SEND_QUEUE_FRAMES_MAX,
   RECONNECT_BACKOFF_MS_MAX,
   RECONNECT_BACKOFF_MS_MIN,
 } from '../../lib/limits.ts';
+import type { Log } from '../log.ts';
+import { silentLog } from '../log.ts';
 import { Connection } from './connection.ts';
 import type { ConnectionLimits, ConnectionOwner } from './connection.ts';
 import { emptyCounters } from './types.ts';
@@ -48,6 +61,8 @@ export interface PeerConfig {
 export interface TransportLimits extends ConnectionLimits {
   readonly backoffMsMin: number;
   readonly backoffMsMax: number;
+  /** How long a peer dropped for flooding is refused and not dialed. */
+  readonly banMs: number;
 }
 
 export interface TcpTransportConfig {
@@ -60,6 +75,10 @@ export interface TcpTransportConfig {
   readonly limits?: Partial<TransportLimits>;
   /** Jitter source in [0, 1); defaults to Math.random (tests pass a seeded one). */
   readonly random?: () => number;
+  /** A monotonic clock in ms for inbound budgets and bans; defaults to performance.now. */
+  readonly nowMs?: () => number;
+  /** Where timeouts and bans are reported (the node passes its logger). */
+  readonly log?: Log;
 }
 
 export class TransportConfigError extends ZommaError<'BadTransportConfig'> {
@@ -78,6 +97,8 @@ interface PeerSlot {
   pending: Socket | Connection | null;
   attempts: number;
   timer: NodeJS.Timeout | null;
+  /** Refused and not dialed until then (0: not banned). */
+  bannedUntilMs: number;
 }
 
 const DEFAULT_LIMITS: TransportLimits = {
@@ -86,6 +107,13 @@ const DEFAULT_LIMITS: TransportLimits = {
   handshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS,
   backoffMsMin: RECONNECT_BACKOFF_MS_MIN,
   backoffMsMax: RECONNECT_BACKOFF_MS_MAX,
+  pingIntervalMs: PEER_PING_INTERVAL_MS,
+  pongTimeoutMs: PEER_PONG_TIMEOUT_MS,
+  inMessagesPerS: PEER_IN_MESSAGES_PER_S,
+  inMessagesBurst: PEER_IN_MESSAGES_BURST,
+  inBytesPerS: PEER_IN_BYTES_PER_S,
+  inBytesBurst: PEER_IN_BYTES_BURST,
+  banMs: PEER_BAN_MS,
 };
 
 /** Extra backoff steps of the higher id, so the lower id normally dials. */
@@ -121,6 +149,8 @@ export class TcpTransport implements Transport {
   private readonly host: string;
   private readonly port: number;
   private readonly random: () => number;
+  private readonly nowMs: () => number;
+  private readonly log: Log;
   private readonly slots = new Map<PeerId, PeerSlot>();
   private readonly live = new Set<Connection>();
   private readonly handshaking = new Set<Connection>();
@@ -136,9 +166,13 @@ export class TcpTransport implements Transport {
     this.host = config.host;
     this.port = config.port;
     this.random = config.random ?? Math.random;
+    this.nowMs = config.nowMs ?? (() => performance.now());
+    this.log = config.log ?? silentLog;
     this.limits = { ...DEFAULT_LIMITS, ...config.limits };
     this.owner = this.makeOwner();
-    assert(this.limits.sendQueueBytesMax >= 0 && this.limits.backoffMsMin >= 1, 'transport limits');
+    const l = this.limits;
+    assert(l.sendQueueBytesMax >= 0 && l.backoffMsMin >= 1, 'transport limits');
+    assert(l.pingIntervalMs >= 1 && l.pongTimeoutMs >= 1 && l.banMs >= 0, 'keepalive limits');
     for (const peer of config.peers) {
       const id = toHex(peer.publicKey);
       if (id === this.self) continue;
@@ -150,6 +184,7 @@ export class TcpTransport implements Transport {
         pending: null,
         attempts: 0,
         timer: null,
+        bannedUntilMs: 0,
       });
     }
   }
@@ -247,6 +282,7 @@ export class TcpTransport implements Transport {
     const slot = this.slots.get(peer);
     if (slot === undefined || this.stopped) return 'unknownPeer';
     if (connection.outbound && connection.dialed !== peer) return 'unknownPeer';
+    if (this.isBanned(slot)) return 'banned';
     const existing = slot.connection;
     if (existing === null) return null;
     const opener = (c: Connection): string => (c.outbound ? this.self : peer);
@@ -277,6 +313,18 @@ export class TcpTransport implements Transport {
     const id = connection.peer ?? connection.dialed;
     const slot = id === null ? undefined : this.slots.get(id);
     if (slot === undefined) return;
+    if (reason === 'rateLimited') {
+      slot.bannedUntilMs = this.nowMs() + this.limits.banMs;
+      this.log.warn(
+        { peer: slot.id, banMs: this.limits.banMs },
+        'peer dropped: past its inbound budget (messages or bytes per second); banned',
+      );
+    } else if (reason === 'timeout') {
+      this.log.warn(
+        { peer: slot.id, pongTimeoutMs: this.limits.pongTimeoutMs },
+        'peer dropped: no answer to a keepalive ping; reconnecting',
+      );
+    }
     if (slot.connection === connection) slot.connection = null;
     if (slot.pending === connection) slot.pending = null;
     this.scheduleDial(slot, false);
@@ -299,19 +347,27 @@ export class TcpTransport implements Transport {
   private scheduleDial(slot: PeerSlot, now: boolean): void {
     if (this.stopped || slot.host === null || slot.port === null) return;
     if (slot.connection !== null || slot.pending !== null || slot.timer !== null) return;
-    if (now) return this.dial(slot);
+    const banMs = this.isBanned(slot) ? slot.bannedUntilMs - this.nowMs() : 0;
+    if (now && banMs <= 0) return this.dial(slot);
     const steps = slot.attempts + (this.self > slot.id ? HIGHER_ID_BACKOFF_STEPS : 0);
     const capped = Math.min(
       this.limits.backoffMsMax,
       this.limits.backoffMsMin * 2 ** Math.min(steps, 30),
     );
     // Full jitter over the upper half: peers that lost each other at once do not redial in step.
-    const delayMs = Math.ceil(capped / 2 + (this.random() * capped) / 2);
+    const delayMs = Math.max(
+      Math.ceil(capped / 2 + (this.random() * capped) / 2),
+      Math.ceil(banMs),
+    );
     slot.timer = setTimeout(() => {
       slot.timer = null;
       this.dial(slot);
     }, delayMs);
     slot.timer.unref();
+  }
+
+  private isBanned(slot: PeerSlot): boolean {
+    return slot.bannedUntilMs > this.nowMs();
   }
 
   private dial(slot: PeerSlot): void {
@@ -342,6 +398,7 @@ export class TcpTransport implements Transport {
       key: this.key,
       limits: this.limits,
       counters: this.stats,
+      nowMs: () => this.nowMs(),
       authorize: (c, peer) => this.authorize(c, peer),
       onOpen: (c) => this.onOpen(c),
       onMessage: (c, bytes) => this.deliver(c, bytes),

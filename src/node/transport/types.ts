@@ -45,7 +45,13 @@ export type TransportDropReason =
   /** A message sent to a peer with no open connection. */
   | 'notConnected'
   /** The socket failed or the peer closed it. */
-  | 'socketClosed';
+  | 'socketClosed'
+  /** Keepalive: nothing received within the pong timeout after a ping (a dead or stalled peer). */
+  | 'timeout'
+  /** The peer passed its inbound budget (messages or bytes per second): disconnected and banned. */
+  | 'rateLimited'
+  /** A connection from (or to) a peer still banned for flooding. */
+  | 'banned';
 
 export interface TransportCounters {
   framesIn: number;
@@ -55,6 +61,8 @@ export interface TransportCounters {
   bytesOut: number;
   /** Connections that completed the handshake. */
   connections: number;
+  /** Keepalive pings sent on idle connections. */
+  pings: number;
   readonly drops: Record<TransportDropReason, number>;
 }
 
@@ -90,6 +98,7 @@ export function emptyCounters(): TransportCounters {
     bytesIn: 0,
     bytesOut: 0,
     connections: 0,
+    pings: 0,
     drops: {
       handshakeFailed: 0,
       unknownPeer: 0,
@@ -100,6 +109,9 @@ export function emptyCounters(): TransportCounters {
       duplicate: 0,
       notConnected: 0,
       socketClosed: 0,
+      timeout: 0,
+      rateLimited: 0,
+      banned: 0,
     },
   };
 }

@@ -32,6 +32,7 @@ export function makeTransport(
   peers: readonly KeyPair[],
   limits: Partial<TransportLimits> = TEST_LIMITS,
   port = 0,
+  nowMs?: () => number,
 ): TcpTransport {
   let seed = i * 7919 + 1;
   return new TcpTransport({
@@ -45,6 +46,7 @@ export function makeTransport(
       seed = (seed * 48271) % 2147483647;
       return seed / 2147483647;
     },
+    ...(nowMs ? { nowMs } : {}),
   });
 }
 

@@ -1,11 +1,12 @@
 // A hand-driven peer for tests: it speaks the handshake of secure.ts over a
 // raw socket, then lets a test send well-formed, tampered or oversize frames,
-// or stop reading.
+// stop reading, or go silent (read frames but answer no ping).
 
 import { connect } from 'node:net';
 import type { Socket } from 'node:net';
 import type { KeyPair } from '../../../src/crypto/index.ts';
 import {
+  FRAME_KIND,
   FrameDecoder,
   checkAuth,
   clearFrame,
@@ -26,6 +27,10 @@ export interface RawPeer {
   isClosed(): boolean;
   /** Seals and writes one message; returns the frame written. */
   send(bytes: Uint8Array): Buffer;
+  /** Frame kinds received after the handshake, in order (FRAME_KIND values). */
+  readonly kinds: number[];
+  /** Whether a ping is answered with a pong (default true); false plays a dead peer. */
+  answerPings: boolean;
   close(): void;
 }
 
@@ -73,16 +78,30 @@ export async function rawPeer(port: number, key: KeyPair, chainId = CHAIN_ID): P
   });
   if (session === null) throw new Error('the transport closed before its hello');
   const ready: Session = session;
-  return {
+  const peer: RawPeer = {
     socket,
     session: ready,
     peerKey,
+    kinds: [],
+    answerPings: true,
     isClosed: () => closed,
     send(bytes) {
-      const frame = ready.sender.seal(bytes);
+      const frame = ready.sender.seal(bytes, FRAME_KIND.message);
       socket.write(frame);
       return frame;
     },
     close: () => socket.destroy(),
   };
+  socket.on('data', (chunk: Buffer) => {
+    decoder.push(chunk);
+    for (let body = decoder.next(); body !== null && body !== 'oversize'; body = decoder.next()) {
+      const plain = ready.receiver.open(body.length, body);
+      if (plain === null || plain.length === 0) return void socket.destroy();
+      peer.kinds.push(plain[0]!);
+      if (plain[0] === FRAME_KIND.ping && peer.answerPings && !closed) {
+        socket.write(ready.sender.seal(new Uint8Array(0), FRAME_KIND.pong));
+      }
+    }
+  });
+  return peer;
 }
