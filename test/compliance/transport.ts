@@ -33,8 +33,24 @@ function collect(t: Transport): Received[] {
   return inbox;
 }
 
+/**
+ * Every peer connected, over one settled connection per pair: when two
+ * transports dial each other at once, each may first hold a different
+ * connection, and the one the tie-break drops takes what was sent on it. One
+ * connection per pair means one side holds it outbound and the other inbound.
+ */
 function allConnected(net: TransportNetwork): boolean {
-  return net.transports.every((t) => t.peers().every((p) => p.state === 'connected'));
+  const byId = new Map(net.transports.map((t) => [t.self, t]));
+  return net.transports.every((t) =>
+    t.peers().every((p) => {
+      if (p.state !== 'connected') return false;
+      const back = byId
+        .get(p.id)
+        ?.peers()
+        .find((q) => q.id === t.self);
+      return back === undefined || (back.state === 'connected' && back.outbound !== p.outbound);
+    }),
+  );
 }
 
 async function withNetwork(
