@@ -31,12 +31,24 @@ import {
   writeProposal,
   writeValidators,
 } from './encoding.ts';
-import { sha256 } from './hashing.ts';
+import { sha256, sha256Transient } from './hashing.ts';
 import type { ExchangeState } from './state.ts';
 
-/** A 256-bit accumulator: eight 32-bit words, most significant first. */
+/** Leaf slots the table starts with (it doubles as needed). */
+const LEAF_SLOTS_INITIAL = 4096;
+
+/**
+ * A 256-bit accumulator: eight 32-bit words, most significant first. It also
+ * keeps the current leaves of the entities that change in nearly every block
+ * (addresses and resting orders), eight words per slot of one table: no object
+ * per leaf to allocate, promote and collect, and subtracting an old leaf reads
+ * words, not bytes.
+ */
 export class Digest {
   readonly words = new Uint32Array(8);
+  private table = new Uint32Array(8 * LEAF_SLOTS_INITIAL);
+  private slotCount = 0;
+  private readonly freeSlots: number[] = [];
 
   add(leaf: Uint8Array): void {
     let carry = 0;
@@ -64,6 +76,71 @@ export class Digest {
     }
   }
 
+  /**
+   * Replaces the leaf kept in `slot` (a new slot when null) by `leaf`, in the
+   * table and in the sum; returns the slot. `leaf` is read at once, not kept.
+   */
+  swapSlot(slot: number | null, leaf: Uint8Array): number {
+    let at: number;
+    if (slot === null) {
+      at = this.allocSlot();
+    } else {
+      at = 8 * slot;
+      this.subAt(at);
+    }
+    const table = this.table;
+    let carry = 0;
+    const w = this.words;
+    for (let i = 7; i >= 0; i--) {
+      const j = 4 * i;
+      const x =
+        ((leaf[j]! << 24) | (leaf[j + 1]! << 16) | (leaf[j + 2]! << 8) | leaf[j + 3]!) >>> 0;
+      table[at + i] = x;
+      const sum = w[i]! + x + carry;
+      w[i] = sum >>> 0;
+      carry = sum > 0xffffffff ? 1 : 0;
+    }
+    return at >>> 3;
+  }
+
+  /** Subtracts the leaf kept in `slot` and frees the slot (the entity is gone). */
+  releaseSlot(slot: number): void {
+    this.subAt(8 * slot);
+    this.freeSlots.push(slot);
+  }
+
+  /** The leaf kept in `slot`, as bytes (for tests). */
+  slotBytes(slot: number): Uint8Array {
+    const out = new Uint8Array(32);
+    const view = new DataView(out.buffer);
+    for (let i = 0; i < 8; i++) view.setUint32(4 * i, this.table[8 * slot + i]!);
+    return out;
+  }
+
+  private subAt(at: number): void {
+    const table = this.table;
+    let borrow = 0;
+    const w = this.words;
+    for (let i = 7; i >= 0; i--) {
+      const diff = w[i]! - table[at + i]! - borrow;
+      w[i] = diff >>> 0;
+      borrow = diff < 0 ? 1 : 0;
+    }
+  }
+
+  /** The word offset of a free slot. */
+  private allocSlot(): number {
+    const free = this.freeSlots.pop();
+    if (free !== undefined) return 8 * free;
+    const slot = this.slotCount++;
+    if (8 * this.slotCount > this.table.length) {
+      const grown = new Uint32Array(2 * this.table.length);
+      grown.set(this.table);
+      this.table = grown;
+    }
+    return 8 * slot;
+  }
+
   bytes(): Uint8Array {
     const out = new Uint8Array(32);
     const view = new DataView(out.buffer);
@@ -80,6 +157,11 @@ function leafOf(tag: number, write: (w: Writer) => void): Uint8Array {
   return sha256(writer.peek());
 }
 
+/** The leaf of what `writer` holds, to be read at once (Digest.swapSlot). */
+function transientLeaf(): Uint8Array {
+  return sha256Transient(writer.peek());
+}
+
 /** Replaces an entity's leaf in the digest. */
 function swap(digest: Digest, old: Uint8Array | null, next: Uint8Array | null): void {
   if (old !== null) digest.sub(old);
@@ -90,6 +172,9 @@ function swap(digest: Digest, old: Uint8Array | null, next: Uint8Array | null): 
 export function updateDigest(state: ExchangeState, digest: Digest, genesisHash: Uint8Array): void {
   for (const leaf of state.goneLeaves) digest.sub(leaf);
   state.goneLeaves.length = 0;
+  const goneSlots = state.goneLeafSlots;
+  for (let i = 0; i < goneSlots.length; i++) digest.releaseSlot(goneSlots[i]!);
+  goneSlots.length = 0;
 
   for (const market of state.markets) {
     const book = market.book;
@@ -99,9 +184,8 @@ export function updateDigest(state: ExchangeState, digest: Digest, genesisHash: 
       const meta = state.orders.get(id);
       const order = book.order(id);
       if (meta === undefined || order === undefined) continue;
-      const leaf = leafOf(LEAF.order, (w) => writeOrderLeaf(w, order, meta));
-      swap(digest, meta.leaf, leaf);
-      meta.leaf = leaf;
+      writeOrderLeaf(writer.reset().u8(LEAF.order), order, meta);
+      meta.leaf = digest.swapSlot(meta.leaf, transientLeaf());
     }
     changes.clear();
     if (market.dirty) {
@@ -112,10 +196,11 @@ export function updateDigest(state: ExchangeState, digest: Digest, genesisHash: 
     }
   }
   state.dirtyAccounts.length = 0;
-  for (const p of state.dirtyPrincipals) {
-    const leaf = leafOf(LEAF.principal, (w) => writePrincipalLeaf(w, p));
-    swap(digest, p.leaf, leaf);
-    p.leaf = leaf;
+  const principals = state.dirtyPrincipals;
+  for (let i = 0; i < principals.length; i++) {
+    const p = principals[i]!;
+    writePrincipalLeaf(writer.reset().u8(LEAF.principal), p);
+    p.leaf = digest.swapSlot(p.leaf, transientLeaf());
   }
   state.dirtyPrincipals.length = 0;
   for (const d of state.dirtyDeposits) {
@@ -176,21 +261,16 @@ export function digestFromScratch(state: ExchangeState, genesisHash: Uint8Array)
 
 /** Sets every entity's stored leaf from scratch (after a restore). */
 export function resetLeaves(state: ExchangeState, genesisHash: Uint8Array): Digest {
+  const digest = new Digest();
   for (const market of state.markets) {
     market.dirty = true;
     market.book.changes.clear();
     for (const side of ['buy', 'sell'] as const) {
       for (const order of market.book.ordersOf(side)) {
         const meta = state.orders.get(order.orderId)!;
-        meta.leaf = leafOf(LEAF.order, (w) => writeOrderLeaf(w, order, meta));
+        writeOrderLeaf(writer.reset().u8(LEAF.order), order, meta);
+        meta.leaf = digest.swapSlot(null, transientLeaf());
       }
-    }
-  }
-  const digest = new Digest();
-  for (const market of state.markets) {
-    for (const side of ['buy', 'sell'] as const) {
-      for (const order of market.book.ordersOf(side))
-        digest.add(state.orders.get(order.orderId)!.leaf!);
     }
   }
   for (const a of state.accounts) state.markAccount(a);

@@ -82,7 +82,8 @@ export class Principal {
   /** By public key (keys.ts). */
   readonly agents = new Map<string, Agent>();
   readonly subaccounts = new Map<number, Account>();
-  leaf: Uint8Array | null = null;
+  /** The slot of its leaf in the digest's table (hash.ts); null until first hashed. */
+  leaf: number | null = null;
   dirtyEpoch = -1;
   /**
    * The public key whose address this is, once it signed (derived, not state):
@@ -105,7 +106,8 @@ export interface OrderMeta {
   readonly clientOrderId: string;
   /** Time priority stamp: rises each time the order joins the back of a level. */
   seq: number;
-  leaf: Uint8Array | null;
+  /** The slot of its leaf in the digest's table (hash.ts); null until first hashed. */
+  leaf: number | null;
 }
 
 export class MarketState {
@@ -264,6 +266,8 @@ export class ExchangeState {
   readonly dirtyOrders: number[] = [];
   /** Leaves of entities that are gone (orders that left the book), to subtract. */
   readonly goneLeaves: Uint8Array[] = [];
+  /** Leaf slots (hash.ts) of orders that left the book, to subtract and free. */
+  readonly goneLeafSlots: number[] = [];
   globalsLeaf: Uint8Array | null = null;
   validatorsLeaf: Uint8Array | null = null;
 
