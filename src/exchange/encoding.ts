@@ -113,15 +113,21 @@ export function writePrincipal(w: Writer, p: Principal): void {
  * An address's leaf value: the address record and every subaccount of it in
  * ascending subaccount (one leaf per address, so a transaction that touches
  * its nonces and its account hashes once). At most 256 subaccounts.
+ * `account` writes each account's bytes: writeAccount, or the same bytes from
+ * a memo (hash.ts).
  */
-export function writePrincipalLeaf(w: Writer, p: Principal): void {
+export function writePrincipalLeaf(
+  w: Writer,
+  p: Principal,
+  account: (w: Writer, a: Account) => void = writeAccount,
+): void {
   writePrincipal(w, p);
   if (p.subaccounts.size <= 1) {
     // The common case, without building and sorting a key list.
     w.uvarint(p.subaccounts.size);
     for (const a of p.subaccounts.values()) {
       w.uvarint(a.index);
-      writeAccount(w, a);
+      account(w, a);
     }
     return;
   }
@@ -130,7 +136,7 @@ export function writePrincipalLeaf(w: Writer, p: Principal): void {
   for (const sub of subs) {
     const a = p.subaccounts.get(sub)!;
     w.uvarint(a.index);
-    writeAccount(w, a);
+    account(w, a);
   }
 }
 

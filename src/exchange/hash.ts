@@ -27,12 +27,13 @@ import {
   writeGlobals,
   writeMarketState,
   writeOrderLeaf,
+  writeAccount,
   writePrincipalLeaf,
   writeProposal,
   writeValidators,
 } from './encoding.ts';
 import { sha256, sha256Transient } from './hashing.ts';
-import type { ExchangeState } from './state.ts';
+import type { Account, ExchangeState } from './state.ts';
 
 /** Leaf slots the table starts with (it doubles as needed). */
 const LEAF_SLOTS_INITIAL = 4096;
@@ -168,6 +169,32 @@ function swap(digest: Digest, old: Uint8Array | null, next: Uint8Array | null): 
   if (next !== null) digest.add(next);
 }
 
+/** The epoch updateDigest is closing, for writeAccountMemo. */
+let memoEpoch = 0;
+
+/**
+ * writeAccount, byte for byte, from the account's memo when nothing marked it
+ * since the memo was taken (markAccount sets dirtyEpoch, so a memo of epoch E
+ * is current while dirtyEpoch <= E); otherwise written and remembered.
+ * digestFromScratch never uses memos, so the hash tests would catch a
+ * mutation that skipped markAccount.
+ */
+function writeAccountMemo(w: Writer, a: Account): void {
+  const memo = a.memo;
+  if (memo !== null && a.memoEpoch >= a.dirtyEpoch) {
+    w.raw(memo);
+    return;
+  }
+  const start = w.length;
+  writeAccount(w, a);
+  const length = w.length - start;
+  const bytes = w.peek();
+  const kept = memo !== null && memo.length === length ? memo : new Uint8Array(length);
+  for (let i = 0; i < length; i++) kept[i] = bytes[start + i]!;
+  a.memo = kept;
+  a.memoEpoch = memoEpoch;
+}
+
 /** Brings the digest up to date with everything marked since the last call. */
 export function updateDigest(state: ExchangeState, digest: Digest, genesisHash: Uint8Array): void {
   for (const leaf of state.goneLeaves) digest.sub(leaf);
@@ -196,10 +223,11 @@ export function updateDigest(state: ExchangeState, digest: Digest, genesisHash: 
     }
   }
   state.dirtyAccounts.length = 0;
+  memoEpoch = state.epoch;
   const principals = state.dirtyPrincipals;
   for (let i = 0; i < principals.length; i++) {
     const p = principals[i]!;
-    writePrincipalLeaf(writer.reset().u8(LEAF.principal), p);
+    writePrincipalLeaf(writer.reset().u8(LEAF.principal), p, writeAccountMemo);
     p.leaf = digest.swapSlot(p.leaf, transientLeaf());
   }
   state.dirtyPrincipals.length = 0;

@@ -45,6 +45,14 @@ export class Account {
   /** Markets where this account has a position (a count, for quick "any position" checks). */
   positionCount = 0;
   dirtyEpoch = -1;
+  /**
+   * Its bytes in its address's leaf as last encoded, at digest epoch
+   * memoEpoch (hash.ts; derived, not state): reused while no markAccount came
+   * after, so an address whose only change is a nonce does not read its
+   * account again.
+   */
+  memo: Uint8Array | null = null;
+  memoEpoch = -1;
   /** The block height at which the liquidation scan last looked at this account (not state). */
   scannedHeight = -1;
   /**
