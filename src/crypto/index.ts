@@ -16,6 +16,7 @@ export type { SignKind } from './constants.ts';
 export { CryptoError } from './errors.ts';
 export type { CryptoErrorCode } from './errors.ts';
 export { sha256, sha256Transient, merkleRoot } from './hash.ts';
+export { sha256Words } from './sha256_words.ts';
 export { addressOf, formatAddress, parseAddress } from './address.ts';
 export { generateKeyPair, keyPairFromSeed, signRaw, verifyRaw, checkPublicKey } from './ed25519.ts';
 export type { KeyPair } from './ed25519.ts';

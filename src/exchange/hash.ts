@@ -32,8 +32,15 @@ import {
   writeProposal,
   writeValidators,
 } from './encoding.ts';
-import { sha256, sha256Transient } from './hashing.ts';
+import { sha256, sha256Transient, sha256Words } from './hashing.ts';
 import type { Account, ExchangeState } from './state.ts';
+
+/**
+ * Leaves up to this many bytes (two SHA-256 blocks with their padding) are
+ * hashed in JS (sha256Words): below it, a call into node:crypto plus its
+ * result Buffer cost more than the compression rounds; above, less.
+ */
+const JS_HASH_BYTES_MAX = 119;
 
 /** Leaf slots the table starts with (it doubles as needed). */
 const LEAF_SLOTS_INITIAL = 4096;
@@ -78,10 +85,13 @@ export class Digest {
   }
 
   /**
-   * Replaces the leaf kept in `slot` (a new slot when null) by `leaf`, in the
-   * table and in the sum; returns the slot. `leaf` is read at once, not kept.
+   * Replaces the leaf kept in `slot` (a new slot when null) by the leaf
+   * sha256(bytes[0, length)), in the table and in the sum; returns the slot.
+   * The hash goes straight into the table: by sha256Words (nothing
+   * allocated) up to two blocks, where that is cheaper than a call into
+   * node:crypto and its result Buffer; by node:crypto above.
    */
-  swapSlot(slot: number | null, leaf: Uint8Array): number {
+  swapSlotHashing(slot: number | null, bytes: Uint8Array, length: number): number {
     let at: number;
     if (slot === null) {
       at = this.allocSlot();
@@ -90,14 +100,19 @@ export class Digest {
       this.subAt(at);
     }
     const table = this.table;
+    if (length <= JS_HASH_BYTES_MAX) {
+      sha256Words(bytes, length, table, at);
+    } else {
+      const leaf = sha256Transient(new Uint8Array(bytes.buffer, bytes.byteOffset, length));
+      for (let i = 0, j = 0; i < 8; i++, j += 4) {
+        table[at + i] =
+          ((leaf[j]! << 24) | (leaf[j + 1]! << 16) | (leaf[j + 2]! << 8) | leaf[j + 3]!) >>> 0;
+      }
+    }
     let carry = 0;
     const w = this.words;
     for (let i = 7; i >= 0; i--) {
-      const j = 4 * i;
-      const x =
-        ((leaf[j]! << 24) | (leaf[j + 1]! << 16) | (leaf[j + 2]! << 8) | leaf[j + 3]!) >>> 0;
-      table[at + i] = x;
-      const sum = w[i]! + x + carry;
+      const sum = w[i]! + table[at + i]! + carry;
       w[i] = sum >>> 0;
       carry = sum > 0xffffffff ? 1 : 0;
     }
@@ -158,11 +173,6 @@ function leafOf(tag: number, write: (w: Writer) => void): Uint8Array {
   return sha256(writer.peek());
 }
 
-/** The leaf of what `writer` holds, to be read at once (Digest.swapSlot). */
-function transientLeaf(): Uint8Array {
-  return sha256Transient(writer.peek());
-}
-
 /** Replaces an entity's leaf in the digest. */
 function swap(digest: Digest, old: Uint8Array | null, next: Uint8Array | null): void {
   if (old !== null) digest.sub(old);
@@ -212,7 +222,7 @@ export function updateDigest(state: ExchangeState, digest: Digest, genesisHash: 
       const order = book.order(id);
       if (meta === undefined || order === undefined) continue;
       writeOrderLeaf(writer.reset().u8(LEAF.order), order, meta);
-      meta.leaf = digest.swapSlot(meta.leaf, transientLeaf());
+      meta.leaf = digest.swapSlotHashing(meta.leaf, writer.backing(), writer.length);
     }
     changes.clear();
     if (market.dirty) {
@@ -228,7 +238,7 @@ export function updateDigest(state: ExchangeState, digest: Digest, genesisHash: 
   for (let i = 0; i < principals.length; i++) {
     const p = principals[i]!;
     writePrincipalLeaf(writer.reset().u8(LEAF.principal), p, writeAccountMemo);
-    p.leaf = digest.swapSlot(p.leaf, transientLeaf());
+    p.leaf = digest.swapSlotHashing(p.leaf, writer.backing(), writer.length);
   }
   state.dirtyPrincipals.length = 0;
   for (const d of state.dirtyDeposits) {
@@ -297,7 +307,7 @@ export function resetLeaves(state: ExchangeState, genesisHash: Uint8Array): Dige
       for (const order of market.book.ordersOf(side)) {
         const meta = state.orders.get(order.orderId)!;
         writeOrderLeaf(writer.reset().u8(LEAF.order), order, meta);
-        meta.leaf = digest.swapSlot(null, transientLeaf());
+        meta.leaf = digest.swapSlotHashing(null, writer.backing(), writer.length);
       }
     }
   }
