@@ -216,7 +216,7 @@ export function updateDigest(state: ExchangeState, digest: Digest, genesisHash: 
   for (const market of state.markets) {
     const book = market.book;
     const changes = book.changes;
-    for (let i = 0; i < changes.orderCount; i++) {
+    for (let i = changes.orderCount - 1; i >= 0; i--) {
       const id = changes.orderId[i]!;
       const meta = state.orders.get(id);
       const order = book.order(id);
@@ -235,7 +235,10 @@ export function updateDigest(state: ExchangeState, digest: Digest, genesisHash: 
   state.dirtyAccounts.length = 0;
   memoEpoch = state.epoch;
   const principals = state.dirtyPrincipals;
-  for (let i = 0; i < principals.length; i++) {
+  // Latest first: the addresses the block touched last are the likeliest still
+  // in cache, and reading the oldest first would evict them (the sum does not
+  // depend on the order).
+  for (let i = principals.length - 1; i >= 0; i--) {
     const p = principals[i]!;
     writePrincipalLeaf(writer.reset().u8(LEAF.principal), p, writeAccountMemo);
     p.leaf = digest.swapSlotHashing(p.leaf, writer.backing(), writer.length);
