@@ -113,21 +113,20 @@ export function writePrincipal(w: Writer, p: Principal): void {
  * An address's leaf value: the address record and every subaccount of it in
  * ascending subaccount (one leaf per address, so a transaction that touches
  * its nonces and its account hashes once). At most 256 subaccounts.
- * `account` writes each account's bytes: writeAccount, or the same bytes from
- * a memo (hash.ts).
  */
-export function writePrincipalLeaf(
-  w: Writer,
-  p: Principal,
-  account: (w: Writer, a: Account) => void = writeAccount,
-): void {
+export function writePrincipalLeaf(w: Writer, p: Principal): void {
   writePrincipal(w, p);
+  writeSubaccounts(w, p);
+}
+
+/** The second part of an address's leaf value: its subaccounts, ascending. */
+export function writeSubaccounts(w: Writer, p: Principal): void {
   if (p.subaccounts.size <= 1) {
     // The common case, without building and sorting a key list.
     w.uvarint(p.subaccounts.size);
     for (const a of p.subaccounts.values()) {
       w.uvarint(a.index);
-      account(w, a);
+      writeAccount(w, a);
     }
     return;
   }
@@ -136,7 +135,7 @@ export function writePrincipalLeaf(
   for (const sub of subs) {
     const a = p.subaccounts.get(sub)!;
     w.uvarint(a.index);
-    account(w, a);
+    writeAccount(w, a);
   }
 }
 

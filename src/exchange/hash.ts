@@ -27,13 +27,14 @@ import {
   writeGlobals,
   writeMarketState,
   writeOrderLeaf,
-  writeAccount,
+  writePrincipal,
   writePrincipalLeaf,
   writeProposal,
+  writeSubaccounts,
   writeValidators,
 } from './encoding.ts';
 import { sha256, sha256Transient, sha256Words } from './hashing.ts';
-import type { Account, ExchangeState } from './state.ts';
+import type { ExchangeState, Principal } from './state.ts';
 
 /**
  * Leaves up to this many bytes (two SHA-256 blocks with their padding) are
@@ -179,30 +180,32 @@ function swap(digest: Digest, old: Uint8Array | null, next: Uint8Array | null): 
   if (next !== null) digest.add(next);
 }
 
-/** The epoch updateDigest is closing, for writeAccountMemo. */
+/** The epoch updateDigest is closing, for writePrincipalLeafMemo. */
 let memoEpoch = 0;
 
 /**
- * writeAccount, byte for byte, from the account's memo when nothing marked it
- * since the memo was taken (markAccount sets dirtyEpoch, so a memo of epoch E
- * is current while dirtyEpoch <= E); otherwise written and remembered.
- * digestFromScratch never uses memos, so the hash tests would catch a
- * mutation that skipped markAccount.
+ * writePrincipalLeaf, byte for byte, with the subaccounts' bytes taken from
+ * the address's memo when no markAccount came since the memo was taken
+ * (markAccount sets accountsEpoch, so a memo of epoch E is current while
+ * accountsEpoch <= E); otherwise written and remembered. digestFromScratch
+ * never uses memos, so the hash tests would catch a mutation that skipped
+ * markAccount.
  */
-function writeAccountMemo(w: Writer, a: Account): void {
-  const memo = a.memo;
-  if (memo !== null && a.memoEpoch >= a.dirtyEpoch) {
+function writePrincipalLeafMemo(w: Writer, p: Principal): void {
+  writePrincipal(w, p);
+  const memo = p.accountsMemo;
+  if (memo !== null && p.accountsMemoEpoch >= p.accountsEpoch) {
     w.raw(memo);
     return;
   }
   const start = w.length;
-  writeAccount(w, a);
+  writeSubaccounts(w, p);
   const length = w.length - start;
-  const bytes = w.peek();
+  const bytes = w.backing();
   const kept = memo !== null && memo.length === length ? memo : new Uint8Array(length);
   for (let i = 0; i < length; i++) kept[i] = bytes[start + i]!;
-  a.memo = kept;
-  a.memoEpoch = memoEpoch;
+  p.accountsMemo = kept;
+  p.accountsMemoEpoch = memoEpoch;
 }
 
 /** Brings the digest up to date with everything marked since the last call. */
@@ -240,7 +243,7 @@ export function updateDigest(state: ExchangeState, digest: Digest, genesisHash: 
   // depend on the order).
   for (let i = principals.length - 1; i >= 0; i--) {
     const p = principals[i]!;
-    writePrincipalLeaf(writer.reset().u8(LEAF.principal), p, writeAccountMemo);
+    writePrincipalLeafMemo(writer.reset().u8(LEAF.principal), p);
     p.leaf = digest.swapSlotHashing(p.leaf, writer.backing(), writer.length);
   }
   state.dirtyPrincipals.length = 0;

@@ -45,14 +45,6 @@ export class Account {
   /** Markets where this account has a position (a count, for quick "any position" checks). */
   positionCount = 0;
   dirtyEpoch = -1;
-  /**
-   * Its bytes in its address's leaf as last encoded, at digest epoch
-   * memoEpoch (hash.ts; derived, not state): reused while no markAccount came
-   * after, so an address whose only change is a nonce does not read its
-   * account again.
-   */
-  memo: Uint8Array | null = null;
-  memoEpoch = -1;
   /** The block height at which the liquidation scan last looked at this account (not state). */
   scannedHeight = -1;
   /**
@@ -93,6 +85,16 @@ export class Principal {
   /** The slot of its leaf in the digest's table (hash.ts); null until first hashed. */
   leaf: number | null = null;
   dirtyEpoch = -1;
+  /** The last epoch in which markAccount marked one of its subaccounts. */
+  accountsEpoch = -1;
+  /**
+   * Its subaccounts' bytes in its leaf as last encoded, at digest epoch
+   * accountsMemoEpoch (hash.ts; derived, not state): reused while no
+   * markAccount came after, so an address whose only change is a nonce does
+   * not read its accounts again.
+   */
+  accountsMemo: Uint8Array | null = null;
+  accountsMemoEpoch = -1;
   /**
    * The public key whose address this is, once it signed (derived, not state):
    * its next transactions are recognized by a byte comparison instead of a
@@ -307,6 +309,7 @@ export class ExchangeState {
   /** An account's data is part of its address's leaf (hash.ts): marking one marks both. */
   markAccount(a: Account): void {
     if (a.dirtyEpoch === this.epoch) return;
+    a.principal.accountsEpoch = this.epoch;
     a.dirtyEpoch = this.epoch;
     this.dirtyAccounts.push(a);
     this.markPrincipal(a.principal);
