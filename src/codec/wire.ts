@@ -301,6 +301,14 @@ export class Writer {
   peek(): Uint8Array {
     return this.buffer.subarray(0, this.length);
   }
+
+  /**
+   * The buffer itself, no view and no copy: bytes [0, length) are what was
+   * written, valid until the next write (for hashing in place).
+   */
+  backing(): Uint8Array {
+    return this.buffer;
+  }
 }
 
 /**

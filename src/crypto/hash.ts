@@ -23,6 +23,15 @@ export function sha256(...parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
+/**
+ * SHA-256 of one byte string, as node:crypto returns it (a Buffer, no copy):
+ * for a caller that reads the 32 bytes at once and keeps nothing (the state
+ * digest's leaves). Use sha256() for a hash to keep.
+ */
+export function sha256Transient(data: Uint8Array): Uint8Array {
+  return ONE_SHOT ? hash('sha256', data, 'buffer') : createHash('sha256').update(data).digest();
+}
+
 const LEAF_PREFIX = Uint8Array.of(0x00);
 const NODE_PREFIX = Uint8Array.of(0x01);
 

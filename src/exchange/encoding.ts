@@ -175,6 +175,11 @@ export function writePrincipal(w: Writer, p: Principal): void {
  */
 export function writePrincipalLeaf(w: Writer, p: Principal, withListed: boolean): void {
   writePrincipal(w, p);
+  writeSubaccounts(w, p, withListed);
+}
+
+/** The second part of an address's leaf value: its subaccounts, ascending. */
+export function writeSubaccounts(w: Writer, p: Principal, withListed: boolean): void {
   if (p.subaccounts.size <= 1) {
     // The common case, without building and sorting a key list.
     w.uvarint(p.subaccounts.size);

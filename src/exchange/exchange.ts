@@ -48,7 +48,8 @@ import type { SmileObservation } from './oracle/observation.ts';
 import { forgetOrder } from './orders.ts';
 import { executionOrder } from './ordering.ts';
 import { ExchangeState } from './state.ts';
-import type { MarketState } from './state.ts';
+import type { MarketState, Principal } from './state.ts';
+import { getPrincipal } from './context.ts';
 import type { SignedTx } from './tx/types.ts';
 
 export interface Block {
@@ -223,8 +224,16 @@ export class Exchange {
       addressOf: (pk, key) => this.addresses.addressOf(pk, key),
     };
     const order = executionOrder(block.txs.map((tx) => tx.action));
+    // Every address looked up in one tight pass first: the lookups miss cache
+    // (thousands of addresses), and there the misses overlap instead of
+    // waiting one by one between transactions. Addresses are never removed, so
+    // a record found stays valid; one created by an earlier transaction of the
+    // block is looked up again by executeTx.
+    const known = new Array<Principal | undefined>(block.txs.length);
+    for (let i = 0; i < block.txs.length; i++)
+      known[i] = getPrincipal(state, block.txs[i]!.account);
     const results: TxResult[] = new Array(block.txs.length);
-    for (const i of order) results[i] = executeTx(env, block.txs[i]!, i);
+    for (const i of order) results[i] = executeTx(env, block.txs[i]!, i, known[i]);
 
     // Holders are scanned where the mark moved, or where the per-block cap
     // left a liquidation unfinished in the previous block.

@@ -107,10 +107,14 @@ class TxCtx implements Ctx {
   }
 }
 
-export function executeTx(env: TxEnv, tx: SignedTx, index: number): TxResult {
+/**
+ * `known` is the address's record if the caller already looked it up (the
+ * block looks up all its addresses first); undefined means look it up here.
+ */
+export function executeTx(env: TxEnv, tx: SignedTx, index: number, known?: Principal): TxResult {
   const { state, blockTimeMs } = env;
   if (tx.chainId !== state.genesis.chainId) return refused(index, 'WrongChain', tx.chainId);
-  const existing = getPrincipal(state, tx.account);
+  const existing = known ?? getPrincipal(state, tx.account);
   const verdict = checkNonce(existing?.nonces ?? EMPTY_WINDOW, tx.nonce, blockTimeMs);
   if (verdict !== undefined) return refused(index, verdict, `nonce ${tx.nonce}`);
   const principal = existing ?? ensurePrincipal(state, tx.account);

@@ -5,9 +5,10 @@
 // ceil(n·t) − floor(n·r) ≥ 0 to the fee pool: the pool never goes negative.
 // Cost: O(tiers) per account lookup (tiers ≤ FEE_TIERS_MAX).
 
+import { divCeil, divFloor } from '../lib/int.ts';
 import type { FeeTier } from './genesis.ts';
 import type { Account, ExchangeState } from './state.ts';
-import { ppmCeil, ppmFloor } from './units.ts';
+import { PPM, ppmCeil, ppmFloor } from './units.ts';
 
 export function feeTier(state: ExchangeState, account: Account): FeeTier {
   const tiers = state.genesis.feeTiers;
@@ -25,4 +26,21 @@ export function takerFeeQuote(tier: FeeTier, notional: bigint): bigint {
 export function makerFeeQuote(tier: FeeTier, notional: bigint): bigint {
   const ppm = tier.makerFeePpm;
   return ppm >= 0 ? ppmCeil(notional, ppm) : -ppmFloor(notional, -ppm);
+}
+
+/**
+ * takerFeeQuote and makerFeeQuote on a safe-integer notional (margin.ts, "Safe
+ * integers"): undefined when notional × fee leaves the safe integers, and the
+ * bigint versions must decide.
+ */
+export function takerFeeQuoteNum(tier: FeeTier, notional: number): number | undefined {
+  const scaled = notional * tier.takerFeePpm;
+  return Number.isSafeInteger(scaled) ? divCeil(scaled, PPM) : undefined;
+}
+
+export function makerFeeQuoteNum(tier: FeeTier, notional: number): number | undefined {
+  const ppm = tier.makerFeePpm;
+  const scaled = notional * (ppm >= 0 ? ppm : -ppm);
+  if (!Number.isSafeInteger(scaled)) return undefined;
+  return ppm >= 0 ? divCeil(scaled, PPM) : 0 - divFloor(scaled, PPM);
 }

@@ -27,17 +27,31 @@ import {
   writeGlobals,
   writeMarketState,
   writeOrderLeaf,
+  writePrincipal,
   writePrincipalLeaf,
   writeProposal,
+  writeSubaccounts,
   writeValidators,
 } from './encoding.ts';
-import { sha256 } from './hashing.ts';
+import { sha256, sha256Transient } from './hashing.ts';
 import type { OrderBook } from './book/index.ts';
-import type { ExchangeState, MarketState } from './state.ts';
+import type { ExchangeState, MarketState, Principal } from './state.ts';
 
-/** A 256-bit accumulator: eight 32-bit words, most significant first. */
+/** Leaf slots the table starts with (it doubles as needed). */
+const LEAF_SLOTS_INITIAL = 4096;
+
+/**
+ * A 256-bit accumulator: eight 32-bit words, most significant first. It also
+ * keeps the current leaves of the entities that change in nearly every block
+ * (addresses and resting orders), eight words per slot of one table: no object
+ * per leaf to allocate, promote and collect, and subtracting an old leaf reads
+ * words, not bytes.
+ */
 export class Digest {
   readonly words = new Uint32Array(8);
+  private table = new Uint32Array(8 * LEAF_SLOTS_INITIAL);
+  private slotCount = 0;
+  private readonly freeSlots: number[] = [];
 
   add(leaf: Uint8Array): void {
     let carry = 0;
@@ -65,6 +79,74 @@ export class Digest {
     }
   }
 
+  /**
+   * Replaces the leaf kept in `slot` (a new slot when null) by the leaf
+   * sha256(bytes[0, length)), in the table and in the sum; returns the slot.
+   * The hash (node:crypto, over the writer's bytes in place, its result
+   * read before the next call) goes straight into the table as eight words.
+   */
+  swapSlotHashing(slot: number | null, bytes: Uint8Array, length: number): number {
+    let at: number;
+    if (slot === null) {
+      at = this.allocSlot();
+    } else {
+      at = 8 * slot;
+      this.subAt(at);
+    }
+    const table = this.table;
+    const leaf = sha256Transient(new Uint8Array(bytes.buffer, bytes.byteOffset, length));
+    for (let i = 0, j = 0; i < 8; i++, j += 4) {
+      table[at + i] =
+        ((leaf[j]! << 24) | (leaf[j + 1]! << 16) | (leaf[j + 2]! << 8) | leaf[j + 3]!) >>> 0;
+    }
+    let carry = 0;
+    const w = this.words;
+    for (let i = 7; i >= 0; i--) {
+      const sum = w[i]! + table[at + i]! + carry;
+      w[i] = sum >>> 0;
+      carry = sum > 0xffffffff ? 1 : 0;
+    }
+    return at >>> 3;
+  }
+
+  /** Subtracts the leaf kept in `slot` and frees the slot (the entity is gone). */
+  releaseSlot(slot: number): void {
+    this.subAt(8 * slot);
+    this.freeSlots.push(slot);
+  }
+
+  /** The leaf kept in `slot`, as bytes (for tests). */
+  slotBytes(slot: number): Uint8Array {
+    const out = new Uint8Array(32);
+    const view = new DataView(out.buffer);
+    for (let i = 0; i < 8; i++) view.setUint32(4 * i, this.table[8 * slot + i]!);
+    return out;
+  }
+
+  private subAt(at: number): void {
+    const table = this.table;
+    let borrow = 0;
+    const w = this.words;
+    for (let i = 7; i >= 0; i--) {
+      const diff = w[i]! - table[at + i]! - borrow;
+      w[i] = diff >>> 0;
+      borrow = diff < 0 ? 1 : 0;
+    }
+  }
+
+  /** The word offset of a free slot. */
+  private allocSlot(): number {
+    const free = this.freeSlots.pop();
+    if (free !== undefined) return 8 * free;
+    const slot = this.slotCount++;
+    if (8 * this.slotCount > this.table.length) {
+      const grown = new Uint32Array(2 * this.table.length);
+      grown.set(this.table);
+      this.table = grown;
+    }
+    return 8 * slot;
+  }
+
   bytes(): Uint8Array {
     const out = new Uint8Array(32);
     const view = new DataView(out.buffer);
@@ -89,14 +171,13 @@ function swap(digest: Digest, old: Uint8Array | null, next: Uint8Array | null): 
 
 function updateOrderLeaves(state: ExchangeState, digest: Digest, book: OrderBook): void {
   const changes = book.changes;
-  for (let i = 0; i < changes.orderCount; i++) {
+  for (let i = changes.orderCount - 1; i >= 0; i--) {
     const id = changes.orderId[i]!;
     const meta = state.orders.get(id);
     const order = book.order(id);
     if (meta === undefined || order === undefined) continue;
-    const leaf = leafOf(LEAF.order, (w) => writeOrderLeaf(w, order, meta));
-    swap(digest, meta.leaf, leaf);
-    meta.leaf = leaf;
+    writeOrderLeaf(writer.reset().u8(LEAF.order), order, meta);
+    meta.leaf = digest.swapSlotHashing(meta.leaf, writer.backing(), writer.length);
   }
   changes.clear();
 }
@@ -107,10 +188,41 @@ export function booksOf(market: MarketState): OrderBook[] {
   return a === null ? [market.book] : [market.book, a.bids, a.asks];
 }
 
+/** The epoch updateDigest is closing, for writePrincipalLeafMemo. */
+let memoEpoch = 0;
+
+/**
+ * writePrincipalLeaf, byte for byte, with the subaccounts' bytes taken from
+ * the address's memo when no markAccount came since the memo was taken
+ * (markAccount sets accountsEpoch, so a memo of epoch E is current while
+ * accountsEpoch <= E); otherwise written and remembered. digestFromScratch
+ * never uses memos, so the hash tests would catch a mutation that skipped
+ * markAccount.
+ */
+function writePrincipalLeafMemo(w: Writer, p: Principal, withListed: boolean): void {
+  writePrincipal(w, p);
+  const memo = p.accountsMemo;
+  if (memo !== null && p.accountsMemoEpoch >= p.accountsEpoch) {
+    w.raw(memo);
+    return;
+  }
+  const start = w.length;
+  writeSubaccounts(w, p, withListed);
+  const length = w.length - start;
+  const bytes = w.backing();
+  const kept = memo !== null && memo.length === length ? memo : new Uint8Array(length);
+  for (let i = 0; i < length; i++) kept[i] = bytes[start + i]!;
+  p.accountsMemo = kept;
+  p.accountsMemoEpoch = memoEpoch;
+}
+
 /** Brings the digest up to date with everything marked since the last call. */
 export function updateDigest(state: ExchangeState, digest: Digest, genesisHash: Uint8Array): void {
   for (const leaf of state.goneLeaves) digest.sub(leaf);
   state.goneLeaves.length = 0;
+  const goneSlots = state.goneLeafSlots;
+  for (let i = 0; i < goneSlots.length; i++) digest.releaseSlot(goneSlots[i]!);
+  goneSlots.length = 0;
 
   for (const market of state.markets) {
     if (market.retired) continue;
@@ -129,10 +241,16 @@ export function updateDigest(state: ExchangeState, digest: Digest, genesisHash: 
     }
   }
   state.dirtyAccounts.length = 0;
-  for (const p of state.dirtyPrincipals) {
-    const leaf = leafOf(LEAF.principal, (w) => writePrincipalLeaf(w, p, state.listing !== null));
-    swap(digest, p.leaf, leaf);
-    p.leaf = leaf;
+  memoEpoch = state.epoch;
+  const withListed = state.listing !== null;
+  const principals = state.dirtyPrincipals;
+  // Latest first: the addresses the block touched last are the likeliest still
+  // in cache, and reading the oldest first would evict them (the sum does not
+  // depend on the order).
+  for (let i = principals.length - 1; i >= 0; i--) {
+    const p = principals[i]!;
+    writePrincipalLeafMemo(writer.reset().u8(LEAF.principal), p, withListed);
+    p.leaf = digest.swapSlotHashing(p.leaf, writer.backing(), writer.length);
   }
   state.dirtyPrincipals.length = 0;
   for (const d of state.dirtyDeposits) {
@@ -205,8 +323,8 @@ export function resetLeaves(state: ExchangeState, genesisHash: Uint8Array): Dige
       for (const side of ['buy', 'sell'] as const) {
         for (const order of book.ordersOf(side)) {
           const meta = state.orders.get(order.orderId)!;
-          meta.leaf = leafOf(LEAF.order, (w) => writeOrderLeaf(w, order, meta));
-          digest.add(meta.leaf);
+          writeOrderLeaf(writer.reset().u8(LEAF.order), order, meta);
+          meta.leaf = digest.swapSlotHashing(null, writer.backing(), writer.length);
         }
       }
     }

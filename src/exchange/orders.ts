@@ -4,7 +4,13 @@
 
 import { AssertionError, assert } from '../lib/assert.ts';
 import type { OrderBook, Side } from './book/index.ts';
-import { feeTier, makerFeeQuote, takerFeeQuote } from './fees.ts';
+import {
+  feeTier,
+  makerFeeQuote,
+  makerFeeQuoteNum,
+  takerFeeQuote,
+  takerFeeQuoteNum,
+} from './fees.ts';
 import { applyTrade } from './position.ts';
 import type { Fill } from './results.ts';
 import type { Account, ExchangeState, MarketState, OrderMeta } from './state.ts';
@@ -17,7 +23,7 @@ export function forgetOrder(state: ExchangeState, orderId: number): OrderMeta {
   if (meta === undefined) throw new AssertionError(`no record of order ${orderId}`);
   state.orders.delete(orderId);
   if (meta.clientOrderId !== '') meta.account.clientOrderIds.delete(meta.clientOrderId);
-  if (meta.leaf !== null) state.goneLeaves.push(meta.leaf);
+  if (meta.leaf !== null) state.goneLeafSlots.push(meta.leaf);
   return meta;
 }
 
@@ -63,6 +69,7 @@ export function settleFills(
 ): number {
   const fills = market.book.fills;
   const takerTier = feeTier(state, taker);
+  const kNum = market.kNum;
   let filled = 0;
   for (let i = 0; i < fills.length; i++) {
     const maker = state.accounts[fills.makerOwner[i]!]!;
@@ -72,10 +79,25 @@ export function settleFills(
     const signed = side === 'buy' ? sizeLots : -sizeLots;
     applyTrade(state, market, taker, signed, priceTicks);
     applyTrade(state, market, maker, -signed, priceTicks);
-    const notional = notionalQuote(priceTicks, sizeLots, market.k);
-    const takerFee = liquidation ? 0n : takerFeeQuote(takerTier, notional);
-    let makerFee = makerFeeQuote(feeTier(state, maker), notional);
-    if (liquidation && makerFee < 0n) makerFee = 0n;
+    const makerTier = feeTier(state, maker);
+    // Safe integers first (margin.ts, "Safe integers"); the bigint path decides otherwise.
+    const notionalNum = priceTicks * sizeLots * kNum;
+    const safe = kNum >= 0 && Number.isSafeInteger(notionalNum);
+    const takerNum = safe ? takerFeeQuoteNum(takerTier, notionalNum) : undefined;
+    const makerNum = takerNum !== undefined ? makerFeeQuoteNum(makerTier, notionalNum) : undefined;
+    let notional: bigint;
+    let takerFee: bigint;
+    let makerFee: bigint;
+    if (makerNum !== undefined) {
+      notional = BigInt(notionalNum);
+      takerFee = liquidation ? 0n : BigInt(takerNum!);
+      makerFee = liquidation && makerNum < 0 ? 0n : BigInt(makerNum);
+    } else {
+      notional = notionalQuote(priceTicks, sizeLots, market.k);
+      takerFee = liquidation ? 0n : takerFeeQuote(takerTier, notional);
+      makerFee = makerFeeQuote(makerTier, notional);
+      if (liquidation && makerFee < 0n) makerFee = 0n;
+    }
     assert(takerFee + makerFee >= 0n, 'a rebate exceeds the taker fee of its fill');
     taker.cashQuote -= takerFee;
     maker.cashQuote -= makerFee;

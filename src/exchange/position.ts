@@ -1,7 +1,7 @@
 // Position arithmetic: one trade moves cash between two accounts at the trade
 // price and changes both positions, exactly. Cost: O(1).
 
-import { divBig } from '../lib/int.ts';
+import { divBig, divTrunc } from '../lib/int.ts';
 import { assert } from '../lib/assert.ts';
 import type { Account, ExchangeState, MarketState } from './state.ts';
 import { Position } from './state.ts';
@@ -65,21 +65,37 @@ export function applyTrade(
 ): void {
   assert(deltaLots !== 0, 'empty trade');
   const k = market.k;
+  const kNum = market.kNum;
   const position = ensurePosition(state, market, account);
   const old = position.sizeLots;
-  const tradeQuote = BigInt(deltaLots) * BigInt(priceTicks) * k;
+  // Safe integers first (margin.ts, "Safe integers"): one bigint per result instead of a chain of them.
+  const tradeNum = deltaLots * priceTicks * kNum;
+  const tradeQuote =
+    kNum >= 0 && Number.isSafeInteger(tradeNum)
+      ? BigInt(tradeNum)
+      : BigInt(deltaLots) * BigInt(priceTicks) * k;
   account.cashQuote -= tradeQuote;
   if (old === 0 || old > 0 === deltaLots > 0) {
     position.costBasisQuote += tradeQuote;
   } else {
     const closeLots = Math.min(Math.abs(deltaLots), Math.abs(old));
-    const removed = divBig(
-      position.costBasisQuote * BigInt(closeLots),
-      BigInt(Math.abs(old)),
-      'trunc',
-    );
     const closeSigned = deltaLots > 0 ? closeLots : -closeLots;
-    position.realizedPnlQuote += -(BigInt(closeSigned) * BigInt(priceTicks) * k) - removed;
+    const basis = position.costBasisQuote;
+    const basisNum = basis >= -SAFE_BIG && basis <= SAFE_BIG ? Number(basis) : SAFE_OUT;
+    const removedScaled = basisNum * closeLots;
+    const closeNum = closeSigned * priceTicks * kNum;
+    let removed: bigint;
+    if (kNum >= 0 && Number.isSafeInteger(removedScaled) && Number.isSafeInteger(closeNum)) {
+      const removedNum = divTrunc(removedScaled, Math.abs(old));
+      const pnl = -closeNum - removedNum;
+      removed = BigInt(removedNum);
+      position.realizedPnlQuote += Number.isSafeInteger(pnl)
+        ? BigInt(pnl)
+        : -BigInt(closeNum) - removed;
+    } else {
+      removed = divBig(basis * BigInt(closeLots), BigInt(Math.abs(old)), 'trunc');
+      position.realizedPnlQuote += -(BigInt(closeSigned) * BigInt(priceTicks) * k) - removed;
+    }
     position.costBasisQuote -= removed;
     const openLots = Math.abs(deltaLots) - closeLots;
     if (openLots > 0) {
@@ -95,6 +111,10 @@ export function applyTrade(
   setOpenInterest(market, account, old, size);
   state.markAccount(account);
 }
+
+const SAFE_BIG = BigInt(Number.MAX_SAFE_INTEGER);
+/** Beyond the safe integers: sends a computation to the bigint path. */
+const SAFE_OUT = 2 ** 53;
 
 /** Keeps open interest, the holder set and the account's position count in step with a size change. */
 function setOpenInterest(market: MarketState, account: Account, old: number, size: number): void {

@@ -101,8 +101,19 @@ export class Principal {
   /** By public key (keys.ts). */
   readonly agents = new Map<string, Agent>();
   readonly subaccounts = new Map<number, Account>();
-  leaf: Uint8Array | null = null;
+  /** The slot of its leaf in the digest's table (hash.ts); null until first hashed. */
+  leaf: number | null = null;
   dirtyEpoch = -1;
+  /** The last epoch in which markAccount marked one of its subaccounts. */
+  accountsEpoch = -1;
+  /**
+   * Its subaccounts' bytes in its leaf as last encoded, at digest epoch
+   * accountsMemoEpoch (hash.ts; derived, not state): reused while no
+   * markAccount came after, so an address whose only change is a nonce does
+   * not read its accounts again.
+   */
+  accountsMemo: Uint8Array | null = null;
+  accountsMemoEpoch = -1;
   /**
    * The public key whose address this is, once it signed (derived, not state):
    * its next transactions are recognized by a byte comparison instead of a
@@ -124,7 +135,8 @@ export interface OrderMeta {
   readonly clientOrderId: string;
   /** Time priority stamp: rises each time the order joins the back of a level. */
   seq: number;
-  leaf: Uint8Array | null;
+  /** The slot of its leaf in the digest's table (hash.ts); null until first hashed. */
+  leaf: number | null;
 }
 
 export class MarketState {
@@ -339,6 +351,8 @@ export class ExchangeState {
   readonly dirtyOrders: number[] = [];
   /** Leaves of entities that are gone (orders that left the book), to subtract. */
   readonly goneLeaves: Uint8Array[] = [];
+  /** Leaf slots (hash.ts) of orders that left the book, to subtract and free. */
+  readonly goneLeafSlots: number[] = [];
   globalsLeaf: Uint8Array | null = null;
   validatorsLeaf: Uint8Array | null = null;
 
@@ -372,6 +386,7 @@ export class ExchangeState {
   /** An account's data is part of its address's leaf (hash.ts): marking one marks both. */
   markAccount(a: Account): void {
     if (a.dirtyEpoch === this.epoch) return;
+    a.principal.accountsEpoch = this.epoch;
     a.dirtyEpoch = this.epoch;
     this.dirtyAccounts.push(a);
     this.markPrincipal(a.principal);

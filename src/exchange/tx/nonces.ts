@@ -48,7 +48,9 @@ export class NonceWindow {
     const nonces = this.nonces;
     const at = search(nonces, nonce);
     assert(at < 0, 'nonce recorded twice');
-    nonces.splice(-at - 1, 0, nonce);
+    // Nonces mostly rise: an append needs no splice (which also allocates the array it returns).
+    if (-at - 1 === nonces.length) nonces.push(nonce);
+    else nonces.splice(-at - 1, 0, nonce);
     if (nonces.length > NONCE_WINDOW) nonces.shift();
   }
 
