@@ -180,6 +180,9 @@ interface Decision {
   readonly commit: CommitCertificate;
 }
 
+/** The sets of recent heights, oldest first, that evidence in its window may need. */
+type ChainHistory = readonly { readonly height: number; readonly set: ValidatorSet }[];
+
 interface Chain {
   readonly height: number;
   readonly lastBlockHash: Uint8Array;
@@ -188,7 +191,7 @@ interface Chain {
   readonly appHash: Uint8Array;
   readonly validators: ValidatorSet;
   readonly nextValidators: ValidatorSet;
-  readonly history: readonly { readonly height: number; readonly set: ValidatorSet }[];
+  readonly history: ChainHistory;
   readonly committedEvidence: ReadonlyMap<string, number>;
 }
 
@@ -295,6 +298,10 @@ export class Replica implements ConsensusReplica {
 
   // The double-sign guard: everything signed at the current height and above, and the highest (h, r, step).
   private signed = new Map<string, SignedEntry & { readonly height: number }>();
+  private historyState: {
+    readonly of: ChainHistory;
+    readonly state: ChainState['history'];
+  } | null = null;
   private lastSigned: [number, number, number] = [0, 0, -1];
 
   private effects: Effect[] = [];
@@ -1360,20 +1367,31 @@ export class Replica implements ConsensusReplica {
   private advance(decided: Decision, result: BlockResult): void {
     const chain = this.chain;
     const height = this.heightValue;
-    const history = chain.history.slice();
+    // History and committed evidence are immutable values: a height that
+    // changes neither (most do not) keeps the very objects, and no copies.
+    let history = chain.history;
     const last = history[history.length - 1];
-    if (last === undefined || !bytesEqual(last.set.hash, chain.validators.hash)) {
-      history.push({ height, set: chain.validators });
-    }
+    const pushSet = last === undefined || !bytesEqual(last.set.hash, chain.validators.hash);
     // Keep the sets that evidence still in its window may need.
     const oldest = height + 1 - EVIDENCE_AGE_HEIGHTS_MAX;
-    while (history.length >= 2 && history[1]!.height <= oldest) history.shift();
-    const committedEvidence = new Map<string, number>();
-    for (const [key, h] of chain.committedEvidence) if (h >= oldest) committedEvidence.set(key, h);
-    for (const e of decided.block.evidence) {
-      const key = toHex(evidenceHashOf(e));
-      committedEvidence.set(key, height);
-      this.evidencePool.delete(key);
+    if (pushSet || (history.length >= 2 && history[1]!.height <= oldest)) {
+      const copy = history.slice();
+      if (pushSet) copy.push({ height, set: chain.validators });
+      while (copy.length >= 2 && copy[1]!.height <= oldest) copy.shift();
+      history = copy;
+    }
+    let committedEvidence = chain.committedEvidence;
+    let expired = false;
+    for (const h of committedEvidence.values()) if (h < oldest) expired = true;
+    if (expired || decided.block.evidence.length > 0) {
+      const next = new Map<string, number>();
+      for (const [key, h] of chain.committedEvidence) if (h >= oldest) next.set(key, h);
+      for (const e of decided.block.evidence) {
+        const key = toHex(evidenceHashOf(e));
+        next.set(key, height);
+        this.evidencePool.delete(key);
+      }
+      committedEvidence = next;
     }
     this.chain = {
       height,
@@ -1461,12 +1479,21 @@ export class Replica implements ConsensusReplica {
       appHash: c.appHash,
       validators: c.validators.toState(),
       nextValidators: c.nextValidators.toState(),
-      history: c.history.map((h) => ({ height: h.height, set: h.set.toState() })),
+      history: this.historyRecord(c.history),
       committedEvidence: [...c.committedEvidence].map(([key, height]) => ({
         height,
         hash: fromHex(key),
       })),
     };
+  }
+
+  /** The history as recorded, remembered while the chain keeps the same history array. */
+  private historyRecord(history: ChainHistory): ChainState['history'] {
+    if (this.historyState?.of !== history) {
+      const state = history.map((h) => ({ height: h.height, set: h.set.toState() }));
+      this.historyState = { of: history, state };
+    }
+    return this.historyState.state;
   }
 
   private loadState(state: ChainState): void {

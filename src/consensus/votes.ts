@@ -32,9 +32,9 @@ export class RoundVotes {
    * 1 counts messages ⟨PREVOTE, h, r, id(v)⟩ from distinct senders per value:
    * an equivocator's vote counts for each value it signed (CometBFT keeps them
    * per block too), or a polka seen by one replica could never be shown to one
-   * that heard the equivocator's other vote first.
+   * that heard the equivocator's other vote first. Made at the first such vote: most rounds have none.
    */
-  readonly conflicting = new Map<number, Vote[]>();
+  conflicting: Map<number, Vote[]> | null = null;
   readonly powerByValue = new Map<string, number>();
   /** Power of every validator that voted, whatever the value (the "2f+1 ⟨·, ∗⟩" rules), once each. */
   powerAny = 0;
@@ -51,7 +51,7 @@ export class RoundVotes {
   voteFor(validatorIndex: number, blockHash: Uint8Array | null): Vote | undefined {
     const first = this.byValidator[validatorIndex];
     if (first === undefined || sameValue(first.blockHash, blockHash)) return first;
-    const others = this.conflicting.get(validatorIndex);
+    const others = this.conflicting?.get(validatorIndex);
     if (others !== undefined)
       for (const v of others) if (sameValue(v.blockHash, blockHash)) return v;
     return undefined;
@@ -167,10 +167,11 @@ export class HeightVotes {
     if (held !== undefined && sameValue(held.blockHash, vote.blockHash))
       return { kind: 'duplicate' };
     const key = this.keyOf(vote.blockHash);
-    let others = votes.conflicting.get(vote.validatorIndex);
+    const conflicting = (votes.conflicting ??= new Map());
+    let others = conflicting.get(vote.validatorIndex);
     if (others === undefined) {
       others = [];
-      votes.conflicting.set(vote.validatorIndex, others);
+      conflicting.set(vote.validatorIndex, others);
     }
     if (others.length >= CONFLICTING_VALUES_MAX) {
       return { kind: 'conflict', existing, key, votes, counted: false, crossed: false };

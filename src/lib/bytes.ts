@@ -3,10 +3,28 @@
 import { ZommaError } from './errors.ts';
 
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+const HEX_HIGH = Uint8Array.from(HEX, (pair) => pair.charCodeAt(0));
+const HEX_LOW = Uint8Array.from(HEX, (pair) => pair.charCodeAt(1));
+/** Hex digits are ASCII, which Latin-1 decodes to one flat string in one native call. */
+const hexDecoder = new TextDecoder('latin1');
+/** Up to this many bytes go through the scratch; longer inputs (rare: keys and hashes are 32) concatenate. */
+const HEX_SCRATCH_BYTES = 1024;
+const hexScratch = new Uint8Array(2 * HEX_SCRATCH_BYTES);
 
 export function toHex(bytes: Uint8Array): string {
+  const n = bytes.length;
+  // Concatenating pairs leaves a chain of intermediate strings per call (about
+  // a kilobyte of garbage for a 32-byte hash); hashes become map keys on hot paths.
+  if (n <= HEX_SCRATCH_BYTES) {
+    for (let i = 0; i < n; i++) {
+      const b = bytes[i]!;
+      hexScratch[2 * i] = HEX_HIGH[b]!;
+      hexScratch[2 * i + 1] = HEX_LOW[b]!;
+    }
+    return hexDecoder.decode(new Uint8Array(hexScratch.buffer, 0, 2 * n));
+  }
   let out = '';
-  for (let i = 0; i < bytes.length; i++) out += HEX[bytes[i]!];
+  for (let i = 0; i < n; i++) out += HEX[bytes[i]!];
   return out;
 }
 

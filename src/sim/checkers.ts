@@ -56,6 +56,8 @@ export class Checkers {
   }
 
   get safetyFailed(): boolean {
+    // Asked after every event: the common answer comes without a closure.
+    if (this.violations.length === 0) return false;
     return this.violations.some((v) => SAFETY_KINDS.includes(v.kind));
   }
 

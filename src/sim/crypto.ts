@@ -5,7 +5,7 @@
 // replicas check the same signature over the same bytes, and the simulator
 // does that work once.
 
-import { createHash } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 import { keyPairFromSeed, sha256, sign, verify } from '../crypto/index.ts';
 import type { ConsensusSignKind, Signer, Verifier } from '../consensus/index.ts';
 import { bytesEqual, toHex, utf8 } from '../lib/bytes.ts';
@@ -155,13 +155,29 @@ export class SimCrypto implements Verifier {
 
   /** SHA-512 keyed by the secret: one native call gives all 64 bytes of a signature. */
   private fastSign(secret: Uint8Array, kind: number, message: Uint8Array): Uint8Array {
+    const out = new Uint8Array(64);
+    const length = secret.length + this.chainIdBytes.length + 1 + message.length;
+    if (ONE_SHOT && length <= signScratch.length) {
+      // The pieces laid end to end and hashed in one call: a third cheaper than
+      // a Hash object fed four updates, and the same digest.
+      signScratch.set(secret, 0);
+      signScratch.set(this.chainIdBytes, secret.length);
+      signScratch[secret.length + this.chainIdBytes.length] = kind;
+      signScratch.set(message, length - message.length);
+      out.set(hash('sha512', new Uint8Array(signScratch.buffer, 0, length), 'buffer'));
+      return out;
+    }
     const h = createHash('sha512');
     h.update(secret).update(this.chainIdBytes).update(KIND_BYTES[kind]!).update(message);
-    const out = new Uint8Array(64);
     out.set(h.digest());
     return out;
   }
 }
+
+/** crypto.hash, the one-shot digest, came in Node 20.12. */
+const ONE_SHOT = typeof hash === 'function';
+/** Sign bytes of votes and proposal headers fit; a larger message takes the streaming hash. */
+const signScratch = new Uint8Array(4096);
 
 const KIND_BYTES = Array.from({ length: 256 }, (_, k) => Uint8Array.of(k));
 

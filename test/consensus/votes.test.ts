@@ -26,7 +26,7 @@ test('an equivocator counts once for "any", once for each value it signed, and f
   for (let v = 3; v < 3 + CONFLICTING_VALUES_MAX; v++) votes.add(prevote(3, v));
   const round = votes.round(VOTE_TYPE.prevote, 0)!;
   assert.equal(round.powerAny, 10);
-  assert.equal(round.conflicting.get(3)!.length, CONFLICTING_VALUES_MAX);
+  assert.equal(round.conflicting!.get(3)!.length, CONFLICTING_VALUES_MAX);
   const counted = [1, 2, 3, 4, 5].filter((v) => round.power(votes.keyOf(prevote(0, v).blockHash)));
   assert.deepEqual(counted, [1, 2, 3].slice(0, 1 + CONFLICTING_VALUES_MAX));
   assert.equal(round.votesFor(new Uint8Array(32).fill(2)).length, 1);
