@@ -23,9 +23,18 @@ import type { ExchangeState, Proposal, ValidatorState } from './state.ts';
 import type { GovPropose, GovVote } from './tx/types.ts';
 import { PPM_BIG } from './units.ts';
 
-/** Every market is halted. O(markets). */
+/**
+ * Every live market is halted. A settled market's free slot is no market:
+ * governance does not halt it, so counting it would end the halt. O(markets).
+ */
 export function inEmergencyHalt(state: ExchangeState): boolean {
-  return state.markets.length > 0 && state.markets.every((m) => m.halted);
+  let live = 0;
+  for (const m of state.markets) {
+    if (m.retired) continue;
+    if (!m.halted) return false;
+    live++;
+  }
+  return live > 0;
 }
 
 /** The refusal of an action an emergency halt stops, else null. */

@@ -30,6 +30,7 @@ import {
   settlePositions,
   settlementValueQuote,
 } from './instruments/index.ts';
+import { inEmergencyHalt } from './governance.ts';
 import { coverFromInsurance } from './liquidation.ts';
 import { computeMarkTicks, indexToTicks } from './mark.ts';
 import { optionMark } from './options/index.ts';
@@ -103,6 +104,8 @@ function listDue(state: ExchangeState, toList: readonly Listing[], events: Excha
     if (m.retired) free.push(m.index);
     else if (m.listed) live++;
   }
+  // Listing goes on during an emergency halt, but a new market must not end it: it opens halted.
+  const emergency = inEmergencyHalt(state);
   let nextFree = 0;
   for (const l of toList) {
     // A limit on everything: past it the schedule waits for settlements to free slots.
@@ -115,6 +118,7 @@ function listDue(state: ExchangeState, toList: readonly Listing[], events: Excha
     const m = new MarketState(index, params, instrument);
     state.markets[index] = m;
     state.marketByName.set(l.name, m);
+    m.halted = emergency;
     live++;
     const key = twapKey(m);
     let acc = state.twaps.get(key);
@@ -130,6 +134,7 @@ function listDue(state: ExchangeState, toList: readonly Listing[], events: Excha
       m.setMark(computeMarkTicks(m));
     }
     events.push({ type: 'marketListed', market: l.name, expiryMs: m.expiryMs });
+    if (emergency) events.push({ type: 'marketHalted', market: l.name });
   }
 }
 
