@@ -30,7 +30,13 @@ import type { Rejection } from './errors.ts';
 import { reject } from './errors.ts';
 import { checkBreakers } from './breakers.ts';
 import { ensurePosition, sizeIn } from './position.ts';
-import { recordFills, restInAuction, startAuction, stopTicksFor } from './auction/call.ts';
+import {
+  breachesAtOnce,
+  recordFills,
+  restInAuction,
+  startAuction,
+  stopTicksFor,
+} from './auction/call.ts';
 import { marginForOrder, marginForOrderNum } from './margin.ts';
 import { forgetRemoved, rememberOrder, settleFills } from './orders.ts';
 import type { ActionResult, Fill } from './results.ts';
@@ -199,6 +205,9 @@ export function placeOrder(ctx: Ctx, a: PlaceOrder): ActionResult {
   const orderId = state.nextOrderId++;
   if (market.auction !== null && market.auction.active) {
     return placeInAuction(ctx, market, account, orderId, a, checked);
+  }
+  if (!postOnly && breachesAtOnce(market, a.side, priceTicks, ctx.blockTimeMs)) {
+    return triggered(ctx, market, account, orderId, a, checked, 0, []);
   }
   const book = market.book;
   const r = book.place({

@@ -93,6 +93,28 @@ export function stopTicksFor(market: MarketState, side: Side, nowMs: number): nu
   return side === 'buy' ? hi : lo;
 }
 
+/**
+ * A taker on `side` up to limitTicks would first trade with the best opposite
+ * order at a price beyond the far bound (a bid above the range for a seller,
+ * an ask below it for a buyer): stopTicksFor bounds only the near side, and
+ * such an order can rest there (nothing to take when it came, or the range
+ * moved since). Bids descend and asks ascend, so the best one decides.
+ */
+export function breachesAtOnce(
+  market: MarketState,
+  side: Side,
+  limitTicks: number,
+  nowMs: number,
+): boolean {
+  const a = market.auction;
+  if (a === null) return false;
+  const book = market.book;
+  const best = side === 'buy' ? book.bestAskTicks() : book.bestBidTicks();
+  if (best === undefined || (side === 'buy' ? best > limitTicks : best < limitTicks)) return false;
+  const [lo, hi] = tradeRange(a, nowMs, market.markTicks);
+  return side === 'buy' ? best < lo : best > hi;
+}
+
 /** Records the fills of the book's last operation (each within every trigger's bounds). */
 export function recordFills(market: MarketState, fills: FillList, nowMs: number): void {
   const a = market.auction;
