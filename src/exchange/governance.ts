@@ -114,6 +114,8 @@ function execute(state: ExchangeState, p: Proposal, events: ExchangeEvent[]): vo
   const markets = p.market >= 0 ? [state.markets[p.market]!] : state.markets;
   for (const m of markets) {
     if (m.retired || m.halted === halt) continue;
+    // An expired market waits halted for its settlement price (listing.ts): resuming it would open it.
+    if (!halt && m.listed && m.expiryMs <= state.timeMs) continue;
     m.halted = halt;
     m.dirty = true;
     events.push({ type: halt ? 'marketHalted' : 'marketResumed', market: m.params.instrument });
