@@ -492,3 +492,15 @@ export const ORACLE_STALE_AFTER_MS_MAX = 86_400_000;
 export const NODE_PRICE_SOURCES = 3;
 /** Of those, fewest that must answer for the node to report a price. */
 export const NODE_PRICE_SOURCES_MIN = 2;
+
+// --- node price feeds (src/node/price_sources.ts, docs/operations.md "Oracle sources") --
+/** Largest price feed (file or HTTP body) a node reads: a few underlyings fit in far less. */
+export const ORACLE_FEED_BYTES_MAX = 64 * 1024;
+/** Decimals of a feed's prices: quote units are millionths (USDC's 6 decimals). */
+export const ORACLE_FEED_DECIMALS = 6;
+/** Longest an HTTP feed request may take, ms (less when the poll interval is shorter). */
+export const ORACLE_FEED_FETCH_TIMEOUT_MS_MAX = 5_000;
+/** Shortest poll interval of an HTTP feed, ms: a feed is read about once a block. */
+export const ORACLE_FEED_INTERVAL_MS_MIN = 100;
+/** Longest age a feed may be configured to stay usable, ms (an hour). */
+export const ORACLE_FEED_AGE_MS_MAX = 3_600_000;

@@ -18,6 +18,9 @@ import {
   BLOCKS_KEPT_MIN,
   CONFIG_FILE_BYTES_MAX,
   CONFIG_PEERS_MAX,
+  ORACLE_FEED_AGE_MS_MAX,
+  ORACLE_FEED_INTERVAL_MS_MIN,
+  ORACLE_SOURCES_MAX,
   SNAPSHOT_EVERY_HEIGHTS_DEFAULT,
   SNAPSHOTS_KEPT,
 } from '../lib/limits.ts';
@@ -52,8 +55,11 @@ export interface NodeConfig {
   readonly commitPauseMs: number;
   /** How long a proposal may wait for transactions after its height starts, ms (absent: the default). */
   readonly proposeWaitMs?: number;
-  /** Simulated price source (devnet): the seed shared by the network and this validator's index. */
-  readonly oracle: { readonly seed: number; readonly index: number } | null;
+  /**
+   * This validator's price sources (docs/operations.md, "Oracle sources"):
+   * `{ seed, index }` is one simulated source (devnet), as `zomma init` writes.
+   */
+  readonly oracle: OracleConfig | null;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
   /** Overrides of the consensus timeouts, ms. */
   readonly timeouts: TimeoutConfig | null;
@@ -63,6 +69,30 @@ export interface NodeConfig {
   readonly stateSync?: boolean;
   /** Heights kept in the block store (0: all); never below the latest snapshot. */
   readonly blocksKept?: number;
+}
+
+/** One price source of config.oracle.sources (src/node/price_sources.ts). */
+export type OracleSourceConfig =
+  /** The devnet's simulated market: the seed shared by the network and this validator's index. */
+  | { readonly kind: 'simulated'; readonly seed: number; readonly index: number }
+  /** A local JSON file, re-read when it changes. */
+  | { readonly kind: 'file'; readonly path: string; readonly maxAgeMs: number }
+  /** An http(s) URL polled every intervalMs. */
+  | {
+      readonly kind: 'url';
+      readonly url: string;
+      readonly intervalMs: number;
+      readonly maxAgeMs: number;
+    };
+
+export type OracleConfig =
+  | { readonly seed: number; readonly index: number }
+  | { readonly sources: readonly OracleSourceConfig[] };
+
+/** The sources an oracle config names: the short form is one simulated source. */
+export function oracleSourcesOf(oracle: OracleConfig): readonly OracleSourceConfig[] {
+  if ('sources' in oracle) return oracle.sources;
+  return [{ kind: 'simulated', seed: oracle.seed, index: oracle.index }];
 }
 
 /** The API rate limits an operator may set (src/api/server.ts, ApiLimits). */
@@ -212,14 +242,7 @@ export function validateConfig(raw: unknown): NodeConfig {
     0,
     10_000,
   );
-  let oracle: NodeConfig['oracle'] = null;
-  if (c.oracle !== undefined && c.oracle !== null) {
-    const o = object(c.oracle, 'config.oracle');
-    oracle = {
-      seed: int(o.seed, 'config.oracle.seed', 0, 2 ** 31),
-      index: int(o.index, 'config.oracle.index', 0, 1_000),
-    };
-  }
+  const oracle = c.oracle === undefined || c.oracle === null ? null : validateOracle(c.oracle);
   const logLevel = c.logLevel ?? 'info';
   if (!LOG_LEVELS.includes(logLevel as NodeConfig['logLevel'])) {
     throw configError('config.logLevel', `must be one of ${LOG_LEVELS.join(', ')}`);
@@ -298,6 +321,72 @@ export function validateConfig(raw: unknown): NodeConfig {
     stateSync,
     blocksKept,
   };
+}
+
+function onlyFields(o: Record<string, unknown>, field: string, names: readonly string[]): void {
+  for (const name of Object.keys(o)) {
+    if (!names.includes(name)) throw configError(`${field}.${name}`, 'unknown field');
+  }
+}
+
+function validateOracle(raw: unknown): OracleConfig {
+  const o = object(raw, 'config.oracle');
+  if (o.sources === undefined) {
+    onlyFields(o, 'config.oracle', ['seed', 'index']);
+    return {
+      seed: int(o.seed, 'config.oracle.seed', 0, 2 ** 31),
+      index: int(o.index, 'config.oracle.index', 0, 1_000),
+    };
+  }
+  onlyFields(o, 'config.oracle', ['sources']);
+  if (!Array.isArray(o.sources) || o.sources.length === 0) {
+    throw configError('config.oracle.sources', 'must be a non-empty array');
+  }
+  if (o.sources.length > ORACLE_SOURCES_MAX) {
+    throw configError('config.oracle.sources', `at most ${ORACLE_SOURCES_MAX} sources`);
+  }
+  return { sources: o.sources.map((s, i) => validateSource(s, `config.oracle.sources[${i}]`)) };
+}
+
+function validateSource(raw: unknown, f: string): OracleSourceConfig {
+  const s = object(raw, f);
+  const maxAgeMs = () => int(s.maxAgeMs, `${f}.maxAgeMs`, 1, ORACLE_FEED_AGE_MS_MAX);
+  switch (s.kind) {
+    case 'simulated':
+      onlyFields(s, f, ['kind', 'seed', 'index']);
+      return {
+        kind: 'simulated',
+        seed: int(s.seed, `${f}.seed`, 0, 2 ** 31),
+        index: int(s.index, `${f}.index`, 0, 1_000),
+      };
+    case 'file':
+      onlyFields(s, f, ['kind', 'path', 'maxAgeMs']);
+      if (typeof s.path !== 'string' || s.path.length === 0 || s.path.includes('\0')) {
+        throw configError(`${f}.path`, 'must be a file path');
+      }
+      return { kind: 'file', path: s.path, maxAgeMs: maxAgeMs() };
+    case 'url': {
+      onlyFields(s, f, ['kind', 'url', 'intervalMs', 'maxAgeMs']);
+      let url: URL | null;
+      try {
+        url = typeof s.url === 'string' ? new URL(s.url) : null;
+      } catch {
+        url = null;
+      }
+      if (url === null || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+        throw configError(`${f}.url`, 'must be an http:// or https:// URL');
+      }
+      const intervalMs = int(
+        s.intervalMs,
+        `${f}.intervalMs`,
+        ORACLE_FEED_INTERVAL_MS_MIN,
+        ORACLE_FEED_AGE_MS_MAX,
+      );
+      return { kind: 'url', url: s.url as string, intervalMs, maxAgeMs: maxAgeMs() };
+    }
+    default:
+      throw configError(`${f}.kind`, 'must be "simulated", "file" or "url"');
+  }
 }
 
 const API_LIMIT_FIELDS: readonly (keyof ApiRateLimits)[] = [

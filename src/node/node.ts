@@ -32,6 +32,7 @@ import { Mempool } from './mempool/mempool.ts';
 import { SignatureCache } from './mempool/sigcache.ts';
 import type { PeerNetwork } from './network.ts';
 import type { PriceSource } from './oracle_source.ts';
+import type { ObservationSource } from './oracle.ts';
 import { restoreApp } from './restore.ts';
 import type { ResultsStore } from './results.ts';
 import { MemoryResultsStore, PUBLISHED_EVENT_TYPES } from './results.ts';
@@ -55,6 +56,8 @@ export interface ZommaNodeOptions {
   /** Signature checks for the mempool (a VerifyPool's verifyBatch); default: on this thread. */
   readonly verifyBatch?: (items: readonly VerifyItem[]) => Promise<boolean[]>;
   readonly prices: PriceSource | null;
+  /** Separate sources, whose median is the observation; overrides `prices` (app.ts). */
+  readonly priceSources?: readonly ObservationSource[];
   readonly timeouts?: TimeoutConfig;
   readonly snapshotEveryHeights: number;
   readonly snapshotsKept: number;
@@ -120,6 +123,7 @@ export class ZommaNode {
       consensusGenesis: options.consensusGenesis,
       signatures: this.signatures,
       prices: options.prices,
+      ...(options.priceSources ? { priceSources: options.priceSources } : {}),
       nowMs: () => clock.nowMs(),
       checkInvariants: options.checkInvariants === true,
     };

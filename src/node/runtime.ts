@@ -18,6 +18,7 @@ import {
   PROPOSE_WAIT_MS_DEFAULT,
   loadConfig,
   loadGenesis,
+  oracleSourcesOf,
   parseHostPort,
 } from './config.ts';
 import { configError } from './errors.ts';
@@ -30,7 +31,7 @@ import { registerDashboard } from '../web/serve.ts';
 import type { ApiServer } from '../api/server.ts';
 import type { PeerNetwork } from './network.ts';
 import { ZommaNode, consensusGenesisOf } from './node.ts';
-import { DEVNET_ASSETS, GbmPriceSource } from './oracle_source.ts';
+import { buildPriceSources } from './price_sources.ts';
 import { openStorage } from './storage/index.ts';
 import type { FileResultsStore } from './results.ts';
 import { openFileResultsStore } from './results.ts';
@@ -148,6 +149,15 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
     }
   }
   const pool = new VerifyPool({ workers: 1 });
+  // Only a validator observes prices (in its precommits).
+  const priceSources = buildPriceSources(
+    config.oracle === null || key === null ? [] : oracleSourcesOf(config.oracle),
+    {
+      underlyings: [...new Set(genesis.markets.map((m) => m.underlying))].sort(),
+      originMs: genesis.genesisTimeMs,
+      log: logger.child({ component: 'oracle' }),
+    },
+  );
   let node: ZommaNode;
   try {
     node = new ZommaNode({
@@ -160,15 +170,9 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
         items.length <= MEMPOOL_VERIFY_INLINE_TXS_MAX
           ? Promise.resolve(items.map((i) => verifyRaw(i.publicKey, i.message, i.signature)))
           : pool.verifyBatch(items),
-      prices:
-        config.oracle === null
-          ? null
-          : new GbmPriceSource(
-              DEVNET_ASSETS,
-              config.oracle.seed,
-              config.oracle.index,
-              genesis.genesisTimeMs,
-            ),
+      // One source is read NODE_PRICE_SOURCES times, as the devnet always has.
+      prices: priceSources.sources.length === 1 ? priceSources.sources[0]! : null,
+      ...(priceSources.sources.length > 1 ? { priceSources: priceSources.sources } : {}),
       ...(config.timeouts ? { timeouts: config.timeouts } : {}),
       snapshotEveryHeights: config.snapshotEveryHeights,
       snapshotsKept: config.snapshotsKept,
@@ -190,6 +194,7 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
     await pool.close();
     throw error;
   }
+  priceSources.start();
   log.info(
     {
       chainId: genesis.chainId,
@@ -262,6 +267,7 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
     if (api !== null) await api.close();
     view.close();
     await node.stop();
+    priceSources.stop();
     if (metricsServer !== null) {
       const server = metricsServer.server;
       server.closeAllConnections();
