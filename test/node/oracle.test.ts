@@ -257,3 +257,19 @@ test('simulated smiles are valid SVI with the underlying volatility at the money
   assert.ok(Math.abs(Number(w) / 1e18 - (0.36 * 29) / 365) < 1e-9);
   assert.ok(decodeObservation(encodeObservation({ timeMs: day, prices: [], smiles })) !== null);
 });
+
+test('the simulated market jumps now and then, and each validator sees it with its own delay', () => {
+  const source = new GbmPriceSource(DEVNET_ASSETS, 5, 0, 0);
+  let jumps = 0;
+  let last = Number(source.observe(source.delayMs).get('BTC')!);
+  for (let s = 1; s <= 86_400; s++) {
+    const price = Number(source.observe(s * 1_000 + source.delayMs).get('BTC')!);
+    // A second of diffusion moves about 0.01%, the noise 0.02%: 0.5% in one step is a jump.
+    if (Math.abs(Math.log(price / last)) > 0.005) jumps++;
+    last = price;
+  }
+  assert.ok(jumps >= 20 && jumps <= 200, `about a hundred jumps a day (${jumps})`);
+  const delays = [0, 1, 2, 3].map((i) => new GbmPriceSource(DEVNET_ASSETS, 5, i, 0).delayMs);
+  assert.ok(delays.every((d) => d >= 0 && d <= 1_500));
+  assert.ok(new Set(delays).size > 1, `delays differ (${delays.join(', ')})`);
+});
