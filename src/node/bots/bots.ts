@@ -5,7 +5,8 @@
 // blocks: per instrument, cancel all, then post-only orders, with several
 // instruments packed into one batch; the perpetuals every round, the dated
 // instruments a few per round in turn.
-// The taker sends small market (IOC) orders against it. Keys live in files,
+// The taker sends small market (IOC) orders against it, and closes its
+// largest position (reduce-only) when its margin runs out. Keys live in files,
 // so a rerun trades from the same accounts.
 
 import { existsSync, mkdirSync } from 'node:fs';
@@ -225,17 +226,51 @@ export async function startBots(options: BotOptions): Promise<RunningBots> {
       i.minSizeLots,
       Math.floor(top / 4) + prng.int(Math.max(1, Math.floor(top / 4))),
     );
-    const tx = await taker.placeOrder({
-      instrument: i.instrument,
-      side,
-      type: 'market',
-      timeInForce: 'IOC',
-      sizeLots,
-    });
+    let tx;
+    try {
+      tx = await taker.placeOrder({
+        instrument: i.instrument,
+        side,
+        type: 'market',
+        timeInForce: 'IOC',
+        sizeLots,
+      });
+    } catch (error) {
+      // Its random walk has used up its margin: close its largest position instead (reduce-only).
+      if ((error as { code?: unknown }).code !== 'InsufficientMargin') throw error;
+      await flattenLargest();
+      return;
+    }
     const filledLots = tx.actions?.[0]?.filledLots ?? 0;
     stats.takes++;
     stats.filledLots += filledLots;
     emit({ type: 'took', instrument: i.instrument, side, filledLots });
+  };
+
+  const flattenLargest = async () => {
+    const account = await client.account(taker.account);
+    const positions = account.subaccounts[0]?.positions ?? [];
+    const largest = positions
+      .filter((p) => p.sizeLots !== 0)
+      .sort((a, b) => Math.abs(b.sizeLots) - Math.abs(a.sizeLots))[0];
+    if (largest === undefined) return;
+    const tx = await taker.placeOrder({
+      instrument: largest.instrument,
+      side: largest.sizeLots > 0 ? 'sell' : 'buy',
+      type: 'market',
+      timeInForce: 'IOC',
+      sizeLots: Math.abs(largest.sizeLots),
+      reduceOnly: true,
+    });
+    const filledLots = tx.actions?.[0]?.filledLots ?? 0;
+    stats.takes++;
+    stats.filledLots += filledLots;
+    emit({
+      type: 'took',
+      instrument: largest.instrument,
+      side: largest.sizeLots > 0 ? 'sell' : 'buy',
+      filledLots,
+    });
   };
 
   await quote().catch(failed('maker'));
