@@ -229,6 +229,14 @@ function settleMarket(state: ExchangeState, m: MarketState, events: ExchangeEven
     }
   }
   m.retired = true;
+  // A pending proposal names its market by slot: closed here (executed, with no effect), it
+  // cannot act on whatever is listed in this slot next.
+  for (const proposal of state.proposals.values()) {
+    if (proposal.market === m.index && !proposal.executed) {
+      proposal.executed = true;
+      state.markProposal(proposal);
+    }
+  }
   if (m.leaf !== null) state.goneLeaves.push(m.leaf);
   m.leaf = null;
   m.dirty = false;

@@ -211,3 +211,35 @@ test('price monitoring: a taker never trades with a resting order priced beyond 
   assert.ok(market.auction!.active);
   assert.deepEqual(h.ex.digestFromScratch(), h.ex.digestBytes());
 });
+
+test('governance: a pending proposal about a dated market is closed when the market settles, so it never acts on the next market in its slot', () => {
+  const h = new Harness(listingGenesis());
+  h.block([], MINUTE_MS);
+  const daily = h.ex.state.markets.find(
+    (m) => m.listed && !m.retired && m.instrument.kind === 'option',
+  )!;
+  const name = daily.params.instrument;
+  const slot = daily.index;
+  // One approval of four: pending.
+  h.block([
+    h.tx(VALIDATORS[0]!, {
+      kind: 'govPropose',
+      proposalId: 7,
+      proposal: { kind: 'haltMarket', instrument: name },
+    }),
+  ]);
+  assert.equal(h.ex.state.proposals.get(7)!.executed, false);
+  // Past 08:00 the daily settles; the next day's instruments are listed, reusing slots.
+  for (let i = 0; i < 30 && h.ex.state.markets[slot]!.params.instrument === name; i++) {
+    h.block([], 60 * MINUTE_MS);
+  }
+  for (let i = 0; i < 30 && h.ex.state.markets[slot]!.retired; i++) h.block([], 60 * MINUTE_MS);
+  const next = h.ex.state.markets[slot]!;
+  assert.ok(!next.retired && next.params.instrument !== name, 'the slot holds a new market');
+  assert.equal(h.ex.state.proposals.get(7)!.executed, true, 'closed at settlement');
+  for (const v of [1, 2, 3]) {
+    h.block([h.tx(VALIDATORS[v]!, { kind: 'govVote', proposalId: 7, approve: true })]);
+  }
+  assert.equal(h.ex.state.markets[slot]!.halted, false, 'the new market is not halted');
+  assert.deepEqual(h.ex.digestFromScratch(), h.ex.digestBytes());
+});
