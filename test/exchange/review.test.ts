@@ -243,3 +243,32 @@ test('governance: a pending proposal about a dated market is closed when the mar
   assert.equal(h.ex.state.markets[slot]!.halted, false, 'the new market is not halted');
   assert.deepEqual(h.ex.digestFromScratch(), h.ex.digestBytes());
 });
+
+test('price monitoring: an amend never trades with a resting order priced beyond the far bound either', () => {
+  const h = new Harness(genesis());
+  const a = key('review-amend-a');
+  const b = key('review-amend-b');
+  h.fund(a, 200_000n * USDC);
+  h.fund(b, 200_000n * USDC);
+  const market = h.ex.state.marketByName.get('BTC-PERPETUAL')!;
+  // Mark 500,000, trigger 5%: a bid 10% above rests; b's ask above it rests too.
+  assert.ok(h.one(a, limit('BTC-PERPETUAL', 'buy', 550_000, 2)).actions[0]!.ok);
+  const ask = h.one(b, limit('BTC-PERPETUAL', 'sell', 560_000, 1)).actions[0]!;
+  assert.ok(ask.ok && ask.order?.status === 'rested');
+  // Moving the ask down to 450,000 would sell to that bid at 550,000: no trade, an auction.
+  const r = h.block([
+    h.tx(b, {
+      kind: 'amend',
+      instrument: 'BTC-PERPETUAL',
+      orderId: ask.order!.orderId,
+      priceTicks: 450_000,
+    }),
+  ]);
+  const amended = r.results[0]!.actions[0]!;
+  assert.ok(amended.ok && amended.kind === 'amend', JSON.stringify(amended, replacer));
+  assert.equal(amended.order!.filledLots, 0);
+  assert.equal(amended.order!.reason, 'AuctionTriggered');
+  assert.ok(market.auction!.active);
+  assert.equal(h.account(a)!.positions[0]!.sizeLots, 0, 'the far bid did not trade');
+  assert.deepEqual(h.ex.digestFromScratch(), h.ex.digestBytes());
+});
