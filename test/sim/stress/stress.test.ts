@@ -29,7 +29,7 @@ import type { StressReport } from '../../../src/sim/stress/index.ts';
 // (withBlockMs: the same paths, a fifth of the blocks) because each block
 // revalues every held option under 40 scenarios, which a 1-second replay of
 // all three would spend most of a minute on; the CLI runs them at their own.
-const ACCOUNTS = 2_000;
+const ACCOUNTS = 3_000;
 const BLOCK_MS = 5_000;
 const generated = generateState({ accounts: ACCOUNTS, seed: 11 });
 const snapshot = encodeSnapshot(generated.exchange);
