@@ -9,9 +9,8 @@ import {
   copyOrder,
   recordFills,
   restInAuction,
-  breachesAtOnce,
   startAuction,
-  stopTicksFor,
+  takerStopTicks,
 } from './auction/call.ts';
 import { checkBreakers } from './breakers.ts';
 import { sizeIn } from './position.ts';
@@ -100,13 +99,7 @@ export function amend(ctx: Ctx, a: Amend): ActionResult {
   }
   // The book forgets an order whose amend triggers an auction: keep what it was.
   const before = auction === null ? null : copyOrder(order);
-  let stopTicks = auction === null ? 0 : stopTicksFor(market, order.side, ctx.blockTimeMs);
-  if (auction !== null && breachesAtOnce(market, order.side, priceTicks, ctx.blockTimeMs)) {
-    // The first trade would be with an order beyond the trigger's far bound: stop just
-    // before it, so nothing trades and the auction starts (as for a new order).
-    const best = order.side === 'buy' ? book.bestAskTicks()! : book.bestBidTicks()!;
-    stopTicks = order.side === 'buy' ? Math.max(1, best - 1) : best + 1;
-  }
+  const stopTicks = takerStopTicks(market, order.side, priceTicks, ctx.blockTimeMs);
   const r = book.amend(a.orderId, priceTicks, sizeLots, stopTicks);
   if (r.status === 'rejected') return no('PostOnlyWouldTake', 'the new price would trade');
   const fills: Fill[] = [];

@@ -28,7 +28,7 @@
 
 import { divBig, minBig, maxBig } from '../lib/int.ts';
 import { LIQUIDATIONS_PER_BLOCK_MAX } from '../lib/limits.ts';
-import { cancelAllInAuction, recordFills, startAuction, stopTicksFor } from './auction/call.ts';
+import { cancelAllInAuction, recordFills, startAuction, takerStopTicks } from './auction/call.ts';
 import { applyTrade, positionOf, sizeIn } from './position.ts';
 import {
   belowMaintenance,
@@ -159,7 +159,7 @@ function closePosition(
     priceTicks: bankruptcy,
     sizeLots: lots,
     timeInForce: 'IOC',
-    stopTicks: market.auction === null ? 0 : stopTicksFor(market, side, state.timeMs),
+    stopTicks: takerStopTicks(market, side, bankruptcy, state.timeMs),
   });
   const triggered = r.reason === 'AuctionTriggered';
   forgetRemoved(state, book);

@@ -272,3 +272,27 @@ test('price monitoring: an amend never trades with a resting order priced beyond
   assert.equal(h.account(a)!.positions[0]!.sizeLots, 0, 'the far bid did not trade');
   assert.deepEqual(h.ex.digestFromScratch(), h.ex.digestBytes());
 });
+
+test('price monitoring: a liquidation never trades with a resting order priced beyond the far bound', () => {
+  const BTC = 'BTC-PERPETUAL';
+  const h = new Harness(genesis());
+  const [a, b, c] = [key('review-liq-a'), key('review-liq-b'), key('review-liq-c')];
+  h.fund(a, 2_600n * USDC);
+  h.fund(b, 500_000n * USDC);
+  h.fund(c, 500_000n * USDC);
+  // a long 1 BTC at $50,000 on thin collateral; then a bid 10% above the mark rests (nothing to take).
+  assert.ok(h.one(b, limit(BTC, 'sell', 500_000, 10_000)).actions[0]!.ok);
+  assert.ok(h.one(a, limit(BTC, 'buy', 500_000, 10_000)).actions[0]!.ok);
+  const far = h.one(c, limit(BTC, 'buy', 550_000, 10_000)).actions[0]!;
+  assert.ok(far.ok && far.order?.status === 'rested');
+  // At $48,800 a is below maintenance: its liquidation would sell to that bid at 550,000.
+  h.oracle = { ...h.oracle, BTC: 48_800n * USDC };
+  const r = h.block([]);
+  assert.ok(
+    r.events.some((e) => e.type === 'auctionStarted'),
+    'the auction starts instead',
+  );
+  assert.equal(r.events.filter((e) => e.type === 'liquidationFill').length, 0);
+  assert.equal(h.account(c)!.positions[0]!.sizeLots, 0, 'the far bid did not trade');
+  assert.deepEqual(h.ex.digestFromScratch(), h.ex.digestBytes());
+});

@@ -115,6 +115,24 @@ export function breachesAtOnce(
   return side === 'buy' ? best < lo : best > hi;
 }
 
+/**
+ * The stop for a taker on `side` up to limitTicks (the book's stopTicks): the
+ * near bound of the triggers, or, when its first trade would be with an order
+ * beyond the far bound (breachesAtOnce), just before that order, so nothing
+ * trades and the book answers AuctionTriggered. 0 (no stop) without triggers.
+ */
+export function takerStopTicks(
+  market: MarketState,
+  side: Side,
+  limitTicks: number,
+  nowMs: number,
+): number {
+  if (market.auction === null) return 0;
+  if (!breachesAtOnce(market, side, limitTicks, nowMs)) return stopTicksFor(market, side, nowMs);
+  const best = side === 'buy' ? market.book.bestAskTicks()! : market.book.bestBidTicks()!;
+  return side === 'buy' ? Math.max(1, best - 1) : best + 1;
+}
+
 /** Records the fills of the book's last operation (each within every trigger's bounds). */
 export function recordFills(market: MarketState, fills: FillList, nowMs: number): void {
   const a = market.auction;
