@@ -7,6 +7,7 @@ import { Exchange, devnetGenesis } from '../../src/exchange/index.ts';
 import type { BlockResult, ExchangeOptions, Genesis } from '../../src/exchange/index.ts';
 import type { Action, PlaceOrder, SignedTx } from '../../src/exchange/tx/types.ts';
 import { bytesKey } from '../../src/exchange/keys.ts';
+import { DEVNET_LISTING } from '../../src/exchange/genesis.ts';
 import type { SmileObservation } from '../../src/exchange/oracle/index.ts';
 
 export const USDC = 1_000_000n;
@@ -125,4 +126,28 @@ export function limit(
     stp: 'cancelResting',
     ...extra,
   };
+}
+
+/**
+ * A genesis listing one daily expiry with a future, from `startMs`; strikes
+ * within ±4% (BTC 48,000–52,000 by 1,000; ETH 2,900–3,100 by 100).
+ */
+export function dailyListingGenesis(startMs: number): Genesis {
+  return genesis({
+    genesisTimeMs: startMs,
+    listing: {
+      ...DEVNET_LISTING,
+      schedule: {
+        underlyings: [
+          { underlying: 'BTC', strikeStepQuote: 1_000n * USDC, strikeRangePpm: 40_000 },
+          { underlying: 'ETH', strikeStepQuote: 100n * USDC, strikeRangePpm: 40_000 },
+        ],
+        dailies: 1,
+        weeklies: 0,
+        monthlies: 0,
+        quarterlies: 0,
+        futureCycles: ['daily'],
+      },
+    },
+  });
 }

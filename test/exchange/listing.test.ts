@@ -1,14 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import type { Genesis } from '../../src/exchange/index.ts';
-import { DEVNET_LISTING } from '../../src/exchange/genesis.ts';
 import { daysFromCivil, expiryMsOfDay, MS_PER_DAY } from '../../src/exchange/instruments/index.ts';
 import { sizeIn } from '../../src/exchange/position.ts';
 import { decodeSnapshot, encodeSnapshot } from '../../src/exchange/snapshot.ts';
 import { maintenanceMarginQuote } from '../../src/exchange/margin.ts';
 import type { ExchangeEvent } from '../../src/exchange/results.ts';
-import { Harness, USDC, genesis, key, limit } from './helpers.ts';
+import { Harness, USDC, dailyListingGenesis, key, limit } from './helpers.ts';
 
 const MINUTE_MS = 60_000;
 /** Monday 2 March 2026, 00:00 UTC: the first daily expiry is that day at 08:00. */
@@ -18,32 +16,11 @@ const FUTURE = 'BTC-2MAR26';
 const CALL = 'BTC-2MAR26-50000-C';
 const PUT = 'BTC-2MAR26-49000-P';
 
-/** One daily expiry with a future; strikes within ±4% (BTC 48,000–52,000 by 1,000; ETH 2,900–3,100 by 100). */
-function listingGenesis(): Genesis {
-  return genesis({
-    genesisTimeMs: START_MS,
-    listing: {
-      ...DEVNET_LISTING,
-      schedule: {
-        underlyings: [
-          { underlying: 'BTC', strikeStepQuote: 1_000n * USDC, strikeRangePpm: 40_000 },
-          { underlying: 'ETH', strikeStepQuote: 100n * USDC, strikeRangePpm: 40_000 },
-        ],
-        dailies: 1,
-        weeklies: 0,
-        monthlies: 0,
-        quarterlies: 0,
-        futureCycles: ['daily'],
-      },
-    },
-  });
-}
-
 /** A flat smile: total variance for 50% volatility over eight hours. */
 const FLAT = { a: 228_000_000_000_000n, b: 0n, rho: 0n, m: 0n, sigma: 100_000_000_000_000_000n };
 
 function harness(): Harness {
-  const h = new Harness(listingGenesis());
+  const h = new Harness(dailyListingGenesis(START_MS));
   h.smiles = [
     { underlying: 'BTC', expiryMs: EXPIRY_MS, svi: FLAT },
     { underlying: 'ETH', expiryMs: EXPIRY_MS, svi: FLAT },

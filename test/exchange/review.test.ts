@@ -4,39 +4,26 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Genesis } from '../../src/exchange/index.ts';
 import type { SignedTx } from '../../src/exchange/tx/types.ts';
-import { DEVNET_LISTING } from '../../src/exchange/genesis.ts';
 import { daysFromCivil, MS_PER_DAY } from '../../src/exchange/instruments/index.ts';
 import { decodeSnapshot, encodeSnapshot } from '../../src/exchange/snapshot.ts';
-import { Harness, USDC, VALIDATORS, genesis, key, limit, replacer } from './helpers.ts';
+import {
+  Harness,
+  USDC,
+  VALIDATORS,
+  dailyListingGenesis,
+  genesis,
+  key,
+  limit,
+  replacer,
+} from './helpers.ts';
 
 const MINUTE_MS = 60_000;
 /** Monday 2 March 2026, 00:00 UTC: the first daily expiry is that day at 08:00. */
 const START_MS = daysFromCivil(2026, 3, 2) * MS_PER_DAY;
 
-function listingGenesis(): Genesis {
-  return genesis({
-    genesisTimeMs: START_MS,
-    listing: {
-      ...DEVNET_LISTING,
-      schedule: {
-        underlyings: [
-          { underlying: 'BTC', strikeStepQuote: 1_000n * USDC, strikeRangePpm: 40_000 },
-          { underlying: 'ETH', strikeStepQuote: 100n * USDC, strikeRangePpm: 40_000 },
-        ],
-        dailies: 1,
-        weeklies: 0,
-        monthlies: 0,
-        quarterlies: 0,
-        futureCycles: ['daily'],
-      },
-    },
-  });
-}
-
 test('emergency halt: a settled market left in a free slot does not keep haltAll from halting the exchange', () => {
-  const h = new Harness(listingGenesis());
+  const h = new Harness(dailyListingGenesis(START_MS));
   h.block([], MINUTE_MS);
   // At 50,500 the next day has one BTC strike fewer on each side: two slots stay free.
   h.oracle = { ...h.oracle, BTC: 50_500n * USDC };
@@ -92,7 +79,7 @@ function lcg(seed: number): (n: number) => number {
  * appHash and the same next blocks (auctions open or not).
  */
 function soak(seed: number, blocks: number): { auctions: number; settled: number; fills: number } {
-  const h = new Harness(listingGenesis());
+  const h = new Harness(dailyListingGenesis(START_MS));
   const flat = { a: 228_000_000_000_000n, b: 0n, rho: 0n, m: 0n, sigma: 100_000_000_000_000_000n };
   const rnd = lcg(seed);
   const keys = [0, 1, 2, 3, 4].map((i) => key(`review-soak-${i}`));
@@ -213,7 +200,7 @@ test('price monitoring: a taker never trades with a resting order priced beyond 
 });
 
 test('governance: a pending proposal about a dated market is closed when the market settles, so it never acts on the next market in its slot', () => {
-  const h = new Harness(listingGenesis());
+  const h = new Harness(dailyListingGenesis(START_MS));
   h.block([], MINUTE_MS);
   const daily = h.ex.state.markets.find(
     (m) => m.listed && !m.retired && m.instrument.kind === 'option',
