@@ -111,6 +111,19 @@ test('a four-process cluster: agreement, crash and catch-up, no progress without
       60_000,
       'height 3 on all',
     );
+    // The metrics operators read (docs/operations.md): consensus, storage and the peer transport.
+    const metrics = await (await fetch(`http://${homes[0]!.metrics}/metrics`)).text();
+    for (const series of [
+      'zomma_height',
+      'zomma_peers',
+      'zomma_txs_committed_total',
+      'zomma_storage_fsyncs_total{where="foreground"}',
+      'zomma_peer_dropped_total',
+      'zomma_peer_pings_total',
+      'zomma_catchup_pruned_total',
+    ]) {
+      assert.ok(metrics.includes(series), `metrics has ${series}`);
+    }
 
     // kill -9 one: the other three keep committing.
     await kill9(procs[3]!);
