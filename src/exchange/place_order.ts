@@ -252,6 +252,29 @@ export function placeOrder(ctx: Ctx, a: PlaceOrder): ActionResult {
   };
 }
 
+/** Puts `sizeLots` of the order among the auction orders and keeps its record. */
+function waitInAuction(
+  ctx: Ctx,
+  market: MarketState,
+  account: Account,
+  orderId: number,
+  a: PlaceOrder,
+  c: Checked,
+  sizeLots: number,
+): void {
+  restInAuction(market, {
+    orderId,
+    owner: account.index,
+    side: a.side,
+    priceTicks: c.priceTicks,
+    sizeLots,
+    goodTilMs: a.goodTilMs ?? 0,
+    stp: a.stp ?? 'cancelResting',
+    postOnly: c.postOnly,
+  });
+  rememberOrder(ctx.state, market, account, orderId, a.clientOrderId ?? '');
+}
+
 /** A GTC order during an auction: it waits among the auction orders, nothing trades. */
 function placeInAuction(
   ctx: Ctx,
@@ -261,17 +284,7 @@ function placeInAuction(
   a: PlaceOrder,
   c: Checked,
 ): ActionResult {
-  restInAuction(market, {
-    orderId,
-    owner: account.index,
-    side: a.side,
-    priceTicks: c.priceTicks,
-    sizeLots: c.sizeLots,
-    goodTilMs: a.goodTilMs ?? 0,
-    stp: a.stp ?? 'cancelResting',
-    postOnly: c.postOnly,
-  });
-  rememberOrder(ctx.state, market, account, orderId, a.clientOrderId ?? '');
+  waitInAuction(ctx, market, account, orderId, a, c, c.sizeLots);
   return {
     ok: true,
     kind: 'placeOrder',
@@ -305,19 +318,7 @@ function triggered(
   startAuction(market, a.side, ctx.blockTimeMs, ctx.events);
   const leftLots = c.sizeLots - filledLots;
   const rests = c.tif === 'GTC';
-  if (rests) {
-    restInAuction(market, {
-      orderId,
-      owner: account.index,
-      side: a.side,
-      priceTicks: c.priceTicks,
-      sizeLots: leftLots,
-      goodTilMs: a.goodTilMs ?? 0,
-      stp: a.stp ?? 'cancelResting',
-      postOnly: c.postOnly,
-    });
-    rememberOrder(ctx.state, market, account, orderId, a.clientOrderId ?? '');
-  }
+  if (rests) waitInAuction(ctx, market, account, orderId, a, c, leftLots);
   return {
     ok: true,
     kind: 'placeOrder',
