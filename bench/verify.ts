@@ -1,6 +1,8 @@
 // bench:verify — Ed25519 verification throughput, side by side in one run:
-//   single:  verifyRaw on the calling thread (node:crypto, cached KeyObjects),
+//   single:  verifyRaw on the calling thread (libsodium through sodium-native),
 //            what a node would do without a pool;
+//   openssl: node:crypto verify (OpenSSL) with a KeyObject cached per signer,
+//            what a Node.js user would otherwise write;
 //   naive:   node:crypto verify building the KeyObject on every call, as code
 //            that does not cache keys would;
 //   pool:    VerifyPool.verifyBatch, batches sent concurrently, all workers busy.
@@ -11,6 +13,7 @@
 //   npm run bench:verify [-- --signatures 20000 --batch 1024 --rounds 5 --workers N]
 
 import { createPublicKey, verify as nodeVerify } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import {
@@ -70,6 +73,29 @@ function timeSingle(items: VerifyItem[]): number {
   return ms;
 }
 
+const keyObjects = new Map<string, KeyObject>();
+
+function timeOpenssl(items: VerifyItem[]): number {
+  const start = process.hrtime.bigint();
+  let valid = 0;
+  for (const x of items) {
+    const id = Buffer.from(x.publicKey).toString('latin1');
+    let key = keyObjects.get(id);
+    if (key === undefined) {
+      key = createPublicKey({
+        key: Buffer.concat([SPKI_PREFIX, x.publicKey]),
+        format: 'der',
+        type: 'spki',
+      });
+      keyObjects.set(id, key);
+    }
+    if (nodeVerify(null, x.message, key, x.signature)) valid++;
+  }
+  const ms = Number(process.hrtime.bigint() - start) / 1e6;
+  if (valid !== items.length) throw new Error('openssl: a valid signature failed');
+  return ms;
+}
+
 function timeNaive(items: VerifyItem[]): number {
   const start = process.hrtime.bigint();
   let valid = 0;
@@ -105,16 +131,19 @@ const pool = new VerifyPool({
   workers,
   queueBatchesMax: Math.ceil(signatures / batchItems) + 1,
 });
-// Warm up: JIT, KeyObject caches on every thread, worker start-up.
+// Warm up: JIT, the KeyObject cache, worker start-up.
 timeSingle(items.slice(0, SIGNERS));
+timeOpenssl(items.slice(0, SIGNERS));
 await timePool(pool, items.slice(0, Math.max(SIGNERS, batchItems * workers)));
 await timePool(pool, items.slice(0, Math.max(SIGNERS, batchItems * workers)));
 
 let singleMs = Infinity;
 let naiveMs = Infinity;
+let opensslMs = Infinity;
 let poolMs = Infinity;
 for (let r = 0; r < rounds; r++) {
   singleMs = Math.min(singleMs, timeSingle(items));
+  opensslMs = Math.min(opensslMs, timeOpenssl(items));
   poolMs = Math.min(poolMs, await timePool(pool, items));
   // The naive loop is slow: time a slice of it and scale.
   const naiveItems = items.slice(0, NAIVE_SIGNATURES);
@@ -133,6 +162,8 @@ console.log(
     singleThreadPerSec: rate(singleMs),
     poolPerSec: rate(poolMs),
     poolVsSingle: Number((singleMs / poolMs).toFixed(2)),
+    opensslPerSec: rate(opensslMs),
+    singleVsOpenssl: Number((opensslMs / singleMs).toFixed(2)),
     naiveNoKeyCachePerSec: rate(naiveMs),
     singleVsNaive: Number((naiveMs / singleMs).toFixed(2)),
   }),

@@ -1,6 +1,6 @@
 // Edwards25519 arithmetic in bigint, for one job: deciding whether a public key
-// may be registered (checkPublicKey). Signatures are made and checked by
-// node:crypto only; this module never verifies one.
+// may be registered (checkPublicKey). Signatures are made by node:crypto and
+// checked by libsodium (ed25519.ts); this module never verifies one.
 //
 // Why the check exists: Ed25519 libraries disagree on keys that are encoded
 // non-canonically (y >= p, or x = 0 with its sign bit set) and on keys of small

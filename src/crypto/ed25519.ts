@@ -1,9 +1,14 @@
-// Ed25519 keys and raw signatures through node:crypto (OpenSSL, native). Raw
-// means without domain separation: RFC 8032 test vectors and the verify pool
-// use these; everything else signs through sign()/verify() in domain.ts.
+// Ed25519 keys and raw signatures. Raw means without domain separation: RFC
+// 8032 test vectors and the verify pool use these; everything else signs
+// through sign()/verify() in domain.ts. Keys and signatures come from
+// node:crypto (OpenSSL); verification from libsodium (sodium-native), which
+// checks a signature in well under half of OpenSSL's time on the machines we
+// measured, and verification is the largest single cost of an order on a
+// validator (docs/decisions/0004-signature-verification.md).
 
-import { createPrivateKey, createPublicKey, randomBytes, sign, verify } from 'node:crypto';
+import { createPrivateKey, createPublicKey, randomBytes, sign } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
+import sodium from 'sodium-native';
 import { assert } from '../lib/assert.ts';
 import { PUBLIC_KEY_CACHE_ENTRIES_MAX } from '../lib/limits.ts';
 import { BoundedCache, bytesKey } from './cache.ts';
@@ -98,31 +103,6 @@ export function signRaw(key: KeyPair, message: Uint8Array): Uint8Array {
   return own(signature);
 }
 
-// Building a KeyObject from raw bytes costs several times a cache lookup, and
-// the same signers and validators sign again and again.
-let publicKeys: BoundedCache<KeyObject> | undefined;
-
-/** The node:crypto KeyObject of a raw public key, or undefined if OpenSSL refuses it. */
-export function publicKeyObject(publicKey: Uint8Array): KeyObject | undefined {
-  if (publicKey.length !== PUBLIC_KEY_BYTES) return undefined;
-  publicKeys ??= new BoundedCache(PUBLIC_KEY_CACHE_ENTRIES_MAX);
-  const id = bytesKey(publicKey);
-  let keyObject = publicKeys.get(id);
-  if (keyObject === undefined) {
-    try {
-      keyObject = createPublicKey({
-        key: Buffer.concat([SPKI_PREFIX, publicKey]),
-        format: 'der',
-        type: 'spki',
-      });
-    } catch {
-      return undefined;
-    }
-    publicKeys.set(id, keyObject);
-  }
-  return keyObject;
-}
-
 /** True if the signature is valid for exactly these bytes; false, never a throw, on any bad input. */
 export function verifyRaw(
   publicKey: Uint8Array,
@@ -132,9 +112,8 @@ export function verifyRaw(
   try {
     if (!(message instanceof Uint8Array) || !(signature instanceof Uint8Array)) return false;
     if (!(publicKey instanceof Uint8Array) || signature.length !== SIGNATURE_BYTES) return false;
-    const keyObject = publicKeyObject(publicKey);
-    if (keyObject === undefined) return false;
-    return verify(null, message, keyObject, signature);
+    if (publicKey.length !== PUBLIC_KEY_BYTES) return false;
+    return sodium.crypto_sign_verify_detached(signature, message, publicKey);
   } catch {
     return false;
   }

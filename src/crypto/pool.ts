@@ -2,14 +2,13 @@
 // out, in order. A batch is split into chunks (one per worker, at most
 // VERIFY_CHUNK_ITEMS_MAX items each); each chunk travels packed in one
 // transferred ArrayBuffer, not as per-item objects, so the cost on the calling
-// thread is one copy of the bytes. Workers verify with node:crypto only, as
-// verifyRaw does, and keep their own KeyObject caches.
+// thread is one copy of the bytes. Workers verify with libsodium, as verifyRaw
+// does.
 
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { AssertionError, assert } from '../lib/assert.ts';
 import {
-  PUBLIC_KEY_CACHE_ENTRIES_MAX,
   VERIFY_CHUNKS_PER_WORKER_MAX,
   VERIFY_CHUNK_ITEMS_MAX,
   VERIFY_CHUNK_ITEMS_MIN,
@@ -189,10 +188,7 @@ export class VerifyPool {
 
   private spawn(): Slot {
     // execArgv []: the worker is plain JavaScript and needs no TypeScript loader.
-    const worker = new Worker(WORKER_URL, {
-      execArgv: [],
-      workerData: { keyCacheEntriesMax: PUBLIC_KEY_CACHE_ENTRIES_MAX },
-    });
+    const worker = new Worker(WORKER_URL, { execArgv: [] });
     const slot: Slot = { worker, running: new Map(), dead: false };
     worker.unref();
     worker.on('message', (message: { id: number; verdicts: ArrayBuffer }) =>

@@ -168,7 +168,7 @@ test('a torsion key makes one signature valid for many messages: why the rule ex
   const verdicts = ['a', 'b', 'c'].map((m) =>
     verify(identity, chain, SIGN_KIND.tx, new TextEncoder().encode(m), signature),
   );
-  // Whatever node:crypto says here, the same bytes can never be registered.
+  // Whatever the verifier says here, the same bytes can never be registered.
   assert.equal(new Set(verdicts).size, 1, 'the verdict does not depend on the message');
   assert.match(refusal(identity), /small order/);
   // An honest signature never verifies under a torsion key.
