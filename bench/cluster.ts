@@ -218,13 +218,24 @@ function cpuMsOf(child: ChildProcess): number {
   }
 }
 
-/** A node's foreground fdatasync count from its metrics (zomma_storage_fsyncs_total). */
-async function foregroundFsyncs(metrics: string): Promise<number> {
-  const text = await (await fetch(`http://${metrics}/metrics`)).text();
-  const line = text
-    .split('\n')
-    .find((l) => l.startsWith('zomma_storage_fsyncs_total{where="foreground"}'));
-  return Number(line?.split(' ')[1] ?? NaN);
+interface SyncCounters {
+  /** Foreground fdatasync calls (zomma_storage_fsyncs_total). */
+  readonly foreground: number;
+  /** The WAL sync histogram's sum and count (one sample per block: its latest sync). */
+  readonly walSyncMsSum: number;
+  readonly walSyncSamples: number;
+}
+
+/** A node's sync counters from its metrics. */
+async function syncCounters(metrics: string): Promise<SyncCounters> {
+  const lines = (await (await fetch(`http://${metrics}/metrics`)).text()).split('\n');
+  const value = (prefix: string): number =>
+    Number(lines.find((l) => l.startsWith(prefix))?.split(' ')[1] ?? NaN);
+  return {
+    foreground: value('zomma_storage_fsyncs_total{where="foreground"}'),
+    walSyncMsSum: value('zomma_wal_fsync_ms_sum'),
+    walSyncSamples: value('zomma_wal_fsync_ms_count'),
+  };
 }
 
 async function benchZomma(dir: string): Promise<
@@ -232,6 +243,7 @@ async function benchZomma(dir: string): Promise<
     verifiesPerS: number;
     blocks: number;
     fsyncsPerHeight: number;
+    walSyncMsMean: number;
     validatorsCpuMsPerOrder: number;
     loadCpuMsPerOrder: number;
     markets: number;
@@ -300,7 +312,7 @@ async function benchZomma(dir: string): Promise<
     }
     const urls = traders.map((_, w) => `http://${homes[w % homes.length]!.api}/v1/tx?wait=commit`);
     const startHeight = (await clients[0]!.status()).height;
-    const fsyncsBefore = await Promise.all(homes.map((h) => foregroundFsyncs(h.metrics)));
+    const syncsBefore = await Promise.all(homes.map((h) => syncCounters(h.metrics)));
     const cpuBefore = children.map(cpuMsOf);
     const ownCpuBefore = process.cpuUsage();
     const load = await drive(concurrency, async (w, n) => {
@@ -312,12 +324,23 @@ async function benchZomma(dir: string): Promise<
       }
     });
     const blocks = (await clients[0]!.status()).height - startHeight;
-    const fsyncsAfter = await Promise.all(homes.map((h) => foregroundFsyncs(h.metrics)));
+    const syncsAfter = await Promise.all(homes.map((h) => syncCounters(h.metrics)));
     const validatorsCpuMs = children.reduce((n, c, i) => n + cpuMsOf(c) - cpuBefore[i]!, 0);
     const own = process.cpuUsage(ownCpuBefore);
     const loadCpuMs = (own.user + own.system) / 1_000;
     const orders = load.succeeded;
-    const fsyncs = fsyncsAfter.reduce((n, f, i) => n + f - fsyncsBefore[i]!, 0);
+    const delta = (read: (c: SyncCounters) => number): number =>
+      syncsAfter.reduce((n, c, i) => n + read(c) - read(syncsBefore[i]!), 0);
+    const fsyncs = delta((c) => c.foreground);
+    const walSyncMsMean =
+      Math.round(
+        (delta((c) => c.walSyncMsSum) /
+          Math.max(
+            1,
+            delta((c) => c.walSyncSamples),
+          )) *
+          100,
+      ) / 100;
     // Per validator and height: the fsyncs that block a validator's thread.
     const fsyncsPerHeight = Math.round((fsyncs / 4 / Math.max(1, blocks)) * 100) / 100;
     // Every validator checks every transaction's signature once (mempool or proposal).
@@ -327,6 +350,7 @@ async function benchZomma(dir: string): Promise<
       verifiesPerS,
       blocks,
       fsyncsPerHeight,
+      walSyncMsMean,
       // CPU per committed order over warm-up and window: robust to a busy machine, unlike wall time.
       validatorsCpuMsPerOrder: Math.round((validatorsCpuMs / Math.max(1, orders)) * 100) / 100,
       loadCpuMsPerOrder: Math.round((loadCpuMs / Math.max(1, orders)) * 100) / 100,
@@ -452,6 +476,7 @@ try {
       failures: zomma.failures,
       blocksPerS: Math.round((zomma.blocks * 1_000) / (measureMs + WARMUP_MS)),
       fsyncsPerHeight: zomma.fsyncsPerHeight,
+      walSyncMsMean: zomma.walSyncMsMean,
       validatorsCpuMsPerOrder: zomma.validatorsCpuMsPerOrder,
       loadGeneratorCpuMsPerOrder: zomma.loadCpuMsPerOrder,
     },

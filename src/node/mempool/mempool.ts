@@ -154,13 +154,22 @@ export class Mempool {
     const batch = this.pending;
     this.pending = [];
     if (batch.length === 0) return;
-    const items = batch.map((p) => {
+    // A proposal holding one of these may have been checked since it arrived
+    // (the application caches its verdicts here too): not checked twice.
+    const cache = this.options.signatures;
+    const items: VerifyItem[] = [];
+    // Per pending: its item's index, or -1 when the cache already holds its verdict.
+    const slots = batch.map((p) => {
+      if (cache.has(p.hash)) return -1;
       const s = txSignedBytes(p.checked.tx, p.checked.bytes);
-      return { publicKey: s.publicKey, message: s.signedBytes, signature: s.signature };
+      return (
+        items.push({ publicKey: s.publicKey, message: s.signedBytes, signature: s.signature }) - 1
+      );
     });
     let verdicts: boolean[];
     try {
-      verdicts = await this.options.verifyBatch(items);
+      const checked = items.length === 0 ? [] : await this.options.verifyBatch(items);
+      verdicts = slots.map((k) => k < 0 || checked[k] === true);
     } catch (error) {
       for (const p of batch) {
         this.pendingHashes.delete(p.hash);

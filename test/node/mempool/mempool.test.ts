@@ -73,3 +73,27 @@ test('admission: stateless checks, one signature batch per turn, dedupe, per-acc
   assert.equal(dropped, 2);
   assert.equal(pool.size, 0);
 });
+
+test('a transaction whose proposal was checked while it waited for its batch is not checked again', async () => {
+  const signatures = new SignatureCache();
+  const checked: number[] = [];
+  const pool = new Mempool({
+    chainId: CHAIN,
+    verifyBatch: async (items) => {
+      checked.push(items.length);
+      return items.map((i) => verifyRaw(i.publicKey, i.message, i.signature));
+    },
+    signatures,
+  });
+  const [a, b] = [faucet(6, 1), faucet(7, 1)];
+  const pending = [pool.add(a.bytes), pool.add(b.bytes)];
+  // Before the batch runs, a proposal holding `a` arrives and the application checks it.
+  signatures.add(Buffer.from(a.hash).toString('hex'));
+  const results = await Promise.all(pending);
+  assert.deepEqual(checked, [1], 'only b went to the verifier');
+  assert.deepEqual(
+    results.map((r) => r.ok),
+    [true, true],
+  );
+  assert.equal(pool.size, 2);
+});
