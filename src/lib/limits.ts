@@ -403,6 +403,12 @@ assert(VIEW_TRADES_KEPT >= API_TRADES_MAX, 'a trades query can be answered in fu
  * per height on the commit path; replay reads at most this much more.
  */
 export const WAL_ROTATE_BYTES = 4 * 1024 * 1024;
+/**
+ * The WAL file grows in zero-filled chunks of this size ahead of its records,
+ * so that a vote's fdatasync flushes data only, not a new file length
+ * (record_log.ts, "Preallocation").
+ */
+export const WAL_PREALLOCATE_BYTES = 1024 * 1024;
 /** Largest stored per-block results record (a full block of batch results with fills). */
 export const STORED_RESULTS_BYTES_MAX = 64 * 1024 * 1024;
 /**
