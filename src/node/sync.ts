@@ -589,16 +589,34 @@ export function verifyTrustedChain(
   blocks: readonly CommittedBlock[],
   updates: readonly HeightUpdates[],
 ): TrustedState {
+  if (blocks.length < 2 || blocks.length > 3) {
+    throw new SyncError(
+      'BlocksInvalid',
+      `${blocks.length} blocks: h, h+1 and maybe h+2 are needed`,
+    );
+  }
   const at = blocks[0]!;
   const next = blocks[1]!;
   const h = at.block.header.height;
   const invalid = (why: string): SyncError =>
     new SyncError('BlocksInvalid', `blocks ${h}, ${h + 1}: ${why}`);
+  if (h < 1) throw invalid('a snapshot is of height 1 or above');
   blocks.forEach((b, i) => {
     if (b.block.header.height !== h + i) throw invalid('not consecutive heights');
     if (b.block.header.chainId !== genesis.chainId) throw invalid('another chain');
   });
-  if (h < 1 || blocks.length < 2 || blocks.length > 3) throw invalid('not 2 or 3 blocks from 1');
+  // The snapshot decoded, but its jail heights are still read from outside: checked, not asserted.
+  updates.forEach((u, i) => {
+    if (!Number.isSafeInteger(u.height) || u.height < 1 || u.height > h) {
+      throw new SyncError(
+        'SnapshotInvalid',
+        `a validator update at height ${u.height} in state ${h}`,
+      );
+    }
+    if (i > 0 && u.height <= updates[i - 1]!.height) {
+      throw new SyncError('SnapshotInvalid', 'validator updates out of height order');
+    }
+  });
   let sets: ChainSets;
   try {
     sets = chainSetsAfter(genesis, h, updates);

@@ -267,6 +267,13 @@ test('after a validator is jailed, a new node state-syncs only from a trusted bl
     const removal = [{ publicKey: offender.publicKey, power: 0 }];
     refuses([{ height: jailedHeight - 1, updates: removal }]);
     refuses([{ height: jailedHeight, updates: [{ publicKey: keys[0]!.publicKey, power: 0 }] }]);
+    assert.throws(
+      () =>
+        verifyTrustedChain(consensusGenesis, verifier, chain, [
+          { height: h + 1, updates: removal },
+        ]),
+      (e: unknown) => e instanceof SyncError && e.code === 'SnapshotInvalid',
+    );
     const right = verifyTrustedChain(consensusGenesis, verifier, chain, [
       { height: jailedHeight, updates: removal },
     ]);
