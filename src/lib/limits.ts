@@ -464,6 +464,12 @@ export const SYNC_TIMEOUT_MS = 300_000;
 export const SYNC_SERVE_REQUESTS_PER_S = 50;
 /** Burst of requests one peer may make at once (token bucket size). */
 export const SYNC_SERVE_BURST_REQUESTS = 100;
+/**
+ * Blocks a state sync from a trusted block walks down, by hash, from the
+ * trusted height to a snapshot's (sync_trust.ts): a few snapshot intervals at
+ * the default SNAPSHOT_EVERY_HEIGHTS_DEFAULT, well within the serve rate.
+ */
+export const SYNC_TRUST_BLOCKS_MAX = 1_000;
 /** Peers whose request rate is tracked at once (the oldest is forgotten). */
 export const SYNC_SERVE_PEERS_MAX = 4 * VALIDATORS_MAX;
 /**

@@ -67,8 +67,20 @@ export interface NodeConfig {
   readonly apiLimits?: ApiRateLimits | null;
   /** With an empty data dir, start from a peer's verified snapshot instead of height 1 (sync.ts). */
   readonly stateSync?: boolean;
+  /**
+   * State sync trusts this committed block instead of the genesis validator
+   * set (sync_trust.ts): needed once the set changed. Absent or null: genesis.
+   */
+  readonly trustedBlock?: TrustedBlockConfig | null;
   /** Heights kept in the block store (0: all); never below the latest snapshot. */
   readonly blocksKept?: number;
+}
+
+/** A committed block by height and hash, as `zomma query block HEIGHT` prints them. */
+export interface TrustedBlockConfig {
+  readonly height: number;
+  /** The block's hash: 32 bytes as 64 hex digits. */
+  readonly hash: string;
 }
 
 /** One price source of config.oracle.sources (src/node/price_sources.ts). */
@@ -193,6 +205,7 @@ export function validateConfig(raw: unknown): NodeConfig {
     'timeouts',
     'apiLimits',
     'stateSync',
+    'trustedBlock',
     'blocksKept',
   ]);
   for (const name of Object.keys(c)) {
@@ -289,6 +302,13 @@ export function validateConfig(raw: unknown): NodeConfig {
   if (stateSync && peers.every((p) => p.address === undefined)) {
     throw configError('config.stateSync', 'needs at least one peer with an address to sync from');
   }
+  const trustedBlock =
+    c.trustedBlock === undefined || c.trustedBlock === null
+      ? null
+      : validateTrustedBlock(c.trustedBlock);
+  if (trustedBlock !== null && !stateSync) {
+    throw configError('config.trustedBlock', 'is read by state sync only: set "stateSync": true');
+  }
   const blocksKept = int(c.blocksKept ?? 0, 'config.blocksKept', 0, Number.MAX_SAFE_INTEGER);
   if (blocksKept !== 0) {
     if (blocksKept < BLOCKS_KEPT_MIN) {
@@ -319,8 +339,24 @@ export function validateConfig(raw: unknown): NodeConfig {
     timeouts,
     apiLimits,
     stateSync,
+    trustedBlock,
     blocksKept,
   };
+}
+
+/** Validates config.trustedBlock (also the `zomma init --trust-*` flags). */
+export function validateTrustedBlock(raw: unknown): TrustedBlockConfig {
+  const f = 'config.trustedBlock';
+  const t = object(raw, f);
+  onlyFields(t, f, ['height', 'hash']);
+  const height = int(t.height, `${f}.height`, 1, Number.MAX_SAFE_INTEGER);
+  if (typeof t.hash !== 'string' || !/^[0-9a-fA-F]*$/.test(t.hash)) {
+    throw configError(`${f}.hash`, 'must be a block hash in hex digits');
+  }
+  if (t.hash.length !== 64) {
+    throw configError(`${f}.hash`, `must be 32 bytes (64 hex digits), not ${t.hash.length} digits`);
+  }
+  return { height, hash: t.hash.toLowerCase() };
 }
 
 function onlyFields(o: Record<string, unknown>, field: string, names: readonly string[]): void {

@@ -25,7 +25,7 @@ import {
   SNAPSHOTS_KEPT,
   VALIDATORS_MAX,
 } from '../lib/limits.ts';
-import type { NodeConfig, PeerEntry } from './config.ts';
+import type { NodeConfig, PeerEntry, TrustedBlockConfig } from './config.ts';
 import {
   COMMIT_PAUSE_MS_DEFAULT,
   HOME_FILES,
@@ -160,6 +160,8 @@ export interface AddFullNodeOptions {
   readonly basePort?: number;
   /** Start from a validator's snapshot (default true: the validators may have pruned). */
   readonly stateSync?: boolean;
+  /** The block state sync trusts instead of the genesis set (config.trustedBlock). */
+  readonly trustedBlock?: TrustedBlockConfig;
 }
 
 interface ExistingHome {
@@ -203,6 +205,7 @@ export function addFullNode(options: AddFullNodeOptions): { home: InitHome; upda
         timeouts: template.timeouts,
       },
       options.stateSync ?? true,
+      options.trustedBlock ?? null,
     ),
   );
   const updatedConfigs = validators.map((v) => {
@@ -242,6 +245,7 @@ function fullNodeConfig(
   peers: readonly PeerEntry[],
   shared: SharedSettings,
   stateSync: boolean,
+  trustedBlock: TrustedBlockConfig | null = null,
 ): NodeConfig {
   return {
     moniker,
@@ -254,6 +258,7 @@ function fullNodeConfig(
     // It does not vote, so it observes no prices.
     oracle: null,
     stateSync,
+    ...(trustedBlock !== null ? { trustedBlock } : {}),
   };
 }
 

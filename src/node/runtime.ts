@@ -40,10 +40,11 @@ import { TcpTransport } from './transport/index.ts';
 import type { Genesis as ConsensusGenesis } from '../consensus/index.ts';
 import type { Genesis } from '../exchange/index.ts';
 import { verify } from '../crypto/index.ts';
-import { ExchangeApp } from './app.ts';
 import { CHANNEL, unframe } from './framing.ts';
 import { SignatureCache } from './mempool/sigcache.ts';
 import { StateSyncer, isEmptyStorage, saveSynced } from './sync.ts';
+import type { TrustedBlock } from './sync_trust.ts';
+import { exchangeRestorer } from './sync_trust.ts';
 
 export interface RunOptions {
   readonly home: string;
@@ -140,7 +141,10 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
   }
   if (config.stateSync === true && isEmptyStorage(storage)) {
     try {
-      await stateSync(network, genesis, consensusGenesis, storage, log);
+      const trusted = config.trustedBlock ?? null;
+      const trustedBlock =
+        trusted === null ? null : { height: trusted.height, hash: fromHex(trusted.hash) };
+      await stateSync(network, genesis, consensusGenesis, storage, log, trustedBlock);
     } catch (error) {
       await network.stop();
       storage.close();
@@ -301,6 +305,7 @@ async function stateSync(
   consensusGenesis: ConsensusGenesis,
   storage: FileStorage,
   log: Log,
+  trustedBlock: TrustedBlock | null,
 ): Promise<void> {
   const appOptions = {
     genesis,
@@ -313,7 +318,8 @@ async function stateSync(
     network,
     consensusGenesis,
     verifier: { verify: (pk, kind, m, sig) => verify(pk, genesis.chainId, kind, m, sig) },
-    restore: (bytes) => ExchangeApp.fromSnapshot(appOptions, bytes),
+    restore: exchangeRestorer(appOptions),
+    ...(trustedBlock !== null ? { trustedBlock } : {}),
     log,
   });
   network.onMessage((peer, bytes) => {
@@ -324,7 +330,13 @@ async function stateSync(
       // A bad frame from a peer is dropped, as the node does.
     }
   });
-  log.info({ peers: consensusGenesis.validators.length }, 'state sync: asking peers for snapshots');
+  log.info(
+    {
+      peers: consensusGenesis.validators.length,
+      trusted: trustedBlock === null ? 'genesis' : `block ${trustedBlock.height}`,
+    },
+    'state sync: asking peers for snapshots',
+  );
   await network.start();
   const synced = await syncer.run();
   saveSynced(storage, synced);

@@ -16,24 +16,38 @@
 // 5. Write the snapshot, block h and a WAL checkpoint of height h: the node
 //    then starts as after a restart, and the replica catches up from h+1.
 //
-// Trust: the validator set of the genesis. The set deciding h+1 is the genesis
-// set with its proposer priorities advanced h times, which is the chain's only
-// if no validator update ever took effect; a chain whose set changed is
-// refused (UntrustedValidators) rather than guessed at. Evidence committed in
+// Trust, by default: the validator set of the genesis. The set deciding h+1 is
+// the genesis set with its proposer priorities advanced h times, which is the
+// chain's only if no validator update ever took effect; a chain whose set
+// changed is refused (UntrustedValidators) rather than guessed at.
+//
+// Trust, with a trusted block T (height and hash, from the operator): step 3
+// instead walks the blocks from T down to h by their hashes, and the
+// consensus state after h is recomputed from the snapshot's validator updates
+// and checked against those headers (sync_trust.ts). Evidence committed in
 // the blocks before h is not known here, so the evidence window restarts empty
 // (only a proposal re-including old evidence would be judged differently, and
 // 2/3+ of honest validators reject that one).
 
 import { decode, encode } from '../codec/wire.ts';
-import type { ChainState, CommittedBlock, Genesis, PeerId, Verifier } from '../consensus/index.ts';
+import type {
+  ChainState,
+  CommitCertificate,
+  CommittedBlock,
+  Genesis,
+  PeerId,
+  Verifier,
+} from '../consensus/index.ts';
 import {
   ValidatorSet,
+  ValidatorSetError,
   blockHashOf,
   commitHashOf,
   committedBlockCodec,
   walRecordCodec,
 } from '../consensus/index.ts';
 import { sha256 } from '../crypto/index.ts';
+import { assert } from '../lib/assert.ts';
 import { bytesEqual, concatBytes, toHex } from '../lib/bytes.ts';
 import { ZommaError } from '../lib/errors.ts';
 import {
@@ -43,6 +57,7 @@ import {
   SYNC_REQUEST_RETRY_MS,
   SYNC_RESPONSE_TIMEOUT_MS,
   SYNC_TIMEOUT_MS,
+  SYNC_TRUST_BLOCKS_MAX,
 } from '../lib/limits.ts';
 import type { Clock } from './clock.ts';
 import { systemClock } from './clock.ts';
@@ -53,6 +68,8 @@ import type { PeerNetwork } from './network.ts';
 import type { Storage } from './storage/index.ts';
 import type { SnapshotOffer, SyncMessage } from './sync_messages.ts';
 import { chunkBytesOf, decodeSyncMessage, encodeSyncMessage } from './sync_messages.ts';
+import type { ChainSets, HeightUpdates, TrustedBlock } from './sync_trust.ts';
+import { chainSetsAfter } from './sync_trust.ts';
 import { certified } from './watch.ts';
 
 export type SyncErrorCode =
@@ -70,6 +87,10 @@ export type SyncErrorCode =
   | 'UntrustedValidators'
   /** The restored state's appHash differs from the one the certified header carries. */
   | 'AppHashMismatch'
+  /** Peers hold another block at the trusted height: the trusted hash is wrong, or so are they. */
+  | 'TrustedHashMismatch'
+  /** No offer lies below the trusted height within SYNC_TRUST_BLOCKS_MAX heights of it. */
+  | 'TrustedHeightOutOfRange'
   /** Every offer tried was refused, or the overall deadline passed. */
   | 'SyncFailed';
 
@@ -79,6 +100,8 @@ export class SyncError extends ZommaError<SyncErrorCode> {}
 export interface RestoredState {
   readonly height: number;
   readonly appHash: Uint8Array;
+  /** The validator updates it returned, by height (absent: none); read only with a trusted block. */
+  readonly validatorUpdates?: readonly HeightUpdates[];
 }
 
 export interface StateSyncOptions {
@@ -87,6 +110,8 @@ export interface StateSyncOptions {
   readonly verifier: Verifier;
   /** Decodes a snapshot as the application would (throws if it cannot). */
   readonly restore: (bytes: Uint8Array) => RestoredState;
+  /** Trust this committed block instead of the genesis validator set (sync_trust.ts). */
+  readonly trustedBlock?: TrustedBlock;
   readonly clock?: Clock;
   readonly log?: Log;
   readonly timeoutMs?: number;
@@ -138,6 +163,8 @@ export class StateSyncer {
   private readonly offers = new Map<PeerId, readonly SnapshotOffer[]>();
   private readonly waiters = new Map<string, { peer: PeerId; resolve: Waiter }>();
   private deadlineMs = 0;
+  /** Spreads requests over the providers: each ask starts at the next one. */
+  private turn = 0;
 
   constructor(private readonly options: StateSyncOptions) {
     this.clock = options.clock ?? systemClock;
@@ -178,7 +205,7 @@ export class StateSyncer {
   async run(): Promise<SyncedState> {
     const timeoutMs = this.options.timeoutMs ?? SYNC_TIMEOUT_MS;
     this.deadlineMs = this.clock.nowMs() + timeoutMs;
-    const candidates = await this.discover();
+    const candidates = this.usable(await this.discover());
     let last: unknown = null;
     for (const candidate of candidates.slice(0, SYNC_CANDIDATES_MAX)) {
       const offer = candidate.offer;
@@ -237,48 +264,50 @@ export class StateSyncer {
     );
   }
 
+  /** With a trusted block T, only the offers below T that a bounded walk down from T reaches. */
+  private usable(candidates: Candidate[]): Candidate[] {
+    const trusted = this.options.trustedBlock;
+    if (trusted === undefined) return candidates;
+    const usable = candidates.filter(
+      (c) =>
+        c.offer.height < trusted.height && trusted.height - c.offer.height <= SYNC_TRUST_BLOCKS_MAX,
+    );
+    if (usable.length === 0) {
+      const heights = [...new Set(candidates.map((c) => c.offer.height))].join(', ');
+      throw new SyncError(
+        'TrustedHeightOutOfRange',
+        `no snapshot offered within ${SYNC_TRUST_BLOCKS_MAX} heights below the trusted height ${trusted.height} (offered: ${heights}): trust a block above the newest snapshot`,
+      );
+    }
+    return usable;
+  }
+
   private discoveryMs(): number {
     return this.options.discoveryMs ?? SYNC_DISCOVERY_MS;
   }
 
   private async fetchAndVerify(candidate: Candidate): Promise<SyncedState> {
     const { offer, peers } = candidate;
-    const chunks: Uint8Array[] = [];
-    let turn = 0;
-    for (let index = 0; index < offer.chunkHashes.length; index++) {
-      const expected = offer.chunkHashes[index]!;
-      const sizeBytes = chunkBytesOf(offer.sizeBytes, index);
-      const chunk = await this.ask(peers, turn++, chunkKey(offer.height, index), (m) =>
-        m.kind === 'chunk' && m.bytes.length === sizeBytes && bytesEqual(sha256(m.bytes), expected)
-          ? m.bytes
-          : null,
-      );
-      chunks.push(chunk);
-      this.stats.chunksFetched++;
-    }
-    const snapshot = concatBytes(...chunks);
-    if (!bytesEqual(sha256(snapshot), offer.snapshotHash)) {
-      throw new SyncError('SnapshotHashMismatch', `snapshot ${offer.height} fails its hash`);
-    }
     const h = offer.height;
-    const decodeBlock = (m: SyncMessage, height: number): BlockAnswer | null => {
-      if (m.kind !== 'block') return null;
-      try {
-        const committed = decode(committedBlockCodec, m.bytes, 'block');
-        if (committed.block.header.height !== height) return null;
-        return { committed, bytes: m.bytes };
-      } catch {
-        return null;
-      }
-    };
-    const at = await this.ask(peers, turn++, blockKey(h), (m) => decodeBlock(m, h));
-    const next = await this.ask(peers, turn, blockKey(h + 1), (m) => decodeBlock(m, h + 1));
-    const trusted = verifyBlocks(
-      this.options.consensusGenesis,
-      this.options.verifier,
-      at.committed,
-      next.committed,
-    );
+    const trustedBlock = this.options.trustedBlock;
+    // The blocks first: a wrong trusted hash is found before any chunk is fetched.
+    const chain =
+      trustedBlock === undefined ? null : await this.fetchTrustedChain(peers, h, trustedBlock);
+    const snapshot = await this.fetchSnapshot(offer, peers);
+    let at: BlockAnswer;
+    let trusted: TrustedState | null = null;
+    if (chain === null) {
+      at = await this.ask(peers, blockKey(h), (m) => decodeBlock(m, h));
+      const next = await this.ask(peers, blockKey(h + 1), (m) => decodeBlock(m, h + 1));
+      trusted = verifyBlocks(
+        this.options.consensusGenesis,
+        this.options.verifier,
+        at.committed,
+        next.committed,
+      );
+    } else {
+      at = chain[0]!;
+    }
     let restored: RestoredState;
     try {
       restored = this.options.restore(snapshot);
@@ -291,10 +320,20 @@ export class StateSyncer {
         `snapshot offered as ${h} holds height ${restored.height}`,
       );
     }
-    if (!bytesEqual(restored.appHash, trusted.appHash)) {
+    const expected =
+      chain === null ? trusted!.appHash : chain[1]!.committed.block.header.previousAppHash;
+    if (!bytesEqual(restored.appHash, expected)) {
       throw new SyncError(
         'AppHashMismatch',
-        `snapshot ${h} restores to appHash ${toHex(restored.appHash)}, the certified header of ${h + 1} says ${toHex(trusted.appHash)}`,
+        `snapshot ${h} restores to appHash ${toHex(restored.appHash)}, the certified header of ${h + 1} says ${toHex(expected)}`,
+      );
+    }
+    if (chain !== null) {
+      trusted = verifyTrustedChain(
+        this.options.consensusGenesis,
+        this.options.verifier,
+        chain.map((b) => b.committed),
+        restored.validatorUpdates ?? [],
       );
     }
     this.log.info({ height: h, appHash: toHex(restored.appHash) }, 'state sync: snapshot verified');
@@ -302,10 +341,74 @@ export class StateSyncer {
       height: h,
       snapshot,
       blockBytes: at.bytes,
-      chainState: trusted.chainState,
-      appHash: trusted.appHash,
+      chainState: trusted!.chainState,
+      appHash: trusted!.appHash,
       providers: peers.slice(),
     };
+  }
+
+  private async fetchSnapshot(offer: SnapshotOffer, peers: readonly PeerId[]): Promise<Uint8Array> {
+    const chunks: Uint8Array[] = [];
+    for (let index = 0; index < offer.chunkHashes.length; index++) {
+      const expected = offer.chunkHashes[index]!;
+      const sizeBytes = chunkBytesOf(offer.sizeBytes, index);
+      const chunk = await this.ask(peers, chunkKey(offer.height, index), (m) =>
+        m.kind === 'chunk' && m.bytes.length === sizeBytes && bytesEqual(sha256(m.bytes), expected)
+          ? m.bytes
+          : null,
+      );
+      chunks.push(chunk);
+      this.stats.chunksFetched++;
+    }
+    const snapshot = concatBytes(...chunks);
+    if (!bytesEqual(sha256(snapshot), offer.snapshotHash)) {
+      throw new SyncError('SnapshotHashMismatch', `snapshot ${offer.height} fails its hash`);
+    }
+    return snapshot;
+  }
+
+  /**
+   * The blocks from the trusted height T down to h, each the one its successor
+   * names by hash, T the one with the trusted hash (a peer's other answer is
+   * asked of another peer). Returns those of h, h+1 and h+2 that are at or
+   * below T, in height order. Throws TrustedHashMismatch when every answer
+   * at T was a block with another hash.
+   */
+  private async fetchTrustedChain(
+    peers: readonly PeerId[],
+    h: number,
+    trustedBlock: TrustedBlock,
+  ): Promise<BlockAnswer[]> {
+    const top = trustedBlock.height;
+    assert(h < top && top - h <= SYNC_TRUST_BLOCKS_MAX, 'usable() kept this offer');
+    let otherHash: string | null = null;
+    let answer: BlockAnswer;
+    try {
+      answer = await this.ask(peers, blockKey(top), (m) => {
+        const b = decodeBlock(m, top);
+        if (b === null) return null;
+        const hash = blockHashOf(b.committed.block);
+        if (bytesEqual(hash, trustedBlock.hash)) return b;
+        otherHash = toHex(hash);
+        return null;
+      });
+    } catch (error) {
+      if (!(error instanceof SyncError) || otherHash === null) throw error;
+      throw new SyncError(
+        'TrustedHashMismatch',
+        `peers answer block ${top} with hash ${otherHash as string}, not the trusted ${toHex(trustedBlock.hash)}`,
+      );
+    }
+    const kept: BlockAnswer[] = [];
+    for (let k = top; ; k--) {
+      if (k <= h + 2) kept.unshift(answer);
+      if (k === h) return kept;
+      const expected = answer.committed.block.header.previousBlockHash;
+      answer = await this.ask(peers, blockKey(k - 1), (m) => {
+        const b = decodeBlock(m, k - 1);
+        return b !== null && bytesEqual(blockHashOf(b.committed.block), expected) ? b : null;
+      });
+    }
   }
 
   /**
@@ -314,10 +417,10 @@ export class StateSyncer {
    */
   private async ask<T>(
     peers: readonly PeerId[],
-    turn: number,
     key: string,
     accept: (message: SyncMessage) => T | null,
   ): Promise<T> {
+    const turn = this.turn++;
     for (let attempt = 0; attempt < SYNC_ATTEMPTS_MAX; attempt++) {
       if (this.clock.nowMs() > this.deadlineMs) break;
       const peer = peers[(turn + attempt) % peers.length]!;
@@ -357,6 +460,18 @@ export class StateSyncer {
 interface BlockAnswer {
   readonly committed: CommittedBlock;
   readonly bytes: Uint8Array;
+}
+
+/** A block answer of `height` that decodes, or null. */
+function decodeBlock(m: SyncMessage, height: number): BlockAnswer | null {
+  if (m.kind !== 'block') return null;
+  try {
+    const committed = decode(committedBlockCodec, m.bytes, 'block');
+    if (committed.block.header.height !== height) return null;
+    return { committed, bytes: m.bytes };
+  } catch {
+    return null;
+  }
 }
 
 function chunkKey(height: number, index: number): string {
@@ -423,13 +538,7 @@ export function verifyBlocks(
   if (!certified(at.block, at.commit, setAt, verifier)) {
     throw invalid(`the certificate of ${h} is not 2/3+ of the trusted validators`);
   }
-  const lastCommit = next.block.lastCommit;
-  if (lastCommit === null || !bytesEqual(commitHashOf(lastCommit), header.lastCommitHash)) {
-    throw invalid(`the last commit in ${h + 1} does not match its header`);
-  }
-  if (lastCommit.height !== h || !bytesEqual(lastCommit.blockHash, header.previousBlockHash)) {
-    throw invalid(`the last commit in ${h + 1} is not for block ${h}`);
-  }
+  const lastCommit = lastCommitOf(next, h, invalid);
   const chainState: ChainState = {
     chainId: genesis.chainId,
     height: h,
@@ -441,6 +550,115 @@ export function verifyBlocks(
     nextValidators: setNext.advanced().toState(),
     // The set has not changed since height 1 (checked above): one history entry, as the replica keeps it.
     history: [{ height: 1, set: ValidatorSet.fromUpdates(genesis.validators).toState() }],
+    committedEvidence: [],
+  };
+  return { appHash: header.previousAppHash, chainState };
+}
+
+/** The certificate of h that block h+1 carries, checked against its header. */
+function lastCommitOf(
+  next: CommittedBlock,
+  h: number,
+  invalid: (why: string) => SyncError,
+): CommitCertificate {
+  const header = next.block.header;
+  const lastCommit = next.block.lastCommit;
+  if (lastCommit === null || !bytesEqual(commitHashOf(lastCommit), header.lastCommitHash)) {
+    throw invalid(`the last commit in ${h + 1} does not match its header`);
+  }
+  if (lastCommit.height !== h || !bytesEqual(lastCommit.blockHash, header.previousBlockHash)) {
+    throw invalid(`the last commit in ${h + 1} is not for block ${h}`);
+  }
+  return lastCommit;
+}
+
+/**
+ * The consensus state after h, from the blocks of h, h+1 and (if at or below
+ * the trusted height) h+2, already bound to the trusted block by their hashes
+ * (fetchTrustedChain), and the validator updates of the snapshot whose appHash
+ * h+1 carries. The sets are recomputed from genesis and refused
+ * (UntrustedValidators) unless each header names the recomputed set's hash and
+ * the proposer its priorities pick: the header does not hash the priorities,
+ * and a wrong priority would make the node refuse every honest proposal. Block
+ * h's certificate, stored and served on, is checked against its set. Throws
+ * SyncError (BlocksInvalid, UntrustedValidators).
+ */
+export function verifyTrustedChain(
+  genesis: Genesis,
+  verifier: Verifier,
+  blocks: readonly CommittedBlock[],
+  updates: readonly HeightUpdates[],
+): TrustedState {
+  if (blocks.length < 2 || blocks.length > 3) {
+    throw new SyncError(
+      'BlocksInvalid',
+      `${blocks.length} blocks: h, h+1 and maybe h+2 are needed`,
+    );
+  }
+  const at = blocks[0]!;
+  const next = blocks[1]!;
+  const h = at.block.header.height;
+  const invalid = (why: string): SyncError =>
+    new SyncError('BlocksInvalid', `blocks ${h}, ${h + 1}: ${why}`);
+  if (h < 1) throw invalid('a snapshot is of height 1 or above');
+  blocks.forEach((b, i) => {
+    if (b.block.header.height !== h + i) throw invalid('not consecutive heights');
+    if (b.block.header.chainId !== genesis.chainId) throw invalid('another chain');
+  });
+  // The snapshot decoded, but its jail heights are still read from outside: checked, not asserted.
+  updates.forEach((u, i) => {
+    if (!Number.isSafeInteger(u.height) || u.height < 1 || u.height > h) {
+      throw new SyncError(
+        'SnapshotInvalid',
+        `a validator update at height ${u.height} in state ${h}`,
+      );
+    }
+    if (i > 0 && u.height <= updates[i - 1]!.height) {
+      throw new SyncError('SnapshotInvalid', 'validator updates out of height order');
+    }
+  });
+  let sets: ChainSets;
+  try {
+    sets = chainSetsAfter(genesis, h, updates);
+  } catch (error) {
+    if (!(error instanceof ValidatorSetError)) throw error;
+    throw new SyncError(
+      'UntrustedValidators',
+      `the snapshot's validator updates do not apply to the genesis set: ${error.message}`,
+    );
+  }
+  blocks.forEach((b, i) => {
+    const header = b.block.header;
+    const set = sets.deciding[i]!;
+    if (!bytesEqual(header.validatorsHash, set.hash)) {
+      throw new SyncError(
+        'UntrustedValidators',
+        `the validator set the snapshot implies for ${header.height} is not the one its header names`,
+      );
+    }
+    const proposer = set.validators[set.proposer(header.round)]!;
+    if (!bytesEqual(header.proposerAddress, proposer.address)) {
+      throw new SyncError(
+        'UntrustedValidators',
+        `the proposer priorities the snapshot implies for ${header.height} do not pick its proposer`,
+      );
+    }
+  });
+  if (!certified(at.block, at.commit, sets.deciding[0], verifier)) {
+    throw invalid(`the certificate of ${h} is not 2/3+ of its validators`);
+  }
+  const lastCommit = lastCommitOf(next, h, invalid);
+  const header = next.block.header;
+  const chainState: ChainState = {
+    chainId: genesis.chainId,
+    height: h,
+    lastBlockHash: header.previousBlockHash,
+    lastBlockTimeMs: at.block.header.timeMs,
+    lastCommit,
+    appHash: header.previousAppHash,
+    validators: sets.deciding[1].toState(),
+    nextValidators: sets.deciding[2].toState(),
+    history: sets.history,
     committedEvidence: [],
   };
   return { appHash: header.previousAppHash, chainState };

@@ -1,9 +1,10 @@
 // The state-sync channel's messages (CometBFT's statesync reactor, simpler): a
 // new node asks for snapshot offers, fetches one snapshot in chunks, then the
 // committed blocks of the snapshot's height and of the one after (whose header
-// carries the snapshot's appHash). Every length and count is bounded before it
-// is read; a chunk's size and an offer's chunk count must agree with the
-// offer's size, so a decoded offer is self-consistent.
+// carries the snapshot's appHash), or, with a trusted block, those from it
+// down to the snapshot's. Every length and count is bounded before it is read;
+// a chunk's size and an offer's chunk count must agree with the offer's size,
+// so a decoded offer is self-consistent.
 
 import type { Codec, Reader, Writer } from '../codec/wire.ts';
 import { DecodeError, decode, encode } from '../codec/wire.ts';

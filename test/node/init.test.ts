@@ -224,3 +224,37 @@ test('the init command writes full nodes and adds one', async () => {
     tmp.remove();
   }
 });
+
+test('the init command writes the trusted block state sync starts from', async () => {
+  const tmp = tempDir('zomma-init-');
+  const io = { out: () => {}, err: () => {} };
+  const hash = 'AB'.repeat(32);
+  try {
+    initNetwork({ validators: 2, out: tmp.dir, basePort: 43_000, genesisTimeMs: GENESIS_TIME_MS });
+    const add = (...more: string[]) =>
+      command.run(['--add-full-node', '--network', tmp.dir, '--json', ...more], io);
+    assert.equal(await add('--trust-height', '1200', '--trust-hash', hash), 0);
+    const c = loadConfig(join(tmp.dir, 'full-node-0'));
+    assert.deepEqual(c.trustedBlock, { height: 1200, hash: hash.toLowerCase() });
+    await assert.rejects(add('--trust-height', '1200'), /go together/);
+    await assert.rejects(
+      add('--trust-height', '0', '--trust-hash', hash),
+      configError('config.trustedBlock.height'),
+    );
+    await assert.rejects(
+      add('--trust-height', '5', '--trust-hash', 'abcd'),
+      configError('config.trustedBlock.hash'),
+    );
+    await assert.rejects(
+      add('--trust-height', '5', '--trust-hash', hash, '--no-state-sync'),
+      configError('config.trustedBlock'),
+    );
+    await assert.rejects(
+      command.run(['--validators', '2', '--out', tmp.dir, '--trust-height', '5'], io),
+      /--add-full-node/,
+    );
+    assert.equal(existsSync(join(tmp.dir, 'full-node-1')), false, 'nothing written on a refusal');
+  } finally {
+    tmp.remove();
+  }
+});

@@ -1,4 +1,6 @@
 import { parseArgs } from 'node:util';
+import { validateTrustedBlock } from '../../node/config.ts';
+import type { TrustedBlockConfig } from '../../node/config.ts';
 import { addFullNode, initNetwork } from '../../node/init.ts';
 import type { InitHome } from '../../node/init.ts';
 import type { Command, Io } from '../io.ts';
@@ -12,6 +14,18 @@ function intOption(text: string, name: string): number {
   return n;
 }
 
+/** Both flags or neither; the values are checked as config.trustedBlock is. */
+function trustedBlockOf(
+  height: string | undefined,
+  hash: string | undefined,
+): TrustedBlockConfig | null {
+  if (height === undefined && hash === undefined) return null;
+  if (height === undefined || hash === undefined) {
+    throw new UsageError('--trust-height and --trust-hash go together');
+  }
+  return validateTrustedBlock({ height: intOption(height, '--trust-height'), hash });
+}
+
 function printHome(io: Io, h: InitHome): void {
   io.out(
     `  ${h.home}  key ${h.publicKey.slice(0, 16)}…  peer ${h.peer}  api ${h.api}  metrics ${h.metrics}`,
@@ -23,7 +37,9 @@ export const command: Command = {
   summary: 'write a genesis and one home directory per validator and full node',
   usage:
     'zomma init --validators N [--full-nodes M] [--hosts h1,h2,…] [--out DIR] [--chain-id ID] [--base-port P] [--oracle-seed S] [--json]\n' +
-    '       zomma init --add-full-node --network DIR [--host H] [--base-port P] [--no-state-sync] [--json]',
+    '       zomma init --add-full-node --network DIR [--host H] [--base-port P] [--no-state-sync] [--json]\n' +
+    '                  [--trust-height H --trust-hash HEX]   state sync trusts this committed block (`zomma query block H`\n' +
+    '                                                        on a node you run) instead of the genesis validators',
   async run(args, io) {
     const { values } = parseArgs({
       args,
@@ -39,6 +55,8 @@ export const command: Command = {
         network: { type: 'string' },
         host: { type: 'string' },
         'no-state-sync': { type: 'boolean', default: false },
+        'trust-height': { type: 'string' },
+        'trust-hash': { type: 'string' },
         json: { type: 'boolean', default: false },
       },
       strict: true,
@@ -50,11 +68,13 @@ export const command: Command = {
       if (values.validators !== undefined || values['full-nodes'] !== undefined) {
         throw new UsageError('--add-full-node adds to an existing network: no --validators');
       }
+      const trustedBlock = trustedBlockOf(values['trust-height'], values['trust-hash']);
       const { home, updated } = addFullNode({
         network: values.network,
         ...(values.host !== undefined ? { host: values.host } : {}),
         ...(basePort !== undefined ? { basePort } : {}),
         stateSync: !values['no-state-sync'],
+        ...(trustedBlock !== null ? { trustedBlock } : {}),
       });
       if (values.json) {
         io.out(JSON.stringify({ home, updated }));
@@ -68,6 +88,9 @@ export const command: Command = {
         'restart each validator (or copy its new config.json to its host first), then: zomma node --home <full node dir>',
       );
       return 0;
+    }
+    if (values['trust-height'] !== undefined || values['trust-hash'] !== undefined) {
+      throw new UsageError('--trust-height and --trust-hash go with --add-full-node');
     }
     if (values.validators === undefined) throw new UsageError('--validators is required');
     const { genesis, homes, fullNodes } = initNetwork({

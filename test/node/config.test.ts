@@ -1,0 +1,46 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { validateConfig } from '../../src/node/config.ts';
+import type { NodeConfig } from '../../src/node/config.ts';
+import { NodeError } from '../../src/node/errors.ts';
+
+const BASE = {
+  listen: '127.0.0.1:0',
+  peers: [{ publicKey: 'ab'.repeat(32), address: '127.0.0.1:26656' }],
+  stateSync: true,
+};
+const HASH = 'c0ffee'.padEnd(64, '0');
+const refusedAt = (field: string) => (e: unknown) =>
+  e instanceof NodeError && e.code === 'ConfigInvalid' && e.field === field;
+
+test('config.trustedBlock: a height and a block hash, read back as saved; absent is genesis trust', () => {
+  assert.equal(validateConfig(BASE).trustedBlock, null);
+  assert.equal(validateConfig({ ...BASE, trustedBlock: null }).trustedBlock, null);
+  const c = validateConfig({ ...BASE, trustedBlock: { height: 4_200, hash: HASH.toUpperCase() } });
+  assert.deepEqual(c.trustedBlock, { height: 4_200, hash: HASH });
+  assert.deepEqual(validateConfig(JSON.parse(JSON.stringify(c)) as NodeConfig), c);
+});
+
+test('config.trustedBlock errors name the field', () => {
+  const bad: [unknown, string][] = [
+    ['4200', 'config.trustedBlock'],
+    [{ height: 4_200 }, 'config.trustedBlock.hash'],
+    [{ height: 4_200, hash: 'zz'.repeat(32) }, 'config.trustedBlock.hash'],
+    [{ height: 4_200, hash: `0x${HASH.slice(2)}` }, 'config.trustedBlock.hash'],
+    [{ height: 4_200, hash: HASH.slice(2) }, 'config.trustedBlock.hash'],
+    [{ height: 4_200, hash: `${HASH}00` }, 'config.trustedBlock.hash'],
+    [{ height: 0, hash: HASH }, 'config.trustedBlock.height'],
+    [{ height: -3, hash: HASH }, 'config.trustedBlock.height'],
+    [{ height: 1.5, hash: HASH }, 'config.trustedBlock.height'],
+    [{ height: 2 ** 53, hash: HASH }, 'config.trustedBlock.height'],
+    [{ height: '42', hash: HASH }, 'config.trustedBlock.height'],
+    [{ height: 42, hash: HASH, extra: 1 }, 'config.trustedBlock.extra'],
+  ];
+  for (const [trustedBlock, field] of bad) {
+    assert.throws(() => validateConfig({ ...BASE, trustedBlock }), refusedAt(field), field);
+  }
+  assert.throws(
+    () => validateConfig({ ...BASE, stateSync: false, trustedBlock: { height: 42, hash: HASH } }),
+    refusedAt('config.trustedBlock'),
+  );
+});
