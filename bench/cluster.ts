@@ -207,14 +207,14 @@ function post(
 
 // --- Zomma ---------------------------------------------------------------------------
 
-/** A child's CPU time (user + system) so far, ms, from /proc (NaN where there is none). */
-function cpuMsOf(child: ChildProcess): number {
+/** A child's CPU time so far (user, and system: the kernel's work for it), ms, from /proc (NaN where there is none). */
+function cpuMsOf(child: ChildProcess): { user: number; system: number } {
   try {
     const fields = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
     // utime and stime are fields 14 and 15 of stat(5), in clock ticks (100 per second on Linux).
-    return (Number(fields[11]) + Number(fields[12])) * 10;
+    return { user: Number(fields[11]) * 10, system: Number(fields[12]) * 10 };
   } catch {
-    return NaN;
+    return { user: NaN, system: NaN };
   }
 }
 
@@ -245,6 +245,7 @@ async function benchZomma(dir: string): Promise<
     fsyncsPerHeight: number;
     walSyncMsMean: number;
     validatorsCpuMsPerOrder: number;
+    validatorsSystemShare: number;
     loadCpuMsPerOrder: number;
     markets: number;
   }
@@ -325,7 +326,10 @@ async function benchZomma(dir: string): Promise<
     });
     const blocks = (await clients[0]!.status()).height - startHeight;
     const syncsAfter = await Promise.all(homes.map((h) => syncCounters(h.metrics)));
-    const validatorsCpuMs = children.reduce((n, c, i) => n + cpuMsOf(c) - cpuBefore[i]!, 0);
+    const cpuAfter = children.map(cpuMsOf);
+    const validatorsUserMs = cpuAfter.reduce((n, c, i) => n + c.user - cpuBefore[i]!.user, 0);
+    const validatorsSystemMs = cpuAfter.reduce((n, c, i) => n + c.system - cpuBefore[i]!.system, 0);
+    const validatorsCpuMs = validatorsUserMs + validatorsSystemMs;
     const own = process.cpuUsage(ownCpuBefore);
     const loadCpuMs = (own.user + own.system) / 1_000;
     const orders = load.succeeded;
@@ -353,6 +357,9 @@ async function benchZomma(dir: string): Promise<
       walSyncMsMean,
       // CPU per committed order over warm-up and window: robust to a busy machine, unlike wall time.
       validatorsCpuMsPerOrder: Math.round((validatorsCpuMs / Math.max(1, orders)) * 100) / 100,
+      // The kernel's part of it (system calls: sockets, writes, fsyncs; scheduling).
+      validatorsSystemShare:
+        Math.round((validatorsSystemMs / Math.max(1, validatorsCpuMs)) * 100) / 100,
       loadCpuMsPerOrder: Math.round((loadCpuMs / Math.max(1, orders)) * 100) / 100,
       markets,
     };
@@ -478,6 +485,7 @@ try {
       fsyncsPerHeight: zomma.fsyncsPerHeight,
       walSyncMsMean: zomma.walSyncMsMean,
       validatorsCpuMsPerOrder: zomma.validatorsCpuMsPerOrder,
+      validatorsSystemShare: zomma.validatorsSystemShare,
       loadGeneratorCpuMsPerOrder: zomma.loadCpuMsPerOrder,
     },
     etcd: etcd && {

@@ -1,5 +1,7 @@
 // The handshake and the frame cipher of a peer connection
-// (docs/decisions/0003-transport.md). Everything is node:crypto.
+// (docs/decisions/0003-transport.md). The handshake is node:crypto; the
+// frames' ChaCha20-Poly1305 is libsodium's (one native call per frame, about
+// five times cheaper for a vote-sized frame than a node:crypto cipher object).
 //
 // 1. Each side sends hello = version(u8) ephemeralX25519PublicKey(32), in clear.
 // 2. Both compute the X25519 shared secret and the transcript hash
@@ -16,15 +18,9 @@
 // associated data; the nonce is the base XOR a per-direction frame counter,
 // so no nonce repeats under one key.
 
-import {
-  createCipheriv,
-  createDecipheriv,
-  createPublicKey,
-  diffieHellman,
-  generateKeyPairSync,
-  hkdfSync,
-} from 'node:crypto';
+import { createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
+import sodium from 'sodium-native';
 import { Reader, Writer } from '../../codec/wire.ts';
 import { SIGN_KIND, sha256, sign, verify } from '../../crypto/index.ts';
 import type { KeyPair } from '../../crypto/index.ts';
@@ -49,8 +45,6 @@ const PROTOCOL_LABEL = utf8('zomma-p2p-v1');
 const HKDF_INFO = utf8('zomma-p2p-v1 frame keys');
 /** A counter this high would take centuries; stopping short of 2^53 keeps it exact. */
 const FRAME_COUNTER_MAX = 2 ** 48;
-/** Up to this size a message is copied behind its kind byte and encrypted in one call. */
-const SEAL_COPY_BYTES_MAX = 4 * 1024;
 /** RFC 8410 SubjectPublicKeyInfo prefix of a raw X25519 key. */
 const X25519_SPKI_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
 
@@ -207,26 +201,23 @@ export class FrameCipher {
     const bodyLength = plainLength + TAG_BYTES;
     const frame = Buffer.allocUnsafe(LENGTH_BYTES + bodyLength);
     frame.writeUInt32BE(bodyLength, 0);
-    const cipher = createCipheriv('chacha20-poly1305', this.key, this.nextNonce(), {
-      authTagLength: TAG_BYTES,
-    });
-    cipher.setAAD(frame.subarray(0, LENGTH_BYTES), { plaintextLength: plainLength });
-    let at = LENGTH_BYTES;
-    if (kind === null) {
-      at += cipher.update(plaintext).copy(frame, at);
-    } else if (plaintext.length <= SEAL_COPY_BYTES_MAX) {
-      // One cipher call on a copy is cheaper than two calls for small messages.
-      const plain = Buffer.allocUnsafe(plainLength);
-      plain[0] = kind;
-      plain.set(plaintext, 1);
-      at += cipher.update(plain).copy(frame, at);
-    } else {
-      at += cipher.update(Uint8Array.of(kind)).copy(frame, at);
-      at += cipher.update(plaintext).copy(frame, at);
+    let plain = plaintext;
+    if (kind !== null) {
+      // The kind byte then the message, encrypted in place where the ciphertext goes.
+      const staged = frame.subarray(LENGTH_BYTES, LENGTH_BYTES + plainLength);
+      staged[0] = kind;
+      staged.set(plaintext, 1);
+      plain = staged;
     }
-    at += cipher.final().copy(frame, at);
-    assert(at === LENGTH_BYTES + plainLength, 'a stream cipher keeps the length');
-    cipher.getAuthTag().copy(frame, at);
+    const written = sodium.crypto_aead_chacha20poly1305_ietf_encrypt(
+      frame.subarray(LENGTH_BYTES),
+      plain,
+      frame.subarray(0, LENGTH_BYTES),
+      null,
+      this.nextNonce(),
+      this.key,
+    );
+    assert(written === bodyLength, 'a stream cipher keeps the length');
     return frame;
   }
 
@@ -239,20 +230,14 @@ export class FrameCipher {
     if (body.length !== bodyLength || bodyLength < TAG_BYTES) return null;
     const aad = Buffer.alloc(LENGTH_BYTES);
     aad.writeUInt32BE(bodyLength, 0);
-    const decipher = createDecipheriv('chacha20-poly1305', this.key, this.nextNonce(), {
-      authTagLength: TAG_BYTES,
-    });
-    const split = bodyLength - TAG_BYTES;
-    decipher.setAuthTag(body.subarray(split));
-    decipher.setAAD(aad, { plaintextLength: split });
-    const plain = decipher.update(body.subarray(0, split));
+    const nonce = this.nextNonce();
+    const out = new Uint8Array(bodyLength - TAG_BYTES);
     try {
-      decipher.final();
+      sodium.crypto_aead_chacha20poly1305_ietf_decrypt(out, null, body, aad, nonce, this.key);
     } catch {
+      // libsodium throws when the tag does not verify.
       return null;
     }
-    const out = new Uint8Array(plain.length);
-    out.set(plain);
     return out;
   }
 }

@@ -1,8 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import { createCipheriv } from 'node:crypto';
 import {
   FRAME_KIND,
+  FrameCipher,
   FrameDecoder,
   PROTOCOL_VERSION,
   checkAuth,
@@ -80,7 +82,7 @@ test('a frame with a kind carries it as its first plaintext byte, the message af
     }),
     { numRuns: 100, seed: 3005 },
   );
-  // Above the size that is copied behind its kind byte: the kind is encrypted in a call of its own.
+  // A large message too.
   const [x, y] = pair();
   const large = Uint8Array.from({ length: 10_000 }, (_, i) => i & 0xff);
   const frame = x.sender.seal(large, FRAME_KIND.message);
@@ -88,6 +90,34 @@ test('a frame with a kind carries it as its first plaintext byte, the message af
   assert.equal(plain[0], FRAME_KIND.message);
   assert.deepEqual(plain.subarray(1), large);
   assert.deepEqual(FRAME_KIND, { message: 0, ping: 1, pong: 2 });
+});
+
+test('frames are RFC 8439 ChaCha20-Poly1305 with the length as associated data, byte for byte', () => {
+  // Computed independently with node:crypto: a peer of any build speaking protocol 2 reads our frames.
+  const key = Buffer.from(Array.from({ length: 32 }, (_, i) => i * 7));
+  const nonceBase = Buffer.from(Array.from({ length: 12 }, (_, i) => 200 - i));
+  const sender = new FrameCipher(key, nonceBase);
+  for (let counter = 0; counter < 3; counter++) {
+    const message = Uint8Array.from(
+      { length: 50 + counter * 1000 },
+      (_, i) => (i * 13 + counter) & 0xff,
+    );
+    const frame = sender.seal(message, FRAME_KIND.message);
+    const nonce = Buffer.from(nonceBase);
+    nonce.writeUInt32BE((nonce.readUInt32BE(8) ^ counter) >>> 0, 8);
+    const plain = Buffer.concat([Uint8Array.of(FRAME_KIND.message), message]);
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(plain.length + 16, 0);
+    const cipher = createCipheriv('chacha20-poly1305', key, nonce, { authTagLength: 16 });
+    cipher.setAAD(length, { plaintextLength: plain.length });
+    const expected = Buffer.concat([
+      length,
+      cipher.update(plain),
+      cipher.final(),
+      cipher.getAuthTag(),
+    ]);
+    assert.deepEqual(frame, expected, `frame ${counter}`);
+  }
 });
 
 test('a reflected hello or a low-order key yields no session', () => {
