@@ -108,6 +108,12 @@ const SUBMIT_CODES: Record<string, SubmitRejectCode> = {
   MempoolFull: 'MempoolFull',
 };
 
+/** The last `max` items of `old` followed by `added`, as a new array (neither input changes). */
+export function lastKept<T>(old: readonly T[], added: readonly T[], max: number): T[] {
+  const drop = Math.max(0, old.length + added.length - max);
+  return drop >= old.length ? added.slice(drop - old.length) : [...old.slice(drop), ...added];
+}
+
 export class ChainView implements NodeView {
   readonly chainId: string;
   private readonly node: ZommaNode;
@@ -730,12 +736,15 @@ export class ChainView implements NodeView {
         asks: sorted(full.asks, false),
       });
     }
+    // One new list per instrument that traded (published lists are never changed in place).
+    const newTrades = new Map<string, TradeView[]>();
     for (const t of activity.trades) {
-      const list = [...(trades.get(t.instrument) ?? []), t];
-      trades.set(
-        t.instrument,
-        list.length > VIEW_TRADES_KEPT ? list.slice(-VIEW_TRADES_KEPT) : list,
-      );
+      const list = newTrades.get(t.instrument);
+      if (list === undefined) newTrades.set(t.instrument, [t]);
+      else list.push(t);
+    }
+    for (const [instrument, added] of newTrades) {
+      trades.set(instrument, lastKept(trades.get(instrument) ?? [], added, VIEW_TRADES_KEPT));
     }
     const tickers = new Map<string, TickerView>();
     const changedTickers: TickerView[] = [];

@@ -5,6 +5,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { ZommaClient, generateKey, addressOfKey } from '../../src/api/client/index.ts';
 import type { BookView, TradeView } from '../../src/api/client/index.ts';
 import { startSoloNode, until } from '../e2e/helpers.ts';
@@ -15,7 +16,7 @@ import { DEVNET_LISTING } from '../../src/exchange/genesis.ts';
 import { daysFromCivil, expiryMsOfDay, MS_PER_DAY } from '../../src/exchange/instruments/index.ts';
 import type { CommittedBlock, ZommaNode } from '../../src/node/node.ts';
 import type { Storage } from '../../src/node/storage/index.ts';
-import { ChainView } from '../../src/node/view.ts';
+import { ChainView, lastKept } from '../../src/node/view.ts';
 import { Harness, genesis, key, limit } from '../exchange/helpers.ts';
 
 const USDC = 1_000_000n;
@@ -376,4 +377,21 @@ test('the read model: a settled market leaves the list, its holders get the clos
   } finally {
     view.close();
   }
+});
+
+test('the published trade lists keep the newest trades, whatever a block adds', () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.nat(), { maxLength: 30 }),
+      fc.array(fc.nat(), { maxLength: 30 }),
+      fc.integer({ min: 1, max: 25 }),
+      (old, added, max) => {
+        const before = [...old];
+        const kept = lastKept(old, added, max);
+        assert.deepEqual(kept, [...old, ...added].slice(-max));
+        assert.deepEqual(old, before, 'the published list is not changed');
+      },
+    ),
+    { numRuns: 200, seed: 71 },
+  );
 });
