@@ -33,7 +33,7 @@ import {
   writeSubaccounts,
   writeValidators,
 } from './encoding.ts';
-import { sha256, sha256Transient } from './hashing.ts';
+import { sha256, sha256Latin1 } from './hashing.ts';
 import type { OrderBook } from './book/index.ts';
 import type { ExchangeState, MarketState, Principal } from './state.ts';
 
@@ -82,8 +82,8 @@ export class Digest {
   /**
    * Replaces the leaf kept in `slot` (a new slot when null) by the leaf
    * sha256(bytes[0, length)), in the table and in the sum; returns the slot.
-   * The hash (node:crypto, over the writer's bytes in place, its result
-   * read before the next call) goes straight into the table as eight words.
+   * The hash (node:crypto, over the writer's bytes in place, as a latin1
+   * string) goes straight into the table as eight words.
    */
   swapSlotHashing(slot: number | null, bytes: Uint8Array, length: number): number {
     let at: number;
@@ -94,10 +94,14 @@ export class Digest {
       this.subAt(at);
     }
     const table = this.table;
-    const leaf = sha256Transient(new Uint8Array(bytes.buffer, bytes.byteOffset, length));
+    const leaf = sha256Latin1(new Uint8Array(bytes.buffer, bytes.byteOffset, length));
     for (let i = 0, j = 0; i < 8; i++, j += 4) {
       table[at + i] =
-        ((leaf[j]! << 24) | (leaf[j + 1]! << 16) | (leaf[j + 2]! << 8) | leaf[j + 3]!) >>> 0;
+        ((leaf.charCodeAt(j) << 24) |
+          (leaf.charCodeAt(j + 1) << 16) |
+          (leaf.charCodeAt(j + 2) << 8) |
+          leaf.charCodeAt(j + 3)) >>>
+        0;
     }
     let carry = 0;
     const w = this.words;
