@@ -207,18 +207,23 @@ function writePrincipalLeafMemo(w: Writer, p: Principal, withListed: boolean): v
   writePrincipal(w, p);
   const memo = p.accountsMemo;
   if (memo !== null && p.accountsMemoEpoch >= p.accountsEpoch) {
-    w.raw(memo);
+    w.raw(new Uint8Array(memo.buffer, memo.byteOffset, p.accountsMemoLength));
     return;
   }
   const start = w.length;
   writeSubaccounts(w, p, withListed);
   const length = w.length - start;
-  const bytes = w.backing();
-  const kept = memo !== null && memo.length === length ? memo : new Uint8Array(length);
-  for (let i = 0; i < length; i++) kept[i] = bytes[start + i]!;
+  // Room to grow: balances and sizes change the length of their varints from
+  // block to block, and a new array each time would be garbage to collect.
+  const kept =
+    memo !== null && memo.length >= length ? memo : new Uint8Array(length + MEMO_SLACK_BYTES);
+  kept.set(new Uint8Array(w.backing().buffer, start, length));
   p.accountsMemo = kept;
+  p.accountsMemoLength = length;
   p.accountsMemoEpoch = memoEpoch;
 }
+
+const MEMO_SLACK_BYTES = 32;
 
 /** Brings the digest up to date with everything marked since the last call. */
 export function updateDigest(state: ExchangeState, digest: Digest, genesisHash: Uint8Array): void {
