@@ -52,6 +52,9 @@ export class Digest {
   private table = new Uint32Array(8 * LEAF_SLOTS_INITIAL);
   private slotCount = 0;
   private readonly freeSlots: number[] = [];
+  /** Views of viewsOf by length (viewOf). */
+  private readonly views: (Uint8Array | undefined)[] = [];
+  private viewsOf: Uint8Array | null = null;
 
   add(leaf: Uint8Array): void {
     let carry = 0;
@@ -94,7 +97,7 @@ export class Digest {
       this.subAt(at);
     }
     const table = this.table;
-    const leaf = sha256Latin1(new Uint8Array(bytes.buffer, bytes.byteOffset, length));
+    const leaf = sha256Latin1(this.viewOf(bytes, length));
     for (let i = 0, j = 0; i < 8; i++, j += 4) {
       table[at + i] =
         ((leaf.charCodeAt(j) << 24) |
@@ -111,6 +114,25 @@ export class Digest {
       carry = sum > 0xffffffff ? 1 : 0;
     }
     return at >>> 3;
+  }
+
+  /**
+   * bytes[0, length) as a view, reused while `bytes` is the same array: the
+   * leaves are hashed from one writer's buffer, and a view per leaf was most
+   * of what hashing allocated.
+   */
+  private viewOf(bytes: Uint8Array, length: number): Uint8Array {
+    if (bytes !== this.viewsOf) {
+      this.viewsOf = bytes;
+      this.views.length = 0;
+    }
+    let view = this.views[length];
+    if (view === undefined) {
+      view = new Uint8Array(bytes.buffer, bytes.byteOffset, length);
+      while (this.views.length < length) this.views.push(undefined);
+      this.views[length] = view;
+    }
+    return view;
   }
 
   /** Subtracts the leaf kept in `slot` and frees the slot (the entity is gone). */
@@ -207,7 +229,7 @@ function writePrincipalLeafMemo(w: Writer, p: Principal, withListed: boolean): v
   writePrincipal(w, p);
   const memo = p.accountsMemo;
   if (memo !== null && p.accountsMemoEpoch >= p.accountsEpoch) {
-    w.raw(new Uint8Array(memo.buffer, memo.byteOffset, p.accountsMemoLength));
+    w.rawRange(memo, 0, p.accountsMemoLength);
     return;
   }
   const start = w.length;
@@ -217,7 +239,8 @@ function writePrincipalLeafMemo(w: Writer, p: Principal, withListed: boolean): v
   // block to block, and a new array each time would be garbage to collect.
   const kept =
     memo !== null && memo.length >= length ? memo : new Uint8Array(length + MEMO_SLACK_BYTES);
-  kept.set(new Uint8Array(w.backing().buffer, start, length));
+  const bytes = w.backing();
+  for (let i = 0; i < length; i++) kept[i] = bytes[start + i]!;
   p.accountsMemo = kept;
   p.accountsMemoLength = length;
   p.accountsMemoEpoch = memoEpoch;
