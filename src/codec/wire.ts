@@ -281,6 +281,19 @@ export class Writer {
     return this;
   }
 
+  /** Appends bytes [start, start + length) of `bytes`: raw() without a view to allocate. */
+  rawRange(bytes: Uint8Array, start: number, length: number): this {
+    if (!(start >= 0 && length >= 0 && start + length <= bytes.length)) {
+      fail(`range ${start} + ${length} outside ${bytes.length} bytes`);
+    }
+    this.reserve(length);
+    const buffer = this.buffer;
+    const n = this.length;
+    for (let i = 0; i < length; i++) buffer[n + i] = bytes[start + i]!;
+    this.length = n + length;
+    return this;
+  }
+
   /**
    * A copy of what was written. Small results are carved from a shared slab, as
    * Node's Buffer pool does, because V8 allocates a typed array over 64 bytes

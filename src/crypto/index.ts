@@ -15,7 +15,7 @@ export {
 export type { SignKind } from './constants.ts';
 export { CryptoError } from './errors.ts';
 export type { CryptoErrorCode } from './errors.ts';
-export { sha256, sha256Transient, merkleRoot } from './hash.ts';
+export { sha256, sha256Latin1, sha256Transient, merkleRoot } from './hash.ts';
 export { addressOf, formatAddress, parseAddress } from './address.ts';
 export { generateKeyPair, keyPairFromSeed, signRaw, verifyRaw, checkPublicKey } from './ed25519.ts';
 export type { KeyPair } from './ed25519.ts';

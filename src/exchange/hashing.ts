@@ -1,9 +1,9 @@
 // The exchange's only door to hashing (crypto/, node:crypto underneath).
 
-import { addressOf, sha256, sha256Transient } from '../crypto/index.ts';
+import { addressOf, sha256, sha256Latin1 } from '../crypto/index.ts';
 import { bytesKey } from './keys.ts';
 
-export { sha256, sha256Transient };
+export { sha256, sha256Latin1 };
 
 /**
  * The address key (keys.ts) of a public key, memoized: the same signers sign block after

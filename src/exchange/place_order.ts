@@ -23,7 +23,7 @@
 //    exceed equity — unless the order does not raise the initial margin.
 
 import { divBig } from '../lib/int.ts';
-import type { TimeInForce as BookTif } from './book/index.ts';
+import type { PlaceOrder as BookPlaceOrder, TimeInForce as BookTif } from './book/index.ts';
 import type { Ctx } from './context.ts';
 import { ensureAccount, getAccount } from './context.ts';
 import type { Rejection } from './errors.ts';
@@ -196,6 +196,20 @@ function marginShortNum(
 
 const SAFE = Number.MAX_SAFE_INTEGER;
 
+/** The book's input, filled anew for each order: the book reads it and keeps nothing of it. */
+const placing: BookPlaceOrder = {
+  orderId: 0,
+  owner: 0,
+  side: 'buy',
+  priceTicks: 0,
+  sizeLots: 0,
+  timeInForce: 'GTC',
+  postOnly: false,
+  stp: 'cancelResting',
+  goodTilMs: 0,
+  stopTicks: 0,
+};
+
 export function placeOrder(ctx: Ctx, a: PlaceOrder): ActionResult {
   const checked = checkPlaceOrder(ctx, a);
   if ('code' in checked) return { ok: false, kind: 'placeOrder', ...checked };
@@ -210,18 +224,18 @@ export function placeOrder(ctx: Ctx, a: PlaceOrder): ActionResult {
     return triggered(ctx, market, account, orderId, a, checked, 0, []);
   }
   const book = market.book;
-  const r = book.place({
-    orderId,
-    owner: account.index,
-    side: a.side,
-    priceTicks,
-    sizeLots,
-    timeInForce: tif,
-    postOnly,
-    stp: a.stp,
-    goodTilMs: a.goodTilMs ?? 0,
-    stopTicks: market.auction === null ? 0 : stopTicksFor(market, a.side, ctx.blockTimeMs),
-  });
+  const o = placing;
+  o.orderId = orderId;
+  o.owner = account.index;
+  o.side = a.side;
+  o.priceTicks = priceTicks;
+  o.sizeLots = sizeLots;
+  o.timeInForce = tif;
+  o.postOnly = postOnly;
+  o.stp = a.stp;
+  o.goodTilMs = a.goodTilMs ?? 0;
+  o.stopTicks = market.auction === null ? 0 : stopTicksFor(market, a.side, ctx.blockTimeMs);
+  const r = book.place(o);
   const fills: Fill[] = [];
   // Self-trade prevention may have removed the account's own resting orders.
   forgetRemoved(state, book);

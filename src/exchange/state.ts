@@ -113,6 +113,8 @@ export class Principal {
    * not read its accounts again.
    */
   accountsMemo: Uint8Array | null = null;
+  /** How many of accountsMemo's bytes are the memo (the rest is room to grow). */
+  accountsMemoLength = 0;
   accountsMemoEpoch = -1;
   /**
    * The public key whose address this is, once it signed (derived, not state):

@@ -195,6 +195,24 @@ test('finish() copies: later writes do not change earlier results', () => {
   assert.equal(owned.buffer.byteLength, 1);
 });
 
+test('rawRange appends the bytes of a range as raw() of a view would, and refuses a range outside', () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 300 }), fc.nat(), fc.nat(), (bytes, a, b) => {
+      const start = bytes.length === 0 ? 0 : a % (bytes.length + 1);
+      const length = b % (bytes.length - start + 1);
+      const expected = bytesOf((w) => w.u8(9).raw(bytes.subarray(start, start + length)));
+      assert.deepEqual(
+        bytesOf((w) => w.u8(9).rawRange(bytes, start, length)),
+        expected,
+      );
+    }),
+    { numRuns: 200, seed: 41 },
+  );
+  const w = new Writer();
+  assert.throws(() => w.rawRange(new Uint8Array(4), 2, 3), AssertionError);
+  assert.throws(() => w.rawRange(new Uint8Array(4), -1, 1), AssertionError);
+});
+
 test('encode() may be called from inside a codec without corrupting the outer value', () => {
   const inner: Codec<number> = {
     write: (w, x) => void w.uvarint(x),

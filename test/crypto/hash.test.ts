@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { concatBytes, fromHex, toHex } from '../../src/lib/bytes.ts';
-import { HASH_BYTES, merkleRoot, sha256 } from '../../src/crypto/index.ts';
+import { HASH_BYTES, merkleRoot, sha256, sha256Latin1 } from '../../src/crypto/index.ts';
 
 test('sha256 of nothing, of "abc", and of parts equals the hash of their concatenation', () => {
   assert.equal(toHex(sha256()), 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855');
@@ -23,6 +23,19 @@ test('sha256 of nothing, of "abc", and of parts equals the hash of their concate
       );
     }),
     { numRuns: 100, seed: 31 },
+  );
+});
+
+test('sha256Latin1 is sha256 with one character per byte, over views at any offset', () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 300 }), fc.nat(16), (bytes, skip) => {
+      const view = bytes.subarray(Math.min(skip, bytes.length));
+      const text = sha256Latin1(view);
+      assert.equal(text.length, HASH_BYTES);
+      const decoded = Uint8Array.from(text, (c) => c.charCodeAt(0));
+      assert.deepEqual(decoded, sha256(view));
+    }),
+    { numRuns: 200, seed: 32 },
   );
 });
 
