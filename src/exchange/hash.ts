@@ -35,7 +35,7 @@ import {
 } from './encoding.ts';
 import { sha256, sha256Latin1 } from './hashing.ts';
 import type { OrderBook } from './book/index.ts';
-import type { Account, ExchangeState, MarketState, Principal } from './state.ts';
+import type { ExchangeState, MarketState, Principal } from './state.ts';
 
 /** Leaf slots the table starts with (it doubles as needed). */
 const LEAF_SLOTS_INITIAL = 4096;
@@ -52,8 +52,6 @@ export class Digest {
   private table = new Uint32Array(8 * LEAF_SLOTS_INITIAL);
   private slotCount = 0;
   private readonly freeSlots: number[] = [];
-  /** See touch(): means nothing. */
-  private touchedBits = 0;
   /** Views of viewsOf by length (viewOf). */
   private readonly views: (Uint8Array | undefined)[] = [];
   private viewsOf: Uint8Array | null = null;
@@ -135,14 +133,6 @@ export class Digest {
       this.views[length] = view;
     }
     return view;
-  }
-
-  /**
-   * Reads the leaf kept in `slot` (hash.ts, touchPrincipal), keeping with
-   * `bits` what the caller read, only so that no read is optimized away.
-   */
-  touch(slot: number | null, bits: number): void {
-    this.touchedBits ^= slot === null ? bits : bits ^ this.table[8 * slot]!;
   }
 
   /** Subtracts the leaf kept in `slot` and frees the slot (the entity is gone). */
@@ -258,47 +248,6 @@ function writePrincipalLeafMemo(w: Writer, p: Principal, withListed: boolean): v
 
 const MEMO_SLACK_BYTES = 32;
 
-/**
- * How many addresses ahead of the one being encoded touchPrincipal reads: the
- * encoding and hashing of one take about a microsecond, the chain of misses
- * to reach its records several hundred nanoseconds.
- */
-const TOUCH_AHEAD = 8;
-
-/**
- * Reads the memory that encoding p and replacing its leaf will read, so that
- * its cache misses (nearly all of them at the end of a block, after thousands
- * of other addresses) are under way while the addresses before it are encoded
- * and hashed, instead of each stalling in turn. Reads only: nothing it does
- * changes a result.
- */
-function touchPrincipal(digest: Digest, p: Principal): void {
-  const nonces = p.nonces.nonces;
-  const n = nonces.length;
-  let x = p.address[19]! ^ p.agents.size ^ (n === 0 ? 0 : nonces[0]! ^ nonces[n - 1]!);
-  const memo = p.accountsMemo;
-  if (memo !== null && p.accountsMemoEpoch >= p.accountsEpoch) {
-    x ^= memo[0]! ^ memo[p.accountsMemoLength - 1]!;
-  } else {
-    for (const a of p.subaccounts.values()) x ^= touchAccount(a);
-  }
-  digest.touch(p.leaf, x);
-}
-
-function touchAccount(a: Account): number {
-  let x = a.cashQuote > 0n ? 1 : 0;
-  if (a.volumeQuote > 0n) x ^= 2;
-  if (a.faucetQuote > 0n) x ^= 4;
-  const positions = a.positions;
-  for (let i = 0; i < positions.length; i++) {
-    const q = positions[i]!;
-    if (q.costBasisQuote > 0n) x ^= 8;
-    if (q.realizedPnlQuote > 0n) x ^= 16;
-    if (q.fundingQuote > 0n) x ^= 32;
-  }
-  return x ^ a.listed.length;
-}
-
 /** Brings the digest up to date with everything marked since the last call. */
 export function updateDigest(state: ExchangeState, digest: Digest, genesisHash: Uint8Array): void {
   for (const leaf of state.goneLeaves) digest.sub(leaf);
@@ -332,7 +281,6 @@ export function updateDigest(state: ExchangeState, digest: Digest, genesisHash: 
   // depend on the order).
   for (let i = principals.length - 1; i >= 0; i--) {
     const p = principals[i]!;
-    if (i >= TOUCH_AHEAD) touchPrincipal(digest, principals[i - TOUCH_AHEAD]!);
     writePrincipalLeafMemo(writer.reset().u8(LEAF.principal), p, withListed);
     p.leaf = digest.swapSlotHashing(p.leaf, writer.backing(), writer.length);
   }
