@@ -11,6 +11,8 @@ import { STP_MODES } from './book/index.ts';
 import { bytesKey } from './keys.ts';
 import { oracleStateCodec } from './oracle/aggregate.ts';
 import { NonceWindow } from './tx/nonces.ts';
+import { optionMarkAtVol } from './options/mark.ts';
+import type { Instrument } from './instruments/names.ts';
 import { twapCodec } from './instruments/settlement.ts';
 import type {
   Account,
@@ -37,6 +39,8 @@ export const LEAF = {
 
 /** Money fields are bounded on decode: far beyond any real balance. */
 export const MONEY_BITS = 160;
+/** Bound on a stored option mark's time to expiry and volatility, at SCALE (far above any real one). */
+const WAD_BITS = 128;
 const ADDRESS_BYTES = 20;
 const KEY_BYTES = 32;
 
@@ -114,6 +118,12 @@ export function writeMarketState(w: Writer, m: MarketState): void {
   if (m.listed) w.string(m.params.instrument, STRING_BYTES_MAX);
   // Only markets with triggers carry a monitor, so the others encode as before.
   if (m.auction !== null) m.auction.codec.write(w, m.auction.monitor);
+  // An option marked once per interval: what its mark was computed from.
+  if (m.marksKept) {
+    w.uvarintBig(m.forwardQuote).bool(m.optionMark !== null);
+    if (m.optionMark !== null)
+      w.uvarintBig(m.optionMark.timeYearsWad).uvarintBig(m.optionMark.ivWad);
+  }
 }
 
 export function readMarketState(r: Reader, m: MarketState, f: string): void {
@@ -133,6 +143,28 @@ export function readMarketState(r: Reader, m: MarketState, f: string): void {
     throw new DecodeError(`${f}.instrument`, 'not the market listed in this slot');
   }
   if (m.auction !== null) m.auction.monitor = m.auction.codec.read(r, `${f}.monitor`);
+  if (m.marksKept) {
+    m.forwardQuote = r.uvarintBig(`${f}.forwardQuote`, MONEY_BITS);
+    m.optionMark = null;
+    if (r.bool(`${f}.hasOptionMark`)) {
+      const timeYearsWad = r.uvarintBig(`${f}.optionMark.timeYearsWad`, WAD_BITS);
+      const ivWad = r.uvarintBig(`${f}.optionMark.ivWad`, WAD_BITS);
+      const option = m.instrument as Extract<Instrument, { kind: 'option' }>;
+      if (m.forwardQuote <= 0n || timeYearsWad <= 0n || ivWad <= 0n) {
+        throw new DecodeError(`${f}.optionMark`, 'forward, time and volatility must be positive');
+      }
+      m.optionMark = optionMarkAtVol(
+        {
+          forwardQuote: m.forwardQuote,
+          strikeQuote: option.strikeQuote,
+          isCall: option.isCall,
+          rateWad: 0n,
+        },
+        timeYearsWad,
+        ivWad,
+      );
+    }
+  }
 }
 
 /** An order's leaf value: the book's view of it plus the exchange's record. */

@@ -128,8 +128,8 @@ export class Exchange {
     this.genesisHash = sha256(encodeGenesis(genesis));
     if (restored !== undefined) {
       this.state = restored;
-      // Option marks' volatility and greeks are derived: the same inputs give the same marks.
-      markOptions(restored);
+      // Option marks: recomputed from the same inputs, or (with a mark interval) read from the snapshot.
+      markOptions(restored, null);
       this.digest = resetLeaves(restored, this.genesisHash);
     } else {
       this.state = new ExchangeState(genesis, bytesKey);
@@ -215,7 +215,7 @@ export class Exchange {
         uncrossAuction(state, market, block.timeMs, events);
       }
     }
-    runListing(state, events);
+    runListing(state, events, previousMs);
 
     const env: TxEnv = {
       state,

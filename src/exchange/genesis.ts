@@ -22,6 +22,8 @@ import {
   GENESIS_VALIDATORS_MAX,
   ORACLE_FRESHNESS_MS_MAX,
   ORACLE_STALE_AFTER_MS_MAX,
+  OPTION_MARK_INTERVAL_MS_DEVNET,
+  OPTION_MARK_INTERVAL_MS_MAX,
   PRICE_MONITOR_TRIGGERS_MAX,
 } from '../lib/limits.ts';
 import { daysFromCivil, expiryMsOfDay } from './instruments/calendar.ts';
@@ -110,6 +112,12 @@ export interface ListedTemplate {
 /** Dated futures and options listed as block time passes (docs/derivatives.md, "Listing"). */
 export interface ListingGenesis {
   schedule: ListingSchedule;
+  /**
+   * Options are marked when block time enters a new interval of this many ms
+   * (and when first listed), not every block; the mark's inputs are then
+   * state (docs/derivatives.md, "Option marks"). Absent: every block.
+   */
+  markIntervalMs?: number;
   /** Option margin by scenario (options/margin.ts). */
   scenario: ScenarioParams;
   /** One future and one option template per underlying of the schedule. */
@@ -243,6 +251,16 @@ export function oracleParamsOf(g: Genesis): OracleParams | null {
 
 function checkListing(g: Genesis, l: ListingGenesis): void {
   if (g.oracle === undefined) throw new GenesisError('listing', 'needs an oracle');
+  const interval = l.markIntervalMs;
+  if (
+    interval !== undefined &&
+    (!Number.isSafeInteger(interval) || interval < 1 || interval > OPTION_MARK_INTERVAL_MS_MAX)
+  ) {
+    throw new GenesisError(
+      'listing.markIntervalMs',
+      `an integer from 1 to ${OPTION_MARK_INTERVAL_MS_MAX} ms`,
+    );
+  }
   try {
     validateListingSchedule(l.schedule);
   } catch (e) {
@@ -361,6 +379,8 @@ export function validateGenesis(g: Genesis): void {
 const FORMAT = 1;
 const FORMAT_BREAKERS = 2;
 const FORMAT_SECTIONS = 3;
+/** Format 3 then the listing's markIntervalMs: written only when it is set, so older chains keep their bytes. */
+const FORMAT_MARKS = 4;
 
 function writeListing(w: Writer, l: ListingGenesis): void {
   const s = l.schedule;
@@ -488,7 +508,8 @@ export const genesisCodec: Codec<Genesis> = {
     const triggers = hasTriggers(g);
     const sections = g.slashPpm !== undefined || g.listing !== undefined || triggers;
     const breakers = sections || hasBreakers(g);
-    w.u8(sections ? FORMAT_SECTIONS : breakers ? FORMAT_BREAKERS : FORMAT)
+    const marks = g.listing?.markIntervalMs !== undefined;
+    w.u8(marks ? FORMAT_MARKS : sections ? FORMAT_SECTIONS : breakers ? FORMAT_BREAKERS : FORMAT)
       .string(g.chainId, 64)
       .bool(g.devnet)
       .uvarint(g.genesisTimeMs);
@@ -522,11 +543,17 @@ export const genesisCodec: Codec<Genesis> = {
           for (const t of list) w.uvarint(t.horizonMs).uvarint(t.maxMoveBps).uvarint(t.auctionMs);
         }
       }
+      if (marks) w.uvarint(g.listing!.markIntervalMs!);
     }
   },
   read(r: Reader, f: string): Genesis {
     const format = r.u8(`${f}.format`);
-    if (format !== FORMAT && format !== FORMAT_BREAKERS && format !== FORMAT_SECTIONS) {
+    if (
+      format !== FORMAT &&
+      format !== FORMAT_BREAKERS &&
+      format !== FORMAT_SECTIONS &&
+      format !== FORMAT_MARKS
+    ) {
       throw new DecodeError(`${f}.format`, 'unknown format');
     }
     const chainId = r.string(`${f}.chainId`, 64);
@@ -580,7 +607,7 @@ export const genesisCodec: Codec<Genesis> = {
           maxMovePerBlockBps: r.uvarint(`${f}.oracle.maxMovePerBlockBps`),
         };
       }
-      if (format === FORMAT_SECTIONS) {
+      if (format === FORMAT_SECTIONS || format === FORMAT_MARKS) {
         if (r.bool(`${f}.hasSlashPpm`)) g.slashPpm = r.uvarint(`${f}.slashPpm`, PPM);
         if (r.bool(`${f}.hasListing`)) g.listing = readListing(r, `${f}.listing`);
         if (r.bool(`${f}.hasTriggers`)) {
@@ -599,6 +626,13 @@ export const genesisCodec: Codec<Genesis> = {
           });
           if (!hasTriggers(g))
             throw new DecodeError(`${f}.format`, 'triggers section without a trigger');
+        }
+        if (format === FORMAT_MARKS) {
+          const interval = r.uvarint(`${f}.listing.markIntervalMs`, OPTION_MARK_INTERVAL_MS_MAX);
+          if (g.listing === undefined) {
+            throw new DecodeError(`${f}.format`, 'a mark interval without a listing');
+          }
+          g.listing.markIntervalMs = interval;
         }
       } else if (!hasBreakers(g)) throw new DecodeError(`${f}.format`, 'format 2 without breakers');
     }
@@ -680,7 +714,7 @@ export function devnetGenesis(validatorKeys: readonly Uint8Array[]): Genesis {
     validators: validatorKeys.map((publicKey) => ({ publicKey, stake: 1_000_000n * USDC })),
     insuranceFundQuote: 0n,
     oracle: DEVNET_ORACLE,
-    listing: DEVNET_LISTING,
+    listing: { ...DEVNET_LISTING, markIntervalMs: OPTION_MARK_INTERVAL_MS_DEVNET },
   };
 }
 

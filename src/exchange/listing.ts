@@ -18,7 +18,7 @@
 // one Black–Scholes evaluation per option.
 
 import { assert } from '../lib/assert.ts';
-import { divBig } from '../lib/int.ts';
+import { divBig, divFloor } from '../lib/int.ts';
 import { LISTED_MARKETS_MAX } from '../lib/limits.ts';
 import { OrderBook } from './book/index.ts';
 import { LISTING_TIME_MS_MAX, LISTING_TIME_MS_MIN, listedTemplate } from './genesis.ts';
@@ -53,7 +53,11 @@ function twapKey(m: MarketState): string {
 }
 
 /** Steps 1–4 above; a no-op without a genesis listing. */
-export function runListing(state: ExchangeState, events: ExchangeEvent[]): void {
+export function runListing(
+  state: ExchangeState,
+  events: ExchangeEvent[],
+  previousMs: number,
+): void {
   if (state.listing === null) return;
   for (const [key, acc] of state.twaps) {
     const underlying = key.slice(0, key.lastIndexOf(':'));
@@ -88,7 +92,7 @@ export function runListing(state: ExchangeState, events: ExchangeEvent[]): void 
     const due = listingsDue(state.listing.schedule, state.timeMs, prices, live);
     listDue(state, due.toList, events);
   }
-  markOptions(state);
+  markOptions(state, previousMs);
 }
 
 function hasLive(state: ExchangeState, key: string): boolean {
@@ -116,6 +120,7 @@ function listDue(state: ExchangeState, toList: readonly Listing[], events: Excha
     const params = { ...template, instrument: l.name };
     const index = nextFree < free.length ? free[nextFree++]! : state.markets.length;
     const m = new MarketState(index, params, instrument);
+    m.marksKept = instrument.kind === 'option' && state.listing!.markIntervalMs !== undefined;
     state.markets[index] = m;
     state.marketByName.set(l.name, m);
     m.halted = emergency;
@@ -141,10 +146,22 @@ function listDue(state: ExchangeState, toList: readonly Listing[], events: Excha
 /**
  * Marks every live option: its smile and forward at this block. Without a
  * smile or an index the option keeps its last mark (0 before the first: no
- * orders, NoOraclePrice). Also run after a restore: same inputs, same marks.
+ * orders, NoOraclePrice). Also run after a restore (`previousMs` null).
+ *
+ * With a genesis markIntervalMs, an option's mark is computed again only in
+ * the first block of a new interval of block time (or when it has none); in
+ * between it keeps the one in the state, whose forward, time and volatility
+ * the market's leaf and the snapshot carry. After a restore those come from
+ * the snapshot, so nothing is recomputed. Without it, every block marks every
+ * option, and a restore recomputes the same marks from the same inputs.
  */
-export function markOptions(state: ExchangeState): void {
+export function markOptions(state: ExchangeState, previousMs: number | null): void {
   if (state.listing === null || state.oracle === null) return;
+  const interval = state.listing.markIntervalMs;
+  const due =
+    interval === undefined ||
+    (previousMs !== null && divFloor(state.timeMs, interval) !== divFloor(previousMs, interval));
+  const restoring = interval !== undefined && previousMs === null;
   const futures = new Map<string, MarketState>();
   for (const m of state.markets) {
     if (!m.retired && m.instrument.kind === 'future') futures.set(twapKey(m), m);
@@ -163,10 +180,12 @@ export function markOptions(state: ExchangeState): void {
       future !== undefined && future.markTicks > 0
         ? BigInt(future.markTicks) * future.params.tickSizeQuote
         : index; // index × e^(rT) with the rate 0
+    if (restoring) continue;
     if (smile === undefined || forward <= 0n || m.expiryMs <= state.timeMs) {
       m.optionMark = null;
       continue;
     }
+    if (!due && m.optionMark !== null) continue;
     const option = m.instrument as Extract<Instrument, { kind: 'option' }>;
     const mark = optionMark({
       forwardQuote: forward,

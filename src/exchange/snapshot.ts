@@ -171,6 +171,7 @@ function readListedSlot(r: Reader, s: ExchangeState, index: number, f: string): 
     throw e;
   }
   const m = new MarketState(index, params, instrument);
+  m.marksKept = instrument.kind === 'option' && s.listing!.markIntervalMs !== undefined;
   s.marketByName.set(name, m);
   return m;
 }

@@ -154,10 +154,17 @@ export class MarketState {
   retired = false;
   /** Accounts with a record here (listed markets only; order not relied on). */
   readonly records = new Set<Account>();
-  /** An option's mark, volatility and greeks at the current block (derived from the oracle, not state). */
+  /**
+   * An option's mark, volatility and greeks: derived from the oracle at this
+   * block, or, with a genesis markIntervalMs (marksKept), at the first block of
+   * the current mark interval, and then state (its forward, time and
+   * volatility are in the market's leaf and the snapshot).
+   */
   optionMark: OptionMark | null = null;
-  /** The option's forward or the future's mark, quote units per whole base unit (derived). */
+  /** The option's forward or the future's mark, quote units per whole base unit (state when marksKept). */
   forwardQuote = 0n;
+  /** A listed option whose mark is kept between mark intervals (genesis listing.markIntervalMs). */
+  marksKept = false;
   /** Scenario values for option margin, built at most once per height, when needed (derived). */
   scenario: ScenarioInstrument | null = null;
   scenarioHeight = -1;

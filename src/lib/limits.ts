@@ -403,6 +403,14 @@ assert(VIEW_TRADES_KEPT >= API_TRADES_MAX, 'a trades query can be answered in fu
  * per height on the commit path; replay reads at most this much more.
  */
 export const WAL_ROTATE_BYTES = 4 * 1024 * 1024;
+/** The longest a genesis may set between option marks (listing.markIntervalMs). */
+export const OPTION_MARK_INTERVAL_MS_MAX = 60_000;
+/**
+ * The devnet's option mark interval: a second of block time, as exchanges
+ * publish marks (marking every option every block was a quarter of a devnet
+ * validator's CPU under load).
+ */
+export const OPTION_MARK_INTERVAL_MS_DEVNET = 1_000;
 /**
  * The WAL file grows in zero-filled chunks of this size ahead of its records,
  * so that a vote's fdatasync flushes data only, not a new file length

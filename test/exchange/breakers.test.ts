@@ -101,8 +101,13 @@ test('breaker parameters round-trip in genesis format 2; a genesis without them 
   const bytes = encodeGenesis(plain);
   assert.equal(bytes[0], 1);
   assert.deepEqual(decodeGenesis(bytes), plain);
-  // With a listing or triggers (the devnet has both) the format is 3; without them 2.
-  assert.equal(encodeGenesis(g)[0], 3);
+  // With a listing or triggers the format is 3; without them 2. The devnet's
+  // listing also sets a mark interval: format 4.
+  assert.equal(encodeGenesis(g)[0], 4);
+  const everyBlock = { ...g, listing: { ...g.listing!, markIntervalMs: undefined } };
+  delete everyBlock.listing.markIntervalMs;
+  assert.equal(encodeGenesis(everyBlock)[0], 3);
+  assert.deepEqual(decodeGenesis(encodeGenesis(everyBlock)), everyBlock);
   const { listing: _listing, ...unlisted } = g;
   const plainer = { ...unlisted, markets: g.markets.map(({ triggers: _, ...m }) => m) };
   assert.equal(encodeGenesis(plainer)[0], 2);

@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import { daysFromCivil, expiryMsOfDay, MS_PER_DAY } from '../../src/exchange/instruments/index.ts';
 import { sizeIn } from '../../src/exchange/position.ts';
 import { decodeSnapshot, encodeSnapshot } from '../../src/exchange/snapshot.ts';
+import { decodeGenesis, encodeGenesis } from '../../src/exchange/genesis.ts';
 import { maintenanceMarginQuote } from '../../src/exchange/margin.ts';
 import type { ExchangeEvent } from '../../src/exchange/results.ts';
 import { Harness, USDC, dailyListingGenesis, key, limit } from './helpers.ts';
@@ -221,4 +222,54 @@ test('property: random trades in futures and options settle with collateral cons
     ),
     { numRuns: 12, seed: 7 },
   );
+});
+
+test('with a mark interval, options are marked once per interval of block time, and their marks are state', () => {
+  const g = dailyListingGenesis(START_MS);
+  g.listing!.markIntervalMs = 1_000;
+  const h = new Harness(g);
+  h.smiles = [
+    { underlying: 'BTC', expiryMs: EXPIRY_MS, svi: FLAT },
+    { underlying: 'ETH', expiryMs: EXPIRY_MS, svi: FLAT },
+  ];
+  h.block([], MINUTE_MS);
+  const call = () => h.ex.state.marketByName.get(CALL)!;
+  const first = call().optionMark;
+  assert.ok(first !== null && call().markTicks > 0, 'marked when listed');
+  // Within the same second of block time the index moves but the mark stays.
+  const btc = h.oracle['BTC']!;
+  h.oracle = { ...h.oracle, BTC: btc + 500n * USDC };
+  h.block([], 100);
+  assert.equal(call().optionMark, first, 'kept within the interval');
+  // A snapshot taken mid-interval restores the kept mark and the same appHash.
+  const restored = decodeSnapshot(encodeSnapshot(h.ex));
+  assert.deepEqual(restored.appHash, h.ex.appHash);
+  const kept = restored.state.marketByName.get(CALL)!.optionMark!;
+  assert.deepEqual(kept, first);
+  // The next block that enters a new second marks again from the moved index.
+  h.block([], 1_000);
+  const second = call().optionMark!;
+  assert.notEqual(second, first);
+  assert.ok(second.markQuote > first.markQuote, 'a call gains when the forward rises');
+  // Without the interval, the same blocks mark every block.
+  const every = harness();
+  every.block([], MINUTE_MS);
+  const before = every.ex.state.marketByName.get(CALL)!.optionMark;
+  every.oracle = { ...every.oracle, BTC: btc + 500n * USDC };
+  every.block([], 100);
+  assert.notEqual(every.ex.state.marketByName.get(CALL)!.optionMark, before);
+});
+
+test('a mark interval is validated and changes the genesis format (4) only when set', () => {
+  const g = dailyListingGenesis(START_MS);
+  assert.equal(encodeGenesis(g)[0], 3);
+  for (const bad of [0, -1, 1.5, 60_001]) {
+    const b = dailyListingGenesis(START_MS);
+    b.listing!.markIntervalMs = bad;
+    assert.throws(() => encodeGenesis(b), /markIntervalMs/);
+  }
+  g.listing!.markIntervalMs = 1_000;
+  const bytes = encodeGenesis(g);
+  assert.equal(bytes[0], 4);
+  assert.deepEqual(decodeGenesis(bytes), g);
 });

@@ -63,25 +63,43 @@ export interface OptionMark {
 /** Mark and greeks of a live option; an option at or past expiry is marked at its intrinsic value. */
 export function optionMark(input: OptionMarkInput): OptionMark {
   assert(input.forwardQuote > 0n && input.strikeQuote > 0n, 'forward and strike are positive');
-  const forward = quoteToWad(input.forwardQuote);
-  const strike = quoteToWad(input.strikeQuote);
   const t = timeYearsWad(input.nowMs, input.expiryMs);
-  const vol = sviImpliedVol(input.svi, forward, strike, t);
-  const discount = exp(-divBig(input.rateWad * t, SCALE, 'halfEven'));
-  const spot = divBig(forward * discount, SCALE, 'halfEven');
-  const greeks = blackScholes({
-    spot,
-    strike,
-    timeYears: t,
-    rate: input.rateWad,
-    isCall: input.isCall,
-    vol,
-  });
+  const vol = sviImpliedVol(
+    input.svi,
+    quoteToWad(input.forwardQuote),
+    quoteToWad(input.strikeQuote),
+    t,
+  );
   if (input.expiryMs <= input.nowMs) {
+    const greeks = optionMarkAtVol(input, t, vol).greeks;
     const intrinsic = input.isCall
       ? input.forwardQuote - input.strikeQuote
       : input.strikeQuote - input.forwardQuote;
     return { markQuote: intrinsic > 0n ? intrinsic : 0n, ivWad: vol, timeYearsWad: t, greeks };
   }
-  return { markQuote: wadToQuote(greeks.price), ivWad: vol, timeYearsWad: t, greeks };
+  return optionMarkAtVol(input, t, vol);
+}
+
+/**
+ * The mark and greeks at a given time to expiry and volatility: the part of
+ * optionMark after the smile. A mark kept in the state (a genesis
+ * markIntervalMs) stores its forward, time and volatility and is rebuilt
+ * from them with this, to the same bytes.
+ */
+export function optionMarkAtVol(
+  input: Pick<OptionMarkInput, 'forwardQuote' | 'strikeQuote' | 'isCall' | 'rateWad'>,
+  timeYears: bigint,
+  volWad: bigint,
+): OptionMark {
+  const discount = exp(-divBig(input.rateWad * timeYears, SCALE, 'halfEven'));
+  const spot = divBig(quoteToWad(input.forwardQuote) * discount, SCALE, 'halfEven');
+  const greeks = blackScholes({
+    spot,
+    strike: quoteToWad(input.strikeQuote),
+    timeYears,
+    rate: input.rateWad,
+    isCall: input.isCall,
+    vol: volWad,
+  });
+  return { markQuote: wadToQuote(greeks.price), ivWad: volWad, timeYearsWad: timeYears, greeks };
 }

@@ -357,10 +357,10 @@ test('without triggers a market trades at any price, as before', () => {
   assert.equal(btc(h).auction, null);
 });
 
-test('triggers are validated and round-trip in genesis format 3', () => {
+test('triggers are validated and round-trip in the genesis sections (format 3, or 4 with a mark interval)', () => {
   const g = genesis();
   const bytes = encodeGenesis(g);
-  assert.equal(bytes[0], 3);
+  assert.equal(bytes[0], g.listing?.markIntervalMs === undefined ? 3 : 4);
   assert.deepEqual(decodeGenesis(bytes), g);
   for (const bad of [
     { horizonMs: 0, maxMoveBps: 500, auctionMs: 1_000 },
