@@ -5,7 +5,15 @@
 import type { Reader, Writer } from '../codec/wire.ts';
 import { DecodeError, IVARINT_MAX, IVARINT_MIN } from '../codec/wire.ts';
 import { fromHex } from '../lib/bytes.ts';
-import { AGENTS_PER_ADDRESS_MAX, LISTED_MARKETS_MAX, STRING_BYTES_MAX } from '../lib/limits.ts';
+import {
+  AGENTS_PER_ADDRESS_MAX,
+  LISTED_MARKETS_MAX,
+  MATH_TIME_YEARS_WAD_MAX,
+  MATH_TIME_YEARS_WAD_MIN,
+  MATH_VOL_WAD_MAX,
+  MATH_VOL_WAD_MIN,
+  STRING_BYTES_MAX,
+} from '../lib/limits.ts';
 import type { RestingOrder } from './book/index.ts';
 import { STP_MODES } from './book/index.ts';
 import { bytesKey } from './keys.ts';
@@ -150,8 +158,15 @@ export function readMarketState(r: Reader, m: MarketState, f: string): void {
       const timeYearsWad = r.uvarintBig(`${f}.optionMark.timeYearsWad`, WAD_BITS);
       const ivWad = r.uvarintBig(`${f}.optionMark.ivWad`, WAD_BITS);
       const option = m.instrument as Extract<Instrument, { kind: 'option' }>;
-      if (m.forwardQuote <= 0n || timeYearsWad <= 0n || ivWad <= 0n) {
-        throw new DecodeError(`${f}.optionMark`, 'forward, time and volatility must be positive');
+      // optionMark only ever keeps values in the math module's ranges (it clamps them).
+      if (
+        m.forwardQuote <= 0n ||
+        timeYearsWad < MATH_TIME_YEARS_WAD_MIN ||
+        timeYearsWad > MATH_TIME_YEARS_WAD_MAX ||
+        ivWad < MATH_VOL_WAD_MIN ||
+        ivWad > MATH_VOL_WAD_MAX
+      ) {
+        throw new DecodeError(`${f}.optionMark`, 'forward, time or volatility out of range');
       }
       m.optionMark = optionMarkAtVol(
         {

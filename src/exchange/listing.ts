@@ -185,7 +185,11 @@ export function markOptions(state: ExchangeState, previousMs: number | null): vo
       m.optionMark = null;
       continue;
     }
-    if (!due && m.optionMark !== null) continue;
+    if (!due && m.optionMark !== null) {
+      // The kept mark is also the option's index (the block set the underlying's price there).
+      m.indexTicks = m.markTicks;
+      continue;
+    }
     const option = m.instrument as Extract<Instrument, { kind: 'option' }>;
     const mark = optionMark({
       forwardQuote: forward,

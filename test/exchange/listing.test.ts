@@ -241,6 +241,7 @@ test('with a mark interval, options are marked once per interval of block time, 
   h.oracle = { ...h.oracle, BTC: btc + 500n * USDC };
   h.block([], 100);
   assert.equal(call().optionMark, first, 'kept within the interval');
+  assert.equal(call().indexTicks, call().markTicks, "a kept mark is also the option's index");
   // A snapshot taken mid-interval restores the kept mark and the same appHash.
   const restored = decodeSnapshot(encodeSnapshot(h.ex));
   assert.deepEqual(restored.appHash, h.ex.appHash);
@@ -272,4 +273,53 @@ test('a mark interval is validated and changes the genesis format (4) only when 
   const bytes = encodeGenesis(g);
   assert.equal(bytes[0], 4);
   assert.deepEqual(decodeGenesis(bytes), g);
+});
+
+test('within a mark interval a market order on an option is bounded by its kept mark, as with a mark every block', () => {
+  for (const markIntervalMs of [undefined, 1_000]) {
+    const g = dailyListingGenesis(START_MS);
+    if (markIntervalMs !== undefined) g.listing!.markIntervalMs = markIntervalMs;
+    const h = new Harness(g);
+    h.smiles = [
+      { underlying: 'BTC', expiryMs: EXPIRY_MS, svi: FLAT },
+      { underlying: 'ETH', expiryMs: EXPIRY_MS, svi: FLAT },
+    ];
+    h.fund(alice, 100_000n * USDC);
+    h.fund(bob, 100_000n * USDC);
+    h.block([], MINUTE_MS);
+    const call = h.ex.state.marketByName.get(CALL)!;
+    // A bid at the mark rests; 100 ms later (same second) a market sell takes it.
+    assert.ok(h.one(alice, limit(CALL, 'buy', call.markTicks, 1)).actions[0]!.ok);
+    const sell = h.block(
+      [
+        h.tx(bob, {
+          ...limit(CALL, 'sell', 0, 1),
+          type: 'market',
+          priceTicks: undefined,
+          timeInForce: 'IOC',
+        }),
+      ],
+      100,
+    ).results[0]!;
+    assert.ok(sell.ok, `interval ${markIntervalMs}`);
+    const action = sell.actions[0]!;
+    assert.ok(action.ok && action.kind === 'placeOrder');
+    assert.equal(action.order!.filledLots, 1, `interval ${markIntervalMs}`);
+  }
+});
+
+test('a snapshot whose kept option mark is out of the math range is refused as a decode error', () => {
+  const g = dailyListingGenesis(START_MS);
+  g.listing!.markIntervalMs = 1_000;
+  const h = new Harness(g);
+  h.smiles = [{ underlying: 'BTC', expiryMs: EXPIRY_MS, svi: FLAT }];
+  h.block([], MINUTE_MS);
+  const call = h.ex.state.marketByName.get(CALL)!;
+  const honest = call.optionMark!;
+  for (const bad of [{ ivWad: 10n ** 24n }, { ivWad: 1n }, { timeYearsWad: 1n }]) {
+    call.optionMark = { ...honest, ...bad };
+    assert.throws(() => decodeSnapshot(encodeSnapshot(h.ex)), /optionMark.*out of range/);
+  }
+  call.optionMark = honest;
+  assert.deepEqual(decodeSnapshot(encodeSnapshot(h.ex)).appHash, h.ex.appHash);
 });

@@ -112,8 +112,10 @@ function keyFor(seed: number, role: string, i: number): KeyPair {
  * (its templates and margin grid unchanged): per underlying the next daily
  * and the monthly with its dated future, strikes within ±7% of the index
  * (5 per expiry, each a call and a put), because the state machine marks
- * every live option every block and revalues every held one under 40
- * scenarios. `listing` false drops it: a perpetuals-only state.
+ * every live option (every block, or once a second with the devnet's mark
+ * interval: the same with the stress run's one-second blocks) and revalues
+ * every held one under 40 scenarios. `listing` false drops it: a
+ * perpetuals-only state.
  */
 export function generateGenesis(seed: number, insuranceQuote: bigint, listing = true): Genesis {
   const { listing: devnet, ...genesis } = devnetGenesis([keyFor(seed, 'validator', 0).publicKey]);
