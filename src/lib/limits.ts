@@ -411,12 +411,6 @@ export const OPTION_MARK_INTERVAL_MS_MAX = 60_000;
  * validator's CPU under load).
  */
 export const OPTION_MARK_INTERVAL_MS_DEVNET = 1_000;
-/**
- * The WAL file grows in zero-filled chunks of this size ahead of its records,
- * so that a vote's fdatasync flushes data only, not a new file length
- * (record_log.ts, "Preallocation").
- */
-export const WAL_PREALLOCATE_BYTES = 1024 * 1024;
 /** Largest stored per-block results record (a full block of batch results with fills). */
 export const STORED_RESULTS_BYTES_MAX = 64 * 1024 * 1024;
 /**

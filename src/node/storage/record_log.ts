@@ -12,19 +12,10 @@
 //
 // The only damage open() repairs is at the end of the file, where a crash
 // mid-append leaves it: an incomplete record, a last record whose payload
-// fails its checksum (with nothing but zeros after it), or a zero-filled
-// tail. It truncates that tail. Damage anywhere else (a bad record with
-// non-zero bytes after it) is StorageCorrupt naming the file and offset:
-// records after it were acknowledged, so guessing past it could lose or
-// invent history.
-//
-// Preallocation (the WAL's option): the file is extended in zero-filled
-// chunks ahead of the records, so an append overwrites blocks the file
-// already has. Then fdatasync flushes only the data, not the file's size
-// (no filesystem journal commit per sync), which on ext4 made a sync about
-// twice as fast, and keeps the validators' syncs from queueing behind one
-// another's journal commits. A zero tail is then normal, not damage: open()
-// keeps it and reports nothing cut.
+// fails its checksum, or a zero-filled tail. It truncates that tail. Damage
+// anywhere else (a bad record with bytes after it) is StorageCorrupt naming
+// the file and offset: records after it were acknowledged, so guessing past
+// it could lose or invent history.
 
 import {
   closeSync,
@@ -66,8 +57,6 @@ export interface RecordLogOptions {
    * payloads are checked when read).
    */
   readonly verifyPayloads: boolean;
-  /** Extend the file in zero-filled chunks of this many bytes ahead of the records (0: no). */
-  readonly preallocateBytes?: number;
 }
 
 export interface OpenedRecordLog {
@@ -160,16 +149,10 @@ function replaceFile(path: string, header: Uint8Array, body: Uint8Array[]): void
  */
 export const recordLogSyncs = { foreground: 0, background: 0 };
 
-/** Zeros written to extend a preallocated file; grown on demand, shared. */
-let zeros = Buffer.alloc(0);
-
 export class RecordLog {
   readonly path: string;
   private fd: number;
   private sizeBytes: number;
-  /** The file's length: sizeBytes plus the zero-filled space preallocated after the records. */
-  private allocatedBytes: number;
-  private readonly preallocateBytes: number;
   private failed = false;
   /** Appends so far, and how many of them a finished sync (in the foreground or background) covers. */
   private appendedCount = 0;
@@ -183,18 +166,10 @@ export class RecordLog {
   private readonly magic: string;
   private readonly recordBytesMax: number;
 
-  constructor(
-    path: string,
-    fd: number,
-    sizeBytes: number,
-    options: RecordLogOptions,
-    allocatedBytes = sizeBytes,
-  ) {
+  constructor(path: string, fd: number, sizeBytes: number, options: RecordLogOptions) {
     this.path = path;
     this.fd = fd;
     this.sizeBytes = sizeBytes;
-    this.allocatedBytes = allocatedBytes;
-    this.preallocateBytes = options.preallocateBytes ?? 0;
     this.magic = options.magic;
     this.recordBytesMax = options.recordBytesMax;
   }
@@ -216,10 +191,8 @@ export class RecordLog {
       );
     }
     const offset = this.sizeBytes;
-    const record = encodeRecord(payload);
     try {
-      if (offset + record.length > this.allocatedBytes) this.extend(offset + record.length);
-      writeAll(this.fd, record, offset);
+      writeAll(this.fd, encodeRecord(payload), offset);
     } catch (error) {
       this.failed = true;
       throw ioFailed(this.path, error);
@@ -228,25 +201,6 @@ export class RecordLog {
     this.appendedCount++;
     if (sync) this.sync();
     return { offset, length: payload.length };
-  }
-
-  /**
-   * Grows the file with zeros to whole chunks past `toBytes` (without
-   * preallocation, nothing: the append itself grows it). The next sync makes
-   * the new length durable along with the record.
-   */
-  private extend(toBytes: number): void {
-    if (this.preallocateBytes <= 0) {
-      this.allocatedBytes = toBytes;
-      return;
-    }
-    const chunks = Math.ceil((toBytes - this.allocatedBytes) / this.preallocateBytes);
-    const grown = this.allocatedBytes + chunks * this.preallocateBytes;
-    if (zeros.length < this.preallocateBytes) zeros = Buffer.alloc(this.preallocateBytes);
-    for (let at = this.allocatedBytes; at < grown; at += this.preallocateBytes) {
-      writeAll(this.fd, zeros.subarray(0, this.preallocateBytes), at);
-    }
-    this.allocatedBytes = grown;
   }
 
   sync(): void {
@@ -318,7 +272,6 @@ export class RecordLog {
       throw ioFailed(this.path, error);
     }
     this.sizeBytes = FILE_HEADER_BYTES + kept.length;
-    this.allocatedBytes = this.sizeBytes;
     // replaceFile synced the new file whole.
     this.durableCount = this.appendedCount;
     return fromOffset - FILE_HEADER_BYTES;
@@ -360,26 +313,11 @@ function checkRecord(bytes: Uint8Array, length: number): string | null {
 }
 
 function isZeroTail(fd: number, from: number, to: number): boolean {
-  // A record header is never zero, so the first small read answers most calls.
-  for (let at = from; at < to;) {
-    const chunkBytes = Math.min(at === from ? RECORD_HEADER_BYTES : ZERO_SCAN_CHUNK_BYTES, to - at);
-    const chunk = readExactly(fd, chunkBytes, at);
+  for (let at = from; at < to; at += ZERO_SCAN_CHUNK_BYTES) {
+    const chunk = readExactly(fd, Math.min(ZERO_SCAN_CHUNK_BYTES, to - at), at);
     for (let i = 0; i < chunk.length; i++) if (chunk[i] !== 0) return false;
-    at += chunkBytes;
   }
   return true;
-}
-
-/** Where the run of zeros that ends the range [from, to) starts (`to` if the last byte is not zero). */
-function zeroTailStart(fd: number, from: number, to: number): number {
-  let at = to;
-  while (at > from) {
-    const start = Math.max(from, at - ZERO_SCAN_CHUNK_BYTES);
-    const chunk = readExactly(fd, at - start, start);
-    for (let i = chunk.length - 1; i >= 0; i--) if (chunk[i] !== 0) return start + i + 1;
-    at = start;
-  }
-  return from;
 }
 
 interface Scan {
@@ -392,14 +330,12 @@ function scan(fd: number, path: string, size: number, options: RecordLogOptions)
   const records: RecordRef[] = [];
   const corrupt = (offset: number, reason: string): StorageError =>
     new StorageError('StorageCorrupt', path, offset, reason);
-  const preallocated = (options.preallocateBytes ?? 0) > 0;
   let offset = FILE_HEADER_BYTES;
   while (offset < size) {
     if (size - offset < RECORD_HEADER_BYTES) break;
     const header = Buffer.from(readExactly(fd, RECORD_HEADER_BYTES, offset));
     if (crc32(header.subarray(0, 8)) !== header.readUInt32BE(8)) {
-      // Torn inside its header: nothing of the file after the header was written.
-      if (isZeroTail(fd, offset + RECORD_HEADER_BYTES, size)) break;
+      if (isZeroTail(fd, offset, size)) break;
       throw corrupt(offset, 'record header fails its checksum, and data follows it');
     }
     const length = header.readUInt32BE(0);
@@ -408,12 +344,10 @@ function scan(fd: number, path: string, size: number, options: RecordLogOptions)
     }
     const end = offset + RECORD_HEADER_BYTES + length;
     if (end > size) break;
-    // The last record's payload is always checked: a torn append leaves it
-    // bad, followed by the end of the file or by preallocated zeros.
-    if (options.verifyPayloads || end === size || (preallocated && isZeroTail(fd, end, size))) {
+    if (options.verifyPayloads || end === size) {
       const payload = readExactly(fd, length, offset + RECORD_HEADER_BYTES);
       if (crc32(payload) !== header.readUInt32BE(4)) {
-        if (isZeroTail(fd, end, size)) break;
+        if (end === size) break;
         throw corrupt(offset, 'record payload fails its checksum, and records follow it');
       }
     }
@@ -446,18 +380,12 @@ export function openRecordLog(path: string, options: RecordLogOptions, base = 0)
     const size = fstatSync(fd).size;
     const fileBase = readHeader(fd, path, size, options.magic);
     const { records, end } = scan(fd, path, size, options);
-    // Zeros after the records of a preallocated file are its free space: only
-    // the bytes before them (a torn record) count as cut.
-    const preallocated = (options.preallocateBytes ?? 0) > 0;
-    const tornEnd = preallocated ? zeroTailStart(fd, end, size) : size;
-    if (tornEnd === end) {
-      const log = new RecordLog(path, fd, end, options, size);
-      return { log, records, base: fileBase, truncatedBytes: 0 };
+    if (end < size) {
+      ftruncateSync(fd, end);
+      fsyncSync(fd);
     }
-    ftruncateSync(fd, end);
-    fsyncSync(fd);
     const log = new RecordLog(path, fd, end, options);
-    return { log, records, base: fileBase, truncatedBytes: tornEnd - end };
+    return { log, records, base: fileBase, truncatedBytes: size - end };
   } catch (error) {
     closeSync(fd);
     throw error;

@@ -3,7 +3,7 @@
 // the checkpoint record itself, so the copy is small) and renames it into place.
 
 import { assert } from '../../lib/assert.ts';
-import { WAL_PREALLOCATE_BYTES, WAL_RECORD_BYTES_MAX } from '../../lib/limits.ts';
+import { WAL_RECORD_BYTES_MAX } from '../../lib/limits.ts';
 import type { RecordLog, RecordRef } from './record_log.ts';
 import { openRecordLog } from './record_log.ts';
 import type { Wal } from './types.ts';
@@ -70,7 +70,6 @@ export function openWal(path: string): OpenedWal {
     magic: 'ZWAL',
     recordBytesMax: WAL_RECORD_BYTES_MAX,
     verifyPayloads: true,
-    preallocateBytes: WAL_PREALLOCATE_BYTES,
   });
   return {
     wal: new FileWal(opened.log, opened.base, opened.records),

@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSyn
 import { appendFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { WAL_PREALLOCATE_BYTES, WAL_RECORD_BYTES_MAX } from '../../../src/lib/limits.ts';
+import { WAL_RECORD_BYTES_MAX } from '../../../src/lib/limits.ts';
 import { StorageError, openWal } from '../../../src/node/storage/index.ts';
 import { FILE_HEADER_BYTES, RECORD_HEADER_BYTES } from '../../../src/node/storage/record_log.ts';
 
@@ -21,10 +21,7 @@ function withDir(body: (dir: string) => void): void {
   }
 }
 
-/**
- * Writes `n` records to a fresh WAL and returns the offset of each record and
- * where the records end (`size`); the file goes on with preallocated zeros.
- */
+/** Writes `n` records to a fresh WAL and returns the offset of each record and the file's size. */
 function writeWal(path: string, n: number): { offsets: number[]; size: number } {
   const { wal } = openWal(path);
   const offsets: number[] = [];
@@ -35,20 +32,8 @@ function writeWal(path: string, n: number): { offsets: number[]; size: number } 
     offset += RECORD_HEADER_BYTES + record(i).length;
   }
   wal.close();
-  assert.equal(statSync(path).size, FILE_HEADER_BYTES + WAL_PREALLOCATE_BYTES, 'one chunk');
-  assert.ok(
-    readFileSync(path)
-      .subarray(offset)
-      .every((b) => b === 0),
-    'zeros after the records',
-  );
+  assert.equal(statSync(path).size, offset);
   return { offsets, size: offset };
-}
-
-/** The number of bytes in [from, to) up to the last non-zero one. */
-function nonZeroSpan(bytes: Uint8Array, from: number, to: number): number {
-  for (let i = to - 1; i >= from; i--) if (bytes[i] !== 0) return i + 1 - from;
-  return 0;
 }
 
 test('a torn last record, cut at every byte offset, is truncated and every record before it is intact', () =>
@@ -62,8 +47,7 @@ test('a torn last record, cut at every byte offset, is truncated and every recor
       writeFileSync(path, pristine);
       truncateSync(path, cut);
       const { wal, truncatedBytes } = openWal(path);
-      // Zeros at the end of what is left count as preallocated space, not as cut.
-      assert.equal(truncatedBytes, nonZeroSpan(pristine, last, cut), `cut at ${cut}`);
+      assert.equal(truncatedBytes, cut - last, `cut at ${cut}`);
       assert.deepEqual(
         wal.readAll(),
         Array.from({ length: n - 1 }, (_, i) => record(i)),
@@ -78,38 +62,12 @@ test('a torn last record, cut at every byte offset, is truncated and every recor
     }
   }));
 
-test('a torn last record inside the preallocated space (the rest of it zeros) is cut off at every byte offset', () =>
-  withDir((dir) => {
-    const path = join(dir, 'wal.log');
-    const n = 6;
-    const { offsets, size } = writeWal(path, n);
-    const pristine = readFileSync(path);
-    const last = offsets[n - 1]!;
-    for (let cut = last; cut < size; cut++) {
-      const bytes = Buffer.from(pristine);
-      bytes.fill(0, cut, size);
-      writeFileSync(path, bytes);
-      const { wal, truncatedBytes } = openWal(path);
-      assert.equal(truncatedBytes, nonZeroSpan(bytes, last, cut), `cut at ${cut}`);
-      assert.deepEqual(
-        wal.readAll(),
-        Array.from({ length: n - 1 }, (_, i) => record(i)),
-      );
-      assert.equal(wal.append(record(100), true), n - 1);
-      wal.close();
-      const again = openWal(path);
-      assert.equal(again.truncatedBytes, 0);
-      assert.deepEqual(again.wal.readAll().at(-1), record(100));
-      again.wal.close();
-    }
-  }));
-
 test('a last record whose payload fails its checksum is a torn tail, cut off', () =>
   withDir((dir) => {
     const path = join(dir, 'wal.log');
     const { offsets, size } = writeWal(path, 4);
     const bytes = readFileSync(path);
-    bytes[offsets[3]! + RECORD_HEADER_BYTES]! ^= 0x01;
+    bytes[size - 1]! ^= 0x01;
     writeFileSync(path, bytes);
     const { wal, truncatedBytes } = openWal(path);
     assert.equal(truncatedBytes, size - offsets[3]!);
@@ -117,36 +75,16 @@ test('a last record whose payload fails its checksum is a torn tail, cut off', (
     wal.close();
   }));
 
-test('a zero-filled tail is free space: kept, nothing reported cut, appends land after the records', () =>
+test('a zero-filled tail (space allocated, data never written) is cut off', () =>
   withDir((dir) => {
     const path = join(dir, 'wal.log');
     const { size } = writeWal(path, 3);
     appendFileSync(path, new Uint8Array(4096));
     const { wal, truncatedBytes } = openWal(path);
-    assert.equal(truncatedBytes, 0);
+    assert.equal(truncatedBytes, 4096);
     assert.equal(wal.readAll().length, 3);
-    assert.equal(statSync(path).size, FILE_HEADER_BYTES + WAL_PREALLOCATE_BYTES + 4096);
-    wal.append(record(9), true);
     wal.close();
-    const bytes = readFileSync(path);
-    assert.equal(bytes.readUInt32BE(size), record(9).length, 'the record follows the others');
-    const again = openWal(path);
-    assert.deepEqual(again.wal.readAll(), [record(0), record(1), record(2), record(9)]);
-    again.wal.close();
-  }));
-
-test('the file grows by whole preallocated chunks as records pass its end', () =>
-  withDir((dir) => {
-    const path = join(dir, 'wal.log');
-    const { wal } = openWal(path);
-    const big = new Uint8Array(300 * 1024).fill(7);
-    for (let i = 0; i < 4; i++) wal.append(big, i === 3);
-    assert.equal(statSync(path).size, FILE_HEADER_BYTES + 2 * WAL_PREALLOCATE_BYTES);
-    wal.close();
-    const again = openWal(path);
-    assert.equal(again.truncatedBytes, 0);
-    assert.equal(again.wal.readAll().length, 4);
-    again.wal.close();
+    assert.equal(statSync(path).size, size);
   }));
 
 test('a flipped byte anywhere in a middle record refuses to open, naming the file and the offset', () =>
