@@ -328,6 +328,16 @@ export class StateSyncer {
         `snapshot ${h} restores to appHash ${toHex(restored.appHash)}, the certified header of ${h + 1} says ${toHex(expected)}`,
       );
     }
+    // On the genesis path the sets after h are the genesis set's: a jailing at
+    // h or h − 1 (out of the sets from h + 1 or h + 2 on) would pass the
+    // certificate check above and stall the replica at h + 2.
+    const jailings = restored.validatorUpdates ?? [];
+    if (chain === null && jailings.length > 0) {
+      throw new SyncError(
+        'UntrustedValidators',
+        `snapshot ${h}: the validator set changed at height ${jailings[0]!.height}; state sync needs a trusted block`,
+      );
+    }
     if (chain !== null) {
       trusted = verifyTrustedChain(
         this.options.consensusGenesis,
