@@ -20,8 +20,11 @@ const PUT = 'BTC-2MAR26-49000-P';
 /** A flat smile: total variance for 50% volatility over eight hours. */
 const FLAT = { a: 228_000_000_000_000n, b: 0n, rho: 0n, m: 0n, sigma: 100_000_000_000_000_000n };
 
-function harness(): Harness {
-  const h = new Harness(dailyListingGenesis(START_MS));
+/** The daily listing with flat smiles; with `markIntervalMs`, options are marked once per interval. */
+function harness(markIntervalMs?: number): Harness {
+  const g = dailyListingGenesis(START_MS);
+  if (markIntervalMs !== undefined) g.listing!.markIntervalMs = markIntervalMs;
+  const h = new Harness(g);
   h.smiles = [
     { underlying: 'BTC', expiryMs: EXPIRY_MS, svi: FLAT },
     { underlying: 'ETH', expiryMs: EXPIRY_MS, svi: FLAT },
@@ -225,13 +228,7 @@ test('property: random trades in futures and options settle with collateral cons
 });
 
 test('with a mark interval, options are marked once per interval of block time, and their marks are state', () => {
-  const g = dailyListingGenesis(START_MS);
-  g.listing!.markIntervalMs = 1_000;
-  const h = new Harness(g);
-  h.smiles = [
-    { underlying: 'BTC', expiryMs: EXPIRY_MS, svi: FLAT },
-    { underlying: 'ETH', expiryMs: EXPIRY_MS, svi: FLAT },
-  ];
+  const h = harness(1_000);
   h.block([], MINUTE_MS);
   const call = () => h.ex.state.marketByName.get(CALL)!;
   const first = call().optionMark;
@@ -277,13 +274,7 @@ test('a mark interval is validated and changes the genesis format (4) only when 
 
 test('within a mark interval a market order on an option is bounded by its kept mark, as with a mark every block', () => {
   for (const markIntervalMs of [undefined, 1_000]) {
-    const g = dailyListingGenesis(START_MS);
-    if (markIntervalMs !== undefined) g.listing!.markIntervalMs = markIntervalMs;
-    const h = new Harness(g);
-    h.smiles = [
-      { underlying: 'BTC', expiryMs: EXPIRY_MS, svi: FLAT },
-      { underlying: 'ETH', expiryMs: EXPIRY_MS, svi: FLAT },
-    ];
+    const h = harness(markIntervalMs);
     h.fund(alice, 100_000n * USDC);
     h.fund(bob, 100_000n * USDC);
     h.block([], MINUTE_MS);
@@ -309,10 +300,7 @@ test('within a mark interval a market order on an option is bounded by its kept 
 });
 
 test('a snapshot whose kept option mark is out of the math range is refused as a decode error', () => {
-  const g = dailyListingGenesis(START_MS);
-  g.listing!.markIntervalMs = 1_000;
-  const h = new Harness(g);
-  h.smiles = [{ underlying: 'BTC', expiryMs: EXPIRY_MS, svi: FLAT }];
+  const h = harness(1_000);
   h.block([], MINUTE_MS);
   const call = h.ex.state.marketByName.get(CALL)!;
   const honest = call.optionMark!;

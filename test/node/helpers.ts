@@ -17,7 +17,14 @@ import type {
 import type { KeyPair } from '../../src/crypto/index.ts';
 import { keyPairFromSeed, sha256, sign, verify } from '../../src/crypto/index.ts';
 import { concatBytes, utf8 } from '../../src/lib/bytes.ts';
+import type { Genesis as ExchangeGenesis } from '../../src/exchange/index.ts';
+import { toHex } from '../../src/lib/bytes.ts';
 import type { NodeApplication } from '../../src/node/loop.ts';
+import { MemoryHub } from '../../src/node/network.ts';
+import type { MemoryNetwork } from '../../src/node/network.ts';
+import { ZommaNode } from '../../src/node/node.ts';
+import { openStorage } from '../../src/node/storage/index.ts';
+import type { FileStorage, Storage } from '../../src/node/storage/index.ts';
 
 export const FAST_TIMEOUTS: TimeoutConfig = {
   proposeMs: 400,
@@ -109,4 +116,59 @@ export function waitFor(check: () => boolean, timeoutMs: number, what: string): 
     };
     poll();
   });
+}
+
+/** How much the validators of memoryValidators keep, and their pause after a commit. */
+export interface MemoryRetention {
+  readonly snapshotsKept: number;
+  readonly blocksKept: number;
+  readonly commitPauseMs: number;
+}
+
+/**
+ * The validators of `genesis` (one per key) on an in-memory network, each on
+ * its own storage under `dir`, taking snapshots every 4 heights; validator
+ * 0's appHash by height goes to `hashes`. `nodeOf` builds one more node the
+ * same way (a full node with key null). Not started.
+ */
+export function memoryValidators(
+  dir: string,
+  keys: readonly KeyPair[],
+  genesis: ExchangeGenesis,
+  consensusGenesis: Genesis,
+  retention: MemoryRetention,
+): {
+  hub: MemoryHub;
+  storages: FileStorage[];
+  hashes: Map<number, string>;
+  nodeOf: (key: KeyPair | null, storage: Storage, network: MemoryNetwork) => ZommaNode;
+  validators: ZommaNode[];
+} {
+  const hub = new MemoryHub();
+  const storages: FileStorage[] = [];
+  const hashes = new Map<number, string>();
+  const nodeOf = (key: KeyPair | null, storage: Storage, network: MemoryNetwork) =>
+    new ZommaNode({
+      genesis,
+      consensusGenesis,
+      key,
+      storage,
+      network,
+      prices: null,
+      timeouts: FAST_TIMEOUTS,
+      snapshotEveryHeights: 4,
+      ...retention,
+    });
+  const validators = keys.map((key, i) => {
+    const storage = openStorage(`${dir}/v${i}`);
+    storages.push(storage);
+    const node = nodeOf(key, storage, hub.join(toHex(key.publicKey)));
+    if (i === 0) {
+      node.subscribe((b) =>
+        hashes.set(b.executed.block.header.height, toHex(b.executed.result.appHash)),
+      );
+    }
+    return node;
+  });
+  return { hub, storages, hashes, nodeOf, validators };
 }

@@ -5,14 +5,14 @@ import { toHex } from '../../src/lib/bytes.ts';
 import { ExchangeApp } from '../../src/node/app.ts';
 import { CHANNEL, unframe } from '../../src/node/framing.ts';
 import { MemoryHub } from '../../src/node/network.ts';
-import type { MemoryNetwork } from '../../src/node/network.ts';
-import { ZommaNode, consensusGenesisOf } from '../../src/node/node.ts';
+import { consensusGenesisOf } from '../../src/node/node.ts';
+import type { ZommaNode } from '../../src/node/node.ts';
 import { SignatureCache } from '../../src/node/mempool/sigcache.ts';
 import { openStorage } from '../../src/node/storage/index.ts';
-import type { FileStorage, Storage } from '../../src/node/storage/index.ts';
+import type { Storage } from '../../src/node/storage/index.ts';
 import { StateSyncer, SyncError, isEmptyStorage, saveSynced } from '../../src/node/sync.ts';
 import { SyncServer } from '../../src/node/sync_server.ts';
-import { FAST_TIMEOUTS, tempDir, testKey, verifierFor, waitFor } from './helpers.ts';
+import { memoryValidators, tempDir, testKey, verifierFor, waitFor } from './helpers.ts';
 
 test('a new full node state-syncs from pruned validators, then follows with the same appHash; a tampered snapshot is refused', async () => {
   const tmp = tempDir('zomma-sync-');
@@ -27,34 +27,13 @@ test('a new full node state-syncs from pruned validators, then follows with the 
     nowMs: () => Date.now(),
   };
   const restore = (bytes: Uint8Array) => ExchangeApp.fromSnapshot(appOptions, bytes);
-  const hub = new MemoryHub();
-  const storages: FileStorage[] = [];
-  const hashes = new Map<number, string>();
-  const nodeOf = (key: (typeof keys)[number] | null, storage: Storage, network: MemoryNetwork) =>
-    new ZommaNode({
-      genesis,
-      consensusGenesis,
-      key,
-      storage,
-      network,
-      prices: null,
-      timeouts: FAST_TIMEOUTS,
-      snapshotEveryHeights: 4,
-      snapshotsKept: 2,
-      blocksKept: 10,
-      commitPauseMs: 100,
-    });
-  const validators = keys.map((key, i) => {
-    const storage = openStorage(`${tmp.dir}/v${i}`);
-    storages.push(storage);
-    const node = nodeOf(key, storage, hub.join(toHex(key.publicKey)));
-    if (i === 0) {
-      node.subscribe((b) =>
-        hashes.set(b.executed.block.header.height, toHex(b.executed.result.appHash)),
-      );
-    }
-    return node;
-  });
+  const { hub, storages, hashes, nodeOf, validators } = memoryValidators(
+    tmp.dir,
+    keys,
+    genesis,
+    consensusGenesis,
+    { snapshotsKept: 2, blocksKept: 10, commitPauseMs: 100 },
+  );
   const nodes: ZommaNode[] = [...validators];
   try {
     for (const node of validators) await node.start();

@@ -18,12 +18,11 @@ import { devnetGenesis } from '../../src/exchange/index.ts';
 import { compareBytes, toHex } from '../../src/lib/bytes.ts';
 import { CHANNEL, frame, unframe } from '../../src/node/framing.ts';
 import { loadCommitted } from '../../src/node/loop.ts';
-import { MemoryHub } from '../../src/node/network.ts';
 import type { MemoryNetwork } from '../../src/node/network.ts';
-import { ZommaNode, consensusGenesisOf } from '../../src/node/node.ts';
+import { consensusGenesisOf } from '../../src/node/node.ts';
+import type { ZommaNode } from '../../src/node/node.ts';
 import { SignatureCache } from '../../src/node/mempool/sigcache.ts';
 import { openStorage } from '../../src/node/storage/index.ts';
-import type { FileStorage, Storage } from '../../src/node/storage/index.ts';
 import {
   StateSyncer,
   SyncError,
@@ -35,7 +34,7 @@ import {
 import type { StateSyncOptions, SyncedState } from '../../src/node/sync.ts';
 import type { TrustedBlock } from '../../src/node/sync_trust.ts';
 import { chainSetsAfter, exchangeRestorer, updateHistoryOf } from '../../src/node/sync_trust.ts';
-import { FAST_TIMEOUTS, tempDir, testKey, verifierFor, waitFor } from './helpers.ts';
+import { memoryValidators, tempDir, testKey, verifierFor, waitFor } from './helpers.ts';
 
 const keys = [0, 1, 2, 3].map(testKey);
 
@@ -86,35 +85,14 @@ test('after a validator is jailed, a new node state-syncs only from a trusted bl
     prices: null,
     nowMs: () => Date.now(),
   };
-  const hub = new MemoryHub();
-  const storages: FileStorage[] = [];
-  const hashes = new Map<number, string>();
-  const nodeOf = (key: KeyPair | null, storage: Storage, network: MemoryNetwork) =>
-    new ZommaNode({
-      genesis,
-      consensusGenesis,
-      key,
-      storage,
-      network,
-      prices: null,
-      timeouts: FAST_TIMEOUTS,
-      snapshotEveryHeights: 4,
-      // Three kept: the offers reach well below the newest block, which the trusted one is.
-      snapshotsKept: 3,
-      blocksKept: 16,
-      commitPauseMs: 150,
-    });
-  const validators = keys.map((key, i) => {
-    const storage = openStorage(`${tmp.dir}/v${i}`);
-    storages.push(storage);
-    const node = nodeOf(key, storage, hub.join(toHex(key.publicKey)));
-    if (i === 0) {
-      node.subscribe((b) =>
-        hashes.set(b.executed.block.header.height, toHex(b.executed.result.appHash)),
-      );
-    }
-    return node;
-  });
+  const { hub, storages, hashes, nodeOf, validators } = memoryValidators(
+    tmp.dir,
+    keys,
+    genesis,
+    consensusGenesis,
+    // Three kept: the offers reach well below the newest block, which the trusted one is.
+    { snapshotsKept: 3, blocksKept: 16, commitPauseMs: 150 },
+  );
   const nodes: ZommaNode[] = [...validators];
   const syncerOn = (network: MemoryNetwork, trustedBlock?: TrustedBlock): StateSyncer => {
     const options: StateSyncOptions = {
