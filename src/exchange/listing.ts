@@ -183,6 +183,10 @@ export function markOptions(state: ExchangeState, previousMs: number | null): vo
     if (restoring) continue;
     if (smile === undefined || forward <= 0n || m.expiryMs <= state.timeMs) {
       m.optionMark = null;
+      // Without the interval the forward is not state (not in the leaf or the
+      // snapshot): forget it with the mark, so that a node restored here, which
+      // never had it, prices the option's short minimum from the same index.
+      if (interval === undefined) m.forwardQuote = 0n;
       continue;
     }
     if (!due && m.optionMark !== null) {

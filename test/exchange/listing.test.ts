@@ -258,6 +258,39 @@ test('with a mark interval, options are marked once per interval of block time, 
   assert.notEqual(every.ex.state.marketByName.get(CALL)!.optionMark, before);
 });
 
+test('without a mark interval, an expired option waiting for its settlement price is margined alike by a running and a restored node', () => {
+  const h = harness();
+  h.fund(alice, 100_000n * USDC);
+  h.fund(bob, 100_000n * USDC);
+  h.block([], MINUTE_MS);
+  const call = h.ex.state.marketByName.get(CALL)!;
+  assert.ok(h.one(bob, limit(CALL, 'buy', call.markTicks, 2)).actions[0]!.ok);
+  assert.ok(h.one(alice, limit(CALL, 'sell', call.markTicks, 2)).actions[0]!.ok);
+  while (h.timeMs < EXPIRY_MS - 120 * MINUTE_MS) {
+    // Prices off the option's tick: its last forward (the future's mark) is not
+    // a whole number of the option's ticks, as its index is.
+    h.oracle = { ...h.oracle, BTC: h.oracle['BTC']! + 10_300_000n };
+    h.block([], Math.min(30 * MINUTE_MS, EXPIRY_MS - 120 * MINUTE_MS - h.timeMs));
+  }
+  // BTC's price stops two hours before expiry: no settlement price, so past
+  // expiry the call is halted without a mark, waiting for a fresh price.
+  const { BTC: _, ...withoutBtc } = h.oracle;
+  h.oracle = withoutBtc;
+  while (h.timeMs <= EXPIRY_MS) h.block([], 30 * MINUTE_MS);
+  assert.ok(!call.retired && call.halted && call.optionMark === null);
+  const copy = decodeSnapshot(encodeSnapshot(h.ex));
+  assert.deepEqual(copy.appHash, h.ex.appHash);
+  const twin = new Harness(undefined, undefined, copy);
+  twin.timeMs = h.timeMs;
+  twin.smiles = h.smiles;
+  twin.oracle = { ...h.oracle };
+  assert.equal(
+    maintenanceMarginQuote(twin.ex.state, twin.account(alice)!),
+    maintenanceMarginQuote(h.ex.state, h.account(alice)!),
+  );
+  assert.deepEqual(twin.block([], MINUTE_MS).appHash, h.block([], MINUTE_MS).appHash);
+});
+
 test('a mark interval is validated and changes the genesis format (4) only when set', () => {
   const g = dailyListingGenesis(START_MS);
   assert.equal(encodeGenesis(g)[0], 3);
