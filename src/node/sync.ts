@@ -59,12 +59,13 @@ import {
 import { bodyFactsOf } from '../consensus/memo.ts';
 import { sha256 } from '../crypto/index.ts';
 import { assert } from '../lib/assert.ts';
-import { bytesEqual, concatBytes, toHex } from '../lib/bytes.ts';
+import { bytesEqual, toHex } from '../lib/bytes.ts';
 import { ZommaError } from '../lib/errors.ts';
 import {
   SYNC_ATTEMPTS_MAX,
   SYNC_CANDIDATES_MAX,
   SYNC_CANDIDATES_PER_PEER_MAX,
+  SYNC_CHUNK_BYTES,
   SYNC_DISCOVERY_MS,
   SYNC_REQUEST_RETRY_MS,
   SYNC_RESPONSE_TIMEOUT_MS,
@@ -187,6 +188,8 @@ export class StateSyncer {
   private deadlineMs = 0;
   /** Spreads requests over the providers: each ask starts at the next one. */
   private turn = 0;
+  /** Requests each peer left unanswered or answered badly (pick() asks the fewest-struck first). */
+  private readonly strikes = new Map<PeerId, number>();
   /** With a trusted block: the hash of each height the walk down from it has bound. */
   private readonly trustedHashes = new Map<number, Uint8Array>();
   /** With a trusted block: the last blocks the walk fetched and checked (their hashes bound). */
@@ -368,7 +371,9 @@ export class StateSyncer {
   }
 
   private async fetchSnapshot(offer: SnapshotOffer, peers: readonly PeerId[]): Promise<Uint8Array> {
-    const chunks: Uint8Array[] = [];
+    // Filled in place once a first chunk checks out: a snapshot may be SNAPSHOT_BYTES_MAX,
+    // and chunks then one concatenated copy would hold it twice.
+    let snapshot: Uint8Array | null = null;
     for (let index = 0; index < offer.chunkHashes.length; index++) {
       const expected = offer.chunkHashes[index]!;
       const sizeBytes = chunkBytesOf(offer.sizeBytes, index);
@@ -377,10 +382,11 @@ export class StateSyncer {
           ? m.bytes
           : null,
       );
-      chunks.push(chunk);
+      snapshot ??= new Uint8Array(offer.sizeBytes);
+      snapshot.set(chunk, index * SYNC_CHUNK_BYTES);
       this.stats.chunksFetched++;
     }
-    const snapshot = concatBytes(...chunks);
+    assert(snapshot !== null, 'an offer has one chunk or more');
     if (!bytesEqual(sha256(snapshot), offer.snapshotHash)) {
       throw new SyncError('SnapshotHashMismatch', `snapshot ${offer.height} fails its hash`);
     }
@@ -528,15 +534,37 @@ export class StateSyncer {
     const turn = this.turn++;
     for (let attempt = 0; attempt < SYNC_ATTEMPTS_MAX; attempt++) {
       if (this.clock.nowMs() > this.deadlineMs) break;
-      const peer = peers[(turn + attempt) % peers.length]!;
+      const peer = this.pick(peers, turn + attempt);
       const answer = await this.request(peer, key);
       const accepted = answer === null ? null : accept(answer);
       if (accepted !== null) return accepted;
       if (answer?.kind === 'pruned') this.stats.prunedAnswers++;
+      // A pruned answer is honest and costs no wait; silence and bad answers cost the wait.
+      else this.strikes.set(peer, (this.strikes.get(peer) ?? 0) + 1);
       this.stats.retries++;
       this.log.warn({ peer, what: key, attempt }, 'state sync: no good answer, asking again');
     }
     throw new SyncError('SyncUnavailable', `no peer gave a good answer for ${key}`);
+  }
+
+  /**
+   * The provider to ask: of those with the fewest strikes (silences and bad
+   * answers so far), the first from `start` in turn. A peer that offers what
+   * others offer and then stalls each request would otherwise cost a
+   * response timeout on every other chunk, enough to run out the deadline.
+   */
+  private pick(peers: readonly PeerId[], start: number): PeerId {
+    let best = peers[start % peers.length]!;
+    let bestStrikes = this.strikes.get(best) ?? 0;
+    for (let i = 1; i < peers.length && bestStrikes > 0; i++) {
+      const peer = peers[(start + i) % peers.length]!;
+      const strikes = this.strikes.get(peer) ?? 0;
+      if (strikes < bestStrikes) {
+        best = peer;
+        bestStrikes = strikes;
+      }
+    }
+    return best;
   }
 
   private request(peer: PeerId, key: string): Promise<SyncMessage | null> {

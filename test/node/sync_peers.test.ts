@@ -13,6 +13,7 @@ import { concatBytes, toHex, utf8 } from '../../src/lib/bytes.ts';
 import {
   SYNC_CANDIDATES_MAX,
   SYNC_CANDIDATES_PER_PEER_MAX,
+  SYNC_CHUNK_BYTES,
   SYNC_OFFERS_MAX,
 } from '../../src/lib/limits.ts';
 import type { Clock } from '../../src/node/clock.ts';
@@ -29,6 +30,7 @@ import {
 import type { SnapshotOffer, SyncMessage } from '../../src/node/sync_messages.ts';
 import {
   SNAPSHOT_FORMAT,
+  chunkCountOf,
   decodeSyncMessage,
   encodeSyncMessage,
 } from '../../src/node/sync_messages.ts';
@@ -55,28 +57,33 @@ const chain = (() => {
   return { genesis: harness.genesis, verifier: harness.verifier, blocks, appHashes };
 })();
 
-/** The test's snapshot format: height (4 bytes) then the appHash it restores to. */
-function snapshotOf(height: number, appHash: Uint8Array): Uint8Array {
+/** The test's snapshot format: height (4 bytes), the appHash it restores to, then any padding. */
+function snapshotOf(height: number, appHash: Uint8Array, paddingBytes = 0): Uint8Array {
   const head = new Uint8Array(4);
   new DataView(head.buffer).setUint32(0, height);
-  return concatBytes(head, appHash);
+  const padding = new Uint8Array(paddingBytes).map((_, i) => i % 251);
+  return concatBytes(head, appHash, padding);
 }
 
 function restore(bytes: Uint8Array): RestoredState {
-  if (bytes.length !== 36) throw new Error('not a test snapshot');
+  if (bytes.length < 36) throw new Error('not a test snapshot');
   const height = new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0);
-  return { height, appHash: bytes.slice(4), validatorUpdates: [] };
+  return { height, appHash: bytes.slice(4, 36), validatorUpdates: [] };
 }
 
 const realSnapshot = (h: number) => snapshotOf(h, chain.appHashes.get(h)!);
 const fakeSnapshot = (h: number) => snapshotOf(h, sha256(utf8(`fake ${h}`)));
 
 function offerOf(height: number, bytes: Uint8Array): SnapshotOffer {
+  const chunkHashes: Uint8Array[] = [];
+  for (let i = 0; i < chunkCountOf(bytes.length); i++) {
+    chunkHashes.push(sha256(bytes.subarray(i * SYNC_CHUNK_BYTES, (i + 1) * SYNC_CHUNK_BYTES)));
+  }
   return {
     height,
     format: SNAPSHOT_FORMAT,
     sizeBytes: bytes.length,
-    chunkHashes: [sha256(bytes)],
+    chunkHashes,
     snapshotHash: sha256(bytes),
   };
 }
@@ -181,9 +188,11 @@ function answerOf(peer: Peer, message: SyncMessage): SyncMessage | null {
         offers: [...peer.snapshots].map(([height, bytes]) => offerOf(height, bytes)),
       };
     case 'chunkRequest': {
-      const bytes = peer.snapshots.get(message.height);
-      if (bytes === undefined || message.index !== 0) return null;
-      return { kind: 'chunk', height: message.height, index: 0, bytes };
+      const snapshot = peer.snapshots.get(message.height);
+      const start = message.index * SYNC_CHUNK_BYTES;
+      if (snapshot === undefined || start >= snapshot.length) return null;
+      const bytes = snapshot.slice(start, start + SYNC_CHUNK_BYTES);
+      return { kind: 'chunk', height: message.height, index: message.index, bytes };
     }
     case 'blockRequest': {
       const block = peer.block(message.height);
@@ -278,6 +287,30 @@ test('trusted path: a second offer continues the walk down from the trusted bloc
   const asked = network.blockRequests();
   const expected = Array.from({ length: TIP - 12 + 1 }, (_, i) => TIP - i);
   assert.deepEqual(asked, expected, 'each block from the trusted one down to 12 asked once');
+});
+
+test('a peer that echoes an honest offer and then stalls costs one response timeout, not one per request', async () => {
+  const staller: Peer = { snapshots: new Map([[12, realSnapshot(12)]]), block: () => null };
+  const { syncer, network } = syncerFor({ staller, honest: honest(12) }, trustedTip);
+  const synced = await syncer.run();
+  assert.equal(synced.height, 12);
+  const stalled = network.requests.filter(
+    (r) => r.peer === 'staller' && r.message.kind !== 'offersRequest',
+  );
+  assert.equal(stalled.length, 1, 'asked once, then passed over');
+  assert.equal(syncer.stats.retries, 1);
+});
+
+test('a snapshot of several chunks, from two peers, is put together byte for byte', async () => {
+  const bytes = snapshotOf(12, chain.appHashes.get(12)!, 2 * SYNC_CHUNK_BYTES + 100);
+  const peer: Peer = { snapshots: new Map([[12, bytes]]), block: honestBlock };
+  const { syncer, network } = syncerFor({ a: peer, b: peer });
+  const synced = await syncer.run();
+  assert.equal(syncer.stats.chunksFetched, 3);
+  assert.equal(toHex(sha256(synced.snapshot)), toHex(sha256(bytes)));
+  const askedOf = (p: string) =>
+    network.requests.filter((r) => r.peer === p && r.message.kind === 'chunkRequest').length;
+  assert.ok(askedOf('a') >= 1 && askedOf('b') >= 1, 'the chunks are spread over the providers');
 });
 
 test('a body altered in any of its three parts is refused by the pure checks too', () => {
