@@ -12,7 +12,9 @@
 //    snapshot must reproduce. h+1's certificate is checked against the trusted
 //    validator set, the block of h is bound to h+1's header by its hash, and
 //    each block's body (transactions, evidence, last commit) must be the one
-//    its header hashes: block h is stored and served on. An answer that fails
+//    its header hashes: block h is stored and served on, with the certificate
+//    h+1 carries (bound by h+1's lastCommitHash, unlike the one a peer pairs
+//    with h). An answer that fails
 //    any check is asked of another peer. The blocks come first: an offer of a
 //    height no certified block backs costs no chunk.
 // 3. Fetch its chunks one at a time, each from the next peer offering it,
@@ -139,7 +141,7 @@ export interface StateSyncOptions {
 export interface SyncedState {
   readonly height: number;
   readonly snapshot: Uint8Array;
-  /** The stored bytes of block `height` with its certificate. */
+  /** The bytes to store of block `height`, with the certificate of it that block height+1 carries. */
   readonly blockBytes: Uint8Array;
   readonly chainState: ChainState;
   readonly appHash: Uint8Array;
@@ -317,7 +319,8 @@ export class StateSyncer {
       at = pair.at;
       trusted = pair.trusted;
     } else {
-      chain = await this.fetchTrustedChain(peers, h, trustedBlock);
+      const walked = await this.fetchTrustedChain(peers, h, trustedBlock);
+      chain = [withChainCommit(walked[0]!, walked[1]!), ...walked.slice(1)];
       at = chain[0]!;
     }
     const snapshot = await this.fetchSnapshot(offer, peers);
@@ -426,7 +429,11 @@ export class StateSyncer {
       }
       return bodyRefusal(b.committed.block);
     });
-    return { at, trusted: verifyBlocks(genesis, verifier, at.committed, next.committed) };
+    const stored = withChainCommit(at, next);
+    return {
+      at: stored,
+      trusted: verifyBlocks(genesis, verifier, stored.committed, next.committed),
+    };
   }
 
   /**
@@ -605,6 +612,22 @@ function decodeBlock(m: SyncMessage, height: number): BlockAnswer | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * Block h with the certificate block h+1 carries, which h+1's header binds by
+ * lastCommitHash, instead of the one the answering peer paired with it: no
+ * hash covers that one, and block h is stored and served on with it (a bad
+ * one would also refuse an honest offer). Throws BlocksInvalid if h+1 carries
+ * none (it always does above height 1).
+ */
+function withChainCommit(at: BlockAnswer, next: BlockAnswer): BlockAnswer {
+  const commit = next.committed.block.lastCommit;
+  if (commit === null) {
+    throw blocksInvalid(next.committed.block.header.height, 'it carries no last commit');
+  }
+  const committed: CommittedBlock = { block: at.committed.block, commit };
+  return { committed, bytes: encode(committedBlockCodec, committed) };
 }
 
 function blocksInvalid(height: number, why: string): SyncError {

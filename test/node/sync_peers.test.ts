@@ -233,9 +233,12 @@ const honest = (...heights: number[]): Peer => ({
   block: honestBlock,
 });
 
-/** Block `height` as synced: the bytes stored and served on are those of the chain's block. */
+/** Block `height` as synced: the chain's block, with the certificate of it the next block carries. */
 function assertStoredBlockIsReal(synced: SyncedState): void {
-  const real = encode(committedBlockCodec, chain.blocks.get(synced.height)!);
+  const real = encode(committedBlockCodec, {
+    block: chain.blocks.get(synced.height)!.block,
+    commit: chain.blocks.get(synced.height + 1)!.block.lastCommit!,
+  });
   assert.equal(toHex(synced.blockBytes), toHex(real));
 }
 
@@ -260,6 +263,16 @@ for (const path of ['genesis', 'trusted'] as const) {
     const synced = await both.syncer.run();
     assert.equal(synced.height, 16);
     assertStoredBlockIsReal(synced);
+  });
+
+  test(`${path} path: block h is stored with the certificate h+1 carries, not the one a peer pairs with it`, async () => {
+    const other = chain.blocks.get(15)!.commit;
+    const liar: Peer = {
+      snapshots: new Map([[16, realSnapshot(16)]]),
+      block: (h) => (h === 16 ? { ...chain.blocks.get(h)!, commit: other } : honestBlock(h)),
+    };
+    const { syncer } = syncerFor({ liar }, trusted);
+    assertStoredBlockIsReal(await syncer.run());
   });
 
   test(`${path} path: one peer offering many fake snapshots above the honest one does not crowd it out`, async () => {
