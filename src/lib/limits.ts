@@ -448,8 +448,14 @@ export const SYNC_CHUNK_BYTES = 1024 * 1024;
 export const SYNC_CHUNKS_MAX = Math.ceil(SNAPSHOT_BYTES_MAX / SYNC_CHUNK_BYTES);
 /** Snapshots one peer offers (its newest). */
 export const SYNC_OFFERS_MAX = 4;
-/** Distinct offers a syncing node tries, highest first, before it gives up. */
+/**
+ * Distinct offers a syncing node tries before it gives up, or one per peer
+ * that offered where more peers did (sync.ts candidatesOf: every peer's best
+ * offer is tried).
+ */
 export const SYNC_CANDIDATES_MAX = 3;
+/** Offers of any one peer among those tried: a peer offering many fake heights crowds out no one. */
+export const SYNC_CANDIDATES_PER_PEER_MAX = 2;
 /** Largest sync-channel message: a stored block with its certificate is the largest. */
 export const SYNC_MESSAGE_BYTES_MAX = MESSAGE_BYTES_MAX;
 /** Once a first offer arrived, how long other peers may still answer. */
@@ -472,6 +478,12 @@ export const SYNC_SERVE_BURST_REQUESTS = 100;
  * the default SNAPSHOT_EVERY_HEIGHTS_DEFAULT, well within the serve rate.
  */
 export const SYNC_TRUST_BLOCKS_MAX = 1_000;
+/**
+ * Blocks of a trusted walk a syncing node keeps for the next offer (those of
+ * h, h+1 and h+2); the hashes the walk bound are kept too, at most
+ * SYNC_TRUST_BLOCKS_MAX + 1 of them.
+ */
+export const SYNC_TRUST_CACHED_BLOCKS_MAX = 3;
 /** Peers whose request rate is tracked at once (the oldest is forgotten). */
 export const SYNC_SERVE_PEERS_MAX = 4 * VALIDATORS_MAX;
 /**
@@ -482,6 +494,8 @@ export const SYNC_SERVE_PEERS_MAX = 4 * VALIDATORS_MAX;
 export const BLOCKS_KEPT_MIN = 10;
 
 assert(SYNC_CHUNK_BYTES + 1024 < SYNC_MESSAGE_BYTES_MAX, 'a chunk fits a message');
+assert(SYNC_CANDIDATES_PER_PEER_MAX >= 1, 'every peer offering has its best offer tried');
+assert(SYNC_TRUST_CACHED_BLOCKS_MAX >= 3, 'the blocks of h, h+1 and h+2 stay cached');
 assert(SYNC_OFFERS_MAX * SYNC_CHUNKS_MAX * 34 < SYNC_MESSAGE_BYTES_MAX, 'offers fit a message');
 
 // --- Dashboard feeds (src/node/view.ts: /v1/risk, /v1/consensus) ---------------------

@@ -3,14 +3,23 @@
 // no longer hold). Modelled on CometBFT's statesync, simpler:
 //
 // 1. Ask every peer for its snapshot offers (height, format, size, chunk
-//    hashes, hash of the whole); try the highest first.
-// 2. Fetch its chunks one at a time, each from the next peer offering it,
-//    checking every chunk's sha256 and then the whole snapshot's; a bad or
-//    missing answer is asked of another peer, a bounded number of times.
-// 3. Fetch the committed blocks of the snapshot's height h and of h+1. The
+//    hashes, hash of the whole); try the highest first, but at most
+//    SYNC_CANDIDATES_PER_PEER_MAX of any one peer's, each peer's best before
+//    anyone's second (a peer offering many fake heights cannot crowd out the
+//    others' offers).
+// 2. Fetch the committed blocks of the snapshot's height h and of h+1. The
 //    header of h+1 carries previousAppHash, the state after h: the hash the
 //    snapshot must reproduce. h+1's certificate is checked against the trusted
-//    validator set, and the block of h is bound to h+1's header by its hash.
+//    validator set, the block of h is bound to h+1's header by its hash, and
+//    each block's body (transactions, evidence, last commit) must be the one
+//    its header hashes: block h is stored and served on, with the certificate
+//    h+1 carries (bound by h+1's lastCommitHash, unlike the one a peer pairs
+//    with h). An answer that fails
+//    any check is asked of another peer. The blocks come first: an offer of a
+//    height no certified block backs costs no chunk.
+// 3. Fetch its chunks one at a time, each from the next peer offering it,
+//    checking every chunk's sha256 and then the whole snapshot's; a bad or
+//    missing answer is asked of another peer, a bounded number of times.
 // 4. Restore the application from the snapshot and recompute its appHash; any
 //    difference refuses the offer (typed error, nothing written).
 // 5. Write the snapshot, block h and a WAL checkpoint of height h: the node
@@ -21,8 +30,10 @@
 // chain's only if no validator update ever took effect; a chain whose set
 // changed is refused (UntrustedValidators) rather than guessed at.
 //
-// Trust, with a trusted block T (height and hash, from the operator): step 3
-// instead walks the blocks from T down to h by their hashes, and the
+// Trust, with a trusted block T (height and hash, from the operator): step 2
+// instead walks the blocks from T down to h by their hashes (the hashes bound
+// so far and the last few blocks are kept across offers, so a second offer
+// continues the walk instead of repeating it), and the
 // consensus state after h is recomputed from the snapshot's validator updates
 // and checked against those headers (sync_trust.ts). Evidence committed in
 // the blocks before h is not known here, so the evidence window restarts empty
@@ -31,6 +42,7 @@
 
 import { decode, encode } from '../codec/wire.ts';
 import type {
+  Block,
   ChainState,
   CommitCertificate,
   CommittedBlock,
@@ -46,18 +58,22 @@ import {
   committedBlockCodec,
   walRecordCodec,
 } from '../consensus/index.ts';
+import { bodyFactsOf } from '../consensus/memo.ts';
 import { sha256 } from '../crypto/index.ts';
 import { assert } from '../lib/assert.ts';
-import { bytesEqual, concatBytes, toHex } from '../lib/bytes.ts';
+import { bytesEqual, toHex } from '../lib/bytes.ts';
 import { ZommaError } from '../lib/errors.ts';
 import {
   SYNC_ATTEMPTS_MAX,
   SYNC_CANDIDATES_MAX,
+  SYNC_CANDIDATES_PER_PEER_MAX,
+  SYNC_CHUNK_BYTES,
   SYNC_DISCOVERY_MS,
   SYNC_REQUEST_RETRY_MS,
   SYNC_RESPONSE_TIMEOUT_MS,
   SYNC_TIMEOUT_MS,
   SYNC_TRUST_BLOCKS_MAX,
+  SYNC_TRUST_CACHED_BLOCKS_MAX,
 } from '../lib/limits.ts';
 import type { Clock } from './clock.ts';
 import { systemClock } from './clock.ts';
@@ -83,6 +99,8 @@ export type SyncErrorCode =
   | 'SnapshotInvalid'
   /** The blocks at the snapshot's height are not a certified, consistent pair. */
   | 'BlocksInvalid'
+  /** A block's transactions, evidence or last commit are not the ones its header hashes. */
+  | 'BlockBodyMismatch'
   /** The chain's validator set is not the trusted one (it changed since genesis). */
   | 'UntrustedValidators'
   /** The restored state's appHash differs from the one the certified header carries. */
@@ -123,7 +141,7 @@ export interface StateSyncOptions {
 export interface SyncedState {
   readonly height: number;
   readonly snapshot: Uint8Array;
-  /** The stored bytes of block `height` with its certificate. */
+  /** The bytes to store of block `height`, with the certificate of it that block height+1 carries. */
   readonly blockBytes: Uint8Array;
   readonly chainState: ChainState;
   readonly appHash: Uint8Array;
@@ -142,9 +160,16 @@ export interface SyncStats {
   prunedAnswers: number;
 }
 
-interface Candidate {
+/** One distinct offer (height, chunk hashes, snapshot hash) and the peers that made it. */
+export interface Candidate {
   readonly offer: SnapshotOffer;
   readonly peers: PeerId[];
+}
+
+/** What one peer answered to the offers request. */
+export interface PeerOffers {
+  readonly peer: PeerId;
+  readonly offers: readonly SnapshotOffer[];
 }
 
 type Waiter = (message: SyncMessage | null) => void;
@@ -165,6 +190,12 @@ export class StateSyncer {
   private deadlineMs = 0;
   /** Spreads requests over the providers: each ask starts at the next one. */
   private turn = 0;
+  /** Requests each peer left unanswered or answered badly (pick() asks the fewest-struck first). */
+  private readonly strikes = new Map<PeerId, number>();
+  /** With a trusted block: the hash of each height the walk down from it has bound. */
+  private readonly trustedHashes = new Map<number, Uint8Array>();
+  /** With a trusted block: the last blocks the walk fetched and checked (their hashes bound). */
+  private readonly trustedBlocks = new Map<number, BlockAnswer>();
 
   constructor(private readonly options: StateSyncOptions) {
     this.clock = options.clock ?? systemClock;
@@ -205,9 +236,9 @@ export class StateSyncer {
   async run(): Promise<SyncedState> {
     const timeoutMs = this.options.timeoutMs ?? SYNC_TIMEOUT_MS;
     this.deadlineMs = this.clock.nowMs() + timeoutMs;
-    const candidates = this.usable(await this.discover());
+    const candidates = candidatesOf(this.usable(await this.discover()));
     let last: unknown = null;
-    for (const candidate of candidates.slice(0, SYNC_CANDIDATES_MAX)) {
+    for (const candidate of candidates) {
       const offer = candidate.offer;
       this.log.info(
         { height: offer.height, sizeBytes: offer.sizeBytes, peers: candidate.peers.length },
@@ -230,7 +261,7 @@ export class StateSyncer {
     throw new SyncError('SyncFailed', 'no snapshot offer could be verified');
   }
 
-  private async discover(): Promise<Candidate[]> {
+  private async discover(): Promise<PeerOffers[]> {
     const request = frame(CHANNEL.sync, encodeSyncMessage({ kind: 'offersRequest' }));
     let firstOfferMs: number | null = null;
     for (;;) {
@@ -249,31 +280,19 @@ export class StateSyncer {
         );
       }
     }
-    const byKey = new Map<string, Candidate>();
-    for (const [peer, offers] of this.offers) {
-      for (const offer of offers) {
-        const key = `${offer.height}:${toHex(offer.snapshotHash)}:${toHex(sha256(...offer.chunkHashes))}`;
-        const known = byKey.get(key);
-        if (known === undefined) byKey.set(key, { offer, peers: [peer] });
-        else known.peers.push(peer);
-      }
-    }
-    // Highest first; among equal heights, the one more peers vouch for.
-    return [...byKey.values()].sort(
-      (a, b) => b.offer.height - a.offer.height || b.peers.length - a.peers.length,
-    );
+    return [...this.offers].map(([peer, offers]) => ({ peer, offers }));
   }
 
   /** With a trusted block T, only the offers below T that a bounded walk down from T reaches. */
-  private usable(candidates: Candidate[]): Candidate[] {
+  private usable(answers: PeerOffers[]): PeerOffers[] {
     const trusted = this.options.trustedBlock;
-    if (trusted === undefined) return candidates;
-    const usable = candidates.filter(
-      (c) =>
-        c.offer.height < trusted.height && trusted.height - c.offer.height <= SYNC_TRUST_BLOCKS_MAX,
-    );
-    if (usable.length === 0) {
-      const heights = [...new Set(candidates.map((c) => c.offer.height))].join(', ');
+    if (trusted === undefined) return answers;
+    const reached = (o: SnapshotOffer): boolean =>
+      o.height < trusted.height && trusted.height - o.height <= SYNC_TRUST_BLOCKS_MAX;
+    const usable = answers.map((a) => ({ peer: a.peer, offers: a.offers.filter(reached) }));
+    if (usable.every((a) => a.offers.length === 0)) {
+      const offered = answers.flatMap((a) => a.offers.map((o) => o.height));
+      const heights = [...new Set(offered)].sort((a, b) => b - a).join(', ');
       throw new SyncError(
         'TrustedHeightOutOfRange',
         `no snapshot offered within ${SYNC_TRUST_BLOCKS_MAX} heights below the trusted height ${trusted.height} (offered: ${heights}): trust a block above the newest snapshot`,
@@ -290,24 +309,21 @@ export class StateSyncer {
     const { offer, peers } = candidate;
     const h = offer.height;
     const trustedBlock = this.options.trustedBlock;
-    // The blocks first: a wrong trusted hash is found before any chunk is fetched.
-    const chain =
-      trustedBlock === undefined ? null : await this.fetchTrustedChain(peers, h, trustedBlock);
-    const snapshot = await this.fetchSnapshot(offer, peers);
+    // The blocks first: a wrong trusted hash, or an offer no certified block
+    // backs, is found before any chunk is fetched.
     let at: BlockAnswer;
     let trusted: TrustedState | null = null;
-    if (chain === null) {
-      at = await this.ask(peers, blockKey(h), (m) => decodeBlock(m, h));
-      const next = await this.ask(peers, blockKey(h + 1), (m) => decodeBlock(m, h + 1));
-      trusted = verifyBlocks(
-        this.options.consensusGenesis,
-        this.options.verifier,
-        at.committed,
-        next.committed,
-      );
+    let chain: BlockAnswer[] | null = null;
+    if (trustedBlock === undefined) {
+      const pair = await this.fetchGenesisPair(peers, h);
+      at = pair.at;
+      trusted = pair.trusted;
     } else {
+      const walked = await this.fetchTrustedChain(peers, h, trustedBlock);
+      chain = [withChainCommit(walked[0]!, walked[1]!), ...walked.slice(1)];
       at = chain[0]!;
     }
+    const snapshot = await this.fetchSnapshot(offer, peers);
     let restored: RestoredState;
     try {
       restored = this.options.restore(snapshot);
@@ -358,7 +374,9 @@ export class StateSyncer {
   }
 
   private async fetchSnapshot(offer: SnapshotOffer, peers: readonly PeerId[]): Promise<Uint8Array> {
-    const chunks: Uint8Array[] = [];
+    // Filled in place once a first chunk checks out: a snapshot may be SNAPSHOT_BYTES_MAX,
+    // and chunks then one concatenated copy would hold it twice.
+    let snapshot: Uint8Array | null = null;
     for (let index = 0; index < offer.chunkHashes.length; index++) {
       const expected = offer.chunkHashes[index]!;
       const sizeBytes = chunkBytesOf(offer.sizeBytes, index);
@@ -367,10 +385,11 @@ export class StateSyncer {
           ? m.bytes
           : null,
       );
-      chunks.push(chunk);
+      snapshot ??= new Uint8Array(offer.sizeBytes);
+      snapshot.set(chunk, index * SYNC_CHUNK_BYTES);
       this.stats.chunksFetched++;
     }
-    const snapshot = concatBytes(...chunks);
+    assert(snapshot !== null, 'an offer has one chunk or more');
     if (!bytesEqual(sha256(snapshot), offer.snapshotHash)) {
       throw new SyncError('SnapshotHashMismatch', `snapshot ${offer.height} fails its hash`);
     }
@@ -378,11 +397,57 @@ export class StateSyncer {
   }
 
   /**
+   * The certified blocks of h and h+1, checked against the genesis set
+   * (verifyBlocks); an answer that fails a check is asked of another peer.
+   * h+1 first: it names the hash block h must have.
+   */
+  private async fetchGenesisPair(
+    peers: readonly PeerId[],
+    h: number,
+  ): Promise<{ at: BlockAnswer; trusted: TrustedState }> {
+    const { consensusGenesis: genesis, verifier } = this.options;
+    const setAt = genesisSetAfter(genesis, h - 1);
+    const setNext = setAt.advanced();
+    const next = await this.askBlock(peers, h + 1, (b) => {
+      const block = b.committed.block;
+      if (block.header.chainId !== genesis.chainId) return blocksInvalid(h + 1, 'another chain');
+      if (!bytesEqual(block.header.validatorsHash, setNext.hash)) {
+        return new SyncError(
+          'UntrustedValidators',
+          `the validator set deciding ${h + 1} is not the genesis set: state sync trusts only the genesis validators`,
+        );
+      }
+      if (!certified(block, b.committed.commit, setNext, verifier)) {
+        return blocksInvalid(h + 1, 'its certificate is not 2/3+ of the trusted validators');
+      }
+      return bodyRefusal(b.committed.block);
+    });
+    const previous = next.committed.block.header.previousBlockHash;
+    const at = await this.askBlock(peers, h, (b) => {
+      if (!bytesEqual(blockHashOf(b.committed.block), previous)) {
+        return blocksInvalid(h, `not the block ${h + 1} extends`);
+      }
+      return bodyRefusal(b.committed.block);
+    });
+    const stored = withChainCommit(at, next);
+    return {
+      at: stored,
+      trusted: verifyBlocks(genesis, verifier, stored.committed, next.committed),
+    };
+  }
+
+  /**
    * The blocks from the trusted height T down to h, each the one its successor
-   * names by hash, T the one with the trusted hash (a peer's other answer is
-   * asked of another peer). Returns those of h, h+1 and h+2 that are at or
-   * below T, in height order. Throws TrustedHashMismatch when every answer
-   * at T was a block with another hash.
+   * names by hash, T the one with the trusted hash, each with the body its
+   * header hashes (a peer's other answer is asked of another peer). Returns
+   * those of h, h+1 and h+2 that are at or below T, in height order. Throws
+   * TrustedHashMismatch when every answer at T was a block with another hash.
+   *
+   * What a walk bound stays bound for the next offer (lower or equal, as
+   * offers are tried highest first): the hash of every height reached, at
+   * most SYNC_TRUST_BLOCKS_MAX + 1 of them, and the last
+   * SYNC_TRUST_CACHED_BLOCKS_MAX blocks fetched. A second offer continues the
+   * walk from where the first stopped.
    */
   private async fetchTrustedChain(
     peers: readonly PeerId[],
@@ -391,33 +456,76 @@ export class StateSyncer {
   ): Promise<BlockAnswer[]> {
     const top = trustedBlock.height;
     assert(h < top && top - h <= SYNC_TRUST_BLOCKS_MAX, 'usable() kept this offer');
-    let otherHash: string | null = null;
-    let answer: BlockAnswer;
-    try {
-      answer = await this.ask(peers, blockKey(top), (m) => {
-        const b = decodeBlock(m, top);
-        if (b === null) return null;
+    if (this.trustedHashes.size === 0) this.trustedHashes.set(top, trustedBlock.hash);
+    // The lowest height whose hash is bound; the walk goes on from there.
+    let low = top - this.trustedHashes.size + 1;
+    while (low > h) {
+      await this.trustedBlockAt(peers, low, trustedBlock);
+      low--;
+    }
+    const kept: BlockAnswer[] = [];
+    for (let k = h; k <= Math.min(top, h + 2); k++) {
+      kept.push(await this.trustedBlockAt(peers, k, trustedBlock));
+    }
+    return kept;
+  }
+
+  /** Block k (its hash bound already), from the cache or a peer; binds the hash of k − 1. */
+  private async trustedBlockAt(
+    peers: readonly PeerId[],
+    k: number,
+    trustedBlock: TrustedBlock,
+  ): Promise<BlockAnswer> {
+    const expected = this.trustedHashes.get(k);
+    assert(expected !== undefined, 'the walk binds each hash before its block is asked');
+    let answer = this.trustedBlocks.get(k);
+    if (answer === undefined) {
+      answer = await this.askBlock(peers, k, (b) => {
         const hash = blockHashOf(b.committed.block);
-        if (bytesEqual(hash, trustedBlock.hash)) return b;
-        otherHash = toHex(hash);
+        if (bytesEqual(hash, expected)) return bodyRefusal(b.committed.block);
+        if (k === trustedBlock.height) {
+          return new SyncError(
+            'TrustedHashMismatch',
+            `peers answer block ${k} with hash ${toHex(hash)}, not the trusted ${toHex(trustedBlock.hash)}`,
+          );
+        }
+        return blocksInvalid(k, `not the block ${k + 1} names as its previous`);
+      });
+      this.trustedBlocks.set(k, answer);
+      // Walks go down and offers are tried highest first: the highest block is the one not needed again.
+      if (this.trustedBlocks.size > SYNC_TRUST_CACHED_BLOCKS_MAX) {
+        this.trustedBlocks.delete(Math.max(...this.trustedBlocks.keys()));
+      }
+    }
+    if (k > 1 && !this.trustedHashes.has(k - 1)) {
+      this.trustedHashes.set(k - 1, answer.committed.block.header.previousBlockHash);
+    }
+    return answer;
+  }
+
+  /**
+   * Asks for block `height` until an answer decodes and `check` returns null.
+   * If none does, throws the last refusal `check` gave (SyncUnavailable if
+   * no answer got that far).
+   */
+  private async askBlock(
+    peers: readonly PeerId[],
+    height: number,
+    check: (answer: BlockAnswer) => SyncError | null,
+  ): Promise<BlockAnswer> {
+    let refusal: SyncError | null = null;
+    try {
+      return await this.ask(peers, blockKey(height), (m) => {
+        const answer = decodeBlock(m, height);
+        if (answer === null) return null;
+        const why = check(answer);
+        if (why === null) return answer;
+        refusal = why;
         return null;
       });
     } catch (error) {
-      if (!(error instanceof SyncError) || otherHash === null) throw error;
-      throw new SyncError(
-        'TrustedHashMismatch',
-        `peers answer block ${top} with hash ${otherHash as string}, not the trusted ${toHex(trustedBlock.hash)}`,
-      );
-    }
-    const kept: BlockAnswer[] = [];
-    for (let k = top; ; k--) {
-      if (k <= h + 2) kept.unshift(answer);
-      if (k === h) return kept;
-      const expected = answer.committed.block.header.previousBlockHash;
-      answer = await this.ask(peers, blockKey(k - 1), (m) => {
-        const b = decodeBlock(m, k - 1);
-        return b !== null && bytesEqual(blockHashOf(b.committed.block), expected) ? b : null;
-      });
+      if (!(error instanceof SyncError) || refusal === null) throw error;
+      throw refusal as SyncError;
     }
   }
 
@@ -433,15 +541,37 @@ export class StateSyncer {
     const turn = this.turn++;
     for (let attempt = 0; attempt < SYNC_ATTEMPTS_MAX; attempt++) {
       if (this.clock.nowMs() > this.deadlineMs) break;
-      const peer = peers[(turn + attempt) % peers.length]!;
+      const peer = this.pick(peers, turn + attempt);
       const answer = await this.request(peer, key);
       const accepted = answer === null ? null : accept(answer);
       if (accepted !== null) return accepted;
       if (answer?.kind === 'pruned') this.stats.prunedAnswers++;
+      // A pruned answer is honest and costs no wait; silence and bad answers cost the wait.
+      else this.strikes.set(peer, (this.strikes.get(peer) ?? 0) + 1);
       this.stats.retries++;
       this.log.warn({ peer, what: key, attempt }, 'state sync: no good answer, asking again');
     }
     throw new SyncError('SyncUnavailable', `no peer gave a good answer for ${key}`);
+  }
+
+  /**
+   * The provider to ask: of those with the fewest strikes (silences and bad
+   * answers so far), the first from `start` in turn. A peer that offers what
+   * others offer and then stalls each request would otherwise cost a
+   * response timeout on every other chunk, enough to run out the deadline.
+   */
+  private pick(peers: readonly PeerId[], start: number): PeerId {
+    let best = peers[start % peers.length]!;
+    let bestStrikes = this.strikes.get(best) ?? 0;
+    for (let i = 1; i < peers.length && bestStrikes > 0; i++) {
+      const peer = peers[(start + i) % peers.length]!;
+      const strikes = this.strikes.get(peer) ?? 0;
+      if (strikes < bestStrikes) {
+        best = peer;
+        bestStrikes = strikes;
+      }
+    }
+    return best;
   }
 
   private request(peer: PeerId, key: string): Promise<SyncMessage | null> {
@@ -484,6 +614,35 @@ function decodeBlock(m: SyncMessage, height: number): BlockAnswer | null {
   }
 }
 
+/**
+ * Block h with the certificate block h+1 carries, which h+1's header binds by
+ * lastCommitHash, instead of the one the answering peer paired with it: no
+ * hash covers that one, and block h is stored and served on with it (a bad
+ * one would also refuse an honest offer). Throws BlocksInvalid if h+1 carries
+ * none (it always does above height 1).
+ */
+function withChainCommit(at: BlockAnswer, next: BlockAnswer): BlockAnswer {
+  const commit = next.committed.block.lastCommit;
+  if (commit === null) {
+    throw blocksInvalid(next.committed.block.header.height, 'it carries no last commit');
+  }
+  const committed: CommittedBlock = { block: at.committed.block, commit };
+  return { committed, bytes: encode(committedBlockCodec, committed) };
+}
+
+function blocksInvalid(height: number, why: string): SyncError {
+  return new SyncError('BlocksInvalid', `block ${height}: ${why}`);
+}
+
+/** BlockBodyMismatch unless the block's transactions, evidence and last commit are the ones its header hashes. */
+function bodyRefusal(block: Block): SyncError | null {
+  if (bodyFactsOf(block).matchesHeader) return null;
+  return new SyncError(
+    'BlockBodyMismatch',
+    `block ${block.header.height}: its transactions, evidence or last commit are not the ones its header hashes`,
+  );
+}
+
 function chunkKey(height: number, index: number): string {
   return `chunk:${height}:${index}`;
 }
@@ -497,6 +656,48 @@ function requestFor(key: string): SyncMessage {
   const height = Number(parts[1]);
   if (parts[0] === 'chunk') return { kind: 'chunkRequest', height, index: Number(parts[2]) };
   return { kind: 'blockRequest', height };
+}
+
+/**
+ * The offers to try, in order. Each peer's offers rank by height, its highest
+ * first; an offer takes the best rank any peer offering it gives it. Only the
+ * first SYNC_CANDIDATES_PER_PEER_MAX ranks are kept, and every peer's best
+ * comes before anyone's second (highest first within a rank, then the one
+ * more peers vouch for). So a peer offering many heights, true or not, costs
+ * at most SYNC_CANDIDATES_PER_PEER_MAX tries, and the best offer of every
+ * peer that answered is tried, whatever the others offer: the tries are at
+ * most SYNC_CANDIDATES_MAX, or one per answering peer where more answered.
+ * O(offers log offers).
+ */
+export function candidatesOf(answers: readonly PeerOffers[]): Candidate[] {
+  const byKey = new Map<string, Candidate & { rank: number }>();
+  for (const { peer, offers } of answers) {
+    const seen = new Set<string>();
+    const ranked = offers.slice().sort((a, b) => b.height - a.height);
+    for (const offer of ranked) {
+      const key = `${offer.height}:${toHex(offer.snapshotHash)}:${toHex(sha256(...offer.chunkHashes))}`;
+      // A peer repeating one offer in its list neither adds a rank nor counts twice.
+      if (seen.has(key)) continue;
+      const rank = seen.size;
+      seen.add(key);
+      const known = byKey.get(key);
+      if (known === undefined) byKey.set(key, { offer, peers: [peer], rank });
+      else {
+        known.peers.push(peer);
+        known.rank = Math.min(known.rank, rank);
+      }
+    }
+  }
+  const ordered = [...byKey.values()]
+    .filter((c) => c.rank < SYNC_CANDIDATES_PER_PEER_MAX)
+    .sort(
+      (a, b) =>
+        a.rank - b.rank || b.offer.height - a.offer.height || b.peers.length - a.peers.length,
+    );
+  const best = ordered.filter((c) => c.rank === 0).length;
+  return ordered
+    .slice(0, Math.max(best, SYNC_CANDIDATES_MAX))
+    .map(({ offer, peers }) => ({ offer, peers }));
 }
 
 /** The genesis set with priorities advanced `steps` times (one step per height). */
@@ -531,6 +732,7 @@ export function verifyBlocks(
   if (header.chainId !== genesis.chainId || at.block.header.chainId !== genesis.chainId) {
     throw invalid('another chain');
   }
+  checkBodies([at, next]);
   const setAt = genesisSetAfter(genesis, h - 1);
   const setNext = setAt.advanced();
   if (!bytesEqual(header.validatorsHash, setNext.hash)) {
@@ -563,6 +765,17 @@ export function verifyBlocks(
     committedEvidence: [],
   };
   return { appHash: header.previousAppHash, chainState };
+}
+
+/**
+ * Each block's body must be the one its header hashes: block h is stored and
+ * served on, and a header bound by hash says nothing of a body paired with it.
+ */
+function checkBodies(blocks: readonly CommittedBlock[]): void {
+  for (const b of blocks) {
+    const refusal = bodyRefusal(b.block);
+    if (refusal !== null) throw refusal;
+  }
 }
 
 /** The certificate of h that block h+1 carries, checked against its header. */
@@ -615,6 +828,7 @@ export function verifyTrustedChain(
     if (b.block.header.height !== h + i) throw invalid('not consecutive heights');
     if (b.block.header.chainId !== genesis.chainId) throw invalid('another chain');
   });
+  checkBodies(blocks);
   // The snapshot decoded, but its jail heights are still read from outside: checked, not asserted.
   updates.forEach((u, i) => {
     if (!Number.isSafeInteger(u.height) || u.height < 1 || u.height > h) {

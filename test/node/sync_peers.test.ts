@@ -1,0 +1,393 @@
+// State sync against peers that lie: a chain made once by the consensus
+// harness (seeded, fake signatures), peers that answer the sync channel from
+// it (some honestly, some not), and a virtual clock whose timers fire only
+// when every answer in flight has been handled. No sockets, no wall clock.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { encode } from '../../src/codec/wire.ts';
+import type { CommittedBlock, PeerId } from '../../src/consensus/index.ts';
+import { blockHashOf, committedBlockCodec } from '../../src/consensus/index.ts';
+import { sha256 } from '../../src/crypto/index.ts';
+import { concatBytes, toHex, utf8 } from '../../src/lib/bytes.ts';
+import {
+  SYNC_CANDIDATES_MAX,
+  SYNC_CANDIDATES_PER_PEER_MAX,
+  SYNC_CHUNK_BYTES,
+  SYNC_OFFERS_MAX,
+} from '../../src/lib/limits.ts';
+import type { Clock } from '../../src/node/clock.ts';
+import { CHANNEL, frame, unframe } from '../../src/node/framing.ts';
+import type { FrameHandler, PeerNetwork } from '../../src/node/network.ts';
+import type { RestoredState, StateSyncOptions, SyncedState } from '../../src/node/sync.ts';
+import {
+  StateSyncer,
+  SyncError,
+  candidatesOf,
+  verifyBlocks,
+  verifyTrustedChain,
+} from '../../src/node/sync.ts';
+import type { SnapshotOffer, SyncMessage } from '../../src/node/sync_messages.ts';
+import {
+  SNAPSHOT_FORMAT,
+  chunkCountOf,
+  decodeSyncMessage,
+  encodeSyncMessage,
+} from '../../src/node/sync_messages.ts';
+import type { TrustedBlock } from '../../src/node/sync_trust.ts';
+import { Harness } from '../consensus/harness.ts';
+
+const TIP = 24;
+
+/** One chain for every test: blocks 1..TIP with certificates, and the appHash after each. */
+const chain = (() => {
+  const harness = new Harness({ n: 4, seed: 11 });
+  harness.startAll();
+  assert.ok(
+    harness.run(() => harness.minCommitted() >= TIP + 2),
+    'the chain reaches its tip',
+  );
+  const node = harness.nodes[0]!;
+  const blocks = new Map<number, CommittedBlock>();
+  const appHashes = new Map<number, Uint8Array>();
+  for (let h = 1; h <= TIP; h++) {
+    blocks.set(h, node.store.get(h)!);
+    appHashes.set(h, node.app.results.get(h)!.appHash);
+  }
+  return { genesis: harness.genesis, verifier: harness.verifier, blocks, appHashes };
+})();
+
+/** The test's snapshot format: height (4 bytes), the appHash it restores to, then any padding. */
+function snapshotOf(height: number, appHash: Uint8Array, paddingBytes = 0): Uint8Array {
+  const head = new Uint8Array(4);
+  new DataView(head.buffer).setUint32(0, height);
+  const padding = new Uint8Array(paddingBytes).map((_, i) => i % 251);
+  return concatBytes(head, appHash, padding);
+}
+
+function restore(bytes: Uint8Array): RestoredState {
+  if (bytes.length < 36) throw new Error('not a test snapshot');
+  const height = new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0);
+  return { height, appHash: bytes.slice(4, 36), validatorUpdates: [] };
+}
+
+const realSnapshot = (h: number) => snapshotOf(h, chain.appHashes.get(h)!);
+const fakeSnapshot = (h: number) => snapshotOf(h, sha256(utf8(`fake ${h}`)));
+
+function offerOf(height: number, bytes: Uint8Array): SnapshotOffer {
+  const chunkHashes: Uint8Array[] = [];
+  for (let i = 0; i < chunkCountOf(bytes.length); i++) {
+    chunkHashes.push(sha256(bytes.subarray(i * SYNC_CHUNK_BYTES, (i + 1) * SYNC_CHUNK_BYTES)));
+  }
+  return {
+    height,
+    format: SNAPSHOT_FORMAT,
+    sizeBytes: bytes.length,
+    chunkHashes,
+    snapshotHash: sha256(bytes),
+  };
+}
+
+/** What a peer serves: snapshots by height, and the block it answers for a height (null: silence). */
+interface Peer {
+  readonly snapshots: ReadonlyMap<number, Uint8Array>;
+  readonly block: (height: number) => CommittedBlock | null;
+}
+
+const honestBlock = (height: number): CommittedBlock | null => chain.blocks.get(height) ?? null;
+
+/** Block `height` with the real header and certificate, and a transaction of the peer's own. */
+function forgedBody(height: number): CommittedBlock {
+  const real = chain.blocks.get(height)!;
+  return { ...real, block: { ...real.block, txs: [utf8('a transfer nobody signed')] } };
+}
+
+/** Virtual time: a timer fires only once everything already in flight (microtasks) has run. */
+class VirtualClock implements Clock {
+  private now = 1_000;
+  private seq = 0;
+  private readonly timers: { atMs: number; seq: number; fire: () => void; live: boolean }[] = [];
+  private scheduled = false;
+
+  nowMs(): number {
+    return this.now;
+  }
+
+  after(delayMs: number, fire: () => void): () => void {
+    const timer = { atMs: this.now + delayMs, seq: this.seq++, fire, live: true };
+    this.timers.push(timer);
+    this.schedule();
+    return () => {
+      timer.live = false;
+    };
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.fireNext();
+    });
+  }
+
+  private fireNext(): void {
+    const live = this.timers.filter((t) => t.live);
+    this.timers.length = 0;
+    if (live.length === 0) return;
+    live.sort((a, b) => a.atMs - b.atMs || a.seq - b.seq);
+    const [first, ...rest] = live;
+    this.timers.push(...rest);
+    this.now = Math.max(this.now, first!.atMs);
+    first!.fire();
+    if (this.timers.length > 0) this.schedule();
+  }
+}
+
+/** The syncing node's network: every request is answered (or not) by the peer's rules, asynchronously. */
+class FakePeers implements PeerNetwork {
+  private handler: FrameHandler | null = null;
+  readonly requests: { peer: PeerId; message: SyncMessage }[] = [];
+
+  constructor(private readonly peers: ReadonlyMap<PeerId, Peer>) {}
+
+  async start(): Promise<void> {}
+  async stop(): Promise<void> {}
+  onMessage(handler: FrameHandler): void {
+    this.handler = handler;
+  }
+  peerCount(): number {
+    return this.peers.size;
+  }
+  broadcast(bytes: Uint8Array): void {
+    for (const peer of this.peers.keys()) this.send(peer, bytes);
+  }
+
+  send(peer: PeerId, bytes: Uint8Array): void {
+    const message = decodeSyncMessage(unframe(bytes).payload);
+    this.requests.push({ peer, message });
+    const answer = answerOf(this.peers.get(peer)!, message);
+    if (answer === null) return;
+    const reply = frame(CHANNEL.sync, encodeSyncMessage(answer));
+    queueMicrotask(() => this.handler?.(peer, reply));
+  }
+
+  /** The heights of the block requests made, in order. */
+  blockRequests(): number[] {
+    return this.requests.flatMap((r) =>
+      r.message.kind === 'blockRequest' ? [r.message.height] : [],
+    );
+  }
+}
+
+function answerOf(peer: Peer, message: SyncMessage): SyncMessage | null {
+  switch (message.kind) {
+    case 'offersRequest':
+      return {
+        kind: 'offers',
+        offers: [...peer.snapshots].map(([height, bytes]) => offerOf(height, bytes)),
+      };
+    case 'chunkRequest': {
+      const snapshot = peer.snapshots.get(message.height);
+      const start = message.index * SYNC_CHUNK_BYTES;
+      if (snapshot === undefined || start >= snapshot.length) return null;
+      const bytes = snapshot.slice(start, start + SYNC_CHUNK_BYTES);
+      return { kind: 'chunk', height: message.height, index: message.index, bytes };
+    }
+    case 'blockRequest': {
+      const block = peer.block(message.height);
+      if (block === null) return null;
+      return {
+        kind: 'block',
+        height: message.height,
+        bytes: encode(committedBlockCodec, block),
+      };
+    }
+    default:
+      return null;
+  }
+}
+
+function syncerFor(
+  peers: Record<PeerId, Peer>,
+  trustedBlock?: TrustedBlock,
+): { syncer: StateSyncer; network: FakePeers } {
+  const network = new FakePeers(new Map(Object.entries(peers)));
+  const options: StateSyncOptions = {
+    network,
+    consensusGenesis: chain.genesis,
+    verifier: chain.verifier,
+    restore,
+    clock: new VirtualClock(),
+    ...(trustedBlock !== undefined ? { trustedBlock } : {}),
+  };
+  const syncer = new StateSyncer(options);
+  network.onMessage((peer, bytes) => syncer.onMessage(peer, unframe(bytes).payload));
+  return { syncer, network };
+}
+
+const trustedTip: TrustedBlock = { height: TIP, hash: blockHashOf(chain.blocks.get(TIP)!.block) };
+
+const honest = (...heights: number[]): Peer => ({
+  snapshots: new Map(heights.map((h) => [h, realSnapshot(h)])),
+  block: honestBlock,
+});
+
+/** Block `height` as synced: the chain's block, with the certificate of it the next block carries. */
+function assertStoredBlockIsReal(synced: SyncedState): void {
+  const real = encode(committedBlockCodec, {
+    block: chain.blocks.get(synced.height)!.block,
+    commit: chain.blocks.get(synced.height + 1)!.block.lastCommit!,
+  });
+  assert.equal(toHex(synced.blockBytes), toHex(real));
+}
+
+const refusedWith =
+  (code: string) =>
+  (e: unknown): boolean =>
+    e instanceof SyncError && e.code === code;
+
+for (const path of ['genesis', 'trusted'] as const) {
+  const trusted = path === 'trusted' ? trustedTip : undefined;
+
+  test(`${path} path: block h with a body its header does not hash is refused (BlockBodyMismatch), and asked of another peer`, async () => {
+    const liar: Peer = {
+      snapshots: new Map([[16, realSnapshot(16)]]),
+      block: (h) => (h === 16 ? forgedBody(h) : honestBlock(h)),
+    };
+    const alone = syncerFor({ liar }, trusted);
+    await assert.rejects(alone.syncer.run(), refusedWith('BlockBodyMismatch'));
+    assert.equal(alone.syncer.stats.chunksFetched, 0, 'refused before any chunk');
+
+    const both = syncerFor({ liar, honest: honest(16) }, trusted);
+    const synced = await both.syncer.run();
+    assert.equal(synced.height, 16);
+    assertStoredBlockIsReal(synced);
+  });
+
+  test(`${path} path: block h is stored with the certificate h+1 carries, not the one a peer pairs with it`, async () => {
+    const other = chain.blocks.get(15)!.commit;
+    const liar: Peer = {
+      snapshots: new Map([[16, realSnapshot(16)]]),
+      block: (h) => (h === 16 ? { ...chain.blocks.get(h)!, commit: other } : honestBlock(h)),
+    };
+    const { syncer } = syncerFor({ liar }, trusted);
+    assertStoredBlockIsReal(await syncer.run());
+  });
+
+  test(`${path} path: one peer offering many fake snapshots above the honest one does not crowd it out`, async () => {
+    // Fakes at real heights, with the real blocks: each is refused only once its snapshot is restored.
+    const fakes = [22, 21, 20, 19].slice(0, SYNC_OFFERS_MAX);
+    const liar: Peer = {
+      snapshots: new Map(fakes.map((h) => [h, fakeSnapshot(h)])),
+      block: honestBlock,
+    };
+    const { syncer } = syncerFor({ liar, honest: honest(12) }, trusted);
+    const synced = await syncer.run();
+    assert.equal(synced.height, 12);
+    assert.equal(toHex(synced.appHash), toHex(chain.appHashes.get(12)!));
+    assert.equal(syncer.stats.offersRefused, 1, 'the liar cost one try');
+    assertStoredBlockIsReal(synced);
+  });
+}
+
+test('trusted path: a second offer continues the walk down from the trusted block instead of repeating it', async () => {
+  const liar: Peer = { snapshots: new Map([[18, fakeSnapshot(18)]]), block: honestBlock };
+  const { syncer, network } = syncerFor({ liar, honest: honest(12) }, trustedTip);
+  const synced = await syncer.run();
+  assert.equal(synced.height, 12);
+  assert.equal(syncer.stats.offersRefused, 1);
+  const asked = network.blockRequests();
+  const expected = Array.from({ length: TIP - 12 + 1 }, (_, i) => TIP - i);
+  assert.deepEqual(asked, expected, 'each block from the trusted one down to 12 asked once');
+});
+
+test('a peer that echoes an honest offer and then stalls costs one response timeout, not one per request', async () => {
+  const staller: Peer = { snapshots: new Map([[12, realSnapshot(12)]]), block: () => null };
+  const { syncer, network } = syncerFor({ staller, honest: honest(12) }, trustedTip);
+  const synced = await syncer.run();
+  assert.equal(synced.height, 12);
+  const stalled = network.requests.filter(
+    (r) => r.peer === 'staller' && r.message.kind !== 'offersRequest',
+  );
+  assert.equal(stalled.length, 1, 'asked once, then passed over');
+  assert.equal(syncer.stats.retries, 1);
+});
+
+test('a snapshot of several chunks, from two peers, is put together byte for byte', async () => {
+  const bytes = snapshotOf(12, chain.appHashes.get(12)!, 2 * SYNC_CHUNK_BYTES + 100);
+  const peer: Peer = { snapshots: new Map([[12, bytes]]), block: honestBlock };
+  const { syncer, network } = syncerFor({ a: peer, b: peer });
+  const synced = await syncer.run();
+  assert.equal(syncer.stats.chunksFetched, 3);
+  assert.equal(toHex(sha256(synced.snapshot)), toHex(sha256(bytes)));
+  const askedOf = (p: string) =>
+    network.requests.filter((r) => r.peer === p && r.message.kind === 'chunkRequest').length;
+  assert.ok(askedOf('a') >= 1 && askedOf('b') >= 1, 'the chunks are spread over the providers');
+});
+
+test('a body altered in any of its three parts is refused by the pure checks too', () => {
+  const h = 10;
+  const at = chain.blocks.get(h)!;
+  const next = chain.blocks.get(h + 1)!;
+  const right = verifyBlocks(chain.genesis, chain.verifier, at, next);
+  assert.equal(toHex(right.appHash), toHex(chain.appHashes.get(h)!));
+  const other = chain.blocks.get(h - 1)!.block;
+  const altered: CommittedBlock[] = [
+    forgedBody(h),
+    { ...at, block: { ...at.block, lastCommit: other.lastCommit } },
+    { ...at, block: { ...at.block, evidence: [], txs: [...at.block.txs, utf8('one more')] } },
+  ];
+  for (const bad of altered) {
+    assert.throws(
+      () => verifyBlocks(chain.genesis, chain.verifier, bad, next),
+      refusedWith('BlockBodyMismatch'),
+    );
+    assert.throws(
+      () => verifyTrustedChain(chain.genesis, chain.verifier, [bad, next], []),
+      refusedWith('BlockBodyMismatch'),
+    );
+  }
+});
+
+test('candidates: each peer its best first, at most SYNC_CANDIDATES_PER_PEER_MAX of any one peer', () => {
+  const offer = (h: number, tag: string) => offerOf(h, snapshotOf(h, sha256(utf8(tag))));
+  const honestOffers = [offer(100, 'real'), offer(90, 'real')];
+  const liarOffers = [offer(500, 'a'), offer(499, 'b'), offer(498, 'c'), offer(497, 'd')];
+  const one = candidatesOf([
+    { peer: 'liar', offers: liarOffers },
+    { peer: 'honest', offers: honestOffers },
+  ]);
+  assert.deepEqual(
+    one.map((c) => [c.offer.height, c.peers]),
+    [
+      [500, ['liar']],
+      [100, ['honest']],
+      [499, ['liar']],
+    ].slice(0, Math.max(2, SYNC_CANDIDATES_MAX)),
+  );
+  const perPeer = (peer: string) => one.filter((c) => c.peers.includes(peer)).length;
+  assert.ok(perPeer('liar') <= SYNC_CANDIDATES_PER_PEER_MAX);
+
+  // More liars than SYNC_CANDIDATES_MAX: every peer's best is still tried.
+  const liars = Array.from({ length: SYNC_CANDIDATES_MAX + 2 }, (_, i) => ({
+    peer: `liar${i}`,
+    offers: [offer(600 + i, `x${i}`), offer(550 + i, `y${i}`)],
+  }));
+  const many = candidatesOf([...liars, { peer: 'honest', offers: honestOffers }]);
+  assert.equal(many.length, liars.length + 1);
+  assert.ok(many.some((c) => c.offer.height === 100));
+
+  // An offer several peers make is one candidate, ranked by its best peer; repeats count once.
+  const shared = candidatesOf([
+    { peer: 'a', offers: [offer(100, 'real'), offer(100, 'real')] },
+    { peer: 'b', offers: [offer(200, 'b'), offer(100, 'real')] },
+  ]);
+  assert.deepEqual(
+    shared.map((c) => [c.offer.height, c.peers]),
+    [
+      [200, ['b']],
+      [100, ['a', 'b']],
+    ],
+  );
+});
