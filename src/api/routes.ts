@@ -7,6 +7,7 @@ import {
   API_TRADES_MAX,
   API_WAIT_COMMIT_MS_MAX,
   TX_BYTES_MAX,
+  WS_SUBMIT_ID_CHARS_MAX,
 } from '../lib/limits.ts';
 import {
   array,
@@ -384,6 +385,20 @@ const instrumentParams = object({ instrument: instrument() });
 /** The transaction encodings a JSON submission may use. */
 export const TX_ENCODINGS = ['hex', 'base64'] as const;
 
+/** A submitted transaction's fields: the body of POST /v1/tx and of the WebSocket `submit` op. */
+const SUBMIT_BODY = {
+  tx: describe(
+    string({ maxLength: 2 * TX_BYTES_MAX, minLength: 1 }),
+    'the canonical signed transaction bytes',
+  ),
+  encoding: optional(literal(TX_ENCODINGS)),
+};
+/** How a submission answers: the query of POST /v1/tx and fields of the WebSocket `submit` op. */
+const SUBMIT_QUERY = {
+  wait: optional(literal(['none', 'commit'] as const)),
+  timeoutMs: optional(integer({ minimum: 1, maximum: API_WAIT_COMMIT_MS_MAX })),
+};
+
 export const routes = {
   status: route({
     method: 'GET',
@@ -493,17 +508,8 @@ export const routes = {
       'Submit a signed transaction (canonical bytes as hex or base64 in JSON, or application/octet-stream); ' +
       'wait=commit answers once it is final',
     params: undefined,
-    query: object({
-      wait: optional(literal(['none', 'commit'] as const)),
-      timeoutMs: optional(integer({ minimum: 1, maximum: API_WAIT_COMMIT_MS_MAX })),
-    }),
-    body: object({
-      tx: describe(
-        string({ maxLength: 2 * TX_BYTES_MAX, minLength: 1 }),
-        'the canonical signed transaction bytes',
-      ),
-      encoding: optional(literal(TX_ENCODINGS)),
-    }),
+    query: object(SUBMIT_QUERY),
+    body: object(SUBMIT_BODY),
     rawBody: true,
     response: txSchema,
   }),
@@ -514,5 +520,18 @@ export type RouteName = keyof Routes;
 
 /** The server's WebSocket endpoint (docs/api.md, "WebSocket"). */
 export const WS_PATH = '/v1/ws';
+
+/**
+ * The WebSocket `submit` op: POST /v1/tx over the socket. `id` is the
+ * client's own, echoed in the answer, so that answers (which arrive in
+ * commit order, not request order, with wait=commit) can be matched.
+ */
+export const wsSubmitSchema = object({
+  op: literal(['submit'] as const),
+  id: string({ minLength: 1, maxLength: WS_SUBMIT_ID_CHARS_MAX }),
+  ...SUBMIT_BODY,
+  ...SUBMIT_QUERY,
+});
+export type WsSubmitRequest = Infer<typeof wsSubmitSchema>;
 /** The OpenAPI document. */
 export const OPENAPI_PATH = '/openapi.json';

@@ -63,6 +63,7 @@ export const DEFAULT_API_LIMITS: ApiLimits = {
   resumeBlocksMax: L.WS_RESUME_BLOCKS_MAX,
   messagesPerS: L.WS_MESSAGES_PER_S,
   burstMessages: L.WS_BURST_MESSAGES,
+  submitsPendingMax: L.WS_SUBMITS_PENDING_MAX,
 };
 
 export interface ApiServerOptions {
@@ -448,7 +449,31 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     throw new ApiError('UpgradeRequired', 426, 'connect with a WebSocket upgrade');
   });
 
-  const hub = new WsHub(view, limits, nowMs);
+  const hub = new WsHub(view, limits, nowMs, {
+    takeIp: (ip) => ipLimiter.take(ip),
+    // POST /v1/tx's handler, so both paths answer alike.
+    submit: async (r, ip) => {
+      try {
+        const data = await handlers.submitTx({
+          params: undefined,
+          query: {
+            ...(r.wait !== undefined ? { wait: r.wait } : {}),
+            ...(r.timeoutMs !== undefined ? { timeoutMs: r.timeoutMs } : {}),
+          },
+          body: { tx: r.tx, ...(r.encoding !== undefined ? { encoding: r.encoding } : {}) },
+          ip,
+        });
+        return { ok: true, data };
+      } catch (err) {
+        const answer = errorAnswer(err, log);
+        const retry = answer.retryAfterMs;
+        return {
+          ok: false,
+          error: { ...answer.body, ...(retry !== undefined ? { retryAfterMs: retry } : {}) },
+        };
+      }
+    },
+  });
   const wss = new WebSocketServer({ noServer: true, maxPayload: limits.wsMessageBytesMax });
   const perIp = new Map<string, number>();
   app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -479,7 +504,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       if (n === 0) perIp.delete(ip);
       else perIp.set(ip, n);
     });
-    wss.handleUpgrade(req, socket, head, (ws) => hub.attach(ws));
+    wss.handleUpgrade(req, socket, head, (ws) => hub.attach(ws, ip));
   });
 
   options.register?.(app);

@@ -10,11 +10,13 @@
 // is no longer buffered it gets a fresh snapshot instead. Each message to a
 // subscription has a seq above the last one it was sent, so nothing repeats.
 
+import { Ajv } from 'ajv';
 import type { WebSocket } from 'ws';
 import { assert } from '../lib/assert.ts';
-import { API_BOOK_DEPTH_MAX, API_TRADES_DEFAULT } from '../lib/limits.ts';
+import { API_BOOK_DEPTH_MAX, API_TRADES_DEFAULT, WS_SUBMIT_ID_CHARS_MAX } from '../lib/limits.ts';
 import { RateLimiter } from './ratelimit.ts';
-import { ADDRESS_PATTERN, INSTRUMENT_PATTERN } from './routes.ts';
+import { ADDRESS_PATTERN, INSTRUMENT_PATTERN, wsSubmitSchema } from './routes.ts';
+import type { WsSubmitRequest } from './routes.ts';
 import type { BlockUpdate, NodeView, ReadModel } from './view.ts';
 
 export type ChannelKind = 'book' | 'trades' | 'ticker' | 'account' | 'blocks';
@@ -30,13 +32,25 @@ export const CHANNEL_KINDS: readonly ChannelKind[] = [
 export type WsRequest =
   | { op: 'subscribe'; channel: string; fromSeq?: number }
   | { op: 'unsubscribe'; channel: string }
+  | WsSubmitRequest
   | { op: 'ping' };
 
 /** Server → client. */
 export type WsMessage =
   | { type: 'subscribed' | 'unsubscribed'; channel: string }
   | { type: 'snapshot' | 'update'; channel: string; seq: number; data: unknown }
-  | { type: 'error'; code: string; message: string; channel?: string }
+  | { type: 'submitted'; id: string; data: unknown }
+  | {
+      type: 'error';
+      code: string;
+      message: string;
+      channel?: string;
+      id?: string;
+      field?: string;
+      hash?: string;
+      retryAfterMs?: number;
+      errorId?: string;
+    }
   | { type: 'pong' };
 
 export interface WsLimits {
@@ -45,7 +59,23 @@ export interface WsLimits {
   resumeBlocksMax: number;
   messagesPerS: number;
   burstMessages: number;
+  submitsPendingMax: number;
 }
+
+/** A submission's answer: the transaction view POST /v1/tx returns, or its error body. */
+export type WsSubmitAnswer =
+  | { ok: true; data: unknown }
+  | { ok: false; error: { code: string; message: string } & Record<string, unknown> };
+
+/** How the server takes submissions (server.ts): the path of POST /v1/tx, rate limits included. */
+export interface WsSubmitter {
+  /** Takes a token of the address's request bucket; > 0: refused, retry after this many ms. */
+  takeIp(ip: string): number;
+  /** Never rejects: every failure is an answer. */
+  submit(request: WsSubmitRequest, ip: string): Promise<WsSubmitAnswer>;
+}
+
+const validateSubmit = new Ajv({ allErrors: false }).compile<WsSubmitRequest>(wsSubmitSchema.json);
 
 const instrumentRe = new RegExp(INSTRUMENT_PATTERN);
 const addressRe = new RegExp(ADDRESS_PATTERN);
@@ -71,9 +101,13 @@ interface Subscription {
 
 class Connection {
   readonly socket: WebSocket;
+  readonly ip: string;
   readonly subs = new Map<string, Subscription>();
-  constructor(socket: WebSocket) {
+  /** Submissions not answered yet. */
+  pendingSubmits = 0;
+  constructor(socket: WebSocket, ip: string) {
     this.socket = socket;
+    this.ip = ip;
   }
 }
 
@@ -129,11 +163,18 @@ export class WsHub {
   /** The last resumeBlocksMax updates, oldest first. */
   private readonly recent: BlockUpdate[] = [];
   private readonly unsubscribe: () => void;
+  private readonly submitter: WsSubmitter | null;
 
-  constructor(view: NodeView, limits: WsLimits, nowMs: () => number) {
+  constructor(
+    view: NodeView,
+    limits: WsLimits,
+    nowMs: () => number,
+    submitter: WsSubmitter | null = null,
+  ) {
     this.view = view;
     this.limits = limits;
     this.nowMs = nowMs;
+    this.submitter = submitter;
     this.unsubscribe = view.subscribe((u) => this.onBlock(u));
   }
 
@@ -141,8 +182,8 @@ export class WsHub {
     return this.connections.size;
   }
 
-  attach(socket: WebSocket): void {
-    const conn = new Connection(socket);
+  attach(socket: WebSocket, ip = ''): void {
+    const conn = new Connection(socket, ip);
     this.connections.add(conn);
     // One bucket per connection: the limiter holds a single key.
     const limiter = new RateLimiter(
@@ -151,14 +192,7 @@ export class WsHub {
       this.nowMs,
     );
     socket.on('message', (raw, isBinary) => {
-      if (limiter.take('') > 0) {
-        return this.send(conn, {
-          type: 'error',
-          code: 'RateLimited',
-          message: 'too many messages',
-        });
-      }
-      this.onRequest(conn, isBinary ? undefined : raw.toString());
+      this.onRequest(conn, isBinary ? undefined : raw.toString(), limiter);
     });
     socket.on('close', () => this.detach(conn));
     socket.on('error', () => socket.terminate());
@@ -207,17 +241,33 @@ export class WsHub {
     });
   }
 
-  private onRequest(conn: Connection, text: string | undefined): void {
+  private onRequest(conn: Connection, text: string | undefined, limiter: RateLimiter): void {
     let request: unknown;
     try {
       request = text === undefined ? undefined : JSON.parse(text);
     } catch {
+      request = undefined;
+    }
+    const r = request as Record<string, unknown> | null | undefined;
+    const submit = typeof r === 'object' && r !== null && r.op === 'submit';
+    // A submission counts as a request of the client's address, as over
+    // HTTP; every other message against the connection's own bucket.
+    const retryAfterMs =
+      submit && this.submitter !== null ? this.submitter.takeIp(conn.ip) : limiter.take('');
+    if (retryAfterMs > 0) {
+      return this.send(conn, {
+        type: 'error',
+        code: 'RateLimited',
+        message: submit ? 'too many requests from this address' : 'too many messages',
+        ...idOf(r),
+      });
+    }
+    if (request === undefined) {
       return this.error(conn, 'MalformedJson', 'a message is one JSON object');
     }
-    if (typeof request !== 'object' || request === null || Array.isArray(request)) {
+    if (typeof r !== 'object' || r === null || Array.isArray(r)) {
       return this.error(conn, 'BadRequest', 'a message is one JSON object with an op');
     }
-    const r = request as Record<string, unknown>;
     switch (r.op) {
       case 'ping':
         return this.send(conn, { type: 'pong' });
@@ -230,9 +280,52 @@ export class WsHub {
         this.unfollow(conn, r.channel);
         return this.send(conn, { type: 'unsubscribed', channel: r.channel });
       }
+      case 'submit':
+        return this.submit(conn, r);
       default:
-        return this.error(conn, 'BadRequest', 'op must be subscribe, unsubscribe or ping');
+        return this.error(conn, 'BadRequest', 'op must be subscribe, unsubscribe, submit or ping');
     }
+  }
+
+  private submit(conn: Connection, r: Record<string, unknown>): void {
+    const submitter = this.submitter;
+    if (submitter === null) {
+      return this.send(conn, {
+        type: 'error',
+        code: 'BadRequest',
+        message: 'this server takes no submissions',
+        ...idOf(r),
+      });
+    }
+    if (!validateSubmit(r)) {
+      const first = validateSubmit.errors?.[0];
+      const field = `submit${first?.instancePath ?? ''}`;
+      return this.send(conn, {
+        type: 'error',
+        code: 'BadRequest',
+        message: `${field} ${first?.message ?? 'is invalid'}`,
+        field,
+        ...idOf(r),
+      });
+    }
+    if (conn.pendingSubmits >= this.limits.submitsPendingMax) {
+      return this.send(conn, {
+        type: 'error',
+        code: 'TooManyPending',
+        message: `at most ${this.limits.submitsPendingMax} submissions awaiting an answer per connection`,
+        id: r.id,
+      });
+    }
+    conn.pendingSubmits++;
+    void submitter.submit(r, conn.ip).then((answer) => {
+      conn.pendingSubmits--;
+      this.send(
+        conn,
+        answer.ok
+          ? { type: 'submitted', id: r.id, data: answer.data }
+          : { type: 'error', ...answer.error, id: r.id },
+      );
+    });
   }
 
   private subscribe(conn: Connection, channel: unknown, fromSeq: unknown): void {
@@ -364,4 +457,12 @@ export class WsHub {
       }
     }
   }
+}
+
+/** The client's id of a message, echoed in its error when it is one a client may have set. */
+function idOf(r: unknown): { id?: string } {
+  const id = typeof r === 'object' && r !== null ? (r as { id?: unknown }).id : undefined;
+  return typeof id === 'string' && id.length > 0 && id.length <= WS_SUBMIT_ID_CHARS_MAX
+    ? { id }
+    : {};
 }

@@ -289,8 +289,12 @@ export const API_BOOK_DEPTH_MAX = 1_000;
 /** Default and largest count of recent trades one query returns. */
 export const API_TRADES_DEFAULT = 100;
 export const API_TRADES_MAX = 1_000;
-/** Largest WebSocket message a client may send. */
-export const WS_MESSAGE_BYTES_MAX = 4 * 1024;
+/** Largest WebSocket message a client may send: a `submit` of a hex TX_BYTES_MAX transaction, with room. */
+export const WS_MESSAGE_BYTES_MAX = 64 * 1024;
+/** Longest client id of a WebSocket `submit`. */
+export const WS_SUBMIT_ID_CHARS_MAX = 64;
+/** Submissions of one WebSocket connection awaiting their answer (each may wait for its commit). */
+export const WS_SUBMITS_PENDING_MAX = 1_024;
 /** Most subscriptions one WebSocket connection may hold. */
 export const WS_SUBSCRIPTIONS_MAX = 64;
 /** Most WebSocket connections from one IP at once. */
@@ -304,6 +308,10 @@ export const WS_SEND_BUFFER_BYTES_MAX = 4 * 1024 * 1024;
 export const WS_RESUME_BLOCKS_MAX = 256;
 
 assert(TX_BYTES_MAX * 2 + 1024 <= API_BODY_BYTES_MAX, 'a hex transaction must fit a request body');
+assert(
+  TX_BYTES_MAX * 2 + 1024 <= WS_MESSAGE_BYTES_MAX,
+  'a hex transaction must fit a WebSocket submit',
+);
 assert(API_IP_REQUESTS_PER_S <= API_IP_BURST_REQUESTS, 'a burst holds at least one second');
 assert(API_ACCOUNT_TXS_PER_S <= API_ACCOUNT_BURST_TXS, 'a burst holds at least one second');
 assert(API_WAIT_COMMIT_MS_DEFAULT <= API_WAIT_COMMIT_MS_MAX, 'the default wait is allowed');

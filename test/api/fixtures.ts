@@ -3,6 +3,7 @@
 
 import WebSocket from 'ws';
 import { keyPairFromSeed } from '../../src/crypto/index.ts';
+import { buildTx, placeOrder } from '../../src/exchange/tx/index.ts';
 import { MemoryView } from '../../src/api/memory.ts';
 import type { MemoryViewOptions } from '../../src/api/memory.ts';
 import { startApiServer } from '../../src/api/server.ts';
@@ -76,6 +77,16 @@ export function subaccount(n: number): SubaccountView {
       },
     ],
   };
+}
+
+/** A signed buy order of key 1 on PERP. */
+export function order(nonce: number, chainId = CHAIN_ID, sizeLots = 5) {
+  return buildTx({
+    chainId,
+    key: key(1),
+    nonce,
+    action: placeOrder({ instrument: PERP, side: 'buy', priceTicks: 199, sizeLots }),
+  });
 }
 
 export function makeView(options: Partial<MemoryViewOptions> = {}): MemoryView {

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { formatAddress } from '../../src/crypto/index.ts';
-import { buildTx, placeOrder } from '../../src/exchange/tx/index.ts';
+import { buildTx } from '../../src/exchange/tx/index.ts';
 import { toHex } from '../../src/lib/bytes.ts';
 import pino from 'pino';
 import { openApiPath } from '../../src/api/openapi.ts';
@@ -19,6 +19,7 @@ import {
   PERP,
   key,
   makeView,
+  order,
   serve,
   subaccount,
 } from './fixtures.ts';
@@ -43,15 +44,6 @@ async function call(
   // No answer, error or not, ever carries a stack trace or a file path.
   assert.doesNotMatch(text, /\bat .*\.(ts|js):\d+|node_modules|\/src\//);
   return { status: response.status, body: JSON.parse(text), headers: response.headers };
-}
-
-function order(nonce: number, chainId = CHAIN_ID, sizeLots = 5) {
-  return buildTx({
-    chainId,
-    key: key(1),
-    nonce,
-    action: placeOrder({ instrument: PERP, side: 'buy', priceTicks: 199, sizeLots }),
-  });
 }
 
 test('query routes answer from the read model', async () => {

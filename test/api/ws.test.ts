@@ -11,7 +11,19 @@ import type { ChannelEvent } from '../../src/api/client/index.ts';
 import type { MemoryView } from '../../src/api/memory.ts';
 import type { BlockUpdate, BookDelta } from '../../src/api/view.ts';
 import type { WsMessage } from '../../src/api/ws.ts';
-import { PERP, RawClient, Signal, key, makeView, serve, subaccount } from './fixtures.ts';
+import { ZommaApiError } from '../../src/api/client/index.ts';
+import { toHex } from '../../src/lib/bytes.ts';
+import {
+  CHAIN_ID,
+  PERP,
+  RawClient,
+  Signal,
+  key,
+  makeView,
+  order,
+  serve,
+  subaccount,
+} from './fixtures.ts';
 
 const isUpdate = (channel: string) => (m: WsMessage) =>
   m.type === 'update' && m.channel === channel;
@@ -295,5 +307,155 @@ test('SDK: a sequence gap on the wire makes the client fetch a fresh snapshot', 
   } finally {
     socket.close();
     await server.close();
+  }
+});
+
+/** Answers to submissions carry the client's id: `submitted` or `error`. */
+const answerTo = (id: string) => (m: WsMessage) =>
+  (m.type === 'submitted' || m.type === 'error') && 'id' in m && m.id === id;
+
+test('submit over the socket answers as POST /v1/tx does: pending, final, typed refusals, echoing the id', async () => {
+  const view = makeView({
+    autoCommit: true,
+    decide: (tx) =>
+      tx.action.kind === 'placeOrder' && tx.action.sizeLots > 100
+        ? { code: 'InsufficientMargin', message: 'needs more margin' }
+        : undefined,
+  });
+  const server = await serve(view);
+  const client = new RawClient(server.url);
+  try {
+    await client.opened();
+    const a = order(1);
+    client.send({ op: 'submit', id: 'a', tx: toHex(a.bytes) });
+    assert.deepEqual(await client.nth(answerTo('a')), {
+      type: 'submitted',
+      id: 'a',
+      data: { hash: toHex(a.hash), status: 'pending' },
+    });
+    const b = order(2);
+    const tx = Buffer.from(b.bytes).toString('base64');
+    client.send({ op: 'submit', id: 'b', tx, encoding: 'base64', wait: 'commit' });
+    const final = await client.nth(answerTo('b'));
+    assert.ok(final.type === 'submitted');
+    assert.equal((final.data as { status: string }).status, 'committed');
+    assert.equal((final.data as { hash: string }).hash, toHex(b.hash));
+
+    const big = order(3, CHAIN_ID, 1_000);
+    client.send({ op: 'submit', id: 'big', tx: toHex(big.bytes), wait: 'commit' });
+    const refused = await client.nth(answerTo('big'));
+    assert.ok(refused.type === 'error');
+    assert.equal(refused.code, 'InsufficientMargin');
+    assert.equal((refused as { hash?: string }).hash, toHex(big.hash));
+
+    client.send({ op: 'submit', id: 'again', tx: toHex(a.bytes) });
+    const again = await client.nth(answerTo('again'));
+    assert.ok(again.type === 'error' && again.code === 'DuplicateTx');
+
+    const errors: [unknown, string, string | undefined][] = [
+      [{ op: 'submit', id: 'x', tx: 'abc' }, 'BadRequest', 'x'],
+      [{ op: 'submit', id: 'y', tx: toHex(order(4, 'other-chain').bytes) }, 'WrongChain', 'y'],
+      [{ op: 'submit', id: 'z', tx: toHex(a.bytes), wait: 'later' }, 'BadRequest', 'z'],
+      [{ op: 'submit', id: 'w', tx: toHex(a.bytes), extra: 1 }, 'BadRequest', 'w'],
+      [{ op: 'submit', tx: toHex(a.bytes) }, 'BadRequest', undefined],
+      [{ op: 'submit', id: 'i'.repeat(65), tx: toHex(a.bytes) }, 'BadRequest', undefined],
+    ];
+    const isError = (m: WsMessage) => m.type === 'error';
+    const before = client.messages.filter(isError).length;
+    for (const [i, [request, code, id]] of errors.entries()) {
+      client.send(request);
+      const m = await client.nth(isError, before + i);
+      assert.ok(m.type === 'error');
+      assert.equal(m.code, code, JSON.stringify(request));
+      assert.equal(m.id, id, JSON.stringify(request));
+    }
+  } finally {
+    client.close();
+    await server.close();
+  }
+});
+
+test('submissions take the address bucket, not the connection one, and wait in a bounded number', async () => {
+  // The upgrade takes one token of the address; two submissions take the rest.
+  const server = await serve(makeView(), {
+    ipRequestsPerS: 3,
+    ipBurstRequests: 3,
+    messagesPerS: 1,
+    burstMessages: 1,
+    submitsPendingMax: 1,
+  });
+  const client = new RawClient(server.url);
+  try {
+    await client.opened();
+    // Never committed (no autoCommit): the first waits, holding the one slot.
+    client.send({ op: 'submit', id: '1', tx: toHex(order(1).bytes), wait: 'commit' });
+    client.send({ op: 'submit', id: '2', tx: toHex(order(2).bytes), wait: 'commit' });
+    const second = await client.nth(answerTo('2'));
+    assert.ok(second.type === 'error' && second.code === 'TooManyPending');
+    client.send({ op: 'submit', id: '3', tx: toHex(order(3).bytes) });
+    const third = await client.nth(answerTo('3'));
+    assert.ok(third.type === 'error' && third.code === 'RateLimited');
+    // The connection's own bucket is untouched by submissions: one ping passes, the next not.
+    client.send({ op: 'ping' });
+    await client.nth((m) => m.type === 'pong');
+    client.send({ op: 'ping' });
+    const limited = await client.nth((m) => m.type === 'error' && !('id' in m));
+    assert.ok(limited.type === 'error' && limited.code === 'RateLimited');
+  } finally {
+    client.close();
+    await server.close();
+  }
+});
+
+test('SDK: a trader submits over the socket with the answers of HTTP; a dropped connection fails what it had not answered', async () => {
+  const view = makeView({
+    autoCommit: true,
+    decide: (tx) =>
+      tx.action.kind === 'placeOrder' && tx.action.sizeLots > 100
+        ? { code: 'InsufficientMargin', message: 'needs more margin' }
+        : undefined,
+  });
+  const server = await serve(view);
+  const client = new ZommaClient(server.url);
+  const socket = client.socket({ reconnectDelayMs: 5 });
+  try {
+    const trader = client.trader(key(1), { socket });
+    const done = await trader.placeOrder({
+      instrument: PERP,
+      side: 'buy',
+      sizeLots: 2,
+      priceTicks: 199,
+    });
+    assert.equal(done.status, 'committed');
+    await assert.rejects(
+      trader.placeOrder({ instrument: PERP, side: 'buy', sizeLots: 500, priceTicks: 199 }),
+      (e) => e instanceof ZommaApiError && e.code === 'InsufficientMargin' && e.status === 422,
+    );
+  } finally {
+    socket.close();
+    await server.close();
+  }
+
+  // Never committed: the connection drops while it waits.
+  const slow = makeView();
+  const slowServer = await serve(slow);
+  const slowClient = new ZommaClient(slowServer.url);
+  const slowSocket = slowClient.socket({ reconnectDelayMs: 5 });
+  try {
+    const tx = order(7);
+    const waiting = slowSocket.submitTx(tx.bytes, { wait: 'commit' });
+    // Answered after the first was taken (one connection's messages are handled in order).
+    assert.equal((await slowSocket.submitTx(order(9).bytes)).status, 'pending');
+    slowServer.hub.dropAll();
+    await assert.rejects(
+      waiting,
+      (e) => e instanceof ZommaApiError && e.code === 'Disconnected' && e.hash === toHex(tx.hash),
+    );
+    // After the reconnect, the same socket submits again.
+    const next = await slowSocket.submitTx(order(8).bytes);
+    assert.equal(next.status, 'pending');
+  } finally {
+    slowSocket.close();
+    await slowServer.close();
   }
 });

@@ -3,9 +3,16 @@
 // silent gaps), over the ws package.
 
 import WebSocket from 'ws';
+import { sha256 } from '../../crypto/index.ts';
+import { toHex } from '../../lib/bytes.ts';
+import { statusOfCode } from '../errors.ts';
 import { WS_PATH } from '../routes.ts';
+import type { WsSubmitRequest } from '../routes.ts';
+import type { TxView } from '../view.ts';
+import type { WsMessage } from '../ws.ts';
 import { Channels } from './channels.ts';
 import type { Channel, ChannelEvent } from './channels.ts';
+import { ZommaApiError } from './http.ts';
 
 export { LocalBook } from './channels.ts';
 export type { ChannelEvent } from './channels.ts';
@@ -34,11 +41,22 @@ export function webSocketUrl(url: string): string {
   return base.endsWith(WS_PATH) ? base : base + WS_PATH;
 }
 
+interface PendingSubmit {
+  readonly hash: string;
+  readonly resolve: (tx: TxView) => void;
+  readonly reject: (error: ZommaApiError) => void;
+}
+
 export class ZommaSocket {
   readonly url: string;
   private readonly options: SocketOptions;
   private readonly channels: Channels;
   private socket: WebSocket | undefined;
+  /** Submissions sent on the current connection, by their id, awaiting an answer. */
+  private readonly pending = new Map<string, PendingSubmit>();
+  /** Submissions waiting for the connection to open. */
+  private readonly queued: { request: WsSubmitRequest; pending: PendingSubmit }[] = [];
+  private lastId = 0;
   private closed = false;
   private delayMs: number;
   private timer: ReturnType<typeof setTimeout> | undefined;
@@ -66,11 +84,72 @@ export class ZommaSocket {
     return { channel, unsubscribe: () => this.channels.close(followed) };
   }
 
+  /**
+   * Sends canonical transaction bytes over the socket (the `submit` op), with
+   * the answers of HttpClient.submitTx: the pending or final transaction, or
+   * a ZommaApiError with the same code. Sent once the connection is open. If
+   * the connection drops before the answer, rejects with `Disconnected`: the
+   * transaction may have been taken, so look it up by its hash (error.hash)
+   * before sending it again (a resend of the same bytes is refused as a
+   * DuplicateTx, never executed twice).
+   */
+  submitTx(
+    bytes: Uint8Array,
+    options: { wait?: 'none' | 'commit'; timeoutMs?: number } = {},
+  ): Promise<TxView> {
+    const request: WsSubmitRequest = {
+      op: 'submit',
+      id: String(++this.lastId),
+      tx: toHex(bytes),
+      ...(options.wait !== undefined ? { wait: options.wait } : {}),
+      ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
+    };
+    const hash = toHex(sha256(bytes));
+    return new Promise<TxView>((resolve, reject) => {
+      const pending: PendingSubmit = { hash, resolve, reject };
+      if (this.closed) return reject(disconnected(hash));
+      if (this.socket?.readyState === WebSocket.OPEN) this.sendSubmit(request, pending);
+      else this.queued.push({ request, pending });
+    });
+  }
+
   /** Stops reconnecting and closes the connection. */
   close(): void {
     this.closed = true;
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.socket?.close(1000);
+    this.failPending();
+  }
+
+  private sendSubmit(request: WsSubmitRequest, pending: PendingSubmit): void {
+    this.pending.set(request.id, pending);
+    this.socket!.send(JSON.stringify(request));
+  }
+
+  /** An answer to a submission: settles it and returns true; anything else: false. */
+  private answer(text: string): boolean {
+    let message: WsMessage;
+    try {
+      message = JSON.parse(text) as WsMessage;
+    } catch {
+      return false;
+    }
+    if (message.type !== 'submitted' && message.type !== 'error') return false;
+    const id = message.id;
+    const pending = id === undefined ? undefined : this.pending.get(id);
+    if (pending === undefined) return false;
+    this.pending.delete(id!);
+    if (message.type === 'submitted') pending.resolve(message.data as TxView);
+    else pending.reject(new ZommaApiError(statusOfCode(message.code), message));
+    return true;
+  }
+
+  /** Every submission without an answer fails: its connection is gone. */
+  private failPending(): void {
+    const all = [...this.pending.values(), ...this.queued.map((q) => q.pending)];
+    this.pending.clear();
+    this.queued.length = 0;
+    for (const p of all) p.reject(disconnected(p.hash));
   }
 
   private connect(): void {
@@ -81,13 +160,22 @@ export class ZommaSocket {
       this.delayMs = this.options.reconnectDelayMs ?? 250;
       this.options.onStatus?.({ type: 'open' });
       this.channels.resubscribeAll();
+      for (const q of this.queued.splice(0)) this.sendSubmit(q.request, q.pending);
     });
-    socket.on('message', (raw) => this.channels.receive(raw.toString()));
+    socket.on('message', (raw) => {
+      const text = raw.toString();
+      if (this.pending.size > 0 && this.answer(text)) return;
+      this.channels.receive(text);
+    });
     socket.on('error', (e) => this.options.onStatus?.({ type: 'error', message: e.message }));
     socket.on('close', () => {
       if (this.socket !== socket) return;
       this.socket = undefined;
       this.options.onStatus?.({ type: 'close' });
+      for (const [id, p] of this.pending) {
+        this.pending.delete(id);
+        p.reject(disconnected(p.hash));
+      }
       if (this.closed) return;
       const delayMs = this.delayMs;
       this.delayMs = Math.min(2 * delayMs, this.options.reconnectDelayMsMax ?? 10_000);
@@ -97,4 +185,12 @@ export class ZommaSocket {
       }, delayMs);
     });
   }
+}
+
+function disconnected(hash: string): ZommaApiError {
+  return new ZommaApiError(0, {
+    code: 'Disconnected',
+    message: 'the connection closed before the answer: look the transaction up by its hash',
+    hash,
+  });
 }

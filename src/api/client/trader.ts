@@ -14,6 +14,7 @@ import { buildTx, placeOrder } from '../../exchange/tx/index.ts';
 import type { Action, BuiltTx, PlaceOrder } from '../../exchange/tx/index.ts';
 import { fromHex } from '../../lib/bytes.ts';
 import type { HttpClient } from './http.ts';
+import type { ZommaSocket } from './socket.ts';
 import type { TxView } from '../view.ts';
 
 export type { KeyPair };
@@ -68,6 +69,8 @@ export interface TraderOptions {
   /** Default 'commit': each call answers with the final result (or throws its rejection code). */
   wait?: 'none' | 'commit';
   timeoutMs?: number;
+  /** Submit over this WebSocket instead of HTTP (the same answers, one connection). */
+  socket?: ZommaSocket;
 }
 
 export type OrderInput = Pick<PlaceOrder, 'instrument' | 'side' | 'sizeLots'> &
@@ -109,7 +112,7 @@ export class Trader {
 
   async send(action: Action, options: { expiresAtMs?: number } = {}): Promise<TxView> {
     const built = await this.build(action, options.expiresAtMs);
-    return this.http.submitTx(built.bytes, {
+    return (this.options.socket ?? this.http).submitTx(built.bytes, {
       wait: this.options.wait ?? 'commit',
       ...(this.options.timeoutMs !== undefined ? { timeoutMs: this.options.timeoutMs } : {}),
     });
