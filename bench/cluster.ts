@@ -74,6 +74,8 @@ const { values } = parseArgs({
     'skip-etcd': { type: 'boolean', default: false },
     // devnet: the devnet genesis with its listing; perpetuals: without the listing.
     genesis: { type: 'string', default: 'devnet' },
+    // http: one POST /v1/tx?wait=commit per order; ws: the same over one WebSocket per node.
+    submit: { type: 'string', default: 'http' },
   },
 });
 const CPU_PROF_DIR = values['cpu-prof'];
@@ -85,6 +87,11 @@ const PROPOSE_WAIT_MS =
   values['propose-wait-ms'] === undefined
     ? PROPOSE_WAIT_MS_DEFAULT
     : Number(values['propose-wait-ms']);
+
+const SUBMIT = values.submit;
+if (SUBMIT !== 'http' && SUBMIT !== 'ws') {
+  throw new Error(`--submit must be http or ws, not ${SUBMIT}`);
+}
 
 const GENESIS = values.genesis;
 if (GENESIS !== 'devnet' && GENESIS !== 'perpetuals') {
@@ -312,18 +319,33 @@ async function benchZomma(dir: string): Promise<
       presigned.push(list);
     }
     const urls = traders.map((_, w) => `http://${homes[w % homes.length]!.api}/v1/tx?wait=commit`);
-    const startHeight = (await clients[0]!.status()).height;
-    const syncsBefore = await Promise.all(homes.map((h) => syncCounters(h.metrics)));
-    const cpuBefore = children.map(cpuMsOf);
-    const ownCpuBefore = process.cpuUsage();
-    const load = await drive(concurrency, async (w, n) => {
-      const bytes = presigned[w]![n] ?? (await orderOf(w, n)).bytes;
+    const sockets = SUBMIT === 'ws' ? clients.map((c) => c.socket()) : [];
+    const submit = async (w: number, bytes: Uint8Array): Promise<void> => {
+      if (SUBMIT === 'ws') {
+        const tx = await sockets[w % sockets.length]!.submitTx(bytes, { wait: 'commit' }).catch(
+          (e: { code?: string }) => {
+            throw Object.assign(new Error('rejected'), { code: e.code ?? 'WS' });
+          },
+        );
+        if (tx.status !== 'committed') {
+          throw Object.assign(new Error('rejected'), { code: tx.code ?? tx.status });
+        }
+        return;
+      }
       const answer = await post(urls[w]!, bytes, 'application/octet-stream');
       const tx = JSON.parse(answer.text) as { status?: string; code?: string };
       if (answer.status !== 200 || tx.status !== 'committed') {
         throw Object.assign(new Error('rejected'), { code: tx.code ?? `HTTP${answer.status}` });
       }
-    });
+    };
+    const startHeight = (await clients[0]!.status()).height;
+    const syncsBefore = await Promise.all(homes.map((h) => syncCounters(h.metrics)));
+    const cpuBefore = children.map(cpuMsOf);
+    const ownCpuBefore = process.cpuUsage();
+    const load = await drive(concurrency, async (w, n) =>
+      submit(w, presigned[w]![n] ?? (await orderOf(w, n)).bytes),
+    );
+    for (const socket of sockets) socket.close();
     const blocks = (await clients[0]!.status()).height - startHeight;
     const syncsAfter = await Promise.all(homes.map((h) => syncCounters(h.metrics)));
     const cpuAfter = children.map(cpuMsOf);
@@ -472,6 +494,7 @@ try {
     commitPauseMs: COMMIT_PAUSE_MS,
     proposeWaitMs: PROPOSE_WAIT_MS,
     genesis: GENESIS,
+    submit: SUBMIT,
     zomma: {
       validators: 4,
       markets: zomma.markets,
