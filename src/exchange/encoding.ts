@@ -182,8 +182,19 @@ export function readMarketState(r: Reader, m: MarketState, f: string): void {
   }
 }
 
-/** An order's leaf value: the book's view of it plus the exchange's record. */
-export function writeOrderLeaf(w: Writer, o: RestingOrder, meta: OrderMeta): void {
+/**
+ * An order's leaf value: the book's view of it plus the exchange's record,
+ * then, for an order among a volatility auction's orders (call_state.ts)
+ * rather than in the market's book, a 1. Which book holds an order decides
+ * its place after the uncross, so it is state; orders in the market's book
+ * keep the leaf they had before the marker existed.
+ */
+export function writeOrderLeaf(
+  w: Writer,
+  o: RestingOrder,
+  meta: OrderMeta,
+  inAuction: boolean,
+): void {
   w.uvarint(meta.market)
     .uvarint(o.orderId)
     .uvarint(o.owner)
@@ -191,6 +202,7 @@ export function writeOrderLeaf(w: Writer, o: RestingOrder, meta: OrderMeta): voi
   w.uvarint(o.priceTicks).uvarint(o.sizeLots).uvarint(o.goodTilMs);
   w.u8(STP_MODES.indexOf(o.stp)).bool(o.postOnly).uvarint(meta.seq);
   w.string(meta.clientOrderId, STRING_BYTES_MAX);
+  if (inAuction) w.u8(1);
 }
 
 export function writeOrderMeta(w: Writer, meta: OrderMeta): void {
