@@ -1,6 +1,7 @@
 // Canonical encodings of every state entity. The same bytes serve the state
 // digest (a leaf is sha256(tag || key || value)) and the snapshot, so the
-// digest covers exactly what a snapshot restores.
+// digest covers what a snapshot restores (docs/exchange.md, "State hash",
+// Coverage; snapshot_cover.test.ts checks it byte by byte).
 
 import type { Reader, Writer } from '../codec/wire.ts';
 import { DecodeError, IVARINT_MAX, IVARINT_MIN } from '../codec/wire.ts';

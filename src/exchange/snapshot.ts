@@ -408,5 +408,12 @@ export function decodeSnapshot(bytes: Uint8Array, options: ExchangeOptions = {})
   const r = new WireReader(bytes);
   const ex = readSnapshot(r, options);
   r.done('snapshot');
+  // The reader's checks make the encoding canonical; this makes it so by
+  // construction (O(state), as the decode): a node keeps and serves the bytes
+  // it took, and peers group offers by their hash.
+  const again = encodeSnapshot(ex);
+  if (again.length !== bytes.length || again.some((x, i) => x !== bytes[i])) {
+    throw new DecodeError('snapshot', 'not the canonical encoding of the state it restores');
+  }
   return ex;
 }
