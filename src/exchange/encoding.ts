@@ -1,6 +1,7 @@
 // Canonical encodings of every state entity. The same bytes serve the state
 // digest (a leaf is sha256(tag || key || value)) and the snapshot, so the
-// digest covers exactly what a snapshot restores.
+// digest covers what a snapshot restores (docs/exchange.md, "State hash",
+// Coverage; snapshot_cover.test.ts checks it byte by byte).
 
 import type { Reader, Writer } from '../codec/wire.ts';
 import { DecodeError, IVARINT_MAX, IVARINT_MIN } from '../codec/wire.ts';
@@ -182,8 +183,19 @@ export function readMarketState(r: Reader, m: MarketState, f: string): void {
   }
 }
 
-/** An order's leaf value: the book's view of it plus the exchange's record. */
-export function writeOrderLeaf(w: Writer, o: RestingOrder, meta: OrderMeta): void {
+/**
+ * An order's leaf value: the book's view of it plus the exchange's record,
+ * then, for an order among a volatility auction's orders (call_state.ts)
+ * rather than in the market's book, a 1. Which book holds an order decides
+ * its place after the uncross, so it is state; orders in the market's book
+ * keep the leaf they had before the marker existed.
+ */
+export function writeOrderLeaf(
+  w: Writer,
+  o: RestingOrder,
+  meta: OrderMeta,
+  inAuction: boolean,
+): void {
   w.uvarint(meta.market)
     .uvarint(o.orderId)
     .uvarint(o.owner)
@@ -191,6 +203,7 @@ export function writeOrderLeaf(w: Writer, o: RestingOrder, meta: OrderMeta): voi
   w.uvarint(o.priceTicks).uvarint(o.sizeLots).uvarint(o.goodTilMs);
   w.u8(STP_MODES.indexOf(o.stp)).bool(o.postOnly).uvarint(meta.seq);
   w.string(meta.clientOrderId, STRING_BYTES_MAX);
+  if (inAuction) w.u8(1);
 }
 
 export function writeOrderMeta(w: Writer, meta: OrderMeta): void {

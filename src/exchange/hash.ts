@@ -195,14 +195,19 @@ function swap(digest: Digest, old: Uint8Array | null, next: Uint8Array | null): 
   if (next !== null) digest.add(next);
 }
 
-function updateOrderLeaves(state: ExchangeState, digest: Digest, book: OrderBook): void {
+function updateOrderLeaves(
+  state: ExchangeState,
+  digest: Digest,
+  book: OrderBook,
+  inAuction: boolean,
+): void {
   const changes = book.changes;
   for (let i = changes.orderCount - 1; i >= 0; i--) {
     const id = changes.orderId[i]!;
     const meta = state.orders.get(id);
     const order = book.order(id);
     if (meta === undefined || order === undefined) continue;
-    writeOrderLeaf(writer.reset().u8(LEAF.order), order, meta);
+    writeOrderLeaf(writer.reset().u8(LEAF.order), order, meta, inAuction);
     meta.leaf = digest.swapSlotHashing(meta.leaf, writer.backing(), writer.length);
   }
   changes.clear();
@@ -258,12 +263,12 @@ export function updateDigest(state: ExchangeState, digest: Digest, genesisHash: 
 
   for (const market of state.markets) {
     if (market.retired) continue;
-    updateOrderLeaves(state, digest, market.book);
+    updateOrderLeaves(state, digest, market.book, false);
     // An order that moved between books is looked up in each: only the one holding it hashes it.
     const auction = market.auction;
     if (auction !== null) {
-      updateOrderLeaves(state, digest, auction.bids);
-      updateOrderLeaves(state, digest, auction.asks);
+      updateOrderLeaves(state, digest, auction.bids, true);
+      updateOrderLeaves(state, digest, auction.asks, true);
     }
     if (market.dirty) {
       const leaf = leafOf(LEAF.market, (w) => writeMarketState(w, market));
@@ -324,11 +329,12 @@ export function digestFromScratch(state: ExchangeState, genesisHash: Uint8Array)
     if (market.retired) continue;
     digest.add(leafOf(LEAF.market, (w) => writeMarketState(w, market)));
     for (const book of booksOf(market)) {
+      const inAuction = book !== market.book;
       for (const side of ['buy', 'sell'] as const) {
         for (const order of book.ordersOf(side)) {
           const meta = state.orders.get(order.orderId);
           assert(meta !== undefined, `resting order ${order.orderId} has no record`);
-          digest.add(leafOf(LEAF.order, (w) => writeOrderLeaf(w, order, meta)));
+          digest.add(leafOf(LEAF.order, (w) => writeOrderLeaf(w, order, meta, inAuction)));
         }
       }
     }
@@ -352,10 +358,11 @@ export function resetLeaves(state: ExchangeState, genesisHash: Uint8Array): Dige
     market.dirty = true;
     for (const book of booksOf(market)) {
       book.changes.clear();
+      const inAuction = book !== market.book;
       for (const side of ['buy', 'sell'] as const) {
         for (const order of book.ordersOf(side)) {
           const meta = state.orders.get(order.orderId)!;
-          writeOrderLeaf(writer.reset().u8(LEAF.order), order, meta);
+          writeOrderLeaf(writer.reset().u8(LEAF.order), order, meta, inAuction);
           meta.leaf = digest.swapSlotHashing(null, writer.backing(), writer.length);
         }
       }

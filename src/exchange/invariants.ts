@@ -5,6 +5,9 @@
 //   - books: not crossed, no zero-size order (the book's own checks); the
 //     books of auction orders one-sided, and empty outside an auction;
 //   - every resting order has a record, and every record a resting order;
+//   - time priority is the priority stamp: along each level the orders' seq
+//     ascends (the leaves carry seq, not the place in the level, so this is
+//     what puts the order of a level under the digest);
 //   - margin is reserved for resting orders: an account's resting size per side
 //     is what the book reports for it (margin.ts prices them from there), and
 //     no account without collateral rests orders;
@@ -76,6 +79,8 @@ export function checkInvariants(state: ExchangeState): void {
     m.book.checkInvariants();
     for (const book of booksOf(m))
       for (const side of ['buy', 'sell'] as const) {
+        let levelTicks = 0;
+        let previousSeq = 0;
         for (const order of book.ordersOf(side)) {
           orders++;
           const meta = state.orders.get(order.orderId);
@@ -83,6 +88,12 @@ export function checkInvariants(state: ExchangeState): void {
             meta !== undefined && meta.market === m.index,
             `order ${order.orderId} without record`,
           );
+          assert(
+            order.priceTicks !== levelTicks || meta.seq > previousSeq,
+            `order ${order.orderId} ahead of its priority stamp`,
+          );
+          levelTicks = order.priceTicks;
+          previousSeq = meta.seq;
           assert(meta.account.index === order.owner, `order ${order.orderId} owner mismatch`);
           assert(order.sizeLots > 0, `order ${order.orderId} of size zero`);
           if (meta.clientOrderId !== '') {

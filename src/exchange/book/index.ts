@@ -3,7 +3,13 @@ export { OrderBook } from './book.ts';
 export type { Depth } from './book.ts';
 export { FillList, RemovedList, ChangeSet } from './lists.ts';
 export type { FillRecord, RemovedRecord } from './lists.ts';
-export { orderBookCodec, readBook, writeBook } from './snapshot.ts';
+export {
+  orderBookCodec,
+  readBook,
+  readBookOrders,
+  writeBook,
+  writeBookOrders,
+} from './snapshot.ts';
 export { STP_MODES, TIME_IN_FORCES } from './types.ts';
 export type {
   PlaceOrder,

@@ -15,6 +15,11 @@
 // One book has exactly one encoding, and decoding rebuilds a book that
 // behaves identically (same priorities, same per-owner order, same expiry
 // order). The decoder refuses anything a book could not hold.
+//
+// writeBookOrders/readBookOrders are the same without lastOrderId, for an
+// owner that assigns the ids itself (the exchange's snapshot): there it is not
+// state, the owner gives the bound on restore, and a value on the wire that no
+// digest covers would be one a peer could change unnoticed.
 
 import type { Codec, Reader, Writer } from '../../codec/wire.ts';
 import { DecodeError } from '../../codec/wire.ts';
@@ -39,6 +44,16 @@ function writeOrder(w: Writer, order: RestingOrder): void {
 export function writeBook(w: Writer, book: OrderBook): void {
   w.u8(FORMAT);
   w.uvarint(book.lastOrderId);
+  writeSides(w, book);
+}
+
+/** The book without its lastOrderId (readBookOrders takes it from the caller). */
+export function writeBookOrders(w: Writer, book: OrderBook): void {
+  w.u8(FORMAT);
+  writeSides(w, book);
+}
+
+function writeSides(w: Writer, book: OrderBook): void {
   const bids = book.bids.levels;
   w.uvarint(bids.length);
   for (let i = 0; i < bids.length; i++) writeLevel(w, bids[i]!);
@@ -54,9 +69,25 @@ function writeLevel(w: Writer, level: Level): void {
 }
 
 export function readBook(r: Reader, field: string): OrderBook {
+  readFormat(r, field);
+  return readSides(r, field, r.uvarint(`${field}.lastOrderId`));
+}
+
+/**
+ * A book written by writeBookOrders; `lastOrderId` is the caller's bound on
+ * its ids (every order id must be at most it) and becomes the book's.
+ */
+export function readBookOrders(r: Reader, field: string, lastOrderId: number): OrderBook {
+  readFormat(r, field);
+  return readSides(r, field, lastOrderId);
+}
+
+function readFormat(r: Reader, field: string): void {
   const format = r.u8(`${field}.format`);
   if (format !== FORMAT) throw new DecodeError(`${field}.format`, `unknown book format ${format}`);
-  const lastOrderId = r.uvarint(`${field}.lastOrderId`);
+}
+
+function readSides(r: Reader, field: string, lastOrderId: number): OrderBook {
   const orders: RestingOrder[] = [];
   const seen = new Set<number>();
   let bestBidTicks = 0;

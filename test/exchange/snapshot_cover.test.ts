@@ -1,0 +1,326 @@
+// A node that state-syncs trusts a snapshot from an untrusted peer only
+// because it recomputes the appHash from the decoded state and compares it
+// with the one the chain committed to. That is sound only if the appHash
+// covers everything the snapshot restores: so every damaged snapshot must be
+// refused with a typed error or restore a state with another appHash. A
+// damage that restores the same appHash is a field no leaf covers, or a second
+// encoding of one state (which the node would store and serve as it came).
+// Bits are flipped in a rich state (perpetuals in a volatility auction,
+// dated futures and options, agents, subaccounts, deposits, proposals, a
+// jailed validator), then the damages no bit flip makes: reordered lists and
+// orders moved between places that the leaves do not tell apart.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Writer } from '../../src/codec/wire.ts';
+import { ZommaError } from '../../src/lib/errors.ts';
+import { Prng } from '../../src/lib/prng.ts';
+import { copyOrder } from '../../src/exchange/auction/call.ts';
+import { writeProposal } from '../../src/exchange/encoding.ts';
+import { genesisCodec } from '../../src/exchange/genesis.ts';
+import { daysFromCivil, expiryMsOfDay, MS_PER_DAY } from '../../src/exchange/instruments/index.ts';
+import { decodeSnapshot, encodeSnapshot } from '../../src/exchange/snapshot.ts';
+import type { Exchange } from '../../src/exchange/index.ts';
+import type { Action } from '../../src/exchange/tx/types.ts';
+import type { Key } from './helpers.ts';
+import { Harness, USDC, VALIDATORS, dailyListingGenesis, key, limit, replacer } from './helpers.ts';
+
+const START_MS = daysFromCivil(2026, 3, 2) * MS_PER_DAY;
+const EXPIRY_MS = expiryMsOfDay(daysFromCivil(2026, 3, 2));
+/** A flat smile: total variance for 50% volatility over eight hours. */
+const FLAT = { a: 228_000_000_000_000n, b: 0n, rho: 0n, m: 0n, sigma: 100_000_000_000_000_000n };
+const BTC = 'BTC-PERPETUAL';
+const ETH = 'ETH-PERPETUAL';
+const FUTURE = 'BTC-2MAR26';
+const CALL = 'BTC-2MAR26-50000-C';
+
+const [a, b, c, d] = [key('cover-a'), key('cover-b'), key('cover-c'), key('cover-d')] as [
+  Key,
+  Key,
+  Key,
+  Key,
+];
+
+function ok(h: Harness, from: Key, action: Action, subaccount = 0): void {
+  const r = h.one(from, action, { subaccount });
+  assert.ok(r.ok && r.actions.every((x) => x.ok), JSON.stringify(r, replacer));
+}
+
+function attest(id: number, amountQuote: bigint): Action {
+  return {
+    kind: 'attestDeposit',
+    depositId: new Uint8Array(32).fill(id),
+    account: key('cover-depositor').address,
+    subaccount: 3,
+    amountQuote,
+  };
+}
+
+/**
+ * Every kind of state a snapshot carries. With `markIntervalMs` options keep
+ * their marks between intervals (state); without, the restore recomputes them.
+ */
+function rich(markIntervalMs?: number): Harness {
+  const g = dailyListingGenesis(START_MS);
+  if (markIntervalMs !== undefined) g.listing!.markIntervalMs = markIntervalMs;
+  const h = new Harness(g, {});
+  h.smiles = [
+    { underlying: 'BTC', expiryMs: EXPIRY_MS, svi: FLAT },
+    { underlying: 'ETH', expiryMs: EXPIRY_MS, svi: FLAT },
+  ];
+  for (const k of [a, b, c, d]) h.fund(k, 500_000n * USDC);
+  h.fund(a, 50_000n * USDC, 1);
+  // Perpetuals: a trade, then resting orders (two at one level) on both sides.
+  ok(h, a, limit(BTC, 'sell', 500_000, 3));
+  ok(h, b, limit(BTC, 'buy', 500_000, 3));
+  ok(
+    h,
+    c,
+    limit(BTC, 'buy', 499_000, 2, { clientOrderId: 'c1', goodTilMs: START_MS + MS_PER_DAY }),
+  );
+  ok(h, d, limit(BTC, 'buy', 499_000, 5));
+  ok(h, c, limit(BTC, 'sell', 501_000, 4, { stp: 'cancelBoth' }));
+  ok(h, a, limit(ETH, 'sell', 300_000, 7), 1);
+  ok(h, d, limit(ETH, 'buy', 300_000, 5));
+  ok(h, d, limit(ETH, 'buy', 299_000, 5, { timeInForce: 'postOnly' }));
+  // A dated future and an option, traded and resting.
+  const future = h.ex.state.marketByName.get(FUTURE)!;
+  const call = h.ex.state.marketByName.get(CALL)!;
+  ok(h, a, limit(FUTURE, 'buy', future.markTicks, 3));
+  ok(h, b, limit(FUTURE, 'sell', future.markTicks, 2));
+  ok(h, c, limit(CALL, 'sell', call.markTicks, 7));
+  ok(h, d, limit(CALL, 'buy', call.markTicks, 5));
+  ok(h, d, limit(CALL, 'buy', Math.max(1, call.markTicks - 5), 2));
+  // Agents, subaccounts, withdrawals.
+  const agent = (name: string, expiresAtMs: number): Action => ({
+    kind: 'registerAgent',
+    agentPublicKey: key(name).publicKey,
+    expiresAtMs,
+    name,
+  });
+  ok(h, a, agent('cover-bot', START_MS + 10 * MS_PER_DAY));
+  ok(h, b, agent('cover-mm', START_MS + MS_PER_DAY));
+  ok(h, b, { kind: 'transfer', fromSubaccount: 0, toSubaccount: 2, amountQuote: 1_000n * USDC });
+  ok(h, c, { kind: 'withdraw', amountQuote: 10n * USDC, destination: 'dest' });
+  // Deposits: one credited, two pending; proposals: one executed, two pending.
+  for (const v of [0, 1, 2]) ok(h, VALIDATORS[v]!, attest(1, 77n * USDC));
+  ok(h, VALIDATORS[1]!, attest(2, 5n * USDC));
+  ok(h, VALIDATORS[2]!, attest(3, 6n * USDC));
+  const propose = (proposalId: number, kind: 'haltMarket' | 'resumeMarket'): Action => ({
+    kind: 'govPropose',
+    proposalId,
+    proposal: { kind, instrument: ETH },
+  });
+  ok(h, VALIDATORS[0]!, propose(7, 'haltMarket'));
+  ok(h, VALIDATORS[1]!, propose(8, 'haltMarket'));
+  ok(h, VALIDATORS[2]!, propose(9, 'resumeMarket'));
+  for (const v of [0, 1]) ok(h, VALIDATORS[v]!, { kind: 'govVote', proposalId: 9, approve: true });
+  // A jailed validator.
+  h.timeMs += 1_000;
+  h.ex.finalizeBlock({
+    height: h.ex.state.height + 1,
+    timeMs: h.timeMs,
+    proposer: VALIDATORS[0]!.publicKey,
+    txs: [],
+    oracle: h.oracle,
+    smiles: h.smiles,
+    evidence: [{ publicKey: VALIDATORS[3]!.publicKey, height: 2 }],
+  });
+  // A volatility auction on BTC with orders waiting in it on both sides.
+  ok(h, a, limit(BTC, 'sell', 530_000, 3));
+  const started = h.block([h.tx(b, limit(BTC, 'buy', 535_000, 6))]);
+  assert.ok(started.events.some((e) => e.type === 'auctionStarted'));
+  ok(h, c, limit(BTC, 'buy', 532_000, 2));
+  ok(h, d, limit(BTC, 'sell', 528_000, 1, { goodTilMs: h.timeMs + 10_000 }));
+  return h;
+}
+
+function hex(bytes: Uint8Array): string {
+  return Buffer.from(bytes).toString('hex');
+}
+
+/** Why `mutated` is unsound against the snapshot `original` restores to `appHash`, or null. */
+function unsound(mutated: Uint8Array, original: Uint8Array, appHash: Uint8Array): string | null {
+  let restored: Exchange;
+  try {
+    restored = decodeSnapshot(mutated);
+  } catch (e) {
+    return e instanceof ZommaError ? null : `refused with an untyped ${String(e)}`;
+  }
+  if (hex(restored.appHash) !== hex(appHash)) return null;
+  return hex(encodeSnapshot(restored)) === hex(original)
+    ? 'a second encoding of the same state'
+    : 'a changed state under the same appHash';
+}
+
+function flipBits(h: Harness, at: (i: number) => number, count: number, seed: number): void {
+  const bytes = encodeSnapshot(h.ex);
+  const restored = decodeSnapshot(bytes, { checkInvariants: true });
+  assert.deepEqual(restored.appHash, h.ex.appHash);
+  const rng = new Prng(seed);
+  const bad: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const offset = at(i) % bytes.length;
+    const bit = rng.int(8);
+    const mutated = bytes.slice();
+    mutated[offset] = mutated[offset]! ^ (1 << bit);
+    const why = unsound(mutated, bytes, h.ex.appHash);
+    if (why === null) continue;
+    bad.push(`byte ${offset} bit ${bit}: ${why}`);
+  }
+  assert.deepEqual(bad, [], `${bad.length} of ${count} damaged snapshots pass the appHash check`);
+}
+
+test('every byte of a snapshot is covered: a flipped bit is refused or changes the appHash', () => {
+  const h = rich(60_000);
+  const n = encodeSnapshot(h.ex).length;
+  // One seeded bit at every byte position.
+  flipBits(h, (i) => i, n, 1);
+});
+
+test('options marked every block: a snapshot must carry the marks the restore recomputes', () => {
+  const h = rich();
+  const rng = new Prng(2);
+  const n = encodeSnapshot(h.ex).length;
+  flipBits(h, () => rng.int(n), 1_500, 3);
+});
+
+/** The snapshot of `h` after `tamper` changed a restored copy of it (as a peer could). */
+function tampered(h: Harness, tamper: (ex: Exchange) => void): Uint8Array {
+  const copy = decodeSnapshot(encodeSnapshot(h.ex));
+  tamper(copy);
+  return encodeSnapshot(copy);
+}
+
+function assertSound(mutated: Uint8Array, h: Harness): void {
+  const bytes = encodeSnapshot(h.ex);
+  assert.notDeepEqual(mutated, bytes);
+  assert.equal(unsound(mutated, bytes, h.ex.appHash), null);
+}
+
+test('time priority within a level is covered: two orders swapped at one price are refused', () => {
+  const h = rich(60_000);
+  const mutated = tampered(h, (ex) => {
+    const book = ex.state.marketByName.get(BTC)!.book;
+    const first = [...book.ordersOf('buy')].find((o) => o.priceTicks === 499_000)!;
+    const moved = copyOrder(first);
+    book.cancel(moved.orderId);
+    book.insert(moved);
+  });
+  assertSound(mutated, h);
+});
+
+test('the book that holds an order is covered: a book order moved among the auction orders changes the appHash', () => {
+  const h = rich(60_000);
+  const m = h.ex.state.marketByName.get(BTC)!;
+  assert.ok(m.auction!.active && m.auction!.bids.orderCount > 0);
+  const mutated = tampered(h, (ex) => {
+    const market = ex.state.marketByName.get(BTC)!;
+    const last = [...market.book.ordersOf('buy')].at(-1)!;
+    const moved = copyOrder(last);
+    market.book.cancel(moved.orderId);
+    market.auction!.bids.insert(moved);
+  });
+  assertSound(mutated, h);
+});
+
+/** Where `needle` starts in `haystack` (it must be there exactly once). */
+function find(haystack: Uint8Array, needle: Uint8Array): number {
+  const hits: number[] = [];
+  for (let i = 0; i + needle.length <= haystack.length; i++) {
+    let j = 0;
+    while (j < needle.length && haystack[i + j] === needle[j]) j++;
+    if (j === needle.length) hits.push(i);
+  }
+  assert.equal(hits.length, 1, `found ${hits.length} times`);
+  return hits[0]!;
+}
+
+function concat(...parts: Uint8Array[]): Uint8Array {
+  return Uint8Array.from(parts.flatMap((p) => [...p]));
+}
+
+test('lists are canonical: proposals out of order are refused', () => {
+  const h = rich(60_000);
+  const bytes = encodeSnapshot(h.ex);
+  const encoded = (write: (w: Writer) => void) => {
+    const w = new Writer(256);
+    write(w);
+    return w.finish();
+  };
+  // Proposals 7 and 8 are adjacent: swapped.
+  const p7 = encoded((w) => writeProposal(w, h.ex.state.proposals.get(7)!));
+  const p8 = encoded((w) => writeProposal(w, h.ex.state.proposals.get(8)!));
+  const at = find(bytes, concat(p7, p8));
+  assertSound(concat(bytes.subarray(0, at), p8, p7, bytes.subarray(at + p7.length + p8.length)), h);
+});
+
+test('lists are canonical: deposits out of order are refused', () => {
+  const h = rich(60_000);
+  const bytes = encodeSnapshot(h.ex);
+  // The two pending deposits (ids of 2s and 3s, then the address): swapped.
+  const deposits = [...h.ex.state.deposits.values()].sort((x, y) => (x.key < y.key ? -1 : 1));
+  assert.equal(deposits.length, 2);
+  const starts = deposits.map((x) => find(bytes, concat(x.depositId, x.account)));
+  const end = starts[1]! + (starts[1]! - starts[0]!);
+  const first = bytes.subarray(starts[0]!, starts[1]!);
+  const second = bytes.subarray(starts[1]!, end);
+  assert.equal(first.length, second.length);
+  assertSound(concat(bytes.subarray(0, starts[0]!), second, first, bytes.subarray(end)), h);
+});
+
+test('deficits are canonical: out of order or repeated account indices are refused', () => {
+  const h = rich(60_000);
+  const copy = decodeSnapshot(encodeSnapshot(h.ex));
+  copy.state.deficits.add(copy.state.accounts[1]!);
+  copy.state.deficits.add(copy.state.accounts[2]!);
+  const base = decodeSnapshot(encodeSnapshot(copy));
+  const bytes = encodeSnapshot(base);
+  // The deficits follow the format, the genesis and the globals.
+  const w = new Writer(1 << 12);
+  const s = base.state;
+  w.u8(bytes[0]!);
+  genesisCodec.write(w, s.genesis);
+  w.uvarint(s.height).uvarint(s.timeMs);
+  w.ivarintBig(s.insuranceQuote).uvarintBig(s.feePoolQuote);
+  w.uvarintBig(s.depositedQuote).uvarintBig(s.withdrawnQuote).uvarint(s.nextOrderId);
+  const at = w.finish().length;
+  assert.deepEqual([...bytes.subarray(at, at + 3)], [2, 1, 2]);
+  for (const list of [
+    [2, 2, 1],
+    [2, 1, 1],
+  ]) {
+    const mutated = concat(bytes.subarray(0, at), Uint8Array.from(list), bytes.subarray(at + 3));
+    assert.equal(unsound(mutated, bytes, base.appHash), null, `deficits ${list}`);
+  }
+});
+
+test('free listed slots after the last live one are not written, and refused when read', () => {
+  const h = rich(60_000);
+  const s = h.ex.state;
+  const bytes = encodeSnapshot(h.ex);
+  const slots = s.markets.length - s.genesisMarketCount;
+  assert.ok(slots < 128 && !s.markets.at(-1)!.retired);
+  // The slot count, then the first listed slot: live, with its name.
+  const name = new TextEncoder().encode(s.markets[s.genesisMarketCount]!.params.instrument);
+  const countAt = find(bytes, concat(Uint8Array.of(slots, 1, name.length), name));
+  // After the slots, the addresses: their count, then the lowest address.
+  const principals = [...s.principals.values()].sort((x, y) => (x.key < y.key ? -1 : 1));
+  const endAt = find(bytes, concat(Uint8Array.of(principals.length), principals[0]!.address));
+  const mutated = concat(
+    bytes.subarray(0, countAt),
+    Uint8Array.of(slots + 1),
+    bytes.subarray(countAt + 1, endAt),
+    Uint8Array.of(0),
+    bytes.subarray(endAt),
+  );
+  assert.equal(unsound(mutated, bytes, h.ex.appHash), null);
+  // An exchange whose last slot is free writes the same bytes as one without it.
+  const copy = decodeSnapshot(bytes);
+  const free = Object.assign(Object.create(Object.getPrototypeOf(s.markets[0]!)), s.markets[0]!, {
+    index: copy.state.markets.length,
+    retired: true,
+  });
+  copy.state.markets.push(free);
+  assert.deepEqual(encodeSnapshot(copy), bytes);
+});
