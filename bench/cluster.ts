@@ -2,12 +2,15 @@
 // a four-validator Zomma cluster on loopback, against a three-member etcd
 // cluster on the same machine doing 100-byte puts, at the same client
 // concurrency, in the same run. Both answer a client only once its write is
-// committed by a quorum and durable (Zomma: `POST /v1/tx?wait=commit`;
+// committed by a quorum and durable (Zomma: `wait=commit`;
 // etcd: `/v3/kv/put`, which returns after the Raft commit and fsync).
 //
 // Zomma's load: C workers, each with its own funded account, send signed
 // 1-lot limit orders alternating buy and sell across the index (so they
-// trade against each other), spread over the four nodes' APIs. Also reported:
+// trade against each other), spread over the four nodes' APIs: by default
+// over one WebSocket per node (the `submit` op with wait=commit, as a
+// trading client at volume would), or with --submit http one
+// `POST /v1/tx?wait=commit` per order. Also reported:
 // the share of the machine's signature-verification capacity in use
 // (every validator checks every transaction once: 4 × txs/s, over one
 // core's node:crypto verify rate × cores).
@@ -30,7 +33,7 @@
 // listing (the two perpetuals only), the cost of orders through consensus
 // alone. The JSON says which, and how many markets were live.
 //
-// Usage: npm run bench:cluster [-- --concurrency 32 --seconds 15 --genesis devnet]
+// Usage: npm run bench:cluster [-- --concurrency 32 --seconds 15 --genesis devnet --submit ws]
 // Prints one JSON line.
 
 import { spawn, spawnSync } from 'node:child_process';
@@ -75,7 +78,7 @@ const { values } = parseArgs({
     // devnet: the devnet genesis with its listing; perpetuals: without the listing.
     genesis: { type: 'string', default: 'devnet' },
     // http: one POST /v1/tx?wait=commit per order; ws: the same over one WebSocket per node.
-    submit: { type: 'string', default: 'http' },
+    submit: { type: 'string', default: 'ws' },
   },
 });
 const CPU_PROF_DIR = values['cpu-prof'];
