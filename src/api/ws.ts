@@ -66,6 +66,7 @@ export function parseChannel(channel: string): { kind: ChannelKind; key: string 
 }
 
 interface Subscription {
+  readonly kind: ChannelKind;
   lastSeq: number;
 }
 
@@ -84,13 +85,46 @@ interface ChannelMessage {
   data: unknown;
 }
 
-/** The per-channel messages of a block update, for the channels some client follows. */
-function messagesOf(u: BlockUpdate, wanted: (channel: string) => boolean): ChannelMessage[] {
+/**
+ * The per-channel messages of a block update, for the channels some client
+ * follows. A kind nobody follows is not read at all: a node may build an
+ * update's parts on first read (src/node/view.ts).
+ */
+function messagesOf(
+  u: BlockUpdate,
+  wanted: (channel: string) => boolean,
+  wantsKind: (kind: ChannelKind) => boolean,
+): ChannelMessage[] {
   const out: ChannelMessage[] = [];
+  if (wantsKind('book')) messagesOfBooks(u, wanted, out);
+  if (wantsKind('trades')) messagesOfTrades(u, wanted, out);
+  if (wantsKind('ticker')) {
+    for (const t of u.tickers) {
+      const channel = `ticker:${t.instrument}`;
+      if (wanted(channel)) out.push({ channel, seq: u.height, data: t });
+    }
+  }
+  if (wantsKind('account')) messagesOfAccounts(u, wanted, out);
+  if (wanted('blocks')) out.push({ channel: 'blocks', seq: u.height, data: u.block });
+  return out;
+}
+
+function messagesOfBooks(
+  u: BlockUpdate,
+  wanted: (channel: string) => boolean,
+  out: ChannelMessage[],
+): void {
   for (const d of u.books) {
     const channel = `book:${d.instrument}`;
     if (wanted(channel)) out.push({ channel, seq: d.seq, data: d });
   }
+}
+
+function messagesOfTrades(
+  u: BlockUpdate,
+  wanted: (channel: string) => boolean,
+  out: ChannelMessage[],
+): void {
   const trades = new Map<string, unknown[]>();
   for (const t of u.trades) {
     const channel = `trades:${t.instrument}`;
@@ -101,10 +135,13 @@ function messagesOf(u: BlockUpdate, wanted: (channel: string) => boolean): Chann
   }
   for (const [channel, list] of trades)
     out.push({ channel, seq: u.height, data: { trades: list } });
-  for (const t of u.tickers) {
-    const channel = `ticker:${t.instrument}`;
-    if (wanted(channel)) out.push({ channel, seq: u.height, data: t });
-  }
+}
+
+function messagesOfAccounts(
+  u: BlockUpdate,
+  wanted: (channel: string) => boolean,
+  out: ChannelMessage[],
+): void {
   const accounts = new Map<string, unknown[]>();
   for (const a of u.accounts) {
     const channel = `account:${a.address.toLowerCase()}`;
@@ -116,8 +153,6 @@ function messagesOf(u: BlockUpdate, wanted: (channel: string) => boolean): Chann
   for (const [channel, list] of accounts) {
     out.push({ channel, seq: u.height, data: { subaccounts: list } });
   }
-  if (wanted('blocks')) out.push({ channel: 'blocks', seq: u.height, data: u.block });
-  return out;
 }
 
 export class WsHub {
@@ -126,6 +161,8 @@ export class WsHub {
   private readonly nowMs: () => number;
   private readonly connections = new Set<Connection>();
   private readonly followers = new Map<string, Set<Connection>>();
+  /** Subscriptions per channel kind, over all connections. */
+  private readonly kindCounts = new Map<ChannelKind, number>();
   /** The last resumeBlocksMax updates, oldest first. */
   private readonly recent: BlockUpdate[] = [];
   private readonly unsubscribe: () => void;
@@ -180,6 +217,8 @@ export class WsHub {
   }
 
   private unfollow(conn: Connection, channel: string): void {
+    const sub = conn.subs.get(channel);
+    if (sub !== undefined) this.kindCounts.set(sub.kind, (this.kindCounts.get(sub.kind) ?? 1) - 1);
     conn.subs.delete(channel);
     const set = this.followers.get(channel);
     if (set === undefined) return;
@@ -263,8 +302,9 @@ export class WsHub {
         return this.error(conn, 'NotFound', `no instrument ${parsed.key}`, name);
       }
     }
-    const sub: Subscription = { lastSeq: -1 };
+    const sub: Subscription = { kind: parsed.kind, lastSeq: -1 };
     conn.subs.set(name, sub);
+    this.kindCounts.set(parsed.kind, (this.kindCounts.get(parsed.kind) ?? 0) + 1);
     let set = this.followers.get(name);
     if (set === undefined) this.followers.set(name, (set = new Set()));
     set.add(conn);
@@ -286,7 +326,7 @@ export class WsHub {
     const wanted = (c: string) => c === channel;
     const missed: ChannelMessage[] = [];
     for (const u of this.recent) {
-      for (const m of messagesOf(u, wanted)) if (m.seq > fromSeq) missed.push(m);
+      for (const m of messagesOf(u, wanted, (k) => k === kind)) if (m.seq > fromSeq) missed.push(m);
     }
     if (kind === 'book') {
       const book = read.book(channel.slice('book:'.length), 1)!;
@@ -357,7 +397,9 @@ export class WsHub {
     assert(last === undefined || u.height > last.height, 'block updates arrive in height order');
     this.recent.push(u);
     if (this.recent.length > this.limits.resumeBlocksMax) this.recent.shift();
-    for (const m of messagesOf(u, (c) => this.followers.has(c))) {
+    const followed = (c: string) => this.followers.has(c);
+    const followedKind = (k: ChannelKind) => (this.kindCounts.get(k) ?? 0) > 0;
+    for (const m of messagesOf(u, followed, followedKind)) {
       const dataJson = JSON.stringify(m.data);
       for (const conn of this.followers.get(m.channel)!) {
         this.deliver(conn, conn.subs.get(m.channel)!, m.channel, m.seq, dataJson);

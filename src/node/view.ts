@@ -72,18 +72,107 @@ interface PublishedBook {
   readonly asks: readonly LevelView[];
 }
 
-/** What one height publishes: replaced whole after each block, never changed. */
+/** One live market as published: replaced whole when any part of it changes, never changed. */
+interface PublishedMarket {
+  readonly book: PublishedBook;
+  readonly ticker: TickerSlot;
+  readonly trades: readonly TradeView[];
+}
+
+/**
+ * What one height publishes: replaced after each block, never changed. Parts
+ * that did not change are shared with the height before (a block touches a
+ * few of the 80–90 devnet markets), and what costs more to build than to
+ * capture (tickers' text, the oracle's decoded observations) is built from
+ * captured inputs on its first read, so a record nobody reads costs little.
+ */
 interface Published {
   readonly height: number;
   readonly timeMs: number;
   readonly appHash: string;
   readonly validators: ValidatorView[];
   readonly instruments: InstrumentView[];
-  readonly books: ReadonlyMap<string, PublishedBook>;
-  readonly tickers: ReadonlyMap<string, TickerView>;
-  readonly trades: ReadonlyMap<string, readonly TradeView[]>;
+  readonly markets: ReadonlyMap<string, PublishedMarket>;
   readonly insuranceQuote: string;
-  readonly oracle: readonly OracleView[];
+  readonly oracle: () => readonly OracleView[];
+}
+
+/** What the view follows of one live market between blocks (never published itself). */
+interface Tracked {
+  readonly name: string;
+  /** What the latest height publishes of it. */
+  published: PublishedMarket;
+  /** Full depth as last published (the base of the next delta). */
+  readonly levels: PublishedLevels;
+  /** Its instrument view, and the inputs of it that can change (the rest is fixed at listing). */
+  instrument: InstrumentView;
+  halted: boolean;
+  auctionEndMs: number;
+}
+
+/**
+ * A value computed on its first use and then kept. Only for values built from
+ * inputs captured at their height and never changed after, so that the answer
+ * is the same whenever it is first asked for.
+ */
+function lazy<T>(compute: () => T): () => T {
+  let done = false;
+  let value: T | undefined;
+  return () => {
+    if (!done) {
+      value = compute();
+      done = true;
+    }
+    return value as T;
+  };
+}
+
+/** A block's view as kept: its fields, and its oracle (decoded on first read). */
+class KeptBlock {
+  private built: BlockView | null = null;
+  constructor(
+    readonly fields: Omit<BlockView, 'oracle'>,
+    readonly oracle: () => readonly OracleView[],
+  ) {}
+
+  view(): BlockView {
+    this.built ??= { ...this.fields, oracle: [...this.oracle()] };
+    return this.built;
+  }
+}
+
+/**
+ * The BlockUpdate of one block: what listeners read of every block (its
+ * transactions, book deltas, trades, account updates) built with it; its
+ * block view and changed tickers built on first read, from inputs captured
+ * at its height, so a block nobody follows on those channels does not pay
+ * for them and a late reader (a WebSocket resume) still gets that height's.
+ */
+class ChainUpdate implements BlockUpdate {
+  private changedTickers: TickerView[] | null = null;
+  constructor(
+    readonly height: number,
+    readonly timeMs: number,
+    private readonly kept: KeptBlock,
+    readonly txs: TxView[],
+    readonly books: BookDelta[],
+    readonly trades: TradeView[],
+    readonly accounts: AccountUpdate[],
+    /** The tickers whose inputs moved in this block: before (none: newly listed) and after. */
+    private readonly moved: readonly (readonly [TickerSlot | undefined, TickerSlot])[],
+  ) {}
+
+  get block(): BlockView {
+    return this.kept.view();
+  }
+
+  get tickers(): TickerView[] {
+    this.changedTickers ??= this.moved
+      .map(([old, now]) => [old?.at(this.height, this.timeMs), now.at(this.height, this.timeMs)])
+      .filter(([old, now]) => old === undefined || !sameTicker(old, now!))
+      .map(([, now]) => now!);
+    return this.changedTickers;
+  }
 }
 
 export interface ChainViewOptions {
@@ -121,14 +210,21 @@ export class ChainView implements NodeView {
   private readonly log: Log;
   private readonly listeners = new Set<(update: BlockUpdate) => void>();
   private readonly txs = new Map<string, TxView>();
-  private readonly blocks = new Map<number, BlockView>();
-  /** Full depth per instrument, as last published (the base of the next delta). */
-  private readonly levels = new Map<string, PublishedLevels>();
-  /** Per instrument: the inputs its published ticker was built from (tickerOf is O(1) but not cheap). */
-  private readonly tickerInputs = new Map<string, TickerInputs>();
+  private readonly blocks = new Map<number, KeptBlock>();
+  /** The live markets, by market index (a settled market's slot may be reused by a new one). */
+  private readonly tracked: (Tracked | undefined)[] = [];
+  /** The validators' view as last built, and what it was built from. */
+  private validatorsBuilt: {
+    readonly from: ValidatorInputs[];
+    readonly view: ValidatorView[];
+  } | null = null;
   private readonly tradeIds = new Map<string, number>();
   private readonly lastTrade = new Map<string, number>();
-  /** The insurance fund after each recent block, oldest first. */
+  /**
+   * The insurance fund after each recent block, oldest first: the last
+   * VIEW_INSURANCE_POINTS_KEPT are published, and up to as many older ones
+   * wait to be dropped together (one copy per that many blocks, not per block).
+   */
   private insurance: InsurancePointView[] = [];
   private riskEvents: BlockEventView[] = [];
   /** Why and when a validator was jailed, by address, as far as this node saw it. */
@@ -150,45 +246,46 @@ export class ChainView implements NodeView {
     this.log = options.log ?? silentLog;
     this.chainId = options.genesis.chainId;
     const state = this.state;
-    const books = new Map<string, PublishedBook>();
-    const trades = new Map<string, readonly TradeView[]>();
+    const markets = new Map<string, PublishedMarket>();
     for (const m of state.markets) {
       if (m.retired) continue;
-      this.openMarket(m, state.height, books, trades);
+      markets.set(m.params.instrument, this.openMarket(m, state.height));
     }
     this.published = {
       height: state.height,
       timeMs: state.timeMs,
       appHash: toHex(this.node.app.appHash),
-      validators: this.validatorsNow(state, state.height),
+      validators: this.validatorsNow(state, state.height, false),
       instruments: this.instrumentsNow(),
-      books,
-      tickers: new Map(
-        state.markets.filter((m) => !m.retired).map((m) => [m.params.instrument, this.tickerOf(m)]),
-      ),
-      trades,
+      markets,
       insuranceQuote: quoteString(state.insuranceQuote),
-      oracle: [],
+      oracle: () => [],
     };
     this.indexStoredBlocks();
     this.settling = settlingHolders(state);
     this.unsubscribe = this.node.subscribe((b) => this.onBlock(b));
   }
 
-  /** Starts following a market: at construction, and when one is listed. */
-  private openMarket(
-    m: MarketState,
-    height: number,
-    books: Map<string, PublishedBook>,
-    trades: Map<string, readonly TradeView[]>,
-  ): void {
+  /** Starts following a market (at construction, and when one is listed): its first publication. */
+  private openMarket(m: MarketState, height: number): PublishedMarket {
     const name = m.params.instrument;
     const bids = depthMap(m, 'buy');
     const asks = depthMap(m, 'sell');
-    this.levels.set(name, { bids, asks, book: m.book, changeCount: m.book.changes.changeCount });
-    books.set(name, { seq: height, bids: sorted(bids, true), asks: sorted(asks, false) });
+    const published: PublishedMarket = {
+      book: { seq: height, bids: sorted(bids, true), asks: sorted(asks, false) },
+      ticker: new TickerSlot(tickerInputsOf(m, this.lastTrade.get(name))),
+      trades: [],
+    };
+    this.tracked[m.index] = {
+      name,
+      published,
+      levels: { bids, asks, book: m.book, changeCount: m.book.changes.changeCount },
+      instrument: instrumentOf(m),
+      halted: m.halted,
+      auctionEndMs: auctionEndOf(m),
+    };
     this.tradeIds.set(name, height * VIEW_TRADE_IDS_PER_HEIGHT);
-    trades.set(name, []);
+    return published;
   }
 
   close(): void {
@@ -209,9 +306,9 @@ export class ChainView implements NodeView {
       status: () => this.statusOf(p),
       validators: () => p.validators,
       instruments: () => p.instruments,
-      ticker: (instrument) => p.tickers.get(instrument),
+      ticker: (instrument) => p.markets.get(instrument)?.ticker.at(p.height, p.timeMs),
       book: (instrument, depth) => {
-        const book = p.books.get(instrument);
+        const book = p.markets.get(instrument)?.book;
         if (book === undefined) return undefined;
         const view: BookView = {
           instrument,
@@ -222,7 +319,7 @@ export class ChainView implements NodeView {
         };
         return view;
       },
-      trades: (instrument, count) => p.trades.get(instrument)?.slice(-count),
+      trades: (instrument, count) => p.markets.get(instrument)?.trades.slice(-count),
       account: (address, subaccount) => this.accountOf(address, subaccount),
       tx: (hash) => this.txOf(hash),
       block: (height) => (height <= p.height ? this.blockOf(height) : undefined),
@@ -271,12 +368,12 @@ export class ChainView implements NodeView {
   private consensusOf(p: Published): ConsensusView {
     const replica = this.node.loop.replica;
     const set = this.validatorSet;
-    const last = this.blocks.get(p.height);
+    const last = this.blocks.get(p.height)?.fields;
     const signed = new Map<string, number>();
     const proposed = new Map<string, number>();
     let recent = 0;
     for (let h = p.height; h > 0 && recent < VIEW_CONSENSUS_RECENT_BLOCKS; h--) {
-      const block = this.blocks.get(h);
+      const block = this.blocks.get(h)?.fields;
       if (block === undefined) break;
       recent++;
       proposed.set(block.proposer, (proposed.get(block.proposer) ?? 0) + 1);
@@ -314,9 +411,9 @@ export class ChainView implements NodeView {
     return {
       height: p.height,
       insuranceQuote: p.insuranceQuote,
-      insurance: this.insurance.slice(),
+      insurance: this.insurance.slice(-VIEW_INSURANCE_POINTS_KEPT),
       events: this.riskEvents.slice(),
-      oracle: [...p.oracle],
+      oracle: [...p.oracle()],
     };
   }
 
@@ -329,15 +426,21 @@ export class ChainView implements NodeView {
   private consensusFieldsOf(
     block: Block,
     commit: CommitCertificate | null,
-  ): Pick<BlockView, 'round' | 'signers' | 'evidence' | 'oracle'> {
+  ): Pick<BlockView, 'round' | 'signers' | 'evidence'> {
     const set = this.validatorSet;
     return {
       ...(commit !== null
         ? { round: commit.round, signers: signersOf(commit, set, block.header.timeMs) }
         : {}),
       evidence: block.evidence.map((e) => evidenceOf(e, set)),
-      oracle: oracleViewOf(block.lastCommit, set),
     };
+  }
+
+  /** The oracle input of a block, decoded on first read (the set is the one of its height). */
+  private oracleOf(block: Block): () => readonly OracleView[] {
+    const set = this.validatorSet;
+    const lastCommit = block.lastCommit;
+    return lazy(() => oracleViewOf(lastCommit, set));
   }
 
   private txOf(hash: string): TxView | undefined {
@@ -348,7 +451,7 @@ export class ChainView implements NodeView {
 
   private blockOf(height: number): BlockView | undefined {
     const kept = this.blocks.get(height);
-    if (kept !== undefined) return kept;
+    if (kept !== undefined) return kept.view();
     const stored = loadCommitted(this.storage, height);
     if (stored === null) return undefined;
     const results = this.node.results.load(height);
@@ -385,6 +488,7 @@ export class ChainView implements NodeView {
         stored.block,
         loadCommitted(this.storage, height + 1)?.block.lastCommit ?? stored.commit,
       ),
+      oracle: [...this.oracleOf(stored.block)()],
       ...(details !== undefined
         ? {
             events: details.events.flatMap((e) => this.eventOf(e, height, timeMs)),
@@ -454,9 +558,7 @@ export class ChainView implements NodeView {
       maintenanceMarginQuote: quoteString(maintenanceMarginQuote(state, account)),
       marginFreeQuote: quoteString(equity - initial),
       positions: heldMarkets(state, account).map((m) => positionOf(m, account)),
-      openOrders: state.markets
-        .filter((m) => !m.retired)
-        .flatMap((m) => this.openOrdersOf(m, account)),
+      openOrders: recordMarkets(state, account).flatMap((m) => this.openOrdersOf(m, account)),
     };
   }
 
@@ -483,13 +585,13 @@ export class ChainView implements NodeView {
   }
 
   /** The insurance point and the risk events of a block just executed. */
-  private noteRisk(block: BlockView, state: ExchangeState): void {
+  private noteRisk(block: Omit<BlockView, 'oracle'>, state: ExchangeState): void {
     this.insurance.push({
       height: block.height,
       timeMs: block.timeMs,
       insuranceQuote: quoteString(state.insuranceQuote),
     });
-    if (this.insurance.length > VIEW_INSURANCE_POINTS_KEPT)
+    if (this.insurance.length > 2 * VIEW_INSURANCE_POINTS_KEPT)
       this.insurance = this.insurance.slice(-VIEW_INSURANCE_POINTS_KEPT);
     for (const e of block.events ?? []) if (e.type !== 'funding') this.riskEvents.push(e);
     if (this.riskEvents.length > VIEW_RISK_EVENTS_KEPT)
@@ -603,8 +705,15 @@ export class ChainView implements NodeView {
     }
   }
 
-  private validatorsNow(state: ExchangeState, height: number): ValidatorView[] {
-    return validatorsOf(state).map((v) => {
+  /**
+   * The validators' view, rebuilt only when a validator's stake or jailing
+   * moved or the block carried evidence (a jailing's reason); otherwise the
+   * one already published.
+   */
+  private validatorsNow(state: ExchangeState, height: number, evidence: boolean): ValidatorView[] {
+    const built = this.validatorsBuilt;
+    if (!evidence && built !== null && sameValidators(built.from, state)) return built.view;
+    const view = validatorsOf(state).map((v) => {
       if (!v.jailed) {
         this.jailings.delete(v.address);
         return v;
@@ -622,47 +731,17 @@ export class ChainView implements NodeView {
         ...(j.reason !== undefined ? { jailReason: j.reason } : {}),
       };
     });
+    this.validatorsBuilt = { from: state.validators.map(validatorInputsOf), view };
+    return view;
   }
 
+  /** The live markets' instrument views, in market order. */
   private instrumentsNow(): InstrumentView[] {
-    return this.state.markets.filter((m) => !m.retired).map(instrumentOf);
-  }
-
-  /** Reads only what tickerInputsOf lists (onBlock reuses a ticker whose inputs are unchanged). */
-  private tickerOf(m: MarketState): TickerView {
-    const name = m.params.instrument;
-    const ticker: TickerView = {
-      instrument: name,
-      height: this.state.height,
-      markTicks: m.markTicks,
-      indexTicks: m.indexTicks,
-      openInterestLots: m.longLots,
-      timeMs: this.state.timeMs,
-    };
-    if (name.endsWith('-PERPETUAL')) ticker.fundingRatePpm = m.lastFundingRatePpm;
-    const om = m.optionMark;
-    if (om !== null) {
-      ticker.markIv = toDecimal(om.ivWad, 6);
-      ticker.greeks = {
-        delta: toDecimal(om.greeks.delta, 6),
-        gamma: toDecimal(om.greeks.gamma, 12),
-        vega: toDecimal(om.greeks.vega, 6),
-        theta: toDecimal(om.greeks.theta, 6),
-      };
+    const out: InstrumentView[] = [];
+    for (const m of this.state.markets) {
+      if (!m.retired) out.push(this.tracked[m.index]!.instrument);
     }
-    const bid = m.book.bestBidTicks();
-    const ask = m.book.bestAskTicks();
-    if (bid !== undefined) {
-      ticker.bestBidTicks = bid;
-      ticker.bestBidLots = m.book.levelLots('buy', bid);
-    }
-    if (ask !== undefined) {
-      ticker.bestAskTicks = ask;
-      ticker.bestAskLots = m.book.levelLots('sell', ask);
-    }
-    const last = this.lastTrade.get(name);
-    if (last !== undefined) ticker.lastTradeTicks = last;
-    return ticker;
+    return out;
   }
 
   // --- after each block -------------------------------------------------------------
@@ -684,7 +763,7 @@ export class ChainView implements NodeView {
       this.remember(hash, view);
       blockTxs.push(blockTxOf(view));
     });
-    const block: BlockView = {
+    const fields: Omit<BlockView, 'oracle'> = {
       height,
       timeMs,
       hash: toHex(executed.blockHash),
@@ -695,8 +774,9 @@ export class ChainView implements NodeView {
       events: txs.exchange.events.flatMap((e) => this.eventOf(e, height, timeMs)),
       insuranceQuote: quoteString(state.insuranceQuote),
     };
-    this.noteRisk(block, state);
-    this.blocks.set(height, block);
+    const kept = new KeptBlock(fields, this.oracleOf(executed.block));
+    this.noteRisk(fields, state);
+    this.blocks.set(height, kept);
     this.canonicalize(height - 1, executed.block.lastCommit);
     this.blocks.delete(height - VIEW_BLOCKS_KEPT);
 
@@ -706,86 +786,27 @@ export class ChainView implements NodeView {
     this.noteSettlements(activity, txs.exchange.events, height);
     this.settling = settlingHolders(state);
     const prev = this.published;
-    const books = new Map(prev.books);
-    const trades = new Map(prev.trades);
-    // Listed and settled markets: the feed follows the live ones.
-    for (const name of prev.books.keys()) {
-      if (!state.marketByName.has(name)) {
-        books.delete(name);
-        trades.delete(name);
-        this.levels.delete(name);
-        this.tickerInputs.delete(name);
-        this.tradeIds.delete(name);
-      }
-    }
-    for (const m of state.markets) {
-      if (!m.retired && !books.has(m.params.instrument)) {
-        this.openMarket(m, height - 1, books, trades);
-      }
-    }
-    const deltas: BookDelta[] = [];
-    for (const m of state.markets) {
-      if (m.retired) continue;
-      const delta = this.diffBook(m, books.get(m.params.instrument)!.seq + 1);
-      if (delta === null) continue;
-      deltas.push(delta);
-      const full = this.levels.get(m.params.instrument)!;
-      books.set(m.params.instrument, {
-        seq: delta.seq,
-        bids: sorted(full.bids, true),
-        asks: sorted(full.asks, false),
-      });
-    }
-    // One new list per instrument that traded (published lists are never changed in place).
-    const newTrades = new Map<string, TradeView[]>();
-    for (const t of activity.trades) {
-      const list = newTrades.get(t.instrument);
-      if (list === undefined) newTrades.set(t.instrument, [t]);
-      else list.push(t);
-    }
-    for (const [instrument, added] of newTrades) {
-      trades.set(instrument, lastKept(trades.get(instrument) ?? [], added, VIEW_TRADES_KEPT));
-    }
-    const tickers = new Map<string, TickerView>();
-    const changedTickers: TickerView[] = [];
-    for (const m of state.markets) {
-      if (m.retired) continue;
-      const name = m.params.instrument;
-      const old = prev.tickers.get(name);
-      const inputs = tickerInputsOf(m, this.lastTrade.get(name));
-      const known = this.tickerInputs.get(name);
-      if (old !== undefined && known !== undefined && sameInputs(known, inputs)) {
-        // Nothing it shows has moved: only its height and time are new.
-        tickers.set(name, { ...old, height: state.height, timeMs: state.timeMs });
-        continue;
-      }
-      this.tickerInputs.set(name, inputs);
-      const ticker = this.tickerOf(m);
-      tickers.set(name, ticker);
-      if (old === undefined || !sameTicker(old, ticker)) changedTickers.push(ticker);
-    }
+    const published = this.publishMarkets(prev, activity.trades, height);
     this.published = {
       height,
       timeMs,
-      appHash: toHex(executed.result.appHash),
-      validators: this.validatorsNow(state, height),
-      instruments: this.instrumentsNow(),
-      books,
-      tickers,
-      trades,
-      insuranceQuote: quoteString(state.insuranceQuote),
-      oracle: block.oracle ?? [],
+      appHash: fields.appHash,
+      validators: this.validatorsNow(state, height, executed.block.evidence.length > 0),
+      instruments: published.instrumentsMoved ? this.instrumentsNow() : prev.instruments,
+      markets: published.markets,
+      insuranceQuote: fields.insuranceQuote!,
+      oracle: kept.oracle,
     };
-    const update: BlockUpdate = {
+    const update = new ChainUpdate(
       height,
       timeMs,
-      block,
-      txs: txViews,
-      books: deltas,
-      trades: activity.trades,
-      tickers: changedTickers,
-      accounts: this.accountUpdates(activity, height),
-    };
+      kept,
+      txViews,
+      published.deltas,
+      activity.trades,
+      this.accountUpdates(activity, height),
+      published.movedTickers,
+    );
     for (const listener of this.listeners) {
       try {
         listener(update);
@@ -795,21 +816,108 @@ export class ChainView implements NodeView {
     }
   }
 
+  /**
+   * The live markets after a block: a new record for each market the block
+   * changed (its book, its trades, what its ticker shows), the others shared
+   * with the previous height. O(live markets) comparisons, and work only for
+   * what moved.
+   */
+  private publishMarkets(
+    prev: Published,
+    trades: readonly TradeView[],
+    height: number,
+  ): {
+    markets: ReadonlyMap<string, PublishedMarket>;
+    deltas: BookDelta[];
+    movedTickers: (readonly [TickerSlot | undefined, TickerSlot])[];
+    instrumentsMoved: boolean;
+  } {
+    // One new list per instrument that traded (published lists are never changed in place).
+    const newTrades = new Map<string, TradeView[]>();
+    for (const t of trades) {
+      const list = newTrades.get(t.instrument);
+      if (list === undefined) newTrades.set(t.instrument, [t]);
+      else list.push(t);
+    }
+    let markets: Map<string, PublishedMarket> | null = null;
+    const deltas: BookDelta[] = [];
+    const movedTickers: (readonly [TickerSlot | undefined, TickerSlot])[] = [];
+    let instrumentsMoved = false;
+    let live = 0;
+    for (const m of this.state.markets) {
+      if (m.retired) {
+        this.tracked[m.index] = undefined;
+        continue;
+      }
+      live++;
+      const name = m.params.instrument;
+      let tracked = this.tracked[m.index];
+      if (tracked === undefined || tracked.name !== name) {
+        // Listed by this block: the feed follows it from here, its first delta at the next change.
+        const opened = this.openMarket(m, height - 1);
+        tracked = this.tracked[m.index]!;
+        (markets ??= new Map(prev.markets)).set(name, opened);
+        movedTickers.push([undefined, opened.ticker]);
+        instrumentsMoved = true;
+      }
+      const old = tracked.published;
+      if (m.halted !== tracked.halted || auctionEndOf(m) !== tracked.auctionEndMs) {
+        tracked.instrument = instrumentOf(m);
+        tracked.halted = m.halted;
+        tracked.auctionEndMs = auctionEndOf(m);
+        instrumentsMoved = true;
+      }
+      let book = old.book;
+      const delta = this.diffBook(m, tracked.levels, book.seq + 1);
+      if (delta !== null) {
+        deltas.push(delta);
+        book = {
+          seq: delta.seq,
+          bids: sorted(tracked.levels.bids, true),
+          asks: sorted(tracked.levels.asks, false),
+        };
+      }
+      const added = newTrades.get(name);
+      const marketTrades =
+        added === undefined ? old.trades : lastKept(old.trades, added, VIEW_TRADES_KEPT);
+      let ticker = old.ticker;
+      const lastTradeTicks = this.lastTrade.get(name);
+      if (tickerMoved(ticker.inputs, m, lastTradeTicks)) {
+        ticker = new TickerSlot(tickerInputsOf(m, lastTradeTicks));
+        movedTickers.push([old.ticker, ticker]);
+      }
+      if (book !== old.book || marketTrades !== old.trades || ticker !== old.ticker) {
+        tracked.published = { book, ticker, trades: marketTrades };
+        (markets ??= new Map(prev.markets)).set(name, tracked.published);
+      }
+    }
+    if ((markets ?? prev.markets).size > live) {
+      // Settled by this block: the feed follows the live markets only.
+      markets ??= new Map(prev.markets);
+      for (const name of [...markets.keys()]) {
+        if (this.state.marketByName.has(name)) continue;
+        markets.delete(name);
+        this.tradeIds.delete(name);
+      }
+      instrumentsMoved = true;
+    }
+    return { markets: markets ?? prev.markets, deltas, movedTickers, instrumentsMoved };
+  }
+
   /** Replaces the kept view of `height` with one from its canonical certificate. */
   private canonicalize(height: number, lastCommit: CommitCertificate | null): void {
     const kept = this.blocks.get(height);
     if (kept === undefined || lastCommit === null || lastCommit.height !== height) return;
-    this.blocks.set(height, {
-      ...kept,
+    const fields = {
+      ...kept.fields,
       round: lastCommit.round,
-      signers: signersOf(lastCommit, this.validatorSet, kept.timeMs),
-    });
+      signers: signersOf(lastCommit, this.validatorSet, kept.fields.timeMs),
+    };
+    this.blocks.set(height, new KeptBlock(fields, kept.oracle));
   }
 
-  /** The changed levels of one market since the last publication, or null. */
-  private diffBook(m: MarketState, seq: number): BookDelta | null {
-    const name = m.params.instrument;
-    const full = this.levels.get(name)!;
+  /** The changed levels of one market since the last publication (updating `full`), or null. */
+  private diffBook(m: MarketState, full: PublishedLevels, seq: number): BookDelta | null {
     // The book counts its level changes: an untouched book (most markets, most
     // blocks) has nothing to diff, and reading its depth would cost O(levels).
     const changeCount = m.book.changes.changeCount;
@@ -819,7 +927,7 @@ export class ChainView implements NodeView {
     const bids = diffSide(full.bids, depthMap(m, 'buy'), true);
     const asks = diffSide(full.asks, depthMap(m, 'sell'), false);
     if (bids.length === 0 && asks.length === 0) return null;
-    return { instrument: name, seq, bids, asks };
+    return { instrument: m.params.instrument, seq, bids, asks };
   }
 
   /** Trades and fills of the block, in execution order, and the accounts they touched. */
@@ -1092,7 +1200,7 @@ export class ChainView implements NodeView {
     for (const account of activity.touched.values()) {
       const state = this.state;
       const open = new Map<number, OrderView>();
-      for (const m of state.markets)
+      for (const m of recordMarkets(state, account))
         for (const o of this.openOrdersOf(m, account)) open.set(o.orderId, o);
       const orders: OrderView[] = [];
       for (const note of activity.orders.get(account.index) ?? []) {
@@ -1286,8 +1394,12 @@ interface PublishedLevels {
   changeCount: number;
 }
 
-/** Everything tickerOf reads from a market besides the height and time. */
+/**
+ * What a market's ticker shows, captured at a height (the book's best levels
+ * read then; the option mark is replaced, never changed, by the exchange).
+ */
 interface TickerInputs {
+  readonly instrument: string;
   readonly markTicks: number;
   readonly indexTicks: number;
   readonly longLots: number;
@@ -1295,33 +1407,90 @@ interface TickerInputs {
   readonly optionMark: MarketState['optionMark'];
   readonly book: MarketState['book'];
   readonly changeCount: number;
+  readonly bestBidTicks: number | undefined;
+  readonly bestBidLots: number;
+  readonly bestAskTicks: number | undefined;
+  readonly bestAskLots: number;
   readonly lastTradeTicks: number | undefined;
 }
 
 function tickerInputsOf(m: MarketState, lastTradeTicks: number | undefined): TickerInputs {
+  const book = m.book;
+  const bid = book.bestBidTicks();
+  const ask = book.bestAskTicks();
   return {
+    instrument: m.params.instrument,
     markTicks: m.markTicks,
     indexTicks: m.indexTicks,
     longLots: m.longLots,
     fundingRatePpm: m.lastFundingRatePpm,
     optionMark: m.optionMark,
-    book: m.book,
-    changeCount: m.book.changes.changeCount,
+    book,
+    changeCount: book.changes.changeCount,
+    bestBidTicks: bid,
+    bestBidLots: bid === undefined ? 0 : book.levelLots('buy', bid),
+    bestAskTicks: ask,
+    bestAskLots: ask === undefined ? 0 : book.levelLots('sell', ask),
     lastTradeTicks,
   };
 }
 
-function sameInputs(a: TickerInputs, b: TickerInputs): boolean {
+/** Whether anything a ticker shows may have moved since `i` was captured (no allocation). */
+function tickerMoved(i: TickerInputs, m: MarketState, lastTradeTicks: number | undefined): boolean {
   return (
-    a.markTicks === b.markTicks &&
-    a.indexTicks === b.indexTicks &&
-    a.longLots === b.longLots &&
-    a.fundingRatePpm === b.fundingRatePpm &&
-    a.optionMark === b.optionMark &&
-    a.book === b.book &&
-    a.changeCount === b.changeCount &&
-    a.lastTradeTicks === b.lastTradeTicks
+    i.markTicks !== m.markTicks ||
+    i.indexTicks !== m.indexTicks ||
+    i.longLots !== m.longLots ||
+    i.fundingRatePpm !== m.lastFundingRatePpm ||
+    i.optionMark !== m.optionMark ||
+    i.book !== m.book ||
+    i.changeCount !== m.book.changes.changeCount ||
+    i.lastTradeTicks !== lastTradeTicks
   );
+}
+
+/** A market's ticker from captured inputs: built on first read, the same at every height it is shown. */
+class TickerSlot {
+  private body: TickerView | null = null;
+  constructor(readonly inputs: TickerInputs) {}
+
+  /** The ticker as shown at `height` (a height at which these inputs are current). */
+  at(height: number, timeMs: number): TickerView {
+    this.body ??= tickerViewOf(this.inputs);
+    return { ...this.body, height, timeMs };
+  }
+}
+
+function tickerViewOf(i: TickerInputs): TickerView {
+  const ticker: TickerView = {
+    instrument: i.instrument,
+    height: 0,
+    markTicks: i.markTicks,
+    indexTicks: i.indexTicks,
+    openInterestLots: i.longLots,
+    timeMs: 0,
+  };
+  if (i.instrument.endsWith('-PERPETUAL')) ticker.fundingRatePpm = i.fundingRatePpm;
+  const om = i.optionMark;
+  if (om !== null) {
+    ticker.markIv = toDecimal(om.ivWad, 6);
+    ticker.greeks = {
+      delta: toDecimal(om.greeks.delta, 6),
+      gamma: toDecimal(om.greeks.gamma, 12),
+      vega: toDecimal(om.greeks.vega, 6),
+      theta: toDecimal(om.greeks.theta, 6),
+    };
+  }
+  if (i.bestBidTicks !== undefined) {
+    ticker.bestBidTicks = i.bestBidTicks;
+    ticker.bestBidLots = i.bestBidLots;
+  }
+  if (i.bestAskTicks !== undefined) {
+    ticker.bestAskTicks = i.bestAskTicks;
+    ticker.bestAskLots = i.bestAskLots;
+  }
+  if (i.lastTradeTicks !== undefined) ticker.lastTradeTicks = i.lastTradeTicks;
+  return ticker;
 }
 
 function sameTicker(a: TickerView, b: TickerView): boolean {
@@ -1339,6 +1508,28 @@ function sameTicker(a: TickerView, b: TickerView): boolean {
     a.markIv === b.markIv &&
     a.greeks?.delta === b.greeks?.delta
   );
+}
+
+/**
+ * The live markets where an account can have open orders, by market index:
+ * every genesis market (one position record each) and the listed markets it
+ * has a record in (one from its first order there until settlement).
+ */
+function recordMarkets(state: ExchangeState, account: Account): MarketState[] {
+  const out: MarketState[] = [];
+  for (const p of account.positions) {
+    const m = state.markets[p.market]!;
+    if (!m.retired) out.push(m);
+  }
+  for (const p of account.listed) {
+    const m = state.markets[p.market]!;
+    if (!m.retired) out.push(m);
+  }
+  return out;
+}
+
+function auctionEndOf(m: MarketState): number {
+  return m.auction?.monitor.auctionEndMs ?? 0;
 }
 
 /** The markets an account holds a position in, by market index. */
@@ -1381,7 +1572,7 @@ function instrumentOf(m: MarketState): InstrumentView {
     maxSizeLots: p.maxSizeLots,
     status: m.halted ? 'halted' : 'trading',
   };
-  const auctionEndMs = m.auction?.monitor.auctionEndMs ?? 0;
+  const auctionEndMs = auctionEndOf(m);
   if (!m.halted && auctionEndMs !== 0) {
     view.status = 'auction';
     view.auctionEndMs = auctionEndMs;
@@ -1392,6 +1583,31 @@ function instrumentOf(m: MarketState): InstrumentView {
   if (i.kind === 'option')
     view.strikeTicks = Number(divBig(i.strikeQuote, p.tickSizeQuote, 'floor'));
   return view;
+}
+
+/** What a validator's view is built from (the exchange changes these in place). */
+interface ValidatorInputs {
+  readonly publicKey: Uint8Array;
+  readonly stake: bigint;
+  readonly jailed: boolean;
+  readonly jailedHeight: number | undefined;
+}
+
+function validatorInputsOf(v: ExchangeState['validators'][number]): ValidatorInputs {
+  return { publicKey: v.publicKey, stake: v.stake, jailed: v.jailed, jailedHeight: v.jailedHeight };
+}
+
+function sameValidators(from: readonly ValidatorInputs[], state: ExchangeState): boolean {
+  if (from.length !== state.validators.length) return false;
+  return state.validators.every((v, i) => {
+    const f = from[i]!;
+    return (
+      f.publicKey === v.publicKey &&
+      f.stake === v.stake &&
+      f.jailed === v.jailed &&
+      f.jailedHeight === v.jailedHeight
+    );
+  });
 }
 
 function validatorsOf(state: ExchangeState): ValidatorView[] {
