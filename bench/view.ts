@@ -255,9 +255,12 @@ function run(attached: boolean): RoundResult {
   if (attached) {
     view = new ChainView({ node, storage, genesis: chain.ex.state.genesis });
     // What startApiServer attaches: the commit waiters and the WebSocket hub.
-    view.subscribe((u: BlockUpdate) => {
-      for (const t of u.txs) if (t.status !== 'pending') settled++;
-    });
+    view.subscribe(
+      (u: BlockUpdate) => {
+        for (const t of u.txs) if (t.status !== 'pending') settled++;
+      },
+      { any: () => false, has: () => false },
+    );
     hub = new WsHub(
       view,
       {

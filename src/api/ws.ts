@@ -163,6 +163,19 @@ export class WsHub {
   private readonly followers = new Map<string, Set<Connection>>();
   /** Subscriptions per channel kind, over all connections. */
   private readonly kindCounts = new Map<ChannelKind, number>();
+  /**
+   * The addresses whose account updates the hub asks the node for, each with
+   * the first height whose update carries it. An address stays asked for
+   * resumeBlocksMax blocks after its last follower left (accountsReleased:
+   * until which height), so a client that reconnects in that window resumes
+   * from the buffer; a resume the buffer cannot cover gets a snapshot.
+   */
+  private readonly accountsSince = new Map<string, number>();
+  private readonly accountsReleased = new Map<string, number>();
+  /** The height of the last update (the view's, before the first). */
+  private height: number;
+  private readonly followed = (channel: string) => this.followers.has(channel);
+  private readonly followedKind = (kind: ChannelKind) => (this.kindCounts.get(kind) ?? 0) > 0;
   /** The last resumeBlocksMax updates, oldest first. */
   private readonly recent: BlockUpdate[] = [];
   private readonly unsubscribe: () => void;
@@ -171,7 +184,11 @@ export class WsHub {
     this.view = view;
     this.limits = limits;
     this.nowMs = nowMs;
-    this.unsubscribe = view.subscribe((u) => this.onBlock(u));
+    this.height = view.read().height;
+    this.unsubscribe = view.subscribe((u) => this.onBlock(u), {
+      any: () => this.accountsSince.size > 0,
+      has: (address) => this.accountsSince.has(address),
+    });
   }
 
   get connectionCount(): number {
@@ -223,7 +240,14 @@ export class WsHub {
     const set = this.followers.get(channel);
     if (set === undefined) return;
     set.delete(conn);
-    if (set.size === 0) this.followers.delete(channel);
+    if (set.size > 0) return;
+    this.followers.delete(channel);
+    if (sub?.kind === 'account') {
+      this.accountsReleased.set(
+        channel.slice('account:'.length),
+        this.height + this.limits.resumeBlocksMax,
+      );
+    }
   }
 
   private send(conn: Connection, message: WsMessage | string): void {
@@ -305,6 +329,11 @@ export class WsHub {
     const sub: Subscription = { kind: parsed.kind, lastSeq: -1 };
     conn.subs.set(name, sub);
     this.kindCounts.set(parsed.kind, (this.kindCounts.get(parsed.kind) ?? 0) + 1);
+    if (parsed.kind === 'account') {
+      // From the next block on, the node builds this address's updates.
+      if (!this.accountsSince.has(parsed.key)) this.accountsSince.set(parsed.key, this.height + 1);
+      this.accountsReleased.delete(parsed.key);
+    }
     let set = this.followers.get(name);
     if (set === undefined) this.followers.set(name, (set = new Set()));
     set.add(conn);
@@ -327,6 +356,11 @@ export class WsHub {
     const missed: ChannelMessage[] = [];
     for (const u of this.recent) {
       for (const m of messagesOf(u, wanted, (k) => k === kind)) if (m.seq > fromSeq) missed.push(m);
+    }
+    if (kind === 'account') {
+      // Every missed block must have been built with this address's updates.
+      const since = this.accountsSince.get(channel.slice('account:'.length));
+      if (fromSeq < read.height && (since === undefined || since > fromSeq + 1)) return false;
     }
     if (kind === 'book') {
       const book = read.book(channel.slice('book:'.length), 1)!;
@@ -397,9 +431,13 @@ export class WsHub {
     assert(last === undefined || u.height > last.height, 'block updates arrive in height order');
     this.recent.push(u);
     if (this.recent.length > this.limits.resumeBlocksMax) this.recent.shift();
-    const followed = (c: string) => this.followers.has(c);
-    const followedKind = (k: ChannelKind) => (this.kindCounts.get(k) ?? 0) > 0;
-    for (const m of messagesOf(u, followed, followedKind)) {
+    this.height = u.height;
+    for (const [address, until] of this.accountsReleased) {
+      if (u.height < until) continue;
+      this.accountsReleased.delete(address);
+      this.accountsSince.delete(address);
+    }
+    for (const m of messagesOf(u, this.followed, this.followedKind)) {
       const dataJson = JSON.stringify(m.data);
       for (const conn of this.followers.get(m.channel)!) {
         this.deliver(conn, conn.subs.get(m.channel)!, m.channel, m.seq, dataJson);

@@ -16,7 +16,7 @@
 // above anything the previous run can have used (they are seeded from the
 // height), so a client sees a gap and resynchronises instead of a repeat.
 
-import type { AccountUpdate, BlockTxView, BlockUpdate } from '../api/view.ts';
+import type { AccountInterest, AccountUpdate, BlockTxView, BlockUpdate } from '../api/view.ts';
 import type { BlockEventView, CommitSignerView, ConsensusView } from '../api/view.ts';
 import type { EvidenceView, InsurancePointView, OracleView, RiskView } from '../api/view.ts';
 import type { SettlementView } from '../api/view.ts';
@@ -149,29 +149,30 @@ class KeptBlock {
  * for them and a late reader (a WebSocket resume) still gets that height's.
  */
 class ChainUpdate implements BlockUpdate {
-  private changedTickers: TickerView[] | null = null;
+  declare readonly block: BlockView;
+  declare readonly tickers: TickerView[];
   constructor(
     readonly height: number,
     readonly timeMs: number,
-    private readonly kept: KeptBlock,
+    kept: KeptBlock,
     readonly txs: TxView[],
     readonly books: BookDelta[],
     readonly trades: TradeView[],
     readonly accounts: AccountUpdate[],
     /** The tickers whose inputs moved in this block: before (none: newly listed) and after. */
-    private readonly moved: readonly (readonly [TickerSlot | undefined, TickerSlot])[],
-  ) {}
-
-  get block(): BlockView {
-    return this.kept.view();
-  }
-
-  get tickers(): TickerView[] {
-    this.changedTickers ??= this.moved
-      .map(([old, now]) => [old?.at(this.height, this.timeMs), now.at(this.height, this.timeMs)])
-      .filter(([old, now]) => old === undefined || !sameTicker(old, now!))
-      .map(([, now]) => now!);
-    return this.changedTickers;
+    moved: readonly (readonly [TickerSlot | undefined, TickerSlot])[],
+  ) {
+    const tickers = lazy(() =>
+      moved
+        .map(([old, now]) => [old?.at(height, timeMs), now.at(height, timeMs)])
+        .filter(([old, now]) => old === undefined || !sameTicker(old, now!))
+        .map(([, now]) => now!),
+    );
+    // Own enumerable properties, so that a copy of the update ({ ...u }) has them too.
+    Object.defineProperties(this, {
+      block: { enumerable: true, get: () => kept.view() },
+      tickers: { enumerable: true, get: tickers },
+    });
   }
 }
 
@@ -208,7 +209,11 @@ export class ChainView implements NodeView {
   private readonly node: ZommaNode;
   private readonly storage: Storage;
   private readonly log: Log;
-  private readonly listeners = new Set<(update: BlockUpdate) => void>();
+  /** Each listener, with the accounts it reads (undefined: all). */
+  private readonly listeners = new Map<
+    (update: BlockUpdate) => void,
+    AccountInterest | undefined
+  >();
   private readonly txs = new Map<string, TxView>();
   private readonly blocks = new Map<number, KeptBlock>();
   /** The live markets, by market index (a settled market's slot may be reused by a new one). */
@@ -336,9 +341,20 @@ export class ChainView implements NodeView {
     return { ok: false, code, message: result.message, ...(field ? { field } : {}) };
   }
 
-  subscribe(listener: (update: BlockUpdate) => void): () => void {
-    this.listeners.add(listener);
+  subscribe(listener: (update: BlockUpdate) => void, accounts?: AccountInterest): () => void {
+    this.listeners.set(listener, accounts);
     return () => this.listeners.delete(listener);
+  }
+
+  /** Which touched accounts get an update this block: all, some (by address), or none. */
+  private accountsWanted(): ((address: string) => boolean) | 'all' | 'none' {
+    const some: AccountInterest[] = [];
+    for (const interest of this.listeners.values()) {
+      if (interest === undefined) return 'all';
+      if (interest.any()) some.push(interest);
+    }
+    if (some.length === 0) return 'none';
+    return (address) => some.some((i) => i.has(address));
   }
 
   // --- reads ------------------------------------------------------------------------
@@ -780,10 +796,11 @@ export class ChainView implements NodeView {
     this.canonicalize(height - 1, executed.block.lastCommit);
     this.blocks.delete(height - VIEW_BLOCKS_KEPT);
 
-    const activity = this.collectActivity(decoded, txs.results, height, timeMs);
+    const wanted = this.accountsWanted();
+    const activity = this.collectActivity(decoded, txs.results, height, timeMs, wanted !== 'none');
     this.noteLiquidationFills(activity, txs.exchange.events, height, timeMs);
     this.noteAuctionTrades(activity, txs.exchange.events, height, timeMs);
-    this.noteSettlements(activity, txs.exchange.events, height);
+    if (activity.accounts) this.noteSettlements(activity, txs.exchange.events, height);
     this.settling = settlingHolders(state);
     const prev = this.published;
     const published = this.publishMarkets(prev, activity.trades, height);
@@ -804,10 +821,10 @@ export class ChainView implements NodeView {
       txViews,
       published.deltas,
       activity.trades,
-      this.accountUpdates(activity, height),
+      wanted === 'none' ? [] : this.accountUpdates(activity, wanted === 'all' ? null : wanted),
       published.movedTickers,
     );
-    for (const listener of this.listeners) {
+    for (const listener of this.listeners.keys()) {
       try {
         listener(update);
       } catch (error) {
@@ -936,9 +953,11 @@ export class ChainView implements NodeView {
     results: readonly (TxResult | null)[],
     height: number,
     timeMs: number,
+    accounts: boolean,
   ): Activity {
     const state = this.state;
     const activity: Activity = {
+      accounts,
       trades: [],
       fills: new Map(),
       touched: new Map(),
@@ -1022,6 +1041,7 @@ export class ChainView implements NodeView {
         timeMs,
         auction: true,
       });
+      if (!activity.accounts) continue;
       const market = this.state.marketByName.get(name);
       const sides = [
         { side: 'buy', account: e.buyAccount, orderId: e.buyOrderId, feeQuote: e.buyFeeQuote },
@@ -1102,6 +1122,7 @@ export class ChainView implements NodeView {
       timeMs: t.timeMs,
       ...(t.liquidation ? { liquidation: true } : {}),
     });
+    if (!activity.accounts) return;
     const fill = { tradeId, instrument: name, priceTicks, sizeLots, height };
     touch(activity, t.taker);
     addFill(activity, t.taker, {
@@ -1195,10 +1216,16 @@ export class ChainView implements NodeView {
     }
   }
 
-  private accountUpdates(activity: Activity, _height: number): AccountUpdate[] {
+  /** The updates of the touched accounts `wanted` accepts (null: all). */
+  private accountUpdates(
+    activity: Activity,
+    wanted: ((address: string) => boolean) | null,
+  ): AccountUpdate[] {
     const out: AccountUpdate[] = [];
+    const state = this.state;
     for (const account of activity.touched.values()) {
-      const state = this.state;
+      const address = formatAddress(account.address);
+      if (wanted !== null && !wanted(address)) continue;
       const open = new Map<number, OrderView>();
       for (const m of recordMarkets(state, account))
         for (const o of this.openOrdersOf(m, account)) open.set(o.orderId, o);
@@ -1223,7 +1250,7 @@ export class ChainView implements NodeView {
       }
       const settlements = activity.settlements.get(account.index);
       out.push({
-        address: formatAddress(account.address),
+        address,
         subaccount: account.subaccount,
         orders,
         fills: activity.fills.get(account.index) ?? [],
@@ -1271,6 +1298,8 @@ interface OrderNote {
 }
 
 interface Activity {
+  /** Whether the accounts' parts (touched, fills, orders, settlements) are noted: some listener reads them. */
+  readonly accounts: boolean;
   trades: TradeView[];
   fills: Map<number, FillView[]>;
   touched: Map<number, Account>;
@@ -1340,16 +1369,18 @@ interface TradeNote {
 }
 
 function touch(activity: Activity, account: Account): void {
-  activity.touched.set(account.index, account);
+  if (activity.accounts) activity.touched.set(account.index, account);
 }
 
 function addFill(activity: Activity, account: Account, fill: FillView): void {
+  if (!activity.accounts) return;
   const list = activity.fills.get(account.index) ?? [];
   list.push(fill);
   activity.fills.set(account.index, list);
 }
 
 function noteOrder(activity: Activity, account: Account, note: OrderNote): void {
+  if (!activity.accounts) return;
   const list = activity.orders.get(account.index) ?? [];
   const at = list.findIndex((n) => n.orderId === note.orderId);
   if (at >= 0) list[at] = { ...list[at]!, ...note };
