@@ -9,6 +9,11 @@
 // reconnects with the last seq it saw gets exactly what it missed; when that
 // is no longer buffered it gets a fresh snapshot instead. Each message to a
 // subscription has a seq above the last one it was sent, so nothing repeats.
+//
+// The node builds account updates only for the addresses the hub asks for
+// (AccountInterest): those followed, and for resumeBlocksMax blocks after their
+// last follower left, so that a reconnecting client finds them buffered. A
+// resume over blocks built without its address gets a snapshot instead.
 
 import type { WebSocket } from 'ws';
 import { assert } from '../lib/assert.ts';

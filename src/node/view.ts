@@ -6,6 +6,14 @@
 // as new immutable records after each block, and queries only read them, so a
 // query never waits for execution and execution never waits for a query.
 //
+// A block costs what it changed and what is read of it: a market's record is
+// replaced only when its book, trades or ticker inputs moved (the others are
+// shared with the height before); tickers and a block's oracle view are built
+// on their first read from inputs captured at their height, so a ReadModel
+// kept across blocks, or an update read late (a WebSocket resume), still
+// describes its own height; account updates, read from the state of their
+// block, are built only for the accounts some listener wants (AccountInterest).
+//
 // Accounts are the exception: building every account's view after every block
 // would cost O(accounts) per block, so an account is read on demand from the
 // latest state, and its answer carries the height it was read at.
