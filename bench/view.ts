@@ -13,7 +13,10 @@
 // --reads, a status, ticker, book and block query between blocks (what a
 // dashboard polling one node reads).
 //
+// --genesis perpetuals: the same without the listing (the two perpetuals).
+//
 // Usage: node --import tsx bench/view.ts [--blocks 1500 --txs 17 --accounts 32 --rounds 3 --reads]
+//        [--genesis devnet|perpetuals]
 // Prints one JSON line.
 
 import { parseArgs } from 'node:util';
@@ -39,8 +42,14 @@ const { values } = parseArgs({
     accounts: { type: 'string', default: '32' },
     rounds: { type: 'string', default: '3' },
     reads: { type: 'boolean', default: false },
+    // devnet: the devnet genesis with its listing; perpetuals: without the listing.
+    genesis: { type: 'string', default: 'devnet' },
   },
 });
+const GENESIS = values.genesis;
+if (GENESIS !== 'devnet' && GENESIS !== 'perpetuals') {
+  throw new Error(`--genesis must be devnet or perpetuals, not ${GENESIS}`);
+}
 const BLOCKS = Number(values.blocks);
 const TXS = Number(values.txs);
 const ACCOUNTS = Number(values.accounts);
@@ -68,7 +77,8 @@ interface Chain {
 }
 
 function newChain(): Chain {
-  const genesis = { ...devnetGenesis(validatorKeys), genesisTimeMs: GENESIS_MS };
+  const { listing, ...perpetuals } = { ...devnetGenesis(validatorKeys), genesisTimeMs: GENESIS_MS };
+  const genesis = GENESIS === 'devnet' ? { ...perpetuals, listing } : perpetuals;
   const chain: Chain = {
     ex: new Exchange(genesis),
     height: 0,
@@ -340,6 +350,7 @@ const round1 = (x: number) => Math.round(x * 10) / 10;
 process.stdout.write(
   `${JSON.stringify({
     bench: 'view',
+    genesis: GENESIS,
     blocks: BLOCKS,
     txsPerBlock: TXS,
     markets,

@@ -902,11 +902,12 @@ export class ChainView implements NodeView {
           asks: sorted(tracked.levels.asks, false),
         };
       }
-      const added = newTrades.get(name);
+      const added = newTrades.size === 0 ? undefined : newTrades.get(name);
       const marketTrades =
         added === undefined ? old.trades : lastKept(old.trades, added, VIEW_TRADES_KEPT);
       let ticker = old.ticker;
-      const lastTradeTicks = this.lastTrade.get(name);
+      const lastTradeTicks =
+        added === undefined ? ticker.inputs.lastTradeTicks : this.lastTrade.get(name);
       if (tickerMoved(ticker.inputs, m, lastTradeTicks)) {
         ticker = new TickerSlot(tickerInputsOf(m, lastTradeTicks));
         movedTickers.push([old.ticker, ticker]);
@@ -978,13 +979,16 @@ export class ChainView implements NodeView {
     for (const i of order) {
       const tx = decoded[i]!;
       const result = results[i]!;
-      const principal = state.principals.get(bytesKey(tx.account));
-      const taker = principal?.subaccounts.get(tx.subaccount);
-      if (taker !== undefined) touch(activity, taker);
+      // The taker's account matters to its account update only.
+      const taker = activity.accounts
+        ? state.principals.get(bytesKey(tx.account))?.subaccounts.get(tx.subaccount)
+        : null;
+      if (taker === undefined) continue;
+      if (taker !== null) touch(activity, taker);
       const actions = tx.action.kind === 'batch' ? tx.action.actions : [tx.action];
       result.actions.forEach((r, k) => {
         const action = actions[k];
-        if (action === undefined || taker === undefined) return;
+        if (action === undefined) return;
         this.noteAction(activity, action as Action, r, taker, height, timeMs);
       });
     }
@@ -1130,7 +1134,7 @@ export class ChainView implements NodeView {
       timeMs: t.timeMs,
       ...(t.liquidation ? { liquidation: true } : {}),
     });
-    if (!activity.accounts) return;
+    if (t.taker === null) return;
     const fill = { tradeId, instrument: name, priceTicks, sizeLots, height };
     touch(activity, t.taker);
     addFill(activity, t.taker, {
@@ -1166,12 +1170,14 @@ export class ChainView implements NodeView {
     activity: Activity,
     action: Action,
     r: TxResult['actions'][number],
-    taker: Account,
+    /** null: the accounts' parts are not noted. */
+    taker: Account | null,
     height: number,
     timeMs: number,
   ): void {
     if (!r.ok) return;
     if (action.kind === 'cancel' && action.orderId !== undefined) {
+      if (taker === null) return;
       noteOrder(activity, taker, {
         orderId: action.orderId,
         instrument: action.instrument,
@@ -1189,22 +1195,23 @@ export class ChainView implements NodeView {
         ? action.side
         : (market.book.order(r.order.orderId)?.side ?? 'buy');
     const o = r.order;
-    noteOrder(activity, taker, {
-      orderId: o.orderId,
-      instrument: name,
-      status:
-        o.restedLots > 0
-          ? 'open'
-          : o.filledLots > 0 && o.cancelledLots === 0
-            ? 'filled'
-            : 'cancelled',
-      side: takerSide,
-      ...(action.kind === 'placeOrder' && action.priceTicks !== undefined
-        ? { priceTicks: action.priceTicks }
-        : {}),
-      filledLots: o.filledLots,
-      remainingLots: o.restedLots,
-    });
+    if (taker !== null)
+      noteOrder(activity, taker, {
+        orderId: o.orderId,
+        instrument: name,
+        status:
+          o.restedLots > 0
+            ? 'open'
+            : o.filledLots > 0 && o.cancelledLots === 0
+              ? 'filled'
+              : 'cancelled',
+        side: takerSide,
+        ...(action.kind === 'placeOrder' && action.priceTicks !== undefined
+          ? { priceTicks: action.priceTicks }
+          : {}),
+        filledLots: o.filledLots,
+        remainingLots: o.restedLots,
+      });
     for (const f of o.fills) {
       this.noteTrade(activity, {
         instrument: name,
@@ -1362,7 +1369,8 @@ function closedPosition(s: SettlementView): PositionView {
 
 interface TradeNote {
   readonly instrument: string;
-  readonly taker: Account;
+  /** null: the accounts' parts are not noted (Activity.accounts). */
+  readonly taker: Account | null;
   readonly takerOrderId: number;
   readonly takerSide: 'buy' | 'sell';
   readonly takerFeeQuote: bigint;
@@ -1678,9 +1686,16 @@ function balancesOf(state: ExchangeState, account: Account) {
   };
 }
 
+/** Each set's member addresses as text, by index (a set is immutable; two per block read it). */
+const memberAddresses = new WeakMap<ValidatorSet, readonly string[]>();
+
 function memberAddress(set: ValidatorSet, index: number): string | undefined {
-  const v = set.validators[index];
-  return v === undefined ? undefined : formatAddress(v.address);
+  let addresses = memberAddresses.get(set);
+  if (addresses === undefined) {
+    addresses = set.validators.map((v) => formatAddress(v.address));
+    memberAddresses.set(set, addresses);
+  }
+  return addresses[index];
 }
 
 function signersOf(
