@@ -71,7 +71,7 @@ import type { Log } from './log.ts';
 import { silentLog } from './log.ts';
 import { loadCommitted } from './loop.ts';
 import type { CommittedBlock, ZommaNode } from './node.ts';
-import { decodeObservation, oracleFromCommit } from './oracle.ts';
+import { oracleFromVotes, oracleVotesOf } from './oracle.ts';
 import type { Storage } from './storage/index.ts';
 
 interface PublishedBook {
@@ -1724,16 +1724,17 @@ function evidenceOf(e: DuplicateVoteEvidence, set: ValidatorSet): EvidenceView {
 /** Each validator's observation in a certificate's vote extensions, with the block's median. */
 function oracleViewOf(commit: CommitCertificate | null, set: ValidatorSet): OracleView[] {
   if (commit === null) return [];
-  const aggregate = oracleFromCommit(commit, set);
+  // Each extension decoded once, for the median and the per-validator list.
+  const votes = oracleVotesOf(commit, set);
+  const aggregate = oracleFromVotes(votes);
   const byUnderlying = new Map<string, { validator: string; priceQuote: string }[]>();
-  for (const vote of commit.votes) {
+  for (const vote of votes.votes) {
     const validator = memberAddress(set, vote.validatorIndex);
-    const observation = validator === undefined ? null : decodeObservation(vote.extension);
-    if (observation === null) continue;
-    for (const [name, price] of observation) {
-      let list = byUnderlying.get(name);
-      if (list === undefined) byUnderlying.set(name, (list = []));
-      list.push({ validator: validator!, priceQuote: price.toString() });
+    if (validator === undefined || vote.observation === null) continue;
+    for (const p of vote.observation.prices) {
+      let list = byUnderlying.get(p.underlying);
+      if (list === undefined) byUnderlying.set(p.underlying, (list = []));
+      list.push({ validator, priceQuote: p.priceQuote.toString() });
     }
   }
   return [...byUnderlying.keys()].sort().map((underlying) => {
