@@ -65,6 +65,15 @@ test('the read model follows committed blocks: orders, trades, book deltas, acco
 
     const maker = client.trader(generateKey());
     const taker = client.trader(generateKey());
+    // The node builds the taker's account updates once a client follows it.
+    const takerFills: AccountUpdate['fills'] = [];
+    let following = false;
+    socket.subscribe(`account:${addressOfKey(taker.key).toLowerCase()}`, (e) => {
+      following = true;
+      if (e.type !== 'update') return;
+      for (const a of (e.data as { subaccounts: AccountUpdate[] }).subaccounts)
+        takerFills.push(...a.fills);
+    });
     await maker.faucet(100_000n * USDC);
     await taker.faucet(100_000n * USDC);
     const index = (await client.ticker('BTC-PERPETUAL')).indexTicks;
@@ -81,6 +90,7 @@ test('the read model follows committed blocks: orders, trades, book deltas, acco
     const book1 = await client.book('BTC-PERPETUAL');
     assert.deepEqual(book1.asks[0], [ask, 30]);
 
+    await until(() => following, 10_000, "the account channel's snapshot");
     const took = await taker.placeOrder({
       instrument: 'BTC-PERPETUAL',
       side: 'buy',
@@ -136,6 +146,11 @@ test('the read model follows committed blocks: orders, trades, book deltas, acco
       'the trade on WebSocket',
     );
     await until(() => deltas.length >= 2, 10_000, 'book updates on WebSocket');
+    await until(() => takerFills.length > 0, 10_000, "the taker's fill on WebSocket");
+    assert.deepEqual(
+      takerFills.map((f) => [f.side, f.sizeLots, f.priceTicks, f.liquidity]),
+      [['buy', 10, ask, 'taker']],
+    );
     const seqs = deltas.map((d) => d.seq);
     for (let i = 1; i < seqs.length; i++) assert.ok(seqs[i]! > seqs[i - 1]!, 'book seq increases');
     assert.equal(seqs.at(-1), (await client.book('BTC-PERPETUAL')).seq);
