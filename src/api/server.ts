@@ -401,9 +401,13 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     nowMs,
   );
   const waiters = new CommitWaiters(limits.commitWaitersMax);
-  const unsubscribe = view.subscribe((u) => {
-    for (const tx of u.txs) waiters.settle(tx);
-  });
+  // The waiters read transactions only: no account updates are built for them.
+  const unsubscribe = view.subscribe(
+    (u) => {
+      for (const tx of u.txs) waiters.settle(tx);
+    },
+    { any: () => false, has: () => false },
+  );
 
   app.addHook('onRequest', async (req: FastifyRequest) => {
     const retryAfterMs = ipLimiter.take(req.ip);

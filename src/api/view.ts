@@ -427,7 +427,24 @@ export interface BlockUpdate {
   books: BookDelta[];
   trades: TradeView[];
   tickers: TickerView[];
+  /**
+   * One per account the block touched that a listener wants (AccountInterest):
+   * every one while some listener subscribed without an interest.
+   */
   accounts: AccountUpdate[];
+}
+
+/**
+ * The accounts whose updates a listener reads (BlockUpdate.accounts). An
+ * account update is read from the state of its block, so it cannot be built
+ * later; a node builds only those some listener wants, asked before each block
+ * is published.
+ */
+export interface AccountInterest {
+  /** Whether any account is wanted (false: the node need not note the block's fills). */
+  any(): boolean;
+  /** Whether the updates of this address (lower-case 0x hex) are wanted. */
+  has(address: string): boolean;
 }
 
 /**
@@ -482,7 +499,8 @@ export interface NodeView {
   submit(bytes: Uint8Array): Promise<SubmitResult>;
   /**
    * Calls `listener` once per committed block, in height order, after read()
-   * shows that block. Returns the unsubscribe function.
+   * shows that block. `accounts`: the account updates it reads (absent: every
+   * one). Returns the unsubscribe function.
    */
-  subscribe(listener: (update: BlockUpdate) => void): () => void;
+  subscribe(listener: (update: BlockUpdate) => void, accounts?: AccountInterest): () => void;
 }

@@ -9,6 +9,11 @@
 // reconnects with the last seq it saw gets exactly what it missed; when that
 // is no longer buffered it gets a fresh snapshot instead. Each message to a
 // subscription has a seq above the last one it was sent, so nothing repeats.
+//
+// The node builds account updates only for the addresses the hub asks for
+// (AccountInterest): those followed, and for resumeBlocksMax blocks after their
+// last follower left, so that a reconnecting client finds them buffered. A
+// resume over blocks built without its address gets a snapshot instead.
 
 import { Ajv } from 'ajv';
 import type { WebSocket } from 'ws';
@@ -96,6 +101,7 @@ export function parseChannel(channel: string): { kind: ChannelKind; key: string 
 }
 
 interface Subscription {
+  readonly kind: ChannelKind;
   lastSeq: number;
 }
 
@@ -118,13 +124,46 @@ interface ChannelMessage {
   data: unknown;
 }
 
-/** The per-channel messages of a block update, for the channels some client follows. */
-function messagesOf(u: BlockUpdate, wanted: (channel: string) => boolean): ChannelMessage[] {
+/**
+ * The per-channel messages of a block update, for the channels some client
+ * follows. A kind nobody follows is not read at all: a node may build an
+ * update's parts on first read (src/node/view.ts).
+ */
+function messagesOf(
+  u: BlockUpdate,
+  wanted: (channel: string) => boolean,
+  wantsKind: (kind: ChannelKind) => boolean,
+): ChannelMessage[] {
   const out: ChannelMessage[] = [];
+  if (wantsKind('book')) messagesOfBooks(u, wanted, out);
+  if (wantsKind('trades')) messagesOfTrades(u, wanted, out);
+  if (wantsKind('ticker')) {
+    for (const t of u.tickers) {
+      const channel = `ticker:${t.instrument}`;
+      if (wanted(channel)) out.push({ channel, seq: u.height, data: t });
+    }
+  }
+  if (wantsKind('account')) messagesOfAccounts(u, wanted, out);
+  if (wanted('blocks')) out.push({ channel: 'blocks', seq: u.height, data: u.block });
+  return out;
+}
+
+function messagesOfBooks(
+  u: BlockUpdate,
+  wanted: (channel: string) => boolean,
+  out: ChannelMessage[],
+): void {
   for (const d of u.books) {
     const channel = `book:${d.instrument}`;
     if (wanted(channel)) out.push({ channel, seq: d.seq, data: d });
   }
+}
+
+function messagesOfTrades(
+  u: BlockUpdate,
+  wanted: (channel: string) => boolean,
+  out: ChannelMessage[],
+): void {
   const trades = new Map<string, unknown[]>();
   for (const t of u.trades) {
     const channel = `trades:${t.instrument}`;
@@ -135,10 +174,13 @@ function messagesOf(u: BlockUpdate, wanted: (channel: string) => boolean): Chann
   }
   for (const [channel, list] of trades)
     out.push({ channel, seq: u.height, data: { trades: list } });
-  for (const t of u.tickers) {
-    const channel = `ticker:${t.instrument}`;
-    if (wanted(channel)) out.push({ channel, seq: u.height, data: t });
-  }
+}
+
+function messagesOfAccounts(
+  u: BlockUpdate,
+  wanted: (channel: string) => boolean,
+  out: ChannelMessage[],
+): void {
   const accounts = new Map<string, unknown[]>();
   for (const a of u.accounts) {
     const channel = `account:${a.address.toLowerCase()}`;
@@ -150,8 +192,6 @@ function messagesOf(u: BlockUpdate, wanted: (channel: string) => boolean): Chann
   for (const [channel, list] of accounts) {
     out.push({ channel, seq: u.height, data: { subaccounts: list } });
   }
-  if (wanted('blocks')) out.push({ channel: 'blocks', seq: u.height, data: u.block });
-  return out;
 }
 
 export class WsHub {
@@ -160,6 +200,21 @@ export class WsHub {
   private readonly nowMs: () => number;
   private readonly connections = new Set<Connection>();
   private readonly followers = new Map<string, Set<Connection>>();
+  /** Subscriptions per channel kind, over all connections. */
+  private readonly kindCounts = new Map<ChannelKind, number>();
+  /**
+   * The addresses whose account updates the hub asks the node for, each with
+   * the first height whose update carries it. An address stays asked for
+   * resumeBlocksMax blocks after its last follower left (accountsReleased:
+   * until which height), so a client that reconnects in that window resumes
+   * from the buffer; a resume the buffer cannot cover gets a snapshot.
+   */
+  private readonly accountsSince = new Map<string, number>();
+  private readonly accountsReleased = new Map<string, number>();
+  /** The height of the last update (the view's, before the first). */
+  private height: number;
+  private readonly followed = (channel: string) => this.followers.has(channel);
+  private readonly followedKind = (kind: ChannelKind) => (this.kindCounts.get(kind) ?? 0) > 0;
   /** The last resumeBlocksMax updates, oldest first. */
   private readonly recent: BlockUpdate[] = [];
   private readonly unsubscribe: () => void;
@@ -175,7 +230,11 @@ export class WsHub {
     this.limits = limits;
     this.nowMs = nowMs;
     this.submitter = submitter;
-    this.unsubscribe = view.subscribe((u) => this.onBlock(u));
+    this.height = view.read().height;
+    this.unsubscribe = view.subscribe((u) => this.onBlock(u), {
+      any: () => this.accountsSince.size > 0,
+      has: (address) => this.accountsSince.has(address),
+    });
   }
 
   get connectionCount(): number {
@@ -214,11 +273,20 @@ export class WsHub {
   }
 
   private unfollow(conn: Connection, channel: string): void {
+    const sub = conn.subs.get(channel);
+    if (sub !== undefined) this.kindCounts.set(sub.kind, (this.kindCounts.get(sub.kind) ?? 1) - 1);
     conn.subs.delete(channel);
     const set = this.followers.get(channel);
     if (set === undefined) return;
     set.delete(conn);
-    if (set.size === 0) this.followers.delete(channel);
+    if (set.size > 0) return;
+    this.followers.delete(channel);
+    if (sub?.kind === 'account') {
+      this.accountsReleased.set(
+        channel.slice('account:'.length),
+        this.height + this.limits.resumeBlocksMax,
+      );
+    }
   }
 
   private send(conn: Connection, message: WsMessage | string): void {
@@ -356,8 +424,14 @@ export class WsHub {
         return this.error(conn, 'NotFound', `no instrument ${parsed.key}`, name);
       }
     }
-    const sub: Subscription = { lastSeq: -1 };
+    const sub: Subscription = { kind: parsed.kind, lastSeq: -1 };
     conn.subs.set(name, sub);
+    this.kindCounts.set(parsed.kind, (this.kindCounts.get(parsed.kind) ?? 0) + 1);
+    if (parsed.kind === 'account') {
+      // From the next block on, the node builds this address's updates.
+      if (!this.accountsSince.has(parsed.key)) this.accountsSince.set(parsed.key, this.height + 1);
+      this.accountsReleased.delete(parsed.key);
+    }
     let set = this.followers.get(name);
     if (set === undefined) this.followers.set(name, (set = new Set()));
     set.add(conn);
@@ -379,7 +453,12 @@ export class WsHub {
     const wanted = (c: string) => c === channel;
     const missed: ChannelMessage[] = [];
     for (const u of this.recent) {
-      for (const m of messagesOf(u, wanted)) if (m.seq > fromSeq) missed.push(m);
+      for (const m of messagesOf(u, wanted, (k) => k === kind)) if (m.seq > fromSeq) missed.push(m);
+    }
+    if (kind === 'account') {
+      // Every missed block must have been built with this address's updates.
+      const since = this.accountsSince.get(channel.slice('account:'.length));
+      if (fromSeq < read.height && (since === undefined || since > fromSeq + 1)) return false;
     }
     if (kind === 'book') {
       const book = read.book(channel.slice('book:'.length), 1)!;
@@ -450,7 +529,13 @@ export class WsHub {
     assert(last === undefined || u.height > last.height, 'block updates arrive in height order');
     this.recent.push(u);
     if (this.recent.length > this.limits.resumeBlocksMax) this.recent.shift();
-    for (const m of messagesOf(u, (c) => this.followers.has(c))) {
+    this.height = u.height;
+    for (const [address, until] of this.accountsReleased) {
+      if (u.height < until) continue;
+      this.accountsReleased.delete(address);
+      this.accountsSince.delete(address);
+    }
+    for (const m of messagesOf(u, this.followed, this.followedKind)) {
       const dataJson = JSON.stringify(m.data);
       for (const conn of this.followers.get(m.channel)!) {
         this.deliver(conn, conn.subs.get(m.channel)!, m.channel, m.seq, dataJson);

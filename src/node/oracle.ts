@@ -143,8 +143,12 @@ export function oracleFromCommit(
   commit: CommitCertificate | null,
   set: ValidatorSet,
 ): Record<string, bigint> {
+  return oracleFromVotes(oracleVotesOf(commit, set));
+}
+
+/** oracleFromCommit over observations already decoded (oracleVotesOf). */
+export function oracleFromVotes({ votes, totalStake }: OracleVotes): Record<string, bigint> {
   const out: Record<string, bigint> = {};
-  const { votes, totalStake } = oracleVotesOf(commit, set);
   const byUnderlying = new Map<string, { value: bigint; stake: bigint }[]>();
   for (const v of votes) {
     for (const p of v.observation?.prices ?? []) {

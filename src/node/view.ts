@@ -6,6 +6,14 @@
 // as new immutable records after each block, and queries only read them, so a
 // query never waits for execution and execution never waits for a query.
 //
+// A block costs what it changed and what is read of it: a market's record is
+// replaced only when its book, trades or ticker inputs moved (the others are
+// shared with the height before); tickers and a block's oracle view are built
+// on their first read from inputs captured at their height, so a ReadModel
+// kept across blocks, or an update read late (a WebSocket resume), still
+// describes its own height; account updates, read from the state of their
+// block, are built only for the accounts some listener wants (AccountInterest).
+//
 // Accounts are the exception: building every account's view after every block
 // would cost O(accounts) per block, so an account is read on demand from the
 // latest state, and its answer carries the height it was read at.
@@ -16,7 +24,7 @@
 // above anything the previous run can have used (they are seeded from the
 // height), so a client sees a gap and resynchronises instead of a repeat.
 
-import type { AccountUpdate, BlockTxView, BlockUpdate } from '../api/view.ts';
+import type { AccountInterest, AccountUpdate, BlockTxView, BlockUpdate } from '../api/view.ts';
 import type { BlockEventView, CommitSignerView, ConsensusView } from '../api/view.ts';
 import type { EvidenceView, InsurancePointView, OracleView, RiskView } from '../api/view.ts';
 import type { SettlementView } from '../api/view.ts';
@@ -63,7 +71,7 @@ import type { Log } from './log.ts';
 import { silentLog } from './log.ts';
 import { loadCommitted } from './loop.ts';
 import type { CommittedBlock, ZommaNode } from './node.ts';
-import { decodeObservation, oracleFromCommit } from './oracle.ts';
+import { oracleFromVotes, oracleVotesOf } from './oracle.ts';
 import type { Storage } from './storage/index.ts';
 
 interface PublishedBook {
@@ -72,18 +80,108 @@ interface PublishedBook {
   readonly asks: readonly LevelView[];
 }
 
-/** What one height publishes: replaced whole after each block, never changed. */
+/** One live market as published: replaced whole when any part of it changes, never changed. */
+interface PublishedMarket {
+  readonly book: PublishedBook;
+  readonly ticker: TickerSlot;
+  readonly trades: readonly TradeView[];
+}
+
+/**
+ * What one height publishes: replaced after each block, never changed. Parts
+ * that did not change are shared with the height before (a block touches a
+ * few of the 80–90 devnet markets), and what costs more to build than to
+ * capture (tickers' text, the oracle's decoded observations) is built from
+ * captured inputs on its first read, so a record nobody reads costs little.
+ */
 interface Published {
   readonly height: number;
   readonly timeMs: number;
   readonly appHash: string;
   readonly validators: ValidatorView[];
   readonly instruments: InstrumentView[];
-  readonly books: ReadonlyMap<string, PublishedBook>;
-  readonly tickers: ReadonlyMap<string, TickerView>;
-  readonly trades: ReadonlyMap<string, readonly TradeView[]>;
+  readonly markets: ReadonlyMap<string, PublishedMarket>;
   readonly insuranceQuote: string;
-  readonly oracle: readonly OracleView[];
+  readonly oracle: () => readonly OracleView[];
+}
+
+/** What the view follows of one live market between blocks (never published itself). */
+interface Tracked {
+  readonly name: string;
+  /** What the latest height publishes of it. */
+  published: PublishedMarket;
+  /** Full depth as last published (the base of the next delta). */
+  readonly levels: PublishedLevels;
+  /** Its instrument view, and the inputs of it that can change (the rest is fixed at listing). */
+  instrument: InstrumentView;
+  halted: boolean;
+  auctionEndMs: number;
+}
+
+/**
+ * A value computed on its first use and then kept. Only for values built from
+ * inputs captured at their height and never changed after, so that the answer
+ * is the same whenever it is first asked for.
+ */
+function lazy<T>(compute: () => T): () => T {
+  let done = false;
+  let value: T | undefined;
+  return () => {
+    if (!done) {
+      value = compute();
+      done = true;
+    }
+    return value as T;
+  };
+}
+
+/** A block's view as kept: its fields, and its oracle (decoded on first read). */
+class KeptBlock {
+  private built: BlockView | null = null;
+  constructor(
+    readonly fields: Omit<BlockView, 'oracle'>,
+    readonly oracle: () => readonly OracleView[],
+  ) {}
+
+  view(): BlockView {
+    this.built ??= { ...this.fields, oracle: [...this.oracle()] };
+    return this.built;
+  }
+}
+
+/**
+ * The BlockUpdate of one block: what listeners read of every block (its
+ * transactions, book deltas, trades, account updates) built with it; its
+ * block view and changed tickers built on first read, from inputs captured
+ * at its height, so a block nobody follows on those channels does not pay
+ * for them and a late reader (a WebSocket resume) still gets that height's.
+ */
+class ChainUpdate implements BlockUpdate {
+  declare readonly block: BlockView;
+  declare readonly tickers: TickerView[];
+  constructor(
+    readonly height: number,
+    readonly timeMs: number,
+    kept: KeptBlock,
+    readonly txs: TxView[],
+    readonly books: BookDelta[],
+    readonly trades: TradeView[],
+    readonly accounts: AccountUpdate[],
+    /** The tickers whose inputs moved in this block: before (none: newly listed) and after. */
+    moved: readonly (readonly [TickerSlot | undefined, TickerSlot])[],
+  ) {
+    const tickers = lazy(() =>
+      moved
+        .map(([old, now]) => [old?.at(height, timeMs), now.at(height, timeMs)])
+        .filter(([old, now]) => old === undefined || !sameTicker(old, now!))
+        .map(([, now]) => now!),
+    );
+    // Own enumerable properties, so that a copy of the update ({ ...u }) has them too.
+    Object.defineProperties(this, {
+      block: { enumerable: true, get: () => kept.view() },
+      tickers: { enumerable: true, get: tickers },
+    });
+  }
 }
 
 export interface ChainViewOptions {
@@ -119,16 +217,27 @@ export class ChainView implements NodeView {
   private readonly node: ZommaNode;
   private readonly storage: Storage;
   private readonly log: Log;
-  private readonly listeners = new Set<(update: BlockUpdate) => void>();
+  /** Each listener, with the accounts it reads (undefined: all). */
+  private readonly listeners = new Map<
+    (update: BlockUpdate) => void,
+    AccountInterest | undefined
+  >();
   private readonly txs = new Map<string, TxView>();
-  private readonly blocks = new Map<number, BlockView>();
-  /** Full depth per instrument, as last published (the base of the next delta). */
-  private readonly levels = new Map<string, PublishedLevels>();
-  /** Per instrument: the inputs its published ticker was built from (tickerOf is O(1) but not cheap). */
-  private readonly tickerInputs = new Map<string, TickerInputs>();
+  private readonly blocks = new Map<number, KeptBlock>();
+  /** The live markets, by market index (a settled market's slot may be reused by a new one). */
+  private readonly tracked: (Tracked | undefined)[] = [];
+  /** The validators' view as last built, and what it was built from. */
+  private validatorsBuilt: {
+    readonly from: ValidatorInputs[];
+    readonly view: ValidatorView[];
+  } | null = null;
   private readonly tradeIds = new Map<string, number>();
   private readonly lastTrade = new Map<string, number>();
-  /** The insurance fund after each recent block, oldest first. */
+  /**
+   * The insurance fund after each recent block, oldest first: the last
+   * VIEW_INSURANCE_POINTS_KEPT are published, and up to as many older ones
+   * wait to be dropped together (one copy per that many blocks, not per block).
+   */
   private insurance: InsurancePointView[] = [];
   private riskEvents: BlockEventView[] = [];
   /** Why and when a validator was jailed, by address, as far as this node saw it. */
@@ -150,45 +259,46 @@ export class ChainView implements NodeView {
     this.log = options.log ?? silentLog;
     this.chainId = options.genesis.chainId;
     const state = this.state;
-    const books = new Map<string, PublishedBook>();
-    const trades = new Map<string, readonly TradeView[]>();
+    const markets = new Map<string, PublishedMarket>();
     for (const m of state.markets) {
       if (m.retired) continue;
-      this.openMarket(m, state.height, books, trades);
+      markets.set(m.params.instrument, this.openMarket(m, state.height));
     }
     this.published = {
       height: state.height,
       timeMs: state.timeMs,
       appHash: toHex(this.node.app.appHash),
-      validators: this.validatorsNow(state, state.height),
+      validators: this.validatorsNow(state, state.height, false),
       instruments: this.instrumentsNow(),
-      books,
-      tickers: new Map(
-        state.markets.filter((m) => !m.retired).map((m) => [m.params.instrument, this.tickerOf(m)]),
-      ),
-      trades,
+      markets,
       insuranceQuote: quoteString(state.insuranceQuote),
-      oracle: [],
+      oracle: () => [],
     };
     this.indexStoredBlocks();
     this.settling = settlingHolders(state);
     this.unsubscribe = this.node.subscribe((b) => this.onBlock(b));
   }
 
-  /** Starts following a market: at construction, and when one is listed. */
-  private openMarket(
-    m: MarketState,
-    height: number,
-    books: Map<string, PublishedBook>,
-    trades: Map<string, readonly TradeView[]>,
-  ): void {
+  /** Starts following a market (at construction, and when one is listed): its first publication. */
+  private openMarket(m: MarketState, height: number): PublishedMarket {
     const name = m.params.instrument;
     const bids = depthMap(m, 'buy');
     const asks = depthMap(m, 'sell');
-    this.levels.set(name, { bids, asks, book: m.book, changeCount: m.book.changes.changeCount });
-    books.set(name, { seq: height, bids: sorted(bids, true), asks: sorted(asks, false) });
+    const published: PublishedMarket = {
+      book: { seq: height, bids: sorted(bids, true), asks: sorted(asks, false) },
+      ticker: new TickerSlot(tickerInputsOf(m, this.lastTrade.get(name))),
+      trades: [],
+    };
+    this.tracked[m.index] = {
+      name,
+      published,
+      levels: { bids, asks, book: m.book, changeCount: m.book.changes.changeCount },
+      instrument: instrumentOf(m),
+      halted: m.halted,
+      auctionEndMs: auctionEndOf(m),
+    };
     this.tradeIds.set(name, height * VIEW_TRADE_IDS_PER_HEIGHT);
-    trades.set(name, []);
+    return published;
   }
 
   close(): void {
@@ -209,9 +319,9 @@ export class ChainView implements NodeView {
       status: () => this.statusOf(p),
       validators: () => p.validators,
       instruments: () => p.instruments,
-      ticker: (instrument) => p.tickers.get(instrument),
+      ticker: (instrument) => p.markets.get(instrument)?.ticker.at(p.height, p.timeMs),
       book: (instrument, depth) => {
-        const book = p.books.get(instrument);
+        const book = p.markets.get(instrument)?.book;
         if (book === undefined) return undefined;
         const view: BookView = {
           instrument,
@@ -222,7 +332,7 @@ export class ChainView implements NodeView {
         };
         return view;
       },
-      trades: (instrument, count) => p.trades.get(instrument)?.slice(-count),
+      trades: (instrument, count) => p.markets.get(instrument)?.trades.slice(-count),
       account: (address, subaccount) => this.accountOf(address, subaccount),
       tx: (hash) => this.txOf(hash),
       block: (height) => (height <= p.height ? this.blockOf(height) : undefined),
@@ -239,9 +349,20 @@ export class ChainView implements NodeView {
     return { ok: false, code, message: result.message, ...(field ? { field } : {}) };
   }
 
-  subscribe(listener: (update: BlockUpdate) => void): () => void {
-    this.listeners.add(listener);
+  subscribe(listener: (update: BlockUpdate) => void, accounts?: AccountInterest): () => void {
+    this.listeners.set(listener, accounts);
     return () => this.listeners.delete(listener);
+  }
+
+  /** Which touched accounts get an update this block: all, some (by address), or none. */
+  private accountsWanted(): ((address: string) => boolean) | 'all' | 'none' {
+    const some: AccountInterest[] = [];
+    for (const interest of this.listeners.values()) {
+      if (interest === undefined) return 'all';
+      if (interest.any()) some.push(interest);
+    }
+    if (some.length === 0) return 'none';
+    return (address) => some.some((i) => i.has(address));
   }
 
   // --- reads ------------------------------------------------------------------------
@@ -271,12 +392,12 @@ export class ChainView implements NodeView {
   private consensusOf(p: Published): ConsensusView {
     const replica = this.node.loop.replica;
     const set = this.validatorSet;
-    const last = this.blocks.get(p.height);
+    const last = this.blocks.get(p.height)?.fields;
     const signed = new Map<string, number>();
     const proposed = new Map<string, number>();
     let recent = 0;
     for (let h = p.height; h > 0 && recent < VIEW_CONSENSUS_RECENT_BLOCKS; h--) {
-      const block = this.blocks.get(h);
+      const block = this.blocks.get(h)?.fields;
       if (block === undefined) break;
       recent++;
       proposed.set(block.proposer, (proposed.get(block.proposer) ?? 0) + 1);
@@ -314,9 +435,9 @@ export class ChainView implements NodeView {
     return {
       height: p.height,
       insuranceQuote: p.insuranceQuote,
-      insurance: this.insurance.slice(),
+      insurance: this.insurance.slice(-VIEW_INSURANCE_POINTS_KEPT),
       events: this.riskEvents.slice(),
-      oracle: [...p.oracle],
+      oracle: [...p.oracle()],
     };
   }
 
@@ -329,15 +450,21 @@ export class ChainView implements NodeView {
   private consensusFieldsOf(
     block: Block,
     commit: CommitCertificate | null,
-  ): Pick<BlockView, 'round' | 'signers' | 'evidence' | 'oracle'> {
+  ): Pick<BlockView, 'round' | 'signers' | 'evidence'> {
     const set = this.validatorSet;
     return {
       ...(commit !== null
         ? { round: commit.round, signers: signersOf(commit, set, block.header.timeMs) }
         : {}),
       evidence: block.evidence.map((e) => evidenceOf(e, set)),
-      oracle: oracleViewOf(block.lastCommit, set),
     };
+  }
+
+  /** The oracle input of a block, decoded on first read (the set is the one of its height). */
+  private oracleOf(block: Block): () => readonly OracleView[] {
+    const set = this.validatorSet;
+    const lastCommit = block.lastCommit;
+    return lazy(() => oracleViewOf(lastCommit, set));
   }
 
   private txOf(hash: string): TxView | undefined {
@@ -348,7 +475,7 @@ export class ChainView implements NodeView {
 
   private blockOf(height: number): BlockView | undefined {
     const kept = this.blocks.get(height);
-    if (kept !== undefined) return kept;
+    if (kept !== undefined) return kept.view();
     const stored = loadCommitted(this.storage, height);
     if (stored === null) return undefined;
     const results = this.node.results.load(height);
@@ -385,6 +512,7 @@ export class ChainView implements NodeView {
         stored.block,
         loadCommitted(this.storage, height + 1)?.block.lastCommit ?? stored.commit,
       ),
+      oracle: [...this.oracleOf(stored.block)()],
       ...(details !== undefined
         ? {
             events: details.events.flatMap((e) => this.eventOf(e, height, timeMs)),
@@ -454,9 +582,7 @@ export class ChainView implements NodeView {
       maintenanceMarginQuote: quoteString(maintenanceMarginQuote(state, account)),
       marginFreeQuote: quoteString(equity - initial),
       positions: heldMarkets(state, account).map((m) => positionOf(m, account)),
-      openOrders: state.markets
-        .filter((m) => !m.retired)
-        .flatMap((m) => this.openOrdersOf(m, account)),
+      openOrders: recordMarkets(state, account).flatMap((m) => this.openOrdersOf(m, account)),
     };
   }
 
@@ -483,13 +609,13 @@ export class ChainView implements NodeView {
   }
 
   /** The insurance point and the risk events of a block just executed. */
-  private noteRisk(block: BlockView, state: ExchangeState): void {
+  private noteRisk(block: Omit<BlockView, 'oracle'>, state: ExchangeState): void {
     this.insurance.push({
       height: block.height,
       timeMs: block.timeMs,
       insuranceQuote: quoteString(state.insuranceQuote),
     });
-    if (this.insurance.length > VIEW_INSURANCE_POINTS_KEPT)
+    if (this.insurance.length > 2 * VIEW_INSURANCE_POINTS_KEPT)
       this.insurance = this.insurance.slice(-VIEW_INSURANCE_POINTS_KEPT);
     for (const e of block.events ?? []) if (e.type !== 'funding') this.riskEvents.push(e);
     if (this.riskEvents.length > VIEW_RISK_EVENTS_KEPT)
@@ -603,8 +729,15 @@ export class ChainView implements NodeView {
     }
   }
 
-  private validatorsNow(state: ExchangeState, height: number): ValidatorView[] {
-    return validatorsOf(state).map((v) => {
+  /**
+   * The validators' view, rebuilt only when a validator's stake or jailing
+   * moved or the block carried evidence (a jailing's reason); otherwise the
+   * one already published.
+   */
+  private validatorsNow(state: ExchangeState, height: number, evidence: boolean): ValidatorView[] {
+    const built = this.validatorsBuilt;
+    if (!evidence && built !== null && sameValidators(built.from, state)) return built.view;
+    const view = validatorsOf(state).map((v) => {
       if (!v.jailed) {
         this.jailings.delete(v.address);
         return v;
@@ -622,47 +755,17 @@ export class ChainView implements NodeView {
         ...(j.reason !== undefined ? { jailReason: j.reason } : {}),
       };
     });
+    this.validatorsBuilt = { from: state.validators.map(validatorInputsOf), view };
+    return view;
   }
 
+  /** The live markets' instrument views, in market order. */
   private instrumentsNow(): InstrumentView[] {
-    return this.state.markets.filter((m) => !m.retired).map(instrumentOf);
-  }
-
-  /** Reads only what tickerInputsOf lists (onBlock reuses a ticker whose inputs are unchanged). */
-  private tickerOf(m: MarketState): TickerView {
-    const name = m.params.instrument;
-    const ticker: TickerView = {
-      instrument: name,
-      height: this.state.height,
-      markTicks: m.markTicks,
-      indexTicks: m.indexTicks,
-      openInterestLots: m.longLots,
-      timeMs: this.state.timeMs,
-    };
-    if (name.endsWith('-PERPETUAL')) ticker.fundingRatePpm = m.lastFundingRatePpm;
-    const om = m.optionMark;
-    if (om !== null) {
-      ticker.markIv = toDecimal(om.ivWad, 6);
-      ticker.greeks = {
-        delta: toDecimal(om.greeks.delta, 6),
-        gamma: toDecimal(om.greeks.gamma, 12),
-        vega: toDecimal(om.greeks.vega, 6),
-        theta: toDecimal(om.greeks.theta, 6),
-      };
+    const out: InstrumentView[] = [];
+    for (const m of this.state.markets) {
+      if (!m.retired) out.push(this.tracked[m.index]!.instrument);
     }
-    const bid = m.book.bestBidTicks();
-    const ask = m.book.bestAskTicks();
-    if (bid !== undefined) {
-      ticker.bestBidTicks = bid;
-      ticker.bestBidLots = m.book.levelLots('buy', bid);
-    }
-    if (ask !== undefined) {
-      ticker.bestAskTicks = ask;
-      ticker.bestAskLots = m.book.levelLots('sell', ask);
-    }
-    const last = this.lastTrade.get(name);
-    if (last !== undefined) ticker.lastTradeTicks = last;
-    return ticker;
+    return out;
   }
 
   // --- after each block -------------------------------------------------------------
@@ -684,7 +787,7 @@ export class ChainView implements NodeView {
       this.remember(hash, view);
       blockTxs.push(blockTxOf(view));
     });
-    const block: BlockView = {
+    const fields: Omit<BlockView, 'oracle'> = {
       height,
       timeMs,
       hash: toHex(executed.blockHash),
@@ -695,98 +798,41 @@ export class ChainView implements NodeView {
       events: txs.exchange.events.flatMap((e) => this.eventOf(e, height, timeMs)),
       insuranceQuote: quoteString(state.insuranceQuote),
     };
-    this.noteRisk(block, state);
-    this.blocks.set(height, block);
+    const kept = new KeptBlock(fields, this.oracleOf(executed.block));
+    this.noteRisk(fields, state);
+    this.blocks.set(height, kept);
     this.canonicalize(height - 1, executed.block.lastCommit);
     this.blocks.delete(height - VIEW_BLOCKS_KEPT);
 
-    const activity = this.collectActivity(decoded, txs.results, height, timeMs);
+    const wanted = this.accountsWanted();
+    const activity = this.collectActivity(decoded, txs.results, height, timeMs, wanted !== 'none');
     this.noteLiquidationFills(activity, txs.exchange.events, height, timeMs);
     this.noteAuctionTrades(activity, txs.exchange.events, height, timeMs);
-    this.noteSettlements(activity, txs.exchange.events, height);
+    if (activity.accounts) this.noteSettlements(activity, txs.exchange.events, height);
     this.settling = settlingHolders(state);
     const prev = this.published;
-    const books = new Map(prev.books);
-    const trades = new Map(prev.trades);
-    // Listed and settled markets: the feed follows the live ones.
-    for (const name of prev.books.keys()) {
-      if (!state.marketByName.has(name)) {
-        books.delete(name);
-        trades.delete(name);
-        this.levels.delete(name);
-        this.tickerInputs.delete(name);
-        this.tradeIds.delete(name);
-      }
-    }
-    for (const m of state.markets) {
-      if (!m.retired && !books.has(m.params.instrument)) {
-        this.openMarket(m, height - 1, books, trades);
-      }
-    }
-    const deltas: BookDelta[] = [];
-    for (const m of state.markets) {
-      if (m.retired) continue;
-      const delta = this.diffBook(m, books.get(m.params.instrument)!.seq + 1);
-      if (delta === null) continue;
-      deltas.push(delta);
-      const full = this.levels.get(m.params.instrument)!;
-      books.set(m.params.instrument, {
-        seq: delta.seq,
-        bids: sorted(full.bids, true),
-        asks: sorted(full.asks, false),
-      });
-    }
-    // One new list per instrument that traded (published lists are never changed in place).
-    const newTrades = new Map<string, TradeView[]>();
-    for (const t of activity.trades) {
-      const list = newTrades.get(t.instrument);
-      if (list === undefined) newTrades.set(t.instrument, [t]);
-      else list.push(t);
-    }
-    for (const [instrument, added] of newTrades) {
-      trades.set(instrument, lastKept(trades.get(instrument) ?? [], added, VIEW_TRADES_KEPT));
-    }
-    const tickers = new Map<string, TickerView>();
-    const changedTickers: TickerView[] = [];
-    for (const m of state.markets) {
-      if (m.retired) continue;
-      const name = m.params.instrument;
-      const old = prev.tickers.get(name);
-      const inputs = tickerInputsOf(m, this.lastTrade.get(name));
-      const known = this.tickerInputs.get(name);
-      if (old !== undefined && known !== undefined && sameInputs(known, inputs)) {
-        // Nothing it shows has moved: only its height and time are new.
-        tickers.set(name, { ...old, height: state.height, timeMs: state.timeMs });
-        continue;
-      }
-      this.tickerInputs.set(name, inputs);
-      const ticker = this.tickerOf(m);
-      tickers.set(name, ticker);
-      if (old === undefined || !sameTicker(old, ticker)) changedTickers.push(ticker);
-    }
+    const published = this.publishMarkets(prev, activity.trades, height);
     this.published = {
       height,
       timeMs,
-      appHash: toHex(executed.result.appHash),
-      validators: this.validatorsNow(state, height),
-      instruments: this.instrumentsNow(),
-      books,
-      tickers,
-      trades,
-      insuranceQuote: quoteString(state.insuranceQuote),
-      oracle: block.oracle ?? [],
+      appHash: fields.appHash,
+      validators: this.validatorsNow(state, height, executed.block.evidence.length > 0),
+      instruments: published.instrumentsMoved ? this.instrumentsNow() : prev.instruments,
+      markets: published.markets,
+      insuranceQuote: fields.insuranceQuote!,
+      oracle: kept.oracle,
     };
-    const update: BlockUpdate = {
+    const update = new ChainUpdate(
       height,
       timeMs,
-      block,
-      txs: txViews,
-      books: deltas,
-      trades: activity.trades,
-      tickers: changedTickers,
-      accounts: this.accountUpdates(activity, height),
-    };
-    for (const listener of this.listeners) {
+      kept,
+      txViews,
+      published.deltas,
+      activity.trades,
+      wanted === 'none' ? [] : this.accountUpdates(activity, wanted === 'all' ? null : wanted),
+      published.movedTickers,
+    );
+    for (const listener of this.listeners.keys()) {
       try {
         listener(update);
       } catch (error) {
@@ -795,21 +841,109 @@ export class ChainView implements NodeView {
     }
   }
 
+  /**
+   * The live markets after a block: a new record for each market the block
+   * changed (its book, its trades, what its ticker shows), the others shared
+   * with the previous height. O(live markets) comparisons, and work only for
+   * what moved.
+   */
+  private publishMarkets(
+    prev: Published,
+    trades: readonly TradeView[],
+    height: number,
+  ): {
+    markets: ReadonlyMap<string, PublishedMarket>;
+    deltas: BookDelta[];
+    movedTickers: (readonly [TickerSlot | undefined, TickerSlot])[];
+    instrumentsMoved: boolean;
+  } {
+    // One new list per instrument that traded (published lists are never changed in place).
+    const newTrades = new Map<string, TradeView[]>();
+    for (const t of trades) {
+      const list = newTrades.get(t.instrument);
+      if (list === undefined) newTrades.set(t.instrument, [t]);
+      else list.push(t);
+    }
+    let markets: Map<string, PublishedMarket> | null = null;
+    const deltas: BookDelta[] = [];
+    const movedTickers: (readonly [TickerSlot | undefined, TickerSlot])[] = [];
+    let instrumentsMoved = false;
+    let live = 0;
+    for (const m of this.state.markets) {
+      if (m.retired) {
+        this.tracked[m.index] = undefined;
+        continue;
+      }
+      live++;
+      const name = m.params.instrument;
+      let tracked = this.tracked[m.index];
+      if (tracked === undefined || tracked.name !== name) {
+        // Listed by this block: the feed follows it from here, its first delta at the next change.
+        const opened = this.openMarket(m, height - 1);
+        tracked = this.tracked[m.index]!;
+        (markets ??= new Map(prev.markets)).set(name, opened);
+        movedTickers.push([undefined, opened.ticker]);
+        instrumentsMoved = true;
+      }
+      const old = tracked.published;
+      if (m.halted !== tracked.halted || auctionEndOf(m) !== tracked.auctionEndMs) {
+        tracked.instrument = instrumentOf(m);
+        tracked.halted = m.halted;
+        tracked.auctionEndMs = auctionEndOf(m);
+        instrumentsMoved = true;
+      }
+      let book = old.book;
+      const delta = this.diffBook(m, tracked.levels, book.seq + 1);
+      if (delta !== null) {
+        deltas.push(delta);
+        book = {
+          seq: delta.seq,
+          bids: sorted(tracked.levels.bids, true),
+          asks: sorted(tracked.levels.asks, false),
+        };
+      }
+      const added = newTrades.size === 0 ? undefined : newTrades.get(name);
+      const marketTrades =
+        added === undefined ? old.trades : lastKept(old.trades, added, VIEW_TRADES_KEPT);
+      let ticker = old.ticker;
+      const lastTradeTicks =
+        added === undefined ? ticker.inputs.lastTradeTicks : this.lastTrade.get(name);
+      if (tickerMoved(ticker.inputs, m, lastTradeTicks)) {
+        ticker = new TickerSlot(tickerInputsOf(m, lastTradeTicks));
+        movedTickers.push([old.ticker, ticker]);
+      }
+      if (book !== old.book || marketTrades !== old.trades || ticker !== old.ticker) {
+        tracked.published = { book, ticker, trades: marketTrades };
+        (markets ??= new Map(prev.markets)).set(name, tracked.published);
+      }
+    }
+    if ((markets ?? prev.markets).size > live) {
+      // Settled by this block: the feed follows the live markets only.
+      markets ??= new Map(prev.markets);
+      for (const name of [...markets.keys()]) {
+        if (this.state.marketByName.has(name)) continue;
+        markets.delete(name);
+        this.tradeIds.delete(name);
+      }
+      instrumentsMoved = true;
+    }
+    return { markets: markets ?? prev.markets, deltas, movedTickers, instrumentsMoved };
+  }
+
   /** Replaces the kept view of `height` with one from its canonical certificate. */
   private canonicalize(height: number, lastCommit: CommitCertificate | null): void {
     const kept = this.blocks.get(height);
     if (kept === undefined || lastCommit === null || lastCommit.height !== height) return;
-    this.blocks.set(height, {
-      ...kept,
+    const fields = {
+      ...kept.fields,
       round: lastCommit.round,
-      signers: signersOf(lastCommit, this.validatorSet, kept.timeMs),
-    });
+      signers: signersOf(lastCommit, this.validatorSet, kept.fields.timeMs),
+    };
+    this.blocks.set(height, new KeptBlock(fields, kept.oracle));
   }
 
-  /** The changed levels of one market since the last publication, or null. */
-  private diffBook(m: MarketState, seq: number): BookDelta | null {
-    const name = m.params.instrument;
-    const full = this.levels.get(name)!;
+  /** The changed levels of one market since the last publication (updating `full`), or null. */
+  private diffBook(m: MarketState, full: PublishedLevels, seq: number): BookDelta | null {
     // The book counts its level changes: an untouched book (most markets, most
     // blocks) has nothing to diff, and reading its depth would cost O(levels).
     const changeCount = m.book.changes.changeCount;
@@ -819,7 +953,7 @@ export class ChainView implements NodeView {
     const bids = diffSide(full.bids, depthMap(m, 'buy'), true);
     const asks = diffSide(full.asks, depthMap(m, 'sell'), false);
     if (bids.length === 0 && asks.length === 0) return null;
-    return { instrument: name, seq, bids, asks };
+    return { instrument: m.params.instrument, seq, bids, asks };
   }
 
   /** Trades and fills of the block, in execution order, and the accounts they touched. */
@@ -828,9 +962,11 @@ export class ChainView implements NodeView {
     results: readonly (TxResult | null)[],
     height: number,
     timeMs: number,
+    accounts: boolean,
   ): Activity {
     const state = this.state;
     const activity: Activity = {
+      accounts,
       trades: [],
       fills: new Map(),
       touched: new Map(),
@@ -843,13 +979,16 @@ export class ChainView implements NodeView {
     for (const i of order) {
       const tx = decoded[i]!;
       const result = results[i]!;
-      const principal = state.principals.get(bytesKey(tx.account));
-      const taker = principal?.subaccounts.get(tx.subaccount);
-      if (taker !== undefined) touch(activity, taker);
+      // The taker's account matters to its account update only.
+      const taker = activity.accounts
+        ? state.principals.get(bytesKey(tx.account))?.subaccounts.get(tx.subaccount)
+        : null;
+      if (taker === undefined) continue;
+      if (taker !== null) touch(activity, taker);
       const actions = tx.action.kind === 'batch' ? tx.action.actions : [tx.action];
       result.actions.forEach((r, k) => {
         const action = actions[k];
-        if (action === undefined || taker === undefined) return;
+        if (action === undefined) return;
         this.noteAction(activity, action as Action, r, taker, height, timeMs);
       });
     }
@@ -914,6 +1053,7 @@ export class ChainView implements NodeView {
         timeMs,
         auction: true,
       });
+      if (!activity.accounts) continue;
       const market = this.state.marketByName.get(name);
       const sides = [
         { side: 'buy', account: e.buyAccount, orderId: e.buyOrderId, feeQuote: e.buyFeeQuote },
@@ -994,6 +1134,7 @@ export class ChainView implements NodeView {
       timeMs: t.timeMs,
       ...(t.liquidation ? { liquidation: true } : {}),
     });
+    if (t.taker === null) return;
     const fill = { tradeId, instrument: name, priceTicks, sizeLots, height };
     touch(activity, t.taker);
     addFill(activity, t.taker, {
@@ -1029,12 +1170,14 @@ export class ChainView implements NodeView {
     activity: Activity,
     action: Action,
     r: TxResult['actions'][number],
-    taker: Account,
+    /** null: the accounts' parts are not noted. */
+    taker: Account | null,
     height: number,
     timeMs: number,
   ): void {
     if (!r.ok) return;
     if (action.kind === 'cancel' && action.orderId !== undefined) {
+      if (taker === null) return;
       noteOrder(activity, taker, {
         orderId: action.orderId,
         instrument: action.instrument,
@@ -1052,22 +1195,23 @@ export class ChainView implements NodeView {
         ? action.side
         : (market.book.order(r.order.orderId)?.side ?? 'buy');
     const o = r.order;
-    noteOrder(activity, taker, {
-      orderId: o.orderId,
-      instrument: name,
-      status:
-        o.restedLots > 0
-          ? 'open'
-          : o.filledLots > 0 && o.cancelledLots === 0
-            ? 'filled'
-            : 'cancelled',
-      side: takerSide,
-      ...(action.kind === 'placeOrder' && action.priceTicks !== undefined
-        ? { priceTicks: action.priceTicks }
-        : {}),
-      filledLots: o.filledLots,
-      remainingLots: o.restedLots,
-    });
+    if (taker !== null)
+      noteOrder(activity, taker, {
+        orderId: o.orderId,
+        instrument: name,
+        status:
+          o.restedLots > 0
+            ? 'open'
+            : o.filledLots > 0 && o.cancelledLots === 0
+              ? 'filled'
+              : 'cancelled',
+        side: takerSide,
+        ...(action.kind === 'placeOrder' && action.priceTicks !== undefined
+          ? { priceTicks: action.priceTicks }
+          : {}),
+        filledLots: o.filledLots,
+        remainingLots: o.restedLots,
+      });
     for (const f of o.fills) {
       this.noteTrade(activity, {
         instrument: name,
@@ -1087,12 +1231,18 @@ export class ChainView implements NodeView {
     }
   }
 
-  private accountUpdates(activity: Activity, _height: number): AccountUpdate[] {
+  /** The updates of the touched accounts `wanted` accepts (null: all). */
+  private accountUpdates(
+    activity: Activity,
+    wanted: ((address: string) => boolean) | null,
+  ): AccountUpdate[] {
     const out: AccountUpdate[] = [];
+    const state = this.state;
     for (const account of activity.touched.values()) {
-      const state = this.state;
+      const address = formatAddress(account.address);
+      if (wanted !== null && !wanted(address)) continue;
       const open = new Map<number, OrderView>();
-      for (const m of state.markets)
+      for (const m of recordMarkets(state, account))
         for (const o of this.openOrdersOf(m, account)) open.set(o.orderId, o);
       const orders: OrderView[] = [];
       for (const note of activity.orders.get(account.index) ?? []) {
@@ -1115,7 +1265,7 @@ export class ChainView implements NodeView {
       }
       const settlements = activity.settlements.get(account.index);
       out.push({
-        address: formatAddress(account.address),
+        address,
         subaccount: account.subaccount,
         orders,
         fills: activity.fills.get(account.index) ?? [],
@@ -1163,6 +1313,8 @@ interface OrderNote {
 }
 
 interface Activity {
+  /** Whether the accounts' parts (touched, fills, orders, settlements) are noted: some listener reads them. */
+  readonly accounts: boolean;
   trades: TradeView[];
   fills: Map<number, FillView[]>;
   touched: Map<number, Account>;
@@ -1217,7 +1369,8 @@ function closedPosition(s: SettlementView): PositionView {
 
 interface TradeNote {
   readonly instrument: string;
-  readonly taker: Account;
+  /** null: the accounts' parts are not noted (Activity.accounts). */
+  readonly taker: Account | null;
   readonly takerOrderId: number;
   readonly takerSide: 'buy' | 'sell';
   readonly takerFeeQuote: bigint;
@@ -1232,16 +1385,18 @@ interface TradeNote {
 }
 
 function touch(activity: Activity, account: Account): void {
-  activity.touched.set(account.index, account);
+  if (activity.accounts) activity.touched.set(account.index, account);
 }
 
 function addFill(activity: Activity, account: Account, fill: FillView): void {
+  if (!activity.accounts) return;
   const list = activity.fills.get(account.index) ?? [];
   list.push(fill);
   activity.fills.set(account.index, list);
 }
 
 function noteOrder(activity: Activity, account: Account, note: OrderNote): void {
+  if (!activity.accounts) return;
   const list = activity.orders.get(account.index) ?? [];
   const at = list.findIndex((n) => n.orderId === note.orderId);
   if (at >= 0) list[at] = { ...list[at]!, ...note };
@@ -1286,8 +1441,12 @@ interface PublishedLevels {
   changeCount: number;
 }
 
-/** Everything tickerOf reads from a market besides the height and time. */
+/**
+ * What a market's ticker shows, captured at a height (the book's best levels
+ * read then; the option mark is replaced, never changed, by the exchange).
+ */
 interface TickerInputs {
+  readonly instrument: string;
   readonly markTicks: number;
   readonly indexTicks: number;
   readonly longLots: number;
@@ -1295,33 +1454,90 @@ interface TickerInputs {
   readonly optionMark: MarketState['optionMark'];
   readonly book: MarketState['book'];
   readonly changeCount: number;
+  readonly bestBidTicks: number | undefined;
+  readonly bestBidLots: number;
+  readonly bestAskTicks: number | undefined;
+  readonly bestAskLots: number;
   readonly lastTradeTicks: number | undefined;
 }
 
 function tickerInputsOf(m: MarketState, lastTradeTicks: number | undefined): TickerInputs {
+  const book = m.book;
+  const bid = book.bestBidTicks();
+  const ask = book.bestAskTicks();
   return {
+    instrument: m.params.instrument,
     markTicks: m.markTicks,
     indexTicks: m.indexTicks,
     longLots: m.longLots,
     fundingRatePpm: m.lastFundingRatePpm,
     optionMark: m.optionMark,
-    book: m.book,
-    changeCount: m.book.changes.changeCount,
+    book,
+    changeCount: book.changes.changeCount,
+    bestBidTicks: bid,
+    bestBidLots: bid === undefined ? 0 : book.levelLots('buy', bid),
+    bestAskTicks: ask,
+    bestAskLots: ask === undefined ? 0 : book.levelLots('sell', ask),
     lastTradeTicks,
   };
 }
 
-function sameInputs(a: TickerInputs, b: TickerInputs): boolean {
+/** Whether anything a ticker shows may have moved since `i` was captured (no allocation). */
+function tickerMoved(i: TickerInputs, m: MarketState, lastTradeTicks: number | undefined): boolean {
   return (
-    a.markTicks === b.markTicks &&
-    a.indexTicks === b.indexTicks &&
-    a.longLots === b.longLots &&
-    a.fundingRatePpm === b.fundingRatePpm &&
-    a.optionMark === b.optionMark &&
-    a.book === b.book &&
-    a.changeCount === b.changeCount &&
-    a.lastTradeTicks === b.lastTradeTicks
+    i.markTicks !== m.markTicks ||
+    i.indexTicks !== m.indexTicks ||
+    i.longLots !== m.longLots ||
+    i.fundingRatePpm !== m.lastFundingRatePpm ||
+    i.optionMark !== m.optionMark ||
+    i.book !== m.book ||
+    i.changeCount !== m.book.changes.changeCount ||
+    i.lastTradeTicks !== lastTradeTicks
   );
+}
+
+/** A market's ticker from captured inputs: built on first read, the same at every height it is shown. */
+class TickerSlot {
+  private body: TickerView | null = null;
+  constructor(readonly inputs: TickerInputs) {}
+
+  /** The ticker as shown at `height` (a height at which these inputs are current). */
+  at(height: number, timeMs: number): TickerView {
+    this.body ??= tickerViewOf(this.inputs);
+    return { ...this.body, height, timeMs };
+  }
+}
+
+function tickerViewOf(i: TickerInputs): TickerView {
+  const ticker: TickerView = {
+    instrument: i.instrument,
+    height: 0,
+    markTicks: i.markTicks,
+    indexTicks: i.indexTicks,
+    openInterestLots: i.longLots,
+    timeMs: 0,
+  };
+  if (i.instrument.endsWith('-PERPETUAL')) ticker.fundingRatePpm = i.fundingRatePpm;
+  const om = i.optionMark;
+  if (om !== null) {
+    ticker.markIv = toDecimal(om.ivWad, 6);
+    ticker.greeks = {
+      delta: toDecimal(om.greeks.delta, 6),
+      gamma: toDecimal(om.greeks.gamma, 12),
+      vega: toDecimal(om.greeks.vega, 6),
+      theta: toDecimal(om.greeks.theta, 6),
+    };
+  }
+  if (i.bestBidTicks !== undefined) {
+    ticker.bestBidTicks = i.bestBidTicks;
+    ticker.bestBidLots = i.bestBidLots;
+  }
+  if (i.bestAskTicks !== undefined) {
+    ticker.bestAskTicks = i.bestAskTicks;
+    ticker.bestAskLots = i.bestAskLots;
+  }
+  if (i.lastTradeTicks !== undefined) ticker.lastTradeTicks = i.lastTradeTicks;
+  return ticker;
 }
 
 function sameTicker(a: TickerView, b: TickerView): boolean {
@@ -1339,6 +1555,28 @@ function sameTicker(a: TickerView, b: TickerView): boolean {
     a.markIv === b.markIv &&
     a.greeks?.delta === b.greeks?.delta
   );
+}
+
+/**
+ * The live markets where an account can have open orders, by market index:
+ * every genesis market (one position record each) and the listed markets it
+ * has a record in (one from its first order there until settlement).
+ */
+function recordMarkets(state: ExchangeState, account: Account): MarketState[] {
+  const out: MarketState[] = [];
+  for (const p of account.positions) {
+    const m = state.markets[p.market]!;
+    if (!m.retired) out.push(m);
+  }
+  for (const p of account.listed) {
+    const m = state.markets[p.market]!;
+    if (!m.retired) out.push(m);
+  }
+  return out;
+}
+
+function auctionEndOf(m: MarketState): number {
+  return m.auction?.monitor.auctionEndMs ?? 0;
 }
 
 /** The markets an account holds a position in, by market index. */
@@ -1381,7 +1619,7 @@ function instrumentOf(m: MarketState): InstrumentView {
     maxSizeLots: p.maxSizeLots,
     status: m.halted ? 'halted' : 'trading',
   };
-  const auctionEndMs = m.auction?.monitor.auctionEndMs ?? 0;
+  const auctionEndMs = auctionEndOf(m);
   if (!m.halted && auctionEndMs !== 0) {
     view.status = 'auction';
     view.auctionEndMs = auctionEndMs;
@@ -1392,6 +1630,31 @@ function instrumentOf(m: MarketState): InstrumentView {
   if (i.kind === 'option')
     view.strikeTicks = Number(divBig(i.strikeQuote, p.tickSizeQuote, 'floor'));
   return view;
+}
+
+/** What a validator's view is built from (the exchange changes these in place). */
+interface ValidatorInputs {
+  readonly publicKey: Uint8Array;
+  readonly stake: bigint;
+  readonly jailed: boolean;
+  readonly jailedHeight: number | undefined;
+}
+
+function validatorInputsOf(v: ExchangeState['validators'][number]): ValidatorInputs {
+  return { publicKey: v.publicKey, stake: v.stake, jailed: v.jailed, jailedHeight: v.jailedHeight };
+}
+
+function sameValidators(from: readonly ValidatorInputs[], state: ExchangeState): boolean {
+  if (from.length !== state.validators.length) return false;
+  return state.validators.every((v, i) => {
+    const f = from[i]!;
+    return (
+      f.publicKey === v.publicKey &&
+      f.stake === v.stake &&
+      f.jailed === v.jailed &&
+      f.jailedHeight === v.jailedHeight
+    );
+  });
 }
 
 function validatorsOf(state: ExchangeState): ValidatorView[] {
@@ -1423,9 +1686,16 @@ function balancesOf(state: ExchangeState, account: Account) {
   };
 }
 
+/** Each set's member addresses as text, by index (a set is immutable; two per block read it). */
+const memberAddresses = new WeakMap<ValidatorSet, readonly string[]>();
+
 function memberAddress(set: ValidatorSet, index: number): string | undefined {
-  const v = set.validators[index];
-  return v === undefined ? undefined : formatAddress(v.address);
+  let addresses = memberAddresses.get(set);
+  if (addresses === undefined) {
+    addresses = set.validators.map((v) => formatAddress(v.address));
+    memberAddresses.set(set, addresses);
+  }
+  return addresses[index];
 }
 
 function signersOf(
@@ -1454,16 +1724,17 @@ function evidenceOf(e: DuplicateVoteEvidence, set: ValidatorSet): EvidenceView {
 /** Each validator's observation in a certificate's vote extensions, with the block's median. */
 function oracleViewOf(commit: CommitCertificate | null, set: ValidatorSet): OracleView[] {
   if (commit === null) return [];
-  const aggregate = oracleFromCommit(commit, set);
+  // Each extension decoded once, for the median and the per-validator list.
+  const votes = oracleVotesOf(commit, set);
+  const aggregate = oracleFromVotes(votes);
   const byUnderlying = new Map<string, { validator: string; priceQuote: string }[]>();
-  for (const vote of commit.votes) {
+  for (const vote of votes.votes) {
     const validator = memberAddress(set, vote.validatorIndex);
-    const observation = validator === undefined ? null : decodeObservation(vote.extension);
-    if (observation === null) continue;
-    for (const [name, price] of observation) {
-      let list = byUnderlying.get(name);
-      if (list === undefined) byUnderlying.set(name, (list = []));
-      list.push({ validator: validator!, priceQuote: price.toString() });
+    if (validator === undefined || vote.observation === null) continue;
+    for (const p of vote.observation.prices) {
+      let list = byUnderlying.get(p.underlying);
+      if (list === undefined) byUnderlying.set(p.underlying, (list = []));
+      list.push({ validator, priceQuote: p.priceQuote.toString() });
     }
   }
   return [...byUnderlying.keys()].sort().map((underlying) => {

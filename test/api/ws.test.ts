@@ -9,7 +9,7 @@ import { formatAddress } from '../../src/crypto/index.ts';
 import { ZommaClient } from '../../src/api/client/index.ts';
 import type { ChannelEvent } from '../../src/api/client/index.ts';
 import type { MemoryView } from '../../src/api/memory.ts';
-import type { BlockUpdate, BookDelta } from '../../src/api/view.ts';
+import type { AccountInterest, BlockUpdate, BookDelta } from '../../src/api/view.ts';
 import type { WsMessage } from '../../src/api/ws.ts';
 import { ZommaApiError } from '../../src/api/client/index.ts';
 import { toHex } from '../../src/lib/bytes.ts';
@@ -157,6 +157,67 @@ test('resume: fromSeq replays exactly what was missed, or a snapshot once it is 
     late.send({ op: 'subscribe', channel: `trades:${PERP}`, fromSeq: 1 });
     await late.nth(isSnapshot(`trades:${PERP}`));
     late.close();
+  } finally {
+    await server.close();
+  }
+});
+
+test('account channels: the node is asked for the followed accounts, and for the resume window after the last follower left', async () => {
+  const view = makeView();
+  const interests: AccountInterest[] = [];
+  const subscribe = view.subscribe.bind(view);
+  view.subscribe = (listener: (u: BlockUpdate) => void, accounts?: AccountInterest) => {
+    if (accounts !== undefined) interests.push(accounts);
+    return subscribe(listener);
+  };
+  const server = await serve(view, { resumeBlocksMax: 3 });
+  const address = formatAddress(key(1).address);
+  const asked = () => interests.some((i) => i.any() && i.has(address));
+  const update = (height: number) => {
+    view.setAccount(
+      { address, subaccounts: [subaccount(0)] },
+      { address, subaccount: 0, orders: [], fills: [], positions: [], cashQuote: String(height) },
+    );
+    view.commit();
+  };
+  const channel = `account:${address}`;
+  try {
+    assert.equal(asked(), false, 'nobody follows it yet');
+    const a = new RawClient(server.url);
+    await a.opened();
+    a.send({ op: 'subscribe', channel });
+    await a.nth(isSnapshot(channel));
+    assert.equal(asked(), true);
+    update(2);
+    assert.equal((await a.nth(isUpdate(channel))).type === 'update', true);
+    a.send({ op: 'unsubscribe', channel });
+    await a.nth((m) => m.type === 'unsubscribed');
+    update(3); // nobody follows it now, but a follower may come back
+
+    const b = new RawClient(server.url);
+    await b.opened();
+    b.send({ op: 'subscribe', channel, fromSeq: 2 });
+    const replayed = await b.nth(isUpdate(channel));
+    assert.ok(replayed.type === 'update' && replayed.seq === 3);
+    assert.equal(b.messages.filter(isSnapshot(channel)).length, 0, 'resumed, no snapshot');
+    b.send({ op: 'unsubscribe', channel });
+    await b.nth((m) => m.type === 'unsubscribed');
+    update(4);
+    update(5);
+    assert.equal(asked(), true, 'still inside the resume window');
+    update(6);
+    assert.equal(asked(), false, 'the window has passed');
+
+    // Resuming over blocks built without it: a snapshot, never a silent gap.
+    const c = new RawClient(server.url);
+    await c.opened();
+    c.send({ op: 'subscribe', channel, fromSeq: 5 });
+    const snap = await c.nth(isSnapshot(channel));
+    assert.ok(snap.type === 'snapshot' && snap.seq === 6);
+    update(7);
+    const next = await c.nth(isUpdate(channel));
+    assert.ok(next.type === 'update' && next.seq === 7);
+    for (const client of [a, b, c]) client.close();
   } finally {
     await server.close();
   }

@@ -9,7 +9,8 @@ import fc from 'fast-check';
 import { ZommaClient, generateKey, addressOfKey } from '../../src/api/client/index.ts';
 import type { BookView, TradeView } from '../../src/api/client/index.ts';
 import { startSoloNode, until } from '../e2e/helpers.ts';
-import type { AccountUpdate, BlockUpdate } from '../../src/api/view.ts';
+import type { AccountInterest, AccountUpdate, BlockUpdate } from '../../src/api/view.ts';
+import type { OracleView } from '../../src/api/view.ts';
 import { formatAddress } from '../../src/crypto/index.ts';
 import type { BlockResult } from '../../src/exchange/index.ts';
 import { DEVNET_LISTING } from '../../src/exchange/genesis.ts';
@@ -17,7 +18,12 @@ import { daysFromCivil, expiryMsOfDay, MS_PER_DAY } from '../../src/exchange/ins
 import type { CommittedBlock, ZommaNode } from '../../src/node/node.ts';
 import type { Storage } from '../../src/node/storage/index.ts';
 import { ChainView, lastKept } from '../../src/node/view.ts';
-import { Harness, genesis, key, limit } from '../exchange/helpers.ts';
+import { ValidatorSet } from '../../src/consensus/index.ts';
+import type { CommitCertificate } from '../../src/consensus/index.ts';
+import { encodeObservation } from '../../src/exchange/oracle/index.ts';
+import { Prng } from '../../src/lib/prng.ts';
+import type { SignedTx } from '../../src/exchange/tx/index.ts';
+import { Harness, VALIDATORS, genesis, key, limit } from '../exchange/helpers.ts';
 
 const USDC = 1_000_000n;
 
@@ -59,6 +65,15 @@ test('the read model follows committed blocks: orders, trades, book deltas, acco
 
     const maker = client.trader(generateKey());
     const taker = client.trader(generateKey());
+    // The node builds the taker's account updates once a client follows it.
+    const takerFills: AccountUpdate['fills'] = [];
+    let following = false;
+    socket.subscribe(`account:${addressOfKey(taker.key).toLowerCase()}`, (e) => {
+      following = true;
+      if (e.type !== 'update') return;
+      for (const a of (e.data as { subaccounts: AccountUpdate[] }).subaccounts)
+        takerFills.push(...a.fills);
+    });
     await maker.faucet(100_000n * USDC);
     await taker.faucet(100_000n * USDC);
     const index = (await client.ticker('BTC-PERPETUAL')).indexTicks;
@@ -75,6 +90,7 @@ test('the read model follows committed blocks: orders, trades, book deltas, acco
     const book1 = await client.book('BTC-PERPETUAL');
     assert.deepEqual(book1.asks[0], [ask, 30]);
 
+    await until(() => following, 10_000, "the account channel's snapshot");
     const took = await taker.placeOrder({
       instrument: 'BTC-PERPETUAL',
       side: 'buy',
@@ -130,6 +146,11 @@ test('the read model follows committed blocks: orders, trades, book deltas, acco
       'the trade on WebSocket',
     );
     await until(() => deltas.length >= 2, 10_000, 'book updates on WebSocket');
+    await until(() => takerFills.length > 0, 10_000, "the taker's fill on WebSocket");
+    assert.deepEqual(
+      takerFills.map((f) => [f.side, f.sizeLots, f.priceTicks, f.liquidity]),
+      [['buy', 10, ask, 'taker']],
+    );
     const seqs = deltas.map((d) => d.seq);
     for (let i = 1; i < seqs.length; i++) assert.ok(seqs[i]! > seqs[i - 1]!, 'book seq increases');
     assert.equal(seqs.at(-1), (await client.book('BTC-PERPETUAL')).seq);
@@ -187,12 +208,21 @@ test('a market no block touches keeps its book seq, and its ticker follows the h
 // The read model over an exchange driven block by block in this process (no
 // consensus, no I/O): a stand-in node hands ChainView each executed block.
 
-function viewOver(h: Harness): { view: ChainView; feed: (r: BlockResult) => BlockUpdate } {
+/** `accounts`: the account updates feed() asks for (absent: all of them). */
+function viewOver(
+  h: Harness,
+  validators: ValidatorSet | { validators: [] } = { validators: [] },
+  accounts?: AccountInterest,
+): {
+  view: ChainView;
+  /** `txs`: the block's transactions, when the view is to see them (their trades and fills). */
+  feed: (r: BlockResult, lastCommit?: CommitCertificate, txs?: readonly SignedTx[]) => BlockUpdate;
+} {
   let listener: ((b: CommittedBlock) => void) | undefined;
   const node = {
     app: { exchange: h.ex, appHash: new Uint8Array(32) },
     loop: {
-      replica: { validators: { validators: [] }, height: 1, round: 0, step: 0 },
+      replica: { validators, height: 1, round: 0, step: 0 },
       haltReport: null,
       stats: { lastCommitLatencyMs: 0 },
     },
@@ -211,23 +241,35 @@ function viewOver(h: Harness): { view: ChainView; feed: (r: BlockResult) => Bloc
     storage: storage as unknown as Storage,
     genesis: h.ex.state.genesis,
   });
-  const feed = (r: BlockResult): BlockUpdate => {
+  const feed = (
+    r: BlockResult,
+    lastCommit?: CommitCertificate,
+    txs: readonly SignedTx[] = [],
+  ): BlockUpdate => {
     let update: BlockUpdate | undefined;
-    const stop = view.subscribe((u) => (update = u));
+    const stop = view.subscribe((u) => (update = u), accounts);
     const height = h.ex.state.height;
     listener!({
       executed: {
         block: {
           header: { height, timeMs: h.timeMs, proposerAddress: new Uint8Array(20) },
           txs: [],
-          lastCommit: null,
+          lastCommit: lastCommit ?? null,
           evidence: [],
         },
         blockHash: new Uint8Array(32),
         result: { appHash: r.appHash },
         commit: null,
       },
-      txs: { height, timeMs: h.timeMs, hashes: [], txs: [], results: [], exchange: r, oracle: {} },
+      txs: {
+        height,
+        timeMs: h.timeMs,
+        hashes: txs.map((_, i) => `${height}:${i}`),
+        txs,
+        results: txs.length === 0 ? [] : r.results,
+        exchange: r,
+        oracle: {},
+      },
     } as unknown as CommittedBlock);
     stop();
     assert.ok(update !== undefined, 'the view published the block');
@@ -394,4 +436,206 @@ test('the published trade lists keep the newest trades, whatever a block adds', 
     ),
     { numRuns: 200, seed: 71 },
   );
+});
+
+// --- what is built when: published records describe their own height ----------------
+
+test('the read model between blocks: a read sees the latest block, a ReadModel kept across blocks keeps its height, a late-read update describes its block', () => {
+  const BTC = 'BTC-PERPETUAL';
+  const ETH = 'ETH-PERPETUAL';
+  const maker = key('view-lazy-maker');
+  const h = new Harness();
+  h.fund(maker, 1_000_000n * USDC);
+  const { view, feed } = viewOver(h);
+  try {
+    const u1 = feed(h.block([h.tx(maker, limit(BTC, 'sell', 510_000, 3))]));
+    const r1 = view.read();
+    assert.equal(r1.height, u1.height);
+    const u2 = feed(h.block([h.tx(maker, limit(BTC, 'sell', 505_000, 2))]));
+    const r2 = view.read();
+    assert.equal(r2.height, u2.height);
+
+    // Read only now, after the next block: still the first block's state.
+    assert.equal(r1.ticker(BTC)!.bestAskTicks, 510_000);
+    assert.equal(r1.ticker(BTC)!.height, u1.height);
+    assert.deepEqual(r1.book(BTC, 10)!.asks, [[510_000, 3]]);
+    assert.equal(r1.status().height, u1.height);
+    // And the latest one sees the latest block.
+    assert.deepEqual(
+      [r2.ticker(BTC)!.bestAskTicks, r2.ticker(BTC)!.bestAskLots, r2.ticker(BTC)!.height],
+      [505_000, 2, u2.height],
+    );
+    assert.deepEqual(r2.book(BTC, 10)!.asks, [
+      [505_000, 2],
+      [510_000, 3],
+    ]);
+    assert.equal(r2.book(BTC, 10)!.seq, r1.book(BTC, 10)!.seq + 1);
+    // An untouched market shares its record, and shows the height it is read at.
+    assert.equal(r2.book(ETH, 10)!.seq, r1.book(ETH, 10)!.seq);
+    assert.equal(r2.ticker(ETH)!.height, u2.height);
+
+    // The first update's changed tickers, first read after the second block, are the first block's.
+    assert.deepEqual(
+      u1.tickers.map((t) => [t.instrument, t.bestAskTicks, t.height]),
+      [[BTC, 510_000, u1.height]],
+    );
+    assert.deepEqual(
+      u2.tickers.map((t) => [t.instrument, t.bestAskTicks, t.height]),
+      [[BTC, 505_000, u2.height]],
+    );
+    // A block with nothing that moves a ticker lists none.
+    const u3 = feed(h.block([]));
+    assert.deepEqual(u3.tickers, []);
+    assert.equal(view.read().ticker(BTC)!.height, u3.height);
+    assert.equal(u1.block.height, u1.height);
+    assert.deepEqual(view.read().block(u1.height), u1.block);
+  } finally {
+    view.close();
+  }
+});
+
+test('the read model: a book subscriber gets every delta in sequence, and they rebuild each published book', () => {
+  const BTC = 'BTC-PERPETUAL';
+  const ETH = 'ETH-PERPETUAL';
+  const traders = [key('view-seq-a'), key('view-seq-b'), key('view-seq-c')];
+  const h = new Harness();
+  for (const k of traders) h.fund(k, 1_000_000n * USDC);
+  const { view, feed } = viewOver(h);
+  const prng = new Prng(20_261_125);
+  type Side = Map<number, number>;
+  const replica = new Map<string, { seq: number; bids: Side; asks: Side }>();
+  for (const name of [BTC, ETH]) {
+    const book = view.read().book(name, 1_000)!;
+    replica.set(name, { seq: book.seq, bids: new Map(book.bids), asks: new Map(book.asks) });
+  }
+  const orderIds: number[] = [];
+  try {
+    for (let b = 0; b < 60; b++) {
+      const txs = [];
+      for (let i = 0; i < prng.int(4); i++) {
+        const k = traders[prng.int(traders.length)]!;
+        const name = prng.int(3) === 0 ? ETH : BTC;
+        const mid = name === BTC ? 500_000 : 300_000;
+        if (orderIds.length > 0 && prng.int(4) === 0) {
+          const orderId = orderIds.splice(prng.int(orderIds.length), 1)[0]!;
+          txs.push(h.tx(k, { kind: 'cancel', instrument: BTC, orderId }));
+          continue;
+        }
+        const side = prng.int(2) === 0 ? 'buy' : 'sell';
+        // Mostly resting orders a few ticks around the mid, sometimes crossing it.
+        const offset = 1 + prng.int(5);
+        const priceTicks = side === 'buy' ? mid - offset + prng.int(3) : mid + offset - prng.int(3);
+        txs.push(h.tx(k, limit(name, side, priceTicks, 1 + prng.int(3))));
+      }
+      const r = h.block(txs);
+      for (const result of r.results) {
+        const a = result?.actions[0];
+        if (a?.ok && a.order !== undefined && a.order.restedLots > 0)
+          orderIds.push(a.order.orderId);
+      }
+      const u = feed(r, undefined, txs);
+      for (const d of u.books) {
+        const book = replica.get(d.instrument)!;
+        assert.equal(d.seq, book.seq + 1, `${d.instrument}: a delta applies on seq - 1`);
+        book.seq = d.seq;
+        for (const [levels, side] of [
+          [d.bids, book.bids],
+          [d.asks, book.asks],
+        ] as const) {
+          for (const [p, size] of levels) {
+            if (size === 0) side.delete(p);
+            else side.set(p, size);
+          }
+        }
+      }
+      const read = view.read();
+      for (const [name, book] of replica) {
+        const published = read.book(name, 1_000)!;
+        assert.equal(published.seq, book.seq, `${name} at block ${b}`);
+        assert.deepEqual(
+          published.bids,
+          [...book.bids].sort((x, y) => y[0] - x[0]),
+        );
+        assert.deepEqual(
+          published.asks,
+          [...book.asks].sort((x, y) => x[0] - y[0]),
+        );
+      }
+    }
+    assert.ok(replica.get(BTC)!.seq > 20 && replica.get(ETH)!.seq > 5, 'both books moved');
+  } finally {
+    view.close();
+  }
+});
+
+test('the read model builds account updates only for the accounts its listeners want', () => {
+  const BTC = 'BTC-PERPETUAL';
+  const [alice, bob] = [key('view-want-alice'), key('view-want-bob')];
+  const h = new Harness();
+  h.fund(alice, 1_000_000n * USDC);
+  h.fund(bob, 1_000_000n * USDC);
+  const { view, feed } = viewOver(h, undefined, { any: () => false, has: () => false });
+  const aliceAddress = formatAddress(alice.address);
+  const trade = () => {
+    h.one(alice, limit(BTC, 'sell', 500_000, 1));
+    const txs = [h.tx(bob, limit(BTC, 'buy', 500_000, 1))];
+    return feed(h.block(txs), undefined, txs);
+  };
+  const seen: BlockUpdate[] = [];
+  const none = view.subscribe((u) => seen.push(u), { any: () => false, has: () => false });
+  try {
+    // Only a listener that reads no account: no account update, the trade still published.
+    const quiet = trade();
+    assert.deepEqual(quiet.accounts, []);
+    assert.equal(quiet.trades.length, 1);
+    assert.equal(seen.at(-1), quiet);
+    // One that wants alice's: hers only (the fill of each side is in its own account's update).
+    const stop = view.subscribe(() => {}, { any: () => true, has: (a) => a === aliceAddress });
+    const some = trade();
+    assert.deepEqual(
+      some.accounts.map((a) => [a.address, a.fills.map((f) => f.side)]),
+      [[aliceAddress, ['sell']]],
+    );
+    stop();
+    assert.deepEqual(trade().accounts, []);
+  } finally {
+    none();
+    view.close();
+  }
+});
+
+test("the read model: a block's oracle view, first read blocks later, shows the observations of that block", () => {
+  const h = new Harness();
+  const set = ValidatorSet.fromUpdates(
+    VALIDATORS.map((v) => ({ publicKey: v.publicKey, power: 1_000_000 })),
+  );
+  const { view, feed } = viewOver(h, set);
+  const commitOf = (height: number, btcQuote: bigint): CommitCertificate => ({
+    height,
+    round: 0,
+    blockHash: new Uint8Array(32),
+    votes: VALIDATORS.map((_, validatorIndex) => ({
+      validatorIndex,
+      timestampMs: h.timeMs,
+      extension: encodeObservation({
+        timeMs: h.timeMs,
+        prices: [{ underlying: 'BTC', priceQuote: btcQuote + BigInt(validatorIndex) }],
+        smiles: [],
+      }),
+      signature: new Uint8Array(64),
+    })),
+  });
+  try {
+    const first = feed(h.block([]), commitOf(h.ex.state.height, 50_000n * USDC));
+    const second = feed(h.block([]), commitOf(h.ex.state.height, 51_000n * USDC));
+    const prices = (o: OracleView[] | undefined) =>
+      o?.map((x) => [x.underlying, x.observations.map((p) => p.priceQuote)]);
+    const btc = (base: bigint) => [['BTC', [0n, 1n, 2n, 3n].map((i) => String(base + i))]];
+    assert.deepEqual(prices(view.read().block(first.height)!.oracle), btc(50_000n * USDC));
+    assert.deepEqual(prices(second.block.oracle), btc(51_000n * USDC));
+    assert.deepEqual(prices(view.read().risk!().oracle), btc(51_000n * USDC));
+    assert.equal(view.read().block(first.height)!.oracle![0]!.priceQuote, '50000000001');
+  } finally {
+    view.close();
+  }
 });
