@@ -6,6 +6,8 @@ import { sizeIn } from '../../src/exchange/position.ts';
 import { decodeSnapshot, encodeSnapshot } from '../../src/exchange/snapshot.ts';
 import { decodeGenesis, encodeGenesis } from '../../src/exchange/genesis.ts';
 import { maintenanceMarginQuote } from '../../src/exchange/margin.ts';
+import { scenarioOf } from '../../src/exchange/listed_margin.ts';
+import { markOptions } from '../../src/exchange/listing.ts';
 import type { ExchangeEvent } from '../../src/exchange/results.ts';
 import { Harness, USDC, dailyListingGenesis, key, limit } from './helpers.ts';
 
@@ -289,6 +291,23 @@ test('without a mark interval, an expired option waiting for its settlement pric
     maintenanceMarginQuote(h.ex.state, h.account(alice)!),
   );
   assert.deepEqual(twin.block([], MINUTE_MS).appHash, h.block([], MINUTE_MS).appHash);
+});
+
+test('option scenario values built in a height before its marks are taken are built again from the new marks', () => {
+  const h = harness();
+  h.block([], MINUTE_MS);
+  const state = h.ex.state;
+  const call = state.marketByName.get(CALL)!;
+  // Built early in the height, as an auction's uncross does before the option marks.
+  const early = scenarioOf(state, call);
+  // Then the forward moves: the expiry's future is marked higher.
+  const future = state.marketByName.get(FUTURE)!;
+  future.setMark(future.markTicks + 5_000);
+  markOptions(state, state.timeMs - 1_000);
+  const used = scenarioOf(state, call);
+  assert.notDeepEqual(used, early, 'the forward moved');
+  call.scenario = null;
+  assert.deepEqual(used, scenarioOf(state, call));
 });
 
 test('a mark interval is validated and changes the genesis format (4) only when set', () => {
