@@ -310,6 +310,14 @@ export class WsHub {
   }
 
   private onRequest(conn: Connection, text: string | undefined, limiter: RateLimiter): void {
+    // Every message takes a token before it is parsed. A submission (any
+    // message naming "submit": the only kind near WS_MESSAGE_BYTES_MAX) takes
+    // it from the client address's bucket, as a POST /v1/tx would; any other
+    // from the connection's own bucket, which submissions leave alone.
+    const submitter = this.submitter;
+    const submitLike = submitter !== null && text !== undefined && text.includes('"submit"');
+    const retryAfterMs = submitLike ? submitter.takeIp(conn.ip) : limiter.take('');
+    if (this.limited(conn, retryAfterMs, submitLike ? sniffId(text!) : null)) return;
     let request: unknown;
     try {
       request = text === undefined ? undefined : JSON.parse(text);
@@ -317,18 +325,9 @@ export class WsHub {
       request = undefined;
     }
     const r = request as Record<string, unknown> | null | undefined;
-    const submit = typeof r === 'object' && r !== null && r.op === 'submit';
-    // A submission counts as a request of the client's address, as over
-    // HTTP; every other message against the connection's own bucket.
-    const retryAfterMs =
-      submit && this.submitter !== null ? this.submitter.takeIp(conn.ip) : limiter.take('');
-    if (retryAfterMs > 0) {
-      return this.send(conn, {
-        type: 'error',
-        code: 'RateLimited',
-        message: submit ? 'too many requests from this address' : 'too many messages',
-        ...idOf(r),
-      });
+    // The op spelled with escapes: a submission all the same.
+    if (!submitLike && submitter !== null && typeof r === 'object' && r?.op === 'submit') {
+      if (this.limited(conn, submitter.takeIp(conn.ip), idOf(r).id ?? '')) return;
     }
     if (request === undefined) {
       return this.error(conn, 'MalformedJson', 'a message is one JSON object');
@@ -353,6 +352,23 @@ export class WsHub {
       default:
         return this.error(conn, 'BadRequest', 'op must be subscribe, unsubscribe, submit or ping');
     }
+  }
+
+  /**
+   * Answers RateLimited and returns true when a bucket refused (retryAfterMs
+   * > 0). `submission`: the refused submission's id ('' if none was read), or
+   * null for another message.
+   */
+  private limited(conn: Connection, retryAfterMs: number, submission: string | null): boolean {
+    if (retryAfterMs <= 0) return false;
+    this.send(conn, {
+      type: 'error',
+      code: 'RateLimited',
+      message: submission !== null ? 'too many requests from this address' : 'too many messages',
+      retryAfterMs,
+      ...(submission ? { id: submission } : {}),
+    });
+    return true;
   }
 
   private submit(conn: Connection, r: Record<string, unknown>): void {
@@ -550,4 +566,13 @@ function idOf(r: unknown): { id?: string } {
   return typeof id === 'string' && id.length > 0 && id.length <= WS_SUBMIT_ID_CHARS_MAX
     ? { id }
     : {};
+}
+
+/**
+ * The id of a submission refused before it is parsed, read without parsing
+ * (so that a flood of refused messages costs no JSON parse), for the client
+ * to match the refusal; an id written with escapes is not found.
+ */
+function sniffId(text: string): string {
+  return /"id"\s*:\s*"([^"\\]{1,64})"/.exec(text)?.[1] ?? '';
 }

@@ -442,7 +442,7 @@ test('submissions take the address bucket, not the connection one, and wait in a
     ipRequestsPerS: 3,
     ipBurstRequests: 3,
     messagesPerS: 1,
-    burstMessages: 1,
+    burstMessages: 2,
     submitsPendingMax: 1,
   });
   const client = new RawClient(server.url);
@@ -456,12 +456,19 @@ test('submissions take the address bucket, not the connection one, and wait in a
     client.send({ op: 'submit', id: '3', tx: toHex(order(3).bytes) });
     const third = await client.nth(answerTo('3'));
     assert.ok(third.type === 'error' && third.code === 'RateLimited');
-    // The connection's own bucket is untouched by submissions: one ping passes, the next not.
+    // The connection's own bucket is untouched by submissions: a ping passes.
     client.send({ op: 'ping' });
     await client.nth((m) => m.type === 'pong');
+    // A submission spelled with escapes takes the connection's last token, and
+    // is still refused by the address's bucket.
+    client.send(`{"op":"\\u0073ubmit","id":"4","tx":"${toHex(order(4).bytes)}"}`);
+    const fourth = await client.nth(answerTo('4'));
+    assert.ok(fourth.type === 'error' && fourth.code === 'RateLimited');
+    assert.match(fourth.message, /address/);
     client.send({ op: 'ping' });
     const limited = await client.nth((m) => m.type === 'error' && !('id' in m));
     assert.ok(limited.type === 'error' && limited.code === 'RateLimited');
+    assert.match(limited.message, /messages/);
   } finally {
     client.close();
     await server.close();
