@@ -11,7 +11,11 @@
 // arrive decoded with their signatures already verified, as the node hands
 // them over from its verification workers. Prints one JSON line.
 //
-//   npm run bench:exec [-- --txs 200000 --block 2000 --accounts 10000 --seed 1 --rounds 3]
+// With --warm-nonces N, every account first sends N transactions (cancels of
+// an unknown order: refused, but each consumes a nonce), so the addresses
+// start with the nonce windows of a long-running chain (N = NONCE_WINDOW: full).
+//
+//   npm run bench:exec [-- --txs 200000 --block 2000 --accounts 10000 --seed 1 --rounds 3 --warm-nonces 0]
 
 import { createHash } from 'node:crypto';
 import { parseArgs } from 'node:util';
@@ -28,6 +32,7 @@ const { values } = parseArgs({
     accounts: { type: 'string', default: '10000' },
     seed: { type: 'string', default: '1' },
     rounds: { type: 'string', default: '3' },
+    'warm-nonces': { type: 'string', default: '0' },
   },
 });
 const TX_COUNT = Number(values.txs);
@@ -35,6 +40,7 @@ const BLOCK_TXS = Number(values.block);
 const ACCOUNTS = Number(values.accounts);
 const SEED = Number(values.seed);
 const ROUNDS = Number(values.rounds);
+const WARM_NONCES = Number(values['warm-nonces']);
 const USDC = 1_000_000n;
 const MARKETS = [
   {
@@ -95,6 +101,18 @@ function makeFlow(): Flow {
     for (let a = start; a < Math.min(ACCOUNTS, start + 5_000); a++) {
       txs.push(tx(a, ++nonce, { kind: 'faucet', amountQuote: 1_000_000n * USDC }));
     }
+    setup.push({
+      height: setup.length + 1,
+      timeMs: (timeMs += 1_000),
+      proposer: validators[0]!,
+      txs,
+      oracle: oracle(),
+    });
+  }
+  for (let round = 0; round < WARM_NONCES; round++) {
+    const txs = keys.map((_, a) =>
+      tx(a, ++nonce, { kind: 'cancel', instrument: MARKETS[0]!.instrument, clientOrderId: 'none' }),
+    );
     setup.push({
       height: setup.length + 1,
       timeMs: (timeMs += 1_000),
@@ -334,5 +352,6 @@ console.log(
     rejectedByCode: exec.rejectedByCode,
     appHash: exec.appHash,
     rounds: ROUNDS,
+    warmNonces: WARM_NONCES,
   }),
 );

@@ -40,7 +40,7 @@ export function ensurePrincipal(state: ExchangeState, address: Uint8Array): Prin
 }
 
 export function getAccount(ctx: Ctx, subaccount = ctx.subaccount): Account | undefined {
-  return ctx.principal.subaccounts.get(subaccount);
+  return ctx.principal.subaccount(subaccount);
 }
 
 /** Creates the subaccount on first use; only accepted actions call it. */
@@ -49,12 +49,12 @@ export function ensureAccount(
   principal: Principal,
   subaccount: number,
 ): Account {
-  let a = principal.subaccounts.get(subaccount);
+  let a = principal.subaccount(subaccount);
   if (a === undefined) {
     assert(state.accounts.length < ACCOUNTS_MAX, 'account table full');
     a = new Account(state.accounts.length, principal, subaccount, state.genesisMarketCount);
     state.accounts.push(a);
-    principal.subaccounts.set(subaccount, a);
+    principal.addSubaccount(subaccount, a);
     state.markPrincipal(principal);
     state.markAccount(a);
   }

@@ -214,14 +214,15 @@ export function writeOrderMeta(w: Writer, meta: OrderMeta): void {
 export function writePrincipal(w: Writer, p: Principal): void {
   w.fixed(p.address, ADDRESS_BYTES);
   p.nonces.write(w);
-  if (p.agents.size === 0) {
+  const agents = p.agents;
+  if (agents === null || agents.size === 0) {
     w.uvarint(0);
     return;
   }
-  const keys = [...p.agents.keys()].sort();
+  const keys = [...agents.keys()].sort();
   w.uvarint(keys.length);
   for (const key of keys) {
-    const agent = p.agents.get(key)!;
+    const agent = agents.get(key)!;
     w.fixed(agent.publicKey, KEY_BYTES)
       .uvarint(agent.expiresAtMs)
       .string(agent.name, STRING_BYTES_MAX);
@@ -240,13 +241,15 @@ export function writePrincipalLeaf(w: Writer, p: Principal, withListed: boolean)
 
 /** The second part of an address's leaf value: its subaccounts, ascending. */
 export function writeSubaccounts(w: Writer, p: Principal, withListed: boolean): void {
-  if (p.subaccounts.size <= 1) {
-    // The common case, without building and sorting a key list.
-    w.uvarint(p.subaccounts.size);
-    for (const a of p.subaccounts.values()) {
-      w.uvarint(a.index);
-      writeAccount(w, a, withListed);
-    }
+  const count = p.subaccountCount;
+  if (count === 0) {
+    w.uvarint(0);
+    return;
+  }
+  if (count === 1 && p.account0 !== null) {
+    // The common case, without opening the map or sorting a key list.
+    w.uvarint(1).uvarint(p.account0.index);
+    writeAccount(w, p.account0, withListed);
     return;
   }
   const subs = [...p.subaccounts.keys()].sort((a, b) => a - b);
@@ -276,7 +279,7 @@ export function readPrincipalInto(
     previous = key;
     const expiresAtMs = r.uvarint(`${f}.agents[${i}].expiresAtMs`);
     const name = r.string(`${f}.agents[${i}].name`, STRING_BYTES_MAX);
-    p.agents.set(key, { publicKey, expiresAtMs, name });
+    (p.agents ??= new Map()).set(key, { publicKey, expiresAtMs, name });
   }
   return p;
 }

@@ -135,7 +135,7 @@ export function executeTx(env: TxEnv, tx: SignedTx, index: number, known?: Princ
     env.events,
   );
   if (!isMaster) {
-    const agent = principal.agents.get(ctx.signerKey);
+    const agent = principal.agents?.get(ctx.signerKey);
     if (agent === undefined || agent.expiresAtMs <= blockTimeMs) {
       return refused(
         index,

@@ -31,7 +31,8 @@ export function registerAgent(ctx: Ctx, a: RegisterAgent): ActionResult {
       message: 'the own key is no agent',
     };
   }
-  if (!principal.agents.has(key) && principal.agents.size >= AGENTS_PER_ADDRESS_MAX) {
+  const agents = (principal.agents ??= new Map());
+  if (!agents.has(key) && agents.size >= AGENTS_PER_ADDRESS_MAX) {
     return {
       ok: false,
       kind: 'registerAgent',
@@ -39,7 +40,7 @@ export function registerAgent(ctx: Ctx, a: RegisterAgent): ActionResult {
       message: `at most ${AGENTS_PER_ADDRESS_MAX} agents`,
     };
   }
-  principal.agents.set(key, {
+  agents.set(key, {
     publicKey: a.agentPublicKey.slice(),
     expiresAtMs: a.expiresAtMs,
     name: a.name ?? '',
@@ -58,7 +59,7 @@ export function revokeAgent(ctx: Ctx, a: RevokeAgent): ActionResult {
       message: 'agents cannot revoke agents',
     };
   }
-  if (!principal.agents.delete(bytesKey(a.agentPublicKey))) {
+  if (principal.agents === null || !principal.agents.delete(bytesKey(a.agentPublicKey))) {
     return { ok: false, kind: 'revokeAgent', code: 'UnknownAgent', message: 'no such agent' };
   }
   state.markPrincipal(principal);

@@ -311,7 +311,7 @@ export function readSnapshot(r: Reader, options: ExchangeOptions = {}): Exchange
     if (principal.subaccounts.has(sub)) throw new DecodeError(`${g}.subaccount`, 'duplicate');
     const a = new Account(i, principal, sub, s.genesisMarketCount);
     readAccountInto(r, g, a, listedAt);
-    principal.subaccounts.set(sub, a);
+    principal.addSubaccount(sub, a);
     s.accounts.push(a);
     for (const p of [...a.positions, ...a.listed]) {
       if (p.sizeLots !== 0) {

@@ -98,9 +98,14 @@ export class Principal {
   readonly key: string;
   readonly address: Uint8Array;
   readonly nonces = new NonceWindow();
-  /** By public key (keys.ts). */
-  readonly agents = new Map<string, Agent>();
+  /** By public key (keys.ts); null until an agent is registered (most addresses never do). */
+  agents: Map<string, Agent> | null = null;
+  /** Add through addSubaccount, which keeps account0 and subaccountCount in step. */
   readonly subaccounts = new Map<number, Account>();
+  /** Subaccount 0, the one nearly every transaction acts on, without a map lookup. */
+  account0: Account | null = null;
+  /** subaccounts.size, kept beside account0 so the leaf encoding need not open the map. */
+  subaccountCount = 0;
   /** The slot of its leaf in the digest's table (hash.ts); null until first hashed. */
   leaf: number | null = null;
   dirtyEpoch = -1;
@@ -126,6 +131,16 @@ export class Principal {
   constructor(key: string, address: Uint8Array) {
     this.key = key;
     this.address = address;
+  }
+
+  addSubaccount(subaccount: number, account: Account): void {
+    this.subaccounts.set(subaccount, account);
+    this.subaccountCount = this.subaccounts.size;
+    if (subaccount === 0) this.account0 = account;
+  }
+
+  subaccount(subaccount: number): Account | undefined {
+    return subaccount === 0 ? (this.account0 ?? undefined) : this.subaccounts.get(subaccount);
   }
 }
 
