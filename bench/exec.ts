@@ -96,30 +96,32 @@ function makeFlow(): Flow {
   const oracle = (): Record<string, bigint> =>
     Object.fromEntries(MARKETS.map((m, i) => [m.underlying, BigInt(mids[i]!) * m.tickQuote]));
   const setup: Block[] = [];
+  const setupBlock = (txs: SignedTx[]): void => {
+    setup.push({
+      height: setup.length + 1,
+      timeMs: (timeMs += 1_000),
+      proposer: validators[0]!,
+      txs,
+      oracle: oracle(),
+    });
+  };
   for (let start = 0; start < ACCOUNTS; start += 5_000) {
     const txs: SignedTx[] = [];
     for (let a = start; a < Math.min(ACCOUNTS, start + 5_000); a++) {
       txs.push(tx(a, ++nonce, { kind: 'faucet', amountQuote: 1_000_000n * USDC }));
     }
-    setup.push({
-      height: setup.length + 1,
-      timeMs: (timeMs += 1_000),
-      proposer: validators[0]!,
-      txs,
-      oracle: oracle(),
-    });
+    setupBlock(txs);
   }
   for (let round = 0; round < WARM_NONCES; round++) {
-    const txs = keys.map((_, a) =>
-      tx(a, ++nonce, { kind: 'cancel', instrument: MARKETS[0]!.instrument, clientOrderId: 'none' }),
+    setupBlock(
+      keys.map((_, a) =>
+        tx(a, ++nonce, {
+          kind: 'cancel',
+          instrument: MARKETS[0]!.instrument,
+          clientOrderId: 'none',
+        }),
+      ),
     );
-    setup.push({
-      height: setup.length + 1,
-      timeMs: (timeMs += 1_000),
-      proposer: validators[0]!,
-      txs,
-      oracle: oracle(),
-    });
   }
   const open: string[][] = Array.from({ length: ACCOUNTS }, () => []);
   let clientSeq = 0;

@@ -19,6 +19,7 @@ import {
   PERP,
   key,
   makeView,
+  refuseLargeOrders,
   order,
   serve,
   subaccount,
@@ -182,10 +183,7 @@ test('a transaction is accepted as hex, base64 or raw bytes, and pending until c
 test('wait=commit answers with the final result, a typed rejection, or CommitTimeout', async () => {
   const view = makeView({
     autoCommit: true,
-    decide: (tx) =>
-      tx.action.kind === 'placeOrder' && tx.action.sizeLots > 100
-        ? { code: 'InsufficientMargin', message: 'needs more margin' }
-        : undefined,
+    decide: refuseLargeOrders,
   });
   const server = await serve(view);
   try {

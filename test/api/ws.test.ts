@@ -20,6 +20,7 @@ import {
   Signal,
   key,
   makeView,
+  refuseLargeOrders,
   order,
   serve,
   subaccount,
@@ -378,10 +379,7 @@ const answerTo = (id: string) => (m: WsMessage) =>
 test('submit over the socket answers as POST /v1/tx does: pending, final, typed refusals, echoing the id', async () => {
   const view = makeView({
     autoCommit: true,
-    decide: (tx) =>
-      tx.action.kind === 'placeOrder' && tx.action.sizeLots > 100
-        ? { code: 'InsufficientMargin', message: 'needs more margin' }
-        : undefined,
+    decide: refuseLargeOrders,
   });
   const server = await serve(view);
   const client = new RawClient(server.url);
@@ -478,10 +476,7 @@ test('submissions take the address bucket, not the connection one, and wait in a
 test('SDK: a trader submits over the socket with the answers of HTTP; a dropped connection fails what it had not answered', async () => {
   const view = makeView({
     autoCommit: true,
-    decide: (tx) =>
-      tx.action.kind === 'placeOrder' && tx.action.sizeLots > 100
-        ? { code: 'InsufficientMargin', message: 'needs more margin' }
-        : undefined,
+    decide: refuseLargeOrders,
   });
   const server = await serve(view);
   const client = new ZommaClient(server.url);
