@@ -2,8 +2,12 @@
 // requests from its own snapshot and block stores. Each peer has a token bucket
 // (a request costs one token), because a chunk answer is a megabyte read from
 // disk and sent: a peer asking in a loop must not take the node's I/O. The
-// chunk hashes of a snapshot are computed once per snapshot and kept until it
-// is no longer among the newest offered.
+// chunk hashes of a snapshot are computed once per snapshot (the whole file
+// read once, its checksum checked) and kept until it is no longer among the
+// newest offered; its bytes are not kept. A chunk is read from the snapshot
+// file at its offset when asked for, and sent only if it still has the hash
+// offered: a snapshot may be SNAPSHOT_BYTES_MAX, and holding the
+// SYNC_OFFERS_MAX offered in memory would cost that four times over.
 //
 // It also answers the consensus catch-up request for a height below our first
 // stored block with the same `pruned` answer, so the requester asks another
@@ -12,6 +16,7 @@
 
 import type { PeerId } from '../consensus/index.ts';
 import { sha256 } from '../crypto/index.ts';
+import { bytesEqual } from '../lib/bytes.ts';
 import {
   SYNC_CHUNK_BYTES,
   SYNC_MESSAGE_BYTES_MAX,
@@ -27,6 +32,7 @@ import type { Storage } from './storage/index.ts';
 import type { SnapshotOffer, SyncMessage } from './sync_messages.ts';
 import {
   SNAPSHOT_FORMAT,
+  chunkBytesOf,
   chunkCountOf,
   decodeSyncMessage,
   encodeSyncMessage,
@@ -39,6 +45,8 @@ export type SyncServeDrop =
   /** An answer (offers, chunk, block) nobody here asked for. */
   | 'unexpected'
   | 'unknownSnapshot'
+  /** The stored snapshot no longer reads as offered (replaced, damaged or pruned since): forgotten. */
+  | 'snapshotChanged'
   | 'unknownBlock'
   /** A stored block too large for one message (cannot happen within the block limits). */
   | 'oversize';
@@ -67,11 +75,6 @@ interface Bucket {
   atMs: number;
 }
 
-interface Prepared {
-  readonly offer: SnapshotOffer;
-  readonly bytes: Uint8Array;
-}
-
 export class SyncServer {
   readonly stats: SyncServerStats = {
     served: 0,
@@ -82,12 +85,14 @@ export class SyncServer {
       rateLimited: 0,
       unexpected: 0,
       unknownSnapshot: 0,
+      snapshotChanged: 0,
       unknownBlock: 0,
       oversize: 0,
     },
   };
   private readonly buckets = new Map<PeerId, Bucket>();
-  private readonly prepared = new Map<number, Prepared>();
+  /** The offers made, by height: chunk hashes only (SYNC_CHUNKS_MAX × 32 bytes each at most). */
+  private readonly prepared = new Map<number, SnapshotOffer>();
   private readonly ratePerS: number;
   private readonly burst: number;
 
@@ -152,8 +157,8 @@ export class SyncServer {
     for (const h of [...this.prepared.keys()]) if (!newest.includes(h)) this.prepared.delete(h);
     const out: SnapshotOffer[] = [];
     for (const h of newest) {
-      const prepared = this.prepare(h);
-      if (prepared !== null) out.push(prepared.offer);
+      const offer = this.prepare(h);
+      if (offer !== null) out.push(offer);
     }
     return out;
   }
@@ -162,17 +167,8 @@ export class SyncServer {
     switch (message.kind) {
       case 'offersRequest':
         return { kind: 'offers', offers: this.offers() };
-      case 'chunkRequest': {
-        const prepared = this.prepared.get(message.height) ?? null;
-        const count = prepared === null ? 0 : prepared.offer.chunkHashes.length;
-        if (prepared === null || message.index >= count) {
-          this.drop('unknownSnapshot');
-          return null;
-        }
-        const start = message.index * SYNC_CHUNK_BYTES;
-        const bytes = prepared.bytes.subarray(start, start + SYNC_CHUNK_BYTES);
-        return { kind: 'chunk', height: message.height, index: message.index, bytes };
-      }
+      case 'chunkRequest':
+        return this.chunk(message.height, message.index);
       case 'blockRequest': {
         const blocks = this.options.storage.blocks;
         const firstHeight = blocks.firstHeight();
@@ -192,7 +188,34 @@ export class SyncServer {
     }
   }
 
-  private prepare(height: number): Prepared | null {
+  /** Chunk `index` of the snapshot offered at `height`, read from its file now. */
+  private chunk(height: number, index: number): SyncMessage | null {
+    const offer = this.prepared.get(height);
+    if (offer === undefined || index >= offer.chunkHashes.length) {
+      this.drop('unknownSnapshot');
+      return null;
+    }
+    let bytes: Uint8Array | null;
+    try {
+      bytes = this.options.storage.snapshots.loadRange(
+        height,
+        index * SYNC_CHUNK_BYTES,
+        chunkBytesOf(offer.sizeBytes, index),
+      );
+    } catch {
+      bytes = null;
+    }
+    // Checked before it leaves: a peer that got a chunk failing the offer would strike us.
+    if (bytes === null || !bytesEqual(sha256(bytes), offer.chunkHashes[index]!)) {
+      this.prepared.delete(height);
+      this.drop('snapshotChanged');
+      return null;
+    }
+    return { kind: 'chunk', height, index, bytes };
+  }
+
+  /** The offer of the stored snapshot of `height`: the file is read whole once, then only its hashes kept. */
+  private prepare(height: number): SnapshotOffer | null {
     const known = this.prepared.get(height);
     if (known !== undefined) return known;
     let bytes: Uint8Array | null;
@@ -214,9 +237,8 @@ export class SyncServer {
       chunkHashes,
       snapshotHash: sha256(bytes),
     };
-    const prepared = { offer, bytes };
-    this.prepared.set(height, prepared);
-    return prepared;
+    this.prepared.set(height, offer);
+    return offer;
   }
 
   /** Token bucket per peer; the map is bounded by forgetting the least recently seen peer. */

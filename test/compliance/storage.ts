@@ -242,4 +242,23 @@ export function runStorageCompliance(name: string, make: () => StorageHarness): 
       assert.deepEqual(s.snapshots.heights(), [30, 40]);
       s.close();
     }));
+
+  test(`${name}: snapshots: loadRange reads a range of one snapshot, null outside it`, () =>
+    withStorage(make, (h) => {
+      const s = h.open();
+      const bytes = bytesOf(40, 3000);
+      s.snapshots.save(40, bytes);
+      assert.deepEqual(s.snapshots.loadRange(40, 0, 3000), bytes);
+      assert.deepEqual(s.snapshots.loadRange(40, 1000, 7), bytes.subarray(1000, 1007));
+      assert.deepEqual(s.snapshots.loadRange(40, 2999, 1), bytes.subarray(2999));
+      assert.equal(s.snapshots.loadRange(40, 2999, 2), null);
+      assert.equal(s.snapshots.loadRange(41, 0, 1), null);
+      s.snapshots.save(40, bytesOf(41, 10));
+      assert.deepEqual(s.snapshots.loadRange(40, 2, 8), bytesOf(41, 10).subarray(2));
+      s.snapshots.prune(1);
+      s.snapshots.save(50, bytesOf(50));
+      s.snapshots.prune(1);
+      assert.equal(s.snapshots.loadRange(40, 0, 1), null);
+      s.close();
+    }));
 }

@@ -7,6 +7,7 @@ import { SYNC_CHUNK_BYTES, SYNC_MESSAGE_BYTES_MAX, SYNC_OFFERS_MAX } from '../..
 import { CHANNEL, frame } from '../../src/node/framing.ts';
 import { MemoryHub } from '../../src/node/network.ts';
 import { openStorage } from '../../src/node/storage/index.ts';
+import type { Storage } from '../../src/node/storage/index.ts';
 import type { SnapshotOffer, SyncMessage } from '../../src/node/sync_messages.ts';
 import {
   SNAPSHOT_FORMAT,
@@ -146,6 +147,82 @@ test('the server offers stored snapshots in hashed chunks, rate-limits each peer
     ask({ kind: 'chunkRequest', height: 4, index: 5 });
     assert.equal(server.stats.dropped.unknownSnapshot, 1);
     assert.equal(frame(CHANNEL.sync, new Uint8Array())[0], 2);
+  } finally {
+    storage.close();
+    tmp.remove();
+  }
+});
+
+test('the server keeps no snapshot bytes: each chunk is read from the file when asked, and sent only with the hash offered', async () => {
+  const tmp = tempDir('zomma-syncserve-');
+  const storage = openStorage(tmp.dir);
+  try {
+    const sizeBytes = 3 * SYNC_CHUNK_BYTES + 5;
+    const first = new Uint8Array(sizeBytes).map((_, i) => (i * 7) & 0xff);
+    storage.snapshots.save(4, first);
+    for (let h = 3; h <= 5; h++) storage.blocks.save(h, new Uint8Array([h]));
+    const reads = { whole: 0, ranges: 0 };
+    const snapshots = storage.snapshots;
+    const counted: Storage = {
+      wal: storage.wal,
+      blocks: storage.blocks,
+      close: () => {},
+      snapshots: {
+        save: (h, b) => snapshots.save(h, b),
+        latest: () => snapshots.latest(),
+        prune: (k) => snapshots.prune(k),
+        heights: () => snapshots.heights(),
+        load: (h) => (reads.whole++, snapshots.load(h)),
+        loadRange: (h, o, l) => (reads.ranges++, snapshots.loadRange(h, o, l)),
+      },
+    };
+    const hub = new MemoryHub();
+    const serverNet = hub.join('server');
+    const clientNet = hub.join('client');
+    await serverNet.start();
+    await clientNet.start();
+    const server = new SyncServer({
+      storage: counted,
+      network: serverNet,
+      clock: { nowMs: () => 0, after: () => () => {} },
+    });
+    const answers: SyncMessage[] = [];
+    clientNet.onMessage((_peer, bytes) => answers.push(decodeSyncMessage(bytes.subarray(1))));
+    const ask = async (m: SyncMessage): Promise<SyncMessage | undefined> => {
+      const before = answers.length;
+      server.onMessage('client', encodeSyncMessage(m));
+      await new Promise((resolve) => setImmediate(resolve));
+      return answers.length > before ? answers[answers.length - 1] : undefined;
+    };
+
+    const offered = await ask({ kind: 'offersRequest' });
+    assert.ok(offered?.kind === 'offers');
+    const offer = offered.offers[0]!;
+    assert.equal(offer.chunkHashes.length, 4);
+    const got: Uint8Array[] = [];
+    for (let index = 0; index < 4; index++) {
+      const chunk = await ask({ kind: 'chunkRequest', height: 4, index });
+      assert.ok(chunk?.kind === 'chunk');
+      assert.deepEqual(sha256(chunk.bytes), offer.chunkHashes[index]);
+      got.push(chunk.bytes);
+    }
+    assert.deepEqual(sha256(...got), offer.snapshotHash);
+    await ask({ kind: 'offersRequest' });
+    assert.deepEqual(reads, { whole: 1, ranges: 4 }, 'hashed once, then one range per chunk');
+
+    // Replaced underneath (same size): the old chunk is not in memory to send, the new one fails the offer.
+    storage.snapshots.save(
+      4,
+      first.map((b) => b ^ 1),
+    );
+    assert.equal(await ask({ kind: 'chunkRequest', height: 4, index: 1 }), undefined);
+    assert.equal(server.stats.dropped.snapshotChanged, 1);
+    const again = await ask({ kind: 'offersRequest' });
+    assert.ok(again?.kind === 'offers');
+    assert.notDeepEqual(again.offers[0]!.snapshotHash, offer.snapshotHash, 'offered anew');
+    const fresh = await ask({ kind: 'chunkRequest', height: 4, index: 1 });
+    assert.ok(fresh?.kind === 'chunk');
+    assert.deepEqual(sha256(fresh.bytes), again.offers[0]!.chunkHashes[1]);
   } finally {
     storage.close();
     tmp.remove();

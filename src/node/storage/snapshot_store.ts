@@ -10,6 +10,7 @@ import {
   mkdirSync,
   openSync,
   readFileSync,
+  readSync,
   readdirSync,
   renameSync,
   unlinkSync,
@@ -85,6 +86,48 @@ export class FileSnapshotStore implements SnapshotStore {
     if (crc32(payload) !== file.readUInt32BE(12))
       throw bad(HEADER_BYTES, 'payload fails its checksum');
     return new Uint8Array(payload);
+  }
+
+  loadRange(height: number, offsetBytes: number, lengthBytes: number): Uint8Array | null {
+    assert(
+      Number.isSafeInteger(offsetBytes) && offsetBytes >= 0 && Number.isSafeInteger(lengthBytes),
+      `snapshot range ${offsetBytes}+${lengthBytes}`,
+    );
+    const path = join(this.dir, fileName(height));
+    let fd: number;
+    try {
+      fd = openSync(path, 'r');
+    } catch {
+      // Pruned since the caller saw it (or never saved): not held.
+      return null;
+    }
+    try {
+      const header = Buffer.alloc(HEADER_BYTES);
+      if (readSync(fd, header, 0, HEADER_BYTES, 0) < HEADER_BYTES) {
+        throw new StorageError('StorageCorrupt', path, 0, 'file is shorter than its header');
+      }
+      if (header.toString('latin1', 0, 4) !== MAGIC || header.readUInt32BE(4) !== VERSION) {
+        throw new StorageError('StorageCorrupt', path, 0, 'not a snapshot file of this version');
+      }
+      if (offsetBytes + lengthBytes > header.readUInt32BE(8)) return null;
+      const out = new Uint8Array(lengthBytes);
+      let done = 0;
+      while (done < lengthBytes) {
+        const read = readSync(fd, out, done, lengthBytes - done, HEADER_BYTES + offsetBytes + done);
+        if (read === 0) {
+          throw new StorageError(
+            'StorageCorrupt',
+            path,
+            HEADER_BYTES,
+            'length differs from the file',
+          );
+        }
+        done += read;
+      }
+      return out;
+    } finally {
+      closeSync(fd);
+    }
   }
 
   latest(): Snapshot | null {

@@ -85,6 +85,13 @@ export interface SnapshotStore {
   /** Saves (or replaces) the snapshot of `height`, durable on return. */
   save(height: number, bytes: Uint8Array): void;
   load(height: number): Uint8Array | null;
+  /**
+   * `lengthBytes` bytes of the snapshot of `height` from `offsetBytes`, read
+   * without loading the rest (state sync serves chunks this way), or null if
+   * no snapshot of `height` holds that range. Checks no checksum (the file's
+   * covers the whole): the caller checks what it reads.
+   */
+  loadRange(height: number, offsetBytes: number, lengthBytes: number): Uint8Array | null;
   /** The snapshot of the highest height, or null if none. */
   latest(): Snapshot | null;
   /** Heights held, ascending. */
