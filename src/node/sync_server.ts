@@ -1,13 +1,17 @@
 // The serving side of state sync: every node answers offer, chunk and block
 // requests from its own snapshot and block stores. Each peer has a token bucket
 // (a request costs one token), because a chunk answer is a megabyte read from
-// disk and sent: a peer asking in a loop must not take the node's I/O. The
-// chunk hashes of a snapshot are computed once per snapshot (the whole file
-// read once, its checksum checked) and kept until it is no longer among the
-// newest offered; its bytes are not kept. A chunk is read from the snapshot
-// file at its offset when asked for, and sent only if it still has the hash
-// offered: a snapshot may be SNAPSHOT_BYTES_MAX, and holding the
-// SYNC_OFFERS_MAX offered in memory would cost that four times over.
+// disk and sent: a peer asking in a loop must not take the node's I/O.
+//
+// An offered snapshot is hashed once (the file read whole and its checksum
+// checked, as a restart would), then only its chunk hashes and an open reader
+// of its file are kept, never its bytes: a snapshot may be SNAPSHOT_BYTES_MAX,
+// and SYNC_OFFERS_MAX of them held in memory would cost that four times over.
+// A chunk is read at its offset when asked for and sent only if it has the
+// hash offered. The reader keeps the file opened: a snapshot pruned or
+// replaced after it was offered is still served as offered, until it is no
+// longer among the newest at the next offers request (its disk space is
+// freed then). close() closes the readers.
 //
 // It also answers the consensus catch-up request for a height below our first
 // stored block with the same `pruned` answer, so the requester asks another
@@ -28,7 +32,7 @@ import {
 import type { Clock } from './clock.ts';
 import { CHANNEL, frame } from './framing.ts';
 import type { PeerNetwork } from './network.ts';
-import type { Storage } from './storage/index.ts';
+import type { SnapshotReader, Storage } from './storage/index.ts';
 import type { SnapshotOffer, SyncMessage } from './sync_messages.ts';
 import {
   SNAPSHOT_FORMAT,
@@ -45,7 +49,7 @@ export type SyncServeDrop =
   /** An answer (offers, chunk, block) nobody here asked for. */
   | 'unexpected'
   | 'unknownSnapshot'
-  /** The stored snapshot no longer reads as offered (replaced, damaged or pruned since): forgotten. */
+  /** The stored snapshot no longer reads as offered (the disk changed it): forgotten. */
   | 'snapshotChanged'
   | 'unknownBlock'
   /** A stored block too large for one message (cannot happen within the block limits). */
@@ -75,6 +79,12 @@ interface Bucket {
   atMs: number;
 }
 
+interface Prepared {
+  /** Its chunk hashes: SYNC_CHUNKS_MAX × 32 bytes at most. */
+  readonly offer: SnapshotOffer;
+  readonly reader: SnapshotReader;
+}
+
 export class SyncServer {
   readonly stats: SyncServerStats = {
     served: 0,
@@ -91,8 +101,8 @@ export class SyncServer {
     },
   };
   private readonly buckets = new Map<PeerId, Bucket>();
-  /** The offers made, by height: chunk hashes only (SYNC_CHUNKS_MAX × 32 bytes each at most). */
-  private readonly prepared = new Map<number, SnapshotOffer>();
+  /** The offers made, by height, with their open files: at most SYNC_OFFERS_MAX. */
+  private readonly prepared = new Map<number, Prepared>();
   private readonly ratePerS: number;
   private readonly burst: number;
 
@@ -154,11 +164,11 @@ export class SyncServer {
       .heights()
       .filter((h) => h >= 1 && first >= 1 && h >= first && h + 1 <= blocks.lastHeight());
     const newest = heights.slice(-SYNC_OFFERS_MAX).reverse();
-    for (const h of [...this.prepared.keys()]) if (!newest.includes(h)) this.prepared.delete(h);
+    for (const h of [...this.prepared.keys()]) if (!newest.includes(h)) this.forget(h);
     const out: SnapshotOffer[] = [];
     for (const h of newest) {
-      const offer = this.prepare(h);
-      if (offer !== null) out.push(offer);
+      const prepared = this.prepare(h);
+      if (prepared !== null) out.push(prepared.offer);
     }
     return out;
   }
@@ -188,44 +198,57 @@ export class SyncServer {
     }
   }
 
+  /** Closes the files of the snapshots offered. */
+  close(): void {
+    for (const h of [...this.prepared.keys()]) this.forget(h);
+  }
+
   /** Chunk `index` of the snapshot offered at `height`, read from its file now. */
   private chunk(height: number, index: number): SyncMessage | null {
-    const offer = this.prepared.get(height);
-    if (offer === undefined || index >= offer.chunkHashes.length) {
+    const prepared = this.prepared.get(height);
+    if (prepared === undefined || index >= prepared.offer.chunkHashes.length) {
       this.drop('unknownSnapshot');
       return null;
     }
+    const { offer, reader } = prepared;
     let bytes: Uint8Array | null;
     try {
-      bytes = this.options.storage.snapshots.loadRange(
-        height,
-        index * SYNC_CHUNK_BYTES,
-        chunkBytesOf(offer.sizeBytes, index),
-      );
+      bytes = reader.read(index * SYNC_CHUNK_BYTES, chunkBytesOf(offer.sizeBytes, index));
     } catch {
       bytes = null;
     }
-    // Checked before it leaves: a peer that got a chunk failing the offer would strike us.
+    // Checked before it leaves (a disk that changed what it holds): a bad chunk would strike us.
     if (bytes === null || !bytesEqual(sha256(bytes), offer.chunkHashes[index]!)) {
-      this.prepared.delete(height);
+      this.forget(height);
       this.drop('snapshotChanged');
       return null;
     }
     return { kind: 'chunk', height, index, bytes };
   }
 
-  /** The offer of the stored snapshot of `height`: the file is read whole once, then only its hashes kept. */
-  private prepare(height: number): SnapshotOffer | null {
+  /**
+   * The offer of the stored snapshot of `height`, with its file kept open.
+   * The whole is read once to hash it (checksum checked), then let go.
+   */
+  private prepare(height: number): Prepared | null {
     const known = this.prepared.get(height);
     if (known !== undefined) return known;
+    const snapshots = this.options.storage.snapshots;
+    let reader: SnapshotReader | null = null;
     let bytes: Uint8Array | null;
     try {
-      bytes = this.options.storage.snapshots.load(height);
+      // Opened first: a snapshot replaced in between fails its chunk hashes when served.
+      reader = snapshots.openReader(height);
+      bytes = reader === null ? null : snapshots.load(height);
     } catch {
       // A damaged snapshot file is not offered; the node's own restore reports it.
+      reader?.close();
       return null;
     }
-    if (bytes === null || bytes.length === 0) return null;
+    if (reader === null || bytes === null || bytes.length === 0) {
+      reader?.close();
+      return null;
+    }
     const chunkHashes: Uint8Array[] = [];
     for (let i = 0; i < chunkCountOf(bytes.length); i++) {
       chunkHashes.push(sha256(bytes.subarray(i * SYNC_CHUNK_BYTES, (i + 1) * SYNC_CHUNK_BYTES)));
@@ -237,8 +260,18 @@ export class SyncServer {
       chunkHashes,
       snapshotHash: sha256(bytes),
     };
-    this.prepared.set(height, offer);
-    return offer;
+    if (reader.sizeBytes !== offer.sizeBytes) {
+      reader.close();
+      return null;
+    }
+    const prepared = { offer, reader };
+    this.prepared.set(height, prepared);
+    return prepared;
+  }
+
+  private forget(height: number): void {
+    this.prepared.get(height)?.reader.close();
+    this.prepared.delete(height);
   }
 
   /** Token bucket per peer; the map is bounded by forgetting the least recently seen peer. */

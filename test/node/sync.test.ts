@@ -60,7 +60,15 @@ test('a new full node state-syncs from pruned validators, then follows with the 
         prune: () => {},
         heights: () => real.snapshots.heights(),
         load: tampered,
-        loadRange: (h, offset, length) => tampered(h)?.slice(offset, offset + length) ?? null,
+        openReader: (h) => {
+          const bytes = tampered(h);
+          if (bytes === null) return null;
+          return {
+            sizeBytes: bytes.length,
+            read: (offset, length) => bytes.slice(offset, offset + length),
+            close: () => {},
+          };
+        },
       },
       close: () => {},
     };
