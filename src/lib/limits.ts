@@ -476,6 +476,17 @@ export const SYNC_RESPONSE_TIMEOUT_MS = 5_000;
 export const SYNC_ATTEMPTS_MAX = 8;
 /** A whole state sync, discovery to verified state, or the node refuses to start. */
 export const SYNC_TIMEOUT_MS = 300_000;
+/**
+ * Slowest snapshot transfer a syncing node waits out: an offer whose chunks
+ * have not all arrived within SYNC_OFFER_GRACE_MS + its size at this rate is
+ * abandoned for the next (a liar serving a large fake slowly cannot run out
+ * SYNC_TIMEOUT_MS), and a chunk answer slower than a chunk at this rate
+ * counts against its provider. One 1 MiB chunk at a time over 100 Mbit/s
+ * with a 150 ms round trip is about this.
+ */
+export const SYNC_TRANSFER_BYTES_PER_S_MIN = 4 * 1024 * 1024;
+/** Time an offer's chunks get on top of their size at SYNC_TRANSFER_BYTES_PER_S_MIN: two silent providers. */
+export const SYNC_OFFER_GRACE_MS = 2 * SYNC_RESPONSE_TIMEOUT_MS;
 /** Requests per second one peer may make of our snapshot store (token bucket rate). */
 export const SYNC_SERVE_REQUESTS_PER_S = 50;
 /** Burst of requests one peer may make at once (token bucket size). */
@@ -505,6 +516,11 @@ assert(SYNC_CHUNK_BYTES + 1024 < SYNC_MESSAGE_BYTES_MAX, 'a chunk fits a message
 assert(SYNC_CANDIDATES_PER_PEER_MAX >= 1, 'every peer offering has its best offer tried');
 assert(SYNC_TRUST_CACHED_BLOCKS_MAX >= 3, 'the blocks of h, h+1 and h+2 stay cached');
 assert(SYNC_OFFERS_MAX * SYNC_CHUNKS_MAX * 34 < SYNC_MESSAGE_BYTES_MAX, 'offers fit a message');
+assert(
+  SYNC_OFFER_GRACE_MS + (SNAPSHOT_BYTES_MAX / SYNC_TRANSFER_BYTES_PER_S_MIN) * 1000 <
+    SYNC_TIMEOUT_MS,
+  'one offer of the largest snapshot, abandoned, leaves time for another',
+);
 
 // --- Dashboard feeds (src/node/view.ts: /v1/risk, /v1/consensus) ---------------------
 

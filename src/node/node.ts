@@ -196,6 +196,7 @@ export class ZommaNode {
   async stop(): Promise<void> {
     this.loop.stop();
     await this.options.network.stop();
+    this.syncServer.close();
   }
 
   /** Admits a client's transaction to the mempool (and gossips it). */

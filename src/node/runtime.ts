@@ -139,12 +139,14 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
     storage.close();
     throw error;
   }
-  if (config.stateSync === true && isEmptyStorage(storage)) {
+  if (config.stateSync === true) {
     try {
       const trusted = config.trustedBlock ?? null;
       const trustedBlock =
         trusted === null ? null : { height: trusted.height, hash: fromHex(trusted.hash) };
-      await stateSync(network, genesis, consensusGenesis, storage, log, trustedBlock);
+      if (isEmptyStorage(storage)) {
+        await stateSync(network, genesis, consensusGenesis, storage, log, trustedBlock);
+      }
     } catch (error) {
       await network.stop();
       storage.close();

@@ -3,7 +3,9 @@
 // no longer hold). Modelled on CometBFT's statesync, simpler:
 //
 // 1. Ask every peer for its snapshot offers (height, format, size, chunk
-//    hashes, hash of the whole); try the highest first, but at most
+//    hashes, hash of the whole). An offer more than half of the peers that
+//    offered make comes first (with an honest majority of them, it is
+//    genuine); then the others, highest first, but at most
 //    SYNC_CANDIDATES_PER_PEER_MAX of any one peer's, each peer's best before
 //    anyone's second (a peer offering many fake heights cannot crowd out the
 //    others' offers).
@@ -14,16 +16,24 @@
 //    each block's body (transactions, evidence, last commit) must be the one
 //    its header hashes: block h is stored and served on, with the certificate
 //    h+1 carries (bound by h+1's lastCommitHash, unlike the one a peer pairs
-//    with h). An answer that fails
-//    any check is asked of another peer. The blocks come first: an offer of a
-//    height no certified block backs costs no chunk.
-// 3. Fetch its chunks one at a time, each from the next peer offering it,
-//    checking every chunk's sha256 and then the whole snapshot's; a bad or
-//    missing answer is asked of another peer, a bounded number of times.
+//    with h). Blocks are asked of every peer that answered, not only those
+//    offering (any can serve a block, checked by hash or certificate, so a
+//    lone liar cannot set the pace). An answer that fails any check is asked
+//    of another peer. The blocks come first: an offer of a height no
+//    certified block backs costs no chunk.
+// 3. Fetch its chunks one at a time, each from the peer offering it that has
+//    cost the least time so far (silent, bad or slower than a chunk at
+//    SYNC_TRANSFER_BYTES_PER_S_MIN), checking every chunk's sha256 and then
+//    the whole snapshot's; a bad or missing answer is asked of another peer,
+//    a bounded number of times. The chunks of an offer get SYNC_OFFER_GRACE_MS
+//    plus its size at SYNC_TRANSFER_BYTES_PER_S_MIN, then the offer is
+//    abandoned (SnapshotTooSlow): a liar serving a large fake correctly but
+//    slowly costs that, not the whole SYNC_TIMEOUT_MS.
 // 4. Restore the application from the snapshot and recompute its appHash; any
 //    difference refuses the offer (typed error, nothing written).
-// 5. Write the snapshot, block h and a WAL checkpoint of height h: the node
+// 5. Write the snapshot, a WAL checkpoint of height h, then block h: the node
 //    then starts as after a restart, and the replica catches up from h+1.
+//    The checkpoint is the commit point (saveSynced).
 //
 // Trust, by default: the validator set of the genesis. The set deciding h+1 is
 // the genesis set with its proposer priorities advanced h times, which is the
@@ -69,9 +79,11 @@ import {
   SYNC_CANDIDATES_PER_PEER_MAX,
   SYNC_CHUNK_BYTES,
   SYNC_DISCOVERY_MS,
+  SYNC_OFFER_GRACE_MS,
   SYNC_REQUEST_RETRY_MS,
   SYNC_RESPONSE_TIMEOUT_MS,
   SYNC_TIMEOUT_MS,
+  SYNC_TRANSFER_BYTES_PER_S_MIN,
   SYNC_TRUST_BLOCKS_MAX,
   SYNC_TRUST_CACHED_BLOCKS_MAX,
 } from '../lib/limits.ts';
@@ -95,6 +107,8 @@ export type SyncErrorCode =
   | 'SyncUnavailable'
   /** The snapshot's bytes do not match the offer's hash. */
   | 'SnapshotHashMismatch'
+  /** The offer's chunks did not arrive within its time budget (SYNC_TRANSFER_BYTES_PER_S_MIN). */
+  | 'SnapshotTooSlow'
   /** The snapshot does not decode as the application's state of its height. */
   | 'SnapshotInvalid'
   /** The blocks at the snapshot's height are not a certified, consistent pair. */
@@ -110,7 +124,9 @@ export type SyncErrorCode =
   /** No offer lies below the trusted height within SYNC_TRUST_BLOCKS_MAX heights of it. */
   | 'TrustedHeightOutOfRange'
   /** Every offer tried was refused, or the overall deadline passed. */
-  | 'SyncFailed';
+  | 'SyncFailed'
+  /** The data directory holds blocks without a WAL checkpoint: an interrupted sync of an older version. */
+  | 'SyncIncomplete';
 
 export class SyncError extends ZommaError<SyncErrorCode> {}
 
@@ -154,6 +170,8 @@ export interface SyncStats {
   chunksFetched: number;
   /** Chunk or block answers refused (wrong hash, undecodable, wrong height) or not received in time. */
   retries: number;
+  /** Good answers slower than a chunk at SYNC_TRANSFER_BYTES_PER_S_MIN (their provider is asked later). */
+  slowAnswers: number;
   offersRefused: number;
   dropped: number;
   /** Block requests a peer answered with `pruned`: asked of the next provider at once. */
@@ -179,6 +197,7 @@ export class StateSyncer {
     offersReceived: 0,
     chunksFetched: 0,
     retries: 0,
+    slowAnswers: 0,
     prunedAnswers: 0,
     offersRefused: 0,
     dropped: 0,
@@ -190,8 +209,12 @@ export class StateSyncer {
   private deadlineMs = 0;
   /** Spreads requests over the providers: each ask starts at the next one. */
   private turn = 0;
-  /** Requests each peer left unanswered or answered badly (pick() asks the fewest-struck first). */
-  private readonly strikes = new Map<PeerId, number>();
+  /**
+   * Time each peer has cost: a response timeout per request it left
+   * unanswered or answered badly, the excess over ANSWER_MS_MAX per slow good
+   * answer. pick() asks the cheapest first.
+   */
+  private readonly costMs = new Map<PeerId, number>();
   /** With a trusted block: the hash of each height the walk down from it has bound. */
   private readonly trustedHashes = new Map<number, Uint8Array>();
   /** With a trusted block: the last blocks the walk fetched and checked (their hashes bound). */
@@ -237,7 +260,7 @@ export class StateSyncer {
     const timeoutMs = this.options.timeoutMs ?? SYNC_TIMEOUT_MS;
     this.deadlineMs = this.clock.nowMs() + timeoutMs;
     const candidates = candidatesOf(this.usable(await this.discover()));
-    let last: unknown = null;
+    const refusals: { height: number; error: SyncError }[] = [];
     for (const candidate of candidates) {
       const offer = candidate.offer;
       this.log.info(
@@ -248,7 +271,7 @@ export class StateSyncer {
         return await this.fetchAndVerify(candidate);
       } catch (error) {
         if (!(error instanceof SyncError)) throw error;
-        last = error;
+        refusals.push({ height: offer.height, error });
         this.stats.offersRefused++;
         this.log.error(
           { height: offer.height, code: error.code, error: error.message },
@@ -257,8 +280,9 @@ export class StateSyncer {
         if (this.clock.nowMs() > this.deadlineMs) break;
       }
     }
-    if (last instanceof SyncError) throw last;
-    throw new SyncError('SyncFailed', 'no snapshot offer could be verified');
+    const failure = failureOf(refusals, candidates.length, timeoutMs);
+    this.log.error({ code: failure.code, error: failure.message }, 'state sync failed');
+    throw failure;
   }
 
   private async discover(): Promise<PeerOffers[]> {
@@ -314,12 +338,14 @@ export class StateSyncer {
     let at: BlockAnswer;
     let trusted: TrustedState | null = null;
     let chain: BlockAnswer[] | null = null;
+    // Any peer can serve a block (checked by hash or certificate): the offer's first.
+    const blockPeers = [...new Set([...peers, ...this.offers.keys()])];
     if (trustedBlock === undefined) {
-      const pair = await this.fetchGenesisPair(peers, h);
+      const pair = await this.fetchGenesisPair(blockPeers, h);
       at = pair.at;
       trusted = pair.trusted;
     } else {
-      const walked = await this.fetchTrustedChain(peers, h, trustedBlock);
+      const walked = await this.fetchTrustedChain(blockPeers, h, trustedBlock);
       chain = [withChainCommit(walked[0]!, walked[1]!), ...walked.slice(1)];
       at = chain[0]!;
     }
@@ -377,14 +403,34 @@ export class StateSyncer {
     // Filled in place once a first chunk checks out: a snapshot may be SNAPSHOT_BYTES_MAX,
     // and chunks then one concatenated copy would hold it twice.
     let snapshot: Uint8Array | null = null;
+    const startMs = this.clock.nowMs();
+    const budgetEndMs = startMs + offerBudgetMs(offer.sizeBytes);
+    const tooSlow = (index: number): SyncError =>
+      new SyncError(
+        'SnapshotTooSlow',
+        `snapshot ${offer.height} (${offer.sizeBytes} bytes): ${index} of ${offer.chunkHashes.length} chunks in ${this.clock.nowMs() - startMs} ms, over its budget of ${budgetEndMs - startMs} ms (${SYNC_TRANSFER_BYTES_PER_S_MIN} bytes/s, SYNC_TRANSFER_BYTES_PER_S_MIN): abandoned for the next offer`,
+      );
     for (let index = 0; index < offer.chunkHashes.length; index++) {
+      if (this.clock.nowMs() >= budgetEndMs) throw tooSlow(index);
       const expected = offer.chunkHashes[index]!;
       const sizeBytes = chunkBytesOf(offer.sizeBytes, index);
-      const chunk = await this.ask(peers, chunkKey(offer.height, index), (m) =>
-        m.kind === 'chunk' && m.bytes.length === sizeBytes && bytesEqual(sha256(m.bytes), expected)
-          ? m.bytes
-          : null,
-      );
+      let chunk: Uint8Array;
+      try {
+        chunk = await this.ask(
+          peers,
+          chunkKey(offer.height, index),
+          (m) =>
+            m.kind === 'chunk' &&
+            m.bytes.length === sizeBytes &&
+            bytesEqual(sha256(m.bytes), expected)
+              ? m.bytes
+              : null,
+          Math.min(budgetEndMs, this.deadlineMs),
+        );
+      } catch (error) {
+        if (error instanceof SyncError && this.clock.nowMs() >= budgetEndMs) throw tooSlow(index);
+        throw error;
+      }
       snapshot ??= new Uint8Array(offer.sizeBytes);
       snapshot.set(chunk, index * SYNC_CHUNK_BYTES);
       this.stats.chunksFetched++;
@@ -537,52 +583,69 @@ export class StateSyncer {
     peers: readonly PeerId[],
     key: string,
     accept: (message: SyncMessage) => T | null,
+    deadlineMs = this.deadlineMs,
   ): Promise<T> {
     const turn = this.turn++;
+    const responseTimeoutMs = this.options.responseTimeoutMs ?? SYNC_RESPONSE_TIMEOUT_MS;
     for (let attempt = 0; attempt < SYNC_ATTEMPTS_MAX; attempt++) {
-      if (this.clock.nowMs() > this.deadlineMs) break;
+      const startMs = this.clock.nowMs();
+      if (startMs >= deadlineMs) break;
       const peer = this.pick(peers, turn + attempt);
-      const answer = await this.request(peer, key);
+      const answer = await this.request(
+        peer,
+        key,
+        Math.min(responseTimeoutMs, deadlineMs - startMs),
+      );
+      const elapsedMs = this.clock.nowMs() - startMs;
       const accepted = answer === null ? null : accept(answer);
-      if (accepted !== null) return accepted;
+      if (accepted !== null) {
+        // Correct but slow: the others offering it are asked first, so one slow provider does not set the pace.
+        if (elapsedMs > ANSWER_MS_MAX) {
+          this.stats.slowAnswers++;
+          this.charge(peer, elapsedMs - ANSWER_MS_MAX);
+        }
+        return accepted;
+      }
       if (answer?.kind === 'pruned') this.stats.prunedAnswers++;
-      // A pruned answer is honest and costs no wait; silence and bad answers cost the wait.
-      else this.strikes.set(peer, (this.strikes.get(peer) ?? 0) + 1);
+      // A pruned answer is honest and costs no wait; silence and bad answers cost an attempt.
+      else this.charge(peer, responseTimeoutMs);
       this.stats.retries++;
       this.log.warn({ peer, what: key, attempt }, 'state sync: no good answer, asking again');
     }
     throw new SyncError('SyncUnavailable', `no peer gave a good answer for ${key}`);
   }
 
+  private charge(peer: PeerId, ms: number): void {
+    this.costMs.set(peer, (this.costMs.get(peer) ?? 0) + ms);
+  }
+
   /**
-   * The provider to ask: of those with the fewest strikes (silences and bad
-   * answers so far), the first from `start` in turn. A peer that offers what
-   * others offer and then stalls each request would otherwise cost a
-   * response timeout on every other chunk, enough to run out the deadline.
+   * The provider to ask: of those that have cost the least time so far
+   * (silences, bad answers, slow answers), the first from `start` in turn. A
+   * peer that offers what others offer and then stalls or trickles each
+   * request would otherwise cost up to a response timeout on every other
+   * chunk, enough to run out the deadline.
    */
   private pick(peers: readonly PeerId[], start: number): PeerId {
     let best = peers[start % peers.length]!;
-    let bestStrikes = this.strikes.get(best) ?? 0;
-    for (let i = 1; i < peers.length && bestStrikes > 0; i++) {
+    let bestCostMs = this.costMs.get(best) ?? 0;
+    for (let i = 1; i < peers.length && bestCostMs > 0; i++) {
       const peer = peers[(start + i) % peers.length]!;
-      const strikes = this.strikes.get(peer) ?? 0;
-      if (strikes < bestStrikes) {
+      const costMs = this.costMs.get(peer) ?? 0;
+      if (costMs < bestCostMs) {
         best = peer;
-        bestStrikes = strikes;
+        bestCostMs = costMs;
       }
     }
     return best;
   }
 
-  private request(peer: PeerId, key: string): Promise<SyncMessage | null> {
+  private request(peer: PeerId, key: string, timeoutMs: number): Promise<SyncMessage | null> {
     return new Promise((resolve) => {
-      const cancel = this.clock.after(
-        this.options.responseTimeoutMs ?? SYNC_RESPONSE_TIMEOUT_MS,
-        () => {
-          if (this.waiters.get(key)?.resolve === done) this.waiters.delete(key);
-          resolve(null);
-        },
-      );
+      const cancel = this.clock.after(timeoutMs, () => {
+        if (this.waiters.get(key)?.resolve === done) this.waiters.delete(key);
+        resolve(null);
+      });
       const done: Waiter = (message) => {
         cancel();
         resolve(message);
@@ -595,6 +658,39 @@ export class StateSyncer {
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => this.clock.after(ms, resolve));
   }
+}
+
+/** A good answer slower than this (a full chunk at the minimum rate) counts against its provider. */
+const ANSWER_MS_MAX = Math.ceil((SYNC_CHUNK_BYTES * 1000) / SYNC_TRANSFER_BYTES_PER_S_MIN);
+
+/** The time an offer's chunks get: SYNC_OFFER_GRACE_MS plus its size at SYNC_TRANSFER_BYTES_PER_S_MIN. */
+export function offerBudgetMs(sizeBytes: number): number {
+  return SYNC_OFFER_GRACE_MS + Math.ceil((sizeBytes * 1000) / SYNC_TRANSFER_BYTES_PER_S_MIN);
+}
+
+/**
+ * The error a sync that verified no offer ends with, saying why: the one
+ * refusal, or each offer's, and whether the deadline cut it short.
+ */
+function failureOf(
+  refusals: readonly { height: number; error: SyncError }[],
+  candidates: number,
+  timeoutMs: number,
+): SyncError {
+  const last = refusals[refusals.length - 1];
+  const each = refusals.map((r) => `${r.height}: ${r.error.code}`).join(', ');
+  if (refusals.length < candidates) {
+    return new SyncError(
+      'SyncFailed',
+      `the state sync deadline of ${timeoutMs} ms passed with ${candidates - refusals.length} of ${candidates} offers untried (refused: ${each}); last: ${last?.error.message ?? 'none'}`,
+    );
+  }
+  if (last === undefined) return new SyncError('SyncFailed', 'no snapshot offer to try');
+  if (refusals.length === 1) return last.error;
+  return new SyncError(
+    last.error.code,
+    `every offer was refused (${each}); last: ${last.error.message}`,
+  );
 }
 
 interface BlockAnswer {
@@ -667,7 +763,13 @@ function requestFor(key: string): SyncMessage {
  * at most SYNC_CANDIDATES_PER_PEER_MAX tries, and the best offer of every
  * peer that answered is tried, whatever the others offer: the tries are at
  * most SYNC_CANDIDATES_MAX, or one per answering peer where more answered.
- * O(offers log offers).
+ *
+ * Of those, an offer more than half of the peers that offered make is tried
+ * first (highest first): if more than half of them are honest, at least one
+ * honest peer makes it, so it is genuine, and no liar's offer costs time
+ * before it. Without such a majority the order above stands, and a lying
+ * peer costs at most one offer's time budget (offerBudgetMs) before every
+ * peer's best is tried. O(offers log offers).
  */
 export function candidatesOf(answers: readonly PeerOffers[]): Candidate[] {
   const byKey = new Map<string, Candidate & { rank: number }>();
@@ -695,9 +797,12 @@ export function candidatesOf(answers: readonly PeerOffers[]): Candidate[] {
         a.rank - b.rank || b.offer.height - a.offer.height || b.peers.length - a.peers.length,
     );
   const best = ordered.filter((c) => c.rank === 0).length;
-  return ordered
-    .slice(0, Math.max(best, SYNC_CANDIDATES_MAX))
-    .map(({ offer, peers }) => ({ offer, peers }));
+  const offering = answers.filter((a) => a.offers.length > 0).length;
+  const majority = (c: Candidate): boolean => 2 * c.peers.length > offering;
+  const kept = ordered.slice(0, Math.max(best, SYNC_CANDIDATES_MAX));
+  return [...kept.filter(majority), ...kept.filter((c) => !majority(c))].map(
+    ({ offer, peers }) => ({ offer, peers }),
+  );
 }
 
 /** The genesis set with priorities advanced `steps` times (one step per height). */
@@ -888,23 +993,35 @@ export function verifyTrustedChain(
   return { appHash: header.previousAppHash, chainState };
 }
 
-/** Whether a node's storage holds nothing yet (state sync runs only then). */
+/**
+ * Whether state sync is to run: the storage holds no WAL record and no block,
+ * nothing a restart resumes from. A snapshot alone is what a sync cut short
+ * before its checkpoint leaves (saveSynced): it is replaced, or lies unused
+ * until pruned. Blocks without any WAL record are what an older version's
+ * sync cut short left (it saved block h before the checkpoint): refused with
+ * SyncIncomplete, which says what to do, rather than started from genesis.
+ */
 export function isEmptyStorage(storage: Storage): boolean {
-  return (
-    storage.wal.nextIndex() === 0 &&
-    storage.blocks.lastHeight() === 0 &&
-    storage.snapshots.heights().length === 0
+  if (storage.wal.nextIndex() > 0) return false;
+  const last = storage.blocks.lastHeight();
+  if (last === 0) return true;
+  throw new SyncError(
+    'SyncIncomplete',
+    `the data directory holds block ${last} but no WAL checkpoint: a state sync was interrupted while writing; empty the data directory and start again`,
   );
 }
 
 /**
- * Writes a verified state: the snapshot, the block of its height, then the
- * synced WAL checkpoint that makes the node resume from it (last, so a crash
- * before it leaves a node that restarts from its snapshot store or syncs again).
+ * Writes a verified state: the snapshot, the synced WAL checkpoint that makes
+ * the node resume from it, then block h. The checkpoint is the commit point:
+ * cut short before it, the storage holds at most a snapshot and the node
+ * syncs again (isEmptyStorage); after it, a node restarts from the snapshot
+ * at the checkpoint's height and replays no block, so block h missing (cut
+ * short before it) only means it is not served to others.
  */
 export function saveSynced(storage: Storage, synced: SyncedState): void {
   storage.snapshots.save(synced.height, synced.snapshot);
-  storage.blocks.save(synced.height, synced.blockBytes);
   const record = encode(walRecordCodec, { kind: 'checkpoint', state: synced.chainState });
   storage.wal.append(record, true);
+  storage.blocks.save(synced.height, synced.blockBytes);
 }

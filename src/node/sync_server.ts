@@ -1,9 +1,17 @@
 // The serving side of state sync: every node answers offer, chunk and block
 // requests from its own snapshot and block stores. Each peer has a token bucket
 // (a request costs one token), because a chunk answer is a megabyte read from
-// disk and sent: a peer asking in a loop must not take the node's I/O. The
-// chunk hashes of a snapshot are computed once per snapshot and kept until it
-// is no longer among the newest offered.
+// disk and sent: a peer asking in a loop must not take the node's I/O.
+//
+// An offered snapshot is hashed once (the file read whole and its checksum
+// checked, as a restart would), then only its chunk hashes and an open reader
+// of its file are kept, never its bytes: a snapshot may be SNAPSHOT_BYTES_MAX,
+// and SYNC_OFFERS_MAX of them held in memory would cost that four times over.
+// A chunk is read at its offset when asked for and sent only if it has the
+// hash offered. The reader keeps the file opened: a snapshot pruned or
+// replaced after it was offered is still served as offered, until it is no
+// longer among the newest at the next offers request (its disk space is
+// freed then). close() closes the readers.
 //
 // It also answers the consensus catch-up request for a height below our first
 // stored block with the same `pruned` answer, so the requester asks another
@@ -12,6 +20,7 @@
 
 import type { PeerId } from '../consensus/index.ts';
 import { sha256 } from '../crypto/index.ts';
+import { bytesEqual } from '../lib/bytes.ts';
 import {
   SYNC_CHUNK_BYTES,
   SYNC_MESSAGE_BYTES_MAX,
@@ -23,10 +32,11 @@ import {
 import type { Clock } from './clock.ts';
 import { CHANNEL, frame } from './framing.ts';
 import type { PeerNetwork } from './network.ts';
-import type { Storage } from './storage/index.ts';
+import type { SnapshotReader, Storage } from './storage/index.ts';
 import type { SnapshotOffer, SyncMessage } from './sync_messages.ts';
 import {
   SNAPSHOT_FORMAT,
+  chunkBytesOf,
   chunkCountOf,
   decodeSyncMessage,
   encodeSyncMessage,
@@ -39,6 +49,8 @@ export type SyncServeDrop =
   /** An answer (offers, chunk, block) nobody here asked for. */
   | 'unexpected'
   | 'unknownSnapshot'
+  /** The stored snapshot no longer reads as offered (the disk changed it): forgotten. */
+  | 'snapshotChanged'
   | 'unknownBlock'
   /** A stored block too large for one message (cannot happen within the block limits). */
   | 'oversize';
@@ -68,8 +80,9 @@ interface Bucket {
 }
 
 interface Prepared {
+  /** Its chunk hashes: SYNC_CHUNKS_MAX × 32 bytes at most. */
   readonly offer: SnapshotOffer;
-  readonly bytes: Uint8Array;
+  readonly reader: SnapshotReader;
 }
 
 export class SyncServer {
@@ -82,11 +95,13 @@ export class SyncServer {
       rateLimited: 0,
       unexpected: 0,
       unknownSnapshot: 0,
+      snapshotChanged: 0,
       unknownBlock: 0,
       oversize: 0,
     },
   };
   private readonly buckets = new Map<PeerId, Bucket>();
+  /** The offers made, by height, with their open files: at most SYNC_OFFERS_MAX. */
   private readonly prepared = new Map<number, Prepared>();
   private readonly ratePerS: number;
   private readonly burst: number;
@@ -149,7 +164,7 @@ export class SyncServer {
       .heights()
       .filter((h) => h >= 1 && first >= 1 && h >= first && h + 1 <= blocks.lastHeight());
     const newest = heights.slice(-SYNC_OFFERS_MAX).reverse();
-    for (const h of [...this.prepared.keys()]) if (!newest.includes(h)) this.prepared.delete(h);
+    for (const h of [...this.prepared.keys()]) if (!newest.includes(h)) this.forget(h);
     const out: SnapshotOffer[] = [];
     for (const h of newest) {
       const prepared = this.prepare(h);
@@ -162,17 +177,8 @@ export class SyncServer {
     switch (message.kind) {
       case 'offersRequest':
         return { kind: 'offers', offers: this.offers() };
-      case 'chunkRequest': {
-        const prepared = this.prepared.get(message.height) ?? null;
-        const count = prepared === null ? 0 : prepared.offer.chunkHashes.length;
-        if (prepared === null || message.index >= count) {
-          this.drop('unknownSnapshot');
-          return null;
-        }
-        const start = message.index * SYNC_CHUNK_BYTES;
-        const bytes = prepared.bytes.subarray(start, start + SYNC_CHUNK_BYTES);
-        return { kind: 'chunk', height: message.height, index: message.index, bytes };
-      }
+      case 'chunkRequest':
+        return this.chunk(message.height, message.index);
       case 'blockRequest': {
         const blocks = this.options.storage.blocks;
         const firstHeight = blocks.firstHeight();
@@ -192,17 +198,57 @@ export class SyncServer {
     }
   }
 
+  /** Closes the files of the snapshots offered. */
+  close(): void {
+    for (const h of [...this.prepared.keys()]) this.forget(h);
+  }
+
+  /** Chunk `index` of the snapshot offered at `height`, read from its file now. */
+  private chunk(height: number, index: number): SyncMessage | null {
+    const prepared = this.prepared.get(height);
+    if (prepared === undefined || index >= prepared.offer.chunkHashes.length) {
+      this.drop('unknownSnapshot');
+      return null;
+    }
+    const { offer, reader } = prepared;
+    let bytes: Uint8Array | null;
+    try {
+      bytes = reader.read(index * SYNC_CHUNK_BYTES, chunkBytesOf(offer.sizeBytes, index));
+    } catch {
+      bytes = null;
+    }
+    // Checked before it leaves (a disk that changed what it holds): a bad chunk would strike us.
+    if (bytes === null || !bytesEqual(sha256(bytes), offer.chunkHashes[index]!)) {
+      this.forget(height);
+      this.drop('snapshotChanged');
+      return null;
+    }
+    return { kind: 'chunk', height, index, bytes };
+  }
+
+  /**
+   * The offer of the stored snapshot of `height`, with its file kept open.
+   * The whole is read once to hash it (checksum checked), then let go.
+   */
   private prepare(height: number): Prepared | null {
     const known = this.prepared.get(height);
     if (known !== undefined) return known;
+    const snapshots = this.options.storage.snapshots;
+    let reader: SnapshotReader | null = null;
     let bytes: Uint8Array | null;
     try {
-      bytes = this.options.storage.snapshots.load(height);
+      // Opened first: a snapshot replaced in between fails its chunk hashes when served.
+      reader = snapshots.openReader(height);
+      bytes = reader === null ? null : snapshots.load(height);
     } catch {
       // A damaged snapshot file is not offered; the node's own restore reports it.
+      reader?.close();
       return null;
     }
-    if (bytes === null || bytes.length === 0) return null;
+    if (reader === null || bytes === null || bytes.length === 0) {
+      reader?.close();
+      return null;
+    }
     const chunkHashes: Uint8Array[] = [];
     for (let i = 0; i < chunkCountOf(bytes.length); i++) {
       chunkHashes.push(sha256(bytes.subarray(i * SYNC_CHUNK_BYTES, (i + 1) * SYNC_CHUNK_BYTES)));
@@ -214,9 +260,18 @@ export class SyncServer {
       chunkHashes,
       snapshotHash: sha256(bytes),
     };
-    const prepared = { offer, bytes };
+    if (reader.sizeBytes !== offer.sizeBytes) {
+      reader.close();
+      return null;
+    }
+    const prepared = { offer, reader };
     this.prepared.set(height, prepared);
     return prepared;
+  }
+
+  private forget(height: number): void {
+    this.prepared.get(height)?.reader.close();
+    this.prepared.delete(height);
   }
 
   /** Token bucket per peer; the map is bounded by forgetting the least recently seen peer. */

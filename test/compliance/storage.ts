@@ -242,4 +242,28 @@ export function runStorageCompliance(name: string, make: () => StorageHarness): 
       assert.deepEqual(s.snapshots.heights(), [30, 40]);
       s.close();
     }));
+
+  test(`${name}: snapshots: a reader reads ranges of the snapshot it opened, pruned or replaced since`, () =>
+    withStorage(make, (h) => {
+      const s = h.open();
+      const bytes = bytesOf(40, 3000);
+      s.snapshots.save(40, bytes);
+      assert.equal(s.snapshots.openReader(41), null);
+      const reader = s.snapshots.openReader(40)!;
+      assert.equal(reader.sizeBytes, 3000);
+      assert.deepEqual(reader.read(0, 3000), bytes);
+      assert.deepEqual(reader.read(1000, 7), bytes.subarray(1000, 1007));
+      assert.deepEqual(reader.read(2999, 1), bytes.subarray(2999));
+      s.snapshots.save(40, bytesOf(41, 10));
+      assert.deepEqual(reader.read(5, 3), bytes.subarray(5, 8), 'replaced: still the one opened');
+      const replaced = s.snapshots.openReader(40)!;
+      assert.deepEqual(replaced.read(2, 8), bytesOf(41, 10).subarray(2));
+      s.snapshots.save(50, bytesOf(50));
+      s.snapshots.prune(1);
+      assert.equal(s.snapshots.openReader(40), null);
+      assert.deepEqual(replaced.read(0, 10), bytesOf(41, 10), 'pruned: still readable while open');
+      reader.close();
+      replaced.close();
+      s.close();
+    }));
 }

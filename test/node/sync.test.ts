@@ -44,6 +44,13 @@ test('a new full node state-syncs from pruned validators, then follows with the 
     // A peer that serves a tampered snapshot (its chunk hashes match the tampered bytes).
     const evilHub = new MemoryHub();
     const real = storages[1]!;
+    const tampered = (h: number): Uint8Array | null => {
+      const bytes = real.snapshots.load(h);
+      if (bytes === null) return null;
+      const flipped = bytes.slice();
+      flipped[flipped.length >> 1]! ^= 0x40;
+      return flipped;
+    };
     const evilStorage: Storage = {
       wal: real.wal,
       blocks: real.blocks,
@@ -52,12 +59,15 @@ test('a new full node state-syncs from pruned validators, then follows with the 
         latest: () => null,
         prune: () => {},
         heights: () => real.snapshots.heights(),
-        load: (h) => {
-          const bytes = real.snapshots.load(h);
+        load: tampered,
+        openReader: (h) => {
+          const bytes = tampered(h);
           if (bytes === null) return null;
-          const flipped = bytes.slice();
-          flipped[flipped.length >> 1]! ^= 0x40;
-          return flipped;
+          return {
+            sizeBytes: bytes.length,
+            read: (offset, length) => bytes.slice(offset, offset + length),
+            close: () => {},
+          };
         },
       },
       close: () => {},

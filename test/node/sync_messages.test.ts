@@ -1,12 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
 import { DecodeError } from '../../src/codec/wire.ts';
 import { sha256 } from '../../src/crypto/index.ts';
 import { SYNC_CHUNK_BYTES, SYNC_MESSAGE_BYTES_MAX, SYNC_OFFERS_MAX } from '../../src/lib/limits.ts';
 import { CHANNEL, frame } from '../../src/node/framing.ts';
 import { MemoryHub } from '../../src/node/network.ts';
 import { openStorage } from '../../src/node/storage/index.ts';
+import type { Storage } from '../../src/node/storage/index.ts';
 import type { SnapshotOffer, SyncMessage } from '../../src/node/sync_messages.ts';
 import {
   SNAPSHOT_FORMAT,
@@ -146,6 +149,141 @@ test('the server offers stored snapshots in hashed chunks, rate-limits each peer
     ask({ kind: 'chunkRequest', height: 4, index: 5 });
     assert.equal(server.stats.dropped.unknownSnapshot, 1);
     assert.equal(frame(CHANNEL.sync, new Uint8Array())[0], 2);
+  } finally {
+    storage.close();
+    tmp.remove();
+  }
+});
+
+test('the server keeps no snapshot bytes: each chunk is read from the file when asked, as offered even if pruned since', async () => {
+  const tmp = tempDir('zomma-syncserve-');
+  const storage = openStorage(tmp.dir);
+  try {
+    const sizeBytes = 3 * SYNC_CHUNK_BYTES + 5;
+    const first = new Uint8Array(sizeBytes).map((_, i) => (i * 7) & 0xff);
+    storage.snapshots.save(4, first);
+    for (let h = 3; h <= 5; h++) storage.blocks.save(h, new Uint8Array([h]));
+    const reads = { whole: 0, ranges: 0, open: 0 };
+    const snapshots = storage.snapshots;
+    const counted: Storage = {
+      wal: storage.wal,
+      blocks: storage.blocks,
+      close: () => {},
+      snapshots: {
+        save: (h, b) => snapshots.save(h, b),
+        latest: () => snapshots.latest(),
+        prune: (k) => snapshots.prune(k),
+        heights: () => snapshots.heights(),
+        load: (h) => (reads.whole++, snapshots.load(h)),
+        openReader: (h) => {
+          const reader = snapshots.openReader(h);
+          if (reader === null) return null;
+          reads.open++;
+          return {
+            sizeBytes: reader.sizeBytes,
+            read: (o, l) => (reads.ranges++, reader.read(o, l)),
+            close: () => (reads.open--, reader.close()),
+          };
+        },
+      },
+    };
+    const hub = new MemoryHub();
+    const serverNet = hub.join('server');
+    const clientNet = hub.join('client');
+    await serverNet.start();
+    await clientNet.start();
+    const server = new SyncServer({
+      storage: counted,
+      network: serverNet,
+      clock: { nowMs: () => 0, after: () => () => {} },
+    });
+    const answers: SyncMessage[] = [];
+    clientNet.onMessage((_peer, bytes) => answers.push(decodeSyncMessage(bytes.subarray(1))));
+    const ask = async (m: SyncMessage): Promise<SyncMessage | undefined> => {
+      const before = answers.length;
+      server.onMessage('client', encodeSyncMessage(m));
+      await new Promise((resolve) => setImmediate(resolve));
+      return answers.length > before ? answers[answers.length - 1] : undefined;
+    };
+    const chunks = async (offer: SnapshotOffer): Promise<Uint8Array[]> => {
+      const got: Uint8Array[] = [];
+      for (let index = 0; index < offer.chunkHashes.length; index++) {
+        const chunk = await ask({ kind: 'chunkRequest', height: offer.height, index });
+        assert.ok(chunk?.kind === 'chunk', `chunk ${index} served`);
+        assert.deepEqual(sha256(chunk.bytes), offer.chunkHashes[index]);
+        got.push(chunk.bytes);
+      }
+      return got;
+    };
+
+    const offered = await ask({ kind: 'offersRequest' });
+    assert.ok(offered?.kind === 'offers');
+    const offer = offered.offers[0]!;
+    assert.equal(offer.chunkHashes.length, 4);
+    assert.deepEqual(sha256(...(await chunks(offer))), offer.snapshotHash);
+    await ask({ kind: 'offersRequest' });
+    assert.deepEqual(reads, { whole: 1, ranges: 4, open: 1 }, 'hashed once, one read per chunk');
+
+    // Pruned after the offer (a newer snapshot saved): still served as offered from the open file.
+    storage.snapshots.save(5, new Uint8Array([5]));
+    storage.snapshots.prune(1);
+    assert.deepEqual(sha256(...(await chunks(offer))), offer.snapshotHash);
+
+    // No longer among the newest at the next offers request: forgotten, its file closed.
+    storage.blocks.save(6, new Uint8Array([6]));
+    const next = await ask({ kind: 'offersRequest' });
+    assert.ok(next?.kind === 'offers');
+    assert.deepEqual(
+      next.offers.map((o) => o.height),
+      [5],
+    );
+    assert.equal(reads.open, 1, 'the reader of 4 closed, the one of 5 open');
+    assert.equal(await ask({ kind: 'chunkRequest', height: 4, index: 0 }), undefined);
+    assert.equal(server.stats.dropped.unknownSnapshot, 1);
+    server.close();
+    assert.equal(reads.open, 0);
+  } finally {
+    storage.close();
+    tmp.remove();
+  }
+});
+
+test('a chunk the disk changed under an offer is not sent (snapshotChanged), and the offer is made anew', async () => {
+  const tmp = tempDir('zomma-syncserve-');
+  const storage = openStorage(tmp.dir);
+  try {
+    const snapshot = new Uint8Array(SYNC_CHUNK_BYTES + 10).map((_, i) => i & 0xff);
+    storage.snapshots.save(4, snapshot);
+    for (let h = 3; h <= 5; h++) storage.blocks.save(h, new Uint8Array([h]));
+    const hub = new MemoryHub();
+    const serverNet = hub.join('server');
+    const clientNet = hub.join('client');
+    await serverNet.start();
+    await clientNet.start();
+    const server = new SyncServer({
+      storage,
+      network: serverNet,
+      clock: { nowMs: () => 0, after: () => () => {} },
+    });
+    const answers: SyncMessage[] = [];
+    clientNet.onMessage((_peer, bytes) => answers.push(decodeSyncMessage(bytes.subarray(1))));
+    const ask = async (m: SyncMessage): Promise<void> => {
+      server.onMessage('client', encodeSyncMessage(m));
+      await new Promise((resolve) => setImmediate(resolve));
+    };
+    await ask({ kind: 'offersRequest' });
+    // Bit rot in place, in the second chunk (the file's 16-byte header first).
+    const path = join(tmp.dir, 'snapshots', 'snapshot-0000000000000004.snap');
+    const fd = openSync(path, 'r+');
+    writeSync(fd, new Uint8Array([0xee]), 0, 1, 16 + SYNC_CHUNK_BYTES + 3);
+    closeSync(fd);
+    await ask({ kind: 'chunkRequest', height: 4, index: 1 });
+    assert.equal(answers.length, 1, 'only the offers answered');
+    assert.equal(server.stats.dropped.snapshotChanged, 1);
+    // Made anew: the whole file fails its checksum now, so it is not offered.
+    await ask({ kind: 'offersRequest' });
+    assert.deepEqual(answers[1], { kind: 'offers', offers: [] });
+    server.close();
   } finally {
     storage.close();
     tmp.remove();

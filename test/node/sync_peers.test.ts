@@ -5,6 +5,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { encode } from '../../src/codec/wire.ts';
 import type { CommittedBlock, PeerId } from '../../src/consensus/index.ts';
 import { blockHashOf, committedBlockCodec } from '../../src/consensus/index.ts';
@@ -14,16 +15,24 @@ import {
   SYNC_CANDIDATES_MAX,
   SYNC_CANDIDATES_PER_PEER_MAX,
   SYNC_CHUNK_BYTES,
+  SYNC_DISCOVERY_MS,
   SYNC_OFFERS_MAX,
+  SYNC_RESPONSE_TIMEOUT_MS,
 } from '../../src/lib/limits.ts';
 import type { Clock } from '../../src/node/clock.ts';
 import { CHANNEL, frame, unframe } from '../../src/node/framing.ts';
 import type { FrameHandler, PeerNetwork } from '../../src/node/network.ts';
 import type { RestoredState, StateSyncOptions, SyncedState } from '../../src/node/sync.ts';
+import { lastCheckpoint } from '../../src/node/loop.ts';
+import { openStorage } from '../../src/node/storage/index.ts';
+import type { Storage } from '../../src/node/storage/index.ts';
 import {
   StateSyncer,
   SyncError,
   candidatesOf,
+  isEmptyStorage,
+  offerBudgetMs,
+  saveSynced,
   verifyBlocks,
   verifyTrustedChain,
 } from '../../src/node/sync.ts';
@@ -36,6 +45,7 @@ import {
 } from '../../src/node/sync_messages.ts';
 import type { TrustedBlock } from '../../src/node/sync_trust.ts';
 import { Harness } from '../consensus/harness.ts';
+import { tempDir } from './helpers.ts';
 
 const TIP = 24;
 
@@ -92,6 +102,8 @@ function offerOf(height: number, bytes: Uint8Array): SnapshotOffer {
 interface Peer {
   readonly snapshots: ReadonlyMap<number, Uint8Array>;
   readonly block: (height: number) => CommittedBlock | null;
+  /** Virtual time each chunk or block answer takes (0: at once). */
+  readonly delayMs?: number;
 }
 
 const honestBlock = (height: number): CommittedBlock | null => chain.blocks.get(height) ?? null;
@@ -149,7 +161,10 @@ class FakePeers implements PeerNetwork {
   private handler: FrameHandler | null = null;
   readonly requests: { peer: PeerId; message: SyncMessage }[] = [];
 
-  constructor(private readonly peers: ReadonlyMap<PeerId, Peer>) {}
+  constructor(
+    private readonly peers: ReadonlyMap<PeerId, Peer>,
+    private readonly clock: Clock,
+  ) {}
 
   async start(): Promise<void> {}
   async stop(): Promise<void> {}
@@ -166,10 +181,18 @@ class FakePeers implements PeerNetwork {
   send(peer: PeerId, bytes: Uint8Array): void {
     const message = decodeSyncMessage(unframe(bytes).payload);
     this.requests.push({ peer, message });
-    const answer = answerOf(this.peers.get(peer)!, message);
+    const rules = this.peers.get(peer)!;
+    const answer = answerOf(rules, message);
     if (answer === null) return;
     const reply = frame(CHANNEL.sync, encodeSyncMessage(answer));
-    queueMicrotask(() => this.handler?.(peer, reply));
+    const delayMs = answer.kind === 'offers' ? 0 : (rules.delayMs ?? 0);
+    if (delayMs > 0) this.clock.after(delayMs, () => this.handler?.(peer, reply));
+    else queueMicrotask(() => this.handler?.(peer, reply));
+  }
+
+  /** The requests of `kind` made of `peer`. */
+  asked(peer: PeerId, kind: SyncMessage['kind']): number {
+    return this.requests.filter((r) => r.peer === peer && r.message.kind === kind).length;
   }
 
   /** The heights of the block requests made, in order. */
@@ -211,19 +234,22 @@ function answerOf(peer: Peer, message: SyncMessage): SyncMessage | null {
 function syncerFor(
   peers: Record<PeerId, Peer>,
   trustedBlock?: TrustedBlock,
-): { syncer: StateSyncer; network: FakePeers } {
-  const network = new FakePeers(new Map(Object.entries(peers)));
+  timeoutMs?: number,
+): { syncer: StateSyncer; network: FakePeers; clock: VirtualClock } {
+  const clock = new VirtualClock();
+  const network = new FakePeers(new Map(Object.entries(peers)), clock);
   const options: StateSyncOptions = {
     network,
     consensusGenesis: chain.genesis,
     verifier: chain.verifier,
     restore,
-    clock: new VirtualClock(),
+    clock,
     ...(trustedBlock !== undefined ? { trustedBlock } : {}),
+    ...(timeoutMs !== undefined ? { timeoutMs } : {}),
   };
   const syncer = new StateSyncer(options);
   network.onMessage((peer, bytes) => syncer.onMessage(peer, unframe(bytes).payload));
-  return { syncer, network };
+  return { syncer, network, clock };
 }
 
 const trustedTip: TrustedBlock = { height: TIP, hash: blockHashOf(chain.blocks.get(TIP)!.block) };
@@ -378,7 +404,8 @@ test('candidates: each peer its best first, at most SYNC_CANDIDATES_PER_PEER_MAX
   assert.equal(many.length, liars.length + 1);
   assert.ok(many.some((c) => c.offer.height === 100));
 
-  // An offer several peers make is one candidate, ranked by its best peer; repeats count once.
+  // An offer several peers make is one candidate; repeats count once. One more
+  // than half of the peers offering make comes first, above a higher one.
   const shared = candidatesOf([
     { peer: 'a', offers: [offer(100, 'real'), offer(100, 'real')] },
     { peer: 'b', offers: [offer(200, 'b'), offer(100, 'real')] },
@@ -386,8 +413,146 @@ test('candidates: each peer its best first, at most SYNC_CANDIDATES_PER_PEER_MAX
   assert.deepEqual(
     shared.map((c) => [c.offer.height, c.peers]),
     [
-      [200, ['b']],
       [100, ['a', 'b']],
+      [200, ['b']],
     ],
   );
+  // Half of the peers offering is not a majority (a peer offering nothing does not count).
+  const split = candidatesOf([
+    { peer: 'a', offers: [offer(100, 'real')] },
+    { peer: 'b', offers: [offer(200, 'b'), offer(100, 'real')] },
+    { peer: 'c', offers: [offer(300, 'c')] },
+    { peer: 'd', offers: [] },
+    { peer: 'e', offers: [offer(400, 'e')] },
+  ]);
+  assert.deepEqual(
+    split.map((c) => c.offer.height),
+    [400, 300, 200, 100],
+  );
 });
+
+/** A snapshot of `chunks` whole chunks at height h: real (it restores to h's appHash) or fake. */
+function largeSnapshot(h: number, chunks: number, real: boolean): Uint8Array {
+  const appHash = real ? chain.appHashes.get(h)! : sha256(utf8(`fake ${h}`));
+  return snapshotOf(h, appHash, chunks * SYNC_CHUNK_BYTES - 36);
+}
+
+/** Just under the response timeout: each answer is accepted. */
+const trickleMs = SYNC_RESPONSE_TIMEOUT_MS - 1;
+
+test('a liar serving a large fake snapshot correctly but slowly is abandoned within its budget, and the honest offer then fits the deadline', async () => {
+  // 13 chunks just under the response timeout each outlast a 60 s deadline.
+  const chunks = 13;
+  const timeoutMs = 60_000;
+  assert.ok(chunks * trickleMs > timeoutMs, 'the chunks outlast the deadline');
+  const fake = largeSnapshot(22, chunks, false);
+  const liar: Peer = { snapshots: new Map([[22, fake]]), block: honestBlock, delayMs: trickleMs };
+
+  const alone = syncerFor({ liar }, undefined, timeoutMs);
+  const startMs = alone.clock.nowMs();
+  await assert.rejects(alone.syncer.run(), refusedWith('SnapshotTooSlow'));
+  const budgetMs = offerBudgetMs(fake.length);
+  assert.ok(budgetMs < timeoutMs / 2, `a budget of ${budgetMs} ms`);
+  const tookMs = alone.clock.nowMs() - startMs;
+  assert.ok(tookMs <= budgetMs + 2 * SYNC_DISCOVERY_MS + 2 * trickleMs, `${tookMs} ms`);
+  const liarChunks = alone.network.asked('liar', 'chunkRequest');
+  assert.ok(liarChunks < chunks, `${liarChunks} chunks asked`);
+
+  const { syncer } = syncerFor({ liar, honest: honest(12) }, undefined, timeoutMs);
+  const synced = await syncer.run();
+  assert.equal(synced.height, 12);
+  assert.equal(syncer.stats.offersRefused, 1, 'the liar cost one offer');
+  assertStoredBlockIsReal(synced);
+});
+
+test('an offer more than half of the peers make is tried first: a lone liar above it costs no chunk', async () => {
+  const liar: Peer = {
+    snapshots: new Map([[22, largeSnapshot(22, 4, false)]]),
+    block: honestBlock,
+    delayMs: trickleMs,
+  };
+  const { syncer, network } = syncerFor({ liar, a: honest(12), b: honest(12) });
+  const synced = await syncer.run();
+  assert.equal(synced.height, 12);
+  assert.equal(syncer.stats.offersRefused, 0);
+  assert.equal(network.asked('liar', 'chunkRequest'), 0);
+});
+
+test('a provider that echoes the honest snapshot and trickles it does not set the pace', async () => {
+  const chunks = 8;
+  const bytes = largeSnapshot(12, chunks, true);
+  const slow: Peer = { snapshots: new Map([[12, bytes]]), block: honestBlock, delayMs: trickleMs };
+  const fast: Peer = { snapshots: new Map([[12, bytes]]), block: honestBlock };
+  const { syncer, network } = syncerFor({ slow, fast });
+  const synced = await syncer.run();
+  assert.equal(toHex(sha256(synced.snapshot)), toHex(sha256(bytes)));
+  const slowAsked = network.asked('slow', 'chunkRequest') + network.asked('slow', 'blockRequest');
+  assert.ok(slowAsked <= 1, `asked of the slow provider ${slowAsked} times`);
+  assert.equal(syncer.stats.slowAnswers, slowAsked);
+});
+
+test('trusted path: blocks are asked of every peer that answered, so a liar trickling its walk does not set its pace', async () => {
+  const liar: Peer = {
+    snapshots: new Map([[18, fakeSnapshot(18)]]),
+    block: honestBlock,
+    delayMs: trickleMs,
+  };
+  const { syncer, network } = syncerFor({ liar, honest: honest(12) }, trustedTip);
+  const synced = await syncer.run();
+  assert.equal(synced.height, 12);
+  const liarAsked = network.asked('liar', 'blockRequest');
+  assert.ok(liarAsked <= 1, `${liarAsked} blocks asked of the liar`);
+});
+
+test('a state sync cut short while writing leaves nothing a restart resumes from, or a whole state', async () => {
+  const tmp = tempDir('zomma-syncsave-');
+  try {
+    const at16 = await syncerFor({ a: honest(16) }).syncer.run();
+    const at12 = await syncerFor({ a: honest(12) }).syncer.run();
+    const failing = (storage: Storage, part: 'wal' | 'blocks'): Storage => {
+      const broken = Object.create(storage[part]) as Storage['wal'] & Storage['blocks'];
+      if (part === 'wal') broken.append = () => assert.fail('disk full');
+      else broken.save = () => assert.fail('disk full');
+      return { ...storageParts(storage), [part]: broken };
+    };
+
+    // Cut short before the checkpoint: at most a snapshot, and the node syncs again (at another height).
+    const first = openStorage(join(tmp.dir, 'first'));
+    assert.throws(() => saveSynced(failing(first, 'wal'), at16));
+    assert.equal(first.blocks.lastHeight(), 0, 'no block before the checkpoint');
+    assert.ok(isEmptyStorage(first));
+    saveSynced(first, at12);
+    assert.equal(lastCheckpoint(first.wal.readAll()).height, 12);
+    assert.equal(first.blocks.firstHeight(), 12);
+    assert.ok(!isEmptyStorage(first));
+    first.close();
+
+    // Cut short after it: a restart resumes from the snapshot at the checkpoint, no block needed.
+    const second = openStorage(join(tmp.dir, 'second'));
+    assert.throws(() => saveSynced(failing(second, 'blocks'), at16));
+    assert.ok(!isEmptyStorage(second));
+    const checkpoint = lastCheckpoint(second.wal.readAll());
+    assert.equal(checkpoint.height, 16);
+    assert.deepEqual(checkpoint.appHash, chain.appHashes.get(16));
+    assert.deepEqual(second.snapshots.load(16), realSnapshot(16));
+    second.close();
+
+    // What an older version cut short left (a block, no checkpoint) is refused, saying what to do.
+    const legacy = openStorage(join(tmp.dir, 'legacy'));
+    legacy.snapshots.save(16, at16.snapshot);
+    legacy.blocks.save(16, at16.blockBytes);
+    assert.throws(() => isEmptyStorage(legacy), refusedWith('SyncIncomplete'));
+    legacy.close();
+  } finally {
+    tmp.remove();
+  }
+});
+
+function storageParts(storage: Storage): Storage {
+  return {
+    wal: storage.wal,
+    blocks: storage.blocks,
+    snapshots: storage.snapshots,
+    close: () => storage.close(),
+  };
+}

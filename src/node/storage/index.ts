@@ -1,6 +1,6 @@
 // The node's storage port and its file implementation (docs/decisions/0002-storage.md).
 
-export type { BlockStore, Snapshot, SnapshotStore, Storage, Wal } from './types.ts';
+export type { BlockStore, Snapshot, SnapshotReader, SnapshotStore, Storage, Wal } from './types.ts';
 export { StorageError } from './errors.ts';
 export type { StorageErrorCode } from './errors.ts';
 export { FileStorage, openStorage } from './storage.ts';

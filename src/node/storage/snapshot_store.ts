@@ -10,6 +10,7 @@ import {
   mkdirSync,
   openSync,
   readFileSync,
+  readSync,
   readdirSync,
   renameSync,
   unlinkSync,
@@ -21,7 +22,7 @@ import { assert } from '../../lib/assert.ts';
 import { SNAPSHOT_BYTES_MAX } from '../../lib/limits.ts';
 import { StorageError } from './errors.ts';
 import { fsyncDirectory } from './record_log.ts';
-import type { Snapshot, SnapshotStore } from './types.ts';
+import type { Snapshot, SnapshotReader, SnapshotStore } from './types.ts';
 
 const MAGIC = 'ZSNP';
 const VERSION = 1;
@@ -87,6 +88,28 @@ export class FileSnapshotStore implements SnapshotStore {
     return new Uint8Array(payload);
   }
 
+  openReader(height: number): SnapshotReader | null {
+    const path = join(this.dir, fileName(height));
+    let fd: number;
+    try {
+      fd = openSync(path, 'r');
+    } catch {
+      // Pruned since the caller saw it (or never saved): not held.
+      return null;
+    }
+    try {
+      const header = Buffer.alloc(HEADER_BYTES);
+      readFully(fd, header, 0, path);
+      if (header.toString('latin1', 0, 4) !== MAGIC || header.readUInt32BE(4) !== VERSION) {
+        throw new StorageError('StorageCorrupt', path, 0, 'not a snapshot file of this version');
+      }
+      return new FileSnapshotReader(fd, path, header.readUInt32BE(8));
+    } catch (error) {
+      closeSync(fd);
+      throw error;
+    }
+  }
+
   latest(): Snapshot | null {
     const heights = this.heights();
     const height = heights[heights.length - 1];
@@ -114,6 +137,58 @@ export class FileSnapshotStore implements SnapshotStore {
     const doomed = heights.slice(0, Math.max(0, heights.length - keep));
     for (const height of doomed) unlinkSync(join(this.dir, fileName(height)));
     if (doomed.length > 0) fsyncDirectory(this.dir);
+  }
+}
+
+/**
+ * An open snapshot file: reads go to the file opened, so a snapshot pruned
+ * (unlinked) or replaced (renamed over) meanwhile still reads as it was.
+ */
+class FileSnapshotReader implements SnapshotReader {
+  private closed = false;
+
+  constructor(
+    private readonly fd: number,
+    private readonly path: string,
+    readonly sizeBytes: number,
+  ) {}
+
+  read(offsetBytes: number, lengthBytes: number): Uint8Array {
+    assert(!this.closed, 'a snapshot reader is read only while open');
+    assert(
+      Number.isSafeInteger(offsetBytes) &&
+        Number.isSafeInteger(lengthBytes) &&
+        offsetBytes >= 0 &&
+        lengthBytes >= 0 &&
+        offsetBytes + lengthBytes <= this.sizeBytes,
+      `snapshot range ${offsetBytes}+${lengthBytes} of ${this.sizeBytes} bytes`,
+    );
+    const out = new Uint8Array(lengthBytes);
+    readFully(this.fd, out, HEADER_BYTES + offsetBytes, this.path);
+    return out;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    closeSync(this.fd);
+  }
+}
+
+/** Fills `out` from `position`; a short file is StorageCorrupt. */
+function readFully(fd: number, out: Uint8Array, position: number, path: string): void {
+  let done = 0;
+  while (done < out.length) {
+    const read = readSync(fd, out, done, out.length - done, position + done);
+    if (read === 0) {
+      throw new StorageError(
+        'StorageCorrupt',
+        path,
+        position + done,
+        'shorter than its header says',
+      );
+    }
+    done += read;
   }
 }
 

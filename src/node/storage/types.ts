@@ -80,11 +80,27 @@ export interface Snapshot {
   readonly bytes: Uint8Array;
 }
 
+/** One stored snapshot, open for reading in ranges (SnapshotStore.openReader). */
+export interface SnapshotReader {
+  readonly sizeBytes: number;
+  /** `lengthBytes` bytes from `offsetBytes` (the range within sizeBytes). */
+  read(offsetBytes: number, lengthBytes: number): Uint8Array;
+  close(): void;
+}
+
 /** Application snapshots (the state after executing a height), by height. */
 export interface SnapshotStore {
   /** Saves (or replaces) the snapshot of `height`, durable on return. */
   save(height: number, bytes: Uint8Array): void;
   load(height: number): Uint8Array | null;
+  /**
+   * Opens the snapshot of `height` to read it in ranges without loading the
+   * rest (state sync serves chunks this way), or null if not held. What it
+   * reads stays the bytes saved when it was opened, even if the snapshot is
+   * replaced or pruned meanwhile, until close(). Checks no checksum (the
+   * file's covers the whole): the caller checks what it reads.
+   */
+  openReader(height: number): SnapshotReader | null;
   /** The snapshot of the highest height, or null if none. */
   latest(): Snapshot | null;
   /** Heights held, ascending. */
