@@ -15,7 +15,7 @@
 //   owner stats  O(1); ownerOrders O(orders of the owner)
 
 import { AssertionError, assert } from '../../lib/assert.ts';
-import { ACCOUNTS_MAX, BOOK_DEPTH_LEVELS_MAX, ORDER_SPARES_MAX } from '../../lib/limits.ts';
+import { BOOK_DEPTH_LEVELS_MAX, ORDER_SPARES_MAX } from '../../lib/limits.ts';
 import { ExpiryHeap } from './expiry.ts';
 import { ChangeSet, FillList, RemovedList } from './lists.ts';
 import type { Level } from './nodes.ts';
@@ -57,9 +57,6 @@ function isCount(x: number, zero: boolean): boolean {
   return Number.isSafeInteger(x) && (x > 0 || (zero && x === 0));
 }
 
-/** Owners below this (the exchange's are account indices) keep their totals in OrderBook.ownerTotals. */
-const OWNERS_DENSE_MAX = ACCOUNTS_MAX;
-
 function failIf(bad: boolean, field: string, value: number): void {
   if (bad) throw new AssertionError(`book: bad ${field}: ${value}`);
 }
@@ -87,15 +84,6 @@ export class OrderBook {
 
   private readonly orders = new Map<number, Order>();
   private readonly owners = new Map<number, OwnerState>();
-  /**
-   * Each owner's [orderCount, buyLots, sellLots], at 3 × owner, for owners
-   * below OWNERS_DENSE_MAX (accounts are dense indices): the margin check reads
-   * an owner's totals in every book for every order, and one cache line of this
-   * array is cheaper to reach than a map entry and the object behind it. The
-   * lots are kept only here for those owners (their OwnerState's stay 0);
-   * orderCount is also in the OwnerState, beside its list.
-   */
-  private readonly ownerTotals: number[] = [];
   private readonly expiry = new ExpiryHeap();
   private readonly result = new MutableResult();
   /** Order records of orders that left the book, for reuse. */
@@ -359,21 +347,11 @@ export class OrderBook {
   }
 
   ownerOrderCount(owner: number): number {
-    if (owner < OWNERS_DENSE_MAX) {
-      const at = 3 * owner;
-      const totals = this.ownerTotals;
-      return at < totals.length ? totals[at]! : 0;
-    }
     return this.owners.get(owner)?.orderCount ?? 0;
   }
 
   /** Total open size an owner rests on one side (the caller reserves margin for it). */
   ownerRestingLots(owner: number, side: Side): number {
-    if (owner < OWNERS_DENSE_MAX) {
-      const at = 3 * owner + (side === 'buy' ? 1 : 2);
-      const totals = this.ownerTotals;
-      return at < totals.length ? totals[at]! : 0;
-    }
     const state = this.owners.get(owner);
     if (state === undefined) return 0;
     return side === 'buy' ? state.buyLots : state.sellLots;
@@ -421,8 +399,7 @@ export class OrderBook {
     const opposite = this.opposite(side);
     const levels = opposite.levels;
     const state = this.owners.get(owner);
-    const ownOpposite =
-      state === undefined ? 0 : this.ownerRestingLots(owner, side === 'buy' ? 'sell' : 'buy');
+    const ownOpposite = state === undefined ? 0 : side === 'buy' ? state.sellLots : state.buyLots;
     let available = 0;
     for (let i = levels.length - 1; i >= 0; i--) {
       const level = levels[i]!;
@@ -527,27 +504,8 @@ export class OrderBook {
     if (state === undefined) {
       state = new OwnerState(owner);
       this.owners.set(owner, state);
-      const totals = this.ownerTotals;
-      if (owner < OWNERS_DENSE_MAX) while (totals.length < 3 * owner + 3) totals.push(0);
     }
     return state;
-  }
-
-  /** Adds to an owner's resting lots on a side (negative to remove). */
-  private addLots(state: OwnerState, side: Side, lots: number): void {
-    const owner = state.owner;
-    if (owner < OWNERS_DENSE_MAX) {
-      const at = 3 * owner + (side === 'buy' ? 1 : 2);
-      const totals = this.ownerTotals;
-      totals[at] = totals[at]! + lots;
-    } else if (side === 'buy') state.buyLots += lots;
-    else state.sellLots += lots;
-  }
-
-  /** Copies an owner's order count into ownerTotals. */
-  private syncCount(state: OwnerState): void {
-    const owner = state.owner;
-    if (owner < OWNERS_DENSE_MAX) this.ownerTotals[3 * owner] = state.orderCount;
   }
 
   /** Removes an order without trading it and lists it in `removed`. */
@@ -580,7 +538,8 @@ export class OrderBook {
     const level = order.level!;
     level.totalLots -= lots;
     const state = order.ownerState!;
-    this.addLots(state, order.side, -lots);
+    if (order.side === 'buy') state.buyLots -= lots;
+    else state.sellLots -= lots;
     this.markLevel(level);
     this.markOrder(order);
   }
@@ -597,7 +556,8 @@ export class OrderBook {
     level.totalLots += order.sizeLots;
     assert(Number.isSafeInteger(level.totalLots), 'level size overflows a safe integer');
     const state = order.ownerState!;
-    this.addLots(state, order.side, order.sizeLots);
+    if (order.side === 'buy') state.buyLots += order.sizeLots;
+    else state.sellLots += order.sizeLots;
     this.markLevel(level);
     this.markOrder(order);
   }
@@ -615,7 +575,8 @@ export class OrderBook {
     level.orderCount--;
     level.totalLots -= order.sizeLots;
     const state = order.ownerState!;
-    this.addLots(state, order.side, -order.sizeLots);
+    if (order.side === 'buy') state.buyLots -= order.sizeLots;
+    else state.sellLots -= order.sizeLots;
     this.markLevel(level);
     this.markOrder(order);
     if (level.orderCount === 0) this.sideOf(level.side).removeLevel(level);
@@ -630,7 +591,6 @@ export class OrderBook {
     else state.tail.ownerNext = order;
     state.tail = order;
     state.orderCount++;
-    this.syncCount(state);
   }
 
   /** Links an order into its owner's list at its place by id (insert: ids need not grow). */
@@ -646,7 +606,6 @@ export class OrderBook {
     if (before === null) state.tail = order;
     else before.ownerPrev = order;
     state.orderCount++;
-    this.syncCount(state);
   }
 
   private unlinkOwner(order: Order): void {
@@ -661,7 +620,6 @@ export class OrderBook {
     // An owner's entry stays when its last order goes: owners are accounts, which
     // come back, and re-creating the entry on every round trip costs more than it holds.
     state.orderCount--;
-    this.syncCount(state);
   }
 
   private markLevel(level: Level): void {
@@ -791,15 +749,12 @@ export class OrderBook {
       );
     }
     for (const [owner, state] of this.owners) {
-      assert(this.ownerOrderCount(owner) === state.orderCount, `owner ${owner} counts drifted`);
-      const buyLots = this.ownerRestingLots(owner, 'buy');
-      const sellLots = this.ownerRestingLots(owner, 'sell');
       if (!owners.has(owner)) {
         assert(
           state.orderCount === 0 && state.head === null,
           `owner ${owner} lists orders it has not`,
         );
-        assert(buyLots === 0 && sellLots === 0, `owner ${owner} rests lots it has not`);
+        assert(state.buyLots === 0 && state.sellLots === 0, `owner ${owner} rests lots it has not`);
       }
     }
     for (const [owner, expected] of owners) {
@@ -807,8 +762,8 @@ export class OrderBook {
       assert(state !== undefined, `owner ${owner} missing from the owner index`);
       assert(
         state.orderCount === expected.count &&
-          this.ownerRestingLots(owner, 'buy') === expected.buyLots &&
-          this.ownerRestingLots(owner, 'sell') === expected.sellLots,
+          state.buyLots === expected.buyLots &&
+          state.sellLots === expected.sellLots,
         `owner ${owner} totals drifted`,
       );
       let count = 0;

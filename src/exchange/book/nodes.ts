@@ -78,7 +78,6 @@ export class Level {
 export class OwnerState {
   readonly owner: number;
   orderCount = 0;
-  /** Resting size per side, for owners the book keeps no dense totals for (OrderBook.ownerTotals). */
   buyLots = 0;
   sellLots = 0;
   head: Order | null = null;
