@@ -308,6 +308,19 @@ function makeHandlers(
   };
 }
 
+/**
+ * The client address of an upgrade request, as fastify's req.ip gives it for
+ * HTTP: behind a trusted proxy (trustProxy), the left-most X-Forwarded-For
+ * entry; otherwise the socket's peer.
+ */
+function clientIpOf(req: IncomingMessage, trustProxy: boolean): string {
+  const peer = req.socket.remoteAddress ?? '';
+  if (!trustProxy) return peer;
+  const forwarded = req.headers['x-forwarded-for'];
+  const first = (Array.isArray(forwarded) ? forwarded[0] : forwarded)?.split(',')[0]?.trim();
+  return first !== undefined && first !== '' ? first : peer;
+}
+
 function notFoundOf(what: string): never {
   throw notFound(what);
 }
@@ -471,9 +484,14 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       } catch (err) {
         const answer = errorAnswer(err, log);
         const retry = answer.retryAfterMs;
+        const status = answer.statusCode;
         return {
           ok: false,
-          error: { ...answer.body, ...(retry !== undefined ? { retryAfterMs: retry } : {}) },
+          error: {
+            ...answer.body,
+            status,
+            ...(retry !== undefined ? { retryAfterMs: retry } : {}),
+          },
         };
       }
     },
@@ -482,7 +500,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const perIp = new Map<string, number>();
   app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const path = (req.url ?? '').split('?')[0];
-    const ip = req.socket.remoteAddress ?? '';
+    const ip = clientIpOf(req, options.trustProxy === true);
     const refuse = (status: string, code: string, message: string) => {
       const body = JSON.stringify({ code, message });
       socket.end(

@@ -18,7 +18,12 @@
 import { Ajv } from 'ajv';
 import type { WebSocket } from 'ws';
 import { assert } from '../lib/assert.ts';
-import { API_BOOK_DEPTH_MAX, API_TRADES_DEFAULT, WS_SUBMIT_ID_CHARS_MAX } from '../lib/limits.ts';
+import {
+  API_BOOK_DEPTH_MAX,
+  API_TRADES_DEFAULT,
+  WS_CONTROL_MESSAGE_BYTES_MAX,
+  WS_SUBMIT_ID_CHARS_MAX,
+} from '../lib/limits.ts';
 import { RateLimiter } from './ratelimit.ts';
 import { ADDRESS_PATTERN, INSTRUMENT_PATTERN, wsSubmitSchema } from './routes.ts';
 import type { WsSubmitRequest } from './routes.ts';
@@ -55,6 +60,8 @@ export type WsMessage =
       hash?: string;
       retryAfterMs?: number;
       errorId?: string;
+      /** The HTTP status POST /v1/tx answers this error with (submissions). */
+      status?: number;
     }
   | { type: 'pong' };
 
@@ -109,8 +116,8 @@ class Connection {
   readonly socket: WebSocket;
   readonly ip: string;
   readonly subs = new Map<string, Subscription>();
-  /** Submissions not answered yet. */
-  pendingSubmits = 0;
+  /** The ids of its submissions not answered yet (ids must differ among them). */
+  readonly pendingIds = new Set<string>();
   constructor(socket: WebSocket, ip: string) {
     this.socket = socket;
     this.ip = ip;
@@ -219,6 +226,8 @@ export class WsHub {
   private readonly recent: BlockUpdate[] = [];
   private readonly unsubscribe: () => void;
   private readonly submitter: WsSubmitter | null;
+  /** Submissions awaiting their answer, by client address. */
+  private readonly pendingByIp = new Map<string, number>();
 
   constructor(
     view: NodeView,
@@ -316,6 +325,11 @@ export class WsHub {
     // from the connection's own bucket, which submissions leave alone.
     const submitter = this.submitter;
     const submitLike = submitter !== null && text !== undefined && text.includes('"submit"');
+    if (!submitLike && text !== undefined && text.length > WS_CONTROL_MESSAGE_BYTES_MAX) {
+      // Only a submission may be that large; no JSON parse for anything else.
+      conn.socket.close(1009, 'message too big');
+      return;
+    }
     const retryAfterMs = submitLike ? submitter.takeIp(conn.ip) : limiter.take('');
     if (this.limited(conn, retryAfterMs, submitLike ? sniffId(text!) : null)) return;
     let request: unknown;
@@ -366,6 +380,7 @@ export class WsHub {
       code: 'RateLimited',
       message: submission !== null ? 'too many requests from this address' : 'too many messages',
       retryAfterMs,
+      ...(submission !== null ? { status: 429 } : {}),
       ...(submission ? { id: submission } : {}),
     });
     return true;
@@ -378,6 +393,7 @@ export class WsHub {
         type: 'error',
         code: 'BadRequest',
         message: 'this server takes no submissions',
+        status: 400,
         ...idOf(r),
       });
     }
@@ -389,27 +405,63 @@ export class WsHub {
         code: 'BadRequest',
         message: `${field} ${first?.message ?? 'is invalid'}`,
         field,
+        status: 400,
         ...idOf(r),
       });
     }
-    if (conn.pendingSubmits >= this.limits.submitsPendingMax) {
+    if (conn.pendingIds.has(r.id)) {
       return this.send(conn, {
         type: 'error',
-        code: 'TooManyPending',
-        message: `at most ${this.limits.submitsPendingMax} submissions awaiting an answer per connection`,
+        code: 'BadRequest',
+        message: 'another submission with this id awaits its answer',
+        field: 'submit/id',
+        status: 400,
         id: r.id,
       });
     }
-    conn.pendingSubmits++;
-    void submitter.submit(r, conn.ip).then((answer) => {
-      conn.pendingSubmits--;
-      this.send(
-        conn,
-        answer.ok
-          ? { type: 'submitted', id: r.id, data: answer.data }
-          : { type: 'error', ...answer.error, id: r.id },
-      );
-    });
+    // Per address, not per connection: a submission whose connection closed
+    // still waits for its commit, and a new connection must not start afresh.
+    const ip = conn.ip;
+    const pending = this.pendingByIp.get(ip) ?? 0;
+    if (pending >= this.limits.submitsPendingMax) {
+      return this.send(conn, {
+        type: 'error',
+        code: 'TooManyPending',
+        message: `at most ${this.limits.submitsPendingMax} submissions from one address awaiting an answer`,
+        status: 429,
+        id: r.id,
+      });
+    }
+    this.pendingByIp.set(ip, pending + 1);
+    conn.pendingIds.add(r.id);
+    submitter
+      .submit(r, ip)
+      .then(
+        (answer) =>
+          answer.ok
+            ? ({ type: 'submitted', id: r.id, data: answer.data } as const)
+            : ({ type: 'error', ...answer.error, id: r.id } as const),
+        () =>
+          ({
+            type: 'error',
+            code: 'InternalError',
+            message: 'internal error',
+            status: 500,
+            id: r.id,
+          }) as const,
+      )
+      .then((message) => {
+        this.releasePending(ip);
+        conn.pendingIds.delete(r.id);
+        this.send(conn, message);
+      })
+      .catch(() => conn.socket.terminate());
+  }
+
+  private releasePending(ip: string): void {
+    const n = (this.pendingByIp.get(ip) ?? 1) - 1;
+    if (n === 0) this.pendingByIp.delete(ip);
+    else this.pendingByIp.set(ip, n);
   }
 
   private subscribe(conn: Connection, channel: unknown, fromSeq: unknown): void {

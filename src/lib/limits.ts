@@ -291,9 +291,11 @@ export const API_TRADES_DEFAULT = 100;
 export const API_TRADES_MAX = 1_000;
 /** Largest WebSocket message a client may send: a `submit` of a hex TX_BYTES_MAX transaction, with room. */
 export const WS_MESSAGE_BYTES_MAX = 64 * 1024;
+/** Largest WebSocket message other than a `submit` (subscribe, unsubscribe, ping). */
+export const WS_CONTROL_MESSAGE_BYTES_MAX = 4 * 1024;
 /** Longest client id of a WebSocket `submit`. */
 export const WS_SUBMIT_ID_CHARS_MAX = 64;
-/** Submissions of one WebSocket connection awaiting their answer (each may wait for its commit). */
+/** WebSocket submissions of one client address awaiting their answer (each may wait for its commit). */
 export const WS_SUBMITS_PENDING_MAX = 1_024;
 /** Most subscriptions one WebSocket connection may hold. */
 export const WS_SUBSCRIPTIONS_MAX = 64;

@@ -13,6 +13,7 @@ import type { AccountInterest, BlockUpdate, BookDelta } from '../../src/api/view
 import type { WsMessage } from '../../src/api/ws.ts';
 import { ZommaApiError } from '../../src/api/client/index.ts';
 import { toHex } from '../../src/lib/bytes.ts';
+import { WS_CONTROL_MESSAGE_BYTES_MAX } from '../../src/lib/limits.ts';
 import {
   CHAIN_ID,
   PERP,
@@ -435,10 +436,10 @@ test('submit over the socket answers as POST /v1/tx does: pending, final, typed 
 });
 
 test('submissions take the address bucket, not the connection one, and wait in a bounded number', async () => {
-  // The upgrade takes one token of the address; two submissions take the rest.
+  // The upgrade takes one token of the address; three submissions take the rest.
   const server = await serve(makeView(), {
-    ipRequestsPerS: 3,
-    ipBurstRequests: 3,
+    ipRequestsPerS: 4,
+    ipBurstRequests: 4,
     messagesPerS: 1,
     burstMessages: 2,
     submitsPendingMax: 1,
@@ -451,9 +452,13 @@ test('submissions take the address bucket, not the connection one, and wait in a
     client.send({ op: 'submit', id: '2', tx: toHex(order(2).bytes), wait: 'commit' });
     const second = await client.nth(answerTo('2'));
     assert.ok(second.type === 'error' && second.code === 'TooManyPending');
+    client.send({ op: 'submit', id: '1', tx: toHex(order(9).bytes) });
+    const twice = await client.nth(answerTo('1'));
+    assert.ok(twice.type === 'error' && twice.code === 'BadRequest', 'an id awaiting its answer');
     client.send({ op: 'submit', id: '3', tx: toHex(order(3).bytes) });
     const third = await client.nth(answerTo('3'));
     assert.ok(third.type === 'error' && third.code === 'RateLimited');
+    assert.equal(third.status, 429, 'the status POST /v1/tx would answer');
     // The connection's own bucket is untouched by submissions: a ping passes.
     client.send({ op: 'ping' });
     await client.nth((m) => m.type === 'pong');
@@ -520,5 +525,38 @@ test('SDK: a trader submits over the socket with the answers of HTTP; a dropped 
   } finally {
     slowSocket.close();
     await slowServer.close();
+  }
+
+  // Nothing listening: a submission waiting for the connection fails when it does.
+  const gone = await serve(makeView());
+  const goneUrl = gone.url;
+  await gone.close();
+  const deadSocket = new ZommaClient(goneUrl).socket({ reconnectDelayMs: 1_000 });
+  try {
+    const tx = order(10);
+    await assert.rejects(
+      deadSocket.submitTx(tx.bytes),
+      (e) => e instanceof ZommaApiError && e.code === 'NotSent' && e.hash === toHex(tx.hash),
+    );
+  } finally {
+    deadSocket.close();
+  }
+});
+
+test('a message other than a submission larger than WS_CONTROL_MESSAGE_BYTES_MAX closes the connection unparsed', async () => {
+  const server = await serve(makeView());
+  const client = new RawClient(server.url);
+  try {
+    await client.opened();
+    const closed = new Promise<number>((resolve) => client.socket.on('close', resolve));
+    client.send({
+      op: 'subscribe',
+      channel: 'blocks',
+      pad: 'x'.repeat(WS_CONTROL_MESSAGE_BYTES_MAX),
+    });
+    assert.equal(await closed, 1009);
+  } finally {
+    client.close();
+    await server.close();
   }
 });

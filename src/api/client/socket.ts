@@ -87,11 +87,13 @@ export class ZommaSocket {
   /**
    * Sends canonical transaction bytes over the socket (the `submit` op), with
    * the answers of HttpClient.submitTx: the pending or final transaction, or
-   * a ZommaApiError with the same code. Sent once the connection is open. If
-   * the connection drops before the answer, rejects with `Disconnected`: the
+   * a ZommaApiError with the same code and status. Sent at once when the
+   * connection is open, else when the connection being made opens. If the
+   * connection drops before the answer, rejects with `Disconnected`: the
    * transaction may have been taken, so look it up by its hash (error.hash)
    * before sending it again (a resend of the same bytes is refused as a
-   * DuplicateTx, never executed twice).
+   * DuplicateTx, never executed twice). If it drops or fails before the
+   * transaction was sent, rejects with `NotSent`: nothing is resent later.
    */
   submitTx(
     bytes: Uint8Array,
@@ -107,7 +109,7 @@ export class ZommaSocket {
     const hash = toHex(sha256(bytes));
     return new Promise<TxView>((resolve, reject) => {
       const pending: PendingSubmit = { hash, resolve, reject };
-      if (this.closed) return reject(disconnected(hash));
+      if (this.closed) return reject(notSent(hash));
       if (this.socket?.readyState === WebSocket.OPEN) this.sendSubmit(request, pending);
       else this.queued.push({ request, pending });
     });
@@ -140,16 +142,20 @@ export class ZommaSocket {
     if (pending === undefined) return false;
     this.pending.delete(id!);
     if (message.type === 'submitted') pending.resolve(message.data as TxView);
-    else pending.reject(new ZommaApiError(statusOfCode(message.code), message));
+    else pending.reject(new ZommaApiError(message.status ?? statusOfCode(message.code), message));
     return true;
   }
 
-  /** Every submission without an answer fails: its connection is gone. */
+  /**
+   * Every submission without an answer fails: those sent with Disconnected
+   * (they may have been taken), those never sent with NotSent.
+   */
   private failPending(): void {
-    const all = [...this.pending.values(), ...this.queued.map((q) => q.pending)];
+    const sent = [...this.pending.values()];
+    const unsent = this.queued.splice(0).map((q) => q.pending);
     this.pending.clear();
-    this.queued.length = 0;
-    for (const p of all) p.reject(disconnected(p.hash));
+    for (const p of sent) p.reject(disconnected(p.hash));
+    for (const p of unsent) p.reject(notSent(p.hash));
   }
 
   private connect(): void {
@@ -172,10 +178,9 @@ export class ZommaSocket {
       if (this.socket !== socket) return;
       this.socket = undefined;
       this.options.onStatus?.({ type: 'close' });
-      for (const [id, p] of this.pending) {
-        this.pending.delete(id);
-        p.reject(disconnected(p.hash));
-      }
+      // Sent and unanswered, or waiting for a connection that failed: the
+      // caller decides what to resend (no burst of stale orders on reconnect).
+      this.failPending();
       if (this.closed) return;
       const delayMs = this.delayMs;
       this.delayMs = Math.min(2 * delayMs, this.options.reconnectDelayMsMax ?? 10_000);
@@ -191,6 +196,14 @@ function disconnected(hash: string): ZommaApiError {
   return new ZommaApiError(0, {
     code: 'Disconnected',
     message: 'the connection closed before the answer: look the transaction up by its hash',
+    hash,
+  });
+}
+
+function notSent(hash: string): ZommaApiError {
+  return new ZommaApiError(0, {
+    code: 'NotSent',
+    message: 'no connection was open to send the transaction on: it was not submitted',
     hash,
   });
 }
