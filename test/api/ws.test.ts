@@ -4,7 +4,9 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import WebSocket from 'ws';
+import WebSocket, { WebSocketServer } from 'ws';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { formatAddress } from '../../src/crypto/index.ts';
 import { ZommaClient } from '../../src/api/client/index.ts';
 import type { ChannelEvent } from '../../src/api/client/index.ts';
@@ -560,3 +562,33 @@ test('a message other than a submission larger than WS_CONTROL_MESSAGE_BYTES_MAX
     await server.close();
   }
 });
+
+// Without the heartbeat this would wait forever: the timeout turns that into a failure.
+test(
+  'SDK: a connection whose peer stops answering is dropped by the heartbeat, failing what it had sent',
+  { timeout: 30_000 },
+  async () => {
+    // A peer that accepts the connection and then reads nothing (a host gone without closing).
+    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    wss.on('connection', (ws) => {
+      ws.on('message', () => (ws as unknown as { _socket: Duplex })._socket.pause());
+    });
+    await new Promise((resolve) => wss.once('listening', resolve));
+    const { port } = wss.address() as AddressInfo;
+    const socket = new ZommaClient(`http://127.0.0.1:${port}`).socket({
+      heartbeatMs: 20,
+      reconnectDelayMs: 60_000,
+    });
+    try {
+      const tx = order(11);
+      await assert.rejects(
+        socket.submitTx(tx.bytes, { wait: 'commit' }),
+        (e) => e instanceof ZommaApiError && e.code === 'Disconnected' && e.hash === toHex(tx.hash),
+      );
+    } finally {
+      socket.close();
+      for (const client of wss.clients) client.terminate();
+      await new Promise((resolve) => wss.close(resolve));
+    }
+  },
+);

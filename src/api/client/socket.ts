@@ -21,6 +21,13 @@ export interface SocketOptions {
   /** First reconnect delay; doubles per failed attempt up to reconnectDelayMsMax. Default 250. */
   reconnectDelayMs?: number;
   reconnectDelayMsMax?: number;
+  /**
+   * A ping every this many ms; a connection that has not answered the last
+   * one by the next is dropped (and reconnected): a peer gone without closing
+   * (a dead host, a cut link) otherwise looks connected for minutes, with its
+   * submissions unanswered. Default 15,000; 0: none.
+   */
+  heartbeatMs?: number;
   /** Called on every connection state change and server error, for logging. */
   onStatus?: (status: {
     type: 'open' | 'close' | 'error';
@@ -161,8 +168,20 @@ export class ZommaSocket {
   private connect(): void {
     const socket = new WebSocket(this.url);
     this.socket = socket;
+    let heartbeat: ReturnType<typeof setInterval> | undefined;
     socket.on('open', () => {
       this.connects++;
+      const heartbeatMs = this.options.heartbeatMs ?? 15_000;
+      if (heartbeatMs > 0) {
+        let answered = true;
+        socket.on('pong', () => (answered = true));
+        heartbeat = setInterval(() => {
+          if (!answered) return socket.terminate();
+          answered = false;
+          socket.ping();
+        }, heartbeatMs);
+        heartbeat.unref();
+      }
       this.delayMs = this.options.reconnectDelayMs ?? 250;
       this.options.onStatus?.({ type: 'open' });
       this.channels.resubscribeAll();
@@ -175,6 +194,7 @@ export class ZommaSocket {
     });
     socket.on('error', (e) => this.options.onStatus?.({ type: 'error', message: e.message }));
     socket.on('close', () => {
+      if (heartbeat !== undefined) clearInterval(heartbeat);
       if (this.socket !== socket) return;
       this.socket = undefined;
       this.options.onStatus?.({ type: 'close' });
