@@ -4,6 +4,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import WebSocket, { WebSocketServer } from 'ws';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -592,3 +593,80 @@ test(
     }
   },
 );
+
+// A message left unanswered would wait forever: the timeout turns that into a failure.
+test(
+  'property: every message, however malformed, gets exactly one answer and the hub keeps serving',
+  { timeout: 60_000 },
+  async () => {
+    const server = await serve(makeView({ autoCommit: true }), {
+      ipRequestsPerS: 1_000_000,
+      ipBurstRequests: 1_000_000,
+      messagesPerS: 1_000_000,
+      burstMessages: 1_000_000,
+    });
+    const field = fc.oneof(
+      fc.string({ maxLength: 80 }),
+      fc.integer(),
+      fc.constant(null),
+      fc.boolean(),
+      fc.constant(toHex(order(1).bytes)),
+      fc.array(fc.integer(), { maxLength: 3 }),
+    );
+    const message = fc.oneof(
+      fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.stringify(v)),
+      fc.string({ maxLength: 200 }),
+      fc
+        .record(
+          {
+            op: fc.constantFrom('submit', 'subscribe', 'unsubscribe', 'ping', 'dance'),
+            id: field,
+            tx: field,
+            encoding: fc.oneof(fc.constantFrom('hex', 'base64'), field),
+            wait: fc.oneof(fc.constantFrom('none', 'commit'), field),
+            timeoutMs: field,
+            channel: fc.oneof(fc.constantFrom('book:NOPE-PERPETUAL', 'orders:x'), field),
+            fromSeq: field,
+          },
+          { requiredKeys: ['op'] },
+        )
+        .map((o) => JSON.stringify(o)),
+    );
+    try {
+      await fc.assert(
+        fc.asyncProperty(fc.array(message, { minLength: 1, maxLength: 8 }), async (texts) => {
+          const client = new RawClient(server.url);
+          try {
+            await client.opened();
+            for (const text of texts) client.send(text);
+            await client.signal.until(
+              () => client.messages.length >= texts.length || client.closed,
+            );
+            assert.equal(client.closed, false);
+            for (const m of client.messages) {
+              assert.ok(['error', 'pong', 'submitted', 'unsubscribed'].includes(m.type), m.type);
+            }
+            client.send({ op: 'ping' });
+            await client.nth((m) => m.type === 'pong', texts.filter(isPing).length);
+            assert.equal(client.messages.length, texts.length + 1, 'one answer per message');
+          } finally {
+            client.close();
+          }
+        }),
+        { numRuns: 40, seed: 5 },
+      );
+    } finally {
+      await server.close();
+    }
+  },
+);
+
+/** A message the hub answers with a pong. */
+function isPing(text: string): boolean {
+  try {
+    const v = JSON.parse(text) as { op?: unknown } | null;
+    return typeof v === 'object' && v !== null && !Array.isArray(v) && v.op === 'ping';
+  } catch {
+    return false;
+  }
+}
