@@ -3,13 +3,14 @@
 // block (hash, appHash, per-transaction outcome) at every height; every
 // transaction the API acknowledged as committed is on every node after kill -9
 // and restart, with the result the API answered; bad input over HTTP
-// and WebSocket is refused with a typed code and the cluster keeps working.
+// and WebSocket (subscriptions and transaction submissions) is refused with a
+// typed code and the cluster keeps working.
 // One cluster serves every check (starting one is the slow part).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
-import { ZommaClient, generateKey } from '../../src/api/client/index.ts';
+import { ZommaApiError, ZommaClient, generateKey } from '../../src/api/client/index.ts';
 import type { Trader, TxView } from '../../src/api/client/index.ts';
 import { toHex } from '../../src/lib/bytes.ts';
 import { initCluster, kill9, startNodeProcess, until } from './helpers.ts';
@@ -166,6 +167,26 @@ test('a four-process cluster behind its API: matching, agreement, no lost acknow
     assert.ok(answers.some((a) => a.type === 'snapshot'));
     const big = (await wsExchange(ws, [Buffer.alloc(64 * 1024, 0x20)], 1)) as unknown[];
     assert.ok(big.length <= 1, 'an oversize message closes the connection');
+
+    // Transactions over the WebSocket, on a real node: the same typed refusals
+    // as over HTTP, and a good one acknowledged like any other.
+    const socket = clients[2]!.socket();
+    try {
+      const refused = (code: string) => (e: unknown) =>
+        e instanceof ZommaApiError && e.code === code;
+      const viaSocket = await taker.build({ kind: 'faucet', amountQuote: 2n });
+      const forgedViaSocket = Uint8Array.from(viaSocket.bytes);
+      forgedViaSocket[forgedViaSocket.length - 1] =
+        forgedViaSocket[forgedViaSocket.length - 1]! ^ 1;
+      await assert.rejects(socket.submitTx(forgedViaSocket), refused('BadSignature'));
+      await assert.rejects(socket.submitTx(Uint8Array.from([0xab, 0xcd])), refused('Malformed'));
+      const committed = await socket.submitTx(viaSocket.bytes, { wait: 'commit' });
+      assert.equal(committed.status, 'committed');
+      ack(committed);
+      await assert.rejects(socket.submitTx(viaSocket.bytes), refused('DuplicateTx'));
+    } finally {
+      socket.close();
+    }
 
     // Acknowledgements across crashes: traders on every node, kill -9 two
     // validators in turn (never two at once), restart them.
