@@ -587,10 +587,15 @@ export class StateSyncer {
   ): Promise<T> {
     const turn = this.turn++;
     const responseTimeoutMs = this.options.responseTimeoutMs ?? SYNC_RESPONSE_TIMEOUT_MS;
+    // Peers that gave no good answer for this key are not asked again while
+    // another has not been: a peer answering `pruned` to everything costs no
+    // time, so by cost alone it would be picked for every attempt.
+    const failed = new Set<PeerId>();
     for (let attempt = 0; attempt < SYNC_ATTEMPTS_MAX; attempt++) {
       const startMs = this.clock.nowMs();
       if (startMs >= deadlineMs) break;
-      const peer = this.pick(peers, turn + attempt);
+      if (peers.every((p) => failed.has(p))) failed.clear();
+      const peer = this.pick(peers, turn + attempt, failed);
       const answer = await this.request(
         peer,
         key,
@@ -606,6 +611,7 @@ export class StateSyncer {
         }
         return accepted;
       }
+      failed.add(peer);
       if (answer?.kind === 'pruned') this.stats.prunedAnswers++;
       // A pruned answer is honest and costs no wait; silence and bad answers cost an attempt.
       else this.charge(peer, responseTimeoutMs);
@@ -626,17 +632,19 @@ export class StateSyncer {
    * request would otherwise cost up to a response timeout on every other
    * chunk, enough to run out the deadline.
    */
-  private pick(peers: readonly PeerId[], start: number): PeerId {
-    let best = peers[start % peers.length]!;
-    let bestCostMs = this.costMs.get(best) ?? 0;
-    for (let i = 1; i < peers.length && bestCostMs > 0; i++) {
+  private pick(peers: readonly PeerId[], start: number, skip: ReadonlySet<PeerId>): PeerId {
+    let best: PeerId | undefined;
+    let bestCostMs = Infinity;
+    for (let i = 0; i < peers.length && bestCostMs > 0; i++) {
       const peer = peers[(start + i) % peers.length]!;
+      if (skip.has(peer)) continue;
       const costMs = this.costMs.get(peer) ?? 0;
       if (costMs < bestCostMs) {
         best = peer;
         bestCostMs = costMs;
       }
     }
+    assert(best !== undefined, 'a peer not skipped');
     return best;
   }
 

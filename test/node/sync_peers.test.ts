@@ -104,6 +104,8 @@ interface Peer {
   readonly block: (height: number) => CommittedBlock | null;
   /** Virtual time each chunk or block answer takes (0: at once). */
   readonly delayMs?: number;
+  /** Answers every block request with `pruned` (claims to hold none). */
+  readonly prunesAll?: boolean;
 }
 
 const honestBlock = (height: number): CommittedBlock | null => chain.blocks.get(height) ?? null;
@@ -218,6 +220,9 @@ function answerOf(peer: Peer, message: SyncMessage): SyncMessage | null {
       return { kind: 'chunk', height: message.height, index: message.index, bytes };
     }
     case 'blockRequest': {
+      if (peer.prunesAll === true) {
+        return { kind: 'pruned', height: message.height, firstHeight: message.height + 1 };
+      }
       const block = peer.block(message.height);
       if (block === null) return null;
       return {
@@ -556,3 +561,21 @@ function storageParts(storage: Storage): Storage {
     close: () => storage.close(),
   };
 }
+
+test('a peer answering pruned to every block request is asked once per block, not for every attempt', async () => {
+  // Its fake offer above the tip is tried first (no offer has a majority); the
+  // honest peers, silent for heights they do not hold, cost a timeout there.
+  const liar: Peer = {
+    snapshots: new Map([[TIP + 10, fakeSnapshot(TIP + 10)]]),
+    block: () => null,
+    prunesAll: true,
+  };
+  const { syncer, network } = syncerFor({ liar, a: honest(12), b: honest(16) });
+  const synced = await syncer.run();
+  assert.equal(synced.height, 16);
+  assertStoredBlockIsReal(synced);
+  assert.ok(
+    network.asked('liar', 'blockRequest') <= network.blockRequests().length / 2,
+    `the liar was asked ${network.asked('liar', 'blockRequest')} of ${network.blockRequests().length} block requests`,
+  );
+});
