@@ -476,8 +476,12 @@ export const SYNC_REQUEST_RETRY_MS = 500;
 export const SYNC_RESPONSE_TIMEOUT_MS = 5_000;
 /** Tries per chunk (and for the blocks), across peers, before the offer is abandoned. */
 export const SYNC_ATTEMPTS_MAX = 8;
-/** A whole state sync, discovery to verified state, or the node refuses to start. */
-export const SYNC_TIMEOUT_MS = 300_000;
+/**
+ * A whole state sync, discovery to verified state, or the node refuses to
+ * start: room for two offers of the largest snapshot at the slowest rate, so
+ * that one liar's abandoned offer leaves room for an honest one of any size.
+ */
+export const SYNC_TIMEOUT_MS = 600_000;
 /**
  * Slowest snapshot transfer a syncing node waits out: an offer whose chunks
  * have not all arrived within SYNC_OFFER_GRACE_MS + its size at this rate is
@@ -519,9 +523,9 @@ assert(SYNC_CANDIDATES_PER_PEER_MAX >= 1, 'every peer offering has its best offe
 assert(SYNC_TRUST_CACHED_BLOCKS_MAX >= 3, 'the blocks of h, h+1 and h+2 stay cached');
 assert(SYNC_OFFERS_MAX * SYNC_CHUNKS_MAX * 34 < SYNC_MESSAGE_BYTES_MAX, 'offers fit a message');
 assert(
-  SYNC_OFFER_GRACE_MS + (SNAPSHOT_BYTES_MAX / SYNC_TRANSFER_BYTES_PER_S_MIN) * 1000 <
+  2 * (SYNC_OFFER_GRACE_MS + (SNAPSHOT_BYTES_MAX / SYNC_TRANSFER_BYTES_PER_S_MIN) * 1000) + 60_000 <
     SYNC_TIMEOUT_MS,
-  'one offer of the largest snapshot, abandoned, leaves time for another',
+  'one offer of the largest snapshot, abandoned, leaves time for another of the largest',
 );
 
 // --- Dashboard feeds (src/node/view.ts: /v1/risk, /v1/consensus) ---------------------
