@@ -139,20 +139,21 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
     storage.close();
     throw error;
   }
-  if (config.stateSync === true) {
-    try {
+  try {
+    // Checked with or without state sync: blocks with no WAL checkpoint are
+    // only ever left by a state sync cut short (SyncIncomplete says what to do).
+    const empty = isEmptyStorage(storage);
+    if (config.stateSync === true && empty) {
       const trusted = config.trustedBlock ?? null;
       const trustedBlock =
         trusted === null ? null : { height: trusted.height, hash: fromHex(trusted.hash) };
-      if (isEmptyStorage(storage)) {
-        await stateSync(network, genesis, consensusGenesis, storage, log, trustedBlock);
-      }
-    } catch (error) {
-      await network.stop();
-      storage.close();
-      results.close();
-      throw error;
+      await stateSync(network, genesis, consensusGenesis, storage, log, trustedBlock);
     }
+  } catch (error) {
+    await network.stop();
+    storage.close();
+    results.close();
+    throw error;
   }
   const pool = new VerifyPool({ workers: 1 });
   // Only a validator observes prices (in its precommits).
