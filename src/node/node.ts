@@ -195,8 +195,11 @@ export class ZommaNode {
 
   async stop(): Promise<void> {
     this.loop.stop();
-    await this.options.network.stop();
-    this.syncServer.close();
+    try {
+      await this.options.network.stop();
+    } finally {
+      this.syncServer.close();
+    }
   }
 
   /** Admits a client's transaction to the mempool (and gossips it). */

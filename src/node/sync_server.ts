@@ -86,6 +86,8 @@ interface Prepared {
 }
 
 export class SyncServer {
+  /** Set by close(): no frame is served after it. */
+  private closed = false;
   readonly stats: SyncServerStats = {
     served: 0,
     prunedAnswers: 0,
@@ -113,6 +115,8 @@ export class SyncServer {
 
   /** A sync-channel payload from a peer. Never throws on the peer's bytes. */
   onMessage(peer: PeerId, payload: Uint8Array): void {
+    // After close(), a late frame must not open snapshot files again.
+    if (this.closed) return;
     let message: SyncMessage;
     try {
       message = decodeSyncMessage(payload);
@@ -200,6 +204,7 @@ export class SyncServer {
 
   /** Closes the files of the snapshots offered. */
   close(): void {
+    this.closed = true;
     for (const h of [...this.prepared.keys()]) this.forget(h);
   }
 

@@ -320,6 +320,12 @@ test('a block request below the first stored height is answered pruned, naming t
     ]);
     assert.equal(server.stats.prunedAnswers, 1);
     assert.equal(server.stats.dropped.unknownBlock, 1);
+    // Closed (the node stopping): a late frame is not served.
+    server.close();
+    ask({ kind: 'offersRequest' });
+    ask({ kind: 'blockRequest', height: 4 });
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(answers.length, 2);
   } finally {
     storage.close();
     tmp.remove();
