@@ -88,6 +88,8 @@ interface Prepared {
 export class SyncServer {
   /** Set by close(): no frame is served after it. */
   private closed = false;
+  /** Offerable heights whose snapshot file could not be offered (damaged, empty); at most SYNC_OFFERS_MAX. */
+  private readonly unusable = new Set<number>();
   readonly stats: SyncServerStats = {
     served: 0,
     prunedAnswers: 0,
@@ -169,6 +171,7 @@ export class SyncServer {
       .filter((h) => h >= 1 && first >= 1 && h >= first && h + 1 <= blocks.lastHeight());
     const newest = heights.slice(-SYNC_OFFERS_MAX).reverse();
     for (const h of [...this.prepared.keys()]) if (!newest.includes(h)) this.forget(h);
+    for (const h of [...this.unusable]) if (!newest.includes(h)) this.unusable.delete(h);
     const out: SnapshotOffer[] = [];
     for (const h of newest) {
       const prepared = this.prepare(h);
@@ -238,6 +241,14 @@ export class SyncServer {
   private prepare(height: number): Prepared | null {
     const known = this.prepared.get(height);
     if (known !== undefined) return known;
+    // Read whole once: a damaged file would otherwise cost a full read per offers request.
+    if (this.unusable.has(height)) return null;
+    const prepared = this.prepareFromFile(height);
+    if (prepared === null) this.unusable.add(height);
+    return prepared;
+  }
+
+  private prepareFromFile(height: number): Prepared | null {
     const snapshots = this.options.storage.snapshots;
     let reader: SnapshotReader | null = null;
     let bytes: Uint8Array | null;

@@ -281,8 +281,19 @@ test('a chunk the disk changed under an offer is not sent (snapshotChanged), and
     assert.equal(answers.length, 1, 'only the offers answered');
     assert.equal(server.stats.dropped.snapshotChanged, 1);
     // Made anew: the whole file fails its checksum now, so it is not offered.
+    const snapshots = storage.snapshots;
+    const load = snapshots.load.bind(snapshots);
+    let loads = 0;
+    snapshots.load = (height: number) => {
+      loads++;
+      return load(height);
+    };
     await ask({ kind: 'offersRequest' });
     assert.deepEqual(answers[1], { kind: 'offers', offers: [] });
+    // Nor read again in full for every later offers request.
+    await ask({ kind: 'offersRequest' });
+    assert.deepEqual(answers[2], { kind: 'offers', offers: [] });
+    assert.equal(loads, 1, 'the damaged file read whole once');
     server.close();
   } finally {
     storage.close();
