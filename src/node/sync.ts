@@ -1028,6 +1028,10 @@ export function isEmptyStorage(storage: Storage): boolean {
  * short before it) only means it is not served to others.
  */
 export function saveSynced(storage: Storage, synced: SyncedState): void {
+  // Left by a sync cut short before its checkpoint (the storage is empty
+  // otherwise): one above this height would count among the snapshots kept
+  // and could get this one pruned before the node's own replace it.
+  storage.snapshots.clear();
   storage.snapshots.save(synced.height, synced.snapshot);
   const record = encode(walRecordCodec, { kind: 'checkpoint', state: synced.chainState });
   storage.wal.append(record, true);

@@ -240,6 +240,11 @@ export function runStorageCompliance(name: string, make: () => StorageHarness): 
       assert.deepEqual(s.snapshots.latest(), { height: 40, bytes: bytesOf(40, 3000) });
       s.snapshots.prune(5);
       assert.deepEqual(s.snapshots.heights(), [30, 40]);
+      s.snapshots.clear();
+      h.crash(s);
+      s = h.open();
+      assert.deepEqual(s.snapshots.heights(), []);
+      assert.equal(s.snapshots.latest(), null);
       s.close();
     }));
 

@@ -58,6 +58,7 @@ test('a new full node state-syncs from pruned validators, then follows with the 
         save: () => {},
         latest: () => null,
         prune: () => {},
+        clear: () => {},
         heights: () => real.snapshots.heights(),
         load: tampered,
         openReader: (h) => {

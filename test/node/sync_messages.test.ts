@@ -173,6 +173,7 @@ test('the server keeps no snapshot bytes: each chunk is read from the file when 
         save: (h, b) => snapshots.save(h, b),
         latest: () => snapshots.latest(),
         prune: (k) => snapshots.prune(k),
+        clear: () => snapshots.clear(),
         heights: () => snapshots.heights(),
         load: (h) => (reads.whole++, snapshots.load(h)),
         openReader: (h) => {

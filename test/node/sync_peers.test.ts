@@ -527,6 +527,7 @@ test('a state sync cut short while writing leaves nothing a restart resumes from
     assert.equal(first.blocks.lastHeight(), 0, 'no block before the checkpoint');
     assert.ok(isEmptyStorage(first));
     saveSynced(first, at12);
+    assert.deepEqual(first.snapshots.heights(), [12], 'the leftover above it is gone');
     assert.equal(lastCheckpoint(first.wal.readAll()).height, 12);
     assert.equal(first.blocks.firstHeight(), 12);
     assert.ok(!isEmptyStorage(first));

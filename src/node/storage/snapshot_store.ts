@@ -134,7 +134,14 @@ export class FileSnapshotStore implements SnapshotStore {
       `prune keeps at least one snapshot, got ${keep}`,
     );
     const heights = this.heights();
-    const doomed = heights.slice(0, Math.max(0, heights.length - keep));
+    this.remove(heights.slice(0, Math.max(0, heights.length - keep)));
+  }
+
+  clear(): void {
+    this.remove(this.heights());
+  }
+
+  private remove(doomed: readonly number[]): void {
     for (const height of doomed) unlinkSync(join(this.dir, fileName(height)));
     if (doomed.length > 0) fsyncDirectory(this.dir);
   }

@@ -107,6 +107,8 @@ export interface SnapshotStore {
   heights(): number[];
   /** Keeps the `keep` highest heights (keep ≥ 1) and deletes the rest. */
   prune(keep: number): void;
+  /** Deletes every snapshot, durably (a state sync's leftovers, before it writes its own). */
+  clear(): void;
 }
 
 /** One node's storage. Restart = latest snapshot + the blocks after it + the WAL since its checkpoint. */
