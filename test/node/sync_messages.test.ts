@@ -188,24 +188,7 @@ test('the server keeps no snapshot bytes: each chunk is read from the file when 
         },
       },
     };
-    const hub = new MemoryHub();
-    const serverNet = hub.join('server');
-    const clientNet = hub.join('client');
-    await serverNet.start();
-    await clientNet.start();
-    const server = new SyncServer({
-      storage: counted,
-      network: serverNet,
-      clock: { nowMs: () => 0, after: () => () => {} },
-    });
-    const answers: SyncMessage[] = [];
-    clientNet.onMessage((_peer, bytes) => answers.push(decodeSyncMessage(bytes.subarray(1))));
-    const ask = async (m: SyncMessage): Promise<SyncMessage | undefined> => {
-      const before = answers.length;
-      server.onMessage('client', encodeSyncMessage(m));
-      await new Promise((resolve) => setImmediate(resolve));
-      return answers.length > before ? answers[answers.length - 1] : undefined;
-    };
+    const { server, ask } = await serving(counted);
     const chunks = async (offer: SnapshotOffer): Promise<Uint8Array[]> => {
       const got: Uint8Array[] = [];
       for (let index = 0; index < offer.chunkHashes.length; index++) {
@@ -256,22 +239,7 @@ test('a chunk the disk changed under an offer is not sent (snapshotChanged), and
     const snapshot = new Uint8Array(SYNC_CHUNK_BYTES + 10).map((_, i) => i & 0xff);
     storage.snapshots.save(4, snapshot);
     for (let h = 3; h <= 5; h++) storage.blocks.save(h, new Uint8Array([h]));
-    const hub = new MemoryHub();
-    const serverNet = hub.join('server');
-    const clientNet = hub.join('client');
-    await serverNet.start();
-    await clientNet.start();
-    const server = new SyncServer({
-      storage,
-      network: serverNet,
-      clock: { nowMs: () => 0, after: () => () => {} },
-    });
-    const answers: SyncMessage[] = [];
-    clientNet.onMessage((_peer, bytes) => answers.push(decodeSyncMessage(bytes.subarray(1))));
-    const ask = async (m: SyncMessage): Promise<void> => {
-      server.onMessage('client', encodeSyncMessage(m));
-      await new Promise((resolve) => setImmediate(resolve));
-    };
+    const { server, answers, ask } = await serving(storage);
     await ask({ kind: 'offersRequest' });
     // Bit rot in place, in the second chunk (the file's 16-byte header first).
     const path = join(tmp.dir, 'snapshots', 'snapshot-0000000000000004.snap');
@@ -308,24 +276,11 @@ test('a block request below the first stored height is answered pruned, naming t
   try {
     for (let h = 1; h <= 6; h++) storage.blocks.save(h, new Uint8Array([h]));
     storage.blocks.pruneBefore(4);
-    const hub = new MemoryHub();
-    const serverNet = hub.join('server');
-    const clientNet = hub.join('client');
-    await serverNet.start();
-    await clientNet.start();
-    const server = new SyncServer({
-      storage,
-      network: serverNet,
-      clock: { nowMs: () => 0, after: () => () => {} },
-    });
-    const answers: SyncMessage[] = [];
-    clientNet.onMessage((_peer, bytes) => answers.push(decodeSyncMessage(bytes.subarray(1))));
-    const ask = (m: SyncMessage) => server.onMessage('client', encodeSyncMessage(m));
-    ask({ kind: 'blockRequest', height: 2 });
-    ask({ kind: 'blockRequest', height: 4 });
+    const { server, answers, ask } = await serving(storage);
+    await ask({ kind: 'blockRequest', height: 2 });
+    await ask({ kind: 'blockRequest', height: 4 });
     // Above the last height: not pruned, not known yet; no answer.
-    ask({ kind: 'blockRequest', height: 9 });
-    await new Promise((resolve) => setImmediate(resolve));
+    await ask({ kind: 'blockRequest', height: 9 });
     assert.deepEqual(answers, [
       { kind: 'pruned', height: 2, firstHeight: 4 },
       { kind: 'block', height: 4, bytes: new Uint8Array([4]) },
@@ -334,12 +289,38 @@ test('a block request below the first stored height is answered pruned, naming t
     assert.equal(server.stats.dropped.unknownBlock, 1);
     // Closed (the node stopping): a late frame is not served.
     server.close();
-    ask({ kind: 'offersRequest' });
-    ask({ kind: 'blockRequest', height: 4 });
-    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(await ask({ kind: 'offersRequest' }), undefined);
+    assert.equal(await ask({ kind: 'blockRequest', height: 4 }), undefined);
     assert.equal(answers.length, 2);
   } finally {
     storage.close();
     tmp.remove();
   }
 });
+
+/**
+ * A sync server on `storage` (its clock stopped at 0) and a client collecting
+ * its answers; ask() sends one request and waits a turn for its answer (the
+ * last one received, or undefined when none came).
+ */
+async function serving(storage: Storage) {
+  const hub = new MemoryHub();
+  const serverNet = hub.join('server');
+  const clientNet = hub.join('client');
+  await serverNet.start();
+  await clientNet.start();
+  const server = new SyncServer({
+    storage,
+    network: serverNet,
+    clock: { nowMs: () => 0, after: () => () => {} },
+  });
+  const answers: SyncMessage[] = [];
+  clientNet.onMessage((_peer, bytes) => answers.push(decodeSyncMessage(bytes.subarray(1))));
+  const ask = async (m: SyncMessage): Promise<SyncMessage | undefined> => {
+    const before = answers.length;
+    server.onMessage('client', encodeSyncMessage(m));
+    await new Promise((resolve) => setImmediate(resolve));
+    return answers.length > before ? answers[answers.length - 1] : undefined;
+  };
+  return { server, answers, ask };
+}
