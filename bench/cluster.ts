@@ -229,7 +229,7 @@ function cpuMsOf(child: ChildProcess): { user: number; system: number } {
 }
 
 interface SyncCounters {
-  /** Foreground fdatasync calls (zomma_storage_fsyncs_total). */
+  /** fdatasync calls on the commit path (zomma_storage_fsyncs_total, foreground and awaited). */
   readonly foreground: number;
   /** The WAL sync histogram's sum and count (one sample per block: its latest sync). */
   readonly walSyncMsSum: number;
@@ -242,7 +242,9 @@ async function syncCounters(metrics: string): Promise<SyncCounters> {
   const value = (prefix: string): number =>
     Number(lines.find((l) => l.startsWith(prefix))?.split(' ')[1] ?? NaN);
   return {
-    foreground: value('zomma_storage_fsyncs_total{where="foreground"}'),
+    foreground:
+      value('zomma_storage_fsyncs_total{where="foreground"}') +
+      value('zomma_storage_fsyncs_total{where="awaited"}'),
     walSyncMsSum: value('zomma_wal_fsync_ms_sum'),
     walSyncSamples: value('zomma_wal_fsync_ms_count'),
   };
@@ -370,7 +372,7 @@ async function benchZomma(dir: string): Promise<
           )) *
           100,
       ) / 100;
-    // Per validator and height: the fsyncs that block a validator's thread.
+    // Per validator and height: the fsyncs on the commit path (blocking the thread or awaited).
     const fsyncsPerHeight = Math.round((fsyncs / 4 / Math.max(1, blocks)) * 100) / 100;
     // Every validator checks every transaction's signature once (mempool or proposal).
     const verifiesPerS = 4 * load.committedPerS;

@@ -4,9 +4,13 @@
 // given: a persist with sync is made durable before anything after it, sends
 // go to the network, timeouts to the clock, buildProposal to the application's
 // prepareProposal, finalizeBlock to the block store and then the application.
-// The application and storage ports are synchronous, so one input and all of
-// its effects run to completion before the next input: readers on this thread
-// never see a block half applied.
+//
+// A synced persist (the record before each of our signatures) waits for its
+// fdatasync without blocking the thread when the WAL can sync on libuv's pool
+// (Wal.syncAsync): the effects after it and every later input wait, in order,
+// while the API, the mempool and the transport go on. Everything else is
+// synchronous, so each effect (a block's execution included) runs to
+// completion on this thread: readers never see a block half applied.
 
 import { decode, encode } from '../codec/wire.ts';
 import type {
@@ -136,6 +140,14 @@ export interface NodeLoopOptions {
    * mempool, and cut short when one arrives (txsAdmitted).
    */
   readonly commitPauseMs?: number;
+  /**
+   * Wait for a synced WAL record's fdatasync on libuv's pool (when the WAL has
+   * Wal.syncAsync) instead of blocking the thread in it: the API, mempool and
+   * transport go on meanwhile; the consensus steps after the record still
+   * wait. Default false: every effect completes within the call that caused
+   * it, as tests driving the loop step by step expect.
+   */
+  readonly walSyncInBackground?: boolean;
   /** Rewrite the WAL from its checkpoint once it grew by this much (default WAL_ROTATE_BYTES). */
   readonly walRotateBytes?: number;
   /**
@@ -167,6 +179,11 @@ export class NodeLoop {
   private checkpointDurable = 0;
   private readonly queue: Input[] = [];
   private draining = false;
+  /**
+   * The effects left of a batch while a synced WAL record's fdatasync runs on
+   * libuv's pool: performed, and the queue drained again, once it is durable.
+   */
+  private suspended: { effects: readonly Effect[]; next: number } | null = null;
   private running = false;
   private halted: HaltReport | null = null;
   private readonly cancels = new Set<() => void>();
@@ -228,6 +245,7 @@ export class NodeLoop {
 
   stop(): void {
     this.running = false;
+    this.suspended = null;
     for (const cancel of this.cancels) cancel();
     this.cancels.clear();
     this.queue.length = 0;
@@ -286,7 +304,8 @@ export class NodeLoop {
    * a restart by state sync (a fresh data directory) brings this node back.
    */
   onPeerPruned(from: PeerId, height: number, firstHeight: number): void {
-    if (!this.running || this.draining) return;
+    // Its effects would overtake those of the input being handled.
+    if (!this.running || this.draining || this.suspended !== null) return;
     let askedAnother = false;
     this.guard(() => {
       const effects = this.replica.onPeerPruned(from, firstHeight, this.clock.nowMs());
@@ -314,7 +333,7 @@ export class NodeLoop {
     if (this.draining) return;
     this.draining = true;
     try {
-      while (this.running && this.queue.length > 0) {
+      while (this.running && this.suspended === null && this.queue.length > 0) {
         const input = this.queue.shift()!;
         this.stats.inputs++;
         this.guard(() => this.perform(this.replica.handle(input)));
@@ -348,15 +367,33 @@ export class NodeLoop {
     this.options.hooks?.onHalt?.(report);
   }
 
-  private perform(effects: readonly Effect[]): void {
-    for (const effect of effects) {
+  private perform(effects: readonly Effect[], from = 0): void {
+    for (let i = from; i < effects.length; i++) {
       if (!this.running) return;
       this.stats.effects++;
-      this.performOne(effect);
+      if (this.performOne(effects[i]!) === 'awaitSync') {
+        this.suspended = { effects, next: i + 1 };
+        return;
+      }
     }
   }
 
-  private performOne(effect: Effect): void {
+  /** The WAL's fdatasync started by performOne finished (`error` null) or failed. */
+  private synced(error: Error | null, startedMs: number): void {
+    const suspended = this.suspended;
+    if (!this.running || suspended === null) return;
+    this.suspended = null;
+    this.guard(() => {
+      if (error !== null) throw error;
+      this.noteSync(this.clock.nowMs() - startedMs);
+      this.checkpointDurable = this.checkpointAppended;
+      this.perform(suspended.effects, suspended.next);
+    });
+    this.drain();
+  }
+
+  /** 'awaitSync' when the effect's fdatasync is running: the rest waits for synced(). */
+  private performOne(effect: Effect): 'awaitSync' | void {
     const { network, storage } = this.options;
     switch (effect.kind) {
       case 'persist': {
@@ -375,6 +412,17 @@ export class NodeLoop {
         // to find every block up to it, so the blocks go first.
         if (sync) this.flushStored();
         const started = this.clock.nowMs();
+        // A rotation rewrites the file from the checkpoint, durably: that sync stays here.
+        if (
+          sync &&
+          !rotate &&
+          this.options.walSyncInBackground === true &&
+          storage.wal.syncAsync !== undefined
+        ) {
+          storage.wal.append(effect.record, false);
+          storage.wal.syncAsync((error) => this.synced(error, started));
+          return 'awaitSync';
+        }
         const index = storage.wal.append(effect.record, sync);
         // A checkpoint follows the execution of the application's height.
         if (checkpoint) this.checkpointAppended = this.options.app.height;

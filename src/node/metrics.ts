@@ -57,12 +57,13 @@ export class NodeMetrics {
     gauge('zomma_halted', '1 once the node has halted', () => (loop.haltReport === null ? 0 : 1));
     new Counter({
       name: 'zomma_storage_fsyncs_total',
-      help: 'fdatasync calls of the WAL, block and results logs: foreground ones block the node',
+      help: 'fdatasync calls of the WAL, block and results logs: foreground ones block the node thread, awaited ones its consensus step, background ones nothing',
       labelNames: ['where'],
       registers: [r],
       collect() {
         this.reset();
         this.inc({ where: 'foreground' }, recordLogSyncs.foreground);
+        this.inc({ where: 'awaited' }, recordLogSyncs.awaited);
         this.inc({ where: 'background' }, recordLogSyncs.background);
       },
     });

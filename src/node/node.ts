@@ -173,6 +173,7 @@ export class ZommaNode {
       snapshotsKept: options.snapshotsKept,
       blocksKept: options.blocksKept ?? 0,
       commitPauseMs: options.commitPauseMs ?? 0,
+      walSyncInBackground: true,
       flush: () => this.results.flush(),
       hooks: {
         onExecuted: (executed) => this.onExecuted(executed),

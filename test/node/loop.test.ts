@@ -60,6 +60,7 @@ function startNode(
     snapshotEveryHeights: 3,
     snapshotsKept: 2,
     walRotateBytes: 4_000,
+    walSyncInBackground: true,
     hooks: {
       onExecuted: (e) => {
         const height = e.block.header.height;

@@ -144,10 +144,12 @@ function replaceFile(path: string, header: Uint8Array, body: Uint8Array[]): void
 
 /**
  * fdatasync calls made by this process's record logs: on the calling thread
- * (they block it) and on libuv's pool. For metrics and bench:cluster's
+ * (foreground: they block it), on libuv's pool with the caller waiting for
+ * them (awaited: the thread goes on, the node's next step does not) and on
+ * the pool with nobody waiting (background). For metrics and bench:cluster's
  * fsyncs per height.
  */
-export const recordLogSyncs = { foreground: 0, background: 0 };
+export const recordLogSyncs = { foreground: 0, awaited: 0, background: 0 };
 
 export class RecordLog {
   readonly path: string;
@@ -235,6 +237,29 @@ export class RecordLog {
       if (this.generation !== generation) return;
       if (error !== null) this.failed = true;
       else if (covers > this.durableCount) this.durableCount = covers;
+    });
+  }
+
+  /**
+   * Like sync(), on libuv's thread pool: `done` once every record appended
+   * before the call is durable, or with the error (the log is then failed).
+   * Not called at all if the file is closed or rewritten meanwhile (close()
+   * and rewrite() make what they keep durable themselves).
+   */
+  syncAsync(done: (error: Error | null) => void): void {
+    this.checkWritable();
+    const generation = this.generation;
+    const covers = this.appendedCount;
+    recordLogSyncs.awaited++;
+    fdatasync(this.fd, (error) => {
+      if (this.generation !== generation) return;
+      if (error !== null) {
+        this.failed = true;
+        done(ioFailed(this.path, error));
+        return;
+      }
+      if (covers > this.durableCount) this.durableCount = covers;
+      done(null);
     });
   }
 

@@ -27,6 +27,14 @@ export interface Wal {
   append(record: Uint8Array, sync: boolean): number;
   /** Makes every appended record durable. */
   sync(): void;
+  /**
+   * Starts making every record appended so far durable without blocking the
+   * calling thread, and calls `done` once they are (error null) or once that
+   * failed (then the WAL refuses further writes, as after a failed sync()).
+   * `done` is never called synchronously, nor after close(). Optional: a
+   * store without it is synced with sync().
+   */
+  syncAsync?(done: (error: Error | null) => void): void;
   /** The held records, oldest first: indices firstIndex() .. nextIndex() − 1. */
   readAll(): Uint8Array[];
   /**

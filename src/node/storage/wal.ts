@@ -42,6 +42,10 @@ export class FileWal implements Wal {
     this.log.sync();
   }
 
+  syncAsync(done: (error: Error | null) => void): void {
+    this.log.syncAsync(done);
+  }
+
   readAll(): Uint8Array[] {
     return this.refs.map((ref) => this.log.read(ref));
   }

@@ -1,0 +1,232 @@
+// The loop's synced WAL records when the WAL syncs on libuv's pool
+// (Wal.syncAsync): nothing after such a record (a signed vote's broadcast, the
+// next input) happens before its sync reports durable, and a failed sync
+// halts the node. One validator, so it commits alone; its WAL's syncs are
+// held until the test releases them.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { NodeLoop, lastCheckpoint } from '../../src/node/loop.ts';
+import { MemoryHub } from '../../src/node/network.ts';
+import type { PeerNetwork } from '../../src/node/network.ts';
+import { restoreApp } from '../../src/node/restore.ts';
+import { openStorage } from '../../src/node/storage/index.ts';
+import type { Storage, Wal } from '../../src/node/storage/index.ts';
+import { StorageError } from '../../src/node/storage/errors.ts';
+import {
+  FAST_TIMEOUTS,
+  HashChainApp,
+  signerOf,
+  tempDir,
+  testGenesis,
+  testKey,
+  verifierFor,
+  waitFor,
+} from './helpers.ts';
+
+/** A file WAL whose async syncs wait for release(); appended and durable counts kept. */
+class HeldWal implements Wal {
+  appended = 0;
+  durable = 0;
+  /** Pass syncs straight through instead of holding them. */
+  passThrough = false;
+  /** Make the next async sync fail. */
+  failNext = false;
+  private readonly held: (() => void)[] = [];
+  private closed = false;
+
+  constructor(private readonly inner: Wal) {}
+
+  get heldCount(): number {
+    return this.held.length;
+  }
+
+  release(): void {
+    this.held.shift()!();
+  }
+
+  firstIndex(): number {
+    return this.inner.firstIndex();
+  }
+  nextIndex(): number {
+    return this.inner.nextIndex();
+  }
+  append(record: Uint8Array, sync: boolean): number {
+    const index = this.inner.append(record, sync);
+    this.appended++;
+    if (sync) this.durable = this.appended;
+    return index;
+  }
+  sync(): void {
+    this.inner.sync();
+    this.durable = this.appended;
+  }
+  syncAsync(done: (error: Error | null) => void): void {
+    const covers = this.appended;
+    if (this.failNext) {
+      this.failNext = false;
+      setImmediate(() => done(new StorageError('StorageIoFailed', 'wal.log', null, 'EIO')));
+      return;
+    }
+    const finish = (): void => {
+      if (this.closed) return;
+      this.inner.sync();
+      this.durable = Math.max(this.durable, covers);
+      done(null);
+    };
+    if (this.passThrough) setImmediate(finish);
+    else this.held.push(finish);
+  }
+  readAll(): Uint8Array[] {
+    return this.inner.readAll();
+  }
+  truncateBefore(index: number): void {
+    this.inner.truncateBefore(index);
+    this.durable = this.appended;
+  }
+  close(): void {
+    this.closed = true;
+    this.inner.close();
+  }
+}
+
+interface Solo {
+  loop: NodeLoop;
+  app: HashChainApp;
+  wal: HeldWal;
+  storage: Storage;
+  /** Consensus frames sent, each with whether every WAL record before it was durable then. */
+  sent: boolean[];
+}
+
+function startSolo(dir: string, passThrough = false): Solo {
+  const key = testKey(0);
+  const genesis = testGenesis([key]);
+  const storage = openStorage(dir);
+  const wal = new HeldWal(storage.wal);
+  wal.passThrough = passThrough;
+  const held: Storage = {
+    wal,
+    blocks: storage.blocks,
+    snapshots: storage.snapshots,
+    close: () => {
+      wal.close();
+      storage.close();
+    },
+  };
+  const { app } = restoreApp(
+    held,
+    lastCheckpoint(wal.readAll()),
+    () => new HashChainApp(genesis.appHash),
+    (bytes) => HashChainApp.fromSnapshot(bytes),
+  );
+  const inner = new MemoryHub().join('v0');
+  const sent: boolean[] = [];
+  const network: PeerNetwork = {
+    start: () => inner.start(),
+    stop: () => inner.stop(),
+    send: () => sent.push(wal.durable === wal.appended),
+    broadcast: () => sent.push(wal.durable === wal.appended),
+    onMessage: (handler) => inner.onMessage(handler),
+    peerCount: () => 0,
+  };
+  const loop = new NodeLoop({
+    genesis,
+    timeouts: FAST_TIMEOUTS,
+    signer: signerOf(key, genesis.chainId),
+    verifier: verifierFor(genesis.chainId),
+    app,
+    storage: held,
+    network,
+    reap: () => [],
+    snapshotEveryHeights: 0,
+    snapshotsKept: 1,
+    walSyncInBackground: true,
+  });
+  loop.start();
+  return { loop, app, wal, storage: held, sent };
+}
+
+test('a signed message leaves only once the WAL record before it is durable; inputs wait in order', async () => {
+  const tmp = tempDir('zomma-walsync-');
+  const solo = startSolo(tmp.dir);
+  try {
+    // Height 1: the proposal's record is appended and its sync held.
+    await waitFor(() => solo.wal.heldCount === 1, 5_000, 'the proposal record waits for its sync');
+    assert.deepEqual(solo.sent, [], 'nothing signed has left');
+    assert.ok(solo.wal.durable < solo.wal.appended);
+    const inputs = solo.loop.stats.inputs;
+    // An input arriving meanwhile waits: the replica does not handle it yet.
+    solo.loop.onConsensusMessage('v9', new Uint8Array([1, 2, 3]));
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    assert.equal(solo.loop.stats.inputs, inputs, 'no input handled while the sync runs');
+    assert.equal(solo.app.height, 0);
+
+    // Each release lets exactly what follows the synced record happen.
+    let releases = 0;
+    while (solo.app.height < 1) {
+      await waitFor(() => solo.wal.heldCount > 0 || solo.app.height >= 1, 5_000, 'next sync');
+      if (solo.wal.heldCount === 0) break;
+      solo.wal.release();
+      releases++;
+    }
+    assert.ok(releases >= 2, `proposal and votes synced one by one (${releases})`);
+    assert.ok(solo.loop.stats.inputs > inputs, 'the waiting input was handled after the sync');
+    assert.ok(solo.sent.length > 0, 'the signed messages left after their syncs');
+    assert.ok(
+      solo.sent.every((durable) => durable),
+      'every send found the WAL durable',
+    );
+
+    solo.wal.passThrough = true;
+    if (solo.wal.heldCount > 0) solo.wal.release();
+    await waitFor(() => solo.app.height >= 4, 10_000, 'height 4');
+    assert.ok(solo.sent.every((durable) => durable));
+    assert.equal(solo.loop.haltReport, null);
+    assert.ok(solo.loop.stats.walSyncs > 0, 'async syncs are counted');
+  } finally {
+    solo.loop.stop();
+    solo.storage.close();
+    tmp.remove();
+  }
+});
+
+test('a failed async WAL sync halts the node before anything signed leaves', async () => {
+  const tmp = tempDir('zomma-walsync-');
+  const solo = startSolo(tmp.dir, true);
+  try {
+    await waitFor(() => solo.app.height >= 2, 10_000, 'height 2');
+    const sentBefore = solo.sent.length;
+    solo.wal.failNext = true;
+    await waitFor(() => solo.loop.haltReport !== null, 5_000, 'halted');
+    assert.equal(solo.loop.haltReport!.code, 'StorageIoFailed');
+    assert.equal(solo.loop.isRunning, false);
+    // At most the sends that followed syncs completed before the failing one.
+    const sentAtHalt = solo.sent.length;
+    assert.ok(sentAtHalt >= sentBefore);
+    assert.ok(solo.sent.every((durable) => durable));
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    assert.equal(solo.sent.length, sentAtHalt, 'nothing sent after the halt');
+  } finally {
+    solo.loop.stop();
+    solo.storage.close();
+    tmp.remove();
+  }
+});
+
+test('a sync that finishes after stop() performs nothing', async () => {
+  const tmp = tempDir('zomma-walsync-');
+  const solo = startSolo(tmp.dir);
+  try {
+    await waitFor(() => solo.wal.heldCount === 1, 5_000, 'a sync held');
+    solo.loop.stop();
+    solo.wal.release();
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    assert.deepEqual(solo.sent, []);
+    assert.equal(solo.app.height, 0);
+    assert.equal(solo.loop.haltReport, null);
+  } finally {
+    solo.storage.close();
+    tmp.remove();
+  }
+});
