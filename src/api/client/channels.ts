@@ -125,6 +125,11 @@ export class Channels {
     } catch {
       return;
     }
+    this.handle(message);
+  }
+
+  /** One message from the server, already parsed. */
+  handle(message: WsMessage): void {
     switch (message.type) {
       case 'subscribed': {
         const channel = this.map.get(message.channel);

@@ -136,13 +136,7 @@ export class ZommaSocket {
   }
 
   /** An answer to a submission: settles it and returns true; anything else: false. */
-  private answer(text: string): boolean {
-    let message: WsMessage;
-    try {
-      message = JSON.parse(text) as WsMessage;
-    } catch {
-      return false;
-    }
+  private answer(message: WsMessage): boolean {
     if (message.type !== 'submitted' && message.type !== 'error') return false;
     const id = message.id;
     const pending = id === undefined ? undefined : this.pending.get(id);
@@ -188,9 +182,14 @@ export class ZommaSocket {
       for (const q of this.queued.splice(0)) this.sendSubmit(q.request, q.pending);
     });
     socket.on('message', (raw) => {
-      const text = raw.toString();
-      if (this.pending.size > 0 && this.answer(text)) return;
-      this.channels.receive(text);
+      let message: WsMessage;
+      try {
+        message = JSON.parse(raw.toString()) as WsMessage;
+      } catch {
+        return;
+      }
+      if (this.pending.size > 0 && this.answer(message)) return;
+      this.channels.handle(message);
     });
     socket.on('error', (e) => this.options.onStatus?.({ type: 'error', message: e.message }));
     socket.on('close', () => {
