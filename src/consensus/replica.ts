@@ -283,6 +283,16 @@ export class Replica implements ConsensusReplica {
 
   // Catch-up.
   private catchupBuffer = new Map<number, CommittedBlock>();
+  /** Who sent each buffered block: a peer whose block fails its checks loses every block it sent. */
+  private catchupSources = new Map<number, PeerId>();
+  /**
+   * Peers that sent a committed block failing its certificate or chain checks
+   * (an honest peer serves only blocks it verified): their blocks are refused
+   * and they are not asked again. Otherwise a faulty peer's forged blocks,
+   * first in the buffer, would keep out the real ones for the same heights,
+   * and each would cost a retry period.
+   */
+  private catchupDistrusted = new Set<PeerId>();
   private peerHeights = new Map<PeerId, number>();
   private requestedUpTo = 0;
   private lastRequestMs = -CATCHUP_RETRY_MS;
@@ -1437,8 +1447,11 @@ export class Replica implements ConsensusReplica {
       if (e.voteA.height < this.heightValue - EVIDENCE_AGE_HEIGHTS_MAX)
         this.evidencePool.delete(key);
     }
-    for (const h of this.catchupBuffer.keys())
-      if (h < this.heightValue) this.catchupBuffer.delete(h);
+    for (const h of this.catchupBuffer.keys()) {
+      if (h >= this.heightValue) continue;
+      this.catchupBuffer.delete(h);
+      this.catchupSources.delete(h);
+    }
     this.startRound(0, nowMs);
     this.scheduleGossip();
     const waiting = this.future;
@@ -1522,6 +1535,7 @@ export class Replica implements ConsensusReplica {
   }
 
   private canServe(peer: PeerId, height: number): boolean {
+    if (this.catchupDistrusted.has(peer)) return false;
     const first = this.prunedBelow.get(peer);
     return first === undefined || first <= height;
   }
@@ -1625,6 +1639,7 @@ export class Replica implements ConsensusReplica {
     input: Input & { kind: 'message' },
     blocks: readonly CommittedBlock[],
   ): void {
+    if (this.catchupDistrusted.has(input.from)) return this.drop('badCertificate');
     let kept = 0;
     for (const b of blocks) {
       const h = b.block.header.height;
@@ -1641,6 +1656,7 @@ export class Replica implements ConsensusReplica {
         continue;
       }
       this.catchupBuffer.set(h, b);
+      this.catchupSources.set(h, input.from);
       kept++;
     }
     if (kept === 0) return;
@@ -1659,13 +1675,18 @@ export class Replica implements ConsensusReplica {
       }
       return;
     }
+    const source = this.catchupSources.get(this.heightValue);
     this.catchupBuffer.delete(this.heightValue);
+    this.catchupSources.delete(this.heightValue);
     const hash = blockHashOf(next.block);
-    if (!this.verifyCommit(next.commit, this.chain.validators, this.heightValue, hash)) {
-      return this.drop('badCertificate');
+    const problem = !this.verifyCommit(next.commit, this.chain.validators, this.heightValue, hash)
+      ? 'badCertificate'
+      : this.checkCommittedBlock(next.block, next.commit);
+    if (problem !== null) {
+      this.drop(problem);
+      if (source !== undefined) this.distrustCatchupPeer(source, nowMs);
+      return;
     }
-    const problem = this.checkCommittedBlock(next.block, next.commit);
-    if (problem !== null) return this.drop(problem);
     this.decide(next.block, hash, next.commit);
     // Prefetch: ask for the next batch before this one runs out.
     let ahead = this.heightValue + 1;
@@ -1673,6 +1694,25 @@ export class Replica implements ConsensusReplica {
     if (2 * (ahead - this.heightValue) <= CATCHUP_BATCH_BLOCKS_MAX) {
       for (const [peer, height] of this.peerHeights) {
         if (height > ahead) return this.requestBlocks(peer, nowMs);
+      }
+    }
+  }
+
+  /**
+   * A peer sent a committed block that fails: drop every block it sent, refuse
+   * its blocks from now on, and ask another peer at once for what it held.
+   */
+  private distrustCatchupPeer(peer: PeerId, nowMs: number): void {
+    if (this.catchupDistrusted.size < 4 * VALIDATORS_MAX) this.catchupDistrusted.add(peer);
+    for (const [h, from] of this.catchupSources) {
+      if (from !== peer) continue;
+      this.catchupBuffer.delete(h);
+      this.catchupSources.delete(h);
+    }
+    this.requestedUpTo = 0;
+    for (const [other, height] of this.peerHeights) {
+      if (height > this.heightValue && this.canServe(other, this.heightValue)) {
+        return this.requestBlocks(other, nowMs);
       }
     }
   }
