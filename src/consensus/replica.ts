@@ -13,6 +13,7 @@ import {
   CATCHUP_BATCH_BLOCKS_MAX,
   CATCHUP_BUFFER_BLOCKS_MAX,
   CATCHUP_RETRY_MS,
+  CATCHUP_SERVES_PER_PEER_MAX,
   EVIDENCE_AGE_HEIGHTS_MAX,
   EVIDENCE_PER_BLOCK_MAX,
   EVIDENCE_POOL_MAX,
@@ -111,6 +112,7 @@ const DROP_REASONS: readonly DropReason[] = [
   'badEvidence',
   'badCertificate',
   'bufferFull',
+  'rateLimited',
   'unexpected',
   'staleTimeout',
   'doubleSignRefused',
@@ -297,6 +299,8 @@ export class Replica implements ConsensusReplica {
   private requestedUpTo = 0;
   private lastRequestMs = -CATCHUP_RETRY_MS;
   private lastPushMs = new Map<PeerId, number>();
+  /** Block requests answered per peer in its current retry period (not lifted by the gossip timer). */
+  private servedRequests = new Map<PeerId, { sinceMs: number; count: number }>();
   /** Peers that told us they hold no block below this height (they pruned): not asked for lower ones. */
   private prunedBelow = new Map<PeerId, number>();
   /** Peers heard one height behind, and since when: a late vote is normal, a peer still there later is stuck. */
@@ -533,7 +537,7 @@ export class Replica implements ConsensusReplica {
       case 'evidence':
         return this.onEvidence(input, message.evidence);
       case 'blockRequest':
-        return this.serveBlocks(input.from, message.fromHeight, message.count);
+        return this.onBlockRequest(input.from, message.fromHeight, message.count, input.nowMs);
       case 'blockResponse':
         return this.onBlockResponse(input, message.blocks);
     }
@@ -1618,6 +1622,25 @@ export class Replica implements ConsensusReplica {
     if (last === undefined && this.lastPushMs.size >= 4 * VALIDATORS_MAX) return;
     this.lastPushMs.set(to, nowMs);
     this.serveBlocks(to, height, CATCHUP_BATCH_BLOCKS_MAX);
+  }
+
+  /** A peer asks for blocks: answered within CATCHUP_SERVES_PER_PEER_MAX per retry period. */
+  private onBlockRequest(from: PeerId, fromHeight: number, count: number, nowMs: number): void {
+    let served = this.servedRequests.get(from);
+    if (served === undefined || nowMs - served.sinceMs >= CATCHUP_RETRY_MS) {
+      if (served === undefined && this.servedRequests.size >= 4 * VALIDATORS_MAX) {
+        // Full of peers: forget those whose period is over.
+        for (const [peer, s] of this.servedRequests) {
+          if (nowMs - s.sinceMs >= CATCHUP_RETRY_MS) this.servedRequests.delete(peer);
+        }
+        if (this.servedRequests.size >= 4 * VALIDATORS_MAX) return this.drop('bufferFull');
+      }
+      served = { sinceMs: nowMs, count: 0 };
+      this.servedRequests.set(from, served);
+    }
+    if (served.count >= CATCHUP_SERVES_PER_PEER_MAX) return this.drop('rateLimited');
+    served.count++;
+    this.serveBlocks(from, fromHeight, count);
   }
 
   /** Answers a block request from the store, within one message's size. */

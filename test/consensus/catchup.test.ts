@@ -1,7 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { decode, encode } from '../../src/codec/wire.ts';
-import { CATCHUP_BATCH_BLOCKS_MAX, CATCHUP_RETRY_MS } from '../../src/lib/limits.ts';
+import {
+  CATCHUP_BATCH_BLOCKS_MAX,
+  CATCHUP_RETRY_MS,
+  CATCHUP_SERVES_PER_PEER_MAX,
+} from '../../src/lib/limits.ts';
 import { messageCodec } from '../../src/consensus/codec.ts';
 import type { Effect } from '../../src/consensus/types.ts';
 import { Harness } from './harness.ts';
@@ -143,4 +147,22 @@ test('a peer that sent a block whose certificate fails is not trusted for catch-
     assert.equal(lagging.committed.get(height), h.nodes[0]!.committed.get(height));
   }
   assert.ok(lagging.replica.metrics.badCertificate >= 1);
+});
+
+test('block requests are served within a budget per peer and retry period: a flood of tiny requests cannot make a replica load and send its blocks without end', () => {
+  const { h } = runWithVotes(8);
+  const replica = h.nodes[0]!.replica;
+  const request = encode(messageCodec, {
+    kind: 'blockRequest',
+    fromHeight: 1,
+    count: CATCHUP_BATCH_BLOCKS_MAX,
+  });
+  const t = h.nowMs;
+  let served = 0;
+  for (let i = 0; i < 1000; i++) served += blockResponses(replica.onMessage('p1', request, t));
+  assert.equal(served, CATCHUP_SERVES_PER_PEER_MAX);
+  // Another peer has its own budget; the flooder gets a new one a retry period later.
+  assert.equal(blockResponses(replica.onMessage('p2', request, t)), 1);
+  assert.equal(blockResponses(replica.onMessage('p1', request, t + CATCHUP_RETRY_MS - 1)), 0);
+  assert.equal(blockResponses(replica.onMessage('p1', request, t + CATCHUP_RETRY_MS)), 1);
 });
