@@ -17,6 +17,7 @@ import {
   EVIDENCE_AGE_HEIGHTS_MAX,
   EVIDENCE_PER_BLOCK_MAX,
   EVIDENCE_POOL_MAX,
+  FUTURE_BYTES_PER_PEER_MAX,
   FUTURE_MESSAGES_MAX,
   GOSSIP_INTERVAL_MS,
   MESSAGE_BYTES_MAX,
@@ -280,6 +281,8 @@ export class Replica implements ConsensusReplica {
 
   // Messages for the next height, kept until we get there.
   private future: { from: PeerId; message: Message; nowMs: number; bytes: Uint8Array }[] = [];
+  /** Bytes of `future` by sender: they are unverified, so each peer gets its own bound. */
+  private futureBytes = new Map<PeerId, number>();
   // Verified evidence not yet committed, by hash.
   private evidencePool = new Map<string, DuplicateVoteEvidence>();
 
@@ -557,8 +560,13 @@ export class Replica implements ConsensusReplica {
     }
     this.notePeerAhead(input.from, height, input.nowMs);
     if (height === this.heightValue + 1) {
-      if (this.future.length >= FUTURE_MESSAGES_MAX) this.drop('bufferFull');
-      else this.future.push({ from: input.from, message, nowMs: input.nowMs, bytes: input.bytes });
+      const bytes = (this.futureBytes.get(input.from) ?? 0) + input.bytes.length;
+      if (this.future.length >= FUTURE_MESSAGES_MAX || bytes > FUTURE_BYTES_PER_PEER_MAX) {
+        this.drop('bufferFull');
+      } else {
+        this.futureBytes.set(input.from, bytes);
+        this.future.push({ from: input.from, message, nowMs: input.nowMs, bytes: input.bytes });
+      }
       return false;
     }
     this.drop('futureHeight');
@@ -1460,6 +1468,7 @@ export class Replica implements ConsensusReplica {
     this.scheduleGossip();
     const waiting = this.future;
     this.future = [];
+    this.futureBytes.clear();
     for (const w of waiting) {
       this.onDecoded({ kind: 'message', from: w.from, bytes: w.bytes, nowMs: w.nowMs }, w.message);
     }

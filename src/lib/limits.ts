@@ -143,6 +143,12 @@ export const EVIDENCE_POOL_MAX = 256;
 export const EVIDENCE_AGE_HEIGHTS_MAX = 100;
 /** Messages for the next height kept until the replica gets there. */
 export const FUTURE_MESSAGES_MAX = 4 * VALIDATORS_MAX;
+/**
+ * Bytes of those messages kept per peer: they are kept unverified, and one
+ * peer's count alone would let it hold FUTURE_MESSAGES_MAX largest messages
+ * (about 9 GiB). Room for the next height's proposal and a round of relayed votes.
+ */
+export const FUTURE_BYTES_PER_PEER_MAX = 2 * MESSAGE_BYTES_MAX;
 /** Most blocks one catch-up request asks for (and one response carries). */
 export const CATCHUP_BATCH_BLOCKS_MAX = 64;
 /** Most verified-later blocks a catching-up replica holds. */

@@ -5,6 +5,8 @@ import {
   CATCHUP_BATCH_BLOCKS_MAX,
   CATCHUP_RETRY_MS,
   CATCHUP_SERVES_PER_PEER_MAX,
+  FUTURE_BYTES_PER_PEER_MAX,
+  TX_BYTES_MAX,
 } from '../../src/lib/limits.ts';
 import { messageCodec } from '../../src/consensus/codec.ts';
 import type { Effect } from '../../src/consensus/types.ts';
@@ -165,4 +167,43 @@ test('block requests are served within a budget per peer and retry period: a flo
   assert.equal(blockResponses(replica.onMessage('p2', request, t)), 1);
   assert.equal(blockResponses(replica.onMessage('p1', request, t + CATCHUP_RETRY_MS - 1)), 0);
   assert.equal(blockResponses(replica.onMessage('p1', request, t + CATCHUP_RETRY_MS)), 1);
+});
+
+test('messages kept for the next height are bounded in bytes per peer: one peer cannot fill memory with unverified large proposals', () => {
+  const h = new Harness({ n: 4, seed: 35 });
+  let proposal: Uint8Array | null = null;
+  h.filter = (_from, _to, bytes) => {
+    const m = decode(messageCodec, bytes);
+    if (proposal === null && m.kind === 'proposal' && m.proposal.height === 2) proposal = bytes;
+    return true;
+  };
+  h.startAll();
+  assert.ok(h.run(() => proposal !== null));
+  const replica = h.nodes[0]!.replica;
+  const m = decode(messageCodec, proposal!);
+  assert.ok(m.kind === 'proposal');
+  const height = replica.height + 1;
+  // Unverified until their height comes: a forged signature costs the sender nothing.
+  const tx = new Uint8Array(TX_BYTES_MAX);
+  const big = (round: number): Uint8Array =>
+    encode(messageCodec, {
+      kind: 'proposal',
+      proposal: { ...m.proposal, height, round },
+      block: { ...m.block, header: { ...m.block.header, height }, txs: new Array(64).fill(tx) },
+    });
+  const before = replica.metrics.bufferFull;
+  const t = h.nowMs;
+  let keptBytes = 0;
+  for (let round = 0; round < 40; round++) {
+    const bytes = big(round);
+    const full = replica.metrics.bufferFull;
+    replica.onMessage('p9', bytes, t);
+    if (replica.metrics.bufferFull === full) keptBytes += bytes.length;
+  }
+  assert.ok(keptBytes <= FUTURE_BYTES_PER_PEER_MAX, `kept ${keptBytes} bytes`);
+  assert.ok(replica.metrics.bufferFull > before);
+  // Another peer's message for the next height is still kept.
+  const full = replica.metrics.bufferFull;
+  replica.onMessage('p1', big(0), t);
+  assert.equal(replica.metrics.bufferFull, full);
 });
