@@ -13,9 +13,11 @@ import {
   CATCHUP_BATCH_BLOCKS_MAX,
   CATCHUP_BUFFER_BLOCKS_MAX,
   CATCHUP_RETRY_MS,
+  CATCHUP_SERVES_PER_PEER_MAX,
   EVIDENCE_AGE_HEIGHTS_MAX,
   EVIDENCE_PER_BLOCK_MAX,
   EVIDENCE_POOL_MAX,
+  FUTURE_BYTES_PER_PEER_MAX,
   FUTURE_MESSAGES_MAX,
   GOSSIP_INTERVAL_MS,
   MESSAGE_BYTES_MAX,
@@ -111,6 +113,7 @@ const DROP_REASONS: readonly DropReason[] = [
   'badEvidence',
   'badCertificate',
   'bufferFull',
+  'rateLimited',
   'unexpected',
   'staleTimeout',
   'doubleSignRefused',
@@ -278,15 +281,29 @@ export class Replica implements ConsensusReplica {
 
   // Messages for the next height, kept until we get there.
   private future: { from: PeerId; message: Message; nowMs: number; bytes: Uint8Array }[] = [];
+  /** Bytes of `future` by sender: they are unverified, so each peer gets its own bound. */
+  private futureBytes = new Map<PeerId, number>();
   // Verified evidence not yet committed, by hash.
   private evidencePool = new Map<string, DuplicateVoteEvidence>();
 
   // Catch-up.
   private catchupBuffer = new Map<number, CommittedBlock>();
+  /** Who sent each buffered block: a peer whose block fails its checks loses every block it sent. */
+  private catchupSources = new Map<number, PeerId>();
+  /**
+   * Peers that sent a committed block failing its certificate or chain checks
+   * (an honest peer serves only blocks it verified): their blocks are refused
+   * and they are not asked again. Otherwise a faulty peer's forged blocks,
+   * first in the buffer, would keep out the real ones for the same heights,
+   * and each would cost a retry period.
+   */
+  private catchupDistrusted = new Set<PeerId>();
   private peerHeights = new Map<PeerId, number>();
   private requestedUpTo = 0;
   private lastRequestMs = -CATCHUP_RETRY_MS;
   private lastPushMs = new Map<PeerId, number>();
+  /** Block requests answered per peer in its current retry period (not lifted by the gossip timer). */
+  private servedRequests = new Map<PeerId, { sinceMs: number; count: number }>();
   /** Peers that told us they hold no block below this height (they pruned): not asked for lower ones. */
   private prunedBelow = new Map<PeerId, number>();
   /** Peers heard one height behind, and since when: a late vote is normal, a peer still there later is stuck. */
@@ -523,7 +540,7 @@ export class Replica implements ConsensusReplica {
       case 'evidence':
         return this.onEvidence(input, message.evidence);
       case 'blockRequest':
-        return this.serveBlocks(input.from, message.fromHeight, message.count);
+        return this.onBlockRequest(input.from, message.fromHeight, message.count, input.nowMs);
       case 'blockResponse':
         return this.onBlockResponse(input, message.blocks);
     }
@@ -543,8 +560,13 @@ export class Replica implements ConsensusReplica {
     }
     this.notePeerAhead(input.from, height, input.nowMs);
     if (height === this.heightValue + 1) {
-      if (this.future.length >= FUTURE_MESSAGES_MAX) this.drop('bufferFull');
-      else this.future.push({ from: input.from, message, nowMs: input.nowMs, bytes: input.bytes });
+      const bytes = (this.futureBytes.get(input.from) ?? 0) + input.bytes.length;
+      if (this.future.length >= FUTURE_MESSAGES_MAX || bytes > FUTURE_BYTES_PER_PEER_MAX) {
+        this.drop('bufferFull');
+      } else {
+        this.futureBytes.set(input.from, bytes);
+        this.future.push({ from: input.from, message, nowMs: input.nowMs, bytes: input.bytes });
+      }
       return false;
     }
     this.drop('futureHeight');
@@ -1437,12 +1459,16 @@ export class Replica implements ConsensusReplica {
       if (e.voteA.height < this.heightValue - EVIDENCE_AGE_HEIGHTS_MAX)
         this.evidencePool.delete(key);
     }
-    for (const h of this.catchupBuffer.keys())
-      if (h < this.heightValue) this.catchupBuffer.delete(h);
+    for (const h of this.catchupBuffer.keys()) {
+      if (h >= this.heightValue) continue;
+      this.catchupBuffer.delete(h);
+      this.catchupSources.delete(h);
+    }
     this.startRound(0, nowMs);
     this.scheduleGossip();
     const waiting = this.future;
     this.future = [];
+    this.futureBytes.clear();
     for (const w of waiting) {
       this.onDecoded({ kind: 'message', from: w.from, bytes: w.bytes, nowMs: w.nowMs }, w.message);
     }
@@ -1522,6 +1548,7 @@ export class Replica implements ConsensusReplica {
   }
 
   private canServe(peer: PeerId, height: number): boolean {
+    if (this.catchupDistrusted.has(peer)) return false;
     const first = this.prunedBelow.get(peer);
     return first === undefined || first <= height;
   }
@@ -1606,6 +1633,25 @@ export class Replica implements ConsensusReplica {
     this.serveBlocks(to, height, CATCHUP_BATCH_BLOCKS_MAX);
   }
 
+  /** A peer asks for blocks: answered within CATCHUP_SERVES_PER_PEER_MAX per retry period. */
+  private onBlockRequest(from: PeerId, fromHeight: number, count: number, nowMs: number): void {
+    let served = this.servedRequests.get(from);
+    if (served === undefined || nowMs - served.sinceMs >= CATCHUP_RETRY_MS) {
+      if (served === undefined && this.servedRequests.size >= 4 * VALIDATORS_MAX) {
+        // Full of peers: forget those whose period is over.
+        for (const [peer, s] of this.servedRequests) {
+          if (nowMs - s.sinceMs >= CATCHUP_RETRY_MS) this.servedRequests.delete(peer);
+        }
+        if (this.servedRequests.size >= 4 * VALIDATORS_MAX) return this.drop('bufferFull');
+      }
+      served = { sinceMs: nowMs, count: 0 };
+      this.servedRequests.set(from, served);
+    }
+    if (served.count >= CATCHUP_SERVES_PER_PEER_MAX) return this.drop('rateLimited');
+    served.count++;
+    this.serveBlocks(from, fromHeight, count);
+  }
+
   /** Answers a block request from the store, within one message's size. */
   private serveBlocks(to: PeerId, fromHeight: number, count: number): void {
     const blocks: CommittedBlock[] = [];
@@ -1625,6 +1671,7 @@ export class Replica implements ConsensusReplica {
     input: Input & { kind: 'message' },
     blocks: readonly CommittedBlock[],
   ): void {
+    if (this.catchupDistrusted.has(input.from)) return this.drop('badCertificate');
     let kept = 0;
     for (const b of blocks) {
       const h = b.block.header.height;
@@ -1641,6 +1688,7 @@ export class Replica implements ConsensusReplica {
         continue;
       }
       this.catchupBuffer.set(h, b);
+      this.catchupSources.set(h, input.from);
       kept++;
     }
     if (kept === 0) return;
@@ -1659,13 +1707,18 @@ export class Replica implements ConsensusReplica {
       }
       return;
     }
+    const source = this.catchupSources.get(this.heightValue);
     this.catchupBuffer.delete(this.heightValue);
+    this.catchupSources.delete(this.heightValue);
     const hash = blockHashOf(next.block);
-    if (!this.verifyCommit(next.commit, this.chain.validators, this.heightValue, hash)) {
-      return this.drop('badCertificate');
+    const problem = !this.verifyCommit(next.commit, this.chain.validators, this.heightValue, hash)
+      ? 'badCertificate'
+      : this.checkCommittedBlock(next.block, next.commit);
+    if (problem !== null) {
+      this.drop(problem);
+      if (source !== undefined) this.distrustCatchupPeer(source, nowMs);
+      return;
     }
-    const problem = this.checkCommittedBlock(next.block, next.commit);
-    if (problem !== null) return this.drop(problem);
     this.decide(next.block, hash, next.commit);
     // Prefetch: ask for the next batch before this one runs out.
     let ahead = this.heightValue + 1;
@@ -1673,6 +1726,25 @@ export class Replica implements ConsensusReplica {
     if (2 * (ahead - this.heightValue) <= CATCHUP_BATCH_BLOCKS_MAX) {
       for (const [peer, height] of this.peerHeights) {
         if (height > ahead) return this.requestBlocks(peer, nowMs);
+      }
+    }
+  }
+
+  /**
+   * A peer sent a committed block that fails: drop every block it sent, refuse
+   * its blocks from now on, and ask another peer at once for what it held.
+   */
+  private distrustCatchupPeer(peer: PeerId, nowMs: number): void {
+    if (this.catchupDistrusted.size < 4 * VALIDATORS_MAX) this.catchupDistrusted.add(peer);
+    for (const [h, from] of this.catchupSources) {
+      if (from !== peer) continue;
+      this.catchupBuffer.delete(h);
+      this.catchupSources.delete(h);
+    }
+    this.requestedUpTo = 0;
+    for (const [other, height] of this.peerHeights) {
+      if (height > this.heightValue && this.canServe(other, this.heightValue)) {
+        return this.requestBlocks(other, nowMs);
       }
     }
   }

@@ -288,6 +288,8 @@ export type DropReason =
   | 'badEvidence'
   | 'badCertificate'
   | 'bufferFull'
+  /** A peer past its budget of block requests answered per retry period. */
+  | 'rateLimited'
   | 'unexpected'
   | 'staleTimeout'
   | 'doubleSignRefused';

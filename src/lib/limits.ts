@@ -143,12 +143,26 @@ export const EVIDENCE_POOL_MAX = 256;
 export const EVIDENCE_AGE_HEIGHTS_MAX = 100;
 /** Messages for the next height kept until the replica gets there. */
 export const FUTURE_MESSAGES_MAX = 4 * VALIDATORS_MAX;
+/**
+ * Bytes of those messages kept per peer: they are kept unverified, and one
+ * peer's count alone would let it hold FUTURE_MESSAGES_MAX largest messages
+ * (about 9 GiB). Room for the next height's proposal and a round of relayed votes.
+ */
+export const FUTURE_BYTES_PER_PEER_MAX = 2 * MESSAGE_BYTES_MAX;
 /** Most blocks one catch-up request asks for (and one response carries). */
 export const CATCHUP_BATCH_BLOCKS_MAX = 64;
 /** Most verified-later blocks a catching-up replica holds. */
 export const CATCHUP_BUFFER_BLOCKS_MAX = 4 * CATCHUP_BATCH_BLOCKS_MAX;
 /** Before asking again, or pushing blocks to the same lagging peer again. */
 export const CATCHUP_RETRY_MS = 1_000;
+/**
+ * Block requests one peer gets answered per CATCHUP_RETRY_MS. A request is a
+ * few bytes and its answer up to a batch of blocks read from the store: without
+ * a budget one peer could keep the node loop loading and sending blocks. An
+ * honest requester asks for the next batch only once half the last is applied:
+ * this lets one peer serve a catch-up of 8 batches (512 blocks) a second.
+ */
+export const CATCHUP_SERVES_PER_PEER_MAX = 8;
 /** Default step timeouts (Tendermint's timeoutX(r) = base + r·delta, capped). */
 export const TIMEOUT_PROPOSE_MS = 3_000;
 export const TIMEOUT_PREVOTE_MS = 1_000;

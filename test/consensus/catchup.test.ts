@@ -1,7 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { decode } from '../../src/codec/wire.ts';
-import { CATCHUP_RETRY_MS } from '../../src/lib/limits.ts';
+import { decode, encode } from '../../src/codec/wire.ts';
+import {
+  CATCHUP_BATCH_BLOCKS_MAX,
+  CATCHUP_RETRY_MS,
+  CATCHUP_SERVES_PER_PEER_MAX,
+  FUTURE_BYTES_PER_PEER_MAX,
+  TX_BYTES_MAX,
+} from '../../src/lib/limits.ts';
 import { messageCodec } from '../../src/consensus/codec.ts';
 import type { Effect } from '../../src/consensus/types.ts';
 import { Harness } from './harness.ts';
@@ -98,4 +104,106 @@ test('a peer that answers pruned is not asked again; the request goes to another
   // A new peer ahead is asked.
   const later = t + 2 * CATCHUP_RETRY_MS;
   assert.deepEqual(blockRequestsTo(lagging.onMessage('p3', ahead!, later)), ['p3']);
+});
+
+test('a peer that sent a block whose certificate fails is not trusted for catch-up again: its forged blocks cannot hold the buffer and slow a lagging replica to one block per retry period', () => {
+  const h = new Harness({ n: 4, seed: 34 });
+  // Replica 3 hears nothing while the others build a chain.
+  h.filter = (from, to) => from !== 3 && to !== 3;
+  h.startAll();
+  assert.ok(h.run(() => h.minCommitted([0, 1, 2]) >= 30));
+  const lagging = h.nodes[3]!;
+  assert.equal(lagging.app.height, 0);
+  // Replica 2 is Byzantine towards it: it serves nothing real and keeps
+  // sending the blocks ahead of it with a forged signature in each certificate.
+  const store = h.nodes[0]!.store;
+  let lastForgedMs = -Infinity;
+  let injecting = false;
+  const forged = (): Uint8Array => {
+    const blocks = [];
+    const from = lagging.replica.height;
+    for (let height = from; height < from + CATCHUP_BATCH_BLOCKS_MAX; height++) {
+      const real = store.get(height);
+      if (real === undefined) break;
+      const votes = real.commit.votes.map((v, i) =>
+        i === 0 ? { ...v, signature: v.signature.map((b, j) => (j === 0 ? b ^ 1 : b)) } : v,
+      );
+      blocks.push({ block: real.block, commit: { ...real.commit, votes } });
+    }
+    return encode(messageCodec, { kind: 'blockResponse', blocks });
+  };
+  h.filter = (from, to, bytes) => {
+    if (to !== 3 || injecting) return true;
+    if (from === 2 && decode(messageCodec, bytes).kind === 'blockResponse') return false;
+    if (h.nowMs - lastForgedMs >= 20) {
+      lastForgedMs = h.nowMs;
+      injecting = true;
+      h.send(2, 3, forged());
+      injecting = false;
+    }
+    return true;
+  };
+  // The others add about 8 heights a second; one block per retry period would never catch up.
+  assert.ok(h.run(() => lagging.app.height >= 30, CATCHUP_RETRY_MS));
+  for (let height = 1; height <= 30; height++) {
+    assert.equal(lagging.committed.get(height), h.nodes[0]!.committed.get(height));
+  }
+  assert.ok(lagging.replica.metrics.badCertificate >= 1);
+});
+
+test('block requests are served within a budget per peer and retry period: a flood of tiny requests cannot make a replica load and send its blocks without end', () => {
+  const { h } = runWithVotes(8);
+  const replica = h.nodes[0]!.replica;
+  const request = encode(messageCodec, {
+    kind: 'blockRequest',
+    fromHeight: 1,
+    count: CATCHUP_BATCH_BLOCKS_MAX,
+  });
+  const t = h.nowMs;
+  let served = 0;
+  for (let i = 0; i < 1000; i++) served += blockResponses(replica.onMessage('p1', request, t));
+  assert.equal(served, CATCHUP_SERVES_PER_PEER_MAX);
+  // Another peer has its own budget; the flooder gets a new one a retry period later.
+  assert.equal(blockResponses(replica.onMessage('p2', request, t)), 1);
+  assert.equal(blockResponses(replica.onMessage('p1', request, t + CATCHUP_RETRY_MS - 1)), 0);
+  assert.equal(blockResponses(replica.onMessage('p1', request, t + CATCHUP_RETRY_MS)), 1);
+});
+
+test('messages kept for the next height are bounded in bytes per peer: one peer cannot fill memory with unverified large proposals', () => {
+  const h = new Harness({ n: 4, seed: 35 });
+  let proposal: Uint8Array | null = null;
+  h.filter = (_from, _to, bytes) => {
+    const m = decode(messageCodec, bytes);
+    if (proposal === null && m.kind === 'proposal' && m.proposal.height === 2) proposal = bytes;
+    return true;
+  };
+  h.startAll();
+  assert.ok(h.run(() => proposal !== null));
+  const replica = h.nodes[0]!.replica;
+  const m = decode(messageCodec, proposal!);
+  assert.ok(m.kind === 'proposal');
+  const height = replica.height + 1;
+  // Unverified until their height comes: a forged signature costs the sender nothing.
+  const tx = new Uint8Array(TX_BYTES_MAX);
+  const big = (round: number): Uint8Array =>
+    encode(messageCodec, {
+      kind: 'proposal',
+      proposal: { ...m.proposal, height, round },
+      block: { ...m.block, header: { ...m.block.header, height }, txs: new Array(64).fill(tx) },
+    });
+  const before = replica.metrics.bufferFull;
+  const t = h.nowMs;
+  let keptBytes = 0;
+  for (let round = 0; round < 40; round++) {
+    const bytes = big(round);
+    const full = replica.metrics.bufferFull;
+    replica.onMessage('p9', bytes, t);
+    if (replica.metrics.bufferFull === full) keptBytes += bytes.length;
+  }
+  assert.ok(keptBytes <= FUTURE_BYTES_PER_PEER_MAX, `kept ${keptBytes} bytes`);
+  assert.ok(replica.metrics.bufferFull > before);
+  // Another peer's message for the next height is still kept.
+  const full = replica.metrics.bufferFull;
+  replica.onMessage('p1', big(0), t);
+  assert.equal(replica.metrics.bufferFull, full);
 });

@@ -64,7 +64,7 @@ export interface MempoolOptions {
   readonly verifyBatch: (items: readonly VerifyItem[]) => Promise<boolean[]>;
   readonly signatures: SignatureCache;
   readonly limits?: Partial<MempoolLimits>;
-  /** Called with the transactions admitted in one batch (for gossip). */
+  /** Called with the transactions admitted in one batch from one source (for gossip), once per source. */
   readonly onAdmitted?: (entries: readonly MempoolEntry[], from: string | null) => void;
 }
 
@@ -198,8 +198,9 @@ export class Mempool {
   private admit(
     list: readonly { checked: CheckedTx; hash: string; from: string | null }[],
   ): AddResult[] {
-    const admitted: MempoolEntry[] = [];
-    const results = list.map(({ checked, hash }) => {
+    // By source: one batch may hold a client's transactions (gossiped) and a peer's (not).
+    const admitted = new Map<string | null, MempoolEntry[]>();
+    const results = list.map(({ checked, hash, from }) => {
       if (this.entries.has(hash) || this.committed.has(hash)) {
         return this.reject(hash, 'DuplicateTx', 'already in the mempool or committed');
       }
@@ -227,11 +228,13 @@ export class Mempool {
         seq: this.seq++,
       };
       this.insert(entry);
-      admitted.push(entry);
+      const group = admitted.get(from);
+      if (group === undefined) admitted.set(from, [entry]);
+      else group.push(entry);
       this.stats.admitted++;
       return { ok: true, hash } as const;
     });
-    if (admitted.length > 0) this.options.onAdmitted?.(admitted, list[0]?.from ?? null);
+    for (const [from, entries] of admitted) this.options.onAdmitted?.(entries, from);
     return results;
   }
 

@@ -97,3 +97,24 @@ test('a transaction whose proposal was checked while it waited for its batch is 
   );
   assert.equal(pool.size, 2);
 });
+
+test("one signature batch holding a peer's and a client's transactions reports each with its own source, so the client's is gossiped", async () => {
+  const admitted: { from: string | null; count: number }[] = [];
+  const pool = new Mempool({
+    chainId: CHAIN,
+    verifyBatch,
+    signatures: new SignatureCache(),
+    onAdmitted: (entries, from) => admitted.push({ from, count: entries.length }),
+  });
+  const fromPeer = faucet(6, 1);
+  const fromClient = [faucet(7, 1), faucet(7, 2)];
+  const results = await Promise.all([
+    pool.add(fromPeer.bytes, 'peer-a'),
+    ...fromClient.map((t) => pool.add(t.bytes)),
+  ]);
+  assert.ok(results.every((r) => r.ok));
+  const sum = (from: string | null) =>
+    admitted.filter((a) => a.from === from).reduce((n, a) => n + a.count, 0);
+  assert.equal(sum(null), 2, "the client transactions are reported as the client's");
+  assert.equal(sum('peer-a'), 1);
+});
