@@ -228,6 +228,55 @@ test('account channels: the node is asked for the followed accounts, and for the
   }
 });
 
+test('an account channel spelled in capitals gets every update, under the name it was subscribed by', async () => {
+  const view = makeView();
+  const server = await serve(view);
+  const address = formatAddress(key(1).address);
+  const upper = `account:0x${address.slice(2).toUpperCase()}`;
+  const update = (height: number) => {
+    view.setAccount(
+      { address, subaccounts: [subaccount(0)] },
+      { address, subaccount: 0, orders: [], fills: [], positions: [], cashQuote: String(height) },
+    );
+    view.commit();
+  };
+  try {
+    const a = new RawClient(server.url);
+    await a.opened();
+    a.send({ op: 'subscribe', channel: upper });
+    await a.nth(isSnapshot(upper));
+    a.send({ op: 'subscribe', channel: 'blocks' });
+    await a.nth(isSnapshot('blocks'));
+    update(2);
+    // A block's account messages go out before its blocks message.
+    await a.nth(isUpdate('blocks'));
+    const first = a.messages.find(isUpdate(upper));
+    assert.ok(first?.type === 'update' && first.seq === 2, 'the update of block 2');
+    // The same account in another spelling is the same subscription.
+    a.send({ op: 'subscribe', channel: `account:${address}` });
+    const again = await a.nth((m) => m.type === 'error');
+    assert.ok(again.type === 'error' && again.code === 'BadRequest');
+    a.send({ op: 'unsubscribe', channel: `account:${address}` });
+    assert.deepEqual(await a.nth((m) => m.type === 'unsubscribed'), {
+      type: 'unsubscribed',
+      channel: `account:${address}`,
+    });
+    update(3);
+
+    const b = new RawClient(server.url);
+    await b.opened();
+    b.send({ op: 'subscribe', channel: upper, fromSeq: 2 });
+    b.send({ op: 'ping' });
+    await b.nth((m) => m.type === 'pong');
+    const replayed = b.messages.find(isUpdate(upper));
+    assert.ok(replayed?.type === 'update' && replayed.seq === 3, 'block 3 replayed');
+    assert.equal(b.messages.filter(isSnapshot(upper)).length, 0, 'resumed, no snapshot');
+    for (const client of [a, b]) client.close();
+  } finally {
+    await server.close();
+  }
+});
+
 test('bad requests get typed errors; limits on subscriptions, message size and connections', async () => {
   const server = await serve(makeView(), {
     subscriptionsMax: 2,
