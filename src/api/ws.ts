@@ -107,14 +107,22 @@ export function parseChannel(channel: string): { kind: ChannelKind; key: string 
   return undefined;
 }
 
+/** The one name of a parsed channel: an account's address in lower case. */
+function channelName(parsed: { kind: ChannelKind; key: string }): string {
+  return parsed.kind === 'blocks' ? 'blocks' : `${parsed.kind}:${parsed.key}`;
+}
+
 interface Subscription {
   readonly kind: ChannelKind;
+  /** The channel as the client spelled it (an address may have capitals): its messages carry it. */
+  readonly name: string;
   lastSeq: number;
 }
 
 class Connection {
   readonly socket: WebSocket;
   readonly ip: string;
+  /** By channelName: two spellings of one account are one subscription. */
   readonly subs = new Map<string, Subscription>();
   /** The ids of its submissions not answered yet (ids must differ among them). */
   readonly pendingIds = new Set<string>();
@@ -355,11 +363,13 @@ export class WsHub {
       case 'subscribe':
         return this.subscribe(conn, r.channel, r.fromSeq);
       case 'unsubscribe': {
-        if (typeof r.channel !== 'string' || !conn.subs.has(r.channel)) {
+        const parsed = typeof r.channel === 'string' ? parseChannel(r.channel) : undefined;
+        const name = parsed === undefined ? undefined : channelName(parsed);
+        if (name === undefined || !conn.subs.has(name)) {
           return this.error(conn, 'NotFound', 'not subscribed to that channel');
         }
-        this.unfollow(conn, r.channel);
-        return this.send(conn, { type: 'unsubscribed', channel: r.channel });
+        this.unfollow(conn, name);
+        return this.send(conn, { type: 'unsubscribed', channel: r.channel as string });
       }
       case 'submit':
         return this.submit(conn, r);
@@ -473,26 +483,28 @@ export class WsHub {
         'channel must be book:<instrument>, trades:<instrument>, ticker:<instrument>, account:<address> or blocks',
       );
     }
-    const name = channel as string;
+    // Messages go out under the client's spelling; everything else keys on the one name.
+    const shown = channel as string;
+    const name = channelName(parsed);
     if (fromSeq !== undefined && !(Number.isSafeInteger(fromSeq) && (fromSeq as number) >= 0)) {
-      return this.error(conn, 'BadRequest', 'fromSeq must be a non-negative integer', name);
+      return this.error(conn, 'BadRequest', 'fromSeq must be a non-negative integer', shown);
     }
-    if (conn.subs.has(name)) return this.error(conn, 'BadRequest', 'already subscribed', name);
+    if (conn.subs.has(name)) return this.error(conn, 'BadRequest', 'already subscribed', shown);
     if (conn.subs.size >= this.limits.subscriptionsMax) {
       return this.error(
         conn,
         'TooManySubscriptions',
         `at most ${this.limits.subscriptionsMax} subscriptions per connection`,
-        name,
+        shown,
       );
     }
     const read = this.view.read();
     if (parsed.kind !== 'account' && parsed.kind !== 'blocks') {
       if (read.book(parsed.key, 1) === undefined) {
-        return this.error(conn, 'NotFound', `no instrument ${parsed.key}`, name);
+        return this.error(conn, 'NotFound', `no instrument ${parsed.key}`, shown);
       }
     }
-    const sub: Subscription = { kind: parsed.kind, lastSeq: -1 };
+    const sub: Subscription = { kind: parsed.kind, name: shown, lastSeq: -1 };
     conn.subs.set(name, sub);
     this.kindCounts.set(parsed.kind, (this.kindCounts.get(parsed.kind) ?? 0) + 1);
     if (parsed.kind === 'account') {
@@ -503,10 +515,10 @@ export class WsHub {
     let set = this.followers.get(name);
     if (set === undefined) this.followers.set(name, (set = new Set()));
     set.add(conn);
-    this.send(conn, { type: 'subscribed', channel: name });
+    this.send(conn, { type: 'subscribed', channel: shown });
     const resumed =
       fromSeq !== undefined && this.resume(conn, sub, name, parsed.kind, read, fromSeq as number);
-    if (!resumed) this.snapshot(conn, sub, name, parsed.kind, parsed.key, read);
+    if (!resumed) this.snapshot(conn, sub, parsed.kind, parsed.key, read);
   }
 
   /** Replays what a client missed after fromSeq, if it is all still buffered. */
@@ -538,14 +550,13 @@ export class WsHub {
       if (fromSeq < oldest - 1 && fromSeq !== read.height) return false;
     }
     sub.lastSeq = fromSeq;
-    for (const m of missed) this.deliver(conn, sub, m.channel, m.seq, JSON.stringify(m.data));
+    for (const m of missed) this.deliver(conn, sub, m.seq, JSON.stringify(m.data));
     return true;
   }
 
   private snapshot(
     conn: Connection,
     sub: Subscription,
-    channel: string,
     kind: ChannelKind,
     key: string,
     read: ReadModel,
@@ -573,22 +584,16 @@ export class WsHub {
         break;
     }
     sub.lastSeq = seq;
-    this.send(conn, { type: 'snapshot', channel, seq, data });
+    this.send(conn, { type: 'snapshot', channel: sub.name, seq, data });
   }
 
-  private deliver(
-    conn: Connection,
-    sub: Subscription,
-    channel: string,
-    seq: number,
-    dataJson: string,
-  ): void {
+  private deliver(conn: Connection, sub: Subscription, seq: number, dataJson: string): void {
     if (seq <= sub.lastSeq) return;
     sub.lastSeq = seq;
     // The data is serialized once per block and channel, whatever the number of followers.
     this.send(
       conn,
-      `{"type":"update","channel":${JSON.stringify(channel)},"seq":${seq},"data":${dataJson}}`,
+      `{"type":"update","channel":${JSON.stringify(sub.name)},"seq":${seq},"data":${dataJson}}`,
     );
   }
 
@@ -606,7 +611,7 @@ export class WsHub {
     for (const m of messagesOf(u, this.followed, this.followedKind)) {
       const dataJson = JSON.stringify(m.data);
       for (const conn of this.followers.get(m.channel)!) {
-        this.deliver(conn, conn.subs.get(m.channel)!, m.channel, m.seq, dataJson);
+        this.deliver(conn, conn.subs.get(m.channel)!, m.seq, dataJson);
       }
     }
   }

@@ -19,6 +19,7 @@ import { toHex } from '../../src/lib/bytes.ts';
 import { WS_CONTROL_MESSAGE_BYTES_MAX } from '../../src/lib/limits.ts';
 import {
   CHAIN_ID,
+  OPTION,
   PERP,
   RawClient,
   Signal,
@@ -228,6 +229,55 @@ test('account channels: the node is asked for the followed accounts, and for the
   }
 });
 
+test('an account channel spelled in capitals gets every update, under the name it was subscribed by', async () => {
+  const view = makeView();
+  const server = await serve(view);
+  const address = formatAddress(key(1).address);
+  const upper = `account:0x${address.slice(2).toUpperCase()}`;
+  const update = (height: number) => {
+    view.setAccount(
+      { address, subaccounts: [subaccount(0)] },
+      { address, subaccount: 0, orders: [], fills: [], positions: [], cashQuote: String(height) },
+    );
+    view.commit();
+  };
+  try {
+    const a = new RawClient(server.url);
+    await a.opened();
+    a.send({ op: 'subscribe', channel: upper });
+    await a.nth(isSnapshot(upper));
+    a.send({ op: 'subscribe', channel: 'blocks' });
+    await a.nth(isSnapshot('blocks'));
+    update(2);
+    // A block's account messages go out before its blocks message.
+    await a.nth(isUpdate('blocks'));
+    const first = a.messages.find(isUpdate(upper));
+    assert.ok(first?.type === 'update' && first.seq === 2, 'the update of block 2');
+    // The same account in another spelling is the same subscription.
+    a.send({ op: 'subscribe', channel: `account:${address}` });
+    const again = await a.nth((m) => m.type === 'error');
+    assert.ok(again.type === 'error' && again.code === 'BadRequest');
+    a.send({ op: 'unsubscribe', channel: `account:${address}` });
+    assert.deepEqual(await a.nth((m) => m.type === 'unsubscribed'), {
+      type: 'unsubscribed',
+      channel: `account:${address}`,
+    });
+    update(3);
+
+    const b = new RawClient(server.url);
+    await b.opened();
+    b.send({ op: 'subscribe', channel: upper, fromSeq: 2 });
+    b.send({ op: 'ping' });
+    await b.nth((m) => m.type === 'pong');
+    const replayed = b.messages.find(isUpdate(upper));
+    assert.ok(replayed?.type === 'update' && replayed.seq === 3, 'block 3 replayed');
+    assert.equal(b.messages.filter(isSnapshot(upper)).length, 0, 'resumed, no snapshot');
+    for (const client of [a, b]) client.close();
+  } finally {
+    await server.close();
+  }
+});
+
 test('bad requests get typed errors; limits on subscriptions, message size and connections', async () => {
   const server = await serve(makeView(), {
     subscriptionsMax: 2,
@@ -344,6 +394,64 @@ test('SDK: after a forced disconnect it reconnects and resumes from its seq, no 
 test('SDK: when the missed updates are no longer buffered it recovers through a snapshot', async () => {
   const events = await checkRecovery(2);
   assert.equal(events.filter((e) => e.type === 'snapshot').length, 2);
+});
+
+test('SDK: more subscriptions than the server lets a connection send at once all open, and again after a reconnect', async () => {
+  const view = makeView();
+  // The connection's message bucket refills in real time: the client must pace itself to it.
+  const clock = { ms: 0, now: () => performance.now() };
+  const server = await serve(view, { burstMessages: 4, messagesPerS: 50 }, clock);
+  const refused: string[] = [];
+  const socket = new ZommaClient(server.url).socket({
+    reconnectDelayMs: 5,
+    // Half the server's allowance, as by default: a margin for the network's jitter.
+    burstMessages: 2,
+    messagesPerS: 25,
+    onStatus: (s) => {
+      if (s.type === 'error') refused.push(s.code ?? '');
+      signal.notify();
+    },
+  });
+  const signal = new Signal();
+  const channels = [
+    ...['book', 'trades', 'ticker'].flatMap((k) => [`${k}:${PERP}`, `${k}:${OPTION}`]),
+    'blocks',
+    ...[2, 3, 4].map((n) => `account:${formatAddress(key(n).address)}`),
+  ];
+  const snapshots = new Set<string>();
+  const updated = new Set<string>();
+  try {
+    for (const channel of channels) {
+      socket.subscribe(channel, (e) => {
+        (e.type === 'snapshot' ? snapshots : updated).add(channel);
+        signal.notify();
+      });
+    }
+    await signal.until(() => snapshots.size + refused.length >= channels.length);
+    assert.deepEqual(refused, []);
+    assert.equal(snapshots.size, channels.length);
+    // Resubscribing every channel at once after a reconnect is paced the same way: a block
+    // that changes every channel reaches each (replayed or live).
+    server.hub.dropAll();
+    for (const instrument of [PERP, OPTION]) {
+      view.setLevel(instrument, 'bid', 150, 1);
+      view.addTrade(instrument, 160, 1, 'sell');
+    }
+    for (const n of [2, 3, 4]) {
+      const address = formatAddress(key(n).address);
+      view.setAccount(
+        { address, subaccounts: [subaccount(0)] },
+        { address, subaccount: 0, orders: [], fills: [], positions: [] },
+      );
+    }
+    view.commit();
+    await signal.until(() => updated.size + refused.length >= channels.length);
+    assert.deepEqual(refused, []);
+    assert.equal(socket.connects, 2);
+  } finally {
+    socket.close();
+    await server.close();
+  }
 });
 
 test('SDK: a sequence gap on the wire makes the client fetch a fresh snapshot', async () => {

@@ -5,6 +5,7 @@
 import WebSocket from 'ws';
 import { sha256 } from '../../crypto/index.ts';
 import { toHex } from '../../lib/bytes.ts';
+import { WS_BURST_MESSAGES, WS_MESSAGES_PER_S } from '../../lib/limits.ts';
 import { statusOfCode } from '../errors.ts';
 import { WS_PATH } from '../routes.ts';
 import type { WsSubmitRequest } from '../routes.ts';
@@ -28,6 +29,15 @@ export interface SocketOptions {
    * submissions unanswered. Default 15,000; 0: none.
    */
   heartbeatMs?: number;
+  /**
+   * Subscribe and unsubscribe requests go out at most this many a second, after
+   * a burst of burstMessages, the rest waiting their turn: the server answers a
+   * faster connection with RateLimited and drops the request, which would leave
+   * a channel silent (a reconnect resubscribes every channel at once). Default
+   * half the server's allowance (WS_MESSAGES_PER_S, WS_BURST_MESSAGES).
+   */
+  messagesPerS?: number;
+  burstMessages?: number;
   /** Called on every connection state change and server error, for logging. */
   onStatus?: (status: {
     type: 'open' | 'close' | 'error';
@@ -67,6 +77,13 @@ export class ZommaSocket {
   private closed = false;
   private delayMs: number;
   private timer: ReturnType<typeof setTimeout> | undefined;
+  /** Subscription requests waiting for a token of the connection's pace. */
+  private readonly outbox: object[] = [];
+  private readonly messagesPerS: number;
+  private readonly burstMessages: number;
+  private tokens = 0;
+  private refilledMs = 0;
+  private drainTimer: ReturnType<typeof setTimeout> | undefined;
   /** Times a connection opened (the first, then each reconnect). */
   connects = 0;
 
@@ -74,9 +91,13 @@ export class ZommaSocket {
     this.url = webSocketUrl(url);
     this.options = options;
     this.delayMs = options.reconnectDelayMs ?? 250;
+    this.messagesPerS = options.messagesPerS ?? WS_MESSAGES_PER_S / 2;
+    this.burstMessages = options.burstMessages ?? WS_BURST_MESSAGES / 2;
     this.channels = new Channels(
       (request) => {
-        if (this.socket?.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify(request));
+        if (this.socket?.readyState !== WebSocket.OPEN) return;
+        this.outbox.push(request);
+        this.drain();
       },
       (error) => this.options.onStatus?.({ type: 'error', ...error }),
     );
@@ -126,8 +147,37 @@ export class ZommaSocket {
   close(): void {
     this.closed = true;
     if (this.timer !== undefined) clearTimeout(this.timer);
+    if (this.drainTimer !== undefined) clearTimeout(this.drainTimer);
+    this.outbox.length = 0;
     this.socket?.close(1000);
     this.failPending();
+  }
+
+  /** Sends what the pace allows now, and comes back for the rest. */
+  private drain(): void {
+    const nowMs = performance.now();
+    this.tokens = Math.min(
+      this.burstMessages,
+      this.tokens + ((nowMs - this.refilledMs) * this.messagesPerS) / 1_000,
+    );
+    this.refilledMs = nowMs;
+    while (this.outbox.length > 0 && this.tokens >= 1) {
+      if (this.socket?.readyState !== WebSocket.OPEN) {
+        this.outbox.length = 0;
+        return;
+      }
+      this.socket.send(JSON.stringify(this.outbox.shift()));
+      this.tokens -= 1;
+    }
+    if (this.outbox.length > 0 && this.drainTimer === undefined) {
+      this.drainTimer = setTimeout(
+        () => {
+          this.drainTimer = undefined;
+          this.drain();
+        },
+        Math.ceil(1_000 / this.messagesPerS),
+      );
+    }
   }
 
   private sendSubmit(request: WsSubmitRequest, pending: PendingSubmit): void {
@@ -178,6 +228,10 @@ export class ZommaSocket {
       }
       this.delayMs = this.options.reconnectDelayMs ?? 250;
       this.options.onStatus?.({ type: 'open' });
+      // A new connection: a full bucket on the server, and nothing left to send of the last one.
+      this.outbox.length = 0;
+      this.tokens = this.burstMessages;
+      this.refilledMs = performance.now();
       this.channels.resubscribeAll();
       for (const q of this.queued.splice(0)) this.sendSubmit(q.request, q.pending);
     });

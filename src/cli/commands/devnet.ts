@@ -8,7 +8,7 @@ import { loadConfig } from '../../node/config.ts';
 import { startBots } from '../../node/bots/bots.ts';
 import type { RunningBots } from '../../node/bots/bots.ts';
 import { initNetwork } from '../../node/init.ts';
-import { DEFAULT_NODE_URL } from './query.ts';
+import { DEFAULT_NODE_URL, parseCount } from './query.ts';
 import type { Command, Io } from '../io.ts';
 import { UsageError } from '../io.ts';
 
@@ -18,6 +18,8 @@ const START_TIMEOUT_MS = 60_000;
 /** How long a validator may take to exit after SIGTERM before it is killed. */
 const STOP_TIMEOUT_MS = 10_000;
 const PROGRESS_EVERY_MS = 5_000;
+/** The longest --duration a timer can hold (2^31 − 1 ms); a longer one would fire at once. */
+const DURATION_S_MAX = 2_147_483;
 /** Quicker than the production defaults: every devnet validator is on this machine. */
 const DEVNET_TIMEOUTS = {
   proposeMs: 1_000,
@@ -54,10 +56,13 @@ export const command: Command = {
       },
       strict: true,
     });
-    const n = Number(values.validators);
+    const n = parseCount(values.validators, '--validators');
+    const basePort = parseCount(values['base-port'], '--base-port');
     const durationS = values.duration === undefined ? null : Number(values.duration);
-    if (durationS !== null && !(Number.isFinite(durationS) && durationS > 0)) {
-      throw new UsageError('--duration must be a positive number of seconds');
+    if (durationS !== null && !(durationS > 0 && durationS <= DURATION_S_MAX)) {
+      throw new UsageError(
+        `--duration must be a positive number of seconds, at most ${DURATION_S_MAX}`,
+      );
     }
     const dir = values.dir;
     if (values.reset) rmSync(dir, { recursive: true, force: true });
@@ -67,7 +72,7 @@ export const command: Command = {
       initNetwork({
         validators: n,
         out: dir,
-        basePort: Number(values['base-port']),
+        basePort,
         genesisTimeMs: Date.now(),
         oracleSeed: 1,
         timeouts: DEVNET_TIMEOUTS,

@@ -76,10 +76,16 @@ export function formatDollars(quote: string): string {
   return `${negative ? '-' : ''}${whole}${frac ? `.${frac}` : ''}`;
 }
 
-export function parseCount(text: string | undefined, what: string, min = 1): number {
+export function parseCount(
+  text: string | undefined,
+  what: string,
+  min = 1,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
   const n = Number(text);
-  if (text === undefined || !/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < min) {
-    throw new UsageError(`${what} must be an integer ≥ ${min}`);
+  if (text === undefined || !/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < min || n > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `in ${min} … ${max}`;
+    throw new UsageError(`${what} must be an integer ${range}`);
   }
   return n;
 }
@@ -127,6 +133,8 @@ export const command: Command = {
       strict: true,
     });
     const [what, arg] = positionals;
+    // Checked whatever the query, so a bad value is never silently ignored.
+    const depth = parseCount(values.depth, '--depth');
     const client = clientOf(values.node);
     const print = (json: unknown, text: () => string) =>
       io.out(values.json ? JSON.stringify(json) : text());
@@ -164,7 +172,7 @@ export const command: Command = {
       }
       case 'book': {
         const instrument = need(arg, 'INSTRUMENT');
-        const b = await client.book(instrument, parseCount(values.depth, '--depth'));
+        const b = await client.book(instrument, depth);
         print(b, () => {
           const rows = [
             ...b.asks

@@ -45,10 +45,13 @@ export const command: Command = {
     });
     const [what, ...rest] = positionals;
     if (what === undefined) throw new UsageError('which transaction?');
+    // Checked whatever the transaction, so a bad value is never silently ignored.
+    const subaccount = parseCount(values.subaccount, '--subaccount', 0, 255);
+    if (values.price !== undefined) parseCount(values.price, '--price');
     const client = clientOf(values.node);
     const key = keyOf(values['key-file'], io, what === 'faucet');
     const trader = client.trader(key, {
-      subaccount: parseCount(values.subaccount, '--subaccount', 0),
+      subaccount,
       wait: values['no-wait'] ? 'none' : 'commit',
     });
     let tx: TxView;

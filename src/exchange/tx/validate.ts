@@ -37,8 +37,19 @@ function bad(at: string, name: string, message: string): never {
   throw new TxError('BadField', message, name === '' ? at : `${at}.${name}`);
 }
 
+// A decoded transaction always passes the integer checks; a built one (the SDK's)
+// must fail them as a TxError, not as the encoder's assertion.
+
 function positive(x: number, at: string, name: string): void {
-  if (x < 1) bad(at, name, 'must be at least 1');
+  if (!(Number.isSafeInteger(x) && x >= 1)) bad(at, name, 'must be an integer of at least 1');
+}
+
+function index(x: number, at: string, name: string): void {
+  if (!(Number.isSafeInteger(x) && x >= 0)) bad(at, name, 'must be a non-negative integer');
+}
+
+function subaccount(x: number, at: string, name: string): void {
+  if (!(Number.isInteger(x) && x >= 0 && x <= 255)) bad(at, name, 'must be an integer in 0 … 255');
 }
 
 function amount(x: bigint, at: string, name: string): void {
@@ -91,6 +102,7 @@ export function checkAction(a: Action, signer: Uint8Array, path: string): void {
     case 'faucet':
       return amount(a.amountQuote, at, 'amountQuote');
     case 'attestDeposit':
+      subaccount(a.subaccount, at, 'subaccount');
       return amount(a.amountQuote, at, 'amountQuote');
     case 'withdraw':
       amount(a.amountQuote, at, 'amountQuote');
@@ -100,12 +112,15 @@ export function checkAction(a: Action, signer: Uint8Array, path: string): void {
       return;
     case 'transfer':
       amount(a.amountQuote, at, 'amountQuote');
+      subaccount(a.fromSubaccount, at, 'fromSubaccount');
+      subaccount(a.toSubaccount, at, 'toSubaccount');
       if (a.fromSubaccount === a.toSubaccount) bad(at, 'toSubaccount', 'same as fromSubaccount');
       return;
     case 'placeOrder':
       return checkPlaceOrder(a, at);
     case 'cancel':
       instrument(a.instrument, at, 'instrument');
+      if (a.orderId !== undefined) index(a.orderId, at, 'orderId');
       if (a.clientOrderId !== undefined) clientOrderId(a.clientOrderId, at, 'clientOrderId');
       return;
     case 'cancelAll':
@@ -113,6 +128,7 @@ export function checkAction(a: Action, signer: Uint8Array, path: string): void {
       return;
     case 'amend':
       instrument(a.instrument, at, 'instrument');
+      index(a.orderId, at, 'orderId');
       if (a.priceTicks === undefined && a.sizeLots === undefined) {
         bad(at, '', 'an amend changes the price, the size or both');
       }
@@ -141,12 +157,13 @@ export function checkAction(a: Action, signer: Uint8Array, path: string): void {
     case 'revokeAgent':
       return;
     case 'govPropose':
+      index(a.proposalId, at, 'proposalId');
       if (a.proposal.kind === 'haltMarket' || a.proposal.kind === 'resumeMarket') {
         instrument(a.proposal.instrument, at, 'proposal.instrument');
       }
       return;
     case 'govVote':
-      return;
+      return index(a.proposalId, at, 'proposalId');
   }
 }
 
@@ -163,6 +180,7 @@ export function validateTx(tx: UnsignedTx, chainId: string): void {
   if (tx.chainId !== chainId) {
     throw new TxError('WrongChain', `signed for chain ${JSON.stringify(tx.chainId)}`, 'tx.chainId');
   }
+  subaccount(tx.subaccount, 'tx', 'subaccount');
   positive(tx.nonce, 'tx', 'nonce');
   if (tx.expiresAtMs !== undefined) positive(tx.expiresAtMs, 'tx', 'expiresAtMs');
   checkAction(tx.action, tx.signer, 'tx.action');

@@ -220,6 +220,41 @@ test('field rules name the field', () => {
   );
 });
 
+test('buildTx refuses, as a BadField naming it, a number the encoding cannot hold', () => {
+  const build = (fields: { subaccount?: number; nonce?: number; action?: Action }) => () =>
+    buildTx({ chainId: CHAIN, key: master, nonce: NONCE, action: order, ...fields });
+  const cases: [() => unknown, string][] = [
+    [build({ subaccount: 256 }), 'tx.subaccount'],
+    [build({ subaccount: -1 }), 'tx.subaccount'],
+    [build({ subaccount: 0.5 }), 'tx.subaccount'],
+    [build({ nonce: 1.5 }), 'tx.nonce'],
+    [build({ nonce: 2 ** 53 }), 'tx.nonce'],
+    [build({ action: { ...order, sizeLots: 2.5 } }), 'tx.action.placeOrder.sizeLots'],
+    [build({ action: { ...order, priceTicks: 1e300 } }), 'tx.action.placeOrder.priceTicks'],
+    [
+      build({
+        action: { kind: 'transfer', fromSubaccount: 0, toSubaccount: 300, amountQuote: 5n },
+      }),
+      'tx.action.transfer.toSubaccount',
+    ],
+    [
+      build({ action: { kind: 'transfer', fromSubaccount: -2, toSubaccount: 1, amountQuote: 5n } }),
+      'tx.action.transfer.fromSubaccount',
+    ],
+    [
+      build({ action: { kind: 'cancel', instrument: 'BTC-PERPETUAL', orderId: -1 } }),
+      'tx.action.cancel.orderId',
+    ],
+    [
+      build({ action: { kind: 'amend', instrument: 'BTC-PERPETUAL', orderId: 0.5, sizeLots: 1 } }),
+      'tx.action.amend.orderId',
+    ],
+  ];
+  for (const [attempt, field] of cases) {
+    assert.deepEqual(rejection(attempt), { code: 'BadField', field }, field);
+  }
+});
+
 test('valid actions of every kind pass', () => {
   const valid: Action[] = [
     { kind: 'faucet', amountQuote: 1_000_000_000n },
