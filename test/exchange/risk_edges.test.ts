@@ -2,7 +2,8 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Harness, USDC, genesis, key, limit } from './helpers.ts';
+import { Harness, USDC, VALIDATORS, genesis, key, limit } from './helpers.ts';
+import type { GovProposal } from '../../src/exchange/tx/types.ts';
 
 const BTC = 'BTC-PERPETUAL';
 const ONE_BTC = 10_000;
@@ -25,4 +26,49 @@ test('a long in a market with 100% maintenance has unbounded slack (no division 
   const r = h.block([]);
   assert.equal(r.events.filter((e) => e.type === 'liquidation').length, 0);
   assert.equal(h.account(a)!.positions[0]!.sizeLots, ONE_BTC);
+});
+
+/** a long 1 BTC at $50,000 with $2,600 of collateral, b short against it; BTC then halted. */
+function longInHaltedMarket(insuranceFundQuote: bigint) {
+  const h = new Harness(genesis({ insuranceFundQuote }));
+  const a = key('a');
+  const b = key('b');
+  h.fund(a, 2_600n * USDC);
+  h.fund(b, 500_000n * USDC);
+  assert.equal(h.one(b, limit(BTC, 'sell', 500_000, ONE_BTC)).actions[0]!.ok, true);
+  assert.equal(h.one(a, limit(BTC, 'buy', 500_000, ONE_BTC)).actions[0]!.ok, true);
+  govern(h, 1, { kind: 'haltMarket', instrument: BTC });
+  assert.equal(h.ex.state.markets[0]!.halted, true);
+  return { h, a, b };
+}
+
+/** Three of the four equal validators approve: more than 2/3 of stake. */
+function govern(h: Harness, proposalId: number, proposal: GovProposal) {
+  const events = [
+    ...h.block([h.tx(VALIDATORS[0]!, { kind: 'govPropose', proposalId, proposal })]).events,
+  ];
+  for (const v of [1, 2]) {
+    const r = h.block([h.tx(VALIDATORS[v]!, { kind: 'govVote', proposalId, approve: true })]);
+    assert.equal(r.results[0]!.ok, true);
+    events.push(...r.events);
+  }
+  return events;
+}
+
+test('an account below maintenance in a halted market is liquidated when the market resumes, marks unmoved', () => {
+  const { h, a } = longInHaltedMarket(0n);
+  // At $48,800: equity $1,375 < maintenance $1,464; the halt holds the position.
+  h.oracle = { ...h.oracle, BTC: 48_800n * USDC };
+  h.block([]);
+  h.block([]);
+  assert.equal(h.account(a)!.positions[0]!.sizeLots, ONE_BTC);
+  const c = key('c');
+  h.fund(c, 500_000n * USDC);
+  const events = govern(h, 2, { kind: 'resumeMarket', instrument: BTC });
+  assert.equal(h.ex.state.markets[0]!.halted, false);
+  // Nothing moves the mark any more; the resumed market's holders are scanned all the same.
+  events.push(...h.block([h.tx(c, limit(BTC, 'buy', 480_000, ONE_BTC))]).events);
+  events.push(...h.block([]).events);
+  assert.equal(events.filter((e) => e.type === 'liquidation').length, 1);
+  assert.equal(h.account(a)!.positions[0]!.sizeLots, 0);
 });
