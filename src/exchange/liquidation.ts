@@ -5,7 +5,8 @@
 // O(those accounts × markets). An account whose equity is below its
 // maintenance margin is liquidated, in ascending account index:
 //   1. its resting orders are cancelled;
-//   2. if its equity is negative, the insurance fund covers what it can;
+//   2. if its equity is negative, the insurance fund covers what it can, when
+//      a position of it can be closed in this block;
 //   3. each position (ascending market) is closed through the book by an IOC
 //      order limited at the position's bankruptcy price — the price at which
 //      the account's equity would reach zero, rounded in the account's favour
@@ -211,6 +212,16 @@ function closePosition(
   } else if (filled < lots) deleverage(state, market, account, lots - filled, bankruptcy, events);
 }
 
+/**
+ * A stale index is no price to close at: the position waits for the oracle.
+ * Nothing trades during a call auction: it waits for the uncross (which rescans).
+ */
+function closable(market: MarketState): boolean {
+  return (
+    !market.retired && !market.halted && !market.oracleStale && market.auction?.active !== true
+  );
+}
+
 export function liquidate(state: ExchangeState, account: Account, events: ExchangeEvent[]): void {
   for (const market of state.markets) {
     if (market.retired) continue;
@@ -220,15 +231,26 @@ export function liquidate(state: ExchangeState, account: Account, events: Exchan
     }
     if (market.auction !== null) cancelAllInAuction(state, market, account.index);
   }
-  const equity = equityQuote(state, account);
-  if (equity < 0n) coverFromInsurance(state, account, -equity, events);
+  // The fund covers a gap only for a close it makes possible: an account none
+  // of whose positions can be closed in this block (halted, stale, in an
+  // auction, or the market's cap spent) would keep the cover if prices came back.
+  let anyClosable = false;
   for (const market of state.markets) {
-    // A stale index is no price to close at: the position waits for the oracle.
-    // Nothing trades during a call auction: it waits for the uncross (which rescans).
-    const closable =
-      !market.retired && !market.halted && !market.oracleStale && market.auction?.active !== true;
-    if (sizeIn(account, market) !== 0 && closable) {
-      closePosition(state, market, account, events);
+    if (sizeIn(account, market) === 0 || !closable(market)) continue;
+    if (market.liquidatedQuote < market.params.liquidationQuoteMaxPerBlock) anyClosable = true;
+    else {
+      // The rest waits for the next block, which scans this market's holders again.
+      market.liquidationBacklog = true;
+      market.dirty = true;
+    }
+  }
+  if (anyClosable) {
+    const equity = equityQuote(state, account);
+    if (equity < 0n) coverFromInsurance(state, account, -equity, events);
+    for (const market of state.markets) {
+      if (sizeIn(account, market) !== 0 && closable(market)) {
+        closePosition(state, market, account, events);
+      }
     }
   }
   if (account.positionCount === 0 && account.cashQuote < 0n) {

@@ -55,6 +55,20 @@ function govern(h: Harness, proposalId: number, proposal: GovProposal) {
   return events;
 }
 
+test('the insurance fund does not cover an account whose positions cannot be closed (halted market)', () => {
+  const { h, a } = longInHaltedMarket(10_000n * USDC);
+  // At $47,000 equity is 2,575 − 3,000 = −$425, but the halted market closes nothing.
+  h.oracle = { ...h.oracle, BTC: 47_000n * USDC };
+  const r = h.block([]);
+  assert.equal(r.events.filter((e) => e.type === 'insuranceCover').length, 0);
+  assert.equal(h.ex.state.insuranceQuote, 10_000n * USDC);
+  // The price comes back: the account is whole again with its own money only.
+  h.oracle = { ...h.oracle, BTC: 50_000n * USDC };
+  h.block([]);
+  assert.equal(h.account(a)!.cashQuote, (2_600n - 50_000n - 25n) * USDC);
+  assert.equal(h.ex.state.insuranceQuote, 10_000n * USDC);
+});
+
 test('an account below maintenance in a halted market is liquidated when the market resumes, marks unmoved', () => {
   const { h, a } = longInHaltedMarket(0n);
   // At $48,800: equity $1,375 < maintenance $1,464; the halt holds the position.
