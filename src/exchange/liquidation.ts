@@ -253,10 +253,22 @@ export function liquidate(state: ExchangeState, account: Account, events: Exchan
       }
     }
   }
-  if (account.positionCount === 0 && account.cashQuote < 0n) {
-    coverFromInsurance(state, account, -account.cashQuote, events);
-    if (account.cashQuote < 0n) state.deficits.add(account);
-  }
+  settleShortfall(state, account, events);
+}
+
+/**
+ * An account without positions and with negative cash draws on the insurance
+ * fund; what stays uncovered is a deficit (withdrawals pause until deposits
+ * to it cover it).
+ */
+export function settleShortfall(
+  state: ExchangeState,
+  account: Account,
+  events: ExchangeEvent[],
+): void {
+  if (account.positionCount !== 0 || account.cashQuote >= 0n) return;
+  coverFromInsurance(state, account, -account.cashQuote, events);
+  if (account.cashQuote < 0n) state.deficits.add(account);
 }
 
 /** Unchanged since its slack was taken, and no mark it is exposed to moved further than it. */
@@ -286,13 +298,19 @@ export function runLiquidations(
   events: ExchangeEvent[],
 ): void {
   const due: Account[] = [];
+  const short: Account[] = [];
   const height = state.height;
   const schedule = state.scan;
   schedule.begin(state);
   const look = (account: Account): void => {
     if (account.scannedHeight === height) return;
     account.scannedHeight = height;
-    if (scanNum(state, account)) {
+    if (account.positionCount === 0) {
+      account.slackTicks = -1;
+      // Out of its last position with negative cash (a fill that closes does not
+      // check margin, a maker's fill does not): a shortfall as after a liquidation.
+      if (account.cashQuote < 0n && !state.deficits.has(account)) short.push(account);
+    } else if (scanNum(state, account)) {
       if (scanNumResult.below) due.push(account);
     } else {
       if (isLiquidatable(state, account)) due.push(account);
@@ -306,6 +324,9 @@ export function runLiquidations(
   if (marksMoved.includes(true)) {
     schedule.visitMoved(state, marksMoved, (a) => withinSlack(state, a), look);
   }
+  // O(1) each and never looked at again (no position): all of them, first.
+  short.sort((a, b) => a.index - b.index);
+  for (const account of short) settleShortfall(state, account, events);
   due.sort((a, b) => a.index - b.index);
   const n = Math.min(due.length, LIQUIDATIONS_PER_BLOCK_MAX);
   for (let i = 0; i < n; i++) {

@@ -31,7 +31,7 @@ import {
   settlementValueQuote,
 } from './instruments/index.ts';
 import { inEmergencyHalt } from './governance.ts';
-import { coverFromInsurance } from './liquidation.ts';
+import { settleShortfall } from './liquidation.ts';
 import { computeMarkTicks, indexToTicks } from './mark.ts';
 import { optionMark } from './options/index.ts';
 import { NEVER, isStale, smileKey } from './oracle/aggregate.ts';
@@ -253,10 +253,7 @@ function settleMarket(state: ExchangeState, m: MarketState, events: ExchangeEven
   m.records.clear();
   for (const a of holders) {
     // A short that paid more than it had: the insurance fund, then a deficit (as after a liquidation).
-    if (a.positionCount === 0 && a.cashQuote < 0n) {
-      coverFromInsurance(state, a, -a.cashQuote, events);
-      if (a.cashQuote < 0n) state.deficits.add(a);
-    }
+    settleShortfall(state, a, events);
   }
   m.retired = true;
   // A pending proposal names its market by slot: closed here (executed, with no effect), it

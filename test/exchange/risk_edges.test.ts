@@ -86,3 +86,28 @@ test('an account below maintenance in a halted market is liquidated when the mar
   assert.equal(events.filter((e) => e.type === 'liquidation').length, 1);
   assert.equal(h.account(a)!.positions[0]!.sizeLots, 0);
 });
+
+test('an account that trades out of its last position with negative cash is a deficit: insurance, then withdrawals pause', () => {
+  // No price monitoring: nothing bounds a trade's price but the traders' limits.
+  const markets = genesis().markets.map((m) => ({ ...m, triggers: [] }));
+  const h = new Harness(genesis({ markets, insuranceFundQuote: 1_000n * USDC }));
+  const a = key('a');
+  const b = key('b');
+  const c = key('c');
+  h.fund(a, 2_600n * USDC);
+  h.fund(b, 500_000n * USDC);
+  h.fund(c, 500_000n * USDC);
+  assert.equal(h.one(b, limit(BTC, 'sell', 500_000, ONE_BTC)).actions[0]!.ok, true);
+  assert.equal(h.one(a, limit(BTC, 'buy', 500_000, ONE_BTC)).actions[0]!.ok, true);
+  // A closing order does not raise a's initial margin, so its price is not checked.
+  assert.equal(h.one(a, limit(BTC, 'sell', 460_000, ONE_BTC)).actions[0]!.ok, true);
+  h.block([h.tx(c, limit(BTC, 'buy', 460_000, ONE_BTC))]);
+  const acct = h.account(a)!;
+  assert.equal(acct.positionCount, 0);
+  // Cash 2,575 − 4,000 less its maker fee (2 bp of $46,000): −$1,434.20; the fund covers $1,000.
+  assert.equal(h.ex.state.insuranceQuote, 0n);
+  assert.equal(acct.cashQuote, -434_200_000n);
+  assert.ok(h.ex.state.deficits.has(acct));
+  const w = h.one(c, { kind: 'withdraw', amountQuote: USDC, destination: 'x' });
+  assert.ok(w.ok && !w.actions[0]!.ok && w.actions[0]!.code === 'WithdrawalsPaused');
+});
