@@ -185,6 +185,7 @@ export function markOptions(state: ExchangeState, previousMs: number | null): vo
         : index; // index × e^(rT) with the rate 0
     if (restoring) continue;
     if (smile === undefined || forward <= 0n || m.expiryMs <= state.timeMs) {
+      if (m.optionMark !== null) m.remarkedHeight = state.height;
       m.optionMark = null;
       // Without the interval the forward is not state (not in the leaf or the
       // snapshot): forget it with the mark, so that a node restored here, which
@@ -209,6 +210,9 @@ export function markOptions(state: ExchangeState, previousMs: number | null): vo
     });
     m.optionMark = mark;
     m.forwardQuote = forward;
+    // Its scenario values (forward, time, volatility) changed even where its
+    // mark in ticks did not: its holders' margin is looked at again.
+    m.remarkedHeight = state.height;
     const ticks = divBig(mark.markQuote, m.params.tickSizeQuote, 'halfEven');
     // A far out-of-the-money option still has a price to trade at: one tick.
     const markTicks = ticks < 1n ? 1 : Number(ticks);

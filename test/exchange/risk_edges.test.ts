@@ -2,7 +2,13 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Harness, USDC, VALIDATORS, genesis, key, limit } from './helpers.ts';
+import { Harness, USDC, VALIDATORS, dailyListingGenesis, genesis, key, limit } from './helpers.ts';
+import { daysFromCivil, expiryMsOfDay, MS_PER_DAY } from '../../src/exchange/instruments/index.ts';
+import {
+  belowMaintenance,
+  equityQuote,
+  maintenanceMarginQuote,
+} from '../../src/exchange/margin.ts';
 import type { GovProposal } from '../../src/exchange/tx/types.ts';
 
 const BTC = 'BTC-PERPETUAL';
@@ -110,4 +116,45 @@ test('an account that trades out of its last position with negative cash is a de
   assert.ok(h.ex.state.deficits.has(acct));
   const w = h.one(c, { kind: 'withdraw', amountQuote: USDC, destination: 'x' });
   assert.ok(w.ok && !w.actions[0]!.ok && w.actions[0]!.code === 'WithdrawalsPaused');
+});
+
+test('a short option whose scenario margin rises while its mark in ticks stays is liquidated', () => {
+  const start = daysFromCivil(2026, 3, 2) * MS_PER_DAY;
+  const expiry = expiryMsOfDay(daysFromCivil(2026, 3, 2));
+  // A flat smile: total variance for 50% volatility over eight hours.
+  const flat = { a: 228_000_000_000_000n, b: 0n, rho: 0n, m: 0n, sigma: 10n ** 17n };
+  const h = new Harness(dailyListingGenesis(start));
+  h.smiles = [
+    { underlying: 'BTC', expiryMs: expiry, svi: flat },
+    { underlying: 'ETH', expiryMs: expiry, svi: flat },
+  ];
+  const a = key('a');
+  const b = key('b');
+  h.fund(a, 2_000n * USDC);
+  h.fund(b, 1_000_000n * USDC);
+  h.block([], 60_000);
+  const CALL = 'BTC-2MAR26-52000-C';
+  const call = h.ex.state.marketByName.get(CALL)!;
+  // Far out of the money: one tick ($5) at a forward of $50,000.
+  assert.equal(call.markTicks, 1);
+  assert.equal(h.one(a, limit(CALL, 'sell', 1, 3)).actions[0]!.ok, true);
+  assert.equal(h.one(b, limit(CALL, 'buy', 1, 3)).actions[0]!.ok, true);
+  // A long ETH perpetual whose losses take a to $10 or so above maintenance.
+  assert.equal(h.one(b, limit('ETH-PERPETUAL', 'sell', 300_000, 1_000)).actions[0]!.ok, true);
+  assert.equal(h.one(a, limit('ETH-PERPETUAL', 'buy', 300_000, 1_000)).actions[0]!.ok, true);
+  const state = h.ex.state;
+  const acct = h.account(a)!;
+  const gap = () => equityQuote(state, acct) - maintenanceMarginQuote(state, acct);
+  for (let i = 0; i < 4; i++) {
+    // 1 ETH long: $1 of ETH is $1 of equity.
+    h.oracle = { ...h.oracle, ETH: h.oracle.ETH! - ((gap() - 10n * USDC) * 97n) / 100n };
+    h.block([]);
+  }
+  assert.ok(gap() > 0n && gap() < 11n * USDC);
+  // BTC up $100: the call's mark stays one tick, its scenario loss at +12.5% grows.
+  h.oracle = { ...h.oracle, BTC: h.oracle.BTC! + 100n * USDC };
+  const r = h.block([]);
+  assert.equal(call.markTicks, 1);
+  assert.ok(r.events.some((e) => e.type === 'liquidation' && e.account === acct.index));
+  assert.equal(belowMaintenance(state, acct), false);
 });
