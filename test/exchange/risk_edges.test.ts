@@ -158,3 +158,21 @@ test('a short option whose scenario margin rises while its mark in ticks stays i
   assert.ok(r.events.some((e) => e.type === 'liquidation' && e.account === acct.index));
   assert.equal(belowMaintenance(state, acct), false);
 });
+
+test('a dated future takes the initial-margin scale-up of its template, as a perpetual does', () => {
+  const start = daysFromCivil(2026, 3, 2) * MS_PER_DAY;
+  const h = new Harness(dailyListingGenesis(start));
+  const a = key('a');
+  h.fund(a, 850_000n * USDC);
+  h.block([], 60_000);
+  // Three bids of 100 BTC (a dated future's largest order) at $50,000: $15M of
+  // exposure needs 5% + 1% for one full $10M step = $900,000 > $850,000.
+  for (const instrument of [BTC, 'BTC-2MAR26']) {
+    const bid = () => h.one(a, limit(instrument, 'buy', 500_000, 100 * ONE_BTC)).actions[0]!;
+    assert.equal(bid().ok, true);
+    assert.equal(bid().ok, true);
+    const r = bid();
+    assert.equal(!r.ok && r.code, 'InsufficientMargin', instrument);
+    assert.equal(h.one(a, { kind: 'cancelAll', instrument }).actions[0]!.ok, true);
+  }
+});
