@@ -235,10 +235,13 @@ export class Exchange {
     const results: TxResult[] = new Array(block.txs.length);
     for (const i of order) results[i] = executeTx(env, block.txs[i]!, i, known[i]);
 
-    // Holders are scanned where the mark moved, or where the per-block cap
-    // left a liquidation unfinished in the previous block.
+    // Holders are scanned where the mark moved, where an option was marked
+    // again (its scenario margin moves with its forward, time and volatility,
+    // even when its mark in ticks does not), or where the per-block cap left a
+    // liquidation unfinished in the previous block.
     const moved = state.markets.map((m, i) => {
-      const rescan = m.markTicks !== marksBefore[i] || m.liquidationBacklog;
+      const rescan =
+        m.markTicks !== marksBefore[i] || m.liquidationBacklog || m.remarkedHeight === state.height;
       m.liquidationBacklog = false;
       return rescan;
     });

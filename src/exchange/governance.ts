@@ -118,6 +118,8 @@ function execute(state: ExchangeState, p: Proposal, events: ExchangeEvent[]): vo
     if (!halt && m.listed && m.expiryMs <= state.timeMs) continue;
     m.halted = halt;
     m.dirty = true;
+    // Liquidations skipped while halted are looked at again, whether or not its mark moves.
+    if (!halt) m.liquidationBacklog = true;
     events.push({ type: halt ? 'marketHalted' : 'marketResumed', market: m.params.instrument });
   }
 }

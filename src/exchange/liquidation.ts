@@ -5,7 +5,8 @@
 // O(those accounts × markets). An account whose equity is below its
 // maintenance margin is liquidated, in ascending account index:
 //   1. its resting orders are cancelled;
-//   2. if its equity is negative, the insurance fund covers what it can;
+//   2. if its equity is negative, the insurance fund covers what it can, when
+//      a position of it can be closed in this block;
 //   3. each position (ascending market) is closed through the book by an IOC
 //      order limited at the position's bankruptcy price — the price at which
 //      the account's equity would reach zero, rounded in the account's favour
@@ -211,6 +212,16 @@ function closePosition(
   } else if (filled < lots) deleverage(state, market, account, lots - filled, bankruptcy, events);
 }
 
+/**
+ * A stale index is no price to close at: the position waits for the oracle.
+ * Nothing trades during a call auction: it waits for the uncross (which rescans).
+ */
+function closable(market: MarketState): boolean {
+  return (
+    !market.retired && !market.halted && !market.oracleStale && market.auction?.active !== true
+  );
+}
+
 export function liquidate(state: ExchangeState, account: Account, events: ExchangeEvent[]): void {
   for (const market of state.markets) {
     if (market.retired) continue;
@@ -220,21 +231,44 @@ export function liquidate(state: ExchangeState, account: Account, events: Exchan
     }
     if (market.auction !== null) cancelAllInAuction(state, market, account.index);
   }
-  const equity = equityQuote(state, account);
-  if (equity < 0n) coverFromInsurance(state, account, -equity, events);
+  // The fund covers a gap only for a close it makes possible: an account none
+  // of whose positions can be closed in this block (halted, stale, in an
+  // auction, or the market's cap spent) would keep the cover if prices came back.
+  let anyClosable = false;
   for (const market of state.markets) {
-    // A stale index is no price to close at: the position waits for the oracle.
-    // Nothing trades during a call auction: it waits for the uncross (which rescans).
-    const closable =
-      !market.retired && !market.halted && !market.oracleStale && market.auction?.active !== true;
-    if (sizeIn(account, market) !== 0 && closable) {
-      closePosition(state, market, account, events);
+    if (sizeIn(account, market) === 0 || !closable(market)) continue;
+    if (market.liquidatedQuote < market.params.liquidationQuoteMaxPerBlock) anyClosable = true;
+    else {
+      // The rest waits for the next block, which scans this market's holders again.
+      market.liquidationBacklog = true;
+      market.dirty = true;
     }
   }
-  if (account.positionCount === 0 && account.cashQuote < 0n) {
-    coverFromInsurance(state, account, -account.cashQuote, events);
-    if (account.cashQuote < 0n) state.deficits.add(account);
+  if (anyClosable) {
+    const equity = equityQuote(state, account);
+    if (equity < 0n) coverFromInsurance(state, account, -equity, events);
+    for (const market of state.markets) {
+      if (sizeIn(account, market) !== 0 && closable(market)) {
+        closePosition(state, market, account, events);
+      }
+    }
   }
+  settleShortfall(state, account, events);
+}
+
+/**
+ * An account without positions and with negative cash draws on the insurance
+ * fund; what stays uncovered is a deficit (withdrawals pause until deposits
+ * to it cover it).
+ */
+export function settleShortfall(
+  state: ExchangeState,
+  account: Account,
+  events: ExchangeEvent[],
+): void {
+  if (account.positionCount !== 0 || account.cashQuote >= 0n) return;
+  coverFromInsurance(state, account, -account.cashQuote, events);
+  if (account.cashQuote < 0n) state.deficits.add(account);
 }
 
 /** Unchanged since its slack was taken, and no mark it is exposed to moved further than it. */
@@ -264,13 +298,19 @@ export function runLiquidations(
   events: ExchangeEvent[],
 ): void {
   const due: Account[] = [];
+  const short: Account[] = [];
   const height = state.height;
   const schedule = state.scan;
   schedule.begin(state);
   const look = (account: Account): void => {
     if (account.scannedHeight === height) return;
     account.scannedHeight = height;
-    if (scanNum(state, account)) {
+    if (account.positionCount === 0) {
+      account.slackTicks = -1;
+      // Out of its last position with negative cash (a fill that closes does not
+      // check margin, a maker's fill does not): a shortfall as after a liquidation.
+      if (account.cashQuote < 0n && !state.deficits.has(account)) short.push(account);
+    } else if (scanNum(state, account)) {
       if (scanNumResult.below) due.push(account);
     } else {
       if (isLiquidatable(state, account)) due.push(account);
@@ -284,6 +324,9 @@ export function runLiquidations(
   if (marksMoved.includes(true)) {
     schedule.visitMoved(state, marksMoved, (a) => withinSlack(state, a), look);
   }
+  // O(1) each and never looked at again (no position): all of them, first.
+  short.sort((a, b) => a.index - b.index);
+  for (const account of short) settleShortfall(state, account, events);
   due.sort((a, b) => a.index - b.index);
   const n = Math.min(due.length, LIQUIDATIONS_PER_BLOCK_MAX);
   for (let i = 0; i < n; i++) {

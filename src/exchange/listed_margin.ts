@@ -15,6 +15,7 @@
 // Cost: O(records × scenarios) bigint multiply-adds, two scenario passes.
 
 import { divBig } from '../lib/int.ts';
+import { imfPpm } from './margin.ts';
 import type { MarginPosition, ScenarioInstrument } from './options/index.ts';
 import {
   buildFutureScenarios,
@@ -147,7 +148,8 @@ export function listedMargin(
       const lots = Math.max(Math.abs(e.size + e.buy), Math.abs(e.size - e.sell));
       if (lots !== 0) {
         const notional = BigInt(lots) * m.markQuotePerLot;
-        initial += ppmCeil(notional, m.params.initialMarginPpm);
+        // The linear formula, scale-up included (margin.ts).
+        initial += ppmCeil(notional, imfPpm(m, notional));
       }
       maintenanceScaled += BigInt(Math.abs(e.size)) * m.maintenancePerLotScaled;
       continue;

@@ -31,7 +31,7 @@ import {
   settlementValueQuote,
 } from './instruments/index.ts';
 import { inEmergencyHalt } from './governance.ts';
-import { coverFromInsurance } from './liquidation.ts';
+import { settleShortfall } from './liquidation.ts';
 import { computeMarkTicks, indexToTicks } from './mark.ts';
 import { optionMark } from './options/index.ts';
 import { NEVER, isStale, smileKey } from './oracle/aggregate.ts';
@@ -185,6 +185,7 @@ export function markOptions(state: ExchangeState, previousMs: number | null): vo
         : index; // index × e^(rT) with the rate 0
     if (restoring) continue;
     if (smile === undefined || forward <= 0n || m.expiryMs <= state.timeMs) {
+      if (m.optionMark !== null) m.remarkedHeight = state.height;
       m.optionMark = null;
       // Without the interval the forward is not state (not in the leaf or the
       // snapshot): forget it with the mark, so that a node restored here, which
@@ -209,6 +210,9 @@ export function markOptions(state: ExchangeState, previousMs: number | null): vo
     });
     m.optionMark = mark;
     m.forwardQuote = forward;
+    // Its scenario values (forward, time, volatility) changed even where its
+    // mark in ticks did not: its holders' margin is looked at again.
+    m.remarkedHeight = state.height;
     const ticks = divBig(mark.markQuote, m.params.tickSizeQuote, 'halfEven');
     // A far out-of-the-money option still has a price to trade at: one tick.
     const markTicks = ticks < 1n ? 1 : Number(ticks);
@@ -253,10 +257,7 @@ function settleMarket(state: ExchangeState, m: MarketState, events: ExchangeEven
   m.records.clear();
   for (const a of holders) {
     // A short that paid more than it had: the insurance fund, then a deficit (as after a liquidation).
-    if (a.positionCount === 0 && a.cashQuote < 0n) {
-      coverFromInsurance(state, a, -a.cashQuote, events);
-      if (a.cashQuote < 0n) state.deficits.add(a);
-    }
+    settleShortfall(state, a, events);
   }
   m.retired = true;
   // A pending proposal names its market by slot: closed here (executed, with no effect), it

@@ -327,6 +327,11 @@ export function liquidationSlack(state: ExchangeState, account: Account): void {
   }
   const safety = account.cashQuote * PPM_BIG - threshold;
   if (safety < 0n) return;
+  // Longs only, at 100% maintenance: no mark move changes the threshold.
+  if (perTick === 0n) {
+    account.slackTicks = SAFE;
+    return;
+  }
   const slack = divBig(safety, perTick, 'floor');
   account.slackTicks = slack > SAFE_BIG ? SAFE : Number(slack);
 }

@@ -183,6 +183,8 @@ export class MarketState {
   /** Scenario values for option margin, built at most once per height, when needed (derived). */
   scenario: ScenarioInstrument | null = null;
   scenarioHeight = -1;
+  /** The height at which markOptions last computed or dropped this option's mark (derived). */
+  remarkedHeight = -1;
   readonly k: bigint;
   readonly maintenancePpmBig: bigint;
   book: OrderBook;
