@@ -193,17 +193,30 @@ test('reconnects after the other side restarts on the same port', async () => {
 
 test('simultaneous dials settle on one connection per pair, the same on both sides', async () => {
   const net = await startNetwork(4);
-  try {
-    await until(
-      () => net.transports.every((t) => t.peers().every((p) => p.state === 'connected')),
-      'all connected',
+  // Normally the lower id's dial wins, but on a loaded machine the higher id
+  // may dial first (it only waits longer), and while a second connection's
+  // handshake is in flight the two sides may briefly hold different ones. What
+  // is guaranteed is that they settle on the same connection: exactly one side
+  // holds it outbound.
+  const agreed = (): boolean =>
+    net.transports.every((t) =>
+      t.peers().every((p) => {
+        const back = net.transports
+          .find((u) => u.self === p.id)!
+          .peers()
+          .find((q) => q.id === t.self)!;
+        return (
+          p.state === 'connected' && back.state === 'connected' && p.outbound !== back.outbound
+        );
+      }),
     );
-    for (const t of net.transports) {
-      for (const p of t.peers()) {
-        // The lower id dials: it holds the outbound side.
-        assert.equal(p.outbound, t.self < p.id, `${t.self.slice(0, 6)} → ${p.id.slice(0, 6)}`);
-      }
-    }
+  try {
+    await until(agreed, 'every pair connected over one connection both sides keep');
+    const connections = net.transports.reduce(
+      (n, t) => n + t.peers().filter((p) => p.outbound).length,
+      0,
+    );
+    assert.equal(connections, 6, 'one connection per pair of the four');
   } finally {
     await net.close();
   }
