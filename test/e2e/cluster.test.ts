@@ -6,15 +6,13 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
-import { createServer, connect } from 'node:net';
-import { fileURLToPath } from 'node:url';
+import { connect } from 'node:net';
 import { initNetwork } from '../../src/node/init.ts';
 import type { InitHome } from '../../src/node/init.ts';
 import { tempDir } from '../node/helpers.ts';
+import { freeBase, kill9, startNodeProcess, until } from './helpers.ts';
+import type { Proc } from './helpers.ts';
 
-const BIN = fileURLToPath(new URL('../../bin/zomma.js', import.meta.url));
 const TIMEOUTS = {
   proposeMs: 600,
   prevoteMs: 300,
@@ -23,43 +21,6 @@ const TIMEOUTS = {
   maxMs: 4_000,
   gossipMs: 300,
 };
-
-async function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-  });
-}
-
-/** A base port whose next `count` ports are free now. */
-async function freeBase(count: number): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 31_000 + ((process.pid * 7 + attempt * 97) % 2_000) * 10;
-    let ok = true;
-    for (let p = base; p < base + count && ok; p++) ok = await portFree(p);
-    if (ok) return base;
-  }
-  throw new Error('no free port range');
-}
-
-interface Proc {
-  child: ChildProcess;
-  exited: Promise<void>;
-}
-
-function startNode(home: string): Proc {
-  const child = spawn(process.execPath, [BIN, 'node', '--home', home, '--quiet'], {
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  return { child, exited };
-}
-
-async function kill9(p: Proc): Promise<void> {
-  p.child.kill('SIGKILL');
-  await p.exited;
-}
 
 async function status(h: InitHome): Promise<{ height: number; appHash: string } | null> {
   try {
@@ -72,18 +33,6 @@ async function status(h: InitHome): Promise<{ height: number; appHash: string } 
 
 async function height(h: InitHome): Promise<number> {
   return (await status(h))?.height ?? -1;
-}
-
-async function until(
-  check: () => Promise<boolean>,
-  timeoutMs: number,
-  what: string,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }
 
 async function chain(h: InitHome, to: number): Promise<{ height: number; blockHash: string }[]> {
@@ -104,7 +53,7 @@ test('a four-process cluster: agreement, crash and catch-up, no progress without
     snapshotEveryHeights: 10,
     commitPauseMs: 100,
   });
-  const procs: (Proc | null)[] = homes.map((h) => startNode(h.home));
+  const procs: (Proc | null)[] = homes.map((h) => startNodeProcess(h.home));
   try {
     await until(
       async () => (await Promise.all(homes.map(height))).every((x) => x >= 3),
@@ -132,7 +81,7 @@ test('a four-process cluster: agreement, crash and catch-up, no progress without
     await until(async () => (await height(homes[0]!)) >= h0 + 5, 30_000, 'three validators commit');
 
     // Restart it: it catches up from the others' blocks.
-    procs[3] = startNode(homes[3]!.home);
+    procs[3] = startNodeProcess(homes[3]!.home);
     const target = (await height(homes[0]!)) + 2;
     await until(
       async () => (await height(homes[3]!)) >= target,
@@ -166,8 +115,8 @@ test('a four-process cluster: agreement, crash and catch-up, no progress without
     const frozen = Math.max(await height(homes[0]!), await height(homes[1]!));
 
     // Restart both: progress resumes and everyone agrees on every block.
-    procs[2] = startNode(homes[2]!.home);
-    procs[3] = startNode(homes[3]!.home);
+    procs[2] = startNodeProcess(homes[2]!.home);
+    procs[3] = startNodeProcess(homes[3]!.home);
     await until(
       async () => (await Promise.all(homes.map(height))).every((x) => x >= frozen + 3),
       60_000,

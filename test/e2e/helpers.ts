@@ -104,10 +104,14 @@ async function portFree(port: number): Promise<boolean> {
   });
 }
 
-/** A base port whose next `count` ports are free now. */
+/** Ports per slot freeBase hands out: slots never overlap, so two test files' clusters cannot share a port. */
+const PORT_SLOT = 16;
+
+/** A base port whose next `count` ports (at most PORT_SLOT) are free now. */
 export async function freeBase(count: number, salt = 0): Promise<number> {
+  if (count > PORT_SLOT) throw new Error(`freeBase: ${count} ports is more than a slot`);
   for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 31_000 + ((process.pid * 7 + salt * 31 + attempt * 97) % 2_000) * 10;
+    const base = 31_000 + ((process.pid * 7 + salt * 31 + attempt * 97) % 1_250) * PORT_SLOT;
     let ok = true;
     for (let p = base; p < base + count && ok; p++) ok = await portFree(p);
     if (ok) return base;
