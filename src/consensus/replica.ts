@@ -12,6 +12,7 @@ import {
   BLOCK_TX_BYTES_MAX,
   CATCHUP_BATCH_BLOCKS_MAX,
   CATCHUP_BUFFER_BLOCKS_MAX,
+  CATCHUP_BUFFER_BYTES_PER_PEER_MAX,
   CATCHUP_RETRY_MS,
   CATCHUP_SERVES_PER_PEER_MAX,
   EVIDENCE_AGE_HEIGHTS_MAX,
@@ -168,6 +169,21 @@ export function makeEvidence(a: Vote, b: Vote): DuplicateVoteEvidence {
   return order < 0 ? { voteA: a, voteB: b } : { voteA: b, voteB: a };
 }
 
+/**
+ * An upper bound of a committed block's encoded size, without encoding it:
+ * its transactions and vote extensions, plus the most each fixed part
+ * (header, counts, a vote's other fields) takes.
+ */
+function committedBytesOf(c: CommittedBlock): number {
+  const b = c.block;
+  let bytes = 1024;
+  for (const tx of b.txs) bytes += 4 + tx.length;
+  for (const e of b.evidence) bytes += 256 + e.voteA.extension.length + e.voteB.extension.length;
+  for (const v of b.lastCommit?.votes ?? []) bytes += 128 + v.extension.length;
+  for (const v of c.commit.votes) bytes += 128 + v.extension.length;
+  return bytes;
+}
+
 interface ProposalEntry {
   readonly proposal: Proposal;
   readonly block: Block;
@@ -288,8 +304,10 @@ export class Replica implements ConsensusReplica {
 
   // Catch-up.
   private catchupBuffer = new Map<number, CommittedBlock>();
-  /** Who sent each buffered block: a peer whose block fails its checks loses every block it sent. */
-  private catchupSources = new Map<number, PeerId>();
+  /** Who sent each buffered block, and its size: a peer whose block fails its checks loses every block it sent. */
+  private catchupSources = new Map<number, { readonly from: PeerId; readonly bytes: number }>();
+  /** Bytes of `catchupBuffer` by sender: the blocks are unchecked, so each peer gets its own bound. */
+  private catchupBytes = new Map<PeerId, number>();
   /**
    * Peers that sent a committed block failing its certificate or chain checks
    * (an honest peer serves only blocks it verified): their blocks are refused
@@ -1460,9 +1478,7 @@ export class Replica implements ConsensusReplica {
         this.evidencePool.delete(key);
     }
     for (const h of this.catchupBuffer.keys()) {
-      if (h >= this.heightValue) continue;
-      this.catchupBuffer.delete(h);
-      this.catchupSources.delete(h);
+      if (h < this.heightValue) this.unbuffer(h);
     }
     this.startRound(0, nowMs);
     this.scheduleGossip();
@@ -1672,7 +1688,8 @@ export class Replica implements ConsensusReplica {
     blocks: readonly CommittedBlock[],
   ): void {
     if (this.catchupDistrusted.has(input.from)) return this.drop('badCertificate');
-    let kept = 0;
+    const kept: CommittedBlock[] = [];
+    let held = this.catchupBytes.get(input.from) ?? 0;
     for (const b of blocks) {
       const h = b.block.header.height;
       if (
@@ -1683,17 +1700,28 @@ export class Replica implements ConsensusReplica {
         this.drop('oldHeight');
         continue;
       }
-      if (h >= this.heightValue + CATCHUP_BUFFER_BLOCKS_MAX) {
+      const bytes = committedBytesOf(b);
+      if (
+        h >= this.heightValue + CATCHUP_BUFFER_BLOCKS_MAX ||
+        held + bytes > CATCHUP_BUFFER_BYTES_PER_PEER_MAX
+      ) {
         this.drop('bufferFull');
         continue;
       }
+      held += bytes;
       this.catchupBuffer.set(h, b);
-      this.catchupSources.set(h, input.from);
-      kept++;
+      this.catchupSources.set(h, { from: input.from, bytes });
+      kept.push(b);
     }
-    if (kept === 0) return;
-    // The log needs what it kept: a restart before these are executed replays them.
-    this.logInput(input);
+    if (kept.length === 0) return;
+    this.catchupBytes.set(input.from, held);
+    // The log needs what it kept (a restart before these are executed replays
+    // them), and only that: a peer's refused blocks must not fill the disk.
+    const bytes =
+      kept.length === blocks.length
+        ? input.bytes
+        : encodeMessage({ kind: 'blockResponse', blocks: kept });
+    this.logInput({ ...input, bytes });
     this.applyCatchup(input.nowMs);
   }
 
@@ -1707,9 +1735,8 @@ export class Replica implements ConsensusReplica {
       }
       return;
     }
-    const source = this.catchupSources.get(this.heightValue);
-    this.catchupBuffer.delete(this.heightValue);
-    this.catchupSources.delete(this.heightValue);
+    const source = this.catchupSources.get(this.heightValue)?.from;
+    this.unbuffer(this.heightValue);
     const hash = blockHashOf(next.block);
     const problem = !this.verifyCommit(next.commit, this.chain.validators, this.heightValue, hash)
       ? 'badCertificate'
@@ -1730,16 +1757,25 @@ export class Replica implements ConsensusReplica {
     }
   }
 
+  /** Forgets a buffered block, and gives its bytes back to its sender's bound. */
+  private unbuffer(height: number): void {
+    const source = this.catchupSources.get(height);
+    this.catchupBuffer.delete(height);
+    this.catchupSources.delete(height);
+    if (source === undefined) return;
+    const held = this.catchupBytes.get(source.from)! - source.bytes;
+    if (held > 0) this.catchupBytes.set(source.from, held);
+    else this.catchupBytes.delete(source.from);
+  }
+
   /**
    * A peer sent a committed block that fails: drop every block it sent, refuse
    * its blocks from now on, and ask another peer at once for what it held.
    */
   private distrustCatchupPeer(peer: PeerId, nowMs: number): void {
     if (this.catchupDistrusted.size < 4 * VALIDATORS_MAX) this.catchupDistrusted.add(peer);
-    for (const [h, from] of this.catchupSources) {
-      if (from !== peer) continue;
-      this.catchupBuffer.delete(h);
-      this.catchupSources.delete(h);
+    for (const [h, source] of this.catchupSources) {
+      if (source.from === peer) this.unbuffer(h);
     }
     this.requestedUpTo = 0;
     for (const [other, height] of this.peerHeights) {

@@ -153,6 +153,15 @@ export const FUTURE_BYTES_PER_PEER_MAX = 2 * MESSAGE_BYTES_MAX;
 export const CATCHUP_BATCH_BLOCKS_MAX = 64;
 /** Most verified-later blocks a catching-up replica holds. */
 export const CATCHUP_BUFFER_BLOCKS_MAX = 4 * CATCHUP_BATCH_BLOCKS_MAX;
+/**
+ * Bytes of catch-up blocks buffered per sending peer (an upper bound of their
+ * encoding). They are kept unchecked until their height comes, so the height
+ * bound alone let one peer hold CATCHUP_BUFFER_BLOCKS_MAX largest blocks
+ * (about 2.3 GiB), each also written to the WAL. An honest server's blocks fit:
+ * the next batch is asked for once at most half a batch is left, and a batch
+ * is one message.
+ */
+export const CATCHUP_BUFFER_BYTES_PER_PEER_MAX = 2 * MESSAGE_BYTES_MAX;
 /** Before asking again, or pushing blocks to the same lagging peer again. */
 export const CATCHUP_RETRY_MS = 1_000;
 /**
