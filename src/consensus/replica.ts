@@ -22,6 +22,7 @@ import {
   FUTURE_MESSAGES_MAX,
   GOSSIP_INTERVAL_MS,
   MESSAGE_BYTES_MAX,
+  PROPOSALS_AHEAD_PER_PROPOSER_MAX,
   ROUNDS_AHEAD_MAX,
   ROUND_MAX,
   TIMEOUT_DELTA_MS,
@@ -278,6 +279,8 @@ export class Replica implements ConsensusReplica {
   private validRoundValue = -1;
   private readonly proposals = new Map<number, ProposalEntry>();
   private readonly blocksByKey = new Map<string, ProposalEntry>();
+  /** Rounds of the proposals kept while ahead of ours, by proposer (those we have reached no longer count). */
+  private readonly proposalRoundsAhead = new Map<number, number[]>();
   private votes = new HeightVotes([]);
   /** The last height's votes (all verified), so its certificate in the next block is not verified again. */
   private previousVotes = new HeightVotes([]);
@@ -690,6 +693,10 @@ export class Replica implements ConsensusReplica {
     const set = this.chain.validators;
     const proposerIndex = set.proposer(proposal.round);
     if (proposerIndex === this.myIndex) return this.drop('wrongProposer');
+    const ahead = proposal.round > this.roundValue ? this.roundsAheadOf(proposerIndex) : null;
+    if (ahead !== null && ahead.length >= PROPOSALS_AHEAD_PER_PROPOSER_MAX) {
+      return this.drop('bufferFull');
+    }
     const publicKey = set.validators[proposerIndex]!.publicKey;
     if (
       !this.ports.verifier.verify(
@@ -706,9 +713,25 @@ export class Replica implements ConsensusReplica {
       return this.drop('invalidBlock');
     }
     this.logInput(input);
+    if (ahead !== null) {
+      ahead.push(proposal.round);
+      this.proposalRoundsAhead.set(proposerIndex, ahead);
+    }
     this.addProposal(proposal, block, hash, null);
     this.votes.speak(proposal.round, proposerIndex);
     this.progress(input.nowMs);
+  }
+
+  /**
+   * The rounds ahead of ours whose proposals by this proposer we keep. A
+   * proposal ahead is of use only once we get to its round, and its proposer
+   * re-sends it while there; without a bound a faulty proposer could sign a
+   * largest block for every round it leads within ROUNDS_AHEAD_MAX, each kept
+   * and logged.
+   */
+  private roundsAheadOf(proposerIndex: number): number[] {
+    const rounds = this.proposalRoundsAhead.get(proposerIndex) ?? [];
+    return rounds.filter((round) => round > this.roundValue);
   }
 
   private addProposal(
@@ -1456,6 +1479,7 @@ export class Replica implements ConsensusReplica {
     this.validRoundValue = -1;
     this.proposals.clear();
     this.blocksByKey.clear();
+    this.proposalRoundsAhead.clear();
     this.previousVotes = this.votes;
     this.votes = new HeightVotes(chain.validators.powers);
     this.decided = null;

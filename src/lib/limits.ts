@@ -129,6 +129,16 @@ export const VALIDATOR_UPDATES_MAX = 64;
 export const ROUND_MAX = 2 ** 31;
 /** How far past its current round a replica keeps votes (enough to see a round skip). */
 export const ROUNDS_AHEAD_MAX = 1_000;
+/**
+ * Proposals one proposer may have kept for rounds ahead of a replica's. Each
+ * is signed, kept and logged, and may hold a largest block: a faulty proposer
+ * signing one for every round it leads within ROUNDS_AHEAD_MAX could make a
+ * replica keep about 250 of them (some 2 GiB) per height with 4 validators.
+ * An honest proposer proposes in its current round only, and re-sends that
+ * proposal every GOSSIP_INTERVAL_MS: one suffices to have it at hand when we
+ * get to its round.
+ */
+export const PROPOSALS_AHEAD_PER_PROPOSER_MAX = 1;
 /** Longest chain id. */
 export const CHAIN_ID_BYTES_MAX = 64;
 /** Longest hash-like field (app hash, addresses). */
