@@ -404,6 +404,14 @@ export const MEMPOOL_TXS_MAX = 50_000;
 export const MEMPOOL_BYTES_MAX = 64 * 1024 * 1024;
 /** Pending transactions of one account (address) in the mempool. */
 export const MEMPOOL_TXS_PER_ACCOUNT_MAX = 1_000;
+/**
+ * Transactions, and bytes, one peer's gossip may hold in the mempool (a
+ * quarter of it): beyond, its transactions are refused. With the total limit
+ * alone one peer's flood filled the pool. A peer's share holds more than a
+ * block, so an honest peer's gossip of a full block fits.
+ */
+export const MEMPOOL_TXS_PER_PEER_MAX = 12_500;
+export const MEMPOOL_BYTES_PER_PEER_MAX = 16 * 1024 * 1024;
 /** Recently committed transaction hashes a mempool remembers, to refuse replays cheaply. */
 export const MEMPOOL_COMMITTED_HASHES_MAX = 200_000;
 /** Transactions gossiped to peers in one mempool frame. */
@@ -426,6 +434,15 @@ assert(
   'a gossip frame fits a message',
 );
 assert(MEMPOOL_TXS_PER_ACCOUNT_MAX <= MEMPOOL_TXS_MAX, 'an account fits the mempool');
+assert(
+  4 * MEMPOOL_TXS_PER_PEER_MAX <= MEMPOOL_TXS_MAX &&
+    4 * MEMPOOL_BYTES_PER_PEER_MAX <= MEMPOOL_BYTES_MAX,
+  'one peer holds at most a quarter of the mempool',
+);
+assert(
+  BLOCK_TXS_MAX <= MEMPOOL_TXS_PER_PEER_MAX && BLOCK_TX_BYTES_MAX <= MEMPOOL_BYTES_PER_PEER_MAX,
+  "a block's worth of a peer's gossip fits its share",
+);
 
 // --- node read model (src/node/view.ts) ----------------------------------------------
 /** Transaction results the read model keeps for `GET /v1/tx/:hash` (oldest dropped first). */
