@@ -16,6 +16,7 @@ import {
   CATCHUP_RETRY_MS,
   CATCHUP_SERVES_PER_PEER_MAX,
   EVIDENCE_AGE_HEIGHTS_MAX,
+  EVIDENCE_PER_OFFENDER_MAX,
   EVIDENCE_PER_BLOCK_MAX,
   EVIDENCE_POOL_MAX,
   FUTURE_BYTES_PER_PEER_MAX,
@@ -304,6 +305,8 @@ export class Replica implements ConsensusReplica {
   private futureBytes = new Map<PeerId, number>();
   // Verified evidence not yet committed, by hash.
   private evidencePool = new Map<string, DuplicateVoteEvidence>();
+  /** The pool's items by offender (its public key, hex): EVIDENCE_PER_OFFENDER_MAX each. */
+  private evidenceByOffender = new Map<string, Set<string>>();
 
   // Catch-up.
   private catchupBuffer = new Map<number, CommittedBlock>();
@@ -846,10 +849,14 @@ export class Replica implements ConsensusReplica {
     if (this.evidencePool.has(key) || this.chain.committedEvidence.has(key)) {
       return this.drop('duplicateVote');
     }
+    // Before the signatures are checked: an offender we hold evidence against costs nothing more.
+    const offender = this.offenderOf(evidence);
+    if (offender !== null && !this.evidenceRoomFor(offender)) return this.drop('bufferFull');
     if (!this.verifyEvidence(evidence, this.heightValue)) return this.drop('badEvidence');
     if (this.evidencePool.size >= EVIDENCE_POOL_MAX) return this.drop('bufferFull');
+    assert(offender !== null, 'verified evidence names a member of its set');
     this.logInput(input);
-    this.evidencePool.set(key, evidence);
+    this.poolEvidence(key, evidence, offender);
     this.emit({ kind: 'evidenceSeen', evidence });
   }
 
@@ -870,10 +877,45 @@ export class Replica implements ConsensusReplica {
   private addEvidence(evidence: DuplicateVoteEvidence): void {
     const key = toHex(evidenceHashOf(evidence));
     if (this.evidencePool.has(key) || this.chain.committedEvidence.has(key)) return;
-    if (this.evidencePool.size >= EVIDENCE_POOL_MAX) return this.drop('bufferFull');
-    this.evidencePool.set(key, evidence);
+    const offender = this.offenderOf(evidence);
+    assert(offender !== null, 'evidence seen at our height names a member of our set');
+    if (!this.evidenceRoomFor(offender) || this.evidencePool.size >= EVIDENCE_POOL_MAX) {
+      return this.drop('bufferFull');
+    }
+    this.poolEvidence(key, evidence, offender);
     this.emit({ kind: 'evidenceSeen', evidence });
     this.emit({ kind: 'broadcast', bytes: encodeMessage({ kind: 'evidence', evidence }) });
+  }
+
+  /** The offender's public key (hex) in the set of its height, or null if there is none such. */
+  private offenderOf(e: DuplicateVoteEvidence): string | null {
+    const validator = this.setAt(e.voteA.height)?.validators[e.voteA.validatorIndex];
+    return validator === undefined ? null : toHex(validator.publicKey);
+  }
+
+  /**
+   * A validator may sign any number of conflicting pairs, each distinct valid
+   * evidence; the pool keeps EVIDENCE_PER_OFFENDER_MAX against each, so one
+   * offender cannot fill it and keep out the evidence against others.
+   */
+  private evidenceRoomFor(offender: string): boolean {
+    return (this.evidenceByOffender.get(offender)?.size ?? 0) < EVIDENCE_PER_OFFENDER_MAX;
+  }
+
+  private poolEvidence(key: string, evidence: DuplicateVoteEvidence, offender: string): void {
+    this.evidencePool.set(key, evidence);
+    const keys = this.evidenceByOffender.get(offender);
+    if (keys === undefined) this.evidenceByOffender.set(offender, new Set([key]));
+    else keys.add(key);
+  }
+
+  private forgetEvidence(key: string): void {
+    if (!this.evidencePool.delete(key)) return;
+    for (const [offender, keys] of this.evidenceByOffender) {
+      if (!keys.delete(key)) continue;
+      if (keys.size === 0) this.evidenceByOffender.delete(offender);
+      return;
+    }
   }
 
   /** The validator set of a height within the evidence window, or null. */
@@ -1452,7 +1494,7 @@ export class Replica implements ConsensusReplica {
       for (const e of decided.block.evidence) {
         const key = toHex(evidenceHashOf(e));
         next.set(key, height);
-        this.evidencePool.delete(key);
+        this.forgetEvidence(key);
       }
       committedEvidence = next;
     }
@@ -1498,8 +1540,7 @@ export class Replica implements ConsensusReplica {
       if (this.signed.get(key)!.height < this.heightValue) this.signed.delete(key);
     }
     for (const [key, e] of this.evidencePool) {
-      if (e.voteA.height < this.heightValue - EVIDENCE_AGE_HEIGHTS_MAX)
-        this.evidencePool.delete(key);
+      if (e.voteA.height < this.heightValue - EVIDENCE_AGE_HEIGHTS_MAX) this.forgetEvidence(key);
     }
     for (const h of this.catchupBuffer.keys()) {
       if (h < this.heightValue) this.unbuffer(h);

@@ -149,6 +149,13 @@ export const VOTE_EXTENSION_BYTES_MAX = 4 * 1024;
 export const EVIDENCE_PER_BLOCK_MAX = 16;
 /** Most verified, not yet committed evidence items a replica keeps. */
 export const EVIDENCE_POOL_MAX = 256;
+/**
+ * Evidence items against one validator (by key) the pool keeps. A validator
+ * may sign any number of conflicting pairs, each distinct valid evidence: with
+ * the pool's bound alone it could fill the pool and keep out the evidence
+ * against others. One suffices: the exchange jails and slashes an offender once.
+ */
+export const EVIDENCE_PER_OFFENDER_MAX = 1;
 /** Evidence older than this many heights (relative to the block that would carry it) is refused. */
 export const EVIDENCE_AGE_HEIGHTS_MAX = 100;
 /** Messages for the next height kept until the replica gets there. */
@@ -196,6 +203,10 @@ export const WAL_RECORD_BYTES_MAX = MESSAGE_BYTES_MAX + 1024;
 assert(3 * TOTAL_POWER_MAX <= Number.MAX_SAFE_INTEGER, 'stake thresholds must be exact');
 assert(VALIDATORS_MAX * VALIDATOR_POWER_MAX <= TOTAL_POWER_MAX, 'a full set must fit the total');
 assert(EVIDENCE_PER_BLOCK_MAX <= EVIDENCE_POOL_MAX, 'a block draws evidence from the pool');
+assert(
+  VALIDATORS_MAX * EVIDENCE_PER_OFFENDER_MAX <= EVIDENCE_POOL_MAX,
+  'the pool holds evidence against every validator of a set',
+);
 assert(CATCHUP_BATCH_BLOCKS_MAX <= CATCHUP_BUFFER_BLOCKS_MAX, 'a batch must fit the buffer');
 assert(TIMEOUT_PROPOSE_MS <= TIMEOUT_MAX_MS, 'timeouts start below their cap');
 /** Most transaction bytes in one block: the rest of BLOCK_BYTES_MAX holds evidence and the last commit. */
