@@ -12,15 +12,18 @@ import {
   BLOCK_TX_BYTES_MAX,
   CATCHUP_BATCH_BLOCKS_MAX,
   CATCHUP_BUFFER_BLOCKS_MAX,
+  CATCHUP_BUFFER_BYTES_PER_PEER_MAX,
   CATCHUP_RETRY_MS,
   CATCHUP_SERVES_PER_PEER_MAX,
   EVIDENCE_AGE_HEIGHTS_MAX,
+  EVIDENCE_PER_OFFENDER_MAX,
   EVIDENCE_PER_BLOCK_MAX,
   EVIDENCE_POOL_MAX,
   FUTURE_BYTES_PER_PEER_MAX,
   FUTURE_MESSAGES_MAX,
   GOSSIP_INTERVAL_MS,
   MESSAGE_BYTES_MAX,
+  PROPOSALS_AHEAD_PER_PROPOSER_MAX,
   ROUNDS_AHEAD_MAX,
   ROUND_MAX,
   TIMEOUT_DELTA_MS,
@@ -168,6 +171,21 @@ export function makeEvidence(a: Vote, b: Vote): DuplicateVoteEvidence {
   return order < 0 ? { voteA: a, voteB: b } : { voteA: b, voteB: a };
 }
 
+/**
+ * An upper bound of a committed block's encoded size, without encoding it:
+ * its transactions and vote extensions, plus the most each fixed part
+ * (header, counts, a vote's other fields) takes.
+ */
+function committedBytesOf(c: CommittedBlock): number {
+  const b = c.block;
+  let bytes = 1024;
+  for (const tx of b.txs) bytes += 4 + tx.length;
+  for (const e of b.evidence) bytes += 256 + e.voteA.extension.length + e.voteB.extension.length;
+  for (const v of b.lastCommit?.votes ?? []) bytes += 128 + v.extension.length;
+  for (const v of c.commit.votes) bytes += 128 + v.extension.length;
+  return bytes;
+}
+
 interface ProposalEntry {
   readonly proposal: Proposal;
   readonly block: Block;
@@ -262,6 +280,8 @@ export class Replica implements ConsensusReplica {
   private validRoundValue = -1;
   private readonly proposals = new Map<number, ProposalEntry>();
   private readonly blocksByKey = new Map<string, ProposalEntry>();
+  /** Rounds of the proposals kept while ahead of ours, by proposer (those we have reached no longer count). */
+  private readonly proposalRoundsAhead = new Map<number, number[]>();
   private votes = new HeightVotes([]);
   /** The last height's votes (all verified), so its certificate in the next block is not verified again. */
   private previousVotes = new HeightVotes([]);
@@ -285,11 +305,15 @@ export class Replica implements ConsensusReplica {
   private futureBytes = new Map<PeerId, number>();
   // Verified evidence not yet committed, by hash.
   private evidencePool = new Map<string, DuplicateVoteEvidence>();
+  /** The pool's items by offender (its public key, hex): EVIDENCE_PER_OFFENDER_MAX each. */
+  private evidenceByOffender = new Map<string, Set<string>>();
 
   // Catch-up.
   private catchupBuffer = new Map<number, CommittedBlock>();
-  /** Who sent each buffered block: a peer whose block fails its checks loses every block it sent. */
-  private catchupSources = new Map<number, PeerId>();
+  /** Who sent each buffered block, and its size: a peer whose block fails its checks loses every block it sent. */
+  private catchupSources = new Map<number, { readonly from: PeerId; readonly bytes: number }>();
+  /** Bytes of `catchupBuffer` by sender: the blocks are unchecked, so each peer gets its own bound. */
+  private catchupBytes = new Map<PeerId, number>();
   /**
    * Peers that sent a committed block failing its certificate or chain checks
    * (an honest peer serves only blocks it verified): their blocks are refused
@@ -672,6 +696,10 @@ export class Replica implements ConsensusReplica {
     const set = this.chain.validators;
     const proposerIndex = set.proposer(proposal.round);
     if (proposerIndex === this.myIndex) return this.drop('wrongProposer');
+    const ahead = proposal.round > this.roundValue ? this.roundsAheadOf(proposerIndex) : null;
+    if (ahead !== null && ahead.length >= PROPOSALS_AHEAD_PER_PROPOSER_MAX) {
+      return this.drop('bufferFull');
+    }
     const publicKey = set.validators[proposerIndex]!.publicKey;
     if (
       !this.ports.verifier.verify(
@@ -688,9 +716,25 @@ export class Replica implements ConsensusReplica {
       return this.drop('invalidBlock');
     }
     this.logInput(input);
+    if (ahead !== null) {
+      ahead.push(proposal.round);
+      this.proposalRoundsAhead.set(proposerIndex, ahead);
+    }
     this.addProposal(proposal, block, hash, null);
     this.votes.speak(proposal.round, proposerIndex);
     this.progress(input.nowMs);
+  }
+
+  /**
+   * The rounds ahead of ours whose proposals by this proposer we keep. A
+   * proposal ahead is of use only once we get to its round, and its proposer
+   * re-sends it while there; without a bound a faulty proposer could sign a
+   * largest block for every round it leads within ROUNDS_AHEAD_MAX, each kept
+   * and logged.
+   */
+  private roundsAheadOf(proposerIndex: number): number[] {
+    const rounds = this.proposalRoundsAhead.get(proposerIndex) ?? [];
+    return rounds.filter((round) => round > this.roundValue);
   }
 
   private addProposal(
@@ -805,10 +849,14 @@ export class Replica implements ConsensusReplica {
     if (this.evidencePool.has(key) || this.chain.committedEvidence.has(key)) {
       return this.drop('duplicateVote');
     }
+    // Before the signatures are checked: an offender we hold evidence against costs nothing more.
+    const offender = this.offenderOf(evidence);
+    if (offender !== null && !this.evidenceRoomFor(offender)) return this.drop('bufferFull');
     if (!this.verifyEvidence(evidence, this.heightValue)) return this.drop('badEvidence');
     if (this.evidencePool.size >= EVIDENCE_POOL_MAX) return this.drop('bufferFull');
+    assert(offender !== null, 'verified evidence names a member of its set');
     this.logInput(input);
-    this.evidencePool.set(key, evidence);
+    this.poolEvidence(key, evidence, offender);
     this.emit({ kind: 'evidenceSeen', evidence });
   }
 
@@ -829,10 +877,45 @@ export class Replica implements ConsensusReplica {
   private addEvidence(evidence: DuplicateVoteEvidence): void {
     const key = toHex(evidenceHashOf(evidence));
     if (this.evidencePool.has(key) || this.chain.committedEvidence.has(key)) return;
-    if (this.evidencePool.size >= EVIDENCE_POOL_MAX) return this.drop('bufferFull');
-    this.evidencePool.set(key, evidence);
+    const offender = this.offenderOf(evidence);
+    assert(offender !== null, 'evidence seen at our height names a member of our set');
+    if (!this.evidenceRoomFor(offender) || this.evidencePool.size >= EVIDENCE_POOL_MAX) {
+      return this.drop('bufferFull');
+    }
+    this.poolEvidence(key, evidence, offender);
     this.emit({ kind: 'evidenceSeen', evidence });
     this.emit({ kind: 'broadcast', bytes: encodeMessage({ kind: 'evidence', evidence }) });
+  }
+
+  /** The offender's public key (hex) in the set of its height, or null if there is none such. */
+  private offenderOf(e: DuplicateVoteEvidence): string | null {
+    const validator = this.setAt(e.voteA.height)?.validators[e.voteA.validatorIndex];
+    return validator === undefined ? null : toHex(validator.publicKey);
+  }
+
+  /**
+   * A validator may sign any number of conflicting pairs, each distinct valid
+   * evidence; the pool keeps EVIDENCE_PER_OFFENDER_MAX against each, so one
+   * offender cannot fill it and keep out the evidence against others.
+   */
+  private evidenceRoomFor(offender: string): boolean {
+    return (this.evidenceByOffender.get(offender)?.size ?? 0) < EVIDENCE_PER_OFFENDER_MAX;
+  }
+
+  private poolEvidence(key: string, evidence: DuplicateVoteEvidence, offender: string): void {
+    this.evidencePool.set(key, evidence);
+    const keys = this.evidenceByOffender.get(offender);
+    if (keys === undefined) this.evidenceByOffender.set(offender, new Set([key]));
+    else keys.add(key);
+  }
+
+  private forgetEvidence(key: string): void {
+    if (!this.evidencePool.delete(key)) return;
+    for (const [offender, keys] of this.evidenceByOffender) {
+      if (!keys.delete(key)) continue;
+      if (keys.size === 0) this.evidenceByOffender.delete(offender);
+      return;
+    }
   }
 
   /** The validator set of a height within the evidence window, or null. */
@@ -1411,7 +1494,7 @@ export class Replica implements ConsensusReplica {
       for (const e of decided.block.evidence) {
         const key = toHex(evidenceHashOf(e));
         next.set(key, height);
-        this.evidencePool.delete(key);
+        this.forgetEvidence(key);
       }
       committedEvidence = next;
     }
@@ -1438,6 +1521,7 @@ export class Replica implements ConsensusReplica {
     this.validRoundValue = -1;
     this.proposals.clear();
     this.blocksByKey.clear();
+    this.proposalRoundsAhead.clear();
     this.previousVotes = this.votes;
     this.votes = new HeightVotes(chain.validators.powers);
     this.decided = null;
@@ -1456,13 +1540,10 @@ export class Replica implements ConsensusReplica {
       if (this.signed.get(key)!.height < this.heightValue) this.signed.delete(key);
     }
     for (const [key, e] of this.evidencePool) {
-      if (e.voteA.height < this.heightValue - EVIDENCE_AGE_HEIGHTS_MAX)
-        this.evidencePool.delete(key);
+      if (e.voteA.height < this.heightValue - EVIDENCE_AGE_HEIGHTS_MAX) this.forgetEvidence(key);
     }
     for (const h of this.catchupBuffer.keys()) {
-      if (h >= this.heightValue) continue;
-      this.catchupBuffer.delete(h);
-      this.catchupSources.delete(h);
+      if (h < this.heightValue) this.unbuffer(h);
     }
     this.startRound(0, nowMs);
     this.scheduleGossip();
@@ -1672,7 +1753,8 @@ export class Replica implements ConsensusReplica {
     blocks: readonly CommittedBlock[],
   ): void {
     if (this.catchupDistrusted.has(input.from)) return this.drop('badCertificate');
-    let kept = 0;
+    const kept: CommittedBlock[] = [];
+    let held = this.catchupBytes.get(input.from) ?? 0;
     for (const b of blocks) {
       const h = b.block.header.height;
       if (
@@ -1683,17 +1765,28 @@ export class Replica implements ConsensusReplica {
         this.drop('oldHeight');
         continue;
       }
-      if (h >= this.heightValue + CATCHUP_BUFFER_BLOCKS_MAX) {
+      const bytes = committedBytesOf(b);
+      if (
+        h >= this.heightValue + CATCHUP_BUFFER_BLOCKS_MAX ||
+        held + bytes > CATCHUP_BUFFER_BYTES_PER_PEER_MAX
+      ) {
         this.drop('bufferFull');
         continue;
       }
+      held += bytes;
       this.catchupBuffer.set(h, b);
-      this.catchupSources.set(h, input.from);
-      kept++;
+      this.catchupSources.set(h, { from: input.from, bytes });
+      kept.push(b);
     }
-    if (kept === 0) return;
-    // The log needs what it kept: a restart before these are executed replays them.
-    this.logInput(input);
+    if (kept.length === 0) return;
+    this.catchupBytes.set(input.from, held);
+    // The log needs what it kept (a restart before these are executed replays
+    // them), and only that: a peer's refused blocks must not fill the disk.
+    const bytes =
+      kept.length === blocks.length
+        ? input.bytes
+        : encodeMessage({ kind: 'blockResponse', blocks: kept });
+    this.logInput({ ...input, bytes });
     this.applyCatchup(input.nowMs);
   }
 
@@ -1707,9 +1800,8 @@ export class Replica implements ConsensusReplica {
       }
       return;
     }
-    const source = this.catchupSources.get(this.heightValue);
-    this.catchupBuffer.delete(this.heightValue);
-    this.catchupSources.delete(this.heightValue);
+    const source = this.catchupSources.get(this.heightValue)?.from;
+    this.unbuffer(this.heightValue);
     const hash = blockHashOf(next.block);
     const problem = !this.verifyCommit(next.commit, this.chain.validators, this.heightValue, hash)
       ? 'badCertificate'
@@ -1730,16 +1822,25 @@ export class Replica implements ConsensusReplica {
     }
   }
 
+  /** Forgets a buffered block, and gives its bytes back to its sender's bound. */
+  private unbuffer(height: number): void {
+    const source = this.catchupSources.get(height);
+    this.catchupBuffer.delete(height);
+    this.catchupSources.delete(height);
+    if (source === undefined) return;
+    const held = this.catchupBytes.get(source.from)! - source.bytes;
+    if (held > 0) this.catchupBytes.set(source.from, held);
+    else this.catchupBytes.delete(source.from);
+  }
+
   /**
    * A peer sent a committed block that fails: drop every block it sent, refuse
    * its blocks from now on, and ask another peer at once for what it held.
    */
   private distrustCatchupPeer(peer: PeerId, nowMs: number): void {
     if (this.catchupDistrusted.size < 4 * VALIDATORS_MAX) this.catchupDistrusted.add(peer);
-    for (const [h, from] of this.catchupSources) {
-      if (from !== peer) continue;
-      this.catchupBuffer.delete(h);
-      this.catchupSources.delete(h);
+    for (const [h, source] of this.catchupSources) {
+      if (source.from === peer) this.unbuffer(h);
     }
     this.requestedUpTo = 0;
     for (const [other, height] of this.peerHeights) {

@@ -129,6 +129,16 @@ export const VALIDATOR_UPDATES_MAX = 64;
 export const ROUND_MAX = 2 ** 31;
 /** How far past its current round a replica keeps votes (enough to see a round skip). */
 export const ROUNDS_AHEAD_MAX = 1_000;
+/**
+ * Proposals one proposer may have kept for rounds ahead of a replica's. Each
+ * is signed, kept and logged, and may hold a largest block: a faulty proposer
+ * signing one for every round it leads within ROUNDS_AHEAD_MAX could make a
+ * replica keep about 250 of them (some 2 GiB) per height with 4 validators.
+ * An honest proposer proposes in its current round only, and re-sends that
+ * proposal every GOSSIP_INTERVAL_MS: one suffices to have it at hand when we
+ * get to its round.
+ */
+export const PROPOSALS_AHEAD_PER_PROPOSER_MAX = 1;
 /** Longest chain id. */
 export const CHAIN_ID_BYTES_MAX = 64;
 /** Longest hash-like field (app hash, addresses). */
@@ -139,6 +149,13 @@ export const VOTE_EXTENSION_BYTES_MAX = 4 * 1024;
 export const EVIDENCE_PER_BLOCK_MAX = 16;
 /** Most verified, not yet committed evidence items a replica keeps. */
 export const EVIDENCE_POOL_MAX = 256;
+/**
+ * Evidence items against one validator (by key) the pool keeps. A validator
+ * may sign any number of conflicting pairs, each distinct valid evidence: with
+ * the pool's bound alone it could fill the pool and keep out the evidence
+ * against others. One suffices: the exchange jails and slashes an offender once.
+ */
+export const EVIDENCE_PER_OFFENDER_MAX = 1;
 /** Evidence older than this many heights (relative to the block that would carry it) is refused. */
 export const EVIDENCE_AGE_HEIGHTS_MAX = 100;
 /** Messages for the next height kept until the replica gets there. */
@@ -153,6 +170,15 @@ export const FUTURE_BYTES_PER_PEER_MAX = 2 * MESSAGE_BYTES_MAX;
 export const CATCHUP_BATCH_BLOCKS_MAX = 64;
 /** Most verified-later blocks a catching-up replica holds. */
 export const CATCHUP_BUFFER_BLOCKS_MAX = 4 * CATCHUP_BATCH_BLOCKS_MAX;
+/**
+ * Bytes of catch-up blocks buffered per sending peer (an upper bound of their
+ * encoding). They are kept unchecked until their height comes, so the height
+ * bound alone let one peer hold CATCHUP_BUFFER_BLOCKS_MAX largest blocks
+ * (about 2.3 GiB), each also written to the WAL. An honest server's blocks fit:
+ * the next batch is asked for once at most half a batch is left, and a batch
+ * is one message.
+ */
+export const CATCHUP_BUFFER_BYTES_PER_PEER_MAX = 2 * MESSAGE_BYTES_MAX;
 /** Before asking again, or pushing blocks to the same lagging peer again. */
 export const CATCHUP_RETRY_MS = 1_000;
 /**
@@ -177,6 +203,10 @@ export const WAL_RECORD_BYTES_MAX = MESSAGE_BYTES_MAX + 1024;
 assert(3 * TOTAL_POWER_MAX <= Number.MAX_SAFE_INTEGER, 'stake thresholds must be exact');
 assert(VALIDATORS_MAX * VALIDATOR_POWER_MAX <= TOTAL_POWER_MAX, 'a full set must fit the total');
 assert(EVIDENCE_PER_BLOCK_MAX <= EVIDENCE_POOL_MAX, 'a block draws evidence from the pool');
+assert(
+  VALIDATORS_MAX * EVIDENCE_PER_OFFENDER_MAX <= EVIDENCE_POOL_MAX,
+  'the pool holds evidence against every validator of a set',
+);
 assert(CATCHUP_BATCH_BLOCKS_MAX <= CATCHUP_BUFFER_BLOCKS_MAX, 'a batch must fit the buffer');
 assert(TIMEOUT_PROPOSE_MS <= TIMEOUT_MAX_MS, 'timeouts start below their cap');
 /** Most transaction bytes in one block: the rest of BLOCK_BYTES_MAX holds evidence and the last commit. */
@@ -385,6 +415,14 @@ export const MEMPOOL_TXS_MAX = 50_000;
 export const MEMPOOL_BYTES_MAX = 64 * 1024 * 1024;
 /** Pending transactions of one account (address) in the mempool. */
 export const MEMPOOL_TXS_PER_ACCOUNT_MAX = 1_000;
+/**
+ * Transactions, and bytes, one peer's gossip may hold in the mempool (a
+ * quarter of it): beyond, its transactions are refused. With the total limit
+ * alone one peer's flood filled the pool. A peer's share holds more than a
+ * block, so an honest peer's gossip of a full block fits.
+ */
+export const MEMPOOL_TXS_PER_PEER_MAX = 12_500;
+export const MEMPOOL_BYTES_PER_PEER_MAX = 16 * 1024 * 1024;
 /** Recently committed transaction hashes a mempool remembers, to refuse replays cheaply. */
 export const MEMPOOL_COMMITTED_HASHES_MAX = 200_000;
 /** Transactions gossiped to peers in one mempool frame. */
@@ -407,6 +445,15 @@ assert(
   'a gossip frame fits a message',
 );
 assert(MEMPOOL_TXS_PER_ACCOUNT_MAX <= MEMPOOL_TXS_MAX, 'an account fits the mempool');
+assert(
+  4 * MEMPOOL_TXS_PER_PEER_MAX <= MEMPOOL_TXS_MAX &&
+    4 * MEMPOOL_BYTES_PER_PEER_MAX <= MEMPOOL_BYTES_MAX,
+  'one peer holds at most a quarter of the mempool',
+);
+assert(
+  BLOCK_TXS_MAX <= MEMPOOL_TXS_PER_PEER_MAX && BLOCK_TX_BYTES_MAX <= MEMPOOL_BYTES_PER_PEER_MAX,
+  "a block's worth of a peer's gossip fits its share",
+);
 
 // --- node read model (src/node/view.ts) ----------------------------------------------
 /** Transaction results the read model keeps for `GET /v1/tx/:hash` (oldest dropped first). */

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { decode, encode } from '../../src/codec/wire.ts';
 import {
   CATCHUP_BATCH_BLOCKS_MAX,
+  CATCHUP_BUFFER_BYTES_PER_PEER_MAX,
   CATCHUP_RETRY_MS,
   CATCHUP_SERVES_PER_PEER_MAX,
   FUTURE_BYTES_PER_PEER_MAX,
@@ -206,4 +207,41 @@ test('messages kept for the next height are bounded in bytes per peer: one peer 
   const full = replica.metrics.bufferFull;
   replica.onMessage('p1', big(0), t);
   assert.equal(replica.metrics.bufferFull, full);
+});
+
+/** Bytes a replica wrote to its log among these effects. */
+function persistedBytes(effects: readonly Effect[]): number {
+  let bytes = 0;
+  for (const e of effects) if (e.kind === 'persist') bytes += e.record.length;
+  return bytes;
+}
+
+test('blocks buffered for catch-up are bounded in bytes per peer: one peer cannot fill memory and the log with unrequested blocks far ahead', () => {
+  const { h } = runWithVotes(4);
+  const replica = h.nodes[0]!.replica;
+  const real = h.nodes[0]!.store.get(1)!;
+  // Unchecked until their height comes: a forged certificate costs the sender nothing.
+  const tx = new Uint8Array(TX_BYTES_MAX);
+  const forged = (fromHeight: number, count: number): Uint8Array => {
+    const blocks = [];
+    for (let height = fromHeight; height < fromHeight + count; height++) {
+      const header = { ...real.block.header, height };
+      blocks.push({
+        block: { ...real.block, header, txs: new Array(32).fill(tx) },
+        commit: real.commit,
+      });
+    }
+    return encode(messageCodec, { kind: 'blockResponse', blocks });
+  };
+  const t = h.nowMs;
+  const first = replica.height + 1;
+  const before = replica.metrics.bufferFull;
+  let logged = 0;
+  // Five responses of 16 blocks of half a MiB each: 40 MiB, unasked for.
+  for (let i = 0; i < 5; i++)
+    logged += persistedBytes(replica.onMessage('p9', forged(first + 16 * i, 16), t));
+  assert.ok(logged <= CATCHUP_BUFFER_BYTES_PER_PEER_MAX, `logged ${logged} bytes`);
+  assert.ok(replica.metrics.bufferFull > before);
+  // Another peer's blocks are still kept (and logged).
+  assert.ok(persistedBytes(replica.onMessage('p1', forged(first + 80, 1), t)) > 0);
 });

@@ -103,6 +103,7 @@ test('double votes end as committed evidence, and the double-voter is jailed out
     assert.ok(r.evidence.seen > 0);
     assert.ok(r.evidence.committed > 0);
     const offender = sim.keys[validators - 1]!.publicKey;
+    let jailedAt = 0;
     for (const node of sim.nodes.slice(0, validators - 1)) {
       const set = node.replica.validators;
       assert.equal(set.size, validators - 1, `node ${node.index}`);
@@ -110,11 +111,15 @@ test('double votes end as committed evidence, and the double-voter is jailed out
       const app = node.app as HashChainApp;
       assert.deepEqual([...app.jailed.keys()], [toHex(offender)], 'jailed once');
       // The set it left decides the heights after its jailing + 2, and those were committed.
-      const jailedAt = app.jailed.get(toHex(offender))!;
+      jailedAt = app.jailed.get(toHex(offender))!;
       assert.ok(r.heightsCommitted >= jailedAt + 2 + 10, 'the others kept committing');
     }
-    // Once out of the set it signs nothing, so it equivocates no more.
-    assert.equal(r.evidence.made, r.evidence.committed);
+    // Once out of the set it signs nothing, so it equivocates no more: only
+    // at the heights up to jailedAt + 1, a prevote and a precommit each.
+    assert.equal(r.evidence.made, 2 * (jailedAt + 1));
+    // The pools keep EVIDENCE_PER_OFFENDER_MAX against it at a time (it is
+    // jailed once), so not every pair is kept; every pair kept is committed.
+    assert.equal(r.evidence.seen, r.evidence.committed);
   }
 });
 

@@ -2,8 +2,10 @@
 // checks first (size, canonical decoding, chain, fields), drops duplicates by
 // hash, then checks signatures in the crypto VerifyPool in batches (one batch
 // per turn of the event loop, whatever arrived meanwhile), and finally applies
-// the limits: per account, then in total, where the oldest transaction is
-// evicted to make room. Proposals reap in arrival order (the exchange orders
+// the limits: per account, per gossiping peer, then in total. A full pool
+// refuses a peer's gossip (it never pushes out what is held); a client's
+// transaction evicts to make room: first the oldest of the peer whose gossip
+// holds the most bytes, then, with no gossip left, the oldest of all. Proposals reap in arrival order (the exchange orders
 // within the block by its own rule). After a commit the committed
 // transactions leave at once; the re-check of the rest against the new state
 // runs later, off the commit path.
@@ -15,10 +17,12 @@ import { toHex } from '../../lib/bytes.ts';
 import { ZommaError } from '../../lib/errors.ts';
 import {
   MEMPOOL_BYTES_MAX,
+  MEMPOOL_BYTES_PER_PEER_MAX,
   MEMPOOL_COMMITTED_HASHES_MAX,
   MEMPOOL_PENDING_CHECKS_MAX,
   MEMPOOL_TXS_MAX,
   MEMPOOL_TXS_PER_ACCOUNT_MAX,
+  MEMPOOL_TXS_PER_PEER_MAX,
 } from '../../lib/limits.ts';
 import type { SignatureCache } from './sigcache.ts';
 
@@ -27,6 +31,10 @@ export type MempoolErrorCode =
   | 'DuplicateTx'
   /** The account already has MEMPOOL_TXS_PER_ACCOUNT_MAX transactions waiting. */
   | 'MempoolAccountFull'
+  /** The gossiping peer's transactions already take its share (MEMPOOL_TXS_PER_PEER_MAX, MEMPOOL_BYTES_PER_PEER_MAX). */
+  | 'MempoolPeerFull'
+  /** The pool is full, and a peer's gossip does not evict. */
+  | 'MempoolFull'
   /** Too many transactions wait for their signature check. */
   | 'MempoolBusy'
   /** No longer valid against the committed state (nonce used, expired). */
@@ -40,6 +48,8 @@ export interface MempoolEntry {
   readonly tx: SignedTx;
   /** Account address (hex): the unit of the per-account limit. */
   readonly account: string;
+  /** The peer that gossiped it; null for a client's. */
+  readonly from: string | null;
   /** Arrival order. */
   readonly seq: number;
 }
@@ -57,6 +67,8 @@ export interface MempoolLimits {
   readonly txsMax: number;
   readonly bytesMax: number;
   readonly perAccountMax: number;
+  readonly perPeerTxsMax: number;
+  readonly perPeerBytesMax: number;
 }
 
 export interface MempoolOptions {
@@ -85,6 +97,8 @@ interface Pending {
 export class Mempool {
   private readonly entries = new Map<string, MempoolEntry>();
   private readonly perAccount = new Map<string, number>();
+  /** What each peer's gossip holds: its share's bound, and its hashes in arrival order (for eviction). */
+  private readonly perPeer = new Map<string, { bytes: number; readonly hashes: Set<string> }>();
   private readonly committed = new Set<string>();
   private readonly committedOrder: string[] = [];
   private readonly pendingHashes = new Set<string>();
@@ -100,6 +114,8 @@ export class Mempool {
       txsMax: options.limits?.txsMax ?? MEMPOOL_TXS_MAX,
       bytesMax: options.limits?.bytesMax ?? MEMPOOL_BYTES_MAX,
       perAccountMax: options.limits?.perAccountMax ?? MEMPOOL_TXS_PER_ACCOUNT_MAX,
+      perPeerTxsMax: options.limits?.perPeerTxsMax ?? MEMPOOL_TXS_PER_PEER_MAX,
+      perPeerBytesMax: options.limits?.perPeerBytesMax ?? MEMPOOL_BYTES_PER_PEER_MAX,
     };
   }
 
@@ -213,18 +229,25 @@ export class Mempool {
           'too many pending transactions for this account',
         );
       }
-      while (
-        this.entries.size > 0 &&
-        (this.entries.size >= this.limits.txsMax ||
-          this.bytesTotal + checked.bytes.length > this.limits.bytesMax)
-      ) {
-        this.evictOldest();
+      const size = checked.bytes.length;
+      if (from !== null) {
+        const share = this.perPeer.get(from);
+        if (
+          share !== undefined &&
+          (share.hashes.size >= this.limits.perPeerTxsMax ||
+            share.bytes + size > this.limits.perPeerBytesMax)
+        ) {
+          return this.reject(hash, 'MempoolPeerFull', "the peer's gossip holds its share");
+        }
+        if (this.isFull(size)) return this.reject(hash, 'MempoolFull', 'the mempool is full');
       }
+      while (this.entries.size > 0 && this.isFull(size)) this.evict();
       const entry: MempoolEntry = {
         hash,
         bytes: checked.bytes,
         tx: checked.tx,
         account,
+        from,
         seq: this.seq++,
       };
       this.insert(entry);
@@ -238,10 +261,25 @@ export class Mempool {
     return results;
   }
 
+  private isFull(bytes: number): boolean {
+    return (
+      this.entries.size >= this.limits.txsMax || this.bytesTotal + bytes > this.limits.bytesMax
+    );
+  }
+
   private insert(entry: MempoolEntry): void {
     this.entries.set(entry.hash, entry);
     this.bytesTotal += entry.bytes.length;
     this.perAccount.set(entry.account, (this.perAccount.get(entry.account) ?? 0) + 1);
+    if (entry.from !== null) {
+      let share = this.perPeer.get(entry.from);
+      if (share === undefined) {
+        share = { bytes: 0, hashes: new Set() };
+        this.perPeer.set(entry.from, share);
+      }
+      share.bytes += entry.bytes.length;
+      share.hashes.add(entry.hash);
+    }
   }
 
   private remove(hash: string): void {
@@ -252,11 +290,24 @@ export class Mempool {
     const count = (this.perAccount.get(entry.account) ?? 1) - 1;
     if (count === 0) this.perAccount.delete(entry.account);
     else this.perAccount.set(entry.account, count);
+    if (entry.from === null) return;
+    const share = this.perPeer.get(entry.from)!;
+    share.bytes -= entry.bytes.length;
+    share.hashes.delete(hash);
+    if (share.hashes.size === 0) this.perPeer.delete(entry.from);
   }
 
-  /** The oldest waiting transaction leaves first: it has had the most chances to be included. */
-  private evictOldest(): void {
-    const first = this.entries.keys().next();
+  /**
+   * Makes room for a client's transaction. Gossip goes first, from the peer
+   * holding the most bytes (a flooding peer loses its own), since its origin
+   * holds it too; then the oldest of all: it has had the most chances to be included.
+   */
+  private evict(): void {
+    let largest: { bytes: number; readonly hashes: Set<string> } | null = null;
+    for (const share of this.perPeer.values()) {
+      if (largest === null || share.bytes > largest.bytes) largest = share;
+    }
+    const first = largest !== null ? largest.hashes.values().next() : this.entries.keys().next();
     if (first.done === true) return;
     this.remove(first.value);
     this.stats.evicted++;

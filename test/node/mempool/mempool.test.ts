@@ -118,3 +118,35 @@ test("one signature batch holding a peer's and a client's transactions reports e
   assert.equal(sum(null), 2, "the client transactions are reported as the client's");
   assert.equal(sum('peer-a'), 1);
 });
+
+const hex = (t: { hash: Uint8Array }): string => Buffer.from(t.hash).toString('hex');
+
+test("a peer's gossip cannot push out what the pool holds: when full its transactions are refused, and its share of the pool is bounded", async () => {
+  const pool = new Mempool({
+    chainId: CHAIN,
+    verifyBatch,
+    signatures: new SignatureCache(),
+    limits: { txsMax: 8, perPeerTxsMax: 3 },
+  });
+  const clients = [1, 2, 3, 4, 5].map((k) => faucet(10 + k, 1));
+  for (const t of clients) assert.equal((await pool.add(t.bytes)).ok, true);
+  // One peer floods: it gets its share and no more.
+  const flood = Array.from({ length: 20 }, (_, i) => faucet(30, i + 1));
+  const results = await Promise.all(flood.map((t) => pool.add(t.bytes, 'p9')));
+  assert.equal(results.filter((r) => r.ok).length, 3);
+  assert.ok(results.slice(3).every((r) => !r.ok && r.code === 'MempoolPeerFull'));
+  assert.equal(pool.size, 8);
+  // The pool is full: another peer's gossip is refused, nothing is evicted.
+  const other = await pool.add(faucet(31, 1).bytes, 'p1');
+  assert.equal(!other.ok && other.code, 'MempoolFull');
+  for (const t of clients) assert.ok(pool.has(hex(t)), 'every client transaction is kept');
+  // A client's transaction makes room by evicting gossip first, the largest holder's oldest.
+  const late = faucet(20, 1);
+  assert.equal((await pool.add(late.bytes)).ok, true);
+  assert.equal(pool.has(hex(flood[0]!)), false);
+  for (const t of [...clients, late]) assert.ok(pool.has(hex(t)));
+  // Room freed by a commit lets the peer in again, within its share.
+  pool.removeCommitted([hex(flood[1]!)]);
+  assert.equal((await pool.add(faucet(30, 40).bytes, 'p9')).ok, true);
+  assert.equal(pool.stats.evicted, 1);
+});
