@@ -19,6 +19,7 @@ import type { ErrorBody } from './errors.ts';
 import { openApiDocument } from './openapi.ts';
 import { RateLimiter } from './ratelimit.ts';
 import { OPENAPI_PATH, WS_PATH, errorSchema, routes } from './routes.ts';
+import { object } from './schema.ts';
 import type {
   BodyOf,
   ParamsOf,
@@ -126,15 +127,16 @@ function errorAnswer(
   const e = err as Partial<FastifyError> & { validationContext?: string };
   if (e.validation !== undefined) {
     const first = e.validation[0];
-    const where = `${e.validationContext ?? 'request'}${first?.instancePath ?? ''}`;
-    return {
-      statusCode: 400,
-      body: {
-        code: 'BadRequest',
-        message: `${where} ${first?.message ?? 'is invalid'}`,
-        field: where,
-      },
-    };
+    let where = `${e.validationContext ?? 'request'}${first?.instancePath ?? ''}`;
+    let message = `${where} ${first?.message ?? 'is invalid'}`;
+    // Name the unknown field itself: Ajv's message says only that there is one.
+    const unknown = (first?.params as { additionalProperty?: unknown } | undefined)
+      ?.additionalProperty;
+    if (first?.keyword === 'additionalProperties' && typeof unknown === 'string') {
+      where = `${where}/${unknown}`;
+      message = `${where} is not a known field`;
+    }
+    return { statusCode: 400, body: { code: 'BadRequest', message, field: where } };
   }
   switch (e.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
@@ -369,12 +371,15 @@ async function waitFinal(
   return final;
 }
 
+/** The query of a route that takes none: any parameter is refused, as unknown fields are elsewhere. */
+const NO_QUERY = object({});
+
 function fastifySchema(def: RouteDef): Record<string, unknown> {
   const schema: Record<string, unknown> = {
     response: { 200: def.response.json, '4xx': errorSchema.json, '5xx': errorSchema.json },
+    querystring: (def.query ?? NO_QUERY).json,
   };
   if (def.params !== undefined) schema.params = def.params.json;
-  if (def.query !== undefined) schema.querystring = def.query.json;
   if (def.body !== undefined) {
     // Only JSON bodies are checked against the schema; raw bytes are checked as a transaction.
     schema.body = { content: { 'application/json': { schema: def.body.json } } };
@@ -461,8 +466,8 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   }
 
   const document = openApiDocument();
-  app.get(OPENAPI_PATH, async () => document);
-  app.get(WS_PATH, async () => {
+  app.get(OPENAPI_PATH, { schema: { querystring: NO_QUERY.json } }, async () => document);
+  app.get(WS_PATH, { schema: { querystring: NO_QUERY.json } }, async () => {
     throw new ApiError('UpgradeRequired', 426, 'connect with a WebSocket upgrade');
   });
 
@@ -499,10 +504,10 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const wss = new WebSocketServer({ noServer: true, maxPayload: limits.wsMessageBytesMax });
   const perIp = new Map<string, number>();
   app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    const path = (req.url ?? '').split('?')[0];
+    const [path, query] = (req.url ?? '').split('?', 2);
     const ip = clientIpOf(req, options.trustProxy === true);
-    const refuse = (status: string, code: string, message: string) => {
-      const body = JSON.stringify({ code, message });
+    const refuse = (status: string, code: string, message: string, field?: string) => {
+      const body = JSON.stringify({ code, message, ...(field !== undefined ? { field } : {}) });
       socket.end(
         `HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
       );
@@ -510,6 +515,15 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     if (path !== WS_PATH) return refuse('404 Not Found', 'NotFound', `no WebSocket at ${path}`);
     if (ipLimiter.take(ip) > 0) {
       return refuse('429 Too Many Requests', 'RateLimited', 'too many requests from this address');
+    }
+    // The endpoint takes no query parameters, like every route without a query schema.
+    if (query !== undefined && query !== '') {
+      return refuse(
+        '400 Bad Request',
+        'BadRequest',
+        'querystring: the WebSocket endpoint takes no query parameters',
+        'querystring',
+      );
     }
     const open = perIp.get(ip) ?? 0;
     if (open >= limits.wsConnectionsPerIpMax) {

@@ -130,6 +130,13 @@ test('queries refuse bad input with 400 and unknown objects with 404, each with 
       ['/v1/block/99', 404, 'NotFound'],
       ['/v1/nowhere', 404, 'NotFound'],
       ['/v1/ws', 426, 'UpgradeRequired'],
+      // Routes that take no query refuse any parameter, as the others refuse unknown ones.
+      ['/v1/status?x=1', 400, 'BadRequest'],
+      ['/v1/instruments?depth=5', 400, 'BadRequest'],
+      [`/v1/ticker/${PERP}?depth=5`, 400, 'BadRequest'],
+      [`/v1/tx/${'00'.repeat(32)}?wait=commit`, 400, 'BadRequest'],
+      ['/openapi.json?x=1', 400, 'BadRequest'],
+      ['/v1/ws?x=1', 400, 'BadRequest'],
     ];
     for (const [path, status, code] of cases) {
       const answer = await call(url, path);
@@ -137,6 +144,11 @@ test('queries refuse bad input with 400 and unknown objects with 404, each with 
       assert.equal(answer.body.code, code, path);
       assert.equal(typeof answer.body.message, 'string', path);
     }
+    // The answer names the parameter it does not know.
+    const unknown = await call(url, `/v1/book/${PERP}?depth=1&colour=red`);
+    assert.equal(unknown.body.field, 'querystring/colour');
+    assert.equal(unknown.body.message, 'querystring/colour is not a known field');
+    assert.equal((await call(url, '/v1/status?x=1')).body.field, 'querystring/x');
   } finally {
     await server.close();
   }

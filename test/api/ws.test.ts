@@ -330,6 +330,13 @@ test('bad requests get typed errors; limits on subscriptions, message size and c
     assert.equal(status, 429);
     second.close();
 
+    // The endpoint takes no query parameters: an upgrade naming one is refused.
+    const queried = new WebSocket(server.url.replace(/^http/, 'ws') + '/v1/ws?token=1');
+    const refused = await new Promise<number>((resolve) =>
+      queried.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0)),
+    );
+    assert.equal(refused, 400);
+
     // An oversize message closes the connection (1009: message too big).
     const closed = new Promise<number>((resolve) => client.socket.on('close', resolve));
     client.send({ op: 'subscribe', channel: 'x'.repeat(400) });
