@@ -21,6 +21,7 @@ import {
 import { decodeSignedTx } from '../../src/exchange/tx/index.ts';
 import type { SignedTx } from '../../src/exchange/tx/index.ts';
 import { toHex } from '../../src/lib/bytes.ts';
+import { unreachableReason } from '../../src/api/client/http.ts';
 import { RateLimiter } from '../../src/api/ratelimit.ts';
 import { CHAIN_ID, PERP, key, makeView, serve, subaccount } from './fixtures.ts';
 
@@ -174,4 +175,45 @@ test('token bucket: a burst, then the refill rate, keys apart, bounded memory', 
   limiter.take('c');
   limiter.take('d');
   assert.equal(limiter.size, 3);
+});
+
+test('a node that cannot be reached is a NodeUnreachable ZommaApiError naming the system reason', async () => {
+  const server = await serve(makeView());
+  const url = server.url;
+  await server.close();
+  const port = new URL(url).port;
+  await assert.rejects(new ZommaClient(url).status(), (e: unknown) => {
+    assert.ok(e instanceof ZommaApiError);
+    assert.equal(e.code, 'NodeUnreachable');
+    assert.equal(e.status, 0);
+    assert.equal(e.message, `cannot reach ${url} (connect ECONNREFUSED 127.0.0.1:${port})`);
+    assert.ok(e.cause instanceof TypeError, 'what fetch threw is kept as the cause');
+    return true;
+  });
+});
+
+test('unreachableReason: the innermost cause, its code when the message does not name it', () => {
+  const fetchFailed = (cause: unknown) => new TypeError('fetch failed', { cause });
+  const withCode = (message: string, code: string) => Object.assign(new Error(message), { code });
+  assert.equal(
+    unreachableReason(fetchFailed(withCode('connect ECONNREFUSED 10.0.0.1:80', 'ECONNREFUSED'))),
+    'connect ECONNREFUSED 10.0.0.1:80',
+  );
+  assert.equal(
+    unreachableReason(fetchFailed(withCode('other side closed', 'UND_ERR_SOCKET'))),
+    'UND_ERR_SOCKET: other side closed',
+  );
+  assert.equal(unreachableReason(fetchFailed(new Error('bad port'))), 'bad port');
+  const both = Object.assign(
+    new AggregateError([
+      withCode('connect ECONNREFUSED ::1:80', 'ECONNREFUSED'),
+      withCode('connect ECONNREFUSED 127.0.0.1:80', 'ECONNREFUSED'),
+    ]),
+    { code: 'ECONNREFUSED' },
+  );
+  assert.equal(
+    unreachableReason(fetchFailed(both)),
+    'connect ECONNREFUSED ::1:80; connect ECONNREFUSED 127.0.0.1:80',
+  );
+  assert.equal(unreachableReason(new TypeError('fetch failed')), 'fetch failed');
 });

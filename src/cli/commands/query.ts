@@ -11,6 +11,7 @@ import { UsageError } from '../io.ts';
 import { parseArgs } from 'node:util';
 import { ZommaError } from '../../lib/errors.ts';
 import { addressOfKey } from '../../api/client/index.ts';
+import { unreachableReason } from '../../api/client/http.ts';
 import type { Command } from '../io.ts';
 
 /** The devnet's first validator (`zomma devnet`: base port 27000, API at +1). */
@@ -28,15 +29,15 @@ export const CLIENT_OPTIONS = {
 export function clientOf(url: string): ZommaClient {
   if (!/^https?:\/\/[^\s/]+/.test(url))
     throw new UsageError(`--node must be an http(s) URL: ${url}`);
-  // A node that is down is an answer for people, not a stack trace.
+  // The SDK's NodeUnreachable names the system's reason; a person also gets the likely fix.
   const reach: typeof fetch = async (input, init) => {
     try {
       return await fetch(input, init);
     } catch (error) {
-      const cause = (error as { cause?: { code?: string } }).cause?.code ?? String(error);
       throw new ZommaError(
         'NodeUnreachable',
-        `cannot reach ${url} (${cause}); is the node running?`,
+        `cannot reach ${url} (${unreachableReason(error)}); is the node running?`,
+        { cause: error },
       );
     }
   };
