@@ -14,12 +14,12 @@ import { decodeSignedTx } from '../exchange/tx/index.ts';
 import { toHex } from '../lib/bytes.ts';
 import { ZommaError } from '../lib/errors.ts';
 import * as L from '../lib/limits.ts';
+import { AJV_OPTIONS, NO_QUERY, refusalOf } from './check.ts';
 import { ApiError, statusOfCode } from './errors.ts';
 import type { ErrorBody } from './errors.ts';
 import { openApiDocument } from './openapi.ts';
 import { RateLimiter } from './ratelimit.ts';
 import { OPENAPI_PATH, WS_PATH, errorSchema, routes } from './routes.ts';
-import { object } from './schema.ts';
 import type {
   BodyOf,
   ParamsOf,
@@ -126,17 +126,8 @@ function errorAnswer(
   }
   const e = err as Partial<FastifyError> & { validationContext?: string };
   if (e.validation !== undefined) {
-    const first = e.validation[0];
-    let where = `${e.validationContext ?? 'request'}${first?.instancePath ?? ''}`;
-    let message = `${where} ${first?.message ?? 'is invalid'}`;
-    // Name the unknown field itself: Ajv's message says only that there is one.
-    const unknown = (first?.params as { additionalProperty?: unknown } | undefined)
-      ?.additionalProperty;
-    if (first?.keyword === 'additionalProperties' && typeof unknown === 'string') {
-      where = `${where}/${unknown}`;
-      message = `${where} is not a known field`;
-    }
-    return { statusCode: 400, body: { code: 'BadRequest', message, field: where } };
+    const { field, message } = refusalOf(e.validationContext ?? 'request', e.validation[0]);
+    return { statusCode: 400, body: { code: 'BadRequest', message, field } };
   }
   switch (e.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
@@ -371,13 +362,10 @@ async function waitFinal(
   return final;
 }
 
-/** The query of a route that takes none: any parameter is refused, as unknown fields are elsewhere. */
-const NO_QUERY = object({});
-
 function fastifySchema(def: RouteDef): Record<string, unknown> {
   const schema: Record<string, unknown> = {
     response: { 200: def.response.json, '4xx': errorSchema.json, '5xx': errorSchema.json },
-    querystring: (def.query ?? NO_QUERY).json,
+    querystring: def.query?.json ?? NO_QUERY,
   };
   if (def.params !== undefined) schema.params = def.params.json;
   if (def.body !== undefined) {
@@ -395,8 +383,8 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     ...(options.logger !== undefined ? { loggerInstance: options.logger } : { logger: false }),
     bodyLimit: limits.bodyBytesMax,
     trustProxy: options.trustProxy ?? false,
-    // Unknown fields are refused, not silently dropped; query numbers are coerced from text.
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: true, allErrors: false } },
+    // The SDK checks its arguments with the same options (check.ts).
+    ajv: { customOptions: { ...AJV_OPTIONS } },
   }) as unknown as FastifyInstance;
   const log = app.log;
 
@@ -466,8 +454,8 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   }
 
   const document = openApiDocument();
-  app.get(OPENAPI_PATH, { schema: { querystring: NO_QUERY.json } }, async () => document);
-  app.get(WS_PATH, { schema: { querystring: NO_QUERY.json } }, async () => {
+  app.get(OPENAPI_PATH, { schema: { querystring: NO_QUERY } }, async () => document);
+  app.get(WS_PATH, { schema: { querystring: NO_QUERY } }, async () => {
     throw new ApiError('UpgradeRequired', 426, 'connect with a WebSocket upgrade');
   });
 

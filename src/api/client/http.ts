@@ -2,6 +2,7 @@
 // generic request() and a named method per route.
 
 import { ZommaError } from '../../lib/errors.ts';
+import { checkRouteInput } from '../check.ts';
 import { routes } from '../routes.ts';
 import type { BodyOf, ParamsOf, QueryOf, ResponseOf, RouteDef, Routes } from '../routes.ts';
 import type { TxView } from '../view.ts';
@@ -73,6 +74,9 @@ export class HttpClient {
   /** Calls one route; throws ZommaApiError with the node's code on an error answer. */
   async request<R extends RouteDef>(route: R, input: RequestInput<R>): Promise<ResponseOf<R>> {
     const { params, query, body } = input as { params?: object; query?: object; body?: unknown };
+    // Refused here as the node would refuse it, rather than sent, or quietly sent without.
+    const refusal = checkRouteInput(route, { params, query, body });
+    if (refusal !== undefined) throw new ZommaApiError(400, { code: 'BadRequest', ...refusal });
     let path = route.path.replace(/:([A-Za-z0-9_]+)/g, (_, name: string) =>
       encodeURIComponent(String((params as Record<string, unknown>)[name])),
     );
@@ -138,10 +142,16 @@ export class HttpClient {
     return this.request(routes.ticker, { params: { instrument } });
   }
   book(instrument: string, depth?: number) {
-    return this.request(routes.book, { params: { instrument }, query: depth ? { depth } : {} });
+    return this.request(routes.book, {
+      params: { instrument },
+      query: depth === undefined ? {} : { depth },
+    });
   }
   trades(instrument: string, limit?: number) {
-    return this.request(routes.trades, { params: { instrument }, query: limit ? { limit } : {} });
+    return this.request(routes.trades, {
+      params: { instrument },
+      query: limit === undefined ? {} : { limit },
+    });
   }
   account(address: string, subaccount?: number) {
     return this.request(routes.account, {
