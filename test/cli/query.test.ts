@@ -7,6 +7,8 @@ import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { main } from '../../src/cli/main.ts';
 import type { Io } from '../../src/cli/io.ts';
+import { addressOfKey } from '../../src/api/client/index.ts';
+import { key, makeView, serve, subaccount } from '../api/fixtures.ts';
 
 async function zomma(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
@@ -38,4 +40,36 @@ test('a node that cannot be reached is named with the system reason, not "fetch 
   const blocked = await zomma('query', 'status', '--node', 'http://127.0.0.1:1');
   assert.match(blocked.err, /cannot reach http:\/\/127\.0\.0\.1:1 \(bad port\)/);
   assert.doesNotMatch(blocked.err + refused.err, /fetch failed/);
+});
+
+test('query account: --subaccount picks one, and an account without one says so (--json stays the view)', async () => {
+  const view = makeView();
+  const trader = addressOfKey(key(1)).toLowerCase();
+  const empty = addressOfKey(key(2)).toLowerCase();
+  view.setAccount({ address: trader, subaccounts: [subaccount(0), subaccount(1)] });
+  view.setAccount({ address: empty, subaccounts: [] });
+  const server = await serve(view);
+  const node = ['--node', server.url];
+  try {
+    const one = await zomma('query', 'account', trader, '--subaccount', '1', ...node);
+    assert.equal(one.code, 0, one.err);
+    assert.match(one.out, new RegExp(`^${trader} subaccount 1 at height 1\\n`));
+    assert.doesNotMatch(one.out, /subaccount 0/);
+    const both = await zomma('query', 'account', trader, ...node);
+    assert.match(both.out, /subaccount 0 at height 1[^]*subaccount 1 at height 1/);
+
+    const missing = await zomma('query', 'account', trader, '--subaccount', '5', ...node);
+    assert.equal(missing.out, `${trader} has no subaccount 5 at height 1\n`);
+    const none = await zomma('query', 'account', empty, ...node);
+    assert.equal(none.code, 0, none.err);
+    assert.equal(none.out, `${empty} has no subaccounts at height 1\n`);
+    const json = await zomma('query', 'account', empty, '--json', ...node);
+    assert.deepEqual(JSON.parse(json.out), { address: empty, height: 1, subaccounts: [] });
+
+    const bad = await zomma('query', 'account', trader, '--subaccount', '256', ...node);
+    assert.equal(bad.code, 2);
+    assert.match(bad.err, /--subaccount must be an integer in 0 … 255/);
+  } finally {
+    await server.close();
+  }
 });

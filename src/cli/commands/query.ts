@@ -5,7 +5,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { ZommaClient, generateKey, loadKey, saveKey } from '../../api/client/index.ts';
-import type { KeyPair, TxView } from '../../api/client/index.ts';
+import type { AccountView, KeyPair, TxView } from '../../api/client/index.ts';
 import type { Io } from '../io.ts';
 import { UsageError } from '../io.ts';
 import { parseArgs } from 'node:util';
@@ -117,7 +117,7 @@ export function fields(entries: readonly [string, unknown][]): string {
 const USAGE = [
   'zomma query status|instruments [--node URL] [--json]',
   '       zomma query book|ticker INSTRUMENT [--depth N] [--node URL] [--json]',
-  '       zomma query account [ADDRESS] [--key-file FILE] [--node URL] [--json]',
+  '       zomma query account [ADDRESS] [--subaccount N] [--key-file FILE] [--node URL] [--json]',
   '       zomma query tx HASH | block HEIGHT [--node URL] [--json]',
 ].join('\n');
 
@@ -129,13 +129,21 @@ export const command: Command = {
   async run(args, io) {
     const { values, positionals } = parseArgs({
       args,
-      options: { ...CLIENT_OPTIONS, depth: { type: 'string', default: '10' } },
+      options: {
+        ...CLIENT_OPTIONS,
+        depth: { type: 'string', default: '10' },
+        subaccount: { type: 'string' },
+      },
       allowPositionals: true,
       strict: true,
     });
     const [what, arg] = positionals;
     // Checked whatever the query, so a bad value is never silently ignored.
     const depth = parseCount(values.depth, '--depth');
+    const subaccount =
+      values.subaccount === undefined
+        ? undefined
+        : parseCount(values.subaccount, '--subaccount', 0, 255);
     const client = clientOf(values.node);
     const print = (json: unknown, text: () => string) =>
       io.out(values.json ? JSON.stringify(json) : text());
@@ -211,46 +219,8 @@ export const command: Command = {
       }
       case 'account': {
         const address = arg ?? addressOfKey(keyOf(values['key-file'], io, false));
-        const a = await client.account(address);
-        print(a, () =>
-          a.subaccounts
-            .map((s) =>
-              [
-                `${a.address} subaccount ${s.subaccount} at height ${a.height}`,
-                fields([
-                  ['cash $', formatDollars(s.cashQuote)],
-                  ['equity $', formatDollars(s.equityQuote)],
-                  ['margin used $', formatDollars(s.marginUsedQuote)],
-                  ['maintenance $', formatDollars(s.maintenanceMarginQuote)],
-                  ['free $', formatDollars(s.marginFreeQuote)],
-                ]),
-                s.positions.length === 0
-                  ? 'no positions'
-                  : table(
-                      ['instrument', 'size lots', 'entry ticks', 'unrealized $'],
-                      s.positions.map((p) => [
-                        p.instrument,
-                        p.sizeLots,
-                        p.entryPriceTicks,
-                        formatDollars(p.unrealizedPnlQuote),
-                      ]),
-                    ),
-                s.openOrders.length === 0
-                  ? 'no open orders'
-                  : table(
-                      ['order', 'instrument', 'side', 'price ticks', 'open lots'],
-                      s.openOrders.map((o) => [
-                        o.orderId,
-                        o.instrument,
-                        o.side,
-                        o.priceTicks,
-                        o.remainingLots,
-                      ]),
-                    ),
-              ].join('\n'),
-            )
-            .join('\n\n'),
-        );
+        const a = await client.account(address, subaccount);
+        print(a, () => describeAccount(a, subaccount));
         return 0;
       }
       case 'tx': {
@@ -287,6 +257,51 @@ export const command: Command = {
     }
   },
 };
+
+/** An account for people: each subaccount's money, positions and open orders. */
+function describeAccount(a: AccountView, subaccount: number | undefined): string {
+  if (a.subaccounts.length === 0) {
+    const none = subaccount === undefined ? 'no subaccounts' : `no subaccount ${subaccount}`;
+    return `${a.address} has ${none} at height ${a.height}`;
+  }
+  return a.subaccounts
+    .map((s) =>
+      [
+        `${a.address} subaccount ${s.subaccount} at height ${a.height}`,
+        fields([
+          ['cash $', formatDollars(s.cashQuote)],
+          ['equity $', formatDollars(s.equityQuote)],
+          ['margin used $', formatDollars(s.marginUsedQuote)],
+          ['maintenance $', formatDollars(s.maintenanceMarginQuote)],
+          ['free $', formatDollars(s.marginFreeQuote)],
+        ]),
+        s.positions.length === 0
+          ? 'no positions'
+          : table(
+              ['instrument', 'size lots', 'entry ticks', 'unrealized $'],
+              s.positions.map((p) => [
+                p.instrument,
+                p.sizeLots,
+                p.entryPriceTicks,
+                formatDollars(p.unrealizedPnlQuote),
+              ]),
+            ),
+        s.openOrders.length === 0
+          ? 'no open orders'
+          : table(
+              ['order', 'instrument', 'side', 'price ticks', 'open lots'],
+              s.openOrders.map((o) => [
+                o.orderId,
+                o.instrument,
+                o.side,
+                o.priceTicks,
+                o.remainingLots,
+              ]),
+            ),
+      ].join('\n'),
+    )
+    .join('\n\n');
+}
 
 function need(value: string | undefined, name: string): string {
   if (value === undefined) throw new UsageError(`${name} is required`);
