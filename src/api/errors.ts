@@ -16,6 +16,8 @@ export type ApiErrorCode =
   /** No such route, instrument, account, transaction or block. */
   | 'NotFound'
   | 'RateLimited'
+  /** A WebSocket upgrade past the connections one client address may hold open. */
+  | 'TooManyConnections'
   /** `wait=commit` ran out of time; the transaction may still commit. */
   | 'CommitTimeout'
   /** The server is at a limit (commit waiters) or shutting down. */

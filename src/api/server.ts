@@ -101,6 +101,11 @@ type Handlers = {
   }) => ResponseOf<Routes[K]> | Promise<ResponseOf<Routes[K]>>;
 };
 
+/** The Retry-After header's whole seconds: never less than the wait. */
+function retryAfterSeconds(retryAfterMs: number): number {
+  return Math.ceil(retryAfterMs / 1000);
+}
+
 function notFound(what: string): ApiError {
   return new ApiError('NotFound', 404, `no ${what}`);
 }
@@ -427,7 +432,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   app.setErrorHandler((err, req, reply) => {
     const answer = errorAnswer(err, req.log ?? log);
     if (answer.retryAfterMs !== undefined) {
-      reply.header('retry-after', Math.ceil(answer.retryAfterMs / 1000));
+      reply.header('retry-after', retryAfterSeconds(answer.retryAfterMs));
     }
     reply.status(answer.statusCode).send(answer.body);
   });
@@ -494,32 +499,44 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const [path, query] = (req.url ?? '').split('?', 2);
     const ip = clientIpOf(req, options.trustProxy === true);
-    const refuse = (status: string, code: string, message: string, field?: string) => {
-      const body = JSON.stringify({ code, message, ...(field !== undefined ? { field } : {}) });
+    const refuse = (status: string, body: ErrorBody) => {
+      const text = JSON.stringify(body);
+      const retry =
+        body.retryAfterMs === undefined
+          ? ''
+          : `retry-after: ${retryAfterSeconds(body.retryAfterMs)}\r\n`;
       socket.end(
-        `HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+        `HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\n${retry}connection: close\r\n\r\n${text}`,
       );
     };
-    if (path !== WS_PATH) return refuse('404 Not Found', 'NotFound', `no WebSocket at ${path}`);
-    if (ipLimiter.take(ip) > 0) {
-      return refuse('429 Too Many Requests', 'RateLimited', 'too many requests from this address');
+    if (path !== WS_PATH) {
+      return refuse('404 Not Found', { code: 'NotFound', message: `no WebSocket at ${path}` });
+    }
+    const retryAfterMs = ipLimiter.take(ip);
+    if (retryAfterMs > 0) {
+      return refuse('429 Too Many Requests', {
+        code: 'RateLimited',
+        message: 'too many requests from this address',
+        retryAfterMs,
+      });
     }
     // The endpoint takes no query parameters, like every route without a query schema.
-    if (query !== undefined && query !== '') {
-      return refuse(
-        '400 Bad Request',
-        'BadRequest',
-        'querystring: the WebSocket endpoint takes no query parameters',
-        'querystring',
-      );
+    const unknown = new URLSearchParams(query ?? '').keys().next();
+    if (unknown.done !== true) {
+      const field = `querystring/${unknown.value}`;
+      return refuse('400 Bad Request', {
+        code: 'BadRequest',
+        message: `${field} is not a known field`,
+        field,
+      });
     }
     const open = perIp.get(ip) ?? 0;
     if (open >= limits.wsConnectionsPerIpMax) {
-      return refuse(
-        '429 Too Many Requests',
-        'RateLimited',
-        'too many connections from this address',
-      );
+      // No Retry-After: no time frees a place, only closing one of this address's connections.
+      return refuse('429 Too Many Requests', {
+        code: 'TooManyConnections',
+        message: `at most ${limits.wsConnectionsPerIpMax} WebSocket connections from one address`,
+      });
     }
     perIp.set(ip, open + 1);
     // Counted down when the socket closes, whether or not the upgrade succeeded.
