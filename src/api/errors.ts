@@ -16,6 +16,8 @@ export type ApiErrorCode =
   /** No such route, instrument, account, transaction or block. */
   | 'NotFound'
   | 'RateLimited'
+  /** A WebSocket upgrade past the connections one client address may hold open. */
+  | 'TooManyConnections'
   /** `wait=commit` ran out of time; the transaction may still commit. */
   | 'CommitTimeout'
   /** The server is at a limit (commit waiters) or shutting down. */
@@ -78,4 +80,18 @@ export function statusOfCode(code: string): number {
       // Exchange rejections of a committed transaction (InsufficientMargin, …).
       return 422;
   }
+}
+
+/**
+ * A refusal's message with its field named once at its head. The transaction
+ * layer prefixes the field to the decoder's message, which names it already
+ * ("tx.version: tx.version: unknown version 0"); the answer carries `field`
+ * besides, so the message need not say it twice.
+ */
+export function refusalMessage(message: string, field: string | undefined): string {
+  if (field === undefined) return message;
+  const prefix = `${field}: `;
+  let text = message;
+  while (text.startsWith(prefix + prefix)) text = text.slice(prefix.length);
+  return text;
 }

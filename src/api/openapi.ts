@@ -1,8 +1,8 @@
 // The OpenAPI 3 document, generated from the route definitions (routes.ts):
 // served at GET /openapi.json, so third-party tools can generate clients.
 
-import { OPENAPI_PATH, WS_PATH, errorSchema, routes } from './routes.ts';
-import type { RouteDef } from './routes.ts';
+import { OPENAPI_PATH, ROUTE_ERRORS, WS_PATH, errorSchema, routes } from './routes.ts';
+import type { ErrorAnswers, RouteDef } from './routes.ts';
 import type { JsonSchema } from './schema.ts';
 
 export const API_VERSION = '1.0.0';
@@ -33,6 +33,24 @@ const errorResponse = (description: string) => ({
   content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
 });
 
+/** Each error answer a route gives (routes.ts), 429 with its Retry-After header. */
+function errorResponses(answers: ErrorAnswers): JsonSchema {
+  const out: JsonSchema = {};
+  for (const [status, description] of Object.entries(answers)) {
+    const response: JsonSchema = errorResponse(description);
+    if (status === '429') {
+      response.headers = {
+        'Retry-After': {
+          description: 'Whole seconds to wait before the next request',
+          schema: { type: 'integer', minimum: 1 },
+        },
+      };
+    }
+    out[status] = response;
+  }
+  return out;
+}
+
 function operation(name: string, def: RouteDef): JsonSchema {
   const op: JsonSchema = {
     operationId: name,
@@ -40,10 +58,7 @@ function operation(name: string, def: RouteDef): JsonSchema {
     parameters: parameters(def),
     responses: {
       '200': { description: 'OK', content: { 'application/json': { schema: def.response.json } } },
-      '400': errorResponse('Bad request: schema, JSON or transaction checks'),
-      '404': errorResponse('No such route or object'),
-      '429': errorResponse('Rate limited (see Retry-After)'),
-      '500': errorResponse('Internal error (details logged under errorId)'),
+      ...errorResponses({ ...ROUTE_ERRORS, ...def.errors }),
     },
   };
   if (def.body !== undefined) {
@@ -52,10 +67,6 @@ function operation(name: string, def: RouteDef): JsonSchema {
       content['application/octet-stream'] = { schema: { type: 'string', format: 'binary' } };
     }
     op.requestBody = { required: true, content };
-    const responses = op.responses as JsonSchema;
-    responses['413'] = errorResponse('Body or transaction too large');
-    responses['422'] = errorResponse('Committed but rejected by the exchange (wait=commit)');
-    responses['504'] = errorResponse('Not final within the timeout (wait=commit)');
   }
   return op;
 }
@@ -70,7 +81,10 @@ export function openApiDocument(): JsonSchema {
     get: {
       operationId: 'openapi',
       summary: 'This document',
-      responses: { '200': { description: 'OpenAPI 3 document' } },
+      responses: {
+        '200': { description: 'OpenAPI 3 document' },
+        ...errorResponses(ROUTE_ERRORS),
+      },
     },
   };
   paths[WS_PATH] = {
@@ -79,7 +93,13 @@ export function openApiDocument(): JsonSchema {
       summary: 'WebSocket upgrade: subscriptions to book, trades, ticker, account and blocks',
       responses: {
         '101': { description: 'Switching protocols (see docs/api.md, "WebSocket")' },
-        '426': errorResponse('Not a WebSocket upgrade'),
+        ...errorResponses({
+          ...ROUTE_ERRORS,
+          429:
+            'RateLimited (retryAfterMs, and a Retry-After header), or TooManyConnections: ' +
+            'as many open from this address as WS_CONNECTIONS_PER_IP_MAX',
+        }),
+        '426': errorResponse('UpgradeRequired: not a WebSocket upgrade'),
       },
     },
   };

@@ -347,6 +347,18 @@ export const errorSchema = object({
 
 // --- routes -------------------------------------------------------------------------
 
+/** The HTTP statuses of error answers (docs/api.md, "Errors"). */
+export type ErrorStatus = 400 | 403 | 404 | 409 | 413 | 415 | 422 | 429 | 500 | 503 | 504;
+/** A route's error answers: each status it can give and what it means there. */
+export type ErrorAnswers = Readonly<Partial<Record<ErrorStatus, string>>>;
+
+/** What any route can answer: a schema refusal, the address's rate limit, an internal error. */
+export const ROUTE_ERRORS = {
+  400: 'Bad request: a parameter, query or body breaks the schema (unknown ones included)',
+  429: 'Rate limited: retryAfterMs, and a Retry-After header',
+  500: 'Internal error (details logged under errorId)',
+} as const satisfies ErrorAnswers;
+
 export interface RouteDef<
   P extends Schema<unknown> | undefined = Schema<unknown> | undefined,
   Q extends Schema<unknown> | undefined = Schema<unknown> | undefined,
@@ -361,6 +373,8 @@ export interface RouteDef<
   query: Q;
   body: B;
   response: R;
+  /** The error answers of this route besides ROUTE_ERRORS (which it may describe more closely). */
+  errors: ErrorAnswers;
   /** Also accepts the raw transaction as application/octet-stream. */
   rawBody?: boolean;
 }
@@ -408,6 +422,7 @@ export const routes = {
     query: undefined,
     body: undefined,
     response: statusSchema,
+    errors: {},
   }),
   validators: route({
     method: 'GET',
@@ -417,6 +432,7 @@ export const routes = {
     query: undefined,
     body: undefined,
     response: object({ height: count(), validators: array(validatorSchema) }),
+    errors: {},
   }),
   instruments: route({
     method: 'GET',
@@ -426,6 +442,7 @@ export const routes = {
     query: undefined,
     body: undefined,
     response: object({ height: count(), instruments: array(instrumentSchema) }),
+    errors: {},
   }),
   ticker: route({
     method: 'GET',
@@ -435,6 +452,7 @@ export const routes = {
     query: undefined,
     body: undefined,
     response: tickerSchema,
+    errors: { 404: 'No such instrument' },
   }),
   book: route({
     method: 'GET',
@@ -444,6 +462,7 @@ export const routes = {
     query: object({ depth: optional(integer({ minimum: 1, maximum: API_BOOK_DEPTH_MAX })) }),
     body: undefined,
     response: bookSchema,
+    errors: { 404: 'No such instrument' },
   }),
   trades: route({
     method: 'GET',
@@ -453,6 +472,7 @@ export const routes = {
     query: object({ limit: optional(integer({ minimum: 1, maximum: API_TRADES_MAX })) }),
     body: undefined,
     response: object({ instrument: instrument(), height: count(), trades: array(tradeSchema) }),
+    errors: { 404: 'No such instrument' },
   }),
   account: route({
     method: 'GET',
@@ -462,6 +482,7 @@ export const routes = {
     query: object({ subaccount: optional(integer({ minimum: 0, maximum: 255 })) }),
     body: undefined,
     response: accountSchema,
+    errors: { 404: 'No such account (it never held collateral)' },
   }),
   tx: route({
     method: 'GET',
@@ -471,6 +492,7 @@ export const routes = {
     query: undefined,
     body: undefined,
     response: txSchema,
+    errors: { 404: 'No such transaction known to this node' },
   }),
   block: route({
     method: 'GET',
@@ -480,6 +502,7 @@ export const routes = {
     query: undefined,
     body: undefined,
     response: blockSchema,
+    errors: { 404: 'No block at this height yet' },
   }),
   consensus: route({
     method: 'GET',
@@ -490,6 +513,7 @@ export const routes = {
     query: undefined,
     body: undefined,
     response: consensusSchema,
+    errors: { 404: 'This node does not publish its consensus state' },
   }),
   risk: route({
     method: 'GET',
@@ -500,6 +524,7 @@ export const routes = {
     query: undefined,
     body: undefined,
     response: riskSchema,
+    errors: { 404: 'This node does not publish its risk state' },
   }),
   submitTx: route({
     method: 'POST',
@@ -512,6 +537,18 @@ export const routes = {
     body: object(SUBMIT_BODY),
     rawBody: true,
     response: txSchema,
+    errors: {
+      400:
+        'Bad request: the schema, the encoding, or the transaction checks ' +
+        '(Malformed, WrongChain, BadField, BadSignature)',
+      403: 'AgentNotAllowed; with wait=commit, NotPermitted',
+      409: 'DuplicateTx; with wait=commit, DuplicateNonce or DuplicateClientOrderId',
+      413: 'BodyTooLarge (API_BODY_BYTES_MAX) or Oversize (TX_BYTES_MAX)',
+      415: 'UnsupportedMediaType: send application/json or application/octet-stream',
+      422: 'Committed but rejected by the exchange (wait=commit), with its code and the hash',
+      503: 'MempoolFull, Syncing, or Unavailable (too many transactions awaiting commit)',
+      504: 'CommitTimeout (wait=commit): not final in time, with the hash; it may still commit',
+    },
   }),
 } as const;
 

@@ -14,6 +14,7 @@ import { decodeSignedTx } from '../exchange/tx/index.ts';
 import { toHex } from '../lib/bytes.ts';
 import { ZommaError } from '../lib/errors.ts';
 import * as L from '../lib/limits.ts';
+import { AJV_OPTIONS, NO_QUERY, refusalOf } from './check.ts';
 import { ApiError, statusOfCode } from './errors.ts';
 import type { ErrorBody } from './errors.ts';
 import { openApiDocument } from './openapi.ts';
@@ -100,6 +101,11 @@ type Handlers = {
   }) => ResponseOf<Routes[K]> | Promise<ResponseOf<Routes[K]>>;
 };
 
+/** The Retry-After header's whole seconds: never less than the wait. */
+function retryAfterSeconds(retryAfterMs: number): number {
+  return Math.ceil(retryAfterMs / 1000);
+}
+
 function notFound(what: string): ApiError {
   return new ApiError('NotFound', 404, `no ${what}`);
 }
@@ -125,16 +131,8 @@ function errorAnswer(
   }
   const e = err as Partial<FastifyError> & { validationContext?: string };
   if (e.validation !== undefined) {
-    const first = e.validation[0];
-    const where = `${e.validationContext ?? 'request'}${first?.instancePath ?? ''}`;
-    return {
-      statusCode: 400,
-      body: {
-        code: 'BadRequest',
-        message: `${where} ${first?.message ?? 'is invalid'}`,
-        field: where,
-      },
-    };
+    const { field, message } = refusalOf(e.validationContext ?? 'request', e.validation[0]);
+    return { statusCode: 400, body: { code: 'BadRequest', message, field } };
   }
   switch (e.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
@@ -372,9 +370,9 @@ async function waitFinal(
 function fastifySchema(def: RouteDef): Record<string, unknown> {
   const schema: Record<string, unknown> = {
     response: { 200: def.response.json, '4xx': errorSchema.json, '5xx': errorSchema.json },
+    querystring: def.query?.json ?? NO_QUERY,
   };
   if (def.params !== undefined) schema.params = def.params.json;
-  if (def.query !== undefined) schema.querystring = def.query.json;
   if (def.body !== undefined) {
     // Only JSON bodies are checked against the schema; raw bytes are checked as a transaction.
     schema.body = { content: { 'application/json': { schema: def.body.json } } };
@@ -390,8 +388,8 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     ...(options.logger !== undefined ? { loggerInstance: options.logger } : { logger: false }),
     bodyLimit: limits.bodyBytesMax,
     trustProxy: options.trustProxy ?? false,
-    // Unknown fields are refused, not silently dropped; query numbers are coerced from text.
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: true, allErrors: false } },
+    // The SDK checks its arguments with the same options (check.ts).
+    ajv: { customOptions: { ...AJV_OPTIONS } },
   }) as unknown as FastifyInstance;
   const log = app.log;
 
@@ -434,7 +432,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   app.setErrorHandler((err, req, reply) => {
     const answer = errorAnswer(err, req.log ?? log);
     if (answer.retryAfterMs !== undefined) {
-      reply.header('retry-after', Math.ceil(answer.retryAfterMs / 1000));
+      reply.header('retry-after', retryAfterSeconds(answer.retryAfterMs));
     }
     reply.status(answer.statusCode).send(answer.body);
   });
@@ -461,8 +459,8 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   }
 
   const document = openApiDocument();
-  app.get(OPENAPI_PATH, async () => document);
-  app.get(WS_PATH, async () => {
+  app.get(OPENAPI_PATH, { schema: { querystring: NO_QUERY } }, async () => document);
+  app.get(WS_PATH, { schema: { querystring: NO_QUERY } }, async () => {
     throw new ApiError('UpgradeRequired', 426, 'connect with a WebSocket upgrade');
   });
 
@@ -499,25 +497,46 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const wss = new WebSocketServer({ noServer: true, maxPayload: limits.wsMessageBytesMax });
   const perIp = new Map<string, number>();
   app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    const path = (req.url ?? '').split('?')[0];
+    const [path, query] = (req.url ?? '').split('?', 2);
     const ip = clientIpOf(req, options.trustProxy === true);
-    const refuse = (status: string, code: string, message: string) => {
-      const body = JSON.stringify({ code, message });
+    const refuse = (status: string, body: ErrorBody) => {
+      const text = JSON.stringify(body);
+      const retry =
+        body.retryAfterMs === undefined
+          ? ''
+          : `retry-after: ${retryAfterSeconds(body.retryAfterMs)}\r\n`;
       socket.end(
-        `HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+        `HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\n${retry}connection: close\r\n\r\n${text}`,
       );
     };
-    if (path !== WS_PATH) return refuse('404 Not Found', 'NotFound', `no WebSocket at ${path}`);
-    if (ipLimiter.take(ip) > 0) {
-      return refuse('429 Too Many Requests', 'RateLimited', 'too many requests from this address');
+    if (path !== WS_PATH) {
+      return refuse('404 Not Found', { code: 'NotFound', message: `no WebSocket at ${path}` });
+    }
+    const retryAfterMs = ipLimiter.take(ip);
+    if (retryAfterMs > 0) {
+      return refuse('429 Too Many Requests', {
+        code: 'RateLimited',
+        message: 'too many requests from this address',
+        retryAfterMs,
+      });
+    }
+    // The endpoint takes no query parameters, like every route without a query schema.
+    const unknown = new URLSearchParams(query ?? '').keys().next();
+    if (unknown.done !== true) {
+      const field = `querystring/${unknown.value}`;
+      return refuse('400 Bad Request', {
+        code: 'BadRequest',
+        message: `${field} is not a known field`,
+        field,
+      });
     }
     const open = perIp.get(ip) ?? 0;
     if (open >= limits.wsConnectionsPerIpMax) {
-      return refuse(
-        '429 Too Many Requests',
-        'RateLimited',
-        'too many connections from this address',
-      );
+      // No Retry-After: no time frees a place, only closing one of this address's connections.
+      return refuse('429 Too Many Requests', {
+        code: 'TooManyConnections',
+        message: `at most ${limits.wsConnectionsPerIpMax} WebSocket connections from one address`,
+      });
     }
     perIp.set(ip, open + 1);
     // Counted down when the socket closes, whether or not the upgrade succeeded.

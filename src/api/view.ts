@@ -474,18 +474,20 @@ export interface ReadModel {
 }
 
 /** Codes a node may refuse a submission with, before any block. */
-export type SubmitRejectCode =
-  | 'Malformed'
-  | 'Oversize'
-  | 'WrongChain'
-  | 'BadSignature'
-  | 'BadField'
-  | 'AgentNotAllowed'
-  /** Already in the mempool or a recent block. */
-  | 'DuplicateTx'
-  | 'MempoolFull'
-  /** The node is catching up and does not accept transactions yet. */
-  | 'Syncing';
+export const SUBMIT_REJECT_CODES = [
+  'Malformed',
+  'Oversize',
+  'WrongChain',
+  'BadSignature',
+  'BadField',
+  'AgentNotAllowed',
+  // Already in the mempool or a recent block.
+  'DuplicateTx',
+  'MempoolFull',
+  // The node is catching up and does not accept transactions yet.
+  'Syncing',
+] as const;
+export type SubmitRejectCode = (typeof SUBMIT_REJECT_CODES)[number];
 
 export type SubmitResult =
   | { ok: true; hash: string }

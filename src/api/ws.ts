@@ -24,6 +24,7 @@ import {
   WS_CONTROL_MESSAGE_BYTES_MAX,
   WS_SUBMIT_ID_CHARS_MAX,
 } from '../lib/limits.ts';
+import { refusalOf } from './check.ts';
 import { RateLimiter } from './ratelimit.ts';
 import { ADDRESS_PATTERN, INSTRUMENT_PATTERN, wsSubmitSchema } from './routes.ts';
 import type { WsSubmitRequest } from './routes.ts';
@@ -408,12 +409,11 @@ export class WsHub {
       });
     }
     if (!validateSubmit(r)) {
-      const first = validateSubmit.errors?.[0];
-      const field = `submit${first?.instancePath ?? ''}`;
+      const { field, message } = refusalOf('submit', validateSubmit.errors?.[0]);
       return this.send(conn, {
         type: 'error',
         code: 'BadRequest',
-        message: `${field} ${first?.message ?? 'is invalid'}`,
+        message,
         field,
         status: 400,
         ...idOf(r),

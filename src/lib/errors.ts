@@ -3,8 +3,8 @@
 
 export class ZommaError<Code extends string = string> extends Error {
   readonly code: Code;
-  constructor(code: Code, message: string) {
-    super(message);
+  constructor(code: Code, message: string, options?: ErrorOptions) {
+    super(message, options);
     this.code = code;
     this.name = code;
   }

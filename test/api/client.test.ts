@@ -21,6 +21,7 @@ import {
 import { decodeSignedTx } from '../../src/exchange/tx/index.ts';
 import type { SignedTx } from '../../src/exchange/tx/index.ts';
 import { toHex } from '../../src/lib/bytes.ts';
+import { unreachableReason } from '../../src/api/client/http.ts';
 import { RateLimiter } from '../../src/api/ratelimit.ts';
 import { CHAIN_ID, PERP, key, makeView, serve, subaccount } from './fixtures.ts';
 
@@ -174,4 +175,95 @@ test('token bucket: a burst, then the refill rate, keys apart, bounded memory', 
   limiter.take('c');
   limiter.take('d');
   assert.equal(limiter.size, 3);
+});
+
+test('a node that cannot be reached is a NodeUnreachable ZommaApiError naming the system reason', async () => {
+  const server = await serve(makeView());
+  const url = server.url;
+  await server.close();
+  const port = new URL(url).port;
+  await assert.rejects(new ZommaClient(url).status(), (e: unknown) => {
+    assert.ok(e instanceof ZommaApiError);
+    assert.equal(e.code, 'NodeUnreachable');
+    assert.equal(e.status, 0);
+    assert.equal(e.message, `cannot reach ${url} (connect ECONNREFUSED 127.0.0.1:${port})`);
+    assert.ok(e.cause instanceof TypeError, 'what fetch threw is kept as the cause');
+    return true;
+  });
+});
+
+test('unreachableReason: the innermost cause, its code when the message does not name it', () => {
+  const fetchFailed = (cause: unknown) => new TypeError('fetch failed', { cause });
+  const withCode = (message: string, code: string) => Object.assign(new Error(message), { code });
+  assert.equal(
+    unreachableReason(fetchFailed(withCode('connect ECONNREFUSED 10.0.0.1:80', 'ECONNREFUSED'))),
+    'connect ECONNREFUSED 10.0.0.1:80',
+  );
+  assert.equal(
+    unreachableReason(fetchFailed(withCode('other side closed', 'UND_ERR_SOCKET'))),
+    'UND_ERR_SOCKET: other side closed',
+  );
+  assert.equal(unreachableReason(fetchFailed(new Error('bad port'))), 'bad port');
+  const both = Object.assign(
+    new AggregateError([
+      withCode('connect ECONNREFUSED ::1:80', 'ECONNREFUSED'),
+      withCode('connect ECONNREFUSED 127.0.0.1:80', 'ECONNREFUSED'),
+    ]),
+    { code: 'ECONNREFUSED' },
+  );
+  assert.equal(
+    unreachableReason(fetchFailed(both)),
+    'connect ECONNREFUSED ::1:80; connect ECONNREFUSED 127.0.0.1:80',
+  );
+  assert.equal(unreachableReason(new TypeError('fetch failed')), 'fetch failed');
+});
+
+test('a call whose arguments break its route is refused before it is sent, as the node refuses it', async () => {
+  const server = await serve(makeView());
+  let sent = 0;
+  const client = new ZommaClient({
+    url: server.url,
+    fetch: (input, init) => {
+      sent++;
+      return fetch(input, init);
+    },
+  });
+  const address = addressOfKey(key(1));
+  try {
+    const refused = async (call: Promise<unknown>, field: string) => {
+      await assert.rejects(call, (e: unknown) => {
+        assert.ok(e instanceof ZommaApiError);
+        assert.deepEqual([e.code, e.status, e.field], ['BadRequest', 400, field]);
+        return true;
+      });
+    };
+    await refused(client.book(PERP, 0), 'querystring/depth');
+    await refused(client.book(PERP, 1.5), 'querystring/depth');
+    await refused(client.book(PERP, 1_001), 'querystring/depth');
+    await refused(client.trades(PERP, 0), 'querystring/limit');
+    await refused(client.trades(PERP, Number.NaN), 'querystring/limit');
+    await refused(client.account(address, 256), 'querystring/subaccount');
+    await refused(client.account('0x12'), 'params/address');
+    await refused(client.ticker('btc-perpetual'), 'params/instrument');
+    await refused(client.tx('ABC'), 'params/hash');
+    await refused(client.block(0), 'params/height');
+    await refused(client.submitTx(new Uint8Array(1), { timeoutMs: 0 }), 'querystring/timeoutMs');
+    await refused(
+      client.request(routes.status, { query: { verbose: 1 } } as never),
+      'querystring/verbose',
+    );
+    assert.equal(sent, 0, 'nothing was sent');
+
+    // The same refusal, field and message, as the node's own answer.
+    const local = await client.book(PERP, 0).catch((e: ZommaApiError) => e);
+    const remote = await (await fetch(`${server.url}/v1/book/${PERP}?depth=0`)).json();
+    assert.ok(local instanceof ZommaApiError);
+    assert.deepEqual({ code: local.code, message: local.message, field: local.field }, remote);
+
+    // Absent arguments are the node's defaults.
+    assert.equal((await client.book(PERP)).bids.length, 2);
+    assert.equal((await client.trades(PERP)).trades.length, 1);
+  } finally {
+    await server.close();
+  }
 });

@@ -8,10 +8,13 @@ import { formatAddress } from '../../src/crypto/index.ts';
 import { buildTx } from '../../src/exchange/tx/index.ts';
 import { toHex } from '../../src/lib/bytes.ts';
 import pino from 'pino';
-import { openApiPath } from '../../src/api/openapi.ts';
+import { statusOfCode } from '../../src/api/errors.ts';
+import { openApiDocument, openApiPath } from '../../src/api/openapi.ts';
 import { startApiServer } from '../../src/api/server.ts';
 import { routes } from '../../src/api/routes.ts';
-import type { ReadModel } from '../../src/api/view.ts';
+import { SUBMIT_REJECT_CODES } from '../../src/api/view.ts';
+import type { ReadModel, SubmitRejectCode } from '../../src/api/view.ts';
+import { REJECT_CODES } from '../../src/exchange/errors.ts';
 import {
   CHAIN_ID,
   ManualClock,
@@ -130,6 +133,13 @@ test('queries refuse bad input with 400 and unknown objects with 404, each with 
       ['/v1/block/99', 404, 'NotFound'],
       ['/v1/nowhere', 404, 'NotFound'],
       ['/v1/ws', 426, 'UpgradeRequired'],
+      // Routes that take no query refuse any parameter, as the others refuse unknown ones.
+      ['/v1/status?x=1', 400, 'BadRequest'],
+      ['/v1/instruments?depth=5', 400, 'BadRequest'],
+      [`/v1/ticker/${PERP}?depth=5`, 400, 'BadRequest'],
+      [`/v1/tx/${'00'.repeat(32)}?wait=commit`, 400, 'BadRequest'],
+      ['/openapi.json?x=1', 400, 'BadRequest'],
+      ['/v1/ws?x=1', 400, 'BadRequest'],
     ];
     for (const [path, status, code] of cases) {
       const answer = await call(url, path);
@@ -137,6 +147,11 @@ test('queries refuse bad input with 400 and unknown objects with 404, each with 
       assert.equal(answer.body.code, code, path);
       assert.equal(typeof answer.body.message, 'string', path);
     }
+    // The answer names the parameter it does not know.
+    const unknown = await call(url, `/v1/book/${PERP}?depth=1&colour=red`);
+    assert.equal(unknown.body.field, 'querystring/colour');
+    assert.equal(unknown.body.message, 'querystring/colour is not a known field');
+    assert.equal((await call(url, '/v1/status?x=1')).body.field, 'querystring/x');
   } finally {
     await server.close();
   }
@@ -410,6 +425,76 @@ test('the OpenAPI document lists every route with its parameters and schemas', a
       'application/json',
       'application/octet-stream',
     ]);
+  } finally {
+    await server.close();
+  }
+});
+
+test('every status a route answers is one its OpenAPI operation lists', async () => {
+  const doc = openApiDocument() as {
+    paths: Record<string, Record<string, { responses: Record<string, unknown> }>>;
+  };
+  const listed = (path: string, method = 'get') =>
+    new Set(Object.keys(doc.paths[path]![method]!.responses).map(Number));
+  const submitListed = listed('/v1/tx', 'post');
+  // What the view's checks, the exchange (wait=commit) and the handler itself can answer.
+  for (const code of [...SUBMIT_REJECT_CODES, ...REJECT_CODES, 'Unavailable', 'CommitTimeout']) {
+    const status =
+      code === 'Unavailable' ? 503 : code === 'CommitTimeout' ? 504 : statusOfCode(code);
+    assert.ok(submitListed.has(status), `POST /v1/tx lists ${status} (${code})`);
+  }
+  // Routes without an object to look up never answer 404.
+  for (const path of ['/v1/status', '/v1/validators', '/v1/instruments', '/openapi.json'])
+    assert.ok(!listed(path).has(404), `${path} lists no 404`);
+
+  // And what a server answers, provoked.
+  const view = makeView({ autoCommit: true, decide: refuseLargeOrders, mempoolMax: 1 });
+  let refuseWith: string | undefined;
+  const stub = Object.create(view) as typeof view;
+  stub.submit = async (bytes) =>
+    refuseWith === undefined
+      ? view.submit(bytes)
+      : { ok: false, code: refuseWith as SubmitRejectCode, message: 'refused' };
+  const server = await serve(stub, { bodyBytesMax: 1024 });
+  const post = (bytes: Uint8Array | string, query = '', type = 'application/octet-stream') =>
+    call(server.url, `/v1/tx${query}`, { method: 'POST', body: bytes, type });
+  try {
+    const gets: [string, string][] = [
+      ['/v1/status', '/v1/status?x=1'],
+      ['/v1/ticker/{instrument}', '/v1/ticker/ETH-PERPETUAL'],
+      ['/v1/book/{instrument}', '/v1/book/ETH-PERPETUAL'],
+      ['/v1/trades/{instrument}', '/v1/trades/ETH-PERPETUAL'],
+      ['/v1/account/{address}', `/v1/account/0x${'22'.repeat(20)}`],
+      ['/v1/tx/{hash}', `/v1/tx/${'00'.repeat(32)}`],
+      ['/v1/block/{height}', '/v1/block/99'],
+      ['/v1/consensus', '/v1/consensus'],
+      ['/v1/risk', '/v1/risk'],
+      ['/openapi.json', '/openapi.json?x=1'],
+      ['/v1/ws', '/v1/ws'],
+    ];
+    for (const [path, url] of gets) {
+      const answer = await call(server.url, url);
+      assert.ok(answer.status >= 400, url);
+      assert.ok(listed(path).has(answer.status), `GET ${path} lists ${answer.status}`);
+    }
+    const answers = [
+      await post(order(1).bytes, '?wait=commit'),
+      await post(order(1).bytes),
+      await post(order(2, CHAIN_ID, 1_000).bytes, '?wait=commit'),
+      await post(order(3).bytes, '?wait=commit&timeoutMs=1'),
+      await post('hello', '', 'text/plain'),
+      await post(new Uint8Array(2048)),
+      await post(JSON.stringify({ tx: 'zz' }), '', 'application/json'),
+    ];
+    for (const code of SUBMIT_REJECT_CODES) {
+      refuseWith = code;
+      answers.push(await post(order(10).bytes));
+    }
+    const statuses = new Set(answers.map((a) => a.status));
+    for (const status of [400, 403, 409, 413, 415, 422, 503]) assert.ok(statuses.has(status));
+    for (const status of statuses) {
+      assert.ok(status === 200 || submitListed.has(status), `POST /v1/tx lists ${status}`);
+    }
   } finally {
     await server.close();
   }

@@ -19,6 +19,7 @@ import { toHex } from '../../src/lib/bytes.ts';
 import { WS_CONTROL_MESSAGE_BYTES_MAX } from '../../src/lib/limits.ts';
 import {
   CHAIN_ID,
+  ManualClock,
   OPTION,
   PERP,
   RawClient,
@@ -320,20 +321,96 @@ test('bad requests get typed errors; limits on subscriptions, message size and c
     client.send({ op: 'ping' });
     await client.nth((m) => m.type === 'pong');
 
-    // A third connection from the same address is refused at the upgrade.
+    // A third connection from the same address is refused at the upgrade: no
+    // Retry-After, as only closing one of the address's connections frees a place.
     const second = new RawClient(server.url);
     await second.opened();
-    const third = new WebSocket(server.url.replace(/^http/, 'ws') + '/v1/ws');
-    const status = await new Promise<number>((resolve) =>
-      third.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0)),
-    );
-    assert.equal(status, 429);
+    const third = await refusedUpgrade(server.url + '/v1/ws');
+    assert.equal(third.status, 429);
+    assert.equal(third.body.code, 'TooManyConnections');
+    assert.equal(third.retryAfter, undefined);
+    assert.equal(third.body.retryAfterMs, undefined);
     second.close();
+
+    // The endpoint takes no query parameters: an upgrade naming one is refused.
+    const queried = await refusedUpgrade(server.url + '/v1/ws?token=1');
+    assert.equal(queried.status, 400);
+    assert.deepEqual(queried.body, {
+      code: 'BadRequest',
+      message: 'querystring/token is not a known field',
+      field: 'querystring/token',
+    });
 
     // An oversize message closes the connection (1009: message too big).
     const closed = new Promise<number>((resolve) => client.socket.on('close', resolve));
     client.send({ op: 'subscribe', channel: 'x'.repeat(400) });
     assert.equal(await closed, 1009);
+  } finally {
+    client.close();
+    await server.close();
+  }
+});
+
+/** An upgrade the server refuses: its status, Retry-After header and JSON body. */
+async function refusedUpgrade(
+  url: string,
+): Promise<{ status: number; retryAfter: string | undefined; body: Record<string, unknown> }> {
+  const socket = new WebSocket(url.replace(/^http/, 'ws'));
+  return new Promise((resolve, reject) => {
+    socket.on('open', () => reject(new Error('the upgrade was accepted')));
+    socket.on('unexpected-response', (_req, res) => {
+      let text = '';
+      res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      res.on('end', () => {
+        const retryAfter = res.headers['retry-after'];
+        resolve({ status: res.statusCode ?? 0, retryAfter, body: JSON.parse(text) });
+      });
+    });
+  });
+}
+
+test("an upgrade over the address's request allowance is refused 429 with retryAfterMs and Retry-After, as HTTP is", async () => {
+  const clock = new ManualClock();
+  const server = await serve(makeView(), { ipRequestsPerS: 1, ipBurstRequests: 1 }, clock);
+  const client = new RawClient(server.url);
+  try {
+    await client.opened();
+    const limited = await refusedUpgrade(server.url + '/v1/ws');
+    assert.equal(limited.status, 429);
+    assert.deepEqual(limited.body, {
+      code: 'RateLimited',
+      message: 'too many requests from this address',
+      retryAfterMs: 1000,
+    });
+    assert.equal(limited.retryAfter, '1');
+
+    // The SDK reports the refusal with the server's code and wait (its next attempt waits as long).
+    const statuses: unknown[] = [];
+    const refused = new Signal();
+    const sdk = new ZommaClient(server.url).socket({
+      onStatus: (status) => {
+        statuses.push(status);
+        refused.notify();
+      },
+    });
+    try {
+      await refused.until(() => statuses.length >= 2);
+      assert.deepEqual(statuses.slice(0, 2), [
+        {
+          type: 'error',
+          code: 'RateLimited',
+          message: 'too many requests from this address',
+          retryAfterMs: 1000,
+        },
+        { type: 'close' },
+      ]);
+    } finally {
+      sdk.close();
+    }
+    clock.ms += 1000;
+    const again = new RawClient(server.url);
+    await again.opened();
+    again.close();
   } finally {
     client.close();
     await server.close();

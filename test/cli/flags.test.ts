@@ -23,6 +23,7 @@ test('a bad --depth, --price or --subaccount is a usage error whatever the subco
   const cases: [string[], RegExp][] = [
     [['query', 'status', '--depth', 'abc'], /--depth must be an integer/],
     [['query', 'ticker', 'BTC-PERPETUAL', '--depth', '0'], /--depth must be an integer/],
+    [['query', 'status', '--subaccount', '256'], /--subaccount must be an integer/],
     [['tx', 'faucet', '100', '--price', 'abc', ...key], /--price must be an integer/],
     [['tx', 'cancel', '--all', '--price', '1.5', ...key], /--price must be an integer/],
     [['tx', 'faucet', '100', '--subaccount', '256', ...key], /--subaccount must be an integer/],

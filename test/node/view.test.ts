@@ -18,10 +18,14 @@ import { daysFromCivil, expiryMsOfDay, MS_PER_DAY } from '../../src/exchange/ins
 import type { CommittedBlock, ZommaNode } from '../../src/node/node.ts';
 import type { Storage } from '../../src/node/storage/index.ts';
 import { ChainView, lastKept } from '../../src/node/view.ts';
+import { Mempool } from '../../src/node/mempool/mempool.ts';
+import type { AddResult } from '../../src/node/mempool/mempool.ts';
+import { SignatureCache } from '../../src/node/mempool/sigcache.ts';
 import { ValidatorSet } from '../../src/consensus/index.ts';
 import type { CommitCertificate } from '../../src/consensus/index.ts';
 import { encodeObservation } from '../../src/exchange/oracle/index.ts';
 import { Prng } from '../../src/lib/prng.ts';
+import { encodeSignedTx } from '../../src/exchange/tx/index.ts';
 import type { SignedTx } from '../../src/exchange/tx/index.ts';
 import { Harness, VALIDATORS, genesis, key, limit } from '../exchange/helpers.ts';
 
@@ -213,6 +217,7 @@ function viewOver(
   h: Harness,
   validators: ValidatorSet | { validators: [] } = { validators: [] },
   accounts?: AccountInterest,
+  submit?: (bytes: Uint8Array) => Promise<AddResult>,
 ): {
   view: ChainView;
   /** `txs`: the block's transactions, when the view is to see them (their trades and fills). */
@@ -230,6 +235,7 @@ function viewOver(
     peerCount: () => 0,
     mempool: { has: () => false },
     results: { load: () => null },
+    submit,
     subscribe: (l: (b: CommittedBlock) => void) => {
       listener = l;
       return () => (listener = undefined);
@@ -635,6 +641,33 @@ test("the read model: a block's oracle view, first read blocks later, shows the 
     assert.deepEqual(prices(second.block.oracle), btc(51_000n * USDC));
     assert.deepEqual(prices(view.read().risk!().oracle), btc(51_000n * USDC));
     assert.equal(view.read().block(first.height)!.oracle![0]!.priceQuote, '50000000001');
+  } finally {
+    view.close();
+  }
+});
+
+test('a refused submission names its field once: in `field`, and once at the head of its message', async () => {
+  const h = new Harness();
+  const pool = new Mempool({
+    chainId: h.ex.state.genesis.chainId,
+    verifyBatch: async (items) => items.map(() => true),
+    signatures: new SignatureCache(),
+  });
+  const { view } = viewOver(h, undefined, undefined, (bytes) => pool.add(bytes, null));
+  try {
+    const bytes = encodeSignedTx(h.tx(key('view-submit'), { kind: 'faucet', amountQuote: 1n }));
+    bytes[0] = 0; // the format version
+    assert.deepEqual(await view.submit(bytes), {
+      ok: false,
+      code: 'Malformed',
+      message: 'tx.version: unknown version 0',
+      field: 'tx.version',
+    });
+    const wrongChain = h.tx(key('view-submit'), { kind: 'faucet', amountQuote: 1n }, {});
+    const refused = await view.submit(encodeSignedTx({ ...wrongChain, chainId: 'another-chain' }));
+    assert.ok(!refused.ok);
+    assert.equal(refused.field, 'tx.chainId');
+    assert.match(refused.message, /^tx\.chainId: signed for chain "another-chain"$/);
   } finally {
     view.close();
   }

@@ -2,6 +2,7 @@
 // generic request() and a named method per route.
 
 import { ZommaError } from '../../lib/errors.ts';
+import { checkRouteInput } from '../check.ts';
 import { routes } from '../routes.ts';
 import type { BodyOf, ParamsOf, QueryOf, ResponseOf, RouteDef, Routes } from '../routes.ts';
 import type { TxView } from '../view.ts';
@@ -16,13 +17,37 @@ export class ZommaApiError extends ZommaError {
   constructor(
     status: number,
     body: { code: string; message: string; field?: string; hash?: string; retryAfterMs?: number },
+    options?: ErrorOptions,
   ) {
-    super(body.code, body.message);
+    super(body.code, body.message, options);
     this.status = status;
     this.field = body.field;
     this.hash = body.hash;
     this.retryAfterMs = body.retryAfterMs;
   }
+}
+
+/**
+ * Why a request got no answer, from what fetch threw: its cause's message
+ * (`connect ECONNREFUSED 127.0.0.1:27001`, `getaddrinfo ENOTFOUND host`, `bad
+ * port`), with the system code when the message does not name it. fetch's own
+ * message is only "fetch failed".
+ */
+export function unreachableReason(error: unknown): string {
+  let inner: unknown = error;
+  while (inner instanceof Error && inner.cause instanceof Error) inner = inner.cause;
+  if (!(inner instanceof Error)) return String(inner);
+  // Both addresses of a name refused (IPv4 and IPv6): each attempt's error is inside.
+  const each = inner instanceof AggregateError ? inner.errors : [];
+  const message =
+    inner.message !== ''
+      ? inner.message
+      : each.map((e: unknown) => (e instanceof Error ? e.message : String(e))).join('; ');
+  const code = (inner as { code?: unknown }).code;
+  if (typeof code === 'string' && !message.includes(code)) {
+    return message === '' ? code : `${code}: ${message}`;
+  }
+  return message === '' ? String(inner) : message;
 }
 
 type Optional<K extends string, T> = undefined extends T ? { [P in K]?: T } : { [P in K]: T };
@@ -49,6 +74,9 @@ export class HttpClient {
   /** Calls one route; throws ZommaApiError with the node's code on an error answer. */
   async request<R extends RouteDef>(route: R, input: RequestInput<R>): Promise<ResponseOf<R>> {
     const { params, query, body } = input as { params?: object; query?: object; body?: unknown };
+    // Refused here as the node would refuse it, rather than sent, or quietly sent without.
+    const refusal = checkRouteInput(route, { params, query, body });
+    if (refusal !== undefined) throw new ZommaApiError(400, { code: 'BadRequest', ...refusal });
     let path = route.path.replace(/:([A-Za-z0-9_]+)/g, (_, name: string) =>
       encodeURIComponent(String((params as Record<string, unknown>)[name])),
     );
@@ -65,8 +93,22 @@ export class HttpClient {
       init.body = JSON.stringify(body);
       init.headers = { 'content-type': 'application/json' };
     }
-    const response = await this.fetchFn(this.url + path, init);
-    const text = await response.text();
+    let response: Response;
+    let text: string;
+    try {
+      response = await this.fetchFn(this.url + path, init);
+      text = await response.text();
+    } catch (error) {
+      if (error instanceof ZommaError) throw error;
+      throw new ZommaApiError(
+        0,
+        {
+          code: 'NodeUnreachable',
+          message: `cannot reach ${this.url} (${unreachableReason(error)})`,
+        },
+        { cause: error },
+      );
+    }
     let json: unknown;
     try {
       json = JSON.parse(text);
@@ -100,10 +142,16 @@ export class HttpClient {
     return this.request(routes.ticker, { params: { instrument } });
   }
   book(instrument: string, depth?: number) {
-    return this.request(routes.book, { params: { instrument }, query: depth ? { depth } : {} });
+    return this.request(routes.book, {
+      params: { instrument },
+      query: depth === undefined ? {} : { depth },
+    });
   }
   trades(instrument: string, limit?: number) {
-    return this.request(routes.trades, { params: { instrument }, query: limit ? { limit } : {} });
+    return this.request(routes.trades, {
+      params: { instrument },
+      query: limit === undefined ? {} : { limit },
+    });
   }
   account(address: string, subaccount?: number) {
     return this.request(routes.account, {

@@ -38,12 +38,18 @@ export interface SocketOptions {
    */
   messagesPerS?: number;
   burstMessages?: number;
-  /** Called on every connection state change and server error, for logging. */
+  /**
+   * Called on every connection state change and server error, for logging. A
+   * refused connection reports the server's code (RateLimited,
+   * TooManyConnections, …) and, when it gave one, its Retry-After: the next
+   * attempt waits at least that long.
+   */
   onStatus?: (status: {
     type: 'open' | 'close' | 'error';
     code?: string;
     message?: string;
     channel?: string;
+    retryAfterMs?: number;
   }) => void;
 }
 
@@ -245,7 +251,33 @@ export class ZommaSocket {
       if (this.pending.size > 0 && this.answer(message)) return;
       this.channels.handle(message);
     });
-    socket.on('error', (e) => this.options.onStatus?.({ type: 'error', message: e.message }));
+    let refused = false;
+    let retryAfterMs = 0;
+    socket.on('unexpected-response', (_req, res) => {
+      refused = true;
+      const seconds = Number(res.headers['retry-after']);
+      if (Number.isSafeInteger(seconds) && seconds > 0) retryAfterMs = seconds * 1_000;
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        // The server's refusals are a short JSON object; anything longer is not one.
+        if (text.length < REFUSAL_CHARS_MAX) text += chunk;
+      });
+      res.on('end', () => {
+        const body = refusalBody(text);
+        this.options.onStatus?.({
+          type: 'error',
+          code: body?.code ?? 'HttpError',
+          message: body?.message ?? `the server refused the connection: HTTP ${res.statusCode}`,
+          ...(retryAfterMs > 0 ? { retryAfterMs } : {}),
+        });
+        socket.terminate();
+      });
+    });
+    socket.on('error', (e) => {
+      // A refused upgrade was reported with the server's answer; this is ws's note of the abort.
+      if (!refused) this.options.onStatus?.({ type: 'error', message: e.message });
+    });
     socket.on('close', () => {
       if (heartbeat !== undefined) clearInterval(heartbeat);
       if (this.socket !== socket) return;
@@ -255,14 +287,29 @@ export class ZommaSocket {
       // caller decides what to resend (no burst of stale orders on reconnect).
       this.failPending();
       if (this.closed) return;
-      const delayMs = this.delayMs;
-      this.delayMs = Math.min(2 * delayMs, this.options.reconnectDelayMsMax ?? 10_000);
+      const delayMs = Math.max(this.delayMs, retryAfterMs);
+      this.delayMs = Math.min(2 * this.delayMs, this.options.reconnectDelayMsMax ?? 10_000);
       this.timer = setTimeout(() => {
         this.timer = undefined;
         if (!this.closed) this.connect();
       }, delayMs);
     });
   }
+}
+
+const REFUSAL_CHARS_MAX = 4_096;
+
+/** The `{ code, message }` of a refused upgrade's body, if it is one. */
+function refusalBody(text: string): { code: string; message: string } | undefined {
+  try {
+    const body = JSON.parse(text) as { code?: unknown; message?: unknown };
+    if (typeof body.code === 'string' && typeof body.message === 'string') {
+      return { code: body.code, message: body.message };
+    }
+  } catch {
+    // Not JSON: reported by its HTTP status.
+  }
+  return undefined;
 }
 
 function disconnected(hash: string): ZommaApiError {

@@ -5,12 +5,13 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { ZommaClient, generateKey, loadKey, saveKey } from '../../api/client/index.ts';
-import type { KeyPair, TxView } from '../../api/client/index.ts';
+import type { AccountView, KeyPair, TxView } from '../../api/client/index.ts';
 import type { Io } from '../io.ts';
 import { UsageError } from '../io.ts';
 import { parseArgs } from 'node:util';
 import { ZommaError } from '../../lib/errors.ts';
 import { addressOfKey } from '../../api/client/index.ts';
+import { unreachableReason } from '../../api/client/http.ts';
 import type { Command } from '../io.ts';
 
 /** The devnet's first validator (`zomma devnet`: base port 27000, API at +1). */
@@ -28,15 +29,15 @@ export const CLIENT_OPTIONS = {
 export function clientOf(url: string): ZommaClient {
   if (!/^https?:\/\/[^\s/]+/.test(url))
     throw new UsageError(`--node must be an http(s) URL: ${url}`);
-  // A node that is down is an answer for people, not a stack trace.
+  // The SDK's NodeUnreachable names the system's reason; a person also gets the likely fix.
   const reach: typeof fetch = async (input, init) => {
     try {
       return await fetch(input, init);
     } catch (error) {
-      const cause = (error as { cause?: { code?: string } }).cause?.code ?? String(error);
       throw new ZommaError(
         'NodeUnreachable',
-        `cannot reach ${url} (${cause}); is the node running?`,
+        `cannot reach ${url} (${unreachableReason(error)}); is the node running?`,
+        { cause: error },
       );
     }
   };
@@ -116,7 +117,7 @@ export function fields(entries: readonly [string, unknown][]): string {
 const USAGE = [
   'zomma query status|instruments [--node URL] [--json]',
   '       zomma query book|ticker INSTRUMENT [--depth N] [--node URL] [--json]',
-  '       zomma query account [ADDRESS] [--key-file FILE] [--node URL] [--json]',
+  '       zomma query account [ADDRESS] [--subaccount N] [--key-file FILE] [--node URL] [--json]',
   '       zomma query tx HASH | block HEIGHT [--node URL] [--json]',
 ].join('\n');
 
@@ -128,13 +129,21 @@ export const command: Command = {
   async run(args, io) {
     const { values, positionals } = parseArgs({
       args,
-      options: { ...CLIENT_OPTIONS, depth: { type: 'string', default: '10' } },
+      options: {
+        ...CLIENT_OPTIONS,
+        depth: { type: 'string', default: '10' },
+        subaccount: { type: 'string' },
+      },
       allowPositionals: true,
       strict: true,
     });
     const [what, arg] = positionals;
     // Checked whatever the query, so a bad value is never silently ignored.
     const depth = parseCount(values.depth, '--depth');
+    const subaccount =
+      values.subaccount === undefined
+        ? undefined
+        : parseCount(values.subaccount, '--subaccount', 0, 255);
     const client = clientOf(values.node);
     const print = (json: unknown, text: () => string) =>
       io.out(values.json ? JSON.stringify(json) : text());
@@ -210,46 +219,8 @@ export const command: Command = {
       }
       case 'account': {
         const address = arg ?? addressOfKey(keyOf(values['key-file'], io, false));
-        const a = await client.account(address);
-        print(a, () =>
-          a.subaccounts
-            .map((s) =>
-              [
-                `${a.address} subaccount ${s.subaccount} at height ${a.height}`,
-                fields([
-                  ['cash $', formatDollars(s.cashQuote)],
-                  ['equity $', formatDollars(s.equityQuote)],
-                  ['margin used $', formatDollars(s.marginUsedQuote)],
-                  ['maintenance $', formatDollars(s.maintenanceMarginQuote)],
-                  ['free $', formatDollars(s.marginFreeQuote)],
-                ]),
-                s.positions.length === 0
-                  ? 'no positions'
-                  : table(
-                      ['instrument', 'size lots', 'entry ticks', 'unrealized $'],
-                      s.positions.map((p) => [
-                        p.instrument,
-                        p.sizeLots,
-                        p.entryPriceTicks,
-                        formatDollars(p.unrealizedPnlQuote),
-                      ]),
-                    ),
-                s.openOrders.length === 0
-                  ? 'no open orders'
-                  : table(
-                      ['order', 'instrument', 'side', 'price ticks', 'open lots'],
-                      s.openOrders.map((o) => [
-                        o.orderId,
-                        o.instrument,
-                        o.side,
-                        o.priceTicks,
-                        o.remainingLots,
-                      ]),
-                    ),
-              ].join('\n'),
-            )
-            .join('\n\n'),
-        );
+        const a = await client.account(address, subaccount);
+        print(a, () => describeAccount(a, subaccount));
         return 0;
       }
       case 'tx': {
@@ -286,6 +257,51 @@ export const command: Command = {
     }
   },
 };
+
+/** An account for people: each subaccount's money, positions and open orders. */
+function describeAccount(a: AccountView, subaccount: number | undefined): string {
+  if (a.subaccounts.length === 0) {
+    const none = subaccount === undefined ? 'no subaccounts' : `no subaccount ${subaccount}`;
+    return `${a.address} has ${none} at height ${a.height}`;
+  }
+  return a.subaccounts
+    .map((s) =>
+      [
+        `${a.address} subaccount ${s.subaccount} at height ${a.height}`,
+        fields([
+          ['cash $', formatDollars(s.cashQuote)],
+          ['equity $', formatDollars(s.equityQuote)],
+          ['margin used $', formatDollars(s.marginUsedQuote)],
+          ['maintenance $', formatDollars(s.maintenanceMarginQuote)],
+          ['free $', formatDollars(s.marginFreeQuote)],
+        ]),
+        s.positions.length === 0
+          ? 'no positions'
+          : table(
+              ['instrument', 'size lots', 'entry ticks', 'unrealized $'],
+              s.positions.map((p) => [
+                p.instrument,
+                p.sizeLots,
+                p.entryPriceTicks,
+                formatDollars(p.unrealizedPnlQuote),
+              ]),
+            ),
+        s.openOrders.length === 0
+          ? 'no open orders'
+          : table(
+              ['order', 'instrument', 'side', 'price ticks', 'open lots'],
+              s.openOrders.map((o) => [
+                o.orderId,
+                o.instrument,
+                o.side,
+                o.priceTicks,
+                o.remainingLots,
+              ]),
+            ),
+      ].join('\n'),
+    )
+    .join('\n\n');
+}
 
 function need(value: string | undefined, name: string): string {
   if (value === undefined) throw new UsageError(`${name} is required`);

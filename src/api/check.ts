@@ -1,0 +1,78 @@
+// A route's input checked against its schema, with the validator and options
+// the server's routes use (fastify's Ajv), and refused as the server refuses
+// it: the SDK checks its arguments before a request leaves, so a bad one is
+// the node's own BadRequest (same field, same message) without a round trip.
+
+import { Ajv } from 'ajv';
+import type { ValidateFunction } from 'ajv';
+import type { RouteDef } from './routes.ts';
+import type { JsonSchema } from './schema.ts';
+
+/** Unknown fields are refused, not silently dropped; query numbers are coerced from text. */
+export const AJV_OPTIONS = {
+  removeAdditional: false,
+  coerceTypes: true,
+  allErrors: false,
+} as const;
+
+/** The query of a route that takes none: any parameter is refused, as unknown fields are elsewhere. */
+export const NO_QUERY: JsonSchema = { type: 'object', properties: {}, additionalProperties: false };
+
+/** What Ajv (and fastify's `error.validation`) says of the first violation. */
+export interface SchemaViolation {
+  keyword?: string;
+  instancePath?: string;
+  message?: string;
+  params?: Record<string, unknown>;
+}
+
+/** Where the problem is (`querystring/depth`) and a message that names it. */
+export function refusalOf(
+  context: string,
+  first: SchemaViolation | undefined,
+): { field: string; message: string } {
+  const where = `${context}${first?.instancePath ?? ''}`;
+  // Name the unknown field itself: Ajv's message says only that there is one.
+  const unknown = first?.params?.additionalProperty;
+  if (first?.keyword === 'additionalProperties' && typeof unknown === 'string') {
+    const field = `${where}/${unknown}`;
+    return { field, message: `${field} is not a known field` };
+  }
+  return { field: where, message: `${where} ${first?.message ?? 'is invalid'}` };
+}
+
+let ajv: Ajv | undefined;
+const compiled = new WeakMap<JsonSchema, ValidateFunction>();
+
+function validatorOf(schema: JsonSchema): ValidateFunction {
+  let validate = compiled.get(schema);
+  if (validate === undefined) {
+    ajv ??= new Ajv(AJV_OPTIONS);
+    validate = ajv.compile(schema);
+    compiled.set(schema, validate);
+  }
+  return validate;
+}
+
+/**
+ * The first part of a request that breaks its route's schema: path
+ * parameters, then query (absent: none may be given), then a JSON body.
+ */
+export function checkRouteInput(
+  route: RouteDef,
+  input: { params?: unknown; query?: unknown; body?: unknown },
+): { field: string; message: string } | undefined {
+  const parts: [string, JsonSchema | undefined, unknown][] = [
+    ['params', route.params?.json, input.params ?? {}],
+    ['querystring', route.query?.json ?? NO_QUERY, input.query ?? {}],
+    ['body', route.body?.json, input.body],
+  ];
+  for (const [context, schema, value] of parts) {
+    if (schema === undefined || value === undefined || value instanceof Uint8Array) continue;
+    // A copy: coercion writes into what it checks.
+    const copy = typeof value === 'object' && value !== null ? { ...value } : value;
+    const validate = validatorOf(schema);
+    if (!validate(copy)) return refusalOf(context, validate.errors?.[0]);
+  }
+  return undefined;
+}

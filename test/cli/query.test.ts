@@ -1,0 +1,75 @@
+// `zomma query` against a node's API served over loopback (the in-memory read
+// model), and against none: what a person reads, and what --json gives programs.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { main } from '../../src/cli/main.ts';
+import type { Io } from '../../src/cli/io.ts';
+import { addressOfKey } from '../../src/api/client/index.ts';
+import { key, makeView, serve, subaccount } from '../api/fixtures.ts';
+
+async function zomma(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const io: Io = { out: (t) => void (out += `${t}\n`), err: (t) => void (err += `${t}\n`) };
+  const code = await main(argv, io);
+  return { code, out, err };
+}
+
+/** A loopback port nothing listens on (just released by the system). */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+test('a node that cannot be reached is named with the system reason, not "fetch failed"', async () => {
+  const port = await closedPort();
+  const refused = await zomma('query', 'status', '--node', `http://127.0.0.1:${port}`);
+  assert.equal(refused.code, 1);
+  assert.equal(
+    refused.err,
+    `zomma query: NodeUnreachable: cannot reach http://127.0.0.1:${port} ` +
+      `(connect ECONNREFUSED 127.0.0.1:${port}); is the node running?\n`,
+  );
+  // A port fetch will not use at all (the Fetch standard's blocked ports).
+  const blocked = await zomma('query', 'status', '--node', 'http://127.0.0.1:1');
+  assert.match(blocked.err, /cannot reach http:\/\/127\.0\.0\.1:1 \(bad port\)/);
+  assert.doesNotMatch(blocked.err + refused.err, /fetch failed/);
+});
+
+test('query account: --subaccount picks one, and an account without one says so (--json stays the view)', async () => {
+  const view = makeView();
+  const trader = addressOfKey(key(1)).toLowerCase();
+  const empty = addressOfKey(key(2)).toLowerCase();
+  view.setAccount({ address: trader, subaccounts: [subaccount(0), subaccount(1)] });
+  view.setAccount({ address: empty, subaccounts: [] });
+  const server = await serve(view);
+  const node = ['--node', server.url];
+  try {
+    const one = await zomma('query', 'account', trader, '--subaccount', '1', ...node);
+    assert.equal(one.code, 0, one.err);
+    assert.match(one.out, new RegExp(`^${trader} subaccount 1 at height 1\\n`));
+    assert.doesNotMatch(one.out, /subaccount 0/);
+    const both = await zomma('query', 'account', trader, ...node);
+    assert.match(both.out, /subaccount 0 at height 1[^]*subaccount 1 at height 1/);
+
+    const missing = await zomma('query', 'account', trader, '--subaccount', '5', ...node);
+    assert.equal(missing.out, `${trader} has no subaccount 5 at height 1\n`);
+    const none = await zomma('query', 'account', empty, ...node);
+    assert.equal(none.code, 0, none.err);
+    assert.equal(none.out, `${empty} has no subaccounts at height 1\n`);
+    const json = await zomma('query', 'account', empty, '--json', ...node);
+    assert.deepEqual(JSON.parse(json.out), { address: empty, height: 1, subaccounts: [] });
+
+    const bad = await zomma('query', 'account', trader, '--subaccount', '256', ...node);
+    assert.equal(bad.code, 2);
+    assert.match(bad.err, /--subaccount must be an integer in 0 … 255/);
+  } finally {
+    await server.close();
+  }
+});
