@@ -380,6 +380,56 @@ function fastifySchema(def: RouteDef): Record<string, unknown> {
   return schema;
 }
 
+/** A raw HTTP answer on a socket no route handles (a refused upgrade, an unparsable request). */
+function rawAnswer(socket: Duplex, status: string, body: ErrorBody, close = true): void {
+  const text = JSON.stringify(body);
+  const retry =
+    body.retryAfterMs === undefined
+      ? ''
+      : `retry-after: ${retryAfterSeconds(body.retryAfterMs)}\r\n`;
+  const head = `HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\n${retry}connection: close\r\n\r\n`;
+  if (close) socket.end(head + text);
+  else socket.write(head + text);
+}
+
+/** Node's HTTP parser refused the request (malformed, headers too large, too slow). */
+function answerClientError(error: Error & { code?: string }, socket: Duplex): void {
+  if (error.code !== 'ECONNRESET' && !socket.destroyed && socket.writable) {
+    if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+      rawAnswer(
+        socket,
+        '408 Request Timeout',
+        {
+          code: 'BadRequest',
+          message: 'the request did not arrive in time',
+        },
+        false,
+      );
+    } else if (error.code === 'HPE_HEADER_OVERFLOW') {
+      rawAnswer(
+        socket,
+        '431 Request Header Fields Too Large',
+        {
+          code: 'BadRequest',
+          message: 'the request headers are too large',
+        },
+        false,
+      );
+    } else {
+      rawAnswer(
+        socket,
+        '400 Bad Request',
+        {
+          code: 'BadRequest',
+          message: 'the request is not valid HTTP/1.1',
+        },
+        false,
+      );
+    }
+  }
+  socket.destroy();
+}
+
 export async function startApiServer(options: ApiServerOptions): Promise<ApiServer> {
   const limits: ApiLimits = { ...DEFAULT_API_LIMITS, ...options.limits };
   const nowMs = options.nowMs ?? (() => performance.now());
@@ -390,6 +440,9 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     trustProxy: options.trustProxy ?? false,
     // The SDK checks its arguments with the same options (check.ts).
     ajv: { customOptions: { ...AJV_OPTIONS } },
+    // A request Node's HTTP parser refuses never reaches a route: answered here
+    // with the API's error body instead of Fastify's own.
+    clientErrorHandler: answerClientError,
   }) as unknown as FastifyInstance;
   const log = app.log;
 
@@ -499,16 +552,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const [path, query] = (req.url ?? '').split('?', 2);
     const ip = clientIpOf(req, options.trustProxy === true);
-    const refuse = (status: string, body: ErrorBody) => {
-      const text = JSON.stringify(body);
-      const retry =
-        body.retryAfterMs === undefined
-          ? ''
-          : `retry-after: ${retryAfterSeconds(body.retryAfterMs)}\r\n`;
-      socket.end(
-        `HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\n${retry}connection: close\r\n\r\n${text}`,
-      );
-    };
+    const refuse = (status: string, body: ErrorBody) => rawAnswer(socket, status, body);
     if (path !== WS_PATH) {
       return refuse('404 Not Found', { code: 'NotFound', message: `no WebSocket at ${path}` });
     }

@@ -2,6 +2,7 @@
 // 4xx answers, the OpenAPI document, limits (429, 413), and that no error body
 // ever carries a stack trace.
 
+import { connect } from 'node:net';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { formatAddress } from '../../src/crypto/index.ts';
@@ -495,6 +496,32 @@ test('every status a route answers is one its OpenAPI operation lists', async ()
     for (const status of statuses) {
       assert.ok(status === 200 || submitListed.has(status), `POST /v1/tx lists ${status}`);
     }
+  } finally {
+    await server.close();
+  }
+});
+
+test('a request the HTTP parser refuses gets the API error body, not the framework default', async () => {
+  const server = await serve(makeView());
+  try {
+    const { hostname, port } = new URL(server.url);
+    // A chunked body whose chunk size is not hex.
+    const raw = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(port), hostname, () => {
+        socket.write(
+          'GET /v1/status HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n',
+        );
+      });
+      let text = '';
+      socket.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      socket.on('close', () => resolve(text));
+      socket.on('error', reject);
+    });
+    assert.match(raw, /^HTTP\/1\.1 400 /);
+    const body = JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4)) as Record<string, unknown>;
+    assert.equal(body.code, 'BadRequest');
+    assert.equal(typeof body.message, 'string');
+    assert.equal(body.error, undefined, 'not the framework default body');
   } finally {
     await server.close();
   }
