@@ -38,7 +38,8 @@ import {
   scanNum,
   scanNumResult,
 } from './margin.ts';
-import { forgetRemoved, settleFills } from './orders.ts';
+import { equityGuard } from './fill_guard.ts';
+import { forgetMatched, forgetRemoved, settleFills } from './orders.ts';
 import type { ExchangeEvent, Fill } from './results.ts';
 import type { Account, ExchangeState, MarketState } from './state.ts';
 import { notionalQuote, ppmCeil } from './units.ts';
@@ -161,9 +162,11 @@ function closePosition(
     sizeLots: lots,
     timeInForce: 'IOC',
     stopTicks: takerStopTicks(market, side, bankruptcy, state.timeMs),
+    // The bankruptcy price bounds the liquidated account; its makers are checked as any maker.
+    guard: equityGuard(state).arm(market, side === 'buy', null, 0),
   });
   const triggered = r.reason === 'AuctionTriggered';
-  forgetRemoved(state, book);
+  forgetMatched(state, market, account, events);
   const fills = book.fills;
   let notional = 0n;
   for (let i = 0; i < fills.length; i++) {

@@ -76,6 +76,12 @@ export class Account {
   /** Where the scan schedule filed this account (scan.ts; not state). */
   scanGroup: ScanGroup | null = null;
   scanUnknown = false;
+  /**
+   * The fill guard's memo (fill_guard.ts; not state): losses admitted to this
+   * account as a maker in the matching pass numbered guardEpoch.
+   */
+  guardEpoch = -1;
+  guardLossNum = 0;
 
   constructor(index: number, principal: Principal, subaccount: number, genesisMarketCount: number) {
     this.index = index;
