@@ -355,6 +355,13 @@ export class ExchangeState {
   nextOrderId = 1;
   /** Accounts left with negative cash and no position: withdrawals pause until resolved. */
   readonly deficits = new Set<Account>();
+  /**
+   * Accounts holding positions with negative equity at the end of the last
+   * block (liquidation.ts, setUnderwater): withdrawals pause while any is. A
+   * function of the state (an invariant holds it equal to the scan of every
+   * account), so not in the snapshot or the digest: rebuilt on restore.
+   */
+  readonly underwater = new Set<Account>();
 
   readonly principals = new Map<string, Principal>();
   readonly accounts: Account[] = [];

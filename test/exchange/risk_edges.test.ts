@@ -9,6 +9,7 @@ import {
   equityQuote,
   maintenanceMarginQuote,
 } from '../../src/exchange/margin.ts';
+import { decodeSnapshot, encodeSnapshot } from '../../src/exchange/snapshot.ts';
 import type { GovProposal } from '../../src/exchange/tx/types.ts';
 
 const BTC = 'BTC-PERPETUAL';
@@ -73,6 +74,29 @@ test('the insurance fund does not cover an account whose positions cannot be clo
   h.block([]);
   assert.equal(h.account(a)!.cashQuote, (2_600n - 50_000n - 25n) * USDC);
   assert.equal(h.ex.state.insuranceQuote, 10_000n * USDC);
+});
+
+test('an account below zero equity that a halt keeps from liquidation pauses withdrawals until it is resolved', () => {
+  const { h, a, b } = longInHaltedMarket(10_000n * USDC);
+  // b's short gained $3,000 that only a's collateral, now −$425, backs.
+  h.oracle = { ...h.oracle, BTC: 47_000n * USDC };
+  h.block([]);
+  assert.ok(h.ex.state.underwater.has(h.account(a)!));
+  const paused = h.one(b, { kind: 'withdraw', amountQuote: 1_000n * USDC, destination: 'x' });
+  assert.ok(paused.ok && !paused.actions[0]!.ok);
+  assert.equal(paused.actions[0]!.code, 'WithdrawalsPaused');
+  // A restored node rebuilds the set from the state, and agrees.
+  const copy = decodeSnapshot(encodeSnapshot(h.ex), { checkInvariants: true });
+  assert.deepEqual(
+    [...copy.state.underwater].map((x) => x.index),
+    [h.account(a)!.index],
+  );
+  // The market resumes: a is liquidated (the fund covers its gap), withdrawals go on.
+  govern(h, 2, { kind: 'resumeMarket', instrument: BTC });
+  assert.equal(h.ex.state.underwater.size, 0);
+  assert.equal(h.account(a)!.positionCount, 0);
+  const w = h.one(b, { kind: 'withdraw', amountQuote: 1_000n * USDC, destination: 'x' });
+  assert.ok(w.ok && w.actions[0]!.ok, JSON.stringify(w.actions[0]));
 });
 
 test('an account below maintenance in a halted market is liquidated when the market resumes, marks unmoved', () => {
