@@ -149,19 +149,35 @@ export class EquityGuard implements FillGuard {
   /** The most lots (≤ lots) the taker may take at priceTicks. Bigint: only for an order that could bankrupt it. */
   private takerLots(priceTicks: number, lots: number): number {
     const left = this.takerLeft;
-    const loss = this.takerLoss(priceTicks, lots);
-    if (loss <= 0n || left - loss >= 0n) return lots;
+    if (this.admitsTaker(priceTicks, lots)) return lots;
     if (left <= 0n) return 0;
-    // loss(n) ≈ n × perLot / 10^6, exceeding it by less than one unit (the fee's ceiling).
+    // loss(n) = n × perLot / 10^6 plus less than one unit (the fee's ceiling), so
+    // the answer lies in [floor((left − 1) × 10^6 / perLot), floor(left × 10^6 / perLot)]:
+    // a binary search there keeps a lower end that is admitted, O(log lots).
     const m = this.market!;
     const away = this.takerBuys ? priceTicks - m.markTicks : m.markTicks - priceTicks;
     const perLotScaled =
       BigInt(away) * m.k * PPM_BIG + BigInt(priceTicks) * m.k * BigInt(this.takerPpm);
     if (perLotScaled <= 0n) return 0;
-    let n = Number(divBig(left * PPM_BIG, perLotScaled, 'floor'));
-    if (n >= lots) n = lots - 1;
-    while (n > 0 && this.takerLoss(priceTicks, n) > left) n--;
-    return n;
+    const bound = (x: bigint): number => {
+      const n = divBig(x * PPM_BIG, perLotScaled, 'floor');
+      return n < 0n ? 0 : n >= BigInt(lots) ? lots - 1 : Number(n);
+    };
+    let lo = bound(left - 1n);
+    let hi = bound(left);
+    if (lo > 0 && !this.admitsTaker(priceTicks, lo)) lo = 0;
+    while (lo < hi) {
+      const mid = lo + divCeil(hi - lo, 2);
+      if (this.admitsTaker(priceTicks, mid)) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  }
+
+  /** Whether n lots at priceTicks lower nothing, or leave the taker's equity at zero or above. */
+  private admitsTaker(priceTicks: number, n: number): boolean {
+    const loss = this.takerLoss(priceTicks, n);
+    return loss <= 0n || this.takerLeft - loss >= 0n;
   }
 
   /**
