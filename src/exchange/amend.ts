@@ -16,8 +16,10 @@ import { checkBreakers } from './breakers.ts';
 import { sizeIn } from './position.ts';
 import type { Ctx } from './context.ts';
 import { getAccount } from './context.ts';
+import { equityGuard, takerLeftQuote } from './fill_guard.ts';
+import { feeTier } from './fees.ts';
 import { equityQuote, initialMarginQuote } from './margin.ts';
-import { forgetOrder, forgetRemoved, settleFills } from './orders.ts';
+import { forgetMatched, forgetOrder, settleFills } from './orders.ts';
 import type { ActionResult, Fill } from './results.ts';
 import type { Amend } from './tx/types.ts';
 
@@ -100,10 +102,24 @@ export function amend(ctx: Ctx, a: Amend): ActionResult {
   // The book forgets an order whose amend triggers an auction: keep what it was.
   const before = auction === null ? null : copyOrder(order);
   const stopTicks = takerStopTicks(market, order.side, priceTicks, ctx.blockTimeMs);
-  const r = book.amend(a.orderId, priceTicks, sizeLots, stopTicks);
+  // Every fill of the re-entering order is checked as a placement's (fill_guard.ts).
+  const guard = equityGuard(state);
+  const left = takerLeftQuote(
+    state,
+    market,
+    meta.account,
+    buy,
+    priceTicks,
+    sizeLots,
+    guard.takerPpmMax,
+    NaN,
+  );
+  const takerPpm = left === null ? 0 : feeTier(state, meta.account).takerFeePpm;
+  guard.arm(market, buy, left, takerPpm);
+  const r = book.amend(a.orderId, priceTicks, sizeLots, stopTicks, guard);
   if (r.status === 'rejected') return no('PostOnlyWouldTake', 'the new price would trade');
   const fills: Fill[] = [];
-  forgetRemoved(state, book);
+  forgetMatched(state, market, meta.account, ctx.events);
   settleFills(state, market, meta.account, order.side, false, fills);
   if (before !== null) {
     recordFills(market, book.fills, ctx.blockTimeMs);

@@ -11,6 +11,10 @@
 // A block that crosses several interval boundaries (after a halt of the
 // chain) pays once, with the samples of the interval it ends. Sampling costs
 // O(1) per block; a payment O(holders of the market).
+// While the market's index is stale, funding pauses: a premium against a
+// price that no longer moves measures nothing, and a payment at a mark built
+// on it moves money on a price nobody observed. Such blocks add no samples,
+// and an interval that ends in one pays nothing (rate 0) and drops its samples.
 
 import { divTrunc, divFloor } from '../lib/int.ts';
 import { FUNDING_INTEREST_BAND_PPM, FUNDING_SAMPLES_PER_INTERVAL_MAX } from '../lib/limits.ts';
@@ -35,13 +39,14 @@ function addSamples(market: MarketState, count: number, sample: number): void {
   market.dirty = true;
 }
 
-/** Pays funding of one market at its current mark. */
+/** Pays funding of one market at its current mark (rate 0 when `paused`: nothing moves). */
 export function payFunding(
   state: ExchangeState,
   market: MarketState,
   events: ExchangeEvent[],
+  paused = false,
 ): void {
-  const rate = fundingRatePpm(market);
+  const rate = paused ? 0 : fundingRatePpm(market);
   market.lastFundingRatePpm = rate;
   market.premiumSumPpm = 0;
   market.premiumCount = 0;
@@ -92,9 +97,13 @@ export function advanceFunding(
 ): void {
   const p = market.params;
   if (nowMs <= previousMs || market.indexTicks === 0) return;
-  const sample = premiumPpm(market);
   const s = p.fundingSampleMs;
   const interval = p.fundingIntervalMs;
+  if (market.oracleStale) {
+    if (divFloor(nowMs, interval) * interval > previousMs) payFunding(state, market, events, true);
+    return;
+  }
+  const sample = premiumPpm(market);
   const firstSample = divFloor(previousMs, s) + 1;
   const lastSample = divFloor(nowMs, s);
   const lastBoundary = divFloor(nowMs, interval) * interval;

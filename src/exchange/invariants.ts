@@ -12,11 +12,14 @@
 //     is what the book reports for it (margin.ts prices them from there), and
 //     no account without collateral rests orders;
 //   - the fee pool is never negative;
+//   - the underwater set is exactly the accounts with positions and negative
+//     equity (it is rebuilt from that on restore, so it must be what replay keeps);
 //   - stake: only a jailed validator lost stake, and the thresholds' total is
 //     the stake of those not jailed (stake is not collateral: it is apart from
 //     the conservation above).
 
 import { assert } from '../lib/assert.ts';
+import { equityQuote } from './margin.ts';
 import { positionOf, sizeIn } from './position.ts';
 import { booksOf } from './hash.ts';
 import type { ExchangeState } from './state.ts';
@@ -31,6 +34,10 @@ export function checkInvariants(state: ExchangeState): void {
       `cash ${cash} + insurance ${state.insuranceQuote} + fees ${state.feePoolQuote}`,
   );
   assert(state.feePoolQuote >= 0n, 'fee pool negative');
+  for (const a of state.accounts) {
+    const under = a.positionCount > 0 && equityQuote(state, a) < 0n;
+    assert(under === state.underwater.has(a), `account ${a.index}: underwater set drifted`);
+  }
   let active = 0n;
   for (const v of state.validators) {
     if (!v.jailed) active += v.stake;

@@ -34,11 +34,13 @@ import { applyTrade, positionOf, sizeIn } from './position.ts';
 import {
   belowMaintenance,
   equityQuote,
+  equityQuoteNum,
   liquidationSlack,
   scanNum,
   scanNumResult,
 } from './margin.ts';
-import { forgetRemoved, settleFills } from './orders.ts';
+import { equityGuard } from './fill_guard.ts';
+import { forgetMatched, forgetRemoved, settleFills } from './orders.ts';
 import type { ExchangeEvent, Fill } from './results.ts';
 import type { Account, ExchangeState, MarketState } from './state.ts';
 import { notionalQuote, ppmCeil } from './units.ts';
@@ -161,9 +163,11 @@ function closePosition(
     sizeLots: lots,
     timeInForce: 'IOC',
     stopTicks: takerStopTicks(market, side, bankruptcy, state.timeMs),
+    // The bankruptcy price bounds the liquidated account; its makers are checked as any maker.
+    guard: equityGuard(state).arm(market, side === 'buy', null, 0),
   });
   const triggered = r.reason === 'AuctionTriggered';
-  forgetRemoved(state, book);
+  forgetMatched(state, market, account, events);
   const fills = book.fills;
   let notional = 0n;
   for (let i = 0; i < fills.length; i++) {
@@ -271,6 +275,18 @@ export function settleShortfall(
   if (account.cashQuote < 0n) state.deficits.add(account);
 }
 
+/** Keeps the account's place in state.underwater: positions and negative equity. O(markets). */
+export function setUnderwater(state: ExchangeState, account: Account): void {
+  if (account.positionCount === 0) {
+    state.underwater.delete(account);
+    return;
+  }
+  const num = equityQuoteNum(state, account);
+  const negative = num === num ? num < 0 : equityQuote(state, account) < 0n;
+  if (negative) state.underwater.add(account);
+  else state.underwater.delete(account);
+}
+
 /** Unchanged since its slack was taken, and no mark it is exposed to moved further than it. */
 function withinSlack(state: ExchangeState, account: Account): boolean {
   const slack = account.slackTicks;
@@ -307,13 +323,16 @@ export function runLiquidations(
     account.scannedHeight = height;
     if (account.positionCount === 0) {
       account.slackTicks = -1;
+      if (state.underwater.size !== 0) state.underwater.delete(account);
       // Out of its last position with negative cash (a fill that closes does not
       // check margin, a maker's fill does not): a shortfall as after a liquidation.
       if (account.cashQuote < 0n && !state.deficits.has(account)) short.push(account);
     } else if (scanNum(state, account)) {
       if (scanNumResult.below) due.push(account);
+      else if (state.underwater.size !== 0) state.underwater.delete(account);
     } else {
       if (isLiquidatable(state, account)) due.push(account);
+      else if (state.underwater.size !== 0) state.underwater.delete(account);
       liquidationSlack(state, account);
     }
     schedule.file(account);
@@ -339,8 +358,14 @@ export function runLiquidations(
     for (const account of touched) {
       account.slackTicks = -1;
       schedule.file(account);
+      setUnderwater(state, account);
     }
   }
+  // Above maintenance means equity ≥ 0; below it, after what the block could
+  // liquidate, the account may still be under zero (halted, stale, in an
+  // auction, past a cap), and withdrawals wait for it. An account not looked
+  // at did not change and no mark it holds moved: its place stands.
+  for (const account of due) setUnderwater(state, account);
   schedule.end();
   // Accounts beyond the per-block count wait: the next block rescans their markets.
   for (let i = n; i < due.length; i++) {

@@ -45,6 +45,28 @@ export function equityQuote(state: ExchangeState, account: Account): bigint {
   return equity;
 }
 
+/**
+ * equityQuote on safe integers, or NaN when an amount leaves them (or the
+ * account holds listed records): then equityQuote decides. O(markets).
+ */
+export function equityQuoteNum(state: ExchangeState, account: Account): number {
+  const cash = account.cashQuote;
+  if (cash > SAFE_BIG || cash < -SAFE_BIG || account.listed.length !== 0) return NaN;
+  let equity = Number(cash);
+  if (account.positionCount === 0) return equity;
+  const markets = state.markets;
+  const positions = account.positions;
+  for (let i = 0; i < positions.length; i++) {
+    const size = positions[i]!.sizeLots;
+    if (size === 0) continue;
+    const perLot = markets[i]!.markQuotePerLotNum;
+    const value = size * perLot;
+    equity += value;
+    if (perLot < 0 || value > SAFE || value < -SAFE || equity > SAFE || equity < -SAFE) return NaN;
+  }
+  return equity;
+}
+
 /** Σ |size| × mark × k × maintenanceMarginPpm: the maintenance margin × 10^6, unrounded. */
 function maintenanceScaled(state: ExchangeState, account: Account): bigint {
   let total = 0n;

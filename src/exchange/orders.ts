@@ -12,7 +12,7 @@ import {
   takerFeeQuoteNum,
 } from './fees.ts';
 import { applyTrade } from './position.ts';
-import type { Fill } from './results.ts';
+import type { ExchangeEvent, Fill } from './results.ts';
 import type { Account, ExchangeState, MarketState, OrderMeta } from './state.ts';
 import { notionalQuote } from './units.ts';
 
@@ -51,6 +51,31 @@ export function rememberOrder(
 export function forgetRemoved(state: ExchangeState, book: OrderBook): void {
   const removed = book.removed;
   for (let i = 0; i < removed.length; i++) forgetOrder(state, removed.orderId[i]!);
+}
+
+/**
+ * After a taker's matching: forgets the orders it removed, and reports those
+ * of other accounts (the fill guard cancelled them: their fill would have
+ * left their account below zero equity; the taker's own are self-trade
+ * prevention's) as makerCancelled.
+ */
+export function forgetMatched(
+  state: ExchangeState,
+  market: MarketState,
+  taker: Account,
+  events: ExchangeEvent[],
+): void {
+  const removed = market.book.removed;
+  for (let i = 0; i < removed.length; i++) {
+    const meta = forgetOrder(state, removed.orderId[i]!);
+    if (meta.account === taker) continue;
+    events.push({
+      type: 'makerCancelled',
+      market: market.params.instrument,
+      orderId: meta.orderId,
+      account: meta.account.index,
+    });
+  }
 }
 
 /**

@@ -20,7 +20,9 @@
 //  - the margin check: the initial margin of the account with every resting
 //    order and this one resting in full (worst case per market), plus the
 //    immediate loss of trading at the limit price against the mark, must not
-//    exceed equity — unless the order does not raise the initial margin.
+//    exceed equity — unless the order does not raise the initial margin;
+//  - every fill, closing ones included, is checked by the fill guard
+//    (fill_guard.ts): neither side's equity may fall below zero through it.
 
 import { divBig } from '../lib/int.ts';
 import type { PlaceOrder as BookPlaceOrder, TimeInForce as BookTif } from './book/index.ts';
@@ -37,9 +39,12 @@ import {
   startAuction,
   stopTicksFor,
 } from './auction/call.ts';
-import { marginForOrder, marginForOrderNum } from './margin.ts';
-import { forgetRemoved, rememberOrder, settleFills } from './orders.ts';
+import { equityQuoteNum, marginForOrder, marginForOrderNum } from './margin.ts';
+import { equityGuard, takerLeftQuote } from './fill_guard.ts';
+import { feeTier } from './fees.ts';
+import { forgetMatched, rememberOrder, settleFills } from './orders.ts';
 import type { ActionResult, Fill } from './results.ts';
+import type { EquityGuard } from './fill_guard.ts';
 import type { Account, ExchangeState, MarketState } from './state.ts';
 import type { PlaceOrder } from './tx/types.ts';
 import { PPM_BIG } from './units.ts';
@@ -51,6 +56,8 @@ interface Checked {
   sizeLots: number;
   tif: BookTif;
   postOnly: boolean;
+  /** The taker's equity on safe integers, when the margin check took it (else NaN). */
+  equityNum: number;
 }
 
 /** The worst price of a market order: index moved by the slippage bound, at least one tick. */
@@ -150,11 +157,13 @@ export function checkPlaceOrder(ctx: Ctx, a: PlaceOrder): Checked | Rejection {
     postOnly,
   );
   if (breaker !== null) return reject(breaker.code, breaker.message);
+  let equityNum = NaN;
   if (!a.reduceOnly) {
     const awayTicks = buy ? priceTicks - market.markTicks : market.markTicks - priceTicks;
     const buyLots = buy ? sizeLots : 0;
     const sellLots = buy ? 0 : sizeLots;
     const short = marginShortNum(state, account, market, awayTicks, sizeLots, buyLots, sellLots);
+    equityNum = shortEquityNum;
     if (short === undefined) {
       const mm = marginForOrder(state, account, market.index, buyLots, sellLots);
       if (mm.after > mm.before) {
@@ -163,7 +172,7 @@ export function checkPlaceOrder(ctx: Ctx, a: PlaceOrder): Checked | Rejection {
       }
     } else if (short >= 0) return insufficientMargin(short);
   }
-  return { market, account, priceTicks, sizeLots, tif, postOnly };
+  return { market, account, priceTicks, sizeLots, tif, postOnly, equityNum };
 }
 
 function insufficientMargin(afterQuote: bigint | number): Rejection {
@@ -185,6 +194,7 @@ function marginShortNum(
   sellLots: number,
 ): number | undefined {
   const mm = marginForOrderNum(state, account, market.index, buyLots, sellLots);
+  shortEquityNum = mm === undefined ? NaN : mm.equity;
   if (mm === undefined) return undefined;
   if (mm.after <= mm.before) return -1;
   if (awayTicks <= 0) return mm.equity < mm.after ? mm.after : -1;
@@ -195,8 +205,37 @@ function marginShortNum(
 }
 
 const SAFE = Number.MAX_SAFE_INTEGER;
+/** The equity marginShortNum saw (NaN when it left the safe integers): read right after it. */
+let shortEquityNum = NaN;
 
 /** The book's input, filled anew for each order: the book reads it and keeps nothing of it. */
+/**
+ * The fill guard for a taker's order: the taker itself is checked fill by
+ * fill only when its whole order at its limit could take its equity below zero.
+ */
+function armGuard(
+  state: ExchangeState,
+  market: MarketState,
+  account: Account,
+  buy: boolean,
+  c: Checked,
+): EquityGuard {
+  const guard = equityGuard(state);
+  const equityNum = c.equityNum === c.equityNum ? c.equityNum : equityQuoteNum(state, account);
+  const left = takerLeftQuote(
+    state,
+    market,
+    account,
+    buy,
+    c.priceTicks,
+    c.sizeLots,
+    guard.takerPpmMax,
+    equityNum,
+  );
+  const takerPpm = left === null ? 0 : feeTier(state, account).takerFeePpm;
+  return guard.arm(market, buy, left, takerPpm);
+}
+
 const placing: BookPlaceOrder = {
   orderId: 0,
   owner: 0,
@@ -208,6 +247,7 @@ const placing: BookPlaceOrder = {
   stp: 'cancelResting',
   goodTilMs: 0,
   stopTicks: 0,
+  guard: null,
 };
 
 export function placeOrder(ctx: Ctx, a: PlaceOrder): ActionResult {
@@ -235,10 +275,11 @@ export function placeOrder(ctx: Ctx, a: PlaceOrder): ActionResult {
   o.stp = a.stp;
   o.goodTilMs = a.goodTilMs ?? 0;
   o.stopTicks = market.auction === null ? 0 : stopTicksFor(market, a.side, ctx.blockTimeMs);
+  o.guard = postOnly ? null : armGuard(state, market, account, a.side === 'buy', checked);
   const r = book.place(o);
   const fills: Fill[] = [];
-  // Self-trade prevention may have removed the account's own resting orders.
-  forgetRemoved(state, book);
+  // Self-trade prevention may have removed the account's own resting orders, the guard makers'.
+  forgetMatched(state, market, account, ctx.events);
   settleFills(state, market, account, a.side, false, fills);
   if (market.auction !== null) {
     recordFills(market, book.fills, ctx.blockTimeMs);

@@ -58,6 +58,16 @@ export type ExchangeEvent =
       readonly account: number;
     }
   | {
+      /**
+       * A resting order cancelled instead of filled: the fill would have left
+       * its account's equity below zero (fill_guard.ts).
+       */
+      readonly type: 'makerCancelled';
+      readonly market: string;
+      readonly orderId: number;
+      readonly account: number;
+    }
+  | {
       readonly type: 'funding';
       readonly market: string;
       readonly ratePpm: number;

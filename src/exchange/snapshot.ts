@@ -74,6 +74,7 @@ import { GenesisError, genesisCodec, listedTemplate } from './genesis.ts';
 import type { Instrument } from './instruments/index.ts';
 import { InstrumentError, parseInstrument } from './instruments/index.ts';
 import { checkInvariants } from './invariants.ts';
+import { setUnderwater } from './liquidation.ts';
 import type { Deposit, Proposal } from './state.ts';
 import { Account, ExchangeState, MarketState, Principal } from './state.ts';
 
@@ -378,6 +379,8 @@ export function readSnapshot(r: Reader, options: ExchangeOptions = {}): Exchange
     }
   }
   if (s.listing !== null) readTwaps(r, f, s);
+  // Derived (state.ts): the marks read are the ones the restore keeps (checked below).
+  for (const a of s.accounts) setUnderwater(s, a);
   try {
     checkInvariants(s);
   } catch (e) {

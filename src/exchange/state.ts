@@ -76,6 +76,12 @@ export class Account {
   /** Where the scan schedule filed this account (scan.ts; not state). */
   scanGroup: ScanGroup | null = null;
   scanUnknown = false;
+  /**
+   * The fill guard's memo (fill_guard.ts; not state): losses admitted to this
+   * account as a maker in the matching pass numbered guardEpoch.
+   */
+  guardEpoch = -1;
+  guardLossNum = 0;
 
   constructor(index: number, principal: Principal, subaccount: number, genesisMarketCount: number) {
     this.index = index;
@@ -349,6 +355,13 @@ export class ExchangeState {
   nextOrderId = 1;
   /** Accounts left with negative cash and no position: withdrawals pause until resolved. */
   readonly deficits = new Set<Account>();
+  /**
+   * Accounts holding positions with negative equity at the end of the last
+   * block (liquidation.ts, setUnderwater): withdrawals pause while any is. A
+   * function of the state (an invariant holds it equal to the scan of every
+   * account), so not in the snapshot or the digest: rebuilt on restore.
+   */
+  readonly underwater = new Set<Account>();
 
   readonly principals = new Map<string, Principal>();
   readonly accounts: Account[] = [];

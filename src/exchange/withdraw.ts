@@ -1,6 +1,10 @@
 // withdraw: from free collateral only (equity − initial margin with resting
 // orders), by the address's own key, and never while an account with negative
-// equity is unresolved (the loss it leaves is not yet covered).
+// equity is unresolved (the loss it leaves is not yet covered): a deficit (no
+// position left) or an account still holding positions below zero equity at
+// the end of the last block (one in a halted or stale market cannot be
+// liquidated yet, and the unrealized profit of its counterparties is not
+// backed until it is).
 // Cost: O(markets).
 
 import { badAmount } from './collateral.ts';
@@ -23,12 +27,13 @@ export function withdraw(ctx: Ctx, a: Withdraw): ActionResult {
       message: 'amount must be positive',
     };
   }
-  if (state.deficits.size > 0) {
+  const unresolved = state.deficits.size + state.underwater.size;
+  if (unresolved > 0) {
     return {
       ok: false,
       kind: 'withdraw',
       code: 'WithdrawalsPaused',
-      message: `${state.deficits.size} account(s) with negative equity unresolved`,
+      message: `${unresolved} account(s) with negative equity unresolved`,
     };
   }
   const account = getAccount(ctx);

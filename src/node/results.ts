@@ -103,6 +103,7 @@ const EVENT_TYPES = [
   'auctionStarted',
   'auctionTrade',
   'auctionEnded',
+  'makerCancelled',
 ] as const satisfies readonly ExchangeEvent['type'][];
 const PUBLIC_KEY_BYTES = 32;
 const REJECT_CODE_SET: ReadonlySet<string> = new Set(REJECT_CODES);
@@ -115,6 +116,7 @@ const TAKER_REASONS = [
   'PostOnlyWouldTake',
   'UnknownOrder',
   'AuctionTriggered',
+  'InsufficientEquity',
 ] as const;
 
 function oneOf<T extends string>(r: Reader, field: string, allowed: ReadonlySet<string>): T {
@@ -228,6 +230,7 @@ export const exchangeEventCodec: Codec<ExchangeEvent> = {
     w.u8(EVENT_TYPES.indexOf(e.type));
     switch (e.type) {
       case 'orderExpired':
+      case 'makerCancelled':
         w.string(e.market, TEXT_BYTES_MAX).uvarint(e.orderId).uvarint(e.account);
         return;
       case 'funding':
@@ -283,6 +286,7 @@ export const exchangeEventCodec: Codec<ExchangeEvent> = {
     const type = EVENT_TYPES[r.tag('type', EVENT_TYPES.length)]!;
     switch (type) {
       case 'orderExpired':
+      case 'makerCancelled':
         return {
           type,
           market: r.string('market', TEXT_BYTES_MAX),

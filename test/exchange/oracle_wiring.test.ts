@@ -128,3 +128,28 @@ test('oracle votes: a quorum of fresh observations moves the index at most maxMo
     /oracle votes without a genesis oracle/,
   );
 });
+
+test('funding pauses while the index is stale: no samples, and an interval that ends then pays nothing', () => {
+  const { h, taker } = staleHarness();
+  const market = h.ex.state.marketByName.get(BTC)!;
+  const account = h.account(taker)!;
+  const cash = account.cashQuote;
+  const samples = market.premiumCount;
+  h.block([], 60_000);
+  assert.equal(market.premiumCount, samples, 'no sample against a stale index');
+  // An hour later, still stale: the interval ends at a rate of 0 and its samples go.
+  const r = h.block([], 3_600_000);
+  assert.equal(market.oracleStale, true);
+  const f = r.events.find((e) => e.type === 'funding' && e.market === BTC);
+  assert.ok(f !== undefined && f.type === 'funding');
+  assert.deepEqual([f.ratePpm, f.paidQuote, f.receivedQuote], [0, 0n, 0n]);
+  assert.equal(account.cashQuote, cash);
+  assert.equal(account.positions[0]!.fundingQuote, 0n);
+  assert.equal(market.premiumCount, 0);
+  // Fresh again: the next interval samples and pays (the interest rate, 12 ppm).
+  h.oracle = { ...ORACLE };
+  const paid = h.block([], 3_600_000).events.find((e) => e.type === 'funding' && e.market === BTC);
+  assert.ok(paid !== undefined && paid.type === 'funding');
+  assert.notEqual(paid.ratePpm, 0);
+  assert.ok(account.cashQuote < cash);
+});

@@ -9,6 +9,7 @@ import {
   equityQuote,
   maintenanceMarginQuote,
 } from '../../src/exchange/margin.ts';
+import { decodeSnapshot, encodeSnapshot } from '../../src/exchange/snapshot.ts';
 import type { GovProposal } from '../../src/exchange/tx/types.ts';
 
 const BTC = 'BTC-PERPETUAL';
@@ -75,6 +76,29 @@ test('the insurance fund does not cover an account whose positions cannot be clo
   assert.equal(h.ex.state.insuranceQuote, 10_000n * USDC);
 });
 
+test('an account below zero equity that a halt keeps from liquidation pauses withdrawals until it is resolved', () => {
+  const { h, a, b } = longInHaltedMarket(10_000n * USDC);
+  // b's short gained $3,000 that only a's collateral, now −$425, backs.
+  h.oracle = { ...h.oracle, BTC: 47_000n * USDC };
+  h.block([]);
+  assert.ok(h.ex.state.underwater.has(h.account(a)!));
+  const paused = h.one(b, { kind: 'withdraw', amountQuote: 1_000n * USDC, destination: 'x' });
+  assert.ok(paused.ok && !paused.actions[0]!.ok);
+  assert.equal(paused.actions[0]!.code, 'WithdrawalsPaused');
+  // A restored node rebuilds the set from the state, and agrees.
+  const copy = decodeSnapshot(encodeSnapshot(h.ex), { checkInvariants: true });
+  assert.deepEqual(
+    [...copy.state.underwater].map((x) => x.index),
+    [h.account(a)!.index],
+  );
+  // The market resumes: a is liquidated (the fund covers its gap), withdrawals go on.
+  govern(h, 2, { kind: 'resumeMarket', instrument: BTC });
+  assert.equal(h.ex.state.underwater.size, 0);
+  assert.equal(h.account(a)!.positionCount, 0);
+  const w = h.one(b, { kind: 'withdraw', amountQuote: 1_000n * USDC, destination: 'x' });
+  assert.ok(w.ok && w.actions[0]!.ok, JSON.stringify(w.actions[0]));
+});
+
 test('an account below maintenance in a halted market is liquidated when the market resumes, marks unmoved', () => {
   const { h, a } = longInHaltedMarket(0n);
   // At $48,800: equity $1,375 < maintenance $1,464; the halt holds the position.
@@ -96,7 +120,7 @@ test('an account below maintenance in a halted market is liquidated when the mar
 test('an account that trades out of its last position with negative cash is a deficit: insurance, then withdrawals pause', () => {
   // No price monitoring: nothing bounds a trade's price but the traders' limits.
   const markets = genesis().markets.map((m) => ({ ...m, triggers: [] }));
-  const h = new Harness(genesis({ markets, insuranceFundQuote: 1_000n * USDC }));
+  const h = new Harness(genesis({ markets, insuranceFundQuote: 100n * USDC }));
   const a = key('a');
   const b = key('b');
   const c = key('c');
@@ -105,14 +129,16 @@ test('an account that trades out of its last position with negative cash is a de
   h.fund(c, 500_000n * USDC);
   assert.equal(h.one(b, limit(BTC, 'sell', 500_000, ONE_BTC)).actions[0]!.ok, true);
   assert.equal(h.one(a, limit(BTC, 'buy', 500_000, ONE_BTC)).actions[0]!.ok, true);
-  // A closing order does not raise a's initial margin, so its price is not checked.
-  assert.equal(h.one(a, limit(BTC, 'sell', 460_000, ONE_BTC)).actions[0]!.ok, true);
-  h.block([h.tx(c, limit(BTC, 'buy', 460_000, ONE_BTC))]);
+  assert.equal(h.one(c, limit(BTC, 'buy', 470_500, ONE_BTC)).actions[0]!.ok, true);
+  // At $47,000 a's equity is −$425. Selling $50 above the mark gains (less its
+  // $23.525 fee), so the fill guard lets it through, before the block's scan.
+  h.oracle = { ...h.oracle, BTC: 47_000n * USDC };
+  h.block([h.tx(a, limit(BTC, 'sell', 470_000, ONE_BTC, { timeInForce: 'IOC' }))]);
   const acct = h.account(a)!;
   assert.equal(acct.positionCount, 0);
-  // Cash 2,575 − 4,000 less its maker fee (2 bp of $46,000): −$1,434.20; the fund covers $1,000.
+  // Cash 2,575 − 3,000 + 50 − 23.525 = −$398.525; the fund covers $100.
   assert.equal(h.ex.state.insuranceQuote, 0n);
-  assert.equal(acct.cashQuote, -434_200_000n);
+  assert.equal(acct.cashQuote, -298_525_000n);
   assert.ok(h.ex.state.deficits.has(acct));
   const w = h.one(c, { kind: 'withdraw', amountQuote: USDC, destination: 'x' });
   assert.ok(w.ok && !w.actions[0]!.ok && w.actions[0]!.code === 'WithdrawalsPaused');

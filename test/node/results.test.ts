@@ -135,6 +135,7 @@ const DETAILS = {
     { type: 'insuranceCover', account: 4, amountQuote: 55n },
     { type: 'depositCredited', account: 1, amountQuote: 5n },
     { type: 'orderExpired', market: 'BTC-PERPETUAL', orderId: 9, account: 1 },
+    { type: 'makerCancelled', market: 'BTC-PERPETUAL', orderId: 10, account: 2 },
     { type: 'marketHalted', market: 'BTC-PERPETUAL' },
     { type: 'marketResumed', market: 'BTC-PERPETUAL' },
   ],

@@ -22,6 +22,7 @@ import type { Level } from './nodes.ts';
 import { Order, OwnerState } from './nodes.ts';
 import { BookSide } from './side.ts';
 import type {
+  FillGuard,
   PlaceOrder,
   RestingOrder,
   Side,
@@ -90,6 +91,8 @@ export class OrderBook {
   private readonly spareOrders: Order[] = [];
   /** Set by match() when self-trade prevention stopped the incoming order. */
   private stpStopped = false;
+  /** Set by match() when the fill guard stopped the incoming order. */
+  private guardStopped = false;
 
   // --- operations --------------------------------------------------------------
 
@@ -105,6 +108,7 @@ export class OrderBook {
     const stp = o.stp ?? 'cancelResting';
     const goodTilMs = o.goodTilMs ?? 0;
     const stopTicks = o.stopTicks ?? 0;
+    const guard = o.guard ?? null;
     failIf(
       !isCount(orderId, false) || orderId <= this.lastOrderId,
       'orderId (ids increase)',
@@ -123,15 +127,20 @@ export class OrderBook {
       return this.finish('rejected', 'PostOnlyWouldTake', 0, 0, 0);
     }
     const matchTicks = stopTicks === 0 ? priceTicks : stopLimit(side, priceTicks, stopTicks);
-    if (timeInForce === 'FOK' && !this.canFill(side, owner, matchTicks, sizeLots, stp)) {
-      return matchTicks !== priceTicks && this.canFill(side, owner, priceTicks, sizeLots, stp)
+    if (timeInForce === 'FOK' && !this.canFill(side, owner, matchTicks, sizeLots, stp, guard)) {
+      return matchTicks !== priceTicks &&
+        this.canFill(side, owner, priceTicks, sizeLots, stp, guard)
         ? this.finish('cancelled', 'AuctionTriggered', 0, 0, sizeLots)
         : this.finish('cancelled', 'FokUnfillable', 0, 0, sizeLots);
     }
-    const remaining = this.match(side, owner, matchTicks, sizeLots, stp);
+    const remaining = this.match(side, owner, matchTicks, sizeLots, stp, guard);
     const filled = sizeLots - remaining;
     if (remaining === 0) return this.finish('filled', null, filled, 0, 0);
     if (this.stpStopped) return this.finish('cancelled', 'SelfTrade', filled, 0, remaining);
+    // A remainder the guard stopped cannot rest: it would cross the order it stopped at.
+    if (this.guardStopped) {
+      return this.finish('cancelled', 'InsufficientEquity', filled, 0, remaining);
+    }
     if (matchTicks !== priceTicks && this.wouldTake(side, priceTicks)) {
       return this.finish('cancelled', 'AuctionTriggered', filled, 0, remaining);
     }
@@ -166,7 +175,13 @@ export class OrderBook {
    * at a crossing price, then rests at the back of its level. A post-only
    * order whose new price would trade is rejected and left unchanged.
    */
-  amend(orderId: number, newPriceTicks: number, newSizeLots: number, stopTicks = 0): TakerResult {
+  amend(
+    orderId: number,
+    newPriceTicks: number,
+    newSizeLots: number,
+    stopTicks = 0,
+    guard: FillGuard | null = null,
+  ): TakerResult {
     failIf(!isCount(newPriceTicks, false), 'priceTicks', newPriceTicks);
     failIf(!isCount(newSizeLots, false), 'sizeLots', newSizeLots);
     this.begin();
@@ -182,20 +197,28 @@ export class OrderBook {
     this.unlinkLevel(order);
     const matchTicks =
       stopTicks === 0 ? newPriceTicks : stopLimit(order.side, newPriceTicks, stopTicks);
-    const remaining = this.match(order.side, order.owner, matchTicks, newSizeLots, order.stp);
+    const remaining = this.match(
+      order.side,
+      order.owner,
+      matchTicks,
+      newSizeLots,
+      order.stp,
+      guard,
+    );
     const filled = newSizeLots - remaining;
+    const stopped = this.stpStopped || this.guardStopped;
     const triggered =
       remaining > 0 &&
-      !this.stpStopped &&
+      !stopped &&
       matchTicks !== newPriceTicks &&
       this.wouldTake(order.side, newPriceTicks);
-    if (remaining === 0 || this.stpStopped || triggered) {
+    if (remaining === 0 || stopped || triggered) {
       this.forget(order);
       return remaining === 0
         ? this.finish('filled', null, filled, 0, 0)
         : this.finish(
             'cancelled',
-            triggered ? 'AuctionTriggered' : 'SelfTrade',
+            triggered ? 'AuctionTriggered' : this.stpStopped ? 'SelfTrade' : 'InsufficientEquity',
             filled,
             0,
             remaining,
@@ -395,7 +418,9 @@ export class OrderBook {
     priceTicks: number,
     sizeLots: number,
     stp: StpMode,
+    guard: FillGuard | null,
   ): boolean {
+    if (guard !== null) return this.canFillGuarded(side, owner, priceTicks, sizeLots, stp, guard);
     const opposite = this.opposite(side);
     const levels = opposite.levels;
     const state = this.owners.get(owner);
@@ -421,6 +446,42 @@ export class OrderBook {
     return false;
   }
 
+  /**
+   * canFill with a fill guard: the guard sees the very fills matching would
+   * make, in the same order (a resting order it would cancel counts nothing).
+   * O(orders touched).
+   */
+  private canFillGuarded(
+    side: Side,
+    owner: number,
+    priceTicks: number,
+    sizeLots: number,
+    stp: StpMode,
+    guard: FillGuard,
+  ): boolean {
+    guard.begin();
+    const opposite = this.opposite(side);
+    const levels = opposite.levels;
+    let available = 0;
+    for (let i = levels.length - 1; i >= 0; i--) {
+      const level = levels[i]!;
+      if (opposite.better(priceTicks, level.priceTicks)) return false;
+      for (let order = level.head; order !== null; order = order.next) {
+        if (order.owner === owner) {
+          if (stp !== 'cancelResting') return false;
+          continue;
+        }
+        const lots = Math.min(order.sizeLots, sizeLots - available);
+        const admitted = guard.admit(order.owner, level.priceTicks, lots);
+        if (admitted < 0) continue;
+        if (admitted < lots) return false;
+        available += lots;
+        if (available >= sizeLots) return true;
+      }
+    }
+    return false;
+  }
+
   /** Matches an incoming order against the opposite side; returns its unfilled size. */
   private match(
     side: Side,
@@ -428,8 +489,11 @@ export class OrderBook {
     limitTicks: number,
     sizeLots: number,
     stp: StpMode,
+    guard: FillGuard | null,
   ): number {
     this.stpStopped = false;
+    this.guardStopped = false;
+    if (guard !== null) guard.begin();
     const opposite = this.opposite(side);
     const buy = side === 'buy';
     const fills = this.fills;
@@ -452,18 +516,30 @@ export class OrderBook {
             this.stpStopped = true;
             break;
           }
-        } else if (remaining >= order.sizeLots) {
-          remaining -= order.sizeLots;
-          fills.push(order.orderId, order.owner, priceTicks, order.sizeLots, true);
-          this.remove(order);
         } else {
-          fills.push(order.orderId, order.owner, priceTicks, remaining, false);
-          this.reduce(order, remaining);
-          remaining = 0;
+          let lots = remaining < order.sizeLots ? remaining : order.sizeLots;
+          const admitted = guard === null ? lots : guard.admit(order.owner, priceTicks, lots);
+          if (admitted < 0) {
+            this.removeListed(order);
+          } else {
+            if (admitted < lots) {
+              this.guardStopped = true;
+              lots = admitted;
+            }
+            if (lots === order.sizeLots) {
+              fills.push(order.orderId, order.owner, priceTicks, lots, true);
+              this.remove(order);
+            } else if (lots > 0) {
+              fills.push(order.orderId, order.owner, priceTicks, lots, false);
+              this.reduce(order, lots);
+            }
+            remaining -= lots;
+            if (this.guardStopped) break;
+          }
         }
         order = next;
       }
-      if (this.stpStopped) break;
+      if (this.stpStopped || this.guardStopped) break;
     }
     return remaining;
   }

@@ -12,6 +12,7 @@ export {
 } from './snapshot.ts';
 export { STP_MODES, TIME_IN_FORCES } from './types.ts';
 export type {
+  FillGuard,
   PlaceOrder,
   RestingOrder,
   Side,

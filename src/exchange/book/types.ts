@@ -48,6 +48,24 @@ export interface PlaceOrder {
    * remainder is cancelled ('AuctionTriggered'), never rested. 0 = none.
    */
   stopTicks?: number;
+  /** Decides each fill before it happens (the caller's collateral check); null or absent: none. */
+  guard?: FillGuard | null;
+}
+
+/**
+ * The caller's check of every fill, called by matching before each one with
+ * the resting order's owner, the price and the lots that would trade:
+ *  - `lots` (or more): the fill happens in full;
+ *  - 0 < n < lots: n lots trade, then the incoming order stops ('InsufficientEquity');
+ *  - 0: the incoming order stops there ('InsufficientEquity');
+ *  - −1: the resting order is cancelled (listed in `removed`) and matching goes on.
+ * `begin` is called before each matching pass: a FOK's check runs the guard
+ * over the same sequence of fills first (cancelling nothing), so its answer is
+ * exact. The guard must answer the same sequence of calls the same way.
+ */
+export interface FillGuard {
+  begin(): void;
+  admit(makerOwner: number, priceTicks: number, lots: number): number;
 }
 
 /** An order resting in the book, as callers see it (read-only). */
@@ -84,7 +102,9 @@ export type TakerReason =
   /** amend of an order id that is not resting. */
   | 'UnknownOrder'
   /** The order would have traded beyond its stopTicks: the caller starts a call auction. */
-  | 'AuctionTriggered';
+  | 'AuctionTriggered'
+  /** The fill guard stopped the incoming order: the next fill would leave its equity below zero. */
+  | 'InsufficientEquity';
 
 export interface TakerResult {
   readonly status: TakerStatus;
