@@ -81,17 +81,3 @@ export function statusOfCode(code: string): number {
       return 422;
   }
 }
-
-/**
- * A refusal's message with its field named once at its head. The transaction
- * layer prefixes the field to the decoder's message, which names it already
- * ("tx.version: tx.version: unknown version 0"); the answer carries `field`
- * besides, so the message need not say it twice.
- */
-export function refusalMessage(message: string, field: string | undefined): string {
-  if (field === undefined) return message;
-  const prefix = `${field}: `;
-  let text = message;
-  while (text.startsWith(prefix + prefix)) text = text.slice(prefix.length);
-  return text;
-}

@@ -6,7 +6,6 @@ import { checkTx } from '../exchange/tx/index.ts';
 import { TxError } from '../exchange/tx/index.ts';
 import type { SignedTx } from '../exchange/tx/index.ts';
 import { toHex } from '../lib/bytes.ts';
-import { refusalMessage } from './errors.ts';
 import type {
   AccountUpdate,
   AccountView,
@@ -300,7 +299,7 @@ export class MemoryView implements NodeView {
       return {
         ok: false,
         code: e.code,
-        message: refusalMessage(e.message, e.field),
+        message: e.message,
         ...(e.field ? { field: e.field } : {}),
       };
     }

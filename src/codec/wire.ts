@@ -9,9 +9,12 @@ import { AssertionError, assert } from '../lib/assert.ts';
 
 export class DecodeError extends ZommaError<'DecodeError'> {
   readonly field: string;
+  /** What is wrong with the field (the message is `${field}: ${reason}`). */
+  readonly reason: string;
   constructor(field: string, reason: string) {
     super('DecodeError', `${field}: ${reason}`);
     this.field = field;
+    this.reason = reason;
   }
 }
 

@@ -33,7 +33,6 @@ import type { LevelView, NodeView, OrderView, PositionView, ReadModel } from '..
 import type { StatusView, SubaccountView, SubmitRejectCode, SubmitResult } from '../api/view.ts';
 import type { TickerView, TradeView, TxView, ValidatorView } from '../api/view.ts';
 import { committedTxView, quoteString } from '../api/convert.ts';
-import { refusalMessage } from '../api/errors.ts';
 import { blockHashOf } from '../consensus/index.ts';
 import type {
   Block,
@@ -347,8 +346,7 @@ export class ChainView implements NodeView {
     if (result.ok) return { ok: true, hash: result.hash };
     const code = SUBMIT_CODES[result.code] ?? 'BadField';
     const field = /^([A-Za-z0-9_.[\]]+): /.exec(result.message)?.[1];
-    const message = refusalMessage(result.message, field);
-    return { ok: false, code, message, ...(field ? { field } : {}) };
+    return { ok: false, code, message: result.message, ...(field ? { field } : {}) };
   }
 
   subscribe(listener: (update: BlockUpdate) => void, accounts?: AccountInterest): () => void {

@@ -202,7 +202,7 @@ export function checkTxWithoutSignature(bytes: Uint8Array, chainId: string): Che
   try {
     tx = decodeSignedTx(bytes);
   } catch (e) {
-    if (e instanceof DecodeError) throw new TxError('Malformed', e.message, e.field);
+    if (e instanceof DecodeError) throw new TxError('Malformed', e.reason, e.field);
     throw e;
   }
   validateTx(tx, chainId);
