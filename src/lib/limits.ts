@@ -427,6 +427,14 @@ export const MEMPOOL_BYTES_PER_PEER_MAX = 16 * 1024 * 1024;
 export const MEMPOOL_COMMITTED_HASHES_MAX = 200_000;
 /** Transactions gossiped to peers in one mempool frame. */
 export const MEMPOOL_GOSSIP_BATCH_TXS_MAX = 256;
+/**
+ * Clients' transactions still waiting after this long are gossiped again: a
+ * peer that was down, or whose mempool was full, when they first went out
+ * never got them (a full node's clients would wait for good).
+ */
+export const MEMPOOL_REGOSSIP_MS = 5_000;
+/** Transactions gossiped again per MEMPOOL_REGOSSIP_MS, taken in turn (peers drop those they hold). */
+export const MEMPOOL_REGOSSIP_TXS_MAX = 1_024;
 /** Transactions waiting for a signature check at once (beyond: refused as MempoolBusy). */
 export const MEMPOOL_PENDING_CHECKS_MAX = 10_000;
 /** Signature verdicts a node caches (mempool admission → proposal check → execution). */

@@ -16,7 +16,13 @@ import type { KeyPair, VerifyItem } from '../crypto/index.ts';
 import { sign, verify, verifyRaw } from '../crypto/index.ts';
 import type { Genesis } from '../exchange/index.ts';
 import { Exchange } from '../exchange/index.ts';
-import { BLOCK_TX_BYTES_MAX, BLOCK_TXS_MAX, MEMPOOL_GOSSIP_BATCH_TXS_MAX } from '../lib/limits.ts';
+import {
+  BLOCK_TX_BYTES_MAX,
+  BLOCK_TXS_MAX,
+  MEMPOOL_GOSSIP_BATCH_TXS_MAX,
+  MEMPOOL_REGOSSIP_MS,
+  MEMPOOL_REGOSSIP_TXS_MAX,
+} from '../lib/limits.ts';
 import type { ExecutedTxs } from './app.ts';
 import { ExchangeApp } from './app.ts';
 import type { Clock } from './clock.ts';
@@ -113,11 +119,15 @@ export class ZommaNode {
   private readonly log: Log;
   private recheckRunning = false;
   private recheckAgain = false;
+  private readonly clock: Clock;
+  /** Cancels the next re-gossip round (null when stopped). */
+  private regossipCancel: (() => void) | null = null;
 
   constructor(private readonly options: ZommaNodeOptions) {
     this.log = options.log ?? silentLog;
     this.results = options.results ?? new MemoryResultsStore();
     const clock = options.clock ?? systemClock;
+    this.clock = clock;
     const appOptions = {
       genesis: options.genesis,
       consensusGenesis: options.consensusGenesis,
@@ -192,9 +202,12 @@ export class ZommaNode {
   async start(): Promise<void> {
     await this.options.network.start();
     this.loop.start();
+    this.scheduleRegossip();
   }
 
   async stop(): Promise<void> {
+    this.regossipCancel?.();
+    this.regossipCancel = null;
     this.loop.stop();
     try {
       await this.options.network.stop();
@@ -266,6 +279,19 @@ export class ZommaNode {
       return;
     }
     for (const tx of txs) void this.mempool.add(tx, peer);
+  }
+
+  /**
+   * Every MEMPOOL_REGOSSIP_MS, clients' transactions still waiting since the
+   * last round go to every peer again (a peer down or full the first time
+   * never got them; those that hold them drop them as duplicates).
+   */
+  private scheduleRegossip(): void {
+    this.regossipCancel = this.clock.after(MEMPOOL_REGOSSIP_MS, () => {
+      if (this.regossipCancel === null) return;
+      this.gossip(this.mempool.regossipDue(MEMPOOL_REGOSSIP_TXS_MAX), null);
+      this.scheduleRegossip();
+    });
   }
 
   /** Transactions a client gave us go to every peer; the network is a full mesh of validators. */

@@ -105,6 +105,9 @@ export class Mempool {
   private pending: Pending[] = [];
   private flushScheduled = false;
   private seq = 0;
+  /** regossipDue: entries below this seq were held at its previous call; the last seq it returned. */
+  private regossipBefore = 0;
+  private regossipCursor = -1;
   private bytesTotal = 0;
   private readonly limits: MempoolLimits;
   readonly stats: MempoolStats = { admitted: 0, evicted: 0, rejected: {}, rechecked: 0 };
@@ -129,6 +132,28 @@ export class Mempool {
 
   has(hash: string): boolean {
     return this.entries.has(hash);
+  }
+
+  /**
+   * Clients' transactions to gossip again: those already held at the previous
+   * call, at most `max`, in arrival order from where the previous call stopped
+   * (then around from the oldest). Entries are kept in arrival order.
+   */
+  regossipDue(max: number): MempoolEntry[] {
+    const before = this.regossipBefore;
+    this.regossipBefore = this.seq;
+    const cursor = this.regossipCursor;
+    const out: MempoolEntry[] = [];
+    for (const e of this.entries.values()) {
+      if (e.seq >= before || out.length >= max) break;
+      if (e.from === null && e.seq > cursor) out.push(e);
+    }
+    for (const e of this.entries.values()) {
+      if (e.seq > cursor || e.seq >= before || out.length >= max) break;
+      if (e.from === null) out.push(e);
+    }
+    if (out.length > 0) this.regossipCursor = out[out.length - 1]!.seq;
+    return out;
   }
 
   /** Admits one transaction (from a client: `from` null; from a peer: its id). Never throws. */

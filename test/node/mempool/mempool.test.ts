@@ -150,3 +150,32 @@ test("a peer's gossip cannot push out what the pool holds: when full its transac
   assert.equal((await pool.add(faucet(30, 40).bytes, 'p9')).ok, true);
   assert.equal(pool.stats.evicted, 1);
 });
+
+test('regossipDue: clients’ transactions held since the previous round, at most max, in turn', async () => {
+  const pool = new Mempool({ chainId: CHAIN, verifyBatch, signatures: new SignatureCache() });
+  const hex = (t: { hash: Uint8Array }) => Buffer.from(t.hash).toString('hex');
+  const clients = [1, 2, 3, 4, 5].map((k) => faucet(30 + k, 1));
+  const peer = faucet(40, 1);
+  for (const t of clients.slice(0, 3)) assert.equal((await pool.add(t.bytes)).ok, true);
+  assert.equal((await pool.add(peer.bytes, 'peer-a')).ok, true);
+  // The first round only marks what is held: nothing has waited a whole round yet.
+  assert.deepEqual(pool.regossipDue(2), []);
+  for (const t of clients.slice(3)) assert.equal((await pool.add(t.bytes)).ok, true);
+  // Held since the first round: the three older clients' (never the peer's), two at a time.
+  assert.deepEqual(
+    pool.regossipDue(2).map((e) => e.hash),
+    [hex(clients[0]!), hex(clients[1]!)],
+  );
+  // The next round goes on from there, then around from the oldest.
+  assert.deepEqual(
+    pool.regossipDue(2).map((e) => e.hash),
+    [hex(clients[2]!), hex(clients[3]!)],
+  );
+  assert.deepEqual(
+    pool.regossipDue(2).map((e) => e.hash),
+    [hex(clients[4]!), hex(clients[0]!)],
+  );
+  // Committed ones leave the rounds.
+  pool.removeCommitted(clients.map(hex));
+  assert.deepEqual(pool.regossipDue(10), []);
+});
