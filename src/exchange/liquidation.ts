@@ -23,6 +23,9 @@
 //      by unrealized profit × notional / equity (highest first, then ascending
 //      account index): O(holders log holders), only when it happens — so a
 //      position above the cap shrinks by a slice every block, book or not;
+//      a counterparty is closed only as far as its equity stays ≥ 0 (the
+//      bankruptcy price is beyond the mark once the account's loss passed
+//      its equity and the fund's), the rest going down the ranking;
 //   5. an account left with no position and negative cash draws on the
 //      insurance fund; what remains uncovered is a deficit, and withdrawals
 //      pause until it is covered (by deposits to that account).
@@ -100,6 +103,29 @@ function adlQueue(state: ExchangeState, market: MarketState, long: boolean): Acc
   return ranked.map((r) => r.account);
 }
 
+/**
+ * How many of `lots` a counterparty can close at priceTicks without its equity
+ * going below zero (the rule of every fill, fill_guard.ts). At or better than
+ * the mark, all of them; beyond it (the bankrupt account's loss went past its
+ * equity and the insurance fund's), floor(equity / loss per lot), no fee.
+ * buys: the counterparty buys back a short.
+ */
+function solventLots(
+  state: ExchangeState,
+  market: MarketState,
+  other: Account,
+  buys: boolean,
+  priceTicks: number,
+  lots: number,
+): number {
+  const awayTicks = buys ? priceTicks - market.markTicks : market.markTicks - priceTicks;
+  if (awayTicks <= 0) return lots;
+  const equity = equityQuote(state, other);
+  if (equity <= 0n) return 0;
+  const most = divBig(equity, BigInt(awayTicks) * market.k, 'floor');
+  return most < BigInt(lots) ? Number(most) : lots;
+}
+
 function deleverage(
   state: ExchangeState,
   market: MarketState,
@@ -113,7 +139,15 @@ function deleverage(
   let remaining = lots;
   for (const other of queue) {
     if (remaining === 0) break;
-    const take = Math.min(remaining, Math.abs(sizeIn(other, market)));
+    const take = solventLots(
+      state,
+      market,
+      other,
+      size > 0,
+      priceTicks,
+      Math.min(remaining, Math.abs(sizeIn(other, market))),
+    );
+    if (take === 0) continue;
     const signed = size > 0 ? -take : take;
     applyTrade(state, market, account, signed, priceTicks);
     applyTrade(state, market, other, -signed, priceTicks);
@@ -126,6 +160,12 @@ function deleverage(
       sizeLots: take,
       priceTicks,
     });
+  }
+  // Every counterparty left is at zero equity: the rest waits for the next
+  // block (new positions, or marks that move), which scans this market again.
+  if (remaining > 0) {
+    market.liquidationBacklog = true;
+    market.dirty = true;
   }
 }
 

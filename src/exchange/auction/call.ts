@@ -13,21 +13,26 @@
 //    one price (uncross.ts: the largest volume, then the smallest imbalance,
 //    then the closest to the last price), the fills settle through
 //    applyTrade with fees, what is left rests in the market's book (it cannot
-//    cross: see docs), and continuous trading resumes (uncrossAuction).
+//    cross: see docs), and continuous trading resumes (uncrossAuction). An
+//    order whose fill would take its owner below zero equity is cancelled
+//    first and the uncross computed again (insolventOrders).
 // Costs: stopTicksFor O(triggers); recordFills O(triggers) per fill;
-// uncrossAuction O(n log n) for the n orders of both books.
+// uncrossAuction O(n log n) for the n orders of both books, once more per
+// round of cancelled orders.
 
 import { divBig, divFloor } from '../../lib/int.ts';
 import type { FillList, OrderBook, RestingOrder, Side } from '../book/index.ts';
 import { feeTier, takerFeeQuote } from '../fees.ts';
 import { forgetOrder, forgetRemoved } from '../orders.ts';
+import { equityGuard } from '../fill_guard.ts';
+import { equityQuote } from '../margin.ts';
 import { applyTrade } from '../position.ts';
 import type { ExchangeEvent } from '../results.ts';
-import type { ExchangeState, MarketState } from '../state.ts';
-import { notionalQuote } from '../units.ts';
+import type { Account, ExchangeState, MarketState } from '../state.ts';
+import { notionalQuote, ppmCeil } from '../units.ts';
 import type { CallAuction } from './call_state.ts';
 import { endAuction, enterAuction, onTrade, triggerBounds } from './monitor.ts';
-import type { AuctionOrder } from './uncross.ts';
+import type { AuctionOrder, UncrossResult } from './uncross.ts';
 import { uncross } from './uncross.ts';
 
 const SAFE = Number.MAX_SAFE_INTEGER;
@@ -257,6 +262,45 @@ function auctionOrders(state: ExchangeState, market: MarketState, side: Side): A
   return out;
 }
 
+/**
+ * The orders of an uncross whose fill would take their owner's equity below
+ * zero at the block's marks (the rule of every fill, fill_guard.ts), in the
+ * order of the fills. An owner's losses over its fills add up; a fill that
+ * gains against the mark more than its fee lowers nothing and passes. The fee
+ * is counted at half the highest taker fee of the tiers, an upper bound (an
+ * owner's tier may move with its earlier fills). O(fills + owners × markets).
+ */
+function insolventOrders(
+  state: ExchangeState,
+  market: MarketState,
+  result: UncrossResult,
+): number[] {
+  const priceTicks = result.priceTicks;
+  const takerPpm = equityGuard(state).takerPpmMax;
+  const left = new Map<Account, bigint>();
+  const out: number[] = [];
+  const cancelled = new Set<number>();
+  const check = (orderId: number, buys: boolean, lots: number): void => {
+    if (cancelled.has(orderId)) return;
+    const account = state.orders.get(orderId)!.account;
+    const awayTicks = buys ? priceTicks - market.markTicks : market.markTicks - priceTicks;
+    const fee = divBig(ppmCeil(notionalQuote(priceTicks, lots, market.k), takerPpm), 2n, 'ceil');
+    const loss = BigInt(awayTicks) * BigInt(lots) * market.k + fee;
+    if (loss <= 0n) return;
+    const equity = (left.get(account) ?? equityQuote(state, account)) - loss;
+    if (equity >= 0n) left.set(account, equity);
+    else {
+      cancelled.add(orderId);
+      out.push(orderId);
+    }
+  };
+  for (const f of result.fills) {
+    check(f.buyOrderId, true, f.sizeLots);
+    check(f.sellOrderId, false, f.sizeLots);
+  }
+  return out;
+}
+
 /** Takes `lots` off an order that traded in the uncross; a filled order leaves its book. */
 function fillOrder(state: ExchangeState, market: MarketState, orderId: number, lots: number): void {
   const book = bookHolding(market, orderId)!;
@@ -283,11 +327,30 @@ export function uncrossAuction(
   const instrument = market.params.instrument;
   const referenceTicks =
     a.monitor.lastPriceTicks !== 0 ? a.monitor.lastPriceTicks : market.markTicks;
-  const result = uncross(
-    auctionOrders(state, market, 'buy'),
-    auctionOrders(state, market, 'sell'),
-    referenceTicks,
-  );
+  // An order whose fill would take its owner below zero equity is cancelled
+  // and the uncross computed again without it (a fill skipped in allocation
+  // could leave crossed orders behind): each round removes at least one order.
+  let result: UncrossResult | null;
+  for (;;) {
+    result = uncross(
+      auctionOrders(state, market, 'buy'),
+      auctionOrders(state, market, 'sell'),
+      referenceTicks,
+    );
+    if (result === null) break;
+    const insolvent = insolventOrders(state, market, result);
+    if (insolvent.length === 0) break;
+    for (const orderId of insolvent) {
+      bookHolding(market, orderId)!.cancel(orderId);
+      const meta = forgetOrder(state, orderId);
+      events.push({
+        type: 'makerCancelled',
+        market: instrument,
+        orderId,
+        account: meta.account.index,
+      });
+    }
+  }
   const priceTicks = result?.priceTicks ?? 0;
   for (const f of result?.fills ?? []) {
     const buyer = state.orders.get(f.buyOrderId)!.account;

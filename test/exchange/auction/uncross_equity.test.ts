@@ -1,0 +1,72 @@
+// The uncross and the fill guard (docs/exchange.md, "Fills and equity"): an
+// auction order whose fill at the uncrossing price would take its owner's
+// equity below zero at the block's marks is cancelled, and the uncross is
+// computed without it.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { ExchangeEvent } from '../../../src/exchange/index.ts';
+import { equityQuote } from '../../../src/exchange/margin.ts';
+import { Harness, USDC, key, limit } from '../helpers.ts';
+
+const BTC = 'BTC-PERPETUAL';
+
+test('an auction bid whose fill would bankrupt its owner after the mark fell is cancelled before the uncross', () => {
+  const h = new Harness();
+  const maker = key('maker');
+  const taker = key('taker');
+  const thin = key('thin');
+  for (const k of [maker, taker]) h.fund(k, 1_000_000n * USDC);
+  h.fund(thin, 3_500n * USDC);
+  const ok = (r: ReturnType<Harness['one']>) =>
+    assert.ok(
+      r.actions[0]!.ok,
+      JSON.stringify(r.actions[0], (_k, v) => (typeof v === 'bigint' ? String(v) : v)),
+    );
+  // A first trade at 500,000 (the trigger's reference), an ask 6% above, and a
+  // bid that would trade there: the market enters a call auction.
+  ok(h.one(maker, limit(BTC, 'sell', 500_000, 1)));
+  ok(h.one(taker, limit(BTC, 'buy', 500_000, 1)));
+  ok(h.one(maker, limit(BTC, 'sell', 530_000, 3)));
+  ok(h.one(taker, limit(BTC, 'buy', 535_000, 2)));
+  const m = h.ex.state.marketByName.get(BTC)!;
+  assert.ok(m.auction!.active);
+  // thin bids for 0.5 BTC at 535,000 (within its margin at the $50,000 mark), the maker offers more.
+  ok(h.one(thin, limit(BTC, 'buy', 535_000, 5_000)));
+  const thinOrder = [...m.auction!.bids.ordersOf('buy')].find(
+    (o) => o.owner === h.account(thin)!.index,
+  )!;
+  ok(h.one(maker, limit(BTC, 'sell', 530_000, 5_000)));
+  // The mark falls to $45,000 as the auction ends: at 530,000, thin's 0.5 BTC
+  // would cost it $4,000 against the mark, more than its $3,500.
+  h.oracle = { ...h.oracle, BTC: 45_000n * USDC };
+  const r = h.block([], m.auction!.monitor.auctionEndMs - h.timeMs);
+  const of = <T extends ExchangeEvent['type']>(type: T) =>
+    r.events.filter((e): e is Extract<ExchangeEvent, { type: T }> => e.type === type);
+  assert.equal(m.markTicks, 450_000);
+  assert.deepEqual(of('makerCancelled'), [
+    {
+      type: 'makerCancelled',
+      market: BTC,
+      orderId: thinOrder.orderId,
+      account: h.account(thin)!.index,
+    },
+  ]);
+  // Without it: the taker's 2 lots at 530,000 against the maker's earliest ask.
+  const [ended] = of('auctionEnded');
+  assert.deepEqual(ended, {
+    type: 'auctionEnded',
+    market: BTC,
+    priceTicks: 530_000,
+    volumeLots: 2,
+  });
+  assert.deepEqual(
+    of('auctionTrade').map((t) => [t.buyAccount, t.sizeLots]),
+    [[h.account(taker)!.index, 2]],
+  );
+  assert.equal(h.account(thin)!.positionCount, 0);
+  assert.equal(h.account(thin)!.cashQuote, 3_500n * USDC);
+  assert.equal(h.ex.state.orders.has(thinOrder.orderId), false);
+  for (const k of [maker, taker, thin]) assert.ok(equityQuote(h.ex.state, h.account(k)!) >= 0n);
+  assert.equal(h.ex.state.deficits.size, 0);
+});
