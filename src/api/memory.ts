@@ -6,6 +6,8 @@ import { checkTx } from '../exchange/tx/index.ts';
 import { TxError } from '../exchange/tx/index.ts';
 import type { SignedTx } from '../exchange/tx/index.ts';
 import { toHex } from '../lib/bytes.ts';
+import { WS_BOOK_DEPTH_LEVELS } from '../lib/limits.ts';
+import { windowChanges } from './book_window.ts';
 import type {
   AccountUpdate,
   AccountView,
@@ -163,7 +165,10 @@ export class MemoryView implements NodeView {
     const books: BookDelta[] = [];
     for (const [instrument, staged] of this.stagedBooks) {
       const book = this.books.get(instrument)!;
-      book.seq++;
+      // As the node publishes it: the changes of the book channel's window (src/api/book_window.ts).
+      const window = WS_BOOK_DEPTH_LEVELS;
+      const bidsBefore = levels(book.bids, true, window);
+      const asksBefore = levels(book.asks, false, window);
       for (const [side, changes] of [
         [book.bids, staged.bids],
         [book.asks, staged.asks],
@@ -173,12 +178,11 @@ export class MemoryView implements NodeView {
           else side.set(p, s);
         }
       }
-      books.push({
-        instrument,
-        seq: book.seq,
-        bids: levels(staged.bids, true, Infinity),
-        asks: levels(staged.asks, false, Infinity),
-      });
+      const bids = windowChanges(bidsBefore, levels(book.bids, true, window), window, true);
+      const asks = windowChanges(asksBefore, levels(book.asks, false, window), window, false);
+      if (bids.length === 0 && asks.length === 0) continue;
+      book.seq++;
+      books.push({ instrument, seq: book.seq, bids, asks });
     }
     this.stagedBooks = new Map();
     const trades = this.stagedTrades.map((t) => ({ ...t, height, timeMs: this.timeMs }));

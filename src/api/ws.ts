@@ -19,9 +19,9 @@ import { Ajv } from 'ajv';
 import type { WebSocket } from 'ws';
 import { assert } from '../lib/assert.ts';
 import {
-  API_BOOK_DEPTH_MAX,
   API_TRADES_DEFAULT,
   WS_CONTROL_MESSAGE_BYTES_MAX,
+  WS_BOOK_DEPTH_LEVELS,
   WS_SUBMIT_ID_CHARS_MAX,
 } from '../lib/limits.ts';
 import { refusalOf } from './check.ts';
@@ -565,9 +565,10 @@ export class WsHub {
     let data: unknown;
     switch (kind) {
       case 'book': {
-        const book = read.book(key, API_BOOK_DEPTH_MAX)!;
+        // The window the channel's updates keep: the client holds exactly these levels.
+        const book = read.book(key, WS_BOOK_DEPTH_LEVELS)!;
         seq = book.seq;
-        data = book;
+        data = { ...book, depth: WS_BOOK_DEPTH_LEVELS };
         break;
       }
       case 'trades':

@@ -330,6 +330,12 @@ export const API_COMMIT_WAITERS_MAX = 10_000;
 /** Default and largest depth of an order-book query (price levels per side). */
 export const API_BOOK_DEPTH_DEFAULT = 50;
 export const API_BOOK_DEPTH_MAX = 1_000;
+/**
+ * Levels per side of the WebSocket book channel: its snapshot's depth and the
+ * window its updates keep (a level entering it is sent, one leaving it is
+ * removed), so a client's local book is always the top levels of the book.
+ */
+export const WS_BOOK_DEPTH_LEVELS = API_BOOK_DEPTH_MAX;
 /** Default and largest count of recent trades one query returns. */
 export const API_TRADES_DEFAULT = 100;
 export const API_TRADES_MAX = 1_000;
@@ -362,6 +368,10 @@ assert(API_IP_REQUESTS_PER_S <= API_IP_BURST_REQUESTS, 'a burst holds at least o
 assert(API_ACCOUNT_TXS_PER_S <= API_ACCOUNT_BURST_TXS, 'a burst holds at least one second');
 assert(API_WAIT_COMMIT_MS_DEFAULT <= API_WAIT_COMMIT_MS_MAX, 'the default wait is allowed');
 assert(API_BOOK_DEPTH_MAX <= BOOK_DEPTH_LEVELS_MAX, 'a depth query fits the book');
+assert(
+  WS_BOOK_DEPTH_LEVELS <= BOOK_DEPTH_LEVELS_MAX,
+  'the book feed window fits the published book',
+);
 assert(API_TRADES_DEFAULT <= API_TRADES_MAX, 'the default trade count is allowed');
 
 // --- simulator (src/sim, docs/simulator.md) ----------------------------------------

@@ -32,6 +32,7 @@ import type { BlockView, BookDelta, BookView, FillView, InstrumentView } from '.
 import type { LevelView, NodeView, OrderView, PositionView, ReadModel } from '../api/view.ts';
 import type { StatusView, SubaccountView, SubmitRejectCode, SubmitResult } from '../api/view.ts';
 import type { TickerView, TradeView, TxView, ValidatorView } from '../api/view.ts';
+import { windowChanges } from '../api/book_window.ts';
 import { committedTxView, quoteString } from '../api/convert.ts';
 import { blockHashOf } from '../consensus/index.ts';
 import type {
@@ -66,6 +67,7 @@ import {
   VIEW_TRADE_IDS_PER_HEIGHT,
   VIEW_TRADES_KEPT,
   VIEW_TXS_KEPT,
+  WS_BOOK_DEPTH_LEVELS,
 } from '../lib/limits.ts';
 import type { Log } from './log.ts';
 import { silentLog } from './log.ts';
@@ -893,14 +895,8 @@ export class ChainView implements NodeView {
         instrumentsMoved = true;
       }
       let book = old.book;
-      const delta = this.diffBook(m, tracked.levels, book.seq + 1);
-      if (delta !== null) {
-        deltas.push(delta);
-        book = {
-          seq: delta.seq,
-          bids: sorted(tracked.levels.bids, true),
-          asks: sorted(tracked.levels.asks, false),
-        };
+      if (this.refreshLevels(m, tracked.levels)) {
+        book = windowedBook(name, book, tracked.levels, deltas);
       }
       const added = newTrades.size === 0 ? undefined : newTrades.get(name);
       const marketTrades =
@@ -942,18 +938,17 @@ export class ChainView implements NodeView {
     this.blocks.set(height, new KeptBlock(fields, kept.oracle));
   }
 
-  /** The changed levels of one market since the last publication (updating `full`), or null. */
-  private diffBook(m: MarketState, full: PublishedLevels, seq: number): BookDelta | null {
+  /** Brings one market's published levels up to its book (`full`, in place): whether any changed. */
+  private refreshLevels(m: MarketState, full: PublishedLevels): boolean {
     // The book counts its level changes: an untouched book (most markets, most
     // blocks) has nothing to diff, and reading its depth would cost O(levels).
     const changeCount = m.book.changes.changeCount;
-    if (full.book === m.book && full.changeCount === changeCount) return null;
+    if (full.book === m.book && full.changeCount === changeCount) return false;
     full.book = m.book;
     full.changeCount = changeCount;
-    const bids = diffSide(full.bids, depthMap(m, 'buy'), true);
-    const asks = diffSide(full.asks, depthMap(m, 'sell'), false);
-    if (bids.length === 0 && asks.length === 0) return null;
-    return { instrument: m.params.instrument, seq, bids, asks };
+    const bids = refreshSide(full.bids, depthMap(m, 'buy'));
+    const asks = refreshSide(full.asks, depthMap(m, 'sell'));
+    return bids || asks;
   }
 
   /** Trades and fills of the block, in execution order, and the accounts they touched. */
@@ -1412,20 +1407,46 @@ function depthMap(m: MarketState, side: 'buy' | 'sell'): Map<number, number> {
   return out;
 }
 
-/** Changes from `old` to `now` as levels (size 0: removed), best first; updates `old` in place. */
-function diffSide(
-  old: Map<number, number>,
-  now: Map<number, number>,
-  descending: boolean,
-): LevelView[] {
-  const changed: LevelView[] = [];
-  for (const [p, s] of now) if (old.get(p) !== s) changed.push([p, s]);
-  for (const p of old.keys()) if (!now.has(p)) changed.push([p, 0]);
-  for (const [p, s] of changed) {
-    if (s === 0) old.delete(p);
-    else old.set(p, s);
+/** Brings `old` to `now` in place: whether any level changed. */
+function refreshSide(old: Map<number, number>, now: Map<number, number>): boolean {
+  let changed = false;
+  for (const [p, s] of now) {
+    if (old.get(p) === s) continue;
+    old.set(p, s);
+    changed = true;
   }
-  return changed.sort((a, b) => (descending ? b[0] - a[0] : a[0] - b[0]));
+  for (const p of old.keys()) {
+    if (now.has(p)) continue;
+    old.delete(p);
+    changed = true;
+  }
+  return changed;
+}
+
+/**
+ * A market's book after its levels changed, and its feed delta (pushed on
+ * `deltas`): the changes of its top WS_BOOK_DEPTH_LEVELS window, the depth
+ * of the book channel's snapshot (src/api/book_window.ts). A change below the
+ * window publishes the new levels under the same seq: the window, all a
+ * client holds, did not move. O(levels) to sort, O(window) to diff.
+ */
+function windowedBook(
+  instrument: string,
+  old: PublishedBook,
+  levels: PublishedLevels,
+  deltas: BookDelta[],
+): PublishedBook {
+  const bids = sorted(levels.bids, true);
+  const asks = sorted(levels.asks, false);
+  const delta: BookDelta = {
+    instrument,
+    seq: old.seq + 1,
+    bids: windowChanges(old.bids, bids, WS_BOOK_DEPTH_LEVELS, true),
+    asks: windowChanges(old.asks, asks, WS_BOOK_DEPTH_LEVELS, false),
+  };
+  if (delta.bids.length === 0 && delta.asks.length === 0) return { seq: old.seq, bids, asks };
+  deltas.push(delta);
+  return { seq: delta.seq, bids, asks };
 }
 
 function sorted(levels: Map<number, number>, descending: boolean): LevelView[] {

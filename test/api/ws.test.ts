@@ -16,7 +16,7 @@ import type { AccountInterest, BlockUpdate, BookDelta } from '../../src/api/view
 import type { WsMessage } from '../../src/api/ws.ts';
 import { ZommaApiError } from '../../src/api/client/index.ts';
 import { toHex } from '../../src/lib/bytes.ts';
-import { WS_CONTROL_MESSAGE_BYTES_MAX } from '../../src/lib/limits.ts';
+import { WS_BOOK_DEPTH_LEVELS, WS_CONTROL_MESSAGE_BYTES_MAX } from '../../src/lib/limits.ts';
 import {
   CHAIN_ID,
   ManualClock,
@@ -855,3 +855,64 @@ function isPing(text: string): boolean {
     return false;
   }
 }
+
+test('SDK: a book deeper than the window stays the top levels as levels above it go, across a reconnect', async () => {
+  const view = makeView();
+  const depth = WS_BOOK_DEPTH_LEVELS;
+  // Bids 199 down, asks 201 up: a window and 200 levels more on each side.
+  for (let i = 0; i < depth + 200; i++) {
+    view.setLevel(PERP, 'bid', 199 - i, 1 + (i % 7));
+    view.setLevel(PERP, 'ask', 201 + i, 1 + (i % 5));
+  }
+  view.commit();
+  const server = await serve(view, { resumeBlocksMax: 64 });
+  const socket = new ZommaClient(server.url).socket({ reconnectDelayMs: 5 });
+  const consumer = new BookConsumer();
+  let checked = 0;
+  const check = (event: ChannelEvent) => {
+    // Each event is checked against the book the server had at its seq.
+    const served = view.read().book(PERP, depth)!;
+    if (served.seq !== event.seq) return;
+    assert.deepEqual(event.book!.levels('bids'), served.bids, `bids at seq ${event.seq}`);
+    assert.deepEqual(event.book!.levels('asks'), served.asks, `asks at seq ${event.seq}`);
+    checked++;
+  };
+  /** Removes the best `n` levels of each side, and one level beyond the window. */
+  const takeTop = (n: number) => {
+    const read = view.read().book(PERP, depth + 10)!;
+    for (const [p] of read.bids.slice(0, n)) view.setLevel(PERP, 'bid', p, 0);
+    for (const [p] of read.asks.slice(0, n)) view.setLevel(PERP, 'ask', p, 0);
+    view.setLevel(PERP, 'bid', read.bids.at(-1)![0], 0);
+    view.commit();
+  };
+  try {
+    socket.subscribe(`book:${PERP}`, (e) => {
+      consumer.handler(e);
+      check(e);
+    });
+    await consumer.signal.until(() => consumer.lastSeq === view.read().book(PERP, 1)!.seq);
+    assert.equal(consumer.events[0]!.book!.levels('bids').length, depth);
+    for (const n of [1, 3, 2]) {
+      takeTop(n);
+      await consumer.signal.until(() => consumer.lastSeq === view.read().book(PERP, 1)!.seq);
+    }
+    server.hub.dropAll();
+    takeTop(4); // committed while the client is away: replayed on resume
+    takeTop(1);
+    // A level inserted at the top pushes the window's last one out.
+    view.setLevel(PERP, 'bid', 200, 9);
+    view.commit();
+    await consumer.signal.until(() => consumer.lastSeq === view.read().book(PERP, 1)!.seq);
+    takeTop(5);
+    await consumer.signal.until(() => consumer.lastSeq === view.read().book(PERP, 1)!.seq);
+    assert.equal(consumer.events.filter((e) => e.type === 'snapshot').length, 1, 'resumed');
+    const book = consumer.events.at(-1)!.book!;
+    const served = view.read().book(PERP, depth)!;
+    assert.deepEqual(book.levels('bids'), served.bids);
+    assert.deepEqual(book.levels('asks'), served.asks);
+    assert.ok(checked >= 3, `checked ${checked} events`);
+  } finally {
+    socket.close();
+    await server.close();
+  }
+});

@@ -28,6 +28,7 @@ import { Prng } from '../../src/lib/prng.ts';
 import { encodeSignedTx } from '../../src/exchange/tx/index.ts';
 import type { SignedTx } from '../../src/exchange/tx/index.ts';
 import { Harness, VALIDATORS, genesis, key, limit } from '../exchange/helpers.ts';
+import { BATCH_ACTIONS_MAX, WS_BOOK_DEPTH_LEVELS } from '../../src/lib/limits.ts';
 
 const USDC = 1_000_000n;
 
@@ -668,6 +669,94 @@ test('a refused submission names its field once: in `field`, and once at the hea
     assert.ok(!refused.ok);
     assert.equal(refused.field, 'tx.chainId');
     assert.match(refused.message, /^tx\.chainId: signed for chain "another-chain"$/);
+  } finally {
+    view.close();
+  }
+});
+
+test('the read model: on a book deeper than the feed window, deltas keep exactly its top levels as levels above go', () => {
+  const BTC = 'BTC-PERPETUAL';
+  const window = WS_BOOK_DEPTH_LEVELS;
+  // Makers enough for a market's open-order limit per account (three batches each).
+  const makers = Array.from({ length: 12 }, (_, i) => key(`view-window-maker-${i}`));
+  const h = new Harness();
+  for (const k of makers) h.fund(k, 1_000_000n * USDC);
+  const { view, feed } = viewOver(h);
+  const orderAt = new Map<number, number>();
+  const makerAt = new Map<number, (typeof makers)[number]>();
+  const place = (prices: number[]): SignedTx[] => {
+    const txs = [];
+    for (let i = 0; i < prices.length; i += BATCH_ACTIONS_MAX) {
+      const maker = makers[Math.floor(i / BATCH_ACTIONS_MAX / 3)]!;
+      const chunk = prices.slice(i, i + BATCH_ACTIONS_MAX);
+      for (const p of chunk) makerAt.set(p, maker);
+      const actions = chunk.map((p) => limit(BTC, p >= 500_100 ? 'sell' : 'buy', p, 1));
+      txs.push(h.tx(maker, { kind: 'batch', actions }));
+    }
+    return txs;
+  };
+  /** The order ids of the placements of `r`, its last transactions, by price. */
+  const noteOrders = (r: BlockResult, placed: number[]) => {
+    const outcomes = r.results.slice(-Math.ceil(placed.length / BATCH_ACTIONS_MAX));
+    const ids = outcomes.flatMap((result) =>
+      result!.actions.map((a) => (a.ok ? a.order!.orderId : -1)),
+    );
+    placed.forEach((p, i) => orderAt.set(p, ids[i]!));
+  };
+  try {
+    // Bids 500_000 down and asks 500_100 up, one lot each: a window and 40 levels more per side.
+    const prices: number[] = [];
+    for (let i = 0; i < window + 40; i++) prices.push(500_000 - i, 500_100 + i);
+    const seed = place(prices);
+    const r0 = h.block(seed);
+    noteOrders(r0, prices);
+    feed(r0, undefined, seed);
+    const start = view.read().book(BTC, window)!;
+    assert.equal(start.bids.length, window);
+    const replica = { seq: start.seq, bids: new Map(start.bids), asks: new Map(start.asks) };
+    const steps: { cancel: number[]; place: number[]; moves: boolean }[] = [
+      { cancel: [500_000], place: [], moves: true }, // the 1,001st bid moves in
+      { cancel: [500_100, 500_101, 500_102], place: [], moves: true },
+      { cancel: [500_000 - window - 20], place: [], moves: false }, // below the window
+      { cancel: [], place: [500_000], moves: true }, // the window's last bid moves out
+    ];
+    for (const step of steps) {
+      const txs = [
+        ...step.cancel.map((p) =>
+          h.tx(makerAt.get(p)!, { kind: 'cancel', instrument: BTC, orderId: orderAt.get(p)! }),
+        ),
+        ...place(step.place),
+      ];
+      const r = h.block(txs);
+      if (step.place.length > 0) noteOrders(r, step.place);
+      const u = feed(r, undefined, txs);
+      const deltas = u.books.filter((d) => d.instrument === BTC);
+      assert.equal(deltas.length, step.moves ? 1 : 0);
+      for (const d of deltas) {
+        assert.equal(d.seq, replica.seq + 1);
+        replica.seq = d.seq;
+        for (const [levels, side] of [
+          [d.bids, replica.bids],
+          [d.asks, replica.asks],
+        ] as const) {
+          for (const [p, size] of levels) {
+            if (size === 0) side.delete(p);
+            else side.set(p, size);
+          }
+        }
+      }
+      // No trimming on this side: the deltas alone keep the replica at the window.
+      const served = view.read().book(BTC, window)!;
+      assert.equal(served.seq, replica.seq);
+      assert.deepEqual(
+        [...replica.bids].sort((x, y) => y[0] - x[0]),
+        served.bids,
+      );
+      assert.deepEqual(
+        [...replica.asks].sort((x, y) => x[0] - y[0]),
+        served.asks,
+      );
+    }
   } finally {
     view.close();
   }

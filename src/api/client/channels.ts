@@ -19,14 +19,22 @@ export interface ChannelEvent {
   book?: LocalBook;
 }
 
-/** A book kept from a snapshot and its deltas. */
+/**
+ * A book kept from a snapshot and its deltas: the top `depth` levels of each
+ * side, the snapshot's depth. The server's deltas keep that window (a level
+ * entering it comes with its size, one leaving it with size 0); levels beyond
+ * it are dropped all the same, as a window-keeping client should.
+ */
 export class LocalBook {
   seq = 0;
+  /** Levels kept per side (the snapshot's `depth`; a snapshot without one sets no bound). */
+  depth = Infinity;
   readonly bids = new Map<number, number>();
   readonly asks = new Map<number, number>();
 
-  reset(view: BookView): void {
+  reset(view: BookView & { depth?: number }): void {
     this.seq = view.seq;
+    this.depth = view.depth ?? Infinity;
     this.bids.clear();
     this.asks.clear();
     for (const [p, s] of view.bids) this.bids.set(p, s);
@@ -44,6 +52,15 @@ export class LocalBook {
         else side.set(p, s);
       }
     }
+    this.trim(this.bids, true);
+    this.trim(this.asks, false);
+  }
+
+  /** Drops the levels beyond the window (none, from a server whose deltas keep it). */
+  private trim(side: Map<number, number>, descending: boolean): void {
+    if (side.size <= this.depth) return;
+    const prices = [...side.keys()].sort((a, b) => (descending ? b - a : a - b));
+    for (const p of prices.slice(this.depth)) side.delete(p);
   }
 
   /** Best first, to a depth. */
@@ -174,7 +191,7 @@ export class Channels {
     if (message.type === 'update' && seq <= channel.lastSeq) return;
     if (channel.book !== undefined) {
       if (message.type === 'snapshot') {
-        channel.book.reset(message.data as BookView);
+        channel.book.reset(message.data as BookView & { depth?: number });
       } else if (seq !== channel.lastSeq + 1) {
         // A gap: ask for the channel again from what we hold; the server replays or sends a snapshot.
         channel.state = 'unsubscribing';
