@@ -171,24 +171,53 @@ export async function startBots(options: BotOptions): Promise<RunningBots> {
       ...instruments.filter((i) => i.kind === 'perpetual'),
       ...[...dated.slice(start), ...dated.slice(0, start)].slice(0, DATED_QUOTED_PER_ROUND),
     ];
-    const batches = await Promise.all(
-      quoted.map(async (i) => quotesFor(i, (await client.ticker(i.instrument)).indexTicks)),
+    const indexTicks = await Promise.all(
+      quoted.map(async (i) => (await client.ticker(i.instrument)).indexTicks),
     );
+    // An underlying's price per base unit, from its perpetual's index (quote units).
+    const basePrice = new Map<string, bigint>();
+    quoted.forEach((i, k) => {
+      if (i.kind === 'perpetual' && indexTicks[k]! > 0) {
+        basePrice.set(i.underlying, BigInt(indexTicks[k]!) * BigInt(i.tickSizeQuote));
+      }
+    });
+    const batches = quoted.map((i, k) => quotesFor(i, indexTicks[k]!, basePrice.get(i.underlying)));
     let orders = 0;
     await Promise.all(
       packBatches(batches.filter((actions) => actions.length > 1)).map(async (actions) => {
-        await maker.send({ kind: 'batch', actions });
-        orders += actions.filter((a) => a.kind === 'placeOrder').length;
+        const tx = await maker.send({ kind: 'batch', actions });
+        // Actions the exchange refused inside an accepted batch (margin, bands) are errors too.
+        const refused = (tx.actions ?? []).filter((a) => !a.ok);
+        if (refused.length > 0) {
+          stats.errors += refused.length;
+          emit({
+            type: 'error',
+            bot: 'maker',
+            code: refused[0]!.code ?? 'Refused',
+            message: `${refused.length} of ${actions.length} quote actions refused: ${refused[0]!.message ?? ''}`,
+          });
+        }
+        orders += actions.filter((a) => a.kind === 'placeOrder').length - refused.length;
       }),
     );
     stats.quotes++;
     emit({ type: 'quoted', instruments: batches.length, orders });
   };
 
-  const quotesFor = (i: InstrumentView, indexTicks: number): BatchableAction[] => {
+  const quotesFor = (
+    i: InstrumentView,
+    indexTicks: number,
+    basePriceQuote: bigint | undefined,
+  ): BatchableAction[] => {
     const actions: BatchableAction[] = [{ kind: 'cancelAll', instrument: i.instrument }];
     if (indexTicks <= 0) return actions;
-    const lotQuote = (BigInt(indexTicks) * BigInt(i.tickSizeQuote)) / BigInt(i.lotsPerBase);
+    // A level's size is its notional in the underlying: an option's premium per
+    // lot can be a few cents, and sizing by it put hundreds of BTC of short
+    // options on one level, whose margin used up the maker within minutes.
+    const lotQuote =
+      (i.kind === 'option' && basePriceQuote !== undefined
+        ? basePriceQuote
+        : BigInt(indexTicks) * BigInt(i.tickSizeQuote)) / BigInt(i.lotsPerBase);
     const sizeLots = Math.max(
       i.minSizeLots,
       Number(LEVEL_NOTIONAL_QUOTE / (lotQuote > 0n ? lotQuote : 1n)),
