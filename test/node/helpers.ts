@@ -19,6 +19,7 @@ import { keyPairFromSeed, sha256, sign, verify } from '../../src/crypto/index.ts
 import { concatBytes, utf8 } from '../../src/lib/bytes.ts';
 import type { Genesis as ExchangeGenesis } from '../../src/exchange/index.ts';
 import { toHex } from '../../src/lib/bytes.ts';
+import type { Clock } from '../../src/node/clock.ts';
 import type { NodeApplication } from '../../src/node/loop.ts';
 import { MemoryHub } from '../../src/node/network.ts';
 import type { MemoryNetwork } from '../../src/node/network.ts';
@@ -171,4 +172,51 @@ export function memoryValidators(
     return node;
   });
   return { hub, storages, hashes, nodeOf, validators };
+}
+
+/** A clock whose timers fire only when a test says so. */
+export class ManualClock implements Clock {
+  nowMsValue: number;
+  private timers: { dueMs: number; fire: () => void; live: boolean }[] = [];
+
+  constructor(startMs = 10_000) {
+    this.nowMsValue = startMs;
+  }
+
+  nowMs(): number {
+    return this.nowMsValue;
+  }
+
+  after(delayMs: number, fire: () => void): () => void {
+    const timer = { dueMs: this.nowMsValue + delayMs, fire, live: true };
+    this.timers.push(timer);
+    return () => {
+      timer.live = false;
+    };
+  }
+
+  /** Live timers due within `delayMs` of now, by delay. */
+  pending(delayMs: number): number {
+    return this.timers.filter((t) => t.live && t.dueMs - this.nowMsValue === delayMs).length;
+  }
+
+  /** Fires the live timers of exactly this delay (the consensus timeouts have others). */
+  fire(delayMs: number): void {
+    this.fireWhere((t) => t.dueMs - this.nowMsValue === delayMs);
+  }
+
+  /** Moves time on by `ms` and fires the timers due by then (not those they schedule). */
+  advance(ms: number): void {
+    this.nowMsValue += ms;
+    this.fireWhere((t) => t.dueMs <= this.nowMsValue);
+  }
+
+  private fireWhere(isDue: (t: { dueMs: number }) => boolean): void {
+    const due = this.timers.filter((t) => t.live && isDue(t));
+    this.timers = this.timers.filter((t) => !due.includes(t));
+    for (const t of due) {
+      t.live = false;
+      t.fire();
+    }
+  }
 }

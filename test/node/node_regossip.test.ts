@@ -9,45 +9,19 @@ import { devnetGenesis } from '../../src/exchange/index.ts';
 import { buildTx } from '../../src/exchange/tx/index.ts';
 import { toHex } from '../../src/lib/bytes.ts';
 import { MEMPOOL_REGOSSIP_MS } from '../../src/lib/limits.ts';
-import type { Clock } from '../../src/node/clock.ts';
 import { CHANNEL, unframe } from '../../src/node/framing.ts';
 import { decodeTxBatch } from '../../src/node/gossip.ts';
 import { MemoryHub } from '../../src/node/network.ts';
 import { ZommaNode, consensusGenesisOf } from '../../src/node/node.ts';
 import { openStorage } from '../../src/node/storage/index.ts';
-import { FAST_TIMEOUTS, tempDir, testKey, waitFor } from './helpers.ts';
-
-class ManualClock implements Clock {
-  private nowMsValue = 1_000_000;
-  private timers: { dueMs: number; fire: () => void; live: boolean }[] = [];
-  nowMs(): number {
-    return this.nowMsValue;
-  }
-  after(delayMs: number, fire: () => void): () => void {
-    const timer = { dueMs: this.nowMsValue + delayMs, fire, live: true };
-    this.timers.push(timer);
-    return () => {
-      timer.live = false;
-    };
-  }
-  /** Moves time on by `ms` and fires the timers due by then (not those they schedule). */
-  advance(ms: number): void {
-    this.nowMsValue += ms;
-    const due = this.timers.filter((t) => t.live && t.dueMs <= this.nowMsValue);
-    this.timers = this.timers.filter((t) => !due.includes(t));
-    for (const t of due) {
-      t.live = false;
-      t.fire();
-    }
-  }
-}
+import { FAST_TIMEOUTS, ManualClock, tempDir, testKey, waitFor } from './helpers.ts';
 
 test('a client transaction a peer missed is gossiped to it again at the next round', async () => {
   const tmp = tempDir('zomma-regossip-');
   const keys = [0, 1, 2, 3].map(testKey);
   const genesis = devnetGenesis(keys.map((k) => k.publicKey));
   const hub = new MemoryHub();
-  const clock = new ManualClock();
+  const clock = new ManualClock(1_000_000);
   const storage = openStorage(tmp.dir);
   const node = new ZommaNode({
     genesis,

@@ -4,7 +4,6 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Clock } from '../../src/node/clock.ts';
 import { NodeLoop } from '../../src/node/loop.ts';
 import { MemoryHub } from '../../src/node/network.ts';
 import { openStorage } from '../../src/node/storage/index.ts';
@@ -17,39 +16,8 @@ import {
   testGenesis,
   testKey,
   verifierFor,
+  ManualClock,
 } from './helpers.ts';
-
-class ManualClock implements Clock {
-  nowMsValue = 10_000;
-  private timers: { dueMs: number; fire: () => void; live: boolean }[] = [];
-
-  nowMs(): number {
-    return this.nowMsValue;
-  }
-
-  after(delayMs: number, fire: () => void): () => void {
-    const timer = { dueMs: this.nowMsValue + delayMs, fire, live: true };
-    this.timers.push(timer);
-    return () => {
-      timer.live = false;
-    };
-  }
-
-  /** Live timers due within `delayMs` of now, by delay. */
-  pending(delayMs: number): number {
-    return this.timers.filter((t) => t.live && t.dueMs - this.nowMsValue === delayMs).length;
-  }
-
-  /** Fires the live timers of exactly this delay (the consensus timeouts have others). */
-  fire(delayMs: number): void {
-    const due = this.timers.filter((t) => t.live && t.dueMs - this.nowMsValue === delayMs);
-    this.timers = this.timers.filter((t) => !due.includes(t));
-    for (const t of due) {
-      t.live = false;
-      t.fire();
-    }
-  }
-}
 
 const WAIT_MS = 37;
 const PAUSE_MS = 1_234;
