@@ -75,6 +75,14 @@ export const ACCOUNTS_MAX = 10_000_000;
 export const PENDING_DEPOSITS_MAX = 100_000;
 /** Most accounts liquidated in one block (the rest wait for the next block). */
 export const LIQUIDATIONS_PER_BLOCK_MAX = 1_000;
+/**
+ * Rounds of an auction's uncross that may cancel insolvent orders and compute
+ * again; past them the rest are screened at their own limit prices, which
+ * needs no further round (docs/exchange.md, "Volatility auctions"). Bounds the
+ * uncross at (rounds + 2) × O(n log n) whatever orders are lined up to turn
+ * insolvent one after another.
+ */
+export const AUCTION_UNCROSS_ROUNDS_MAX = 8;
 /** Most funding samples counted per block catching up after a long gap. */
 export const FUNDING_SAMPLES_PER_INTERVAL_MAX = 10_080;
 /** Funding: the interest term may move the rate at most this far from the premium (ppm per interval). */

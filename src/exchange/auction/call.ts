@@ -15,12 +15,15 @@
 //    applyTrade with fees, what is left rests in the market's book (it cannot
 //    cross: see docs), and continuous trading resumes (uncrossAuction). An
 //    order whose fill would take its owner below zero equity is cancelled
-//    first and the uncross computed again (insolventOrders).
+//    first and the uncross computed again (insolventOrders); after
+//    AUCTION_UNCROSS_ROUNDS_MAX such rounds, every order is screened at its
+//    own limit price instead (insolventAtLimits), which needs no more rounds.
 // Costs: stopTicksFor O(triggers); recordFills O(triggers) per fill;
 // uncrossAuction O(n log n) for the n orders of both books, once more per
-// round of cancelled orders.
+// round of cancelled orders, at most AUCTION_UNCROSS_ROUNDS_MAX + 2 times.
 
 import { divBig, divFloor } from '../../lib/int.ts';
+import { AUCTION_UNCROSS_ROUNDS_MAX } from '../../lib/limits.ts';
 import type { FillList, OrderBook, RestingOrder, Side } from '../book/index.ts';
 import { feeTier, takerFeeQuote } from '../fees.ts';
 import { forgetOrder, forgetRemoved } from '../orders.ts';
@@ -262,41 +265,85 @@ function auctionOrders(state: ExchangeState, market: MarketState, side: Side): A
   return out;
 }
 
+/** A possible fill of an auction order: `lots` bought (buys) or sold at `priceTicks`. */
+interface Exposure {
+  readonly orderId: number;
+  readonly buys: boolean;
+  readonly lots: number;
+  readonly priceTicks: number;
+}
+
 /**
- * The orders of an uncross whose fill would take their owner's equity below
- * zero at the block's marks (the rule of every fill, fill_guard.ts), in the
- * order of the fills. An owner's losses over its fills add up; a fill that
- * gains against the mark more than its fee lowers nothing and passes. The fee
- * is counted at half the highest taker fee of the tiers, an upper bound (an
- * owner's tier may move with its earlier fills). O(fills + owners × markets).
+ * The orders among `exposures` whose fill would take their owner's equity
+ * below zero at the block's marks (the rule of every fill, fill_guard.ts), in
+ * the order given. An owner's losses over its fills add up; a fill that gains
+ * against the mark more than its fee lowers nothing and passes. The fee is
+ * counted at half the highest taker fee of the tiers, an upper bound (an
+ * owner's tier may move with its earlier fills). O(exposures + owners × markets).
  */
 function insolventOrders(
   state: ExchangeState,
   market: MarketState,
-  result: UncrossResult,
+  exposures: readonly Exposure[],
 ): number[] {
-  const priceTicks = result.priceTicks;
   const takerPpm = equityGuard(state).takerPpmMax;
   const left = new Map<Account, bigint>();
   const out: number[] = [];
   const cancelled = new Set<number>();
-  const check = (orderId: number, buys: boolean, lots: number): void => {
-    if (cancelled.has(orderId)) return;
+  for (const { orderId, buys, lots, priceTicks } of exposures) {
+    if (cancelled.has(orderId)) continue;
     const account = state.orders.get(orderId)!.account;
     const awayTicks = buys ? priceTicks - market.markTicks : market.markTicks - priceTicks;
     const fee = divBig(ppmCeil(notionalQuote(priceTicks, lots, market.k), takerPpm), 2n, 'ceil');
     const loss = BigInt(awayTicks) * BigInt(lots) * market.k + fee;
-    if (loss <= 0n) return;
+    if (loss <= 0n) continue;
     const equity = (left.get(account) ?? equityQuote(state, account)) - loss;
     if (equity >= 0n) left.set(account, equity);
     else {
       cancelled.add(orderId);
       out.push(orderId);
     }
-  };
+  }
+  return out;
+}
+
+/** Both sides of every fill of an uncross, at its price. */
+function uncrossExposures(result: UncrossResult): Exposure[] {
+  const out: Exposure[] = [];
   for (const f of result.fills) {
-    check(f.buyOrderId, true, f.sizeLots);
-    check(f.sellOrderId, false, f.sizeLots);
+    out.push({
+      orderId: f.buyOrderId,
+      buys: true,
+      lots: f.sizeLots,
+      priceTicks: result.priceTicks,
+    });
+    out.push({
+      orderId: f.sellOrderId,
+      buys: false,
+      lots: f.sizeLots,
+      priceTicks: result.priceTicks,
+    });
+  }
+  return out;
+}
+
+/**
+ * Every auction order as if it filled whole at its own limit price: the worst
+ * any uncross can do to its owner (a buy fills at or below its limit, a sell
+ * at or above; a sell's larger fee there is less than its smaller loss). An
+ * uncross of the orders this leaves cannot take an owner below zero.
+ */
+function limitExposures(state: ExchangeState, market: MarketState): Exposure[] {
+  const out: Exposure[] = [];
+  for (const side of ['buy', 'sell'] as const) {
+    for (const o of auctionOrders(state, market, side)) {
+      out.push({
+        orderId: o.orderId,
+        buys: side === 'buy',
+        lots: o.sizeLots,
+        priceTicks: o.priceTicks,
+      });
+    }
   }
   return out;
 }
@@ -322,6 +369,7 @@ export function uncrossAuction(
   market: MarketState,
   nowMs: number,
   events: ExchangeEvent[],
+  roundsMax = AUCTION_UNCROSS_ROUNDS_MAX,
 ): void {
   const a = market.auction!;
   const instrument = market.params.instrument;
@@ -330,15 +378,20 @@ export function uncrossAuction(
   // An order whose fill would take its owner below zero equity is cancelled
   // and the uncross computed again without it (a fill skipped in allocation
   // could leave crossed orders behind): each round removes at least one order.
+  // Past roundsMax, the screen at limit prices settles it in one more round.
   let result: UncrossResult | null;
-  for (;;) {
+  for (let round = 0; ; round++) {
     result = uncross(
       auctionOrders(state, market, 'buy'),
       auctionOrders(state, market, 'sell'),
       referenceTicks,
     );
     if (result === null) break;
-    const insolvent = insolventOrders(state, market, result);
+    const insolvent = insolventOrders(
+      state,
+      market,
+      round < roundsMax ? uncrossExposures(result) : limitExposures(state, market),
+    );
     if (insolvent.length === 0) break;
     for (const orderId of insolvent) {
       bookHolding(market, orderId)!.cancel(orderId);

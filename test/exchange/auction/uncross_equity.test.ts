@@ -5,6 +5,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { uncrossAuction } from '../../../src/exchange/auction/call.ts';
 import type { ExchangeEvent } from '../../../src/exchange/index.ts';
 import { equityQuote } from '../../../src/exchange/margin.ts';
 import { Harness, USDC, key, limit } from '../helpers.ts';
@@ -69,4 +70,50 @@ test('an auction bid whose fill would bankrupt its owner after the mark fell is 
   assert.equal(h.ex.state.orders.has(thinOrder.orderId), false);
   for (const k of [maker, taker, thin]) assert.ok(equityQuote(h.ex.state, h.account(k)!) >= 0n);
   assert.equal(h.ex.state.deficits.size, 0);
+});
+
+test('past the rounds allowed, auction orders are screened at their own limits: the uncross left is solvent', () => {
+  const h = new Harness();
+  const maker = key('maker');
+  const taker = key('taker');
+  const thin = key('thin');
+  const thin2 = key('thin2');
+  for (const k of [maker, taker]) h.fund(k, 1_000_000n * USDC);
+  h.fund(thin, 3_500n * USDC);
+  // Solvent at the uncross price ($4,000 lost there) but not at its own limit ($4,250).
+  h.fund(thin2, 4_150n * USDC);
+  const ok = (r: ReturnType<Harness['one']>) => assert.ok(r.actions[0]!.ok);
+  ok(h.one(maker, limit(BTC, 'sell', 500_000, 1)));
+  ok(h.one(taker, limit(BTC, 'buy', 500_000, 1)));
+  ok(h.one(maker, limit(BTC, 'sell', 530_000, 3)));
+  ok(h.one(taker, limit(BTC, 'buy', 535_000, 2)));
+  const m = h.ex.state.marketByName.get(BTC)!;
+  assert.ok(m.auction!.active);
+  ok(h.one(thin, limit(BTC, 'buy', 535_000, 5_000)));
+  ok(h.one(thin2, limit(BTC, 'buy', 535_000, 5_000)));
+  ok(h.one(maker, limit(BTC, 'sell', 530_000, 5_000)));
+  const thinIndex = h.account(thin)!.index;
+  const thin2Index = h.account(thin2)!.index;
+  // The auction ends with the mark at $45,000, uncrossed with no round of
+  // fill checks allowed: the screen at limits decides alone.
+  m.setMark(450_000);
+  const events: ExchangeEvent[] = [];
+  uncrossAuction(h.ex.state, m, m.auction!.monitor.auctionEndMs, events, 0);
+  const cancelled = events.filter((e) => e.type === 'makerCancelled');
+  // The round of fill checks would have cancelled thin's bid only, and
+  // filled thin2's; the screen cancels both, conservatively.
+  assert.deepEqual(
+    cancelled.map((e) => e.account).sort((a, b) => a - b),
+    [thinIndex, thin2Index].sort((a, b) => a - b),
+  );
+  const trades = events.filter(
+    (e): e is Extract<ExchangeEvent, { type: 'auctionTrade' }> => e.type === 'auctionTrade',
+  );
+  assert.deepEqual(
+    trades.map((t) => [t.buyAccount, t.sizeLots]),
+    [[h.account(taker)!.index, 2]],
+  );
+  for (const k of [maker, taker, thin, thin2]) {
+    assert.ok(equityQuote(h.ex.state, h.account(k)!) >= 0n);
+  }
 });
