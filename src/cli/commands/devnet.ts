@@ -231,7 +231,7 @@ async function printProgress(
         };
         return `${c.name}: h${s.height} (${s.peers} peers)`;
       } catch {
-        return `${c.name}: ?`;
+        return `${c.name}: not answering`;
       }
     }),
   );
