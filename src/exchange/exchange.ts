@@ -207,7 +207,14 @@ export class Exchange {
         if (market.indexTicks > 0) market.setMark(computeMarkTicks(market));
         if (!market.listed) advanceFunding(state, market, previousMs, block.timeMs, events);
       }
+    }
+    // Auctions end once every market's index and mark are this block's: the
+    // uncross checks each owner's equity at them (fill_guard.ts), and a
+    // market later in this loop would otherwise still show last block's mark.
+    for (const market of state.markets) {
+      const auction = market.auction;
       if (
+        !market.retired &&
         auction?.active === true &&
         block.timeMs >= auction.monitor.auctionEndMs &&
         !market.halted

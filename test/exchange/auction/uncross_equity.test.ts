@@ -117,3 +117,42 @@ test('past the rounds allowed, auction orders are screened at their own limits: 
     assert.ok(equityQuote(h.ex.state, h.account(k)!) >= 0n);
   }
 });
+
+test('an uncross values the owner at every market’s mark of its block, not a later market’s old one', () => {
+  const h = new Harness();
+  const ETH = 'ETH-PERPETUAL';
+  const maker = key('maker');
+  const taker = key('taker');
+  const thin = key('thin');
+  for (const k of [maker, taker]) h.fund(k, 1_000_000n * USDC);
+  h.fund(thin, 2_000n * USDC);
+  const ok = (r: ReturnType<Harness['one']>) =>
+    assert.ok(
+      r.actions[0]!.ok,
+      JSON.stringify(r.actions[0], (_k, v) => (typeof v === 'bigint' ? String(v) : v)),
+    );
+  // thin is long 2 ETH at $3,000.
+  ok(h.one(maker, limit(ETH, 'sell', 300_000, 2_000)));
+  ok(h.one(thin, limit(ETH, 'buy', 300_000, 2_000)));
+  // The BTC market enters a call auction, as above; thin bids for 0.1 BTC at 53,500.
+  ok(h.one(maker, limit(BTC, 'sell', 500_000, 1)));
+  ok(h.one(taker, limit(BTC, 'buy', 500_000, 1)));
+  ok(h.one(maker, limit(BTC, 'sell', 530_000, 3)));
+  ok(h.one(taker, limit(BTC, 'buy', 535_000, 2)));
+  const m = h.ex.state.marketByName.get(BTC)!;
+  assert.ok(m.auction!.active);
+  ok(h.one(thin, limit(BTC, 'buy', 535_000, 1_000)));
+  ok(h.one(maker, limit(BTC, 'sell', 530_000, 5_000)));
+  // ETH falls to $2,000 in the block that ends the auction (BTC stays): at
+  // ETH's new mark thin has nothing left for the $300 its BTC fill would cost
+  // against BTC's mark; at ETH's old mark it had $2,000. BTC is uncrossed
+  // before ETH comes in the block's loop over markets.
+  h.oracle = { ...h.oracle, ETH: 2_000n * USDC };
+  const r = h.block([], m.auction!.monitor.auctionEndMs - h.timeMs);
+  assert.equal(h.ex.state.marketByName.get(ETH)!.markTicks, 200_000);
+  const cancelled = r.events.filter((e) => e.type === 'makerCancelled');
+  assert.deepEqual(
+    cancelled.map((e) => e.account),
+    [h.account(thin)!.index],
+  );
+});
