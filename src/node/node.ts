@@ -288,7 +288,6 @@ export class ZommaNode {
    */
   private scheduleRegossip(): void {
     this.regossipCancel = this.clock.after(MEMPOOL_REGOSSIP_MS, () => {
-      if (this.regossipCancel === null) return;
       this.gossip(this.mempool.regossipDue(MEMPOOL_REGOSSIP_TXS_MAX), null);
       this.scheduleRegossip();
     });

@@ -229,15 +229,7 @@ export class RecordLog {
    * reporting durability falsely.
    */
   syncInBackground(): void {
-    this.checkWritable();
-    const generation = this.generation;
-    const covers = this.appendedCount;
-    recordLogSyncs.background++;
-    fdatasync(this.fd, (error) => {
-      if (this.generation !== generation) return;
-      if (error !== null) this.failed = true;
-      else if (covers > this.durableCount) this.durableCount = covers;
-    });
+    this.startSync('background', () => {});
   }
 
   /**
@@ -247,10 +239,14 @@ export class RecordLog {
    * and rewrite() make what they keep durable themselves).
    */
   syncAsync(done: (error: Error | null) => void): void {
+    this.startSync('awaited', done);
+  }
+
+  private startSync(counted: 'awaited' | 'background', done: (error: Error | null) => void): void {
     this.checkWritable();
+    recordLogSyncs[counted]++;
     const generation = this.generation;
     const covers = this.appendedCount;
-    recordLogSyncs.awaited++;
     fdatasync(this.fd, (error) => {
       if (this.generation !== generation) return;
       if (error !== null) {

@@ -8,30 +8,48 @@ import assert from 'node:assert/strict';
 import { uncrossAuction } from '../../../src/exchange/auction/call.ts';
 import type { ExchangeEvent } from '../../../src/exchange/index.ts';
 import { equityQuote } from '../../../src/exchange/margin.ts';
+import type { MarketState } from '../../../src/exchange/state.ts';
 import { Harness, USDC, key, limit } from '../helpers.ts';
+import type { Key } from '../helpers.ts';
 
 const BTC = 'BTC-PERPETUAL';
+const ETH = 'ETH-PERPETUAL';
 
-test('an auction bid whose fill would bankrupt its owner after the mark fell is cancelled before the uncross', () => {
-  const h = new Harness();
+function ok(r: ReturnType<Harness['one']>): void {
+  assert.ok(
+    r.actions[0]!.ok,
+    JSON.stringify(r.actions[0], (_k, v) => (typeof v === 'bigint' ? String(v) : v)),
+  );
+}
+
+/** The maker and the taker, funded with $1,000,000 each. */
+function makerAndTaker(h: Harness): { maker: Key; taker: Key } {
   const maker = key('maker');
   const taker = key('taker');
-  const thin = key('thin');
   for (const k of [maker, taker]) h.fund(k, 1_000_000n * USDC);
-  h.fund(thin, 3_500n * USDC);
-  const ok = (r: ReturnType<Harness['one']>) =>
-    assert.ok(
-      r.actions[0]!.ok,
-      JSON.stringify(r.actions[0], (_k, v) => (typeof v === 'bigint' ? String(v) : v)),
-    );
-  // A first trade at 500,000 (the trigger's reference), an ask 6% above, and a
-  // bid that would trade there: the market enters a call auction.
+  return { maker, taker };
+}
+
+/**
+ * A first trade at 500,000 (the trigger's reference), an ask 6% above, and a
+ * bid that would trade there: the BTC market enters a call auction.
+ */
+function enterBtcAuction(h: Harness, maker: Key, taker: Key): MarketState {
   ok(h.one(maker, limit(BTC, 'sell', 500_000, 1)));
   ok(h.one(taker, limit(BTC, 'buy', 500_000, 1)));
   ok(h.one(maker, limit(BTC, 'sell', 530_000, 3)));
   ok(h.one(taker, limit(BTC, 'buy', 535_000, 2)));
   const m = h.ex.state.marketByName.get(BTC)!;
   assert.ok(m.auction!.active);
+  return m;
+}
+
+test('an auction bid whose fill would bankrupt its owner after the mark fell is cancelled before the uncross', () => {
+  const h = new Harness();
+  const { maker, taker } = makerAndTaker(h);
+  const thin = key('thin');
+  h.fund(thin, 3_500n * USDC);
+  const m = enterBtcAuction(h, maker, taker);
   // thin bids for 0.5 BTC at 535,000 (within its margin at the $50,000 mark), the maker offers more.
   ok(h.one(thin, limit(BTC, 'buy', 535_000, 5_000)));
   const thinOrder = [...m.auction!.bids.ordersOf('buy')].find(
@@ -74,21 +92,13 @@ test('an auction bid whose fill would bankrupt its owner after the mark fell is 
 
 test('past the rounds allowed, auction orders are screened at their own limits: the uncross left is solvent', () => {
   const h = new Harness();
-  const maker = key('maker');
-  const taker = key('taker');
+  const { maker, taker } = makerAndTaker(h);
   const thin = key('thin');
   const thin2 = key('thin2');
-  for (const k of [maker, taker]) h.fund(k, 1_000_000n * USDC);
   h.fund(thin, 3_500n * USDC);
   // Solvent at the uncross price ($4,000 lost there) but not at its own limit ($4,250).
   h.fund(thin2, 4_150n * USDC);
-  const ok = (r: ReturnType<Harness['one']>) => assert.ok(r.actions[0]!.ok);
-  ok(h.one(maker, limit(BTC, 'sell', 500_000, 1)));
-  ok(h.one(taker, limit(BTC, 'buy', 500_000, 1)));
-  ok(h.one(maker, limit(BTC, 'sell', 530_000, 3)));
-  ok(h.one(taker, limit(BTC, 'buy', 535_000, 2)));
-  const m = h.ex.state.marketByName.get(BTC)!;
-  assert.ok(m.auction!.active);
+  const m = enterBtcAuction(h, maker, taker);
   ok(h.one(thin, limit(BTC, 'buy', 535_000, 5_000)));
   ok(h.one(thin2, limit(BTC, 'buy', 535_000, 5_000)));
   ok(h.one(maker, limit(BTC, 'sell', 530_000, 5_000)));
@@ -120,27 +130,14 @@ test('past the rounds allowed, auction orders are screened at their own limits: 
 
 test('an uncross values the owner at every market’s mark of its block, not a later market’s old one', () => {
   const h = new Harness();
-  const ETH = 'ETH-PERPETUAL';
-  const maker = key('maker');
-  const taker = key('taker');
+  const { maker, taker } = makerAndTaker(h);
   const thin = key('thin');
-  for (const k of [maker, taker]) h.fund(k, 1_000_000n * USDC);
   h.fund(thin, 2_000n * USDC);
-  const ok = (r: ReturnType<Harness['one']>) =>
-    assert.ok(
-      r.actions[0]!.ok,
-      JSON.stringify(r.actions[0], (_k, v) => (typeof v === 'bigint' ? String(v) : v)),
-    );
   // thin is long 2 ETH at $3,000.
   ok(h.one(maker, limit(ETH, 'sell', 300_000, 2_000)));
   ok(h.one(thin, limit(ETH, 'buy', 300_000, 2_000)));
-  // The BTC market enters a call auction, as above; thin bids for 0.1 BTC at 53,500.
-  ok(h.one(maker, limit(BTC, 'sell', 500_000, 1)));
-  ok(h.one(taker, limit(BTC, 'buy', 500_000, 1)));
-  ok(h.one(maker, limit(BTC, 'sell', 530_000, 3)));
-  ok(h.one(taker, limit(BTC, 'buy', 535_000, 2)));
-  const m = h.ex.state.marketByName.get(BTC)!;
-  assert.ok(m.auction!.active);
+  // The BTC market enters a call auction; thin bids for 0.1 BTC at 53,500.
+  const m = enterBtcAuction(h, maker, taker);
   ok(h.one(thin, limit(BTC, 'buy', 535_000, 1_000)));
   ok(h.one(maker, limit(BTC, 'sell', 530_000, 5_000)));
   // ETH falls to $2,000 in the block that ends the auction (BTC stays): at
