@@ -15,6 +15,8 @@
 // price that no longer moves measures nothing, and a payment at a mark built
 // on it moves money on a price nobody observed. Such blocks add no samples,
 // and an interval that ends in one pays nothing (rate 0) and drops its samples.
+// An interval with fewer samples than a whole one (stale for a part, or the
+// market's first) pays its rate prorated by the samples it has.
 
 import { divTrunc, divFloor } from '../lib/int.ts';
 import { FUNDING_INTEREST_BAND_PPM, FUNDING_SAMPLES_PER_INTERVAL_MAX } from '../lib/limits.ts';
@@ -23,12 +25,31 @@ import type { ExchangeState, MarketState } from './state.ts';
 import { premiumPpm } from './mark.ts';
 import { ppmCeil, ppmFloor } from './units.ts';
 
+/**
+ * The rate of the interval the samples so far close, prorated to the part of
+ * it they cover: an interval with `premiumCount` of its n samples pays
+ * trunc(rate × premiumCount / n), so a market stale (or not yet priced) for
+ * part of an interval pays neither premium nor interest for that part.
+ */
 export function fundingRatePpm(market: MarketState): number {
   const p = market.params;
-  const avg = market.premiumCount === 0 ? 0 : divTrunc(market.premiumSumPpm, market.premiumCount);
+  const count = market.premiumCount;
+  if (count === 0) return 0;
+  const avg = divTrunc(market.premiumSumPpm, count);
   const band = FUNDING_INTEREST_BAND_PPM;
   const interest = Math.max(-band, Math.min(band, p.fundingInterestPpm - avg));
-  return Math.max(-p.fundingCapPpm, Math.min(p.fundingCapPpm, avg + interest));
+  const whole = Math.max(-p.fundingCapPpm, Math.min(p.fundingCapPpm, avg + interest));
+  const perInterval = samplesPerInterval(market);
+  return count >= perInterval ? whole : divTrunc(whole * count, perInterval);
+}
+
+/** Samples a whole interval takes (no more are ever counted: addSamples stops there). */
+function samplesPerInterval(market: MarketState): number {
+  const p = market.params;
+  return Math.min(
+    divTrunc(p.fundingIntervalMs, p.fundingSampleMs),
+    FUNDING_SAMPLES_PER_INTERVAL_MAX,
+  );
 }
 
 function addSamples(market: MarketState, count: number, sample: number): void {

@@ -153,3 +153,28 @@ test('funding pauses while the index is stale: no samples, and an interval that 
   assert.notEqual(paid.ratePpm, 0);
   assert.ok(account.cashQuote < cash);
 });
+
+test('an interval stale for a part pays its rate prorated by the samples it has', () => {
+  const { h, taker } = staleHarness();
+  const market = h.ex.state.marketByName.get(BTC)!;
+  const account = h.account(taker)!;
+  // Stale to the hour's end (pays nothing), then 45 more minutes.
+  h.block([], 3_600_000 - h.timeMs);
+  h.block([], 45 * 60_000);
+  assert.equal(market.premiumCount, 0);
+  // Fresh for the interval's last 15 minutes: 15 of its 60 samples. With no
+  // bids the premium is 0, so the whole rate would be the interest, 12 ppm.
+  h.oracle = { ...ORACLE };
+  const before = account.positions[0]!.fundingQuote;
+  const r = h.block([], 15 * 60_000);
+  const f = r.events.find((e) => e.type === 'funding' && e.market === BTC);
+  assert.ok(f !== undefined && f.type === 'funding');
+  assert.equal(f.ratePpm, 3, 'trunc(12 × 15 / 60)');
+  // The long of 40 lots pays 40 × mark × k × 3 / 10^6, rounded up.
+  const owed = -((40n * BigInt(market.markTicks) * market.k * 3n + 999_999n) / 1_000_000n);
+  assert.equal(account.positions[0]!.fundingQuote - before, owed);
+  // A whole fresh interval pays the whole rate.
+  const next = h.block([], 3_600_000).events.find((e) => e.type === 'funding' && e.market === BTC);
+  assert.ok(next !== undefined && next.type === 'funding');
+  assert.equal(next.ratePpm, 12);
+});
