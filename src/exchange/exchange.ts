@@ -208,9 +208,12 @@ export class Exchange {
         if (!market.listed) advanceFunding(state, market, previousMs, block.timeMs, events);
       }
     }
-    // Auctions end once every market's index and mark are this block's: the
-    // uncross checks each owner's equity at them (fill_guard.ts), and a
-    // market later in this loop would otherwise still show last block's mark.
+    // Expiries, listings and option marks come next, so that auctions end
+    // once every market's index and mark are this block's, options' included:
+    // the uncross checks each owner's equity at them (fill_guard.ts), and a
+    // market later in this loop, or an option not yet marked, would otherwise
+    // still show last block's mark. (Listed markets have no auctions.)
+    runListing(state, events, previousMs);
     for (const market of state.markets) {
       const auction = market.auction;
       if (
@@ -222,7 +225,6 @@ export class Exchange {
         uncrossAuction(state, market, block.timeMs, events);
       }
     }
-    runListing(state, events, previousMs);
 
     const env: TxEnv = {
       state,
