@@ -181,8 +181,8 @@ export class MemoryView implements NodeView {
       const bids = windowChanges(bidsBefore, levels(book.bids, true, window), window, true);
       const asks = windowChanges(asksBefore, levels(book.asks, false, window), window, false);
       if (bids.length === 0 && asks.length === 0) continue;
-      book.seq++;
-      books.push({ instrument, seq: book.seq, bids, asks });
+      books.push({ instrument, seq: height, prevSeq: book.seq, bids, asks });
+      book.seq = height;
     }
     this.stagedBooks = new Map();
     const trades = this.stagedTrades.map((t) => ({ ...t, height, timeMs: this.timeMs }));

@@ -104,7 +104,7 @@ export type LevelView = [number, number];
 export interface BookView {
   instrument: string;
   height: number;
-  /** The book's sequence number: the seq of the last delta applied to it. */
+  /** The book's sequence number: the height of the block that last changed its window (BookDelta). */
   seq: number;
   /** Best first: bids descending, asks ascending. */
   bids: LevelView[];
@@ -330,10 +330,17 @@ export interface BlockView {
   oracle?: OracleView[];
 }
 
-/** A book's changed levels in one block; applies on top of the book at seq − 1. */
+/**
+ * A book's changed levels in one block; applies on top of the book at
+ * `prevSeq`. A book's seq is the height of the block that last changed its
+ * window (or the height its node began following it at), the same on every
+ * node that publishes it, so seqs are not contiguous: `prevSeq` links them.
+ */
 export interface BookDelta {
   instrument: string;
   seq: number;
+  /** The seq of the book this delta applies on: the previous delta's, or the snapshot's. */
+  prevSeq: number;
   bids: LevelView[];
   asks: LevelView[];
 }

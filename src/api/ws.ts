@@ -28,7 +28,7 @@ import { refusalOf } from './check.ts';
 import { RateLimiter } from './ratelimit.ts';
 import { ADDRESS_PATTERN, INSTRUMENT_PATTERN, wsSubmitSchema } from './routes.ts';
 import type { WsSubmitRequest } from './routes.ts';
-import type { BlockUpdate, NodeView, ReadModel } from './view.ts';
+import type { BlockUpdate, BookDelta, NodeView, ReadModel } from './view.ts';
 
 export type ChannelKind = 'book' | 'trades' | 'ticker' | 'account' | 'blocks';
 export const CHANNEL_KINDS: readonly ChannelKind[] = [
@@ -543,7 +543,11 @@ export class WsHub {
     if (kind === 'book') {
       const book = read.book(channel.slice('book:'.length), 1)!;
       if (fromSeq > book.seq) return false;
-      if (missed.length === 0 ? book.seq !== fromSeq : missed[0]!.seq !== fromSeq + 1) return false;
+      // Replayed deltas must start from the client's own book: a seq is a
+      // height, so one held from another node that published the same window
+      // links on; anything else gets a snapshot.
+      const first = missed[0]?.data as BookDelta | undefined;
+      if (first === undefined ? book.seq !== fromSeq : first.prevSeq !== fromSeq) return false;
     } else {
       if (fromSeq > read.height) return false;
       const oldest = this.recent.length > 0 ? this.recent[0]!.height : read.height + 1;

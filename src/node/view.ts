@@ -20,9 +20,11 @@
 //
 // Transaction results outlive a restart: the node saves each block's results
 // (results.ts) before publishing it, and `tx` and `block` read them back with
-// the stored blocks. Not kept across a restart: trade history. Book sequence numbers and trade ids start, after a restart,
-// above anything the previous run can have used (they are seeded from the
-// height), so a client sees a gap and resynchronises instead of a repeat.
+// the stored blocks. Not kept across a restart: trade history. Trade ids
+// start, after a restart, above anything the previous run can have used
+// (they are seeded from the height), so a client sees a gap and
+// resynchronises instead of a repeat. A book's seq is the height that last
+// changed its window (BookDelta), the same on every node of the chain.
 
 import type { AccountInterest, AccountUpdate, BlockTxView, BlockUpdate } from '../api/view.ts';
 import type { BlockEventView, CommitSignerView, ConsensusView } from '../api/view.ts';
@@ -896,7 +898,7 @@ export class ChainView implements NodeView {
       }
       let book = old.book;
       if (this.refreshLevels(m, tracked.levels)) {
-        book = windowedBook(name, book, tracked.levels, deltas);
+        book = windowedBook(name, book, tracked.levels, height, deltas);
       }
       const added = newTrades.size === 0 ? undefined : newTrades.get(name);
       const marketTrades =
@@ -1434,13 +1436,15 @@ function windowedBook(
   instrument: string,
   old: PublishedBook,
   levels: PublishedLevels,
+  height: number,
   deltas: BookDelta[],
 ): PublishedBook {
   const bids = sorted(levels.bids, true);
   const asks = sorted(levels.asks, false);
   const delta: BookDelta = {
     instrument,
-    seq: old.seq + 1,
+    seq: height,
+    prevSeq: old.seq,
     bids: windowChanges(old.bids, bids, WS_BOOK_DEPTH_LEVELS, true),
     asks: windowChanges(old.asks, asks, WS_BOOK_DEPTH_LEVELS, false),
   };

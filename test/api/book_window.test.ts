@@ -53,6 +53,7 @@ test('the local book keeps the snapshot depth: a level pushed below it is droppe
   book.apply({
     instrument: 'X',
     seq: 2,
+    prevSeq: 1,
     bids: [[11, 3]],
     asks: [
       [12, 1],

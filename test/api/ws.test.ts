@@ -51,7 +51,7 @@ function churn(view: MemoryView, blocks: number, seed: number): void {
   }
 }
 
-test('book: a snapshot, then every delta in sequence', async () => {
+test('book: a snapshot, then every delta, each linked to the one before', async () => {
   const view = makeView();
   const server = await serve(view);
   const client = new RawClient(server.url);
@@ -73,9 +73,17 @@ test('book: a snapshot, then every delta in sequence', async () => {
     const first = await client.nth(isUpdate(`book:${PERP}`), 0);
     const second = await client.nth(isUpdate(`book:${PERP}`), 1);
     assert.ok(first.type === 'update' && second.type === 'update');
+    // A book's seq is the height of the block that changed it; prevSeq links them.
     assert.equal(first.seq, 2);
-    assert.equal(second.seq, 3);
-    assert.deepEqual(first.data, { instrument: PERP, seq: 2, bids: [[199, 0]], asks: [[202, 7]] });
+    assert.equal(second.seq, 4);
+    assert.deepEqual(first.data, {
+      instrument: PERP,
+      seq: 2,
+      prevSeq: 1,
+      bids: [[199, 0]],
+      asks: [[202, 7]],
+    });
+    assert.equal((second.data as { prevSeq: number }).prevSeq, 2);
   } finally {
     client.close();
     await server.close();
@@ -155,15 +163,43 @@ test('resume: fromSeq replays exactly what was missed, or a snapshot once it is 
     assert.equal(blocks.type === 'update' && blocks.seq, 4 + 1);
     client.close();
 
-    churn(view, 6, 9); // the buffer now starts well after seq 2 (book seq 10)
+    churn(view, 6, 9); // the buffer now starts well after seq 2 (book seq 11: the height)
     const late = new RawClient(server.url);
     await late.opened();
     late.send({ op: 'subscribe', channel: `book:${PERP}`, fromSeq: 2 });
     const snap = await late.nth(isSnapshot(`book:${PERP}`));
-    assert.equal(snap.type === 'snapshot' && snap.seq, 10);
+    assert.equal(snap.type === 'snapshot' && snap.seq, 11);
     late.send({ op: 'subscribe', channel: `trades:${PERP}`, fromSeq: 1 });
     await late.nth(isSnapshot(`trades:${PERP}`));
     late.close();
+  } finally {
+    await server.close();
+  }
+});
+
+test('resume: a book seq this node never published (another node’s) gets a snapshot, not deltas that skip', async () => {
+  const view = makeView();
+  const server = await serve(view, { resumeBlocksMax: 16 });
+  try {
+    churn(view, 2, 5); // book seqs 2, 3
+    view.commit(); // height 4 leaves the book
+    churn(view, 2, 7); // 5 (on 3), 6
+    const client = new RawClient(server.url);
+    await client.opened();
+    // 4 is a height, but not a book this node held: the delta at 5 applies on 3.
+    client.send({ op: 'subscribe', channel: `book:${PERP}`, fromSeq: 4 });
+    const first = await client.nth(
+      (m) => (m.type === 'snapshot' || m.type === 'update') && m.channel === `book:${PERP}`,
+    );
+    assert.deepEqual([first.type, first.type === 'snapshot' && first.seq], ['snapshot', 6]);
+    // From 3 it links on: the two deltas since.
+    client.send({ op: 'unsubscribe', channel: `book:${PERP}` });
+    await client.nth((m) => m.type === 'unsubscribed');
+    client.send({ op: 'subscribe', channel: `book:${PERP}`, fromSeq: 3 });
+    const a = await client.nth(isUpdate(`book:${PERP}`), 0);
+    const b = await client.nth(isUpdate(`book:${PERP}`), 1);
+    assert.deepEqual([a.type === 'update' && a.seq, b.type === 'update' && b.seq], [5, 6]);
+    client.close();
   } finally {
     await server.close();
   }
@@ -423,7 +459,11 @@ class BookConsumer {
   readonly signal = new Signal();
   lastSeq = -1;
   handler = (event: ChannelEvent) => {
-    if (event.type === 'update') assert.equal(event.seq, this.lastSeq + 1, 'no gap, no duplicate');
+    if (event.type === 'update') {
+      const delta = event.data as BookDelta;
+      assert.equal(delta.prevSeq, this.lastSeq, 'no gap, no duplicate');
+      assert.ok(event.seq > this.lastSeq);
+    }
     this.lastSeq = event.seq;
     this.events.push(event);
     this.signal.notify();
@@ -443,11 +483,14 @@ async function checkRecovery(resumeBlocksMax: number): Promise<ChannelEvent[]> {
     await consumer.signal.until(() => consumer.lastSeq === 4);
     const connectsBefore = socket.connects;
     server.hub.dropAll();
-    churn(view, 5, 13); // committed while the client is away
-    await consumer.signal.until(() => consumer.lastSeq === 9);
+    // Committed while the client is away: a block that leaves the book (seqs
+    // are heights, so the next skips 5), then five that change it.
+    view.commit();
+    churn(view, 5, 13);
+    await consumer.signal.until(() => consumer.lastSeq === 10);
     assert.equal(socket.connects, connectsBefore + 1, 'reconnected once');
     churn(view, 2, 17);
-    await consumer.signal.until(() => consumer.lastSeq === 11);
+    await consumer.signal.until(() => consumer.lastSeq === 12);
     const book = consumer.events.at(-1)!.book!;
     const served = view.read().book(PERP, 1000)!;
     assert.deepEqual(book.levels('bids'), served.bids);

@@ -476,7 +476,7 @@ test('the read model between blocks: a read sees the latest block, a ReadModel k
       [505_000, 2],
       [510_000, 3],
     ]);
-    assert.equal(r2.book(BTC, 10)!.seq, r1.book(BTC, 10)!.seq + 1);
+    assert.equal(r2.book(BTC, 10)!.seq, u2.height, 'a book seq is the height that changed it');
     // An untouched market shares its record, and shows the height it is read at.
     assert.equal(r2.book(ETH, 10)!.seq, r1.book(ETH, 10)!.seq);
     assert.equal(r2.ticker(ETH)!.height, u2.height);
@@ -501,7 +501,7 @@ test('the read model between blocks: a read sees the latest block, a ReadModel k
   }
 });
 
-test('the read model: a book subscriber gets every delta in sequence, and they rebuild each published book', () => {
+test('the read model: a book subscriber gets every delta, each linked to the one before, and they rebuild each published book', () => {
   const BTC = 'BTC-PERPETUAL';
   const ETH = 'ETH-PERPETUAL';
   const traders = [key('view-seq-a'), key('view-seq-b'), key('view-seq-c')];
@@ -543,7 +543,8 @@ test('the read model: a book subscriber gets every delta in sequence, and they r
       const u = feed(r, undefined, txs);
       for (const d of u.books) {
         const book = replica.get(d.instrument)!;
-        assert.equal(d.seq, book.seq + 1, `${d.instrument}: a delta applies on seq - 1`);
+        assert.equal(d.prevSeq, book.seq, `${d.instrument}: a delta applies on prevSeq`);
+        assert.equal(d.seq, u.height);
         book.seq = d.seq;
         for (const [levels, side] of [
           [d.bids, book.bids],
@@ -733,7 +734,7 @@ test('the read model: on a book deeper than the feed window, deltas keep exactly
       const deltas = u.books.filter((d) => d.instrument === BTC);
       assert.equal(deltas.length, step.moves ? 1 : 0);
       for (const d of deltas) {
-        assert.equal(d.seq, replica.seq + 1);
+        assert.equal(d.prevSeq, replica.seq);
         replica.seq = d.seq;
         for (const [levels, side] of [
           [d.bids, replica.bids],
@@ -759,5 +760,37 @@ test('the read model: on a book deeper than the feed window, deltas keep exactly
     }
   } finally {
     view.close();
+  }
+});
+
+test('two nodes that began following a book at different heights publish its changes under the same seqs', () => {
+  const BTC = 'BTC-PERPETUAL';
+  const maker = key('view-two-nodes');
+  const h = new Harness();
+  h.fund(maker, 1_000_000n * USDC);
+  const early = viewOver(h);
+  const txs = [h.tx(maker, limit(BTC, 'sell', 510_000, 1))];
+  early.feed(h.block(txs), undefined, txs);
+  // Blocks that leave the book as it is: the early node's seq stays while the height moves.
+  for (let i = 0; i < 3; i++) early.feed(h.block([]));
+  const late = viewOver(h);
+  try {
+    const before = [early.view.read().book(BTC, 10)!, late.view.read().book(BTC, 10)!];
+    assert.deepEqual(before[0]!.asks, before[1]!.asks, 'the same book');
+    const more = [h.tx(maker, limit(BTC, 'sell', 509_000, 2))];
+    const r = h.block(more);
+    const [a, b] = [early.feed(r, undefined, more), late.feed(r, undefined, more)];
+    const [da, db] = [a.books[0]!, b.books[0]!];
+    // The same change under the same seq on both: a client moving between them
+    // resumes from it. Each links to the book its node held before.
+    assert.equal(da.seq, a.height);
+    assert.equal(db.seq, da.seq);
+    assert.deepEqual([db.bids, db.asks], [da.bids, da.asks]);
+    assert.equal(da.prevSeq, before[0]!.seq);
+    assert.equal(db.prevSeq, before[1]!.seq);
+    assert.deepEqual(early.view.read().book(BTC, 10), late.view.read().book(BTC, 10));
+  } finally {
+    early.view.close();
+    late.view.close();
   }
 });

@@ -3,8 +3,8 @@
 // both keep their channels here. On a (re)connect every channel is asked for
 // again from the last seq it delivered (the server replays what was missed or
 // sends a fresh snapshot); anything at or below that seq is dropped (no
-// duplicates); a book seq that skips one asks for the channel again (no
-// silent gaps). Book channels keep the local book, so a consumer can read it
+// duplicates); a book update that does not apply on the book held (its
+// prevSeq is not the last seq) asks for the channel again (no silent gaps). Book channels keep the local book, so a consumer can read it
 // whole after each event. No Node or browser API is used here.
 
 import type { BookDelta, BookView, LevelView } from '../view.ts';
@@ -192,7 +192,7 @@ export class Channels {
     if (channel.book !== undefined) {
       if (message.type === 'snapshot') {
         channel.book.reset(message.data as BookView & { depth?: number });
-      } else if (seq !== channel.lastSeq + 1) {
+      } else if ((message.data as BookDelta).prevSeq !== channel.lastSeq) {
         // A gap: ask for the channel again from what we hold; the server replays or sends a snapshot.
         channel.state = 'unsubscribing';
         this.send({ op: 'unsubscribe', channel: channel.name });
