@@ -6,6 +6,7 @@
 // attestation (the sorted attester list).
 
 import { toHex } from '../lib/bytes.ts';
+import { divFloor } from '../lib/int.ts';
 import { PENDING_DEPOSITS_MAX } from '../lib/limits.ts';
 import { badAmount, settleDeficit } from './collateral.ts';
 import type { Ctx } from './context.ts';
@@ -52,6 +53,19 @@ export function attestDeposit(ctx: Ctx, a: AttestDeposit): ActionResult {
   if (deposit?.attesters.includes(vIndex)) {
     return { ok: false, kind: 'attestDeposit', code: 'DuplicateAttestation', message: idHex };
   }
+  // Each validator may keep at most its share of PENDING_DEPOSITS_MAX pending:
+  // one validator's attestations (of deposits that never gather 2/3 of stake)
+  // must not crowd out the others'. An attestation that credits takes no room.
+  const share = divFloor(PENDING_DEPOSITS_MAX, state.validators.length);
+  const credits = state.isSupermajority((deposit?.stake ?? 0n) + validator.stake);
+  if (!credits && validator.pendingDeposits >= share) {
+    return {
+      ok: false,
+      kind: 'attestDeposit',
+      code: 'TooManyPendingDeposits',
+      message: `at most ${share} pending deposits attested per validator`,
+    };
+  }
   if (deposit === undefined) {
     if (state.deposits.size >= PENDING_DEPOSITS_MAX) {
       return {
@@ -77,8 +91,10 @@ export function attestDeposit(ctx: Ctx, a: AttestDeposit): ActionResult {
   deposit.attesters.push(vIndex);
   deposit.attesters.sort((x, y) => x - y);
   deposit.stake += validator.stake;
+  validator.pendingDeposits++;
   state.markDeposit(deposit);
   if (state.isSupermajority(deposit.stake)) {
+    for (const i of deposit.attesters) state.validators[i]!.pendingDeposits--;
     state.creditedDeposits.add(idHex);
     state.newCredited.push(idHex);
     state.deposits.delete(key);

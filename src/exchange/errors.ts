@@ -46,6 +46,7 @@ export const REJECT_CODES = [
   'UnknownAgent',
   'UnknownProposal',
   'DuplicateProposal',
+  'TooManyProposals',
   'NotSupported',
 ] as const;
 

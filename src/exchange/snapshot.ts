@@ -46,6 +46,7 @@ import {
   GENESIS_VALIDATORS_MAX,
   LISTED_MARKETS_MAX,
   PENDING_DEPOSITS_MAX,
+  PROPOSALS_MAX,
   STRING_BYTES_MAX,
 } from '../lib/limits.ts';
 import { readBookOrders, writeBookOrders } from './book/index.ts';
@@ -74,6 +75,7 @@ import { GenesisError, genesisCodec, listedTemplate } from './genesis.ts';
 import type { Instrument } from './instruments/index.ts';
 import { InstrumentError, parseInstrument } from './instruments/index.ts';
 import { checkInvariants } from './invariants.ts';
+import { countPending } from './governance.ts';
 import { setUnderwater } from './liquidation.ts';
 import type { Deposit, Proposal } from './state.ts';
 import { Account, ExchangeState, MarketState, Principal } from './state.ts';
@@ -95,7 +97,6 @@ export class SnapshotFormatError extends DecodeError {
   }
 }
 const PROPOSAL_KINDS = ['haltMarket', 'resumeMarket', 'haltAll', 'resumeAll'] as const;
-const PROPOSALS_MAX = 1_000_000;
 
 function sortedBy<T>(items: Iterable<T>, key: (x: T) => string | number): T[] {
   return [...items].sort((a, b) => {
@@ -370,6 +371,7 @@ export function readSnapshot(r: Reader, options: ExchangeOptions = {}): Exchange
     previousProposal = p.proposalId;
     s.proposals.set(p.proposalId, p);
   }
+  countPending(s);
   if (s.oracleParams !== null) {
     const params = s.oracleParams;
     s.oracle = oracleStateCodec(params).read(r, `${f}.oracle`);
