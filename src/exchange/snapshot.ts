@@ -215,6 +215,15 @@ function readDeposit(r: Reader, f: string): Deposit {
   };
 }
 
+/** Attesters and approvers are validator indices, strictly ascending (as attest and approve keep them). */
+function checkVoters(indices: readonly number[], validators: number, field: string): void {
+  indices.forEach((v, i) => {
+    if (v >= validators || (i > 0 && v <= indices[i - 1]!)) {
+      throw new DecodeError(field, 'validator indices, strictly ascending');
+    }
+  });
+}
+
 function readProposal(r: Reader, f: string): Proposal {
   const proposalId = r.uvarint(`${f}.proposalId`);
   const kind = PROPOSAL_KINDS[r.tag(`${f}.kind`, PROPOSAL_KINDS.length)]!;
@@ -347,6 +356,7 @@ export function readSnapshot(r: Reader, options: ExchangeOptions = {}): Exchange
   let previousKey = '';
   for (let i = 0; i < depositCount; i++) {
     const d = readDeposit(r, `${f}.deposits[${i}]`);
+    checkVoters(d.attesters, s.validators.length, `${f}.deposits[${i}].attesters`);
     if (d.key <= previousKey) throw new DecodeError(`${f}.deposits[${i}]`, 'deposits must ascend');
     previousKey = d.key;
     s.deposits.set(d.key, d);
@@ -365,6 +375,7 @@ export function readSnapshot(r: Reader, options: ExchangeOptions = {}): Exchange
   let previousProposal = -1;
   for (let i = 0; i < proposalCount; i++) {
     const p = readProposal(r, `${f}.proposals[${i}]`);
+    checkVoters(p.approvers, s.validators.length, `${f}.proposals[${i}].approvers`);
     if (p.proposalId <= previousProposal) {
       throw new DecodeError(`${f}.proposals[${i}]`, 'proposal ids must ascend');
     }
