@@ -8,9 +8,9 @@
 import { toHex } from '../lib/bytes.ts';
 import { divFloor } from '../lib/int.ts';
 import { PENDING_DEPOSITS_MAX } from '../lib/limits.ts';
-import { badAmount, settleDeficit } from './collateral.ts';
+import { badAmount, noRoomFor, settleDeficit } from './collateral.ts';
 import type { Ctx } from './context.ts';
-import { ensureAccount, ensurePrincipal } from './context.ts';
+import { ensureAccount, ensurePrincipal, getPrincipal } from './context.ts';
 import type { ActionResult } from './results.ts';
 import type { Deposit } from './state.ts';
 import type { AttestDeposit } from './tx/types.ts';
@@ -58,6 +58,15 @@ export function attestDeposit(ctx: Ctx, a: AttestDeposit): ActionResult {
   // must not crowd out the others'. An attestation that credits takes no room.
   const share = divFloor(PENDING_DEPOSITS_MAX, state.validators.length);
   const credits = state.isSupermajority((deposit?.stake ?? 0n) + validator.stake);
+  // The deposit waits (this attestation unrecorded) rather than stop every validator.
+  if (credits && noRoomFor(state, getPrincipal(state, a.account), a.subaccount)) {
+    return {
+      ok: false,
+      kind: 'attestDeposit',
+      code: 'TooManyAccounts',
+      message: 'the account table is full',
+    };
+  }
   if (!credits && validator.pendingDeposits >= share) {
     return {
       ok: false,

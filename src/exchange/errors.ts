@@ -41,6 +41,7 @@ export const REJECT_CODES = [
   'DuplicateAttestation',
   'DepositMismatch',
   'TooManyPendingDeposits',
+  'TooManyAccounts',
   // agents and governance
   'TooManyAgents',
   'UnknownAgent',

@@ -6,7 +6,11 @@ import assert from 'node:assert/strict';
 import type { BlockResult } from '../../src/exchange/index.ts';
 import type { Action } from '../../src/exchange/tx/types.ts';
 import { decodeSnapshot, encodeSnapshot } from '../../src/exchange/snapshot.ts';
-import { PENDING_DEPOSITS_MAX, PROPOSALS_PENDING_PER_VALIDATOR_MAX } from '../../src/lib/limits.ts';
+import {
+  ACCOUNTS_MAX,
+  PENDING_DEPOSITS_MAX,
+  PROPOSALS_PENDING_PER_VALIDATOR_MAX,
+} from '../../src/lib/limits.ts';
 import type { Key } from './helpers.ts';
 import { Harness, USDC, VALIDATORS, genesis, key, limit } from './helpers.ts';
 
@@ -163,4 +167,37 @@ test('pending proposals: at most PROPOSALS_PENDING_PER_VALIDATOR_MAX approvals o
     assert.equal(x.ex.state.proposals.get(6_000)!.executed, true);
   }
   assert.deepEqual(restored.ex.appHash, h.ex.appHash);
+});
+
+test('a full account table refuses a new account (TooManyAccounts) instead of stopping every validator at an assertion', () => {
+  const h = new Harness(genesis(), { checkInvariants: false });
+  const alice = key('alice');
+  h.fund(alice, 1_000n * USDC);
+  const accounts = h.ex.state.accounts;
+  const used = accounts.length;
+  // Stand-in for ACCOUNTS_MAX accounts: the table's length is what the guard reads.
+  accounts.length = ACCOUNTS_MAX;
+  const one = (k: Key, a: Action, subaccount = 0) =>
+    codes(h.block([h.tx(k, a, { subaccount })]))[0];
+  assert.equal(one(key('newcomer'), { kind: 'faucet', amountQuote: USDC }), 'TooManyAccounts');
+  assert.equal(
+    one(alice, { kind: 'transfer', fromSubaccount: 0, toSubaccount: 1, amountQuote: USDC }),
+    'TooManyAccounts',
+  );
+  const deposit: Action = {
+    kind: 'attestDeposit',
+    depositId: new Uint8Array(32).fill(9),
+    account: key('depositor').address,
+    subaccount: 0,
+    amountQuote: USDC,
+  };
+  const [v0, v1, v2] = VALIDATORS as [Key, Key, Key];
+  assert.equal(one(v0, deposit), undefined);
+  assert.equal(one(v1, deposit), undefined);
+  assert.equal(one(v2, deposit), 'TooManyAccounts', 'the deposit waits');
+  // Existing accounts go on.
+  assert.equal(one(alice, { kind: 'faucet', amountQuote: USDC }), undefined);
+  accounts.length = used;
+  assert.equal(one(v2, deposit), undefined);
+  assert.equal(h.account(key('depositor'))!.cashQuote, USDC);
 });
