@@ -67,13 +67,16 @@ export function amend(ctx: Ctx, a: Amend): ActionResult {
   }
   if (sizeLots < p.minSizeLots) return no('BelowMinSize', `minimum ${p.minSizeLots} lots`);
   const buy = order.side === 'buy';
+  // The open-interest cap bounds what may take: a smaller size at the same
+  // price stays in place, and a post-only order never takes (as at placement).
+  const takes = !order.postOnly && (priceTicks !== order.priceTicks || sizeLots > order.sizeLots);
   const breaker = checkBreakers(
     market,
     sizeIn(meta.account, market),
     buy,
     priceTicks !== order.priceTicks ? priceTicks : null,
     sizeLots,
-    false,
+    !takes,
   );
   if (breaker !== null) return no(breaker.code, breaker.message);
   const growLots = sizeLots - order.sizeLots;

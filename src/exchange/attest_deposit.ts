@@ -6,10 +6,11 @@
 // attestation (the sorted attester list).
 
 import { toHex } from '../lib/bytes.ts';
+import { divFloor } from '../lib/int.ts';
 import { PENDING_DEPOSITS_MAX } from '../lib/limits.ts';
-import { badAmount, settleDeficit } from './collateral.ts';
+import { badAmount, noRoomFor, settleDeficit } from './collateral.ts';
 import type { Ctx } from './context.ts';
-import { ensureAccount, ensurePrincipal } from './context.ts';
+import { ensureAccount, ensurePrincipal, getPrincipal } from './context.ts';
 import type { ActionResult } from './results.ts';
 import type { Deposit } from './state.ts';
 import type { AttestDeposit } from './tx/types.ts';
@@ -52,6 +53,28 @@ export function attestDeposit(ctx: Ctx, a: AttestDeposit): ActionResult {
   if (deposit?.attesters.includes(vIndex)) {
     return { ok: false, kind: 'attestDeposit', code: 'DuplicateAttestation', message: idHex };
   }
+  // Each validator may keep at most its share of PENDING_DEPOSITS_MAX pending:
+  // one validator's attestations (of deposits that never gather 2/3 of stake)
+  // must not crowd out the others'. An attestation that credits takes no room.
+  const share = divFloor(PENDING_DEPOSITS_MAX, state.validators.length);
+  const credits = state.isSupermajority((deposit?.stake ?? 0n) + validator.stake);
+  // The deposit waits (this attestation unrecorded) rather than stop every validator.
+  if (credits && noRoomFor(state, getPrincipal(state, a.account), a.subaccount)) {
+    return {
+      ok: false,
+      kind: 'attestDeposit',
+      code: 'TooManyAccounts',
+      message: 'the account table is full',
+    };
+  }
+  if (!credits && validator.pendingDeposits >= share) {
+    return {
+      ok: false,
+      kind: 'attestDeposit',
+      code: 'TooManyPendingDeposits',
+      message: `at most ${share} pending deposits attested per validator`,
+    };
+  }
   if (deposit === undefined) {
     if (state.deposits.size >= PENDING_DEPOSITS_MAX) {
       return {
@@ -77,8 +100,10 @@ export function attestDeposit(ctx: Ctx, a: AttestDeposit): ActionResult {
   deposit.attesters.push(vIndex);
   deposit.attesters.sort((x, y) => x - y);
   deposit.stake += validator.stake;
+  validator.pendingDeposits++;
   state.markDeposit(deposit);
   if (state.isSupermajority(deposit.stake)) {
+    for (const i of deposit.attesters) state.validators[i]!.pendingDeposits--;
     state.creditedDeposits.add(idHex);
     state.newCredited.push(idHex);
     state.deposits.delete(key);

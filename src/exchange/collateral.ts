@@ -1,6 +1,20 @@
 // Helpers shared by the collateral operations.
 
-import type { Account, ExchangeState } from './state.ts';
+import { ACCOUNTS_MAX } from '../lib/limits.ts';
+import type { Account, ExchangeState, Principal } from './state.ts';
+
+/**
+ * The subaccount does not exist and the state holds ACCOUNTS_MAX accounts:
+ * creating it is refused (TooManyAccounts) before ensureAccount, whose
+ * assertion would otherwise stop every validator at the same block.
+ */
+export function noRoomFor(
+  state: ExchangeState,
+  principal: Principal | undefined,
+  subaccount: number,
+): boolean {
+  return state.accounts.length >= ACCOUNTS_MAX && principal?.subaccount(subaccount) === undefined;
+}
 
 /** After cash came in: an account whose deficit is covered leaves the deficit set. */
 export function settleDeficit(state: ExchangeState, account: Account): void {

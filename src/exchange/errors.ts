@@ -41,11 +41,13 @@ export const REJECT_CODES = [
   'DuplicateAttestation',
   'DepositMismatch',
   'TooManyPendingDeposits',
+  'TooManyAccounts',
   // agents and governance
   'TooManyAgents',
   'UnknownAgent',
   'UnknownProposal',
   'DuplicateProposal',
+  'TooManyProposals',
   'NotSupported',
 ] as const;
 

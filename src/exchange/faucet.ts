@@ -1,7 +1,7 @@
 // faucet: devnet test money, at most faucetQuoteMax per account in total.
 // Cost: O(1).
 
-import { badAmount, settleDeficit } from './collateral.ts';
+import { badAmount, noRoomFor, settleDeficit } from './collateral.ts';
 import type { Ctx } from './context.ts';
 import { ensureAccount, getAccount } from './context.ts';
 import type { ActionResult } from './results.ts';
@@ -27,6 +27,14 @@ export function faucet(ctx: Ctx, a: Faucet): ActionResult {
       kind: 'faucet',
       code: 'FaucetCapExceeded',
       message: `at most ${state.genesis.faucetQuoteMax} per account`,
+    };
+  }
+  if (noRoomFor(state, ctx.principal, ctx.subaccount)) {
+    return {
+      ok: false,
+      kind: 'faucet',
+      code: 'TooManyAccounts',
+      message: 'the account table is full',
     };
   }
   const account = ensureAccount(state, ctx.principal, ctx.subaccount);

@@ -15,6 +15,7 @@
 // revoked, and the validators can resume.
 
 import { mulDiv } from '../lib/int.ts';
+import { PROPOSALS_MAX, PROPOSALS_PENDING_PER_VALIDATOR_MAX } from '../lib/limits.ts';
 import type { Ctx } from './context.ts';
 import { slashPpmOf } from './genesis.ts';
 import { bytesKey } from './keys.ts';
@@ -108,8 +109,51 @@ function activeValidator(ctx: Ctx): number {
   return ctx.state.validators.indexOf(v);
 }
 
-function execute(state: ExchangeState, p: Proposal, events: ExchangeEvent[]): void {
+/**
+ * Rebuilds each validator's counts of pending deposits it attested and of
+ * proposals not executed it approved (derived; after a restore). O(pending
+ * deposits × attesters + proposals × approvers).
+ */
+export function countPending(state: ExchangeState): void {
+  for (const v of state.validators) {
+    v.pendingDeposits = 0;
+    v.pendingProposals = 0;
+  }
+  for (const d of state.deposits.values()) {
+    for (const i of d.attesters) state.validators[i]!.pendingDeposits++;
+  }
+  for (const p of state.proposals.values()) {
+    if (p.executed) continue;
+    for (const i of p.approvers) state.validators[i]!.pendingProposals++;
+  }
+}
+
+/** Marks a proposal executed (or closed with no effect): its approvals no longer hold room. */
+export function closeProposal(state: ExchangeState, p: Proposal): void {
+  if (p.executed) return;
   p.executed = true;
+  for (const i of p.approvers) state.validators[i]!.pendingProposals--;
+  state.markProposal(p);
+}
+
+/**
+ * An approval that would leave the proposal pending, by a validator already
+ * approving PROPOSALS_PENDING_PER_VALIDATOR_MAX pending ones, is refused: a
+ * proposal that never gathers 2/3 of stake stays in the state for good.
+ */
+function overPendingCap(state: ExchangeState, validator: number, p: Proposal | null): boolean {
+  const v = state.validators[validator]!;
+  if (v.pendingProposals < PROPOSALS_PENDING_PER_VALIDATOR_MAX) return false;
+  if (p !== null && p.executed) return false;
+  return !state.isSupermajority((p?.stake ?? 0n) + v.stake);
+}
+
+function tooManyProposals(kind: 'govPropose' | 'govVote', message: string): ActionResult {
+  return { ok: false, kind, code: 'TooManyProposals', message };
+}
+
+function execute(state: ExchangeState, p: Proposal, events: ExchangeEvent[]): void {
+  closeProposal(state, p);
   const halt = p.kind === 'haltMarket' || p.kind === 'haltAll';
   const markets = p.market >= 0 ? [state.markets[p.market]!] : state.markets;
   for (const m of markets) {
@@ -129,6 +173,7 @@ function approve(ctx: Ctx, p: Proposal, validator: number): void {
   p.approvers.push(validator);
   p.approvers.sort((x, y) => x - y);
   p.stake += state.validators[validator]!.stake;
+  if (!p.executed) state.validators[validator]!.pendingProposals++;
   state.markProposal(p);
   if (!p.executed && state.isSupermajority(p.stake)) execute(state, p, ctx.events);
 }
@@ -146,6 +191,13 @@ export function govPropose(ctx: Ctx, a: GovPropose): ActionResult {
   }
   if (state.proposals.has(a.proposalId)) {
     return { ok: false, kind: 'govPropose', code: 'DuplicateProposal', message: `${a.proposalId}` };
+  }
+  if (state.proposals.size >= PROPOSALS_MAX) {
+    return tooManyProposals('govPropose', `at most ${PROPOSALS_MAX} proposals`);
+  }
+  if (overPendingCap(state, validator, null)) {
+    const max = PROPOSALS_PENDING_PER_VALIDATOR_MAX;
+    return tooManyProposals('govPropose', `at most ${max} pending proposals approved`);
   }
   let market = -1;
   if (a.proposal.kind === 'haltMarket' || a.proposal.kind === 'resumeMarket') {
@@ -193,6 +245,11 @@ export function govVote(ctx: Ctx, a: GovVote): ActionResult {
       message: 'already approved',
     };
   }
-  if (a.approve) approve(ctx, p, validator);
+  if (!a.approve) return { ok: true, kind: 'govVote' };
+  if (overPendingCap(state, validator, p)) {
+    const max = PROPOSALS_PENDING_PER_VALIDATOR_MAX;
+    return tooManyProposals('govVote', `at most ${max} pending proposals approved`);
+  }
+  approve(ctx, p, validator);
   return { ok: true, kind: 'govVote' };
 }

@@ -16,7 +16,9 @@
 //     equity (it is rebuilt from that on restore, so it must be what replay keeps);
 //   - stake: only a jailed validator lost stake, and the thresholds' total is
 //     the stake of those not jailed (stake is not collateral: it is apart from
-//     the conservation above).
+//     the conservation above);
+//   - each validator's counts of pending deposits it attested and pending
+//     proposals it approved (which bound them) are what the state holds.
 
 import { assert } from '../lib/assert.ts';
 import { equityQuote } from './margin.ts';
@@ -24,7 +26,21 @@ import { positionOf, sizeIn } from './position.ts';
 import { booksOf } from './hash.ts';
 import type { ExchangeState } from './state.ts';
 
+function checkPendingCounts(state: ExchangeState): void {
+  const deposits = state.validators.map(() => 0);
+  const proposals = state.validators.map(() => 0);
+  for (const d of state.deposits.values()) for (const i of d.attesters) deposits[i]!++;
+  for (const p of state.proposals.values()) {
+    if (!p.executed) for (const i of p.approvers) proposals[i]!++;
+  }
+  state.validators.forEach((v, i) => {
+    assert(v.pendingDeposits === deposits[i], `validator ${i}: pending deposits drifted`);
+    assert(v.pendingProposals === proposals[i], `validator ${i}: pending proposals drifted`);
+  });
+}
+
 export function checkInvariants(state: ExchangeState): void {
+  checkPendingCounts(state);
   let cash = 0n;
   for (const a of state.accounts) cash += a.cashQuote;
   assert(

@@ -30,7 +30,7 @@ import {
   settlePositions,
   settlementValueQuote,
 } from './instruments/index.ts';
-import { inEmergencyHalt } from './governance.ts';
+import { closeProposal, inEmergencyHalt } from './governance.ts';
 import { settleShortfall } from './liquidation.ts';
 import { computeMarkTicks, indexToTicks } from './mark.ts';
 import { optionMark } from './options/index.ts';
@@ -263,10 +263,7 @@ function settleMarket(state: ExchangeState, m: MarketState, events: ExchangeEven
   // A pending proposal names its market by slot: closed here (executed, with no effect), it
   // cannot act on whatever is listed in this slot next.
   for (const proposal of state.proposals.values()) {
-    if (proposal.market === m.index && !proposal.executed) {
-      proposal.executed = true;
-      state.markProposal(proposal);
-    }
+    if (proposal.market === m.index) closeProposal(state, proposal);
   }
   if (m.leaf !== null) state.goneLeaves.push(m.leaf);
   m.leaf = null;

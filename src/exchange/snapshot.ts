@@ -46,6 +46,7 @@ import {
   GENESIS_VALIDATORS_MAX,
   LISTED_MARKETS_MAX,
   PENDING_DEPOSITS_MAX,
+  PROPOSALS_MAX,
   STRING_BYTES_MAX,
 } from '../lib/limits.ts';
 import { readBookOrders, writeBookOrders } from './book/index.ts';
@@ -74,6 +75,7 @@ import { GenesisError, genesisCodec, listedTemplate } from './genesis.ts';
 import type { Instrument } from './instruments/index.ts';
 import { InstrumentError, parseInstrument } from './instruments/index.ts';
 import { checkInvariants } from './invariants.ts';
+import { countPending } from './governance.ts';
 import { setUnderwater } from './liquidation.ts';
 import type { Deposit, Proposal } from './state.ts';
 import { Account, ExchangeState, MarketState, Principal } from './state.ts';
@@ -95,7 +97,6 @@ export class SnapshotFormatError extends DecodeError {
   }
 }
 const PROPOSAL_KINDS = ['haltMarket', 'resumeMarket', 'haltAll', 'resumeAll'] as const;
-const PROPOSALS_MAX = 1_000_000;
 
 function sortedBy<T>(items: Iterable<T>, key: (x: T) => string | number): T[] {
   return [...items].sort((a, b) => {
@@ -212,6 +213,15 @@ function readDeposit(r: Reader, f: string): Deposit {
     leaf: null,
     dirty: false,
   };
+}
+
+/** Attesters and approvers are validator indices, strictly ascending (as attest and approve keep them). */
+function checkVoters(indices: readonly number[], validators: number, field: string): void {
+  indices.forEach((v, i) => {
+    if (v >= validators || (i > 0 && v <= indices[i - 1]!)) {
+      throw new DecodeError(field, 'validator indices, strictly ascending');
+    }
+  });
 }
 
 function readProposal(r: Reader, f: string): Proposal {
@@ -346,6 +356,7 @@ export function readSnapshot(r: Reader, options: ExchangeOptions = {}): Exchange
   let previousKey = '';
   for (let i = 0; i < depositCount; i++) {
     const d = readDeposit(r, `${f}.deposits[${i}]`);
+    checkVoters(d.attesters, s.validators.length, `${f}.deposits[${i}].attesters`);
     if (d.key <= previousKey) throw new DecodeError(`${f}.deposits[${i}]`, 'deposits must ascend');
     previousKey = d.key;
     s.deposits.set(d.key, d);
@@ -364,12 +375,14 @@ export function readSnapshot(r: Reader, options: ExchangeOptions = {}): Exchange
   let previousProposal = -1;
   for (let i = 0; i < proposalCount; i++) {
     const p = readProposal(r, `${f}.proposals[${i}]`);
+    checkVoters(p.approvers, s.validators.length, `${f}.proposals[${i}].approvers`);
     if (p.proposalId <= previousProposal) {
       throw new DecodeError(`${f}.proposals[${i}]`, 'proposal ids must ascend');
     }
     previousProposal = p.proposalId;
     s.proposals.set(p.proposalId, p);
   }
+  countPending(s);
   if (s.oracleParams !== null) {
     const params = s.oracleParams;
     s.oracle = oracleStateCodec(params).read(r, `${f}.oracle`);

@@ -321,6 +321,9 @@ export class ValidatorState {
   jailed = false;
   /** The height whose block jailed it (0: never); it leaves the set deciding jailedHeight + 2. */
   jailedHeight = 0;
+  /** Derived (governance.ts countPending): pending deposits it attested, proposals not executed it approved. */
+  pendingDeposits = 0;
+  pendingProposals = 0;
   constructor(publicKey: Uint8Array, key: string, stake: bigint) {
     this.publicKey = publicKey;
     this.key = key;

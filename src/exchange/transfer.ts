@@ -1,7 +1,7 @@
 // transfer: between two subaccounts of one address, from free collateral, by
 // the address's own key. Cost: O(markets).
 
-import { badAmount, settleDeficit } from './collateral.ts';
+import { badAmount, noRoomFor, settleDeficit } from './collateral.ts';
 import type { Ctx } from './context.ts';
 import { ensureAccount, getAccount } from './context.ts';
 import { freeCollateralQuote } from './margin.ts';
@@ -28,6 +28,14 @@ export function transfer(ctx: Ctx, a: Transfer): ActionResult {
       kind: 'transfer',
       code: 'InsufficientFunds',
       message: 'free collateral too low',
+    };
+  }
+  if (noRoomFor(state, ctx.principal, a.toSubaccount)) {
+    return {
+      ok: false,
+      kind: 'transfer',
+      code: 'TooManyAccounts',
+      message: 'the account table is full',
     };
   }
   const to = ensureAccount(state, ctx.principal, a.toSubaccount);

@@ -71,8 +71,24 @@ export const GENESIS_VALIDATORS_MAX = 256;
 export const AGENTS_PER_ADDRESS_MAX = 16;
 /** Most accounts (address × subaccount) one state holds; bounds a decoded snapshot. */
 export const ACCOUNTS_MAX = 10_000_000;
-/** Most deposits awaiting attestation at once. */
+/**
+ * Most deposits awaiting attestation at once. Each validator may attest at
+ * most its share, PENDING_DEPOSITS_MAX / validators, of those still pending
+ * (attest_deposit.ts), so that no validator's attestations crowd out another's.
+ */
 export const PENDING_DEPOSITS_MAX = 100_000;
+/**
+ * Proposals not yet executed that one validator may have approved (governance.ts):
+ * a proposal that never gathers 2/3 of stake stays forever, so without this one
+ * validator could grow the state (and every snapshot) without bound.
+ */
+export const PROPOSALS_PENDING_PER_VALIDATOR_MAX = 1_000;
+/** Most proposals, executed or not, one state holds; bounds a decoded snapshot. */
+export const PROPOSALS_MAX = 1_000_000;
+assert(
+  GENESIS_VALIDATORS_MAX * PROPOSALS_PENDING_PER_VALIDATOR_MAX < PROPOSALS_MAX,
+  'every validator at its cap of pending proposals leaves room for executed ones',
+);
 /** Most accounts liquidated in one block (the rest wait for the next block). */
 export const LIQUIDATIONS_PER_BLOCK_MAX = 1_000;
 /**
