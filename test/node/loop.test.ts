@@ -8,7 +8,7 @@ import type { MemoryNetwork } from '../../src/node/network.ts';
 import { restoreApp } from '../../src/node/restore.ts';
 import { openStorage } from '../../src/node/storage/index.ts';
 import type { FileStorage } from '../../src/node/storage/index.ts';
-import { renameSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { decode, encode } from '../../src/codec/wire.ts';
 import type { CommittedBlock, Genesis } from '../../src/consensus/index.ts';
 import { committedBlockCodec, walRecordCodec } from '../../src/consensus/index.ts';
@@ -178,6 +178,40 @@ test('a block saved before a crash and decided again with another certificate is
     assert.equal(restarted.hashes.get(last), nodes[0]!.hashes.get(last));
   } finally {
     for (const n of nodes) stopNode(n);
+    tmp.remove();
+  }
+});
+
+test('a damaged snapshot is passed over at restart for an older one (snapshots only make restarts faster)', async () => {
+  const tmp = tempDir('zomma-loop-badsnap-');
+  const genesis = testGenesis([testKey(0)]);
+  const hub = new MemoryHub();
+  const txs = Array.from({ length: 40 }, (_, i) => utf8(`tx ${i}`));
+  let node = startNode(hub, genesis, 0, tmp.dir, txs);
+  try {
+    await waitFor(() => node.app.height >= 7, 20_000, 'height 7');
+    stopNode(node);
+    const height = node.app.height;
+    const snapshots = node.storage.snapshots;
+    const heights = snapshots.heights();
+    assert.ok(heights.length >= 2, 'an older snapshot is kept');
+    const newest = heights[heights.length - 1]!;
+    const path = `${snapshots.dir}/snapshot-${String(newest).padStart(16, '0')}.snap`;
+    const file = readFileSync(path);
+    file[file.length - 1]! ^= 0xff;
+    writeFileSync(path, file);
+
+    node = startNode(hub, genesis, 0, tmp.dir, txs);
+    assert.equal(
+      node.app.height,
+      height,
+      'restored from the older snapshot and the blocks after it',
+    );
+    assert.equal(node.hashes.size, 0);
+    await waitFor(() => node.app.height >= height + 1, 20_000, 'it goes on');
+    assert.equal(node.loop.haltReport, null);
+  } finally {
+    stopNode(node);
     tmp.remove();
   }
 });
