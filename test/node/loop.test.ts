@@ -10,7 +10,14 @@ import { openStorage } from '../../src/node/storage/index.ts';
 import type { FileStorage } from '../../src/node/storage/index.ts';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { decode, encode } from '../../src/codec/wire.ts';
-import type { CommittedBlock, Genesis } from '../../src/consensus/index.ts';
+import type {
+  Block,
+  BlockResult,
+  CommitCertificate,
+  CommittedBlock,
+  Genesis,
+} from '../../src/consensus/index.ts';
+import { sha256 } from '../../src/crypto/index.ts';
 import { committedBlockCodec, walRecordCodec } from '../../src/consensus/index.ts';
 import {
   FAST_TIMEOUTS,
@@ -40,14 +47,12 @@ function startNode(
   dir: string,
   txs: Uint8Array[],
   walRotateBytes = 4_000,
+  fresh: () => HashChainApp = () => new HashChainApp(genesis.appHash),
 ): TestNode {
   const storage = openStorage(`${dir}/v${index}`);
   const checkpoint = lastCheckpoint(storage.wal.readAll());
-  const { app } = restoreApp(
-    storage,
-    checkpoint,
-    () => new HashChainApp(genesis.appHash),
-    (bytes) => HashChainApp.fromSnapshot(bytes),
+  const { app } = restoreApp(storage, checkpoint, fresh, (bytes) =>
+    HashChainApp.fromSnapshot(bytes),
   );
   const net = hub.join(`v${index}`);
   const hashes = new Map<number, string>();
@@ -215,6 +220,54 @@ test('a damaged snapshot is passed over at restart for an older one (snapshots o
     tmp.remove();
   }
 });
+
+test('a node whose execution differs from the chain halts with AppHashMismatch naming both hashes; the others go on', async () => {
+  const tmp = tempDir('zomma-loop-diverge-');
+  const keys = [0, 1, 2, 3].map(testKey);
+  const genesis = testGenesis(keys);
+  const hub = new MemoryHub();
+  const txs = Array.from({ length: 40 }, (_, i) => utf8(`tx ${i}`));
+  const divergent = () => new DivergentApp(genesis.appHash, 3);
+  const nodes = [0, 1, 2, 3].map((i) =>
+    i === 3
+      ? startNode(hub, genesis, i, tmp.dir, txs, undefined, divergent)
+      : startNode(hub, genesis, i, tmp.dir, txs),
+  );
+  try {
+    const odd = nodes[3]!;
+    await waitFor(() => odd.loop.haltReport !== null, 20_000, 'the divergent node halts');
+    const report = odd.loop.haltReport!;
+    assert.equal(report.code, 'AppHashMismatch');
+    assert.equal(report.height, 3);
+    assert.equal(report.details.ourAppHash, odd.hashes.get(3));
+    assert.equal(report.details.chainAppHash, nodes[0]!.hashes.get(3));
+    assert.notEqual(report.details.ourAppHash, report.details.chainAppHash);
+    assert.equal(odd.app.height, 3, 'nothing executed on top of a diverged state');
+    const height = nodes[0]!.app.height;
+    await waitFor(() => nodes[0]!.app.height >= height + 2, 20_000, 'three of four go on');
+    for (const n of nodes.slice(0, 3)) assert.equal(n.loop.haltReport, null);
+  } finally {
+    for (const n of nodes) stopNode(n);
+    tmp.remove();
+  }
+});
+
+/** Executes like the others up to `from`, then mixes one more byte into its hash. */
+class DivergentApp extends HashChainApp {
+  constructor(
+    genesisAppHash: Uint8Array,
+    private readonly from: number,
+  ) {
+    super(genesisAppHash);
+  }
+
+  override finalizeBlock(block: Block, commit: CommitCertificate): BlockResult {
+    const result = super.finalizeBlock(block, commit);
+    if (this.height < this.from) return result;
+    this.appHash = sha256(this.appHash, utf8('differs'));
+    return { ...result, appHash: this.appHash };
+  }
+}
 
 /** The index of the last checkpoint record of `height` in `records`. */
 function lastCheckpointIndex(records: readonly Uint8Array[], height: number): number {
