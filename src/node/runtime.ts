@@ -190,8 +190,14 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
       log,
       onHalt: (report) => {
         const path = join(home, `halt-${report.height}.json`);
-        writeFileSync(path, `${JSON.stringify(report, null, 2)}\n`);
-        log.error({ path }, 'halt report written');
+        // A halt is often a failed write (a full disk): the report may fail
+        // too, and the runner must hear of the halt all the same.
+        try {
+          writeFileSync(path, `${JSON.stringify(report, null, 2)}\n`);
+          log.error({ path }, 'halt report written');
+        } catch (error) {
+          log.error({ path, error: String(error) }, 'halt report not written (the log has it)');
+        }
         options.onHalt?.(report);
       },
     });
