@@ -184,6 +184,7 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
       snapshotEveryHeights: config.snapshotEveryHeights,
       snapshotsKept: config.snapshotsKept,
       blocksKept: config.blocksKept ?? 0,
+      checkInvariants: config.checkInvariants === true,
       commitPauseMs: config.commitPauseMs,
       proposeWaitMs: config.proposeWaitMs ?? PROPOSE_WAIT_MS_DEFAULT,
       results,
