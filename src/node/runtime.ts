@@ -288,8 +288,9 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
       await new Promise<void>((resolve) => server.close(() => resolve()));
     }
     await pool.close();
-    storage.close();
+    // The results before the WAL (storage): a restart re-executes only the blocks after the checkpoint.
     results.close();
+    storage.close();
     log.info({}, 'stopped');
     logger.flush();
   }
