@@ -1,19 +1,21 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { NodeError } from '../../src/node/errors.ts';
 import { loadConfig, saveConfig } from '../../src/node/config.ts';
 import type { HaltReport } from '../../src/node/loop.ts';
 import { runNode } from '../../src/node/runtime.ts';
 import { initSoloHome } from '../e2e/helpers.ts';
-import { tempDir, waitFor } from './helpers.ts';
+import { tempDir } from './helpers.ts';
 
 test('a halt whose report cannot be written (disk full, say) still stops the node and tells its runner', async () => {
   const tmp = tempDir('zomma-halt-');
   const home = initSoloHome(tmp.dir, { oracleSeed: 5, snapshotEveryHeights: 0, commitPauseMs: 20 });
   const halts: HaltReport[] = [];
   const running = await runNode({ home, onHalt: (r) => halts.push(r) });
-  await logOpened(home);
   try {
     const report = { code: 'StorageIoFailed', message: 'no space', height: 7, details: {} };
     // The report's file cannot be created: a directory holds its name.
@@ -29,7 +31,6 @@ test('a halt whose report cannot be written (disk full, say) still stops the nod
       commitPauseMs: 20,
     });
     const other = await runNode({ home: home2 });
-    await logOpened(home2);
     try {
       other.node.loop.halt(report);
       const path = join(home2, 'halt-7.json');
@@ -50,7 +51,6 @@ test('config.checkInvariants reaches the exchange (restored from genesis or a sn
   const home = initSoloHome(tmp.dir, { oracleSeed: 5, snapshotEveryHeights: 0, commitPauseMs: 20 });
   saveConfig(home, { ...loadConfig(home), checkInvariants: true });
   const running = await runNode({ home });
-  await logOpened(home);
   try {
     assert.equal(running.node.app.exchange.options.checkInvariants, true);
   } finally {
@@ -59,8 +59,31 @@ test('config.checkInvariants reaches the exchange (restored from genesis or a sn
   }
 });
 
-/** The log file opens in the background: a home removed before it does fails the process. */
-async function logOpened(home: string): Promise<void> {
-  await waitFor(() => existsSync(join(home, 'node.log')), 5_000, 'the log file');
-  await new Promise((resolve) => setImmediate(resolve));
-}
+test('a peer or metrics address in use is ConfigInvalid naming the field, and the home is left free', async () => {
+  const tmp = tempDir('zomma-inuse-');
+  const home = initSoloHome(tmp.dir, { oracleSeed: 5, snapshotEveryHeights: 0, commitPauseMs: 20 });
+  const blocker = createServer();
+  await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+  const taken = `127.0.0.1:${(blocker.address() as AddressInfo).port}`;
+  const config = loadConfig(home);
+  try {
+    for (const field of ['listen', 'metrics'] as const) {
+      saveConfig(home, { ...config, [field]: taken });
+      await assert.rejects(
+        runNode({ home }),
+        (e: unknown) =>
+          e instanceof NodeError &&
+          e.code === 'ConfigInvalid' &&
+          e.field === `config.${field}` &&
+          e.message.includes(taken),
+      );
+    }
+    // Nothing was left holding the home (its lock, its files, its workers).
+    saveConfig(home, config);
+    const running = await runNode({ home });
+    await running.stop();
+  } finally {
+    blocker.close();
+    tmp.remove();
+  }
+});
