@@ -74,6 +74,11 @@ export interface NodeConfig {
   readonly trustedBlock?: TrustedBlockConfig | null;
   /** Heights kept in the block store (0: all); never below the latest snapshot. */
   readonly blocksKept?: number;
+  /**
+   * Check the exchange's invariants after every block (O(state): a debugging
+   * aid). A failure halts the node; absent: false.
+   */
+  readonly checkInvariants?: boolean;
 }
 
 /** A committed block by height and hash, as `zomma query block HEIGHT` prints them. */
@@ -207,6 +212,7 @@ export function validateConfig(raw: unknown): NodeConfig {
     'stateSync',
     'trustedBlock',
     'blocksKept',
+    'checkInvariants',
   ]);
   for (const name of Object.keys(c)) {
     if (!known.has(name)) throw configError(`config.${name}`, 'unknown field');
@@ -296,6 +302,10 @@ export function validateConfig(raw: unknown): NodeConfig {
       throw configError('config.apiLimits.accountBurstTxs', 'must be at least accountTxsPerS');
     }
   }
+  const checkInvariants = c.checkInvariants ?? false;
+  if (typeof checkInvariants !== 'boolean') {
+    throw configError('config.checkInvariants', 'must be true or false');
+  }
   const stateSync = c.stateSync ?? false;
   if (typeof stateSync !== 'boolean')
     throw configError('config.stateSync', 'must be true or false');
@@ -341,6 +351,7 @@ export function validateConfig(raw: unknown): NodeConfig {
     stateSync,
     trustedBlock,
     blocksKept,
+    ...(checkInvariants ? { checkInvariants } : {}),
   };
 }
 

@@ -87,14 +87,30 @@ export function initNetwork(options: InitOptions): {
   if (hosts !== undefined && hosts.length !== n + m) {
     throw configError('--hosts', `${hosts.length} hosts for ${n} validators and ${m} full nodes`);
   }
+  const seen = new Set<string>();
   hosts?.forEach((h, i) => {
     if (!HOST_PATTERN.test(h))
       throw configError(`--hosts[${i}]`, `"${h}" is not a host name or address`);
+    // Every node on a host uses the same three ports: two could not both listen.
+    if (seen.has(h.toLowerCase())) {
+      throw configError(`--hosts[${i}]`, `"${h}" is named twice: one node per host`);
+    }
+    seen.add(h.toLowerCase());
   });
   const base = options.basePort ?? DEFAULT_BASE_PORT;
   const stride = hosts === undefined ? 3 : 0;
   if (!Number.isInteger(base) || base < 1 || base + stride * (n + m) + 2 > 65_535) {
     throw configError('--base-port', 'the ports would not fit in [1, 65535]');
+  }
+  const dirs = Array.from({ length: n + m }, (_, i) =>
+    join(options.out, i < n ? `validator-${i}` : `full-node-${i - n}`),
+  );
+  // Checked for every home before any is written: a home in use (its key
+  // moved to a backup, say) must keep its genesis, config and data.
+  for (const dir of dirs) {
+    if (existsSync(dir) && readdirSync(dir).length > 0) {
+      throw configError('--out', `${dir} already exists; refusing to write over a home`);
+    }
   }
   const keys: KeyPair[] = Array.from({ length: n + m }, () => generateKeyPair());
   const genesis: Genesis = {
@@ -108,12 +124,7 @@ export function initNetwork(options: InitOptions): {
     throw configError('--chain-id', (error as Error).message);
   }
   const all: InitHome[] = keys.map((key, i) =>
-    homeOf(
-      join(options.out, i < n ? `validator-${i}` : `full-node-${i - n}`),
-      key,
-      hosts?.[i] ?? '127.0.0.1',
-      base + stride * i,
-    ),
+    homeOf(dirs[i]!, key, hosts?.[i] ?? '127.0.0.1', base + stride * i),
   );
   const homes = all.slice(0, n);
   const fullNodes = all.slice(n);

@@ -28,8 +28,8 @@ import type {
   TimeoutConfig,
   Verifier,
 } from '../consensus/index.ts';
-import { Replica, committedBlockCodec, walRecordCodec } from '../consensus/index.ts';
-import { toHex } from '../lib/bytes.ts';
+import { Replica, blockHashOf, committedBlockCodec, walRecordCodec } from '../consensus/index.ts';
+import { bytesEqual, toHex } from '../lib/bytes.ts';
 import { BLOCK_TXS_MAX, WAL_ROTATE_BYTES } from '../lib/limits.ts';
 import type { Clock } from './clock.ts';
 import { systemClock } from './clock.ts';
@@ -535,9 +535,11 @@ export class NodeLoop {
     // Not synced here: the block is already durable in the WAL of every
     // validator that precommitted it (its proposal is logged before the synced
     // vote), and the fsync runs in the background while the block executes.
-    const bytes = encode(committedBlockCodec, { block, commit });
-    if (storage.blocks.saveDeferred) storage.blocks.saveDeferred(height, bytes);
-    else storage.blocks.save(height, bytes);
+    if (!this.storedAlready(height, blockHash)) {
+      const bytes = encode(committedBlockCodec, { block, commit });
+      if (storage.blocks.saveDeferred) storage.blocks.saveDeferred(height, bytes);
+      else storage.blocks.save(height, bytes);
+    }
     const started = this.clock.nowMs();
     const result = app.finalizeBlock(block, commit, misbehavior);
     app.commit();
@@ -571,6 +573,20 @@ export class NodeLoop {
     const cancel = this.clock.after(pauseMs, end);
     this.cancels.add(cancel);
     this.pauseEnd = end;
+  }
+
+  /**
+   * Whether the block store already holds this very block at `height`: a
+   * crash can keep a block and lose the WAL tail after it (its checkpoint and
+   * the votes that certified it), and the restarted node decides the height
+   * again, perhaps with another certificate (other votes, or a peer's). Any
+   * certificate of the block will do; another block at the height is left to
+   * the store to refuse (BlockConflict).
+   */
+  private storedAlready(height: number, blockHash: Uint8Array): boolean {
+    if (height > this.options.storage.blocks.lastHeight()) return false;
+    const stored = loadCommitted(this.options.storage, height);
+    return stored !== null && bytesEqual(blockHashOf(stored.block), blockHash);
   }
 
   private maybeSnapshot(height: number): void {

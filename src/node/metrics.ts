@@ -10,6 +10,7 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { blockHashOf } from '../consensus/index.ts';
 import type { DropReason } from '../consensus/index.ts';
 import { toHex } from '../lib/bytes.ts';
+import { ZommaError } from '../lib/errors.ts';
 import { loadCommitted } from './loop.ts';
 import type { ZommaNode } from './node.ts';
 import type { Storage } from './storage/index.ts';
@@ -223,7 +224,17 @@ export async function startMetricsServer(
   host: string,
   port: number,
 ): Promise<{ server: Server; url: string }> {
-  const server = createServer((req, res) => void answer(metrics, req, res));
+  const server = createServer((req, res) => {
+    // A failed read (a damaged block, a store closed while stopping) must not
+    // become an unhandled rejection, which would end the node's process.
+    answer(metrics, req, res).catch((error: unknown) => {
+      if (res.headersSent) return void res.destroy();
+      const code = error instanceof ZommaError ? error.code : 'InternalError';
+      const message = error instanceof Error ? error.message : String(error);
+      res.writeHead(500, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ code, message }));
+    });
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => resolve());

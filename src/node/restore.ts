@@ -32,9 +32,11 @@ export function restoreApp<A extends NodeApplication>(
   const heights = storage.snapshots.heights().filter((h) => h <= target.height);
   for (let i = heights.length - 1; i >= 0 && app === null; i--) {
     const height = heights[i]!;
-    const bytes = storage.snapshots.load(height);
-    if (bytes === null) continue;
     try {
+      // A damaged file (StorageCorrupt) too: snapshots only make restarts faster,
+      // and whatever is restored is checked against the checkpoint's appHash.
+      const bytes = storage.snapshots.load(height);
+      if (bytes === null) continue;
       const restored = fromSnapshot(bytes);
       if (restored.height !== height) throw new Error(`it holds height ${restored.height}`);
       app = restored;

@@ -84,12 +84,14 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
   // First of what holds resources: a second node on this home stops here
   // (StorageLocked), before it opens a log file or a port.
   const storage: FileStorage = openStorage(join(home, HOME_FILES.data));
-  const streams: pino.StreamEntry[] = [
-    {
-      level: config.logLevel,
-      stream: pino.destination({ dest: join(home, HOME_FILES.log), sync: false, mkdir: true }),
-    },
-  ];
+  const logFile = pino.destination({ dest: join(home, HOME_FILES.log), sync: false, mkdir: true });
+  // The file opens in the background; a node stopped before that (a listener
+  // that cannot bind) must wait for it, or flushing it throws.
+  const logFileOpened = new Promise<void>((resolve) => {
+    logFile.once('ready', () => resolve());
+    logFile.once('error', () => resolve());
+  });
+  const streams: pino.StreamEntry[] = [{ level: config.logLevel, stream: logFile }];
   if (options.logStream) streams.push({ level: 'info', stream: options.logStream });
   const logger = pino(
     { level: config.logLevel, base: { node: config.moniker } },
@@ -184,14 +186,21 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
       snapshotEveryHeights: config.snapshotEveryHeights,
       snapshotsKept: config.snapshotsKept,
       blocksKept: config.blocksKept ?? 0,
+      checkInvariants: config.checkInvariants === true,
       commitPauseMs: config.commitPauseMs,
       proposeWaitMs: config.proposeWaitMs ?? PROPOSE_WAIT_MS_DEFAULT,
       results,
       log,
       onHalt: (report) => {
         const path = join(home, `halt-${report.height}.json`);
-        writeFileSync(path, `${JSON.stringify(report, null, 2)}\n`);
-        log.error({ path }, 'halt report written');
+        // A halt is often a failed write (a full disk): the report may fail
+        // too, and the runner must hear of the halt all the same.
+        try {
+          writeFileSync(path, `${JSON.stringify(report, null, 2)}\n`);
+          log.error({ path }, 'halt report written');
+        } catch (error) {
+          log.error({ path, error: String(error) }, 'halt report not written (the log has it)');
+        }
         options.onHalt?.(report);
       },
     });
@@ -211,7 +220,22 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
     },
     'state restored',
   );
-  await node.start();
+  let metricsServer: Awaited<ReturnType<typeof startMetricsServer>> | null = null;
+  let view: ChainView | null = null;
+  let api: ApiServer | null = null;
+  let stopped = false;
+  // A listener that cannot bind (the address in use, not ours) is the config's
+  // fault: said so, with everything started so far stopped and the home freed.
+  const listenFailed = async (field: string, address: string, error: unknown) => {
+    await stopAll();
+    if ((error as NodeJS.ErrnoException).syscall !== 'listen') return error;
+    return configError(field, `cannot listen on ${address}: ${(error as Error).message}`);
+  };
+  try {
+    await node.start();
+  } catch (error) {
+    throw await listenFailed('config.listen', config.listen, error);
+  }
   const peerPort = transport.address().port;
   log.info({ listen: `${listen.host}:${peerPort}` }, 'peer listener up');
 
@@ -223,16 +247,17 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
     chainId: genesis.chainId,
     moniker: config.moniker,
   });
-  let metricsServer: Awaited<ReturnType<typeof startMetricsServer>> | null = null;
   if (config.metrics !== null) {
     const hp = parseHostPort(config.metrics, 'config.metrics');
-    metricsServer = await startMetricsServer(metrics, hp.host, hp.port);
+    try {
+      metricsServer = await startMetricsServer(metrics, hp.host, hp.port);
+    } catch (error) {
+      throw await listenFailed('config.metrics', config.metrics, error);
+    }
     log.info({ url: metricsServer.url }, 'metrics and health listener up');
   }
   // The view subscribes before anything that reads it, so it never misses a block.
-  const view = new ChainView({ node, storage, genesis, log });
-  let api: ApiServer | null = null;
-  let stopped = false;
+  view = new ChainView({ node, storage, genesis, log });
   if (config.api !== null) {
     const hp = parseHostPort(config.api, 'config.api');
     try {
@@ -272,7 +297,7 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
     stopped = true;
     // Clients first: nothing new reaches the mempool while the node stops.
     if (api !== null) await api.close();
-    view.close();
+    view?.close();
     await node.stop();
     priceSources.stop();
     if (metricsServer !== null) {
@@ -281,9 +306,11 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
       await new Promise<void>((resolve) => server.close(() => resolve()));
     }
     await pool.close();
-    storage.close();
+    // The results before the WAL (storage): a restart re-executes only the blocks after the checkpoint.
     results.close();
+    storage.close();
     log.info({}, 'stopped');
+    await logFileOpened;
     logger.flush();
   }
   return {

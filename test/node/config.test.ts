@@ -44,3 +44,15 @@ test('config.trustedBlock errors name the field', () => {
     refusedAt('config.trustedBlock'),
   );
 });
+
+test('config.checkInvariants: a boolean, absent is off; anything else names the field', () => {
+  assert.equal(validateConfig(BASE).checkInvariants, undefined);
+  assert.equal(validateConfig({ ...BASE, checkInvariants: true }).checkInvariants, true);
+  assert.equal(validateConfig({ ...BASE, checkInvariants: false }).checkInvariants, undefined);
+  for (const bad of ['yes', 1, 'true']) {
+    assert.throws(
+      () => validateConfig({ ...BASE, checkInvariants: bad }),
+      refusedAt('config.checkInvariants'),
+    );
+  }
+});

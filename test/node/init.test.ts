@@ -4,7 +4,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { command } from '../../src/cli/commands/init.ts';
 import { loadKeyFile } from '../../src/crypto/index.ts';
@@ -120,7 +120,38 @@ test('bad options are refused with the field named, before anything is written',
       () => initNetwork({ ...base, fullNodes: 100, basePort: 65_400 }),
       configError('--base-port'),
     );
+    // Every node on a host listens on the same three ports: two on one host cannot both start.
+    assert.throws(
+      () => initNetwork({ ...base, hosts: ['10.0.0.1', '10.0.0.1'] }),
+      configError('--hosts[1]'),
+    );
+    assert.throws(
+      () => initNetwork({ ...base, fullNodes: 1, hosts: ['a.example', 'b', 'A.example'] }),
+      configError('--hosts[2]'),
+    );
     assert.equal(existsSync(out), false);
+  } finally {
+    tmp.remove();
+  }
+});
+
+test('an existing home is never written over, and nothing is written when one exists', () => {
+  const tmp = tempDir('zomma-init-');
+  const out = join(tmp.dir, 'net');
+  const base = { validators: 3, out, genesisTimeMs: GENESIS_TIME_MS };
+  try {
+    initNetwork(base);
+    const before = readFileSync(join(out, 'validator-1', HOME_FILES.genesis), 'utf8');
+    assert.throws(() => initNetwork(base), configError('--out'));
+    // A running home whose key was moved away (to a backup) keeps its genesis and config too.
+    rmSync(join(out, 'validator-0'), { recursive: true });
+    renameSync(join(out, 'validator-2', HOME_FILES.key), join(tmp.dir, 'key-backup.json'));
+    const config2 = readFileSync(join(out, 'validator-2', HOME_FILES.config), 'utf8');
+    assert.throws(() => initNetwork(base), configError('--out'));
+    assert.equal(existsSync(join(out, 'validator-0')), false, 'nothing written');
+    assert.equal(readFileSync(join(out, 'validator-1', HOME_FILES.genesis), 'utf8'), before);
+    assert.equal(readFileSync(join(out, 'validator-2', HOME_FILES.config), 'utf8'), config2);
+    assert.equal(existsSync(join(out, 'validator-2', HOME_FILES.key)), false);
   } finally {
     tmp.remove();
   }

@@ -8,7 +8,17 @@ import type { MemoryNetwork } from '../../src/node/network.ts';
 import { restoreApp } from '../../src/node/restore.ts';
 import { openStorage } from '../../src/node/storage/index.ts';
 import type { FileStorage } from '../../src/node/storage/index.ts';
-import type { Genesis } from '../../src/consensus/index.ts';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { decode, encode } from '../../src/codec/wire.ts';
+import type {
+  Block,
+  BlockResult,
+  CommitCertificate,
+  CommittedBlock,
+  Genesis,
+} from '../../src/consensus/index.ts';
+import { sha256 } from '../../src/crypto/index.ts';
+import { committedBlockCodec, walRecordCodec } from '../../src/consensus/index.ts';
 import {
   FAST_TIMEOUTS,
   HashChainApp,
@@ -36,14 +46,13 @@ function startNode(
   index: number,
   dir: string,
   txs: Uint8Array[],
+  walRotateBytes = 4_000,
+  fresh: () => HashChainApp = () => new HashChainApp(genesis.appHash),
 ): TestNode {
   const storage = openStorage(`${dir}/v${index}`);
   const checkpoint = lastCheckpoint(storage.wal.readAll());
-  const { app } = restoreApp(
-    storage,
-    checkpoint,
-    () => new HashChainApp(genesis.appHash),
-    (bytes) => HashChainApp.fromSnapshot(bytes),
+  const { app } = restoreApp(storage, checkpoint, fresh, (bytes) =>
+    HashChainApp.fromSnapshot(bytes),
   );
   const net = hub.join(`v${index}`);
   const hashes = new Map<number, string>();
@@ -59,7 +68,7 @@ function startNode(
     reap: () => txs.splice(0, 3),
     snapshotEveryHeights: 3,
     snapshotsKept: 2,
-    walRotateBytes: 4_000,
+    walRotateBytes,
     walSyncInBackground: true,
     hooks: {
       onExecuted: (e) => {
@@ -125,6 +134,159 @@ test('four loops over file storage commit, agree, and a restarted one catches up
     tmp.remove();
   }
 });
+
+test('a block saved before a crash and decided again with another certificate is kept, not a conflict', async () => {
+  // A power loss can keep a block (its fsync runs as it executes) and lose
+  // the WAL's unsynced tail after it: the votes that certified it and the
+  // checkpoint. The restarted node decides that height again, from a peer's
+  // blocks or from new votes, with a certificate that may hold other votes.
+  const tmp = tempDir('zomma-loop-recert-');
+  const keys = [0, 1, 2, 3].map(testKey);
+  const genesis = testGenesis(keys);
+  const hub = new MemoryHub();
+  const txs = Array.from({ length: 40 }, (_, i) => utf8(`tx ${i}`));
+  const rotateNever = 1 << 30;
+  const nodes = [0, 1, 2, 3].map((i) => startNode(hub, genesis, i, tmp.dir, txs, rotateNever));
+  try {
+    await waitFor(() => nodes.every((n) => n.app.height >= 4), 20_000, 'height 4 everywhere');
+    stopNode(nodes[3]!);
+    const dir = `${tmp.dir}/v3`;
+    // What the disk kept: every block, and the WAL up to the checkpoint before the last block.
+    let storage = openStorage(dir);
+    const last = storage.blocks.lastHeight();
+    const records = storage.wal.readAll();
+    const kept = records.slice(0, lastCheckpointIndex(records, last - 1) + 1);
+    const stored = decode(committedBlockCodec, storage.blocks.load(last)!);
+    assert.ok(stored.commit.votes.length >= 2, 'the certificate has votes to leave out');
+    storage.close();
+    renameSync(`${dir}/wal.log`, `${dir}/wal.log.lost`);
+    storage = openStorage(dir);
+    for (const r of kept) storage.wal.append(r, false);
+    storage.wal.sync();
+    storage.close();
+    // The stored certificate differs from any the node can form again.
+    rewriteLastBlock(dir, last, {
+      block: stored.block,
+      commit: { ...stored.commit, votes: stored.commit.votes.slice(1) },
+    });
+
+    const restarted = startNode(hub, genesis, 3, tmp.dir, txs, rotateNever);
+    nodes[3] = restarted;
+    assert.equal(restarted.app.height, last - 1, 'restored to the WAL checkpoint');
+    const target = nodes[0]!.app.height + 2;
+    await waitFor(
+      () => restarted.app.height >= target || restarted.loop.haltReport !== null,
+      20_000,
+      'the restarted node catches up',
+    );
+    assert.equal(restarted.loop.haltReport, null);
+    assert.equal(restarted.hashes.get(last), nodes[0]!.hashes.get(last));
+  } finally {
+    for (const n of nodes) stopNode(n);
+    tmp.remove();
+  }
+});
+
+test('a damaged snapshot is passed over at restart for an older one (snapshots only make restarts faster)', async () => {
+  const tmp = tempDir('zomma-loop-badsnap-');
+  const genesis = testGenesis([testKey(0)]);
+  const hub = new MemoryHub();
+  const txs = Array.from({ length: 40 }, (_, i) => utf8(`tx ${i}`));
+  let node = startNode(hub, genesis, 0, tmp.dir, txs);
+  try {
+    await waitFor(() => node.app.height >= 7, 20_000, 'height 7');
+    stopNode(node);
+    const height = node.app.height;
+    const snapshots = node.storage.snapshots;
+    const heights = snapshots.heights();
+    assert.ok(heights.length >= 2, 'an older snapshot is kept');
+    const newest = heights[heights.length - 1]!;
+    const path = `${snapshots.dir}/snapshot-${String(newest).padStart(16, '0')}.snap`;
+    const file = readFileSync(path);
+    file[file.length - 1]! ^= 0xff;
+    writeFileSync(path, file);
+
+    node = startNode(hub, genesis, 0, tmp.dir, txs);
+    // Restored from the older snapshot and the blocks after it (the WAL may decide one more).
+    assert.ok(node.app.height >= height, `restored to ${node.app.height}, had ${height}`);
+    await waitFor(() => node.app.height >= height + 1, 20_000, 'it goes on');
+    assert.equal(node.loop.haltReport, null);
+  } finally {
+    stopNode(node);
+    tmp.remove();
+  }
+});
+
+test('a node whose execution differs from the chain halts with AppHashMismatch naming both hashes; the others go on', async () => {
+  const tmp = tempDir('zomma-loop-diverge-');
+  const keys = [0, 1, 2, 3].map(testKey);
+  const genesis = testGenesis(keys);
+  const hub = new MemoryHub();
+  const txs = Array.from({ length: 40 }, (_, i) => utf8(`tx ${i}`));
+  const divergent = () => new DivergentApp(genesis.appHash, 3);
+  const nodes = [0, 1, 2, 3].map((i) =>
+    i === 3
+      ? startNode(hub, genesis, i, tmp.dir, txs, undefined, divergent)
+      : startNode(hub, genesis, i, tmp.dir, txs),
+  );
+  try {
+    const odd = nodes[3]!;
+    await waitFor(() => odd.loop.haltReport !== null, 20_000, 'the divergent node halts');
+    const report = odd.loop.haltReport!;
+    assert.equal(report.code, 'AppHashMismatch');
+    assert.equal(report.height, 3);
+    assert.equal(report.details.ourAppHash, odd.hashes.get(3));
+    assert.equal(report.details.chainAppHash, nodes[0]!.hashes.get(3));
+    assert.notEqual(report.details.ourAppHash, report.details.chainAppHash);
+    assert.equal(odd.app.height, 3, 'nothing executed on top of a diverged state');
+    const height = nodes[0]!.app.height;
+    await waitFor(() => nodes[0]!.app.height >= height + 2, 20_000, 'three of four go on');
+    for (const n of nodes.slice(0, 3)) assert.equal(n.loop.haltReport, null);
+  } finally {
+    for (const n of nodes) stopNode(n);
+    tmp.remove();
+  }
+});
+
+/** Executes like the others up to `from`, then mixes one more byte into its hash. */
+class DivergentApp extends HashChainApp {
+  constructor(
+    genesisAppHash: Uint8Array,
+    private readonly from: number,
+  ) {
+    super(genesisAppHash);
+  }
+
+  override finalizeBlock(block: Block, commit: CommitCertificate): BlockResult {
+    const result = super.finalizeBlock(block, commit);
+    if (this.height < this.from) return result;
+    this.appHash = sha256(this.appHash, utf8('differs'));
+    return { ...result, appHash: this.appHash };
+  }
+}
+
+/** The index of the last checkpoint record of `height` in `records`. */
+function lastCheckpointIndex(records: readonly Uint8Array[], height: number): number {
+  for (let i = records.length - 1; i >= 0; i--) {
+    const record = decode(walRecordCodec, records[i]!);
+    if (record.kind === 'checkpoint' && record.state.height === height) return i;
+  }
+  throw new Error(`no checkpoint of height ${height}`);
+}
+
+/** Replaces the block log's last record (height `last`) with `committed`. */
+function rewriteLastBlock(dir: string, last: number, committed: CommittedBlock): void {
+  let storage = openStorage(dir);
+  const blocks: Uint8Array[] = [];
+  const first = storage.blocks.firstHeight();
+  for (let h = first; h < last; h++) blocks.push(storage.blocks.load(h)!);
+  storage.close();
+  renameSync(`${dir}/blocks.log`, `${dir}/blocks.log.old`);
+  storage = openStorage(dir);
+  blocks.forEach((bytes, i) => storage.blocks.save(first + i, bytes));
+  storage.blocks.save(last, encode(committedBlockCodec, committed));
+  storage.close();
+}
 
 test('frames carry a channel byte; unknown channels and empty frames are refused', () => {
   const f = frame(CHANNEL.mempool, utf8('abc'));

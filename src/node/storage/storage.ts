@@ -46,8 +46,10 @@ export class FileStorage implements Storage {
   }
 
   close(): void {
-    this.wal.close();
+    // Blocks first: closing syncs what is pending, and a durable WAL
+    // checkpoint promises a restart that its block is on disk.
     this.blocks.close();
+    this.wal.close();
     this.lock.release();
   }
 }

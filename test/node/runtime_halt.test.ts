@@ -1,0 +1,89 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { NodeError } from '../../src/node/errors.ts';
+import { loadConfig, saveConfig } from '../../src/node/config.ts';
+import type { HaltReport } from '../../src/node/loop.ts';
+import { runNode } from '../../src/node/runtime.ts';
+import { initSoloHome } from '../e2e/helpers.ts';
+import { tempDir } from './helpers.ts';
+
+test('a halt whose report cannot be written (disk full, say) still stops the node and tells its runner', async () => {
+  const tmp = tempDir('zomma-halt-');
+  const home = initSoloHome(tmp.dir, { oracleSeed: 5, snapshotEveryHeights: 0, commitPauseMs: 20 });
+  const halts: HaltReport[] = [];
+  const running = await runNode({ home, onHalt: (r) => halts.push(r) });
+  try {
+    const report = { code: 'StorageIoFailed', message: 'no space', height: 7, details: {} };
+    // The report's file cannot be created: a directory holds its name.
+    mkdirSync(join(home, 'halt-7.json'));
+    assert.doesNotThrow(() => running.node.loop.halt(report));
+    assert.deepEqual(halts, [report]);
+    assert.equal(running.node.loop.isRunning, false);
+    // A writable home gets its report.
+    const second = tempDir('zomma-halt-');
+    const home2 = initSoloHome(second.dir, {
+      oracleSeed: 5,
+      snapshotEveryHeights: 0,
+      commitPauseMs: 20,
+    });
+    const other = await runNode({ home: home2 });
+    try {
+      other.node.loop.halt(report);
+      const path = join(home2, 'halt-7.json');
+      assert.ok(existsSync(path));
+      assert.equal(JSON.parse(readFileSync(path, 'utf8')).code, 'StorageIoFailed');
+    } finally {
+      await other.stop();
+      second.remove();
+    }
+  } finally {
+    await running.stop();
+    tmp.remove();
+  }
+});
+
+test('config.checkInvariants reaches the exchange (restored from genesis or a snapshot alike)', async () => {
+  const tmp = tempDir('zomma-invariants-');
+  const home = initSoloHome(tmp.dir, { oracleSeed: 5, snapshotEveryHeights: 0, commitPauseMs: 20 });
+  saveConfig(home, { ...loadConfig(home), checkInvariants: true });
+  const running = await runNode({ home });
+  try {
+    assert.equal(running.node.app.exchange.options.checkInvariants, true);
+  } finally {
+    await running.stop();
+    tmp.remove();
+  }
+});
+
+test('a peer or metrics address in use is ConfigInvalid naming the field, and the home is left free', async () => {
+  const tmp = tempDir('zomma-inuse-');
+  const home = initSoloHome(tmp.dir, { oracleSeed: 5, snapshotEveryHeights: 0, commitPauseMs: 20 });
+  const blocker = createServer();
+  await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+  const taken = `127.0.0.1:${(blocker.address() as AddressInfo).port}`;
+  const config = loadConfig(home);
+  try {
+    for (const field of ['listen', 'metrics'] as const) {
+      saveConfig(home, { ...config, [field]: taken });
+      await assert.rejects(
+        runNode({ home }),
+        (e: unknown) =>
+          e instanceof NodeError &&
+          e.code === 'ConfigInvalid' &&
+          e.field === `config.${field}` &&
+          e.message.includes(taken),
+      );
+    }
+    // Nothing was left holding the home (its lock, its files, its workers).
+    saveConfig(home, config);
+    const running = await runNode({ home });
+    await running.stop();
+  } finally {
+    blocker.close();
+    tmp.remove();
+  }
+});
