@@ -20,7 +20,7 @@ export type ApiErrorCode =
   | 'TooManyConnections'
   /** `wait=commit` ran out of time; the transaction may still commit. */
   | 'CommitTimeout'
-  /** The server is at a limit (commit waiters) or shutting down. */
+  /** The server is at a limit (commit waiters), shutting down, or its node halted (no account state). */
   | 'Unavailable'
   | 'InternalError';
 

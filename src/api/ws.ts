@@ -25,6 +25,7 @@ import {
   WS_SUBMIT_ID_CHARS_MAX,
 } from '../lib/limits.ts';
 import { refusalOf } from './check.ts';
+import { ApiError } from './errors.ts';
 import { RateLimiter } from './ratelimit.ts';
 import { ADDRESS_PATTERN, INSTRUMENT_PATTERN, wsSubmitSchema } from './routes.ts';
 import type { WsSubmitRequest } from './routes.ts';
@@ -516,9 +517,17 @@ export class WsHub {
     if (set === undefined) this.followers.set(name, (set = new Set()));
     set.add(conn);
     this.send(conn, { type: 'subscribed', channel: shown });
-    const resumed =
-      fromSeq !== undefined && this.resume(conn, sub, name, parsed.kind, read, fromSeq as number);
-    if (!resumed) this.snapshot(conn, sub, parsed.kind, parsed.key, read);
+    try {
+      const resumed =
+        fromSeq !== undefined && this.resume(conn, sub, name, parsed.kind, read, fromSeq as number);
+      if (!resumed) this.snapshot(conn, sub, parsed.kind, parsed.key, read);
+    } catch (e) {
+      // A read the node refuses (a halted node serves no account state): the
+      // subscription ends with the reason, as an HTTP read would answer it.
+      if (!(e instanceof ApiError)) throw e;
+      this.unfollow(conn, name);
+      this.error(conn, e.code, e.message, shown);
+    }
   }
 
   /** Replays what a client missed after fromSeq, if it is all still buffered. */

@@ -36,6 +36,7 @@ import type { StatusView, SubaccountView, SubmitRejectCode, SubmitResult } from 
 import type { TickerView, TradeView, TxView, ValidatorView } from '../api/view.ts';
 import { windowChanges } from '../api/book_window.ts';
 import { committedTxView, quoteString } from '../api/convert.ts';
+import { ApiError } from '../api/errors.ts';
 import { blockHashOf } from '../consensus/index.ts';
 import type {
   Block,
@@ -556,6 +557,12 @@ export class ChainView implements NodeView {
   }
 
   private accountOf(address: string, subaccount?: number) {
+    // Accounts are read from the live state, which a halt may have left in the
+    // middle of a block (execution threw): a halted node serves none.
+    const halt = this.node.loop.haltReport;
+    if (halt !== null) {
+      throw new ApiError('Unavailable', 503, `the node halted (${halt.code}): no account state`);
+    }
     let bytes: Uint8Array;
     try {
       bytes = parseAddress(address);

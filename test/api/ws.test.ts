@@ -15,6 +15,7 @@ import type { MemoryView } from '../../src/api/memory.ts';
 import type { AccountInterest, BlockUpdate, BookDelta } from '../../src/api/view.ts';
 import type { WsMessage } from '../../src/api/ws.ts';
 import { ZommaApiError } from '../../src/api/client/index.ts';
+import { ApiError } from '../../src/api/errors.ts';
 import { toHex } from '../../src/lib/bytes.ts';
 import { WS_BOOK_DEPTH_LEVELS, WS_CONTROL_MESSAGE_BYTES_MAX } from '../../src/lib/limits.ts';
 import {
@@ -201,6 +202,41 @@ test('resume: a book seq this node never published (another node’s) gets a sna
     assert.deepEqual([a.type === 'update' && a.seq, b.type === 'update' && b.seq], [5, 6]);
     client.close();
   } finally {
+    await server.close();
+  }
+});
+
+test('an account channel the node cannot read (halted) ends with the reason, and the connection goes on', async () => {
+  const view = makeView();
+  const address = formatAddress(key(1).address);
+  view.setAccount({ address, subaccounts: [subaccount(0)] });
+  const read = view.read.bind(view);
+  view.read = () => ({
+    ...read(),
+    account: () => {
+      throw new ApiError('Unavailable', 503, 'the node halted (ExecutionFailed): no account state');
+    },
+  });
+  const server = await serve(view);
+  const client = new RawClient(server.url);
+  try {
+    await client.opened();
+    client.send({ op: 'subscribe', channel: `account:${address}` });
+    const refused = await client.nth((m) => m.type === 'error');
+    assert.deepEqual(refused, {
+      type: 'error',
+      code: 'Unavailable',
+      message: 'the node halted (ExecutionFailed): no account state',
+      channel: `account:${address}`,
+    });
+    // Not subscribed: asking again is not "already subscribed", and other channels work.
+    client.send({ op: 'unsubscribe', channel: `account:${address}` });
+    const gone = await client.nth((m) => m.type === 'error', 1);
+    assert.ok(gone.type === 'error' && gone.code === 'NotFound');
+    client.send({ op: 'subscribe', channel: 'blocks' });
+    await client.nth(isSnapshot('blocks'));
+  } finally {
+    client.close();
     await server.close();
   }
 });

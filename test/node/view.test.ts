@@ -12,6 +12,7 @@ import { startSoloNode, until } from '../e2e/helpers.ts';
 import type { AccountInterest, AccountUpdate, BlockUpdate } from '../../src/api/view.ts';
 import type { OracleView } from '../../src/api/view.ts';
 import { formatAddress } from '../../src/crypto/index.ts';
+import { ApiError } from '../../src/api/errors.ts';
 import type { BlockResult } from '../../src/exchange/index.ts';
 import { DEVNET_LISTING } from '../../src/exchange/genesis.ts';
 import { daysFromCivil, expiryMsOfDay, MS_PER_DAY } from '../../src/exchange/instruments/index.ts';
@@ -221,6 +222,8 @@ function viewOver(
   submit?: (bytes: Uint8Array) => Promise<AddResult>,
 ): {
   view: ChainView;
+  /** Sets the node's halt report, as the loop does when it halts. */
+  halt: (report: { code: string; message: string }) => void;
   /** `txs`: the block's transactions, when the view is to see them (their trades and fills). */
   feed: (r: BlockResult, lastCommit?: CommitCertificate, txs?: readonly SignedTx[]) => BlockUpdate;
 } {
@@ -229,7 +232,7 @@ function viewOver(
     app: { exchange: h.ex, appHash: new Uint8Array(32) },
     loop: {
       replica: { validators, height: 1, round: 0, step: 0 },
-      haltReport: null,
+      haltReport: null as { code: string; message: string } | null,
       stats: { lastCommitLatencyMs: 0 },
     },
     publicKey: null,
@@ -282,7 +285,7 @@ function viewOver(
     assert.ok(update !== undefined, 'the view published the block');
     return update;
   };
-  return { view, feed };
+  return { view, feed, halt: (report) => (node.loop.haltReport = report) };
 }
 
 test('the read model: a volatility auction shows as a status with its end, its uncross as trades and fills of both sides', () => {
@@ -792,5 +795,23 @@ test('two nodes that began following a book at different heights publish its cha
   } finally {
     early.view.close();
     late.view.close();
+  }
+});
+
+test('a halted node serves no account state: its live state may hold half a block', () => {
+  const alice = key('view-halted');
+  const h = new Harness();
+  h.fund(alice, 1_000n * USDC);
+  const { view, halt } = viewOver(h);
+  try {
+    const address = formatAddress(h.account(alice)!.address);
+    assert.equal(view.read().account(address)!.address, address);
+    halt({ code: 'ExecutionFailed', message: 'an invariant broke' });
+    assert.throws(
+      () => view.read().account(address),
+      (e: unknown) => e instanceof ApiError && e.code === 'Unavailable' && e.statusCode === 503,
+    );
+  } finally {
+    view.close();
   }
 });
