@@ -2,18 +2,20 @@
 // action(s). Signatures were checked before the block reached us (the node
 // verifies them in workers); everything stateful is checked here.
 //
-// Order of checks: nonce (a refused nonce changes nothing), then the nonce is
-// consumed, then expiry, then the signer's authority (the address's own key,
-// or a registered agent that has not expired, for trading actions only).
+// Order of checks: nonce (a refused nonce changes nothing), then an unknown
+// address that this transaction does not open (refused, nothing changes),
+// then the nonce is consumed, then expiry, then the signer's authority (the
+// address's own key, or a registered agent that has not expired, for trading
+// actions only).
 
 import { unreachable } from '../lib/assert.ts';
 import { amend } from './amend.ts';
 import { attestDeposit } from './attest_deposit.ts';
 import { cancel, cancelAll } from './cancel.ts';
 import type { Ctx } from './context.ts';
-import { ensurePrincipal, getPrincipal } from './context.ts';
+import { ensurePrincipal, getPrincipal, principalKey } from './context.ts';
 import type { RejectCode } from './errors.ts';
-import { faucet } from './faucet.ts';
+import { faucet, faucetRefusal } from './faucet.ts';
 import { bytesKey } from './keys.ts';
 import { govPropose, govVote, refusedInHalt } from './governance.ts';
 import { NonceWindow, checkNonce } from './tx/nonces.ts';
@@ -43,7 +45,7 @@ export function runAction(ctx: Ctx, a: BatchableAction): ActionResult {
     case 'amend':
       return amend(ctx, a);
     case 'faucet':
-      return refusedInHalt(ctx, a.kind) ?? faucet(ctx, a);
+      return faucet(ctx, a);
     case 'withdraw':
       return withdraw(ctx, a);
     case 'transfer':
@@ -90,6 +92,29 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
+/**
+ * Whether the first transaction of an address not yet known may open it: a
+ * faucet draw by the address's own key that the faucet accepts, or a
+ * validator's own action. Anything else is refused before the address exists
+ * (UnknownAccount, no nonce consumed), so new keys cannot grow the state
+ * without bringing money: every address record is kept for good, and a
+ * snapshot holds at most ACCOUNTS_MAX of them.
+ */
+function opensAddress(env: TxEnv, tx: SignedTx): boolean {
+  if (tx.expiresAtMs !== undefined && env.blockTimeMs > tx.expiresAtMs) return false;
+  const a = tx.action;
+  const first = a.kind === 'batch' ? a.actions[0] : a;
+  if (first === undefined) return false;
+  const signer = bytesKey(tx.signer);
+  if (env.addressOf(tx.signer, signer) !== principalKey(tx.account)) return false;
+  if (first.kind === 'faucet') {
+    return faucetRefusal(env.state, undefined, tx.subaccount, first.amountQuote) === null;
+  }
+  return (
+    a.kind !== 'batch' && VALIDATOR_ACTIONS.has(a.kind) && env.state.validatorByKey.has(signer)
+  );
+}
+
 /** Ctx with the signer's key string built only when an operation asks for it (agents, validators). */
 class TxCtx implements Ctx {
   private key: string | undefined;
@@ -117,6 +142,13 @@ export function executeTx(env: TxEnv, tx: SignedTx, index: number, known?: Princ
   const existing = known ?? getPrincipal(state, tx.account);
   const verdict = checkNonce(existing?.nonces ?? EMPTY_WINDOW, tx.nonce, blockTimeMs);
   if (verdict !== undefined) return refused(index, verdict, `nonce ${tx.nonce}`);
+  if (existing === undefined && !opensAddress(env, tx)) {
+    return refused(
+      index,
+      'UnknownAccount',
+      'no such address: a deposit opens it (on a devnet, a faucet draw by its own key)',
+    );
+  }
   const principal = existing ?? ensurePrincipal(state, tx.account);
   principal.nonces.record(tx.nonce);
   state.markPrincipal(principal);

@@ -3,40 +3,17 @@
 
 import { badAmount, noRoomFor, settleDeficit } from './collateral.ts';
 import type { Ctx } from './context.ts';
-import { ensureAccount, getAccount } from './context.ts';
+import { ensureAccount } from './context.ts';
+import type { RejectCode } from './errors.ts';
+import { inEmergencyHalt } from './governance.ts';
 import type { ActionResult } from './results.ts';
+import type { ExchangeState, Principal } from './state.ts';
 import type { Faucet } from './tx/types.ts';
 
 export function faucet(ctx: Ctx, a: Faucet): ActionResult {
   const state = ctx.state;
-  if (!state.genesis.devnet) {
-    return {
-      ok: false,
-      kind: 'faucet',
-      code: 'NotPermitted',
-      message: 'the faucet is devnet only',
-    };
-  }
-  if (badAmount(a.amountQuote)) {
-    return { ok: false, kind: 'faucet', code: 'InvalidAmount', message: 'amount must be positive' };
-  }
-  const drawn = getAccount(ctx)?.faucetQuote ?? 0n;
-  if (drawn + a.amountQuote > state.genesis.faucetQuoteMax) {
-    return {
-      ok: false,
-      kind: 'faucet',
-      code: 'FaucetCapExceeded',
-      message: `at most ${state.genesis.faucetQuoteMax} per account`,
-    };
-  }
-  if (noRoomFor(state, ctx.principal, ctx.subaccount)) {
-    return {
-      ok: false,
-      kind: 'faucet',
-      code: 'TooManyAccounts',
-      message: 'the account table is full',
-    };
-  }
+  const refusal = faucetRefusal(state, ctx.principal, ctx.subaccount, a.amountQuote);
+  if (refusal !== null) return refusal;
   const account = ensureAccount(state, ctx.principal, ctx.subaccount);
   account.faucetQuote += a.amountQuote;
   account.cashQuote += a.amountQuote;
@@ -44,4 +21,36 @@ export function faucet(ctx: Ctx, a: Faucet): ActionResult {
   state.markAccount(account);
   settleDeficit(state, account);
   return { ok: true, kind: 'faucet' };
+}
+
+/**
+ * Why a draw would be refused, or null: also asked before an unknown address
+ * is opened by its first transaction (execute.ts), so that only a draw that
+ * succeeds creates one. `principal` undefined: an address not yet opened.
+ */
+export function faucetRefusal(
+  state: ExchangeState,
+  principal: Principal | undefined,
+  subaccount: number,
+  amountQuote: bigint,
+): ActionResult | null {
+  const no = (code: RejectCode, message: string): ActionResult => ({
+    ok: false,
+    kind: 'faucet',
+    code,
+    message,
+  });
+  if (inEmergencyHalt(state)) {
+    return no('ExchangeHalted', 'emergency halt: only cancels, withdrawals and deposits go on');
+  }
+  if (!state.genesis.devnet) return no('NotPermitted', 'the faucet is devnet only');
+  if (badAmount(amountQuote)) return no('InvalidAmount', 'amount must be positive');
+  const drawn = principal?.subaccount(subaccount)?.faucetQuote ?? 0n;
+  if (drawn + amountQuote > state.genesis.faucetQuoteMax) {
+    return no('FaucetCapExceeded', `at most ${state.genesis.faucetQuoteMax} per account`);
+  }
+  if (noRoomFor(state, principal, subaccount)) {
+    return no('TooManyAccounts', 'the account table is full');
+  }
+  return null;
 }

@@ -75,7 +75,10 @@ test('emergency halt: >2/3 of stake halts everything; only cancels and withdrawa
     h.one(a, { kind: 'transfer', amountQuote: 1n * USDC, fromSubaccount: 0, toSubaccount: 1 }),
     'ExchangeHalted',
   );
-  rejected(h.one(key('newcomer'), { kind: 'faucet', amountQuote: 1n * USDC }), 'ExchangeHalted');
+  // A newcomer's draw would be refused, so it does not open the address either.
+  const newcomer = h.one(key('newcomer'), { kind: 'faucet', amountQuote: 1n * USDC });
+  assert.deepEqual([newcomer.ok, !newcomer.ok && newcomer.code], [false, 'UnknownAccount']);
+  rejected(h.one(a, { kind: 'faucet', amountQuote: 1n * USDC }), 'ExchangeHalted');
   rejected(
     h.one(a, { kind: 'registerAgent', agentPublicKey: key('bot2').publicKey, expiresAtMs: 1e12 }),
     'ExchangeHalted',

@@ -179,7 +179,9 @@ test('a full account table refuses a new account (TooManyAccounts) instead of st
   accounts.length = ACCOUNTS_MAX;
   const one = (k: Key, a: Action, subaccount = 0) =>
     codes(h.block([h.tx(k, a, { subaccount })]))[0];
-  assert.equal(one(key('newcomer'), { kind: 'faucet', amountQuote: USDC }), 'TooManyAccounts');
+  // A newcomer's draw would be refused for want of room, so it does not open the address.
+  assert.equal(one(key('newcomer'), { kind: 'faucet', amountQuote: USDC }), 'UnknownAccount');
+  assert.equal(one(alice, { kind: 'faucet', amountQuote: USDC }, 2), 'TooManyAccounts');
   assert.equal(
     one(alice, { kind: 'transfer', fromSubaccount: 0, toSubaccount: 1, amountQuote: USDC }),
     'TooManyAccounts',
@@ -200,4 +202,39 @@ test('a full account table refuses a new account (TooManyAccounts) instead of st
   accounts.length = used;
   assert.equal(one(v2, deposit), undefined);
   assert.equal(h.account(key('depositor'))!.cashQuote, USDC);
+});
+
+test('new keys cannot grow the state: only a deposit, a faucet draw that succeeds or a validator opens an address', () => {
+  const h = new Harness();
+  const before = h.ex.state.principals.size;
+  const fresh = (n: number) => key(`fresh-${n}`);
+  const thief = fresh(99);
+  const txs = [
+    h.tx(fresh(1), limit(BTC, 'buy', 500_000, 1)),
+    h.tx(fresh(2), { kind: 'cancelAll' }),
+    h.tx(fresh(3), { kind: 'faucet', amountQuote: 0n }),
+    h.tx(fresh(4), { kind: 'faucet', amountQuote: 10n ** 30n }),
+    // Signed by another key: not the address's own.
+    h.tx(fresh(5), { kind: 'faucet', amountQuote: USDC }, { signer: thief }),
+    h.tx(fresh(6), { kind: 'faucet', amountQuote: USDC }, { expiresAtMs: 1 }),
+    h.tx(fresh(7), { kind: 'batch', actions: [limit(BTC, 'buy', 500_000, 1)] }),
+    h.tx(fresh(8), { kind: 'govVote', proposalId: 1, approve: true }),
+  ];
+  const r = h.block(txs);
+  assert.deepEqual(
+    codes(r),
+    txs.map(() => 'UnknownAccount'),
+  );
+  assert.equal(h.ex.state.principals.size, before, 'no address record was made');
+  // A refusal consumed no nonce: the same nonce opens the address with a draw.
+  const nonce = txs[0]!.nonce;
+  const open = h.tx(fresh(1), { kind: 'faucet', amountQuote: USDC }, { nonce });
+  assert.deepEqual(codes(h.block([open])), [undefined]);
+  // A batch whose first action is a good draw opens it too; a validator's own action does.
+  const batch = h.tx(fresh(2), {
+    kind: 'batch',
+    actions: [{ kind: 'faucet', amountQuote: 100_000n * USDC }, limit(BTC, 'buy', 500_000, 1)],
+  });
+  assert.deepEqual(codes(h.block([batch])), [undefined]);
+  assert.equal(h.ex.state.principals.size, before + 2);
 });
