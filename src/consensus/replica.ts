@@ -374,6 +374,14 @@ export class Replica implements ConsensusReplica {
   get height(): number {
     return this.heightValue;
   }
+  /**
+   * Catching up: blocks fetched from peers wait to be applied, or a request
+   * for blocks at or above this height is out and within its retry period.
+   */
+  catchingUp(nowMs: number): boolean {
+    if (this.catchupBuffer.size > 0) return true;
+    return this.requestedUpTo >= this.heightValue && nowMs - this.lastRequestMs < CATCHUP_RETRY_MS;
+  }
   get round(): number {
     return this.roundValue;
   }

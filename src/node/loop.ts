@@ -220,6 +220,11 @@ export class NodeLoop {
     return this.running;
   }
 
+  /** Whether the node is fetching committed blocks it lags behind (Replica.catchingUp). */
+  catchingUp(): boolean {
+    return this.replica.catchingUp(this.clock.nowMs());
+  }
+
   /** Replays the WAL (the application must already stand at its last checkpoint) and joins the chain. */
   start(): void {
     const records = this.options.storage.wal.readAll();

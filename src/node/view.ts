@@ -379,7 +379,7 @@ export class ChainView implements NodeView {
       lastBlockTimeMs: p.timeMs,
       appHash: p.appHash,
       validators: p.validators,
-      syncing: false,
+      syncing: this.node.loop.catchingUp(),
       emergencyHalt: p.instruments.length > 0 && p.instruments.every((i) => i.status === 'halted'),
       ...(this.node.loop.haltReport
         ? {

@@ -92,7 +92,10 @@ test('a peer that answers pruned is not asked again; the request goes to another
   const lagging = h.nodes[3]!.replica;
   assert.equal(lagging.height, 1);
   const t = h.nowMs;
+  assert.equal(lagging.catchingUp(t), false, 'nothing asked yet');
   assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', ahead!, t)), ['p1']);
+  assert.equal(lagging.catchingUp(t), true, 'a request is out');
+  assert.equal(lagging.catchingUp(t + CATCHUP_RETRY_MS), false, 'and went unanswered');
   // p2 is ahead too; one request is outstanding, so it is not asked yet.
   assert.deepEqual(blockRequestsTo(lagging.onMessage('p2', ahead!, t)), []);
   // p1 pruned below height 5: p2 is asked now, not a retry period later.

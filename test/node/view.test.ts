@@ -233,6 +233,7 @@ function viewOver(
     loop: {
       replica: { validators, height: 1, round: 0, step: 0 },
       haltReport: null as { code: string; message: string } | null,
+      catchingUp: () => false,
       stats: { lastCommitLatencyMs: 0 },
     },
     publicKey: null,
