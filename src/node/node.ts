@@ -161,6 +161,7 @@ export class ZommaNode {
         this.gossip(entries, from);
         this.loop.txsAdmitted();
       },
+      stillValid: (tx) => this.app.stillValid(tx),
     });
     const key = options.key;
     this.loop = new NodeLoop({

@@ -78,6 +78,12 @@ export interface MempoolOptions {
   readonly limits?: Partial<MempoolLimits>;
   /** Called with the transactions admitted in one batch from one source (for gossip), once per source. */
   readonly onAdmitted?: (entries: readonly MempoolEntry[], from: string | null) => void;
+  /**
+   * Whether the committed state may still accept a transaction (the re-check's
+   * test): one it refuses already (nonce used or too old, expired) is not
+   * admitted (TxStale), so a client hears at once instead of after a block.
+   */
+  readonly stillValid?: (tx: SignedTx) => boolean;
 }
 
 export interface MempoolStats {
@@ -244,6 +250,9 @@ export class Mempool {
     const results = list.map(({ checked, hash, from }) => {
       if (this.entries.has(hash) || this.committed.has(hash)) {
         return this.reject(hash, 'DuplicateTx', 'already in the mempool or committed');
+      }
+      if (this.options.stillValid?.(checked.tx) === false) {
+        return this.reject(hash, 'TxStale', 'its nonce is used or too old, or it expired');
       }
       const account = toHex(checked.tx.account);
       const count = this.perAccount.get(account) ?? 0;
