@@ -89,8 +89,9 @@ function writeOptionalString(w: Writer, x: string | undefined, max: number): voi
 
 function writePlaceOrder(w: Writer, a: PlaceOrder): void {
   w.string(a.instrument, INSTRUMENT_BYTES_MAX);
-  w.u8(a.side === 'buy' ? 0 : 1);
-  w.u8(a.type === 'limit' ? 0 : 1);
+  // Each value its own tag: a test against one value only would write any other as the second.
+  w.u8(a.side === 'buy' ? 0 : a.side === 'sell' ? 1 : fail(`unknown side: ${String(a.side)}`));
+  w.u8(a.type === 'limit' ? 0 : a.type === 'market' ? 1 : fail(`unknown type: ${String(a.type)}`));
   writeOptionalUint(w, a.priceTicks);
   w.uvarint(a.sizeLots);
   w.u8(tagOf(TIME_IN_FORCES, a.timeInForce));

@@ -5,13 +5,29 @@
 // checkTxWithoutSignature here, then txSignedBytes (sign.ts) in a worker.
 
 import { DecodeError } from '../../codec/index.ts';
-import { addressOf, checkPublicKey, sha256 } from '../../crypto/index.ts';
+import { addressOf, checkChainId, checkPublicKey, sha256 } from '../../crypto/index.ts';
 import { bytesEqual } from '../../lib/bytes.ts';
-import { AMOUNT_QUOTE_MAX, BATCH_ACTIONS_MAX, TX_BYTES_MAX } from '../../lib/limits.ts';
-import { decodeSignedTx } from './codec.ts';
+import {
+  AGENT_NAME_BYTES_MAX,
+  AMOUNT_QUOTE_MAX,
+  BATCH_ACTIONS_MAX,
+  CLIENT_ORDER_ID_BYTES_MAX,
+  INSTRUMENT_BYTES_MAX,
+  TX_BYTES_MAX,
+  WITHDRAW_DESTINATION_BYTES_MAX,
+} from '../../lib/limits.ts';
+import { DEPOSIT_ID_BYTES, TX_ACCOUNT_BYTES, TX_SIGNER_BYTES, decodeSignedTx } from './codec.ts';
 import { TxError } from './errors.ts';
 import { verifyTxSignature } from './sign.ts';
-import { ACTION_KINDS, MASTER_ONLY_ACTIONS } from './types.ts';
+import {
+  ACTION_KINDS,
+  GOV_PROPOSAL_KINDS,
+  MASTER_ONLY_ACTIONS,
+  ORDER_TYPES,
+  SIDES,
+  STPS,
+  TIME_IN_FORCES,
+} from './types.ts';
 import type { Action, PlaceOrder, SignedTx, UnsignedTx } from './types.ts';
 
 /** Instrument names as traders know them: BTC-PERPETUAL, BTC-27DEC26, BTC-27DEC26-60000-C. */
@@ -37,8 +53,11 @@ function bad(at: string, name: string, message: string): never {
   throw new TxError('BadField', message, name === '' ? at : `${at}.${name}`);
 }
 
-// A decoded transaction always passes the integer checks; a built one (the SDK's)
-// must fail them as a TxError, not as the encoder's assertion.
+// A decoded transaction always passes the integer, enum, flag, length and
+// byte-size checks (the decoder bounds them); a built one (the SDK's, from a
+// client that may pass anything) must fail them as a TxError, not as the
+// encoder's assertion, and never be encoded as something else: the encoder
+// writes 'sell' for any side but 'buy' and true for any truthy flag.
 
 function positive(x: number, at: string, name: string): void {
   if (!(Number.isSafeInteger(x) && x >= 1)) bad(at, name, 'must be an integer of at least 1');
@@ -53,15 +72,35 @@ function subaccount(x: number, at: string, name: string): void {
 }
 
 function amount(x: bigint, at: string, name: string): void {
-  if (x < 1n || x > AMOUNT_QUOTE_MAX) bad(at, name, 'must be between 1 and AMOUNT_QUOTE_MAX');
+  if (typeof x !== 'bigint' || x < 1n || x > AMOUNT_QUOTE_MAX) {
+    bad(at, name, 'must be a bigint between 1 and AMOUNT_QUOTE_MAX');
+  }
 }
 
+function oneOf<T>(values: readonly T[], x: T, at: string, name: string): void {
+  if (!values.includes(x)) bad(at, name, `must be one of ${values.join(', ')}`);
+}
+
+function flag(x: boolean, at: string, name: string): void {
+  if (typeof x !== 'boolean') bad(at, name, 'must be true or false');
+}
+
+function fixedBytes(x: Uint8Array, length: number, at: string, name: string): void {
+  if (!(x instanceof Uint8Array && x.length === length)) bad(at, name, `must be ${length} bytes`);
+}
+
+// The patterns below admit ASCII only, so a string's length is its encoded length.
+
 function instrument(text: string, at: string, name: string): void {
-  if (!INSTRUMENT_PATTERN.test(text)) bad(at, name, 'not an instrument name (A-Z, 0-9, -)');
+  if (!(INSTRUMENT_PATTERN.test(text) && text.length <= INSTRUMENT_BYTES_MAX)) {
+    bad(at, name, `not an instrument name (1 to ${INSTRUMENT_BYTES_MAX} of A-Z, 0-9, -)`);
+  }
 }
 
 function clientOrderId(id: string, at: string, name: string): void {
-  if (!CLIENT_ORDER_ID_PATTERN.test(id)) bad(at, name, 'must be 1 to 36 of A-Z a-z 0-9 _ -');
+  if (!(CLIENT_ORDER_ID_PATTERN.test(id) && id.length <= CLIENT_ORDER_ID_BYTES_MAX)) {
+    bad(at, name, `must be 1 to ${CLIENT_ORDER_ID_BYTES_MAX} of A-Z a-z 0-9 _ -`);
+  }
 }
 
 function publicKey(key: Uint8Array, at: string, name: string): void {
@@ -77,6 +116,11 @@ const TOP_PATHS = new Map<string, string>(ACTION_KINDS.map((k) => [k, `tx.action
 
 function checkPlaceOrder(a: PlaceOrder, path: string): void {
   instrument(a.instrument, path, 'instrument');
+  oneOf(SIDES, a.side, path, 'side');
+  oneOf(ORDER_TYPES, a.type, path, 'type');
+  oneOf(TIME_IN_FORCES, a.timeInForce, path, 'timeInForce');
+  oneOf(STPS, a.stp, path, 'stp');
+  flag(a.reduceOnly, path, 'reduceOnly');
   positive(a.sizeLots, path, 'sizeLots');
   if (a.priceTicks !== undefined) positive(a.priceTicks, path, 'priceTicks');
   if (a.type === 'limit' && a.priceTicks === undefined) {
@@ -97,17 +141,27 @@ function checkPlaceOrder(a: PlaceOrder, path: string): void {
 
 /** Checks one action's fields; `path` is where it sits, e.g. `tx.action` or `tx.action.batch.actions[2]`. */
 export function checkAction(a: Action, signer: Uint8Array, path: string): void {
-  const at = path === 'tx.action' ? TOP_PATHS.get(a.kind)! : `${path}.${a.kind}`;
+  const at = path === 'tx.action' ? TOP_PATHS.get(a.kind) : `${path}.${a.kind}`;
+  if (at === undefined || !ACTION_KINDS.includes(a.kind)) bad(path, 'kind', 'unknown action');
   switch (a.kind) {
     case 'faucet':
       return amount(a.amountQuote, at, 'amountQuote');
     case 'attestDeposit':
+      fixedBytes(a.depositId, DEPOSIT_ID_BYTES, at, 'depositId');
+      fixedBytes(a.account, TX_ACCOUNT_BYTES, at, 'account');
       subaccount(a.subaccount, at, 'subaccount');
       return amount(a.amountQuote, at, 'amountQuote');
     case 'withdraw':
       amount(a.amountQuote, at, 'amountQuote');
-      if (!DESTINATION_PATTERN.test(a.destination)) {
-        bad(at, 'destination', 'must be printable ASCII without spaces');
+      if (!(
+        DESTINATION_PATTERN.test(a.destination) &&
+        a.destination.length <= WITHDRAW_DESTINATION_BYTES_MAX
+      )) {
+        bad(
+          at,
+          'destination',
+          `must be 1 to ${WITHDRAW_DESTINATION_BYTES_MAX} printable ASCII characters without spaces`,
+        );
       }
       return;
     case 'transfer':
@@ -150,20 +204,29 @@ export function checkAction(a: Action, signer: Uint8Array, path: string): void {
         bad(at, 'agentPublicKey', 'the account key cannot be its own agent');
       }
       positive(a.expiresAtMs, at, 'expiresAtMs');
-      if (a.name !== undefined && !AGENT_NAME_PATTERN.test(a.name)) {
-        bad(at, 'name', 'must be printable ASCII, not starting or ending with a space');
+      if (
+        a.name !== undefined &&
+        !(AGENT_NAME_PATTERN.test(a.name) && a.name.length <= AGENT_NAME_BYTES_MAX)
+      ) {
+        bad(
+          at,
+          'name',
+          `must be 1 to ${AGENT_NAME_BYTES_MAX} printable ASCII characters, not starting or ending with a space`,
+        );
       }
       return;
     case 'revokeAgent':
-      return;
+      return fixedBytes(a.agentPublicKey, TX_SIGNER_BYTES, at, 'agentPublicKey');
     case 'govPropose':
       index(a.proposalId, at, 'proposalId');
+      oneOf(GOV_PROPOSAL_KINDS, a.proposal.kind, at, 'proposal.kind');
       if (a.proposal.kind === 'haltMarket' || a.proposal.kind === 'resumeMarket') {
         instrument(a.proposal.instrument, at, 'proposal.instrument');
       }
       return;
     case 'govVote':
-      return index(a.proposalId, at, 'proposalId');
+      index(a.proposalId, at, 'proposalId');
+      return flag(a.approve, at, 'approve');
   }
 }
 
@@ -180,6 +243,14 @@ export function validateTx(tx: UnsignedTx, chainId: string): void {
   if (tx.chainId !== chainId) {
     throw new TxError('WrongChain', `signed for chain ${JSON.stringify(tx.chainId)}`, 'tx.chainId');
   }
+  // The node's own chain id is valid, so this refuses only a builder's.
+  try {
+    checkChainId(chainId);
+  } catch {
+    bad('tx', 'chainId', 'must be 1 to 64 of a-z, 0-9 and -');
+  }
+  fixedBytes(tx.signer, TX_SIGNER_BYTES, 'tx', 'signer');
+  fixedBytes(tx.account, TX_ACCOUNT_BYTES, 'tx', 'account');
   subaccount(tx.subaccount, 'tx', 'subaccount');
   positive(tx.nonce, 'tx', 'nonce');
   if (tx.expiresAtMs !== undefined) positive(tx.expiresAtMs, 'tx', 'expiresAtMs');

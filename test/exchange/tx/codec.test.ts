@@ -149,3 +149,15 @@ test('batch errors name the element; a batch inside a batch is refused', () => {
   unknown[cancelTag] = 200;
   assert.equal(decodeError(unknown)?.field, 'tx.action.batch.actions[1].kind');
 });
+
+test('the encoder refuses a side or order type outside its list instead of writing the other one', () => {
+  // Before, any side but 'buy' was written as sell and any type but 'limit' as market.
+  const bad = (extra: Record<string, unknown>): SignedTx =>
+    ({ ...order, action: { ...order.action, ...extra } }) as SignedTx;
+  for (const extra of [{ side: 'Buy' }, { side: undefined }, { type: 'LIMIT' }, { type: 'stop' }]) {
+    assert.throws(() => encodeSignedTx(bad(extra)), /unknown (side|type)/, JSON.stringify(extra));
+  }
+  for (const extra of [{ side: 'sell' }, { type: 'market' }]) {
+    assert.deepStrictEqual(decodeSignedTx(encodeSignedTx(bad(extra))), bad(extra));
+  }
+});

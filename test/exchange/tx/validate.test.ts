@@ -255,6 +255,110 @@ test('buildTx refuses, as a BadField naming it, a number the encoding cannot hol
   }
 });
 
+test('buildTx refuses, as a BadField naming it, a string, enum, flag or byte field the encoding cannot hold', () => {
+  // A client in plain JavaScript can pass anything. Before, an unknown side or
+  // order type was encoded as sell or market (the encoder tested only for
+  // 'buy' and 'limit'), a string flag as true, a fractional number amount was
+  // truncated, and an oversize string or a short key reached the encoder's
+  // assertion instead of a TxError.
+  const build = (fields: { chainId?: string; account?: Uint8Array; action?: unknown }) => () =>
+    buildTx({
+      chainId: CHAIN,
+      key: master,
+      nonce: NONCE,
+      ...fields,
+      action: (fields.action ?? order) as Action,
+    });
+  const place = (extra: Record<string, unknown>): unknown => ({ ...order, ...extra });
+  const key31 = new Uint8Array(31);
+  const cases: [() => unknown, string][] = [
+    [build({ action: place({ side: 'Buy' }) }), 'tx.action.placeOrder.side'],
+    [build({ action: place({ type: 'LIMIT' }) }), 'tx.action.placeOrder.type'],
+    [build({ action: place({ timeInForce: 'gtc' }) }), 'tx.action.placeOrder.timeInForce'],
+    [build({ action: place({ stp: 'none' }) }), 'tx.action.placeOrder.stp'],
+    [build({ action: place({ reduceOnly: 'false' }) }), 'tx.action.placeOrder.reduceOnly'],
+    [
+      build({ action: place({ clientOrderId: 'a'.repeat(37) }) }),
+      'tx.action.placeOrder.clientOrderId',
+    ],
+    [build({ action: place({ instrument: 'B'.repeat(49) }) }), 'tx.action.placeOrder.instrument'],
+    [build({ action: { kind: 'faucet', amountQuote: 1.5 } }), 'tx.action.faucet.amountQuote'],
+    [
+      build({ action: { kind: 'withdraw', amountQuote: 5n, destination: 'x'.repeat(129) } }),
+      'tx.action.withdraw.destination',
+    ],
+    [
+      build({
+        action: {
+          kind: 'registerAgent',
+          agentPublicKey: agent.publicKey,
+          expiresAtMs: 5,
+          name: 'n'.repeat(33),
+        },
+      }),
+      'tx.action.registerAgent.name',
+    ],
+    [
+      build({ action: { kind: 'revokeAgent', agentPublicKey: key31 } }),
+      'tx.action.revokeAgent.agentPublicKey',
+    ],
+    [
+      build({
+        action: {
+          kind: 'attestDeposit',
+          depositId: key31,
+          account: master.address,
+          subaccount: 0,
+          amountQuote: 5n,
+        },
+      }),
+      'tx.action.attestDeposit.depositId',
+    ],
+    [
+      build({
+        action: {
+          kind: 'attestDeposit',
+          depositId: new Uint8Array(32),
+          account: key31,
+          subaccount: 0,
+          amountQuote: 5n,
+        },
+      }),
+      'tx.action.attestDeposit.account',
+    ],
+    [
+      build({ action: { kind: 'cancelAll', instrument: 'B'.repeat(49) } }),
+      'tx.action.cancelAll.instrument',
+    ],
+    [
+      build({
+        action: { kind: 'cancel', instrument: 'BTC-PERPETUAL', clientOrderId: 'c'.repeat(37) },
+      }),
+      'tx.action.cancel.clientOrderId',
+    ],
+    [
+      build({ action: { kind: 'govVote', proposalId: 1, approve: 1 } }),
+      'tx.action.govVote.approve',
+    ],
+    [
+      build({
+        action: { kind: 'govPropose', proposalId: 1, proposal: { kind: 'haltEverything' } },
+      }),
+      'tx.action.govPropose.proposal.kind',
+    ],
+    [build({ action: { kind: 'teleport' } }), 'tx.action.kind'],
+    [
+      build({ action: { kind: 'batch', actions: [{ kind: 'teleport' }] } }),
+      'tx.action.batch.actions[0].kind',
+    ],
+    [build({ account: key31 }), 'tx.account'],
+    [build({ chainId: 'z'.repeat(65) }), 'tx.chainId'],
+  ];
+  for (const [attempt, field] of cases) {
+    assert.deepEqual(rejection(attempt), { code: 'BadField', field }, field);
+  }
+});
+
 test('valid actions of every kind pass', () => {
   const valid: Action[] = [
     { kind: 'faucet', amountQuote: 1_000_000_000n },
