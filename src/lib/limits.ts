@@ -24,6 +24,13 @@ export const BLOCK_TXS_MAX = 10_000;
 export const BLOCK_BYTES_MAX = 8 * 1024 * 1024;
 /** Largest message between peers. */
 export const MESSAGE_BYTES_MAX = BLOCK_BYTES_MAX + 1024 * 1024;
+/**
+ * Peer messages the node loop holds while a WAL sync runs on the thread
+ * pool (consensus inputs wait for it): past this many bytes the newest are
+ * dropped, as a lost message is, and re-gossip makes up for them. Bounds
+ * what a long disk stall times many peers' traffic can pile up.
+ */
+export const LOOP_QUEUED_MESSAGE_BYTES_MAX = 8 * MESSAGE_BYTES_MAX;
 
 assert(TX_BYTES_MAX <= BLOCK_BYTES_MAX, 'a transaction must fit in a block');
 assert(BLOCK_BYTES_MAX < MESSAGE_BYTES_MAX, 'a block must fit in a message');
@@ -569,8 +576,11 @@ export const SYNC_OFFERS_MAX = 4;
 export const SYNC_CANDIDATES_MAX = 3;
 /** Offers of any one peer among those tried: a peer offering many fake heights crowds out no one. */
 export const SYNC_CANDIDATES_PER_PEER_MAX = 2;
-/** Largest sync-channel message: a stored block with its certificate is the largest. */
-export const SYNC_MESSAGE_BYTES_MAX = MESSAGE_BYTES_MAX;
+/**
+ * Largest sync-channel message: a stored block with its certificate is the
+ * largest. One byte under a peer message: the node puts its channel tag first.
+ */
+export const SYNC_MESSAGE_BYTES_MAX = MESSAGE_BYTES_MAX - 1;
 /** Once a first offer arrived, how long other peers may still answer. */
 export const SYNC_DISCOVERY_MS = 1_500;
 /** Offer requests are broadcast again this often until a peer answers (peers may still be dialing). */

@@ -30,7 +30,7 @@ import type {
 } from '../consensus/index.ts';
 import { Replica, blockHashOf, committedBlockCodec, walRecordCodec } from '../consensus/index.ts';
 import { bytesEqual, toHex } from '../lib/bytes.ts';
-import { BLOCK_TXS_MAX, WAL_ROTATE_BYTES } from '../lib/limits.ts';
+import { BLOCK_TXS_MAX, LOOP_QUEUED_MESSAGE_BYTES_MAX, WAL_ROTATE_BYTES } from '../lib/limits.ts';
 import type { Clock } from './clock.ts';
 import { systemClock } from './clock.ts';
 import { NodeError } from './errors.ts';
@@ -98,6 +98,8 @@ export interface LoopStats {
   walRotations: number;
   /** Heights below the block store's first (pruned, or never held after state sync). */
   blocksPruned: number;
+  /** Peer messages dropped because the queue held LOOP_QUEUED_MESSAGE_BYTES_MAX. */
+  messagesDropped: number;
 }
 
 export interface NodeLoopOptions {
@@ -173,11 +175,14 @@ export class NodeLoop {
     snapshotsSaved: 0,
     walRotations: 0,
     blocksPruned: 0,
+    messagesDropped: 0,
   };
   /** Height of the last checkpoint appended to the WAL, and of the last one known durable. */
   private checkpointAppended = 0;
   private checkpointDurable = 0;
   private readonly queue: Input[] = [];
+  /** Bytes of the peer messages in `queue` (LOOP_QUEUED_MESSAGE_BYTES_MAX). */
+  private queuedMessageBytes = 0;
   private draining = false;
   /**
    * The effects left of a batch while a synced WAL record's fdatasync runs on
@@ -254,6 +259,7 @@ export class NodeLoop {
     for (const cancel of this.cancels) cancel();
     this.cancels.clear();
     this.queue.length = 0;
+    this.queuedMessageBytes = 0;
     this.heldBuild = null;
     this.pauseEnd = null;
   }
@@ -330,6 +336,14 @@ export class NodeLoop {
 
   private enqueue(input: Input): void {
     if (!this.running) return;
+    if (input.kind === 'message') {
+      const bytes = input.bytes.length;
+      if (this.queuedMessageBytes + bytes > LOOP_QUEUED_MESSAGE_BYTES_MAX) {
+        this.stats.messagesDropped++;
+        return;
+      }
+      this.queuedMessageBytes += bytes;
+    }
     this.queue.push(input);
     this.drain();
   }
@@ -340,6 +354,7 @@ export class NodeLoop {
     try {
       while (this.running && this.suspended === null && this.queue.length > 0) {
         const input = this.queue.shift()!;
+        if (input.kind === 'message') this.queuedMessageBytes -= input.bytes.length;
         this.stats.inputs++;
         this.guard(() => this.perform(this.replica.handle(input)));
       }

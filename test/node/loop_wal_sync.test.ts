@@ -13,6 +13,7 @@ import { restoreApp } from '../../src/node/restore.ts';
 import { openStorage } from '../../src/node/storage/index.ts';
 import type { Storage, Wal } from '../../src/node/storage/index.ts';
 import { StorageError } from '../../src/node/storage/errors.ts';
+import { LOOP_QUEUED_MESSAGE_BYTES_MAX, MESSAGE_BYTES_MAX } from '../../src/lib/limits.ts';
 import {
   FAST_TIMEOUTS,
   HashChainApp,
@@ -226,6 +227,32 @@ test('a sync that finishes after stop() performs nothing', async () => {
     assert.equal(solo.app.height, 0);
     assert.equal(solo.loop.haltReport, null);
   } finally {
+    solo.storage.close();
+    tmp.remove();
+  }
+});
+
+test('peer messages arriving while a sync runs are held up to LOOP_QUEUED_MESSAGE_BYTES_MAX; past it they are dropped', async () => {
+  const tmp = tempDir('zomma-walsync-');
+  const solo = startSolo(tmp.dir);
+  try {
+    await waitFor(() => solo.wal.heldCount === 1, 5_000, 'a record waits for its sync');
+    const inputs = solo.loop.stats.inputs;
+    // A peer floods while the disk stalls: a quarter of a full message each.
+    const chunk = new Uint8Array(MESSAGE_BYTES_MAX / 4);
+    const fits = Math.floor(LOOP_QUEUED_MESSAGE_BYTES_MAX / chunk.length);
+    for (let i = 0; i < fits + 10; i++) solo.loop.onConsensusMessage('v9', chunk);
+    assert.equal(solo.loop.stats.messagesDropped, 10);
+    // Once the sync reports durable, what was held is handled and the node goes on.
+    solo.wal.passThrough = true;
+    solo.wal.release();
+    await waitFor(() => solo.loop.stats.inputs >= inputs + fits, 10_000, 'held inputs handled');
+    solo.loop.onConsensusMessage('v9', chunk);
+    await waitFor(() => solo.app.height >= 2, 10_000, 'height 2');
+    assert.equal(solo.loop.stats.messagesDropped, 10, 'room again once drained');
+    assert.equal(solo.loop.haltReport, null);
+  } finally {
+    solo.loop.stop();
     solo.storage.close();
     tmp.remove();
   }
