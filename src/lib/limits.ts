@@ -303,6 +303,13 @@ export const HANDSHAKE_FRAME_BYTES_MAX = 256;
 export const HANDSHAKE_TIMEOUT_MS = 5_000;
 /** Connections accepted but not yet authenticated, at once; more are refused. */
 export const HANDSHAKES_PENDING_MAX = 64;
+/**
+ * Inbound handshakes one remote address may have in progress, so that one
+ * address cannot hold all HANDSHAKES_PENDING_MAX slots. Loopback clusters
+ * dial from one address too: past this many at once, a dialer is refused and
+ * retries after its backoff.
+ */
+export const HANDSHAKES_PENDING_PER_IP_MAX = 16;
 /** Largest frame on an authenticated connection: its kind byte, one message and the 16-byte AEAD tag. */
 export const FRAME_BYTES_MAX = MESSAGE_BYTES_MAX + 1 + 16;
 /** Bytes queued for one peer (ours and the socket's) before it counts as too slow and is dropped. */

@@ -21,6 +21,7 @@ import { toHex } from '../../lib/bytes.ts';
 import { ZommaError } from '../../lib/errors.ts';
 import {
   HANDSHAKES_PENDING_MAX,
+  HANDSHAKES_PENDING_PER_IP_MAX,
   HANDSHAKE_TIMEOUT_MS,
   MESSAGE_BYTES_MAX,
   PEERS_MAX,
@@ -154,6 +155,9 @@ export class TcpTransport implements Transport {
   private readonly slots = new Map<PeerId, PeerSlot>();
   private readonly live = new Set<Connection>();
   private readonly handshaking = new Set<Connection>();
+  /** Inbound handshakes by remote address (HANDSHAKES_PENDING_PER_IP_MAX), and each one's address. */
+  private readonly handshakesByIp = new Map<string, number>();
+  private readonly handshakeIp = new Map<Connection, string>();
   private handler: MessageHandler = () => {};
   private server: Server | null = null;
   private stopped = false;
@@ -191,6 +195,11 @@ export class TcpTransport implements Transport {
 
   counters(): TransportCounters {
     return this.stats;
+  }
+
+  /** Connections accepted or dialed whose handshake has not finished. */
+  handshakesPending(): number {
+    return this.handshaking.size;
   }
 
   async start(): Promise<void> {
@@ -295,7 +304,7 @@ export class TcpTransport implements Transport {
 
   private onOpen(connection: Connection): void {
     const slot = this.slots.get(connection.peer!)!;
-    this.handshaking.delete(connection);
+    this.handshakeDone(connection);
     slot.connection = connection;
     if (slot.pending === connection) slot.pending = null;
     slot.attempts = 0;
@@ -309,7 +318,7 @@ export class TcpTransport implements Transport {
   private onClose(connection: Connection, reason: TransportDropReason | null): void {
     if (reason !== null) this.stats.drops[reason]++;
     this.live.delete(connection);
-    this.handshaking.delete(connection);
+    this.handshakeDone(connection);
     const id = connection.peer ?? connection.dialed;
     const slot = id === null ? undefined : this.slots.get(id);
     if (slot === undefined) return;
@@ -334,13 +343,32 @@ export class TcpTransport implements Transport {
 
   private accept(socket: Socket): void {
     if (this.stopped) return void socket.destroy();
-    if (this.handshaking.size >= HANDSHAKES_PENDING_MAX) {
+    // One address cannot hold every handshake slot: peers dialing in from
+    // their own hosts still find room while it waits out its timeouts.
+    const ip = socket.remoteAddress ?? '';
+    const fromIp = this.handshakesByIp.get(ip) ?? 0;
+    if (
+      this.handshaking.size >= HANDSHAKES_PENDING_MAX ||
+      fromIp >= HANDSHAKES_PENDING_PER_IP_MAX
+    ) {
       this.stats.drops.tooManyHandshakes++;
       return void socket.destroy();
     }
     const connection = new Connection(socket, false, null, this.owner);
     this.live.add(connection);
     this.handshaking.add(connection);
+    this.handshakesByIp.set(ip, fromIp + 1);
+    this.handshakeIp.set(connection, ip);
+  }
+
+  private handshakeDone(connection: Connection): void {
+    this.handshaking.delete(connection);
+    const ip = this.handshakeIp.get(connection);
+    if (ip === undefined) return;
+    this.handshakeIp.delete(connection);
+    const left = this.handshakesByIp.get(ip)! - 1;
+    if (left === 0) this.handshakesByIp.delete(ip);
+    else this.handshakesByIp.set(ip, left);
   }
 
   /** Dials `slot` now, or after its backoff, unless it is connected, being dialed, or has no address. */

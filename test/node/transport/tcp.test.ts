@@ -1,6 +1,11 @@
 import { test } from 'node:test';
+import type { Socket } from 'node:net';
 import assert from 'node:assert/strict';
-import { FRAME_BYTES_MAX, HANDSHAKE_FRAME_BYTES_MAX } from '../../../src/lib/limits.ts';
+import {
+  FRAME_BYTES_MAX,
+  HANDSHAKE_FRAME_BYTES_MAX,
+  HANDSHAKES_PENDING_PER_IP_MAX,
+} from '../../../src/lib/limits.ts';
 import { toHex } from '../../../src/lib/bytes.ts';
 import type { PeerId } from '../../../src/node/transport/index.ts';
 import type { TcpTransport } from '../../../src/node/transport/index.ts';
@@ -219,5 +224,29 @@ test('simultaneous dials settle on one connection per pair, the same on both sid
     assert.equal(connections, 6, 'one connection per pair of the four');
   } finally {
     await net.close();
+  }
+});
+
+test('one address holds at most HANDSHAKES_PENDING_PER_IP_MAX handshakes; a known peer still gets in', async () => {
+  const a = await listener(1);
+  const idle: Socket[] = [];
+  try {
+    // Connections that never speak: each holds a handshake slot until its timeout.
+    for (let i = 0; i < HANDSHAKES_PENDING_PER_IP_MAX + 3; i++) {
+      const s = await openSocket(a.address().port);
+      s.on('error', () => {});
+      idle.push(s);
+    }
+    await until(() => a.counters().drops.tooManyHandshakes === 3, 'the extra three refused');
+    // Those ending free their slots: a real peer from the same address completes its handshake.
+    for (const s of idle.splice(0)) s.destroy();
+    await until(() => a.handshakesPending() === 0, 'the idle connections closed');
+    const peer = await rawPeer(a.address().port, keyOf(1));
+    await until(() => a.counters().connections === 1, 'the known peer connected');
+    assert.equal(peer.isClosed(), false);
+    peer.close();
+  } finally {
+    for (const s of idle) s.destroy();
+    await a.stop();
   }
 });
