@@ -660,16 +660,19 @@ export class Replica implements ConsensusReplica {
       this.noteDecisionCandidate(vote, result.key, result.votes);
       return result.crossed;
     }
-    let changed = result.crossed;
-    const power = this.votes.speakingPower(vote.round);
-    if (vote.round > this.roundValue && isOneThirdPlus(power, this.chain.validators.totalPower)) {
-      if (vote.round > this.skipRound) {
-        this.skipRound = vote.round;
-        changed = true;
-      }
-    }
+    const changed = this.noteSkip(vote.round) || result.crossed;
     this.noteDecisionCandidate(vote, result.key, result.votes);
     return changed;
+  }
+
+  /** Line 55's condition: f+1 of the stake speaks in a round above ours. True if it newly holds. */
+  private noteSkip(round: number): boolean {
+    if (round <= this.roundValue || round <= this.skipRound) return false;
+    if (!isOneThirdPlus(this.votes.speakingPower(round), this.chain.validators.totalPower)) {
+      return false;
+    }
+    this.skipRound = round;
+    return true;
   }
 
   private noteDecisionCandidate(vote: Vote, key: string, votes: RoundVotes): void {
@@ -715,6 +718,10 @@ export class Replica implements ConsensusReplica {
     if (!bytesEqual(hash, proposal.blockHash) || block.header.round > proposal.round) {
       return this.drop('invalidBlock');
     }
+    // The proposer signed the header; the body is bound to it only by the roots. A
+    // relay that swapped the body must not take the round's one slot: the real
+    // proposal would be dropped as a duplicate and we would prevote nil on it.
+    if (!bodyFactsOf(block).matchesHeader) return this.drop('invalidBlock');
     this.logInput(input);
     if (ahead !== null) {
       ahead.push(proposal.round);
@@ -722,6 +729,8 @@ export class Replica implements ConsensusReplica {
     }
     this.addProposal(proposal, block, hash, null);
     this.votes.speak(proposal.round, proposerIndex);
+    // Line 55 counts every message of a round, the proposal too.
+    this.noteSkip(proposal.round);
     this.progress(input.nowMs);
   }
 

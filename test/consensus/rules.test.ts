@@ -404,3 +404,45 @@ test("a commit certificate may hold an equivocator's precommit for the block", (
     [s.me, x!, z!].sort((p, q) => p - q),
   );
 });
+
+test('a proposal whose body a relay swapped (header intact) is refused before it takes the round: the real one is still prevoted', () => {
+  const s = scriptWithNonProposer([0]);
+  const a = s.block(0, 'A');
+  const real = s.proposal(0, a, -1);
+  const signed = decodeMessage(real);
+  assert.ok(signed.kind === 'proposal');
+  // Same header (so the same hash the proposer signed), another body.
+  const swapped = encode(messageCodec, {
+    kind: 'proposal',
+    proposal: signed.proposal,
+    block: { ...a, txs: [utf8('not A')] },
+  });
+  s.deliver(swapped);
+  assert.equal(
+    s.myVote(VOTE_TYPE.prevote, 0),
+    undefined,
+    'no vote on a body the proposer never signed',
+  );
+  assert.equal(s.replica.metrics.invalidBlock, 1);
+  s.deliver(real);
+  assert.equal(s.myVote(VOTE_TYPE.prevote, 0), toHex(blockHashOf(a)));
+});
+
+test('line 55: a proposal counts among the f+1 speaking in a higher round', () => {
+  let s: Script | null = null;
+  let x = -1;
+  for (let k = 0; k < 4 && s === null; k++) {
+    const c = new Script(4, k);
+    const other = c.others().find((i) => i !== c.set.proposer(3));
+    if (c.set.proposer(3) !== c.me && other !== undefined) {
+      s = c;
+      x = other;
+    }
+  }
+  assert.ok(s !== null);
+  s.deliver(s.vote(VOTE_TYPE.prevote, x, 3, null));
+  assert.equal(s.replica.round, 0, 'one of four is not more than a third');
+  s.deliver(s.proposal(3, s.block(3, 'C'), -1));
+  assert.equal(s.replica.round, 3, 'the proposer of round 3 and x speak there: f+1');
+  assert.equal(s.myVote(VOTE_TYPE.prevote, 3), toHex(blockHashOf(s.block(3, 'C'))));
+});
