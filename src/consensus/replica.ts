@@ -611,7 +611,7 @@ export class Replica implements ConsensusReplica {
     if (existing !== undefined && sameVote(existing, vote)) {
       // A vote heard again: its signer re-sent it (its gossip timer, or a
       // restart), so it has not moved on for a while and may lack ours.
-      this.regossip(input.from, input.nowMs);
+      this.regossip(input.from, vote.round, input.nowMs);
       return this.drop('duplicateVote');
     }
     const held =
@@ -1683,9 +1683,13 @@ export class Replica implements ConsensusReplica {
    * The core sends each message once; a peer that was down or lost it would
    * wait forever (Algorithm 1 assumes gossip eventually delivers). So a peer
    * heard from at our height is sent, at most once per retry period, what we
-   * signed in this round and the round's proposal.
+   * signed in this round and the round's proposal; and, when the vote it
+   * re-sent is of an earlier round (it is likely still there), what we signed
+   * in that round. Our own gossip timer re-sends only the current round's: a
+   * peer that lost our precommit of the round we left would wait forever for
+   * the 2f+1 precommits that start its precommit timeout (line 47).
    */
-  private regossip(to: PeerId, nowMs: number): void {
+  private regossip(to: PeerId, peerRound: number, nowMs: number): void {
     const last = this.lastGossipMs.get(to);
     if (last !== undefined && nowMs - last < CATCHUP_RETRY_MS) return;
     if (last === undefined && this.lastGossipMs.size >= 4 * VALIDATORS_MAX) return;
@@ -1695,9 +1699,12 @@ export class Replica implements ConsensusReplica {
       const message: Message = { kind: 'proposal', proposal: entry.proposal, block: entry.block };
       this.emit({ kind: 'send', to, bytes: encodeMessage(message) });
     }
-    for (const step of [STEP.prevote, STEP.precommit] as const) {
-      const signed = this.signed.get(hrsKey(this.heightValue, this.roundValue, step));
-      if (signed !== undefined) this.emit({ kind: 'send', to, bytes: signed.bytes });
+    const rounds = peerRound < this.roundValue ? [peerRound, this.roundValue] : [this.roundValue];
+    for (const round of rounds) {
+      for (const step of [STEP.prevote, STEP.precommit] as const) {
+        const signed = this.signed.get(hrsKey(this.heightValue, round, step));
+        if (signed !== undefined) this.emit({ kind: 'send', to, bytes: signed.bytes });
+      }
     }
   }
 

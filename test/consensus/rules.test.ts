@@ -446,3 +446,33 @@ test('line 55: a proposal counts among the f+1 speaking in a higher round', () =
   assert.equal(s.replica.round, 3, 'the proposer of round 3 and x speak there: f+1');
   assert.equal(s.myVote(VOTE_TYPE.prevote, 3), toHex(blockHashOf(s.block(3, 'C'))));
 });
+
+test('a peer that re-sends a vote of a round we left is sent our votes of that round: it may still wait there for our lost precommit', () => {
+  const s = scriptWithNonProposer([0, 1]);
+  const [x, y] = s.others();
+  s.fireTimeout(0, STEP.propose);
+  s.deliver(s.vote(VOTE_TYPE.prevote, x!, 0, null));
+  s.deliver(s.vote(VOTE_TYPE.prevote, y!, 0, null));
+  assert.equal(s.myVote(VOTE_TYPE.precommit, 0), 'nil');
+  const precommitX = s.vote(VOTE_TYPE.precommit, x!, 0, null);
+  s.deliver(precommitX);
+  s.deliver(s.vote(VOTE_TYPE.precommit, y!, 0, null));
+  s.fireTimeout(0, STEP.precommit);
+  assert.equal(s.replica.round, 1);
+  // x's gossip timer re-sends its round-0 precommit: x is still in round 0.
+  const before = s.out.length;
+  s.deliver(precommitX);
+  const sent = s.out
+    .slice(before)
+    .flatMap((e) => (e.kind === 'send' && e.to === 'peer' ? [decodeMessage(e.bytes)] : []));
+  assert.ok(
+    sent.some(
+      (m) =>
+        m.kind === 'vote' &&
+        m.vote.round === 0 &&
+        m.vote.type === VOTE_TYPE.precommit &&
+        m.vote.validatorIndex === s.me,
+    ),
+    'our precommit of round 0 goes back to it',
+  );
+});
