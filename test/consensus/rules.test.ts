@@ -476,3 +476,51 @@ test('a peer that re-sends a vote of a round we left is sent our votes of that r
     'our precommit of round 0 goes back to it',
   );
 });
+
+test('a replica restarted from the synced part of its WAL keeps its lock: it prevotes nil on another value without a proof of lock', () => {
+  const s = scriptWithNonProposer([0, 1]);
+  const a = s.block(0, 'A');
+  const [x, y] = s.others();
+  s.deliver(s.proposal(0, a, -1));
+  s.deliver(s.vote(VOTE_TYPE.prevote, x!, 0, a));
+  s.deliver(s.vote(VOTE_TYPE.prevote, y!, 0, a));
+  assert.equal(s.replica.lockedRound, 0);
+  // What survives a crash right after the precommit: every record up to the last sync.
+  const persisted = s.out.flatMap((e) => (e.kind === 'persist' ? [e] : []));
+  let durable = 0;
+  persisted.forEach((e, i) => {
+    if (e.sync) durable = i + 1;
+  });
+  const restarted = new Replica(
+    { genesis: s.genesis, timeouts: FAST_TIMEOUTS },
+    {
+      signer: s.keyAt(s.me).signer,
+      verifier: s.crypto,
+      app: s.app,
+      blocks: { load: () => null },
+    },
+  );
+  const out: Effect[] = [];
+  out.push(
+    ...restarted.start(
+      persisted.slice(0, durable).map((e) => e.record),
+      NOW,
+    ),
+  );
+  assert.equal(restarted.lockedRound, 0);
+  assert.equal(toHex(restarted.lockedBlockHash!), toHex(blockHashOf(a)));
+  for (const i of [x!, y!]) {
+    out.push(...restarted.onMessage('peer', s.vote(VOTE_TYPE.precommit, i, 0, null), NOW));
+  }
+  out.push(...restarted.onTimeout({ height: 1, round: 0, step: STEP.precommit }, NOW));
+  assert.equal(restarted.round, 1);
+  out.push(...restarted.onMessage('peer', s.proposal(1, s.block(1, 'B'), -1), NOW));
+  const prevotes = out.flatMap((e) => {
+    if (e.kind !== 'broadcast') return [];
+    const m = decodeMessage(e.bytes);
+    return m.kind === 'vote' && m.vote.type === VOTE_TYPE.prevote && m.vote.round === 1
+      ? [m.vote.blockHash]
+      : [];
+  });
+  assert.deepEqual(prevotes, [null], 'locked on A: nil on B');
+});
