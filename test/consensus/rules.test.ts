@@ -524,3 +524,32 @@ test('a replica restarted from the synced part of its WAL keeps its lock: it pre
   });
   assert.deepEqual(prevotes, [null], 'locked on A: nil on B');
 });
+
+test('line 28: a re-proposal whose proof of lock is older than our lock, for another value, is prevoted nil', () => {
+  const s = scriptWithNonProposer([0, 1, 2]);
+  const a = s.block(0, 'A');
+  const b = s.block(1, 'B');
+  const [x, y, z] = s.others();
+  // Round 0: a polka for A (us, x, y): locked on A.
+  s.deliver(s.proposal(0, a, -1));
+  s.deliver(s.vote(VOTE_TYPE.prevote, x!, 0, a));
+  s.deliver(s.vote(VOTE_TYPE.prevote, y!, 0, a));
+  assert.equal(s.replica.lockedRound, 0);
+  s.deliver(s.vote(VOTE_TYPE.precommit, x!, 0, null));
+  s.deliver(s.vote(VOTE_TYPE.precommit, y!, 0, null));
+  s.fireTimeout(0, STEP.precommit);
+  // Round 1: B without a proof of lock (nil from us), then a polka for B: locked on B in round 1.
+  s.deliver(s.proposal(1, b, -1));
+  assert.equal(s.myVote(VOTE_TYPE.prevote, 1), 'nil');
+  for (const i of [x!, y!, z!]) s.deliver(s.vote(VOTE_TYPE.prevote, i, 1, b));
+  assert.equal(s.replica.lockedRound, 1);
+  assert.equal(toHex(s.replica.lockedBlockHash!), toHex(blockHashOf(b)));
+  s.deliver(s.vote(VOTE_TYPE.precommit, x!, 1, null));
+  s.deliver(s.vote(VOTE_TYPE.precommit, y!, 1, null));
+  s.fireTimeout(1, STEP.precommit);
+  assert.equal(s.replica.round, 2);
+  // Round 2: A again, with its round-0 polka as proof: older than our lock on B.
+  s.deliver(s.proposal(2, a, 0));
+  assert.equal(s.myVote(VOTE_TYPE.prevote, 2), 'nil');
+  assert.equal(s.replica.lockedRound, 1, 'the lock stays');
+});
