@@ -619,7 +619,7 @@ export class Replica implements ConsensusReplica {
     if (existing !== undefined && sameVote(existing, vote)) {
       // A vote heard again: its signer re-sent it (its gossip timer, or a
       // restart), so it has not moved on for a while and may lack ours.
-      this.regossip(input.from, input.nowMs);
+      this.regossip(input.from, vote.round, input.nowMs);
       return this.drop('duplicateVote');
     }
     const held =
@@ -668,16 +668,19 @@ export class Replica implements ConsensusReplica {
       this.noteDecisionCandidate(vote, result.key, result.votes);
       return result.crossed;
     }
-    let changed = result.crossed;
-    const power = this.votes.speakingPower(vote.round);
-    if (vote.round > this.roundValue && isOneThirdPlus(power, this.chain.validators.totalPower)) {
-      if (vote.round > this.skipRound) {
-        this.skipRound = vote.round;
-        changed = true;
-      }
-    }
+    const changed = this.noteSkip(vote.round) || result.crossed;
     this.noteDecisionCandidate(vote, result.key, result.votes);
     return changed;
+  }
+
+  /** Line 55's condition: f+1 of the stake speaks in a round above ours. True if it newly holds. */
+  private noteSkip(round: number): boolean {
+    if (round <= this.roundValue || round <= this.skipRound) return false;
+    if (!isOneThirdPlus(this.votes.speakingPower(round), this.chain.validators.totalPower)) {
+      return false;
+    }
+    this.skipRound = round;
+    return true;
   }
 
   private noteDecisionCandidate(vote: Vote, key: string, votes: RoundVotes): void {
@@ -723,6 +726,10 @@ export class Replica implements ConsensusReplica {
     if (!bytesEqual(hash, proposal.blockHash) || block.header.round > proposal.round) {
       return this.drop('invalidBlock');
     }
+    // The proposer signed the header; the body is bound to it only by the roots. A
+    // relay that swapped the body must not take the round's one slot: the real
+    // proposal would be dropped as a duplicate and we would prevote nil on it.
+    if (!bodyFactsOf(block).matchesHeader) return this.drop('invalidBlock');
     this.logInput(input);
     if (ahead !== null) {
       ahead.push(proposal.round);
@@ -730,6 +737,8 @@ export class Replica implements ConsensusReplica {
     }
     this.addProposal(proposal, block, hash, null);
     this.votes.speak(proposal.round, proposerIndex);
+    // Line 55 counts every message of a round, the proposal too.
+    this.noteSkip(proposal.round);
     this.progress(input.nowMs);
   }
 
@@ -1682,9 +1691,13 @@ export class Replica implements ConsensusReplica {
    * The core sends each message once; a peer that was down or lost it would
    * wait forever (Algorithm 1 assumes gossip eventually delivers). So a peer
    * heard from at our height is sent, at most once per retry period, what we
-   * signed in this round and the round's proposal.
+   * signed in this round and the round's proposal; and, when the vote it
+   * re-sent is of an earlier round (it is likely still there), what we signed
+   * in that round. Our own gossip timer re-sends only the current round's: a
+   * peer that lost our precommit of the round we left would wait forever for
+   * the 2f+1 precommits that start its precommit timeout (line 47).
    */
-  private regossip(to: PeerId, nowMs: number): void {
+  private regossip(to: PeerId, peerRound: number, nowMs: number): void {
     const last = this.lastGossipMs.get(to);
     if (last !== undefined && nowMs - last < CATCHUP_RETRY_MS) return;
     if (last === undefined && this.lastGossipMs.size >= 4 * VALIDATORS_MAX) return;
@@ -1694,9 +1707,12 @@ export class Replica implements ConsensusReplica {
       const message: Message = { kind: 'proposal', proposal: entry.proposal, block: entry.block };
       this.emit({ kind: 'send', to, bytes: encodeMessage(message) });
     }
-    for (const step of [STEP.prevote, STEP.precommit] as const) {
-      const signed = this.signed.get(hrsKey(this.heightValue, this.roundValue, step));
-      if (signed !== undefined) this.emit({ kind: 'send', to, bytes: signed.bytes });
+    const rounds = peerRound < this.roundValue ? [peerRound, this.roundValue] : [this.roundValue];
+    for (const round of rounds) {
+      for (const step of [STEP.prevote, STEP.precommit] as const) {
+        const signed = this.signed.get(hrsKey(this.heightValue, round, step));
+        if (signed !== undefined) this.emit({ kind: 'send', to, bytes: signed.bytes });
+      }
     }
   }
 

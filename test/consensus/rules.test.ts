@@ -404,3 +404,308 @@ test("a commit certificate may hold an equivocator's precommit for the block", (
     [s.me, x!, z!].sort((p, q) => p - q),
   );
 });
+
+test('a proposal whose body a relay swapped (header intact) is refused before it takes the round: the real one is still prevoted', () => {
+  const s = scriptWithNonProposer([0]);
+  const a = s.block(0, 'A');
+  const real = s.proposal(0, a, -1);
+  const signed = decodeMessage(real);
+  assert.ok(signed.kind === 'proposal');
+  // Same header (so the same hash the proposer signed), another body.
+  const swapped = encode(messageCodec, {
+    kind: 'proposal',
+    proposal: signed.proposal,
+    block: { ...a, txs: [utf8('not A')] },
+  });
+  s.deliver(swapped);
+  assert.equal(
+    s.myVote(VOTE_TYPE.prevote, 0),
+    undefined,
+    'no vote on a body the proposer never signed',
+  );
+  assert.equal(s.replica.metrics.invalidBlock, 1);
+  s.deliver(real);
+  assert.equal(s.myVote(VOTE_TYPE.prevote, 0), toHex(blockHashOf(a)));
+});
+
+test('line 55: a proposal counts among the f+1 speaking in a higher round', () => {
+  let s: Script | null = null;
+  let x = -1;
+  for (let k = 0; k < 4 && s === null; k++) {
+    const c = new Script(4, k);
+    const other = c.others().find((i) => i !== c.set.proposer(3));
+    if (c.set.proposer(3) !== c.me && other !== undefined) {
+      s = c;
+      x = other;
+    }
+  }
+  assert.ok(s !== null);
+  s.deliver(s.vote(VOTE_TYPE.prevote, x, 3, null));
+  assert.equal(s.replica.round, 0, 'one of four is not more than a third');
+  s.deliver(s.proposal(3, s.block(3, 'C'), -1));
+  assert.equal(s.replica.round, 3, 'the proposer of round 3 and x speak there: f+1');
+  assert.equal(s.myVote(VOTE_TYPE.prevote, 3), toHex(blockHashOf(s.block(3, 'C'))));
+});
+
+test('a peer that re-sends a vote of a round we left is sent our votes of that round: it may still wait there for our lost precommit', () => {
+  const s = scriptWithNonProposer([0, 1]);
+  const [x, y] = s.others();
+  s.fireTimeout(0, STEP.propose);
+  s.deliver(s.vote(VOTE_TYPE.prevote, x!, 0, null));
+  s.deliver(s.vote(VOTE_TYPE.prevote, y!, 0, null));
+  assert.equal(s.myVote(VOTE_TYPE.precommit, 0), 'nil');
+  const precommitX = s.vote(VOTE_TYPE.precommit, x!, 0, null);
+  s.deliver(precommitX);
+  s.deliver(s.vote(VOTE_TYPE.precommit, y!, 0, null));
+  s.fireTimeout(0, STEP.precommit);
+  assert.equal(s.replica.round, 1);
+  // x's gossip timer re-sends its round-0 precommit: x is still in round 0.
+  const before = s.out.length;
+  s.deliver(precommitX);
+  const sent = s.out
+    .slice(before)
+    .flatMap((e) => (e.kind === 'send' && e.to === 'peer' ? [decodeMessage(e.bytes)] : []));
+  assert.ok(
+    sent.some(
+      (m) =>
+        m.kind === 'vote' &&
+        m.vote.round === 0 &&
+        m.vote.type === VOTE_TYPE.precommit &&
+        m.vote.validatorIndex === s.me,
+    ),
+    'our precommit of round 0 goes back to it',
+  );
+});
+
+test('a replica restarted from the synced part of its WAL keeps its lock: it prevotes nil on another value without a proof of lock', () => {
+  const s = scriptWithNonProposer([0, 1]);
+  const a = s.block(0, 'A');
+  const [x, y] = s.others();
+  s.deliver(s.proposal(0, a, -1));
+  s.deliver(s.vote(VOTE_TYPE.prevote, x!, 0, a));
+  s.deliver(s.vote(VOTE_TYPE.prevote, y!, 0, a));
+  assert.equal(s.replica.lockedRound, 0);
+  // What survives a crash right after the precommit: every record up to the last sync.
+  const persisted = s.out.flatMap((e) => (e.kind === 'persist' ? [e] : []));
+  let durable = 0;
+  persisted.forEach((e, i) => {
+    if (e.sync) durable = i + 1;
+  });
+  const restarted = new Replica(
+    { genesis: s.genesis, timeouts: FAST_TIMEOUTS },
+    {
+      signer: s.keyAt(s.me).signer,
+      verifier: s.crypto,
+      app: s.app,
+      blocks: { load: () => null },
+    },
+  );
+  const out: Effect[] = [];
+  out.push(
+    ...restarted.start(
+      persisted.slice(0, durable).map((e) => e.record),
+      NOW,
+    ),
+  );
+  assert.equal(restarted.lockedRound, 0);
+  assert.equal(toHex(restarted.lockedBlockHash!), toHex(blockHashOf(a)));
+  for (const i of [x!, y!]) {
+    out.push(...restarted.onMessage('peer', s.vote(VOTE_TYPE.precommit, i, 0, null), NOW));
+  }
+  out.push(...restarted.onTimeout({ height: 1, round: 0, step: STEP.precommit }, NOW));
+  assert.equal(restarted.round, 1);
+  out.push(...restarted.onMessage('peer', s.proposal(1, s.block(1, 'B'), -1), NOW));
+  const prevotes = out.flatMap((e) => {
+    if (e.kind !== 'broadcast') return [];
+    const m = decodeMessage(e.bytes);
+    return m.kind === 'vote' && m.vote.type === VOTE_TYPE.prevote && m.vote.round === 1
+      ? [m.vote.blockHash]
+      : [];
+  });
+  assert.deepEqual(prevotes, [null], 'locked on A: nil on B');
+});
+
+test('line 28: a re-proposal whose proof of lock is older than our lock, for another value, is prevoted nil', () => {
+  const s = scriptWithNonProposer([0, 1, 2]);
+  const a = s.block(0, 'A');
+  const b = s.block(1, 'B');
+  const [x, y, z] = s.others();
+  // Round 0: a polka for A (us, x, y): locked on A.
+  s.deliver(s.proposal(0, a, -1));
+  s.deliver(s.vote(VOTE_TYPE.prevote, x!, 0, a));
+  s.deliver(s.vote(VOTE_TYPE.prevote, y!, 0, a));
+  assert.equal(s.replica.lockedRound, 0);
+  s.deliver(s.vote(VOTE_TYPE.precommit, x!, 0, null));
+  s.deliver(s.vote(VOTE_TYPE.precommit, y!, 0, null));
+  s.fireTimeout(0, STEP.precommit);
+  // Round 1: B without a proof of lock (nil from us), then a polka for B: locked on B in round 1.
+  s.deliver(s.proposal(1, b, -1));
+  assert.equal(s.myVote(VOTE_TYPE.prevote, 1), 'nil');
+  for (const i of [x!, y!, z!]) s.deliver(s.vote(VOTE_TYPE.prevote, i, 1, b));
+  assert.equal(s.replica.lockedRound, 1);
+  assert.equal(toHex(s.replica.lockedBlockHash!), toHex(blockHashOf(b)));
+  s.deliver(s.vote(VOTE_TYPE.precommit, x!, 1, null));
+  s.deliver(s.vote(VOTE_TYPE.precommit, y!, 1, null));
+  s.fireTimeout(1, STEP.precommit);
+  assert.equal(s.replica.round, 2);
+  // Round 2: A again, with its round-0 polka as proof: older than our lock on B.
+  s.deliver(s.proposal(2, a, 0));
+  assert.equal(s.myVote(VOTE_TYPE.prevote, 2), 'nil');
+  assert.equal(s.replica.lockedRound, 1, 'the lock stays');
+});
+
+// --- height 2: the certificate and evidence a block carries ----------------------
+
+import { commitHashOf, makeEvidence } from '../../src/consensus/replica.ts';
+import type { CommitCertificate, DuplicateVoteEvidence, Vote } from '../../src/consensus/types.ts';
+
+/** A script past height 1 (A decided in round 0), where it is not the proposer of height 2's round 0. */
+function atHeight2(): { s: Script; a: Block; appHash: Uint8Array; commit: CommitCertificate } {
+  for (let k = 0; k < 4; k++) {
+    const s = new Script(4, k);
+    if (s.set.proposer(0) === s.me || s.set.advanced().proposer(0) === s.me) continue;
+    const a = s.block(0, 'A');
+    const [x, y, z] = s.others();
+    s.deliver(s.proposal(0, a, -1));
+    s.deliver(s.vote(VOTE_TYPE.prevote, x!, 0, a));
+    s.deliver(s.vote(VOTE_TYPE.prevote, y!, 0, a));
+    for (const i of [x!, y!, z!]) s.deliver(s.vote(VOTE_TYPE.precommit, i, 0, a));
+    const decided = s.out.find((e) => e.kind === 'finalizeBlock');
+    assert.ok(decided !== undefined && decided.kind === 'finalizeBlock');
+    const result = s.app.finalizeBlock(decided.block, decided.commit);
+    s.out.push(...s.replica.onBlockExecuted(1, result, NOW));
+    assert.equal(s.replica.height, 2);
+    const votes = [x!, y!, z!]
+      .sort((p, q) => p - q)
+      .map((i) => {
+        const m = decodeMessage(s.vote(VOTE_TYPE.precommit, i, 0, a));
+        assert.ok(m.kind === 'vote');
+        const v = m.vote;
+        return {
+          validatorIndex: v.validatorIndex,
+          timestampMs: v.timestampMs,
+          extension: v.extension,
+          signature: v.signature,
+        };
+      });
+    const commit = { height: 1, round: 0, blockHash: blockHashOf(a), votes };
+    return { s, a, appHash: result.appHash, commit };
+  }
+  throw new Error('no validator that proposes neither height');
+}
+
+/** The replica's prevote at height 2, round 0, for a proposal of a block with this certificate and evidence. */
+function prevoteAtHeight2(
+  h: ReturnType<typeof atHeight2>,
+  lastCommit: CommitCertificate,
+  evidence: readonly DuplicateVoteEvidence[] = [],
+): string | undefined {
+  const { s, a, appHash } = h;
+  const set2 = s.set.advanced();
+  const txs = [utf8('B')];
+  const block: Block = {
+    header: {
+      chainId: CHAIN_ID,
+      height: 2,
+      round: 0,
+      timeMs: NOW + 1,
+      proposerAddress: set2.validators[set2.proposer(0)]!.address,
+      previousBlockHash: blockHashOf(a),
+      previousAppHash: appHash,
+      txsRoot: merkleRoot(txs),
+      lastCommitHash: commitHashOf(lastCommit),
+      evidenceHash: evidenceRoot(evidence),
+      validatorsHash: set2.hash,
+    },
+    txs,
+    evidence,
+    lastCommit,
+  };
+  const hash = blockHashOf(block);
+  const signature = s
+    .keyAt(set2.proposer(0))
+    .signer.sign(SIGN_KIND_CONSENSUS.proposal, proposalSignBytes(new Writer(), 2, 0, -1, hash));
+  const from = s.out.length;
+  s.deliver(
+    encode(messageCodec, {
+      kind: 'proposal',
+      proposal: { height: 2, round: 0, polRound: -1, blockHash: hash, signature },
+      block,
+    }),
+  );
+  for (const e of s.out.slice(from)) {
+    if (e.kind !== 'broadcast') continue;
+    const m = decodeMessage(e.bytes);
+    if (m.kind === 'vote' && m.vote.height === 2 && m.vote.type === VOTE_TYPE.prevote) {
+      return m.vote.blockHash === null ? 'nil' : toHex(m.vote.blockHash);
+    }
+  }
+  return undefined;
+}
+
+test('a block is prevoted only if its lastCommit is a certificate of more than 2/3 of the last height, each precommit signed for that block and round', () => {
+  const good = atHeight2();
+  assert.notEqual(prevoteAtHeight2(good, good.commit), 'nil', 'the real certificate');
+  const cases: [string, (c: CommitCertificate) => CommitCertificate][] = [
+    ['two thirds exactly (not more)', (c) => ({ ...c, votes: c.votes.slice(0, 2) })],
+    ['another round than the votes signed', (c) => ({ ...c, round: 1 })],
+    ['another block', (c) => ({ ...c, blockHash: sha256(utf8('other')) })],
+    ['another height', (c) => ({ ...c, height: 2 })],
+    [
+      'a vote whose time was changed after signing',
+      (c) => ({
+        ...c,
+        votes: c.votes.map((v, i) => (i === 0 ? { ...v, timestampMs: NOW + 9 } : v)),
+      }),
+    ],
+    [
+      'a vote whose extension was changed after signing',
+      (c) => ({
+        ...c,
+        votes: c.votes.map((v, i) => (i === 0 ? { ...v, extension: utf8('ext y') } : v)),
+      }),
+    ],
+  ];
+  for (const [name, tamper] of cases) {
+    const h = atHeight2();
+    assert.equal(prevoteAtHeight2(h, tamper(h.commit)), 'nil', name);
+    assert.ok(h.s.replica.metrics.badCertificate >= 1, name);
+  }
+});
+
+test('evidence in a block: two validly signed votes of one validator for different values, in canonical order; anything else refuses the block', () => {
+  const sign = (s: Script, index: number, round: number, hash: Uint8Array | null): Vote => ({
+    type: VOTE_TYPE.prevote,
+    height: 1,
+    round,
+    blockHash: hash,
+    validatorIndex: index,
+    timestampMs: 0,
+    extension: new Uint8Array(0),
+    signature: s
+      .keyAt(index)
+      .signer.sign(
+        SIGN_KIND_CONSENSUS.prevote,
+        voteSignBytes(new Writer(), VOTE_TYPE.prevote, 1, round, hash, 0, new Uint8Array(0)),
+      ),
+  });
+  const good = atHeight2();
+  const [x] = good.s.others();
+  const valid = makeEvidence(sign(good.s, x!, 3, null), sign(good.s, x!, 3, sha256(utf8('v'))));
+  assert.notEqual(prevoteAtHeight2(good, good.commit, [valid]), 'nil', 'real evidence');
+  const cases: [string, (e: DuplicateVoteEvidence, s: Script) => DuplicateVoteEvidence[]][] = [
+    ['votes of two rounds', (e, s) => [makeEvidence(e.voteA, sign(s, x!, 4, sha256(utf8('v'))))]],
+    ['out of canonical order', (e) => [{ voteA: e.voteB, voteB: e.voteA }]],
+    ['the same evidence twice', (e) => [e, e]],
+    [
+      'a signature of another validator',
+      (e) => [{ ...e, voteB: { ...e.voteB, validatorIndex: (x! + 1) % 4 } }],
+    ],
+  ];
+  for (const [name, make] of cases) {
+    const h = atHeight2();
+    const e = makeEvidence(sign(h.s, x!, 3, null), sign(h.s, x!, 3, sha256(utf8('v'))));
+    assert.equal(prevoteAtHeight2(h, h.commit, make(e, h.s)), 'nil', name);
+    assert.ok(h.s.replica.metrics.badEvidence >= 1, name);
+  }
+});

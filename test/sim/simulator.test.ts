@@ -48,6 +48,34 @@ test('validators locked on a value whose polka others lost get it relayed (seed 
   assertClean(r);
 });
 
+test('a validator that lost the precommit of a round its peers left gets it re-sent when it re-sends its own (seeds 74413, 74008)', () => {
+  // Two honest nodes stayed in round 0 holding two precommits, the third left
+  // for round 1 on three; its round-0 precommit was lost and only round 1's
+  // was gossiped again, so neither side could start a timeout: stuck for good.
+  const a = run({
+    seed: 74413,
+    validators: 4,
+    heights: 12,
+    topology: '4-continents',
+    faults: 'loss',
+    byzantine: 1,
+    behavior: 'mixed',
+    txsPerBlock: 0,
+  });
+  assertClean(a);
+  const b = run({
+    seed: 74008,
+    validators: 7,
+    heights: 8,
+    topology: '4-continents',
+    faults: 'chaos',
+    byzantine: 1,
+    behavior: 'silent',
+    txsPerBlock: 0,
+  });
+  assertClean(b);
+});
+
 test("twins split across rounds: an equivocator's vote counts for each value, so relayed polkas unlock the height (seed 98)", () => {
   const r = run({
     faults: 'loss',
