@@ -53,7 +53,25 @@ export class Account {
   readonly address: Uint8Array;
   readonly subaccount: number;
   readonly principal: Principal;
-  cashQuote = 0n;
+  /** Behind cashQuote: written only through its setter, which keeps cashNum in step. */
+  private cashBig = 0n;
+  /**
+   * cashQuote as a number while it is a safe integer, else NaN (derived, kept
+   * by the setter): the margin, scan and fill-guard paths on safe integers
+   * read it inline instead of opening the bigint, a heap object of its own.
+   */
+  cashNum = 0;
+
+  /** The ledger: this account's collateral, quote units. */
+  get cashQuote(): bigint {
+    return this.cashBig;
+  }
+
+  set cashQuote(x: bigint) {
+    this.cashBig = x;
+    const n = Number(x);
+    this.cashNum = Number.isSafeInteger(n) ? n : NaN;
+  }
   /** Lifetime traded notional, for the fee tier. */
   volumeQuote = 0n;
   faucetQuote = 0n;
