@@ -153,10 +153,12 @@ export class Principal {
    * Its subaccounts' bytes in its leaf as last encoded, at digest epoch
    * accountsMemoEpoch (hash.ts; derived, not state): reused while no
    * markAccount came after, so an address whose only change is a nonce does
-   * not read its accounts again.
+   * not read its accounts again. Kept in a slot of the digest's memo slabs:
+   * its size class (−1: no memo) and slot there.
    */
-  accountsMemo: Uint8Array | null = null;
-  /** How many of accountsMemo's bytes are the memo (the rest is room to grow). */
+  accountsMemoClass = -1;
+  accountsMemoSlot = 0;
+  /** How many of the slot's bytes are the memo (the rest is room to grow). */
   accountsMemoLength = 0;
   accountsMemoEpoch = -1;
   /**
