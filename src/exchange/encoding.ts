@@ -19,7 +19,7 @@ import type { RestingOrder } from './book/index.ts';
 import { STP_MODES } from './book/index.ts';
 import { bytesKey } from './keys.ts';
 import { oracleStateCodec } from './oracle/aggregate.ts';
-import { NonceWindow } from './tx/nonces.ts';
+import { readNonces, writeNonces } from './tx/nonces.ts';
 import { optionMarkAtVol } from './options/mark.ts';
 import type { Instrument } from './instruments/names.ts';
 import { twapCodec } from './instruments/settlement.ts';
@@ -213,7 +213,7 @@ export function writeOrderMeta(w: Writer, meta: OrderMeta): void {
 
 export function writePrincipal(w: Writer, p: Principal): void {
   w.fixed(p.address, ADDRESS_BYTES);
-  p.nonces.write(w);
+  writeNonces(w, p.nonces);
   const agents = p.agents;
   if (agents === null || agents.size === 0) {
     w.uvarint(0);
@@ -268,8 +268,7 @@ export function readPrincipalInto(
 ): Principal {
   const address = r.fixed(`${f}.address`, ADDRESS_BYTES).slice();
   const p = make(address);
-  const nonces = NonceWindow.read(r, `${f}.nonces`);
-  p.nonces.nonces.push(...nonces.nonces);
+  readNonces(r, `${f}.nonces`, p.nonces);
   const n = r.uvarint(`${f}.agents`, AGENTS_PER_ADDRESS_MAX);
   let previous = '';
   for (let i = 0; i < n; i++) {
@@ -370,7 +369,7 @@ export function readAccountInto(
     previous = index;
     const p = new Position(index);
     readPosition(r, g, p);
-    a.listed.push(p);
+    a.ownListed().push(p);
     market.records.add(a);
   }
 }

@@ -18,7 +18,7 @@ import type { RejectCode } from './errors.ts';
 import { faucet, faucetRefusal } from './faucet.ts';
 import { bytesKey } from './keys.ts';
 import { govPropose, govVote, refusedInHalt } from './governance.ts';
-import { NonceWindow, checkNonce } from './tx/nonces.ts';
+import { checkNonce, recordNonce } from './tx/nonces.ts';
 import { placeOrder } from './place_order.ts';
 import { registerAgent, revokeAgent } from './register_agent.ts';
 import type { ActionResult, ExchangeEvent, TxResult } from './results.ts';
@@ -29,7 +29,7 @@ import { MASTER_ONLY_ACTIONS } from './tx/types.ts';
 import { withdraw } from './withdraw.ts';
 
 /** Checks a first nonce of an address; never recorded into. */
-const EMPTY_WINDOW = new NonceWindow();
+const EMPTY_WINDOW: readonly number[] = [];
 
 /** Validators sign these with their own key for their own address. */
 const VALIDATOR_ACTIONS = new Set(['attestDeposit', 'govPropose', 'govVote']);
@@ -150,7 +150,7 @@ export function executeTx(env: TxEnv, tx: SignedTx, index: number, known?: Princ
     );
   }
   const principal = existing ?? ensurePrincipal(state, tx.account);
-  principal.nonces.record(tx.nonce);
+  recordNonce(principal.nonces, tx.nonce);
   state.markPrincipal(principal);
   if (tx.expiresAtMs !== undefined && blockTimeMs > tx.expiresAtMs) {
     return refused(index, 'Expired', `expired at ${tx.expiresAtMs}`);

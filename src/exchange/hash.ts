@@ -40,6 +40,64 @@ import type { ExchangeState, MarketState, Principal } from './state.ts';
 /** Leaf slots the table starts with (it doubles as needed). */
 const LEAF_SLOTS_INITIAL = 4096;
 
+/** Bytes of a memo slot of the smallest class; each class doubles the one before. */
+const MEMO_SLOT_MIN_BYTES = 64;
+/** Slots a class's slab starts with (it doubles as needed). */
+const MEMO_SLOTS_INITIAL = 256;
+
+/**
+ * The addresses' memos (writePrincipalLeafMemo) in slots of fixed size, one
+ * slab per size class (64, 128, 256 … bytes): an address keeps its class and
+ * slot as numbers, so reading its memo opens no typed array of its own, and a
+ * memo costs no ArrayBuffer to allocate and collect. A memo that outgrows its
+ * slot moves to a larger class; the slot it leaves is reused by the next memo
+ * of that class, so the slabs hold at most twice the live memos' bytes plus
+ * the slots freed by moves. Derived, like the memos: never part of the state.
+ */
+export class MemoSlabs {
+  readonly slabs: Uint8Array[] = [];
+  private readonly used: number[] = [];
+  private readonly free: number[][] = [];
+
+  /** The smallest class whose slots hold `length` bytes. */
+  static classOf(length: number): number {
+    let c = 0;
+    while (MEMO_SLOT_MIN_BYTES << c < length) {
+      c++;
+      assert(c < 24, 'an address leaf of over 512 MiB');
+    }
+    return c;
+  }
+
+  static slotBytes(c: number): number {
+    return MEMO_SLOT_MIN_BYTES << c;
+  }
+
+  /** A free slot of class c. */
+  alloc(c: number): number {
+    while (this.slabs.length <= c) {
+      const bytes = MemoSlabs.slotBytes(this.slabs.length);
+      this.slabs.push(new Uint8Array(bytes * MEMO_SLOTS_INITIAL));
+      this.used.push(0);
+      this.free.push([]);
+    }
+    const reused = this.free[c]!.pop();
+    if (reused !== undefined) return reused;
+    const slot = this.used[c]!++;
+    const slab = this.slabs[c]!;
+    if ((slot + 1) * MemoSlabs.slotBytes(c) > slab.length) {
+      const grown = new Uint8Array(2 * slab.length);
+      grown.set(slab);
+      this.slabs[c] = grown;
+    }
+    return slot;
+  }
+
+  release(c: number, slot: number): void {
+    this.free[c]!.push(slot);
+  }
+}
+
 /**
  * A 256-bit accumulator: eight 32-bit words, most significant first. It also
  * keeps the current leaves of the entities that change in nearly every block
@@ -55,6 +113,8 @@ export class Digest {
   /** Views of viewsOf by length (viewOf). */
   private readonly views: (Uint8Array | undefined)[] = [];
   private viewsOf: Uint8Array | null = null;
+  /** The addresses' memos of their subaccounts' bytes (writePrincipalLeafMemo). */
+  readonly memos = new MemoSlabs();
 
   add(leaf: Uint8Array): void {
     let carry = 0;
@@ -230,28 +290,37 @@ let memoEpoch = 0;
  * never uses memos, so the hash tests would catch a mutation that skipped
  * markAccount.
  */
-function writePrincipalLeafMemo(w: Writer, p: Principal, withListed: boolean): void {
+function writePrincipalLeafMemo(
+  w: Writer,
+  p: Principal,
+  withListed: boolean,
+  memos: MemoSlabs,
+): void {
   writePrincipal(w, p);
-  const memo = p.accountsMemo;
-  if (memo !== null && p.accountsMemoEpoch >= p.accountsEpoch) {
-    w.rawRange(memo, 0, p.accountsMemoLength);
+  let c = p.accountsMemoClass;
+  if (c >= 0 && p.accountsMemoEpoch >= p.accountsEpoch) {
+    const slab = memos.slabs[c]!;
+    w.rawRange(slab, p.accountsMemoSlot * MemoSlabs.slotBytes(c), p.accountsMemoLength);
     return;
   }
   const start = w.length;
   writeSubaccounts(w, p, withListed);
   const length = w.length - start;
-  // Room to grow: balances and sizes change the length of their varints from
-  // block to block, and a new array each time would be garbage to collect.
-  const kept =
-    memo !== null && memo.length >= length ? memo : new Uint8Array(length + MEMO_SLACK_BYTES);
+  // A slot keeps room to grow (balances and sizes change the length of their
+  // varints from block to block): the memo moves only when it outgrows it.
+  if (c < 0 || MemoSlabs.slotBytes(c) < length) {
+    if (c >= 0) memos.release(c, p.accountsMemoSlot);
+    c = MemoSlabs.classOf(length);
+    p.accountsMemoClass = c;
+    p.accountsMemoSlot = memos.alloc(c);
+  }
+  const slab = memos.slabs[c]!;
+  const at = p.accountsMemoSlot * MemoSlabs.slotBytes(c);
   const bytes = w.backing();
-  for (let i = 0; i < length; i++) kept[i] = bytes[start + i]!;
-  p.accountsMemo = kept;
+  for (let i = 0; i < length; i++) slab[at + i] = bytes[start + i]!;
   p.accountsMemoLength = length;
   p.accountsMemoEpoch = memoEpoch;
 }
-
-const MEMO_SLACK_BYTES = 32;
 
 /** Brings the digest up to date with everything marked since the last call. */
 export function updateDigest(state: ExchangeState, digest: Digest, genesisHash: Uint8Array): void {
@@ -286,7 +355,7 @@ export function updateDigest(state: ExchangeState, digest: Digest, genesisHash: 
   // depend on the order).
   for (let i = principals.length - 1; i >= 0; i--) {
     const p = principals[i]!;
-    writePrincipalLeafMemo(writer.reset().u8(LEAF.principal), p, withListed);
+    writePrincipalLeafMemo(writer.reset().u8(LEAF.principal), p, withListed, digest.memos);
     p.leaf = digest.swapSlotHashing(p.leaf, writer.backing(), writer.length);
   }
   state.dirtyPrincipals.length = 0;

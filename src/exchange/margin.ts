@@ -50,9 +50,10 @@ export function equityQuote(state: ExchangeState, account: Account): bigint {
  * account holds listed records): then equityQuote decides. O(markets).
  */
 export function equityQuoteNum(state: ExchangeState, account: Account): number {
-  const cash = account.cashQuote;
-  if (cash > SAFE_BIG || cash < -SAFE_BIG || account.listed.length !== 0) return NaN;
-  let equity = Number(cash);
+  // cashNum is NaN when the cash is beyond the safe integers.
+  const cash = account.cashNum;
+  if (cash !== cash || account.listed.length !== 0) return NaN;
+  let equity = cash;
   if (account.positionCount === 0) return equity;
   const markets = state.markets;
   const positions = account.positions;
@@ -272,11 +273,11 @@ export function marginForOrderNum(
   buyLots: number,
   sellLots: number,
 ): OrderMarginNum | undefined {
-  const cash = account.cashQuote;
-  if (cash > SAFE_BIG || cash < -SAFE_BIG) return undefined;
+  const cash = account.cashNum;
+  if (cash !== cash) return undefined;
   const markets = state.markets;
   if (account.listed.length !== 0 || markets[marketIndex]!.listed) return undefined;
-  let equity = Number(cash);
+  let equity = cash;
   let before = 0;
   let delta = 0;
   const owner = account.index;
@@ -376,10 +377,10 @@ export const scanNumResult = { below: false };
  * Cost: O(markets), no bigint temporaries.
  */
 export function scanNum(state: ExchangeState, account: Account): boolean {
-  const cash = account.cashQuote;
-  if (account.positionCount === 0 || cash > SAFE_BIG || cash < -SAFE_BIG) return false;
+  const cash = account.cashNum;
+  if (account.positionCount === 0 || cash !== cash) return false;
   if (account.listed.length !== 0) return false;
-  let equity = Number(cash);
+  let equity = cash;
   let a = 0;
   let b = 0;
   let perTick = 0;

@@ -41,7 +41,7 @@ export function ensurePosition(
   const found = positionOf(account, market);
   if (found !== undefined) return found;
   const p = new Position(market.index);
-  const list = account.listed;
+  const list = account.ownListed();
   let at = list.length;
   while (at > 0 && list[at - 1]!.market > market.index) at--;
   list.splice(at, 0, p);

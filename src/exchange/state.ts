@@ -20,11 +20,17 @@ import type { OptionMark, ScenarioInstrument } from './options/index.ts';
 import { oracleParamsOf, quotePerTickLot } from './genesis.ts';
 import type { OracleParams, OracleState } from './oracle/aggregate.ts';
 import { emptyOracleState } from './oracle/aggregate.ts';
-import { NonceWindow } from './tx/nonces.ts';
 import { ScanSchedule } from './scan.ts';
 import type { ScanGroup } from './scan.ts';
 
 const SAFE_BIG = BigInt(Number.MAX_SAFE_INTEGER);
+
+/**
+ * The listed records of every account that has none: shared and frozen, so
+ * the margin paths' "no listed records" test reads an object already in cache
+ * instead of an empty array per account (ownListed gives an account its own).
+ */
+const NO_LISTED: Position[] = Object.freeze([] as Position[]) as Position[];
 
 export class Position {
   /** The market's index. */
@@ -47,7 +53,25 @@ export class Account {
   readonly address: Uint8Array;
   readonly subaccount: number;
   readonly principal: Principal;
-  cashQuote = 0n;
+  /** Behind cashQuote: written only through its setter, which keeps cashNum in step. */
+  private cashBig = 0n;
+  /**
+   * cashQuote as a number while it is a safe integer, else NaN (derived, kept
+   * by the setter): the margin, scan and fill-guard paths on safe integers
+   * read it inline instead of opening the bigint, a heap object of its own.
+   */
+  cashNum = 0;
+
+  /** The ledger: this account's collateral, quote units. */
+  get cashQuote(): bigint {
+    return this.cashBig;
+  }
+
+  set cashQuote(x: bigint) {
+    this.cashBig = x;
+    const n = Number(x);
+    this.cashNum = Number.isSafeInteger(n) ? n : NaN;
+  }
   /** Lifetime traded notional, for the fee tier. */
   volumeQuote = 0n;
   faucetQuote = 0n;
@@ -58,8 +82,9 @@ export class Account {
    * index: one per market where the account has traded or rested an order,
    * dropped when that market settles. So an account costs nothing for the
    * markets it never touched, however many were ever listed (position.ts).
+   * Shared and frozen while empty: add records through ownListed().
    */
-  readonly listed: Position[] = [];
+  listed: Position[] = NO_LISTED;
   /** Open orders by client order id. */
   readonly clientOrderIds = new Map<string, number>();
   /** Markets where this account has a position (a count, for quick "any position" checks). */
@@ -83,6 +108,12 @@ export class Account {
   guardEpoch = -1;
   guardLossNum = 0;
 
+  /** listed, as an array of this account's own, to add records to. */
+  ownListed(): Position[] {
+    if (this.listed === NO_LISTED) this.listed = [];
+    return this.listed;
+  }
+
   constructor(index: number, principal: Principal, subaccount: number, genesisMarketCount: number) {
     this.index = index;
     this.principal = principal;
@@ -103,7 +134,8 @@ export interface Agent {
 export class Principal {
   readonly key: string;
   readonly address: Uint8Array;
-  readonly nonces = new NonceWindow();
+  /** Its nonce window (tx/nonces.ts), ascending, held here rather than in an object of its own. */
+  readonly nonces: number[] = [];
   /** By public key (keys.ts); null until an agent is registered (most addresses never do). */
   agents: Map<string, Agent> | null = null;
   /** Add through addSubaccount, which keeps account0 and subaccountCount in step. */
@@ -121,10 +153,12 @@ export class Principal {
    * Its subaccounts' bytes in its leaf as last encoded, at digest epoch
    * accountsMemoEpoch (hash.ts; derived, not state): reused while no
    * markAccount came after, so an address whose only change is a nonce does
-   * not read its accounts again.
+   * not read its accounts again. Kept in a slot of the digest's memo slabs:
+   * its size class (−1: no memo) and slot there.
    */
-  accountsMemo: Uint8Array | null = null;
-  /** How many of accountsMemo's bytes are the memo (the rest is room to grow). */
+  accountsMemoClass = -1;
+  accountsMemoSlot = 0;
+  /** How many of the slot's bytes are the memo (the rest is room to grow). */
   accountsMemoLength = 0;
   accountsMemoEpoch = -1;
   /**

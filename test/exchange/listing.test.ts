@@ -112,6 +112,33 @@ test('settlement closes every position at the TWAP value exactly, dust to the fe
   assert.equal(a.positionCount, 0);
 });
 
+test('listed records belong to their account alone, from the first one to after settlement', () => {
+  // Accounts without records share one empty list (state.ts): a record added
+  // to one account, or left by a settled market, must show in no other.
+  const h = harness();
+  const carol = key('listing-carol');
+  h.fund(alice, 100_000n * USDC);
+  h.fund(bob, 100_000n * USDC);
+  h.fund(carol, 100_000n * USDC);
+  const future = h.ex.state.marketByName.get(FUTURE)!;
+  assert.ok(h.one(alice, limit(FUTURE, 'buy', future.markTicks, 2)).actions[0]!.ok);
+  const a = h.account(alice)!;
+  const c = h.account(carol)!;
+  assert.equal(a.listed.length, 1);
+  assert.equal(c.listed.length, 0);
+  assert.ok(h.one(bob, limit(FUTURE, 'sell', future.markTicks, 2)).actions[0]!.ok);
+  assert.equal(h.account(bob)!.listed.length, 1);
+  assert.notEqual(a.listed, h.account(bob)!.listed);
+  for (let i = 0; i < 9; i++) h.block([], 60 * MINUTE_MS);
+  assert.equal(a.listed.length, 0, 'records leave with the market');
+  assert.equal(c.listed.length, 0);
+  // A record again after settlement, in a market listed since.
+  const next = h.ex.state.markets.find((m) => m.listed && !m.retired)!;
+  assert.ok(h.one(carol, limit(next.params.instrument, 'buy', next.markTicks, 1)).actions[0]!.ok);
+  assert.equal(c.listed.length, 1);
+  assert.equal(a.listed.length, 0);
+});
+
 test('option margin: a short option needs its scenario margin; a long one its premium', () => {
   const h = harness();
   h.fund(alice, 1_000n * USDC);

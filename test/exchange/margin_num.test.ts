@@ -181,3 +181,23 @@ test('scanNum agrees with belowMaintenance and never gives more slack than liqui
   );
   assert.ok(answered > 200, `answered ${answered}`);
 });
+
+test("an account's cashNum follows every write of its cashQuote: the number while safe, else NaN", () => {
+  const state = new ExchangeState(genesis(), bytesKey);
+  const account = ensureAccount(state, ensurePrincipal(state, key('c').address), 0);
+  assert.equal(account.cashNum, 0);
+  fc.assert(
+    fc.property(fc.array(amount(true), { minLength: 1, maxLength: 8 }), (deltas) => {
+      for (const d of deltas) {
+        account.cashQuote += d;
+        const cash = account.cashQuote;
+        const safe = cash <= BigInt(SAFE) && cash >= -BigInt(SAFE);
+        if (safe) assert.equal(account.cashNum, Number(cash));
+        else assert.ok(Number.isNaN(account.cashNum));
+      }
+      account.cashQuote = 0n;
+      assert.equal(account.cashNum, 0);
+    }),
+    { numRuns: 300 },
+  );
+});

@@ -29,5 +29,5 @@ export {
   validateTx,
 } from './validate.ts';
 export type { CheckedTx } from './validate.ts';
-export { NonceWindow, checkNonce } from './nonces.ts';
+export { acceptNonce, checkNonce, readNonces, recordNonce, writeNonces } from './nonces.ts';
 export type { NonceRejection } from './nonces.ts';

@@ -18,67 +18,67 @@ import type { Reader, Writer } from '../../codec/index.ts';
 
 export type NonceRejection = 'DuplicateNonce' | 'StaleNonce' | 'FutureNonce';
 
-/** Why a nonce is refused at this block time, or undefined if it may be accepted. */
+// A window is a plain ascending array held by its owner (state.ts Principal):
+// no object of its own between the address record and its nonces, which every
+// transaction reads and the address leaf encodes.
+
+/** Why a nonce is refused at this block time by the window `nonces`, or undefined if it may be accepted. */
 export function checkNonce(
-  window: NonceWindow,
+  nonces: readonly number[],
   nonce: number,
   blockTimeMs: number,
 ): NonceRejection | undefined {
   if (nonce <= blockTimeMs - NONCE_AGE_MS_MAX) return 'StaleNonce';
   if (nonce >= blockTimeMs + NONCE_FUTURE_MS_MAX) return 'FutureNonce';
-  const nonces = window.nonces;
   if (nonces.length === NONCE_WINDOW && nonce <= nonces[0]!) return 'StaleNonce';
   return search(nonces, nonce) >= 0 ? 'DuplicateNonce' : undefined;
 }
 
-/** One account's remembered nonces, ascending, at most NONCE_WINDOW of them. */
-export class NonceWindow {
-  readonly nonces: number[] = [];
+/** Checks and, if accepted, remembers the nonce. */
+export function acceptNonce(
+  nonces: number[],
+  nonce: number,
+  blockTimeMs: number,
+): NonceRejection | undefined {
+  const rejection = checkNonce(nonces, nonce, blockTimeMs);
+  if (rejection === undefined) recordNonce(nonces, nonce);
+  return rejection;
+}
 
-  /** Checks and, if accepted, remembers the nonce. */
-  accept(nonce: number, blockTimeMs: number): NonceRejection | undefined {
-    const rejection = checkNonce(this, nonce, blockTimeMs);
-    if (rejection === undefined) this.record(nonce);
-    return rejection;
+/** Remembers a nonce that checkNonce accepted. */
+export function recordNonce(nonces: number[], nonce: number): void {
+  assert(Number.isSafeInteger(nonce) && nonce >= 0, 'nonce is a non-negative safe integer');
+  const at = search(nonces, nonce);
+  assert(at < 0, 'nonce recorded twice');
+  // Nonces mostly rise: an append needs no splice (which also allocates the array it returns).
+  if (-at - 1 === nonces.length) nonces.push(nonce);
+  else nonces.splice(-at - 1, 0, nonce);
+  if (nonces.length > NONCE_WINDOW) nonces.shift();
+}
+
+/** Count, then the first nonce, then each gap to the next (gaps ≥ 1, so one window has one encoding). */
+export function writeNonces(w: Writer, nonces: readonly number[]): void {
+  w.uvarint(nonces.length);
+  let previous = 0;
+  for (let i = 0; i < nonces.length; i++) {
+    const nonce = nonces[i]!;
+    w.uvarint(nonce - previous);
+    previous = nonce;
   }
+}
 
-  /** Remembers a nonce that checkNonce accepted. */
-  record(nonce: number): void {
-    assert(Number.isSafeInteger(nonce) && nonce >= 0, 'nonce is a non-negative safe integer');
-    const nonces = this.nonces;
-    const at = search(nonces, nonce);
-    assert(at < 0, 'nonce recorded twice');
-    // Nonces mostly rise: an append needs no splice (which also allocates the array it returns).
-    if (-at - 1 === nonces.length) nonces.push(nonce);
-    else nonces.splice(-at - 1, 0, nonce);
-    if (nonces.length > NONCE_WINDOW) nonces.shift();
-  }
-
-  /** Count, then the first nonce, then each gap to the next (gaps ≥ 1, so one window has one encoding). */
-  write(w: Writer): void {
-    const nonces = this.nonces;
-    w.uvarint(nonces.length);
-    let previous = 0;
-    for (let i = 0; i < nonces.length; i++) {
-      w.uvarint(nonces[i]! - previous);
-      previous = nonces[i]!;
-    }
-  }
-
-  /** Reads a window written by write(); `field` names it in errors. */
-  static read(r: Reader, field: string): NonceWindow {
-    const window = new NonceWindow();
-    const n = r.uvarint(`${field}.length`, NONCE_WINDOW);
-    let previous = 0;
-    for (let i = 0; i < n; i++) {
-      const gap = r.uvarint(`${field}[${i}]`);
-      if (i > 0 && gap === 0) throw r.error(`${field}[${i}]`, 'nonces must ascend');
-      const nonce = previous + gap;
-      if (!Number.isSafeInteger(nonce)) throw r.error(`${field}[${i}]`, 'not a safe integer');
-      window.nonces.push(nonce);
-      previous = nonce;
-    }
-    return window;
+/** Reads a window written by writeNonces into `into` (empty); `field` names it in errors. */
+export function readNonces(r: Reader, field: string, into: number[]): void {
+  assert(into.length === 0, 'nonces read into an empty window');
+  const n = r.uvarint(`${field}.length`, NONCE_WINDOW);
+  let previous = 0;
+  for (let i = 0; i < n; i++) {
+    const gap = r.uvarint(`${field}[${i}]`);
+    if (i > 0 && gap === 0) throw r.error(`${field}[${i}]`, 'nonces must ascend');
+    const nonce = previous + gap;
+    if (!Number.isSafeInteger(nonce)) throw r.error(`${field}[${i}]`, 'not a safe integer');
+    into.push(nonce);
+    previous = nonce;
   }
 }
 

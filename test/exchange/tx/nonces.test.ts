@@ -2,21 +2,26 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { Reader, Writer, DecodeError } from '../../../src/codec/index.ts';
-import { NonceWindow, checkNonce } from '../../../src/exchange/tx/nonces.ts';
+import {
+  acceptNonce,
+  checkNonce,
+  readNonces,
+  writeNonces,
+} from '../../../src/exchange/tx/nonces.ts';
 import { NONCE_AGE_MS_MAX, NONCE_FUTURE_MS_MAX, NONCE_WINDOW } from '../../../src/lib/limits.ts';
 
 const T = 1_764_000_000_000;
 
 test('a nonce is accepted once; a reuse is DuplicateNonce', () => {
-  const w = new NonceWindow();
-  assert.equal(w.accept(T, T), undefined);
-  assert.equal(w.accept(T, T), 'DuplicateNonce');
-  assert.equal(w.accept(T - 5, T), undefined); // out of order is fine while the window has room
-  assert.deepEqual(w.nonces, [T - 5, T]);
+  const w: number[] = [];
+  assert.equal(acceptNonce(w, T, T), undefined);
+  assert.equal(acceptNonce(w, T, T), 'DuplicateNonce');
+  assert.equal(acceptNonce(w, T - 5, T), undefined); // out of order is fine while the window has room
+  assert.deepEqual(w, [T - 5, T]);
 });
 
 test('nonces too old or too far ahead of block time are refused', () => {
-  const w = new NonceWindow();
+  const w: number[] = [];
   assert.equal(checkNonce(w, T - NONCE_AGE_MS_MAX, T), 'StaleNonce');
   assert.equal(checkNonce(w, T - NONCE_AGE_MS_MAX + 1, T), undefined);
   assert.equal(checkNonce(w, T + NONCE_FUTURE_MS_MAX, T), 'FutureNonce');
@@ -24,13 +29,13 @@ test('nonces too old or too far ahead of block time are refused', () => {
 });
 
 test('a full window refuses nonces at or below its smallest, and evicts the smallest', () => {
-  const w = new NonceWindow();
-  for (let i = 0; i < NONCE_WINDOW; i++) assert.equal(w.accept(T + i * 2, T), undefined);
+  const w: number[] = [];
+  for (let i = 0; i < NONCE_WINDOW; i++) assert.equal(acceptNonce(w, T + i * 2, T), undefined);
   assert.equal(checkNonce(w, T, T), 'StaleNonce');
   assert.equal(checkNonce(w, T - 1, T), 'StaleNonce');
-  assert.equal(w.accept(T + 1, T), undefined); // a gap above the smallest
-  assert.equal(w.nonces.length, NONCE_WINDOW);
-  assert.equal(w.nonces[0], T + 1);
+  assert.equal(acceptNonce(w, T + 1, T), undefined); // a gap above the smallest
+  assert.equal(w.length, NONCE_WINDOW);
+  assert.equal(w[0], T + 1);
   assert.equal(checkNonce(w, T + 2, T), 'DuplicateNonce');
 });
 
@@ -50,21 +55,21 @@ test('property: agrees with the stated rule, and never accepts a nonce twice', (
         maxLength: 400,
       }),
       (steps) => {
-        const w = new NonceWindow();
+        const w: number[] = [];
         const accepted: number[] = [];
         const ever = new Set<number>();
         let blockTimeMs = T;
         for (const [offset, advance] of steps) {
           blockTimeMs += advance;
           const nonce = T + offset;
-          const verdict = w.accept(nonce, blockTimeMs);
+          const verdict = acceptNonce(w, nonce, blockTimeMs);
           assert.equal(verdict, modelVerdict(accepted, nonce, blockTimeMs));
           if (verdict === undefined) {
             assert.ok(!ever.has(nonce), 'accepted twice');
             ever.add(nonce);
             accepted.push(nonce);
           }
-          assert.ok(w.nonces.length <= NONCE_WINDOW);
+          assert.ok(w.length <= NONCE_WINDOW);
         }
       },
     ),
@@ -72,15 +77,16 @@ test('property: agrees with the stated rule, and never accepts a nonce twice', (
   );
 });
 
-function encodeWindow(w: NonceWindow): Uint8Array {
+function encodeWindow(w: readonly number[]): Uint8Array {
   const writer = new Writer();
-  w.write(writer);
+  writeNonces(writer, w);
   return writer.finish();
 }
 
-function decodeWindow(bytes: Uint8Array): NonceWindow {
+function decodeWindow(bytes: Uint8Array): number[] {
   const r = new Reader(bytes);
-  const w = NonceWindow.read(r, 'nonces');
+  const w: number[] = [];
+  readNonces(r, 'nonces', w);
   r.done('nonces');
   return w;
 }
@@ -94,10 +100,10 @@ test('property: the snapshot encoding round-trips and is canonical', () => {
       fc.nat(),
       fc.integer({ min: 0, max: 255 }),
       (nonces, at, byte) => {
-        const w = new NonceWindow();
-        w.nonces.push(...nonces.sort((a, b) => a - b));
+        const w: number[] = [];
+        w.push(...nonces.sort((a, b) => a - b));
         const bytes = encodeWindow(w);
-        assert.deepEqual(decodeWindow(bytes).nonces, w.nonces);
+        assert.deepEqual(decodeWindow(bytes), w);
         const m = bytes.slice();
         m[at % m.length] = byte;
         try {
