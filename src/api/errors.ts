@@ -66,7 +66,6 @@ export function statusOfCode(code: string): number {
     case 'DuplicateClientOrderId':
       return 409;
     case 'MempoolFull':
-    case 'Syncing':
       return 503;
     case 'Malformed':
     case 'WrongChain':

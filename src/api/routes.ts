@@ -482,7 +482,10 @@ export const routes = {
     query: object({ subaccount: optional(integer({ minimum: 0, maximum: 255 })) }),
     body: undefined,
     response: accountSchema,
-    errors: { 404: 'No such account (it never held collateral)' },
+    errors: {
+      404: 'No such account (it never held collateral)',
+      503: 'Unavailable: the node halted and serves no account state',
+    },
   }),
   tx: route({
     method: 'GET',
@@ -546,7 +549,7 @@ export const routes = {
       413: 'BodyTooLarge (API_BODY_BYTES_MAX) or Oversize (TX_BYTES_MAX)',
       415: 'UnsupportedMediaType: send application/json or application/octet-stream',
       422: 'Committed but rejected by the exchange (wait=commit), with its code and the hash',
-      503: 'MempoolFull, Syncing, or Unavailable (too many transactions awaiting commit)',
+      503: 'MempoolFull, or Unavailable (too many transactions awaiting commit)',
       504: 'CommitTimeout (wait=commit): not final in time, with the hash; it may still commit',
     },
   }),

@@ -491,8 +491,6 @@ export const SUBMIT_REJECT_CODES = [
   // Already in the mempool or a recent block.
   'DuplicateTx',
   'MempoolFull',
-  // The node is catching up and does not accept transactions yet.
-  'Syncing',
 ] as const;
 export type SubmitRejectCode = (typeof SUBMIT_REJECT_CODES)[number];
 

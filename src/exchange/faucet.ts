@@ -47,7 +47,10 @@ export function faucetRefusal(
   if (badAmount(amountQuote)) return no('InvalidAmount', 'amount must be positive');
   const drawn = principal?.subaccount(subaccount)?.faucetQuote ?? 0n;
   if (drawn + amountQuote > state.genesis.faucetQuoteMax) {
-    return no('FaucetCapExceeded', `at most ${state.genesis.faucetQuoteMax} per account`);
+    return no(
+      'FaucetCapExceeded',
+      `at most ${state.genesis.faucetQuoteMax} quote units per account in all; ${drawn} drawn already`,
+    );
   }
   if (noRoomFor(state, principal, subaccount)) {
     return no('TooManyAccounts', 'the account table is full');

@@ -9,7 +9,7 @@ import { formatAddress } from '../../src/crypto/index.ts';
 import { buildTx } from '../../src/exchange/tx/index.ts';
 import { toHex } from '../../src/lib/bytes.ts';
 import pino from 'pino';
-import { statusOfCode } from '../../src/api/errors.ts';
+import { ApiError, statusOfCode } from '../../src/api/errors.ts';
 import { openApiDocument, openApiPath } from '../../src/api/openapi.ts';
 import { startApiServer } from '../../src/api/server.ts';
 import { routes } from '../../src/api/routes.ts';
@@ -478,6 +478,22 @@ test('every status a route answers is one its OpenAPI operation lists', async ()
       assert.ok(answer.status >= 400, url);
       assert.ok(listed(path).has(answer.status), `GET ${path} lists ${answer.status}`);
     }
+    // A halted node serves no account state (node/view.ts): 503, listed too.
+    stub.read = () =>
+      Object.assign(Object.create(view.read()) as ReadModel, {
+        account: () => {
+          throw new ApiError(
+            'Unavailable',
+            503,
+            'the node halted (ExecutionFailed): no account state',
+          );
+        },
+      });
+    const halted = await call(server.url, `/v1/account/0x${'22'.repeat(20)}`);
+    assert.equal(halted.status, 503);
+    assert.equal((halted.body as { code: string }).code, 'Unavailable');
+    assert.ok(listed('/v1/account/{address}').has(503), 'GET /v1/account/{address} lists 503');
+    stub.read = () => view.read();
     const answers = [
       await post(order(1).bytes, '?wait=commit'),
       await post(order(1).bytes),

@@ -42,7 +42,9 @@ export const command: Command = {
   name: 'devnet',
   summary: 'run a local network of validators, one process each',
   usage:
-    'zomma devnet [--validators N] [--dir DIR] [--reset] [--duration SECONDS] [--base-port P] [--no-bots]',
+    'zomma devnet [--validators N] [--dir DIR] [--reset] [--duration SECONDS] [--base-port P] [--no-bots]\n' +
+    '  defaults: 4 validators in .zomma/devnet, base port 27000 (validator i: peers P+3i, API +1, metrics +2);\n' +
+    '  a new chain unless DIR holds one (--reset starts over); --duration stops it by itself',
   async run(args, io) {
     const { values } = parseArgs({
       args,

@@ -3,17 +3,22 @@ import { formatAddress, generateKeyPair, loadKeyFile, saveKeyFile } from '../../
 import { toHex } from '../../lib/bytes.ts';
 import type { Command } from '../io.ts';
 import { UsageError } from '../io.ts';
+import { DEFAULT_KEY_FILE } from './query.ts';
 
 export const command: Command = {
   name: 'keys',
   summary: 'create or show an Ed25519 key file',
-  usage: 'zomma keys new --out FILE [--json] | zomma keys show --key FILE [--json]',
+  usage:
+    'zomma keys new --out FILE [--json] | zomma keys show [--key-file FILE] [--json]\n' +
+    `  show reads ${DEFAULT_KEY_FILE} by default, the key \`zomma tx\` and \`zomma query\` use`,
   async run(args, io) {
     const [sub, ...rest] = args;
     const { values } = parseArgs({
       args: rest,
       options: {
         out: { type: 'string' },
+        'key-file': { type: 'string' },
+        // The first spelling of --key-file, still taken.
         key: { type: 'string' },
         json: { type: 'boolean', default: false },
       },
@@ -25,8 +30,10 @@ export const command: Command = {
       key = generateKeyPair();
       saveKeyFile(values.out, key);
     } else if (sub === 'show') {
-      if (values.key === undefined) throw new UsageError('keys show needs --key FILE');
-      key = loadKeyFile(values.key);
+      if (values.key !== undefined && values['key-file'] !== undefined) {
+        throw new UsageError('keys show takes one of --key-file and --key');
+      }
+      key = loadKeyFile(values['key-file'] ?? values.key ?? DEFAULT_KEY_FILE);
     } else {
       throw new UsageError('a subcommand: new or show');
     }

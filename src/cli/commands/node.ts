@@ -6,7 +6,10 @@ import { UsageError } from '../io.ts';
 export const command: Command = {
   name: 'node',
   summary: 'run a validator (or full node) from its home directory',
-  usage: 'zomma node --home DIR [--quiet]',
+  usage:
+    'zomma node --home DIR [--quiet]\n' +
+    '  logs go to DIR/node.log and, at info and above, to stdout; --quiet: to node.log only\n' +
+    '  exits 0 on SIGINT or SIGTERM, 1 on a halt (docs/operations.md)',
   async run(args, _io) {
     const { values } = parseArgs({
       args,

@@ -1,0 +1,40 @@
+// `zomma keys` reads the key file with the same flag (and default) as `zomma tx` and `zomma query`.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { main } from '../../src/cli/main.ts';
+import type { Io } from '../../src/cli/io.ts';
+import { tempDir } from '../node/helpers.ts';
+
+async function zomma(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const io: Io = { out: (t) => void (out += `${t}\n`), err: (t) => void (err += `${t}\n`) };
+  const code = await main(argv, io);
+  return { code, out, err };
+}
+
+test('keys show takes --key-file, as tx and query do, and the older --key', async () => {
+  const dir = tempDir('zomma-cli-keys-');
+  const file = join(dir.dir, 'key.json');
+  try {
+    const made = await zomma('keys', 'new', '--out', file, '--json');
+    assert.equal(made.code, 0, made.err);
+    const { address } = JSON.parse(made.out) as { address: string };
+    assert.match(address, /^0x[0-9a-f]{40}$/);
+    for (const flag of ['--key-file', '--key']) {
+      const shown = await zomma('keys', 'show', flag, file, '--json');
+      assert.equal(shown.code, 0, shown.err);
+      assert.equal((JSON.parse(shown.out) as { address: string }).address, address);
+    }
+    const both = await zomma('keys', 'show', '--key-file', file, '--key', file);
+    assert.equal(both.code, 2);
+    assert.match(both.err, /one of --key-file and --key/);
+    const again = await zomma('keys', 'new', '--out', file);
+    assert.equal(again.code, 1);
+    assert.match(again.err, /already exists/);
+  } finally {
+    dir.remove();
+  }
+});
