@@ -22,6 +22,7 @@ import { equityQuote, initialMarginQuote } from './margin.ts';
 import { forgetMatched, forgetOrder, settleFills } from './orders.ts';
 import type { ActionResult, Fill } from './results.ts';
 import type { Amend } from './tx/types.ts';
+import { quoteDecimal } from './units.ts';
 
 function no(
   code:
@@ -92,7 +93,10 @@ export function amend(ctx: Ctx, a: Amend): ActionResult {
     const awayTicks = buy ? priceTicks - market.markTicks : market.markTicks - priceTicks;
     const adverse = awayTicks > 0 ? BigInt(awayTicks) * BigInt(sizeLots) * market.k : 0n;
     if ((after > before || adverse > 0n) && equityQuote(state, meta.account) - adverse < after) {
-      return no('InsufficientMargin', `initial margin ${after} exceeds equity`);
+      return no(
+        'InsufficientMargin',
+        `the initial margin with this amend, ${quoteDecimal(after)} in the quote asset, exceeds the account's equity`,
+      );
     }
   }
   const losesPriority = priceTicks !== order.priceTicks || sizeLots > order.sizeLots;

@@ -47,7 +47,7 @@ import type { ActionResult, Fill } from './results.ts';
 import type { EquityGuard } from './fill_guard.ts';
 import type { Account, ExchangeState, MarketState } from './state.ts';
 import type { PlaceOrder } from './tx/types.ts';
-import { PPM_BIG } from './units.ts';
+import { PPM_BIG, quoteDecimal } from './units.ts';
 
 interface Checked {
   market: MarketState;
@@ -176,7 +176,10 @@ export function checkPlaceOrder(ctx: Ctx, a: PlaceOrder): Checked | Rejection {
 }
 
 function insufficientMargin(afterQuote: bigint | number): Rejection {
-  return reject('InsufficientMargin', `initial margin ${afterQuote} exceeds equity`);
+  return reject(
+    'InsufficientMargin',
+    `the initial margin with this order, ${quoteDecimal(afterQuote)} in the quote asset, exceeds the account's equity`,
+  );
 }
 
 /**

@@ -25,3 +25,12 @@ export function notionalQuote(
 ): bigint {
   return BigInt(priceTicks) * BigInt(sizeLots) * quotePerTickLot;
 }
+
+/** Quote units as a decimal of the quote asset (6 places), for messages: 1500000 → "1.500000". */
+export function quoteDecimal(amountQuote: bigint | number): string {
+  const q = BigInt(amountQuote);
+  const abs = q < 0n ? -q : q;
+  const whole = divBig(abs, PPM_BIG, 'floor');
+  const fraction = (abs % PPM_BIG).toString().padStart(6, '0');
+  return `${q < 0n ? '-' : ''}${whole}.${fraction}`;
+}
