@@ -76,7 +76,7 @@ export interface BlockSample {
 export interface StressTotals {
   liquidationEvents: number;
   liquidatedLots: number;
-  /** closedLots × the block's mark × k, summed: the book's share. */
+  /** Σ fill price × size × k of the liquidations' fills: the book's share. */
   liquidatedNotionalQuote: bigint;
   liquidationFeesQuote: bigint;
   deleverageEvents: number;
@@ -106,7 +106,7 @@ export interface OptionOutcome {
   bookLots: number;
   deleveragedLots: number;
   deleverageEvents: number;
-  /** Premium value of those lots: book lots at the mark, deleveraged at the bankruptcy price. */
+  /** Premium value of those lots: book lots at their fill prices, deleveraged at the bankruptcy price. */
   premiumQuote: bigint;
   /** Underlying notional of those lots: lots × forward / lots per base unit. */
   underlyingQuote: bigint;
@@ -660,18 +660,24 @@ function tally(
   const markets = exchange.state.marketByName;
   for (const e of events) {
     switch (e.type) {
+      case 'liquidationFill': {
+        // What the liquidation's order traded at, between the mark and the bankruptcy price.
+        const m = markets.get(e.market)!;
+        const notional = BigInt(e.sizeLots) * BigInt(e.priceTicks) * m.k;
+        t.liquidatedNotionalQuote += notional;
+        if (m.instrument.kind === 'option') o.premiumQuote += notional;
+        break;
+      }
       case 'liquidation': {
         const m = markets.get(e.market)!;
         t.liquidationEvents++;
         t.liquidatedLots += e.closedLots;
-        t.liquidatedNotionalQuote += BigInt(e.closedLots) * m.markQuotePerLot;
         t.liquidationFeesQuote += e.feeQuote;
         run.liquidatedAccounts.add(e.account);
         if (m.instrument.kind === 'option') {
           o.liquidationEvents++;
           o.liquidatedAccounts.add(e.account);
           o.bookLots += e.closedLots;
-          o.premiumQuote += BigInt(e.closedLots) * m.markQuotePerLot;
           o.underlyingQuote += underlyingQuote(m, e.closedLots);
         }
         break;
