@@ -19,6 +19,7 @@
 
 import { addressOf, keyPairFromSeed, sha256 } from '../../crypto/index.ts';
 import type { KeyPair } from '../../crypto/index.ts';
+import { ZommaError } from '../../lib/errors.ts';
 import { divBig } from '../../lib/int.ts';
 import { equityQuote, maintenanceMarginQuote } from '../../exchange/index.ts';
 import type { Exchange, ExchangeEvent } from '../../exchange/index.ts';
@@ -30,6 +31,7 @@ import type { SviParams } from '../../exchange/options/index.ts';
 import type { Account, MarketState } from '../../exchange/state.ts';
 import { buildTx, placeOrder } from '../../exchange/tx/index.ts';
 import type { BatchableAction, SignedTx } from '../../exchange/tx/index.ts';
+import { StressError } from './generate.ts';
 import type { Liquidity, ResolvedPoint, Scenario } from './scenario.ts';
 import { pathFor, resolvePath, samplePath } from './scenario.ts';
 
@@ -547,14 +549,27 @@ export function runStress(
       run.volatility.smiles = Math.max(run.volatility.smiles, vol.smiles.length);
       run.volatility.refused += vol.refused;
     }
-    const result = exchange.finalizeBlock({
-      height: state.height + 1,
-      timeMs,
-      proposer,
-      txs,
-      oracle,
-      ...(vol === null || vol.smiles.length === 0 ? {} : { smiles: vol.smiles }),
-    });
+    let result: ReturnType<Exchange['finalizeBlock']>;
+    try {
+      result = exchange.finalizeBlock({
+        height: state.height + 1,
+        timeMs,
+        proposer,
+        txs,
+        oracle,
+        ...(vol === null || vol.smiles.length === 0 ? {} : { smiles: vol.smiles }),
+      });
+    } catch (error) {
+      // A path the state machine cannot price (an option's mark past its math's domain)
+      // stops the run: say at which block and which prices, not just what overflowed.
+      if (!(error instanceof ZommaError)) throw error;
+      const prices = Object.entries(oracle)
+        .map(([u, p]) => `${u} ${p}`)
+        .join(', ');
+      throw new StressError(
+        `block ${b} (${atMs / 1000} s into ${scenario.name}, index quote units: ${prices || 'none'}) failed in the state machine: ${error.code}: ${error.message}`,
+      );
+    }
     for (const r of result.results) {
       for (const a of r.actions) {
         if (a.kind !== 'placeOrder') continue;

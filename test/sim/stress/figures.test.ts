@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Block, ExchangeEvent } from '../../../src/exchange/index.ts';
 import {
+  StressError,
   buildReport,
   generateState,
   parseScenario,
@@ -67,4 +68,25 @@ test('reported figures match the events: book notional at fill prices, deleverag
   assert.equal(collateral(), state.depositedQuote - state.withdrawnQuote);
   const last = report.series[report.series.length - 1]!;
   assert.equal(last.liquidatedNotionalQuote, bookQuote);
+});
+
+test('a path the state machine cannot price stops with a typed error naming the block', () => {
+  const { exchange } = generateState({ accounts: 20, seed: 1 });
+  const scenario = parseScenario({
+    name: 'to-zero',
+    underlyings: {
+      '*': [
+        { atS: 0, moveBps: 0 },
+        { atS: 3, price: '0.000001' },
+      ],
+    },
+  });
+  assert.throws(
+    () => runStress(exchange, scenario),
+    (error: unknown) =>
+      error instanceof StressError &&
+      /^block 3 \(3 s into to-zero, index quote units: BTC 1, ETH 1\) failed in the state machine: BadInput: /.test(
+        error.message,
+      ),
+  );
 });
