@@ -43,6 +43,14 @@ for (const faults of ['loss', 'partition', 'crash', 'chaos'] as const) {
   });
 }
 
+// A replica that prevoted a fresh proposal while locked on another value (the
+// lock of Tendermint's line 22 dropped) breaks agreement at this seed: one
+// partition leaves some validators committed in a round the others left. The
+// 300-seed swarm in CI does not reach such a run, so it is pinned here.
+test('a partition that tests the lock: locked validators keep agreement (seed 5424, 5 validators)', () => {
+  assertClean(run({ faults: 'partition', seed: 5424, validators: 5, heights: 13 }));
+});
+
 test('validators locked on a value whose polka others lost get it relayed (seed 3, loss)', () => {
   const r = run({ faults: 'loss', seed: 3, validators: 4 });
   assertClean(r);
