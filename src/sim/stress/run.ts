@@ -33,7 +33,7 @@ import { buildTx, placeOrder } from '../../exchange/tx/index.ts';
 import type { BatchableAction, SignedTx } from '../../exchange/tx/index.ts';
 import { StressError } from './generate.ts';
 import type { Liquidity, ResolvedPoint, Scenario } from './scenario.ts';
-import { pathFor, resolvePath, samplePath } from './scenario.ts';
+import { ScenarioError, pathFor, resolvePath, samplePath } from './scenario.ts';
 
 const BPS = 10_000n;
 
@@ -437,6 +437,16 @@ export function runStress(
   // The option is read by finalizeBlock at each block.
   (exchange.options as { checkInvariants?: boolean }).checkInvariants = check;
   const names = underlyingsOf(exchange);
+  // A path for an underlying the state lacks would move nothing: a typo ('BTCC') must not pass
+  // for a quiet scenario.
+  for (const named of scenario.paths.keys()) {
+    if (named !== '*' && !names.includes(named)) {
+      throw new ScenarioError(
+        `underlyings.${named}`,
+        `the state has no such underlying (it has ${names.join(', ')})`,
+      );
+    }
+  }
   const underlyings: UnderlyingPath[] = names.map((underlying) => {
     const points = pathFor(scenario, underlying);
     if (points === undefined) return { underlying, points: null };

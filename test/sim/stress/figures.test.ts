@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Block, ExchangeEvent } from '../../../src/exchange/index.ts';
 import {
+  ScenarioError,
   StressError,
   buildReport,
   generateState,
@@ -89,4 +90,26 @@ test('a path the state machine cannot price stops with a typed error naming the 
         error.message,
       ),
   );
+});
+
+test('a scenario naming an underlying the state lacks is refused, not run as a quiet one', () => {
+  const { exchange } = generateState({ accounts: 10, seed: 1, optionSharePct: 0 });
+  const height = exchange.state.height;
+  const scenario = parseScenario({
+    name: 'typo',
+    underlyings: {
+      BTCC: [
+        { atS: 0, moveBps: 0 },
+        { atS: 3, moveBps: -3000 },
+      ],
+    },
+  });
+  assert.throws(
+    () => runStress(exchange, scenario),
+    (error: unknown) =>
+      error instanceof ScenarioError &&
+      error.field === 'underlyings.BTCC' &&
+      /no such underlying \(it has BTC, ETH\)/.test(error.message),
+  );
+  assert.equal(exchange.state.height, height, 'no block ran');
 });
