@@ -149,3 +149,16 @@ test('a bad scenario or block interval is refused before any state is generated'
   assert.equal(missing.code, 2);
   assert.doesNotMatch(missing.err, /generated \d+ accounts/);
 });
+
+test('generation options with --state are refused, not ignored', async () => {
+  for (const flag of [
+    ['--seed', '2'],
+    ['--insurance', '5'],
+    ['--option-share', '0'],
+    ['--out', join(dir, 'o.snap')],
+  ]) {
+    const r = await run('--state', state, '--scenario', short, ...flag);
+    assert.equal(r.code, 2, flag[0]);
+    assert.match(r.err, new RegExp(`${flag[0]} goes with --generate N`));
+  }
+});

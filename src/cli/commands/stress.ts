@@ -157,6 +157,12 @@ export const command: Command = {
     if (accountsArg !== undefined && values.state !== undefined) {
       throw new UsageError('--state and --generate are exclusive');
     }
+    // Options only generation reads: with --state they would be silently ignored.
+    if (accountsArg === undefined) {
+      for (const name of ['seed', 'insurance', 'option-share', 'out'] as const) {
+        if (values[name] !== undefined) throw new UsageError(`--${name} goes with --generate N`);
+      }
+    }
 
     // The scenario and the block interval are checked before a state is built or read: a
     // typo should not cost a generation of thousands of accounts.
