@@ -150,6 +150,23 @@ test('a bad scenario or block interval is refused before any state is generated'
   assert.doesNotMatch(missing.err, /generated \d+ accounts/);
 });
 
+test('--accounts belongs to the generate subcommand, --generate to the command', async () => {
+  const a = await run('--accounts', '5', '--generate', '5', '--out', join(dir, 'a.snap'));
+  assert.equal(a.code, 2);
+  assert.match(a.err, /--accounts goes with generate/);
+  const g = await run(
+    'generate',
+    '--generate',
+    '5',
+    '--accounts',
+    '5',
+    '--out',
+    join(dir, 'a.snap'),
+  );
+  assert.equal(g.code, 2);
+  assert.match(g.err, /generate takes --accounts N/);
+});
+
 test('generation options with --state are refused, not ignored', async () => {
   for (const flag of [
     ['--seed', '2'],

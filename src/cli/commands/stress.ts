@@ -148,6 +148,10 @@ export const command: Command = {
       return 0;
     }
     const check = values['no-check'] !== true;
+    if (sub && values.generate !== undefined) throw new UsageError('generate takes --accounts N');
+    if (!sub && values.accounts !== undefined) {
+      throw new UsageError('--accounts goes with generate: use --generate N');
+    }
     const accountsArg = sub ? values.accounts : values.generate;
     if (sub && accountsArg === undefined) throw new UsageError('generate needs --accounts N');
     if (sub && values.out === undefined) throw new UsageError('generate needs --out FILE');
