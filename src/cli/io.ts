@@ -1,5 +1,7 @@
 // Where CLI commands print. Tests pass a capturing Io; the binary passes the process's.
 
+import { writeFileSync } from 'node:fs';
+
 export interface Io {
   out(text: string): void;
   err(text: string): void;
@@ -20,4 +22,18 @@ export interface Command {
   summary: string;
   usage: string;
   run(args: string[], io: Io): Promise<number>;
+}
+
+/**
+ * Writes a file a flag names; a path that cannot be written (no such
+ * directory, no permission, a full disk) is the user's to fix, so it is a
+ * usage error naming the flag, not a stack trace.
+ */
+export function writeFlagFile(flag: string, path: string, data: string | Uint8Array): void {
+  try {
+    writeFileSync(path, data);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    throw new UsageError(`--${flag} ${path}: cannot write the file (${code})`);
+  }
 }

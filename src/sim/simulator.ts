@@ -661,7 +661,7 @@ export class Simulator {
     if (node.behavior === 'silent') return;
     if (node.forger !== null && signer === node.keyIndex) {
       const tampered = node.forger.tamper(node.behavior!, message, bytes);
-      if (tampered !== null) return this.sendTampered(node, message, tampered, to);
+      if (tampered !== null) return this.sendTampered(node, message, bytes, tampered, to);
     }
     if (to >= 0) return this.transmit(node.index, to, bytes, message);
     for (let other = 0; other < this.nodes.length; other++) {
@@ -700,6 +700,7 @@ export class Simulator {
   private sendTampered(
     node: SimNode,
     message: Message,
+    original: Uint8Array,
     tampered: { groupA: readonly Uint8Array[]; groupB: readonly Uint8Array[] },
     to: number,
   ): void {
@@ -708,7 +709,9 @@ export class Simulator {
       if (other === node.index || (to >= 0 && other !== to)) continue;
       const list = node.groupA.has(other) ? tampered.groupA : tampered.groupB;
       for (const bytes of list) {
-        const m = bytes === list[0] && list.length === 1 ? message : decode(messageCodec, bytes);
+        // Only the original bytes are `message`: a forgery (alone in its list for an
+        // equivocated proposal) is its own message, with its own block hash.
+        const m = bytes === original ? message : decode(messageCodec, bytes);
         this.checkers.onReleased(m);
         this.transmit(node.index, other, bytes, m);
       }

@@ -114,3 +114,25 @@ test('bad options are usage errors', async () => {
   assert.equal(r.code, 1);
   assert.match(r.err, /BadSimConfig/);
 });
+
+test('an unwritable --html is a usage error naming the flag, not a stack trace', async () => {
+  const r = await run('--heights', '3', '--timeline', '2', '--html', '/nonexistent-dir/t.html');
+  assert.equal(r.code, 2);
+  assert.match(r.err, /--html \/nonexistent-dir\/t\.html: cannot write the file \(ENOENT\)/);
+});
+
+test('options a mode would ignore are refused: a swarm draws its own, one run has no seeds', async () => {
+  const swarm = await run('--swarm', '--seeds', '2', '--faults', 'none');
+  assert.equal(swarm.code, 2);
+  assert.match(swarm.err, /--faults does not apply to --swarm/);
+  assert.equal((await run('--swarm', '--seeds', '2', '--validators', '7')).code, 2);
+  assert.equal((await run('--heights', '3', '--seeds', '50')).code, 2);
+  assert.equal((await run('--heights', '3', '--time-budget', '5')).code, 2);
+  assert.equal((await run('--latency-report', '--faults', 'loss')).code, 2);
+});
+
+test('a swarm past the height limit is a usage error, not an assertion', async () => {
+  const r = await run('--swarm', '--seeds', '2', '--heights', '99999999999');
+  assert.equal(r.code, 2);
+  assert.match(r.err, /--heights must be at most/);
+});

@@ -123,3 +123,59 @@ test('bad input: typed errors naming the field, usage errors', async () => {
   assert.equal(g.code, 1);
   assert.match(g.err, /DecodeError/);
 });
+
+test('an unwritable --out or --html is a usage error naming the flag, not a stack trace', async () => {
+  const out = await run('generate', '--accounts', '10', '--out', '/nonexistent-dir/s.snap');
+  assert.equal(out.code, 2);
+  assert.match(out.err, /--out \/nonexistent-dir\/s\.snap: cannot write the file \(ENOENT\)/);
+  const html = await run(
+    '--state',
+    state,
+    '--scenario',
+    short,
+    '--html',
+    '/nonexistent-dir/r.html',
+  );
+  assert.equal(html.code, 2);
+  assert.match(html.err, /--html \/nonexistent-dir\/r\.html: cannot write the file/);
+});
+
+test('a bad scenario or block interval is refused before any state is generated', async () => {
+  const r = await run('--generate', '100', '--scenario', 'crash-40', '--block-ms', '0');
+  assert.equal(r.code, 1);
+  assert.match(r.err, /BadScenario: blockMs/);
+  assert.doesNotMatch(r.err, /generated \d+ accounts/);
+  const missing = await run('--generate', '100', '--scenario', join(dir, 'missing.json'));
+  assert.equal(missing.code, 2);
+  assert.doesNotMatch(missing.err, /generated \d+ accounts/);
+});
+
+test('--accounts belongs to the generate subcommand, --generate to the command', async () => {
+  const a = await run('--accounts', '5', '--generate', '5', '--out', join(dir, 'a.snap'));
+  assert.equal(a.code, 2);
+  assert.match(a.err, /--accounts goes with generate/);
+  const g = await run(
+    'generate',
+    '--generate',
+    '5',
+    '--accounts',
+    '5',
+    '--out',
+    join(dir, 'a.snap'),
+  );
+  assert.equal(g.code, 2);
+  assert.match(g.err, /generate takes --accounts N/);
+});
+
+test('generation options with --state are refused, not ignored', async () => {
+  for (const flag of [
+    ['--seed', '2'],
+    ['--insurance', '5'],
+    ['--option-share', '0'],
+    ['--out', join(dir, 'o.snap')],
+  ]) {
+    const r = await run('--state', state, '--scenario', short, ...flag);
+    assert.equal(r.code, 2, flag[0]);
+    assert.match(r.err, new RegExp(`${flag[0]} goes with --generate N`));
+  }
+});

@@ -1,10 +1,9 @@
 // `zomma sim`: one seeded simulation, a swarm of seeds, a height's timeline,
 // or a topology's latency report (docs/simulator.md).
 
-import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { type Command, type Io, UsageError } from '../io.ts';
-import { SIM_SWARM_SEEDS_MAX } from '../../lib/limits.ts';
+import { type Command, type Io, UsageError, writeFlagFile } from '../io.ts';
+import { SIM_HEIGHTS_MAX, SIM_SWARM_SEEDS_MAX } from '../../lib/limits.ts';
 import {
   BEHAVIOR_CHOICES,
   DEFAULT_CONFIG,
@@ -73,6 +72,13 @@ function oneOf<T extends string>(
   const found = allowed.find((a) => a === value);
   if (found === undefined) throw new UsageError(`--${name} must be one of ${allowed.join(', ')}`);
   return found;
+}
+
+/** Options a mode does not read: given anyway, they would be silently ignored (a swarm draws its own faults). */
+function refuse(values: Record<string, unknown>, mode: string, names: readonly string[]): void {
+  for (const name of names) {
+    if (values[name] !== undefined) throw new UsageError(`--${name} does not apply to ${mode}`);
+  }
 }
 
 function latencyMs(latenciesUs: readonly number[]): { p50: number; p99: number } {
@@ -219,6 +225,18 @@ export const command: Command = {
     }
 
     if (values['latency-report'] === true) {
+      refuse(values, '--latency-report', [
+        'faults',
+        'byzantine',
+        'behavior',
+        'txs',
+        'crypto',
+        'no-memo',
+        'swarm',
+        'seeds',
+        'time-budget',
+        'timeline',
+      ]);
       const validators = integer(values.validators, 'validators', 4);
       if (validators < 1 || validators > 64)
         throw new UsageError('--validators must be 1 to 64 here');
@@ -237,15 +255,28 @@ export const command: Command = {
     };
 
     if (values.swarm === true) {
+      // A swarm draws these per seed (swarmConfig).
+      refuse(values, '--swarm (it draws them per seed)', [
+        'validators',
+        'topology',
+        'faults',
+        'byzantine',
+        'behavior',
+        'txs',
+        'timeline',
+      ]);
       const seeds = integer(values.seeds, 'seeds', 100);
       if (seeds < 1 || seeds > SIM_SWARM_SEEDS_MAX)
         throw new UsageError(`--seeds must be 1 to ${SIM_SWARM_SEEDS_MAX}`);
       const budgetS = integer(values['time-budget'], 'time-budget', 0);
+      const heightsMax = integer(values.heights, 'heights', 12);
+      if (heightsMax > SIM_HEIGHTS_MAX)
+        throw new UsageError(`--heights must be at most ${SIM_HEIGHTS_MAX}`);
       const start = performance.now();
       const summary = runSwarm({
         firstSeed: integer(values.seed, 'seed', 1),
         seeds,
-        heightsMax: Math.max(3, integer(values.heights, 'heights', 12)),
+        heightsMax: Math.max(3, heightsMax),
         timeBudgetMs: budgetS === 0 ? Infinity : budgetS * 1000,
         elapsedMs: () => performance.now() - start,
         override,
@@ -270,6 +301,7 @@ export const command: Command = {
       return summary.failures.length === 0 ? 0 : 1;
     }
 
+    refuse(values, 'one run (give --swarm)', ['seeds', 'time-budget']);
     const heights = integer(values.heights, 'heights', DEFAULT_CONFIG.heights);
     const timelineHeight =
       values.timeline === undefined ? undefined : integer(values.timeline, 'timeline', 1);
@@ -296,7 +328,8 @@ export const command: Command = {
     if (timelineHeight !== undefined) {
       if (values.html !== undefined) {
         const title = `${result.replay} --timeline ${timelineHeight}`;
-        writeFileSync(
+        writeFlagFile(
+          'html',
           values.html,
           timelineHtml(result.timeline, result.nodes, timelineHeight, title),
         );

@@ -2,9 +2,9 @@
 // through the real state machine and report liquidations, deleveraging, the
 // insurance fund and bad debt (docs/stress.md). Also builds a state to stress.
 
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { type Command, type Io, UsageError } from '../io.ts';
+import { type Command, type Io, UsageError, writeFlagFile } from '../io.ts';
 import { STRESS_SCENARIO_BYTES_MAX } from '../../lib/limits.ts';
 import { encodeSnapshot } from '../../exchange/index.ts';
 import type { Exchange } from '../../exchange/index.ts';
@@ -148,6 +148,10 @@ export const command: Command = {
       return 0;
     }
     const check = values['no-check'] !== true;
+    if (sub && values.generate !== undefined) throw new UsageError('generate takes --accounts N');
+    if (!sub && values.accounts !== undefined) {
+      throw new UsageError('--accounts goes with generate: use --generate N');
+    }
     const accountsArg = sub ? values.accounts : values.generate;
     if (sub && accountsArg === undefined) throw new UsageError('generate needs --accounts N');
     if (sub && values.out === undefined) throw new UsageError('generate needs --out FILE');
@@ -157,6 +161,21 @@ export const command: Command = {
     if (accountsArg !== undefined && values.state !== undefined) {
       throw new UsageError('--state and --generate are exclusive');
     }
+    // Options only generation reads: with --state they would be silently ignored.
+    if (accountsArg === undefined) {
+      for (const name of ['seed', 'insurance', 'option-share', 'out'] as const) {
+        if (values[name] !== undefined) throw new UsageError(`--${name} goes with --generate N`);
+      }
+    }
+
+    // The scenario and the block interval are checked before a state is built or read: a
+    // typo should not cost a generation of thousands of accounts.
+    const own = values.scenario === undefined ? undefined : readScenario(values.scenario);
+    const blockMs = values['block-ms'];
+    const scenario =
+      own === undefined || blockMs === undefined
+        ? own
+        : withBlockMs(own, integer(blockMs, 'block-ms', own.blockMs));
 
     let exchange: Exchange;
     if (accountsArg !== undefined) {
@@ -168,20 +187,16 @@ export const command: Command = {
         optionSharePct: integer(values['option-share'], 'option-share', GENERATE_OPTION_SHARE_PCT),
       });
       exchange = result.exchange;
-      if (values.out !== undefined) writeFileSync(values.out, encodeSnapshot(exchange));
+      if (values.out !== undefined) writeFlagFile('out', values.out, encodeSnapshot(exchange));
       generated(io, result.summary, values.out, values.json === true);
-      if (values.scenario === undefined) return 0;
+      if (scenario === undefined) return 0;
     } else {
       if (values.state === undefined) throw new UsageError('give --state FILE or --generate N');
-      if (values.scenario === undefined) throw new UsageError('give --scenario NAME|FILE');
+      if (scenario === undefined) throw new UsageError('give --scenario NAME|FILE');
       exchange = readState(values.state, check);
     }
-    const own = readScenario(values.scenario!);
-    const blockMs = values['block-ms'];
-    const scenario =
-      blockMs === undefined ? own : withBlockMs(own, integer(blockMs, 'block-ms', own.blockMs));
     const report = buildReport(runStress(exchange, scenario, { checkInvariants: check }));
-    if (values.html !== undefined) writeFileSync(values.html, reportHtml(report));
+    if (values.html !== undefined) writeFlagFile('html', values.html, reportHtml(report));
     io.out(values.json === true ? reportJson(report) : reportText(report));
     return 0;
   },

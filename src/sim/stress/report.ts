@@ -87,7 +87,7 @@ export interface StressReport {
     liquidationEvents: number;
     bookLots: number;
     deleveragedLots: number;
-    /** Premium value closed (book at the mark, deleveraged at the bankruptcy price). */
+    /** Premium value closed (book at the fill prices, deleveraged at the bankruptcy price). */
     premiumQuote: bigint;
     /** Underlying notional closed: lots × forward / lots per base unit. */
     underlyingQuote: bigint;

@@ -19,6 +19,7 @@
 
 import { addressOf, keyPairFromSeed, sha256 } from '../../crypto/index.ts';
 import type { KeyPair } from '../../crypto/index.ts';
+import { ZommaError } from '../../lib/errors.ts';
 import { divBig } from '../../lib/int.ts';
 import { equityQuote, maintenanceMarginQuote } from '../../exchange/index.ts';
 import type { Exchange, ExchangeEvent } from '../../exchange/index.ts';
@@ -30,8 +31,9 @@ import type { SviParams } from '../../exchange/options/index.ts';
 import type { Account, MarketState } from '../../exchange/state.ts';
 import { buildTx, placeOrder } from '../../exchange/tx/index.ts';
 import type { BatchableAction, SignedTx } from '../../exchange/tx/index.ts';
+import { StressError } from './generate.ts';
 import type { Liquidity, ResolvedPoint, Scenario } from './scenario.ts';
-import { pathFor, resolvePath, samplePath } from './scenario.ts';
+import { ScenarioError, pathFor, resolvePath, samplePath } from './scenario.ts';
 
 const BPS = 10_000n;
 
@@ -76,7 +78,7 @@ export interface BlockSample {
 export interface StressTotals {
   liquidationEvents: number;
   liquidatedLots: number;
-  /** closedLots × the block's mark × k, summed: the book's share. */
+  /** Σ fill price × size × k of the liquidations' fills: the book's share. */
   liquidatedNotionalQuote: bigint;
   liquidationFeesQuote: bigint;
   deleverageEvents: number;
@@ -106,7 +108,7 @@ export interface OptionOutcome {
   bookLots: number;
   deleveragedLots: number;
   deleverageEvents: number;
-  /** Premium value of those lots: book lots at the mark, deleveraged at the bankruptcy price. */
+  /** Premium value of those lots: book lots at their fill prices, deleveraged at the bankruptcy price. */
   premiumQuote: bigint;
   /** Underlying notional of those lots: lots × forward / lots per base unit. */
   underlyingQuote: bigint;
@@ -435,6 +437,16 @@ export function runStress(
   // The option is read by finalizeBlock at each block.
   (exchange.options as { checkInvariants?: boolean }).checkInvariants = check;
   const names = underlyingsOf(exchange);
+  // A path for an underlying the state lacks would move nothing: a typo ('BTCC') must not pass
+  // for a quiet scenario.
+  for (const named of scenario.paths.keys()) {
+    if (named !== '*' && !names.includes(named)) {
+      throw new ScenarioError(
+        `underlyings.${named}`,
+        `the state has no such underlying (it has ${names.join(', ')})`,
+      );
+    }
+  }
   const underlyings: UnderlyingPath[] = names.map((underlying) => {
     const points = pathFor(scenario, underlying);
     if (points === undefined) return { underlying, points: null };
@@ -547,14 +559,27 @@ export function runStress(
       run.volatility.smiles = Math.max(run.volatility.smiles, vol.smiles.length);
       run.volatility.refused += vol.refused;
     }
-    const result = exchange.finalizeBlock({
-      height: state.height + 1,
-      timeMs,
-      proposer,
-      txs,
-      oracle,
-      ...(vol === null || vol.smiles.length === 0 ? {} : { smiles: vol.smiles }),
-    });
+    let result: ReturnType<Exchange['finalizeBlock']>;
+    try {
+      result = exchange.finalizeBlock({
+        height: state.height + 1,
+        timeMs,
+        proposer,
+        txs,
+        oracle,
+        ...(vol === null || vol.smiles.length === 0 ? {} : { smiles: vol.smiles }),
+      });
+    } catch (error) {
+      // A path the state machine cannot price (an option's mark past its math's domain)
+      // stops the run: say at which block and which prices, not just what overflowed.
+      if (!(error instanceof ZommaError)) throw error;
+      const prices = Object.entries(oracle)
+        .map(([u, p]) => `${u} ${p}`)
+        .join(', ');
+      throw new StressError(
+        `block ${b} (${atMs / 1000} s into ${scenario.name}, index quote units: ${prices || 'none'}) failed in the state machine: ${error.code}: ${error.message}`,
+      );
+    }
     for (const r of result.results) {
       for (const a of r.actions) {
         if (a.kind !== 'placeOrder') continue;
@@ -660,18 +685,24 @@ function tally(
   const markets = exchange.state.marketByName;
   for (const e of events) {
     switch (e.type) {
+      case 'liquidationFill': {
+        // What the liquidation's order traded at, between the mark and the bankruptcy price.
+        const m = markets.get(e.market)!;
+        const notional = BigInt(e.sizeLots) * BigInt(e.priceTicks) * m.k;
+        t.liquidatedNotionalQuote += notional;
+        if (m.instrument.kind === 'option') o.premiumQuote += notional;
+        break;
+      }
       case 'liquidation': {
         const m = markets.get(e.market)!;
         t.liquidationEvents++;
         t.liquidatedLots += e.closedLots;
-        t.liquidatedNotionalQuote += BigInt(e.closedLots) * m.markQuotePerLot;
         t.liquidationFeesQuote += e.feeQuote;
         run.liquidatedAccounts.add(e.account);
         if (m.instrument.kind === 'option') {
           o.liquidationEvents++;
           o.liquidatedAccounts.add(e.account);
           o.bookLots += e.closedLots;
-          o.premiumQuote += BigInt(e.closedLots) * m.markQuotePerLot;
           o.underlyingQuote += underlyingQuote(m, e.closedLots);
         }
         break;
