@@ -24,6 +24,7 @@ import {
   scenarioMargin,
   WAD_PER_QUOTE,
 } from './options/index.ts';
+import { priced } from './options/priced.ts';
 import type { Account, ExchangeState, MarketState } from './state.ts';
 import { PPM_BIG, ppmCeil } from './units.ts';
 
@@ -45,20 +46,28 @@ export function scenarioOf(state: ExchangeState, m: MarketState): ScenarioInstru
   const instrument = m.instrument;
   const om = m.optionMark;
   let s: ScenarioInstrument;
-  if (instrument.kind === 'option' && om !== null && m.forwardQuote > 0n) {
-    s = buildOptionScenarios(
-      {
-        underlying: p.underlying,
-        lotsPerBase: p.lotsPerBase,
-        forwardQuote: m.forwardQuote,
-        strikeQuote: instrument.strikeQuote,
-        isCall: instrument.isCall,
-        timeYearsWad: om.timeYearsWad,
-        ivWad: om.ivWad,
-        rateWad: 0n,
-      },
-      params,
-    );
+  // Shocked prices outside the pricing math's domain (priced.ts): held as
+  // an option without a smile is, rather than failing the block.
+  const shocked =
+    instrument.kind === 'option' && om !== null && m.forwardQuote > 0n
+      ? priced(() =>
+          buildOptionScenarios(
+            {
+              underlying: p.underlying,
+              lotsPerBase: p.lotsPerBase,
+              forwardQuote: m.forwardQuote,
+              strikeQuote: instrument.strikeQuote,
+              isCall: instrument.isCall,
+              timeYearsWad: om.timeYearsWad,
+              ivWad: om.ivWad,
+              rateWad: 0n,
+            },
+            params,
+          ),
+        )
+      : null;
+  if (shocked !== null) {
+    s = shocked;
   } else if (instrument.kind === 'option') {
     // No smile (yet): the option is held at its mark, unshocked, short lots at the minimum.
     const value = m.markQuotePerLot * WAD_PER_QUOTE;

@@ -34,6 +34,7 @@ import { closeProposal, inEmergencyHalt } from './governance.ts';
 import { settleShortfall } from './liquidation.ts';
 import { computeMarkTicks, indexToTicks } from './mark.ts';
 import { optionMark } from './options/index.ts';
+import { priced } from './options/priced.ts';
 import { NEVER, isStale, smileKey } from './oracle/aggregate.ts';
 import { forgetOrder } from './orders.ts';
 import { positionOf } from './position.ts';
@@ -184,7 +185,31 @@ export function markOptions(state: ExchangeState, previousMs: number | null): vo
         ? BigInt(future.markTicks) * future.params.tickSizeQuote
         : index; // index × e^(rT) with the rate 0
     if (restoring) continue;
-    if (smile === undefined || forward <= 0n || m.expiryMs <= state.timeMs) {
+    const option = m.instrument as Extract<Instrument, { kind: 'option' }>;
+    const priceable = smile !== undefined && forward > 0n && m.expiryMs > state.timeMs;
+    if (priceable && !due && m.optionMark !== null) {
+      // The kept mark is also the option's index (the block set the underlying's price there).
+      m.indexTicks = m.markTicks;
+      continue;
+    }
+    const mark = !priceable
+      ? null
+      : priced(() =>
+          optionMark({
+            forwardQuote: forward,
+            strikeQuote: option.strikeQuote,
+            isCall: option.isCall,
+            nowMs: state.timeMs,
+            expiryMs: m.expiryMs,
+            rateWad: 0n,
+            svi: smile.svi,
+          }),
+        );
+    if (mark === null) {
+      // No smile, no forward, past expiry, or a price outside what the pricing
+      // math covers (the forward a million times the strike or its millionth,
+      // a smile's log overflowing): the option keeps its last mark, unshocked,
+      // rather than failing the block on every validator.
       if (m.optionMark !== null) m.remarkedHeight = state.height;
       m.optionMark = null;
       // Without the interval the forward is not state (not in the leaf or the
@@ -193,21 +218,6 @@ export function markOptions(state: ExchangeState, previousMs: number | null): vo
       if (interval === undefined) m.forwardQuote = 0n;
       continue;
     }
-    if (!due && m.optionMark !== null) {
-      // The kept mark is also the option's index (the block set the underlying's price there).
-      m.indexTicks = m.markTicks;
-      continue;
-    }
-    const option = m.instrument as Extract<Instrument, { kind: 'option' }>;
-    const mark = optionMark({
-      forwardQuote: forward,
-      strikeQuote: option.strikeQuote,
-      isCall: option.isCall,
-      nowMs: state.timeMs,
-      expiryMs: m.expiryMs,
-      rateWad: 0n,
-      svi: smile.svi,
-    });
     m.optionMark = mark;
     m.forwardQuote = forward;
     // Its scenario values (forward, time, volatility) changed even where its

@@ -390,3 +390,45 @@ test('a snapshot whose kept option mark is out of the math range is refused as a
   call.optionMark = honest;
   assert.deepEqual(decodeSnapshot(encodeSnapshot(h.ex)).appHash, h.ex.appHash);
 });
+
+test('an index outside the pricing math’s domain leaves options at their last marks instead of failing the block', () => {
+  // No dated future: the options' forward is the index itself.
+  const g = dailyListingGenesis(START_MS);
+  const listing = g.listing!;
+  const h = new Harness({
+    ...g,
+    listing: { ...listing, schedule: { ...listing.schedule, futureCycles: [] } },
+  });
+  h.smiles = [
+    { underlying: 'BTC', expiryMs: EXPIRY_MS, svi: FLAT },
+    { underlying: 'ETH', expiryMs: EXPIRY_MS, svi: FLAT },
+  ];
+  h.fund(alice, 100_000n * USDC);
+  h.fund(bob, 100_000n * USDC);
+  h.block([], MINUTE_MS);
+  const call = h.ex.state.marketByName.get(CALL)!;
+  const mark = call.markTicks;
+  assert.ok(h.one(alice, limit(CALL, 'sell', mark, 2)).actions[0]!.ok);
+  assert.ok(h.one(bob, limit(CALL, 'buy', mark, 2)).actions[0]!.ok);
+  // BTC at one quote unit ($0.000001): the $50,000 strike is 5·10^10 times the
+  // forward, past MATH_MONEYNESS_MAX. The block runs; the call keeps its mark, unshocked.
+  h.oracle = { ...h.oracle, BTC: 1n };
+  const r = h.block([], MINUTE_MS);
+  assert.equal(r.results.length, 0);
+  assert.equal(call.optionMark, null);
+  assert.equal(call.markTicks, mark);
+  // Margin still answers for its holders, and trading goes on.
+  assert.ok(maintenanceMarginQuote(h.ex.state, h.account(alice)!) > 0n);
+  assert.ok(h.one(alice, { kind: 'cancelAll' }).ok);
+  // Just inside the domain (the strike 950,000 times the forward): marked, but
+  // the margin's shocked prices fall outside it; the holders' margin takes
+  // the option unshocked instead of failing the block.
+  h.oracle = { ...h.oracle, BTC: 52_632n };
+  h.block([], MINUTE_MS);
+  assert.notEqual(call.optionMark, null);
+  assert.ok(maintenanceMarginQuote(h.ex.state, h.account(alice)!) > 0n);
+  // Back in range: marked again.
+  h.oracle = { ...h.oracle, BTC: 50_000n * USDC };
+  h.block([], MINUTE_MS);
+  assert.notEqual(call.optionMark, null);
+});
