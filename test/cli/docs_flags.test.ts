@@ -5,18 +5,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { main } from '../../src/cli/main.ts';
 import { COMMANDS } from '../../src/cli/commands.ts';
-import type { Io } from '../../src/cli/io.ts';
+import { zomma } from './helpers.ts';
 
 function flagsIn(text: string): Set<string> {
   return new Set(text.match(/--[a-z][a-z-]*/g) ?? []);
-}
-
-async function zomma(...argv: string[]): Promise<{ code: number; err: string }> {
-  let err = '';
-  const io: Io = { out: () => {}, err: (t) => void (err += `${t}\n`) };
-  return { code: await main(argv, io), err };
 }
 
 for (const [name, doc] of [

@@ -4,16 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { main } from '../../src/cli/main.ts';
-import type { Io } from '../../src/cli/io.ts';
+import { zomma } from './helpers.ts';
 import { tempDir } from '../node/helpers.ts';
-
-async function zomma(...argv: string[]): Promise<{ code: number; err: string }> {
-  let err = '';
-  const io: Io = { out: () => {}, err: (t) => void (err += `${t}\n`) };
-  const code = await main(argv, io);
-  return { code, err };
-}
 
 const NOWHERE = ['--node', 'http://127.0.0.1:1'];
 

@@ -5,18 +5,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { main } from '../../src/cli/main.ts';
-import type { Io } from '../../src/cli/io.ts';
+import { zomma } from './helpers.ts';
 import { addressOfKey } from '../../src/api/client/index.ts';
 import { key, makeView, serve, subaccount } from '../api/fixtures.ts';
-
-async function zomma(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const io: Io = { out: (t) => void (out += `${t}\n`), err: (t) => void (err += `${t}\n`) };
-  const code = await main(argv, io);
-  return { code, out, err };
-}
 
 /** A loopback port nothing listens on (just released by the system). */
 async function closedPort(): Promise<number> {

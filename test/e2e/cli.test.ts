@@ -4,18 +4,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { main } from '../../src/cli/main.ts';
-import type { Io } from '../../src/cli/io.ts';
+import { zomma } from '../cli/helpers.ts';
 import { tempDir } from '../node/helpers.ts';
 import { startSoloNode, until } from './helpers.ts';
-
-async function zomma(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const io: Io = { out: (t) => void (out += `${t}\n`), err: (t) => void (err += `${t}\n`) };
-  const code = await main(argv, io);
-  return { code, out, err };
-}
 
 test('zomma tx and zomma query against a running node', async () => {
   const solo = await startSoloNode();
