@@ -103,6 +103,17 @@ test('zomma tx and zomma query against a running node', async () => {
     const block = await zomma('query', 'block', String(tx.height), ...node);
     assert.match(block.out, new RegExp(hash));
 
+    // A transfer to another of one's own subaccounts, which then holds it.
+    const transfer = await zomma('tx', 'transfer', '250', '3', ...node, ...alice, '--json');
+    assert.equal(transfer.code, 0, transfer.err);
+    assert.equal(JSON.parse(transfer.out).status, 'committed');
+    const third = JSON.parse(
+      (await zomma('query', 'account', ...node, ...alice, '--subaccount', '3', '--json')).out,
+    );
+    assert.equal(third.subaccounts[0].cashQuote, '250000000');
+    const same = await zomma('tx', 'transfer', '1', '0', ...node, ...alice);
+    assert.equal(same.code, 2, 'to the subaccount it comes from');
+
     // Refusals: a typed code and exit 1; bad usage exits 2.
     const tooMuch = await zomma('tx', 'withdraw', '999999999', 'dest', ...node, ...alice);
     assert.equal(tooMuch.code, 1);

@@ -1,4 +1,4 @@
-// `zomma tx faucet|order|cancel|withdraw`: signs with the trader's key file and
+// `zomma tx faucet|order|cancel|withdraw|transfer`: signs with the trader's key file and
 // submits through the client SDK. By default it waits for the block and shows
 // the final result (a rejection exits 1 with its code); --no-wait returns the
 // hash as soon as the node admitted the transaction.
@@ -17,12 +17,13 @@ const USAGE = [
   '                      [--reduce-only] [--client-id ID]',
   '       zomma tx cancel INSTRUMENT ORDER_ID | zomma tx cancel --all [INSTRUMENT]',
   '       zomma tx withdraw DOLLARS DESTINATION',
+  '       zomma tx transfer DOLLARS TO_SUBACCOUNT   (from --subaccount, to another of your own)',
   '  options: [--node URL] [--key-file FILE] [--subaccount N] [--no-wait] [--json]',
 ].join('\n');
 
 export const command: Command = {
   name: 'tx',
-  summary: 'sign and send a transaction: faucet, order, cancel, withdraw',
+  summary: 'sign and send a transaction: faucet, order, cancel, withdraw, transfer',
   usage: USAGE,
   async run(args, io) {
     const { values, positionals } = parseArgs({
@@ -81,6 +82,14 @@ export const command: Command = {
           need(rest[1], 'DESTINATION'),
         );
         break;
+      case 'transfer': {
+        const amount = parseDollars(need(rest[0], 'DOLLARS'), 'DOLLARS');
+        const to = parseCount(need(rest[1], 'TO_SUBACCOUNT'), 'TO_SUBACCOUNT', 0, 255);
+        if (to === subaccount)
+          throw new UsageError('TO_SUBACCOUNT is the --subaccount it comes from');
+        tx = await trader.transfer(subaccount, to, amount);
+        break;
+      }
       default:
         throw new UsageError(`unknown transaction '${what}'`);
     }
