@@ -122,6 +122,10 @@ export function checkPlaceOrder(ctx: Ctx, a: PlaceOrder): Checked | Rejection {
   if (account === undefined) return reject('InsufficientMargin', 'the account holds no collateral');
   if (a.reduceOnly) {
     if (postOnly) return reject('InvalidOrder', 'a reduce-only order cannot be post-only');
+    // It executes as IOC (below) and never rests: a good-til time could never apply.
+    if (a.goodTilMs !== undefined) {
+      return reject('InvalidOrder', 'a reduce-only order never rests: no good-til time');
+    }
     const size = sizeIn(account, market);
     if (size === 0 || size > 0 === buy)
       return reject('ReduceOnlyWouldIncrease', 'nothing to reduce');
