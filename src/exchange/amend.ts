@@ -123,11 +123,13 @@ export function amend(ctx: Ctx, a: Amend): ActionResult {
   );
   const takerPpm = left === null ? 0 : feeTier(state, meta.account).takerFeePpm;
   guard.arm(market, buy, left, takerPpm);
+  // Read before the amend: the book may hand a filled order's record back to its pool.
+  const side = order.side;
   const r = book.amend(a.orderId, priceTicks, sizeLots, stopTicks, guard);
   if (r.status === 'rejected') return no('PostOnlyWouldTake', 'the new price would trade');
   const fills: Fill[] = [];
   forgetMatched(state, market, meta.account, ctx.events);
-  settleFills(state, market, meta.account, order.side, false, fills);
+  settleFills(state, market, meta.account, side, false, fills);
   if (before !== null) {
     recordFills(market, book.fills, ctx.blockTimeMs);
     if (r.reason === 'AuctionTriggered') {
