@@ -21,6 +21,7 @@ import { ChangeSet, FillList, RemovedList } from './lists.ts';
 import type { Level } from './nodes.ts';
 import { Order, OwnerState } from './nodes.ts';
 import { BookSide } from './side.ts';
+import { IdTable } from './table.ts';
 import type {
   FillGuard,
   PlaceOrder,
@@ -83,8 +84,8 @@ export class OrderBook {
   /** Changed levels and orders since changes.clear(). */
   readonly changes = new ChangeSet();
 
-  private readonly orders = new Map<number, Order>();
-  private readonly owners = new Map<number, OwnerState>();
+  private readonly orders = new IdTable<Order>();
+  private readonly owners = new IdTable<OwnerState>();
   private readonly expiry = new ExpiryHeap();
   private readonly result = new MutableResult();
   /** Order records of orders that left the book, for reuse. */
@@ -824,7 +825,7 @@ export class OrderBook {
         'expiry heap out of order',
       );
     }
-    for (const [owner, state] of this.owners) {
+    for (const [owner, state] of this.owners.entries()) {
       if (!owners.has(owner)) {
         assert(
           state.orderCount === 0 && state.head === null,

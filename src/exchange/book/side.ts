@@ -1,11 +1,12 @@
 // One side of the book: its price levels in a sorted array (worst first, best
 // last, so the best level is the array's end and a level emptied by matching is
-// a pop) plus a Map from price to level for O(1) lookup. A new or vanished level
+// a pop) plus a table from price to level for O(1) lookup. A new or vanished level
 // costs a binary search and a splice that moves only the levels better than it,
 // which is cheap because activity clusters near the top of the book.
 
 import { LEVEL_SPARES_MAX } from '../../lib/limits.ts';
 import { Level } from './nodes.ts';
+import { IdTable } from './table.ts';
 import type { Side } from './types.ts';
 
 // Read once: an imported binding may be read through an accessor on every use.
@@ -15,7 +16,7 @@ export class BookSide {
   readonly side: Side;
   /** Worst to best: ascending price for bids, descending for asks. */
   readonly levels: Level[] = [];
-  readonly byPrice = new Map<number, Level>();
+  readonly byPrice = new IdTable<Level>();
   /** Emptied levels kept for reuse: levels come and go at the top of the book all the time. */
   private readonly spare: Level[] = [];
 
