@@ -211,6 +211,11 @@ function checkMarket(m: MarketParams, f: string): void {
   int(`${f}.marketSlippagePpm`, m.marketSlippagePpm, 0, PPM - 1);
   int(`${f}.markBandPpm`, m.markBandPpm, 0, PPM - 1);
   int(`${f}.openOrdersMax`, m.openOrdersMax, 1, 10_000);
+  // An account's resting lots on a side of one book (the book keeps them as a
+  // number) must stay a safe integer however it fills its open-order cap.
+  if (m.maxSizeLots * m.openOrdersMax > Number.MAX_SAFE_INTEGER) {
+    throw new GenesisError(`${f}.maxSizeLots`, 'times openOrdersMax must be at most 2^53 - 1');
+  }
   int(`${f}.fundingSampleMs`, m.fundingSampleMs, 1_000, 86_400_000);
   int(`${f}.fundingIntervalMs`, m.fundingIntervalMs, m.fundingSampleMs, 7 * 86_400_000);
   if (m.fundingIntervalMs % m.fundingSampleMs !== 0) {

@@ -51,6 +51,13 @@ test('genesis: the devnet genesis validates and round-trips; a bad field is name
     () => validateGenesis(bad),
     (e: unknown) => e instanceof GenesisError && e.field === 'markets[1].initialMarginPpm',
   );
+  // An account's resting lots in one book must stay a safe integer.
+  const huge = genesis();
+  huge.markets[0] = { ...huge.markets[0]!, maxSizeLots: 1_000_000_000_000, openOrdersMax: 10_000 };
+  assert.throws(
+    () => validateGenesis(huge),
+    (e: unknown) => e instanceof GenesisError && e.field === 'markets[0].maxSizeLots',
+  );
   const fees = genesis({ feeTiers: [{ volumeQuoteMin: 0n, makerFeePpm: -600, takerFeePpm: 500 }] });
   assert.throws(
     () => validateGenesis(fees),
