@@ -49,11 +49,11 @@ export function runAction(ctx: Ctx, a: BatchableAction): ActionResult {
     case 'withdraw':
       return withdraw(ctx, a);
     case 'transfer':
-      return refusedInHalt(ctx, a.kind) ?? transfer(ctx, a);
+      return refusedInHalt(ctx.state, a.kind) ?? transfer(ctx, a);
     case 'attestDeposit':
       return attestDeposit(ctx, a);
     case 'registerAgent':
-      return refusedInHalt(ctx, a.kind) ?? registerAgent(ctx, a);
+      return refusedInHalt(ctx.state, a.kind) ?? registerAgent(ctx, a);
     case 'revokeAgent':
       return revokeAgent(ctx, a);
     case 'govPropose':

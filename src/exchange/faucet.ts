@@ -5,7 +5,7 @@ import { badAmount, noRoomFor, settleDeficit } from './collateral.ts';
 import type { Ctx } from './context.ts';
 import { ensureAccount } from './context.ts';
 import type { RejectCode } from './errors.ts';
-import { inEmergencyHalt } from './governance.ts';
+import { refusedInHalt } from './governance.ts';
 import type { ActionResult } from './results.ts';
 import type { ExchangeState, Principal } from './state.ts';
 import type { Faucet } from './tx/types.ts';
@@ -40,9 +40,8 @@ export function faucetRefusal(
     code,
     message,
   });
-  if (inEmergencyHalt(state)) {
-    return no('ExchangeHalted', 'emergency halt: only cancels, withdrawals and deposits go on');
-  }
+  const halted = refusedInHalt(state, 'faucet');
+  if (halted !== null) return halted;
   if (!state.genesis.devnet) return no('NotPermitted', 'the faucet is devnet only');
   if (badAmount(amountQuote)) return no('InvalidAmount', 'amount must be positive');
   const drawn = principal?.subaccount(subaccount)?.faucetQuote ?? 0n;

@@ -40,10 +40,10 @@ export function inEmergencyHalt(state: ExchangeState): boolean {
 
 /** The refusal of an action an emergency halt stops, else null. */
 export function refusedInHalt(
-  ctx: Ctx,
+  state: ExchangeState,
   kind: 'transfer' | 'faucet' | 'registerAgent',
 ): ActionResult | null {
-  if (!inEmergencyHalt(ctx.state)) return null;
+  if (!inEmergencyHalt(state)) return null;
   const message = 'emergency halt: only cancels, withdrawals and deposits go on';
   return { ok: false, kind, code: 'ExchangeHalted', message };
 }

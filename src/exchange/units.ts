@@ -2,6 +2,8 @@
 // are parts per million; money is bigint quote units (6 decimals).
 
 import { divBig } from '../lib/int.ts';
+import { toDecimal } from '../math/fixed.ts';
+import { WAD_PER_QUOTE } from './options/mark.ts';
 
 /** Parts per million: 1% = 10_000 ppm. */
 export const PPM = 1_000_000;
@@ -28,9 +30,5 @@ export function notionalQuote(
 
 /** Quote units as a decimal of the quote asset (6 places), for messages: 1500000 → "1.500000". */
 export function quoteDecimal(amountQuote: bigint | number): string {
-  const q = BigInt(amountQuote);
-  const abs = q < 0n ? -q : q;
-  const whole = divBig(abs, PPM_BIG, 'floor');
-  const fraction = (abs % PPM_BIG).toString().padStart(6, '0');
-  return `${q < 0n ? '-' : ''}${whole}.${fraction}`;
+  return toDecimal(BigInt(amountQuote) * WAD_PER_QUOTE, 6);
 }
