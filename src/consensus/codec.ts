@@ -564,7 +564,7 @@ export const inputCodec: Codec<Input> = {
   },
 };
 
-const WAL_TAG = { checkpoint: 0, input: 1, signed: 2 } as const;
+const WAL_TAG = { checkpoint: 0, input: 1, signed: 2, paused: 3 } as const;
 
 export const walRecordCodec: Codec<WalRecord> = {
   write(w, record) {
@@ -580,14 +580,19 @@ export const walRecordCodec: Codec<WalRecord> = {
         w.uvarint(record.height).uvarint(record.round).u8(record.step);
         w.bytes(record.bytes, MESSAGE_BYTES_MAX);
         return;
+      case 'paused':
+        w.uvarint(record.untilHeight);
+        return;
     }
   },
   read(r, field) {
-    switch (r.tag(`${field}.kind`, 3)) {
+    switch (r.tag(`${field}.kind`, 4)) {
       case WAL_TAG.checkpoint:
         return { kind: 'checkpoint', state: chainStateCodec.read(r, `${field}.state`) };
       case WAL_TAG.input:
         return { kind: 'input', input: inputCodec.read(r, `${field}.input`) };
+      case WAL_TAG.paused:
+        return { kind: 'paused', untilHeight: readHeight(r, `${field}.untilHeight`) };
       default:
         return {
           kind: 'signed',

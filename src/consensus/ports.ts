@@ -111,6 +111,12 @@ export interface ReplicaConfig {
   readonly genesis: Genesis;
   /** Defaults to the TIMEOUT_* constants of src/lib/limits.ts. */
   readonly timeouts?: TimeoutConfig;
+  /**
+   * Heights to sign nothing after a certificate shows a precommit by this
+   * replica's key that it never signed (default DOUBLE_SIGN_WATCH_HEIGHTS;
+   * 0 turns the watch off).
+   */
+  readonly doubleSignWatchHeights?: number;
 }
 
 /**

@@ -15,6 +15,7 @@ import {
   CATCHUP_BUFFER_BYTES_PER_PEER_MAX,
   CATCHUP_RETRY_MS,
   CATCHUP_SERVES_PER_PEER_MAX,
+  DOUBLE_SIGN_WATCH_HEIGHTS,
   EVIDENCE_AGE_HEIGHTS_MAX,
   EVIDENCE_PER_OFFENDER_MAX,
   EVIDENCE_PER_BLOCK_MAX,
@@ -120,6 +121,7 @@ const DROP_REASONS: readonly DropReason[] = [
   'unexpected',
   'staleTimeout',
   'doubleSignRefused',
+  'signingPaused',
 ];
 
 export function emptyMetrics(): Metrics {
@@ -267,6 +269,7 @@ export class Replica implements ConsensusReplica {
 
   private readonly chainId: string;
   private readonly timeouts: TimeoutConfig;
+  private readonly doubleSignWatchHeights: number;
   private readonly writer = new Writer(1024);
   private chain: Chain;
 
@@ -344,6 +347,11 @@ export class Replica implements ConsensusReplica {
     readonly state: ChainState['history'];
   } | null = null;
   private lastSigned: [number, number, number] = [0, 0, -1];
+  /**
+   * The signing pause: nothing is signed at heights up to this one, because a
+   * certificate showed a precommit by this key that this replica never signed.
+   */
+  private signingPausedUntil = 0;
 
   private effects: Effect[] = [];
   private replaying = false;
@@ -355,6 +363,11 @@ export class Replica implements ConsensusReplica {
   ) {
     this.chainId = config.genesis.chainId;
     this.timeouts = config.timeouts ?? DEFAULT_TIMEOUTS;
+    this.doubleSignWatchHeights = config.doubleSignWatchHeights ?? DOUBLE_SIGN_WATCH_HEIGHTS;
+    assert(
+      Number.isSafeInteger(this.doubleSignWatchHeights) && this.doubleSignWatchHeights >= 0,
+      'doubleSignWatchHeights is a count of heights',
+    );
     const validators = ValidatorSet.fromUpdates(config.genesis.validators);
     this.chain = {
       height: 0,
@@ -435,7 +448,12 @@ export class Replica implements ConsensusReplica {
         break;
       }
     }
-    for (const record of records) if (record.kind === 'signed') this.rememberSigned(record);
+    for (const record of records) {
+      if (record.kind === 'signed') this.rememberSigned(record);
+      else if (record.kind === 'paused') {
+        this.signingPausedUntil = Math.max(this.signingPausedUntil, record.untilHeight);
+      }
+    }
     this.replaying = true;
     this.enterHeight(nowMs);
     for (let i = from; i < records.length; i++) {
@@ -1117,6 +1135,8 @@ export class Replica implements ConsensusReplica {
       const signedBefore = this.signed.get(hrsKey(this.heightValue, round, STEP.propose));
       if (signedBefore !== undefined) {
         this.reuseProposal(signedBefore.bytes);
+      } else if (this.heightValue <= this.signingPausedUntil) {
+        this.drop('signingPaused');
       } else if (this.validEntry !== null) {
         this.propose(this.validEntry.block, this.validRoundValue);
       } else {
@@ -1338,9 +1358,10 @@ export class Replica implements ConsensusReplica {
    * or below the last signed point is refused. The signed message is
    * persisted with sync before it is broadcast.
    */
-  private signGuard(step: Step, key: string): 'sign' | 'resend' | 'refuse' {
+  private signGuard(step: Step, key: string): 'sign' | 'resend' | 'refuse' | 'paused' {
     const before = this.signed.get(hrsKey(this.heightValue, this.roundValue, step));
     if (before !== undefined) return before.key === key ? 'resend' : 'refuse';
+    if (this.heightValue <= this.signingPausedUntil) return 'paused';
     const hrs: [number, number, number] = [this.heightValue, this.roundValue, step];
     return compareHrs(hrs, this.lastSigned) > 0 ? 'sign' : 'refuse';
   }
@@ -1372,6 +1393,7 @@ export class Replica implements ConsensusReplica {
     const key = this.votes.keyOf(blockHash);
     const verdict = this.signGuard(step, key);
     if (verdict === 'refuse') return this.drop('doubleSignRefused');
+    if (verdict === 'paused') return this.drop('signingPaused');
     if (verdict === 'resend') {
       const bytes = this.signed.get(hrsKey(this.heightValue, this.roundValue, step))!.bytes;
       const message = decodeMessage(bytes);
@@ -1425,6 +1447,7 @@ export class Replica implements ConsensusReplica {
     const key = toHex(hash);
     const verdict = this.signGuard(STEP.propose, key);
     if (verdict === 'refuse') return this.drop('doubleSignRefused');
+    if (verdict === 'paused') return this.drop('signingPaused');
     if (verdict === 'resend') {
       return this.reuseProposal(
         this.signed.get(hrsKey(this.heightValue, this.roundValue, STEP.propose))!.bytes,
@@ -1474,6 +1497,7 @@ export class Replica implements ConsensusReplica {
     const decided = this.decided;
     if (decided === null || input.height !== this.heightValue) return this.drop('unexpected');
     this.logInput(input);
+    this.watchForeignPrecommit(decided.commit);
     this.advance(decided, input.result);
     this.emit({
       kind: 'persist',
@@ -1482,7 +1506,38 @@ export class Replica implements ConsensusReplica {
       // checkpoint), so once older records are dropped this one must not be lost.
       sync: true,
     });
+    if (this.signingPausedUntil > this.chain.height) {
+      // After the checkpoint, which starts the log a restart replays: the
+      // pause must outlive the certificates that started it.
+      this.emit({
+        kind: 'persist',
+        record: encode(walRecordCodec, { kind: 'paused', untilHeight: this.signingPausedUntil }),
+        sync: true,
+      });
+    }
     this.enterHeight(input.nowMs);
+  }
+
+  /**
+   * The double-sign watch. A precommit by this key in the height's
+   * certificate that this replica did not sign (none in its signed records
+   * for that round, or one for another value) was made by another process
+   * holding the key, or by this one before it lost its WAL. Either may still
+   * be signing, so the two would sign conflicting votes and the key would be
+   * jailed. Signing pauses until that signer has been silent for
+   * doubleSignWatchHeights heights; what this replica signed itself is never
+   * mistaken for it, so an ordinary restart never pauses.
+   */
+  private watchForeignPrecommit(commit: CommitCertificate): void {
+    if (this.myIndex < 0 || this.doubleSignWatchHeights === 0) return;
+    const vote = commit.votes.find((v) => v.validatorIndex === this.myIndex);
+    if (vote === undefined) return;
+    const own = this.signed.get(hrsKey(commit.height, commit.round, STEP.precommit));
+    if (own !== undefined && own.key === this.votes.keyOf(commit.blockHash)) return;
+    const untilHeight = commit.height + this.doubleSignWatchHeights;
+    if (untilHeight <= this.signingPausedUntil) return;
+    this.signingPausedUntil = untilHeight;
+    this.emit({ kind: 'signingPaused', height: commit.height, untilHeight });
   }
 
   /** The state after executing the decided block: sets for H+1 and H+2, history, committed evidence. */

@@ -226,7 +226,13 @@ export type Effect =
       readonly blockHash: Uint8Array;
     }
   /** Notification: a validator equivocated (verified evidence, now pending inclusion). */
-  | { readonly kind: 'evidenceSeen'; readonly evidence: DuplicateVoteEvidence };
+  | { readonly kind: 'evidenceSeen'; readonly evidence: DuplicateVoteEvidence }
+  /**
+   * Notification: the certificate of `height` holds a precommit by this
+   * replica's key that this replica never signed (another process signs with
+   * the key, or this one lost its WAL); it signs nothing up to `untilHeight`.
+   */
+  | { readonly kind: 'signingPaused'; readonly height: number; readonly untilHeight: number };
 
 // --- write-ahead log ------------------------------------------------------------
 
@@ -260,6 +266,8 @@ export type WalRecord =
   | { readonly kind: 'checkpoint'; readonly state: ChainState }
   /** An input that changed the replica's state, written before its effects. */
   | { readonly kind: 'input'; readonly input: Input }
+  /** Signing is paused up to this height (written after each checkpoint while it lasts). */
+  | { readonly kind: 'paused'; readonly untilHeight: number }
   /** A message this replica signed (encoded Message bytes), synced before it is sent. */
   | {
       readonly kind: 'signed';
@@ -292,6 +300,8 @@ export type DropReason =
   | 'rateLimited'
   | 'unexpected'
   | 'staleTimeout'
-  | 'doubleSignRefused';
+  | 'doubleSignRefused'
+  /** A signature not made while signing is paused: this key signed elsewhere (Replica, "signing pause"). */
+  | 'signingPaused';
 
 export type Metrics = Record<DropReason, number>;

@@ -189,6 +189,12 @@ export const EVIDENCE_POOL_MAX = 256;
 export const EVIDENCE_PER_OFFENDER_MAX = 1;
 /** Evidence older than this many heights (relative to the block that would carry it) is refused. */
 export const EVIDENCE_AGE_HEIGHTS_MAX = 100;
+/**
+ * Heights a validator signs nothing after it sees a certificate holding a
+ * precommit by its key that it never signed (another process with the same
+ * key, or a lost WAL): the other signer must have been silent this long.
+ */
+export const DOUBLE_SIGN_WATCH_HEIGHTS = 10;
 /** Messages for the next height kept until the replica gets there. */
 export const FUTURE_MESSAGES_MAX = 4 * VALIDATORS_MAX;
 /**

@@ -500,6 +500,14 @@ export class NodeLoop {
           'a validator signed two conflicting votes',
         );
         return;
+      case 'signingPaused':
+        this.log.error(
+          { height: effect.height, untilHeight: effect.untilHeight },
+          "the certificate holds a precommit by this node's key that this node never signed: " +
+            'another process signs with this key, or this home lost its WAL; signing is paused ' +
+            'until the other signer has been silent long enough. Stop the other process.',
+        );
+        return;
     }
   }
 

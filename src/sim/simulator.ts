@@ -309,7 +309,12 @@ export class Simulator {
 
   private makeReplica(node: SimNode): Replica {
     return new Replica(
-      { genesis: this.genesis, timeouts: this.timeouts },
+      {
+        genesis: this.genesis,
+        timeouts: this.timeouts,
+        // A Byzantine node means to sign twice: it does not watch for its own key.
+        ...(isHonest(node) ? {} : { doubleSignWatchHeights: 0 }),
+      },
       {
         signer: this.keys[node.keyIndex]!.signer,
         verifier: this.crypto,
@@ -514,6 +519,11 @@ export class Simulator {
         return this.finalize(node, effect);
       case 'committed':
         return this.committed(node, effect.height, effect.round, effect.blockHash);
+      case 'signingPaused':
+        // Only a Byzantine node signs with a key twice, and it does not watch:
+        // an honest node that pauses took its own signature for another's.
+        assert(!isHonest(node), `honest node ${node.index} paused signing at ${effect.height}`);
+        return;
       case 'evidenceSeen': {
         if (!isHonest(node)) return;
         const e = effect.evidence;

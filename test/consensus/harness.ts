@@ -228,6 +228,8 @@ export interface HarnessOptions {
   readonly compactWal?: boolean;
   /** Committed blocks each node keeps to serve catch-up (default: all). */
   readonly storeHeightsMax?: number;
+  /** The replicas' double-sign watch (default: the replica's). */
+  readonly doubleSignWatchHeights?: number;
 }
 
 /** The first byte of a checkpoint WAL record (WAL_TAG in src/consensus/codec.ts). */
@@ -350,7 +352,13 @@ export class Harness {
 
   private makeReplica(node: NodeState): Replica {
     return new Replica(
-      { genesis: this.genesis, timeouts: this.options.timeouts ?? FAST_TIMEOUTS },
+      {
+        genesis: this.genesis,
+        timeouts: this.options.timeouts ?? FAST_TIMEOUTS,
+        ...(this.options.doubleSignWatchHeights === undefined
+          ? {}
+          : { doubleSignWatchHeights: this.options.doubleSignWatchHeights }),
+      },
       {
         signer: this.keys[node.index]!.signer,
         verifier: this.verifier,
