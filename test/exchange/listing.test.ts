@@ -433,3 +433,13 @@ test('an index outside the pricing math’s domain leaves options at their last 
   h.block([], MINUTE_MS);
   assert.notEqual(call.optionMark, null);
 });
+
+test('a listing late in 2098 leaves out the expiries past 2099 instead of failing the block', () => {
+  const start = daysFromCivil(2098, 12, 31) * MS_PER_DAY;
+  const g = dailyListingGenesis(start);
+  g.listing!.schedule = { ...g.listing!.schedule, quarterlies: 12, futureCycles: ['quarterly'] };
+  const h = new Harness(g);
+  const listed = events(h, 'marketListed', 2, 60 * MINUTE_MS);
+  assert.ok(listed.some((e) => e.type === 'marketListed' && e.market === 'BTC-25DEC99'));
+  assert.ok(live(h).every((name) => /[A-Z]{3}9[89]/.test(name)));
+});
