@@ -6,8 +6,11 @@
 //     premium, short ones at least a minimum per lot; maintenance is the
 //     scenario maintenance;
 //   - dated futures of other underlyings keep the linear formula of margin.ts.
-// Resting orders count as exposureLots does: each instrument at the side of
-// its orders that leaves the larger position (size + buys or size − sells).
+// Resting orders: the linear formula counts each market at the side of its
+// orders that leaves the larger position (exposureLots); the scenario margin
+// is the largest over every way the orders could fill, each instrument's size
+// anywhere from size − sells to size + buys (scenarioInitialOverRanges): a
+// bid beside an offer of the same option does not stand for the short.
 //
 // The scenario values of an instrument depend only on its marks, so they are
 // built once per height when first needed (40 Black–Scholes evaluations for an
@@ -16,11 +19,12 @@
 
 import { divBig } from '../lib/int.ts';
 import { imfPpm } from './margin.ts';
-import type { MarginPosition, ScenarioInstrument } from './options/index.ts';
+import type { MarginPosition, MarginRange, ScenarioInstrument } from './options/index.ts';
 import {
   buildFutureScenarios,
   buildOptionScenarios,
   scenarioCount,
+  scenarioInitialOverRanges,
   scenarioMargin,
   WAD_PER_QUOTE,
 } from './options/index.ts';
@@ -147,7 +151,7 @@ export function listedMargin(
   let initial = 0n;
   let maintenanceScaled = 0n;
   const now: MarginPosition[] = [];
-  const worst: MarginPosition[] = [];
+  const ranges: MarginRange[] = [];
   const marks = new Map<string, ScenarioInstrument>();
   for (const e of entries) {
     const m = e.market;
@@ -166,15 +170,13 @@ export function listedMargin(
     const name = m.params.instrument;
     marks.set(name, scenarioOf(state, m));
     now.push({ instrument: name, sizeLots: e.size });
-    const up = e.size + e.buy;
-    const down = e.size - e.sell;
-    worst.push({ instrument: name, sizeLots: Math.abs(up) >= Math.abs(down) ? up : down });
+    ranges.push({ instrument: name, lowLots: e.size - e.sell, highLots: e.size + e.buy });
   }
   let maintenance = divBig(maintenanceScaled, PPM_BIG, 'ceil');
   if (now.length !== 0) {
     const params = state.listing!.scenario;
     maintenance += scenarioMargin(now, marks, params).maintenanceQuote;
-    initial += scenarioMargin(worst, marks, params).initialQuote;
+    initial += scenarioInitialOverRanges(ranges, marks, params);
   }
   result.equityQuote = equity;
   result.initialQuote = initial;

@@ -364,8 +364,11 @@ function placeInAuction(
 
 /**
  * The order would have traded beyond a trigger: its fills within the bounds
- * stand, the market enters a call auction, and a GTC remainder waits in it
- * (an IOC or FOK remainder is cancelled).
+ * stand. A GTC order starts a call auction and its remainder waits in it. An
+ * IOC or FOK remainder is cancelled (IocRemainder, FokUnfillable) and starts
+ * nothing, as in Vega: an order that cannot wait would otherwise stop the
+ * market at no cost to its sender, again after every auction (against a bid
+ * left resting beyond the bounds, say).
  */
 function triggered(
   ctx: Ctx,
@@ -377,17 +380,19 @@ function triggered(
   filledLots: number,
   fills: Fill[],
 ): ActionResult {
-  startAuction(market, a.side, ctx.blockTimeMs, ctx.events);
   const leftLots = c.sizeLots - filledLots;
   const rests = c.tif === 'GTC';
-  if (rests) waitInAuction(ctx, market, account, orderId, a, c, leftLots);
+  if (rests) {
+    startAuction(market, a.side, ctx.blockTimeMs, ctx.events);
+    waitInAuction(ctx, market, account, orderId, a, c, leftLots);
+  }
   return {
     ok: true,
     kind: 'placeOrder',
     order: {
       orderId,
       status: rests ? 'rested' : 'cancelled',
-      reason: 'AuctionTriggered',
+      reason: rests ? 'AuctionTriggered' : c.tif === 'IOC' ? 'IocRemainder' : 'FokUnfillable',
       filledLots,
       restedLots: rests ? leftLots : 0,
       cancelledLots: rests ? 0 : leftLots,

@@ -433,3 +433,36 @@ test('an index outside the pricing math’s domain leaves options at their last 
   h.block([], MINUTE_MS);
   assert.notEqual(call.optionMark, null);
 });
+
+test('a listing late in 2098 leaves out the expiries past 2099 instead of failing the block', () => {
+  const start = daysFromCivil(2098, 12, 31) * MS_PER_DAY;
+  const g = dailyListingGenesis(start);
+  g.listing!.schedule = { ...g.listing!.schedule, quarterlies: 12, futureCycles: ['quarterly'] };
+  const h = new Harness(g);
+  const listed = events(h, 'marketListed', 2, 60 * MINUTE_MS);
+  assert.ok(listed.some((e) => e.type === 'marketListed' && e.market === 'BTC-25DEC99'));
+  assert.ok(live(h).every((name) => /[A-Z]{3}9[89]/.test(name)));
+});
+
+test('an expired option waiting without a mark has its short minimum priced from its underlying index, not from its own price', () => {
+  const h = harness();
+  h.fund(alice, 100_000n * USDC);
+  h.fund(bob, 100_000n * USDC);
+  h.block([], MINUTE_MS);
+  const call = h.ex.state.marketByName.get(CALL)!;
+  assert.ok(h.one(bob, limit(CALL, 'buy', call.markTicks, 2)).actions[0]!.ok);
+  assert.ok(h.one(alice, limit(CALL, 'sell', call.markTicks, 2)).actions[0]!.ok);
+  h.block([], 4 * 60 * MINUTE_MS);
+  // BTC's price stops: past expiry the call waits, halted and without a mark.
+  const { BTC: _, ...withoutBtc } = h.oracle;
+  h.oracle = withoutBtc;
+  while (h.timeMs <= EXPIRY_MS) h.block([], 30 * MINUTE_MS);
+  assert.ok(!call.retired && call.halted && call.optionMark === null);
+  const index = h.ex.state.oracle!.prices.get('BTC')!.priceQuote;
+  const params = h.ex.state.listing!.scenario;
+  // 1% of the underlying per base unit, per lot, in wads: not 1% of the call's premium.
+  const expected =
+    (index * 1_000_000_000_000n * BigInt(params.shortOptionMinPpm) + 10_000_000n - 1n) /
+    10_000_000n;
+  assert.equal(scenarioOf(h.ex.state, call).shortMinPerLotWad, expected);
+});

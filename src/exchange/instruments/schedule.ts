@@ -25,6 +25,7 @@ import {
 } from '../../lib/limits.ts';
 import {
   civilFromDays,
+  daysFromCivil,
   expiryMsOfDay,
   firstExpiryDayAfter,
   fridayOnOrAfter,
@@ -141,7 +142,14 @@ function lastFridays(firstDay: number, n: number, quarterly: boolean): number[] 
   return out;
 }
 
-/** The expiry days the schedule keeps live at timeMs (each strictly after it), ascending. */
+/** The last day with an instrument name (names.ts: years 2000–2099). */
+const LAST_NAMED_DAY = daysFromCivil(2099, 12, 31);
+
+/**
+ * The expiry days the schedule keeps live at timeMs (each strictly after it),
+ * ascending. Days past 2099 have no names and are left out: twelve
+ * quarterlies reach three years ahead.
+ */
 export function liveExpiries(s: ListingSchedule, timeMs: number): LiveExpiry[] {
   const first = firstExpiryDayAfter(timeMs);
   const byDay = new Map<number, ExpiryCycle[]>();
@@ -164,6 +172,7 @@ export function liveExpiries(s: ListingSchedule, timeMs: number): LiveExpiry[] {
   add('monthly', lastFridays(first, s.monthlies, false));
   add('quarterly', lastFridays(first, s.quarterlies, true));
   return [...byDay.keys()]
+    .filter((day) => day <= LAST_NAMED_DAY)
     .sort((a, b) => a - b)
     .map((day) => ({ day, expiryMs: expiryMsOfDay(day), cycles: byDay.get(day)! }));
 }

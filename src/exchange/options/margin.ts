@@ -312,3 +312,73 @@ export function scenarioMargin(
   }
   return { initialQuote, maintenanceQuote, worstScenario, byUnderlying };
 }
+
+export interface MarginRange {
+  readonly instrument: string;
+  /** The position if every resting sell fills (size − sells). */
+  readonly lowLots: number;
+  /** The position if every resting buy fills (size + buys). */
+  readonly highLots: number;
+}
+
+/**
+ * The largest initialQuote of scenarioMargin over every portfolio whose size
+ * in each instrument lies in [lowLots, highLots]: the initial margin of an
+ * account with resting orders, whichever of them fill. Choosing one side per
+ * instrument is not enough: a resting bid as large as an offer would stand for
+ * it (a long option costs its premium, the short it becomes may cost many
+ * times that), and two instruments' worst sides depend on each other. A
+ * scenario's loss and the short minimum are linear in each size, so their
+ * largest value over the box is at one of its ends, chosen per instrument and
+ * per scenario; the requirement is the largest over scenarios of those sums
+ * (at least the largest short minimum alone), and the premium the one with
+ * every bid filled. With lowLots = highLots it is scenarioMargin's initial.
+ * Cost: O(ranges × scenarios) bigint multiply-adds.
+ */
+export function scenarioInitialOverRanges(
+  ranges: readonly MarginRange[],
+  marks: ReadonlyMap<string, ScenarioInstrument>,
+  params: ScenarioParams,
+): bigint {
+  const count = scenarioCount(params);
+  const sums = new Map<string, { best: bigint[]; shortMin: bigint }>();
+  let premium = 0n;
+  for (const range of ranges) {
+    const low = range.lowLots;
+    const high = range.highLots;
+    assert(low <= high, 'a range is ordered');
+    if (low === 0 && high === 0) continue;
+    const m = marks.get(range.instrument);
+    assert(m !== undefined, 'no scenario values for a position');
+    assert(m.pnlPerLotWad.length === count, 'scenario values from other parameters');
+    let sum = sums.get(m.underlying);
+    if (sum === undefined) {
+      sum = { best: new Array<bigint>(count).fill(0n), shortMin: 0n };
+      sums.set(m.underlying, sum);
+    }
+    const lo = BigInt(low);
+    const hi = BigInt(high);
+    const shortMinOf = (s: bigint): bigint =>
+      m.isOption && s < 0n ? -s * m.shortMinPerLotWad : 0n;
+    const minLow = shortMinOf(lo);
+    const minHigh = shortMinOf(hi);
+    sum.shortMin += minLow > minHigh ? minLow : minHigh;
+    if (m.isOption && high > 0) premium += hi * m.valuePerLotWad;
+    const pnl = m.pnlPerLotWad;
+    const best = sum.best;
+    for (let i = 0; i < count; i++) {
+      const atLow = minLow - lo * pnl[i]!;
+      const atHigh = minHigh - hi * pnl[i]!;
+      best[i]! += atLow > atHigh ? atLow : atHigh;
+    }
+  }
+  let requirement = 0n;
+  for (const { best, shortMin } of sums.values()) {
+    let worst = shortMin;
+    for (const x of best) if (x > worst) worst = x;
+    requirement += worst;
+  }
+  const scenarioQuote = divBig(requirement, WAD_PER_QUOTE, 'ceil');
+  const premiumQuote = divBig(premium, WAD_PER_QUOTE, 'ceil');
+  return scenarioQuote > premiumQuote ? scenarioQuote : premiumQuote;
+}

@@ -96,39 +96,59 @@ test('a trade beyond a trigger does not happen: the market enters a call auction
   digestSound(h);
 });
 
-test('fills within the bounds stand; an IOC remainder beyond them is cancelled', () => {
+test('fills within the bounds stand; an IOC remainder beyond them is cancelled and starts nothing', () => {
   const h = tradedMarket();
   assert.equal(code(h.one(maker, limit(BTC, 'sell', 520_000, 1))), undefined);
   const r = h.block([h.tx(taker, limit(BTC, 'buy', 540_000, 4, { timeInForce: 'IOC' }))]);
   const a = r.results[0]!.actions[0]!;
   assert.ok(a.ok && a.order !== undefined);
   assert.equal(a.order.status, 'cancelled');
-  assert.equal(a.order.reason, 'AuctionTriggered');
+  assert.equal(a.order.reason, 'IocRemainder');
   assert.equal(a.order.filledLots, 1);
   assert.deepEqual(
     a.order.fills.map((f) => f.priceTicks),
     [520_000],
   );
   assert.equal(a.order.cancelledLots, 3);
-  assert.equal(events(r, 'auctionStarted').length, 1);
+  assert.equal(events(r, 'auctionStarted').length, 0);
+  assert.equal(btc(h).auction!.active, false);
   assert.equal(btc(h).auction!.monitor.lastPriceTicks, 520_000);
-  // A FOK that could fill only beyond the bound is cancelled whole, and also starts nothing new.
-  assert.equal(
-    code(h.one(taker, limit(BTC, 'buy', 540_000, 1, { timeInForce: 'FOK' }))),
-    'MarketInAuction',
-  );
+  // The same order GTC would wait for the trade beyond the bound: that one starts the auction.
+  const gtc = action(h.one(taker, limit(BTC, 'buy', 540_000, 1)));
+  assert.ok(gtc.ok && gtc.order !== undefined);
+  assert.deepEqual([gtc.order.status, gtc.order.reason], ['rested', 'AuctionTriggered']);
+  assert.ok(btc(h).auction!.active);
 });
 
-test('a FOK that would breach is cancelled whole and starts the auction', () => {
+test('a FOK that would breach is cancelled whole and starts nothing', () => {
   const h = tradedMarket();
   const r = h.block([h.tx(taker, limit(BTC, 'buy', 540_000, 1, { timeInForce: 'FOK' }))]);
   const a = r.results[0]!.actions[0]!;
   assert.ok(a.ok && a.order !== undefined);
   assert.deepEqual(
-    [a.order.status, a.order.reason, a.order.filledLots],
-    ['cancelled', 'AuctionTriggered', 0],
+    [a.order.status, a.order.reason, a.order.filledLots, a.order.cancelledLots],
+    ['cancelled', 'FokUnfillable', 0, 1],
   );
-  assert.ok(btc(h).auction!.active);
+  assert.equal(events(r, 'auctionStarted').length, 0);
+  assert.equal(btc(h).auction!.active, false);
+});
+
+test('one account cannot hold a market in auction with orders that cannot wait', () => {
+  // A bid left beyond the bound (nothing to take when it came) and an IOC or
+  // FOK sell into it, repeated after every auction, used to stop the market
+  // at no cost: nothing traded and nothing waited.
+  const h = tradedMarket();
+  // Above the 525,000 bound, below the ask at 530,000: it rests.
+  const bid = action(h.one(alice, limit(BTC, 'buy', 528_000, 1)));
+  assert.ok(bid.ok && bid.order?.status === 'rested');
+  for (const timeInForce of ['IOC', 'FOK'] as const) {
+    for (const who of [alice, bob]) {
+      const r = h.block([h.tx(who, limit(BTC, 'sell', 528_000, 1, { timeInForce }))]);
+      assert.equal(events(r, 'auctionStarted').length, 0, `${timeInForce}`);
+      assert.equal(btc(h).auction!.active, false);
+    }
+  }
+  assert.equal(btc(h).book.bestBidTicks(), 528_000);
 });
 
 test('during an auction IOC, FOK and market orders are refused with MarketInAuction', () => {

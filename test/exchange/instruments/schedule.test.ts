@@ -155,3 +155,19 @@ test('bad schedules are refused', () => {
   ];
   for (const s of bad) assert.throws(() => validateListingSchedule(s), ScheduleError);
 });
+
+test('expiries past 2099 have no names and are not listed, up to the last listing time', () => {
+  // The exchange lists until LISTING_TIME_MS_MAX (1 January 2099); twelve
+  // quarterlies then reach 2101, whose names cannot be formatted: listing
+  // failed the block on every validator instead of leaving them out.
+  const longest = { ...SCHEDULE, dailies: 12, weeklies: 12, monthlies: 12, quarterlies: 12 };
+  const lastDay = Date.UTC(2099, 11, 31, 8);
+  for (const t of [Date.UTC(2097, 5, 1), Date.UTC(2098, 11, 31, 23), Date.UTC(2099, 0, 1, 7)]) {
+    const due = listingsDue(longest, t, INDEX, []);
+    assert.ok(due.toList.length > 0);
+    for (const l of due.toList) {
+      assert.ok(l.expiryMs > t && l.expiryMs <= lastDay, l.name);
+      assert.equal(parseInstrument(l.name).kind === 'perpetual', false);
+    }
+  }
+});
