@@ -7,7 +7,13 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import Fastify from 'fastify';
-import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
+import type {
+  FastifyBaseLogger,
+  FastifyError,
+  FastifyInstance,
+  FastifyReply,
+  FastifyRequest,
+} from 'fastify';
 import { WebSocketServer } from 'ws';
 import { sha256 } from '../crypto/index.ts';
 import { decodeSignedTx } from '../exchange/tx/index.ts';
@@ -173,7 +179,16 @@ function errorAnswer(
 const BASE64_PATTERN = /^[A-Za-z0-9+/]*={0,2}$/;
 const HEX_PATTERN = /^(0x)?([0-9a-fA-F]{2})*$/;
 
-function txBytes(body: BodyOf<Routes['submitTx']> | Buffer): Uint8Array {
+function txBytes(body: BodyOf<Routes['submitTx']> | Buffer | undefined): Uint8Array {
+  // Fastify validates no schema against a request that has no body at all.
+  if (body === undefined || body === null) {
+    throw new ApiError(
+      'BadRequest',
+      400,
+      'body is required: the transaction as application/octet-stream or JSON { tx }',
+      { field: 'body' },
+    );
+  }
   if (Buffer.isBuffer(body)) return new Uint8Array(body.buffer, body.byteOffset, body.length);
   if ((body.encoding ?? 'hex') === 'hex') {
     if (!HEX_PATTERN.test(body.tx)) {
@@ -443,6 +458,15 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     // A request Node's HTTP parser refuses never reaches a route: answered here
     // with the API's error body instead of Fastify's own.
     clientErrorHandler: answerClientError,
+    // A path the router cannot decode, or a parameter past its length, is refused
+    // before any route or hook: the API's error body instead of Fastify's own.
+    frameworkErrors: (err: FastifyError, _req: FastifyRequest, reply: FastifyReply) => {
+      const message =
+        err.code === 'FST_ERR_MAX_PARAM_LENGTH'
+          ? 'a path parameter is too long'
+          : 'the path is not a valid URL';
+      void reply.status(400).send({ code: 'BadRequest', message });
+    },
   }) as unknown as FastifyInstance;
   const log = app.log;
 

@@ -368,7 +368,12 @@ export class WsHub {
         const parsed = typeof r.channel === 'string' ? parseChannel(r.channel) : undefined;
         const name = parsed === undefined ? undefined : channelName(parsed);
         if (name === undefined || !conn.subs.has(name)) {
-          return this.error(conn, 'NotFound', 'not subscribed to that channel');
+          return this.error(
+            conn,
+            'NotFound',
+            'not subscribed to that channel',
+            typeof r.channel === 'string' ? r.channel : undefined,
+          );
         }
         this.unfollow(conn, name);
         return this.send(conn, { type: 'unsubscribed', channel: r.channel as string });
@@ -482,6 +487,8 @@ export class WsHub {
         conn,
         'BadRequest',
         'channel must be book:<instrument>, trades:<instrument>, ticker:<instrument>, account:<address> or blocks',
+        // Named back, so a client with several requests in flight knows which was refused.
+        typeof channel === 'string' ? channel : undefined,
       );
     }
     // Messages go out under the client's spelling; everything else keys on the one name.

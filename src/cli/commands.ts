@@ -22,7 +22,7 @@ export const COMMANDS: CommandEntry[] = [
   },
   {
     name: 'init',
-    summary: 'write a genesis and one home directory per validator',
+    summary: 'write a genesis and one home directory per validator and full node',
     load: async () => (await import('./commands/init.ts')).command,
   },
   {
@@ -37,12 +37,13 @@ export const COMMANDS: CommandEntry[] = [
   },
   {
     name: 'tx',
-    summary: 'sign and send a transaction: faucet, order, cancel, withdraw',
+    summary: 'sign and send a transaction: faucet, order, cancel, withdraw, transfer',
     load: async () => (await import('./commands/tx.ts')).command,
   },
   {
     name: 'query',
-    summary: 'read status, instruments, books, tickers, accounts, transactions and blocks',
+    summary:
+      'read status, instruments, books, tickers, accounts, transactions and blocks from a node',
     load: async () => (await import('./commands/query.ts')).command,
   },
   {

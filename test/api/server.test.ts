@@ -141,6 +141,9 @@ test('queries refuse bad input with 400 and unknown objects with 404, each with 
       [`/v1/tx/${'00'.repeat(32)}?wait=commit`, 400, 'BadRequest'],
       ['/openapi.json?x=1', 400, 'BadRequest'],
       ['/v1/ws?x=1', 400, 'BadRequest'],
+      // Refused by the router itself, still with the API's error body.
+      ['/v1/book/%ZZ', 400, 'BadRequest'],
+      [`/v1/ticker/${'A'.repeat(500)}`, 400, 'BadRequest'],
     ];
     for (const [path, status, code] of cases) {
       const answer = await call(url, path);
@@ -274,6 +277,12 @@ test('bad transactions get 4xx with the tx layer codes', async () => {
     const full = await post(order(3).bytes);
     assert.equal(full.status, 503);
     assert.equal(full.body.code, 'MempoolFull');
+
+    // No body at all (no content type either) is a BadRequest, not a failure of the handler.
+    const empty = await call(server.url, '/v1/tx', { method: 'POST' });
+    assert.equal(empty.status, 400);
+    assert.equal(empty.body.code, 'BadRequest');
+    assert.equal(empty.body.field, 'body');
 
     const json = 'application/json';
     assert.equal((await post('{"tx":', json)).body.code, 'MalformedJson');

@@ -362,11 +362,13 @@ test('bad requests get typed errors; limits on subscriptions, message size and c
   try {
     await client.opened();
     const codes: string[] = [];
+    const channels: (string | undefined)[] = [];
     const expectError = async (request: unknown) => {
       client.send(request);
       const m = await client.nth(isError, codes.length);
       assert.ok(m.type === 'error');
       codes.push(m.code);
+      channels.push(m.channel);
     };
     await expectError('{not json');
     await expectError('[1,2]');
@@ -389,6 +391,18 @@ test('bad requests get typed errors; limits on subscriptions, message size and c
       'NotFound',
       'BadRequest',
       'TooManySubscriptions',
+    ]);
+    // A refusal names the channel it refuses, whenever the request named one.
+    assert.deepEqual(channels, [
+      undefined,
+      undefined,
+      undefined,
+      'orders:everything',
+      'book:ETH-PERPETUAL',
+      `book:${PERP}`,
+      'blocks',
+      'blocks',
+      `trades:${PERP}`,
     ]);
     client.send({ op: 'ping' });
     await client.nth((m) => m.type === 'pong');

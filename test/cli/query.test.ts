@@ -7,7 +7,7 @@ import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { zomma } from './helpers.ts';
 import { addressOfKey } from '../../src/api/client/index.ts';
-import { key, makeView, serve, subaccount } from '../api/fixtures.ts';
+import { OPTION, PERP, key, makeView, serve, subaccount } from '../api/fixtures.ts';
 
 /** A loopback port nothing listens on (just released by the system). */
 async function closedPort(): Promise<number> {
@@ -60,6 +60,23 @@ test('query account: --subaccount picks one, and an account without one says so 
     const bad = await zomma('query', 'account', trader, '--subaccount', '256', ...node);
     assert.equal(bad.code, 2);
     assert.match(bad.err, /--subaccount must be an integer in 0 … 255/);
+  } finally {
+    await server.close();
+  }
+});
+
+test("query ticker: an option's mark IV and greeks, as the API gives them", async () => {
+  const server = await serve(makeView());
+  try {
+    const option = await zomma('query', 'ticker', OPTION, '--node', server.url);
+    assert.equal(option.code, 0, option.err);
+    assert.match(option.out, /^mark IV +0\.65$/m);
+    assert.match(option.out, /^delta +0\.51$/m);
+    assert.match(option.out, /^gamma +0\.00002$/m);
+    assert.match(option.out, /^vega \$ per 1\.00 vol +120\.5$/m);
+    assert.match(option.out, /^theta \$ per year +-30\.25$/m);
+    const perpetual = await zomma('query', 'ticker', PERP, '--node', server.url);
+    assert.doesNotMatch(perpetual.out, /mark IV|delta/);
   } finally {
     await server.close();
   }

@@ -213,6 +213,12 @@ export const command: Command = {
             ['last trade', t.lastTradeTicks ?? '-'],
             ['open interest lots', t.openInterestLots],
             ['funding ppm', t.fundingRatePpm],
+            // Options: per whole base unit, as the API gives them (docs/api.md).
+            ['mark IV', t.markIv],
+            ['delta', t.greeks?.delta],
+            ['gamma', t.greeks?.gamma],
+            ['vega $ per 1.00 vol', t.greeks?.vega],
+            ['theta $ per year', t.greeks?.theta],
           ]),
         );
         return 0;

@@ -4,8 +4,8 @@
 // hash as soon as the node admitted the transaction.
 
 import { parseArgs } from 'node:util';
-import { addressOfKey } from '../../api/client/index.ts';
-import type { TxView } from '../../api/client/index.ts';
+import { addressOfKey, ZommaApiError } from '../../api/client/index.ts';
+import type { TxView, ZommaClient } from '../../api/client/index.ts';
 import type { OrderType, Side, TimeInForce } from '../../exchange/tx/index.ts';
 import type { Command } from '../io.ts';
 import { UsageError } from '../io.ts';
@@ -55,49 +55,78 @@ export const command: Command = {
       subaccount,
       wait: values['no-wait'] ? 'none' : 'commit',
     });
-    let tx: TxView;
-    switch (what) {
-      case 'faucet':
-        tx = await trader.faucet(parseDollars(need(rest[0], 'DOLLARS'), 'DOLLARS'));
-        break;
-      case 'order':
-        tx = await trader.placeOrder(orderOf(rest, values));
-        break;
-      case 'cancel':
-        if (values.all) tx = await trader.cancelAll(rest[0]);
-        else if (values['client-id'] !== undefined)
-          tx = await trader.cancel({
-            instrument: need(rest[0], 'INSTRUMENT'),
-            clientOrderId: values['client-id'],
-          });
-        else
-          tx = await trader.cancel({
-            instrument: need(rest[0], 'INSTRUMENT'),
-            orderId: parseCount(rest[1], 'ORDER_ID'),
-          });
-        break;
-      case 'withdraw':
-        tx = await trader.withdraw(
-          parseDollars(need(rest[0], 'DOLLARS'), 'DOLLARS'),
-          need(rest[1], 'DESTINATION'),
-        );
-        break;
-      case 'transfer': {
-        const amount = parseDollars(need(rest[0], 'DOLLARS'), 'DOLLARS');
-        const to = parseCount(need(rest[1], 'TO_SUBACCOUNT'), 'TO_SUBACCOUNT', 0, 255);
-        if (to === subaccount)
-          throw new UsageError('TO_SUBACCOUNT is the --subaccount it comes from');
-        tx = await trader.transfer(subaccount, to, amount);
-        break;
+    const submit = async (): Promise<TxView> => {
+      switch (what) {
+        case 'faucet':
+          return await trader.faucet(parseDollars(need(rest[0], 'DOLLARS'), 'DOLLARS'));
+        case 'order':
+          return await trader.placeOrder(orderOf(rest, values));
+        case 'cancel':
+          if (values.all) return await trader.cancelAll(rest[0]);
+          else if (values['client-id'] !== undefined)
+            return await trader.cancel({
+              instrument: need(rest[0], 'INSTRUMENT'),
+              clientOrderId: values['client-id'],
+            });
+          else
+            return await trader.cancel({
+              instrument: need(rest[0], 'INSTRUMENT'),
+              orderId: parseCount(rest[1], 'ORDER_ID'),
+            });
+        case 'withdraw':
+          return await trader.withdraw(
+            parseDollars(need(rest[0], 'DOLLARS'), 'DOLLARS'),
+            need(rest[1], 'DESTINATION'),
+          );
+        case 'transfer': {
+          const amount = parseDollars(need(rest[0], 'DOLLARS'), 'DOLLARS');
+          const to = parseCount(need(rest[1], 'TO_SUBACCOUNT'), 'TO_SUBACCOUNT', 0, 255);
+          if (to === subaccount)
+            throw new UsageError('TO_SUBACCOUNT is the --subaccount it comes from');
+          return await trader.transfer(subaccount, to, amount);
+        }
+        default:
+          throw new UsageError(`unknown transaction '${what}'`);
       }
-      default:
-        throw new UsageError(`unknown transaction '${what}'`);
-    }
+    };
+    const tx = await finalOf(client, submit);
     if (values.json) io.out(JSON.stringify({ account: addressOfKey(key), ...tx }));
     else io.out(`account ${addressOfKey(key)}\n${describeTx(tx)}`);
     return tx.status === 'rejected' ? 1 : 0;
   },
 };
+
+/**
+ * The transaction's view, a rejection in a block included: the SDK throws it
+ * (with the hash), but a person needs the hash and the code, and --json one object.
+ */
+async function finalOf(client: ZommaClient, submit: () => Promise<TxView>): Promise<TxView> {
+  try {
+    return await submit();
+  } catch (error) {
+    if (!(error instanceof ZommaApiError) || error.hash === undefined) throw error;
+    if (error.code === 'CommitTimeout') {
+      // It may still commit: the hash is how to find out, and is not in the node's message.
+      throw new ZommaApiError(error.status, {
+        code: error.code,
+        message: `${error.message} (zomma query tx ${error.hash})`,
+        hash: error.hash,
+      });
+    }
+    const rejected: TxView = {
+      hash: error.hash,
+      status: 'rejected',
+      code: error.code,
+      message: error.message,
+    };
+    try {
+      const view = await client.tx(error.hash);
+      return view.status === 'rejected' ? view : rejected;
+    } catch {
+      return rejected;
+    }
+  }
+}
 
 function need(value: string | undefined, name: string): string {
   if (value === undefined) throw new UsageError(`${name} is required`);
