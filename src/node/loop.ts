@@ -616,6 +616,14 @@ export class NodeLoop {
     // Restart needs every block between a snapshot and the checkpoint after it.
     this.flushStored();
     snapshots.save(height, this.options.app.encodeSnapshot());
+    // Pruning keeps the newest snapshots only, and a restart after a power cut
+    // resumes from the last durable checkpoint: made durable here (height − 1,
+    // at or above the second newest snapshot), or a full node, which syncs its
+    // WAL only to sign, could lose every snapshot at or below it.
+    if (this.checkpointDurable < this.checkpointAppended) {
+      this.options.storage.wal.sync();
+      this.checkpointDurable = this.checkpointAppended;
+    }
     snapshots.prune(Math.max(1, this.options.snapshotsKept));
     this.stats.snapshotsSaved++;
     this.pruneBlocks(height);
