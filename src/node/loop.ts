@@ -38,6 +38,7 @@ import { CHANNEL, frame } from './framing.ts';
 import type { Log } from './log.ts';
 import { silentLog } from './log.ts';
 import type { PeerNetwork } from './network.ts';
+import { StorageError } from './storage/index.ts';
 import type { Storage } from './storage/index.ts';
 import { checkCertifiedBlock } from './watch.ts';
 
@@ -205,14 +206,15 @@ export class NodeLoop {
   constructor(private readonly options: NodeLoopOptions) {
     this.clock = options.clock ?? systemClock;
     this.log = options.log ?? silentLog;
-    const storage = options.storage;
     this.replica = new Replica(
       { genesis: options.genesis, ...(options.timeouts ? { timeouts: options.timeouts } : {}) },
       {
         signer: options.signer,
         verifier: options.verifier,
         app: options.app,
-        blocks: { load: (height) => loadCommitted(storage, height) },
+        // Only serves peers' catch-up: a damaged record is logged and not
+        // served, rather than halting the node on a peer's request.
+        blocks: { load: (height) => this.loadToServe(height) },
       },
     );
   }
@@ -607,6 +609,16 @@ export class NodeLoop {
     if (height > this.options.storage.blocks.lastHeight()) return false;
     const stored = loadCommitted(this.options.storage, height);
     return stored !== null && bytesEqual(blockHashOf(stored.block), blockHash);
+  }
+
+  private loadToServe(height: number): CommittedBlock | null {
+    try {
+      return loadCommitted(this.options.storage, height);
+    } catch (error) {
+      if (!(error instanceof StorageError)) throw error;
+      this.log.error({ height, error: error.message }, 'stored block unreadable; not served');
+      return null;
+    }
   }
 
   private maybeSnapshot(height: number): void {
