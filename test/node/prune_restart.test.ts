@@ -100,7 +100,8 @@ function start(hub: MemoryHub, genesis: Genesis, name: string, dir: string, vali
     reap: () => txs.splice(0, 2),
     snapshotEveryHeights: 2,
     snapshotsKept: 2,
-    blocksKept: 3,
+    // The validator keeps every block: the full node catches up from it after the cut.
+    blocksKept: validator ? 0 : 3,
     walRotateBytes: 1 << 30,
     walSyncInBackground: true,
     commitPauseMs: 20,
