@@ -38,6 +38,7 @@ import { CHANNEL, frame } from './framing.ts';
 import type { Log } from './log.ts';
 import { silentLog } from './log.ts';
 import type { PeerNetwork } from './network.ts';
+import { StorageError } from './storage/index.ts';
 import type { Storage } from './storage/index.ts';
 import { checkCertifiedBlock } from './watch.ts';
 
@@ -205,14 +206,15 @@ export class NodeLoop {
   constructor(private readonly options: NodeLoopOptions) {
     this.clock = options.clock ?? systemClock;
     this.log = options.log ?? silentLog;
-    const storage = options.storage;
     this.replica = new Replica(
       { genesis: options.genesis, ...(options.timeouts ? { timeouts: options.timeouts } : {}) },
       {
         signer: options.signer,
         verifier: options.verifier,
         app: options.app,
-        blocks: { load: (height) => loadCommitted(storage, height) },
+        // Only serves peers' catch-up: a damaged record is logged and not
+        // served, rather than halting the node on a peer's request.
+        blocks: { load: (height) => this.loadToServe(height) },
       },
     );
   }
@@ -617,6 +619,16 @@ export class NodeLoop {
     return stored !== null && bytesEqual(blockHashOf(stored.block), blockHash);
   }
 
+  private loadToServe(height: number): CommittedBlock | null {
+    try {
+      return loadCommitted(this.options.storage, height);
+    } catch (error) {
+      if (!(error instanceof StorageError)) throw error;
+      this.log.error({ height, error: error.message }, 'stored block unreadable; not served');
+      return null;
+    }
+  }
+
   private maybeSnapshot(height: number): void {
     const every = this.options.snapshotEveryHeights;
     if (every <= 0 || height % every !== 0) return;
@@ -624,6 +636,14 @@ export class NodeLoop {
     // Restart needs every block between a snapshot and the checkpoint after it.
     this.flushStored();
     snapshots.save(height, this.options.app.encodeSnapshot());
+    // Pruning keeps the newest snapshots only, and a restart after a power cut
+    // resumes from the last durable checkpoint: made durable here (height − 1,
+    // at or above the second newest snapshot), or a full node, which syncs its
+    // WAL only to sign, could lose every snapshot at or below it.
+    if (this.checkpointDurable < this.checkpointAppended) {
+      this.options.storage.wal.sync();
+      this.checkpointDurable = this.checkpointAppended;
+    }
     snapshots.prune(Math.max(1, this.options.snapshotsKept));
     this.stats.snapshotsSaved++;
     this.pruneBlocks(height);

@@ -32,6 +32,7 @@ import {
 import type { Clock } from './clock.ts';
 import { CHANNEL, frame } from './framing.ts';
 import type { PeerNetwork } from './network.ts';
+import { StorageError } from './storage/index.ts';
 import type { SnapshotReader, Storage } from './storage/index.ts';
 import type { SnapshotOffer, SyncMessage } from './sync_messages.ts';
 import {
@@ -51,6 +52,7 @@ export type SyncServeDrop =
   | 'unknownSnapshot'
   /** The stored snapshot no longer reads as offered (the disk changed it): forgotten. */
   | 'snapshotChanged'
+  /** A block we do not hold, or whose stored record is damaged. */
   | 'unknownBlock'
   /** A stored block too large for one message (cannot happen within the block limits). */
   | 'oversize';
@@ -193,7 +195,14 @@ export class SyncServer {
           this.stats.prunedAnswers++;
           return { kind: 'pruned', height: message.height, firstHeight };
         }
-        const bytes = blocks.load(message.height);
+        let bytes: Uint8Array | null;
+        try {
+          bytes = blocks.load(message.height);
+        } catch (error) {
+          // A damaged record (StorageCorrupt) is ours to report, not the asking peer's to trip.
+          if (!(error instanceof StorageError)) throw error;
+          bytes = null;
+        }
         if (bytes === null) {
           this.drop('unknownBlock');
           return null;

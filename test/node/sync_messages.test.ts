@@ -324,3 +324,31 @@ async function serving(storage: Storage) {
   };
   return { server, answers, ask };
 }
+
+test('a stored block that fails its checksum is not served and does not throw at the peer', async () => {
+  const tmp = tempDir('zomma-sync-serve-rot-');
+  const storage = openStorage(tmp.dir);
+  try {
+    for (let h = 1; h <= 3; h++) storage.blocks.save(h, new Uint8Array(64).fill(h));
+    // Media rot in the payload of block 2, mid-file (the open did not read it).
+    const fd = openSync(join(tmp.dir, 'blocks.log'), 'r+');
+    writeSync(fd, new Uint8Array([0xee]), 0, 1, 16 + 12 + 64 + 12 + 5);
+    closeSync(fd);
+    const hub = new MemoryHub();
+    const net = hub.join('server');
+    await net.start();
+    const server = new SyncServer({
+      storage,
+      network: net,
+      clock: { nowMs: () => 0, after: () => () => {} },
+    });
+    server.onMessage('client', encodeSyncMessage({ kind: 'blockRequest', height: 2 }));
+    assert.equal(server.stats.dropped.unknownBlock, 1);
+    server.onMessage('client', encodeSyncMessage({ kind: 'blockRequest', height: 3 }));
+    assert.equal(server.stats.served, 1);
+    server.close();
+  } finally {
+    storage.close();
+    tmp.remove();
+  }
+});

@@ -4,13 +4,27 @@
 // atomically with its content (written to a private temporary file, then
 // hard-linked into place: link fails if the name exists). A lock whose pid no
 // longer runs is stale (the owner crashed, or was killed with -9) and is
-// taken over; a lock held by a live pid, ours included, is refused.
+// taken over; a lock held by another live pid is refused. Our own pid is
+// refused only if this process holds the lock: otherwise an earlier process
+// that had our pid left it (a node restarted in a container after a crash
+// usually gets its predecessor's pid, pid 1 under `docker run`).
 
-import { linkSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  linkSync,
+  readFileSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { StorageError } from './errors.ts';
 
 export const LOCK_FILE = 'LOCK';
+
+/** Lock paths (of real directory paths) this process holds. */
+const heldHere = new Set<string>();
 
 export interface DirLock {
   readonly path: string;
@@ -49,6 +63,8 @@ function lockedError(path: string, pid: number): StorageError {
 /** Takes the lock of `dir` for this process; StorageLocked if a live process holds it. */
 export function lockDirectory(dir: string): DirLock {
   const path = join(dir, LOCK_FILE);
+  // One directory may be named by several paths.
+  const key = join(realpathSync(dir), LOCK_FILE);
   const tmp = join(dir, `${LOCK_FILE}.${process.pid}.tmp`);
   writeFileSync(tmp, `${process.pid}\n`);
   try {
@@ -56,11 +72,12 @@ export function lockDirectory(dir: string): DirLock {
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
         linkSync(tmp, path);
-        return ownedLock(path);
+        heldHere.add(key);
+        return ownedLock(path, key);
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       }
-      clearStale(path, dir);
+      clearStale(path, key, dir);
     }
     const holder = readPid(path);
     throw lockedError(path, holder ?? 0);
@@ -74,9 +91,9 @@ export function lockDirectory(dir: string): DirLock {
  * checked again there, so a lock another starter took meanwhile (its fresh
  * file moved by mistake) is put back and refused, not deleted.
  */
-function clearStale(path: string, dir: string): void {
+function clearStale(path: string, key: string, dir: string): void {
   const holder = readPid(path);
-  if (holder !== null && pidAlive(holder)) throw lockedError(path, holder);
+  if (holder !== null && holdsLock(holder, key)) throw lockedError(path, holder);
   const aside = join(dir, `${LOCK_FILE}.${process.pid}.stale`);
   try {
     renameSync(path, aside);
@@ -86,20 +103,26 @@ function clearStale(path: string, dir: string): void {
     throw error;
   }
   const moved = readPid(aside);
-  if (moved !== null && moved !== holder && pidAlive(moved)) {
+  if (moved !== null && moved !== holder && holdsLock(moved, key)) {
     renameSync(aside, path);
     throw lockedError(path, moved);
   }
   unlinkSync(aside);
 }
 
-function ownedLock(path: string): DirLock {
+/** Whether the process `pid` may hold the lock `key` (heldHere). */
+function holdsLock(pid: number, key: string): boolean {
+  return pid === process.pid ? heldHere.has(key) : pidAlive(pid);
+}
+
+function ownedLock(path: string, key: string): DirLock {
   let held = true;
   return {
     path,
     release() {
       if (!held) return;
       held = false;
+      heldHere.delete(key);
       if (readPid(path) === process.pid) rmSync(path, { force: true });
     },
   };

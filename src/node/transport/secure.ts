@@ -251,12 +251,25 @@ export function clearFrame(bytes: Uint8Array): Buffer {
 }
 
 /**
+ * Pieces of an incomplete frame held as they came before they are copied into
+ * one buffer of the frame's size. Each socket read is a Buffer object of about
+ * 150 bytes: a peer trickling a largest frame a byte per read would otherwise
+ * cost over a gigabyte of them.
+ */
+const PIECES_MAX = 64;
+
+/**
  * Splits a byte stream into frames. A length above the limit is reported as
- * soon as its four bytes arrive, before any of the body is buffered.
+ * soon as its four bytes arrive, before any of the body is buffered. A frame
+ * arriving in many small reads is gathered into one buffer of its size
+ * (`staging`) as it comes, so what it holds is its bytes, not an object per read.
  */
 export class FrameDecoder {
   private chunks: Buffer[] = [];
   private buffered = 0;
+  /** The current frame (length prefix and body) being filled, once it came in too many pieces. */
+  private staging: Buffer | null = null;
+  private staged = 0;
   maxBytes: number;
 
   constructor(maxBytes: number) {
@@ -265,18 +278,47 @@ export class FrameDecoder {
 
   push(chunk: Buffer): void {
     if (chunk.length === 0) return;
-    this.chunks.push(chunk);
     this.buffered += chunk.length;
+    const staging = this.staging;
+    if (staging === null) {
+      this.chunks.push(chunk);
+      return;
+    }
+    const taken = Math.min(chunk.length, staging.length - this.staged);
+    chunk.copy(staging, this.staged, 0, taken);
+    this.staged += taken;
+    if (this.staged < staging.length) return;
+    // Complete: the frame, then whatever of the stream followed it.
+    this.staging = null;
+    this.chunks = taken < chunk.length ? [staging, chunk.subarray(taken)] : [staging];
+  }
+
+  /** Buffer objects held (for tests: a trickled frame must not cost one per read). */
+  chunksHeld(): number {
+    return this.chunks.length + (this.staging === null ? 0 : 1);
   }
 
   /** The next frame body, null if incomplete, or 'oversize'. */
   next(): Buffer | null | 'oversize' {
-    if (this.buffered < LENGTH_BYTES) return null;
+    if (this.staging !== null || this.buffered < LENGTH_BYTES) return null;
     if (this.chunks[0]!.length < LENGTH_BYTES) this.chunks = [Buffer.concat(this.chunks)];
     const length = this.chunks[0]!.readUInt32BE(0);
     if (length > this.maxBytes) return 'oversize';
     const total = LENGTH_BYTES + length;
-    if (this.buffered < total) return null;
+    if (this.buffered < total) {
+      if (this.chunks.length > PIECES_MAX) {
+        // Every byte held belongs to this frame (it is incomplete).
+        const staging = Buffer.allocUnsafe(total);
+        this.staged = 0;
+        for (const piece of this.chunks) {
+          piece.copy(staging, this.staged);
+          this.staged += piece.length;
+        }
+        this.staging = staging;
+        this.chunks = [];
+      }
+      return null;
+    }
     if (this.chunks[0]!.length < total) this.chunks = [Buffer.concat(this.chunks)];
     const first = this.chunks[0]!;
     const body = first.subarray(LENGTH_BYTES, total);

@@ -410,7 +410,11 @@ export class TcpTransport implements Transport {
     };
     socket.once('error', failed);
     socket.once('close', failed);
+    // SYNs nobody answers (a host powered off, a dropping firewall) would hold
+    // the dial for the kernel's connect timeout, minutes past the backoff cap.
+    socket.setTimeout(this.limits.handshakeTimeoutMs, () => socket.destroy());
     socket.once('connect', () => {
+      socket.setTimeout(0);
       socket.off('error', failed);
       socket.off('close', failed);
       if (this.stopped || slot.pending !== socket) return void socket.destroy();

@@ -82,3 +82,25 @@ test('a second node on the same home refuses to start with a clear message', asy
     tmp.remove();
   }
 });
+
+test('a lock holding our own pid, left by an earlier process that had it, is taken over', () => {
+  // A node restarted in a container after a crash or power cut often gets the
+  // pid its predecessor had (pid 1 under `docker run`): that lock is stale,
+  // not held, since no open storage of this process took it.
+  const tmp = tempDir('zomma-lock-');
+  try {
+    const lockPath = join(tmp.dir, LOCK_FILE);
+    writeFileSync(lockPath, `${process.pid}\n`);
+    const storage = openStorage(tmp.dir);
+    assert.equal(readFileSync(lockPath, 'utf8').trim(), String(process.pid));
+    // Still one opener at a time within this process.
+    assert.throws(
+      () => openStorage(tmp.dir),
+      (e) => e instanceof StorageError && e.code === 'StorageLocked',
+    );
+    storage.close();
+    assert.equal(existsSync(lockPath), false);
+  } finally {
+    tmp.remove();
+  }
+});

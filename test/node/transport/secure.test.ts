@@ -155,11 +155,11 @@ test('auth: checks the signature over this transcript, on this chain, by the key
 test('the frame decoder splits any chunking of a stream, and flags an oversize length at once', () => {
   fc.assert(
     fc.property(
-      fc.array(fc.uint8Array({ maxLength: 50 }), { maxLength: 6 }),
+      fc.array(fc.uint8Array({ maxLength: 400 }), { maxLength: 6 }),
       fc.array(fc.integer({ min: 1, max: 40 }), { minLength: 1, maxLength: 10 }),
       (bodies, cuts) => {
         const stream = Buffer.concat(bodies.map((b) => clearFrame(b)));
-        const decoder = new FrameDecoder(50);
+        const decoder = new FrameDecoder(400);
         const out: Uint8Array[] = [];
         let at = 0;
         for (let i = 0; at < stream.length; i++) {
@@ -182,4 +182,24 @@ test('the frame decoder splits any chunking of a stream, and flags an oversize l
   const decoder = new FrameDecoder(50);
   decoder.push(Buffer.from([0, 0, 0, 51]));
   assert.equal(decoder.next(), 'oversize');
+});
+
+test('a frame trickled a byte at a time is held in one buffer, not one object per byte', () => {
+  // Each socket read is a Buffer object of about 150 bytes: a peer trickling a
+  // largest frame in 1-byte segments would otherwise cost over a gigabyte.
+  const body = new Uint8Array(200_000).map((_, i) => (i * 31) & 0xff);
+  const stream = Buffer.concat([clearFrame(body), clearFrame(Uint8Array.of(7, 8))]);
+  const decoder = new FrameDecoder(1 << 20);
+  const out: Uint8Array[] = [];
+  let held = 0;
+  for (let at = 0; at < stream.length; at++) {
+    decoder.push(stream.subarray(at, at + 1));
+    for (let b = decoder.next(); b !== null; b = decoder.next()) {
+      assert.notEqual(b, 'oversize');
+      out.push(new Uint8Array(b as Buffer));
+    }
+    held = Math.max(held, decoder.chunksHeld());
+  }
+  assert.deepEqual(out, [body, Uint8Array.of(7, 8)]);
+  assert.ok(held <= 100, `${held} chunks held at once`);
 });

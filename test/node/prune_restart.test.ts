@@ -1,0 +1,165 @@
+// A power cut keeps of the WAL only what was synced. A full node signs no
+// vote, so nothing syncs its checkpoints between WAL rotations: snapshot and
+// block pruning must still leave a restart from its last durable checkpoint
+// a snapshot at or below it, and the blocks after that snapshot.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { renameSync } from 'node:fs';
+import { utf8 } from '../../src/lib/bytes.ts';
+import { CHANNEL, unframe } from '../../src/node/framing.ts';
+import { NodeLoop, lastCheckpoint } from '../../src/node/loop.ts';
+import { MemoryHub } from '../../src/node/network.ts';
+import type { MemoryNetwork } from '../../src/node/network.ts';
+import { restoreApp } from '../../src/node/restore.ts';
+import { openStorage } from '../../src/node/storage/index.ts';
+import type { FileStorage, Storage, Wal } from '../../src/node/storage/index.ts';
+import type { Genesis } from '../../src/consensus/index.ts';
+import {
+  FAST_TIMEOUTS,
+  HashChainApp,
+  signerOf,
+  tempDir,
+  testGenesis,
+  testKey,
+  verifierFor,
+  waitFor,
+} from './helpers.ts';
+
+/** The WAL with the index below which records are known durable (what a power cut keeps). */
+class DurableWal implements Wal {
+  durableNext: number;
+
+  constructor(private readonly inner: Wal) {
+    // Opened after a clean close: everything held is on disk.
+    this.durableNext = inner.nextIndex();
+  }
+
+  firstIndex(): number {
+    return this.inner.firstIndex();
+  }
+  nextIndex(): number {
+    return this.inner.nextIndex();
+  }
+  append(record: Uint8Array, sync: boolean): number {
+    const index = this.inner.append(record, sync);
+    if (sync) this.durableNext = index + 1;
+    return index;
+  }
+  sync(): void {
+    this.inner.sync();
+    this.durableNext = this.inner.nextIndex();
+  }
+  readAll(): Uint8Array[] {
+    return this.inner.readAll();
+  }
+  truncateBefore(index: number): void {
+    this.inner.truncateBefore(index);
+    // The rewrite is durable whole.
+    this.durableNext = this.inner.nextIndex();
+  }
+  close(): void {
+    this.inner.close();
+  }
+}
+
+interface Running {
+  loop: NodeLoop;
+  app: HashChainApp;
+  storage: FileStorage;
+  wal: DurableWal;
+  net: MemoryNetwork;
+}
+
+function start(hub: MemoryHub, genesis: Genesis, name: string, dir: string, validator: boolean) {
+  const storage = openStorage(dir);
+  const wal = new DurableWal(storage.wal);
+  // The validator's own WAL syncs on libuv's pool (walSyncInBackground), so its loop yields.
+  const tracked: Storage = {
+    wal: validator ? storage.wal : wal,
+    blocks: storage.blocks,
+    snapshots: storage.snapshots,
+    close: () => storage.close(),
+  };
+  const { app } = restoreApp(
+    tracked,
+    lastCheckpoint(wal.readAll()),
+    () => new HashChainApp(genesis.appHash),
+    (bytes) => HashChainApp.fromSnapshot(bytes),
+  );
+  const net = hub.join(name);
+  const txs = Array.from({ length: 200 }, (_, i) => utf8(`tx ${i}`));
+  const loop = new NodeLoop({
+    genesis,
+    timeouts: FAST_TIMEOUTS,
+    signer: validator ? signerOf(testKey(0), genesis.chainId) : null,
+    verifier: verifierFor(genesis.chainId),
+    app,
+    storage: tracked,
+    network: net,
+    reap: () => txs.splice(0, 2),
+    snapshotEveryHeights: 2,
+    snapshotsKept: 2,
+    // The validator keeps every block: the full node catches up from it after the cut.
+    blocksKept: validator ? 0 : 3,
+    walRotateBytes: 1 << 30,
+    walSyncInBackground: true,
+    commitPauseMs: 20,
+  });
+  net.onMessage((from, bytes) => {
+    const { channel, payload } = unframe(bytes);
+    if (channel === CHANNEL.consensus) loop.onConsensusMessage(from, payload);
+  });
+  void net.start();
+  loop.start();
+  return { loop, app, storage, wal, net } satisfies Running;
+}
+
+function stop(node: Running): void {
+  node.loop.stop();
+  void node.net.stop();
+  node.storage.close();
+}
+
+/** Rewrites the WAL in `dir` to hold only its first `keep` records, as a power cut leaves it. */
+function cutPower(dir: string, keep: number): void {
+  let storage = openStorage(dir);
+  const records = storage.wal.readAll().slice(0, keep - storage.wal.firstIndex());
+  storage.close();
+  renameSync(`${dir}/wal.log`, `${dir}/wal.log.lost`);
+  storage = openStorage(dir);
+  for (const r of records) storage.wal.append(r, false);
+  storage.wal.sync();
+  storage.close();
+}
+
+test('a full node with pruning restarts after a power cut from its last durable checkpoint', async () => {
+  const tmp = tempDir('zomma-prune-restart-');
+  const genesis = testGenesis([testKey(0)]);
+  const hub = new MemoryHub();
+  const validator = start(hub, genesis, 'v0', `${tmp.dir}/v0`, true);
+  const fullDir = `${tmp.dir}/full`;
+  let full = start(hub, genesis, 'full', fullDir, false);
+  try {
+    await waitFor(() => full.app.height >= 3, 20_000, 'the full node at height 3');
+    // A clean restart: its checkpoint is durable, so blocks below a snapshot may go.
+    stop(full);
+    full = start(hub, genesis, 'full', fullDir, false);
+    const from = full.app.height;
+    await waitFor(() => full.app.height >= from + 10, 20_000, 'ten heights more');
+    assert.equal(full.loop.haltReport, null);
+    assert.ok(full.storage.blocks.firstHeight() > 1, 'blocks were pruned');
+    const durable = full.wal.durableNext;
+    stop(full);
+    cutPower(fullDir, durable);
+
+    full = start(hub, genesis, 'full', fullDir, false);
+    const target = full.app.height + 2;
+    await waitFor(() => full.app.height >= target, 20_000, 'the full node goes on');
+    assert.equal(full.loop.haltReport, null);
+  } finally {
+    stop(full);
+    stop(validator);
+    tmp.remove();
+  }
+});
