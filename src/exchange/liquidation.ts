@@ -6,7 +6,8 @@
 // maintenance margin is liquidated, in ascending account index:
 //   1. its resting orders are cancelled;
 //   2. if its equity is negative, the insurance fund covers what it can, when
-//      a position of it can be closed in this block;
+//      a position of it can be closed in this block, and takes back what
+//      equity the closes leave (up to the cover);
 //   3. each position (ascending market) is closed through the book by an IOC
 //      order limited at the position's bankruptcy price — the price at which
 //      the account's equity would reach zero, rounded in the account's favour
@@ -289,11 +290,25 @@ export function liquidate(state: ExchangeState, account: Account, events: Exchan
     }
   }
   if (anyClosable) {
+    // The cover sets the bankruptcy price at the mark; a close that then fills
+    // better than it leaves the account equity the fund paid for: that much
+    // goes back, and the event reports the net cover.
     const equity = equityQuote(state, account);
-    if (equity < 0n) coverFromInsurance(state, account, -equity, events);
+    const cover = equity < 0n ? minBig(-equity, state.insuranceQuote) : 0n;
+    state.insuranceQuote -= cover;
+    account.cashQuote += cover;
     for (const market of state.markets) {
       if (sizeIn(account, market) !== 0 && closable(market)) {
         closePosition(state, market, account, events);
+      }
+    }
+    if (cover > 0n) {
+      const back = minBig(cover, maxBig(equityQuote(state, account), 0n));
+      account.cashQuote -= back;
+      state.insuranceQuote += back;
+      state.markAccount(account);
+      if (cover > back) {
+        events.push({ type: 'insuranceCover', account: account.index, amountQuote: cover - back });
       }
     }
   }

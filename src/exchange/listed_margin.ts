@@ -71,7 +71,11 @@ export function scenarioOf(state: ExchangeState, m: MarketState): ScenarioInstru
         )
       : null;
   if (shocked !== null) {
-    s = shocked;
+    // Equity counts the option at its mark (rounded to ticks, at least one):
+    // a long pays at least that, or buying at a mark above the exact value
+    // would leave free collateral above cash.
+    const markWad = m.markQuotePerLot * WAD_PER_QUOTE;
+    s = shocked.valuePerLotWad >= markWad ? shocked : { ...shocked, valuePerLotWad: markWad };
   } else if (instrument.kind === 'option') {
     // No smile (yet): the option is held at its mark, unshocked, short lots at the minimum.
     const value = m.markQuotePerLot * WAD_PER_QUOTE;
@@ -166,6 +170,15 @@ export function listedMargin(
       }
       maintenanceScaled += BigInt(Math.abs(e.size)) * m.maintenancePerLotScaled;
       continue;
+    }
+    if (m.instrument.kind === 'future') {
+      // The scenario's price shock stands for the linear rate only up to it:
+      // the rest of the rate (its base above the shock, and the size scale-up
+      // past it) is added, so a large future never goes below the linear formula.
+      const lots = Math.max(Math.abs(e.size + e.buy), Math.abs(e.size - e.sell));
+      const notional = BigInt(lots) * m.markQuotePerLot;
+      const beyond = imfPpm(m, notional) - state.listing!.scenario.priceShockPpm;
+      if (lots !== 0 && beyond > 0) initial += ppmCeil(notional, beyond);
     }
     const name = m.params.instrument;
     marks.set(name, scenarioOf(state, m));
