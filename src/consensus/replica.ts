@@ -420,6 +420,10 @@ export class Replica implements ConsensusReplica {
   get pendingEvidence(): number {
     return this.evidencePool.size;
   }
+  /** The double-sign watch: nothing is signed at heights up to this one (0: never paused). */
+  get signingPausedUntilHeight(): number {
+    return this.signingPausedUntil;
+  }
   /** The state the current height started from (what a checkpoint records). */
   get chainState(): ChainState {
     return this.stateRecord();

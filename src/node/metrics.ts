@@ -56,6 +56,11 @@ export class NodeMetrics {
     gauge('zomma_mempool_bytes', 'Bytes of transactions in the mempool', () => node.mempool.bytes);
     gauge('zomma_peers', 'Connected peers', () => sources.peersConnected());
     gauge('zomma_halted', '1 once the node has halted', () => (loop.haltReport === null ? 0 : 1));
+    gauge(
+      'zomma_signing_paused_until_height',
+      'The double-sign watch: this validator signs nothing up to this height (0: never paused)',
+      () => loop.replica.signingPausedUntilHeight,
+    );
     new Counter({
       name: 'zomma_storage_fsyncs_total',
       help: 'fdatasync calls of the WAL, block and results logs: foreground ones block the node thread, awaited ones its consensus step, background ones nothing',

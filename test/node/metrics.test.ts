@@ -61,6 +61,8 @@ test('a block read that fails answers /chain with 500 and its code; the listener
     assert.match(body.message, /blocks\.log at offset 16/);
     const health = await get('/health');
     assert.equal(health.status, 200);
+    const text = await (await get('/metrics')).text();
+    assert.match(text, /^zomma_signing_paused_until_height 0$/m);
   } finally {
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));

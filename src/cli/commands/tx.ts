@@ -15,6 +15,7 @@ const USAGE = [
   'zomma tx faucet DOLLARS',
   '       zomma tx order INSTRUMENT buy|sell SIZE_LOTS [--price TICKS] [--market] [--ioc|--fok|--post-only]',
   '                      [--reduce-only] [--client-id ID]',
+  '                      (--market: IOC within the market slippage of the index; --price TICKS also caps it)',
   '       zomma tx cancel INSTRUMENT ORDER_ID | zomma tx cancel --all [INSTRUMENT]',
   '       zomma tx withdraw DOLLARS DESTINATION',
   '       zomma tx transfer DOLLARS TO_SUBACCOUNT   (from --subaccount, to another of your own)',
