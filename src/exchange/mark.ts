@@ -8,13 +8,17 @@
 // All in integer ticks. Cost: O(1) per market.
 
 import { divBig, divTrunc } from '../lib/int.ts';
+import { INDEX_TICKS_MAX } from '../lib/limits.ts';
 import type { MarketState } from './state.ts';
 import { PPM, PPM_BIG } from './units.ts';
 
-/** Quote units per whole base unit → ticks, half to even, at least one tick. */
+const INDEX_TICKS_MAX_BIG = BigInt(INDEX_TICKS_MAX);
+
+/** Quote units per whole base unit → ticks, half to even, in 1..INDEX_TICKS_MAX. */
 export function indexToTicks(market: MarketState, indexQuote: bigint): number {
   const ticks = divBig(indexQuote, market.params.tickSizeQuote, 'halfEven');
-  return ticks < 1n ? 1 : Number(ticks);
+  if (ticks < 1n) return 1;
+  return ticks > INDEX_TICKS_MAX_BIG ? INDEX_TICKS_MAX : Number(ticks);
 }
 
 function band(indexTicks: number, ppm: number): [number, number] {

@@ -62,6 +62,12 @@ export const AMOUNT_QUOTE_MAX = (1n << 63n) - 1n;
 /** Largest price in ticks and size in lots: safe integers, so products go through bigint. */
 export const PRICE_TICKS_MAX = Number.MAX_SAFE_INTEGER;
 export const SIZE_LOTS_MAX = Number.MAX_SAFE_INTEGER;
+/**
+ * Largest index in ticks: an oracle price (up to 2^96 quote units) saturates
+ * here, so that the mark's band, a market order's slippage bound and the mark
+ * itself (each under twice the index) stay safe integers.
+ */
+export const INDEX_TICKS_MAX = Math.floor(PRICE_TICKS_MAX / 2);
 
 assert(CLIENT_ORDER_ID_BYTES_MAX <= STRING_BYTES_MAX, 'a client order id is a string field');
 assert(INSTRUMENT_BYTES_MAX <= STRING_BYTES_MAX, 'an instrument name is a string field');

@@ -2,6 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DEVNET_ORACLE, decodeSnapshot, encodeSnapshot } from '../../src/exchange/index.ts';
 import type { OracleObservation } from '../../src/exchange/oracle/index.ts';
+import { OBSERVED_PRICE_BITS } from '../../src/exchange/oracle/index.ts';
+import { marketWorstTicks } from '../../src/exchange/place_order.ts';
+import { INDEX_TICKS_MAX, PRICE_TICKS_MAX } from '../../src/lib/limits.ts';
 import { liquidate } from '../../src/exchange/liquidation.ts';
 import { Harness, ORACLE, USDC, VALIDATORS, genesis, key, limit } from './helpers.ts';
 
@@ -177,4 +180,37 @@ test('an interval stale for a part pays its rate prorated by the samples it has'
   const next = h.block([], 3_600_000).events.find((e) => e.type === 'funding' && e.market === BTC);
   assert.ok(next !== undefined && next.type === 'funding');
   assert.equal(next.ratePpm, 12);
+});
+
+test('the largest price an observation may carry saturates the index in ticks instead of stopping the chain', () => {
+  const h = new Harness();
+  const largest = (1n << BigInt(OBSERVED_PRICE_BITS)) - 1n;
+  const votes = (timeMs: number) => ({
+    votes: VALIDATORS.map((_, i) => ({
+      validatorIndex: i,
+      stake: 100n,
+      observation: { timeMs, prices: [{ underlying: 'BTC', priceQuote: largest }], smiles: [] },
+    })),
+    totalStake: 400n,
+  });
+  // A fresh exchange: the first price is taken as it is, unclamped.
+  h.timeMs += 1_000;
+  h.ex.finalizeBlock({
+    height: 1,
+    timeMs: h.timeMs,
+    proposer: VALIDATORS[0]!.publicKey,
+    txs: [],
+    oracle: {},
+    oracleVotes: votes(h.timeMs),
+  });
+  const market = h.ex.state.marketByName.get(BTC)!;
+  assert.equal(h.ex.state.oracle!.prices.get('BTC')!.priceQuote, largest);
+  assert.equal(market.indexTicks, INDEX_TICKS_MAX);
+  assert.ok(market.markTicks > 0 && market.markTicks <= PRICE_TICKS_MAX);
+  assert.ok(marketWorstTicks(market, true) <= PRICE_TICKS_MAX);
+  // A trusted feed takes the same road.
+  h.oracle = { BTC: largest };
+  h.block([]);
+  assert.equal(market.indexTicks, INDEX_TICKS_MAX);
+  assert.deepEqual(h.ex.digestBytes(), h.ex.digestFromScratch());
 });
