@@ -4,7 +4,8 @@ import { DEVNET_ORACLE, decodeSnapshot, encodeSnapshot } from '../../src/exchang
 import type { OracleObservation } from '../../src/exchange/oracle/index.ts';
 import { OBSERVED_PRICE_BITS } from '../../src/exchange/oracle/index.ts';
 import { marketWorstTicks } from '../../src/exchange/place_order.ts';
-import { INDEX_TICKS_MAX, PRICE_TICKS_MAX } from '../../src/lib/limits.ts';
+import { INDEX_TICKS_MAX, PREMIUM_SAMPLE_PPM_MAX, PRICE_TICKS_MAX } from '../../src/lib/limits.ts';
+import { premiumPpm } from '../../src/exchange/mark.ts';
 import { liquidate } from '../../src/exchange/liquidation.ts';
 import { Harness, ORACLE, USDC, VALIDATORS, genesis, key, limit } from './helpers.ts';
 
@@ -212,5 +213,25 @@ test('the largest price an observation may carry saturates the index in ticks in
   h.oracle = { BTC: largest };
   h.block([]);
   assert.equal(market.indexTicks, INDEX_TICKS_MAX);
+  assert.deepEqual(h.ex.digestBytes(), h.ex.digestFromScratch());
+});
+
+test('a bid far above an index of one tick: premium samples stay bounded and the chain goes on through a whole funding interval', () => {
+  const h = new Harness();
+  h.oracle = { ...ORACLE, BTC: 100_000n };
+  h.block([]);
+  const market = h.ex.state.marketByName.get(BTC)!;
+  assert.equal(market.indexTicks, 1);
+  const a = key('a');
+  const b = key('b');
+  h.fund(a, 1_000_000n * USDC);
+  h.fund(b, 1_000_000n * USDC);
+  // About $1 of margin each: the bid is 10^10 times the index.
+  assert.equal(code(h.one(a, limit(BTC, 'buy', 10_000_000_000, 1))), undefined);
+  assert.equal(code(h.one(b, limit(BTC, 'sell', 20_000_000_000, 1))), undefined);
+  assert.equal(premiumPpm(market), PREMIUM_SAMPLE_PPM_MAX);
+  for (let i = 0; i < 61; i++) h.block([], 60_000);
+  assert.ok(Number.isSafeInteger(market.premiumSumPpm));
+  assert.ok(h.ex.state.height > 60);
   assert.deepEqual(h.ex.digestBytes(), h.ex.digestFromScratch());
 });
