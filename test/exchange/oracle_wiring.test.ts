@@ -1,10 +1,21 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DEVNET_ORACLE, decodeSnapshot, encodeSnapshot } from '../../src/exchange/index.ts';
+import {
+  DEVNET_ORACLE,
+  Exchange,
+  GenesisError,
+  decodeSnapshot,
+  encodeSnapshot,
+} from '../../src/exchange/index.ts';
 import type { OracleObservation } from '../../src/exchange/oracle/index.ts';
-import { OBSERVED_PRICE_BITS } from '../../src/exchange/oracle/index.ts';
+import { OBSERVED_PRICE_BITS, encodeObservation } from '../../src/exchange/oracle/index.ts';
 import { marketWorstTicks } from '../../src/exchange/place_order.ts';
-import { INDEX_TICKS_MAX, PREMIUM_SAMPLE_PPM_MAX, PRICE_TICKS_MAX } from '../../src/lib/limits.ts';
+import {
+  INDEX_TICKS_MAX,
+  OBSERVATION_PRICES_MAX,
+  PREMIUM_SAMPLE_PPM_MAX,
+  PRICE_TICKS_MAX,
+} from '../../src/lib/limits.ts';
 import { premiumPpm } from '../../src/exchange/mark.ts';
 import { liquidate } from '../../src/exchange/liquidation.ts';
 import { Harness, ORACLE, USDC, VALIDATORS, genesis, key, limit } from './helpers.ts';
@@ -234,4 +245,26 @@ test('a bid far above an index of one tick: premium samples stay bounded and the
   assert.ok(Number.isSafeInteger(market.premiumSumPpm));
   assert.ok(h.ex.state.height > 60);
   assert.deepEqual(h.ex.digestBytes(), h.ex.digestFromScratch());
+});
+
+test('a genesis with an oracle prices at most what one observation can carry: more underlyings are refused', () => {
+  const base = genesis();
+  const template = base.markets[0]!;
+  const withUnderlyings = (n: number) =>
+    genesis({
+      listing: undefined,
+      markets: Array.from({ length: n }, (_, i) => {
+        const underlying = `U${String(i).padStart(2, '0')}`;
+        return { ...template, underlying, instrument: `${underlying}-PERPETUAL`, triggers: [] };
+      }),
+    });
+  const largest = new Exchange(withUnderlyings(OBSERVATION_PRICES_MAX));
+  const params = largest.state.oracleParams!;
+  // Each validator observes every underlying: that observation must encode.
+  const prices = params.underlyings.map((underlying) => ({ underlying, priceQuote: 1n }));
+  assert.ok(encodeObservation({ timeMs: 0, prices, smiles: [] }).length > 0);
+  assert.throws(
+    () => new Exchange(withUnderlyings(OBSERVATION_PRICES_MAX + 1)),
+    (e: unknown) => e instanceof GenesisError && /oracle/.test(e.message),
+  );
 });
