@@ -264,6 +264,30 @@ function sameCommitVote(seen: Vote, v: CommitVote, blockHash: Uint8Array): boole
   );
 }
 
+/** A precommit, not yet in the certificate, for the decided block in the certificate's round. */
+function joinsCertificate(decided: Decision, vote: Vote): boolean {
+  const commit = decided.commit;
+  return (
+    vote.type === VOTE_TYPE.precommit &&
+    vote.round === commit.round &&
+    vote.blockHash !== null &&
+    bytesEqual(vote.blockHash, decided.hash) &&
+    commit.votes.every((v) => v.validatorIndex !== vote.validatorIndex)
+  );
+}
+
+/** The certificate with one more precommit, its votes kept in validator order. */
+function withPrecommit(commit: CommitCertificate, vote: Vote): CommitCertificate {
+  const added: CommitVote = {
+    validatorIndex: vote.validatorIndex,
+    timestampMs: vote.timestampMs,
+    extension: vote.extension,
+    signature: vote.signature,
+  };
+  const votes = [...commit.votes, added].sort((a, b) => a.validatorIndex - b.validatorIndex);
+  return { ...commit, votes };
+}
+
 export class Replica implements ConsensusReplica {
   readonly metrics: Metrics = emptyMetrics();
 
@@ -649,9 +673,20 @@ export class Replica implements ConsensusReplica {
     if (held !== undefined && held !== existing && sameVote(held, vote)) {
       return this.drop('duplicateVote');
     }
-    // Decided, waiting for execution: a new vote of this height changes nothing
-    // (no rule runs, the certificate is built), so it is neither checked nor logged.
-    if (existing === undefined && this.decided !== null) return this.drop('oldHeight');
+    // Decided, waiting for execution (and the node's commit pause): no rule
+    // runs, but a precommit for the decided block joins its certificate. The
+    // next block carries that certificate, and the oracle reads its extensions:
+    // the first precommits past 2/3 may be too few to price (docs/derivatives.md,
+    // "Oracle"). Any other new vote is neither checked nor logged.
+    if (existing === undefined && this.decided !== null) {
+      if (!joinsCertificate(this.decided, vote)) return this.drop('oldHeight');
+      if (!this.verifyVote(vote, set)) return this.drop('badSignature');
+      if (!this.ports.app.verifyVoteExtension(vote)) return this.drop('badExtension');
+      this.logInput(input);
+      this.votes.add(vote);
+      this.decided = { ...this.decided, commit: withPrecommit(this.decided.commit, vote) };
+      return;
+    }
     if (!this.verifyVote(vote, set)) return this.drop('badSignature');
     if (
       vote.type === VOTE_TYPE.precommit &&

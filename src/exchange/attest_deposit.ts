@@ -10,6 +10,7 @@ import { divFloor } from '../lib/int.ts';
 import { PENDING_DEPOSITS_MAX } from '../lib/limits.ts';
 import { badAmount, noRoomFor, settleDeficit } from './collateral.ts';
 import type { Ctx } from './context.ts';
+import { activeApprovalStake } from './governance.ts';
 import { ensureAccount, ensurePrincipal, getPrincipal } from './context.ts';
 import type { ActionResult } from './results.ts';
 import type { Deposit } from './state.ts';
@@ -57,7 +58,8 @@ export function attestDeposit(ctx: Ctx, a: AttestDeposit): ActionResult {
   // one validator's attestations (of deposits that never gather 2/3 of stake)
   // must not crowd out the others'. An attestation that credits takes no room.
   const share = divFloor(PENDING_DEPOSITS_MAX, state.validators.length);
-  const credits = state.isSupermajority((deposit?.stake ?? 0n) + validator.stake);
+  const attested = deposit === undefined ? 0n : activeApprovalStake(state, deposit.attesters);
+  const credits = state.isSupermajority(attested + validator.stake);
   // The deposit waits (this attestation unrecorded) rather than stop every validator.
   if (credits && noRoomFor(state, getPrincipal(state, a.account), a.subaccount)) {
     return {
@@ -102,7 +104,7 @@ export function attestDeposit(ctx: Ctx, a: AttestDeposit): ActionResult {
   deposit.stake += validator.stake;
   validator.pendingDeposits++;
   state.markDeposit(deposit);
-  if (state.isSupermajority(deposit.stake)) {
+  if (credits) {
     for (const i of deposit.attesters) state.validators[i]!.pendingDeposits--;
     state.creditedDeposits.add(idHex);
     state.newCredited.push(idHex);

@@ -20,6 +20,7 @@ import {
   LISTING_EXPIRIES_PER_CYCLE_MAX,
   LISTING_UNDERLYINGS_MAX,
   GENESIS_VALIDATORS_MAX,
+  OBSERVATION_PRICES_MAX,
   ORACLE_FRESHNESS_MS_MAX,
   ORACLE_STALE_AFTER_MS_MAX,
   OPTION_MARK_INTERVAL_MS_DEVNET,
@@ -241,10 +242,18 @@ function checkMarket(m: MarketParams, f: string): void {
   }
 }
 
-function checkOracle(o: OracleGenesis): void {
+function checkOracle(g: Genesis, o: OracleGenesis): void {
   int('oracle.freshnessMs', o.freshnessMs, 1, ORACLE_FRESHNESS_MS_MAX);
   int('oracle.staleAfterMs', o.staleAfterMs, 1, ORACLE_STALE_AFTER_MS_MAX);
   int('oracle.maxMovePerBlockBps', o.maxMovePerBlockBps, 1, 10_000);
+  // Every validator observes every underlying in one vote extension: more would not encode.
+  const underlyings = new Set(g.markets.map((m) => m.underlying)).size;
+  if (underlyings > OBSERVATION_PRICES_MAX) {
+    throw new GenesisError(
+      'oracle',
+      `at most ${OBSERVATION_PRICES_MAX} underlyings (one observation's prices), not ${underlyings}`,
+    );
+  }
 }
 
 /** The exchange/oracle parameters of a genesis with an oracle: underlyings ascending. */
@@ -368,7 +377,7 @@ export function validateGenesis(g: Genesis): void {
     keys.add(key);
     amount(`validators[${i}].stake`, v.stake, 1n);
   });
-  if (g.oracle !== undefined) checkOracle(g.oracle);
+  if (g.oracle !== undefined) checkOracle(g, g.oracle);
   if (g.slashPpm !== undefined) int('slashPpm', g.slashPpm, 0, PPM);
   if (g.listing !== undefined) checkListing(g, g.listing);
 }

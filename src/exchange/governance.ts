@@ -97,6 +97,22 @@ export function jail(state: ExchangeState, validator: ValidatorState): bigint {
   return burned;
 }
 
+/**
+ * The stake of the approvers (or attesters) not jailed: what counts toward a
+ * 2/3 threshold. A jailed validator's stake has left totalStake, so its
+ * earlier approval must leave the sum too; counted, it would let a
+ * validator approve, get itself jailed and lower the honest stake a change
+ * needs below 2/3 of the active stake. O(approvers).
+ */
+export function activeApprovalStake(state: ExchangeState, approvers: readonly number[]): bigint {
+  let stake = 0n;
+  for (const i of approvers) {
+    const v = state.validators[i]!;
+    if (!v.jailed) stake += v.stake;
+  }
+  return stake;
+}
+
 function activeCount(state: ExchangeState): number {
   let n = 0;
   for (const v of state.validators) if (!v.jailed) n++;
@@ -145,7 +161,8 @@ function overPendingCap(state: ExchangeState, validator: number, p: Proposal | n
   const v = state.validators[validator]!;
   if (v.pendingProposals < PROPOSALS_PENDING_PER_VALIDATOR_MAX) return false;
   if (p !== null && p.executed) return false;
-  return !state.isSupermajority((p?.stake ?? 0n) + v.stake);
+  const approved = p === null ? 0n : activeApprovalStake(state, p.approvers);
+  return !state.isSupermajority(approved + v.stake);
 }
 
 function tooManyProposals(kind: 'govPropose' | 'govVote', message: string): ActionResult {
@@ -175,7 +192,9 @@ function approve(ctx: Ctx, p: Proposal, validator: number): void {
   p.stake += state.validators[validator]!.stake;
   if (!p.executed) state.validators[validator]!.pendingProposals++;
   state.markProposal(p);
-  if (!p.executed && state.isSupermajority(p.stake)) execute(state, p, ctx.events);
+  if (!p.executed && state.isSupermajority(activeApprovalStake(state, p.approvers))) {
+    execute(state, p, ctx.events);
+  }
 }
 
 export function govPropose(ctx: Ctx, a: GovPropose): ActionResult {

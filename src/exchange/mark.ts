@@ -8,13 +8,18 @@
 // All in integer ticks. Cost: O(1) per market.
 
 import { divBig, divTrunc } from '../lib/int.ts';
+import { INDEX_TICKS_MAX, PREMIUM_SAMPLE_PPM_MAX } from '../lib/limits.ts';
 import type { MarketState } from './state.ts';
-import { PPM, PPM_BIG } from './units.ts';
+import { PPM_BIG } from './units.ts';
 
-/** Quote units per whole base unit → ticks, half to even, at least one tick. */
+const INDEX_TICKS_MAX_BIG = BigInt(INDEX_TICKS_MAX);
+const PREMIUM_SAMPLE_PPM_MAX_BIG = BigInt(PREMIUM_SAMPLE_PPM_MAX);
+
+/** Quote units per whole base unit → ticks, half to even, in 1..INDEX_TICKS_MAX. */
 export function indexToTicks(market: MarketState, indexQuote: bigint): number {
   const ticks = divBig(indexQuote, market.params.tickSizeQuote, 'halfEven');
-  return ticks < 1n ? 1 : Number(ticks);
+  if (ticks < 1n) return 1;
+  return ticks > INDEX_TICKS_MAX_BIG ? INDEX_TICKS_MAX : Number(ticks);
 }
 
 function band(indexTicks: number, ppm: number): [number, number] {
@@ -46,7 +51,8 @@ export function computeMarkTicks(market: MarketState): number {
 /**
  * The premium of the book over the index, in ppm of the index: positive when
  * the best bid is above the index, negative when the best ask is below it,
- * zero when the index lies within the spread or a side is empty.
+ * zero when the index lies within the spread or a side is empty; at most
+ * PREMIUM_SAMPLE_PPM_MAX.
  */
 export function premiumPpm(market: MarketState): number {
   const index = market.indexTicks;
@@ -54,5 +60,6 @@ export function premiumPpm(market: MarketState): number {
   const ask = market.book.bestAskTicks();
   if (bid === undefined || ask === undefined || index === 0) return 0;
   const away = Math.max(0, bid - index) - Math.max(0, index - ask);
-  return Number(divBig(BigInt(away) * BigInt(PPM), BigInt(index), 'trunc'));
+  const ppm = divBig(BigInt(away) * PPM_BIG, BigInt(index), 'trunc');
+  return ppm > PREMIUM_SAMPLE_PPM_MAX_BIG ? PREMIUM_SAMPLE_PPM_MAX : Number(ppm);
 }

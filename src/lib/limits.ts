@@ -62,6 +62,12 @@ export const AMOUNT_QUOTE_MAX = (1n << 63n) - 1n;
 /** Largest price in ticks and size in lots: safe integers, so products go through bigint. */
 export const PRICE_TICKS_MAX = Number.MAX_SAFE_INTEGER;
 export const SIZE_LOTS_MAX = Number.MAX_SAFE_INTEGER;
+/**
+ * Largest index in ticks: an oracle price (up to 2^96 quote units) saturates
+ * here, so that the mark's band, a market order's slippage bound and the mark
+ * itself (each under twice the index) stay safe integers.
+ */
+export const INDEX_TICKS_MAX = Math.floor(PRICE_TICKS_MAX / 2);
 
 assert(CLIENT_ORDER_ID_BYTES_MAX <= STRING_BYTES_MAX, 'a client order id is a string field');
 assert(INSTRUMENT_BYTES_MAX <= STRING_BYTES_MAX, 'an instrument name is a string field');
@@ -110,6 +116,16 @@ export const AUCTION_UNCROSS_ROUNDS_MAX = 8;
 export const FUNDING_SAMPLES_PER_INTERVAL_MAX = 10_080;
 /** Funding: the interest term may move the rate at most this far from the premium (ppm per interval). */
 export const FUNDING_INTEREST_BAND_PPM = 500;
+/**
+ * Largest premium sample (ppm of the index): a bid far above a small index
+ * (a few ticks) would otherwise give a sample, and an interval's sum of
+ * samples, beyond a safe integer; at this bound the sum of a whole interval's
+ * samples stays one. Far above any funding cap or mark band, so it changes
+ * neither unless samples of both signs mix.
+ */
+export const PREMIUM_SAMPLE_PPM_MAX = Math.floor(
+  Number.MAX_SAFE_INTEGER / FUNDING_SAMPLES_PER_INTERVAL_MAX,
+);
 /** Signer → address memo entries kept by one exchange (derived data, cleared when full). */
 export const ADDRESS_CACHE_ENTRIES_MAX = 200_000;
 

@@ -709,3 +709,59 @@ test('evidence in a block: two validly signed votes of one validator for differe
     assert.ok(h.s.replica.metrics.badEvidence >= 1, name);
   }
 });
+
+test('decided and waiting for execution: a late precommit for the block joins the certificate the next block carries; others do not', () => {
+  const s = scriptWithNonProposer([0]);
+  const a = s.block(0, 'A');
+  const [x, y, z] = s.others();
+  s.deliver(s.proposal(0, a, -1));
+  s.deliver(s.vote(VOTE_TYPE.prevote, x!, 0, a));
+  s.deliver(s.vote(VOTE_TYPE.prevote, y!, 0, a));
+  s.deliver(s.vote(VOTE_TYPE.precommit, x!, 0, a));
+  s.deliver(s.vote(VOTE_TYPE.precommit, y!, 0, a));
+  const finalize = s.out.find((e) => e.kind === 'finalizeBlock');
+  assert.ok(finalize !== undefined && finalize.kind === 'finalizeBlock', 'decided');
+  const deciders = [s.me, x!, y!].sort((p, q) => p - q);
+  assert.deepEqual(
+    finalize.commit.votes.map((v) => v.validatorIndex),
+    deciders,
+  );
+  // Not for the block, or from another round: dropped.
+  s.deliver(s.vote(VOTE_TYPE.precommit, z!, 1, a));
+  s.deliver(s.vote(VOTE_TYPE.precommit, z!, 0, s.block(0, 'B')));
+  // A forged signature: dropped.
+  const late = s.vote(VOTE_TYPE.precommit, z!, 0, a);
+  const forged = late.slice();
+  forged[forged.length - 1]! ^= 1;
+  s.deliver(forged);
+  s.out.push(
+    ...s.replica.onBlockExecuted(1, { appHash: new Uint8Array(32), validatorUpdates: [] }, NOW),
+  );
+  assert.deepEqual(
+    s.replica.chainState.lastCommit!.votes.map((v) => v.validatorIndex),
+    deciders,
+  );
+});
+
+test('a late precommit for the decided block, before execution, is in the next height certificate', () => {
+  const s = scriptWithNonProposer([0]);
+  const a = s.block(0, 'A');
+  const [x, y, z] = s.others();
+  s.deliver(s.proposal(0, a, -1));
+  s.deliver(s.vote(VOTE_TYPE.prevote, x!, 0, a));
+  s.deliver(s.vote(VOTE_TYPE.prevote, y!, 0, a));
+  s.deliver(s.vote(VOTE_TYPE.precommit, x!, 0, a));
+  s.deliver(s.vote(VOTE_TYPE.precommit, y!, 0, a));
+  s.deliver(s.vote(VOTE_TYPE.precommit, z!, 0, a));
+  s.deliver(s.vote(VOTE_TYPE.precommit, z!, 0, a));
+  s.out.push(
+    ...s.replica.onBlockExecuted(1, { appHash: new Uint8Array(32), validatorUpdates: [] }, NOW),
+  );
+  const commit = s.replica.chainState.lastCommit!;
+  assert.deepEqual(
+    commit.votes.map((v) => v.validatorIndex),
+    [0, 1, 2, 3],
+  );
+  const joined = commit.votes.find((v) => v.validatorIndex === z)!;
+  assert.equal(new TextDecoder().decode(joined.extension), 'ext x', 'with its extension');
+});

@@ -1,7 +1,22 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DEVNET_ORACLE, decodeSnapshot, encodeSnapshot } from '../../src/exchange/index.ts';
+import {
+  DEVNET_ORACLE,
+  Exchange,
+  GenesisError,
+  decodeSnapshot,
+  encodeSnapshot,
+} from '../../src/exchange/index.ts';
 import type { OracleObservation } from '../../src/exchange/oracle/index.ts';
+import { OBSERVED_PRICE_BITS, encodeObservation } from '../../src/exchange/oracle/index.ts';
+import { marketWorstTicks } from '../../src/exchange/place_order.ts';
+import {
+  INDEX_TICKS_MAX,
+  OBSERVATION_PRICES_MAX,
+  PREMIUM_SAMPLE_PPM_MAX,
+  PRICE_TICKS_MAX,
+} from '../../src/lib/limits.ts';
+import { premiumPpm } from '../../src/exchange/mark.ts';
 import { liquidate } from '../../src/exchange/liquidation.ts';
 import { Harness, ORACLE, USDC, VALIDATORS, genesis, key, limit } from './helpers.ts';
 
@@ -177,4 +192,79 @@ test('an interval stale for a part pays its rate prorated by the samples it has'
   const next = h.block([], 3_600_000).events.find((e) => e.type === 'funding' && e.market === BTC);
   assert.ok(next !== undefined && next.type === 'funding');
   assert.equal(next.ratePpm, 12);
+});
+
+test('the largest price an observation may carry saturates the index in ticks instead of stopping the chain', () => {
+  const h = new Harness();
+  const largest = (1n << BigInt(OBSERVED_PRICE_BITS)) - 1n;
+  const votes = (timeMs: number) => ({
+    votes: VALIDATORS.map((_, i) => ({
+      validatorIndex: i,
+      stake: 100n,
+      observation: { timeMs, prices: [{ underlying: 'BTC', priceQuote: largest }], smiles: [] },
+    })),
+    totalStake: 400n,
+  });
+  // A fresh exchange: the first price is taken as it is, unclamped.
+  h.timeMs += 1_000;
+  h.ex.finalizeBlock({
+    height: 1,
+    timeMs: h.timeMs,
+    proposer: VALIDATORS[0]!.publicKey,
+    txs: [],
+    oracle: {},
+    oracleVotes: votes(h.timeMs),
+  });
+  const market = h.ex.state.marketByName.get(BTC)!;
+  assert.equal(h.ex.state.oracle!.prices.get('BTC')!.priceQuote, largest);
+  assert.equal(market.indexTicks, INDEX_TICKS_MAX);
+  assert.ok(market.markTicks > 0 && market.markTicks <= PRICE_TICKS_MAX);
+  assert.ok(marketWorstTicks(market, true) <= PRICE_TICKS_MAX);
+  // A trusted feed takes the same road.
+  h.oracle = { BTC: largest };
+  h.block([]);
+  assert.equal(market.indexTicks, INDEX_TICKS_MAX);
+  assert.deepEqual(h.ex.digestBytes(), h.ex.digestFromScratch());
+});
+
+test('a bid far above an index of one tick: premium samples stay bounded and the chain goes on through a whole funding interval', () => {
+  const h = new Harness();
+  h.oracle = { ...ORACLE, BTC: 100_000n };
+  h.block([]);
+  const market = h.ex.state.marketByName.get(BTC)!;
+  assert.equal(market.indexTicks, 1);
+  const a = key('a');
+  const b = key('b');
+  h.fund(a, 1_000_000n * USDC);
+  h.fund(b, 1_000_000n * USDC);
+  // About $1 of margin each: the bid is 10^10 times the index.
+  assert.equal(code(h.one(a, limit(BTC, 'buy', 10_000_000_000, 1))), undefined);
+  assert.equal(code(h.one(b, limit(BTC, 'sell', 20_000_000_000, 1))), undefined);
+  assert.equal(premiumPpm(market), PREMIUM_SAMPLE_PPM_MAX);
+  for (let i = 0; i < 61; i++) h.block([], 60_000);
+  assert.ok(Number.isSafeInteger(market.premiumSumPpm));
+  assert.ok(h.ex.state.height > 60);
+  assert.deepEqual(h.ex.digestBytes(), h.ex.digestFromScratch());
+});
+
+test('a genesis with an oracle prices at most what one observation can carry: more underlyings are refused', () => {
+  const base = genesis();
+  const template = base.markets[0]!;
+  const withUnderlyings = (n: number) =>
+    genesis({
+      listing: undefined,
+      markets: Array.from({ length: n }, (_, i) => {
+        const underlying = `U${String(i).padStart(2, '0')}`;
+        return { ...template, underlying, instrument: `${underlying}-PERPETUAL`, triggers: [] };
+      }),
+    });
+  const largest = new Exchange(withUnderlyings(OBSERVATION_PRICES_MAX));
+  const params = largest.state.oracleParams!;
+  // Each validator observes every underlying: that observation must encode.
+  const prices = params.underlyings.map((underlying) => ({ underlying, priceQuote: 1n }));
+  assert.ok(encodeObservation({ timeMs: 0, prices, smiles: [] }).length > 0);
+  assert.throws(
+    () => new Exchange(withUnderlyings(OBSERVATION_PRICES_MAX + 1)),
+    (e: unknown) => e instanceof GenesisError && /oracle/.test(e.message),
+  );
 });

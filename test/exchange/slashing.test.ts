@@ -187,3 +187,40 @@ test('a format 3 snapshot is refused with both formats named', () => {
     (e: unknown) => e instanceof SnapshotFormatError && e.foundFormat === 3,
   );
 });
+
+test('approvals and attestations of a validator since jailed no longer count toward 2/3 of the active stake', () => {
+  const h = new Harness(genesis({ devnet: false }));
+  const alice = key('alice');
+  const attest = {
+    kind: 'attestDeposit' as const,
+    depositId: new Uint8Array(32).fill(4),
+    account: alice.address,
+    subaccount: 0,
+    amountQuote: 5n * USDC,
+  };
+  const propose = {
+    kind: 'govPropose' as const,
+    proposalId: 11,
+    proposal: { kind: 'haltAll' as const },
+  };
+  // Validator 3 proposes and attests, then is jailed: 3 of the 4 stakes stay active.
+  h.one(VALIDATORS[3]!, propose);
+  h.one(VALIDATORS[3]!, attest);
+  block(h, [offence(3)]);
+  assert.equal(h.ex.state.totalStake, 3n * STAKE);
+  // Two of the three active validators hold exactly 2/3: not enough, whatever 3 approved.
+  for (const v of [0, 1]) {
+    h.one(VALIDATORS[v]!, { kind: 'govVote', proposalId: 11, approve: true });
+    h.one(VALIDATORS[v]!, attest);
+  }
+  assert.equal(h.ex.state.proposals.get(11)!.executed, false);
+  assert.equal(
+    h.ex.state.markets.some((m) => m.halted),
+    false,
+  );
+  assert.equal(h.account(alice), undefined);
+  h.one(VALIDATORS[2]!, { kind: 'govVote', proposalId: 11, approve: true });
+  h.one(VALIDATORS[2]!, attest);
+  assert.equal(h.ex.state.proposals.get(11)!.executed, true);
+  assert.equal(h.account(alice)!.cashQuote, 5n * USDC);
+});
