@@ -444,16 +444,12 @@ export class Replica implements ConsensusReplica {
       const record = records[i]!;
       if (record.kind === 'checkpoint') {
         this.loadState(record.state);
+        this.signingPausedUntil = record.signingPausedUntil ?? 0;
         from = i + 1;
         break;
       }
     }
-    for (const record of records) {
-      if (record.kind === 'signed') this.rememberSigned(record);
-      else if (record.kind === 'paused') {
-        this.signingPausedUntil = Math.max(this.signingPausedUntil, record.untilHeight);
-      }
-    }
+    for (const record of records) if (record.kind === 'signed') this.rememberSigned(record);
     this.replaying = true;
     this.enterHeight(nowMs);
     for (let i = from; i < records.length; i++) {
@@ -1499,22 +1495,20 @@ export class Replica implements ConsensusReplica {
     this.logInput(input);
     this.watchForeignPrecommit(decided.commit);
     this.advance(decided, input.result);
+    // The pause rides in the checkpoint, which starts the log a restart
+    // replays: it must outlive the certificates that started it.
+    const paused = this.signingPausedUntil > this.chain.height;
     this.emit({
       kind: 'persist',
-      record: encode(walRecordCodec, { kind: 'checkpoint', state: this.stateRecord() }),
+      record: encode(walRecordCodec, {
+        kind: 'checkpoint',
+        state: this.stateRecord(),
+        ...(paused ? { signingPausedUntil: this.signingPausedUntil } : {}),
+      }),
       // Synced: the shell rotates its log here (replay starts at the last
       // checkpoint), so once older records are dropped this one must not be lost.
       sync: true,
     });
-    if (this.signingPausedUntil > this.chain.height) {
-      // After the checkpoint, which starts the log a restart replays: the
-      // pause must outlive the certificates that started it.
-      this.emit({
-        kind: 'persist',
-        record: encode(walRecordCodec, { kind: 'paused', untilHeight: this.signingPausedUntil }),
-        sync: true,
-      });
-    }
     this.enterHeight(input.nowMs);
   }
 
