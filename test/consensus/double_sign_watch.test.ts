@@ -4,6 +4,7 @@ import { decode, encode } from '../../src/codec/wire.ts';
 import { messageCodec, walRecordCodec } from '../../src/consensus/codec.ts';
 import type { Effect } from '../../src/consensus/types.ts';
 import { DOUBLE_SIGN_WATCH_HEIGHTS } from '../../src/lib/limits.ts';
+import { ValidatorSet } from '../../src/consensus/validators.ts';
 import { Harness, TestApp } from './harness.ts';
 import type { NodeState } from './harness.ts';
 
@@ -170,5 +171,54 @@ test('the pause outlives a crash right after a checkpoint that dropped the recor
       sentAfterPause.every((height) => height > until),
       `seed ${seed}: signed at ${sentAfterPause.find((x) => x <= until)} within the pause to ${until}`,
     );
+  }
+});
+
+test('a validator whose index moves with a set change, crashed or cut off around it, catches up without pausing', () => {
+  const H = 5;
+  for (let k = 0; k < 24; k++) {
+    const h = new Harness({ n: 4, seed: 900 + k, compactWal: true, spareKeys: 1 });
+    // A newcomer: the members whose addresses sort after its own move up one index at H + 2.
+    const newcomer = h.keys[4]!;
+    const before = ValidatorSet.fromUpdates(h.genesis.validators);
+    const after = ValidatorSet.fromUpdates([
+      ...h.genesis.validators,
+      { publicKey: newcomer.publicKey, power: 1 },
+    ]);
+    const movers = [0, 1, 2, 3].filter(
+      (i) => before.indexOf(h.keys[i]!.publicKey) !== after.indexOf(h.keys[i]!.publicKey),
+    );
+    assert.ok(movers.length > 0);
+    for (const n of h.nodes) n.app.updatesAt.set(H, [{ publicKey: newcomer.publicKey, power: 1 }]);
+    const victim = movers[k % movers.length]!;
+    const crash = k % 2 === 0;
+    let cut = false;
+    let healed = false;
+    h.filter = (from, to) => !cut || (from !== victim && to !== victim);
+    h.afterEffect = (node) => {
+      if (cut || healed || node.index !== victim || node.app.height < H - 1 + (k >> 2)) return;
+      if (node.effectsDone % 3 !== k % 3) return;
+      cut = true;
+      if (crash) h.crash(victim);
+    };
+    h.startAll();
+    assert.ok(h.run(() => cut));
+    const others = [0, 1, 2, 3].filter((i) => i !== victim);
+    assert.ok(
+      h.run(() => h.minCommitted(others) >= H + 8),
+      `k ${k}`,
+    );
+    cut = false;
+    healed = true;
+    if (crash) h.restart(victim);
+    assert.ok(
+      h.run(() => h.minCommitted() >= H + 14),
+      `k ${k}`,
+    );
+    const set = h.nodes[victim]!.replica.validators;
+    for (const n of h.nodes) {
+      assert.equal(n.replica.metrics.signingPaused, 0, `k ${k}: node ${n.index} paused`);
+    }
+    assert.equal(set.size, 5);
   }
 });
