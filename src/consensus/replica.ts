@@ -536,9 +536,9 @@ export class Replica implements ConsensusReplica {
     this.metrics[reason]++;
   }
 
-  private logInput(input: Input): void {
+  private logInput(input: Input, sync = false): void {
     const record = encode(walRecordCodec, { kind: 'input', input });
-    this.emit({ kind: 'persist', record, sync: false });
+    this.emit({ kind: 'persist', record, sync });
   }
 
   private scheduleTimeout(step: Step): void {
@@ -1492,8 +1492,14 @@ export class Replica implements ConsensusReplica {
   private onBlockExecutedInput(input: Input & { kind: 'blockExecuted' }): void {
     const decided = this.decided;
     if (decided === null || input.height !== this.heightValue) return this.drop('unexpected');
-    this.logInput(input);
+    const pausedBefore = this.signingPausedUntil;
     this.watchForeignPrecommit(decided.commit);
+    // A pause started or moved here must survive a crash, and the shell syncs
+    // a checkpoint only when it rotates its log (a paused replica signs
+    // nothing, so no vote's sync follows). This input is synced instead: a
+    // replay decides and executes this height again and finds the same
+    // certificate.
+    this.logInput(input, this.signingPausedUntil !== pausedBefore);
     this.advance(decided, input.result);
     // The pause rides in the checkpoint, which starts the log a restart
     // replays: it must outlive the certificates that started it.

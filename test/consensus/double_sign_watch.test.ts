@@ -222,3 +222,24 @@ test('a validator whose index moves with a set change, crashed or cut off around
     assert.equal(set.size, 5);
   }
 });
+
+test('the input of the height that starts or moves a pause is synced: the shell does not sync every checkpoint', () => {
+  const h = rebuiltHome(47);
+  const synced: boolean[] = [];
+  let afterPause = false;
+  const before = h.h.afterEffect!;
+  h.h.afterEffect = (n, effect) => {
+    before(n, effect);
+    if (n.index !== 3) return;
+    if (effect.kind === 'signingPaused') afterPause = true;
+    else if (afterPause && effect.kind === 'persist') {
+      afterPause = false;
+      const record = decode(walRecordCodec, effect.record);
+      assert.ok(record.kind === 'input' && record.input.kind === 'blockExecuted');
+      synced.push(effect.sync);
+    }
+  };
+  assert.ok(h.h.run(() => h.node.app.height >= 20));
+  assert.ok(synced.length > 0);
+  assert.ok(synced.every((s) => s));
+});
