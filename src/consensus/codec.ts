@@ -564,7 +564,7 @@ export const inputCodec: Codec<Input> = {
   },
 };
 
-const WAL_TAG = { checkpoint: 0, input: 1, signed: 2, paused: 3 } as const;
+const WAL_TAG = { checkpoint: 0, input: 1, signed: 2 } as const;
 
 export const walRecordCodec: Codec<WalRecord> = {
   write(w, record) {
@@ -572,6 +572,9 @@ export const walRecordCodec: Codec<WalRecord> = {
     switch (record.kind) {
       case 'checkpoint':
         chainStateCodec.write(w, record.state);
+        // Written only while a pause lasts (the field then starts at height 1),
+        // so one encoding per record and older checkpoints still read.
+        if (record.signingPausedUntil !== undefined) w.uvarint(record.signingPausedUntil);
         return;
       case 'input':
         inputCodec.write(w, record.input);
@@ -580,19 +583,18 @@ export const walRecordCodec: Codec<WalRecord> = {
         w.uvarint(record.height).uvarint(record.round).u8(record.step);
         w.bytes(record.bytes, MESSAGE_BYTES_MAX);
         return;
-      case 'paused':
-        w.uvarint(record.untilHeight);
-        return;
     }
   },
   read(r, field) {
-    switch (r.tag(`${field}.kind`, 4)) {
-      case WAL_TAG.checkpoint:
-        return { kind: 'checkpoint', state: chainStateCodec.read(r, `${field}.state`) };
+    switch (r.tag(`${field}.kind`, 3)) {
+      case WAL_TAG.checkpoint: {
+        const state = chainStateCodec.read(r, `${field}.state`);
+        if (r.remaining === 0) return { kind: 'checkpoint', state };
+        const signingPausedUntil = readHeight(r, `${field}.signingPausedUntil`);
+        return { kind: 'checkpoint', state, signingPausedUntil };
+      }
       case WAL_TAG.input:
         return { kind: 'input', input: inputCodec.read(r, `${field}.input`) };
-      case WAL_TAG.paused:
-        return { kind: 'paused', untilHeight: readHeight(r, `${field}.untilHeight`) };
       default:
         return {
           kind: 'signed',

@@ -472,16 +472,12 @@ export class Replica implements ConsensusReplica {
       const record = records[i]!;
       if (record.kind === 'checkpoint') {
         this.loadState(record.state);
+        this.signingPausedUntil = record.signingPausedUntil ?? 0;
         from = i + 1;
         break;
       }
     }
-    for (const record of records) {
-      if (record.kind === 'signed') this.rememberSigned(record);
-      else if (record.kind === 'paused') {
-        this.signingPausedUntil = Math.max(this.signingPausedUntil, record.untilHeight);
-      }
-    }
+    for (const record of records) if (record.kind === 'signed') this.rememberSigned(record);
     this.replaying = true;
     this.enterHeight(nowMs);
     for (let i = from; i < records.length; i++) {
@@ -568,9 +564,9 @@ export class Replica implements ConsensusReplica {
     this.metrics[reason]++;
   }
 
-  private logInput(input: Input): void {
+  private logInput(input: Input, sync = false): void {
     const record = encode(walRecordCodec, { kind: 'input', input });
-    this.emit({ kind: 'persist', record, sync: false });
+    this.emit({ kind: 'persist', record, sync });
   }
 
   private scheduleTimeout(step: Step): void {
@@ -1535,25 +1531,29 @@ export class Replica implements ConsensusReplica {
   private onBlockExecutedInput(input: Input & { kind: 'blockExecuted' }): void {
     const decided = this.decided;
     if (decided === null || input.height !== this.heightValue) return this.drop('unexpected');
-    this.logInput(input);
+    const pausedBefore = this.signingPausedUntil;
     this.watchForeignPrecommit(decided.commit);
+    // A pause started or moved here must survive a crash, and the shell syncs
+    // a checkpoint only when it rotates its log (a paused replica signs
+    // nothing, so no vote's sync follows). This input is synced instead: a
+    // replay decides and executes this height again and finds the same
+    // certificate.
+    this.logInput(input, this.signingPausedUntil !== pausedBefore);
     this.advance(decided, input.result);
+    // The pause rides in the checkpoint, which starts the log a restart
+    // replays: it must outlive the certificates that started it.
+    const paused = this.signingPausedUntil > this.chain.height;
     this.emit({
       kind: 'persist',
-      record: encode(walRecordCodec, { kind: 'checkpoint', state: this.stateRecord() }),
+      record: encode(walRecordCodec, {
+        kind: 'checkpoint',
+        state: this.stateRecord(),
+        ...(paused ? { signingPausedUntil: this.signingPausedUntil } : {}),
+      }),
       // Synced: the shell rotates its log here (replay starts at the last
       // checkpoint), so once older records are dropped this one must not be lost.
       sync: true,
     });
-    if (this.signingPausedUntil > this.chain.height) {
-      // After the checkpoint, which starts the log a restart replays: the
-      // pause must outlive the certificates that started it.
-      this.emit({
-        kind: 'persist',
-        record: encode(walRecordCodec, { kind: 'paused', untilHeight: this.signingPausedUntil }),
-        sync: true,
-      });
-    }
     this.enterHeight(input.nowMs);
   }
 

@@ -263,11 +263,18 @@ export interface ValidatorSetState {
 
 export type WalRecord =
   /** Where replay starts: the state after executing a height. */
-  | { readonly kind: 'checkpoint'; readonly state: ChainState }
+  | {
+      readonly kind: 'checkpoint';
+      readonly state: ChainState;
+      /**
+       * Signing is paused up to this height (the double-sign watch); absent
+       * when it is not. In the checkpoint itself: a log rotation drops every
+       * record before the checkpoint, and one written after it could be lost.
+       */
+      readonly signingPausedUntil?: number;
+    }
   /** An input that changed the replica's state, written before its effects. */
   | { readonly kind: 'input'; readonly input: Input }
-  /** Signing is paused up to this height (written after each checkpoint while it lasts). */
-  | { readonly kind: 'paused'; readonly untilHeight: number }
   /** A message this replica signed (encoded Message bytes), synced before it is sent. */
   | {
       readonly kind: 'signed';
