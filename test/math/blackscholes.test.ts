@@ -32,6 +32,61 @@ test('prices and greeks match the mpmath reference over the grid', (t) => {
   t.diagnostic(`largest relative error where |value| >= 1e-6: ${JSON.stringify(worst)}`);
 });
 
+// Far out-of-the-money calls on large prices, rate 0 (as the exchange prices
+// them): S N(d1) and K N(d2) with K up to 10^6 S, where N(d2) lies in the deep
+// tail. An absolute error of 2^-102 in N there, times K, came to tens of wads.
+// Reference prices from mpmath at 80 digits, at 10^27 (wad x 10^9):
+// S K T vol, then S N(d1) - K N(d2).
+const DEEP_TAIL_CALLS = [
+  [
+    '650610476115448173925731626',
+    '395103380545865482509792227568906',
+    '11571071011479575626',
+    '378374396380378691',
+    '10979826221773',
+  ],
+  [
+    '284360943113144443489114774',
+    '98483862872147767691359076138516',
+    '18010943571299955682',
+    '297506357450260609',
+    '45525109583181',
+  ],
+  [
+    '471433835048536770611291485',
+    '405244996041557256554236771797485',
+    '25558071455801443960',
+    '247688173182437812',
+    '20486567400',
+  ],
+  [
+    '789966848089708699334621774',
+    '347194379569667421901062942781870',
+    '18727749346326469849',
+    '299474455731001566',
+    '317172810950128',
+  ],
+  [
+    '779329636832169866115275494',
+    '725389115348468061001972815958284',
+    '19079080162524274446',
+    '358959714505442172',
+    '90287757318104703375',
+  ],
+] as const;
+
+test('far out-of-the-money calls on large strikes meet the bar (the normal tail is accurate)', () => {
+  for (const [spot, strike, timeYears, vol, expected] of DEEP_TAIL_CALLS) {
+    const input = { spot: BigInt(spot), strike: BigInt(strike), timeYears: BigInt(timeYears) };
+    const got = blackScholes({ ...input, vol: BigInt(vol), rate: 0n, isCall: true }).price;
+    const error = abs(got * WAD_TO_REF - BigInt(expected));
+    assert.ok(
+      error * REL_DENOMINATOR <= BigInt(expected) + ABS_SLACK * REL_DENOMINATOR,
+      `call ${spot} ${strike} ${timeYears} ${vol}: got ${got} (wad), expected ${expected} (x10^-27)`,
+    );
+  }
+});
+
 const wad = (x: number | string) => fromDecimal(String(x));
 const market = fc.record({
   spot: fc.bigInt({ min: SCALE / 100n, max: 100_000n * SCALE }),
