@@ -34,7 +34,9 @@ test('prices and greeks match the mpmath reference over the grid', (t) => {
 
 // Far out-of-the-money calls on large prices, rate 0 (as the exchange prices
 // them): S N(d1) and K N(d2) with K up to 10^6 S, where N(d2) lies in the deep
-// tail. An absolute error of 2^-102 in N there, times K, came to tens of wads.
+// tail. An absolute error of 2^-102 in N there, times K, came to tens of wads;
+// the last row has d2 just below -12, where N used to be cut to 0 (K N(-12) is
+// 1.8 wads there, just inside the bar; the cut is now at 13).
 // Reference prices from mpmath at 80 digits, at 10^27 (wad x 10^9):
 // S K T vol, then S N(d1) - K N(d2).
 const DEEP_TAIL_CALLS = [
@@ -72,6 +74,13 @@ const DEEP_TAIL_CALLS = [
     '19079080162524274446',
     '358959714505442172',
     '90287757318104703375',
+  ],
+  [
+    '1000000000000000000000000000',
+    '1000000000000000000000000000000000',
+    '1000000000000000000',
+    '1211000000000000000',
+    '165805761',
   ],
 ] as const;
 
