@@ -213,3 +213,61 @@ test('every accepted input, extremes included, gives bounded, sane outputs', () 
     { numRuns: 500, seed: 9 },
   );
 });
+
+test('at rate 0, over the whole domain: parity, no-arbitrage bounds, and monotone in S, K, σ and T', () => {
+  // Log-uniform inputs, so that far out-of-the-money options on strikes near
+  // 10^15 come up as often as everyday ones.
+  const logUniform = (lo: bigint, hi: bigint) =>
+    fc
+      .tuple(
+        fc.integer({ min: lo.toString().length - 1, max: hi.toString().length - 1 }),
+        fc.bigInt({ min: 1n, max: 10n ** 18n }),
+      )
+      .map(([digits, mantissa]) => {
+        const x = (10n ** BigInt(digits) * mantissa) / 10n ** 18n;
+        return x < lo ? lo : x > hi ? hi : x;
+      });
+  const priceMax = 10n ** 33n;
+  fc.assert(
+    fc.property(
+      logUniform(1n, priceMax),
+      fc.integer({ min: -6_000_000, max: 6_000_000 }),
+      logUniform(10n ** 10n, 30n * SCALE),
+      logUniform(10n ** 14n, 10n * SCALE),
+      (spot, logRatioMicro, timeYears, vol) => {
+        // strike = spot × 10^(logRatioMicro / 10^6), kept in range.
+        const ratio = exp((BigInt(logRatioMicro) * 2_302_585_092_994n) / 1_000_000n);
+        let strike = (spot * ratio) / SCALE;
+        if (strike < 1n) strike = 1n;
+        if (strike > priceMax) strike = priceMax;
+        if (strike > spot * 1_000_000n || spot > strike * 1_000_000n) return;
+        const m = { spot, strike, timeYears, vol, rate: 0n };
+        const call = blackScholes({ ...m, isCall: true }).price;
+        const put = blackScholes({ ...m, isCall: false }).price;
+        // Each price is within half a wad (plus far less) of the exact one.
+        assert.ok(abs(call - put - (spot - strike)) <= 1n, 'parity');
+        assert.ok(call >= 0n && put >= 0n, 'not negative');
+        assert.ok(call <= spot && put <= strike, 'below the underlying');
+        assert.ok(call >= spot - strike && put >= strike - spot, 'above intrinsic');
+        const up = (x: bigint, max: bigint) => {
+          const y = x + x / 1000n + 1n;
+          return y > max ? max : y;
+        };
+        const moved = (patch: Partial<typeof m>) => {
+          const n = { ...m, ...patch };
+          if (n.strike > n.spot * 1_000_000n || n.spot > n.strike * 1_000_000n) return null;
+          return blackScholes({ ...n, isCall: true }).price;
+        };
+        const higherSpot = moved({ spot: up(spot, priceMax) });
+        const higherStrike = moved({ strike: up(strike, priceMax) });
+        const higherVol = moved({ vol: up(vol, 10n * SCALE) });
+        const longer = moved({ timeYears: up(timeYears, 30n * SCALE) });
+        if (higherSpot !== null) assert.ok(higherSpot >= call - 1n, 'call rises with spot');
+        if (higherStrike !== null) assert.ok(higherStrike <= call + 1n, 'call falls with strike');
+        if (higherVol !== null) assert.ok(higherVol >= call - 1n, 'call rises with vol');
+        if (longer !== null) assert.ok(longer >= call - 1n, 'call rises with time');
+      },
+    ),
+    { numRuns: 1000, seed: 13 },
+  );
+});
