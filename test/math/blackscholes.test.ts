@@ -32,6 +32,70 @@ test('prices and greeks match the mpmath reference over the grid', (t) => {
   t.diagnostic(`largest relative error where |value| >= 1e-6: ${JSON.stringify(worst)}`);
 });
 
+// Far out-of-the-money calls on large prices, rate 0 (as the exchange prices
+// them): S N(d1) and K N(d2) with K up to 10^6 S, where N(d2) lies in the deep
+// tail. An absolute error of 2^-102 in N there, times K, came to tens of wads;
+// the last row has d2 just below -12, where N used to be cut to 0 (K N(-12) is
+// 1.8 wads there, just inside the bar; the cut is now at 13).
+// Reference prices from mpmath at 80 digits, at 10^27 (wad x 10^9):
+// S K T vol, then S N(d1) - K N(d2).
+const DEEP_TAIL_CALLS = [
+  [
+    '650610476115448173925731626',
+    '395103380545865482509792227568906',
+    '11571071011479575626',
+    '378374396380378691',
+    '10979826221773',
+  ],
+  [
+    '284360943113144443489114774',
+    '98483862872147767691359076138516',
+    '18010943571299955682',
+    '297506357450260609',
+    '45525109583181',
+  ],
+  [
+    '471433835048536770611291485',
+    '405244996041557256554236771797485',
+    '25558071455801443960',
+    '247688173182437812',
+    '20486567400',
+  ],
+  [
+    '789966848089708699334621774',
+    '347194379569667421901062942781870',
+    '18727749346326469849',
+    '299474455731001566',
+    '317172810950128',
+  ],
+  [
+    '779329636832169866115275494',
+    '725389115348468061001972815958284',
+    '19079080162524274446',
+    '358959714505442172',
+    '90287757318104703375',
+  ],
+  [
+    '1000000000000000000000000000',
+    '1000000000000000000000000000000000',
+    '1000000000000000000',
+    '1211000000000000000',
+    '165805761',
+  ],
+] as const;
+
+test('far out-of-the-money calls on large strikes meet the bar (the normal tail is accurate)', () => {
+  for (const [spot, strike, timeYears, vol, expected] of DEEP_TAIL_CALLS) {
+    const input = { spot: BigInt(spot), strike: BigInt(strike), timeYears: BigInt(timeYears) };
+    const got = blackScholes({ ...input, vol: BigInt(vol), rate: 0n, isCall: true }).price;
+    const error = abs(got * WAD_TO_REF - BigInt(expected));
+    assert.ok(
+      error * REL_DENOMINATOR <= BigInt(expected) + ABS_SLACK * REL_DENOMINATOR,
+      `call ${spot} ${strike} ${timeYears} ${vol}: got ${got} (wad), expected ${expected} (x10^-27)`,
+    );
+  }
+});
+
 const wad = (x: number | string) => fromDecimal(String(x));
 const market = fc.record({
   spot: fc.bigInt({ min: SCALE / 100n, max: 100_000n * SCALE }),
@@ -147,5 +211,63 @@ test('every accepted input, extremes included, gives bounded, sane outputs', () 
       },
     ),
     { numRuns: 500, seed: 9 },
+  );
+});
+
+test('at rate 0, over the whole domain: parity, no-arbitrage bounds, and monotone in S, K, σ and T', () => {
+  // Log-uniform inputs, so that far out-of-the-money options on strikes near
+  // 10^15 come up as often as everyday ones.
+  const logUniform = (lo: bigint, hi: bigint) =>
+    fc
+      .tuple(
+        fc.integer({ min: lo.toString().length - 1, max: hi.toString().length - 1 }),
+        fc.bigInt({ min: 1n, max: 10n ** 18n }),
+      )
+      .map(([digits, mantissa]) => {
+        const x = (10n ** BigInt(digits) * mantissa) / 10n ** 18n;
+        return x < lo ? lo : x > hi ? hi : x;
+      });
+  const priceMax = 10n ** 33n;
+  fc.assert(
+    fc.property(
+      logUniform(1n, priceMax),
+      fc.integer({ min: -6_000_000, max: 6_000_000 }),
+      logUniform(10n ** 10n, 30n * SCALE),
+      logUniform(10n ** 14n, 10n * SCALE),
+      (spot, logRatioMicro, timeYears, vol) => {
+        // strike = spot × 10^(logRatioMicro / 10^6), kept in range.
+        const ratio = exp((BigInt(logRatioMicro) * 2_302_585_092_994n) / 1_000_000n);
+        let strike = (spot * ratio) / SCALE;
+        if (strike < 1n) strike = 1n;
+        if (strike > priceMax) strike = priceMax;
+        if (strike > spot * 1_000_000n || spot > strike * 1_000_000n) return;
+        const m = { spot, strike, timeYears, vol, rate: 0n };
+        const call = blackScholes({ ...m, isCall: true }).price;
+        const put = blackScholes({ ...m, isCall: false }).price;
+        // Each price is within half a wad (plus far less) of the exact one.
+        assert.ok(abs(call - put - (spot - strike)) <= 1n, 'parity');
+        assert.ok(call >= 0n && put >= 0n, 'not negative');
+        assert.ok(call <= spot && put <= strike, 'below the underlying');
+        assert.ok(call >= spot - strike && put >= strike - spot, 'above intrinsic');
+        const up = (x: bigint, max: bigint) => {
+          const y = x + x / 1000n + 1n;
+          return y > max ? max : y;
+        };
+        const moved = (patch: Partial<typeof m>) => {
+          const n = { ...m, ...patch };
+          if (n.strike > n.spot * 1_000_000n || n.spot > n.strike * 1_000_000n) return null;
+          return blackScholes({ ...n, isCall: true }).price;
+        };
+        const higherSpot = moved({ spot: up(spot, priceMax) });
+        const higherStrike = moved({ strike: up(strike, priceMax) });
+        const higherVol = moved({ vol: up(vol, 10n * SCALE) });
+        const longer = moved({ timeYears: up(timeYears, 30n * SCALE) });
+        if (higherSpot !== null) assert.ok(higherSpot >= call - 1n, 'call rises with spot');
+        if (higherStrike !== null) assert.ok(higherStrike <= call + 1n, 'call falls with strike');
+        if (higherVol !== null) assert.ok(higherVol >= call - 1n, 'call rises with vol');
+        if (longer !== null) assert.ok(longer >= call - 1n, 'call rises with time');
+      },
+    ),
+    { numRuns: 1000, seed: 13 },
   );
 });

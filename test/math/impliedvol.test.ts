@@ -112,3 +112,49 @@ test('a known implied volatility: the Hull call at 10.4506 is 20% to four digits
   const vol = impliedVol({ ...atm, price: fromDecimal('10.450583572185566782') });
   assert.ok(abs(vol - SCALE / 5n) <= 10n, String(vol));
 });
+
+test('at rate 0, over the whole domain, the solved volatility brackets the price to a wad', () => {
+  const edge = (lo: bigint, hi: bigint) =>
+    fc.oneof(fc.constant(lo), fc.constant(hi), fc.bigInt({ min: lo, max: hi }));
+  const volMin = 10n ** 14n;
+  const volMax = 10n * SCALE;
+  fc.assert(
+    fc.property(
+      edge(1n, 10n ** 33n),
+      fc.integer({ min: 1, max: 1_000_000 }),
+      fc.boolean(),
+      edge(10n ** 10n, 30n * SCALE),
+      edge(volMin, volMax),
+      fc.integer({ min: -10, max: 10 }),
+      fc.boolean(),
+      (spot, ratio, strikeAbove, timeYears, vol, nudge, isCall) => {
+        const strike = strikeAbove
+          ? spot * BigInt(ratio)
+          : (spot + BigInt(ratio) - 1n) / BigInt(ratio);
+        if (strike > 10n ** 33n) return;
+        const m = { spot, strike, timeYears, rate: 0n, isCall };
+        const price = blackScholes({ ...m, vol }).price + BigInt(nudge);
+        if (price < 0n || price > 10n ** 33n) return; // BadInput, tested above
+        let solved: bigint;
+        try {
+          solved = impliedVol({ ...m, price });
+        } catch (e) {
+          assert.ok(e instanceof MathError && e.code === 'NoVolatilityFits', String(e));
+          // Then the price is outside what the volatility range gives (to rounding).
+          const low = blackScholes({ ...m, vol: volMin }).price;
+          const high = blackScholes({ ...m, vol: volMax }).price;
+          assert.ok(price <= low + 1n || price >= high - 1n, `${price} in (${low}, ${high})`);
+          return;
+        }
+        assert.ok(solved >= volMin && solved <= volMax);
+        const below = blackScholes({ ...m, vol: solved > volMin ? solved - 1n : solved }).price;
+        const above = blackScholes({ ...m, vol: solved < volMax ? solved + 1n : solved }).price;
+        assert.ok(
+          below <= price + 1n && price <= above + 1n,
+          `${price} not in [${below}, ${above}]`,
+        );
+      },
+    ),
+    { numRuns: 400, seed: 17 },
+  );
+});
