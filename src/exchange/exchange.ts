@@ -284,7 +284,7 @@ export class Exchange {
     }
     let smiles = state.oracle.smiles;
     if (block.smiles !== undefined) smiles = trustedSmiles(smiles, block.smiles, block.timeMs);
-    const next: OracleState = { prices, smiles };
+    const next: OracleState = { prices, smiles, carried: state.oracle.carried };
     state.oracle = next;
   }
 

@@ -112,18 +112,24 @@ export function observationOf(bytes: Uint8Array): OracleObservation | null {
   }
 }
 
-/** The block's oracle input: every signer of the previous commit with its stake (none at the first height). */
+/**
+ * The block's oracle input: every member of the set deciding the previous
+ * commit, with its stake and its observation there (null if it did not sign or
+ * sent none; every one null at the first height). The exchange carries each
+ * member's latest fresh observation across blocks by public key.
+ */
 export function oracleVotesOf(commit: CommitCertificate | null, set: ValidatorSet): OracleVotes {
-  const votes: StakedObservation[] = [];
-  for (const vote of commit?.votes ?? []) {
-    const validator = set.validators[vote.validatorIndex];
-    if (validator === undefined) continue;
-    votes.push({
-      validatorIndex: vote.validatorIndex,
+  const signed = new Map<number, Uint8Array>();
+  for (const vote of commit?.votes ?? []) signed.set(vote.validatorIndex, vote.extension);
+  const votes: StakedObservation[] = set.validators.map((validator, validatorIndex) => {
+    const extension = signed.get(validatorIndex);
+    return {
+      validatorIndex,
+      publicKey: validator.publicKey,
       stake: BigInt(validator.power),
-      observation: observationOf(vote.extension),
-    });
-  }
+      observation: extension === undefined ? null : observationOf(extension),
+    };
+  });
   return { votes, totalStake: BigInt(set.totalPower) };
 }
 

@@ -111,8 +111,9 @@ test('oracle votes: a quorum of fresh observations moves the index at most maxMo
       txs: [],
       oracle: {},
       oracleVotes: {
-        votes: VALIDATORS.slice(0, voters).map((_, i) => ({
+        votes: VALIDATORS.slice(0, voters).map((v, i) => ({
           validatorIndex: i,
+          publicKey: v.publicKey,
           stake: 100n,
           observation: obs(h.timeMs - ageMs, btc),
         })),
@@ -198,8 +199,9 @@ test('the largest price an observation may carry saturates the index in ticks in
   const h = new Harness();
   const largest = (1n << BigInt(OBSERVED_PRICE_BITS)) - 1n;
   const votes = (timeMs: number) => ({
-    votes: VALIDATORS.map((_, i) => ({
+    votes: VALIDATORS.map((v, i) => ({
       validatorIndex: i,
+      publicKey: v.publicKey,
       stake: 100n,
       observation: { timeMs, prices: [{ underlying: 'BTC', priceQuote: largest }], smiles: [] },
     })),

@@ -7,7 +7,7 @@ import type {
   Vote,
 } from '../../src/consensus/index.ts';
 import { ValidatorSet } from '../../src/consensus/index.ts';
-import { devnetGenesis } from '../../src/exchange/index.ts';
+import { DEVNET_ORACLE, devnetGenesis } from '../../src/exchange/index.ts';
 import { encodeObservation } from '../../src/exchange/oracle/index.ts';
 import { validateSvi } from '../../src/exchange/options/index.ts';
 import { ExchangeApp } from '../../src/node/app.ts';
@@ -62,7 +62,7 @@ test("a validator's observation is the median of its sources, in the exchange's 
   assert.equal(decodeObservation(Uint8Array.of(9)), null, 'unknown format');
 });
 
-test('the read model median needs 2/3 of stake; votes carry each signer stake', () => {
+test('the read model median needs 2/3 of stake; votes list every member with its stake', () => {
   const keys = [0, 1, 2, 3].map(testKey);
   const set = ValidatorSet.fromUpdates(keys.map((k) => ({ publicKey: k.publicKey, power: 10 })));
   const vote = (validatorIndex: number, btc: bigint | null) => ({
@@ -100,7 +100,13 @@ test('the read model median needs 2/3 of stake; votes carry each signer stake', 
     [
       [0, 10n, true],
       [1, 10n, false],
+      [2, 10n, false],
+      [3, 10n, false],
     ],
+  );
+  assert.deepEqual(
+    staked.votes.map((v) => v.publicKey),
+    set.validators.map((v) => v.publicKey),
   );
 });
 
@@ -199,23 +205,36 @@ test('end to end: a validator with a quarter of the stake reporting absurd price
   }
 });
 
-test('end to end: without a 2/3 quorum the index holds, goes stale after a minute, and recovers by itself', () => {
+test('end to end: without a 2/3 quorum the index holds once the carried observations expire, goes stale a minute later, and recovers by itself', () => {
   const net = network([gbm(0), gbm(1), gbm(2), gbm(3)]);
   net.step();
   const priced = net.step();
   assert.deepEqual(priced.stale, [false, false]);
+  const state = net.apps[0]!.exchange.state;
+  const feed = () => state.oracle!.prices.get('BTC')!;
+  // The extensions of this height are the last observations of validators 0 and 1.
+  const lastObservedMs = state.timeMs;
   net.setSources(0, null);
   net.setSources(1, null);
-  const held = net.step().btc;
-  let staleAt = -1;
-  for (let s = 2; s <= 70; s++) {
-    const r = net.step();
-    assert.equal(r.btc, held);
-    if (staleAt < 0 && r.stale[0]) staleAt = s;
+  // Carried, they count with 2 and 3 for freshnessMs more: the index moves every block.
+  const { freshnessMs, staleAfterMs } = DEVNET_ORACLE;
+  while (state.timeMs < lastObservedMs + freshnessMs) {
+    net.step();
+    assert.equal(feed().updatedMs, state.timeMs);
   }
-  // The last update was `held` (its commit still had every observation), s − 1 seconds
-  // before block s: stale once more than 60 s passed.
-  assert.equal(staleAt, 62);
+  const held = feed();
+  assert.equal(held.updatedMs, lastObservedMs + freshnessMs);
+  let staleAtMs = -1;
+  while (state.timeMs < held.updatedMs + staleAfterMs + 5_000) {
+    const r = net.step();
+    assert.deepEqual(feed(), held);
+    if (staleAtMs < 0 && r.stale[0]) staleAtMs = state.timeMs;
+  }
+  assert.equal(
+    staleAtMs,
+    held.updatedMs + staleAfterMs + 1_000,
+    'stale once more than a minute passed',
+  );
   net.setSources(0, gbm(0));
   net.step(); // the block whose commit still lacks validator 0's observation
   const back = net.step();

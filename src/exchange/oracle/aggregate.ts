@@ -2,8 +2,14 @@
 // the exchange keeps per underlying (last price, when it last moved) and per
 // smile; time enters only as the block's time.
 //
-// Per underlying, each block:
-//   1. fresh observations: |observation time − block time| ≤ freshnessMs;
+// Each block, one entry per validator of the certificate's set: its
+// observation in the certificate if fresh (|observation time − block time| ≤
+// freshnessMs), else the latest one it had carried in an earlier certificate,
+// if still fresh measured from `sinceMs` (the smaller of its own time and the
+// block time that first carried it, so a timestamp in the future buys no extra
+// life). Entries neither fresh nor of a member of this set are dropped, so the
+// carried state holds at most one observation per member. Then per underlying:
+//   1. the entries that price it;
 //   2. if their validators hold ≥ 2/3 of the total stake (3·present ≥ 2·total),
 //      the candidate is their stake-weighted median: the lowest price at which
 //      the stake at or below it reaches half the present stake;
@@ -11,9 +17,13 @@
 //      least 1 quote unit); the first price is taken as it is;
 //   4. otherwise the price stays, and once blockTime − updatedMs > staleAfterMs
 //      the underlying is "oracle stale" (isStale) until a quorum returns.
-// With the present stake ≥ 2/3 and Byzantine stake < 1/3, honest stake is more
-// than half of the present stake, so the median lies between the lowest and
-// highest honest prices: a minority reporting absurd prices moves nothing.
+// Each validator still contributes at most one entry, so with the present stake
+// ≥ 2/3 and Byzantine stake < 1/3, honest stake is more than half of the
+// present stake, and the median lies between the lowest and highest honest
+// prices: a minority reporting absurd prices moves nothing. Carrying lets the
+// honest observations of recent certificates count together, so a certificate
+// holding just over 1/3 of honest extensions (early empty precommits, a
+// proposer picking a minimal certificate) no longer freezes the price.
 // Smiles: the same quorum per (underlying, expiry), the median taken per SVI
 // parameter; a result that fails validation keeps the previous smile.
 // Cost: O(V log V) per underlying and per smile, V validators.
@@ -21,11 +31,25 @@
 import type { Codec, Reader, Writer } from '../../codec/wire.ts';
 import { assert } from '../../lib/assert.ts';
 import { divBig } from '../../lib/int.ts';
-import { OBSERVATION_SMILES_MAX, ORACLE_SOURCES_MAX, VALIDATORS_MAX } from '../../lib/limits.ts';
+import {
+  OBSERVATION_SMILES_MAX,
+  ORACLE_SOURCES_MAX,
+  VALIDATORS_MAX,
+  VOTE_EXTENSION_BYTES_MAX,
+} from '../../lib/limits.ts';
+import { encode } from '../../codec/wire.ts';
+import { bytesKey } from '../keys.ts';
 import type { SviParams } from '../options/svi.ts';
 import { SviError, validateSvi } from '../options/svi.ts';
 import type { OracleObservation } from './observation.ts';
-import { OBSERVED_PRICE_BITS, OracleError } from './observation.ts';
+import {
+  OBSERVED_PRICE_BITS,
+  OracleError,
+  observationCodec,
+  validateObservation,
+} from './observation.ts';
+
+const PUBLIC_KEY_BYTES = 32;
 
 /** Smiles an oracle state can hold: each needs a quorum, so at most what one validator may report, from each validator. */
 const SMILES_STATE_MAX = OBSERVATION_SMILES_MAX * VALIDATORS_MAX;
@@ -58,20 +82,36 @@ export interface OracleState {
   readonly prices: ReadonlyMap<string, PriceFeed>;
   /** By smileKey(underlying, expiryMs); only expiries after block time are kept. */
   readonly smiles: ReadonlyMap<string, SmileFeed>;
+  /** Each member's latest fresh observation, by bytesKey(publicKey) ascending. */
+  readonly carried: ReadonlyMap<string, CarriedObservation>;
 }
 
-/** One validator's entry from the commit the block carries. */
+export interface CarriedObservation {
+  readonly publicKey: Uint8Array;
+  readonly observation: OracleObservation;
+  /** min(observation.timeMs, time of the block that first carried it): freshness counts from here. */
+  readonly sinceMs: number;
+}
+
+/** One member of the set deciding the commit the block carries. */
 export interface StakedObservation {
+  /** Its index in that set (for the read model; the index shifts when the set changes). */
   readonly validatorIndex: number;
+  /** Its identity across blocks and sets, 32 bytes. */
+  readonly publicKey: Uint8Array;
   readonly stake: bigint;
-  /** Null: the validator sent no (or an invalid) extension. */
+  /** Null: the validator did not sign the commit, or sent no (or an invalid) extension. */
   readonly observation: OracleObservation | null;
 }
 
 export const NEVER: PriceFeed = { priceQuote: 0n, updatedMs: -1 };
 
 export function emptyOracleState(params: OracleParams): OracleState {
-  return { prices: new Map(params.underlyings.map((u) => [u, NEVER])), smiles: new Map() };
+  return {
+    prices: new Map(params.underlyings.map((u) => [u, NEVER])),
+    smiles: new Map(),
+    carried: new Map(),
+  };
 }
 
 export function smileKey(underlying: string, expiryMs: number): string {
@@ -108,32 +148,55 @@ export function clampMove(last: bigint, candidate: bigint, maxMovePerBlockBps: n
   return candidate;
 }
 
-function isFresh(o: OracleObservation, blockTimeMs: number, params: OracleParams): boolean {
-  const d = o.timeMs - blockTimeMs;
+function isFresh(timeMs: number, blockTimeMs: number, params: OracleParams): boolean {
+  const d = timeMs - blockTimeMs;
   return d <= params.freshnessMs && -d <= params.freshnessMs;
 }
 
-/** One entry per validator (the first), fresh, with an observation. */
-function freshEntries(
+interface Entry {
+  readonly stake: bigint;
+  readonly observation: OracleObservation;
+}
+
+/**
+ * One entry per member (the first listed) with stake: its fresh observation
+ * in the certificate, else its carried one while fresh. Returns the entries
+ * and what is carried to the next block.
+ */
+function presentEntries(
+  carried: ReadonlyMap<string, CarriedObservation>,
   votes: readonly StakedObservation[],
   blockTimeMs: number,
   params: OracleParams,
-): StakedObservation[] {
-  const seen = new Set<number>();
-  const out: StakedObservation[] = [];
+): { entries: Entry[]; carried: Map<string, CarriedObservation> } {
+  const seen = new Set<string>();
+  const entries: Entry[] = [];
+  const kept: [string, CarriedObservation][] = [];
   for (const v of votes) {
-    if (seen.has(v.validatorIndex)) continue;
-    seen.add(v.validatorIndex);
-    if (v.observation !== null && v.stake > 0n && isFresh(v.observation, blockTimeMs, params)) {
-      out.push(v);
+    assert(v.publicKey.length === PUBLIC_KEY_BYTES, 'a validator key is 32 bytes');
+    const key = bytesKey(v.publicKey);
+    if (seen.has(key) || v.stake <= 0n) continue;
+    seen.add(key);
+    let entry: CarriedObservation | undefined;
+    const o = v.observation;
+    if (o !== null && isFresh(o.timeMs, blockTimeMs, params)) {
+      const sinceMs = o.timeMs < blockTimeMs ? o.timeMs : blockTimeMs;
+      entry = { publicKey: v.publicKey, observation: o, sinceMs };
+    } else {
+      const c = carried.get(key);
+      if (c !== undefined && isFresh(c.sinceMs, blockTimeMs, params)) entry = c;
     }
+    if (entry === undefined) continue;
+    entries.push({ stake: v.stake, observation: entry.observation });
+    kept.push([key, entry]);
   }
-  return out;
+  kept.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return { entries, carried: new Map(kept) };
 }
 
 function aggregateSmiles(
   previous: ReadonlyMap<string, SmileFeed>,
-  fresh: readonly StakedObservation[],
+  fresh: readonly Entry[],
   totalStake: bigint,
   blockTimeMs: number,
 ): Map<string, SmileFeed> {
@@ -142,7 +205,7 @@ function aggregateSmiles(
     { underlying: string; expiryMs: number; entries: { svi: SviParams; stake: bigint }[] }
   >();
   for (const v of fresh) {
-    for (const s of v.observation!.smiles) {
+    for (const s of v.observation.smiles) {
       if (s.expiryMs <= blockTimeMs) continue;
       const key = smileKey(s.underlying, s.expiryMs);
       let g = groups.get(key);
@@ -190,9 +253,10 @@ function expiryOfKey(key: string): number {
 }
 
 /**
- * The oracle state after a block. `votes` are the validators of the commit the
- * block carries (each at most once; later duplicates are ignored), `totalStake`
- * the stake of that commit's validator set. Returns a new state.
+ * The oracle state after a block. `votes` are the members of the validator set
+ * deciding the commit the block carries, each with its observation in that
+ * commit or null (each at most once; later duplicates are ignored), `totalStake`
+ * that set's stake. Returns a new state.
  */
 export function aggregateOracle(
   state: OracleState,
@@ -202,14 +266,14 @@ export function aggregateOracle(
   params: OracleParams,
 ): OracleState {
   assert(totalStake > 0n, 'a validator set has stake');
-  const fresh = freshEntries(votes, blockTimeMs, params);
+  const { entries: fresh, carried } = presentEntries(state.carried, votes, blockTimeMs, params);
   const prices = new Map<string, PriceFeed>();
   for (const underlying of params.underlyings) {
     const last = state.prices.get(underlying) ?? NEVER;
     const entries: { value: bigint; stake: bigint }[] = [];
     let present = 0n;
     for (const v of fresh) {
-      const p = v.observation!.prices.find((x) => x.underlying === underlying);
+      const p = v.observation.prices.find((x) => x.underlying === underlying);
       if (p === undefined) continue;
       entries.push({ value: p.priceQuote, stake: v.stake });
       present += v.stake;
@@ -222,7 +286,11 @@ export function aggregateOracle(
     const priceQuote = clampMove(last.priceQuote, candidate, params.maxMovePerBlockBps);
     prices.set(underlying, { priceQuote, updatedMs: blockTimeMs });
   }
-  return { prices, smiles: aggregateSmiles(state.smiles, fresh, totalStake, blockTimeMs) };
+  return {
+    prices,
+    smiles: aggregateSmiles(state.smiles, fresh, totalStake, blockTimeMs),
+    carried,
+  };
 }
 
 /** "Oracle stale": never priced, or not updated for more than staleAfterMs. */
@@ -248,7 +316,7 @@ export function medianOfSources(prices: readonly bigint[], minSources: number): 
   return divBig(valid[mid - 1]! + valid[mid]!, 2n, 'floor');
 }
 
-/** Canonical encoding for snapshots: prices in params order, smiles by key. */
+/** Canonical encoding for snapshots and the state hash: prices in params order, smiles by key, carried observations by public key. */
 export function oracleStateCodec(params: OracleParams): Codec<OracleState> {
   return {
     write(w: Writer, s: OracleState): void {
@@ -263,6 +331,13 @@ export function oracleStateCodec(params: OracleParams): Codec<OracleState> {
         w.string(key, 64).uvarint(f.updatedMs);
         w.ivarintBig(f.svi.a).ivarintBig(f.svi.b).ivarintBig(f.svi.rho);
         w.ivarintBig(f.svi.m).ivarintBig(f.svi.sigma);
+      }
+      const carried = [...s.carried.keys()].sort();
+      w.uvarint(carried.length);
+      for (const key of carried) {
+        const c = s.carried.get(key)!;
+        w.fixed(c.publicKey, PUBLIC_KEY_BYTES).uvarint(c.sinceMs);
+        observationCodec.write(w, c.observation);
       }
     },
     read(r: Reader, field: string): OracleState {
@@ -299,8 +374,33 @@ export function oracleStateCodec(params: OracleParams): Codec<OracleState> {
         }
         smiles.set(key, { svi, updatedMs });
       }
+      const carried = new Map<string, CarriedObservation>();
+      const m = r.uvarint('carried', VALIDATORS_MAX);
+      let lastKey = '';
+      for (let i = 0; i < m; i++) {
+        const publicKey = r.fixedCopy('carried.publicKey', PUBLIC_KEY_BYTES);
+        const key = bytesKey(publicKey);
+        if (i > 0 && key <= lastKey)
+          throw r.error('carried.publicKey', 'keys must strictly ascend');
+        lastKey = key;
+        const sinceMs = r.uvarint('carried.sinceMs');
+        const observation = observationCodec.read(r, 'carried.observation');
+        try {
+          validateObservation(observation);
+        } catch (e) {
+          if (e instanceof OracleError) throw r.error('carried.observation', e.message);
+          throw e;
+        }
+        if (encode(observationCodec, observation).length > VOTE_EXTENSION_BYTES_MAX) {
+          throw r.error('carried.observation', `exceeds ${VOTE_EXTENSION_BYTES_MAX} bytes`);
+        }
+        if (sinceMs > observation.timeMs) {
+          throw r.error('carried.sinceMs', 'after the observation time');
+        }
+        carried.set(key, { publicKey, observation, sinceMs });
+      }
       r.leave(previous);
-      return { prices, smiles };
+      return { prices, smiles, carried };
     },
   };
 }

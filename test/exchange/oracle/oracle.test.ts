@@ -134,6 +134,7 @@ test('decoding arbitrary bytes either succeeds canonically or throws a typed err
 
 const vote = (i: number, stake: bigint, o: OracleObservation | null): StakedObservation => ({
   validatorIndex: i,
+  publicKey: new Uint8Array(32).fill(i + 1),
   stake,
   observation: o,
 });

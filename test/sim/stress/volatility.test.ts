@@ -36,6 +36,7 @@ function withSmile(): Exchange {
   const oracle = ex.state.oracle!;
   ex.state.oracle = {
     prices: oracle.prices,
+    carried: oracle.carried,
     smiles: new Map([
       [smileKey('BTC', EXPIRY_MS), { svi: SMILE, updatedMs: 1_000 }],
       [smileKey('ETH', EXPIRY_MS), { svi: SMILE, updatedMs: 1_000 }],
