@@ -51,6 +51,7 @@ export interface ApiLimits extends WsLimits {
   waitCommitMsDefault: number;
   waitCommitMsMax: number;
   commitWaitersMax: number;
+  commitWaitersPerIpMax: number;
 }
 
 export const DEFAULT_API_LIMITS: ApiLimits = {
@@ -65,6 +66,7 @@ export const DEFAULT_API_LIMITS: ApiLimits = {
   waitCommitMsDefault: L.API_WAIT_COMMIT_MS_DEFAULT,
   waitCommitMsMax: L.API_WAIT_COMMIT_MS_MAX,
   commitWaitersMax: L.API_COMMIT_WAITERS_MAX,
+  commitWaitersPerIpMax: L.API_COMMIT_WAITERS_PER_IP_MAX,
   subscriptionsMax: L.WS_SUBSCRIPTIONS_MAX,
   sendBufferBytesMax: L.WS_SEND_BUFFER_BYTES_MAX,
   resumeBlocksMax: L.WS_RESUME_BLOCKS_MAX,
@@ -207,28 +209,52 @@ class CommitWaiters {
   private readonly waiting = new Map<string, Set<(tx: TxView | undefined) => void>>();
   private count = 0;
   private readonly countMax: number;
+  /** Waiters per client address (clientKeyOf), each at most perIpMax. */
+  private readonly byIp = new Map<string, number>();
+  private readonly perIpMax: number;
 
-  constructor(countMax: number) {
+  constructor(countMax: number, perIpMax: number) {
     this.countMax = countMax;
+    this.perIpMax = perIpMax;
   }
 
   /** Starts waiting (before submitting, so a fast commit is not missed). */
-  add(hash: string): { promise: Promise<TxView | undefined>; cancel: () => void } {
+  add(hash: string, ip: string): { promise: Promise<TxView | undefined>; cancel: () => void } {
     if (this.count >= this.countMax) {
       throw new ApiError('Unavailable', 503, 'too many transactions awaiting commit; retry later');
+    }
+    const ofIp = this.byIp.get(ip) ?? 0;
+    if (ofIp >= this.perIpMax) {
+      throw new ApiError(
+        'Unavailable',
+        503,
+        `at most ${this.perIpMax} transactions of one address awaiting commit; retry later`,
+      );
     }
     let resolve!: (tx: TxView | undefined) => void;
     const promise = new Promise<TxView | undefined>((r) => (resolve = r));
     let set = this.waiting.get(hash);
     if (set === undefined) this.waiting.set(hash, (set = new Set()));
-    set.add(resolve);
+    // Each waiter releases its address's place once, whether it is settled or cancelled.
+    let held = true;
+    const release = (tx: TxView | undefined) => {
+      if (held) {
+        held = false;
+        const n = (this.byIp.get(ip) ?? 1) - 1;
+        if (n === 0) this.byIp.delete(ip);
+        else this.byIp.set(ip, n);
+      }
+      resolve(tx);
+    };
+    set.add(release);
     this.count++;
+    this.byIp.set(ip, ofIp + 1);
     const cancel = () => {
       const s = this.waiting.get(hash);
-      if (s === undefined || !s.delete(resolve)) return;
+      if (s === undefined || !s.delete(release)) return;
       this.count--;
       if (s.size === 0) this.waiting.delete(hash);
-      resolve(undefined);
+      release(undefined);
     };
     return { promise, cancel };
   }
@@ -238,11 +264,11 @@ class CommitWaiters {
     if (set === undefined) return;
     this.waiting.delete(tx.hash);
     this.count -= set.size;
-    for (const resolve of set) resolve(tx);
+    for (const release of set) release(tx);
   }
 
   cancelAll(): void {
-    for (const set of this.waiting.values()) for (const resolve of set) resolve(undefined);
+    for (const set of this.waiting.values()) for (const release of set) release(undefined);
     this.waiting.clear();
     this.count = 0;
   }
@@ -289,7 +315,7 @@ function makeHandlers(
       const read = view.read();
       return read.risk?.() ?? notFoundOf('risk state (this node does not publish it)');
     },
-    submitTx: async ({ query, body }) => {
+    submitTx: async ({ query, body, ip }) => {
       const bytes = txBytes(body);
       if (bytes.length > L.TX_BYTES_MAX) {
         throw new ApiError('Oversize', 413, `${bytes.length} bytes exceeds TX_BYTES_MAX`);
@@ -297,7 +323,7 @@ function makeHandlers(
       limitAccount(bytes, accountLimiter);
       const hash = toHex(sha256(bytes));
       const wait = query.wait === 'commit';
-      const waiter = wait ? waiters.add(hash) : undefined;
+      const waiter = wait ? waiters.add(hash, ip) : undefined;
       const result = await view.submit(bytes);
       if (!result.ok) {
         waiter?.cancel();
@@ -488,7 +514,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     limits.rateBucketsMax,
     nowMs,
   );
-  const waiters = new CommitWaiters(limits.commitWaitersMax);
+  const waiters = new CommitWaiters(limits.commitWaitersMax, limits.commitWaitersPerIpMax);
   // The waiters read transactions only: no account updates are built for them.
   const unsubscribe = view.subscribe(
     (u) => {

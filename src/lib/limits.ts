@@ -371,6 +371,12 @@ export const API_WAIT_COMMIT_MS_DEFAULT = 10_000;
 export const API_WAIT_COMMIT_MS_MAX = 60_000;
 /** Transactions one server waits on at once (`wait=commit`); more get 503. */
 export const API_COMMIT_WAITERS_MAX = 10_000;
+/**
+ * Of those, the most one client address may hold (HTTP and WebSocket alike):
+ * without it a few addresses, each within its request rate, would fill every
+ * place for a minute and leave every other client 503.
+ */
+export const API_COMMIT_WAITERS_PER_IP_MAX = 1_000;
 /** Default and largest depth of an order-book query (price levels per side). */
 export const API_BOOK_DEPTH_DEFAULT = 50;
 export const API_BOOK_DEPTH_MAX = 1_000;
@@ -411,6 +417,10 @@ assert(
 assert(API_IP_REQUESTS_PER_S <= API_IP_BURST_REQUESTS, 'a burst holds at least one second');
 assert(API_ACCOUNT_TXS_PER_S <= API_ACCOUNT_BURST_TXS, 'a burst holds at least one second');
 assert(API_WAIT_COMMIT_MS_DEFAULT <= API_WAIT_COMMIT_MS_MAX, 'the default wait is allowed');
+assert(
+  API_COMMIT_WAITERS_PER_IP_MAX < API_COMMIT_WAITERS_MAX,
+  'one address cannot take every commit waiter',
+);
 assert(API_BOOK_DEPTH_MAX <= BOOK_DEPTH_LEVELS_MAX, 'a depth query fits the book');
 assert(
   WS_BOOK_DEPTH_LEVELS <= BOOK_DEPTH_LEVELS_MAX,

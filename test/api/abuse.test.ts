@@ -7,7 +7,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { BlockUpdate } from '../../src/api/view.ts';
 import type { WsMessage } from '../../src/api/ws.ts';
-import { PERP, RawClient, makeView, serve } from './fixtures.ts';
+import { toHex } from '../../src/lib/bytes.ts';
+import { PERP, RawClient, Signal, makeView, order, serve } from './fixtures.ts';
 
 test('resume: a buffered block is scanned once, however many times clients resume over it', async () => {
   const view = makeView();
@@ -51,6 +52,47 @@ test('resume: a buffered block is scanned once, however many times clients resum
     assert.ok(scans <= 2 * blocks, `${scans} scans of ${blocks} blocks`);
   } finally {
     client.close();
+    await server.close();
+  }
+});
+
+test('wait=commit: one address holds at most its share of the commit waiters', async () => {
+  const view = makeView();
+  const server = await serve(view, { commitWaitersMax: 10, commitWaitersPerIpMax: 2 });
+  const submitted = new Signal();
+  let submissions = 0;
+  const submit = view.submit.bind(view);
+  view.submit = async (bytes) => {
+    const result = await submit(bytes);
+    submissions++;
+    submitted.notify();
+    return result;
+  };
+  const post = (nonce: number, remoteAddress: string, timeoutMs = 10_000) =>
+    server.app.inject({
+      method: 'POST',
+      url: `/v1/tx?wait=commit&timeoutMs=${timeoutMs}`,
+      payload: { tx: toHex(order(nonce).bytes) },
+      remoteAddress,
+    });
+  try {
+    const held = [post(1, '10.0.0.1'), post(2, '10.0.0.1')];
+    await submitted.until(() => submissions === 2);
+    // A third from that address is refused at once (without the cap it would wait, and time out).
+    const third = await post(3, '10.0.0.1', 200);
+    assert.equal(third.statusCode, 503);
+    assert.equal(third.json().code, 'Unavailable');
+    // Another address still has its places.
+    const other = post(4, '10.0.0.2');
+    await submitted.until(() => submissions === 3);
+    view.commit();
+    for (const answer of [...held, other]) assert.equal((await answer).statusCode, 200);
+    // Committed: the address's places are free again.
+    const again = post(5, '10.0.0.1');
+    await submitted.until(() => submissions === 4);
+    view.commit();
+    assert.equal((await again).statusCode, 200);
+  } finally {
     await server.close();
   }
 });
