@@ -5,6 +5,7 @@
 
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import { isIPv6 } from 'node:net';
 import type { Duplex } from 'node:stream';
 import Fastify from 'fastify';
 import type {
@@ -86,7 +87,10 @@ export interface ApiServerOptions {
   nowMs?: () => number;
   /** Default: no logging. */
   logger?: FastifyBaseLogger;
-  /** Take the client IP from X-Forwarded-For (behind a trusted proxy only). */
+  /**
+   * Take the client IP from X-Forwarded-For, its right-most entry (behind one
+   * trusted proxy that appends the address it saw; only).
+   */
   trustProxy?: boolean;
   /** Adds routes of the embedding program (e.g. the dashboard) before the server listens. */
   register?: (app: FastifyInstance) => void;
@@ -349,15 +353,48 @@ function makeHandlers(
 
 /**
  * The client address of an upgrade request, as fastify's req.ip gives it for
- * HTTP: behind a trusted proxy (trustProxy), the left-most X-Forwarded-For
- * entry; otherwise the socket's peer.
+ * HTTP: behind a trusted proxy (trustProxy), the right-most X-Forwarded-For
+ * entry, the one that proxy wrote (those left of it are the client's own
+ * claims); otherwise the socket's peer.
  */
 function clientIpOf(req: IncomingMessage, trustProxy: boolean): string {
   const peer = req.socket.remoteAddress ?? '';
   if (!trustProxy) return peer;
   const forwarded = req.headers['x-forwarded-for'];
-  const first = (Array.isArray(forwarded) ? forwarded[0] : forwarded)?.split(',')[0]?.trim();
-  return first !== undefined && first !== '' ? first : peer;
+  const last = (Array.isArray(forwarded) ? forwarded.join(',') : forwarded)
+    ?.split(',')
+    .pop()
+    ?.trim();
+  return last !== undefined && last !== '' ? last : peer;
+}
+
+/**
+ * The key an address's rate limits and caps are counted under: an IPv4
+ * address itself (also when written IPv4-mapped, ::ffff:a.b.c.d), an IPv6
+ * address by its /64, the least one subscriber is given, so that a client
+ * cannot take a fresh bucket per address of its own prefix.
+ */
+export function clientKeyOf(ip: string): string {
+  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(ip);
+  if (mapped !== null) return mapped[1]!;
+  const address = ip.split('%', 1)[0]!;
+  if (!isIPv6(address)) return ip;
+  const count = (part: string) =>
+    part === '' ? [] : part.split(':').flatMap((g) => (g.includes('.') ? ['0', '0'] : [g]));
+  const [head, tail] = address.split('::', 2) as [string, string | undefined];
+  const front = count(head);
+  const groups =
+    tail === undefined
+      ? front
+      : [
+          ...front,
+          ...Array<string>(8 - front.length - count(tail).length).fill('0'),
+          ...count(tail),
+        ];
+  return `${groups
+    .slice(0, 4)
+    .map((g) => parseInt(g, 16).toString(16))
+    .join(':')}::/64`;
 }
 
 function notFoundOf(what: string): never {
@@ -478,7 +515,8 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const app: FastifyInstance = Fastify({
     ...(options.logger !== undefined ? { loggerInstance: options.logger } : { logger: false }),
     bodyLimit: limits.bodyBytesMax,
-    trustProxy: options.trustProxy ?? false,
+    // One hop: req.ip is the address the proxy saw, the right-most X-Forwarded-For entry.
+    trustProxy: options.trustProxy === true ? (_address: string, hop: number) => hop === 0 : false,
     // The SDK checks its arguments with the same options (check.ts).
     ajv: { customOptions: { ...AJV_OPTIONS } },
     // A request Node's HTTP parser refuses never reaches a route: answered here
@@ -524,7 +562,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   );
 
   app.addHook('onRequest', async (req: FastifyRequest) => {
-    const retryAfterMs = ipLimiter.take(req.ip);
+    const retryAfterMs = ipLimiter.take(clientKeyOf(req.ip));
     if (retryAfterMs > 0) {
       throw new ApiError('RateLimited', 429, 'too many requests from this address', {
         retryAfterMs,
@@ -557,7 +595,12 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       url: def.path,
       schema: fastifySchema(def),
       handler: async (req) =>
-        handler({ params: req.params, query: req.query ?? {}, body: req.body, ip: req.ip }),
+        handler({
+          params: req.params,
+          query: req.query ?? {},
+          body: req.body,
+          ip: clientKeyOf(req.ip),
+        }),
     });
   }
 
@@ -601,7 +644,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const perIp = new Map<string, number>();
   app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const [path, query] = (req.url ?? '').split('?', 2);
-    const ip = clientIpOf(req, options.trustProxy === true);
+    const ip = clientKeyOf(clientIpOf(req, options.trustProxy === true));
     const refuse = (status: string, body: ErrorBody) => rawAnswer(socket, status, body);
     if (path !== WS_PATH) {
       return refuse('404 Not Found', { code: 'NotFound', message: `no WebSocket at ${path}` });

@@ -5,6 +5,8 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import WebSocket from 'ws';
+import { clientKeyOf, startApiServer } from '../../src/api/server.ts';
 import type { BlockUpdate } from '../../src/api/view.ts';
 import type { WsMessage } from '../../src/api/ws.ts';
 import { toHex } from '../../src/lib/bytes.ts';
@@ -92,6 +94,68 @@ test('wait=commit: one address holds at most its share of the commit waiters', a
     await submitted.until(() => submissions === 4);
     view.commit();
     assert.equal((await again).statusCode, 200);
+  } finally {
+    await server.close();
+  }
+});
+
+test('behind a trusted proxy, the address it wrote counts, not those the client put before it', async () => {
+  const view = makeView();
+  const server = await startApiServer({
+    view,
+    trustProxy: true,
+    limits: { ipBurstRequests: 2, wsConnectionsPerIpMax: 1 },
+    nowMs: () => 0,
+  });
+  // The proxy appends the address it saw (9.9.9.9) to whatever the client sent.
+  const via = (claimed: string) => ({ 'x-forwarded-for': `${claimed}, 9.9.9.9` });
+  const sockets: WebSocket[] = [];
+  try {
+    const first = new WebSocket(server.url.replace(/^http/, 'ws') + '/v1/ws', {
+      headers: via('1.1.1.1'),
+    });
+    sockets.push(first);
+    await new Promise((resolve, reject) => first.once('open', resolve).once('error', reject));
+    // A second connection of 9.9.9.9, whatever it claims, is past the cap.
+    const second = new WebSocket(server.url.replace(/^http/, 'ws') + '/v1/ws', {
+      headers: via('1.1.1.2'),
+    });
+    sockets.push(second);
+    const refused = await new Promise<number>((resolve) => {
+      second.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+      second.once('open', () => resolve(101));
+    });
+    assert.equal(refused, 429);
+    // The two upgrades took 9.9.9.9's two tokens: a request claiming yet another address is refused.
+    const answer = await server.app.inject({ url: '/v1/status', headers: via('1.1.1.3') });
+    assert.equal(answer.statusCode, 429);
+    // Another address the proxy wrote has its own bucket.
+    const other = await server.app.inject({
+      url: '/v1/status',
+      headers: { 'x-forwarded-for': '1.1.1.3, 8.8.8.8' },
+    });
+    assert.equal(other.statusCode, 200);
+  } finally {
+    for (const s of sockets) s.on('error', () => {}).terminate();
+    await server.close();
+  }
+});
+
+test('an IPv6 client is counted by its /64, an IPv4-mapped one as its IPv4 address', async () => {
+  assert.equal(clientKeyOf('2001:db8::1'), clientKeyOf('2001:DB8:0:0:ffff::2'));
+  assert.notEqual(clientKeyOf('2001:db8::1'), clientKeyOf('2001:db8:0:1::1'));
+  assert.equal(clientKeyOf('::ffff:10.0.0.1'), '10.0.0.1');
+  assert.equal(clientKeyOf('10.0.0.1'), '10.0.0.1');
+  const view = makeView();
+  const server = await serve(view, { ipBurstRequests: 1 });
+  const get = (remoteAddress: string) =>
+    server.app.inject({ url: '/v1/status', remoteAddress }).then((a) => a.statusCode);
+  try {
+    assert.equal(await get('2001:db8::1'), 200);
+    assert.equal(await get('2001:db8::2'), 429); // same /64: the same bucket
+    assert.equal(await get('2001:db8:0:1::1'), 200);
+    assert.equal(await get('10.0.0.1'), 200);
+    assert.equal(await get('::ffff:10.0.0.1'), 429);
   } finally {
     await server.close();
   }
