@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { isIPv6 } from 'node:net';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import Fastify from 'fastify';
 import type {
@@ -49,6 +50,7 @@ export interface ApiLimits extends WsLimits {
   rateBucketsMax: number;
   wsMessageBytesMax: number;
   wsConnectionsPerIpMax: number;
+  connectionsPerIpMax: number;
   waitCommitMsDefault: number;
   waitCommitMsMax: number;
   commitWaitersMax: number;
@@ -64,6 +66,7 @@ export const DEFAULT_API_LIMITS: ApiLimits = {
   rateBucketsMax: L.API_RATE_BUCKETS_MAX,
   wsMessageBytesMax: L.WS_MESSAGE_BYTES_MAX,
   wsConnectionsPerIpMax: L.WS_CONNECTIONS_PER_IP_MAX,
+  connectionsPerIpMax: L.API_CONNECTIONS_PER_IP_MAX,
   waitCommitMsDefault: L.API_WAIT_COMMIT_MS_DEFAULT,
   waitCommitMsMax: L.API_WAIT_COMMIT_MS_MAX,
   commitWaitersMax: L.API_COMMIT_WAITERS_MAX,
@@ -640,6 +643,27 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       }
     },
   });
+  if (options.trustProxy !== true) {
+    const connectionsMax = Math.max(
+      limits.connectionsPerIpMax,
+      limits.ipBurstRequests + limits.wsConnectionsPerIpMax,
+    );
+    const connections = new Map<string, number>();
+    app.server.on('connection', (socket: Socket) => {
+      const ip = clientKeyOf(socket.remoteAddress ?? '');
+      const open = connections.get(ip) ?? 0;
+      if (open >= connectionsMax) {
+        socket.destroy();
+        return;
+      }
+      connections.set(ip, open + 1);
+      socket.once('close', () => {
+        const n = (connections.get(ip) ?? 1) - 1;
+        if (n === 0) connections.delete(ip);
+        else connections.set(ip, n);
+      });
+    });
+  }
   const wss = new WebSocketServer({ noServer: true, maxPayload: limits.wsMessageBytesMax });
   const perIp = new Map<string, number>();
   app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {

@@ -401,6 +401,16 @@ export const WS_SUBMITS_PENDING_MAX = 1_024;
 export const WS_SUBSCRIPTIONS_MAX = 64;
 /** Most WebSocket connections from one IP at once. */
 export const WS_CONNECTIONS_PER_IP_MAX = 32;
+/**
+ * Most TCP connections from one IP at once, HTTP and WebSocket alike; more are
+ * closed on accept. Requests take rate tokens, connections do not: without it
+ * one address could hold open idle keep-alive or half-sent requests until the
+ * node ran out of sockets. Never below the address's request burst plus its
+ * WebSocket connections (all may be in flight at once), whatever limits an
+ * operator raised. (Not applied behind a trusted proxy, whose connections all
+ * come from one address.)
+ */
+export const API_CONNECTIONS_PER_IP_MAX = 256;
 /** Client messages per second per connection, and the burst it may save up. */
 export const WS_MESSAGES_PER_S = 20;
 export const WS_BURST_MESSAGES = 40;
@@ -413,6 +423,10 @@ assert(TX_BYTES_MAX * 2 + 1024 <= API_BODY_BYTES_MAX, 'a hex transaction must fi
 assert(
   TX_BYTES_MAX * 2 + 1024 <= WS_MESSAGE_BYTES_MAX,
   'a hex transaction must fit a WebSocket submit',
+);
+assert(
+  API_IP_BURST_REQUESTS + WS_CONNECTIONS_PER_IP_MAX <= API_CONNECTIONS_PER_IP_MAX,
+  'an address may have its request burst in flight beside its WebSocket connections',
 );
 assert(API_IP_REQUESTS_PER_S <= API_IP_BURST_REQUESTS, 'a burst holds at least one second');
 assert(API_ACCOUNT_TXS_PER_S <= API_ACCOUNT_BURST_TXS, 'a burst holds at least one second');

@@ -5,6 +5,8 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
+import type { Socket } from 'node:net';
 import WebSocket from 'ws';
 import { clientKeyOf, startApiServer } from '../../src/api/server.ts';
 import type { BlockUpdate } from '../../src/api/view.ts';
@@ -157,6 +159,48 @@ test('an IPv6 client is counted by its /64, an IPv4-mapped one as its IPv4 addre
     assert.equal(await get('10.0.0.1'), 200);
     assert.equal(await get('::ffff:10.0.0.1'), 429);
   } finally {
+    await server.close();
+  }
+});
+
+test('one address holds at most connectionsPerIpMax TCP connections; a closed one frees its place', async () => {
+  const view = makeView();
+  const server = await serve(view, {
+    connectionsPerIpMax: 3,
+    ipBurstRequests: 2,
+    ipRequestsPerS: 1,
+    wsConnectionsPerIpMax: 1,
+  });
+  const { port } = new URL(server.url);
+  const sockets: Socket[] = [];
+  const open = () => {
+    const s = connect(Number(port), '127.0.0.1');
+    sockets.push(s);
+    s.on('error', () => {});
+    return new Promise<Socket>((resolve) => s.once('connect', () => resolve(s)));
+  };
+  /** Sends a GET on the socket: its status line, or 'closed' if the server closed it first. */
+  const ask = (s: Socket) =>
+    new Promise<string>((resolve) => {
+      let text = '';
+      s.on('data', (chunk) => {
+        text += chunk.toString();
+        if (text.includes('\r\n')) resolve(text.split('\r\n', 1)[0]!);
+      });
+      s.once('close', () => resolve('closed'));
+      s.write('GET /v1/status HTTP/1.1\r\nhost: x\r\n\r\n');
+    });
+  try {
+    // Three idle connections (no request, so no rate token) hold every place.
+    const idle = [await open(), await open(), await open()];
+    assert.equal(await ask(await open()), 'closed');
+    idle[0]!.destroy();
+    // The server frees the place once it sees that close: a few more tries at most.
+    let status = 'closed';
+    for (let i = 0; i < 100 && status === 'closed'; i++) status = await ask(await open());
+    assert.equal(status, 'HTTP/1.1 200 OK');
+  } finally {
+    for (const s of sockets) s.destroy();
     await server.close();
   }
 });
