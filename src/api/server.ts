@@ -5,6 +5,8 @@
 
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import { isIPv6 } from 'node:net';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import Fastify from 'fastify';
 import type {
@@ -48,9 +50,11 @@ export interface ApiLimits extends WsLimits {
   rateBucketsMax: number;
   wsMessageBytesMax: number;
   wsConnectionsPerIpMax: number;
+  connectionsPerIpMax: number;
   waitCommitMsDefault: number;
   waitCommitMsMax: number;
   commitWaitersMax: number;
+  commitWaitersPerIpMax: number;
 }
 
 export const DEFAULT_API_LIMITS: ApiLimits = {
@@ -62,9 +66,11 @@ export const DEFAULT_API_LIMITS: ApiLimits = {
   rateBucketsMax: L.API_RATE_BUCKETS_MAX,
   wsMessageBytesMax: L.WS_MESSAGE_BYTES_MAX,
   wsConnectionsPerIpMax: L.WS_CONNECTIONS_PER_IP_MAX,
+  connectionsPerIpMax: L.API_CONNECTIONS_PER_IP_MAX,
   waitCommitMsDefault: L.API_WAIT_COMMIT_MS_DEFAULT,
   waitCommitMsMax: L.API_WAIT_COMMIT_MS_MAX,
   commitWaitersMax: L.API_COMMIT_WAITERS_MAX,
+  commitWaitersPerIpMax: L.API_COMMIT_WAITERS_PER_IP_MAX,
   subscriptionsMax: L.WS_SUBSCRIPTIONS_MAX,
   sendBufferBytesMax: L.WS_SEND_BUFFER_BYTES_MAX,
   resumeBlocksMax: L.WS_RESUME_BLOCKS_MAX,
@@ -84,7 +90,10 @@ export interface ApiServerOptions {
   nowMs?: () => number;
   /** Default: no logging. */
   logger?: FastifyBaseLogger;
-  /** Take the client IP from X-Forwarded-For (behind a trusted proxy only). */
+  /**
+   * Take the client IP from X-Forwarded-For, its right-most entry (behind one
+   * trusted proxy that appends the address it saw; only).
+   */
   trustProxy?: boolean;
   /** Adds routes of the embedding program (e.g. the dashboard) before the server listens. */
   register?: (app: FastifyInstance) => void;
@@ -207,28 +216,52 @@ class CommitWaiters {
   private readonly waiting = new Map<string, Set<(tx: TxView | undefined) => void>>();
   private count = 0;
   private readonly countMax: number;
+  /** Waiters per client address (clientKeyOf), each at most perIpMax. */
+  private readonly byIp = new Map<string, number>();
+  private readonly perIpMax: number;
 
-  constructor(countMax: number) {
+  constructor(countMax: number, perIpMax: number) {
     this.countMax = countMax;
+    this.perIpMax = perIpMax;
   }
 
   /** Starts waiting (before submitting, so a fast commit is not missed). */
-  add(hash: string): { promise: Promise<TxView | undefined>; cancel: () => void } {
+  add(hash: string, ip: string): { promise: Promise<TxView | undefined>; cancel: () => void } {
     if (this.count >= this.countMax) {
       throw new ApiError('Unavailable', 503, 'too many transactions awaiting commit; retry later');
+    }
+    const ofIp = this.byIp.get(ip) ?? 0;
+    if (ofIp >= this.perIpMax) {
+      throw new ApiError(
+        'Unavailable',
+        503,
+        `at most ${this.perIpMax} transactions of one address awaiting commit; retry later`,
+      );
     }
     let resolve!: (tx: TxView | undefined) => void;
     const promise = new Promise<TxView | undefined>((r) => (resolve = r));
     let set = this.waiting.get(hash);
     if (set === undefined) this.waiting.set(hash, (set = new Set()));
-    set.add(resolve);
+    // Each waiter releases its address's place once, whether it is settled or cancelled.
+    let held = true;
+    const release = (tx: TxView | undefined) => {
+      if (held) {
+        held = false;
+        const n = (this.byIp.get(ip) ?? 1) - 1;
+        if (n === 0) this.byIp.delete(ip);
+        else this.byIp.set(ip, n);
+      }
+      resolve(tx);
+    };
+    set.add(release);
     this.count++;
+    this.byIp.set(ip, ofIp + 1);
     const cancel = () => {
       const s = this.waiting.get(hash);
-      if (s === undefined || !s.delete(resolve)) return;
+      if (s === undefined || !s.delete(release)) return;
       this.count--;
       if (s.size === 0) this.waiting.delete(hash);
-      resolve(undefined);
+      release(undefined);
     };
     return { promise, cancel };
   }
@@ -238,11 +271,11 @@ class CommitWaiters {
     if (set === undefined) return;
     this.waiting.delete(tx.hash);
     this.count -= set.size;
-    for (const resolve of set) resolve(tx);
+    for (const release of set) release(tx);
   }
 
   cancelAll(): void {
-    for (const set of this.waiting.values()) for (const resolve of set) resolve(undefined);
+    for (const set of this.waiting.values()) for (const release of set) release(undefined);
     this.waiting.clear();
     this.count = 0;
   }
@@ -289,7 +322,7 @@ function makeHandlers(
       const read = view.read();
       return read.risk?.() ?? notFoundOf('risk state (this node does not publish it)');
     },
-    submitTx: async ({ query, body }) => {
+    submitTx: async ({ query, body, ip }) => {
       const bytes = txBytes(body);
       if (bytes.length > L.TX_BYTES_MAX) {
         throw new ApiError('Oversize', 413, `${bytes.length} bytes exceeds TX_BYTES_MAX`);
@@ -297,7 +330,7 @@ function makeHandlers(
       limitAccount(bytes, accountLimiter);
       const hash = toHex(sha256(bytes));
       const wait = query.wait === 'commit';
-      const waiter = wait ? waiters.add(hash) : undefined;
+      const waiter = wait ? waiters.add(hash, ip) : undefined;
       const result = await view.submit(bytes);
       if (!result.ok) {
         waiter?.cancel();
@@ -323,15 +356,48 @@ function makeHandlers(
 
 /**
  * The client address of an upgrade request, as fastify's req.ip gives it for
- * HTTP: behind a trusted proxy (trustProxy), the left-most X-Forwarded-For
- * entry; otherwise the socket's peer.
+ * HTTP: behind a trusted proxy (trustProxy), the right-most X-Forwarded-For
+ * entry, the one that proxy wrote (those left of it are the client's own
+ * claims); otherwise the socket's peer.
  */
 function clientIpOf(req: IncomingMessage, trustProxy: boolean): string {
   const peer = req.socket.remoteAddress ?? '';
   if (!trustProxy) return peer;
   const forwarded = req.headers['x-forwarded-for'];
-  const first = (Array.isArray(forwarded) ? forwarded[0] : forwarded)?.split(',')[0]?.trim();
-  return first !== undefined && first !== '' ? first : peer;
+  const last = (Array.isArray(forwarded) ? forwarded.join(',') : forwarded)
+    ?.split(',')
+    .pop()
+    ?.trim();
+  return last !== undefined && last !== '' ? last : peer;
+}
+
+/**
+ * The key an address's rate limits and caps are counted under: an IPv4
+ * address itself (also when written IPv4-mapped, ::ffff:a.b.c.d), an IPv6
+ * address by its /64, the least one subscriber is given, so that a client
+ * cannot take a fresh bucket per address of its own prefix.
+ */
+export function clientKeyOf(ip: string): string {
+  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(ip);
+  if (mapped !== null) return mapped[1]!;
+  const address = ip.split('%', 1)[0]!;
+  if (!isIPv6(address)) return ip;
+  const count = (part: string) =>
+    part === '' ? [] : part.split(':').flatMap((g) => (g.includes('.') ? ['0', '0'] : [g]));
+  const [head, tail] = address.split('::', 2) as [string, string | undefined];
+  const front = count(head);
+  const groups =
+    tail === undefined
+      ? front
+      : [
+          ...front,
+          ...Array<string>(8 - front.length - count(tail).length).fill('0'),
+          ...count(tail),
+        ];
+  return `${groups
+    .slice(0, 4)
+    .map((g) => parseInt(g, 16).toString(16))
+    .join(':')}::/64`;
 }
 
 function notFoundOf(what: string): never {
@@ -452,7 +518,8 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const app: FastifyInstance = Fastify({
     ...(options.logger !== undefined ? { loggerInstance: options.logger } : { logger: false }),
     bodyLimit: limits.bodyBytesMax,
-    trustProxy: options.trustProxy ?? false,
+    // One hop: req.ip is the address the proxy saw, the right-most X-Forwarded-For entry.
+    trustProxy: options.trustProxy === true ? (_address: string, hop: number) => hop === 0 : false,
     // The SDK checks its arguments with the same options (check.ts).
     ajv: { customOptions: { ...AJV_OPTIONS } },
     // A request Node's HTTP parser refuses never reaches a route: answered here
@@ -488,7 +555,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     limits.rateBucketsMax,
     nowMs,
   );
-  const waiters = new CommitWaiters(limits.commitWaitersMax);
+  const waiters = new CommitWaiters(limits.commitWaitersMax, limits.commitWaitersPerIpMax);
   // The waiters read transactions only: no account updates are built for them.
   const unsubscribe = view.subscribe(
     (u) => {
@@ -498,7 +565,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   );
 
   app.addHook('onRequest', async (req: FastifyRequest) => {
-    const retryAfterMs = ipLimiter.take(req.ip);
+    const retryAfterMs = ipLimiter.take(clientKeyOf(req.ip));
     if (retryAfterMs > 0) {
       throw new ApiError('RateLimited', 429, 'too many requests from this address', {
         retryAfterMs,
@@ -531,7 +598,12 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       url: def.path,
       schema: fastifySchema(def),
       handler: async (req) =>
-        handler({ params: req.params, query: req.query ?? {}, body: req.body, ip: req.ip }),
+        handler({
+          params: req.params,
+          query: req.query ?? {},
+          body: req.body,
+          ip: clientKeyOf(req.ip),
+        }),
     });
   }
 
@@ -571,11 +643,32 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       }
     },
   });
+  if (options.trustProxy !== true) {
+    const connectionsMax = Math.max(
+      limits.connectionsPerIpMax,
+      limits.ipBurstRequests + limits.wsConnectionsPerIpMax,
+    );
+    const connections = new Map<string, number>();
+    app.server.on('connection', (socket: Socket) => {
+      const ip = clientKeyOf(socket.remoteAddress ?? '');
+      const open = connections.get(ip) ?? 0;
+      if (open >= connectionsMax) {
+        socket.destroy();
+        return;
+      }
+      connections.set(ip, open + 1);
+      socket.once('close', () => {
+        const n = (connections.get(ip) ?? 1) - 1;
+        if (n === 0) connections.delete(ip);
+        else connections.set(ip, n);
+      });
+    });
+  }
   const wss = new WebSocketServer({ noServer: true, maxPayload: limits.wsMessageBytesMax });
   const perIp = new Map<string, number>();
   app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const [path, query] = (req.url ?? '').split('?', 2);
-    const ip = clientIpOf(req, options.trustProxy === true);
+    const ip = clientKeyOf(clientIpOf(req, options.trustProxy === true));
     const refuse = (status: string, body: ErrorBody) => rawAnswer(socket, status, body);
     if (path !== WS_PATH) {
       return refuse('404 Not Found', { code: 'NotFound', message: `no WebSocket at ${path}` });

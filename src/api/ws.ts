@@ -161,8 +161,40 @@ function messagesOf(
     }
   }
   if (wantsKind('account')) messagesOfAccounts(u, wanted, out);
-  if (wanted('blocks')) out.push({ channel: 'blocks', seq: u.height, data: u.block });
+  if (wantsKind('blocks') && wanted('blocks')) {
+    out.push({ channel: 'blocks', seq: u.height, data: u.block });
+  }
   return out;
+}
+
+/**
+ * A buffered block update, with its messages per channel of one kind, built
+ * on the first resume that asks for that kind: a resume then costs one lookup
+ * per buffered block, not a scan of every block's trades or accounts, however
+ * many clients resume (or one client subscribes and unsubscribes again).
+ */
+class KeptUpdate {
+  readonly update: BlockUpdate;
+  private readonly byKind = new Map<ChannelKind, Map<string, ChannelMessage>>();
+  constructor(update: BlockUpdate) {
+    this.update = update;
+  }
+
+  message(kind: ChannelKind, channel: string): ChannelMessage | undefined {
+    let index = this.byKind.get(kind);
+    if (index === undefined) {
+      index = new Map();
+      for (const m of messagesOf(
+        this.update,
+        () => true,
+        (k) => k === kind,
+      )) {
+        index.set(m.channel, m);
+      }
+      this.byKind.set(kind, index);
+    }
+    return index.get(channel);
+  }
 }
 
 function messagesOfBooks(
@@ -233,7 +265,7 @@ export class WsHub {
   private readonly followed = (channel: string) => this.followers.has(channel);
   private readonly followedKind = (kind: ChannelKind) => (this.kindCounts.get(kind) ?? 0) > 0;
   /** The last resumeBlocksMax updates, oldest first. */
-  private readonly recent: BlockUpdate[] = [];
+  private readonly recent: KeptUpdate[] = [];
   private readonly unsubscribe: () => void;
   private readonly submitter: WsSubmitter | null;
   /** Submissions awaiting their answer, by client address. */
@@ -546,10 +578,10 @@ export class WsHub {
     read: ReadModel,
     fromSeq: number,
   ): boolean {
-    const wanted = (c: string) => c === channel;
     const missed: ChannelMessage[] = [];
-    for (const u of this.recent) {
-      for (const m of messagesOf(u, wanted, (k) => k === kind)) if (m.seq > fromSeq) missed.push(m);
+    for (const kept of this.recent) {
+      const m = kept.message(kind, channel);
+      if (m !== undefined && m.seq > fromSeq) missed.push(m);
     }
     if (kind === 'account') {
       // Every missed block must have been built with this address's updates.
@@ -566,7 +598,7 @@ export class WsHub {
       if (first === undefined ? book.seq !== fromSeq : first.prevSeq !== fromSeq) return false;
     } else {
       if (fromSeq > read.height) return false;
-      const oldest = this.recent.length > 0 ? this.recent[0]!.height : read.height + 1;
+      const oldest = this.recent.length > 0 ? this.recent[0]!.update.height : read.height + 1;
       if (fromSeq < oldest - 1 && fromSeq !== read.height) return false;
     }
     sub.lastSeq = fromSeq;
@@ -620,8 +652,11 @@ export class WsHub {
 
   private onBlock(u: BlockUpdate): void {
     const last = this.recent[this.recent.length - 1];
-    assert(last === undefined || u.height > last.height, 'block updates arrive in height order');
-    this.recent.push(u);
+    assert(
+      last === undefined || u.height > last.update.height,
+      'block updates arrive in height order',
+    );
+    this.recent.push(new KeptUpdate(u));
     if (this.recent.length > this.limits.resumeBlocksMax) this.recent.shift();
     this.height = u.height;
     for (const [address, until] of this.accountsReleased) {

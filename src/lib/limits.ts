@@ -387,6 +387,12 @@ export const API_WAIT_COMMIT_MS_DEFAULT = 10_000;
 export const API_WAIT_COMMIT_MS_MAX = 60_000;
 /** Transactions one server waits on at once (`wait=commit`); more get 503. */
 export const API_COMMIT_WAITERS_MAX = 10_000;
+/**
+ * Of those, the most one client address may hold (HTTP and WebSocket alike):
+ * without it a few addresses, each within its request rate, would fill every
+ * place for a minute and leave every other client 503.
+ */
+export const API_COMMIT_WAITERS_PER_IP_MAX = 1_000;
 /** Default and largest depth of an order-book query (price levels per side). */
 export const API_BOOK_DEPTH_DEFAULT = 50;
 export const API_BOOK_DEPTH_MAX = 1_000;
@@ -411,6 +417,16 @@ export const WS_SUBMITS_PENDING_MAX = 1_024;
 export const WS_SUBSCRIPTIONS_MAX = 64;
 /** Most WebSocket connections from one IP at once. */
 export const WS_CONNECTIONS_PER_IP_MAX = 32;
+/**
+ * Most TCP connections from one IP at once, HTTP and WebSocket alike; more are
+ * closed on accept. Requests take rate tokens, connections do not: without it
+ * one address could hold open idle keep-alive or half-sent requests until the
+ * node ran out of sockets. Never below the address's request burst plus its
+ * WebSocket connections (all may be in flight at once), whatever limits an
+ * operator raised. (Not applied behind a trusted proxy, whose connections all
+ * come from one address.)
+ */
+export const API_CONNECTIONS_PER_IP_MAX = 256;
 /** Client messages per second per connection, and the burst it may save up. */
 export const WS_MESSAGES_PER_S = 20;
 export const WS_BURST_MESSAGES = 40;
@@ -424,9 +440,17 @@ assert(
   TX_BYTES_MAX * 2 + 1024 <= WS_MESSAGE_BYTES_MAX,
   'a hex transaction must fit a WebSocket submit',
 );
+assert(
+  API_IP_BURST_REQUESTS + WS_CONNECTIONS_PER_IP_MAX <= API_CONNECTIONS_PER_IP_MAX,
+  'an address may have its request burst in flight beside its WebSocket connections',
+);
 assert(API_IP_REQUESTS_PER_S <= API_IP_BURST_REQUESTS, 'a burst holds at least one second');
 assert(API_ACCOUNT_TXS_PER_S <= API_ACCOUNT_BURST_TXS, 'a burst holds at least one second');
 assert(API_WAIT_COMMIT_MS_DEFAULT <= API_WAIT_COMMIT_MS_MAX, 'the default wait is allowed');
+assert(
+  API_COMMIT_WAITERS_PER_IP_MAX < API_COMMIT_WAITERS_MAX,
+  'one address cannot take every commit waiter',
+);
 assert(API_BOOK_DEPTH_MAX <= BOOK_DEPTH_LEVELS_MAX, 'a depth query fits the book');
 assert(
   WS_BOOK_DEPTH_LEVELS <= BOOK_DEPTH_LEVELS_MAX,

@@ -1,0 +1,206 @@
+// One client (or one address) trying to cost the node or other clients more
+// than its share: repeated resumes over the buffered blocks, commit waiters
+// held by one address, forwarded-for headers and IPv6 addresses that would
+// give a client fresh rate-limit buckets at will.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect } from 'node:net';
+import type { Socket } from 'node:net';
+import WebSocket from 'ws';
+import { clientKeyOf, startApiServer } from '../../src/api/server.ts';
+import type { BlockUpdate } from '../../src/api/view.ts';
+import type { WsMessage } from '../../src/api/ws.ts';
+import { toHex } from '../../src/lib/bytes.ts';
+import { PERP, RawClient, Signal, makeView, order, serve } from './fixtures.ts';
+
+test('resume: a buffered block is scanned once, however many times clients resume over it', async () => {
+  const view = makeView();
+  // Every update the hub keeps counts the reads of its trades and accounts.
+  let scans = 0;
+  const subscribe = view.subscribe.bind(view);
+  view.subscribe = (listener: (u: BlockUpdate) => void) =>
+    subscribe((u) => {
+      const counted = { ...u };
+      Object.defineProperties(counted, {
+        trades: { enumerable: true, get: () => (scans++, u.trades) },
+        accounts: { enumerable: true, get: () => (scans++, u.accounts) },
+      });
+      listener(counted);
+    });
+  const server = await serve(view, {
+    resumeBlocksMax: 16,
+    messagesPerS: 1000,
+    burstMessages: 1000,
+  });
+  const client = new RawClient(server.url);
+  try {
+    const blocks = 10;
+    for (let b = 0; b < blocks; b++) {
+      view.addTrade(PERP, 200 + b, 1, 'buy');
+      view.commit();
+    }
+    await client.opened();
+    const resumes = 20;
+    const address = '0x' + '22'.repeat(20);
+    for (let i = 0; i < resumes; i++) {
+      // From 0: older than the buffer, so every one is answered with a snapshot.
+      for (const channel of [`trades:${PERP}`, `account:${address}`]) {
+        client.send({ op: 'subscribe', channel, fromSeq: i % 2 === 0 ? 0 : 1 });
+        client.send({ op: 'unsubscribe', channel });
+      }
+    }
+    const isUnsubscribed = (m: WsMessage) => m.type === 'unsubscribed';
+    await client.nth(isUnsubscribed, 2 * resumes - 1);
+    // Each kind of each block at most once (the count was 2 × resumes × blocks).
+    assert.ok(scans <= 2 * blocks, `${scans} scans of ${blocks} blocks`);
+  } finally {
+    client.close();
+    await server.close();
+  }
+});
+
+test('wait=commit: one address holds at most its share of the commit waiters', async () => {
+  const view = makeView();
+  const server = await serve(view, { commitWaitersMax: 10, commitWaitersPerIpMax: 2 });
+  const submitted = new Signal();
+  let submissions = 0;
+  const submit = view.submit.bind(view);
+  view.submit = async (bytes) => {
+    const result = await submit(bytes);
+    submissions++;
+    submitted.notify();
+    return result;
+  };
+  const post = (nonce: number, remoteAddress: string, timeoutMs = 10_000) =>
+    server.app.inject({
+      method: 'POST',
+      url: `/v1/tx?wait=commit&timeoutMs=${timeoutMs}`,
+      payload: { tx: toHex(order(nonce).bytes) },
+      remoteAddress,
+    });
+  try {
+    const held = [post(1, '10.0.0.1'), post(2, '10.0.0.1')];
+    await submitted.until(() => submissions === 2);
+    // A third from that address is refused at once (without the cap it would wait, and time out).
+    const third = await post(3, '10.0.0.1', 200);
+    assert.equal(third.statusCode, 503);
+    assert.equal(third.json().code, 'Unavailable');
+    // Another address still has its places.
+    const other = post(4, '10.0.0.2');
+    await submitted.until(() => submissions === 3);
+    view.commit();
+    for (const answer of [...held, other]) assert.equal((await answer).statusCode, 200);
+    // Committed: the address's places are free again.
+    const again = post(5, '10.0.0.1');
+    await submitted.until(() => submissions === 4);
+    view.commit();
+    assert.equal((await again).statusCode, 200);
+  } finally {
+    await server.close();
+  }
+});
+
+test('behind a trusted proxy, the address it wrote counts, not those the client put before it', async () => {
+  const view = makeView();
+  const server = await startApiServer({
+    view,
+    trustProxy: true,
+    limits: { ipBurstRequests: 2, wsConnectionsPerIpMax: 1 },
+    nowMs: () => 0,
+  });
+  // The proxy appends the address it saw (9.9.9.9) to whatever the client sent.
+  const via = (claimed: string) => ({ 'x-forwarded-for': `${claimed}, 9.9.9.9` });
+  const sockets: WebSocket[] = [];
+  try {
+    const first = new WebSocket(server.url.replace(/^http/, 'ws') + '/v1/ws', {
+      headers: via('1.1.1.1'),
+    });
+    sockets.push(first);
+    await new Promise((resolve, reject) => first.once('open', resolve).once('error', reject));
+    // A second connection of 9.9.9.9, whatever it claims, is past the cap.
+    const second = new WebSocket(server.url.replace(/^http/, 'ws') + '/v1/ws', {
+      headers: via('1.1.1.2'),
+    });
+    sockets.push(second);
+    const refused = await new Promise<number>((resolve) => {
+      second.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+      second.once('open', () => resolve(101));
+    });
+    assert.equal(refused, 429);
+    // The two upgrades took 9.9.9.9's two tokens: a request claiming yet another address is refused.
+    const answer = await server.app.inject({ url: '/v1/status', headers: via('1.1.1.3') });
+    assert.equal(answer.statusCode, 429);
+    // Another address the proxy wrote has its own bucket.
+    const other = await server.app.inject({
+      url: '/v1/status',
+      headers: { 'x-forwarded-for': '1.1.1.3, 8.8.8.8' },
+    });
+    assert.equal(other.statusCode, 200);
+  } finally {
+    for (const s of sockets) s.on('error', () => {}).terminate();
+    await server.close();
+  }
+});
+
+test('an IPv6 client is counted by its /64, an IPv4-mapped one as its IPv4 address', async () => {
+  assert.equal(clientKeyOf('2001:db8::1'), clientKeyOf('2001:DB8:0:0:ffff::2'));
+  assert.notEqual(clientKeyOf('2001:db8::1'), clientKeyOf('2001:db8:0:1::1'));
+  assert.equal(clientKeyOf('::ffff:10.0.0.1'), '10.0.0.1');
+  assert.equal(clientKeyOf('10.0.0.1'), '10.0.0.1');
+  const view = makeView();
+  const server = await serve(view, { ipBurstRequests: 1 });
+  const get = (remoteAddress: string) =>
+    server.app.inject({ url: '/v1/status', remoteAddress }).then((a) => a.statusCode);
+  try {
+    assert.equal(await get('2001:db8::1'), 200);
+    assert.equal(await get('2001:db8::2'), 429); // same /64: the same bucket
+    assert.equal(await get('2001:db8:0:1::1'), 200);
+    assert.equal(await get('10.0.0.1'), 200);
+    assert.equal(await get('::ffff:10.0.0.1'), 429);
+  } finally {
+    await server.close();
+  }
+});
+
+test('one address holds at most connectionsPerIpMax TCP connections; a closed one frees its place', async () => {
+  const view = makeView();
+  const server = await serve(view, {
+    connectionsPerIpMax: 3,
+    ipBurstRequests: 2,
+    ipRequestsPerS: 1,
+    wsConnectionsPerIpMax: 1,
+  });
+  const { port } = new URL(server.url);
+  const sockets: Socket[] = [];
+  const open = () => {
+    const s = connect(Number(port), '127.0.0.1');
+    sockets.push(s);
+    s.on('error', () => {});
+    return new Promise<Socket>((resolve) => s.once('connect', () => resolve(s)));
+  };
+  /** Sends a GET on the socket: its status line, or 'closed' if the server closed it first. */
+  const ask = (s: Socket) =>
+    new Promise<string>((resolve) => {
+      let text = '';
+      s.on('data', (chunk) => {
+        text += chunk.toString();
+        if (text.includes('\r\n')) resolve(text.split('\r\n', 1)[0]!);
+      });
+      s.once('close', () => resolve('closed'));
+      s.write('GET /v1/status HTTP/1.1\r\nhost: x\r\n\r\n');
+    });
+  try {
+    // Three idle connections (no request, so no rate token) hold every place.
+    const idle = [await open(), await open(), await open()];
+    assert.equal(await ask(await open()), 'closed');
+    idle[0]!.destroy();
+    // The server frees the place once it sees that close: a few more tries at most.
+    let status = 'closed';
+    for (let i = 0; i < 100 && status === 'closed'; i++) status = await ask(await open());
+    assert.equal(status, 'HTTP/1.1 200 OK');
+  } finally {
+    for (const s of sockets) s.destroy();
+    await server.close();
+  }
+});
