@@ -197,7 +197,12 @@ const subaccountSchema = view<V.SubaccountView>()(
 );
 
 export const accountSchema = view<V.AccountView>()(
-  object({ address: address(), height: count(), subaccounts: array(subaccountSchema) }),
+  object({
+    address: address(),
+    height: count(),
+    subaccounts: array(subaccountSchema),
+    openOrdersTruncated: optional(boolean()),
+  }),
 );
 
 const actionResultSchema = view<V.ActionResultView>()(

@@ -187,6 +187,11 @@ export interface AccountView {
   address: string;
   height: number;
   subaccounts: SubaccountView[];
+  /**
+   * Set when the subaccounts' open orders passed what one view lists
+   * (API_ACCOUNT_ORDERS_MAX, 10,000): the lists stop there. Ask per subaccount.
+   */
+  openOrdersTruncated?: boolean;
 }
 
 export interface ActionResultView {

@@ -405,6 +405,13 @@ export const WS_BOOK_DEPTH_LEVELS = API_BOOK_DEPTH_MAX;
 /** Default and largest count of recent trades one query returns. */
 export const API_TRADES_DEFAULT = 100;
 export const API_TRADES_MAX = 1_000;
+/**
+ * Open orders listed in one account view (all its subaccounts together): an
+ * address may rest openOrdersMax orders in every market from each of 256
+ * subaccounts, millions of orders to build and serialize on the node's
+ * thread. Past it the view says openOrdersTruncated; ask per subaccount.
+ */
+export const API_ACCOUNT_ORDERS_MAX = 10_000;
 /** Largest WebSocket message a client may send: a `submit` of a hex TX_BYTES_MAX transaction, with room. */
 export const WS_MESSAGE_BYTES_MAX = 64 * 1024;
 /** Largest WebSocket message other than a `submit` (subscribe, unsubscribe, ping). */

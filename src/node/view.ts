@@ -62,6 +62,7 @@ import type { Account, ExchangeState, MarketState } from '../exchange/state.ts';
 import type { Action, SignedTx } from '../exchange/tx/index.ts';
 import { toHex } from '../lib/bytes.ts';
 import {
+  API_ACCOUNT_ORDERS_MAX,
   BOOK_DEPTH_LEVELS_MAX,
   VIEW_BLOCKS_KEPT,
   VIEW_CONSENSUS_RECENT_BLOCKS,
@@ -194,6 +195,8 @@ export interface ChainViewOptions {
   readonly storage: Storage;
   readonly genesis: Genesis;
   readonly log?: Log;
+  /** Open orders listed in one account view (default API_ACCOUNT_ORDERS_MAX). */
+  readonly accountOrdersMax?: number;
 }
 
 const SUBMIT_CODES: Record<string, SubmitRejectCode> = {
@@ -222,6 +225,7 @@ export class ChainView implements NodeView {
   private readonly node: ZommaNode;
   private readonly storage: Storage;
   private readonly log: Log;
+  private readonly accountOrdersMax: number;
   /** Each listener, with the accounts it reads (undefined: all). */
   private readonly listeners = new Map<
     (update: BlockUpdate) => void,
@@ -262,6 +266,7 @@ export class ChainView implements NodeView {
     this.node = options.node;
     this.storage = options.storage;
     this.log = options.log ?? silentLog;
+    this.accountOrdersMax = options.accountOrdersMax ?? API_ACCOUNT_ORDERS_MAX;
     this.chainId = options.genesis.chainId;
     const state = this.state;
     const markets = new Map<string, PublishedMarket>();
@@ -574,14 +579,23 @@ export class ChainView implements NodeView {
     if (principal === undefined) return undefined;
     const subaccounts: SubaccountView[] = [];
     const numbers = [...principal.subaccounts.keys()].sort((a, b) => a - b);
+    const orders = { left: this.accountOrdersMax, truncated: false };
     for (const n of numbers) {
       if (subaccount !== undefined && n !== subaccount) continue;
-      subaccounts.push(this.subaccountOf(principal.subaccounts.get(n)!));
+      subaccounts.push(this.subaccountOf(principal.subaccounts.get(n)!, orders));
     }
-    return { address: formatAddress(bytes), height: state.height, subaccounts };
+    return {
+      address: formatAddress(bytes),
+      height: state.height,
+      subaccounts,
+      ...(orders.truncated ? { openOrdersTruncated: true } : {}),
+    };
   }
 
-  private subaccountOf(account: Account): SubaccountView {
+  private subaccountOf(
+    account: Account,
+    orders: { left: number; truncated: boolean },
+  ): SubaccountView {
     const state = this.state;
     const equity = equityQuote(state, account);
     const initial = initialMarginQuote(state, account);
@@ -593,14 +607,21 @@ export class ChainView implements NodeView {
       maintenanceMarginQuote: quoteString(maintenanceMarginQuote(state, account)),
       marginFreeQuote: quoteString(equity - initial),
       positions: heldMarkets(state, account).map((m) => positionOf(m, account)),
-      openOrders: recordMarkets(state, account).flatMap((m) => this.openOrdersOf(m, account)),
+      openOrders: recordMarkets(state, account).flatMap((m) => {
+        const open = this.openOrdersOf(m, account, orders.left);
+        orders.left -= open.length;
+        if (open.length < m.book.ownerOrderCount(account.index)) orders.truncated = true;
+        return open;
+      }),
     };
   }
 
-  private openOrdersOf(market: MarketState, account: Account): OrderView[] {
+  /** The account's open orders in the market, at most `max` of them. */
+  private openOrdersOf(market: MarketState, account: Account, max = Infinity): OrderView[] {
     const out: OrderView[] = [];
     if (market.book.ownerOrderCount(account.index) === 0) return out;
     for (const o of market.book.ownerOrders(account.index)) {
+      if (out.length >= max) break;
       const meta = this.state.orders.get(o.orderId);
       out.push({
         orderId: o.orderId,

@@ -220,6 +220,7 @@ function viewOver(
   validators: ValidatorSet | { validators: [] } = { validators: [] },
   accounts?: AccountInterest,
   submit?: (bytes: Uint8Array) => Promise<AddResult>,
+  accountOrdersMax?: number,
 ): {
   view: ChainView;
   /** Sets the node's halt report, as the loop does when it halts. */
@@ -251,6 +252,7 @@ function viewOver(
     node: node as unknown as ZommaNode,
     storage: storage as unknown as Storage,
     genesis: h.ex.state.genesis,
+    ...(accountOrdersMax === undefined ? {} : { accountOrdersMax }),
   });
   const feed = (
     r: BlockResult,
@@ -814,5 +816,29 @@ test('a halted node serves no account state: its live state may hold half a bloc
     );
   } finally {
     view.close();
+  }
+});
+
+test('an account view lists at most accountOrdersMax open orders and says when it stopped', () => {
+  const BTC = 'BTC-PERPETUAL';
+  const ETH = 'ETH-PERPETUAL';
+  const alice = key('view-many-orders');
+  const h = new Harness();
+  h.fund(alice, 1_000_000n * USDC);
+  for (let i = 0; i < 3; i++) h.one(alice, limit(BTC, 'buy', 400_000 - i * 100, 1));
+  for (let i = 0; i < 2; i++) h.one(alice, limit(ETH, 'buy', 20_000 - i * 10, 1));
+  const address = formatAddress(h.account(alice)!.address);
+  const small = viewOver(h, undefined, undefined, undefined, 4);
+  const large = viewOver(h, undefined, undefined, undefined, 5);
+  try {
+    const cut = small.view.read().account(address)!;
+    assert.equal(cut.subaccounts[0]!.openOrders.length, 4);
+    assert.equal(cut.openOrdersTruncated, true);
+    const whole = large.view.read().account(address)!;
+    assert.equal(whole.subaccounts[0]!.openOrders.length, 5);
+    assert.equal(whole.openOrdersTruncated, undefined);
+  } finally {
+    small.view.close();
+    large.view.close();
   }
 });
