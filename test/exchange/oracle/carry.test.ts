@@ -367,3 +367,33 @@ test('an exchange restored from a snapshot with carried observations goes on ide
   assert.equal(restored.state.oracle!.prices.get('BTC')!.updatedMs, timeMs + 1_000);
   assert.deepEqual(restored.digestFromScratch(), restored.digestBytes());
 });
+
+test('a fresh observation replaces the carried one whole; silence keeps it', () => {
+  const params: OracleParams = { ...PARAMS, underlyings: ['BTC', 'ETH'] };
+  const both = (timeMs: number) => ({
+    timeMs,
+    prices: [
+      { underlying: 'BTC', priceQuote: 100n },
+      { underlying: 'ETH', priceQuote: 10n },
+    ],
+    smiles: [],
+  });
+  const full = (timeMs: number) => [0, 1, 2].map((i) => member(i, 1n, both(timeMs)));
+  let s = aggregateOracle(emptyOracleState(params), full(T), 3n, T, params);
+  assert.equal(s.prices.get('ETH')!.updatedMs, T);
+  // Validator 2 is silent, 0 and 1 observe BTC only (their ETH sources failed).
+  const votes = [
+    member(0, 1n, obs(100n, T + 1)),
+    member(1, 1n, obs(100n, T + 1)),
+    member(2, 1n, null),
+  ];
+  s = aggregateOracle(s, votes, 3n, T + 1, params);
+  assert.equal(s.prices.get('BTC')!.updatedMs, T + 1, 'BTC: 0 and 1 fresh, 2 carried');
+  assert.equal(
+    s.prices.get('ETH')!.updatedMs,
+    T,
+    "ETH: only 2's (carried), not the older ones of 0 and 1",
+  );
+  assert.deepEqual(s.carried.get(bytesKey(pk(1)))!.observation, obs(100n, T + 1));
+  assert.deepEqual(s.carried.get(bytesKey(pk(2)))!.observation, both(T));
+});
