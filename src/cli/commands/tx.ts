@@ -1,6 +1,6 @@
 // `zomma tx faucet|order|cancel|withdraw|transfer`: signs with the trader's key file and
 // submits through the client SDK. By default it waits for the block and shows
-// the final result (a rejection exits 1 with its code); --no-wait returns the
+// the final result (a rejection shows the transaction and exits 1); --no-wait returns the
 // hash as soon as the node admitted the transaction.
 
 import { parseArgs } from 'node:util';
@@ -16,7 +16,8 @@ const USAGE = [
   '       zomma tx order INSTRUMENT buy|sell SIZE_LOTS [--price TICKS] [--market] [--ioc|--fok|--post-only]',
   '                      [--reduce-only] [--client-id ID]',
   '                      (--market: IOC within the market slippage of the index; --price TICKS also caps it)',
-  '       zomma tx cancel INSTRUMENT ORDER_ID | zomma tx cancel --all [INSTRUMENT]',
+  '       zomma tx cancel INSTRUMENT ORDER_ID | zomma tx cancel INSTRUMENT --client-id ID',
+  '       zomma tx cancel --all [INSTRUMENT]',
   '       zomma tx withdraw DOLLARS DESTINATION',
   '       zomma tx transfer DOLLARS TO_SUBACCOUNT   (from --subaccount, to another of your own)',
   '  options: [--node URL] [--key-file FILE] [--subaccount N] [--no-wait] [--json]',
