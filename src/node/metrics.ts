@@ -117,6 +117,18 @@ export class NodeMetrics {
         this.inc({ direction: 'received' }, node.syncServer.stats.prunedReceived);
       },
     });
+    new Counter({
+      name: 'zomma_sync_requests_dropped_total',
+      help: "Peers' state-sync and block requests this node did not answer, by reason (damagedBlock: a stored block failed its checksum)",
+      labelNames: ['reason'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const [reason, n] of Object.entries(node.syncServer.stats.dropped)) {
+          if (n > 0) this.inc({ reason }, n);
+        }
+      },
+    });
     const buckets = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000];
     this.commitLatency = new Histogram({
       name: 'zomma_commit_latency_ms',

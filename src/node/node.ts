@@ -196,6 +196,7 @@ export class ZommaNode {
       network: options.network,
       clock,
       onPruned: (peer, height, firstHeight) => this.loop.onPeerPruned(peer, height, firstHeight),
+      log: this.log,
     });
     options.network.onMessage((peer, bytes) => this.onFrame(peer, bytes));
   }

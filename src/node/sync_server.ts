@@ -31,6 +31,8 @@ import {
 } from '../lib/limits.ts';
 import type { Clock } from './clock.ts';
 import { CHANNEL, frame } from './framing.ts';
+import type { Log } from './log.ts';
+import { silentLog } from './log.ts';
 import type { PeerNetwork } from './network.ts';
 import { StorageError } from './storage/index.ts';
 import type { SnapshotReader, Storage } from './storage/index.ts';
@@ -52,8 +54,10 @@ export type SyncServeDrop =
   | 'unknownSnapshot'
   /** The stored snapshot no longer reads as offered (the disk changed it): forgotten. */
   | 'snapshotChanged'
-  /** A block we do not hold, or whose stored record is damaged. */
+  /** A block we do not hold. */
   | 'unknownBlock'
+  /** A block whose stored record is damaged (logged as an error: the disk needs a look). */
+  | 'damagedBlock'
   /** A stored block too large for one message (cannot happen within the block limits). */
   | 'oversize';
 
@@ -74,6 +78,7 @@ export interface SyncServerOptions {
   readonly burstRequests?: number;
   /** A peer told us it holds no block below `firstHeight` (asked for `height`). */
   readonly onPruned?: (peer: PeerId, height: number, firstHeight: number) => void;
+  readonly log?: Log;
 }
 
 interface Bucket {
@@ -103,6 +108,7 @@ export class SyncServer {
       unknownSnapshot: 0,
       snapshotChanged: 0,
       unknownBlock: 0,
+      damagedBlock: 0,
       oversize: 0,
     },
   };
@@ -201,7 +207,12 @@ export class SyncServer {
         } catch (error) {
           // A damaged record (StorageCorrupt) is ours to report, not the asking peer's to trip.
           if (!(error instanceof StorageError)) throw error;
-          bytes = null;
+          (this.options.log ?? silentLog).error(
+            { height: message.height, error: error.message },
+            'a stored block is damaged: not served to a peer',
+          );
+          this.drop('damagedBlock');
+          return null;
         }
         if (bytes === null) {
           this.drop('unknownBlock');

@@ -337,13 +337,18 @@ test('a stored block that fails its checksum is not served and does not throw at
     const hub = new MemoryHub();
     const net = hub.join('server');
     await net.start();
+    const errors: string[] = [];
+    const ignore = (): void => {};
     const server = new SyncServer({
       storage,
       network: net,
       clock: { nowMs: () => 0, after: () => () => {} },
+      log: { debug: ignore, info: ignore, warn: ignore, error: (_o, msg) => errors.push(msg) },
     });
     server.onMessage('client', encodeSyncMessage({ kind: 'blockRequest', height: 2 }));
-    assert.equal(server.stats.dropped.unknownBlock, 1);
+    assert.equal(server.stats.dropped.damagedBlock, 1);
+    assert.equal(server.stats.dropped.unknownBlock, 0);
+    assert.deepEqual(errors, ['a stored block is damaged: not served to a peer']);
     server.onMessage('client', encodeSyncMessage({ kind: 'blockRequest', height: 3 }));
     assert.equal(server.stats.served, 1);
     server.close();
