@@ -399,6 +399,14 @@ export class ChainView implements NodeView {
     return this.node.loop.replica.validators;
   }
 
+  /**
+   * The set that decided `height`: a certificate's and evidence's validator
+   * indices are in it, and it differs from today's once a validator is jailed.
+   */
+  private setAt(height: number): ValidatorSet {
+    return this.node.app.validatorSetAt(height);
+  }
+
   private consensusOf(p: Published): ConsensusView {
     const replica = this.node.loop.replica;
     const set = this.validatorSet;
@@ -461,20 +469,22 @@ export class ChainView implements NodeView {
     block: Block,
     commit: CommitCertificate | null,
   ): Pick<BlockView, 'round' | 'signers' | 'evidence'> {
-    const set = this.validatorSet;
     return {
       ...(commit !== null
-        ? { round: commit.round, signers: signersOf(commit, set, block.header.timeMs) }
+        ? {
+            round: commit.round,
+            signers: signersOf(commit, this.setAt(commit.height), block.header.timeMs),
+          }
         : {}),
-      evidence: block.evidence.map((e) => evidenceOf(e, set)),
+      evidence: block.evidence.map((e) => evidenceOf(e, this.setAt(e.voteA.height))),
     };
   }
 
-  /** The oracle input of a block, decoded on first read (the set is the one of its height). */
+  /** The oracle input of a block, decoded on first read (in the set that decided its lastCommit). */
   private oracleOf(block: Block): () => readonly OracleView[] {
-    const set = this.validatorSet;
     const lastCommit = block.lastCommit;
-    return lazy(() => oracleViewOf(lastCommit, set));
+    const set = lastCommit === null ? null : this.setAt(lastCommit.height);
+    return lazy(() => (set === null ? [] : oracleViewOf(lastCommit, set)));
   }
 
   private txOf(hash: string): TxView | undefined {
@@ -963,7 +973,7 @@ export class ChainView implements NodeView {
     const fields = {
       ...kept.fields,
       round: lastCommit.round,
-      signers: signersOf(lastCommit, this.validatorSet, kept.fields.timeMs),
+      signers: signersOf(lastCommit, this.setAt(lastCommit.height), kept.fields.timeMs),
     };
     this.blocks.set(height, new KeptBlock(fields, kept.oracle));
   }

@@ -26,6 +26,7 @@ import { ValidatorSet } from '../../src/consensus/index.ts';
 import type { CommitCertificate } from '../../src/consensus/index.ts';
 import { encodeObservation } from '../../src/exchange/oracle/index.ts';
 import { Prng } from '../../src/lib/prng.ts';
+import { toHex } from '../../src/lib/bytes.ts';
 import { encodeSignedTx } from '../../src/exchange/tx/index.ts';
 import type { SignedTx } from '../../src/exchange/tx/index.ts';
 import { Harness, VALIDATORS, genesis, key, limit } from '../exchange/helpers.ts';
@@ -221,6 +222,8 @@ function viewOver(
   accounts?: AccountInterest,
   submit?: (bytes: Uint8Array) => Promise<AddResult>,
   accountOrdersMax?: number,
+  /** The set that decided a height (default: `validators` at every height). */
+  setAt?: (height: number) => ValidatorSet | { validators: [] },
 ): {
   view: ChainView;
   /** Sets the node's halt report, as the loop does when it halts. */
@@ -230,7 +233,11 @@ function viewOver(
 } {
   let listener: ((b: CommittedBlock) => void) | undefined;
   const node = {
-    app: { exchange: h.ex, appHash: new Uint8Array(32) },
+    app: {
+      exchange: h.ex,
+      appHash: new Uint8Array(32),
+      validatorSetAt: setAt ?? (() => validators),
+    },
     loop: {
       replica: { validators, height: 1, round: 0, step: 0 },
       haltReport: null as { code: string; message: string } | null,
@@ -840,5 +847,55 @@ test('an account view lists at most accountOrdersMax open orders and says when i
   } finally {
     small.view.close();
     large.view.close();
+  }
+});
+
+test("a block's signers and oracle observations are named in the set that decided its certificate, not today's", () => {
+  const h = new Harness();
+  const members = (vs: typeof VALIDATORS) =>
+    ValidatorSet.fromUpdates(vs.map((v) => ({ publicKey: v.publicKey, power: 1_000_000 })));
+  const then = members(VALIDATORS);
+  // Today's set lacks one member (jailed since), so later indices moved down.
+  const gone = toHex(then.validators[1]!.publicKey);
+  const now = members(VALIDATORS.filter((v) => toHex(v.publicKey) !== gone));
+  assert.equal(now.validators.length, 3);
+  const { view, feed } = viewOver(h, now, undefined, undefined, undefined, (height) =>
+    height <= 1 ? then : now,
+  );
+  try {
+    feed(h.block([]));
+    const certified = h.ex.state.height;
+    assert.equal(certified, 1);
+    const commit: CommitCertificate = {
+      height: certified,
+      round: 0,
+      blockHash: new Uint8Array(32),
+      votes: [1, 2, 3].map((validatorIndex) => ({
+        validatorIndex,
+        timestampMs: h.timeMs,
+        extension: encodeObservation({
+          timeMs: h.timeMs,
+          prices: [{ underlying: 'BTC', priceQuote: 50_000n * USDC + BigInt(validatorIndex) }],
+          smiles: [],
+        }),
+        signature: new Uint8Array(64),
+      })),
+    };
+    const next = feed(h.block([]), commit);
+    const address = (i: number) => formatAddress(then.validators[i]!.address);
+    assert.deepEqual(
+      view
+        .read()
+        .block(certified)!
+        .signers!.map((s) => s.validator),
+      [1, 2, 3].map(address),
+    );
+    const btc = next.block.oracle!.find((o) => o.underlying === 'BTC')!;
+    assert.deepEqual(
+      btc.observations.map((o) => [o.validator, o.priceQuote]),
+      [1, 2, 3].map((i) => [address(i), String(50_000n * USDC + BigInt(i))]),
+    );
+  } finally {
+    view.close();
   }
 });
