@@ -4,9 +4,11 @@
 //
 // Order of checks: nonce (a refused nonce changes nothing), then an unknown
 // address that this transaction does not open (refused, nothing changes),
-// then the nonce is consumed, then expiry, then the signer's authority (the
-// address's own key, or a registered agent that has not expired, for trading
-// actions only).
+// then the signer (the address's own key or an agent that has not expired;
+// anyone else is refused and consumes nothing, or any key could fill an
+// address's nonce window with far-ahead nonces and lock its owner out), then
+// the nonce is consumed, then expiry, then what the signer may do (agents
+// trade only).
 
 import { unreachable } from '../lib/assert.ts';
 import { amend } from './amend.ts';
@@ -150,11 +152,6 @@ export function executeTx(env: TxEnv, tx: SignedTx, index: number, known?: Princ
     );
   }
   const principal = existing ?? ensurePrincipal(state, tx.account);
-  recordNonce(principal.nonces, tx.nonce);
-  state.markPrincipal(principal);
-  if (tx.expiresAtMs !== undefined && blockTimeMs > tx.expiresAtMs) {
-    return refused(index, 'Expired', `expired at ${tx.expiresAtMs}`);
-  }
   const isMaster = signedByMaster(env, principal, tx.signer);
   const action = tx.action;
   const ctx = new TxCtx(
@@ -175,6 +172,13 @@ export function executeTx(env: TxEnv, tx: SignedTx, index: number, known?: Princ
         'the signer is neither the account nor an active agent',
       );
     }
+  }
+  recordNonce(principal.nonces, tx.nonce);
+  state.markPrincipal(principal);
+  if (tx.expiresAtMs !== undefined && blockTimeMs > tx.expiresAtMs) {
+    return refused(index, 'Expired', `expired at ${tx.expiresAtMs}`);
+  }
+  if (!isMaster) {
     const kinds = action.kind === 'batch' ? action.actions.map((x) => x.kind) : [action.kind];
     if (kinds.some((k) => MASTER_ONLY_ACTIONS.has(k) || k === 'faucet')) {
       return refused(index, 'NotPermitted', 'agents only trade');
