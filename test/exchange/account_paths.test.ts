@@ -4,6 +4,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { NONCE_FUTURE_MS_MAX, NONCE_WINDOW } from '../../src/lib/limits.ts';
+import { bytesKey } from '../../src/exchange/keys.ts';
+import { freeCollateralQuote } from '../../src/exchange/margin.ts';
+import type { Action, BatchableAction } from '../../src/exchange/tx/types.ts';
 import { Harness, USDC, key, limit } from './helpers.ts';
 
 const BTC = 'BTC-PERPETUAL';
@@ -56,3 +59,116 @@ test('an expired or revoked agent consumes none of the address nonces; an active
   );
   assert.equal(h.one(a, limit(BTC, 'buy', PRICE, 1), { nonce: m }).ok, true);
 });
+
+test('replay: a nonce once accepted is refused on another subaccount; another chain is refused first', () => {
+  const h = new Harness();
+  const a = key('a');
+  h.fund(a, 1_000n * USDC);
+  h.fund(a, 1_000n * USDC, 1);
+  const n = h.timeMs + 50_000;
+  const w = { kind: 'withdraw', amountQuote: 10n * USDC, destination: 'x' } as const;
+  const other = { ...h.tx(a, w, { nonce: n }), chainId: 'zomma-other-1' };
+  assert.equal(h.block([other]).results[0]!.code, 'WrongChain');
+  assert.equal(h.one(a, w, { nonce: n }).actions[0]!.ok, true);
+  assert.equal(h.one(a, w, { nonce: n, subaccount: 1 }).code, 'DuplicateNonce');
+  assert.equal(h.one(a, w, { nonce: n }).code, 'DuplicateNonce');
+  assert.equal(h.ex.state.withdrawnQuote, 10n * USDC);
+});
+
+test('a batch of withdrawals and transfers never takes more than free collateral', () => {
+  const h = new Harness();
+  const a = key('a');
+  h.fund(a, 1_000n * USDC);
+  const r = h.one(a, {
+    kind: 'batch',
+    actions: [
+      { kind: 'withdraw', amountQuote: 600n * USDC, destination: 'x' },
+      { kind: 'transfer', fromSubaccount: 0, toSubaccount: 1, amountQuote: 600n * USDC },
+      { kind: 'withdraw', amountQuote: 600n * USDC, destination: 'x' },
+      { kind: 'transfer', fromSubaccount: 0, toSubaccount: 1, amountQuote: 400n * USDC },
+      { kind: 'withdraw', amountQuote: 1n, destination: 'x' },
+    ],
+  });
+  assert.deepEqual(
+    r.actions.map((x) => (x.ok ? 'ok' : x.code)),
+    ['ok', 'InsufficientFunds', 'InsufficientFunds', 'ok', 'InsufficientFunds'],
+  );
+  assert.equal(h.account(a, 0)!.cashQuote, 0n);
+  assert.equal(h.account(a, 1)!.cashQuote, 400n * USDC);
+  assert.equal(h.ex.state.withdrawnQuote, 600n * USDC);
+});
+
+test('a cancel ordered ahead of a withdrawal in one block frees only the margin it released', () => {
+  const h = new Harness();
+  const a = key('a');
+  h.fund(a, 1_000n * USDC);
+  // A resting bid whose initial margin holds most of the cash.
+  const placed = h.one(a, limit(BTC, 'buy', PRICE - 1_000, 3_000));
+  const order = placed.actions[0]!;
+  assert.equal(order.ok, true);
+  const lockedQuote = 1_000n * USDC - freeOf(h, a);
+  assert.ok(lockedQuote > 500n * USDC);
+  const all = 1_000n * USDC;
+  // The withdrawal arrives first, the cancel second: the cancel runs first (class 0).
+  const w = h.tx(a, { kind: 'withdraw', amountQuote: all, destination: 'x' });
+  const c = h.tx(a, { kind: 'cancelAll' });
+  const over = h.tx(a, { kind: 'withdraw', amountQuote: 1n, destination: 'x' });
+  const r = h.block([w, c, over]);
+  assert.equal(r.results[0]!.actions[0]!.ok, true);
+  assert.equal(r.results[1]!.actions[0]!.ok, true);
+  assert.equal(r.results[2]!.actions[0]!.ok, false);
+  assert.equal(h.ex.state.orders.size, 0);
+  assert.equal(h.account(a)!.cashQuote, 0n);
+});
+
+test('faucet: draws racing in one block, or in a batch, stop at the cap; a new address opens once', () => {
+  const h = new Harness();
+  const a = key('a');
+  const cap = h.ex.state.genesis.faucetQuoteMax;
+  const half = cap / 2n + 1n;
+  const r = h.block([
+    h.tx(a, { kind: 'faucet', amountQuote: half }),
+    h.tx(a, { kind: 'faucet', amountQuote: half }),
+    h.tx(a, {
+      kind: 'batch',
+      actions: [
+        { kind: 'faucet', amountQuote: 1n },
+        { kind: 'faucet', amountQuote: cap },
+      ],
+    }),
+  ]);
+  assert.deepEqual(
+    r.results.flatMap((x) => x.actions.map((y) => (y.ok ? 'ok' : y.code))),
+    ['ok', 'FaucetCapExceeded', 'ok', 'FaucetCapExceeded'],
+  );
+  assert.equal(h.account(a)!.faucetQuote, half + 1n);
+  assert.equal(h.ex.state.principals.size, 1);
+  assert.equal(h.ex.state.depositedQuote, half + 1n);
+});
+
+test('an active agent is refused withdraw, transfer, faucet and agent management, alone or in a batch', () => {
+  const h = new Harness();
+  const a = key('a');
+  const bot = key('bot');
+  h.fund(a, 1_000n * USDC);
+  h.one(a, { kind: 'registerAgent', agentPublicKey: bot.publicKey, expiresAtMs: h.timeMs + 1e7 });
+  const forbidden: BatchableAction[] = [
+    { kind: 'withdraw', amountQuote: 1n, destination: 'x' },
+    { kind: 'transfer', fromSubaccount: 0, toSubaccount: 1, amountQuote: 1n },
+    { kind: 'faucet', amountQuote: 1n },
+    { kind: 'registerAgent', agentPublicKey: key('c').publicKey, expiresAtMs: h.timeMs + 1e7 },
+    { kind: 'revokeAgent', agentPublicKey: bot.publicKey },
+  ];
+  for (const x of forbidden) {
+    assert.equal(h.one(a, x, { signer: bot }).code, 'NotPermitted');
+    const batch: Action = { kind: 'batch', actions: [{ kind: 'cancelAll' }, x] };
+    assert.equal(h.one(a, batch, { signer: bot }).code, 'NotPermitted');
+  }
+  assert.equal(h.account(a)!.cashQuote, 1_000n * USDC);
+  assert.equal(h.account(a, 1), undefined);
+  assert.equal(h.ex.state.principals.get(bytesKey(a.address))!.agents!.size, 1);
+});
+
+function freeOf(h: Harness, k: ReturnType<typeof key>): bigint {
+  return freeCollateralQuote(h.ex.state, h.account(k)!);
+}
