@@ -30,6 +30,7 @@ import { toHex } from '../../src/lib/bytes.ts';
 import { encodeSignedTx } from '../../src/exchange/tx/index.ts';
 import type { SignedTx } from '../../src/exchange/tx/index.ts';
 import { Harness, VALIDATORS, genesis, key, limit } from '../exchange/helpers.ts';
+import { OrderBook } from '../../src/exchange/book/book.ts';
 import { BATCH_ACTIONS_MAX, WS_BOOK_DEPTH_LEVELS } from '../../src/lib/limits.ts';
 
 const USDC = 1_000_000n;
@@ -896,6 +897,42 @@ test("a block's signers and oracle observations are named in the set that decide
       [1, 2, 3].map((i) => [address(i), String(50_000n * USDC + BigInt(i))]),
     );
   } finally {
+    view.close();
+  }
+});
+
+test("a block's account update looks up the orders the block touched, not every order the account rests", () => {
+  const BTC = 'BTC-PERPETUAL';
+  const ETH = 'ETH-PERPETUAL';
+  const [alice, bob] = [key('view-touched-alice'), key('view-touched-bob')];
+  const h = new Harness();
+  h.fund(alice, 1_000_000n * USDC);
+  h.fund(bob, 1_000_000n * USDC);
+  for (let i = 0; i < 3; i++) h.one(alice, limit(BTC, 'buy', 500_000 - i * 100, 2));
+  for (let i = 0; i < 2; i++) h.one(alice, limit(ETH, 'buy', 20_000 - i * 10, 1));
+  const best = h.account(alice)!;
+  const bestId = [...h.ex.state.marketByName.get(BTC)!.book.ownerOrders(best.index)].find(
+    (o) => o.priceTicks === 500_000,
+  )!.orderId;
+  const { view, feed } = viewOver(h);
+  const walk = OrderBook.prototype.ownerOrders;
+  let walks = 0;
+  OrderBook.prototype.ownerOrders = function (owner: number) {
+    walks++;
+    return walk.call(this, owner);
+  };
+  try {
+    const txs = [h.tx(bob, limit(BTC, 'sell', 500_000, 1))];
+    const update = feed(h.block(txs), undefined, txs);
+    const hers = update.accounts.find((a) => a.address === formatAddress(alice.address))!;
+    assert.deepEqual(
+      hers.orders.map((o) => [o.orderId, o.status, o.priceTicks, o.remainingLots]),
+      [[bestId, 'open', 500_000, 1]],
+    );
+    // An account resting openOrdersMax orders in every market must not cost them all per block.
+    assert.equal(walks, 0);
+  } finally {
+    OrderBook.prototype.ownerOrders = walk;
     view.close();
   }
 });
