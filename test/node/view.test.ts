@@ -936,3 +936,30 @@ test("a block's account update looks up the orders the block touched, not every 
     view.close();
   }
 });
+
+test('an account view cut at a market or subaccount boundary says so; one that ends exactly at the cap does not', () => {
+  const BTC = 'BTC-PERPETUAL';
+  const alice = key('view-cap-boundary');
+  const h = new Harness();
+  h.fund(alice, 1_000_000n * USDC);
+  h.fund(alice, 1_000_000n * USDC, 1);
+  for (let i = 0; i < 3; i++) h.one(alice, limit(BTC, 'buy', 400_000 - i * 100, 1));
+  h.one(alice, limit(BTC, 'buy', 390_000, 1), { subaccount: 1 });
+  const address = formatAddress(h.account(alice)!.address);
+  const listed = (max: number, subaccount?: number) => {
+    const { view } = viewOver(h, undefined, undefined, undefined, max);
+    try {
+      const a = view.read().account(address, subaccount)!;
+      return [a.subaccounts.map((s) => s.openOrders.length), a.openOrdersTruncated ?? false];
+    } finally {
+      view.close();
+    }
+  };
+  // Subaccount 0's three fill the cap; subaccount 1's order is left out.
+  assert.deepEqual(listed(3), [[3, 0], true]);
+  assert.deepEqual(listed(4), [[3, 1], false]);
+  assert.deepEqual(listed(0), [[0, 0], true]);
+  // Asked alone, subaccount 1 has the cap to itself.
+  assert.deepEqual(listed(1, 1), [[1], false]);
+  assert.deepEqual(listed(3, 0), [[3], false]);
+});
