@@ -22,8 +22,8 @@ import { ChainView, lastKept } from '../../src/node/view.ts';
 import { Mempool } from '../../src/node/mempool/mempool.ts';
 import type { AddResult } from '../../src/node/mempool/mempool.ts';
 import { SignatureCache } from '../../src/node/mempool/sigcache.ts';
-import { ValidatorSet } from '../../src/consensus/index.ts';
-import type { CommitCertificate } from '../../src/consensus/index.ts';
+import { VOTE_TYPE, ValidatorSet } from '../../src/consensus/index.ts';
+import type { CommitCertificate, DuplicateVoteEvidence } from '../../src/consensus/index.ts';
 import { encodeObservation } from '../../src/exchange/oracle/index.ts';
 import { Prng } from '../../src/lib/prng.ts';
 import { toHex } from '../../src/lib/bytes.ts';
@@ -230,7 +230,12 @@ function viewOver(
   /** Sets the node's halt report, as the loop does when it halts. */
   halt: (report: { code: string; message: string }) => void;
   /** `txs`: the block's transactions, when the view is to see them (their trades and fills). */
-  feed: (r: BlockResult, lastCommit?: CommitCertificate, txs?: readonly SignedTx[]) => BlockUpdate;
+  feed: (
+    r: BlockResult,
+    lastCommit?: CommitCertificate,
+    txs?: readonly SignedTx[],
+    evidence?: readonly DuplicateVoteEvidence[],
+  ) => BlockUpdate;
 } {
   let listener: ((b: CommittedBlock) => void) | undefined;
   const node = {
@@ -266,6 +271,7 @@ function viewOver(
     r: BlockResult,
     lastCommit?: CommitCertificate,
     txs: readonly SignedTx[] = [],
+    evidence: readonly DuplicateVoteEvidence[] = [],
   ): BlockUpdate => {
     let update: BlockUpdate | undefined;
     const stop = view.subscribe((u) => (update = u), accounts);
@@ -276,7 +282,7 @@ function viewOver(
           header: { height, timeMs: h.timeMs, proposerAddress: new Uint8Array(20) },
           txs: [],
           lastCommit: lastCommit ?? null,
-          evidence: [],
+          evidence,
         },
         blockHash: new Uint8Array(32),
         result: { appHash: r.appHash },
@@ -962,4 +968,42 @@ test('an account view cut at a market or subaccount boundary says so; one that e
   // Asked alone, subaccount 1 has the cap to itself.
   assert.deepEqual(listed(1, 1), [[1], false]);
   assert.deepEqual(listed(3, 0), [[3], false]);
+});
+
+test("a block's evidence names the offender in the set of the vote's height, not today's", () => {
+  const h = new Harness();
+  const members = (vs: typeof VALIDATORS) =>
+    ValidatorSet.fromUpdates(vs.map((v) => ({ publicKey: v.publicKey, power: 1_000_000 })));
+  const then = members(VALIDATORS);
+  const gone = toHex(then.validators[1]!.publicKey);
+  const now = members(VALIDATORS.filter((v) => toHex(v.publicKey) !== gone));
+  const { view, feed } = viewOver(h, now, undefined, undefined, undefined, (height) =>
+    height <= 1 ? then : now,
+  );
+  try {
+    feed(h.block([]));
+    const vote = (height: number, validatorIndex: number) => ({
+      type: VOTE_TYPE.prevote,
+      height,
+      round: 0,
+      blockHash: null,
+      validatorIndex,
+      timestampMs: 0,
+      extension: new Uint8Array(0),
+      signature: new Uint8Array(64),
+    });
+    // Index 2 at height 1 is then's third member; at height 2 it is now's third (then's fourth).
+    const evidence = [1, 2].map((height) => ({ voteA: vote(height, 2), voteB: vote(height, 2) }));
+    const update = feed(h.block([]), undefined, [], evidence);
+    assert.deepEqual(
+      update.block.evidence!.map((e) => [e.height, e.validator]),
+      [
+        [1, formatAddress(then.validators[2]!.address)],
+        [2, formatAddress(now.validators[2]!.address)],
+      ],
+    );
+    assert.notEqual(then.validators[2]!.address, now.validators[2]!.address);
+  } finally {
+    view.close();
+  }
 });
