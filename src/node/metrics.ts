@@ -58,7 +58,7 @@ export class NodeMetrics {
     gauge('zomma_halted', '1 once the node has halted', () => (loop.haltReport === null ? 0 : 1));
     gauge(
       'zomma_signing_paused_until_height',
-      'The double-sign watch: this validator signs nothing up to this height (0: never paused)',
+      'The double-sign watch: this validator signs nothing at heights up to this one (0: no pause since the node started)',
       () => loop.replica.signingPausedUntilHeight,
     );
     new Counter({
@@ -119,7 +119,7 @@ export class NodeMetrics {
     });
     new Counter({
       name: 'zomma_sync_requests_dropped_total',
-      help: "Peers' state-sync and block requests this node did not answer, by reason (damagedBlock: a stored block failed its checksum)",
+      help: "Peers' sync-channel messages this node dropped unanswered, by reason (damagedBlock: a stored block failed its checksum)",
       labelNames: ['reason'],
       registers: [r],
       collect() {

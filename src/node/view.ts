@@ -53,6 +53,7 @@ import {
   type TxResult,
 } from '../exchange/index.ts';
 import type { ExchangeEvent } from '../exchange/results.ts';
+import type { RestingOrder } from '../exchange/book/index.ts';
 import { bytesKey } from '../exchange/keys.ts';
 import { executionOrder } from '../exchange/ordering.ts';
 import { positionOf as exchangePositionOf } from '../exchange/position.ts';
@@ -632,22 +633,37 @@ export class ChainView implements NodeView {
     if (market.book.ownerOrderCount(account.index) === 0) return out;
     for (const o of market.book.ownerOrders(account.index)) {
       if (out.length >= max) break;
-      const meta = this.state.orders.get(o.orderId);
-      out.push({
-        orderId: o.orderId,
-        instrument: market.params.instrument,
-        ...(meta?.clientOrderId ? { clientOrderId: meta.clientOrderId } : {}),
-        side: o.side,
-        priceTicks: o.priceTicks,
-        // The book keeps the open size only: the size placed is not part of the state.
-        sizeLots: o.sizeLots,
-        remainingLots: o.sizeLots,
-        filledLots: 0,
-        status: 'open',
-        reduceOnly: false,
-      });
+      out.push(this.orderViewOf(market, o));
     }
     return out;
+  }
+
+  /**
+   * The account's order `note` names, if it still rests: looked up by id, so
+   * a block's update costs the orders it touched, not all the account rests.
+   */
+  private restingOrderOf(account: Account, note: OrderNote): OrderView | undefined {
+    const market = this.state.marketByName.get(note.instrument);
+    if (market === undefined || market.retired) return undefined;
+    const o = market.book.order(note.orderId);
+    return o === undefined || o.owner !== account.index ? undefined : this.orderViewOf(market, o);
+  }
+
+  private orderViewOf(market: MarketState, o: RestingOrder): OrderView {
+    const meta = this.state.orders.get(o.orderId);
+    return {
+      orderId: o.orderId,
+      instrument: market.params.instrument,
+      ...(meta?.clientOrderId ? { clientOrderId: meta.clientOrderId } : {}),
+      side: o.side,
+      priceTicks: o.priceTicks,
+      // The book keeps the open size only: the size placed is not part of the state.
+      sizeLots: o.sizeLots,
+      remainingLots: o.sizeLots,
+      filledLots: 0,
+      status: 'open',
+      reduceOnly: false,
+    };
   }
 
   /** The insurance point and the risk events of a block just executed. */
@@ -1276,12 +1292,9 @@ export class ChainView implements NodeView {
     for (const account of activity.touched.values()) {
       const address = formatAddress(account.address);
       if (wanted !== null && !wanted(address)) continue;
-      const open = new Map<number, OrderView>();
-      for (const m of recordMarkets(state, account))
-        for (const o of this.openOrdersOf(m, account)) open.set(o.orderId, o);
       const orders: OrderView[] = [];
       for (const note of activity.orders.get(account.index) ?? []) {
-        const live = open.get(note.orderId);
+        const live = this.restingOrderOf(account, note);
         if (live !== undefined) {
           orders.push({ ...live, filledLots: note.filledLots ?? 0 });
           continue;

@@ -81,3 +81,30 @@ test("query ticker: an option's mark IV and greeks, as the API gives them", asyn
     await server.close();
   }
 });
+
+test('query account: an answer whose open orders stopped short says so, not "no open orders"', async () => {
+  const view = makeView();
+  const trader = addressOfKey(key(3)).toLowerCase();
+  const cut = { ...subaccount(1), openOrders: [] };
+  view.setAccount({
+    address: trader,
+    subaccounts: [subaccount(0), cut],
+    openOrdersTruncated: true,
+  });
+  const server = await serve(view);
+  const node = ['--node', server.url];
+  try {
+    const both = await zomma('query', 'account', trader, ...node);
+    assert.equal(both.code, 0, both.err);
+    assert.doesNotMatch(both.out, /no open orders\n/);
+    assert.match(both.out, /subaccount 1 at height 1[^]*no open orders listed/);
+    assert.match(
+      both.out,
+      /\n\nopen orders: the node lists only so many in one answer, and these lists stop short; ask for one subaccount with --subaccount N\n$/,
+    );
+    const json = await zomma('query', 'account', trader, '--json', ...node);
+    assert.equal(JSON.parse(json.out).openOrdersTruncated, true);
+  } finally {
+    await server.close();
+  }
+});

@@ -22,14 +22,15 @@ import { ChainView, lastKept } from '../../src/node/view.ts';
 import { Mempool } from '../../src/node/mempool/mempool.ts';
 import type { AddResult } from '../../src/node/mempool/mempool.ts';
 import { SignatureCache } from '../../src/node/mempool/sigcache.ts';
-import { ValidatorSet } from '../../src/consensus/index.ts';
-import type { CommitCertificate } from '../../src/consensus/index.ts';
+import { VOTE_TYPE, ValidatorSet } from '../../src/consensus/index.ts';
+import type { CommitCertificate, DuplicateVoteEvidence } from '../../src/consensus/index.ts';
 import { encodeObservation } from '../../src/exchange/oracle/index.ts';
 import { Prng } from '../../src/lib/prng.ts';
 import { toHex } from '../../src/lib/bytes.ts';
 import { encodeSignedTx } from '../../src/exchange/tx/index.ts';
 import type { SignedTx } from '../../src/exchange/tx/index.ts';
 import { Harness, VALIDATORS, genesis, key, limit } from '../exchange/helpers.ts';
+import { OrderBook } from '../../src/exchange/book/book.ts';
 import { BATCH_ACTIONS_MAX, WS_BOOK_DEPTH_LEVELS } from '../../src/lib/limits.ts';
 
 const USDC = 1_000_000n;
@@ -229,7 +230,12 @@ function viewOver(
   /** Sets the node's halt report, as the loop does when it halts. */
   halt: (report: { code: string; message: string }) => void;
   /** `txs`: the block's transactions, when the view is to see them (their trades and fills). */
-  feed: (r: BlockResult, lastCommit?: CommitCertificate, txs?: readonly SignedTx[]) => BlockUpdate;
+  feed: (
+    r: BlockResult,
+    lastCommit?: CommitCertificate,
+    txs?: readonly SignedTx[],
+    evidence?: readonly DuplicateVoteEvidence[],
+  ) => BlockUpdate;
 } {
   let listener: ((b: CommittedBlock) => void) | undefined;
   const node = {
@@ -265,6 +271,7 @@ function viewOver(
     r: BlockResult,
     lastCommit?: CommitCertificate,
     txs: readonly SignedTx[] = [],
+    evidence: readonly DuplicateVoteEvidence[] = [],
   ): BlockUpdate => {
     let update: BlockUpdate | undefined;
     const stop = view.subscribe((u) => (update = u), accounts);
@@ -275,7 +282,7 @@ function viewOver(
           header: { height, timeMs: h.timeMs, proposerAddress: new Uint8Array(20) },
           txs: [],
           lastCommit: lastCommit ?? null,
-          evidence: [],
+          evidence,
         },
         blockHash: new Uint8Array(32),
         result: { appHash: r.appHash },
@@ -895,6 +902,107 @@ test("a block's signers and oracle observations are named in the set that decide
       btc.observations.map((o) => [o.validator, o.priceQuote]),
       [1, 2, 3].map((i) => [address(i), String(50_000n * USDC + BigInt(i))]),
     );
+  } finally {
+    view.close();
+  }
+});
+
+test("a block's account update looks up the orders the block touched, not every order the account rests", () => {
+  const BTC = 'BTC-PERPETUAL';
+  const ETH = 'ETH-PERPETUAL';
+  const [alice, bob] = [key('view-touched-alice'), key('view-touched-bob')];
+  const h = new Harness();
+  h.fund(alice, 1_000_000n * USDC);
+  h.fund(bob, 1_000_000n * USDC);
+  for (let i = 0; i < 3; i++) h.one(alice, limit(BTC, 'buy', 500_000 - i * 100, 2));
+  for (let i = 0; i < 2; i++) h.one(alice, limit(ETH, 'buy', 20_000 - i * 10, 1));
+  const best = h.account(alice)!;
+  const bestId = [...h.ex.state.marketByName.get(BTC)!.book.ownerOrders(best.index)].find(
+    (o) => o.priceTicks === 500_000,
+  )!.orderId;
+  const { view, feed } = viewOver(h);
+  const walk = OrderBook.prototype.ownerOrders;
+  let walks = 0;
+  OrderBook.prototype.ownerOrders = function (owner: number) {
+    walks++;
+    return walk.call(this, owner);
+  };
+  try {
+    const txs = [h.tx(bob, limit(BTC, 'sell', 500_000, 1))];
+    const update = feed(h.block(txs), undefined, txs);
+    const hers = update.accounts.find((a) => a.address === formatAddress(alice.address))!;
+    assert.deepEqual(
+      hers.orders.map((o) => [o.orderId, o.status, o.priceTicks, o.remainingLots]),
+      [[bestId, 'open', 500_000, 1]],
+    );
+    // An account resting openOrdersMax orders in every market must not cost them all per block.
+    assert.equal(walks, 0);
+  } finally {
+    OrderBook.prototype.ownerOrders = walk;
+    view.close();
+  }
+});
+
+test('an account view cut at a market or subaccount boundary says so; one that ends exactly at the cap does not', () => {
+  const BTC = 'BTC-PERPETUAL';
+  const alice = key('view-cap-boundary');
+  const h = new Harness();
+  h.fund(alice, 1_000_000n * USDC);
+  h.fund(alice, 1_000_000n * USDC, 1);
+  for (let i = 0; i < 3; i++) h.one(alice, limit(BTC, 'buy', 400_000 - i * 100, 1));
+  h.one(alice, limit(BTC, 'buy', 390_000, 1), { subaccount: 1 });
+  const address = formatAddress(h.account(alice)!.address);
+  const listed = (max: number, subaccount?: number) => {
+    const { view } = viewOver(h, undefined, undefined, undefined, max);
+    try {
+      const a = view.read().account(address, subaccount)!;
+      return [a.subaccounts.map((s) => s.openOrders.length), a.openOrdersTruncated ?? false];
+    } finally {
+      view.close();
+    }
+  };
+  // Subaccount 0's three fill the cap; subaccount 1's order is left out.
+  assert.deepEqual(listed(3), [[3, 0], true]);
+  assert.deepEqual(listed(4), [[3, 1], false]);
+  assert.deepEqual(listed(0), [[0, 0], true]);
+  // Asked alone, subaccount 1 has the cap to itself.
+  assert.deepEqual(listed(1, 1), [[1], false]);
+  assert.deepEqual(listed(3, 0), [[3], false]);
+});
+
+test("a block's evidence names the offender in the set of the vote's height, not today's", () => {
+  const h = new Harness();
+  const members = (vs: typeof VALIDATORS) =>
+    ValidatorSet.fromUpdates(vs.map((v) => ({ publicKey: v.publicKey, power: 1_000_000 })));
+  const then = members(VALIDATORS);
+  const gone = toHex(then.validators[1]!.publicKey);
+  const now = members(VALIDATORS.filter((v) => toHex(v.publicKey) !== gone));
+  const { view, feed } = viewOver(h, now, undefined, undefined, undefined, (height) =>
+    height <= 1 ? then : now,
+  );
+  try {
+    feed(h.block([]));
+    const vote = (height: number, validatorIndex: number) => ({
+      type: VOTE_TYPE.prevote,
+      height,
+      round: 0,
+      blockHash: null,
+      validatorIndex,
+      timestampMs: 0,
+      extension: new Uint8Array(0),
+      signature: new Uint8Array(64),
+    });
+    // Index 2 at height 1 is then's third member; at height 2 it is now's third (then's fourth).
+    const evidence = [1, 2].map((height) => ({ voteA: vote(height, 2), voteB: vote(height, 2) }));
+    const update = feed(h.block([]), undefined, [], evidence);
+    assert.deepEqual(
+      update.block.evidence!.map((e) => [e.height, e.validator]),
+      [
+        [1, formatAddress(then.validators[2]!.address)],
+        [2, formatAddress(now.validators[2]!.address)],
+      ],
+    );
+    assert.notEqual(then.validators[2]!.address, now.validators[2]!.address);
   } finally {
     view.close();
   }

@@ -293,7 +293,9 @@ function describeAccount(a: AccountView, subaccount: number | undefined): string
               ]),
             ),
         s.openOrders.length === 0
-          ? 'no open orders'
+          ? a.openOrdersTruncated === true
+            ? 'no open orders listed'
+            : 'no open orders'
           : table(
               ['order', 'instrument', 'side', 'price ticks', 'open lots'],
               s.openOrders.map((o) => [
@@ -305,6 +307,15 @@ function describeAccount(a: AccountView, subaccount: number | undefined): string
               ]),
             ),
       ].join('\n'),
+    )
+    .concat(
+      // Without this line a subaccount past the cap would read "no open orders".
+      a.openOrdersTruncated === true
+        ? [
+            'open orders: the node lists only so many in one answer, and these lists stop short' +
+              (subaccount === undefined ? '; ask for one subaccount with --subaccount N' : ''),
+          ]
+        : [],
     )
     .join('\n\n');
 }

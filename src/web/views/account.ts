@@ -114,6 +114,15 @@ function live(body: El, app: App, scope: Scope, address: string): void {
     }
     body.replaceChildren(
       h('div', { class: 'muted' }, `Account ${address} at height ${formatInt(account.height)}`),
+      ...(account.openOrdersTruncated === true
+        ? [
+            h(
+              'div',
+              { class: 'alert warn', id: 'orders-truncated' },
+              'The node lists only so many open orders in one answer: the lists below stop short.',
+            ),
+          ]
+        : []),
       ...account.subaccounts.map((s) => subaccount(app, s, marks)),
       panel(
         'Recent fills (live)',
