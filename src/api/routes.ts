@@ -166,6 +166,7 @@ export const orderSchema = view<V.OrderView>()(
     filledLots: count(),
     status: literal(['open', 'filled', 'cancelled', 'expired'] as const),
     reduceOnly: boolean(),
+    auction: optional(boolean()),
   }),
 );
 

@@ -148,12 +148,25 @@ export interface OrderView {
   clientOrderId?: string;
   side: 'buy' | 'sell';
   priceTicks: number;
-  /** Size when placed (or last amended). */
+  /**
+   * The state keeps an order's open size, not the size placed. An open order:
+   * filledLots + remainingLots, so in an account view its open size, in an
+   * account update its open size before that block's fills. A filled or
+   * cancelled order in an account update: filledLots, plus the size it
+   * rested with if that block placed it.
+   */
   sizeLots: number;
   remainingLots: number;
+  /**
+   * An account view: 0 (fills of past blocks are not kept per order). An
+   * account update: what the order filled in that block, the sum of the
+   * update's fills of it (as taker, maker or in an auction's uncross).
+   */
   filledLots: number;
   status: OrderStatus;
   reduceOnly: boolean;
+  /** Waits in a volatility call auction, beside the book, until its uncross. */
+  auction?: boolean;
 }
 
 export interface FillView {

@@ -53,6 +53,7 @@ import {
   type TxResult,
 } from '../exchange/index.ts';
 import type { ExchangeEvent } from '../exchange/results.ts';
+import { bookHolding } from '../exchange/auction/index.ts';
 import type { RestingOrder } from '../exchange/book/index.ts';
 import { bytesKey } from '../exchange/keys.ts';
 import { executionOrder } from '../exchange/ordering.ts';
@@ -621,19 +622,28 @@ export class ChainView implements NodeView {
       openOrders: recordMarkets(state, account).flatMap((m) => {
         const open = this.openOrdersOf(m, account, orders.left);
         orders.left -= open.length;
-        if (open.length < m.book.ownerOrderCount(account.index)) orders.truncated = true;
+        if (open.length < m.ownerOrderCount(account.index)) orders.truncated = true;
         return open;
       }),
     };
   }
 
-  /** The account's open orders in the market, at most `max` of them. */
+  /**
+   * The account's open orders in the market, at most `max` of them: those of
+   * its book, then, during a call auction, those waiting in the auction (they
+   * hold margin and can be cancelled like the others).
+   */
   private openOrdersOf(market: MarketState, account: Account, max = Infinity): OrderView[] {
     const out: OrderView[] = [];
-    if (market.book.ownerOrderCount(account.index) === 0) return out;
-    for (const o of market.book.ownerOrders(account.index)) {
-      if (out.length >= max) break;
-      out.push(this.orderViewOf(market, o));
+    if (market.ownerOrderCount(account.index) === 0) return out;
+    const a = market.auction;
+    const books = a === null || !a.active ? [market.book] : [market.book, a.bids, a.asks];
+    for (const book of books) {
+      if (book.ownerOrderCount(account.index) === 0) continue;
+      for (const o of book.ownerOrders(account.index)) {
+        if (out.length >= max) return out;
+        out.push(this.orderViewOf(market, o, book !== market.book));
+      }
     }
     return out;
   }
@@ -645,11 +655,15 @@ export class ChainView implements NodeView {
   private restingOrderOf(account: Account, note: OrderNote): OrderView | undefined {
     const market = this.state.marketByName.get(note.instrument);
     if (market === undefined || market.retired) return undefined;
-    const o = market.book.order(note.orderId);
-    return o === undefined || o.owner !== account.index ? undefined : this.orderViewOf(market, o);
+    const book = bookHolding(market, note.orderId);
+    const o = book?.order(note.orderId);
+    return o === undefined || o.owner !== account.index
+      ? undefined
+      : this.orderViewOf(market, o, book !== market.book);
   }
 
-  private orderViewOf(market: MarketState, o: RestingOrder): OrderView {
+  /** `inAuction`: the order waits among a call auction's orders, not in the market's book. */
+  private orderViewOf(market: MarketState, o: RestingOrder, inAuction: boolean): OrderView {
     const meta = this.state.orders.get(o.orderId);
     return {
       orderId: o.orderId,
@@ -663,6 +677,7 @@ export class ChainView implements NodeView {
       filledLots: 0,
       status: 'open',
       reduceOnly: false,
+      ...(inAuction ? { auction: true } : {}),
     };
   }
 
@@ -1244,7 +1259,7 @@ export class ChainView implements NodeView {
     const takerSide =
       action.kind === 'placeOrder'
         ? action.side
-        : (market.book.order(r.order.orderId)?.side ?? 'buy');
+        : (bookHolding(market, r.order.orderId)?.order(r.order.orderId)?.side ?? 'buy');
     const o = r.order;
     if (taker !== null)
       noteOrder(activity, taker, {
@@ -1260,7 +1275,6 @@ export class ChainView implements NodeView {
         ...(action.kind === 'placeOrder' && action.priceTicks !== undefined
           ? { priceTicks: action.priceTicks }
           : {}),
-        filledLots: o.filledLots,
         remainingLots: o.restedLots,
       });
     for (const f of o.fills) {
@@ -1292,11 +1306,19 @@ export class ChainView implements NodeView {
     for (const account of activity.touched.values()) {
       const address = formatAddress(account.address);
       if (wanted !== null && !wanted(address)) continue;
+      const fills = activity.fills.get(account.index) ?? [];
+      // An order's part in the block, as a taker, a maker or in an uncross, is
+      // the sum of its fills: a maker's note has no size of its own.
+      const filled = new Map<number, number>();
+      for (const f of fills) filled.set(f.orderId, (filled.get(f.orderId) ?? 0) + f.sizeLots);
       const orders: OrderView[] = [];
       for (const note of activity.orders.get(account.index) ?? []) {
+        const filledLots = filled.get(note.orderId) ?? 0;
         const live = this.restingOrderOf(account, note);
         if (live !== undefined) {
-          orders.push({ ...live, filledLots: note.filledLots ?? 0 });
+          // The state keeps an order's open size only: its size here is what
+          // was open before this block's fills.
+          orders.push({ ...live, sizeLots: live.remainingLots + filledLots, filledLots });
           continue;
         }
         orders.push({
@@ -1304,9 +1326,9 @@ export class ChainView implements NodeView {
           instrument: note.instrument,
           side: note.side ?? 'buy',
           priceTicks: note.priceTicks ?? 0,
-          sizeLots: (note.filledLots ?? 0) + (note.remainingLots ?? 0),
+          sizeLots: filledLots + (note.remainingLots ?? 0),
           remainingLots: 0,
-          filledLots: note.filledLots ?? 0,
+          filledLots,
           status: note.status === 'open' ? 'filled' : note.status,
           reduceOnly: false,
         });
@@ -1316,7 +1338,7 @@ export class ChainView implements NodeView {
         address,
         subaccount: account.subaccount,
         orders,
-        fills: activity.fills.get(account.index) ?? [],
+        fills,
         positions: [
           ...heldMarkets(state, account).map((m) => positionOf(m, account)),
           ...(settlements ?? []).map(closedPosition),
@@ -1356,7 +1378,6 @@ interface OrderNote {
   status: 'open' | 'filled' | 'cancelled';
   side?: 'buy' | 'sell';
   priceTicks?: number;
-  filledLots?: number;
   remainingLots?: number;
 }
 

@@ -1007,3 +1007,120 @@ test("a block's evidence names the offender in the set of the vote's height, not
     view.close();
   }
 });
+
+test('orders waiting in a call auction are open orders: in the account view (within its cap) and in the block updates', () => {
+  const BTC = 'BTC-PERPETUAL';
+  const [maker, taker, alice] = [
+    key('view-wait-maker'),
+    key('view-wait-taker'),
+    key('view-wait-alice'),
+  ];
+  const h = new Harness();
+  for (const k of [maker, taker, alice]) h.fund(k, 1_000_000n * USDC);
+  h.one(maker, limit(BTC, 'sell', 500_000, 1));
+  h.one(taker, limit(BTC, 'buy', 500_000, 1));
+  h.one(maker, limit(BTC, 'sell', 530_000, 3));
+  h.one(alice, limit(BTC, 'buy', 400_000, 1));
+  const aliceAddress = formatAddress(alice.address);
+  const { view, feed } = viewOver(h);
+  const capped = (max: number) => viewOver(h, undefined, undefined, undefined, max);
+  try {
+    const start = [h.tx(taker, limit(BTC, 'buy', 535_000, 2))];
+    const started = feed(h.block(start), undefined, start);
+    const market = h.ex.state.marketByName.get(BTC)!;
+    assert.ok(market.auction!.active);
+    // The taker's remainder waits in the auction: open, not filled.
+    const waiting = started.accounts.find((a) => a.address === formatAddress(taker.address))!;
+    assert.deepEqual(
+      waiting.orders.map((o) => [o.status, o.side, o.priceTicks, o.remainingLots, o.auction]),
+      [['open', 'buy', 535_000, 2, true]],
+    );
+
+    const placed = [h.tx(alice, limit(BTC, 'buy', 532_000, 1))];
+    const update = feed(h.block(placed), undefined, placed);
+    const id = update.txs[0]!.actions![0]!.orderId!;
+    const hers = update.accounts.find((a) => a.address === aliceAddress)!;
+    assert.deepEqual(
+      hers.orders.map((o) => [o.orderId, o.status, o.remainingLots, o.filledLots, o.auction]),
+      [[id, 'open', 1, 0, true]],
+    );
+    const listed = view.read().account(aliceAddress)!;
+    assert.deepEqual(
+      listed.subaccounts[0]!.openOrders.map((o) => [o.priceTicks, o.remainingLots, o.auction]),
+      [
+        [400_000, 1, undefined],
+        [532_000, 1, true],
+      ],
+    );
+    assert.equal(listed.openOrdersTruncated, undefined);
+    // The cap counts them: one view stops after the book's order and says so.
+    for (const [max, lengths, truncated] of [
+      [1, [1], true],
+      [2, [2], undefined],
+    ] as const) {
+      const small = capped(max);
+      try {
+        const a = small.view.read().account(aliceAddress)!;
+        assert.deepEqual(
+          [a.subaccounts.map((s) => s.openOrders.length), a.openOrdersTruncated],
+          [lengths, truncated],
+        );
+      } finally {
+        small.view.close();
+      }
+    }
+
+    // After the uncross what is left rests in the book, no longer in the auction.
+    const endMs = market.auction!.monitor.auctionEndMs;
+    feed(h.block([], endMs - h.timeMs));
+    assert.ok(!market.auction!.active);
+    const after = view.read().account(formatAddress(taker.address))!;
+    assert.ok(after.subaccounts[0]!.openOrders.every((o) => o.auction === undefined));
+  } finally {
+    view.close();
+  }
+});
+
+test("a block's account update shows a partly filled maker order with that block's fills of it", () => {
+  const BTC = 'BTC-PERPETUAL';
+  const [maker, bob, carol] = [
+    key('view-part-maker'),
+    key('view-part-bob'),
+    key('view-part-carol'),
+  ];
+  const h = new Harness();
+  for (const k of [maker, bob, carol]) h.fund(k, 1_000_000n * USDC);
+  const placed = h.one(maker, limit(BTC, 'sell', 500_000, 5)).actions[0]!;
+  assert.ok(placed.ok && placed.order !== undefined);
+  const id = placed.order.orderId;
+  const { view, feed } = viewOver(h);
+  try {
+    const txs = [
+      h.tx(bob, limit(BTC, 'buy', 500_000, 1, { timeInForce: 'IOC' })),
+      h.tx(carol, limit(BTC, 'buy', 500_000, 2, { timeInForce: 'IOC' })),
+    ];
+    const update = feed(h.block(txs), undefined, txs);
+    const its = update.accounts.find((a) => a.address === formatAddress(maker.address))!;
+    assert.deepEqual(
+      its.fills.map((f) => [f.orderId, f.sizeLots, f.liquidity]),
+      [
+        [id, 1, 'maker'],
+        [id, 2, 'maker'],
+      ],
+    );
+    assert.deepEqual(
+      its.orders.map((o) => [o.orderId, o.status, o.sizeLots, o.filledLots, o.remainingLots]),
+      [[id, 'open', 5, 3, 2]],
+    );
+    // Filled out in the next block: what that block filled, nothing left.
+    const rest = [h.tx(bob, limit(BTC, 'buy', 500_000, 2, { timeInForce: 'IOC' }))];
+    const last = feed(h.block(rest), undefined, rest);
+    const gone = last.accounts.find((a) => a.address === formatAddress(maker.address))!;
+    assert.deepEqual(
+      gone.orders.map((o) => [o.orderId, o.status, o.sizeLots, o.filledLots, o.remainingLots]),
+      [[id, 'filled', 2, 2, 0]],
+    );
+  } finally {
+    view.close();
+  }
+});
