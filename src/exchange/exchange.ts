@@ -178,6 +178,7 @@ export class Exchange {
     const validatorUpdates = applyEvidence(state, block.evidence ?? [], events);
 
     const marksBefore = state.markets.map((m) => m.markTicks);
+    state.marksBefore = marksBefore;
     this.updateOracle(block);
     for (const market of state.markets) {
       if (market.retired) continue;

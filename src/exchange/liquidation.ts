@@ -342,6 +342,46 @@ export function setUnderwater(state: ExchangeState, account: Account): void {
   else state.underwater.delete(account);
 }
 
+/** Negative equity now: cash alone without positions. O(markets). */
+function belowZero(state: ExchangeState, account: Account): boolean {
+  if (account.positionCount === 0) return account.cashQuote < 0n;
+  const num = equityQuoteNum(state, account);
+  return num === num ? num < 0 : equityQuote(state, account) < 0n;
+}
+
+/**
+ * The accounts below zero equity at the block's own marks, in the middle of
+ * a block, changing nothing (withdraw.ts): those the block changed so far,
+ * and the holders the end-of-block scan would look at for the markets whose
+ * mark the block moved (state.marksBefore). Any other account has the cash
+ * and the marks it had at the last scan, which put it in state.underwater or
+ * found it not below zero; one within its slack is above maintenance, so not
+ * below zero. Cost: the scan's look at those accounts, O(accounts × markets),
+ * without liquidating any.
+ */
+export function belowZeroAtMarks(state: ExchangeState): Account[] {
+  const found = new Set<Account>();
+  const test = (account: Account): void => {
+    if (!found.has(account) && belowZero(state, account)) found.add(account);
+  };
+  for (const account of state.dirtyAccounts) test(account);
+  const before = state.marksBefore;
+  const moved = state.markets.map((m, i) => m.markTicks !== before[i]);
+  if (moved.includes(true)) {
+    state.scan.peekMoved(state, moved, (a) => withinSlack(state, a), test);
+  }
+  return [...found];
+}
+
+/**
+ * The accounts of `found` still below zero: a transaction never takes an
+ * account there (every fill keeps equity ≥ 0, fill_guard.ts; withdrawals and
+ * transfers keep it above initial margin), but a deposit can take one out.
+ */
+export function stillBelowZero(state: ExchangeState, found: readonly Account[]): Account[] {
+  return found.filter((a) => belowZero(state, a));
+}
+
 /** Unchanged since its slack was taken, and no mark it is exposed to moved further than it. */
 function withinSlack(state: ExchangeState, account: Account): boolean {
   const slack = account.slackTicks;

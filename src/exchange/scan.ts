@@ -91,6 +91,38 @@ export class ScanSchedule {
     this.groups.length = kept;
   }
 
+  /**
+   * visitMoved without changing anything (no account leaves, no group bound
+   * moves), for a look in the middle of a block (withdraw.ts): the same
+   * accounts but for those without a position, which it skips. Before the
+   * first block after a restore nothing is filed yet: every holder of a moved
+   * market is visited (one holding several of them, once per market).
+   */
+  peekMoved(
+    state: ExchangeState,
+    marksMoved: readonly boolean[],
+    within: (account: Account) => boolean,
+    visit: (account: Account) => void,
+  ): void {
+    if (!this.ready) {
+      for (let i = 0; i < marksMoved.length; i++) {
+        if (marksMoved[i] === true) for (const account of state.markets[i]!.holders) visit(account);
+      }
+      return;
+    }
+    for (const account of this.unknown) {
+      if (account.positionCount !== 0 && holdsMoved(account, marksMoved)) visit(account);
+    }
+    const markets = state.markets;
+    for (const group of this.groups) {
+      if (group.live === 0 || groupWithin(group, markets)) continue;
+      for (const account of group.accounts) {
+        if (account.scanGroup !== group || account.positionCount === 0) continue;
+        if (holdsMoved(account, marksMoved) && !within(account)) visit(account);
+      }
+    }
+  }
+
   /** Closes the block's group. */
   end(): void {
     const group = this.current!;

@@ -399,6 +399,14 @@ export class ExchangeState {
    * account), so not in the snapshot or the digest: rebuilt on restore.
    */
   readonly underwater = new Set<Account>();
+  /** Every market's mark before the current block moved it (exchange.ts; not state). */
+  marksBefore: readonly number[] = [];
+  /**
+   * withdraw.ts's memo of a block (not state): the height it last looked at
+   * and the accounts it found below zero equity at that block's marks.
+   */
+  belowZeroHeight = -1;
+  belowZero: Account[] = [];
 
   readonly principals = new Map<string, Principal>();
   readonly accounts: Account[] = [];

@@ -1,15 +1,24 @@
 // withdraw: from free collateral only (equity − initial margin with resting
 // orders), by the address's own key, and never while an account with negative
 // equity is unresolved (the loss it leaves is not yet covered): a deficit (no
-// position left) or an account still holding positions below zero equity at
+// position left), an account still holding positions below zero equity at
 // the end of the last block (one in a halted or stale market cannot be
 // liquidated yet, and the unrealized profit of its counterparties is not
-// backed until it is).
-// Cost: O(markets).
+// backed until it is), or an account below zero at this block's own marks:
+// the block moves its marks before its transactions and liquidates after
+// them, and a counterparty withdrawing its profit in between would escape the
+// deleveraging that covers the loss when the insurance fund is short.
+// Transfers are not paused: they move collateral between subaccounts of one
+// address, and it stays in the exchange.
+// Cost: O(markets); the block's first withdrawal past the other checks also
+// looks at the accounts the block changed and at the holders of the markets
+// whose mark moved (liquidation.ts, belowZeroAtMarks), once per block; later
+// ones re-check only the accounts it found.
 
 import { badAmount } from './collateral.ts';
 import type { Ctx } from './context.ts';
 import { getAccount } from './context.ts';
+import { belowZeroAtMarks, stillBelowZero } from './liquidation.ts';
 import { freeCollateralQuote } from './margin.ts';
 import type { ActionResult } from './results.ts';
 import type { Withdraw } from './tx/types.ts';
@@ -34,6 +43,21 @@ export function withdraw(ctx: Ctx, a: Withdraw): ActionResult {
       kind: 'withdraw',
       code: 'WithdrawalsPaused',
       message: `${unresolved} account(s) with negative equity unresolved`,
+    };
+  }
+  // Memo of the block, not state: the same transactions give every node the same answer.
+  if (state.belowZeroHeight !== state.height) {
+    state.belowZeroHeight = state.height;
+    state.belowZero = belowZeroAtMarks(state);
+  } else if (state.belowZero.length !== 0) {
+    state.belowZero = stillBelowZero(state, state.belowZero);
+  }
+  if (state.belowZero.length !== 0) {
+    return {
+      ok: false,
+      kind: 'withdraw',
+      code: 'WithdrawalsPaused',
+      message: `${state.belowZero.length} account(s) with negative equity unresolved`,
     };
   }
   const account = getAccount(ctx);
