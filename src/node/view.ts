@@ -878,9 +878,15 @@ export class ChainView implements NodeView {
     this.blocks.delete(height - VIEW_BLOCKS_KEPT);
 
     const wanted = this.accountsWanted();
-    const activity = this.collectActivity(decoded, txs.results, height, timeMs, wanted !== 'none');
+    const activity = this.collectActivity(
+      decoded,
+      txs.results,
+      txs.exchange.events,
+      height,
+      timeMs,
+      wanted !== 'none',
+    );
     this.noteLiquidationFills(activity, txs.exchange.events, height, timeMs);
-    this.noteAuctionTrades(activity, txs.exchange.events, height, timeMs);
     if (activity.accounts) this.noteSettlements(activity, txs.exchange.events, height);
     this.settling = settlingHolders(state);
     const prev = this.published;
@@ -1022,10 +1028,14 @@ export class ChainView implements NodeView {
     return bids || asks;
   }
 
-  /** Trades and fills of the block, in execution order, and the accounts they touched. */
+  /**
+   * Trades and fills of the block's uncrossings and transactions, in
+   * execution order, and the accounts they touched.
+   */
   private collectActivity(
     decoded: readonly (SignedTx | null)[],
     results: readonly (TxResult | null)[],
+    events: readonly ExchangeEvent[],
     height: number,
     timeMs: number,
     accounts: boolean,
@@ -1039,6 +1049,8 @@ export class ChainView implements NodeView {
       orders: new Map(),
       settlements: new Map(),
     };
+    // Uncrossings run before the transactions: a cancel of what one left is noted after it.
+    this.noteAuctionTrades(activity, events, height, timeMs);
     const present = decoded.map((tx, i) => (tx !== null && results[i] !== null ? i : -1));
     const kept = present.filter((i) => i >= 0);
     const order = executionOrder(kept.map((i) => decoded[i]!.action)).map((j) => kept[j]!);

@@ -1124,3 +1124,46 @@ test("a block's account update shows a partly filled maker order with that block
     view.close();
   }
 });
+
+test("an order the uncross part fills and a cancel then removes reads cancelled in that block's update", () => {
+  const BTC = 'BTC-PERPETUAL';
+  const [maker, taker, alice] = [
+    key('view-uncross-maker'),
+    key('view-uncross-taker'),
+    key('view-uncross-alice'),
+  ];
+  const h = new Harness();
+  for (const k of [maker, taker, alice]) h.fund(k, 1_000_000n * USDC);
+  h.one(maker, limit(BTC, 'sell', 500_000, 1));
+  h.one(taker, limit(BTC, 'buy', 500_000, 1));
+  h.one(maker, limit(BTC, 'sell', 530_000, 3));
+  const aliceAddress = formatAddress(alice.address);
+  const { view, feed } = viewOver(h);
+  try {
+    const start = [h.tx(taker, limit(BTC, 'buy', 535_000, 2))];
+    feed(h.block(start), undefined, start);
+    const market = h.ex.state.marketByName.get(BTC)!;
+    assert.ok(market.auction!.active);
+    const waits = h.one(alice, limit(BTC, 'buy', 532_000, 5)).actions[0]!;
+    assert.ok(waits.ok && waits.order !== undefined);
+    const id = waits.order.orderId;
+    // The uncross (before the block's transactions) fills 1 of alice's 5; her cancel then removes the 4 left.
+    const endMs = market.auction!.monitor.auctionEndMs;
+    const cancel = [h.tx(alice, { kind: 'cancel', instrument: BTC, orderId: id })];
+    const r = h.block(cancel, endMs - h.timeMs);
+    assert.ok(!market.auction!.active);
+    assert.ok(r.results[0]!.ok && r.results[0]!.actions[0]!.ok, JSON.stringify(r.results[0]));
+    const update = feed(r, undefined, cancel);
+    const hers = update.accounts.find((a) => a.address === aliceAddress)!;
+    assert.deepEqual(
+      hers.fills.map((f) => [f.orderId, f.sizeLots, f.liquidity]),
+      [[id, 1, 'auction']],
+    );
+    assert.deepEqual(
+      hers.orders.map((o) => [o.orderId, o.status, o.sizeLots, o.filledLots, o.remainingLots]),
+      [[id, 'cancelled', 1, 1, 0]],
+    );
+  } finally {
+    view.close();
+  }
+});
