@@ -1287,6 +1287,8 @@ export class ChainView implements NodeView {
         ...(action.kind === 'placeOrder' && action.priceTicks !== undefined
           ? { priceTicks: action.priceTicks }
           : {}),
+        // An amend sets a new open size: the size placed no longer tells when it is filled.
+        placedLots: action.kind === 'placeOrder' ? action.sizeLots : undefined,
         remainingLots: o.restedLots,
       });
     for (const f of o.fills) {
@@ -1333,15 +1335,23 @@ export class ChainView implements NodeView {
           orders.push({ ...live, sizeLots: live.remainingLots + filledLots, filledLots });
           continue;
         }
+        // Gone by the block's end. One it placed: filled only if its fills
+        // cover the size placed (self-trade prevention, the fill guard or a
+        // liquidation may have removed it unnoted). Else as its last note says.
+        const placed = note.placedLots;
+        const status =
+          note.status === 'cancelled' || (placed !== undefined && filledLots < placed)
+            ? 'cancelled'
+            : 'filled';
         orders.push({
           orderId: note.orderId,
           instrument: note.instrument,
           side: note.side ?? 'buy',
           priceTicks: note.priceTicks ?? 0,
-          sizeLots: filledLots + (note.remainingLots ?? 0),
+          sizeLots: placed ?? filledLots + (note.remainingLots ?? 0),
           remainingLots: 0,
           filledLots,
-          status: note.status === 'open' ? 'filled' : note.status,
+          status,
           reduceOnly: false,
         });
       }
@@ -1391,6 +1401,8 @@ interface OrderNote {
   side?: 'buy' | 'sell';
   priceTicks?: number;
   remainingLots?: number;
+  /** The size placed, when the block placed the order. */
+  placedLots?: number;
 }
 
 interface Activity {

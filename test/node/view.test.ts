@@ -1167,3 +1167,38 @@ test("an order the uncross part fills and a cancel then removes reads cancelled 
     view.close();
   }
 });
+
+test('an order the block placed and self-trade prevention then removed reads cancelled, at the size placed', () => {
+  const BTC = 'BTC-PERPETUAL';
+  const [alice, bob] = [key('view-stp-alice'), key('view-stp-bob')];
+  const h = new Harness();
+  for (const k of [alice, bob]) h.fund(k, 1_000_000n * USDC);
+  const aliceAddress = formatAddress(alice.address);
+  const { view, feed } = viewOver(h);
+  try {
+    // Alice rests 3, bob takes 1 of them, alice's own buy then meets the 2 left.
+    const txs = [
+      h.tx(alice, limit(BTC, 'sell', 500_000, 3)),
+      h.tx(bob, limit(BTC, 'buy', 500_000, 1, { timeInForce: 'IOC' })),
+      h.tx(alice, limit(BTC, 'sell', 501_000, 2)),
+      h.tx(alice, limit(BTC, 'buy', 500_000, 1, { timeInForce: 'IOC' })),
+    ];
+    const r = h.block(txs);
+    const ids = r.results.map((x) =>
+      x.ok && x.actions[0]!.ok ? x.actions[0]!.order?.orderId : undefined,
+    );
+    const update = feed(r, undefined, txs);
+    const hers = update.accounts.find((a) => a.address === aliceAddress)!;
+    const market = h.ex.state.marketByName.get(BTC)!;
+    assert.equal(market.book.order(ids[0]!), undefined);
+    const row = (id: number | undefined) => {
+      const o = hers.orders.find((x) => x.orderId === id)!;
+      return [o.status, o.sizeLots, o.filledLots, o.remainingLots];
+    };
+    assert.deepEqual(row(ids[0]), ['cancelled', 3, 1, 0]);
+    // Its other order, untouched, still rests.
+    assert.deepEqual(row(ids[2]), ['open', 2, 0, 2]);
+  } finally {
+    view.close();
+  }
+});
