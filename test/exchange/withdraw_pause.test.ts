@@ -4,7 +4,8 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Harness, USDC, genesis, key, limit } from './helpers.ts';
+import { Harness, USDC, genesis, key, limit, replacer } from './helpers.ts';
+import { Prng } from '../../src/lib/prng.ts';
 import type { Key } from './helpers.ts';
 import { Exchange } from '../../src/exchange/index.ts';
 import type { Block } from '../../src/exchange/index.ts';
@@ -100,4 +101,86 @@ test('a deposit that brings the account back above zero in the same block lifts 
   // a's equity is −$425 + $1,000 = $575: nobody is below zero any more.
   assert.ok(r.results[2]!.ok && r.results[2]!.actions[0]!.ok, JSON.stringify(r.results[2]));
   assert.equal(h.ex.state.withdrawnQuote, 10_000n * USDC);
+});
+
+test('nodes restored at different heights refuse the same withdrawals, with the same messages, as the node that ran every block', () => {
+  const traders = ['t0', 't1', 't2', 't3', 't4', 't5'].map((n) => key(`pause-prop-${n}`));
+  const maker = key('pause-prop-maker');
+  for (const seed of [2, 3, 4, 6]) {
+    const prng = new Prng(seed);
+    const h = new Harness(genesis({ insuranceFundQuote: 0n }));
+    h.fund(maker, 1_000_000n * USDC);
+    for (const t of traders) h.fund(t, BigInt(2_600 + prng.int(3_000)) * USDC);
+    const nodes: Exchange[] = [];
+    let btc = 50_000;
+    let byMarks = 0;
+    for (let b = 0; b < 60; b++) {
+      // A node restored just before this block (no slack memos, no scan
+      // groups), and some restored earlier that ran every block since.
+      const fresh = decodeSnapshot(encodeSnapshot(h.ex), { checkInvariants: true });
+      assert.ok(fresh instanceof Exchange);
+      if (b % 15 === 5) nodes.push(fresh);
+      // A random walk with jumps: some moves take a leveraged trader below zero.
+      const jump = prng.chance(1, 6) ? 4 + prng.int(6) : prng.int(3);
+      btc = Math.max(20_000, btc + ((prng.chance(1, 2) ? 1 : -1) * btc * jump) / 100);
+      btc = Math.round(btc);
+      h.oracle = { ...h.oracle, BTC: BigInt(btc) * USDC };
+      const ticks = btc * 10;
+      const txs = [
+        h.tx(maker, limit(BTC, 'sell', ticks + 50, 4 * ONE_BTC, { timeInForce: 'postOnly' })),
+        h.tx(maker, limit(BTC, 'buy', ticks - 50, 4 * ONE_BTC, { timeInForce: 'postOnly' })),
+      ];
+      for (let i = 0; i < 3; i++) {
+        // Each trader keeps one side (even longs, odd shorts), as leveraged as its margin lets it.
+        const n = prng.int(traders.length);
+        const buy = n % 2 === 0;
+        const px = buy ? ticks + 50 : ticks - 50;
+        const size = ONE_BTC / 2 + prng.int(ONE_BTC / 2);
+        txs.push(
+          h.tx(traders[n]!, limit(BTC, buy ? 'buy' : 'sell', px, size, { timeInForce: 'IOC' })),
+        );
+      }
+      for (let i = 0; i < 2; i++) {
+        const who = prng.chance(1, 3) ? maker : traders[prng.int(traders.length)]!;
+        txs.splice(
+          prng.int(txs.length + 1),
+          0,
+          withdrawal(h, who, BigInt(1 + prng.int(500)) * USDC),
+        );
+      }
+      if (prng.chance(1, 8)) {
+        const t = traders[prng.int(traders.length)]!;
+        txs.splice(
+          prng.int(txs.length + 1),
+          0,
+          h.tx(t, { kind: 'faucet', amountQuote: 2_000n * USDC }),
+        );
+      }
+      const unresolved = h.ex.state.underwater.size + h.ex.state.deficits.size;
+      h.timeMs += 1_000;
+      const block: Block = {
+        height: h.ex.state.height + 1,
+        timeMs: h.timeMs,
+        proposer: h.ex.state.validators[0]!.publicKey,
+        txs,
+        oracle: h.oracle,
+      };
+      const ours = h.ex.finalizeBlock(block);
+      const seen = JSON.stringify(ours.results, replacer);
+      for (const node of nodes.includes(fresh) ? nodes : [...nodes, fresh]) {
+        const theirs = node.finalizeBlock(block);
+        assert.equal(JSON.stringify(theirs.results, replacer), seen, `seed ${seed} block ${b}`);
+        assert.deepEqual(theirs.appHash, ours.appHash);
+      }
+      if (
+        unresolved === 0 &&
+        ours.results.some((r) => codeOf(r.ok ? r.actions[0] : undefined) === 'WithdrawalsPaused')
+      ) {
+        byMarks++;
+      }
+    }
+    assert.equal(nodes.length, 4);
+    // The case under test happened: a pause at the block's own marks.
+    assert.ok(byMarks > 0, `seed ${seed}: no pause at a block's marks`);
+  }
 });
