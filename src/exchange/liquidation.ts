@@ -360,9 +360,14 @@ function belowZero(state: ExchangeState, account: Account): boolean {
  * without liquidating any.
  */
 export function belowZeroAtMarks(state: ExchangeState): Account[] {
-  const found = new Set<Account>();
+  // Each account once: a changed holder comes again with its markets, and
+  // after a restore a holder of several moved markets once per market.
+  const seen = new Set<Account>();
+  const found: Account[] = [];
   const test = (account: Account): void => {
-    if (!found.has(account) && belowZero(state, account)) found.add(account);
+    if (seen.has(account)) return;
+    seen.add(account);
+    if (belowZero(state, account)) found.push(account);
   };
   for (const account of state.dirtyAccounts) test(account);
   const before = state.marksBefore;
@@ -370,7 +375,7 @@ export function belowZeroAtMarks(state: ExchangeState): Account[] {
   if (moved.includes(true)) {
     state.scan.peekMoved(state, moved, (a) => withinSlack(state, a), test);
   }
-  return [...found];
+  return found;
 }
 
 /**
