@@ -211,9 +211,13 @@ export function writeOrderMeta(w: Writer, meta: OrderMeta): void {
   w.string(meta.clientOrderId, STRING_BYTES_MAX).uvarint(meta.seq);
 }
 
+const NO_NONCES: readonly number[] = [];
+
+/** Address, its own key's nonce window, its agents' window, then its agents. */
 export function writePrincipal(w: Writer, p: Principal): void {
   w.fixed(p.address, ADDRESS_BYTES);
   writeNonces(w, p.nonces);
+  writeNonces(w, p.agentNonces ?? NO_NONCES);
   const agents = p.agents;
   if (agents === null || agents.size === 0) {
     w.uvarint(0);
@@ -269,6 +273,10 @@ export function readPrincipalInto(
   const address = r.fixed(`${f}.address`, ADDRESS_BYTES).slice();
   const p = make(address);
   readNonces(r, `${f}.nonces`, p.nonces);
+  const agentNonces: number[] = [];
+  readNonces(r, `${f}.agentNonces`, agentNonces);
+  // Empty is null, as before an agent's first transaction: one state, one encoding.
+  if (agentNonces.length > 0) p.agentNonces = agentNonces;
   const n = r.uvarint(`${f}.agents`, AGENTS_PER_ADDRESS_MAX);
   let previous = '';
   for (let i = 0; i < n; i++) {
