@@ -211,13 +211,14 @@ export function writeOrderMeta(w: Writer, meta: OrderMeta): void {
   w.string(meta.clientOrderId, STRING_BYTES_MAX).uvarint(meta.seq);
 }
 
-const NO_NONCES: readonly number[] = [];
-
 /** Address, its own key's nonce window, its agents' window, then its agents. */
 export function writePrincipal(w: Writer, p: Principal): void {
   w.fixed(p.address, ADDRESS_BYTES);
   writeNonces(w, p.nonces);
-  writeNonces(w, p.agentNonces ?? NO_NONCES);
+  // Count 0 (writeNonces of an empty window) without a call, for the many addresses without agents.
+  const agentNonces = p.agentNonces;
+  if (agentNonces === null) w.uvarint(0);
+  else writeNonces(w, agentNonces);
   const agents = p.agents;
   if (agents === null || agents.size === 0) {
     w.uvarint(0);

@@ -145,14 +145,17 @@ export function executeTx(env: TxEnv, tx: SignedTx, index: number, known?: Princ
   const existing = known ?? getPrincipal(state, tx.account);
   // The signer picks the window: the address's own key has one, its agents
   // share the other, so no agent can fill the window its owner revokes it with.
-  const byMaster = existing !== undefined && signedByMaster(env, existing, tx.signer);
-  const window =
-    existing === undefined
-      ? EMPTY_WINDOW
-      : byMaster
-        ? existing.nonces
-        : (existing.agentNonces ?? EMPTY_WINDOW);
-  const verdict = checkNonce(window, tx.nonce, blockTimeMs);
+  // The remembered key first, inline: nearly every transaction is its address's own key's.
+  const knownKey = existing?.masterKey ?? null;
+  let isMaster =
+    existing !== undefined &&
+    ((knownKey !== null && sameBytes(knownKey, tx.signer)) ||
+      signedByMaster(env, existing, tx.signer));
+  const verdict = checkNonce(
+    isMaster ? existing!.nonces : (existing?.agentNonces ?? EMPTY_WINDOW),
+    tx.nonce,
+    blockTimeMs,
+  );
   if (verdict !== undefined) return refused(index, verdict, `nonce ${tx.nonce}`);
   if (existing === undefined && !opensAddress(env, tx)) {
     return refused(
@@ -163,7 +166,7 @@ export function executeTx(env: TxEnv, tx: SignedTx, index: number, known?: Princ
   }
   const principal = existing ?? ensurePrincipal(state, tx.account);
   // opensAddress accepted only the address's own key, which this remembers.
-  const isMaster = existing === undefined ? signedByMaster(env, principal, tx.signer) : byMaster;
+  if (existing === undefined) isMaster = signedByMaster(env, principal, tx.signer);
   const action = tx.action;
   const ctx = new TxCtx(
     state,
@@ -184,7 +187,8 @@ export function executeTx(env: TxEnv, tx: SignedTx, index: number, known?: Princ
       );
     }
   }
-  recordNonce(isMaster ? principal.nonces : (principal.agentNonces ??= []), tx.nonce);
+  if (isMaster) recordNonce(principal.nonces, tx.nonce);
+  else recordNonce((principal.agentNonces ??= []), tx.nonce);
   state.markPrincipal(principal);
   if (tx.expiresAtMs !== undefined && blockTimeMs > tx.expiresAtMs) {
     return refused(index, 'Expired', `expired at ${tx.expiresAtMs}`);
