@@ -211,9 +211,14 @@ export function writeOrderMeta(w: Writer, meta: OrderMeta): void {
   w.string(meta.clientOrderId, STRING_BYTES_MAX).uvarint(meta.seq);
 }
 
+/** Address, its own key's nonce window, its agents' window, then its agents. */
 export function writePrincipal(w: Writer, p: Principal): void {
   w.fixed(p.address, ADDRESS_BYTES);
   writeNonces(w, p.nonces);
+  // Count 0 (writeNonces of an empty window) without a call, for the many addresses without agents.
+  const agentNonces = p.agentNonces;
+  if (agentNonces === null) w.uvarint(0);
+  else writeNonces(w, agentNonces);
   const agents = p.agents;
   if (agents === null || agents.size === 0) {
     w.uvarint(0);
@@ -269,6 +274,10 @@ export function readPrincipalInto(
   const address = r.fixed(`${f}.address`, ADDRESS_BYTES).slice();
   const p = make(address);
   readNonces(r, `${f}.nonces`, p.nonces);
+  const agentNonces: number[] = [];
+  readNonces(r, `${f}.agentNonces`, agentNonces);
+  // Empty is null, as before an agent's first transaction: one state, one encoding.
+  if (agentNonces.length > 0) p.agentNonces = agentNonces;
   const n = r.uvarint(`${f}.agents`, AGENTS_PER_ADDRESS_MAX);
   let previous = '';
   for (let i = 0; i < n; i++) {

@@ -2,12 +2,13 @@
 // action(s). Signatures were checked before the block reached us (the node
 // verifies them in workers); everything stateful is checked here.
 //
-// Order of checks: nonce (a refused nonce changes nothing), then an unknown
-// address that this transaction does not open (refused, nothing changes),
-// then the signer (the address's own key or an agent that has not expired;
-// anyone else is refused and consumes nothing, or any key could fill an
-// address's nonce window with far-ahead nonces and lock its owner out), then
-// the nonce is consumed, then expiry, then what the signer may do (agents
+// Order of checks: nonce (in the signer's window: the address's own key has
+// one, its agents share another; a refused nonce changes nothing), then an
+// unknown address that this transaction does not open (refused, nothing
+// changes), then the signer (the address's own key or an agent that has not
+// expired; anyone else is refused and consumes nothing, or any key could fill
+// an address's nonce window with far-ahead nonces and lock its owner out),
+// then the nonce is consumed, then expiry, then what the signer may do (agents
 // trade only).
 
 import { unreachable } from '../lib/assert.ts';
@@ -142,7 +143,19 @@ export function executeTx(env: TxEnv, tx: SignedTx, index: number, known?: Princ
   const { state, blockTimeMs } = env;
   if (tx.chainId !== state.genesis.chainId) return refused(index, 'WrongChain', tx.chainId);
   const existing = known ?? getPrincipal(state, tx.account);
-  const verdict = checkNonce(existing?.nonces ?? EMPTY_WINDOW, tx.nonce, blockTimeMs);
+  // The signer picks the window: the address's own key has one, its agents
+  // share the other, so no agent can fill the window its owner revokes it with.
+  // The remembered key first, inline: nearly every transaction is its address's own key's.
+  const knownKey = existing?.masterKey ?? null;
+  let isMaster =
+    existing !== undefined &&
+    ((knownKey !== null && sameBytes(knownKey, tx.signer)) ||
+      signedByMaster(env, existing, tx.signer));
+  const verdict = checkNonce(
+    isMaster ? existing!.nonces : (existing?.agentNonces ?? EMPTY_WINDOW),
+    tx.nonce,
+    blockTimeMs,
+  );
   if (verdict !== undefined) return refused(index, verdict, `nonce ${tx.nonce}`);
   if (existing === undefined && !opensAddress(env, tx)) {
     return refused(
@@ -152,7 +165,8 @@ export function executeTx(env: TxEnv, tx: SignedTx, index: number, known?: Princ
     );
   }
   const principal = existing ?? ensurePrincipal(state, tx.account);
-  const isMaster = signedByMaster(env, principal, tx.signer);
+  // opensAddress accepted only the address's own key, which this remembers.
+  if (existing === undefined) isMaster = signedByMaster(env, principal, tx.signer);
   const action = tx.action;
   const ctx = new TxCtx(
     state,
@@ -173,7 +187,8 @@ export function executeTx(env: TxEnv, tx: SignedTx, index: number, known?: Princ
       );
     }
   }
-  recordNonce(principal.nonces, tx.nonce);
+  if (isMaster) recordNonce(principal.nonces, tx.nonce);
+  else recordNonce((principal.agentNonces ??= []), tx.nonce);
   state.markPrincipal(principal);
   if (tx.expiresAtMs !== undefined && blockTimeMs > tx.expiresAtMs) {
     return refused(index, 'Expired', `expired at ${tx.expiresAtMs}`);

@@ -134,8 +134,17 @@ export interface Agent {
 export class Principal {
   readonly key: string;
   readonly address: Uint8Array;
-  /** Its nonce window (tx/nonces.ts), ascending, held here rather than in an object of its own. */
+  /**
+   * The nonce window (tx/nonces.ts) of its own key's transactions, ascending,
+   * held here rather than in an object of its own.
+   */
   readonly nonces: number[] = [];
+  /**
+   * The window its agents' transactions share, apart from `nonces` so that no
+   * agent key can fill the window its owner needs to revoke it; null until an
+   * agent's transaction is accepted (most addresses have none).
+   */
+  agentNonces: number[] | null = null;
   /** By public key (keys.ts); null until an agent is registered (most addresses never do). */
   agents: Map<string, Agent> | null = null;
   /** Add through addSubaccount, which keeps account0 and subaccountCount in step. */

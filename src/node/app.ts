@@ -13,7 +13,7 @@ import type {
   Vote,
 } from '../consensus/index.ts';
 import { ValidatorSet } from '../consensus/index.ts';
-import { sha256 } from '../crypto/index.ts';
+import { addressOf, sha256 } from '../crypto/index.ts';
 import type { Genesis as ConsensusGenesis } from '../consensus/index.ts';
 import { Exchange, decodeSnapshot, encodeSnapshot } from '../exchange/index.ts';
 import type { BlockResult as ExchangeResult, Genesis } from '../exchange/index.ts';
@@ -29,6 +29,9 @@ import type { SignatureCache } from './mempool/sigcache.ts';
 import { observationOf, oracleVotesOf, ownObservation, simulatedSmiles } from './oracle.ts';
 import type { ObservationSource } from './oracle.ts';
 import type { PriceSource } from './oracle_source.ts';
+
+/** The agents' window of an address none of whose agents has signed yet. */
+const NO_NONCES: readonly number[] = [];
 
 export interface ExecutedTxs {
   readonly height: number;
@@ -265,7 +268,12 @@ export class ExchangeApp implements NodeApplication {
     if (tx.expiresAtMs !== undefined && tx.expiresAtMs < state.timeMs) return false;
     const principal = state.principals.get(bytesKey(tx.account));
     if (principal === undefined) return true;
-    const rejection = checkNonce(principal.nonces, tx.nonce, state.timeMs);
+    // The window the exchange checks for this signer: its own key's, or its agents' (execute.ts).
+    const known = principal.masterKey;
+    const byMaster =
+      known !== null ? bytesEqual(known, tx.signer) : bytesEqual(addressOf(tx.signer), tx.account);
+    const window = byMaster ? principal.nonces : (principal.agentNonces ?? NO_NONCES);
+    const rejection = checkNonce(window, tx.nonce, state.timeMs);
     return rejection !== 'DuplicateNonce' && rejection !== 'StaleNonce';
   }
 

@@ -31,7 +31,7 @@ test('a stranger key signing for an address consumes none of its nonces', () => 
   assert.equal(own.actions[0]!.ok, true);
 });
 
-test('an expired or revoked agent consumes none of the address nonces; an active one does', () => {
+test('an expired or revoked agent consumes none of the agents’ nonces; an active one does', () => {
   const h = new Harness();
   const a = key('a');
   const bot = key('bot');
@@ -43,20 +43,26 @@ test('an expired or revoked agent consumes none of the address nonces; an active
   });
   assert.equal(reg.actions[0]!.ok, true);
   const n = h.timeMs + 100_000;
-  // An active agent's refused action (agents never withdraw) still consumes its nonce.
+  // An active agent's refused action (agents never withdraw) still consumes its
+  // nonce, in the agents' window: the master key's own window does not hold it.
   const w = h.one(
     a,
     { kind: 'withdraw', amountQuote: 1n, destination: 'x' },
     { signer: bot, nonce: n },
   );
   assert.equal(w.code, 'NotPermitted');
-  assert.equal(h.one(a, limit(BTC, 'buy', PRICE, 1), { nonce: n }).code, 'DuplicateNonce');
+  assert.equal(
+    h.one(a, limit(BTC, 'buy', PRICE, 1), { signer: bot, nonce: n }).code,
+    'DuplicateNonce',
+  );
+  assert.equal(h.one(a, limit(BTC, 'buy', PRICE, 1), { nonce: n }).ok, true);
   h.block([], 10_000);
   const m = h.timeMs + 100_000;
   assert.equal(
     h.one(a, limit(BTC, 'buy', PRICE, 1), { signer: bot, nonce: m }).code,
     'NotPermitted',
   );
+  assert.deepEqual(h.ex.state.principals.get(bytesKey(a.address))!.agentNonces, [n]);
   assert.equal(h.one(a, limit(BTC, 'buy', PRICE, 1), { nonce: m }).ok, true);
 });
 

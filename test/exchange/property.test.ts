@@ -269,6 +269,13 @@ test('a snapshot of another format is refused first, naming the format found and
       e.message.includes('format 1') &&
       e.message.includes(`format ${SNAPSHOT_FORMAT}`),
   );
+  // Format 6 held one nonce window per address for its key and its agents together.
+  const six = bytes.slice();
+  six[0] = 6;
+  assert.throws(
+    () => decodeSnapshot(six),
+    (e: unknown) => e instanceof SnapshotFormatError && e.foundFormat === 6,
+  );
   // Even when the rest is not a snapshot at all.
   assert.throws(() => decodeSnapshot(Uint8Array.of(1, 0xff)), SnapshotFormatError);
 });
