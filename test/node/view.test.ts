@@ -305,14 +305,33 @@ function viewOver(
   return { view, feed, halt: (report) => (node.loop.haltReport = report) };
 }
 
-test('the read model: a volatility auction shows as a status with its end, its uncross as trades and fills of both sides', () => {
-  const BTC = 'BTC-PERPETUAL';
-  const [maker, taker, alice] = [key('view-maker'), key('view-taker'), key('view-alice')];
+/**
+ * A BTC market with a last price of 500,000 ticks and 3 lots asked at 530,000:
+ * a buy crossing that ask is 6% away and starts a call auction. Three funded
+ * keys named after `prefix`.
+ */
+function auctionReady(prefix: string): {
+  h: Harness;
+  maker: ReturnType<typeof key>;
+  taker: ReturnType<typeof key>;
+  alice: ReturnType<typeof key>;
+} {
+  const [maker, taker, alice] = [
+    key(`${prefix}-maker`),
+    key(`${prefix}-taker`),
+    key(`${prefix}-alice`),
+  ];
   const h = new Harness();
   for (const k of [maker, taker, alice]) h.fund(k, 1_000_000n * USDC);
-  h.one(maker, limit(BTC, 'sell', 500_000, 1));
-  h.one(taker, limit(BTC, 'buy', 500_000, 1));
-  h.one(maker, limit(BTC, 'sell', 530_000, 3));
+  h.one(maker, limit('BTC-PERPETUAL', 'sell', 500_000, 1));
+  h.one(taker, limit('BTC-PERPETUAL', 'buy', 500_000, 1));
+  h.one(maker, limit('BTC-PERPETUAL', 'sell', 530_000, 3));
+  return { h, maker, taker, alice };
+}
+
+test('the read model: a volatility auction shows as a status with its end, its uncross as trades and fills of both sides', () => {
+  const BTC = 'BTC-PERPETUAL';
+  const { h, maker, taker, alice } = auctionReady('view');
   const { view, feed } = viewOver(h);
   try {
     // A buy that would trade 6% away starts a call auction.
@@ -1010,16 +1029,7 @@ test("a block's evidence names the offender in the set of the vote's height, not
 
 test('orders waiting in a call auction are open orders: in the account view (within its cap) and in the block updates', () => {
   const BTC = 'BTC-PERPETUAL';
-  const [maker, taker, alice] = [
-    key('view-wait-maker'),
-    key('view-wait-taker'),
-    key('view-wait-alice'),
-  ];
-  const h = new Harness();
-  for (const k of [maker, taker, alice]) h.fund(k, 1_000_000n * USDC);
-  h.one(maker, limit(BTC, 'sell', 500_000, 1));
-  h.one(taker, limit(BTC, 'buy', 500_000, 1));
-  h.one(maker, limit(BTC, 'sell', 530_000, 3));
+  const { h, taker, alice } = auctionReady('view-wait');
   h.one(alice, limit(BTC, 'buy', 400_000, 1));
   const aliceAddress = formatAddress(alice.address);
   const { view, feed } = viewOver(h);
@@ -1127,16 +1137,7 @@ test("a block's account update shows a partly filled maker order with that block
 
 test("an order the uncross part fills and a cancel then removes reads cancelled in that block's update", () => {
   const BTC = 'BTC-PERPETUAL';
-  const [maker, taker, alice] = [
-    key('view-uncross-maker'),
-    key('view-uncross-taker'),
-    key('view-uncross-alice'),
-  ];
-  const h = new Harness();
-  for (const k of [maker, taker, alice]) h.fund(k, 1_000_000n * USDC);
-  h.one(maker, limit(BTC, 'sell', 500_000, 1));
-  h.one(taker, limit(BTC, 'buy', 500_000, 1));
-  h.one(maker, limit(BTC, 'sell', 530_000, 3));
+  const { h, taker, alice } = auctionReady('view-uncross');
   const aliceAddress = formatAddress(alice.address);
   const { view, feed } = viewOver(h);
   try {
