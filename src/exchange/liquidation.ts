@@ -379,12 +379,20 @@ export function belowZeroAtMarks(state: ExchangeState): Account[] {
 }
 
 /**
- * The accounts of `found` still below zero: a transaction never takes an
- * account there (every fill keeps equity ≥ 0, fill_guard.ts; withdrawals and
- * transfers keep it above initial margin), but a deposit can take one out.
+ * Drops from the end of `found` the accounts no longer below zero, up to the
+ * first one still below zero, and says whether one is: a transaction never
+ * takes an account there (every fill keeps equity ≥ 0, fill_guard.ts;
+ * withdrawals and transfers keep it above initial margin), but a deposit can
+ * take one out. So the list only shrinks within the block, each account is
+ * dropped once, and a withdrawal costs O(markets) plus what it drops — not
+ * the whole list again for every withdrawal of a block that found many.
  */
-export function stillBelowZero(state: ExchangeState, found: readonly Account[]): Account[] {
-  return found.filter((a) => belowZero(state, a));
+export function anyStillBelowZero(state: ExchangeState, found: Account[]): boolean {
+  while (found.length > 0) {
+    if (belowZero(state, found[found.length - 1]!)) return true;
+    found.pop();
+  }
+  return false;
 }
 
 /** Unchanged since its slack was taken, and no mark it is exposed to moved further than it. */

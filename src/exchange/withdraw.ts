@@ -13,12 +13,13 @@
 // Cost: O(markets); the block's first withdrawal past the other checks also
 // looks at the accounts the block changed and at the holders of the markets
 // whose mark moved (liquidation.ts, belowZeroAtMarks), once per block; later
-// ones re-check only the accounts it found.
+// ones re-check the accounts it found only until one is still below zero
+// (anyStillBelowZero: each account found is dropped at most once).
 
 import { badAmount } from './collateral.ts';
 import type { Ctx } from './context.ts';
 import { getAccount } from './context.ts';
-import { belowZeroAtMarks, stillBelowZero } from './liquidation.ts';
+import { anyStillBelowZero, belowZeroAtMarks } from './liquidation.ts';
 import { freeCollateralQuote } from './margin.ts';
 import type { ActionResult } from './results.ts';
 import type { Withdraw } from './tx/types.ts';
@@ -46,18 +47,20 @@ export function withdraw(ctx: Ctx, a: Withdraw): ActionResult {
     };
   }
   // Memo of the block, not state: the same transactions give every node the same answer.
+  let paused: boolean;
   if (state.belowZeroHeight !== state.height) {
     state.belowZeroHeight = state.height;
     state.belowZero = belowZeroAtMarks(state);
-  } else if (state.belowZero.length !== 0) {
-    state.belowZero = stillBelowZero(state, state.belowZero);
+    paused = state.belowZero.length !== 0;
+  } else {
+    paused = anyStillBelowZero(state, state.belowZero);
   }
-  if (state.belowZero.length !== 0) {
+  if (paused) {
     return {
       ok: false,
       kind: 'withdraw',
       code: 'WithdrawalsPaused',
-      message: `${state.belowZero.length} account(s) with negative equity unresolved`,
+      message: "an account is below zero equity at this block's marks",
     };
   }
   const account = getAccount(ctx);

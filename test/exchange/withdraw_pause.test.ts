@@ -184,3 +184,29 @@ test('nodes restored at different heights refuse the same withdrawals, with the 
     assert.ok(byMarks > 0, `seed ${seed}: no pause at a block's marks`);
   }
 });
+
+test('with two accounts below zero, withdrawals stay paused until deposits lift both', () => {
+  const h = new Harness(genesis({ insuranceFundQuote: 0n }));
+  const [a1, a2, b] = [key('a1'), key('a2'), key('b')];
+  h.fund(a1, 2_600n * USDC);
+  h.fund(a2, 2_600n * USDC);
+  h.fund(b, 500_000n * USDC);
+  assert.equal(h.one(b, limit(BTC, 'sell', 500_000, 2 * ONE_BTC)).actions[0]!.ok, true);
+  assert.equal(h.one(a1, limit(BTC, 'buy', 500_000, ONE_BTC)).actions[0]!.ok, true);
+  assert.equal(h.one(a2, limit(BTC, 'buy', 500_000, ONE_BTC)).actions[0]!.ok, true);
+  // At $47,000 each long is at −$425.
+  h.oracle = { ...h.oracle, BTC: 47_000n * USDC };
+  const r = h.block([
+    withdrawal(h, b, 1_000n * USDC),
+    h.tx(a1, { kind: 'faucet', amountQuote: 1_000n * USDC }),
+    withdrawal(h, b, 1_000n * USDC),
+    withdrawal(h, b, 1_000n * USDC),
+    h.tx(a2, { kind: 'faucet', amountQuote: 1_000n * USDC }),
+    withdrawal(h, b, 1_000n * USDC),
+  ]);
+  assert.deepEqual(
+    r.results.map((x) => (x.ok ? codeOf(x.actions[0]) : 'rejected')),
+    ['WithdrawalsPaused', 'ok', 'WithdrawalsPaused', 'WithdrawalsPaused', 'ok', 'ok'],
+  );
+  assert.equal(h.ex.state.withdrawnQuote, 1_000n * USDC);
+});
