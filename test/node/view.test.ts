@@ -1224,7 +1224,7 @@ function orderRows(update: BlockUpdate, k: ReturnType<typeof key>, subaccount = 
 /** The order id a place action's result names. */
 function placedId(r: BlockResult, i = 0): number {
   const action = r.results[i]!.actions[0]!;
-  assert.ok(action.ok && action.order !== undefined, JSON.stringify(action));
+  assert.ok(action.ok && action.order !== undefined, action.ok ? 'no order' : action.message);
   return action.order.orderId;
 }
 
@@ -1322,6 +1322,77 @@ test('self-trade prevention removing an order of an earlier block reads cancelle
       orderRows(removed, alice).find((x) => x[0] === second),
       [second, 'cancelled', 'sell', 501_000, 0, 0, 0],
     );
+  } finally {
+    view.close();
+  }
+});
+
+test('an order the uncross fills out shows its limit as its price; its fill, the uncross price', () => {
+  const BTC = 'BTC-PERPETUAL';
+  const { h, taker, alice } = auctionReady('view-uncross-limit');
+  const { view, feed } = viewOver(h);
+  try {
+    const start = [h.tx(taker, limit(BTC, 'buy', 535_000, 2))];
+    feed(h.block(start), undefined, start);
+    const market = h.ex.state.marketByName.get(BTC)!;
+    const waits = [h.tx(alice, limit(BTC, 'buy', 532_000, 1))];
+    const placed = h.block(waits);
+    const id = placedId(placed);
+    feed(placed, undefined, waits);
+    const ended = feed(h.block([], market.auction!.monitor.auctionEndMs - h.timeMs));
+    assert.equal(h.ex.state.orders.has(id), false);
+    const hers = ended.accounts.find((a) => a.address === formatAddress(alice.address))!;
+    assert.deepEqual(
+      hers.fills.map((f) => [f.orderId, f.priceTicks, f.sizeLots]),
+      [[id, 530_000, 1]],
+    );
+    assert.deepEqual(orderRows(ended, alice), [[id, 'filled', 'buy', 532_000, 1, 1, 0]]);
+  } finally {
+    view.close();
+  }
+});
+
+test('an order filled out in continuous trading shows its limit as its price, taker and maker', () => {
+  const BTC = 'BTC-PERPETUAL';
+  const [maker, taker] = [key('view-limit-maker'), key('view-limit-taker')];
+  const h = new Harness();
+  for (const k of [maker, taker]) h.fund(k, 1_000_000n * USDC);
+  const ask = placedId(h.block([h.tx(maker, limit(BTC, 'sell', 500_000, 2))]));
+  const { view, feed } = viewOver(h);
+  try {
+    const txs = [h.tx(taker, limit(BTC, 'buy', 502_000, 2, { timeInForce: 'IOC' }))];
+    const r = h.block(txs);
+    const bid = placedId(r);
+    const update = feed(r, undefined, txs);
+    assert.deepEqual(orderRows(update, taker), [[bid, 'filled', 'buy', 502_000, 2, 2, 0]]);
+    assert.deepEqual(orderRows(update, maker), [[ask, 'filled', 'sell', 500_000, 2, 2, 0]]);
+  } finally {
+    view.close();
+  }
+});
+
+test('an order that expires, or that a cancelAll removes, reads cancelled at its side and limit', () => {
+  const BTC = 'BTC-PERPETUAL';
+  const alice = key('view-gone-alice');
+  const h = new Harness();
+  h.fund(alice, 1_000_000n * USDC);
+  const { view, feed } = viewOver(h);
+  try {
+    const place = [
+      h.tx(alice, limit(BTC, 'sell', 501_000, 2, { goodTilMs: h.timeMs + 1_500 })),
+      h.tx(alice, limit(BTC, 'sell', 502_000, 3)),
+    ];
+    const placed = h.block(place);
+    const [expiring, resting] = [placedId(placed, 0), placedId(placed, 1)];
+    feed(placed, undefined, place);
+    const expired = feed(h.block([]));
+    assert.equal(h.ex.state.orders.has(expiring), false);
+    assert.deepEqual(orderRows(expired, alice), [
+      [expiring, 'cancelled', 'sell', 501_000, 0, 0, 0],
+    ]);
+    const txs = [h.tx(alice, { kind: 'cancelAll', instrument: BTC })];
+    const update = feed(h.block(txs), undefined, txs);
+    assert.deepEqual(orderRows(update, alice), [[resting, 'cancelled', 'sell', 502_000, 0, 0, 0]]);
   } finally {
     view.close();
   }
