@@ -261,6 +261,8 @@ export class ChainView implements NodeView {
    * it, so the accounts it closed are known only from before.
    */
   private settling = new Map<string, readonly Holding[]>();
+  /** The resting orders as of the last block: what a block's removals are told from. */
+  private readonly rested: RestedOrders;
   private published: Published;
   private readonly unsubscribe: () => void;
 
@@ -288,6 +290,7 @@ export class ChainView implements NodeView {
     };
     this.indexStoredBlocks();
     this.settling = settlingHolders(state);
+    this.rested = new RestedOrders(state);
     this.unsubscribe = this.node.subscribe((b) => this.onBlock(b));
   }
 
@@ -888,6 +891,7 @@ export class ChainView implements NodeView {
     );
     this.noteLiquidationFills(activity, txs.exchange.events, height, timeMs);
     if (activity.accounts) this.noteSettlements(activity, txs.exchange.events, height);
+    const ordersMoved = this.noteRemovals(activity, decoded, txs.results, txs.exchange.events);
     this.settling = settlingHolders(state);
     const prev = this.published;
     const published = this.publishMarkets(prev, activity.trades, height);
@@ -911,6 +915,8 @@ export class ChainView implements NodeView {
       wanted === 'none' ? [] : this.accountUpdates(activity, wanted === 'all' ? null : wanted),
       published.movedTickers,
     );
+    // After the account updates: they read the orders as they rested before this block.
+    this.rested.refresh(state, ordersMoved);
     for (const listener of this.listeners.keys()) {
       try {
         listener(update);
@@ -1158,7 +1164,6 @@ export class ChainView implements NodeView {
           instrument: name,
           status: resting === undefined ? 'filled' : 'open',
           side: s.side,
-          priceTicks,
           remainingLots: resting?.sizeLots ?? 0,
         });
       }
@@ -1187,6 +1192,75 @@ export class ChainView implements NodeView {
         activity.settlements.set(account.index, list);
       }
     }
+  }
+
+  /**
+   * The orders the block removed without filling them in full, noted
+   * cancelled: those the exchange reports (the fill guard's makerCancelled,
+   * good-til expiry) and those an account's own actions or its liquidation
+   * removed without a report (self-trade prevention, cancelAll, a cancel by
+   * client order id), found among the orders the acting accounts rested
+   * before the block. An order gone after a maker fill is left to its fills
+   * (accountUpdates). Returns every order the block may have changed, for
+   * RestedOrders.refresh. O(events + actions + orders the acting accounts rested).
+   */
+  private noteRemovals(
+    activity: Activity,
+    decoded: readonly (SignedTx | null)[],
+    results: readonly (TxResult | null)[],
+    events: readonly ExchangeEvent[],
+  ): Set<number> {
+    const state = this.state;
+    const moved = new Set<number>();
+    const acting = new Set<number>();
+    const cancelled = (accountIndex: number, orderId: number): void => {
+      const account = state.accounts[accountIndex];
+      const before = this.rested.get(orderId);
+      if (account === undefined || before === undefined) return;
+      touch(activity, account);
+      noteOrder(activity, account, { orderId, instrument: before.instrument, status: 'cancelled' });
+    };
+    for (const e of events) {
+      if (e.type === 'makerCancelled' || e.type === 'orderExpired') {
+        moved.add(e.orderId);
+        cancelled(e.account, e.orderId);
+      } else if (e.type === 'auctionTrade') {
+        moved.add(e.buyOrderId).add(e.sellOrderId);
+      } else if (e.type === 'liquidationFill') {
+        moved.add(e.makerOrderId);
+        acting.add(e.account);
+      } else if (e.type === 'liquidation') {
+        acting.add(e.account);
+      }
+    }
+    decoded.forEach((tx, i) => {
+      const result = results[i];
+      if (tx === null || result === null || result === undefined) return;
+      const account = state.principals.get(bytesKey(tx.account))?.subaccounts.get(tx.subaccount);
+      const actions = tx.action.kind === 'batch' ? tx.action.actions : [tx.action];
+      result.actions.forEach((r, k) => {
+        const action = actions[k] as Action | undefined;
+        if (!r.ok || action === undefined) return;
+        if (action.kind === 'cancel' && action.orderId !== undefined) moved.add(action.orderId);
+        for (const f of r.order?.fills ?? []) moved.add(f.makerOrderId);
+        if (r.order !== undefined) moved.add(r.order.orderId);
+        const removes =
+          action.kind === 'placeOrder' ||
+          action.kind === 'amend' ||
+          action.kind === 'cancel' ||
+          action.kind === 'cancelAll';
+        if (removes && account !== undefined) acting.add(account.index);
+      });
+    });
+    for (const owner of acting) {
+      const notes = activity.orders.get(owner);
+      for (const orderId of this.rested.ofOwner(owner)) {
+        if (state.orders.has(orderId)) continue;
+        moved.add(orderId);
+        if (notes?.some((n) => n.orderId === orderId) !== true) cancelled(owner, orderId);
+      }
+    }
+    return moved;
   }
 
   /** The next trade id of an instrument, noting its last price. */
@@ -1284,11 +1358,13 @@ export class ChainView implements NodeView {
               ? 'filled'
               : 'cancelled',
         side: takerSide,
-        ...(action.kind === 'placeOrder' && action.priceTicks !== undefined
-          ? { priceTicks: action.priceTicks }
-          : {}),
+        ...(action.priceTicks !== undefined ? { priceTicks: action.priceTicks } : {}),
         // An amend sets a new open size: the size placed no longer tells when it is filled.
         placedLots: action.kind === 'placeOrder' ? action.sizeLots : undefined,
+        amendedLots:
+          action.kind === 'amend'
+            ? filledOf(activity, taker, o.orderId) + o.filledLots + o.restedLots
+            : undefined,
         remainingLots: o.restedLots,
       });
     for (const f of o.fills) {
@@ -1335,19 +1411,23 @@ export class ChainView implements NodeView {
           orders.push({ ...live, sizeLots: live.remainingLots + filledLots, filledLots });
           continue;
         }
-        // Gone by the block's end. One it placed: filled only if its fills
-        // cover the size placed (self-trade prevention, the fill guard or a
-        // liquidation may have removed it unnoted). Else as its last note says.
+        // Gone by the block's end: filled only if its fills cover what it
+        // had open (the size placed or amended to by this block, else its
+        // open size before the block); self-trade prevention, a cancelAll or
+        // a liquidation's cancels may have removed the rest unreported.
         const placed = note.placedLots;
+        const before = this.rested.get(note.orderId);
+        const openLots = placed ?? note.amendedLots ?? before?.sizeLots;
         const status =
-          note.status === 'cancelled' || (placed !== undefined && filledLots < placed)
+          note.status === 'cancelled' || (openLots !== undefined && filledLots < openLots)
             ? 'cancelled'
             : 'filled';
         orders.push({
           orderId: note.orderId,
           instrument: note.instrument,
-          side: note.side ?? 'buy',
-          priceTicks: note.priceTicks ?? 0,
+          side: note.side ?? before?.side ?? 'buy',
+          // Its limit: a fill in an uncross carries the uncross price, not the order's.
+          priceTicks: note.priceTicks ?? before?.priceTicks ?? 0,
           sizeLots: placed ?? filledLots + (note.remainingLots ?? 0),
           remainingLots: 0,
           filledLots,
@@ -1403,6 +1483,8 @@ interface OrderNote {
   remainingLots?: number;
   /** The size placed, when the block placed the order. */
   placedLots?: number;
+  /** When the block amended the order: its fills in the block up to the amend and the size it amended to. */
+  amendedLots?: number;
 }
 
 interface Activity {
@@ -1488,6 +1570,14 @@ function addFill(activity: Activity, account: Account, fill: FillView): void {
   activity.fills.set(account.index, list);
 }
 
+/** What the account's fills noted so far filled of an order. */
+function filledOf(activity: Activity, account: Account, orderId: number): number {
+  let lots = 0;
+  for (const f of activity.fills.get(account.index) ?? [])
+    if (f.orderId === orderId) lots += f.sizeLots;
+  return lots;
+}
+
 function noteOrder(activity: Activity, account: Account, note: OrderNote): void {
   if (!activity.accounts) return;
   const list = activity.orders.get(account.index) ?? [];
@@ -1496,6 +1586,97 @@ function noteOrder(activity: Activity, account: Account, note: OrderNote): void 
   else list.push(note);
   activity.orders.set(account.index, list);
 }
+
+/** What the view keeps of a resting order, to tell what a block did to it once it is gone. */
+interface Rested {
+  readonly instrument: string;
+  readonly owner: number;
+  readonly side: 'buy' | 'sell';
+  /** Its limit. */
+  readonly priceTicks: number;
+  /** Its open size. */
+  readonly sizeLots: number;
+}
+
+/**
+ * The resting orders (books and waiting auction orders) as of the last block
+ * the view published. The state forgets an order when it leaves, and neither
+ * an uncross's fills nor a removal report its limit or its open size; these
+ * tell a block's update whether an order it no longer finds was filled out or
+ * cancelled, and at what limit. Kept up to date per block from the orders the
+ * block changed (ChainView.noteRemovals), so O(those) per block; an order
+ * that left unseen (a settled market's) stays until the next rebuild, which
+ * comes once the kept outnumber twice the live.
+ */
+class RestedOrders {
+  private readonly byId = new Map<number, Rested>();
+  private readonly byOwner = new Map<number, Set<number>>();
+
+  constructor(state: ExchangeState) {
+    this.rebuild(state);
+  }
+
+  get(orderId: number): Rested | undefined {
+    return this.byId.get(orderId);
+  }
+
+  /** The owner's orders as kept (some may be gone since: the caller checks). */
+  ofOwner(owner: number): Iterable<number> {
+    return this.byOwner.get(owner) ?? [];
+  }
+
+  /** Brings the given orders up to the state: kept if they rest, else dropped. */
+  refresh(state: ExchangeState, orderIds: Iterable<number>): void {
+    for (const orderId of orderIds) {
+      const meta = state.orders.get(orderId);
+      const market = meta === undefined ? undefined : state.markets[meta.market];
+      const o = market === undefined ? undefined : bookHolding(market, orderId)?.order(orderId);
+      if (o === undefined || market === undefined) this.drop(orderId);
+      else this.keep(market, o);
+    }
+    if (this.byId.size > 2 * state.orders.size + REST_KEPT_SLACK) this.rebuild(state);
+  }
+
+  private rebuild(state: ExchangeState): void {
+    this.byId.clear();
+    this.byOwner.clear();
+    for (const m of state.markets) {
+      if (m.retired) continue;
+      const a = m.auction;
+      const books = a === null || !a.active ? [m.book] : [m.book, a.bids, a.asks];
+      for (const book of books) {
+        for (const side of ['buy', 'sell'] as const) {
+          for (const o of book.ordersOf(side)) this.keep(m, o);
+        }
+      }
+    }
+  }
+
+  private keep(market: MarketState, o: RestingOrder): void {
+    this.byId.set(o.orderId, {
+      instrument: market.params.instrument,
+      owner: o.owner,
+      side: o.side,
+      priceTicks: o.priceTicks,
+      sizeLots: o.sizeLots,
+    });
+    let owned = this.byOwner.get(o.owner);
+    if (owned === undefined) this.byOwner.set(o.owner, (owned = new Set()));
+    owned.add(o.orderId);
+  }
+
+  private drop(orderId: number): void {
+    const kept = this.byId.get(orderId);
+    if (kept === undefined) return;
+    this.byId.delete(orderId);
+    const owned = this.byOwner.get(kept.owner)!;
+    owned.delete(orderId);
+    if (owned.size === 0) this.byOwner.delete(kept.owner);
+  }
+}
+
+/** Stale orders RestedOrders tolerates beyond twice the live ones before a rebuild. */
+const REST_KEPT_SLACK = 1024;
 
 function depthMap(m: MarketState, side: 'buy' | 'sell'): Map<number, number> {
   const depth = m.book.depth(side, Math.min(m.book.levelCount(side), BOOK_DEPTH_LEVELS_MAX));

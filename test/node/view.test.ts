@@ -1203,3 +1203,197 @@ test('an order the block placed and self-trade prevention then removed reads can
     view.close();
   }
 });
+
+/** The rows of an account update's orders that tell their outcome. */
+function orderRows(update: BlockUpdate, k: ReturnType<typeof key>, subaccount = 0) {
+  const its = update.accounts.find(
+    (a) => a.address === formatAddress(k.address) && a.subaccount === subaccount,
+  );
+  assert.ok(its !== undefined, 'the account has an update');
+  return its.orders.map((o) => [
+    o.orderId,
+    o.status,
+    o.side,
+    o.priceTicks,
+    o.sizeLots,
+    o.filledLots,
+    o.remainingLots,
+  ]);
+}
+
+/** The order id a place action's result names. */
+function placedId(r: BlockResult, i = 0): number {
+  const action = r.results[i]!.actions[0]!;
+  assert.ok(action.ok && action.order !== undefined, action.ok ? 'no order' : action.message);
+  return action.order.orderId;
+}
+
+/**
+ * o/0 long 1 BTC at $50,000 on $2,600 (as test/exchange/fill_guard.test.ts),
+ * asking its BTC at $46,000: a fill of the whole ask would take its equity
+ * below zero, a tenth of it would not. o/1 and c are rich. No price monitoring.
+ */
+function guardReady(prefix: string) {
+  const ONE_BTC = 10_000;
+  const markets = genesis().markets.map((m) => ({ ...m, triggers: [] }));
+  const h = new Harness(genesis({ markets }));
+  const [o, c] = [key(`${prefix}-owner`), key(`${prefix}-c`)];
+  h.fund(o, 2_600n * USDC, 0);
+  h.fund(o, 500_000n * USDC, 1);
+  h.fund(c, 500_000n * USDC);
+  h.one(c, limit('BTC-PERPETUAL', 'sell', 500_000, ONE_BTC));
+  h.one(o, limit('BTC-PERPETUAL', 'buy', 500_000, ONE_BTC));
+  const ask = placedId(h.block([h.tx(o, limit('BTC-PERPETUAL', 'sell', 460_000, ONE_BTC))]));
+  return { h, o, c, ask, ONE_BTC };
+}
+
+test('a maker order of an earlier block that the fill guard cancels after a part fill reads cancelled, with that fill', () => {
+  const BTC = 'BTC-PERPETUAL';
+  const { h, o, c, ask, ONE_BTC } = guardReady('view-guard-part');
+  const { view, feed } = viewOver(h);
+  try {
+    // A tenth of the ask fills; the rest would take o/0 below zero and is cancelled.
+    const txs = [
+      h.tx(c, limit(BTC, 'buy', 460_000, ONE_BTC / 10, { timeInForce: 'IOC' })),
+      h.tx(o, limit(BTC, 'buy', 460_000, ONE_BTC, { timeInForce: 'IOC' }), { subaccount: 1 }),
+    ];
+    const r = h.block(txs);
+    assert.deepEqual(
+      r.events.filter((e) => e.type === 'makerCancelled').map((e) => e.type),
+      ['makerCancelled'],
+    );
+    const update = feed(r, undefined, txs);
+    assert.deepEqual(orderRows(update, o), [
+      [ask, 'cancelled', 'sell', 460_000, ONE_BTC / 10, ONE_BTC / 10, 0],
+    ]);
+  } finally {
+    view.close();
+  }
+});
+
+test('an order the fill guard cancels without filling any of it is listed cancelled, at its side and limit', () => {
+  const BTC = 'BTC-PERPETUAL';
+  const { h, o, c, ask, ONE_BTC } = guardReady('view-guard-none');
+  const { view, feed } = viewOver(h);
+  try {
+    feed(h.block([]));
+    const txs = [
+      h.tx(c, limit(BTC, 'sell', 465_000, ONE_BTC)),
+      h.tx(o, limit(BTC, 'buy', 470_000, ONE_BTC, { timeInForce: 'IOC' }), { subaccount: 1 }),
+    ];
+    const update = feed(h.block(txs), undefined, txs);
+    assert.equal(h.ex.state.orders.has(ask), false);
+    assert.deepEqual(orderRows(update, o), [[ask, 'cancelled', 'sell', 460_000, 0, 0, 0]]);
+  } finally {
+    view.close();
+  }
+});
+
+test('self-trade prevention removing an order of an earlier block reads cancelled, after a part fill or none', () => {
+  const BTC = 'BTC-PERPETUAL';
+  const [alice, bob] = [key('view-stp-old-alice'), key('view-stp-old-bob')];
+  const h = new Harness();
+  for (const k of [alice, bob]) h.fund(k, 1_000_000n * USDC);
+  const first = placedId(h.block([h.tx(alice, limit(BTC, 'sell', 500_000, 3))]));
+  const { view, feed } = viewOver(h);
+  try {
+    // Bob takes 1 of the 3, alice's own buy then meets the 2 left: they are removed.
+    const txs = [
+      h.tx(bob, limit(BTC, 'buy', 500_000, 1, { timeInForce: 'IOC' })),
+      h.tx(alice, limit(BTC, 'buy', 500_000, 1, { timeInForce: 'IOC' })),
+    ];
+    const r = h.block(txs);
+    const update = feed(r, undefined, txs);
+    assert.equal(h.ex.state.orders.has(first), false);
+    const rows = orderRows(update, alice);
+    assert.deepEqual(
+      rows.find((x) => x[0] === first),
+      [first, 'cancelled', 'sell', 500_000, 1, 1, 0],
+    );
+    // Without any fill in the block: listed, cancelled.
+    const place = [h.tx(alice, limit(BTC, 'sell', 501_000, 2))];
+    const placed = h.block(place);
+    const second = placedId(placed);
+    feed(placed, undefined, place);
+    const own = [h.tx(alice, limit(BTC, 'buy', 501_000, 1, { timeInForce: 'IOC' }))];
+    const removed = feed(h.block(own), undefined, own);
+    assert.equal(h.ex.state.orders.has(second), false);
+    assert.deepEqual(
+      orderRows(removed, alice).find((x) => x[0] === second),
+      [second, 'cancelled', 'sell', 501_000, 0, 0, 0],
+    );
+  } finally {
+    view.close();
+  }
+});
+
+test('an order the uncross fills out shows its limit as its price; its fill, the uncross price', () => {
+  const BTC = 'BTC-PERPETUAL';
+  const { h, taker, alice } = auctionReady('view-uncross-limit');
+  const { view, feed } = viewOver(h);
+  try {
+    const start = [h.tx(taker, limit(BTC, 'buy', 535_000, 2))];
+    feed(h.block(start), undefined, start);
+    const market = h.ex.state.marketByName.get(BTC)!;
+    const waits = [h.tx(alice, limit(BTC, 'buy', 532_000, 1))];
+    const placed = h.block(waits);
+    const id = placedId(placed);
+    feed(placed, undefined, waits);
+    const ended = feed(h.block([], market.auction!.monitor.auctionEndMs - h.timeMs));
+    assert.equal(h.ex.state.orders.has(id), false);
+    const hers = ended.accounts.find((a) => a.address === formatAddress(alice.address))!;
+    assert.deepEqual(
+      hers.fills.map((f) => [f.orderId, f.priceTicks, f.sizeLots]),
+      [[id, 530_000, 1]],
+    );
+    assert.deepEqual(orderRows(ended, alice), [[id, 'filled', 'buy', 532_000, 1, 1, 0]]);
+  } finally {
+    view.close();
+  }
+});
+
+test('an order filled out in continuous trading shows its limit as its price, taker and maker', () => {
+  const BTC = 'BTC-PERPETUAL';
+  const [maker, taker] = [key('view-limit-maker'), key('view-limit-taker')];
+  const h = new Harness();
+  for (const k of [maker, taker]) h.fund(k, 1_000_000n * USDC);
+  const ask = placedId(h.block([h.tx(maker, limit(BTC, 'sell', 500_000, 2))]));
+  const { view, feed } = viewOver(h);
+  try {
+    const txs = [h.tx(taker, limit(BTC, 'buy', 502_000, 2, { timeInForce: 'IOC' }))];
+    const r = h.block(txs);
+    const bid = placedId(r);
+    const update = feed(r, undefined, txs);
+    assert.deepEqual(orderRows(update, taker), [[bid, 'filled', 'buy', 502_000, 2, 2, 0]]);
+    assert.deepEqual(orderRows(update, maker), [[ask, 'filled', 'sell', 500_000, 2, 2, 0]]);
+  } finally {
+    view.close();
+  }
+});
+
+test('an order that expires, or that a cancelAll removes, reads cancelled at its side and limit', () => {
+  const BTC = 'BTC-PERPETUAL';
+  const alice = key('view-gone-alice');
+  const h = new Harness();
+  h.fund(alice, 1_000_000n * USDC);
+  const { view, feed } = viewOver(h);
+  try {
+    const place = [
+      h.tx(alice, limit(BTC, 'sell', 501_000, 2, { goodTilMs: h.timeMs + 1_500 })),
+      h.tx(alice, limit(BTC, 'sell', 502_000, 3)),
+    ];
+    const placed = h.block(place);
+    const [expiring, resting] = [placedId(placed, 0), placedId(placed, 1)];
+    feed(placed, undefined, place);
+    const expired = feed(h.block([]));
+    assert.equal(h.ex.state.orders.has(expiring), false);
+    assert.deepEqual(orderRows(expired, alice), [
+      [expiring, 'cancelled', 'sell', 501_000, 0, 0, 0],
+    ]);
+    const txs = [h.tx(alice, { kind: 'cancelAll', instrument: BTC })];
+    const update = feed(h.block(txs), undefined, txs);
+    assert.deepEqual(orderRows(update, alice), [[resting, 'cancelled', 'sell', 502_000, 0, 0, 0]]);
+  } finally {
+    view.close();
+  }
+});
