@@ -222,6 +222,8 @@ function nodeOf(chain: Chain) {
       get appHash() {
         return chain.ex.appHash;
       },
+      // The set never changes here.
+      validatorSetAt: () => set,
     },
     loop: {
       replica: { validators: set, height: 1, round: 0, step: 0 },
