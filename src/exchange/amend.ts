@@ -108,7 +108,14 @@ export function amend(ctx: Ctx, a: Amend): ActionResult {
   }
   // The book forgets an order whose amend triggers an auction: keep what it was.
   const before = auction === null ? null : copyOrder(order);
-  const stopTicks = takerStopTicks(market, order.side, priceTicks, ctx.blockTimeMs);
+  const stopTicks = takerStopTicks(
+    market,
+    order.side,
+    priceTicks,
+    ctx.blockTimeMs,
+    meta.account.index,
+    order.stp,
+  );
   // Every fill of the re-entering order is checked as a placement's (fill_guard.ts).
   const guard = equityGuard(state);
   const left = takerLeftQuote(
@@ -134,7 +141,14 @@ export function amend(ctx: Ctx, a: Amend): ActionResult {
     recordFills(market, book.fills, ctx.blockTimeMs);
     if (r.reason === 'AuctionTriggered') {
       const leftLots = sizeLots - r.filledLots;
-      startAuction(market, before.side, ctx.blockTimeMs, ctx.events);
+      startAuction(
+        market,
+        before.side,
+        ctx.blockTimeMs,
+        ctx.events,
+        meta.account.index,
+        before.stp,
+      );
       restInAuction(market, { ...before, priceTicks, sizeLots: leftLots });
       meta.seq = ++market.seq;
       market.dirty = true;

@@ -1,10 +1,13 @@
 // attestDeposit: a validator reports a deposit seen on the collateral chain.
 // Attestations are grouped by their whole content (depositId, address,
 // subaccount, amount); the first group whose attesters hold more than 2/3 of
-// stake is credited, once: the depositId is then spent, and any later
-// attestation of it is refused (AlreadyCredited). Cost: O(validators) per
-// attestation (the sorted attester list).
+// stake is credited, once: the depositId is then spent, every other group of
+// that id (a minority's or a Byzantine validator's other content) is dropped
+// and its attesters' room freed, and any later attestation of the id is
+// refused (AlreadyCredited). Cost: O(validators) per attestation (the sorted
+// attester list); a credit adds O(groups of its id × their attesters).
 
+import { assert } from '../lib/assert.ts';
 import { toHex } from '../lib/bytes.ts';
 import { divFloor } from '../lib/int.ts';
 import { PENDING_DEPOSITS_MAX } from '../lib/limits.ts';
@@ -13,7 +16,7 @@ import type { Ctx } from './context.ts';
 import { activeApprovalStake } from './governance.ts';
 import { ensureAccount, ensurePrincipal, getPrincipal } from './context.ts';
 import type { ActionResult } from './results.ts';
-import type { Deposit } from './state.ts';
+import type { Deposit, ExchangeState } from './state.ts';
 import type { AttestDeposit } from './tx/types.ts';
 
 export function depositKey(a: {
@@ -98,6 +101,7 @@ export function attestDeposit(ctx: Ctx, a: AttestDeposit): ActionResult {
       dirty: false,
     } satisfies Deposit;
     state.deposits.set(key, deposit);
+    indexDeposit(state, deposit);
   }
   deposit.attesters.push(vIndex);
   deposit.attesters.sort((x, y) => x - y);
@@ -105,10 +109,9 @@ export function attestDeposit(ctx: Ctx, a: AttestDeposit): ActionResult {
   validator.pendingDeposits++;
   state.markDeposit(deposit);
   if (credits) {
-    for (const i of deposit.attesters) state.validators[i]!.pendingDeposits--;
+    dropGroupsOf(state, idHex);
     state.creditedDeposits.add(idHex);
     state.newCredited.push(idHex);
-    state.deposits.delete(key);
     const principal = ensurePrincipal(state, a.account);
     const account = ensureAccount(state, principal, a.subaccount);
     account.cashQuote += a.amountQuote;
@@ -122,4 +125,29 @@ export function attestDeposit(ctx: Ctx, a: AttestDeposit): ActionResult {
     });
   }
   return { ok: true, kind: 'attestDeposit' };
+}
+
+/** Records a pending group under its deposit id (also on restore: the index is derived). */
+export function indexDeposit(state: ExchangeState, d: Deposit): void {
+  const idHex = toHex(d.depositId);
+  const keys = state.depositKeysById.get(idHex);
+  if (keys === undefined) state.depositKeysById.set(idHex, [d.key]);
+  else keys.push(d.key);
+}
+
+/**
+ * Removes every pending group of a deposit id, the credited one included: once
+ * the id is spent no other content of it can ever be credited, so the groups
+ * would otherwise hold their attesters' share of PENDING_DEPOSITS_MAX forever.
+ */
+function dropGroupsOf(state: ExchangeState, idHex: string): void {
+  for (const key of state.depositKeysById.get(idHex) ?? []) {
+    const d = state.deposits.get(key);
+    assert(d !== undefined, `indexed deposit ${key} is pending`);
+    for (const i of d.attesters) state.validators[i]!.pendingDeposits--;
+    state.deposits.delete(key);
+    // Marked so the digest subtracts the group's leaf.
+    state.markDeposit(d);
+  }
+  state.depositKeysById.delete(idHex);
 }

@@ -26,6 +26,7 @@ import {
   OPTION_MARK_INTERVAL_MS_DEVNET,
   OPTION_MARK_INTERVAL_MS_MAX,
   PRICE_MONITOR_TRIGGERS_MAX,
+  VALIDATOR_POWER_MAX,
 } from '../lib/limits.ts';
 import { daysFromCivil, expiryMsOfDay } from './instruments/calendar.ts';
 import type { ExpiryCycle, ListingSchedule } from './instruments/schedule.ts';
@@ -375,7 +376,16 @@ export function validateGenesis(g: Genesis): void {
     const key = Array.from(v.publicKey).join(',');
     if (keys.has(key)) throw new GenesisError(`validators[${i}].publicKey`, 'duplicate');
     keys.add(key);
+    // The node hands each stake to consensus as its voting power: a stake
+    // consensus would refuse must fail here, not when the node starts. The
+    // total then fits TOTAL_POWER_MAX too (limits.ts asserts a full set does).
     amount(`validators[${i}].stake`, v.stake, 1n);
+    if (v.stake > BigInt(VALIDATOR_POWER_MAX)) {
+      throw new GenesisError(
+        `validators[${i}].stake`,
+        `at most VALIDATOR_POWER_MAX (2^40), the largest voting power, got ${v.stake}`,
+      );
+    }
   });
   if (g.oracle !== undefined) checkOracle(g, g.oracle);
   if (g.slashPpm !== undefined) int('slashPpm', g.slashPpm, 0, PPM);

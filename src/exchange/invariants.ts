@@ -33,6 +33,13 @@ function checkPendingCounts(state: ExchangeState): void {
   for (const p of state.proposals.values()) {
     if (!p.executed) for (const i of p.approvers) proposals[i]!++;
   }
+  let indexed = 0;
+  for (const keys of state.depositKeysById.values()) indexed += keys.length;
+  assert(indexed === state.deposits.size, 'the deposit index drifted');
+  for (const [idHex, keys] of state.depositKeysById) {
+    assert(!state.creditedDeposits.has(idHex), `deposit ${idHex} is pending and credited`);
+    for (const key of keys) assert(state.deposits.has(key), `indexed deposit ${key} is gone`);
+  }
   state.validators.forEach((v, i) => {
     assert(v.pendingDeposits === deposits[i], `validator ${i}: pending deposits drifted`);
     assert(v.pendingProposals === proposals[i], `validator ${i}: pending proposals drifted`);

@@ -203,7 +203,15 @@ function closePosition(
     priceTicks: bankruptcy,
     sizeLots: lots,
     timeInForce: 'IOC',
-    stopTicks: takerStopTicks(market, side, bankruptcy, state.timeMs),
+    // No stp given: the book's default, cancelResting, here and below.
+    stopTicks: takerStopTicks(
+      market,
+      side,
+      bankruptcy,
+      state.timeMs,
+      account.index,
+      'cancelResting',
+    ),
     // The bankruptcy price bounds the liquidated account; its makers are checked as any maker.
     guard: equityGuard(state).arm(market, side === 'buy', null, 0),
   });
@@ -251,7 +259,7 @@ function closePosition(
   // never shrink. The cap bounds the slice; the rest waits for the next block.
   // A slice stopped by price monitoring waits for the auction's uncross instead.
   if (triggered) {
-    startAuction(market, side, state.timeMs, events);
+    startAuction(market, side, state.timeMs, events, account.index, 'cancelResting');
     market.liquidationBacklog = true;
     market.dirty = true;
   } else if (filled < lots) deleverage(state, market, account, lots - filled, bankruptcy, events);

@@ -267,7 +267,11 @@ export function placeOrder(ctx: Ctx, a: PlaceOrder): ActionResult {
   if (market.auction !== null && market.auction.active) {
     return placeInAuction(ctx, market, account, orderId, a, checked);
   }
-  if (!postOnly && breachesAtOnce(market, a.side, priceTicks, ctx.blockTimeMs)) {
+  const stp = a.stp ?? 'cancelResting';
+  if (
+    !postOnly &&
+    breachesAtOnce(market, a.side, priceTicks, ctx.blockTimeMs, account.index, stp)
+  ) {
     return triggered(ctx, market, account, orderId, a, checked, 0, []);
   }
   const book = market.book;
@@ -383,7 +387,14 @@ function triggered(
   const leftLots = c.sizeLots - filledLots;
   const rests = c.tif === 'GTC';
   if (rests) {
-    startAuction(market, a.side, ctx.blockTimeMs, ctx.events);
+    startAuction(
+      market,
+      a.side,
+      ctx.blockTimeMs,
+      ctx.events,
+      account.index,
+      a.stp ?? 'cancelResting',
+    );
     waitInAuction(ctx, market, account, orderId, a, c, leftLots);
   }
   return {

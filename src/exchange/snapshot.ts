@@ -70,7 +70,7 @@ import {
   writeProposal,
   writeValidator,
 } from './encoding.ts';
-import { depositKey } from './attest_deposit.ts';
+import { depositKey, indexDeposit } from './attest_deposit.ts';
 import { Exchange } from './exchange.ts';
 import type { ExchangeOptions } from './exchange.ts';
 import type { MarketParams } from './genesis.ts';
@@ -363,6 +363,7 @@ export function readSnapshot(r: Reader, options: ExchangeOptions = {}): Exchange
     if (d.key <= previousKey) throw new DecodeError(`${f}.deposits[${i}]`, 'deposits must ascend');
     previousKey = d.key;
     s.deposits.set(d.key, d);
+    indexDeposit(s, d);
   }
   const creditedCount = r.uvarint(`${f}.credited`, ACCOUNTS_MAX);
   let previousId = '';

@@ -422,6 +422,8 @@ export class ExchangeState {
   readonly orders = new Map<number, OrderMeta>();
   /** Deposits awaiting attestations, by their whole content (attest_deposit.ts). */
   readonly deposits = new Map<string, Deposit>();
+  /** Derived: the keys of `deposits` by deposit id (hex), so a credit drops its id's other groups. */
+  readonly depositKeysById = new Map<string, string[]>();
   /** Spent deposit ids (hex). */
   readonly creditedDeposits = new Set<string>();
   /** Credited since the digest was last brought up to date. */

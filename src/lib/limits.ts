@@ -255,6 +255,8 @@ export const WAL_RECORD_BYTES_MAX = MESSAGE_BYTES_MAX + 1024;
 
 assert(3 * TOTAL_POWER_MAX <= Number.MAX_SAFE_INTEGER, 'stake thresholds must be exact');
 assert(VALIDATORS_MAX * VALIDATOR_POWER_MAX <= TOTAL_POWER_MAX, 'a full set must fit the total');
+// The exchange's genesis validators become the consensus set, stake as power.
+assert(GENESIS_VALIDATORS_MAX <= VALIDATORS_MAX, 'a genesis set must fit the consensus set');
 assert(EVIDENCE_PER_BLOCK_MAX <= EVIDENCE_POOL_MAX, 'a block draws evidence from the pool');
 assert(
   VALIDATORS_MAX * EVIDENCE_PER_OFFENDER_MAX <= EVIDENCE_POOL_MAX,

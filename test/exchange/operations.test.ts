@@ -7,13 +7,16 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Harness, USDC, VALIDATORS, genesis, key, limit } from './helpers.ts';
 import { actionClass, executionOrder } from '../../src/exchange/ordering.ts';
+import { VALIDATOR_POWER_MAX } from '../../src/lib/limits.ts';
 import type { ActionResult, TxResult } from '../../src/exchange/index.ts';
 import {
   GenesisError,
   decodeGenesis,
   encodeGenesis,
+  genesisCodec,
   validateGenesis,
 } from '../../src/exchange/index.ts';
+import { DecodeError, encode } from '../../src/codec/wire.ts';
 
 const BTC = 'BTC-PERPETUAL';
 const ONE_BTC = 10_000;
@@ -63,6 +66,29 @@ test('genesis: the devnet genesis validates and round-trips; a bad field is name
     () => validateGenesis(fees),
     (e: unknown) => e instanceof GenesisError && e.field === 'feeTiers',
   );
+});
+
+test('genesis: a stake above the largest voting power consensus accepts is refused, by field', () => {
+  const withStake = (stake: bigint) =>
+    genesis({
+      validators: VALIDATORS.map((v, i) => ({
+        publicKey: v.publicKey,
+        stake: i === 2 ? stake : 1n,
+      })),
+    });
+  const largest = BigInt(VALIDATOR_POWER_MAX);
+  validateGenesis(withStake(largest));
+  for (const stake of [largest + 1n, 2n ** 63n - 1n]) {
+    assert.throws(
+      () => validateGenesis(withStake(stake)),
+      (e: unknown) => e instanceof GenesisError && e.field === 'validators[2].stake',
+    );
+    // A genesis file carrying one is refused when read, too.
+    assert.throws(
+      () => decodeGenesis(encode(genesisCodec, withStake(stake))),
+      (e: unknown) => e instanceof DecodeError && e.field.endsWith('.validators[2].stake'),
+    );
+  }
 });
 
 test('faucet: credits up to the cap, devnet only', () => {

@@ -24,7 +24,7 @@
 
 import { divBig, divFloor } from '../../lib/int.ts';
 import { AUCTION_UNCROSS_ROUNDS_MAX } from '../../lib/limits.ts';
-import type { FillList, OrderBook, RestingOrder, Side } from '../book/index.ts';
+import type { FillList, OrderBook, RestingOrder, Side, StpMode } from '../book/index.ts';
 import { feeTier, takerFeeQuote } from '../fees.ts';
 import { forgetOrder, forgetRemoved } from '../orders.ts';
 import { equityGuard } from '../fill_guard.ts';
@@ -102,25 +102,28 @@ export function stopTicksFor(market: MarketState, side: Side, nowMs: number): nu
 }
 
 /**
- * A taker on `side` up to limitTicks would first trade with the best opposite
- * order at a price beyond the far bound (a bid above the range for a seller,
- * an ask below it for a buyer): stopTicksFor bounds only the near side, and
- * such an order can rest there (nothing to take when it came, or the range
- * moved since). Bids descend and asks ascend, so the best one decides.
+ * A taker on `side` up to limitTicks would first trade with an opposite order
+ * at a price beyond the far bound (a bid above the range for a seller, an ask
+ * below it for a buyer): stopTicksFor bounds only the near side, and such an
+ * order can rest there (nothing to take when it came, or the range moved
+ * since). Bids descend and asks ascend, so the first order it would trade
+ * with decides: another account's, past the taker's own under its STP mode
+ * (book.firstOtherTicks), since it never trades with those.
  */
 export function breachesAtOnce(
   market: MarketState,
   side: Side,
   limitTicks: number,
   nowMs: number,
+  owner: number,
+  stp: StpMode,
 ): boolean {
   const a = market.auction;
   if (a === null) return false;
-  const book = market.book;
-  const best = side === 'buy' ? book.bestAskTicks() : book.bestBidTicks();
-  if (best === undefined || (side === 'buy' ? best > limitTicks : best < limitTicks)) return false;
+  const first = market.book.firstOtherTicks(side, owner, limitTicks, stp);
+  if (first === undefined) return false;
   const [lo, hi] = tradeRange(a, nowMs, market.markTicks);
-  return side === 'buy' ? best < lo : best > hi;
+  return side === 'buy' ? first < lo : first > hi;
 }
 
 /**
@@ -134,11 +137,15 @@ export function takerStopTicks(
   side: Side,
   limitTicks: number,
   nowMs: number,
+  owner: number,
+  stp: StpMode,
 ): number {
   if (market.auction === null) return 0;
-  if (!breachesAtOnce(market, side, limitTicks, nowMs)) return stopTicksFor(market, side, nowMs);
-  const best = side === 'buy' ? market.book.bestAskTicks()! : market.book.bestBidTicks()!;
-  return side === 'buy' ? Math.max(1, best - 1) : best + 1;
+  if (!breachesAtOnce(market, side, limitTicks, nowMs, owner, stp)) {
+    return stopTicksFor(market, side, nowMs);
+  }
+  const first = market.book.firstOtherTicks(side, owner, limitTicks, stp)!;
+  return side === 'buy' ? Math.max(1, first - 1) : first + 1;
 }
 
 /** Records the fills of the book's last operation (each within every trigger's bounds). */
@@ -151,19 +158,22 @@ export function recordFills(market: MarketState, fills: FillList, nowMs: number)
 }
 
 /**
- * Enters a call auction after the book stopped a taker on `side` before a
- * breaching price: the best opposite price left is the trade that did not
- * happen, and the auction lasts as long as the longest trigger it breaches.
+ * Enters a call auction after the book stopped a taker on `side` (of `owner`,
+ * with its STP mode) before a breaching price: the first opposite order of
+ * another account is the trade that did not happen, and the auction lasts as
+ * long as the longest trigger it breaches.
  */
 export function startAuction(
   market: MarketState,
   side: Side,
   nowMs: number,
   events: ExchangeEvent[],
+  owner: number,
+  stp: StpMode,
 ): void {
   const a = market.auction!;
-  const book = market.book;
-  const breachTicks = (side === 'buy' ? book.bestAskTicks() : book.bestBidTicks()) ?? 0;
+  const anyTicks = side === 'buy' ? SAFE : 1;
+  const breachTicks = market.book.firstOtherTicks(side, owner, anyTicks, stp) ?? 0;
   let auctionMs = breachMs(a, breachTicks, nowMs, market.markTicks);
   // The book stops only before a price outside tradeRange, which breaches a trigger.
   if (auctionMs === 0) for (const t of a.triggers) auctionMs = Math.max(auctionMs, t.auctionMs);

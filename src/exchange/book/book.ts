@@ -142,9 +142,10 @@ export class OrderBook {
     if (this.guardStopped) {
       return this.finish('cancelled', 'InsufficientEquity', filled, 0, remaining);
     }
-    if (matchTicks !== priceTicks && this.wouldTake(side, priceTicks)) {
+    if (matchTicks !== priceTicks && this.tradesBeyondStop(side, owner, priceTicks, stp)) {
       return this.finish('cancelled', 'AuctionTriggered', filled, 0, remaining);
     }
+    if (this.stpStopped) return this.finish('cancelled', 'SelfTrade', filled, 0, remaining);
     if (timeInForce !== 'GTC')
       return this.finish('cancelled', 'IocRemainder', filled, 0, remaining);
 
@@ -207,12 +208,13 @@ export class OrderBook {
       guard,
     );
     const filled = newSizeLots - remaining;
-    const stopped = this.stpStopped || this.guardStopped;
     const triggered =
       remaining > 0 &&
-      !stopped &&
+      !this.stpStopped &&
+      !this.guardStopped &&
       matchTicks !== newPriceTicks &&
-      this.wouldTake(order.side, newPriceTicks);
+      this.tradesBeyondStop(order.side, order.owner, newPriceTicks, order.stp);
+    const stopped = this.stpStopped || this.guardStopped;
     if (remaining === 0 || stopped || triggered) {
       this.forget(order);
       return remaining === 0
@@ -313,6 +315,28 @@ export class OrderBook {
 
   bestAskTicks(): number | undefined {
     return this.asks.best()?.priceTicks;
+  }
+
+  /**
+   * The price of the first order of another owner that an incoming order of
+   * `owner` on `side` up to limitTicks would reach, as matching would walk:
+   * past the owner's own orders under cancelResting (matching would cancel
+   * them), undefined when one stops it first under cancelIncoming or
+   * cancelBoth, or when no such order is within the limit. Changes nothing.
+   * O(levels and own orders passed).
+   */
+  firstOtherTicks(side: Side, owner: number, limitTicks: number, stp: StpMode): number | undefined {
+    const opposite = this.opposite(side);
+    const levels = opposite.levels;
+    for (let i = levels.length - 1; i >= 0; i--) {
+      const level = levels[i]!;
+      if (opposite.better(limitTicks, level.priceTicks)) return undefined;
+      for (let order = level.head; order !== null; order = order.next) {
+        if (order.owner !== owner) return level.priceTicks;
+        if (stp !== 'cancelResting') return undefined;
+      }
+    }
+    return undefined;
   }
 
   /**
@@ -481,6 +505,30 @@ export class OrderBook {
       }
     }
     return false;
+  }
+
+  /**
+   * After matching stopped at the auction stop with size left: whether the
+   * order would go on to trade beyond it, with another owner. Up to that
+   * owner's order, the order's STP mode meets the owner's own orders as
+   * matching would (cancelResting removes them and goes on; cancelIncoming
+   * and cancelBoth stop it, stpStopped), so an own order never starts an
+   * auction, and a remainder that rests crosses none. Nothing trades.
+   * O(own orders passed).
+   */
+  private tradesBeyondStop(side: Side, owner: number, limitTicks: number, stp: StpMode): boolean {
+    const opposite = this.opposite(side);
+    for (;;) {
+      const level = opposite.best();
+      if (level === undefined || opposite.better(limitTicks, level.priceTicks)) return false;
+      const order = level.head!;
+      if (order.owner !== owner) return true;
+      if (stp !== 'cancelIncoming') this.removeListed(order);
+      if (stp !== 'cancelResting') {
+        this.stpStopped = true;
+        return false;
+      }
+    }
   }
 
   /** Matches an incoming order against the opposite side; returns its unfilled size. */

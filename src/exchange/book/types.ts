@@ -44,8 +44,10 @@ export interface PlaceOrder {
   /**
    * Price monitoring (a volatility auction's trigger): matching trades at
    * most up to this price (a buy at asks ≤ stopTicks, a sell at bids ≥ it); an
-   * order that could trade beyond it within its limit stops there and its
-   * remainder is cancelled ('AuctionTriggered'), never rested. 0 = none.
+   * order that could trade beyond it within its limit, with another owner,
+   * stops there and its remainder is cancelled ('AuctionTriggered'), never
+   * rested. Its own orders beyond the stop, up to that owner's, meet its STP
+   * mode as in matching: they never count as a trade. 0 = none.
    */
   stopTicks?: number;
   /** Decides each fill before it happens (the caller's collateral check); null or absent: none. */
