@@ -43,6 +43,14 @@ export interface Wal {
    * that height is in the block store: replay starts at the last checkpoint.
    */
   truncateBefore(index: number): void;
+  /**
+   * Drops the records from `index` (firstIndex() ≤ index ≤ nextIndex()) on,
+   * durably: a tail restart finds was never acknowledged (a checkpoint whose
+   * block did not reach the disk, restore.ts). Refuses (StorageCorrupt) to
+   * drop what an earlier run proved synced. Optional: a store without it
+   * loses unsynced records with their block anyway.
+   */
+  dropFrom?(index: number): void;
   close(): void;
 }
 
