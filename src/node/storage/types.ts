@@ -83,9 +83,12 @@ export interface BlockStore {
   /** The bytes saved at `height`, or null if not held. */
   load(height: number): Uint8Array | null;
   /**
-   * Drops every height below `height` (firstHeight() < height ≤ lastHeight()),
-   * durably; a no-op at or below firstHeight(). The node prunes so its disk
-   * stays bounded; new nodes then start by state sync.
+   * Drops every height below `height` (firstHeight() < height ≤ lastHeight());
+   * a no-op at or below firstHeight(). The node prunes so its disk stays
+   * bounded; new nodes then start by state sync. The space may be reclaimed
+   * later (the file store rewrites once the dropped bytes reach the kept
+   * ones), so a restart may hold some dropped heights again: keeping more is
+   * always safe, and restart needs nothing below its snapshot.
    */
   pruneBefore?(height: number): void;
   close(): void;

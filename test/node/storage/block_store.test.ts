@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -131,4 +131,38 @@ test('a block damaged in the unsynced tail, with intact blocks after it, is cut 
     synced[recordOffsets(image)[0]! + 1]! ^= 0x01;
     writeFileSync(path, synced);
     assert.throws(() => openFileBlockStore(path), { code: 'StorageCorrupt' });
+  }));
+
+test('pruning at every snapshot rewrites the log only once the dead prefix reaches the kept part', () =>
+  withDir((dir) => {
+    const path = join(dir, 'blocks.log');
+    const kept = 100;
+    const every = 10;
+    const blockBytes = (h: number): number => RECORD_HEADER_BYTES + block(h).length;
+    let store = openFileBlockStore(path);
+    let rewrites = 0;
+    let inode = statSync(path).ino;
+    for (let h = 1; h <= 1000; h++) {
+      store.saveDeferred(h, block(h));
+      if (h % every !== 0 || h <= kept) continue;
+      store.pruneBefore(h - kept + 1);
+      assert.equal(store.firstHeight(), h - kept + 1);
+      assert.equal(store.load(h - kept), null, 'a dropped height is not served');
+      const now = statSync(path).ino;
+      if (now !== inode) rewrites++;
+      inode = now;
+      // The file holds at most about twice what is kept, plus one interval.
+      assert.ok(statSync(path).size <= (2 * kept + every) * (blockBytes(h) + 20) + 16);
+    }
+    // Each rewrite follows at least `kept` dropped heights.
+    assert.ok(rewrites >= 1 && rewrites <= (1000 - kept) / kept + 1, `${rewrites} rewrites`);
+    store.close();
+    // A restart may find dropped heights again, never lose a kept one.
+    store = openFileBlockStore(path);
+    assert.ok(store.firstHeight() <= 901);
+    assert.equal(store.lastHeight(), 1000);
+    for (let h = 901; h <= 1000; h++) assert.deepEqual(store.load(h), block(h));
+    store.pruneBefore(901);
+    assert.equal(store.firstHeight(), 901);
+    store.close();
   }));
