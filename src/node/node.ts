@@ -39,7 +39,7 @@ import { SignatureCache } from './mempool/sigcache.ts';
 import type { PeerNetwork } from './network.ts';
 import type { PriceSource } from './oracle_source.ts';
 import type { ObservationSource } from './oracle.ts';
-import { restoreApp } from './restore.ts';
+import { dropUnbackedCheckpoint, restoreApp } from './restore.ts';
 import type { ResultsStore } from './results.ts';
 import { MemoryResultsStore, PUBLISHED_EVENT_TYPES } from './results.ts';
 import type { Storage } from './storage/index.ts';
@@ -137,6 +137,7 @@ export class ZommaNode {
       nowMs: () => clock.nowMs(),
       checkInvariants: options.checkInvariants === true,
     };
+    dropUnbackedCheckpoint(options.storage, this.log);
     const checkpoint = lastCheckpoint(options.storage.wal.readAll());
     const restored = restoreApp(
       options.storage,

@@ -3,7 +3,18 @@
 // stored blocks after the snapshot, executed again. The replica then replays
 // its WAL and asks for any later height itself. Restoring further than the
 // checkpoint would make the replica ask to execute a height twice.
+//
+// A checkpoint is appended to the WAL without a sync, and a block's fsync
+// runs in the background, so a power cut can leave on disk a checkpoint whose
+// block is not there (writeback reached the WAL page first). Every WAL sync
+// is preceded by the block log's barrier, so no sync can have followed that
+// checkpoint: it and every record after it were never acknowledged, and
+// dropping them leaves what a crash just before the checkpoint leaves (the
+// block decided, not yet saved). dropUnbackedCheckpoint does that before the
+// restore; the WAL refuses if the records were proven synced.
 
+import { decode } from '../codec/wire.ts';
+import { walRecordCodec } from '../consensus/index.ts';
 import { bytesEqual, toHex } from '../lib/bytes.ts';
 import { NodeError } from './errors.ts';
 import type { Log } from './log.ts';
@@ -66,6 +77,49 @@ export function restoreApp<A extends NodeApplication>(
     throw mismatch(target.height, app.appHash, target.appHash);
   }
   return { app, snapshotHeight, replayedBlocks: replayed };
+}
+
+/**
+ * Drops the WAL from its first checkpoint whose height neither the block
+ * store nor a snapshot holds, when no later checkpoint is held either (else
+ * the damage is not the crash described above, and the restore reports it).
+ * Returns how many records were dropped.
+ */
+export function dropUnbackedCheckpoint(storage: Storage, log: Log = silentLog): number {
+  const wal = storage.wal;
+  if (wal.dropFrom === undefined) return 0;
+  const held = (height: number): boolean =>
+    height <= storage.blocks.lastHeight() || storage.snapshots.heights().includes(height);
+  const records = wal.readAll();
+  let firstUnheld: { index: number; height: number } | null = null;
+  for (let i = 0; i < records.length; i++) {
+    let height: number;
+    try {
+      const record = decode(walRecordCodec, records[i]!, 'wal');
+      if (record.kind !== 'checkpoint') continue;
+      height = record.state.height;
+    } catch {
+      // Like the replica, read no further than a record it cannot decode.
+      break;
+    }
+    if (held(height)) {
+      if (firstUnheld !== null) return 0;
+    } else {
+      firstUnheld ??= { index: wal.firstIndex() + i, height };
+    }
+  }
+  if (firstUnheld === null) return 0;
+  const dropped = wal.nextIndex() - firstUnheld.index;
+  wal.dropFrom(firstUnheld.index);
+  log.warn(
+    {
+      checkpointHeight: firstUnheld.height,
+      blocksLastHeight: storage.blocks.lastHeight(),
+      droppedWalRecords: dropped,
+    },
+    'WAL checkpoint names a block that never reached the disk; resuming from the checkpoint before it',
+  );
+  return dropped;
 }
 
 function mismatch(height: number, ours: Uint8Array, recorded: Uint8Array): NodeError {

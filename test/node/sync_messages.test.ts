@@ -330,9 +330,10 @@ test('a stored block that fails its checksum is not served and does not throw at
   const storage = openStorage(tmp.dir);
   try {
     for (let h = 1; h <= 3; h++) storage.blocks.save(h, new Uint8Array(64).fill(h));
-    // Media rot in the payload of block 2, mid-file (the open did not read it).
+    // Media rot in the payload of block 2, mid-file (the open did not read it):
+    // after the file header, block 1 and the 20-byte sync marker its save wrote.
     const fd = openSync(join(tmp.dir, 'blocks.log'), 'r+');
-    writeSync(fd, new Uint8Array([0xee]), 0, 1, 16 + 12 + 64 + 12 + 5);
+    writeSync(fd, new Uint8Array([0xee]), 0, 1, 16 + 12 + 64 + 20 + 12 + 5);
     closeSync(fd);
     const hub = new MemoryHub();
     const net = hub.join('server');

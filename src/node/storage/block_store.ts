@@ -3,6 +3,13 @@
 // holds the block of height base + i, where base (the first height) sits in
 // the file header. The index of offsets is rebuilt at open from the record
 // headers alone; a block's payload checksum is checked when it is read.
+//
+// Pruning drops heights from what the store serves at once, but rewrites the
+// file (copying the kept tail) only once the dead prefix is at least as large
+// as the kept part: each kept byte is then copied about once over its life,
+// instead of at every snapshot interval. Until then, and after a restart
+// before it, the file still holds the dropped heights (at most about as many
+// bytes again as are kept); a restart serves them again until the next prune.
 
 import { assert } from '../../lib/assert.ts';
 import { bytesEqual } from '../../lib/bytes.ts';
@@ -77,12 +84,15 @@ export class FileBlockStore implements BlockStore {
       Number.isSafeInteger(height) && height <= this.lastHeight(),
       `pruneBefore(${height}) keeps no block (last ${this.lastHeight()})`,
     );
+    const kept = this.refs.slice(height - this.base);
+    this.refs = kept;
+    this.base = height;
+    const from = kept[0]!.offset;
+    if (from - FILE_HEADER_BYTES < this.log.size() - from) return;
     // The rewrite copies the kept tail: every deferred save must be on disk first.
     this.flush();
-    const kept = this.refs.slice(height - this.base);
-    const shift = this.log.rewrite(height, kept[0]!.offset);
+    const shift = this.log.rewrite(height, from);
     this.refs = kept.map((ref) => ({ offset: ref.offset - shift, length: ref.length }));
-    this.base = height;
   }
 
   load(height: number): Uint8Array | null {

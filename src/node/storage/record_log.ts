@@ -1,21 +1,40 @@
 // An append-only file of checksummed, length-prefixed records: the format of
-// the WAL and of the block log (docs/decisions/0002-storage.md).
+// the WAL, the block log and the results log (docs/decisions/0002-storage.md).
 //
-//   file   = header record*
+//   file   = header (record | marker)*
 //   header = magic(4 ASCII) version(u32) base(u64)           16 bytes, big-endian
 //   record = length(u32) payloadCrc(u32) headerCrc(u32) payload
+//   marker = (0x80000000 | 8)(u32) payloadCrc(u32) headerCrc(u32) distance(u64)
 //
 // payloadCrc is CRC-32 of the payload; headerCrc is CRC-32 of the first eight
 // bytes, so a flipped length is caught before it is trusted. Checksums are
 // zlib's CRC-32 (native in Node ≥ 20.15): they guard against torn writes and
 // media rot, not against an attacker with access to the disk.
 //
-// The only damage open() repairs is at the end of the file, where a crash
-// mid-append leaves it: an incomplete record, a last record whose payload
-// fails its checksum, or a zero-filled tail. It truncates that tail. Damage
-// anywhere else (a bad record with bytes after it) is StorageCorrupt naming
-// the file and offset: records after it were acknowledged, so guessing past
-// it could lose or invent history.
+// The durable bound. Records appended after the last fdatasync reach the disk
+// in any order (page-cache writeback), so a power cut can leave a damaged
+// record followed by intact later ones, all of them unsynced and none ever
+// acknowledged. Each sync therefore first appends a marker naming, as a
+// distance back from the marker itself, where the last *finished* sync ended:
+// an intact marker proves every byte before `offset − distance` was durable
+// before the marker was written (whether or not its own sync finished). At
+// open the highest such proof is the durable bound. The first damaged record
+// (a header or payload failing its checksum, a record cut short) at or after
+// the bound starts a torn tail, cut off with everything after it; damage
+// before the bound is StorageCorrupt naming the file and offset, since those
+// bytes were synced and may have been acknowledged. Intact markers after a
+// damaged record still count, so a synced record is never cut: under the
+// crash model (synced bytes stay intact) the first damage lies beyond the
+// last finished sync. A distance, not an absolute offset, survives rewrite(),
+// which drops a prefix; a bound that falls into the dropped prefix is the
+// header, and rewrite() ends the new (fully synced) file with a marker naming
+// its whole length.
+//
+// Version 1 files (before markers) are read with the old rule: only damage at
+// the very end (an incomplete record, a last record whose payload fails its
+// checksum, or a zero-filled tail) is a torn tail; open() then syncs the file
+// and rewrites its header to version 2 in place (16 bytes in the first
+// sector). A version 1 build refuses a version 2 file ("unknown version 2").
 
 import {
   closeSync,
@@ -37,8 +56,14 @@ import { StorageError } from './errors.ts';
 
 export const FILE_HEADER_BYTES = 16;
 export const RECORD_HEADER_BYTES = 12;
-const VERSION = 1;
-/** Bytes read per call while checking that a damaged tail is all zeros. */
+const VERSION = 2;
+/** The format before sync markers: read with the end-only torn-tail rule, then upgraded. */
+const VERSION_UNMARKED = 1;
+/** Set in a record's length word for a sync marker, whose payload is a u64 distance. */
+const MARKER_FLAG = 0x8000_0000;
+const MARKER_PAYLOAD_BYTES = 8;
+const MARKER_BYTES = RECORD_HEADER_BYTES + MARKER_PAYLOAD_BYTES;
+/** Bytes read per call while checking a damaged tail (all zeros? markers in it?). */
 const ZERO_SCAN_CHUNK_BYTES = 64 * 1024;
 
 /** Where a record sits: `offset` of its header; `length` of its payload. */
@@ -68,20 +93,40 @@ export interface OpenedRecordLog {
   readonly truncatedBytes: number;
 }
 
+function writeU64(out: Buffer, value: number, at: number): void {
+  out.writeUInt32BE(Math.floor(value / 0x1_0000_0000), at);
+  out.writeUInt32BE(value >>> 0, at + 4);
+}
+
+function readU64(bytes: Buffer, at: number): number {
+  return bytes.readUInt32BE(at) * 0x1_0000_0000 + bytes.readUInt32BE(at + 4);
+}
+
 function fileHeader(magic: string, base: number): Buffer {
   assert(magic.length === 4 && /^[A-Z]{4}$/.test(magic), 'magic is four capitals');
   assert(Number.isSafeInteger(base) && base >= 0, 'base is a safe non-negative integer');
   const header = Buffer.alloc(FILE_HEADER_BYTES);
   header.write(magic, 0, 'latin1');
   header.writeUInt32BE(VERSION, 4);
-  header.writeUInt32BE(Math.floor(base / 0x1_0000_0000), 8);
-  header.writeUInt32BE(base >>> 0, 12);
+  writeU64(header, base, 8);
   return header;
 }
 
 export function encodeRecord(payload: Uint8Array): Buffer {
+  return encodeFramed(payload.length, payload);
+}
+
+/** A sync marker at some offset: every byte before `offset − distance` was durable when it was written. */
+function encodeMarker(distance: number): Buffer {
+  assert(Number.isSafeInteger(distance) && distance >= 0, 'marker distance');
+  const payload = Buffer.alloc(MARKER_PAYLOAD_BYTES);
+  writeU64(payload, distance, 0);
+  return encodeFramed(MARKER_FLAG | MARKER_PAYLOAD_BYTES, payload);
+}
+
+function encodeFramed(lengthWord: number, payload: Uint8Array): Buffer {
   const out = Buffer.allocUnsafe(RECORD_HEADER_BYTES + payload.length);
-  out.writeUInt32BE(payload.length, 0);
+  out.writeUInt32BE(lengthWord >>> 0, 0);
   out.writeUInt32BE(crc32(payload), 4);
   out.writeUInt32BE(crc32(out.subarray(0, 8)), 8);
   out.set(payload, RECORD_HEADER_BYTES);
@@ -159,6 +204,12 @@ export class RecordLog {
   /** Appends so far, and how many of them a finished sync (in the foreground or background) covers. */
   private appendedCount = 0;
   private durableCount = 0;
+  /** Bytes a finished sync covers (markers included). */
+  private durableBytes: number;
+  /** Appends the last marker's bound covers, so close() knows whether to leave one. */
+  private markedCount: number;
+  /** The durable bound proven at open: bytes before it were synced by an earlier run. */
+  readonly syncedAtOpen: number;
   /**
    * Bumped whenever the fd is closed: a rewrite reopens the file and usually
    * gets the same fd number back, so the number cannot tell a background
@@ -168,10 +219,23 @@ export class RecordLog {
   private readonly magic: string;
   private readonly recordBytesMax: number;
 
-  constructor(path: string, fd: number, sizeBytes: number, options: RecordLogOptions) {
+  /** `sizeBytes` must be durable (open syncs the file); `syncedAtOpen` is the bound its markers prove. */
+  constructor(
+    path: string,
+    fd: number,
+    sizeBytes: number,
+    options: RecordLogOptions,
+    syncedAtOpen = sizeBytes,
+  ) {
     this.path = path;
     this.fd = fd;
     this.sizeBytes = sizeBytes;
+    this.durableBytes = sizeBytes;
+    this.syncedAtOpen = syncedAtOpen;
+    // Records found at open are marked durable only once this run syncs
+    // something: a run that appends nothing (a failed start, a tool) must not
+    // prove a tail that nobody acknowledged (restore.ts may drop it).
+    this.markedCount = 0;
     this.magic = options.magic;
     this.recordBytesMax = options.recordBytesMax;
   }
@@ -207,7 +271,9 @@ export class RecordLog {
 
   sync(): void {
     this.checkWritable();
+    this.markBeforeSync();
     recordLogSyncs.foreground++;
+    const covers = this.sizeBytes;
     try {
       fdatasyncSync(this.fd);
     } catch (error) {
@@ -217,6 +283,29 @@ export class RecordLog {
       throw ioFailed(this.path, error);
     }
     this.durableCount = this.appendedCount;
+    this.durableBytes = covers;
+  }
+
+  /**
+   * Before a sync that has records to cover, appends a marker naming where
+   * the last finished sync ended, so that open() can tell damage in what was
+   * durable from a torn unsynced tail (see the header of this file).
+   */
+  private markBeforeSync(): void {
+    if (!this.needsSync) return;
+    this.writeMarker();
+  }
+
+  private writeMarker(): void {
+    const offset = this.sizeBytes;
+    try {
+      writeAll(this.fd, encodeMarker(offset - this.durableBytes), offset);
+    } catch (error) {
+      this.failed = true;
+      throw ioFailed(this.path, error);
+    }
+    this.sizeBytes += MARKER_BYTES;
+    this.markedCount = this.durableCount;
   }
 
   /**
@@ -244,9 +333,11 @@ export class RecordLog {
 
   private startSync(counted: 'awaited' | 'background', done: (error: Error | null) => void): void {
     this.checkWritable();
+    this.markBeforeSync();
     recordLogSyncs[counted]++;
     const generation = this.generation;
     const covers = this.appendedCount;
+    const coversBytes = this.sizeBytes;
     fdatasync(this.fd, (error) => {
       if (this.generation !== generation) return;
       if (error !== null) {
@@ -255,6 +346,7 @@ export class RecordLog {
         return;
       }
       if (covers > this.durableCount) this.durableCount = covers;
+      if (coversBytes > this.durableBytes) this.durableBytes = coversBytes;
       done(null);
     });
   }
@@ -286,23 +378,65 @@ export class RecordLog {
       closeSync(this.fd);
       this.fd = -1;
       this.generation++;
-      replaceFile(this.path, fileHeader(this.magic, base), [kept]);
+      // The new file is synced whole: a closing marker names all it keeps.
+      const body = kept.length === 0 ? [] : [kept, encodeMarker(0)];
+      replaceFile(this.path, fileHeader(this.magic, base), body);
       this.fd = openSync(this.path, 'r+');
     } catch (error) {
       this.failed = true;
       throw ioFailed(this.path, error);
     }
-    this.sizeBytes = FILE_HEADER_BYTES + kept.length;
-    // replaceFile synced the new file whole.
+    this.sizeBytes = FILE_HEADER_BYTES + (kept.length === 0 ? 0 : kept.length + MARKER_BYTES);
     this.durableCount = this.appendedCount;
+    this.durableBytes = this.sizeBytes;
+    this.markedCount = this.appendedCount;
     return fromOffset - FILE_HEADER_BYTES;
+  }
+
+  /**
+   * Cuts the file at `offset` (a record's start), durably: records a restart
+   * finds were never acknowledged (docs/operations.md). Refuses to cut below
+   * the bound proven durable at open, which an earlier run may have acted on.
+   */
+  truncateTo(offset: number): void {
+    this.checkWritable();
+    assert(offset >= FILE_HEADER_BYTES && offset <= this.sizeBytes, 'truncate offset');
+    if (offset < this.syncedAtOpen) {
+      throw new StorageError(
+        'StorageCorrupt',
+        this.path,
+        offset,
+        `refusing to drop records below the durable bound ${this.syncedAtOpen}`,
+      );
+    }
+    try {
+      ftruncateSync(this.fd, offset);
+      fsyncSync(this.fd);
+    } catch (error) {
+      this.failed = true;
+      throw ioFailed(this.path, error);
+    }
+    this.sizeBytes = offset;
+    this.durableCount = this.appendedCount;
+    this.durableBytes = offset;
   }
 
   close(): void {
     if (this.fd < 0) return;
-    if (this.needsSync && !this.failed) {
+    if (!this.failed) {
       try {
-        fdatasyncSync(this.fd);
+        if (this.needsSync) {
+          this.markBeforeSync();
+          fdatasyncSync(this.fd);
+          this.durableBytes = this.sizeBytes;
+          this.durableCount = this.appendedCount;
+        }
+        // A clean shutdown leaves a marker naming the whole file, so the next
+        // open knows every record in it was durable.
+        if (this.markedCount < this.durableCount) {
+          this.writeMarker();
+          fdatasyncSync(this.fd);
+        }
       } catch {
         // Closing anyway: what was not synced is what a crash here would lose.
       }
@@ -341,53 +475,164 @@ function isZeroTail(fd: number, from: number, to: number): boolean {
   return true;
 }
 
+/**
+ * The highest bound named by an intact marker starting in [from, size), found
+ * by searching for a marker's length word and checking both checksums (a false
+ * match passes two CRC-32s). Null if there is none.
+ */
+function boundFromMarkersAfter(fd: number, from: number, size: number): number | null {
+  const word = Buffer.alloc(4);
+  word.writeUInt32BE((MARKER_FLAG | MARKER_PAYLOAD_BYTES) >>> 0, 0);
+  let found: number | null = null;
+  for (let at = from; at < size; at += ZERO_SCAN_CHUNK_BYTES) {
+    // Chunks overlap by a marker less one byte, so none is split unseen.
+    const chunk = Buffer.from(
+      readExactly(fd, Math.min(ZERO_SCAN_CHUNK_BYTES + MARKER_BYTES - 1, size - at), at),
+    );
+    for (
+      let i = chunk.indexOf(word);
+      i >= 0 && i < ZERO_SCAN_CHUNK_BYTES;
+      i = chunk.indexOf(word, i + 1)
+    ) {
+      if (i + MARKER_BYTES > chunk.length) break;
+      const marker = chunk.subarray(i, i + MARKER_BYTES);
+      const payload = marker.subarray(RECORD_HEADER_BYTES);
+      if (crc32(marker.subarray(0, 8)) !== marker.readUInt32BE(8)) continue;
+      if (crc32(payload) !== marker.readUInt32BE(4)) continue;
+      const named = Math.max(FILE_HEADER_BYTES, at + i - readU64(payload, 0));
+      found = Math.max(found ?? FILE_HEADER_BYTES, named);
+    }
+  }
+  return found;
+}
+
 interface Scan {
   readonly records: RecordRef[];
   /** Where the sound records end; the rest is a torn tail. */
   readonly end: number;
+  /** Bytes proven durable by a marker (every record when it covers them all). */
+  readonly synced: number;
 }
 
-function scan(fd: number, path: string, size: number, options: RecordLogOptions): Scan {
-  const records: RecordRef[] = [];
-  const corrupt = (offset: number, reason: string): StorageError =>
-    new StorageError('StorageCorrupt', path, offset, reason);
+interface Damage {
+  readonly offset: number;
+  readonly reason: string;
+  /** Whether intact bytes follow it (the end-only rule of version 1 files refuses those). */
+  readonly followed: boolean;
+}
+
+function scan(
+  fd: number,
+  path: string,
+  size: number,
+  options: RecordLogOptions,
+  version: number,
+): Scan {
+  const found: { ref: RecordRef; checked: boolean }[] = [];
+  // Version 1 files hold no marker written before a sync, so without one no bound is known.
+  let bound: number | null = version === VERSION_UNMARKED ? null : FILE_HEADER_BYTES;
+  let damage: Damage | null = null;
+  const damaged = (offset: number, reason: string, followed: boolean): void => {
+    if (damage === null || offset < damage.offset) damage = { offset, reason, followed };
+  };
   let offset = FILE_HEADER_BYTES;
   while (offset < size) {
-    if (size - offset < RECORD_HEADER_BYTES) break;
+    if (size - offset < RECORD_HEADER_BYTES) {
+      damaged(offset, 'record header is cut short', false);
+      break;
+    }
     const header = Buffer.from(readExactly(fd, RECORD_HEADER_BYTES, offset));
     if (crc32(header.subarray(0, 8)) !== header.readUInt32BE(8)) {
-      if (isZeroTail(fd, offset, size)) break;
-      throw corrupt(offset, 'record header fails its checksum, and data follows it');
+      const followed = !isZeroTail(fd, offset, size);
+      damaged(offset, 'record header fails its checksum', followed);
+      // The records after it can no longer be walked, but a marker among them
+      // may still prove the damaged one synced: look for markers by their bytes.
+      if (followed) {
+        const named = boundFromMarkersAfter(fd, offset + 1, size);
+        if (named !== null) bound = Math.max(bound ?? FILE_HEADER_BYTES, named);
+      }
+      break;
     }
-    const length = header.readUInt32BE(0);
-    if (length > options.recordBytesMax) {
-      throw corrupt(offset, `record length ${length} is above the limit ${options.recordBytesMax}`);
+    const word = header.readUInt32BE(0);
+    const marker = (word & MARKER_FLAG) !== 0;
+    const length = marker ? word - MARKER_FLAG : word;
+    // An intact header naming an impossible length is no torn write.
+    if (marker ? length !== MARKER_PAYLOAD_BYTES : length > options.recordBytesMax) {
+      throw new StorageError(
+        'StorageCorrupt',
+        path,
+        offset,
+        `record length ${length} is above the limit ${options.recordBytesMax}`,
+      );
     }
     const end = offset + RECORD_HEADER_BYTES + length;
-    if (end > size) break;
-    if (options.verifyPayloads || end === size) {
-      const payload = readExactly(fd, length, offset + RECORD_HEADER_BYTES);
-      if (crc32(payload) !== header.readUInt32BE(4)) {
-        if (end === size) break;
-        throw corrupt(offset, 'record payload fails its checksum, and records follow it');
-      }
+    if (end > size) {
+      damaged(offset, 'record is cut short', false);
+      break;
     }
-    records.push({ offset, length });
+    if (marker || options.verifyPayloads) {
+      const payload = Buffer.from(readExactly(fd, length, offset + RECORD_HEADER_BYTES));
+      if (crc32(payload) !== header.readUInt32BE(4)) {
+        damaged(offset, 'record payload fails its checksum', end < size);
+      } else if (marker) {
+        const named = Math.max(FILE_HEADER_BYTES, offset - readU64(payload, 0));
+        bound = Math.max(bound ?? FILE_HEADER_BYTES, named);
+      } else {
+        found.push({ ref: { offset, length }, checked: true });
+      }
+    } else {
+      found.push({ ref: { offset, length }, checked: false });
+    }
     offset = end;
   }
-  return { records, end: offset };
+  // Payloads not checked yet (the block log's): those that may be torn, past
+  // the bound (the last one only, for a version 1 file without markers).
+  for (const { ref, checked } of found) {
+    const end = ref.offset + RECORD_HEADER_BYTES + ref.length;
+    if (checked || (bound === null ? end < size : end <= bound)) continue;
+    const bytes = readExactly(fd, RECORD_HEADER_BYTES + ref.length, ref.offset);
+    if (checkRecord(bytes, ref.length) !== null) {
+      damaged(ref.offset, 'record payload fails its checksum', end < size);
+      break;
+    }
+  }
+  const first = damage as Damage | null;
+  const records = found
+    .map((f) => f.ref)
+    .filter((ref) => first === null || ref.offset < first.offset);
+  const last = records.at(-1);
+  const recordsEnd =
+    last === undefined ? FILE_HEADER_BYTES : last.offset + RECORD_HEADER_BYTES + last.length;
+  const synced = bound === null ? FILE_HEADER_BYTES : bound >= recordsEnd ? size : bound;
+  if (first === null) return { records, end: size, synced };
+  const torn = bound === null ? !first.followed : first.offset >= bound;
+  if (!torn) {
+    const why =
+      bound === null
+        ? 'and data follows it'
+        : `below the durable bound ${bound} a sync marker proves`;
+    throw new StorageError('StorageCorrupt', path, first.offset, `${first.reason}, ${why}`);
+  }
+  return { records, end: first.offset, synced: Math.min(synced, first.offset) };
 }
 
-function readHeader(fd: number, path: string, size: number, magic: string): number {
+function readHeader(
+  fd: number,
+  path: string,
+  size: number,
+  magic: string,
+): { base: number; version: number } {
   const bad = (reason: string): StorageError => new StorageError('StorageCorrupt', path, 0, reason);
   if (size < FILE_HEADER_BYTES) throw bad('file is shorter than its header');
   const header = Buffer.from(readExactly(fd, FILE_HEADER_BYTES, 0));
   if (header.toString('latin1', 0, 4) !== magic) throw bad(`not a ${magic} file`);
   const version = header.readUInt32BE(4);
-  if (version !== VERSION) throw bad(`unknown version ${version}`);
-  const base = header.readUInt32BE(8) * 0x1_0000_0000 + header.readUInt32BE(12);
+  if (version !== VERSION && version !== VERSION_UNMARKED) {
+    throw bad(`unknown version ${version} (this build reads versions 1 and ${VERSION})`);
+  }
+  const base = readU64(header, 8);
   if (!Number.isSafeInteger(base)) throw bad('base is not a safe integer');
-  return base;
+  return { base, version };
 }
 
 /**
@@ -399,13 +644,17 @@ export function openRecordLog(path: string, options: RecordLogOptions, base = 0)
   const fd = openSync(path, 'r+');
   try {
     const size = fstatSync(fd).size;
-    const fileBase = readHeader(fd, path, size, options.magic);
-    const { records, end } = scan(fd, path, size, options);
-    if (end < size) {
-      ftruncateSync(fd, end);
+    const { base: fileBase, version } = readHeader(fd, path, size, options.magic);
+    const { records, end, synced } = scan(fd, path, size, options, version);
+    if (end < size) ftruncateSync(fd, end);
+    // What a crashed process left in the page cache is not durable yet; the
+    // bound the next marker names must be.
+    fsyncSync(fd);
+    if (version === VERSION_UNMARKED) {
+      writeAll(fd, fileHeader(options.magic, fileBase), 0);
       fsyncSync(fd);
     }
-    const log = new RecordLog(path, fd, end, options);
+    const log = new RecordLog(path, fd, end, options, synced);
     return { log, records, base: fileBase, truncatedBytes: size - end };
   } catch (error) {
     closeSync(fd);

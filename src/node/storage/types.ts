@@ -43,6 +43,14 @@ export interface Wal {
    * that height is in the block store: replay starts at the last checkpoint.
    */
   truncateBefore(index: number): void;
+  /**
+   * Drops the records from `index` (firstIndex() ≤ index ≤ nextIndex()) on,
+   * durably: a tail restart finds was never acknowledged (a checkpoint whose
+   * block did not reach the disk, restore.ts). Refuses (StorageCorrupt) to
+   * drop what an earlier run proved synced. Optional: a store without it
+   * loses unsynced records with their block anyway.
+   */
+  dropFrom?(index: number): void;
   close(): void;
 }
 
@@ -75,9 +83,12 @@ export interface BlockStore {
   /** The bytes saved at `height`, or null if not held. */
   load(height: number): Uint8Array | null;
   /**
-   * Drops every height below `height` (firstHeight() < height ≤ lastHeight()),
-   * durably; a no-op at or below firstHeight(). The node prunes so its disk
-   * stays bounded; new nodes then start by state sync.
+   * Drops every height below `height` (firstHeight() < height ≤ lastHeight());
+   * a no-op at or below firstHeight(). The node prunes so its disk stays
+   * bounded; new nodes then start by state sync. The space may be reclaimed
+   * later (the file store rewrites once the dropped bytes reach the kept
+   * ones), so a restart may hold some dropped heights again: keeping more is
+   * always safe, and restart needs nothing below its snapshot.
    */
   pruneBefore?(height: number): void;
   close(): void;

@@ -1,6 +1,8 @@
 // The consensus write-ahead log on a plain append-only file (record_log.ts).
 // One file, `wal.log`; truncation rewrites it from a checkpoint (normally just
 // the checkpoint record itself, so the copy is small) and renames it into place.
+// A torn tail is what lies past the durable bound its sync markers prove
+// (record_log.ts): a synced record, hence a signed vote, is never cut.
 
 import { assert } from '../../lib/assert.ts';
 import { WAL_RECORD_BYTES_MAX } from '../../lib/limits.ts';
@@ -61,6 +63,16 @@ export class FileWal implements Wal {
     const shift = this.log.rewrite(index, from);
     this.refs = kept.map((ref) => ({ offset: ref.offset - shift, length: ref.length }));
     this.base = index;
+  }
+
+  dropFrom(index: number): void {
+    assert(
+      Number.isSafeInteger(index) && index >= this.base && index <= this.nextIndex(),
+      `dropFrom(${index}) outside [${this.base}, ${this.nextIndex()}]`,
+    );
+    if (index === this.nextIndex()) return;
+    this.log.truncateTo(this.refs[index - this.base]!.offset);
+    this.refs = this.refs.slice(0, index - this.base);
   }
 
   close(): void {

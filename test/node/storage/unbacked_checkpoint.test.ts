@@ -1,0 +1,177 @@
+// A WAL checkpoint is appended without a sync and a block's fsync runs in the
+// background, so writeback can put the checkpoint on disk before its block: a
+// power cut then leaves a checkpoint naming a block the block log lacks. The
+// restart drops that never-acknowledged WAL tail and resumes from the
+// checkpoint before it; a checkpoint proven synced is never dropped.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import { decode } from '../../../src/codec/wire.ts';
+import type { Genesis } from '../../../src/consensus/index.ts';
+import { walRecordCodec } from '../../../src/consensus/index.ts';
+import { utf8 } from '../../../src/lib/bytes.ts';
+import { NodeLoop, lastCheckpoint } from '../../../src/node/loop.ts';
+import { MemoryHub } from '../../../src/node/network.ts';
+import { dropUnbackedCheckpoint, restoreApp } from '../../../src/node/restore.ts';
+import type { FileStorage } from '../../../src/node/storage/index.ts';
+import { openStorage, openWal } from '../../../src/node/storage/index.ts';
+import {
+  FAST_TIMEOUTS,
+  HashChainApp,
+  signerOf,
+  tempDir,
+  testGenesis,
+  testKey,
+  verifierFor,
+  waitFor,
+} from '../helpers.ts';
+import { recordOffsets } from './layout.ts';
+
+interface Running {
+  readonly loop: NodeLoop;
+  readonly app: HashChainApp;
+  readonly storage: FileStorage;
+  /** WAL records the restart dropped, and the height it restored the application to. */
+  readonly dropped: number;
+  readonly restoredHeight: number;
+  stop(): void;
+}
+
+/** One validator on `dir`, restarted as node.ts does (dropUnbackedCheckpoint, then restore). */
+function start(genesis: Genesis, dir: string, hub: MemoryHub): Running {
+  const storage = openStorage(dir);
+  const dropped = dropUnbackedCheckpoint(storage);
+  const { app } = restoreApp(
+    storage,
+    lastCheckpoint(storage.wal.readAll()),
+    () => new HashChainApp(genesis.appHash),
+    (bytes) => HashChainApp.fromSnapshot(bytes),
+  );
+  const restoredHeight = app.height;
+  const net = hub.join('v0');
+  const txs = Array.from({ length: 100 }, (_, i) => utf8(`tx ${i}`));
+  const loop = new NodeLoop({
+    genesis,
+    timeouts: FAST_TIMEOUTS,
+    signer: signerOf(testKey(0), genesis.chainId),
+    verifier: verifierFor(genesis.chainId),
+    app,
+    storage,
+    network: net,
+    reap: () => txs.splice(0, 2),
+    snapshotEveryHeights: 0,
+    snapshotsKept: 1,
+    walRotateBytes: 1 << 30,
+    walSyncInBackground: true,
+  });
+  void net.start();
+  loop.start();
+  return {
+    loop,
+    app,
+    storage,
+    dropped,
+    restoredHeight,
+    stop: () => {
+      loop.stop();
+      void net.stop();
+      storage.close();
+    },
+  };
+}
+
+/** Index and height of each checkpoint record in `records`. */
+function checkpoints(records: readonly Uint8Array[]): { index: number; height: number }[] {
+  const out: { index: number; height: number }[] = [];
+  records.forEach((bytes, index) => {
+    const record = decode(walRecordCodec, bytes, 'wal');
+    if (record.kind === 'checkpoint') out.push({ index, height: record.state.height });
+  });
+  return out;
+}
+
+/**
+ * Leaves `dir` as the power cut would: the WAL synced up to the record before
+ * the last checkpoint, that checkpoint on disk unsynced (no record after it),
+ * and the block log without the checkpoint's block. Returns its height.
+ */
+function cutPowerBeforeBlockSync(dir: string): number {
+  const path = `${dir}/wal.log`;
+  const opened = openWal(path);
+  const records = opened.wal.readAll();
+  opened.wal.close();
+  const last = checkpoints(records).at(-1)!;
+  unlinkSync(path);
+  // A fresh WAL holding the same records, its sync markers where a run puts them.
+  const { wal } = openWal(path);
+  for (let i = 0; i < last.index; i++) wal.append(records[i]!, i === last.index - 1);
+  wal.append(records[last.index]!, false);
+  const image = readFileSync(path);
+  wal.close();
+  writeFileSync(path, image);
+  const blocks = `${dir}/blocks.log`;
+  truncateSync(blocks, recordOffsets(readFileSync(blocks))[last.height - 1]!);
+  return last.height;
+}
+
+test('a checkpoint whose block never reached the disk is dropped; the node resumes from the one before and goes on', async () => {
+  const tmp = tempDir('zomma-unbacked-');
+  const genesis = testGenesis([testKey(0)]);
+  const dir = `${tmp.dir}/v0`;
+  let node = start(genesis, dir, new MemoryHub());
+  try {
+    await waitFor(() => node.app.height >= 4, 20_000, 'height 4');
+    node.stop();
+    const lost = cutPowerBeforeBlockSync(dir);
+
+    // Without dropping the checkpoint, the restore has no block to reach it.
+    const storage = openStorage(dir);
+    assert.throws(
+      () =>
+        restoreApp(
+          storage,
+          lastCheckpoint(storage.wal.readAll()),
+          () => new HashChainApp(genesis.appHash),
+          (bytes) => HashChainApp.fromSnapshot(bytes),
+        ),
+      { code: 'RestoreFailed' },
+    );
+    storage.close();
+
+    node = start(genesis, dir, new MemoryHub());
+    assert.equal(node.dropped, 1, 'the checkpoint was the last record');
+    assert.equal(node.restoredHeight, lost - 1);
+    await waitFor(() => node.app.height >= lost + 2, 20_000, 'the node goes on');
+    assert.equal(node.loop.haltReport, null);
+  } finally {
+    node.stop();
+    tmp.remove();
+  }
+});
+
+test('a checkpoint proven synced is never dropped, even when its block is missing', async () => {
+  const tmp = tempDir('zomma-unbacked-');
+  const genesis = testGenesis([testKey(0)]);
+  const dir = `${tmp.dir}/v0`;
+  const node = start(genesis, dir, new MemoryHub());
+  await waitFor(() => node.app.height >= 3, 20_000, 'height 3');
+  node.stop();
+  try {
+    // A clean shutdown proves the whole WAL synced; a block lost after that is damage.
+    const storage = openStorage(dir);
+    const height = lastCheckpoint(storage.wal.readAll()).height;
+    storage.close();
+    const blocks = `${dir}/blocks.log`;
+    truncateSync(blocks, recordOffsets(readFileSync(blocks))[height - 1]!);
+    const again = openStorage(dir);
+    try {
+      assert.throws(() => dropUnbackedCheckpoint(again), { code: 'StorageCorrupt' });
+      assert.equal(lastCheckpoint(again.wal.readAll()).height, height);
+    } finally {
+      again.close();
+    }
+  } finally {
+    tmp.remove();
+  }
+});
