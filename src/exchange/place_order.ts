@@ -272,6 +272,13 @@ export function placeOrder(ctx: Ctx, a: PlaceOrder): ActionResult {
     !postOnly &&
     breachesAtOnce(market, a.side, priceTicks, ctx.blockTimeMs, account.index, stp)
   ) {
+    // Its own orders ahead of that order go, as on the book's path (an
+    // amend's too): left, they would trade with it in the uncross. A FOK
+    // matches nothing unless it fills.
+    if (stp === 'cancelResting' && tif !== 'FOK') {
+      market.book.cancelOwnAhead(a.side, account.index, priceTicks);
+      forgetMatched(state, market, account, ctx.events);
+    }
     return triggered(ctx, market, account, orderId, a, checked, 0, []);
   }
   const book = market.book;

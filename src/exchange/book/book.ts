@@ -340,6 +340,18 @@ export class OrderBook {
   }
 
   /**
+   * Removes the owner's orders an incoming order of its on `side` up to
+   * limitTicks would meet before another owner's, listing them in `removed`:
+   * what matching under cancelResting does to them, for a taker that does
+   * not reach the book (the caller's breachesAtOnce). O(own orders passed).
+   */
+  cancelOwnAhead(side: Side, owner: number, limitTicks: number): number {
+    this.begin();
+    this.tradesBeyondStop(side, owner, limitTicks, 'cancelResting');
+    return this.removed.length;
+  }
+
+  /**
    * A resting order, or undefined. The record is the book's own and is reused
    * once the order leaves: read it now, do not keep it across operations.
    */

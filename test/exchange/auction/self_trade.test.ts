@@ -115,3 +115,54 @@ test('an amend that would cross only its own order beyond the bound starts no au
   assert.equal(btc(h).book.bestBidTicks(), 535_000);
   sound(h);
 });
+
+/**
+ * Alice's own bid at 529,000 ahead of the maker's at 528,000, both above the
+ * 525,000 bound: a sell of hers crossing them breaches at once, at the maker's.
+ */
+function ownBidAheadOfBreach(): [Harness, number] {
+  const h = tradedMarket();
+  assert.equal(order(h.block([h.tx(maker, limit(BTC, 'buy', 528_000, 1))])).status, 'rested');
+  const own = order(h.block([h.tx(alice, limit(BTC, 'buy', 529_000, 1))]));
+  assert.equal(own.status, 'rested');
+  return [h, own.orderId];
+}
+
+test('breaching at once, cancelResting cancels the own orders ahead as the book path does (place and amend alike)', () => {
+  const [placed, placedBid] = ownBidAheadOfBreach();
+  const r = placed.block([placed.tx(alice, limit(BTC, 'sell', 527_000, 2))]);
+  const o = order(r);
+  assert.deepEqual([o.status, o.reason, o.restedLots], ['rested', 'AuctionTriggered', 2]);
+  assert.deepEqual(started(r), [528_000]);
+  // Not left to trade with the order in the uncross.
+  assert.equal(btc(placed).book.bestBidTicks(), 528_000, 'its own bid was cancelled');
+  assert.equal(placed.ex.state.orders.has(placedBid), false);
+  sound(placed);
+
+  const [amended, amendedBid] = ownBidAheadOfBreach();
+  const ask = order(amended.block([amended.tx(alice, limit(BTC, 'sell', 540_000, 2))]));
+  const a = amended.block([
+    amended.tx(alice, {
+      kind: 'amend',
+      instrument: BTC,
+      orderId: ask.orderId,
+      priceTicks: 527_000,
+    }),
+  ]);
+  assert.ok(a.results[0]!.ok);
+  assert.deepEqual(started(a), [528_000]);
+  assert.equal(btc(amended).book.bestBidTicks(), 528_000);
+  assert.equal(amended.ex.state.orders.has(amendedBid), false);
+  sound(amended);
+});
+
+test('breaching at once, an IOC cancels the own orders ahead (as matching would) and starts nothing', () => {
+  const [h, bid] = ownBidAheadOfBreach();
+  const r = h.block([h.tx(alice, limit(BTC, 'sell', 527_000, 2, { timeInForce: 'IOC' }))]);
+  const o = order(r);
+  assert.deepEqual([o.status, o.reason, o.cancelledLots], ['cancelled', 'IocRemainder', 2]);
+  assert.deepEqual(started(r), []);
+  assert.equal(btc(h).book.bestBidTicks(), 528_000);
+  assert.equal(h.ex.state.orders.has(bid), false);
+  sound(h);
+});
