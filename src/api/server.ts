@@ -19,6 +19,7 @@ import type {
 import { WebSocketServer } from 'ws';
 import { sha256 } from '../crypto/index.ts';
 import { decodeSignedTx } from '../exchange/tx/index.ts';
+import type { SignedTx } from '../exchange/tx/index.ts';
 import { toHex } from '../lib/bytes.ts';
 import { ZommaError } from '../lib/errors.ts';
 import * as L from '../lib/limits.ts';
@@ -284,6 +285,7 @@ class CommitWaiters {
 function makeHandlers(
   view: NodeView,
   limits: ApiLimits,
+  ipLimiter: RateLimiter,
   accountLimiter: RateLimiter,
   waiters: CommitWaiters,
 ): Handlers {
@@ -327,7 +329,7 @@ function makeHandlers(
       if (bytes.length > L.TX_BYTES_MAX) {
         throw new ApiError('Oversize', 413, `${bytes.length} bytes exceeds TX_BYTES_MAX`);
       }
-      limitAccount(bytes, accountLimiter);
+      limitSubmission(bytes, ip, ipLimiter, accountLimiter);
       const hash = toHex(sha256(bytes));
       const wait = query.wait === 'commit';
       const waiter = wait ? waiters.add(hash, ip) : undefined;
@@ -404,16 +406,36 @@ function notFoundOf(what: string): never {
   throw notFound(what);
 }
 
-/** The per-account bucket: taken before any node work, so a flood costs the node nothing. */
-function limitAccount(bytes: Uint8Array, limiter: RateLimiter): void {
-  let account: string;
+/**
+ * The rate buckets of a submission, taken before any node work, so a flood
+ * costs the node nothing. A batch counts as the transactions it holds: the
+ * address's bucket gives the request's own token (onRequest, or the
+ * WebSocket message's) and one more per further action, the account's one
+ * per action; a bucket short of all of them refuses the whole batch.
+ */
+function limitSubmission(
+  bytes: Uint8Array,
+  ip: string,
+  ipLimiter: RateLimiter,
+  accountLimiter: RateLimiter,
+): void {
+  let tx: SignedTx;
   try {
-    account = toHex(decodeSignedTx(bytes).account);
+    tx = decodeSignedTx(bytes);
   } catch {
     // Not decodable: the node's checks answer with the precise code.
     return;
   }
-  const retryAfterMs = limiter.take(account);
+  const count = tx.action.kind === 'batch' ? Math.max(1, tx.action.actions.length) : 1;
+  if (count > 1) {
+    const retryAfterMs = ipLimiter.take(ip, count - 1);
+    if (retryAfterMs > 0) {
+      throw new ApiError('RateLimited', 429, 'too many requests from this address', {
+        retryAfterMs,
+      });
+    }
+  }
+  const retryAfterMs = accountLimiter.take(toHex(tx.account), count);
   if (retryAfterMs > 0) {
     throw new ApiError('RateLimited', 429, 'too many transactions from this account', {
       retryAfterMs,
@@ -584,7 +606,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     reply.status(404).send({ code: 'NotFound', message: `no route ${req.method} ${req.url}` });
   });
 
-  const handlers = makeHandlers(view, limits, accountLimiter, waiters);
+  const handlers = makeHandlers(view, limits, ipLimiter, accountLimiter, waiters);
   for (const name of Object.keys(routes) as RouteName[]) {
     const def = routes[name] as RouteDef;
     const handler = handlers[name] as (input: {

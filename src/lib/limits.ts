@@ -377,9 +377,12 @@ export const API_BODY_BYTES_MAX = 64 * 1024;
 /** Per-IP token bucket: sustained requests per second, and the burst it may save up. */
 export const API_IP_REQUESTS_PER_S = 50;
 export const API_IP_BURST_REQUESTS = 100;
-/** Per-account token bucket for transaction submissions. */
+/**
+ * Per-account token bucket for transaction submissions, one token per
+ * transaction of a batch: the burst holds a whole batch.
+ */
 export const API_ACCOUNT_TXS_PER_S = 20;
-export const API_ACCOUNT_BURST_TXS = 40;
+export const API_ACCOUNT_BURST_TXS = 64;
 /** Buckets kept per limiter (least recently used dropped first): bounds memory under a flood of keys. */
 export const API_RATE_BUCKETS_MAX = 100_000;
 /** Default and longest wait of `POST /v1/tx?wait=commit`. */
@@ -453,6 +456,10 @@ assert(
 );
 assert(API_IP_REQUESTS_PER_S <= API_IP_BURST_REQUESTS, 'a burst holds at least one second');
 assert(API_ACCOUNT_TXS_PER_S <= API_ACCOUNT_BURST_TXS, 'a burst holds at least one second');
+assert(
+  BATCH_ACTIONS_MAX <= API_ACCOUNT_BURST_TXS && BATCH_ACTIONS_MAX <= API_IP_BURST_REQUESTS,
+  'a full bucket admits a whole batch',
+);
 assert(API_WAIT_COMMIT_MS_DEFAULT <= API_WAIT_COMMIT_MS_MAX, 'the default wait is allowed');
 assert(
   API_COMMIT_WAITERS_PER_IP_MAX < API_COMMIT_WAITERS_MAX,

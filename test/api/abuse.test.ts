@@ -9,10 +9,12 @@ import { connect } from 'node:net';
 import type { Socket } from 'node:net';
 import WebSocket from 'ws';
 import { clientKeyOf, startApiServer } from '../../src/api/server.ts';
+import type { ApiServer } from '../../src/api/server.ts';
+import { buildTx, placeOrder } from '../../src/exchange/tx/index.ts';
 import type { BlockUpdate } from '../../src/api/view.ts';
 import type { WsMessage } from '../../src/api/ws.ts';
 import { toHex } from '../../src/lib/bytes.ts';
-import { PERP, RawClient, Signal, makeView, order, serve } from './fixtures.ts';
+import { CHAIN_ID, PERP, RawClient, Signal, key, makeView, order, serve } from './fixtures.ts';
 
 test('resume: a buffered block is scanned once, however many times clients resume over it', async () => {
   const view = makeView();
@@ -201,6 +203,77 @@ test('one address holds at most connectionsPerIpMax TCP connections; a closed on
     assert.equal(status, 'HTTP/1.1 200 OK');
   } finally {
     for (const s of sockets) s.destroy();
+    await server.close();
+  }
+});
+
+/** A signed batch of `count` buy orders of key 1 on PERP. */
+function batch(nonce: number, count: number) {
+  return buildTx({
+    chainId: CHAIN_ID,
+    key: key(1),
+    nonce,
+    action: {
+      kind: 'batch',
+      actions: Array.from({ length: count }, (_, i) =>
+        placeOrder({ instrument: PERP, side: 'buy', priceTicks: 190 + i, sizeLots: 1 }),
+      ),
+    },
+  });
+}
+
+test('a batch takes one token per transaction of the address and of the account buckets, all or none', async () => {
+  const view = makeView();
+  const post = (server: ApiServer, bytes: Uint8Array) =>
+    server.app
+      .inject({
+        method: 'POST',
+        url: '/v1/tx',
+        payload: Buffer.from(bytes),
+        headers: { 'content-type': 'application/octet-stream' },
+      })
+      .then((a) => ({ status: a.statusCode, body: a.json<Record<string, unknown>>() }));
+  const byAccount = await serve(view, { accountTxsPerS: 1, accountBurstTxs: 4 });
+  try {
+    assert.equal((await post(byAccount, batch(1, 3).bytes)).status, 200);
+    // One token left: a batch of two is refused whole, with the wait for both.
+    const refused = await post(byAccount, batch(2, 2).bytes);
+    assert.equal(refused.status, 429);
+    assert.equal(refused.body.code, 'RateLimited');
+    assert.equal(refused.body.retryAfterMs, 1000);
+    // Nothing of the refused batch was taken: the last token still admits one order.
+    assert.equal((await post(byAccount, order(3).bytes)).status, 200);
+    assert.equal((await post(byAccount, order(4).bytes)).status, 429);
+  } finally {
+    await byAccount.close();
+  }
+  const byAddress = await serve(makeView(), { ipRequestsPerS: 1, ipBurstRequests: 5 });
+  try {
+    assert.equal((await post(byAddress, batch(1, 4).bytes)).status, 200);
+    const refused = await post(byAddress, batch(2, 4).bytes);
+    assert.equal(refused.status, 429);
+    assert.equal(refused.body.message, 'too many requests from this address');
+  } finally {
+    await byAddress.close();
+  }
+});
+
+test('a batch submitted over the WebSocket counts its transactions as over HTTP', async () => {
+  const server = await serve(makeView(), { accountTxsPerS: 1, accountBurstTxs: 4 });
+  const client = new RawClient(server.url);
+  try {
+    await client.opened();
+    client.send({ op: 'submit', id: 'a', tx: toHex(batch(1, 3).bytes) });
+    client.send({ op: 'submit', id: 'b', tx: toHex(batch(2, 2).bytes) });
+    const answers = [await client.nth((m) => 'id' in m), await client.nth((m) => 'id' in m, 1)];
+    const byId = new Map(answers.map((m) => [(m as { id: string }).id, m]));
+    assert.equal(byId.get('a')?.type, 'submitted');
+    const b = byId.get('b') as { type: string; code?: string; status?: number };
+    assert.equal(b.type, 'error');
+    assert.equal(b.code, 'RateLimited');
+    assert.equal(b.status, 429);
+  } finally {
+    client.close();
     await server.close();
   }
 });
