@@ -56,6 +56,10 @@ export interface ApiLimits extends WsLimits {
   waitCommitMsMax: number;
   commitWaitersMax: number;
   commitWaitersPerIpMax: number;
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  /** How often Node looks for requests past those timeouts. */
+  timeoutCheckMs: number;
 }
 
 export const DEFAULT_API_LIMITS: ApiLimits = {
@@ -72,6 +76,9 @@ export const DEFAULT_API_LIMITS: ApiLimits = {
   waitCommitMsMax: L.API_WAIT_COMMIT_MS_MAX,
   commitWaitersMax: L.API_COMMIT_WAITERS_MAX,
   commitWaitersPerIpMax: L.API_COMMIT_WAITERS_PER_IP_MAX,
+  headersTimeoutMs: L.API_HEADERS_TIMEOUT_MS,
+  requestTimeoutMs: L.API_REQUEST_TIMEOUT_MS,
+  timeoutCheckMs: L.API_TIMEOUT_CHECK_MS,
   subscriptionsMax: L.WS_SUBSCRIPTIONS_MAX,
   sendBufferBytesMax: L.WS_SEND_BUFFER_BYTES_MAX,
   resumeBlocksMax: L.WS_RESUME_BLOCKS_MAX,
@@ -540,6 +547,15 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const app: FastifyInstance = Fastify({
     ...(options.logger !== undefined ? { loggerInstance: options.logger } : { logger: false }),
     bodyLimit: limits.bodyBytesMax,
+    // A slow client is answered 408 (answerClientError) once its headers or its
+    // whole request take too long. Node stops the clock when the body is read,
+    // so a wait=commit request's wait is bounded by waitCommitMsMax alone.
+    requestTimeout: limits.requestTimeoutMs,
+    http: {
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      connectionsCheckingInterval: limits.timeoutCheckMs,
+    },
     // One hop: req.ip is the address the proxy saw, the right-most X-Forwarded-For entry.
     trustProxy: options.trustProxy === true ? (_address: string, hop: number) => hop === 0 : false,
     // The SDK checks its arguments with the same options (check.ts).

@@ -277,3 +277,82 @@ test('a batch submitted over the WebSocket counts its transactions as over HTTP'
     await server.close();
   }
 });
+
+test(
+  'a request whose headers or body arrive too slowly is answered 408 and closed; a wait=commit request waits on',
+  { timeout: 10_000 },
+  async () => {
+    const view = makeView();
+    const submitted = new Signal();
+    let submissions = 0;
+    const submit = view.submit.bind(view);
+    view.submit = async (bytes) => {
+      const result = await submit(bytes);
+      submissions++;
+      submitted.notify();
+      return result;
+    };
+    const server = await serve(view, {
+      headersTimeoutMs: 40,
+      requestTimeoutMs: 80,
+      timeoutCheckMs: 10,
+    });
+    const { port } = new URL(server.url);
+    const sockets: Socket[] = [];
+    /**
+     * Sends `text`, then `dribble` a byte at a time (each write would reset an
+     * idle timeout, not this one): the status line answered, or 'closed'.
+     */
+    const slow = (text: string, dribble = '') =>
+      new Promise<string>((resolve) => {
+        const s = connect(Number(port), '127.0.0.1');
+        sockets.push(s);
+        s.on('error', () => {});
+        let answer = '';
+        let sent = 0;
+        const drip = setInterval(() => {
+          if (sent < dribble.length) s.write(dribble[sent++]!);
+        }, 5);
+        s.on('data', (chunk) => (answer += chunk.toString()));
+        s.once('close', () => {
+          clearInterval(drip);
+          resolve(answer === '' ? 'closed' : answer.split('\r\n', 1)[0]!);
+        });
+        s.once('connect', () => s.write(text));
+      });
+    try {
+      // Its body read in full before the slow clients start: only the commit wait is left.
+      const waiting = fetchCommit(server.url);
+      await submitted.until(() => submissions === 1);
+      const hex = toHex(order(2).bytes);
+      const body = `{"tx":"${hex}"}`;
+      const slowBody = slow(
+        `POST /v1/tx HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n` +
+          `content-length: ${body.length}\r\n\r\n`,
+        body,
+      );
+      const slowHeaders = slow('GET /v1/status HTTP/1.1\r\nhost: x\r\n', 'x-slow: '.repeat(100));
+      assert.equal(await slowBody, 'HTTP/1.1 408 Request Timeout');
+      assert.equal(await slowHeaders, 'HTTP/1.1 408 Request Timeout');
+      // Both slow requests began after it and were cut: the waiting one was not.
+      view.commit();
+      const answer = await waiting;
+      assert.equal(answer.status, 200);
+      assert.equal(answer.body.status, 'committed');
+    } finally {
+      for (const s of sockets) s.destroy();
+      await server.close();
+    }
+  },
+);
+
+async function fetchCommit(
+  url: string,
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const response = await fetch(`${url}/v1/tx?wait=commit&timeoutMs=60000`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/octet-stream' },
+    body: Buffer.from(order(1).bytes),
+  });
+  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+}
