@@ -84,6 +84,8 @@ export const DEFAULT_API_LIMITS: ApiLimits = {
   resumeBlocksMax: L.WS_RESUME_BLOCKS_MAX,
   messagesPerS: L.WS_MESSAGES_PER_S,
   burstMessages: L.WS_BURST_MESSAGES,
+  ipMessagesPerS: L.WS_IP_MESSAGES_PER_S,
+  ipBurstMessages: L.WS_IP_BURST_MESSAGES,
   submitsPendingMax: L.WS_SUBMITS_PENDING_MAX,
 };
 

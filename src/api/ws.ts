@@ -19,6 +19,7 @@ import { Ajv } from 'ajv';
 import type { WebSocket } from 'ws';
 import { assert } from '../lib/assert.ts';
 import {
+  API_RATE_BUCKETS_MAX,
   API_TRADES_DEFAULT,
   WS_CONTROL_MESSAGE_BYTES_MAX,
   WS_BOOK_DEPTH_LEVELS,
@@ -73,6 +74,9 @@ export interface WsLimits {
   resumeBlocksMax: number;
   messagesPerS: number;
   burstMessages: number;
+  /** The same over every connection of one client address (never less than one connection's). */
+  ipMessagesPerS: number;
+  ipBurstMessages: number;
   submitsPendingMax: number;
 }
 
@@ -270,6 +274,11 @@ export class WsHub {
   private readonly submitter: WsSubmitter | null;
   /** Submissions awaiting their answer, by client address. */
   private readonly pendingByIp = new Map<string, number>();
+  /**
+   * Messages other than submissions, by client address, as well as by
+   * connection: an address's connections share one allowance.
+   */
+  private readonly ipMessages: RateLimiter;
 
   constructor(
     view: NodeView,
@@ -281,6 +290,14 @@ export class WsHub {
     this.limits = limits;
     this.nowMs = nowMs;
     this.submitter = submitter;
+    this.ipMessages = new RateLimiter(
+      {
+        perSecond: Math.max(limits.ipMessagesPerS, limits.messagesPerS),
+        burst: Math.max(limits.ipBurstMessages, limits.burstMessages),
+      },
+      API_RATE_BUCKETS_MAX,
+      nowMs,
+    );
     this.height = view.read().height;
     this.unsubscribe = view.subscribe((u) => this.onBlock(u), {
       any: () => this.accountsSince.size > 0,
@@ -364,7 +381,8 @@ export class WsHub {
     // Every message takes a token before it is parsed. A submission (any
     // message naming "submit": the only kind near WS_MESSAGE_BYTES_MAX) takes
     // it from the client address's bucket, as a POST /v1/tx would; any other
-    // from the connection's own bucket, which submissions leave alone.
+    // from the connection's own bucket and then its address's, which
+    // submissions leave alone.
     const submitter = this.submitter;
     const submitLike = submitter !== null && text !== undefined && text.includes('"submit"');
     if (!submitLike && text !== undefined && text.length > WS_CONTROL_MESSAGE_BYTES_MAX) {
@@ -372,8 +390,12 @@ export class WsHub {
       conn.socket.close(1009, 'message too big');
       return;
     }
-    const retryAfterMs = submitLike ? submitter.takeIp(conn.ip) : limiter.take('');
-    if (this.limited(conn, retryAfterMs, submitLike ? sniffId(text!) : null)) return;
+    if (submitLike) {
+      if (this.limited(conn, submitter.takeIp(conn.ip), sniffId(text!))) return;
+    } else {
+      const retryAfterMs = limiter.take('') || this.ipMessages.take(conn.ip);
+      if (this.limited(conn, retryAfterMs, null)) return;
+    }
     let request: unknown;
     try {
       request = text === undefined ? undefined : JSON.parse(text);

@@ -14,7 +14,17 @@ import { buildTx, placeOrder } from '../../src/exchange/tx/index.ts';
 import type { BlockUpdate } from '../../src/api/view.ts';
 import type { WsMessage } from '../../src/api/ws.ts';
 import { toHex } from '../../src/lib/bytes.ts';
-import { CHAIN_ID, PERP, RawClient, Signal, key, makeView, order, serve } from './fixtures.ts';
+import {
+  CHAIN_ID,
+  ManualClock,
+  PERP,
+  RawClient,
+  Signal,
+  key,
+  makeView,
+  order,
+  serve,
+} from './fixtures.ts';
 
 test('resume: a buffered block is scanned once, however many times clients resume over it', async () => {
   const view = makeView();
@@ -356,3 +366,42 @@ async function fetchCommit(
   });
   return { status: response.status, body: (await response.json()) as Record<string, unknown> };
 }
+
+test(
+  "an address's connections share one allowance of messages other than submissions",
+  { timeout: 10_000 },
+  async () => {
+    const clock = new ManualClock();
+    const server = await serve(
+      makeView(),
+      { messagesPerS: 1, burstMessages: 2, ipMessagesPerS: 1, ipBurstMessages: 3 },
+      clock,
+    );
+    const first = new RawClient(server.url);
+    const second = new RawClient(server.url);
+    try {
+      await Promise.all([first.opened(), second.opened()]);
+      first.send({ op: 'ping' });
+      first.send({ op: 'ping' });
+      await first.nth((m) => m.type === 'pong', 1);
+      // The second connection has a full bucket of its own, its address one token.
+      second.send({ op: 'ping' });
+      second.send({ op: 'ping' });
+      const refused = await second.nth((m) => m.type === 'error');
+      assert.deepEqual(
+        {
+          code: (refused as { code: string }).code,
+          retryAfterMs: (refused as { retryAfterMs: number }).retryAfterMs,
+        },
+        { code: 'RateLimited', retryAfterMs: 1000 },
+      );
+      assert.equal(second.messages.filter((m) => m.type === 'pong').length, 1);
+      clock.ms += 1000;
+      second.send({ op: 'ping' });
+      await second.nth((m) => m.type === 'pong', 1);
+    } finally {
+      for (const c of [first, second]) c.close();
+      await server.close();
+    }
+  },
+);
