@@ -81,6 +81,7 @@ export const DEFAULT_API_LIMITS: ApiLimits = {
   timeoutCheckMs: L.API_TIMEOUT_CHECK_MS,
   subscriptionsMax: L.WS_SUBSCRIPTIONS_MAX,
   sendBufferBytesMax: L.WS_SEND_BUFFER_BYTES_MAX,
+  sendBufferTotalBytesMax: L.WS_SEND_BUFFER_TOTAL_BYTES_MAX,
   resumeBlocksMax: L.WS_RESUME_BLOCKS_MAX,
   messagesPerS: L.WS_MESSAGES_PER_S,
   burstMessages: L.WS_BURST_MESSAGES,

@@ -71,6 +71,8 @@ export type WsMessage =
 export interface WsLimits {
   subscriptionsMax: number;
   sendBufferBytesMax: number;
+  /** Over all connections: past it the ones with the most queued are dropped. */
+  sendBufferTotalBytesMax: number;
   resumeBlocksMax: number;
   messagesPerS: number;
   burstMessages: number;
@@ -132,6 +134,8 @@ class Connection {
   readonly subs = new Map<string, Subscription>();
   /** The ids of its submissions not answered yet (ids must differ among them). */
   readonly pendingIds = new Set<string>();
+  /** Its send buffer's bytes when last looked at (counted in the hub's bufferedTotal). */
+  buffered = 0;
   constructor(socket: WebSocket, ip: string) {
     this.socket = socket;
     this.ip = ip;
@@ -275,6 +279,13 @@ export class WsHub {
   /** Submissions awaiting their answer, by client address. */
   private readonly pendingByIp = new Map<string, number>();
   /**
+   * The sum of the connections' `buffered`: updated on each send, so it can
+   * run above the truth when a connection drained since its last send, never
+   * below it for long. Only once it passes sendBufferTotalBytesMax are the
+   * connections looked at (shed).
+   */
+  private bufferedTotal = 0;
+  /**
    * Messages other than submissions, by client address, as well as by
    * connection: an address's connections share one allowance.
    */
@@ -337,6 +348,8 @@ export class WsHub {
 
   private detach(conn: Connection): void {
     if (!this.connections.delete(conn)) return;
+    this.bufferedTotal -= conn.buffered;
+    conn.buffered = 0;
     for (const channel of conn.subs.keys()) this.unfollow(conn, channel);
   }
 
@@ -362,10 +375,48 @@ export class WsHub {
     if (socket.readyState !== socket.OPEN) return;
     if (socket.bufferedAmount > this.limits.sendBufferBytesMax) {
       // A client that cannot keep up is dropped; it resumes from its last seq.
-      socket.terminate();
+      this.drop(conn);
       return;
     }
     socket.send(typeof message === 'string' ? message : JSON.stringify(message));
+    const buffered = socket.bufferedAmount;
+    this.bufferedTotal += buffered - conn.buffered;
+    conn.buffered = buffered;
+    if (this.bufferedTotal > this.limits.sendBufferTotalBytesMax) this.shed();
+  }
+
+  /**
+   * Terminates a connection at once: a close frame would wait behind the
+   * bytes it has queued, and those are what must be freed. Its buffer leaves
+   * the total now, not when the close event comes.
+   */
+  private drop(conn: Connection): void {
+    this.bufferedTotal -= conn.buffered;
+    conn.buffered = 0;
+    conn.socket.terminate();
+  }
+
+  /**
+   * The running total passed sendBufferTotalBytesMax: takes the true total
+   * and, while it is still over, drops the connections with the most queued
+   * (the slowest), as one over sendBufferBytesMax is dropped.
+   */
+  private shed(): void {
+    let total = 0;
+    const open: Connection[] = [];
+    for (const conn of this.connections) {
+      const socket = conn.socket;
+      conn.buffered = socket.readyState === socket.OPEN ? socket.bufferedAmount : 0;
+      total += conn.buffered;
+      if (conn.buffered > 0) open.push(conn);
+    }
+    this.bufferedTotal = total;
+    if (total <= this.limits.sendBufferTotalBytesMax) return;
+    open.sort((a, b) => b.buffered - a.buffered);
+    for (const conn of open) {
+      if (this.bufferedTotal <= this.limits.sendBufferTotalBytesMax) break;
+      this.drop(conn);
+    }
   }
 
   private error(conn: Connection, code: string, message: string, channel?: string): void {

@@ -5,10 +5,12 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
 import { connect } from 'node:net';
 import type { Socket } from 'node:net';
 import WebSocket from 'ws';
-import { clientKeyOf, startApiServer } from '../../src/api/server.ts';
+import { DEFAULT_API_LIMITS, clientKeyOf, startApiServer } from '../../src/api/server.ts';
+import { WsHub } from '../../src/api/ws.ts';
 import type { ApiServer } from '../../src/api/server.ts';
 import { buildTx, placeOrder } from '../../src/exchange/tx/index.ts';
 import type { BlockUpdate } from '../../src/api/view.ts';
@@ -405,3 +407,74 @@ test(
     }
   },
 );
+
+/** A socket for the hub alone: what it is sent stays queued, `weight` bytes per byte sent. */
+class QueueingSocket extends EventEmitter {
+  readonly OPEN = 1;
+  readyState = 1;
+  terminated = false;
+  /** How often the hub looked at the queue. */
+  reads = 0;
+  private queued = 0;
+  constructor(private readonly weight: number) {
+    super();
+  }
+  get bufferedAmount(): number {
+    this.reads++;
+    return this.queued;
+  }
+  send(text: string): void {
+    this.queued += text.length * this.weight;
+  }
+  terminate(): void {
+    this.terminated = true;
+    this.readyState = 3;
+    this.queued = 0;
+    queueMicrotask(() => this.emit('close'));
+  }
+  close(): void {
+    this.terminate();
+  }
+}
+
+test('past the total send buffer of all connections the ones with the most queued are dropped', async () => {
+  const view = makeView();
+  const hub = new WsHub(
+    view,
+    { ...DEFAULT_API_LIMITS, sendBufferBytesMax: 1_000_000, sendBufferTotalBytesMax: 20_000 },
+    () => 0,
+  );
+  // One reads everything at once; the others fall behind, the last twice as fast.
+  const fast = new QueueingSocket(0);
+  const slow = new QueueingSocket(1);
+  const slower = new QueueingSocket(2);
+  const idle = new QueueingSocket(1);
+  for (const socket of [fast, slow, slower, idle]) {
+    hub.attach(socket as unknown as WebSocket, '10.0.0.1');
+  }
+  for (const socket of [fast, slow, slower]) {
+    socket.emit(
+      'message',
+      Buffer.from(JSON.stringify({ op: 'subscribe', channel: 'blocks' })),
+      false,
+    );
+  }
+  try {
+    let blocks = 0;
+    while (!slower.terminated && blocks < 1_000) {
+      view.commit();
+      blocks++;
+    }
+    assert.ok(slower.terminated, 'the slowest connection is dropped');
+    assert.ok(!slow.terminated && !fast.terminated && !idle.terminated);
+    // The total is kept as it goes: the idle connection was looked at only when it was passed.
+    assert.ok(idle.reads <= 1, `${idle.reads} reads of an idle connection over ${blocks} blocks`);
+    await new Promise((resolve) => queueMicrotask(() => resolve(undefined)));
+    assert.equal(hub.connectionCount, 3);
+    // The rest go on, under the bound.
+    view.commit();
+    assert.ok(!slow.terminated);
+  } finally {
+    hub.close();
+  }
+});
