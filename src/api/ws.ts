@@ -281,8 +281,8 @@ export class WsHub {
   /**
    * The sum of the connections' `buffered`: updated on each send, so it can
    * run above the truth when a connection drained since its last send, never
-   * below it for long. Only once it passes sendBufferTotalBytesMax are the
-   * connections looked at (shed).
+   * below it (a buffer grows only by what is sent). Only once it passes
+   * sendBufferTotalBytesMax are the connections looked at (shed).
    */
   private bufferedTotal = 0;
   /**

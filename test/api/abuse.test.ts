@@ -234,61 +234,69 @@ function batch(nonce: number, count: number) {
   });
 }
 
-test('a batch takes one token per transaction of the address and of the account buckets, all or none', async () => {
-  const view = makeView();
-  const post = (server: ApiServer, bytes: Uint8Array) =>
-    server.app
-      .inject({
-        method: 'POST',
-        url: '/v1/tx',
-        payload: Buffer.from(bytes),
-        headers: { 'content-type': 'application/octet-stream' },
-      })
-      .then((a) => ({ status: a.statusCode, body: a.json<Record<string, unknown>>() }));
-  const byAccount = await serve(view, { accountTxsPerS: 1, accountBurstTxs: 4 });
-  try {
-    assert.equal((await post(byAccount, batch(1, 3).bytes)).status, 200);
-    // One token left: a batch of two is refused whole, with the wait for both.
-    const refused = await post(byAccount, batch(2, 2).bytes);
-    assert.equal(refused.status, 429);
-    assert.equal(refused.body.code, 'RateLimited');
-    assert.equal(refused.body.retryAfterMs, 1000);
-    // Nothing of the refused batch was taken: the last token still admits one order.
-    assert.equal((await post(byAccount, order(3).bytes)).status, 200);
-    assert.equal((await post(byAccount, order(4).bytes)).status, 429);
-  } finally {
-    await byAccount.close();
-  }
-  const byAddress = await serve(makeView(), { ipRequestsPerS: 1, ipBurstRequests: 5 });
-  try {
-    assert.equal((await post(byAddress, batch(1, 4).bytes)).status, 200);
-    const refused = await post(byAddress, batch(2, 4).bytes);
-    assert.equal(refused.status, 429);
-    assert.equal(refused.body.message, 'too many requests from this address');
-  } finally {
-    await byAddress.close();
-  }
-});
+test(
+  'a batch takes one token per transaction of the address and of the account buckets, all or none',
+  { timeout: 10_000 },
+  async () => {
+    const view = makeView();
+    const post = (server: ApiServer, bytes: Uint8Array) =>
+      server.app
+        .inject({
+          method: 'POST',
+          url: '/v1/tx',
+          payload: Buffer.from(bytes),
+          headers: { 'content-type': 'application/octet-stream' },
+        })
+        .then((a) => ({ status: a.statusCode, body: a.json<Record<string, unknown>>() }));
+    const byAccount = await serve(view, { accountTxsPerS: 1, accountBurstTxs: 4 });
+    try {
+      assert.equal((await post(byAccount, batch(1, 3).bytes)).status, 200);
+      // One token left: a batch of two is refused whole, with the wait for both.
+      const refused = await post(byAccount, batch(2, 2).bytes);
+      assert.equal(refused.status, 429);
+      assert.equal(refused.body.code, 'RateLimited');
+      assert.equal(refused.body.retryAfterMs, 1000);
+      // Nothing of the refused batch was taken: the last token still admits one order.
+      assert.equal((await post(byAccount, order(3).bytes)).status, 200);
+      assert.equal((await post(byAccount, order(4).bytes)).status, 429);
+    } finally {
+      await byAccount.close();
+    }
+    const byAddress = await serve(makeView(), { ipRequestsPerS: 1, ipBurstRequests: 5 });
+    try {
+      assert.equal((await post(byAddress, batch(1, 4).bytes)).status, 200);
+      const refused = await post(byAddress, batch(2, 4).bytes);
+      assert.equal(refused.status, 429);
+      assert.equal(refused.body.message, 'too many requests from this address');
+    } finally {
+      await byAddress.close();
+    }
+  },
+);
 
-test('a batch submitted over the WebSocket counts its transactions as over HTTP', async () => {
-  const server = await serve(makeView(), { accountTxsPerS: 1, accountBurstTxs: 4 });
-  const client = new RawClient(server.url);
-  try {
-    await client.opened();
-    client.send({ op: 'submit', id: 'a', tx: toHex(batch(1, 3).bytes) });
-    client.send({ op: 'submit', id: 'b', tx: toHex(batch(2, 2).bytes) });
-    const answers = [await client.nth((m) => 'id' in m), await client.nth((m) => 'id' in m, 1)];
-    const byId = new Map(answers.map((m) => [(m as { id: string }).id, m]));
-    assert.equal(byId.get('a')?.type, 'submitted');
-    const b = byId.get('b') as { type: string; code?: string; status?: number };
-    assert.equal(b.type, 'error');
-    assert.equal(b.code, 'RateLimited');
-    assert.equal(b.status, 429);
-  } finally {
-    client.close();
-    await server.close();
-  }
-});
+test(
+  'a batch submitted over the WebSocket counts its transactions as over HTTP',
+  { timeout: 10_000 },
+  async () => {
+    const server = await serve(makeView(), { accountTxsPerS: 1, accountBurstTxs: 4 });
+    const client = new RawClient(server.url);
+    try {
+      await client.opened();
+      client.send({ op: 'submit', id: 'a', tx: toHex(batch(1, 3).bytes) });
+      client.send({ op: 'submit', id: 'b', tx: toHex(batch(2, 2).bytes) });
+      const answers = [await client.nth((m) => 'id' in m), await client.nth((m) => 'id' in m, 1)];
+      const byId = new Map(answers.map((m) => [(m as { id: string }).id, m]));
+      assert.equal(byId.get('a')?.type, 'submitted');
+      const b = byId.get('b') as { type: string; code?: string; status?: number };
+      assert.equal(b.type, 'error');
+      assert.equal(b.code, 'RateLimited');
+      assert.equal(b.status, 429);
+    } finally {
+      client.close();
+      await server.close();
+    }
+  },
+);
 
 test(
   'a request whose headers or body arrive too slowly is answered 408 and closed; a wait=commit request waits on',
