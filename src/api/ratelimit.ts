@@ -31,8 +31,15 @@ export class RateLimiter {
     this.nowMs = nowMs;
   }
 
-  /** Takes one token for `key`: 0 if granted, else the ms until one is available. */
-  take(key: string): number {
+  /**
+   * Takes `tokens` tokens for `key` (a batch of transactions costs one per
+   * transaction), all or none: 0 if granted, else the ms until that many are
+   * available. More than the burst costs the whole burst: a bucket never holds
+   * more, so asking for more could never be granted.
+   */
+  take(key: string, tokens = 1): number {
+    assert(Number.isSafeInteger(tokens) && tokens >= 1, 'a take costs a whole number of tokens');
+    const cost = Math.min(tokens, this.limit.burst);
     const now = this.nowMs();
     let bucket = this.buckets.get(key);
     if (bucket === undefined) {
@@ -50,11 +57,11 @@ export class RateLimiter {
       bucket.atMs = now;
     }
     this.buckets.set(key, bucket);
-    if (bucket.tokens >= 1) {
-      bucket.tokens -= 1;
+    if (bucket.tokens >= cost) {
+      bucket.tokens -= cost;
       return 0;
     }
-    return Math.ceil(((1 - bucket.tokens) * 1000) / this.limit.perSecond);
+    return Math.ceil(((cost - bucket.tokens) * 1000) / this.limit.perSecond);
   }
 
   get size(): number {

@@ -19,6 +19,7 @@ import type {
 import { WebSocketServer } from 'ws';
 import { sha256 } from '../crypto/index.ts';
 import { decodeSignedTx } from '../exchange/tx/index.ts';
+import type { SignedTx } from '../exchange/tx/index.ts';
 import { toHex } from '../lib/bytes.ts';
 import { ZommaError } from '../lib/errors.ts';
 import * as L from '../lib/limits.ts';
@@ -55,6 +56,10 @@ export interface ApiLimits extends WsLimits {
   waitCommitMsMax: number;
   commitWaitersMax: number;
   commitWaitersPerIpMax: number;
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  /** How often Node looks for requests past those timeouts. */
+  timeoutCheckMs: number;
 }
 
 export const DEFAULT_API_LIMITS: ApiLimits = {
@@ -71,11 +76,17 @@ export const DEFAULT_API_LIMITS: ApiLimits = {
   waitCommitMsMax: L.API_WAIT_COMMIT_MS_MAX,
   commitWaitersMax: L.API_COMMIT_WAITERS_MAX,
   commitWaitersPerIpMax: L.API_COMMIT_WAITERS_PER_IP_MAX,
+  headersTimeoutMs: L.API_HEADERS_TIMEOUT_MS,
+  requestTimeoutMs: L.API_REQUEST_TIMEOUT_MS,
+  timeoutCheckMs: L.API_TIMEOUT_CHECK_MS,
   subscriptionsMax: L.WS_SUBSCRIPTIONS_MAX,
   sendBufferBytesMax: L.WS_SEND_BUFFER_BYTES_MAX,
+  sendBufferTotalBytesMax: L.WS_SEND_BUFFER_TOTAL_BYTES_MAX,
   resumeBlocksMax: L.WS_RESUME_BLOCKS_MAX,
   messagesPerS: L.WS_MESSAGES_PER_S,
   burstMessages: L.WS_BURST_MESSAGES,
+  ipMessagesPerS: L.WS_IP_MESSAGES_PER_S,
+  ipBurstMessages: L.WS_IP_BURST_MESSAGES,
   submitsPendingMax: L.WS_SUBMITS_PENDING_MAX,
 };
 
@@ -284,6 +295,7 @@ class CommitWaiters {
 function makeHandlers(
   view: NodeView,
   limits: ApiLimits,
+  ipLimiter: RateLimiter,
   accountLimiter: RateLimiter,
   waiters: CommitWaiters,
 ): Handlers {
@@ -327,7 +339,7 @@ function makeHandlers(
       if (bytes.length > L.TX_BYTES_MAX) {
         throw new ApiError('Oversize', 413, `${bytes.length} bytes exceeds TX_BYTES_MAX`);
       }
-      limitAccount(bytes, accountLimiter);
+      limitSubmission(bytes, ip, ipLimiter, accountLimiter);
       const hash = toHex(sha256(bytes));
       const wait = query.wait === 'commit';
       const waiter = wait ? waiters.add(hash, ip) : undefined;
@@ -404,16 +416,36 @@ function notFoundOf(what: string): never {
   throw notFound(what);
 }
 
-/** The per-account bucket: taken before any node work, so a flood costs the node nothing. */
-function limitAccount(bytes: Uint8Array, limiter: RateLimiter): void {
-  let account: string;
+/**
+ * The rate buckets of a submission, taken before any node work, so a flood
+ * costs the node nothing. A batch counts as the transactions it holds: the
+ * address's bucket gives the request's own token (onRequest, or the
+ * WebSocket message's) and one more per further action, the account's one
+ * per action; a bucket short of all of them refuses the whole batch.
+ */
+function limitSubmission(
+  bytes: Uint8Array,
+  ip: string,
+  ipLimiter: RateLimiter,
+  accountLimiter: RateLimiter,
+): void {
+  let tx: SignedTx;
   try {
-    account = toHex(decodeSignedTx(bytes).account);
+    tx = decodeSignedTx(bytes);
   } catch {
     // Not decodable: the node's checks answer with the precise code.
     return;
   }
-  const retryAfterMs = limiter.take(account);
+  const count = tx.action.kind === 'batch' ? Math.max(1, tx.action.actions.length) : 1;
+  if (count > 1) {
+    const retryAfterMs = ipLimiter.take(ip, count - 1);
+    if (retryAfterMs > 0) {
+      throw new ApiError('RateLimited', 429, 'too many requests from this address', {
+        retryAfterMs,
+      });
+    }
+  }
+  const retryAfterMs = accountLimiter.take(toHex(tx.account), count);
   if (retryAfterMs > 0) {
     throw new ApiError('RateLimited', 429, 'too many transactions from this account', {
       retryAfterMs,
@@ -518,6 +550,15 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const app: FastifyInstance = Fastify({
     ...(options.logger !== undefined ? { loggerInstance: options.logger } : { logger: false }),
     bodyLimit: limits.bodyBytesMax,
+    // A slow client is answered 408 (answerClientError) once its headers or its
+    // whole request take too long. Node stops the clock when the body is read,
+    // so a wait=commit request's wait is bounded by waitCommitMsMax alone.
+    requestTimeout: limits.requestTimeoutMs,
+    http: {
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      connectionsCheckingInterval: limits.timeoutCheckMs,
+    },
     // One hop: req.ip is the address the proxy saw, the right-most X-Forwarded-For entry.
     trustProxy: options.trustProxy === true ? (_address: string, hop: number) => hop === 0 : false,
     // The SDK checks its arguments with the same options (check.ts).
@@ -584,7 +625,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     reply.status(404).send({ code: 'NotFound', message: `no route ${req.method} ${req.url}` });
   });
 
-  const handlers = makeHandlers(view, limits, accountLimiter, waiters);
+  const handlers = makeHandlers(view, limits, ipLimiter, accountLimiter, waiters);
   for (const name of Object.keys(routes) as RouteName[]) {
     const def = routes[name] as RouteDef;
     const handler = handlers[name] as (input: {

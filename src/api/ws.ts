@@ -19,6 +19,7 @@ import { Ajv } from 'ajv';
 import type { WebSocket } from 'ws';
 import { assert } from '../lib/assert.ts';
 import {
+  API_RATE_BUCKETS_MAX,
   API_TRADES_DEFAULT,
   WS_CONTROL_MESSAGE_BYTES_MAX,
   WS_BOOK_DEPTH_LEVELS,
@@ -70,9 +71,14 @@ export type WsMessage =
 export interface WsLimits {
   subscriptionsMax: number;
   sendBufferBytesMax: number;
+  /** Over all connections: past it the ones with the most queued are dropped. */
+  sendBufferTotalBytesMax: number;
   resumeBlocksMax: number;
   messagesPerS: number;
   burstMessages: number;
+  /** The same over every connection of one client address (never less than one connection's). */
+  ipMessagesPerS: number;
+  ipBurstMessages: number;
   submitsPendingMax: number;
 }
 
@@ -128,6 +134,8 @@ class Connection {
   readonly subs = new Map<string, Subscription>();
   /** The ids of its submissions not answered yet (ids must differ among them). */
   readonly pendingIds = new Set<string>();
+  /** Its send buffer's bytes when last looked at (counted in the hub's bufferedTotal). */
+  buffered = 0;
   constructor(socket: WebSocket, ip: string) {
     this.socket = socket;
     this.ip = ip;
@@ -270,6 +278,18 @@ export class WsHub {
   private readonly submitter: WsSubmitter | null;
   /** Submissions awaiting their answer, by client address. */
   private readonly pendingByIp = new Map<string, number>();
+  /**
+   * The sum of the connections' `buffered`: updated on each send, so it can
+   * run above the truth when a connection drained since its last send, never
+   * below it (a buffer grows only by what is sent). Only once it passes
+   * sendBufferTotalBytesMax are the connections looked at (shed).
+   */
+  private bufferedTotal = 0;
+  /**
+   * Messages other than submissions, by client address, as well as by
+   * connection: an address's connections share one allowance.
+   */
+  private readonly ipMessages: RateLimiter;
 
   constructor(
     view: NodeView,
@@ -281,6 +301,14 @@ export class WsHub {
     this.limits = limits;
     this.nowMs = nowMs;
     this.submitter = submitter;
+    this.ipMessages = new RateLimiter(
+      {
+        perSecond: Math.max(limits.ipMessagesPerS, limits.messagesPerS),
+        burst: Math.max(limits.ipBurstMessages, limits.burstMessages),
+      },
+      API_RATE_BUCKETS_MAX,
+      nowMs,
+    );
     this.height = view.read().height;
     this.unsubscribe = view.subscribe((u) => this.onBlock(u), {
       any: () => this.accountsSince.size > 0,
@@ -320,6 +348,8 @@ export class WsHub {
 
   private detach(conn: Connection): void {
     if (!this.connections.delete(conn)) return;
+    this.bufferedTotal -= conn.buffered;
+    conn.buffered = 0;
     for (const channel of conn.subs.keys()) this.unfollow(conn, channel);
   }
 
@@ -345,10 +375,48 @@ export class WsHub {
     if (socket.readyState !== socket.OPEN) return;
     if (socket.bufferedAmount > this.limits.sendBufferBytesMax) {
       // A client that cannot keep up is dropped; it resumes from its last seq.
-      socket.terminate();
+      this.drop(conn);
       return;
     }
     socket.send(typeof message === 'string' ? message : JSON.stringify(message));
+    const buffered = socket.bufferedAmount;
+    this.bufferedTotal += buffered - conn.buffered;
+    conn.buffered = buffered;
+    if (this.bufferedTotal > this.limits.sendBufferTotalBytesMax) this.shed();
+  }
+
+  /**
+   * Terminates a connection at once: a close frame would wait behind the
+   * bytes it has queued, and those are what must be freed. Its buffer leaves
+   * the total now, not when the close event comes.
+   */
+  private drop(conn: Connection): void {
+    this.bufferedTotal -= conn.buffered;
+    conn.buffered = 0;
+    conn.socket.terminate();
+  }
+
+  /**
+   * The running total passed sendBufferTotalBytesMax: takes the true total
+   * and, while it is still over, drops the connections with the most queued
+   * (the slowest), as one over sendBufferBytesMax is dropped.
+   */
+  private shed(): void {
+    let total = 0;
+    const open: Connection[] = [];
+    for (const conn of this.connections) {
+      const socket = conn.socket;
+      conn.buffered = socket.readyState === socket.OPEN ? socket.bufferedAmount : 0;
+      total += conn.buffered;
+      if (conn.buffered > 0) open.push(conn);
+    }
+    this.bufferedTotal = total;
+    if (total <= this.limits.sendBufferTotalBytesMax) return;
+    open.sort((a, b) => b.buffered - a.buffered);
+    for (const conn of open) {
+      if (this.bufferedTotal <= this.limits.sendBufferTotalBytesMax) break;
+      this.drop(conn);
+    }
   }
 
   private error(conn: Connection, code: string, message: string, channel?: string): void {
@@ -364,7 +432,8 @@ export class WsHub {
     // Every message takes a token before it is parsed. A submission (any
     // message naming "submit": the only kind near WS_MESSAGE_BYTES_MAX) takes
     // it from the client address's bucket, as a POST /v1/tx would; any other
-    // from the connection's own bucket, which submissions leave alone.
+    // from the connection's own bucket and then its address's, which
+    // submissions leave alone.
     const submitter = this.submitter;
     const submitLike = submitter !== null && text !== undefined && text.includes('"submit"');
     if (!submitLike && text !== undefined && text.length > WS_CONTROL_MESSAGE_BYTES_MAX) {
@@ -372,8 +441,12 @@ export class WsHub {
       conn.socket.close(1009, 'message too big');
       return;
     }
-    const retryAfterMs = submitLike ? submitter.takeIp(conn.ip) : limiter.take('');
-    if (this.limited(conn, retryAfterMs, submitLike ? sniffId(text!) : null)) return;
+    if (submitLike) {
+      if (this.limited(conn, submitter.takeIp(conn.ip), sniffId(text!))) return;
+    } else {
+      const retryAfterMs = limiter.take('') || this.ipMessages.take(conn.ip);
+      if (this.limited(conn, retryAfterMs, null)) return;
+    }
     let request: unknown;
     try {
       request = text === undefined ? undefined : JSON.parse(text);

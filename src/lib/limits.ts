@@ -379,9 +379,12 @@ export const API_BODY_BYTES_MAX = 64 * 1024;
 /** Per-IP token bucket: sustained requests per second, and the burst it may save up. */
 export const API_IP_REQUESTS_PER_S = 50;
 export const API_IP_BURST_REQUESTS = 100;
-/** Per-account token bucket for transaction submissions. */
+/**
+ * Per-account token bucket for transaction submissions, one token per
+ * transaction of a batch: the burst holds a whole batch.
+ */
 export const API_ACCOUNT_TXS_PER_S = 20;
-export const API_ACCOUNT_BURST_TXS = 40;
+export const API_ACCOUNT_BURST_TXS = 64;
 /** Buckets kept per limiter (least recently used dropped first): bounds memory under a flood of keys. */
 export const API_RATE_BUCKETS_MAX = 100_000;
 /** Default and longest wait of `POST /v1/tx?wait=commit`. */
@@ -436,11 +439,35 @@ export const WS_CONNECTIONS_PER_IP_MAX = 32;
  * come from one address.)
  */
 export const API_CONNECTIONS_PER_IP_MAX = 256;
+/**
+ * Longest an HTTP request's headers may take to arrive, ms, and the whole
+ * request (headers and body) from its first byte: a client sending slowly is
+ * answered 408 and closed instead of holding a connection. The clock stops
+ * once the body is read, so a `wait=commit` request's wait (bounded by
+ * API_WAIT_COMMIT_MS_MAX) is not cut.
+ */
+export const API_HEADERS_TIMEOUT_MS = 5_000;
+export const API_REQUEST_TIMEOUT_MS = 15_000;
+/** How often the server looks for requests past those timeouts, ms (Node's default is 30 s). */
+export const API_TIMEOUT_CHECK_MS = 1_000;
 /** Client messages per second per connection, and the burst it may save up. */
 export const WS_MESSAGES_PER_S = 20;
 export const WS_BURST_MESSAGES = 40;
+/**
+ * Client messages other than submissions per second per client address, over
+ * all its connections, and the burst it may save up: without it an address
+ * with WS_CONNECTIONS_PER_IP_MAX connections had that many times the rate.
+ */
+export const WS_IP_MESSAGES_PER_S = 50;
+export const WS_IP_BURST_MESSAGES = 100;
 /** Bytes queued to a slow client before the server drops it (it reconnects and resumes). */
 export const WS_SEND_BUFFER_BYTES_MAX = 4 * 1024 * 1024;
+/**
+ * Bytes queued to all WebSocket clients together: past it the clients with the
+ * most queued are dropped, as one over WS_SEND_BUFFER_BYTES_MAX is, until the
+ * total is back under it (many addresses' slow clients cannot grow memory).
+ */
+export const WS_SEND_BUFFER_TOTAL_BYTES_MAX = 256 * 1024 * 1024;
 /** Committed blocks whose updates the server keeps so a reconnecting client can resume. */
 export const WS_RESUME_BLOCKS_MAX = 256;
 
@@ -455,6 +482,20 @@ assert(
 );
 assert(API_IP_REQUESTS_PER_S <= API_IP_BURST_REQUESTS, 'a burst holds at least one second');
 assert(API_ACCOUNT_TXS_PER_S <= API_ACCOUNT_BURST_TXS, 'a burst holds at least one second');
+assert(API_HEADERS_TIMEOUT_MS <= API_REQUEST_TIMEOUT_MS, 'the headers arrive within the request');
+assert(API_TIMEOUT_CHECK_MS <= API_HEADERS_TIMEOUT_MS, 'a timeout is noticed soon after it passes');
+assert(
+  WS_MESSAGES_PER_S <= WS_IP_MESSAGES_PER_S && WS_BURST_MESSAGES <= WS_IP_BURST_MESSAGES,
+  "an address's message bucket holds at least a connection's",
+);
+assert(
+  WS_SEND_BUFFER_BYTES_MAX <= WS_SEND_BUFFER_TOTAL_BYTES_MAX,
+  'the total send buffer holds at least one full connection',
+);
+assert(
+  BATCH_ACTIONS_MAX <= API_ACCOUNT_BURST_TXS && BATCH_ACTIONS_MAX <= API_IP_BURST_REQUESTS,
+  'a full bucket admits a whole batch',
+);
 assert(API_WAIT_COMMIT_MS_DEFAULT <= API_WAIT_COMMIT_MS_MAX, 'the default wait is allowed');
 assert(
   API_COMMIT_WAITERS_PER_IP_MAX < API_COMMIT_WAITERS_MAX,

@@ -5,14 +5,28 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
 import { connect } from 'node:net';
 import type { Socket } from 'node:net';
 import WebSocket from 'ws';
-import { clientKeyOf, startApiServer } from '../../src/api/server.ts';
+import { DEFAULT_API_LIMITS, clientKeyOf, startApiServer } from '../../src/api/server.ts';
+import { WsHub } from '../../src/api/ws.ts';
+import type { ApiServer } from '../../src/api/server.ts';
+import { buildTx, placeOrder } from '../../src/exchange/tx/index.ts';
 import type { BlockUpdate } from '../../src/api/view.ts';
 import type { WsMessage } from '../../src/api/ws.ts';
 import { toHex } from '../../src/lib/bytes.ts';
-import { PERP, RawClient, Signal, makeView, order, serve } from './fixtures.ts';
+import {
+  CHAIN_ID,
+  ManualClock,
+  PERP,
+  RawClient,
+  Signal,
+  key,
+  makeView,
+  order,
+  serve,
+} from './fixtures.ts';
 
 test('resume: a buffered block is scanned once, however many times clients resume over it', async () => {
   const view = makeView();
@@ -202,5 +216,273 @@ test('one address holds at most connectionsPerIpMax TCP connections; a closed on
   } finally {
     for (const s of sockets) s.destroy();
     await server.close();
+  }
+});
+
+/** A signed batch of `count` buy orders of key 1 on PERP. */
+function batch(nonce: number, count: number) {
+  return buildTx({
+    chainId: CHAIN_ID,
+    key: key(1),
+    nonce,
+    action: {
+      kind: 'batch',
+      actions: Array.from({ length: count }, (_, i) =>
+        placeOrder({ instrument: PERP, side: 'buy', priceTicks: 190 + i, sizeLots: 1 }),
+      ),
+    },
+  });
+}
+
+test(
+  'a batch takes one token per transaction of the address and of the account buckets, all or none',
+  { timeout: 10_000 },
+  async () => {
+    const view = makeView();
+    const post = (server: ApiServer, bytes: Uint8Array) =>
+      server.app
+        .inject({
+          method: 'POST',
+          url: '/v1/tx',
+          payload: Buffer.from(bytes),
+          headers: { 'content-type': 'application/octet-stream' },
+        })
+        .then((a) => ({ status: a.statusCode, body: a.json<Record<string, unknown>>() }));
+    const byAccount = await serve(view, { accountTxsPerS: 1, accountBurstTxs: 4 });
+    try {
+      assert.equal((await post(byAccount, batch(1, 3).bytes)).status, 200);
+      // One token left: a batch of two is refused whole, with the wait for both.
+      const refused = await post(byAccount, batch(2, 2).bytes);
+      assert.equal(refused.status, 429);
+      assert.equal(refused.body.code, 'RateLimited');
+      assert.equal(refused.body.retryAfterMs, 1000);
+      // Nothing of the refused batch was taken: the last token still admits one order.
+      assert.equal((await post(byAccount, order(3).bytes)).status, 200);
+      assert.equal((await post(byAccount, order(4).bytes)).status, 429);
+    } finally {
+      await byAccount.close();
+    }
+    const byAddress = await serve(makeView(), { ipRequestsPerS: 1, ipBurstRequests: 5 });
+    try {
+      assert.equal((await post(byAddress, batch(1, 4).bytes)).status, 200);
+      const refused = await post(byAddress, batch(2, 4).bytes);
+      assert.equal(refused.status, 429);
+      assert.equal(refused.body.message, 'too many requests from this address');
+    } finally {
+      await byAddress.close();
+    }
+  },
+);
+
+test(
+  'a batch submitted over the WebSocket counts its transactions as over HTTP',
+  { timeout: 10_000 },
+  async () => {
+    const server = await serve(makeView(), { accountTxsPerS: 1, accountBurstTxs: 4 });
+    const client = new RawClient(server.url);
+    try {
+      await client.opened();
+      client.send({ op: 'submit', id: 'a', tx: toHex(batch(1, 3).bytes) });
+      client.send({ op: 'submit', id: 'b', tx: toHex(batch(2, 2).bytes) });
+      const answers = [await client.nth((m) => 'id' in m), await client.nth((m) => 'id' in m, 1)];
+      const byId = new Map(answers.map((m) => [(m as { id: string }).id, m]));
+      assert.equal(byId.get('a')?.type, 'submitted');
+      const b = byId.get('b') as { type: string; code?: string; status?: number };
+      assert.equal(b.type, 'error');
+      assert.equal(b.code, 'RateLimited');
+      assert.equal(b.status, 429);
+    } finally {
+      client.close();
+      await server.close();
+    }
+  },
+);
+
+test(
+  'a request whose headers or body arrive too slowly is answered 408 and closed; a wait=commit request waits on',
+  { timeout: 10_000 },
+  async () => {
+    const view = makeView();
+    const submitted = new Signal();
+    let submissions = 0;
+    const submit = view.submit.bind(view);
+    view.submit = async (bytes) => {
+      const result = await submit(bytes);
+      submissions++;
+      submitted.notify();
+      return result;
+    };
+    const server = await serve(view, {
+      headersTimeoutMs: 40,
+      requestTimeoutMs: 80,
+      timeoutCheckMs: 10,
+    });
+    const { port } = new URL(server.url);
+    const sockets: Socket[] = [];
+    /**
+     * Sends `text`, then `dribble` a byte at a time (each write would reset an
+     * idle timeout, not this one): the status line answered, or 'closed'.
+     */
+    const slow = (text: string, dribble = '') =>
+      new Promise<string>((resolve) => {
+        const s = connect(Number(port), '127.0.0.1');
+        sockets.push(s);
+        s.on('error', () => {});
+        let answer = '';
+        let sent = 0;
+        const drip = setInterval(() => {
+          if (sent < dribble.length) s.write(dribble[sent++]!);
+        }, 5);
+        s.on('data', (chunk) => (answer += chunk.toString()));
+        s.once('close', () => {
+          clearInterval(drip);
+          resolve(answer === '' ? 'closed' : answer.split('\r\n', 1)[0]!);
+        });
+        s.once('connect', () => s.write(text));
+      });
+    try {
+      // Its body read in full before the slow clients start: only the commit wait is left.
+      const waiting = fetchCommit(server.url);
+      await submitted.until(() => submissions === 1);
+      const hex = toHex(order(2).bytes);
+      const body = `{"tx":"${hex}"}`;
+      const slowBody = slow(
+        `POST /v1/tx HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n` +
+          `content-length: ${body.length}\r\n\r\n`,
+        body,
+      );
+      const slowHeaders = slow('GET /v1/status HTTP/1.1\r\nhost: x\r\n', 'x-slow: '.repeat(100));
+      assert.equal(await slowBody, 'HTTP/1.1 408 Request Timeout');
+      assert.equal(await slowHeaders, 'HTTP/1.1 408 Request Timeout');
+      // Both slow requests began after it and were cut: the waiting one was not.
+      view.commit();
+      const answer = await waiting;
+      assert.equal(answer.status, 200);
+      assert.equal(answer.body.status, 'committed');
+    } finally {
+      for (const s of sockets) s.destroy();
+      await server.close();
+    }
+  },
+);
+
+async function fetchCommit(
+  url: string,
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const response = await fetch(`${url}/v1/tx?wait=commit&timeoutMs=60000`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/octet-stream' },
+    body: Buffer.from(order(1).bytes),
+  });
+  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+}
+
+test(
+  "an address's connections share one allowance of messages other than submissions",
+  { timeout: 10_000 },
+  async () => {
+    const clock = new ManualClock();
+    const server = await serve(
+      makeView(),
+      { messagesPerS: 1, burstMessages: 2, ipMessagesPerS: 1, ipBurstMessages: 3 },
+      clock,
+    );
+    const first = new RawClient(server.url);
+    const second = new RawClient(server.url);
+    try {
+      await Promise.all([first.opened(), second.opened()]);
+      first.send({ op: 'ping' });
+      first.send({ op: 'ping' });
+      await first.nth((m) => m.type === 'pong', 1);
+      // The second connection has a full bucket of its own, its address one token.
+      second.send({ op: 'ping' });
+      second.send({ op: 'ping' });
+      const refused = await second.nth((m) => m.type === 'error');
+      assert.deepEqual(
+        {
+          code: (refused as { code: string }).code,
+          retryAfterMs: (refused as { retryAfterMs: number }).retryAfterMs,
+        },
+        { code: 'RateLimited', retryAfterMs: 1000 },
+      );
+      assert.equal(second.messages.filter((m) => m.type === 'pong').length, 1);
+      clock.ms += 1000;
+      second.send({ op: 'ping' });
+      await second.nth((m) => m.type === 'pong', 1);
+    } finally {
+      for (const c of [first, second]) c.close();
+      await server.close();
+    }
+  },
+);
+
+/** A socket for the hub alone: what it is sent stays queued, `weight` bytes per byte sent. */
+class QueueingSocket extends EventEmitter {
+  readonly OPEN = 1;
+  readyState = 1;
+  terminated = false;
+  /** How often the hub looked at the queue. */
+  reads = 0;
+  private queued = 0;
+  constructor(private readonly weight: number) {
+    super();
+  }
+  get bufferedAmount(): number {
+    this.reads++;
+    return this.queued;
+  }
+  send(text: string): void {
+    this.queued += text.length * this.weight;
+  }
+  terminate(): void {
+    this.terminated = true;
+    this.readyState = 3;
+    this.queued = 0;
+    queueMicrotask(() => this.emit('close'));
+  }
+  close(): void {
+    this.terminate();
+  }
+}
+
+test('past the total send buffer of all connections the ones with the most queued are dropped', async () => {
+  const view = makeView();
+  const hub = new WsHub(
+    view,
+    { ...DEFAULT_API_LIMITS, sendBufferBytesMax: 1_000_000, sendBufferTotalBytesMax: 20_000 },
+    () => 0,
+  );
+  // One reads everything at once; the others fall behind, the last twice as fast.
+  const fast = new QueueingSocket(0);
+  const slow = new QueueingSocket(1);
+  const slower = new QueueingSocket(2);
+  const idle = new QueueingSocket(1);
+  for (const socket of [fast, slow, slower, idle]) {
+    hub.attach(socket as unknown as WebSocket, '10.0.0.1');
+  }
+  for (const socket of [fast, slow, slower]) {
+    socket.emit(
+      'message',
+      Buffer.from(JSON.stringify({ op: 'subscribe', channel: 'blocks' })),
+      false,
+    );
+  }
+  try {
+    let blocks = 0;
+    while (!slower.terminated && blocks < 1_000) {
+      view.commit();
+      blocks++;
+    }
+    assert.ok(slower.terminated, 'the slowest connection is dropped');
+    assert.ok(!slow.terminated && !fast.terminated && !idle.terminated);
+    // The total is kept as it goes: the idle connection was looked at only when it was passed.
+    assert.ok(idle.reads <= 1, `${idle.reads} reads of an idle connection over ${blocks} blocks`);
+    await new Promise((resolve) => queueMicrotask(() => resolve(undefined)));
+    assert.equal(hub.connectionCount, 3);
+    // The rest go on, under the bound.
+    view.commit();
+    assert.ok(!slow.terminated);
+  } finally {
+    hub.close();
   }
 });
