@@ -1200,9 +1200,10 @@ export class ChainView implements NodeView {
    * good-til expiry) and those an account's own actions or its liquidation
    * removed without a report (self-trade prevention, cancelAll, a cancel by
    * client order id), found among the orders the acting accounts rested
-   * before the block. An order gone after a maker fill is left to its fills
+   * before the block, and the orders of a market its settlement removed. An order gone after a maker fill is left to its fills
    * (accountUpdates). Returns every order the block may have changed, for
-   * RestedOrders.refresh. O(events + actions + orders the acting accounts rested).
+   * RestedOrders.refresh. O(events + actions + orders the acting accounts
+   * rested), and O(kept orders) in a block that settles a market.
    */
   private noteRemovals(
     activity: Activity,
@@ -1213,6 +1214,7 @@ export class ChainView implements NodeView {
     const state = this.state;
     const moved = new Set<number>();
     const acting = new Set<number>();
+    let settled: Set<string> | undefined;
     const cancelled = (accountIndex: number, orderId: number): void => {
       const account = state.accounts[accountIndex];
       const before = this.rested.get(orderId);
@@ -1231,6 +1233,17 @@ export class ChainView implements NodeView {
         acting.add(e.account);
       } else if (e.type === 'liquidation') {
         acting.add(e.account);
+      } else if (e.type === 'marketSettled') {
+        (settled ??= new Set()).add(e.market);
+      }
+    }
+    // A settled market's book goes without a report of its orders; settlements
+    // are rare (one block per expiry), so every kept order is looked at then.
+    if (settled !== undefined) {
+      for (const [orderId, before] of this.rested.inInstruments(settled)) {
+        moved.add(orderId);
+        const noted = activity.orders.get(before.owner)?.some((n) => n.orderId === orderId);
+        if (noted !== true) cancelled(before.owner, orderId);
       }
     }
     decoded.forEach((tx, i) => {
@@ -1605,8 +1618,8 @@ interface Rested {
  * tell a block's update whether an order it no longer finds was filled out or
  * cancelled, and at what limit. Kept up to date per block from the orders the
  * block changed (ChainView.noteRemovals), so O(those) per block; an order
- * that left unseen (a settled market's) stays until the next rebuild, which
- * comes once the kept outnumber twice the live.
+ * that left unseen (a liquidation's cancels when it closes nothing) stays
+ * until the next rebuild, which comes once the kept outnumber twice the live.
  */
 class RestedOrders {
   private readonly byId = new Map<number, Rested>();
@@ -1618,6 +1631,11 @@ class RestedOrders {
 
   get(orderId: number): Rested | undefined {
     return this.byId.get(orderId);
+  }
+
+  /** The kept orders of these instruments. O(kept orders). */
+  *inInstruments(names: ReadonlySet<string>): Iterable<[number, Rested]> {
+    for (const entry of this.byId) if (names.has(entry[1].instrument)) yield entry;
   }
 
   /** The owner's orders as kept (some may be gone since: the caller checks). */
