@@ -1522,3 +1522,33 @@ test('an order the uncross part fills and a cancelAll then removes reads cancell
     view.close();
   }
 });
+
+test('orders removed while no listener follows accounts are not listed later, once one does', () => {
+  const BTC = 'BTC-PERPETUAL';
+  const alice = key('view-rested-later-alice');
+  const h = new Harness();
+  h.fund(alice, 1_000_000n * USDC);
+  let following = false;
+  const interest: AccountInterest = { any: () => following, has: () => following };
+  const { view, feed } = viewOver(h, undefined, interest);
+  try {
+    const place = [
+      h.tx(alice, limit(BTC, 'sell', 501_000, 2)),
+      h.tx(alice, limit(BTC, 'sell', 502_000, 3)),
+    ];
+    feed(h.block(place), undefined, place);
+    // Self-trade prevention removes the first, a cancelAll the second: nobody follows accounts.
+    const own = [h.tx(alice, limit(BTC, 'buy', 501_000, 1, { timeInForce: 'IOC' }))];
+    assert.deepEqual(feed(h.block(own), undefined, own).accounts, []);
+    const all = [h.tx(alice, { kind: 'cancelAll', instrument: BTC })];
+    feed(h.block(all), undefined, all);
+    assert.equal(h.ex.state.orders.size, 0);
+    following = true;
+    const next = [h.tx(alice, limit(BTC, 'sell', 503_000, 1))];
+    const r = h.block(next);
+    const update = feed(r, undefined, next);
+    assert.deepEqual(orderRows(update, alice), [[placedId(r), 'open', 'sell', 503_000, 1, 0, 1]]);
+  } finally {
+    view.close();
+  }
+});
