@@ -891,7 +891,7 @@ export class ChainView implements NodeView {
     );
     this.noteLiquidationFills(activity, txs.exchange.events, height, timeMs);
     if (activity.accounts) this.noteSettlements(activity, txs.exchange.events, height);
-    const ordersMoved = this.noteRemovals(activity, decoded, txs.results, txs.exchange.events);
+    const ordersMoved = this.noteRemovals(activity, txs.exchange.events);
     this.settling = settlingHolders(state);
     const prev = this.published;
     const published = this.publishMarkets(prev, activity.trades, height);
@@ -1054,6 +1054,8 @@ export class ChainView implements NodeView {
       touched: new Map(),
       orders: new Map(),
       settlements: new Map(),
+      moved: new Set(),
+      acting: new Set(),
     };
     // Uncrossings run before the transactions: a cancel of what one left is noted after it.
     this.noteAuctionTrades(activity, events, height, timeMs);
@@ -1063,18 +1065,22 @@ export class ChainView implements NodeView {
     for (const i of order) {
       const tx = decoded[i]!;
       const result = results[i]!;
+      // Looked up whatever `accounts`: RestedOrders needs the acting accounts.
+      const account = state.principals.get(bytesKey(tx.account))?.subaccounts.get(tx.subaccount);
+      if (account === undefined && activity.accounts) continue;
       // The taker's account matters to its account update only.
-      const taker = activity.accounts
-        ? state.principals.get(bytesKey(tx.account))?.subaccounts.get(tx.subaccount)
-        : null;
-      if (taker === undefined) continue;
+      const taker = activity.accounts ? account! : null;
       if (taker !== null) touch(activity, taker);
       const actions = tx.action.kind === 'batch' ? tx.action.actions : [tx.action];
-      result.actions.forEach((r, k) => {
-        const action = actions[k];
-        if (action === undefined) return;
-        this.noteAction(activity, action as Action, r, taker, height, timeMs);
-      });
+      for (let k = 0; k < result.actions.length; k++) {
+        const action = actions[k] as Action | undefined;
+        const r = result.actions[k]!;
+        if (action === undefined || !r.ok) continue;
+        if (account !== undefined && removesOwn(action)) activity.acting.add(account.index);
+        if (action.kind === 'cancel' && action.orderId !== undefined)
+          activity.moved.add(action.orderId);
+        this.noteAction(activity, action, r, taker, height, timeMs);
+      }
     }
     return activity;
   }
@@ -1197,22 +1203,20 @@ export class ChainView implements NodeView {
   /**
    * The orders the block removed without filling them in full, noted
    * cancelled: those the exchange reports (the fill guard's makerCancelled,
-   * good-til expiry) and those an account's own actions or its liquidation
+   * good-til expiry), those an account's own actions or its liquidation
    * removed without a report (self-trade prevention, cancelAll, a cancel by
    * client order id), found among the orders the acting accounts rested
-   * before the block. An order gone after a maker fill is left to its fills
-   * (accountUpdates). Returns every order the block may have changed, for
-   * RestedOrders.refresh. O(events + actions + orders the acting accounts rested).
+   * before the block, and those of a market its settlement removed. An order
+   * gone after a maker fill is left to its fills (accountUpdates). Returns
+   * every order the block may have changed (the transactions' ones noted by
+   * collectActivity, whether or not a listener reads accounts), for
+   * RestedOrders.refresh. O(events + orders the acting accounts rested), and
+   * O(kept orders) in a block that settles a market.
    */
-  private noteRemovals(
-    activity: Activity,
-    decoded: readonly (SignedTx | null)[],
-    results: readonly (TxResult | null)[],
-    events: readonly ExchangeEvent[],
-  ): Set<number> {
+  private noteRemovals(activity: Activity, events: readonly ExchangeEvent[]): Set<number> {
     const state = this.state;
-    const moved = new Set<number>();
-    const acting = new Set<number>();
+    const { moved, acting } = activity;
+    let settled: Set<string> | undefined;
     const cancelled = (accountIndex: number, orderId: number): void => {
       const account = state.accounts[accountIndex];
       const before = this.rested.get(orderId);
@@ -1231,33 +1235,25 @@ export class ChainView implements NodeView {
         acting.add(e.account);
       } else if (e.type === 'liquidation') {
         acting.add(e.account);
+      } else if (e.type === 'marketSettled') {
+        (settled ??= new Set()).add(e.market);
       }
     }
-    decoded.forEach((tx, i) => {
-      const result = results[i];
-      if (tx === null || result === null || result === undefined) return;
-      const account = state.principals.get(bytesKey(tx.account))?.subaccounts.get(tx.subaccount);
-      const actions = tx.action.kind === 'batch' ? tx.action.actions : [tx.action];
-      result.actions.forEach((r, k) => {
-        const action = actions[k] as Action | undefined;
-        if (!r.ok || action === undefined) return;
-        if (action.kind === 'cancel' && action.orderId !== undefined) moved.add(action.orderId);
-        for (const f of r.order?.fills ?? []) moved.add(f.makerOrderId);
-        if (r.order !== undefined) moved.add(r.order.orderId);
-        const removes =
-          action.kind === 'placeOrder' ||
-          action.kind === 'amend' ||
-          action.kind === 'cancel' ||
-          action.kind === 'cancelAll';
-        if (removes && account !== undefined) acting.add(account.index);
-      });
-    });
+    // A settled market's book goes without a report of its orders; settlements
+    // are rare (one block per expiry), so every kept order is looked at then.
+    if (settled !== undefined) {
+      for (const [orderId, before] of this.rested.inInstruments(settled)) {
+        moved.add(orderId);
+        const noted = activity.orders.get(before.owner)?.some((n) => n.orderId === orderId);
+        if (noted !== true) cancelled(before.owner, orderId);
+      }
+    }
     for (const owner of acting) {
-      const notes = activity.orders.get(owner);
       for (const orderId of this.rested.ofOwner(owner)) {
         if (state.orders.has(orderId)) continue;
         moved.add(orderId);
-        if (notes?.some((n) => n.orderId === orderId) !== true) cancelled(owner, orderId);
+        const noted = activity.orders.get(owner)?.some((n) => n.orderId === orderId);
+        if (noted !== true) cancelled(owner, orderId);
       }
     }
     return moved;
@@ -1338,6 +1334,8 @@ export class ChainView implements NodeView {
       return;
     }
     if (r.order === undefined) return;
+    activity.moved.add(r.order.orderId);
+    for (const f of r.order.fills) activity.moved.add(f.makerOrderId);
     if (action.kind !== 'placeOrder' && action.kind !== 'amend') return;
     const market = this.state.marketByName.get(action.instrument);
     if (market === undefined) return;
@@ -1495,6 +1493,10 @@ interface Activity {
   touched: Map<number, Account>;
   orders: Map<number, OrderNote[]>;
   settlements: Map<number, SettlementView[]>;
+  /** Every order the block may have changed, for RestedOrders.refresh (noted whatever `accounts`). */
+  moved: Set<number>;
+  /** The accounts whose actions may have removed their own orders unreported (self-trade prevention, cancelAll). */
+  acting: Set<number>;
 }
 
 /** An account's position in a listed market, by account index. */
@@ -1570,6 +1572,16 @@ function addFill(activity: Activity, account: Account, fill: FillView): void {
   activity.fills.set(account.index, list);
 }
 
+/** Whether the action may remove its account's own orders unreported (self-trade prevention, cancelAll, a cancel by client order id). */
+function removesOwn(action: Action): boolean {
+  return (
+    action.kind === 'placeOrder' ||
+    action.kind === 'amend' ||
+    action.kind === 'cancel' ||
+    action.kind === 'cancelAll'
+  );
+}
+
 /** What the account's fills noted so far filled of an order. */
 function filledOf(activity: Activity, account: Account, orderId: number): number {
   let lots = 0;
@@ -1605,8 +1617,8 @@ interface Rested {
  * tell a block's update whether an order it no longer finds was filled out or
  * cancelled, and at what limit. Kept up to date per block from the orders the
  * block changed (ChainView.noteRemovals), so O(those) per block; an order
- * that left unseen (a settled market's) stays until the next rebuild, which
- * comes once the kept outnumber twice the live.
+ * that left unseen (a liquidation's cancels when it closes nothing) stays
+ * until the next rebuild, which comes once the kept outnumber twice the live.
  */
 class RestedOrders {
   private readonly byId = new Map<number, Rested>();
@@ -1618,6 +1630,11 @@ class RestedOrders {
 
   get(orderId: number): Rested | undefined {
     return this.byId.get(orderId);
+  }
+
+  /** The kept orders of these instruments. O(kept orders). */
+  *inInstruments(names: ReadonlySet<string>): Iterable<[number, Rested]> {
+    for (const entry of this.byId) if (names.has(entry[1].instrument)) yield entry;
   }
 
   /** The owner's orders as kept (some may be gone since: the caller checks). */

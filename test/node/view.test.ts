@@ -1397,3 +1397,158 @@ test('an order that expires, or that a cancelAll removes, reads cancelled at its
     view.close();
   }
 });
+
+test("a market's settlement lists its resting orders cancelled in their owners' updates", () => {
+  const START_MS = daysFromCivil(2026, 3, 2) * MS_PER_DAY;
+  const FUTURE = 'BTC-2MAR26';
+  const h = new Harness(
+    genesis({
+      genesisTimeMs: START_MS,
+      listing: {
+        ...DEVNET_LISTING,
+        schedule: {
+          underlyings: [
+            { underlying: 'BTC', strikeStepQuote: 1_000n * USDC, strikeRangePpm: 40_000 },
+          ],
+          dailies: 1,
+          weeklies: 0,
+          monthlies: 0,
+          quarterlies: 0,
+          futureCycles: ['daily'],
+        },
+      },
+    }),
+  );
+  const [alice, bob, carol] = [
+    key('view-settle-rest-a'),
+    key('view-settle-rest-b'),
+    key('view-settle-rest-c'),
+  ];
+  for (const k of [alice, bob, carol]) h.fund(k, 100_000n * USDC);
+  const f = h.ex.state.marketByName.get(FUTURE)!.markTicks;
+  h.one(alice, limit(FUTURE, 'buy', f, 3));
+  // Bob takes 1 of alice's 3 and asks more; carol, without a position, only bids.
+  h.one(bob, limit(FUTURE, 'sell', f, 1));
+  const asked = placedId(h.block([h.tx(bob, limit(FUTURE, 'sell', f + 50, 2))]));
+  const bid = placedId(h.block([h.tx(carol, limit(FUTURE, 'buy', f - 50, 4))]));
+  const left = [...h.ex.state.orders.keys()].find(
+    (id) => id !== asked && id !== bid && h.ex.state.orders.get(id)!.account === h.account(alice),
+  )!;
+  const { view, feed } = viewOver(h);
+  try {
+    let settled: BlockUpdate | undefined;
+    for (let i = 0; i < 12 && settled === undefined; i++) {
+      const next: BlockUpdate = feed(h.block([], 60 * 60_000));
+      if (next.block.events?.some((e) => e.type === 'marketSettled' && e.instrument === FUTURE))
+        settled = next;
+    }
+    assert.ok(settled !== undefined, 'the future settled');
+    assert.equal(h.ex.state.orders.size, 0);
+    assert.deepEqual(orderRows(settled, alice), [[left, 'cancelled', 'buy', f, 0, 0, 0]]);
+    assert.deepEqual(orderRows(settled, bob), [[asked, 'cancelled', 'sell', f + 50, 0, 0, 0]]);
+    assert.deepEqual(orderRows(settled, carol), [[bid, 'cancelled', 'buy', f - 50, 0, 0, 0]]);
+    // Gone from the copy too: alice's next action lists nothing of that market.
+    const txs = [h.tx(alice, { kind: 'cancelAll' })];
+    const after = feed(h.block(txs), undefined, txs);
+    assert.deepEqual(orderRows(after, alice), []);
+  } finally {
+    view.close();
+  }
+});
+
+test('an order amended in the block and then removed is judged against the size it was amended to', () => {
+  const BTC = 'BTC-PERPETUAL';
+  const [alice, bob] = [key('view-amend-gone-alice'), key('view-amend-gone-bob')];
+  const h = new Harness();
+  for (const k of [alice, bob]) h.fund(k, 1_000_000n * USDC);
+  const placed = h.block([
+    h.tx(alice, limit(BTC, 'sell', 500_000, 5)),
+    h.tx(alice, limit(BTC, 'sell', 501_000, 2)),
+  ]);
+  const [down, up] = [placedId(placed, 0), placedId(placed, 1)];
+  const { view, feed } = viewOver(h);
+  try {
+    // Down from 5 to 2, then bob takes those 2: filled out.
+    const fill = [
+      h.tx(alice, { kind: 'amend', instrument: BTC, orderId: down, sizeLots: 2 }),
+      h.tx(bob, limit(BTC, 'buy', 500_000, 2, { timeInForce: 'IOC' })),
+    ];
+    const filled = feed(h.block(fill), undefined, fill);
+    assert.equal(h.ex.state.orders.has(down), false);
+    assert.deepEqual(orderRows(filled, alice), [[down, 'filled', 'sell', 500_000, 2, 2, 0]]);
+    // Up from 2 to 4, bob takes 3, alice's own buy then meets the 1 left: cancelled.
+    const cancel = [
+      h.tx(alice, { kind: 'amend', instrument: BTC, orderId: up, sizeLots: 4 }),
+      h.tx(bob, limit(BTC, 'buy', 501_000, 3, { timeInForce: 'IOC' })),
+      h.tx(alice, limit(BTC, 'buy', 501_000, 1, { timeInForce: 'IOC' })),
+    ];
+    const cancelled = feed(h.block(cancel), undefined, cancel);
+    assert.equal(h.ex.state.orders.has(up), false);
+    assert.deepEqual(
+      orderRows(cancelled, alice).find((x) => x[0] === up),
+      [up, 'cancelled', 'sell', 501_000, 3, 3, 0],
+    );
+  } finally {
+    view.close();
+  }
+});
+
+test('an order the uncross part fills and a cancelAll then removes reads cancelled, with its fill', () => {
+  const BTC = 'BTC-PERPETUAL';
+  const { h, taker, alice } = auctionReady('view-uncross-all');
+  const { view, feed } = viewOver(h);
+  try {
+    const start = [h.tx(taker, limit(BTC, 'buy', 535_000, 2))];
+    feed(h.block(start), undefined, start);
+    const market = h.ex.state.marketByName.get(BTC)!;
+    const waits = [h.tx(alice, limit(BTC, 'buy', 532_000, 5))];
+    const placed = h.block(waits);
+    const id = placedId(placed);
+    feed(placed, undefined, waits);
+    // The uncross (before the block's transactions) fills 1 of the 5; the cancelAll removes the 4 left.
+    const all = [h.tx(alice, { kind: 'cancelAll', instrument: BTC })];
+    const r = h.block(all, market.auction!.monitor.auctionEndMs - h.timeMs);
+    assert.ok(!market.auction!.active);
+    assert.ok(r.results[0]!.ok && r.results[0]!.actions[0]!.ok, JSON.stringify(r.results[0]));
+    const update = feed(r, undefined, all);
+    assert.equal(h.ex.state.orders.has(id), false);
+    const hers = update.accounts.find((a) => a.address === formatAddress(alice.address))!;
+    assert.deepEqual(
+      hers.fills.map((f) => [f.orderId, f.sizeLots, f.liquidity]),
+      [[id, 1, 'auction']],
+    );
+    assert.deepEqual(orderRows(update, alice), [[id, 'cancelled', 'buy', 532_000, 1, 1, 0]]);
+  } finally {
+    view.close();
+  }
+});
+
+test('orders removed while no listener follows accounts are not listed later, once one does', () => {
+  const BTC = 'BTC-PERPETUAL';
+  const alice = key('view-rested-later-alice');
+  const h = new Harness();
+  h.fund(alice, 1_000_000n * USDC);
+  let following = false;
+  const interest: AccountInterest = { any: () => following, has: () => following };
+  const { view, feed } = viewOver(h, undefined, interest);
+  try {
+    const place = [
+      h.tx(alice, limit(BTC, 'sell', 501_000, 2)),
+      h.tx(alice, limit(BTC, 'sell', 502_000, 3)),
+    ];
+    feed(h.block(place), undefined, place);
+    // Self-trade prevention removes the first, a cancelAll the second: nobody follows accounts.
+    const own = [h.tx(alice, limit(BTC, 'buy', 501_000, 1, { timeInForce: 'IOC' }))];
+    assert.deepEqual(feed(h.block(own), undefined, own).accounts, []);
+    const all = [h.tx(alice, { kind: 'cancelAll', instrument: BTC })];
+    feed(h.block(all), undefined, all);
+    assert.equal(h.ex.state.orders.size, 0);
+    following = true;
+    const next = [h.tx(alice, limit(BTC, 'sell', 503_000, 1))];
+    const r = h.block(next);
+    const update = feed(r, undefined, next);
+    assert.deepEqual(orderRows(update, alice), [[placedId(r), 'open', 'sell', 503_000, 1, 0, 1]]);
+  } finally {
+    view.close();
+  }
+});
