@@ -223,6 +223,12 @@ export class RecordLog {
    * sync of the old file (which may fail with EBADF) from one of the new.
    */
   private generation = 0;
+  /**
+   * Bumped by truncateTo(): a sync that started before a cut covered bytes the
+   * file no longer holds, and those offsets may since hold new, unsynced
+   * records, so its finishing proves nothing more (the cut synced the rest).
+   */
+  private cuts = 0;
   private readonly magic: string;
   private readonly recordBytesMax: number;
 
@@ -343,6 +349,7 @@ export class RecordLog {
     this.markBeforeSync();
     recordLogSyncs[counted]++;
     const generation = this.generation;
+    const cuts = this.cuts;
     const covers = this.appendedCount;
     const coversBytes = this.sizeBytes;
     fdatasync(this.fd, (error) => {
@@ -350,6 +357,10 @@ export class RecordLog {
       if (error !== null) {
         this.failed = true;
         done(ioFailed(this.path, error));
+        return;
+      }
+      if (this.cuts !== cuts) {
+        done(null);
         return;
       }
       if (covers > this.durableCount) this.durableCount = covers;
@@ -426,6 +437,7 @@ export class RecordLog {
     this.sizeBytes = offset;
     this.durableCount = this.appendedCount;
     this.durableBytes = offset;
+    this.cuts++;
   }
 
   close(): void {
