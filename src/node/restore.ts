@@ -11,7 +11,9 @@
 // checkpoint: it and every record after it were never acknowledged, and
 // dropping them leaves what a crash just before the checkpoint leaves (the
 // block decided, not yet saved). dropUnbackedCheckpoint does that before the
-// restore; the WAL refuses if the records were proven synced.
+// restore; the WAL refuses if the records were proven synced, and it refuses
+// itself if a signed record follows the checkpoint (whose sync waited for the
+// block, so the block log lost a synced block).
 
 import { decode } from '../codec/wire.ts';
 import { walRecordCodec } from '../consensus/index.ts';
@@ -92,10 +94,12 @@ export function dropUnbackedCheckpoint(storage: Storage, log: Log = silentLog): 
     height <= storage.blocks.lastHeight() || storage.snapshots.heights().includes(height);
   const records = wal.readAll();
   let firstUnheld: { index: number; height: number } | null = null;
+  let signedAfter = false;
   for (let i = 0; i < records.length; i++) {
     let height: number;
     try {
       const record = decode(walRecordCodec, records[i]!, 'wal');
+      if (record.kind === 'signed' && firstUnheld !== null) signedAfter = true;
       if (record.kind !== 'checkpoint') continue;
       height = record.state.height;
     } catch {
@@ -109,6 +113,18 @@ export function dropUnbackedCheckpoint(storage: Storage, log: Log = silentLog): 
     }
   }
   if (firstUnheld === null) return 0;
+  // A signed record is written only after the block log's barrier, so one on
+  // disk after the checkpoint means its block was synced: the block log lost
+  // it since (damage in its last window, cut at open as a torn write). The
+  // signed message may have left the process, and no marker need prove it
+  // yet (the marker that would is written by the next sync): dropping it
+  // could let the validator sign another message for the same step.
+  if (signedAfter) {
+    throw new NodeError(
+      'RestoreFailed',
+      `the WAL checkpoint of height ${firstUnheld.height} names a block the block store lacks (last ${storage.blocks.lastHeight()}), and a signed message follows it, so that block was synced and has been lost since: restore the block log from a backup or a peer's data`,
+    );
+  }
   const dropped = wal.nextIndex() - firstUnheld.index;
   wal.dropFrom(firstUnheld.index);
   log.warn(

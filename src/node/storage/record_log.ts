@@ -32,9 +32,16 @@
 //
 // Version 1 files (before markers) are read with the old rule: only damage at
 // the very end (an incomplete record, a last record whose payload fails its
-// checksum, or a zero-filled tail) is a torn tail; open() then syncs the file
-// and rewrites its header to version 2 in place (16 bytes in the first
-// sector). A version 1 build refuses a version 2 file ("unknown version 2").
+// checksum, or a zero-filled tail) is a torn tail; open() then syncs the file,
+// appends a marker naming all of it (synced first: damage among the records
+// stays refused, as version 1 refused it) and rewrites its header to version
+// 2 in place (16 bytes in the first sector). A version 1 build refuses a
+// version 2 file ("unknown version 2").
+//
+// Markers found by their bytes past a damaged header (boundFromMarkersAfter)
+// can be forged: their checksums are not secret, and a record's payload may
+// hold bytes a client chose. Such a marker only raises the bound, so it can
+// make a torn tail refuse to start, never make synced data be cut.
 
 import {
   closeSync,
@@ -216,6 +223,12 @@ export class RecordLog {
    * sync of the old file (which may fail with EBADF) from one of the new.
    */
   private generation = 0;
+  /**
+   * Bumped by truncateTo(): a sync that started before a cut covered bytes the
+   * file no longer holds, and those offsets may since hold new, unsynced
+   * records, so its finishing proves nothing more (the cut synced the rest).
+   */
+  private cuts = 0;
   private readonly magic: string;
   private readonly recordBytesMax: number;
 
@@ -336,6 +349,7 @@ export class RecordLog {
     this.markBeforeSync();
     recordLogSyncs[counted]++;
     const generation = this.generation;
+    const cuts = this.cuts;
     const covers = this.appendedCount;
     const coversBytes = this.sizeBytes;
     fdatasync(this.fd, (error) => {
@@ -343,6 +357,10 @@ export class RecordLog {
       if (error !== null) {
         this.failed = true;
         done(ioFailed(this.path, error));
+        return;
+      }
+      if (this.cuts !== cuts) {
+        done(null);
         return;
       }
       if (covers > this.durableCount) this.durableCount = covers;
@@ -419,6 +437,7 @@ export class RecordLog {
     this.sizeBytes = offset;
     this.durableCount = this.appendedCount;
     this.durableBytes = offset;
+    this.cuts++;
   }
 
   close(): void {
@@ -650,11 +669,24 @@ export function openRecordLog(path: string, options: RecordLogOptions, base = 0)
     // What a crashed process left in the page cache is not durable yet; the
     // bound the next marker names must be.
     fsyncSync(fd);
+    let kept = end;
     if (version === VERSION_UNMARKED) {
+      // The old rule refused damage among these records; without a marker
+      // naming them, version 2 would take it for a torn tail and cut it. The
+      // marker goes first, durably (the records before it are now synced), so
+      // a crash leaves the old file, the old file with the marker (read the
+      // same, its marker counted), or the new one.
+      if (records.length > 0) {
+        writeAll(fd, encodeMarker(0), end);
+        fsyncSync(fd);
+        kept += MARKER_BYTES;
+      }
       writeAll(fd, fileHeader(options.magic, fileBase), 0);
       fsyncSync(fd);
     }
-    const log = new RecordLog(path, fd, end, options, synced);
+    // This run may still drop records of a version 1 file (restore.ts): its
+    // bound stays the one version 1's reading gave (`synced`).
+    const log = new RecordLog(path, fd, kept, options, synced);
     return { log, records, base: fileBase, truncatedBytes: size - end };
   } catch (error) {
     closeSync(fd);

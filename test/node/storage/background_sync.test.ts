@@ -4,7 +4,8 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { openRecordLog } from '../../../src/node/storage/record_log.ts';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { RECORD_HEADER_BYTES, openRecordLog } from '../../../src/node/storage/record_log.ts';
 import type { RecordLog } from '../../../src/node/storage/record_log.ts';
 import { tempDir } from '../helpers.ts';
 
@@ -61,6 +62,41 @@ test('a rewrite leaves the log durable; a background sync of the old file does n
     assert.equal(log.needsSync, true);
   } finally {
     log.close();
+    tmp.remove();
+  }
+});
+
+test('a sync that finishes after the file was cut does not prove the bytes appended since', async () => {
+  const tmp = tempDir('zomma-bg-sync-');
+  const path = `${tmp.dir}/test.log`;
+  const log = open(tmp.dir);
+  try {
+    log.append(new Uint8Array(100).fill(1), false);
+    const second = log.append(new Uint8Array(200).fill(2), false);
+    const finished = new Promise<Error | null>((resolve) => log.syncAsync(resolve));
+    // Cut while that sync runs: it covered bytes the file no longer holds.
+    log.truncateTo(second.offset);
+    assert.equal(await finished, null);
+    // Appended after the cut, where the old bytes were: no sync covers them yet.
+    const third = log.append(new Uint8Array(400).fill(3), false);
+    log.append(new Uint8Array(10).fill(4), false);
+    // A sync that starts (its marker is written) and never finishes.
+    log.sync();
+    const image = readFileSync(path);
+    const torn = Buffer.from(image);
+    torn[third.offset + RECORD_HEADER_BYTES + 5]! ^= 0xff;
+    log.close();
+    writeFileSync(path, torn);
+    // The third record was never synced: a torn tail, not synced data.
+    const opened = openRecordLog(path, {
+      magic: 'ZTST',
+      recordBytesMax: 1_024,
+      verifyPayloads: true,
+    });
+    assert.equal(opened.records.length, 1);
+    assert.equal(opened.truncatedBytes, image.length - third.offset);
+    opened.log.close();
+  } finally {
     tmp.remove();
   }
 });
