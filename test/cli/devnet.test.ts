@@ -3,11 +3,12 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { main } from '../../src/cli/main.ts';
 import type { Io } from '../../src/cli/io.ts';
 import { tempDir } from '../node/helpers.ts';
+import { initNetwork } from '../../src/node/init.ts';
 
 async function devnet(...argv: string[]): Promise<{ code: number; err: string }> {
   let err = '';
@@ -35,6 +36,24 @@ test('devnet: a bad --validators, --base-port or --duration is a usage error, an
       assert.match(r.err, message);
       assert.equal(existsSync(dir), false, 'nothing written');
     }
+  } finally {
+    home.remove();
+  }
+});
+
+test('devnet: a validator that cannot start on a resumed chain is a clean error with the way to start over', async () => {
+  const home = tempDir('zomma-devnet-resume-');
+  const dir = join(home.dir, 'devnet');
+  try {
+    initNetwork({ validators: 1, out: dir, basePort: 35920, genesisTimeMs: 1_700_000_000_000 });
+    // What an incompatible earlier build leaves, as far as the node can tell: a home it refuses.
+    writeFileSync(join(dir, 'validator-0', 'genesis.json'), '{"not": "a genesis"}');
+    const r = await devnet('--dir', dir, '--validators', '1', '--no-bots', '--duration', '1');
+    assert.equal(r.code, 1);
+    assert.match(r.err, /DevnetStartFailed: validator-0 exited while starting/);
+    assert.match(r.err, /--reset/);
+    assert.doesNotMatch(r.err, /\n\s+at /, 'no stack trace');
+    assert.ok(existsSync(join(dir, 'validator-0', 'key.json')), 'nothing deleted');
   } finally {
     home.remove();
   }

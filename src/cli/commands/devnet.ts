@@ -11,6 +11,7 @@ import { initNetwork } from '../../node/init.ts';
 import { DEFAULT_NODE_URL, parseCount } from './query.ts';
 import type { Command, Io } from '../io.ts';
 import { UsageError } from '../io.ts';
+import { ZommaError } from '../../lib/errors.ts';
 
 const BIN = fileURLToPath(new URL('../../../bin/zomma.js', import.meta.url));
 /** How long a validator may take to answer its health check after spawning. */
@@ -67,6 +68,7 @@ export const command: Command = {
       );
     }
     const dir = values.dir;
+    let resumed = false;
     if (values.reset) rmSync(dir, { recursive: true, force: true });
     const homes = Array.from({ length: n }, (_, i) => join(dir, `validator-${i}`));
     if (!homes.every((h) => existsSync(join(h, 'config.json')))) {
@@ -82,6 +84,7 @@ export const command: Command = {
       });
       io.out(`devnet: new chain, ${n} validators in ${dir}`);
     } else {
+      resumed = true;
       io.out(`devnet: resuming the chain in ${dir} (--reset starts over)`);
     }
 
@@ -122,7 +125,7 @@ export const command: Command = {
       }
       for (const c of children) {
         io.out(`devnet: starting ${c.name} (pid ${c.process.pid}) …`);
-        await waitHealthy(c, START_TIMEOUT_MS);
+        await waitHealthy(c, START_TIMEOUT_MS, resumed);
       }
       const first = children[0]!;
       const apiUrl = `http://${first.api}`;
@@ -187,17 +190,31 @@ async function fetchJson(url: string): Promise<unknown> {
   return res.json();
 }
 
-async function waitHealthy(child: Child, timeoutMs: number): Promise<void> {
+/**
+ * A validator of the devnet did not come up: the reason is in its log (and
+ * was relayed from its stderr). A chain resumed from disk may have been
+ * written by an earlier, incompatible build: the hint says how to start over.
+ */
+function startFailed(child: Child, what: string, resumed: boolean): ZommaError {
+  const hint = resumed
+    ? '; if this chain was written by an earlier build of zomma, start a new one with --reset (npm start -- --reset)'
+    : '';
+  return new ZommaError(
+    'DevnetStartFailed',
+    `${child.name} ${what}; see ${join(child.home, 'node.log')}${hint}`,
+  );
+}
+
+async function waitHealthy(child: Child, timeoutMs: number, resumed: boolean): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    if (child.exited)
-      throw new Error(`${child.name} exited while starting; see ${join(child.home, 'node.log')}`);
+    if (child.exited) throw startFailed(child, 'exited while starting', resumed);
     try {
       await fetchJson(`http://${child.metrics}/health`);
       return;
     } catch {
       if (Date.now() > deadline)
-        throw new Error(`${child.name} did not start within ${timeoutMs} ms`);
+        throw startFailed(child, `did not start within ${timeoutMs} ms`, resumed);
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
   }
@@ -213,7 +230,10 @@ async function waitApi(url: string, timeoutMs: number): Promise<void> {
       // not listening yet
     }
     if (Date.now() > deadline)
-      throw new Error(`the API at ${url} did not answer in ${timeoutMs} ms`);
+      throw new ZommaError(
+        'DevnetStartFailed',
+        `the API at ${url} did not answer in ${timeoutMs} ms`,
+      );
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
 }
