@@ -418,10 +418,11 @@ function notFoundOf(what: string): never {
 
 /**
  * The rate buckets of a submission, taken before any node work, so a flood
- * costs the node nothing. A batch counts as the transactions it holds: the
- * address's bucket gives the request's own token (onRequest, or the
- * WebSocket message's) and one more per further action, the account's one
- * per action; a bucket short of all of them refuses the whole batch.
+ * costs the node nothing. A batch of n actions takes n tokens of the
+ * account's bucket (execution costs per action) and, beyond the request's
+ * own token of the address's bucket (onRequest, or the WebSocket message's),
+ * one more per API_IP_BATCH_ACTIONS_PER_TOKEN further actions (handling it is
+ * one request); a bucket short of them refuses the whole batch.
  */
 function limitSubmission(
   bytes: Uint8Array,
@@ -437,8 +438,9 @@ function limitSubmission(
     return;
   }
   const count = tx.action.kind === 'batch' ? Math.max(1, tx.action.actions.length) : 1;
-  if (count > 1) {
-    const retryAfterMs = ipLimiter.take(ip, count - 1);
+  const ipExtra = Math.floor((count - 1) / L.API_IP_BATCH_ACTIONS_PER_TOKEN);
+  if (ipExtra > 0) {
+    const retryAfterMs = ipLimiter.take(ip, ipExtra);
     if (retryAfterMs > 0) {
       throw new ApiError('RateLimited', 429, 'too many requests from this address', {
         retryAfterMs,
