@@ -263,3 +263,7 @@ test('nothing was logged as an error or warning', () => {
     [],
   );
 });
+
+test("the bots were never refused for their request rate (the maker's batches fit the API's buckets)", () => {
+  assert.doesNotMatch(output, /RateLimited/);
+});
