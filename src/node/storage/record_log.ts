@@ -2,14 +2,16 @@
 // the WAL, the block log and the results log (docs/decisions/0002-storage.md).
 //
 //   file   = header (record | marker)*
-//   header = magic(4 ASCII) version(u32) base(u64)           16 bytes, big-endian
+//   header = magic(4 ASCII) version(u32) base(u64) salt(16) headerCrc(u32)   36 bytes
 //   record = length(u32) payloadCrc(u32) headerCrc(u32) payload
-//   marker = (0x80000000 | 8)(u32) payloadCrc(u32) headerCrc(u32) distance(u64)
+//   marker = (0x80000000 | 24)(u32) payloadCrc(u32) headerCrc(u32) distance(u64) mac(16)
 //
-// payloadCrc is CRC-32 of the payload; headerCrc is CRC-32 of the first eight
-// bytes, so a flipped length is caught before it is trusted. Checksums are
-// zlib's CRC-32 (native in Node ≥ 20.15): they guard against torn writes and
-// media rot, not against an attacker with access to the disk.
+// Big-endian. The file header's checksum covers the 32 bytes before it, so rot
+// in `base` or the salt is StorageCorrupt. payloadCrc is CRC-32 of the
+// payload; headerCrc is CRC-32 of the first eight bytes, so a flipped length
+// is caught before it is trusted. Checksums are zlib's CRC-32 (native in Node
+// ≥ 20.15): they guard against torn writes and media rot, not against an
+// attacker with access to the disk.
 //
 // The durable bound. Records appended after the last fdatasync reach the disk
 // in any order (page-cache writeback), so a power cut can leave a damaged
@@ -19,29 +21,41 @@
 // an intact marker proves every byte before `offset − distance` was durable
 // before the marker was written (whether or not its own sync finished). At
 // open the highest such proof is the durable bound. The first damaged record
-// (a header or payload failing its checksum, a record cut short) at or after
-// the bound starts a torn tail, cut off with everything after it; damage
-// before the bound is StorageCorrupt naming the file and offset, since those
-// bytes were synced and may have been acknowledged. Intact markers after a
-// damaged record still count, so a synced record is never cut: under the
-// crash model (synced bytes stay intact) the first damage lies beyond the
-// last finished sync. A distance, not an absolute offset, survives rewrite(),
-// which drops a prefix; a bound that falls into the dropped prefix is the
-// header, and rewrite() ends the new (fully synced) file with a marker naming
-// its whole length.
+// (a header or payload failing its checksum, a record cut short, a marker
+// failing its MAC) at or after the bound starts a torn tail, cut off with
+// everything after it; damage before the bound is StorageCorrupt naming the
+// file and offset, since those bytes were synced and may have been
+// acknowledged. Intact markers after a damaged record still count, so a synced
+// record is never cut: under the crash model (synced bytes stay intact) the
+// first damage lies beyond the last finished sync. A distance, not an absolute
+// offset, survives rewrite(), which drops a prefix; a bound that falls into
+// the dropped prefix is the header, and rewrite() ends the new (fully synced)
+// file with a marker naming its whole length.
 //
-// Version 1 files (before markers) are read with the old rule: only damage at
-// the very end (an incomplete record, a last record whose payload fails its
-// checksum, or a zero-filled tail) is a torn tail; open() then syncs the file,
-// appends a marker naming all of it (synced first: damage among the records
-// stays refused, as version 1 refused it) and rewrites its header to version
-// 2 in place (16 bytes in the first sector). A version 1 build refuses a
-// version 2 file ("unknown version 2").
+// Markers are authenticated. Past a damaged record header the records cannot
+// be walked, so markers there are found by their bytes
+// (boundFromMarkersAfter), and a record's payload holds bytes a client chose
+// (a block's transactions, a logged WAL input): CRC-32s anyone can compute
+// would let a client plant a marker that raises the bound, turning a torn tail
+// after a power cut into StorageCorrupt (manual repair of every validator that
+// crashed). So `mac` is HMAC-SHA256 (truncated to 16 bytes) of the distance
+// under the file's salt, 16 random bytes made when the file is created, kept
+// in its header and never sent anywhere: a client can neither read it nor test
+// guesses. The MAC covers the distance only (it is position-independent), so
+// rewrite() keeps the salt and the kept records' markers stay valid. A walked
+// marker failing its MAC is damage like any other.
 //
-// Markers found by their bytes past a damaged header (boundFromMarkersAfter)
-// can be forged: their checksums are not secret, and a record's payload may
-// hold bytes a client chose. Such a marker only raises the bound, so it can
-// make a torn tail refuse to start, never make synced data be cut.
+// Older files. Version 1 (no markers) and version 2 (markers without a MAC,
+// 16-byte header; development builds only, never released) are read with the
+// end-only rule, no marker of theirs trusted: only damage at the very end (an
+// incomplete record, a last record whose payload fails its checksum, or a
+// zero-filled tail) is a torn tail, anything else is StorageCorrupt. open()
+// then writes a version 3 file with a fresh salt holding their sound records
+// and a marker naming all of them (so damage among them stays refused, as the
+// end-only rule refused it), syncs it and renames it over the old one
+// (replaceFileWith): a crash leaves the old file, read and upgraded again, or
+// the new one. The header grew, so an in-place flip is no longer possible.
+// Builds before this one refuse a version 3 file ("unknown version 3").
 
 import {
   closeSync,
