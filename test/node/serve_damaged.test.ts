@@ -3,13 +3,14 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { closeSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { encode } from '../../src/codec/wire.ts';
 import { messageCodec } from '../../src/consensus/index.ts';
 import { utf8 } from '../../src/lib/bytes.ts';
 import { NodeLoop } from '../../src/node/loop.ts';
 import { MemoryHub } from '../../src/node/network.ts';
 import { openStorage } from '../../src/node/storage/index.ts';
+import { RECORD_HEADER_BYTES } from '../../src/node/storage/record_log.ts';
 import {
   FAST_TIMEOUTS,
   HashChainApp,
@@ -20,15 +21,15 @@ import {
   verifierFor,
   waitFor,
 } from './helpers.ts';
+import { recordOffsets } from './storage/layout.ts';
 
 /** Flips a payload byte of the block log's second record. */
 function damageSecondBlock(path: string): void {
+  // Found by the records' length words (sync markers and the header skipped).
+  const second = recordOffsets(readFileSync(path))[1]!;
   const fd = openSync(path, 'r+');
   try {
-    const length = Buffer.alloc(4);
-    readSync(fd, length, 0, 4, 16);
-    const second = 16 + 12 + length.readUInt32BE(0);
-    writeSync(fd, new Uint8Array([0xee]), 0, 1, second + 12 + 5);
+    writeSync(fd, new Uint8Array([0xee]), 0, 1, second + RECORD_HEADER_BYTES + 5);
   } finally {
     closeSync(fd);
   }

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { DecodeError } from '../../src/codec/wire.ts';
 import { sha256 } from '../../src/crypto/index.ts';
@@ -9,6 +9,7 @@ import { SYNC_CHUNK_BYTES, SYNC_MESSAGE_BYTES_MAX, SYNC_OFFERS_MAX } from '../..
 import { CHANNEL, frame } from '../../src/node/framing.ts';
 import { MemoryHub } from '../../src/node/network.ts';
 import { openStorage } from '../../src/node/storage/index.ts';
+import { RECORD_HEADER_BYTES } from '../../src/node/storage/record_log.ts';
 import type { Storage } from '../../src/node/storage/index.ts';
 import type { SnapshotOffer, SyncMessage } from '../../src/node/sync_messages.ts';
 import {
@@ -19,6 +20,7 @@ import {
 } from '../../src/node/sync_messages.ts';
 import { SyncServer } from '../../src/node/sync_server.ts';
 import { tempDir } from './helpers.ts';
+import { recordOffsets } from './storage/layout.ts';
 
 function offerOf(height: number, sizeBytes: number): SnapshotOffer {
   const chunkHashes = Array.from({ length: chunkCountOf(sizeBytes) }, (_, i) =>
@@ -330,10 +332,11 @@ test('a stored block that fails its checksum is not served and does not throw at
   const storage = openStorage(tmp.dir);
   try {
     for (let h = 1; h <= 3; h++) storage.blocks.save(h, new Uint8Array(64).fill(h));
-    // Media rot in the payload of block 2, mid-file (the open did not read it):
-    // after the file header, block 1 and the 20-byte sync marker its save wrote.
-    const fd = openSync(join(tmp.dir, 'blocks.log'), 'r+');
-    writeSync(fd, new Uint8Array([0xee]), 0, 1, 16 + 12 + 64 + 20 + 12 + 5);
+    // Media rot in the payload of block 2, mid-file (the open did not read it).
+    const path = join(tmp.dir, 'blocks.log');
+    const block2 = recordOffsets(readFileSync(path))[1]!;
+    const fd = openSync(path, 'r+');
+    writeSync(fd, new Uint8Array([0xee]), 0, 1, block2 + RECORD_HEADER_BYTES + 5);
     closeSync(fd);
     const hub = new MemoryHub();
     const net = hub.join('server');

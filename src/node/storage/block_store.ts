@@ -101,8 +101,10 @@ export class FileBlockStore implements BlockStore {
     return ref === undefined ? null : this.log.read(ref);
   }
 
+  /** Syncs what is pending and closes; throws StorageIoFailed if a sync (a deferred save's) failed unreported. */
   close(): void {
-    this.log.close();
+    const error = this.log.close();
+    if (error !== null) throw error;
   }
 }
 

@@ -2,14 +2,16 @@
 // the WAL, the block log and the results log (docs/decisions/0002-storage.md).
 //
 //   file   = header (record | marker)*
-//   header = magic(4 ASCII) version(u32) base(u64)           16 bytes, big-endian
+//   header = magic(4 ASCII) version(u32) base(u64) salt(16) headerCrc(u32)   36 bytes
 //   record = length(u32) payloadCrc(u32) headerCrc(u32) payload
-//   marker = (0x80000000 | 8)(u32) payloadCrc(u32) headerCrc(u32) distance(u64)
+//   marker = (0x80000000 | 24)(u32) payloadCrc(u32) headerCrc(u32) distance(u64) mac(16)
 //
-// payloadCrc is CRC-32 of the payload; headerCrc is CRC-32 of the first eight
-// bytes, so a flipped length is caught before it is trusted. Checksums are
-// zlib's CRC-32 (native in Node ≥ 20.15): they guard against torn writes and
-// media rot, not against an attacker with access to the disk.
+// Big-endian. The file header's checksum covers the 32 bytes before it, so rot
+// in `base` or the salt is StorageCorrupt. payloadCrc is CRC-32 of the
+// payload; headerCrc is CRC-32 of the first eight bytes, so a flipped length
+// is caught before it is trusted. Checksums are zlib's CRC-32 (native in Node
+// ≥ 20.15): they guard against torn writes and media rot, not against an
+// attacker with access to the disk.
 //
 // The durable bound. Records appended after the last fdatasync reach the disk
 // in any order (page-cache writeback), so a power cut can leave a damaged
@@ -19,29 +21,41 @@
 // an intact marker proves every byte before `offset − distance` was durable
 // before the marker was written (whether or not its own sync finished). At
 // open the highest such proof is the durable bound. The first damaged record
-// (a header or payload failing its checksum, a record cut short) at or after
-// the bound starts a torn tail, cut off with everything after it; damage
-// before the bound is StorageCorrupt naming the file and offset, since those
-// bytes were synced and may have been acknowledged. Intact markers after a
-// damaged record still count, so a synced record is never cut: under the
-// crash model (synced bytes stay intact) the first damage lies beyond the
-// last finished sync. A distance, not an absolute offset, survives rewrite(),
-// which drops a prefix; a bound that falls into the dropped prefix is the
-// header, and rewrite() ends the new (fully synced) file with a marker naming
-// its whole length.
+// (a header or payload failing its checksum, a record cut short, a marker
+// failing its MAC) at or after the bound starts a torn tail, cut off with
+// everything after it; damage before the bound is StorageCorrupt naming the
+// file and offset, since those bytes were synced and may have been
+// acknowledged. Intact markers after a damaged record still count, so a synced
+// record is never cut: under the crash model (synced bytes stay intact) the
+// first damage lies beyond the last finished sync. A distance, not an absolute
+// offset, survives rewrite(), which drops a prefix; a bound that falls into
+// the dropped prefix is the header, and rewrite() ends the new (fully synced)
+// file with a marker naming its whole length.
 //
-// Version 1 files (before markers) are read with the old rule: only damage at
-// the very end (an incomplete record, a last record whose payload fails its
-// checksum, or a zero-filled tail) is a torn tail; open() then syncs the file,
-// appends a marker naming all of it (synced first: damage among the records
-// stays refused, as version 1 refused it) and rewrites its header to version
-// 2 in place (16 bytes in the first sector). A version 1 build refuses a
-// version 2 file ("unknown version 2").
+// Markers are authenticated. Past a damaged record header the records cannot
+// be walked, so markers there are found by their bytes
+// (boundFromMarkersAfter), and a record's payload holds bytes a client chose
+// (a block's transactions, a logged WAL input): CRC-32s anyone can compute
+// would let a client plant a marker that raises the bound, turning a torn tail
+// after a power cut into StorageCorrupt (manual repair of every validator that
+// crashed). So `mac` is HMAC-SHA256 (truncated to 16 bytes) of the distance
+// under the file's salt, 16 random bytes made when the file is created, kept
+// in its header and never sent anywhere: a client can neither read it nor test
+// guesses. The MAC covers the distance only (it is position-independent), so
+// rewrite() keeps the salt and the kept records' markers stay valid. A walked
+// marker failing its MAC is damage like any other.
 //
-// Markers found by their bytes past a damaged header (boundFromMarkersAfter)
-// can be forged: their checksums are not secret, and a record's payload may
-// hold bytes a client chose. Such a marker only raises the bound, so it can
-// make a torn tail refuse to start, never make synced data be cut.
+// Older files. Version 1 (no markers) and version 2 (markers without a MAC,
+// 16-byte header; development builds only, never released) are read with the
+// end-only rule, no marker of theirs trusted: only damage at the very end (an
+// incomplete record, a last record whose payload fails its checksum, or a
+// zero-filled tail) is a torn tail, anything else is StorageCorrupt. open()
+// then writes a version 3 file with a fresh salt holding their sound records
+// and a marker naming all of them (so damage among them stays refused, as the
+// end-only rule refused it), syncs it and renames it over the old one
+// (replaceFileWith): a crash leaves the old file, read and upgraded again, or
+// the new one. The header grew, so an in-place flip is no longer possible.
+// Builds before this one refuse a version 3 file ("unknown version 3").
 
 import {
   closeSync,
@@ -56,22 +70,38 @@ import {
   renameSync,
   writeSync,
 } from 'node:fs';
+import { createHmac, randomBytes } from 'node:crypto';
 import { dirname } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { assert } from '../../lib/assert.ts';
 import { StorageError } from './errors.ts';
 
-export const FILE_HEADER_BYTES = 16;
+/** The header of a version 3 file (every file this build writes). */
+export const FILE_HEADER_BYTES = 36;
+/** The header of a version 1 or 2 file: magic, version, base. */
+const OLD_FILE_HEADER_BYTES = 16;
 export const RECORD_HEADER_BYTES = 12;
-const VERSION = 2;
-/** The format before sync markers: read with the end-only torn-tail rule, then upgraded. */
-const VERSION_UNMARKED = 1;
-/** Set in a record's length word for a sync marker, whose payload is a u64 distance. */
+const VERSION = 3;
+/** Older formats, read with the end-only torn-tail rule, then upgraded (see the header of this file). */
+const OLD_VERSIONS: readonly number[] = [1, 2];
+/** The random per-file secret keying the markers' authentication. */
+const SALT_BYTES = 16;
+/** Where the header checksum sits: it covers every byte before it. */
+const HEADER_CRC_AT = FILE_HEADER_BYTES - 4;
+/** Set in a record's length word for a sync marker, whose payload is a u64 distance and its MAC. */
 const MARKER_FLAG = 0x8000_0000;
-const MARKER_PAYLOAD_BYTES = 8;
+/** The truncated HMAC-SHA256 a marker carries. */
+const MARKER_MAC_BYTES = 16;
+const MARKER_PAYLOAD_BYTES = 8 + MARKER_MAC_BYTES;
 const MARKER_BYTES = RECORD_HEADER_BYTES + MARKER_PAYLOAD_BYTES;
+/** A version 2 marker's payload (a bare distance): skipped when such a file is read. */
+const OLD_MARKER_PAYLOAD_BYTES = 8;
+/** Domain separation for the markers' MAC. */
+const MARKER_MAC_CONTEXT = 'zomma record log sync marker v3';
 /** Bytes read per call while checking a damaged tail (all zeros? markers in it?). */
 const ZERO_SCAN_CHUNK_BYTES = 64 * 1024;
+/** Bytes copied per call while upgrading an older file into a new one. */
+const UPGRADE_COPY_CHUNK_BYTES = 1024 * 1024;
 
 /** Where a record sits: `offset` of its header; `length` of its payload. */
 export interface RecordRef {
@@ -109,14 +139,33 @@ function readU64(bytes: Buffer, at: number): number {
   return bytes.readUInt32BE(at) * 0x1_0000_0000 + bytes.readUInt32BE(at + 4);
 }
 
-function fileHeader(magic: string, base: number): Buffer {
+function fileHeader(magic: string, base: number, salt: Uint8Array): Buffer {
   assert(magic.length === 4 && /^[A-Z]{4}$/.test(magic), 'magic is four capitals');
   assert(Number.isSafeInteger(base) && base >= 0, 'base is a safe non-negative integer');
+  assert(salt.length === SALT_BYTES, 'salt length');
   const header = Buffer.alloc(FILE_HEADER_BYTES);
   header.write(magic, 0, 'latin1');
   header.writeUInt32BE(VERSION, 4);
   writeU64(header, base, 8);
+  header.set(salt, 16);
+  header.writeUInt32BE(crc32(header.subarray(0, HEADER_CRC_AT)), HEADER_CRC_AT);
   return header;
+}
+
+/** The MAC of a marker naming `distance` (its first eight payload bytes), keyed by the file's salt. */
+function markerMac(salt: Uint8Array, distance: Uint8Array): Buffer {
+  return createHmac('sha256', salt)
+    .update(MARKER_MAC_CONTEXT)
+    .update(distance)
+    .digest()
+    .subarray(0, MARKER_MAC_BYTES);
+}
+
+/** The distance a marker's payload names if its MAC is the salt's, else null. */
+function markerDistance(salt: Uint8Array, payload: Buffer): number | null {
+  const distance = payload.subarray(0, 8);
+  if (!markerMac(salt, distance).equals(payload.subarray(8, MARKER_PAYLOAD_BYTES))) return null;
+  return readU64(payload, 0);
 }
 
 export function encodeRecord(payload: Uint8Array): Buffer {
@@ -124,10 +173,11 @@ export function encodeRecord(payload: Uint8Array): Buffer {
 }
 
 /** A sync marker at some offset: every byte before `offset − distance` was durable when it was written. */
-function encodeMarker(distance: number): Buffer {
+function encodeMarker(salt: Uint8Array, distance: number): Buffer {
   assert(Number.isSafeInteger(distance) && distance >= 0, 'marker distance');
   const payload = Buffer.alloc(MARKER_PAYLOAD_BYTES);
   writeU64(payload, distance, 0);
+  payload.set(markerMac(salt, payload.subarray(0, 8)), 8);
   return encodeFramed(MARKER_FLAG | MARKER_PAYLOAD_BYTES, payload);
 }
 
@@ -177,15 +227,22 @@ function readExactly(fd: number, length: number, position: number): Uint8Array {
  * over `path`: a reader sees the old file or the new one, never a mixture.
  */
 function replaceFile(path: string, header: Uint8Array, body: Uint8Array[]): void {
-  const tmp = `${path}.tmp`;
-  const fd = openSync(tmp, 'w');
-  try {
+  replaceFileWith(path, (fd) => {
     writeAll(fd, header, 0);
     let position = header.length;
     for (const part of body) {
       writeAll(fd, part, position);
       position += part.length;
     }
+  });
+}
+
+/** Like replaceFile, with the new file's bytes written by `fill`. */
+function replaceFileWith(path: string, fill: (fd: number) => void): void {
+  const tmp = `${path}.tmp`;
+  const fd = openSync(tmp, 'w');
+  try {
+    fill(fd);
     fsyncSync(fd);
   } finally {
     closeSync(fd);
@@ -208,6 +265,8 @@ export class RecordLog {
   private fd: number;
   private sizeBytes: number;
   private failed = false;
+  /** A background sync's failure that no caller has heard of yet (close() reports it). */
+  private unreported: StorageError | null = null;
   /** Appends so far, and how many of them a finished sync (in the foreground or background) covers. */
   private appendedCount = 0;
   private durableCount = 0;
@@ -231,6 +290,8 @@ export class RecordLog {
   private cuts = 0;
   private readonly magic: string;
   private readonly recordBytesMax: number;
+  /** The file's secret (its header): keys the markers' MAC, kept across rewrite(). */
+  private readonly salt: Uint8Array;
 
   /** `sizeBytes` must be durable (open syncs the file); `syncedAtOpen` is the bound its markers prove. */
   constructor(
@@ -238,10 +299,12 @@ export class RecordLog {
     fd: number,
     sizeBytes: number,
     options: RecordLogOptions,
+    salt: Uint8Array,
     syncedAtOpen = sizeBytes,
   ) {
     this.path = path;
     this.fd = fd;
+    this.salt = salt;
     this.sizeBytes = sizeBytes;
     this.durableBytes = sizeBytes;
     this.syncedAtOpen = syncedAtOpen;
@@ -312,7 +375,7 @@ export class RecordLog {
   private writeMarker(): void {
     const offset = this.sizeBytes;
     try {
-      writeAll(this.fd, encodeMarker(offset - this.durableBytes), offset);
+      writeAll(this.fd, encodeMarker(this.salt, offset - this.durableBytes), offset);
     } catch (error) {
       this.failed = true;
       throw ioFailed(this.path, error);
@@ -356,7 +419,9 @@ export class RecordLog {
       if (this.generation !== generation) return;
       if (error !== null) {
         this.failed = true;
-        done(ioFailed(this.path, error));
+        const failure = ioFailed(this.path, error);
+        if (counted === 'background') this.unreported = failure;
+        done(failure);
         return;
       }
       if (this.cuts !== cuts) {
@@ -396,9 +461,10 @@ export class RecordLog {
       closeSync(this.fd);
       this.fd = -1;
       this.generation++;
-      // The new file is synced whole: a closing marker names all it keeps.
-      const body = kept.length === 0 ? [] : [kept, encodeMarker(0)];
-      replaceFile(this.path, fileHeader(this.magic, base), body);
+      // The new file is synced whole: a closing marker names all it keeps. It
+      // keeps the salt, so the markers among the kept records stay valid.
+      const body = kept.length === 0 ? [] : [kept, encodeMarker(this.salt, 0)];
+      replaceFile(this.path, fileHeader(this.magic, base, this.salt), body);
       this.fd = openSync(this.path, 'r+');
     } catch (error) {
       this.failed = true;
@@ -440,9 +506,19 @@ export class RecordLog {
     this.cuts++;
   }
 
-  close(): void {
-    if (this.fd < 0) return;
-    if (!this.failed) {
+  /**
+   * Syncs what is pending (unless `sync` is false: the file is then left as a
+   * crash would leave it) and closes the file. Returns the error if a sync
+   * fails here, or if a background sync failed and no call has reported it
+   * since (nobody else would hear of it): what was not synced is what a crash
+   * would have lost, and the caller must not go on as if it were durable.
+   * Null otherwise (a failure already thrown to a caller is not repeated).
+   */
+  close(sync = true): StorageError | null {
+    if (this.fd < 0) return null;
+    let error = this.unreported;
+    this.unreported = null;
+    if (!this.failed && sync) {
       try {
         if (this.needsSync) {
           this.markBeforeSync();
@@ -456,17 +532,20 @@ export class RecordLog {
           this.writeMarker();
           fdatasyncSync(this.fd);
         }
-      } catch {
-        // Closing anyway: what was not synced is what a crash here would lose.
+      } catch (thrown) {
+        this.failed = true;
+        error = thrown instanceof StorageError ? thrown : ioFailed(this.path, thrown);
       }
     }
     closeSync(this.fd);
     this.fd = -1;
     this.generation++;
+    return error;
   }
 
   private checkWritable(): void {
     if (this.failed) {
+      this.unreported = null;
       throw new StorageError('StorageIoFailed', this.path, null, 'an earlier write failed');
     }
     assert(this.fd >= 0, `${this.path} is closed`);
@@ -495,11 +574,17 @@ function isZeroTail(fd: number, from: number, to: number): boolean {
 }
 
 /**
- * The highest bound named by an intact marker starting in [from, size), found
- * by searching for a marker's length word and checking both checksums (a false
- * match passes two CRC-32s). Null if there is none.
+ * The highest bound named by an intact, authentic marker starting in [from,
+ * size), found by searching for a marker's length word and checking both
+ * checksums and the MAC under the file's salt (bytes a client chose in a
+ * payload cannot pass it). Null if there is none.
  */
-function boundFromMarkersAfter(fd: number, from: number, size: number): number | null {
+function boundFromMarkersAfter(
+  fd: number,
+  from: number,
+  size: number,
+  salt: Uint8Array,
+): number | null {
   const word = Buffer.alloc(4);
   word.writeUInt32BE((MARKER_FLAG | MARKER_PAYLOAD_BYTES) >>> 0, 0);
   let found: number | null = null;
@@ -518,11 +603,23 @@ function boundFromMarkersAfter(fd: number, from: number, size: number): number |
       const payload = marker.subarray(RECORD_HEADER_BYTES);
       if (crc32(marker.subarray(0, 8)) !== marker.readUInt32BE(8)) continue;
       if (crc32(payload) !== marker.readUInt32BE(4)) continue;
-      const named = Math.max(FILE_HEADER_BYTES, at + i - readU64(payload, 0));
+      const distance = markerDistance(salt, payload);
+      if (distance === null) continue;
+      const named = Math.max(FILE_HEADER_BYTES, at + i - distance);
       found = Math.max(found ?? FILE_HEADER_BYTES, named);
     }
   }
   return found;
+}
+
+/** What the file header says. */
+interface FileHeader {
+  readonly version: number;
+  readonly base: number;
+  /** Bytes of the header, where the first record starts. */
+  readonly bytes: number;
+  /** The markers' key; null for a version 1 or 2 file, read with the end-only rule. */
+  readonly salt: Uint8Array | null;
 }
 
 interface Scan {
@@ -536,7 +633,7 @@ interface Scan {
 interface Damage {
   readonly offset: number;
   readonly reason: string;
-  /** Whether intact bytes follow it (the end-only rule of version 1 files refuses those). */
+  /** Whether intact bytes follow it (the end-only rule of older files refuses those). */
   readonly followed: boolean;
 }
 
@@ -545,38 +642,42 @@ function scan(
   path: string,
   size: number,
   options: RecordLogOptions,
-  version: number,
+  header: FileHeader,
 ): Scan {
   const found: { ref: RecordRef; checked: boolean }[] = [];
-  // Version 1 files hold no marker written before a sync, so without one no bound is known.
-  let bound: number | null = version === VERSION_UNMARKED ? null : FILE_HEADER_BYTES;
+  const { salt } = header;
+  const start = header.bytes;
+  // Older files are read with the end-only rule: no marker of theirs is trusted
+  // (version 1 has none; version 2's could be forged, see the header of this file).
+  let bound: number | null = salt === null ? null : start;
+  const markerPayloadBytes = salt === null ? OLD_MARKER_PAYLOAD_BYTES : MARKER_PAYLOAD_BYTES;
   let damage: Damage | null = null;
   const damaged = (offset: number, reason: string, followed: boolean): void => {
     if (damage === null || offset < damage.offset) damage = { offset, reason, followed };
   };
-  let offset = FILE_HEADER_BYTES;
+  let offset = start;
   while (offset < size) {
     if (size - offset < RECORD_HEADER_BYTES) {
       damaged(offset, 'record header is cut short', false);
       break;
     }
-    const header = Buffer.from(readExactly(fd, RECORD_HEADER_BYTES, offset));
-    if (crc32(header.subarray(0, 8)) !== header.readUInt32BE(8)) {
+    const recordHeader = Buffer.from(readExactly(fd, RECORD_HEADER_BYTES, offset));
+    if (crc32(recordHeader.subarray(0, 8)) !== recordHeader.readUInt32BE(8)) {
       const followed = !isZeroTail(fd, offset, size);
       damaged(offset, 'record header fails its checksum', followed);
       // The records after it can no longer be walked, but a marker among them
       // may still prove the damaged one synced: look for markers by their bytes.
-      if (followed) {
-        const named = boundFromMarkersAfter(fd, offset + 1, size);
-        if (named !== null) bound = Math.max(bound ?? FILE_HEADER_BYTES, named);
+      if (followed && salt !== null) {
+        const named = boundFromMarkersAfter(fd, offset + 1, size, salt);
+        if (named !== null) bound = Math.max(bound ?? start, named);
       }
       break;
     }
-    const word = header.readUInt32BE(0);
+    const word = recordHeader.readUInt32BE(0);
     const marker = (word & MARKER_FLAG) !== 0;
     const length = marker ? word - MARKER_FLAG : word;
     // An intact header naming an impossible length is no torn write.
-    if (marker ? length !== MARKER_PAYLOAD_BYTES : length > options.recordBytesMax) {
+    if (marker ? length !== markerPayloadBytes : length > options.recordBytesMax) {
       throw new StorageError(
         'StorageCorrupt',
         path,
@@ -591,11 +692,15 @@ function scan(
     }
     if (marker || options.verifyPayloads) {
       const payload = Buffer.from(readExactly(fd, length, offset + RECORD_HEADER_BYTES));
-      if (crc32(payload) !== header.readUInt32BE(4)) {
+      if (crc32(payload) !== recordHeader.readUInt32BE(4)) {
         damaged(offset, 'record payload fails its checksum', end < size);
       } else if (marker) {
-        const named = Math.max(FILE_HEADER_BYTES, offset - readU64(payload, 0));
-        bound = Math.max(bound ?? FILE_HEADER_BYTES, named);
+        const distance = salt === null ? null : markerDistance(salt, payload);
+        if (salt !== null && distance === null) {
+          damaged(offset, 'sync marker fails its authentication', end < size);
+        } else if (distance !== null) {
+          bound = Math.max(bound ?? start, Math.max(start, offset - distance));
+        }
       } else {
         found.push({ ref: { offset, length }, checked: true });
       }
@@ -605,7 +710,7 @@ function scan(
     offset = end;
   }
   // Payloads not checked yet (the block log's): those that may be torn, past
-  // the bound (the last one only, for a version 1 file without markers).
+  // the bound (the last one only, for an older file read with the end-only rule).
   for (const { ref, checked } of found) {
     const end = ref.offset + RECORD_HEADER_BYTES + ref.length;
     if (checked || (bound === null ? end < size : end <= bound)) continue;
@@ -620,9 +725,8 @@ function scan(
     .map((f) => f.ref)
     .filter((ref) => first === null || ref.offset < first.offset);
   const last = records.at(-1);
-  const recordsEnd =
-    last === undefined ? FILE_HEADER_BYTES : last.offset + RECORD_HEADER_BYTES + last.length;
-  const synced = bound === null ? FILE_HEADER_BYTES : bound >= recordsEnd ? size : bound;
+  const recordsEnd = last === undefined ? start : last.offset + RECORD_HEADER_BYTES + last.length;
+  const synced = bound === null ? start : bound >= recordsEnd ? size : bound;
   if (first === null) return { records, end: size, synced };
   const torn = bound === null ? !first.followed : first.offset >= bound;
   if (!torn) {
@@ -635,23 +739,81 @@ function scan(
   return { records, end: first.offset, synced: Math.min(synced, first.offset) };
 }
 
-function readHeader(
-  fd: number,
-  path: string,
-  size: number,
-  magic: string,
-): { base: number; version: number } {
+function readHeader(fd: number, path: string, size: number, magic: string): FileHeader {
   const bad = (reason: string): StorageError => new StorageError('StorageCorrupt', path, 0, reason);
-  if (size < FILE_HEADER_BYTES) throw bad('file is shorter than its header');
-  const header = Buffer.from(readExactly(fd, FILE_HEADER_BYTES, 0));
+  const header = Buffer.from(readExactly(fd, Math.min(size, FILE_HEADER_BYTES), 0));
+  if (header.length < 8) throw bad('file is shorter than its header');
   if (header.toString('latin1', 0, 4) !== magic) throw bad(`not a ${magic} file`);
   const version = header.readUInt32BE(4);
-  if (version !== VERSION && version !== VERSION_UNMARKED) {
-    throw bad(`unknown version ${version} (this build reads versions 1 and ${VERSION})`);
+  let bytes: number;
+  if (version === VERSION) {
+    bytes = FILE_HEADER_BYTES;
+  } else if (OLD_VERSIONS.includes(version)) {
+    bytes = OLD_FILE_HEADER_BYTES;
+  } else {
+    throw bad(`unknown version ${version} (this build reads versions 1 to ${VERSION})`);
+  }
+  if (header.length < bytes) throw bad('file is shorter than its header');
+  if (
+    version === VERSION &&
+    crc32(header.subarray(0, HEADER_CRC_AT)) !== header.readUInt32BE(HEADER_CRC_AT)
+  ) {
+    throw bad('file header fails its checksum');
   }
   const base = readU64(header, 8);
   if (!Number.isSafeInteger(base)) throw bad('base is not a safe integer');
-  return { base, version };
+  const salt = version === VERSION ? Uint8Array.from(header.subarray(16, 16 + SALT_BYTES)) : null;
+  return { version, base, bytes, salt };
+}
+
+/**
+ * Writes an older file's sound records into a new version 3 file with a fresh
+ * salt, ending with a marker naming them all, and renames it over the old one
+ * durably (replaceFileWith). The old file is left as it was until the rename,
+ * so a crash leaves the old file (read and upgraded again) or the new one.
+ * Returns the records' offsets in the new file and its size.
+ */
+function upgrade(
+  fd: number,
+  path: string,
+  magic: string,
+  base: number,
+  records: RecordRef[],
+  salt: Uint8Array,
+): { records: RecordRef[]; size: number } {
+  const moved: RecordRef[] = [];
+  let size = FILE_HEADER_BYTES;
+  replaceFileWith(path, (out) => {
+    writeAll(out, fileHeader(magic, base, salt), 0);
+    // Copied as runs of adjacent records (a version 2 file's markers are dropped).
+    let runFrom = -1;
+    let runTo = -1;
+    const copyRun = (): void => {
+      for (let at = runFrom; at < runTo; at += UPGRADE_COPY_CHUNK_BYTES) {
+        const chunk = readExactly(fd, Math.min(UPGRADE_COPY_CHUNK_BYTES, runTo - at), at);
+        assert(chunk.length === Math.min(UPGRADE_COPY_CHUNK_BYTES, runTo - at), 'upgrade read');
+        writeAll(out, chunk, size);
+        size += chunk.length;
+      }
+    };
+    for (const ref of records) {
+      const end = ref.offset + RECORD_HEADER_BYTES + ref.length;
+      if (ref.offset !== runTo) {
+        copyRun();
+        runFrom = ref.offset;
+      }
+      runTo = end;
+      moved.push({ offset: size + (ref.offset - runFrom), length: ref.length });
+    }
+    copyRun();
+    // The old rule refused damage among these records; without a marker
+    // naming them, version 3 would take it for a torn tail and cut it.
+    if (records.length > 0) {
+      writeAll(out, encodeMarker(salt, 0), size);
+      size += MARKER_BYTES;
+    }
+  });
+  return { records: moved, size };
 }
 
 /**
@@ -659,37 +821,33 @@ function readHeader(
  * and returns the sound records. Throws StorageCorrupt for damage elsewhere.
  */
 export function openRecordLog(path: string, options: RecordLogOptions, base = 0): OpenedRecordLog {
-  if (!existsSync(path)) replaceFile(path, fileHeader(options.magic, base), []);
-  const fd = openSync(path, 'r+');
+  if (!existsSync(path)) {
+    replaceFile(path, fileHeader(options.magic, base, randomBytes(SALT_BYTES)), []);
+  }
+  let fd = openSync(path, 'r+');
   try {
     const size = fstatSync(fd).size;
-    const { base: fileBase, version } = readHeader(fd, path, size, options.magic);
-    const { records, end, synced } = scan(fd, path, size, options, version);
+    const header = readHeader(fd, path, size, options.magic);
+    const { records, end, synced } = scan(fd, path, size, options, header);
+    if (header.salt === null) {
+      const salt = randomBytes(SALT_BYTES);
+      const upgraded = upgrade(fd, path, options.magic, header.base, records, salt);
+      closeSync(fd);
+      fd = -1;
+      fd = openSync(path, 'r+');
+      // This run may still drop records of an older file (restore.ts): its
+      // bound stays the one the end-only reading gave (none).
+      const log = new RecordLog(path, fd, upgraded.size, options, salt, FILE_HEADER_BYTES);
+      return { log, records: upgraded.records, base: header.base, truncatedBytes: size - end };
+    }
     if (end < size) ftruncateSync(fd, end);
     // What a crashed process left in the page cache is not durable yet; the
     // bound the next marker names must be.
     fsyncSync(fd);
-    let kept = end;
-    if (version === VERSION_UNMARKED) {
-      // The old rule refused damage among these records; without a marker
-      // naming them, version 2 would take it for a torn tail and cut it. The
-      // marker goes first, durably (the records before it are now synced), so
-      // a crash leaves the old file, the old file with the marker (read the
-      // same, its marker counted), or the new one.
-      if (records.length > 0) {
-        writeAll(fd, encodeMarker(0), end);
-        fsyncSync(fd);
-        kept += MARKER_BYTES;
-      }
-      writeAll(fd, fileHeader(options.magic, fileBase), 0);
-      fsyncSync(fd);
-    }
-    // This run may still drop records of a version 1 file (restore.ts): its
-    // bound stays the one version 1's reading gave (`synced`).
-    const log = new RecordLog(path, fd, kept, options, synced);
-    return { log, records, base: fileBase, truncatedBytes: size - end };
+    const log = new RecordLog(path, fd, end, options, header.salt, synced);
+    return { log, records, base: header.base, truncatedBytes: size - end };
   } catch (error) {
-    closeSync(fd);
+    if (fd >= 0) closeSync(fd);
     throw error;
   }
 }

@@ -45,12 +45,31 @@ export class FileStorage implements Storage {
     }
   }
 
+  /**
+   * Syncs what is pending and closes every file. Throws the first failure
+   * (StorageIoFailed) once everything is closed and the lock released.
+   */
   close(): void {
     // Blocks first: closing syncs what is pending, and a durable WAL
     // checkpoint promises a restart that its block is on disk.
-    this.blocks.close();
-    this.wal.close();
+    let failure: unknown = null;
+    try {
+      this.blocks.close();
+    } catch (error) {
+      failure = error;
+    }
+    try {
+      // If the blocks' sync failed, a WAL checkpoint may name a block that is
+      // not on disk: syncing the WAL now would prove that checkpoint durable
+      // and make the restart refuse (StorageCorrupt). Left as a crash leaves
+      // it, the restart resumes from the checkpoint before (restore.ts).
+      if (failure === null) this.wal.close();
+      else this.wal.closeUnsynced();
+    } catch (error) {
+      failure = error;
+    }
     this.lock.release();
+    if (failure !== null) throw failure;
   }
 }
 

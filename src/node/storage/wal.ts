@@ -75,8 +75,18 @@ export class FileWal implements Wal {
     this.refs = this.refs.slice(0, index - this.base);
   }
 
+  /** Syncs what is pending and closes; throws StorageIoFailed if a sync failed unreported. */
   close(): void {
-    this.log.close();
+    const error = this.log.close();
+    if (error !== null) throw error;
+  }
+
+  /**
+   * Closes without syncing, leaving the file as a crash would (FileStorage.close
+   * after the block log failed): nothing pending is proven durable.
+   */
+  closeUnsynced(): void {
+    this.log.close(false);
   }
 }
 

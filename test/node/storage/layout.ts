@@ -3,6 +3,8 @@
 
 import { FILE_HEADER_BYTES, RECORD_HEADER_BYTES } from '../../../src/node/storage/record_log.ts';
 
+export const OLD_FILE_HEADER_BYTES = 16;
+
 export interface Slot {
   readonly offset: number;
   readonly end: number;
@@ -12,7 +14,8 @@ export interface Slot {
 export function layout(bytes: Uint8Array): Slot[] {
   const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
   const out: Slot[] = [];
-  let offset = FILE_HEADER_BYTES;
+  // Versions 1 and 2 had a 16-byte header.
+  let offset = view.readUInt32BE(4) < 3 ? OLD_FILE_HEADER_BYTES : FILE_HEADER_BYTES;
   while (offset + RECORD_HEADER_BYTES <= view.length) {
     const word = view.readUInt32BE(offset);
     const marker = word >= 0x8000_0000;

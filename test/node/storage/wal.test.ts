@@ -6,11 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WAL_RECORD_BYTES_MAX } from '../../../src/lib/limits.ts';
 import { StorageError, openWal } from '../../../src/node/storage/index.ts';
-import {
-  FILE_HEADER_BYTES,
-  RECORD_HEADER_BYTES,
-  encodeRecord,
-} from '../../../src/node/storage/record_log.ts';
+import { RECORD_HEADER_BYTES } from '../../../src/node/storage/record_log.ts';
 import { recordOffsets } from './layout.ts';
 
 function record(i: number): Uint8Array {
@@ -217,31 +213,7 @@ test('the durable bound holds across a rewrite from a checkpoint', () =>
     opened.wal.close();
   }));
 
-test('a version 1 file (no sync markers) opens under the end-only rule and is upgraded', () =>
-  withDir((dir) => {
-    const path = join(dir, 'wal.log');
-    // Version 1 wrote the same header and records, without markers.
-    const parts: Uint8Array[] = [];
-    const header = Buffer.alloc(FILE_HEADER_BYTES);
-    header.write('ZWAL', 0, 'latin1');
-    header.writeUInt32BE(1, 4);
-    parts.push(header);
-    for (let i = 0; i < 4; i++) parts.push(encodeRecord(record(i)));
-    const v1 = Buffer.concat(parts);
-    const offsets = recordOffsets(v1);
-    const middle = Buffer.from(v1);
-    middle[offsets[1]! + RECORD_HEADER_BYTES]! ^= 0x01;
-    writeFileSync(path, middle);
-    refusesAt(path, offsets[1]!, 'a middle record of a version 1 file');
-    writeFileSync(path, v1.subarray(0, v1.length - 3));
-    const opened = openWal(path);
-    assert.deepEqual(opened.wal.readAll(), records(0, 3));
-    opened.wal.close();
-    assert.equal(readFileSync(path).readUInt32BE(4), 2);
-    const again = openWal(path);
-    assert.deepEqual(again.wal.readAll(), records(0, 3));
-    again.wal.close();
-  }));
+// Older files (versions 1 and 2) and their upgrade: marker_auth.test.ts.
 
 test('a damaged file header or a file of another kind refuses to open', () =>
   withDir((dir) => {
@@ -279,71 +251,4 @@ test('truncation leaves no temporary file and the WAL reopens at the checkpoint'
     assert.equal(again.wal.firstIndex(), 50);
     assert.deepEqual(again.wal.readAll(), [record(50), record(51)]);
     again.wal.close();
-  }));
-
-/** A version 1 WAL file (same header and records, no markers) holding records 0..n-1. */
-function version1File(n: number): Buffer {
-  const header = Buffer.alloc(FILE_HEADER_BYTES);
-  header.write('ZWAL', 0, 'latin1');
-  header.writeUInt32BE(1, 4);
-  return Buffer.concat([header, ...records(0, n).map((r) => encodeRecord(r))]);
-}
-
-test('an upgraded version 1 file keeps the old rule for its records: damage among them still refuses after a run that synced nothing', () =>
-  withDir((dir) => {
-    const path = join(dir, 'wal.log');
-    writeFileSync(path, version1File(4));
-    // A run that opens (upgrading the file) and stops before appending anything.
-    openWal(path).wal.close();
-    const upgraded = readFileSync(path);
-    assert.equal(upgraded.readUInt32BE(4), 2);
-    const offsets = recordOffsets(upgraded);
-    assert.equal(offsets.length, 4);
-    // Version 1 refused this (data follows the damage); silently cutting three
-    // records, perhaps signed votes, would be worse than before the upgrade.
-    for (const damage of [
-      (bytes: Buffer) => void (bytes[offsets[1]! + RECORD_HEADER_BYTES]! ^= 0x01),
-      (bytes: Buffer) => void (bytes[offsets[1]! + 1]! ^= 0x10),
-    ]) {
-      const bytes = Buffer.from(upgraded);
-      damage(bytes);
-      writeFileSync(path, bytes);
-      refusesAt(path, offsets[1]!, 'a middle record of an upgraded file');
-    }
-    // Undamaged, the upgraded file opens with every record.
-    writeFileSync(path, upgraded);
-    const again = openWal(path);
-    assert.equal(again.truncatedBytes, 0);
-    assert.deepEqual(again.wal.readAll(), records(0, 4));
-    again.wal.close();
-  }));
-
-test('a crash in the middle of the upgrade of a version 1 file leaves a file that opens with every record', () =>
-  withDir((dir) => {
-    const path = join(dir, 'wal.log');
-    const v1 = version1File(4);
-    writeFileSync(path, v1);
-    openWal(path).wal.close();
-    const upgraded = readFileSync(path);
-    // The upgrade appends a marker naming the synced records, syncs it, then
-    // flips the version: a crash leaves the old file, the old file with that
-    // marker, or the new one.
-    const markerOnly = Buffer.concat([
-      v1.subarray(0, FILE_HEADER_BYTES),
-      upgraded.subarray(FILE_HEADER_BYTES),
-    ]);
-    assert.equal(upgraded.length, v1.length + RECORD_HEADER_BYTES + 8);
-    for (const image of [v1, markerOnly, upgraded]) {
-      writeFileSync(path, image);
-      const opened = openWal(path);
-      assert.equal(opened.truncatedBytes, 0);
-      assert.deepEqual(opened.wal.readAll(), records(0, 4));
-      opened.wal.close();
-      const bytes = readFileSync(path);
-      assert.equal(bytes.readUInt32BE(4), 2);
-      const offsets = recordOffsets(bytes);
-      bytes[offsets[1]! + RECORD_HEADER_BYTES]! ^= 0x01;
-      writeFileSync(path, bytes);
-      refusesAt(path, offsets[1]!, 'a middle record after the upgrade');
-    }
   }));
