@@ -543,9 +543,11 @@ export class FileResultsStore implements ResultsStore {
     if (this.log.needsSync) this.log.sync();
   }
 
+  /** Throws a failed sync of the last results (or an earlier background one no one heard of). */
   close(): void {
     this.writePending();
-    this.log.close();
+    const error = this.log.close();
+    if (error !== null) throw error;
   }
 
   private writePending(): void {

@@ -138,7 +138,7 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
   try {
     results = openFileResultsStore(join(home, HOME_FILES.data, 'results.log'));
   } catch (error) {
-    storage.close();
+    closeLogged(log, 'storage', () => storage.close());
     throw error;
   }
   try {
@@ -153,8 +153,8 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
     }
   } catch (error) {
     await network.stop();
-    storage.close();
-    results.close();
+    closeLogged(log, 'results', () => results.close());
+    closeLogged(log, 'storage', () => storage.close());
     throw error;
   }
   const pool = new VerifyPool({ workers: 1 });
@@ -205,8 +205,8 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
       },
     });
   } catch (error) {
-    storage.close();
-    results.close();
+    closeLogged(log, 'storage', () => storage.close());
+    closeLogged(log, 'results', () => results.close());
     await pool.close();
     throw error;
   }
@@ -307,11 +307,14 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
     }
     await pool.close();
     // The results before the WAL (storage): a restart re-executes only the blocks after the checkpoint.
-    results.close();
-    storage.close();
+    // A failed final sync is logged and reported after the rest is closed.
+    const resultsFailure = closeLogged(log, 'results', () => results.close());
+    const storageFailure = closeLogged(log, 'storage', () => storage.close());
+    const failure = resultsFailure ?? storageFailure;
     log.info({}, 'stopped');
     await logFileOpened;
     logger.flush();
+    if (failure !== null) throw failure;
   }
   return {
     node,
@@ -374,4 +377,21 @@ async function stateSync(
     { height: synced.height, appHash: toHex(synced.appHash), providers: synced.providers.length },
     'state sync: state written, joining the chain from its height',
   );
+}
+
+/**
+ * Closes a store whose close may throw (its final sync failed): the failure
+ * is logged, never replaces the error that led here, and is returned.
+ */
+function closeLogged(log: Log, what: string, close: () => void): unknown {
+  try {
+    close();
+    return null;
+  } catch (error) {
+    log.error(
+      { error: String(error) },
+      `${what}: closing failed; a restart resumes from what is durable`,
+    );
+    return error;
+  }
 }
