@@ -32,14 +32,39 @@ export class RateLimiter {
   }
 
   /**
-   * Takes `tokens` tokens for `key` (a batch of transactions costs one per
-   * transaction), all or none: 0 if granted, else the ms until that many are
-   * available. More than the burst costs the whole burst: a bucket never holds
-   * more, so asking for more could never be granted.
+   * Takes `tokens` tokens for `key` (a batch costs one per action), all or
+   * none: 0 if granted, else the ms until that many are available. More than
+   * the burst costs the whole burst: a bucket never holds more, so asking for
+   * more could never be granted.
    */
   take(key: string, tokens = 1): number {
+    const cost = this.costOf(tokens);
+    const bucket = this.refill(key);
+    if (bucket.tokens >= cost) {
+      bucket.tokens -= cost;
+      return 0;
+    }
+    return this.waitMs(bucket, cost);
+  }
+
+  /** What take(key, tokens) would answer, taking nothing: to check two buckets before taking from either. */
+  check(key: string, tokens = 1): number {
+    const cost = this.costOf(tokens);
+    const bucket = this.refill(key);
+    return bucket.tokens >= cost ? 0 : this.waitMs(bucket, cost);
+  }
+
+  private costOf(tokens: number): number {
     assert(Number.isSafeInteger(tokens) && tokens >= 1, 'a take costs a whole number of tokens');
-    const cost = Math.min(tokens, this.limit.burst);
+    return Math.min(tokens, this.limit.burst);
+  }
+
+  private waitMs(bucket: Bucket, cost: number): number {
+    return Math.ceil(((cost - bucket.tokens) * 1000) / this.limit.perSecond);
+  }
+
+  /** The key's bucket, refilled to now and made the most recently used. */
+  private refill(key: string): Bucket {
     const now = this.nowMs();
     let bucket = this.buckets.get(key);
     if (bucket === undefined) {
@@ -57,11 +82,7 @@ export class RateLimiter {
       bucket.atMs = now;
     }
     this.buckets.set(key, bucket);
-    if (bucket.tokens >= cost) {
-      bucket.tokens -= cost;
-      return 0;
-    }
-    return Math.ceil(((cost - bucket.tokens) * 1000) / this.limit.perSecond);
+    return bucket;
   }
 
   get size(): number {

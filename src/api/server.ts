@@ -439,20 +439,22 @@ function limitSubmission(
   }
   const count = tx.action.kind === 'batch' ? Math.max(1, tx.action.actions.length) : 1;
   const ipExtra = Math.floor((count - 1) / L.API_IP_BATCH_ACTIONS_PER_TOKEN);
-  if (ipExtra > 0) {
-    const retryAfterMs = ipLimiter.take(ip, ipExtra);
-    if (retryAfterMs > 0) {
-      throw new ApiError('RateLimited', 429, 'too many requests from this address', {
-        retryAfterMs,
-      });
-    }
-  }
-  const retryAfterMs = accountLimiter.take(toHex(tx.account), count);
-  if (retryAfterMs > 0) {
-    throw new ApiError('RateLimited', 429, 'too many transactions from this account', {
-      retryAfterMs,
+  const account = toHex(tx.account);
+  // Both buckets checked before either is taken from: a refused batch costs nothing.
+  const ipWaitMs = ipExtra > 0 ? ipLimiter.check(ip, ipExtra) : 0;
+  if (ipWaitMs > 0) {
+    throw new ApiError('RateLimited', 429, 'too many requests from this address', {
+      retryAfterMs: ipWaitMs,
     });
   }
+  const accountWaitMs = accountLimiter.check(account, count);
+  if (accountWaitMs > 0) {
+    throw new ApiError('RateLimited', 429, 'too many transactions from this account', {
+      retryAfterMs: accountWaitMs,
+    });
+  }
+  if (ipExtra > 0) ipLimiter.take(ip, ipExtra);
+  accountLimiter.take(account, count);
 }
 
 async function waitFinal(

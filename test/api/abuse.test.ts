@@ -272,6 +272,22 @@ test(
     } finally {
       await byAddress.close();
     }
+    // A batch the account's bucket refuses takes nothing of the address's beyond its request's token.
+    const both = await serve(makeView(), {
+      ipRequestsPerS: 1,
+      ipBurstRequests: 5,
+      accountTxsPerS: 1,
+      accountBurstTxs: 40,
+    });
+    try {
+      assert.equal((await post(both, batch(1, 33).bytes)).status, 200); // address 5 → 2, account 40 → 7
+      const refused = await post(both, batch(2, 17).bytes); // address 2 → 1; account short
+      assert.equal(refused.status, 429);
+      assert.equal(refused.body.message, 'too many transactions from this account');
+      assert.equal((await post(both, order(3).bytes)).status, 200); // the address's last token
+    } finally {
+      await both.close();
+    }
   },
 );
 
