@@ -3,6 +3,8 @@
 // disk: here the temporary file's name points at /dev/full, whose writes fail
 // with ENOSPC), the open or rewrite refuses with StorageIoFailed, the old file
 // is left as it was, and no partial temporary file is left holding the space.
+// The block log is upgraded before the WAL, so a start that a full disk stops
+// there leaves an older WAL unproven (restore.ts may still drop its tail).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,7 +12,7 @@ import { existsSync, lstatSync, mkdtempSync, readFileSync, rmSync } from 'node:f
 import { symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { StorageError, openWal } from '../../../src/node/storage/index.ts';
+import { StorageError, openStorage, openWal } from '../../../src/node/storage/index.ts';
 import { encodeRecord } from '../../../src/node/storage/record_log.ts';
 import { OLD_FILE_HEADER_BYTES } from './layout.ts';
 
@@ -49,13 +51,19 @@ function refusesIo(body: () => unknown, what: string): void {
   });
 }
 
+/** A version 1 file of `magic` holding `n` records from `base`. */
+function versionOne(magic: string, n: number, base = 0): Buffer {
+  const header = Buffer.alloc(OLD_FILE_HEADER_BYTES);
+  header.write(magic, 0, 'latin1');
+  header.writeUInt32BE(1, 4);
+  header.writeUInt32BE(base, 12);
+  return Buffer.concat([header, ...Array.from({ length: n }, (_, i) => encodeRecord(record(i)))]);
+}
+
 test('a version 1 upgrade that runs out of space refuses with StorageIoFailed, leaves the old file and no temporary file', () =>
   withDir((dir) => {
     const path = join(dir, 'wal.log');
-    const header = Buffer.alloc(OLD_FILE_HEADER_BYTES);
-    header.write('ZWAL', 0, 'latin1');
-    header.writeUInt32BE(1, 4);
-    const old = Buffer.concat([header, ...[0, 1, 2].map((i) => encodeRecord(record(i)))]);
+    const old = versionOne('ZWAL', 3);
     writeFileSync(path, old);
     diskFullFor(path);
     refusesIo(() => openWal(path), 'the upgrade');
@@ -90,4 +98,24 @@ test('a WAL rotation that runs out of space fails the log and leaves no temporar
     const again = openWal(path);
     assert.deepEqual(again.wal.readAll(), [0, 1, 2, 3].map(record));
     again.wal.close();
+  }));
+
+test('a start stopped by a full disk while upgrading the block log leaves the WAL as it was: the next start may still drop an unbacked tail of it', () =>
+  withDir((dir) => {
+    const walPath = join(dir, 'wal.log');
+    const blocksPath = join(dir, 'blocks.log');
+    const wal = versionOne('ZWAL', 3);
+    writeFileSync(walPath, wal);
+    writeFileSync(blocksPath, versionOne('ZBLK', 2, 1));
+    diskFullFor(blocksPath);
+    refusesIo(() => openStorage(dir), 'the block log upgrade');
+    assert.equal(tmpLeft(blocksPath), false, 'no temporary file is left');
+    // The older WAL proved none of its records durable; had it been upgraded
+    // (a closing marker naming them all), the drop below would be refused.
+    assert.deepEqual(readFileSync(walPath), wal, 'the WAL is left as it was');
+    const storage = openStorage(dir);
+    storage.wal.dropFrom(1);
+    assert.deepEqual(storage.wal.readAll(), [record(0)]);
+    assert.deepEqual(storage.blocks.load(2), record(1));
+    storage.close();
   }));
