@@ -545,9 +545,16 @@ export class FileResultsStore implements ResultsStore {
 
   /** Throws a failed sync of the last results (or an earlier background one no one heard of). */
   close(): void {
-    this.writePending();
-    const error = this.log.close();
+    let error: unknown = null;
+    try {
+      this.writePending();
+    } catch (thrown) {
+      // The log failed earlier: the file is closed all the same, unsynced.
+      error = thrown;
+    }
+    const closeError = this.log.close();
     if (error !== null) throw error;
+    if (closeError !== null) throw closeError;
   }
 
   private writePending(): void {

@@ -205,8 +205,9 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
       },
     });
   } catch (error) {
-    closeLogged(log, 'storage', () => storage.close());
+    // The results before the WAL (storage), as stopAll closes them.
     closeLogged(log, 'results', () => results.close());
+    closeLogged(log, 'storage', () => storage.close());
     await pool.close();
     throw error;
   }

@@ -6,7 +6,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, rmSync } from 'node:fs';
+import { appendFileSync, closeSync, openSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ZommaClient, generateKey } from '../../src/api/client/index.ts';
 import type { TxView } from '../../src/api/client/index.ts';
@@ -20,6 +20,7 @@ import {
   openFileResultsStore,
 } from '../../src/node/results.ts';
 import { runNode } from '../../src/node/runtime.ts';
+import { StorageError } from '../../src/node/storage/index.ts';
 import { initSoloHome, until } from '../e2e/helpers.ts';
 import { tempDir } from './helpers.ts';
 
@@ -235,6 +236,34 @@ test('the file results store: reopen, repeated heights, a gap, a torn tail', () 
     torn.save(sample(13));
     assert.deepEqual(torn.load(13), sample(13));
     torn.close();
+  } finally {
+    tmp.remove();
+  }
+});
+
+test('the file results store: a pending result that cannot be written at close is reported, and the file is closed all the same', () => {
+  const tmp = tempDir('zomma-results-');
+  const path = join(tmp.dir, 'results.log');
+  try {
+    const store = openFileResultsStore(path);
+    store.save(sample(1));
+    // The file swapped for a read-only one: writing the pending result fails (EBADF).
+    const log = (store as unknown as { log: { fd: number } }).log;
+    const realFd = log.fd;
+    log.fd = openSync('/dev/zero', 'r');
+    try {
+      assert.throws(
+        () => store.close(),
+        (error: unknown) => {
+          assert.ok(error instanceof StorageError, String(error));
+          assert.equal(error.code, 'StorageIoFailed');
+          return true;
+        },
+      );
+      assert.equal(log.fd, -1, 'the file is closed');
+    } finally {
+      closeSync(realFd);
+    }
   } finally {
     tmp.remove();
   }

@@ -68,6 +68,7 @@ import {
   openSync,
   readSync,
   renameSync,
+  rmSync,
   writeSync,
 } from 'node:fs';
 import { createHmac, randomBytes } from 'node:crypto';
@@ -237,18 +238,35 @@ function replaceFile(path: string, header: Uint8Array, body: Uint8Array[]): void
   });
 }
 
-/** Like replaceFile, with the new file's bytes written by `fill`. */
+/**
+ * Like replaceFile, with the new file's bytes written by `fill`. If writing
+ * it fails (a full disk), the temporary file is removed before the error is
+ * thrown: left behind, a partial copy of a large log would keep holding the
+ * space that ran out.
+ */
 function replaceFileWith(path: string, fill: (fd: number) => void): void {
   const tmp = `${path}.tmp`;
   const fd = openSync(tmp, 'w');
   try {
-    fill(fd);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+    try {
+      fill(fd);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+  } catch (error) {
+    rmSync(tmp, { force: true });
+    throw error;
   }
-  renameSync(tmp, path);
   fsyncDirectory(dirname(path));
+}
+
+/** A failed system call (a full disk, a permission) as StorageIoFailed; other errors as they are. */
+function asStorageError(path: string, error: unknown): unknown {
+  if (error instanceof StorageError) return error;
+  const syscall = (error as NodeJS.ErrnoException | null)?.syscall;
+  return typeof syscall === 'string' ? ioFailed(path, error) : error;
 }
 
 /**
@@ -818,9 +836,19 @@ function upgrade(
 
 /**
  * Opens (or creates, with `base`) a record log, cuts a torn tail off durably,
- * and returns the sound records. Throws StorageCorrupt for damage elsewhere.
+ * and returns the sound records. Throws StorageCorrupt for damage elsewhere,
+ * StorageIoFailed if creating, cutting or upgrading the file fails.
  */
 export function openRecordLog(path: string, options: RecordLogOptions, base = 0): OpenedRecordLog {
+  try {
+    return openOrCreate(path, options, base);
+  } catch (error) {
+    // A creation or upgrade that failed (a full disk) refuses like any I/O failure.
+    throw asStorageError(path, error);
+  }
+}
+
+function openOrCreate(path: string, options: RecordLogOptions, base: number): OpenedRecordLog {
   if (!existsSync(path)) {
     replaceFile(path, fileHeader(options.magic, base, randomBytes(SALT_BYTES)), []);
   }

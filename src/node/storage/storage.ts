@@ -30,15 +30,24 @@ export class FileStorage implements Storage {
     this.dir = dir;
     // Before any file is opened: a second node must not even repair a torn tail.
     this.lock = lockDirectory(dir);
+    let blocks: FileBlockStore | null = null;
     let wal: FileWal | null = null;
     try {
+      // The block log before the WAL: upgrading an older block log copies it
+      // whole and is what a full disk stops. Upgrading an older WAL writes a
+      // marker proving its records durable, so a start that failed after it
+      // would leave the next one unable to drop an unbacked checkpoint
+      // (restore.ts) that the older file never proved.
+      blocks = openFileBlockStore(join(dir, 'blocks.log'));
+      this.blocks = blocks;
       const opened = openWal(join(dir, 'wal.log'));
       wal = opened.wal;
       this.wal = wal;
       this.walTruncatedBytes = opened.truncatedBytes;
-      this.blocks = openFileBlockStore(join(dir, 'blocks.log'));
       this.snapshots = openFileSnapshotStore(join(dir, 'snapshots'));
     } catch (error) {
+      // Nothing was appended: closing them only closes their files.
+      blocks?.close();
       wal?.close();
       this.lock.release();
       throw error;
