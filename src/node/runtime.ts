@@ -310,7 +310,11 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
     // The results before the WAL (storage): a restart re-executes only the blocks after the checkpoint.
     // A failed final sync is logged and reported after the rest is closed.
     const resultsFailure = closeLogged(log, 'results', () => results.close());
-    const storageFailure = closeLogged(log, 'storage', () => storage.close());
+    // Failed results of checkpointed blocks would never be rewritten: then the
+    // WAL's tail stays as a crash leaves it, and the restart re-executes them.
+    const storageFailure = closeLogged(log, 'storage', () =>
+      storage.close(resultsFailure === null),
+    );
     const failure = resultsFailure ?? storageFailure;
     log.info({}, 'stopped');
     await logFileOpened;

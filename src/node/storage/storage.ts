@@ -55,10 +55,11 @@ export class FileStorage implements Storage {
   }
 
   /**
-   * Syncs what is pending and closes every file. Throws the first failure
+   * Syncs what is pending and closes every file (the WAL without its final
+   * sync when syncWal is false: Storage.close). Throws the first failure
    * (StorageIoFailed) once everything is closed and the lock released.
    */
-  close(): void {
+  close(syncWal = true): void {
     // Blocks first: closing syncs what is pending, and a durable WAL
     // checkpoint promises a restart that its block is on disk.
     let failure: unknown = null;
@@ -72,7 +73,7 @@ export class FileStorage implements Storage {
       // not on disk: syncing the WAL now would prove that checkpoint durable
       // and make the restart refuse (StorageCorrupt). Left as a crash leaves
       // it, the restart resumes from the checkpoint before (restore.ts).
-      if (failure === null) this.wal.close();
+      if (failure === null && syncWal) this.wal.close();
       else this.wal.closeUnsynced();
     } catch (error) {
       failure = error;

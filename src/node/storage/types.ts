@@ -135,5 +135,10 @@ export interface Storage {
   readonly wal: Wal;
   readonly blocks: BlockStore;
   readonly snapshots: SnapshotStore;
-  close(): void;
+  /**
+   * Syncs what is pending and closes every file. syncWal false leaves the
+   * WAL's tail as a crash would (the results of a checkpoint's blocks failed
+   * to reach the disk: the restart must resume from the checkpoint before).
+   */
+  close(syncWal?: boolean): void;
 }

@@ -288,3 +288,17 @@ test('closing the storage reports a failed block-log sync, and leaves the WAL un
     assert.deepEqual(again.wal.readAll(), records(0, 2));
     again.close();
   }));
+
+test('closing the storage with syncWal false leaves the WAL as a crash would, without a closing marker', () =>
+  withDir((dir) => {
+    const storage = openStorage(dir);
+    storage.wal.append(record(0), true);
+    storage.wal.append(record(1), false);
+    const walBefore = statSync(join(dir, 'wal.log')).size;
+    storage.close(false);
+    assert.equal(statSync(join(dir, 'wal.log')).size, walBefore);
+    assert.equal(existsSync(join(dir, 'LOCK')), false);
+    const again = openStorage(dir);
+    assert.deepEqual(again.wal.readAll(), records(0, 2));
+    again.close();
+  }));
