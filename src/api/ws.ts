@@ -399,7 +399,9 @@ export class WsHub {
   /**
    * The running total passed sendBufferTotalBytesMax: takes the true total
    * and, while it is still over, drops the connections with the most queued
-   * (the slowest), as one over sendBufferBytesMax is dropped.
+   * (the slowest), as one over sendBufferBytesMax is dropped, down to three
+   * quarters of the bound: under sustained pressure a total left just under
+   * it would send every next send back here, each a walk of every connection.
    */
   private shed(): void {
     let total = 0;
@@ -413,8 +415,9 @@ export class WsHub {
     this.bufferedTotal = total;
     if (total <= this.limits.sendBufferTotalBytesMax) return;
     open.sort((a, b) => b.buffered - a.buffered);
+    const targetBytes = Math.floor((this.limits.sendBufferTotalBytesMax * 3) / 4);
     for (const conn of open) {
-      if (this.bufferedTotal <= this.limits.sendBufferTotalBytesMax) break;
+      if (this.bufferedTotal <= targetBytes) break;
       this.drop(conn);
     }
   }
