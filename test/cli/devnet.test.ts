@@ -58,3 +58,31 @@ test('devnet: a validator that cannot start on a resumed chain is a clean error 
     home.remove();
   }
 });
+
+test('devnet: Ctrl-C while a validator starts stops everything cleanly, even when the validator exits of it', async () => {
+  const home = tempDir('zomma-devnet-interrupt-');
+  const dir = join(home.dir, 'devnet');
+  try {
+    initNetwork({ validators: 1, out: dir, basePort: 35940, genesisTimeMs: 1_700_000_000_000 });
+    // The validator exits while starting, as one the terminal's Ctrl-C reached does.
+    writeFileSync(join(dir, 'validator-0', 'genesis.json'), '{"not": "a genesis"}');
+    let err = '';
+    let out = '';
+    const io: Io = {
+      out: (t) => {
+        out += `${t}\n`;
+        // The signal the devnet's own process gets from the terminal, as the start begins.
+        if (t.startsWith('devnet: starting validator-0')) process.emit('SIGINT');
+      },
+      err: (t) => void (err += `${t}\n`),
+    };
+    const code = await main(['devnet', '--dir', dir, '--validators', '1', '--no-bots'], io);
+    assert.equal(code, 0, err);
+    assert.doesNotMatch(err, /DevnetStartFailed/);
+    assert.doesNotMatch(err, /--reset/, 'no advice to delete the chain');
+    assert.match(out, /devnet: stopped/);
+    assert.equal(process.listenerCount('SIGINT'), 0, 'the handler is removed');
+  } finally {
+    home.remove();
+  }
+});

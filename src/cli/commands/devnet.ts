@@ -93,7 +93,14 @@ export const command: Command = {
     let stopping = false;
     let wake: () => void = () => {};
     const stopped = new Promise<void>((resolve) => (wake = resolve));
-    const onSignal = (): void => wake();
+    // Ctrl-C while starting ends the start too: the terminal signals the
+    // validators as well, and one that exits then is no failure to report.
+    let interrupted = false;
+    const onSignal = (): void => {
+      interrupted = true;
+      wake();
+    };
+    const isInterrupted = (): boolean => interrupted;
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
     try {
@@ -125,11 +132,11 @@ export const command: Command = {
       }
       for (const c of children) {
         io.out(`devnet: starting ${c.name} (pid ${c.process.pid}) …`);
-        await waitHealthy(c, START_TIMEOUT_MS, resumed);
+        if (!(await waitHealthy(c, START_TIMEOUT_MS, resumed, isInterrupted))) return 0;
       }
       const first = children[0]!;
       const apiUrl = `http://${first.api}`;
-      await waitApi(apiUrl, START_TIMEOUT_MS);
+      if (!(await waitApi(apiUrl, START_TIMEOUT_MS, isInterrupted))) return 0;
       if (!values['no-bots']) {
         io.out('devnet: starting the market maker and the taker …');
         let errorsShown = 0;
@@ -175,11 +182,14 @@ export const command: Command = {
       await printProgress(io, children, running);
     } finally {
       stopping = true;
-      if (bots !== null) await bots.stop();
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-      await stopAll(children);
-      io.out('devnet: stopped');
+      try {
+        if (bots !== null) await bots.stop();
+      } finally {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+        await stopAll(children);
+        io.out('devnet: stopped');
+      }
     }
     return 0;
   },
@@ -205,13 +215,20 @@ function startFailed(child: Child, what: string, resumed: boolean): ZommaError {
   );
 }
 
-async function waitHealthy(child: Child, timeoutMs: number, resumed: boolean): Promise<void> {
+/** True once the validator answers; false if a stop was asked for (Ctrl-C) first. */
+async function waitHealthy(
+  child: Child,
+  timeoutMs: number,
+  resumed: boolean,
+  interrupted: () => boolean,
+): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
+    if (interrupted()) return false;
     if (child.exited) throw startFailed(child, 'exited while starting', resumed);
     try {
       await fetchJson(`http://${child.metrics}/health`);
-      return;
+      return true;
     } catch {
       if (Date.now() > deadline)
         throw startFailed(child, `did not start within ${timeoutMs} ms`, resumed);
@@ -220,12 +237,18 @@ async function waitHealthy(child: Child, timeoutMs: number, resumed: boolean): P
   }
 }
 
-async function waitApi(url: string, timeoutMs: number): Promise<void> {
+/** True once the API answers; false if a stop was asked for (Ctrl-C) first. */
+async function waitApi(
+  url: string,
+  timeoutMs: number,
+  interrupted: () => boolean,
+): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
+    if (interrupted()) return false;
     try {
       const res = await fetch(`${url}/v1/status`, { signal: AbortSignal.timeout(2_000) });
-      if (res.ok) return;
+      if (res.ok) return true;
     } catch {
       // not listening yet
     }
