@@ -228,7 +228,7 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
   // A listener that cannot bind (the address in use, not ours) is the config's
   // fault: said so, with everything started so far stopped and the home freed.
   const listenFailed = async (field: string, address: string, error: unknown) => {
-    await stopAll();
+    await stopQuietly();
     if ((error as NodeJS.ErrnoException).syscall !== 'listen') return error;
     return configError(field, `cannot listen on ${address}: ${(error as Error).message}`);
   };
@@ -271,7 +271,7 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
         ...(config.apiLimits ? { limits: config.apiLimits } : {}),
       });
     } catch (error) {
-      await stopAll();
+      await stopQuietly();
       throw configError(
         'config.api',
         `cannot listen on ${config.api}: ${(error as Error).message}`,
@@ -296,17 +296,24 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
   async function stopAll(): Promise<void> {
     if (stopped) return;
     stopped = true;
-    // Clients first: nothing new reaches the mempool while the node stops.
-    if (api !== null) await api.close();
-    view?.close();
-    await node.stop();
-    priceSources.stop();
-    if (metricsServer !== null) {
-      const server = metricsServer.server;
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+    let failure: unknown = null;
+    try {
+      // Clients first: nothing new reaches the mempool while the node stops.
+      if (api !== null) await api.close();
+      view?.close();
+      await node.stop();
+      priceSources.stop();
+      if (metricsServer !== null) {
+        const server = metricsServer.server;
+        server.closeAllConnections();
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+      }
+      await pool.close();
+    } catch (error) {
+      // The stores are closed all the same: a lock left held would block the next start.
+      log.error({ error: String(error) }, 'stopping failed; closing the stores');
+      failure = error;
     }
-    await pool.close();
     // The results before the WAL (storage): a restart re-executes only the blocks after the checkpoint.
     // A failed final sync is logged and reported after the rest is closed.
     const resultsFailure = closeLogged(log, 'results', () => results.close());
@@ -315,12 +322,22 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
     const storageFailure = closeLogged(log, 'storage', () =>
       storage.close(resultsFailure === null),
     );
-    const failure = resultsFailure ?? storageFailure;
+    failure ??= resultsFailure ?? storageFailure;
     log.info({}, 'stopped');
     await logFileOpened;
     logger.flush();
     if (failure !== null) throw failure;
   }
+
+  /** stopAll on the way out of a failed start: its failures are logged, and the start's error is the one thrown. */
+  async function stopQuietly(): Promise<void> {
+    try {
+      await stopAll();
+    } catch {
+      // Logged by stopAll.
+    }
+  }
+
   return {
     node,
     config,
