@@ -4,7 +4,8 @@
 // touched that hold positions, plus every holder of a market whose mark moved:
 // O(those accounts × markets). An account whose equity is below its
 // maintenance margin is liquidated, in ascending account index:
-//   1. its resting orders are cancelled;
+//   1. its resting orders are cancelled (book and auction; event
+//      liquidationCancels, whether or not anything closes in this block);
 //   2. if its equity is negative, the insurance fund covers what it can, when
 //      a position of it can be closed in this block, and takes back what
 //      equity the closes leave (up to the cover);
@@ -276,14 +277,18 @@ function closable(market: MarketState): boolean {
 }
 
 export function liquidate(state: ExchangeState, account: Account, events: ExchangeEvent[]): void {
+  let cancelled = 0;
   for (const market of state.markets) {
     if (market.retired) continue;
     if (market.book.ownerOrderCount(account.index) > 0) {
-      market.book.cancelAll(account.index);
+      cancelled += market.book.cancelAll(account.index);
       forgetRemoved(state, market.book);
     }
-    if (market.auction !== null) cancelAllInAuction(state, market, account.index);
+    if (market.auction !== null) cancelled += cancelAllInAuction(state, market, account.index);
   }
+  // Reported whether or not anything closes in this block: the orders are gone either way.
+  if (cancelled > 0)
+    events.push({ type: 'liquidationCancels', account: account.index, orders: cancelled });
   // The fund covers a gap only for a close it makes possible: an account none
   // of whose positions can be closed in this block (halted, stale, in an
   // auction, or the market's cap spent) would keep the cover if prices came back.

@@ -77,6 +77,17 @@ export type ExchangeEvent =
       readonly dustQuote: bigint;
     }
   | {
+      /**
+       * A liquidation cancelled the account's resting orders (book and auction
+       * orders, every market), emitted before its fills and 'liquidation'
+       * events, and also when nothing of it closes in the block (halted,
+       * stale, in an auction, cap spent). `orders`: how many.
+       */
+      readonly type: 'liquidationCancels';
+      readonly account: number;
+      readonly orders: number;
+    }
+  | {
       readonly type: 'liquidation';
       readonly market: string;
       readonly account: number;

@@ -104,6 +104,7 @@ const EVENT_TYPES = [
   'auctionTrade',
   'auctionEnded',
   'makerCancelled',
+  'liquidationCancels',
 ] as const satisfies readonly ExchangeEvent['type'][];
 const PUBLIC_KEY_BYTES = 32;
 const REJECT_CODE_SET: ReadonlySet<string> = new Set(REJECT_CODES);
@@ -241,6 +242,9 @@ export const exchangeEventCodec: Codec<ExchangeEvent> = {
         w.string(e.market, TEXT_BYTES_MAX).uvarint(e.account).uvarint(e.closedLots);
         w.ivarintBig(e.feeQuote);
         return;
+      case 'liquidationCancels':
+        w.uvarint(e.account).uvarint(e.orders);
+        return;
       case 'liquidationFill':
         w.string(e.market, TEXT_BYTES_MAX).uvarint(e.account).uvarint(e.orderId);
         w.bool(e.side === 'buy');
@@ -311,6 +315,8 @@ export const exchangeEventCodec: Codec<ExchangeEvent> = {
           closedLots: r.uvarint('closedLots'),
           feeQuote: r.ivarintBig('feeQuote', QUOTE_BITS_MAX),
         };
+      case 'liquidationCancels':
+        return { type, account: r.uvarint('account'), orders: r.uvarint('orders') };
       case 'liquidationFill':
         return {
           type,

@@ -1233,7 +1233,7 @@ export class ChainView implements NodeView {
       } else if (e.type === 'liquidationFill') {
         moved.add(e.makerOrderId);
         acting.add(e.account);
-      } else if (e.type === 'liquidation') {
+      } else if (e.type === 'liquidation' || e.type === 'liquidationCancels') {
         acting.add(e.account);
       } else if (e.type === 'marketSettled') {
         (settled ??= new Set()).add(e.market);

@@ -137,6 +137,7 @@ const DETAILS = {
     { type: 'depositCredited', account: 1, amountQuote: 5n },
     { type: 'orderExpired', market: 'BTC-PERPETUAL', orderId: 9, account: 1 },
     { type: 'makerCancelled', market: 'BTC-PERPETUAL', orderId: 10, account: 2 },
+    { type: 'liquidationCancels', account: 4, orders: 3 },
     { type: 'marketHalted', market: 'BTC-PERPETUAL' },
     { type: 'marketResumed', market: 'BTC-PERPETUAL' },
   ],
@@ -171,6 +172,15 @@ test('block details: kept by the codec; a record without them (the older format)
   assert.throws(() => decode(blockResultsCodec, full.subarray(0, full.length - 1)), {
     code: 'DecodeError',
   });
+});
+
+test("an event's type tag never changes: a new type takes the next one, so older records decode unchanged", () => {
+  const tag = (e: BlockDetails['events'][number]): number => encode(exchangeEventCodec, e)[0]!;
+  assert.equal(tag({ type: 'orderExpired', market: 'X', orderId: 1, account: 1 }), 0);
+  assert.equal(tag({ type: 'makerCancelled', market: 'X', orderId: 1, account: 1 }), 15);
+  const cancels = { type: 'liquidationCancels', account: 7, orders: 300 } as const;
+  assert.deepEqual([...encode(exchangeEventCodec, cancels)], [16, 7, 0xac, 0x02]);
+  assert.deepEqual(decode(exchangeEventCodec, encode(exchangeEventCodec, cancels)), cancels);
 });
 
 test('the file results store: details join the last saved height and survive reopening', () => {

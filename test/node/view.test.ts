@@ -1398,6 +1398,43 @@ test('an order that expires, or that a cancelAll removes, reads cancelled at its
   }
 });
 
+test('orders a liquidation cancels without closing anything (its market halted) read cancelled in that block', () => {
+  const [BTC, ETH, ONE_BTC] = ['BTC-PERPETUAL', 'ETH-PERPETUAL', 10_000];
+  const markets = genesis().markets.map((m) => ({ ...m, triggers: [] }));
+  const h = new Harness(genesis({ markets }));
+  const [o, c] = [key('view-liq-halted-owner'), key('view-liq-halted-c')];
+  h.fund(o, 2_600n * USDC);
+  h.fund(c, 500_000n * USDC);
+  h.one(c, limit(BTC, 'sell', 500_000, ONE_BTC));
+  h.one(o, limit(BTC, 'buy', 500_000, ONE_BTC));
+  const placed = h.block([
+    h.tx(o, limit(BTC, 'buy', 400_000, 1)),
+    h.tx(o, limit(ETH, 'buy', 20_000, 2)),
+  ]);
+  const [bid, ethBid] = [placedId(placed, 0), placedId(placed, 1)];
+  const proposal = { kind: 'haltMarket', instrument: BTC } as const;
+  h.one(VALIDATORS[0]!, { kind: 'govPropose', proposalId: 1, proposal });
+  for (const v of [1, 2]) h.one(VALIDATORS[v]!, { kind: 'govVote', proposalId: 1, approve: true });
+  assert.equal(h.ex.state.marketByName.get(BTC)!.halted, true);
+  const { view, feed } = viewOver(h);
+  try {
+    // The index falls: o is below maintenance, its orders go, its position stays.
+    h.oracle = { ...h.oracle, BTC: 47_700n * USDC };
+    const r = h.block([]);
+    assert.deepEqual(
+      r.events.filter((e) => e.type.startsWith('liquidation')).map((e) => e.type),
+      ['liquidationCancels'],
+    );
+    assert.equal(h.account(o)!.positions[0]!.sizeLots, ONE_BTC);
+    assert.deepEqual(orderRows(feed(r), o), [
+      [bid, 'cancelled', 'buy', 400_000, 0, 0, 0],
+      [ethBid, 'cancelled', 'buy', 20_000, 0, 0, 0],
+    ]);
+  } finally {
+    view.close();
+  }
+});
+
 test("a market's settlement lists its resting orders cancelled in their owners' updates", () => {
   const START_MS = daysFromCivil(2026, 3, 2) * MS_PER_DAY;
   const FUTURE = 'BTC-2MAR26';
