@@ -98,6 +98,11 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
     pino.multistream(streams),
   );
   const log: Log = logger;
+  /** Lets the log file open, then writes out what is buffered: before any return, so no line is lost. */
+  const flushLog = async (): Promise<void> => {
+    await logFileOpened;
+    logger.flush();
+  };
 
   // A full node still needs a key to authenticate its connections.
   const transportKey = key ?? loadKeyFile(join(home, HOME_FILES.key));
@@ -139,6 +144,7 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
     results = openFileResultsStore(join(home, HOME_FILES.data, 'results.log'));
   } catch (error) {
     closeLogged(log, 'storage', () => storage.close());
+    await flushLog();
     throw error;
   }
   try {
@@ -155,6 +161,7 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
     await network.stop();
     closeLogged(log, 'results', () => results.close());
     closeLogged(log, 'storage', () => storage.close());
+    await flushLog();
     throw error;
   }
   const pool = new VerifyPool({ workers: 1 });
@@ -205,10 +212,13 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
       },
     });
   } catch (error) {
+    // State sync may have started the transport.
+    await network.stop();
     // The results before the WAL (storage), as stopAll closes them.
     closeLogged(log, 'results', () => results.close());
     closeLogged(log, 'storage', () => storage.close());
     await pool.close();
+    await flushLog();
     throw error;
   }
   priceSources.start();
@@ -324,8 +334,7 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
     );
     failure ??= resultsFailure ?? storageFailure;
     log.info({}, 'stopped');
-    await logFileOpened;
-    logger.flush();
+    await flushLog();
     if (failure !== null) throw failure;
   }
 
