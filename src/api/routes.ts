@@ -245,6 +245,7 @@ export const evidenceSchema = view<V.EvidenceView>()(
 export const blockEventSchema = view<V.BlockEventView>()(
   object({
     type: literal([
+      'liquidationCancels',
       'liquidation',
       'deleverage',
       'insuranceCover',
@@ -270,6 +271,7 @@ export const blockEventSchema = view<V.BlockEventView>()(
     endMs: optional(count()),
     priceQuote: optional(quote()),
     positions: optional(count()),
+    orders: optional(count()),
     validator: optional(address()),
     offenceHeight: optional(count()),
   }),

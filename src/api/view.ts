@@ -259,6 +259,7 @@ export interface EvidenceView {
 }
 
 export type BlockEventType =
+  | 'liquidationCancels'
   | 'liquidation'
   | 'deleverage'
   | 'insuranceCover'
@@ -303,6 +304,8 @@ export interface BlockEventView {
   priceQuote?: QuoteString;
   /** marketSettled: positions closed. */
   positions?: number;
+  /** liquidationCancels: the resting orders the liquidation cancelled (all of the account's). */
+  orders?: number;
   /** validatorJailed: the validator's address, and the height it double-signed at. */
   validator?: string;
   offenceHeight?: number;

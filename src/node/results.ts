@@ -46,6 +46,7 @@ export interface BlockDetails {
 /** The exchange events a block's details keep (and its view publishes). */
 export const PUBLISHED_EVENT_TYPES: ReadonlySet<ExchangeEvent['type']> = new Set([
   'liquidationFill',
+  'liquidationCancels',
   'liquidation',
   'deleverage',
   'insuranceCover',

@@ -711,6 +711,10 @@ export class ChainView implements NodeView {
       return a === undefined ? {} : { address: formatAddress(a.address), subaccount: a.subaccount };
     };
     switch (e.type) {
+      case 'liquidationCancels':
+        return [
+          { type: 'liquidationCancels', height, timeMs, ...who(e.account), orders: e.orders },
+        ];
       case 'liquidation':
         return [
           {

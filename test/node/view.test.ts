@@ -1426,10 +1426,28 @@ test('orders a liquidation cancels without closing anything (its market halted) 
       ['liquidationCancels'],
     );
     assert.equal(h.account(o)!.positions[0]!.sizeLots, ONE_BTC);
-    assert.deepEqual(orderRows(feed(r), o), [
+    const update = feed(r);
+    assert.deepEqual(orderRows(update, o), [
       [bid, 'cancelled', 'buy', 400_000, 0, 0, 0],
       [ethBid, 'cancelled', 'buy', 20_000, 0, 0, 0],
     ]);
+    // The block and the risk page say so too.
+    const published = { type: 'liquidationCancels', address: formatAddress(o.address), orders: 2 };
+    const pick = (e: { type: string; address?: string; orders?: number }) => ({
+      type: e.type,
+      address: e.address,
+      orders: e.orders,
+    });
+    assert.deepEqual(
+      (update.block.events ?? []).filter((e) => e.type === 'liquidationCancels').map(pick),
+      [published],
+    );
+    assert.deepEqual(
+      view.read().risk!()
+        .events.filter((e) => e.type === 'liquidationCancels')
+        .map(pick),
+      [published],
+    );
   } finally {
     view.close();
   }

@@ -31,6 +31,7 @@ const EVENTS_SHOWN = 12;
 const COLORS = ['var(--accent)', 'var(--warn)', 'var(--buy)', 'var(--sell)', '#b58cff', '#7fd1c7'];
 
 const EVENT_TONES: Record<BlockEventView['type'], 'ok' | 'warn' | 'bad' | 'muted'> = {
+  liquidationCancels: 'warn',
   liquidation: 'bad',
   deleverage: 'bad',
   insuranceCover: 'warn',
@@ -58,6 +59,8 @@ function eventDetail(e: BlockEventView, inst: InstrumentView | undefined): strin
       return `validator ${e.validator === undefined ? '?' : shortHex(e.validator, 10, 6)} jailed: double-signed at height ${formatInt(e.offenceHeight)}, stake burned`;
     case 'deleverage':
       return e.counterparty === undefined ? '' : `against ${shortHex(e.counterparty, 8, 4)}`;
+    case 'liquidationCancels':
+      return `${formatInt(e.orders)} resting orders cancelled`;
     default:
       return '';
   }
