@@ -55,6 +55,7 @@ import {
 import type { ExchangeEvent } from '../exchange/results.ts';
 import { bookHolding } from '../exchange/auction/index.ts';
 import type { RestingOrder } from '../exchange/book/index.ts';
+import { booksOf } from '../exchange/hash.ts';
 import { bytesKey } from '../exchange/keys.ts';
 import { executionOrder } from '../exchange/ordering.ts';
 import { positionOf as exchangePositionOf } from '../exchange/position.ts';
@@ -639,9 +640,7 @@ export class ChainView implements NodeView {
   private openOrdersOf(market: MarketState, account: Account, max = Infinity): OrderView[] {
     const out: OrderView[] = [];
     if (market.ownerOrderCount(account.index) === 0) return out;
-    const a = market.auction;
-    const books = a === null || !a.active ? [market.book] : [market.book, a.bids, a.asks];
-    for (const book of books) {
+    for (const book of booksOf(market)) {
       if (book.ownerOrderCount(account.index) === 0) continue;
       for (const o of book.ownerOrders(account.index)) {
         if (out.length >= max) return out;
@@ -1245,19 +1244,19 @@ export class ChainView implements NodeView {
     }
     // A settled market's book goes without a report of its orders; settlements
     // are rare (one block per expiry), so every kept order is looked at then.
+    // Gone without a note of its own (its fills, if any, note it): cancelled.
+    const gone = (owner: number, orderId: number): void => {
+      moved.add(orderId);
+      const noted = activity.orders.get(owner)?.some((n) => n.orderId === orderId);
+      if (noted !== true) cancelled(owner, orderId);
+    };
     if (settled !== undefined) {
-      for (const [orderId, before] of this.rested.inInstruments(settled)) {
-        moved.add(orderId);
-        const noted = activity.orders.get(before.owner)?.some((n) => n.orderId === orderId);
-        if (noted !== true) cancelled(before.owner, orderId);
-      }
+      for (const [orderId, before] of this.rested.inInstruments(settled))
+        gone(before.owner, orderId);
     }
     for (const owner of acting) {
       for (const orderId of this.rested.ofOwner(owner)) {
-        if (state.orders.has(orderId)) continue;
-        moved.add(orderId);
-        const noted = activity.orders.get(owner)?.some((n) => n.orderId === orderId);
-        if (noted !== true) cancelled(owner, orderId);
+        if (!state.orders.has(orderId)) gone(owner, orderId);
       }
     }
     return moved;
@@ -1663,9 +1662,7 @@ class RestedOrders {
     this.byOwner.clear();
     for (const m of state.markets) {
       if (m.retired) continue;
-      const a = m.auction;
-      const books = a === null || !a.active ? [m.book] : [m.book, a.bids, a.asks];
-      for (const book of books) {
+      for (const book of booksOf(m)) {
         for (const side of ['buy', 'sell'] as const) {
           for (const o of book.ordersOf(side)) this.keep(m, o);
         }
