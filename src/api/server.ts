@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { isIPv6 } from 'node:net';
+import ipaddr from 'ipaddr.js';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import Fastify from 'fastify';
@@ -390,26 +391,12 @@ function clientIpOf(req: IncomingMessage, trustProxy: boolean): string {
  * cannot take a fresh bucket per address of its own prefix.
  */
 export function clientKeyOf(ip: string): string {
-  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(ip);
-  if (mapped !== null) return mapped[1]!;
   const address = ip.split('%', 1)[0]!;
   if (!isIPv6(address)) return ip;
-  const count = (part: string) =>
-    part === '' ? [] : part.split(':').flatMap((g) => (g.includes('.') ? ['0', '0'] : [g]));
-  const [head, tail] = address.split('::', 2) as [string, string | undefined];
-  const front = count(head);
-  const groups =
-    tail === undefined
-      ? front
-      : [
-          ...front,
-          ...Array<string>(8 - front.length - count(tail).length).fill('0'),
-          ...count(tail),
-        ];
-  return `${groups
-    .slice(0, 4)
-    .map((g) => parseInt(g, 16).toString(16))
-    .join(':')}::/64`;
+  const v6 = ipaddr.IPv6.parse(address);
+  if (v6.isIPv4MappedAddress()) return v6.toIPv4Address().toString();
+  const prefix = [...v6.toByteArray().slice(0, 8), 0, 0, 0, 0, 0, 0, 0, 0];
+  return `${ipaddr.fromByteArray(prefix).toString()}/64`;
 }
 
 function notFoundOf(what: string): never {

@@ -161,6 +161,7 @@ test('an IPv6 client is counted by its /64, an IPv4-mapped one as its IPv4 addre
   assert.equal(clientKeyOf('2001:db8::1'), clientKeyOf('2001:DB8:0:0:ffff::2'));
   assert.notEqual(clientKeyOf('2001:db8::1'), clientKeyOf('2001:db8:0:1::1'));
   assert.equal(clientKeyOf('::ffff:10.0.0.1'), '10.0.0.1');
+  assert.equal(clientKeyOf('::ffff:a00:1'), '10.0.0.1', 'an IPv4-mapped address written in hex');
   assert.equal(clientKeyOf('10.0.0.1'), '10.0.0.1');
   const view = makeView();
   const server = await serve(view, { ipBurstRequests: 1 });
