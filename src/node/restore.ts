@@ -11,7 +11,8 @@
 // checkpoint: it and every record after it were never acknowledged, and
 // dropping them leaves what a crash just before the checkpoint leaves (the
 // block decided, not yet saved). dropUnbackedCheckpoint does that before the
-// restore; the WAL refuses if the records were proven synced, and it refuses
+// restore; the WAL refuses if a running node's sync proved the records
+// synced (an older WAL's upgrade proves none: record_log.ts), and it refuses
 // itself if a signed record follows the checkpoint (whose sync waited for the
 // block, so the block log lost a synced block).
 

@@ -5,6 +5,7 @@
 //   header = magic(4 ASCII) version(u32) base(u64) salt(16) headerCrc(u32)   36 bytes
 //   record = length(u32) payloadCrc(u32) headerCrc(u32) payload
 //   marker = (0x80000000 | 24)(u32) payloadCrc(u32) headerCrc(u32) distance(u64) mac(16)
+//            the distance's top bit is the `copied` flag (below)
 //
 // Big-endian. The file header's checksum covers the 32 bytes before it, so rot
 // in `base` or the salt is StorageCorrupt. payloadCrc is CRC-32 of the
@@ -32,6 +33,18 @@
 // the dropped prefix is the header, and rewrite() ends the new (fully synced)
 // file with a marker naming its whole length.
 //
+// Two bounds. The durable bound says where damage is refused. A restart may
+// also drop a tail that no running node acknowledged (truncateTo: an unbacked
+// WAL checkpoint, restore.ts), and must never drop what one may have: that
+// floor is the acknowledged bound, the highest proof of a marker written by a
+// sync (or a rewrite, which syncs what it keeps) of a run that appended to
+// the file. A marker with the `copied` bit is written instead where the bytes
+// were made durable by a copy or a cut that acknowledges nothing (the upgrade
+// of an older file, truncateTo): it raises the durable bound only, so damage
+// before it is refused while an unbacked tail before it can still be dropped.
+// A sync names the bytes found at open too (fsynced by open), but only once
+// the run appends: by then restore.ts has had its chance to drop them.
+//
 // Markers are authenticated. Past a damaged record header the records cannot
 // be walked, so markers there are found by their bytes
 // (boundFromMarkersAfter), and a record's payload holds bytes a client chose
@@ -41,7 +54,8 @@
 // crashed). So `mac` is HMAC-SHA256 (truncated to 16 bytes) of the distance
 // under the file's salt, 16 random bytes made when the file is created, kept
 // in its header and never sent anywhere: a client can neither read it nor test
-// guesses. The MAC covers the distance only (it is position-independent), so
+// guesses. The MAC covers the distance only (with its copied bit; it is
+// position-independent), so
 // rewrite() keeps the salt and the kept records' markers stay valid. A walked
 // marker failing its MAC is damage like any other.
 //
@@ -51,8 +65,9 @@
 // incomplete record, a last record whose payload fails its checksum, or a
 // zero-filled tail) is a torn tail, anything else is StorageCorrupt. open()
 // then writes a version 3 file with a fresh salt holding their sound records
-// and a marker naming all of them (so damage among them stays refused, as the
-// end-only rule refused it), syncs it and renames it over the old one
+// and a copied marker naming all of them (so damage among them stays refused,
+// as the end-only rule refused it, and the acknowledged bound stays the
+// header: the old file proved nothing), syncs it and renames it over the old one
 // (replaceFileWith): a crash leaves the old file, read and upgraded again, or
 // the new one. The header grew, so an in-place flip is no longer possible.
 // Builds before this one refuse a version 3 file ("unknown version 3").
@@ -95,6 +110,11 @@ const MARKER_FLAG = 0x8000_0000;
 const MARKER_MAC_BYTES = 16;
 const MARKER_PAYLOAD_BYTES = 8 + MARKER_MAC_BYTES;
 const MARKER_BYTES = RECORD_HEADER_BYTES + MARKER_PAYLOAD_BYTES;
+/**
+ * Set in the top byte of a marker's distance: the bytes it names were made
+ * durable by a copy or a cut, not acknowledged by a sync (the header of this file).
+ */
+const COPIED_FLAG = 0x80;
 /** A version 2 marker's payload (a bare distance): skipped when such a file is read. */
 const OLD_MARKER_PAYLOAD_BYTES = 8;
 /** Domain separation for the markers' MAC. */
@@ -162,22 +182,36 @@ function markerMac(salt: Uint8Array, distance: Uint8Array): Buffer {
     .subarray(0, MARKER_MAC_BYTES);
 }
 
-/** The distance a marker's payload names if its MAC is the salt's, else null. */
-function markerDistance(salt: Uint8Array, payload: Buffer): number | null {
+interface MarkerClaim {
+  readonly distance: number;
+  /** Written by a copy or a cut: proves the bytes durable, not acknowledged. */
+  readonly copied: boolean;
+}
+
+/** What a marker's payload names if its MAC is the salt's, else null. */
+function markerClaim(salt: Uint8Array, payload: Buffer): MarkerClaim | null {
   const distance = payload.subarray(0, 8);
   if (!markerMac(salt, distance).equals(payload.subarray(8, MARKER_PAYLOAD_BYTES))) return null;
-  return readU64(payload, 0);
+  const copied = (payload[0]! & COPIED_FLAG) !== 0;
+  const bytes = Buffer.from(distance);
+  bytes[0]! &= ~COPIED_FLAG;
+  return { distance: readU64(bytes, 0), copied };
 }
 
 export function encodeRecord(payload: Uint8Array): Buffer {
   return encodeFramed(payload.length, payload);
 }
 
-/** A sync marker at some offset: every byte before `offset − distance` was durable when it was written. */
-function encodeMarker(salt: Uint8Array, distance: number): Buffer {
+/**
+ * A sync marker at some offset: every byte before `offset − distance` was
+ * durable when it was written; `copied` if a copy or a cut made them so
+ * rather than a sync of the run that appended them.
+ */
+function encodeMarker(salt: Uint8Array, distance: number, copied = false): Buffer {
   assert(Number.isSafeInteger(distance) && distance >= 0, 'marker distance');
   const payload = Buffer.alloc(MARKER_PAYLOAD_BYTES);
   writeU64(payload, distance, 0);
+  if (copied) payload[0]! |= COPIED_FLAG;
   payload.set(markerMac(salt, payload.subarray(0, 8)), 8);
   return encodeFramed(MARKER_FLAG | MARKER_PAYLOAD_BYTES, payload);
 }
@@ -292,8 +326,11 @@ export class RecordLog {
   private durableBytes: number;
   /** Appends the last marker's bound covers, so close() knows whether to leave one. */
   private markedCount: number;
-  /** The durable bound proven at open: bytes before it were synced by an earlier run. */
-  readonly syncedAtOpen: number;
+  /**
+   * The acknowledged bound proven at open: bytes before it were synced by a
+   * run that appended to the file, which may have acted on them.
+   */
+  readonly ackedAtOpen: number;
   /**
    * Bumped whenever the fd is closed: a rewrite reopens the file and usually
    * gets the same fd number back, so the number cannot tell a background
@@ -311,21 +348,21 @@ export class RecordLog {
   /** The file's secret (its header): keys the markers' MAC, kept across rewrite(). */
   private readonly salt: Uint8Array;
 
-  /** `sizeBytes` must be durable (open syncs the file); `syncedAtOpen` is the bound its markers prove. */
+  /** `sizeBytes` must be durable (open syncs the file); `ackedAtOpen` is the bound its markers prove. */
   constructor(
     path: string,
     fd: number,
     sizeBytes: number,
     options: RecordLogOptions,
     salt: Uint8Array,
-    syncedAtOpen = sizeBytes,
+    ackedAtOpen = sizeBytes,
   ) {
     this.path = path;
     this.fd = fd;
     this.salt = salt;
     this.sizeBytes = sizeBytes;
     this.durableBytes = sizeBytes;
-    this.syncedAtOpen = syncedAtOpen;
+    this.ackedAtOpen = ackedAtOpen;
     // Records found at open are marked durable only once this run syncs
     // something: a run that appends nothing (a failed start, a tool) must not
     // prove a tail that nobody acknowledged (restore.ts may drop it).
@@ -498,29 +535,38 @@ export class RecordLog {
   /**
    * Cuts the file at `offset` (a record's start), durably: records a restart
    * finds were never acknowledged (docs/operations.md). Refuses to cut below
-   * the bound proven durable at open, which an earlier run may have acted on.
+   * the acknowledged bound proven at open, which an earlier run may have
+   * acted on. The cut may take the marker that proved the records before it
+   * durable (an upgrade's): a copied marker after them keeps damage among
+   * them refused, and proves no acknowledgement.
    */
   truncateTo(offset: number): void {
     this.checkWritable();
     assert(offset >= FILE_HEADER_BYTES && offset <= this.sizeBytes, 'truncate offset');
-    if (offset < this.syncedAtOpen) {
+    if (offset < this.ackedAtOpen) {
       throw new StorageError(
         'StorageCorrupt',
         this.path,
         offset,
-        `refusing to drop records below the durable bound ${this.syncedAtOpen}`,
+        `refusing to drop records below ${this.ackedAtOpen}, which a sync of a running node proved durable`,
       );
     }
+    let size = offset;
     try {
       ftruncateSync(this.fd, offset);
+      // Every byte before the cut was synced at open at the latest.
+      if (offset > FILE_HEADER_BYTES) {
+        writeAll(this.fd, encodeMarker(this.salt, 0, true), offset);
+        size += MARKER_BYTES;
+      }
       fsyncSync(this.fd);
     } catch (error) {
       this.failed = true;
       throw ioFailed(this.path, error);
     }
-    this.sizeBytes = offset;
+    this.sizeBytes = size;
     this.durableCount = this.appendedCount;
-    this.durableBytes = offset;
+    this.durableBytes = size;
     this.cuts++;
   }
 
@@ -591,21 +637,34 @@ function isZeroTail(fd: number, from: number, to: number): boolean {
   return true;
 }
 
+/** The durable and acknowledged bounds markers prove (the header of this file). */
+interface Bounds {
+  durable: number;
+  acked: number;
+}
+
+/** Raises `bounds` to what a marker at `offset` claims. */
+function raise(bounds: Bounds, start: number, offset: number, claim: MarkerClaim): void {
+  const named = Math.max(start, offset - claim.distance);
+  bounds.durable = Math.max(bounds.durable, named);
+  if (!claim.copied) bounds.acked = Math.max(bounds.acked, named);
+}
+
 /**
- * The highest bound named by an intact, authentic marker starting in [from,
- * size), found by searching for a marker's length word and checking both
- * checksums and the MAC under the file's salt (bytes a client chose in a
- * payload cannot pass it). Null if there is none.
+ * Raises `bounds` to what the intact, authentic markers starting in [from,
+ * size) claim, found by searching for a marker's length word and checking
+ * both checksums and the MAC under the file's salt (bytes a client chose in
+ * a payload cannot pass it).
  */
-function boundFromMarkersAfter(
+function raiseByMarkersAfter(
+  bounds: Bounds,
   fd: number,
   from: number,
   size: number,
   salt: Uint8Array,
-): number | null {
+): void {
   const word = Buffer.alloc(4);
   word.writeUInt32BE((MARKER_FLAG | MARKER_PAYLOAD_BYTES) >>> 0, 0);
-  let found: number | null = null;
   for (let at = from; at < size; at += ZERO_SCAN_CHUNK_BYTES) {
     // Chunks overlap by a marker less one byte, so none is split unseen.
     const chunk = Buffer.from(
@@ -621,13 +680,10 @@ function boundFromMarkersAfter(
       const payload = marker.subarray(RECORD_HEADER_BYTES);
       if (crc32(marker.subarray(0, 8)) !== marker.readUInt32BE(8)) continue;
       if (crc32(payload) !== marker.readUInt32BE(4)) continue;
-      const distance = markerDistance(salt, payload);
-      if (distance === null) continue;
-      const named = Math.max(FILE_HEADER_BYTES, at + i - distance);
-      found = Math.max(found ?? FILE_HEADER_BYTES, named);
+      const claim = markerClaim(salt, payload);
+      if (claim !== null) raise(bounds, FILE_HEADER_BYTES, at + i, claim);
     }
   }
-  return found;
 }
 
 /** What the file header says. */
@@ -644,8 +700,8 @@ interface Scan {
   readonly records: RecordRef[];
   /** Where the sound records end; the rest is a torn tail. */
   readonly end: number;
-  /** Bytes proven durable by a marker (every record when it covers them all). */
-  readonly synced: number;
+  /** Bytes proven acknowledged by a marker (every record when it covers them all). */
+  readonly acked: number;
 }
 
 interface Damage {
@@ -667,7 +723,7 @@ function scan(
   const start = header.bytes;
   // Older files are read with the end-only rule: no marker of theirs is trusted
   // (version 1 has none; version 2's could be forged, see the header of this file).
-  let bound: number | null = salt === null ? null : start;
+  const bounds: Bounds | null = salt === null ? null : { durable: start, acked: start };
   const markerPayloadBytes = salt === null ? OLD_MARKER_PAYLOAD_BYTES : MARKER_PAYLOAD_BYTES;
   let damage: Damage | null = null;
   const damaged = (offset: number, reason: string, followed: boolean): void => {
@@ -685,9 +741,8 @@ function scan(
       damaged(offset, 'record header fails its checksum', followed);
       // The records after it can no longer be walked, but a marker among them
       // may still prove the damaged one synced: look for markers by their bytes.
-      if (followed && salt !== null) {
-        const named = boundFromMarkersAfter(fd, offset + 1, size, salt);
-        if (named !== null) bound = Math.max(bound ?? start, named);
+      if (followed && salt !== null && bounds !== null) {
+        raiseByMarkersAfter(bounds, fd, offset + 1, size, salt);
       }
       break;
     }
@@ -713,11 +768,11 @@ function scan(
       if (crc32(payload) !== recordHeader.readUInt32BE(4)) {
         damaged(offset, 'record payload fails its checksum', end < size);
       } else if (marker) {
-        const distance = salt === null ? null : markerDistance(salt, payload);
-        if (salt !== null && distance === null) {
+        const claim = salt === null ? null : markerClaim(salt, payload);
+        if (bounds !== null && claim === null) {
           damaged(offset, 'sync marker fails its authentication', end < size);
-        } else if (distance !== null) {
-          bound = Math.max(bound ?? start, Math.max(start, offset - distance));
+        } else if (bounds !== null && claim !== null) {
+          raise(bounds, start, offset, claim);
         }
       } else {
         found.push({ ref: { offset, length }, checked: true });
@@ -727,6 +782,7 @@ function scan(
     }
     offset = end;
   }
+  const bound = bounds === null ? null : bounds.durable;
   // Payloads not checked yet (the block log's): those that may be torn, past
   // the bound (the last one only, for an older file read with the end-only rule).
   for (const { ref, checked } of found) {
@@ -744,8 +800,9 @@ function scan(
     .filter((ref) => first === null || ref.offset < first.offset);
   const last = records.at(-1);
   const recordsEnd = last === undefined ? start : last.offset + RECORD_HEADER_BYTES + last.length;
-  const synced = bound === null ? start : bound >= recordsEnd ? size : bound;
-  if (first === null) return { records, end: size, synced };
+  const ackedBound = bounds === null ? start : bounds.acked;
+  const acked = ackedBound >= recordsEnd ? size : ackedBound;
+  if (first === null) return { records, end: size, acked };
   const torn = bound === null ? !first.followed : first.offset >= bound;
   if (!torn) {
     const why =
@@ -754,7 +811,7 @@ function scan(
         : `below the durable bound ${bound} a sync marker proves`;
     throw new StorageError('StorageCorrupt', path, first.offset, `${first.reason}, ${why}`);
   }
-  return { records, end: first.offset, synced: Math.min(synced, first.offset) };
+  return { records, end: first.offset, acked: Math.min(acked, first.offset) };
 }
 
 function readHeader(fd: number, path: string, size: number, magic: string): FileHeader {
@@ -825,9 +882,11 @@ function upgrade(
     }
     copyRun();
     // The old rule refused damage among these records; without a marker
-    // naming them, version 3 would take it for a torn tail and cut it.
+    // naming them, version 3 would take it for a torn tail and cut it. Copied:
+    // the old file proved none of them acknowledged, and a later start may
+    // still have to drop an unbacked tail among them (restore.ts).
     if (records.length > 0) {
-      writeAll(out, encodeMarker(salt, 0), size);
+      writeAll(out, encodeMarker(salt, 0, true), size);
       size += MARKER_BYTES;
     }
   });
@@ -856,15 +915,15 @@ function openOrCreate(path: string, options: RecordLogOptions, base: number): Op
   try {
     const size = fstatSync(fd).size;
     const header = readHeader(fd, path, size, options.magic);
-    const { records, end, synced } = scan(fd, path, size, options, header);
+    const { records, end, acked } = scan(fd, path, size, options, header);
     if (header.salt === null) {
       const salt = randomBytes(SALT_BYTES);
       const upgraded = upgrade(fd, path, options.magic, header.base, records, salt);
       closeSync(fd);
       fd = -1;
       fd = openSync(path, 'r+');
-      // This run may still drop records of an older file (restore.ts): its
-      // bound stays the one the end-only reading gave (none).
+      // Nothing of an older file is proven acknowledged (its closing marker
+      // is a copied one): this run and the next may still drop records of it.
       const log = new RecordLog(path, fd, upgraded.size, options, salt, FILE_HEADER_BYTES);
       return { log, records: upgraded.records, base: header.base, truncatedBytes: size - end };
     }
@@ -872,7 +931,7 @@ function openOrCreate(path: string, options: RecordLogOptions, base: number): Op
     // What a crashed process left in the page cache is not durable yet; the
     // bound the next marker names must be.
     fsyncSync(fd);
-    const log = new RecordLog(path, fd, end, options, header.salt, synced);
+    const log = new RecordLog(path, fd, end, options, header.salt, acked);
     return { log, records, base: header.base, truncatedBytes: size - end };
   } catch (error) {
     if (fd >= 0) closeSync(fd);

@@ -34,10 +34,11 @@ export class FileStorage implements Storage {
     let wal: FileWal | null = null;
     try {
       // The block log before the WAL: upgrading an older block log copies it
-      // whole and is what a full disk stops. Upgrading an older WAL writes a
-      // marker proving its records durable, so a start that failed after it
-      // would leave the next one unable to drop an unbacked checkpoint
-      // (restore.ts) that the older file never proved.
+      // whole and is what a full disk stops, best before the WAL is touched.
+      // A start that fails after the WAL's upgrade (the results log's, a port
+      // in use) is harmless too: the upgrade's marker is a copied one
+      // (record_log.ts), so the next start can still drop an unbacked
+      // checkpoint (restore.ts) that the older file never proved acknowledged.
       blocks = openFileBlockStore(join(dir, 'blocks.log'));
       this.blocks = blocks;
       const opened = openWal(join(dir, 'wal.log'));

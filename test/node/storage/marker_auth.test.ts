@@ -256,6 +256,43 @@ for (const version of [1, 2] as const) {
     }));
 }
 
+for (const version of [1, 2] as const) {
+  test(`an upgraded version ${version} file's marker refuses damage but proves nothing acknowledged: a later start may still drop its tail`, () =>
+    withDir((dir) => {
+      const path = join(dir, 'wal.log');
+      writeFileSync(path, oldFile(version, 4));
+      // Starts that upgrade the file and fail before anything is dropped or appended.
+      openWal(path).wal.close();
+      openWal(path).wal.close();
+      const upgraded = readFileSync(path);
+      const offsets = recordOffsets(upgraded);
+      // The next start drops the last two records (an unbacked checkpoint and what follows).
+      const opened = openWal(path);
+      opened.wal.dropFrom(2);
+      assert.deepEqual(opened.wal.readAll(), records(0, 2));
+      opened.wal.close();
+      const dropped = readFileSync(path);
+      const again = openWal(path);
+      assert.equal(again.truncatedBytes, 0);
+      assert.deepEqual(again.wal.readAll(), records(0, 2));
+      again.wal.close();
+      // The records kept are still proven durable after the cut: damage among them refuses.
+      const damaged = Buffer.from(dropped);
+      damaged[offsets[0]! + RECORD_HEADER_BYTES]! ^= 0x01;
+      writeFileSync(path, damaged);
+      refusesAt(path, offsets[0]!, 'a kept record after the drop');
+      // Once a run has appended and synced, what it found is acknowledged: no longer dropped.
+      writeFileSync(path, dropped);
+      const running = openWal(path);
+      running.wal.append(record(7), true);
+      running.wal.close();
+      const later = openWal(path);
+      assert.throws(() => later.wal.dropFrom(1), { code: 'StorageCorrupt' });
+      assert.deepEqual(later.wal.readAll(), [...records(0, 2), record(7)]);
+      later.wal.close();
+    }));
+}
+
 test('closing the storage reports a failed block-log sync, and leaves the WAL unsynced', () =>
   withDir((dir) => {
     const storage = openStorage(dir);

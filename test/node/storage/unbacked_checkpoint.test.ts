@@ -6,7 +6,8 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import { readFileSync, symlinkSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import { crc32 } from 'node:zlib';
 import { decode } from '../../../src/codec/wire.ts';
 import type { Genesis } from '../../../src/consensus/index.ts';
 import { walRecordCodec } from '../../../src/consensus/index.ts';
@@ -14,8 +15,10 @@ import { utf8 } from '../../../src/lib/bytes.ts';
 import { NodeLoop, lastCheckpoint } from '../../../src/node/loop.ts';
 import { MemoryHub } from '../../../src/node/network.ts';
 import { dropUnbackedCheckpoint, restoreApp } from '../../../src/node/restore.ts';
+import { openFileResultsStore } from '../../../src/node/results.ts';
 import type { FileStorage } from '../../../src/node/storage/index.ts';
 import { openStorage, openWal } from '../../../src/node/storage/index.ts';
+import { RECORD_HEADER_BYTES, encodeRecord } from '../../../src/node/storage/record_log.ts';
 import {
   FAST_TIMEOUTS,
   HashChainApp,
@@ -26,7 +29,7 @@ import {
   verifierFor,
   waitFor,
 } from '../helpers.ts';
-import { recordOffsets } from './layout.ts';
+import { OLD_FILE_HEADER_BYTES, recordOffsets } from './layout.ts';
 
 interface Running {
   readonly loop: NodeLoop;
@@ -223,6 +226,66 @@ test('a checkpoint whose block is missing is not dropped when a signed message f
       storage.close();
     }
   } finally {
+    tmp.remove();
+  }
+});
+
+/** `records` as a version 2 WAL held them: a 16-byte header, each record with an unkeyed marker after it. */
+function versionTwoWal(records: readonly Uint8Array[]): Buffer {
+  const header = Buffer.alloc(OLD_FILE_HEADER_BYTES);
+  header.write('ZWAL', 0, 'latin1');
+  header.writeUInt32BE(2, 4);
+  const marker = Buffer.alloc(RECORD_HEADER_BYTES + 8);
+  marker.writeUInt32BE((0x8000_0000 | 8) >>> 0, 0);
+  marker.writeUInt32BE(crc32(marker.subarray(RECORD_HEADER_BYTES)), 4);
+  marker.writeUInt32BE(crc32(marker.subarray(0, 8)), 8);
+  return Buffer.concat([header, ...records.flatMap((r) => [encodeRecord(r), marker])]);
+}
+
+test('an unbacked checkpoint in a version 2 WAL is still dropped after a start that upgraded the WAL and then failed', async () => {
+  const tmp = tempDir('zomma-unbacked-');
+  const genesis = testGenesis([testKey(0)]);
+  const dir = `${tmp.dir}/v0`;
+  let node = start(genesis, dir, new MemoryHub());
+  try {
+    await waitFor(() => node.app.height >= 4, 20_000, 'height 4');
+    node.stop();
+    // The crash under an older build: the last checkpoint on disk, its block not.
+    const opened = openWal(`${dir}/wal.log`);
+    const records = opened.wal.readAll();
+    opened.wal.close();
+    const last = checkpoints(records).at(-1)!;
+    const kept = records.slice(0, last.index);
+    assert.ok(
+      kept.some((bytes) => decode(walRecordCodec, bytes, 'wal').kind === 'signed'),
+      'signed records precede the checkpoint',
+    );
+    writeFileSync(`${dir}/wal.log`, versionTwoWal(records.slice(0, last.index + 1)));
+    const blocks = `${dir}/blocks.log`;
+    truncateSync(blocks, recordOffsets(readFileSync(blocks))[last.height - 1]!);
+
+    // A start that upgrades the WAL, then fails before the restore: the
+    // results log's own upgrade runs out of space.
+    const results = `${dir}/results.log`;
+    const resultsHeader = Buffer.alloc(OLD_FILE_HEADER_BYTES);
+    resultsHeader.write('ZRES', 0, 'latin1');
+    resultsHeader.writeUInt32BE(1, 4);
+    writeFileSync(results, resultsHeader);
+    symlinkSync('/dev/full', `${results}.tmp`);
+    const failed = openStorage(dir);
+    assert.throws(() => openFileResultsStore(results), { code: 'StorageIoFailed' });
+    failed.close();
+    assert.equal(readFileSync(`${dir}/wal.log`).readUInt32BE(4), 3, 'the WAL was upgraded');
+
+    // The next start drops the checkpoint and keeps every record before it.
+    node = start(genesis, dir, new MemoryHub());
+    assert.equal(node.dropped, 1);
+    assert.equal(node.restoredHeight, last.height - 1);
+    assert.deepEqual(node.storage.wal.readAll().slice(0, kept.length), kept);
+    await waitFor(() => node.app.height >= last.height + 1, 20_000, 'the node goes on');
+    assert.equal(node.loop.haltReport, null);
+  } finally {
+    node.stop();
     tmp.remove();
   }
 });
