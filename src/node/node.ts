@@ -147,6 +147,7 @@ export class ZommaNode {
       this.log,
       // A crash can lose the results of the last heights; they come back here.
       (app) => this.saveResults(app),
+      this.results.lastHeight(),
     );
     this.app = restored.app;
     this.restoredFrom = {

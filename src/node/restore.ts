@@ -15,6 +15,16 @@
 // synced (an older WAL's upgrade proves none: record_log.ts), and it refuses
 // itself if a signed record follows the checkpoint (whose sync waited for the
 // block, so the block log lost a synced block).
+//
+// The results log (results.ts) is written again only for the heights the
+// restore re-executes, those after the snapshot it starts from. Snapshots are
+// saved after the results before them are flushed, so the log normally
+// reaches that snapshot; if it stops below it (its tail lost), starting there
+// would leave the heights between without results, served as committed
+// without them. The restore then starts from a snapshot at or below the
+// results' last height (or genesis), re-executing (and so re-recording) every
+// height after it, when the block store holds the blocks after that start;
+// otherwise it refuses with RestoreFailed naming the heights.
 
 import { decode } from '../codec/wire.ts';
 import { walRecordCodec } from '../consensus/index.ts';
@@ -40,10 +50,22 @@ export function restoreApp<A extends NodeApplication>(
   log: Log = silentLog,
   /** Called after each stored block executed again (the node saves its results if missing). */
   onReplayed: (app: A) => void = () => {},
+  /** The last height the results log holds; 0 if it holds none (a new or state-synced node). */
+  resultsHeight = 0,
 ): RestoreResult<A> {
   let app: A | null = null;
   let snapshotHeight = 0;
-  const heights = storage.snapshots.heights().filter((h) => h <= target.height);
+  const below = storage.snapshots.heights().filter((h) => h <= target.height);
+  const newest = below.at(-1) ?? 0;
+  // A results log holding nothing is one that never has: nothing to write again.
+  const resultsBehind = resultsHeight > 0 && resultsHeight < newest;
+  const heights = resultsBehind ? below.filter((h) => h <= resultsHeight) : below;
+  if (resultsBehind) {
+    log.warn(
+      { resultsHeight, snapshotHeight: newest, checkpointHeight: target.height },
+      'the results log stops below the newest snapshot; restoring from an earlier state to write the missing results again',
+    );
+  }
   for (let i = heights.length - 1; i >= 0 && app === null; i--) {
     const height = heights[i]!;
     try {
@@ -60,6 +82,15 @@ export function restoreApp<A extends NodeApplication>(
     }
   }
   app ??= fresh();
+  if (resultsBehind) {
+    const first = storage.blocks.firstHeight();
+    if (first === 0 || first > app.height + 1) {
+      throw new NodeError(
+        'RestoreFailed',
+        `the results log holds results up to height ${resultsHeight}, below the snapshot of height ${newest} the node would restore from: writing the results of heights ${resultsHeight + 1} to ${newest} again needs a usable snapshot at or below height ${resultsHeight} (or genesis) and the blocks after it, and the block store starts at height ${first}. Restore data/results.log from a backup, or move it aside to start without the results of heights up to ${newest}`,
+      );
+    }
+  }
   let replayed = 0;
   for (let height = app.height + 1; height <= target.height; height++) {
     const stored = loadCommitted(storage, height);
