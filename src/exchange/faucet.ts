@@ -1,5 +1,6 @@
-// faucet: devnet test money, at most faucetQuoteMax per account in total.
-// Cost: O(1).
+// faucet: devnet test money, at most faucetQuoteMax per address in total, over
+// all its subaccounts (each keeps what it drew; the cap reads their sum).
+// Cost: O(subaccounts of the address), at most SUBACCOUNT_MAX + 1.
 
 import { badAmount, noRoomFor, settleDeficit } from './collateral.ts';
 import type { Ctx } from './context.ts';
@@ -44,15 +45,25 @@ export function faucetRefusal(
   if (halted !== null) return halted;
   if (!state.genesis.devnet) return no('NotPermitted', 'the faucet is devnet only');
   if (badAmount(amountQuote)) return no('InvalidAmount', 'amount must be positive');
-  const drawn = principal?.subaccount(subaccount)?.faucetQuote ?? 0n;
+  const drawn = principal === undefined ? 0n : drawnQuote(principal);
   if (drawn + amountQuote > state.genesis.faucetQuoteMax) {
     return no(
       'FaucetCapExceeded',
-      `at most ${state.genesis.faucetQuoteMax} quote units per account in all; ${drawn} drawn already`,
+      `at most ${state.genesis.faucetQuoteMax} quote units per address in all; ${drawn} drawn already`,
     );
   }
   if (noRoomFor(state, principal, subaccount)) {
     return no('TooManyAccounts', 'the account table is full');
   }
   return null;
+}
+
+/**
+ * What an address drew from the faucet, over all its subaccounts: a cap per
+ * subaccount would let one key draw it again in each of them.
+ */
+function drawnQuote(principal: Principal): bigint {
+  let drawn = 0n;
+  for (const account of principal.subaccounts.values()) drawn += account.faucetQuote;
+  return drawn;
 }

@@ -139,7 +139,7 @@ export interface Genesis {
   markets: MarketParams[];
   /** Ascending volumeQuoteMin, the first at 0. */
   feeTiers: FeeTier[];
-  /** Devnet faucet: most quote units one account (per subaccount) may draw in total. */
+  /** Devnet faucet: most quote units one address may draw in total, over all its subaccounts. */
   faucetQuoteMax: bigint;
   validators: ValidatorInfo[];
   insuranceFundQuote: bigint;

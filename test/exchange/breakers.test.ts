@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { decodeGenesis, devnetGenesis, encodeGenesis } from '../../src/exchange/index.ts';
 import { openingLots } from '../../src/exchange/breakers.ts';
+import { priceBand } from '../../src/exchange/auction/bands.ts';
 import { REJECT_CODES } from '../../src/exchange/errors.ts';
 import { Harness, USDC, VALIDATORS, genesis, key, limit } from './helpers.ts';
 
@@ -48,6 +49,23 @@ test('limit orders and amends priced more than priceBandPpm from the mark are re
   );
   // The other market has no band.
   assert.equal(code(h.one(maker, limit('ETH-PERPETUAL', 'buy', 100_000, 1))), undefined);
+});
+
+test('a cheap market band is at least one tick each side: a two-sided quote fits', () => {
+  // Mark 10 ticks, band 5%: floor(10 × 5%) = 0 would leave [10, 10], where a
+  // bid and an ask can only cross, and any order fails once the mark moves.
+  assert.deepEqual(priceBand(10, 50_000), [9, 11]);
+  assert.deepEqual(priceBand(1, 50_000), [1, 2]);
+  assert.deepEqual(priceBand(500_000, 50_000), [475_000, 525_000]);
+  const h = new Harness(breakerGenesis());
+  h.oracle = { ...h.oracle, BTC: 1n * USDC };
+  const maker = key('cheap-maker');
+  h.fund(maker, 1_000_000n * USDC);
+  assert.equal(h.ex.state.marketByName.get(BTC)!.markTicks, 10);
+  assert.equal(code(h.one(maker, limit(BTC, 'buy', 9, 1))), undefined);
+  assert.equal(code(h.one(maker, limit(BTC, 'sell', 11, 1))), undefined);
+  assert.equal(code(h.one(maker, limit(BTC, 'buy', 8, 1))), 'PriceOutsideBand');
+  assert.equal(code(h.one(maker, limit(BTC, 'sell', 12, 1))), 'PriceOutsideBand');
 });
 
 test('open interest cannot be raised above the cap; closing trades always pass', () => {

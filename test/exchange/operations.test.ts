@@ -12,7 +12,9 @@ import type { ActionResult, TxResult } from '../../src/exchange/index.ts';
 import {
   GenesisError,
   decodeGenesis,
+  decodeSnapshot,
   encodeGenesis,
+  encodeSnapshot,
   genesisCodec,
   validateGenesis,
 } from '../../src/exchange/index.ts';
@@ -98,7 +100,7 @@ test('faucet: credits up to the cap, devnet only', () => {
   const over = action(h.one(a, { kind: 'faucet', amountQuote: 400_001n * USDC }));
   assert.deepEqual(over.ok ? undefined : [over.code, over.message], [
     'FaucetCapExceeded',
-    'at most 1000000000000 quote units per account in all; 600000000000 drawn already',
+    'at most 1000000000000 quote units per address in all; 600000000000 drawn already',
   ]);
   accepted(h.one(a, { kind: 'faucet', amountQuote: 400_000n * USDC }));
   assert.equal(h.account(a)!.cashQuote, 1_000_000n * USDC);
@@ -106,6 +108,37 @@ test('faucet: credits up to the cap, devnet only', () => {
   // Without a faucet a draw opens no address (an open one: see the deposits test).
   const main = new Harness(genesis({ devnet: false }));
   unknownAddress(main.one(a, { kind: 'faucet', amountQuote: 1n }));
+});
+
+test('faucet: the cap is per address, over all its subaccounts, and survives a snapshot', () => {
+  const h = new Harness();
+  const a = key('faucet-per-address');
+  accepted(h.one(a, { kind: 'faucet', amountQuote: 700_000n * USDC }));
+  // Another subaccount of the same address draws from what is left, not a cap of its own.
+  const over = action(
+    h.one(a, { kind: 'faucet', amountQuote: 300_001n * USDC }, { subaccount: 1 }),
+  );
+  assert.deepEqual(over.ok ? undefined : [over.code, over.message], [
+    'FaucetCapExceeded',
+    'at most 1000000000000 quote units per address in all; 700000000000 drawn already',
+  ]);
+  accepted(h.one(a, { kind: 'faucet', amountQuote: 200_000n * USDC }, { subaccount: 1 }));
+  assert.equal(h.account(a, 1)!.faucetQuote, 200_000n * USDC);
+  // A restored node refuses what the original refuses and takes what it takes.
+  const restored = new Harness(
+    undefined,
+    undefined,
+    decodeSnapshot(encodeSnapshot(h.ex), { checkInvariants: true }),
+  );
+  const nonce = h.timeMs + 100;
+  for (const x of [h, restored]) {
+    const over = { kind: 'faucet', amountQuote: 100_001n * USDC } as const;
+    const refused = action(x.one(a, over, { subaccount: 2, nonce }));
+    assert.equal(refused.ok ? undefined : refused.code, 'FaucetCapExceeded');
+    const rest = { kind: 'faucet', amountQuote: 100_000n * USDC } as const;
+    accepted(x.one(a, rest, { subaccount: 2, nonce: nonce + 1 }));
+  }
+  assert.deepEqual(restored.ex.digestBytes(), h.ex.digestBytes());
 });
 
 test('withdraw and transfer: from free collateral only, by the master key only', () => {

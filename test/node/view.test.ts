@@ -966,8 +966,9 @@ test('an account view cut at a market or subaccount boundary says so; one that e
   const BTC = 'BTC-PERPETUAL';
   const alice = key('view-cap-boundary');
   const h = new Harness();
-  h.fund(alice, 1_000_000n * USDC);
-  h.fund(alice, 1_000_000n * USDC, 1);
+  // The faucet's cap is per address: half of it in each subaccount.
+  h.fund(alice, 500_000n * USDC);
+  h.fund(alice, 500_000n * USDC, 1);
   for (let i = 0; i < 3; i++) h.one(alice, limit(BTC, 'buy', 400_000 - i * 100, 1));
   h.one(alice, limit(BTC, 'buy', 390_000, 1), { subaccount: 1 });
   const address = formatAddress(h.account(alice)!.address);

@@ -12,9 +12,14 @@ export interface BreakerRejection {
   readonly message: string;
 }
 
-/** The band [mark − d, mark + d] with d = floor(mark × bandPpm / 10^6), the low end at least 1 tick. */
+/**
+ * The band [mark − d, mark + d] with d = max(1, floor(mark × bandPpm / 10^6)),
+ * the low end at least 1 tick. At least one tick each side: a cheap market's
+ * (an option's mark of a few ticks) would otherwise be the mark alone, where a
+ * bid and an ask can only cross and a limit set before the mark moved fails.
+ */
 export function priceBand(markTicks: number, bandPpm: number): [number, number] {
-  const d = Number(divBig(BigInt(markTicks) * BigInt(bandPpm), 1_000_000n, 'floor'));
+  const d = Math.max(1, Number(divBig(BigInt(markTicks) * BigInt(bandPpm), 1_000_000n, 'floor')));
   return [Math.max(1, markTicks - d), markTicks + d];
 }
 

@@ -25,6 +25,7 @@
 import { divBig, divFloor } from '../../lib/int.ts';
 import { AUCTION_UNCROSS_ROUNDS_MAX } from '../../lib/limits.ts';
 import type { FillList, OrderBook, RestingOrder, Side, StpMode } from '../book/index.ts';
+import { STOP_AT_ONCE } from '../book/index.ts';
 import { feeTier, takerFeeQuote } from '../fees.ts';
 import { forgetOrder, forgetRemoved } from '../orders.ts';
 import { equityGuard } from '../fill_guard.ts';
@@ -129,8 +130,10 @@ export function breachesAtOnce(
 /**
  * The stop for a taker on `side` up to limitTicks (the book's stopTicks): the
  * near bound of the triggers, or, when its first trade would be with an order
- * beyond the far bound (breachesAtOnce), just before that order, so nothing
- * trades and the book answers AuctionTriggered. 0 (no stop) without triggers.
+ * beyond the far bound (breachesAtOnce), STOP_AT_ONCE, so nothing trades and
+ * the book answers AuctionTriggered (a price just before that order would not
+ * do: an ask at 1 tick or a bid at PRICE_TICKS_MAX has none). 0 (no stop)
+ * without triggers.
  */
 export function takerStopTicks(
   market: MarketState,
@@ -144,8 +147,7 @@ export function takerStopTicks(
   if (!breachesAtOnce(market, side, limitTicks, nowMs, owner, stp)) {
     return stopTicksFor(market, side, nowMs);
   }
-  const first = market.book.firstOtherTicks(side, owner, limitTicks, stp)!;
-  return side === 'buy' ? Math.max(1, first - 1) : first + 1;
+  return STOP_AT_ONCE;
 }
 
 /** Records the fills of the book's last operation (each within every trigger's bounds). */

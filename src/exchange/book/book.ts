@@ -15,7 +15,7 @@
 //   owner stats  O(1); ownerOrders O(orders of the owner)
 
 import { AssertionError, assert } from '../../lib/assert.ts';
-import { BOOK_DEPTH_LEVELS_MAX, ORDER_SPARES_MAX } from '../../lib/limits.ts';
+import { BOOK_DEPTH_LEVELS_MAX, ORDER_SPARES_MAX, PRICE_TICKS_MAX } from '../../lib/limits.ts';
 import { ExpiryHeap } from './expiry.ts';
 import { ChangeSet, FillList, RemovedList } from './lists.ts';
 import type { Level } from './nodes.ts';
@@ -32,6 +32,7 @@ import type {
   TakerResult,
   TakerStatus,
 } from './types.ts';
+import { STOP_AT_ONCE } from './types.ts';
 
 class MutableResult implements TakerResult {
   status: TakerStatus = 'rejected';
@@ -65,6 +66,8 @@ function failIf(bad: boolean, field: string, value: number): void {
 
 /** The tighter of a limit and a stop price for a taker on `side`. */
 function stopLimit(side: Side, limitTicks: number, stopTicks: number): number {
+  // A limit that no resting price (1..PRICE_TICKS_MAX) meets.
+  if (stopTicks === STOP_AT_ONCE) return side === 'buy' ? 0 : PRICE_TICKS_MAX + 1;
   return side === 'buy' ? Math.min(limitTicks, stopTicks) : Math.max(limitTicks, stopTicks);
 }
 
@@ -119,7 +122,9 @@ export class OrderBook {
     failIf(!isCount(priceTicks, false), 'priceTicks', priceTicks);
     failIf(!isCount(sizeLots, false), 'sizeLots', sizeLots);
     failIf(!isCount(goodTilMs, true), 'goodTilMs', goodTilMs);
-    if (stopTicks !== 0) failIf(!isCount(stopTicks, false), 'stopTicks', stopTicks);
+    if (stopTicks !== 0 && stopTicks !== STOP_AT_ONCE) {
+      failIf(!isCount(stopTicks, false), 'stopTicks', stopTicks);
+    }
     assert(!postOnly || timeInForce === 'GTC', 'post-only orders are GTC');
     this.lastOrderId = orderId;
     this.begin();

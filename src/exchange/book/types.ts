@@ -23,6 +23,12 @@ export type StpMode = 'cancelResting' | 'cancelIncoming' | 'cancelBoth';
 
 export const STP_MODES: readonly StpMode[] = ['cancelResting', 'cancelIncoming', 'cancelBoth'];
 export const TIME_IN_FORCES: readonly TimeInForce[] = ['GTC', 'IOC', 'FOK'];
+/**
+ * The stopTicks under which a taker trades nothing and, if another owner's
+ * order is within its limit, is AuctionTriggered: a buyer's first ask may be at
+ * 1 tick, a seller's first bid at PRICE_TICKS_MAX, with no stop just before it.
+ */
+export const STOP_AT_ONCE = -1;
 
 /** An incoming order. A market order is an IOC order whose price is the caller's worst price. */
 export interface PlaceOrder {
@@ -47,7 +53,8 @@ export interface PlaceOrder {
    * order that could trade beyond it within its limit, with another owner,
    * stops there and its remainder is cancelled ('AuctionTriggered'), never
    * rested. Its own orders beyond the stop, up to that owner's, meet its STP
-   * mode as in matching: they never count as a trade. 0 = none.
+   * mode as in matching: they never count as a trade. 0 = none; STOP_AT_ONCE:
+   * nothing trades (no price in 1..PRICE_TICKS_MAX says that on both sides).
    */
   stopTicks?: number;
   /** Decides each fill before it happens (the caller's collateral check); null or absent: none. */
