@@ -112,7 +112,10 @@ export interface BookView {
 }
 
 export interface TradeView {
-  /** Per instrument, increasing by one per trade. */
+  /**
+   * Per instrument, increasing by one per trade: the market's trade count in
+   * the exchange state, so the same on every node and across restarts.
+   */
   tradeId: number;
   instrument: string;
   priceTicks: number;

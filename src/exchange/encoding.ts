@@ -122,7 +122,7 @@ export function writeMarketState(w: Writer, m: MarketState): void {
   w.uvarint(m.index).uvarint(m.indexTicks).uvarint(m.markTicks);
   w.ivarint(m.premiumSumPpm).uvarint(m.premiumCount).ivarint(m.lastFundingRatePpm);
   w.uvarint(m.longLots).uvarint(m.shortLots).bool(m.halted).bool(m.liquidationBacklog);
-  w.uvarint(m.seq);
+  w.uvarint(m.seq).uvarint(m.tradeCount);
   // A listed market's parameters are its genesis template under its own name.
   if (m.listed) w.string(m.params.instrument, STRING_BYTES_MAX);
   // Only markets with triggers carry a monitor, so the others encode as before.
@@ -148,6 +148,7 @@ export function readMarketState(r: Reader, m: MarketState, f: string): void {
   m.halted = r.bool(`${f}.halted`);
   m.liquidationBacklog = r.bool(`${f}.liquidationBacklog`);
   m.seq = r.uvarint(`${f}.seq`);
+  m.tradeCount = r.uvarint(`${f}.tradeCount`);
   if (m.listed && r.string(`${f}.instrument`, STRING_BYTES_MAX) !== m.params.instrument) {
     throw new DecodeError(`${f}.instrument`, 'not the market listed in this slot');
   }

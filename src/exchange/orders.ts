@@ -96,6 +96,7 @@ export function settleFills(
   const takerTier = feeTier(state, taker);
   const kNum = market.kNum;
   let filled = 0;
+  market.tradeCount += fills.length;
   for (let i = 0; i < fills.length; i++) {
     const maker = state.accounts[fills.makerOwner[i]!]!;
     const priceTicks = fills.priceTicks[i]!;

@@ -30,7 +30,8 @@
 // that nothing is read that the appHash does not check. Format 6 adds, in the
 // oracle state, each validator's carried observation (oracle/aggregate.ts).
 // Format 7 adds each address's agents' nonce window, after its own key's
-// (format 6 snapshots are refused: their one window held both).
+// (format 6 snapshots are refused: their one window held both). Format 8 adds
+// each market's tradeCount after its seq.
 //
 // Canonical: a state has one encoding, and every other byte string is refused
 // or decodes to a state with another appHash (snapshot_cover.test.ts flips
@@ -84,7 +85,7 @@ import type { Deposit, Proposal } from './state.ts';
 import { Account, ExchangeState, MarketState, Principal } from './state.ts';
 
 /** The snapshot encoding this build writes and reads. */
-export const SNAPSHOT_FORMAT = 7;
+export const SNAPSHOT_FORMAT = 8;
 
 /** A snapshot of a format this build does not read (a DecodeError, so callers refusing bad snapshots refuse it too). */
 export class SnapshotFormatError extends DecodeError {

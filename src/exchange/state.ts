@@ -275,6 +275,12 @@ export class MarketState {
   /** A liquidation here was cut by the per-block cap: next block scans all holders again. */
   liquidationBacklog = false;
   seq = 0;
+  /**
+   * Trades ever made here (book fills, liquidation fills, auction uncross
+   * trades): the API numbers a market's trades from it, so a trade has the
+   * same id on every node and across restarts.
+   */
+  tradeCount = 0;
   /** Accounts with a non-zero position here (iteration order is not relied on). */
   readonly holders = new Set<Account>();
   /** Notional liquidated in the current block (reset each block; not state). */

@@ -624,8 +624,6 @@ export const VIEW_TXS_KEPT = 200_000;
 export const VIEW_BLOCKS_KEPT = 2_000;
 /** Recent trades kept per instrument. */
 export const VIEW_TRADES_KEPT = 1_000;
-/** Trade ids restart at height × this after a restart, above any id the previous run used. */
-export const VIEW_TRADE_IDS_PER_HEIGHT = 1_000_000;
 
 assert(VIEW_TRADES_KEPT >= API_TRADES_MAX, 'a trades query can be answered in full');
 

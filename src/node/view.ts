@@ -71,7 +71,6 @@ import {
   VIEW_CONSENSUS_RECENT_BLOCKS,
   VIEW_INSURANCE_POINTS_KEPT,
   VIEW_RISK_EVENTS_KEPT,
-  VIEW_TRADE_IDS_PER_HEIGHT,
   VIEW_TRADES_KEPT,
   VIEW_TXS_KEPT,
   WS_BOOK_DEPTH_LEVELS,
@@ -313,7 +312,7 @@ export class ChainView implements NodeView {
       halted: m.halted,
       auctionEndMs: auctionEndOf(m),
     };
-    this.tradeIds.set(name, height * VIEW_TRADE_IDS_PER_HEIGHT);
+    this.tradeIds.set(name, m.tradeCount);
     return published;
   }
 
@@ -893,6 +892,7 @@ export class ChainView implements NodeView {
       wanted !== 'none',
     );
     this.noteLiquidationFills(activity, txs.exchange.events, height, timeMs);
+    this.alignTradeIds(activity.trades);
     if (activity.accounts) this.noteSettlements(activity, txs.exchange.events, height);
     const ordersMoved = this.noteRemovals(activity, txs.exchange.events);
     this.settling = settlingHolders(state);
@@ -1260,6 +1260,21 @@ export class ChainView implements NodeView {
       }
     }
     return moved;
+  }
+
+  /**
+   * Trade ids are the market's tradeCount (exchange state) as each trade made
+   * it, so every node and every restart numbers a trade alike. The block's
+   * trades were numbered on from the count before it, in execution order; if
+   * the exchange counted more than were listed, the next block starts from its
+   * count, so an id is never given twice.
+   */
+  private alignTradeIds(trades: readonly TradeView[]): void {
+    for (const t of trades) {
+      const market = this.state.marketByName.get(t.instrument);
+      if (market !== undefined && market.tradeCount > this.tradeIds.get(t.instrument)!)
+        this.tradeIds.set(t.instrument, market.tradeCount);
+    }
   }
 
   /** The next trade id of an instrument, noting its last price. */

@@ -834,6 +834,52 @@ test('two nodes that began following a book at different heights publish its cha
   }
 });
 
+test("a trade has the same id on two nodes that began following at different heights: the market's trade count, one per trade", () => {
+  const BTC = 'BTC-PERPETUAL';
+  const { h, maker, taker, alice } = auctionReady('view-ids');
+  const early = viewOver(h);
+  const late = {
+    view: null as ChainView | null,
+    feed: null as ReturnType<typeof viewOver>['feed'] | null,
+  };
+  const ids: number[] = [];
+  const both = (txs: SignedTx[], advanceMs?: number): void => {
+    const r = h.block(txs, advanceMs);
+    const a = early.feed(r, undefined, txs).trades.filter((t) => t.instrument === BTC);
+    ids.push(...a.map((t) => t.tradeId));
+    if (late.feed === null) return;
+    const b = late.feed(r, undefined, txs).trades.filter((t) => t.instrument === BTC);
+    assert.deepEqual(b, a, 'the same trades under the same ids');
+  };
+  try {
+    both([h.tx(maker, limit(BTC, 'sell', 501_000, 2)), h.tx(alice, limit(BTC, 'buy', 501_000, 2))]);
+    // The second node starts here, as a node restarted from this height's state would.
+    const started = viewOver(h);
+    late.view = started.view;
+    late.feed = started.feed;
+    // A buy 6% away starts a call auction; the uncross trades, then trading goes on.
+    both([h.tx(taker, limit(BTC, 'buy', 535_000, 2))]);
+    both([h.tx(alice, limit(BTC, 'buy', 532_000, 1))]);
+    const endMs = h.ex.state.marketByName.get(BTC)!.auction!.monitor.auctionEndMs;
+    both([], endMs - h.timeMs);
+    both([h.tx(maker, limit(BTC, 'sell', 530_000, 1)), h.tx(alice, limit(BTC, 'buy', 530_000, 1))]);
+    assert.ok(ids.length >= 3);
+    // auctionReady traded once before either node followed the book.
+    assert.deepEqual(
+      ids,
+      ids.map((_, i) => i + 2),
+    );
+    assert.equal(ids.at(-1), h.ex.state.marketByName.get(BTC)!.tradeCount);
+    assert.deepEqual(
+      late.view.read().trades(BTC, 10),
+      early.view.read().trades(BTC, 10)!.slice(-late.view.read().trades(BTC, 10)!.length),
+    );
+  } finally {
+    early.view.close();
+    late.view?.close();
+  }
+});
+
 test('a halted node serves no account state: its live state may hold half a block', () => {
   const alice = key('view-halted');
   const h = new Harness();

@@ -432,6 +432,7 @@ export function uncrossAuction(
     seller.volumeQuote += notional;
     fillOrder(state, market, f.buyOrderId, f.sizeLots);
     fillOrder(state, market, f.sellOrderId, f.sizeLots);
+    market.tradeCount++;
     events.push({
       type: 'auctionTrade',
       market: instrument,
