@@ -62,7 +62,7 @@ export interface RunningBots {
   stop(): Promise<void>;
 }
 
-/** Dollars a bot draws from the faucet (once: the faucet has a lifetime cap per account). */
+/** Dollars a bot draws from the faucet (once: the faucet has a lifetime cap per address). */
 const BOT_FUNDING_QUOTE = 500_000n * 1_000_000n;
 /** A bot tops up when its cash falls below this. */
 const BOT_CASH_MIN_QUOTE = 50_000n * 1_000_000n;
