@@ -554,7 +554,13 @@ export class RecordLog {
     let size = offset;
     try {
       ftruncateSync(this.fd, offset);
-      // Every byte before the cut was synced at open at the latest.
+      // The cut is made durable before the marker is written over the bytes
+      // it dropped: an fsync writes data before it commits a new size, so a
+      // power cut inside one syncing both could leave the marker over the old
+      // tail, whose later markers (an upgrade's) would then prove the rest
+      // of that tail durable, and it damaged: StorageCorrupt after a crash.
+      fsyncSync(this.fd);
+      // Every byte before the cut is durable now (that fsync).
       if (offset > FILE_HEADER_BYTES) {
         writeAll(this.fd, encodeMarker(this.salt, 0, true), offset);
         size += MARKER_BYTES;
