@@ -105,3 +105,29 @@ test('a power cut at any step of a drop after an upgrade leaves a WAL that opens
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a drop that cuts the marker proving the records before it acknowledged keeps them undroppable', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'zomma-drop-'));
+  try {
+    const path = join(dir, 'wal.log');
+    const running = openWal(path);
+    running.wal.append(record(0), true);
+    running.wal.append(record(1), true);
+    // An unsynced record (a checkpoint), then a sync whose marker, after it,
+    // names where the last finished sync ended: the start of that record.
+    running.wal.append(record(2), false);
+    running.wal.append(record(3), true);
+    running.wal.closeUnsynced();
+    const opened = openWal(path);
+    assert.throws(() => opened.wal.dropFrom(1), { code: 'StorageCorrupt' });
+    opened.wal.dropFrom(2);
+    opened.wal.close();
+    const later = openWal(path);
+    assert.deepEqual(later.wal.readAll(), records(0, 2));
+    assert.throws(() => later.wal.dropFrom(1), { code: 'StorageCorrupt' });
+    assert.deepEqual(later.wal.readAll(), records(0, 2));
+    later.wal.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
