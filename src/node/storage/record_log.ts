@@ -536,9 +536,10 @@ export class RecordLog {
    * Cuts the file at `offset` (a record's start), durably: records a restart
    * finds were never acknowledged (docs/operations.md). Refuses to cut below
    * the acknowledged bound proven at open, which an earlier run may have
-   * acted on. The cut may take the marker that proved the records before it
-   * durable (an upgrade's): a copied marker after them keeps damage among
-   * them refused, and proves no acknowledgement.
+   * acted on. The cut may take the markers that proved the records before
+   * it durable (an upgrade's) or acknowledged: a copied marker after them
+   * keeps damage among them refused, and one naming the acknowledged bound
+   * keeps that bound.
    */
   truncateTo(offset: number): void {
     this.checkWritable();
@@ -554,9 +555,22 @@ export class RecordLog {
     let size = offset;
     try {
       ftruncateSync(this.fd, offset);
-      // Every byte before the cut was synced at open at the latest.
+      // The cut is made durable before the marker is written over the bytes
+      // it dropped: an fsync writes data before it commits a new size, so a
+      // power cut inside one syncing both could leave the marker over the old
+      // tail, whose later markers (an upgrade's) would then prove the rest
+      // of that tail durable, and it damaged: StorageCorrupt after a crash.
+      fsyncSync(this.fd);
+      // Every byte before the cut is durable now (that fsync).
       if (offset > FILE_HEADER_BYTES) {
         writeAll(this.fd, encodeMarker(this.salt, 0, true), offset);
+        size += MARKER_BYTES;
+      }
+      // The cut may take the marker that proved the records before it
+      // acknowledged (one a sync wrote after the dropped checkpoint): a
+      // marker naming the same bound keeps them undroppable at the next start.
+      if (this.ackedAtOpen > FILE_HEADER_BYTES) {
+        writeAll(this.fd, encodeMarker(this.salt, size - this.ackedAtOpen), size);
         size += MARKER_BYTES;
       }
       fsyncSync(this.fd);
