@@ -62,6 +62,7 @@ import { positionOf as exchangePositionOf } from '../exchange/position.ts';
 import { divBig } from '../lib/int.ts';
 import { toDecimal } from '../math/fixed.ts';
 import type { Account, ExchangeState, MarketState } from '../exchange/state.ts';
+import { assert } from '../lib/assert.ts';
 import type { Action, SignedTx } from '../exchange/tx/index.ts';
 import { toHex } from '../lib/bytes.ts';
 import {
@@ -1059,6 +1060,7 @@ export class ChainView implements NodeView {
       settlements: new Map(),
       moved: new Set(),
       acting: new Set(),
+      placedSides: new Map(),
     };
     // Uncrossings run before the transactions: a cancel of what one left is noted after it.
     this.noteAuctionTrades(activity, events, height, timeMs);
@@ -1332,6 +1334,23 @@ export class ChainView implements NodeView {
     });
   }
 
+  /**
+   * An amended order's side: where it rests now, or, when the amend filled it
+   * out or something removed it, as it rested before this block or as this
+   * block placed it.
+   */
+  private sideOfAmended(activity: Activity, market: MarketState, orderId: number): 'buy' | 'sell' {
+    const side =
+      bookHolding(market, orderId)?.order(orderId)?.side ??
+      this.rested.get(orderId)?.side ??
+      activity.placedSides.get(orderId);
+    assert(
+      side !== undefined,
+      'an accepted amend names an order that rested or was placed this block',
+    );
+    return side;
+  }
+
   private noteAction(
     activity: Activity,
     action: Action,
@@ -1361,7 +1380,8 @@ export class ChainView implements NodeView {
     const takerSide =
       action.kind === 'placeOrder'
         ? action.side
-        : (bookHolding(market, r.order.orderId)?.order(r.order.orderId)?.side ?? 'buy');
+        : this.sideOfAmended(activity, market, r.order.orderId);
+    if (action.kind === 'placeOrder') activity.placedSides.set(r.order.orderId, takerSide);
     const o = r.order;
     if (taker !== null)
       noteOrder(activity, taker, {
@@ -1515,6 +1535,8 @@ interface Activity {
   moved: Set<number>;
   /** The accounts whose actions may have removed their own orders unreported (self-trade prevention, cancelAll). */
   acting: Set<number>;
+  /** The side of each order the block placed, for an amend of it the same block that leaves nothing resting. */
+  placedSides: Map<number, 'buy' | 'sell'>;
 }
 
 /** An account's position in a listed market, by account index. */
