@@ -54,7 +54,7 @@ import {
 } from '../exchange/index.ts';
 import type { ExchangeEvent } from '../exchange/results.ts';
 import { bookHolding } from '../exchange/auction/index.ts';
-import type { RestingOrder } from '../exchange/book/index.ts';
+import type { RestingOrder, Side } from '../exchange/book/index.ts';
 import { booksOf } from '../exchange/hash.ts';
 import { bytesKey } from '../exchange/keys.ts';
 import { executionOrder } from '../exchange/ordering.ts';
@@ -1059,6 +1059,7 @@ export class ChainView implements NodeView {
       settlements: new Map(),
       moved: new Set(),
       acting: new Set(),
+      placedSides: new Map(),
     };
     // Uncrossings run before the transactions: a cancel of what one left is noted after it.
     this.noteAuctionTrades(activity, events, height, timeMs);
@@ -1358,10 +1359,16 @@ export class ChainView implements NodeView {
     const market = this.state.marketByName.get(action.instrument);
     if (market === undefined) return;
     const name = market.params.instrument;
+    if (action.kind === 'placeOrder') activity.placedSides.set(r.order.orderId, action.side);
+    // An amended order the amend filled out is gone from the book: its side is
+    // the one it rested with before the block, or the block placed it with.
     const takerSide =
       action.kind === 'placeOrder'
         ? action.side
-        : (bookHolding(market, r.order.orderId)?.order(r.order.orderId)?.side ?? 'buy');
+        : (bookHolding(market, r.order.orderId)?.order(r.order.orderId)?.side ??
+          this.rested.get(r.order.orderId)?.side ??
+          activity.placedSides.get(r.order.orderId) ??
+          'buy');
     const o = r.order;
     if (taker !== null)
       noteOrder(activity, taker, {
@@ -1515,6 +1522,8 @@ interface Activity {
   moved: Set<number>;
   /** The accounts whose actions may have removed their own orders unreported (self-trade prevention, cancelAll). */
   acting: Set<number>;
+  /** The side of each order the block placed (an amend that fills one out needs it). */
+  placedSides: Map<number, Side>;
 }
 
 /** An account's position in a listed market, by account index. */

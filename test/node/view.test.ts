@@ -1654,3 +1654,44 @@ test('orders removed while no listener follows accounts are not listed later, on
     view.close();
   }
 });
+
+test('a sell amended into the bids and filled out is a sell: its trade, its fills and its order', () => {
+  const BTC = 'BTC-PERPETUAL';
+  const [maker, alice] = [key('view-amend-side-maker'), key('view-amend-side-alice')];
+  const h = new Harness();
+  for (const k of [maker, alice]) h.fund(k, 1_000_000n * USDC);
+  h.one(maker, limit(BTC, 'buy', 500_000, 2));
+  const ask = placedId(h.block([h.tx(alice, limit(BTC, 'sell', 501_000, 2))]));
+  const { view, feed } = viewOver(h);
+  try {
+    const txs = [
+      h.tx(alice, { kind: 'amend', instrument: BTC, orderId: ask, priceTicks: 500_000 }),
+    ];
+    const update = feed(h.block(txs), undefined, txs);
+    assert.deepEqual(
+      update.trades.map((t) => [t.takerSide, t.priceTicks, t.sizeLots]),
+      [['sell', 500_000, 2]],
+    );
+    assert.deepEqual(orderRows(update, alice), [[ask, 'filled', 'sell', 500_000, 2, 2, 0]]);
+    const sides = (k: ReturnType<typeof key>) =>
+      update.accounts
+        .find((a) => a.address === formatAddress(k.address))!
+        .fills.map((f) => [f.side, f.liquidity]);
+    assert.deepEqual(sides(alice), [['sell', 'taker']]);
+    assert.deepEqual(sides(maker), [['buy', 'maker']]);
+    // Placed and amended into the bids in one block.
+    h.one(maker, limit(BTC, 'buy', 500_000, 1));
+    const next = h.ex.state.nextOrderId;
+    const again = [
+      h.tx(alice, limit(BTC, 'sell', 501_000, 1)),
+      h.tx(alice, { kind: 'amend', instrument: BTC, orderId: next, priceTicks: 500_000 }),
+    ];
+    const second = feed(h.block(again), undefined, again);
+    assert.deepEqual(
+      second.trades.map((t) => [t.takerSide, t.priceTicks, t.sizeLots]),
+      [['sell', 500_000, 1]],
+    );
+  } finally {
+    view.close();
+  }
+});
