@@ -34,6 +34,7 @@ import { OrderBook } from '../../src/exchange/book/book.ts';
 import { BATCH_ACTIONS_MAX, WS_BOOK_DEPTH_LEVELS } from '../../src/lib/limits.ts';
 
 const USDC = 1_000_000n;
+const [ORACLE_BTC, ORACLE_ETH] = [50_000n * USDC, 3_000n * USDC];
 
 test('the read model follows committed blocks: orders, trades, book deltas, accounts, lookups', async () => {
   const solo = await startSoloNode();
@@ -1701,5 +1702,105 @@ test('orders removed while no listener follows accounts are not listed later, on
     assert.deepEqual(orderRows(update, alice), [[placedId(r), 'open', 'sell', 503_000, 1, 0, 1]]);
   } finally {
     view.close();
+  }
+});
+
+test('a sell amended into the bids and filled out is a sell: its trade, its fills and its order', () => {
+  const BTC = 'BTC-PERPETUAL';
+  const [maker, alice] = [key('view-amend-side-maker'), key('view-amend-side-alice')];
+  const h = new Harness();
+  for (const k of [maker, alice]) h.fund(k, 1_000_000n * USDC);
+  h.one(maker, limit(BTC, 'buy', 500_000, 2));
+  const ask = placedId(h.block([h.tx(alice, limit(BTC, 'sell', 501_000, 2))]));
+  const { view, feed } = viewOver(h);
+  try {
+    const txs = [
+      h.tx(alice, { kind: 'amend', instrument: BTC, orderId: ask, priceTicks: 500_000 }),
+    ];
+    const update = feed(h.block(txs), undefined, txs);
+    assert.deepEqual(
+      update.trades.map((t) => [t.takerSide, t.priceTicks, t.sizeLots]),
+      [['sell', 500_000, 2]],
+    );
+    assert.deepEqual(orderRows(update, alice), [[ask, 'filled', 'sell', 500_000, 2, 2, 0]]);
+    const sides = (k: ReturnType<typeof key>) =>
+      update.accounts
+        .find((a) => a.address === formatAddress(k.address))!
+        .fills.map((f) => [f.side, f.liquidity]);
+    assert.deepEqual(sides(alice), [['sell', 'taker']]);
+    assert.deepEqual(sides(maker), [['buy', 'maker']]);
+    // Placed and amended into the bids in one block.
+    h.one(maker, limit(BTC, 'buy', 500_000, 1));
+    const next = h.ex.state.nextOrderId;
+    const again = [
+      h.tx(alice, limit(BTC, 'sell', 501_000, 1)),
+      h.tx(alice, { kind: 'amend', instrument: BTC, orderId: next, priceTicks: 500_000 }),
+    ];
+    const second = feed(h.block(again), undefined, again);
+    assert.deepEqual(
+      second.trades.map((t) => [t.takerSide, t.priceTicks, t.sizeLots]),
+      [['sell', 500_000, 1]],
+    );
+  } finally {
+    view.close();
+  }
+});
+
+test("every trade the exchange counts is listed once, in its order: a block's ids run on from the count before it to the count after it", () => {
+  const markets = ['BTC-PERPETUAL', 'ETH-PERPETUAL'] as const;
+  const mid = { 'BTC-PERPETUAL': 500_000, 'ETH-PERPETUAL': 30_000 };
+  for (let seed = 1; seed <= 10; seed++) {
+    const rng = new Prng(seed);
+    const h = new Harness();
+    const rich = [0, 1, 2].map((i) => key(`view-count-${seed}-rich-${i}`));
+    const thin = [0, 1].map((i) => key(`view-count-${seed}-thin-${i}`));
+    for (const k of rich) h.fund(k, 1_000_000n * USDC);
+    for (const k of thin) h.fund(k, 1_000n * USDC);
+    const traders = [...rich, ...thin];
+    const views = [viewOver(h)];
+    const before = (name: string) => h.ex.state.marketByName.get(name)!.tradeCount;
+    try {
+      for (let b = 0; b < 40; b++) {
+        if (b === 15) views.push(viewOver(h));
+        const txs: SignedTx[] = [];
+        for (let n = rng.int(5); n > 0; n--) {
+          const who = traders[rng.int(traders.length)]!;
+          const name = markets[rng.int(markets.length)]!;
+          const priceTicks = Math.round(mid[name] * (0.96 + rng.int(81) / 1000));
+          const own = [...h.ex.state.orders.values()].filter(
+            (m) =>
+              m.account === h.account(who) &&
+              h.ex.state.markets[m.market]!.params.instrument === name,
+          );
+          if (own.length > 0 && rng.chance(1, 3)) {
+            const orderId = own[rng.int(own.length)]!.orderId;
+            txs.push(h.tx(who, { kind: 'amend', instrument: name, orderId, priceTicks }));
+          } else {
+            const side = rng.chance(1, 2) ? 'buy' : 'sell';
+            const timeInForce = rng.chance(1, 3) ? 'IOC' : 'GTC';
+            const sizeLots = 1 + rng.int(thin.includes(who) ? 3_000 : 30);
+            txs.push(h.tx(who, limit(name, side, priceTicks, sizeLots, { timeInForce })));
+          }
+        }
+        if (rng.chance(1, 5)) {
+          const move = BigInt(90 + rng.int(21));
+          h.oracle = { BTC: (ORACLE_BTC * move) / 100n, ETH: (ORACLE_ETH * move) / 100n };
+        }
+        const counts = markets.map(before);
+        const r = h.block(txs, 1_000 + rng.int(20_000));
+        const lists = views.map(({ feed }) => feed(r, undefined, txs).trades);
+        for (const trades of lists.slice(1)) assert.deepEqual(trades, lists[0]);
+        markets.forEach((name, i) => {
+          const ids = lists[0]!.filter((t) => t.instrument === name).map((t) => t.tradeId);
+          const want = Array.from(
+            { length: before(name) - counts[i]! },
+            (_, j) => counts[i]! + j + 1,
+          );
+          assert.deepEqual(ids, want, `seed ${seed} block ${b} ${name}`);
+        });
+      }
+    } finally {
+      for (const { view } of views) view.close();
+    }
   }
 });

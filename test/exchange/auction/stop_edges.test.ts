@@ -7,7 +7,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { takerStopTicks } from '../../../src/exchange/auction/call.ts';
-import { STOP_AT_ONCE } from '../../../src/exchange/book/index.ts';
+import { OrderBook, STOP_AT_ONCE } from '../../../src/exchange/book/index.ts';
+import type { PlaceOrder } from '../../../src/exchange/book/index.ts';
 import type { BlockResult, ExchangeEvent } from '../../../src/exchange/index.ts';
 import type { TxResult } from '../../../src/exchange/index.ts';
 import { PRICE_TICKS_MAX } from '../../../src/lib/limits.ts';
@@ -120,4 +121,112 @@ test('takerStopTicks says "nothing trades" for a buyer facing an ask at 1 tick a
     ['cancelled', 'AuctionTriggered', 0, 0],
   );
   assert.equal(book.bestBidTicks(), PRICE_TICKS_MAX);
+});
+
+test("STOP_AT_ONCE on every path of the book: nothing trades, nothing rests across, and only another owner's order triggers", () => {
+  const fresh = () => {
+    const book = new OrderBook();
+    let id = 0;
+    const rest = (owner: number, side: 'buy' | 'sell', priceTicks: number, sizeLots = 1) => {
+      const orderId = ++id;
+      book.place({ orderId, owner, side, priceTicks, sizeLots, timeInForce: 'GTC' });
+      return orderId;
+    };
+    const take = (o: Omit<PlaceOrder, 'orderId' | 'stopTicks'>) => {
+      const r = { ...book.place({ ...o, orderId: ++id, stopTicks: STOP_AT_ONCE }) };
+      book.checkInvariants();
+      return [r.status, r.reason, r.filledLots, r.restedLots, book.fills.length];
+    };
+    return { book, rest, take };
+  };
+  for (const timeInForce of ['GTC', 'IOC', 'FOK'] as const) {
+    const { book, rest, take } = fresh();
+    rest(2, 'sell', 1, 3);
+    assert.deepEqual(
+      take({ owner: 1, side: 'buy', priceTicks: 10, sizeLots: 2, timeInForce }),
+      ['cancelled', 'AuctionTriggered', 0, 0, 0],
+      timeInForce,
+    );
+    assert.equal(book.levelLots('sell', 1), 3);
+    // A seller facing a bid at the top of the price scale.
+    const top = fresh();
+    top.rest(2, 'buy', PRICE_TICKS_MAX, 3);
+    assert.deepEqual(
+      top.take({ owner: 1, side: 'sell', priceTicks: 1, sizeLots: 2, timeInForce }),
+      ['cancelled', 'AuctionTriggered', 0, 0, 0],
+      timeInForce,
+    );
+    assert.equal(top.book.levelLots('buy', PRICE_TICKS_MAX), 3);
+  }
+  {
+    // Nothing within the limit: a GTC rests, as without a stop; a post-only too.
+    const { book, rest, take } = fresh();
+    rest(2, 'sell', 100);
+    assert.deepEqual(
+      take({ owner: 1, side: 'buy', priceTicks: 99, sizeLots: 1, timeInForce: 'GTC' }),
+      ['rested', null, 0, 1, 0],
+    );
+    assert.deepEqual(
+      take({
+        owner: 1,
+        side: 'buy',
+        priceTicks: 100,
+        sizeLots: 1,
+        timeInForce: 'GTC',
+        postOnly: true,
+      }),
+      ['rejected', 'PostOnlyWouldTake', 0, 0, 0],
+    );
+    assert.equal(book.bestBidTicks(), 99);
+  }
+  {
+    // Own orders ahead: cancelResting removes them and triggers on the other
+    // owner's behind; cancelIncoming stops at the first one, trading nothing.
+    const { book, rest, take } = fresh();
+    const own = rest(1, 'sell', 1);
+    rest(2, 'sell', 2);
+    assert.deepEqual(
+      take({
+        owner: 1,
+        side: 'buy',
+        priceTicks: 5,
+        sizeLots: 1,
+        timeInForce: 'IOC',
+        stp: 'cancelIncoming',
+      }),
+      ['cancelled', 'SelfTrade', 0, 0, 0],
+    );
+    assert.equal(book.order(own)?.orderId, own);
+    assert.deepEqual(
+      take({ owner: 1, side: 'buy', priceTicks: 5, sizeLots: 1, timeInForce: 'IOC' }),
+      ['cancelled', 'AuctionTriggered', 0, 0, 0],
+    );
+    assert.deepEqual(
+      book.removed.toArray().map((r) => r.orderId),
+      [own],
+    );
+    assert.equal(book.bestAskTicks(), 2);
+  }
+  {
+    // An amend: the order leaves the book, nothing trades.
+    const { book, rest } = fresh();
+    rest(2, 'buy', 100);
+    const ask = rest(1, 'sell', 200);
+    const r = { ...book.amend(ask, 50, 1, STOP_AT_ONCE) };
+    book.checkInvariants();
+    assert.deepEqual(
+      [r.status, r.reason, r.filledLots, book.fills.length],
+      ['cancelled', 'AuctionTriggered', 0, 0],
+    );
+    assert.equal(book.order(ask), undefined);
+    assert.equal(book.levelLots('buy', 100), 1);
+    // A bid amended to the top of the price scale facing a seller's stop.
+    const bid = rest(3, 'buy', 90);
+    const s = { ...book.amend(bid, 90, 1, STOP_AT_ONCE) };
+    assert.deepEqual(
+      [s.status, s.restedLots],
+      ['rested', 1],
+      'a smaller size in place trades nothing',
+    );
+  }
 });
