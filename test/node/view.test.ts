@@ -881,55 +881,6 @@ test("a trade has the same id on two nodes that began following at different hei
   }
 });
 
-test("an amend that crosses and fills out shows its own side: on the trade and in its owner's update", () => {
-  const BTC = 'BTC-PERPETUAL';
-  const [seller, buyer] = [key('view-amend-side-s'), key('view-amend-side-b')];
-  const h = new Harness();
-  for (const k of [seller, buyer]) h.fund(k, 1_000_000n * USDC);
-  const { view, feed } = viewOver(h);
-  try {
-    const rest = [
-      h.tx(buyer, limit(BTC, 'buy', 500_000, 5)),
-      h.tx(seller, limit(BTC, 'sell', 510_000, 2)),
-    ];
-    const placed = feed(h.block(rest), undefined, rest);
-    const askId = placed.accounts
-      .filter((a) => a.address === formatAddress(seller.address))
-      .flatMap((a) => a.orders)[0]!.orderId;
-    // Rested a block ago, then moved onto the bid: it takes 2 of its 5 lots and is gone.
-    const amendOld = [
-      h.tx(seller, { kind: 'amend', instrument: BTC, orderId: askId, priceTicks: 500_000 }),
-    ];
-    const a = feed(h.block(amendOld), undefined, amendOld);
-    assert.deepEqual(
-      a.trades.map((t) => [t.takerSide, t.sizeLots]),
-      [['sell', 2]],
-    );
-    const order = a.accounts
-      .filter((x) => x.address === formatAddress(seller.address))
-      .flatMap((x) => x.orders)
-      .find((o) => o.orderId === askId)!;
-    assert.equal(order.side, 'sell');
-    // Placed and amended in the same block.
-    const both = [
-      h.tx(seller, limit(BTC, 'sell', 505_000, 1)),
-      h.tx(seller, {
-        kind: 'amend',
-        instrument: BTC,
-        orderId: h.ex.state.nextOrderId,
-        priceTicks: 500_000,
-      }),
-    ];
-    const b = feed(h.block(both), undefined, both);
-    assert.deepEqual(
-      b.trades.map((t) => [t.takerSide, t.sizeLots]),
-      [['sell', 1]],
-    );
-  } finally {
-    view.close();
-  }
-});
-
 test('a halted node serves no account state: its live state may hold half a block', () => {
   const alice = key('view-halted');
   const h = new Harness();
