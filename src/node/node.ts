@@ -41,7 +41,7 @@ import type { PriceSource } from './oracle_source.ts';
 import type { ObservationSource } from './oracle.ts';
 import { dropUnbackedCheckpoint, restoreApp } from './restore.ts';
 import type { ResultsStore } from './results.ts';
-import { MemoryResultsStore, PUBLISHED_EVENT_TYPES } from './results.ts';
+import { MemoryResultsStore, STORED_EVENT_TYPES } from './results.ts';
 import type { Storage } from './storage/index.ts';
 import { SyncServer } from './sync_server.ts';
 
@@ -331,8 +331,9 @@ export class ZommaNode {
       // Here rather than in the view: restart re-executes blocks with no view
       // listening, and their records must hold the same details as live ones.
       details: {
-        events: executed.exchange.events.filter((e) => PUBLISHED_EVENT_TYPES.has(e.type)),
+        events: executed.exchange.events.filter((e) => STORED_EVENT_TYPES.has(e.type)),
         insuranceQuote: app.exchange.state.insuranceQuote,
+        auctionTradesKept: true,
       },
     });
   }

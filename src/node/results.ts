@@ -37,10 +37,16 @@ export interface BlockResults {
 
 /** What the block view publishes beyond the transactions' results. */
 export interface BlockDetails {
-  /** The block's exchange events (those the view publishes), in execution order. */
+  /** The block's exchange events (STORED_EVENT_TYPES), in execution order. */
   readonly events: readonly ExchangeEvent[];
   /** The insurance fund after the block. */
   readonly insuranceQuote: bigint;
+  /**
+   * Whether `events` holds the block's uncross trades (auctionTrade): every
+   * record since details format 2. With them, the block's trades can be
+   * listed again after a restart (the view's recent trades).
+   */
+  readonly auctionTradesKept: boolean;
 }
 
 /** The exchange events a block's details keep (and its view publishes). */
@@ -57,6 +63,12 @@ export const PUBLISHED_EVENT_TYPES: ReadonlySet<ExchangeEvent['type']> = new Set
   'auctionEnded',
   'marketSettled',
   'validatorJailed',
+]);
+
+/** The events a block's details keep: those published, and the uncross trades (public trades). */
+export const STORED_EVENT_TYPES: ReadonlySet<ExchangeEvent['type']> = new Set([
+  ...PUBLISHED_EVENT_TYPES,
+  'auctionTrade',
 ]);
 
 /** Where a node keeps BlockResults by height. */
@@ -84,8 +96,12 @@ const ACTIONS_MAX = 1_024;
 const FILLS_MAX = 100_000;
 /** Events of one block in a record: far above what a block makes (liquidations, funding, halts). */
 const EVENTS_MAX = 1_000_000;
-/** The byte after the results when details follow. */
-const DETAILS_FORMAT = 1;
+/**
+ * The byte after the results when details follow. Format 2 keeps the uncross
+ * trades among the events (format 1 did not: such a record cannot tell whether
+ * its block had any).
+ */
+const DETAILS_FORMAT = 2;
 const QUOTE_BITS_MAX = 128;
 const EVENT_TYPES = [
   'orderExpired',
@@ -414,7 +430,7 @@ const blockDetailsCodec: Codec<BlockDetails> = {
     const count = r.uvarint('events', EVENTS_MAX);
     const events: ExchangeEvent[] = [];
     for (let i = 0; i < count; i++) events.push(exchangeEventCodec.read(r, `events[${i}]`));
-    return { events, insuranceQuote };
+    return { events, insuranceQuote, auctionTradesKept: true };
   },
 };
 
@@ -427,6 +443,8 @@ export const blockResultsCodec: Codec<BlockResults> = {
       if (t !== null) txResultCodec.write(w, t);
     }
     if (b.details !== undefined) {
+      // Details of format 1 are never written again: they lack the uncross trades.
+      assert(b.details.auctionTradesKept, 'details written keep the uncross trades');
       w.u8(DETAILS_FORMAT);
       blockDetailsCodec.write(w, b.details);
     }
@@ -442,8 +460,11 @@ export const blockResultsCodec: Codec<BlockResults> = {
     // Nothing after the results: a record without details (the format before them).
     if (r.remaining === 0) return { height, appHash, results };
     const format = r.u8('format');
-    if (format !== DETAILS_FORMAT) throw r.error('format', `unknown record format ${format}`);
-    return { height, appHash, results, details: blockDetailsCodec.read(r, 'details') };
+    if (format !== 1 && format !== DETAILS_FORMAT) {
+      throw r.error('format', `unknown record format ${format}`);
+    }
+    const details = blockDetailsCodec.read(r, 'details');
+    return { height, appHash, results, details: { ...details, auctionTradesKept: format !== 1 } };
   },
 };
 

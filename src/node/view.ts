@@ -64,6 +64,7 @@ import { toDecimal } from '../math/fixed.ts';
 import type { Account, ExchangeState, MarketState } from '../exchange/state.ts';
 import { assert } from '../lib/assert.ts';
 import type { Action, SignedTx } from '../exchange/tx/index.ts';
+import { decodeSignedTx } from '../exchange/tx/index.ts';
 import { toHex } from '../lib/bytes.ts';
 import {
   API_ACCOUNT_ORDERS_MAX,
@@ -79,6 +80,7 @@ import {
 import type { Log } from './log.ts';
 import { silentLog } from './log.ts';
 import { loadCommitted } from './loop.ts';
+import type { BlockResults } from './results.ts';
 import type { CommittedBlock, ZommaNode } from './node.ts';
 import { oracleFromVotes, oracleVotesOf } from './oracle.ts';
 import type { Storage } from './storage/index.ts';
@@ -274,10 +276,12 @@ export class ChainView implements NodeView {
     this.accountOrdersMax = options.accountOrdersMax ?? API_ACCOUNT_ORDERS_MAX;
     this.chainId = options.genesis.chainId;
     const state = this.state;
+    const recent = this.readStoredBlocks();
     const markets = new Map<string, PublishedMarket>();
     for (const m of state.markets) {
       if (m.retired) continue;
-      markets.set(m.params.instrument, this.openMarket(m, state.height));
+      const name = m.params.instrument;
+      markets.set(name, this.openMarket(m, state.height, recent.get(name)));
     }
     this.published = {
       height: state.height,
@@ -289,21 +293,20 @@ export class ChainView implements NodeView {
       insuranceQuote: quoteString(state.insuranceQuote),
       oracle: () => [],
     };
-    this.indexStoredBlocks();
     this.settling = settlingHolders(state);
     this.rested = new RestedOrders(state);
     this.unsubscribe = this.node.subscribe((b) => this.onBlock(b));
   }
 
   /** Starts following a market (at construction, and when one is listed): its first publication. */
-  private openMarket(m: MarketState, height: number): PublishedMarket {
+  private openMarket(m: MarketState, height: number, trades: TradeView[] = []): PublishedMarket {
     const name = m.params.instrument;
     const bids = depthMap(m, 'buy');
     const asks = depthMap(m, 'sell');
     const published: PublishedMarket = {
       book: { seq: height, bids: sorted(bids, true), asks: sorted(asks, false) },
       ticker: new TickerSlot(tickerInputsOf(m, this.lastTrade.get(name))),
-      trades: [],
+      trades,
     };
     this.tracked[m.index] = {
       name,
@@ -548,15 +551,26 @@ export class ChainView implements NodeView {
     };
   }
 
-  /** Indexes the hashes of recently stored blocks, so `tx` finds them after a restart. */
-  private indexStoredBlocks(): void {
+  /**
+   * After a restart: indexes the hashes of recently stored blocks, so `tx`
+   * finds them, and lists their trades again, so the recent trades and the
+   * last trade price do not start empty. Returns each live market's recent
+   * trades (and notes its last trade price), numbered back from its
+   * tradeCount. Trades are listed only from the heights after the last one
+   * whose results cannot tell every trade it made (no results, no details,
+   * or details from before the uncross trades were kept): numbering back
+   * needs every trade up to the state's height.
+   */
+  private readStoredBlocks(): Map<string, TradeView[]> {
     const top = this.state.height;
+    let trades = new Map<string, StoredTrade[]>();
+    const placedSides = new Map<number, 'buy' | 'sell'>();
     for (let h = Math.max(1, top - VIEW_BLOCKS_KEPT + 1); h <= top; h++) {
       const stored = loadCommitted(this.storage, h);
-      if (stored === null) continue;
-      const results = this.node.results.load(h);
-      const complete = results !== null && results.results.length === stored.block.txs.length;
-      stored.block.txs.forEach((raw, index) => {
+      const results = stored === null ? null : this.node.results.load(h);
+      const complete =
+        stored !== null && results !== null && results.results.length === stored.block.txs.length;
+      stored?.block.txs.forEach((raw, index) => {
         const hash = toHex(sha256(raw));
         this.remember(
           hash,
@@ -565,7 +579,31 @@ export class ChainView implements NodeView {
             : { hash, status: 'committed', height: h, index },
         );
       });
+      if (!complete || results.details?.auctionTradesKept !== true) {
+        trades = new Map();
+        continue;
+      }
+      const timeMs = stored.block.header.timeMs;
+      const add = (instrument: string, t: StoredTrade): void => {
+        let list = trades.get(instrument);
+        if (list === undefined) trades.set(instrument, (list = []));
+        list.push(t);
+      };
+      storedBlockTrades(this.state, stored.block.txs, results, h, timeMs, placedSides, add);
     }
+    const recent = new Map<string, TradeView[]>();
+    for (const [instrument, list] of trades) {
+      const market = this.state.marketByName.get(instrument);
+      if (market === undefined || list.length > market.tradeCount) continue;
+      const firstId = market.tradeCount - list.length + 1;
+      const views: TradeView[] = [];
+      list.forEach((t, i) => {
+        if (t.view !== null) views.push({ tradeId: firstId + i, instrument, ...t.view });
+      });
+      this.lastTrade.set(instrument, list.at(-1)!.priceTicks);
+      recent.set(instrument, views.slice(-VIEW_TRADES_KEPT));
+    }
+    return recent;
   }
 
   private remember(hash: string, view: TxView): void {
@@ -1486,6 +1524,103 @@ export class ChainView implements NodeView {
       });
     }
     return out;
+  }
+}
+
+/** A trade read back from a stored block: null view when its taker's side is unknown (counted, not listed). */
+interface StoredTrade {
+  readonly priceTicks: number;
+  readonly view: Omit<TradeView, 'tradeId' | 'instrument'> | null;
+}
+
+/**
+ * A stored block's public trades in the order the live path lists them (and
+ * the exchange counts them): uncross trades, the transactions' fills in
+ * execution order, then liquidation fills. An amend's side is its order's,
+ * found resting now or as an earlier stored block placed it (`placedSides`,
+ * kept up to date here); the trades of an amend of an order placed before the
+ * stored blocks and gone since are counted but not listed.
+ */
+function storedBlockTrades(
+  state: ExchangeState,
+  raws: readonly Uint8Array[],
+  results: BlockResults,
+  height: number,
+  timeMs: number,
+  placedSides: Map<number, 'buy' | 'sell'>,
+  add: (instrument: string, t: StoredTrade) => void,
+): void {
+  const events = results.details!.events;
+  for (const e of events) {
+    if (e.type !== 'auctionTrade') continue;
+    const { priceTicks, sizeLots } = e;
+    add(e.market, {
+      priceTicks,
+      view: { priceTicks, sizeLots, takerSide: 'buy', height, timeMs, auction: true },
+    });
+  }
+  // Decoded (a restart reads up to VIEW_BLOCKS_KEPT blocks): the transactions
+  // that traded, and those that rested an order gone since (an amend of it may
+  // trade later, and only the placement tells its side). The order is stable
+  // within a class, so ordering these alone keeps their relative execution order.
+  const decoded = raws.map((raw, i) => {
+    const r = results.results[i];
+    if (r === null || r === undefined) return null;
+    const needed = r.actions.some(
+      (a) =>
+        a.ok &&
+        a.order !== undefined &&
+        (a.order.fills.length > 0 ||
+          (a.kind === 'placeOrder' &&
+            a.order.restedLots > 0 &&
+            !state.orders.has(a.order.orderId))),
+    );
+    if (!needed) return null;
+    try {
+      return decodeSignedTx(raw);
+    } catch {
+      return null;
+    }
+  });
+  const kept = decoded.flatMap((tx, i) => (tx === null ? [] : [i]));
+  const order = executionOrder(kept.map((i) => decoded[i]!.action)).map((j) => kept[j]!);
+  for (const i of order) {
+    const tx = decoded[i]!;
+    const actions = tx.action.kind === 'batch' ? tx.action.actions : [tx.action];
+    const outcomes = results.results[i]!.actions;
+    for (let k = 0; k < outcomes.length; k++) {
+      const action = actions[k] as Action | undefined;
+      const r = outcomes[k]!;
+      if (action === undefined || !r.ok || r.order === undefined) continue;
+      if (action.kind !== 'placeOrder' && action.kind !== 'amend') continue;
+      const orderId = r.order.orderId;
+      let side: 'buy' | 'sell' | undefined;
+      if (action.kind === 'placeOrder') {
+        side = action.side;
+        placedSides.set(orderId, side);
+      } else {
+        const market = state.marketByName.get(action.instrument);
+        side =
+          (market === undefined ? undefined : bookHolding(market, orderId)?.order(orderId)?.side) ??
+          placedSides.get(orderId);
+      }
+      for (const f of r.order.fills) {
+        const { priceTicks, sizeLots } = f;
+        add(action.instrument, {
+          priceTicks,
+          view:
+            side === undefined ? null : { priceTicks, sizeLots, takerSide: side, height, timeMs },
+        });
+      }
+    }
+  }
+  for (const e of events) {
+    if (e.type !== 'liquidationFill') continue;
+    const { priceTicks, sizeLots } = e;
+    add(e.market, {
+      priceTicks,
+      view: { priceTicks, sizeLots, takerSide: e.side, height, timeMs, liquidation: true },
+    });
   }
 }
 

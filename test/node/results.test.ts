@@ -140,7 +140,20 @@ const DETAILS = {
     { type: 'liquidationCancels', account: 4, orders: 3 },
     { type: 'marketHalted', market: 'BTC-PERPETUAL' },
     { type: 'marketResumed', market: 'BTC-PERPETUAL' },
+    {
+      type: 'auctionTrade',
+      market: 'BTC-PERPETUAL',
+      buyOrderId: 5,
+      sellOrderId: 6,
+      buyAccount: 1,
+      sellAccount: 2,
+      priceTicks: 60_000,
+      sizeLots: 2,
+      buyFeeQuote: 3n,
+      sellFeeQuote: 4n,
+    },
   ],
+  auctionTradesKept: true,
 } as const satisfies BlockDetails;
 
 test('block details: kept by the codec; a record without them (the older format) decodes without them', () => {
@@ -154,15 +167,26 @@ test('block details: kept by the codec; a record without them (the older format)
   const full = encode(blockResultsCodec, value);
   assert.deepEqual(full.subarray(0, plain.length), plain);
   const unknownFormat = Buffer.from(full);
-  unknownFormat[plain.length] = 2;
+  unknownFormat[plain.length] = 3;
   assert.throws(() => decode(blockResultsCodec, unknownFormat), { code: 'DecodeError' });
+  // Format 1 details decode the same, marked as not keeping the uncross trades.
+  const older = new Uint8Array(full);
+  older[plain.length] = 1;
+  assert.deepEqual(decode(blockResultsCodec, older), {
+    ...value,
+    details: { ...DETAILS, auctionTradesKept: false },
+  });
   const noFormat = Buffer.concat([plain, Buffer.from([0])]);
   assert.throws(() => decode(blockResultsCodec, noFormat), { code: 'DecodeError' });
   // After the results: format byte, insurance 0 (one byte), one event, its type tag.
   const halted = Buffer.from(
     encode(blockResultsCodec, {
       ...sample(4),
-      details: { insuranceQuote: 0n, events: [{ type: 'marketHalted', market: 'X' }] },
+      details: {
+        insuranceQuote: 0n,
+        events: [{ type: 'marketHalted', market: 'X' }],
+        auctionTradesKept: true,
+      },
     }),
   );
   const tagAt = plain.length + 3;
@@ -191,13 +215,13 @@ test('the file results store: details join the last saved height and survive reo
     store.save(sample(1));
     store.saveDetails(1, DETAILS);
     store.save(sample(2));
-    store.saveDetails(1, { events: [], insuranceQuote: 0n });
+    store.saveDetails(1, { events: [], insuranceQuote: 0n, auctionTradesKept: true });
     assert.equal(store.lastHeight(), 2);
     assert.deepEqual(store.load(2), sample(2), 'a later height is written without details');
     store.saveDetails(2, DETAILS);
     store.save(sample(3));
     store.saveDetails(3, DETAILS);
-    store.saveDetails(3, { events: [], insuranceQuote: 0n });
+    store.saveDetails(3, { events: [], insuranceQuote: 0n, auctionTradesKept: true });
     store.close();
 
     const again = openFileResultsStore(path);
@@ -211,7 +235,7 @@ test('the file results store: details join the last saved height and survive reo
     memory.save(sample(1));
     memory.saveDetails(1, DETAILS);
     memory.save(sample(2));
-    memory.saveDetails(1, { events: [], insuranceQuote: 0n });
+    memory.saveDetails(1, { events: [], insuranceQuote: 0n, auctionTradesKept: true });
     assert.deepEqual(memory.load(1), { ...sample(1), details: DETAILS });
     assert.deepEqual(memory.load(2), sample(2));
   } finally {
@@ -351,6 +375,10 @@ test('after a restart, tx and block answer with the results published before it'
       20_000,
       'a snapshot above the transactions',
     );
+    const tradesBefore = (await client.trades('BTC-PERPETUAL')).trades;
+    assert.equal(tradesBefore.length, 1);
+    const lastBefore = (await client.ticker('BTC-PERPETUAL')).lastTradeTicks;
+    assert.equal(lastBefore, tradesBefore[0]!.priceTicks);
 
     await running.stop();
     running = await runNode({ home });
@@ -359,6 +387,9 @@ test('after a restart, tx and block answer with the results published before it'
     for (const [i, t] of seen.entries()) assert.deepEqual(await client.tx(t.hash), before[i]);
     for (const [i, h] of heights.entries())
       assert.deepEqual(await client.block(h), blocksBefore[i]);
+    // The recent trades and the last trade price are read back from the stored blocks.
+    assert.deepEqual((await client.trades('BTC-PERPETUAL')).trades, tradesBefore);
+    assert.equal((await client.ticker('BTC-PERPETUAL')).lastTradeTicks, lastBefore);
   } finally {
     await running.stop();
     tmp.remove();

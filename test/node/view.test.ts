@@ -22,10 +22,13 @@ import { ChainView, lastKept } from '../../src/node/view.ts';
 import { Mempool } from '../../src/node/mempool/mempool.ts';
 import type { AddResult } from '../../src/node/mempool/mempool.ts';
 import { SignatureCache } from '../../src/node/mempool/sigcache.ts';
-import { VOTE_TYPE, ValidatorSet } from '../../src/consensus/index.ts';
+import { VOTE_TYPE, ValidatorSet, committedBlockCodec } from '../../src/consensus/index.ts';
 import type { CommitCertificate, DuplicateVoteEvidence } from '../../src/consensus/index.ts';
 import { encodeObservation } from '../../src/exchange/oracle/index.ts';
 import { Prng } from '../../src/lib/prng.ts';
+import { encode } from '../../src/codec/wire.ts';
+import { STORED_EVENT_TYPES } from '../../src/node/results.ts';
+import type { BlockResults } from '../../src/node/results.ts';
 import { toHex } from '../../src/lib/bytes.ts';
 import { encodeSignedTx } from '../../src/exchange/tx/index.ts';
 import type { SignedTx } from '../../src/exchange/tx/index.ts';
@@ -217,6 +220,48 @@ test('a market no block touches keeps its book seq, and its ticker follows the h
 // The read model over an exchange driven block by block in this process (no
 // consensus, no I/O): a stand-in node hands ChainView each executed block.
 
+/** Blocks and results by height, as a node's block store and results log keep them. */
+interface StoredChain {
+  blocks: Map<number, Uint8Array>;
+  results: Map<number, BlockResults>;
+}
+
+/** Keeps a block the harness just executed as a node stores it (its certificate holds no votes). */
+function store(chain: StoredChain, h: Harness, r: BlockResult, txs: readonly SignedTx[]): void {
+  const height = h.ex.state.height;
+  const zeros = (n: number) => new Uint8Array(n);
+  const block = {
+    header: {
+      chainId: h.ex.state.genesis.chainId,
+      height,
+      round: 0,
+      timeMs: h.timeMs,
+      proposerAddress: zeros(20),
+      previousBlockHash: zeros(32),
+      previousAppHash: zeros(32),
+      txsRoot: zeros(32),
+      lastCommitHash: zeros(32),
+      evidenceHash: zeros(32),
+      validatorsHash: zeros(32),
+    },
+    txs: txs.map(encodeSignedTx),
+    evidence: [],
+    lastCommit: null,
+  };
+  const commit = { height, round: 0, blockHash: zeros(32), votes: [] };
+  chain.blocks.set(height, encode(committedBlockCodec, { block, commit }));
+  chain.results.set(height, {
+    height,
+    appHash: r.appHash,
+    results: txs.length === 0 ? [] : r.results,
+    details: {
+      events: r.events.filter((e) => STORED_EVENT_TYPES.has(e.type)),
+      insuranceQuote: h.ex.state.insuranceQuote,
+      auctionTradesKept: true,
+    },
+  });
+}
+
 /** `accounts`: the account updates feed() asks for (absent: all of them). */
 function viewOver(
   h: Harness,
@@ -226,6 +271,8 @@ function viewOver(
   accountOrdersMax?: number,
   /** The set that decided a height (default: `validators` at every height). */
   setAt?: (height: number) => ValidatorSet | { validators: [] },
+  /** What the node stored of each height (default: nothing), as a restarted node reads it. */
+  stored?: StoredChain,
 ): {
   view: ChainView;
   /** Sets the node's halt report, as the loop does when it halts. */
@@ -254,14 +301,14 @@ function viewOver(
     publicKey: null,
     peerCount: () => 0,
     mempool: { has: () => false },
-    results: { load: () => null },
+    results: { load: (height: number) => stored?.results.get(height) ?? null },
     submit,
     subscribe: (l: (b: CommittedBlock) => void) => {
       listener = l;
       return () => (listener = undefined);
     },
   };
-  const storage = { blocks: { load: () => null } };
+  const storage = { blocks: { load: (height: number) => stored?.blocks.get(height) ?? null } };
   const view = new ChainView({
     node: node as unknown as ZommaNode,
     storage: storage as unknown as Storage,
@@ -878,6 +925,57 @@ test("a trade has the same id on two nodes that began following at different hei
   } finally {
     early.view.close();
     late.view?.close();
+  }
+});
+
+test('a restarted node lists the recent trades again from its stored blocks, under the same ids, with the last trade price', () => {
+  const BTC = 'BTC-PERPETUAL';
+  const { h, maker, taker, alice } = auctionReady('view-restart-trades');
+  const chain: StoredChain = { blocks: new Map(), results: new Map() };
+  const live = viewOver(h);
+  const run = (txs: SignedTx[], advanceMs?: number): void => {
+    const r = h.block(txs, advanceMs);
+    store(chain, h, r, txs);
+    live.feed(r, undefined, txs);
+  };
+  let restarted: ChainView | undefined;
+  try {
+    run([h.tx(maker, limit(BTC, 'sell', 501_000, 2)), h.tx(alice, limit(BTC, 'buy', 501_000, 2))]);
+    // A call auction and its uncross, then a resting ask that an amend of a bid takes.
+    run([h.tx(taker, limit(BTC, 'buy', 535_000, 2))]);
+    run([h.tx(alice, limit(BTC, 'buy', 532_000, 1))]);
+    const endMs = h.ex.state.marketByName.get(BTC)!.auction!.monitor.auctionEndMs;
+    run([], endMs - h.timeMs);
+    run([h.tx(maker, limit(BTC, 'sell', 531_000, 1)), h.tx(taker, limit(BTC, 'buy', 520_000, 1))]);
+    const bidId = h.ex.state.nextOrderId - 1;
+    run([h.tx(taker, { kind: 'amend', instrument: BTC, orderId: bidId, priceTicks: 531_000 })]);
+    const before = live.view.read().trades(BTC, 100)!;
+    assert.ok(before.some((t) => t.auction === true));
+    assert.ok(
+      before.some(
+        (t) => t.auction !== true && t.takerSide === 'buy' && t.height === h.ex.state.height,
+      ),
+    );
+
+    restarted = viewOver(h, undefined, undefined, undefined, undefined, undefined, chain).view;
+    assert.deepEqual(restarted.read().trades(BTC, 100), before);
+    assert.equal(
+      restarted.read().ticker(BTC)!.lastTradeTicks,
+      live.view.read().ticker(BTC)!.lastTradeTicks,
+    );
+    // A height stored without its uncross trades (an older record) hides everything up to it.
+    const cut = [...chain.results.keys()][1]!;
+    const older = chain.results.get(cut)!;
+    chain.results.set(cut, { ...older, details: { ...older.details!, auctionTradesKept: false } });
+    restarted.close();
+    restarted = viewOver(h, undefined, undefined, undefined, undefined, undefined, chain).view;
+    assert.deepEqual(
+      restarted.read().trades(BTC, 100),
+      before.filter((t) => t.height > cut),
+    );
+  } finally {
+    live.view.close();
+    restarted?.close();
   }
 });
 
