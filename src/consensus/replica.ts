@@ -351,6 +351,8 @@ export class Replica implements ConsensusReplica {
   private catchupDistrusted = new Set<PeerId>();
   private peerHeights = new Map<PeerId, number>();
   private requestedUpTo = 0;
+  /** The peer our last block request went to: only its pruned answer moves the request on at once. */
+  private requestedFrom: PeerId | null = null;
   private lastRequestMs = -CATCHUP_RETRY_MS;
   private lastPushMs = new Map<PeerId, number>();
   /** Block requests answered per peer in its current retry period (not lifted by the gossip timer). */
@@ -523,7 +525,10 @@ export class Replica implements ConsensusReplica {
    * Not a protocol input (nothing is logged or decided from it, and a lying
    * peer only loses our requests): it steers catch-up to another peer now
    * instead of after CATCHUP_RETRY_MS. No send among the effects means no
-   * peer we know of can serve our height.
+   * peer we know of can serve our height. Only the answer of the peer our
+   * last request went to does so, once: anyone may send this message, and
+   * acting on each would turn every one into a block request to another
+   * peer, past the one request per retry period.
    */
   onPeerPruned(peer: PeerId, firstHeight: number, nowMs: number): Effect[] {
     assert(this.started, 'start() before any input');
@@ -532,6 +537,8 @@ export class Replica implements ConsensusReplica {
       if (this.prunedBelow.has(peer) || this.prunedBelow.size < 4 * VALIDATORS_MAX) {
         this.prunedBelow.set(peer, firstHeight);
       }
+      if (peer !== this.requestedFrom) return this.flush();
+      this.requestedFrom = null;
       this.requestedUpTo = 0;
       this.requestBlocks(peer, nowMs);
     }
@@ -1765,6 +1772,7 @@ export class Replica implements ConsensusReplica {
     if (stillWaiting) return;
     this.lastRequestMs = nowMs;
     this.requestedUpTo = fromHeight + CATCHUP_BATCH_BLOCKS_MAX - 1;
+    this.requestedFrom = from;
     const bytes = encode(messageCodec, {
       kind: 'blockRequest',
       fromHeight,

@@ -110,6 +110,35 @@ test('a peer that answers pruned is not asked again; the request goes to another
   assert.deepEqual(blockRequestsTo(lagging.onMessage('p3', ahead!, later)), ['p3']);
 });
 
+test('a pruned answer from a peer we did not ask, or repeated, sends no request: a faulty peer cannot turn each small message into a block request to an honest peer', () => {
+  const h = new Harness({ n: 4, seed: 33 });
+  let ahead: Uint8Array | null = null;
+  h.filter = (from, to, bytes) => {
+    if (from === 1 && to === 0 && decode(messageCodec, bytes).kind === 'vote') {
+      const m = decode(messageCodec, bytes);
+      if (m.kind === 'vote' && m.vote.height === 8) ahead = bytes;
+    }
+    return from !== 3 && to !== 3;
+  };
+  h.startAll();
+  assert.ok(h.run(() => ahead !== null));
+  const lagging = h.nodes[3]!.replica;
+  const t = h.nowMs;
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', ahead!, t)), ['p1']);
+  // p3 was never asked: its answers (whatever height they name) ask nobody.
+  for (let i = 0; i < 10; i++) {
+    assert.deepEqual(blockRequestsTo(lagging.onPeerPruned('p3', 5 + i, t)), []);
+  }
+  // p1 was asked: its answer moves the request on once; repeating it does nothing more.
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p2', ahead!, t)), []);
+  assert.deepEqual(blockRequestsTo(lagging.onPeerPruned('p1', 5, t)), ['p2']);
+  for (let i = 0; i < 10; i++) {
+    assert.deepEqual(blockRequestsTo(lagging.onPeerPruned('p1', 6 + i, t)), []);
+  }
+  // p3's answer was kept: it is not asked for what it said it pruned.
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p3', ahead!, t + CATCHUP_RETRY_MS)), ['p2']);
+});
+
 test('a peer that sent a block whose certificate fails is not trusted for catch-up again: its forged blocks cannot hold the buffer and slow a lagging replica to one block per retry period', () => {
   const h = new Harness({ n: 4, seed: 34 });
   // Replica 3 hears nothing while the others build a chain.
