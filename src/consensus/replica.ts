@@ -6,6 +6,7 @@
 
 import { DecodeError, Writer, decode, encode } from '../codec/wire.ts';
 import { assert } from '../lib/assert.ts';
+import { divFloor } from '../lib/int.ts';
 import { bytesEqual, compareBytes, fromHex, toHex } from '../lib/bytes.ts';
 import {
   BLOCK_TXS_MAX,
@@ -328,8 +329,8 @@ export class Replica implements ConsensusReplica {
 
   // Messages for the next height, kept until we get there.
   private future: { from: PeerId; message: Message; nowMs: number; bytes: Uint8Array }[] = [];
-  /** Bytes of `future` by sender: they are unverified, so each peer gets its own bound. */
-  private futureBytes = new Map<PeerId, number>();
+  /** Bytes and messages of `future` by sender: they are unverified, so each peer gets its own bound. */
+  private futureBytes = new Map<PeerId, { readonly bytes: number; readonly count: number }>();
   // Verified evidence not yet committed, by hash.
   private evidencePool = new Map<string, DuplicateVoteEvidence>();
   /** The pool's items by offender (its public key, hex): EVIDENCE_PER_OFFENDER_MAX each. */
@@ -641,11 +642,20 @@ export class Replica implements ConsensusReplica {
     }
     this.notePeerAhead(input.from, height, input.nowMs);
     if (height === this.heightValue + 1) {
-      const bytes = (this.futureBytes.get(input.from) ?? 0) + input.bytes.length;
-      if (this.future.length >= FUTURE_MESSAGES_MAX || bytes > FUTURE_BYTES_PER_PEER_MAX) {
+      const held = this.futureBytes.get(input.from);
+      const bytes = (held?.bytes ?? 0) + input.bytes.length;
+      const count = (held?.count ?? 0) + 1;
+      // A share of the slots per peer: unverified small votes from one peer
+      // could otherwise take them all and keep out the honest peers' messages.
+      const countMax = Math.max(1, divFloor(FUTURE_MESSAGES_MAX, this.chain.nextValidators.size));
+      if (
+        this.future.length >= FUTURE_MESSAGES_MAX ||
+        bytes > FUTURE_BYTES_PER_PEER_MAX ||
+        count > countMax
+      ) {
         this.drop('bufferFull');
       } else {
-        this.futureBytes.set(input.from, bytes);
+        this.futureBytes.set(input.from, { bytes, count });
         this.future.push({ from: input.from, message, nowMs: input.nowMs, bytes: input.bytes });
       }
       return false;

@@ -7,6 +7,7 @@ import {
   CATCHUP_RETRY_MS,
   CATCHUP_SERVES_PER_PEER_MAX,
   FUTURE_BYTES_PER_PEER_MAX,
+  FUTURE_MESSAGES_MAX,
   TX_BYTES_MAX,
 } from '../../src/lib/limits.ts';
 import { messageCodec } from '../../src/consensus/codec.ts';
@@ -238,6 +239,33 @@ test('messages kept for the next height are bounded in bytes per peer: one peer 
   // Another peer's message for the next height is still kept.
   const full = replica.metrics.bufferFull;
   replica.onMessage('p1', big(0), t);
+  assert.equal(replica.metrics.bufferFull, full);
+});
+
+test("messages kept for the next height are bounded in count per peer: one peer cannot take every slot with small votes and keep out the honest peers' proposal and votes", () => {
+  const h = new Harness({ n: 4, seed: 35 });
+  let vote: Uint8Array | null = null;
+  h.filter = (_from, _to, bytes) => {
+    const m = decode(messageCodec, bytes);
+    if (vote === null && m.kind === 'vote' && m.vote.height === 2) vote = bytes;
+    return true;
+  };
+  h.startAll();
+  assert.ok(h.run(() => vote !== null));
+  const replica = h.nodes[0]!.replica;
+  const m = decode(messageCodec, vote!);
+  assert.ok(m.kind === 'vote');
+  const height = replica.height + 1;
+  const small = (round: number): Uint8Array =>
+    encode(messageCodec, { kind: 'vote', vote: { ...m.vote, height, round } });
+  const t = h.nowMs;
+  for (let round = 0; round <= FUTURE_MESSAGES_MAX; round++)
+    replica.onMessage('p9', small(round), t);
+  const full = replica.metrics.bufferFull;
+  assert.ok(full > 0);
+  for (const peer of ['p1', 'p2']) {
+    for (let round = 0; round < 3; round++) replica.onMessage(peer, small(round), t);
+  }
   assert.equal(replica.metrics.bufferFull, full);
 });
 
