@@ -6,6 +6,7 @@
 
 import { DecodeError, Writer, decode, encode } from '../codec/wire.ts';
 import { assert } from '../lib/assert.ts';
+import { divFloor } from '../lib/int.ts';
 import { bytesEqual, compareBytes, fromHex, toHex } from '../lib/bytes.ts';
 import {
   BLOCK_TXS_MAX,
@@ -328,8 +329,8 @@ export class Replica implements ConsensusReplica {
 
   // Messages for the next height, kept until we get there.
   private future: { from: PeerId; message: Message; nowMs: number; bytes: Uint8Array }[] = [];
-  /** Bytes of `future` by sender: they are unverified, so each peer gets its own bound. */
-  private futureBytes = new Map<PeerId, number>();
+  /** Bytes and messages of `future` by sender: they are unverified, so each peer gets its own bound. */
+  private futureBytes = new Map<PeerId, { readonly bytes: number; readonly count: number }>();
   // Verified evidence not yet committed, by hash.
   private evidencePool = new Map<string, DuplicateVoteEvidence>();
   /** The pool's items by offender (its public key, hex): EVIDENCE_PER_OFFENDER_MAX each. */
@@ -351,6 +352,8 @@ export class Replica implements ConsensusReplica {
   private catchupDistrusted = new Set<PeerId>();
   private peerHeights = new Map<PeerId, number>();
   private requestedUpTo = 0;
+  /** The peer our last block request went to: only its pruned answer moves the request on at once. */
+  private requestedFrom: PeerId | null = null;
   private lastRequestMs = -CATCHUP_RETRY_MS;
   private lastPushMs = new Map<PeerId, number>();
   /** Block requests answered per peer in its current retry period (not lifted by the gossip timer). */
@@ -523,7 +526,10 @@ export class Replica implements ConsensusReplica {
    * Not a protocol input (nothing is logged or decided from it, and a lying
    * peer only loses our requests): it steers catch-up to another peer now
    * instead of after CATCHUP_RETRY_MS. No send among the effects means no
-   * peer we know of can serve our height.
+   * peer we know of can serve our height. Only the answer of the peer our
+   * last request went to does so, once: anyone may send this message, and
+   * acting on each would turn every one into a block request to another
+   * peer, past the one request per retry period.
    */
   onPeerPruned(peer: PeerId, firstHeight: number, nowMs: number): Effect[] {
     assert(this.started, 'start() before any input');
@@ -532,6 +538,8 @@ export class Replica implements ConsensusReplica {
       if (this.prunedBelow.has(peer) || this.prunedBelow.size < 4 * VALIDATORS_MAX) {
         this.prunedBelow.set(peer, firstHeight);
       }
+      if (peer !== this.requestedFrom) return this.flush();
+      this.requestedFrom = null;
       this.requestedUpTo = 0;
       this.requestBlocks(peer, nowMs);
     }
@@ -634,11 +642,20 @@ export class Replica implements ConsensusReplica {
     }
     this.notePeerAhead(input.from, height, input.nowMs);
     if (height === this.heightValue + 1) {
-      const bytes = (this.futureBytes.get(input.from) ?? 0) + input.bytes.length;
-      if (this.future.length >= FUTURE_MESSAGES_MAX || bytes > FUTURE_BYTES_PER_PEER_MAX) {
+      const held = this.futureBytes.get(input.from);
+      const bytes = (held?.bytes ?? 0) + input.bytes.length;
+      const count = (held?.count ?? 0) + 1;
+      // A share of the slots per peer: unverified small votes from one peer
+      // could otherwise take them all and keep out the honest peers' messages.
+      const countMax = Math.max(1, divFloor(FUTURE_MESSAGES_MAX, this.chain.nextValidators.size));
+      if (
+        this.future.length >= FUTURE_MESSAGES_MAX ||
+        bytes > FUTURE_BYTES_PER_PEER_MAX ||
+        count > countMax
+      ) {
         this.drop('bufferFull');
       } else {
-        this.futureBytes.set(input.from, bytes);
+        this.futureBytes.set(input.from, { bytes, count });
         this.future.push({ from: input.from, message, nowMs: input.nowMs, bytes: input.bytes });
       }
       return false;
@@ -1765,6 +1782,7 @@ export class Replica implements ConsensusReplica {
     if (stillWaiting) return;
     this.lastRequestMs = nowMs;
     this.requestedUpTo = fromHeight + CATCHUP_BATCH_BLOCKS_MAX - 1;
+    this.requestedFrom = from;
     const bytes = encode(messageCodec, {
       kind: 'blockRequest',
       fromHeight,

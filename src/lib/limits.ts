@@ -211,7 +211,11 @@ export const EVIDENCE_AGE_HEIGHTS_MAX = 100;
  * key, or a lost WAL): the other signer must have been silent this long.
  */
 export const DOUBLE_SIGN_WATCH_HEIGHTS = 10;
-/** Messages for the next height kept until the replica gets there. */
+/**
+ * Messages for the next height kept until the replica gets there; one peer
+ * keeps at most this divided by the number of validators (they are unverified:
+ * one peer's small votes could otherwise take every slot).
+ */
 export const FUTURE_MESSAGES_MAX = 4 * VALIDATORS_MAX;
 /**
  * Bytes of those messages kept per peer: they are kept unverified, and one

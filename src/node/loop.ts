@@ -328,7 +328,8 @@ export class NodeLoop {
     const fields = { peer: from, height, firstHeight, ourHeight: this.replica.height };
     if (askedAnother)
       this.log.info(fields, 'catch-up: peer pruned the blocks we need; asked another');
-    else if (firstHeight > this.replica.height) {
+    // A request still out elsewhere (this answer was not to it) may yet be served.
+    else if (firstHeight > this.replica.height && !this.replica.catchingUp(this.clock.nowMs())) {
       this.log.warn(
         fields,
         'catch-up: no known peer holds the blocks we need (pruned); restart this node with state sync',

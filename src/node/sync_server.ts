@@ -138,6 +138,8 @@ export class SyncServer {
       message.kind === 'chunkRequest' ||
       message.kind === 'blockRequest';
     if (message.kind === 'pruned' && this.options.onPruned !== undefined) {
+      // Any peer may send one, asked or not: each is a replica input and a log line.
+      if (!this.take(peer)) return this.drop('rateLimited');
       this.stats.prunedReceived++;
       return this.options.onPruned(peer, message.height, message.firstHeight);
     }

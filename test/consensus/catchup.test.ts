@@ -7,6 +7,7 @@ import {
   CATCHUP_RETRY_MS,
   CATCHUP_SERVES_PER_PEER_MAX,
   FUTURE_BYTES_PER_PEER_MAX,
+  FUTURE_MESSAGES_MAX,
   TX_BYTES_MAX,
 } from '../../src/lib/limits.ts';
 import { messageCodec } from '../../src/consensus/codec.ts';
@@ -110,6 +111,35 @@ test('a peer that answers pruned is not asked again; the request goes to another
   assert.deepEqual(blockRequestsTo(lagging.onMessage('p3', ahead!, later)), ['p3']);
 });
 
+test('a pruned answer from a peer we did not ask, or repeated, sends no request: a faulty peer cannot turn each small message into a block request to an honest peer', () => {
+  const h = new Harness({ n: 4, seed: 33 });
+  let ahead: Uint8Array | null = null;
+  h.filter = (from, to, bytes) => {
+    if (from === 1 && to === 0 && decode(messageCodec, bytes).kind === 'vote') {
+      const m = decode(messageCodec, bytes);
+      if (m.kind === 'vote' && m.vote.height === 8) ahead = bytes;
+    }
+    return from !== 3 && to !== 3;
+  };
+  h.startAll();
+  assert.ok(h.run(() => ahead !== null));
+  const lagging = h.nodes[3]!.replica;
+  const t = h.nowMs;
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', ahead!, t)), ['p1']);
+  // p3 was never asked: its answers (whatever height they name) ask nobody.
+  for (let i = 0; i < 10; i++) {
+    assert.deepEqual(blockRequestsTo(lagging.onPeerPruned('p3', 5 + i, t)), []);
+  }
+  // p1 was asked: its answer moves the request on once; repeating it does nothing more.
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p2', ahead!, t)), []);
+  assert.deepEqual(blockRequestsTo(lagging.onPeerPruned('p1', 5, t)), ['p2']);
+  for (let i = 0; i < 10; i++) {
+    assert.deepEqual(blockRequestsTo(lagging.onPeerPruned('p1', 6 + i, t)), []);
+  }
+  // p3's answer was kept: it is not asked for what it said it pruned.
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p3', ahead!, t + CATCHUP_RETRY_MS)), ['p2']);
+});
+
 test('a peer that sent a block whose certificate fails is not trusted for catch-up again: its forged blocks cannot hold the buffer and slow a lagging replica to one block per retry period', () => {
   const h = new Harness({ n: 4, seed: 34 });
   // Replica 3 hears nothing while the others build a chain.
@@ -209,6 +239,33 @@ test('messages kept for the next height are bounded in bytes per peer: one peer 
   // Another peer's message for the next height is still kept.
   const full = replica.metrics.bufferFull;
   replica.onMessage('p1', big(0), t);
+  assert.equal(replica.metrics.bufferFull, full);
+});
+
+test("messages kept for the next height are bounded in count per peer: one peer cannot take every slot with small votes and keep out the honest peers' proposal and votes", () => {
+  const h = new Harness({ n: 4, seed: 35 });
+  let vote: Uint8Array | null = null;
+  h.filter = (_from, _to, bytes) => {
+    const m = decode(messageCodec, bytes);
+    if (vote === null && m.kind === 'vote' && m.vote.height === 2) vote = bytes;
+    return true;
+  };
+  h.startAll();
+  assert.ok(h.run(() => vote !== null));
+  const replica = h.nodes[0]!.replica;
+  const m = decode(messageCodec, vote!);
+  assert.ok(m.kind === 'vote');
+  const height = replica.height + 1;
+  const small = (round: number): Uint8Array =>
+    encode(messageCodec, { kind: 'vote', vote: { ...m.vote, height, round } });
+  const t = h.nowMs;
+  for (let round = 0; round <= FUTURE_MESSAGES_MAX; round++)
+    replica.onMessage('p9', small(round), t);
+  const full = replica.metrics.bufferFull;
+  assert.ok(full > 0);
+  for (const peer of ['p1', 'p2']) {
+    for (let round = 0; round < 3; round++) replica.onMessage(peer, small(round), t);
+  }
   assert.equal(replica.metrics.bufferFull, full);
 });
 

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { unframe, CHANNEL } from '../../src/node/framing.ts';
 import { MemoryHub } from '../../src/node/network.ts';
 import { openStorage } from '../../src/node/storage/index.ts';
-import { decodeSyncMessage } from '../../src/node/sync_messages.ts';
+import { decodeSyncMessage, encodeSyncMessage } from '../../src/node/sync_messages.ts';
 import { SyncServer } from '../../src/node/sync_server.ts';
 import { tempDir } from './helpers.ts';
 
@@ -61,5 +61,29 @@ test('a catch-up request below the first stored block is answered pruned; the an
     other.close();
     tmp.remove();
     rmSync(`${tmp.dir}-other`, { recursive: true, force: true });
+  }
+});
+
+test("pruned messages share the peer's sync budget: a flood of them reaches onPruned (a log line and a replica input each) only within it", () => {
+  const tmp = tempDir('zomma-catchup-pruned-flood-');
+  const storage = openStorage(tmp.dir);
+  try {
+    const hub = new MemoryHub();
+    const clock = { nowMs: () => 0, after: () => () => {} };
+    let told = 0;
+    const server = new SyncServer({
+      storage,
+      network: hub.join('server'),
+      clock,
+      burstRequests: 4,
+      onPruned: () => told++,
+    });
+    const pruned = encodeSyncMessage({ kind: 'pruned', height: 2, firstHeight: 4 });
+    for (let i = 0; i < 100; i++) server.onMessage('faulty', pruned);
+    assert.equal(told, 4);
+    assert.equal(server.stats.dropped.rateLimited, 96);
+  } finally {
+    storage.close();
+    tmp.remove();
   }
 });
