@@ -178,6 +178,10 @@ export class Mempool {
         this.reject(hash, 'DuplicateTx', 'already in the mempool or committed'),
       );
     }
+    // Checked again at admission; refused here, a peer's gossip past its share
+    // or into a full pool costs no signature check.
+    const refused = from === null ? null : this.peerRefusal(hash, from, checked.bytes.length);
+    if (refused !== null) return Promise.resolve(refused);
     if (this.pending.length >= MEMPOOL_PENDING_CHECKS_MAX) {
       return Promise.resolve(
         this.reject(hash, 'MempoolBusy', 'too many transactions being checked'),
@@ -265,15 +269,8 @@ export class Mempool {
       }
       const size = checked.bytes.length;
       if (from !== null) {
-        const share = this.perPeer.get(from);
-        if (
-          share !== undefined &&
-          (share.hashes.size >= this.limits.perPeerTxsMax ||
-            share.bytes + size > this.limits.perPeerBytesMax)
-        ) {
-          return this.reject(hash, 'MempoolPeerFull', "the peer's gossip holds its share");
-        }
-        if (this.isFull(size)) return this.reject(hash, 'MempoolFull', 'the mempool is full');
+        const refused = this.peerRefusal(hash, from, size);
+        if (refused !== null) return refused;
       }
       while (this.entries.size > 0 && this.isFull(size)) this.evict();
       const entry: MempoolEntry = {
@@ -293,6 +290,20 @@ export class Mempool {
     });
     for (const [from, entries] of admitted) this.options.onAdmitted?.(entries, from);
     return results;
+  }
+
+  /** Why a peer's gossip of `size` bytes is refused now (its share, or a full pool), or null. */
+  private peerRefusal(hash: string, from: string, size: number): AddResult | null {
+    const share = this.perPeer.get(from);
+    if (
+      share !== undefined &&
+      (share.hashes.size >= this.limits.perPeerTxsMax ||
+        share.bytes + size > this.limits.perPeerBytesMax)
+    ) {
+      return this.reject(hash, 'MempoolPeerFull', "the peer's gossip holds its share");
+    }
+    if (this.isFull(size)) return this.reject(hash, 'MempoolFull', 'the mempool is full');
+    return null;
   }
 
   private isFull(bytes: number): boolean {

@@ -121,6 +121,31 @@ test("one signature batch holding a peer's and a client's transactions reports e
 
 const hex = (t: { hash: Uint8Array }): string => Buffer.from(t.hash).toString('hex');
 
+test("a peer's gossip past its share, or into a full pool, is refused before its signature is checked", async () => {
+  let checked = 0;
+  const pool = new Mempool({
+    chainId: CHAIN,
+    verifyBatch: async (items) => {
+      checked += items.length;
+      return verifyBatch(items);
+    },
+    signatures: new SignatureCache(),
+    limits: { txsMax: 6, perPeerTxsMax: 3 },
+  });
+  for (const t of [1, 2, 3].map((n) => faucet(40, n)))
+    assert.equal((await pool.add(t.bytes, 'p1')).ok, true);
+  assert.equal(checked, 3);
+  const over = await Promise.all([4, 5, 6].map((n) => pool.add(faucet(40, n).bytes, 'p1')));
+  assert.ok(over.every((r) => !r.ok && r.code === 'MempoolPeerFull'));
+  assert.equal(checked, 3, 'no signature checked past the share');
+  for (const t of [1, 2, 3].map((n) => faucet(41, n)))
+    assert.equal((await pool.add(t.bytes)).ok, true);
+  assert.equal(checked, 6);
+  const full = await pool.add(faucet(42, 1).bytes, 'p2');
+  assert.equal(!full.ok && full.code, 'MempoolFull');
+  assert.equal(checked, 6, 'none checked for a full pool');
+});
+
 test("a peer's gossip cannot push out what the pool holds: when full its transactions are refused, and its share of the pool is bounded", async () => {
   const pool = new Mempool({
     chainId: CHAIN,
