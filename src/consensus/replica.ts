@@ -360,6 +360,8 @@ export class Replica implements ConsensusReplica {
   private requestedUpTo = 0;
   /** The peer our last block request went to: only its pruned answer moves the request on at once. */
   private requestedFrom: PeerId | null = null;
+  /** That peer answered with a block we kept (catchupPeer: it keeps the role, or is passed over). */
+  private requestAnswered = false;
   private lastRequestMs = -CATCHUP_RETRY_MS;
   private lastPushMs = new Map<PeerId, number>();
   /** Block requests answered per peer in its current retry period (not lifted by the gossip timer). */
@@ -1809,33 +1811,59 @@ export class Replica implements ConsensusReplica {
     return first === undefined || first <= height;
   }
 
-  private requestBlocks(from: PeerId, nowMs: number): void {
+  private requestBlocks(trigger: PeerId, nowMs: number): void {
     let fromHeight = this.heightValue;
     while (this.catchupBuffer.has(fromHeight)) fromHeight++;
-    if (!this.canServe(from, fromHeight)) {
-      // It pruned what we need: ask a peer that may hold it, if we know one.
-      let other: PeerId | null = null;
-      for (const [peer, height] of this.peerHeights) {
-        if (height > fromHeight && this.canServe(peer, fromHeight)) {
-          other = peer;
-          break;
-        }
-      }
-      if (other === null) return;
-      from = other;
-    }
     const stillWaiting =
       this.requestedUpTo >= fromHeight && nowMs - this.lastRequestMs < CATCHUP_RETRY_MS;
     if (stillWaiting) return;
+    const from = this.catchupPeer(trigger, fromHeight);
+    if (from === null) return;
     this.lastRequestMs = nowMs;
     this.requestedUpTo = fromHeight + CATCHUP_BATCH_BLOCKS_MAX - 1;
     this.requestedFrom = from;
+    this.requestAnswered = false;
     const bytes = encode(messageCodec, {
       kind: 'blockRequest',
       fromHeight,
       count: CATCHUP_BATCH_BLOCKS_MAX,
     });
     this.emit({ kind: 'send', to: from, bytes });
+  }
+
+  /**
+   * Whom a block request goes to. A request goes to the peer whose message
+   * prompted it, and the first such message after each retry period is any
+   * peer's claim to be ahead, unverified: a peer that claims it at every
+   * turn and never answers would be asked every time, and we would never
+   * catch up. So the peer last asked keeps the role while it answers; after a
+   * request it left unanswered, the next goes to the next peer in turn that
+   * claimed to be ahead (in the order we first heard them), so each peer that
+   * does not answer costs one retry period per round of them. One that
+   * pruned what we need is not asked.
+   */
+  private catchupPeer(trigger: PeerId, fromHeight: number): PeerId | null {
+    const fits = (peer: PeerId): boolean =>
+      (this.peerHeights.get(peer) ?? 0) > fromHeight && this.canServe(peer, fromHeight);
+    const last = this.requestedFrom;
+    if (last !== null && this.requestAnswered && fits(last)) return last;
+    if (last !== null && !this.requestAnswered) {
+      let passed = false;
+      let first: PeerId | null = null;
+      for (const peer of this.peerHeights.keys()) {
+        if (peer === last) {
+          passed = true;
+        } else if (fits(peer)) {
+          if (passed) return peer;
+          first ??= peer;
+        }
+      }
+      if (first !== null) return first;
+    }
+    if (this.canServe(trigger, fromHeight)) return trigger;
+    // It pruned what we need: ask a peer that may hold it, if we know one.
+    for (const peer of this.peerHeights.keys()) if (fits(peer)) return peer;
+    return null;
   }
 
   /** 2f+1 precommits for a block we never received: ask a peer that may have committed it. */
@@ -1962,6 +1990,7 @@ export class Replica implements ConsensusReplica {
       kept.push(b);
     }
     if (kept.length === 0) return;
+    if (input.from === this.requestedFrom) this.requestAnswered = true;
     this.catchupBytes.set(input.from, held);
     // The log needs what it kept (a restart before these are executed replays
     // them), and only that: a peer's refused blocks must not fill the disk.
