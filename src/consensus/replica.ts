@@ -27,6 +27,7 @@ import {
   MESSAGE_BYTES_MAX,
   PROPOSALS_AHEAD_PER_PROPOSER_MAX,
   ROUNDS_AHEAD_MAX,
+  VOTE_ROUNDS_AHEAD_PER_VALIDATOR_MAX,
   ROUND_MAX,
   TIMEOUT_DELTA_MS,
   TIMEOUT_MAX_MS,
@@ -310,6 +311,11 @@ export class Replica implements ConsensusReplica {
   private readonly blocksByKey = new Map<string, ProposalEntry>();
   /** Rounds of the proposals kept while ahead of ours, by proposer (those we have reached no longer count). */
   private readonly proposalRoundsAhead = new Map<number, number[]>();
+  /**
+   * By validator: the rounds beyond our next one whose votes by it we take,
+   * and the time (the input's) each slot last moved. See voteAheadSlot.
+   */
+  private readonly voteRoundsAhead = new Map<number, { round: number; atMs: number }[]>();
   private votes = new HeightVotes([]);
   /** The last height's votes (all verified), so its certificate in the next block is not verified again. */
   private previousVotes = new HeightVotes([]);
@@ -354,6 +360,8 @@ export class Replica implements ConsensusReplica {
   private requestedUpTo = 0;
   /** The peer our last block request went to: only its pruned answer moves the request on at once. */
   private requestedFrom: PeerId | null = null;
+  /** That peer answered with a block we kept (catchupPeer: it keeps the role, or is passed over). */
+  private requestAnswered = false;
   private lastRequestMs = -CATCHUP_RETRY_MS;
   private lastPushMs = new Map<PeerId, number>();
   /** Block requests answered per peer in its current retry period (not lifted by the gossip timer). */
@@ -700,6 +708,10 @@ export class Replica implements ConsensusReplica {
       this.decided = { ...this.decided, commit: withPrecommit(this.decided.commit, vote) };
       return;
     }
+    // Checked before the signature: refusing must cost a lookup.
+    const slot =
+      vote.round > this.roundValue + 1 ? this.voteAheadSlot(vote, existing, input.nowMs) : -1;
+    if (slot === null) return this.drop('bufferFull');
     if (!this.verifyVote(vote, set)) return this.drop('badSignature');
     if (
       vote.type === VOTE_TYPE.precommit &&
@@ -707,6 +719,11 @@ export class Replica implements ConsensusReplica {
       !this.ports.app.verifyVoteExtension(vote)
     ) {
       return this.drop('badExtension');
+    }
+    if (slot >= 0) {
+      const slots = this.voteRoundsAhead.get(vote.validatorIndex) ?? [];
+      slots[slot] = { round: vote.round, atMs: input.nowMs };
+      this.voteRoundsAhead.set(vote.validatorIndex, slots);
     }
     if (existing !== undefined) {
       if (sameValue(existing.blockHash, vote.blockHash)) return this.drop('duplicateVote');
@@ -720,6 +737,37 @@ export class Replica implements ConsensusReplica {
     // Between inputs no rule holds (progress ran to a fixed point); a vote that
     // crossed no threshold cannot make one hold.
     if (this.addVote(vote)) this.progress(input.nowMs);
+  }
+
+  /**
+   * Whether a vote for a round beyond our next one is taken, before its
+   * signature is checked: -1 if its round already holds a slot of its
+   * validator, the index of the slot it takes, or null (refused). Each
+   * validator has VOTE_ROUNDS_AHEAD_PER_VALIDATOR_MAX slots; a full set gives
+   * its lowest slot to a higher round once that slot is a gossip period old.
+   * An honest validator's rounds only go up and it re-sends its current
+   * round's votes every period, so its current round gets a slot within about
+   * two periods, and f+1 honest validators sitting in one round show the
+   * round skip (line 55) that round; a faulty one gets a few rounds per period
+   * however many it signs. The votes of a round a slot leaves stay counted
+   * (tallies only grow, which keeps replay simple): the rate bounds them. An
+   * equivocator's further values that far ahead are refused too: they matter
+   * only once we are there, and then they are taken as any other.
+   * Deterministic: the time is the input's, logged with it.
+   */
+  private voteAheadSlot(vote: Vote, existing: Vote | undefined, nowMs: number): number | null {
+    if (existing !== undefined) return null;
+    const slots = this.voteRoundsAhead.get(vote.validatorIndex);
+    if (slots === undefined) return 0;
+    let lowest = 0;
+    for (let i = 0; i < slots.length; i++) {
+      if (slots[i]!.round === vote.round) return -1;
+      if (slots[i]!.round < slots[lowest]!.round) lowest = i;
+    }
+    if (slots.length < VOTE_ROUNDS_AHEAD_PER_VALIDATOR_MAX) return slots.length;
+    const oldest = slots[lowest]!;
+    const periodMs = this.timeouts.gossipMs ?? GOSSIP_INTERVAL_MS;
+    return vote.round > oldest.round && nowMs - oldest.atMs >= periodMs ? lowest : null;
   }
 
   private verifyVote(vote: Vote, set: ValidatorSet): boolean {
@@ -1650,6 +1698,7 @@ export class Replica implements ConsensusReplica {
     this.proposals.clear();
     this.blocksByKey.clear();
     this.proposalRoundsAhead.clear();
+    this.voteRoundsAhead.clear();
     this.previousVotes = this.votes;
     this.votes = new HeightVotes(chain.validators.powers);
     this.decided = null;
@@ -1762,33 +1811,59 @@ export class Replica implements ConsensusReplica {
     return first === undefined || first <= height;
   }
 
-  private requestBlocks(from: PeerId, nowMs: number): void {
+  private requestBlocks(trigger: PeerId, nowMs: number): void {
     let fromHeight = this.heightValue;
     while (this.catchupBuffer.has(fromHeight)) fromHeight++;
-    if (!this.canServe(from, fromHeight)) {
-      // It pruned what we need: ask a peer that may hold it, if we know one.
-      let other: PeerId | null = null;
-      for (const [peer, height] of this.peerHeights) {
-        if (height > fromHeight && this.canServe(peer, fromHeight)) {
-          other = peer;
-          break;
-        }
-      }
-      if (other === null) return;
-      from = other;
-    }
     const stillWaiting =
       this.requestedUpTo >= fromHeight && nowMs - this.lastRequestMs < CATCHUP_RETRY_MS;
     if (stillWaiting) return;
+    const from = this.catchupPeer(trigger, fromHeight);
+    if (from === null) return;
     this.lastRequestMs = nowMs;
     this.requestedUpTo = fromHeight + CATCHUP_BATCH_BLOCKS_MAX - 1;
     this.requestedFrom = from;
+    this.requestAnswered = false;
     const bytes = encode(messageCodec, {
       kind: 'blockRequest',
       fromHeight,
       count: CATCHUP_BATCH_BLOCKS_MAX,
     });
     this.emit({ kind: 'send', to: from, bytes });
+  }
+
+  /**
+   * Whom a block request goes to. A request goes to the peer whose message
+   * prompted it, and the first such message after each retry period is any
+   * peer's claim to be ahead, unverified: a peer that claims it at every
+   * turn and never answers would be asked every time, and we would never
+   * catch up. So the peer last asked keeps the role while it answers; after a
+   * request it left unanswered, the next goes to the next peer in turn that
+   * claimed to be ahead (in the order we first heard them), so each peer that
+   * does not answer costs one retry period per round of them. One that
+   * pruned what we need is not asked.
+   */
+  private catchupPeer(trigger: PeerId, fromHeight: number): PeerId | null {
+    const fits = (peer: PeerId): boolean =>
+      (this.peerHeights.get(peer) ?? 0) > fromHeight && this.canServe(peer, fromHeight);
+    const last = this.requestedFrom;
+    if (last !== null && this.requestAnswered && fits(last)) return last;
+    if (last !== null && !this.requestAnswered) {
+      let passed = false;
+      let first: PeerId | null = null;
+      for (const peer of this.peerHeights.keys()) {
+        if (peer === last) {
+          passed = true;
+        } else if (fits(peer)) {
+          if (passed) return peer;
+          first ??= peer;
+        }
+      }
+      if (first !== null) return first;
+    }
+    if (this.canServe(trigger, fromHeight)) return trigger;
+    // It pruned what we need: ask a peer that may hold it, if we know one.
+    for (const peer of this.peerHeights.keys()) if (fits(peer)) return peer;
+    return null;
   }
 
   /** 2f+1 precommits for a block we never received: ask a peer that may have committed it. */
@@ -1915,6 +1990,7 @@ export class Replica implements ConsensusReplica {
       kept.push(b);
     }
     if (kept.length === 0) return;
+    if (input.from === this.requestedFrom) this.requestAnswered = true;
     this.catchupBytes.set(input.from, held);
     // The log needs what it kept (a restart before these are executed replays
     // them), and only that: a peer's refused blocks must not fill the disk.

@@ -305,3 +305,42 @@ test('blocks buffered for catch-up are bounded in bytes per peer: one peer canno
   // Another peer's blocks are still kept (and logged).
   assert.ok(persistedBytes(replica.onMessage('p1', forged(first + 80, 1), t)) > 0);
 });
+
+test('a peer that claims to be ahead but does not answer is passed over: the next request goes to another peer ahead, and one that answers keeps the role', () => {
+  const h = new Harness({ n: 4, seed: 35 });
+  let ahead: Uint8Array | null = null;
+  h.filter = (from, to, bytes) => {
+    const m = decode(messageCodec, bytes);
+    if (from === 1 && to === 0 && m.kind === 'vote' && m.vote.height === 8) ahead = bytes;
+    // Replica 3 hears nothing: it stays at height 1 while the others go on.
+    return from !== 3 && to !== 3;
+  };
+  h.startAll();
+  assert.ok(h.run(() => ahead !== null));
+  const lagging = h.nodes[3]!.replica;
+  assert.equal(lagging.height, 1);
+  const t = h.nowMs;
+  // p1 claims to be ahead first at every turn, and never answers.
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', ahead!, t)), ['p1']);
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p2', ahead!, t)), []);
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', ahead!, t + CATCHUP_RETRY_MS)), ['p2']);
+  // p2 answers with blocks we keep: it is asked again, though p1's claim came first.
+  const store = h.nodes[0]!.store;
+  const blocks = [2, 3].map((height) => store.get(height)!);
+  lagging.onMessage('p2', encode(messageCodec, { kind: 'blockResponse', blocks }), t + 1);
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', ahead!, t + 2 * CATCHUP_RETRY_MS)), [
+    'p2',
+  ]);
+  // Now p2 leaves a request unanswered: the next goes to the other peer ahead, whoever speaks first.
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p2', ahead!, t + 3 * CATCHUP_RETRY_MS)), [
+    'p1',
+  ]);
+  // p1 again does not answer, and p3 is heard ahead: each peer ahead gets its turn.
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p3', ahead!, t + 3 * CATCHUP_RETRY_MS)), []);
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', ahead!, t + 4 * CATCHUP_RETRY_MS)), [
+    'p2',
+  ]);
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', ahead!, t + 5 * CATCHUP_RETRY_MS)), [
+    'p3',
+  ]);
+});

@@ -4,18 +4,21 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writer, decode, encode } from '../../src/codec/wire.ts';
-import { bytesEqual } from '../../src/lib/bytes.ts';
+import { bytesEqual, utf8 } from '../../src/lib/bytes.ts';
 import {
   EVIDENCE_PER_OFFENDER_MAX,
+  GOSSIP_INTERVAL_MS,
   PROPOSALS_AHEAD_PER_PROPOSER_MAX,
   ROUNDS_AHEAD_MAX,
+  VOTE_ROUNDS_AHEAD_PER_VALIDATOR_MAX,
 } from '../../src/lib/limits.ts';
 import { messageCodec, proposalSignBytes, voteSignBytes } from '../../src/consensus/codec.ts';
 import { SIGN_KIND_CONSENSUS } from '../../src/consensus/ports.ts';
 import { makeEvidence } from '../../src/consensus/replica.ts';
-import type { Effect, Message } from '../../src/consensus/types.ts';
+import type { Effect, Message, VoteType } from '../../src/consensus/types.ts';
 import { VOTE_TYPE } from '../../src/consensus/types.ts';
 import { Harness } from './harness.ts';
+import type { MemoVerifier } from './harness.ts';
 
 const EMPTY = new Uint8Array(0);
 
@@ -114,4 +117,157 @@ test('the evidence pool is bounded per offender: a validator signing any number 
   // The evidence against validator 2 is still kept.
   replica.onMessage('p9', evidence(2, 0), t);
   assert.equal(replica.pendingEvidence, EVIDENCE_PER_OFFENDER_MAX + 1);
+});
+
+/** Replica 0 of 4 at height 2, nothing delivered any more; signed votes of any validator for it. */
+function votesAtHeight2(seed: number): {
+  h: Harness;
+  vote: (
+    validator: number,
+    type: VoteType,
+    round: number,
+    value: number,
+    extensionBytes?: number,
+  ) => Uint8Array;
+  me: number;
+} {
+  const h = new Harness({ n: 4, seed, memoizeVerifier: true });
+  h.startAll();
+  assert.ok(h.run(() => h.nodes[0]!.replica.height === 2));
+  h.filter = () => false;
+  const set = h.nodes[0]!.replica.validators;
+  const writer = new Writer();
+  const vote = (
+    validator: number,
+    type: VoteType,
+    round: number,
+    value: number,
+    extensionBytes = 8,
+  ): Uint8Array => {
+    const key = h.keys.find((k) => bytesEqual(k.publicKey, set.validators[validator]!.publicKey))!;
+    const blockHash = value === 0 ? null : new Uint8Array(32).fill(value);
+    const precommit = type === VOTE_TYPE.precommit;
+    const extension =
+      precommit && blockHash !== null ? new Uint8Array(extensionBytes).fill(0x41) : EMPTY;
+    if (extension.length > 0) extension.set(utf8('ext '), 0); // the test app's extensions start so
+    const timestampMs = precommit ? h.nowMs : 0;
+    const bytes = voteSignBytes(writer, type, 2, round, blockHash, timestampMs, extension);
+    const kind = precommit ? SIGN_KIND_CONSENSUS.precommit : SIGN_KIND_CONSENSUS.prevote;
+    return encode(messageCodec, {
+      kind: 'vote',
+      vote: {
+        type,
+        height: 2,
+        round,
+        blockHash,
+        validatorIndex: validator,
+        timestampMs,
+        extension,
+        signature: key.signer.sign(kind, bytes),
+      },
+    });
+  };
+  return { h, vote, me: set.indexOf(h.keys[0]!.publicKey) };
+}
+
+/** One validator's flood: every round from `from` to `to`, both types, three values each (extensions near the cap). */
+function flood(
+  vote: ReturnType<typeof votesAtHeight2>['vote'],
+  validator: number,
+  from: number,
+  to: number,
+): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (let round = from; round <= to; round++) {
+    for (const type of [VOTE_TYPE.prevote, VOTE_TYPE.precommit]) {
+      for (const value of [1, 2, 3]) out.push(vote(validator, type, round, value, 4_000));
+    }
+  }
+  return out;
+}
+
+test('votes for rounds ahead are bounded per validator: a flood of signed votes for every round in the window costs a few signature checks and log records per gossip period', () => {
+  const { h, vote, me } = votesAtHeight2(43);
+  const replica = h.nodes[0]!.replica;
+  const verifier = h.verifier as MemoVerifier;
+  const faulty = me === 3 ? 2 : 3;
+  const r = replica.round;
+  const messages = flood(vote, faulty, r + 2, r + ROUNDS_AHEAD_MAX);
+  const t = h.nowMs;
+  let checksBefore = verifier.calls;
+  let records = 0;
+  for (const m of messages) records += persisted(replica.onMessage('p9', m, t));
+  // K rounds, one prevote and one precommit each: the rest is refused before its signature.
+  const k = VOTE_ROUNDS_AHEAD_PER_VALIDATOR_MAX;
+  assert.equal(verifier.calls - checksBefore, 2 * k);
+  assert.equal(records, 2 * k);
+  assert.equal(replica.round, r);
+  // A gossip period later each slot may move up once.
+  checksBefore = verifier.calls;
+  records = 0;
+  for (const m of messages)
+    records += persisted(replica.onMessage('p9', m, t + GOSSIP_INTERVAL_MS));
+  assert.equal(verifier.calls - checksBefore, 2 * k);
+  assert.equal(records, 2 * k);
+  // The next round and those behind it are not limited: all three values of both types count.
+  checksBefore = verifier.calls;
+  records = 0;
+  for (const m of flood(vote, faulty, r + 1, r + 1)) {
+    records += persisted(replica.onMessage('p9', m, t + GOSSIP_INTERVAL_MS));
+  }
+  assert.equal(verifier.calls - checksBefore, 6);
+  assert.equal(records, 6);
+});
+
+test('a replica rebuilds its slots for votes ahead from its log: after a restart the same votes are refused as before', () => {
+  const { h, vote, me } = votesAtHeight2(44);
+  const faulty = me === 3 ? 2 : 3;
+  const r = h.nodes[0]!.replica.round;
+  const t = h.nowMs;
+  const node = h.nodes[0]!;
+  for (const m of flood(vote, faulty, r + 2, r + 40)) {
+    for (const e of node.replica.onMessage('p9', m, t))
+      if (e.kind === 'persist') node.wal.push(e.record);
+  }
+  // Every record counts: the harness's crash keeps only what was synced.
+  node.syncedLength = node.wal.length;
+  h.crash(0);
+  h.restart(0);
+  const replica = h.nodes[0]!.replica;
+  const verifier = h.verifier as MemoVerifier;
+  const checksBefore = verifier.calls;
+  let records = 0;
+  for (const m of flood(vote, faulty, r + 2, r + 40)) {
+    records += persisted(replica.onMessage('p9', m, t));
+  }
+  assert.equal(verifier.calls - checksBefore, 0);
+  assert.equal(records, 0);
+});
+
+test('a replica behind in rounds still skips to the round f+1 honest validators are in while a Byzantine one floods votes ahead', () => {
+  const { h, vote, me } = votesAtHeight2(45);
+  const replica = h.nodes[0]!.replica;
+  const others = [0, 1, 2, 3].filter((i) => i !== me);
+  const [faulty, honestA, honestB] = others as [number, number, number];
+  const r = replica.round;
+  const target = r + 7;
+  let t = h.nowMs;
+  const deliver = (m: Uint8Array) => replica.onMessage('p9', m, t);
+  // The Byzantine validator floods first, and again each period.
+  for (const m of flood(vote, faulty, r + 2, r + ROUNDS_AHEAD_MAX)) deliver(m);
+  // Honest A moved through rounds quickly: its slots hold two rounds below the target, taken just now.
+  deliver(vote(honestA, VOTE_TYPE.prevote, r + 4, 0));
+  deliver(vote(honestA, VOTE_TYPE.prevote, r + 5, 0));
+  deliver(vote(honestA, VOTE_TYPE.prevote, target, 0));
+  deliver(vote(honestB, VOTE_TYPE.prevote, target, 0));
+  // A's vote in the target round came too soon after its others.
+  assert.equal(replica.round, r);
+  // Each re-sends its current round's votes every gossip period.
+  for (let period = 1; period <= 3 && replica.round < target; period++) {
+    t += GOSSIP_INTERVAL_MS;
+    for (const m of flood(vote, faulty, r + 2, r + ROUNDS_AHEAD_MAX)) deliver(m);
+    deliver(vote(honestA, VOTE_TYPE.prevote, target, 0));
+    deliver(vote(honestB, VOTE_TYPE.prevote, target, 0));
+  }
+  assert.equal(replica.round, target);
 });
