@@ -551,6 +551,8 @@ export const SIM_BLOCK_STORE_HEIGHTS = 2_000;
 export const SIM_WAL_COMPACT_RECORDS = 256;
 /** Forged messages a Byzantine node remembers (so it tells each lie the same way twice). */
 export const SIM_FORGED_ENTRIES_MAX = 4_096;
+/** Rounds past the next a flood-ahead Byzantine node votes in with each vote it releases. */
+export const SIM_FLOOD_AHEAD_ROUNDS = 12;
 /** After the heal, every honest node must commit this many heights past the highest one then. */
 export const SIM_LIVENESS_HEIGHTS = 3;
 /** The liveness bound, in the longest step timeout: room for rounds to resynchronise after a heal. */

@@ -7,7 +7,12 @@
 //   double-vote — every vote is signed a second time for another value (nil
 //                 for a block, a made-up block for nil), and every peer gets
 //                 both, in opposite orders for the two halves;
-//   silent      — withholds everything it signs (and answers nothing).
+//   silent      — withholds everything it signs (and answers nothing);
+//   flood-ahead — with each vote it releases, sends signed votes of its type
+//                 for the SIM_FLOOD_AHEAD_ROUNDS rounds past the next, nil and
+//                 a made-up block each (docs/protocol.md, "Votes for rounds
+//                 ahead": the replicas' per-validator bound refuses most of
+//                 them before any signature check).
 
 import { Writer, encode } from '../codec/wire.ts';
 import {
@@ -21,9 +26,11 @@ import {
 import type { Block, Message, Proposal, Signer, Vote } from '../consensus/index.ts';
 import { merkleRoot, sha256 } from '../crypto/index.ts';
 import { utf8 } from '../lib/bytes.ts';
-import { SIM_FORGED_ENTRIES_MAX } from '../lib/limits.ts';
+import { SIM_FLOOD_AHEAD_ROUNDS, SIM_FORGED_ENTRIES_MAX } from '../lib/limits.ts';
 
-export const BYZANTINE_BEHAVIORS = ['twins', 'equivocate', 'double-vote', 'silent'] as const;
+/** What `mixed` and the swarm draw from (unchanged, so a seed draws what it always drew). */
+export const DRAWN_BEHAVIORS = ['twins', 'equivocate', 'double-vote', 'silent'] as const;
+export const BYZANTINE_BEHAVIORS = [...DRAWN_BEHAVIORS, 'flood-ahead'] as const;
 export type ByzantineBehavior = (typeof BYZANTINE_BEHAVIORS)[number];
 
 /** What a Byzantine node sends instead of one released message: per peer group, messages in order. */
@@ -36,6 +43,8 @@ export class Forger {
   private readonly writer = new Writer(256);
   /** One forgery per (height, round, kind): a Byzantine node is consistent in what it lies. */
   private readonly forged = new Map<string, Uint8Array>();
+  /** The flood sent with each vote of a (height, round, type), signed once. */
+  private readonly floods = new Map<string, readonly Uint8Array[]>();
 
   constructor(private readonly signer: Signer) {}
 
@@ -50,7 +59,52 @@ export class Forger {
       const other = this.forgeVote(message.vote);
       return { groupA: [bytes, other], groupB: [other, bytes] };
     }
+    if (behavior === 'flood-ahead' && message.kind === 'vote') {
+      const all = [bytes, ...this.floodAhead(message.vote)];
+      return { groupA: all, groupB: all };
+    }
     return null;
+  }
+
+  private floodAhead(vote: Vote): readonly Uint8Array[] {
+    const id = `f/${vote.height}/${vote.round}/${vote.type}`;
+    const done = this.floods.get(id);
+    if (done !== undefined) return done;
+    const out: Uint8Array[] = [];
+    const extension = new Uint8Array(0);
+    // Votes of the released vote's own type, so its timestamp rule holds.
+    const type = vote.type;
+    for (let r = vote.round + 2; r < vote.round + 2 + SIM_FLOOD_AHEAD_ROUNDS; r++) {
+      {
+        for (const blockHash of [null, sha256(utf8(`flood ${vote.height}/${r}`))]) {
+          const signBytes = voteSignBytes(
+            this.writer,
+            type,
+            vote.height,
+            r,
+            blockHash,
+            vote.timestampMs,
+            extension,
+          );
+          const kind =
+            type === VOTE_TYPE.prevote
+              ? SIGN_KIND_CONSENSUS.prevote
+              : SIGN_KIND_CONSENSUS.precommit;
+          const forged: Vote = {
+            ...vote,
+            type,
+            round: r,
+            blockHash,
+            extension,
+            signature: this.signer.sign(kind, signBytes),
+          };
+          out.push(encode(messageCodec, { kind: 'vote', vote: forged }));
+        }
+      }
+    }
+    if (this.floods.size >= SIM_FORGED_ENTRIES_MAX) this.floods.clear();
+    this.floods.set(id, out);
+    return out;
   }
 
   private remember(id: string, bytes: Uint8Array): void {

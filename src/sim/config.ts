@@ -7,7 +7,7 @@ import { ZommaError } from '../lib/errors.ts';
 import { Prng } from '../lib/prng.ts';
 import { SIM_HEIGHTS_MAX, SIM_VALIDATORS_MAX } from '../lib/limits.ts';
 import type { AppFactory } from './app.ts';
-import { BYZANTINE_BEHAVIORS } from './byzantine.ts';
+import { BYZANTINE_BEHAVIORS, DRAWN_BEHAVIORS } from './byzantine.ts';
 import type { ByzantineBehavior } from './byzantine.ts';
 import type { CryptoScheme } from './crypto.ts';
 import { TOPOLOGIES } from './topology.ts';
@@ -18,6 +18,8 @@ export type FaultProfile = (typeof FAULT_PROFILES)[number];
 
 export type BehaviorChoice = ByzantineBehavior | 'mixed';
 export const BEHAVIOR_CHOICES: readonly BehaviorChoice[] = [...BYZANTINE_BEHAVIORS, 'mixed'];
+/** What the swarm draws from (flood-ahead runs only when asked for). */
+const DRAWN_CHOICES: readonly BehaviorChoice[] = [...DRAWN_BEHAVIORS, 'mixed'];
 
 export interface SimConfig {
   readonly validators: number;
@@ -124,7 +126,7 @@ export function swarmConfig(seed: number, heightsMax: number): SimConfig {
     topology: prng.chance(1, 4) ? '4-continents' : 'one-dc',
     faults: prng.pick(FAULT_PROFILES),
     byzantine: f === 0 ? 0 : prng.int(f + 1),
-    behavior: prng.pick(BEHAVIOR_CHOICES),
+    behavior: prng.pick(DRAWN_CHOICES),
     txsPerBlock: prng.int(3),
   };
 }

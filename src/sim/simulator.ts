@@ -35,7 +35,7 @@ import {
   SIM_WAL_COMPACT_RECORDS,
 } from '../lib/limits.ts';
 import { hashChainApp } from './app.ts';
-import { BYZANTINE_BEHAVIORS, Forger } from './byzantine.ts';
+import { DRAWN_BEHAVIORS, Forger } from './byzantine.ts';
 import type { ByzantineBehavior } from './byzantine.ts';
 import { Checkers, SAFETY_KINDS } from './checkers.ts';
 import type { Violation } from './checkers.ts';
@@ -231,7 +231,7 @@ export class Simulator {
       const behavior = !byzantine
         ? null
         : config.behavior === 'mixed'
-          ? keyPrng.pick(BYZANTINE_BEHAVIORS)
+          ? keyPrng.pick(DRAWN_BEHAVIORS)
           : config.behavior;
       behaviors.push(behavior);
       this.keys.push(this.crypto.key(k));
@@ -286,7 +286,7 @@ export class Simulator {
         committedHeight: 0,
         mempool: new Map(),
         forger:
-          behavior === 'equivocate' || behavior === 'double-vote'
+          behavior === 'equivocate' || behavior === 'double-vote' || behavior === 'flood-ahead'
             ? new Forger(this.keys[keyIndex]!.signer)
             : null,
         groupA: new Set(peers.slice(0, Math.ceil(peers.length / 2))),
