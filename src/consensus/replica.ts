@@ -772,7 +772,11 @@ export class Replica implements ConsensusReplica {
     if (slots.length < VOTE_ROUNDS_AHEAD_PER_VALIDATOR_MAX) return slots.length;
     const oldest = slots[lowest]!;
     const periodMs = this.timeouts.gossipMs ?? GOSSIP_INTERVAL_MS;
-    return vote.round > oldest.round && nowMs - oldest.atMs >= periodMs ? lowest : null;
+    // A logged vote was taken when it came: replay takes it again even if the
+    // period is now longer, or it would rebuild a lower round than the one we
+    // signed in (and would refuse what followed from it).
+    const aged = this.replaying || nowMs - oldest.atMs >= periodMs;
+    return vote.round > oldest.round && aged ? lowest : null;
   }
 
   private verifyVote(vote: Vote, set: ValidatorSet): boolean {
