@@ -360,7 +360,12 @@ export class Replica implements ConsensusReplica {
   private requestedUpTo = 0;
   /** The peer our last block request went to: only its pruned answer moves the request on at once. */
   private requestedFrom: PeerId | null = null;
-  /** That peer answered with a block we kept (catchupPeer: it keeps the role, or is passed over). */
+  /** The first height that request asked for. */
+  private requestedHeight = 0;
+  /**
+   * That peer answered with the block at requestedHeight, which we kept
+   * (catchupPeer: it keeps the role, or is passed over).
+   */
   private requestAnswered = false;
   private lastRequestMs = -CATCHUP_RETRY_MS;
   private lastPushMs = new Map<PeerId, number>();
@@ -767,7 +772,11 @@ export class Replica implements ConsensusReplica {
     if (slots.length < VOTE_ROUNDS_AHEAD_PER_VALIDATOR_MAX) return slots.length;
     const oldest = slots[lowest]!;
     const periodMs = this.timeouts.gossipMs ?? GOSSIP_INTERVAL_MS;
-    return vote.round > oldest.round && nowMs - oldest.atMs >= periodMs ? lowest : null;
+    // A logged vote was taken when it came: replay takes it again even if the
+    // period is now longer, or it would rebuild a lower round than the one we
+    // signed in (and would refuse what followed from it).
+    const aged = this.replaying || nowMs - oldest.atMs >= periodMs;
+    return vote.round > oldest.round && aged ? lowest : null;
   }
 
   private verifyVote(vote: Vote, set: ValidatorSet): boolean {
@@ -1822,6 +1831,7 @@ export class Replica implements ConsensusReplica {
     this.lastRequestMs = nowMs;
     this.requestedUpTo = fromHeight + CATCHUP_BATCH_BLOCKS_MAX - 1;
     this.requestedFrom = from;
+    this.requestedHeight = fromHeight;
     this.requestAnswered = false;
     const bytes = encode(messageCodec, {
       kind: 'blockRequest',
@@ -1990,7 +2000,15 @@ export class Replica implements ConsensusReplica {
       kept.push(b);
     }
     if (kept.length === 0) return;
-    if (input.from === this.requestedFrom) this.requestAnswered = true;
+    // Only the block asked for answers: blocks of later heights are kept
+    // unchecked until their height comes, so a peer sending a forged one far
+    // ahead at each request would otherwise keep the role and never be passed over.
+    if (
+      input.from === this.requestedFrom &&
+      kept.some((b) => b.block.header.height === this.requestedHeight)
+    ) {
+      this.requestAnswered = true;
+    }
     this.catchupBytes.set(input.from, held);
     // The log needs what it kept (a restart before these are executed replays
     // them), and only that: a peer's refused blocks must not fill the disk.

@@ -324,9 +324,9 @@ test('a peer that claims to be ahead but does not answer is passed over: the nex
   assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', ahead!, t)), ['p1']);
   assert.deepEqual(blockRequestsTo(lagging.onMessage('p2', ahead!, t)), []);
   assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', ahead!, t + CATCHUP_RETRY_MS)), ['p2']);
-  // p2 answers with blocks we keep: it is asked again, though p1's claim came first.
+  // p2 answers with the blocks asked for: it is asked again, though p1's claim came first.
   const store = h.nodes[0]!.store;
-  const blocks = [2, 3].map((height) => store.get(height)!);
+  const blocks = [1, 2, 3].map((height) => store.get(height)!);
   lagging.onMessage('p2', encode(messageCodec, { kind: 'blockResponse', blocks }), t + 1);
   assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', ahead!, t + 2 * CATCHUP_RETRY_MS)), [
     'p2',
@@ -343,4 +343,36 @@ test('a peer that claims to be ahead but does not answer is passed over: the nex
   assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', ahead!, t + 5 * CATCHUP_RETRY_MS)), [
     'p3',
   ]);
+});
+
+test('a peer keeps the catch-up role only by answering with the block we asked for: forged blocks far ahead (unchecked until their height) do not keep it', () => {
+  const h = new Harness({ n: 4, seed: 35 });
+  let ahead: Uint8Array | null = null;
+  h.filter = (from, to, bytes) => {
+    const m = decode(messageCodec, bytes);
+    if (from === 1 && to === 0 && m.kind === 'vote' && m.vote.height === 8) ahead = bytes;
+    return from !== 3 && to !== 3;
+  };
+  h.startAll();
+  assert.ok(h.run(() => ahead !== null));
+  const lagging = h.nodes[3]!.replica;
+  assert.equal(lagging.height, 1);
+  const real = h.nodes[0]!.store.get(2)!;
+  const forged = (height: number): Uint8Array =>
+    encode(messageCodec, {
+      kind: 'blockResponse',
+      blocks: [
+        { block: { ...real.block, header: { ...real.block.header, height } }, commit: real.commit },
+      ],
+    });
+  const t = h.nowMs;
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', ahead!, t)), ['p1']);
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p2', ahead!, t)), []);
+  // p1 answers each request with a block far from the one we need: kept (it
+  // is checked only when its height comes), but no answer to the request.
+  for (let turn = 1; turn <= 4; turn++) {
+    assert.ok(persistedBytes(lagging.onMessage('p1', forged(100 + turn), t + 1)) > 0);
+    const asked = blockRequestsTo(lagging.onMessage('p1', ahead!, t + turn * CATCHUP_RETRY_MS));
+    assert.deepEqual(asked, [turn % 2 === 1 ? 'p2' : 'p1'], `turn ${turn}`);
+  }
 });

@@ -14,10 +14,10 @@ import {
 } from '../../src/lib/limits.ts';
 import { messageCodec, proposalSignBytes, voteSignBytes } from '../../src/consensus/codec.ts';
 import { SIGN_KIND_CONSENSUS } from '../../src/consensus/ports.ts';
-import { makeEvidence } from '../../src/consensus/replica.ts';
+import { Replica, makeEvidence } from '../../src/consensus/replica.ts';
 import type { Effect, Message, VoteType } from '../../src/consensus/types.ts';
 import { VOTE_TYPE } from '../../src/consensus/types.ts';
-import { Harness } from './harness.ts';
+import { FAST_TIMEOUTS, Harness } from './harness.ts';
 import type { MemoVerifier } from './harness.ts';
 
 const EMPTY = new Uint8Array(0);
@@ -270,4 +270,35 @@ test('a replica behind in rounds still skips to the round f+1 honest validators 
     deliver(vote(honestB, VOTE_TYPE.prevote, target, 0));
   }
   assert.equal(replica.round, target);
+});
+
+test('replay takes every logged vote ahead, whatever the gossip period now: a restart with a longer one rebuilds the same round', () => {
+  const { h, vote, me } = votesAtHeight2(46);
+  const node = h.nodes[0]!;
+  const [a, b] = [0, 1, 2, 3].filter((i) => i !== me) as [number, number];
+  const r = node.replica.round;
+  const deliver = (m: Uint8Array, t: number): void => {
+    for (const e of node.replica.onMessage('p9', m, t))
+      if (e.kind === 'persist') node.wal.push(e.record);
+  };
+  const t = h.nowMs;
+  deliver(vote(a, VOTE_TYPE.prevote, r + 2, 0), t);
+  deliver(vote(a, VOTE_TYPE.prevote, r + 3, 0), t);
+  // A gossip period later A's lowest slot moves up; with B, f+1 speak in r + 4.
+  deliver(vote(a, VOTE_TYPE.prevote, r + 4, 0), t + GOSSIP_INTERVAL_MS);
+  deliver(vote(b, VOTE_TYPE.prevote, r + 4, 0), t + GOSSIP_INTERVAL_MS);
+  assert.equal(node.replica.round, r + 4);
+  // Restarted with a longer gossip period: the log, not the new period, says what was taken.
+  const restarted = new Replica(
+    { genesis: h.genesis, timeouts: { ...FAST_TIMEOUTS, gossipMs: 5 * GOSSIP_INTERVAL_MS } },
+    {
+      signer: h.keys[0]!.signer,
+      verifier: h.verifier,
+      app: node.app,
+      blocks: { load: (height) => node.store.get(height) ?? null },
+    },
+  );
+  restarted.start(node.wal.slice(), t + 2 * GOSSIP_INTERVAL_MS);
+  assert.equal(restarted.height, 2);
+  assert.equal(restarted.round, r + 4);
 });
