@@ -1550,8 +1550,8 @@ interface StoredTrades {
  * the exchange counts them): uncross trades, the transactions' fills in
  * execution order, then liquidation fills. An amend's side is its order's,
  * found resting now or as an earlier stored block placed it (`placedSides`,
- * kept up to date here); the trades of an amend of an order placed before the
- * stored blocks and gone since are counted but not listed.
+ * kept up to date here), else opposite to a maker's found so; the trades of an
+ * amend whose side none of these tell are counted but not listed.
  */
 function storedBlockTrades(
   state: ExchangeState,
@@ -1612,9 +1612,17 @@ function storedBlockTrades(
         placedSides.set(orderId, side);
       } else {
         const market = state.marketByName.get(action.instrument);
-        side =
-          (market === undefined ? undefined : bookHolding(market, orderId)?.order(orderId)?.side) ??
-          placedSides.get(orderId);
+        const sideOf = (id: number): 'buy' | 'sell' | undefined =>
+          (market === undefined ? undefined : bookHolding(market, id)?.order(id)?.side) ??
+          placedSides.get(id);
+        side = sideOf(orderId);
+        // Else a maker's side tells it (the other one): an order placed before
+        // these blocks and gone since has one whenever it traded.
+        for (let m = 0; side === undefined && m < r.order.fills.length; m++) {
+          const makerSide = sideOf(r.order.fills[m]!.makerOrderId);
+          if (makerSide !== undefined) side = makerSide === 'buy' ? 'sell' : 'buy';
+        }
+        if (side !== undefined) placedSides.set(orderId, side);
       }
       for (const f of r.order.fills) {
         const { priceTicks, sizeLots } = f;

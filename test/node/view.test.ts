@@ -979,6 +979,42 @@ test('a restarted node lists the recent trades again from its stored blocks, und
   }
 });
 
+test('a restarted node lists the trade of an amend of an order placed before its stored blocks and gone since: its maker tells the side', () => {
+  const BTC = 'BTC-PERPETUAL';
+  const [maker, taker] = [key('view-restart-amend-maker'), key('view-restart-amend-taker')];
+  const h = new Harness();
+  for (const k of [maker, taker]) h.fund(k, 1_000_000n * USDC);
+  h.one(maker, limit(BTC, 'sell', 500_000, 1));
+  h.one(taker, limit(BTC, 'buy', 500_000, 1));
+  // Placed at a height the restart does not read (no stored block).
+  h.one(taker, limit(BTC, 'buy', 499_000, 1));
+  const bidId = h.ex.state.nextOrderId - 1;
+  const chain: StoredChain = { blocks: new Map(), results: new Map() };
+  const live = viewOver(h);
+  let restarted: ChainView | undefined;
+  const run = (txs: SignedTx[]): void => {
+    const r = h.block(txs);
+    store(chain, h, r, txs);
+    live.feed(r, undefined, txs);
+  };
+  try {
+    run([h.tx(maker, limit(BTC, 'sell', 499_500, 2))]);
+    // The amend fills the bid out against the ask, which rests on.
+    run([h.tx(taker, { kind: 'amend', instrument: BTC, orderId: bidId, priceTicks: 499_500 })]);
+    assert.ok(!h.ex.state.orders.has(bidId));
+    const before = live.view.read().trades(BTC, 100)!;
+    assert.deepEqual(
+      before.map((t) => [t.takerSide, t.priceTicks, t.height]),
+      [['buy', 499_500, h.ex.state.height]],
+    );
+    restarted = viewOver(h, undefined, undefined, undefined, undefined, undefined, chain).view;
+    assert.deepEqual(restarted.read().trades(BTC, 100), before);
+  } finally {
+    live.view.close();
+    restarted?.close();
+  }
+});
+
 test('a restarted node lists the last trades of a window with more than it keeps, under the live ids', () => {
   const BTC = 'BTC-PERPETUAL';
   const [maker, taker] = [key('view-restart-many-maker'), key('view-restart-many-taker')];
