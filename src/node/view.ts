@@ -563,8 +563,19 @@ export class ChainView implements NodeView {
    */
   private readStoredBlocks(): Map<string, TradeView[]> {
     const top = this.state.height;
-    let trades = new Map<string, StoredTrade[]>();
+    let trades = new Map<string, StoredTrades>();
     const placedSides = new Map<number, 'buy' | 'sell'>();
+    // Only the last VIEW_TRADES_KEPT listed of each market are kept (trimmed
+    // in steps of as many): a busy window holds millions of trades.
+    const add = (instrument: string, t: StoredTrade): void => {
+      let s = trades.get(instrument);
+      if (s === undefined)
+        trades.set(instrument, (s = { count: 0, lastPriceTicks: 0, listed: [] }));
+      if (t.view !== null) s.listed.push({ position: s.count, view: t.view });
+      s.count++;
+      s.lastPriceTicks = t.priceTicks;
+      if (s.listed.length >= 2 * VIEW_TRADES_KEPT) s.listed.splice(0, VIEW_TRADES_KEPT);
+    };
     for (let h = Math.max(1, top - VIEW_BLOCKS_KEPT + 1); h <= top; h++) {
       const stored = loadCommitted(this.storage, h);
       const results = stored === null ? null : this.node.results.load(h);
@@ -584,24 +595,18 @@ export class ChainView implements NodeView {
         continue;
       }
       const timeMs = stored.block.header.timeMs;
-      const add = (instrument: string, t: StoredTrade): void => {
-        let list = trades.get(instrument);
-        if (list === undefined) trades.set(instrument, (list = []));
-        list.push(t);
-      };
       storedBlockTrades(this.state, stored.block.txs, results, h, timeMs, placedSides, add);
     }
     const recent = new Map<string, TradeView[]>();
-    for (const [instrument, list] of trades) {
+    for (const [instrument, s] of trades) {
       const market = this.state.marketByName.get(instrument);
-      if (market === undefined || list.length > market.tradeCount) continue;
-      const firstId = market.tradeCount - list.length + 1;
-      const views: TradeView[] = [];
-      list.forEach((t, i) => {
-        if (t.view !== null) views.push({ tradeId: firstId + i, instrument, ...t.view });
-      });
-      this.lastTrade.set(instrument, list.at(-1)!.priceTicks);
-      recent.set(instrument, views.slice(-VIEW_TRADES_KEPT));
+      if (market === undefined || s.count > market.tradeCount) continue;
+      const firstId = market.tradeCount - s.count + 1;
+      const views = s.listed
+        .slice(-VIEW_TRADES_KEPT)
+        .map(({ position, view }) => ({ tradeId: firstId + position, instrument, ...view }));
+      this.lastTrade.set(instrument, s.lastPriceTicks);
+      recent.set(instrument, views);
     }
     return recent;
   }
@@ -1533,13 +1538,20 @@ interface StoredTrade {
   readonly view: Omit<TradeView, 'tradeId' | 'instrument'> | null;
 }
 
+/** A market's trades read back so far: how many, the last price, and the last ones listed with their positions. */
+interface StoredTrades {
+  count: number;
+  lastPriceTicks: number;
+  readonly listed: { position: number; view: NonNullable<StoredTrade['view']> }[];
+}
+
 /**
  * A stored block's public trades in the order the live path lists them (and
  * the exchange counts them): uncross trades, the transactions' fills in
  * execution order, then liquidation fills. An amend's side is its order's,
  * found resting now or as an earlier stored block placed it (`placedSides`,
- * kept up to date here); the trades of an amend of an order placed before the
- * stored blocks and gone since are counted but not listed.
+ * kept up to date here), else opposite to a maker's found so; the trades of an
+ * amend whose side none of these tell are counted but not listed.
  */
 function storedBlockTrades(
   state: ExchangeState,
@@ -1600,9 +1612,17 @@ function storedBlockTrades(
         placedSides.set(orderId, side);
       } else {
         const market = state.marketByName.get(action.instrument);
-        side =
-          (market === undefined ? undefined : bookHolding(market, orderId)?.order(orderId)?.side) ??
-          placedSides.get(orderId);
+        const sideOf = (id: number): 'buy' | 'sell' | undefined =>
+          (market === undefined ? undefined : bookHolding(market, id)?.order(id)?.side) ??
+          placedSides.get(id);
+        side = sideOf(orderId);
+        // Else a maker's side tells it (the other one): an order placed before
+        // these blocks and gone since has one whenever it traded.
+        for (let m = 0; side === undefined && m < r.order.fills.length; m++) {
+          const makerSide = sideOf(r.order.fills[m]!.makerOrderId);
+          if (makerSide !== undefined) side = makerSide === 'buy' ? 'sell' : 'buy';
+        }
+        if (side !== undefined) placedSides.set(orderId, side);
       }
       for (const f of r.order.fills) {
         const { priceTicks, sizeLots } = f;

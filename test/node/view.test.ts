@@ -34,7 +34,7 @@ import { encodeSignedTx } from '../../src/exchange/tx/index.ts';
 import type { SignedTx } from '../../src/exchange/tx/index.ts';
 import { Harness, VALIDATORS, genesis, key, limit } from '../exchange/helpers.ts';
 import { OrderBook } from '../../src/exchange/book/book.ts';
-import { BATCH_ACTIONS_MAX, WS_BOOK_DEPTH_LEVELS } from '../../src/lib/limits.ts';
+import { BATCH_ACTIONS_MAX, VIEW_TRADES_KEPT, WS_BOOK_DEPTH_LEVELS } from '../../src/lib/limits.ts';
 
 const USDC = 1_000_000n;
 const [ORACLE_BTC, ORACLE_ETH] = [50_000n * USDC, 3_000n * USDC];
@@ -972,6 +972,85 @@ test('a restarted node lists the recent trades again from its stored blocks, und
     assert.deepEqual(
       restarted.read().trades(BTC, 100),
       before.filter((t) => t.height > cut),
+    );
+  } finally {
+    live.view.close();
+    restarted?.close();
+  }
+});
+
+test('a restarted node lists the trade of an amend of an order placed before its stored blocks and gone since: its maker tells the side', () => {
+  const BTC = 'BTC-PERPETUAL';
+  const [maker, taker] = [key('view-restart-amend-maker'), key('view-restart-amend-taker')];
+  const h = new Harness();
+  for (const k of [maker, taker]) h.fund(k, 1_000_000n * USDC);
+  h.one(maker, limit(BTC, 'sell', 500_000, 1));
+  h.one(taker, limit(BTC, 'buy', 500_000, 1));
+  // Placed at a height the restart does not read (no stored block).
+  h.one(taker, limit(BTC, 'buy', 499_000, 1));
+  const bidId = h.ex.state.nextOrderId - 1;
+  const chain: StoredChain = { blocks: new Map(), results: new Map() };
+  const live = viewOver(h);
+  let restarted: ChainView | undefined;
+  const run = (txs: SignedTx[]): void => {
+    const r = h.block(txs);
+    store(chain, h, r, txs);
+    live.feed(r, undefined, txs);
+  };
+  try {
+    run([h.tx(maker, limit(BTC, 'sell', 499_500, 2))]);
+    // The amend fills the bid out against the ask, which rests on.
+    run([h.tx(taker, { kind: 'amend', instrument: BTC, orderId: bidId, priceTicks: 499_500 })]);
+    assert.ok(!h.ex.state.orders.has(bidId));
+    const before = live.view.read().trades(BTC, 100)!;
+    assert.deepEqual(
+      before.map((t) => [t.takerSide, t.priceTicks, t.height]),
+      [['buy', 499_500, h.ex.state.height]],
+    );
+    restarted = viewOver(h, undefined, undefined, undefined, undefined, undefined, chain).view;
+    assert.deepEqual(restarted.read().trades(BTC, 100), before);
+  } finally {
+    live.view.close();
+    restarted?.close();
+  }
+});
+
+test('a restarted node lists the last trades of a window with more than it keeps, under the live ids', () => {
+  const BTC = 'BTC-PERPETUAL';
+  const [maker, taker] = [key('view-restart-many-maker'), key('view-restart-many-taker')];
+  const h = new Harness();
+  for (const k of [maker, taker]) h.fund(k, 1_000_000n * USDC);
+  const chain: StoredChain = { blocks: new Map(), results: new Map() };
+  const live = viewOver(h);
+  let restarted: ChainView | undefined;
+  try {
+    // Twice the trades kept and more: the restart trims what it reads back as it goes.
+    const blocks = Math.ceil((2 * VIEW_TRADES_KEPT + 100) / BATCH_ACTIONS_MAX);
+    for (let b = 0; b < blocks; b++) {
+      const makerSide = b % 2 === 0 ? 'sell' : 'buy';
+      const takerSide = b % 2 === 0 ? 'buy' : 'sell';
+      const asks = Array.from({ length: BATCH_ACTIONS_MAX }, (_, i) =>
+        limit(BTC, makerSide, 500_000 + (b % 2 === 0 ? i : -i), 1, { timeInForce: 'postOnly' }),
+      );
+      const far = b % 2 === 0 ? 500_000 + BATCH_ACTIONS_MAX : 500_000 - BATCH_ACTIONS_MAX;
+      const txs = [
+        h.tx(taker, limit(BTC, takerSide, far, BATCH_ACTIONS_MAX, { timeInForce: 'IOC' })),
+        h.tx(maker, { kind: 'batch', actions: asks }),
+      ];
+      const r = h.block(txs);
+      store(chain, h, r, txs);
+      live.feed(r, undefined, txs);
+    }
+    const before = live.view.read().trades(BTC, VIEW_TRADES_KEPT)!;
+    assert.equal(before.length, VIEW_TRADES_KEPT);
+    assert.equal(before.at(-1)!.tradeId, h.ex.state.marketByName.get(BTC)!.tradeCount);
+    assert.ok(before.some((t) => t.takerSide === 'sell'));
+
+    restarted = viewOver(h, undefined, undefined, undefined, undefined, undefined, chain).view;
+    assert.deepEqual(restarted.read().trades(BTC, VIEW_TRADES_KEPT), before);
+    assert.equal(
+      restarted.read().ticker(BTC)!.lastTradeTicks,
+      live.view.read().ticker(BTC)!.lastTradeTicks,
     );
   } finally {
     live.view.close();
