@@ -10,6 +10,7 @@
 // holds exactly at every step, and equity = cash + Σ size × mark × k. Cost
 // basis and realized PnL are kept per position for traders; they move no money.
 
+import { assert } from '../lib/assert.ts';
 import { CallAuction } from './auction/call_state.ts';
 import type { Side } from './book/index.ts';
 import { OrderBook } from './book/index.ts';
@@ -24,6 +25,14 @@ import { ScanSchedule } from './scan.ts';
 import type { ScanGroup } from './scan.ts';
 
 const SAFE_BIG = BigInt(Number.MAX_SAFE_INTEGER);
+
+/** A signer's public key (ed25519). */
+const MASTER_KEY_BYTES = 32;
+
+/** Four bytes of `bytes` from `at`, big-endian, as a signed 32-bit integer. */
+function word(bytes: Uint8Array, at: number): number {
+  return (bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!;
+}
 
 /**
  * The listed records of every account that has none: shared and frozen, so
@@ -135,6 +144,23 @@ export class Principal {
   readonly key: string;
   readonly address: Uint8Array;
   /**
+   * The public key whose address this is, once it signed (derived, not
+   * state), as eight big-endian 32-bit words (signed, so each is a small
+   * integer V8 keeps inline) in this record itself: the signer of nearly every
+   * transaction is compared with fields already in cache, not with a key
+   * array of its own (an object and a buffer, two more misses), and its next
+   * transactions need no key string or address-cache lookup.
+   */
+  private masterKnown = false;
+  private mk0 = 0;
+  private mk1 = 0;
+  private mk2 = 0;
+  private mk3 = 0;
+  private mk4 = 0;
+  private mk5 = 0;
+  private mk6 = 0;
+  private mk7 = 0;
+  /**
    * The nonce window (tx/nonces.ts) of its own key's transactions, ascending,
    * held here rather than in an object of its own.
    */
@@ -170,16 +196,45 @@ export class Principal {
   /** How many of the slot's bytes are the memo (the rest is room to grow). */
   accountsMemoLength = 0;
   accountsMemoEpoch = -1;
-  /**
-   * The public key whose address this is, once it signed (derived, not state):
-   * its next transactions are recognized by a byte comparison instead of a
-   * key string and an address-cache lookup.
-   */
-  masterKey: Uint8Array | null = null;
 
   constructor(key: string, address: Uint8Array) {
     this.key = key;
     this.address = address;
+  }
+
+  /** Whether the address's own key is known (it signed since the record was built). */
+  hasMasterKey(): boolean {
+    return this.masterKnown;
+  }
+
+  /** Whether `key` is the address's own key, as remembered (false while none is). */
+  isMasterKey(key: Uint8Array): boolean {
+    return (
+      this.masterKnown &&
+      key.length === MASTER_KEY_BYTES &&
+      this.mk0 === word(key, 0) &&
+      this.mk1 === word(key, 4) &&
+      this.mk2 === word(key, 8) &&
+      this.mk3 === word(key, 12) &&
+      this.mk4 === word(key, 16) &&
+      this.mk5 === word(key, 20) &&
+      this.mk6 === word(key, 24) &&
+      this.mk7 === word(key, 28)
+    );
+  }
+
+  /** Remembers the address's own key (the caller checked that it hashes to the address). */
+  rememberMasterKey(key: Uint8Array): void {
+    assert(key.length === MASTER_KEY_BYTES, 'a public key is 32 bytes');
+    this.mk0 = word(key, 0);
+    this.mk1 = word(key, 4);
+    this.mk2 = word(key, 8);
+    this.mk3 = word(key, 12);
+    this.mk4 = word(key, 16);
+    this.mk5 = word(key, 20);
+    this.mk6 = word(key, 24);
+    this.mk7 = word(key, 28);
+    this.masterKnown = true;
   }
 
   addSubaccount(subaccount: number, account: Account): void {
