@@ -41,19 +41,83 @@ function word(bytes: Uint8Array, at: number): number {
  */
 const NO_LISTED: Position[] = Object.freeze([] as Position[]) as Position[];
 
+/**
+ * Money is bigint, but nearly every amount is a safe integer. The state's
+ * long-lived amounts (an account's cash, volume and faucet draws; a
+ * position's cost basis, realized PnL and funding) are held as a number while
+ * they are one (NaN beyond 2^53 − 1, and then the bigint beside it): as
+ * bigint fields, every fill allocated some ten heap objects kept until the
+ * account's next trade (for the collector to move), and the leaf encoding
+ * opened each one, a cache miss apiece. The bigint getters build their value
+ * on read (short-lived); the setters take any bigint; the add… methods and
+ * `…Num` work on the number inline (NaN: take the bigint).
+ */
+function moneyNum(x: bigint): number {
+  const n = Number(x);
+  return Number.isSafeInteger(n) ? n : NaN;
+}
+
 export class Position {
   /** The market's index. */
   readonly market: number;
   /** Signed: positive long, negative short. */
   sizeLots = 0;
-  /** Σ signed entry notional of the open size: average entry = costBasis / (size × k). */
-  costBasisQuote = 0n;
-  realizedPnlQuote = 0n;
-  fundingQuote = 0n;
+  /** costBasisQuote while a safe integer, else NaN (see moneyNum). */
+  costBasisNum = 0;
+  realizedPnlNum = 0;
+  fundingNum = 0;
+  private costBasisBig: bigint | null = null;
+  private realizedPnlBig: bigint | null = null;
+  private fundingBig: bigint | null = null;
   /** The liquidation scan's memo: the mark when the account's slack was taken (not state). */
   slackMarkTicks = 0;
   constructor(market: number) {
     this.market = market;
+  }
+
+  /** Σ signed entry notional of the open size: average entry = costBasis / (size × k). */
+  get costBasisQuote(): bigint {
+    return this.costBasisBig ?? BigInt(this.costBasisNum);
+  }
+
+  set costBasisQuote(x: bigint) {
+    const n = moneyNum(x);
+    this.costBasisNum = n;
+    this.costBasisBig = Number.isNaN(n) ? x : null;
+  }
+
+  /** costBasisQuote += d, a safe integer: on the number while the sum is one. */
+  addCostBasis(d: number): void {
+    const n = this.costBasisNum + d;
+    if (Number.isSafeInteger(n)) this.costBasisNum = n;
+    else this.costBasisQuote = this.costBasisQuote + BigInt(d);
+  }
+
+  /** realizedPnlQuote += d, a safe integer: on the number while the sum is one. */
+  addRealizedPnl(d: number): void {
+    const n = this.realizedPnlNum + d;
+    if (Number.isSafeInteger(n)) this.realizedPnlNum = n;
+    else this.realizedPnlQuote = this.realizedPnlQuote + BigInt(d);
+  }
+
+  get realizedPnlQuote(): bigint {
+    return this.realizedPnlBig ?? BigInt(this.realizedPnlNum);
+  }
+
+  set realizedPnlQuote(x: bigint) {
+    const n = moneyNum(x);
+    this.realizedPnlNum = n;
+    this.realizedPnlBig = Number.isNaN(n) ? x : null;
+  }
+
+  get fundingQuote(): bigint {
+    return this.fundingBig ?? BigInt(this.fundingNum);
+  }
+
+  set fundingQuote(x: bigint) {
+    const n = moneyNum(x);
+    this.fundingNum = n;
+    this.fundingBig = Number.isNaN(n) ? x : null;
   }
 }
 
@@ -62,28 +126,68 @@ export class Account {
   readonly address: Uint8Array;
   readonly subaccount: number;
   readonly principal: Principal;
-  /** Behind cashQuote: written only through its setter, which keeps cashNum in step. */
-  private cashBig = 0n;
   /**
-   * cashQuote as a number while it is a safe integer, else NaN (derived, kept
-   * by the setter): the margin, scan and fill-guard paths on safe integers
-   * read it inline instead of opening the bigint, a heap object of its own.
+   * cashQuote as a number while it is a safe integer, else NaN (see
+   * moneyNum): the margin, scan and fill-guard paths on safe integers read it
+   * inline.
    */
   cashNum = 0;
+  /** volumeQuote and faucetQuote likewise. */
+  volumeNum = 0;
+  faucetNum = 0;
+  /** Behind the amounts beyond 2^53 − 1 (null while the number holds it). */
+  private cashBig: bigint | null = null;
+  private volumeBig: bigint | null = null;
+  private faucetBig: bigint | null = null;
 
   /** The ledger: this account's collateral, quote units. */
   get cashQuote(): bigint {
-    return this.cashBig;
+    return this.cashBig ?? BigInt(this.cashNum);
   }
 
   set cashQuote(x: bigint) {
-    this.cashBig = x;
-    const n = Number(x);
-    this.cashNum = Number.isSafeInteger(n) ? n : NaN;
+    const n = moneyNum(x);
+    this.cashNum = n;
+    this.cashBig = Number.isNaN(n) ? x : null;
   }
+
+  /**
+   * cashQuote += d, a safe integer: on the number while the sum is one (a
+   * NaN number, a balance beyond 2^53 − 1, takes the bigint).
+   */
+  addCash(d: number): void {
+    const n = this.cashNum + d;
+    if (Number.isSafeInteger(n)) this.cashNum = n;
+    else this.cashQuote = this.cashQuote + BigInt(d);
+  }
+
+  /** volumeQuote += d, a safe integer, likewise. */
+  addVolume(d: number): void {
+    const n = this.volumeNum + d;
+    if (Number.isSafeInteger(n)) this.volumeNum = n;
+    else this.volumeQuote = this.volumeQuote + BigInt(d);
+  }
+
   /** Lifetime traded notional, for the fee tier. */
-  volumeQuote = 0n;
-  faucetQuote = 0n;
+  get volumeQuote(): bigint {
+    return this.volumeBig ?? BigInt(this.volumeNum);
+  }
+
+  set volumeQuote(x: bigint) {
+    const n = moneyNum(x);
+    this.volumeNum = n;
+    this.volumeBig = Number.isNaN(n) ? x : null;
+  }
+
+  get faucetQuote(): bigint {
+    return this.faucetBig ?? BigInt(this.faucetNum);
+  }
+
+  set faucetQuote(x: bigint) {
+    const n = moneyNum(x);
+    this.faucetNum = n;
+    this.faucetBig = Number.isNaN(n) ? x : null;
+  }
   /** One per genesis market (perpetuals), by market index: the hot path indexes it directly. */
   readonly positions: Position[];
   /**
