@@ -111,50 +111,22 @@ function opensAddress(env: TxEnv, tx: SignedTx): boolean {
   );
 }
 
-/**
- * Ctx with the signer's key string built only when an operation asks for it
- * (agents, validators). One instance, set anew for each transaction:
- * operations read it and keep nothing of it, and an object per transaction
- * was a share of what the block allocated.
- */
+/** Ctx with the signer's key string built only when an operation asks for it (agents, validators). */
 class TxCtx implements Ctx {
-  private key: string | undefined = undefined;
+  private key: string | undefined;
   constructor(
-    public state: ExchangeState,
-    public principal: Principal,
-    public subaccount: number,
-    public isMaster: boolean,
-    private signer: Uint8Array,
-    public blockTimeMs: number,
-    public events: ExchangeEvent[],
+    readonly state: ExchangeState,
+    readonly principal: Principal,
+    readonly subaccount: number,
+    readonly isMaster: boolean,
+    private readonly signer: Uint8Array,
+    readonly blockTimeMs: number,
+    readonly events: ExchangeEvent[],
   ) {}
   get signerKey(): string {
     return (this.key ??= bytesKey(this.signer));
   }
-
-  /** This transaction's context, in place of the last one's. */
-  reset(
-    state: ExchangeState,
-    principal: Principal,
-    subaccount: number,
-    isMaster: boolean,
-    signer: Uint8Array,
-    blockTimeMs: number,
-    events: ExchangeEvent[],
-  ): this {
-    this.state = state;
-    this.principal = principal;
-    this.subaccount = subaccount;
-    this.isMaster = isMaster;
-    this.signer = signer;
-    this.blockTimeMs = blockTimeMs;
-    this.events = events;
-    this.key = undefined;
-    return this;
-  }
 }
-
-let txCtx: TxCtx | null = null;
 
 /**
  * `known` is the address's record if the caller already looked it up (the
@@ -187,18 +159,15 @@ export function executeTx(env: TxEnv, tx: SignedTx, index: number, known?: Princ
   // opensAddress accepted only the address's own key, which this remembers.
   if (existing === undefined) isMaster = signedByMaster(env, principal, tx.signer);
   const action = tx.action;
-  const ctx =
-    txCtx === null
-      ? (txCtx = new TxCtx(
-          state,
-          principal,
-          tx.subaccount,
-          isMaster,
-          tx.signer,
-          blockTimeMs,
-          env.events,
-        ))
-      : txCtx.reset(state, principal, tx.subaccount, isMaster, tx.signer, blockTimeMs, env.events);
+  const ctx = new TxCtx(
+    state,
+    principal,
+    tx.subaccount,
+    isMaster,
+    tx.signer,
+    blockTimeMs,
+    env.events,
+  );
   if (!isMaster) {
     const agent = principal.agents?.get(ctx.signerKey);
     if (agent === undefined || agent.expiresAtMs <= blockTimeMs) {

@@ -176,26 +176,8 @@ export function checkPlaceOrder(ctx: Ctx, a: PlaceOrder): Checked | Rejection {
       }
     } else if (short >= 0) return insufficientMargin(short);
   }
-  const c = checkedOut;
-  if (c === null) {
-    checkedOut = { market, account, priceTicks, sizeLots, tif, postOnly, equityNum };
-    return checkedOut;
-  }
-  c.market = market;
-  c.account = account;
-  c.priceTicks = priceTicks;
-  c.sizeLots = sizeLots;
-  c.tif = tif;
-  c.postOnly = postOnly;
-  c.equityNum = equityNum;
-  return c;
+  return { market, account, priceTicks, sizeLots, tif, postOnly, equityNum };
 }
-
-/**
- * What checkPlaceOrder returns, filled anew for each order: its caller reads
- * it before the next placement and keeps nothing of it.
- */
-let checkedOut: Checked | null = null;
 
 function insufficientMargin(afterQuote: bigint | number): Rejection {
   return reject(
