@@ -322,11 +322,31 @@ function writeIBig(w: Writer, x: bigint): void {
   else w.ivarintBig(x);
 }
 
+// The state holds its amounts as numbers while they are safe integers (NaN
+// beyond: state.ts, moneyNum): those are written from the number, the same
+// bytes as writeIBig/writeUBig of their bigint, without building it.
+
+/** Whether writeInt writes the amount `n` (a number, or NaN beyond 2^53 − 1) as writeIBig would. */
+function intFits(n: number): boolean {
+  return n >= IVARINT_MIN && n <= IVARINT_MAX;
+}
+
+/** Whether w.uvarint writes the amount `n` (NaN beyond 2^53 − 1) as writeUBig would. */
+function uintFits(n: number): boolean {
+  return n >= 0 && n <= Number.MAX_SAFE_INTEGER;
+}
+
 function writePosition(w: Writer, p: Position): void {
   writeInt(w, p.sizeLots);
-  writeIBig(w, p.costBasisQuote);
-  writeIBig(w, p.realizedPnlQuote);
-  writeIBig(w, p.fundingQuote);
+  const basis = p.costBasisNum;
+  if (intFits(basis)) writeInt(w, basis);
+  else writeIBig(w, p.costBasisQuote);
+  const pnl = p.realizedPnlNum;
+  if (intFits(pnl)) writeInt(w, pnl);
+  else writeIBig(w, p.realizedPnlQuote);
+  const funding = p.fundingNum;
+  if (intFits(funding)) writeInt(w, funding);
+  else writeIBig(w, p.fundingQuote);
 }
 
 function readPosition(r: Reader, g: string, p: Position): void {
@@ -342,9 +362,15 @@ function readPosition(r: Reader, g: string, p: Position): void {
  */
 export function writeAccount(w: Writer, a: Account, withListed: boolean): void {
   w.fixed(a.address, ADDRESS_BYTES).u8(a.subaccount);
-  writeIBig(w, a.cashQuote);
-  writeUBig(w, a.volumeQuote);
-  writeUBig(w, a.faucetQuote);
+  const cash = a.cashNum;
+  if (intFits(cash)) writeInt(w, cash);
+  else writeIBig(w, a.cashQuote);
+  const volume = a.volumeNum;
+  if (uintFits(volume)) w.uvarint(volume);
+  else writeUBig(w, a.volumeQuote);
+  const faucet = a.faucetNum;
+  if (uintFits(faucet)) w.uvarint(faucet);
+  else writeUBig(w, a.faucetQuote);
   const positions = a.positions;
   for (let i = 0; i < positions.length; i++) writePosition(w, positions[i]!);
   if (!withListed) return;

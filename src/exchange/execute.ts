@@ -82,16 +82,9 @@ export interface TxEnv {
 
 /** The signer is the address's own key: by the remembered key, else by hashing it. */
 function signedByMaster(env: TxEnv, principal: Principal, signer: Uint8Array): boolean {
-  const known = principal.masterKey;
-  if (known !== null && sameBytes(known, signer)) return true;
+  if (principal.isMasterKey(signer)) return true;
   if (env.addressOf(signer, bytesKey(signer)) !== principal.key) return false;
-  principal.masterKey = signer.slice();
-  return true;
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  principal.rememberMasterKey(signer);
   return true;
 }
 
@@ -146,11 +139,9 @@ export function executeTx(env: TxEnv, tx: SignedTx, index: number, known?: Princ
   // The signer picks the window: the address's own key has one, its agents
   // share the other, so no agent can fill the window its owner revokes it with.
   // The remembered key first, inline: nearly every transaction is its address's own key's.
-  const knownKey = existing?.masterKey ?? null;
   let isMaster =
     existing !== undefined &&
-    ((knownKey !== null && sameBytes(knownKey, tx.signer)) ||
-      signedByMaster(env, existing, tx.signer));
+    (existing.isMasterKey(tx.signer) || signedByMaster(env, existing, tx.signer));
   const verdict = checkNonce(
     isMaster ? existing!.nonces : (existing?.agentNonces ?? EMPTY_WINDOW),
     tx.nonce,

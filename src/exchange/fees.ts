@@ -12,8 +12,10 @@ import { PPM, ppmCeil, ppmFloor } from './units.ts';
 
 export function feeTier(state: ExchangeState, account: Account): FeeTier {
   const tiers = state.genesis.feeTiers;
+  // The number inline while it holds the volume (a number and a bigint compare exactly).
+  const volume = Number.isNaN(account.volumeNum) ? account.volumeQuote : account.volumeNum;
   for (let i = tiers.length - 1; i > 0; i--) {
-    if (account.volumeQuote >= tiers[i]!.volumeQuoteMin) return tiers[i]!;
+    if (volume >= tiers[i]!.volumeQuoteMin) return tiers[i]!;
   }
   return tiers[0]!;
 }

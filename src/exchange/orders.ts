@@ -111,25 +111,31 @@ export function settleFills(
     const safe = kNum >= 0 && Number.isSafeInteger(notionalNum);
     const takerNum = safe ? takerFeeQuoteNum(takerTier, notionalNum) : undefined;
     const makerNum = takerNum !== undefined ? makerFeeQuoteNum(makerTier, notionalNum) : undefined;
-    let notional: bigint;
     let takerFee: bigint;
     let makerFee: bigint;
     if (makerNum !== undefined) {
-      notional = BigInt(notionalNum);
-      takerFee = liquidation ? 0n : BigInt(takerNum!);
-      makerFee = liquidation && makerNum < 0 ? 0n : BigInt(makerNum);
+      // On the accounts' numbers (state.ts, moneyNum): no bigint is kept.
+      const takerFeeNum = liquidation ? 0 : takerNum!;
+      const makerFeeNum = liquidation && makerNum < 0 ? 0 : makerNum;
+      assert(takerFeeNum + makerFeeNum >= 0, 'a rebate exceeds the taker fee of its fill');
+      takerFee = BigInt(takerFeeNum);
+      makerFee = BigInt(makerFeeNum);
+      taker.addCash(-takerFeeNum);
+      maker.addCash(-makerFeeNum);
+      taker.addVolume(notionalNum);
+      maker.addVolume(notionalNum);
     } else {
-      notional = notionalQuote(priceTicks, sizeLots, market.k);
+      const notional = notionalQuote(priceTicks, sizeLots, market.k);
       takerFee = liquidation ? 0n : takerFeeQuote(takerTier, notional);
       makerFee = makerFeeQuote(makerTier, notional);
       if (liquidation && makerFee < 0n) makerFee = 0n;
+      assert(takerFee + makerFee >= 0n, 'a rebate exceeds the taker fee of its fill');
+      taker.cashQuote -= takerFee;
+      maker.cashQuote -= makerFee;
+      taker.volumeQuote += notional;
+      maker.volumeQuote += notional;
     }
-    assert(takerFee + makerFee >= 0n, 'a rebate exceeds the taker fee of its fill');
-    taker.cashQuote -= takerFee;
-    maker.cashQuote -= makerFee;
     state.feePoolQuote += takerFee + makerFee;
-    taker.volumeQuote += notional;
-    maker.volumeQuote += notional;
     const makerOrderId = fills.makerOrderId[i]!;
     if (fills.makerDone[i]!) forgetOrder(state, makerOrderId);
     if (out !== null) {

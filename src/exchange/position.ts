@@ -70,36 +70,36 @@ export function applyTrade(
   const old = position.sizeLots;
   // Safe integers first (margin.ts, "Safe integers"): one bigint per result instead of a chain of them.
   const tradeNum = deltaLots * priceTicks * kNum;
-  const tradeQuote =
-    kNum >= 0 && Number.isSafeInteger(tradeNum)
-      ? BigInt(tradeNum)
-      : BigInt(deltaLots) * BigInt(priceTicks) * k;
-  account.cashQuote -= tradeQuote;
+  const safe = kNum >= 0 && Number.isSafeInteger(tradeNum);
+  // On the numbers the state holds (state.ts, moneyNum) when the trade is a safe integer.
+  const tradeQuote = safe ? 0n : BigInt(deltaLots) * BigInt(priceTicks) * k;
+  if (safe) account.addCash(-tradeNum);
+  else account.cashQuote -= tradeQuote;
   if (old === 0 || old > 0 === deltaLots > 0) {
-    position.costBasisQuote += tradeQuote;
+    if (safe) position.addCostBasis(tradeNum);
+    else position.costBasisQuote += tradeQuote;
   } else {
     const closeLots = Math.min(Math.abs(deltaLots), Math.abs(old));
     const closeSigned = deltaLots > 0 ? closeLots : -closeLots;
-    const basis = position.costBasisQuote;
-    const basisNum = basis >= -SAFE_BIG && basis <= SAFE_BIG ? Number(basis) : SAFE_OUT;
+    // The number while the basis is a safe integer (NaN beyond: the bigint path).
+    const basisNum = Number.isNaN(position.costBasisNum) ? SAFE_OUT : position.costBasisNum;
     const removedScaled = basisNum * closeLots;
     const closeNum = closeSigned * priceTicks * kNum;
-    let removed: bigint;
     if (kNum >= 0 && Number.isSafeInteger(removedScaled) && Number.isSafeInteger(closeNum)) {
       const removedNum = divTrunc(removedScaled, Math.abs(old));
       const pnl = -closeNum - removedNum;
-      removed = BigInt(removedNum);
-      position.realizedPnlQuote += Number.isSafeInteger(pnl)
-        ? BigInt(pnl)
-        : -BigInt(closeNum) - removed;
+      if (Number.isSafeInteger(pnl)) position.addRealizedPnl(pnl);
+      else position.realizedPnlQuote += -BigInt(closeNum) - BigInt(removedNum);
+      position.addCostBasis(-removedNum);
     } else {
-      removed = divBig(basis * BigInt(closeLots), BigInt(Math.abs(old)), 'trunc');
+      const basis = position.costBasisQuote;
+      const removed = divBig(basis * BigInt(closeLots), BigInt(Math.abs(old)), 'trunc');
       position.realizedPnlQuote += -(BigInt(closeSigned) * BigInt(priceTicks) * k) - removed;
+      position.costBasisQuote -= removed;
     }
-    position.costBasisQuote -= removed;
     const openLots = Math.abs(deltaLots) - closeLots;
     if (openLots > 0) {
-      assert(position.costBasisQuote === 0n, 'flipped position keeps a basis');
+      assert(position.costBasisNum === 0, 'flipped position keeps a basis');
       position.costBasisQuote =
         BigInt(deltaLots > 0 ? openLots : -openLots) * BigInt(priceTicks) * k;
     }
@@ -112,7 +112,6 @@ export function applyTrade(
   state.markAccount(account);
 }
 
-const SAFE_BIG = BigInt(Number.MAX_SAFE_INTEGER);
 /** Beyond the safe integers: sends a computation to the bigint path. */
 const SAFE_OUT = 2 ** 53;
 

@@ -10,6 +10,7 @@
 // holds exactly at every step, and equity = cash + Σ size × mark × k. Cost
 // basis and realized PnL are kept per position for traders; they move no money.
 
+import { assert } from '../lib/assert.ts';
 import { CallAuction } from './auction/call_state.ts';
 import type { Side } from './book/index.ts';
 import { OrderBook } from './book/index.ts';
@@ -25,6 +26,14 @@ import type { ScanGroup } from './scan.ts';
 
 const SAFE_BIG = BigInt(Number.MAX_SAFE_INTEGER);
 
+/** A signer's public key (ed25519). */
+const MASTER_KEY_BYTES = 32;
+
+/** Four bytes of `bytes` from `at`, big-endian, as a signed 32-bit integer. */
+function word(bytes: Uint8Array, at: number): number {
+  return (bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!;
+}
+
 /**
  * The listed records of every account that has none: shared and frozen, so
  * the margin paths' "no listed records" test reads an object already in cache
@@ -32,19 +41,83 @@ const SAFE_BIG = BigInt(Number.MAX_SAFE_INTEGER);
  */
 const NO_LISTED: Position[] = Object.freeze([] as Position[]) as Position[];
 
+/**
+ * Money is bigint, but nearly every amount is a safe integer. The state's
+ * long-lived amounts (an account's cash, volume and faucet draws; a
+ * position's cost basis, realized PnL and funding) are held as a number while
+ * they are one (NaN beyond 2^53 − 1, and then the bigint beside it): as
+ * bigint fields, every fill allocated some ten heap objects kept until the
+ * account's next trade (for the collector to move), and the leaf encoding
+ * opened each one, a cache miss apiece. The bigint getters build their value
+ * on read (short-lived); the setters take any bigint; the add… methods and
+ * `…Num` work on the number inline (NaN: take the bigint).
+ */
+function moneyNum(x: bigint): number {
+  const n = Number(x);
+  return Number.isSafeInteger(n) ? n : NaN;
+}
+
 export class Position {
   /** The market's index. */
   readonly market: number;
   /** Signed: positive long, negative short. */
   sizeLots = 0;
-  /** Σ signed entry notional of the open size: average entry = costBasis / (size × k). */
-  costBasisQuote = 0n;
-  realizedPnlQuote = 0n;
-  fundingQuote = 0n;
+  /** costBasisQuote while a safe integer, else NaN (see moneyNum). */
+  costBasisNum = 0;
+  realizedPnlNum = 0;
+  fundingNum = 0;
+  private costBasisBig: bigint | null = null;
+  private realizedPnlBig: bigint | null = null;
+  private fundingBig: bigint | null = null;
   /** The liquidation scan's memo: the mark when the account's slack was taken (not state). */
   slackMarkTicks = 0;
   constructor(market: number) {
     this.market = market;
+  }
+
+  /** Σ signed entry notional of the open size: average entry = costBasis / (size × k). */
+  get costBasisQuote(): bigint {
+    return this.costBasisBig ?? BigInt(this.costBasisNum);
+  }
+
+  set costBasisQuote(x: bigint) {
+    const n = moneyNum(x);
+    this.costBasisNum = n;
+    this.costBasisBig = Number.isNaN(n) ? x : null;
+  }
+
+  /** costBasisQuote += d, a safe integer: on the number while the sum is one. */
+  addCostBasis(d: number): void {
+    const n = this.costBasisNum + d;
+    if (Number.isSafeInteger(n)) this.costBasisNum = n;
+    else this.costBasisQuote = this.costBasisQuote + BigInt(d);
+  }
+
+  /** realizedPnlQuote += d, a safe integer: on the number while the sum is one. */
+  addRealizedPnl(d: number): void {
+    const n = this.realizedPnlNum + d;
+    if (Number.isSafeInteger(n)) this.realizedPnlNum = n;
+    else this.realizedPnlQuote = this.realizedPnlQuote + BigInt(d);
+  }
+
+  get realizedPnlQuote(): bigint {
+    return this.realizedPnlBig ?? BigInt(this.realizedPnlNum);
+  }
+
+  set realizedPnlQuote(x: bigint) {
+    const n = moneyNum(x);
+    this.realizedPnlNum = n;
+    this.realizedPnlBig = Number.isNaN(n) ? x : null;
+  }
+
+  get fundingQuote(): bigint {
+    return this.fundingBig ?? BigInt(this.fundingNum);
+  }
+
+  set fundingQuote(x: bigint) {
+    const n = moneyNum(x);
+    this.fundingNum = n;
+    this.fundingBig = Number.isNaN(n) ? x : null;
   }
 }
 
@@ -53,28 +126,68 @@ export class Account {
   readonly address: Uint8Array;
   readonly subaccount: number;
   readonly principal: Principal;
-  /** Behind cashQuote: written only through its setter, which keeps cashNum in step. */
-  private cashBig = 0n;
   /**
-   * cashQuote as a number while it is a safe integer, else NaN (derived, kept
-   * by the setter): the margin, scan and fill-guard paths on safe integers
-   * read it inline instead of opening the bigint, a heap object of its own.
+   * cashQuote as a number while it is a safe integer, else NaN (see
+   * moneyNum): the margin, scan and fill-guard paths on safe integers read it
+   * inline.
    */
   cashNum = 0;
+  /** volumeQuote and faucetQuote likewise. */
+  volumeNum = 0;
+  faucetNum = 0;
+  /** Behind the amounts beyond 2^53 − 1 (null while the number holds it). */
+  private cashBig: bigint | null = null;
+  private volumeBig: bigint | null = null;
+  private faucetBig: bigint | null = null;
 
   /** The ledger: this account's collateral, quote units. */
   get cashQuote(): bigint {
-    return this.cashBig;
+    return this.cashBig ?? BigInt(this.cashNum);
   }
 
   set cashQuote(x: bigint) {
-    this.cashBig = x;
-    const n = Number(x);
-    this.cashNum = Number.isSafeInteger(n) ? n : NaN;
+    const n = moneyNum(x);
+    this.cashNum = n;
+    this.cashBig = Number.isNaN(n) ? x : null;
   }
+
+  /**
+   * cashQuote += d, a safe integer: on the number while the sum is one (a
+   * NaN number, a balance beyond 2^53 − 1, takes the bigint).
+   */
+  addCash(d: number): void {
+    const n = this.cashNum + d;
+    if (Number.isSafeInteger(n)) this.cashNum = n;
+    else this.cashQuote = this.cashQuote + BigInt(d);
+  }
+
+  /** volumeQuote += d, a safe integer, likewise. */
+  addVolume(d: number): void {
+    const n = this.volumeNum + d;
+    if (Number.isSafeInteger(n)) this.volumeNum = n;
+    else this.volumeQuote = this.volumeQuote + BigInt(d);
+  }
+
   /** Lifetime traded notional, for the fee tier. */
-  volumeQuote = 0n;
-  faucetQuote = 0n;
+  get volumeQuote(): bigint {
+    return this.volumeBig ?? BigInt(this.volumeNum);
+  }
+
+  set volumeQuote(x: bigint) {
+    const n = moneyNum(x);
+    this.volumeNum = n;
+    this.volumeBig = Number.isNaN(n) ? x : null;
+  }
+
+  get faucetQuote(): bigint {
+    return this.faucetBig ?? BigInt(this.faucetNum);
+  }
+
+  set faucetQuote(x: bigint) {
+    const n = moneyNum(x);
+    this.faucetNum = n;
+    this.faucetBig = Number.isNaN(n) ? x : null;
+  }
   /** One per genesis market (perpetuals), by market index: the hot path indexes it directly. */
   readonly positions: Position[];
   /**
@@ -135,6 +248,23 @@ export class Principal {
   readonly key: string;
   readonly address: Uint8Array;
   /**
+   * The public key whose address this is, once it signed (derived, not
+   * state), as eight big-endian 32-bit words (signed, so each is a small
+   * integer V8 keeps inline) in this record itself: the signer of nearly every
+   * transaction is compared with fields already in cache, not with a key
+   * array of its own (an object and a buffer, two more misses), and its next
+   * transactions need no key string or address-cache lookup.
+   */
+  private masterKnown = false;
+  private mk0 = 0;
+  private mk1 = 0;
+  private mk2 = 0;
+  private mk3 = 0;
+  private mk4 = 0;
+  private mk5 = 0;
+  private mk6 = 0;
+  private mk7 = 0;
+  /**
    * The nonce window (tx/nonces.ts) of its own key's transactions, ascending,
    * held here rather than in an object of its own.
    */
@@ -170,16 +300,45 @@ export class Principal {
   /** How many of the slot's bytes are the memo (the rest is room to grow). */
   accountsMemoLength = 0;
   accountsMemoEpoch = -1;
-  /**
-   * The public key whose address this is, once it signed (derived, not state):
-   * its next transactions are recognized by a byte comparison instead of a
-   * key string and an address-cache lookup.
-   */
-  masterKey: Uint8Array | null = null;
 
   constructor(key: string, address: Uint8Array) {
     this.key = key;
     this.address = address;
+  }
+
+  /** Whether the address's own key is known (it signed since the record was built). */
+  hasMasterKey(): boolean {
+    return this.masterKnown;
+  }
+
+  /** Whether `key` is the address's own key, as remembered (false while none is). */
+  isMasterKey(key: Uint8Array): boolean {
+    return (
+      this.masterKnown &&
+      key.length === MASTER_KEY_BYTES &&
+      this.mk0 === word(key, 0) &&
+      this.mk1 === word(key, 4) &&
+      this.mk2 === word(key, 8) &&
+      this.mk3 === word(key, 12) &&
+      this.mk4 === word(key, 16) &&
+      this.mk5 === word(key, 20) &&
+      this.mk6 === word(key, 24) &&
+      this.mk7 === word(key, 28)
+    );
+  }
+
+  /** Remembers the address's own key (the caller checked that it hashes to the address). */
+  rememberMasterKey(key: Uint8Array): void {
+    assert(key.length === MASTER_KEY_BYTES, 'a public key is 32 bytes');
+    this.mk0 = word(key, 0);
+    this.mk1 = word(key, 4);
+    this.mk2 = word(key, 8);
+    this.mk3 = word(key, 12);
+    this.mk4 = word(key, 16);
+    this.mk5 = word(key, 20);
+    this.mk6 = word(key, 24);
+    this.mk7 = word(key, 28);
+    this.masterKnown = true;
   }
 
   addSubaccount(subaccount: number, account: Account): void {

@@ -269,9 +269,9 @@ export class ExchangeApp implements NodeApplication {
     const principal = state.principals.get(bytesKey(tx.account));
     if (principal === undefined) return true;
     // The window the exchange checks for this signer: its own key's, or its agents' (execute.ts).
-    const known = principal.masterKey;
-    const byMaster =
-      known !== null ? bytesEqual(known, tx.signer) : bytesEqual(addressOf(tx.signer), tx.account);
+    const byMaster = principal.hasMasterKey()
+      ? principal.isMasterKey(tx.signer)
+      : bytesEqual(addressOf(tx.signer), tx.account);
     const window = byMaster ? principal.nonces : (principal.agentNonces ?? NO_NONCES);
     const rejection = checkNonce(window, tx.nonce, state.timeMs);
     return rejection !== 'DuplicateNonce' && rejection !== 'StaleNonce';
