@@ -107,11 +107,22 @@ async function portFree(port: number): Promise<boolean> {
 /** Ports per slot freeBase hands out: slots never overlap, so two test files' clusters cannot share a port. */
 const PORT_SLOT = 16;
 
+/**
+ * Test ports lie in [TEST_PORTS_FROM, TEST_PORTS_TO), below Linux's ephemeral
+ * range (32768–60999): a port there can be taken at any moment by an outgoing
+ * connection's local end (another node reconnecting, a client), so a node
+ * restarted on its ports after a kill -9 could find one in use.
+ */
+const TEST_PORTS_FROM = 20_000;
+const TEST_PORTS_TO = 32_768;
+
 /** A base port whose next `count` ports (at most PORT_SLOT) are free now. */
 export async function freeBase(count: number, salt = 0): Promise<number> {
   if (count > PORT_SLOT) throw new Error(`freeBase: ${count} ports is more than a slot`);
+  const slots = Math.floor((TEST_PORTS_TO - TEST_PORTS_FROM) / PORT_SLOT);
   for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 31_000 + ((process.pid * 7 + salt * 31 + attempt * 97) % 1_250) * PORT_SLOT;
+    const base =
+      TEST_PORTS_FROM + ((process.pid * 7 + salt * 31 + attempt * 97) % slots) * PORT_SLOT;
     let ok = true;
     for (let p = base; p < base + count && ok; p++) ok = await portFree(p);
     if (ok) return base;

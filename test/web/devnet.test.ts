@@ -29,8 +29,10 @@ const STOP_MS = 10_000;
 /** A backstop: the devnet stops itself even if this process dies without cleaning up. */
 const DEVNET_DURATION_S = 90;
 const SHOTS = join('artifacts', 'web');
-// Ports of their own, so that parallel test files and other devnets do not collide.
-const BASE_PORT = 32_000 + (process.pid % 300) * 20;
+// Ports of their own, so that parallel test files and other devnets do not
+// collide; below those of freeBase (test/e2e/helpers.ts) and below Linux's
+// ephemeral range, where an outgoing connection could take one.
+const BASE_PORT = 14_000 + (process.pid % 300) * 20;
 
 let devnet: ChildProcess | undefined;
 let devnetExited: Promise<void> = Promise.resolve();
