@@ -480,6 +480,11 @@ export function runLiquidations(
       account.slackTicks = -1;
       schedule.file(account);
       setUnderwater(state, account);
+      // A maker of a liquidation's close, or a deleveraged counterparty, was
+      // looked at before the liquidations: one they left below maintenance is
+      // due in the next block even if no mark moves (its slack of −1 only
+      // sends it to a check when a mark moves).
+      if (account.positionCount !== 0 && isLiquidatable(state, account)) backlog(state, account);
     }
   }
   // Above maintenance means equity ≥ 0; below it, after what the block could
@@ -489,12 +494,15 @@ export function runLiquidations(
   for (const account of due) setUnderwater(state, account);
   schedule.end();
   // Accounts beyond the per-block count wait: the next block rescans their markets.
-  for (let i = n; i < due.length; i++) {
-    for (const market of state.markets) {
-      if (!market.retired && sizeIn(due[i]!, market) !== 0) {
-        market.liquidationBacklog = true;
-        market.dirty = true;
-      }
+  for (let i = n; i < due.length; i++) backlog(state, due[i]!);
+}
+
+/** The next block rescans the holders of every market the account holds. */
+function backlog(state: ExchangeState, account: Account): void {
+  for (const market of state.markets) {
+    if (!market.retired && sizeIn(account, market) !== 0) {
+      market.liquidationBacklog = true;
+      market.dirty = true;
     }
   }
 }

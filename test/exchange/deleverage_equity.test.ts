@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { Harness, USDC, key, limit } from './helpers.ts';
-import { equityQuote } from '../../src/exchange/margin.ts';
+import { belowMaintenance, equityQuote } from '../../src/exchange/margin.ts';
 
 const BTC = 'BTC-PERPETUAL';
 const ETH = 'ETH-PERPETUAL';
@@ -110,4 +110,40 @@ test('property: a block of liquidations and deleveraging takes no account from z
     ),
     { numRuns: 40, seed: 7, examples: [[44_000, 5_000, 1_300]] },
   );
+});
+
+test('a counterparty that deleveraging leaves below maintenance is liquidated in the next block, marks unmoved', () => {
+  const h = new Harness();
+  const a = key('a');
+  const poor = key('poor');
+  const [b, c, e] = [key('b'), key('c'), key('e')];
+  h.fund(a, 2_600n * USDC);
+  for (const k of [b, c, e]) h.fund(k, 500_000n * USDC);
+  h.fund(poor, 3_000n * USDC);
+  assert.ok(h.one(poor, limit(BTC, 'sell', 500_000, 5_000)).actions[0]!.ok);
+  assert.ok(h.one(b, limit(BTC, 'sell', 500_000, ONE_BTC)).actions[0]!.ok);
+  assert.ok(h.one(a, limit(BTC, 'buy', 500_000, ONE_BTC)).actions[0]!.ok);
+  assert.ok(h.one(c, limit(BTC, 'buy', 500_000, 5_000)).actions[0]!.ok);
+  assert.ok(h.one(poor, limit(ETH, 'buy', 300_000, 5_000)).actions[0]!.ok);
+  assert.ok(h.one(e, limit(ETH, 'sell', 300_000, 5_000)).actions[0]!.ok);
+  // BTC to $44,000 (a's bankruptcy price far above the mark), ETH to $2,001.60:
+  // poor starts the block above maintenance and ends it a few cents above zero.
+  h.oracle = { ...h.oracle, BTC: 44_000n * USDC, ETH: 2_001_600_000n };
+  const first = h.block([]);
+  assert.ok(
+    first.events.some((x) => x.type === 'deleverage' && x.counterparty === h.account(poor)!.index),
+  );
+  assert.ok(belowMaintenance(h.ex.state, h.account(poor)!));
+  assert.notEqual(h.account(poor)!.positions[0]!.sizeLots, 0);
+  // The same oracle: no mark moves, and poor is liquidated all the same.
+  const marks = h.ex.state.markets.map((m) => m.markTicks);
+  const next = h.block([]);
+  assert.deepEqual(
+    h.ex.state.markets.map((m) => m.markTicks),
+    marks,
+  );
+  assert.ok(
+    next.events.some((x) => x.type === 'liquidation' && x.account === h.account(poor)!.index),
+  );
+  assert.equal(belowMaintenance(h.ex.state, h.account(poor)!), false);
 });
