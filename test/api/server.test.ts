@@ -132,6 +132,8 @@ test('queries refuse bad input with 400 and unknown objects with 404, each with 
       [`/v1/tx/${'00'.repeat(32)}`, 404, 'NotFound'],
       ['/v1/block/0', 400, 'BadRequest'],
       ['/v1/block/99', 404, 'NotFound'],
+      // Past 2^53 a height is not a number the node can hold, not a block yet to come.
+      ['/v1/block/99999999999999999999999999', 400, 'BadRequest'],
       ['/v1/nowhere', 404, 'NotFound'],
       ['/v1/ws', 426, 'UpgradeRequired'],
       // Routes that take no query refuse any parameter, as the others refuse unknown ones.

@@ -85,7 +85,14 @@ export function parseCount(
 ): number {
   const n = Number(text);
   if (text === undefined || !/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < min || n > max) {
-    const range = max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `in ${min} … ${max}`;
+    // A huge count is not "below 1": say what bound it passed.
+    const tooLarge = text !== undefined && /^\d+$/.test(text) && !(n <= max);
+    const range =
+      max !== Number.MAX_SAFE_INTEGER
+        ? `in ${min} … ${max}`
+        : tooLarge
+          ? `≥ ${min} and at most ${max}`
+          : `≥ ${min}`;
     throw new UsageError(`${what} must be an integer ${range}`);
   }
   return n;
@@ -137,7 +144,11 @@ export const command: Command = {
       allowPositionals: true,
       strict: true,
     });
-    const [what, arg] = positionals;
+    const [what, arg, extra] = positionals;
+    // Refused, not ignored: `query book BTC-PERPETUAL 5` would otherwise show the default depth.
+    const takesArg = what !== 'status' && what !== 'instruments';
+    const unexpected = takesArg ? extra : arg;
+    if (unexpected !== undefined) throw new UsageError(`unexpected argument '${unexpected}'`);
     // Checked whatever the query, so a bad value is never silently ignored.
     const depth = parseCount(values.depth, '--depth');
     const subaccount =
