@@ -108,3 +108,23 @@ test('query account: an answer whose open orders stopped short says so, not "no 
     await server.close();
   }
 });
+
+test('query status says when the node halted or every market did (--json keeps the fields)', async () => {
+  const view = makeView();
+  const server = await serve(view);
+  try {
+    const healthy = await zomma('query', 'status', '--node', server.url);
+    assert.equal(healthy.code, 0, healthy.err);
+    assert.doesNotMatch(healthy.out, /halt/);
+    view.statusExtra = { haltReason: 'appHash mismatch at height 7', emergencyHalt: true };
+    const halted = await zomma('query', 'status', '--node', server.url);
+    assert.match(halted.out, /^halted +appHash mismatch at height 7$/m);
+    assert.match(halted.out, /^emergency halt +every market halted$/m);
+    const json = await zomma('query', 'status', '--node', server.url, '--json');
+    const status = JSON.parse(json.out) as Record<string, unknown>;
+    assert.equal(status.haltReason, 'appHash mismatch at height 7');
+    assert.equal(status.emergencyHalt, true);
+  } finally {
+    await server.close();
+  }
+});

@@ -169,6 +169,9 @@ export const command: Command = {
             ['app hash', s.appHash],
             ['validators', s.validators.length],
             ['syncing', s.syncing],
+            // Without these a halted node's status reads as a healthy one.
+            ['halted', s.haltReason],
+            ['emergency halt', s.emergencyHalt === true ? 'every market halted' : undefined],
           ]),
         );
         return 0;
