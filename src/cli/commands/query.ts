@@ -5,7 +5,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { ZommaClient, generateKey, loadKey, saveKey } from '../../api/client/index.ts';
-import type { AccountView, KeyPair, TxView } from '../../api/client/index.ts';
+import type { AccountView, ActionResultView, KeyPair, TxView } from '../../api/client/index.ts';
 import type { Io } from '../io.ts';
 import { UsageError } from '../io.ts';
 import { parseArgs } from 'node:util';
@@ -351,18 +351,26 @@ export function describeTx(t: TxView): string {
     ]),
   ];
   if (t.actions !== undefined && t.actions.length > 0) {
+    const columns: [string, (a: ActionResultView) => unknown][] = [
+      ['action', (a) => a.kind],
+      ['ok', (a) => a.ok],
+      ['order', (a) => a.orderId],
+      ['outcome', (a) => a.orderStatus],
+      ['filled', (a) => a.filledLots],
+      ['rested', (a) => a.restedLots],
+      ['cancelled', (a) => a.cancelledLots],
+      // cancelAll: how many orders it removed, which --json gives as `count`.
+      ['orders cancelled', (a) => a.count],
+      ['code', (a) => a.code],
+    ];
+    // Only the columns some action fills: a faucet's row is not five empty ones.
+    const shown = columns.filter(
+      ([, of], i) => i < 2 || t.actions!.some((a) => of(a) !== undefined),
+    );
     lines.push(
       table(
-        ['action', 'ok', 'order', 'outcome', 'filled', 'rested', 'code'],
-        t.actions.map((a) => [
-          a.kind,
-          a.ok,
-          a.orderId,
-          a.orderStatus,
-          a.filledLots,
-          a.restedLots,
-          a.code,
-        ]),
+        shown.map(([name]) => name),
+        t.actions.map((a) => shown.map(([, of]) => of(a))),
       ),
     );
   }
