@@ -4,6 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { main } from '../../src/cli/main.ts';
 import type { Io } from '../../src/cli/io.ts';
@@ -83,6 +85,31 @@ test('devnet: Ctrl-C while a validator starts stops everything cleanly, even whe
     assert.match(out, /devnet: stopped/);
     assert.equal(process.listenerCount('SIGINT'), 0, 'the handler is removed');
   } finally {
+    home.remove();
+  }
+});
+
+test('devnet: a port another process holds is refused before any validator starts, not answered for it', async () => {
+  const home = tempDir('zomma-devnet-port-');
+  const dir = join(home.dir, 'devnet');
+  // Held as an earlier devnet's validator would hold it; the system picks a free one.
+  const holder = createServer();
+  await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+  const { port } = holder.address() as AddressInfo;
+  try {
+    // The validator's API is base port + 1 (`zomma devnet --help`).
+    const basePort = String(port - 1);
+    const r = await devnet('--dir', dir, '--validators', '1', '--base-port', basePort, '--no-bots');
+    assert.equal(r.code, 1);
+    assert.match(
+      r.err,
+      new RegExp(
+        `DevnetStartFailed: validator-0: 127\\.0\\.0\\.1:(${port - 1}|${port}) is already in use`,
+      ),
+    );
+    assert.doesNotMatch(r.err, /exited/, 'no validator was started');
+  } finally {
+    await new Promise<void>((resolve) => holder.close(() => resolve()));
     home.remove();
   }
 });

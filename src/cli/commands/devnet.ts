@@ -1,10 +1,11 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { loadConfig } from '../../node/config.ts';
+import { loadConfig, parseHostPort } from '../../node/config.ts';
 import { startBots } from '../../node/bots/bots.ts';
 import type { RunningBots } from '../../node/bots/bots.ts';
 import { initNetwork } from '../../node/init.ts';
@@ -45,7 +46,7 @@ export const command: Command = {
   usage:
     'zomma devnet [--validators N] [--dir DIR] [--reset] [--duration SECONDS] [--base-port P] [--no-bots]\n' +
     '  defaults: 4 validators in .zomma/devnet, base port 27000 (validator i: peers P+3i, API +1, metrics +2);\n' +
-    '  a new chain unless DIR holds one (--reset starts over); --duration stops it by itself',
+    '  a new chain unless DIR holds one, which keeps its ports (--reset starts over); --duration stops it by itself',
   async run(args, io) {
     const { values } = parseArgs({
       args,
@@ -104,8 +105,24 @@ export const command: Command = {
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
     try {
-      for (const home of homes) {
-        const config = loadConfig(home);
+      const configs = homes.map((home) => loadConfig(home));
+      // Another node on one of these ports (an earlier devnet, say) would answer
+      // the health checks in this validator's place, and the bots would trade on its chain.
+      for (const config of configs) {
+        for (const address of [config.listen, config.api, config.metrics]) {
+          if (address !== null && !(await canListen(address))) {
+            throw new ZommaError(
+              'DevnetStartFailed',
+              `${config.moniker}: ${address} is already in use (another devnet?` +
+                (resumed
+                  ? ` this chain keeps the ports it was made with: --reset --base-port P starts one on others, or --dir another)`
+                  : ' --base-port picks other ports)'),
+            );
+          }
+        }
+      }
+      for (const [i, home] of homes.entries()) {
+        const config = configs[i]!;
         const child = spawn(process.execPath, [BIN, 'node', '--home', home, '--quiet'], {
           stdio: ['ignore', 'ignore', 'pipe'],
         });
@@ -194,6 +211,16 @@ export const command: Command = {
     return 0;
   },
 };
+
+/** Whether this process could listen on "host:port" now (it stops listening at once). */
+async function canListen(address: string): Promise<boolean> {
+  const { host, port } = parseHostPort(address, 'address');
+  const server = createServer();
+  return new Promise<boolean>((resolve) => {
+    server.once('error', () => resolve(false));
+    server.listen(port, host, () => server.close(() => resolve(true)));
+  });
+}
 
 async function fetchJson(url: string): Promise<unknown> {
   const res = await fetch(url, { signal: AbortSignal.timeout(2_000) });
