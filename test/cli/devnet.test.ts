@@ -113,3 +113,32 @@ test('devnet: a port another process holds is refused before any validator start
     home.remove();
   }
 });
+
+test('devnet: a validator that exits while the devnet runs makes the run exit 1, naming it', async () => {
+  const home = tempDir('zomma-devnet-lost-');
+  const dir = join(home.dir, 'devnet');
+  // A free port from the system, as base port: the validator's three follow it.
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  let err = '';
+  let pid = 0;
+  const io: Io = {
+    out: (t) => {
+      const started = /starting validator-0 \(pid (\d+)\)/.exec(t);
+      if (started !== null) pid = Number(started[1]);
+      // Up: the validator goes away as a crash would take it.
+      if (t === 'devnet is up:') process.kill(pid, 'SIGKILL');
+    },
+    err: (t) => void (err += `${t}\n`),
+  };
+  try {
+    const argv = ['--dir', dir, '--validators', '1', '--no-bots', '--duration', '1'];
+    const code = await main(['devnet', '--base-port', String(port), ...argv], io);
+    assert.equal(code, 1, err);
+    assert.match(err, /devnet: validator-0 exited while the devnet ran/);
+  } finally {
+    home.remove();
+  }
+});

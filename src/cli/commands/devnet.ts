@@ -38,6 +38,8 @@ interface Child {
   readonly api: string;
   readonly process: ChildProcess;
   exited: boolean;
+  /** It exited before the devnet stopped it. */
+  lostWhileRunning: boolean;
 }
 
 export const command: Command = {
@@ -133,6 +135,7 @@ export const command: Command = {
           api: config.api ?? '',
           process: child,
           exited: false,
+          lostWhileRunning: false,
         };
         child.stderr?.on('data', (chunk: Buffer) =>
           io.err(`[${entry.name}] ${chunk.toString().trimEnd()}`),
@@ -140,6 +143,7 @@ export const command: Command = {
         child.once('exit', (code, signal) => {
           entry.exited = true;
           if (!stopping) {
+            entry.lostWhileRunning = !interrupted;
             io.err(
               `[${entry.name}] exited (${signal ?? `code ${code}`}); see ${join(home, 'node.log')}`,
             );
@@ -207,6 +211,12 @@ export const command: Command = {
         await stopAll(children);
         io.out('devnet: stopped');
       }
+    }
+    // A run some validator did not last through (--duration in a script, say) is no success.
+    const lost = children.filter((c) => c.lostWhileRunning).map((c) => c.name);
+    if (lost.length > 0) {
+      io.err(`devnet: ${lost.join(', ')} exited while the devnet ran (see node.log)`);
+      return 1;
     }
     return 0;
   },
