@@ -158,6 +158,17 @@ test('queries refuse bad input with 400 and unknown objects with 404, each with 
     assert.equal(unknown.body.field, 'querystring/colour');
     assert.equal(unknown.body.message, 'querystring/colour is not a known field');
     assert.equal((await call(url, '/v1/status?x=1')).body.field, 'querystring/x');
+    // A malformed name, address or hash is told in words, not as a regular expression.
+    const words: [string, string][] = [
+      ['/v1/book/btc-perpetual', 'params/instrument must be an instrument name'],
+      ['/v1/account/0x1234', 'params/address must be 0x and 40 hex digits'],
+      [`/v1/tx/${'AB'.repeat(32)}`, 'params/hash must be 64 lower-case hex digits'],
+    ];
+    for (const [path, message] of words) {
+      const answer = await call(url, path);
+      assert.ok(String(answer.body.message).startsWith(message), `${path}: ${answer.body.message}`);
+      assert.doesNotMatch(String(answer.body.message), /\^|\$/, path);
+    }
   } finally {
     await server.close();
   }
