@@ -123,7 +123,8 @@ export function fields(entries: readonly [string, unknown][]): string {
 
 const USAGE = [
   'zomma query status|instruments [--node URL] [--json]',
-  '       zomma query book|ticker INSTRUMENT [--depth N] [--node URL] [--json]',
+  '       zomma query book INSTRUMENT [--depth N] [--node URL] [--json]   (--depth: levels a side, default 10)',
+  '       zomma query ticker INSTRUMENT [--node URL] [--json]',
   '       zomma query account [ADDRESS] [--subaccount N] [--key-file FILE] [--node URL] [--json]',
   '       zomma query tx HASH | block HEIGHT [--node URL] [--json]',
 ].join('\n');
