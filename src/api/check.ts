@@ -5,6 +5,7 @@
 
 import { Ajv } from 'ajv';
 import type { ValidateFunction } from 'ajv';
+import { ADDRESS_PATTERN, HASH_PATTERN, INSTRUMENT_PATTERN } from './routes.ts';
 import type { RouteDef } from './routes.ts';
 import type { JsonSchema } from './schema.ts';
 
@@ -26,6 +27,13 @@ export interface SchemaViolation {
   params?: Record<string, unknown>;
 }
 
+/** What the patterns of routes.ts ask for, in words: Ajv would print the expression. */
+const PATTERN_WORDS: Record<string, string> = {
+  [HASH_PATTERN]: 'be 64 lower-case hex digits',
+  [ADDRESS_PATTERN]: 'be 0x and 40 hex digits',
+  [INSTRUMENT_PATTERN]: 'be an instrument name: A-Z and 0-9 between single dashes (BTC-PERPETUAL)',
+};
+
 /** Where the problem is (`querystring/depth`) and a message that names it. */
 export function refusalOf(
   context: string,
@@ -38,6 +46,12 @@ export function refusalOf(
     const field = `${where}/${unknown}`;
     return { field, message: `${field} is not a known field` };
   }
+  const pattern = first?.params?.pattern;
+  const words =
+    first?.keyword === 'pattern' && typeof pattern === 'string'
+      ? PATTERN_WORDS[pattern]
+      : undefined;
+  if (words !== undefined) return { field: where, message: `${where} must ${words}` };
   return { field: where, message: `${where} ${first?.message ?? 'is invalid'}` };
 }
 

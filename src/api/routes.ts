@@ -509,7 +509,7 @@ export const routes = {
     method: 'GET',
     path: '/v1/block/:height',
     summary: 'A committed block: header fields, transaction hashes and result codes',
-    params: object({ height: integer({ minimum: 1 }) }),
+    params: object({ height: integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }) }),
     query: undefined,
     body: undefined,
     response: blockSchema,

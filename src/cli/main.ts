@@ -23,7 +23,9 @@ function help(io: Io): void {
 }
 
 export async function main(argv: string[], io: Io = processIo): Promise<number> {
-  const [name, ...args] = argv;
+  const [first, ...args] = argv;
+  // The spelling most tools take; `zomma version` is the command.
+  const name = first === '--version' || first === '-V' ? 'version' : first;
   if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
     help(io);
     return 0;

@@ -132,6 +132,8 @@ test('queries refuse bad input with 400 and unknown objects with 404, each with 
       [`/v1/tx/${'00'.repeat(32)}`, 404, 'NotFound'],
       ['/v1/block/0', 400, 'BadRequest'],
       ['/v1/block/99', 404, 'NotFound'],
+      // Past 2^53 a height is not a number the node can hold, not a block yet to come.
+      ['/v1/block/99999999999999999999999999', 400, 'BadRequest'],
       ['/v1/nowhere', 404, 'NotFound'],
       ['/v1/ws', 426, 'UpgradeRequired'],
       // Routes that take no query refuse any parameter, as the others refuse unknown ones.
@@ -156,6 +158,17 @@ test('queries refuse bad input with 400 and unknown objects with 404, each with 
     assert.equal(unknown.body.field, 'querystring/colour');
     assert.equal(unknown.body.message, 'querystring/colour is not a known field');
     assert.equal((await call(url, '/v1/status?x=1')).body.field, 'querystring/x');
+    // A malformed name, address or hash is told in words, not as a regular expression.
+    const words: [string, string][] = [
+      ['/v1/book/btc-perpetual', 'params/instrument must be an instrument name'],
+      ['/v1/account/0x1234', 'params/address must be 0x and 40 hex digits'],
+      [`/v1/tx/${'AB'.repeat(32)}`, 'params/hash must be 64 lower-case hex digits'],
+    ];
+    for (const [path, message] of words) {
+      const answer = await call(url, path);
+      assert.ok(String(answer.body.message).startsWith(message), `${path}: ${answer.body.message}`);
+      assert.doesNotMatch(String(answer.body.message), /\^|\$/, path);
+    }
   } finally {
     await server.close();
   }

@@ -4,6 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { main } from '../../src/cli/main.ts';
 import type { Io } from '../../src/cli/io.ts';
@@ -82,6 +84,60 @@ test('devnet: Ctrl-C while a validator starts stops everything cleanly, even whe
     assert.doesNotMatch(err, /--reset/, 'no advice to delete the chain');
     assert.match(out, /devnet: stopped/);
     assert.equal(process.listenerCount('SIGINT'), 0, 'the handler is removed');
+  } finally {
+    home.remove();
+  }
+});
+
+test('devnet: a port another process holds is refused before any validator starts, not answered for it', async () => {
+  const home = tempDir('zomma-devnet-port-');
+  const dir = join(home.dir, 'devnet');
+  // Held as an earlier devnet's validator would hold it; the system picks a free one.
+  const holder = createServer();
+  await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+  const { port } = holder.address() as AddressInfo;
+  try {
+    // The validator's API is base port + 1 (`zomma devnet --help`).
+    const basePort = String(port - 1);
+    const r = await devnet('--dir', dir, '--validators', '1', '--base-port', basePort, '--no-bots');
+    assert.equal(r.code, 1);
+    assert.match(
+      r.err,
+      new RegExp(
+        `DevnetStartFailed: validator-0: 127\\.0\\.0\\.1:(${port - 1}|${port}) is already in use`,
+      ),
+    );
+    assert.doesNotMatch(r.err, /exited/, 'no validator was started');
+  } finally {
+    await new Promise<void>((resolve) => holder.close(() => resolve()));
+    home.remove();
+  }
+});
+
+test('devnet: a validator that exits while the devnet runs makes the run exit 1, naming it', async () => {
+  const home = tempDir('zomma-devnet-lost-');
+  const dir = join(home.dir, 'devnet');
+  // A free port from the system, as base port: the validator's three follow it.
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  let err = '';
+  let pid = 0;
+  const io: Io = {
+    out: (t) => {
+      const started = /starting validator-0 \(pid (\d+)\)/.exec(t);
+      if (started !== null) pid = Number(started[1]);
+      // Up: the validator goes away as a crash would take it.
+      if (t === 'devnet is up:') process.kill(pid, 'SIGKILL');
+    },
+    err: (t) => void (err += `${t}\n`),
+  };
+  try {
+    const argv = ['--dir', dir, '--validators', '1', '--no-bots', '--duration', '1'];
+    const code = await main(['devnet', '--base-port', String(port), ...argv], io);
+    assert.equal(code, 1, err);
+    assert.match(err, /devnet: validator-0 exited while the devnet ran/);
   } finally {
     home.remove();
   }

@@ -30,3 +30,37 @@ test('a bad --depth, --price or --subaccount is a usage error whatever the subco
     keys.remove();
   }
 });
+
+test('an argument past those a subcommand takes is a usage error, not ignored', async () => {
+  const keys = tempDir('zomma-cli-flags-');
+  const key = ['--key-file', join(keys.dir, 'key.json')];
+  const cases: [string[], string][] = [
+    [['query', 'status', 'extra'], 'extra'],
+    [['query', 'instruments', 'BTC-PERPETUAL'], 'BTC-PERPETUAL'],
+    [['query', 'book', 'BTC-PERPETUAL', '5'], '5'],
+    [['query', 'block', '5', '6'], '6'],
+    [['query', 'account', '0x' + '11'.repeat(20), '1'], '1'],
+    [['tx', 'faucet', '1', '000', ...key], '000'],
+    [['tx', 'order', 'BTC-PERPETUAL', 'buy', '10', '500000', ...key], '500000'],
+    [['tx', 'cancel', 'BTC-PERPETUAL', '12', '13', ...key], '13'],
+    [['tx', 'cancel', 'BTC-PERPETUAL', '12', '--client-id', 'a', ...key], '12'],
+    [['tx', 'cancel', '--all', 'BTC-PERPETUAL', 'ETH-PERPETUAL', ...key], 'ETH-PERPETUAL'],
+    [['tx', 'withdraw', '5', '0x' + '11'.repeat(20), 'x', ...key], 'x'],
+    [['tx', 'transfer', '5', '1', '2', ...key], '2'],
+  ];
+  try {
+    for (const [argv, extra] of cases) {
+      const r = await zomma(...argv, ...NOWHERE);
+      assert.equal(r.code, 2, `${argv.join(' ')}: ${r.err}`);
+      assert.ok(r.err.includes(`unexpected argument '${extra}'`), `${argv.join(' ')}: ${r.err}`);
+    }
+  } finally {
+    keys.remove();
+  }
+});
+
+test('a count past 2^53 is called too large, not too small', async () => {
+  const r = await zomma('query', 'block', '99999999999999999999', ...NOWHERE);
+  assert.equal(r.code, 2);
+  assert.match(r.err, /HEIGHT must be an integer ≥ 1 and at most 9007199254740991/);
+});

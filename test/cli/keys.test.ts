@@ -29,3 +29,12 @@ test('keys show takes --key-file, as tx and query do, and the older --key', asyn
     dir.remove();
   }
 });
+
+test('keys with no or an unknown subcommand says which it got', async () => {
+  const none = await zomma('keys');
+  assert.equal(none.code, 2);
+  assert.match(none.err, /^zomma keys: which subcommand\? new or show\n/);
+  const bogus = await zomma('keys', 'list');
+  assert.equal(bogus.code, 2);
+  assert.match(bogus.err, /^zomma keys: unknown subcommand 'list': new or show\n/);
+});

@@ -7,6 +7,7 @@ import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { zomma } from './helpers.ts';
 import { addressOfKey } from '../../src/api/client/index.ts';
+import { describeTx } from '../../src/cli/commands/query.ts';
 import { OPTION, PERP, key, makeView, serve, subaccount } from '../api/fixtures.ts';
 
 /** A loopback port nothing listens on (just released by the system). */
@@ -107,4 +108,53 @@ test('query account: an answer whose open orders stopped short says so, not "no 
   } finally {
     await server.close();
   }
+});
+
+test('query status says when the node halted or every market did (--json keeps the fields)', async () => {
+  const view = makeView();
+  const server = await serve(view);
+  try {
+    const healthy = await zomma('query', 'status', '--node', server.url);
+    assert.equal(healthy.code, 0, healthy.err);
+    assert.doesNotMatch(healthy.out, /halt/);
+    view.statusExtra = { haltReason: 'appHash mismatch at height 7', emergencyHalt: true };
+    const halted = await zomma('query', 'status', '--node', server.url);
+    assert.match(halted.out, /^halted +appHash mismatch at height 7$/m);
+    assert.match(halted.out, /^emergency halt +every market halted$/m);
+    const json = await zomma('query', 'status', '--node', server.url, '--json');
+    const status = JSON.parse(json.out) as Record<string, unknown>;
+    assert.equal(status.haltReason, 'appHash mismatch at height 7');
+    assert.equal(status.emergencyHalt, true);
+  } finally {
+    await server.close();
+  }
+});
+
+test("a transaction's actions show the columns they fill: lots cancelled, and cancelAll's count", () => {
+  const hash = 'ab'.repeat(32);
+  const faucet = describeTx({ hash, status: 'committed', actions: [{ kind: 'faucet', ok: true }] });
+  assert.match(faucet, /^action +ok\nfaucet +true$/m);
+  const ioc = describeTx({
+    hash,
+    status: 'committed',
+    actions: [
+      {
+        kind: 'placeOrder',
+        ok: true,
+        orderId: 7,
+        orderStatus: 'cancelled',
+        filledLots: 3,
+        restedLots: 0,
+        cancelledLots: 7,
+      },
+    ],
+  });
+  assert.match(ioc, /^action +ok +order +outcome +filled +rested +cancelled$/m);
+  assert.match(ioc, /^placeOrder +true +7 +cancelled +3 +0 +7$/m);
+  const all = describeTx({
+    hash,
+    status: 'committed',
+    actions: [{ kind: 'cancelAll', ok: true, count: 12 }],
+  });
+  assert.match(all, /^action +ok +orders cancelled\ncancelAll +true +12$/m);
 });

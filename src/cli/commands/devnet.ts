@@ -1,10 +1,11 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { loadConfig } from '../../node/config.ts';
+import { loadConfig, parseHostPort } from '../../node/config.ts';
 import { startBots } from '../../node/bots/bots.ts';
 import type { RunningBots } from '../../node/bots/bots.ts';
 import { initNetwork } from '../../node/init.ts';
@@ -37,6 +38,8 @@ interface Child {
   readonly api: string;
   readonly process: ChildProcess;
   exited: boolean;
+  /** It exited before the devnet stopped it. */
+  lostWhileRunning: boolean;
 }
 
 export const command: Command = {
@@ -45,7 +48,7 @@ export const command: Command = {
   usage:
     'zomma devnet [--validators N] [--dir DIR] [--reset] [--duration SECONDS] [--base-port P] [--no-bots]\n' +
     '  defaults: 4 validators in .zomma/devnet, base port 27000 (validator i: peers P+3i, API +1, metrics +2);\n' +
-    '  a new chain unless DIR holds one (--reset starts over); --duration stops it by itself',
+    '  a new chain unless DIR holds one, which keeps its ports (--reset starts over); --duration stops it by itself',
   async run(args, io) {
     const { values } = parseArgs({
       args,
@@ -104,8 +107,24 @@ export const command: Command = {
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
     try {
-      for (const home of homes) {
-        const config = loadConfig(home);
+      const configs = homes.map((home) => loadConfig(home));
+      // Another node on one of these ports (an earlier devnet, say) would answer
+      // the health checks in this validator's place, and the bots would trade on its chain.
+      for (const config of configs) {
+        for (const address of [config.listen, config.api, config.metrics]) {
+          if (address !== null && !(await canListen(address))) {
+            throw new ZommaError(
+              'DevnetStartFailed',
+              `${config.moniker}: ${address} is already in use (another devnet?` +
+                (resumed
+                  ? ` this chain keeps the ports it was made with: --reset --base-port P starts one on others, or --dir another)`
+                  : ' --base-port picks other ports)'),
+            );
+          }
+        }
+      }
+      for (const [i, home] of homes.entries()) {
+        const config = configs[i]!;
         const child = spawn(process.execPath, [BIN, 'node', '--home', home, '--quiet'], {
           stdio: ['ignore', 'ignore', 'pipe'],
         });
@@ -116,6 +135,7 @@ export const command: Command = {
           api: config.api ?? '',
           process: child,
           exited: false,
+          lostWhileRunning: false,
         };
         child.stderr?.on('data', (chunk: Buffer) =>
           io.err(`[${entry.name}] ${chunk.toString().trimEnd()}`),
@@ -123,6 +143,7 @@ export const command: Command = {
         child.once('exit', (code, signal) => {
           entry.exited = true;
           if (!stopping) {
+            entry.lostWhileRunning = !interrupted;
             io.err(
               `[${entry.name}] exited (${signal ?? `code ${code}`}); see ${join(home, 'node.log')}`,
             );
@@ -191,9 +212,25 @@ export const command: Command = {
         io.out('devnet: stopped');
       }
     }
+    // A run some validator did not last through (--duration in a script, say) is no success.
+    const lost = children.filter((c) => c.lostWhileRunning).map((c) => c.name);
+    if (lost.length > 0) {
+      io.err(`devnet: ${lost.join(', ')} exited while the devnet ran (see node.log)`);
+      return 1;
+    }
     return 0;
   },
 };
+
+/** Whether this process could listen on "host:port" now (it stops listening at once). */
+async function canListen(address: string): Promise<boolean> {
+  const { host, port } = parseHostPort(address, 'address');
+  const server = createServer();
+  return new Promise<boolean>((resolve) => {
+    server.once('error', () => resolve(false));
+    server.listen(port, host, () => server.close(() => resolve(true)));
+  });
+}
 
 async function fetchJson(url: string): Promise<unknown> {
   const res = await fetch(url, { signal: AbortSignal.timeout(2_000) });

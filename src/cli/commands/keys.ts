@@ -35,7 +35,11 @@ export const command: Command = {
       }
       key = loadKeyFile(values['key-file'] ?? values.key ?? DEFAULT_KEY_FILE);
     } else {
-      throw new UsageError('a subcommand: new or show');
+      throw new UsageError(
+        sub === undefined
+          ? 'which subcommand? new or show'
+          : `unknown subcommand '${sub}': new or show`,
+      );
     }
     const shown = { publicKey: toHex(key.publicKey), address: formatAddress(key.address) };
     if (values.json) io.out(JSON.stringify(shown));

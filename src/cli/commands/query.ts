@@ -5,7 +5,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { ZommaClient, generateKey, loadKey, saveKey } from '../../api/client/index.ts';
-import type { AccountView, KeyPair, TxView } from '../../api/client/index.ts';
+import type { AccountView, ActionResultView, KeyPair, TxView } from '../../api/client/index.ts';
 import type { Io } from '../io.ts';
 import { UsageError } from '../io.ts';
 import { parseArgs } from 'node:util';
@@ -85,7 +85,14 @@ export function parseCount(
 ): number {
   const n = Number(text);
   if (text === undefined || !/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < min || n > max) {
-    const range = max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `in ${min} … ${max}`;
+    // A huge count is not "below 1": say what bound it passed.
+    const tooLarge = text !== undefined && /^\d+$/.test(text) && !(n <= max);
+    const range =
+      max !== Number.MAX_SAFE_INTEGER
+        ? `in ${min} … ${max}`
+        : tooLarge
+          ? `≥ ${min} and at most ${max}`
+          : `≥ ${min}`;
     throw new UsageError(`${what} must be an integer ${range}`);
   }
   return n;
@@ -116,7 +123,8 @@ export function fields(entries: readonly [string, unknown][]): string {
 
 const USAGE = [
   'zomma query status|instruments [--node URL] [--json]',
-  '       zomma query book|ticker INSTRUMENT [--depth N] [--node URL] [--json]',
+  '       zomma query book INSTRUMENT [--depth N] [--node URL] [--json]   (--depth: levels a side, default 10)',
+  '       zomma query ticker INSTRUMENT [--node URL] [--json]',
   '       zomma query account [ADDRESS] [--subaccount N] [--key-file FILE] [--node URL] [--json]',
   '       zomma query tx HASH | block HEIGHT [--node URL] [--json]',
 ].join('\n');
@@ -137,7 +145,11 @@ export const command: Command = {
       allowPositionals: true,
       strict: true,
     });
-    const [what, arg] = positionals;
+    const [what, arg, extra] = positionals;
+    // Refused, not ignored: `query book BTC-PERPETUAL 5` would otherwise show the default depth.
+    const takesArg = what !== 'status' && what !== 'instruments';
+    const unexpected = takesArg ? extra : arg;
+    if (unexpected !== undefined) throw new UsageError(`unexpected argument '${unexpected}'`);
     // Checked whatever the query, so a bad value is never silently ignored.
     const depth = parseCount(values.depth, '--depth');
     const subaccount =
@@ -158,6 +170,9 @@ export const command: Command = {
             ['app hash', s.appHash],
             ['validators', s.validators.length],
             ['syncing', s.syncing],
+            // Without these a halted node's status reads as a healthy one.
+            ['halted', s.haltReason],
+            ['emergency halt', s.emergencyHalt === true ? 'every market halted' : undefined],
           ]),
         );
         return 0;
@@ -337,18 +352,26 @@ export function describeTx(t: TxView): string {
     ]),
   ];
   if (t.actions !== undefined && t.actions.length > 0) {
+    const columns: [string, (a: ActionResultView) => unknown][] = [
+      ['action', (a) => a.kind],
+      ['ok', (a) => a.ok],
+      ['order', (a) => a.orderId],
+      ['outcome', (a) => a.orderStatus],
+      ['filled', (a) => a.filledLots],
+      ['rested', (a) => a.restedLots],
+      ['cancelled', (a) => a.cancelledLots],
+      // cancelAll: how many orders it removed, which --json gives as `count`.
+      ['orders cancelled', (a) => a.count],
+      ['code', (a) => a.code],
+    ];
+    // Only the columns some action fills: a faucet's row is not five empty ones.
+    const shown = columns.filter(
+      ([, of], i) => i < 2 || t.actions!.some((a) => of(a) !== undefined),
+    );
     lines.push(
       table(
-        ['action', 'ok', 'order', 'outcome', 'filled', 'rested', 'code'],
-        t.actions.map((a) => [
-          a.kind,
-          a.ok,
-          a.orderId,
-          a.orderStatus,
-          a.filledLots,
-          a.restedLots,
-          a.code,
-        ]),
+        shown.map(([name]) => name),
+        t.actions.map((a) => shown.map(([, of]) => of(a))),
       ),
     );
   }

@@ -51,6 +51,16 @@ export const command: Command = {
     // Checked whatever the transaction, so a bad value is never silently ignored.
     const subaccount = parseCount(values.subaccount, '--subaccount', 0, 255);
     if (values.price !== undefined) parseCount(values.price, '--price');
+    // Refused, not ignored: `tx faucet 1 000` would otherwise fund $1.
+    const most =
+      what === 'faucet'
+        ? 1
+        : what === 'order'
+          ? 3
+          : what === 'cancel' && (values.all || values['client-id'] !== undefined)
+            ? 1
+            : 2;
+    if (rest.length > most) throw new UsageError(`unexpected argument '${rest[most]!}'`);
     const client = clientOf(values.node);
     const key = keyOf(values['key-file'], io, what === 'faucet');
     const trader = client.trader(key, {
