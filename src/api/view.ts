@@ -82,6 +82,7 @@ export interface TickerView {
   instrument: string;
   height: number;
   markTicks: number;
+  /** The underlying's index in this instrument's ticks; an option's is its model price, its mark. */
   indexTicks: number;
   openInterestLots: number;
   /** Perpetuals: the last funding rate, parts per million per interval. */
