@@ -484,6 +484,14 @@ function fastifySchema(def: RouteDef): Record<string, unknown> {
   return schema;
 }
 
+/** Characters of a client's path an error message shows. */
+const PATH_SHOWN_CHARS = 120;
+
+/** A client's path in a message, cut short: an answer does not echo a long request back. */
+function shortened(path: string): string {
+  return path.length <= PATH_SHOWN_CHARS ? path : `${path.slice(0, PATH_SHOWN_CHARS)}…`;
+}
+
 /** A raw HTTP answer on a socket no route handles (a refused upgrade, an unparsable request). */
 function rawAnswer(socket: Duplex, status: string, body: ErrorBody, close = true): void {
   const text = JSON.stringify(body);
@@ -613,7 +621,9 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     reply.status(answer.statusCode).send(answer.body);
   });
   app.setNotFoundHandler((req, reply) => {
-    reply.status(404).send({ code: 'NotFound', message: `no route ${req.method} ${req.url}` });
+    reply
+      .status(404)
+      .send({ code: 'NotFound', message: `no route ${req.method} ${shortened(req.url)}` });
   });
 
   const handlers = makeHandlers(view, limits, ipLimiter, accountLimiter, waiters);
@@ -703,7 +713,10 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     const ip = clientKeyOf(clientIpOf(req, options.trustProxy === true));
     const refuse = (status: string, body: ErrorBody) => rawAnswer(socket, status, body);
     if (path !== WS_PATH) {
-      return refuse('404 Not Found', { code: 'NotFound', message: `no WebSocket at ${path}` });
+      return refuse('404 Not Found', {
+        code: 'NotFound',
+        message: `no WebSocket at ${shortened(path ?? '')}`,
+      });
     }
     const retryAfterMs = ipLimiter.take(ip);
     if (retryAfterMs > 0) {

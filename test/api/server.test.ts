@@ -153,6 +153,11 @@ test('queries refuse bad input with 400 and unknown objects with 404, each with 
       assert.equal(answer.body.code, code, path);
       assert.equal(typeof answer.body.message, 'string', path);
     }
+    // An unknown route is named, cut short: the answer does not echo a long path back.
+    const long = await call(url, `/v1/${'x'.repeat(4_000)}`);
+    assert.equal(long.status, 404);
+    assert.ok((long.body.message as string).length < 200, 'the message is bounded');
+    assert.match(long.body.message as string, /^no route GET \/v1\/xxx.*…$/);
     // The answer names the parameter it does not know.
     const unknown = await call(url, `/v1/book/${PERP}?depth=1&colour=red`);
     assert.equal(unknown.body.field, 'querystring/colour');
