@@ -18,7 +18,7 @@ import type { Action, SignedTx } from '../../src/exchange/tx/types.ts';
 import type { Genesis } from '../../src/exchange/genesis.ts';
 import { belowMaintenance, equityQuote } from '../../src/exchange/margin.ts';
 import { LIQUIDATIONS_PER_BLOCK_MAX } from '../../src/lib/limits.ts';
-import { ORACLE, USDC, VALIDATORS, genesis, key } from './helpers.ts';
+import { ORACLE, USDC, VALIDATORS, genesis, key, limit } from './helpers.ts';
 import type { Key } from './helpers.ts';
 
 const MARKETS = [
@@ -54,26 +54,6 @@ function tx(k: Key, nonce: number, action: Action): SignedTx {
     nonce,
     action,
     signature: new Uint8Array(64),
-  };
-}
-
-function order(
-  instrument: string,
-  side: 'buy' | 'sell',
-  priceTicks: number,
-  sizeLots: number,
-  tif: 'GTC' | 'IOC',
-): Action {
-  return {
-    kind: 'placeOrder',
-    instrument,
-    side,
-    type: 'limit',
-    priceTicks,
-    sizeLots,
-    timeInForce: tif,
-    reduceOnly: false,
-    stp: 'cancelResting',
   };
 }
 
@@ -140,11 +120,7 @@ function runFlow(seed: number, blockCount: number, scale: bigint, insurance: big
           const away = Math.max(1, Math.floor((mid * rng.between(1, 30)) / 1_000));
           const price = side === 'buy' ? Math.max(1, mid - away) : mid + away;
           txs.push(
-            tx(
-              MAKER,
-              ++nonce,
-              order(m.instrument, side, price, lots(rng.between(100, 20_000)), 'GTC'),
-            ),
+            tx(MAKER, ++nonce, limit(m.instrument, side, price, lots(rng.between(100, 20_000)))),
           );
         } else {
           // A trader at up to ~15× leverage of its $3,000, crossing the spread or resting.
@@ -155,7 +131,9 @@ function runFlow(seed: number, blockCount: number, scale: bigint, insurance: big
           // k = 10 in both markets: a lot is worth mark ticks × 10 quote units.
           const size = Math.max(1, Math.floor((notionalUsd * 100_000 * Number(priceScale)) / mid));
           const tif = rng.chance(1, 2) ? 'IOC' : 'GTC';
-          txs.push(tx(t, ++nonce, order(m.instrument, side, price, lots(size), tif)));
+          txs.push(
+            tx(t, ++nonce, limit(m.instrument, side, price, lots(size), { timeInForce: tif })),
+          );
         }
       }
     }
