@@ -23,6 +23,7 @@ import { forgetMatched, forgetOrder, settleFills } from './orders.ts';
 import type { ActionResult, Fill } from './results.ts';
 import type { Amend } from './tx/types.ts';
 import { quoteDecimal } from './units.ts';
+import { SIZE_LOTS_MAX } from '../lib/limits.ts';
 
 function no(
   code:
@@ -100,8 +101,13 @@ export function amend(ctx: Ctx, a: Amend): ActionResult {
     }
   }
   const losesPriority = priceTicks !== order.priceTicks || sizeLots > order.sizeLots;
+  // The new size is the open size from here: what the order filled before
+  // stays filled (saturating: a report, never beyond a safe integer).
+  const filledLots = meta.placedLots - order.sizeLots;
+  const placedLots = filledLots > SIZE_LOTS_MAX - sizeLots ? SIZE_LOTS_MAX : filledLots + sizeLots;
   const auction = market.auction;
   if (auction !== null && auction.active) {
+    meta.placedLots = placedLots;
     if (amendInAuction(market, a.orderId, priceTicks, sizeLots)) meta.seq = ++market.seq;
     market.dirty = true;
     return rested(a.orderId, 0, sizeLots, []);
@@ -134,6 +140,7 @@ export function amend(ctx: Ctx, a: Amend): ActionResult {
   const side = order.side;
   const r = book.amend(a.orderId, priceTicks, sizeLots, stopTicks, guard);
   if (r.status === 'rejected') return no('PostOnlyWouldTake', 'the new price would trade');
+  meta.placedLots = placedLots;
   const fills: Fill[] = [];
   forgetMatched(state, market, meta.account, ctx.events);
   settleFills(state, market, meta.account, side, false, fills);

@@ -202,14 +202,14 @@ export function writeOrderLeaf(
     .uvarint(o.owner)
     .u8(o.side === 'buy' ? 0 : 1);
   w.uvarint(o.priceTicks).uvarint(o.sizeLots).uvarint(o.goodTilMs);
-  w.u8(STP_MODES.indexOf(o.stp)).bool(o.postOnly).uvarint(meta.seq);
+  w.u8(STP_MODES.indexOf(o.stp)).bool(o.postOnly).uvarint(meta.seq).uvarint(meta.placedLots);
   w.string(meta.clientOrderId, STRING_BYTES_MAX);
   if (inAuction) w.u8(1);
 }
 
 export function writeOrderMeta(w: Writer, meta: OrderMeta): void {
   w.uvarint(meta.orderId).uvarint(meta.market).uvarint(meta.account.index);
-  w.string(meta.clientOrderId, STRING_BYTES_MAX).uvarint(meta.seq);
+  w.string(meta.clientOrderId, STRING_BYTES_MAX).uvarint(meta.seq).uvarint(meta.placedLots);
 }
 
 /** Address, its own key's nonce window, its agents' window, then its agents. */

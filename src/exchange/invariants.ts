@@ -5,6 +5,7 @@
 //   - books: not crossed, no zero-size order (the book's own checks); the
 //     books of auction orders one-sided, and empty outside an auction;
 //   - every resting order has a record, and every record a resting order;
+//     its size placed is at least its open size;
 //   - time priority is the priority stamp: along each level the orders' seq
 //     ascends (the leaves carry seq, not the place in the level, so this is
 //     what puts the order of a level under the digest);
@@ -126,6 +127,10 @@ export function checkInvariants(state: ExchangeState): void {
           previousSeq = meta.seq;
           assert(meta.account.index === order.owner, `order ${order.orderId} owner mismatch`);
           assert(order.sizeLots > 0, `order ${order.orderId} of size zero`);
+          assert(
+            meta.placedLots >= order.sizeLots,
+            `order ${order.orderId} placed below its open size`,
+          );
           if (meta.clientOrderId !== '') {
             assert(
               meta.account.clientOrderIds.get(meta.clientOrderId) === order.orderId,

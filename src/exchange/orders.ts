@@ -33,6 +33,7 @@ export function rememberOrder(
   account: Account,
   orderId: number,
   clientOrderId: string,
+  placedLots: number,
 ): void {
   const meta: OrderMeta = {
     orderId,
@@ -40,6 +41,7 @@ export function rememberOrder(
     account,
     clientOrderId,
     seq: ++market.seq,
+    placedLots,
     leaf: null,
   };
   state.orders.set(orderId, meta);

@@ -306,7 +306,7 @@ export function placeOrder(ctx: Ctx, a: PlaceOrder): ActionResult {
     }
   }
   if (r.status === 'rested') {
-    rememberOrder(state, market, account, orderId, a.clientOrderId ?? '');
+    rememberOrder(state, market, account, orderId, a.clientOrderId ?? '', sizeLots);
     // Margin reads a listed market's resting orders through the account's record there.
     if (market.listed) ensurePosition(state, market, account);
   }
@@ -345,7 +345,7 @@ function waitInAuction(
     stp: a.stp ?? 'cancelResting',
     postOnly: c.postOnly,
   });
-  rememberOrder(ctx.state, market, account, orderId, a.clientOrderId ?? '');
+  rememberOrder(ctx.state, market, account, orderId, a.clientOrderId ?? '', c.sizeLots);
 }
 
 /** A GTC order during an auction: it waits among the auction orders, nothing trades. */

@@ -31,7 +31,8 @@
 // oracle state, each validator's carried observation (oracle/aggregate.ts).
 // Format 7 adds each address's agents' nonce window, after its own key's
 // (format 6 snapshots are refused: their one window held both). Format 8 adds
-// each market's tradeCount after its seq.
+// each market's tradeCount after its seq. Format 9 adds each order record's
+// placedLots after its seq.
 //
 // Canonical: a state has one encoding, and every other byte string is refused
 // or decodes to a state with another appHash (snapshot_cover.test.ts flips
@@ -51,6 +52,7 @@ import {
   LISTED_MARKETS_MAX,
   PENDING_DEPOSITS_MAX,
   PROPOSALS_MAX,
+  SIZE_LOTS_MAX,
   STRING_BYTES_MAX,
 } from '../lib/limits.ts';
 import { readBookOrders, writeBookOrders } from './book/index.ts';
@@ -85,7 +87,7 @@ import type { Deposit, Proposal } from './state.ts';
 import { Account, ExchangeState, MarketState, Principal } from './state.ts';
 
 /** The snapshot encoding this build writes and reads. */
-export const SNAPSHOT_FORMAT = 8;
+export const SNAPSHOT_FORMAT = 9;
 
 /** A snapshot of a format this build does not read (a DecodeError, so callers refusing bad snapshots refuse it too). */
 export class SnapshotFormatError extends DecodeError {
@@ -353,7 +355,17 @@ export function readSnapshot(r: Reader, options: ExchangeOptions = {}): Exchange
     if (account === undefined) throw new DecodeError(`${g}.account`, 'unknown account');
     const clientOrderId = r.string(`${g}.clientOrderId`, STRING_BYTES_MAX);
     const seq = r.uvarint(`${g}.seq`);
-    s.orders.set(orderId, { orderId, market, account, clientOrderId, seq, leaf: null });
+    // At least its open size: the invariants below check it against the books.
+    const placedLots = r.uvarint(`${g}.placedLots`, SIZE_LOTS_MAX);
+    s.orders.set(orderId, {
+      orderId,
+      market,
+      account,
+      clientOrderId,
+      seq,
+      placedLots,
+      leaf: null,
+    });
     if (clientOrderId !== '') account.clientOrderIds.set(clientOrderId, orderId);
   }
   const depositCount = r.uvarint(`${f}.deposits`, PENDING_DEPOSITS_MAX);

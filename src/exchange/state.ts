@@ -360,6 +360,13 @@ export interface OrderMeta {
   readonly clientOrderId: string;
   /** Time priority stamp: rises each time the order joins the back of a level. */
   seq: number;
+  /**
+   * The order's size as placed, or as its last amend set it: the lots it
+   * filled since plus its open lots (the book's sizeLots), so what it filled
+   * is placedLots − open. Never below the open size. Only reported (the
+   * account's open orders): nothing in execution reads it.
+   */
+  placedLots: number;
   /** The slot of its leaf in the digest's table (hash.ts); null until first hashed. */
   leaf: number | null;
 }

@@ -710,16 +710,16 @@ export class ChainView implements NodeView {
   /** `inAuction`: the order waits among a call auction's orders, not in the market's book. */
   private orderViewOf(market: MarketState, o: RestingOrder, inAuction: boolean): OrderView {
     const meta = this.state.orders.get(o.orderId);
+    const placedLots = meta?.placedLots ?? o.sizeLots;
     return {
       orderId: o.orderId,
       instrument: market.params.instrument,
       ...(meta?.clientOrderId ? { clientOrderId: meta.clientOrderId } : {}),
       side: o.side,
       priceTicks: o.priceTicks,
-      // The book keeps the open size only: the size placed is not part of the state.
-      sizeLots: o.sizeLots,
+      sizeLots: placedLots,
       remainingLots: o.sizeLots,
-      filledLots: 0,
+      filledLots: placedLots - o.sizeLots,
       status: 'open',
       reduceOnly: false,
       ...(inAuction ? { auction: true } : {}),
@@ -1485,9 +1485,7 @@ export class ChainView implements NodeView {
         const filledLots = filled.get(note.orderId) ?? 0;
         const live = this.restingOrderOf(account, note);
         if (live !== undefined) {
-          // The state keeps an order's open size only: its size here is what
-          // was open before this block's fills.
-          orders.push({ ...live, sizeLots: live.remainingLots + filledLots, filledLots });
+          orders.push(live);
           continue;
         }
         // Gone by the block's end: filled only if its fills cover what it
@@ -1501,15 +1499,20 @@ export class ChainView implements NodeView {
           note.status === 'cancelled' || (openLots !== undefined && filledLots < openLots)
             ? 'cancelled'
             : 'filled';
+        // What it filled in earlier blocks stays filled (an amend keeps it too).
+        const filledBefore = before === undefined ? 0 : before.placedLots - before.sizeLots;
+        const totalFilledLots = filledBefore + filledLots;
+        // Filled out: it was placed (or amended) at what it filled.
+        const sizeLots = placed ?? filledBefore + (openLots ?? filledLots);
         orders.push({
           orderId: note.orderId,
           instrument: note.instrument,
           side: note.side ?? before?.side ?? 'buy',
           // Its limit: a fill in an uncross carries the uncross price, not the order's.
           priceTicks: note.priceTicks ?? before?.priceTicks ?? 0,
-          sizeLots: placed ?? filledLots + (note.remainingLots ?? 0),
+          sizeLots: status === 'filled' ? totalFilledLots : Math.max(sizeLots, totalFilledLots),
           remainingLots: 0,
-          filledLots,
+          filledLots: totalFilledLots,
           status,
           reduceOnly: false,
         });
@@ -1803,6 +1806,8 @@ interface Rested {
   readonly priceTicks: number;
   /** Its open size. */
   readonly sizeLots: number;
+  /** Its size placed (OrderMeta.placedLots): it had filled placedLots − sizeLots. */
+  readonly placedLots: number;
 }
 
 /**
@@ -1843,8 +1848,8 @@ class RestedOrders {
       const meta = state.orders.get(orderId);
       const market = meta === undefined ? undefined : state.markets[meta.market];
       const o = market === undefined ? undefined : bookHolding(market, orderId)?.order(orderId);
-      if (o === undefined || market === undefined) this.drop(orderId);
-      else this.keep(market, o);
+      if (o === undefined || market === undefined || meta === undefined) this.drop(orderId);
+      else this.keep(market, o, meta.placedLots);
     }
     if (this.byId.size > 2 * state.orders.size + REST_KEPT_SLACK) this.rebuild(state);
   }
@@ -1856,19 +1861,21 @@ class RestedOrders {
       if (m.retired) continue;
       for (const book of booksOf(m)) {
         for (const side of ['buy', 'sell'] as const) {
-          for (const o of book.ordersOf(side)) this.keep(m, o);
+          for (const o of book.ordersOf(side))
+            this.keep(m, o, state.orders.get(o.orderId)?.placedLots ?? o.sizeLots);
         }
       }
     }
   }
 
-  private keep(market: MarketState, o: RestingOrder): void {
+  private keep(market: MarketState, o: RestingOrder, placedLots: number): void {
     this.byId.set(o.orderId, {
       instrument: market.params.instrument,
       owner: o.owner,
       side: o.side,
       priceTicks: o.priceTicks,
       sizeLots: o.sizeLots,
+      placedLots,
     });
     let owned = this.byOwner.get(o.owner);
     if (owned === undefined) this.byOwner.set(o.owner, (owned = new Set()));

@@ -38,7 +38,9 @@ test('query account: --subaccount picks one, and an account without one says so 
   const view = makeView();
   const trader = addressOfKey(key(1)).toLowerCase();
   const empty = addressOfKey(key(2)).toLowerCase();
-  view.setAccount({ address: trader, subaccounts: [subaccount(0), subaccount(1)] });
+  const partly = subaccount(0);
+  partly.openOrders = partly.openOrders.map((o) => ({ ...o, filledLots: 4, remainingLots: 6 }));
+  view.setAccount({ address: trader, subaccounts: [partly, subaccount(1)] });
   view.setAccount({ address: empty, subaccounts: [] });
   const server = await serve(view);
   const node = ['--node', server.url];
@@ -49,6 +51,9 @@ test('query account: --subaccount picks one, and an account without one says so 
     assert.doesNotMatch(one.out, /subaccount 0/);
     const both = await zomma('query', 'account', trader, ...node);
     assert.match(both.out, /subaccount 0 at height 1[^]*subaccount 1 at height 1/);
+    // An open order: the size placed, what filled of it and what is open.
+    assert.match(both.out, /^order +instrument +side +price ticks +lots +filled +open lots$/m);
+    assert.match(both.out, /^7 +BTC-PERPETUAL +buy +99 +10 +4 +6$/m);
 
     const missing = await zomma('query', 'account', trader, '--subaccount', '5', ...node);
     assert.equal(missing.out, `${trader} has no subaccount 5 at height 1\n`);

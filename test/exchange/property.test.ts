@@ -247,7 +247,7 @@ test('a damaged snapshot is refused with a DecodeError', () => {
   assert.throws(() => decodeSnapshot(bytes.subarray(0, bytes.length - 1)), isDecodeError);
   assert.throws(() => decodeSnapshot(Uint8Array.of(...bytes, 0)), isDecodeError);
   const flipped = bytes.slice();
-  flipped[0] = 9;
+  flipped[0] = SNAPSHOT_FORMAT + 1;
   assert.throws(() => decodeSnapshot(flipped), isDecodeError);
 });
 

@@ -130,9 +130,17 @@ test('the read model follows committed blocks: orders, trades, book deltas, acco
     );
     const makerAccount = await client.account(addressOfKey(maker.key));
     const orders = makerAccount.subaccounts[0]!.openOrders;
+    // Placed at 30, 10 filled by the taker, 20 open.
     assert.deepEqual(
-      orders.map((o) => [o.orderId, o.side, o.priceTicks, o.remainingLots]),
-      [[restingId, 'sell', ask, 20]],
+      orders.map((o) => [
+        o.orderId,
+        o.side,
+        o.priceTicks,
+        o.sizeLots,
+        o.filledLots,
+        o.remainingLots,
+      ]),
+      [[restingId, 'sell', ask, 30, 10, 20]],
     );
 
     const tx = await client.tx(took.hash);
@@ -1316,7 +1324,7 @@ test('orders waiting in a call auction are open orders: in the account view (wit
   }
 });
 
-test("a block's account update shows a partly filled maker order with that block's fills of it", () => {
+test("a block's account update shows a partly filled maker order at its size placed, with all it filled and that block's fills of it", () => {
   const BTC = 'BTC-PERPETUAL';
   const [maker, bob, carol] = [
     key('view-part-maker'),
@@ -1347,13 +1355,17 @@ test("a block's account update shows a partly filled maker order with that block
       its.orders.map((o) => [o.orderId, o.status, o.sizeLots, o.filledLots, o.remainingLots]),
       [[id, 'open', 5, 3, 2]],
     );
-    // Filled out in the next block: what that block filled, nothing left.
+    // Filled out in the next block: all 5 filled, nothing left; the fills are that block's.
     const rest = [h.tx(bob, limit(BTC, 'buy', 500_000, 2, { timeInForce: 'IOC' }))];
     const last = feed(h.block(rest), undefined, rest);
     const gone = last.accounts.find((a) => a.address === formatAddress(maker.address))!;
     assert.deepEqual(
       gone.orders.map((o) => [o.orderId, o.status, o.sizeLots, o.filledLots, o.remainingLots]),
-      [[id, 'filled', 2, 2, 0]],
+      [[id, 'filled', 5, 5, 0]],
+    );
+    assert.deepEqual(
+      gone.fills.map((f) => [f.orderId, f.sizeLots]),
+      [[id, 2]],
     );
   } finally {
     view.close();
@@ -1489,7 +1501,7 @@ test('a maker order of an earlier block that the fill guard cancels after a part
     );
     const update = feed(r, undefined, txs);
     assert.deepEqual(orderRows(update, o), [
-      [ask, 'cancelled', 'sell', 460_000, ONE_BTC / 10, ONE_BTC / 10, 0],
+      [ask, 'cancelled', 'sell', 460_000, ONE_BTC, ONE_BTC / 10, 0],
     ]);
   } finally {
     view.close();
@@ -1508,7 +1520,7 @@ test('an order the fill guard cancels without filling any of it is listed cancel
     ];
     const update = feed(h.block(txs), undefined, txs);
     assert.equal(h.ex.state.orders.has(ask), false);
-    assert.deepEqual(orderRows(update, o), [[ask, 'cancelled', 'sell', 460_000, 0, 0, 0]]);
+    assert.deepEqual(orderRows(update, o), [[ask, 'cancelled', 'sell', 460_000, ONE_BTC, 0, 0]]);
   } finally {
     view.close();
   }
@@ -1533,7 +1545,7 @@ test('self-trade prevention removing an order of an earlier block reads cancelle
     const rows = orderRows(update, alice);
     assert.deepEqual(
       rows.find((x) => x[0] === first),
-      [first, 'cancelled', 'sell', 500_000, 1, 1, 0],
+      [first, 'cancelled', 'sell', 500_000, 3, 1, 0],
     );
     // Without any fill in the block: listed, cancelled.
     const place = [h.tx(alice, limit(BTC, 'sell', 501_000, 2))];
@@ -1545,7 +1557,7 @@ test('self-trade prevention removing an order of an earlier block reads cancelle
     assert.equal(h.ex.state.orders.has(second), false);
     assert.deepEqual(
       orderRows(removed, alice).find((x) => x[0] === second),
-      [second, 'cancelled', 'sell', 501_000, 0, 0, 0],
+      [second, 'cancelled', 'sell', 501_000, 2, 0, 0],
     );
   } finally {
     view.close();
@@ -1613,11 +1625,11 @@ test('an order that expires, or that a cancelAll removes, reads cancelled at its
     const expired = feed(h.block([]));
     assert.equal(h.ex.state.orders.has(expiring), false);
     assert.deepEqual(orderRows(expired, alice), [
-      [expiring, 'cancelled', 'sell', 501_000, 0, 0, 0],
+      [expiring, 'cancelled', 'sell', 501_000, 2, 0, 0],
     ]);
     const txs = [h.tx(alice, { kind: 'cancelAll', instrument: BTC })];
     const update = feed(h.block(txs), undefined, txs);
-    assert.deepEqual(orderRows(update, alice), [[resting, 'cancelled', 'sell', 502_000, 0, 0, 0]]);
+    assert.deepEqual(orderRows(update, alice), [[resting, 'cancelled', 'sell', 502_000, 3, 0, 0]]);
   } finally {
     view.close();
   }
@@ -1653,8 +1665,8 @@ test('orders a liquidation cancels without closing anything (its market halted) 
     assert.equal(h.account(o)!.positions[0]!.sizeLots, ONE_BTC);
     const update = feed(r);
     assert.deepEqual(orderRows(update, o), [
-      [bid, 'cancelled', 'buy', 400_000, 0, 0, 0],
-      [ethBid, 'cancelled', 'buy', 20_000, 0, 0, 0],
+      [bid, 'cancelled', 'buy', 400_000, 1, 0, 0],
+      [ethBid, 'cancelled', 'buy', 20_000, 2, 0, 0],
     ]);
     // The block and the risk page say so too.
     const published = { type: 'liquidationCancels', address: formatAddress(o.address), orders: 2 };
@@ -1724,9 +1736,10 @@ test("a market's settlement lists its resting orders cancelled in their owners' 
     }
     assert.ok(settled !== undefined, 'the future settled');
     assert.equal(h.ex.state.orders.size, 0);
-    assert.deepEqual(orderRows(settled, alice), [[left, 'cancelled', 'buy', f, 0, 0, 0]]);
-    assert.deepEqual(orderRows(settled, bob), [[asked, 'cancelled', 'sell', f + 50, 0, 0, 0]]);
-    assert.deepEqual(orderRows(settled, carol), [[bid, 'cancelled', 'buy', f - 50, 0, 0, 0]]);
+    // Each at its size placed, alice's with the 1 bob took of its 3.
+    assert.deepEqual(orderRows(settled, alice), [[left, 'cancelled', 'buy', f, 3, 1, 0]]);
+    assert.deepEqual(orderRows(settled, bob), [[asked, 'cancelled', 'sell', f + 50, 2, 0, 0]]);
+    assert.deepEqual(orderRows(settled, carol), [[bid, 'cancelled', 'buy', f - 50, 4, 0, 0]]);
     // Gone from the copy too: alice's next action lists nothing of that market.
     const txs = [h.tx(alice, { kind: 'cancelAll' })];
     const after = feed(h.block(txs), undefined, txs);
@@ -1766,7 +1779,7 @@ test('an order amended in the block and then removed is judged against the size 
     assert.equal(h.ex.state.orders.has(up), false);
     assert.deepEqual(
       orderRows(cancelled, alice).find((x) => x[0] === up),
-      [up, 'cancelled', 'sell', 501_000, 3, 3, 0],
+      [up, 'cancelled', 'sell', 501_000, 4, 3, 0],
     );
   } finally {
     view.close();
@@ -1797,7 +1810,7 @@ test('an order the uncross part fills and a cancelAll then removes reads cancell
       hers.fills.map((f) => [f.orderId, f.sizeLots, f.liquidity]),
       [[id, 1, 'auction']],
     );
-    assert.deepEqual(orderRows(update, alice), [[id, 'cancelled', 'buy', 532_000, 1, 1, 0]]);
+    assert.deepEqual(orderRows(update, alice), [[id, 'cancelled', 'buy', 532_000, 5, 1, 0]]);
   } finally {
     view.close();
   }

@@ -312,12 +312,14 @@ function describeAccount(a: AccountView, subaccount: number | undefined): string
             ? 'no open orders listed'
             : 'no open orders'
           : table(
-              ['order', 'instrument', 'side', 'price ticks', 'open lots'],
+              ['order', 'instrument', 'side', 'price ticks', 'lots', 'filled', 'open lots'],
               s.openOrders.map((o) => [
                 o.orderId,
                 o.instrument,
                 o.side,
                 o.priceTicks,
+                o.sizeLots,
+                o.filledLots,
                 o.remainingLots,
               ]),
             ),
