@@ -11,6 +11,8 @@ import { bytesEqual, compareBytes, fromHex, toHex } from '../lib/bytes.ts';
 import {
   BLOCK_TXS_MAX,
   BLOCK_TX_BYTES_MAX,
+  CATCHUP_ANSWER_BLOCKS_MIN,
+  CATCHUP_ANSWER_BYTES_MIN,
   CATCHUP_BATCH_BLOCKS_MAX,
   CATCHUP_BUFFER_BLOCKS_MAX,
   CATCHUP_BUFFER_BYTES_PER_PEER_MAX,
@@ -362,9 +364,12 @@ export class Replica implements ConsensusReplica {
   private requestedFrom: PeerId | null = null;
   /** The first height that request asked for. */
   private requestedHeight = 0;
+  /** The blocks from requestedHeight that peer claimed to hold (its height heard), at most a batch. */
+  private requestedBlocks = 0;
   /**
-   * That peer answered with the block at requestedHeight, which we kept
-   * (catchupPeer: it keeps the role, or is passed over).
+   * That peer answered with the block at requestedHeight, which we kept, and
+   * a fair share of the rest (coversFairShare; catchupPeer: it keeps the
+   * role, or is passed over).
    */
   private requestAnswered = false;
   private lastRequestMs = -CATCHUP_RETRY_MS;
@@ -1832,6 +1837,9 @@ export class Replica implements ConsensusReplica {
     this.requestedUpTo = fromHeight + CATCHUP_BATCH_BLOCKS_MAX - 1;
     this.requestedFrom = from;
     this.requestedHeight = fromHeight;
+    // A peer heard at height H committed the blocks below H: all it can be expected to send.
+    const claimed = (this.peerHeights.get(from) ?? fromHeight + 1) - fromHeight;
+    this.requestedBlocks = Math.min(Math.max(claimed, 1), CATCHUP_BATCH_BLOCKS_MAX);
     this.requestAnswered = false;
     const bytes = encode(messageCodec, {
       kind: 'blockRequest',
@@ -1846,8 +1854,9 @@ export class Replica implements ConsensusReplica {
    * prompted it, and the first such message after each retry period is any
    * peer's claim to be ahead, unverified: a peer that claims it at every
    * turn and never answers would be asked every time, and we would never
-   * catch up. So the peer last asked keeps the role while it answers; after a
-   * request it left unanswered, the next goes to the next peer in turn that
+   * catch up. So the peer last asked keeps the role while it answers with a
+   * fair share of what we asked (coversFairShare); after a request it left
+   * unanswered, or answered short, the next goes to the next peer in turn that
    * claimed to be ahead (in the order we first heard them), so each peer that
    * does not answer costs one retry period per round of them. One that
    * pruned what we need is not asked.
@@ -2007,7 +2016,7 @@ export class Replica implements ConsensusReplica {
       input.from === this.requestedFrom &&
       kept.some((b) => b.block.header.height === this.requestedHeight)
     ) {
-      this.requestAnswered = true;
+      this.requestAnswered = this.coversFairShare(blocks);
     }
     this.catchupBytes.set(input.from, held);
     // The log needs what it kept (a restart before these are executed replays
@@ -2018,6 +2027,30 @@ export class Replica implements ConsensusReplica {
         : encodeMessage({ kind: 'blockResponse', blocks: kept });
     this.logInput({ ...input, bytes });
     this.applyCatchup(input.nowMs);
+  }
+
+  /**
+   * Whether an answer to our request brings a fair share of it: at least
+   * CATCHUP_ANSWER_BLOCKS_MIN of the heights asked for (or every one its
+   * sender claimed to hold, if fewer), now buffered, or CATCHUP_ANSWER_BYTES_MIN
+   * of them. An honest server sends all it holds up to MESSAGE_BYTES_MAX; a
+   * peer that sends one block per request would otherwise keep the role and
+   * hold us to one block per retry period. O(blocks).
+   */
+  private coversFairShare(blocks: readonly CommittedBlock[]): boolean {
+    const wanted = Math.min(this.requestedBlocks, CATCHUP_ANSWER_BLOCKS_MIN);
+    const end = this.requestedHeight + CATCHUP_BATCH_BLOCKS_MAX;
+    const heights = new Set<number>();
+    let bytes = 0;
+    for (const b of blocks) {
+      const h = b.block.header.height;
+      if (h < this.requestedHeight || h >= end || heights.has(h) || !this.catchupBuffer.has(h)) {
+        continue;
+      }
+      heights.add(h);
+      bytes += committedBytesOf(b);
+    }
+    return heights.size >= wanted || bytes >= CATCHUP_ANSWER_BYTES_MIN;
   }
 
   /** Decides the current height from a caught-up block once its certificate checks against our validator set. */
