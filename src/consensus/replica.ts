@@ -24,6 +24,7 @@ import {
   EVIDENCE_PER_BLOCK_MAX,
   EVIDENCE_POOL_MAX,
   FUTURE_BYTES_PER_PEER_MAX,
+  FUTURE_MESSAGES_FULL_NODES_MAX,
   FUTURE_MESSAGES_MAX,
   GOSSIP_INTERVAL_MS,
   MESSAGE_BYTES_MAX,
@@ -339,6 +340,8 @@ export class Replica implements ConsensusReplica {
   private future: { from: PeerId; message: Message; nowMs: number; bytes: Uint8Array }[] = [];
   /** Bytes and messages of `future` by sender: they are unverified, so each peer gets its own bound. */
   private futureBytes = new Map<PeerId, { readonly bytes: number; readonly count: number }>();
+  /** Messages of `future` from peers that are not validators of the next height: FUTURE_MESSAGES_FULL_NODES_MAX together. */
+  private futureFromFullNodes = 0;
   // Verified evidence not yet committed, by hash.
   private evidencePool = new Map<string, DuplicateVoteEvidence>();
   /** The pool's items by offender (its public key, hex): EVIDENCE_PER_OFFENDER_MAX each. */
@@ -663,17 +666,27 @@ export class Replica implements ConsensusReplica {
       const held = this.futureBytes.get(input.from);
       const bytes = (held?.bytes ?? 0) + input.bytes.length;
       const count = (held?.count ?? 0) + 1;
-      // A share of the slots per peer: unverified small votes from one peer
-      // could otherwise take them all and keep out the honest peers' messages.
-      const countMax = Math.max(1, divFloor(FUTURE_MESSAGES_MAX, this.chain.nextValidators.size));
+      const set = this.chain.nextValidators;
+      // The transport names a peer by its key, and a validator's node uses its
+      // validator key: full nodes together get a bounded part of the slots,
+      // so they cannot hold the validators' messages off.
+      const fromValidator = set.hasKeyHex(input.from);
+      // A share of the validators' part per peer: unverified small votes from
+      // one peer could otherwise take them all and keep out the others'.
+      const countMax = Math.max(
+        1,
+        divFloor(FUTURE_MESSAGES_MAX - FUTURE_MESSAGES_FULL_NODES_MAX, set.size),
+      );
       if (
         this.future.length >= FUTURE_MESSAGES_MAX ||
+        (!fromValidator && this.futureFromFullNodes >= FUTURE_MESSAGES_FULL_NODES_MAX) ||
         bytes > FUTURE_BYTES_PER_PEER_MAX ||
         count > countMax
       ) {
         this.drop('bufferFull');
       } else {
         this.futureBytes.set(input.from, { bytes, count });
+        if (!fromValidator) this.futureFromFullNodes++;
         this.future.push({ from: input.from, message, nowMs: input.nowMs, bytes: input.bytes });
       }
       return false;
@@ -1741,6 +1754,7 @@ export class Replica implements ConsensusReplica {
     const waiting = this.future;
     this.future = [];
     this.futureBytes.clear();
+    this.futureFromFullNodes = 0;
     for (const w of waiting) {
       this.onDecoded({ kind: 'message', from: w.from, bytes: w.bytes, nowMs: w.nowMs }, w.message);
     }

@@ -227,6 +227,15 @@ export const DOUBLE_SIGN_WATCH_HEIGHTS = 10;
  */
 export const FUTURE_MESSAGES_MAX = 4 * VALIDATORS_MAX;
 /**
+ * Of FUTURE_MESSAGES_MAX, what peers that are not validators of the next
+ * height hold together; the rest is the validators' (each its share of it).
+ * Without it, as many full nodes as there are validators, each within its
+ * share, could fill every slot and hold the validators' own messages off
+ * until their next gossip. A quarter: a full node relays what validators
+ * signed, so a validator behind sentries still has room.
+ */
+export const FUTURE_MESSAGES_FULL_NODES_MAX = FUTURE_MESSAGES_MAX / 4;
+/**
  * Bytes of those messages kept per peer: they are kept unverified, and one
  * peer's count alone would let it hold FUTURE_MESSAGES_MAX largest messages
  * (about 9 GiB). Room for the next height's proposal and a round of relayed votes.
@@ -292,6 +301,11 @@ assert(
   'the pool holds evidence against every validator of a set',
 );
 assert(CATCHUP_BATCH_BLOCKS_MAX <= CATCHUP_BUFFER_BLOCKS_MAX, 'a batch must fit the buffer');
+assert(
+  Number.isSafeInteger(FUTURE_MESSAGES_FULL_NODES_MAX) &&
+    FUTURE_MESSAGES_MAX - FUTURE_MESSAGES_FULL_NODES_MAX >= VALIDATORS_MAX,
+  'each validator keeps at least one message for the next height, whatever full nodes send',
+);
 assert(
   Number.isSafeInteger(CATCHUP_ANSWER_BLOCKS_MIN) &&
     CATCHUP_ANSWER_BLOCKS_MIN >= 1 &&

@@ -8,10 +8,12 @@ import {
   CATCHUP_RETRY_MS,
   CATCHUP_SERVES_PER_PEER_MAX,
   FUTURE_BYTES_PER_PEER_MAX,
+  FUTURE_MESSAGES_FULL_NODES_MAX,
   FUTURE_MESSAGES_MAX,
   TX_BYTES_MAX,
 } from '../../src/lib/limits.ts';
 import { messageCodec } from '../../src/consensus/codec.ts';
+import { toHex } from '../../src/lib/bytes.ts';
 import type { Effect } from '../../src/consensus/types.ts';
 import { Harness } from './harness.ts';
 
@@ -273,6 +275,43 @@ test("messages kept for the next height are bounded in count per peer: one peer 
     for (let round = 0; round < 3; round++) replica.onMessage(peer, small(round), t);
   }
   assert.equal(replica.metrics.bufferFull, full);
+});
+
+test("full nodes together hold a bounded part of the messages kept for the next height: as many of them as there are validators, each within its share, cannot keep out a validator's vote", () => {
+  const h = new Harness({ n: 4, seed: 35 });
+  let vote: Uint8Array | null = null;
+  h.filter = (_from, _to, bytes) => {
+    const m = decode(messageCodec, bytes);
+    if (vote === null && m.kind === 'vote' && m.vote.height === 2) vote = bytes;
+    return true;
+  };
+  h.startAll();
+  assert.ok(h.run(() => vote !== null));
+  const replica = h.nodes[0]!.replica;
+  const m = decode(messageCodec, vote!);
+  assert.ok(m.kind === 'vote');
+  const height = replica.height + 1;
+  const small = (round: number): Uint8Array =>
+    encode(messageCodec, { kind: 'vote', vote: { ...m.vote, height, round } });
+  const t = h.nowMs;
+  // Four full nodes (peers named by keys no validator holds), each sending up to a peer's share.
+  const share = FUTURE_MESSAGES_MAX / h.keys.length;
+  let kept = 0;
+  for (const peer of ['f0', 'f1', 'f2', 'f3']) {
+    for (let round = 0; round < share; round++) {
+      const full = replica.metrics.bufferFull;
+      replica.onMessage(peer, small(round), t);
+      if (replica.metrics.bufferFull === full) kept++;
+    }
+  }
+  assert.equal(kept, FUTURE_MESSAGES_FULL_NODES_MAX);
+  // Each validator's node, named by its key as the transport names it, still has its share.
+  for (const key of h.keys.slice(1)) {
+    const full = replica.metrics.bufferFull;
+    for (let round = 0; round < 3; round++)
+      replica.onMessage(toHex(key.publicKey), small(round), t);
+    assert.equal(replica.metrics.bufferFull, full);
+  }
 });
 
 /** Bytes a replica wrote to its log among these effects. */
