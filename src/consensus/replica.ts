@@ -435,6 +435,11 @@ export class Replica implements ConsensusReplica {
   get height(): number {
     return this.heightValue;
   }
+  /** Whether this peer sent a catch-up block that failed its checks: its blocks are refused for good. */
+  refusesBlocksFrom(peer: PeerId): boolean {
+    return this.catchupDistrusted.has(peer);
+  }
+
   /**
    * Catching up: blocks fetched from peers wait to be applied, or a request
    * for blocks at or above this height is out and within its retry period.

@@ -191,6 +191,9 @@ test('a peer that sent a block whose certificate fails is not trusted for catch-
     assert.equal(lagging.committed.get(height), h.nodes[0]!.committed.get(height));
   }
   assert.ok(lagging.replica.metrics.badCertificate >= 1);
+  // The node's divergence check asks the same before it examines a block response.
+  assert.ok(lagging.replica.refusesBlocksFrom('p2'));
+  assert.ok(!lagging.replica.refusesBlocksFrom('p0'));
 });
 
 test('block requests are served within a budget per peer and retry period: a flood of tiny requests cannot make a replica load and send its blocks without end', () => {
