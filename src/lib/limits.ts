@@ -262,8 +262,10 @@ export const CATCHUP_RETRY_MS = 1_000;
  * blocks asked for, or all the sender claimed to hold if fewer, or
  * CATCHUP_ANSWER_BYTES_MIN of them. A peer answering each request with one
  * block would otherwise keep the role and set a pace of one block per retry
- * period. A quarter batch, not a whole one: an honest answer still counts when
- * some heights asked for were already buffered from another peer.
+ * period. A quarter batch, not a whole one: part of an honest answer can be
+ * dropped (its sender's earlier blocks still fill its byte bound in our
+ * buffer), and a peer keeping the role with a quarter batch per request still
+ * moves us 16 blocks per retry period.
  */
 export const CATCHUP_ANSWER_BLOCKS_MIN = CATCHUP_BATCH_BLOCKS_MAX / 4;
 /**
