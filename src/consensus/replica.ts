@@ -11,6 +11,8 @@ import { bytesEqual, compareBytes, fromHex, toHex } from '../lib/bytes.ts';
 import {
   BLOCK_TXS_MAX,
   BLOCK_TX_BYTES_MAX,
+  CATCHUP_ANSWER_BLOCKS_MIN,
+  CATCHUP_ANSWER_BYTES_MIN,
   CATCHUP_BATCH_BLOCKS_MAX,
   CATCHUP_BUFFER_BLOCKS_MAX,
   CATCHUP_BUFFER_BYTES_PER_PEER_MAX,
@@ -22,6 +24,7 @@ import {
   EVIDENCE_PER_BLOCK_MAX,
   EVIDENCE_POOL_MAX,
   FUTURE_BYTES_PER_PEER_MAX,
+  FUTURE_MESSAGES_FULL_NODES_MAX,
   FUTURE_MESSAGES_MAX,
   GOSSIP_INTERVAL_MS,
   MESSAGE_BYTES_MAX,
@@ -337,6 +340,8 @@ export class Replica implements ConsensusReplica {
   private future: { from: PeerId; message: Message; nowMs: number; bytes: Uint8Array }[] = [];
   /** Bytes and messages of `future` by sender: they are unverified, so each peer gets its own bound. */
   private futureBytes = new Map<PeerId, { readonly bytes: number; readonly count: number }>();
+  /** Messages of `future` from peers that are not validators of the next height: FUTURE_MESSAGES_FULL_NODES_MAX together. */
+  private futureFromFullNodes = 0;
   // Verified evidence not yet committed, by hash.
   private evidencePool = new Map<string, DuplicateVoteEvidence>();
   /** The pool's items by offender (its public key, hex): EVIDENCE_PER_OFFENDER_MAX each. */
@@ -362,9 +367,12 @@ export class Replica implements ConsensusReplica {
   private requestedFrom: PeerId | null = null;
   /** The first height that request asked for. */
   private requestedHeight = 0;
+  /** The blocks from requestedHeight that peer claimed to hold (its height heard), at most a batch. */
+  private requestedBlocks = 0;
   /**
-   * That peer answered with the block at requestedHeight, which we kept
-   * (catchupPeer: it keeps the role, or is passed over).
+   * That peer answered with the block at requestedHeight, which we kept, and
+   * a fair share of the rest (coversFairShare; catchupPeer: it keeps the
+   * role, or is passed over).
    */
   private requestAnswered = false;
   private lastRequestMs = -CATCHUP_RETRY_MS;
@@ -427,6 +435,11 @@ export class Replica implements ConsensusReplica {
   get height(): number {
     return this.heightValue;
   }
+  /** Whether this peer sent a catch-up block that failed its checks: its blocks are refused for good. */
+  refusesBlocksFrom(peer: PeerId): boolean {
+    return this.catchupDistrusted.has(peer);
+  }
+
   /**
    * Catching up: blocks fetched from peers wait to be applied, or a request
    * for blocks at or above this height is out and within its retry period.
@@ -658,17 +671,27 @@ export class Replica implements ConsensusReplica {
       const held = this.futureBytes.get(input.from);
       const bytes = (held?.bytes ?? 0) + input.bytes.length;
       const count = (held?.count ?? 0) + 1;
-      // A share of the slots per peer: unverified small votes from one peer
-      // could otherwise take them all and keep out the honest peers' messages.
-      const countMax = Math.max(1, divFloor(FUTURE_MESSAGES_MAX, this.chain.nextValidators.size));
+      const set = this.chain.nextValidators;
+      // The transport names a peer by its key, and a validator's node uses its
+      // validator key: full nodes together get a bounded part of the slots,
+      // so they cannot hold the validators' messages off.
+      const fromValidator = set.hasKeyHex(input.from);
+      // A share of the validators' part per peer: unverified small votes from
+      // one peer could otherwise take them all and keep out the others'.
+      const countMax = Math.max(
+        1,
+        divFloor(FUTURE_MESSAGES_MAX - FUTURE_MESSAGES_FULL_NODES_MAX, set.size),
+      );
       if (
         this.future.length >= FUTURE_MESSAGES_MAX ||
+        (!fromValidator && this.futureFromFullNodes >= FUTURE_MESSAGES_FULL_NODES_MAX) ||
         bytes > FUTURE_BYTES_PER_PEER_MAX ||
         count > countMax
       ) {
         this.drop('bufferFull');
       } else {
         this.futureBytes.set(input.from, { bytes, count });
+        if (!fromValidator) this.futureFromFullNodes++;
         this.future.push({ from: input.from, message, nowMs: input.nowMs, bytes: input.bytes });
       }
       return false;
@@ -1736,6 +1759,7 @@ export class Replica implements ConsensusReplica {
     const waiting = this.future;
     this.future = [];
     this.futureBytes.clear();
+    this.futureFromFullNodes = 0;
     for (const w of waiting) {
       this.onDecoded({ kind: 'message', from: w.from, bytes: w.bytes, nowMs: w.nowMs }, w.message);
     }
@@ -1832,6 +1856,9 @@ export class Replica implements ConsensusReplica {
     this.requestedUpTo = fromHeight + CATCHUP_BATCH_BLOCKS_MAX - 1;
     this.requestedFrom = from;
     this.requestedHeight = fromHeight;
+    // A peer heard at height H committed the blocks below H: all it can be expected to send.
+    const claimed = (this.peerHeights.get(from) ?? fromHeight + 1) - fromHeight;
+    this.requestedBlocks = Math.min(Math.max(claimed, 1), CATCHUP_BATCH_BLOCKS_MAX);
     this.requestAnswered = false;
     const bytes = encode(messageCodec, {
       kind: 'blockRequest',
@@ -1846,8 +1873,9 @@ export class Replica implements ConsensusReplica {
    * prompted it, and the first such message after each retry period is any
    * peer's claim to be ahead, unverified: a peer that claims it at every
    * turn and never answers would be asked every time, and we would never
-   * catch up. So the peer last asked keeps the role while it answers; after a
-   * request it left unanswered, the next goes to the next peer in turn that
+   * catch up. So the peer last asked keeps the role while it answers with a
+   * fair share of what we asked (coversFairShare); after a request it left
+   * unanswered, or answered short, the next goes to the next peer in turn that
    * claimed to be ahead (in the order we first heard them), so each peer that
    * does not answer costs one retry period per round of them. One that
    * pruned what we need is not asked.
@@ -2007,7 +2035,7 @@ export class Replica implements ConsensusReplica {
       input.from === this.requestedFrom &&
       kept.some((b) => b.block.header.height === this.requestedHeight)
     ) {
-      this.requestAnswered = true;
+      this.requestAnswered = this.coversFairShare(blocks);
     }
     this.catchupBytes.set(input.from, held);
     // The log needs what it kept (a restart before these are executed replays
@@ -2018,6 +2046,30 @@ export class Replica implements ConsensusReplica {
         : encodeMessage({ kind: 'blockResponse', blocks: kept });
     this.logInput({ ...input, bytes });
     this.applyCatchup(input.nowMs);
+  }
+
+  /**
+   * Whether an answer to our request brings a fair share of it: at least
+   * CATCHUP_ANSWER_BLOCKS_MIN of the heights asked for (or every one its
+   * sender claimed to hold, if fewer), now buffered, or CATCHUP_ANSWER_BYTES_MIN
+   * of them. An honest server sends all it holds up to MESSAGE_BYTES_MAX; a
+   * peer that sends one block per request would otherwise keep the role and
+   * hold us to one block per retry period. O(blocks).
+   */
+  private coversFairShare(blocks: readonly CommittedBlock[]): boolean {
+    const wanted = Math.min(this.requestedBlocks, CATCHUP_ANSWER_BLOCKS_MIN);
+    const end = this.requestedHeight + CATCHUP_BATCH_BLOCKS_MAX;
+    const heights = new Set<number>();
+    let bytes = 0;
+    for (const b of blocks) {
+      const h = b.block.header.height;
+      if (h < this.requestedHeight || h >= end || heights.has(h) || !this.catchupBuffer.has(h)) {
+        continue;
+      }
+      heights.add(h);
+      bytes += committedBytesOf(b);
+    }
+    return heights.size >= wanted || bytes >= CATCHUP_ANSWER_BYTES_MIN;
   }
 
   /** Decides the current height from a caught-up block once its certificate checks against our validator set. */

@@ -125,6 +125,11 @@ export class ValidatorSet {
     return this.indexByKey.get(toHex(publicKey)) ?? -1;
   }
 
+  /** Whether a key, in lowercase hex (as the transport names a peer), is one of this set's. */
+  hasKeyHex(publicKeyHex: string): boolean {
+    return this.indexByKey.has(publicKeyHex);
+  }
+
   /** The proposer of a round of this set's height. O(n) per round not yet asked, cached. */
   proposer(round: number): number {
     while (this.proposers.length <= round) {

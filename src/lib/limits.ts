@@ -227,6 +227,15 @@ export const DOUBLE_SIGN_WATCH_HEIGHTS = 10;
  */
 export const FUTURE_MESSAGES_MAX = 4 * VALIDATORS_MAX;
 /**
+ * Of FUTURE_MESSAGES_MAX, what peers that are not validators of the next
+ * height hold together; the rest is the validators' (each its share of it).
+ * Without it, as many full nodes as there are validators, each within its
+ * share, could fill every slot and hold the validators' own messages off
+ * until their next gossip. A quarter: a full node relays what validators
+ * signed, so a validator behind sentries still has room.
+ */
+export const FUTURE_MESSAGES_FULL_NODES_MAX = FUTURE_MESSAGES_MAX / 4;
+/**
  * Bytes of those messages kept per peer: they are kept unverified, and one
  * peer's count alone would let it hold FUTURE_MESSAGES_MAX largest messages
  * (about 9 GiB). Room for the next height's proposal and a round of relayed votes.
@@ -247,6 +256,24 @@ export const CATCHUP_BUFFER_BLOCKS_MAX = 4 * CATCHUP_BATCH_BLOCKS_MAX;
 export const CATCHUP_BUFFER_BYTES_PER_PEER_MAX = 2 * MESSAGE_BYTES_MAX;
 /** Before asking again, or pushing blocks to the same lagging peer again. */
 export const CATCHUP_RETRY_MS = 1_000;
+/**
+ * An answer to a catch-up request keeps its sender the role of the peer asked
+ * (docs/protocol.md, "Catch-up") only if it brings at least this many of the
+ * blocks asked for, or all the sender claimed to hold if fewer, or
+ * CATCHUP_ANSWER_BYTES_MIN of them. A peer answering each request with one
+ * block would otherwise keep the role and set a pace of one block per retry
+ * period. A quarter batch, not a whole one: part of an honest answer can be
+ * dropped (its sender's earlier blocks still fill its byte bound in our
+ * buffer), and a peer keeping the role with a quarter batch per request still
+ * moves us 16 blocks per retry period.
+ */
+export const CATCHUP_ANSWER_BLOCKS_MIN = CATCHUP_BATCH_BLOCKS_MAX / 4;
+/**
+ * The bytes that make an answer fair whatever its count: an honest server
+ * stops before a block that would take its answer past MESSAGE_BYTES_MAX, so
+ * blocks of about one size fill at least half a message.
+ */
+export const CATCHUP_ANSWER_BYTES_MIN = MESSAGE_BYTES_MAX / 2;
 /**
  * Block requests one peer gets answered per CATCHUP_RETRY_MS. A request is a
  * few bytes and its answer up to a batch of blocks read from the store: without
@@ -276,6 +303,17 @@ assert(
   'the pool holds evidence against every validator of a set',
 );
 assert(CATCHUP_BATCH_BLOCKS_MAX <= CATCHUP_BUFFER_BLOCKS_MAX, 'a batch must fit the buffer');
+assert(
+  Number.isSafeInteger(FUTURE_MESSAGES_FULL_NODES_MAX) &&
+    FUTURE_MESSAGES_MAX - FUTURE_MESSAGES_FULL_NODES_MAX >= VALIDATORS_MAX,
+  'each validator keeps at least one message for the next height, whatever full nodes send',
+);
+assert(
+  Number.isSafeInteger(CATCHUP_ANSWER_BLOCKS_MIN) &&
+    CATCHUP_ANSWER_BLOCKS_MIN >= 1 &&
+    CATCHUP_ANSWER_BLOCKS_MIN <= CATCHUP_BATCH_BLOCKS_MAX,
+  'a fair answer is part of a batch',
+);
 assert(TIMEOUT_PROPOSE_MS <= TIMEOUT_MAX_MS, 'timeouts start below their cap');
 /** Most transaction bytes in one block: the rest of BLOCK_BYTES_MAX holds evidence and the last commit. */
 export const BLOCK_TX_BYTES_MAX = BLOCK_BYTES_MAX - 2 * 1024 * 1024;

@@ -40,7 +40,7 @@ import { silentLog } from './log.ts';
 import type { PeerNetwork } from './network.ts';
 import { StorageError } from './storage/index.ts';
 import type { Storage } from './storage/index.ts';
-import { checkCertifiedBlock } from './watch.ts';
+import { DivergenceWatch } from './watch.ts';
 
 /** The application as the node drives it: the consensus port plus what restart and snapshots need. */
 export interface NodeApplication extends Application {
@@ -182,6 +182,8 @@ export class NodeLoop {
   private checkpointAppended = 0;
   private checkpointDurable = 0;
   private readonly queue: Input[] = [];
+  /** Certified blocks that disagree with our state halt the node; the check is bounded per peer. */
+  private readonly divergence: DivergenceWatch;
   /** Bytes of the peer messages in `queue` (LOOP_QUEUED_MESSAGE_BYTES_MAX). */
   private queuedMessageBytes = 0;
   private draining = false;
@@ -206,6 +208,7 @@ export class NodeLoop {
   constructor(private readonly options: NodeLoopOptions) {
     this.clock = options.clock ?? systemClock;
     this.log = options.log ?? silentLog;
+    this.divergence = new DivergenceWatch(options.verifier);
     this.replica = new Replica(
       { genesis: options.genesis, ...(options.timeouts ? { timeouts: options.timeouts } : {}) },
       {
@@ -288,12 +291,7 @@ export class NodeLoop {
   /** A consensus-channel payload from a peer. */
   onConsensusMessage(from: PeerId, payload: Uint8Array): void {
     if (!this.running) return;
-    const problem = checkCertifiedBlock(
-      payload,
-      this.options.app,
-      this.replica,
-      this.options.verifier,
-    );
+    const problem = this.divergence.check(from, payload, this.options.app, this.replica);
     if (problem !== null) {
       this.halt({
         code: 'AppHashMismatch',

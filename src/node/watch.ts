@@ -4,9 +4,19 @@
 // here disagrees with the chain and the only safe move is to halt loudly.
 // (The replica would only drop such blocks as invalid and wait forever.)
 // Only certified blocks count: a lone proposal may come from a faulty proposer.
+// A block that agrees with us costs a comparison; one that disagrees costs up
+// to a certificate's signature checks, so the check is bounded (DivergenceWatch):
+// one block per message, one check per peer and height, none for a peer whose
+// blocks the replica already refuses.
 
 import { Writer, decode } from '../codec/wire.ts';
-import type { Block, CommitCertificate, Verifier } from '../consensus/index.ts';
+import type {
+  Block,
+  CommitCertificate,
+  CommittedBlock,
+  PeerId,
+  Verifier,
+} from '../consensus/index.ts';
 import {
   SIGN_KIND_CONSENSUS,
   VOTE_TYPE,
@@ -17,6 +27,7 @@ import {
 } from '../consensus/index.ts';
 import type { ValidatorSet } from '../consensus/index.ts';
 import { bytesEqual } from '../lib/bytes.ts';
+import { VALIDATORS_MAX } from '../lib/limits.ts';
 
 /** The tag byte of a blockResponse message (consensus codec.ts, MESSAGE_TAG). */
 const BLOCK_RESPONSE_TAG = 4;
@@ -38,11 +49,18 @@ interface ReplicaView {
   readonly validators: ValidatorSet;
 }
 
+interface GuardedReplicaView extends ReplicaView {
+  /** The peer sent a catch-up block that failed its checks: the replica drops its blocks unread. */
+  refusesBlocksFrom(peer: PeerId): boolean;
+}
+
 /**
  * Looks at a consensus payload: if it carries the block of our next height,
  * certified, whose header disagrees with our appHash, returns the divergence.
  * Anything else (other messages, bad bytes, uncertified blocks) is null: the
- * replica validates and counts those.
+ * replica validates and counts those. Only the first block of that height in
+ * the payload is examined: an honest response holds one block per height, and
+ * each further one would cost a certificate's signature checks.
  */
 export function checkCertifiedBlock(
   payload: Uint8Array,
@@ -50,6 +68,17 @@ export function checkCertifiedBlock(
   replica: ReplicaView,
   verifier: Verifier,
 ): Divergence | null {
+  const block = divergentBlockOf(payload, app, replica);
+  if (block === null) return null;
+  return divergenceOf(block, app, replica, verifier);
+}
+
+/** The first block of our next height in a block response, if its header disagrees with our appHash. */
+function divergentBlockOf(
+  payload: Uint8Array,
+  app: AppState,
+  replica: ReplicaView,
+): CommittedBlock | null {
   if (payload[0] !== BLOCK_RESPONSE_TAG || replica.height !== app.height + 1) return null;
   let blocks;
   try {
@@ -59,17 +88,64 @@ export function checkCertifiedBlock(
   } catch {
     return null;
   }
-  for (const { block, commit } of blocks) {
-    if (block.header.height !== replica.height) continue;
-    if (bytesEqual(block.header.previousAppHash, app.appHash)) return null;
-    if (!certified(block, commit, replica.validators, verifier)) continue;
-    return {
-      height: app.height,
-      ourAppHash: app.appHash,
-      chainAppHash: block.header.previousAppHash,
-    };
+  const at = blocks.find((b) => b.block.header.height === replica.height);
+  if (at === undefined || bytesEqual(at.block.header.previousAppHash, app.appHash)) return null;
+  return at;
+}
+
+function divergenceOf(
+  { block, commit }: CommittedBlock,
+  app: AppState,
+  replica: ReplicaView,
+  verifier: Verifier,
+): Divergence | null {
+  if (!certified(block, commit, replica.validators, verifier)) return null;
+  return {
+    height: app.height,
+    ourAppHash: app.appHash,
+    chainAppHash: block.header.previousAppHash,
+  };
+}
+
+/**
+ * checkCertifiedBlock for the messages of every peer, bounded per peer: a
+ * peer whose blocks the replica refuses is not examined, and a peer whose
+ * disagreeing block was not certified is not examined again at that height.
+ * An honest peer serves only blocks it verified, so its first disagreeing
+ * block at a height is certified and halts us; without the bound a faulty
+ * one (or f Byzantine validators signing its forgeries) cost up to f+1
+ * signature checks per message, before the replica dropped it.
+ */
+export class DivergenceWatch {
+  /** The height at which each peer's disagreeing block was last checked. */
+  private readonly checkedAt = new Map<PeerId, number>();
+
+  constructor(private readonly verifier: Verifier) {}
+
+  check(
+    from: PeerId,
+    payload: Uint8Array,
+    app: AppState,
+    replica: GuardedReplicaView,
+  ): Divergence | null {
+    if (payload[0] !== BLOCK_RESPONSE_TAG || replica.height !== app.height + 1) return null;
+    if (replica.refusesBlocksFrom(from) || this.checkedAt.get(from) === replica.height) return null;
+    const block = divergentBlockOf(payload, app, replica);
+    if (block === null) return null;
+    this.note(from, replica.height);
+    return divergenceOf(block, app, replica, this.verifier);
   }
-  return null;
+
+  private note(peer: PeerId, height: number): void {
+    if (!this.checkedAt.has(peer) && this.checkedAt.size >= 4 * VALIDATORS_MAX) {
+      for (const [p, h] of this.checkedAt) if (h < height) this.checkedAt.delete(p);
+      // Every peer known was checked at this height: start over rather than
+      // stop checking (that could miss a real divergence, and no height
+      // would pass to free the entries). Costs a check per peer again, at most.
+      if (this.checkedAt.size >= 4 * VALIDATORS_MAX) this.checkedAt.clear();
+    }
+    this.checkedAt.set(peer, height);
+  }
 }
 
 /** 2/3+ of `set`'s power precommitted `block` (each signature checked once, no index twice). */

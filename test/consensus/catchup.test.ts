@@ -2,15 +2,18 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { decode, encode } from '../../src/codec/wire.ts';
 import {
+  CATCHUP_ANSWER_BLOCKS_MIN,
   CATCHUP_BATCH_BLOCKS_MAX,
   CATCHUP_BUFFER_BYTES_PER_PEER_MAX,
   CATCHUP_RETRY_MS,
   CATCHUP_SERVES_PER_PEER_MAX,
   FUTURE_BYTES_PER_PEER_MAX,
+  FUTURE_MESSAGES_FULL_NODES_MAX,
   FUTURE_MESSAGES_MAX,
   TX_BYTES_MAX,
 } from '../../src/lib/limits.ts';
 import { messageCodec } from '../../src/consensus/codec.ts';
+import { toHex } from '../../src/lib/bytes.ts';
 import type { Effect } from '../../src/consensus/types.ts';
 import { Harness } from './harness.ts';
 
@@ -70,6 +73,11 @@ test('certified blocks from catch-up are not put to processProposal: a replica w
   assert.ok(asked > 0);
   assert.ok(h.nodes[3]!.replica.metrics.rejectedByApp > 0);
 });
+
+/** Heights from..from+count-1. */
+function range(from: number, count: number): number[] {
+  return Array.from({ length: count }, (_, i) => from + i);
+}
 
 function blockRequestsTo(effects: readonly Effect[]): string[] {
   return effects.flatMap((e) =>
@@ -183,6 +191,9 @@ test('a peer that sent a block whose certificate fails is not trusted for catch-
     assert.equal(lagging.committed.get(height), h.nodes[0]!.committed.get(height));
   }
   assert.ok(lagging.replica.metrics.badCertificate >= 1);
+  // The node's divergence check asks the same before it examines a block response.
+  assert.ok(lagging.replica.refusesBlocksFrom('p2'));
+  assert.ok(!lagging.replica.refusesBlocksFrom('p0'));
 });
 
 test('block requests are served within a budget per peer and retry period: a flood of tiny requests cannot make a replica load and send its blocks without end', () => {
@@ -269,6 +280,43 @@ test("messages kept for the next height are bounded in count per peer: one peer 
   assert.equal(replica.metrics.bufferFull, full);
 });
 
+test("full nodes together hold a bounded part of the messages kept for the next height: as many of them as there are validators, each within its share, cannot keep out a validator's vote", () => {
+  const h = new Harness({ n: 4, seed: 35 });
+  let vote: Uint8Array | null = null;
+  h.filter = (_from, _to, bytes) => {
+    const m = decode(messageCodec, bytes);
+    if (vote === null && m.kind === 'vote' && m.vote.height === 2) vote = bytes;
+    return true;
+  };
+  h.startAll();
+  assert.ok(h.run(() => vote !== null));
+  const replica = h.nodes[0]!.replica;
+  const m = decode(messageCodec, vote!);
+  assert.ok(m.kind === 'vote');
+  const height = replica.height + 1;
+  const small = (round: number): Uint8Array =>
+    encode(messageCodec, { kind: 'vote', vote: { ...m.vote, height, round } });
+  const t = h.nowMs;
+  // Four full nodes (peers named by keys no validator holds), each sending up to a peer's share.
+  const share = FUTURE_MESSAGES_MAX / h.keys.length;
+  let kept = 0;
+  for (const peer of ['f0', 'f1', 'f2', 'f3']) {
+    for (let round = 0; round < share; round++) {
+      const full = replica.metrics.bufferFull;
+      replica.onMessage(peer, small(round), t);
+      if (replica.metrics.bufferFull === full) kept++;
+    }
+  }
+  assert.equal(kept, FUTURE_MESSAGES_FULL_NODES_MAX);
+  // Each validator's node, named by its key as the transport names it, still has its share.
+  for (const key of h.keys.slice(1)) {
+    const full = replica.metrics.bufferFull;
+    for (let round = 0; round < 3; round++)
+      replica.onMessage(toHex(key.publicKey), small(round), t);
+    assert.equal(replica.metrics.bufferFull, full);
+  }
+});
+
 /** Bytes a replica wrote to its log among these effects. */
 function persistedBytes(effects: readonly Effect[]): number {
   let bytes = 0;
@@ -311,7 +359,7 @@ test('a peer that claims to be ahead but does not answer is passed over: the nex
   let ahead: Uint8Array | null = null;
   h.filter = (from, to, bytes) => {
     const m = decode(messageCodec, bytes);
-    if (from === 1 && to === 0 && m.kind === 'vote' && m.vote.height === 8) ahead = bytes;
+    if (from === 1 && to === 0 && m.kind === 'vote' && m.vote.height === 20) ahead = bytes;
     // Replica 3 hears nothing: it stays at height 1 while the others go on.
     return from !== 3 && to !== 3;
   };
@@ -324,9 +372,9 @@ test('a peer that claims to be ahead but does not answer is passed over: the nex
   assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', ahead!, t)), ['p1']);
   assert.deepEqual(blockRequestsTo(lagging.onMessage('p2', ahead!, t)), []);
   assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', ahead!, t + CATCHUP_RETRY_MS)), ['p2']);
-  // p2 answers with the blocks asked for: it is asked again, though p1's claim came first.
+  // p2 answers with a fair share of the blocks asked for: it is asked again, though p1's claim came first.
   const store = h.nodes[0]!.store;
-  const blocks = [1, 2, 3].map((height) => store.get(height)!);
+  const blocks = range(1, CATCHUP_ANSWER_BLOCKS_MIN).map((height) => store.get(height)!);
   lagging.onMessage('p2', encode(messageCodec, { kind: 'blockResponse', blocks }), t + 1);
   assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', ahead!, t + 2 * CATCHUP_RETRY_MS)), [
     'p2',
@@ -375,4 +423,81 @@ test('a peer keeps the catch-up role only by answering with the block we asked f
     const asked = blockRequestsTo(lagging.onMessage('p1', ahead!, t + turn * CATCHUP_RETRY_MS));
     assert.deepEqual(asked, [turn % 2 === 1 ? 'p2' : 'p1'], `turn ${turn}`);
   }
+});
+
+/** Runs 4 replicas with replica 3 cut off at height 1; keeps, per height, a vote replica 1 sent to replica 0. */
+function runWithLagging(height: number): { h: Harness; votes: Map<number, Uint8Array> } {
+  const h = new Harness({ n: 4, seed: 35 });
+  const votes = new Map<number, Uint8Array>();
+  h.filter = (from, to, bytes) => {
+    const m = decode(messageCodec, bytes);
+    if (from === 1 && to === 0 && m.kind === 'vote') votes.set(m.vote.height, bytes);
+    return from !== 3 && to !== 3;
+  };
+  h.startAll();
+  assert.ok(h.run(() => votes.has(height)));
+  assert.equal(h.nodes[3]!.replica.height, 1);
+  return { h, votes };
+}
+
+/**
+ * Delivers a message to the lagging replica 3 and executes each block it
+ * decides, as the harness would; returns the peers it sent block requests to.
+ */
+function deliver(h: Harness, from: string, bytes: Uint8Array, nowMs: number): string[] {
+  const node = h.nodes[3]!;
+  const asked: string[] = [];
+  let effects = node.replica.onMessage(from, bytes, nowMs);
+  while (effects.length > 0) {
+    asked.push(...blockRequestsTo(effects));
+    const next: Effect[] = [];
+    for (const e of effects) {
+      if (e.kind !== 'finalizeBlock') continue;
+      const result = node.app.finalizeBlock(e.block, e.commit);
+      node.app.commit();
+      next.push(...node.replica.onBlockExecuted(e.block.header.height, result, nowMs));
+    }
+    effects = next;
+  }
+  return asked;
+}
+
+function responseOf(h: Harness, heights: readonly number[]): Uint8Array {
+  const blocks = heights.map((height) => h.nodes[0]!.store.get(height)!);
+  return encode(messageCodec, { kind: 'blockResponse', blocks });
+}
+
+test('a peer answering each request with only the block asked for is passed over after one answer: it slows catch-up by one rotation, not to one block per retry period', () => {
+  const { h, votes } = runWithLagging(20);
+  const lagging = h.nodes[3]!.replica;
+  const ahead = votes.get(20)!;
+  const t = h.nowMs;
+  assert.deepEqual(deliver(h, 'p1', ahead, t), ['p1']);
+  assert.deepEqual(deliver(h, 'p2', ahead, t), []);
+  // p1 serves the one block asked for first, real and kept: too short to keep the role.
+  deliver(h, 'p1', responseOf(h, [1]), t + 1);
+  assert.equal(lagging.height, 2);
+  assert.deepEqual(deliver(h, 'p1', ahead, t + CATCHUP_RETRY_MS), ['p2']);
+  // p2 serves a fair share: it keeps the role, and p1 is not asked again while it does.
+  deliver(h, 'p2', responseOf(h, range(2, CATCHUP_ANSWER_BLOCKS_MIN)), t + CATCHUP_RETRY_MS + 1);
+  assert.equal(lagging.height, 2 + CATCHUP_ANSWER_BLOCKS_MIN);
+  assert.deepEqual(deliver(h, 'p1', ahead, t + 2 * CATCHUP_RETRY_MS), ['p2']);
+});
+
+test('a peer only a block or two ahead keeps the role by sending all it holds: what a request expects is bounded by the height the peer was heard at', () => {
+  const { h, votes } = runWithLagging(6);
+  const lagging = h.nodes[3]!.replica;
+  const t = h.nowMs;
+  // p1 is heard far ahead first and does not answer; p2 is heard one height ahead of us.
+  assert.deepEqual(deliver(h, 'p1', votes.get(6)!, t), ['p1']);
+  assert.deepEqual(deliver(h, 'p2', votes.get(2)!, t), []);
+  assert.deepEqual(deliver(h, 'p1', votes.get(6)!, t + CATCHUP_RETRY_MS), ['p2']);
+  // It holds block 1 only, and sends it: that is its whole share.
+  deliver(h, 'p2', responseOf(h, [1]), t + CATCHUP_RETRY_MS + 1);
+  assert.equal(lagging.height, 2);
+  // Heard two ahead now, it is asked again although p1's message prompts the request.
+  assert.deepEqual(deliver(h, 'p2', votes.get(4)!, t + CATCHUP_RETRY_MS + 2), []);
+  assert.deepEqual(deliver(h, 'p1', votes.get(6)!, t + 2 * CATCHUP_RETRY_MS), ['p2']);
+  deliver(h, 'p2', responseOf(h, [2, 3]), t + 2 * CATCHUP_RETRY_MS + 1);
+  assert.equal(lagging.height, 4);
 });
