@@ -55,6 +55,32 @@ export function refusalOf(
   return { field: where, message: `${where} ${first?.message ?? 'is invalid'}` };
 }
 
+/** How an integer in a query or a path is written: Ajv's coercion alone would take `0x10`, `1e2`, `+5`, ` 7`. */
+const DECIMAL_DIGITS = /^[0-9]+$/;
+
+/**
+ * The first integer field of a query or path parameters (text, as parsed from
+ * the URL) written as anything but plain decimal digits. Checked before the
+ * schema, whose coercion turns any text Number() reads into a number.
+ */
+export function looseIntegerOf(
+  context: string,
+  schema: JsonSchema | undefined,
+  value: unknown,
+): { field: string; message: string } | undefined {
+  if (schema === undefined || typeof value !== 'object' || value === null) return undefined;
+  const properties = (schema.properties ?? {}) as Record<string, JsonSchema>;
+  for (const [name, property] of Object.entries(properties)) {
+    if (property.type !== 'integer' || !Object.hasOwn(value, name)) continue;
+    const text = (value as Record<string, unknown>)[name];
+    if (typeof text === 'string' && !DECIMAL_DIGITS.test(text)) {
+      const field = `${context}/${name}`;
+      return { field, message: `${field} must be plain decimal digits` };
+    }
+  }
+  return undefined;
+}
+
 let ajv: Ajv | undefined;
 const compiled = new WeakMap<JsonSchema, ValidateFunction>();
 
@@ -83,6 +109,8 @@ export function checkRouteInput(
   ];
   for (const [context, schema, value] of parts) {
     if (schema === undefined || value === undefined || value instanceof Uint8Array) continue;
+    const loose = context === 'body' ? undefined : looseIntegerOf(context, schema, value);
+    if (loose !== undefined) return loose;
     // A copy: coercion writes into what it checks.
     const copy = typeof value === 'object' && value !== null ? { ...value } : value;
     const validate = validatorOf(schema);

@@ -24,7 +24,7 @@ import type { SignedTx } from '../exchange/tx/index.ts';
 import { toHex } from '../lib/bytes.ts';
 import { ZommaError } from '../lib/errors.ts';
 import * as L from '../lib/limits.ts';
-import { AJV_OPTIONS, NO_QUERY, refusalOf } from './check.ts';
+import { AJV_OPTIONS, NO_QUERY, looseIntegerOf, refusalOf } from './check.ts';
 import { ApiError, statusOfCode } from './errors.ts';
 import type { ErrorBody } from './errors.ts';
 import { openApiDocument } from './openapi.ts';
@@ -39,6 +39,7 @@ import type {
   RouteName,
   Routes,
 } from './routes.ts';
+import type { JsonSchema } from './schema.ts';
 import type { NodeView, TxView } from './view.ts';
 import { WsHub } from './ws.ts';
 import type { WsLimits } from './ws.ts';
@@ -484,6 +485,30 @@ function fastifySchema(def: RouteDef): Record<string, unknown> {
   return schema;
 }
 
+/**
+ * For a route with an integer in its path or query: refuses one not written as
+ * plain decimal digits before the schema's coercion reads it (check.ts).
+ */
+function decimalIntegersOnly(def: RouteDef): {
+  preValidation?: (req: FastifyRequest) => Promise<void>;
+} {
+  const integers = (s: JsonSchema | undefined) =>
+    Object.values((s?.properties ?? {}) as Record<string, JsonSchema>).some(
+      (p) => p.type === 'integer',
+    );
+  if (!integers(def.params?.json) && !integers(def.query?.json)) return {};
+  return {
+    preValidation: async (req) => {
+      const loose =
+        looseIntegerOf('params', def.params?.json, req.params) ??
+        looseIntegerOf('querystring', def.query?.json, req.query);
+      if (loose !== undefined) {
+        throw new ApiError('BadRequest', 400, loose.message, { field: loose.field });
+      }
+    },
+  };
+}
+
 /** Characters of a client's path an error message shows. */
 const PATH_SHOWN_CHARS = 120;
 
@@ -549,6 +574,11 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const app: FastifyInstance = Fastify({
     ...(options.logger !== undefined ? { loggerInstance: options.logger } : { logger: false }),
     bodyLimit: limits.bodyBytesMax,
+    // A body naming __proto__ (or constructor.prototype) is parsed as JSON.parse
+    // does, into an own field that sets no prototype, and refused by its schema
+    // as a field it does not name: Fastify's default answers "not JSON" instead.
+    onProtoPoisoning: 'ignore',
+    onConstructorPoisoning: 'ignore',
     // A slow client is answered 408 (answerClientError) once its headers or its
     // whole request take too long. Node stops the clock when the body is read,
     // so a wait=commit request's wait is bounded by waitCommitMsMax alone.
@@ -639,6 +669,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       method: def.method,
       url: def.path,
       schema: fastifySchema(def),
+      ...decimalIntegersOnly(def),
       handler: async (req) =>
         handler({
           params: req.params,

@@ -467,6 +467,17 @@ export class WsHub {
     if (typeof r !== 'object' || r === null || Array.isArray(r)) {
       return this.error(conn, 'BadRequest', 'a message is one JSON object with an op');
     }
+    const unknown = unknownFieldOf(r);
+    if (unknown !== undefined) {
+      const field = `${String(r.op)}/${unknown}`;
+      return this.send(conn, {
+        type: 'error',
+        code: 'BadRequest',
+        message: `${field} is not a known field`,
+        field,
+        ...(typeof r.channel === 'string' ? { channel: r.channel } : {}),
+      });
+    }
     switch (r.op) {
       case 'ping':
         return this.send(conn, { type: 'pong' });
@@ -747,6 +758,20 @@ export class WsHub {
       }
     }
   }
+}
+
+/** The fields of each op but submit (whose schema names its own): any other is refused, as over HTTP. */
+const OP_FIELDS: ReadonlyMap<unknown, ReadonlySet<string>> = new Map([
+  ['ping', new Set(['op'])],
+  ['subscribe', new Set(['op', 'channel', 'fromSeq'])],
+  ['unsubscribe', new Set(['op', 'channel'])],
+]);
+
+/** The first field a control message's op does not take (own fields only: `__proto__` included). */
+function unknownFieldOf(r: Record<string, unknown>): string | undefined {
+  const fields = OP_FIELDS.get(r.op);
+  if (fields === undefined) return undefined;
+  return Object.keys(r).find((k) => !fields.has(k));
 }
 
 /** The client's id of a message, echoed in its error when it is one a client may have set. */

@@ -1,6 +1,7 @@
 // Where CLI commands print. Tests pass a capturing Io; the binary passes the process's.
 
 import { writeFileSync } from 'node:fs';
+import { ZommaError } from '../lib/errors.ts';
 
 export interface Io {
   out(text: string): void;
@@ -16,6 +17,13 @@ export const processIo: Io = {
 export class UsageError extends Error {
   override name = 'UsageError';
 }
+
+/**
+ * Bad input found before anything is sent (a key file, a value the
+ * transaction builder refuses): exit code 2 like a usage error, printed with
+ * its code and without the usage text, which would not help.
+ */
+export class InputError extends ZommaError {}
 
 export interface Command {
   name: string;

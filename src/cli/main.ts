@@ -3,7 +3,7 @@
 // commands) that prints or exits.
 
 import { COMMANDS } from './commands.ts';
-import { type Io, processIo, UsageError } from './io.ts';
+import { InputError, type Io, processIo, UsageError } from './io.ts';
 import { ZommaError } from '../lib/errors.ts';
 
 function help(io: Io): void {
@@ -18,6 +18,11 @@ function help(io: Io): void {
       ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
       '',
       "Run 'zomma <command> --help' for a command's options.",
+      '',
+      'exit status: 0 done; 1 refused or failed after anything was sent (a node',
+      'error, a rejected transaction, an unreachable node) or a failed run; 2 a',
+      'usage error or bad input found before anything is sent (a flag, a value,',
+      'the key file).',
     ].join('\n'),
   );
 }
@@ -46,6 +51,13 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
   } catch (error) {
     if (error instanceof UsageError) {
       io.err(`zomma ${name}: ${error.message}\n\nusage: ${command.usage}`);
+      return 2;
+    }
+    // Loaded here, not up front: most commands never load the SDK.
+    const { ZommaRequestRefused } = await import('../api/client/http.ts');
+    // Refused before anything was sent: the input is the user's to fix, as a usage error's is.
+    if (error instanceof InputError || error instanceof ZommaRequestRefused) {
+      io.err(`zomma ${name}: ${error.code}: ${error.message}`);
       return 2;
     }
     if (error instanceof ZommaError) {

@@ -179,6 +179,49 @@ test('queries refuse bad input with 400 and unknown objects with 404, each with 
   }
 });
 
+test('an integer in a path or query is plain decimal digits, nothing Number() would read', async () => {
+  const view = makeView();
+  const address = formatAddress(key(1).address);
+  view.setAccount({ address, subaccounts: [subaccount(0), subaccount(1)] });
+  const server = await serve(view);
+  try {
+    const url = server.url;
+    const loose: [string, string][] = [
+      [`/v1/book/${PERP}?depth=0x10`, 'querystring/depth'],
+      [`/v1/book/${PERP}?depth=1e2`, 'querystring/depth'],
+      [`/v1/book/${PERP}?depth=+5`, 'querystring/depth'],
+      [`/v1/book/${PERP}?depth=5.0`, 'querystring/depth'],
+      [`/v1/book/${PERP}?depth=%205`, 'querystring/depth'],
+      [`/v1/book/${PERP}?depth=`, 'querystring/depth'],
+      [`/v1/trades/${PERP}?limit=%207`, 'querystring/limit'],
+      [`/v1/trades/${PERP}?limit=0b11`, 'querystring/limit'],
+      [`/v1/account/${address}?subaccount=0x1`, 'querystring/subaccount'],
+      [`/v1/account/${address}?subaccount=-0`, 'querystring/subaccount'],
+      ['/v1/block/0x1', 'params/height'],
+      ['/v1/block/1e0', 'params/height'],
+      ['/v1/block/+1', 'params/height'],
+      [`/v1/tx?timeoutMs=1e3`, 'querystring/timeoutMs'],
+    ];
+    for (const [path, field] of loose) {
+      const method = path.startsWith('/v1/tx') ? 'POST' : 'GET';
+      const answer = await call(url, path, { method });
+      assert.equal(answer.status, 400, path);
+      assert.equal(answer.body.code, 'BadRequest', path);
+      assert.equal(answer.body.field, field, path);
+      assert.equal(answer.body.message, `${field} must be plain decimal digits`, path);
+    }
+    // Digits are read as before, and still checked against the range.
+    assert.equal((await call(url, `/v1/book/${PERP}?depth=5`)).status, 200);
+    assert.equal((await call(url, `/v1/account/${address}?subaccount=1`)).status, 200);
+    assert.equal((await call(url, '/v1/block/1')).status, 200);
+    const over = await call(url, `/v1/book/${PERP}?depth=100000`);
+    assert.equal(over.body.code, 'BadRequest');
+    assert.equal(over.body.field, 'querystring/depth');
+  } finally {
+    await server.close();
+  }
+});
+
 test('a transaction is accepted as hex, base64 or raw bytes, and pending until committed', async () => {
   const view = makeView();
   const server = await serve(view);
@@ -312,6 +355,21 @@ test('bad transactions get 4xx with the tx layer codes', async () => {
     assert.equal((await post('{"tx":"00","extra":1}', json)).body.code, 'BadRequest');
     assert.equal((await post('{"tx":"00","encoding":"utf8"}', json)).body.code, 'BadRequest');
     assert.equal((await post('[]', json)).body.code, 'BadRequest');
+    // Valid JSON naming __proto__ is refused as a field the body may not hold, not as bad JSON.
+    const named: [string, string][] = [
+      ['{"tx":"00","__proto__":{"polluted":1}}', 'body/__proto__'],
+      ['{"tx":"00","constructor":{"prototype":{"polluted":1}}}', 'body/constructor'],
+    ];
+    for (const [body, field] of named) {
+      const answer = await post(body, json);
+      assert.equal(answer.status, 400, body);
+      assert.equal(answer.body.code, 'BadRequest', body);
+      assert.equal(answer.body.field, field, body);
+      assert.equal(answer.body.message, `${field} is not a known field`, body);
+    }
+    const only = await post('{"__proto__":{"tx":"00"}}', json);
+    assert.deepEqual([only.status, only.body.code], [400, 'BadRequest']);
+    assert.equal(({} as Record<string, unknown>).polluted, undefined);
     const text = await post('hello', 'text/plain');
     assert.equal(text.status, 415);
     assert.equal(text.body.code, 'UnsupportedMediaType');

@@ -455,6 +455,49 @@ async function refusedUpgrade(
   });
 }
 
+test('a message with a field its op does not take is refused with BadRequest naming it, as HTTP refuses one', async () => {
+  const server = await serve(makeView());
+  const client = new RawClient(server.url);
+  try {
+    await client.opened();
+    const refused: [unknown, string, string | undefined][] = [
+      [{ op: 'subscribe', channel: 'blocks', depth: 5 }, 'subscribe/depth', 'blocks'],
+      [{ op: 'subscribe', channel: 'blocks', fromseq: 3 }, 'subscribe/fromseq', 'blocks'],
+      [{ op: 'unsubscribe', channel: 'blocks', id: 'x' }, 'unsubscribe/id', 'blocks'],
+      [{ op: 'ping', id: 1 }, 'ping/id', undefined],
+      // Parsed as an own field, named like any other; no prototype is set.
+      [
+        '{"op":"subscribe","channel":"blocks","__proto__":{"polluted":1}}',
+        'subscribe/__proto__',
+        'blocks',
+      ],
+    ];
+    let pongs = 0;
+    for (const [request, field, channel] of refused) {
+      // A ping after each: its pong follows the answer, so a request wrongly taken fails rather than waits.
+      client.send(request);
+      client.send({ op: 'ping' });
+      const pong = await client.nth((x) => x.type === 'pong', pongs++);
+      const m = client.messages[client.messages.indexOf(pong) - 1]!;
+      assert.ok(m.type === 'error', field);
+      assert.equal(m.code, 'BadRequest', field);
+      assert.equal(m.field, field);
+      assert.equal(m.message, `${field} is not a known field`);
+      assert.equal(m.channel, channel, field);
+    }
+    assert.equal(({} as Record<string, unknown>).polluted, undefined);
+    // None of them subscribed: the same subscription, written right, is the first.
+    client.send({ op: 'subscribe', channel: 'blocks' });
+    await client.nth((x) => x.type === 'subscribed');
+    assert.equal(client.messages.filter((x) => x.type === 'subscribed').length, 1);
+    client.send({ op: 'ping' });
+    await client.nth((x) => x.type === 'pong');
+  } finally {
+    client.close();
+    await server.close();
+  }
+});
+
 test("an upgrade over the address's request allowance is refused 429 with retryAfterMs and Retry-After, as HTTP is", async () => {
   const clock = new ManualClock();
   const server = await serve(makeView(), { ipRequestsPerS: 1, ipBurstRequests: 1 }, clock);
@@ -939,11 +982,17 @@ test(
   },
 );
 
-/** A message the hub answers with a pong. */
+/** A message the hub answers with a pong: a ping with no other field. */
 function isPing(text: string): boolean {
   try {
     const v = JSON.parse(text) as { op?: unknown } | null;
-    return typeof v === 'object' && v !== null && !Array.isArray(v) && v.op === 'ping';
+    return (
+      typeof v === 'object' &&
+      v !== null &&
+      !Array.isArray(v) &&
+      v.op === 'ping' &&
+      Object.keys(v).length === 1
+    );
   } catch {
     return false;
   }

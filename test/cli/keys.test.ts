@@ -22,9 +22,21 @@ test('keys show takes --key-file, as tx and query do, and the older --key', asyn
     const both = await zomma('keys', 'show', '--key-file', file, '--key', file);
     assert.equal(both.code, 2);
     assert.match(both.err, /one of --key-file and --key/);
+    // Refused before anything is done, as bad input is: exit 2.
     const again = await zomma('keys', 'new', '--out', file);
-    assert.equal(again.code, 1);
+    assert.equal(again.code, 2);
     assert.match(again.err, /already exists/);
+    const missing = join(dir.dir, 'missing.json');
+    const none = await zomma('keys', 'show', '--key-file', missing);
+    assert.equal(none.code, 2);
+    assert.ok(
+      none.err.includes(
+        `no key file at ${missing}; create one with: zomma keys new --out ${missing}`,
+      ),
+    );
+    const nowhere = await zomma('keys', 'new', '--out', join(dir.dir, 'no', 'such', 'dir.json'));
+    assert.equal(nowhere.code, 2);
+    assert.match(nowhere.err, /cannot write the file \(ENOENT\)/);
   } finally {
     dir.remove();
   }

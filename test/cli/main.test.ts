@@ -27,3 +27,11 @@ test('zomma --version and zomma version print the version; --json prints one obj
   const extra = await zomma('version', 'now');
   assert.equal(extra.code, 2);
 });
+
+test('the help says what each exit status means', async () => {
+  const help = await zomma('--help');
+  assert.equal(help.code, 0);
+  const text = help.out.replace(/\s+/g, ' ');
+  assert.match(text, /exit status: 0 done; 1 refused or failed after anything was sent/);
+  assert.match(text, /2 a usage error or bad input found before anything is sent/);
+});

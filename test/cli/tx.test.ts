@@ -3,7 +3,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { zomma } from './helpers.ts';
@@ -51,6 +51,57 @@ test('a commit timeout names the transaction to look up, since it may still comm
     const timedOut = await zomma('tx', 'order', PERP, 'buy', '5', ...flags);
     assert.equal(timedOut.code, 1);
     assert.match(timedOut.err, /^zomma tx: CommitTimeout: .*\(zomma query tx [0-9a-f]{64}\)\n$/);
+  } finally {
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('bad input found before anything is sent exits 2; what the node answers after sending exits 1', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'zomma-cli-tx-'));
+  const keyFile = join(dir, 'key.json');
+  saveKeyFile(keyFile, key(1));
+  const server = await serve(makeView({ autoCommit: true, decide: refuseLargeOrders }));
+  const node = ['--node', server.url];
+  try {
+    // A mistyped key file is not a new empty account: the path is named, and how to make one.
+    const missing = join(dir, 'mistyped.json');
+    for (const argv of [
+      ['tx', 'faucet', '100', ...node, '--key-file', missing],
+      ['tx', 'order', PERP, 'buy', '1', '--price', '199', ...node, '--key-file', missing],
+      ['query', 'account', ...node, '--key-file', missing],
+    ]) {
+      const r = await zomma(...argv);
+      assert.equal(r.code, 2, argv.join(' '));
+      assert.match(r.err, /NoKeyFile: no key file at .*mistyped\.json/);
+      assert.ok(r.err.includes(`zomma keys new --out ${missing}`), r.err);
+      assert.equal(existsSync(missing), false, 'no key is created at a path given on purpose');
+    }
+    const broken = join(dir, 'broken.json');
+    writeFileSync(broken, '{"type":', { mode: 0o600 });
+    const badKey = await zomma('tx', 'faucet', '100', ...node, '--key-file', broken);
+    assert.equal(badKey.code, 2);
+    assert.match(badKey.err, /BadKeyFile/);
+
+    const flags = [...node, '--key-file', keyFile];
+    // Refused by the transaction's own rules or by the SDK's check of the route: never sent.
+    const refusedHere: [string[], RegExp][] = [
+      [['tx', 'order', 'btc-perp', 'buy', '1', '--price', '199', ...flags], /^zomma tx: Bad/],
+      [['tx', 'cancel', PERP, '--client-id', 'x'.repeat(200), ...flags], /^zomma tx: Bad/],
+      [['query', 'book', 'btc-perp', ...node], /^zomma query: BadRequest: params\/instrument/],
+      [['query', 'tx', 'nothex', ...node], /^zomma query: BadRequest: params\/hash/],
+    ];
+    for (const [argv, message] of refusedHere) {
+      const r = await zomma(...argv);
+      assert.equal(r.code, 2, `${argv.join(' ')}: ${r.err}`);
+      assert.match(r.err, message);
+    }
+    // The node's answers, and a node that cannot be reached, are 1.
+    const rejected = await zomma('tx', 'order', PERP, 'buy', '1000', '--price', '199', ...flags);
+    assert.equal(rejected.code, 1);
+    const unknown = await zomma('query', 'book', 'ETH-PERPETUAL', ...node);
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.err, /NotFound/);
   } finally {
     await server.close();
     rmSync(dir, { recursive: true, force: true });

@@ -28,6 +28,13 @@ export class ZommaApiError extends ZommaError {
 }
 
 /**
+ * A request the SDK refused before sending it (checkRouteInput): the
+ * BadRequest the node would answer, with its field and message, found
+ * without a round trip. Nothing reached the node.
+ */
+export class ZommaRequestRefused extends ZommaApiError {}
+
+/**
  * Why a request got no answer, from what fetch threw: its cause's message
  * (`connect ECONNREFUSED 127.0.0.1:27001`, `getaddrinfo ENOTFOUND host`, `bad
  * port`), with the system code when the message does not name it. fetch's own
@@ -76,7 +83,8 @@ export class HttpClient {
     const { params, query, body } = input as { params?: object; query?: object; body?: unknown };
     // Refused here as the node would refuse it, rather than sent, or quietly sent without.
     const refusal = checkRouteInput(route, { params, query, body });
-    if (refusal !== undefined) throw new ZommaApiError(400, { code: 'BadRequest', ...refusal });
+    if (refusal !== undefined)
+      throw new ZommaRequestRefused(400, { code: 'BadRequest', ...refusal });
     let path = route.path.replace(/:([A-Za-z0-9_]+)/g, (_, name: string) =>
       encodeURIComponent(String((params as Record<string, unknown>)[name])),
     );

@@ -10,7 +10,7 @@ import type { SocketOptions } from './socket.ts';
 import { Trader } from './trader.ts';
 import type { KeyPair, TraderOptions } from './trader.ts';
 
-export { HttpClient, ZommaApiError } from './http.ts';
+export { HttpClient, ZommaApiError, ZommaRequestRefused } from './http.ts';
 export type { HttpClientOptions, RequestInput } from './http.ts';
 export { LocalBook, ZommaSocket, webSocketUrl } from './socket.ts';
 export type { ChannelEvent, SocketOptions, SocketSubscription } from './socket.ts';

@@ -1,8 +1,10 @@
+import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { formatAddress, generateKeyPair, loadKeyFile, saveKeyFile } from '../../crypto/index.ts';
 import { toHex } from '../../lib/bytes.ts';
 import type { Command } from '../io.ts';
-import { UsageError } from '../io.ts';
+import { InputError, UsageError } from '../io.ts';
+import { ZommaError } from '../../lib/errors.ts';
 import { DEFAULT_KEY_FILE } from './query.ts';
 
 export const command: Command = {
@@ -27,13 +29,22 @@ export const command: Command = {
     let key;
     if (sub === 'new') {
       if (values.out === undefined) throw new UsageError('keys new needs --out FILE');
-      key = generateKeyPair();
-      saveKeyFile(values.out, key);
+      const out = values.out;
+      const made = generateKeyPair();
+      asInput(`--out ${out}`, () => saveKeyFile(out, made));
+      key = made;
     } else if (sub === 'show') {
       if (values.key !== undefined && values['key-file'] !== undefined) {
         throw new UsageError('keys show takes one of --key-file and --key');
       }
-      key = loadKeyFile(values['key-file'] ?? values.key ?? DEFAULT_KEY_FILE);
+      const path = values['key-file'] ?? values.key ?? DEFAULT_KEY_FILE;
+      if (!existsSync(path)) {
+        throw new InputError(
+          'NoKeyFile',
+          `no key file at ${path}; create one with: zomma keys new --out ${path}`,
+        );
+      }
+      key = asInput(path, () => loadKeyFile(path));
     } else {
       throw new UsageError(
         sub === undefined
@@ -47,3 +58,16 @@ export const command: Command = {
     return 0;
   },
 };
+
+/** A key file that cannot be read or written is the user's to fix: exit 2, with its code. */
+function asInput<T>(where: string, f: () => T): T {
+  try {
+    return f();
+  } catch (error) {
+    if (error instanceof ZommaError) throw new InputError(error.code, error.message);
+    const code = (error as NodeJS.ErrnoException).code;
+    // No such directory, no permission, a full disk: as writeFlagFile words it.
+    if (typeof code === 'string') throw new UsageError(`${where}: cannot write the file (${code})`);
+    throw error;
+  }
+}

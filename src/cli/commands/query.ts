@@ -7,7 +7,7 @@ import { dirname } from 'node:path';
 import { ZommaClient, generateKey, loadKey, saveKey } from '../../api/client/index.ts';
 import type { AccountView, ActionResultView, KeyPair, TxView } from '../../api/client/index.ts';
 import type { Io } from '../io.ts';
-import { UsageError } from '../io.ts';
+import { InputError, UsageError } from '../io.ts';
 import { parseArgs } from 'node:util';
 import { ZommaError } from '../../lib/errors.ts';
 import { addressOfKey } from '../../api/client/index.ts';
@@ -22,7 +22,8 @@ const QUOTE_DECIMALS = 6;
 
 export const CLIENT_OPTIONS = {
   node: { type: 'string', default: DEFAULT_NODE_URL },
-  'key-file': { type: 'string', default: DEFAULT_KEY_FILE },
+  // No default here: keyOf tells the default file from one named on purpose.
+  'key-file': { type: 'string' },
   json: { type: 'boolean', default: false },
 } as const;
 
@@ -44,17 +45,33 @@ export function clientOf(url: string): ZommaClient {
   return new ZommaClient({ url, fetch: reach });
 }
 
-/** Loads the key file; the default one is created on first use (a devnet convenience). */
-export function keyOf(path: string, io: Io, create: boolean): KeyPair {
-  if (!existsSync(path)) {
-    if (!create) throw new UsageError(`no key file at ${path} (zomma keys new --out ${path})`);
-    mkdirSync(dirname(path), { recursive: true });
+/**
+ * Loads the key file at `path` (absent: the default one). Only the default
+ * one is created on first use, and only when `createDefault` (`tx faucet`, a
+ * devnet convenience): a mistyped --key-file must not trade from a new empty
+ * key. A missing or unreadable file is bad input, found before anything is sent.
+ */
+export function keyOf(path: string | undefined, io: Io, createDefault: boolean): KeyPair {
+  const file = path ?? DEFAULT_KEY_FILE;
+  if (!existsSync(file)) {
+    if (path !== undefined || !createDefault) {
+      throw new InputError(
+        'NoKeyFile',
+        `no key file at ${file}; create one with: zomma keys new --out ${file}`,
+      );
+    }
+    mkdirSync(dirname(file), { recursive: true });
     const key = generateKey();
-    saveKey(path, key);
-    io.err(`created a new key in ${path}`);
+    saveKey(file, key);
+    io.err(`created a new key in ${file}`);
     return key;
   }
-  return loadKey(path);
+  try {
+    return loadKey(file);
+  } catch (error) {
+    if (error instanceof ZommaError) throw new InputError(error.code, error.message);
+    throw error;
+  }
 }
 
 /** "12.5" dollars → 12_500_000n quote units; at most 6 decimals. */

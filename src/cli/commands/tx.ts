@@ -6,9 +6,11 @@
 import { parseArgs } from 'node:util';
 import { addressOfKey, ZommaApiError } from '../../api/client/index.ts';
 import type { TxView, ZommaClient } from '../../api/client/index.ts';
-import type { OrderType, Side, TimeInForce } from '../../exchange/tx/index.ts';
+import { placeOrder } from '../../exchange/tx/index.ts';
+import type { Action, BuiltTx, OrderType, Side, TimeInForce } from '../../exchange/tx/index.ts';
+import { ZommaError } from '../../lib/errors.ts';
 import type { Command } from '../io.ts';
-import { UsageError } from '../io.ts';
+import { InputError, UsageError } from '../io.ts';
 import { CLIENT_OPTIONS, clientOf, describeTx, keyOf, parseCount, parseDollars } from './query.ts';
 
 const USAGE = [
@@ -21,6 +23,8 @@ const USAGE = [
   '       zomma tx withdraw DOLLARS DESTINATION',
   '       zomma tx transfer DOLLARS TO_SUBACCOUNT   (from --subaccount, to another of your own)',
   '  options: [--node URL] [--key-file FILE] [--subaccount N] [--no-wait] [--json]',
+  '  the key: --key-file FILE, which must exist (zomma keys new --out FILE), or by default',
+  '  .zomma/key.json, which tx faucet creates if it is missing',
 ].join('\n');
 
 export const command: Command = {
@@ -61,47 +65,22 @@ export const command: Command = {
             ? 1
             : 2;
     if (rest.length > most) throw new UsageError(`unexpected argument '${rest[most]!}'`);
+    // Every argument is read before the key file is touched or the node asked.
+    const action = actionOf(what, rest, values, subaccount);
     const client = clientOf(values.node);
     const key = keyOf(values['key-file'], io, what === 'faucet');
-    const trader = client.trader(key, {
-      subaccount,
-      wait: values['no-wait'] ? 'none' : 'commit',
-    });
-    const submit = async (): Promise<TxView> => {
-      switch (what) {
-        case 'faucet':
-          return await trader.faucet(parseDollars(need(rest[0], 'DOLLARS'), 'DOLLARS'));
-        case 'order':
-          return await trader.placeOrder(orderOf(rest, values));
-        case 'cancel':
-          if (values.all) return await trader.cancelAll(rest[0]);
-          else if (values['client-id'] !== undefined)
-            return await trader.cancel({
-              instrument: need(rest[0], 'INSTRUMENT'),
-              clientOrderId: values['client-id'],
-            });
-          else
-            return await trader.cancel({
-              instrument: need(rest[0], 'INSTRUMENT'),
-              orderId: parseCount(rest[1], 'ORDER_ID'),
-            });
-        case 'withdraw':
-          return await trader.withdraw(
-            parseDollars(need(rest[0], 'DOLLARS'), 'DOLLARS'),
-            need(rest[1], 'DESTINATION'),
-          );
-        case 'transfer': {
-          const amount = parseDollars(need(rest[0], 'DOLLARS'), 'DOLLARS');
-          const to = parseCount(need(rest[1], 'TO_SUBACCOUNT'), 'TO_SUBACCOUNT', 0, 255);
-          if (to === subaccount)
-            throw new UsageError('TO_SUBACCOUNT is the --subaccount it comes from');
-          return await trader.transfer(subaccount, to, amount);
-        }
-        default:
-          throw new UsageError(`unknown transaction '${what}'`);
-      }
-    };
-    const tx = await finalOf(client, submit);
+    const { chainId } = await client.status();
+    const trader = client.trader(key, { subaccount, chainId });
+    let built: BuiltTx;
+    try {
+      built = await trader.build(action);
+    } catch (error) {
+      // The transaction's own rules (a name, an address, a bound): nothing was sent.
+      if (error instanceof ZommaError) throw new InputError(error.code, error.message);
+      throw error;
+    }
+    const wait = values['no-wait'] ? 'none' : 'commit';
+    const tx = await finalOf(client, () => client.submitTx(built.bytes, { wait }));
     if (values.json) io.out(JSON.stringify({ account: addressOfKey(key), ...tx }));
     else io.out(`account ${addressOfKey(key)}\n${describeTx(tx)}`);
     return tx.status === 'rejected' ? 1 : 0;
@@ -137,6 +116,47 @@ async function finalOf(client: ZommaClient, submit: () => Promise<TxView>): Prom
     } catch {
       return rejected;
     }
+  }
+}
+
+/** The action the arguments ask for; a UsageError for any that does not parse. */
+function actionOf(
+  what: string,
+  rest: readonly string[],
+  values: Parameters<typeof orderOf>[1] & { all: boolean },
+  subaccount: number,
+): Action {
+  switch (what) {
+    case 'faucet':
+      return { kind: 'faucet', amountQuote: parseDollars(need(rest[0], 'DOLLARS'), 'DOLLARS') };
+    case 'order':
+      return placeOrder(orderOf(rest, values));
+    case 'cancel': {
+      if (values.all) {
+        return rest[0] === undefined
+          ? { kind: 'cancelAll' }
+          : { kind: 'cancelAll', instrument: rest[0] };
+      }
+      const instrument = need(rest[0], 'INSTRUMENT');
+      return values['client-id'] !== undefined
+        ? { kind: 'cancel', instrument, clientOrderId: values['client-id'] }
+        : { kind: 'cancel', instrument, orderId: parseCount(rest[1], 'ORDER_ID') };
+    }
+    case 'withdraw':
+      return {
+        kind: 'withdraw',
+        amountQuote: parseDollars(need(rest[0], 'DOLLARS'), 'DOLLARS'),
+        destination: need(rest[1], 'DESTINATION'),
+      };
+    case 'transfer': {
+      const amountQuote = parseDollars(need(rest[0], 'DOLLARS'), 'DOLLARS');
+      const to = parseCount(need(rest[1], 'TO_SUBACCOUNT'), 'TO_SUBACCOUNT', 0, 255);
+      if (to === subaccount)
+        throw new UsageError('TO_SUBACCOUNT is the --subaccount it comes from');
+      return { kind: 'transfer', fromSubaccount: subaccount, toSubaccount: to, amountQuote };
+    }
+    default:
+      throw new UsageError(`unknown transaction '${what}'`);
   }
 }
 
