@@ -5,8 +5,9 @@
 // a non-negative insurance fund, every account below zero known to the
 // withdrawal pause, none left below zero while the fund could have covered
 // it, none left below maintenance without a rescan due, funding zero-sum but
-// for its dust, and no liquidation of an account above maintenance. Two runs
-// from one seed give the same appHashes.
+// for its dust, and no liquidation of an account above maintenance. The
+// validators halt and resume markets now and then (a resumed market's
+// holders are due a rescan). Two runs from one seed give the same appHashes.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,7 +15,7 @@ import fc from 'fast-check';
 import { Prng } from '../../src/lib/prng.ts';
 import { Exchange, decodeSnapshot, encodeSnapshot } from '../../src/exchange/index.ts';
 import type { ExchangeEvent } from '../../src/exchange/results.ts';
-import type { Action, SignedTx } from '../../src/exchange/tx/types.ts';
+import type { Action, GovProposal, SignedTx } from '../../src/exchange/tx/types.ts';
 import type { Genesis } from '../../src/exchange/genesis.ts';
 import { belowMaintenance, equityQuote } from '../../src/exchange/margin.ts';
 import { LIQUIDATIONS_PER_BLOCK_MAX } from '../../src/lib/limits.ts';
@@ -63,6 +64,8 @@ interface Outcome {
   deleverages: number;
   covers: number;
   fundings: number;
+  halts: number;
+  resumes: number;
 }
 
 function closable(ex: Exchange, i: number): boolean {
@@ -80,9 +83,18 @@ function runFlow(seed: number, blockCount: number, scale: bigint, insurance: big
     ETH: ORACLE.ETH * priceScale,
   };
   const previous: Record<string, bigint> = { ...index };
-  const out: Outcome = { hashes: [], liquidations: 0, deleverages: 0, covers: 0, fundings: 0 };
+  const out: Outcome = {
+    hashes: [],
+    liquidations: 0,
+    deleverages: 0,
+    covers: 0,
+    fundings: 0,
+    halts: 0,
+    resumes: 0,
+  };
   let timeMs = ex.state.timeMs;
   let nonce = 0;
+  let proposals = 0;
   const lots = (n: number): number => Number((BigInt(n) * scale) / priceScale);
   for (let b = 0; b < blockCount; b++) {
     const txs: SignedTx[] = [];
@@ -137,6 +149,23 @@ function runFlow(seed: number, blockCount: number, scale: bigint, insurance: big
         }
       }
     }
+    // Now and then the validators halt or resume a market, or all of them.
+    if (b > 0 && rng.chance(1, 8)) {
+      const roll = rng.int(10);
+      const instrument = MARKETS[rng.int(MARKETS.length)]!.instrument;
+      const proposal: GovProposal =
+        roll < 4
+          ? { kind: 'haltMarket', instrument }
+          : roll < 8
+            ? { kind: 'resumeMarket', instrument }
+            : roll === 8
+              ? { kind: 'haltAll' }
+              : { kind: 'resumeAll' };
+      const proposalId = ++proposals;
+      txs.push(tx(VALIDATORS[0]!, ++nonce, { kind: 'govPropose', proposalId, proposal }));
+      for (const v of [1, 2])
+        txs.push(tx(VALIDATORS[v]!, ++nonce, { kind: 'govVote', proposalId, approve: true }));
+    }
     const before = encodeSnapshot(ex);
     const block = { height: b + 1, timeMs, proposer: VALIDATORS[0]!.publicKey, txs, oracle };
     const r = ex.finalizeBlock(block);
@@ -170,6 +199,8 @@ function checkBlock(
       out.deleverages++;
       assert.notEqual(e.counterparty, e.account);
     } else if (e.type === 'insuranceCover') out.covers++;
+    else if (e.type === 'marketHalted') out.halts++;
+    else if (e.type === 'marketResumed') out.resumes++;
   }
   // The first account liquidated in a block without transactions, funding
   // payments or auctions before it was below maintenance at the block's marks.
@@ -217,7 +248,14 @@ for (const [name, scale] of [
   ['amounts past 2^53 quote units', 1_000_000n],
 ] as const) {
   test(`property: risk engine under violent oracle moves, ${name}`, () => {
-    const totals = { liquidations: 0, deleverages: 0, covers: 0, fundings: 0 };
+    const totals = {
+      liquidations: 0,
+      deleverages: 0,
+      covers: 0,
+      fundings: 0,
+      halts: 0,
+      resumes: 0,
+    };
     fc.assert(
       fc.property(
         fc.integer({ min: 0, max: 2 ** 31 - 1 }),
@@ -230,13 +268,19 @@ for (const [name, scale] of [
           totals.deleverages += a.deleverages;
           totals.covers += a.covers;
           totals.fundings += a.fundings;
+          totals.halts += a.halts;
+          totals.resumes += a.resumes;
         },
       ),
       { numRuns: 15, seed: 20_261_126 },
     );
     // The flows must reach what they check.
     assert.ok(
-      totals.liquidations > 0 && totals.deleverages > 0 && totals.fundings > 0,
+      totals.liquidations > 0 &&
+        totals.deleverages > 0 &&
+        totals.fundings > 0 &&
+        totals.halts > 0 &&
+        totals.resumes > 0,
       JSON.stringify(totals),
     );
   });
