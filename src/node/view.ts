@@ -1442,7 +1442,8 @@ export class ChainView implements NodeView {
         placedLots: action.kind === 'placeOrder' ? action.sizeLots : undefined,
         amendedLots:
           action.kind === 'amend'
-            ? filledOf(activity, taker, o.orderId) + o.filledLots + o.restedLots
+            ? // What self-trade prevention or the fill guard cancelled of it was amended to as well.
+              filledOf(activity, taker, o.orderId) + o.filledLots + o.restedLots + o.cancelledLots
             : undefined,
         remainingLots: o.restedLots,
       });

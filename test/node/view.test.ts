@@ -1786,6 +1786,48 @@ test('an order amended in the block and then removed is judged against the size 
   }
 });
 
+test('an amend that self-trade prevention cancels after a fill reads cancelled at the size it was amended to', () => {
+  const BTC = 'BTC-PERPETUAL';
+  const [alice, bob] = [key('view-amend-stp-alice'), key('view-amend-stp-bob')];
+  const h = new Harness();
+  for (const k of [alice, bob]) h.fund(k, 1_000_000n * USDC);
+  const placed = h.block([
+    h.tx(alice, limit(BTC, 'sell', 501_000, 5, { stp: 'cancelIncoming' })),
+    h.tx(alice, limit(BTC, 'buy', 499_000, 1)),
+    h.tx(bob, limit(BTC, 'buy', 500_000, 1)),
+  ]);
+  const ask = placedId(placed, 0);
+  const { view, feed } = viewOver(h);
+  try {
+    // Amended to 4 at 499,000: takes bob's 1, then meets alice's own bid and
+    // self-trade prevention cancels the incoming 3.
+    const txs = [
+      h.tx(alice, {
+        kind: 'amend',
+        instrument: BTC,
+        orderId: ask,
+        priceTicks: 499_000,
+        sizeLots: 4,
+      }),
+    ];
+    const r = h.block(txs);
+    const result = r.results[0]!.actions[0]!;
+    assert.ok(result.ok && result.order !== undefined);
+    assert.deepEqual(
+      [result.order.status, result.order.filledLots, result.order.cancelledLots],
+      ['cancelled', 1, 3],
+    );
+    const update = feed(r, undefined, txs);
+    assert.equal(h.ex.state.orders.has(ask), false);
+    assert.deepEqual(
+      orderRows(update, alice).find((x) => x[0] === ask),
+      [ask, 'cancelled', 'sell', 499_000, 4, 1, 0],
+    );
+  } finally {
+    view.close();
+  }
+});
+
 test('an order the uncross part fills and a cancelAll then removes reads cancelled, with its fill', () => {
   const BTC = 'BTC-PERPETUAL';
   const { h, taker, alice } = auctionReady('view-uncross-all');
