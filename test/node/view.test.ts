@@ -14,6 +14,7 @@ import type { OracleView } from '../../src/api/view.ts';
 import { formatAddress } from '../../src/crypto/index.ts';
 import { ApiError } from '../../src/api/errors.ts';
 import type { BlockResult } from '../../src/exchange/index.ts';
+import { decodeSnapshot, encodeSnapshot } from '../../src/exchange/index.ts';
 import { DEVNET_LISTING } from '../../src/exchange/genesis.ts';
 import { daysFromCivil, expiryMsOfDay, MS_PER_DAY } from '../../src/exchange/instruments/index.ts';
 import type { CommittedBlock, ZommaNode } from '../../src/node/node.ts';
@@ -1986,4 +1987,156 @@ test("every trade the exchange counts is listed once, in its order: a block's id
       for (const { view } of views) view.close();
     }
   }
+});
+
+/**
+ * Random blocks of two accounts' orders, amends and cancels: every order an
+ * account update lists agrees with the state's size placed (as the state
+ * last held it) and with all the fills the updates listed of it, also from
+ * a view started at a later height (a restarted node's).
+ */
+function checkSizesPlaced(
+  setup: () => { h: Harness; keys: readonly ReturnType<typeof key>[] },
+  PRICES: readonly number[],
+  /** The time between blocks, one drawn per block. */
+  dtsMs: readonly number[],
+  seed: number,
+): void {
+  const BTC = 'BTC-PERPETUAL';
+  const STPS = ['cancelResting', 'cancelIncoming', 'cancelBoth'] as const;
+  const step = fc.record({
+    who: fc.integer({ min: 0, max: 1 }),
+    kind: fc.constantFrom('gtc', 'gtc', 'ioc', 'amend', 'amend', 'cancel', 'cancelAll'),
+    side: fc.constantFrom('buy' as const, 'sell' as const),
+    price: fc.integer({ min: 0, max: PRICES.length - 1 }),
+    size: fc.integer({ min: 1, max: 6 }),
+    stp: fc.integer({ min: 0, max: STPS.length - 1 }),
+    target: fc.nat(),
+    keepPrice: fc.boolean(),
+  });
+  fc.assert(
+    fc.property(
+      fc.array(
+        fc.record({
+          steps: fc.array(step, { maxLength: 8 }),
+          dt: fc.integer({ min: 0, max: dtsMs.length - 1 }),
+        }),
+        { minLength: 1, maxLength: 6 },
+      ),
+      fc.nat(),
+      (blocks, restartAt) => {
+        const { h: first, keys } = setup();
+        let h = first;
+        // The size placed each order had when the state forgot it.
+        const forgotten = new Map<number, number>();
+        const watch = (): void => {
+          const kept = h.ex.state.orders;
+          const remove = kept.delete.bind(kept);
+          kept.delete = (id: number) => {
+            const meta = kept.get(id);
+            if (meta !== undefined) forgotten.set(id, meta.placedLots);
+            return remove(id);
+          };
+        };
+        watch();
+        const ids: number[][] = [[], []];
+        const filled = new Map<number, number>();
+        let { view, feed } = viewOver(h);
+        try {
+          for (const [b, { steps, dt }] of blocks.entries()) {
+            // A node restarted here from a snapshot: its view starts from the restored state.
+            if (b === restartAt % blocks.length) {
+              view.close();
+              const options = { checkInvariants: true };
+              h = new Harness(genesis(), options, decodeSnapshot(encodeSnapshot(h.ex), options));
+              watch();
+              ({ view, feed } = viewOver(h));
+            }
+            const txs = steps.map((s) => {
+              const k = keys[s.who]!;
+              const own = ids[s.who]!;
+              const target = own.length === 0 ? 0 : own[s.target % own.length]!;
+              const priceTicks = PRICES[s.price]!;
+              switch (s.kind) {
+                case 'gtc':
+                case 'ioc':
+                  return h.tx(
+                    k,
+                    limit(BTC, s.side, priceTicks, s.size, {
+                      stp: STPS[s.stp],
+                      ...(s.kind === 'ioc' ? { timeInForce: 'IOC' as const } : {}),
+                    }),
+                  );
+                case 'amend':
+                  return h.tx(k, {
+                    kind: 'amend',
+                    instrument: BTC,
+                    orderId: target,
+                    sizeLots: s.size,
+                    ...(s.keepPrice ? {} : { priceTicks }),
+                  });
+                case 'cancel':
+                  return h.tx(k, { kind: 'cancel', instrument: BTC, orderId: target });
+                default:
+                  return h.tx(k, { kind: 'cancelAll', instrument: BTC });
+              }
+            });
+            const r = h.block(txs, dtsMs[dt]);
+            r.results.forEach((x, i) => {
+              const a = x.ok ? x.actions[0] : undefined;
+              if (a?.ok && a.kind === 'placeOrder' && a.order !== undefined)
+                ids[steps[i]!.who]!.push(a.order.orderId);
+            });
+            const update = feed(r, undefined, txs);
+            for (const u of update.accounts)
+              for (const f of u.fills)
+                filled.set(f.orderId, (filled.get(f.orderId) ?? 0) + f.sizeLots);
+            for (const u of update.accounts) {
+              for (const o of u.orders) {
+                const all = filled.get(o.orderId) ?? 0;
+                const meta = h.ex.state.orders.get(o.orderId);
+                const row = JSON.stringify(o);
+                assert.equal(o.filledLots, all, row);
+                if (o.status === 'open') {
+                  assert.ok(meta !== undefined, row);
+                  assert.equal(o.sizeLots, meta.placedLots, row);
+                  assert.equal(o.sizeLots, o.filledLots + o.remainingLots, row);
+                  continue;
+                }
+                assert.equal(o.remainingLots, 0, row);
+                const placed = forgotten.get(o.orderId);
+                // An order that never rested: what it took is all it did.
+                if (placed === undefined) continue;
+                assert.equal(o.sizeLots, placed, row);
+                assert.equal(o.status, all === placed ? 'filled' : 'cancelled', row);
+              }
+            }
+          }
+        } finally {
+          view.close();
+        }
+      },
+    ),
+    { numRuns: 60, seed },
+  );
+}
+
+test("account updates agree with the state's size placed and every fill, whatever one block does to an order", () => {
+  const keys = [key('view-placed-prop-a'), key('view-placed-prop-b')];
+  const setup = () => {
+    const h = new Harness();
+    for (const k of keys) h.fund(k, 1_000_000n * USDC);
+    return { h, keys };
+  };
+  checkSizesPlaced(setup, [499_000, 499_500, 500_000, 500_500, 501_000], [1_000], 9);
+});
+
+test("account updates agree with the state's size placed through call auctions: orders that trigger one, wait, are amended in it and part filled by its uncross", () => {
+  const setup = () => {
+    const { h, taker, alice } = auctionReady('view-placed-auction');
+    return { h, keys: [taker, alice] };
+  };
+  // Beyond 5% of the last price (500,000) a trade starts a 30 s auction.
+  const prices = [470_000, 500_000, 525_000, 530_000, 535_000];
+  checkSizesPlaced(setup, prices, [1_000, 1_000, 40_000], 10);
 });
