@@ -2040,6 +2040,8 @@ function checkSizesPlaced(
         };
         watch();
         const ids: number[][] = [[], []];
+        // The size each order was placed at.
+        const sizes = new Map<number, number>();
         const filled = new Map<number, number>();
         let { view, feed } = viewOver(h);
         try {
@@ -2084,8 +2086,10 @@ function checkSizesPlaced(
             const r = h.block(txs, dtsMs[dt]);
             r.results.forEach((x, i) => {
               const a = x.ok ? x.actions[0] : undefined;
-              if (a?.ok && a.kind === 'placeOrder' && a.order !== undefined)
+              if (a?.ok && a.kind === 'placeOrder' && a.order !== undefined) {
                 ids[steps[i]!.who]!.push(a.order.orderId);
+                sizes.set(a.order.orderId, steps[i]!.size);
+              }
             });
             const update = feed(r, undefined, txs);
             for (const u of update.accounts)
@@ -2104,9 +2108,9 @@ function checkSizesPlaced(
                   continue;
                 }
                 assert.equal(o.remainingLots, 0, row);
-                const placed = forgotten.get(o.orderId);
-                // An order that never rested: what it took is all it did.
-                if (placed === undefined) continue;
+                // One that never rested: at the size placed.
+                const placed = forgotten.get(o.orderId) ?? sizes.get(o.orderId);
+                assert.ok(placed !== undefined, row);
                 assert.equal(o.sizeLots, placed, row);
                 assert.equal(o.status, all === placed ? 'filled' : 'cancelled', row);
               }
