@@ -1439,7 +1439,9 @@ export class ChainView implements NodeView {
         side: takerSide,
         ...(action.priceTicks !== undefined ? { priceTicks: action.priceTicks } : {}),
         // An amend sets a new open size: the size placed no longer tells when it is filled.
-        placedLots: action.kind === 'placeOrder' ? action.sizeLots : undefined,
+        // The size the exchange took: a reduce-only order's is cut to the position it closes.
+        placedLots:
+          action.kind === 'placeOrder' ? o.filledLots + o.restedLots + o.cancelledLots : undefined,
         amendedLots:
           action.kind === 'amend'
             ? // What self-trade prevention or the fill guard cancelled of it was amended to as well.

@@ -1829,6 +1829,34 @@ test('an amend that self-trade prevention cancels after a fill reads cancelled a
   }
 });
 
+test('a reduce-only order cut to the position it closes reads filled at the size the exchange took, as its result', () => {
+  const BTC = 'BTC-PERPETUAL';
+  const [alice, bob] = [key('view-reduce-alice'), key('view-reduce-bob')];
+  const h = new Harness();
+  for (const k of [alice, bob]) h.fund(k, 1_000_000n * USDC);
+  h.block([h.tx(bob, limit(BTC, 'sell', 500_000, 3)), h.tx(alice, limit(BTC, 'buy', 500_000, 3))]);
+  h.one(bob, limit(BTC, 'buy', 500_000, 10));
+  const { view, feed } = viewOver(h);
+  try {
+    // Alice is long 3: a reduce-only sell of 10 sells those 3.
+    const txs = [
+      h.tx(alice, limit(BTC, 'sell', 499_000, 10, { reduceOnly: true, timeInForce: 'IOC' })),
+    ];
+    const r = h.block(txs);
+    const id = placedId(r);
+    const result = r.results[0]!.actions[0]!;
+    assert.ok(result.ok && result.order !== undefined);
+    assert.deepEqual(
+      [result.order.status, result.order.filledLots, result.order.cancelledLots],
+      ['filled', 3, 0],
+    );
+    const update = feed(r, undefined, txs);
+    assert.deepEqual(orderRows(update, alice), [[id, 'filled', 'sell', 499_000, 3, 3, 0]]);
+  } finally {
+    view.close();
+  }
+});
+
 test('an order the uncross part fills and a cancelAll then removes reads cancelled, with its fill', () => {
   const BTC = 'BTC-PERPETUAL';
   const { h, taker, alice } = auctionReady('view-uncross-all');
