@@ -1857,6 +1857,46 @@ test('a reduce-only order cut to the position it closes reads filled at the size
   }
 });
 
+test('an order placed, part filled and amended in one block reads at what it filled plus the size amended to', () => {
+  const BTC = 'BTC-PERPETUAL';
+  const [alice, bob] = [key('view-same-block-alice'), key('view-same-block-bob')];
+  const h = new Harness();
+  for (const k of [alice, bob]) h.fund(k, 1_000_000n * USDC);
+  const { view, feed } = viewOver(h);
+  const ioc = { timeInForce: 'IOC' as const };
+  try {
+    // Placed at 5, 2 taken, amended to 1, that 1 taken: filled out at 3.
+    let id = h.ex.state.nextOrderId;
+    const filledOut = [
+      h.tx(alice, limit(BTC, 'sell', 500_000, 5)),
+      h.tx(bob, limit(BTC, 'buy', 500_000, 2, ioc)),
+      h.tx(alice, { kind: 'amend', instrument: BTC, orderId: id, sizeLots: 1 }),
+      h.tx(bob, limit(BTC, 'buy', 500_000, 1, ioc)),
+    ];
+    let update = feed(h.block(filledOut), undefined, filledOut);
+    assert.equal(h.ex.state.orders.has(id), false);
+    assert.deepEqual(orderRows(update, alice), [[id, 'filled', 'sell', 500_000, 3, 3, 0]]);
+    // Placed at 5, 2 taken, amended to 2 and cancelled in one batch: 4, of which 2 filled.
+    id = h.ex.state.nextOrderId;
+    const cancelled = [
+      h.tx(alice, limit(BTC, 'sell', 500_000, 5)),
+      h.tx(bob, limit(BTC, 'buy', 500_000, 2, ioc)),
+      h.tx(alice, {
+        kind: 'batch',
+        actions: [
+          { kind: 'amend', instrument: BTC, orderId: id, sizeLots: 2 },
+          { kind: 'cancel', instrument: BTC, orderId: id },
+        ],
+      }),
+    ];
+    update = feed(h.block(cancelled), undefined, cancelled);
+    assert.equal(h.ex.state.orders.has(id), false);
+    assert.deepEqual(orderRows(update, alice), [[id, 'cancelled', 'sell', 500_000, 4, 2, 0]]);
+  } finally {
+    view.close();
+  }
+});
+
 test('an order the uncross part fills and a cancelAll then removes reads cancelled, with its fill', () => {
   const BTC = 'BTC-PERPETUAL';
   const { h, taker, alice } = auctionReady('view-uncross-all');
@@ -2034,13 +2074,25 @@ function checkSizesPlaced(
   const STPS = ['cancelResting', 'cancelIncoming', 'cancelBoth'] as const;
   const step = fc.record({
     who: fc.integer({ min: 0, max: 1 }),
-    kind: fc.constantFrom('gtc', 'gtc', 'ioc', 'reduce', 'amend', 'amend', 'cancel', 'cancelAll'),
+    kind: fc.constantFrom(
+      'gtc',
+      'gtc',
+      'ioc',
+      'reduce',
+      'amend',
+      'amend',
+      'amendCancel',
+      'cancel',
+      'cancelAll',
+    ),
     side: fc.constantFrom('buy' as const, 'sell' as const),
     price: fc.integer({ min: 0, max: PRICES.length - 1 }),
     size: fc.integer({ min: 1, max: 6 }),
     stp: fc.integer({ min: 0, max: STPS.length - 1 }),
     target: fc.nat(),
     keepPrice: fc.boolean(),
+    // A GTC order that good-til expiry removes a block or two later.
+    goodTil: fc.boolean(),
   });
   fc.assert(
     fc.property(
@@ -2084,7 +2136,8 @@ function checkSizesPlaced(
             }
             const txs = steps.map((s) => {
               const k = keys[s.who]!;
-              const own = ids[s.who]!;
+              // Amends and cancels name an order resting before the block.
+              const own = ids[s.who]!.filter((id) => h.ex.state.orders.has(id));
               const target = own.length === 0 ? 0 : own[s.target % own.length]!;
               const priceTicks = PRICES[s.price]!;
               switch (s.kind) {
@@ -2097,6 +2150,7 @@ function checkSizesPlaced(
                       stp: STPS[s.stp],
                       ...(s.kind !== 'gtc' ? { timeInForce: 'IOC' as const } : {}),
                       ...(s.kind === 'reduce' ? { reduceOnly: true } : {}),
+                      ...(s.kind === 'gtc' && s.goodTil ? { goodTilMs: h.timeMs + 1_500 } : {}),
                     }),
                   );
                 case 'amend':
@@ -2109,6 +2163,15 @@ function checkSizesPlaced(
                   });
                 case 'cancel':
                   return h.tx(k, { kind: 'cancel', instrument: BTC, orderId: target });
+                // In one batch, so after the block's fills before it (a lone cancel runs first).
+                case 'amendCancel':
+                  return h.tx(k, {
+                    kind: 'batch',
+                    actions: [
+                      { kind: 'amend', instrument: BTC, orderId: target, sizeLots: s.size },
+                      { kind: 'cancel', instrument: BTC, orderId: target },
+                    ],
+                  });
                 default:
                   return h.tx(k, { kind: 'cancelAll', instrument: BTC });
               }
