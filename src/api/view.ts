@@ -153,18 +153,17 @@ export interface OrderView {
   side: 'buy' | 'sell';
   priceTicks: number;
   /**
-   * The state keeps an order's open size, not the size placed. An open order:
-   * filledLots + remainingLots, so in an account view its open size, in an
-   * account update its open size before that block's fills. A filled or
-   * cancelled order in an account update: filledLots, plus the size it
-   * rested with if that block placed it.
+   * The size placed, or as the last amend set it: what the order had filled
+   * before the amend plus the amend's size (docs/api.md, "Order sizes"). An
+   * open order: filledLots + remainingLots; a filled one: filledLots.
    */
   sizeLots: number;
+  /** What is open: 0 once the order is filled or cancelled. */
   remainingLots: number;
   /**
-   * An account view: 0 (fills of past blocks are not kept per order). An
-   * account update: what the order filled in that block, the sum of the
-   * update's fills of it (as taker, maker or in an auction's uncross).
+   * All the order filled since it was placed (as taker, maker or in an
+   * auction's uncross), in an account view and an account update alike; an
+   * update's fills are only that block's.
    */
   filledLots: number;
   status: OrderStatus;

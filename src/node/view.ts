@@ -1439,10 +1439,13 @@ export class ChainView implements NodeView {
         side: takerSide,
         ...(action.priceTicks !== undefined ? { priceTicks: action.priceTicks } : {}),
         // An amend sets a new open size: the size placed no longer tells when it is filled.
-        placedLots: action.kind === 'placeOrder' ? action.sizeLots : undefined,
+        // The size the exchange took: a reduce-only order's is cut to the position it closes.
+        placedLots:
+          action.kind === 'placeOrder' ? o.filledLots + o.restedLots + o.cancelledLots : undefined,
         amendedLots:
           action.kind === 'amend'
-            ? filledOf(activity, taker, o.orderId) + o.filledLots + o.restedLots
+            ? // What self-trade prevention or the fill guard cancelled of it was amended to as well.
+              filledOf(activity, taker, o.orderId) + o.filledLots + o.restedLots + o.cancelledLots
             : undefined,
         remainingLots: o.restedLots,
       });

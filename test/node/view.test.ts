@@ -14,6 +14,7 @@ import type { OracleView } from '../../src/api/view.ts';
 import { formatAddress } from '../../src/crypto/index.ts';
 import { ApiError } from '../../src/api/errors.ts';
 import type { BlockResult } from '../../src/exchange/index.ts';
+import { decodeSnapshot, encodeSnapshot } from '../../src/exchange/index.ts';
 import { DEVNET_LISTING } from '../../src/exchange/genesis.ts';
 import { daysFromCivil, expiryMsOfDay, MS_PER_DAY } from '../../src/exchange/instruments/index.ts';
 import type { CommittedBlock, ZommaNode } from '../../src/node/node.ts';
@@ -1786,6 +1787,116 @@ test('an order amended in the block and then removed is judged against the size 
   }
 });
 
+test('an amend that self-trade prevention cancels after a fill reads cancelled at the size it was amended to', () => {
+  const BTC = 'BTC-PERPETUAL';
+  const [alice, bob] = [key('view-amend-stp-alice'), key('view-amend-stp-bob')];
+  const h = new Harness();
+  for (const k of [alice, bob]) h.fund(k, 1_000_000n * USDC);
+  const placed = h.block([
+    h.tx(alice, limit(BTC, 'sell', 501_000, 5, { stp: 'cancelIncoming' })),
+    h.tx(alice, limit(BTC, 'buy', 499_000, 1)),
+    h.tx(bob, limit(BTC, 'buy', 500_000, 1)),
+  ]);
+  const ask = placedId(placed, 0);
+  const { view, feed } = viewOver(h);
+  try {
+    // Amended to 4 at 499,000: takes bob's 1, then meets alice's own bid and
+    // self-trade prevention cancels the incoming 3.
+    const txs = [
+      h.tx(alice, {
+        kind: 'amend',
+        instrument: BTC,
+        orderId: ask,
+        priceTicks: 499_000,
+        sizeLots: 4,
+      }),
+    ];
+    const r = h.block(txs);
+    const result = r.results[0]!.actions[0]!;
+    assert.ok(result.ok && result.order !== undefined);
+    assert.deepEqual(
+      [result.order.status, result.order.filledLots, result.order.cancelledLots],
+      ['cancelled', 1, 3],
+    );
+    const update = feed(r, undefined, txs);
+    assert.equal(h.ex.state.orders.has(ask), false);
+    assert.deepEqual(
+      orderRows(update, alice).find((x) => x[0] === ask),
+      [ask, 'cancelled', 'sell', 499_000, 4, 1, 0],
+    );
+  } finally {
+    view.close();
+  }
+});
+
+test('a reduce-only order cut to the position it closes reads filled at the size the exchange took, as its result', () => {
+  const BTC = 'BTC-PERPETUAL';
+  const [alice, bob] = [key('view-reduce-alice'), key('view-reduce-bob')];
+  const h = new Harness();
+  for (const k of [alice, bob]) h.fund(k, 1_000_000n * USDC);
+  h.block([h.tx(bob, limit(BTC, 'sell', 500_000, 3)), h.tx(alice, limit(BTC, 'buy', 500_000, 3))]);
+  h.one(bob, limit(BTC, 'buy', 500_000, 10));
+  const { view, feed } = viewOver(h);
+  try {
+    // Alice is long 3: a reduce-only sell of 10 sells those 3.
+    const txs = [
+      h.tx(alice, limit(BTC, 'sell', 499_000, 10, { reduceOnly: true, timeInForce: 'IOC' })),
+    ];
+    const r = h.block(txs);
+    const id = placedId(r);
+    const result = r.results[0]!.actions[0]!;
+    assert.ok(result.ok && result.order !== undefined);
+    assert.deepEqual(
+      [result.order.status, result.order.filledLots, result.order.cancelledLots],
+      ['filled', 3, 0],
+    );
+    const update = feed(r, undefined, txs);
+    assert.deepEqual(orderRows(update, alice), [[id, 'filled', 'sell', 499_000, 3, 3, 0]]);
+  } finally {
+    view.close();
+  }
+});
+
+test('an order placed, part filled and amended in one block reads at what it filled plus the size amended to', () => {
+  const BTC = 'BTC-PERPETUAL';
+  const [alice, bob] = [key('view-same-block-alice'), key('view-same-block-bob')];
+  const h = new Harness();
+  for (const k of [alice, bob]) h.fund(k, 1_000_000n * USDC);
+  const { view, feed } = viewOver(h);
+  const ioc = { timeInForce: 'IOC' as const };
+  try {
+    // Placed at 5, 2 taken, amended to 1, that 1 taken: filled out at 3.
+    let id = h.ex.state.nextOrderId;
+    const filledOut = [
+      h.tx(alice, limit(BTC, 'sell', 500_000, 5)),
+      h.tx(bob, limit(BTC, 'buy', 500_000, 2, ioc)),
+      h.tx(alice, { kind: 'amend', instrument: BTC, orderId: id, sizeLots: 1 }),
+      h.tx(bob, limit(BTC, 'buy', 500_000, 1, ioc)),
+    ];
+    let update = feed(h.block(filledOut), undefined, filledOut);
+    assert.equal(h.ex.state.orders.has(id), false);
+    assert.deepEqual(orderRows(update, alice), [[id, 'filled', 'sell', 500_000, 3, 3, 0]]);
+    // Placed at 5, 2 taken, amended to 2 and cancelled in one batch: 4, of which 2 filled.
+    id = h.ex.state.nextOrderId;
+    const cancelled = [
+      h.tx(alice, limit(BTC, 'sell', 500_000, 5)),
+      h.tx(bob, limit(BTC, 'buy', 500_000, 2, ioc)),
+      h.tx(alice, {
+        kind: 'batch',
+        actions: [
+          { kind: 'amend', instrument: BTC, orderId: id, sizeLots: 2 },
+          { kind: 'cancel', instrument: BTC, orderId: id },
+        ],
+      }),
+    ];
+    update = feed(h.block(cancelled), undefined, cancelled);
+    assert.equal(h.ex.state.orders.has(id), false);
+    assert.deepEqual(orderRows(update, alice), [[id, 'cancelled', 'sell', 500_000, 4, 2, 0]]);
+  } finally {
+    view.close();
+  }
+});
+
 test('an order the uncross part fills and a cancelAll then removes reads cancelled, with its fill', () => {
   const BTC = 'BTC-PERPETUAL';
   const { h, taker, alice } = auctionReady('view-uncross-all');
@@ -1944,4 +2055,187 @@ test("every trade the exchange counts is listed once, in its order: a block's id
       for (const { view } of views) view.close();
     }
   }
+});
+
+/**
+ * Random blocks of two accounts' orders, amends and cancels: every order an
+ * account update lists agrees with the state's size placed (as the state
+ * last held it) and with all the fills the updates listed of it, also from
+ * a view started at a later height (a restarted node's).
+ */
+function checkSizesPlaced(
+  setup: () => { h: Harness; keys: readonly ReturnType<typeof key>[] },
+  PRICES: readonly number[],
+  /** The time between blocks, one drawn per block. */
+  dtsMs: readonly number[],
+  seed: number,
+): void {
+  const BTC = 'BTC-PERPETUAL';
+  const STPS = ['cancelResting', 'cancelIncoming', 'cancelBoth'] as const;
+  const step = fc.record({
+    who: fc.integer({ min: 0, max: 1 }),
+    kind: fc.constantFrom(
+      'gtc',
+      'gtc',
+      'ioc',
+      'reduce',
+      'amend',
+      'amend',
+      'amendCancel',
+      'cancel',
+      'cancelAll',
+    ),
+    side: fc.constantFrom('buy' as const, 'sell' as const),
+    price: fc.integer({ min: 0, max: PRICES.length - 1 }),
+    size: fc.integer({ min: 1, max: 6 }),
+    stp: fc.integer({ min: 0, max: STPS.length - 1 }),
+    target: fc.nat(),
+    keepPrice: fc.boolean(),
+    // A GTC order that good-til expiry removes a block or two later.
+    goodTil: fc.boolean(),
+  });
+  fc.assert(
+    fc.property(
+      fc.array(
+        fc.record({
+          steps: fc.array(step, { maxLength: 8 }),
+          dt: fc.integer({ min: 0, max: dtsMs.length - 1 }),
+        }),
+        { minLength: 1, maxLength: 6 },
+      ),
+      fc.nat(),
+      (blocks, restartAt) => {
+        const { h: first, keys } = setup();
+        let h = first;
+        // The size placed each order had when the state forgot it.
+        const forgotten = new Map<number, number>();
+        const watch = (): void => {
+          const kept = h.ex.state.orders;
+          const remove = kept.delete.bind(kept);
+          kept.delete = (id: number) => {
+            const meta = kept.get(id);
+            if (meta !== undefined) forgotten.set(id, meta.placedLots);
+            return remove(id);
+          };
+        };
+        watch();
+        const ids: number[][] = [[], []];
+        // The size each order was placed at.
+        const sizes = new Map<number, number>();
+        const filled = new Map<number, number>();
+        let { view, feed } = viewOver(h);
+        try {
+          for (const [b, { steps, dt }] of blocks.entries()) {
+            // A node restarted here from a snapshot: its view starts from the restored state.
+            if (b === restartAt % blocks.length) {
+              view.close();
+              const options = { checkInvariants: true };
+              h = new Harness(genesis(), options, decodeSnapshot(encodeSnapshot(h.ex), options));
+              watch();
+              ({ view, feed } = viewOver(h));
+            }
+            const txs = steps.map((s) => {
+              const k = keys[s.who]!;
+              // Amends and cancels name an order resting before the block.
+              const own = ids[s.who]!.filter((id) => h.ex.state.orders.has(id));
+              const target = own.length === 0 ? 0 : own[s.target % own.length]!;
+              const priceTicks = PRICES[s.price]!;
+              switch (s.kind) {
+                case 'gtc':
+                case 'ioc':
+                case 'reduce':
+                  return h.tx(
+                    k,
+                    limit(BTC, s.side, priceTicks, s.size, {
+                      stp: STPS[s.stp],
+                      ...(s.kind !== 'gtc' ? { timeInForce: 'IOC' as const } : {}),
+                      ...(s.kind === 'reduce' ? { reduceOnly: true } : {}),
+                      ...(s.kind === 'gtc' && s.goodTil ? { goodTilMs: h.timeMs + 1_500 } : {}),
+                    }),
+                  );
+                case 'amend':
+                  return h.tx(k, {
+                    kind: 'amend',
+                    instrument: BTC,
+                    orderId: target,
+                    sizeLots: s.size,
+                    ...(s.keepPrice ? {} : { priceTicks }),
+                  });
+                case 'cancel':
+                  return h.tx(k, { kind: 'cancel', instrument: BTC, orderId: target });
+                // In one batch, so after the block's fills before it (a lone cancel runs first).
+                case 'amendCancel':
+                  return h.tx(k, {
+                    kind: 'batch',
+                    actions: [
+                      { kind: 'amend', instrument: BTC, orderId: target, sizeLots: s.size },
+                      { kind: 'cancel', instrument: BTC, orderId: target },
+                    ],
+                  });
+                default:
+                  return h.tx(k, { kind: 'cancelAll', instrument: BTC });
+              }
+            });
+            const r = h.block(txs, dtsMs[dt]);
+            r.results.forEach((x, i) => {
+              const a = x.ok ? x.actions[0] : undefined;
+              if (a?.ok && a.kind === 'placeOrder' && a.order !== undefined) {
+                ids[steps[i]!.who]!.push(a.order.orderId);
+                // A reduce-only order's as the exchange cut it.
+                const o = a.order;
+                sizes.set(o.orderId, o.filledLots + o.restedLots + o.cancelledLots);
+              }
+            });
+            const update = feed(r, undefined, txs);
+            for (const u of update.accounts)
+              for (const f of u.fills)
+                filled.set(f.orderId, (filled.get(f.orderId) ?? 0) + f.sizeLots);
+            for (const u of update.accounts) {
+              for (const o of u.orders) {
+                const all = filled.get(o.orderId) ?? 0;
+                const meta = h.ex.state.orders.get(o.orderId);
+                const row = JSON.stringify(o);
+                assert.equal(o.filledLots, all, row);
+                if (o.status === 'open') {
+                  assert.ok(meta !== undefined, row);
+                  assert.equal(o.sizeLots, meta.placedLots, row);
+                  assert.equal(o.sizeLots, o.filledLots + o.remainingLots, row);
+                  continue;
+                }
+                assert.equal(o.remainingLots, 0, row);
+                // One that never rested: at the size placed.
+                const placed = forgotten.get(o.orderId) ?? sizes.get(o.orderId);
+                assert.ok(placed !== undefined, row);
+                assert.equal(o.sizeLots, placed, row);
+                assert.equal(o.status, all === placed ? 'filled' : 'cancelled', row);
+              }
+            }
+          }
+        } finally {
+          view.close();
+        }
+      },
+    ),
+    { numRuns: 60, seed },
+  );
+}
+
+test("account updates agree with the state's size placed and every fill, whatever one block does to an order", () => {
+  const keys = [key('view-placed-prop-a'), key('view-placed-prop-b')];
+  const setup = () => {
+    const h = new Harness();
+    for (const k of keys) h.fund(k, 1_000_000n * USDC);
+    return { h, keys };
+  };
+  checkSizesPlaced(setup, [499_000, 499_500, 500_000, 500_500, 501_000], [1_000], 9);
+});
+
+test("account updates agree with the state's size placed through call auctions: orders that trigger one, wait, are amended in it and part filled by its uncross", () => {
+  const setup = () => {
+    const { h, taker, alice } = auctionReady('view-placed-auction');
+    return { h, keys: [taker, alice] };
+  };
+  // Beyond 5% of the last price (500,000) a trade starts a 30 s auction.
+  const prices = [470_000, 500_000, 525_000, 530_000, 535_000];
+  checkSizesPlaced(setup, prices, [1_000, 1_000, 40_000], 10);
 });
