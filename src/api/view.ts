@@ -167,6 +167,7 @@ export interface OrderView {
    */
   filledLots: number;
   status: OrderStatus;
+  /** Placed reduce-only: such an order never rests, so only an update's gone orders show true. */
   reduceOnly: boolean;
   /** Waits in a volatility call auction, beside the book, until its uncross. */
   auction?: boolean;

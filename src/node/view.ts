@@ -1448,6 +1448,7 @@ export class ChainView implements NodeView {
               filledOf(activity, taker, o.orderId) + o.filledLots + o.restedLots + o.cancelledLots
             : undefined,
         remainingLots: o.restedLots,
+        ...(action.kind === 'placeOrder' && action.reduceOnly ? { reduceOnly: true } : {}),
       });
     for (const f of o.fills) {
       this.noteTrade(activity, {
@@ -1517,7 +1518,7 @@ export class ChainView implements NodeView {
           remainingLots: 0,
           filledLots: totalFilledLots,
           status,
-          reduceOnly: false,
+          reduceOnly: note.reduceOnly === true,
         });
       }
       const settlements = activity.settlements.get(account.index);
@@ -1682,6 +1683,8 @@ interface OrderNote {
   placedLots?: number;
   /** When the block amended the order: its fills in the block up to the amend and the size it amended to. */
   amendedLots?: number;
+  /** Placed reduce-only by the block (such an order never rests). */
+  reduceOnly?: boolean;
 }
 
 interface Activity {

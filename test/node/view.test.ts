@@ -1852,6 +1852,9 @@ test('a reduce-only order cut to the position it closes reads filled at the size
     );
     const update = feed(r, undefined, txs);
     assert.deepEqual(orderRows(update, alice), [[id, 'filled', 'sell', 499_000, 3, 3, 0]]);
+    const order = update.accounts.find((a) => a.address === formatAddress(alice.address))!
+      .orders[0]!;
+    assert.equal(order.reduceOnly, true);
   } finally {
     view.close();
   }
