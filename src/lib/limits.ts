@@ -259,7 +259,7 @@ export const CATCHUP_RETRY_MS = 1_000;
 /**
  * An answer to a catch-up request keeps its sender the role of the peer asked
  * (docs/protocol.md, "Catch-up") only if it brings at least this many of the
- * blocks asked for, or all the sender claimed to hold if fewer, or
+ * blocks asked for, or all the peers claim to hold if fewer, or
  * CATCHUP_ANSWER_BYTES_MIN of them. A peer answering each request with one
  * block would otherwise keep the role and set a pace of one block per retry
  * period. A quarter batch, not a whole one: part of an honest answer can be
