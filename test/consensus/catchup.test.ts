@@ -514,3 +514,18 @@ test('a peer that claims to be only a block or two ahead while another claims mo
   // Claiming one height more at each turn, it would otherwise keep the role at a block or two per retry period.
   assert.deepEqual(deliver(h, 'p2', votes.get(5)!, t + CATCHUP_RETRY_MS), ['p1']);
 });
+
+test('an answer is fair by the blocks it lets us apply: a peer that answers with the block asked for and copies of blocks it sent earlier, far ahead, does not keep the role', () => {
+  const { h, votes } = runWithLagging(40);
+  const lagging = h.nodes[3]!.replica;
+  const t = h.nowMs;
+  assert.deepEqual(deliver(h, 'p2', votes.get(40)!, t), ['p2']);
+  assert.deepEqual(deliver(h, 'p1', votes.get(40)!, t), []);
+  // Unasked, p2 sends real blocks far ahead: kept until their height comes.
+  const planted = range(20, CATCHUP_ANSWER_BLOCKS_MIN - 1);
+  deliver(h, 'p2', responseOf(h, planted), t + 1);
+  // Its answer: the block asked for, and those again (already held).
+  deliver(h, 'p2', responseOf(h, [1, ...planted]), t + 2);
+  assert.equal(lagging.height, 2);
+  assert.deepEqual(deliver(h, 'p2', votes.get(40)!, t + CATCHUP_RETRY_MS), ['p1']);
+});
