@@ -367,8 +367,6 @@ export class Replica implements ConsensusReplica {
   private requestedFrom: PeerId | null = null;
   /** The first height that request asked for. */
   private requestedHeight = 0;
-  /** The blocks from requestedHeight that peer claimed to hold (its height heard), at most a batch. */
-  private requestedBlocks = 0;
   /**
    * That peer answered with the block at requestedHeight, which we kept, and
    * a fair share of the rest (coversFairShare; catchupPeer: it keeps the
@@ -1856,9 +1854,6 @@ export class Replica implements ConsensusReplica {
     this.requestedUpTo = fromHeight + CATCHUP_BATCH_BLOCKS_MAX - 1;
     this.requestedFrom = from;
     this.requestedHeight = fromHeight;
-    // A peer heard at height H committed the blocks below H: all it can be expected to send.
-    const claimed = (this.peerHeights.get(from) ?? fromHeight + 1) - fromHeight;
-    this.requestedBlocks = Math.min(Math.max(claimed, 1), CATCHUP_BATCH_BLOCKS_MAX);
     this.requestAnswered = false;
     const bytes = encode(messageCodec, {
       kind: 'blockRequest',
@@ -2035,7 +2030,7 @@ export class Replica implements ConsensusReplica {
       input.from === this.requestedFrom &&
       kept.some((b) => b.block.header.height === this.requestedHeight)
     ) {
-      this.requestAnswered = this.coversFairShare(blocks);
+      this.requestAnswered = this.coversFairShare();
     }
     this.catchupBytes.set(input.from, held);
     // The log needs what it kept (a restart before these are executed replays
@@ -2049,27 +2044,36 @@ export class Replica implements ConsensusReplica {
   }
 
   /**
-   * Whether an answer to our request brings a fair share of it: at least
-   * CATCHUP_ANSWER_BLOCKS_MIN of the heights asked for (or every one its
-   * sender claimed to hold, if fewer), now buffered, or CATCHUP_ANSWER_BYTES_MIN
-   * of them. An honest server sends all it holds up to MESSAGE_BYTES_MAX; a
-   * peer that sends one block per request would otherwise keep the role and
-   * hold us to one block per retry period. O(blocks).
+   * Whether an answer to our request brings a fair share of it: the blocks
+   * buffered from requestedHeight on without a gap, which it completed (what
+   * it lets us apply now), are at least CATCHUP_ANSWER_BLOCKS_MIN (or every one
+   * the peers we may ask claim to hold, if fewer) or CATCHUP_ANSWER_BYTES_MIN.
+   * An honest server sends all it holds up to MESSAGE_BYTES_MAX; a peer that
+   * sends one block per request would otherwise keep the role and hold us to
+   * one block per retry period. Not the blocks the answer carries: copies of
+   * blocks held far ahead (its own, sent earlier and unchecked until their
+   * height) would count without moving us. O(peers heard + blocks counted),
+   * once per request.
    */
-  private coversFairShare(blocks: readonly CommittedBlock[]): boolean {
-    const wanted = Math.min(this.requestedBlocks, CATCHUP_ANSWER_BLOCKS_MIN);
-    const end = this.requestedHeight + CATCHUP_BATCH_BLOCKS_MAX;
-    const heights = new Set<number>();
-    let bytes = 0;
-    for (const b of blocks) {
-      const h = b.block.header.height;
-      if (h < this.requestedHeight || h >= end || heights.has(h) || !this.catchupBuffer.has(h)) {
-        continue;
+  private coversFairShare(): boolean {
+    // A peer heard at height H committed the blocks below H. What the peers
+    // we may ask claim now, not what the asked one claimed: one claiming a
+    // height or two past ours at each turn would otherwise keep the role with
+    // a block or two per request while others hold far more.
+    let claimed = 1;
+    for (const [peer, height] of this.peerHeights) {
+      if (height - this.requestedHeight > claimed && this.canServe(peer, this.requestedHeight)) {
+        claimed = height - this.requestedHeight;
       }
-      heights.add(h);
-      bytes += committedBytesOf(b);
     }
-    return heights.size >= wanted || bytes >= CATCHUP_ANSWER_BYTES_MIN;
+    const wanted = Math.min(claimed, CATCHUP_ANSWER_BLOCKS_MIN);
+    let bytes = 0;
+    for (let h = this.requestedHeight; h - this.requestedHeight < wanted; h++) {
+      const source = this.catchupSources.get(h);
+      if (source === undefined) return bytes >= CATCHUP_ANSWER_BYTES_MIN;
+      bytes += source.bytes;
+    }
+    return true;
   }
 
   /** Decides the current height from a caught-up block once its certificate checks against our validator set. */

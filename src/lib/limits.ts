@@ -258,8 +258,8 @@ export const CATCHUP_BUFFER_BYTES_PER_PEER_MAX = 2 * MESSAGE_BYTES_MAX;
 export const CATCHUP_RETRY_MS = 1_000;
 /**
  * An answer to a catch-up request keeps its sender the role of the peer asked
- * (docs/protocol.md, "Catch-up") only if it brings at least this many of the
- * blocks asked for, or all the sender claimed to hold if fewer, or
+ * (docs/protocol.md, "Catch-up") only if it lets us apply at least this many
+ * blocks from the first asked for, or all the peers claim to hold if fewer, or
  * CATCHUP_ANSWER_BYTES_MIN of them. A peer answering each request with one
  * block would otherwise keep the role and set a pace of one block per retry
  * period. A quarter batch, not a whole one: part of an honest answer can be

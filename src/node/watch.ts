@@ -6,8 +6,7 @@
 // Only certified blocks count: a lone proposal may come from a faulty proposer.
 // A block that agrees with us costs a comparison; one that disagrees costs up
 // to a certificate's signature checks, so the check is bounded (DivergenceWatch):
-// one block per message, one check per peer and height, none for a peer whose
-// blocks the replica already refuses.
+// one block per message, one check per peer and height.
 
 import { Writer, decode } from '../codec/wire.ts';
 import type {
@@ -47,11 +46,6 @@ interface AppState {
 interface ReplicaView {
   readonly height: number;
   readonly validators: ValidatorSet;
-}
-
-interface GuardedReplicaView extends ReplicaView {
-  /** The peer sent a catch-up block that failed its checks: the replica drops its blocks unread. */
-  refusesBlocksFrom(peer: PeerId): boolean;
 }
 
 /**
@@ -109,12 +103,16 @@ function divergenceOf(
 
 /**
  * checkCertifiedBlock for the messages of every peer, bounded per peer: a
- * peer whose blocks the replica refuses is not examined, and a peer whose
- * disagreeing block was not certified is not examined again at that height.
- * An honest peer serves only blocks it verified, so its first disagreeing
- * block at a height is certified and halts us; without the bound a faulty
- * one (or f Byzantine validators signing its forgeries) cost up to f+1
- * signature checks per message, before the replica dropped it.
+ * peer whose disagreeing block was not certified is not examined again at
+ * that height. An honest peer serves only blocks it verified, so its first
+ * disagreeing block at a height is certified and halts us; without the bound
+ * a faulty one (or f Byzantine validators signing its forgeries) cost up to
+ * f+1 signature checks per message, before the replica dropped it. A peer
+ * whose blocks the replica refuses is examined all the same: the replica
+ * refuses the sender of a buffered block that disagrees with our state, which
+ * is how a real divergence is first met while catching up (the blocks
+ * buffered past our next height are not examined here), and a lone peer (a
+ * validator's sentry) is then the only one that can show it to us.
  */
 export class DivergenceWatch {
   /** The height at which each peer's disagreeing block was last checked. */
@@ -122,14 +120,9 @@ export class DivergenceWatch {
 
   constructor(private readonly verifier: Verifier) {}
 
-  check(
-    from: PeerId,
-    payload: Uint8Array,
-    app: AppState,
-    replica: GuardedReplicaView,
-  ): Divergence | null {
+  check(from: PeerId, payload: Uint8Array, app: AppState, replica: ReplicaView): Divergence | null {
     if (payload[0] !== BLOCK_RESPONSE_TAG || replica.height !== app.height + 1) return null;
-    if (replica.refusesBlocksFrom(from) || this.checkedAt.get(from) === replica.height) return null;
+    if (this.checkedAt.get(from) === replica.height) return null;
     const block = divergentBlockOf(payload, app, replica);
     if (block === null) return null;
     this.note(from, replica.height);

@@ -188,6 +188,8 @@ export class Simulator {
   private readonly prng: Prng;
   private readonly faultPrng: Prng;
   private readonly peerIndex = new Map<string, number>();
+  /** Each node's peer name, by index. */
+  private readonly peerIds: string[] = [];
   private checkpointTag = -1;
   /** Whether any node committed since the run last asked whether it is done (asking is O(nodes)). */
   private committedSinceCheck = true;
@@ -252,8 +254,14 @@ export class Simulator {
     this.topology = buildTopology(config.topology, nodeKeys.length, config.seed, nodeKeys);
     this.network = new Network(this.topology, netPrng);
     const skewMax = config.faults === 'none' ? 5 : 50;
+    // Peers are named as the transport names them, by the key they connect
+    // with: the replica gives validators of the next height their own share of
+    // the messages it keeps for it. A twin (a second node with its key) gets
+    // another name, so it counts as a full node.
     for (let i = 0; i < nodeKeys.length; i++) {
-      this.peerIndex.set(`n${i}`, i);
+      const name = i < config.validators ? toHex(this.keys[nodeKeys[i]!]!.publicKey) : `n${i}`;
+      this.peerIds.push(name);
+      this.peerIndex.set(name, i);
     }
     for (let i = 0; i < nodeKeys.length; i++) {
       const keyIndex = nodeKeys[i]!;
@@ -270,7 +278,7 @@ export class Simulator {
         index: i,
         keyIndex,
         behavior,
-        peerId: `n${i}`,
+        peerId: this.peerIds[i]!,
         app,
         replica: null as unknown as Replica,
         wal: [],
@@ -407,7 +415,7 @@ export class Simulator {
         this.traceAppend(event.bytes);
         this.perform(
           node,
-          node.replica.onMessage(`n${event.from}`, event.bytes, this.nowMsOf(node)),
+          node.replica.onMessage(this.peerIds[event.from]!, event.bytes, this.nowMsOf(node)),
         );
         return;
       }

@@ -484,20 +484,48 @@ test('a peer answering each request with only the block asked for is passed over
   assert.deepEqual(deliver(h, 'p1', ahead, t + 2 * CATCHUP_RETRY_MS), ['p2']);
 });
 
-test('a peer only a block or two ahead keeps the role by sending all it holds: what a request expects is bounded by the height the peer was heard at', () => {
+test('a peer only a block or two ahead keeps the role by sending all it holds: what a request expects is bounded by the heights the peers were heard at', () => {
   const { h, votes } = runWithLagging(6);
   const lagging = h.nodes[3]!.replica;
   const t = h.nowMs;
-  // p1 is heard far ahead first and does not answer; p2 is heard one height ahead of us.
-  assert.deepEqual(deliver(h, 'p1', votes.get(6)!, t), ['p1']);
-  assert.deepEqual(deliver(h, 'p2', votes.get(2)!, t), []);
-  assert.deepEqual(deliver(h, 'p1', votes.get(6)!, t + CATCHUP_RETRY_MS), ['p2']);
-  // It holds block 1 only, and sends it: that is its whole share.
-  deliver(h, 'p2', responseOf(h, [1]), t + CATCHUP_RETRY_MS + 1);
+  // p2 and p3 are heard two heights ahead of us; p2 is asked.
+  assert.deepEqual(deliver(h, 'p2', votes.get(3)!, t), ['p2']);
+  assert.deepEqual(deliver(h, 'p3', votes.get(3)!, t), []);
+  // It holds blocks 1 and 2 only, and sends them: no peer claims more, so that is its whole share.
+  deliver(h, 'p2', responseOf(h, [1, 2]), t + 1);
+  assert.equal(lagging.height, 3);
+  // Heard ahead again, it is asked again although p3's message prompts the request.
+  assert.deepEqual(deliver(h, 'p2', votes.get(5)!, t + 2), []);
+  assert.deepEqual(deliver(h, 'p3', votes.get(5)!, t + CATCHUP_RETRY_MS), ['p2']);
+  deliver(h, 'p2', responseOf(h, [3, 4]), t + CATCHUP_RETRY_MS + 1);
+  assert.equal(lagging.height, 5);
+});
+
+test('a peer that claims to be only a block or two ahead while another claims more is held to the larger share: a low claim of its own does not let it keep the role with one block per request', () => {
+  const { h, votes } = runWithLagging(20);
+  const lagging = h.nodes[3]!.replica;
+  const t = h.nowMs;
+  // p2 is heard two heights ahead of us and asked; p1 is heard far ahead.
+  assert.deepEqual(deliver(h, 'p2', votes.get(3)!, t), ['p2']);
+  assert.deepEqual(deliver(h, 'p1', votes.get(20)!, t), []);
+  // p2 sends the two blocks it claims to hold: all of its own claim, far short of what p1 claims.
+  deliver(h, 'p2', responseOf(h, [1, 2]), t + 1);
+  assert.equal(lagging.height, 3);
+  // Claiming one height more at each turn, it would otherwise keep the role at a block or two per retry period.
+  assert.deepEqual(deliver(h, 'p2', votes.get(5)!, t + CATCHUP_RETRY_MS), ['p1']);
+});
+
+test('an answer is fair by the blocks it lets us apply: a peer that answers with the block asked for and copies of blocks it sent earlier, far ahead, does not keep the role', () => {
+  const { h, votes } = runWithLagging(40);
+  const lagging = h.nodes[3]!.replica;
+  const t = h.nowMs;
+  assert.deepEqual(deliver(h, 'p2', votes.get(40)!, t), ['p2']);
+  assert.deepEqual(deliver(h, 'p1', votes.get(40)!, t), []);
+  // Unasked, p2 sends real blocks far ahead: kept until their height comes.
+  const planted = range(20, CATCHUP_ANSWER_BLOCKS_MIN - 1);
+  deliver(h, 'p2', responseOf(h, planted), t + 1);
+  // Its answer: the block asked for, and those again (already held).
+  deliver(h, 'p2', responseOf(h, [1, ...planted]), t + 2);
   assert.equal(lagging.height, 2);
-  // Heard two ahead now, it is asked again although p1's message prompts the request.
-  assert.deepEqual(deliver(h, 'p2', votes.get(4)!, t + CATCHUP_RETRY_MS + 2), []);
-  assert.deepEqual(deliver(h, 'p1', votes.get(6)!, t + 2 * CATCHUP_RETRY_MS), ['p2']);
-  deliver(h, 'p2', responseOf(h, [2, 3]), t + 2 * CATCHUP_RETRY_MS + 1);
-  assert.equal(lagging.height, 4);
+  assert.deepEqual(deliver(h, 'p2', votes.get(40)!, t + CATCHUP_RETRY_MS), ['p1']);
 });

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writer, encode } from '../../src/codec/wire.ts';
-import type { CommittedBlock, PeerId, Verifier } from '../../src/consensus/index.ts';
+import type { CommittedBlock, Verifier } from '../../src/consensus/index.ts';
 import {
   SIGN_KIND_CONSENSUS,
   VOTE_TYPE,
@@ -31,15 +31,13 @@ function setup() {
       return h.verifier.verify(...args);
     },
   };
-  const refused = new Set<PeerId>();
   const replica = (height: number) => ({
     height,
     validators: h.nodes[0]!.replica.validators,
-    refusesBlocksFrom: (peer: PeerId) => refused.has(peer),
   });
   // Our state after each height differs from the chain's from here on.
   const app = (height: number) => ({ height, appHash: sha256(utf8(`ours ${height}`)) });
-  return { h, verifier, checks: () => checks, refused, replica, app };
+  return { h, verifier, checks: () => checks, replica, app };
 }
 
 /**
@@ -83,7 +81,7 @@ test('the divergence check examines one block of our height per message: a respo
   assert.equal(s.checks(), 2);
 });
 
-test('the divergence check is bounded per peer: once per height for a peer whose block was not certified, never for one the replica refuses; a certified block still halts', () => {
+test('the divergence check is bounded per peer: once per height for a peer whose block was not certified; a certified block still halts', () => {
   const s = setup();
   const watch = new DivergenceWatch(s.verifier);
   const app = s.app(HEIGHT - 1);
@@ -92,21 +90,33 @@ test('the divergence check is bounded per peer: once per height for a peer whose
     assert.equal(watch.check('p1', response([forged(s.h, HEIGHT, i)]), app, replica), null);
   }
   assert.equal(s.checks(), 2, 'one certificate for the first, none for the others');
-  // A peer the replica refuses costs nothing; another peer its own check.
-  s.refused.add('p2');
+  // Another peer costs its own check, once.
   assert.equal(watch.check('p2', response([forged(s.h, HEIGHT, 0)]), app, replica), null);
-  assert.equal(s.checks(), 2);
-  assert.equal(watch.check('p3', response([forged(s.h, HEIGHT, 0)]), app, replica), null);
+  assert.equal(watch.check('p2', response([forged(s.h, HEIGHT, 1)]), app, replica), null);
   assert.equal(s.checks(), 4);
+  assert.equal(watch.check('p3', response([forged(s.h, HEIGHT, 0)]), app, replica), null);
+  assert.equal(s.checks(), 6);
   // At the next height the first peer is examined again.
   const next = s.replica(HEIGHT + 1);
   const nextApp = s.app(HEIGHT);
   assert.equal(watch.check('p1', response([forged(s.h, HEIGHT + 1, 0)]), nextApp, next), null);
-  assert.equal(s.checks(), 6);
+  assert.equal(s.checks(), 8);
   // The chain's real block, certified, disagrees with our state: found.
   const real = s.h.nodes[0]!.store.get(HEIGHT + 1)!;
   const divergence = watch.check('p4', response([real]), nextApp, next);
   assert.ok(divergence !== null);
   assert.equal(divergence.height, HEIGHT);
+  assert.deepEqual(divergence.chainAppHash, real.block.header.previousAppHash);
+});
+
+test('a peer the replica refuses is still examined, once per height: a real divergence met among buffered catch-up blocks gets the peer refused, and its certified block must still halt us', () => {
+  const s = setup();
+  const watch = new DivergenceWatch(s.verifier);
+  // The replica applied the peer's buffered block of this height, found it
+  // disagrees with our state, and refuses the peer's blocks from then on:
+  // the watch does not ask.
+  const real = s.h.nodes[0]!.store.get(HEIGHT)!;
+  const divergence = watch.check('p1', response([real]), s.app(HEIGHT - 1), s.replica(HEIGHT));
+  assert.ok(divergence !== null, 'the only peer we hear from is our only way to learn of it');
   assert.deepEqual(divergence.chainAppHash, real.block.header.previousAppHash);
 });

@@ -215,3 +215,16 @@ test('real Ed25519 signatures, memoized across replicas', () => {
   assertClean(r);
   assert.ok(r.verify.computed * 2 < r.verify.calls);
 });
+
+test('peers are named as the transport names them, by their validator key: the replicas give each validator its share of the messages kept for the next height, full nodes (a twin) a bounded part', () => {
+  const sim = new Simulator({ ...DEFAULT_CONFIG, validators: 4, byzantine: 1, behavior: 'twins' });
+  const set = sim.nodes[0]!.replica.nextValidators;
+  for (let i = 0; i < 4; i++) {
+    assert.equal(sim.nodes[i]!.peerId, toHex(sim.keys[i]!.publicKey));
+    assert.ok(set.hasKeyHex(sim.nodes[i]!.peerId));
+  }
+  const twin = sim.nodes[4]!;
+  assert.equal(twin.keyIndex, 3);
+  assert.ok(!set.hasKeyHex(twin.peerId));
+  assertClean(sim.run());
+});
