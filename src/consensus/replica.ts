@@ -2089,7 +2089,27 @@ export class Replica implements ConsensusReplica {
     const source = this.catchupSources.get(this.heightValue)?.from;
     this.unbuffer(this.heightValue);
     const hash = blockHashOf(next.block);
-    const problem = !this.verifyCommit(next.commit, this.chain.validators, this.heightValue, hash)
+    const certified = this.verifyCommit(next.commit, this.chain.validators, this.heightValue, hash);
+    const header = next.block.header;
+    if (
+      certified &&
+      header.chainId === this.chainId &&
+      bytesEqual(header.previousBlockHash, this.chain.lastBlockHash) &&
+      !bytesEqual(header.previousAppHash, this.chain.appHash)
+    ) {
+      // The validators committed the block after ours on a state other than
+      // the one we computed: our execution diverged. Refusing its sender (an
+      // honest peer) and waiting would stall us silently, a full node behind
+      // one peer for good; the node must halt and say so instead.
+      this.emit({
+        kind: 'diverged',
+        height: this.heightValue - 1,
+        ourAppHash: this.chain.appHash,
+        chainAppHash: header.previousAppHash,
+      });
+      return;
+    }
+    const problem = !certified
       ? 'badCertificate'
       : this.checkCommittedBlock(next.block, next.commit);
     if (problem !== null) {

@@ -232,7 +232,20 @@ export type Effect =
    * replica's key that this replica never signed (another process signs with
    * the key, or this one lost its WAL); it signs nothing up to `untilHeight`.
    */
-  | { readonly kind: 'signingPaused'; readonly height: number; readonly untilHeight: number };
+  | { readonly kind: 'signingPaused'; readonly height: number; readonly untilHeight: number }
+  /**
+   * Notification: a block of this replica's next height, certified by the
+   * validators and following its last block, says the state after `height`
+   * is `chainAppHash`, not the `ourAppHash` its application computed: its
+   * execution diverged from the chain's. It decides nothing more (the node
+   * halts: AppHashMismatch).
+   */
+  | {
+      readonly kind: 'diverged';
+      readonly height: number;
+      readonly ourAppHash: Uint8Array;
+      readonly chainAppHash: Uint8Array;
+    };
 
 // --- write-ahead log ------------------------------------------------------------
 

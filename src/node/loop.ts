@@ -292,20 +292,7 @@ export class NodeLoop {
   onConsensusMessage(from: PeerId, payload: Uint8Array): void {
     if (!this.running) return;
     const problem = this.divergence.check(from, payload, this.options.app, this.replica);
-    if (problem !== null) {
-      this.halt({
-        code: 'AppHashMismatch',
-        message: `a block certified by the validators says the state after height ${problem.height} is ${toHex(problem.chainAppHash)}, ours is ${toHex(problem.ourAppHash)}`,
-        height: problem.height,
-        details: {
-          from,
-          ourAppHash: toHex(problem.ourAppHash),
-          chainAppHash: toHex(problem.chainAppHash),
-          certifiedHeight: problem.height + 1,
-        },
-      });
-      return;
-    }
+    if (problem !== null) return this.haltDiverged(problem, from);
     this.enqueue({ kind: 'message', from, bytes: payload, nowMs: this.clock.nowMs() });
   }
 
@@ -501,6 +488,8 @@ export class NodeLoop {
           'a validator signed two conflicting votes',
         );
         return;
+      case 'diverged':
+        return this.haltDiverged(effect);
       case 'signingPaused':
         this.log.error(
           { height: effect.height, untilHeight: effect.untilHeight },
@@ -510,6 +499,24 @@ export class NodeLoop {
         );
         return;
     }
+  }
+
+  /** A block certified by the validators says the state after `height` is not ours. */
+  private haltDiverged(
+    problem: { height: number; ourAppHash: Uint8Array; chainAppHash: Uint8Array },
+    from?: PeerId,
+  ): void {
+    this.halt({
+      code: 'AppHashMismatch',
+      message: `a block certified by the validators says the state after height ${problem.height} is ${toHex(problem.chainAppHash)}, ours is ${toHex(problem.ourAppHash)}`,
+      height: problem.height,
+      details: {
+        ...(from !== undefined ? { from } : {}),
+        ourAppHash: toHex(problem.ourAppHash),
+        chainAppHash: toHex(problem.chainAppHash),
+        certifiedHeight: problem.height + 1,
+      },
+    });
   }
 
   private build(height: number, round: number): Input {

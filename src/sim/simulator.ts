@@ -527,6 +527,10 @@ export class Simulator {
         return this.finalize(node, effect);
       case 'committed':
         return this.committed(node, effect.height, effect.round, effect.blockHash);
+      case 'diverged':
+        // Every honest node executes the same blocks to the same state.
+        assert(!isHonest(node), `honest node ${node.index} diverged after height ${effect.height}`);
+        return;
       case 'signingPaused':
         // Only a Byzantine node signs with a key twice, and it does not watch:
         // an honest node that pauses took its own signature for another's.

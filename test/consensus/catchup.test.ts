@@ -529,3 +529,31 @@ test('an answer is fair by the blocks it lets us apply: a peer that answers with
   assert.equal(lagging.height, 2);
   assert.deepEqual(deliver(h, 'p2', votes.get(40)!, t + CATCHUP_RETRY_MS), ['p1']);
 });
+
+test('a replica whose execution diverged from the chain says so when a certified block of its next height shows it, instead of refusing the peer that sent it and waiting', () => {
+  const h = new Harness({ n: 4, seed: 33 });
+  const app = h.nodes[3]!.app;
+  const execute = app.finalizeBlock.bind(app);
+  // Node 3 computes another state after height 5 (a nondeterminism bug, say).
+  app.finalizeBlock = (block, commit) => {
+    const r = execute(block, commit);
+    if (block.header.height !== 5) return r;
+    app.appHash = new Uint8Array(32).fill(7);
+    const wrong = { ...r, appHash: app.appHash };
+    app.results.set(5, wrong);
+    return wrong;
+  };
+  const diverged: Extract<Effect, { kind: 'diverged' }>[] = [];
+  h.afterEffect = (node, e) => {
+    if (node.index === 3 && e.kind === 'diverged') diverged.push(e);
+  };
+  h.startAll();
+  assert.ok(h.run(() => h.minCommitted([0, 1, 2]) >= 10));
+  assert.ok(diverged.length > 0, 'the divergence was reported');
+  const e = diverged[0]!;
+  assert.equal(e.height, 5);
+  assert.deepEqual(e.ourAppHash, app.results.get(5)!.appHash);
+  assert.deepEqual(e.chainAppHash, h.nodes[0]!.app.results.get(5)!.appHash);
+  // It executed nothing past the divergence.
+  assert.equal(h.height(3), 5);
+});
