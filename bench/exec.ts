@@ -15,6 +15,8 @@
 // an unknown order: refused, but each consumes a nonce), so the addresses
 // start with the nonce windows of a long-running chain (N = NONCE_WINDOW: full).
 //
+// It runs with V8's allocation-site pretenuring off, as the node does (bin/zomma.js).
+//
 //   npm run bench:exec [-- --txs 200000 --block 2000 --accounts 10000 --seed 1 --rounds 3 --warm-nonces 0]
 
 import { createHash } from 'node:crypto';
