@@ -155,7 +155,9 @@ export interface NodeLoopOptions {
   readonly walRotateBytes?: number;
   /**
    * Makes what the hooks wrote beside the blocks durable (the node's results
-   * log): called with the blocks' own barrier.
+   * log): called before a snapshot is saved, which a restart resumes from
+   * without executing (and recording) the heights below it again. Not before
+   * each WAL sync: the heights after the snapshot are executed again.
    */
   readonly flush?: () => void;
   readonly hooks?: LoopHooks;
@@ -540,7 +542,6 @@ export class NodeLoop {
   /** The barrier for the deferred block saves. */
   private flushStored(): void {
     this.options.storage.blocks.flush?.();
-    this.options.flush?.();
   }
 
   private noteSync(ms: number): void {
@@ -634,8 +635,10 @@ export class NodeLoop {
     const every = this.options.snapshotEveryHeights;
     if (every <= 0 || height % every !== 0) return;
     const snapshots = this.options.storage.snapshots;
-    // Restart needs every block between a snapshot and the checkpoint after it.
+    // Restart needs every block between a snapshot and the checkpoint after
+    // it, and the results of every height up to the snapshot.
     this.flushStored();
+    this.options.flush?.();
     snapshots.save(height, this.options.app.encodeSnapshot());
     // Pruning keeps the newest snapshots only, and a restart after a power cut
     // resumes from the last durable checkpoint: made durable here (height − 1,

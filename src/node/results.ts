@@ -503,11 +503,14 @@ export class MemoryResultsStore implements ResultsStore {
 
 /**
  * Results in a record log: record i holds height base + i (base in the file
- * header). Saves are not synced on the spot: the fsync runs in the background
- * and flush() is the barrier the node calls before anything that makes a later
- * height durable. A save with its details (every save the node makes) is
- * written at once; one without waits in memory for them (saveDetails) and is
- * written with them, or as it is by the next save, load or flush.
+ * header). Saves are not synced: flush() is the barrier the node calls before
+ * it saves a snapshot, the one thing that needs the results below it (a
+ * restore re-executes, and so records again, every height after the snapshot
+ * it starts from; restore.ts). A sync per height would cost an fdatasync on
+ * every validator for every block. A save with its details (every save the
+ * node makes) is written at once; one without waits in memory for them
+ * (saveDetails) and is written with them, or as it is by the next save, load
+ * or flush.
  */
 export class FileResultsStore implements ResultsStore {
   private base: number;
@@ -590,7 +593,6 @@ export class FileResultsStore implements ResultsStore {
     if (pending === null) return;
     this.pending = null;
     this.refs.push(this.log.append(encode(blockResultsCodec, pending), false));
-    this.log.syncInBackground();
   }
 }
 

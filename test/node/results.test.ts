@@ -20,7 +20,7 @@ import {
   openFileResultsStore,
 } from '../../src/node/results.ts';
 import { runNode } from '../../src/node/runtime.ts';
-import { StorageError } from '../../src/node/storage/index.ts';
+import { StorageError, recordLogSyncs } from '../../src/node/storage/index.ts';
 import { initSoloHome, until } from '../e2e/helpers.ts';
 import { tempDir } from './helpers.ts';
 
@@ -238,6 +238,23 @@ test('the file results store: details join the last saved height and survive reo
     memory.saveDetails(1, { events: [], insuranceQuote: 0n, auctionTradesKept: true });
     assert.deepEqual(memory.load(1), { ...sample(1), details: DETAILS });
     assert.deepEqual(memory.load(2), sample(2));
+  } finally {
+    tmp.remove();
+  }
+});
+
+test('the file results store syncs only when flushed (before a snapshot), not per block', () => {
+  const tmp = tempDir('zomma-results-');
+  try {
+    const store = openFileResultsStore(join(tmp.dir, 'results.log'));
+    const before = { ...recordLogSyncs };
+    for (let h = 1; h <= 5; h++) store.save({ ...sample(h), details: DETAILS });
+    assert.deepEqual(recordLogSyncs, before, 'saves start no fdatasync');
+    store.flush();
+    assert.equal(recordLogSyncs.foreground, before.foreground + 1, 'one sync covers them all');
+    store.flush();
+    assert.equal(recordLogSyncs.foreground, before.foreground + 1, 'nothing new: no sync');
+    store.close();
   } finally {
     tmp.remove();
   }
