@@ -685,7 +685,7 @@ const WAL_CHECKPOINT_TAG = 0;
 const WAL_SIGNED_TAG = 2;
 
 /** A synced WAL record other than a checkpoint (whose sync may come with a rotation). */
-function isSignedSync(effect: Effect): boolean {
+function isSyncedRecord(effect: Effect): boolean {
   return effect.kind === 'persist' && effect.sync && effect.record[0] !== WAL_CHECKPOINT_TAG;
 }
 
@@ -714,12 +714,14 @@ function mayWaitForLaterSync(effect: Effect): boolean {
  * little longer; the last signature leaves sooner.
  */
 export function coalesceSyncs(effects: readonly Effect[]): readonly Effect[] {
-  if (effects.filter(isSignedSync).length < 2) return effects;
+  let synceds = 0;
+  for (const effect of effects) if (isSyncedRecord(effect)) synceds++;
+  if (synceds < 2) return effects;
   const out: Effect[] = [];
   let i = 0;
   while (i < effects.length) {
     let synced = effects[i]!;
-    if (!isSignedSync(synced)) {
+    if (!isSyncedRecord(synced)) {
       out.push(synced);
       i++;
       continue;
@@ -728,7 +730,7 @@ export function coalesceSyncs(effects: readonly Effect[]): readonly Effect[] {
     for (;;) {
       let next = i + 1;
       while (next < effects.length && mayWaitForLaterSync(effects[next]!)) next++;
-      if (next >= effects.length || !isSignedSync(effects[next]!)) break;
+      if (next >= effects.length || !isSyncedRecord(effects[next]!)) break;
       out.push(withoutSync(synced));
       for (let k = i + 1; k < next; k++) {
         const between = effects[k]!;
