@@ -57,18 +57,46 @@ const NODE_PREFIX = Uint8Array.of(0x01);
  */
 export function merkleRoot(leaves: Uint8Array[]): Uint8Array {
   if (leaves.length === 0) return sha256();
-  const level: Uint8Array[] = leaves.map((leaf) => sha256(LEAF_PREFIX, leaf));
-  return subtreeRoot(level, 0, level.length);
+  if (!ONE_SHOT) {
+    const level: Uint8Array[] = leaves.map((leaf) => sha256(LEAF_PREFIX, leaf));
+    return subtreeRoot(level, 0, level.length, (l, r) => sha256(NODE_PREFIX, l, r));
+  }
+  // Each hash's input is staged in one buffer and hashed one-shot: a block's
+  // root costs about two hashes per transaction on every validator, and a
+  // Hash object per hash cost more than the hashing.
+  let staged = Buffer.allocUnsafe(256);
+  const level = leaves.map((leaf) => {
+    if (staged.length < 1 + leaf.length) staged = Buffer.allocUnsafe(2 * (1 + leaf.length));
+    staged[0] = LEAF_PREFIX[0]!;
+    staged.set(leaf, 1);
+    return hash('sha256', staged.subarray(0, 1 + leaf.length), 'buffer');
+  });
+  const node = Buffer.allocUnsafe(1 + 2 * HASH_BYTES);
+  node[0] = NODE_PREFIX[0]!;
+  const root = subtreeRoot(level, 0, level.length, (left, right) => {
+    node.set(left, 1);
+    node.set(right, 1 + HASH_BYTES);
+    return hash('sha256', node, 'buffer');
+  });
+  // A plain Uint8Array of its own, as sha256() returns.
+  const out = new Uint8Array(HASH_BYTES);
+  out.set(root);
+  return out;
 }
 
 /** The root over hashed leaves [start, end); O(n) hashes, O(log n) stack. */
-function subtreeRoot(hashes: Uint8Array[], start: number, end: number): Uint8Array {
+function subtreeRoot(
+  hashes: Uint8Array[],
+  start: number,
+  end: number,
+  join: (left: Uint8Array, right: Uint8Array) => Uint8Array,
+): Uint8Array {
   const n = end - start;
   assert(n >= 1, 'empty subtree');
   if (n === 1) return hashes[start]!;
   let k = 1;
   while (k * 2 < n) k *= 2;
-  const left = subtreeRoot(hashes, start, start + k);
-  const right = subtreeRoot(hashes, start + k, end);
-  return sha256(NODE_PREFIX, left, right);
+  const left = subtreeRoot(hashes, start, start + k, join);
+  const right = subtreeRoot(hashes, start + k, end, join);
+  return join(left, right);
 }

@@ -1,6 +1,10 @@
 // The parts of sodium-native (libsodium bindings; the package ships no types) that we use.
 declare module 'sodium-native' {
   interface Sodium {
+    /** Derives the Ed25519 public key (32 bytes) and secret key (64: seed then public key) of a 32-byte seed. */
+    crypto_sign_seed_keypair(publicKey: Uint8Array, secretKey: Uint8Array, seed: Uint8Array): void;
+    /** Writes the Ed25519 signature (64 bytes) of `message` by `secretKey` into `signature`. */
+    crypto_sign_detached(signature: Uint8Array, message: Uint8Array, secretKey: Uint8Array): void;
     /** True if `signature` is a valid Ed25519 signature of `message` by `publicKey`; throws on wrong lengths. */
     crypto_sign_verify_detached(
       signature: Uint8Array,

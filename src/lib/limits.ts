@@ -648,6 +648,14 @@ export const MEMPOOL_PENDING_CHECKS_MAX = 10_000;
 export const SIGNATURE_CACHE_ENTRIES_MAX = 100_000;
 /** Default heights between two application snapshots. */
 export const SNAPSHOT_EVERY_HEIGHTS_DEFAULT = 100;
+/**
+ * Heights of results written between two background fdatasyncs of the results
+ * log. Nothing needs them durable before a snapshot (results.ts), so a sync per
+ * block would be an fdatasync per validator and block for nothing; but the
+ * snapshot's barrier must not find hundreds of heights to write out at once
+ * (megabytes at full blocks), stalling the loop while it syncs.
+ */
+export const RESULTS_SYNC_EVERY_HEIGHTS = 32;
 /** Snapshots kept on disk. */
 export const SNAPSHOTS_KEPT = 3;
 /** Peers in one node's config. */

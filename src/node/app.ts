@@ -52,6 +52,14 @@ export interface ExchangeAppOptions {
   readonly consensusGenesis: ConsensusGenesis;
   readonly signatures: SignatureCache;
   /**
+   * A transaction this node already admitted, by its exact bytes (the
+   * mempool's lookup): decoded with the same chain id and signature-checked
+   * here, so a proposal's copy of it is not decoded, hashed or checked again.
+   */
+  readonly known?: (
+    raw: Uint8Array,
+  ) => { readonly tx: SignedTx; readonly hash: string } | undefined;
+  /**
    * This validator's price source (null: a full node, or no observations). Its
    * observation is the median of NODE_PRICE_SOURCES readings of it — for the
    * devnet's simulated source, independently noisy feeds.
@@ -286,6 +294,8 @@ export class ExchangeApp implements NodeApplication {
   }
 
   private check(raw: Uint8Array): { tx: SignedTx; hash: string } | null {
+    const held = this.options.known?.(raw);
+    if (held !== undefined) return { tx: held.tx, hash: held.hash };
     try {
       const checked = checkTxWithoutSignature(raw, this.chainId);
       const hash = toHex(checked.hash);

@@ -128,10 +128,23 @@ export class ZommaNode {
     this.results = options.results ?? new MemoryResultsStore();
     const clock = options.clock ?? systemClock;
     this.clock = clock;
+    // Before the application, which reads it (known) from its first block.
+    const chainId = options.genesis.chainId;
+    this.mempool = new Mempool({
+      chainId,
+      signatures: this.signatures,
+      verifyBatch: options.verifyBatch ?? verifyHere,
+      onAdmitted: (entries, from) => {
+        this.gossip(entries, from);
+        this.loop.txsAdmitted();
+      },
+      stillValid: (tx) => this.app.stillValid(tx),
+    });
     const appOptions = {
       genesis: options.genesis,
       consensusGenesis: options.consensusGenesis,
       signatures: this.signatures,
+      known: (raw: Uint8Array) => this.mempool.lookup(raw),
       prices: options.prices,
       ...(options.priceSources ? { priceSources: options.priceSources } : {}),
       nowMs: () => clock.nowMs(),
@@ -154,17 +167,6 @@ export class ZommaNode {
       snapshotHeight: restored.snapshotHeight,
       replayedBlocks: restored.replayedBlocks,
     };
-    const chainId = options.genesis.chainId;
-    this.mempool = new Mempool({
-      chainId,
-      signatures: this.signatures,
-      verifyBatch: options.verifyBatch ?? verifyHere,
-      onAdmitted: (entries, from) => {
-        this.gossip(entries, from);
-        this.loop.txsAdmitted();
-      },
-      stillValid: (tx) => this.app.stillValid(tx),
-    });
     const key = options.key;
     this.loop = new NodeLoop({
       genesis: options.consensusGenesis,

@@ -21,7 +21,12 @@ import { REJECT_CODES } from '../exchange/index.ts';
 import type { ActionResult, ExchangeEvent, Fill, OrderOutcome } from '../exchange/results.ts';
 import { ACTION_KINDS } from '../exchange/tx/types.ts';
 import { assert } from '../lib/assert.ts';
-import { BLOCK_TXS_MAX, STORED_RESULTS_BYTES_MAX, TX_BYTES_MAX } from '../lib/limits.ts';
+import {
+  BLOCK_TXS_MAX,
+  RESULTS_SYNC_EVERY_HEIGHTS,
+  STORED_RESULTS_BYTES_MAX,
+  TX_BYTES_MAX,
+} from '../lib/limits.ts';
 import type { RecordLog, RecordRef } from './storage/record_log.ts';
 import { openRecordLog } from './storage/record_log.ts';
 
@@ -503,16 +508,22 @@ export class MemoryResultsStore implements ResultsStore {
 
 /**
  * Results in a record log: record i holds height base + i (base in the file
- * header). Saves are not synced on the spot: the fsync runs in the background
- * and flush() is the barrier the node calls before anything that makes a later
- * height durable. A save with its details (every save the node makes) is
- * written at once; one without waits in memory for them (saveDetails) and is
- * written with them, or as it is by the next save, load or flush.
+ * header). Saves are not synced on the spot: flush() is the barrier the node
+ * calls before it saves a snapshot, the one thing that needs the results below
+ * it (a restore re-executes, and so records again, every height after the
+ * snapshot it starts from; restore.ts). A sync per height would cost an
+ * fdatasync on every validator for every block; one in the background every
+ * RESULTS_SYNC_EVERY_HEIGHTS keeps what the barrier has left to write small. A
+ * save with its details (every save the node makes) is written at once; one
+ * without waits in memory for them (saveDetails) and is written with them, or
+ * as it is by the next save, load or flush.
  */
 export class FileResultsStore implements ResultsStore {
   private base: number;
   private refs: RecordRef[];
   private pending: BlockResults | null = null;
+  /** Records written since the last background sync was started. */
+  private unsynced = 0;
 
   constructor(
     private readonly log: RecordLog,
@@ -590,7 +601,10 @@ export class FileResultsStore implements ResultsStore {
     if (pending === null) return;
     this.pending = null;
     this.refs.push(this.log.append(encode(blockResultsCodec, pending), false));
-    this.log.syncInBackground();
+    if (++this.unsynced >= RESULTS_SYNC_EVERY_HEIGHTS) {
+      this.unsynced = 0;
+      this.log.syncInBackground();
+    }
   }
 }
 

@@ -6,7 +6,8 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { NodeLoop, lastCheckpoint } from '../../src/node/loop.ts';
+import { NodeLoop, coalesceSyncs, lastCheckpoint } from '../../src/node/loop.ts';
+import type { Effect } from '../../src/consensus/index.ts';
 import { MemoryHub } from '../../src/node/network.ts';
 import type { PeerNetwork } from '../../src/node/network.ts';
 import { restoreApp } from '../../src/node/restore.ts';
@@ -33,6 +34,10 @@ class HeldWal implements Wal {
   passThrough = false;
   /** Make the next async sync fail. */
   failNext = false;
+  /** A block saved since the block store's last barrier (set by startSolo's block store). */
+  blocksUnflushed = false;
+  /** Signed records appended while a block waited for its barrier. */
+  signedBeforeBarrier = 0;
   private readonly held: (() => void)[] = [];
   private closed = false;
 
@@ -53,6 +58,8 @@ class HeldWal implements Wal {
     return this.inner.nextIndex();
   }
   append(record: Uint8Array, sync: boolean): number {
+    // Tag 2: a signed record (consensus codec.ts, WAL_TAG).
+    if (record[0] === 2 && this.blocksUnflushed) this.signedBeforeBarrier++;
     const index = this.inner.append(record, sync);
     this.appended++;
     if (sync) this.durable = this.appended;
@@ -106,9 +113,19 @@ function startSolo(dir: string, passThrough = false): Solo {
   const storage = openStorage(dir);
   const wal = new HeldWal(storage.wal);
   wal.passThrough = passThrough;
+  const inner0 = storage.blocks;
+  const blocks: Storage['blocks'] = Object.create(inner0) as Storage['blocks'];
+  blocks.saveDeferred = (height, bytes) => {
+    inner0.saveDeferred!(height, bytes);
+    wal.blocksUnflushed = true;
+  };
+  blocks.flush = () => {
+    inner0.flush!();
+    wal.blocksUnflushed = false;
+  };
   const held: Storage = {
     wal,
-    blocks: storage.blocks,
+    blocks,
     snapshots: storage.snapshots,
     close: () => {
       wal.close();
@@ -171,7 +188,9 @@ test('a signed message leaves only once the WAL record before it is durable; inp
       solo.wal.release();
       releases++;
     }
-    assert.ok(releases >= 2, `proposal and votes synced one by one (${releases})`);
+    // Alone, a validator signs its proposal, prevote and precommit in one
+    // batch: one sync covers the three (coalesceSyncs).
+    assert.equal(releases, 1, `proposal and votes synced together (${releases})`);
     assert.ok(solo.loop.stats.inputs > inputs, 'the waiting input was handled after the sync');
     assert.ok(solo.sent.length > 0, 'the signed messages left after their syncs');
     assert.ok(
@@ -183,6 +202,10 @@ test('a signed message leaves only once the WAL record before it is durable; inp
     if (solo.wal.heldCount > 0) solo.wal.release();
     await waitFor(() => solo.app.height >= 4, 10_000, 'height 4');
     assert.ok(solo.sent.every((durable) => durable));
+    // Restart reads a signed record after a checkpoint as proof that its
+    // block was synced, so even one appended without its own sync follows
+    // the block store's barrier.
+    assert.equal(solo.wal.signedBeforeBarrier, 0);
     assert.equal(solo.loop.haltReport, null);
     assert.ok(solo.loop.stats.walSyncs > 0, 'async syncs are counted');
   } finally {
@@ -256,4 +279,72 @@ test('peer messages arriving while a sync runs are held up to LOOP_QUEUED_MESSAG
     solo.storage.close();
     tmp.remove();
   }
+});
+
+test('coalesceSyncs: synced records with only sends, timeouts and unsynced records between share the last sync; the sends wait for it', () => {
+  const signed = (n: number): Effect => ({
+    kind: 'persist',
+    record: new Uint8Array([2, n]),
+    sync: true,
+  });
+  const logged = (n: number): Effect => ({
+    kind: 'persist',
+    record: new Uint8Array([1, n]),
+    sync: false,
+  });
+  const checkpoint: Effect = { kind: 'persist', record: new Uint8Array([0, 9]), sync: true };
+  const broadcast = (n: number): Effect => ({ kind: 'broadcast', bytes: new Uint8Array([n]) });
+  const timeout: Effect = {
+    kind: 'scheduleTimeout',
+    timeout: { height: 1, round: 0, step: 1 },
+    delayMs: 10,
+  };
+  const unsynced = (e: Effect): Effect => ({ ...e, sync: false }) as Effect;
+
+  // A proposer's batch: its proposal, then its prevote.
+  assert.deepEqual(
+    coalesceSyncs([
+      logged(1),
+      signed(1),
+      broadcast(1),
+      timeout,
+      logged(2),
+      signed(2),
+      broadcast(2),
+    ]),
+    [logged(1), unsynced(signed(1)), timeout, logged(2), signed(2), broadcast(1), broadcast(2)],
+  );
+  // Three in a row, and what follows the last stays after its sends.
+  assert.deepEqual(
+    coalesceSyncs([
+      signed(1),
+      broadcast(1),
+      signed(2),
+      broadcast(2),
+      signed(3),
+      broadcast(3),
+      timeout,
+    ]),
+    [
+      unsynced(signed(1)),
+      unsynced(signed(2)),
+      signed(3),
+      broadcast(1),
+      broadcast(2),
+      broadcast(3),
+      timeout,
+    ],
+  );
+  // A checkpoint (it may rotate the WAL) or any other effect between keeps both syncs.
+  const apart: Effect[] = [signed(1), broadcast(1), checkpoint, signed(2), broadcast(2)];
+  assert.deepEqual(coalesceSyncs(apart), apart);
+  const built: Effect[] = [
+    signed(1),
+    broadcast(1),
+    { kind: 'buildProposal', height: 2, round: 0 },
+    signed(2),
+  ];
+  assert.deepEqual(coalesceSyncs(built), built);
+  const one: Effect[] = [logged(1), signed(1), broadcast(1), timeout];
+  assert.equal(coalesceSyncs(one), one, 'a single sync: the batch as it is');
 });

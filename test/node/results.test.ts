@@ -12,6 +12,7 @@ import { ZommaClient, generateKey } from '../../src/api/client/index.ts';
 import type { TxView } from '../../src/api/client/index.ts';
 import { decode, encode } from '../../src/codec/wire.ts';
 import { HOME_FILES } from '../../src/node/config.ts';
+import { RESULTS_SYNC_EVERY_HEIGHTS } from '../../src/lib/limits.ts';
 import type { BlockDetails, BlockResults } from '../../src/node/results.ts';
 import {
   MemoryResultsStore,
@@ -20,7 +21,7 @@ import {
   openFileResultsStore,
 } from '../../src/node/results.ts';
 import { runNode } from '../../src/node/runtime.ts';
-import { StorageError } from '../../src/node/storage/index.ts';
+import { StorageError, recordLogSyncs } from '../../src/node/storage/index.ts';
 import { initSoloHome, until } from '../e2e/helpers.ts';
 import { tempDir } from './helpers.ts';
 
@@ -238,6 +239,28 @@ test('the file results store: details join the last saved height and survive reo
     memory.saveDetails(1, { events: [], insuranceQuote: 0n, auctionTradesKept: true });
     assert.deepEqual(memory.load(1), { ...sample(1), details: DETAILS });
     assert.deepEqual(memory.load(2), sample(2));
+  } finally {
+    tmp.remove();
+  }
+});
+
+test('the file results store syncs in the background every RESULTS_SYNC_EVERY_HEIGHTS, and when flushed (before a snapshot)', () => {
+  const tmp = tempDir('zomma-results-');
+  try {
+    const store = openFileResultsStore(join(tmp.dir, 'results.log'));
+    const before = { ...recordLogSyncs };
+    const save = (h: number) => store.save({ ...sample(h), details: DETAILS });
+    for (let h = 1; h < RESULTS_SYNC_EVERY_HEIGHTS; h++) save(h);
+    assert.deepEqual(recordLogSyncs, before, 'no fdatasync per block');
+    save(RESULTS_SYNC_EVERY_HEIGHTS);
+    assert.equal(recordLogSyncs.background, before.background + 1, 'one in the background');
+    for (let h = 1; h <= 5; h++) save(RESULTS_SYNC_EVERY_HEIGHTS + h);
+    assert.equal(recordLogSyncs.background, before.background + 1);
+    store.flush();
+    assert.equal(recordLogSyncs.foreground, before.foreground + 1, 'the barrier covers the rest');
+    store.flush();
+    assert.equal(recordLogSyncs.foreground, before.foreground + 1, 'nothing new: no sync');
+    store.close();
   } finally {
     tmp.remove();
   }

@@ -13,7 +13,7 @@
 import type { VerifyItem } from '../../crypto/index.ts';
 import type { CheckedTx, SignedTx } from '../../exchange/tx/index.ts';
 import { TxError, checkTxWithoutSignature, txSignedBytes } from '../../exchange/tx/index.ts';
-import { toHex } from '../../lib/bytes.ts';
+import { bytesEqual, toHex } from '../../lib/bytes.ts';
 import { ZommaError } from '../../lib/errors.ts';
 import {
   MEMPOOL_BYTES_MAX,
@@ -41,6 +41,22 @@ export type MempoolErrorCode =
   | 'TxStale';
 
 export class MempoolError extends ZommaError<MempoolErrorCode> {}
+
+/** Trailing bytes of a transaction that index it by content: its signature's last six. */
+const TAIL_KEY_BYTES = 6;
+
+/**
+ * The last TAIL_KEY_BYTES bytes as an integer (below 2^48, exact): a
+ * transaction ends with its Ed25519 signature, so transactions rarely share
+ * one, and a lookup confirms the whole bytes anyway.
+ */
+function tailKey(bytes: Uint8Array): number {
+  let key = 0;
+  for (let i = Math.max(0, bytes.length - TAIL_KEY_BYTES); i < bytes.length; i++) {
+    key = key * 256 + bytes[i]!;
+  }
+  return key;
+}
 
 export interface MempoolEntry {
   readonly hash: string;
@@ -102,6 +118,8 @@ interface Pending {
 
 export class Mempool {
   private readonly entries = new Map<string, MempoolEntry>();
+  /** Entries by tailKey of their bytes (the first held of any that share one). */
+  private readonly byTail = new Map<number, MempoolEntry>();
   private readonly perAccount = new Map<string, number>();
   /** What each peer's gossip holds: its share's bound, and its hashes in arrival order (for eviction). */
   private readonly perPeer = new Map<string, { bytes: number; readonly hashes: Set<string> }>();
@@ -138,6 +156,18 @@ export class Mempool {
 
   has(hash: string): boolean {
     return this.entries.has(hash);
+  }
+
+  /**
+   * The entry holding exactly these bytes, if held: a proposal's transactions
+   * arrive as bytes of their own, and those this pool holds were decoded,
+   * hashed and signature-checked at admission. Without a hash to look up by,
+   * found by the bytes' tail and confirmed on all of them; one sharing its
+   * tail with another held entry is not found (the caller checks it itself).
+   */
+  lookup(bytes: Uint8Array): MempoolEntry | undefined {
+    const entry = this.byTail.get(tailKey(bytes));
+    return entry !== undefined && bytesEqual(entry.bytes, bytes) ? entry : undefined;
   }
 
   /**
@@ -314,6 +344,8 @@ export class Mempool {
 
   private insert(entry: MempoolEntry): void {
     this.entries.set(entry.hash, entry);
+    const key = tailKey(entry.bytes);
+    if (!this.byTail.has(key)) this.byTail.set(key, entry);
     this.bytesTotal += entry.bytes.length;
     this.perAccount.set(entry.account, (this.perAccount.get(entry.account) ?? 0) + 1);
     if (entry.from !== null) {
@@ -331,6 +363,8 @@ export class Mempool {
     const entry = this.entries.get(hash);
     if (entry === undefined) return;
     this.entries.delete(hash);
+    const key = tailKey(entry.bytes);
+    if (this.byTail.get(key) === entry) this.byTail.delete(key);
     this.bytesTotal -= entry.bytes.length;
     const count = (this.perAccount.get(entry.account) ?? 1) - 1;
     if (count === 0) this.perAccount.delete(entry.account);

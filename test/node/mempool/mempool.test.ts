@@ -218,3 +218,26 @@ test('a transaction the committed state already refuses (nonce used or too old, 
   assert.equal((await pool.add(faucet(50, 8).bytes)).ok, true);
   assert.equal(pool.size, 1);
 });
+
+test('lookup finds a held transaction by a copy of its bytes, never other bytes sharing its tail', async () => {
+  const pool = new Mempool({ chainId: CHAIN, verifyBatch, signatures: new SignatureCache() });
+  const a = faucet(1, 1);
+  const b = faucet(2, 1);
+  assert.equal((await pool.add(a.bytes)).ok, true);
+  assert.equal((await pool.add(b.bytes)).ok, true);
+  const copy = Uint8Array.from(a.bytes);
+  const held = pool.lookup(copy);
+  assert.ok(held !== undefined);
+  assert.equal(held.hash, Buffer.from(a.hash).toString('hex'));
+  assert.equal(held.tx.nonce, 1);
+  assert.deepEqual(held.tx.account, a.tx.account);
+  // Other bytes with the same signature tail (a forged copy, say) are not it.
+  const forged = Uint8Array.from(a.bytes);
+  forged[0]! ^= 1;
+  assert.equal(pool.lookup(forged), undefined);
+  assert.equal(pool.lookup(Uint8Array.of(1, 2, 3)), undefined);
+  // Committed: gone from the index with the entry.
+  pool.removeCommitted([held.hash]);
+  assert.equal(pool.lookup(copy), undefined);
+  assert.ok(pool.lookup(Uint8Array.from(b.bytes)) !== undefined);
+});
