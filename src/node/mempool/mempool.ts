@@ -124,7 +124,14 @@ export class Mempool {
   /** What each peer's gossip holds: its share's bound, and its hashes in arrival order (for eviction). */
   private readonly perPeer = new Map<string, { bytes: number; readonly hashes: Set<string> }>();
   private readonly committed = new Set<string>();
-  private readonly committedOrder: string[] = [];
+  /**
+   * The remembered committed hashes in commit order, as a ring: once full, the
+   * next one replaces the oldest (at committedNext). Trimming an array from
+   * the front instead moved all MEMPOOL_COMMITTED_HASHES_MAX of them on every
+   * block once full.
+   */
+  private readonly committedRing: string[] = [];
+  private committedNext = 0;
   private readonly pendingHashes = new Set<string>();
   private pending: Pending[] = [];
   private flushScheduled = false;
@@ -416,11 +423,14 @@ export class Mempool {
       this.remove(hash);
       if (this.committed.has(hash)) continue;
       this.committed.add(hash);
-      this.committedOrder.push(hash);
+      if (this.committedRing.length < MEMPOOL_COMMITTED_HASHES_MAX) {
+        this.committedRing.push(hash);
+        continue;
+      }
+      this.committed.delete(this.committedRing[this.committedNext]!);
+      this.committedRing[this.committedNext] = hash;
+      this.committedNext = (this.committedNext + 1) % MEMPOOL_COMMITTED_HASHES_MAX;
     }
-    const excess = this.committedOrder.length - MEMPOOL_COMMITTED_HASHES_MAX;
-    if (excess > 0)
-      for (const hash of this.committedOrder.splice(0, excess)) this.committed.delete(hash);
   }
 
   /**

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { verifyRaw } from '../../../src/crypto/index.ts';
 import type { VerifyItem } from '../../../src/crypto/index.ts';
 import { buildTx } from '../../../src/exchange/tx/index.ts';
+import { MEMPOOL_COMMITTED_HASHES_MAX } from '../../../src/lib/limits.ts';
 import { Mempool } from '../../../src/node/mempool/mempool.ts';
 import { SignatureCache } from '../../../src/node/mempool/sigcache.ts';
 import { testKey } from '../helpers.ts';
@@ -240,4 +241,38 @@ test('lookup finds a held transaction by a copy of its bytes, never other bytes 
   pool.removeCommitted([held.hash]);
   assert.equal(pool.lookup(copy), undefined);
   assert.ok(pool.lookup(Uint8Array.from(b.bytes)) !== undefined);
+});
+
+test('committed hashes: the newest MEMPOOL_COMMITTED_HASHES_MAX are remembered, the oldest forgotten first, across blocks of any size', async () => {
+  const pool = new Mempool({ chainId: CHAIN, verifyBatch, signatures: new SignatureCache() });
+  const hex = (t: { hash: Uint8Array }) => Buffer.from(t.hash).toString('hex');
+  const max = MEMPOOL_COMMITTED_HASHES_MAX;
+  let filler = 0;
+  // `count` other committed hashes, in blocks of varied sizes.
+  const commitOthers = (count: number) => {
+    const sizes = [1, 7, 1000, 333];
+    for (let left = count, k = 0; left > 0; k++) {
+      const size = Math.min(left, sizes[k % sizes.length]!);
+      pool.removeCommitted(Array.from({ length: size }, () => `filler-${filler++}`));
+      left -= size;
+    }
+  };
+  const refused = async (t: { bytes: Uint8Array }) => {
+    const result = await pool.add(t.bytes);
+    return !result.ok && result.code === 'DuplicateTx';
+  };
+  const first = faucet(1, 1);
+  const second = faucet(2, 1);
+  pool.removeCommitted([hex(first)]);
+  commitOthers(max - 2);
+  // A hash committed again is not remembered twice (it would be forgotten early).
+  pool.removeCommitted([hex(first), hex(second)]);
+  assert.equal(await refused(first), true, 'the pool is full: nothing forgotten yet');
+  commitOthers(1);
+  assert.equal(await refused(first), false, 'the oldest is the first forgotten');
+  assert.equal(await refused(second), true);
+  commitOthers(max - 2);
+  assert.equal(await refused(second), true, 'still among the newest after a whole turn');
+  commitOthers(1);
+  assert.equal(await refused(second), false);
 });
