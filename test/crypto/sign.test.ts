@@ -1,5 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createPrivateKey, sign as cryptoSign } from 'node:crypto';
+import { inspect } from 'node:util';
 import fc from 'fast-check';
 import { toHex } from '../../src/lib/bytes.ts';
 import {
@@ -206,5 +208,46 @@ test('signatures and keys are plain Uint8Arrays with buffers of their own', () =
   for (const bytes of [signature, alice.publicKey, alice.address, alice.seed]) {
     assert.equal(Object.getPrototypeOf(bytes), Uint8Array.prototype);
     assert.equal(bytes.buffer.byteLength, bytes.length);
+  }
+});
+
+test("signRaw gives OpenSSL's signature (RFC 8032 is deterministic) for any seed and message", () => {
+  const pkcs8Prefix = Buffer.from('302e020100300506032b657004220420', 'hex');
+  fc.assert(
+    fc.property(
+      fc.uint8Array({ minLength: 32, maxLength: 32 }),
+      fc.uint8Array({ maxLength: 600 }),
+      (seed, bytes) => {
+        const key = keyPairFromSeed(seed);
+        const privateKey = createPrivateKey({
+          key: Buffer.concat([pkcs8Prefix, seed]),
+          format: 'der',
+          type: 'pkcs8',
+        });
+        assert.equal(toHex(signRaw(key, bytes)), toHex(cryptoSign(null, bytes, privateKey)));
+      },
+    ),
+    { numRuns: 200, seed: 8032 },
+  );
+});
+
+test("a hand-built key pair signs with its seed's own key, whatever public key it names", () => {
+  // libsodium hashes the public key it is handed into the signature: signing
+  // one message under two public keys with one seed would give away the
+  // private scalar. The secret key is derived from the seed alone.
+  const forged: KeyPair = { publicKey: bob.publicKey, seed: alice.seed, address: bob.address };
+  const signature = signRaw(forged, message);
+  assert.deepEqual(signature, signRaw(alice, message));
+  assert.equal(verifyRaw(alice.publicKey, message, signature), true);
+  assert.equal(verifyRaw(bob.publicKey, message, signature), false);
+});
+
+test('a key pair shows neither its seed nor its secret key in JSON or inspection', () => {
+  const key = generateKeyPair();
+  const seedHex = toHex(key.seed);
+  for (const shown of [JSON.stringify(key), inspect(key), inspect({ key }, { depth: 5 })]) {
+    assert.ok(!shown.includes(seedHex));
+    // A Uint8Array shows as its decimal bytes.
+    assert.ok(!shown.includes(Array.from(key.seed.subarray(0, 8)).join(', ')));
   }
 });
