@@ -6,6 +6,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { NodeLoop, coalesceSyncs, lastCheckpoint } from '../../src/node/loop.ts';
 import type { Effect } from '../../src/consensus/index.ts';
 import { MemoryHub } from '../../src/node/network.ts';
@@ -347,4 +348,117 @@ test('coalesceSyncs: synced records with only sends, timeouts and unsynced recor
   assert.deepEqual(coalesceSyncs(built), built);
   const one: Effect[] = [logged(1), signed(1), broadcast(1), timeout];
   assert.equal(coalesceSyncs(one), one, 'a single sync: the batch as it is');
+});
+
+test('coalesceSyncs over random batches: every send finds durable each record that was durable before it, in the same order, with no more syncs', () => {
+  // Effects numbered by their place in the batch, so the output can be traced back.
+  const effectOf = (kind: number, n: number): Effect => {
+    const id = new Uint8Array([0, n]);
+    switch (kind) {
+      case 0:
+        return { kind: 'persist', record: new Uint8Array([2, n]), sync: true };
+      case 1:
+        return { kind: 'persist', record: new Uint8Array([1, n]), sync: true };
+      case 2:
+        return { kind: 'persist', record: new Uint8Array([1, n]), sync: false };
+      case 3:
+        return { kind: 'persist', record: new Uint8Array([0, n]), sync: true };
+      case 4:
+        return { kind: 'broadcast', bytes: id };
+      case 5:
+        return { kind: 'send', to: 'v1', bytes: id };
+      case 6:
+        return { kind: 'scheduleTimeout', timeout: { height: 1, round: n, step: 1 }, delayMs: 1 };
+      default:
+        return { kind: 'buildProposal', height: 1, round: n };
+    }
+  };
+  const idOf = (effect: Effect): number => {
+    switch (effect.kind) {
+      case 'persist':
+        return effect.record[1]!;
+      case 'send':
+      case 'broadcast':
+        return effect.bytes[1]!;
+      case 'scheduleTimeout':
+        return effect.timeout.round;
+      case 'buildProposal':
+        return effect.round;
+      default:
+        throw new Error('unexpected effect');
+    }
+  };
+  // For each send (by id), the records durable when it is performed. A
+  // checkpoint's sync is counted as none (it syncs only when it rotates).
+  const durableAtSends = (effects: readonly Effect[]): Map<number, Set<number>> => {
+    const appended: number[] = [];
+    let durable = 0;
+    const out = new Map<number, Set<number>>();
+    for (const effect of effects) {
+      if (effect.kind === 'persist') {
+        appended.push(idOf(effect));
+        if (effect.sync && effect.record[0] !== 0) durable = appended.length;
+      } else if (effect.kind === 'send' || effect.kind === 'broadcast') {
+        out.set(idOf(effect), new Set(appended.slice(0, durable)));
+      }
+    }
+    return out;
+  };
+  const syncs = (effects: readonly Effect[]): number =>
+    effects.filter((e) => e.kind === 'persist' && e.sync && e.record[0] !== 0).length;
+  fc.assert(
+    fc.property(fc.array(fc.nat(7), { maxLength: 40 }), (kinds) => {
+      const batch = kinds.map((kind, n) => effectOf(kind, n));
+      const out = coalesceSyncs(batch);
+      assert.deepEqual(
+        out.map(idOf).sort((a, b) => a - b),
+        batch.map(idOf),
+        'the same effects',
+      );
+      const order = (keep: (e: Effect) => boolean, effects: readonly Effect[]) =>
+        effects.filter(keep).map(idOf);
+      const isSend = (e: Effect) => e.kind === 'send' || e.kind === 'broadcast';
+      assert.deepEqual(order(isSend, out), order(isSend, batch), 'sends in order');
+      assert.deepEqual(
+        order((e) => !isSend(e), out),
+        order((e) => !isSend(e), batch),
+        'everything else in order',
+      );
+      const before = durableAtSends(batch);
+      const after = durableAtSends(out);
+      for (const [send, durable] of before) {
+        for (const record of durable) assert.ok(after.get(send)!.has(record), `send ${send}`);
+      }
+      assert.ok(syncs(out) <= syncs(batch));
+      // Only a synced record's sync is taken away, never a checkpoint's.
+      for (let i = 0; i < out.length; i++) {
+        const effect = out[i]!;
+        const original = batch[idOf(effect)]!;
+        if (
+          effect.kind === 'persist' &&
+          original.kind === 'persist' &&
+          effect.sync !== original.sync
+        )
+          assert.notEqual(effect.record[0], 0);
+      }
+      // A synced record still ends the batch's records synced: none is left unsynced after the last sync.
+      const lastSynced = (effects: readonly Effect[]): number => {
+        for (let k = effects.length - 1; k >= 0; k--) {
+          const e = effects[k]!;
+          if (e.kind === 'persist' && e.sync && e.record[0] !== 0) return k;
+        }
+        return -1;
+      };
+      const inRecords = (effects: readonly Effect[], to: number) =>
+        effects
+          .slice(0, to + 1)
+          .filter((e) => e.kind === 'persist')
+          .map(idOf);
+      if (lastSynced(batch) >= 0) {
+        const covered = new Set(inRecords(out, lastSynced(out)));
+        for (const record of inRecords(batch, lastSynced(batch))) assert.ok(covered.has(record));
+      }
+    }),
+    { numRuns: 2_000, seed: 4 },
+  );
 });
