@@ -100,3 +100,32 @@ test('merkleRoot changes when any leaf, the order or the count changes', () => {
     { numRuns: 100, seed: 32 },
   );
 });
+
+test('merkleRoot equals RFC 6962 written out with a hash object per hash, for leaves of any size in any order', () => {
+  const digest = (...parts: Uint8Array[]): Uint8Array => {
+    const h = createHash('sha256');
+    for (const part of parts) h.update(part);
+    return new Uint8Array(h.digest());
+  };
+  const reference = (leaves: readonly Uint8Array[]): Uint8Array => {
+    if (leaves.length === 0) return digest();
+    if (leaves.length === 1) return digest(Uint8Array.of(0), leaves[0]!);
+    let k = 1;
+    while (k * 2 < leaves.length) k *= 2;
+    return digest(Uint8Array.of(1), reference(leaves.slice(0, k)), reference(leaves.slice(k)));
+  };
+  // Leaves long and short mixed: the staging buffer grows, and a short leaf after a long one reuses it.
+  const leaf = fc.oneof(fc.uint8Array({ maxLength: 4 }), fc.uint8Array({ maxLength: 1_200 }));
+  fc.assert(
+    fc.property(fc.array(leaf, { maxLength: 70 }), (leaves) => {
+      const root = merkleRoot(leaves);
+      assert.equal(toHex(root), toHex(reference(leaves)));
+      assert.equal(Object.getPrototypeOf(root), Uint8Array.prototype);
+      assert.equal(root.buffer.byteLength, HASH_BYTES);
+    }),
+    { numRuns: 150, seed: 6962 },
+  );
+  const many = Array.from({ length: 257 }, (_, i) => Uint8Array.of(i & 0xff, i >> 8));
+  for (const n of [63, 64, 65, 128, 255, 256, 257])
+    assert.equal(toHex(merkleRoot(many.slice(0, n))), toHex(reference(many.slice(0, n))));
+});
