@@ -58,14 +58,16 @@ function tx(k: Key, nonce: number, action: Action): SignedTx {
   };
 }
 
-interface Outcome {
+/** What a flow's blocks did, counted from their events. */
+const COUNTS = ['liquidations', 'deleverages', 'covers', 'fundings', 'halts', 'resumes'] as const;
+type Counts = Record<(typeof COUNTS)[number], number>;
+
+function noCounts(): Counts {
+  return Object.fromEntries(COUNTS.map((k) => [k, 0])) as Counts;
+}
+
+interface Outcome extends Counts {
   hashes: string[];
-  liquidations: number;
-  deleverages: number;
-  covers: number;
-  fundings: number;
-  halts: number;
-  resumes: number;
 }
 
 function closable(ex: Exchange, i: number): boolean {
@@ -83,15 +85,7 @@ function runFlow(seed: number, blockCount: number, scale: bigint, insurance: big
     ETH: ORACLE.ETH * priceScale,
   };
   const previous: Record<string, bigint> = { ...index };
-  const out: Outcome = {
-    hashes: [],
-    liquidations: 0,
-    deleverages: 0,
-    covers: 0,
-    fundings: 0,
-    halts: 0,
-    resumes: 0,
-  };
+  const out: Outcome = { hashes: [], ...noCounts() };
   let timeMs = ex.state.timeMs;
   let nonce = 0;
   let proposals = 0;
@@ -248,14 +242,7 @@ for (const [name, scale] of [
   ['amounts past 2^53 quote units', 1_000_000n],
 ] as const) {
   test(`property: risk engine under violent oracle moves, ${name}`, () => {
-    const totals = {
-      liquidations: 0,
-      deleverages: 0,
-      covers: 0,
-      fundings: 0,
-      halts: 0,
-      resumes: 0,
-    };
+    const totals = noCounts();
     fc.assert(
       fc.property(
         fc.integer({ min: 0, max: 2 ** 31 - 1 }),
@@ -264,12 +251,7 @@ for (const [name, scale] of [
           const a = runFlow(seed, 40, scale, insurance);
           const b = runFlow(seed, 40, scale, insurance);
           assert.deepEqual(a.hashes, b.hashes);
-          totals.liquidations += a.liquidations;
-          totals.deleverages += a.deleverages;
-          totals.covers += a.covers;
-          totals.fundings += a.fundings;
-          totals.halts += a.halts;
-          totals.resumes += a.resumes;
+          for (const k of COUNTS) totals[k] += a[k];
         },
       ),
       { numRuns: 15, seed: 20_261_126 },
