@@ -7,6 +7,9 @@ import type { JsonSchema } from './schema.ts';
 
 export const API_VERSION = '1.0.0';
 
+/** How an integer in a path or query must be written. */
+export const INTEGER_TEXT = 'Plain decimal digits: no sign, exponent, hex prefix or spaces.';
+
 /** `/v1/book/:instrument` → `/v1/book/{instrument}`. */
 export function openApiPath(path: string): string {
   return path.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
@@ -22,7 +25,14 @@ function parameters(def: RouteDef): JsonSchema[] {
     const props = (s.json.properties ?? {}) as Record<string, JsonSchema>;
     const required = new Set((s.json.required ?? []) as string[]);
     for (const [name, schema] of Object.entries(props)) {
-      out.push({ name, in: where, required: where === 'path' || required.has(name), schema });
+      out.push({
+        name,
+        in: where,
+        required: where === 'path' || required.has(name),
+        // The server refuses what JSON Schema's integer would let a parser coerce (check.ts).
+        ...(schema.type === 'integer' ? { description: INTEGER_TEXT } : {}),
+        schema,
+      });
     }
   }
   return out;

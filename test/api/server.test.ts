@@ -10,7 +10,7 @@ import { buildTx } from '../../src/exchange/tx/index.ts';
 import { toHex } from '../../src/lib/bytes.ts';
 import pino from 'pino';
 import { ApiError, statusOfCode } from '../../src/api/errors.ts';
-import { openApiDocument, openApiPath } from '../../src/api/openapi.ts';
+import { INTEGER_TEXT, openApiDocument, openApiPath } from '../../src/api/openapi.ts';
 import { startApiServer } from '../../src/api/server.ts';
 import { routes } from '../../src/api/routes.ts';
 import { SUBMIT_REJECT_CODES } from '../../src/api/view.ts';
@@ -499,6 +499,10 @@ test('the OpenAPI document lists every route with its parameters and schemas', a
         .map((p) => p.name);
       const inPath = [...path.matchAll(/\{([^}]+)\}/g)].map((m) => m[1]);
       assert.deepEqual(declared.sort(), inPath.sort(), `${name} path parameters`);
+      // An integer parameter says how it must be written (0x10, 1e2, +5 are refused).
+      for (const p of op.parameters as { description?: string; schema: { type?: string } }[]) {
+        if (p.schema.type === 'integer') assert.equal(p.description, INTEGER_TEXT);
+      }
     }
     assert.equal(operationIds.size, Object.keys(routes).length);
     // Every $ref resolves.
