@@ -1843,7 +1843,8 @@ export class Replica implements ConsensusReplica {
   }
 
   private requestBlocks(trigger: PeerId, nowMs: number): void {
-    let fromHeight = this.heightValue;
+    // A height decided and being executed is not asked for again.
+    let fromHeight = this.decided !== null ? this.heightValue + 1 : this.heightValue;
     while (this.catchupBuffer.has(fromHeight)) fromHeight++;
     const stillWaiting =
       this.requestedUpTo >= fromHeight && nowMs - this.lastRequestMs < CATCHUP_RETRY_MS;
@@ -2031,6 +2032,12 @@ export class Replica implements ConsensusReplica {
       kept.some((b) => b.block.header.height === this.requestedHeight)
     ) {
       this.requestAnswered = this.coversFairShare();
+      // The answer closes the request: what it did not bring is asked for at
+      // once (of this peer if it answered fairly, else of the next in turn),
+      // not a retry period later. An honest peer whose blocks are large
+      // answers with a few per message, and a few blocks a period could fall
+      // behind a chain that makes them faster.
+      this.requestedUpTo = this.requestedHeight - 1;
     }
     this.catchupBytes.set(input.from, held);
     // The log needs what it kept (a restart before these are executed replays

@@ -372,23 +372,21 @@ test('a peer that claims to be ahead but does not answer is passed over: the nex
   assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', ahead!, t)), ['p1']);
   assert.deepEqual(blockRequestsTo(lagging.onMessage('p2', ahead!, t)), []);
   assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', ahead!, t + CATCHUP_RETRY_MS)), ['p2']);
-  // p2 answers with a fair share of the blocks asked for: it is asked again, though p1's claim came first.
+  // p2 answers with a fair share of the blocks asked for: it keeps the role,
+  // and is asked for the next blocks at once, though p1's claim came first.
   const store = h.nodes[0]!.store;
   const blocks = range(1, CATCHUP_ANSWER_BLOCKS_MIN).map((height) => store.get(height)!);
-  lagging.onMessage('p2', encode(messageCodec, { kind: 'blockResponse', blocks }), t + 1);
-  assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', ahead!, t + 2 * CATCHUP_RETRY_MS)), [
-    'p2',
-  ]);
-  // Now p2 leaves a request unanswered: the next goes to the other peer ahead, whoever speaks first.
-  assert.deepEqual(blockRequestsTo(lagging.onMessage('p2', ahead!, t + 3 * CATCHUP_RETRY_MS)), [
-    'p1',
-  ]);
+  const answer = encode(messageCodec, { kind: 'blockResponse', blocks });
+  const u = t + CATCHUP_RETRY_MS + 1;
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p2', answer, u)), ['p2']);
+  // Now p2 leaves that request unanswered: the next goes to the other peer ahead, whoever speaks first.
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p2', ahead!, u + CATCHUP_RETRY_MS)), ['p1']);
   // p1 again does not answer, and p3 is heard ahead: each peer ahead gets its turn.
-  assert.deepEqual(blockRequestsTo(lagging.onMessage('p3', ahead!, t + 3 * CATCHUP_RETRY_MS)), []);
-  assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', ahead!, t + 4 * CATCHUP_RETRY_MS)), [
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p3', ahead!, u + CATCHUP_RETRY_MS)), []);
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', ahead!, u + 2 * CATCHUP_RETRY_MS)), [
     'p2',
   ]);
-  assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', ahead!, t + 5 * CATCHUP_RETRY_MS)), [
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', ahead!, u + 3 * CATCHUP_RETRY_MS)), [
     'p3',
   ]);
 });
@@ -474,14 +472,17 @@ test('a peer answering each request with only the block asked for is passed over
   const t = h.nowMs;
   assert.deepEqual(deliver(h, 'p1', ahead, t), ['p1']);
   assert.deepEqual(deliver(h, 'p2', ahead, t), []);
-  // p1 serves the one block asked for first, real and kept: too short to keep the role.
-  deliver(h, 'p1', responseOf(h, [1]), t + 1);
+  // p1 serves the one block asked for first, real and kept: too short to keep
+  // the role. The answer closes the request, and the next goes to p2 at once.
+  assert.deepEqual(deliver(h, 'p1', responseOf(h, [1]), t + 1), ['p2']);
   assert.equal(lagging.height, 2);
-  assert.deepEqual(deliver(h, 'p1', ahead, t + CATCHUP_RETRY_MS), ['p2']);
-  // p2 serves a fair share: it keeps the role, and p1 is not asked again while it does.
-  deliver(h, 'p2', responseOf(h, range(2, CATCHUP_ANSWER_BLOCKS_MIN)), t + CATCHUP_RETRY_MS + 1);
+  assert.deepEqual(deliver(h, 'p1', ahead, t + 2), []);
+  // p2 serves a fair share: it keeps the role, and is asked for the rest at once.
+  const fair = responseOf(h, range(2, CATCHUP_ANSWER_BLOCKS_MIN));
+  assert.deepEqual(deliver(h, 'p2', fair, t + 3), ['p2']);
   assert.equal(lagging.height, 2 + CATCHUP_ANSWER_BLOCKS_MIN);
-  assert.deepEqual(deliver(h, 'p1', ahead, t + 2 * CATCHUP_RETRY_MS), ['p2']);
+  // p1 is not asked while p2's request is out.
+  assert.deepEqual(deliver(h, 'p1', ahead, t + 4), []);
 });
 
 test('a peer only a block or two ahead keeps the role by sending all it holds: what a request expects is bounded by the heights the peers were heard at', () => {
@@ -494,10 +495,10 @@ test('a peer only a block or two ahead keeps the role by sending all it holds: w
   // It holds blocks 1 and 2 only, and sends them: no peer claims more, so that is its whole share.
   deliver(h, 'p2', responseOf(h, [1, 2]), t + 1);
   assert.equal(lagging.height, 3);
-  // Heard ahead again, it is asked again although p3's message prompts the request.
-  assert.deepEqual(deliver(h, 'p2', votes.get(5)!, t + 2), []);
-  assert.deepEqual(deliver(h, 'p3', votes.get(5)!, t + CATCHUP_RETRY_MS), ['p2']);
-  deliver(h, 'p2', responseOf(h, [3, 4]), t + CATCHUP_RETRY_MS + 1);
+  // Heard ahead again, it is asked again at once; p3 is not, while that request is out.
+  assert.deepEqual(deliver(h, 'p2', votes.get(5)!, t + 2), ['p2']);
+  assert.deepEqual(deliver(h, 'p3', votes.get(5)!, t + 3), []);
+  deliver(h, 'p2', responseOf(h, [3, 4]), t + 4);
   assert.equal(lagging.height, 5);
 });
 
@@ -508,11 +509,13 @@ test('a peer that claims to be only a block or two ahead while another claims mo
   // p2 is heard two heights ahead of us and asked; p1 is heard far ahead.
   assert.deepEqual(deliver(h, 'p2', votes.get(3)!, t), ['p2']);
   assert.deepEqual(deliver(h, 'p1', votes.get(20)!, t), []);
-  // p2 sends the two blocks it claims to hold: all of its own claim, far short of what p1 claims.
-  deliver(h, 'p2', responseOf(h, [1, 2]), t + 1);
+  // p2 sends the two blocks it claims to hold: all of its own claim, far
+  // short of what p1 claims, so the next request goes to p1 at once. Claiming
+  // one height more at each turn, p2 would otherwise keep the role at a block
+  // or two per request.
+  assert.deepEqual(deliver(h, 'p2', responseOf(h, [1, 2]), t + 1), ['p1']);
   assert.equal(lagging.height, 3);
-  // Claiming one height more at each turn, it would otherwise keep the role at a block or two per retry period.
-  assert.deepEqual(deliver(h, 'p2', votes.get(5)!, t + CATCHUP_RETRY_MS), ['p1']);
+  assert.deepEqual(deliver(h, 'p2', votes.get(5)!, t + 2), []);
 });
 
 test('an answer is fair by the blocks it lets us apply: a peer that answers with the block asked for and copies of blocks it sent earlier, far ahead, does not keep the role', () => {
@@ -524,10 +527,11 @@ test('an answer is fair by the blocks it lets us apply: a peer that answers with
   // Unasked, p2 sends real blocks far ahead: kept until their height comes.
   const planted = range(20, CATCHUP_ANSWER_BLOCKS_MIN - 1);
   deliver(h, 'p2', responseOf(h, planted), t + 1);
-  // Its answer: the block asked for, and those again (already held).
-  deliver(h, 'p2', responseOf(h, [1, ...planted]), t + 2);
+  // Its answer: the block asked for, and those again (already held): short,
+  // so the next request goes to p1 at once.
+  assert.deepEqual(deliver(h, 'p2', responseOf(h, [1, ...planted]), t + 2), ['p1']);
   assert.equal(lagging.height, 2);
-  assert.deepEqual(deliver(h, 'p2', votes.get(40)!, t + CATCHUP_RETRY_MS), ['p1']);
+  assert.deepEqual(deliver(h, 'p2', votes.get(40)!, t + 3), []);
 });
 
 test('a replica whose execution diverged from the chain says so when a certified block of its next height shows it, instead of refusing the peer that sent it and waiting', () => {
