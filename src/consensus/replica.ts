@@ -1900,9 +1900,15 @@ export class Replica implements ConsensusReplica {
     return null;
   }
 
-  /** 2f+1 precommits for a block we never received: ask a peer that may have committed it. */
+  /**
+   * 2f+1 precommits for a block we never received: ask a peer that may have
+   * committed it, unless a request for our height is still out (an answered
+   * one is closed, and waiting out its period would stall us here).
+   */
   private requestDecidedBlock(nowMs: number): void {
-    if (nowMs - this.lastRequestMs < CATCHUP_RETRY_MS) return;
+    if (this.requestedUpTo >= this.heightValue && nowMs - this.lastRequestMs < CATCHUP_RETRY_MS) {
+      return;
+    }
     for (const [peer, height] of this.peerHeights) {
       if (height > this.heightValue) return this.requestBlocks(peer, nowMs);
     }

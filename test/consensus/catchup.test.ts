@@ -14,7 +14,7 @@ import {
 } from '../../src/lib/limits.ts';
 import { messageCodec } from '../../src/consensus/codec.ts';
 import { toHex } from '../../src/lib/bytes.ts';
-import type { Effect } from '../../src/consensus/types.ts';
+import { VOTE_TYPE, type Effect } from '../../src/consensus/types.ts';
 import { Harness } from './harness.ts';
 
 /** Runs 4 replicas and keeps, per height, a vote replica 1 sent to replica 0. */
@@ -560,4 +560,57 @@ test('a replica whose execution diverged from the chain says so when a certified
   assert.deepEqual(e.chainAppHash, h.nodes[0]!.app.results.get(5)!.appHash);
   // It executed nothing past the divergence.
   assert.equal(h.height(3), 5);
+});
+
+test('peers that answer each request at once with only the block asked for cost one request per block gained, no more', () => {
+  const { h, votes } = runWithLagging(40);
+  const lagging = h.nodes[3]!.replica;
+  const t = h.nowMs;
+  assert.deepEqual(deliver(h, 'p1', votes.get(40)!, t), ['p1']);
+  assert.deepEqual(deliver(h, 'p2', votes.get(40)!, t), []);
+  // Each answers with the one block asked for (the lagging height, once the
+  // last is executed): short, so the two ping-pong, and each answer draws
+  // the next request at once. Every request is paid for by a block gained.
+  let asked = ['p1'];
+  let requests = 1;
+  for (let step = 1; asked.length > 0; step++) {
+    assert.equal(asked.length, 1);
+    asked = deliver(h, asked[0]!, responseOf(h, [lagging.height]), t + step);
+    requests += asked.length;
+    assert.ok(step < 100);
+  }
+  assert.equal(lagging.height, 40);
+  assert.ok(requests <= 39, `${requests} requests for 39 blocks`);
+});
+
+test('once the last request is answered, a decided block we never received is asked for at once, not a retry period after that request', () => {
+  const h = new Harness({ n: 4, seed: 35 });
+  const votes = new Map<number, Uint8Array>();
+  const precommits = new Map<number, Map<number, Uint8Array>>();
+  h.filter = (from, to, bytes) => {
+    const m = decode(messageCodec, bytes);
+    if (m.kind === 'vote') {
+      if (from === 1 && to === 0) votes.set(m.vote.height, bytes);
+      if (m.vote.type === VOTE_TYPE.precommit && m.vote.blockHash !== null) {
+        const at = precommits.get(m.vote.height) ?? new Map<number, Uint8Array>();
+        precommits.set(m.vote.height, at.set(from, bytes));
+      }
+    }
+    return from !== 3 && to !== 3;
+  };
+  h.startAll();
+  assert.ok(h.run(() => votes.has(21)));
+  const lagging = h.nodes[3]!.replica;
+  const t = h.nowMs;
+  assert.deepEqual(deliver(h, 'p1', votes.get(20)!, t), ['p1']);
+  // p1 answers with all it claimed to hold: the request is closed, and no peer claims more.
+  assert.deepEqual(deliver(h, 'p1', responseOf(h, range(1, 19)), t + 1), []);
+  assert.equal(lagging.height, 20);
+  // p1 is heard at 21 (it committed 20), and 2f+1 precommits for 20 arrive
+  // without its proposal: nothing is out, so the block is asked for now.
+  assert.deepEqual(deliver(h, 'p1', votes.get(21)!, t + 2), []);
+  const asked: string[] = [];
+  for (const [from, bytes] of precommits.get(20)!)
+    asked.push(...deliver(h, `v${from}`, bytes, t + 3));
+  assert.deepEqual(asked, ['p1']);
 });
