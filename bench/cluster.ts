@@ -234,6 +234,9 @@ interface SyncCounters {
   /** The WAL sync histogram's sum and count (one sample per block: its latest sync). */
   readonly walSyncMsSum: number;
   readonly walSyncSamples: number;
+  /** Heights decided after round 0, and timeouts fired (zomma_heights_decided_after_round0_total, zomma_consensus_timeouts_total). */
+  readonly laterRounds: number;
+  readonly timeouts: number;
 }
 
 /** A node's sync counters from its metrics. */
@@ -247,6 +250,11 @@ async function syncCounters(metrics: string): Promise<SyncCounters> {
       value('zomma_storage_fsyncs_total{where="awaited"}'),
     walSyncMsSum: value('zomma_wal_fsync_ms_sum'),
     walSyncSamples: value('zomma_wal_fsync_ms_count'),
+    laterRounds: value('zomma_heights_decided_after_round0_total'),
+    timeouts:
+      value('zomma_consensus_timeouts_total{step="propose"}') +
+      value('zomma_consensus_timeouts_total{step="prevote"}') +
+      value('zomma_consensus_timeouts_total{step="precommit"}'),
   };
 }
 
@@ -256,6 +264,8 @@ async function benchZomma(dir: string): Promise<
     blocks: number;
     fsyncsPerHeight: number;
     walSyncMsMean: number;
+    heightsAfterRound0: number;
+    timeoutsFired: number;
     validatorsCpuMsPerOrder: number;
     validatorsSystemShare: number;
     loadCpuMsPerOrder: number;
@@ -382,6 +392,9 @@ async function benchZomma(dir: string): Promise<
       blocks,
       fsyncsPerHeight,
       walSyncMsMean,
+      // Over the window, summed over the four validators: a round 0 that failed costs a proposal timeout or more.
+      heightsAfterRound0: delta((c) => c.laterRounds),
+      timeoutsFired: delta((c) => c.timeouts),
       // CPU per committed order over warm-up and window: robust to a busy machine, unlike wall time.
       validatorsCpuMsPerOrder: Math.round((validatorsCpuMs / Math.max(1, orders)) * 100) / 100,
       // The kernel's part of it (system calls: sockets, writes, fsyncs; scheduling).
@@ -512,6 +525,8 @@ try {
       blocksPerS: Math.round((zomma.blocks * 1_000) / (measureMs + WARMUP_MS)),
       fsyncsPerHeight: zomma.fsyncsPerHeight,
       walSyncMsMean: zomma.walSyncMsMean,
+      heightsAfterRound0: zomma.heightsAfterRound0,
+      timeoutsFired: zomma.timeoutsFired,
       validatorsCpuMsPerOrder: zomma.validatorsCpuMsPerOrder,
       validatorsSystemShare: zomma.validatorsSystemShare,
       loadGeneratorCpuMsPerOrder: zomma.loadCpuMsPerOrder,

@@ -295,6 +295,12 @@ function withPrecommit(commit: CommitCertificate, vote: Vote): CommitCertificate
 
 export class Replica implements ConsensusReplica {
   readonly metrics: Metrics = emptyMetrics();
+  /**
+   * Timeouts that moved this replica on, by step (WAL replay included): a
+   * healthy chain under load decides in round 0 without any, so each one is
+   * a round or a vote the network did not deliver in time.
+   */
+  readonly timeoutsFired = { propose: 0, prevote: 0, precommit: 0 };
 
   private readonly chainId: string;
   private readonly timeouts: TimeoutConfig;
@@ -1104,16 +1110,19 @@ export class Replica implements ConsensusReplica {
     }
     if (t.step === STEP.propose && this.stepValue === STEP.propose) {
       // Line 57: OnTimeoutPropose.
+      this.timeoutsFired.propose++;
       this.logInput(input);
       this.signVote(VOTE_TYPE.prevote, null, input.nowMs);
       this.stepValue = STEP.prevote;
     } else if (t.step === STEP.prevote && this.stepValue === STEP.prevote) {
       // Line 61: OnTimeoutPrevote.
+      this.timeoutsFired.prevote++;
       this.logInput(input);
       this.signVote(VOTE_TYPE.precommit, null, input.nowMs);
       this.stepValue = STEP.precommit;
     } else if (t.step === STEP.precommit) {
       // Line 65: OnTimeoutPrecommit.
+      this.timeoutsFired.precommit++;
       this.logInput(input);
       this.startRound(this.roundValue + 1, input.nowMs);
     } else {

@@ -95,6 +95,8 @@ export interface LoopStats {
   lastExecutionMs: number;
   txsCommitted: number;
   blocksExecuted: number;
+  /** Heights this node saw decided in a round after 0 (a round failed first). */
+  decidedAfterRound0: number;
   snapshotsSaved: number;
   walRotations: number;
   /** Heights below the block store's first (pruned, or never held after state sync). */
@@ -175,6 +177,7 @@ export class NodeLoop {
     lastExecutionMs: 0,
     txsCommitted: 0,
     blocksExecuted: 0,
+    decidedAfterRound0: 0,
     snapshotsSaved: 0,
     walRotations: 0,
     blocksPruned: 0,
@@ -484,6 +487,7 @@ export class NodeLoop {
         return this.execute(effect.block, effect.blockHash, effect.commit, effect.misbehavior);
       case 'committed':
         this.stats.lastCommitLatencyMs = this.clock.nowMs() - this.heightStartMs;
+        if (effect.round > 0) this.stats.decidedAfterRound0++;
         this.log.debug(
           { height: effect.height, round: effect.round, blockHash: toHex(effect.blockHash) },
           'committed',

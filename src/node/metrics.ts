@@ -83,6 +83,28 @@ export class NodeMetrics {
       },
     });
     new Counter({
+      name: 'zomma_consensus_timeouts_total',
+      help: 'Consensus timeouts that moved the replica on, by step (none on a healthy chain deciding in round 0)',
+      labelNames: ['step'],
+      registers: [r],
+      collect() {
+        this.reset();
+        const t = loop.replica.timeoutsFired;
+        this.inc({ step: 'propose' }, t.propose);
+        this.inc({ step: 'prevote' }, t.prevote);
+        this.inc({ step: 'precommit' }, t.precommit);
+      },
+    });
+    new Counter({
+      name: 'zomma_heights_decided_after_round0_total',
+      help: 'Heights decided in a round after 0 (round 0 failed)',
+      registers: [r],
+      collect() {
+        this.reset();
+        this.inc(loop.stats.decidedAfterRound0);
+      },
+    });
+    new Counter({
       name: 'zomma_consensus_dropped_total',
       help: 'Consensus input dropped, by reason',
       labelNames: ['reason'],

@@ -84,3 +84,20 @@ test('checkpoints are synced, so a log cut at each one restarts from it', () => 
   assert.ok(checkpoints > 0);
   assert.equal(h.doubleSigns, 0);
 });
+
+test('timeouts are counted by step: none while all are up, a propose timeout per height a crashed validator should have proposed', () => {
+  const h = new Harness({ n: 4, seed: 9 });
+  h.startAll();
+  assert.ok(h.run(() => h.minCommitted() >= 8));
+  for (const node of h.nodes) {
+    assert.deepEqual(node.replica.timeoutsFired, { propose: 0, prevote: 0, precommit: 0 });
+  }
+  h.crash(2);
+  const from = h.minCommitted([0, 1, 3]);
+  assert.ok(h.run(() => h.minCommitted([0, 1, 3]) >= from + 12));
+  for (const i of [0, 1, 3]) {
+    const fired = h.nodes[i]!.replica.timeoutsFired;
+    // Round-robin: the crashed validator's turns come every four rounds, and each costs a round.
+    assert.ok(fired.propose >= 2, `validator ${i}: ${JSON.stringify(fired)}`);
+  }
+});

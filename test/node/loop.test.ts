@@ -114,7 +114,10 @@ test('four loops over file storage commit, agree, and a restarted one catches up
     // Crash one (stop without a clean goodbye), let the others go on, restart it from disk.
     stopNode(nodes[3]!);
     const before = nodes[0]!.app.height;
-    await waitFor(() => nodes[0]!.app.height >= before + 3, 20_000, 'three nodes keep committing');
+    await waitFor(() => nodes[0]!.app.height >= before + 5, 20_000, 'three nodes keep committing');
+    // Five heights span more than four rounds, so one was the stopped node's to propose and failed.
+    assert.ok(nodes[0]!.loop.stats.decidedAfterRound0 >= 1, 'a height decided after round 0');
+    assert.ok(nodes[0]!.loop.replica.timeoutsFired.propose >= 1, 'a propose timeout fired');
     const restarted = startNode(hub, genesis, 3, tmp.dir, txs);
     nodes[3] = restarted;
     assert.ok(restarted.app.height >= 6, 'restored from snapshot and blocks');

@@ -63,6 +63,8 @@ test('a block read that fails answers /chain with 500 and its code; the listener
     assert.equal(health.status, 200);
     const text = await (await get('/metrics')).text();
     assert.match(text, /^zomma_signing_paused_until_height 0$/m);
+    assert.match(text, /^zomma_consensus_timeouts_total\{step="propose"\} 0$/m);
+    assert.match(text, /^zomma_heights_decided_after_round0_total 0$/m);
     // 0 is also what a node restarted after a pause ended reads: no pause since it started.
     assert.match(
       text,
