@@ -6,13 +6,14 @@ import {
   CATCHUP_BATCH_BLOCKS_MAX,
   CATCHUP_BUFFER_BYTES_PER_PEER_MAX,
   CATCHUP_RETRY_MS,
-  CATCHUP_SERVES_PER_PEER_MAX,
+  CATCHUP_SERVE_BYTES_PER_PEER_MAX,
+  CATCHUP_SERVE_LOOKUP_BYTES,
   FUTURE_BYTES_PER_PEER_MAX,
   FUTURE_MESSAGES_FULL_NODES_MAX,
   FUTURE_MESSAGES_MAX,
   TX_BYTES_MAX,
 } from '../../src/lib/limits.ts';
-import { messageCodec } from '../../src/consensus/codec.ts';
+import { committedBlockCodec, messageCodec } from '../../src/consensus/codec.ts';
 import { toHex } from '../../src/lib/bytes.ts';
 import { VOTE_TYPE, type Effect } from '../../src/consensus/types.ts';
 import { Harness } from './harness.ts';
@@ -205,13 +206,36 @@ test('block requests are served within a budget per peer and retry period: a flo
     count: CATCHUP_BATCH_BLOCKS_MAX,
   });
   const t = h.nowMs;
-  let served = 0;
-  for (let i = 0; i < 1000; i++) served += blockResponses(replica.onMessage('p1', request, t));
-  assert.equal(served, CATCHUP_SERVES_PER_PEER_MAX);
+  // Each answer is charged the blocks it loaded, and a lookup for the request and for each block.
+  const first = replica.onMessage('p1', request, t);
+  assert.equal(blockResponses(first), 1);
+  const answer = decode(messageCodec, (first[0] as Effect & { kind: 'send' }).bytes);
+  assert.ok(answer.kind === 'blockResponse');
+  let charge = CATCHUP_SERVE_LOOKUP_BYTES;
+  for (const b of answer.blocks) {
+    charge += CATCHUP_SERVE_LOOKUP_BYTES + encode(committedBlockCodec, b).length;
+  }
+  let served = 1;
+  for (let i = 0; i < 100_000; i++) served += blockResponses(replica.onMessage('p1', request, t));
+  assert.equal(served, Math.ceil(CATCHUP_SERVE_BYTES_PER_PEER_MAX / charge));
   // Another peer has its own budget; the flooder gets a new one a retry period later.
   assert.equal(blockResponses(replica.onMessage('p2', request, t)), 1);
   assert.equal(blockResponses(replica.onMessage('p1', request, t + CATCHUP_RETRY_MS - 1)), 0);
   assert.equal(blockResponses(replica.onMessage('p1', request, t + CATCHUP_RETRY_MS)), 1);
+});
+
+test('an honest lagging replica is never refused by the serving budget: each answer draws the next request at once, and thousands of blocks a second stay within it', () => {
+  const h = new Harness({ n: 4, seed: 8 });
+  h.startAll();
+  h.crash(3);
+  assert.ok(h.run(() => h.minCommitted([0, 1, 2]) >= 2_000));
+  const target = h.minCommitted([0, 1, 2]);
+  const startMs = h.nowMs;
+  h.restart(3);
+  assert.ok(h.run(() => h.height(3) >= target));
+  for (const node of h.nodes.slice(0, 3)) assert.equal(node.replica.metrics.rateLimited, 0);
+  // No retry period was lost: more than 2,000 blocks in well under one.
+  assert.ok(h.nowMs - startMs < CATCHUP_RETRY_MS, `${h.nowMs - startMs} ms`);
 });
 
 test('messages kept for the next height are bounded in bytes per peer: one peer cannot fill memory with unverified large proposals', () => {
