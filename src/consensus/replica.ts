@@ -1875,7 +1875,11 @@ export class Replica implements ConsensusReplica {
    * unanswered, or answered short, the next goes to the next peer in turn that
    * claimed to be ahead (in the order we first heard them), so each peer that
    * does not answer costs one retry period per round of them. One that
-   * pruned what we need is not asked.
+   * pruned what we need is not asked, nor one whose claim falls short of the
+   * first height we ask for (a peer heard at H holds the blocks below H): the
+   * prompting peer may claim just two heights past ours while the blocks we
+   * hold run further, and asking it would cost a retry period. When no peer
+   * claims that height, nobody is asked: the next claim that does asks again.
    */
   private catchupPeer(trigger: PeerId, fromHeight: number): PeerId | null {
     const fits = (peer: PeerId): boolean =>
@@ -1895,8 +1899,8 @@ export class Replica implements ConsensusReplica {
       }
       if (first !== null) return first;
     }
-    if (this.canServe(trigger, fromHeight)) return trigger;
-    // It pruned what we need: ask a peer that may hold it, if we know one.
+    if (fits(trigger)) return trigger;
+    // It pruned what we need, or claims less: ask a peer that may hold it, if we know one.
     for (const peer of this.peerHeights.keys()) if (fits(peer)) return peer;
     return null;
   }

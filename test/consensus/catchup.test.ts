@@ -489,6 +489,23 @@ function responseOf(h: Harness, heights: readonly number[]): Uint8Array {
   return encode(messageCodec, { kind: 'blockResponse', blocks });
 }
 
+test('a request goes only to a peer whose claim reaches the first height asked for: one heard just two heights past ours is not asked for blocks past those we hold', () => {
+  const { h, votes } = runWithLagging(40);
+  const lagging = h.nodes[3]!.replica;
+  const t = h.nowMs;
+  // Blocks 1 to 10 arrive unasked: 1 is decided (and left executing), 2 to 10 are held.
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p3', responseOf(h, range(1, 10)), t)), []);
+  assert.equal(lagging.height, 1);
+  // p2 is heard at height 3: it holds blocks 1 and 2 at most, and we need 11 on.
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p2', votes.get(3)!, t + 1)), []);
+  // p1 is heard at 40: asked at once (nothing went out to p2).
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', votes.get(40)!, t + 2)), ['p1']);
+  // p1 leaves it unanswered; a retry period later, p2's low claim prompts a request again,
+  // and it goes to the one peer claiming 11, not to p2.
+  const later = t + 2 + CATCHUP_RETRY_MS;
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p2', votes.get(3)!, later)), ['p1']);
+});
+
 test('a peer answering each request with only the block asked for is passed over after one answer: it slows catch-up by one rotation, not to one block per retry period', () => {
   const { h, votes } = runWithLagging(20);
   const lagging = h.nodes[3]!.replica;
