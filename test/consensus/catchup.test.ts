@@ -506,6 +506,25 @@ test('a request goes only to a peer whose claim reaches the first height asked f
   assert.deepEqual(blockRequestsTo(lagging.onMessage('p2', votes.get(3)!, later)), ['p1']);
 });
 
+test('a replica restarted in the middle of a catch-up asks for blocks at the first message from a peer ahead: its replay sent no request, so none is waited for', () => {
+  const { h, votes } = runWithLagging(40);
+  const node = h.nodes[3]!;
+  const log = (effects: readonly Effect[]): string[] => {
+    for (const e of effects) if (e.kind === 'persist') node.wal.push(e.record);
+    return blockRequestsTo(effects);
+  };
+  const t = h.nowMs;
+  assert.deepEqual(log(node.replica.onMessage('p1', votes.get(40)!, t)), ['p1']);
+  // p1 answers with part of what it holds: the answer is logged, and it draws
+  // the next request. The node stops before it executes a block.
+  assert.deepEqual(log(node.replica.onMessage('p1', responseOf(h, range(1, 20)), t + 1)), ['p1']);
+  h.restart(3);
+  // The replay took the answer again, but sent nothing: within the retry
+  // period of the request it drew, the first peer heard ahead is asked at once.
+  assert.equal(node.replica.height, 1);
+  assert.deepEqual(blockRequestsTo(node.replica.onMessage('p2', votes.get(40)!, t + 2)), ['p2']);
+});
+
 test('a peer answering each request with only the block asked for is passed over after one answer: it slows catch-up by one rotation, not to one block per retry period', () => {
   const { h, votes } = runWithLagging(20);
   const lagging = h.nodes[3]!.replica;
