@@ -17,7 +17,8 @@ import {
   CATCHUP_BUFFER_BLOCKS_MAX,
   CATCHUP_BUFFER_BYTES_PER_PEER_MAX,
   CATCHUP_RETRY_MS,
-  CATCHUP_SERVES_PER_PEER_MAX,
+  CATCHUP_SERVE_BYTES_PER_PEER_MAX,
+  CATCHUP_SERVE_LOOKUP_BYTES,
   DOUBLE_SIGN_WATCH_HEIGHTS,
   EVIDENCE_AGE_HEIGHTS_MAX,
   EVIDENCE_PER_OFFENDER_MAX,
@@ -381,8 +382,8 @@ export class Replica implements ConsensusReplica {
   private requestAnswered = false;
   private lastRequestMs = -CATCHUP_RETRY_MS;
   private lastPushMs = new Map<PeerId, number>();
-  /** Block requests answered per peer in its current retry period (not lifted by the gossip timer). */
-  private servedRequests = new Map<PeerId, { sinceMs: number; count: number }>();
+  /** What each peer's block requests drew in its current retry period (not lifted by the gossip timer). */
+  private servedRequests = new Map<PeerId, { sinceMs: number; chargedBytes: number }>();
   /** Peers that told us they hold no block below this height (they pruned): not asked for lower ones. */
   private prunedBelow = new Map<PeerId, number>();
   /** Peers heard one height behind, and since when: a late vote is normal, a peer still there later is stuck. */
@@ -1883,7 +1884,11 @@ export class Replica implements ConsensusReplica {
    * unanswered, or answered short, the next goes to the next peer in turn that
    * claimed to be ahead (in the order we first heard them), so each peer that
    * does not answer costs one retry period per round of them. One that
-   * pruned what we need is not asked.
+   * pruned what we need is not asked, nor one whose claim falls short of the
+   * first height we ask for (a peer heard at H holds the blocks below H): the
+   * prompting peer may claim just two heights past ours while the blocks we
+   * hold run further, and asking it would cost a retry period. When no peer
+   * claims that height, nobody is asked: the next claim that does asks again.
    */
   private catchupPeer(trigger: PeerId, fromHeight: number): PeerId | null {
     const fits = (peer: PeerId): boolean =>
@@ -1903,8 +1908,8 @@ export class Replica implements ConsensusReplica {
       }
       if (first !== null) return first;
     }
-    if (this.canServe(trigger, fromHeight)) return trigger;
-    // It pruned what we need: ask a peer that may hold it, if we know one.
+    if (fits(trigger)) return trigger;
+    // It pruned what we need, or claims less: ask a peer that may hold it, if we know one.
     for (const peer of this.peerHeights.keys()) if (fits(peer)) return peer;
     return null;
   }
@@ -1974,7 +1979,7 @@ export class Replica implements ConsensusReplica {
     this.serveBlocks(to, height, CATCHUP_BATCH_BLOCKS_MAX);
   }
 
-  /** A peer asks for blocks: answered within CATCHUP_SERVES_PER_PEER_MAX per retry period. */
+  /** A peer asks for blocks: answered within CATCHUP_SERVE_BYTES_PER_PEER_MAX per retry period. */
   private onBlockRequest(from: PeerId, fromHeight: number, count: number, nowMs: number): void {
     let served = this.servedRequests.get(from);
     if (served === undefined || nowMs - served.sinceMs >= CATCHUP_RETRY_MS) {
@@ -1985,27 +1990,40 @@ export class Replica implements ConsensusReplica {
         }
         if (this.servedRequests.size >= 4 * VALIDATORS_MAX) return this.drop('bufferFull');
       }
-      served = { sinceMs: nowMs, count: 0 };
+      served = { sinceMs: nowMs, chargedBytes: 0 };
       this.servedRequests.set(from, served);
     }
-    if (served.count >= CATCHUP_SERVES_PER_PEER_MAX) return this.drop('rateLimited');
-    served.count++;
-    this.serveBlocks(from, fromHeight, count);
+    if (served.chargedBytes >= CATCHUP_SERVE_BYTES_PER_PEER_MAX) return this.drop('rateLimited');
+    served.chargedBytes += this.serveBlocks(from, fromHeight, count);
   }
 
-  /** Answers a block request from the store, within one message's size. */
-  private serveBlocks(to: PeerId, fromHeight: number, count: number): void {
+  /**
+   * Answers a block request from the store, within one message's size.
+   * Returns its cost: the bytes of the blocks loaded, and
+   * CATCHUP_SERVE_LOOKUP_BYTES for the request and each block looked up.
+   */
+  private serveBlocks(to: PeerId, fromHeight: number, count: number): number {
     const blocks: CommittedBlock[] = [];
     let bytes = 16;
+    let chargedBytes = CATCHUP_SERVE_LOOKUP_BYTES;
     for (let h = fromHeight; h < fromHeight + count && h <= this.chain.height; h++) {
       const committed = this.ports.blocks.load(h);
+      chargedBytes += CATCHUP_SERVE_LOOKUP_BYTES;
       if (committed === null) break;
-      bytes += encode(committedBlockCodec, committed).length;
+      const blockBytes = encode(committedBlockCodec, committed).length;
+      chargedBytes += blockBytes;
+      bytes += blockBytes;
       if (bytes > MESSAGE_BYTES_MAX) break;
       blocks.push(committed);
     }
-    if (blocks.length === 0) return;
-    this.emit({ kind: 'send', to, bytes: encode(messageCodec, { kind: 'blockResponse', blocks }) });
+    if (blocks.length > 0) {
+      this.emit({
+        kind: 'send',
+        to,
+        bytes: encode(messageCodec, { kind: 'blockResponse', blocks }),
+      });
+    }
+    return chargedBytes;
   }
 
   private onBlockResponse(

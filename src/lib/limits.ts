@@ -275,13 +275,29 @@ export const CATCHUP_ANSWER_BLOCKS_MIN = CATCHUP_BATCH_BLOCKS_MAX / 4;
  */
 export const CATCHUP_ANSWER_BYTES_MIN = MESSAGE_BYTES_MAX / 2;
 /**
- * Block requests one peer gets answered per CATCHUP_RETRY_MS. A request is a
- * few bytes and its answer up to a batch of blocks read from the store: without
- * a budget one peer could keep the node loop loading and sending blocks. An
- * honest requester asks for the next batch only once half the last is applied:
- * this lets one peer serve a catch-up of 8 batches (512 blocks) a second.
+ * What one peer's block requests may draw from us per CATCHUP_RETRY_MS, in
+ * bytes. Each request is charged the encoding of every block it loaded (the
+ * one that did not fit in the answer included) and CATCHUP_SERVE_LOOKUP_BYTES
+ * for itself and for each block looked up; once a peer's charges in its
+ * current period reach this, its requests are dropped (`rateLimited`) until
+ * the period ends. So in one period a peer draws at most this plus one answer:
+ * no more bytes than eight full answers, and at most
+ * CATCHUP_SERVE_BYTES_PER_PEER_MAX / CATCHUP_SERVE_LOOKUP_BYTES (18,432)
+ * block lookups. Without a budget one peer could keep the node loop loading
+ * and sending blocks (a request is a few bytes). A count of answers (eight
+ * per period) was hit by honest laggers: an answer closes the request and
+ * the next goes out at once, so a node whose blocks fill a message each, or
+ * one that applies blocks fast, asked more than eight times a second and
+ * lost a retry period and its peer on the ninth. An honest lagger draws what
+ * it applies plus what it buffers (CATCHUP_BUFFER_BYTES_PER_PEER_MAX per
+ * sender): it reaches the budget only by applying from one peer more than six
+ * full messages of blocks a second, or more than about 10,000 small ones (a
+ * few KiB each with its certificate; the consensus tests' laggers, whose
+ * execution costs nothing, apply about 6,000 a second).
  */
-export const CATCHUP_SERVES_PER_PEER_MAX = 8;
+export const CATCHUP_SERVE_BYTES_PER_PEER_MAX = 8 * MESSAGE_BYTES_MAX;
+/** What a block request, and each block looked up for it, is charged against CATCHUP_SERVE_BYTES_PER_PEER_MAX. */
+export const CATCHUP_SERVE_LOOKUP_BYTES = 4 * 1024;
 /** Default step timeouts (Tendermint's timeoutX(r) = base + r·delta, capped). */
 export const TIMEOUT_PROPOSE_MS = 3_000;
 export const TIMEOUT_PREVOTE_MS = 1_000;
@@ -303,6 +319,10 @@ assert(
   'the pool holds evidence against every validator of a set',
 );
 assert(CATCHUP_BATCH_BLOCKS_MAX <= CATCHUP_BUFFER_BLOCKS_MAX, 'a batch must fit the buffer');
+assert(
+  CATCHUP_SERVE_BYTES_PER_PEER_MAX >= CATCHUP_BUFFER_BYTES_PER_PEER_MAX + 2 * MESSAGE_BYTES_MAX,
+  "a lagger filling its buffer from one peer stays within that peer's serving budget",
+);
 assert(
   Number.isSafeInteger(FUTURE_MESSAGES_FULL_NODES_MAX) &&
     FUTURE_MESSAGES_MAX - FUTURE_MESSAGES_FULL_NODES_MAX >= VALIDATORS_MAX,

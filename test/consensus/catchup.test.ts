@@ -6,13 +6,14 @@ import {
   CATCHUP_BATCH_BLOCKS_MAX,
   CATCHUP_BUFFER_BYTES_PER_PEER_MAX,
   CATCHUP_RETRY_MS,
-  CATCHUP_SERVES_PER_PEER_MAX,
+  CATCHUP_SERVE_BYTES_PER_PEER_MAX,
+  CATCHUP_SERVE_LOOKUP_BYTES,
   FUTURE_BYTES_PER_PEER_MAX,
   FUTURE_MESSAGES_FULL_NODES_MAX,
   FUTURE_MESSAGES_MAX,
   TX_BYTES_MAX,
 } from '../../src/lib/limits.ts';
-import { messageCodec } from '../../src/consensus/codec.ts';
+import { committedBlockCodec, messageCodec } from '../../src/consensus/codec.ts';
 import { toHex } from '../../src/lib/bytes.ts';
 import { VOTE_TYPE, type Effect } from '../../src/consensus/types.ts';
 import { Harness } from './harness.ts';
@@ -205,13 +206,36 @@ test('block requests are served within a budget per peer and retry period: a flo
     count: CATCHUP_BATCH_BLOCKS_MAX,
   });
   const t = h.nowMs;
-  let served = 0;
-  for (let i = 0; i < 1000; i++) served += blockResponses(replica.onMessage('p1', request, t));
-  assert.equal(served, CATCHUP_SERVES_PER_PEER_MAX);
+  // Each answer is charged the blocks it loaded, and a lookup for the request and for each block.
+  const first = replica.onMessage('p1', request, t);
+  assert.equal(blockResponses(first), 1);
+  const answer = decode(messageCodec, (first[0] as Effect & { kind: 'send' }).bytes);
+  assert.ok(answer.kind === 'blockResponse');
+  let charge = CATCHUP_SERVE_LOOKUP_BYTES;
+  for (const b of answer.blocks) {
+    charge += CATCHUP_SERVE_LOOKUP_BYTES + encode(committedBlockCodec, b).length;
+  }
+  let served = 1;
+  for (let i = 0; i < 100_000; i++) served += blockResponses(replica.onMessage('p1', request, t));
+  assert.equal(served, Math.ceil(CATCHUP_SERVE_BYTES_PER_PEER_MAX / charge));
   // Another peer has its own budget; the flooder gets a new one a retry period later.
   assert.equal(blockResponses(replica.onMessage('p2', request, t)), 1);
   assert.equal(blockResponses(replica.onMessage('p1', request, t + CATCHUP_RETRY_MS - 1)), 0);
   assert.equal(blockResponses(replica.onMessage('p1', request, t + CATCHUP_RETRY_MS)), 1);
+});
+
+test('an honest lagging replica is never refused by the serving budget: each answer draws the next request at once, and thousands of blocks a second stay within it', () => {
+  const h = new Harness({ n: 4, seed: 8 });
+  h.startAll();
+  h.crash(3);
+  assert.ok(h.run(() => h.minCommitted([0, 1, 2]) >= 2_000));
+  const target = h.minCommitted([0, 1, 2]);
+  const startMs = h.nowMs;
+  h.restart(3);
+  assert.ok(h.run(() => h.height(3) >= target));
+  for (const node of h.nodes.slice(0, 3)) assert.equal(node.replica.metrics.rateLimited, 0);
+  // No retry period was lost: more than 2,000 blocks in well under one.
+  assert.ok(h.nowMs - startMs < CATCHUP_RETRY_MS, `${h.nowMs - startMs} ms`);
 });
 
 test('messages kept for the next height are bounded in bytes per peer: one peer cannot fill memory with unverified large proposals', () => {
@@ -464,6 +488,42 @@ function responseOf(h: Harness, heights: readonly number[]): Uint8Array {
   const blocks = heights.map((height) => h.nodes[0]!.store.get(height)!);
   return encode(messageCodec, { kind: 'blockResponse', blocks });
 }
+
+test('a request goes only to a peer whose claim reaches the first height asked for: one heard just two heights past ours is not asked for blocks past those we hold', () => {
+  const { h, votes } = runWithLagging(40);
+  const lagging = h.nodes[3]!.replica;
+  const t = h.nowMs;
+  // Blocks 1 to 10 arrive unasked: 1 is decided (and left executing), 2 to 10 are held.
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p3', responseOf(h, range(1, 10)), t)), []);
+  assert.equal(lagging.height, 1);
+  // p2 is heard at height 3: it holds blocks 1 and 2 at most, and we need 11 on.
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p2', votes.get(3)!, t + 1)), []);
+  // p1 is heard at 40: asked at once (nothing went out to p2).
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', votes.get(40)!, t + 2)), ['p1']);
+  // p1 leaves it unanswered; a retry period later, p2's low claim prompts a request again,
+  // and it goes to the one peer claiming 11, not to p2.
+  const later = t + 2 + CATCHUP_RETRY_MS;
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p2', votes.get(3)!, later)), ['p1']);
+});
+
+test('a replica restarted in the middle of a catch-up asks for blocks at the first message from a peer ahead: its replay sent no request, so none is waited for', () => {
+  const { h, votes } = runWithLagging(40);
+  const node = h.nodes[3]!;
+  const log = (effects: readonly Effect[]): string[] => {
+    for (const e of effects) if (e.kind === 'persist') node.wal.push(e.record);
+    return blockRequestsTo(effects);
+  };
+  const t = h.nowMs;
+  assert.deepEqual(log(node.replica.onMessage('p1', votes.get(40)!, t)), ['p1']);
+  // p1 answers with part of what it holds: the answer is logged, and it draws
+  // the next request. The node stops before it executes a block.
+  assert.deepEqual(log(node.replica.onMessage('p1', responseOf(h, range(1, 20)), t + 1)), ['p1']);
+  h.restart(3);
+  // The replay took the answer again, but sent nothing: within the retry
+  // period of the request it drew, the first peer heard ahead is asked at once.
+  assert.equal(node.replica.height, 1);
+  assert.deepEqual(blockRequestsTo(node.replica.onMessage('p2', votes.get(40)!, t + 2)), ['p2']);
+});
 
 test('a peer answering each request with only the block asked for is passed over after one answer: it slows catch-up by one rotation, not to one block per retry period', () => {
   const { h, votes } = runWithLagging(20);
