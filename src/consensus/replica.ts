@@ -1856,21 +1856,26 @@ export class Replica implements ConsensusReplica {
     // A height decided and being executed is not asked for again.
     let fromHeight = this.decided !== null ? this.heightValue + 1 : this.heightValue;
     while (this.catchupBuffer.has(fromHeight)) fromHeight++;
+    // Only what the buffer can take (onBlockResponse drops the rest): an
+    // answer of dropped blocks would not close the request, and the next
+    // would wait a retry period. A full buffer asks again once a block of it
+    // is executed and the next peer message comes.
+    const count = Math.min(
+      CATCHUP_BATCH_BLOCKS_MAX,
+      this.heightValue + CATCHUP_BUFFER_BLOCKS_MAX - fromHeight,
+    );
+    if (count <= 0) return;
     const stillWaiting =
       this.requestedUpTo >= fromHeight && nowMs - this.lastRequestMs < CATCHUP_RETRY_MS;
     if (stillWaiting) return;
     const from = this.catchupPeer(trigger, fromHeight);
     if (from === null) return;
     this.lastRequestMs = nowMs;
-    this.requestedUpTo = fromHeight + CATCHUP_BATCH_BLOCKS_MAX - 1;
+    this.requestedUpTo = fromHeight + count - 1;
     this.requestedFrom = from;
     this.requestedHeight = fromHeight;
     this.requestAnswered = false;
-    const bytes = encode(messageCodec, {
-      kind: 'blockRequest',
-      fromHeight,
-      count: CATCHUP_BATCH_BLOCKS_MAX,
-    });
+    const bytes = encode(messageCodec, { kind: 'blockRequest', fromHeight, count });
     this.emit({ kind: 'send', to: from, bytes });
   }
 

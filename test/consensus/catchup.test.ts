@@ -674,3 +674,30 @@ test('once the last request is answered, a decided block we never received is as
     asked.push(...deliver(h, `v${from}`, bytes, t + 3));
   assert.deepEqual(asked, ['p1']);
 });
+
+function blockRequestsOf(effects: readonly Effect[]): { fromHeight: number; count: number }[] {
+  return effects.flatMap((e) => {
+    if (e.kind !== 'send') return [];
+    const m = decode(messageCodec, e.bytes);
+    return m.kind === 'blockRequest' ? [{ fromHeight: m.fromHeight, count: m.count }] : [];
+  });
+}
+
+test('a block request asks only for what the catch-up buffer can take: none while it is full, and no more than its room (an answer of blocks it would drop closes nothing, and the next request would wait a retry period)', () => {
+  const { h, votes } = runWithLagging(300);
+  const lagging = h.nodes[3]!.replica;
+  const t = h.nowMs;
+  // Blocks 1 to 250 arrive unasked: 1 is decided (and left executing), 2 to 250 are held.
+  for (let from = 1; from <= 250; from += CATCHUP_BATCH_BLOCKS_MAX) {
+    const heights = range(from, Math.min(CATCHUP_BATCH_BLOCKS_MAX, 251 - from));
+    lagging.onMessage('p3', responseOf(h, heights), t);
+  }
+  assert.equal(lagging.height, 1);
+  // Room for heights 251 to 256 (the buffer holds up to CATCHUP_BUFFER_BLOCKS_MAX past ours).
+  assert.deepEqual(blockRequestsOf(lagging.onMessage('p1', votes.get(300)!, t + 1)), [
+    { fromHeight: 251, count: 6 },
+  ]);
+  lagging.onMessage('p1', responseOf(h, range(251, 6)), t + 2);
+  // Full: nothing is asked for (it was asked for 257 to 320, all of them dropped).
+  assert.deepEqual(blockRequestsOf(lagging.onMessage('p1', votes.get(300)!, t + 3)), []);
+});
