@@ -8,7 +8,7 @@
 //      liquidationCancels, whether or not anything closes in this block);
 //   2. if its equity is negative, the insurance fund covers what it can, when
 //      a position of it can be closed in this block, and takes back what
-//      equity the closes leave (up to the cover);
+//      equity the closes leave (up to the cover), all of it when nothing closed;
 //   3. each position (ascending market) is closed through the book by an IOC
 //      order limited at the position's bankruptcy price — the price at which
 //      the account's equity would reach zero, rounded in the account's favour
@@ -135,7 +135,7 @@ function deleverage(
   lots: number,
   priceTicks: number,
   events: ExchangeEvent[],
-): void {
+): number {
   const size = sizeIn(account, market);
   const queue = adlQueue(state, market, size < 0);
   let remaining = lots;
@@ -169,14 +169,16 @@ function deleverage(
     market.liquidationBacklog = true;
     market.dirty = true;
   }
+  return lots - remaining;
 }
 
+/** Closes a slice of the account's position in the market; returns the lots closed (book and deleveraging). */
 function closePosition(
   state: ExchangeState,
   market: MarketState,
   account: Account,
   events: ExchangeEvent[],
-): void {
+): number {
   const p = market.params;
   const size = sizeIn(account, market);
   const perLot = BigInt(market.markTicks) * market.k;
@@ -184,7 +186,7 @@ function closePosition(
   if (room <= 0n) {
     market.liquidationBacklog = true;
     market.dirty = true;
-    return;
+    return 0;
   }
   const roomLots = divBig(room, perLot, 'floor');
   const lots = Number(minBig(BigInt(Math.abs(size)), maxBig(roomLots, 1n)));
@@ -263,7 +265,10 @@ function closePosition(
     startAuction(market, side, state.timeMs, events, account.index, 'cancelResting');
     market.liquidationBacklog = true;
     market.dirty = true;
-  } else if (filled < lots) deleverage(state, market, account, lots - filled, bankruptcy, events);
+  } else if (filled < lots) {
+    return filled + deleverage(state, market, account, lots - filled, bankruptcy, events);
+  }
+  return filled;
 }
 
 /**
@@ -310,13 +315,19 @@ export function liquidate(state: ExchangeState, account: Account, events: Exchan
     const cover = equity < 0n ? minBig(-equity, state.insuranceQuote) : 0n;
     state.insuranceQuote -= cover;
     account.cashQuote += cover;
+    let closedLots = 0;
     for (const market of state.markets) {
       if (sizeIn(account, market) !== 0 && closable(market)) {
-        closePosition(state, market, account, events);
+        closedLots += closePosition(state, market, account, events);
       }
     }
     if (cover > 0n) {
-      const back = minBig(cover, maxBig(equityQuote(state, account), 0n));
+      // Nothing closed (price monitoring stopped the first fill, or no
+      // counterparty could take a price beyond the mark): the whole cover goes
+      // back, as when no market could close — kept, it would be the account's
+      // if prices came back.
+      const back =
+        closedLots === 0 ? cover : minBig(cover, maxBig(equityQuote(state, account), 0n));
       account.cashQuote -= back;
       state.insuranceQuote += back;
       state.markAccount(account);

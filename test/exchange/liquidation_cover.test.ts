@@ -1,0 +1,41 @@
+// The insurance fund's cover of a liquidated account (docs/exchange.md,
+// "Liquidation and deleveraging", step 2): it pays only for a close, and what
+// a block's liquidation did not close keeps none of it.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Harness, USDC, genesis, key, limit } from './helpers.ts';
+
+const BTC = 'BTC-PERPETUAL';
+const ONE_BTC = 10_000;
+
+test('a liquidation that price monitoring stops before any fill keeps none of the cover', () => {
+  const markets = genesis().markets.map((m) => ({ ...m, liquidationFeePpm: 0 }));
+  const h = new Harness(genesis({ markets, insuranceFundQuote: 10_000n * USDC }));
+  const [o, c, rich] = [key('cover-stop-o'), key('cover-stop-c'), key('cover-stop-rich')];
+  h.fund(o, 2_600n * USDC);
+  h.fund(c, 500_000n * USDC);
+  h.fund(rich, 500_000n * USDC);
+  assert.ok(h.one(c, limit(BTC, 'sell', 500_000, ONE_BTC)).actions[0]!.ok);
+  assert.ok(h.one(o, limit(BTC, 'buy', 500_000, ONE_BTC)).actions[0]!.ok);
+  // Above the range of trades allowed ([475,000, 525,000]) with no ask to take: it rests.
+  assert.ok(h.one(rich, limit(BTC, 'buy', 530_000, 1)).actions[0]!.ok);
+  const market = h.ex.state.marketByName.get(BTC)!;
+  const cash = h.account(o)!.cashQuote;
+  // At $47,000 o's equity is 2,575 − 3,000 = −$425; its sale would first meet the bid beyond the range.
+  h.oracle = { ...h.oracle, BTC: 47_000n * USDC };
+  const r = h.block([]);
+  assert.ok(market.auction!.active, 'the liquidation started an auction');
+  assert.equal(r.events.filter((e) => e.type === 'liquidationFill').length, 0);
+  assert.equal(h.account(o)!.positions[0]!.sizeLots, ONE_BTC, 'nothing closed');
+  // Nothing closed: the cover goes back, as for a market in an auction already.
+  assert.equal(h.ex.state.insuranceQuote, 10_000n * USDC);
+  assert.equal(h.account(o)!.cashQuote, cash);
+  assert.equal(r.events.filter((e) => e.type === 'insuranceCover').length, 0);
+  assert.ok(h.ex.state.underwater.has(h.account(o)!), 'withdrawals wait for it');
+  // Had o kept the cover, the price coming back would have left it the fund's $425 in equity.
+  h.oracle = { ...h.oracle, BTC: 50_000n * USDC };
+  h.block([], 60_000);
+  assert.equal(h.ex.state.insuranceQuote, 10_000n * USDC);
+  assert.deepEqual(h.ex.digestBytes(), h.ex.digestFromScratch());
+});
