@@ -39,3 +39,38 @@ test('a liquidation that price monitoring stops before any fill keeps none of th
   assert.equal(h.ex.state.insuranceQuote, 10_000n * USDC);
   assert.deepEqual(h.ex.digestBytes(), h.ex.digestFromScratch());
 });
+
+test('a draw into an account a trade left without positions and below zero does not keep the fund from covering it', () => {
+  // 2% initial, 1% maintenance: a close within the range of trades allowed can leave cash below zero.
+  const markets = genesis().markets.map((m) => ({
+    ...m,
+    initialMarginPpm: 20_000,
+    maintenanceMarginPpm: 10_000,
+    liquidationFeePpm: 0,
+  }));
+  const h = new Harness(genesis({ markets, insuranceFundQuote: 10_000n * USDC }));
+  const [o, c, bidder] = [key('shortfall-o'), key('shortfall-c'), key('shortfall-bidder')];
+  h.fund(o, 1_100n * USDC);
+  h.fund(c, 500_000n * USDC);
+  h.fund(bidder, 500_000n * USDC);
+  assert.ok(h.one(c, limit(BTC, 'sell', 500_000, ONE_BTC)).actions[0]!.ok);
+  assert.ok(h.one(o, limit(BTC, 'buy', 500_000, ONE_BTC)).actions[0]!.ok);
+  // A bid alone leaves the mark at the index.
+  assert.ok(h.one(bidder, limit(BTC, 'buy', 476_000, ONE_BTC)).actions[0]!.ok);
+  // At $47,000 o's equity is 1,075 − 3,000 = −$1,925. In the same block it
+  // sells to the bid at $47,600 (a gain against the mark: the fill is
+  // allowed), which leaves it no position and −$1,348.80 of cash, then draws $1.
+  h.oracle = { ...h.oracle, BTC: 47_000n * USDC };
+  const sell = limit(BTC, 'sell', 476_000, ONE_BTC, { timeInForce: 'IOC', reduceOnly: true });
+  const r = h.block([h.tx(o, sell), h.tx(o, { kind: 'faucet', amountQuote: 1n * USDC })]);
+  assert.ok(r.results.every((x) => x.ok && x.actions[0]!.ok));
+  const account = h.account(o)!;
+  assert.equal(account.positionCount, 0);
+  // The fund covers the $1,347.80 left, as it does without the draw: no deficit, no pause.
+  assert.equal(account.cashQuote, 0n);
+  assert.equal(h.ex.state.insuranceQuote, 10_000n * USDC - 1_347_800_000n);
+  assert.equal(h.ex.state.deficits.size, 0);
+  const w = h.one(bidder, { kind: 'withdraw', amountQuote: 1n * USDC, destination: 'x' });
+  assert.ok(w.actions[0]!.ok, JSON.stringify(w.actions[0]));
+  assert.deepEqual(h.ex.digestBytes(), h.ex.digestFromScratch());
+});
