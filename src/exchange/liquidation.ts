@@ -16,7 +16,7 @@
 //      cap (counted at the mark; the rest waits for the next block);
 //      the taker pays no trading fee, makers get no rebate, and the account
 //      pays a liquidation fee min(notional × liquidationFeePpm, liquidationFeeQuoteMax,
-//      remaining equity) to the insurance fund;
+//      remaining equity, once the rest of the slice is deleveraged) to the insurance fund;
 //      A slice that price monitoring stops (auction/call.ts) starts a call
 //      auction; the rest waits for its uncross, and positions in a market in
 //      an auction are not closed until then;
@@ -242,9 +242,17 @@ function closePosition(
       makerFeeQuote: f.makerFeeQuote,
     });
   }
+  // The fee leaves what deleveraging the rest of the slice at the bankruptcy
+  // price (below) takes: charged from the equity before it, it took the
+  // account below zero, and its next market closed beyond the mark, at its
+  // counterparties' expense.
+  const restLots = triggered ? 0 : lots - filled;
+  const awayTicks = side === 'sell' ? market.markTicks - bankruptcy : bankruptcy - market.markTicks;
+  // A bankruptcy price beyond the mark (equity below zero) is a gain: it raises no fee.
+  const restLossQuote = awayTicks > 0 ? BigInt(restLots) * BigInt(awayTicks) * market.k : 0n;
   const fee = minBig(
     minBig(ppmCeil(notional, p.liquidationFeePpm), p.liquidationFeeQuoteMax),
-    maxBig(equityQuote(state, account), 0n),
+    maxBig(equityQuote(state, account) - restLossQuote, 0n),
   );
   account.cashQuote -= fee;
   state.insuranceQuote += fee;

@@ -74,3 +74,50 @@ test('a draw into an account a trade left without positions and below zero does 
   assert.ok(w.actions[0]!.ok, JSON.stringify(w.actions[0]));
   assert.deepEqual(h.ex.digestBytes(), h.ex.digestFromScratch());
 });
+
+test('the liquidation fee leaves what the deleveraging of the rest at the bankruptcy price takes: the next market closes at its mark', () => {
+  // 2% initial, 1% maintenance, 1% liquidation fee; the insurance fund starts empty.
+  const markets = genesis().markets.map((m) => ({
+    ...m,
+    initialMarginPpm: 20_000,
+    maintenanceMarginPpm: 10_000,
+  }));
+  const h = new Harness(genesis({ markets }));
+  const [o, c, e, bidder] = [key('fee-o'), key('fee-c'), key('fee-e'), key('fee-bidder')];
+  h.fund(o, 2_000n * USDC);
+  h.fund(c, 500_000n * USDC);
+  h.fund(e, 500_000n * USDC);
+  h.fund(bidder, 500_000n * USDC);
+  const ETH = 'ETH-PERPETUAL';
+  const TEN_ETH = 10_000;
+  assert.ok(h.one(c, limit(BTC, 'sell', 500_000, ONE_BTC)).actions[0]!.ok);
+  assert.ok(h.one(o, limit(BTC, 'buy', 500_000, ONE_BTC)).actions[0]!.ok);
+  assert.ok(h.one(e, limit(ETH, 'sell', 300_000, TEN_ETH)).actions[0]!.ok);
+  assert.ok(h.one(o, limit(ETH, 'buy', 300_000, TEN_ETH)).actions[0]!.ok);
+  // Half a BTC bid at $48,200 (a bid alone leaves the mark at the index).
+  assert.ok(h.one(bidder, limit(BTC, 'buy', 482_000, ONE_BTC / 2)).actions[0]!.ok);
+  // o paid $25 + $15 of fees: at $48,200 its equity is 1,960 − 1,800 = $160,
+  // below the $780 of maintenance. Its BTC sells no lower than 482,000 − 1,600
+  // ticks: half to the bid at the mark, half deleveraged to c at 480,400 ($80).
+  h.oracle = { ...h.oracle, BTC: 48_200n * USDC };
+  const r = h.block([]);
+  const account = h.account(o)!;
+  assert.equal(account.positionCount, 0);
+  const fees = r.events.filter((x) => x.type === 'liquidation').map((x) => x.feeQuote);
+  // The fee is the $160 of equity less the $80 the deleveraging at 480,400 then takes.
+  assert.deepEqual(fees, [80n * USDC, 0n]);
+  const eth = h.ex.state.marketByName.get(ETH)!;
+  const deleverages = r.events.filter((x) => x.type === 'deleverage');
+  assert.deepEqual(
+    deleverages.map((x) => [x.market, x.priceTicks]),
+    [
+      [BTC, 480_400],
+      // At its mark: e does not pay for a fee the account's equity did not have.
+      [ETH, eth.markTicks],
+    ],
+  );
+  assert.equal(account.cashQuote, 0n);
+  assert.equal(h.ex.state.insuranceQuote, 80n * USDC);
+  assert.equal(r.events.filter((x) => x.type === 'insuranceCover').length, 0);
+  assert.deepEqual(h.ex.digestBytes(), h.ex.digestFromScratch());
+});
