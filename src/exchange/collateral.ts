@@ -16,10 +16,15 @@ export function noRoomFor(
   return state.accounts.length >= ACCOUNTS_MAX && principal?.subaccount(subaccount) === undefined;
 }
 
-/** After cash came in: an account whose deficit is covered leaves the deficit set. */
+/**
+ * After cash came in: an account whose deficit is covered leaves the deficit
+ * set. None joins it here: an account below zero without positions that is
+ * not in it yet (a trade of this block closed its last position) goes to the
+ * insurance fund first, at the end-of-block scan (liquidation.ts), which
+ * passes over accounts already in the set.
+ */
 export function settleDeficit(state: ExchangeState, account: Account): void {
   if (account.cashQuote >= 0n || account.positionCount > 0) state.deficits.delete(account);
-  else state.deficits.add(account);
 }
 
 export function badAmount(amountQuote: bigint): boolean {

@@ -8,7 +8,7 @@
 //      liquidationCancels, whether or not anything closes in this block);
 //   2. if its equity is negative, the insurance fund covers what it can, when
 //      a position of it can be closed in this block, and takes back what
-//      equity the closes leave (up to the cover);
+//      equity the closes leave (up to the cover), all of it when nothing closed;
 //   3. each position (ascending market) is closed through the book by an IOC
 //      order limited at the position's bankruptcy price — the price at which
 //      the account's equity would reach zero, rounded in the account's favour
@@ -16,7 +16,7 @@
 //      cap (counted at the mark; the rest waits for the next block);
 //      the taker pays no trading fee, makers get no rebate, and the account
 //      pays a liquidation fee min(notional × liquidationFeePpm, liquidationFeeQuoteMax,
-//      remaining equity) to the insurance fund;
+//      remaining equity, once the rest of the slice is deleveraged) to the insurance fund;
 //      A slice that price monitoring stops (auction/call.ts) starts a call
 //      auction; the rest waits for its uncross, and positions in a market in
 //      an auction are not closed until then;
@@ -135,7 +135,7 @@ function deleverage(
   lots: number,
   priceTicks: number,
   events: ExchangeEvent[],
-): void {
+): number {
   const size = sizeIn(account, market);
   const queue = adlQueue(state, market, size < 0);
   let remaining = lots;
@@ -169,14 +169,16 @@ function deleverage(
     market.liquidationBacklog = true;
     market.dirty = true;
   }
+  return lots - remaining;
 }
 
+/** Closes a slice of the account's position in the market; returns the lots closed (book and deleveraging). */
 function closePosition(
   state: ExchangeState,
   market: MarketState,
   account: Account,
   events: ExchangeEvent[],
-): void {
+): number {
   const p = market.params;
   const size = sizeIn(account, market);
   const perLot = BigInt(market.markTicks) * market.k;
@@ -184,7 +186,7 @@ function closePosition(
   if (room <= 0n) {
     market.liquidationBacklog = true;
     market.dirty = true;
-    return;
+    return 0;
   }
   const roomLots = divBig(room, perLot, 'floor');
   const lots = Number(minBig(BigInt(Math.abs(size)), maxBig(roomLots, 1n)));
@@ -240,9 +242,17 @@ function closePosition(
       makerFeeQuote: f.makerFeeQuote,
     });
   }
+  // The fee leaves what deleveraging the rest of the slice at the bankruptcy
+  // price (below) takes: charged from the equity before it, it took the
+  // account below zero, and its next market closed beyond the mark, at its
+  // counterparties' expense.
+  const restLots = triggered ? 0 : lots - filled;
+  const awayTicks = side === 'sell' ? market.markTicks - bankruptcy : bankruptcy - market.markTicks;
+  // A bankruptcy price beyond the mark (equity below zero) is a gain: it raises no fee.
+  const restLossQuote = awayTicks > 0 ? BigInt(restLots) * BigInt(awayTicks) * market.k : 0n;
   const fee = minBig(
     minBig(ppmCeil(notional, p.liquidationFeePpm), p.liquidationFeeQuoteMax),
-    maxBig(equityQuote(state, account), 0n),
+    maxBig(equityQuote(state, account) - restLossQuote, 0n),
   );
   account.cashQuote -= fee;
   state.insuranceQuote += fee;
@@ -263,7 +273,10 @@ function closePosition(
     startAuction(market, side, state.timeMs, events, account.index, 'cancelResting');
     market.liquidationBacklog = true;
     market.dirty = true;
-  } else if (filled < lots) deleverage(state, market, account, lots - filled, bankruptcy, events);
+  } else if (filled < lots) {
+    return filled + deleverage(state, market, account, lots - filled, bankruptcy, events);
+  }
+  return filled;
 }
 
 /**
@@ -310,13 +323,19 @@ export function liquidate(state: ExchangeState, account: Account, events: Exchan
     const cover = equity < 0n ? minBig(-equity, state.insuranceQuote) : 0n;
     state.insuranceQuote -= cover;
     account.cashQuote += cover;
+    let closedLots = 0;
     for (const market of state.markets) {
       if (sizeIn(account, market) !== 0 && closable(market)) {
-        closePosition(state, market, account, events);
+        closedLots += closePosition(state, market, account, events);
       }
     }
     if (cover > 0n) {
-      const back = minBig(cover, maxBig(equityQuote(state, account), 0n));
+      // Nothing closed (price monitoring stopped the first fill, or no
+      // counterparty could take a price beyond the mark): the whole cover goes
+      // back, as when no market could close — kept, it would be the account's
+      // if prices came back.
+      const back =
+        closedLots === 0 ? cover : minBig(cover, maxBig(equityQuote(state, account), 0n));
       account.cashQuote -= back;
       state.insuranceQuote += back;
       state.markAccount(account);

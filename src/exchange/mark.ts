@@ -38,7 +38,10 @@ export function computeMarkTicks(market: MarketState): number {
   let mid = index;
   if (bid !== undefined && ask !== undefined) {
     const [lo, hi] = band(index, market.params.markBandPpm);
-    mid = Math.min(hi, Math.max(lo, divTrunc(bid + ask, 2)));
+    // bid + ask may pass 2^53 (an ask rests up to PRICE_TICKS_MAX for the margin
+    // of its lots at the mark); the book is not crossed, so ask − bid > 0 and
+    // this is trunc((bid + ask) / 2) exactly.
+    mid = Math.min(hi, Math.max(lo, bid + divTrunc(ask - bid, 2)));
   }
   let basis = 0;
   if (market.premiumCount > 0) {

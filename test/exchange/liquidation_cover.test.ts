@@ -1,0 +1,123 @@
+// The insurance fund's cover of a liquidated account (docs/exchange.md,
+// "Liquidation and deleveraging", step 2): it pays only for a close, and what
+// a block's liquidation did not close keeps none of it.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Harness, USDC, genesis, key, limit } from './helpers.ts';
+
+const BTC = 'BTC-PERPETUAL';
+const ONE_BTC = 10_000;
+
+test('a liquidation that price monitoring stops before any fill keeps none of the cover', () => {
+  const markets = genesis().markets.map((m) => ({ ...m, liquidationFeePpm: 0 }));
+  const h = new Harness(genesis({ markets, insuranceFundQuote: 10_000n * USDC }));
+  const [o, c, rich] = [key('cover-stop-o'), key('cover-stop-c'), key('cover-stop-rich')];
+  h.fund(o, 2_600n * USDC);
+  h.fund(c, 500_000n * USDC);
+  h.fund(rich, 500_000n * USDC);
+  assert.ok(h.one(c, limit(BTC, 'sell', 500_000, ONE_BTC)).actions[0]!.ok);
+  assert.ok(h.one(o, limit(BTC, 'buy', 500_000, ONE_BTC)).actions[0]!.ok);
+  // Above the range of trades allowed ([475,000, 525,000]) with no ask to take: it rests.
+  assert.ok(h.one(rich, limit(BTC, 'buy', 530_000, 1)).actions[0]!.ok);
+  const market = h.ex.state.marketByName.get(BTC)!;
+  const cash = h.account(o)!.cashQuote;
+  // At $47,000 o's equity is 2,575 − 3,000 = −$425; its sale would first meet the bid beyond the range.
+  h.oracle = { ...h.oracle, BTC: 47_000n * USDC };
+  const r = h.block([]);
+  assert.ok(market.auction!.active, 'the liquidation started an auction');
+  assert.equal(r.events.filter((e) => e.type === 'liquidationFill').length, 0);
+  assert.equal(h.account(o)!.positions[0]!.sizeLots, ONE_BTC, 'nothing closed');
+  // Nothing closed: the cover goes back, as for a market in an auction already.
+  assert.equal(h.ex.state.insuranceQuote, 10_000n * USDC);
+  assert.equal(h.account(o)!.cashQuote, cash);
+  assert.equal(r.events.filter((e) => e.type === 'insuranceCover').length, 0);
+  assert.ok(h.ex.state.underwater.has(h.account(o)!), 'withdrawals wait for it');
+  // Had o kept the cover, the price coming back would have left it the fund's $425 in equity.
+  h.oracle = { ...h.oracle, BTC: 50_000n * USDC };
+  h.block([], 60_000);
+  assert.equal(h.ex.state.insuranceQuote, 10_000n * USDC);
+  assert.deepEqual(h.ex.digestBytes(), h.ex.digestFromScratch());
+});
+
+test('a draw into an account a trade left without positions and below zero does not keep the fund from covering it', () => {
+  // 2% initial, 1% maintenance: a close within the range of trades allowed can leave cash below zero.
+  const markets = genesis().markets.map((m) => ({
+    ...m,
+    initialMarginPpm: 20_000,
+    maintenanceMarginPpm: 10_000,
+    liquidationFeePpm: 0,
+  }));
+  const h = new Harness(genesis({ markets, insuranceFundQuote: 10_000n * USDC }));
+  const [o, c, bidder] = [key('shortfall-o'), key('shortfall-c'), key('shortfall-bidder')];
+  h.fund(o, 1_100n * USDC);
+  h.fund(c, 500_000n * USDC);
+  h.fund(bidder, 500_000n * USDC);
+  assert.ok(h.one(c, limit(BTC, 'sell', 500_000, ONE_BTC)).actions[0]!.ok);
+  assert.ok(h.one(o, limit(BTC, 'buy', 500_000, ONE_BTC)).actions[0]!.ok);
+  // A bid alone leaves the mark at the index.
+  assert.ok(h.one(bidder, limit(BTC, 'buy', 476_000, ONE_BTC)).actions[0]!.ok);
+  // At $47,000 o's equity is 1,075 − 3,000 = −$1,925. In the same block it
+  // sells to the bid at $47,600 (a gain against the mark: the fill is
+  // allowed), which leaves it no position and −$1,348.80 of cash, then draws $1.
+  h.oracle = { ...h.oracle, BTC: 47_000n * USDC };
+  const sell = limit(BTC, 'sell', 476_000, ONE_BTC, { timeInForce: 'IOC', reduceOnly: true });
+  const r = h.block([h.tx(o, sell), h.tx(o, { kind: 'faucet', amountQuote: 1n * USDC })]);
+  assert.ok(r.results.every((x) => x.ok && x.actions[0]!.ok));
+  const account = h.account(o)!;
+  assert.equal(account.positionCount, 0);
+  // The fund covers the $1,347.80 left, as it does without the draw: no deficit, no pause.
+  assert.equal(account.cashQuote, 0n);
+  assert.equal(h.ex.state.insuranceQuote, 10_000n * USDC - 1_347_800_000n);
+  assert.equal(h.ex.state.deficits.size, 0);
+  const w = h.one(bidder, { kind: 'withdraw', amountQuote: 1n * USDC, destination: 'x' });
+  assert.ok(w.actions[0]!.ok, JSON.stringify(w.actions[0]));
+  assert.deepEqual(h.ex.digestBytes(), h.ex.digestFromScratch());
+});
+
+test('the liquidation fee leaves what the deleveraging of the rest at the bankruptcy price takes: the next market closes at its mark', () => {
+  // 2% initial, 1% maintenance, 1% liquidation fee; the insurance fund starts empty.
+  const markets = genesis().markets.map((m) => ({
+    ...m,
+    initialMarginPpm: 20_000,
+    maintenanceMarginPpm: 10_000,
+  }));
+  const h = new Harness(genesis({ markets }));
+  const [o, c, e, bidder] = [key('fee-o'), key('fee-c'), key('fee-e'), key('fee-bidder')];
+  h.fund(o, 2_000n * USDC);
+  h.fund(c, 500_000n * USDC);
+  h.fund(e, 500_000n * USDC);
+  h.fund(bidder, 500_000n * USDC);
+  const ETH = 'ETH-PERPETUAL';
+  const TEN_ETH = 10_000;
+  assert.ok(h.one(c, limit(BTC, 'sell', 500_000, ONE_BTC)).actions[0]!.ok);
+  assert.ok(h.one(o, limit(BTC, 'buy', 500_000, ONE_BTC)).actions[0]!.ok);
+  assert.ok(h.one(e, limit(ETH, 'sell', 300_000, TEN_ETH)).actions[0]!.ok);
+  assert.ok(h.one(o, limit(ETH, 'buy', 300_000, TEN_ETH)).actions[0]!.ok);
+  // Half a BTC bid at $48,200 (a bid alone leaves the mark at the index).
+  assert.ok(h.one(bidder, limit(BTC, 'buy', 482_000, ONE_BTC / 2)).actions[0]!.ok);
+  // o paid $25 + $15 of fees: at $48,200 its equity is 1,960 − 1,800 = $160,
+  // below the $780 of maintenance. Its BTC sells no lower than 482,000 − 1,600
+  // ticks: half to the bid at the mark, half deleveraged to c at 480,400 ($80).
+  h.oracle = { ...h.oracle, BTC: 48_200n * USDC };
+  const r = h.block([]);
+  const account = h.account(o)!;
+  assert.equal(account.positionCount, 0);
+  const fees = r.events.filter((x) => x.type === 'liquidation').map((x) => x.feeQuote);
+  // The fee is the $160 of equity less the $80 the deleveraging at 480,400 then takes.
+  assert.deepEqual(fees, [80n * USDC, 0n]);
+  const eth = h.ex.state.marketByName.get(ETH)!;
+  const deleverages = r.events.filter((x) => x.type === 'deleverage');
+  assert.deepEqual(
+    deleverages.map((x) => [x.market, x.priceTicks]),
+    [
+      [BTC, 480_400],
+      // At its mark: e does not pay for a fee the account's equity did not have.
+      [ETH, eth.markTicks],
+    ],
+  );
+  assert.equal(account.cashQuote, 0n);
+  assert.equal(h.ex.state.insuranceQuote, 80n * USDC);
+  assert.equal(r.events.filter((x) => x.type === 'insuranceCover').length, 0);
+  assert.deepEqual(h.ex.digestBytes(), h.ex.digestFromScratch());
+});
