@@ -7,7 +7,7 @@
 //           funding interval (0 before the first sample), truncated
 // All in integer ticks. Cost: O(1) per market.
 
-import { divBig, divTrunc } from '../lib/int.ts';
+import { divBig, divFloor, divTrunc } from '../lib/int.ts';
 import { INDEX_TICKS_MAX, PREMIUM_SAMPLE_PPM_MAX } from '../lib/limits.ts';
 import type { MarketState } from './state.ts';
 import { PPM_BIG } from './units.ts';
@@ -39,9 +39,9 @@ export function computeMarkTicks(market: MarketState): number {
   if (bid !== undefined && ask !== undefined) {
     const [lo, hi] = band(index, market.params.markBandPpm);
     // bid + ask may pass 2^53 (an ask rests up to PRICE_TICKS_MAX for the margin
-    // of its lots at the mark); the book is not crossed, so ask − bid > 0 and
-    // this is trunc((bid + ask) / 2) exactly.
-    mid = Math.min(hi, Math.max(lo, bid + divTrunc(ask - bid, 2)));
+    // of its lots at the mark). bid is an integer, so this is floor((bid + ask) / 2)
+    // exactly, which is the trunc of the positive sum, crossed book or not.
+    mid = Math.min(hi, Math.max(lo, bid + divFloor(ask - bid, 2)));
   }
   let basis = 0;
   if (market.premiumCount > 0) {
