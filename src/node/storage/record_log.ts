@@ -59,6 +59,27 @@
 // rewrite() keeps the salt and the kept records' markers stay valid. A walked
 // marker failing its MAC is damage like any other.
 //
+// Syncs and descriptors. Linux reports a write-back error once per open file
+// description (errseq_t): of two fsyncs in flight on one descriptor, only the
+// one that checks first sees the error and the other returns success, so a
+// caller could sign or acknowledge records whose write-back failed. No two
+// syncs of a log are therefore ever in flight on one descriptor. Each log
+// opens the file twice, after its last sync at open (and again wherever the
+// file is replaced: rewrite()): the primary descriptor takes every write,
+// read and cut and the async syncs (syncAsync, syncInBackground), at most one
+// in flight; requests made while one runs wait together for one more sync
+// started when it finishes (a group commit), each called back once a sync
+// started after it asked has finished, with that sync's failure if it
+// failed. The second descriptor takes the syncs made on this thread (sync(),
+// truncateTo(), close()), which may run while an async one is in flight. An
+// error is recorded for every open description of the file, so both see any
+// write-back failure after the file was opened. Once the log is failed, an
+// async sync that returns success reports the failure instead (the error may
+// have been told to the other descriptor only, for pages this sync covered).
+// A descriptor with an async sync in flight is closed by that sync's
+// callback, not under it: a file opened meanwhile would usually get the same
+// number and the sync would run on it.
+//
 // Older files. Version 1 (no markers) and version 2 (markers without a MAC,
 // 16-byte header; development builds only, never released) are read with the
 // end-only rule, no marker of theirs trusted: only damage at the very end (an
@@ -296,6 +317,20 @@ function replaceFileWith(path: string, fill: (fd: number) => void): void {
   fsyncDirectory(dirname(path));
 }
 
+/** What a log that failed earlier reports to a caller asking it to write or sync. */
+function earlierFailure(path: string): StorageError {
+  return new StorageError('StorageIoFailed', path, null, 'an earlier write failed');
+}
+
+/** Closes a descriptor nobody uses any more; its data was made durable elsewhere or is not wanted. */
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // Nothing is waiting on it: the file was closed or replaced by the log already.
+  }
+}
+
 /** A failed system call (a full disk, a permission) as StorageIoFailed; other errors as they are. */
 function asStorageError(path: string, error: unknown): unknown {
   if (error instanceof StorageError) return error;
@@ -307,14 +342,45 @@ function asStorageError(path: string, error: unknown): unknown {
  * fdatasync calls made by this process's record logs: on the calling thread
  * (foreground: they block it), on libuv's pool with the caller waiting for
  * them (awaited: the thread goes on, the node's next step does not) and on
- * the pool with nobody waiting (background). For metrics and bench:cluster's
- * fsyncs per height.
+ * the pool with nobody waiting (background). Async requests that share one
+ * call (made while another ran) count once, as awaited if any caller waits.
+ * For metrics and bench:cluster's fsyncs per height.
  */
 export const recordLogSyncs = { foreground: 0, awaited: 0, background: 0 };
 
+/** A caller of syncAsync or syncInBackground, waiting for a sync that started after it asked. */
+interface SyncRequest {
+  /** Whether a caller waits for it (counted as awaited) or nobody does (background). */
+  readonly awaited: boolean;
+  readonly done: (error: Error | null) => void;
+}
+
+/** An fdatasync running on libuv's pool on a log's primary descriptor. */
+interface SyncInFlight {
+  readonly fd: number;
+  /**
+   * Set when the log closes or rewrites the file meanwhile: the descriptor is
+   * closed by the sync's callback rather than under it (a new file would
+   * usually get the same number, and the sync would run on it), and nobody
+   * is called back (close() and rewrite() make what they keep durable).
+   */
+  retired: boolean;
+}
+
 export class RecordLog {
   readonly path: string;
+  /** The primary descriptor: every write, read and cut, and the async syncs, one in flight at a time. */
   private fd: number;
+  /**
+   * A second descriptor of the same file, opened and closed with `fd`, for
+   * the syncs made on this thread (sync(), truncateTo(), close()), so that no
+   * two syncs are ever in flight on one descriptor (the header of this file).
+   */
+  private syncFd: number;
+  /** The async sync running on `fd`, if any. */
+  private inFlight: SyncInFlight | null = null;
+  /** Async requests made while it runs: served together by one sync started once it finishes. */
+  private waiting: SyncRequest[] = [];
   private sizeBytes: number;
   private failed = false;
   /** A background sync's failure that no caller has heard of yet (close() reports it). */
@@ -332,12 +398,6 @@ export class RecordLog {
    */
   readonly ackedAtOpen: number;
   /**
-   * Bumped whenever the fd is closed: a rewrite reopens the file and usually
-   * gets the same fd number back, so the number cannot tell a background
-   * sync of the old file (which may fail with EBADF) from one of the new.
-   */
-  private generation = 0;
-  /**
    * Bumped by truncateTo(): a sync that started before a cut covered bytes the
    * file no longer holds, and those offsets may since hold new, unsynced
    * records, so its finishing proves nothing more (the cut synced the rest).
@@ -348,10 +408,15 @@ export class RecordLog {
   /** The file's secret (its header): keys the markers' MAC, kept across rewrite(). */
   private readonly salt: Uint8Array;
 
-  /** `sizeBytes` must be durable (open syncs the file); `ackedAtOpen` is the bound its markers prove. */
+  /**
+   * `fd` and `syncFd` are two descriptors of the file at `path`, both opened
+   * after its last sync; `sizeBytes` must be durable (open syncs the file);
+   * `ackedAtOpen` is the bound its markers prove.
+   */
   constructor(
     path: string,
     fd: number,
+    syncFd: number,
     sizeBytes: number,
     options: RecordLogOptions,
     salt: Uint8Array,
@@ -359,6 +424,7 @@ export class RecordLog {
   ) {
     this.path = path;
     this.fd = fd;
+    this.syncFd = syncFd;
     this.salt = salt;
     this.sizeBytes = sizeBytes;
     this.durableBytes = sizeBytes;
@@ -406,7 +472,7 @@ export class RecordLog {
     recordLogSyncs.foreground++;
     const covers = this.sizeBytes;
     try {
-      fdatasyncSync(this.fd);
+      fdatasyncSync(this.syncFd);
     } catch (error) {
       // After a failed fsync the kernel may have dropped the dirty pages: what
       // is on disk is unknown, and retrying could report success falsely.
@@ -449,44 +515,109 @@ export class RecordLog {
    * reporting durability falsely.
    */
   syncInBackground(): void {
-    this.startSync('background', () => {});
+    this.requestSync({ awaited: false, done: () => {} });
   }
 
   /**
    * Like sync(), on libuv's thread pool: `done` once every record appended
    * before the call is durable, or with the error (the log is then failed).
-   * Not called at all if the file is closed or rewritten meanwhile (close()
+   * While another async sync runs the request waits for the next one
+   * (requestSync). Not called at all if the file is closed or rewritten meanwhile (close()
    * and rewrite() make what they keep durable themselves).
    */
   syncAsync(done: (error: Error | null) => void): void {
-    this.startSync('awaited', done);
+    this.requestSync({ awaited: true, done });
   }
 
-  private startSync(counted: 'awaited' | 'background', done: (error: Error | null) => void): void {
+  /**
+   * One async sync runs at a time on the primary descriptor: of two in
+   * flight on one descriptor the kernel reports a write-back error to
+   * whichever checks first, and the other returns success. A request made
+   * while one runs waits, with every other made meanwhile, for one sync
+   * started when it finishes (a group commit).
+   */
+  private requestSync(request: SyncRequest): void {
     this.checkWritable();
+    if (this.inFlight !== null) {
+      this.waiting.push(request);
+      return;
+    }
+    this.startSync([request]);
+  }
+
+  /** Starts one fdatasync on the primary descriptor for `group`; throws if its marker cannot be written. */
+  private startSync(group: SyncRequest[]): void {
     this.markBeforeSync();
-    recordLogSyncs[counted]++;
-    const generation = this.generation;
+    recordLogSyncs[group.some((r) => r.awaited) ? 'awaited' : 'background']++;
+    const flight: SyncInFlight = { fd: this.fd, retired: false };
+    this.inFlight = flight;
     const cuts = this.cuts;
     const covers = this.appendedCount;
     const coversBytes = this.sizeBytes;
-    fdatasync(this.fd, (error) => {
-      if (this.generation !== generation) return;
+    fdatasync(flight.fd, (error) => {
+      if (flight.retired) {
+        closeQuietly(flight.fd);
+        return;
+      }
+      this.inFlight = null;
+      let failure: StorageError | null = null;
       if (error !== null) {
         this.failed = true;
-        const failure = ioFailed(this.path, error);
-        if (counted === 'background') this.unreported = failure;
-        done(failure);
-        return;
+        failure = ioFailed(this.path, error);
+        if (!group.some((r) => r.awaited)) this.unreported = failure;
+      } else if (this.failed) {
+        // Another sync (one of this thread's) failed meanwhile: the kernel may
+        // have dropped pages this one covered, reporting the error to it alone.
+        failure = earlierFailure(this.path);
+      } else if (this.cuts === cuts) {
+        // A cut meanwhile synced what it kept; these offsets may hold new bytes since.
+        if (covers > this.durableCount) this.durableCount = covers;
+        if (coversBytes > this.durableBytes) this.durableBytes = coversBytes;
       }
-      if (this.cuts !== cuts) {
-        done(null);
-        return;
-      }
-      if (covers > this.durableCount) this.durableCount = covers;
-      if (coversBytes > this.durableBytes) this.durableBytes = coversBytes;
-      done(null);
+      // The next group starts before anyone is called back, so that a request
+      // made from a callback waits for it rather than running beside it.
+      const next = this.waiting;
+      this.waiting = [];
+      const settled = next.length === 0 ? null : this.startWaiting(next);
+      for (const request of group) request.done(failure);
+      if (settled !== null) for (const request of next) request.done(settled.outcome);
     });
+  }
+
+  /**
+   * Starts the sync that requests made during the last one wait for, or
+   * returns what to call them back with instead: the failure if the log
+   * failed, success if a sync on this thread has since covered every record.
+   */
+  private startWaiting(group: SyncRequest[]): { outcome: StorageError | null } | null {
+    if (this.failed) return { outcome: earlierFailure(this.path) };
+    if (!this.needsSync) return { outcome: null };
+    try {
+      this.startSync(group);
+      return null;
+    } catch (thrown) {
+      // Its marker could not be written (the log is failed now).
+      const failure = thrown instanceof StorageError ? thrown : ioFailed(this.path, thrown);
+      if (!group.some((r) => r.awaited)) this.unreported = failure;
+      return { outcome: failure };
+    }
+  }
+
+  /**
+   * The primary descriptor is going away (close, rewrite): a sync in flight
+   * on it closes it when it finishes, and nobody waiting is called back.
+   */
+  private retireDescriptors(): void {
+    if (this.inFlight !== null) {
+      this.inFlight.retired = true;
+      this.inFlight = null;
+    } else if (this.fd >= 0) {
+      closeSync(this.fd);
+    }
+    this.waiting = [];
+    this.fd = -1;
+    if (this.syncFd >= 0) closeSync(this.syncFd);
+    this.syncFd = -1;
   }
 
   /** Whether records appended since the last finished sync (foreground or background) may not be durable. */
@@ -513,14 +644,13 @@ export class RecordLog {
     const kept = readExactly(this.fd, this.sizeBytes - fromOffset, fromOffset);
     assert(kept.length === this.sizeBytes - fromOffset, 'rewrite read the whole tail');
     try {
-      closeSync(this.fd);
-      this.fd = -1;
-      this.generation++;
+      this.retireDescriptors();
       // The new file is synced whole: a closing marker names all it keeps. It
       // keeps the salt, so the markers among the kept records stay valid.
       const body = kept.length === 0 ? [] : [kept, encodeMarker(this.salt, 0)];
       replaceFile(this.path, fileHeader(this.magic, base, this.salt), body);
       this.fd = openSync(this.path, 'r+');
+      this.syncFd = openSync(this.path, 'r+');
     } catch (error) {
       this.failed = true;
       throw ioFailed(this.path, error);
@@ -560,7 +690,7 @@ export class RecordLog {
       // power cut inside one syncing both could leave the marker over the old
       // tail, whose later markers (an upgrade's) would then prove the rest
       // of that tail durable, and it damaged: StorageCorrupt after a crash.
-      fsyncSync(this.fd);
+      fsyncSync(this.syncFd);
       // Every byte before the cut is durable now (that fsync).
       if (offset > FILE_HEADER_BYTES) {
         writeAll(this.fd, encodeMarker(this.salt, 0, true), offset);
@@ -573,7 +703,7 @@ export class RecordLog {
         writeAll(this.fd, encodeMarker(this.salt, size - this.ackedAtOpen), size);
         size += MARKER_BYTES;
       }
-      fsyncSync(this.fd);
+      fsyncSync(this.syncFd);
     } catch (error) {
       this.failed = true;
       throw ioFailed(this.path, error);
@@ -593,14 +723,14 @@ export class RecordLog {
    * Null otherwise (a failure already thrown to a caller is not repeated).
    */
   close(sync = true): StorageError | null {
-    if (this.fd < 0) return null;
+    if (this.fd < 0 && this.syncFd < 0) return null;
     let error = this.unreported;
     this.unreported = null;
     if (!this.failed && sync) {
       try {
         if (this.needsSync) {
           this.markBeforeSync();
-          fdatasyncSync(this.fd);
+          fdatasyncSync(this.syncFd);
           this.durableBytes = this.sizeBytes;
           this.durableCount = this.appendedCount;
         }
@@ -608,23 +738,21 @@ export class RecordLog {
         // open knows every record in it was durable.
         if (this.markedCount < this.durableCount) {
           this.writeMarker();
-          fdatasyncSync(this.fd);
+          fdatasyncSync(this.syncFd);
         }
       } catch (thrown) {
         this.failed = true;
         error = thrown instanceof StorageError ? thrown : ioFailed(this.path, thrown);
       }
     }
-    closeSync(this.fd);
-    this.fd = -1;
-    this.generation++;
+    this.retireDescriptors();
     return error;
   }
 
   private checkWritable(): void {
     if (this.failed) {
       this.unreported = null;
-      throw new StorageError('StorageIoFailed', this.path, null, 'an earlier write failed');
+      throw earlierFailure(this.path);
     }
     assert(this.fd >= 0, `${this.path} is closed`);
   }
@@ -926,6 +1054,7 @@ function openOrCreate(path: string, options: RecordLogOptions, base: number): Op
     replaceFile(path, fileHeader(options.magic, base, randomBytes(SALT_BYTES)), []);
   }
   let fd = openSync(path, 'r+');
+  let syncFd = -1;
   try {
     const size = fstatSync(fd).size;
     const header = readHeader(fd, path, size, options.magic);
@@ -936,19 +1065,24 @@ function openOrCreate(path: string, options: RecordLogOptions, base: number): Op
       closeSync(fd);
       fd = -1;
       fd = openSync(path, 'r+');
+      syncFd = openSync(path, 'r+');
       // Nothing of an older file is proven acknowledged (its closing marker
       // is a copied one): this run and the next may still drop records of it.
-      const log = new RecordLog(path, fd, upgraded.size, options, salt, FILE_HEADER_BYTES);
+      const log = new RecordLog(path, fd, syncFd, upgraded.size, options, salt, FILE_HEADER_BYTES);
       return { log, records: upgraded.records, base: header.base, truncatedBytes: size - end };
     }
     if (end < size) ftruncateSync(fd, end);
     // What a crashed process left in the page cache is not durable yet; the
     // bound the next marker names must be.
     fsyncSync(fd);
-    const log = new RecordLog(path, fd, end, options, header.salt, acked);
+    // Opened after that sync, so it sees every write-back error the primary
+    // descriptor can (the header of this file).
+    syncFd = openSync(path, 'r+');
+    const log = new RecordLog(path, fd, syncFd, end, options, header.salt, acked);
     return { log, records, base: header.base, truncatedBytes: size - end };
   } catch (error) {
     if (fd >= 0) closeSync(fd);
+    if (syncFd >= 0) closeSync(syncFd);
     throw error;
   }
 }

@@ -300,10 +300,12 @@ test('closing the storage reports a failed block-log sync, and leaves the WAL un
     storage.wal.append(record(0), true);
     storage.wal.append(record(1), false);
     const walBefore = statSync(join(dir, 'wal.log')).size;
-    // The block log's file swapped for /dev/zero, which takes writes but whose fdatasync fails (EINVAL).
-    const log = (storage.blocks as unknown as { log: { fd: number } }).log;
-    const realFd = log.fd;
+    // The block log's file swapped for /dev/zero, which takes writes but whose
+    // fdatasync fails (EINVAL), under both of its descriptors.
+    const log = (storage.blocks as unknown as { log: { fd: number; syncFd: number } }).log;
+    const realFds = [log.fd, log.syncFd];
     log.fd = openSync('/dev/zero', 'r+');
+    log.syncFd = openSync('/dev/zero', 'r+');
     try {
       storage.blocks.saveDeferred(2, record(50));
       assert.throws(
@@ -316,7 +318,7 @@ test('closing the storage reports a failed block-log sync, and leaves the WAL un
         },
       );
     } finally {
-      closeSync(realFd);
+      for (const fd of realFds) closeSync(fd);
     }
     // No closing marker proves the WAL's unsynced record, and the lock is gone.
     assert.equal(statSync(join(dir, 'wal.log')).size, walBefore);
