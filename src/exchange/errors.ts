@@ -36,6 +36,7 @@ export const REJECT_CODES = [
   'InsufficientFunds',
   'FaucetCapExceeded',
   'WithdrawalsPaused',
+  'TransfersPaused',
   'UnknownAccount',
   'AlreadyCredited',
   'DuplicateAttestation',

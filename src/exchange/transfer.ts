@@ -1,5 +1,9 @@
 // transfer: between two subaccounts of one address, from free collateral, by
-// the address's own key. Cost: O(markets).
+// the address's own key, and not while an account with negative equity is
+// unresolved (withdraw.ts, outflowPause), unless it goes to such an account:
+// subaccounts are margined apart, and collateral moved out of one whose
+// position deleveraging may close beyond the mark would leave that loss
+// uncovered. Cost: O(markets), and what outflowPause looks at once a block.
 
 import { badAmount, noRoomFor, settleDeficit } from './collateral.ts';
 import type { Ctx } from './context.ts';
@@ -7,6 +11,7 @@ import { ensureAccount, getAccount } from './context.ts';
 import { freeCollateralQuote } from './margin.ts';
 import type { ActionResult } from './results.ts';
 import type { Transfer } from './tx/types.ts';
+import { outflowPause, unresolvedAccount } from './withdraw.ts';
 
 export function transfer(ctx: Ctx, a: Transfer): ActionResult {
   const state = ctx.state;
@@ -22,6 +27,11 @@ export function transfer(ctx: Ctx, a: Transfer): ActionResult {
     };
   }
   const from = getAccount(ctx, a.fromSubaccount);
+  const destination = getAccount(ctx, a.toSubaccount);
+  const paused = outflowPause(state);
+  if (paused !== null && (destination === undefined || !unresolvedAccount(state, destination))) {
+    return { ok: false, kind: 'transfer', code: 'TransfersPaused', message: paused };
+  }
   if (from === undefined || freeCollateralQuote(state, from) < a.amountQuote) {
     return {
       ok: false,

@@ -8,8 +8,7 @@
 // the block moves its marks before its transactions and liquidates after
 // them, and a counterparty withdrawing its profit in between would escape the
 // deleveraging that covers the loss when the insurance fund is short.
-// Transfers are not paused: they move collateral between subaccounts of one
-// address, and it stays in the exchange.
+// Transfers out of a subaccount are paused alike (transfer.ts).
 // Cost: O(markets); the block's first withdrawal past the other checks also
 // looks at the accounts the block changed and at the holders of the markets
 // whose mark moved (liquidation.ts, belowZeroAtMarks), once per block; later
@@ -22,7 +21,38 @@ import { getAccount } from './context.ts';
 import { anyStillBelowZero, belowZeroAtMarks } from './liquidation.ts';
 import { freeCollateralQuote } from './margin.ts';
 import type { ActionResult } from './results.ts';
+import type { Account, ExchangeState } from './state.ts';
 import type { Withdraw } from './tx/types.ts';
+
+/**
+ * Why collateral may not leave an account now (a withdrawal, a transfer to
+ * another subaccount), or null: an account with negative equity is
+ * unresolved, whose loss the deleveraging of its counterparties may have to
+ * cover. Changes no state.
+ */
+export function outflowPause(state: ExchangeState): string | null {
+  const unresolved = state.deficits.size + state.underwater.size;
+  if (unresolved > 0) return `${unresolved} account(s) with negative equity unresolved`;
+  // Memo of the block, not state: the same transactions give every node the same answer.
+  let paused: boolean;
+  if (state.belowZeroHeight !== state.height) {
+    state.belowZeroHeight = state.height;
+    state.belowZero = belowZeroAtMarks(state);
+    paused = state.belowZero.length !== 0;
+  } else {
+    paused = anyStillBelowZero(state, state.belowZero);
+  }
+  return paused ? "an account is below zero equity at this block's marks" : null;
+}
+
+/** Whether the account is one of those outflowPause names (cash put into it helps resolve them). */
+export function unresolvedAccount(state: ExchangeState, account: Account): boolean {
+  return (
+    state.deficits.has(account) ||
+    state.underwater.has(account) ||
+    (state.belowZeroHeight === state.height && state.belowZero.includes(account))
+  );
+}
 
 export function withdraw(ctx: Ctx, a: Withdraw): ActionResult {
   const state = ctx.state;
@@ -37,31 +67,9 @@ export function withdraw(ctx: Ctx, a: Withdraw): ActionResult {
       message: 'amount must be positive',
     };
   }
-  const unresolved = state.deficits.size + state.underwater.size;
-  if (unresolved > 0) {
-    return {
-      ok: false,
-      kind: 'withdraw',
-      code: 'WithdrawalsPaused',
-      message: `${unresolved} account(s) with negative equity unresolved`,
-    };
-  }
-  // Memo of the block, not state: the same transactions give every node the same answer.
-  let paused: boolean;
-  if (state.belowZeroHeight !== state.height) {
-    state.belowZeroHeight = state.height;
-    state.belowZero = belowZeroAtMarks(state);
-    paused = state.belowZero.length !== 0;
-  } else {
-    paused = anyStillBelowZero(state, state.belowZero);
-  }
-  if (paused) {
-    return {
-      ok: false,
-      kind: 'withdraw',
-      code: 'WithdrawalsPaused',
-      message: "an account is below zero equity at this block's marks",
-    };
+  const paused = outflowPause(state);
+  if (paused !== null) {
+    return { ok: false, kind: 'withdraw', code: 'WithdrawalsPaused', message: paused };
   }
   const account = getAccount(ctx);
   if (account === undefined || freeCollateralQuote(state, account) < a.amountQuote) {

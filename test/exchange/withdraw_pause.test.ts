@@ -210,3 +210,28 @@ test('with two accounts below zero, withdrawals stay paused until deposits lift 
   );
   assert.equal(h.ex.state.withdrawnQuote, 1_000n * USDC);
 });
+
+test('transfers are paused with withdrawals, except into an account that is below zero: subaccounts are margined apart, and a counterparty moving its collateral out of the one deleveraging may close beyond the mark would leave that loss uncovered', () => {
+  const { h, a, b } = longAgainstShort();
+  h.fund(a, 1_000n * USDC, 1);
+  h.oracle = { ...h.oracle, BTC: 47_000n * USDC };
+  const move = (k: Key, fromSubaccount: number, toSubaccount: number, amountQuote: bigint) =>
+    h.tx(k, { kind: 'transfer', fromSubaccount, toSubaccount, amountQuote });
+  // At $47,000 a's subaccount 0 is at −$425: b's short gained $3,000.
+  const r = h.block([move(b, 0, 1, 10_000n * USDC), move(a, 1, 0, 500n * USDC)]);
+  assert.equal(codeOf(r.results[0]!.actions[0]), 'TransfersPaused');
+  assert.equal(h.account(b, 1), undefined);
+  // Into the account below zero: it helps resolve it, so it goes through.
+  assert.equal(codeOf(r.results[1]!.actions[0]), 'ok');
+  assert.equal(h.account(a, 1)!.cashQuote, 500n * USDC);
+  // Resolved by the block (a's $500 covered its loss, the rest was closed): b's transfer goes through.
+  assert.equal(h.ex.state.deficits.size + h.ex.state.underwater.size, 0);
+  const later = h.one(b, {
+    kind: 'transfer',
+    fromSubaccount: 0,
+    toSubaccount: 1,
+    amountQuote: 10_000n * USDC,
+  });
+  assert.equal(codeOf(later.actions[0]), 'ok');
+  assert.equal(h.account(b, 1)!.cashQuote, 10_000n * USDC);
+});
