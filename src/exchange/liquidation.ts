@@ -289,7 +289,8 @@ function closable(market: MarketState): boolean {
   );
 }
 
-export function liquidate(state: ExchangeState, account: Account, events: ExchangeEvent[]): void {
+/** Cancels every resting order of the account, in every book, and reports them (liquidationCancels). */
+function cancelRestingOf(state: ExchangeState, account: Account, events: ExchangeEvent[]): void {
   let cancelled = 0;
   for (const market of state.markets) {
     if (market.retired) continue;
@@ -299,9 +300,13 @@ export function liquidate(state: ExchangeState, account: Account, events: Exchan
     }
     if (market.auction !== null) cancelled += cancelAllInAuction(state, market, account.index);
   }
-  // Reported whether or not anything closes in this block: the orders are gone either way.
   if (cancelled > 0)
     events.push({ type: 'liquidationCancels', account: account.index, orders: cancelled });
+}
+
+export function liquidate(state: ExchangeState, account: Account, events: ExchangeEvent[]): void {
+  // Reported whether or not anything closes in this block: the orders are gone either way.
+  cancelRestingOf(state, account, events);
   // The fund covers a gap only for a close it makes possible: an account none
   // of whose positions can be closed in this block (halted, stale, in an
   // auction, or the market's cap spent) would keep the cover if prices came back.
@@ -350,7 +355,10 @@ export function liquidate(state: ExchangeState, account: Account, events: Exchan
 /**
  * An account without positions and with negative cash draws on the insurance
  * fund; what stays uncovered is a deficit (withdrawals pause until deposits
- * to it cover it).
+ * to it cover it). Its resting orders are cancelled first, as a liquidation's
+ * are: nothing backs them, and one filling later would give a deficit
+ * positions (which deficits never hold) or take its cash back above zero
+ * unseen (deficits leave the set only when cash is put into them).
  */
 export function settleShortfall(
   state: ExchangeState,
@@ -358,6 +366,7 @@ export function settleShortfall(
   events: ExchangeEvent[],
 ): void {
   if (account.positionCount !== 0 || account.cashQuote >= 0n) return;
+  cancelRestingOf(state, account, events);
   coverFromInsurance(state, account, -account.cashQuote, events);
   if (account.cashQuote < 0n) state.deficits.add(account);
 }

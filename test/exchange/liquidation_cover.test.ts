@@ -121,3 +121,37 @@ test('the liquidation fee leaves what the deleveraging of the rest at the bankru
   assert.equal(r.events.filter((x) => x.type === 'insuranceCover').length, 0);
   assert.deepEqual(h.ex.digestBytes(), h.ex.digestFromScratch());
 });
+
+test('an account a trade left without positions and below zero loses its resting orders before the fund covers it: nothing backs them, and a fill would give a deficit positions', () => {
+  const markets = genesis().markets.map((m) => ({
+    ...m,
+    initialMarginPpm: 20_000,
+    maintenanceMarginPpm: 10_000,
+    liquidationFeePpm: 0,
+  }));
+  const h = new Harness(genesis({ markets, insuranceFundQuote: 0n }));
+  const [o, c, bidder] = [key('orders-o'), key('orders-c'), key('orders-bidder')];
+  h.fund(o, 1_100n * USDC);
+  h.fund(c, 500_000n * USDC);
+  h.fund(bidder, 500_000n * USDC);
+  assert.ok(h.one(c, limit(BTC, 'sell', 500_000, ONE_BTC)).actions[0]!.ok);
+  assert.ok(h.one(o, limit(BTC, 'buy', 500_000, ONE_BTC)).actions[0]!.ok);
+  // A small ETH bid of o's, resting below the market.
+  assert.ok(h.one(o, limit('ETH-PERPETUAL', 'buy', 290_000, 10)).actions[0]!.ok);
+  assert.ok(h.one(bidder, limit(BTC, 'buy', 476_000, ONE_BTC)).actions[0]!.ok);
+  // At $47,000 o sells to the bid at $47,600: no position left, about −$1,349 of cash, no fund.
+  h.oracle = { ...h.oracle, BTC: 47_000n * USDC };
+  const sell = limit(BTC, 'sell', 476_000, ONE_BTC, { timeInForce: 'IOC', reduceOnly: true });
+  const r = h.block([h.tx(o, sell)]);
+  assert.ok(r.results[0]!.ok && r.results[0]!.actions[0]!.ok);
+  const account = h.account(o)!;
+  assert.equal(account.positionCount, 0);
+  assert.ok(h.ex.state.deficits.has(account), 'a deficit');
+  const eth = h.ex.state.marketByName.get('ETH-PERPETUAL')!;
+  assert.equal(eth.book.ownerOrderCount(account.index), 0, 'its ETH bid is gone');
+  assert.deepEqual(
+    r.events.filter((e) => e.type === 'liquidationCancels'),
+    [{ type: 'liquidationCancels', account: account.index, orders: 1 }],
+  );
+  assert.deepEqual(h.ex.digestBytes(), h.ex.digestFromScratch());
+});
