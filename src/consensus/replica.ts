@@ -374,6 +374,8 @@ export class Replica implements ConsensusReplica {
   private requestedFrom: PeerId | null = null;
   /** The first height that request asked for. */
   private requestedHeight = 0;
+  /** How many blocks that request asked for (fewer than a batch when the buffer had less room). */
+  private requestedCount = 0;
   /**
    * That peer answered with the block at requestedHeight, which we kept, and
    * a fair share of the rest (coversFairShare; catchupPeer: it keeps the
@@ -1874,6 +1876,7 @@ export class Replica implements ConsensusReplica {
     this.requestedUpTo = fromHeight + count - 1;
     this.requestedFrom = from;
     this.requestedHeight = fromHeight;
+    this.requestedCount = count;
     this.requestAnswered = false;
     const bytes = encode(messageCodec, { kind: 'blockRequest', fromHeight, count });
     this.emit({ kind: 'send', to: from, bytes });
@@ -2092,7 +2095,8 @@ export class Replica implements ConsensusReplica {
    * Whether an answer to our request brings a fair share of it: the blocks
    * buffered from requestedHeight on without a gap, which it completed (what
    * it lets us apply now), are at least CATCHUP_ANSWER_BLOCKS_MIN (or every one
-   * the peers we may ask claim to hold, if fewer) or CATCHUP_ANSWER_BYTES_MIN.
+   * the peers we may ask claim to hold, or every one asked for, if fewer) or
+   * CATCHUP_ANSWER_BYTES_MIN.
    * An honest server sends all it holds up to MESSAGE_BYTES_MAX; a peer that
    * sends one block per request would otherwise keep the role and hold us to
    * one block per retry period. Not the blocks the answer carries: copies of
@@ -2111,7 +2115,9 @@ export class Replica implements ConsensusReplica {
         claimed = height - this.requestedHeight;
       }
     }
-    const wanted = Math.min(claimed, CATCHUP_ANSWER_BLOCKS_MIN);
+    // Nor more than we asked for: a request the buffer's room cut short is
+    // answered in full by fewer blocks than the share.
+    const wanted = Math.min(claimed, CATCHUP_ANSWER_BLOCKS_MIN, this.requestedCount);
     let bytes = 0;
     for (let h = this.requestedHeight; h - this.requestedHeight < wanted; h++) {
       const source = this.catchupSources.get(h);

@@ -701,3 +701,29 @@ test('a block request asks only for what the catch-up buffer can take: none whil
   // Full: nothing is asked for (it was asked for 257 to 320, all of them dropped).
   assert.deepEqual(blockRequestsOf(lagging.onMessage('p1', votes.get(300)!, t + 3)), []);
 });
+
+test('an answer bringing every block a request asked for keeps its sender the role, however few the buffer had room for', () => {
+  const { h, votes } = runWithLagging(300);
+  const node = h.nodes[3]!;
+  const lagging = node.replica;
+  const t = h.nowMs;
+  // Blocks 1 to 250 arrive unasked: 1 is decided (and left executing), 2 to 250 are held.
+  const effects: Effect[] = [];
+  for (let from = 1; from <= 250; from += CATCHUP_BATCH_BLOCKS_MAX) {
+    const heights = range(from, Math.min(CATCHUP_BATCH_BLOCKS_MAX, 251 - from));
+    effects.push(...lagging.onMessage('p3', responseOf(h, heights), t));
+  }
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', votes.get(300)!, t + 1)), ['p1']);
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p2', votes.get(300)!, t + 1)), []);
+  // p1 brings all six blocks the buffer had room for.
+  lagging.onMessage('p1', responseOf(h, range(251, 6)), t + 2);
+  // Block 1 executed: room for one more block, asked of p1 again, not of the next peer in turn.
+  const first = effects.find((e) => e.kind === 'finalizeBlock');
+  assert.ok(first !== undefined && first.kind === 'finalizeBlock');
+  const result = node.app.finalizeBlock(first.block, first.commit);
+  node.app.commit();
+  assert.deepEqual(blockRequestsTo(lagging.onBlockExecuted(1, result, t + 3)), []);
+  const next = lagging.onMessage('p2', votes.get(300)!, t + 4);
+  assert.deepEqual(blockRequestsOf(next), [{ fromHeight: 257, count: 1 }]);
+  assert.deepEqual(blockRequestsTo(next), ['p1']);
+});
