@@ -1,16 +1,20 @@
 // transfer: between two subaccounts of one address, from free collateral, by
 // the address's own key, and not while an account with negative equity is
-// unresolved (withdraw.ts, outflowPause), unless it goes to such an account:
-// subaccounts are margined apart, and collateral moved out of one whose
-// position deleveraging may close beyond the mark would leave that loss
-// uncovered. Cost: O(markets), and what outflowPause looks at once a block.
+// unresolved (withdraw.ts, outflowPause), unless it goes to such an account
+// still below zero and brings at most what takes it to zero: subaccounts are
+// margined apart, and collateral moved out of one whose position deleveraging
+// may close beyond the mark would leave that loss uncovered (past the
+// shortfall, a transfer into a sibling below zero parks the rest where
+// deleveraging does not reach). Cost: O(markets), and what outflowPause
+// looks at once a block.
 
 import { badAmount, noRoomFor, settleDeficit } from './collateral.ts';
 import type { Ctx } from './context.ts';
 import { ensureAccount, getAccount } from './context.ts';
-import { freeCollateralQuote } from './margin.ts';
+import { equityQuote, freeCollateralQuote } from './margin.ts';
 import type { ActionResult } from './results.ts';
 import type { Transfer } from './tx/types.ts';
+import { quoteDecimal } from './units.ts';
 import { outflowPause, unresolvedAccount } from './withdraw.ts';
 
 export function transfer(ctx: Ctx, a: Transfer): ActionResult {
@@ -29,8 +33,20 @@ export function transfer(ctx: Ctx, a: Transfer): ActionResult {
   const from = getAccount(ctx, a.fromSubaccount);
   const destination = getAccount(ctx, a.toSubaccount);
   const paused = outflowPause(state);
-  if (paused !== null && (destination === undefined || !unresolvedAccount(state, destination))) {
-    return { ok: false, kind: 'transfer', code: 'TransfersPaused', message: paused };
+  if (paused !== null) {
+    // Equity at the block's marks, not the memo: a deposit earlier in the block
+    // may have lifted a named account above zero.
+    const shortfall =
+      destination !== undefined && unresolvedAccount(state, destination)
+        ? -equityQuote(state, destination)
+        : 0n;
+    if (a.amountQuote > shortfall) {
+      const message =
+        shortfall > 0n
+          ? `${paused}; into an account below zero, at most its shortfall, ${quoteDecimal(shortfall)} in the quote asset`
+          : paused;
+      return { ok: false, kind: 'transfer', code: 'TransfersPaused', message };
+    }
   }
   if (from === undefined || freeCollateralQuote(state, from) < a.amountQuote) {
     return {

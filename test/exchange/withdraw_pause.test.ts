@@ -218,13 +218,13 @@ test('transfers are paused with withdrawals, except into an account that is belo
   const move = (k: Key, fromSubaccount: number, toSubaccount: number, amountQuote: bigint) =>
     h.tx(k, { kind: 'transfer', fromSubaccount, toSubaccount, amountQuote });
   // At $47,000 a's subaccount 0 is at −$425: b's short gained $3,000.
-  const r = h.block([move(b, 0, 1, 10_000n * USDC), move(a, 1, 0, 500n * USDC)]);
+  const r = h.block([move(b, 0, 1, 10_000n * USDC), move(a, 1, 0, 425n * USDC)]);
   assert.equal(codeOf(r.results[0]!.actions[0]), 'TransfersPaused');
   assert.equal(h.account(b, 1), undefined);
-  // Into the account below zero: it helps resolve it, so it goes through.
+  // Into the account below zero, up to its shortfall: it helps resolve it, so it goes through.
   assert.equal(codeOf(r.results[1]!.actions[0]), 'ok');
-  assert.equal(h.account(a, 1)!.cashQuote, 500n * USDC);
-  // Resolved by the block (a's $500 covered its loss, the rest was closed): b's transfer goes through.
+  assert.equal(h.account(a, 1)!.cashQuote, 575n * USDC);
+  // Resolved by the block (a's $425 covered its loss, the rest was closed): b's transfer goes through.
   assert.equal(h.ex.state.deficits.size + h.ex.state.underwater.size, 0);
   const later = h.one(b, {
     kind: 'transfer',
@@ -234,4 +234,73 @@ test('transfers are paused with withdrawals, except into an account that is belo
   });
   assert.equal(codeOf(later.actions[0]), 'ok');
   assert.equal(h.account(b, 1)!.cashQuote, 10_000n * USDC);
+});
+
+test("into an account below zero, a paused transfer brings at most its shortfall at the block's marks: past it, collateral of a subaccount deleveraging may hit would be parked in a sibling out of its reach", () => {
+  const { h, a, b } = longAgainstShort();
+  // b's subaccount 1 is long like a, against d: at $47,000 both longs are at −$425,
+  // and b's subaccount 0 is the short that deleveraging a closes against.
+  const d = key('d');
+  h.fund(b, 2_600n * USDC, 1);
+  h.fund(d, 500_000n * USDC);
+  assert.equal(h.one(d, limit(BTC, 'sell', 500_000, ONE_BTC)).actions[0]!.ok, true);
+  const buy = h.one(b, limit(BTC, 'buy', 500_000, ONE_BTC), { subaccount: 1 });
+  assert.equal(buy.actions[0]!.ok, true);
+  h.fund(a, 1_000n * USDC, 1);
+  h.oracle = { ...h.oracle, BTC: 47_000n * USDC };
+  const move = (k: Key, fromSubaccount: number, toSubaccount: number, amountQuote: bigint) =>
+    h.tx(k, { kind: 'transfer', fromSubaccount, toSubaccount, amountQuote });
+  const faucet = (k: Key, amountQuote: bigint, subaccount: number) =>
+    h.tx(k, { kind: 'faucet', amountQuote }, { subaccount });
+  const r = h.block([
+    // Past b's subaccount 1's shortfall: the rest would leave the short's reach.
+    move(b, 0, 1, 10_000n * USDC),
+    // Within its shortfall: it goes through (b's subaccount 1 stays below zero).
+    move(b, 0, 1, 400n * USDC),
+    // a's subaccount 0 lifted above zero by a deposit of the block: no longer
+    // below zero, though the block's memo found it so.
+    faucet(a, 1_000n * USDC, 0),
+    move(a, 1, 0, 100n * USDC),
+  ]);
+  const codes = r.results.map((x) => codeOf(x.actions[0]));
+  assert.deepEqual(codes, ['TransfersPaused', 'ok', 'ok', 'TransfersPaused']);
+  assert.equal(h.account(a, 1)!.cashQuote, 1_000n * USDC);
+});
+
+test("a transfer into an account the block's memo found below zero that a deposit then lifted gets the same answer on a restored node (the memo's order differs there)", () => {
+  const h = new Harness(genesis({ insuranceFundQuote: 0n }));
+  const [a, b, c] = [key('a'), key('b'), key('c')];
+  h.fund(a, 2_600n * USDC);
+  h.fund(a, 1_000n * USDC, 1);
+  h.fund(c, 2_600n * USDC);
+  h.fund(b, 500_000n * USDC);
+  assert.equal(h.one(b, limit(BTC, 'sell', 500_000, 2 * ONE_BTC)).actions[0]!.ok, true);
+  // c (the later account) takes its long a block before a: the running node's
+  // scan groups list c before a, the restored node's holders a before c.
+  assert.equal(h.one(c, limit(BTC, 'buy', 500_000, ONE_BTC)).actions[0]!.ok, true);
+  assert.equal(h.one(a, limit(BTC, 'buy', 500_000, ONE_BTC)).actions[0]!.ok, true);
+  h.block([]);
+  const copy = decodeSnapshot(encodeSnapshot(h.ex), { checkInvariants: true });
+  assert.ok(copy instanceof Exchange);
+  // At $47,000 a and c are both at −$425.
+  h.oracle = { ...h.oracle, BTC: 47_000n * USDC };
+  const block: Block = {
+    height: h.ex.state.height + 1,
+    timeMs: h.ex.state.timeMs + 1_000,
+    proposer: h.ex.state.validators[0]!.publicKey,
+    txs: [
+      withdrawal(h, b, 10_000n * USDC),
+      h.tx(a, { kind: 'faucet', amountQuote: 1_000n * USDC }),
+      h.tx(a, { kind: 'transfer', fromSubaccount: 1, toSubaccount: 0, amountQuote: 100n * USDC }),
+    ],
+    oracle: h.oracle,
+  };
+  const ours = h.ex.finalizeBlock(block);
+  const theirs = copy.finalizeBlock(block);
+  const codes = (r: typeof ours) => r.results.map((x) => codeOf(x.actions[0]));
+  // c is still below zero; a, at $575, is no account a transfer may resolve.
+  // (The memo alone answered by its order: the restored node let the transfer through.)
+  assert.deepEqual(codes(ours), ['WithdrawalsPaused', 'ok', 'TransfersPaused']);
+  assert.deepEqual(codes(theirs), codes(ours));
+  assert.deepEqual(theirs.appHash, ours.appHash);
 });
