@@ -349,23 +349,30 @@ function persistedBytes(effects: readonly Effect[]): number {
   return bytes;
 }
 
+/**
+ * A blockResponse of `count` blocks of half a MiB from `fromHeight` on, copies
+ * of height 1's block with the height changed: kept unchecked until their
+ * height comes.
+ */
+function largeBlocks(h: Harness, fromHeight: number, count: number): Uint8Array {
+  const real = h.nodes[0]!.store.get(1)!;
+  const tx = new Uint8Array(TX_BYTES_MAX);
+  const blocks = [];
+  for (let height = fromHeight; height < fromHeight + count; height++) {
+    const header = { ...real.block.header, height };
+    blocks.push({
+      block: { ...real.block, header, txs: new Array(32).fill(tx) },
+      commit: real.commit,
+    });
+  }
+  return encode(messageCodec, { kind: 'blockResponse', blocks });
+}
+
 test('blocks buffered for catch-up are bounded in bytes per peer: one peer cannot fill memory and the log with unrequested blocks far ahead', () => {
   const { h } = runWithVotes(4);
   const replica = h.nodes[0]!.replica;
-  const real = h.nodes[0]!.store.get(1)!;
   // Unchecked until their height comes: a forged certificate costs the sender nothing.
-  const tx = new Uint8Array(TX_BYTES_MAX);
-  const forged = (fromHeight: number, count: number): Uint8Array => {
-    const blocks = [];
-    for (let height = fromHeight; height < fromHeight + count; height++) {
-      const header = { ...real.block.header, height };
-      blocks.push({
-        block: { ...real.block, header, txs: new Array(32).fill(tx) },
-        commit: real.commit,
-      });
-    }
-    return encode(messageCodec, { kind: 'blockResponse', blocks });
-  };
+  const forged = (fromHeight: number, count: number) => largeBlocks(h, fromHeight, count);
   const t = h.nowMs;
   const first = replica.height + 1;
   const before = replica.metrics.bufferFull;
@@ -732,24 +739,10 @@ test('an answer bringing every block a request asked for keeps its sender the ro
 test('a peer whose blocks held here leave no room for a full answer is not asked: its answer would be dropped, close nothing and cost a retry period', () => {
   const { h, votes } = runWithLagging(40);
   const lagging = h.nodes[3]!.replica;
-  const real = h.nodes[0]!.store.get(1)!;
-  const tx = new Uint8Array(TX_BYTES_MAX);
-  // Real-looking blocks of half a MiB far ahead, kept unchecked until their height comes.
-  const large = (fromHeight: number, count: number): Uint8Array => {
-    const blocks = [];
-    for (let height = fromHeight; height < fromHeight + count; height++) {
-      const header = { ...real.block.header, height };
-      blocks.push({
-        block: { ...real.block, header, txs: new Array(32).fill(tx) },
-        commit: real.commit,
-      });
-    }
-    return encode(messageCodec, { kind: 'blockResponse', blocks });
-  };
   const t = h.nowMs;
   // p1 holds about 10 MiB here: less than a full answer's room is left of its share.
-  assert.ok(persistedBytes(lagging.onMessage('p1', large(100, 10), t)) > 0);
-  assert.ok(persistedBytes(lagging.onMessage('p1', large(110, 10), t)) > 0);
+  assert.ok(persistedBytes(lagging.onMessage('p1', largeBlocks(h, 100, 10), t)) > 0);
+  assert.ok(persistedBytes(lagging.onMessage('p1', largeBlocks(h, 110, 10), t)) > 0);
   assert.ok(
     CATCHUP_BUFFER_BYTES_PER_PEER_MAX - 20 * 2 ** 19 < MESSAGE_BYTES_MAX,
     "p1's share is nearly full",
