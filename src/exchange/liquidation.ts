@@ -8,7 +8,9 @@
 //      liquidationCancels, whether or not anything closes in this block);
 //   2. if its equity is negative, the insurance fund covers what it can, when
 //      a position of it can be closed in this block, and takes back what
-//      equity the closes leave (up to the cover), all of it when nothing closed;
+//      equity the closes leave plus the cover's share for the positions still
+//      open (by notional at the marks), up to the cover: all of it when
+//      nothing closed;
 //   3. each position (ascending market) is closed through the book by an IOC
 //      order limited at the position's bankruptcy price — the price at which
 //      the account's equity would reach zero, rounded in the account's favour
@@ -326,6 +328,7 @@ export function liquidate(state: ExchangeState, account: Account, events: Exchan
     // goes back, and the event reports the net cover.
     const equity = equityQuote(state, account);
     const cover = equity < 0n ? minBig(-equity, state.insuranceQuote) : 0n;
+    const openBefore = cover > 0n ? openNotionalQuote(state, account) : 0n;
     state.insuranceQuote -= cover;
     account.cashQuote += cover;
     let closedLots = 0;
@@ -339,8 +342,14 @@ export function liquidate(state: ExchangeState, account: Account, events: Exchan
       // counterparty could take a price beyond the mark): the whole cover goes
       // back, as when no market could close — kept, it would be the account's
       // if prices came back.
-      const back =
-        closedLots === 0 ? cover : minBig(cover, maxBig(equityQuote(state, account), 0n));
+      // A close cut short (the per-block cap, price monitoring after some
+      // fills, a market that cannot close) gives back the cover's share for
+      // what stays open, by notional at the marks, rounded up: kept, the
+      // fund's money would carry those positions, theirs if prices came back.
+      // They stay below zero and are covered as their slices close.
+      const openAfter = closedLots === 0 ? openBefore : openNotionalQuote(state, account);
+      const share = openBefore > 0n ? divBig(cover * openAfter, openBefore, 'ceil') : 0n;
+      const back = minBig(cover, maxBig(equityQuote(state, account), 0n) + share);
       account.cashQuote -= back;
       state.insuranceQuote += back;
       state.markAccount(account);
@@ -350,6 +359,21 @@ export function liquidate(state: ExchangeState, account: Account, events: Exchan
     }
   }
   settleShortfall(state, account, events);
+}
+
+/** Σ |size| × mark × k over the account's positions: what its closes are weighed by. O(markets). */
+function openNotionalQuote(state: ExchangeState, account: Account): bigint {
+  let total = 0n;
+  const markets = state.markets;
+  for (const p of account.positions) {
+    if (p.sizeLots !== 0)
+      total += BigInt(Math.abs(p.sizeLots)) * markets[p.market]!.markQuotePerLot;
+  }
+  for (const p of account.listed) {
+    if (p.sizeLots !== 0)
+      total += BigInt(Math.abs(p.sizeLots)) * markets[p.market]!.markQuotePerLot;
+  }
+  return total;
 }
 
 /**

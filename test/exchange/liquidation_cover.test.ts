@@ -5,6 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Harness, USDC, genesis, key, limit } from './helpers.ts';
+import { equityQuote } from '../../src/exchange/margin.ts';
 
 const BTC = 'BTC-PERPETUAL';
 const ONE_BTC = 10_000;
@@ -153,5 +154,55 @@ test('an account a trade left without positions and below zero loses its resting
     r.events.filter((e) => e.type === 'liquidationCancels'),
     [{ type: 'liquidationCancels', account: account.index, orders: 1 }],
   );
+  assert.deepEqual(h.ex.digestBytes(), h.ex.digestFromScratch());
+});
+
+test('a liquidation the per-block cap cuts short keeps the cover only for what it closed: the share for the rest goes back, so the fund does not carry positions that stay open', () => {
+  // 2% initial, 1% maintenance, no fee; a per-block cap of $10,000.
+  const markets = genesis().markets.map((m, i) =>
+    i === 0
+      ? {
+          ...m,
+          initialMarginPpm: 20_000,
+          maintenanceMarginPpm: 10_000,
+          liquidationFeePpm: 0,
+          liquidationQuoteMaxPerBlock: 10_000n * USDC,
+        }
+      : m,
+  );
+  const h = new Harness(genesis({ markets, insuranceFundQuote: 10_000n * USDC }));
+  const [o, c, bidder] = [key('cap-cover-o'), key('cap-cover-c'), key('cap-cover-bidder')];
+  h.fund(o, 1_100n * USDC);
+  h.fund(c, 500_000n * USDC);
+  h.fund(bidder, 500_000n * USDC);
+  assert.ok(h.one(c, limit(BTC, 'sell', 500_000, ONE_BTC)).actions[0]!.ok);
+  assert.ok(h.one(o, limit(BTC, 'buy', 500_000, ONE_BTC)).actions[0]!.ok);
+  assert.ok(h.one(bidder, limit(BTC, 'buy', 476_000, ONE_BTC)).actions[0]!.ok);
+  // At $47,600 (the mark: a bid alone leaves it at the index) o's equity is
+  // 1,075 − 2,400 = −$1,325: the fund covers it, the bankruptcy price is the
+  // mark, and the cap ($10,000 at $4.76 a lot: 2,100 lots) closes a fifth of it.
+  h.oracle = { ...h.oracle, BTC: 47_600n * USDC };
+  const r = h.block([]);
+  const account = h.account(o)!;
+  const left = account.positions[0]!.sizeLots;
+  assert.equal(left, ONE_BTC - 2_100);
+  // The share of the $1,325 for the lots still open went back (rounded up): the
+  // fund paid for the closed slice only, and o stays below zero for the rest.
+  const cover = 1_325n * USDC;
+  const back = (cover * BigInt(left) + BigInt(ONE_BTC) - 1n) / BigInt(ONE_BTC);
+  assert.equal(back, 1_046_750_000n);
+  assert.equal(h.ex.state.insuranceQuote, 10_000n * USDC - (cover - back));
+  assert.deepEqual(
+    r.events.filter((e) => e.type === 'insuranceCover'),
+    [{ type: 'insuranceCover', account: account.index, amountQuote: cover - back }],
+  );
+  assert.equal(equityQuote(h.ex.state, account), -back);
+  assert.ok(h.ex.state.underwater.has(account));
+  // Prices come back before the next slice: the fund pays nothing more, and
+  // what o regains is not the fund's money.
+  h.oracle = { ...h.oracle, BTC: 50_000n * USDC };
+  h.block([]);
+  assert.equal(h.ex.state.insuranceQuote, 10_000n * USDC - (cover - back));
+  assert.ok(equityQuote(h.ex.state, account) > 0n);
   assert.deepEqual(h.ex.digestBytes(), h.ex.digestFromScratch());
 });
