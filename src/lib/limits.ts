@@ -282,7 +282,7 @@ export const CATCHUP_ANSWER_BYTES_MIN = MESSAGE_BYTES_MAX / 2;
  * current period reach this, its requests are dropped (`rateLimited`) until
  * the period ends. So in one period a peer draws at most this plus one answer:
  * no more bytes than eight full answers, and at most
- * CATCHUP_SERVE_BYTES_PER_PEER_MAX / CATCHUP_SERVE_LOOKUP_BYTES (18,432)
+ * CATCHUP_SERVE_BYTES_PER_PEER_MAX / CATCHUP_SERVE_LOOKUP_BYTES (4,608)
  * block lookups. Without a budget one peer could keep the node loop loading
  * and sending blocks (a request is a few bytes). A count of answers (eight
  * per period) was hit by honest laggers: an answer closes the request and
@@ -291,13 +291,21 @@ export const CATCHUP_ANSWER_BYTES_MIN = MESSAGE_BYTES_MAX / 2;
  * lost a retry period and its peer on the ninth. An honest lagger draws what
  * it applies plus what it buffers (CATCHUP_BUFFER_BYTES_PER_PEER_MAX per
  * sender): it reaches the budget only by applying from one peer more than six
- * full messages of blocks a second, or more than about 10,000 small ones (a
- * few KiB each with its certificate; the consensus tests' laggers, whose
- * execution costs nothing, apply about 6,000 a second).
+ * full messages of blocks a second, or more than about 3,800 small ones (a
+ * few KiB each with its certificate, and the lookup charge), beyond what a
+ * node executing them applies (the consensus tests' laggers, whose execution
+ * costs nothing, draw 2,000 within one period).
  */
 export const CATCHUP_SERVE_BYTES_PER_PEER_MAX = 8 * MESSAGE_BYTES_MAX;
-/** What a block request, and each block looked up for it, is charged against CATCHUP_SERVE_BYTES_PER_PEER_MAX. */
-export const CATCHUP_SERVE_LOOKUP_BYTES = 4 * 1024;
+/**
+ * What a block request, and each block looked up for it, is charged against
+ * CATCHUP_SERVE_BYTES_PER_PEER_MAX: a lookup costs the server a load, a
+ * decode and two encodings whatever the block's size (about 60 µs for a
+ * devnet block of 3.4 KB on the loaded 2-core machine), so small blocks are
+ * charged for that CPU too. At 4 KiB one peer could draw some 10,000 small
+ * blocks a second, most of a core; at 16 KiB about 3,800.
+ */
+export const CATCHUP_SERVE_LOOKUP_BYTES = 16 * 1024;
 /** Default step timeouts (Tendermint's timeoutX(r) = base + r·delta, capped). */
 export const TIMEOUT_PROPOSE_MS = 3_000;
 export const TIMEOUT_PREVOTE_MS = 1_000;
