@@ -4,10 +4,11 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Harness, USDC, genesis, key, limit } from './helpers.ts';
+import { Harness, USDC, VALIDATORS, genesis, key, limit } from './helpers.ts';
 import { equityQuote } from '../../src/exchange/margin.ts';
 
 const BTC = 'BTC-PERPETUAL';
+const ETH = 'ETH-PERPETUAL';
 const ONE_BTC = 10_000;
 
 test('a liquidation that price monitoring stops before any fill keeps none of the cover', () => {
@@ -206,3 +207,106 @@ test('a liquidation the per-block cap cuts short keeps the cover only for what i
   assert.ok(equityQuote(h.ex.state, account) > 0n);
   assert.deepEqual(h.ex.digestBytes(), h.ex.digestFromScratch());
 });
+
+test('a liquidation cut short by the per-block cap pauses withdrawals and transfers for everyone until its last slice, even with the fund able to pay it all, and pays no more in all than the cover at once', () => {
+  // 2% initial, 1% maintenance, no fee; a per-block cap of $10,000 (2,100 lots at $47,600).
+  const markets = genesis().markets.map((m, i) =>
+    i === 0
+      ? {
+          ...m,
+          initialMarginPpm: 20_000,
+          maintenanceMarginPpm: 10_000,
+          liquidationFeePpm: 0,
+          liquidationQuoteMaxPerBlock: 10_000n * USDC,
+        }
+      : m,
+  );
+  const h = new Harness(genesis({ markets, insuranceFundQuote: 10_000n * USDC }));
+  const [o, c, bidder, x] = [key('cap-pause-o'), key('cap-pause-c'), key('cap-pause-b'), key('x')];
+  h.fund(o, 1_100n * USDC);
+  h.fund(c, 500_000n * USDC);
+  h.fund(bidder, 500_000n * USDC);
+  h.fund(x, 1_000n * USDC);
+  assert.ok(h.one(c, limit(BTC, 'sell', 500_000, ONE_BTC)).actions[0]!.ok);
+  assert.ok(h.one(o, limit(BTC, 'buy', 500_000, ONE_BTC)).actions[0]!.ok);
+  assert.ok(h.one(bidder, limit(BTC, 'buy', 476_000, ONE_BTC)).actions[0]!.ok);
+  const fund = h.ex.state.insuranceQuote;
+  // At $47,600 o is $1,325 below zero: five slices, the last one of 1,600 lots.
+  h.oracle = { ...h.oracle, BTC: 47_600n * USDC };
+  const sizes: number[] = [];
+  const paused: boolean[] = [];
+  let covered = 0n;
+  for (let b = 0; b < 5; b++) {
+    const r = h.block([h.tx(x, { kind: 'withdraw', amountQuote: 1n, destination: 'x' })]);
+    for (const e of r.events) if (e.type === 'insuranceCover') covered += e.amountQuote;
+    paused.push(!r.results[0]!.actions[0]!.ok);
+    sizes.push(h.account(o)!.positions[0]!.sizeLots);
+  }
+  assert.deepEqual(sizes, [7_900, 5_800, 3_700, 1_600, 0]);
+  // The first block's withdrawal comes before its liquidation (o is below
+  // zero at the block's marks); then o stays below zero until its last slice.
+  assert.deepEqual(paused, [true, true, true, true, true]);
+  const w = h.one(x, { kind: 'withdraw', amountQuote: 1n, destination: 'x' });
+  assert.ok(w.actions[0]!.ok, 'withdrawals go on once the last slice closed');
+  // At static prices the fund paid the whole gap, no more, and the events say so.
+  assert.equal(fund - h.ex.state.insuranceQuote, 1_325n * USDC);
+  assert.equal(covered, 1_325n * USDC);
+  assert.deepEqual(h.ex.digestBytes(), h.ex.digestFromScratch());
+});
+
+test('the cover share of a position in a halted market goes back: withdrawals pause for everyone until the market resumes, then the fund covers its close', () => {
+  const markets = genesis().markets.map((m) => ({
+    ...m,
+    initialMarginPpm: 20_000,
+    maintenanceMarginPpm: 10_000,
+    liquidationFeePpm: 0,
+  }));
+  const h = new Harness(genesis({ markets, insuranceFundQuote: 10_000n * USDC }));
+  const [o, c, bidder, x] = [key('halt-o'), key('halt-c'), key('halt-b'), key('halt-x')];
+  h.fund(o, 1_300n * USDC);
+  h.fund(c, 500_000n * USDC);
+  h.fund(bidder, 500_000n * USDC);
+  h.fund(x, 1_000n * USDC);
+  assert.ok(h.one(c, limit(BTC, 'sell', 500_000, ONE_BTC)).actions[0]!.ok);
+  assert.ok(h.one(o, limit(BTC, 'buy', 500_000, ONE_BTC)).actions[0]!.ok);
+  // 4,000 ETH lots at $3,000 ($12,000 of notional), at no profit or loss.
+  assert.ok(h.one(c, limit(ETH, 'sell', 300_000, 4_000)).actions[0]!.ok);
+  assert.ok(h.one(o, limit(ETH, 'buy', 300_000, 4_000)).actions[0]!.ok);
+  assert.ok(h.one(bidder, limit(BTC, 'buy', 476_000, ONE_BTC)).actions[0]!.ok);
+  govern(h, 1, 'haltMarket');
+  const fund = h.ex.state.insuranceQuote;
+  // At $47,600 the BTC long closes in full at the mark; the ETH one waits.
+  h.oracle = { ...h.oracle, BTC: 47_600n * USDC };
+  h.block([]);
+  const account = h.account(o)!;
+  assert.equal(account.positions[0]!.sizeLots, 0);
+  assert.equal(account.positions[1]!.sizeLots, 4_000);
+  const gap = -equityQuote(h.ex.state, account);
+  assert.ok(gap > 0n && h.ex.state.underwater.has(account), 'the ETH share of the cover went back');
+  for (let b = 0; b < 3; b++) {
+    const w = h.one(x, { kind: 'withdraw', amountQuote: 1n, destination: 'x' });
+    assert.equal(w.actions[0]!.ok ? null : w.actions[0]!.code, 'WithdrawalsPaused');
+  }
+  assert.equal(equityQuote(h.ex.state, account), -gap, 'nothing covers it while ETH is halted');
+  // The block that resumes ETH rescans its holders: the fund covers the rest and its close.
+  govern(h, 2, 'resumeMarket');
+  assert.equal(account.positionCount, 0);
+  assert.equal(h.ex.state.underwater.size, 0);
+  assert.equal(fund - h.ex.state.insuranceQuote, 1_131n * USDC);
+  assert.ok(h.one(x, { kind: 'withdraw', amountQuote: 1n, destination: 'x' }).actions[0]!.ok);
+  assert.deepEqual(h.ex.digestBytes(), h.ex.digestFromScratch());
+});
+
+function govern(h: Harness, proposalId: number, kind: 'haltMarket' | 'resumeMarket'): void {
+  const propose = h.tx(VALIDATORS[0]!, {
+    kind: 'govPropose',
+    proposalId,
+    proposal: { kind, instrument: ETH },
+  });
+  assert.ok(h.block([propose]).results[0]!.actions[0]!.ok);
+  for (const v of [1, 2]) {
+    const vote = h.tx(VALIDATORS[v]!, { kind: 'govVote', proposalId, approve: true });
+    assert.ok(h.block([vote]).results[0]!.actions[0]!.ok);
+  }
+  assert.equal(h.ex.state.marketByName.get(ETH)!.halted, kind === 'haltMarket');
+}
