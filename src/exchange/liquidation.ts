@@ -8,9 +8,9 @@
 //      liquidationCancels, whether or not anything closes in this block);
 //   2. if its equity is negative, the insurance fund covers what it can, when
 //      a position of it can be closed in this block, and takes back what
-//      equity the closes leave plus the cover's share for the positions still
-//      open (by notional at the marks), up to the cover: all of it when
-//      nothing closed;
+//      equity the closes leave plus the cover's share for what stays open of
+//      the positions it could close (by notional at the marks), up to the
+//      cover: all of it when nothing closed;
 //   3. each position (ascending market) is closed through the book by an IOC
 //      order limited at the position's bankruptcy price — the price at which
 //      the account's equity would reach zero, rounded in the account's favour
@@ -328,7 +328,8 @@ export function liquidate(state: ExchangeState, account: Account, events: Exchan
     // goes back, and the event reports the net cover.
     const equity = equityQuote(state, account);
     const cover = equity < 0n ? minBig(-equity, state.insuranceQuote) : 0n;
-    const openBefore = cover > 0n ? openNotionalQuote(state, account) : 0n;
+    const weighed = cover > 0n ? closableHeld(state, account) : [];
+    const openBefore = notionalIn(account, weighed);
     state.insuranceQuote -= cover;
     account.cashQuote += cover;
     let closedLots = 0;
@@ -343,11 +344,15 @@ export function liquidate(state: ExchangeState, account: Account, events: Exchan
       // back, as when no market could close — kept, it would be the account's
       // if prices came back.
       // A close cut short (the per-block cap, price monitoring after some
-      // fills, a market that cannot close) gives back the cover's share for
-      // what stays open, by notional at the marks, rounded up: kept, the
-      // fund's money would carry those positions, theirs if prices came back.
-      // They stay below zero and are covered as their slices close.
-      const openAfter = closedLots === 0 ? openBefore : openNotionalQuote(state, account);
+      // fills) gives back the cover's share for what stays open of the
+      // positions it could close, by notional at the marks, rounded up: kept,
+      // the fund's money would carry those positions, theirs if prices came
+      // back. The account stays below zero (withdrawals pause) and is covered
+      // as its slices close. Positions in markets that could not close this
+      // block (halted, stale, in an auction, cap spent) are left out of the
+      // weighing: their share stays covered, or a long halt of one market
+      // would pause withdrawals exchange-wide while the fund could pay.
+      const openAfter = closedLots === 0 ? openBefore : notionalIn(account, weighed);
       const share = openBefore > 0n ? divBig(cover * openAfter, openBefore, 'ceil') : 0n;
       const back = minBig(cover, maxBig(equityQuote(state, account), 0n) + share);
       account.cashQuote -= back;
@@ -361,18 +366,24 @@ export function liquidate(state: ExchangeState, account: Account, events: Exchan
   settleShortfall(state, account, events);
 }
 
-/** Σ |size| × mark × k over the account's positions: what its closes are weighed by. O(markets). */
-function openNotionalQuote(state: ExchangeState, account: Account): bigint {
+/**
+ * The markets where the account holds a position that a liquidation can
+ * close now (closable, the per-block cap not spent): those the insurance
+ * cover's share for a close cut short is weighed over. O(markets).
+ */
+function closableHeld(state: ExchangeState, account: Account): MarketState[] {
+  return state.markets.filter(
+    (m) =>
+      sizeIn(account, m) !== 0 &&
+      closable(m) &&
+      m.liquidatedQuote < m.params.liquidationQuoteMaxPerBlock,
+  );
+}
+
+/** Σ |size| × mark × k of the account's positions in `markets`. */
+function notionalIn(account: Account, markets: readonly MarketState[]): bigint {
   let total = 0n;
-  const markets = state.markets;
-  for (const p of account.positions) {
-    if (p.sizeLots !== 0)
-      total += BigInt(Math.abs(p.sizeLots)) * markets[p.market]!.markQuotePerLot;
-  }
-  for (const p of account.listed) {
-    if (p.sizeLots !== 0)
-      total += BigInt(Math.abs(p.sizeLots)) * markets[p.market]!.markQuotePerLot;
-  }
+  for (const m of markets) total += BigInt(Math.abs(sizeIn(account, m))) * m.markQuotePerLot;
   return total;
 }
 
