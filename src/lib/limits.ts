@@ -711,6 +711,12 @@ assert(
 export const VIEW_TXS_KEPT = 200_000;
 /** Recent blocks kept in memory with their results; older ones are read back from the block store. */
 export const VIEW_BLOCKS_KEPT = 2_000;
+/**
+ * Blocks before the last VIEW_BLOCKS_KEPT whose transactions a restart reads
+ * back for `GET /v1/tx/:hash` (up to VIEW_TXS_KEPT transactions): a block
+ * and its results cost some 100 µs to read, so at most about 2 s of start.
+ */
+export const VIEW_TX_INDEX_BLOCKS_MAX = 20_000;
 /** Recent trades kept per instrument. */
 export const VIEW_TRADES_KEPT = 1_000;
 

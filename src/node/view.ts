@@ -70,6 +70,7 @@ import {
   API_ACCOUNT_ORDERS_MAX,
   BOOK_DEPTH_LEVELS_MAX,
   VIEW_BLOCKS_KEPT,
+  VIEW_TX_INDEX_BLOCKS_MAX,
   VIEW_CONSENSUS_RECENT_BLOCKS,
   VIEW_INSURANCE_POINTS_KEPT,
   VIEW_RISK_EVENTS_KEPT,
@@ -563,6 +564,7 @@ export class ChainView implements NodeView {
    */
   private readStoredBlocks(): Map<string, TradeView[]> {
     const top = this.state.height;
+    this.indexOlderTxs(top - VIEW_BLOCKS_KEPT);
     let trades = new Map<string, StoredTrades>();
     const placedSides = new Map<number, 'buy' | 'sell'>();
     // Only the last VIEW_TRADES_KEPT listed of each market are kept (trimmed
@@ -609,6 +611,35 @@ export class ChainView implements NodeView {
       recent.set(instrument, views);
     }
     return recent;
+  }
+
+  /**
+   * After a restart, before the recent blocks: the transactions of the
+   * blocks from `from` down, newest first, until VIEW_TXS_KEPT of them or
+   * VIEW_TX_INDEX_BLOCKS_MAX blocks, remembered oldest first, so that `tx`
+   * answers for about what a node that ran on remembers (it keeps the last
+   * VIEW_TXS_KEPT, however many blocks they span). Stops at a block or
+   * results not stored (pruned, or executed before the results log).
+   */
+  private indexOlderTxs(from: number): void {
+    const older: { hash: string; view: TxView }[][] = [];
+    let count = 0;
+    const last = Math.max(1, from - VIEW_TX_INDEX_BLOCKS_MAX + 1);
+    for (let h = from; h >= last && count < VIEW_TXS_KEPT; h--) {
+      const stored = loadCommitted(this.storage, h);
+      const results = stored === null ? null : this.node.results.load(h);
+      if (stored === null || results === null) break;
+      if (results.results.length !== stored.block.txs.length) break;
+      const txs = stored.block.txs.map((raw, index) => {
+        const hash = toHex(sha256(raw));
+        return { hash, view: txViewOf(hash, h, index, results.results[index]!) };
+      });
+      older.push(txs);
+      count += txs.length;
+    }
+    for (let i = older.length - 1; i >= 0; i--) {
+      for (const { hash, view } of older[i]!) this.remember(hash, view);
+    }
   }
 
   private remember(hash: string, view: TxView): void {

@@ -31,11 +31,17 @@ import { encode } from '../../src/codec/wire.ts';
 import { STORED_EVENT_TYPES } from '../../src/node/results.ts';
 import type { BlockResults } from '../../src/node/results.ts';
 import { toHex } from '../../src/lib/bytes.ts';
+import { sha256 } from '../../src/crypto/index.ts';
 import { encodeSignedTx } from '../../src/exchange/tx/index.ts';
 import type { SignedTx } from '../../src/exchange/tx/index.ts';
 import { Harness, VALIDATORS, genesis, key, limit } from '../exchange/helpers.ts';
 import { OrderBook } from '../../src/exchange/book/book.ts';
-import { BATCH_ACTIONS_MAX, VIEW_TRADES_KEPT, WS_BOOK_DEPTH_LEVELS } from '../../src/lib/limits.ts';
+import {
+  BATCH_ACTIONS_MAX,
+  VIEW_BLOCKS_KEPT,
+  VIEW_TRADES_KEPT,
+  WS_BOOK_DEPTH_LEVELS,
+} from '../../src/lib/limits.ts';
 
 const USDC = 1_000_000n;
 const [ORACLE_BTC, ORACLE_ETH] = [50_000n * USDC, 3_000n * USDC];
@@ -2241,4 +2247,27 @@ test("account updates agree with the state's size placed through call auctions: 
   // Beyond 5% of the last price (500,000) a trade starts a 30 s auction.
   const prices = [470_000, 500_000, 525_000, 530_000, 535_000];
   checkSizesPlaced(setup, prices, [1_000, 1_000, 40_000], 10);
+});
+
+test('a restarted node still answers for a transaction of a block before the recent ones it reads back in full', () => {
+  const BTC = 'BTC-PERPETUAL';
+  const maker = key('view-restart-old-tx');
+  const h = new Harness();
+  h.fund(maker, 1_000_000n * USDC);
+  const chain: StoredChain = { blocks: new Map(), results: new Map() };
+  const run = (txs: SignedTx[]): void => store(chain, h, h.block(txs), txs);
+  const tx = h.tx(maker, limit(BTC, 'sell', 510_000, 1));
+  run([tx]);
+  const height = h.ex.state.height;
+  // Enough blocks after it that it falls outside the last VIEW_BLOCKS_KEPT.
+  for (let i = 0; i < VIEW_BLOCKS_KEPT + 5; i++) run([]);
+  const restarted = viewOver(h, undefined, undefined, undefined, undefined, undefined, chain).view;
+  try {
+    const hash = toHex(sha256(encodeSignedTx(tx)));
+    const found = restarted.read().tx(hash);
+    assert.equal(found?.status, 'committed');
+    assert.equal(found?.height, height);
+  } finally {
+    restarted.close();
+  }
 });
