@@ -5,6 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Harness, USDC, VALIDATORS, genesis, key, limit } from './helpers.ts';
+import type { Key } from './helpers.ts';
 import { equityQuote } from '../../src/exchange/margin.ts';
 
 const BTC = 'BTC-PERPETUAL';
@@ -158,8 +159,13 @@ test('an account a trade left without positions and below zero loses its resting
   assert.deepEqual(h.ex.digestBytes(), h.ex.digestFromScratch());
 });
 
-test('a liquidation the per-block cap cuts short keeps the cover only for what it closed: the share for the rest goes back, so the fund does not carry positions that stay open', () => {
-  // 2% initial, 1% maintenance, no fee; a per-block cap of $10,000.
+/**
+ * 2% initial, 1% maintenance, no liquidation fee and a per-block cap of
+ * $10,000 on BTC (2,100 lots at $47,600); a $10,000 fund. `o` is long 1 BTC at
+ * $50,000 with $1,100, `c` short against it, a bid of 1 BTC rests at $47,600,
+ * and `x` holds $1,000. Keys named after `prefix`.
+ */
+function cappedLong(prefix: string) {
   const markets = genesis().markets.map((m, i) =>
     i === 0
       ? {
@@ -172,13 +178,24 @@ test('a liquidation the per-block cap cuts short keeps the cover only for what i
       : m,
   );
   const h = new Harness(genesis({ markets, insuranceFundQuote: 10_000n * USDC }));
-  const [o, c, bidder] = [key('cap-cover-o'), key('cap-cover-c'), key('cap-cover-bidder')];
+  const [o, c, bidder, x] = ['o', 'c', 'b', 'x'].map((n) => key(`${prefix}-${n}`)) as [
+    Key,
+    Key,
+    Key,
+    Key,
+  ];
   h.fund(o, 1_100n * USDC);
   h.fund(c, 500_000n * USDC);
   h.fund(bidder, 500_000n * USDC);
+  h.fund(x, 1_000n * USDC);
   assert.ok(h.one(c, limit(BTC, 'sell', 500_000, ONE_BTC)).actions[0]!.ok);
   assert.ok(h.one(o, limit(BTC, 'buy', 500_000, ONE_BTC)).actions[0]!.ok);
   assert.ok(h.one(bidder, limit(BTC, 'buy', 476_000, ONE_BTC)).actions[0]!.ok);
+  return { h, o, x };
+}
+
+test('a liquidation the per-block cap cuts short keeps the cover only for what it closed: the share for the rest goes back, so the fund does not carry positions that stay open', () => {
+  const { h, o } = cappedLong('cap-cover');
   // At $47,600 (the mark: a bid alone leaves it at the index) o's equity is
   // 1,075 − 2,400 = −$1,325: the fund covers it, the bankruptcy price is the
   // mark, and the cap ($10,000 at $4.76 a lot: 2,100 lots) closes a fifth of it.
@@ -209,27 +226,7 @@ test('a liquidation the per-block cap cuts short keeps the cover only for what i
 });
 
 test('a liquidation cut short by the per-block cap pauses withdrawals and transfers for everyone until its last slice, even with the fund able to pay it all, and pays no more in all than the cover at once', () => {
-  // 2% initial, 1% maintenance, no fee; a per-block cap of $10,000 (2,100 lots at $47,600).
-  const markets = genesis().markets.map((m, i) =>
-    i === 0
-      ? {
-          ...m,
-          initialMarginPpm: 20_000,
-          maintenanceMarginPpm: 10_000,
-          liquidationFeePpm: 0,
-          liquidationQuoteMaxPerBlock: 10_000n * USDC,
-        }
-      : m,
-  );
-  const h = new Harness(genesis({ markets, insuranceFundQuote: 10_000n * USDC }));
-  const [o, c, bidder, x] = [key('cap-pause-o'), key('cap-pause-c'), key('cap-pause-b'), key('x')];
-  h.fund(o, 1_100n * USDC);
-  h.fund(c, 500_000n * USDC);
-  h.fund(bidder, 500_000n * USDC);
-  h.fund(x, 1_000n * USDC);
-  assert.ok(h.one(c, limit(BTC, 'sell', 500_000, ONE_BTC)).actions[0]!.ok);
-  assert.ok(h.one(o, limit(BTC, 'buy', 500_000, ONE_BTC)).actions[0]!.ok);
-  assert.ok(h.one(bidder, limit(BTC, 'buy', 476_000, ONE_BTC)).actions[0]!.ok);
+  const { h, o, x } = cappedLong('cap-pause');
   const fund = h.ex.state.insuranceQuote;
   // At $47,600 o is $1,325 below zero: five slices, the last one of 1,600 lots.
   h.oracle = { ...h.oracle, BTC: 47_600n * USDC };
