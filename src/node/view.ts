@@ -85,6 +85,7 @@ import type { BlockResults } from './results.ts';
 import type { CommittedBlock, ZommaNode } from './node.ts';
 import { oracleFromVotes, oracleVotesOf } from './oracle.ts';
 import type { Storage } from './storage/index.ts';
+import { StorageError } from './storage/index.ts';
 
 interface PublishedBook {
   readonly seq: number;
@@ -626,8 +627,20 @@ export class ChainView implements NodeView {
     let count = 0;
     const last = Math.max(1, from - VIEW_TX_INDEX_BLOCKS_MAX + 1);
     for (let h = from; h >= last && count < VIEW_TXS_KEPT; h--) {
-      const stored = loadCommitted(this.storage, h);
-      const results = stored === null ? null : this.node.results.load(h);
+      let stored: ReturnType<typeof loadCommitted>;
+      let results: BlockResults | null;
+      try {
+        stored = loadCommitted(this.storage, h);
+        results = stored === null ? null : this.node.results.load(h);
+      } catch (error) {
+        // A damaged old block or result costs its lookups, not the start.
+        if (!(error instanceof StorageError)) throw error;
+        this.log.warn(
+          { height: h, error: error.message },
+          'stored block unreadable; older transactions not indexed',
+        );
+        break;
+      }
       if (stored === null || results === null) break;
       if (results.results.length !== stored.block.txs.length) break;
       const txs = stored.block.txs.map((raw, index) => {

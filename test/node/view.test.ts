@@ -32,6 +32,7 @@ import { STORED_EVENT_TYPES } from '../../src/node/results.ts';
 import type { BlockResults } from '../../src/node/results.ts';
 import { toHex } from '../../src/lib/bytes.ts';
 import { sha256 } from '../../src/crypto/index.ts';
+import { StorageError } from '../../src/node/storage/index.ts';
 import { encodeSignedTx } from '../../src/exchange/tx/index.ts';
 import type { SignedTx } from '../../src/exchange/tx/index.ts';
 import { Harness, VALIDATORS, genesis, key, limit } from '../exchange/helpers.ts';
@@ -2267,6 +2268,43 @@ test('a restarted node still answers for a transaction of a block before the rec
     const found = restarted.read().tx(hash);
     assert.equal(found?.status, 'committed');
     assert.equal(found?.height, height);
+  } finally {
+    restarted.close();
+  }
+});
+
+test('a damaged old block stops the restart reading transactions back there, not the start', () => {
+  const BTC = 'BTC-PERPETUAL';
+  const maker = key('view-restart-damaged');
+  const h = new Harness();
+  h.fund(maker, 1_000_000n * USDC);
+  const chain: StoredChain = { blocks: new Map(), results: new Map() };
+  const run = (txs: SignedTx[]): void => store(chain, h, h.block(txs), txs);
+  const older = h.tx(maker, limit(BTC, 'sell', 510_000, 1));
+  run([older]);
+  run([]);
+  const damagedHeight = h.ex.state.height;
+  const newer = h.tx(maker, limit(BTC, 'sell', 511_000, 1));
+  run([newer]);
+  for (let i = 0; i < VIEW_BLOCKS_KEPT; i++) run([]);
+  const blocks = chain.blocks;
+  chain.blocks = new Map(blocks);
+  chain.blocks.get = (height: number) => {
+    if (height === damagedHeight) {
+      throw new StorageError(
+        'StorageCorrupt',
+        'blocks.log',
+        0,
+        'record payload fails its checksum',
+      );
+    }
+    return blocks.get(height);
+  };
+  const restarted = viewOver(h, undefined, undefined, undefined, undefined, undefined, chain).view;
+  try {
+    const lookup = (tx: SignedTx) => restarted.read().tx(toHex(sha256(encodeSignedTx(tx))));
+    assert.equal(lookup(newer)?.status, 'committed');
+    assert.equal(lookup(older), undefined);
   } finally {
     restarted.close();
   }
