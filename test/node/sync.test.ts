@@ -95,10 +95,15 @@ test('a new full node state-syncs from pruned validators, then follows with the 
       timeoutMs: 20_000,
     });
     victimNet.onMessage((peer, bytes) => victim.onMessage(peer, unframe(bytes).payload));
+    // Refused for the tampering; an older offer tried after it may be refused
+    // instead because the block after it was pruned meanwhile (the
+    // validators prune as they run), and the error names each offer's refusal.
     await assert.rejects(
       victim.run(),
       (e: unknown) =>
-        e instanceof SyncError && ['AppHashMismatch', 'SnapshotInvalid'].includes(e.code),
+        e instanceof SyncError &&
+        (['AppHashMismatch', 'SnapshotInvalid'].includes(e.code) ||
+          /\d+: (AppHashMismatch|SnapshotInvalid)\b/.test(e.message)),
     );
     assert.ok(isEmptyStorage(victimStorage), 'nothing written after a refusal');
 
