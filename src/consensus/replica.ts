@@ -1899,14 +1899,8 @@ export class Replica implements ConsensusReplica {
    * claims that height, nobody is asked: the next claim that does asks again.
    */
   private catchupPeer(trigger: PeerId, fromHeight: number): PeerId | null {
-    // A peer whose blocks held here leave no room for a full answer is not
-    // asked: its answer would be dropped (CATCHUP_BUFFER_BYTES_PER_PEER_MAX),
-    // close nothing, and cost a retry period. Its held bytes fall as they are
-    // applied, and the next message asks again.
     const fits = (peer: PeerId): boolean =>
-      (this.peerHeights.get(peer) ?? 0) > fromHeight &&
-      this.canServe(peer, fromHeight) &&
-      (this.catchupBytes.get(peer) ?? 0) + MESSAGE_BYTES_MAX <= CATCHUP_BUFFER_BYTES_PER_PEER_MAX;
+      (this.peerHeights.get(peer) ?? 0) > fromHeight && this.canServe(peer, fromHeight);
     const last = this.requestedFrom;
     if (last !== null && this.requestAnswered && fits(last)) return last;
     if (last !== null && !this.requestAnswered) {

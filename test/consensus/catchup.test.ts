@@ -11,7 +11,6 @@ import {
   FUTURE_BYTES_PER_PEER_MAX,
   FUTURE_MESSAGES_FULL_NODES_MAX,
   FUTURE_MESSAGES_MAX,
-  MESSAGE_BYTES_MAX,
   TX_BYTES_MAX,
 } from '../../src/lib/limits.ts';
 import { committedBlockCodec, messageCodec } from '../../src/consensus/codec.ts';
@@ -734,20 +733,4 @@ test('an answer bringing every block a request asked for keeps its sender the ro
   const next = lagging.onMessage('p2', votes.get(300)!, t + 4);
   assert.deepEqual(blockRequestsOf(next), [{ fromHeight: 257, count: 1 }]);
   assert.deepEqual(blockRequestsTo(next), ['p1']);
-});
-
-test('a peer whose blocks held here leave no room for a full answer is not asked: its answer would be dropped, close nothing and cost a retry period', () => {
-  const { h, votes } = runWithLagging(40);
-  const lagging = h.nodes[3]!.replica;
-  const t = h.nowMs;
-  // p1 holds about 10 MiB here: less than a full answer's room is left of its share.
-  assert.ok(persistedBytes(lagging.onMessage('p1', largeBlocks(h, 100, 10), t)) > 0);
-  assert.ok(persistedBytes(lagging.onMessage('p1', largeBlocks(h, 110, 10), t)) > 0);
-  assert.ok(
-    CATCHUP_BUFFER_BYTES_PER_PEER_MAX - 20 * 2 ** 19 < MESSAGE_BYTES_MAX,
-    "p1's share is nearly full",
-  );
-  assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', votes.get(40)!, t + 1)), []);
-  // Another peer ahead is asked.
-  assert.deepEqual(blockRequestsTo(lagging.onMessage('p2', votes.get(40)!, t + 2)), ['p2']);
 });
