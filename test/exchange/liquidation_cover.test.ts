@@ -12,6 +12,16 @@ const BTC = 'BTC-PERPETUAL';
 const ETH = 'ETH-PERPETUAL';
 const ONE_BTC = 10_000;
 
+/** The genesis markets at 2% initial and 1% maintenance margin, `fields` on top: a close within the range of trades allowed can then leave cash below zero. */
+function thinMargin(fields: { liquidationFeePpm?: number } = {}) {
+  return genesis().markets.map((m) => ({
+    ...m,
+    initialMarginPpm: 20_000,
+    maintenanceMarginPpm: 10_000,
+    ...fields,
+  }));
+}
+
 test('a liquidation that price monitoring stops before any fill keeps none of the cover', () => {
   const markets = genesis().markets.map((m) => ({ ...m, liquidationFeePpm: 0 }));
   const h = new Harness(genesis({ markets, insuranceFundQuote: 10_000n * USDC }));
@@ -45,12 +55,7 @@ test('a liquidation that price monitoring stops before any fill keeps none of th
 
 test('a draw into an account a trade left without positions and below zero does not keep the fund from covering it', () => {
   // 2% initial, 1% maintenance: a close within the range of trades allowed can leave cash below zero.
-  const markets = genesis().markets.map((m) => ({
-    ...m,
-    initialMarginPpm: 20_000,
-    maintenanceMarginPpm: 10_000,
-    liquidationFeePpm: 0,
-  }));
+  const markets = thinMargin({ liquidationFeePpm: 0 });
   const h = new Harness(genesis({ markets, insuranceFundQuote: 10_000n * USDC }));
   const [o, c, bidder] = [key('shortfall-o'), key('shortfall-c'), key('shortfall-bidder')];
   h.fund(o, 1_100n * USDC);
@@ -80,11 +85,7 @@ test('a draw into an account a trade left without positions and below zero does 
 
 test('the liquidation fee leaves what the deleveraging of the rest at the bankruptcy price takes: the next market closes at its mark', () => {
   // 2% initial, 1% maintenance, 1% liquidation fee; the insurance fund starts empty.
-  const markets = genesis().markets.map((m) => ({
-    ...m,
-    initialMarginPpm: 20_000,
-    maintenanceMarginPpm: 10_000,
-  }));
+  const markets = thinMargin();
   const h = new Harness(genesis({ markets }));
   const [o, c, e, bidder] = [key('fee-o'), key('fee-c'), key('fee-e'), key('fee-bidder')];
   h.fund(o, 2_000n * USDC);
@@ -126,12 +127,7 @@ test('the liquidation fee leaves what the deleveraging of the rest at the bankru
 });
 
 test('an account a trade left without positions and below zero loses its resting orders before the fund covers it: nothing backs them, and a fill would give a deficit positions', () => {
-  const markets = genesis().markets.map((m) => ({
-    ...m,
-    initialMarginPpm: 20_000,
-    maintenanceMarginPpm: 10_000,
-    liquidationFeePpm: 0,
-  }));
+  const markets = thinMargin({ liquidationFeePpm: 0 });
   const h = new Harness(genesis({ markets, insuranceFundQuote: 0n }));
   const [o, c, bidder] = [key('orders-o'), key('orders-c'), key('orders-bidder')];
   h.fund(o, 1_100n * USDC);
@@ -160,23 +156,14 @@ test('an account a trade left without positions and below zero loses its resting
 });
 
 /**
- * 2% initial, 1% maintenance, no liquidation fee and a per-block cap of
+ * 2% initial, 1% maintenance (thinMargin), no liquidation fee and a per-block cap of
  * $10,000 on BTC (2,100 lots at $47,600); a $10,000 fund. `o` is long 1 BTC at
  * $50,000 with $1,100, `c` short against it, a bid of 1 BTC rests at $47,600,
  * and `x` holds $1,000. Keys named after `prefix`.
  */
 function cappedLong(prefix: string) {
-  const markets = genesis().markets.map((m, i) =>
-    i === 0
-      ? {
-          ...m,
-          initialMarginPpm: 20_000,
-          maintenanceMarginPpm: 10_000,
-          liquidationFeePpm: 0,
-          liquidationQuoteMaxPerBlock: 10_000n * USDC,
-        }
-      : m,
-  );
+  const markets = thinMargin({ liquidationFeePpm: 0 });
+  markets[0] = { ...markets[0]!, liquidationQuoteMaxPerBlock: 10_000n * USDC };
   const h = new Harness(genesis({ markets, insuranceFundQuote: 10_000n * USDC }));
   const [o, c, bidder, x] = ['o', 'c', 'b', 'x'].map((n) => key(`${prefix}-${n}`)) as [
     Key,
@@ -252,12 +239,7 @@ test('a liquidation cut short by the per-block cap pauses withdrawals and transf
 });
 
 test('the cover share of a position in a halted market stays covered: a halt does not pause withdrawals for everyone while the fund can pay', () => {
-  const markets = genesis().markets.map((m) => ({
-    ...m,
-    initialMarginPpm: 20_000,
-    maintenanceMarginPpm: 10_000,
-    liquidationFeePpm: 0,
-  }));
+  const markets = thinMargin({ liquidationFeePpm: 0 });
   const h = new Harness(genesis({ markets, insuranceFundQuote: 10_000n * USDC }));
   const [o, c, bidder, x] = [key('halt-o'), key('halt-c'), key('halt-b'), key('halt-x')];
   h.fund(o, 1_300n * USDC);
