@@ -42,6 +42,7 @@ import {
   belowMaintenance,
   equityQuote,
   equityQuoteNum,
+  maintenanceMarginQuote,
   liquidationSlack,
   scanNum,
   scanNumResult,
@@ -487,9 +488,9 @@ function withinSlack(state: ExchangeState, account: Account): boolean {
 }
 
 /**
- * Liquidates, in ascending account index, every account below maintenance
- * among those the block touched and the holders of markets whose mark moved
- * (marksMoved[i]). Each account is looked at once per block.
+ * Liquidates every account below maintenance among those the block touched
+ * and the holders of markets whose mark moved (marksMoved[i]), the largest
+ * shortfall first (byShortfall). Each account is looked at once per block.
  */
 export function runLiquidations(
   state: ExchangeState,
@@ -530,7 +531,7 @@ export function runLiquidations(
   // O(1) each and never looked at again (no position): all of them, first.
   short.sort((a, b) => a.index - b.index);
   for (const account of short) settleShortfall(state, account, events);
-  due.sort((a, b) => a.index - b.index);
+  if (due.length > 1) byShortfall(state, due);
   const n = Math.min(due.length, LIQUIDATIONS_PER_BLOCK_MAX);
   for (let i = 0; i < n; i++) {
     const account = due[i]!;
@@ -558,6 +559,28 @@ export function runLiquidations(
   schedule.end();
   // Accounts beyond the per-block count wait: the next block rescans their markets.
   for (let i = n; i < due.length; i++) backlog(state, due[i]!);
+}
+
+/**
+ * Sorts accounts below maintenance by how far: the largest shortfall (the
+ * maintenance margin less the equity, at the block's marks) first, then
+ * ascending index. The per-block count and each market's per-block notional
+ * go first to the accounts that put the most at risk, so that many small
+ * accounts pushed below maintenance ahead of a large one cannot hold its
+ * liquidation back while its loss grows (in index order, accounts opened
+ * early would go first, whatever their size). O(due × positions), only for
+ * the accounts due.
+ */
+function byShortfall(state: ExchangeState, due: Account[]): void {
+  const shortfall = new Map<Account, bigint>();
+  for (const account of due) {
+    shortfall.set(account, maintenanceMarginQuote(state, account) - equityQuote(state, account));
+  }
+  due.sort((a, b) => {
+    const x = shortfall.get(a)!;
+    const y = shortfall.get(b)!;
+    return x === y ? a.index - b.index : x > y ? -1 : 1;
+  });
 }
 
 /** The next block rescans the holders of every market the account holds. */

@@ -174,6 +174,52 @@ test('the per-block liquidation cap spreads a large liquidation over blocks', ()
   assert.equal(h.account(a)!.positions[0]!.sizeLots, ONE_BTC - 4_098 - second.closedLots);
 });
 
+test('the per-block cap goes to the largest shortfall first, not the lowest account index', () => {
+  const g = genesis();
+  g.markets[0] = { ...g.markets[0]!, liquidationQuoteMaxPerBlock: 20_000n * USDC };
+  const h = new Harness(g);
+  const small = key('small');
+  const large = key('large');
+  const b = key('b');
+  const c = key('c');
+  // Funded first: the lower index.
+  h.fund(small, 260n * USDC);
+  h.fund(large, 2_600n * USDC);
+  h.fund(b, 500_000n * USDC);
+  h.fund(c, 500_000n * USDC);
+  assert.equal(h.one(b, limit(BTC, 'sell', 500_000, ONE_BTC + 1_000)).actions[0]!.ok, true);
+  assert.equal(h.one(small, limit(BTC, 'buy', 500_000, 1_000)).actions[0]!.ok, true);
+  assert.equal(h.one(large, limit(BTC, 'buy', 500_000, ONE_BTC)).actions[0]!.ok, true);
+  assert.equal(h.one(c, limit(BTC, 'buy', 480_000, 2 * ONE_BTC)).actions[0]!.ok, true);
+  assert.ok(h.account(small)!.index < h.account(large)!.index, 'small was funded first');
+  // At $48,800: small's equity 260 − 2.50 − 120 = $137.50 against $146.40 (short $8.90);
+  // large's 2,600 − 25 − 1,200 = $1,375 against $1,464 (short $89).
+  h.oracle = { ...h.oracle, BTC: 48_800n * USDC };
+  const first = h.block([]).events.filter((e) => e.type === 'liquidation' && e.closedLots > 0);
+  // The cap ($20,000 at 4.88 USDC a lot: 4,098 lots) goes to the larger shortfall first;
+  // in index order the small account would have closed its 1,000 lots and left 3,098.
+  const closed = first.map((e) => e.type === 'liquidation' && [e.account, e.closedLots]);
+  assert.deepEqual(closed[0], [h.account(large)!.index, 4_098]);
+  assert.ok(h.account(small)!.positions[0]!.sizeLots > 990, 'the cap was spent on large');
+  // The smaller waits its turn: still below maintenance, picked up from the backlog.
+  // The next block: large again first, then what the cap leaves to small; large is then
+  // back above maintenance, and small closes its rest from the backlog.
+  const liquidated = (): [number, number][] =>
+    h
+      .block([])
+      .events.flatMap((e) =>
+        e.type === 'liquidation' && e.closedLots > 0 ? [[e.account, e.closedLots]] : [],
+      ) as [number, number][];
+  const [iLarge, iSmall] = [h.account(large)!.index, h.account(small)!.index];
+  assert.deepEqual(liquidated(), [
+    [iLarge, 4_098],
+    [iSmall, 1],
+  ]);
+  assert.equal(h.account(large)!.positions[0]!.sizeLots, ONE_BTC - 2 * 4_098);
+  assert.deepEqual(liquidated(), [[iSmall, 998]]);
+  assert.equal(h.account(small)!.positionCount, 0);
+});
+
 test('a position above the per-block cap facing an empty book is deleveraged a capped slice per block', () => {
   const g = genesis();
   // At $30,000 a lot is worth 300,000 ticks × k = 3 USDC: $6,000 is 2,000 lots per block.
