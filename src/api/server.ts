@@ -782,7 +782,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       if (n === 0) perIp.delete(ip);
       else perIp.set(ip, n);
     });
-    wss.handleUpgrade(req, socket, head, (ws) => hub.attach(ws, ip));
+    wss.handleUpgrade(req, socket, head, (ws) => hub.attach(ws, ip, socket));
   });
 
   options.register?.(app);
