@@ -267,6 +267,7 @@ async function benchZomma(dir: string): Promise<
     heightsAfterRound0: number;
     timeoutsFired: number;
     validatorsCpuMsPerOrder: number;
+    validatorCpuMsPerHeight: number;
     validatorsSystemShare: number;
     loadCpuMsPerOrder: number;
     markets: number;
@@ -397,6 +398,9 @@ async function benchZomma(dir: string): Promise<
       timeoutsFired: delta((c) => c.timeouts),
       // CPU per committed order over warm-up and window: robust to a busy machine, unlike wall time.
       validatorsCpuMsPerOrder: Math.round((validatorsCpuMs / Math.max(1, orders)) * 100) / 100,
+      // One validator's CPU per height (the four's over warm-up and window, over 4 × heights):
+      // at low concurrency mostly the per-height work (votes, WAL, block, view), whatever its size.
+      validatorCpuMsPerHeight: Math.round((validatorsCpuMs / 4 / Math.max(1, blocks)) * 100) / 100,
       // The kernel's part of it (system calls: sockets, writes, fsyncs; scheduling).
       validatorsSystemShare:
         Math.round((validatorsSystemMs / Math.max(1, validatorsCpuMs)) * 100) / 100,
@@ -421,7 +425,9 @@ function ensureEtcd(): string {
   return again;
 }
 
-async function benchEtcd(dir: string): Promise<Load & { version: string }> {
+async function benchEtcd(
+  dir: string,
+): Promise<Load & { version: string; membersCpuMsPerPut: number }> {
   const etcd = ensureEtcd();
   const version = spawnSync(etcd, ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0] ?? '';
   const base = basePort + 50;
@@ -478,7 +484,16 @@ async function benchEtcd(dir: string): Promise<Load & { version: string }> {
       60_000,
       'etcd accepts puts',
     );
-    return { ...(await drive(concurrency, (w, n) => put(w % 3, `k/${w}/${n}`))), version };
+    const cpuBefore = children.map(cpuMsOf);
+    const load = await drive(concurrency, (w, n) => put(w % 3, `k/${w}/${n}`));
+    const cpuAfter = children.map(cpuMsOf);
+    const cpuMs = cpuAfter.reduce(
+      (n, c, i) => n + c.user + c.system - cpuBefore[i]!.user - cpuBefore[i]!.system,
+      0,
+    );
+    // Counted as Zomma's validatorsCpuMsPerOrder is: over warm-up and window, all members.
+    const membersCpuMsPerPut = Math.round((cpuMs / Math.max(1, load.succeeded)) * 100) / 100;
+    return { ...load, version, membersCpuMsPerPut };
   } finally {
     await stopAll(children);
   }
@@ -528,6 +543,7 @@ try {
       heightsAfterRound0: zomma.heightsAfterRound0,
       timeoutsFired: zomma.timeoutsFired,
       validatorsCpuMsPerOrder: zomma.validatorsCpuMsPerOrder,
+      validatorCpuMsPerHeight: zomma.validatorCpuMsPerHeight,
       validatorsSystemShare: zomma.validatorsSystemShare,
       loadGeneratorCpuMsPerOrder: zomma.loadCpuMsPerOrder,
     },
@@ -538,11 +554,15 @@ try {
       p50Ms: etcd.p50Ms,
       p99Ms: etcd.p99Ms,
       committed: etcd.committed,
+      membersCpuMsPerPut: etcd.membersCpuMsPerPut,
       failed: etcd.failed,
     },
     ratio: etcd && {
       throughput: Math.round((zomma.committedPerS / etcd.committedPerS) * 100) / 100,
       p99Latency: Math.round((zomma.p99Ms / etcd.p99Ms) * 100) / 100,
+      // The CPU a committed order costs the four validators against a put the three members.
+      cpuPerCommit:
+        Math.round((zomma.validatorsCpuMsPerOrder / etcd.membersCpuMsPerPut) * 100) / 100,
     },
     verify: {
       singleCoreVerifiesPerS,
