@@ -450,11 +450,13 @@ export function unresolvedShortfalls(state: ExchangeState): void {
   const found = state.shortfalls;
   found.clear();
   let total = 0n;
+  // Each account once: a changed holder comes again with its markets, a
+  // deficit or an underwater account may have changed, and after a restore a
+  // holder of several moved markets comes once per market.
+  const seen = new Set<Account>();
   const test = (account: Account): void => {
-    // Each account once: a changed holder comes again with its markets, a
-    // deficit or an underwater account may have changed, and after a restore
-    // a holder of several moved markets comes once per market.
-    if (found.has(account)) return;
+    if (seen.has(account)) return;
+    seen.add(account);
     const lacks = shortfallOf(state, account);
     if (lacks === 0n) return;
     found.set(account, lacks);
