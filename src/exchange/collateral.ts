@@ -1,6 +1,7 @@
 // Helpers shared by the collateral operations.
 
 import { ACCOUNTS_MAX } from '../lib/limits.ts';
+import { shortfallLessened } from './liquidation.ts';
 import type { Account, ExchangeState, Principal } from './state.ts';
 
 /**
@@ -21,10 +22,12 @@ export function noRoomFor(
  * set. None joins it here: an account below zero without positions that is
  * not in it yet (a trade of this block closed its last position) goes to the
  * insurance fund first, at the end-of-block scan (liquidation.ts), which
- * passes over accounts already in the set.
+ * passes over accounts already in the set. What the block's withdrawal pause
+ * counts it to lack is looked at again (withdraw.ts). O(markets).
  */
 export function settleDeficit(state: ExchangeState, account: Account): void {
   if (account.cashQuote >= 0n || account.positionCount > 0) state.deficits.delete(account);
+  shortfallLessened(state, account);
 }
 
 export function badAmount(amountQuote: bigint): boolean {

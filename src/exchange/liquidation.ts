@@ -31,8 +31,10 @@
 //      bankruptcy price is beyond the mark once the account's loss passed
 //      its equity and the fund's), the rest going down the ranking;
 //   5. an account left with no position and negative cash draws on the
-//      insurance fund; what remains uncovered is a deficit, and withdrawals
-//      pause until it is covered (by deposits to that account).
+//      insurance fund; what remains uncovered is a deficit, covered by
+//      deposits to that account; withdrawals pause while the deficits and
+//      the other accounts below zero lack more than the fund holds
+//      (withdraw.ts).
 
 import { divBig, minBig, maxBig } from '../lib/int.ts';
 import { LIQUIDATIONS_PER_BLOCK_MAX } from '../lib/limits.ts';
@@ -348,11 +350,12 @@ export function liquidate(state: ExchangeState, account: Account, events: Exchan
       // fills) gives back the cover's share for what stays open of the
       // positions it could close, by notional at the marks, rounded up: kept,
       // the fund's money would carry those positions, theirs if prices came
-      // back. The account stays below zero (withdrawals pause) and is covered
-      // as its slices close. Positions in markets that could not close this
-      // block (halted, stale, in an auction, cap spent) are left out of the
-      // weighing: their share stays covered, or a long halt of one market
-      // would pause withdrawals exchange-wide while the fund could pay.
+      // back. The account stays below zero and is covered as its slices
+      // close; the fund holds the share meanwhile, which is what keeps
+      // withdrawals going while it can cover all the accounts below zero
+      // (withdraw.ts). Positions in markets that could not close this block
+      // (halted, stale, in an auction, cap spent) are left out of the
+      // weighing: their share stays covered.
       const openAfter = closedLots === 0 ? openBefore : notionalIn(account, weighed);
       const share = openBefore > 0n ? divBig(cover * openAfter, openBefore, 'ceil') : 0n;
       const back = minBig(cover, maxBig(equityQuote(state, account), 0n) + share);
@@ -390,8 +393,9 @@ function notionalIn(account: Account, markets: readonly MarketState[]): bigint {
 
 /**
  * An account without positions and with negative cash draws on the insurance
- * fund; what stays uncovered is a deficit (withdrawals pause until deposits
- * to it cover it). Its resting orders are cancelled first, as a liquidation's
+ * fund; what stays uncovered is a deficit, until deposits to it cover it
+ * (withdrawals pause while the accounts below zero lack more than the fund
+ * holds, withdraw.ts). Its resting orders are cancelled first, as a liquidation's
  * are: nothing backs them, and one filling later would give a deficit
  * positions (which deficits never hold) or take its cash back above zero
  * unseen (deficits leave the set only when cash is put into them).
@@ -419,57 +423,75 @@ export function setUnderwater(state: ExchangeState, account: Account): void {
   else state.underwater.delete(account);
 }
 
-/** Negative equity now: cash alone without positions. O(markets). */
-function belowZero(state: ExchangeState, account: Account): boolean {
-  if (account.positionCount === 0) return account.cashQuote < 0n;
+/** What the account lacks to reach zero equity now (cash alone without positions), or 0. O(markets). */
+export function shortfallOf(state: ExchangeState, account: Account): bigint {
+  if (account.positionCount === 0) return account.cashQuote < 0n ? -account.cashQuote : 0n;
   const num = equityQuoteNum(state, account);
-  return num === num ? num < 0 : equityQuote(state, account) < 0n;
+  if (num === num) return num < 0 ? BigInt(-num) : 0n;
+  const equity = equityQuote(state, account);
+  return equity < 0n ? -equity : 0n;
 }
 
 /**
  * The accounts below zero equity at the block's own marks, in the middle of
- * a block, changing nothing (withdraw.ts): those the block changed so far,
- * and the holders the end-of-block scan would look at for the markets whose
- * mark the block moved (state.marksBefore). Any other account has the cash
- * and the marks it had at the last scan, which put it in state.underwater or
- * found it not below zero; one within its slack is above maintenance, so not
- * below zero. Cost: the scan's look at those accounts, O(accounts × markets),
- * without liquidating any.
+ * a block, changing nothing (withdraw.ts), each with what it lacks to reach
+ * zero, into state.shortfalls and their sum into state.shortfallQuote:
+ * the deficits, the accounts in state.underwater, those the block changed so
+ * far, and the holders the end-of-block scan would look at for the markets
+ * whose mark the block moved (state.marksBefore). Any other account has the
+ * cash and the marks it had at the last scan, which put it in
+ * state.underwater or the deficits, or found it not below zero; one within
+ * its slack is above maintenance, so not below zero. So the set is every
+ * account below zero, on a restored node too (whose scan looks at more
+ * holders, in another order: only a sum and a set are kept). Cost: the
+ * scan's look at those accounts, O(accounts × markets), without liquidating
+ * any.
  */
-export function belowZeroAtMarks(state: ExchangeState): Account[] {
-  // Each account once: a changed holder comes again with its markets, and
-  // after a restore a holder of several moved markets once per market.
+export function unresolvedShortfalls(state: ExchangeState): void {
+  const found = state.shortfalls;
+  found.clear();
+  let total = 0n;
+  // Each account once: a changed holder comes again with its markets, a
+  // deficit or an underwater account may have changed, and after a restore a
+  // holder of several moved markets comes once per market.
   const seen = new Set<Account>();
-  const found: Account[] = [];
   const test = (account: Account): void => {
     if (seen.has(account)) return;
     seen.add(account);
-    if (belowZero(state, account)) found.push(account);
+    const lacks = shortfallOf(state, account);
+    if (lacks === 0n) return;
+    found.set(account, lacks);
+    total += lacks;
   };
+  for (const account of state.deficits) test(account);
+  for (const account of state.underwater) test(account);
   for (const account of state.dirtyAccounts) test(account);
   const before = state.marksBefore;
   const moved = state.markets.map((m, i) => m.markTicks !== before[i]);
   if (moved.includes(true)) {
     state.scan.peekMoved(state, moved, (a) => withinSlack(state, a), test);
   }
-  return found;
+  state.shortfallQuote = total;
 }
 
 /**
- * Drops from the end of `found` the accounts no longer below zero, up to the
- * first one still below zero, and says whether one is: a transaction never
- * takes an account there (every fill keeps equity ≥ 0, fill_guard.ts;
- * withdrawals and transfers keep it above initial margin), but a deposit can
- * take one out. So the list only shrinks within the block, each account is
- * dropped once, and a withdrawal costs O(markets) plus what it drops — not
- * the whole list again for every withdrawal of a block that found many.
+ * After cash came into the account: what it lacks in the block's memo
+ * (unresolvedShortfalls) is looked at again, and leaves it at zero. O(markets).
+ * Nothing else within a block raises what an account lacks or takes a new one
+ * below zero (every fill keeps equity ≥ 0 and lowers none below it,
+ * fill_guard.ts; withdrawals and transfers keep it above initial margin;
+ * marks, funding and the insurance fund move only outside the block's
+ * transactions), so the memo's sum stays at least what the accounts lack
+ * (a fill that gains an account below zero is seen by the next block's).
  */
-export function anyStillBelowZero(state: ExchangeState, found: Account[]): boolean {
-  while (found.length > 0) {
-    if (belowZero(state, found[found.length - 1]!)) return true;
-    found.pop();
-  }
-  return false;
+export function shortfallLessened(state: ExchangeState, account: Account): void {
+  if (state.shortfallHeight !== state.height) return;
+  const was = state.shortfalls.get(account);
+  if (was === undefined) return;
+  const lacks = shortfallOf(state, account);
+  state.shortfallQuote -= was - lacks;
+  if (lacks === 0n) state.shortfalls.delete(account);
+  else state.shortfalls.set(account, lacks);
 }
 
 /** Unchanged since its slack was taken, and no mark it is exposed to moved further than it. */
@@ -553,7 +575,7 @@ export function runLiquidations(
   }
   // Above maintenance means equity ≥ 0; below it, after what the block could
   // liquidate, the account may still be under zero (halted, stale, in an
-  // auction, past a cap), and withdrawals wait for it. An account not looked
+  // auction, past a cap), and withdrawals weigh it. An account not looked
   // at did not change and no mark it holds moved: its place stands.
   for (const account of due) setUnderwater(state, account);
   schedule.end();

@@ -571,11 +571,14 @@ export class ExchangeState {
   depositedQuote: bigint;
   withdrawnQuote = 0n;
   nextOrderId = 1;
-  /** Accounts left with negative cash and no position: withdrawals pause until resolved. */
+  /**
+   * Accounts left with negative cash and no position: withdrawals weigh them
+   * with the others below zero against the insurance fund (withdraw.ts).
+   */
   readonly deficits = new Set<Account>();
   /**
    * Accounts holding positions with negative equity at the end of the last
-   * block (liquidation.ts, setUnderwater): withdrawals pause while any is. A
+   * block (liquidation.ts, setUnderwater): withdrawals weigh them (withdraw.ts). A
    * function of the state (an invariant holds it equal to the scan of every
    * account), so not in the snapshot or the digest: rebuilt on restore.
    */
@@ -583,11 +586,15 @@ export class ExchangeState {
   /** Every market's mark before the current block moved it (exchange.ts; not state). */
   marksBefore: readonly number[] = [];
   /**
-   * withdraw.ts's memo of a block (not state): the height it last looked at
-   * and the accounts it found below zero equity at that block's marks.
+   * withdraw.ts's memo of a block (not state): the height it last looked at,
+   * every account it found below zero equity at that block's marks with what
+   * it lacks to reach zero (liquidation.ts, unresolvedShortfalls; lowered as
+   * cash comes into one), and their sum. A function of the state and the
+   * block's transactions: its order is never read.
    */
-  belowZeroHeight = -1;
-  belowZero: Account[] = [];
+  shortfallHeight = -1;
+  readonly shortfalls = new Map<Account, bigint>();
+  shortfallQuote = 0n;
 
   readonly principals = new Map<string, Principal>();
   readonly accounts: Account[] = [];

@@ -1,12 +1,12 @@
 // transfer: between two subaccounts of one address, from free collateral, by
-// the address's own key, and not while an account with negative equity is
-// unresolved (withdraw.ts, outflowPause), unless it goes to such an account
-// still below zero and brings at most what takes it to zero: subaccounts are
-// margined apart, and collateral moved out of one whose position deleveraging
-// may close beyond the mark would leave that loss uncovered (past the
-// shortfall, a transfer into a sibling below zero parks the rest where
-// deleveraging does not reach). Cost: O(markets), and what outflowPause
-// looks at once a block.
+// the address's own key, and not while withdrawals are paused (withdraw.ts,
+// outflowPause: the accounts with negative equity lack more than the
+// insurance fund holds), unless it goes to such an account still below zero
+// and brings at most what takes it to zero: subaccounts are margined apart,
+// and collateral moved out of one whose position deleveraging may close
+// beyond the mark would leave that loss uncovered (past the shortfall, a
+// transfer into a sibling below zero parks the rest where deleveraging does
+// not reach). Cost: O(markets), and what outflowPause looks at once a block.
 
 import { badAmount, noRoomFor, settleDeficit } from './collateral.ts';
 import type { Ctx } from './context.ts';
@@ -34,8 +34,9 @@ export function transfer(ctx: Ctx, a: Transfer): ActionResult {
   const destination = getAccount(ctx, a.toSubaccount);
   const paused = outflowPause(state);
   if (paused !== null) {
-    // Equity at the block's marks, not the memo: a deposit earlier in the block
-    // may have lifted a named account above zero.
+    // Equity at the block's marks, not the memo's amount: a fill of the block
+    // that gained may have lifted a named account (the memo sees only cash
+    // coming in).
     const shortfall =
       destination !== undefined && unresolvedAccount(state, destination)
         ? -equityQuote(state, destination)

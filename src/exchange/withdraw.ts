@@ -1,57 +1,59 @@
 // withdraw: from free collateral only (equity − initial margin with resting
-// orders), by the address's own key, and never while an account with negative
-// equity is unresolved (the loss it leaves is not yet covered): a deficit (no
-// position left), an account still holding positions below zero equity at
-// the end of the last block (one in a halted or stale market cannot be
-// liquidated yet, and the unrealized profit of its counterparties is not
-// backed until it is), or an account below zero at this block's own marks:
-// the block moves its marks before its transactions and liquidates after
-// them, and a counterparty withdrawing its profit in between would escape the
-// deleveraging that covers the loss when the insurance fund is short.
-// Transfers out of a subaccount are paused alike (transfer.ts).
-// Cost: O(markets); the block's first withdrawal past the other checks also
-// looks at the accounts the block changed and at the holders of the markets
-// whose mark moved (liquidation.ts, belowZeroAtMarks), once per block; later
-// ones re-check the accounts it found only until one is still below zero
-// (anyStillBelowZero: each account found is dropped at most once).
+// orders), by the address's own key, and never while the accounts with
+// negative equity lack, together, more than the insurance fund holds: a
+// deficit (no position left), an account still holding positions below zero
+// equity at the end of the last block (one in a halted or stale market, or a
+// liquidation the per-block cap cut into slices), or an account below zero at
+// this block's own marks (the block moves its marks before its transactions
+// and liquidates after them). What such an account lacks is a loss the fund
+// covers first; past the fund, the deleveraging of its profitable
+// counterparties covers it at a price beyond the mark, and a counterparty
+// withdrawing its profit first would escape that. While the fund can pay all
+// of it, deleveraging closes at the mark, which costs no counterparty
+// anything: a pause then would protect no one. Transfers out of a subaccount
+// are paused alike (transfer.ts).
+// Cost: O(markets); the block's first withdrawal or transfer past the other
+// checks also looks at the deficits, the underwater accounts, the accounts
+// the block changed and the holders of the markets whose mark moved
+// (liquidation.ts, unresolvedShortfalls), once per block; later ones compare
+// the sum it found, lowered as cash comes into those accounts
+// (shortfallLessened), with the fund.
 
 import { badAmount } from './collateral.ts';
 import type { Ctx } from './context.ts';
 import { getAccount } from './context.ts';
-import { anyStillBelowZero, belowZeroAtMarks } from './liquidation.ts';
+import { unresolvedShortfalls } from './liquidation.ts';
 import { freeCollateralQuote } from './margin.ts';
 import type { ActionResult } from './results.ts';
 import type { Account, ExchangeState } from './state.ts';
 import type { Withdraw } from './tx/types.ts';
+import { quoteDecimal } from './units.ts';
 
 /**
  * Why collateral may not leave an account now (a withdrawal, a transfer to
- * another subaccount), or null: an account with negative equity is
- * unresolved, whose loss the deleveraging of its counterparties may have to
- * cover. Changes no state.
+ * another subaccount), or null: the accounts with negative equity at the
+ * block's marks lack more than the insurance fund holds, so deleveraging
+ * their counterparties beyond the mark may have to cover the rest. Equal is
+ * not more: the fund then covers every one of them at the mark. Changes no
+ * state.
  */
 export function outflowPause(state: ExchangeState): string | null {
-  const unresolved = state.deficits.size + state.underwater.size;
-  if (unresolved > 0) return `${unresolved} account(s) with negative equity unresolved`;
   // Memo of the block, not state: the same transactions give every node the same answer.
-  let paused: boolean;
-  if (state.belowZeroHeight !== state.height) {
-    state.belowZeroHeight = state.height;
-    state.belowZero = belowZeroAtMarks(state);
-    paused = state.belowZero.length !== 0;
-  } else {
-    paused = anyStillBelowZero(state, state.belowZero);
+  if (state.shortfallHeight !== state.height) {
+    state.shortfallHeight = state.height;
+    unresolvedShortfalls(state);
   }
-  return paused ? "an account is below zero equity at this block's marks" : null;
+  const lacking = state.shortfallQuote;
+  if (lacking <= state.insuranceQuote) return null;
+  return (
+    `${state.shortfalls.size} account(s) below zero equity lack ${quoteDecimal(lacking)} ` +
+    `in the quote asset, more than the insurance fund's ${quoteDecimal(state.insuranceQuote)}`
+  );
 }
 
-/** Whether the account is one of those outflowPause names (cash put into it helps resolve them). */
+/** Whether the account is one of those outflowPause weighs, still below zero (cash put into it helps resolve them). */
 export function unresolvedAccount(state: ExchangeState, account: Account): boolean {
-  return (
-    state.deficits.has(account) ||
-    state.underwater.has(account) ||
-    (state.belowZeroHeight === state.height && state.belowZero.includes(account))
-  );
+  return state.shortfallHeight === state.height && state.shortfalls.has(account);
 }
 
 export function withdraw(ctx: Ctx, a: Withdraw): ActionResult {

@@ -4,9 +4,13 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Harness, USDC, VALIDATORS, genesis, key, limit } from './helpers.ts';
+import { Harness, USDC, VALIDATORS, genesis, key, limit, replacer } from './helpers.ts';
 import type { Key } from './helpers.ts';
+import { Exchange } from '../../src/exchange/index.ts';
+import type { Block, BlockResult } from '../../src/exchange/index.ts';
+import type { SignedTx } from '../../src/exchange/tx/types.ts';
 import { equityQuote } from '../../src/exchange/margin.ts';
+import { decodeSnapshot, encodeSnapshot } from '../../src/exchange/snapshot.ts';
 
 const BTC = 'BTC-PERPETUAL';
 const ETH = 'ETH-PERPETUAL';
@@ -157,14 +161,14 @@ test('an account a trade left without positions and below zero loses its resting
 
 /**
  * 2% initial, 1% maintenance (thinMargin), no liquidation fee and a per-block cap of
- * $10,000 on BTC (2,100 lots at $47,600); a $10,000 fund. `o` is long 1 BTC at
+ * $10,000 on BTC (2,100 lots at $47,600); a $10,000 fund unless given. `o` is long 1 BTC at
  * $50,000 with $1,100, `c` short against it, a bid of 1 BTC rests at $47,600,
  * and `x` holds $1,000. Keys named after `prefix`.
  */
-function cappedLong(prefix: string) {
+function cappedLong(prefix: string, insuranceFundQuote = 10_000n * USDC) {
   const markets = thinMargin({ liquidationFeePpm: 0 });
   markets[0] = { ...markets[0]!, liquidationQuoteMaxPerBlock: 10_000n * USDC };
-  const h = new Harness(genesis({ markets, insuranceFundQuote: 10_000n * USDC }));
+  const h = new Harness(genesis({ markets, insuranceFundQuote }));
   const [o, c, bidder, x] = ['o', 'c', 'b', 'x'].map((n) => key(`${prefix}-${n}`)) as [
     Key,
     Key,
@@ -212,29 +216,96 @@ test('a liquidation the per-block cap cuts short keeps the cover only for what i
   assert.deepEqual(h.ex.digestBytes(), h.ex.digestFromScratch());
 });
 
-test('a liquidation cut short by the per-block cap pauses withdrawals and transfers for everyone until its last slice, even with the fund able to pay it all, and pays no more in all than the cover at once', () => {
-  const { h, o, x } = cappedLong('cap-pause');
-  const fund = h.ex.state.insuranceQuote;
+/**
+ * Runs `txs` in one block on the node that ran every block and on `copy`, a
+ * node restored from a snapshot: the same results and the same appHash.
+ */
+function onBoth(h: Harness, copy: Exchange, txs: SignedTx[]): BlockResult {
+  h.timeMs += 1_000;
+  const block: Block = {
+    height: h.ex.state.height + 1,
+    timeMs: h.timeMs,
+    proposer: VALIDATORS[0]!.publicKey,
+    txs,
+    oracle: h.oracle,
+  };
+  const ours = h.ex.finalizeBlock(block);
+  const theirs = copy.finalizeBlock(block);
+  assert.equal(JSON.stringify(theirs.results, replacer), JSON.stringify(ours.results, replacer));
+  assert.deepEqual(theirs.appHash, ours.appHash, 'the restored node agrees');
+  return ours;
+}
+
+/**
+ * Five blocks at $47,600, in each a withdrawal of x and a transfer between
+ * x's subaccounts (unrelated to o), from the third on also on a node
+ * restored from a snapshot taken after the second: the refusal codes per
+ * block, o's BTC position after each, and what the fund paid (its events).
+ */
+function slicesWithOutflows(h: Harness, o: Key, x: Key) {
   // At $47,600 o is $1,325 below zero: five slices, the last one of 1,600 lots.
   h.oracle = { ...h.oracle, BTC: 47_600n * USDC };
   const sizes: number[] = [];
-  const paused: boolean[] = [];
+  const codes: string[][] = [];
   let covered = 0n;
+  let copy: Exchange | null = null;
   for (let b = 0; b < 5; b++) {
-    const r = h.block([h.tx(x, { kind: 'withdraw', amountQuote: 1n, destination: 'x' })]);
+    if (b === 2) {
+      const restored = decodeSnapshot(encodeSnapshot(h.ex), { checkInvariants: true });
+      assert.ok(restored instanceof Exchange, 'the snapshot restores');
+      copy = restored;
+    }
+    const txs = [
+      h.tx(x, { kind: 'withdraw', amountQuote: 1n, destination: 'x' }),
+      h.tx(x, { kind: 'transfer', fromSubaccount: 0, toSubaccount: 1, amountQuote: 1n }),
+    ];
+    const r = copy === null ? h.block(txs) : onBoth(h, copy, txs);
     for (const e of r.events) if (e.type === 'insuranceCover') covered += e.amountQuote;
-    paused.push(!r.results[0]!.actions[0]!.ok);
+    codes.push(
+      r.results.map((t) => (!t.ok ? 'rejected' : t.actions[0]!.ok ? 'ok' : t.actions[0]!.code)),
+    );
     sizes.push(h.account(o)!.positions[0]!.sizeLots);
   }
+  return { sizes, codes, covered };
+}
+
+test('a liquidation the per-block cap cuts into slices pauses neither withdrawals nor transfers while the insurance fund can pay what the account lacks, and pays no more in all than the cover at once', () => {
+  const { h, o, x } = cappedLong('cap-pause');
+  const fund = h.ex.state.insuranceQuote;
+  const { sizes, codes, covered } = slicesWithOutflows(h, o, x);
   assert.deepEqual(sizes, [7_900, 5_800, 3_700, 1_600, 0]);
-  // The first block's withdrawal comes before its liquidation (o is below
-  // zero at the block's marks); then o stays below zero until its last slice.
-  assert.deepEqual(paused, [true, true, true, true, true]);
-  const w = h.one(x, { kind: 'withdraw', amountQuote: 1n, destination: 'x' });
-  assert.ok(w.actions[0]!.ok, 'withdrawals go on once the last slice closed');
+  // o stays below zero until its last slice, but the fund holds what it lacks
+  // (the cover's share for what stays open went back): deleveraging would
+  // close at the mark, which costs no counterparty anything.
+  assert.deepEqual(
+    codes,
+    Array.from({ length: 5 }, () => ['ok', 'ok']),
+  );
+  assert.equal(h.account(x)!.cashQuote, 1_000n * USDC - 10n);
+  assert.equal(h.account(x, 1)!.cashQuote, 5n);
   // At static prices the fund paid the whole gap, no more, and the events say so.
   assert.equal(fund - h.ex.state.insuranceQuote, 1_325n * USDC);
   assert.equal(covered, 1_325n * USDC);
+  assert.deepEqual(h.ex.digestBytes(), h.ex.digestFromScratch());
+});
+
+test('a liquidation the per-block cap cuts into slices pauses withdrawals and transfers for everyone until its last slice when the insurance fund cannot pay what the account lacks', () => {
+  const { h, o, x } = cappedLong('cap-short', 500n * USDC);
+  const { sizes, codes, covered } = slicesWithOutflows(h, o, x);
+  assert.deepEqual(sizes, [7_900, 5_800, 3_700, 1_600, 0]);
+  // The first block's outflows come before its liquidation (o lacks $1,325 at
+  // the block's marks, the fund holds $500); then o lacks more than the fund
+  // holds until its last slice: the rest is deleveraged beyond the mark.
+  assert.deepEqual(
+    codes,
+    Array.from({ length: 5 }, () => ['WithdrawalsPaused', 'TransfersPaused']),
+  );
+  assert.equal(h.account(x)!.cashQuote, 1_000n * USDC);
+  assert.equal(covered, 500n * USDC);
+  assert.equal(h.ex.state.insuranceQuote, 0n);
+  assert.equal(h.ex.state.underwater.size + h.ex.state.deficits.size, 0);
+  const w = h.one(x, { kind: 'withdraw', amountQuote: 1n, destination: 'x' });
+  assert.ok(w.ok && w.actions[0]!.ok, 'withdrawals go on once the last slice closed');
   assert.deepEqual(h.ex.digestBytes(), h.ex.digestFromScratch());
 });
 
@@ -292,3 +363,23 @@ function govern(h: Harness, proposalId: number, kind: 'haltMarket' | 'resumeMark
   }
   assert.equal(h.ex.state.marketByName.get(ETH)!.halted, kind === 'haltMarket');
 }
+
+test('the pause weighs what the accounts below zero lack against the fund: a fund of exactly that much pays it all at the mark, one unit less does not', () => {
+  const exact = cappedLong('cap-exact', 1_325n * USDC);
+  const enough = slicesWithOutflows(exact.h, exact.o, exact.x);
+  assert.deepEqual(
+    enough.codes,
+    Array.from({ length: 5 }, () => ['ok', 'ok']),
+  );
+  assert.equal(exact.h.ex.state.insuranceQuote, 0n);
+  const short = cappedLong('cap-unit', 1_325n * USDC - 1n);
+  const lacking = slicesWithOutflows(short.h, short.o, short.x);
+  // One unit short, the first slice closes beyond the mark (a tick, in o's
+  // favour): its counterparty bears what the fund lacked, and from then on the
+  // fund holds what o lacks for the rest.
+  assert.deepEqual(lacking.codes, [
+    ['WithdrawalsPaused', 'TransfersPaused'],
+    ...Array.from({ length: 4 }, () => ['ok', 'ok']),
+  ]);
+  assert.deepEqual(lacking.sizes, [7_900, 5_800, 3_700, 1_600, 0]);
+});

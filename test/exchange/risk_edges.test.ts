@@ -11,6 +11,7 @@ import {
 } from '../../src/exchange/margin.ts';
 import { decodeSnapshot, encodeSnapshot } from '../../src/exchange/snapshot.ts';
 import type { GovProposal } from '../../src/exchange/tx/types.ts';
+import type { Block } from '../../src/exchange/index.ts';
 
 const BTC = 'BTC-PERPETUAL';
 const ONE_BTC = 10_000;
@@ -76,14 +77,15 @@ test('the insurance fund does not cover an account whose positions cannot be clo
   assert.equal(h.ex.state.insuranceQuote, 10_000n * USDC);
 });
 
-test('an account below zero equity that a halt keeps from liquidation pauses withdrawals until it is resolved', () => {
-  const { h, a, b } = longInHaltedMarket(10_000n * USDC);
+test('an account below zero equity that a halt keeps from liquidation pauses withdrawals, while it lacks more than the insurance fund holds, until it is resolved', () => {
+  // A $100 fund: a's $425 gap would be deleveraged beyond the mark, against b.
+  const { h, a, b } = longInHaltedMarket(100n * USDC);
   // b's short gained $3,000 that only a's collateral, now −$425, backs.
   h.oracle = { ...h.oracle, BTC: 47_000n * USDC };
   h.block([]);
-  assert.ok(h.ex.state.underwater.has(h.account(a)!));
+  assert.ok(h.ex.state.underwater.has(h.account(a)!), 'a is underwater');
   const paused = h.one(b, { kind: 'withdraw', amountQuote: 1_000n * USDC, destination: 'x' });
-  assert.ok(paused.ok && !paused.actions[0]!.ok);
+  assert.ok(paused.ok && !paused.actions[0]!.ok, 'the withdrawal is refused');
   assert.equal(paused.actions[0]!.code, 'WithdrawalsPaused');
   // A restored node rebuilds the set from the state, and agrees.
   const copy = decodeSnapshot(encodeSnapshot(h.ex), { checkInvariants: true });
@@ -91,12 +93,41 @@ test('an account below zero equity that a halt keeps from liquidation pauses wit
     [...copy.state.underwater].map((x) => x.index),
     [h.account(a)!.index],
   );
-  // The market resumes: a is liquidated (the fund covers its gap), withdrawals go on.
+  // The market resumes: a is liquidated (the fund covers $100 of its gap, b's
+  // short the rest), withdrawals go on.
   govern(h, 2, { kind: 'resumeMarket', instrument: BTC });
   assert.equal(h.ex.state.underwater.size, 0);
   assert.equal(h.account(a)!.positionCount, 0);
+  assert.equal(h.ex.state.insuranceQuote, 0n);
   const w = h.one(b, { kind: 'withdraw', amountQuote: 1_000n * USDC, destination: 'x' });
   assert.ok(w.ok && w.actions[0]!.ok, JSON.stringify(w.actions[0]));
+});
+
+test('an account below zero equity that a halt keeps from liquidation pauses no withdrawal while the insurance fund can pay what it lacks, on a restored node too', () => {
+  const { h, a, b } = longInHaltedMarket(10_000n * USDC);
+  h.oracle = { ...h.oracle, BTC: 47_000n * USDC };
+  h.block([]);
+  assert.ok(h.ex.state.underwater.has(h.account(a)!), 'a is underwater');
+  const copy = decodeSnapshot(encodeSnapshot(h.ex), { checkInvariants: true });
+  h.timeMs += 1_000;
+  const block: Block = {
+    height: h.ex.state.height + 1,
+    timeMs: h.timeMs,
+    proposer: VALIDATORS[0]!.publicKey,
+    txs: [h.tx(b, { kind: 'withdraw', amountQuote: 1_000n * USDC, destination: 'x' })],
+    oracle: h.oracle,
+  };
+  const ours = h.ex.finalizeBlock(block);
+  const theirs = copy.finalizeBlock(block);
+  // a lacks $425, the fund holds $10,000: were the market to resume, a would
+  // be closed at the mark, the fund paying its gap.
+  assert.ok(ours.results[0]!.ok && ours.results[0]!.actions[0]!.ok, 'the withdrawal goes through');
+  assert.deepEqual(theirs.results, ours.results);
+  assert.deepEqual(theirs.appHash, ours.appHash);
+  assert.ok(h.ex.state.underwater.has(h.account(a)!), 'a is still underwater');
+  govern(h, 2, { kind: 'resumeMarket', instrument: BTC });
+  assert.equal(h.account(a)!.positionCount, 0);
+  assert.equal(h.ex.state.insuranceQuote, 10_000n * USDC - 425n * USDC);
 });
 
 test('an account below maintenance in a halted market is liquidated when the market resumes, marks unmoved', () => {

@@ -103,17 +103,28 @@ test('a deposit that brings the account back above zero in the same block lifts 
   assert.equal(h.ex.state.withdrawnQuote, 10_000n * USDC);
 });
 
-test('nodes restored at different heights refuse the same withdrawals, with the same messages, as the node that ran every block', () => {
+/**
+ * Seeded blocks of leveraged trades, withdrawals and deposits over a random
+ * walk of BTC, run on the node that ran every block and on nodes restored at
+ * different heights: the same results (codes and messages) and app hashes.
+ * Returns, per seed, the blocks with a withdrawal refused, those where no
+ * account was unresolved at the block's start (a pause at the block's own
+ * marks), and those with one that went through while one was.
+ */
+function pausesOnRestoredNodes(insuranceFundQuote: bigint, seeds: readonly number[]) {
   const traders = ['t0', 't1', 't2', 't3', 't4', 't5'].map((n) => key(`pause-prop-${n}`));
   const maker = key('pause-prop-maker');
-  for (const seed of [2, 3, 4, 6]) {
+  const counts: { paused: number; byMarks: number; despite: number }[] = [];
+  for (const seed of seeds) {
     const prng = new Prng(seed);
-    const h = new Harness(genesis({ insuranceFundQuote: 0n }));
+    const h = new Harness(genesis({ insuranceFundQuote }));
     h.fund(maker, 1_000_000n * USDC);
     for (const t of traders) h.fund(t, BigInt(2_600 + prng.int(3_000)) * USDC);
     const nodes: Exchange[] = [];
     let btc = 50_000;
+    let paused = 0;
     let byMarks = 0;
+    let despite = 0;
     for (let b = 0; b < 60; b++) {
       // A node restored just before this block (no slack memos, no scan
       // groups), and some restored earlier that ran every block since.
@@ -172,17 +183,39 @@ test('nodes restored at different heights refuse the same withdrawals, with the 
         assert.equal(JSON.stringify(theirs.results, replacer), seen, `seed ${seed} block ${b}`);
         assert.deepEqual(theirs.appHash, ours.appHash);
       }
-      if (
-        unresolved === 0 &&
-        ours.results.some((r) => codeOf(r.ok ? r.actions[0] : undefined) === 'WithdrawalsPaused')
-      ) {
-        byMarks++;
-      }
+      const codes = ours.results.map((r) => codeOf(r.ok ? r.actions[0] : undefined));
+      if (codes.includes('WithdrawalsPaused')) paused++;
+      if (unresolved === 0 && codes.includes('WithdrawalsPaused')) byMarks++;
+      const withdrew = ours.results.some(
+        (r, i) => r.ok && r.actions[0]!.ok && txs[i]!.action.kind === 'withdraw',
+      );
+      if (unresolved > 0 && withdrew) despite++;
     }
     assert.equal(nodes.length, 4);
-    // The case under test happened: a pause at the block's own marks.
-    assert.ok(byMarks > 0, `seed ${seed}: no pause at a block's marks`);
+    counts.push({ paused, byMarks, despite });
   }
+  return counts;
+}
+
+test('nodes restored at different heights refuse the same withdrawals, with the same messages, as the node that ran every block', () => {
+  for (const [i, { byMarks }] of pausesOnRestoredNodes(0n, [2, 3, 4, 6]).entries()) {
+    // The case under test happened: a pause at the block's own marks.
+    assert.ok(byMarks > 0, `seed ${i}: no pause at a block's marks`);
+  }
+});
+
+test('with an insurance fund that covers some of the losses and not others, restored nodes weigh them against it as the node that ran every block', () => {
+  const counts = pausesOnRestoredNodes(1_000n * USDC, [2, 3, 4, 6]);
+  // Both cases happened: a pause (the losses past the fund), and a withdrawal
+  // that went through while an account was unresolved (the fund held its loss).
+  assert.ok(
+    counts.some((c) => c.paused > 0),
+    'some withdrawal was paused',
+  );
+  assert.ok(
+    counts.some((c) => c.despite > 0),
+    'some withdrawal went through while an account was unresolved',
+  );
 });
 
 test('with two accounts below zero, withdrawals stay paused until deposits lift both', () => {
@@ -303,4 +336,71 @@ test("a transfer into an account the block's memo found below zero that a deposi
   assert.deepEqual(codes(ours), ['WithdrawalsPaused', 'ok', 'TransfersPaused']);
   assert.deepEqual(codes(theirs), codes(ours));
   assert.deepEqual(theirs.appHash, ours.appHash);
+});
+
+test('a deficit pauses withdrawals and transfers while it is larger than the insurance fund, and no longer once liquidation fees have grown the fund to cover it', () => {
+  // No price monitoring: nothing bounds a trade's price but the traders' limits.
+  const markets = genesis().markets.map((m) => ({ ...m, triggers: [] }));
+  const h = new Harness(genesis({ markets, insuranceFundQuote: 100n * USDC }));
+  const [a, b, c, p, q] = ['a', 'b', 'c', 'p', 'q'].map((n) => key(`deficit-${n}`)) as [
+    Key,
+    Key,
+    Key,
+    Key,
+    Key,
+  ];
+  h.fund(a, 2_600n * USDC);
+  h.fund(b, 500_000n * USDC);
+  h.fund(c, 500_000n * USDC);
+  h.fund(p, 700n * USDC);
+  h.fund(q, 2_000n * USDC);
+  assert.equal(h.one(b, limit(BTC, 'sell', 500_000, ONE_BTC)).actions[0]!.ok, true);
+  assert.equal(h.one(a, limit(BTC, 'buy', 500_000, ONE_BTC)).actions[0]!.ok, true);
+  assert.equal(h.one(c, limit(BTC, 'buy', 470_500, ONE_BTC)).actions[0]!.ok, true);
+  // At $47,000 a sells out of its −$425 into c's bid ($50 above the mark, less
+  // its $23.525 fee): −$398.525 of cash, the fund's $100 covers part of it.
+  h.oracle = { ...h.oracle, BTC: 47_000n * USDC };
+  h.block([h.tx(a, limit(BTC, 'sell', 470_000, ONE_BTC, { timeInForce: 'IOC' }))]);
+  const deficit = h.account(a)!;
+  assert.ok(h.ex.state.deficits.has(deficit), 'a is a deficit');
+  assert.equal(deficit.cashQuote, -298_525_000n);
+  assert.equal(h.ex.state.insuranceQuote, 0n);
+  // p and q go long 0.2 and 0.5 BTC at $47,000, against b.
+  assert.equal(h.one(b, limit(BTC, 'sell', 470_000, 7_000)).actions[0]!.ok, true);
+  assert.equal(h.one(p, limit(BTC, 'buy', 470_000, 2_000)).actions[0]!.ok, true);
+  assert.equal(h.one(q, limit(BTC, 'buy', 470_000, 5_000)).actions[0]!.ok, true);
+  const outflows = () => [
+    h.tx(c, { kind: 'withdraw', amountQuote: USDC, destination: 'x' }),
+    h.tx(c, { kind: 'transfer', fromSubaccount: 0, toSubaccount: 1, amountQuote: USDC }),
+  ];
+  const codes = (r: { results: { ok: boolean; actions: ActionResult[] }[] }) =>
+    r.results.map((x) => (x.ok ? codeOf(x.actions[0]) : 'rejected'));
+  // At $44,800 p is below maintenance and closes into c's bid at the mark,
+  // paying a liquidation fee of 1% of $8,960 to the fund: $89.60.
+  assert.equal(h.one(c, limit(BTC, 'buy', 448_000, 2_000)).actions[0]!.ok, true);
+  h.oracle = { ...h.oracle, BTC: 44_800n * USDC };
+  const first = h.block(outflows());
+  assert.deepEqual(codes(first), ['WithdrawalsPaused', 'TransfersPaused']);
+  assert.equal(h.account(p)!.positionCount, 0);
+  assert.equal(h.ex.state.insuranceQuote, 89_600_000n);
+  // Still less than the deficit: paused.
+  const second = h.block(outflows());
+  assert.deepEqual(codes(second), ['WithdrawalsPaused', 'TransfersPaused']);
+  const message = second.results[0]!.ok ? second.results[0]!.actions[0] : undefined;
+  assert.ok(message !== undefined && !message.ok, 'the withdrawal is refused');
+  assert.equal(
+    message.message,
+    "1 account(s) below zero equity lack 298.525000 in the quote asset, more than the insurance fund's 89.600000",
+  );
+  // At $43,500 q closes into c's bid at the mark: 1% of $21,750 more.
+  assert.equal(h.one(c, limit(BTC, 'buy', 435_000, 5_000)).actions[0]!.ok, true);
+  h.oracle = { ...h.oracle, BTC: 43_500n * USDC };
+  h.block([]);
+  assert.equal(h.account(q)!.positionCount, 0);
+  assert.equal(h.ex.state.insuranceQuote, 89_600_000n + 217_500_000n);
+  // The deficit is still there, but the fund holds it: nothing is left for
+  // deleveraging to cover, and collateral may leave again.
+  assert.ok(h.ex.state.deficits.has(deficit), 'a is still a deficit');
+  assert.deepEqual(codes(h.block(outflows())), ['ok', 'ok']);
+  assert.equal(h.account(c, 1)!.cashQuote, USDC);
 });

@@ -63,7 +63,7 @@ export interface StressReport {
   badDebt: {
     /** Losses past accounts' equity that the insurance fund paid. */
     coveredQuote: bigint;
-    /** Uncovered deficits at the end (withdrawals pause). */
+    /** Uncovered deficits at the end (withdrawals pause while these and the other open losses exceed the fund). */
     deficitQuote: bigint;
     deficitAccounts: number;
     /** Negative equity of accounts still holding positions at the end (cut by per-block caps). */
