@@ -584,21 +584,28 @@ export function runLiquidations(
 }
 
 /**
- * Sorts accounts below maintenance by how far: the largest shortfall (the
- * maintenance margin less the equity, at the block's marks) first, then
- * ascending index. The per-block count and each market's per-block notional
- * go first to the accounts that put the most at risk, so that many small
- * accounts pushed below maintenance ahead of a large one cannot hold its
- * liquidation back while its loss grows (in index order, accounts opened
- * early would go first, whatever their size). O(due × positions), only for
- * the accounts due.
+ * Sorts accounts below maintenance: those holding a position in a market that
+ * can close in this block (not halted, stale or in an auction) first, then
+ * the largest shortfall (the maintenance margin less the equity, at the
+ * block's marks), then ascending index. The per-block count and each market's
+ * per-block notional go first to the accounts that put the most at risk, so
+ * that many small accounts pushed below maintenance ahead of a large one
+ * cannot hold its liquidation back while its loss grows (in index order,
+ * accounts opened early went first, whatever their size); and accounts whose
+ * every position waits on a halted market, whose shortfall does not shrink
+ * meanwhile, cannot take every place block after block ahead of one that
+ * could close. O(due × positions), only for the accounts due.
  */
 function byShortfall(state: ExchangeState, due: Account[]): void {
   const shortfall = new Map<Account, bigint>();
+  const canClose = new Set<Account>();
   for (const account of due) {
     shortfall.set(account, maintenanceMarginQuote(state, account) - equityQuote(state, account));
+    if (state.markets.some((m) => closable(m) && sizeIn(account, m) !== 0)) canClose.add(account);
   }
   due.sort((a, b) => {
+    const ca = canClose.has(a);
+    if (ca !== canClose.has(b)) return ca ? -1 : 1;
     const x = shortfall.get(a)!;
     const y = shortfall.get(b)!;
     return x === y ? a.index - b.index : x > y ? -1 : 1;
