@@ -3,7 +3,8 @@
 // After a block's transactions, the exchange scans the accounts the block
 // touched that hold positions, plus every holder of a market whose mark moved:
 // O(those accounts × markets). An account whose equity is below its
-// maintenance margin is liquidated, in ascending account index:
+// maintenance margin is liquidated, the largest shortfall below maintenance
+// first (byShortfall; ties in ascending account index):
 //   1. its resting orders are cancelled (book and auction; event
 //      liquidationCancels, whether or not anything closes in this block);
 //   2. if its equity is negative, the insurance fund covers what it can, when
