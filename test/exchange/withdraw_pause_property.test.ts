@@ -1,4 +1,4 @@
-// Probe: a withdrawal the pause rule lets through is never followed, in the
+// A withdrawal the pause rule lets through is never followed, in the
 // same block's liquidations, by a deleveraging beyond the mark, and nodes
 // restored at any height give the same results. Seeded blocks of leveraged
 // one-sided traders in two markets, a small per-block liquidation cap, an
@@ -184,7 +184,7 @@ function run(seed: number, insuranceFundQuote: bigint, feePpm: number) {
   return { violations, withdrewWhileNegative, beyond, makerDeleveraged };
 }
 
-test('probe: no withdrawal goes through in a block whose liquidations deleverage beyond the mark', () => {
+test('no withdrawal goes through in a block whose liquidations deleverage beyond the mark', () => {
   const all: string[] = [];
   let despite = 0;
   let beyond = 0;

@@ -1,6 +1,7 @@
-// Probe: accounts whose positions cannot close in this block (a halted
-// market) still take places of LIQUIDATIONS_PER_BLOCK_MAX, and with the
-// largest shortfall first they take them ahead of an account that could close.
+// Accounts whose positions cannot close in this block (a halted market) are
+// liquidated after those that can: with the largest shortfall first alone,
+// more than LIQUIDATIONS_PER_BLOCK_MAX of them would take every place, block
+// after block, ahead of an account that could close.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,7 +13,7 @@ import { isLiquidatable } from '../../src/exchange/liquidation.ts';
 const BTC = 'BTC-PERPETUAL';
 const ETH = 'ETH-PERPETUAL';
 
-test('probe: an account due in a market that can close is liquidated although more than LIQUIDATIONS_PER_BLOCK_MAX accounts of a halted market are due with larger shortfalls', () => {
+test('an account due in a market that can close is liquidated although more than LIQUIDATIONS_PER_BLOCK_MAX accounts of a halted market are due with larger shortfalls', () => {
   const h = new Harness(genesis(), { checkInvariants: false });
   const early = key('order-early');
   const b = key('order-b');
@@ -62,6 +63,6 @@ test('probe: an account due in a market that can close is liquidated although mo
     many.every((k) => isLiquidatable(state, h.account(k)!)),
     'every ETH long is still below maintenance: nothing of theirs could close',
   );
-  // Largest shortfall first, the ETH longs take every place, block after block.
+  // Those that can close go first, whatever their shortfall.
   assert.ok(closedEarly, 'early was liquidated within five blocks');
 });
