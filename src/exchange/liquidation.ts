@@ -3,8 +3,9 @@
 // After a block's transactions, the exchange scans the accounts the block
 // touched that hold positions, plus every holder of a market whose mark moved:
 // O(those accounts × markets). An account whose equity is below its
-// maintenance margin is liquidated, the largest shortfall below maintenance
-// first (byShortfall; ties in ascending account index):
+// maintenance margin is liquidated, those that can close in this block first,
+// then the largest shortfall below maintenance (byShortfall; ties in
+// ascending account index):
 //   1. its resting orders are cancelled (book and auction; event
 //      liquidationCancels, whether or not anything closes in this block);
 //   2. if its equity is negative, the insurance fund covers what it can, when
@@ -512,8 +513,8 @@ function withinSlack(state: ExchangeState, account: Account): boolean {
 
 /**
  * Liquidates every account below maintenance among those the block touched
- * and the holders of markets whose mark moved (marksMoved[i]), the largest
- * shortfall first (byShortfall). Each account is looked at once per block.
+ * and the holders of markets whose mark moved (marksMoved[i]), in byShortfall's
+ * order. Each account is looked at once per block.
  */
 export function runLiquidations(
   state: ExchangeState,
