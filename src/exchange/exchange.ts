@@ -14,7 +14,8 @@
 //      expired dated markets, new listings, option marks;
 //   4. transactions, in the in-block ordering (ordering.ts), each with a result;
 //   5. liquidations (liquidation.ts) of the accounts the block touched and of
-//      the holders of every market whose mark moved;
+//      the holders of every market whose mark moved; then the insurance fund
+//      pays the deficits as far as it holds (payDeficits);
 //   6. invariants (with the checkInvariants option), then the digest and appHash.
 // Before all of these, the block's evidence jails and slashes the validators
 // who double-signed (governance.ts applyEvidence), so none of their
@@ -38,7 +39,7 @@ import { Digest, digestFromScratch, resetLeaves, updateDigest } from './hash.ts'
 import { AddressCache, sha256 } from './hashing.ts';
 import { checkInvariants } from './invariants.ts';
 import { bytesKey } from './keys.ts';
-import { runLiquidations } from './liquidation.ts';
+import { payDeficits, runLiquidations } from './liquidation.ts';
 import { markOptions, runListing } from './listing.ts';
 import { computeMarkTicks, indexToTicks } from './mark.ts';
 import { SviError, validateSvi } from './options/index.ts';
@@ -256,6 +257,11 @@ export class Exchange {
       return rescan;
     });
     runLiquidations(state, state.dirtyAccounts, moved, events);
+    // Here, not before the transactions: the fund's inflows of this block
+    // (liquidation fees, covers given back, funding dust) count, the block's
+    // liquidations drew on it first, and the withdrawal pause's memo of the
+    // block (withdraw.ts) assumes the fund does not move during them.
+    payDeficits(state, events);
 
     if (this.options.checkInvariants === true) checkInvariants(state);
     updateDigest(state, this.digest, this.genesisHash);

@@ -34,9 +34,10 @@
 //      its equity and the fund's), the rest going down the ranking;
 //   5. an account left with no position and negative cash draws on the
 //      insurance fund; what remains uncovered is a deficit, covered by
-//      deposits to that account; withdrawals pause while the deficits and
-//      the other accounts below zero lack more than the fund holds
-//      (withdraw.ts).
+//      deposits to that account or, after every block's liquidations, by the
+//      fund as it grows again (payDeficits); withdrawals pause while the
+//      deficits and the other accounts below zero lack more than the fund
+//      holds (withdraw.ts).
 
 import { divBig, minBig, maxBig } from '../lib/int.ts';
 import { LIQUIDATIONS_PER_BLOCK_MAX } from '../lib/limits.ts';
@@ -395,9 +396,9 @@ function notionalIn(account: Account, markets: readonly MarketState[]): bigint {
 
 /**
  * An account without positions and with negative cash draws on the insurance
- * fund; what stays uncovered is a deficit, until deposits to it cover it
- * (withdrawals pause while the accounts below zero lack more than the fund
- * holds, withdraw.ts). Its resting orders are cancelled first, as a liquidation's
+ * fund; what stays uncovered is a deficit, until deposits to it or the fund,
+ * once it grows again, cover it (payDeficits; withdrawals pause while the
+ * accounts below zero lack more than the fund holds, withdraw.ts). Its resting orders are cancelled first, as a liquidation's
  * are: nothing backs them, and one filling later would give a deficit
  * positions (which deficits never hold) or take its cash back above zero
  * unseen (deficits leave the set only when cash is put into them).
@@ -411,6 +412,32 @@ export function settleShortfall(
   cancelRestingOf(state, account, events);
   coverFromInsurance(state, account, -account.cashQuote, events);
   if (account.cashQuote < 0n) state.deficits.add(account);
+}
+
+/**
+ * The insurance fund pays the deficits as far as it holds: in ascending
+ * account index, each up to what it lacks (event insuranceCover); one brought
+ * to zero cash leaves the set. Called once per block, after the block's
+ * liquidations (exchange.ts): the fees and covers given back of this very
+ * block count, the block's own liquidations drew on the fund first (a cover
+ * there closes positions at the mark, which spares their counterparties), and
+ * the fund never moves during the block's transactions, whose withdrawal
+ * pause keeps a memo that assumes it does not (withdraw.ts). A payment moves
+ * as much from the fund to an account below zero: what the accounts below
+ * zero lack less the fund, which the pause weighs, is the same after it.
+ * Sorted by index, not the set's order, which differs on a restored node.
+ * O(1) without a deficit or without money in the fund, else
+ * O(deficits log deficits).
+ */
+export function payDeficits(state: ExchangeState, events: ExchangeEvent[]): void {
+  if (state.deficits.size === 0 || state.insuranceQuote <= 0n) return;
+  const owed = [...state.deficits].sort((a, b) => a.index - b.index);
+  for (const account of owed) {
+    if (state.insuranceQuote <= 0n) break;
+    // Marks the account for the digest; the fund and the set are in the globals leaf.
+    coverFromInsurance(state, account, -account.cashQuote, events);
+    if (account.cashQuote >= 0n) state.deficits.delete(account);
+  }
 }
 
 /** Keeps the account's place in state.underwater: positions and negative equity. O(markets). */

@@ -573,7 +573,8 @@ export class ExchangeState {
   nextOrderId = 1;
   /**
    * Accounts left with negative cash and no position: withdrawals weigh them
-   * with the others below zero against the insurance fund (withdraw.ts).
+   * with the others below zero against the insurance fund (withdraw.ts), and
+   * the fund pays them as it grows again (liquidation.ts, payDeficits).
    */
   readonly deficits = new Set<Account>();
   /**

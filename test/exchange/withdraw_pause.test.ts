@@ -338,7 +338,7 @@ test("a transfer into an account the block's memo found below zero that a deposi
   assert.deepEqual(theirs.appHash, ours.appHash);
 });
 
-test('a deficit pauses withdrawals and transfers while it is larger than the insurance fund, and no longer once liquidation fees have grown the fund to cover it', () => {
+test('a deficit pauses withdrawals and transfers while it is larger than the insurance fund, which pays it off as liquidation fees grow it: then collateral may leave again', () => {
   // No price monitoring: nothing bounds a trade's price but the traders' limits.
   const markets = genesis().markets.map((m) => ({ ...m, triggers: [] }));
   const h = new Harness(genesis({ markets, insuranceFundQuote: 100n * USDC }));
@@ -382,25 +382,38 @@ test('a deficit pauses withdrawals and transfers while it is larger than the ins
   const first = h.block(outflows());
   assert.deepEqual(codes(first), ['WithdrawalsPaused', 'TransfersPaused']);
   assert.equal(h.account(p)!.positionCount, 0);
-  assert.equal(h.ex.state.insuranceQuote, 89_600_000n);
-  // Still less than the deficit: paused.
+  // The fee went to the deficit at the end of the block, all of it: less than a lacks.
+  assert.deepEqual(
+    first.events.filter((e) => e.type === 'insuranceCover'),
+    [{ type: 'insuranceCover', account: deficit.index, amountQuote: 89_600_000n }],
+  );
+  assert.equal(h.ex.state.insuranceQuote, 0n);
+  assert.equal(deficit.cashQuote, -298_525_000n + 89_600_000n);
+  assert.ok(h.ex.state.deficits.has(deficit), 'a is still a deficit');
+  // Still lacking more than the fund holds: paused.
   const second = h.block(outflows());
   assert.deepEqual(codes(second), ['WithdrawalsPaused', 'TransfersPaused']);
   const message = second.results[0]!.ok ? second.results[0]!.actions[0] : undefined;
   assert.ok(message !== undefined && !message.ok, 'the withdrawal is refused');
   assert.equal(
     message.message,
-    "1 account(s) below zero equity lack 298.525000 in the quote asset, more than the insurance fund's 89.600000",
+    "1 account(s) below zero equity lack 208.925000 in the quote asset, more than the insurance fund's 0.000000",
   );
-  // At $43,500 q closes into c's bid at the mark: 1% of $21,750 more.
+  // At $43,500 q closes into c's bid at the mark: 1% of $21,750 more, of
+  // which the fund pays the $208.925 a still lacks in the same block.
   assert.equal(h.one(c, limit(BTC, 'buy', 435_000, 5_000)).actions[0]!.ok, true);
   h.oracle = { ...h.oracle, BTC: 43_500n * USDC };
-  h.block([]);
+  const third = h.block([]);
   assert.equal(h.account(q)!.positionCount, 0);
-  assert.equal(h.ex.state.insuranceQuote, 89_600_000n + 217_500_000n);
-  // The deficit is still there, but the fund holds it: nothing is left for
-  // deleveraging to cover, and collateral may leave again.
-  assert.ok(h.ex.state.deficits.has(deficit), 'a is still a deficit');
+  assert.deepEqual(
+    third.events.filter((e) => e.type === 'insuranceCover'),
+    [{ type: 'insuranceCover', account: deficit.index, amountQuote: 208_925_000n }],
+  );
+  assert.equal(h.ex.state.insuranceQuote, 217_500_000n - 208_925_000n);
+  assert.equal(deficit.cashQuote, 0n);
+  assert.equal(h.ex.state.deficits.size, 0, 'a is no longer a deficit');
+  // Nothing is left for deleveraging to cover: collateral may leave again.
   assert.deepEqual(codes(h.block(outflows())), ['ok', 'ok']);
   assert.equal(h.account(c, 1)!.cashQuote, USDC);
+  assert.deepEqual(h.ex.digestBytes(), h.ex.digestFromScratch());
 });
