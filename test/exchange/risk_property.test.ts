@@ -211,6 +211,12 @@ function checkBlock(
     const acct = copy.state.accounts[(e as { account: number }).account]!;
     assert.ok(belowMaintenance(copy.state, acct), `${at}: liquidated above maintenance`);
   }
+  // The fund pays the deficits after every block's liquidations: it holds
+  // nothing while one is left, and every one still lacks something.
+  if (state.deficits.size > 0) assert.equal(state.insuranceQuote, 0n, `${at}: deficit unpaid`);
+  for (const a of state.deficits) {
+    assert.ok(a.cashQuote < 0n && a.positionCount === 0, `${at}: deficit ${a.index} resolved`);
+  }
   for (const a of state.accounts) {
     if (a.positionCount === 0) {
       if (a.cashQuote < 0n) assert.ok(state.deficits.has(a), `${at}: deficit ${a.index} unknown`);

@@ -1,0 +1,244 @@
+// The insurance fund pays the deficits as it grows again (docs/exchange.md,
+// "Liquidation", step 5): after every block's liquidations, in ascending
+// account index, each up to what it lacks, event insuranceCover.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Harness, USDC, genesis, key, limit, replacer } from './helpers.ts';
+import type { Key } from './helpers.ts';
+import { Exchange } from '../../src/exchange/index.ts';
+import type { Block, BlockResult } from '../../src/exchange/index.ts';
+import type { ExchangeEvent } from '../../src/exchange/results.ts';
+import type { SignedTx } from '../../src/exchange/tx/types.ts';
+import { decodeSnapshot, encodeSnapshot } from '../../src/exchange/snapshot.ts';
+
+const BTC = 'BTC-PERPETUAL';
+const ONE_BTC = 10_000;
+
+/** No price monitoring (nothing bounds a trade's price but the traders' limits), no insurance fund. */
+function noFund(): Harness {
+  const markets = genesis().markets.map((m) => ({ ...m, triggers: [] }));
+  return new Harness(genesis({ markets, insuranceFundQuote: 0n }));
+}
+
+function ok(h: Harness, from: Key, action: Parameters<Harness['tx']>[1]): void {
+  const r = h.one(from, action);
+  assert.ok(r.ok && r.actions[0]!.ok, JSON.stringify(r, replacer));
+}
+
+function covers(r: BlockResult): ExchangeEvent[] {
+  return r.events.filter((e) => e.type === 'insuranceCover');
+}
+
+function withdrawal(h: Harness, from: Key): SignedTx {
+  return h.tx(from, { kind: 'withdraw', amountQuote: USDC, destination: 'x' });
+}
+
+function codeOf(r: BlockResult, i: number): string {
+  const x = r.results[i]!;
+  return !x.ok ? 'rejected' : x.actions[0]!.ok ? 'ok' : x.actions[0]!.code;
+}
+
+/**
+ * `a` goes long 1 BTC from `b` at `priceTicks` with $2,600, the mark falls
+ * $3,000, and `a` sells out into `c`'s bid $50 above the new mark: no
+ * position, cash below zero by what the fall took past its collateral less
+ * the $50 (and its fees), and no fund to cover it: a deficit.
+ */
+function tradeIntoDeficit(h: Harness, a: Key, b: Key, c: Key, priceTicks: number): void {
+  ok(h, b, limit(BTC, 'sell', priceTicks, ONE_BTC));
+  ok(h, a, limit(BTC, 'buy', priceTicks, ONE_BTC));
+  const low = priceTicks - 30_000;
+  ok(h, c, limit(BTC, 'buy', low + 500, ONE_BTC));
+  h.oracle = { ...h.oracle, BTC: (BigInt(low) * USDC) / 10n };
+  const r = h.block([h.tx(a, limit(BTC, 'sell', low, ONE_BTC, { timeInForce: 'IOC' }))]);
+  assert.ok(r.results[0]!.ok && r.results[0]!.actions[0]!.ok, 'a sells out');
+  assert.equal(h.account(a)!.positionCount, 0);
+  assert.ok(h.ex.state.deficits.has(h.account(a)!), 'a deficit');
+  assert.equal(covers(r).length, 0, 'no fund to cover it');
+}
+
+/**
+ * `p` goes long `lots` from `b` at the mark with `cashQuote`, `c` bids them
+ * at `toTicks`, and the mark falls there: `p` is liquidated into the bid at
+ * the mark and pays 1% of the notional to the fund. Returns that block.
+ */
+function liquidationFee(
+  h: Harness,
+  p: Key,
+  b: Key,
+  c: Key,
+  lots: number,
+  toTicks: number,
+): BlockResult {
+  const at = h.ex.state.marketByName.get(BTC)!.markTicks;
+  ok(h, b, limit(BTC, 'sell', at, lots));
+  ok(h, p, limit(BTC, 'buy', at, lots));
+  ok(h, c, limit(BTC, 'buy', toTicks, lots));
+  h.oracle = { ...h.oracle, BTC: (BigInt(toTicks) * USDC) / 10n };
+  const r = h.block([]);
+  assert.equal(h.account(p)!.positionCount, 0, 'p liquidated');
+  return r;
+}
+
+test('a deficit left with an empty fund is paid off once liquidation fees refill the fund, and withdrawals resume', () => {
+  const h = noFund();
+  const [a, b, c, p] = ['a', 'b', 'c', 'p'].map((n) => key(`pay-${n}`)) as [Key, Key, Key, Key];
+  h.fund(a, 2_600n * USDC);
+  h.fund(b, 1_000_000n * USDC);
+  h.fund(c, 1_000_000n * USDC);
+  h.fund(p, 3_000n * USDC);
+  tradeIntoDeficit(h, a, b, c, 500_000);
+  const deficit = h.account(a)!;
+  // 2,600 − 25 (taker fee) − 3,000 + 50 − 23.525 (taker fee at $47,050).
+  assert.equal(deficit.cashQuote, -398_525_000n);
+  assert.equal(h.ex.state.insuranceQuote, 0n);
+  // Blocks with a deficit and nothing in the fund pay nothing.
+  const idle = h.block([withdrawal(h, c)]);
+  assert.equal(codeOf(idle, 0), 'WithdrawalsPaused');
+  assert.equal(covers(idle).length, 0);
+  // p long 1 BTC at $47,000 ($23.50 fee): at $44,500 its equity is $476.50,
+  // below maintenance ($1,335); closed at the mark, its fee is 1% of
+  // $44,500 = $445, past what a lacks.
+  const r = liquidationFee(h, p, b, c, ONE_BTC, 445_000);
+  const fee = r.events.find((e) => e.type === 'liquidation');
+  assert.ok(fee !== undefined && fee.type === 'liquidation', 'a liquidation');
+  assert.equal(fee.feeQuote, 445_000_000n);
+  // After the liquidation, in the same block: the fund pays what a lacks.
+  assert.deepEqual(covers(r), [
+    { type: 'insuranceCover', account: deficit.index, amountQuote: 398_525_000n },
+  ]);
+  assert.ok(r.events.indexOf(covers(r)[0]!) > r.events.indexOf(fee), 'paid after the liquidation');
+  assert.equal(deficit.cashQuote, 0n);
+  assert.equal(h.ex.state.deficits.size, 0, 'a left the deficits');
+  assert.equal(h.ex.state.insuranceQuote, 445_000_000n - 398_525_000n);
+  const after = h.block([withdrawal(h, c)]);
+  assert.equal(codeOf(after, 0), 'ok');
+  assert.equal(covers(after).length, 0);
+  assert.deepEqual(h.ex.digestBytes(), h.ex.digestFromScratch());
+});
+
+test('a fund holding less than the deficit pays all it holds, and the account stays a deficit for the rest', () => {
+  const h = noFund();
+  const [a, b, c, p] = ['a', 'b', 'c', 'p'].map((n) => key(`part-${n}`)) as [Key, Key, Key, Key];
+  h.fund(a, 2_600n * USDC);
+  h.fund(b, 1_000_000n * USDC);
+  h.fund(c, 1_000_000n * USDC);
+  h.fund(p, 700n * USDC);
+  tradeIntoDeficit(h, a, b, c, 500_000);
+  const deficit = h.account(a)!;
+  // p long 0.2 BTC at $47,000 ($4.70 fee): at $44,800 it is closed at the
+  // mark, paying 1% of $8,960 = $89.60.
+  const r = liquidationFee(h, p, b, c, 2_000, 448_000);
+  assert.deepEqual(covers(r), [
+    { type: 'insuranceCover', account: deficit.index, amountQuote: 89_600_000n },
+  ]);
+  assert.equal(h.ex.state.insuranceQuote, 0n);
+  assert.equal(deficit.cashQuote, -398_525_000n + 89_600_000n);
+  assert.ok(h.ex.state.deficits.has(deficit), 'still a deficit');
+  const w = h.block([withdrawal(h, c)]);
+  assert.equal(codeOf(w, 0), 'WithdrawalsPaused');
+  // A deposit covers the rest, as before: the account leaves the deficits.
+  h.fund(a, 308_925_000n);
+  assert.equal(deficit.cashQuote, 0n);
+  assert.equal(h.ex.state.deficits.size, 0);
+  assert.deepEqual(h.ex.digestBytes(), h.ex.digestFromScratch());
+});
+
+/** Runs the block on both nodes; the same results, events and app hash. */
+function both(h: Harness, copy: Exchange, txs: SignedTx[]): BlockResult {
+  h.timeMs += 1_000;
+  const block: Block = {
+    height: h.ex.state.height + 1,
+    timeMs: h.timeMs,
+    proposer: h.ex.state.validators[0]!.publicKey,
+    txs,
+    oracle: h.oracle,
+  };
+  const ours = h.ex.finalizeBlock(block);
+  const theirs = copy.finalizeBlock(block);
+  assert.equal(JSON.stringify(theirs, replacer), JSON.stringify(ours, replacer));
+  return ours;
+}
+
+test('two deficits are paid in ascending account index, on the running node (which found the later account first) and on one restored from a snapshot alike', () => {
+  const h = noFund();
+  const [a1, a2, b, c, p, q] = ['a1', 'a2', 'b', 'c', 'p', 'q'].map((n) => key(`two-${n}`)) as [
+    Key,
+    Key,
+    Key,
+    Key,
+    Key,
+    Key,
+  ];
+  h.fund(a1, 2_600n * USDC);
+  h.fund(a2, 2_600n * USDC);
+  h.fund(b, 1_000_000n * USDC);
+  h.fund(c, 1_000_000n * USDC);
+  h.fund(p, 700n * USDC);
+  h.fund(q, 3_000n * USDC);
+  const first = h.account(a1)!;
+  const second = h.account(a2)!;
+  assert.ok(first.index < second.index);
+  // a2 becomes a deficit first (−$398.525), then a1, at $47,000 → $44,000
+  // (2,600 − 23.50 − 3,000 + 50 − 22.025 = −$395.525): the running node's
+  // set holds them in that order, a restored node's in ascending index.
+  tradeIntoDeficit(h, a2, b, c, 500_000);
+  tradeIntoDeficit(h, a1, b, c, 470_000);
+  assert.equal(second.cashQuote, -398_525_000n);
+  assert.equal(first.cashQuote, -395_525_000n);
+  assert.deepEqual(
+    [...h.ex.state.deficits].map((a) => a.index),
+    [second.index, first.index],
+  );
+  const copy = decodeSnapshot(encodeSnapshot(h.ex), { checkInvariants: true });
+  assert.ok(copy instanceof Exchange);
+  const c1 = copy.state.accounts[first.index]!;
+  const c2 = copy.state.accounts[second.index]!;
+
+  // p long 0.2 BTC at $44,000 ($4.40 fee): at $41,600 it is closed at the
+  // mark, paying 1% of $8,320 = $83.20, all to a1, the lower index.
+  const mark = () => h.ex.state.marketByName.get(BTC)!.markTicks;
+  assert.equal(mark(), 440_000);
+  both(h, copy, [h.tx(b, limit(BTC, 'sell', 440_000, 2_000))]);
+  both(h, copy, [h.tx(p, limit(BTC, 'buy', 440_000, 2_000))]);
+  both(h, copy, [h.tx(c, limit(BTC, 'buy', 416_000, 2_000))]);
+  h.oracle = { ...h.oracle, BTC: 41_600n * USDC };
+  const r1 = both(h, copy, [withdrawal(h, c)]);
+  assert.equal(h.account(p)!.positionCount, 0, 'p liquidated');
+  assert.equal(codeOf(r1, 0), 'WithdrawalsPaused');
+  assert.deepEqual(covers(r1), [
+    { type: 'insuranceCover', account: first.index, amountQuote: 83_200_000n },
+  ]);
+  assert.equal(first.cashQuote, -395_525_000n + 83_200_000n);
+  assert.equal(second.cashQuote, -398_525_000n);
+
+  // q long 1 BTC at $41,600 ($20.80 fee): at $39,500 it is closed at the
+  // mark, paying 1% of $39,500 = $395: a1's last $312.325, then $82.675 to a2.
+  both(h, copy, [h.tx(b, limit(BTC, 'sell', 416_000, ONE_BTC))]);
+  both(h, copy, [h.tx(q, limit(BTC, 'buy', 416_000, ONE_BTC))]);
+  both(h, copy, [h.tx(c, limit(BTC, 'buy', 395_000, ONE_BTC))]);
+  h.oracle = { ...h.oracle, BTC: 39_500n * USDC };
+  const r2 = both(h, copy, []);
+  assert.equal(h.account(q)!.positionCount, 0, 'q liquidated');
+  assert.deepEqual(covers(r2), [
+    { type: 'insuranceCover', account: first.index, amountQuote: 312_325_000n },
+    { type: 'insuranceCover', account: second.index, amountQuote: 82_675_000n },
+  ]);
+  assert.equal(h.ex.state.insuranceQuote, 0n);
+  assert.equal(first.cashQuote, 0n);
+  assert.equal(second.cashQuote, -398_525_000n + 82_675_000n);
+  assert.deepEqual(
+    [...h.ex.state.deficits].map((a) => a.index),
+    [second.index],
+  );
+  // The restored node agrees on the state, not only the hash.
+  assert.equal(c1.cashQuote, first.cashQuote);
+  assert.equal(c2.cashQuote, second.cashQuote);
+  assert.deepEqual(
+    [...copy.state.deficits].map((a) => a.index),
+    [second.index],
+  );
+  assert.deepEqual(h.ex.digestBytes(), h.ex.digestFromScratch());
+  assert.deepEqual(copy.digestBytes(), copy.digestFromScratch());
+});
