@@ -398,8 +398,9 @@ function notionalIn(account: Account, markets: readonly MarketState[]): bigint {
  * An account without positions and with negative cash draws on the insurance
  * fund; what stays uncovered is a deficit, until deposits to it or the fund,
  * once it grows again, cover it (payDeficits; withdrawals pause while the
- * accounts below zero lack more than the fund holds, withdraw.ts). Its resting orders are cancelled first, as a liquidation's
- * are: nothing backs them, and one filling later would give a deficit
+ * accounts below zero lack more than the fund holds, withdraw.ts). Its
+ * resting orders are cancelled first, as a liquidation's are: nothing backs
+ * them, and one filling later would give a deficit
  * positions (which deficits never hold) or take its cash back above zero
  * unseen (deficits leave the set only when cash is put into them).
  */
