@@ -184,6 +184,16 @@ export function makeEvidence(a: Vote, b: Vote): DuplicateVoteEvidence {
  * its transactions and vote extensions, plus the most each fixed part
  * (header, counts, a vote's other fields) takes.
  */
+/** A response's blocks by height, lowest first (as sent, when they already are). */
+function byHeight(blocks: readonly CommittedBlock[]): readonly CommittedBlock[] {
+  for (let i = 1; i < blocks.length; i++) {
+    if (blocks[i]!.block.header.height < blocks[i - 1]!.block.header.height) {
+      return [...blocks].sort((a, b) => a.block.header.height - b.block.header.height);
+    }
+  }
+  return blocks;
+}
+
 function committedBytesOf(c: CommittedBlock): number {
   const b = c.block;
   let bytes = 1024;
@@ -360,6 +370,14 @@ export class Replica implements ConsensusReplica {
   private catchupSources = new Map<number, { readonly from: PeerId; readonly bytes: number }>();
   /** Bytes of `catchupBuffer` by sender: the blocks are unchecked, so each peer gets its own bound. */
   private catchupBytes = new Map<PeerId, number>();
+  /**
+   * Bytes of its own held blocks each sender pushed out at this height to
+   * make room for lower ones (onBlockResponse): at most
+   * CATCHUP_BUFFER_BYTES_PER_PEER_MAX, so what one peer gets logged per
+   * height stays within two shares. Keys are senders with blocks held
+   * (unbuffer forgets the others); cleared at each height.
+   */
+  private catchupEvicted = new Map<PeerId, number>();
   /**
    * Peers that sent a committed block failing its certificate or chain checks
    * (an honest peer serves only blocks it verified): their blocks are refused
@@ -1764,6 +1782,7 @@ export class Replica implements ConsensusReplica {
     for (const h of this.catchupBuffer.keys()) {
       if (h < this.heightValue) this.unbuffer(h);
     }
+    this.catchupEvicted.clear();
     this.startRound(0, nowMs);
     this.scheduleGossip();
     const waiting = this.future;
@@ -2041,7 +2060,14 @@ export class Replica implements ConsensusReplica {
     if (this.catchupDistrusted.has(input.from)) return this.drop('badCertificate');
     const kept: CommittedBlock[] = [];
     let held = this.catchupBytes.get(input.from) ?? 0;
-    for (const b of blocks) {
+    let evicted = this.catchupEvicted.get(input.from) ?? 0;
+    // The heights this sender held before this response, lowest first: only
+    // those may be pushed out for its blocks, never another peer's (a peer
+    // sending forged blocks would otherwise push out the real ones).
+    let own: number[] | null = null;
+    // Lowest heights first, as an honest server sends them: a block of this
+    // response then never pushes out one it brought before it.
+    for (const b of byHeight(blocks)) {
       const h = b.block.header.height;
       if (
         h < this.heightValue ||
@@ -2052,12 +2078,41 @@ export class Replica implements ConsensusReplica {
         continue;
       }
       const bytes = committedBytesOf(b);
-      if (
-        h >= this.heightValue + CATCHUP_BUFFER_BLOCKS_MAX ||
-        held + bytes > CATCHUP_BUFFER_BYTES_PER_PEER_MAX
-      ) {
+      if (h >= this.heightValue + CATCHUP_BUFFER_BLOCKS_MAX) {
         this.drop('bufferFull');
         continue;
+      }
+      if (held + bytes > CATCHUP_BUFFER_BYTES_PER_PEER_MAX) {
+        // Its share is full. When the sender's own blocks above this height
+        // hold enough, they go, the highest first, and this one is kept: a
+        // block nearer the next height to apply is worth more than a far one,
+        // and blocks held past a missing height are never applied, so their
+        // bytes never free. Dropping this one instead (the block a request
+        // asked for, say) closed nothing: the request timed out and catch-up
+        // lost a retry period, again at each answer when blocks are large.
+        // Those pushed out are asked for again when their turn comes.
+        own ??= this.heightsHeldFrom(input.from);
+        const need = held + bytes - CATCHUP_BUFFER_BYTES_PER_PEER_MAX;
+        let freed = 0;
+        let keep = own.length;
+        while (freed < need && keep > 0 && own[keep - 1]! > h) {
+          freed += this.catchupSources.get(own[--keep]!)!.bytes;
+        }
+        // Not a byte more than the share per height: a peer sending small
+        // blocks low and large ones far ahead in turn would otherwise have
+        // its large ones logged again and again.
+        if (freed < need || evicted + freed > CATCHUP_BUFFER_BYTES_PER_PEER_MAX) {
+          this.drop('bufferFull');
+          continue;
+        }
+        for (let i = own.length - 1; i >= keep; i--) {
+          this.catchupBuffer.delete(own[i]!);
+          this.catchupSources.delete(own[i]!);
+          this.drop('bufferFull');
+        }
+        own.length = keep;
+        held -= freed;
+        evicted += freed;
       }
       held += bytes;
       this.catchupBuffer.set(h, b);
@@ -2081,8 +2136,20 @@ export class Replica implements ConsensusReplica {
       this.requestedUpTo = this.requestedHeight - 1;
     }
     this.catchupBytes.set(input.from, held);
+    if (evicted > 0) this.catchupEvicted.set(input.from, evicted);
     // The log needs what it kept (a restart before these are executed replays
     // them), and only that: a peer's refused blocks must not fill the disk.
+    // Blocks pushed out above stay in the records that brought them. A replay
+    // runs this handler over the same records and, from the same buffer,
+    // pushes out the same blocks; but it starts at the last checkpoint without
+    // the blocks held then (logged before it), so its buffer can differ, as
+    // it already could: a block pushed out here may be kept again, or a later
+    // one dropped. No decision changes: a buffered block is applied only at
+    // its height, once its certificate verifies against our validator set and
+    // it extends our chain, and a certified block is the one block the chain
+    // committed there (two would need more than a third of the stake to sign
+    // both). Which copy we hold, and from whom, changes only what is asked
+    // for next and of whom, and a replay sends nothing.
     const bytes =
       kept.length === blocks.length
         ? input.bytes
@@ -2186,8 +2253,19 @@ export class Replica implements ConsensusReplica {
     this.catchupSources.delete(height);
     if (source === undefined) return;
     const held = this.catchupBytes.get(source.from)! - source.bytes;
-    if (held > 0) this.catchupBytes.set(source.from, held);
-    else this.catchupBytes.delete(source.from);
+    if (held > 0) {
+      this.catchupBytes.set(source.from, held);
+    } else {
+      this.catchupBytes.delete(source.from);
+      this.catchupEvicted.delete(source.from);
+    }
+  }
+
+  /** The heights of the blocks buffered from `peer`, lowest first. O(buffer), once per response that fills its share. */
+  private heightsHeldFrom(peer: PeerId): number[] {
+    const heights: number[] = [];
+    for (const [h, source] of this.catchupSources) if (source.from === peer) heights.push(h);
+    return heights.sort((a, b) => a - b);
   }
 
   /**

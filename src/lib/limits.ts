@@ -251,7 +251,11 @@ export const CATCHUP_BUFFER_BLOCKS_MAX = 4 * CATCHUP_BATCH_BLOCKS_MAX;
  * bound alone let one peer hold CATCHUP_BUFFER_BLOCKS_MAX largest blocks
  * (about 2.3 GiB), each also written to the WAL. An honest server's blocks fit:
  * the next batch is asked for once at most half a batch is left, and a batch
- * is one message.
+ * is one message. When a peer's blocks held past a missing height fill it
+ * (they are never applied, so they never free), its block at a lower height
+ * pushes out its own highest ones instead of being dropped, within this many
+ * bytes pushed out per peer and height: what one peer gets logged per height
+ * stays within twice this.
  */
 export const CATCHUP_BUFFER_BYTES_PER_PEER_MAX = 2 * MESSAGE_BYTES_MAX;
 /** Before asking again, or pushing blocks to the same lagging peer again. */

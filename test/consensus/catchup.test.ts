@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { decode, encode } from '../../src/codec/wire.ts';
 import {
   CATCHUP_ANSWER_BLOCKS_MIN,
+  CATCHUP_ANSWER_BYTES_MIN,
   CATCHUP_BATCH_BLOCKS_MAX,
   CATCHUP_BUFFER_BYTES_PER_PEER_MAX,
   CATCHUP_RETRY_MS,
@@ -14,7 +15,7 @@ import {
   TX_BYTES_MAX,
 } from '../../src/lib/limits.ts';
 import { committedBlockCodec, messageCodec } from '../../src/consensus/codec.ts';
-import { toHex } from '../../src/lib/bytes.ts';
+import { toHex, utf8 } from '../../src/lib/bytes.ts';
 import { VOTE_TYPE, type Effect } from '../../src/consensus/types.ts';
 import { Harness } from './harness.ts';
 
@@ -733,4 +734,227 @@ test('an answer bringing every block a request asked for keeps its sender the ro
   const next = lagging.onMessage('p2', votes.get(300)!, t + 4);
   assert.deepEqual(blockRequestsOf(next), [{ fromHeight: 257, count: 1 }]);
   assert.deepEqual(blockRequestsTo(next), ['p1']);
+});
+
+/** Transactions of TX_BYTES_MAX in the large blocks of height `height`: each block is more than half a message, so one fills an answer. */
+function largeTxCount(height: number): number {
+  return 290 + ((height * 7) % 5) * 17;
+}
+
+/**
+ * Runs 4 replicas whose blocks up to height `largeUpTo` carry
+ * largeTxCount(height) transactions of TX_BYTES_MAX (each block more than
+ * half a message, so an answer carries one and a peer's catch-up share
+ * holds three), with replica 3 cut off at height 1, until replica 0 heard
+ * replica 1's vote at `height`; keeps, per height, a vote replica 1 sent to
+ * replica 0.
+ */
+function runLargeWithLagging(
+  height: number,
+  largeUpTo = height,
+): { h: Harness; votes: Map<number, Uint8Array> } {
+  const h = new Harness({ n: 4, seed: 36, compactWal: true });
+  const tx = new Uint8Array(TX_BYTES_MAX);
+  for (const node of h.nodes) {
+    const small = node.app.prepareProposal.bind(node.app);
+    node.app.prepareProposal = (at, round) =>
+      at > largeUpTo
+        ? small(at, round)
+        : [
+            utf8(`${at}/${round} from ${node.index}`),
+            ...new Array<Uint8Array>(largeTxCount(at)).fill(tx),
+          ];
+  }
+  const votes = new Map<number, Uint8Array>();
+  h.filter = (from, to, bytes) => {
+    const m = decode(messageCodec, bytes);
+    if (from === 1 && to === 0 && m.kind === 'vote') votes.set(m.vote.height, bytes);
+    return from !== 3 && to !== 3;
+  };
+  h.startAll();
+  assert.ok(
+    h.run(() => votes.has(height)),
+    `the others reach height ${height}`,
+  );
+  assert.equal(h.nodes[3]!.replica.height, 1);
+  return { h, votes };
+}
+
+/** Catch-up bytes (committedBytesOf's bound) of replica 0's block at `height`. */
+function heldBytesOf(h: Harness, height: number): number {
+  const b = h.nodes[0]!.store.get(height)!;
+  let bytes = 1024;
+  for (const tx of b.block.txs) bytes += 4 + tx.length;
+  for (const v of b.block.lastCommit?.votes ?? []) bytes += 128 + v.extension.length;
+  for (const v of b.commit.votes) bytes += 128 + v.extension.length;
+  return bytes;
+}
+
+/** A blockResponse of replica 0's block at `height` with its height changed to `as`: its certificate fails there. */
+function forgedAt(h: Harness, height: number, as: number): Uint8Array {
+  const real = h.nodes[0]!.store.get(height)!;
+  const block = { ...real.block, header: { ...real.block.header, height: as } };
+  return encode(messageCodec, { kind: 'blockResponse', blocks: [{ block, commit: real.commit }] });
+}
+
+test('a peer whose share is full of blocks held past a missing height still brings that height: its own farthest blocks make room, and no retry period is lost', () => {
+  const { h, votes } = runLargeWithLagging(12);
+  const lagging = h.nodes[3]!.replica;
+  const t = h.nowMs;
+  for (let height = 1; height <= 11; height++) {
+    assert.ok(
+      heldBytesOf(h, height) > CATCHUP_ANSWER_BYTES_MIN,
+      `block ${height} is over half a message`,
+    );
+  }
+  // p0 pushed blocks 3 to 5 unasked (one a message): held past the missing
+  // 1 and 2, they fill its share (a fourth block would not fit).
+  for (const height of [3, 4, 5]) {
+    assert.ok(
+      persistedBytes(lagging.onMessage('p0', responseOf(h, [height]), t)) > 0,
+      `${height} kept`,
+    );
+  }
+  assert.ok(
+    heldBytesOf(h, 3) + heldBytesOf(h, 4) + heldBytesOf(h, 5) + heldBytesOf(h, 1) >
+      CATCHUP_BUFFER_BYTES_PER_PEER_MAX,
+    "p0's share has no room for block 1",
+  );
+  const full = lagging.metrics.bufferFull;
+  // p0 is heard ahead and asked for block 1 on; it is the only peer.
+  assert.deepEqual(deliver(h, 'p0', votes.get(12)!, t + 1), ['p0']);
+  // Its answer brings block 1: kept, its farthest block (5) pushed out to
+  // make room, block 1 applied, and block 2 asked for at once.
+  assert.deepEqual(deliver(h, 'p0', responseOf(h, [1]), t + 2), ['p0']);
+  assert.equal(lagging.height, 2);
+  assert.equal(lagging.metrics.bufferFull, full + 1, 'block 5 was pushed out');
+  // Block 2 fits beside 3 and 4; with it, 3 and 4 are applied, and 5 is
+  // asked for again at once.
+  assert.deepEqual(deliver(h, 'p0', responseOf(h, [2]), t + 3), ['p0']);
+  assert.equal(lagging.height, 5);
+  assert.deepEqual(deliver(h, 'p0', responseOf(h, [5]), t + 4), ['p0']);
+  assert.equal(lagging.height, 6);
+  for (let height = 1; height <= 5; height++) {
+    assert.deepEqual(h.nodes[3]!.app.results.get(height), h.nodes[0]!.app.results.get(height));
+  }
+});
+
+test("a long run of large blocks is caught up from a single peer whose share starts full of blocks held past a missing height: no retry period is lost to the lagging replica's buffer", () => {
+  const target = 40;
+  const { h } = runLargeWithLagging(target + 1, target);
+  const lagging = h.nodes[3]!;
+  // p0 pushed blocks 5 to 7 unasked: held past the missing 1 to 4, they fill its share.
+  for (const height of [5, 6, 7]) {
+    assert.ok(
+      persistedBytes(lagging.replica.onMessage('p0', responseOf(h, [height]), h.nowMs)) > 0,
+    );
+  }
+  // Now replica 3 hears replica 0 alone (and replica 0 it), while the others go on.
+  const rateLimited = h.nodes[0]!.replica.metrics.rateLimited;
+  const requests: { fromHeight: number; atMs: number }[] = [];
+  h.filter = (from, to, bytes) => {
+    if (from === 3 && to === 0) {
+      const m = decode(messageCodec, bytes);
+      if (m.kind === 'blockRequest') requests.push({ fromHeight: m.fromHeight, atMs: h.nowMs });
+    }
+    return (from !== 3 && to !== 3) || (from === 0 && to === 3) || (from === 3 && to === 0);
+  };
+  assert.ok(
+    h.run(() => h.height(3) >= target, 15_000),
+    `replica 3 reached ${h.height(3)}`,
+  );
+  for (let height = 1; height <= target; height++) {
+    assert.equal(
+      lagging.committed.get(height),
+      h.nodes[0]!.committed.get(height),
+      `block ${height}`,
+    );
+    assert.deepEqual(lagging.app.results.get(height), h.nodes[0]!.app.results.get(height));
+  }
+  // An answered request is followed by the next at once; a retry period
+  // between two requests is one lost. Each was lost because replica 0
+  // refused a request for its serving budget (about eight such blocks a
+  // period: the block that did not fit an answer is charged too), none
+  // because the lagging replica dropped an answer.
+  let waits = 0;
+  for (let i = 1; i < requests.length; i++) {
+    if (requests[i]!.atMs - requests[i - 1]!.atMs >= CATCHUP_RETRY_MS / 2) waits++;
+  }
+  const refused = h.nodes[0]!.replica.metrics.rateLimited - rateLimited;
+  assert.ok(waits <= refused, `${waits} retry periods lost, ${refused} requests refused`);
+  assert.ok(waits <= target / 8, `${waits} retry periods lost for ${target} blocks`);
+  assert.ok(requests.length <= target + waits, `${requests.length} requests for ${target} blocks`);
+});
+
+test("a peer sending forged or unrequested blocks pushes out only its own, never another peer's, and does not keep the catch-up role", () => {
+  const { h, votes } = runLargeWithLagging(12);
+  const lagging = h.nodes[3]!.replica;
+  const t = h.nowMs;
+  // p1 (honest) pushed real blocks 3 and 4.
+  for (const height of [3, 4]) {
+    assert.ok(persistedBytes(lagging.onMessage('p1', responseOf(h, [height]), t)) > 0);
+  }
+  // p2 fills its share with forged copies far ahead (unchecked until their height comes).
+  for (const height of [20, 21, 22]) {
+    assert.ok(persistedBytes(lagging.onMessage('p2', forgedAt(h, 2, height), t)) > 0);
+  }
+  assert.equal(
+    persistedBytes(lagging.onMessage('p2', forgedAt(h, 2, 23), t)),
+    0,
+    "p2's share is full",
+  );
+  // Forged blocks at p1's heights, or unrequested ones between: p1's blocks
+  // stay, and a forged one is kept only by pushing out p2's own farthest.
+  const full = lagging.metrics.bufferFull;
+  assert.equal(persistedBytes(lagging.onMessage('p2', forgedAt(h, 2, 3), t)), 0);
+  assert.equal(persistedBytes(lagging.onMessage('p2', forgedAt(h, 2, 4), t)), 0);
+  assert.ok(persistedBytes(lagging.onMessage('p2', forgedAt(h, 2, 6), t)) > 0);
+  assert.equal(lagging.metrics.bufferFull, full + 1, 'one of its own pushed out');
+  assert.equal(persistedBytes(lagging.onMessage('p1', responseOf(h, [3]), t)), 0, '3 still held');
+  assert.equal(persistedBytes(lagging.onMessage('p1', responseOf(h, [4]), t)), 0, '4 still held');
+  // The one pushed out was its farthest, 22: free again, so another peer's block there is kept.
+  assert.ok(persistedBytes(lagging.onMessage('p3', forgedAt(h, 2, 22), t)) > 0, '22 was freed');
+  assert.equal(persistedBytes(lagging.onMessage('p3', forgedAt(h, 2, 21), t)), 0, '21 still held');
+  // p2 is heard ahead first and asked; p1 is heard ahead too.
+  assert.deepEqual(deliver(h, 'p2', votes.get(12)!, t + 1), ['p2']);
+  assert.deepEqual(deliver(h, 'p1', votes.get(12)!, t + 1), []);
+  // Its answer of more unrequested blocks, lower than its far ones (which
+  // they push out), closes nothing: p1 is asked once the retry period is over.
+  assert.ok(persistedBytes(lagging.onMessage('p2', forgedAt(h, 2, 7), t + 2)) > 0);
+  assert.deepEqual(deliver(h, 'p2', votes.get(12)!, t + 3), []);
+  assert.deepEqual(deliver(h, 'p1', votes.get(12)!, t + 1 + CATCHUP_RETRY_MS), ['p1']);
+  // Asked again in turn, it answers with a forged block at the height asked
+  // for: kept by pushing out its own farthest, applied at once, found forged:
+  // all its blocks go, and p1 is asked at once.
+  assert.deepEqual(deliver(h, 'p2', votes.get(12)!, t + 1 + 2 * CATCHUP_RETRY_MS), ['p2']);
+  assert.deepEqual(deliver(h, 'p2', forgedAt(h, 2, 1), t + 2 + 2 * CATCHUP_RETRY_MS), ['p1']);
+  assert.ok(lagging.refusesBlocksFrom('p2'));
+  assert.equal(lagging.height, 1);
+  // p1's blocks were never touched: with 1 and 2 from it, 3 and 4 are applied.
+  deliver(h, 'p1', responseOf(h, [1]), t + 3 + 2 * CATCHUP_RETRY_MS);
+  deliver(h, 'p1', responseOf(h, [2]), t + 4 + 2 * CATCHUP_RETRY_MS);
+  assert.equal(lagging.height, 5);
+});
+
+test('a block pushed out of the catch-up buffer after it was logged is pushed out again by a replay of the log', () => {
+  const { h, votes } = runLargeWithLagging(12);
+  const node = h.nodes[3]!;
+  const log = (effects: readonly Effect[]): number => {
+    for (const e of effects) if (e.kind === 'persist') node.wal.push(e.record);
+    return persistedBytes(effects);
+  };
+  const t = h.nowMs;
+  for (const height of [3, 4, 5])
+    assert.ok(log(node.replica.onMessage('p0', responseOf(h, [height]), t)) > 0);
+  assert.deepEqual(blockRequestsTo(node.replica.onMessage('p0', votes.get(12)!, t + 1)), ['p0']);
+  // Block 1 pushes out 5 (logged before it) and is decided; the node stops before executing it.
+  assert.ok(log(node.replica.onMessage('p0', responseOf(h, [1]), t + 2)) > 0);
+  h.restart(3);
+  const replayed = node.replica;
+  assert.equal(replayed.height, 1);
+  assert.equal(replayed.metrics.bufferFull, 1, 'the replay pushed out one block');
+  // As before the restart: 3 and 4 held, 5 not.
+  assert.equal(persistedBytes(replayed.onMessage('p0', responseOf(h, [4]), t + 3)), 0);
+  assert.equal(persistedBytes(replayed.onMessage('p0', responseOf(h, [3]), t + 3)), 0);
+  assert.ok(persistedBytes(replayed.onMessage('p0', responseOf(h, [5]), t + 3)) > 0);
 });
