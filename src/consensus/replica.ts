@@ -179,11 +179,6 @@ export function makeEvidence(a: Vote, b: Vote): DuplicateVoteEvidence {
   return order < 0 ? { voteA: a, voteB: b } : { voteA: b, voteB: a };
 }
 
-/**
- * An upper bound of a committed block's encoded size, without encoding it:
- * its transactions and vote extensions, plus the most each fixed part
- * (header, counts, a vote's other fields) takes.
- */
 /** A response's blocks by height, lowest first (as sent, when they already are). */
 function byHeight(blocks: readonly CommittedBlock[]): readonly CommittedBlock[] {
   for (let i = 1; i < blocks.length; i++) {
@@ -194,6 +189,11 @@ function byHeight(blocks: readonly CommittedBlock[]): readonly CommittedBlock[] 
   return blocks;
 }
 
+/**
+ * An upper bound of a committed block's encoded size, without encoding it:
+ * its transactions and vote extensions, plus the most each fixed part
+ * (header, counts, a vote's other fields) takes.
+ */
 function committedBytesOf(c: CommittedBlock): number {
   const b = c.block;
   let bytes = 1024;
@@ -2061,9 +2061,11 @@ export class Replica implements ConsensusReplica {
     const kept: CommittedBlock[] = [];
     let held = this.catchupBytes.get(input.from) ?? 0;
     let evicted = this.catchupEvicted.get(input.from) ?? 0;
-    // The heights this sender held before this response, lowest first: only
-    // those may be pushed out for its blocks, never another peer's (a peer
-    // sending forged blocks would otherwise push out the real ones).
+    // The heights this sender holds, lowest first, taken when its share first
+    // fills in this response: only those may be pushed out for its blocks,
+    // never another peer's (a peer sending forged blocks would otherwise push
+    // out the real ones). Any of them kept from this response are lower than
+    // the block that finds the share full, so never pushed out for it.
     let own: number[] | null = null;
     // Lowest heights first, as an honest server sends them: a block of this
     // response then never pushes out one it brought before it.
@@ -2100,8 +2102,13 @@ export class Replica implements ConsensusReplica {
         }
         // Not a byte more than the share per height: a peer sending small
         // blocks low and large ones far ahead in turn would otherwise have
-        // its large ones logged again and again.
-        if (freed < need || evicted + freed > CATCHUP_BUFFER_BYTES_PER_PEER_MAX) {
+        // its large ones logged again and again. Except for the block of our
+        // height: it is applied or refused (its sender then distrusted) at
+        // once, so at most once a height, and nothing else can free its
+        // sender's share while it is missing: refused here, catch-up from a
+        // sole peer that spent its budget would stop for good.
+        const budgeted = h !== this.heightValue;
+        if (freed < need || (budgeted && evicted + freed > CATCHUP_BUFFER_BYTES_PER_PEER_MAX)) {
           this.drop('bufferFull');
           continue;
         }

@@ -254,8 +254,9 @@ export const CATCHUP_BUFFER_BLOCKS_MAX = 4 * CATCHUP_BATCH_BLOCKS_MAX;
  * is one message. When a peer's blocks held past a missing height fill it
  * (they are never applied, so they never free), its block at a lower height
  * pushes out its own highest ones instead of being dropped, within this many
- * bytes pushed out per peer and height: what one peer gets logged per height
- * stays within twice this.
+ * bytes pushed out per peer and height (the block of our own height aside,
+ * applied or refused at once): what one peer gets logged per height stays
+ * within a few times this.
  */
 export const CATCHUP_BUFFER_BYTES_PER_PEER_MAX = 2 * MESSAGE_BYTES_MAX;
 /** Before asking again, or pushing blocks to the same lagging peer again. */

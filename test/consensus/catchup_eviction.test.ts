@@ -7,7 +7,7 @@ import { utf8 } from '../../src/lib/bytes.ts';
 import type { Effect } from '../../src/consensus/types.ts';
 import { Harness } from './harness.ts';
 
-// Probes of the catch-up buffer's eviction (onBlockResponse). Helpers as in catchup.test.ts.
+// The catch-up buffer's eviction (onBlockResponse). Helpers as in catchup.test.ts.
 
 function largeTxCount(height: number): number {
   return 290 + ((height * 7) % 5) * 17;
@@ -53,7 +53,7 @@ function persistedBytes(effects: readonly Effect[]): number {
   return bytes;
 }
 
-test('probe: once the only serving peer spent its eviction budget at a height, its answer bringing that height is dropped for good and catch-up stops', () => {
+test('a sole serving peer that spent its eviction budget at a height still brings that height: catch-up goes on', () => {
   const h = runLargeWithLagging(20);
   const lagging = h.nodes[3]!;
   const t = h.nowMs;
@@ -65,8 +65,9 @@ test('probe: once the only serving peer spent its eviction budget at a height, i
       `${height} kept`,
     );
   }
-  // The budget of height 1 is spent: block 1, the one the node needs, can
-  // no longer push out p0's blocks 7 to 9, which are never applied without it.
+  // The budget of height 1 is spent. Block 1, the one the node needs, still
+  // pushes out p0's blocks above it: without it they are never applied, and
+  // nothing else would free p0's share.
   // From now on replica 3 hears replica 0 alone, which serves every request honestly.
   let requests = 0;
   h.filter = (from, to, bytes) => {
@@ -75,7 +76,8 @@ test('probe: once the only serving peer spent its eviction budget at a height, i
   };
   h.run(() => lagging.replica.height > 1, 20_000);
   assert.ok(requests > 0, `${requests} requests were sent`);
-  // Fails today: replica 3 is still at height 1 after 20 s of honest answers.
+  // Before the block of our height was exempt from the budget, replica 3 was
+  // still at height 1 after 20 s of honest answers.
   assert.ok(
     lagging.replica.height > 1,
     `replica 3 stuck at height ${lagging.replica.height} after ${requests} requests`,
