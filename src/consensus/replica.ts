@@ -2093,6 +2093,17 @@ export class Replica implements ConsensusReplica {
         // asked for, say) closed nothing: the request timed out and catch-up
         // lost a retry period, again at each answer when blocks are large.
         // Those pushed out are asked for again when their turn comes.
+        // Only for the block of our height, or one the sender was asked
+        // for: unasked, a faulty peer could have its large far blocks logged
+        // again at every height while we are not even behind.
+        const asked =
+          input.from === this.requestedFrom &&
+          h >= this.requestedHeight &&
+          h < this.requestedHeight + this.requestedCount;
+        if (h !== this.heightValue && !asked) {
+          this.drop('bufferFull');
+          continue;
+        }
         own ??= this.heightsHeldFrom(input.from);
         const need = held + bytes - CATCHUP_BUFFER_BYTES_PER_PEER_MAX;
         let freed = 0;
