@@ -959,3 +959,39 @@ test('a block pushed out of the catch-up buffer after it was logged is pushed ou
   assert.equal(persistedBytes(replayed.onMessage('p0', responseOf(h, [3]), t + 3)), 0);
   assert.ok(persistedBytes(replayed.onMessage('p0', responseOf(h, [5]), t + 3)) > 0);
 });
+
+test('a sole serving peer whose share is full of blocks past a gap, unasked blocks of it refused, still brings the gap: catch-up goes on', () => {
+  const { h } = runLargeWithLagging(20);
+  const lagging = h.nodes[3]!;
+  const t = h.nowMs;
+  // p0's real blocks arrive out of order, unasked (pushes, or late answers):
+  // 10 to 12 fill its share; 9, 8 and 7 find it full and, unasked, push out
+  // nothing (a faulty peer could otherwise have its far blocks logged again
+  // at every height): dropped.
+  for (const height of [10, 11, 12]) {
+    assert.ok(
+      persistedBytes(lagging.replica.onMessage('p0', responseOf(h, [height]), t)) > 0,
+      `${height} kept`,
+    );
+  }
+  for (const height of [9, 8, 7]) {
+    assert.equal(
+      persistedBytes(lagging.replica.onMessage('p0', responseOf(h, [height]), t)),
+      0,
+      `${height} dropped`,
+    );
+  }
+  // Block 1, the one the node needs, pushes out p0's blocks above it: without
+  // it they are never applied, and nothing else would free p0's share.
+  let requests = 0;
+  h.filter = (from, to, bytes) => {
+    if (from === 3 && to === 0 && decode(messageCodec, bytes).kind === 'blockRequest') requests++;
+    return (from !== 3 && to !== 3) || (from === 0 && to === 3) || (from === 3 && to === 0);
+  };
+  h.run(() => lagging.replica.height > 1, 20_000);
+  assert.ok(requests > 0, `${requests} requests were sent`);
+  assert.ok(
+    lagging.replica.height > 1,
+    `replica 3 stuck at height ${lagging.replica.height} after ${requests} requests`,
+  );
+});
