@@ -313,6 +313,13 @@ async function benchZomma(dir: string): Promise<
       60_000,
       'the cluster commits with an index price',
     );
+    // Every node's API, not only the first's: three can commit while the
+    // fourth is still starting, and its traders' first requests would fail.
+    await until(
+      async () => (await Promise.all(clients.map((c) => c.status()))).length === clients.length,
+      60_000,
+      "every node's API answers",
+    );
     const traders: Trader[] = Array.from({ length: concurrency }, (_, w) =>
       clients[w % clients.length]!.trader(generateKey(), { timeoutMs: 30_000 }),
     );
