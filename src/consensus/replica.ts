@@ -373,8 +373,9 @@ export class Replica implements ConsensusReplica {
   /**
    * Bytes of its own held blocks each sender pushed out at this height to
    * make room for lower ones (onBlockResponse): at most
-   * CATCHUP_BUFFER_BYTES_PER_PEER_MAX, so what one peer gets logged per
-   * height stays within two shares. Keys are senders with blocks held
+   * CATCHUP_BUFFER_BYTES_PER_PEER_MAX (the block of our height aside), so
+   * what one peer gets logged per height stays within a few shares. Keys are
+   * senders with blocks held
    * (unbuffer forgets the others); cleared at each height.
    */
   private catchupEvicted = new Map<PeerId, number>();
