@@ -620,6 +620,11 @@ export class RecordLog {
     this.syncFd = -1;
   }
 
+  /** Whether an async sync (syncAsync, syncInBackground) is running on the current file. */
+  get syncInFlight(): boolean {
+    return this.inFlight !== null;
+  }
+
   /** Whether records appended since the last finished sync (foreground or background) may not be durable. */
   get needsSync(): boolean {
     return this.durableCount < this.appendedCount;
