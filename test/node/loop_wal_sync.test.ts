@@ -171,7 +171,7 @@ test('a signed message leaves only once the WAL record before it is durable; inp
   const solo = startSolo(tmp.dir);
   try {
     // Height 1: the proposal's record is appended and its sync held.
-    await waitFor(() => solo.wal.heldCount === 1, 5_000, 'the proposal record waits for its sync');
+    await waitFor(() => solo.wal.heldCount === 1, 20_000, 'the proposal record waits for its sync');
     assert.deepEqual(solo.sent, [], 'nothing signed has left');
     assert.ok(solo.wal.durable < solo.wal.appended);
     const inputs = solo.loop.stats.inputs;
@@ -184,7 +184,7 @@ test('a signed message leaves only once the WAL record before it is durable; inp
     // Each release lets exactly what follows the synced record happen.
     let releases = 0;
     while (solo.app.height < 1) {
-      await waitFor(() => solo.wal.heldCount > 0 || solo.app.height >= 1, 5_000, 'next sync');
+      await waitFor(() => solo.wal.heldCount > 0 || solo.app.height >= 1, 20_000, 'next sync');
       if (solo.wal.heldCount === 0) break;
       solo.wal.release();
       releases++;
@@ -223,7 +223,7 @@ test('a failed async WAL sync halts the node before anything signed leaves', asy
     await waitFor(() => solo.app.height >= 2, 10_000, 'height 2');
     const sentBefore = solo.sent.length;
     solo.wal.failNext = true;
-    await waitFor(() => solo.loop.haltReport !== null, 5_000, 'halted');
+    await waitFor(() => solo.loop.haltReport !== null, 20_000, 'halted');
     assert.equal(solo.loop.haltReport!.code, 'StorageIoFailed');
     assert.equal(solo.loop.isRunning, false);
     // At most the sends that followed syncs completed before the failing one.
@@ -243,7 +243,7 @@ test('a sync that finishes after stop() performs nothing', async () => {
   const tmp = tempDir('zomma-walsync-');
   const solo = startSolo(tmp.dir);
   try {
-    await waitFor(() => solo.wal.heldCount === 1, 5_000, 'a sync held');
+    await waitFor(() => solo.wal.heldCount === 1, 20_000, 'a sync held');
     solo.loop.stop();
     solo.wal.release();
     await new Promise<void>((resolve) => setImmediate(resolve));
@@ -260,7 +260,7 @@ test('peer messages arriving while a sync runs are held up to LOOP_QUEUED_MESSAG
   const tmp = tempDir('zomma-walsync-');
   const solo = startSolo(tmp.dir);
   try {
-    await waitFor(() => solo.wal.heldCount === 1, 5_000, 'a record waits for its sync');
+    await waitFor(() => solo.wal.heldCount === 1, 20_000, 'a record waits for its sync');
     const inputs = solo.loop.stats.inputs;
     // A peer floods while the disk stalls: a quarter of a full message each.
     const chunk = new Uint8Array(MESSAGE_BYTES_MAX / 4);

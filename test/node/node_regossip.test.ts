@@ -62,7 +62,7 @@ test('a client transaction a peer missed is gossiped to it again at the next rou
     await new Promise<void>((resolve) => setImmediate(resolve));
     assert.deepEqual(received, []);
     clock.advance(MEMPOOL_REGOSSIP_MS);
-    await waitFor(() => received.length > 0, 5_000, 'the re-gossip');
+    await waitFor(() => received.length > 0, 20_000, 'the re-gossip');
     assert.deepEqual(received, [toHex(tx.bytes)]);
   } finally {
     await node.stop();
