@@ -2094,15 +2094,28 @@ export class Replica implements ConsensusReplica {
         // asked for, say) closed nothing: the request timed out and catch-up
         // lost a retry period, again at each answer when blocks are large.
         // Those pushed out are asked for again when their turn comes.
-        // Only for the block of our height, or one the sender was asked
-        // for: unasked, a faulty peer could have its large far blocks logged
-        // again at every height while we are not even behind.
+        // Only for a block the sender was asked for: unasked, a faulty peer
+        // could have its large far blocks logged again at every height while
+        // we are not even behind.
         const asked =
           input.from === this.requestedFrom &&
           h >= this.requestedHeight &&
           h < this.requestedHeight + this.requestedCount;
         if (h !== this.heightValue && !asked) {
           this.drop('bufferFull');
+          continue;
+        }
+        if (!asked) {
+          // Unasked, of our height: kept over the share without pushing out
+          // anything. It is applied or refused (its sender distrusted) at the
+          // end of this handler, so the share is over by one block for that
+          // long; pushing out the sender's far blocks for it would let a
+          // faulty peer have one of them logged again at every height while
+          // we are behind.
+          held += bytes;
+          this.catchupBuffer.set(h, b);
+          this.catchupSources.set(h, { from: input.from, bytes });
+          kept.push(b);
           continue;
         }
         own ??= this.heightsHeldFrom(input.from);

@@ -937,7 +937,7 @@ test("a peer sending forged or unrequested blocks pushes out only its own, never
   assert.equal(lagging.height, 5);
 });
 
-test('a block pushed out of the catch-up buffer after it was logged is pushed out again by a replay of the log', () => {
+test('a block pushed out of the catch-up buffer after it was logged is kept again by a replay of the log, within the share', () => {
   const { h, votes } = runLargeWithLagging(12);
   const node = h.nodes[3]!;
   const log = (effects: readonly Effect[]): number => {
@@ -948,16 +948,28 @@ test('a block pushed out of the catch-up buffer after it was logged is pushed ou
   for (const height of [3, 4, 5])
     assert.ok(log(node.replica.onMessage('p0', responseOf(h, [height]), t)) > 0);
   assert.deepEqual(blockRequestsTo(node.replica.onMessage('p0', votes.get(12)!, t + 1)), ['p0']);
-  // Block 1 pushes out 5 (logged before it) and is decided; the node stops before executing it.
+  // Block 1, asked for, pushes out 5 (logged before it) and is decided; the
+  // node stops before executing it.
   assert.ok(log(node.replica.onMessage('p0', responseOf(h, [1]), t + 2)) > 0);
+  assert.equal(node.replica.metrics.bufferFull, 1, 'block 1 pushed out one block');
   h.restart(3);
   const replayed = node.replica;
   assert.equal(replayed.height, 1);
-  assert.equal(replayed.metrics.bufferFull, 1, 'the replay pushed out one block');
-  // As before the restart: 3 and 4 held, 5 not.
-  assert.equal(persistedBytes(replayed.onMessage('p0', responseOf(h, [4]), t + 3)), 0);
-  assert.equal(persistedBytes(replayed.onMessage('p0', responseOf(h, [3]), t + 3)), 0);
-  assert.ok(persistedBytes(replayed.onMessage('p0', responseOf(h, [5]), t + 3)) > 0);
+  // The replay sent no request, so there block 1 is unasked: it is kept over
+  // the share without pushing anything out and applied at once, which brings
+  // the share back within its bound. 5 is held again (it is in the record
+  // that brought it); no decision differs.
+  assert.equal(replayed.metrics.bufferFull, 0, 'the replay pushed out nothing');
+  for (const height of [3, 4, 5]) {
+    assert.equal(
+      persistedBytes(replayed.onMessage('p0', responseOf(h, [height]), t + 3)),
+      0,
+      `${height} already held`,
+    );
+  }
+  // The share is full again: a further unasked block of p0 above them is dropped.
+  assert.equal(persistedBytes(replayed.onMessage('p0', responseOf(h, [6]), t + 3)), 0);
+  assert.equal(replayed.metrics.bufferFull, 1, '6 found the share full');
 });
 
 test('a sole serving peer whose share is full of blocks past a gap, unasked blocks of it refused, still brings the gap: catch-up goes on', () => {
@@ -994,4 +1006,33 @@ test('a sole serving peer whose share is full of blocks past a gap, unasked bloc
     lagging.replica.height > 1,
     `replica 3 stuck at height ${lagging.replica.height} after ${requests} requests`,
   );
+});
+
+test("an unasked block of our height is kept without pushing out its sender's far blocks: a faulty peer cannot have them logged again at each height while we are behind", () => {
+  const { h } = runLargeWithLagging(20);
+  const lagging = h.nodes[3]!;
+  const t = h.nowMs;
+  // p0's share full of far blocks, unasked.
+  for (const height of [10, 11, 12]) {
+    assert.ok(
+      persistedBytes(lagging.replica.onMessage('p0', responseOf(h, [height]), t)) > 0,
+      `${height} kept`,
+    );
+  }
+  // Block 1, unasked, of our height: kept over the share and applied at once.
+  assert.ok(
+    persistedBytes(lagging.replica.onMessage('p0', responseOf(h, [1]), t)) > 0,
+    'block 1 kept',
+  );
+  assert.equal(lagging.replica.metrics.bufferFull, 0, 'block 1 pushed out nothing');
+  // The far blocks are still held: sent again, they are not logged again.
+  const oldHeight = lagging.replica.metrics.oldHeight;
+  for (const height of [10, 11, 12]) {
+    assert.equal(
+      persistedBytes(lagging.replica.onMessage('p0', responseOf(h, [height]), t)),
+      0,
+      `${height} still held`,
+    );
+  }
+  assert.equal(lagging.replica.metrics.oldHeight, oldHeight + 3, 'each refused as held');
 });
