@@ -86,6 +86,12 @@ export interface Application extends ConsensusApp {
  */
 export interface BlockStore {
   load(height: number): CommittedBlock | null;
+  /**
+   * The bytes of the stored block's encoding (committedBlockCodec), without
+   * loading it; null if not held. Optional: serving then loads a block to
+   * learn whether it fits the answer.
+   */
+  sizeOf?(height: number): number | null;
 }
 
 /** Timeouts of a step grow linearly with the round, up to a cap (Tendermint's timeoutX(r) = base + r·delta). */

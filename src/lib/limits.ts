@@ -282,7 +282,8 @@ export const CATCHUP_ANSWER_BYTES_MIN = MESSAGE_BYTES_MAX / 2;
 /**
  * What one peer's block requests may draw from us per CATCHUP_RETRY_MS, in
  * bytes. Each request is charged the encoding of every block it loaded (the
- * one that did not fit in the answer included) and CATCHUP_SERVE_LOOKUP_BYTES
+ * one that did not fit in the answer included, unless the store tells a
+ * block's size without loading it, as the node's does) and CATCHUP_SERVE_LOOKUP_BYTES
  * for itself and for each block looked up; once a peer's charges in its
  * current period reach this, its requests are dropped (`rateLimited`) until
  * the period ends. So in one period a peer draws at most this plus one answer:

@@ -222,7 +222,10 @@ export class NodeLoop {
         app: options.app,
         // Only serves peers' catch-up: a damaged record is logged and not
         // served, rather than halting the node on a peer's request.
-        blocks: { load: (height) => this.loadToServe(height) },
+        blocks: {
+          load: (height) => this.loadToServe(height),
+          sizeOf: (height) => this.options.storage.blocks.sizeOf?.(height) ?? null,
+        },
       },
     );
   }

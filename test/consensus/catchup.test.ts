@@ -752,8 +752,9 @@ function largeTxCount(height: number): number {
 function runLargeWithLagging(
   height: number,
   largeUpTo = height,
+  sizedStore = true,
 ): { h: Harness; votes: Map<number, Uint8Array> } {
-  const h = new Harness({ n: 4, seed: 36, compactWal: true });
+  const h = new Harness({ n: 4, seed: 36, compactWal: true, sizedStore });
   const tx = new Uint8Array(TX_BYTES_MAX);
   for (const node of h.nodes) {
     const small = node.app.prepareProposal.bind(node.app);
@@ -1035,4 +1036,33 @@ test("an unasked block of our height is kept without pushing out its sender's fa
     );
   }
   assert.equal(lagging.replica.metrics.oldHeight, oldHeight + 3, 'each refused as held');
+});
+
+test('an answer of large blocks is charged for the blocks it carries: a store that tells sizes spares the block that would not fit, and a lagger gets twice the blocks per period', () => {
+  const answersPerPeriod = (sizedStore: boolean): number => {
+    const { h } = runLargeWithLagging(12, 12, sizedStore);
+    const server = h.nodes[0]!.replica;
+    const t = h.nowMs;
+    let answers = 0;
+    for (let i = 0; i < 100; i++) {
+      // Each block is over half a message, so each answer carries one.
+      const effects = server.onMessage(
+        'p3',
+        encode(messageCodec, { kind: 'blockRequest', fromHeight: 1 + (i % 10), count: 2 }),
+        t,
+      );
+      for (const e of effects) {
+        if (e.kind !== 'send') continue;
+        const m = decode(messageCodec, e.bytes);
+        if (m.kind === 'blockResponse') {
+          assert.equal(m.blocks.length, 1, 'one large block per answer');
+          answers++;
+        }
+      }
+    }
+    return answers;
+  };
+  const sized = answersPerPeriod(true);
+  const loaded = answersPerPeriod(false);
+  assert.ok(sized >= 2 * loaded - 1, `${sized} answers with sizes against ${loaded} without`);
 });

@@ -8,7 +8,7 @@ import { decode, encode } from '../../src/codec/wire.ts';
 import { keyPairFromSeed, sha256, sign, verify } from '../../src/crypto/index.ts';
 import { bytesEqual, toHex, utf8 } from '../../src/lib/bytes.ts';
 import { Prng } from '../../src/lib/prng.ts';
-import { messageCodec } from '../../src/consensus/codec.ts';
+import { committedBlockCodec, messageCodec } from '../../src/consensus/codec.ts';
 import { Replica } from '../../src/consensus/replica.ts';
 import type {
   Application,
@@ -228,6 +228,8 @@ export interface HarnessOptions {
   readonly compactWal?: boolean;
   /** Committed blocks each node keeps to serve catch-up (default: all). */
   readonly storeHeightsMax?: number;
+  /** Whether the block store tells a block's size without loading it, as the node's does (default true). */
+  readonly sizedStore?: boolean;
   /** The replicas' double-sign watch (default: the replica's). */
   readonly doubleSignWatchHeights?: number;
 }
@@ -363,7 +365,19 @@ export class Harness {
         signer: this.keys[node.index]!.signer,
         verifier: this.verifier,
         app: node.app,
-        blocks: { load: (h) => node.store.get(h) ?? null },
+        blocks: {
+          load: (h) => node.store.get(h) ?? null,
+          ...(this.options.sizedStore === false
+            ? {}
+            : {
+                sizeOf: (h: number) => {
+                  const committed = node.store.get(h);
+                  return committed === undefined
+                    ? null
+                    : encode(committedBlockCodec, committed).length;
+                },
+              }),
+        },
       },
     );
   }

@@ -101,6 +101,11 @@ export class FileBlockStore implements BlockStore {
     return ref === undefined ? null : this.log.read(ref);
   }
 
+  sizeOf(height: number): number | null {
+    if (this.refs.length === 0 || !Number.isSafeInteger(height)) return null;
+    return this.refs[height - this.base]?.length ?? null;
+  }
+
   /** Syncs what is pending and closes; throws StorageIoFailed if a sync (a deferred save's) failed unreported. */
   close(): void {
     const error = this.log.close();

@@ -80,6 +80,8 @@ export interface BlockStore {
   saveDeferred?(height: number, bytes: Uint8Array): void;
   /** Makes every deferred save durable. */
   flush?(): void;
+  /** The bytes stored for `height`, without reading them; null if not held. */
+  sizeOf?(height: number): number | null;
   /** The bytes saved at `height`, or null if not held. */
   load(height: number): Uint8Array | null;
   /**

@@ -148,6 +148,9 @@ test('pruning at every snapshot rewrites the log only once the dead prefix reach
       store.pruneBefore(h - kept + 1);
       assert.equal(store.firstHeight(), h - kept + 1);
       assert.equal(store.load(h - kept), null, 'a dropped height is not served');
+      assert.equal(store.sizeOf(h - kept), null, 'nor sized');
+      assert.equal(store.sizeOf(h), block(h).length, 'a held block is sized without reading it');
+      assert.equal(store.sizeOf(h + 1), null, 'nor a height not yet saved');
       const now = statSync(path).ino;
       if (now !== inode) rewrites++;
       inode = now;
