@@ -624,14 +624,14 @@ export function runLiquidations(
  * accounts opened early went first, whatever their size); and accounts whose
  * every position waits on a halted market, whose shortfall does not shrink
  * meanwhile, cannot take every place block after block ahead of one that
- * could close. O(due × positions), only for the accounts due.
+ * could close. O(due × the records each holds), only for the accounts due.
  */
 function byShortfall(state: ExchangeState, due: Account[]): void {
   const shortfall = new Map<Account, bigint>();
   const canClose = new Set<Account>();
   for (const account of due) {
     shortfall.set(account, maintenanceMarginQuote(state, account) - equityQuote(state, account));
-    if (state.markets.some((m) => closable(m) && sizeIn(account, m) !== 0)) canClose.add(account);
+    if (holdsClosable(state, account)) canClose.add(account);
   }
   due.sort((a, b) => {
     const ca = canClose.has(a);
@@ -640,6 +640,19 @@ function byShortfall(state: ExchangeState, due: Account[]): void {
     const y = shortfall.get(b)!;
     return x === y ? a.index - b.index : x > y ? -1 : 1;
   });
+}
+
+/** Whether the account holds a position in a market that can close this block. O(its records), not O(markets). */
+function holdsClosable(state: ExchangeState, account: Account): boolean {
+  const markets = state.markets;
+  const positions = account.positions;
+  for (let i = 0; i < positions.length; i++) {
+    if (positions[i]!.sizeLots !== 0 && closable(markets[i]!)) return true;
+  }
+  for (const p of account.listed) {
+    if (p.sizeLots !== 0 && closable(markets[p.market]!)) return true;
+  }
+  return false;
 }
 
 /** The next block rescans the holders of every market the account holds. */
