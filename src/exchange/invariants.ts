@@ -12,7 +12,14 @@
 //   - margin is reserved for resting orders: an account's resting size per side
 //     is what the book reports for it (margin.ts prices them from there), and
 //     no account without collateral rests orders;
-//   - the fee pool is never negative;
+//   - the fee pool is never negative, nor is the insurance fund (it pays
+//     min(what is lacking, what it holds), and funding's dust is ≥ 0);
+//   - the deficits are exactly the accounts without positions and with
+//     negative cash (each one found so goes to the fund and the set at the
+//     end of the block that left it so, and leaves the set with the cash
+//     that lifts it), and none is left while the fund holds money: the fund
+//     pays them after every block's liquidations (liquidation.ts,
+//     payDeficits), so the set and the fund never both hold something;
 //   - the underwater set is exactly the accounts with positions and negative
 //     equity (it is rebuilt from that on restore, so it must be what replay keeps);
 //   - stake: only a jailed validator lost stake, and the thresholds' total is
@@ -58,6 +65,15 @@ export function checkInvariants(state: ExchangeState): void {
       `cash ${cash} + insurance ${state.insuranceQuote} + fees ${state.feePoolQuote}`,
   );
   assert(state.feePoolQuote >= 0n, 'fee pool negative');
+  assert(state.insuranceQuote >= 0n, 'insurance fund negative');
+  for (const a of state.accounts) {
+    const deficit = a.positionCount === 0 && a.cashQuote < 0n;
+    assert(deficit === state.deficits.has(a), `account ${a.index}: deficit set drifted`);
+  }
+  assert(
+    state.deficits.size === 0 || state.insuranceQuote === 0n,
+    `${state.deficits.size} deficit(s) left unpaid while the insurance fund holds ${state.insuranceQuote}`,
+  );
   for (const a of state.accounts) {
     const under = a.positionCount > 0 && equityQuote(state, a) < 0n;
     assert(under === state.underwater.has(a), `account ${a.index}: underwater set drifted`);

@@ -592,6 +592,7 @@ export function runLiquidations(
   // Liquidations and deleveraging changed accounts after their bounds were
   // taken (every account they change is in `touched`, the block's marked list).
   if (n > 0) {
+    const left: Account[] = [];
     for (const account of touched) {
       account.slackTicks = -1;
       schedule.file(account);
@@ -601,6 +602,20 @@ export function runLiquidations(
       // due in the next block even if no mark moves (its slack of −1 only
       // sends it to a check when a mark moves).
       if (account.positionCount !== 0 && isLiquidatable(state, account)) backlog(state, account);
+      else if (account.positionCount === 0 && account.cashQuote < 0n) left.push(account);
+    }
+    // An account already below zero whose last position another's
+    // liquidation closed (as the maker of its close, or deleveraged at or
+    // better than the mark: a gain, which may be less than it lacks) is
+    // liquidated by no one: its own turn finds no position, or never comes
+    // (past the block's count), and without positions no later scan looks
+    // at it. Like a liquidated account, it goes to the fund, then to the
+    // deficits (not one already there: payDeficits pays those). In ascending
+    // index: the order of `touched` differs on a restored node, and the fund
+    // may not cover them all.
+    left.sort((a, b) => a.index - b.index);
+    for (const account of left) {
+      if (!state.deficits.has(account)) settleShortfall(state, account, events);
     }
   }
   // Above maintenance means equity ≥ 0; below it, after what the block could

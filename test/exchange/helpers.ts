@@ -2,6 +2,7 @@
 // transactions (finalizeBlock trusts the node's signature check), and a
 // harness that feeds blocks with advancing time and an oracle.
 
+import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { Exchange, devnetGenesis } from '../../src/exchange/index.ts';
 import type { BlockResult, ExchangeOptions, Genesis } from '../../src/exchange/index.ts';
@@ -150,4 +151,42 @@ export function dailyListingGenesis(startMs: number): Genesis {
       },
     },
   });
+}
+
+/** The devnet genesis without price monitoring: nothing bounds a trade's price but the traders' limits. */
+export function unmonitoredGenesis(overrides: Partial<Genesis> = {}): Genesis {
+  const markets = genesis().markets.map((m) => ({ ...m, triggers: [] }));
+  return genesis({ markets, ...overrides });
+}
+
+/**
+ * `a` goes long 1 BTC from `b` at `priceTicks` (the mark), the mark falls
+ * $3,000, and `a` sells out into `c`'s bid $50 above the new mark: no
+ * position, and cash below zero by what the fall took past its collateral
+ * less the $50 and its fees (with $2,600 from $50,000: −$398.525), which the
+ * insurance fund covers as far as it holds; the rest is a deficit. Needs a
+ * genesis without price monitoring (unmonitoredGenesis). Returns the block
+ * of the sale.
+ */
+export function sellOutBelowZero(
+  h: Harness,
+  a: Key,
+  b: Key,
+  c: Key,
+  priceTicks: number,
+): BlockResult {
+  const BTC = 'BTC-PERPETUAL';
+  const ok = (from: Key, action: Action): void => {
+    const r = h.one(from, action);
+    assert.ok(r.ok && r.actions[0]!.ok, JSON.stringify(r, replacer));
+  };
+  ok(b, limit(BTC, 'sell', priceTicks, 10_000));
+  ok(a, limit(BTC, 'buy', priceTicks, 10_000));
+  const low = priceTicks - 30_000;
+  ok(c, limit(BTC, 'buy', low + 500, 10_000));
+  h.oracle = { ...h.oracle, BTC: (BigInt(low) * USDC) / 10n };
+  const r = h.block([h.tx(a, limit(BTC, 'sell', low, 10_000, { timeInForce: 'IOC' }))]);
+  assert.ok(r.results[0]!.ok && r.results[0]!.actions[0]!.ok, 'a sells out');
+  assert.equal(h.account(a)!.positionCount, 0, 'a holds no position');
+  return r;
 }

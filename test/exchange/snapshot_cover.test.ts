@@ -12,7 +12,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Writer } from '../../src/codec/wire.ts';
+import { DecodeError, Writer } from '../../src/codec/wire.ts';
 import { ZommaError } from '../../src/lib/errors.ts';
 import { Prng } from '../../src/lib/prng.ts';
 import { copyOrder } from '../../src/exchange/auction/call.ts';
@@ -21,6 +21,7 @@ import { genesisCodec } from '../../src/exchange/genesis.ts';
 import { daysFromCivil, expiryMsOfDay, MS_PER_DAY } from '../../src/exchange/instruments/index.ts';
 import { decodeSnapshot, encodeSnapshot } from '../../src/exchange/snapshot.ts';
 import type { Exchange } from '../../src/exchange/index.ts';
+import type { Account } from '../../src/exchange/state.ts';
 import type { Action } from '../../src/exchange/tx/types.ts';
 import type { Key } from './helpers.ts';
 import { Harness, USDC, VALIDATORS, dailyListingGenesis, key, limit, replacer } from './helpers.ts';
@@ -272,10 +273,30 @@ test('lists are canonical: deposits out of order are refused', () => {
 test('deficits are canonical: out of order or repeated account indices are refused', () => {
   const h = rich(60_000);
   const copy = decodeSnapshot(encodeSnapshot(h.ex));
-  copy.state.deficits.add(copy.state.accounts[1]!);
-  copy.state.deficits.add(copy.state.accounts[2]!);
+  // Two deficits as a chain leaves them (an invariant, checked on restore):
+  // accounts without positions below zero, with the insurance fund empty.
+  // Their cash and the fund go to a, so collateral is conserved.
+  const cs = copy.state;
+  const [x, y] = [h.account(b, 2)!.index, h.account(key('cover-depositor'), 3)!.index].map(
+    (i) => cs.accounts[i]!,
+  ) as [Account, Account];
+  assert.ok(x.index < y.index && y.index < 128, 'two one-byte indices, ascending');
+  assert.ok(x.positionCount === 0 && y.positionCount === 0, 'neither holds a position');
+  const holder = cs.accounts[h.account(a)!.index]!;
+  holder.cashQuote += x.cashQuote + 1n + y.cashQuote + 2n + cs.insuranceQuote;
+  x.cashQuote = -1n;
+  y.cashQuote = -2n;
+  cs.insuranceQuote = 0n;
+  cs.deficits.add(x);
+  cs.deficits.add(y);
   const base = decodeSnapshot(encodeSnapshot(copy));
   const bytes = encodeSnapshot(base);
+  // A state no chain leaves (the fund pays the deficits after every block):
+  // a deficit while the fund holds money, refused on restore.
+  const unpaid = decodeSnapshot(bytes);
+  unpaid.state.accounts[holder.index]!.cashQuote -= 1n;
+  unpaid.state.insuranceQuote += 1n;
+  assert.throws(() => decodeSnapshot(encodeSnapshot(unpaid)), DecodeError);
   // The deficits follow the format, the genesis and the globals.
   const w = new Writer(1 << 12);
   const s = base.state;
@@ -285,10 +306,10 @@ test('deficits are canonical: out of order or repeated account indices are refus
   w.ivarintBig(s.insuranceQuote).uvarintBig(s.feePoolQuote);
   w.uvarintBig(s.depositedQuote).uvarintBig(s.withdrawnQuote).uvarint(s.nextOrderId);
   const at = w.finish().length;
-  assert.deepEqual([...bytes.subarray(at, at + 3)], [2, 1, 2]);
+  assert.deepEqual([...bytes.subarray(at, at + 3)], [2, x.index, y.index]);
   for (const list of [
-    [2, 2, 1],
-    [2, 1, 1],
+    [2, y.index, x.index],
+    [2, x.index, x.index],
   ]) {
     const mutated = concat(bytes.subarray(0, at), Uint8Array.from(list), bytes.subarray(at + 3));
     assert.equal(unsound(mutated, bytes, base.appHash), null, `deficits ${list}`);

@@ -4,7 +4,16 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Harness, USDC, genesis, key, limit, replacer } from './helpers.ts';
+import {
+  Harness,
+  USDC,
+  genesis,
+  key,
+  limit,
+  replacer,
+  sellOutBelowZero,
+  unmonitoredGenesis,
+} from './helpers.ts';
 import { Prng } from '../../src/lib/prng.ts';
 import type { Key } from './helpers.ts';
 import { Exchange } from '../../src/exchange/index.ts';
@@ -339,9 +348,7 @@ test("a transfer into an account the block's memo found below zero that a deposi
 });
 
 test('a deficit pauses withdrawals and transfers while it is larger than the insurance fund, which pays it off as liquidation fees grow it: then collateral may leave again', () => {
-  // No price monitoring: nothing bounds a trade's price but the traders' limits.
-  const markets = genesis().markets.map((m) => ({ ...m, triggers: [] }));
-  const h = new Harness(genesis({ markets, insuranceFundQuote: 100n * USDC }));
+  const h = new Harness(unmonitoredGenesis({ insuranceFundQuote: 100n * USDC }));
   const [a, b, c, p, q] = ['a', 'b', 'c', 'p', 'q'].map((n) => key(`deficit-${n}`)) as [
     Key,
     Key,
@@ -354,13 +361,9 @@ test('a deficit pauses withdrawals and transfers while it is larger than the ins
   h.fund(c, 500_000n * USDC);
   h.fund(p, 700n * USDC);
   h.fund(q, 2_000n * USDC);
-  assert.equal(h.one(b, limit(BTC, 'sell', 500_000, ONE_BTC)).actions[0]!.ok, true);
-  assert.equal(h.one(a, limit(BTC, 'buy', 500_000, ONE_BTC)).actions[0]!.ok, true);
-  assert.equal(h.one(c, limit(BTC, 'buy', 470_500, ONE_BTC)).actions[0]!.ok, true);
   // At $47,000 a sells out of its −$425 into c's bid ($50 above the mark, less
   // its $23.525 fee): −$398.525 of cash, the fund's $100 covers part of it.
-  h.oracle = { ...h.oracle, BTC: 47_000n * USDC };
-  h.block([h.tx(a, limit(BTC, 'sell', 470_000, ONE_BTC, { timeInForce: 'IOC' }))]);
+  sellOutBelowZero(h, a, b, c, 500_000);
   const deficit = h.account(a)!;
   assert.ok(h.ex.state.deficits.has(deficit), 'a is a deficit');
   assert.equal(deficit.cashQuote, -298_525_000n);
