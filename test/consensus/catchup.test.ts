@@ -973,6 +973,20 @@ test('a block pushed out of the catch-up buffer after it was logged is kept agai
   assert.equal(replayed.metrics.bufferFull, 1, '6 found the share full');
 });
 
+/** p0's blocks 10 to 12, unasked, fill its share of replica 3's catch-up buffer (each kept and logged). */
+function fillShareFromP0(
+  h: Harness,
+  replica: Harness['nodes'][number]['replica'],
+  t: number,
+): void {
+  for (const height of [10, 11, 12]) {
+    assert.ok(
+      persistedBytes(replica.onMessage('p0', responseOf(h, [height]), t)) > 0,
+      `${height} kept`,
+    );
+  }
+}
+
 test('a sole serving peer whose share is full of blocks past a gap, unasked blocks of it refused, still brings the gap: catch-up goes on', () => {
   const { h } = runLargeWithLagging(20);
   const lagging = h.nodes[3]!;
@@ -981,12 +995,7 @@ test('a sole serving peer whose share is full of blocks past a gap, unasked bloc
   // 10 to 12 fill its share; 9, 8 and 7 find it full and, unasked, push out
   // nothing (a faulty peer could otherwise have its far blocks logged again
   // at every height): dropped.
-  for (const height of [10, 11, 12]) {
-    assert.ok(
-      persistedBytes(lagging.replica.onMessage('p0', responseOf(h, [height]), t)) > 0,
-      `${height} kept`,
-    );
-  }
+  fillShareFromP0(h, lagging.replica, t);
   for (const height of [9, 8, 7]) {
     assert.equal(
       persistedBytes(lagging.replica.onMessage('p0', responseOf(h, [height]), t)),
@@ -1014,12 +1023,7 @@ test("an unasked block of our height is kept without pushing out its sender's fa
   const lagging = h.nodes[3]!;
   const t = h.nowMs;
   // p0's share full of far blocks, unasked.
-  for (const height of [10, 11, 12]) {
-    assert.ok(
-      persistedBytes(lagging.replica.onMessage('p0', responseOf(h, [height]), t)) > 0,
-      `${height} kept`,
-    );
-  }
+  fillShareFromP0(h, lagging.replica, t);
   // Block 1, unasked, of our height: kept over the share and applied at once.
   assert.ok(
     persistedBytes(lagging.replica.onMessage('p0', responseOf(h, [1]), t)) > 0,
