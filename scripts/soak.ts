@@ -4,7 +4,8 @@
 // chain also stops and resumes). At the end every node is up again and must
 // be healthy, at one height, with one block hash at every height and one app
 // hash, and every transaction the API acknowledged as committed must be
-// committed on every node. Exits 1 on any violation; prints one JSON line.
+// committed on every node (found by its lookup, or in the block of the height
+// it was acknowledged at when it is past the node's lookup window). Exits 1 on any violation; prints one JSON line.
 //
 //   npm run soak [-- --seconds 240 --seed 1 --validators 4 --base-port 29000]
 //
@@ -19,12 +20,35 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { ZommaClient, generateKey } from '../src/api/client/index.ts';
+import { ZommaApiError, ZommaClient, generateKey } from '../src/api/client/index.ts';
 import type { Trader } from '../src/api/client/index.ts';
 import { Prng } from '../src/lib/prng.ts';
 import { loadConfig, saveConfig } from '../src/node/config.ts';
 import { initNetwork } from '../src/node/init.ts';
 import type { InitHome } from '../src/node/init.ts';
+
+/**
+ * `call`, tried up to five times while it fails on the network (the node
+ * answered nothing); an answer of the API, an error included, is final.
+ */
+async function retried<T>(call: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await call();
+    } catch (error) {
+      if (attempt >= 5 || !isNetworkFailure(error)) throw error;
+      await sleep(200 * attempt);
+    }
+  }
+}
+
+/** No answer from the node, or one that asks to come back (rate limit, unavailable). */
+function isNetworkFailure(error: unknown): boolean {
+  return (
+    error instanceof ZommaApiError &&
+    (error.code === 'NodeUnreachable' || error.status === 429 || error.status >= 500)
+  );
+}
 
 const BIN = fileURLToPath(new URL('../bin/zomma.js', import.meta.url));
 /** Heights one /chain answer covers at most (metrics.ts). */
@@ -122,7 +146,8 @@ for (const h of homes) {
 }
 const procs: (ChildProcess | null)[] = homes.map(start);
 const violations: string[] = [];
-const acked: string[] = [];
+/** Orders the API answered as committed, with the height it named. */
+const acked: { hash: string; height: number }[] = [];
 let kills = 0;
 let restarts = 0;
 let stalls = 0;
@@ -158,7 +183,9 @@ try {
           priceTicks,
           sizeLots: 1,
         });
-        if (tx.status === 'committed') acked.push(tx.hash);
+        if (tx.status === 'committed' && tx.height !== undefined) {
+          acked.push({ hash: tx.hash, height: tx.height });
+        }
       } catch {
         // Its node is down, or the network is stalled: try again shortly.
         clientErrors++;
@@ -235,14 +262,22 @@ try {
       if (hashes.size !== 1) violations.push(`height ${from + k}: ${hashes.size} block hashes`);
     }
   }
-  // Every acknowledged order committed on every node.
+  // Every acknowledged order committed on every node: by its lookup, or, past
+  // the transactions a node keeps for lookups (a restart reads back a window
+  // of blocks), in the block of the height it was acknowledged at. A request
+  // that fails on the network is tried again, not counted.
   let missing = 0;
-  for (const hash of acked) {
+  let fromBlocks = 0;
+  for (const { hash, height } of acked) {
     for (const client of clients) {
-      const tx = await client.tx(hash).catch(() => null);
-      if (tx?.status !== 'committed') missing++;
+      const tx = await retried(() => client.tx(hash)).catch(() => null);
+      if (tx?.status === 'committed') continue;
+      const block = await retried(() => client.block(height)).catch(() => null);
+      if (block?.txs.some((t) => t.hash === hash) === true) fromBlocks++;
+      else missing++;
     }
   }
+  if (fromBlocks > 0) say(`${fromBlocks} lookups past a node's window found in their blocks`);
   if (missing > 0) violations.push(`${missing} acknowledged orders not committed on some node`);
 } catch (error) {
   violations.push(String(error));
