@@ -84,7 +84,10 @@ export function scenarioOf(state: ExchangeState, m: MarketState): ScenarioInstru
   } else if (instrument.kind === 'option') {
     // No smile (yet): the option is held at its mark, unshocked, short lots at the minimum.
     const value = m.markQuotePerLot * WAD_PER_QUOTE;
-    const forward = m.forwardQuote > 0n ? m.forwardQuote : BigInt(m.indexTicks) * p.tickSizeQuote;
+    // Without a forward, the underlying's index (not the option's own index,
+    // which is its kept mark: listing.ts).
+    const index = state.oracle?.prices.get(p.underlying)?.priceQuote ?? 0n;
+    const forward = m.forwardQuote > 0n ? m.forwardQuote : index;
     s = {
       underlying: p.underlying,
       isOption: true,
