@@ -4,7 +4,10 @@
 //     resting order) is margined by scenario (options/margin.ts) over its
 //     options and dated futures of that underlying: long options pay their
 //     premium, short ones at least a minimum per lot; maintenance is the
-//     scenario maintenance;
+//     scenario maintenance. Where its dated futures need less beside the
+//     options than with them (linear, as in a subaccount of their own), they
+//     stay linear: initial and maintenance each take the smaller, so a
+//     portfolio never needs more than its parts;
 //   - dated futures of other underlyings keep the linear formula of margin.ts.
 // Resting orders: the linear formula counts each market at the side of its
 // orders that leaves the larger position (exposureLots); the scenario margin
@@ -15,7 +18,9 @@
 // The scenario values of an instrument depend only on its marks, so they are
 // built once per height when first needed (40 Black–Scholes evaluations for an
 // option) and cached on the market (derived, not state).
-// Cost: O(records × scenarios) bigint multiply-adds, two scenario passes.
+// Cost: O(records × scenarios) bigint multiply-adds, two scenario passes;
+// with options and dated futures of one underlying, four more over its records
+// (with them, beside them) and two more in all.
 
 import { divBig } from '../lib/int.ts';
 import { imfPpm } from './margin.ts';
@@ -79,7 +84,10 @@ export function scenarioOf(state: ExchangeState, m: MarketState): ScenarioInstru
   } else if (instrument.kind === 'option') {
     // No smile (yet): the option is held at its mark, unshocked, short lots at the minimum.
     const value = m.markQuotePerLot * WAD_PER_QUOTE;
-    const forward = m.forwardQuote > 0n ? m.forwardQuote : BigInt(m.indexTicks) * p.tickSizeQuote;
+    // Without a forward, the underlying's index (not the option's own index,
+    // which is its kept mark: listing.ts).
+    const index = state.oracle?.prices.get(p.underlying)?.priceQuote ?? 0n;
+    const forward = m.forwardQuote > 0n ? m.forwardQuote : index;
     s = {
       underlying: p.underlying,
       isOption: true,
@@ -111,6 +119,65 @@ interface Entry {
   size: number;
   buy: number;
   sell: number;
+}
+
+const NONE: ReadonlySet<string> = new Set();
+
+const requirement = { initialQuote: 0n, maintenanceQuote: 0n };
+
+/**
+ * Initial and maintenance margin of `entries` into `requirement`: by scenario
+ * for the underlyings in `scenario` (their options, and their dated futures
+ * unless the underlying is in `linearFutures`), the linear formula for the rest.
+ */
+function requirementOf(
+  state: ExchangeState,
+  entries: readonly Entry[],
+  scenario: ReadonlySet<string>,
+  linearFutures: ReadonlySet<string>,
+): void {
+  let initial = 0n;
+  let maintenanceScaled = 0n;
+  const now: MarginPosition[] = [];
+  const ranges: MarginRange[] = [];
+  const marks = new Map<string, ScenarioInstrument>();
+  for (const e of entries) {
+    const m = e.market;
+    if (e.size === 0 && e.buy === 0 && e.sell === 0) continue;
+    const underlying = m.params.underlying;
+    const future = m.instrument.kind === 'future';
+    if (!scenario.has(underlying) || (future && linearFutures.has(underlying))) {
+      const lots = Math.max(Math.abs(e.size + e.buy), Math.abs(e.size - e.sell));
+      if (lots !== 0) {
+        const notional = BigInt(lots) * m.markQuotePerLot;
+        // The linear formula, scale-up included (margin.ts).
+        initial += ppmCeil(notional, imfPpm(m, notional));
+      }
+      maintenanceScaled += BigInt(Math.abs(e.size)) * m.maintenancePerLotScaled;
+      continue;
+    }
+    if (future) {
+      // The scenario's price shock stands for the linear rate only up to it:
+      // the rest of the rate (its base above the shock, and the size scale-up
+      // past it) is added, so a large future never goes below the linear formula.
+      const lots = Math.max(Math.abs(e.size + e.buy), Math.abs(e.size - e.sell));
+      const notional = BigInt(lots) * m.markQuotePerLot;
+      const beyond = imfPpm(m, notional) - state.listing!.scenario.priceShockPpm;
+      if (lots !== 0 && beyond > 0) initial += ppmCeil(notional, beyond);
+    }
+    const name = m.params.instrument;
+    marks.set(name, scenarioOf(state, m));
+    now.push({ instrument: name, sizeLots: e.size });
+    ranges.push({ instrument: name, lowLots: e.size - e.sell, highLots: e.size + e.buy });
+  }
+  let maintenance = divBig(maintenanceScaled, PPM_BIG, 'ceil');
+  if (now.length !== 0) {
+    const params = state.listing!.scenario;
+    maintenance += scenarioMargin(now, marks, params).maintenanceQuote;
+    initial += scenarioInitialOverRanges(ranges, marks, params);
+  }
+  requirement.initialQuote = initial;
+  requirement.maintenanceQuote = maintenance;
 }
 
 /**
@@ -152,44 +219,44 @@ export function listedMargin(
     }
   }
   let equity = 0n;
-  let initial = 0n;
-  let maintenanceScaled = 0n;
-  const now: MarginPosition[] = [];
-  const ranges: MarginRange[] = [];
-  const marks = new Map<string, ScenarioInstrument>();
+  // Underlyings with options and dated futures both: their futures go into
+  // the scenario with the options, or stay linear beside them (as in a
+  // subaccount of their own), whichever needs less, for initial and for
+  // maintenance each. Always with them, an option lot of a cent would take a
+  // future from its linear rates to the ±12.5% shock: a bid for it alone
+  // would more than treble the future's maintenance, and the liquidation
+  // that cancels the bid would close the future anyway.
+  const mixed = new Set<string>();
   for (const e of entries) {
     const m = e.market;
     if (e.size !== 0) equity += BigInt(e.size) * m.markQuotePerLot;
-    if (e.size === 0 && e.buy === 0 && e.sell === 0) continue;
-    if (!withOptions.has(m.params.underlying)) {
-      const lots = Math.max(Math.abs(e.size + e.buy), Math.abs(e.size - e.sell));
-      if (lots !== 0) {
-        const notional = BigInt(lots) * m.markQuotePerLot;
-        // The linear formula, scale-up included (margin.ts).
-        initial += ppmCeil(notional, imfPpm(m, notional));
-      }
-      maintenanceScaled += BigInt(Math.abs(e.size)) * m.maintenancePerLotScaled;
-      continue;
+    const active = e.size !== 0 || e.buy !== 0 || e.sell !== 0;
+    if (active && m.instrument.kind === 'future' && withOptions.has(m.params.underlying)) {
+      mixed.add(m.params.underlying);
     }
-    if (m.instrument.kind === 'future') {
-      // The scenario's price shock stands for the linear rate only up to it:
-      // the rest of the rate (its base above the shock, and the size scale-up
-      // past it) is added, so a large future never goes below the linear formula.
-      const lots = Math.max(Math.abs(e.size + e.buy), Math.abs(e.size - e.sell));
-      const notional = BigInt(lots) * m.markQuotePerLot;
-      const beyond = imfPpm(m, notional) - state.listing!.scenario.priceShockPpm;
-      if (lots !== 0 && beyond > 0) initial += ppmCeil(notional, beyond);
-    }
-    const name = m.params.instrument;
-    marks.set(name, scenarioOf(state, m));
-    now.push({ instrument: name, sizeLots: e.size });
-    ranges.push({ instrument: name, lowLots: e.size - e.sell, highLots: e.size + e.buy });
   }
-  let maintenance = divBig(maintenanceScaled, PPM_BIG, 'ceil');
-  if (now.length !== 0) {
-    const params = state.listing!.scenario;
-    maintenance += scenarioMargin(now, marks, params).maintenanceQuote;
-    initial += scenarioInitialOverRanges(ranges, marks, params);
+  let initial: bigint;
+  let maintenance: bigint;
+  if (mixed.size === 0) {
+    requirementOf(state, entries, withOptions, NONE);
+    initial = requirement.initialQuote;
+    maintenance = requirement.maintenanceQuote;
+  } else {
+    const linearInitial = new Set<string>();
+    const linearMaintenance = new Set<string>();
+    for (const u of mixed) {
+      const own = entries.filter((e) => e.market.params.underlying === u);
+      const only = new Set([u]);
+      requirementOf(state, own, only, NONE);
+      const { initialQuote: togetherInitial, maintenanceQuote: togetherMaintenance } = requirement;
+      requirementOf(state, own, only, only);
+      if (requirement.initialQuote < togetherInitial) linearInitial.add(u);
+      if (requirement.maintenanceQuote < togetherMaintenance) linearMaintenance.add(u);
+    }
+    requirementOf(state, entries, withOptions, linearInitial);
+    initial = requirement.initialQuote;
+    requirementOf(state, entries, withOptions, linearMaintenance);
+    maintenance = requirement.maintenanceQuote;
   }
   result.equityQuote = equity;
   result.initialQuote = initial;

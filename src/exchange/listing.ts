@@ -212,9 +212,12 @@ export function markOptions(state: ExchangeState, previousMs: number | null): vo
       // rather than failing the block on every validator.
       if (m.optionMark !== null) m.remarkedHeight = state.height;
       m.optionMark = null;
+      // Its index stays its kept mark, not the underlying's price in its ticks
+      // (the block's first step): market orders are bounded from it.
+      if (m.markTicks > 0) m.indexTicks = m.markTicks;
       // Without the interval the forward is not state (not in the leaf or the
       // snapshot): forget it with the mark, so that a node restored here, which
-      // never had it, prices the option's short minimum from the same index.
+      // never had it, prices the option's short minimum from the same underlying index.
       if (interval === undefined) m.forwardQuote = 0n;
       continue;
     }

@@ -9,13 +9,20 @@ import {
   scenarioInitialOverRanges,
   scenarioMargin,
 } from '../../src/exchange/options/index.ts';
-import { sizeIn } from '../../src/exchange/position.ts';
-import { Harness, USDC, dailyListingGenesis, key, limit } from './helpers.ts';
+import { applyTrade, sizeIn } from '../../src/exchange/position.ts';
+import {
+  equityQuote,
+  initialMarginQuote,
+  maintenanceMarginQuote,
+} from '../../src/exchange/margin.ts';
+import type { Account } from '../../src/exchange/state.ts';
+import { Harness, USDC, dailyListingGenesis, key, limit, replacer } from './helpers.ts';
 
 const MINUTE_MS = 60_000;
 const START_MS = daysFromCivil(2026, 3, 2) * MS_PER_DAY;
 const EXPIRY_MS = expiryMsOfDay(daysFromCivil(2026, 3, 2));
 const CALL = 'BTC-2MAR26-50000-C';
+const FUTURE = 'BTC-2MAR26';
 /** A flat smile: total variance for 50% volatility over eight hours. */
 const FLAT = { a: 228_000_000_000_000n, b: 0n, rho: 0n, m: 0n, sigma: 100_000_000_000_000_000n };
 
@@ -96,5 +103,131 @@ test('property: the initial margin over ranges is the largest over every size in
       },
     ),
     { seed: 7, numRuns: 300 },
+  );
+});
+
+test('a bid for one cheap option does not take a dated future of its underlying off its linear maintenance', () => {
+  const h = harness();
+  h.fund(alice, 7_000n * USDC);
+  h.fund(bob, 1_000_000n * USDC);
+  h.block([], MINUTE_MS);
+  const state = h.ex.state;
+  const future = state.marketByName.get(FUTURE)!;
+  const far = state.marketByName.get('BTC-2MAR26-52000-C')!;
+  const ok = (k: typeof alice, order: ReturnType<typeof limit>): void => {
+    const r = h.one(k, order);
+    assert.ok(r.ok && r.actions[0]!.ok, JSON.stringify(r, replacer));
+  };
+  // Long 1 BTC of the future: 3% maintenance ($1,500), 5% initial ($2,500).
+  ok(bob, limit(FUTURE, 'sell', future.markTicks, 10_000));
+  ok(alice, limit(FUTURE, 'buy', future.markTicks, 10_000));
+  const a = h.account(alice)!;
+  const maintenance = maintenanceMarginQuote(state, a);
+  assert.equal(maintenance, 1_500n * USDC);
+  // A bid for one lot of a far call at one tick ($0.50 a lot): it can lose
+  // nothing until it fills, and then at most its premium.
+  ok(alice, limit(far.params.instrument, 'buy', 1, 1));
+  assert.equal(maintenanceMarginQuote(state, a), maintenance);
+  assert.equal(initialMarginQuote(state, a), 2_500n * USDC + far.markQuotePerLot);
+  // BTC falls 7%: equity ~$3,475 is above the future's 3% ($1,395), below the
+  // scenario's 10% ($4,650). Nothing is liquidated, and the bid still rests.
+  h.oracle = { ...h.oracle, BTC: 46_500n * USDC };
+  const r = h.block([], MINUTE_MS);
+  assert.deepEqual(
+    r.events.filter((e) => e.type === 'liquidation' || e.type === 'liquidationCancels'),
+    [],
+  );
+  assert.equal(sizeIn(a, future), 10_000);
+  assert.equal(far.book.ownerOrderCount(a.index), 1);
+  assert.ok(equityQuote(state, a) > maintenanceMarginQuote(state, a), 'above maintenance');
+});
+
+test('a future hedged by a put still takes the scenario when that needs less than its parts', () => {
+  const h = harness();
+  h.fund(alice, 20_000n * USDC);
+  h.fund(bob, 1_000_000n * USDC);
+  h.block([], MINUTE_MS);
+  const state = h.ex.state;
+  const future = state.marketByName.get(FUTURE)!;
+  const put = state.marketByName.get('BTC-2MAR26-50000-P')!;
+  const a = h.account(alice)!;
+  const b = h.account(bob)!;
+  applyTrade(state, future, a, 10_000, future.markTicks);
+  applyTrade(state, future, b, -10_000, future.markTicks);
+  const futureOnly = maintenanceMarginQuote(state, a);
+  applyTrade(state, put, a, 10, put.markTicks);
+  applyTrade(state, put, b, -10, put.markTicks);
+  // Linear beside the put it would need at least the future's 3%: the
+  // scenario, where the put pays for the fall, needs less.
+  const hedged = maintenanceMarginQuote(state, a);
+  assert.ok(hedged < futureOnly, `a protective put lowers maintenance: ${hedged} < ${futureOnly}`);
+});
+
+test('property: a portfolio of dated futures and options needs no more than its parts, and a long option adds at most its premium', () => {
+  const h = harness();
+  const names = [0, 1, 2, 3].map((i) => key(`listed-margin-parts-${i}`));
+  for (const k of names) h.fund(k, 1_000n * USDC);
+  h.fund(bob, 1_000_000n * USDC);
+  h.block([], MINUTE_MS);
+  const state = h.ex.state;
+  const [whole, futures, options, more] = names.map((k) => h.account(k)!) as [
+    Account,
+    Account,
+    Account,
+    Account,
+  ];
+  const counterparty = h.account(bob)!;
+  const listed = state.markets.filter(
+    (m) => m.listed && !m.retired && m.params.underlying === 'BTC',
+  );
+  const optionMarkets = listed.filter((m) => m.instrument.kind === 'option');
+  const future = listed.find((m) => m.instrument.kind === 'future')!;
+  const trade = (a: Account, m: (typeof listed)[number], lots: number): void => {
+    if (lots === 0) return;
+    applyTrade(state, m, a, lots, m.markTicks);
+    applyTrade(state, m, counterparty, -lots, m.markTicks);
+  };
+  fc.assert(
+    fc.property(
+      fc.integer({ min: -30_000, max: 30_000 }),
+      fc.array(
+        fc.record({
+          option: fc.nat(optionMarkets.length - 1),
+          lots: fc.integer({ min: -20, max: 20 }),
+        }),
+        { maxLength: 4 },
+      ),
+      fc.record({
+        option: fc.nat(optionMarkets.length - 1),
+        lots: fc.integer({ min: 1, max: 10 }),
+      }),
+      (futureLots, held, added) => {
+        const done: [Account, (typeof listed)[number], number][] = [];
+        const put = (a: Account, m: (typeof listed)[number], lots: number): void => {
+          trade(a, m, lots);
+          done.push([a, m, lots]);
+        };
+        for (const a of [whole, futures, more]) put(a, future, futureLots);
+        for (const o of held) {
+          for (const a of [whole, options, more]) put(a, optionMarkets[o.option]!, o.lots);
+        }
+        const o = optionMarkets[added.option]!;
+        put(more, o, added.lots);
+        const m = (a: Account) => maintenanceMarginQuote(state, a);
+        const i = (a: Account) => initialMarginQuote(state, a);
+        assert.ok(m(whole) <= m(futures) + m(options), `maintenance ${m(whole)} above its parts`);
+        assert.ok(i(whole) <= i(futures) + i(options), `initial ${i(whole)} above its parts`);
+        // Bought at the mark, the option leaves equity as it was: maintenance
+        // rises by at most its premium (80% of its value, to a tick per lot).
+        const premium = BigInt(added.lots) * (o.markQuotePerLot + o.k);
+        assert.ok(
+          m(more) - m(whole) <= premium,
+          `a long option raised maintenance by ${m(more) - m(whole)} > ${premium}`,
+        );
+        for (const [a, market, lots] of done.reverse()) trade(a, market, -lots);
+        for (const a of names.map((k) => h.account(k)!)) assert.equal(a.positionCount, 0);
+      },
+    ),
+    { seed: 11, numRuns: 60 },
   );
 });

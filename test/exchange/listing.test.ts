@@ -466,3 +466,43 @@ test('an expired option waiting without a mark has its short minimum priced from
     10_000_000n;
   assert.equal(scenarioOf(h.ex.state, call).shortMinPerLotWad, expected);
 });
+
+test('an option its pricing math cannot mark keeps its last mark as its index, which bounds market orders', () => {
+  // No dated future: the options' forward is the index itself.
+  const g = dailyListingGenesis(START_MS);
+  const listing = g.listing!;
+  const h = new Harness({
+    ...g,
+    listing: { ...listing, schedule: { ...listing.schedule, futureCycles: [] } },
+  });
+  h.smiles = [{ underlying: 'BTC', expiryMs: EXPIRY_MS, svi: FLAT }];
+  const carol = key('listing-carol');
+  h.fund(alice, 100_000n * USDC);
+  h.fund(bob, 100_000n * USDC);
+  h.fund(carol, 100_000n * USDC);
+  h.block([], MINUTE_MS);
+  const call = h.ex.state.marketByName.get(CALL)!;
+  const mark = call.markTicks;
+  assert.ok(h.one(alice, limit(CALL, 'sell', mark, 2)).actions[0]!.ok);
+  assert.ok(h.one(bob, limit(CALL, 'buy', mark, 2)).actions[0]!.ok);
+  // A bid far below the mark: a market sell bounded at half the mark must not reach it.
+  assert.ok(h.one(carol, limit(CALL, 'buy', 1, 1)).actions[0]!.ok);
+  // BTC at one quote unit: past the pricing math's domain, the call keeps its mark.
+  h.oracle = { ...h.oracle, BTC: 1n };
+  h.block([], MINUTE_MS);
+  assert.equal(call.optionMark, null);
+  assert.equal(call.markTicks, mark);
+  assert.equal(call.indexTicks, mark, "the option's index is its kept mark");
+  const sell = h.block([
+    h.tx(bob, {
+      ...limit(CALL, 'sell', 0, 1),
+      type: 'market',
+      priceTicks: undefined,
+      timeInForce: 'IOC',
+    }),
+  ]).results[0]!;
+  assert.ok(sell.ok && sell.actions[0]!.ok && sell.actions[0]!.kind === 'placeOrder');
+  assert.equal(sell.actions[0]!.order!.filledLots, 0, 'no fill at 1 tick for a call marked higher');
+  const copy = decodeSnapshot(encodeSnapshot(h.ex));
+  assert.deepEqual(copy.appHash, h.ex.appHash);
+});
