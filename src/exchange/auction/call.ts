@@ -17,7 +17,11 @@
 //    order whose fill would take its owner below zero equity is cancelled
 //    first and the uncross computed again (insolventOrders); after
 //    AUCTION_UNCROSS_ROUNDS_MAX such rounds, every order is screened at its
-//    own limit price instead (insolventAtLimits), which needs no more rounds.
+//    own limit price instead (limitExposures), which needs no more rounds.
+//    Then, with an open-interest cap, the fill that would raise open interest
+//    above it cancels the later of its two orders (overCapOrder) and the
+//    uncross is computed again; past the rounds, every order that could open
+//    a position is cancelled instead (openingOrders).
 // Costs: stopTicksFor O(triggers); recordFills O(triggers) per fill;
 // uncrossAuction O(n log n) for the n orders of both books, once more per
 // round of cancelled orders, at most AUCTION_UNCROSS_ROUNDS_MAX + 2 times.
@@ -30,7 +34,8 @@ import { feeTier, takerFeeQuote } from '../fees.ts';
 import { forgetOrder, forgetRemoved } from '../orders.ts';
 import { equityGuard } from '../fill_guard.ts';
 import { equityQuote } from '../margin.ts';
-import { applyTrade } from '../position.ts';
+import { openingLots } from '../breakers.ts';
+import { applyTrade, sizeIn } from '../position.ts';
 import type { ExchangeEvent } from '../results.ts';
 import type { Account, ExchangeState, MarketState } from '../state.ts';
 import { notionalQuote, ppmCeil } from '../units.ts';
@@ -360,6 +365,67 @@ function limitExposures(state: ExchangeState, market: MarketState): Exposure[] {
   return out;
 }
 
+/**
+ * The order to cancel so that the uncross does not raise open interest above
+ * the market's cap (breakers.ts), or null if it does not. The orders waiting
+ * in an auction were each checked against open interest when they came, as
+ * if they alone would trade (post-only ones not at all), and nobody takes in
+ * the uncross, so they may add up beyond the cap. The fills are walked in
+ * allocation order with each owner's position as it would be; at the first
+ * that raises open interest and leaves it above the cap, the later of its two
+ * orders (by seq: the one that would have taken, in continuous trading) goes.
+ * O(fills).
+ */
+function overCapOrder(
+  state: ExchangeState,
+  market: MarketState,
+  result: UncrossResult,
+): number | null {
+  const cap = market.params.openInterestCapLots;
+  if (cap === undefined) return null;
+  const sizes = new Map<Account, number>();
+  let openInterest = market.longLots;
+  const move = (account: Account, lots: number): void => {
+    const before = sizes.get(account) ?? sizeIn(account, market);
+    const after = before + lots;
+    openInterest += Math.max(0, after) - Math.max(0, before);
+    sizes.set(account, after);
+  };
+  for (const f of result.fills) {
+    const buy = state.orders.get(f.buyOrderId)!;
+    const sell = state.orders.get(f.sellOrderId)!;
+    const before = openInterest;
+    move(buy.account, f.sizeLots);
+    move(sell.account, -f.sizeLots);
+    if (openInterest > before && openInterest > cap) {
+      return buy.seq > sell.seq ? f.buyOrderId : f.sellOrderId;
+    }
+  }
+  return null;
+}
+
+/**
+ * Every auction order that could open its owner's position (its size, with
+ * the owner's orders ahead of it on its side, beyond what closes the
+ * position): what is left only closes, and a trade between orders that only
+ * close cannot raise open interest. The cap's screen past the rounds' bound.
+ * O(n log n).
+ */
+function openingOrders(state: ExchangeState, market: MarketState): number[] {
+  const out: number[] = [];
+  for (const side of ['buy', 'sell'] as const) {
+    const ahead = new Map<Account, number>();
+    const orders = auctionOrders(state, market, side).sort((x, y) => x.seq - y.seq);
+    for (const o of orders) {
+      const account = state.orders.get(o.orderId)!.account;
+      const lots = (ahead.get(account) ?? 0) + o.sizeLots;
+      ahead.set(account, lots);
+      if (openingLots(sizeIn(account, market), side === 'buy', lots) > 0) out.push(o.orderId);
+    }
+  }
+  return out;
+}
+
 /** Takes `lots` off an order that traded in the uncross; a filled order leaves its book. */
 function fillOrder(state: ExchangeState, market: MarketState, orderId: number, lots: number): void {
   const book = bookHolding(market, orderId)!;
@@ -390,7 +456,9 @@ export function uncrossAuction(
   // An order whose fill would take its owner below zero equity is cancelled
   // and the uncross computed again without it (a fill skipped in allocation
   // could leave crossed orders behind): each round removes at least one order.
-  // Past roundsMax, the screen at limit prices settles it in one more round.
+  // So is the later order of a fill that would raise open interest above the
+  // cap. Past roundsMax, the screens at limit prices and of every order that
+  // could open a position settle both in one more round.
   let result: UncrossResult | null;
   for (let round = 0; ; round++) {
     result = uncross(
@@ -399,13 +467,25 @@ export function uncrossAuction(
       referenceTicks,
     );
     if (result === null) break;
-    const insolvent = insolventOrders(
-      state,
-      market,
-      round < roundsMax ? uncrossExposures(result) : limitExposures(state, market),
-    );
-    if (insolvent.length === 0) break;
-    for (const orderId of insolvent) {
+    let cancelled: number[];
+    if (round < roundsMax) {
+      cancelled = insolventOrders(state, market, uncrossExposures(result));
+      if (cancelled.length === 0) {
+        const overCap = overCapOrder(state, market, result);
+        if (overCap !== null) cancelled = [overCap];
+      }
+    } else {
+      // Both screens at once, each settling its rule for whatever is left:
+      // one more round at most.
+      cancelled = insolventOrders(state, market, limitExposures(state, market));
+      if (overCapOrder(state, market, result) !== null) {
+        const gone = new Set(cancelled);
+        for (const orderId of openingOrders(state, market))
+          if (!gone.has(orderId)) cancelled.push(orderId);
+      }
+    }
+    if (cancelled.length === 0) break;
+    for (const orderId of cancelled) {
       bookHolding(market, orderId)!.cancel(orderId);
       const meta = forgetOrder(state, orderId);
       events.push({
