@@ -24,7 +24,9 @@
 //    a position is cancelled instead (openingOrders).
 // Costs: stopTicksFor O(triggers); recordFills O(triggers) per fill;
 // uncrossAuction O(n log n) for the n orders of both books, once more per
-// round of cancelled orders, at most AUCTION_UNCROSS_ROUNDS_MAX + 2 times.
+// round of cancelled orders, at most AUCTION_UNCROSS_ROUNDS_MAX + 2 times
+// (+ 3 with an open-interest cap: the last screen at limit prices changes the
+// fills, and one more round may then cancel the orders that could open).
 
 import { divBig, divFloor } from '../../lib/int.ts';
 import { AUCTION_UNCROSS_ROUNDS_MAX } from '../../lib/limits.ts';
