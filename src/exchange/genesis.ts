@@ -16,6 +16,7 @@ import { ZommaError } from '../lib/errors.ts';
 import { divBig } from '../lib/int.ts';
 import {
   FEE_TIERS_MAX,
+  FUNDING_SAMPLES_PER_INTERVAL_MAX,
   GENESIS_MARKETS_MAX,
   LISTING_EXPIRIES_PER_CYCLE_MAX,
   LISTING_UNDERLYINGS_MAX,
@@ -222,6 +223,15 @@ function checkMarket(m: MarketParams, f: string): void {
   int(`${f}.fundingIntervalMs`, m.fundingIntervalMs, m.fundingSampleMs, 7 * 86_400_000);
   if (m.fundingIntervalMs % m.fundingSampleMs !== 0) {
     throw new GenesisError(`${f}.fundingIntervalMs`, 'must be a multiple of fundingSampleMs');
+  }
+  // An interval's samples are summed as a safe integer, so at most this many
+  // are counted (funding.ts); an interval of more would pay the average of
+  // its first ones only and never see the premium of the rest.
+  if (m.fundingIntervalMs > m.fundingSampleMs * FUNDING_SAMPLES_PER_INTERVAL_MAX) {
+    throw new GenesisError(
+      `${f}.fundingIntervalMs`,
+      `at most ${FUNDING_SAMPLES_PER_INTERVAL_MAX} times fundingSampleMs`,
+    );
   }
   int(`${f}.fundingInterestPpm`, m.fundingInterestPpm, -PPM, PPM);
   int(`${f}.fundingCapPpm`, m.fundingCapPpm, 0, PPM);

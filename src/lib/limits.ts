@@ -112,7 +112,7 @@ export const LIQUIDATIONS_PER_BLOCK_MAX = 1_000;
  * insolvent one after another.
  */
 export const AUCTION_UNCROSS_ROUNDS_MAX = 8;
-/** Most funding samples counted per block catching up after a long gap. */
+/** Most premium samples of one funding interval (genesis: fundingIntervalMs / fundingSampleMs). */
 export const FUNDING_SAMPLES_PER_INTERVAL_MAX = 10_080;
 /** Funding: the interest term may move the rate at most this far from the premium (ppm per interval). */
 export const FUNDING_INTEREST_BAND_PPM = 500;
