@@ -9,9 +9,9 @@
 //   - time priority is the priority stamp: along each level the orders' seq
 //     ascends (the leaves carry seq, not the place in the level, so this is
 //     what puts the order of a level under the digest);
-//   - margin is reserved for resting orders: an account's resting size per side
-//     is what the book reports for it (margin.ts prices them from there), and
-//     no account without collateral rests orders;
+//   - margin is reserved for resting orders: margin.ts prices an account's
+//     resting size per side from the book's per-owner totals, and the book's
+//     own check holds those totals equal to its levels' orders;
 //   - the fee pool is never negative, nor is the insurance fund (it pays
 //     min(what is lacking, what it holds), and funding's dust is ≥ 0);
 //   - the deficits are exactly the accounts without positions and with
