@@ -78,6 +78,9 @@ export function runListing(
     if (m.listed && !m.retired && m.expiryMs <= state.timeMs && !m.halted) {
       m.halted = true;
       m.dirty = true;
+      // Said like any other halt, so that a trader's feed shows why its
+      // orders are refused until the settlement.
+      events.push({ type: 'marketHalted', market: m.params.instrument });
     }
   }
   for (const [key, acc] of state.twaps) {

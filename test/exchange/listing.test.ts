@@ -467,6 +467,37 @@ test('an expired option waiting without a mark has its short minimum priced from
   assert.equal(scenarioOf(h.ex.state, call).shortMinPerLotWad, expected);
 });
 
+test('an expired market waiting for its settlement price is reported halted, once, then settled', () => {
+  const h = harness();
+  h.block([], MINUTE_MS);
+  const call = h.ex.state.marketByName.get(CALL)!;
+  h.block([], 4 * 60 * MINUTE_MS);
+  // BTC's price stops: past expiry the call cannot settle and waits, halted.
+  const { BTC: btc, ...withoutBtc } = h.oracle;
+  h.oracle = withoutBtc;
+  const halts: number[] = [];
+  const haltedAt = (r: ReturnType<Harness['block']>): boolean =>
+    r.events.some((e) => e.type === 'marketHalted' && e.market === CALL);
+  let passed = 0;
+  while (passed < 3) {
+    const r = h.block([], 30 * MINUTE_MS);
+    if (h.timeMs >= EXPIRY_MS) passed++;
+    if (haltedAt(r)) halts.push(h.timeMs);
+  }
+  assert.ok(!call.retired && call.halted, 'the call waits, halted');
+  assert.equal(halts.length, 1, `halted once: ${halts.join(', ')}`);
+  assert.ok(halts[0]! >= EXPIRY_MS, 'in the first block past expiry');
+  // BTC's price returns: the call settles, and is not reported halted again.
+  h.oracle = { ...h.oracle, BTC: btc! };
+  let settled = false;
+  for (let i = 0; i < 10 && !settled; i++) {
+    const r = h.block([], 30 * MINUTE_MS);
+    assert.ok(!haltedAt(r), 'no second halt');
+    settled = r.events.some((e) => e.type === 'marketSettled' && e.market === CALL);
+  }
+  assert.ok(settled, 'settled once a fresh price came');
+});
+
 test('an option its pricing math cannot mark keeps its last mark as its index, which bounds market orders', () => {
   // No dated future: the options' forward is the index itself.
   const g = dailyListingGenesis(START_MS);
