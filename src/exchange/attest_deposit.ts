@@ -15,7 +15,7 @@ import { badAmount, noRoomFor, settleDeficit } from './collateral.ts';
 import type { Ctx } from './context.ts';
 import { activeApprovalStake } from './governance.ts';
 import { ensureAccount, ensurePrincipal, getPrincipal } from './context.ts';
-import type { ActionResult } from './results.ts';
+import type { ActionResult, ExchangeEvent } from './results.ts';
 import type { Deposit, ExchangeState } from './state.ts';
 import type { AttestDeposit } from './tx/types.ts';
 
@@ -108,23 +108,45 @@ export function attestDeposit(ctx: Ctx, a: AttestDeposit): ActionResult {
   deposit.stake += validator.stake;
   validator.pendingDeposits++;
   state.markDeposit(deposit);
-  if (credits) {
-    dropGroupsOf(state, idHex);
-    state.creditedDeposits.add(idHex);
-    state.newCredited.push(idHex);
-    const principal = ensurePrincipal(state, a.account);
-    const account = ensureAccount(state, principal, a.subaccount);
-    account.cashQuote += a.amountQuote;
-    state.depositedQuote += a.amountQuote;
-    state.markAccount(account);
-    settleDeficit(state, account);
-    ctx.events.push({
-      type: 'depositCredited',
-      account: account.index,
-      amountQuote: a.amountQuote,
-    });
-  }
+  if (credits) credit(state, deposit, ctx.events);
   return { ok: true, kind: 'attestDeposit' };
+}
+
+/** Credits a pending group and spends its id (its other groups are dropped with it). */
+function credit(state: ExchangeState, d: Deposit, events: ExchangeEvent[]): void {
+  const idHex = toHex(d.depositId);
+  dropGroupsOf(state, idHex);
+  state.creditedDeposits.add(idHex);
+  state.newCredited.push(idHex);
+  const principal = ensurePrincipal(state, d.account);
+  const account = ensureAccount(state, principal, d.subaccount);
+  account.cashQuote += d.amountQuote;
+  state.depositedQuote += d.amountQuote;
+  state.markAccount(account);
+  settleDeficit(state, account);
+  events.push({ type: 'depositCredited', account: account.index, amountQuote: d.amountQuote });
+}
+
+/**
+ * After a jailing (applyEvidence): the threshold is 2/3 of a smaller stake, so
+ * a pending group whose attesters not jailed now hold more than 2/3 of it is
+ * credited here. No attestation may come to do it: every active validator may
+ * have attested it already, and none can attest twice. In ascending content
+ * (the snapshot's order, so a restored node credits alike): of two groups of
+ * one id ripe together, the lower is credited and the other dropped. One whose
+ * crediting would open an account past ACCOUNTS_MAX waits, as an attestation
+ * would leave it. O(pending deposits × validators), once per jailing.
+ */
+export function creditRipeDeposits(state: ExchangeState, events: ExchangeEvent[]): void {
+  const keys = [...state.deposits.keys()].sort();
+  for (const key of keys) {
+    // A group dropped by the credit of another group of its id is gone.
+    const d = state.deposits.get(key);
+    if (d === undefined || !state.isSupermajority(activeApprovalStake(state, d.attesters)))
+      continue;
+    if (noRoomFor(state, getPrincipal(state, d.account), d.subaccount)) continue;
+    credit(state, d, events);
+  }
 }
 
 /** Records a pending group under its deposit id (also on restore: the index is derived). */

@@ -19,9 +19,12 @@
 //   6. invariants (with the checkInvariants option), then the digest and appHash.
 // Before all of these, the block's evidence jails and slashes the validators
 // who double-signed (governance.ts applyEvidence), so none of their
-// transactions in this very block count as a validator's.
+// transactions in this very block count as a validator's; the pending
+// proposals and deposits that the remaining approvals now carry past 2/3 of
+// the smaller stake execute and are credited then.
 
 import { Writer } from '../codec/wire.ts';
+import { creditRipeDeposits } from './attest_deposit.ts';
 import { uncrossAuction } from './auction/call.ts';
 import type { OrderBook } from './book/index.ts';
 import { ZommaError } from '../lib/errors.ts';
@@ -30,7 +33,7 @@ import { ADDRESS_CACHE_ENTRIES_MAX } from '../lib/limits.ts';
 import type { ExchangeEvent, BlockResult, TxResult } from './results.ts';
 import { executeTx } from './execute.ts';
 import type { Offence } from './governance.ts';
-import { applyEvidence, offender } from './governance.ts';
+import { applyEvidence, executeRipeProposals, offender } from './governance.ts';
 import type { TxEnv } from './execute.ts';
 import { advanceFunding } from './funding.ts';
 import type { Genesis } from './genesis.ts';
@@ -177,6 +180,12 @@ export class Exchange {
     state.height = block.height;
     state.timeMs = block.timeMs;
     const validatorUpdates = applyEvidence(state, block.evidence ?? [], events);
+    if (validatorUpdates.length > 0) {
+      // The thresholds are now 2/3 of less stake: what the approvals still
+      // counted already carry takes effect, halts before credits.
+      executeRipeProposals(state, events);
+      creditRipeDeposits(state, events);
+    }
 
     const marksBefore = state.markets.map((m) => m.markTicks);
     state.marksBefore = marksBefore;

@@ -5,7 +5,11 @@
 // applyEvidence takes consensus evidence (docs/exchange.md, "Validators and
 // slashing"): the double-signer is jailed (its attestations and votes are
 // refused from this block on), slashPpm of its stake is burned, and its voting
-// power goes to 0 in the block's validator updates. Cost: O(offences + validators).
+// power goes to 0 in the block's validator updates; then the pending proposals
+// and deposits the remaining approvals carry past 2/3 of the smaller stake
+// take effect (executeRipeProposals, attest_deposit.ts creditRipeDeposits).
+// Cost: O(offences + validators), and after a jailing O((proposals + pending
+// deposits) × validators).
 // While every market is halted (haltAll, or each one halted) the exchange is
 // in emergency halt: besides orders and amends, transfers, the faucet and new
 // agents are refused (ExchangeHalted; see refusedInHalt). Cancels,
@@ -182,6 +186,22 @@ function execute(state: ExchangeState, p: Proposal, events: ExchangeEvent[]): vo
     // Liquidations skipped while halted are looked at again, whether or not its mark moves.
     if (!halt) m.liquidationBacklog = true;
     events.push({ type: halt ? 'marketHalted' : 'marketResumed', market: m.params.instrument });
+  }
+}
+
+/**
+ * After a jailing (applyEvidence): a pending proposal whose approvers not
+ * jailed now hold more than 2/3 of the smaller active stake executes here, in
+ * ascending id: no approval may come to do it, every active validator may
+ * have approved it already. O(proposals × validators), once per jailing.
+ */
+export function executeRipeProposals(state: ExchangeState, events: ExchangeEvent[]): void {
+  const ids = [...state.proposals.keys()].sort((x, y) => x - y);
+  for (const id of ids) {
+    const p = state.proposals.get(id)!;
+    if (!p.executed && state.isSupermajority(activeApprovalStake(state, p.approvers))) {
+      execute(state, p, events);
+    }
   }
 }
 
