@@ -2250,6 +2250,34 @@ test("account updates agree with the state's size placed through call auctions: 
   checkSizesPlaced(setup, prices, [1_000, 1_000, 40_000], 10);
 });
 
+test("a node started from a snapshot, with no stored block that tells a market's last trade, shows it as the running ones do", () => {
+  const BTC = 'BTC-PERPETUAL';
+  const [maker, taker] = [key('view-restore-last-maker'), key('view-restore-last-taker')];
+  const h = new Harness();
+  for (const k of [maker, taker]) h.fund(k, 1_000_000n * USDC);
+  const live = viewOver(h);
+  let restored: ChainView | undefined;
+  try {
+    const txs = [
+      h.tx(maker, limit(BTC, 'sell', 501_000, 2)),
+      h.tx(taker, limit(BTC, 'buy', 501_000, 2)),
+    ];
+    live.feed(h.block(txs), undefined, txs);
+    live.feed(h.block([]));
+    assert.equal(live.view.read().ticker(BTC)!.lastTradeTicks, 501_000);
+    // Restored from a snapshot taken since (state sync): none of the blocks before it are stored.
+    const options = { checkInvariants: true };
+    const copy = new Harness(genesis(), options, decodeSnapshot(encodeSnapshot(h.ex), options));
+    restored = viewOver(copy).view;
+    for (const name of [BTC, 'ETH-PERPETUAL']) {
+      assert.deepEqual(restored.read().ticker(name), live.view.read().ticker(name), name);
+    }
+  } finally {
+    live.view.close();
+    restored?.close();
+  }
+});
+
 test('a restarted node still answers for a transaction of a block before the recent ones it reads back in full', () => {
   const BTC = 'BTC-PERPETUAL';
   const maker = key('view-restart-old-tx');
