@@ -660,6 +660,9 @@ export class ChainView implements NodeView {
   }
 
   private remember(hash: string, view: TxView): void {
+    // The same bytes included again (a proposer may) are refused for their
+    // used nonce: that refusal says nothing of what the copy before did.
+    if (isReplayRefusal(view) && this.txs.has(hash)) return;
     this.txs.delete(hash);
     this.txs.set(hash, view);
     if (this.txs.size > VIEW_TXS_KEPT) {
@@ -1710,6 +1713,13 @@ function txViewOf(hash: string, height: number, index: number, result: TxResult 
     code: 'BadSignature',
     message: 'the transaction failed its checks at execution',
   };
+}
+
+/** A transaction refused because its nonce was used: by itself, when these are bytes seen before. */
+function isReplayRefusal(view: TxView): boolean {
+  return (
+    view.status === 'rejected' && (view.code === 'DuplicateNonce' || view.code === 'StaleNonce')
+  );
 }
 
 function blockTxOf(view: TxView): BlockTxView {

@@ -355,7 +355,8 @@ function viewOver(
       txs: {
         height,
         timeMs: h.timeMs,
-        hashes: txs.map((_, i) => `${height}:${i}`),
+        // As the node hashes them, so that `tx` finds a transaction live as after a restart.
+        hashes: txs.map((t) => toHex(sha256(encodeSignedTx(t)))),
         txs,
         results: txs.length === 0 ? [] : r.results,
         exchange: r,
@@ -2275,6 +2276,44 @@ test("a node started from a snapshot, with no stored block that tells a market's
   } finally {
     live.view.close();
     restored?.close();
+  }
+});
+
+test('a transaction included again, refused as a replay, is still looked up as it executed, live and after a restart', () => {
+  const BTC = 'BTC-PERPETUAL';
+  const maker = key('view-replayed-tx');
+  const h = new Harness();
+  h.fund(maker, 1_000_000n * USDC);
+  const chain: StoredChain = { blocks: new Map(), results: new Map() };
+  const live = viewOver(h);
+  let restarted: ChainView | undefined;
+  const run = (txs: SignedTx[]): BlockUpdate => {
+    const r = h.block(txs);
+    store(chain, h, r, txs);
+    return live.feed(r, undefined, txs);
+  };
+  try {
+    const tx = h.tx(maker, limit(BTC, 'sell', 510_000, 1));
+    const hash = toHex(sha256(encodeSignedTx(tx)));
+    // A proposer may put the same bytes in a block twice, or again in a later block:
+    // the exchange refuses every copy after the first (its nonce is used).
+    const first = run([tx, tx]);
+    const second = run([tx]);
+    assert.deepEqual(
+      [...first.txs, ...second.txs].map((t) => [t.status, t.code]),
+      [
+        ['committed', undefined],
+        ['rejected', 'DuplicateNonce'],
+        ['rejected', 'DuplicateNonce'],
+      ],
+    );
+    const executed = { ...first.txs[0]!, hash };
+    assert.deepEqual(live.view.read().tx(hash), executed);
+    restarted = viewOver(h, undefined, undefined, undefined, undefined, undefined, chain).view;
+    assert.deepEqual(restarted.read().tx(hash), executed);
+  } finally {
+    live.view.close();
+    restarted?.close();
   }
 });
 
