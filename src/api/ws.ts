@@ -3,8 +3,9 @@
 // of what it missed) and then forwards the committed updates of every block.
 //
 // Sequence numbers: a book channel carries the book's own per-instrument
-// sequence (contiguous: a delta applies on the book at seq − 1). Every other
-// channel carries the block height (increasing, not contiguous). The hub keeps
+// sequence (the height that last changed its window; a delta applies on the
+// book at its prevSeq). Every other channel carries the block height
+// (increasing, not contiguous). The hub keeps
 // the last WS_RESUME_BLOCKS_MAX block updates so that a client which
 // reconnects with the last seq it saw gets exactly what it missed; when that
 // is no longer buffered it gets a fresh snapshot instead. Each message to a

@@ -20,10 +20,9 @@
 //
 // Transaction results outlive a restart: the node saves each block's results
 // (results.ts) before publishing it, and `tx` and `block` read them back with
-// the stored blocks. Not kept across a restart: trade history. Trade ids
-// start, after a restart, above anything the previous run can have used
-// (they are seeded from the height), so a client sees a gap and
-// resynchronises instead of a repeat. A book's seq is the height that last
+// the stored blocks, as do the recent trades (readStoredBlocks). A trade's id
+// is its market's trade count in the exchange state, so it is the same on
+// every node and across restarts. A book's seq is the height that last
 // changed its window (BookDelta), the same on every node of the chain.
 
 import type { AccountInterest, AccountUpdate, BlockTxView, BlockUpdate } from '../api/view.ts';
@@ -283,6 +282,11 @@ export class ChainView implements NodeView {
     for (const m of state.markets) {
       if (m.retired) continue;
       const name = m.params.instrument;
+      // A market's last trade may be older than any stored block (a quiet
+      // market, a start from a snapshot): a monitored market's state keeps
+      // its price (the last fill or uncross), so every node shows the same.
+      const kept = m.auction?.monitor.lastPriceTicks ?? 0;
+      if (!this.lastTrade.has(name) && kept !== 0) this.lastTrade.set(name, kept);
       markets.set(name, this.openMarket(m, state.height, recent.get(name)));
     }
     this.published = {
@@ -656,6 +660,9 @@ export class ChainView implements NodeView {
   }
 
   private remember(hash: string, view: TxView): void {
+    // The same bytes included again (a proposer may) are refused for their
+    // used nonce: that refusal says nothing of what the copy before did.
+    if (isReplayRefusal(view) && this.txs.has(hash)) return;
     this.txs.delete(hash);
     this.txs.set(hash, view);
     if (this.txs.size > VIEW_TXS_KEPT) {
@@ -1706,6 +1713,13 @@ function txViewOf(hash: string, height: number, index: number, result: TxResult 
     code: 'BadSignature',
     message: 'the transaction failed its checks at execution',
   };
+}
+
+/** A transaction refused because its nonce was used: by itself, when these are bytes seen before. */
+function isReplayRefusal(view: TxView): boolean {
+  return (
+    view.status === 'rejected' && (view.code === 'DuplicateNonce' || view.code === 'StaleNonce')
+  );
 }
 
 function blockTxOf(view: TxView): BlockTxView {
