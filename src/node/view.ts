@@ -2123,7 +2123,8 @@ function tickerViewOf(i: TickerInputs): TickerView {
   return ticker;
 }
 
-function sameTicker(a: TickerView, b: TickerView): boolean {
+/** Whether two tickers would tell a subscriber the same: an update is sent only when they differ. */
+export function sameTicker(a: TickerView, b: TickerView): boolean {
   return (
     a.markTicks === b.markTicks &&
     a.indexTicks === b.indexTicks &&
@@ -2136,7 +2137,10 @@ function sameTicker(a: TickerView, b: TickerView): boolean {
     a.lastTradeTicks === b.lastTradeTicks &&
     // An option's IV and greeks move with its underlying and the smile, book or not.
     a.markIv === b.markIv &&
-    a.greeks?.delta === b.greeks?.delta
+    a.greeks?.delta === b.greeks?.delta &&
+    a.greeks?.gamma === b.greeks?.gamma &&
+    a.greeks?.vega === b.greeks?.vega &&
+    a.greeks?.theta === b.greeks?.theta
   );
 }
 

@@ -10,7 +10,7 @@ import { ZommaClient, generateKey, addressOfKey } from '../../src/api/client/ind
 import type { BookView, TradeView } from '../../src/api/client/index.ts';
 import { startSoloNode, until } from '../e2e/helpers.ts';
 import type { AccountInterest, AccountUpdate, BlockUpdate } from '../../src/api/view.ts';
-import type { OracleView } from '../../src/api/view.ts';
+import type { OracleView, TickerView } from '../../src/api/view.ts';
 import { formatAddress } from '../../src/crypto/index.ts';
 import { ApiError } from '../../src/api/errors.ts';
 import type { BlockResult } from '../../src/exchange/index.ts';
@@ -19,7 +19,7 @@ import { DEVNET_LISTING } from '../../src/exchange/genesis.ts';
 import { daysFromCivil, expiryMsOfDay, MS_PER_DAY } from '../../src/exchange/instruments/index.ts';
 import type { CommittedBlock, ZommaNode } from '../../src/node/node.ts';
 import type { Storage } from '../../src/node/storage/index.ts';
-import { ChainView, lastKept } from '../../src/node/view.ts';
+import { ChainView, lastKept, sameTicker } from '../../src/node/view.ts';
 import { Mempool } from '../../src/node/mempool/mempool.ts';
 import type { AddResult } from '../../src/node/mempool/mempool.ts';
 import { SignatureCache } from '../../src/node/mempool/sigcache.ts';
@@ -2374,5 +2374,22 @@ test('a damaged old block stops the restart reading transactions back there, not
     assert.equal(lookup(older), undefined);
   } finally {
     restarted.close();
+  }
+});
+
+test("an option's ticker is sent again when any of its greeks moves, not only its delta", () => {
+  const ticker: TickerView = {
+    instrument: 'BTC-27NOV26-60000-C',
+    height: 7,
+    markTicks: 1_234,
+    indexTicks: 1_234,
+    openInterestLots: 3,
+    markIv: '0.6',
+    greeks: { delta: '0.5', gamma: '0.0001', vega: '25.1', theta: '-40.2' },
+  };
+  assert.equal(sameTicker(ticker, { ...ticker }), true, 'the same ticker');
+  for (const greek of ['delta', 'gamma', 'vega', 'theta'] as const) {
+    const moved = { ...ticker, greeks: { ...ticker.greeks!, [greek]: '1.5' } };
+    assert.equal(sameTicker(ticker, moved), false, `${greek} moved`);
   }
 });
