@@ -235,7 +235,7 @@ test('property: a portfolio of dated futures and options needs no more than its 
 
 test('a dated future kept linear beside its options never takes initial above the whole scenario, with long options of another underlying', () => {
   const h = harness();
-  h.smiles = [...h.smiles, { underlying: 'ETH', expiryMs: EXPIRY_MS, svi: FLAT }];
+  h.smiles = [...(h.smiles ?? []), { underlying: 'ETH', expiryMs: EXPIRY_MS, svi: FLAT }];
   h.fund(alice, 100_000n * USDC);
   h.fund(bob, 1_000_000n * USDC);
   h.block([], MINUTE_MS);
