@@ -7,7 +7,9 @@
 //     scenario maintenance. Where its dated futures need less beside the
 //     options than with them (linear, as in a subaccount of their own), they
 //     stay linear: initial and maintenance each take the smaller, so a
-//     portfolio never needs more than its parts;
+//     portfolio never needs more than its parts (and initial, whose long
+//     premium is one floor over every underlying, never more than with every
+//     future in the scenario);
 //   - dated futures of other underlyings keep the linear formula of margin.ts.
 // Resting orders: the linear formula counts each market at the side of its
 // orders that leaves the larger position (exposureLots); the scenario margin
@@ -20,7 +22,7 @@
 // option) and cached on the market (derived, not state).
 // Cost: O(records × scenarios) bigint multiply-adds, two scenario passes;
 // with options and dated futures of one underlying, four more over its records
-// (with them, beside them) and two more in all.
+// (with them, beside them) and two or three more in all.
 
 import { divBig } from '../lib/int.ts';
 import { imfPpm } from './margin.ts';
@@ -255,6 +257,16 @@ export function listedMargin(
     }
     requirementOf(state, entries, withOptions, linearInitial);
     initial = requirement.initialQuote;
+    if (linearInitial.size !== 0) {
+      // Initial is not a sum over underlyings: the long premium of all of them
+      // is one floor under the scenario losses of all of them. A future kept
+      // out of the scenario beside another underlying's long options then
+      // pays its linear rate on top of the premium, where in the scenario it
+      // would have been under the floor: the account's whole scenario may
+      // need less, and initial never takes more than it.
+      requirementOf(state, entries, withOptions, NONE);
+      if (requirement.initialQuote < initial) initial = requirement.initialQuote;
+    }
     requirementOf(state, entries, withOptions, linearMaintenance);
     maintenance = requirement.maintenanceQuote;
   }

@@ -9,6 +9,7 @@ import {
   scenarioInitialOverRanges,
   scenarioMargin,
 } from '../../src/exchange/options/index.ts';
+import { scenarioOf } from '../../src/exchange/listed_margin.ts';
 import { applyTrade, sizeIn } from '../../src/exchange/position.ts';
 import {
   equityQuote,
@@ -229,5 +230,56 @@ test('property: a portfolio of dated futures and options needs no more than its 
       },
     ),
     { seed: 11, numRuns: 60 },
+  );
+});
+
+test('a dated future kept linear beside its options never takes initial above the whole scenario, with long options of another underlying', () => {
+  const h = harness();
+  h.smiles = [...(h.smiles ?? []), { underlying: 'ETH', expiryMs: EXPIRY_MS, svi: FLAT }];
+  h.fund(alice, 100_000n * USDC);
+  h.fund(bob, 1_000_000n * USDC);
+  h.block([], MINUTE_MS);
+  const state = h.ex.state;
+  const a = h.account(alice)!;
+  const b = h.account(bob)!;
+  // Long 1 BTC of the future and one far BTC call ($0.50): alone, the future
+  // needs less linear (5%) than in the scenario (12.5%). Long ETH calls and
+  // puts in the money ($20,000 of premium, little scenario loss): the premium
+  // is the floor of the account's initial, and the future's $6,250 of
+  // scenario loss fits under it.
+  const held: [string, number][] = [
+    [FUTURE, 10_000],
+    ['BTC-2MAR26-52000-C', 1],
+    ['ETH-2MAR26-2900-C', 1_000],
+    ['ETH-2MAR26-3100-P', 1_000],
+  ];
+  for (const [name, lots] of held) {
+    const m = state.marketByName.get(name)!;
+    applyTrade(state, m, a, lots, m.markTicks);
+    applyTrade(state, m, b, -lots, m.markTicks);
+  }
+  const marks = new Map(
+    held.map(([name]) => [name, scenarioOf(state, state.marketByName.get(name)!)]),
+  );
+  const whole = scenarioInitialOverRanges(
+    held.map(([instrument, lots]) => ({ instrument, lowLots: lots, highLots: lots })),
+    marks,
+    state.listing!.scenario,
+  );
+  const premium = held
+    .filter(([name]) => name.startsWith('ETH'))
+    .reduce(
+      (sum, [name, lots]) => sum + BigInt(lots) * state.marketByName.get(name)!.markQuotePerLot,
+      0n,
+    );
+  assert.ok(
+    whole < premium + 2_500n * USDC,
+    `the whole scenario ${whole} is below premium + linear`,
+  );
+  // The future's linear $2,500 on top of the premium would be more than that.
+  assert.equal(initialMarginQuote(state, a), whole);
+  assert.ok(
+    maintenanceMarginQuote(state, a) <= initialMarginQuote(state, a),
+    'maintenance within initial',
   );
 });
