@@ -2,7 +2,9 @@
 // checks first (size, canonical decoding, chain, fields), drops duplicates by
 // hash, then checks signatures in the crypto VerifyPool in batches (one batch
 // per turn of the event loop, whatever arrived meanwhile), and finally applies
-// the limits: per account, per gossiping peer, then in total. A full pool
+// the limits: per account, per gossiping peer, then in total (a peer's gossip
+// is held to them before its check too, counting what still waits for one,
+// and at most pendingChecksMax wait at once, batches being checked included). A full pool
 // refuses a peer's gossip (it never pushes out what is held); a client's
 // transaction evicts to make room: first the oldest of the peer whose gossip
 // holds the most bytes, then, with no gossip left, the oldest of all. Proposals reap in arrival order (the exchange orders
@@ -85,6 +87,8 @@ export interface MempoolLimits {
   readonly perAccountMax: number;
   readonly perPeerTxsMax: number;
   readonly perPeerBytesMax: number;
+  /** Transactions waiting for their signature check at once, batches being checked included. */
+  readonly pendingChecksMax: number;
 }
 
 export interface MempoolOptions {
@@ -132,7 +136,16 @@ export class Mempool {
    */
   private readonly committedRing: string[] = [];
   private committedNext = 0;
+  /** Every transaction waiting for its signature check: queued, or in a batch being checked. */
   private readonly pendingHashes = new Set<string>();
+  /**
+   * What each peer's gossip waiting for its check would add to its share, and
+   * all peers' together to the pool: counted before a check, so that a burst
+   * of gossip is refused beyond what could still be admitted instead of
+   * costing a check each and being refused after it.
+   */
+  private readonly pendingPerPeer = new Map<string, { txs: number; bytes: number }>();
+  private readonly pendingGossip = { txs: 0, bytes: 0 };
   private pending: Pending[] = [];
   private flushScheduled = false;
   private seq = 0;
@@ -150,6 +163,7 @@ export class Mempool {
       perAccountMax: options.limits?.perAccountMax ?? MEMPOOL_TXS_PER_ACCOUNT_MAX,
       perPeerTxsMax: options.limits?.perPeerTxsMax ?? MEMPOOL_TXS_PER_PEER_MAX,
       perPeerBytesMax: options.limits?.perPeerBytesMax ?? MEMPOOL_BYTES_PER_PEER_MAX,
+      pendingChecksMax: options.limits?.pendingChecksMax ?? MEMPOOL_PENDING_CHECKS_MAX,
     };
   }
 
@@ -217,9 +231,10 @@ export class Mempool {
     }
     // Checked again at admission; refused here, a peer's gossip past its share
     // or into a full pool costs no signature check.
-    const refused = from === null ? null : this.peerRefusal(hash, from, checked.bytes.length);
+    const refused = from === null ? null : this.peerRefusal(hash, from, checked.bytes.length, true);
     if (refused !== null) return Promise.resolve(refused);
-    if (this.pending.length >= MEMPOOL_PENDING_CHECKS_MAX) {
+    // pendingHashes, not `pending`: the batches already being checked wait too.
+    if (this.pendingHashes.size >= this.limits.pendingChecksMax) {
       return Promise.resolve(
         this.reject(hash, 'MempoolBusy', 'too many transactions being checked'),
       );
@@ -227,6 +242,7 @@ export class Mempool {
     if (this.options.signatures.has(hash))
       return Promise.resolve(this.admit([{ checked, hash, from }])[0]!);
     this.pendingHashes.add(hash);
+    if (from !== null) this.countPending(from, checked.bytes.length, 1);
     return new Promise((resolve) => {
       this.pending.push({ checked, hash, from, resolve });
       if (!this.flushScheduled) {
@@ -260,7 +276,7 @@ export class Mempool {
       verdicts = slots.map((k) => k < 0 || checked[k] === true);
     } catch (error) {
       for (const p of batch) {
-        this.pendingHashes.delete(p.hash);
+        this.settle(p);
         p.resolve(
           this.reject(p.hash, 'MempoolBusy', `signature check unavailable: ${String(error)}`),
         );
@@ -269,7 +285,7 @@ export class Mempool {
     }
     const good: Pending[] = [];
     batch.forEach((p, i) => {
-      this.pendingHashes.delete(p.hash);
+      this.settle(p);
       if (verdicts[i] === true) {
         this.options.signatures.add(p.hash);
         good.push(p);
@@ -281,6 +297,22 @@ export class Mempool {
       good.map((p) => ({ checked: p.checked, hash: p.hash, from: p.from })),
     );
     good.forEach((p, i) => p.resolve(results[i]!));
+  }
+
+  /** A pending transaction's check is over: it no longer waits, nor counts against its peer. */
+  private settle(p: Pending): void {
+    this.pendingHashes.delete(p.hash);
+    if (p.from !== null) this.countPending(p.from, p.checked.bytes.length, -1);
+  }
+
+  private countPending(from: string, bytes: number, sign: 1 | -1): void {
+    this.pendingGossip.txs += sign;
+    this.pendingGossip.bytes += sign * bytes;
+    const share = this.pendingPerPeer.get(from) ?? { txs: 0, bytes: 0 };
+    share.txs += sign;
+    share.bytes += sign * bytes;
+    if (share.txs === 0) this.pendingPerPeer.delete(from);
+    else this.pendingPerPeer.set(from, share);
   }
 
   private admit(
@@ -329,23 +361,35 @@ export class Mempool {
     return results;
   }
 
-  /** Why a peer's gossip of `size` bytes is refused now (its share, or a full pool), or null. */
-  private peerRefusal(hash: string, from: string, size: number): AddResult | null {
+  /**
+   * Why a peer's gossip of `size` bytes is refused now (its share, or a full
+   * pool), or null. Before its check (`withPending`), gossip still waiting for
+   * its own check counts as held.
+   */
+  private peerRefusal(
+    hash: string,
+    from: string,
+    size: number,
+    withPending = false,
+  ): AddResult | null {
     const share = this.perPeer.get(from);
-    if (
-      share !== undefined &&
-      (share.hashes.size >= this.limits.perPeerTxsMax ||
-        share.bytes + size > this.limits.perPeerBytesMax)
-    ) {
+    const waiting = withPending ? this.pendingPerPeer.get(from) : undefined;
+    const txs = (share?.hashes.size ?? 0) + (waiting?.txs ?? 0);
+    const bytes = (share?.bytes ?? 0) + (waiting?.bytes ?? 0);
+    if (txs >= this.limits.perPeerTxsMax || bytes + size > this.limits.perPeerBytesMax) {
       return this.reject(hash, 'MempoolPeerFull', "the peer's gossip holds its share");
     }
-    if (this.isFull(size)) return this.reject(hash, 'MempoolFull', 'the mempool is full');
+    const more = withPending ? this.pendingGossip : { txs: 0, bytes: 0 };
+    if (this.isFull(size, more.txs, more.bytes)) {
+      return this.reject(hash, 'MempoolFull', 'the mempool is full');
+    }
     return null;
   }
 
-  private isFull(bytes: number): boolean {
+  private isFull(bytes: number, moreTxs = 0, moreBytes = 0): boolean {
     return (
-      this.entries.size >= this.limits.txsMax || this.bytesTotal + bytes > this.limits.bytesMax
+      this.entries.size + moreTxs >= this.limits.txsMax ||
+      this.bytesTotal + moreBytes + bytes > this.limits.bytesMax
     );
   }
 

@@ -276,3 +276,114 @@ test('committed hashes: the newest MEMPOOL_COMMITTED_HASHES_MAX are remembered, 
   commitOthers(1);
   assert.equal(await refused(second), false);
 });
+
+/** A verifier whose batches wait until `release` is called: batches in flight across turns. */
+function gatedVerifier() {
+  const gates: (() => void)[] = [];
+  const state = {
+    checked: 0,
+    verifyBatch: async (items: readonly VerifyItem[]): Promise<boolean[]> => {
+      state.checked += items.length;
+      await new Promise<void>((resolve) => gates.push(resolve));
+      return items.map((i) => verifyRaw(i.publicKey, i.message, i.signature));
+    },
+    release: () => gates.splice(0).forEach((open) => open()),
+  };
+  return state;
+}
+
+const turn = () => new Promise((resolve) => setImmediate(resolve));
+
+test("a peer's burst is held to its share before any check, counting its gossip still being checked", async () => {
+  const verifier = gatedVerifier();
+  const pool = new Mempool({
+    chainId: CHAIN,
+    verifyBatch: verifier.verifyBatch,
+    signatures: new SignatureCache(),
+    limits: { perPeerTxsMax: 3 },
+  });
+  const first = [1, 2, 3, 4, 5].map((n) => pool.add(faucet(43, n).bytes, 'p1'));
+  await turn();
+  assert.equal(verifier.checked, 3, 'one turn: only its share is checked');
+  // Its first batch is still being checked: the next turn's gossip is past the share too.
+  const second = [6, 7].map((n) => pool.add(faucet(43, n).bytes, 'p1'));
+  const other = pool.add(faucet(44, 1).bytes, 'p2');
+  await turn();
+  assert.equal(verifier.checked, 4, "only the other peer's is checked");
+  verifier.release();
+  await turn();
+  verifier.release();
+  const results = await Promise.all([...first, ...second, other]);
+  assert.deepEqual(
+    results.map((r) => (r.ok ? 'ok' : r.code)),
+    ['ok', 'ok', 'ok', 'MempoolPeerFull', 'MempoolPeerFull'].concat([
+      'MempoolPeerFull',
+      'MempoolPeerFull',
+      'ok',
+    ]),
+  );
+  assert.equal(pool.size, 4);
+  // Checked and admitted, its share frees as its transactions leave.
+  pool.removeCommitted([hex(faucet(43, 1))]);
+  const again = pool.add(faucet(43, 8).bytes, 'p1');
+  await turn();
+  verifier.release();
+  assert.equal((await again).ok, true);
+});
+
+test('gossip into a pool whose free room is taken by gossip being checked is refused before its check', async () => {
+  const verifier = gatedVerifier();
+  const pool = new Mempool({
+    chainId: CHAIN,
+    verifyBatch: verifier.verifyBatch,
+    signatures: new SignatureCache(),
+    limits: { txsMax: 3 },
+  });
+  const held = pool.add(faucet(45, 1).bytes);
+  await turn();
+  verifier.release();
+  assert.equal((await held).ok, true);
+  const gossip = [pool.add(faucet(46, 1).bytes, 'p1'), pool.add(faucet(47, 1).bytes, 'p2')];
+  const late = pool.add(faucet(48, 1).bytes, 'p3');
+  assert.equal(verifier.checked, 1);
+  await turn();
+  assert.equal(verifier.checked, 3, 'two fit the two free places; the third is not checked');
+  verifier.release();
+  const results = await Promise.all([...gossip, late]);
+  assert.deepEqual(
+    results.map((r) => (r.ok ? 'ok' : r.code)),
+    ['ok', 'ok', 'MempoolFull'],
+  );
+  // A client's transaction still makes room, by evicting gossip.
+  const client = pool.add(faucet(49, 1).bytes);
+  await turn();
+  verifier.release();
+  assert.equal((await client).ok, true);
+  assert.equal(pool.size, 3);
+});
+
+test('the bound on transactions waiting for their signature check counts the batches being checked', async () => {
+  const verifier = gatedVerifier();
+  const pool = new Mempool({
+    chainId: CHAIN,
+    verifyBatch: verifier.verifyBatch,
+    signatures: new SignatureCache(),
+    limits: { pendingChecksMax: 2 },
+  });
+  const first = [pool.add(faucet(50, 1).bytes), pool.add(faucet(50, 2).bytes)];
+  await turn();
+  assert.equal(verifier.checked, 2, 'the first batch is being checked');
+  const busy = await pool.add(faucet(50, 3).bytes);
+  assert.deepEqual([busy.ok, !busy.ok && busy.code], [false, 'MempoolBusy']);
+  verifier.release();
+  assert.ok(
+    (await Promise.all(first)).every((r) => r.ok),
+    'the first batch is admitted',
+  );
+  // Checked, they no longer wait: room for more.
+  const next = pool.add(faucet(50, 3).bytes);
+  await turn();
+  verifier.release();
+  assert.equal((await next).ok, true);
+  assert.equal(pool.size, 3);
+});
