@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { Exchange, devnetGenesis } from '../../src/exchange/index.ts';
-import type { BlockResult, ExchangeOptions, Genesis } from '../../src/exchange/index.ts';
+import type { BlockResult, ExchangeOptions, Genesis, Offence } from '../../src/exchange/index.ts';
 import type { Action, PlaceOrder, SignedTx } from '../../src/exchange/tx/types.ts';
 import { bytesKey } from '../../src/exchange/keys.ts';
 import { DEVNET_LISTING } from '../../src/exchange/genesis.ts';
@@ -73,7 +73,7 @@ export class Harness {
     return tx;
   }
 
-  block(txs: SignedTx[], dtMs = 1_000): BlockResult {
+  block(txs: SignedTx[], dtMs = 1_000, evidence?: readonly Offence[]): BlockResult {
     this.timeMs += dtMs;
     return this.ex.finalizeBlock({
       height: this.ex.state.height + 1,
@@ -82,6 +82,7 @@ export class Harness {
       txs,
       oracle: this.oracle,
       ...(this.smiles !== null ? { smiles: this.smiles } : {}),
+      ...(evidence !== undefined ? { evidence } : {}),
     });
   }
 

@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { decodeSnapshot, encodeSnapshot } from '../../src/exchange/index.ts';
-import type { BlockResult, Offence } from '../../src/exchange/index.ts';
+import type { BlockResult } from '../../src/exchange/index.ts';
 import type { AttestDeposit, SignedTx } from '../../src/exchange/tx/types.ts';
 import { Harness, USDC, VALIDATORS, genesis, key } from './helpers.ts';
 
@@ -25,16 +25,7 @@ function attest(id: number, who = alice, amountQuote = 5n * USDC): AttestDeposit
 }
 
 function evidenceBlock(h: Harness, v: number, txs: SignedTx[] = []): BlockResult {
-  h.timeMs += 1_000;
-  const offence: Offence = { publicKey: VALIDATORS[v]!.publicKey, height: 1 };
-  return h.ex.finalizeBlock({
-    height: h.ex.state.height + 1,
-    timeMs: h.timeMs,
-    proposer: VALIDATORS[0]!.publicKey,
-    txs,
-    oracle: h.oracle,
-    evidence: [offence],
-  });
+  return h.block(txs, 1_000, [{ publicKey: VALIDATORS[v]!.publicKey, height: 1 }]);
 }
 
 function code(r: { ok: boolean; code?: string; actions: { ok: boolean; code?: string }[] }) {

@@ -24,15 +24,7 @@ function offence(v: number, height = 1): Offence {
 }
 
 function block(h: Harness, evidence: Offence[], txs: SignedTx[] = []): BlockResult {
-  h.timeMs += 1_000;
-  return h.ex.finalizeBlock({
-    height: h.ex.state.height + 1,
-    timeMs: h.timeMs,
-    proposer: VALIDATORS[0]!.publicKey,
-    txs,
-    oracle: h.oracle,
-    evidence,
-  });
+  return h.block(txs, 1_000, evidence);
 }
 
 function jailedEvents(r: BlockResult) {
