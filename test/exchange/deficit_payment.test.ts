@@ -7,7 +7,6 @@ import assert from 'node:assert/strict';
 import {
   Harness,
   USDC,
-  VALIDATORS,
   key,
   limit,
   replacer,
@@ -16,7 +15,7 @@ import {
 } from './helpers.ts';
 import type { Key } from './helpers.ts';
 import { Exchange } from '../../src/exchange/index.ts';
-import type { Block, BlockResult } from '../../src/exchange/index.ts';
+import type { BlockResult } from '../../src/exchange/index.ts';
 import type { ExchangeEvent } from '../../src/exchange/results.ts';
 import type { SignedTx } from '../../src/exchange/tx/types.ts';
 import { decodeSnapshot, encodeSnapshot } from '../../src/exchange/snapshot.ts';
@@ -144,14 +143,7 @@ test('a fund holding less than the deficit pays all it holds, and the account st
 
 /** Runs the block on both nodes; the same results, events and app hash. */
 function both(h: Harness, copy: Exchange, txs: SignedTx[]): BlockResult {
-  h.timeMs += 1_000;
-  const block: Block = {
-    height: h.ex.state.height + 1,
-    timeMs: h.timeMs,
-    proposer: h.ex.state.validators[0]!.publicKey,
-    txs,
-    oracle: h.oracle,
-  };
+  const block = h.nextBlock(txs);
   const ours = h.ex.finalizeBlock(block);
   const theirs = copy.finalizeBlock(block);
   assert.equal(JSON.stringify(theirs, replacer), JSON.stringify(ours, replacer));
@@ -286,18 +278,15 @@ class Mirrored extends Harness {
   readonly mirrors: Exchange[] = [];
 
   override block(txs: SignedTx[], dtMs = 1_000): BlockResult {
-    const height = this.ex.state.height + 1;
-    const ours = super.block(txs, dtMs);
-    const block: Block = {
-      height,
-      timeMs: this.timeMs,
-      proposer: VALIDATORS[0]!.publicKey,
-      txs,
-      oracle: this.oracle,
-    };
+    const block = this.nextBlock(txs, dtMs);
+    const ours = this.ex.finalizeBlock(block);
     const expected = JSON.stringify(ours, replacer);
     for (const node of this.mirrors) {
-      assert.equal(JSON.stringify(node.finalizeBlock(block), replacer), expected, `${height}`);
+      assert.equal(
+        JSON.stringify(node.finalizeBlock(block), replacer),
+        expected,
+        `${block.height}`,
+      );
     }
     return ours;
   }

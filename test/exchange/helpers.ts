@@ -5,7 +5,13 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { Exchange, devnetGenesis } from '../../src/exchange/index.ts';
-import type { BlockResult, ExchangeOptions, Genesis, Offence } from '../../src/exchange/index.ts';
+import type {
+  Block,
+  BlockResult,
+  ExchangeOptions,
+  Genesis,
+  Offence,
+} from '../../src/exchange/index.ts';
 import type { Action, PlaceOrder, SignedTx } from '../../src/exchange/tx/types.ts';
 import { bytesKey } from '../../src/exchange/keys.ts';
 import { DEVNET_LISTING } from '../../src/exchange/genesis.ts';
@@ -74,8 +80,16 @@ export class Harness {
   }
 
   block(txs: SignedTx[], dtMs = 1_000, evidence?: readonly Offence[]): BlockResult {
+    return this.ex.finalizeBlock(this.nextBlock(txs, dtMs, evidence));
+  }
+
+  /**
+   * The next block, `dtMs` after the last, without running it: for a test
+   * that runs the same block on another node too (one restored from a snapshot).
+   */
+  nextBlock(txs: SignedTx[], dtMs = 1_000, evidence?: readonly Offence[]): Block {
     this.timeMs += dtMs;
-    return this.ex.finalizeBlock({
+    return {
       height: this.ex.state.height + 1,
       timeMs: this.timeMs,
       proposer: VALIDATORS[0]!.publicKey,
@@ -83,7 +97,7 @@ export class Harness {
       oracle: this.oracle,
       ...(this.smiles !== null ? { smiles: this.smiles } : {}),
       ...(evidence !== undefined ? { evidence } : {}),
-    });
+    };
   }
 
   /** Runs one transaction in its own block and returns its single action result. */

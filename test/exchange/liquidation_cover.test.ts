@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { Harness, USDC, VALIDATORS, genesis, key, limit, replacer } from './helpers.ts';
 import type { Key } from './helpers.ts';
 import { Exchange } from '../../src/exchange/index.ts';
-import type { Block, BlockResult } from '../../src/exchange/index.ts';
+import type { BlockResult } from '../../src/exchange/index.ts';
 import type { SignedTx } from '../../src/exchange/tx/types.ts';
 import { equityQuote } from '../../src/exchange/margin.ts';
 import { decodeSnapshot, encodeSnapshot } from '../../src/exchange/snapshot.ts';
@@ -221,14 +221,7 @@ test('a liquidation the per-block cap cuts short keeps the cover only for what i
  * node restored from a snapshot: the same results and the same appHash.
  */
 function onBoth(h: Harness, copy: Exchange, txs: SignedTx[]): BlockResult {
-  h.timeMs += 1_000;
-  const block: Block = {
-    height: h.ex.state.height + 1,
-    timeMs: h.timeMs,
-    proposer: VALIDATORS[0]!.publicKey,
-    txs,
-    oracle: h.oracle,
-  };
+  const block = h.nextBlock(txs);
   const ours = h.ex.finalizeBlock(block);
   const theirs = copy.finalizeBlock(block);
   assert.equal(JSON.stringify(theirs.results, replacer), JSON.stringify(ours.results, replacer));

@@ -11,7 +11,6 @@ import {
 } from '../../src/exchange/margin.ts';
 import { decodeSnapshot, encodeSnapshot } from '../../src/exchange/snapshot.ts';
 import type { GovProposal } from '../../src/exchange/tx/types.ts';
-import type { Block } from '../../src/exchange/index.ts';
 
 const BTC = 'BTC-PERPETUAL';
 const ONE_BTC = 10_000;
@@ -109,14 +108,9 @@ test('an account below zero equity that a halt keeps from liquidation pauses no 
   h.block([]);
   assert.ok(h.ex.state.underwater.has(h.account(a)!), 'a is underwater');
   const copy = decodeSnapshot(encodeSnapshot(h.ex), { checkInvariants: true });
-  h.timeMs += 1_000;
-  const block: Block = {
-    height: h.ex.state.height + 1,
-    timeMs: h.timeMs,
-    proposer: VALIDATORS[0]!.publicKey,
-    txs: [h.tx(b, { kind: 'withdraw', amountQuote: 1_000n * USDC, destination: 'x' })],
-    oracle: h.oracle,
-  };
+  const block = h.nextBlock([
+    h.tx(b, { kind: 'withdraw', amountQuote: 1_000n * USDC, destination: 'x' }),
+  ]);
   const ours = h.ex.finalizeBlock(block);
   const theirs = copy.finalizeBlock(block);
   // a lacks $425, the fund holds $10,000: were the market to resume, a would

@@ -177,14 +177,7 @@ function pausesOnRestoredNodes(insuranceFundQuote: bigint, seeds: readonly numbe
         );
       }
       const unresolved = h.ex.state.underwater.size + h.ex.state.deficits.size;
-      h.timeMs += 1_000;
-      const block: Block = {
-        height: h.ex.state.height + 1,
-        timeMs: h.timeMs,
-        proposer: h.ex.state.validators[0]!.publicKey,
-        txs,
-        oracle: h.oracle,
-      };
+      const block = h.nextBlock(txs);
       const ours = h.ex.finalizeBlock(block);
       const seen = JSON.stringify(ours.results, replacer);
       for (const node of nodes.includes(fresh) ? nodes : [...nodes, fresh]) {

@@ -9,7 +9,6 @@ import assert from 'node:assert/strict';
 import { Harness, USDC, VALIDATORS, genesis, key, limit, replacer } from './helpers.ts';
 import { Prng } from '../../src/lib/prng.ts';
 import { Exchange } from '../../src/exchange/index.ts';
-import type { Block } from '../../src/exchange/index.ts';
 import type { SignedTx } from '../../src/exchange/tx/types.ts';
 import { decodeSnapshot, encodeSnapshot } from '../../src/exchange/snapshot.ts';
 import { equityQuote } from '../../src/exchange/margin.ts';
@@ -130,14 +129,7 @@ function run(seed: number, insuranceFundQuote: bigint, feePpm: number) {
     }
     for (const x of extra) txs.splice(prng.int(txs.length + 1), 0, x);
     const negativeBefore = h.ex.state.underwater.size + h.ex.state.deficits.size;
-    h.timeMs += 1_000;
-    const block: Block = {
-      height: h.ex.state.height + 1,
-      timeMs: h.timeMs,
-      proposer: VALIDATORS[0]!.publicKey,
-      txs,
-      oracle: h.oracle,
-    };
+    const block = h.nextBlock(txs);
     const deficitsBefore = h.ex.state.deficits.size;
     const ours = h.ex.finalizeBlock(block);
     const seen = JSON.stringify(ours.results, replacer);
