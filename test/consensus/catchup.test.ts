@@ -457,7 +457,15 @@ test('a peer keeps the catch-up role only by answering with the block we asked f
 
 /** Runs 4 replicas with replica 3 cut off at height 1; keeps, per height, a vote replica 1 sent to replica 0. */
 function runWithLagging(height: number): { h: Harness; votes: Map<number, Uint8Array> } {
-  const h = new Harness({ n: 4, seed: 35 });
+  return lagThird(new Harness({ n: 4, seed: 35 }), height);
+}
+
+/**
+ * Starts `h` with replica 3 cut off, until replica 0 heard replica 1's vote
+ * at `height` (replica 3 still at height 1); keeps, per height, a vote
+ * replica 1 sent to replica 0.
+ */
+function lagThird(h: Harness, height: number): { h: Harness; votes: Map<number, Uint8Array> } {
   const votes = new Map<number, Uint8Array>();
   h.filter = (from, to, bytes) => {
     const m = decode(messageCodec, bytes);
@@ -465,7 +473,10 @@ function runWithLagging(height: number): { h: Harness; votes: Map<number, Uint8A
     return from !== 3 && to !== 3;
   };
   h.startAll();
-  assert.ok(h.run(() => votes.has(height)));
+  assert.ok(
+    h.run(() => votes.has(height)),
+    `the others reach height ${height}`,
+  );
   assert.equal(h.nodes[3]!.replica.height, 1);
   return { h, votes };
 }
@@ -766,19 +777,7 @@ function runLargeWithLagging(
             ...new Array<Uint8Array>(largeTxCount(at)).fill(tx),
           ];
   }
-  const votes = new Map<number, Uint8Array>();
-  h.filter = (from, to, bytes) => {
-    const m = decode(messageCodec, bytes);
-    if (from === 1 && to === 0 && m.kind === 'vote') votes.set(m.vote.height, bytes);
-    return from !== 3 && to !== 3;
-  };
-  h.startAll();
-  assert.ok(
-    h.run(() => votes.has(height)),
-    `the others reach height ${height}`,
-  );
-  assert.equal(h.nodes[3]!.replica.height, 1);
-  return { h, votes };
+  return lagThird(h, height);
 }
 
 /** Catch-up bytes (committedBytesOf's bound) of replica 0's block at `height`. */
