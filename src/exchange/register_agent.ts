@@ -1,7 +1,7 @@
 // registerAgent and revokeAgent: the address's own key lets another key trade
 // (place, cancel, amend) for all its subaccounts until expiresAtMs of block
 // time, or until revoked. Agents never withdraw, transfer or manage agents.
-// Cost: O(1).
+// Cost: O(1); O(AGENTS_PER_ADDRESS_MAX) for a registration at the cap.
 
 import { bytesKey } from './keys.ts';
 import { AGENTS_PER_ADDRESS_MAX } from '../lib/limits.ts';
@@ -32,6 +32,12 @@ export function registerAgent(ctx: Ctx, a: RegisterAgent): ActionResult {
     };
   }
   const agents = (principal.agents ??= new Map());
+  // An expired agent can do nothing but still holds a place: at the cap, the
+  // expired ones go first, so an address that never revokes is not locked out
+  // of new agents. O(AGENTS_PER_ADDRESS_MAX), only at the cap.
+  if (!agents.has(key) && agents.size >= AGENTS_PER_ADDRESS_MAX) {
+    for (const [k, agent] of agents) if (agent.expiresAtMs <= ctx.blockTimeMs) agents.delete(k);
+  }
   if (!agents.has(key) && agents.size >= AGENTS_PER_ADDRESS_MAX) {
     return {
       ok: false,

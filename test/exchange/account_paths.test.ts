@@ -3,7 +3,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { NONCE_FUTURE_MS_MAX, NONCE_WINDOW } from '../../src/lib/limits.ts';
+import { AGENTS_PER_ADDRESS_MAX, NONCE_FUTURE_MS_MAX, NONCE_WINDOW } from '../../src/lib/limits.ts';
 import { bytesKey } from '../../src/exchange/keys.ts';
 import { freeCollateralQuote } from '../../src/exchange/margin.ts';
 import type { Action, BatchableAction } from '../../src/exchange/tx/types.ts';
@@ -178,3 +178,35 @@ test('an active agent is refused withdraw, transfer, faucet and agent management
 function freeOf(h: Harness, k: ReturnType<typeof key>): bigint {
   return freeCollateralQuote(h.ex.state, h.account(k)!);
 }
+
+test('a registration at the agent cap drops the expired agents first; 16 active ones still refuse', () => {
+  const h = new Harness();
+  const a = key('a');
+  h.fund(a, 1_000n * USDC);
+  const register = (name: string, lifeMs: number) =>
+    h.one(a, {
+      kind: 'registerAgent',
+      agentPublicKey: key(name).publicKey,
+      expiresAtMs: h.timeMs + lifeMs,
+    });
+  const agents = () => h.ex.state.principals.get(bytesKey(a.address))!.agents!;
+  // 15 short-lived agents and one long-lived: the cap is full.
+  for (let i = 0; i < AGENTS_PER_ADDRESS_MAX - 1; i++) {
+    assert.equal(register(`short-${i}`, 100_000).actions[0]!.ok, true);
+  }
+  assert.equal(register('long', 1e9).actions[0]!.ok, true);
+  assert.equal(register('refused', 1e9).actions[0]!.code, 'TooManyAgents');
+  h.block([], 200_000);
+  // The 15 have expired: the next registration drops them and takes a place.
+  assert.equal(register('next', 1e9).actions[0]!.ok, true);
+  assert.deepEqual(
+    [...agents().keys()].sort(),
+    [bytesKey(key('long').publicKey), bytesKey(key('next').publicKey)].sort(),
+  );
+  // Fill the cap again with active agents: nothing has expired, so it refuses.
+  for (let i = 0; i < AGENTS_PER_ADDRESS_MAX - 2; i++) {
+    assert.equal(register(`more-${i}`, 1e9).actions[0]!.ok, true);
+  }
+  assert.equal(register('over', 1e9).actions[0]!.code, 'TooManyAgents');
+  assert.equal(agents().size, AGENTS_PER_ADDRESS_MAX);
+});
