@@ -47,7 +47,6 @@ import { bytesKey } from './keys.ts';
 import { NEVER, isStale, oracleStateCodec } from './oracle/aggregate.ts';
 import {
   ACCOUNTS_MAX,
-  BOOK_ORDERS_MAX,
   GENESIS_VALIDATORS_MAX,
   LISTED_MARKETS_MAX,
   PENDING_DEPOSITS_MAX,
@@ -270,13 +269,17 @@ export function readSnapshot(r: Reader, options: ExchangeOptions = {}): Exchange
   }
   for (const v of s.validators) readValidatorInto(r, v, `${f}.validators`);
   s.totalStake = activeStake(s);
+  // Every book's orders, each of which has one record (read after the books).
+  let restingOrders = 0;
   for (const m of s.markets) {
     readMarketState(r, m, `${f}.markets[${m.index}]`);
     m.book = readBookOrders(r, `${f}.markets[${m.index}].book`, lastOrderId);
+    restingOrders += m.book.orderCount;
     if (m.auction !== null) {
       const g = `${f}.markets[${m.index}].auction`;
       m.auction.bids = readBookOrders(r, `${g}.bids`, lastOrderId);
       m.auction.asks = readBookOrders(r, `${g}.asks`, lastOrderId);
+      restingOrders += m.auction.bids.orderCount + m.auction.asks.orderCount;
     }
   }
   if (s.listing !== null) {
@@ -298,6 +301,7 @@ export function readSnapshot(r: Reader, options: ExchangeOptions = {}): Exchange
       s.markets.push(m);
       readMarketState(r, m, g);
       m.book = readBookOrders(r, `${g}.book`, lastOrderId);
+      restingOrders += m.book.orderCount;
     }
   }
   const listedAt =
@@ -342,7 +346,15 @@ export function readSnapshot(r: Reader, options: ExchangeOptions = {}): Exchange
     if (a === undefined) throw new DecodeError(`${f}.deficits`, 'unknown account');
     s.deficits.add(a);
   }
-  const orderCount = r.uvarint(`${f}.orders`, BOOK_ORDERS_MAX);
+  // BOOK_ORDERS_MAX bounds one book, not the records of every book together:
+  // one record per resting order, whatever the books hold between them.
+  const orderCount = r.uvarint(`${f}.orders`);
+  if (orderCount !== restingOrders) {
+    throw new DecodeError(
+      `${f}.orders`,
+      `${orderCount} records for ${restingOrders} resting orders`,
+    );
+  }
   let lastId = 0;
   for (let i = 0; i < orderCount; i++) {
     const g = `${f}.orders[${i}]`;

@@ -11,7 +11,10 @@ import type { CommittedBlock, PeerId } from '../../src/consensus/index.ts';
 import { blockHashOf, committedBlockCodec } from '../../src/consensus/index.ts';
 import { sha256 } from '../../src/crypto/index.ts';
 import { concatBytes, toHex, utf8 } from '../../src/lib/bytes.ts';
+import { Prng } from '../../src/lib/prng.ts';
 import {
+  SNAPSHOT_BYTES_MAX,
+  SYNC_ATTEMPTS_MAX,
   SYNC_CANDIDATES_MAX,
   SYNC_CANDIDATES_PER_PEER_MAX,
   SYNC_CHUNK_BYTES,
@@ -84,7 +87,18 @@ function restore(bytes: Uint8Array): RestoredState {
 const realSnapshot = (h: number) => snapshotOf(h, chain.appHashes.get(h)!);
 const fakeSnapshot = (h: number) => snapshotOf(h, sha256(utf8(`fake ${h}`)));
 
+const offers = new WeakMap<Uint8Array, SnapshotOffer>();
+
+/** The offer of a snapshot (kept: the tests hash each snapshot once). */
 function offerOf(height: number, bytes: Uint8Array): SnapshotOffer {
+  const known = offers.get(bytes);
+  if (known !== undefined && known.height === height) return known;
+  const offer = hashedOffer(height, bytes);
+  offers.set(bytes, offer);
+  return offer;
+}
+
+function hashedOffer(height: number, bytes: Uint8Array): SnapshotOffer {
   const chunkHashes: Uint8Array[] = [];
   for (let i = 0; i < chunkCountOf(bytes.length); i++) {
     chunkHashes.push(sha256(bytes.subarray(i * SYNC_CHUNK_BYTES, (i + 1) * SYNC_CHUNK_BYTES)));
@@ -106,6 +120,8 @@ interface Peer {
   readonly delayMs?: number;
   /** Answers every block request with `pruned` (claims to hold none). */
   readonly prunesAll?: boolean;
+  /** Replaces the answers above: what the peer sends for `message`, given the honest answer. */
+  readonly lie?: (message: SyncMessage, honest: SyncMessage | null) => SyncMessage[];
 }
 
 const honestBlock = (height: number): CommittedBlock | null => chain.blocks.get(height) ?? null;
@@ -185,9 +201,14 @@ class FakePeers implements PeerNetwork {
     this.requests.push({ peer, message });
     const rules = this.peers.get(peer)!;
     const answer = answerOf(rules, message);
-    if (answer === null) return;
-    const reply = frame(CHANNEL.sync, encodeSyncMessage(answer));
-    const delayMs = answer.kind === 'offers' ? 0 : (rules.delayMs ?? 0);
+    const answers = rules.lie?.(message, answer) ?? (answer === null ? [] : [answer]);
+    for (const a of answers) this.deliver(peer, rules, a);
+  }
+
+  /** A message from `peer`, as if it had sent it unasked. */
+  deliver(peer: PeerId, rules: Peer, message: SyncMessage): void {
+    const reply = frame(CHANNEL.sync, encodeSyncMessage(message));
+    const delayMs = message.kind === 'offers' ? 0 : (rules.delayMs ?? 0);
     if (delayMs > 0) this.clock.after(delayMs, () => this.handler?.(peer, reply));
     else queueMicrotask(() => this.handler?.(peer, reply));
   }
@@ -579,4 +600,218 @@ test('a peer answering pruned to every block request is asked once per block, no
     network.asked('liar', 'blockRequest') <= network.blockRequests().length / 2,
     `the liar was asked ${network.asked('liar', 'blockRequest')} of ${network.blockRequests().length} block requests`,
   );
+});
+
+// --- seeded liars ------------------------------------------------------------
+
+/** Snapshots of a whole chunk and a part, so that chunks can come out of order or from elsewhere. */
+const chunked = new Map<string, Uint8Array>();
+function chunkedSnapshot(h: number, real: boolean): Uint8Array {
+  const key = `${h}:${real}`;
+  let bytes = chunked.get(key);
+  if (bytes === undefined) {
+    const appHash = real ? chain.appHashes.get(h)! : sha256(utf8(`fake ${h}`));
+    bytes = snapshotOf(h, appHash, SYNC_CHUNK_BYTES + 1_000);
+    chunked.set(key, bytes);
+  }
+  return bytes;
+}
+
+const hugeOffers = new Map<number, SnapshotOffer>();
+
+/** An offer no bytes back: the largest size, chunk hashes of nothing. */
+function hugeOffer(h: number): SnapshotOffer {
+  const count = chunkCountOf(SNAPSHOT_BYTES_MAX);
+  const known = hugeOffers.get(h);
+  if (known !== undefined) return known;
+  const offer: SnapshotOffer = {
+    height: h,
+    format: SNAPSHOT_FORMAT,
+    sizeBytes: SNAPSHOT_BYTES_MAX,
+    chunkHashes: Array.from({ length: count }, (_, i) => sha256(utf8(`huge ${h} ${i}`))),
+    snapshotHash: sha256(utf8(`huge ${h}`)),
+  };
+  hugeOffers.set(h, offer);
+  return offer;
+}
+
+const LIES = [
+  'honest',
+  'silent',
+  'flippedChunk',
+  'otherIndex',
+  'mislabelled',
+  'replay',
+  'otherHeight',
+  'uncertified',
+  'alteredHeader',
+  'forgedBody',
+  'garbage',
+  'pruned',
+  'twice',
+] as const;
+
+/** What a lying peer sends for one request: the honest answer damaged one of the ways above. */
+function lieAbout(
+  rng: Prng,
+  message: SyncMessage,
+  honest: SyncMessage | null,
+  snapshots: ReadonlyMap<number, Uint8Array>,
+  past: readonly SyncMessage[],
+): SyncMessage[] {
+  const lie = LIES[rng.int(LIES.length)]!;
+  const block = (b: CommittedBlock, height: number): SyncMessage => ({
+    kind: 'block',
+    height,
+    bytes: encode(committedBlockCodec, b),
+  });
+  switch (lie) {
+    case 'honest':
+      return honest === null ? [] : [honest];
+    case 'silent':
+      return [];
+    case 'replay':
+      return past.length === 0 ? [] : [past[rng.int(past.length)]!];
+    case 'twice':
+      return honest === null ? [] : [honest, honest, ...past.slice(-1)];
+    default:
+  }
+  if (message.kind === 'chunkRequest') {
+    if (honest?.kind !== 'chunk') return [];
+    const { height, index } = message;
+    if (lie === 'flippedChunk') {
+      const bytes = honest.bytes.slice();
+      bytes[rng.int(bytes.length)]! ^= 1 << rng.int(8);
+      return [{ ...honest, bytes }];
+    }
+    if (lie === 'otherIndex') {
+      const snapshot = snapshots.get(height)!;
+      const other = (index + 1) % chunkCountOf(snapshot.length);
+      const start = other * SYNC_CHUNK_BYTES;
+      return [{ ...honest, bytes: snapshot.slice(start, start + SYNC_CHUNK_BYTES) }];
+    }
+    if (lie === 'mislabelled') {
+      return [
+        rng.int(2) === 0 ? { ...honest, index: index + 1 } : { ...honest, height: height + 1 },
+      ];
+    }
+    // The same chunk of the other snapshot at this height (real for a fake, fake for a real one).
+    const other = chunkedSnapshot(height, snapshots.get(height) !== chunkedSnapshot(height, true));
+    const start = index * SYNC_CHUNK_BYTES;
+    return [{ ...honest, bytes: other.slice(start, start + SYNC_CHUNK_BYTES) }];
+  }
+  if (message.kind !== 'blockRequest') return [];
+  const h = message.height;
+  const real = chain.blocks.get(h);
+  if (real === undefined) return [];
+  switch (lie) {
+    case 'pruned':
+      return [{ kind: 'pruned', height: h, firstHeight: h + 1 + rng.int(5) }];
+    case 'otherHeight': {
+      const other = chain.blocks.get(h + (rng.int(2) === 0 ? 1 : -1));
+      return other === undefined ? [] : [block(other, h)];
+    }
+    case 'uncertified': {
+      const other = chain.blocks.get(h - 1);
+      return other === undefined ? [] : [block({ ...real, commit: other.commit }, h)];
+    }
+    case 'alteredHeader': {
+      const header = { ...real.block.header, previousAppHash: sha256(utf8(`lie ${h}`)) };
+      return [block({ ...real, block: { ...real.block, header } }, h)];
+    }
+    case 'forgedBody':
+      return [block(forgedBody(h), h)];
+    case 'garbage':
+      return [{ kind: 'block', height: h, bytes: sha256(utf8(`garbage ${h}`)) }];
+    default:
+      return [honest ?? { kind: 'pruned', height: h, firstHeight: h + 1 }];
+  }
+}
+
+/** A peer that lies by `rng`: what it offers is drawn once, each answer anew. */
+function lyingPeer(rng: Prng): Peer {
+  const heights = [12, 16, 20, TIP + 5];
+  const snapshots = new Map<number, Uint8Array>();
+  const offers: SnapshotOffer[] = [];
+  const kind = rng.int(4);
+  for (let i = 0; i < 1 + rng.int(SYNC_OFFERS_MAX); i++) {
+    const h = heights[rng.int(heights.length)]!;
+    if (kind === 0) offers.push(hugeOffer(h));
+    else {
+      // Real or fake bytes (an echo of an honest offer, or its own fake at a real height).
+      const bytes = chunkedSnapshot(h, kind === 1 && h <= TIP - 1);
+      snapshots.set(h, bytes);
+      offers.push(offerOf(h, bytes));
+    }
+  }
+  if (kind === 3) offers.push(offers[0]!);
+  const past: SyncMessage[] = [];
+  const peer: Peer = {
+    snapshots,
+    block: honestBlock,
+    lie: (message, honest) => {
+      if (message.kind === 'offersRequest') return [{ kind: 'offers', offers }];
+      const answers = lieAbout(rng, message, honest, snapshots, past);
+      if (honest !== null) past.push(honest);
+      if (past.length > 8) past.shift();
+      return answers;
+    },
+  };
+  return peer;
+}
+
+test('seeded liars (chunks out of order or of another snapshot, replays, uncertified or altered blocks, huge offers): an honest peer among them is synced from, and nothing else is ever accepted', async () => {
+  let synced = 0;
+  let refused = 0;
+  for (let seed = 1; seed <= 16; seed++) {
+    const rng = new Prng(seed);
+    const peers: Record<PeerId, Peer> = {};
+    const liars = 1 + rng.int(3);
+    for (let i = 0; i < liars; i++) peers[`liar${i}`] = lyingPeer(rng);
+    const withHonest = seed % 4 !== 0;
+    if (withHonest) {
+      const h = rng.int(2) === 0 ? 12 : 16;
+      peers.honest = { snapshots: new Map([[h, chunkedSnapshot(h, true)]]), block: honestBlock };
+    }
+    const trusted = seed % 2 === 0 ? trustedTip : undefined;
+    const { syncer, network, clock } = syncerFor(peers, trusted);
+    // Unasked messages in between: offers that change, chunks and blocks nobody asked for.
+    for (let k = 0; k < 6; k++) {
+      clock.after(rng.int(20_000), () => {
+        const from = `liar${rng.int(liars)}`;
+        const h = 1 + rng.int(TIP - 1);
+        const unasked: SyncMessage[] = [
+          { kind: 'chunk', height: h, index: rng.int(3), bytes: utf8('unasked') },
+          { kind: 'block', height: h, bytes: encode(committedBlockCodec, chain.blocks.get(h)!) },
+          { kind: 'offers', offers: [hugeOffer(h)] },
+          { kind: 'pruned', height: h, firstHeight: h + 1 },
+        ];
+        network.deliver(from, peers[from]!, unasked[rng.int(unasked.length)]!);
+      });
+    }
+    const what = `seed ${seed} (${liars} liars${withHonest ? ', one honest peer' : ''}, ${trusted === undefined ? 'genesis' : 'trusted'} path)`;
+    try {
+      const result = await syncer.run();
+      synced++;
+      assert.equal(
+        toHex(result.snapshot),
+        toHex(chunkedSnapshot(result.height, true)),
+        `${what}: the real snapshot`,
+      );
+      assert.equal(toHex(result.appHash), toHex(chain.appHashes.get(result.height)!), what);
+      assertStoredBlockIsReal(result);
+    } catch (error) {
+      assert.ok(error instanceof SyncError, `${what}: ${String(error)}`);
+      assert.ok(
+        !withHonest,
+        `${what}: refused (${error.code}: ${error.message}) with an honest peer`,
+      );
+      refused++;
+    }
+    const waiters = (syncer as unknown as { waiters: Map<string, unknown> }).waiters;
+    assert.equal(waiters.size, 0, `${what}: no request left waiting`);
+    assert.ok(syncer.stats.chunksFetched <= 3 * 3 * SYNC_ATTEMPTS_MAX, `${what}: chunks fetched`);
+  }
+  assert.equal(synced + refused, 16);
+  assert.ok(synced >= 12, `${synced} synced: every seed with an honest peer`);
 });
