@@ -22,6 +22,7 @@ export const REJECT_CODES = [
   'InvalidOrder',
   'PostOnlyWouldTake',
   'TooManyOpenOrders',
+  'BookFull',
   'DuplicateClientOrderId',
   'UnknownOrder',
   'ReduceOnlyWouldIncrease',

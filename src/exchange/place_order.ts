@@ -25,6 +25,7 @@
 //    (fill_guard.ts): neither side's equity may fall below zero through it.
 
 import { divBig } from '../lib/int.ts';
+import { BOOK_ORDERS_MAX } from '../lib/limits.ts';
 import type { PlaceOrder as BookPlaceOrder, TimeInForce as BookTif } from './book/index.ts';
 import type { Ctx } from './context.ts';
 import { ensureAccount, getAccount } from './context.ts';
@@ -144,6 +145,14 @@ export function checkPlaceOrder(ctx: Ctx, a: PlaceOrder): Checked | Rejection {
   const book = market.book;
   if (tif === 'GTC' && market.ownerOrderCount(account.index) >= p.openOrdersMax) {
     return reject('TooManyOpenOrders', `at most ${p.openOrdersMax} open orders`);
+  }
+  // The per-account cap alone leaves a market's books unbounded (enough
+  // accounts each at the cap). A snapshot refuses a book past BOOK_ORDERS_MAX,
+  // so a book that grew past it would make every snapshot of the chain
+  // unrestorable. The auction's books count too: its orders join the book at
+  // the uncross.
+  if (tif === 'GTC' && market.restingOrderCount() >= BOOK_ORDERS_MAX) {
+    return reject('BookFull', `${a.instrument}: ${BOOK_ORDERS_MAX} resting orders already`);
   }
   // Nothing takes during an auction: a post-only order waits like any other.
   if (postOnly && !inAuction) {

@@ -464,6 +464,12 @@ export class MarketState {
   }
 
   /** An owner's open orders here, in the book and among the auction orders. */
+  /** Resting orders in the market's book and its auction's books together. */
+  restingOrderCount(): number {
+    const a = this.auction;
+    return this.book.orderCount + (a === null ? 0 : a.bids.orderCount + a.asks.orderCount);
+  }
+
   ownerOrderCount(owner: number): number {
     const count = this.book.ownerOrderCount(owner);
     const auction = this.auction;

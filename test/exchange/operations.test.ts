@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Harness, USDC, VALIDATORS, genesis, key, limit } from './helpers.ts';
 import { actionClass, executionOrder } from '../../src/exchange/ordering.ts';
-import { VALIDATOR_POWER_MAX } from '../../src/lib/limits.ts';
+import { BOOK_ORDERS_MAX, VALIDATOR_POWER_MAX } from '../../src/lib/limits.ts';
 import type { ActionResult, TxResult } from '../../src/exchange/index.ts';
 import {
   GenesisError,
@@ -270,6 +270,23 @@ test('placeOrder: reject paths', () => {
   fresh.oracle = {};
   fresh.fund(a, 10_000n * USDC);
   rejected(fresh.one(a, limit(BTC, 'buy', PRICE, 1)), 'NoOraclePrice');
+});
+
+test('a market holding BOOK_ORDERS_MAX resting orders refuses another GTC order (BookFull); IOC goes on', () => {
+  const h = new Harness();
+  const a = key('a');
+  const b = key('b');
+  h.fund(a, 10_000n * USDC);
+  h.fund(b, 10_000n * USDC);
+  accepted(h.one(b, limit(BTC, 'sell', PRICE, 5)));
+  const market = h.ex.state.marketByName.get(BTC)!;
+  assert.equal(market.restingOrderCount(), 1);
+  // Four million real orders are too many for a unit test: the count is stubbed.
+  market.restingOrderCount = () => BOOK_ORDERS_MAX;
+  rejected(h.one(a, limit(BTC, 'buy', PRICE - 10, 1)), 'BookFull');
+  // An order that never rests still trades.
+  accepted(h.one(a, limit(BTC, 'buy', PRICE, 1, { timeInForce: 'IOC' })));
+  assert.equal(h.ex.state.marketByName.get(BTC)!.book.orderCount, 1);
 });
 
 test('a fill: trade at the maker price, fees to the pool, exact cash', () => {
