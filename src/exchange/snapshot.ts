@@ -43,10 +43,12 @@
 import type { Reader, Writer } from '../codec/wire.ts';
 import { DecodeError, Reader as WireReader, Writer as WireWriter } from '../codec/wire.ts';
 import { AssertionError } from '../lib/assert.ts';
+import { divFloor } from '../lib/int.ts';
 import { bytesKey } from './keys.ts';
 import { NEVER, isStale, oracleStateCodec } from './oracle/aggregate.ts';
 import {
   ACCOUNTS_MAX,
+  SNAPSHOT_BYTES_MAX,
   GENESIS_VALIDATORS_MAX,
   LISTED_MARKETS_MAX,
   PENDING_DEPOSITS_MAX,
@@ -55,6 +57,9 @@ import {
   STRING_BYTES_MAX,
 } from '../lib/limits.ts';
 import { readBookOrders, writeBookOrders } from './book/index.ts';
+
+/** A spent deposit id in a snapshot: its length byte and 64 hex characters. */
+const CREDITED_RECORD_BYTES = 65;
 import {
   MONEY_BITS,
   activeStake,
@@ -390,7 +395,13 @@ export function readSnapshot(r: Reader, options: ExchangeOptions = {}): Exchange
     s.deposits.set(d.key, d);
     indexDeposit(s, d);
   }
-  const creditedCount = r.uvarint(`${f}.credited`, ACCOUNTS_MAX);
+  // Spent deposit ids accumulate for good (execution does not bound them), so
+  // the count is bounded only by what a snapshot can hold: each takes exactly
+  // CREDITED_RECORD_BYTES, checked below, so the count allocates nothing ahead.
+  const creditedCount = r.uvarint(
+    `${f}.credited`,
+    divFloor(SNAPSHOT_BYTES_MAX, CREDITED_RECORD_BYTES),
+  );
   let previousId = '';
   for (let i = 0; i < creditedCount; i++) {
     const id = r.string(`${f}.credited[${i}]`, 64);
