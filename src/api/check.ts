@@ -60,8 +60,9 @@ const DECIMAL_DIGITS = /^[0-9]+$/;
 
 /**
  * The first integer field of a query or path parameters (text, as parsed from
- * the URL) written as anything but plain decimal digits. Checked before the
- * schema, whose coercion turns any text Number() reads into a number.
+ * the URL) written as anything but plain decimal digits, or with more digits
+ * than a number holds. Checked before the schema, whose coercion turns any
+ * text Number() reads into a number.
  */
 export function looseIntegerOf(
   context: string,
@@ -73,9 +74,16 @@ export function looseIntegerOf(
   for (const [name, property] of Object.entries(properties)) {
     if (property.type !== 'integer' || !Object.hasOwn(value, name)) continue;
     const text = (value as Record<string, unknown>)[name];
-    if (typeof text === 'string' && !DECIMAL_DIGITS.test(text)) {
-      const field = `${context}/${name}`;
+    if (typeof text !== 'string') continue;
+    const field = `${context}/${name}`;
+    if (!DECIMAL_DIGITS.test(text)) {
       return { field, message: `${field} must be plain decimal digits` };
+    }
+    // Digits past Number's range coerce to Infinity, which Ajv checks against no
+    // bound (its minimum and maximum skip a number that is not finite).
+    if (!Number.isFinite(Number(text))) {
+      const maximum = property.maximum ?? Number.MAX_SAFE_INTEGER;
+      return { field, message: `${field} must be <= ${String(maximum)}` };
     }
   }
   return undefined;

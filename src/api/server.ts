@@ -531,7 +531,13 @@ function rawAnswer(socket: Duplex, status: string, body: ErrorBody, close = true
 
 /** Node's HTTP parser refused the request (malformed, headers too large, too slow). */
 function answerClientError(error: Error & { code?: string }, socket: Duplex): void {
-  if (error.code !== 'ECONNRESET' && !socket.destroyed && socket.writable) {
+  // A request already being answered (its headers parsed and routed, the parser
+  // failing on its body) has its answer: a second one would be read as the
+  // answer to the client's next request. Node's own handler looks the same.
+  const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } | null })
+    ._httpMessage;
+  const answered = inFlight?.headersSent === true;
+  if (error.code !== 'ECONNRESET' && !socket.destroyed && socket.writable && !answered) {
     if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
       rawAnswer(
         socket,
