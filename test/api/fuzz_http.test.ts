@@ -392,7 +392,7 @@ test('fuzz: every route answers any request with a 2xx of its schema or a typed 
         });
         checkAnswer(`${r.method} ${url}`, r.method, url, answer.statusCode, answer.body);
       }),
-      { numRuns: 600, seed: 20261126 },
+      { numRuns: 600, seed: 20261126, includeErrorInReport: true },
     );
     await stillServes(server);
   } finally {
@@ -444,7 +444,7 @@ test('fuzz: an integer in a path or query is accepted exactly when its digits ar
           assert.notEqual(answer.json().field, `${f.where}/${f.name}`, label);
         }
       }),
-      { numRuns: 300, seed: 5309 },
+      { numRuns: 300, seed: 5309, includeErrorInReport: true },
     );
   } finally {
     await server.close();
@@ -516,7 +516,7 @@ test('fuzz: the same over real sockets, with raw request lines, headers and cont
         // would take for the answer to its next request.
         assert.equal(answer.extra, '', `${label}: a second answer after the first`);
       }),
-      { numRuns: 150, seed: 11262026 },
+      { numRuns: 150, seed: 11262026, includeErrorInReport: true },
     );
     await stillServes(server);
   } finally {

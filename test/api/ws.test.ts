@@ -885,6 +885,31 @@ test('a message other than a submission larger than WS_CONTROL_MESSAGE_BYTES_MAX
   }
 });
 
+test('a message past WS_MESSAGE_BYTES_MAX closes with 1009 after the answers sent before it', async () => {
+  const server = await serve(makeView(), { wsMessageBytesMax: 1_024 });
+  const client = new RawClient(server.url);
+  try {
+    await client.opened();
+    const closed = new Promise<number>((resolve) => client.socket.on('close', resolve));
+    // Both frames in one write, so the server reads them in one turn: the answer
+    // to the first is still held back (corked) when the second breaks the limit.
+    const stream = (client.socket as unknown as { _socket: Duplex })._socket;
+    stream.cork();
+    client.send({ op: 'unsubscribe', channel: 'blocks' });
+    client.send({ op: 'submit', id: '1', tx: 'ab'.repeat(1_024) });
+    stream.uncork();
+    assert.equal(await closed, 1009);
+    assert.deepEqual(
+      client.messages.map((m) => m.type === 'error' && m.code),
+      ['NotFound'],
+      'the answer to the message before',
+    );
+  } finally {
+    client.close();
+    await server.close();
+  }
+});
+
 // Without the heartbeat this would wait forever: the timeout turns that into a failure.
 test(
   'SDK: a connection whose peer stops answering is dropped by the heartbeat, failing what it had sent',
