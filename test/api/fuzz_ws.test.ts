@@ -245,10 +245,7 @@ async function storm(server: ApiServer, view: MemoryView, actions: Action[]): Pr
   const checker = new Checker();
   let client = new RawClient(server.url);
   let checked = 0;
-  const open = async () => {
-    await client.opened();
-  };
-  await open();
+  await client.opened();
   try {
     for (const a of actions) {
       if (client.closed) {
@@ -256,7 +253,7 @@ async function storm(server: ApiServer, view: MemoryView, actions: Action[]): Pr
         checker.reset();
         client = new RawClient(server.url);
         checked = 0;
-        await open();
+        await client.opened();
       }
       switch (a.kind) {
         case 'block':
