@@ -60,8 +60,9 @@ const DECIMAL_DIGITS = /^[0-9]+$/;
 
 /**
  * The first integer field of a query or path parameters (text, as parsed from
- * the URL) written as anything but plain decimal digits. Checked before the
- * schema, whose coercion turns any text Number() reads into a number.
+ * the URL) written as anything but plain decimal digits, or with more digits
+ * than a number holds. Checked before the schema, whose coercion turns any
+ * text Number() reads into a number.
  */
 export function looseIntegerOf(
   context: string,
@@ -73,9 +74,16 @@ export function looseIntegerOf(
   for (const [name, property] of Object.entries(properties)) {
     if (property.type !== 'integer' || !Object.hasOwn(value, name)) continue;
     const text = (value as Record<string, unknown>)[name];
-    if (typeof text === 'string' && !DECIMAL_DIGITS.test(text)) {
-      const field = `${context}/${name}`;
+    if (typeof text !== 'string') continue;
+    const field = `${context}/${name}`;
+    if (!DECIMAL_DIGITS.test(text)) {
       return { field, message: `${field} must be plain decimal digits` };
+    }
+    // Digits past Number's range coerce to Infinity, which Ajv checks against no
+    // bound (its minimum and maximum skip a number that is not finite).
+    if (!Number.isFinite(Number(text))) {
+      const maximum = property.maximum ?? Number.MAX_SAFE_INTEGER;
+      return { field, message: `${field} must be <= ${String(maximum)}` };
     }
   }
   return undefined;
@@ -95,22 +103,44 @@ function validatorOf(schema: JsonSchema): ValidateFunction {
 }
 
 /**
- * The first part of a request that breaks its route's schema: path
- * parameters, then query (absent: none may be given), then a JSON body.
+ * Path parameters or a query as the request carries them, text (String(v)),
+ * as the SDK writes them into the URL: the path's parameters whether given or
+ * not, a query field only when defined. The node reads that text, so a value
+ * is refused as it refuses the text (`1.5`: not plain decimal digits).
+ */
+function asSent(value: unknown, names: readonly string[]): unknown {
+  if (typeof value !== 'object' || value === null) return value;
+  const text: Record<string, string> = {};
+  for (const [k, v] of Object.entries(value)) if (v !== undefined) text[k] = String(v);
+  for (const name of names) text[name] = String((value as Record<string, unknown>)[name]);
+  return text;
+}
+
+/**
+ * The first part of a request that breaks its route's schema, in the order
+ * the server finds it: an integer not written as plain digits (path, then
+ * query), then the schemas of the path parameters, a JSON body and the query
+ * (absent: none may be given).
  */
 export function checkRouteInput(
   route: RouteDef,
   input: { params?: unknown; query?: unknown; body?: unknown },
 ): { field: string; message: string } | undefined {
+  const pathNames = [...route.path.matchAll(/:([A-Za-z0-9_]+)/g)].map((m) => m[1]!);
+  const params = asSent(input.params ?? {}, pathNames);
+  const query = asSent(input.query ?? {}, []);
+  const querySchema = route.query?.json ?? NO_QUERY;
+  const loose =
+    looseIntegerOf('params', route.params?.json, params) ??
+    looseIntegerOf('querystring', querySchema, query);
+  if (loose !== undefined) return loose;
   const parts: [string, JsonSchema | undefined, unknown][] = [
-    ['params', route.params?.json, input.params ?? {}],
-    ['querystring', route.query?.json ?? NO_QUERY, input.query ?? {}],
+    ['params', route.params?.json, params],
     ['body', route.body?.json, input.body],
+    ['querystring', querySchema, query],
   ];
   for (const [context, schema, value] of parts) {
     if (schema === undefined || value === undefined || value instanceof Uint8Array) continue;
-    const loose = context === 'body' ? undefined : looseIntegerOf(context, schema, value);
-    if (loose !== undefined) return loose;
     // A copy: coercion writes into what it checks.
     const copy = typeof value === 'object' && value !== null ? { ...value } : value;
     const validate = validatorOf(schema);

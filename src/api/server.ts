@@ -517,21 +517,36 @@ function shortened(path: string): string {
   return path.length <= PATH_SHOWN_CHARS ? path : `${path.slice(0, PATH_SHOWN_CHARS)}…`;
 }
 
-/** A raw HTTP answer on a socket no route handles (a refused upgrade, an unparsable request). */
-function rawAnswer(socket: Duplex, status: string, body: ErrorBody, close = true): void {
+/**
+ * A raw HTTP answer on a socket no route handles (a refused upgrade, an
+ * unparsable request); `headers`: more header lines, each ending in CRLF.
+ */
+function rawAnswer(
+  socket: Duplex,
+  status: string,
+  body: ErrorBody,
+  close = true,
+  headers = '',
+): void {
   const text = JSON.stringify(body);
   const retry =
     body.retryAfterMs === undefined
       ? ''
       : `retry-after: ${retryAfterSeconds(body.retryAfterMs)}\r\n`;
-  const head = `HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\n${retry}connection: close\r\n\r\n`;
+  const head = `HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\n${retry}${headers}connection: close\r\n\r\n`;
   if (close) socket.end(head + text);
   else socket.write(head + text);
 }
 
 /** Node's HTTP parser refused the request (malformed, headers too large, too slow). */
 function answerClientError(error: Error & { code?: string }, socket: Duplex): void {
-  if (error.code !== 'ECONNRESET' && !socket.destroyed && socket.writable) {
+  // A request already being answered (its headers parsed and routed, the parser
+  // failing on its body) has its answer: a second one would be read as the
+  // answer to the client's next request. Node's own handler looks the same.
+  const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } | null })
+    ._httpMessage;
+  const answered = inFlight?.headersSent === true;
+  if (error.code !== 'ECONNRESET' && !socket.destroyed && socket.writable && !answered) {
     if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
       rawAnswer(
         socket,
@@ -738,6 +753,25 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     });
   }
   const wss = new WebSocketServer({ noServer: true, maxPayload: limits.wsMessageBytesMax });
+  // An upgrade ws refuses (not a GET, no valid key, an unknown version, a bad
+  // protocol header) gets the API's error body, not ws's text/html one. Its
+  // messages name the header and hold nothing internal.
+  wss.on('wsClientError', (error: Error, socket: Duplex, req: IncomingMessage) => {
+    if (req.method !== 'GET') {
+      // As any request of a method no route takes.
+      const message = `no route ${String(req.method)} ${shortened(req.url ?? '')}`;
+      return rawAnswer(socket, '404 Not Found', { code: 'NotFound', message });
+    }
+    // RFC 6455 4.4: a refused version is answered with the versions spoken.
+    const versions = /Version/.test(error.message) ? 'sec-websocket-version: 13, 8\r\n' : '';
+    rawAnswer(
+      socket,
+      '400 Bad Request',
+      { code: 'BadRequest', message: error.message },
+      true,
+      versions,
+    );
+  });
   const perIp = new Map<string, number>();
   app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const [path, query] = (req.url ?? '').split('?', 2);

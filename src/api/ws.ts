@@ -360,7 +360,16 @@ export class WsHub {
       this.onRequest(conn, isBinary ? undefined : raw.toString(), limiter);
     });
     socket.on('close', () => this.detach(conn));
-    socket.on('error', () => socket.terminate());
+    socket.on('error', () => {
+      // What the connection was sent goes out before it ends: the answers held
+      // back within this turn, and the close frame with its code (1009: too
+      // big) that ws wrote on the client's protocol error.
+      if (conn.corked) {
+        conn.corked = false;
+        conn.stream!.uncork();
+      }
+      socket.terminate();
+    });
   }
 
   /** Closes every client connection (they reconnect and resume). */

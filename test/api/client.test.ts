@@ -259,6 +259,14 @@ test('a call whose arguments break its route is refused before it is sent, as th
     const remote = await (await fetch(`${server.url}/v1/book/${PERP}?depth=0`)).json();
     assert.ok(local instanceof ZommaApiError);
     assert.deepEqual({ code: local.code, message: local.message, field: local.field }, remote);
+    // A number is checked as the text the URL carries, which is what the node reads.
+    const fraction = await client.block(1.5).catch((e: ZommaApiError) => e);
+    const fractionRemote = await (await fetch(`${server.url}/v1/block/1.5`)).json();
+    assert.ok(fraction instanceof ZommaApiError);
+    assert.deepEqual(
+      { code: fraction.code, message: fraction.message, field: fraction.field },
+      fractionRemote,
+    );
 
     // Absent arguments are the node's defaults.
     assert.equal((await client.book(PERP)).bids.length, 2);

@@ -217,6 +217,21 @@ test('an integer in a path or query is plain decimal digits, nothing Number() wo
     const over = await call(url, `/v1/book/${PERP}?depth=100000`);
     assert.equal(over.body.code, 'BadRequest');
     assert.equal(over.body.field, 'querystring/depth');
+    // More digits than a number holds (309 and up read as Infinity) are past the range too,
+    // not a depth or limit without bound.
+    const endless: [string, string, number][] = [
+      [`/v1/book/${PERP}?depth=${'9'.repeat(309)}`, 'querystring/depth', 1000],
+      [`/v1/trades/${PERP}?limit=1${'0'.repeat(400)}`, 'querystring/limit', 1000],
+      [`/v1/account/${address}?subaccount=${'9'.repeat(309)}`, 'querystring/subaccount', 255],
+      [`/v1/tx?timeoutMs=${'9'.repeat(309)}`, 'querystring/timeoutMs', 60_000],
+    ];
+    for (const [path, field, maximum] of endless) {
+      const method = path.startsWith('/v1/tx') ? 'POST' : 'GET';
+      const answer = await call(url, path, { method });
+      assert.equal(answer.status, 400, path);
+      assert.equal(answer.body.field, field, path);
+      assert.equal(answer.body.message, `${field} must be <= ${maximum}`, path);
+    }
   } finally {
     await server.close();
   }
@@ -627,6 +642,23 @@ test('a request the HTTP parser refuses gets the API error body, not the framewo
     assert.equal(body.code, 'BadRequest');
     assert.equal(typeof body.message, 'string');
     assert.equal(body.error, undefined, 'not the framework default body');
+
+    // A request answered from its headers (here: a path the router cannot decode)
+    // whose body the parser then refuses gets that one answer, not a second one a
+    // client reusing the connection would take for the answer to its next request.
+    const answered = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(port), hostname, () => {
+        socket.write(
+          'POST /v1/%zz HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n',
+        );
+      });
+      let text = '';
+      socket.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      socket.on('close', () => resolve(text));
+      socket.on('error', reject);
+    });
+    assert.equal(answered.match(/HTTP\/1\.1 /g)?.length, 1, answered);
+    assert.match(answered, /^HTTP\/1\.1 400 [^]*the path is not a valid URL/);
   } finally {
     await server.close();
   }

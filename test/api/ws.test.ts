@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import WebSocket, { WebSocketServer } from 'ws';
+import { connect } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { formatAddress } from '../../src/crypto/index.ts';
@@ -433,6 +434,57 @@ test('bad requests get typed errors; limits on subscriptions, message size and c
     assert.equal(await closed, 1009);
   } finally {
     client.close();
+    await server.close();
+  }
+});
+
+test('an upgrade the WebSocket library refuses gets the API error body, not its text', async () => {
+  const server = await serve(makeView());
+  const { port } = new URL(server.url);
+  /** The whole answer to a raw upgrade request. */
+  const upgrade = (lines: string[]) =>
+    new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(port), '127.0.0.1');
+      let text = '';
+      socket.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      socket.on('close', () => resolve(text));
+      socket.on('error', reject);
+      socket.end(`${[...lines, 'host: x', 'connection: Upgrade', ''].join('\r\n')}\r\n`);
+    });
+  const key = 'sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==';
+  try {
+    const cases: [string[], string, Record<string, unknown>][] = [
+      [
+        ['GET /v1/ws HTTP/1.1', 'upgrade: websocket', 'sec-websocket-version: 13'],
+        '400',
+        { code: 'BadRequest', message: 'Missing or invalid Sec-WebSocket-Key header' },
+      ],
+      [
+        ['GET /v1/ws HTTP/1.1', 'upgrade: websocket', 'sec-websocket-version: 99', key],
+        '400',
+        { code: 'BadRequest', message: 'Missing or invalid Sec-WebSocket-Version header' },
+      ],
+      [
+        ['GET /v1/ws HTTP/1.1', 'upgrade: h2c', 'sec-websocket-version: 13', key],
+        '400',
+        { code: 'BadRequest', message: 'Invalid Upgrade header' },
+      ],
+      [
+        ['POST /v1/ws HTTP/1.1', 'upgrade: websocket', 'sec-websocket-version: 13', key],
+        '404',
+        { code: 'NotFound', message: 'no route POST /v1/ws' },
+      ],
+    ];
+    for (const [lines, status, body] of cases) {
+      const answer = await upgrade(lines);
+      assert.match(answer, new RegExp(`^HTTP/1\\.1 ${status} `), answer);
+      assert.match(answer, /content-type: application\/json/, answer);
+      assert.deepEqual(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)), body);
+      if (lines.includes('sec-websocket-version: 99')) {
+        assert.match(answer, /sec-websocket-version: 13, 8/i, 'the versions spoken');
+      }
+    }
+  } finally {
     await server.close();
   }
 });
@@ -879,6 +931,31 @@ test('a message other than a submission larger than WS_CONTROL_MESSAGE_BYTES_MAX
       pad: 'x'.repeat(WS_CONTROL_MESSAGE_BYTES_MAX),
     });
     assert.equal(await closed, 1009);
+  } finally {
+    client.close();
+    await server.close();
+  }
+});
+
+test('a message past WS_MESSAGE_BYTES_MAX closes with 1009 after the answers sent before it', async () => {
+  const server = await serve(makeView(), { wsMessageBytesMax: 1_024 });
+  const client = new RawClient(server.url);
+  try {
+    await client.opened();
+    const closed = new Promise<number>((resolve) => client.socket.on('close', resolve));
+    // Both frames in one write, so the server reads them in one turn: the answer
+    // to the first is still held back (corked) when the second breaks the limit.
+    const stream = (client.socket as unknown as { _socket: Duplex })._socket;
+    stream.cork();
+    client.send({ op: 'unsubscribe', channel: 'blocks' });
+    client.send({ op: 'submit', id: '1', tx: 'ab'.repeat(1_024) });
+    stream.uncork();
+    assert.equal(await closed, 1009);
+    assert.deepEqual(
+      client.messages.map((m) => m.type === 'error' && m.code),
+      ['NotFound'],
+      'the answer to the message before',
+    );
   } finally {
     client.close();
     await server.close();

@@ -142,6 +142,8 @@ export class Channels {
     } catch {
       return;
     }
+    // Not a message of the protocol (`null`, a number): reading its type would throw.
+    if (typeof message !== 'object' || message === null) return;
     this.handle(message);
   }
 

@@ -127,9 +127,13 @@ export class HttpClient {
       });
     }
     if (!response.ok) {
-      const e = json as { code?: unknown; message?: unknown };
+      // Not the node's error body (a proxy's `null`, a list): only its status is known.
+      const e = (typeof json === 'object' && json !== null ? json : {}) as {
+        code?: unknown;
+        message?: unknown;
+      };
       throw new ZommaApiError(response.status, {
-        ...(json as object),
+        ...e,
         code: typeof e.code === 'string' ? e.code : 'HttpError',
         message: typeof e.message === 'string' ? e.message : `HTTP ${response.status}`,
       });

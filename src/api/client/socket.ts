@@ -248,6 +248,8 @@ export class ZommaSocket {
       } catch {
         return;
       }
+      // Not a message of the protocol (`null`, a number): reading its type would throw here.
+      if (typeof message !== 'object' || message === null) return;
       if (this.pending.size > 0 && this.answer(message)) return;
       this.channels.handle(message);
     });
