@@ -101,6 +101,7 @@ import {
   fstatSync,
   fsyncSync,
   ftruncateSync,
+  mkdirSync,
   openSync,
   readSync,
   renameSync,
@@ -108,7 +109,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { createHmac, randomBytes } from 'node:crypto';
-import { dirname } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { assert } from '../../lib/assert.ts';
 import { StorageError } from './errors.ts';
@@ -252,6 +253,23 @@ export function fsyncDirectory(dir: string): void {
     fsyncSync(fd);
   } finally {
     closeSync(fd);
+  }
+}
+
+/**
+ * Creates `dir` and its missing parents, each entry synced, and syncs the
+ * entry of `dir` in its parent even if it was there: a directory's entry
+ * lives in its parent, and until that is synced a power cut can lose the
+ * directory with every file under it, synced or not (a data directory made
+ * by `zomma init` just before the start, a new snapshot directory).
+ */
+export function makeDirectoryDurable(dir: string): void {
+  const target = resolve(dir);
+  const made = mkdirSync(target, { recursive: true });
+  const first = made === undefined ? target : resolve(made);
+  for (let at = target; ; at = dirname(at)) {
+    fsyncDirectory(dirname(at));
+    if (at === first || dirname(at) === at) break;
   }
 }
 

@@ -7,7 +7,6 @@ import {
   closeSync,
   existsSync,
   fsyncSync,
-  mkdirSync,
   openSync,
   readFileSync,
   readSync,
@@ -21,7 +20,7 @@ import { crc32 } from 'node:zlib';
 import { assert } from '../../lib/assert.ts';
 import { SNAPSHOT_BYTES_MAX } from '../../lib/limits.ts';
 import { StorageError } from './errors.ts';
-import { fsyncDirectory } from './record_log.ts';
+import { fsyncDirectory, makeDirectoryDurable } from './record_log.ts';
 import type { Snapshot, SnapshotReader, SnapshotStore } from './types.ts';
 
 const MAGIC = 'ZSNP';
@@ -201,7 +200,7 @@ function readFully(fd: number, out: Uint8Array, position: number, path: string):
 
 /** Opens (or creates) the snapshot directory, removing temporary files a crash left behind. */
 export function openFileSnapshotStore(dir: string): FileSnapshotStore {
-  mkdirSync(dir, { recursive: true });
+  makeDirectoryDurable(dir);
   for (const name of readdirSync(dir)) if (TMP.test(name)) unlinkSync(join(dir, name));
   return new FileSnapshotStore(dir);
 }

@@ -4,7 +4,6 @@
 //   <dir>/snapshots/     application snapshots (snapshot_store.ts)
 //   <dir>/LOCK           the pid of the process that has it open (lock.ts)
 
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { openFileBlockStore } from './block_store.ts';
 import type { FileBlockStore } from './block_store.ts';
@@ -12,6 +11,7 @@ import { openFileSnapshotStore } from './snapshot_store.ts';
 import type { FileSnapshotStore } from './snapshot_store.ts';
 import type { DirLock } from './lock.ts';
 import { lockDirectory } from './lock.ts';
+import { makeDirectoryDurable } from './record_log.ts';
 import type { Storage } from './types.ts';
 import { openWal } from './wal.ts';
 import type { FileWal } from './wal.ts';
@@ -26,7 +26,8 @@ export class FileStorage implements Storage {
   private readonly lock: DirLock;
 
   constructor(dir: string) {
-    mkdirSync(dir, { recursive: true });
+    // Synced into its parent: a lost data directory would take a signed vote's record with it.
+    makeDirectoryDurable(dir);
     this.dir = dir;
     // Before any file is opened: a second node must not even repair a torn tail.
     this.lock = lockDirectory(dir);
