@@ -650,7 +650,14 @@ export class RecordLog {
 
   /** The payload of a record, checked against its checksums. */
   read(ref: RecordRef): Uint8Array {
-    const bytes = readExactly(this.fd, RECORD_HEADER_BYTES + ref.length, ref.offset);
+    let bytes: Uint8Array;
+    try {
+      bytes = readExactly(this.fd, RECORD_HEADER_BYTES + ref.length, ref.offset);
+    } catch (error) {
+      // A failed read (EIO) is the disk's, like a bad checksum: the caller
+      // decides (serving a peer skips the block; start refuses). Writes go on.
+      throw ioFailed(this.path, error);
+    }
     const problem = checkRecord(bytes, ref.length);
     if (problem !== null) throw new StorageError('StorageCorrupt', this.path, ref.offset, problem);
     return bytes.subarray(RECORD_HEADER_BYTES);

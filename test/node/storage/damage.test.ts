@@ -341,3 +341,37 @@ for (const [name, code] of [
     }
   });
 }
+
+test('a block read that fails (EIO) is a StorageError (a peer is not served it), and the log goes on', () =>
+  withDir((dir) => {
+    const path = join(dir, 'blocks.log');
+    const blocks = openFileBlockStore(path);
+    for (let h = 1; h <= 3; h++) blocks.save(h, payload(7, h, 200));
+    // Every read fails for a moment (the store's descriptor was opened before any hook could see it).
+    const realRead = fs.readSync;
+    Object.assign(fs, {
+      readSync: () => {
+        throw Object.assign(new Error('EIO: injected, readSync'), { code: 'EIO', syscall: 'read' });
+      },
+    });
+    syncBuiltinESMExports();
+    try {
+      assert.throws(
+        () => blocks.load(2),
+        (error: unknown) => {
+          assert.ok(error instanceof StorageError, String(error));
+          assert.equal(error.code, 'StorageIoFailed', error.message);
+          assert.equal(error.path, path);
+          return true;
+        },
+      );
+    } finally {
+      Object.assign(fs, { readSync: realRead });
+      syncBuiltinESMExports();
+    }
+    // One failed read fails nothing else: the block reads, and writes go on.
+    assert.deepEqual(Buffer.from(blocks.load(2)!), payload(7, 2, 200));
+    blocks.save(4, payload(7, 4, 200));
+    assert.deepEqual(Buffer.from(blocks.load(4)!), payload(7, 4, 200));
+    blocks.close();
+  }));
