@@ -1135,3 +1135,92 @@ test('SDK: a book deeper than the window stays the top levels as levels above it
     await server.close();
   }
 });
+
+test('SDK: a subscription the server refuses by name ends and is reported with its channel; it may be asked for again', async () => {
+  const view = makeView();
+  const server = await serve(view);
+  const statuses: { code?: string; channel?: string }[] = [];
+  const signal = new Signal();
+  const socket = new ZommaClient(server.url).socket({
+    reconnectDelayMs: 5,
+    onStatus: (s) => {
+      if (s.type === 'error') statuses.push({ code: s.code, channel: s.channel });
+      signal.notify();
+    },
+  });
+  try {
+    socket.subscribe('book:NOPE-PERPETUAL', () => assert.fail('no data for an unknown instrument'));
+    await signal.until(() => statuses.length > 0);
+    assert.deepEqual(statuses, [{ code: 'NotFound', channel: 'book:NOPE-PERPETUAL' }]);
+    // Over: asking again is a new request (before, the channel waited for good and
+    // this threw "already subscribed"), and a reconnect does not ask for it by itself.
+    const again = socket.subscribe('book:NOPE-PERPETUAL', () => assert.fail('no data'));
+    await signal.until(() => statuses.length > 1);
+    assert.equal(statuses[1]!.code, 'NotFound');
+    again.unsubscribe();
+    // An account channel is one channel however its address is spelled, as on the server.
+    const address = formatAddress(key(2).address);
+    const sub = socket.subscribe(`account:${address.toUpperCase().replace('0X', '0x')}`, () => {});
+    assert.equal(sub.channel, `account:${address.toLowerCase()}`);
+    assert.throws(() => socket.subscribe(`account:${address.toLowerCase()}`, () => {}), {
+      message: /already subscribed/,
+    });
+  } finally {
+    socket.close();
+    await server.close();
+  }
+});
+
+// Bounded: on a regression the refused channels would wait for good.
+test(
+  'SDK: sockets sharing an address allowance get every channel: a RateLimited refusal is asked for again',
+  { timeout: 30_000 },
+  async () => {
+    const view = makeView();
+    const clock = { ms: 0, now: () => performance.now() };
+    // Each socket paces itself to one connection's allowance, but two share the address's.
+    const server = await serve(
+      view,
+      { burstMessages: 8, messagesPerS: 50, ipBurstMessages: 6, ipMessagesPerS: 20 },
+      clock,
+    );
+    const signal = new Signal();
+    const limited: string[] = [];
+    const sockets = [0, 1].map(() =>
+      new ZommaClient(server.url).socket({
+        reconnectDelayMs: 5,
+        burstMessages: 8,
+        messagesPerS: 50,
+        onStatus: (s) => {
+          if (s.type === 'error') limited.push(s.code ?? '');
+          signal.notify();
+        },
+      }),
+    );
+    const channels = [
+      ...['book', 'trades', 'ticker'].flatMap((k) => [`${k}:${PERP}`, `${k}:${OPTION}`]),
+      'blocks',
+    ];
+    const snapshots = new Set<string>();
+    try {
+      sockets.forEach((socket, i) => {
+        for (const channel of channels) {
+          socket.subscribe(channel, (e) => {
+            if (e.type === 'snapshot') snapshots.add(`${i} ${channel}`);
+            signal.notify();
+          });
+        }
+      });
+      await signal.until(() => snapshots.size === 2 * channels.length);
+      // The test means something only if the address's allowance did refuse some.
+      assert.ok(limited.includes('RateLimited'), `refusals: ${limited.join(', ')}`);
+      assert.deepEqual(
+        limited.filter((c) => c !== 'RateLimited'),
+        [],
+      );
+    } finally {
+      for (const socket of sockets) socket.close();
+      await server.close();
+    }
+  },
+);

@@ -134,6 +134,18 @@ export class Channels {
     }
   }
 
+  /**
+   * Asks again for every channel still waiting for its `subscribed`: after a
+   * RateLimited answer, which does not say which request it refused. A
+   * request that was in fact taken is answered "already subscribed" after
+   * its `subscribed`, and ignored.
+   */
+  retrySubscribing(): void {
+    for (const channel of this.map.values()) {
+      if (channel.state === 'subscribing') this.subscribe(channel);
+    }
+  }
+
   /** One text frame from the server. */
   receive(text: string): void {
     let message: WsMessage;
@@ -166,13 +178,24 @@ export class Channels {
       case 'snapshot':
       case 'update':
         return this.onData(message);
-      case 'error':
+      case 'error': {
+        // A subscription the server refused by name (unknown instrument, too
+        // many subscriptions, a read it refuses) is over: kept, it would wait
+        // for data for good and be asked for again at every reconnect. A
+        // refusal that names no channel (RateLimited) is retried instead
+        // (retrySubscribing). "Already subscribed" comes only for a channel
+        // whose `subscribed` the server sent first, so it is live by then.
+        const refused = message.channel === undefined ? undefined : this.map.get(message.channel);
+        if (refused?.state === 'subscribing' && message.code !== 'RateLimited') {
+          this.map.delete(refused.name);
+        }
         this.onError({
           code: message.code,
           message: message.message,
           ...(message.channel !== undefined ? { channel: message.channel } : {}),
         });
         return;
+      }
       case 'pong':
         return;
     }

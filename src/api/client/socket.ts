@@ -90,6 +90,8 @@ export class ZommaSocket {
   private tokens = 0;
   private refilledMs = 0;
   private drainTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Re-asks for the subscriptions a RateLimited answer may have refused. */
+  private retryTimer: ReturnType<typeof setTimeout> | undefined;
   /** Times a connection opened (the first, then each reconnect). */
   connects = 0;
 
@@ -110,12 +112,20 @@ export class ZommaSocket {
     this.connect();
   }
 
-  /** Follows a channel: book:<instrument>, trades:<instrument>, ticker:<instrument>, account:<address>, blocks. */
+  /**
+   * Follows a channel: book:<instrument>, trades:<instrument>,
+   * ticker:<instrument>, account:<address> (its events name the address in
+   * lower case, however it was written), blocks. A channel the server refuses
+   * (an unknown instrument, too many subscriptions) is reported to `onStatus`
+   * with its name and ends; it may be subscribed again.
+   */
   subscribe(channel: string, handler: (event: ChannelEvent) => void): SocketSubscription {
-    if (this.channels.get(channel) !== undefined)
-      throw new Error(`already subscribed to ${channel}`);
-    const followed: Channel = this.channels.open(channel, handler);
-    return { channel, unsubscribe: () => this.channels.close(followed) };
+    // The server keys an account's channel by its address in lower case: two
+    // spellings would be one subscription there and two here.
+    const name = channel.startsWith('account:') ? channel.toLowerCase() : channel;
+    if (this.channels.get(name) !== undefined) throw new Error(`already subscribed to ${name}`);
+    const followed: Channel = this.channels.open(name, handler);
+    return { channel: name, unsubscribe: () => this.channels.close(followed) };
   }
 
   /**
@@ -154,6 +164,7 @@ export class ZommaSocket {
     this.closed = true;
     if (this.timer !== undefined) clearTimeout(this.timer);
     if (this.drainTimer !== undefined) clearTimeout(this.drainTimer);
+    if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
     this.outbox.length = 0;
     this.socket?.close(1000);
     this.failPending();
@@ -184,6 +195,21 @@ export class ZommaSocket {
         Math.ceil(1_000 / this.messagesPerS),
       );
     }
+  }
+
+  /** After a RateLimited answer: the subscriptions still waiting are asked for again, once. */
+  private retrySubscribingAfter(retryAfterMs: unknown): void {
+    if (this.retryTimer !== undefined) return;
+    const delayMs =
+      typeof retryAfterMs === 'number' && Number.isFinite(retryAfterMs) && retryAfterMs > 0
+        ? Math.min(retryAfterMs, RETRY_SUBSCRIBING_MS_MAX)
+        : Math.ceil(1_000 / this.messagesPerS);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      if (!this.closed && this.socket?.readyState === WebSocket.OPEN) {
+        this.channels.retrySubscribing();
+      }
+    }, delayMs);
   }
 
   private sendSubmit(request: WsSubmitRequest, pending: PendingSubmit): void {
@@ -251,6 +277,9 @@ export class ZommaSocket {
       // Not a message of the protocol (`null`, a number): reading its type would throw here.
       if (typeof message !== 'object' || message === null) return;
       if (this.pending.size > 0 && this.answer(message)) return;
+      if (message.type === 'error' && message.code === 'RateLimited' && message.id === undefined) {
+        this.retrySubscribingAfter(message.retryAfterMs);
+      }
       this.channels.handle(message);
     });
     let refused = false;
@@ -300,6 +329,8 @@ export class ZommaSocket {
 }
 
 const REFUSAL_CHARS_MAX = 4_096;
+/** Longest wait before asking again for subscriptions a RateLimited answer refused. */
+const RETRY_SUBSCRIBING_MS_MAX = 10_000;
 
 /** The `{ code, message }` of a refused upgrade's body, if it is one. */
 function refusalBody(text: string): { code: string; message: string } | undefined {
