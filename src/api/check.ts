@@ -34,6 +34,18 @@ const PATTERN_WORDS: Record<string, string> = {
   [INSTRUMENT_PATTERN]: 'be an instrument name: A-Z and 0-9 between single dashes (BTC-PERPETUAL)',
 };
 
+/** Characters of a client's field or channel name an answer shows. */
+const NAME_SHOWN_CHARS = 128;
+
+/**
+ * A name the client wrote (an unknown field, a channel), cut short: an
+ * answer does not echo a long request back (a query key may be kilobytes).
+ * Every name the API knows is shorter, so a known one is shown whole.
+ */
+export function shownName(name: string): string {
+  return name.length <= NAME_SHOWN_CHARS ? name : `${name.slice(0, NAME_SHOWN_CHARS)}…`;
+}
+
 /** Where the problem is (`querystring/depth`) and a message that names it. */
 export function refusalOf(
   context: string,
@@ -43,7 +55,7 @@ export function refusalOf(
   // Name the unknown field itself: Ajv's message says only that there is one.
   const unknown = first?.params?.additionalProperty;
   if (first?.keyword === 'additionalProperties' && typeof unknown === 'string') {
-    const field = `${where}/${unknown}`;
+    const field = `${where}/${shownName(unknown)}`;
     return { field, message: `${field} is not a known field` };
   }
   const pattern = first?.params?.pattern;

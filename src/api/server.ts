@@ -24,7 +24,7 @@ import type { SignedTx } from '../exchange/tx/index.ts';
 import { toHex } from '../lib/bytes.ts';
 import { ZommaError } from '../lib/errors.ts';
 import * as L from '../lib/limits.ts';
-import { AJV_OPTIONS, NO_QUERY, looseIntegerOf, refusalOf } from './check.ts';
+import { AJV_OPTIONS, NO_QUERY, looseIntegerOf, refusalOf, shownName } from './check.ts';
 import { ApiError, statusOfCode } from './errors.ts';
 import type { ErrorBody } from './errors.ts';
 import { openApiDocument } from './openapi.ts';
@@ -794,7 +794,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     // The endpoint takes no query parameters, like every route without a query schema.
     const unknown = new URLSearchParams(query ?? '').keys().next();
     if (unknown.done !== true) {
-      const field = `querystring/${unknown.value}`;
+      const field = `querystring/${shownName(unknown.value)}`;
       return refuse('400 Bad Request', {
         code: 'BadRequest',
         message: `${field} is not a known field`,

@@ -26,7 +26,7 @@ import {
   WS_BOOK_DEPTH_LEVELS,
   WS_SUBMIT_ID_CHARS_MAX,
 } from '../lib/limits.ts';
-import { refusalOf } from './check.ts';
+import { refusalOf, shownName } from './check.ts';
 import { ApiError } from './errors.ts';
 import { RateLimiter } from './ratelimit.ts';
 import { ADDRESS_PATTERN, INSTRUMENT_PATTERN, wsSubmitSchema } from './routes.ts';
@@ -512,13 +512,13 @@ export class WsHub {
     }
     const unknown = unknownFieldOf(r);
     if (unknown !== undefined) {
-      const field = `${String(r.op)}/${unknown}`;
+      const field = `${shownName(String(r.op))}/${shownName(unknown)}`;
       return this.send(conn, {
         type: 'error',
         code: 'BadRequest',
         message: `${field} is not a known field`,
         field,
-        ...(typeof r.channel === 'string' ? { channel: r.channel } : {}),
+        ...(typeof r.channel === 'string' ? { channel: shownName(r.channel) } : {}),
       });
     }
     switch (r.op) {
@@ -534,7 +534,7 @@ export class WsHub {
             conn,
             'NotFound',
             'not subscribed to that channel',
-            typeof r.channel === 'string' ? r.channel : undefined,
+            typeof r.channel === 'string' ? shownName(r.channel) : undefined,
           );
         }
         this.unfollow(conn, name);
@@ -650,7 +650,7 @@ export class WsHub {
         'BadRequest',
         'channel must be book:<instrument>, trades:<instrument>, ticker:<instrument>, account:<address> or blocks',
         // Named back, so a client with several requests in flight knows which was refused.
-        typeof channel === 'string' ? channel : undefined,
+        typeof channel === 'string' ? shownName(channel) : undefined,
       );
     }
     // Messages go out under the client's spelling; everything else keys on the one name.

@@ -163,6 +163,10 @@ test('queries refuse bad input with 400 and unknown objects with 404, each with 
     assert.equal(unknown.body.field, 'querystring/colour');
     assert.equal(unknown.body.message, 'querystring/colour is not a known field');
     assert.equal((await call(url, '/v1/status?x=1')).body.field, 'querystring/x');
+    // A long unknown name is cut short too (128 characters, then an ellipsis).
+    const longKey = await call(url, `/v1/status?${'k'.repeat(8_000)}=1`);
+    assert.equal(longKey.body.field, `querystring/${'k'.repeat(128)}…`);
+    assert.ok((longKey.body.message as string).length < 200, 'the message is bounded');
     // A malformed name, address or hash is told in words, not as a regular expression.
     const words: [string, string][] = [
       ['/v1/book/btc-perpetual', 'params/instrument must be an instrument name'],

@@ -517,6 +517,12 @@ test('a message with a field its op does not take is refused with BadRequest nam
       [{ op: 'subscribe', channel: 'blocks', fromseq: 3 }, 'subscribe/fromseq', 'blocks'],
       [{ op: 'unsubscribe', channel: 'blocks', id: 'x' }, 'unsubscribe/id', 'blocks'],
       [{ op: 'ping', id: 1 }, 'ping/id', undefined],
+      // Long names are cut short (128 characters, then an ellipsis): no long echo.
+      [
+        { op: 'subscribe', channel: 'c'.repeat(2_000), ['f'.repeat(2_000)]: 1 },
+        `subscribe/${'f'.repeat(128)}…`,
+        `${'c'.repeat(128)}…`,
+      ],
       // Parsed as an own field, named like any other; no prototype is set.
       [
         '{"op":"subscribe","channel":"blocks","__proto__":{"polluted":1}}',
