@@ -1014,6 +1014,10 @@ export class Replica implements ConsensusReplica {
     for (let i = 0; i < commit.votes.length; i++) {
       const v = commit.votes[i]!;
       if (v.validatorIndex >= set.size) return false;
+      // Strictly ascending, so no validator's power counts twice. The codec
+      // refuses any other order already; this keeps the quorum sound for a
+      // certificate that reaches here another way.
+      if (i > 0 && v.validatorIndex <= commit.votes[i - 1]!.validatorIndex) return false;
       const validator = set.validators[v.validatorIndex]!;
       // The precommits that decided the last height were checked on arrival: a certificate repeats them.
       const seen = verified?.[v.validatorIndex];
