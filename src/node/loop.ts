@@ -98,6 +98,8 @@ export interface LoopStats {
   /** Heights this node saw decided in a round after 0 (a round failed first). */
   decidedAfterRound0: number;
   snapshotsSaved: number;
+  /** Snapshots not saved: the state's encoding was past SNAPSHOT_BYTES_MAX. */
+  snapshotsTooLarge: number;
   walRotations: number;
   /** Heights below the block store's first (pruned, or never held after state sync). */
   blocksPruned: number;
@@ -179,6 +181,7 @@ export class NodeLoop {
     blocksExecuted: 0,
     decidedAfterRound0: 0,
     snapshotsSaved: 0,
+    snapshotsTooLarge: 0,
     walRotations: 0,
     blocksPruned: 0,
     messagesDropped: 0,
@@ -656,7 +659,18 @@ export class NodeLoop {
     // it, and the results of every height up to the snapshot.
     this.flushStored();
     this.options.flush?.();
-    snapshots.save(height, this.options.app.encodeSnapshot());
+    try {
+      snapshots.save(height, this.options.app.encodeSnapshot());
+    } catch (error) {
+      // A state past SNAPSHOT_BYTES_MAX: every validator reaches this height
+      // with the same state, so halting here would stop the whole chain.
+      // Snapshots only make restarts faster: the older ones (and the blocks
+      // after them, not pruned below them) still restart the node.
+      if (!(error instanceof StorageError) || error.code !== 'StorageTooLarge') throw error;
+      this.stats.snapshotsTooLarge++;
+      this.log.error({ height, error: error.message }, 'state too large for a snapshot; not saved');
+      return;
+    }
     // Pruning keeps the newest snapshots only, and a restart after a power cut
     // resumes from the last durable checkpoint: made durable here (height − 1,
     // at or above the second newest snapshot), or a full node, which syncs its

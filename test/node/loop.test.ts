@@ -6,7 +6,7 @@ import { CHANNEL, frame, unframe } from '../../src/node/framing.ts';
 import { MemoryHub } from '../../src/node/network.ts';
 import type { MemoryNetwork } from '../../src/node/network.ts';
 import { restoreApp } from '../../src/node/restore.ts';
-import { openStorage } from '../../src/node/storage/index.ts';
+import { StorageError, openStorage } from '../../src/node/storage/index.ts';
 import type { FileStorage } from '../../src/node/storage/index.ts';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { decode, encode } from '../../src/codec/wire.ts';
@@ -132,6 +132,35 @@ test('four loops over file storage commit, agree, and a restarted one catches up
     // A restart resumes from a snapshot without executing its block again, so
     // what onExecuted saves (the node's results) must come before it.
     for (const n of nodes) assert.deepEqual(n.snapshotFirst, []);
+  } finally {
+    for (const n of nodes) stopNode(n);
+    tmp.remove();
+  }
+});
+
+test('a state too large for a snapshot skips that snapshot; no node halts and the chain goes on', async () => {
+  const tmp = tempDir('zomma-loop-');
+  const keys = [0, 1, 2, 3].map(testKey);
+  const genesis = testGenesis(keys);
+  const hub = new MemoryHub();
+  const txs = Array.from({ length: 40 }, (_, i) => utf8(`tx ${i}`));
+  const nodes = [0, 1, 2, 3].map((i) => startNode(hub, genesis, i, tmp.dir, txs));
+  // Height 6's state is past SNAPSHOT_BYTES_MAX on every node, as the same state would be.
+  for (const n of nodes) {
+    const save = n.storage.snapshots.save.bind(n.storage.snapshots);
+    n.storage.snapshots.save = (height, bytes) => {
+      if (height === 6) throw new StorageError('StorageTooLarge', 'snapshot-6', null, 'too large');
+      save(height, bytes);
+    };
+  }
+  try {
+    await waitFor(() => nodes.every((n) => n.app.height >= 10), 20_000, 'height 10 everywhere');
+    for (const n of nodes) {
+      assert.equal(n.loop.haltReport, null);
+      assert.equal(n.loop.stats.snapshotsTooLarge, 1);
+      const heights = n.storage.snapshots.heights();
+      assert.ok(heights.includes(9) && !heights.includes(6), `snapshots ${heights.join(', ')}`);
+    }
   } finally {
     for (const n of nodes) stopNode(n);
     tmp.remove();
