@@ -7,7 +7,7 @@
 //   <home>/halt-*.json   what differed, when the node halted
 // Every field is validated with a ConfigInvalid error that names it.
 
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TimeoutConfig } from '../consensus/index.ts';
 import { sha256 } from '../crypto/index.ts';
@@ -145,11 +145,13 @@ export function parseHostPort(text: unknown, field: string): HostPort {
   if (typeof text !== 'string') throw configError(field, 'must be a "host:port" string');
   const at = text.lastIndexOf(':');
   const host = text.slice(0, at);
-  const port = Number(text.slice(at + 1));
+  const portText = text.slice(at + 1);
+  const port = Number(portText);
   if (at <= 0 || !/^[A-Za-z0-9.\-[\]:]+$/.test(host)) {
     throw configError(field, `"${text}" is not host:port`);
   }
-  if (!Number.isInteger(port) || port < 0 || port > 65_535) {
+  // Digits only: Number() reads "" as 0 (a random port) and takes "0x50" and "1e3".
+  if (!/^[0-9]{1,5}$/.test(portText) || port > 65_535) {
     throw configError(field, `port of "${text}" must be an integer in [0, 65535]`);
   }
   return { host, port };
@@ -233,6 +235,8 @@ export function validateConfig(raw: unknown): NodeConfig {
   const peers = c.peers.map((p, i): PeerEntry => {
     const f = `config.peers[${i}]`;
     const entry = object(p, f);
+    // A misspelt "address" would leave a peer we never dial, without a word.
+    onlyFields(entry, f, ['publicKey', 'address']);
     const publicKey = hexKey(entry.publicKey, `${f}.publicKey`);
     if (entry.address === undefined) return { publicKey };
     const hp = parseHostPort(entry.address, `${f}.address`);
@@ -269,6 +273,14 @@ export function validateConfig(raw: unknown): NodeConfig {
   let timeouts: TimeoutConfig | null = null;
   if (c.timeouts !== undefined && c.timeouts !== null) {
     const t = object(c.timeouts, 'config.timeouts');
+    onlyFields(t, 'config.timeouts', [
+      'proposeMs',
+      'prevoteMs',
+      'precommitMs',
+      'deltaMs',
+      'maxMs',
+      'gossipMs',
+    ]);
     const ms = (name: string) => int(t[name], `config.timeouts.${name}`, 1, 600_000);
     timeouts = {
       proposeMs: ms('proposeMs'),
@@ -447,8 +459,21 @@ export function loadConfig(home: string): NodeConfig {
   return validateConfig(readJson(join(home, HOME_FILES.config), 'config.json'));
 }
 
+/**
+ * Written beside and renamed into place: `init --add-full-node` rewrites the
+ * config of running validators, and a write cut short (a full disk) must
+ * leave the old file whole, not a truncated one the node cannot start from.
+ */
 export function saveConfig(home: string, config: NodeConfig): void {
-  writeFileSync(join(home, HOME_FILES.config), `${JSON.stringify(config, null, 2)}\n`);
+  const path = join(home, HOME_FILES.config);
+  const temporary = `${path}.tmp`;
+  writeFileSync(temporary, `${JSON.stringify(config, null, 2)}\n`);
+  try {
+    renameSync(temporary, path);
+  } catch (error) {
+    rmSync(temporary, { force: true });
+    throw error;
+  }
 }
 
 /**

@@ -11,7 +11,15 @@
 // validators, syncs state from their snapshots, and is appended to every
 // validator's peers (which take it in at their next restart).
 
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import type { TimeoutConfig } from '../consensus/index.ts';
 import { generateKeyPair, loadKeyFile, saveKeyFile } from '../crypto/index.ts';
@@ -108,7 +116,7 @@ export function initNetwork(options: InitOptions): {
   // Checked for every home before any is written: a home in use (its key
   // moved to a backup, say) must keep its genesis, config and data.
   for (const dir of dirs) {
-    if (existsSync(dir) && readdirSync(dir).length > 0) {
+    if (!emptyOrAbsent(dir)) {
       throw configError('--out', `${dir} already exists; refusing to write over a home`);
     }
   }
@@ -135,29 +143,31 @@ export function initNetwork(options: InitOptions): {
     logLevel: 'info',
     timeouts: options.timeouts ?? null,
   } as const;
-  homes.forEach((h, i) => {
-    writeHome(h, keys[i]!, genesis, {
-      moniker: `validator-${i}`,
-      listen: h.peer,
-      api: h.api,
-      metrics: h.metrics,
-      peers: all.filter((_, j) => j !== i).map(peerOf),
-      validator: true,
-      ...shared,
-      oracle:
-        options.oracleSeed === null || options.oracleSeed === undefined
-          ? null
-          : { seed: options.oracleSeed, index: i },
+  writeOrUndo(dirs, '--out', () => {
+    homes.forEach((h, i) => {
+      writeHome(h, keys[i]!, genesis, {
+        moniker: `validator-${i}`,
+        listen: h.peer,
+        api: h.api,
+        metrics: h.metrics,
+        peers: all.filter((_, j) => j !== i).map(peerOf),
+        validator: true,
+        ...shared,
+        oracle:
+          options.oracleSeed === null || options.oracleSeed === undefined
+            ? null
+            : { seed: options.oracleSeed, index: i },
+      });
     });
-  });
-  fullNodes.forEach((h, j) => {
-    // Started with the network, it replays from height 1: no state sync.
-    writeHome(
-      h,
-      keys[n + j]!,
-      genesis,
-      fullNodeConfig(`full-node-${j}`, h, homes.map(peerOf), shared, false),
-    );
+    fullNodes.forEach((h, j) => {
+      // Started with the network, it replays from height 1: no state sync.
+      writeHome(
+        h,
+        keys[n + j]!,
+        genesis,
+        fullNodeConfig(`full-node-${j}`, h, homes.map(peerOf), shared, false),
+      );
+    });
   });
   return { genesis, homes, fullNodes };
 }
@@ -226,8 +236,20 @@ export function addFullNode(options: AddFullNodeOptions): { home: InitHome; upda
     }
     return { dir: v.dir, config: validateConfig({ ...v.config, peers }) };
   });
-  writeHome(home, key, genesis, config);
-  for (const u of updatedConfigs) saveConfig(u.dir, u.config);
+  // Each validator's config as it was, to put back if a later write fails.
+  const before = updatedConfigs.map((u) => ({
+    path: join(u.dir, HOME_FILES.config),
+    text: readFileSync(join(u.dir, HOME_FILES.config)),
+  }));
+  writeOrUndo([home.home], '--network', () => {
+    writeHome(home, key, genesis, config);
+    try {
+      for (const u of updatedConfigs) saveConfig(u.dir, u.config);
+    } catch (error) {
+      for (const b of before) writeFileSync(b.path, b.text);
+      throw error;
+    }
+  });
   return { home, updated: updatedConfigs.map((u) => u.dir) };
 }
 
@@ -278,6 +300,52 @@ function writeHome(h: InitHome, key: KeyPair, genesis: Genesis, config: NodeConf
   saveKeyFile(join(h.home, HOME_FILES.key), key);
   saveGenesis(h.home, genesis);
   saveConfig(h.home, config);
+}
+
+/** Whether a home may be written at `dir`: nothing there, or an empty directory. */
+function emptyOrAbsent(dir: string): boolean {
+  if (!present(dir)) return true;
+  try {
+    return readdirSync(dir).length === 0;
+  } catch {
+    // A file, or a link to nothing: not a directory to write a home into.
+    return false;
+  }
+}
+
+/** Whether anything, a link to nothing too, is at `path`. */
+function present(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Runs the writes of new homes (each absent or empty before). One that fails
+ * (a file where a directory goes, no permission, a full disk) removes what
+ * was written, so a second run does not meet a half-written home that it
+ * refuses to write over; the error names the option that chose the place.
+ */
+function writeOrUndo(dirs: readonly string[], field: string, write: () => void): void {
+  const existed = new Set(dirs.filter(present));
+  try {
+    write();
+  } catch (error) {
+    for (const dir of dirs) {
+      try {
+        if (!existed.has(dir)) rmSync(dir, { recursive: true, force: true });
+        else for (const name of readdirSync(dir)) rmSync(join(dir, name), { recursive: true });
+      } catch {
+        // Not there (its parent is a file, say): nothing of it to remove.
+      }
+    }
+    const { code, path } = error as NodeJS.ErrnoException;
+    const what = path !== undefined ? `cannot write ${path}` : 'cannot write the homes';
+    throw configError(field, `${what} (${code ?? (error as Error).message}); nothing was written`);
+  }
 }
 
 function readNetwork(dir: string): ExistingHome[] {

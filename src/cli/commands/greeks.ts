@@ -58,13 +58,21 @@ function fraction(option: string, text: string): bigint {
   return percent / 100n;
 }
 
+/** An ISO time with its zone; a day the month does not have is refused, not rolled over. */
 function parseTime(option: string, text: string): number {
-  const ms = Date.parse(text);
+  const ms = ISO_TIME.test(text) ? Date.parse(text) : NaN;
   if (!Number.isFinite(ms)) throw new UsageError(`--${option}: not a valid time: '${text}'`);
+  // Date.parse takes 2026-02-31 as 2026-03-03.
+  const day = text.slice(0, 10);
+  if (new Date(`${day}T00:00:00Z`).toISOString().slice(0, 10) !== day) {
+    throw new UsageError(`--${option}: no such day: '${day}'`);
+  }
   return ms;
 }
 
 function expiryYears(text: string, nowText: string | undefined): bigint {
+  // Checked even when the expiry is in years and does not need it: a mistyped --now is not ignored.
+  const nowMs = nowText === undefined ? Date.now() : parseTime('now', nowText);
   if (YEARS.test(text)) {
     const years = decimal('expiry', text);
     if (years <= 0n) throw new UsageError('--expiry must be after now');
@@ -78,7 +86,6 @@ function expiryYears(text: string, nowText: string | undefined): bigint {
       `--expiry: '${text}' is neither years (0.25), a date (2026-12-27) nor an ISO time with a zone`,
     );
   }
-  const nowMs = nowText === undefined ? Date.now() : parseTime('now', nowText);
   if (expiryMs <= nowMs) {
     throw new UsageError(`--expiry ${text} is in the past`);
   }

@@ -6,6 +6,8 @@ import type { InitHome } from '../../node/init.ts';
 import type { Command, Io } from '../io.ts';
 import { UsageError } from '../io.ts';
 
+const DEFAULT_OUT = '.zomma/network';
+
 function intOption(text: string, name: string): number {
   const n = Number(text);
   if (!/^[0-9]+$/.test(text) || !Number.isSafeInteger(n)) {
@@ -47,7 +49,7 @@ export const command: Command = {
         validators: { type: 'string' },
         'full-nodes': { type: 'string' },
         hosts: { type: 'string' },
-        out: { type: 'string', default: '.zomma/network' },
+        out: { type: 'string' },
         'chain-id': { type: 'string' },
         'base-port': { type: 'string' },
         'oracle-seed': { type: 'string' },
@@ -67,6 +69,12 @@ export const command: Command = {
       if (values.network === undefined) throw new UsageError('--add-full-node needs --network DIR');
       if (values.validators !== undefined || values['full-nodes'] !== undefined) {
         throw new UsageError('--add-full-node adds to an existing network: no --validators');
+      }
+      // Each is read only by a new network: taken here it would be dropped without a word.
+      for (const flag of ['hosts', 'out', 'chain-id', 'oracle-seed'] as const) {
+        if (values[flag] !== undefined) {
+          throw new UsageError(`--${flag} is for a new network, not --add-full-node`);
+        }
       }
       const trustedBlock = trustedBlockOf(values['trust-height'], values['trust-hash']);
       const { home, updated } = addFullNode({
@@ -92,7 +100,15 @@ export const command: Command = {
     if (values['trust-height'] !== undefined || values['trust-hash'] !== undefined) {
       throw new UsageError('--trust-height and --trust-hash go with --add-full-node');
     }
+    for (const flag of ['network', 'host', 'no-state-sync'] as const) {
+      if (values[flag] !== undefined && values[flag] !== false) {
+        throw new UsageError(`--${flag} goes with --add-full-node`);
+      }
+    }
     if (values.validators === undefined) throw new UsageError('--validators is required');
+    const out = values.out ?? DEFAULT_OUT;
+    // An empty path (an unset variable in a script) would write the homes into the current directory.
+    if (out === '') throw new UsageError('--out must name a directory');
     const { genesis, homes, fullNodes } = initNetwork({
       validators: intOption(values.validators, '--validators'),
       ...(values['full-nodes'] !== undefined
@@ -101,7 +117,7 @@ export const command: Command = {
       ...(values.hosts !== undefined
         ? { hosts: values.hosts.split(',').map((h) => h.trim()) }
         : {}),
-      out: values.out,
+      out,
       ...(values['chain-id'] !== undefined ? { chainId: values['chain-id'] } : {}),
       ...(basePort !== undefined ? { basePort } : {}),
       oracleSeed:
@@ -115,7 +131,7 @@ export const command: Command = {
       return 0;
     }
     io.out(
-      `chain ${genesis.chainId}: ${homes.length} validator and ${fullNodes.length} full-node homes in ${values.out}`,
+      `chain ${genesis.chainId}: ${homes.length} validator and ${fullNodes.length} full-node homes in ${out}`,
     );
     for (const h of [...homes, ...fullNodes]) printHome(io, h);
     io.out(`start each with: zomma node --home <dir>`);
