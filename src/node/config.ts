@@ -7,7 +7,7 @@
 //   <home>/halt-*.json   what differed, when the node halted
 // Every field is validated with a ConfigInvalid error that names it.
 
-import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TimeoutConfig } from '../consensus/index.ts';
 import { sha256 } from '../crypto/index.ts';
@@ -24,7 +24,7 @@ import {
   SNAPSHOT_EVERY_HEIGHTS_DEFAULT,
   SNAPSHOTS_KEPT,
 } from '../lib/limits.ts';
-import { configError } from './errors.ts';
+import { NodeError, configError } from './errors.ts';
 
 export interface HostPort {
   readonly host: string;
@@ -160,11 +160,18 @@ export function parseHostPort(text: unknown, field: string): HostPort {
 function readJson(path: string, field: string): unknown {
   let text: string;
   try {
+    // Sized before it is read: a config (or a path to a large file) is not read whole first.
+    if (statSync(path).size > CONFIG_FILE_BYTES_MAX) {
+      throw configError(field, `${path} is too large`);
+    }
     text = readFileSync(path, 'utf8');
   } catch (error) {
+    if (error instanceof NodeError) throw error;
     throw configError(field, `cannot read ${path}: ${(error as Error).message}`);
   }
-  if (text.length > CONFIG_FILE_BYTES_MAX) throw configError(field, `${path} is too large`);
+  if (Buffer.byteLength(text) > CONFIG_FILE_BYTES_MAX) {
+    throw configError(field, `${path} is too large`);
+  }
   try {
     return JSON.parse(text) as unknown;
   } catch (error) {

@@ -1,6 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { validateConfig } from '../../src/node/config.ts';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig, validateConfig } from '../../src/node/config.ts';
+import { CONFIG_FILE_BYTES_MAX } from '../../src/lib/limits.ts';
 import type { NodeConfig } from '../../src/node/config.ts';
 import { NodeError } from '../../src/node/errors.ts';
 
@@ -54,5 +58,22 @@ test('config.checkInvariants: a boolean, absent is off; anything else names the 
       () => validateConfig({ ...BASE, checkInvariants: bad }),
       refusedAt('config.checkInvariants'),
     );
+  }
+});
+
+test('config.json is sized in bytes before it is read: past CONFIG_FILE_BYTES_MAX it is refused as too large', () => {
+  const home = mkdtempSync(join(tmpdir(), 'zomma-config-'));
+  try {
+    // Fewer characters than the limit, more bytes (three per €): too large all the same.
+    const text = JSON.stringify({ x: '€'.repeat(Math.ceil(CONFIG_FILE_BYTES_MAX / 3) + 10) });
+    assert.ok(text.length < CONFIG_FILE_BYTES_MAX, 'under the limit in characters');
+    writeFileSync(join(home, 'config.json'), text);
+    assert.throws(
+      () => loadConfig(home),
+      (e: unknown) =>
+        e instanceof NodeError && e.code === 'ConfigInvalid' && /too large/.test(e.message),
+    );
+  } finally {
+    rmSync(home, { recursive: true, force: true });
   }
 });
