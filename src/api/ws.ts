@@ -24,9 +24,11 @@ import {
   API_TRADES_DEFAULT,
   WS_CONTROL_MESSAGE_BYTES_MAX,
   WS_BOOK_DEPTH_LEVELS,
+  WS_CHANNEL_CHARS_MAX,
   WS_SUBMIT_ID_CHARS_MAX,
 } from '../lib/limits.ts';
 import { refusalOf, shownName } from './check.ts';
+import { ALREADY_SUBSCRIBED } from './client/channels.ts';
 import { ApiError } from './errors.ts';
 import { RateLimiter } from './ratelimit.ts';
 import { ADDRESS_PATTERN, INSTRUMENT_PATTERN, wsSubmitSchema } from './routes.ts';
@@ -103,7 +105,7 @@ const addressRe = new RegExp(ADDRESS_PATTERN);
 
 /** `book:BTC-PERPETUAL`, `trades:…`, `ticker:…`, `account:0x…`, `blocks`. */
 export function parseChannel(channel: string): { kind: ChannelKind; key: string } | undefined {
-  if (typeof channel !== 'string' || channel.length > 96) return undefined;
+  if (typeof channel !== 'string' || channel.length > WS_CHANNEL_CHARS_MAX) return undefined;
   if (channel === 'blocks') return { kind: 'blocks', key: '' };
   const colon = channel.indexOf(':');
   if (colon < 0) return undefined;
@@ -659,7 +661,7 @@ export class WsHub {
     if (fromSeq !== undefined && !(Number.isSafeInteger(fromSeq) && (fromSeq as number) >= 0)) {
       return this.error(conn, 'BadRequest', 'fromSeq must be a non-negative integer', shown);
     }
-    if (conn.subs.has(name)) return this.error(conn, 'BadRequest', 'already subscribed', shown);
+    if (conn.subs.has(name)) return this.error(conn, 'BadRequest', ALREADY_SUBSCRIBED, shown);
     if (conn.subs.size >= this.limits.subscriptionsMax) {
       return this.error(
         conn,

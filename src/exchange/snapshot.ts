@@ -57,9 +57,6 @@ import {
   STRING_BYTES_MAX,
 } from '../lib/limits.ts';
 import { readBookOrders, writeBookOrders } from './book/index.ts';
-
-/** A spent deposit id in a snapshot: its length byte and 64 hex characters. */
-const CREDITED_RECORD_BYTES = 65;
 import {
   MONEY_BITS,
   activeStake,
@@ -89,6 +86,9 @@ import { countPending } from './governance.ts';
 import { setUnderwater } from './liquidation.ts';
 import type { Deposit, Proposal } from './state.ts';
 import { Account, ExchangeState, MarketState, Principal } from './state.ts';
+
+/** A spent deposit id in a snapshot: its length byte and 64 hex characters. */
+const CREDITED_RECORD_BYTES = 65;
 
 /** The snapshot encoding this build writes and reads. */
 export const SNAPSHOT_FORMAT = 9;

@@ -463,13 +463,13 @@ export class MarketState {
     return auction === null || !auction.active ? lots : lots + auction.restingLots(owner, side);
   }
 
-  /** An owner's open orders here, in the book and among the auction orders. */
   /** Resting orders in the market's book and its auction's books together. */
   restingOrderCount(): number {
     const a = this.auction;
     return this.book.orderCount + (a === null ? 0 : a.bids.orderCount + a.asks.orderCount);
   }
 
+  /** An owner's open orders here, in the book and among the auction orders. */
   ownerOrderCount(owner: number): number {
     const count = this.book.ownerOrderCount(owner);
     const auction = this.auction;

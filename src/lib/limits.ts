@@ -543,6 +543,8 @@ export const API_HEADERS_TIMEOUT_MS = 5_000;
 export const API_REQUEST_TIMEOUT_MS = 15_000;
 /** How often the server looks for requests past those timeouts, ms (Node's default is 30 s). */
 export const API_TIMEOUT_CHECK_MS = 1_000;
+/** Longest WebSocket channel name (`book:<instrument>`, `account:0x…`). */
+export const WS_CHANNEL_CHARS_MAX = 96;
 /** Client messages per second per connection, and the burst it may save up. */
 export const WS_MESSAGES_PER_S = 20;
 export const WS_BURST_MESSAGES = 40;

@@ -12,6 +12,8 @@ import type { Duplex } from 'node:stream';
 import { formatAddress } from '../../src/crypto/index.ts';
 import { ZommaClient } from '../../src/api/client/index.ts';
 import type { ChannelEvent } from '../../src/api/client/index.ts';
+import { ALREADY_SUBSCRIBED, Channels } from '../../src/api/client/channels.ts';
+import type { ChannelError } from '../../src/api/client/channels.ts';
 import type { MemoryView } from '../../src/api/memory.ts';
 import type { AccountInterest, BlockUpdate, BookDelta } from '../../src/api/view.ts';
 import type { WsMessage } from '../../src/api/ws.ts';
@@ -1227,6 +1229,83 @@ test(
     } finally {
       for (const socket of sockets) socket.close();
       await server.close();
+    }
+  },
+);
+
+test('SDK channels: a read refused after `subscribed` ends the channel; "already subscribed" keeps it', () => {
+  const sent: object[] = [];
+  const errors: ChannelError[] = [];
+  const channels = new Channels(
+    (r) => sent.push(r),
+    (e) => errors.push(e),
+  );
+  const live = channels.open('account:0xab', () => {});
+  channels.handle({ type: 'subscribed', channel: 'account:0xab' });
+  assert.equal(live.state, 'live');
+  // The server ends a subscription whose first read it refuses (a halted node): so does the client.
+  channels.handle({
+    type: 'error',
+    code: 'Unavailable',
+    message: 'halted',
+    channel: 'account:0xab',
+  });
+  assert.equal(channels.get('account:0xab'), undefined);
+  // A repeated request's answer: the server holds the channel, the client keeps it.
+  const waiting = channels.open('blocks', () => {});
+  channels.handle({
+    type: 'error',
+    code: 'BadRequest',
+    message: ALREADY_SUBSCRIBED,
+    channel: 'blocks',
+  });
+  assert.equal(channels.get('blocks'), waiting);
+  assert.equal(errors.length, 2);
+});
+
+test(
+  'SDK: a server answering RateLimited to everything never makes the client queue a channel twice',
+  { timeout: 30_000 },
+  async () => {
+    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    let received = 0;
+    wss.on('connection', (ws) =>
+      ws.on('message', () => {
+        received++;
+        ws.send(
+          JSON.stringify({
+            type: 'error',
+            code: 'RateLimited',
+            message: 'too many messages',
+            retryAfterMs: 20,
+          }),
+        );
+      }),
+    );
+    await new Promise((resolve) => wss.once('listening', resolve));
+    const url = `http://127.0.0.1:${(wss.address() as AddressInfo).port}`;
+    const socket = new ZommaClient(url).socket({
+      reconnectDelayMs: 5,
+      messagesPerS: 20,
+      burstMessages: 5,
+    });
+    const outbox = (socket as unknown as { outbox: object[] }).outbox;
+    const channels = Array.from({ length: 30 }, (_, i) => `book:BTC-${i}`);
+    try {
+      for (const channel of channels) socket.subscribe(channel, () => {});
+      let most = 0;
+      const until = performance.now() + 1_500;
+      while (performance.now() < until) {
+        most = Math.max(most, outbox.length);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      assert.ok(received > 10, `the server was asked ${received} times`);
+      assert.ok(most <= channels.length, `at most one request per channel waits (${most})`);
+      const names = outbox.map((r) => (r as { channel: string }).channel);
+      assert.equal(new Set(names).size, names.length, 'no channel queued twice');
+    } finally {
+      socket.close();
+      await new Promise((resolve) => wss.close(resolve));
     }
   },
 );

@@ -10,6 +10,9 @@
 import type { BookDelta, BookView, LevelView } from '../view.ts';
 import type { WsMessage } from '../ws.ts';
 
+/** The server's message refusing a subscribe for a channel the connection holds (src/api/ws.ts). */
+export const ALREADY_SUBSCRIBED = 'already subscribed';
+
 export interface ChannelEvent {
   type: 'snapshot' | 'update';
   channel: string;
@@ -135,14 +138,14 @@ export class Channels {
   }
 
   /**
-   * Asks again for every channel still waiting for its `subscribed`: after a
-   * RateLimited answer, which does not say which request it refused. A
-   * request that was in fact taken is answered "already subscribed" after
-   * its `subscribed`, and ignored.
+   * Asks again for every channel still waiting for its `subscribed` whose
+   * request is not still waiting to be sent (`queued`): after a RateLimited
+   * answer, which does not say which request it refused. A request that was
+   * in fact taken is answered "already subscribed", and ignored.
    */
-  retrySubscribing(): void {
+  retrySubscribing(queued: (name: string) => boolean): void {
     for (const channel of this.map.values()) {
-      if (channel.state === 'subscribing') this.subscribe(channel);
+      if (channel.state === 'subscribing' && !queued(channel.name)) this.subscribe(channel);
     }
   }
 
@@ -180,14 +183,19 @@ export class Channels {
         return this.onData(message);
       case 'error': {
         // A subscription the server refused by name (unknown instrument, too
-        // many subscriptions, a read it refuses) is over: kept, it would wait
-        // for data for good and be asked for again at every reconnect. A
-        // refusal that names no channel (RateLimited) is retried instead
-        // (retrySubscribing). "Already subscribed" comes only for a channel
-        // whose `subscribed` the server sent first, so it is live by then.
-        const refused = message.channel === undefined ? undefined : this.map.get(message.channel);
-        if (refused?.state === 'subscribing' && message.code !== 'RateLimited') {
-          this.map.delete(refused.name);
+        // many subscriptions) or ended (a read it refuses, after `subscribed`)
+        // is over: kept, it would wait for data for good and be asked for
+        // again at every reconnect. A refusal that names no channel
+        // (RateLimited) is retried instead (retrySubscribing); "already
+        // subscribed" answers a repeated request: the server holds the channel.
+        const named = message.channel === undefined ? undefined : this.map.get(message.channel);
+        if (
+          named !== undefined &&
+          (named.state === 'subscribing' || named.state === 'live') &&
+          message.code !== 'RateLimited' &&
+          message.message !== ALREADY_SUBSCRIBED
+        ) {
+          this.map.delete(named.name);
         }
         this.onError({
           code: message.code,

@@ -5,7 +5,7 @@
 import WebSocket from 'ws';
 import { sha256 } from '../../crypto/index.ts';
 import { toHex } from '../../lib/bytes.ts';
-import { WS_BURST_MESSAGES, WS_MESSAGES_PER_S } from '../../lib/limits.ts';
+import { WS_BURST_MESSAGES, WS_CHANNEL_CHARS_MAX, WS_MESSAGES_PER_S } from '../../lib/limits.ts';
 import { statusOfCode } from '../errors.ts';
 import { WS_PATH } from '../routes.ts';
 import type { WsSubmitRequest } from '../routes.ts';
@@ -123,9 +123,20 @@ export class ZommaSocket {
     // The server keys an account's channel by its address in lower case: two
     // spellings would be one subscription there and two here.
     const name = channel.startsWith('account:') ? channel.toLowerCase() : channel;
+    // The server takes no longer name, and names a longer one back cut short.
+    if (name.length > WS_CHANNEL_CHARS_MAX) {
+      throw new Error(`a channel name is at most ${WS_CHANNEL_CHARS_MAX} characters`);
+    }
     if (this.channels.get(name) !== undefined) throw new Error(`already subscribed to ${name}`);
     const followed: Channel = this.channels.open(name, handler);
-    return { channel: name, unsubscribe: () => this.channels.close(followed) };
+    return {
+      channel: name,
+      unsubscribe: () => {
+        // A request for it still waiting to be sent would reach the server after the unsubscribe.
+        this.dropQueued(name);
+        this.channels.close(followed);
+      },
+    };
   }
 
   /**
@@ -197,6 +208,13 @@ export class ZommaSocket {
     }
   }
 
+  /** Takes out the requests for `channel` still waiting to be sent. */
+  private dropQueued(channel: string): void {
+    for (let i = this.outbox.length - 1; i >= 0; i--) {
+      if ((this.outbox[i] as { channel?: unknown }).channel === channel) this.outbox.splice(i, 1);
+    }
+  }
+
   /** After a RateLimited answer: the subscriptions still waiting are asked for again, once. */
   private retrySubscribingAfter(retryAfterMs: unknown): void {
     if (this.retryTimer !== undefined) return;
@@ -207,7 +225,9 @@ export class ZommaSocket {
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       if (!this.closed && this.socket?.readyState === WebSocket.OPEN) {
-        this.channels.retrySubscribing();
+        this.channels.retrySubscribing((name) =>
+          this.outbox.some((r) => (r as { channel?: unknown }).channel === name),
+        );
       }
     }, delayMs);
   }
