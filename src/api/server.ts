@@ -534,8 +534,15 @@ function rawAnswer(
       ? ''
       : `retry-after: ${retryAfterSeconds(body.retryAfterMs)}\r\n`;
   const head = `HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\n${retry}${headers}connection: close\r\n\r\n`;
-  if (close) socket.end(head + text);
-  else socket.write(head + text);
+  if (close) {
+    // Closed both ways once the answer is out: end() alone leaves the socket
+    // open for a client that never closes its side, and an upgrade's socket
+    // counts against its address (and no server timeout watches it).
+    socket.once('finish', () => socket.destroy());
+    socket.end(head + text);
+  } else {
+    socket.write(head + text);
+  }
 }
 
 /** Node's HTTP parser refused the request (malformed, headers too large, too slow). */

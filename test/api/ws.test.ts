@@ -491,6 +491,44 @@ test('an upgrade the WebSocket library refuses gets the API error body, not its 
   }
 });
 
+test('a refused upgrade is closed by the server even if the client never closes its side', async () => {
+  const server = await serve(makeView(), { wsConnectionsPerIpMax: 2 });
+  const { port } = new URL(server.url);
+  const held: ReturnType<typeof connect>[] = [];
+  try {
+    // Three upgrades with no key, each client keeping its side open (no end()).
+    for (let i = 0; i < 3; i++) {
+      const socket = connect({ port: Number(port), host: '127.0.0.1', allowHalfOpen: true });
+      held.push(socket);
+      const ended = new Promise<void>((resolve) => socket.on('end', () => resolve()));
+      socket.on('error', () => {});
+      socket.resume();
+      socket.write(
+        'GET /v1/ws HTTP/1.1\r\nhost: x\r\nconnection: Upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\n\r\n',
+      );
+      await ended;
+    }
+    // Their slots are freed as the server closes them: a valid client connects
+    // (a few tries: the server closes each just after its answer is out).
+    let status = 0;
+    for (let attempt = 0; attempt < 20 && status !== 101; attempt++) {
+      status = await new Promise<number>((resolve) => {
+        const ws = new WebSocket(server.url.replace(/^http/, 'ws') + '/v1/ws');
+        ws.on('open', () => {
+          ws.close();
+          resolve(101);
+        });
+        ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+        ws.on('error', () => {});
+      });
+    }
+    assert.equal(status, 101, 'the refused upgrades hold no connection slot');
+  } finally {
+    for (const socket of held) socket.destroy();
+    await server.close();
+  }
+});
+
 /** An upgrade the server refuses: its status, Retry-After header and JSON body. */
 async function refusedUpgrade(
   url: string,
