@@ -29,6 +29,9 @@
 //                 re-signed far in the future, then the latest honest ones),
 //                 the block time recomputed: the most a proposer can pull BFT
 //                 time, which must still stay within the honest times;
+//   withhold    — double-votes as double-vote does, leaves all evidence out of
+//                 the blocks it proposes, and sends each evidence message it
+//                 relays twice: honest proposers must still commit it;
 //   catchup-forge — answers block requests with each block altered (one more
 //                 transaction, its root fixed) under the real certificate,
 //                 and sends, with each vote, evidence of no offence (a
@@ -41,6 +44,7 @@ import {
   SIGN_KIND_CONSENSUS,
   VOTE_TYPE,
   commitHashOf,
+  evidenceRoot,
   headerCodec,
   isQuorum,
   makeEvidence,
@@ -80,6 +84,7 @@ export const LATER_DRAWN_BEHAVIORS = [
   'lying-pol',
   'amnesia',
   'commit-trim',
+  'withhold',
   'catchup-forge',
 ] as const;
 export const BYZANTINE_BEHAVIORS = [
@@ -140,7 +145,7 @@ export class Forger {
       const other = this.forgeProposal(message.proposal, message.block);
       return { groupA: [bytes], groupB: [other] };
     }
-    if (behavior === 'double-vote' && message.kind === 'vote') {
+    if ((behavior === 'double-vote' || behavior === 'withhold') && message.kind === 'vote') {
       const other = this.forgeVote(message.vote);
       return { groupA: [bytes, other], groupB: [other, bytes] };
     }
@@ -163,6 +168,10 @@ export class Forger {
     if (message.kind === 'proposal') {
       this.observe(message);
       const p = message.proposal;
+      if (behavior === 'withhold') {
+        const stripped = this.withoutEvidence(p, message.block);
+        return stripped === null ? null : [stripped];
+      }
       if (behavior === 'commit-trim') {
         const trimmed = this.trimmedProposal(p, message.block);
         return trimmed === null ? null : [trimmed];
@@ -181,6 +190,7 @@ export class Forger {
       });
       return [encode(messageCodec, { kind: 'blockResponse', blocks })];
     }
+    if (message.kind === 'evidence') return behavior === 'withhold' ? [bytes, bytes] : null;
     if (message.kind !== 'vote') return null;
     const v = message.vote;
     const precommitFor = v.type === VOTE_TYPE.precommit && v.blockHash !== null;
@@ -313,6 +323,32 @@ export class Forger {
       blockHash,
       signature: this.signer.sign(SIGN_KIND_CONSENSUS.proposal, signBytes),
     };
+    const bytes = encode(messageCodec, { kind: 'proposal', proposal: forged, block: forgedBlock });
+    this.remember(id, bytes);
+    return bytes;
+  }
+
+  /** Its fresh proposal again, its block without the evidence it carried. */
+  private withoutEvidence(proposal: Proposal, block: Block): Uint8Array | null {
+    if (proposal.polRound !== -1 || block.evidence.length === 0) return null;
+    const id = `w/${proposal.height}/${proposal.round}`;
+    const done = this.forged.get(id);
+    if (done !== undefined) return done;
+    const header = { ...block.header, evidenceHash: evidenceRoot([]) };
+    const blockHash = sha256(encode(headerCodec, header));
+    const signBytes = proposalSignBytes(
+      this.writer,
+      proposal.height,
+      proposal.round,
+      -1,
+      blockHash,
+    );
+    const forged: Proposal = {
+      ...proposal,
+      blockHash,
+      signature: this.signer.sign(SIGN_KIND_CONSENSUS.proposal, signBytes),
+    };
+    const forgedBlock: Block = { ...block, header, evidence: [] };
     const bytes = encode(messageCodec, { kind: 'proposal', proposal: forged, block: forgedBlock });
     this.remember(id, bytes);
     return bytes;

@@ -768,7 +768,11 @@ export class Simulator {
     tampered: { groupA: readonly Uint8Array[]; groupB: readonly Uint8Array[] },
     to: number,
   ): void {
-    if (node.behavior === 'double-vote' && tampered.groupA.length === 2) {
+    if (
+      (node.behavior === 'double-vote' || node.behavior === 'withhold') &&
+      tampered.groupA.length === 2 &&
+      message.kind === 'vote'
+    ) {
       this.checkers.equivocationsMade++;
     }
     for (let other = 0; other < this.nodes.length; other++) {

@@ -6,10 +6,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DEFAULT_CONFIG, SIM_GENESIS_MS, Simulator } from '../../src/sim/index.ts';
-import type { SimConfig, SimNode } from '../../src/sim/index.ts';
+import type { SimConfig, SimNode, SimResult } from '../../src/sim/index.ts';
 import { SIM_SKEWED_TIME_MS } from '../../src/lib/limits.ts';
 
-function run(overrides: Partial<SimConfig>): { sim: Simulator; honest: SimNode[]; lies: number } {
+function run(overrides: Partial<SimConfig>): {
+  sim: Simulator;
+  result: SimResult;
+  honest: SimNode[];
+  lies: number;
+} {
   const sim = new Simulator({
     ...DEFAULT_CONFIG,
     validators: 4,
@@ -23,7 +28,7 @@ function run(overrides: Partial<SimConfig>): { sim: Simulator; honest: SimNode[]
   assert.ok(result.heightsCommitted >= result.config.heights, `too few heights: ${replay}`);
   const lies = sim.nodes.reduce((sum, n) => sum + (n.forger?.liesTold ?? 0), 0);
   assert.ok(lies > 0, `no lie told: ${replay}`);
-  return { sim, honest: sim.nodes.filter((n) => n.behavior === null), lies };
+  return { sim, result, honest: sim.nodes.filter((n) => n.behavior === null), lies };
 }
 
 function dropped(
@@ -78,4 +83,15 @@ test('lying-pol and amnesia: wrong POL rounds and votes that ignore the lock bre
   run({ seed: 7, validators: 7, byzantine: 2, faults: 'chaos', behavior: 'lying-pol' });
   run({ seed: 6, faults: 'partition', behavior: 'amnesia' });
   run({ seed: 7, validators: 7, byzantine: 2, faults: 'chaos', behavior: 'amnesia' });
+});
+
+test('withhold: a double-voter leaving evidence out of its blocks and sending it twice is still jailed by honest proposers', () => {
+  for (const [seed, validators, byzantine, faults] of [
+    [1, 4, 1, 'none'],
+    [3, 7, 2, 'chaos'],
+  ] as const) {
+    const { result } = run({ seed, validators, byzantine, faults, behavior: 'withhold' });
+    assert.ok(result.evidence.committed > 0, `no evidence committed: ${result.replay}`);
+    assert.equal(result.evidence.committed, result.evidence.seen, result.replay);
+  }
 });

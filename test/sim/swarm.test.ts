@@ -63,6 +63,7 @@ test('swarm options are drawn from the seed and cover every fault and behaviour'
     'lying-pol',
     'amnesia',
     'commit-trim',
+    'withhold',
     'catchup-forge',
   ]) {
     assert.ok(
