@@ -24,9 +24,11 @@
 //                 none;
 //   amnesia     — ignores its lock: each nil vote it signs is re-signed for
 //                 the block proposed in that round, when it has seen one;
-//   commit-trim — proposes its blocks with the previous height's certificate
-//                 cut to the fewest precommits that still pass 2/3 (its own,
-//                 re-signed far in the future, then the latest honest ones),
+//   commit-trim — dates its precommits far in the future, and proposes its
+//                 blocks with the previous height's certificate cut to the
+//                 fewest precommits that still pass 2/3 (its own, re-signed
+//                 far in the future, then the latest, so the other
+//                 commit-trim nodes' first),
 //                 the block time recomputed: the most a proposer can pull BFT
 //                 time, which must still stay within the honest times;
 //   withhold    — double-votes as double-vote does, leaves all evidence out of
@@ -194,6 +196,12 @@ export class Forger {
     if (message.kind !== 'vote') return null;
     const v = message.vote;
     const precommitFor = v.type === VOTE_TYPE.precommit && v.blockHash !== null;
+    if (behavior === 'commit-trim' && precommitFor) {
+      // Dated far ahead like the one in its own certificates, so that another
+      // commit-trim proposer, keeping the latest precommits, keeps this one.
+      const timestampMs = v.timestampMs + SIM_SKEWED_TIME_MS;
+      return [this.revote('t', v, v.round, v.blockHash, timestampMs, v.extension)];
+    }
     if (behavior === 'time-skew' && precommitFor) {
       const timestampMs = v.height % 2 === 1 ? v.timestampMs + SIM_SKEWED_TIME_MS : 0;
       return [this.revote('t', v, v.round, v.blockHash, timestampMs, v.extension)];
