@@ -627,6 +627,8 @@ export const SIM_WAL_COMPACT_RECORDS = 256;
 export const SIM_FORGED_ENTRIES_MAX = 4_096;
 /** Rounds past the next a flood-ahead Byzantine node votes in with each vote it releases. */
 export const SIM_FLOOD_AHEAD_ROUNDS = 12;
+/** How far ahead of its clock a time-skew Byzantine node dates its precommits (about 31 years). */
+export const SIM_SKEWED_TIME_MS = 1_000_000_000_000;
 /** After the heal, every honest node must commit this many heights past the highest one then. */
 export const SIM_LIVENESS_HEIGHTS = 3;
 /** The liveness bound, in the longest step timeout: room for rounds to resynchronise after a heal. */

@@ -7,18 +7,29 @@
 // committed block within a bound, its offender is out of the validator set
 // deciding H+2 (H the height that committed it; unless it is the last member),
 // and after the network heals every honest node commits within a bound.
+// Also safety: block time only grows and stays within the honest precommits'
+// times, and no evidence against an honest validator is ever committed.
 
-import type { Message } from '../consensus/index.ts';
+import type { DuplicateVoteEvidence, Message, Vote } from '../consensus/index.ts';
 import { bytesEqual, toHex } from '../lib/bytes.ts';
 
 export type ViolationKind =
-  'agreement' | 'validity' | 'appHash' | 'doubleSign' | 'evidence' | 'liveness';
+  | 'agreement'
+  | 'validity'
+  | 'appHash'
+  | 'doubleSign'
+  | 'bftTime'
+  | 'falseEvidence'
+  | 'evidence'
+  | 'liveness';
 
 export const SAFETY_KINDS: readonly ViolationKind[] = [
   'agreement',
   'validity',
   'appHash',
   'doubleSign',
+  'bftTime',
+  'falseEvidence',
 ];
 
 export interface Violation {
@@ -49,7 +60,14 @@ export class Checkers {
   /** Conflicting votes Byzantine nodes let out (what the evidence checker may expect to see). */
   equivocationsMade = 0;
 
-  constructor(private readonly stopOnViolation: boolean) {}
+  /** The time of each recently committed block (the first honest node's). */
+  private readonly blockTimes = new Map<number, number>();
+
+  /** `honestKeys[k]` is 1 when validator key k is honest. */
+  constructor(
+    private readonly stopOnViolation: boolean,
+    private readonly honestKeys: Uint8Array = new Uint8Array(0),
+  ) {}
 
   get failed(): boolean {
     return this.violations.length > 0;
@@ -170,8 +188,50 @@ export class Checkers {
     } else if (!seen.seenBy.includes(nodeIndex)) seen.seenBy.push(nodeIndex);
   }
 
-  onEvidenceCommitted(hash: string, height: number, offenderKey: number): void {
+  /**
+   * A committed block's time: later than the block before it, and within the
+   * times of the honest precommits its lastCommit carries (`low`..`high`; none
+   * at the first height). Byzantine precommits may be dated anywhere.
+   */
+  onBlockTime(height: number, timeMs: number, low: number, high: number, atUs: number): void {
+    if (this.blockTimes.has(height)) return;
+    this.blockTimes.set(height, timeMs);
+    this.blockTimes.delete(height - 2);
+    const before = this.blockTimes.get(height - 1);
+    if (before !== undefined && timeMs <= before) {
+      this.flag('bftTime', atUs, `height ${height}: block time ${timeMs} ms, not after ${before}`);
+    }
+    if (low <= high && (timeMs < low || timeMs > high)) {
+      this.flag(
+        'bftTime',
+        atUs,
+        `height ${height}: block time ${timeMs} ms outside the honest precommits' ${low}..${high}`,
+      );
+    }
+  }
+
+  onEvidenceCommitted(
+    hash: string,
+    height: number,
+    offenderKey: number,
+    atUs: number,
+    evidence?: DuplicateVoteEvidence,
+  ): void {
     if (this.evidenceCommitted.has(hash)) return;
+    if (evidence !== undefined && !conflicting(evidence.voteA, evidence.voteB)) {
+      this.flag(
+        'falseEvidence',
+        atUs,
+        `height ${height}: evidence against validator key ${offenderKey} of two votes that do not conflict`,
+      );
+    }
+    if (offenderKey >= 0 && this.honestKeys[offenderKey] === 1) {
+      this.flag(
+        'falseEvidence',
+        atUs,
+        `height ${height}: evidence against honest validator key ${offenderKey} committed`,
+      );
+    }
     this.evidenceCommitted.set(hash, height);
     this.offenders.set(hash, offenderKey);
   }
@@ -226,6 +286,21 @@ export class Checkers {
       );
     }
   }
+}
+
+/** One validator's two votes of one (height, round, type) for different values: an offence. */
+function conflicting(a: Vote, b: Vote): boolean {
+  const sameValue =
+    a.blockHash === null
+      ? b.blockHash === null
+      : b.blockHash !== null && bytesEqual(a.blockHash, b.blockHash);
+  return (
+    a.validatorIndex === b.validatorIndex &&
+    a.height === b.height &&
+    a.round === b.round &&
+    a.type === b.type &&
+    !sameValue
+  );
 }
 
 function shortOf(value: Uint8Array | null): string {

@@ -7,7 +7,7 @@ import { ZommaError } from '../lib/errors.ts';
 import { Prng } from '../lib/prng.ts';
 import { SIM_HEIGHTS_MAX, SIM_VALIDATORS_MAX } from '../lib/limits.ts';
 import type { AppFactory } from './app.ts';
-import { BYZANTINE_BEHAVIORS, DRAWN_BEHAVIORS } from './byzantine.ts';
+import { BYZANTINE_BEHAVIORS, DRAWN_BEHAVIORS, LATER_DRAWN_BEHAVIORS } from './byzantine.ts';
 import type { ByzantineBehavior } from './byzantine.ts';
 import type { CryptoScheme } from './crypto.ts';
 import { TOPOLOGIES } from './topology.ts';
@@ -118,7 +118,7 @@ export function swarmConfig(seed: number, heightsMax: number): SimConfig {
   const prng = new Prng(BigInt(seed) ^ 0x5_7a_4an);
   const validators = prng.pick([1, 2, 3, 4, 4, 4, 5, 7, 10]);
   const f = faultsTolerated(validators);
-  return {
+  const config: SimConfig = {
     ...DEFAULT_CONFIG,
     seed,
     validators,
@@ -129,6 +129,13 @@ export function swarmConfig(seed: number, heightsMax: number): SimConfig {
     behavior: prng.pick(DRAWN_CHOICES),
     txsPerBlock: prng.int(3),
   };
+  // Drawn last, so every other option of a seed stays what it was before
+  // these behaviours existed; a third of the seeds with Byzantine validators
+  // take one of them instead.
+  if (config.byzantine > 0 && prng.chance(1, 3)) {
+    return { ...config, behavior: prng.pick(LATER_DRAWN_BEHAVIORS) };
+  }
+  return config;
 }
 
 /** The command that replays a run exactly. */

@@ -11,6 +11,7 @@ import { Reader, decode, encode } from '../codec/wire.ts';
 import { STEP, messageCodec, walRecordCodec } from '../consensus/index.ts';
 import type {
   Application,
+  Block,
   CommittedBlock,
   Effect,
   Genesis,
@@ -35,7 +36,7 @@ import {
   SIM_WAL_COMPACT_RECORDS,
 } from '../lib/limits.ts';
 import { hashChainApp } from './app.ts';
-import { DRAWN_BEHAVIORS, Forger } from './byzantine.ts';
+import { DRAWN_BEHAVIORS, FORGING_BEHAVIORS, Forger } from './byzantine.ts';
 import type { ByzantineBehavior } from './byzantine.ts';
 import { Checkers, SAFETY_KINDS } from './checkers.ts';
 import type { Violation } from './checkers.ts';
@@ -222,7 +223,6 @@ export class Simulator {
     const keyPrng = this.prng.fork();
     this.faultPrng = this.prng.fork();
     const netPrng = this.prng.fork();
-    this.checkers = new Checkers(config.stopOnViolation ?? true);
     this.crypto = new SimCrypto(config.crypto, SIM_CHAIN_ID, config.memoize, `${config.seed}`);
     this.timeouts = timeoutsFor(config.topology);
 
@@ -239,6 +239,7 @@ export class Simulator {
       this.keys.push(this.crypto.key(k));
     }
     this.honestKeys = Uint8Array.from(behaviors, (b) => (b === null ? 1 : 0));
+    this.checkers = new Checkers(config.stopOnViolation ?? true, this.honestKeys);
     this.keys.forEach((k, i) => this.keyIndexByPublicKey.set(toHex(k.publicKey), i));
     this.genesis = {
       chainId: SIM_CHAIN_ID,
@@ -294,8 +295,11 @@ export class Simulator {
         committedHeight: 0,
         mempool: new Map(),
         forger:
-          behavior === 'equivocate' || behavior === 'double-vote' || behavior === 'flood-ahead'
-            ? new Forger(this.keys[keyIndex]!.signer)
+          behavior !== null && FORGING_BEHAVIORS.includes(behavior)
+            ? new Forger(this.keys[keyIndex]!.signer, {
+                setAt: (height) => this.setAt(height),
+                blockTimeMs: (height) => this.nodes[i]?.blocks.get(height)?.block.header.timeMs,
+              })
             : null,
         groupA: new Set(peers.slice(0, Math.ceil(peers.length / 2))),
       };
@@ -413,6 +417,7 @@ export class Simulator {
         h[2] = event.from;
         this.traceAppend(this.traceHeaderBytes);
         this.traceAppend(event.bytes);
+        if (node.behavior === 'amnesia') this.observe(node, event.bytes);
         this.perform(
           node,
           node.replica.onMessage(this.peerIds[event.from]!, event.bytes, this.nowMsOf(node)),
@@ -613,6 +618,7 @@ export class Simulator {
     node.app.commit();
     if (isHonest(node)) {
       this.checkers.onExecuted(node.index, height, result.appHash, this.nowUs);
+      this.checkBlockTime(block);
       this.noteSet(height + 1, node.replica.nextValidators);
       for (let i = 0; i < block.evidence.length; i++) {
         const offender = this.keyIndexByPublicKey.get(toHex(effect.misbehavior[i]!.publicKey));
@@ -620,6 +626,8 @@ export class Simulator {
           toHex(evidenceHashOf(block.evidence[i]!)),
           height,
           offender ?? -1,
+          this.nowUs,
+          block.evidence[i],
         );
       }
     }
@@ -630,6 +638,23 @@ export class Simulator {
       }
     }
     this.input(node, { kind: 'blockExecuted', height, result, nowMs: 0 }, SIM_BLOCK_EXECUTE_US);
+  }
+
+  /** Hands the checker a committed block's time and the honest precommit times of its lastCommit. */
+  private checkBlockTime(block: Block): void {
+    const commit = block.lastCommit;
+    let low = Infinity;
+    let high = -Infinity;
+    if (commit !== null) {
+      const set = this.setAt(commit.height);
+      for (const v of commit.votes) {
+        const key = this.keyOfIndex(set, v.validatorIndex);
+        if (key < 0 || this.honestKeys[key] !== 1) continue;
+        if (v.timestampMs < low) low = v.timestampMs;
+        if (v.timestampMs > high) high = v.timestampMs;
+      }
+    }
+    this.checkers.onBlockTime(block.header.height, block.header.timeMs, low, high, this.nowUs);
   }
 
   /** Records the set deciding `height` the first time an honest replica shows it (agreement makes them equal). */
@@ -681,7 +706,8 @@ export class Simulator {
       this.checkers.onHonestSigned(signer, node.index, message, this.nowUs);
     }
     if (node.behavior === 'silent') return;
-    if (node.forger !== null && signer === node.keyIndex) {
+    // What it signs itself, and what carries no signature of its own (block responses).
+    if (node.forger !== null && (signer === node.keyIndex || signer < 0)) {
       const tampered = node.forger.tamper(node.behavior!, message, bytes);
       if (tampered !== null) return this.sendTampered(node, message, bytes, tampered, to);
     }
@@ -707,6 +733,11 @@ export class Simulator {
     const set = node.replica.height === height ? node.replica.validators : this.setAt(height);
     const index =
       message.kind === 'vote' ? message.vote.validatorIndex : set.proposer(message.proposal.round);
+    return this.keyOfIndex(set, index);
+  }
+
+  /** The genesis key index of a set's member (-1 if none). */
+  private keyOfIndex(set: ValidatorSet, index: number): number {
     if (index >= set.size) return -1;
     let keys = this.keyIndexBySet.get(set.validators);
     if (keys === undefined) {
@@ -719,6 +750,17 @@ export class Simulator {
     return keys[index]!;
   }
 
+  /** An amnesiac Byzantine node notes the proposals it is sent (what it will vote for instead of nil). */
+  private observe(node: SimNode, bytes: Uint8Array): void {
+    let message: Message;
+    try {
+      message = decodeMessage(bytes);
+    } catch {
+      return;
+    }
+    node.forger!.observe(message);
+  }
+
   private sendTampered(
     node: SimNode,
     message: Message,
@@ -726,7 +768,13 @@ export class Simulator {
     tampered: { groupA: readonly Uint8Array[]; groupB: readonly Uint8Array[] },
     to: number,
   ): void {
-    if (tampered.groupA.length === 2) this.checkers.equivocationsMade++;
+    if (
+      (node.behavior === 'double-vote' || node.behavior === 'withhold') &&
+      tampered.groupA.length === 2 &&
+      message.kind === 'vote'
+    ) {
+      this.checkers.equivocationsMade++;
+    }
     for (let other = 0; other < this.nodes.length; other++) {
       if (other === node.index || (to >= 0 && other !== to)) continue;
       const list = node.groupA.has(other) ? tampered.groupA : tampered.groupB;

@@ -77,7 +77,7 @@ test('evidence: committed in time, late, or excused by a crash', () => {
   c.onEvidenceSeen(0, 'e1', 10, 3, 100);
   c.onEvidenceSeen(1, 'e2', 10, 3, 100);
   c.onEvidenceSeen(2, 'e3', 10, 3, 100);
-  c.onEvidenceCommitted('e1', 12, 3);
+  c.onEvidenceCommitted('e1', 12, 3, 0);
   const crashed = (node: number) => node === 2;
   c.checkEvidence(21, 0, 12, crashed, 1_000);
   assert.equal(c.failed, false, 'the chain has not reached the deadline');
@@ -90,9 +90,9 @@ test('evidence: committed in time, late, or excused by a crash', () => {
 
 test('jailing: the offender of committed evidence is out of the set two heights later', () => {
   const c = new Checkers(true);
-  c.onEvidenceCommitted('e1', 12, 3);
-  c.onEvidenceCommitted('e1', 13, 3);
-  c.onEvidenceCommitted('e2', 12, -1);
+  c.onEvidenceCommitted('e1', 12, 3, 0);
+  c.onEvidenceCommitted('e1', 13, 3, 0);
+  c.onEvidenceCommitted('e2', 12, -1, 0);
   const asked: [number, number][] = [];
   const stillIn = (key: number, height: number): boolean => {
     asked.push([key, height]);
@@ -106,4 +106,51 @@ test('jailing: the offender of committed evidence is out of the set two heights 
   assert.deepEqual(asked, [[3, 14]], 'once per evidence, from the height that committed it first');
   assert.equal(c.violations.length, 1);
   assert.match(c.violations[0]!.message, /key 3\b.* height 12\b.* deciding 14/);
+});
+
+test('BFT time: a block time that goes back or leaves the honest precommit times is a safety violation', () => {
+  const c = new Checkers(true);
+  c.onBlockTime(1, 1_000, Infinity, -Infinity, 0);
+  c.onBlockTime(2, 1_010, 1_005, 1_020, 0);
+  c.onBlockTime(2, 1_010, 1_005, 1_020, 0);
+  assert.equal(c.failed, false, 'within the honest times and later than the block before');
+  c.onBlockTime(3, 1_010, 1_000, 1_020, 0);
+  assert.match(c.violations[0]!.message, /not after 1010/);
+  c.onBlockTime(4, 9_999, 1_011, 1_030, 0);
+  assert.match(c.violations[1]!.message, /outside the honest precommits' 1011\.\.1030/);
+  assert.equal(c.stop, true, 'BFT time is safety');
+});
+
+test('evidence against an honest key is a safety violation; against a Byzantine one it is not', () => {
+  const c = new Checkers(true, Uint8Array.from([1, 1, 0]));
+  c.onEvidenceCommitted('e1', 5, 2, 0);
+  c.onEvidenceCommitted('e2', 5, -1, 0);
+  assert.equal(c.failed, false, 'key 2 is Byzantine, -1 names no key');
+  c.onEvidenceCommitted('e3', 6, 1, 0);
+  assert.match(c.violations[0]!.message, /honest validator key 1/);
+  assert.equal(c.stop, true, 'false evidence is safety');
+});
+
+test('evidence of two votes that do not conflict is a safety violation, whoever it names', () => {
+  const vote = {
+    type: 3,
+    height: 4,
+    round: 1,
+    blockHash: null,
+    validatorIndex: 2,
+    timestampMs: 0,
+    extension: new Uint8Array(0),
+    signature: new Uint8Array(64),
+  } as const;
+  const c = new Checkers(true, Uint8Array.from([1, 1, 0]));
+  c.onEvidenceCommitted('e1', 5, 2, 0, {
+    voteA: vote,
+    voteB: { ...vote, blockHash: new Uint8Array(32) },
+  });
+  assert.equal(c.failed, false, 'two values in one round conflict');
+  c.onEvidenceCommitted('e2', 5, 2, 0, {
+    voteA: vote,
+    voteB: { ...vote, round: 2, blockHash: new Uint8Array(32) },
+  });
+  assert.match(c.violations[0]!.message, /do not conflict/);
 });

@@ -33,7 +33,7 @@ test(`swarm of ${SEEDS} seeds: no safety violation`, () => {
   assert.equal(
     s.safetyViolations,
     0,
-    failuresText(s, ['agreement', 'validity', 'appHash', 'doubleSign']),
+    failuresText(s, ['agreement', 'validity', 'appHash', 'doubleSign', 'bftTime', 'falseEvidence']),
   );
   assert.ok(s.heightsCommitted > SEEDS * 3);
 });
@@ -52,7 +52,20 @@ test('swarm options are drawn from the seed and cover every fault and behaviour'
       faults,
     );
   }
-  for (const behavior of ['twins', 'equivocate', 'double-vote', 'silent', 'mixed']) {
+  for (const behavior of [
+    'twins',
+    'equivocate',
+    'double-vote',
+    'silent',
+    'mixed',
+    'time-skew',
+    'bad-extension',
+    'lying-pol',
+    'amnesia',
+    'commit-trim',
+    'withhold',
+    'catchup-forge',
+  ]) {
     assert.ok(
       configs.some((c) => c.behavior === behavior && c.byzantine > 0),
       behavior,

@@ -40,8 +40,10 @@ const USAGE = `zomma sim --validators N --seed S --heights H [--topology one-dc|
   --faults F         none, loss (loss, duplication, reordering), partition (partitions, clogging),
                      crash (crashes losing the unsynced WAL tail, restarts, pauses), chaos (all)
   --byzantine K      Byzantine validators (the last K); beyond f = floor((N-1)/3) safety may break
-  --behavior B       twins, equivocate, double-vote, silent, flood-ahead, or mixed (one of the
-                     first four drawn per validator; default)
+  --behavior B       twins, equivocate, double-vote, silent, flood-ahead, time-skew,
+                     bad-extension, lying-pol, amnesia, commit-trim, withhold, catchup-forge,
+                     or mixed
+                     (one of the first four drawn per validator; default)
   --txs T            made-up transactions per proposal (default 1; 0 for empty blocks)
   --crypto C         fast (keyed hash, default) or ed25519
   --no-memo          verify every signature on every replica (no memo across replicas)
