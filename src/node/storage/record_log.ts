@@ -265,13 +265,32 @@ export function fsyncDirectory(dir: string): void {
  */
 export function makeDirectoryDurable(dir: string): void {
   const target = resolve(dir);
-  const made = mkdirSync(target, { recursive: true });
+  let made: string | undefined;
+  try {
+    made = mkdirSync(target, { recursive: true });
+  } catch (error) {
+    throw ioFailed(target, error);
+  }
   const first = made === undefined ? target : resolve(made);
   for (let at = target; ; at = dirname(at)) {
-    fsyncDirectory(dirname(at));
+    try {
+      fsyncDirectory(dirname(at));
+    } catch (error) {
+      // A directory that was already there needs its parent only read and
+      // synced, which a parent we may not read (EACCES, EPERM) or a
+      // filesystem whose directories take no fsync (EINVAL, EROFS) refuses:
+      // its entry was made durable, if ever, by whoever made it, and a node
+      // that started there before must still start.
+      const code = (error as NodeJS.ErrnoException).code;
+      if (made === undefined && code !== undefined && PARENT_SYNC_SKIPPED.has(code)) return;
+      throw ioFailed(dirname(at), error);
+    }
     if (at === first || dirname(at) === at) break;
   }
 }
+
+/** Errors of syncing an existing directory's parent that do not stop the start (makeDirectoryDurable). */
+const PARENT_SYNC_SKIPPED = new Set(['EACCES', 'EPERM', 'EINVAL', 'EROFS']);
 
 function ioFailed(path: string, error: unknown): StorageError {
   const reason = error instanceof Error ? error.message : String(error);

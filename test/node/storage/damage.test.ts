@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StorageError, openFileBlockStore, openWal } from '../../../src/node/storage/index.ts';
 import { rng } from './crash_disk.ts';
+import { makeDirectoryDurable } from '../../../src/node/storage/record_log.ts';
 
 /** A sync marker's bytes: a clean close ends the file with one. */
 const CLOSING_MARKER_BYTES = 36;
@@ -374,4 +375,39 @@ test('a block read that fails (EIO) is a StorageError (a peer is not served it),
     blocks.save(4, payload(7, 4, 200));
     assert.deepEqual(Buffer.from(blocks.load(4)!), payload(7, 4, 200));
     blocks.close();
+  }));
+
+test('an existing data directory whose parent cannot be read or synced still opens; a new one refuses with StorageIoFailed', () =>
+  withDir((dir) => {
+    const existing = join(dir, 'home', 'data');
+    fs.mkdirSync(existing, { recursive: true });
+    const parent = join(dir, 'home');
+    const realOpen = fs.openSync;
+    // The parent refuses to be opened, as a directory we may not read does (EACCES).
+    Object.assign(fs, {
+      openSync: (p: fs.PathLike, ...rest: unknown[]) => {
+        if (String(p) === parent) {
+          throw Object.assign(new Error(`EACCES: permission denied, open '${parent}'`), {
+            code: 'EACCES',
+          });
+        }
+        return (realOpen as (...a: unknown[]) => number)(p, ...rest);
+      },
+    });
+    syncBuiltinESMExports();
+    try {
+      makeDirectoryDurable(existing);
+      // A directory made now needs its entry synced in that parent: refused, typed.
+      assert.throws(
+        () => makeDirectoryDurable(join(parent, 'new')),
+        (error: unknown) => {
+          assert.ok(error instanceof StorageError, String(error));
+          assert.equal(error.code, 'StorageIoFailed', error.message);
+          return true;
+        },
+      );
+    } finally {
+      Object.assign(fs, { openSync: realOpen });
+      syncBuiltinESMExports();
+    }
   }));
