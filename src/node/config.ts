@@ -472,10 +472,17 @@ export function loadConfig(home: string): NodeConfig {
  * leave the old file whole, not a truncated one the node cannot start from.
  */
 export function saveConfig(home: string, config: NodeConfig): void {
-  const path = join(home, HOME_FILES.config);
+  replaceFile(join(home, HOME_FILES.config), `${JSON.stringify(config, null, 2)}\n`);
+}
+
+/**
+ * Writes `path` whole or not at all: a temporary file renamed over it, so a
+ * write cut short (a full disk) leaves the old file, and no temporary file.
+ */
+export function replaceFile(path: string, text: string | Uint8Array): void {
   const temporary = `${path}.tmp`;
-  writeFileSync(temporary, `${JSON.stringify(config, null, 2)}\n`);
   try {
+    writeFileSync(temporary, text);
     renameSync(temporary, path);
   } catch (error) {
     rmSync(temporary, { force: true });

@@ -18,7 +18,6 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
-  writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
 import type { TimeoutConfig } from '../consensus/index.ts';
@@ -40,6 +39,7 @@ import {
   loadConfig,
   loadGenesis,
   parseHostPort,
+  replaceFile,
   saveConfig,
   saveGenesis,
   validateConfig,
@@ -243,10 +243,15 @@ export function addFullNode(options: AddFullNodeOptions): { home: InitHome; upda
   }));
   writeOrUndo([home.home], '--network', () => {
     writeHome(home, key, genesis, config);
+    let saved = 0;
     try {
-      for (const u of updatedConfigs) saveConfig(u.dir, u.config);
+      for (const u of updatedConfigs) {
+        saveConfig(u.dir, u.config);
+        saved++;
+      }
     } catch (error) {
-      for (const b of before) writeFileSync(b.path, b.text);
+      // Only those rewritten, each whole or not at all (the others were never touched).
+      for (const b of before.slice(0, saved)) replaceFile(b.path, b.text);
       throw error;
     }
   });

@@ -243,6 +243,32 @@ test('add-full-node that cannot write its home leaves the network as it was', as
   }
 });
 
+test('add-full-node whose second validator config cannot be written puts back the first, and only it', async () => {
+  const tmp = tempDir('zomma-cli-inputs-');
+  try {
+    initNetwork({
+      validators: 3,
+      out: tmp.dir,
+      basePort: 44_100,
+      genesisTimeMs: 1_700_000_000_000,
+    });
+    const names = ['validator-0', 'validator-1', 'validator-2'];
+    const configs = names.map((v) => readFileSync(join(tmp.dir, v, 'config.json'), 'utf8'));
+    // validator-1's temporary file cannot be written (a directory holds its name).
+    mkdirSync(join(tmp.dir, 'validator-1', 'config.json.tmp'));
+    const r = await zomma('init', '--add-full-node', '--network', tmp.dir);
+    assert.equal(r.code, 1, r.err);
+    names.forEach((v, i) =>
+      assert.equal(readFileSync(join(tmp.dir, v, 'config.json'), 'utf8'), configs[i], v),
+    );
+    // No temporary file left behind where the write did succeed and was undone.
+    assert.ok(!existsSync(join(tmp.dir, 'validator-0', 'config.json.tmp')), 'no leftover');
+    assert.ok(!existsSync(join(tmp.dir, 'full-node-0')), 'the new home is removed');
+  } finally {
+    tmp.remove();
+  }
+});
+
 test('config.json: a misspelt field of a peer or of the timeouts is refused, not ignored', () => {
   const tmp = tempDir('zomma-cli-inputs-');
   try {
