@@ -215,6 +215,19 @@ test('greeks: --now is checked even when the expiry is in years; a day a month l
   }
   const ok = await zomma(...base, '--expiry', '2028-02-29', '--now', '2028-02-28T08:00:00Z');
   assert.equal(ok.code, 0, ok.err);
+  // A date alone is its midnight UTC: the same answer as written out in full.
+  const dated = await zomma(...base, '--expiry', '2028-02-29', '--now', '2028-02-28', '--json');
+  const full = await zomma(
+    ...base,
+    '--expiry',
+    '2028-02-29',
+    '--now',
+    '2028-02-28T00:00:00Z',
+    '--json',
+  );
+  assert.equal(dated.code, 0, dated.err);
+  assert.equal(dated.out, full.out);
+  assert.equal((await zomma(...base, '--expiry', '0.25', '--now', '2028-02-30')).code, 2);
 });
 
 test('add-full-node that cannot write its home leaves the network as it was', async () => {

@@ -26,7 +26,7 @@ const USAGE = `zomma greeks --spot S --strike K --expiry E (--vol V | --price P)
                 write a negative one as --rate=-0.01
   --put         a put (default: a call)
   --json        print JSON (every number a decimal string) instead of a table
-  --now T       ISO time to measure a date expiry from (default: now)
+  --now T       ISO time (or a date: its midnight UTC) to measure a date expiry from (default: now)
 
 Greeks: vega per 1.00 of volatility, theta per year, rho per 1.00 of rate,
 vanna = d delta / d vol, volga = d vega / d vol (docs/math.md).`;
@@ -72,7 +72,11 @@ function parseTime(option: string, text: string): number {
 
 function expiryYears(text: string, nowText: string | undefined): bigint {
   // Checked even when the expiry is in years and does not need it: a mistyped --now is not ignored.
-  const nowMs = nowText === undefined ? Date.now() : parseTime('now', nowText);
+  // A date alone is its midnight UTC (as Date.parse reads one).
+  const nowMs =
+    nowText === undefined
+      ? Date.now()
+      : parseTime('now', DATE.test(nowText) ? `${nowText}T00:00:00Z` : nowText);
   if (YEARS.test(text)) {
     const years = decimal('expiry', text);
     if (years <= 0n) throw new UsageError('--expiry must be after now');
