@@ -28,7 +28,7 @@ import {
   WS_SUBMIT_ID_CHARS_MAX,
 } from '../lib/limits.ts';
 import { refusalOf, shownName } from './check.ts';
-import { ALREADY_SUBSCRIBED } from './client/channels.ts';
+import { ALREADY_SUBSCRIBED, NOT_SUBSCRIBED } from './client/channels.ts';
 import { ApiError } from './errors.ts';
 import { RateLimiter } from './ratelimit.ts';
 import { ADDRESS_PATTERN, INSTRUMENT_PATTERN, wsSubmitSchema } from './routes.ts';
@@ -535,7 +535,7 @@ export class WsHub {
           return this.error(
             conn,
             'NotFound',
-            'not subscribed to that channel',
+            NOT_SUBSCRIBED,
             typeof r.channel === 'string' ? shownName(r.channel) : undefined,
           );
         }

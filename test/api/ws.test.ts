@@ -12,7 +12,7 @@ import type { Duplex } from 'node:stream';
 import { formatAddress } from '../../src/crypto/index.ts';
 import { ZommaClient } from '../../src/api/client/index.ts';
 import type { ChannelEvent } from '../../src/api/client/index.ts';
-import { ALREADY_SUBSCRIBED, Channels } from '../../src/api/client/channels.ts';
+import { ALREADY_SUBSCRIBED, Channels, NOT_SUBSCRIBED } from '../../src/api/client/channels.ts';
 import type { ChannelError } from '../../src/api/client/channels.ts';
 import type { MemoryView } from '../../src/api/memory.ts';
 import type { AccountInterest, BlockUpdate, BookDelta } from '../../src/api/view.ts';
@@ -1299,6 +1299,44 @@ test('SDK channels: a read refused after `subscribed` ends the channel; "already
   });
   assert.equal(channels.get('blocks'), waiting);
   assert.equal(errors.length, 2);
+});
+
+test('SDK channels: a book re-asked after a gap does not stall when its unsubscribe is rate-limited', () => {
+  const sent: { op: string; channel?: string }[] = [];
+  const channels = new Channels(
+    (r) => sent.push(r as { op: string; channel?: string }),
+    () => {},
+  );
+  const name = `book:${PERP}`;
+  const book = channels.open(name, () => {});
+  channels.handle({ type: 'subscribed', channel: name });
+  channels.handle({
+    type: 'snapshot',
+    channel: name,
+    seq: 5,
+    data: { instrument: PERP, seq: 5, bids: [], asks: [] },
+  });
+  // A gap: the client asks for the book again, unsubscribe first.
+  channels.handle({
+    type: 'update',
+    channel: name,
+    seq: 9,
+    data: { instrument: PERP, seq: 9, prevSeq: 8, bids: [], asks: [] },
+  });
+  assert.equal(book.state, 'unsubscribing');
+  assert.deepEqual(sent.at(-1), { op: 'unsubscribe', channel: name });
+  // That unsubscribe was refused as RateLimited (no channel named): the retry sends it again.
+  channels.handle({ type: 'error', code: 'RateLimited', message: 'too many messages' });
+  sent.length = 0;
+  channels.retrySubscribing(() => false);
+  assert.deepEqual(sent, [{ op: 'unsubscribe', channel: name }]);
+  // Had the first gone through, the repeat is answered "not subscribed": the book is asked for again.
+  channels.handle({ type: 'error', code: 'NotFound', message: NOT_SUBSCRIBED, channel: name });
+  assert.equal(book.state, 'subscribing');
+  assert.deepEqual(sent.at(-1), { op: 'subscribe', channel: name, fromSeq: 5 });
+  // A late "not subscribed" for a channel already re-asked leaves it alone.
+  channels.handle({ type: 'error', code: 'NotFound', message: NOT_SUBSCRIBED, channel: name });
+  assert.equal(channels.get(name), book);
 });
 
 test(

@@ -12,6 +12,8 @@ import type { WsMessage } from '../ws.ts';
 
 /** The server's message refusing a subscribe for a channel the connection holds (src/api/ws.ts). */
 export const ALREADY_SUBSCRIBED = 'already subscribed';
+/** The server's message refusing an unsubscribe for a channel the connection does not hold. */
+export const NOT_SUBSCRIBED = 'not subscribed to that channel';
 
 export interface ChannelEvent {
   type: 'snapshot' | 'update';
@@ -138,14 +140,19 @@ export class Channels {
   }
 
   /**
-   * Asks again for every channel still waiting for its `subscribed` whose
-   * request is not still waiting to be sent (`queued`): after a RateLimited
-   * answer, which does not say which request it refused. A request that was
-   * in fact taken is answered "already subscribed", and ignored.
+   * Asks again for every channel still waiting for its `subscribed` (or, a
+   * book re-asked after a gap, its `unsubscribed`) whose request is not still
+   * waiting to be sent (`queued`): after a RateLimited answer, which does not
+   * say which request it refused. A request that was in fact taken is
+   * answered "already subscribed" (or "not subscribed"), and ignored.
    */
   retrySubscribing(queued: (name: string) => boolean): void {
     for (const channel of this.map.values()) {
-      if (channel.state === 'subscribing' && !queued(channel.name)) this.subscribe(channel);
+      if (queued(channel.name)) continue;
+      if (channel.state === 'subscribing') this.subscribe(channel);
+      // A book's re-ask after a gap (unsubscribe, then subscribe) must not stall either.
+      else if (channel.state === 'unsubscribing')
+        this.send({ op: 'unsubscribe', channel: channel.name });
     }
   }
 
@@ -189,11 +196,17 @@ export class Channels {
         // (RateLimited) is retried instead (retrySubscribing); "already
         // subscribed" answers a repeated request: the server holds the channel.
         const named = message.channel === undefined ? undefined : this.map.get(message.channel);
-        if (
+        if (named?.state === 'unsubscribing' && message.message === NOT_SUBSCRIBED) {
+          // The server no longer holds it (an earlier unsubscribe of ours went
+          // through): as after `unsubscribed`, ask for it again.
+          named.state = 'subscribing';
+          this.subscribe(named);
+        } else if (
           named !== undefined &&
           (named.state === 'subscribing' || named.state === 'live') &&
           message.code !== 'RateLimited' &&
-          message.message !== ALREADY_SUBSCRIBED
+          message.message !== ALREADY_SUBSCRIBED &&
+          message.message !== NOT_SUBSCRIBED
         ) {
           this.map.delete(named.name);
         }
