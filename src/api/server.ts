@@ -781,6 +781,10 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   });
   const perIp = new Map<string, number>();
   app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    // The HTTP server hands an upgrade's socket over without its own error
+    // listener: a client resetting it while it is refused (or before ws takes
+    // it) would be an unhandled 'error', which ends the process.
+    socket.on('error', () => socket.destroy());
     const [path, query] = (req.url ?? '').split('?', 2);
     const ip = clientKeyOf(clientIpOf(req, options.trustProxy === true));
     const refuse = (status: string, body: ErrorBody) => rawAnswer(socket, status, body);

@@ -485,7 +485,11 @@ export function replaceFile(path: string, text: string | Uint8Array): void {
     writeFileSync(temporary, text);
     renameSync(temporary, path);
   } catch (error) {
-    rmSync(temporary, { force: true });
+    try {
+      rmSync(temporary, { force: true });
+    } catch {
+      // The write's error is the one to report (a directory in the way refuses both).
+    }
     throw error;
   }
 }

@@ -57,6 +57,7 @@ export class LiveSocket {
   private tokens = BURST_MESSAGES;
   private refilledMs = Date.now();
   private draining = false;
+  private retrying = false;
   private readonly onState: (state: SocketState, error?: string) => void;
 
   constructor(url: string, onState: (state: SocketState, error?: string) => void) {
@@ -65,6 +66,11 @@ export class LiveSocket {
     this.channels = new Channels(
       (request) => this.send(request),
       (error) => this.onState('open', `${error.code}: ${error.message}`),
+      {
+        // A view keeps following its channel through a halt: a reconnect asks again.
+        endRefused: false,
+        onRateLimited: (retryAfterMs) => this.retryAfter(retryAfterMs),
+      },
     );
     this.connect();
   }
@@ -99,6 +105,18 @@ export class LiveSocket {
   close(): void {
     this.closed = true;
     this.socket?.close(1000);
+  }
+
+  /** After RateLimited (tabs share their address's allowance): ask again for what still waits. */
+  private retryAfter(retryAfterMs: number | undefined): void {
+    if (this.retrying) return;
+    this.retrying = true;
+    const delayMs = Math.min(retryAfterMs ?? 1_000, RECONNECT_DELAY_MS_MAX);
+    setTimeout(() => {
+      this.retrying = false;
+      if (this.closed || this.socket?.readyState !== WebSocket.OPEN) return;
+      this.channels.retrySubscribing((name) => this.queue.some((q) => q.channel === name));
+    }, delayMs);
   }
 
   private connect(): void {

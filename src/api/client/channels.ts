@@ -94,15 +94,32 @@ export interface ChannelError {
   channel?: string;
 }
 
+export interface ChannelsOptions {
+  /**
+   * End a channel the server refuses or ends by name (default true: the SDK).
+   * Off, it waits for the next reconnect to be asked for again (the
+   * dashboard, whose views keep following a channel through a halt).
+   */
+  endRefused?: boolean;
+  /** A RateLimited answer to a message other than a submission: call retrySubscribing later. */
+  onRateLimited?: (retryAfterMs: number | undefined) => void;
+}
+
 export class Channels {
   private readonly map = new Map<string, Channel>();
   private readonly send: (request: object) => void;
   private readonly onError: (error: ChannelError) => void;
+  private readonly options: ChannelsOptions;
 
   /** `send` writes a request if the connection is open (and may drop it otherwise). */
-  constructor(send: (request: object) => void, onError: (error: ChannelError) => void) {
+  constructor(
+    send: (request: object) => void,
+    onError: (error: ChannelError) => void,
+    options: ChannelsOptions = {},
+  ) {
     this.send = send;
     this.onError = onError;
+    this.options = options;
   }
 
   get(name: string): Channel | undefined {
@@ -189,25 +206,35 @@ export class Channels {
       case 'update':
         return this.onData(message);
       case 'error': {
-        // A subscription the server refused by name (unknown instrument, too
-        // many subscriptions) or ended (a read it refuses, after `subscribed`)
-        // is over: kept, it would wait for data for good and be asked for
-        // again at every reconnect. A refusal that names no channel
-        // (RateLimited) is retried instead (retrySubscribing); "already
-        // subscribed" answers a repeated request: the server holds the channel.
+        // A refusal that names no channel (RateLimited) is retried
+        // (retrySubscribing, when the owner calls it back).
+        if (message.code === 'RateLimited' && message.id === undefined) {
+          const ms = (message as { retryAfterMs?: unknown }).retryAfterMs;
+          this.options.onRateLimited?.(typeof ms === 'number' ? ms : undefined);
+        }
         const named = message.channel === undefined ? undefined : this.map.get(message.channel);
-        if (named?.state === 'unsubscribing' && message.message === NOT_SUBSCRIBED) {
-          // The server no longer holds it (an earlier unsubscribe of ours went
-          // through): as after `unsubscribed`, ask for it again.
+        if (named?.state === 'subscribing' && message.message === ALREADY_SUBSCRIBED) {
+          // The server holds a subscription we do not follow (our unsubscribe of
+          // it was rate-limited, then it was asked for again): the server
+          // answers in order, so a repeated request's answer comes after its
+          // `subscribed`, never here. Re-ask it, for a fresh snapshot.
+          named.state = 'unsubscribing';
+          this.send({ op: 'unsubscribe', channel: named.name });
+        } else if (named?.state === 'unsubscribing' && message.message === NOT_SUBSCRIBED) {
+          // The server no longer holds it: as after `unsubscribed`, ask for it again.
           named.state = 'subscribing';
           this.subscribe(named);
         } else if (
+          this.options.endRefused !== false &&
           named !== undefined &&
           (named.state === 'subscribing' || named.state === 'live') &&
           message.code !== 'RateLimited' &&
           message.message !== ALREADY_SUBSCRIBED &&
           message.message !== NOT_SUBSCRIBED
         ) {
+          // Refused by name (unknown instrument, too many subscriptions) or
+          // ended (a read refused after `subscribed`): over. Kept, it would
+          // wait for data for good and be asked for again at every reconnect.
           this.map.delete(named.name);
         }
         this.onError({

@@ -108,6 +108,7 @@ export class ZommaSocket {
         this.drain();
       },
       (error) => this.options.onStatus?.({ type: 'error', ...error }),
+      { onRateLimited: (retryAfterMs) => this.retrySubscribingAfter(retryAfterMs) },
     );
     this.connect();
   }
@@ -216,10 +217,10 @@ export class ZommaSocket {
   }
 
   /** After a RateLimited answer: the subscriptions still waiting are asked for again, once. */
-  private retrySubscribingAfter(retryAfterMs: unknown): void {
+  private retrySubscribingAfter(retryAfterMs: number | undefined): void {
     if (this.retryTimer !== undefined) return;
     const delayMs =
-      typeof retryAfterMs === 'number' && Number.isFinite(retryAfterMs) && retryAfterMs > 0
+      retryAfterMs !== undefined && Number.isFinite(retryAfterMs) && retryAfterMs > 0
         ? Math.min(retryAfterMs, RETRY_SUBSCRIBING_MS_MAX)
         : Math.ceil(1_000 / this.messagesPerS);
     this.retryTimer = setTimeout(() => {
@@ -297,9 +298,6 @@ export class ZommaSocket {
       // Not a message of the protocol (`null`, a number): reading its type would throw here.
       if (typeof message !== 'object' || message === null) return;
       if (this.pending.size > 0 && this.answer(message)) return;
-      if (message.type === 'error' && message.code === 'RateLimited' && message.id === undefined) {
-        this.retrySubscribingAfter(message.retryAfterMs);
-      }
       this.channels.handle(message);
     });
     let refused = false;
