@@ -11,14 +11,7 @@
 // validators, syncs state from their snapshots, and is appended to every
 // validator's peers (which take it in at their next restart).
 
-import {
-  existsSync,
-  lstatSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-} from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TimeoutConfig } from '../consensus/index.ts';
 import { generateKeyPair, loadKeyFile, saveKeyFile } from '../crypto/index.ts';
