@@ -317,23 +317,7 @@ export class Forger {
       timeMs: median > lastTimeMs ? median : lastTimeMs + 1,
       lastCommitHash: commitHashOf(lastCommit),
     };
-    const forgedBlock: Block = { ...block, header, lastCommit };
-    const blockHash = sha256(encode(headerCodec, header));
-    const signBytes = proposalSignBytes(
-      this.writer,
-      proposal.height,
-      proposal.round,
-      proposal.polRound,
-      blockHash,
-    );
-    const forged: Proposal = {
-      ...proposal,
-      blockHash,
-      signature: this.signer.sign(SIGN_KIND_CONSENSUS.proposal, signBytes),
-    };
-    const bytes = encode(messageCodec, { kind: 'proposal', proposal: forged, block: forgedBlock });
-    this.remember(id, bytes);
-    return bytes;
+    return this.resigned(id, proposal, { ...block, header, lastCommit }, proposal.polRound);
   }
 
   /** Its fresh proposal again, its block without the evidence it carried. */
@@ -343,23 +327,7 @@ export class Forger {
     const done = this.forged.get(id);
     if (done !== undefined) return done;
     const header = { ...block.header, evidenceHash: evidenceRoot([]) };
-    const blockHash = sha256(encode(headerCodec, header));
-    const signBytes = proposalSignBytes(
-      this.writer,
-      proposal.height,
-      proposal.round,
-      -1,
-      blockHash,
-    );
-    const forged: Proposal = {
-      ...proposal,
-      blockHash,
-      signature: this.signer.sign(SIGN_KIND_CONSENSUS.proposal, signBytes),
-    };
-    const forgedBlock: Block = { ...block, header, evidence: [] };
-    const bytes = encode(messageCodec, { kind: 'proposal', proposal: forged, block: forgedBlock });
-    this.remember(id, bytes);
-    return bytes;
+    return this.resigned(id, proposal, { ...block, header, evidence: [] }, -1);
   }
 
   /** A proposal of this node signed again with another POL round, same block. */
@@ -367,16 +335,26 @@ export class Forger {
     const id = `l/${proposal.height}/${proposal.round}`;
     const done = this.forged.get(id);
     if (done !== undefined) return done;
+    return this.resigned(id, proposal, block, polRound);
+  }
+
+  /**
+   * `proposal` signed again for `block` (its hash taken anew) with `polRound`,
+   * encoded with the block and remembered under `id`.
+   */
+  private resigned(id: string, proposal: Proposal, block: Block, polRound: number): Uint8Array {
+    const blockHash = sha256(encode(headerCodec, block.header));
     const signBytes = proposalSignBytes(
       this.writer,
       proposal.height,
       proposal.round,
       polRound,
-      proposal.blockHash,
+      blockHash,
     );
     const forged: Proposal = {
       ...proposal,
       polRound,
+      blockHash,
       signature: this.signer.sign(SIGN_KIND_CONSENSUS.proposal, signBytes),
     };
     const bytes = encode(messageCodec, { kind: 'proposal', proposal: forged, block });
@@ -440,22 +418,7 @@ export class Forger {
       txs,
       header: { ...block.header, txsRoot: merkleRoot(txs) },
     };
-    const blockHash = sha256(encode(headerCodec, forgedBlock.header));
-    const signBytes = proposalSignBytes(
-      this.writer,
-      proposal.height,
-      proposal.round,
-      proposal.polRound,
-      blockHash,
-    );
-    const forged: Proposal = {
-      ...proposal,
-      blockHash,
-      signature: this.signer.sign(SIGN_KIND_CONSENSUS.proposal, signBytes),
-    };
-    const bytes = encode(messageCodec, { kind: 'proposal', proposal: forged, block: forgedBlock });
-    this.remember(id, bytes);
-    return bytes;
+    return this.resigned(id, proposal, forgedBlock, proposal.polRound);
   }
 
   private forgeVote(vote: Vote): Uint8Array {
