@@ -180,7 +180,14 @@ export function markOptions(state: ExchangeState, previousMs: number | null): vo
       m.forwardQuote = BigInt(m.markTicks) * m.params.tickSizeQuote;
       continue;
     }
-    const smile = state.oracle.smiles.get(key);
+    // A smile not refreshed for staleAfterMs is as none, like a stale price:
+    // validators that stopped agreeing on the volatility must not leave an
+    // old one marking (and margining) the option until its expiry.
+    const held = state.oracle.smiles.get(key);
+    const smile =
+      held !== undefined && state.timeMs - held.updatedMs <= state.oracleParams!.staleAfterMs
+        ? held
+        : undefined;
     const index = state.oracle.prices.get(m.params.underlying)?.priceQuote ?? 0n;
     const future = futures.get(key);
     const forward =

@@ -537,3 +537,27 @@ test('an option its pricing math cannot mark keeps its last mark as its index, w
   const copy = decodeSnapshot(encodeSnapshot(h.ex));
   assert.deepEqual(copy.appHash, h.ex.appHash);
 });
+
+test('a smile not refreshed for staleAfterMs marks no option: it keeps its last mark until a fresh smile comes', () => {
+  const h = harness();
+  h.fund(alice, 100_000n * USDC);
+  h.block([], MINUTE_MS);
+  const call = h.ex.state.marketByName.get(CALL)!;
+  assert.notEqual(call.optionMark, null, 'marked from a fresh smile');
+  const mark = call.markTicks;
+  // The validators stop agreeing on smiles; prices go on. Within staleAfterMs (60 s) the smile marks.
+  const smiles = h.smiles;
+  h.smiles = null;
+  h.block([], 30_000);
+  assert.notEqual(call.optionMark, null, 'a smile 30 s old still marks');
+  // Past it the smile is as none: the option keeps its last mark, unshocked.
+  h.block([], 31_000);
+  assert.equal(call.optionMark, null, 'a smile 61 s old marks nothing');
+  assert.equal(call.markTicks, mark);
+  const copy = decodeSnapshot(encodeSnapshot(h.ex));
+  assert.deepEqual(copy.appHash, h.ex.appHash);
+  // A fresh smile marks it again.
+  h.smiles = smiles;
+  h.block([], 1_000);
+  assert.notEqual(call.optionMark, null, 'marked again');
+});
