@@ -213,6 +213,12 @@ export class TcpTransport implements Transport {
         resolve();
       });
     });
+    // Once listening, the server's errors are failed accepts (EMFILE, ENFILE,
+    // a network error pending on the new socket): the server keeps listening,
+    // and an 'error' with no listener would end the process.
+    server.on('error', (error: NodeJS.ErrnoException) =>
+      this.log.warn({ code: error.code ?? null }, 'peer connection not accepted'),
+    );
     for (const slot of this.slots.values()) this.scheduleDial(slot, this.self < slot.id);
   }
 
@@ -307,6 +313,10 @@ export class TcpTransport implements Transport {
     this.handshakeDone(connection);
     slot.connection = connection;
     if (slot.pending === connection) slot.pending = null;
+    // A redial still waiting (the peer came back by dialing us) would fire
+    // later, even if this connection has been dropped and the peer banned.
+    if (slot.timer !== null) clearTimeout(slot.timer);
+    slot.timer = null;
     slot.attempts = 0;
     this.stats.connections++;
   }
