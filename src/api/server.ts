@@ -832,6 +832,11 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
 
   options.register?.(app);
   const address = await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 0 });
+  // Once listening, an 'error' is a failed accept (a network error on a
+  // connection being taken): unhandled, it would end the node's process.
+  app.server.on('error', (error: NodeJS.ErrnoException) =>
+    app.log.warn({ code: error.code }, 'API connection not accepted'),
+  );
   return {
     url: address,
     app,

@@ -276,7 +276,12 @@ export async function startMetricsServer(
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, host, () => resolve());
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      // Once listening, an 'error' is a failed accept: unhandled, it would end the process.
+      server.on('error', () => {});
+      resolve();
+    });
   });
   const address = server.address();
   const bound = typeof address === 'object' && address !== null ? address.port : port;

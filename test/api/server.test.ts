@@ -667,3 +667,18 @@ test('a request the HTTP parser refuses gets the API error body, not the framewo
     await server.close();
   }
 });
+
+test('a failed accept on the API port (an error event once listening) does not end the process', async () => {
+  const server = await serve(makeView());
+  try {
+    // Unhandled, this would throw out of emit and end the process.
+    server.app.server.emit(
+      'error',
+      Object.assign(new Error('accept ECONNABORTED'), { code: 'ECONNABORTED' }),
+    );
+    const answer = await fetch(`${server.url}/v1/status`);
+    assert.equal(answer.status, 200);
+  } finally {
+    await server.close();
+  }
+});

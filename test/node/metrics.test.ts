@@ -77,3 +77,20 @@ test('a block read that fails answers /chain with 500 and its code; the listener
     tmp.remove();
   }
 });
+
+test('a failed accept on the metrics port (an error event once listening) does not end the process', async () => {
+  // No request is made: the metrics behind it are never read.
+  const { server } = await startMetricsServer({} as NodeMetrics, '127.0.0.1', 0);
+  try {
+    // Unhandled, this would throw out of emit and end the process (twice: not only the first).
+    for (let i = 0; i < 2; i++) {
+      server.emit(
+        'error',
+        Object.assign(new Error('accept ECONNABORTED'), { code: 'ECONNABORTED' }),
+      );
+    }
+    assert.equal(server.listening, true);
+  } finally {
+    await new Promise((resolve) => server.close(resolve));
+  }
+});
