@@ -34,13 +34,14 @@ const PATTERN_WORDS: Record<string, string> = {
   [INSTRUMENT_PATTERN]: 'be an instrument name: A-Z and 0-9 between single dashes (BTC-PERPETUAL)',
 };
 
-/** Characters of a client's field or channel name an answer shows. */
+/** Characters of a client's path, field or channel name an answer shows. */
 const NAME_SHOWN_CHARS = 128;
 
 /**
- * A name the client wrote (an unknown field, a channel), cut short: an
- * answer does not echo a long request back (a query key may be kilobytes).
- * Every name the API knows is shorter, so a known one is shown whole.
+ * A name the client wrote (a path, an unknown field, a channel), cut short:
+ * an answer does not echo a long request back (a query key may be
+ * kilobytes). Every name the API knows is shorter, so a known one is shown
+ * whole.
  */
 export function shownName(name: string): string {
   return name.length <= NAME_SHOWN_CHARS ? name : `${name.slice(0, NAME_SHOWN_CHARS)}…`;

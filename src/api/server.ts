@@ -509,14 +509,6 @@ function decimalIntegersOnly(def: RouteDef): {
   };
 }
 
-/** Characters of a client's path an error message shows. */
-const PATH_SHOWN_CHARS = 120;
-
-/** A client's path in a message, cut short: an answer does not echo a long request back. */
-function shortened(path: string): string {
-  return path.length <= PATH_SHOWN_CHARS ? path : `${path.slice(0, PATH_SHOWN_CHARS)}…`;
-}
-
 /**
  * A raw HTTP answer on a socket no route handles (a refused upgrade, an
  * unparsable request); `headers`: more header lines, each ending in CRLF.
@@ -675,7 +667,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   app.setNotFoundHandler((req, reply) => {
     reply
       .status(404)
-      .send({ code: 'NotFound', message: `no route ${req.method} ${shortened(req.url)}` });
+      .send({ code: 'NotFound', message: `no route ${req.method} ${shownName(req.url)}` });
   });
 
   const handlers = makeHandlers(view, limits, ipLimiter, accountLimiter, waiters);
@@ -766,7 +758,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   wss.on('wsClientError', (error: Error, socket: Duplex, req: IncomingMessage) => {
     if (req.method !== 'GET') {
       // As any request of a method no route takes.
-      const message = `no route ${String(req.method)} ${shortened(req.url ?? '')}`;
+      const message = `no route ${String(req.method)} ${shownName(req.url ?? '')}`;
       return rawAnswer(socket, '404 Not Found', { code: 'NotFound', message });
     }
     // RFC 6455 4.4: a refused version is answered with the versions spoken.
@@ -791,7 +783,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     if (path !== WS_PATH) {
       return refuse('404 Not Found', {
         code: 'NotFound',
-        message: `no WebSocket at ${shortened(path ?? '')}`,
+        message: `no WebSocket at ${shownName(path ?? '')}`,
       });
     }
     const retryAfterMs = ipLimiter.take(ip);
