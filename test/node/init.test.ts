@@ -268,18 +268,23 @@ test('the init command writes the trusted block state sync starts from', async (
     const c = loadConfig(join(tmp.dir, 'full-node-0'));
     assert.deepEqual(c.trustedBlock, { height: 1200, hash: hash.toLowerCase() });
     await assert.rejects(add('--trust-height', '1200'), /go together/);
-    await assert.rejects(
-      add('--trust-height', '0', '--trust-hash', hash),
-      configError('config.trustedBlock.height'),
-    );
-    await assert.rejects(
-      add('--trust-height', '5', '--trust-hash', 'abcd'),
-      configError('config.trustedBlock.hash'),
-    );
-    await assert.rejects(
-      add('--trust-height', '5', '--trust-hash', hash, '--no-state-sync'),
-      configError('config.trustedBlock'),
-    );
+    // Each refusal names the flag the user typed, not the config field it becomes.
+    await assert.rejects(add('--trust-height', '0', '--trust-hash', hash), {
+      name: 'UsageError',
+      message: /^--trust-height must be a height of at least 1/,
+    });
+    await assert.rejects(add('--trust-height', '5', '--trust-hash', 'abcd'), {
+      name: 'UsageError',
+      message: /^--trust-hash must be the block hash as 64 hex digits/,
+    });
+    await assert.rejects(add('--trust-height', '5', '--trust-hash', 'xyz!'.repeat(16)), {
+      name: 'UsageError',
+      message: /^--trust-hash/,
+    });
+    await assert.rejects(add('--trust-height', '5', '--trust-hash', hash, '--no-state-sync'), {
+      name: 'UsageError',
+      message: /not with --no-state-sync/,
+    });
     await assert.rejects(
       command.run(['--validators', '2', '--out', tmp.dir, '--trust-height', '5'], io),
       /--add-full-node/,

@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { validateTrustedBlock } from '../../node/config.ts';
+import { NodeError } from '../../node/errors.ts';
 import type { TrustedBlockConfig } from '../../node/config.ts';
 import { addFullNode, initNetwork } from '../../node/init.ts';
 import type { InitHome } from '../../node/init.ts';
@@ -25,7 +26,20 @@ function trustedBlockOf(
   if (height === undefined || hash === undefined) {
     throw new UsageError('--trust-height and --trust-hash go together');
   }
-  return validateTrustedBlock({ height: intOption(height, '--trust-height'), hash });
+  try {
+    return validateTrustedBlock({ height: intOption(height, '--trust-height'), hash });
+  } catch (e) {
+    // The check is config.json's; the user typed flags, so name the flag.
+    if (e instanceof NodeError && e.field === 'config.trustedBlock.height') {
+      throw new UsageError('--trust-height must be a height of at least 1');
+    }
+    if (e instanceof NodeError && e.field === 'config.trustedBlock.hash') {
+      throw new UsageError(
+        '--trust-hash must be the block hash as 64 hex digits (`zomma query block H`)',
+      );
+    }
+    throw e;
+  }
 }
 
 function printHome(io: Io, h: InitHome): void {
@@ -77,6 +91,11 @@ export const command: Command = {
         }
       }
       const trustedBlock = trustedBlockOf(values['trust-height'], values['trust-hash']);
+      if (trustedBlock !== null && values['no-state-sync'] === true) {
+        throw new UsageError(
+          '--trust-height and --trust-hash are for state sync: not with --no-state-sync',
+        );
+      }
       const { home, updated } = addFullNode({
         network: values.network,
         ...(values.host !== undefined ? { host: values.host } : {}),
