@@ -9,6 +9,7 @@ import { maintenanceMarginQuote } from '../../src/exchange/margin.ts';
 import { scenarioOf } from '../../src/exchange/listed_margin.ts';
 import { markOptions } from '../../src/exchange/listing.ts';
 import { INDEX_TICKS_MAX } from '../../src/lib/limits.ts';
+import { DecodeError } from '../../src/codec/wire.ts';
 import type { ExchangeEvent } from '../../src/exchange/results.ts';
 import { Harness, USDC, dailyListingGenesis, key, limit } from './helpers.ts';
 
@@ -389,6 +390,17 @@ test('a snapshot whose kept option mark is out of the math range is refused as a
     assert.throws(() => decodeSnapshot(encodeSnapshot(h.ex)), /optionMark.*out of range/);
   }
   call.optionMark = honest;
+  // A forward the pricing math refuses (past 10^15 in wads, or a million
+  // times from the strike) is a decode error too, not the math's MathError.
+  const forward = call.forwardQuote;
+  for (const bad of [10n ** 40n, 1n]) {
+    call.forwardQuote = bad;
+    assert.throws(
+      () => decodeSnapshot(encodeSnapshot(h.ex)),
+      (e: unknown) => e instanceof DecodeError && /optionMark.*out of range/.test(e.message),
+    );
+  }
+  call.forwardQuote = forward;
   assert.deepEqual(decodeSnapshot(encodeSnapshot(h.ex)).appHash, h.ex.appHash);
 });
 
