@@ -21,6 +21,7 @@ import { bytesKey } from './keys.ts';
 import { oracleStateCodec } from './oracle/aggregate.ts';
 import { readNonces, writeNonces } from './tx/nonces.ts';
 import { optionMarkAtVol } from './options/mark.ts';
+import { priced } from './options/priced.ts';
 import type { Instrument } from './instruments/names.ts';
 import { twapCodec } from './instruments/settlement.ts';
 import type {
@@ -160,26 +161,32 @@ export function readMarketState(r: Reader, m: MarketState, f: string): void {
       const timeYearsWad = r.uvarintBig(`${f}.optionMark.timeYearsWad`, WAD_BITS);
       const ivWad = r.uvarintBig(`${f}.optionMark.ivWad`, WAD_BITS);
       const option = m.instrument as Extract<Instrument, { kind: 'option' }>;
-      // optionMark only ever keeps values in the math module's ranges (it clamps them).
-      if (
+      // optionMark only ever keeps values in the math module's ranges (it clamps
+      // them), and a forward it could price against the strike: anything else
+      // (the pricing math's MathError included) is not a state it left.
+      const mark =
         m.forwardQuote <= 0n ||
         timeYearsWad < MATH_TIME_YEARS_WAD_MIN ||
         timeYearsWad > MATH_TIME_YEARS_WAD_MAX ||
         ivWad < MATH_VOL_WAD_MIN ||
         ivWad > MATH_VOL_WAD_MAX
-      ) {
+          ? null
+          : priced(() =>
+              optionMarkAtVol(
+                {
+                  forwardQuote: m.forwardQuote,
+                  strikeQuote: option.strikeQuote,
+                  isCall: option.isCall,
+                  rateWad: 0n,
+                },
+                timeYearsWad,
+                ivWad,
+              ),
+            );
+      if (mark === null) {
         throw new DecodeError(`${f}.optionMark`, 'forward, time or volatility out of range');
       }
-      m.optionMark = optionMarkAtVol(
-        {
-          forwardQuote: m.forwardQuote,
-          strikeQuote: option.strikeQuote,
-          isCall: option.isCall,
-          rateWad: 0n,
-        },
-        timeYearsWad,
-        ivWad,
-      );
+      m.optionMark = mark;
     }
   }
 }

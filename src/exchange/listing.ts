@@ -18,7 +18,7 @@
 // one Black–Scholes evaluation per option.
 
 import { assert } from '../lib/assert.ts';
-import { divBig, divFloor } from '../lib/int.ts';
+import { divFloor } from '../lib/int.ts';
 import { LISTED_MARKETS_MAX } from '../lib/limits.ts';
 import { OrderBook } from './book/index.ts';
 import { LISTING_TIME_MS_MAX, LISTING_TIME_MS_MIN, listedTemplate } from './genesis.ts';
@@ -236,9 +236,12 @@ export function markOptions(state: ExchangeState, previousMs: number | null): vo
     // Its scenario values (forward, time, volatility) changed even where its
     // mark in ticks did not: its holders' margin is looked at again.
     m.remarkedHeight = state.height;
-    const ticks = divBig(mark.markQuote, m.params.tickSizeQuote, 'halfEven');
-    // A far out-of-the-money option still has a price to trade at: one tick.
-    const markTicks = ticks < 1n ? 1 : Number(ticks);
+    // Rounded as an index is: a far out-of-the-money option still has a price
+    // to trade at (one tick), and a deep in-the-money one on an underlying
+    // priced in the trillions saturates at INDEX_TICKS_MAX, as the index does,
+    // so that its mark, band and slippage bound stay safe integers (a mark
+    // past 2^53 ticks failed the block when the state was encoded).
+    const markTicks = indexToTicks(m, mark.markQuote);
     m.indexTicks = markTicks;
     if (markTicks !== m.markTicks) {
       m.setMark(markTicks);

@@ -3,7 +3,8 @@
 // Everything is computed per unit of spot (so the formulas see the moneyness
 // m = K/S and never the size of the spot), in the internal binary fixed point,
 // and leaves as wads. One evaluation shares its intermediate values among the
-// eight outputs: one ln, one exp, one 1/sqrt, two normal CDFs and one density.
+// eight outputs: one ln, one exp, one 1/sqrt, two normal CDFs and one density
+// (for |d1| from 8 to 16, one more exp: normal.ts, normPdfTailFix).
 //
 //   w = 1/(sigma sqrt T)     d1 = (ln(S/K) + rT + sigma^2 T/2) w     d2 = d1 - sigma sqrt T
 //   D = e^(-rT)   sqrt T = sigma T w   1/sigma = sqrt T w   sigma/sqrt T = sigma^2 w
@@ -22,7 +23,7 @@ import {
 import { MathError } from './errors.ts';
 import { expFix, lnFix, rsqrtFix } from './explog.ts';
 import { FRAC_BITS, fromWad, mul, mulToWad, ONE, SCALE, describe, toWad } from './fixed.ts';
-import { normCdfFix, normPdfFix } from './normal.ts';
+import { normCdfFix, normPdfFix, normPdfTailFix, PDF_TAIL_END, PDF_TAIL_START } from './normal.ts';
 
 export interface MarketInput {
   /** Spot (or forward-discounted underlying) price, in quote units, at SCALE. */
@@ -154,14 +155,22 @@ export function evaluate(p: Prepared, vol: bigint): Normalized {
   const d2 = d1 - mul(variance, w);
   const cdf1 = normCdfFix(d1);
   const cdf2 = normCdfFix(d2);
-  const pdf1 = normPdfFix(d1);
+  // n(d1) = pdf1 × 2^-shift: in the tail the density carries its own power
+  // of two, so that the greeks that multiply it by large factors keep their
+  // relative precision (normal.ts, normPdfTailFix); elsewhere shift is 0.
+  const t1 = d1 < 0n ? -d1 : d1;
+  let pdf1 = 0n;
+  let shift = 0n;
+  if (t1 < PDF_TAIL_START) pdf1 = normPdfFix(d1);
+  else if (t1 < PDF_TAIL_END) ({ mantissa: pdf1, shift } = normPdfTailFix(d1));
   const sqrtTime = mul(mul(p.timeYears, vol), w);
   const inverseVol = mul(sqrtTime, w);
-  const vega = mul(pdf1, sqrtTime);
-  const decay = mul(pdf1, mul(volSquared, w)) >> 1n; // n(d1) sigma / (2 sqrt T)
-  const gammaTimesSpot = mul(pdf1, w);
-  const vanna = -mul(mul(pdf1, d2), inverseVol);
-  const volga = mul(mul(vega, mul(d1, d2)), inverseVol);
+  const vegaScaled = mul(pdf1, sqrtTime);
+  const vega = vegaScaled >> shift;
+  const decay = mul(pdf1, mul(volSquared, w)) >> (shift + 1n); // n(d1) sigma / (2 sqrt T)
+  const gammaTimesSpot = mul(pdf1, w) >> shift;
+  const vanna = -(mul(mul(pdf1, d2), inverseVol) >> shift);
+  const volga = mul(mul(vegaScaled, mul(d1, d2)), inverseVol) >> shift;
   if (p.isCall) {
     const carry = mul(p.discountedMoneyness, cdf2); // K D N(d2) / S
     const theta = -decay - mul(p.rate, carry);

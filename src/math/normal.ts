@@ -20,7 +20,8 @@
 // He_k(j/32) 32^k is an integer, so the Hermite values are exact.
 
 import { divBig, isqrtBig } from '../lib/int.ts';
-import { FRAC_BITS, ONE } from './fixed.ts';
+import { expFix, LN2 } from './explog.ts';
+import { FRAC_BITS, mul, ONE } from './fixed.ts';
 import { expSmallPrecise, PI_PRECISE, PRECISE_BITS, PRECISE_ONE, toFrac } from './precise.ts';
 
 const NODE_BITS = 5n; // nodes every 1/32
@@ -52,17 +53,18 @@ function termsNeeded(precise: bigint[]): number {
   return 1;
 }
 
+const INV_SQRT_TWO_PI_PRECISE = divBig(
+  PRECISE_ONE << PRECISE_BITS,
+  isqrtBig((2n * PI_PRECISE) << PRECISE_BITS),
+  'floor',
+);
+const INV_SQRT_TWO_PI = toFrac(INV_SQRT_TWO_PI_PRECISE);
+
 function buildNodes(): Node[] {
-  const twoPi = 2n * PI_PRECISE;
-  const invSqrtTwoPi = divBig(
-    PRECISE_ONE << PRECISE_BITS,
-    isqrtBig(twoPi << PRECISE_BITS),
-    'floor',
-  );
   const stepOne = expSmallPrecise(-(PRECISE_ONE >> 11n)); // e^(-1/2048)
   const stepTwo = (stepOne * stepOne) >> PRECISE_BITS;
   const nodes: Node[] = [];
-  let density = invSqrtTwoPi; // n(t_j)
+  let density = INV_SQRT_TWO_PI_PRECISE; // n(t_j)
   let ratio = stepOne; // n(t_(j+1)) / n(t_j) = e^(-(2j+1)/2048)
   let tail = PRECISE_ONE >> 1n; // Q(t_j)
   for (let j = 0; j <= NODE_LAST; j++) {
@@ -122,4 +124,32 @@ export function normPdfFix(x: bigint): bigint {
 /** The number of polynomial terms at each node (for the docs and the tests). */
 export function normalTableTerms(): { cdf: number[]; pdf: number[] } {
   return { cdf: NODES.map((n) => n.cdf.length), pdf: NODES.map((n) => n.pdf.length) };
+}
+
+// --- the density in the tail, to relative precision ----------------------------
+// The table holds n(t) to about 2^-125 absolutely: plenty for a price, but
+// some greeks multiply the density by far more than the spot, volga by
+// sqrt(T) d1 d2 / sigma (up to 10^7 per unit of spot). At t = 13, n(t) is
+// about 2^-123, so the table keeps two or three of its bits and a volga on a
+// spot of 10^15 was off by hundreds of wads. From PDF_TAIL_START on, the
+// density is therefore given as a mantissa and a power of two, from one exp:
+//   n(t) = e^(-t^2/2) / sqrt(2 pi) = 2^-shift e^(shift ln 2 - t^2/2) / sqrt(2 pi),
+// with shift = floor((t^2/2) / ln 2), so the exp's argument lies in (-ln 2, 0].
+// The error is that of ln 2 times the shift, under 2^-120 of the value.
+
+/** Below this the table's absolute precision is also relative precision enough (n(8) > 2^-48). */
+export const PDF_TAIL_START = 8n * ONE;
+/** From here n(t) times any factor a greek applies (at most 10^8) is below 2^-128: 0. */
+export const PDF_TAIL_END = 16n * ONE;
+
+/** n(x) = mantissa × 2^-shift for PDF_TAIL_START <= |x| < PDF_TAIL_END; mantissa in (0.19, 0.4]. */
+export interface ScaledDensity {
+  mantissa: bigint;
+  shift: bigint;
+}
+
+export function normPdfTailFix(x: bigint): ScaledDensity {
+  const halfSquare = mul(x, x) >> 1n;
+  const shift = divBig(halfSquare, LN2, 'floor');
+  return { mantissa: mul(expFix(shift * LN2 - halfSquare), INV_SQRT_TWO_PI), shift };
 }

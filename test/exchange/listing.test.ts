@@ -8,6 +8,8 @@ import { decodeGenesis, encodeGenesis } from '../../src/exchange/genesis.ts';
 import { maintenanceMarginQuote } from '../../src/exchange/margin.ts';
 import { scenarioOf } from '../../src/exchange/listed_margin.ts';
 import { markOptions } from '../../src/exchange/listing.ts';
+import { INDEX_TICKS_MAX } from '../../src/lib/limits.ts';
+import { DecodeError } from '../../src/codec/wire.ts';
 import type { ExchangeEvent } from '../../src/exchange/results.ts';
 import { Harness, USDC, dailyListingGenesis, key, limit } from './helpers.ts';
 
@@ -388,6 +390,17 @@ test('a snapshot whose kept option mark is out of the math range is refused as a
     assert.throws(() => decodeSnapshot(encodeSnapshot(h.ex)), /optionMark.*out of range/);
   }
   call.optionMark = honest;
+  // A forward the pricing math refuses (past 10^15 in wads, or a million
+  // times from the strike) is a decode error too, not the math's MathError.
+  const forward = call.forwardQuote;
+  for (const bad of [10n ** 40n, 1n]) {
+    call.forwardQuote = bad;
+    assert.throws(
+      () => decodeSnapshot(encodeSnapshot(h.ex)),
+      (e: unknown) => e instanceof DecodeError && /optionMark.*out of range/.test(e.message),
+    );
+  }
+  call.forwardQuote = forward;
   assert.deepEqual(decodeSnapshot(encodeSnapshot(h.ex)).appHash, h.ex.appHash);
 });
 
@@ -432,6 +445,44 @@ test('an index outside the pricing math’s domain leaves options at their last 
   h.oracle = { ...h.oracle, BTC: 50_000n * USDC };
   h.block([], MINUTE_MS);
   assert.notEqual(call.optionMark, null);
+});
+
+test('a deep in-the-money option on an underlying priced in the trillions saturates its mark at INDEX_TICKS_MAX', () => {
+  // Option ticks of ten quote units (the least a template with 10 lots per
+  // base unit allows). Strikes are listed near $10^10, then the underlying
+  // goes to $10^13: the calls are worth about $10^13, 10^18 ticks, far past
+  // 2^53, yet within the pricing math's domain.
+  const g = dailyListingGenesis(START_MS);
+  const listing = g.listing!;
+  const templates = listing.templates.map((t) =>
+    t.kind === 'option'
+      ? { ...t, params: { ...t.params, tickSizeQuote: BigInt(t.params.lotsPerBase) } }
+      : t,
+  );
+  const h = new Harness({ ...g, listing: { ...listing, templates } });
+  h.smiles = [{ underlying: 'BTC', expiryMs: EXPIRY_MS, svi: FLAT }];
+  h.oracle = { ...h.oracle, BTC: 10n ** 10n * USDC };
+  h.block([], MINUTE_MS);
+  const calls = h.ex.state.markets.filter(
+    (m) =>
+      m.listed &&
+      m.params.underlying === 'BTC' &&
+      m.instrument.kind === 'option' &&
+      m.instrument.isCall,
+  );
+  assert.ok(calls.length > 0, 'calls listed near $10^10');
+  h.oracle = { ...h.oracle, BTC: 10n ** 13n * USDC };
+  const height = h.ex.state.height;
+  h.block([], 1_000);
+  assert.equal(h.ex.state.height, height + 1, 'the block ran');
+  for (const m of calls) {
+    assert.notEqual(m.optionMark, null, `${m.params.instrument} is marked`);
+    assert.ok(m.optionMark!.markQuote > BigInt(INDEX_TICKS_MAX) * 10n, 'worth more than the cap');
+    assert.equal(m.markTicks, INDEX_TICKS_MAX, `${m.params.instrument} saturates`);
+    assert.equal(m.indexTicks, INDEX_TICKS_MAX, `${m.params.instrument}'s index too`);
+  }
+  // The state still encodes: a snapshot restores to the same hash.
+  assert.deepEqual(decodeSnapshot(encodeSnapshot(h.ex)).appHash, h.ex.appHash);
 });
 
 test('a listing late in 2098 leaves out the expiries past 2099 instead of failing the block', () => {

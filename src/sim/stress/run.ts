@@ -26,6 +26,7 @@ import type { Exchange, ExchangeEvent } from '../../exchange/index.ts';
 import type { SmileFeed } from '../../exchange/oracle/aggregate.ts';
 import { smileKey } from '../../exchange/oracle/aggregate.ts';
 import type { SmileObservation } from '../../exchange/oracle/observation.ts';
+import { indexToTicks } from '../../exchange/mark.ts';
 import { optionMark, validateSvi } from '../../exchange/options/index.ts';
 import type { SviParams } from '../../exchange/options/index.ts';
 import type { Account, MarketState } from '../../exchange/state.ts';
@@ -286,8 +287,7 @@ function optionValueAtStartVol(
       svi: feed.svi,
     });
     // Rounded to ticks as the state machine marks (listing.ts markOptions).
-    const ticks = divBig(mark.markQuote, m.params.tickSizeQuote, 'halfEven');
-    value += BigInt(m.longLots) * (ticks < 1n ? 1n : ticks) * m.k;
+    value += BigInt(m.longLots) * BigInt(indexToTicks(m, mark.markQuote)) * m.k;
   }
   return value;
 }
