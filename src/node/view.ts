@@ -987,6 +987,7 @@ export class ChainView implements NodeView {
       wanted !== 'none',
     );
     this.noteLiquidationFills(activity, txs.exchange.events, height, timeMs);
+    this.noteMovedBalances(activity, txs.exchange.events);
     this.alignTradeIds(activity.trades);
     if (activity.accounts) this.noteSettlements(activity, txs.exchange.events, height);
     const ordersMoved = this.noteRemovals(activity, txs.exchange.events);
@@ -1178,6 +1179,14 @@ export class ChainView implements NodeView {
         if (account !== undefined && removesOwn(action)) activity.acting.add(account.index);
         if (action.kind === 'cancel' && action.orderId !== undefined)
           activity.moved.add(action.orderId);
+        if (action.kind === 'transfer' && activity.accounts) {
+          // Both ends changed, and neither need be the subaccount that signed.
+          const subaccounts = state.principals.get(bytesKey(tx.account))?.subaccounts;
+          for (const n of [action.fromSubaccount, action.toSubaccount]) {
+            const end = subaccounts?.get(n);
+            if (end !== undefined) touch(activity, end);
+          }
+        }
         this.noteAction(activity, action, r, taker, height, timeMs);
       }
     }
@@ -1213,6 +1222,34 @@ export class ChainView implements NodeView {
         height,
         timeMs,
       });
+    }
+  }
+
+  /**
+   * The accounts whose money or positions the block changed without a
+   * transaction or a fill of their own: a deposit the validators credited,
+   * each side of a deleveraging (a liquidation the book could not close), a
+   * liquidated account and the cover the insurance fund paid it. Their
+   * subscribers would otherwise hold the state before the block.
+   */
+  private noteMovedBalances(activity: Activity, events: readonly ExchangeEvent[]): void {
+    if (!activity.accounts) return;
+    const accounts = this.state.accounts;
+    const note = (index: number) => {
+      const account = accounts[index];
+      if (account !== undefined) touch(activity, account);
+    };
+    for (const e of events) {
+      if (e.type === 'deleverage') {
+        note(e.account);
+        note(e.counterparty);
+      } else if (
+        e.type === 'depositCredited' ||
+        e.type === 'insuranceCover' ||
+        e.type === 'liquidation'
+      ) {
+        note(e.account);
+      }
     }
   }
 
