@@ -213,8 +213,10 @@ const SUBMIT_CODES: Record<string, SubmitRejectCode> = {
   BadField: 'BadField',
   AgentNotAllowed: 'AgentNotAllowed',
   DuplicateTx: 'DuplicateTx',
-  // Nonce already used or expired against committed state: a replay.
-  TxStale: 'DuplicateTx',
+  // Refused by the committed state already: the code its block would give.
+  Expired: 'Expired',
+  StaleNonce: 'StaleNonce',
+  DuplicateNonce: 'DuplicateNonce',
   MempoolAccountFull: 'MempoolFull',
   MempoolBusy: 'MempoolFull',
   MempoolFull: 'MempoolFull',
