@@ -35,6 +35,7 @@ import * as R from '../../src/api/routes.ts';
 import type { RouteDef } from '../../src/api/routes.ts';
 import { array, integer, integerPair, object, optional, string } from '../../src/api/schema.ts';
 import type { JsonSchema } from '../../src/api/schema.ts';
+import { REJECT_CODES } from '../../src/exchange/errors.ts';
 import { buildTx, placeOrder } from '../../src/exchange/tx/index.ts';
 import { toHex } from '../../src/lib/bytes.ts';
 import { Prng } from '../../src/lib/prng.ts';
@@ -59,6 +60,8 @@ class Contract {
   readonly problems: string[] = [];
   /** `GET /v1/book/{instrument}` → the statuses it answered. */
   readonly answered = new Map<string, Set<number>>();
+  /** The codes of the error answers seen. */
+  readonly codes = new Set<string>();
   private readonly ajv = new Ajv({ strict: false, validateFormats: false, allErrors: true });
   private readonly templates: { method: string; template: string; re: RegExp }[] = [];
 
@@ -97,6 +100,7 @@ class Contract {
     } catch {
       return this.fail(`${key} ${status}: not JSON`);
     }
+    if (status >= 400) this.codes.add(String((body as { code?: unknown }).code));
     const pointer = `openapi#/paths/${op.template.replace(/~/g, '~0').replace(/\//g, '~1')}/${op.method.toLowerCase()}/responses/${status}/content/application~1json/schema`;
     const validate = this.ajv.getSchema(pointer)!;
     if (!validate(body)) {
@@ -116,6 +120,17 @@ class Contract {
 
   fail(problem: string): void {
     if (this.problems.length < 50) this.problems.push(problem);
+  }
+}
+
+/** Every code an answer carried is one docs/api.md names (the exchange's, by their list). */
+function codesDocumented(codes: Iterable<string>): void {
+  const doc = readFileSync(join(ROOT, 'docs/api.md'), 'utf8');
+  for (const code of codes) {
+    assert.ok(
+      doc.includes(`\`${code}\``) || (REJECT_CODES as readonly string[]).includes(code),
+      `docs/api.md names ${code}`,
+    );
   }
 }
 
@@ -514,6 +529,7 @@ test('every operation of the served OpenAPI document answers what it declares, t
     'the blocks channel reaches the height read',
   );
   assert.deepEqual(contract.problems, []);
+  codesDocumented(contract.codes);
 });
 
 test('a transaction the committed state already refuses is answered with the code its block would give', async () => {
@@ -562,6 +578,7 @@ test('a transaction the committed state already refuses is answered with the cod
     socket.close();
   }
   assert.deepEqual(contract.problems, []);
+  codesDocumented(contract.codes);
 });
 
 test("the SDK socket, cut on a seeded schedule, delivers each channel's updates once and keeps the node's book", async () => {
