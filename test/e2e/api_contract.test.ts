@@ -182,6 +182,8 @@ const channelSchemas: Record<string, JsonSchema> = {
   }).json,
   'blocks:snapshot': { anyOf: [R.blockSchema.json, { type: 'null' }] },
   'blocks:update': R.blockSchema.json,
+  // A submission's answer: the transaction view POST /v1/tx answers.
+  'submitted:': R.txSchema.json,
 };
 
 interface WsData {
@@ -206,8 +208,8 @@ class Recorder {
     this.socket.on('message', (raw) => {
       const m = JSON.parse(raw.toString()) as WsData;
       this.messages.push(m);
-      if (m.type !== 'snapshot' && m.type !== 'update') return;
-      const kind = `${m.channel!.split(':')[0]}:${m.type}`;
+      if (m.type !== 'snapshot' && m.type !== 'update' && m.type !== 'submitted') return;
+      const kind = m.type === 'submitted' ? 'submitted:' : `${m.channel!.split(':')[0]}:${m.type}`;
       const validate = this.checks.get(kind)!;
       if (!validate(m.data)) {
         contract.fail(`ws ${m.channel} ${m.type}: ${ajv.errorsText(validate.errors)}`);
