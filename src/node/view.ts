@@ -1168,12 +1168,24 @@ export class ChainView implements NodeView {
       const tx = decoded[i]!;
       const result = results[i]!;
       // Looked up whatever `accounts`: RestedOrders needs the acting accounts.
-      const account = state.principals.get(bytesKey(tx.account))?.subaccounts.get(tx.subaccount);
+      const subaccounts = state.principals.get(bytesKey(tx.account))?.subaccounts;
+      const account = subaccounts?.get(tx.subaccount);
+      const actions = tx.action.kind === 'batch' ? tx.action.actions : [tx.action];
+      if (activity.accounts) {
+        // Both ends of a transfer changed, and neither need be the subaccount
+        // that signed it (which need not even exist).
+        actions.forEach((action, k) => {
+          if (action.kind !== 'transfer' || result.actions[k]?.ok !== true) return;
+          for (const n of [action.fromSubaccount, action.toSubaccount]) {
+            const end = subaccounts?.get(n);
+            if (end !== undefined) touch(activity, end);
+          }
+        });
+      }
       if (account === undefined && activity.accounts) continue;
       // The taker's account matters to its account update only.
       const taker = activity.accounts ? account! : null;
       if (taker !== null) touch(activity, taker);
-      const actions = tx.action.kind === 'batch' ? tx.action.actions : [tx.action];
       for (let k = 0; k < result.actions.length; k++) {
         const action = actions[k] as Action | undefined;
         const r = result.actions[k]!;
@@ -1181,14 +1193,6 @@ export class ChainView implements NodeView {
         if (account !== undefined && removesOwn(action)) activity.acting.add(account.index);
         if (action.kind === 'cancel' && action.orderId !== undefined)
           activity.moved.add(action.orderId);
-        if (action.kind === 'transfer' && activity.accounts) {
-          // Both ends changed, and neither need be the subaccount that signed.
-          const subaccounts = state.principals.get(bytesKey(tx.account))?.subaccounts;
-          for (const n of [action.fromSubaccount, action.toSubaccount]) {
-            const end = subaccounts?.get(n);
-            if (end !== undefined) touch(activity, end);
-          }
-        }
         this.noteAction(activity, action, r, taker, height, timeMs);
       }
     }

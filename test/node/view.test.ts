@@ -1749,20 +1749,19 @@ test("a transfer's two subaccounts and a credited deposit's account each get the
       .map((u) => [u.subaccount, u.cashQuote])
       .sort();
   try {
-    // Signed from subaccount 0, from subaccount 2 into a new subaccount 5.
-    const move = h.tx(t, {
-      kind: 'transfer',
-      fromSubaccount: 2,
-      toSubaccount: 5,
-      amountQuote: USDC,
-    });
+    // From subaccount 2 into a new subaccount 5, signed from subaccount 9, which holds nothing.
+    const move = h.tx(
+      t,
+      { kind: 'transfer', fromSubaccount: 2, toSubaccount: 5, amountQuote: USDC },
+      { subaccount: 9 },
+    );
     const moved = feed(h.block([move]), undefined, [move]);
     const cash = (n: number) => view.read().account(address, n)!.subaccounts[0]!.cashQuote;
     assert.deepEqual(sentOf(moved), [
-      [0, cash(0)],
       [2, cash(2)],
       [5, cash(5)],
     ]);
+    assert.equal(cash(5), '1000000');
     // A deposit into subaccount 3, credited by the validators' attestations.
     const depositId = new Uint8Array(32).fill(3);
     const attest = {
