@@ -4,25 +4,36 @@
 
 import { ZommaError } from '../lib/errors.ts';
 
-/** Codes the API itself answers with (besides TxError and exchange rejection codes). */
-export type ApiErrorCode =
-  /** A parameter, query or body breaks its schema. */
-  | 'BadRequest'
-  /** The body is not valid JSON. */
-  | 'MalformedJson'
+/**
+ * Codes the API itself answers with (besides TxError, mempool and exchange
+ * rejection codes), over HTTP and the WebSocket: docs/api.md lists each.
+ */
+export const API_ERROR_CODES = [
+  /** A parameter, query, body or WebSocket message breaks its schema. */
+  'BadRequest',
+  /** The body (or a WebSocket message) is not valid JSON. */
+  'MalformedJson',
   /** The body is larger than API_BODY_BYTES_MAX. */
-  | 'BodyTooLarge'
-  | 'UnsupportedMediaType'
-  /** No such route, instrument, account, transaction or block. */
-  | 'NotFound'
-  | 'RateLimited'
+  'BodyTooLarge',
+  'UnsupportedMediaType',
+  /** No such route, instrument, account, transaction, block or subscription. */
+  'NotFound',
+  'RateLimited',
   /** A WebSocket upgrade past the connections one client address may hold open. */
-  | 'TooManyConnections'
+  'TooManyConnections',
+  /** A subscription past WS_SUBSCRIPTIONS_MAX on one connection. */
+  'TooManySubscriptions',
+  /** A WebSocket submission past WS_SUBMITS_PENDING_MAX awaiting their answer. */
+  'TooManyPending',
+  /** A plain GET of the WebSocket endpoint. */
+  'UpgradeRequired',
   /** `wait=commit` ran out of time; the transaction may still commit. */
-  | 'CommitTimeout'
+  'CommitTimeout',
   /** The server is at a limit (commit waiters), shutting down, or its node halted (no account state). */
-  | 'Unavailable'
-  | 'InternalError';
+  'Unavailable',
+  'InternalError',
+] as const;
+export type ApiErrorCode = (typeof API_ERROR_CODES)[number];
 
 export interface ErrorBody {
   code: string;

@@ -553,10 +553,14 @@ export const routes = {
         'Bad request: the schema, the encoding, or the transaction checks ' +
         '(Malformed, WrongChain, BadField, BadSignature)',
       403: 'AgentNotAllowed; with wait=commit, NotPermitted',
-      409: 'DuplicateTx; with wait=commit, DuplicateNonce or DuplicateClientOrderId',
+      409:
+        'DuplicateTx, or DuplicateNonce (a nonce the committed state holds); ' +
+        'with wait=commit, DuplicateClientOrderId',
       413: 'BodyTooLarge (API_BODY_BYTES_MAX) or Oversize (TX_BYTES_MAX)',
       415: 'UnsupportedMediaType: send application/json or application/octet-stream',
-      422: 'Committed but rejected by the exchange (wait=commit), with its code and the hash',
+      422:
+        'Committed but rejected by the exchange (wait=commit), with its code and the hash; ' +
+        'or refused at admission as its block would refuse it: Expired, StaleNonce',
       503: 'MempoolFull, or Unavailable (too many transactions awaiting commit)',
       504: 'CommitTimeout (wait=commit): not final in time, with the hash; it may still commit',
     },

@@ -515,6 +515,10 @@ export const SUBMIT_REJECT_CODES = [
   'AgentNotAllowed',
   // Already in the mempool or a recent block.
   'DuplicateTx',
+  // Refused by the committed state already, with the code its block would give.
+  'Expired',
+  'StaleNonce',
+  'DuplicateNonce',
   'MempoolFull',
 ] as const;
 export type SubmitRejectCode = (typeof SUBMIT_REJECT_CODES)[number];

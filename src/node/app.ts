@@ -33,6 +33,9 @@ import type { PriceSource } from './oracle_source.ts';
 /** The agents' window of an address none of whose agents has signed yet. */
 const NO_NONCES: readonly number[] = [];
 
+/** Why the committed state refuses a waiting transaction: the exchange's code for it. */
+export type StaleCode = 'Expired' | 'StaleNonce' | 'DuplicateNonce';
+
 export interface ExecutedTxs {
   readonly height: number;
   readonly timeMs: number;
@@ -272,17 +275,27 @@ export class ExchangeApp implements NodeApplication {
    * not expired. What else it needs (margin, orders) is decided at execution.
    */
   stillValid(tx: SignedTx): boolean {
+    return this.staleCodeOf(tx) === null;
+  }
+
+  /**
+   * Why the committed state already refuses a transaction, with the code its
+   * block would give (Expired, StaleNonce, DuplicateNonce), or null: the
+   * mempool refuses it at admission with that code, so a client hears at once
+   * what a block would tell it.
+   */
+  staleCodeOf(tx: SignedTx): StaleCode | null {
     const state = this.exchange.state;
-    if (tx.expiresAtMs !== undefined && tx.expiresAtMs < state.timeMs) return false;
+    if (tx.expiresAtMs !== undefined && tx.expiresAtMs < state.timeMs) return 'Expired';
     const principal = state.principals.get(bytesKey(tx.account));
-    if (principal === undefined) return true;
+    if (principal === undefined) return null;
     // The window the exchange checks for this signer: its own key's, or its agents' (execute.ts).
     const byMaster = principal.hasMasterKey()
       ? principal.isMasterKey(tx.signer)
       : bytesEqual(addressOf(tx.signer), tx.account);
     const window = byMaster ? principal.nonces : (principal.agentNonces ?? NO_NONCES);
     const rejection = checkNonce(window, tx.nonce, state.timeMs);
-    return rejection !== 'DuplicateNonce' && rejection !== 'StaleNonce';
+    return rejection === 'DuplicateNonce' || rejection === 'StaleNonce' ? rejection : null;
   }
 
   private decode(raw: Uint8Array): { tx: SignedTx; hash: string } | null {

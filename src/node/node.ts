@@ -138,7 +138,7 @@ export class ZommaNode {
         this.gossip(entries, from);
         this.loop.txsAdmitted();
       },
-      stillValid: (tx) => this.app.stillValid(tx),
+      staleCodeOf: (tx) => this.app.staleCodeOf(tx),
     });
     const appOptions = {
       genesis: options.genesis,

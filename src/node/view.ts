@@ -213,8 +213,10 @@ const SUBMIT_CODES: Record<string, SubmitRejectCode> = {
   BadField: 'BadField',
   AgentNotAllowed: 'AgentNotAllowed',
   DuplicateTx: 'DuplicateTx',
-  // Nonce already used or expired against committed state: a replay.
-  TxStale: 'DuplicateTx',
+  // Refused by the committed state already: the code its block would give.
+  Expired: 'Expired',
+  StaleNonce: 'StaleNonce',
+  DuplicateNonce: 'DuplicateNonce',
   MempoolAccountFull: 'MempoolFull',
   MempoolBusy: 'MempoolFull',
   MempoolFull: 'MempoolFull',
@@ -987,6 +989,7 @@ export class ChainView implements NodeView {
       wanted !== 'none',
     );
     this.noteLiquidationFills(activity, txs.exchange.events, height, timeMs);
+    this.noteMovedBalances(activity, txs.exchange.events);
     this.alignTradeIds(activity.trades);
     if (activity.accounts) this.noteSettlements(activity, txs.exchange.events, height);
     const ordersMoved = this.noteRemovals(activity, txs.exchange.events);
@@ -1165,12 +1168,24 @@ export class ChainView implements NodeView {
       const tx = decoded[i]!;
       const result = results[i]!;
       // Looked up whatever `accounts`: RestedOrders needs the acting accounts.
-      const account = state.principals.get(bytesKey(tx.account))?.subaccounts.get(tx.subaccount);
+      const subaccounts = state.principals.get(bytesKey(tx.account))?.subaccounts;
+      const account = subaccounts?.get(tx.subaccount);
+      const actions = tx.action.kind === 'batch' ? tx.action.actions : [tx.action];
+      if (activity.accounts) {
+        // Both ends of a transfer changed, and neither need be the subaccount
+        // that signed it (which need not even exist).
+        actions.forEach((action, k) => {
+          if (action.kind !== 'transfer' || result.actions[k]?.ok !== true) return;
+          for (const n of [action.fromSubaccount, action.toSubaccount]) {
+            const end = subaccounts?.get(n);
+            if (end !== undefined) touch(activity, end);
+          }
+        });
+      }
       if (account === undefined && activity.accounts) continue;
       // The taker's account matters to its account update only.
       const taker = activity.accounts ? account! : null;
       if (taker !== null) touch(activity, taker);
-      const actions = tx.action.kind === 'batch' ? tx.action.actions : [tx.action];
       for (let k = 0; k < result.actions.length; k++) {
         const action = actions[k] as Action | undefined;
         const r = result.actions[k]!;
@@ -1213,6 +1228,34 @@ export class ChainView implements NodeView {
         height,
         timeMs,
       });
+    }
+  }
+
+  /**
+   * The accounts whose money or positions the block changed without a
+   * transaction or a fill of their own: a deposit the validators credited,
+   * each side of a deleveraging (a liquidation the book could not close), a
+   * liquidated account and the cover the insurance fund paid it. Their
+   * subscribers would otherwise hold the state before the block.
+   */
+  private noteMovedBalances(activity: Activity, events: readonly ExchangeEvent[]): void {
+    if (!activity.accounts) return;
+    const accounts = this.state.accounts;
+    const note = (index: number) => {
+      const account = accounts[index];
+      if (account !== undefined) touch(activity, account);
+    };
+    for (const e of events) {
+      if (e.type === 'deleverage') {
+        note(e.account);
+        note(e.counterparty);
+      } else if (
+        e.type === 'depositCredited' ||
+        e.type === 'insuranceCover' ||
+        e.type === 'liquidation'
+      ) {
+        note(e.account);
+      }
     }
   }
 

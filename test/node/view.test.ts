@@ -1699,6 +1699,87 @@ test('orders a liquidation cancels without closing anything (its market halted) 
   }
 });
 
+test('a liquidation closed by deleveraging changes both accounts: each gets its block update, as its view reads', () => {
+  const [BTC, ONE_BTC] = ['BTC-PERPETUAL', 10_000];
+  const markets = genesis().markets.map((m) => ({ ...m, triggers: [] }));
+  const h = new Harness(genesis({ markets }));
+  const [a, b] = [key('view-adl-a'), key('view-adl-b')];
+  h.fund(a, 2_600n * USDC);
+  h.fund(b, 500_000n * USDC);
+  h.one(b, limit(BTC, 'sell', 500_000, ONE_BTC));
+  h.one(a, limit(BTC, 'buy', 500_000, ONE_BTC));
+  const { view, feed } = viewOver(h);
+  try {
+    // The index falls past a's equity, with no bid in the book: its whole
+    // position is deleveraged against b, and the fund (empty) covers nothing.
+    h.oracle = { ...h.oracle, BTC: 47_000n * USDC };
+    const r = h.block([]);
+    const adl = r.events.filter((e) => e.type === 'deleverage');
+    assert.deepEqual(
+      adl.map((e) => e.type === 'deleverage' && [e.account, e.counterparty, e.sizeLots]),
+      [[h.account(a)!.index, h.account(b)!.index, ONE_BTC]],
+    );
+    assert.equal(h.account(b)!.positionCount, 0, 'b was closed');
+    const update = feed(r);
+    // What the account channel sends must keep its subscriber's account as GET shows it.
+    for (const k of [a, b]) {
+      const address = formatAddress(k.address);
+      const sent = update.accounts.find((u) => u.address === address && u.subaccount === 0);
+      assert.ok(sent !== undefined, `${address} gets an update for the block that closed it`);
+      const now = view.read().account(address)!.subaccounts[0]!;
+      assert.deepEqual(sent.positions, now.positions);
+      assert.equal(sent.cashQuote, now.cashQuote);
+      assert.equal(sent.equityQuote, now.equityQuote);
+    }
+  } finally {
+    view.close();
+  }
+});
+
+test("a transfer's two subaccounts and a credited deposit's account each get their block update", () => {
+  const h = new Harness();
+  const t = key('view-transfer-owner');
+  h.fund(t, 1_000n * USDC);
+  h.fund(t, 1_000n * USDC, 2);
+  const { view, feed } = viewOver(h);
+  const address = formatAddress(t.address);
+  const sentOf = (update: BlockUpdate) =>
+    update.accounts
+      .filter((u) => u.address === address)
+      .map((u) => [u.subaccount, u.cashQuote])
+      .sort();
+  try {
+    // From subaccount 2 into a new subaccount 5, signed from subaccount 9, which holds nothing.
+    const move = h.tx(
+      t,
+      { kind: 'transfer', fromSubaccount: 2, toSubaccount: 5, amountQuote: USDC },
+      { subaccount: 9 },
+    );
+    const moved = feed(h.block([move]), undefined, [move]);
+    const cash = (n: number) => view.read().account(address, n)!.subaccounts[0]!.cashQuote;
+    assert.deepEqual(sentOf(moved), [
+      [2, cash(2)],
+      [5, cash(5)],
+    ]);
+    assert.equal(cash(5), '1000000');
+    // A deposit into subaccount 3, credited by the validators' attestations.
+    const depositId = new Uint8Array(32).fill(3);
+    const attest = {
+      kind: 'attestDeposit',
+      depositId,
+      account: t.address,
+      subaccount: 3,
+      amountQuote: 7n * USDC,
+    } as const;
+    const txs = [0, 1, 2].map((v) => h.tx(VALIDATORS[v]!, attest));
+    const r = h.block(txs);
+    assert.ok(r.events.some((e) => e.type === 'depositCredited'));
+    assert.deepEqual(sentOf(feed(r, undefined, txs)), [[3, '7000000']]);
+  } finally {
+    view.close();
+  }
+});
+
 test("a market's settlement lists its resting orders cancelled in their owners' updates", () => {
   const START_MS = daysFromCivil(2026, 3, 2) * MS_PER_DAY;
   const FUTURE = 'BTC-2MAR26';

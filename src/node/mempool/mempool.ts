@@ -39,13 +39,22 @@ export type MempoolErrorCode =
   | 'MempoolFull'
   /** Too many transactions wait for their signature check. */
   | 'MempoolBusy'
-  /** No longer valid against the committed state (nonce used, expired). */
-  | 'TxStale';
+  /** No longer valid against the committed state: the exchange's code for it. */
+  | 'Expired'
+  | 'StaleNonce'
+  | 'DuplicateNonce';
 
 export class MempoolError extends ZommaError<MempoolErrorCode> {}
 
 /** Trailing bytes of a transaction that index it by content: its signature's last six. */
 const TAIL_KEY_BYTES = 6;
+
+/** What a client is told of a transaction the committed state refuses, by its code. */
+const STALE_MESSAGES: Readonly<Record<string, string>> = {
+  Expired: 'the transaction expired before the last block',
+  StaleNonce: "its nonce is too old for the signer's window",
+  DuplicateNonce: 'its nonce was used by a transaction already committed',
+};
 
 /**
  * The last TAIL_KEY_BYTES bytes as an integer (below 2^48, exact): a
@@ -99,11 +108,11 @@ export interface MempoolOptions {
   /** Called with the transactions admitted in one batch from one source (for gossip), once per source. */
   readonly onAdmitted?: (entries: readonly MempoolEntry[], from: string | null) => void;
   /**
-   * Whether the committed state may still accept a transaction (the re-check's
-   * test): one it refuses already (nonce used or too old, expired) is not
-   * admitted (TxStale), so a client hears at once instead of after a block.
+   * Why the committed state already refuses a transaction (nonce used or too
+   * old, expired), as the exchange's code, or null: one it refuses is not
+   * admitted, with that code, so a client hears at once instead of after a block.
    */
-  readonly stillValid?: (tx: SignedTx) => boolean;
+  readonly staleCodeOf?: (tx: SignedTx) => string | null;
 }
 
 export interface MempoolStats {
@@ -324,9 +333,8 @@ export class Mempool {
       if (this.entries.has(hash) || this.committed.has(hash)) {
         return this.reject(hash, 'DuplicateTx', 'already in the mempool or committed');
       }
-      if (this.options.stillValid?.(checked.tx) === false) {
-        return this.reject(hash, 'TxStale', 'its nonce is used or too old, or it expired');
-      }
+      const stale = this.options.staleCodeOf?.(checked.tx) ?? null;
+      if (stale !== null) return this.reject(hash, stale, STALE_MESSAGES[stale] ?? stale);
       const account = toHex(checked.tx.account);
       const count = this.perAccount.get(account) ?? 0;
       if (count >= this.limits.perAccountMax) {

@@ -206,16 +206,16 @@ test('regossipDue: clients’ transactions held since the previous round, at mos
   assert.deepEqual(pool.regossipDue(10), []);
 });
 
-test('a transaction the committed state already refuses (nonce used or too old, expired) is not admitted: TxStale at once', async () => {
+test('a transaction the committed state already refuses (nonce used or too old, expired) is not admitted: its code at once', async () => {
   const used = new Set([7]);
   const pool = new Mempool({
     chainId: CHAIN,
     verifyBatch,
     signatures: new SignatureCache(),
-    stillValid: (tx) => !used.has(tx.nonce),
+    staleCodeOf: (tx) => (used.has(tx.nonce) ? 'DuplicateNonce' : null),
   });
   const stale = await pool.add(faucet(50, 7).bytes);
-  assert.deepEqual([stale.ok, !stale.ok && stale.code], [false, 'TxStale']);
+  assert.deepEqual([stale.ok, !stale.ok && stale.code], [false, 'DuplicateNonce']);
   assert.equal((await pool.add(faucet(50, 8).bytes)).ok, true);
   assert.equal(pool.size, 1);
 });
