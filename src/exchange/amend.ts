@@ -93,7 +93,10 @@ export function amend(ctx: Ctx, a: Amend): ActionResult {
     );
     const awayTicks = buy ? priceTicks - market.markTicks : market.markTicks - priceTicks;
     const adverse = awayTicks > 0 ? BigInt(awayTicks) * BigInt(sizeLots) * market.k : 0n;
-    if ((after > before || adverse > 0n) && equityQuote(state, meta.account) - adverse < after) {
+    // As a placement: an amend that raises no initial margin (a closing order
+    // moved toward the market) passes whatever its price; the fill guard keeps
+    // its fills from taking the account below zero.
+    if (after > before && equityQuote(state, meta.account) - adverse < after) {
       return no(
         'InsufficientMargin',
         `the initial margin with this amend, ${quoteDecimal(after)} in the quote asset, exceeds the account's equity`,
