@@ -3,7 +3,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Harness, USDC, key, limit, replacer } from './helpers.ts';
+import { Harness, USDC, genesis, key, limit, replacer } from './helpers.ts';
 import type { Key } from './helpers.ts';
 import type { Action } from '../../src/exchange/tx/types.ts';
 import type { ActionResult } from '../../src/exchange/index.ts';
@@ -58,4 +58,74 @@ test('an amend that raises no initial margin is accepted whatever its price, as 
     PRICE - 5_000,
     'it rests at its new price',
   );
+});
+
+/** The bids of BTC in priority order: [order id, open lots]. */
+function bids(h: Harness): [number, number][] {
+  return [...h.ex.state.markets[0]!.book.ordersOf('buy')].map((o) => [o.orderId, o.sizeLots]);
+}
+
+test("an amend's size is the order's whole size, what it filled included, so an amend racing a fill never grows the order", () => {
+  const h = new Harness();
+  const [a, b, c] = [key('amend-size-a'), key('amend-size-b'), key('amend-size-c')];
+  for (const k of [a, b, c]) h.fund(k, 100_000n * USDC);
+  const x = orderIdOf(accepted(h, a, limit(BTC, 'buy', PRICE - 100, 10)));
+  const y = orderIdOf(accepted(h, c, limit(BTC, 'buy', PRICE - 100, 5)));
+  accepted(h, b, limit(BTC, 'sell', PRICE - 100, 7, { timeInForce: 'IOC' }));
+  assert.deepEqual(
+    bids(h),
+    [
+      [x, 3],
+      [y, 5],
+    ],
+    '7 of 10 filled',
+  );
+  // Down to 9 of which 7 filled: 2 open, in its place.
+  const down = accepted(h, a, { kind: 'amend', instrument: BTC, orderId: x, sizeLots: 9 });
+  assert.ok(down.ok && down.order?.status === 'rested' && down.order.restedLots === 2, 'rests 2');
+  assert.deepEqual(
+    bids(h),
+    [
+      [x, 2],
+      [y, 5],
+    ],
+    'smaller keeps its place',
+  );
+  assert.equal(h.ex.state.orders.get(x)!.placedLots, 9, 'its size is 9');
+  // Up to 12: 5 open, behind y.
+  accepted(h, a, { kind: 'amend', instrument: BTC, orderId: x, sizeLots: 12 });
+  assert.deepEqual(
+    bids(h),
+    [
+      [y, 5],
+      [x, 5],
+    ],
+    'larger goes to the back',
+  );
+  // Down to 6 with 7 filled: nothing more may fill, the rest is cancelled.
+  const done = accepted(h, a, { kind: 'amend', instrument: BTC, orderId: x, sizeLots: 6 });
+  assert.ok(done.ok && done.order !== undefined, 'an order result');
+  assert.deepEqual(
+    [done.order.status, done.order.filledLots, done.order.restedLots, done.order.cancelledLots],
+    ['cancelled', 0, 0, 5],
+  );
+  assert.deepEqual(bids(h), [[y, 5]], 'x left the book');
+  assert.equal(h.ex.state.orders.has(x), false, 'and the state');
+  assert.equal(h.account(a)!.positions[0]!.sizeLots, 7, 'a bought 7, never more');
+});
+
+test('a part-filled order whose open rest is under the minimum size can still be repriced', () => {
+  const markets = genesis().markets.map((m, i) => (i === 0 ? { ...m, minSizeLots: 5 } : m));
+  const h = new Harness(genesis({ markets }));
+  const [a, b] = [key('amend-min-a'), key('amend-min-b')];
+  for (const k of [a, b]) h.fund(k, 100_000n * USDC);
+  const x = orderIdOf(accepted(h, a, limit(BTC, 'buy', PRICE - 100, 10)));
+  accepted(h, b, limit(BTC, 'sell', PRICE - 100, 7, { timeInForce: 'IOC' }));
+  const moved = act(h, a, { kind: 'amend', instrument: BTC, orderId: x, priceTicks: PRICE - 200 });
+  assert.ok(moved.ok, JSON.stringify(moved, replacer));
+  assert.deepEqual(bids(h), [[x, 3]], 'its 3 open lots rest at the new price');
+  assert.equal(h.ex.state.markets[0]!.book.order(x)!.priceTicks, PRICE - 200, 'repriced');
+  // A size is still held to the minimum, as a placement's.
+  const small = act(h, a, { kind: 'amend', instrument: BTC, orderId: x, sizeLots: 4 });
+  assert.ok(!small.ok && small.code === 'BelowMinSize', JSON.stringify(small, replacer));
 });

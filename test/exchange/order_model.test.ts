@@ -13,7 +13,9 @@ test('order entry equals the reference model, block by block, restored or not', 
   for (let seed = 1; seed <= 8; seed++) checkRun(seed, 100, stats);
   // The flows must reach what they claim to check.
   const seen = (code: string): boolean =>
-    [...stats.rejections.keys(), ...stats.statuses.keys()].some((k) => k.includes(code));
+    [...stats.rejections.keys(), ...stats.statuses.keys()].some(
+      (k) => k === code || k.startsWith(`${code}:`),
+    );
   for (const code of [
     'placeOrder:InsufficientMargin',
     'placeOrder:PostOnlyWouldTake',
@@ -34,6 +36,8 @@ test('order entry equals the reference model, block by block, restored or not', 
     'placeOrder:cancelled:SelfTrade',
     'amend:rested',
     'amend:filled',
+    // An amend to no more than the order filled: its rest is cancelled.
+    'amend:cancelled:',
   ]) {
     assert.ok(seen(code), `no ${code} in the flows`);
   }
