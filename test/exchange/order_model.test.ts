@@ -44,4 +44,5 @@ test('order entry equals the reference model, block by block, restored or not', 
   assert.ok(stats.fills > 200, `only ${stats.fills} fills`);
   assert.ok(stats.rebates > 0, 'no maker rebate paid');
   assert.ok(stats.expired > 0, 'no good-til order expired');
+  assert.ok(stats.makerCancelled > 0, 'the fill check never refused a maker');
 });

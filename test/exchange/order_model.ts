@@ -1232,6 +1232,65 @@ function nextBlock(d: Driver, height: number, txs: SignedTx[]): Block {
   return { height, timeMs: d.timeMs, proposer: VALIDATORS[0]!.publicKey, txs, oracle };
 }
 
+/**
+ * A maker far through the mark (15–20%) that then takes out all the free
+ * collateral the order leaves it, in one batch: its fill would cost more
+ * than its equity, which the fill check must refuse (the maker's side).
+ */
+function farMaker(d: Driver, trader: number, sub: number): Action | undefined {
+  const acct = d.model.account(trader, sub);
+  if (acct === undefined || d.model.free(acct) <= 0n) return undefined;
+  const market = d.rng.int(2);
+  const m = d.model.markets[market]!;
+  const idx = d.index[market]!;
+  const buy = d.rng.chance(1, 2);
+  const away = d.rng.between(Math.floor((idx * 3) / 20), Math.floor(idx / 5));
+  // About 40% of a lot's value per lot: the margin and the loss against the mark.
+  const perLot = (BigInt(m.markTicks) * m.k * 2n) / 5n;
+  const size = Math.min(m.p.maxSizeLots, Number(d.model.free(acct) / perLot));
+  if (size < m.p.minSizeLots) return undefined;
+  const after = d.model.initial(acct, { m, buy: buy ? size : 0, sell: buy ? 0 : size });
+  const amountQuote = d.model.equity(acct) - after;
+  if (amountQuote <= 0n) return undefined;
+  return {
+    kind: 'batch',
+    actions: [
+      {
+        kind: 'placeOrder',
+        instrument: m.p.instrument,
+        side: buy ? 'buy' : 'sell',
+        type: 'limit',
+        priceTicks: buy ? idx + away : idx - away,
+        sizeLots: size,
+        timeInForce: 'GTC',
+        reduceOnly: false,
+        stp: 'cancelResting',
+      },
+      { kind: 'withdraw', amountQuote, destination: 'collateral-chain-1' },
+    ],
+  };
+}
+
+/** A whole position closed at any price down to 20% through the mark (the taker's side of the fill check). */
+function dump(d: Driver, trader: number, sub: number): Action | undefined {
+  const acct = d.model.account(trader, sub);
+  const market = d.rng.int(2);
+  const pos = acct?.positions[market]!.size ?? 0;
+  if (pos === 0) return undefined;
+  const idx = d.index[market]!;
+  return {
+    kind: 'placeOrder',
+    instrument: d.model.markets[market]!.p.instrument,
+    side: pos > 0 ? 'sell' : 'buy',
+    type: 'limit',
+    priceTicks: pos > 0 ? idx - Math.floor(idx / 5) : idx + Math.floor(idx / 5),
+    sizeLots: Math.abs(pos),
+    timeInForce: 'IOC',
+    reduceOnly: d.rng.chance(1, 2),
+    stp: d.rng.pick(STPS),
+  };
+}
+
 function randomBlock(d: Driver, height: number): Block {
   const rng = d.rng;
   d.timeMs += rng.chance(1, 10) ? rng.between(5_000, 20_000) : rng.between(100, 2_500);
@@ -1253,7 +1312,16 @@ function randomBlock(d: Driver, height: number): Block {
       trader = o.account.trader;
       sub = o.account.sub;
     }
-    if (rng.chance(1, 8)) {
+    const stress = d.monitored
+      ? undefined
+      : rng.chance(1, 20)
+        ? farMaker(d, trader, sub)
+        : rng.chance(1, 30)
+          ? dump(d, trader, sub)
+          : undefined;
+    if (stress !== undefined) {
+      txs.push(tx(d, trader, sub, stress));
+    } else if (rng.chance(1, 8)) {
       const actions = Array.from({ length: rng.between(2, 4) }, () =>
         randomAction(d, trader, sub, true),
       );
