@@ -1,6 +1,12 @@
-// amend: a new price and/or size for a resting order. Reducing the size at the
-// same price keeps time priority; a new price or a larger size loses it and
-// re-enters as an incoming GTC order, which may trade (docs/book.md).
+// amend: a new price and/or size for a resting order. The size is the order's
+// whole size, what it has filled included, as a placement's (and as Kraken,
+// OKX or Binance read an amend's size): an open size instead lets an
+// amend that races a fill grow the order (10 placed, 7 filled while "amend to
+// 5" was on its way: 7 + 5 = 12), and held a part-filled rest under the
+// minimum size to that minimum. A size at or below what the order filled
+// ends it: the rest is cancelled. Reducing the open size at the same price
+// keeps time priority; a new price or a larger size loses it and re-enters
+// as an incoming GTC order, which may trade (docs/book.md).
 // Cost: as placeOrder (O(markets) margin + the book's cost + O(1) per fill).
 
 import {
@@ -22,8 +28,8 @@ import { equityQuote, initialMarginQuote } from './margin.ts';
 import { forgetMatched, forgetOrder, settleFills } from './orders.ts';
 import type { ActionResult, Fill } from './results.ts';
 import type { Amend } from './tx/types.ts';
+import type { OrderBook } from './book/index.ts';
 import { quoteDecimal } from './units.ts';
-import { SIZE_LOTS_MAX } from '../lib/limits.ts';
 
 function no(
   code:
@@ -62,12 +68,20 @@ export function amend(ctx: Ctx, a: Amend): ActionResult {
   const order = book.order(a.orderId)!;
   const p = market.params;
   const priceTicks = a.priceTicks ?? order.priceTicks;
-  const sizeLots = a.sizeLots ?? order.sizeLots;
   if (!Number.isSafeInteger(priceTicks) || priceTicks <= 0) return no('InvalidPrice', 'bad price');
-  if (!Number.isSafeInteger(sizeLots) || sizeLots <= 0 || sizeLots > p.maxSizeLots) {
-    return no('InvalidSize', `size must be 1..${p.maxSizeLots} lots`);
+  // Without a size the order keeps its size, so its open size.
+  let placedLots = meta.placedLots;
+  let sizeLots = order.sizeLots;
+  if (a.sizeLots !== undefined) {
+    placedLots = a.sizeLots;
+    if (!Number.isSafeInteger(placedLots) || placedLots <= 0 || placedLots > p.maxSizeLots) {
+      return no('InvalidSize', `size must be 1..${p.maxSizeLots} lots`);
+    }
+    if (placedLots < p.minSizeLots) return no('BelowMinSize', `minimum ${p.minSizeLots} lots`);
+    // What it filled stays filled: the open size is the rest of the new size.
+    sizeLots = placedLots - (meta.placedLots - order.sizeLots);
+    if (sizeLots <= 0) return endOrder(ctx, book, a.orderId, order.sizeLots);
   }
-  if (sizeLots < p.minSizeLots) return no('BelowMinSize', `minimum ${p.minSizeLots} lots`);
   const buy = order.side === 'buy';
   // The open-interest cap bounds what may take: a smaller size at the same
   // price stays in place, and a post-only order never takes (as at placement).
@@ -93,7 +107,10 @@ export function amend(ctx: Ctx, a: Amend): ActionResult {
     );
     const awayTicks = buy ? priceTicks - market.markTicks : market.markTicks - priceTicks;
     const adverse = awayTicks > 0 ? BigInt(awayTicks) * BigInt(sizeLots) * market.k : 0n;
-    if ((after > before || adverse > 0n) && equityQuote(state, meta.account) - adverse < after) {
+    // As a placement: an amend that raises no initial margin (a closing order
+    // moved toward the market) passes whatever its price; the fill guard keeps
+    // its fills from taking the account below zero.
+    if (after > before && equityQuote(state, meta.account) - adverse < after) {
       return no(
         'InsufficientMargin',
         `the initial margin with this amend, ${quoteDecimal(after)} in the quote asset, exceeds the account's equity`,
@@ -101,10 +118,6 @@ export function amend(ctx: Ctx, a: Amend): ActionResult {
     }
   }
   const losesPriority = priceTicks !== order.priceTicks || sizeLots > order.sizeLots;
-  // The new size is the open size from here: what the order filled before
-  // stays filled (saturating: a report, never beyond a safe integer).
-  const filledLots = meta.placedLots - order.sizeLots;
-  const placedLots = filledLots > SIZE_LOTS_MAX - sizeLots ? SIZE_LOTS_MAX : filledLots + sizeLots;
   const auction = market.auction;
   if (auction !== null && auction.active) {
     meta.placedLots = placedLots;
@@ -181,6 +194,18 @@ export function amend(ctx: Ctx, a: Amend): ActionResult {
       fills,
     },
   };
+}
+
+/**
+ * An amend to a size at or below what the order filled: it may fill no more,
+ * so its open rest is cancelled, as a cancel would (Kraken's rule). Its size
+ * placed is left as it was: the order is reported cancelled, with its fills.
+ */
+function endOrder(ctx: Ctx, book: OrderBook, orderId: number, openLots: number): ActionResult {
+  book.cancel(orderId);
+  forgetOrder(ctx.state, orderId);
+  const order = { orderId, filledLots: 0, restedLots: 0, cancelledLots: openLots, fills: [] };
+  return { ok: true, kind: 'amend', order: { ...order, status: 'cancelled', reason: null } };
 }
 
 function rested(

@@ -363,8 +363,9 @@ export interface OrderMeta {
   /**
    * The order's size as placed, or as its last amend set it: the lots it
    * filled since plus its open lots (the book's sizeLots), so what it filled
-   * is placedLots − open. Never below the open size. Only reported (the
-   * account's open orders): nothing in execution reads it.
+   * is placedLots − open. Never below the open size. Reported (the
+   * account's open orders), and an amend's size is judged against it: what
+   * it filled is the part of the new size already taken.
    */
   placedLots: number;
   /** The slot of its leaf in the digest's table (hash.ts); null until first hashed. */

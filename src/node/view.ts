@@ -1532,7 +1532,8 @@ export class ChainView implements NodeView {
               : 'cancelled',
         side: takerSide,
         ...(action.priceTicks !== undefined ? { priceTicks: action.priceTicks } : {}),
-        // An amend sets a new open size: the size placed no longer tells when it is filled.
+        // An amend sets a new size, part of which it may have filled in earlier blocks: the
+        // size placed no longer tells when it is filled, its part in this block does.
         // The size the exchange took: a reduce-only order's is cut to the position it closes.
         placedLots:
           action.kind === 'placeOrder' ? o.filledLots + o.restedLots + o.cancelledLots : undefined,
@@ -1782,7 +1783,7 @@ interface OrderNote {
   remainingLots?: number;
   /** The size placed, when the block placed the order. */
   placedLots?: number;
-  /** When the block amended the order: its fills in the block up to the amend and the size it amended to. */
+  /** When the block amended the order: its fills in the block up to the amend and the open size the amend gave it. */
   amendedLots?: number;
   /** Placed reduce-only by the block (such an order never rests). */
   reduceOnly?: boolean;

@@ -183,7 +183,8 @@ class Driver {
       m.book.order(id) ?? m.auction?.bids.order(id) ?? m.auction?.asks.order(id) ?? undefined;
     const a: Action = { kind: 'amend', instrument, orderId: id };
     const price = order?.priceTicks ?? m.markTicks;
-    const size = order?.sizeLots ?? 1;
+    // An amend's size is the order's whole size: what it filled and what stays open.
+    const size = order === undefined ? 1 : meta.placedLots;
     if (this.chance(60)) a.priceTicks = Math.max(1, price + this.r.int(41) - 20);
     if (a.priceTicks === undefined || this.chance(40)) {
       a.sizeLots = Math.max(1, size + this.r.int(5) - 2);

@@ -1,6 +1,6 @@
-// An order's size as placed (OrderMeta.placedLots): kept while it fills,
-// reset by an amend to what it filled plus its new open size, in the state's
-// digest and snapshots, and never below the open size.
+// An order's size as placed (OrderMeta.placedLots): kept while it fills, set
+// by an amend (what it filled plus what stays open), in the state's digest
+// and snapshots, and never below the open size.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -58,15 +58,15 @@ test('an order that took liquidity before resting counts what it took as placed'
   assert.deepEqual(sizes(h, id), [10, 7]);
 });
 
-test('an amend sets the open size: what filled before stays filled', () => {
+test("an amend sets the order's size: what filled before stays filled, the rest is open", () => {
   const { h, a, b } = funded();
   const id = orderIdOf(accepted(h.one(a, limit(BTC, 'buy', PRICE - 100, 10))));
   accepted(h.one(b, limit(BTC, 'sell', PRICE - 100, 4)));
   // Smaller, same price: keeps its place; 4 filled, 3 open.
-  accepted(h.one(a, { kind: 'amend', instrument: BTC, orderId: id, sizeLots: 3 }));
+  accepted(h.one(a, { kind: 'amend', instrument: BTC, orderId: id, sizeLots: 7 }));
   assert.deepEqual(sizes(h, id), [7, 3]);
   // Larger: 4 filled, 8 open.
-  accepted(h.one(a, { kind: 'amend', instrument: BTC, orderId: id, sizeLots: 8 }));
+  accepted(h.one(a, { kind: 'amend', instrument: BTC, orderId: id, sizeLots: 12 }));
   assert.deepEqual(sizes(h, id), [12, 8]);
   // Across the spread: takes 2 at the ask and rests the rest of its 8.
   accepted(h.one(b, limit(BTC, 'sell', PRICE, 2)));

@@ -1949,7 +1949,7 @@ test('a reduce-only order cut to the position it closes reads filled at the size
   }
 });
 
-test('an order placed, part filled and amended in one block reads at what it filled plus the size amended to', () => {
+test('an order placed, part filled and amended in one block reads at the size amended to', () => {
   const BTC = 'BTC-PERPETUAL';
   const [alice, bob] = [key('view-same-block-alice'), key('view-same-block-bob')];
   const h = new Harness();
@@ -1957,18 +1957,18 @@ test('an order placed, part filled and amended in one block reads at what it fil
   const { view, feed } = viewOver(h);
   const ioc = { timeInForce: 'IOC' as const };
   try {
-    // Placed at 5, 2 taken, amended to 1, that 1 taken: filled out at 3.
+    // Placed at 5, 2 taken, amended to 3 (1 open), that 1 taken: filled out at 3.
     let id = h.ex.state.nextOrderId;
     const filledOut = [
       h.tx(alice, limit(BTC, 'sell', 500_000, 5)),
       h.tx(bob, limit(BTC, 'buy', 500_000, 2, ioc)),
-      h.tx(alice, { kind: 'amend', instrument: BTC, orderId: id, sizeLots: 1 }),
+      h.tx(alice, { kind: 'amend', instrument: BTC, orderId: id, sizeLots: 3 }),
       h.tx(bob, limit(BTC, 'buy', 500_000, 1, ioc)),
     ];
     let update = feed(h.block(filledOut), undefined, filledOut);
     assert.equal(h.ex.state.orders.has(id), false);
     assert.deepEqual(orderRows(update, alice), [[id, 'filled', 'sell', 500_000, 3, 3, 0]]);
-    // Placed at 5, 2 taken, amended to 2 and cancelled in one batch: 4, of which 2 filled.
+    // Placed at 5, 2 taken, amended to 4 and cancelled in one batch: 4, of which 2 filled.
     id = h.ex.state.nextOrderId;
     const cancelled = [
       h.tx(alice, limit(BTC, 'sell', 500_000, 5)),
@@ -1976,7 +1976,7 @@ test('an order placed, part filled and amended in one block reads at what it fil
       h.tx(alice, {
         kind: 'batch',
         actions: [
-          { kind: 'amend', instrument: BTC, orderId: id, sizeLots: 2 },
+          { kind: 'amend', instrument: BTC, orderId: id, sizeLots: 4 },
           { kind: 'cancel', instrument: BTC, orderId: id },
         ],
       }),

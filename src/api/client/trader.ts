@@ -140,6 +140,7 @@ export class Trader {
     );
   }
 
+  /** A new price and/or size; the size is the order's whole size, what it has filled included. */
   amend(change: {
     instrument: string;
     orderId: number;

@@ -85,6 +85,7 @@ export interface Amend {
   instrument: string;
   orderId: number;
   priceTicks?: number;
+  /** The order's whole new size, what it has filled included (at or below that: it ends). */
   sizeLots?: number;
 }
 

@@ -1,0 +1,131 @@
+// Amend rules a trader relies on (docs/exchange.md, "Orders" and "Margin"):
+// an amend is margined as a placement of the amended order would be.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Harness, USDC, genesis, key, limit, replacer } from './helpers.ts';
+import type { Key } from './helpers.ts';
+import type { Action } from '../../src/exchange/tx/types.ts';
+import type { ActionResult } from '../../src/exchange/index.ts';
+
+const BTC = 'BTC-PERPETUAL';
+const PRICE = 500_000;
+
+function act(h: Harness, k: Key, action: Action): ActionResult {
+  const r = h.one(k, action);
+  assert.ok(r.ok, JSON.stringify(r, replacer));
+  return r.actions[0]!;
+}
+
+function accepted(h: Harness, k: Key, action: Action): ActionResult {
+  const a = act(h, k, action);
+  assert.ok(a.ok, JSON.stringify(a, replacer));
+  return a;
+}
+
+function orderIdOf(a: ActionResult): number {
+  assert.ok(a.ok && a.order !== undefined, 'an order result');
+  return a.order.orderId;
+}
+
+test('an amend that raises no initial margin is accepted whatever its price, as a placement is', () => {
+  const h = new Harness();
+  const a = key('thin');
+  const b = key('deep');
+  h.fund(a, 300n * USDC);
+  h.fund(b, 100_000n * USDC);
+  // a goes long 1,000 lots ($5,000) on $300: initial margin $250.
+  accepted(h, b, limit(BTC, 'sell', PRICE, 1_000));
+  accepted(h, a, limit(BTC, 'buy', PRICE, 1_000, { timeInForce: 'IOC' }));
+  // A take-profit above the mark: it only closes, so it raises no margin.
+  const id = orderIdOf(accepted(h, a, limit(BTC, 'sell', PRICE + 500, 1_000)));
+  // 1% under the mark it would lose $50 against it, more than a's equity above
+  // initial margin; still it only closes, and a new order there is accepted.
+  const placed = act(h, a, limit(BTC, 'sell', PRICE - 5_000, 1_000, { timeInForce: 'IOC' }));
+  assert.ok(placed.ok, JSON.stringify(placed, replacer));
+  const amended = act(h, a, {
+    kind: 'amend',
+    instrument: BTC,
+    orderId: id,
+    priceTicks: PRICE - 5_000,
+  });
+  assert.ok(
+    amended.ok,
+    `the amend is margined as the placement: ${JSON.stringify(amended, replacer)}`,
+  );
+  assert.equal(
+    h.ex.state.markets[0]!.book.order(id)?.priceTicks,
+    PRICE - 5_000,
+    'it rests at its new price',
+  );
+});
+
+/** The bids of BTC in priority order: [order id, open lots]. */
+function bids(h: Harness): [number, number][] {
+  return [...h.ex.state.markets[0]!.book.ordersOf('buy')].map((o) => [o.orderId, o.sizeLots]);
+}
+
+test("an amend's size is the order's whole size, what it filled included, so an amend racing a fill never grows the order", () => {
+  const h = new Harness();
+  const [a, b, c] = [key('amend-size-a'), key('amend-size-b'), key('amend-size-c')];
+  for (const k of [a, b, c]) h.fund(k, 100_000n * USDC);
+  const x = orderIdOf(accepted(h, a, limit(BTC, 'buy', PRICE - 100, 10)));
+  const y = orderIdOf(accepted(h, c, limit(BTC, 'buy', PRICE - 100, 5)));
+  accepted(h, b, limit(BTC, 'sell', PRICE - 100, 7, { timeInForce: 'IOC' }));
+  assert.deepEqual(
+    bids(h),
+    [
+      [x, 3],
+      [y, 5],
+    ],
+    '7 of 10 filled',
+  );
+  // Down to 9 of which 7 filled: 2 open, in its place.
+  const down = accepted(h, a, { kind: 'amend', instrument: BTC, orderId: x, sizeLots: 9 });
+  assert.ok(down.ok && down.order?.status === 'rested' && down.order.restedLots === 2, 'rests 2');
+  assert.deepEqual(
+    bids(h),
+    [
+      [x, 2],
+      [y, 5],
+    ],
+    'smaller keeps its place',
+  );
+  assert.equal(h.ex.state.orders.get(x)!.placedLots, 9, 'its size is 9');
+  // Up to 12: 5 open, behind y.
+  accepted(h, a, { kind: 'amend', instrument: BTC, orderId: x, sizeLots: 12 });
+  assert.deepEqual(
+    bids(h),
+    [
+      [y, 5],
+      [x, 5],
+    ],
+    'larger goes to the back',
+  );
+  // Down to 6 with 7 filled: nothing more may fill, the rest is cancelled.
+  const done = accepted(h, a, { kind: 'amend', instrument: BTC, orderId: x, sizeLots: 6 });
+  assert.ok(done.ok && done.order !== undefined, 'an order result');
+  assert.deepEqual(
+    [done.order.status, done.order.filledLots, done.order.restedLots, done.order.cancelledLots],
+    ['cancelled', 0, 0, 5],
+  );
+  assert.deepEqual(bids(h), [[y, 5]], 'x left the book');
+  assert.equal(h.ex.state.orders.has(x), false, 'and the state');
+  assert.equal(h.account(a)!.positions[0]!.sizeLots, 7, 'a bought 7, never more');
+});
+
+test('a part-filled order whose open rest is under the minimum size can still be repriced', () => {
+  const markets = genesis().markets.map((m, i) => (i === 0 ? { ...m, minSizeLots: 5 } : m));
+  const h = new Harness(genesis({ markets }));
+  const [a, b] = [key('amend-min-a'), key('amend-min-b')];
+  for (const k of [a, b]) h.fund(k, 100_000n * USDC);
+  const x = orderIdOf(accepted(h, a, limit(BTC, 'buy', PRICE - 100, 10)));
+  accepted(h, b, limit(BTC, 'sell', PRICE - 100, 7, { timeInForce: 'IOC' }));
+  const moved = act(h, a, { kind: 'amend', instrument: BTC, orderId: x, priceTicks: PRICE - 200 });
+  assert.ok(moved.ok, JSON.stringify(moved, replacer));
+  assert.deepEqual(bids(h), [[x, 3]], 'its 3 open lots rest at the new price');
+  assert.equal(h.ex.state.markets[0]!.book.order(x)!.priceTicks, PRICE - 200, 'repriced');
+  // A size is still held to the minimum, as a placement's.
+  const small = act(h, a, { kind: 'amend', instrument: BTC, orderId: x, sizeLots: 4 });
+  assert.ok(!small.ok && small.code === 'BelowMinSize', JSON.stringify(small, replacer));
+});
