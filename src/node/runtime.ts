@@ -10,7 +10,7 @@ import type { Writable } from 'node:stream';
 import pino from 'pino';
 import type { KeyPair } from '../crypto/index.ts';
 import { VerifyPool, loadKeyFile, verifyRaw } from '../crypto/index.ts';
-import { MEMPOOL_VERIFY_INLINE_TXS_MAX } from '../lib/limits.ts';
+import { HEALTH_NO_BLOCK_MS, MEMPOOL_VERIFY_INLINE_TXS_MAX } from '../lib/limits.ts';
 import { fromHex, toHex } from '../lib/bytes.ts';
 import type { NodeConfig } from './config.ts';
 import {
@@ -60,6 +60,8 @@ export interface RunningNode {
   /** The HTTP/WebSocket API (null: config.api is null). */
   readonly apiUrl: string | null;
   readonly view: ChainView;
+  /** What /metrics and /health read (also with config.metrics null). */
+  readonly metrics: NodeMetrics;
   readonly peerPort: number;
   readonly log: Log;
   stop(): Promise<void>;
@@ -257,6 +259,7 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
     transport: () => transport.counters(),
     chainId: genesis.chainId,
     moniker: config.moniker,
+    noBlockMs: HEALTH_NO_BLOCK_MS + config.commitPauseMs,
   });
   if (config.metrics !== null) {
     const hp = parseHostPort(config.metrics, 'config.metrics');
@@ -353,6 +356,7 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
     metricsUrl: metricsServer?.url ?? null,
     apiUrl: api?.url ?? null,
     view,
+    metrics,
     peerPort,
     log,
     stop: stopAll,
