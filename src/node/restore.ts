@@ -219,5 +219,10 @@ function mismatch(
   return new NodeError(
     'AppHashMismatch',
     `re-executing the stored blocks gives appHash ${toHex(ours)} after height ${height}, ${who} ${toHex(recorded)}`,
+    null,
+    {
+      height,
+      details: { ourAppHash: toHex(ours), recordedAppHash: toHex(recorded), recordedBy: who },
+    },
   );
 }

@@ -21,7 +21,8 @@ import {
   oracleSourcesOf,
   parseHostPort,
 } from './config.ts';
-import { configError } from './errors.ts';
+import { NodeError, configError } from './errors.ts';
+import { ZommaError } from '../lib/errors.ts';
 import type { Log } from './log.ts';
 import type { HaltReport } from './loop.ts';
 import { NodeMetrics, startMetricsServer } from './metrics.ts';
@@ -105,6 +106,20 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
     await logFileOpened;
     logger.flush();
   };
+  /** Why this start failed, in node.log too (under systemd with --quiet, stderr is the journal's only). */
+  const startFailed = (error: unknown): void => {
+    const code = error instanceof ZommaError ? error.code : 'InternalError';
+    log.error({ code, error: String(error) }, `node failed to start: ${code}`);
+    // Re-executing the stored blocks disagreed with a recorded appHash: a halt at start-up.
+    if (error instanceof NodeError && error.code === 'AppHashMismatch' && error.height !== null) {
+      writeHaltReport(home, log, {
+        code: error.code,
+        message: error.message,
+        height: error.height,
+        details: { ...error.details },
+      });
+    }
+  };
 
   // A full node still needs a key to authenticate its connections.
   const transportKey = key ?? loadKeyFile(join(home, HOME_FILES.key));
@@ -145,6 +160,7 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
   try {
     results = openFileResultsStore(join(home, HOME_FILES.data, 'results.log'));
   } catch (error) {
+    startFailed(error);
     closeLogged(log, 'storage', () => storage.close());
     await flushLog();
     throw error;
@@ -160,6 +176,7 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
       await stateSync(network, genesis, consensusGenesis, storage, log, trustedBlock);
     }
   } catch (error) {
+    startFailed(error);
     await network.stop();
     closeLogged(log, 'results', () => results.close());
     closeLogged(log, 'storage', () => storage.close());
@@ -201,19 +218,12 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
       results,
       log,
       onHalt: (report) => {
-        const path = join(home, `halt-${report.height}.json`);
-        // A halt is often a failed write (a full disk): the report may fail
-        // too, and the runner must hear of the halt all the same.
-        try {
-          writeFileSync(path, `${JSON.stringify(report, null, 2)}\n`);
-          log.error({ path }, 'halt report written');
-        } catch (error) {
-          log.error({ path, error: String(error) }, 'halt report not written (the log has it)');
-        }
+        writeHaltReport(home, log, report);
         options.onHalt?.(report);
       },
     });
   } catch (error) {
+    startFailed(error);
     // State sync may have started the transport.
     await network.stop();
     // The results before the WAL (storage), as stopAll closes them.
@@ -240,9 +250,13 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
   // A listener that cannot bind (the address in use, not ours) is the config's
   // fault: said so, with everything started so far stopped and the home freed.
   const listenFailed = async (field: string, address: string, error: unknown) => {
+    const failure =
+      (error as NodeJS.ErrnoException).syscall !== 'listen'
+        ? error
+        : configError(field, `cannot listen on ${address}: ${(error as Error).message}`);
+    startFailed(failure);
     await stopQuietly();
-    if ((error as NodeJS.ErrnoException).syscall !== 'listen') return error;
-    return configError(field, `cannot listen on ${address}: ${(error as Error).message}`);
+    return failure;
   };
   try {
     await node.start();
@@ -284,11 +298,13 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
         ...(config.apiLimits ? { limits: config.apiLimits } : {}),
       });
     } catch (error) {
-      await stopQuietly();
-      throw configError(
+      const failure = configError(
         'config.api',
         `cannot listen on ${config.api}: ${(error as Error).message}`,
       );
+      startFailed(failure);
+      await stopQuietly();
+      throw failure;
     }
     log.info({ url: api.url }, 'API listener up (HTTP and WebSocket)');
   }
@@ -412,6 +428,21 @@ async function stateSync(
     { height: synced.height, appHash: toHex(synced.appHash), providers: synced.providers.length },
     'state sync: state written, joining the chain from its height',
   );
+}
+
+/**
+ * Writes <home>/halt-<height>.json. A halt is often a failed write (a full
+ * disk): the report may fail too, and the runner must hear of the halt all
+ * the same (the log line holds the report).
+ */
+function writeHaltReport(home: string, log: Log, report: HaltReport): void {
+  const path = join(home, `halt-${report.height}.json`);
+  try {
+    writeFileSync(path, `${JSON.stringify(report, null, 2)}\n`);
+    log.error({ path }, 'halt report written');
+  } catch (error) {
+    log.error({ path, error: String(error) }, 'halt report not written (the log has it)');
+  }
 }
 
 /**
