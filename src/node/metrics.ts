@@ -15,6 +15,7 @@ import type { DropReason } from '../consensus/index.ts';
 import { toHex } from '../lib/bytes.ts';
 import { ZommaError } from '../lib/errors.ts';
 import { HEALTH_NO_BLOCK_MS } from '../lib/limits.ts';
+import { buildInfo } from './build_info.ts';
 import { loadCommitted } from './loop.ts';
 import type { ZommaNode } from './node.ts';
 import type { Storage } from './storage/index.ts';
@@ -290,6 +291,7 @@ export class NodeMetrics {
     return {
       chainId: this.sources.chainId,
       moniker: this.sources.moniker,
+      ...buildInfo(),
       height: node.app.height,
       appHash: toHex(node.app.appHash),
       round: node.loop.replica.round,

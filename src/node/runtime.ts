@@ -21,6 +21,7 @@ import {
   oracleSourcesOf,
   parseHostPort,
 } from './config.ts';
+import { buildInfo } from './build_info.ts';
 import { NodeError, configError } from './errors.ts';
 import { ZommaError } from '../lib/errors.ts';
 import type { Log } from './log.ts';
@@ -106,6 +107,8 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
     await logFileOpened;
     logger.flush();
   };
+  // Which code runs, for operators comparing builds after a halt (the files on disk may be newer).
+  log.info({ ...buildInfo() }, 'node starting');
   /** Why this start failed, in node.log too (under systemd with --quiet, stderr is the journal's only). */
   const startFailed = (error: unknown): void => {
     const code = error instanceof ZommaError ? error.code : 'InternalError';
