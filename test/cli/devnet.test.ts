@@ -3,7 +3,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -11,6 +11,7 @@ import { main } from '../../src/cli/main.ts';
 import type { Io } from '../../src/cli/io.ts';
 import { tempDir } from '../node/helpers.ts';
 import { initNetwork } from '../../src/node/init.ts';
+import { lockDirectory } from '../../src/node/storage/lock.ts';
 
 async function devnet(...argv: string[]): Promise<{ code: number; err: string }> {
   let err = '';
@@ -138,6 +139,62 @@ test('devnet: a validator that exits while the devnet runs makes the run exit 1,
     const code = await main(['devnet', '--base-port', String(port), ...argv], io);
     assert.equal(code, 1, err);
     assert.match(err, /devnet: validator-0 exited while the devnet ran/);
+  } finally {
+    home.remove();
+  }
+});
+
+test('devnet: --reset while a devnet runs on the directory refuses, and deletes nothing of the running chain', async () => {
+  const home = tempDir('zomma-devnet-running-');
+  const dir = join(home.dir, 'devnet');
+  try {
+    initNetwork({ validators: 1, out: dir, basePort: 35960, genesisTimeMs: 1_700_000_000_000 });
+    const genesis = readFileSync(join(dir, 'validator-0', 'genesis.json'), 'utf8');
+    // What a running validator of that devnet holds: its home's lock.
+    const lock = lockDirectory(join(dir, 'validator-0', 'data'));
+    try {
+      for (const flags of [['--reset'], ['--validators', '2'], []]) {
+        // Bounded all the same, should the refusal be missing.
+        const bounded = ['--base-port', '35960', '--duration', '1', '--no-bots'];
+        const r = await devnet('--dir', dir, ...flags, ...bounded);
+        assert.equal(r.code, 1, flags.join(' '));
+        assert.match(r.err, /DevnetStartFailed: validator-0 of .* is running \(pid \d+\)/);
+        assert.equal(
+          readFileSync(join(dir, 'validator-0', 'genesis.json'), 'utf8'),
+          genesis,
+          'the running chain is untouched',
+        );
+      }
+    } finally {
+      lock.release();
+    }
+  } finally {
+    home.remove();
+  }
+});
+
+test('devnet: a resume runs every validator of the chain, not fewer than a quorum', async () => {
+  const home = tempDir('zomma-devnet-count-');
+  const dir = join(home.dir, 'devnet');
+  // A base port the system had free: the two validators take the six ports from it.
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  try {
+    initNetwork({ validators: 2, out: dir, basePort: port, genesisTimeMs: Date.now() });
+    const genesis = readFileSync(join(dir, 'validator-0', 'genesis.json'), 'utf8');
+    let out = '';
+    const io: Io = {
+      out: (t) => void (out += `${t}\n`),
+      err: () => {},
+    };
+    // No --validators: the chain's own two (one of two would never commit).
+    const code = await main(['devnet', '--dir', dir, '--no-bots', '--duration', '1'], io);
+    assert.equal(code, 0, out);
+    assert.match(out, /resuming the chain/);
+    assert.match(out, /starting validator-1/);
+    assert.equal(readFileSync(join(dir, 'validator-0', 'genesis.json'), 'utf8'), genesis);
   } finally {
     home.remove();
   }
