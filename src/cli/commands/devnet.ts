@@ -251,7 +251,7 @@ function refuseIfRunning(dir: string): void {
     if (pid !== null) {
       throw new ZommaError(
         'DevnetStartFailed',
-        `${name} of ${dir} is running (pid ${pid}): stop that devnet first (Ctrl-C in its terminal), or give this one another --dir`,
+        `${name} of ${dir} is running (pid ${pid}): stop that devnet first (Ctrl-C in its terminal), or give this one another --dir (if that process is no node, delete ${join(dir, name, 'data', 'LOCK')})`,
       );
     }
   }
