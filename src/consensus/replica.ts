@@ -2266,6 +2266,7 @@ export class Replica implements ConsensusReplica {
         height: this.heightValue - 1,
         ourAppHash: this.chain.appHash,
         chainAppHash: header.previousAppHash,
+        block: next,
       });
       return;
     }

@@ -245,6 +245,8 @@ export type Effect =
       readonly height: number;
       readonly ourAppHash: Uint8Array;
       readonly chainAppHash: Uint8Array;
+      /** The certified block of height + 1 that shows it (the node stores it: it is the chain's). */
+      readonly block: CommittedBlock;
     };
 
 // --- write-ahead log ------------------------------------------------------------

@@ -318,6 +318,13 @@ export const TIMEOUT_PREVOTE_MS = 1_000;
 export const TIMEOUT_PRECOMMIT_MS = 1_000;
 export const TIMEOUT_DELTA_MS = 500;
 export const TIMEOUT_MAX_MS = 60_000;
+/**
+ * A node that executed no block for this long (plus its commit pause) answers
+ * /health with 503 (NotCommitting). A live chain commits a block a second or
+ * more, empty ones too; a height whose proposer is down costs a propose
+ * timeout and a round, so this is many failed rounds, not one.
+ */
+export const HEALTH_NO_BLOCK_MS = 30_000;
 /** Period of the re-send of a replica's own messages at its current height. */
 export const GOSSIP_INTERVAL_MS = 1_000;
 /** Largest write-ahead-log record (a received message plus its framing). */

@@ -442,6 +442,10 @@ function validateSource(raw: unknown, f: string): OracleSourceConfig {
       if (url === null || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
         throw configError(`${f}.url`, 'must be an http:// or https:// URL');
       }
+      // fetch() refuses them (no answer would ever come) and the log would show them.
+      if (url.username !== '' || url.password !== '') {
+        throw configError(`${f}.url`, 'must not hold a user name or password');
+      }
       const intervalMs = int(
         s.intervalMs,
         `${f}.intervalMs`,

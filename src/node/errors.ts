@@ -18,9 +18,19 @@ export type NodeErrorCode =
 export class NodeError extends ZommaError<NodeErrorCode> {
   /** The config field concerned, for ConfigInvalid. */
   readonly field: string | null;
-  constructor(code: NodeErrorCode, message: string, field: string | null = null) {
+  /** For AppHashMismatch at start-up: the height and both hashes (the halt report's details). */
+  readonly height: number | null;
+  readonly details: Readonly<Record<string, unknown>>;
+  constructor(
+    code: NodeErrorCode,
+    message: string,
+    field: string | null = null,
+    at: { height: number; details: Record<string, unknown> } | null = null,
+  ) {
     super(code, field === null ? message : `${field}: ${message}`);
     this.field = field;
+    this.height = at?.height ?? null;
+    this.details = at?.details ?? {};
   }
 }
 

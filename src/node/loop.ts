@@ -84,6 +84,20 @@ export interface HaltReport {
   readonly details: Record<string, unknown>;
 }
 
+/** A consensus step by name, as the metrics label it. */
+export type StepName = 'propose' | 'prevote' | 'precommit';
+
+const STEP_NAMES: readonly StepName[] = ['propose', 'prevote', 'precommit'];
+
+/**
+ * A duration the loop measured: a WAL fdatasync, or how long the replica
+ * stayed in one step of a round (a precommit step ends when its height is
+ * committed; the execution and the commit pause after it are no step).
+ */
+export type LoopTiming =
+  | { readonly kind: 'walSync'; readonly ms: number }
+  | { readonly kind: 'step'; readonly step: StepName; readonly ms: number };
+
 export interface LoopStats {
   inputs: number;
   effects: number;
@@ -212,6 +226,15 @@ export class NodeLoop {
   /** A proposal waiting for transactions (proposeWaitMs), and the end of a commit pause. */
   private heldBuild: { height: number; round: number; cancel: () => void } | null = null;
   private pauseEnd: (() => void) | null = null;
+  private readonly timingListeners = new Set<(timing: LoopTiming) => void>();
+  /** The replica's step since when; `ended` once its height was committed. */
+  private stepNow: {
+    height: number;
+    round: number;
+    step: number;
+    sinceMs: number;
+    ended: boolean;
+  } | null = null;
 
   constructor(private readonly options: NodeLoopOptions) {
     this.clock = options.clock ?? systemClock;
@@ -233,6 +256,55 @@ export class NodeLoop {
     );
   }
 
+  /** Calls `listener` with each duration measured (metrics). Returns the unsubscribe function. */
+  onTiming(listener: (timing: LoopTiming) => void): () => void {
+    this.timingListeners.add(listener);
+    return () => this.timingListeners.delete(listener);
+  }
+
+  private emitTiming(timing: LoopTiming): void {
+    for (const listener of this.timingListeners) {
+      // A metric is not worth a halt.
+      try {
+        listener(timing);
+      } catch (error) {
+        this.log.error({ error: String(error) }, 'a timing listener failed');
+      }
+    }
+  }
+
+  /** After the replica took an input: a new step (or round, or height) ends the one before. */
+  private noteStep(): void {
+    const r = this.replica;
+    const now = this.stepNow;
+    if (now !== null && now.height === r.height && now.round === r.round && now.step === r.step) {
+      return;
+    }
+    const nowMs = this.clock.nowMs();
+    if (now !== null && !now.ended) {
+      this.emitTiming({ kind: 'step', step: STEP_NAMES[now.step]!, ms: nowMs - now.sinceMs });
+      // Steps passed through within one input (a quorum already there) took no time.
+      if (now.height === r.height && now.round === r.round) {
+        for (let step = now.step + 1; step < r.step; step++) {
+          this.emitTiming({ kind: 'step', step: STEP_NAMES[step]!, ms: 0 });
+        }
+      }
+    }
+    this.stepNow = { height: r.height, round: r.round, step: r.step, sinceMs: nowMs, ended: false };
+  }
+
+  /** The height was committed: its last step ends here, not when the next height starts. */
+  private endStep(height: number): void {
+    const now = this.stepNow;
+    if (now === null || now.ended || now.height !== height) return;
+    now.ended = true;
+    this.emitTiming({
+      kind: 'step',
+      step: STEP_NAMES[now.step]!,
+      ms: this.clock.nowMs() - now.sinceMs,
+    });
+  }
+
   get haltReport(): HaltReport | null {
     return this.halted;
   }
@@ -248,7 +320,7 @@ export class NodeLoop {
 
   /** Replays the WAL (the application must already stand at its last checkpoint) and joins the chain. */
   start(): void {
-    const records = this.options.storage.wal.readAll();
+    const records = this.resumeRecords();
     const checkpoint = lastCheckpoint(records).height;
     if (checkpoint !== this.options.app.height) {
       throw new NodeError(
@@ -267,6 +339,44 @@ export class NodeLoop {
     );
     this.guard(() => this.perform(this.replica.start(records, this.clock.nowMs())));
     this.drain();
+  }
+
+  /**
+   * The WAL's records to replay. The last checkpoint holds the appHash this
+   * node computed at its height; the restore may have found another one,
+   * which the chain's certified block after that height confirms (the code
+   * was fixed after a divergence halt: restore.ts). The replica must then
+   * build on the chain's hash, so its checkpoint is read with it; the file
+   * keeps its records (the signed ones after the checkpoint still bind us)
+   * until the next checkpoint is written.
+   */
+  private resumeRecords(): Uint8Array[] {
+    const { app, storage } = this.options;
+    const records = storage.wal.readAll();
+    let at = -1;
+    for (let i = 0; i < records.length; i++) {
+      try {
+        if (decode(walRecordCodec, records[i]!, 'wal').kind === 'checkpoint') at = i;
+      } catch {
+        break;
+      }
+    }
+    if (at < 0) return records;
+    const record = decode(walRecordCodec, records[at]!, 'wal');
+    if (record.kind !== 'checkpoint' || record.state.height !== app.height) return records;
+    if (bytesEqual(record.state.appHash, app.appHash)) return records;
+    const next = loadCommitted(storage, app.height + 1);
+    if (next === null || !bytesEqual(next.block.header.previousAppHash, app.appHash)) {
+      throw new NodeError(
+        'RestoreFailed',
+        `the application's appHash after height ${app.height} is not the one the WAL recorded, and no certified block confirms it`,
+      );
+    }
+    const corrected = encode(walRecordCodec, {
+      ...record,
+      state: { ...record.state, appHash: app.appHash },
+    });
+    return [...records.slice(0, at), corrected, ...records.slice(at + 1)];
   }
 
   stop(): void {
@@ -366,6 +476,7 @@ export class NodeLoop {
   private guard(work: () => void): void {
     try {
       work();
+      this.noteStep();
     } catch (error) {
       const e = error instanceof Error ? error : new Error(String(error));
       const code = 'code' in e && typeof e.code === 'string' ? e.code : e.name;
@@ -492,6 +603,7 @@ export class NodeLoop {
       case 'finalizeBlock':
         return this.execute(effect.block, effect.blockHash, effect.commit, effect.misbehavior);
       case 'committed':
+        this.endStep(effect.height);
         this.stats.lastCommitLatencyMs = this.clock.nowMs() - this.heightStartMs;
         if (effect.round > 0) this.stats.decidedAfterRound0++;
         this.log.debug(
@@ -520,9 +632,15 @@ export class NodeLoop {
 
   /** A block certified by the validators says the state after `height` is not ours. */
   private haltDiverged(
-    problem: { height: number; ourAppHash: Uint8Array; chainAppHash: Uint8Array },
+    problem: {
+      height: number;
+      ourAppHash: Uint8Array;
+      chainAppHash: Uint8Array;
+      block: CommittedBlock;
+    },
     from?: PeerId,
   ): void {
+    this.storeCertified(problem.block);
     this.halt({
       code: 'AppHashMismatch',
       message: `a block certified by the validators says the state after height ${problem.height} is ${toHex(problem.chainAppHash)}, ours is ${toHex(problem.ourAppHash)}`,
@@ -534,6 +652,32 @@ export class NodeLoop {
         certifiedHeight: problem.height + 1,
       },
     });
+  }
+
+  /**
+   * Keeps the certified block that showed a divergence, when it follows our
+   * last stored block: it is the chain's, and its header is the chain's word
+   * on the state after our height. A restart with the code fixed restores
+   * against it rather than against our own checkpoint, which holds the state
+   * the other code computed (restore.ts). The same is on disk after a crash
+   * between saving a block and executing it.
+   */
+  private storeCertified({ block, commit }: CommittedBlock): void {
+    const { storage } = this.options;
+    const height = block.header.height;
+    try {
+      if (height !== this.options.app.height + 1 || storage.blocks.lastHeight() !== height - 1) {
+        return;
+      }
+      const last = loadCommitted(storage, height - 1);
+      if (last === null || !bytesEqual(blockHashOf(last.block), block.header.previousBlockHash)) {
+        return;
+      }
+      storage.blocks.save(height, encode(committedBlockCodec, { block, commit }));
+    } catch (error) {
+      // The halt goes on: without the block, a restart compares with our checkpoint.
+      this.log.error({ height, error: String(error) }, 'the certified block was not stored');
+    }
   }
 
   private build(height: number, round: number): Input {
@@ -568,6 +712,7 @@ export class NodeLoop {
     this.stats.walSyncs++;
     this.stats.walSyncMsTotal += ms;
     this.stats.walSyncMsLast = ms;
+    this.emitTiming({ kind: 'walSync', ms });
   }
 
   private execute(

@@ -1,8 +1,11 @@
 // The node's Prometheus metrics (prom-client) and its small HTTP listener:
-// GET /metrics, GET /health (200 while running, 503 once halted), GET /status
-// (height, appHash, peers as JSON), GET /chain?from=&to= (block hashes and the
-// previous appHash each header carries, from the block store: what operators
-// and the e2e tests compare across nodes).
+// GET /metrics, GET /health (200 while the node commits blocks with the chain;
+// 503 once halted, while catching up with peers that are ahead, or when no
+// block came for a while), GET /status (height, appHash, peers as JSON),
+// GET /chain?from=&to= (block hashes and the previous appHash each header
+// carries, from the block store: what operators and the e2e tests compare
+// across nodes). Every label's values come from a fixed set of codes, never
+// from what a client or a peer sent.
 
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
@@ -11,6 +14,8 @@ import { blockHashOf } from '../consensus/index.ts';
 import type { DropReason } from '../consensus/index.ts';
 import { toHex } from '../lib/bytes.ts';
 import { ZommaError } from '../lib/errors.ts';
+import { HEALTH_NO_BLOCK_MS } from '../lib/limits.ts';
+import { buildInfo } from './build_info.ts';
 import { loadCommitted } from './loop.ts';
 import type { ZommaNode } from './node.ts';
 import type { Storage } from './storage/index.ts';
@@ -28,6 +33,24 @@ export interface MetricsSources {
   readonly moniker: string;
   /** The peer transport's counters (absent over an in-process network). */
   readonly transport?: () => TransportCounters;
+  /**
+   * No block executed for this long makes /health answer 503 (default
+   * HEALTH_NO_BLOCK_MS; the runtime adds the configured commit pause).
+   */
+  readonly noBlockMs?: number;
+  /** Wall clock, ms (tests pass their own). */
+  readonly nowMs?: () => number;
+}
+
+/** Why /health answers 503. */
+export type HealthProblem = 'Halted' | 'CatchingUp' | 'NotCommitting';
+
+export interface Health {
+  readonly ok: boolean;
+  readonly height: number;
+  readonly problems: HealthProblem[];
+  /** Since the last block this node executed (or since it started, before its first). */
+  readonly lastBlockMsAgo: number;
 }
 
 export class NodeMetrics {
@@ -35,12 +58,17 @@ export class NodeMetrics {
   private readonly commitLatency: Histogram;
   private readonly execution: Histogram;
   private readonly walSync: Histogram;
-  private lastSyncs = 0;
+  private readonly steps: Histogram;
+  private readonly exchangeRejected: Counter;
+  private readonly nowMs: () => number;
+  private lastBlockAtMs: number;
 
   constructor(private readonly sources: MetricsSources) {
     const r = this.registry;
     const { node } = sources;
     const loop = node.loop;
+    this.nowMs = sources.nowMs ?? Date.now;
+    this.lastBlockAtMs = this.nowMs();
     const gauge = (name: string, help: string, read: () => number) =>
       new Gauge({
         name,
@@ -56,6 +84,9 @@ export class NodeMetrics {
     gauge('zomma_mempool_bytes', 'Bytes of transactions in the mempool', () => node.mempool.bytes);
     gauge('zomma_peers', 'Connected peers', () => sources.peersConnected());
     gauge('zomma_halted', '1 once the node has halted', () => (loop.haltReport === null ? 0 : 1));
+    gauge('zomma_catching_up', '1 while fetching committed blocks of peers that are ahead', () =>
+      loop.catchingUp() ? 1 : 0,
+    );
     gauge(
       'zomma_signing_paused_until_height',
       'The double-sign watch: this validator signs nothing at heights up to this one (0: no pause since the node started)',
@@ -166,18 +197,52 @@ export class NodeMetrics {
     });
     this.walSync = new Histogram({
       name: 'zomma_wal_fsync_ms',
-      help: 'WAL append with fsync, ms (latest per scrape interval)',
-      buckets: [0.5, 1, 2, 5, 10, 25, 50, 100, 250],
+      help: 'WAL fdatasync before a signed message leaves (or at a rotation), ms: every one',
+      buckets: [0.5, 1, 2, 5, 10, 25, 50, 100, 250, 1_000],
       registers: [r],
     });
+    this.steps = new Histogram({
+      name: 'zomma_consensus_step_ms',
+      help: 'Time in one consensus step of a round, ms (precommit: until its height is committed)',
+      labelNames: ['step'],
+      buckets,
+      registers: [r],
+    });
+    this.exchangeRejected = new Counter({
+      name: 'zomma_exchange_rejected_total',
+      help: 'In executed blocks: transactions the exchange refused whole, and actions it refused, by code',
+      labelNames: ['code'],
+      registers: [r],
+    });
+    loop.onTiming((t) => {
+      if (t.kind === 'walSync') this.walSync.observe(t.ms);
+      else this.steps.observe({ step: t.step }, t.ms);
+    });
     node.subscribe((b) => {
+      this.lastBlockAtMs = this.nowMs();
       this.commitLatency.observe(loop.stats.lastCommitLatencyMs);
       this.execution.observe(b.executed.executionMs);
-      if (loop.stats.walSyncs > this.lastSyncs) {
-        this.lastSyncs = loop.stats.walSyncs;
-        this.walSync.observe(loop.stats.walSyncMsLast);
+      for (const result of b.txs.results) {
+        if (result === null || result.ok) continue;
+        if (result.code !== undefined) this.exchangeRejected.inc({ code: result.code });
+        for (const action of result.actions) {
+          if (!action.ok) this.exchangeRejected.inc({ code: action.code });
+        }
       }
     });
+  }
+
+  /** What /health answers: ok while the node commits blocks with the chain. */
+  health(): Health {
+    const { node } = this.sources;
+    const problems: HealthProblem[] = [];
+    if (node.loop.haltReport !== null) problems.push('Halted');
+    else if (node.loop.catchingUp()) problems.push('CatchingUp');
+    const lastBlockMsAgo = Math.max(0, this.nowMs() - this.lastBlockAtMs);
+    if (lastBlockMsAgo > (this.sources.noBlockMs ?? HEALTH_NO_BLOCK_MS)) {
+      problems.push('NotCommitting');
+    }
+    return { ok: problems.length === 0, height: node.app.height, problems, lastBlockMsAgo };
   }
 
   private peerCounters(read: () => TransportCounters): void {
@@ -226,6 +291,7 @@ export class NodeMetrics {
     return {
       chainId: this.sources.chainId,
       moniker: this.sources.moniker,
+      ...buildInfo(),
       height: node.app.height,
       appHash: toHex(node.app.appHash),
       round: node.loop.replica.round,
@@ -305,11 +371,8 @@ async function answer(
       res.end(await metrics.registry.metrics());
       return;
     case '/health': {
-      const status = metrics.status();
-      return json(status.halted === null ? 200 : 503, {
-        ok: status.halted === null,
-        height: status.height,
-      });
+      const health = metrics.health();
+      return json(health.ok ? 200 : 503, health);
     }
     case '/status':
       return json(200, metrics.status());

@@ -268,10 +268,14 @@ export class UrlPriceSource implements PriceSource {
   private timer: ReturnType<typeof setInterval> | null = null;
   private inFlight: Promise<void> | null = null;
 
+  /** The URL as logs show it: its query (often an API key) left out. */
+  private readonly shown: string;
+
   constructor(private readonly options: UrlSourceOptions) {
     this.underlyings = new Set(options.underlyings);
-    this.warnings = new FeedWarnings(options.log ?? silentLog, `url:${options.url}`);
-    this.staleness = new FeedWarnings(options.log ?? silentLog, `url:${options.url}`);
+    this.shown = shownUrl(options.url);
+    this.warnings = new FeedWarnings(options.log ?? silentLog, `url:${this.shown}`);
+    this.staleness = new FeedWarnings(options.log ?? silentLog, `url:${this.shown}`);
     this.nowMs = options.nowMs ?? Date.now;
     this.fetchTimeoutMs =
       options.fetchTimeoutMs ?? Math.min(options.intervalMs, ORACLE_FEED_FETCH_TIMEOUT_MS_MAX);
@@ -310,13 +314,15 @@ export class UrlPriceSource implements PriceSource {
       if (parsed.problems.length > 0) this.warnings.warn(parsed.problems);
       else this.warnings.clear();
     } catch (error) {
-      this.warnings.warn([asFeedError(error, this.options.url)]);
+      this.warnings.warn([asFeedError(error, this.shown, this.options.url)]);
     }
   }
 
   private async fetchText(): Promise<string> {
-    const { url } = this.options;
-    const response = await fetch(url, { signal: AbortSignal.timeout(this.fetchTimeoutMs) });
+    const url = this.shown;
+    const response = await fetch(this.options.url, {
+      signal: AbortSignal.timeout(this.fetchTimeoutMs),
+    });
     if (!response.ok) {
       await response.body?.cancel();
       throw new FeedError('FeedBadStatus', `${url}: HTTP ${response.status}`);
@@ -343,14 +349,28 @@ export class UrlPriceSource implements PriceSource {
   }
 }
 
-function asFeedError(error: unknown, url: string): FeedError {
+/**
+ * `url` without its query and fragment (an API key often rides there) and
+ * without credentials: what a log line or an error may show of it.
+ */
+export function shownUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.protocol}//${u.host}${u.pathname}${u.search === '' ? '' : '?…'}`;
+  } catch {
+    return '(a URL that does not parse)';
+  }
+}
+
+function asFeedError(error: unknown, url: string, raw: string): FeedError {
   if (error instanceof FeedError) return error;
   const e = error as Error & { cause?: { code?: string; message?: string } };
   if (e.name === 'TimeoutError' || e.name === 'AbortError') {
     return new FeedError('FeedTimeout', `${url}: no answer in time`);
   }
   const reason = e.cause?.code ?? e.cause?.message ?? e.message;
-  return new FeedError('FeedUnreadable', `${url}: ${reason}`);
+  // fetch's messages may quote the whole URL, query included.
+  return new FeedError('FeedUnreadable', `${url}: ${reason.split(raw).join(url)}`);
 }
 
 /** A node's configured sources, and the background work of those that poll. */

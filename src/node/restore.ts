@@ -75,6 +75,13 @@ export function restoreApp<A extends NodeApplication>(
       if (bytes === null) continue;
       const restored = fromSnapshot(bytes);
       if (restored.height !== height) throw new Error(`it holds height ${restored.height}`);
+      // Saved by code whose state the chain did not certify (see certifiedAfter).
+      const certified = certifiedAfter(storage, height);
+      if (certified !== null && !bytesEqual(certified, restored.appHash)) {
+        throw new Error(
+          `its appHash ${toHex(restored.appHash)} is not the ${toHex(certified)} the chain certified`,
+        );
+      }
       app = restored;
       snapshotHeight = height;
     } catch (error) {
@@ -107,10 +114,43 @@ export function restoreApp<A extends NodeApplication>(
     onReplayed(app);
     replayed++;
   }
-  if (target.appHash !== null && !bytesEqual(target.appHash, app.appHash)) {
-    throw mismatch(target.height, app.appHash, target.appHash);
+  // The checkpoint holds what this node computed. A stored certified block
+  // after it holds what the chain did, and wins: after a halt on a divergence
+  // (the node stores the block that showed it), a build with the fault fixed
+  // must resume, and one still faulty must not.
+  const certified = certifiedAfter(storage, target.height);
+  if (certified !== null) {
+    if (!bytesEqual(certified, app.appHash)) {
+      throw mismatch(target.height, app.appHash, certified);
+    }
+    if (target.appHash !== null && !bytesEqual(target.appHash, app.appHash)) {
+      log.warn(
+        {
+          height: target.height,
+          appHash: toHex(app.appHash),
+          recordedAppHash: toHex(target.appHash),
+        },
+        'the state after this height now agrees with the block the validators certified after it, not with what this node computed before (its WAL checkpoint); resuming',
+      );
+    }
+  } else if (target.appHash !== null && !bytesEqual(target.appHash, app.appHash)) {
+    throw mismatch(target.height, app.appHash, target.appHash, 'this node recorded');
   }
   return { app, snapshotHeight, replayedBlocks: replayed };
+}
+
+/**
+ * The appHash after `height` as the chain certified it: the header of the
+ * stored block after it (every stored block is committed), or null.
+ */
+function certifiedAfter(storage: Storage, height: number): Uint8Array | null {
+  if (height + 1 > storage.blocks.lastHeight()) return null;
+  try {
+    return loadCommitted(storage, height + 1)?.block.header.previousAppHash ?? null;
+  } catch {
+    // A damaged block confirms nothing; the restore goes on as without it.
+    return null;
+  }
 }
 
 /**
@@ -170,9 +210,19 @@ export function dropUnbackedCheckpoint(storage: Storage, log: Log = silentLog): 
   return dropped;
 }
 
-function mismatch(height: number, ours: Uint8Array, recorded: Uint8Array): NodeError {
+function mismatch(
+  height: number,
+  ours: Uint8Array,
+  recorded: Uint8Array,
+  who = 'the chain recorded',
+): NodeError {
   return new NodeError(
     'AppHashMismatch',
-    `re-executing the stored blocks gives appHash ${toHex(ours)} after height ${height}, the chain recorded ${toHex(recorded)}`,
+    `re-executing the stored blocks gives appHash ${toHex(ours)} after height ${height}, ${who} ${toHex(recorded)}`,
+    null,
+    {
+      height,
+      details: { ourAppHash: toHex(ours), recordedAppHash: toHex(recorded), recordedBy: who },
+    },
   );
 }

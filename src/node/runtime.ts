@@ -10,7 +10,7 @@ import type { Writable } from 'node:stream';
 import pino from 'pino';
 import type { KeyPair } from '../crypto/index.ts';
 import { VerifyPool, loadKeyFile, verifyRaw } from '../crypto/index.ts';
-import { MEMPOOL_VERIFY_INLINE_TXS_MAX } from '../lib/limits.ts';
+import { HEALTH_NO_BLOCK_MS, MEMPOOL_VERIFY_INLINE_TXS_MAX } from '../lib/limits.ts';
 import { fromHex, toHex } from '../lib/bytes.ts';
 import type { NodeConfig } from './config.ts';
 import {
@@ -21,7 +21,9 @@ import {
   oracleSourcesOf,
   parseHostPort,
 } from './config.ts';
-import { configError } from './errors.ts';
+import { buildInfo } from './build_info.ts';
+import { NodeError, configError } from './errors.ts';
+import { ZommaError } from '../lib/errors.ts';
 import type { Log } from './log.ts';
 import type { HaltReport } from './loop.ts';
 import { NodeMetrics, startMetricsServer } from './metrics.ts';
@@ -60,6 +62,8 @@ export interface RunningNode {
   /** The HTTP/WebSocket API (null: config.api is null). */
   readonly apiUrl: string | null;
   readonly view: ChainView;
+  /** What /metrics and /health read (also with config.metrics null). */
+  readonly metrics: NodeMetrics;
   readonly peerPort: number;
   readonly log: Log;
   stop(): Promise<void>;
@@ -103,6 +107,22 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
     await logFileOpened;
     logger.flush();
   };
+  // Which code runs, for operators comparing builds after a halt (the files on disk may be newer).
+  log.info({ ...buildInfo() }, 'node starting');
+  /** Why this start failed, in node.log too (under systemd with --quiet, stderr is the journal's only). */
+  const startFailed = (error: unknown): void => {
+    const code = error instanceof ZommaError ? error.code : 'InternalError';
+    log.error({ code, error: String(error) }, `node failed to start: ${code}`);
+    // Re-executing the stored blocks disagreed with a recorded appHash: a halt at start-up.
+    if (error instanceof NodeError && error.code === 'AppHashMismatch' && error.height !== null) {
+      writeHaltReport(home, log, {
+        code: error.code,
+        message: error.message,
+        height: error.height,
+        details: { ...error.details },
+      });
+    }
+  };
 
   // A full node still needs a key to authenticate its connections.
   const transportKey = key ?? loadKeyFile(join(home, HOME_FILES.key));
@@ -143,6 +163,7 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
   try {
     results = openFileResultsStore(join(home, HOME_FILES.data, 'results.log'));
   } catch (error) {
+    startFailed(error);
     closeLogged(log, 'storage', () => storage.close());
     await flushLog();
     throw error;
@@ -158,6 +179,7 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
       await stateSync(network, genesis, consensusGenesis, storage, log, trustedBlock);
     }
   } catch (error) {
+    startFailed(error);
     await network.stop();
     closeLogged(log, 'results', () => results.close());
     closeLogged(log, 'storage', () => storage.close());
@@ -199,19 +221,12 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
       results,
       log,
       onHalt: (report) => {
-        const path = join(home, `halt-${report.height}.json`);
-        // A halt is often a failed write (a full disk): the report may fail
-        // too, and the runner must hear of the halt all the same.
-        try {
-          writeFileSync(path, `${JSON.stringify(report, null, 2)}\n`);
-          log.error({ path }, 'halt report written');
-        } catch (error) {
-          log.error({ path, error: String(error) }, 'halt report not written (the log has it)');
-        }
+        writeHaltReport(home, log, report);
         options.onHalt?.(report);
       },
     });
   } catch (error) {
+    startFailed(error);
     // State sync may have started the transport.
     await network.stop();
     // The results before the WAL (storage), as stopAll closes them.
@@ -238,9 +253,13 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
   // A listener that cannot bind (the address in use, not ours) is the config's
   // fault: said so, with everything started so far stopped and the home freed.
   const listenFailed = async (field: string, address: string, error: unknown) => {
+    const failure =
+      (error as NodeJS.ErrnoException).syscall !== 'listen'
+        ? error
+        : configError(field, `cannot listen on ${address}: ${(error as Error).message}`);
+    startFailed(failure);
     await stopQuietly();
-    if ((error as NodeJS.ErrnoException).syscall !== 'listen') return error;
-    return configError(field, `cannot listen on ${address}: ${(error as Error).message}`);
+    return failure;
   };
   try {
     await node.start();
@@ -257,6 +276,7 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
     transport: () => transport.counters(),
     chainId: genesis.chainId,
     moniker: config.moniker,
+    noBlockMs: HEALTH_NO_BLOCK_MS + config.commitPauseMs,
   });
   if (config.metrics !== null) {
     const hp = parseHostPort(config.metrics, 'config.metrics');
@@ -281,11 +301,13 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
         ...(config.apiLimits ? { limits: config.apiLimits } : {}),
       });
     } catch (error) {
-      await stopQuietly();
-      throw configError(
+      const failure = configError(
         'config.api',
         `cannot listen on ${config.api}: ${(error as Error).message}`,
       );
+      startFailed(failure);
+      await stopQuietly();
+      throw failure;
     }
     log.info({ url: api.url }, 'API listener up (HTTP and WebSocket)');
   }
@@ -353,6 +375,7 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
     metricsUrl: metricsServer?.url ?? null,
     apiUrl: api?.url ?? null,
     view,
+    metrics,
     peerPort,
     log,
     stop: stopAll,
@@ -408,6 +431,21 @@ async function stateSync(
     { height: synced.height, appHash: toHex(synced.appHash), providers: synced.providers.length },
     'state sync: state written, joining the chain from its height',
   );
+}
+
+/**
+ * Writes <home>/halt-<height>.json. A halt is often a failed write (a full
+ * disk): the report may fail too, and the runner must hear of the halt all
+ * the same (the log line holds the report).
+ */
+function writeHaltReport(home: string, log: Log, report: HaltReport): void {
+  const path = join(home, `halt-${report.height}.json`);
+  try {
+    writeFileSync(path, `${JSON.stringify(report, null, 2)}\n`);
+    log.error({ path }, 'halt report written');
+  } catch (error) {
+    log.error({ path, error: String(error) }, 'halt report not written (the log has it)');
+  }
 }
 
 /**

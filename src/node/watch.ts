@@ -36,6 +36,8 @@ export interface Divergence {
   readonly height: number;
   readonly ourAppHash: Uint8Array;
   readonly chainAppHash: Uint8Array;
+  /** The certified block of height + 1 that shows it. */
+  readonly block: CommittedBlock;
 }
 
 interface AppState {
@@ -88,16 +90,18 @@ function divergentBlockOf(
 }
 
 function divergenceOf(
-  { block, commit }: CommittedBlock,
+  committed: CommittedBlock,
   app: AppState,
   replica: ReplicaView,
   verifier: Verifier,
 ): Divergence | null {
+  const { block, commit } = committed;
   if (!certified(block, commit, replica.validators, verifier)) return null;
   return {
     height: app.height,
     ourAppHash: app.appHash,
     chainAppHash: block.header.previousAppHash,
+    block: committed,
   };
 }
 

@@ -3,14 +3,17 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { main } from '../../src/cli/main.ts';
 import type { Io } from '../../src/cli/io.ts';
 import { tempDir } from '../node/helpers.ts';
 import { initNetwork } from '../../src/node/init.ts';
+import { lockDirectory, pidAlive } from '../../src/node/storage/lock.ts';
 
 async function devnet(...argv: string[]): Promise<{ code: number; err: string }> {
   let err = '';
@@ -139,6 +142,113 @@ test('devnet: a validator that exits while the devnet runs makes the run exit 1,
     assert.equal(code, 1, err);
     assert.match(err, /devnet: validator-0 exited while the devnet ran/);
   } finally {
+    home.remove();
+  }
+});
+
+test('devnet: --reset while a devnet runs on the directory refuses, and deletes nothing of the running chain', async () => {
+  const home = tempDir('zomma-devnet-running-');
+  const dir = join(home.dir, 'devnet');
+  try {
+    initNetwork({ validators: 1, out: dir, basePort: 35960, genesisTimeMs: 1_700_000_000_000 });
+    const genesis = readFileSync(join(dir, 'validator-0', 'genesis.json'), 'utf8');
+    // What a running validator of that devnet holds: its home's lock.
+    const lock = lockDirectory(join(dir, 'validator-0', 'data'));
+    try {
+      for (const flags of [['--reset'], ['--validators', '2'], []]) {
+        // Bounded all the same, should the refusal be missing.
+        const bounded = ['--base-port', '35960', '--duration', '1', '--no-bots'];
+        const r = await devnet('--dir', dir, ...flags, ...bounded);
+        assert.equal(r.code, 1, flags.join(' '));
+        assert.match(r.err, /DevnetStartFailed: validator-0 of .* is running \(pid \d+\)/);
+        assert.equal(
+          readFileSync(join(dir, 'validator-0', 'genesis.json'), 'utf8'),
+          genesis,
+          'the running chain is untouched',
+        );
+      }
+    } finally {
+      lock.release();
+    }
+  } finally {
+    home.remove();
+  }
+});
+
+test('devnet: a resume runs every validator of the chain, not fewer than a quorum', async () => {
+  const home = tempDir('zomma-devnet-count-');
+  const dir = join(home.dir, 'devnet');
+  // A base port the system had free: the two validators take the six ports from it.
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  try {
+    initNetwork({ validators: 2, out: dir, basePort: port, genesisTimeMs: Date.now() });
+    const genesis = readFileSync(join(dir, 'validator-0', 'genesis.json'), 'utf8');
+    let out = '';
+    const io: Io = {
+      out: (t) => void (out += `${t}\n`),
+      err: () => {},
+    };
+    // No --validators: the chain's own two (one of two would never commit).
+    const code = await main(['devnet', '--dir', dir, '--no-bots', '--duration', '1'], io);
+    assert.equal(code, 0, out);
+    assert.match(out, /resuming the chain/);
+    assert.match(out, /starting validator-1/);
+    assert.equal(readFileSync(join(dir, 'validator-0', 'genesis.json'), 'utf8'), genesis);
+  } finally {
+    home.remove();
+  }
+});
+
+test('devnet: SIGINT to the devnet process stops every validator it started, and it exits 0', async () => {
+  const home = tempDir('zomma-devnet-sigint-');
+  const dir = join(home.dir, 'devnet');
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  const bin = fileURLToPath(new URL('../../bin/zomma.js', import.meta.url));
+  const args = ['devnet', '--dir', dir, '--validators', '2', '--base-port', String(port)];
+  // --duration bounds the run should the signal be lost.
+  const child = spawn(process.execPath, [bin, ...args, '--no-bots', '--duration', '60'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => resolve(code)),
+  );
+  let out = '';
+  const pids: number[] = [];
+  child.stdout.on('data', (chunk: Buffer) => void (out += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => void (out += chunk.toString()));
+  try {
+    const deadline = Date.now() + 60_000;
+    while (!out.includes('devnet is up') && Date.now() < deadline && child.exitCode === null) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    assert.match(out, /devnet is up/, out);
+    pids.push(
+      ...[...out.matchAll(/starting validator-\d \(pid (\d+)\)/g)].map((m) => Number(m[1])),
+    );
+    assert.equal(pids.length, 2, out);
+    // The devnet alone gets it (a terminal's Ctrl-C reaches its validators too).
+    child.kill('SIGINT');
+    assert.equal(await exited, 0, out);
+    assert.match(out, /devnet: stopped/);
+    for (const pid of pids) assert.equal(pidAlive(pid), false, `validator pid ${pid} is gone`);
+    // Each stopped cleanly: its lock released, its log closed with "stopped".
+    for (const i of [0, 1]) {
+      assert.equal(existsSync(join(dir, `validator-${i}`, 'data', 'LOCK')), false, `lock ${i}`);
+      assert.match(
+        readFileSync(join(dir, `validator-${i}`, 'node.log'), 'utf8'),
+        /"msg":"stopped"/,
+      );
+    }
+  } finally {
+    // On a failure, nothing this test started is left running: the devnet, then its validators by pid.
+    if (child.exitCode === null) child.kill('SIGKILL');
+    for (const pid of pids) if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
     home.remove();
   }
 });

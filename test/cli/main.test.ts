@@ -2,7 +2,11 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { sourceDigest } from '../../src/node/build_info.ts';
+import { tempDir } from '../node/helpers.ts';
 import { COMMANDS } from '../../src/cli/commands.ts';
 import { zomma } from './helpers.ts';
 
@@ -14,18 +18,40 @@ test("each command's line in the help list is the command's own summary", async 
   }
 });
 
-test('zomma --version and zomma version print the version; --json prints one object', async () => {
+test('zomma --version and zomma version print the version and the source digest; --json prints one object', async () => {
   const { version } = JSON.parse(
     readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
   ) as { version: string };
+  const source = sourceDigest(fileURLToPath(new URL('../../src', import.meta.url)));
+  assert.match(source, /^[0-9a-f]{16}$/);
   for (const argv of [['version'], ['--version'], ['-V']]) {
     const r = await zomma(...argv);
     assert.equal(r.code, 0, argv.join(' '));
-    assert.equal(r.out, `zomma ${version}\n`);
+    assert.equal(r.out, `zomma ${version} (source ${source})\n`);
   }
-  assert.deepEqual(JSON.parse((await zomma('version', '--json')).out), { version });
+  assert.deepEqual(JSON.parse((await zomma('version', '--json')).out), { version, source });
   const extra = await zomma('version', 'now');
   assert.equal(extra.code, 2);
+});
+
+test('the source digest tells two builds of one version apart', () => {
+  // docs/operations.md: after a halt, operators compare `zomma version` to know
+  // whether they run the same code; between releases the version never changes.
+  const tmp = tempDir('zomma-source-');
+  try {
+    mkdirSync(join(tmp.dir, 'exchange'));
+    writeFileSync(join(tmp.dir, 'exchange', 'fees.ts'), 'export const FEE = 1;\n');
+    writeFileSync(join(tmp.dir, 'main.ts'), 'export {};\n');
+    const before = sourceDigest(tmp.dir);
+    assert.equal(sourceDigest(tmp.dir), before, 'the same tree, the same digest');
+    writeFileSync(join(tmp.dir, 'exchange', 'fees.ts'), 'export const FEE = 2;\n');
+    assert.notEqual(sourceDigest(tmp.dir), before, 'a changed file');
+    writeFileSync(join(tmp.dir, 'exchange', 'fees.ts'), 'export const FEE = 1;\n');
+    renameSync(join(tmp.dir, 'main.ts'), join(tmp.dir, 'index.ts'));
+    assert.notEqual(sourceDigest(tmp.dir), before, 'a renamed file');
+  } finally {
+    tmp.remove();
+  }
 });
 
 test('the help says what each exit status means', async () => {

@@ -274,6 +274,25 @@ test('a node whose execution differs from the chain halts with AppHashMismatch n
     const height = nodes[0]!.app.height;
     await waitFor(() => nodes[0]!.app.height >= height + 2, 20_000, 'three of four go on');
     for (const n of nodes.slice(0, 3)) assert.equal(n.loop.haltReport, null);
+
+    // docs/operations.md: "If this node runs different code, fix that and
+    // restart". Its WAL checkpoint (and a snapshot, 3 being a snapshot height)
+    // hold the state the other code computed; the chain's certified block
+    // after it says what the state is.
+    stopNode(odd);
+    const fixed = startNode(hub, genesis, 3, tmp.dir, txs);
+    nodes[3] = fixed;
+    const target = nodes[0]!.app.height + 2;
+    await waitFor(
+      () => fixed.app.height >= target || fixed.loop.haltReport !== null,
+      20_000,
+      'the fixed node catches up',
+    );
+    assert.equal(fixed.loop.haltReport, null, 'the fixed node does not halt again');
+    for (let h = 3; h <= target; h++) {
+      const mine = fixed.hashes.get(h);
+      if (mine !== undefined) assert.equal(mine, nodes[0]!.hashes.get(h), `height ${h}`);
+    }
   } finally {
     for (const n of nodes) stopNode(n);
     tmp.remove();

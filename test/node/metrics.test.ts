@@ -7,6 +7,9 @@ import { MemoryHub } from '../../src/node/network.ts';
 import { ZommaNode, consensusGenesisOf } from '../../src/node/node.ts';
 import { StorageError, openStorage } from '../../src/node/storage/index.ts';
 import type { Storage } from '../../src/node/storage/index.ts';
+import { join } from 'node:path';
+import { zomma } from '../cli/helpers.ts';
+import { startSoloNode, until } from '../e2e/helpers.ts';
 import { tempDir, testKey } from './helpers.ts';
 
 test('a block read that fails answers /chain with 500 and its code; the listener keeps answering', async () => {
@@ -92,5 +95,156 @@ test('a failed accept on the metrics port (an error event once listening) does n
     assert.equal(server.listening, true);
   } finally {
     await new Promise((resolve) => server.close(resolve));
+  }
+});
+
+/** One sample of a metric by its name and labels, as /metrics writes it; null when absent. */
+function sample(text: string, series: string): number | null {
+  const escaped = series.replace(/[{}"=,.+]/g, (c) => `\\${c}`);
+  const match = new RegExp(`^${escaped} (\\S+)$`, 'm').exec(text);
+  return match === null ? null : Number(match[1]);
+}
+
+test('/metrics as an operator reads it: types, labels, and values that move with the chain', async () => {
+  const solo = await startSoloNode();
+  const keys = tempDir('zomma-metrics-keys-');
+  const url = solo.running.metricsUrl!;
+  const scrape = async () => (await fetch(`${url}/metrics`)).text();
+  try {
+    await until(() => solo.running.node.app.height >= 3, 20_000, 'height 3');
+    const first = await scrape();
+    // Types: what `rate()` and `histogram_quantile()` need.
+    for (const [name, type] of [
+      ['zomma_height', 'gauge'],
+      ['zomma_round', 'gauge'],
+      ['zomma_mempool_txs', 'gauge'],
+      ['zomma_peers', 'gauge'],
+      ['zomma_catching_up', 'gauge'],
+      ['zomma_txs_committed_total', 'counter'],
+      ['zomma_mempool_rejected_total', 'counter'],
+      ['zomma_exchange_rejected_total', 'counter'],
+      ['zomma_commit_latency_ms', 'histogram'],
+      ['zomma_block_execution_ms', 'histogram'],
+      ['zomma_wal_fsync_ms', 'histogram'],
+      ['zomma_consensus_step_ms', 'histogram'],
+    ] as const) {
+      assert.match(first, new RegExp(`^# TYPE ${name} ${type}$`, 'm'), `${name} is a ${type}`);
+    }
+
+    // A transaction the exchange refuses (an account with no money) is counted by its code.
+    const key = join(keys.dir, 'k.json');
+    assert.equal((await zomma('keys', 'new', '--out', key)).code, 0);
+    const order = await zomma(
+      'tx',
+      'order',
+      'BTC-PERPETUAL',
+      'buy',
+      '10',
+      '--market',
+      '--node',
+      solo.apiUrl,
+      '--key-file',
+      key,
+      '--json',
+    );
+    assert.equal(order.code, 1, order.err);
+    // Refused whole: no deposit opened the account.
+    const { code } = JSON.parse(order.out) as { code: string };
+    assert.equal(code, 'UnknownAccount');
+    // A transaction that does not decode never reaches a label: the mempool counts it by its typed code.
+    const junk = await fetch(`${solo.apiUrl}/v1/tx`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ tx: 'zz-not-a-tx-from-outside' }),
+    });
+    assert.ok(junk.status >= 400, `junk answered ${junk.status}`);
+    const height = solo.running.node.app.height;
+    await until(() => solo.running.node.app.height >= height + 2, 20_000, 'two more heights');
+
+    // Stopped, so that what the loop measured and what /metrics says are of one moment.
+    solo.running.node.loop.stop();
+    const text = await scrape();
+    assert.equal(sample(text, `zomma_exchange_rejected_total{code="${code}"}`), 1, code);
+    assert.ok(sample(text, 'zomma_height')! > sample(first, 'zomma_height')!, 'the height moved');
+    for (const step of ['propose', 'prevote', 'precommit']) {
+      const now = sample(text, `zomma_consensus_step_ms_count{step="${step}"}`);
+      const before = sample(first, `zomma_consensus_step_ms_count{step="${step}"}`) ?? 0;
+      assert.ok(
+        now !== null && now > before,
+        `${step} step durations observed: ${before} → ${now}`,
+      );
+    }
+    // Every WAL sync (a validator of several syncs two or three times a height: test/e2e/operations).
+    assert.equal(sample(text, 'zomma_wal_fsync_ms_count'), solo.running.node.loop.stats.walSyncs);
+    assert.equal(
+      sample(text, 'zomma_commit_latency_ms_count'),
+      solo.running.node.loop.stats.blocksExecuted,
+    );
+    // Every label value is one of a fixed set of codes: nothing a client sent.
+    for (const line of text.split('\n')) {
+      for (const [, value] of line.matchAll(/="([^"]*)"/g)) {
+        assert.match(value!, /^([A-Za-z][A-Za-z0-9]*|[0-9.e+]+|\+Inf)$/, `label value in ${line}`);
+      }
+    }
+    const health = (await (await fetch(`${url}/health`)).json()) as { ok: boolean };
+    assert.equal(health.ok, true, 'a node that commits is healthy');
+  } finally {
+    await solo.stop();
+    keys.remove();
+  }
+});
+
+test('/health: 503 once halted, while catching up, and when no block came for a while', async () => {
+  const tmp = tempDir('zomma-health-');
+  const key = testKey(0);
+  const genesis = { ...devnetGenesis([key.publicKey]), genesisTimeMs: 1_000 };
+  const storage = openStorage(`${tmp.dir}/data`);
+  const node = new ZommaNode({
+    genesis,
+    consensusGenesis: consensusGenesisOf(genesis),
+    key,
+    storage,
+    network: new MemoryHub().join(toHex(key.publicKey)),
+    prices: null,
+    snapshotEveryHeights: 0,
+    snapshotsKept: 1,
+  });
+  let nowMs = 1_000_000;
+  const metrics = new NodeMetrics({
+    node,
+    storage,
+    peersConnected: () => 0,
+    chainId: genesis.chainId,
+    moniker: 'm',
+    noBlockMs: 30_000,
+    nowMs: () => nowMs,
+  });
+  const { server, url } = await startMetricsServer(metrics, '127.0.0.1', 0);
+  const health = async () => {
+    const res = await fetch(`${url}/health`, { signal: AbortSignal.timeout(5_000) });
+    return { status: res.status, body: (await res.json()) as { ok: boolean; problems: string[] } };
+  };
+  try {
+    assert.equal((await health()).status, 200);
+    assert.deepEqual((await health()).body.problems, []);
+    nowMs += 30_001;
+    assert.deepEqual((await health()).body.problems, ['NotCommitting']);
+    assert.equal((await health()).status, 503);
+    nowMs -= 30_001;
+    // Fetching the blocks of peers that are ahead: its state is behind the chain's.
+    const catchingUp = node.loop.catchingUp;
+    node.loop.catchingUp = () => true;
+    assert.equal((await health()).status, 503);
+    assert.deepEqual((await health()).body.problems, ['CatchingUp']);
+    node.loop.catchingUp = catchingUp;
+    assert.equal((await health()).status, 200);
+    node.loop.halt({ code: 'AppHashMismatch', message: 'm', height: 0, details: {} });
+    assert.equal((await health()).status, 503);
+    assert.deepEqual((await health()).body.problems, ['Halted']);
+  } finally {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    storage.close();
+    tmp.remove();
   }
 });

@@ -423,3 +423,52 @@ test('the observation is the median of a file source and two simulated sources',
     done();
   }
 });
+
+test("a feed URL's query (an API key, say) never reaches the log; credentials in it are refused", async () => {
+  const http = await serve((_req, res) => {
+    res.statusCode = 500;
+    res.end();
+  });
+  const closed = await serve(() => {});
+  const closedUrl = closed.url;
+  await closed.close();
+  const lines: string[] = [];
+  const keep = (fields: object, message: string): void =>
+    void lines.push(`${message} ${JSON.stringify(fields)}`);
+  const log: Log = { debug: keep, info: keep, warn: keep, error: keep };
+  try {
+    for (const url of [
+      `${http.url}/prices?apikey=s3cr3t-feed-key`,
+      `${closedUrl}/p?token=s3cr3t-feed-key`,
+    ]) {
+      const source = new UrlPriceSource({
+        url,
+        intervalMs: 1_000,
+        maxAgeMs: MAX_AGE_MS,
+        underlyings: UNDERLYINGS,
+        log,
+      });
+      await source.poll();
+    }
+    assert.equal(lines.length, 2, lines.join('\n'));
+    assert.match(lines[0]!, /FeedBadStatus/);
+    assert.match(lines[0]!, /\/prices\?…/, 'the URL is named, its query left out');
+    for (const line of lines) assert.doesNotMatch(line, /s3cr3t/);
+  } finally {
+    await http.close();
+  }
+  // fetch() refuses a URL with credentials: such a source could never answer,
+  // and every warning would have written the password to the log.
+  assert.throws(
+    () =>
+      validateConfig({
+        ...BASE,
+        oracle: {
+          sources: [
+            { kind: 'url', url: 'https://me:pw@feed.example/p', intervalMs: 1_000, maxAgeMs: 1 },
+          ],
+        },
+      }),
+    configError('config.oracle.sources[0].url'),
+  );
+});

@@ -5,10 +5,10 @@ import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { NodeError } from '../../src/node/errors.ts';
-import { loadConfig, saveConfig } from '../../src/node/config.ts';
+import { loadConfig, loadGenesis, saveConfig, saveGenesis } from '../../src/node/config.ts';
 import type { HaltReport } from '../../src/node/loop.ts';
 import { runNode } from '../../src/node/runtime.ts';
-import { initSoloHome } from '../e2e/helpers.ts';
+import { initSoloHome, until } from '../e2e/helpers.ts';
 import { tempDir } from './helpers.ts';
 
 test('a halt whose report cannot be written (disk full, say) still stops the node and tells its runner', async () => {
@@ -84,6 +84,33 @@ test('a peer or metrics address in use is ConfigInvalid naming the field, and th
     await running.stop();
   } finally {
     blocker.close();
+    tmp.remove();
+  }
+});
+
+test('a restart whose re-execution disagrees with the chain logs why and writes its halt file', async () => {
+  const tmp = tempDir('zomma-start-mismatch-');
+  const home = initSoloHome(tmp.dir, { oracleSeed: 5, snapshotEveryHeights: 0, commitPauseMs: 20 });
+  try {
+    const running = await runNode({ home });
+    await until(() => running.node.app.height >= 2, 20_000, 'height 2');
+    await running.stop();
+    // Another genesis than the chain's (compare its sha256 with the other operators').
+    const genesis = loadGenesis(home);
+    saveGenesis(home, { ...genesis, genesisTimeMs: genesis.genesisTimeMs + 1 });
+    await assert.rejects(
+      runNode({ home }),
+      (e: unknown) => e instanceof NodeError && e.code === 'AppHashMismatch',
+    );
+    // What docs/operations.md says of a re-execution at start-up that disagrees.
+    const log = readFileSync(join(home, 'node.log'), 'utf8');
+    assert.match(log, /"code":"AppHashMismatch".*"msg":"node failed to start: AppHashMismatch"/);
+    const report = JSON.parse(readFileSync(join(home, 'halt-0.json'), 'utf8'));
+    assert.equal(report.code, 'AppHashMismatch');
+    assert.equal(report.height, 0);
+    assert.match(report.details.recordedAppHash, /^[0-9a-f]{64}$/);
+    assert.notEqual(report.details.ourAppHash, report.details.recordedAppHash);
+  } finally {
     tmp.remove();
   }
 });

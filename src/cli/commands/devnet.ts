@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,11 +9,14 @@ import { loadConfig, parseHostPort } from '../../node/config.ts';
 import { startBots } from '../../node/bots/bots.ts';
 import type { RunningBots } from '../../node/bots/bots.ts';
 import { initNetwork } from '../../node/init.ts';
+import { lockHolder } from '../../node/storage/lock.ts';
 import { DEFAULT_NODE_URL, parseCount } from './query.ts';
 import type { Command, Io } from '../io.ts';
 import { UsageError } from '../io.ts';
 import { ZommaError } from '../../lib/errors.ts';
 
+/** Validators of a new chain unless --validators says otherwise. */
+const DEVNET_VALIDATORS_DEFAULT = 4;
 const BIN = fileURLToPath(new URL('../../../bin/zomma.js', import.meta.url));
 /** How long a validator may take to answer its health check after spawning. */
 const START_TIMEOUT_MS = 60_000;
@@ -48,12 +51,13 @@ export const command: Command = {
   usage:
     'zomma devnet [--validators N] [--dir DIR] [--reset] [--duration SECONDS] [--base-port P] [--no-bots]\n' +
     '  defaults: 4 validators in .zomma/devnet, base port 27000 (validator i: peers P+3i, API +1, metrics +2);\n' +
-    '  a new chain unless DIR holds one, which keeps its ports (--reset starts over); --duration stops it by itself',
+    '  a new chain unless DIR holds one, which keeps its ports and runs all its validators (--reset, or another\n' +
+    '  --validators, starts over); --duration stops it by itself',
   async run(args, io) {
     const { values } = parseArgs({
       args,
       options: {
-        validators: { type: 'string', default: '4' },
+        validators: { type: 'string' },
         dir: { type: 'string', default: '.zomma/devnet' },
         reset: { type: 'boolean', default: false },
         duration: { type: 'string' },
@@ -62,7 +66,8 @@ export const command: Command = {
       },
       strict: true,
     });
-    const n = parseCount(values.validators, '--validators');
+    const asked =
+      values.validators === undefined ? null : parseCount(values.validators, '--validators');
     const basePort = parseCount(values['base-port'], '--base-port');
     const durationS = values.duration === undefined ? null : Number(values.duration);
     if (durationS !== null && !(durationS > 0 && durationS <= DURATION_S_MAX)) {
@@ -71,10 +76,15 @@ export const command: Command = {
       );
     }
     const dir = values.dir;
-    let resumed = false;
-    if (values.reset) rmSync(dir, { recursive: true, force: true });
+    // Before anything is deleted or written: a devnet running on this
+    // directory would lose its chain under it (and then fail on the ports).
+    refuseIfRunning(dir);
+    const held = values.reset ? 0 : chainValidators(dir);
+    // A resume runs every validator of the chain: fewer than 2/3 of them never commit.
+    const resumed = held > 0 && (asked === null || asked === held);
+    const n = resumed ? held : (asked ?? DEVNET_VALIDATORS_DEFAULT);
     const homes = Array.from({ length: n }, (_, i) => join(dir, `validator-${i}`));
-    if (!homes.every((h) => existsSync(join(h, 'config.json')))) {
+    if (!resumed) {
       rmSync(dir, { recursive: true, force: true });
       initNetwork({
         validators: n,
@@ -87,8 +97,7 @@ export const command: Command = {
       });
       io.out(`devnet: new chain, ${n} validators in ${dir}`);
     } else {
-      resumed = true;
-      io.out(`devnet: resuming the chain in ${dir} (--reset starts over)`);
+      io.out(`devnet: resuming the chain in ${dir}, ${n} validators (--reset starts over)`);
     }
 
     const children: Child[] = [];
@@ -221,6 +230,32 @@ export const command: Command = {
     return 0;
   },
 };
+
+/** How many validator homes (validator-0, validator-1, …) `dir` holds a chain of; 0: none. */
+function chainValidators(dir: string): number {
+  let n = 0;
+  while (existsSync(join(dir, `validator-${n}`, 'config.json'))) n++;
+  return n;
+}
+
+/** DevnetStartFailed if a live process holds the lock of a home in `dir` (a devnet running there). */
+function refuseIfRunning(dir: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(dir).sort();
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const pid = lockHolder(join(dir, name, 'data'));
+    if (pid !== null) {
+      throw new ZommaError(
+        'DevnetStartFailed',
+        `${name} of ${dir} is running (pid ${pid}): stop that devnet first (Ctrl-C in its terminal), or give this one another --dir (if that process is no node, delete ${join(dir, name, 'data', 'LOCK')})`,
+      );
+    }
+  }
+}
 
 /** Whether this process could listen on "host:port" now (it stops listening at once). */
 async function canListen(address: string): Promise<boolean> {

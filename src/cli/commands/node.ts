@@ -1,4 +1,6 @@
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import type { HaltReport } from '../../node/loop.ts';
 import { runNode } from '../../node/runtime.ts';
 import type { Command } from '../io.ts';
 import { UsageError } from '../io.ts';
@@ -10,21 +12,21 @@ export const command: Command = {
     'zomma node --home DIR [--quiet]\n' +
     '  logs go to DIR/node.log and, at info and above, to stdout; --quiet: to node.log only\n' +
     '  exits 0 on SIGINT or SIGTERM, 1 on a halt (docs/operations.md)',
-  async run(args, _io) {
+  async run(args, io) {
     const { values } = parseArgs({
       args,
       options: { home: { type: 'string' }, quiet: { type: 'boolean', default: false } },
       strict: true,
     });
     if (values.home === undefined) throw new UsageError('--home is required');
-    let halted = false;
+    let halted: HaltReport | null = null;
     let wake: () => void = () => {};
     const done = new Promise<void>((resolve) => (wake = resolve));
     const running = await runNode({
       home: values.home,
       ...(values.quiet ? {} : { logStream: process.stdout }),
-      onHalt: () => {
-        halted = true;
+      onHalt: (report) => {
+        halted = report;
         wake();
       },
     });
@@ -35,6 +37,12 @@ export const command: Command = {
     process.off('SIGINT', stop);
     process.off('SIGTERM', stop);
     await running.stop();
-    return halted ? 1 : 0;
+    if (halted === null) return 0;
+    const { code, message, height } = halted as HaltReport;
+    // Said on stderr too: with --quiet it is all the journal gets of why.
+    io.err(
+      `zomma node: halted: ${code}: ${message} (${join(values.home, `halt-${height}.json`)}, node.log)`,
+    );
+    return 1;
   },
 };

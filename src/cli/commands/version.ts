@@ -1,23 +1,23 @@
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { buildInfo } from '../../node/build_info.ts';
 import type { Command } from '../io.ts';
 
 export const command: Command = {
   name: 'version',
-  summary: 'print the version',
-  usage: 'zomma version [--json]   (also: zomma --version)',
+  summary: 'print the version and the digest of the source it runs',
+  usage:
+    'zomma version [--json]   (also: zomma --version)\n' +
+    '  source: a digest of src/; two nodes run the same code when both their versions and sources match',
   async run(args, io) {
     const { values } = parseArgs({
       args,
       options: { json: { type: 'boolean', default: false } },
       strict: true,
     });
-    const pkg = JSON.parse(
-      readFileSync(new URL('../../../package.json', import.meta.url), 'utf8'),
-    ) as {
-      version: string;
-    };
-    io.out(values.json ? JSON.stringify({ version: pkg.version }) : `zomma ${pkg.version}`);
+    const { version, source } = buildInfo();
+    io.out(
+      values.json ? JSON.stringify({ version, source }) : `zomma ${version} (source ${source})`,
+    );
     return 0;
   },
 };

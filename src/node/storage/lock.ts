@@ -110,6 +110,23 @@ function clearStale(path: string, key: string, dir: string): void {
   unlinkSync(aside);
 }
 
+/**
+ * The pid of a live process holding `dir`'s lock (this process, if it holds
+ * it), or null: no lock, or one left by a process that is gone.
+ */
+export function lockHolder(dir: string): number | null {
+  const path = join(dir, LOCK_FILE);
+  const pid = readPid(path);
+  if (pid === null) return null;
+  let key: string;
+  try {
+    key = join(realpathSync(dir), LOCK_FILE);
+  } catch {
+    return null;
+  }
+  return holdsLock(pid, key) ? pid : null;
+}
+
 /** Whether the process `pid` may hold the lock `key` (heldHere). */
 function holdsLock(pid: number, key: string): boolean {
   return pid === process.pid ? heldHere.has(key) : pidAlive(pid);

@@ -1,0 +1,56 @@
+// Which build this is: the package version, and a digest of the source tree
+// (every file under src/, by path). Operators compare both to know whether
+// their validators run the same code (docs/operations.md, "When a node halts
+// on an appHash mismatch"): the version alone is the same for every change
+// made between two releases, and an execution change there halts the
+// validators that did not take it.
+
+import { createHash } from 'node:crypto';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const SOURCE_DIR = fileURLToPath(new URL('..', import.meta.url));
+const PACKAGE_JSON = fileURLToPath(new URL('../../package.json', import.meta.url));
+/** Hex digits of the source digest shown (64 bits: enough to tell builds apart by eye). */
+const SOURCE_DIGEST_HEX = 16;
+
+export interface BuildInfo {
+  readonly version: string;
+  /** SHA-256 of the source tree, its first SOURCE_DIGEST_HEX hex digits. */
+  readonly source: string;
+}
+
+let cached: BuildInfo | null = null;
+
+export function buildInfo(): BuildInfo {
+  cached ??= {
+    version: (JSON.parse(readFileSync(PACKAGE_JSON, 'utf8')) as { version: string }).version,
+    source: sourceDigest(SOURCE_DIR),
+  };
+  return cached;
+}
+
+/** SHA-256 over each file's path (relative, '/'-separated), size and bytes, in path order. */
+export function sourceDigest(dir: string): string {
+  const hash = createHash('sha256');
+  for (const path of filesUnder(dir)) {
+    const bytes = readFileSync(path);
+    const name = relative(dir, path).split(/[\\/]/).join('/');
+    hash.update(`${name}\0${bytes.length}\0`);
+    hash.update(bytes);
+  }
+  return hash.digest('hex').slice(0, SOURCE_DIGEST_HEX);
+}
+
+function filesUnder(dir: string): string[] {
+  const out: string[] = [];
+  const entries = readdirSync(dir, { withFileTypes: true });
+  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (const entry of entries) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) out.push(...filesUnder(path));
+    else if (entry.isFile()) out.push(path);
+  }
+  return out;
+}
