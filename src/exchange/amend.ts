@@ -107,10 +107,22 @@ export function amend(ctx: Ctx, a: Amend): ActionResult {
     );
     const awayTicks = buy ? priceTicks - market.markTicks : market.markTicks - priceTicks;
     const adverse = awayTicks > 0 ? BigInt(awayTicks) * BigInt(sizeLots) * market.k : 0n;
-    // As a placement: an amend that raises no initial margin (a closing order
-    // moved toward the market) passes whatever its price; the fill guard keeps
-    // its fills from taking the account below zero.
-    if (after > before && equityQuote(state, meta.account) - adverse < after) {
+    // As a placement of the amended order: one that raises no initial margin
+    // (a closing order moved toward the market) passes whatever its price;
+    // the fill guard keeps its fills from taking the account below zero. A
+    // new price alone never raises it over the order as it rests (resting
+    // orders are margined at the mark), so an order moved through the mark is
+    // weighed as its placement is, against the account without it: else an
+    // opening order placed away from the market and then amended through it
+    // would escape the adverse loss its placement there is refused for.
+    let raises = after > before;
+    if (!raises && adverse > 0n) {
+      const open = order.sizeLots;
+      raises =
+        after >
+        initialMarginQuote(state, meta.account, market.index, buy ? -open : 0, buy ? 0 : -open);
+    }
+    if (raises && equityQuote(state, meta.account) - adverse < after) {
       return no(
         'InsufficientMargin',
         `the initial margin with this amend, ${quoteDecimal(after)} in the quote asset, exceeds the account's equity`,

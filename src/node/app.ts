@@ -286,16 +286,24 @@ export class ExchangeApp implements NodeApplication {
    */
   staleCodeOf(tx: SignedTx): StaleCode | null {
     const state = this.exchange.state;
-    if (tx.expiresAtMs !== undefined && tx.expiresAtMs < state.timeMs) return 'Expired';
+    // In the exchange's order (execute.ts): the nonce first, then the expiry.
+    // A transaction already committed and resent once expired is told its
+    // nonce is used, not Expired, which would say it never took effect.
     const principal = state.principals.get(bytesKey(tx.account));
-    if (principal === undefined) return null;
-    // The window the exchange checks for this signer: its own key's, or its agents' (execute.ts).
-    const byMaster = principal.hasMasterKey()
-      ? principal.isMasterKey(tx.signer)
-      : bytesEqual(addressOf(tx.signer), tx.account);
-    const window = byMaster ? principal.nonces : (principal.agentNonces ?? NO_NONCES);
+    // The window the exchange checks for this signer: its own key's, or its
+    // agents' (execute.ts); an address not yet known has none, but its nonce
+    // may still be too old for the block's time.
+    let window = NO_NONCES;
+    if (principal !== undefined) {
+      const byMaster = principal.hasMasterKey()
+        ? principal.isMasterKey(tx.signer)
+        : bytesEqual(addressOf(tx.signer), tx.account);
+      window = byMaster ? principal.nonces : (principal.agentNonces ?? NO_NONCES);
+    }
     const rejection = checkNonce(window, tx.nonce, state.timeMs);
-    return rejection === 'DuplicateNonce' || rejection === 'StaleNonce' ? rejection : null;
+    if (rejection === 'DuplicateNonce' || rejection === 'StaleNonce') return rejection;
+    if (tx.expiresAtMs !== undefined && tx.expiresAtMs < state.timeMs) return 'Expired';
+    return null;
   }
 
   private decode(raw: Uint8Array): { tx: SignedTx; hash: string } | null {

@@ -129,3 +129,41 @@ test('a part-filled order whose open rest is under the minimum size can still be
   const small = act(h, a, { kind: 'amend', instrument: BTC, orderId: x, sizeLots: 4 });
   assert.ok(!small.ok && small.code === 'BelowMinSize', JSON.stringify(small, replacer));
 });
+
+test('an amend that moves an opening order through the mark is margined with its adverse loss, as its placement is', () => {
+  const h = new Harness();
+  const [a, twin] = [key('amend-open-a'), key('amend-open-twin')];
+  for (const k of [a, twin]) h.fund(k, 300n * USDC);
+  // 1,000 lots ($5,000) on $300: initial margin $250, so $50 to spare.
+  const id = orderIdOf(accepted(h, a, limit(BTC, 'buy', PRICE - 100, 1_000)));
+  // 2% over the mark it would lose $100 against it: refused as a placement.
+  const placed = act(h, twin, limit(BTC, 'buy', PRICE + 10_000, 1_000));
+  assert.ok(
+    !placed.ok && placed.code === 'InsufficientMargin',
+    `the placement is refused: ${JSON.stringify(placed, replacer)}`,
+  );
+  // The same order reached by an amend is no different.
+  const amended = act(h, a, {
+    kind: 'amend',
+    instrument: BTC,
+    orderId: id,
+    priceTicks: PRICE + 10_000,
+  });
+  assert.ok(
+    !amended.ok && amended.code === 'InsufficientMargin',
+    `the amend is refused as the placement: ${JSON.stringify(amended, replacer)}`,
+  );
+  assert.equal(
+    h.ex.state.markets[0]!.book.order(id)?.priceTicks,
+    PRICE - 100,
+    'it rests where it was',
+  );
+  // A passive move raises nothing and passes, as it always did.
+  const passive = act(h, a, {
+    kind: 'amend',
+    instrument: BTC,
+    orderId: id,
+    priceTicks: PRICE - 200,
+  });
+  assert.ok(passive.ok, `a passive move passes: ${JSON.stringify(passive, replacer)}`);
+});

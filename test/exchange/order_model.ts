@@ -647,12 +647,20 @@ export class Model {
     const buy = o.side === 'buy';
     const grow = size - o.size;
     if (grow > 0 || price !== o.price) {
-      // As a placement: refused only when it raises the initial margin beyond what equity covers.
+      // As a placement: refused only when it raises the initial margin beyond
+      // what equity covers; a new price beyond the mark is weighed as the
+      // placement of the amended order, against the account without it.
       const before = this.initial(acct);
       const after = this.initial(acct, { m, buy: buy ? grow : 0, sell: buy ? 0 : grow });
       const away = buy ? price - m.markTicks : m.markTicks - price;
       const adverse = away > 0 ? BigInt(away) * BigInt(size) * m.k : 0n;
-      if (after > before && this.equity(acct) - adverse < after) return no('InsufficientMargin');
+      const without = this.initial(acct, {
+        m,
+        buy: buy ? -o.size : 0,
+        sell: buy ? 0 : -o.size,
+      });
+      const raises = after > before || (adverse > 0n && after > without);
+      if (raises && this.equity(acct) - adverse < after) return no('InsufficientMargin');
     }
     if (price === o.price && size <= o.size) {
       // Smaller at the same price: in place, keeping its time priority.

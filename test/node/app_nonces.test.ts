@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { ExchangeApp } from '../../src/node/app.ts';
 import { SignatureCache } from '../../src/node/mempool/sigcache.ts';
 import { consensusGenesisOf } from '../../src/node/node.ts';
-import { NONCE_FUTURE_MS_MAX, NONCE_WINDOW } from '../../src/lib/limits.ts';
+import { NONCE_AGE_MS_MAX, NONCE_FUTURE_MS_MAX, NONCE_WINDOW } from '../../src/lib/limits.ts';
 import { Harness, USDC, key, limit } from '../exchange/helpers.ts';
 
 const BTC = 'BTC-PERPETUAL';
@@ -52,4 +52,40 @@ test('stillValid checks the signer’s window: a full agents’ window leaves th
   // Once the owner's key has signed, it is recognized by the remembered key.
   assert.ok(h.block([revoke]).results[0]!.ok);
   assert.equal(app.stillValid(revoke), false);
+});
+
+test('staleCodeOf gives the code the block would: the nonce before the expiry, so a committed transaction resent after it expired is no Expired', () => {
+  const h = new Harness();
+  const owner = key('resender');
+  h.fund(owner, 10_000n * USDC);
+  const genesis = h.ex.state.genesis;
+  const app = new ExchangeApp(
+    {
+      genesis,
+      consensusGenesis: consensusGenesisOf(genesis),
+      signatures: new SignatureCache(),
+      prices: null,
+      nowMs: () => 0,
+    },
+    h.ex,
+  );
+  // Committed, then its expiry passes: the same bytes again would be refused
+  // in a block for their used nonce (execute.ts checks it first); "Expired"
+  // would tell the client they never took effect.
+  const tx = h.tx(owner, limit(BTC, 'buy', 400_000, 1), { expiresAtMs: h.timeMs + 1_500 });
+  const r = h.block([tx]);
+  assert.ok(r.results[0]!.ok, 'committed');
+  h.block([], 5_000);
+  assert.equal(app.staleCodeOf(tx), 'DuplicateNonce', 'its nonce is used');
+  assert.equal(h.block([tx]).results[0]!.code, 'DuplicateNonce', 'as its block says');
+  // An address the state does not know yet: a nonce too old is stale in a block too.
+  h.block([], NONCE_AGE_MS_MAX);
+  const fresh = key('fresh');
+  const nonce = h.timeMs - NONCE_AGE_MS_MAX;
+  const old = h.tx(fresh, { kind: 'faucet', amountQuote: USDC }, { nonce });
+  assert.equal(app.staleCodeOf(old), 'StaleNonce', 'admission refuses it');
+  assert.equal(h.block([old]).results[0]!.code, 'StaleNonce', 'the block refuses it so');
+  // Expired alone is still told as such.
+  const late = h.tx(owner, limit(BTC, 'buy', 400_000, 1), { expiresAtMs: h.timeMs - 1 });
+  assert.equal(app.staleCodeOf(late), 'Expired');
 });

@@ -2474,3 +2474,52 @@ test("an option's ticker is sent again when any of its greeks moves, not only it
     assert.equal(sameTicker(ticker, moved), false, `${greek} moved`);
   }
 });
+
+test('an amend to no more than an order filled in earlier blocks reads cancelled at the size it had, with what it filled', () => {
+  const BTC = 'BTC-PERPETUAL';
+  const [alice, bob] = [key('view-amend-end-alice'), key('view-amend-end-bob')];
+  const h = new Harness();
+  for (const k of [alice, bob]) h.fund(k, 100_000n * USDC);
+  const { view, feed } = viewOver(h);
+  const ioc = { timeInForce: 'IOC' as const };
+  try {
+    const place = [h.tx(alice, limit(BTC, 'sell', 500_000, 10))];
+    const placed = h.block(place);
+    feed(placed, undefined, place);
+    const id = placedId(placed);
+    const take = [h.tx(bob, limit(BTC, 'buy', 500_000, 7, ioc))];
+    let update = feed(h.block(take), undefined, take);
+    assert.deepEqual(orderRows(update, alice), [[id, 'open', 'sell', 500_000, 10, 7, 3]]);
+    // Amended to 5 with 7 filled: it ends, its 3 open lots cancelled.
+    const end = [h.tx(alice, { kind: 'amend', instrument: BTC, orderId: id, sizeLots: 5 })];
+    update = feed(h.block(end), undefined, end);
+    assert.deepEqual(orderRows(update, alice), [[id, 'cancelled', 'sell', 500_000, 10, 7, 0]]);
+    assert.equal(
+      view.read().account(formatAddress(alice.address))!.subaccounts[0]!.openOrders.length,
+      0,
+    );
+    // Placed at 10, 7 taken; amended to 12 across the book, where 5 wait: filled out at 12.
+    const again = [h.tx(alice, limit(BTC, 'sell', 500_010, 10))];
+    const second = h.block(again);
+    feed(second, undefined, again);
+    const other = placedId(second);
+    const fills = [
+      h.tx(bob, limit(BTC, 'buy', 500_010, 7, ioc)),
+      h.tx(bob, limit(BTC, 'buy', 499_990, 5)),
+    ];
+    feed(h.block(fills), undefined, fills);
+    const cross = [
+      h.tx(alice, {
+        kind: 'amend',
+        instrument: BTC,
+        orderId: other,
+        priceTicks: 499_990,
+        sizeLots: 12,
+      }),
+    ];
+    update = feed(h.block(cross), undefined, cross);
+    assert.deepEqual(orderRows(update, alice), [[other, 'filled', 'sell', 499_990, 12, 12, 0]]);
+  } finally {
+    view.close();
+  }
+});

@@ -147,8 +147,9 @@ export class ZommaSocket {
    * connection is open, else when the connection being made opens. If the
    * connection drops before the answer, rejects with `Disconnected`: the
    * transaction may have been taken, so look it up by its hash (error.hash)
-   * before sending it again (a resend of the same bytes is refused as a
-   * DuplicateTx, never executed twice). If it drops or fails before the
+   * before sending it again (a resend of the same bytes is refused, as a
+   * DuplicateTx while the node remembers them, else for their used nonce:
+   * never executed twice). If it drops or fails before the
    * transaction was sent, rejects with `NotSent`: nothing is resent later.
    */
   submitTx(
