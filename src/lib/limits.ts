@@ -426,6 +426,17 @@ export const HANDSHAKES_PENDING_MAX = 64;
  * retries after its backoff.
  */
 export const HANDSHAKES_PENDING_PER_IP_MAX = 16;
+/**
+ * Inbound handshakes one remote address may start, per second and in a burst;
+ * one that proves a known peer's key is given back (tcp.ts). Before a peer
+ * proves its key, each attempt costs us a key generation, an X25519 and a
+ * signature for 33 bytes of its own: without a rate, an address that connects
+ * and disconnects at once (freeing its pending slot) could keep a core busy.
+ */
+export const HANDSHAKES_PER_IP_PER_S = 8;
+export const HANDSHAKES_PER_IP_BURST = 64;
+/** Addresses whose handshake rate is remembered; past this, those with a full allowance are forgotten. */
+export const HANDSHAKE_RATE_ADDRESSES_MAX = 4_096;
 /** Largest frame on an authenticated connection: its kind byte, one message and the 16-byte AEAD tag. */
 export const FRAME_BYTES_MAX = MESSAGE_BYTES_MAX + 1 + 16;
 /** Bytes queued for one peer (ours and the socket's) before it counts as too slow and is dropped. */

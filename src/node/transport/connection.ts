@@ -38,7 +38,7 @@ export interface ConnectionLimits {
 }
 
 /** A token bucket: `tokens` refill at `perS` up to `burst`. */
-class Bucket {
+export class Bucket {
   private tokens: number;
   private atMs: number;
 
@@ -61,6 +61,16 @@ class Bucket {
     if (this.tokens < cost) return false;
     this.tokens -= cost;
     return true;
+  }
+
+  /** Gives back `cost` tokens taken earlier (never past the burst). */
+  refund(cost: number): void {
+    this.tokens = Math.min(this.burst, this.tokens + cost);
+  }
+
+  /** Refilled to its burst by now: forgetting it changes nothing. */
+  isFull(nowMs: number): boolean {
+    return this.tokens + ((nowMs - this.atMs) * this.perS) / 1000 >= this.burst;
   }
 }
 

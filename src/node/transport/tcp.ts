@@ -16,12 +16,16 @@
 import { connect, createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
 import type { KeyPair } from '../../crypto/index.ts';
+import { clientKeyOf } from '../../lib/address.ts';
 import { assert } from '../../lib/assert.ts';
 import { toHex } from '../../lib/bytes.ts';
 import { ZommaError } from '../../lib/errors.ts';
 import {
   HANDSHAKES_PENDING_MAX,
   HANDSHAKES_PENDING_PER_IP_MAX,
+  HANDSHAKES_PER_IP_BURST,
+  HANDSHAKES_PER_IP_PER_S,
+  HANDSHAKE_RATE_ADDRESSES_MAX,
   HANDSHAKE_TIMEOUT_MS,
   MESSAGE_BYTES_MAX,
   PEERS_MAX,
@@ -39,7 +43,7 @@ import {
 } from '../../lib/limits.ts';
 import type { Log } from '../log.ts';
 import { silentLog } from '../log.ts';
-import { Connection } from './connection.ts';
+import { Bucket, Connection } from './connection.ts';
 import type { ConnectionLimits, ConnectionOwner } from './connection.ts';
 import { emptyCounters } from './types.ts';
 import type {
@@ -158,6 +162,8 @@ export class TcpTransport implements Transport {
   /** Inbound handshakes by remote address (HANDSHAKES_PENDING_PER_IP_MAX), and each one's address. */
   private readonly handshakesByIp = new Map<string, number>();
   private readonly handshakeIp = new Map<Connection, string>();
+  /** Each remote address's allowance of new handshakes (HANDSHAKES_PER_IP_PER_S). */
+  private readonly handshakeRates = new Map<string, Bucket>();
   private handler: MessageHandler = () => {};
   private server: Server | null = null;
   private stopped = false;
@@ -310,7 +316,7 @@ export class TcpTransport implements Transport {
 
   private onOpen(connection: Connection): void {
     const slot = this.slots.get(connection.peer!)!;
-    this.handshakeDone(connection);
+    this.handshakeDone(connection, true);
     slot.connection = connection;
     if (slot.pending === connection) slot.pending = null;
     // A redial still waiting (the peer came back by dialing us) would fire
@@ -355,11 +361,12 @@ export class TcpTransport implements Transport {
     if (this.stopped) return void socket.destroy();
     // One address cannot hold every handshake slot: peers dialing in from
     // their own hosts still find room while it waits out its timeouts.
-    const ip = socket.remoteAddress ?? '';
+    const ip = clientKeyOf(socket.remoteAddress ?? '');
     const fromIp = this.handshakesByIp.get(ip) ?? 0;
     if (
       this.handshaking.size >= HANDSHAKES_PENDING_MAX ||
-      fromIp >= HANDSHAKES_PENDING_PER_IP_MAX
+      fromIp >= HANDSHAKES_PENDING_PER_IP_MAX ||
+      !this.takeHandshake(ip)
     ) {
       this.stats.drops.tooManyHandshakes++;
       return void socket.destroy();
@@ -371,10 +378,34 @@ export class TcpTransport implements Transport {
     this.handshakeIp.set(connection, ip);
   }
 
-  private handshakeDone(connection: Connection): void {
+  /** Takes one of the address's handshakes; false if it has used up its rate. */
+  private takeHandshake(ip: string): boolean {
+    const nowMs = this.nowMs();
+    let bucket = this.handshakeRates.get(ip);
+    if (bucket === undefined) {
+      if (this.handshakeRates.size >= HANDSHAKE_RATE_ADDRESSES_MAX) {
+        for (const [known, b] of this.handshakeRates) {
+          if (b.isFull(nowMs)) this.handshakeRates.delete(known);
+        }
+        // Every remembered address is still paying for a burst: the newcomer waits its turn.
+        if (this.handshakeRates.size >= HANDSHAKE_RATE_ADDRESSES_MAX) return false;
+      }
+      bucket = new Bucket(HANDSHAKES_PER_IP_PER_S, HANDSHAKES_PER_IP_BURST, nowMs);
+      this.handshakeRates.set(ip, bucket);
+    }
+    return bucket.take(1, nowMs);
+  }
+
+  /**
+   * A handshake ended. One that proved a known peer's key gives its address
+   * the attempt back: the rate is for failed attempts, and a cluster on one
+   * host (all of it dialing from 127.0.0.1) reconnects as often as it needs.
+   */
+  private handshakeDone(connection: Connection, opened = false): void {
     this.handshaking.delete(connection);
     const ip = this.handshakeIp.get(connection);
     if (ip === undefined) return;
+    if (opened) this.handshakeRates.get(ip)?.refund(1);
     this.handshakeIp.delete(connection);
     const left = this.handshakesByIp.get(ip)! - 1;
     if (left === 0) this.handshakesByIp.delete(ip);

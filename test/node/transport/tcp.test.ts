@@ -5,6 +5,8 @@ import {
   FRAME_BYTES_MAX,
   HANDSHAKE_FRAME_BYTES_MAX,
   HANDSHAKES_PENDING_PER_IP_MAX,
+  HANDSHAKES_PER_IP_BURST,
+  HANDSHAKES_PER_IP_PER_S,
 } from '../../../src/lib/limits.ts';
 import { toHex } from '../../../src/lib/bytes.ts';
 import type { PeerId } from '../../../src/node/transport/index.ts';
@@ -248,5 +250,52 @@ test('one address holds at most HANDSHAKES_PENDING_PER_IP_MAX handshakes; a know
   } finally {
     for (const s of idle) s.destroy();
     await a.stop();
+  }
+});
+
+test('an address that keeps starting handshakes it never finishes is held to HANDSHAKES_PER_IP_PER_S', async () => {
+  let clockMs = 0;
+  const t = makeTransport(0, [keyOf(0), keyOf(1)], TEST_LIMITS, 0, () => clockMs);
+  await t.start();
+  try {
+    // Each connects and leaves at once, freeing its pending slot: only the rate stops them.
+    for (let i = 0; i < HANDSHAKES_PER_IP_BURST; i++) {
+      const s = await openSocket(t.address().port);
+      s.on('error', () => {});
+      await until(() => t.handshakesPending() === 1, `attempt ${i} accepted`);
+      s.destroy();
+      await until(() => t.handshakesPending() === 0, `attempt ${i} gone`);
+    }
+    assert.equal(t.counters().drops.tooManyHandshakes, 0, 'the burst is allowed');
+    const over = await openSocket(t.address().port);
+    over.on('error', () => {});
+    await until(() => t.counters().drops.tooManyHandshakes === 1, 'the next one refused');
+    over.destroy();
+    // A second later the address has HANDSHAKES_PER_IP_PER_S again: a known peer gets in.
+    clockMs += 1_000;
+    const peer = await rawPeer(t.address().port, keyOf(1));
+    await until(() => t.counters().connections === 1, 'the known peer connected');
+    assert.equal(peer.isClosed(), false);
+    peer.close();
+  } finally {
+    await t.stop();
+  }
+});
+
+test('handshakes that prove a known key do not use up the address rate', async () => {
+  // The clock stands still: no attempt is refilled, each must be given back.
+  const t = makeTransport(0, [keyOf(0), keyOf(1)], TEST_LIMITS, 0, () => 0);
+  await t.start();
+  try {
+    // A peer on the same host (a loopback cluster) reconnecting far more often than the rate.
+    for (let i = 0; i < HANDSHAKES_PER_IP_BURST + 2 * HANDSHAKES_PER_IP_PER_S; i++) {
+      const peer = await rawPeer(t.address().port, keyOf(1));
+      await until(() => t.counters().connections === i + 1, `connection ${i} opened`);
+      peer.close();
+      await until(() => t.peers().every((p) => p.state !== 'connected'), `connection ${i} closed`);
+    }
+    assert.equal(t.counters().drops.tooManyHandshakes, 0, 'none refused');
+  } finally {
+    await t.stop();
   }
 });
