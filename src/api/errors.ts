@@ -29,6 +29,13 @@ export const API_ERROR_CODES = [
   'UpgradeRequired',
   /** `wait=commit` ran out of time; the transaction may still commit. */
   'CommitTimeout',
+  /**
+   * `wait=commit`: this node's mempool dropped the transaction to make room
+   * before any block held it; it may still commit, or be submitted again.
+   */
+  'Evicted',
+  /** A WebSocket subscription to a market that settled (or was retired): it has no more messages. */
+  'MarketEnded',
   /** The server is at a limit (commit waiters), shutting down, or its node halted (no account state). */
   'Unavailable',
   'InternalError',
@@ -76,6 +83,8 @@ export function statusOfCode(code: string): number {
     case 'DuplicateNonce':
     case 'DuplicateClientOrderId':
       return 409;
+    case 'Evicted':
+      return 410;
     case 'MempoolFull':
       return 503;
     case 'Malformed':

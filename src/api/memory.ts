@@ -19,12 +19,15 @@ import type {
   RiskView,
   InstrumentView,
   LevelView,
+  MarketEndView,
   NodeView,
   ReadModel,
   StatusView,
   SubmitResult,
   TickerView,
   TradeView,
+  TxDrop,
+  TxDropCode,
   TxView,
   ValidatorView,
 } from './view.ts';
@@ -64,7 +67,7 @@ export class MemoryView implements NodeView {
   riskState: RiskView | undefined;
   height = 0;
   timeMs: number;
-  private readonly instrumentList: InstrumentView[];
+  private instrumentList: InstrumentView[];
   private readonly books = new Map<string, Book>();
   private readonly tradeLog = new Map<string, TradeView[]>();
   private readonly nextTradeId = new Map<string, number>();
@@ -73,7 +76,11 @@ export class MemoryView implements NodeView {
   private readonly txs = new Map<string, TxView>();
   private readonly blocks = new Map<number, BlockView>();
   private readonly listeners = new Set<(u: BlockUpdate) => void>();
+  private readonly dropListeners = new Set<(drop: TxDrop) => void>();
+  private readonly endedMarkets = new Map<string, MarketEndView>();
   private pending: { hash: string; tx: SignedTx }[] = [];
+  /** Markets the next block ends, with their settlement (absent: retired without one). */
+  private stagedEnds = new Map<string, { priceQuote: string; valueQuote: string } | undefined>();
   // Staged for the next block.
   private stagedBooks = new Map<string, { bids: Map<number, number>; asks: Map<number, number> }>();
   private stagedTrades: TradeView[] = [];
@@ -131,6 +138,28 @@ export class MemoryView implements NodeView {
   setAccount(account: Omit<AccountView, 'height'>, update?: AccountUpdate): void {
     this.accounts.set(account.address.toLowerCase(), { ...account, height: this.height });
     if (update !== undefined) this.stagedAccounts.push(update);
+  }
+
+  /**
+   * Ends a market with the next block, as its settlement does (`settlement`
+   * absent: retired without one): it leaves the instruments, its book, trades
+   * and ticker go, and the block's update lists it as ended.
+   */
+  settle(instrument: string, settlement?: { priceQuote: string; valueQuote: string }): void {
+    this.stagedEnds.set(instrument, settlement);
+  }
+
+  /**
+   * Lets go of a pending transaction as a node's mempool does (evicted, or
+   * refused by the committed state): it leaves the pending ones, looks up as
+   * `dropped`, and every drop listener hears of it now.
+   */
+  drop(hash: string, code: TxDropCode, message: string = code): void {
+    const at = this.pending.findIndex((p) => p.hash === hash);
+    if (at < 0) throw new Error(`no pending transaction ${hash}`);
+    this.pending.splice(at, 1);
+    this.txs.set(hash, { hash, status: 'dropped', code, message });
+    for (const listener of this.dropListeners) listener({ hash, code, message });
   }
 
   /** Commits a block: every pending transaction and every staged change. */
@@ -210,6 +239,23 @@ export class MemoryView implements NodeView {
       })),
     };
     this.blocks.set(height, block);
+    const ended: MarketEndView[] = [];
+    for (const [instrument, settlement] of this.stagedEnds) {
+      const end: MarketEndView = {
+        instrument,
+        reason: settlement === undefined ? 'retired' : 'settled',
+        height,
+        timeMs: this.timeMs,
+        ...settlement,
+      };
+      ended.push(end);
+      this.endedMarkets.set(instrument, end);
+      this.books.delete(instrument);
+      this.tickers.delete(instrument);
+      this.tradeLog.delete(instrument);
+      this.instrumentList = this.instrumentList.filter((i) => i.instrument !== instrument);
+    }
+    this.stagedEnds = new Map();
     const update: BlockUpdate = {
       height,
       timeMs: this.timeMs,
@@ -219,6 +265,7 @@ export class MemoryView implements NodeView {
       trades,
       tickers,
       accounts,
+      ended,
     };
     for (const listener of this.listeners) listener(update);
     return update;
@@ -279,6 +326,7 @@ export class MemoryView implements NodeView {
         };
       },
       trades: (instrument, count) => self.tradeLog.get(instrument)?.slice(-count),
+      ended: (instrument) => self.endedMarkets.get(instrument),
       account: (address, subaccount) => {
         const account = self.accounts.get(address.toLowerCase());
         if (account === undefined || subaccount === undefined) return account;
@@ -308,7 +356,10 @@ export class MemoryView implements NodeView {
       };
     }
     const hash = toHex(checked.hash);
-    if (this.txs.has(hash)) return { ok: false, code: 'DuplicateTx', message: 'already submitted' };
+    // A dropped one may be submitted again, as to a node's mempool.
+    if (this.txs.has(hash) && this.txs.get(hash)!.status !== 'dropped') {
+      return { ok: false, code: 'DuplicateTx', message: 'already submitted' };
+    }
     if (this.pending.length >= (this.options.mempoolMax ?? 10_000)) {
       return { ok: false, code: 'MempoolFull', message: 'the mempool is full' };
     }
@@ -321,5 +372,10 @@ export class MemoryView implements NodeView {
   subscribe(listener: (u: BlockUpdate) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  subscribeDropped(listener: (drop: TxDrop) => void): () => void {
+    this.dropListeners.add(listener);
+    return () => this.dropListeners.delete(listener);
   }
 }

@@ -224,7 +224,7 @@ const actionResultSchema = view<V.ActionResultView>()(
 export const txSchema = view<V.TxView>()(
   object({
     hash: hash(),
-    status: literal(['pending', 'committed', 'rejected'] as const),
+    status: literal(['pending', 'committed', 'rejected', 'dropped'] as const),
     height: optional(count()),
     index: optional(count()),
     code: optional(string()),
@@ -344,6 +344,18 @@ export const riskSchema = view<V.RiskView>()(
   }),
 );
 
+/** The `data` of a WebSocket `ended` message (docs/api.md, "Settled markets"). */
+export const marketEndSchema = view<V.MarketEndView>()(
+  object({
+    instrument: instrument(),
+    reason: literal(['settled', 'retired'] as const),
+    height: count(),
+    timeMs: count(),
+    priceQuote: optional(quote()),
+    valueQuote: optional(quote()),
+  }),
+);
+
 export const errorSchema = object({
   code: string(),
   message: string(),
@@ -356,7 +368,7 @@ export const errorSchema = object({
 // --- routes -------------------------------------------------------------------------
 
 /** The HTTP statuses of error answers (docs/api.md, "Errors"). */
-export type ErrorStatus = 400 | 403 | 404 | 409 | 413 | 415 | 422 | 429 | 500 | 503 | 504;
+export type ErrorStatus = 400 | 403 | 404 | 409 | 410 | 413 | 415 | 422 | 429 | 500 | 503 | 504;
 /** A route's error answers: each status it can give and what it means there. */
 export type ErrorAnswers = Readonly<Partial<Record<ErrorStatus, string>>>;
 
@@ -498,7 +510,8 @@ export const routes = {
   tx: route({
     method: 'GET',
     path: '/v1/tx/:hash',
-    summary: 'A transaction by hash: pending, committed or rejected, with its result',
+    summary:
+      "A transaction by hash: pending, committed or rejected with its result, or dropped from this node's mempool",
     params: object({ hash: hash() }),
     query: undefined,
     body: undefined,
@@ -554,13 +567,18 @@ export const routes = {
         '(Malformed, WrongChain, BadField, BadSignature)',
       403: 'AgentNotAllowed; with wait=commit, NotPermitted',
       409:
-        'DuplicateTx, or DuplicateNonce (a nonce the committed state holds); ' +
+        'DuplicateTx, or DuplicateNonce (a nonce the committed state holds; with wait=commit ' +
+        'and the hash, also once admitted: it will never commit); ' +
         'with wait=commit, DuplicateClientOrderId',
+      410:
+        'Evicted (wait=commit), with the hash: this node dropped it from its mempool to make ' +
+        'room before any block held it; it may still commit, or be submitted again',
       413: 'BodyTooLarge (API_BODY_BYTES_MAX) or Oversize (TX_BYTES_MAX)',
       415: 'UnsupportedMediaType: send application/json or application/octet-stream',
       422:
         'Committed but rejected by the exchange (wait=commit), with its code and the hash; ' +
-        'or refused at admission as its block would refuse it: Expired, StaleNonce',
+        'or refused as its block would refuse it: Expired, StaleNonce (at admission, or with ' +
+        'wait=commit and the hash once admitted: it will never commit)',
       503: 'MempoolFull, or Unavailable (too many transactions awaiting commit)',
       504: 'CommitTimeout (wait=commit): not final in time, with the hash; it may still commit',
     },

@@ -39,8 +39,8 @@ import type {
   Routes,
 } from './routes.ts';
 import type { JsonSchema } from './schema.ts';
-import type { NodeView, TxView } from './view.ts';
-import { WsHub } from './ws.ts';
+import type { NodeView, ReadModel, TxView } from './view.ts';
+import { WsHub, endedMessage } from './ws.ts';
 import type { WsLimits } from './ws.ts';
 
 export interface ApiLimits extends WsLimits {
@@ -223,7 +223,10 @@ function txBytes(body: BodyOf<Routes['submitTx']> | Buffer | undefined): Uint8Ar
   return Uint8Array.from(Buffer.from(body.tx, 'base64'));
 }
 
-/** Transactions some `wait=commit` request waits on, resolved from the block stream. */
+/**
+ * Transactions some `wait=commit` request waits on, resolved from the block
+ * stream, or by the mempool's drops (a `dropped` view) as they happen.
+ */
 class CommitWaiters {
   private readonly waiting = new Map<string, Set<(tx: TxView | undefined) => void>>();
   private count = 0;
@@ -310,15 +313,21 @@ function makeHandlers(
       const read = view.read();
       return { height: read.height, instruments: read.instruments() };
     },
-    ticker: ({ params }) =>
-      view.read().ticker(params.instrument) ?? notFoundOf(`instrument ${params.instrument}`),
-    book: ({ params, query }) =>
-      view.read().book(params.instrument, query.depth ?? L.API_BOOK_DEPTH_DEFAULT) ??
-      notFoundOf(`instrument ${params.instrument}`),
+    ticker: ({ params }) => {
+      const read = view.read();
+      return read.ticker(params.instrument) ?? noInstrument(read, params.instrument);
+    },
+    book: ({ params, query }) => {
+      const read = view.read();
+      return (
+        read.book(params.instrument, query.depth ?? L.API_BOOK_DEPTH_DEFAULT) ??
+        noInstrument(read, params.instrument)
+      );
+    },
     trades: ({ params, query }) => {
       const read = view.read();
       const trades = read.trades(params.instrument, query.limit ?? L.API_TRADES_DEFAULT);
-      if (trades === undefined) throw notFound(`instrument ${params.instrument}`);
+      if (trades === undefined) return noInstrument(read, params.instrument);
       return { instrument: params.instrument, height: read.height, trades };
     },
     account: ({ params, query }) =>
@@ -358,7 +367,9 @@ function makeHandlers(
         waiter,
         Math.min(timeoutMs, limits.waitCommitMsMax),
       );
-      if (final.status === 'rejected') {
+      if (final.status === 'rejected' || final.status === 'dropped') {
+        // Refused in its block, or let go by the mempool before any block held it
+        // (Evicted, or the committed state's refusal: TX_DROP_CODES).
         const code = final.code ?? 'Rejected';
         throw new ApiError(code, statusOfCode(code), final.message ?? code, { hash });
       }
@@ -388,6 +399,13 @@ export { clientKeyOf };
 
 function notFoundOf(what: string): never {
   throw notFound(what);
+}
+
+/** An instrument with no market now: 404, saying how it ended when the node remembers that. */
+function noInstrument(read: ReadModel, instrument: string): never {
+  const ended = read.ended(instrument);
+  if (ended === undefined) throw notFound(`instrument ${instrument}`);
+  throw new ApiError('NotFound', 404, endedMessage(ended));
 }
 
 /**
@@ -633,6 +651,11 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     },
     { any: () => false, has: () => false },
   );
+  // A transaction the mempool lets go of is answered at once: no block will
+  // bring it to this node's waiters (an evicted one may still commit elsewhere).
+  const unsubscribeDropped = view.subscribeDropped((drop) =>
+    waiters.settle({ hash: drop.hash, status: 'dropped', code: drop.code, message: drop.message }),
+  );
 
   app.addHook('onRequest', async (req: FastifyRequest) => {
     const retryAfterMs = ipLimiter.take(clientKeyOf(req.ip));
@@ -821,6 +844,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     hub,
     async close() {
       unsubscribe();
+      unsubscribeDropped();
       waiters.cancelAll();
       hub.close();
       for (const client of wss.clients) client.terminate();

@@ -227,20 +227,22 @@ export interface ActionResultView {
   count?: number;
 }
 
-export type TxStatus = 'pending' | 'committed' | 'rejected';
+export type TxStatus = 'pending' | 'committed' | 'rejected' | 'dropped';
 
 export interface TxView {
   hash: string;
   /**
    * pending: admitted to the mempool, not yet in a block. committed: in a block
    * and accepted. rejected: in a block but refused as a whole (nonce, expiry,
-   * agent) or, for a single action, that action refused.
+   * agent) or, for a single action, that action refused. dropped: admitted,
+   * then let go by this node's mempool before any block it executed held it
+   * (`code`, a TxDropCode, says why; docs/api.md, "Dropped transactions").
    */
   status: TxStatus;
   height?: number;
   /** Position in its block. */
   index?: number;
-  /** Why it was rejected (an exchange rejection code). */
+  /** Why it was rejected (an exchange rejection code) or dropped (a TxDropCode). */
   code?: string;
   message?: string;
   /** One per action when in a block. */
@@ -251,6 +253,23 @@ export interface BlockTxView {
   hash: string;
   ok: boolean;
   code?: string;
+}
+
+/**
+ * Why a node's mempool let go of an admitted transaction before any block
+ * held it. Evicted: this node dropped it to make room, and it may still
+ * commit (a validator that holds it may propose it) or be submitted again.
+ * The others are the exchange's refusals by the committed state, which every
+ * later block would give it too: it will never commit.
+ */
+export const TX_DROP_CODES = ['Evicted', 'Expired', 'StaleNonce', 'DuplicateNonce'] as const;
+export type TxDropCode = (typeof TX_DROP_CODES)[number];
+
+/** A transaction a node's mempool let go of (NodeView.subscribeDropped). */
+export interface TxDrop {
+  hash: string;
+  code: TxDropCode;
+  message: string;
 }
 
 /** Duplicate-vote evidence committed in a block. */
@@ -449,6 +468,23 @@ export interface RiskView {
   oracle: OracleView[];
 }
 
+/**
+ * A market that left the exchange in a block: settled at its expiry (every
+ * position closed at the settlement value), or retired without a settlement.
+ * Its book, trades and ticker are no longer published.
+ */
+export interface MarketEndView {
+  instrument: string;
+  reason: 'settled' | 'retired';
+  /** The block that ended it. */
+  height: number;
+  timeMs: number;
+  /** settled: the settlement price (30-minute index TWAP), quote units per whole base unit. */
+  priceQuote?: QuoteString;
+  /** settled: what one whole base unit long received (the price for a future, the payoff for an option). */
+  valueQuote?: QuoteString;
+}
+
 /** Everything one committed block changed, published once the read model shows it. */
 export interface BlockUpdate {
   height: number;
@@ -464,6 +500,8 @@ export interface BlockUpdate {
    * every one while some listener subscribed without an interest.
    */
   accounts: AccountUpdate[];
+  /** The markets this block ended (settled or retired). */
+  ended: MarketEndView[];
 }
 
 /**
@@ -494,9 +532,14 @@ export interface ReadModel {
   book(instrument: string, depthLevels: number): BookView | undefined;
   /** Most recent last; undefined: no such instrument. */
   trades(instrument: string, count: number): TradeView[] | undefined;
+  /**
+   * How a market that is no longer live ended, if the node remembers it
+   * (docs/api.md, "Settled markets"); undefined for a live or unknown one.
+   */
+  ended(instrument: string): MarketEndView | undefined;
   /** undefined: the address has no account. `subaccount` narrows to one. */
   account(address: string, subaccount?: number): AccountView | undefined;
-  /** Pending transactions (in this node's mempool) too. */
+  /** Pending transactions (in this node's mempool) too, and those it recently dropped. */
   tx(hash: string): TxView | undefined;
   block(height: number): BlockView | undefined;
   /** Consensus state as this node sees it; absent: the view does not know it. */
@@ -539,4 +582,10 @@ export interface NodeView {
    * one). Returns the unsubscribe function.
    */
   subscribe(listener: (update: BlockUpdate) => void, accounts?: AccountInterest): () => void;
+  /**
+   * Calls `listener` for each transaction the node's mempool lets go of
+   * after admitting it, before any block it executed held it, as it goes
+   * (read().tx then answers `dropped` for it). Returns the unsubscribe function.
+   */
+  subscribeDropped(listener: (drop: TxDrop) => void): () => void;
 }

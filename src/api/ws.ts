@@ -15,6 +15,12 @@
 // (AccountInterest): those followed, and for resumeBlocksMax blocks after their
 // last follower left, so that a reconnecting client finds them buffered. A
 // resume over blocks built without its address gets a snapshot instead.
+//
+// A market that settles (or is otherwise retired) ends its book, trades and
+// ticker channels: each follower gets one `ended` message with how it ended,
+// and the subscription is over on the server too (it no longer counts against
+// the connection's limit). A subscription to such a market is refused with
+// MarketEnded and the same record.
 
 import { Ajv } from 'ajv';
 import type { WebSocket } from 'ws';
@@ -33,7 +39,7 @@ import { ApiError } from './errors.ts';
 import { RateLimiter } from './ratelimit.ts';
 import { ADDRESS_PATTERN, INSTRUMENT_PATTERN, wsSubmitSchema } from './routes.ts';
 import type { WsSubmitRequest } from './routes.ts';
-import type { BlockUpdate, BookDelta, NodeView, ReadModel } from './view.ts';
+import type { BlockUpdate, BookDelta, MarketEndView, NodeView, ReadModel } from './view.ts';
 
 export type ChannelKind = 'book' | 'trades' | 'ticker' | 'account' | 'blocks';
 export const CHANNEL_KINDS: readonly ChannelKind[] = [
@@ -55,6 +61,8 @@ export type WsRequest =
 export type WsMessage =
   | { type: 'subscribed' | 'unsubscribed'; channel: string }
   | { type: 'snapshot' | 'update'; channel: string; seq: number; data: unknown }
+  /** The channel's market settled or was retired: its last message; the subscription is over. */
+  | { type: 'ended'; channel: string; seq: number; data: MarketEndView }
   | { type: 'submitted'; id: string; data: unknown }
   | {
       type: 'error';
@@ -68,6 +76,8 @@ export type WsMessage =
       errorId?: string;
       /** The HTTP status POST /v1/tx answers this error with (submissions). */
       status?: number;
+      /** MarketEnded: how the channel's market ended. */
+      ended?: MarketEndView;
     }
   | { type: 'pong' };
 
@@ -116,6 +126,20 @@ export function parseChannel(channel: string): { kind: ChannelKind; key: string 
     return instrumentRe.test(key) && key.length <= 48 ? { kind, key } : undefined;
   }
   return undefined;
+}
+
+/** The channels a market's end closes. */
+const MARKET_CHANNEL_KINDS = ['book', 'trades', 'ticker'] as const;
+
+/** How a market ended, in words (a MarketEnded refusal, a 404 for its instrument). */
+export function endedMessage(end: MarketEndView): string {
+  return end.reason === 'settled'
+    ? `${end.instrument} settled at height ${end.height}` +
+        (end.priceQuote !== undefined
+          ? ` at the settlement price ${end.priceQuote} quote units per base unit`
+          : '') +
+        '; it has no book, trades or ticker any more'
+    : `${end.instrument} was retired at height ${end.height}; it has no book, trades or ticker any more`;
 }
 
 /** The one name of a parsed channel: an account's address in lower case. */
@@ -673,6 +697,17 @@ export class WsHub {
     const read = this.view.read();
     if (parsed.kind !== 'account' && parsed.kind !== 'blocks') {
       if (read.book(parsed.key, 1) === undefined) {
+        const ended = read.ended(parsed.key);
+        if (ended !== undefined) {
+          // Not "no such instrument": it existed, and its channels have nothing more to say.
+          return this.send(conn, {
+            type: 'error',
+            code: 'MarketEnded',
+            message: endedMessage(ended),
+            channel: shown,
+            ended,
+          });
+        }
         return this.error(conn, 'NotFound', `no instrument ${parsed.key}`, shown);
       }
     }
@@ -800,6 +835,24 @@ export class WsHub {
       const dataJson = JSON.stringify(m.data);
       for (const conn of this.followers.get(m.channel)!) {
         this.deliver(conn, conn.subs.get(m.channel)!, m.seq, dataJson);
+      }
+    }
+    for (const end of u.ended) this.endMarket(end);
+  }
+
+  /**
+   * A market ended in the block just delivered: each of its channels' followers
+   * gets its last message, and the subscription is over on the server too.
+   */
+  private endMarket(end: MarketEndView): void {
+    for (const kind of MARKET_CHANNEL_KINDS) {
+      const channel = `${kind}:${end.instrument}`;
+      const set = this.followers.get(channel);
+      if (set === undefined) continue;
+      for (const conn of [...set]) {
+        const sub = conn.subs.get(channel)!;
+        this.unfollow(conn, channel);
+        this.send(conn, { type: 'ended', channel: sub.name, seq: end.height, data: end });
       }
     }
   }

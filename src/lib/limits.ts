@@ -747,6 +747,18 @@ export const VIEW_BLOCKS_KEPT = 2_000;
 export const VIEW_TX_INDEX_BLOCKS_MAX = 20_000;
 /** Recent trades kept per instrument. */
 export const VIEW_TRADES_KEPT = 1_000;
+/**
+ * Transactions the mempool let go of (evicted, or refused by the committed
+ * state) that `GET /v1/tx/:hash` answers as `dropped` (oldest forgotten first):
+ * a full mempool's worth.
+ */
+export const VIEW_DROPPED_TXS_KEPT = MEMPOOL_TXS_MAX;
+/**
+ * Settled (or retired) markets the read model remembers, so that a
+ * subscription to one is refused as ended rather than unknown: months of a
+ * devnet's daily expiries.
+ */
+export const VIEW_ENDED_MARKETS_KEPT = 10_000;
 
 assert(VIEW_TRADES_KEPT >= API_TRADES_MAX, 'a trades query can be answered in full');
 

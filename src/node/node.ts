@@ -33,7 +33,7 @@ import type { Log } from './log.ts';
 import { silentLog } from './log.ts';
 import type { ExecutedBlock, HaltReport } from './loop.ts';
 import { NodeLoop, lastCheckpoint } from './loop.ts';
-import type { AddResult, MempoolEntry } from './mempool/mempool.ts';
+import type { AddResult, Dropped, MempoolEntry, MempoolLimits } from './mempool/mempool.ts';
 import { Mempool } from './mempool/mempool.ts';
 import { SignatureCache } from './mempool/sigcache.ts';
 import type { PeerNetwork } from './network.ts';
@@ -78,6 +78,8 @@ export interface ZommaNodeOptions {
   readonly results?: ResultsStore;
   /** Keep this many latest heights in the block store, never below the latest snapshot (0: all). */
   readonly blocksKept?: number;
+  /** The mempool's bounds (default: MEMPOOL_* in limits.ts); tests make them small. */
+  readonly mempoolLimits?: Partial<MempoolLimits>;
 }
 
 export interface CommittedBlock {
@@ -116,6 +118,7 @@ export class ZommaNode {
   /** Per-block results, saved before a block is published. */
   readonly results: ResultsStore;
   private readonly listeners = new Set<(block: CommittedBlock) => void>();
+  private readonly dropListeners = new Set<(dropped: Dropped) => void>();
   private readonly log: Log;
   private recheckRunning = false;
   private recheckAgain = false;
@@ -134,11 +137,21 @@ export class ZommaNode {
       chainId,
       signatures: this.signatures,
       verifyBatch: options.verifyBatch ?? verifyHere,
+      ...(options.mempoolLimits ? { limits: options.mempoolLimits } : {}),
       onAdmitted: (entries, from) => {
         this.gossip(entries, from);
         this.loop.txsAdmitted();
       },
       staleCodeOf: (tx) => this.app.staleCodeOf(tx),
+      onDropped: (dropped) => {
+        for (const listener of this.dropListeners) {
+          try {
+            listener(dropped);
+          } catch (error) {
+            this.log.error({ error: String(error) }, 'a drop listener failed');
+          }
+        }
+      },
     });
     const appOptions = {
       genesis: options.genesis,
@@ -241,6 +254,16 @@ export class ZommaNode {
   subscribe(listener: (block: CommittedBlock) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * Calls `listener` for each admitted transaction the mempool lets go of
+   * without it being committed (evicted, or refused by the re-check), as it
+   * goes. Returns the unsubscribe function.
+   */
+  subscribeDropped(listener: (dropped: Dropped) => void): () => void {
+    this.dropListeners.add(listener);
+    return () => this.dropListeners.delete(listener);
   }
 
   private onFrame(peer: PeerId, bytes: Uint8Array): void {
@@ -349,7 +372,7 @@ export class ZommaNode {
     this.recheckRunning = true;
     setImmediate(() => {
       void this.mempool
-        .recheck((tx) => this.app.stillValid(tx))
+        .recheck((tx) => this.app.staleCodeOf(tx))
         .finally(() => {
           this.recheckRunning = false;
           if (this.recheckAgain) {

@@ -28,7 +28,7 @@
 import type { AccountInterest, AccountUpdate, BlockTxView, BlockUpdate } from '../api/view.ts';
 import type { BlockEventView, CommitSignerView, ConsensusView } from '../api/view.ts';
 import type { EvidenceView, InsurancePointView, OracleView, RiskView } from '../api/view.ts';
-import type { SettlementView } from '../api/view.ts';
+import type { MarketEndView, SettlementView, TxDrop } from '../api/view.ts';
 import type { BlockView, BookDelta, BookView, FillView, InstrumentView } from '../api/view.ts';
 import type { LevelView, NodeView, OrderView, PositionView, ReadModel } from '../api/view.ts';
 import type { StatusView, SubaccountView, SubmitRejectCode, SubmitResult } from '../api/view.ts';
@@ -69,6 +69,8 @@ import {
   API_ACCOUNT_ORDERS_MAX,
   BOOK_DEPTH_LEVELS_MAX,
   VIEW_BLOCKS_KEPT,
+  VIEW_DROPPED_TXS_KEPT,
+  VIEW_ENDED_MARKETS_KEPT,
   VIEW_TX_INDEX_BLOCKS_MAX,
   VIEW_CONSENSUS_RECENT_BLOCKS,
   VIEW_INSURANCE_POINTS_KEPT,
@@ -81,6 +83,7 @@ import type { Log } from './log.ts';
 import { silentLog } from './log.ts';
 import { loadCommitted } from './loop.ts';
 import type { BlockResults } from './results.ts';
+import type { Dropped } from './mempool/mempool.ts';
 import type { CommittedBlock, ZommaNode } from './node.ts';
 import { oracleFromVotes, oracleVotesOf } from './oracle.ts';
 import type { Storage } from './storage/index.ts';
@@ -115,6 +118,8 @@ interface Published {
   readonly markets: ReadonlyMap<string, PublishedMarket>;
   readonly insuranceQuote: string;
   readonly oracle: () => readonly OracleView[];
+  /** Markets no longer live, by instrument, as far as the node remembers (oldest first). */
+  readonly ended: ReadonlyMap<string, MarketEndView>;
 }
 
 /** What the view follows of one live market between blocks (never published itself). */
@@ -181,6 +186,7 @@ class ChainUpdate implements BlockUpdate {
     readonly accounts: AccountUpdate[],
     /** The tickers whose inputs moved in this block: before (none: newly listed) and after. */
     moved: readonly (readonly [TickerSlot | undefined, TickerSlot])[],
+    readonly ended: MarketEndView[],
   ) {
     const tickers = lazy(() =>
       moved
@@ -222,6 +228,43 @@ const SUBMIT_CODES: Record<string, SubmitRejectCode> = {
   MempoolFull: 'MempoolFull',
 };
 
+/** A market's end by its settlement event. */
+function settledView(
+  e: Extract<ExchangeEvent, { type: 'marketSettled' }>,
+  height: number,
+  timeMs: number,
+): MarketEndView {
+  return {
+    instrument: e.market,
+    reason: 'settled',
+    height,
+    timeMs,
+    priceQuote: quoteString(e.settlementPriceQuote),
+    valueQuote: quoteString(e.valueQuote),
+  };
+}
+
+/**
+ * The ended markets after a block: `prev` with `ends` added (last), less any
+ * name listed again, the oldest dropped past VIEW_ENDED_MARKETS_KEPT. A new
+ * map only when something changed: published records are never changed.
+ */
+function endedAfter(
+  prev: ReadonlyMap<string, MarketEndView>,
+  ends: readonly MarketEndView[],
+  listed: readonly string[],
+): ReadonlyMap<string, MarketEndView> {
+  if (ends.length === 0 && !listed.some((name) => prev.has(name))) return prev;
+  const next = new Map(prev);
+  for (const name of listed) next.delete(name);
+  for (const e of ends) {
+    next.delete(e.instrument);
+    next.set(e.instrument, e);
+  }
+  while (next.size > VIEW_ENDED_MARKETS_KEPT) next.delete(next.keys().next().value!);
+  return next;
+}
+
 /** The last `max` items of `old` followed by `added`, as a new array (neither input changes). */
 export function lastKept<T>(old: readonly T[], added: readonly T[], max: number): T[] {
   const drop = Math.max(0, old.length + added.length - max);
@@ -240,6 +283,12 @@ export class ChainView implements NodeView {
     AccountInterest | undefined
   >();
   private readonly txs = new Map<string, TxView>();
+  /**
+   * Transactions the mempool let go of, as `tx` answers them (oldest first):
+   * without them a dropped transaction would look unknown to the node.
+   */
+  private readonly dropped = new Map<string, TxView>();
+  private readonly dropListeners = new Set<(drop: TxDrop) => void>();
   private readonly blocks = new Map<number, KeptBlock>();
   /** The live markets, by market index (a settled market's slot may be reused by a new one). */
   private readonly tracked: (Tracked | undefined)[] = [];
@@ -271,6 +320,9 @@ export class ChainView implements NodeView {
   private readonly rested: RestedOrders;
   private published: Published;
   private readonly unsubscribe: () => void;
+  private readonly unsubscribeDropped: () => void;
+  /** Markets ended in the blocks a restart read back (published with the first height). */
+  private readonly storedEnds: MarketEndView[] = [];
 
   constructor(options: ChainViewOptions) {
     this.node = options.node;
@@ -300,10 +352,16 @@ export class ChainView implements NodeView {
       markets,
       insuranceQuote: quoteString(state.insuranceQuote),
       oracle: () => [],
+      ended: endedAfter(
+        new Map(),
+        this.storedEnds.filter((e) => !state.marketByName.has(e.instrument)),
+        [],
+      ),
     };
     this.settling = settlingHolders(state);
     this.rested = new RestedOrders(state);
     this.unsubscribe = this.node.subscribe((b) => this.onBlock(b));
+    this.unsubscribeDropped = this.node.subscribeDropped((d) => this.onDropped(d));
   }
 
   /** Starts following a market (at construction, and when one is listed): its first publication. */
@@ -330,7 +388,9 @@ export class ChainView implements NodeView {
 
   close(): void {
     this.unsubscribe();
+    this.unsubscribeDropped();
     this.listeners.clear();
+    this.dropListeners.clear();
   }
 
   private get state(): ExchangeState {
@@ -360,6 +420,7 @@ export class ChainView implements NodeView {
         return view;
       },
       trades: (instrument, count) => p.markets.get(instrument)?.trades.slice(-count),
+      ended: (instrument) => p.ended.get(instrument),
       account: (address, subaccount) => this.accountOf(address, subaccount),
       tx: (hash) => this.txOf(hash),
       block: (height) => (height <= p.height ? this.blockOf(height) : undefined),
@@ -379,6 +440,28 @@ export class ChainView implements NodeView {
   subscribe(listener: (update: BlockUpdate) => void, accounts?: AccountInterest): () => void {
     this.listeners.set(listener, accounts);
     return () => this.listeners.delete(listener);
+  }
+
+  subscribeDropped(listener: (drop: TxDrop) => void): () => void {
+    this.dropListeners.add(listener);
+    return () => this.dropListeners.delete(listener);
+  }
+
+  /** The mempool let go of a transaction: `tx` says so from now, and the listeners hear it. */
+  private onDropped(d: Dropped): void {
+    this.dropped.delete(d.hash);
+    this.dropped.set(d.hash, { hash: d.hash, status: 'dropped', code: d.code, message: d.message });
+    if (this.dropped.size > VIEW_DROPPED_TXS_KEPT) {
+      this.dropped.delete(this.dropped.keys().next().value!);
+    }
+    const drop: TxDrop = { hash: d.hash, code: d.code, message: d.message };
+    for (const listener of this.dropListeners) {
+      try {
+        listener(drop);
+      } catch (error) {
+        this.log.error({ error: String(error) }, 'a drop listener failed');
+      }
+    }
   }
 
   /** Which touched accounts get an update this block: all, some (by address), or none. */
@@ -507,7 +590,9 @@ export class ChainView implements NodeView {
   private txOf(hash: string): TxView | undefined {
     const known = this.txs.get(hash);
     if (known !== undefined) return known;
-    return this.node.mempool.has(hash) ? { hash, status: 'pending' } : undefined;
+    // Held again (submitted again after its drop): pending, whatever became of the copy before.
+    if (this.node.mempool.has(hash)) return { hash, status: 'pending' };
+    return this.dropped.get(hash);
   }
 
   private blockOf(height: number): BlockView | undefined {
@@ -599,6 +684,11 @@ export class ChainView implements NodeView {
             : { hash, status: 'committed', height: h, index },
         );
       });
+      for (const e of results?.details?.events ?? []) {
+        if (e.type === 'marketSettled') {
+          this.storedEnds.push(settledView(e, h, stored!.block.header.timeMs));
+        }
+      }
       if (!complete || results.details?.auctionTradesKept !== true) {
         trades = new Map();
         continue;
@@ -665,6 +755,8 @@ export class ChainView implements NodeView {
     // The same bytes included again (a proposer may) are refused for their
     // used nonce: that refusal says nothing of what the copy before did.
     if (isReplayRefusal(view) && this.txs.has(hash)) return;
+    // An evicted transaction another validator proposed: its block's answer is the one that holds.
+    this.dropped.delete(hash);
     this.txs.delete(hash);
     this.txs.set(hash, view);
     if (this.txs.size > VIEW_TXS_KEPT) {
@@ -996,6 +1088,7 @@ export class ChainView implements NodeView {
     this.settling = settlingHolders(state);
     const prev = this.published;
     const published = this.publishMarkets(prev, activity.trades, height);
+    const ends = this.endsOf(published.ended, txs.exchange.events, height, timeMs);
     this.published = {
       height,
       timeMs,
@@ -1005,6 +1098,7 @@ export class ChainView implements NodeView {
       markets: published.markets,
       insuranceQuote: fields.insuranceQuote!,
       oracle: kept.oracle,
+      ended: endedAfter(prev.ended, ends, published.listed),
     };
     const update = new ChainUpdate(
       height,
@@ -1015,6 +1109,7 @@ export class ChainView implements NodeView {
       activity.trades,
       wanted === 'none' ? [] : this.accountUpdates(activity, wanted === 'all' ? null : wanted),
       published.movedTickers,
+      ends,
     );
     // After the account updates: they read the orders as they rested before this block.
     this.rested.refresh(state, ordersMoved);
@@ -1042,6 +1137,9 @@ export class ChainView implements NodeView {
     deltas: BookDelta[];
     movedTickers: (readonly [TickerSlot | undefined, TickerSlot])[];
     instrumentsMoved: boolean;
+    /** Markets this block listed, and those it ended (no longer live), by instrument. */
+    listed: string[];
+    ended: string[];
   } {
     // One new list per instrument that traded (published lists are never changed in place).
     const newTrades = new Map<string, TradeView[]>();
@@ -1054,6 +1152,8 @@ export class ChainView implements NodeView {
     const deltas: BookDelta[] = [];
     const movedTickers: (readonly [TickerSlot | undefined, TickerSlot])[] = [];
     let instrumentsMoved = false;
+    const listed: string[] = [];
+    const ended: string[] = [];
     let live = 0;
     for (const m of this.state.markets) {
       if (m.retired) {
@@ -1066,6 +1166,7 @@ export class ChainView implements NodeView {
       if (tracked === undefined || tracked.name !== name) {
         // Listed by this block: the feed follows it from here, its first delta at the next change.
         const opened = this.openMarket(m, height - 1);
+        listed.push(name);
         tracked = this.tracked[m.index]!;
         (markets ??= new Map(prev.markets)).set(name, opened);
         movedTickers.push([undefined, opened.ticker]);
@@ -1104,10 +1205,38 @@ export class ChainView implements NodeView {
         if (this.state.marketByName.has(name)) continue;
         markets.delete(name);
         this.tradeIds.delete(name);
+        ended.push(name);
       }
       instrumentsMoved = true;
     }
-    return { markets: markets ?? prev.markets, deltas, movedTickers, instrumentsMoved };
+    return {
+      markets: markets ?? prev.markets,
+      deltas,
+      movedTickers,
+      instrumentsMoved,
+      listed,
+      ended,
+    };
+  }
+
+  /**
+   * How each market the block ended did: settled, with its settlement from
+   * the block's event, or retired (no market leaves otherwise today, but one
+   * that did would still end its channels).
+   */
+  private endsOf(
+    names: readonly string[],
+    events: readonly ExchangeEvent[],
+    height: number,
+    timeMs: number,
+  ): MarketEndView[] {
+    if (names.length === 0) return [];
+    return names.map((instrument) => {
+      const e = events.find((x) => x.type === 'marketSettled' && x.market === instrument);
+      return e?.type === 'marketSettled'
+        ? settledView(e, height, timeMs)
+        : { instrument, reason: 'retired', height, timeMs };
+    });
   }
 
   /** Replaces the kept view of `height` with one from its canonical certificate. */

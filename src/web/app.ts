@@ -46,7 +46,11 @@ export interface App {
 
 export type View = (root: El, app: App, scope: Scope, args: string[]) => void;
 
-/** Subscribes for as long as the scope lives. */
+/**
+ * Subscribes for as long as the scope lives. The handler gets the channel's
+ * data (snapshots and updates): a settled market's channel ends with no data
+ * of that kind, and the instrument list the header re-reads drops the market.
+ */
 export function follow(
   app: App,
   scope: Scope,
@@ -54,7 +58,7 @@ export function follow(
   handler: (event: ChannelEvent) => void,
 ): void {
   const stop = app.socket.subscribe(channel, (event) => {
-    if (scope.alive) handler(event);
+    if (scope.alive && event.type !== 'ended') handler(event);
   });
   scope.onDispose(stop);
 }

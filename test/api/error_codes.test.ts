@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { API_ERROR_CODES, statusOfCode } from '../../src/api/errors.ts';
-import { SUBMIT_REJECT_CODES } from '../../src/api/view.ts';
+import { SUBMIT_REJECT_CODES, TX_DROP_CODES } from '../../src/api/view.ts';
 import { REJECT_CODES } from '../../src/exchange/errors.ts';
 
 const DOC = readFileSync(new URL('../../docs/api.md', import.meta.url), 'utf8');
@@ -28,7 +28,7 @@ function errorTable(): [number, string[]][] {
 
 test('every code the API answers with is named in docs/api.md', () => {
   const named = new Set([...DOC.matchAll(CODE)].map((m) => m[1]!));
-  for (const code of [...API_ERROR_CODES, ...SUBMIT_REJECT_CODES]) {
+  for (const code of [...API_ERROR_CODES, ...SUBMIT_REJECT_CODES, ...TX_DROP_CODES]) {
     assert.ok(named.has(code), `docs/api.md names ${code}`);
   }
   // The exchange's rejections are named by their list, REJECT_CODES.
@@ -36,7 +36,12 @@ test('every code the API answers with is named in docs/api.md', () => {
 });
 
 test("every code of docs/api.md's error table is one the API answers, under its status", () => {
-  const known = new Set<string>([...API_ERROR_CODES, ...SUBMIT_REJECT_CODES, ...REJECT_CODES]);
+  const known = new Set<string>([
+    ...API_ERROR_CODES,
+    ...SUBMIT_REJECT_CODES,
+    ...TX_DROP_CODES,
+    ...REJECT_CODES,
+  ]);
   const rows = errorTable();
   assert.ok(rows.length > 10, 'the table is found');
   for (const [status, codes] of rows) {
@@ -55,4 +60,20 @@ test("every code of docs/api.md's error table is one the API answers, under its 
       }
     }
   }
+});
+
+test('docs/api.md\'s "Dropped transactions" table lists every drop code, under the status it is answered with', () => {
+  const rows = [...DOC.matchAll(/^\| `([A-Za-z]+)` +\| (\d{3}) +\|/gm)].map(
+    (m) => [m[1]!, Number(m[2])] as const,
+  );
+  assert.deepEqual(
+    rows.map(([code]) => code).sort(),
+    [...TX_DROP_CODES].sort(),
+    'one row per drop code',
+  );
+  for (const [code, status] of rows) {
+    assert.equal(statusOfCode(code), status, `${code} is answered with ${status}`);
+  }
+  // The code a node alone decides is one the API itself answers with.
+  assert.ok((API_ERROR_CODES as readonly string[]).includes('Evicted'), 'Evicted is an API code');
 });

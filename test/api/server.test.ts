@@ -13,7 +13,7 @@ import { ApiError, statusOfCode } from '../../src/api/errors.ts';
 import { INTEGER_TEXT, openApiDocument, openApiPath } from '../../src/api/openapi.ts';
 import { startApiServer } from '../../src/api/server.ts';
 import { routes } from '../../src/api/routes.ts';
-import { SUBMIT_REJECT_CODES } from '../../src/api/view.ts';
+import { SUBMIT_REJECT_CODES, TX_DROP_CODES } from '../../src/api/view.ts';
 import type { ReadModel, SubmitRejectCode } from '../../src/api/view.ts';
 import { REJECT_CODES } from '../../src/exchange/errors.ts';
 import {
@@ -326,6 +326,53 @@ test('wait=commit answers with the final result, a typed rejection, or CommitTim
   }
 });
 
+test('wait=commit: a transaction the mempool drops is answered at once with why, its hash and status; it looks up as dropped', async () => {
+  const view = makeView();
+  const server = await serve(view);
+  const post = (bytes: Uint8Array) =>
+    call(server.url, '/v1/tx?wait=commit&timeoutMs=60000', {
+      method: 'POST',
+      body: bytes,
+      type: 'application/octet-stream',
+    });
+  try {
+    const cases = [
+      ['Evicted', 410],
+      ['Expired', 422],
+      ['StaleNonce', 422],
+      ['DuplicateNonce', 409],
+    ] as const;
+    for (const [i, [code, status]] of cases.entries()) {
+      const tx = order(40 + i);
+      const hash = toHex(tx.hash);
+      const answer = post(tx.bytes);
+      // Admitted and waiting: then let go of, as the node's mempool does.
+      await until(async () => (await call(server.url, `/v1/tx/${hash}`)).status === 200);
+      view.drop(hash, code, `dropped: ${code}`);
+      const dropped = await answer;
+      assert.equal(dropped.status, status, code);
+      assert.deepEqual(dropped.body, { code, message: `dropped: ${code}`, hash });
+      const looked = await call(server.url, `/v1/tx/${hash}`);
+      assert.deepEqual(looked.body, { hash, status: 'dropped', code, message: `dropped: ${code}` });
+    }
+    // A dropped one may be submitted again: pending, then committed as any other.
+    const again = order(40);
+    const resent = post(again.bytes);
+    await until(
+      async () => (await call(server.url, `/v1/tx/${toHex(again.hash)}`)).body.status === 'pending',
+    );
+    view.commit();
+    assert.equal((await resent).body.status, 'committed');
+  } finally {
+    await server.close();
+  }
+});
+
+/** Polls `check` on every turn of the event loop until it holds. */
+async function until(check: () => Promise<boolean>): Promise<void> {
+  while (!(await check())) await new Promise((resolve) => setImmediate(resolve));
+}
+
 test('bad transactions get 4xx with the tx layer codes', async () => {
   const view = makeView({ mempoolMax: 1 });
   const server = await serve(view);
@@ -547,7 +594,13 @@ test('every status a route answers is one its OpenAPI operation lists', async ()
     new Set(Object.keys(doc.paths[path]![method]!.responses).map(Number));
   const submitListed = listed('/v1/tx', 'post');
   // What the view's checks, the exchange (wait=commit) and the handler itself can answer.
-  for (const code of [...SUBMIT_REJECT_CODES, ...REJECT_CODES, 'Unavailable', 'CommitTimeout']) {
+  for (const code of [
+    ...SUBMIT_REJECT_CODES,
+    ...REJECT_CODES,
+    ...TX_DROP_CODES,
+    'Unavailable',
+    'CommitTimeout',
+  ]) {
     const status =
       code === 'Unavailable' ? 503 : code === 'CommitTimeout' ? 504 : statusOfCode(code);
     assert.ok(submitListed.has(status), `POST /v1/tx lists ${status} (${code})`);

@@ -1437,3 +1437,94 @@ test(
     }
   },
 );
+
+test('SDK channels: an ended market is handed to its consumer as the last event and never asked for again, whatever endRefused says', () => {
+  for (const endRefused of [true, false]) {
+    const sent: { op: string; channel?: string }[] = [];
+    const errors: ChannelError[] = [];
+    const channels = new Channels(
+      (r) => sent.push(r as { op: string; channel?: string }),
+      (e) => errors.push(e),
+      { endRefused },
+    );
+    const end = {
+      instrument: OPTION,
+      reason: 'settled' as const,
+      height: 9,
+      timeMs: 1_798_358_400_000,
+      priceQuote: '61000000000',
+      valueQuote: '1000000000',
+    };
+    // Ended while followed: the server's `ended` message.
+    const tickerEvents: ChannelEvent[] = [];
+    channels.open(`ticker:${OPTION}`, (e) => tickerEvents.push(e));
+    channels.handle({ type: 'subscribed', channel: `ticker:${OPTION}` });
+    channels.handle({ type: 'ended', channel: `ticker:${OPTION}`, seq: 9, data: end });
+    assert.deepEqual(tickerEvents, [
+      { type: 'ended', channel: `ticker:${OPTION}`, seq: 9, data: end },
+    ]);
+    assert.equal(channels.get(`ticker:${OPTION}`), undefined);
+    // Ended while the connection was down: the refusal of its resubscription.
+    const tradeEvents: ChannelEvent[] = [];
+    channels.open(`trades:${OPTION}`, (e) => tradeEvents.push(e));
+    channels.handle({ type: 'subscribed', channel: `trades:${OPTION}` });
+    channels.resubscribeAll();
+    channels.handle({
+      type: 'error',
+      code: 'MarketEnded',
+      message: `${OPTION} settled at height 9`,
+      channel: `trades:${OPTION}`,
+      ended: end,
+    });
+    assert.deepEqual(tradeEvents, [
+      { type: 'ended', channel: `trades:${OPTION}`, seq: 9, data: end },
+    ]);
+    assert.equal(channels.get(`trades:${OPTION}`), undefined, `endRefused ${endRefused}`);
+    assert.deepEqual(
+      errors.map((e) => e.code),
+      ['MarketEnded'],
+      'the refusal is reported too',
+    );
+    // Neither is asked for at the next connection.
+    sent.length = 0;
+    channels.resubscribeAll();
+    assert.deepEqual(sent, []);
+  }
+});
+
+test('a market retired without a settlement ends its channels the same way, without prices', async () => {
+  const view = makeView();
+  const server = await serve(view, { subscriptionsMax: 2 });
+  const client = new RawClient(server.url);
+  try {
+    await client.opened();
+    for (const channel of [`book:${OPTION}`, `ticker:${OPTION}`]) {
+      client.send({ op: 'subscribe', channel });
+      await client.nth(isSnapshot(channel));
+    }
+    view.settle(OPTION);
+    const height = view.commit().height;
+    const end = { instrument: OPTION, reason: 'retired', height, timeMs: view.timeMs };
+    for (const channel of [`book:${OPTION}`, `ticker:${OPTION}`]) {
+      const last = await client.nth((m) => m.type === 'ended' && m.channel === channel);
+      assert.deepEqual(last, { type: 'ended', channel, seq: height, data: end });
+    }
+    // Both places are free again; the market itself is refused by name.
+    client.send({ op: 'subscribe', channel: `trades:${OPTION}` });
+    const refused = await client.nth((m) => m.type === 'error');
+    assert.deepEqual(refused, {
+      type: 'error',
+      code: 'MarketEnded',
+      message: `${OPTION} was retired at height ${height}; it has no book, trades or ticker any more`,
+      channel: `trades:${OPTION}`,
+      ended: end,
+    });
+    client.send({ op: 'subscribe', channel: `book:${PERP}` });
+    client.send({ op: 'subscribe', channel: `ticker:${PERP}` });
+    await client.nth(isSnapshot(`ticker:${PERP}`));
+    assert.equal(client.messages.filter((m) => m.type === 'error').length, 1);
+  } finally {
+    client.close();
+    await server.close();
+  }
+});

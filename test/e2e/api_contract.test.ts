@@ -184,6 +184,8 @@ const channelSchemas: Record<string, JsonSchema> = {
   'blocks:update': R.blockSchema.json,
   // A submission's answer: the transaction view POST /v1/tx answers.
   'submitted:': R.txSchema.json,
+  // A settled market's last message on each of its channels.
+  'ended:': R.marketEndSchema.json,
 };
 
 interface WsData {
@@ -208,8 +210,12 @@ class Recorder {
     this.socket.on('message', (raw) => {
       const m = JSON.parse(raw.toString()) as WsData;
       this.messages.push(m);
-      if (m.type !== 'snapshot' && m.type !== 'update' && m.type !== 'submitted') return;
-      const kind = m.type === 'submitted' ? 'submitted:' : `${m.channel!.split(':')[0]}:${m.type}`;
+      if (!['snapshot', 'update', 'submitted', 'ended'].includes(m.type)) return;
+      // A submission's answer and a market's end have one schema whatever the channel.
+      const kind =
+        m.type === 'submitted' || m.type === 'ended'
+          ? `${m.type}:`
+          : `${m.channel!.split(':')[0]}:${m.type}`;
       const validate = this.checks.get(kind)!;
       if (!validate(m.data)) {
         contract.fail(`ws ${m.channel} ${m.type}: ${ajv.errorsText(validate.errors)}`);

@@ -9,6 +9,9 @@ import fc from 'fast-check';
 import { ZommaClient, generateKey, addressOfKey } from '../../src/api/client/index.ts';
 import type { BookView, TradeView } from '../../src/api/client/index.ts';
 import { startSoloNode, until } from '../e2e/helpers.ts';
+import { RawClient } from '../api/fixtures.ts';
+import { startApiServer } from '../../src/api/server.ts';
+import type { ChannelEvent } from '../../src/api/client/index.ts';
 import type { AccountInterest, AccountUpdate, BlockUpdate } from '../../src/api/view.ts';
 import type { OracleView, TickerView } from '../../src/api/view.ts';
 import { formatAddress } from '../../src/crypto/index.ts';
@@ -323,6 +326,7 @@ function viewOver(
       listener = l;
       return () => (listener = undefined);
     },
+    subscribeDropped: () => () => {},
   };
   const storage = { blocks: { load: (height: number) => stored?.blocks.get(height) ?? null } };
   const view = new ChainView({
@@ -527,7 +531,184 @@ test('the read model: a settled market leaves the list, its holders get the clos
       assert.equal(u.cashQuote, String(h.account(k)!.cashQuote));
     }
     assert.ok(view.read().risk!().events.some((e) => e.type === 'marketSettled'));
+    // The block's update names the market it ended, with its settlement, as the read model does.
+    const end = {
+      instrument: FUTURE,
+      reason: 'settled',
+      height: settled.height,
+      timeMs: settled.timeMs,
+      priceQuote: event.priceQuote,
+      valueQuote: event.amountQuote,
+    };
+    assert.deepEqual(
+      settled.ended.find((e) => e.instrument === FUTURE),
+      end,
+    );
+    // Its options of the same expiry settle with it: one end for each settlement event.
+    const byName = (a: (string | undefined)[], b: (string | undefined)[]) =>
+      a[0]! < b[0]! ? -1 : 1;
+    assert.deepEqual(
+      settled.ended.map((e) => [e.instrument, e.reason, e.valueQuote]).sort(byName),
+      settled.block
+        .events!.filter((e) => e.type === 'marketSettled')
+        .map((e) => [e.instrument, 'settled', e.amountQuote])
+        .sort(byName),
+    );
+    assert.deepEqual(view.read().ended(FUTURE), end);
+    assert.equal(view.read().ended('BTC-PERPETUAL'), undefined, 'a live market has not ended');
   } finally {
+    view.close();
+  }
+});
+
+/** A chain listing one BTC daily future (and its options) that expires on its first day. */
+function dailyListingHarness(): { h: Harness; future: string } {
+  const START_MS = daysFromCivil(2026, 3, 2) * MS_PER_DAY;
+  const h = new Harness(
+    genesis({
+      genesisTimeMs: START_MS,
+      listing: {
+        ...DEVNET_LISTING,
+        schedule: {
+          underlyings: [
+            { underlying: 'BTC', strikeStepQuote: 1_000n * USDC, strikeRangePpm: 40_000 },
+          ],
+          dailies: 1,
+          weeklies: 0,
+          monthlies: 0,
+          quarterlies: 0,
+          futureCycles: ['daily'],
+        },
+      },
+    }),
+  );
+  return { h, future: 'BTC-2MAR26' };
+}
+
+test('a restarted node still knows the markets settled in the blocks it reads back', () => {
+  const { h, future } = dailyListingHarness();
+  const chain: StoredChain = { blocks: new Map(), results: new Map() };
+  const live = viewOver(h);
+  let restarted: ChainView | undefined;
+  try {
+    let settledAt = 0;
+    for (let i = 0; i < 12 && settledAt === 0; i++) {
+      const r = h.block([], 60 * 60_000);
+      store(chain, h, r, []);
+      if (live.feed(r).ended.length > 0) settledAt = h.ex.state.height;
+    }
+    assert.ok(settledAt > 0, 'the future settled');
+    const end = live.view.read().ended(future);
+    assert.equal(end?.height, settledAt);
+    restarted = viewOver(h, undefined, undefined, undefined, undefined, undefined, chain).view;
+    assert.deepEqual(restarted.read().ended(future), end);
+    assert.equal(restarted.read().ended('BTC-PERPETUAL'), undefined);
+  } finally {
+    live.view.close();
+    restarted?.close();
+  }
+});
+
+test('a settling market ends its book, trades and ticker channels: one `ended` message with the settlement, the subscription freed, and a new one refused as MarketEnded; the SDK hands it over and never asks again', async () => {
+  const { h, future } = dailyListingHarness();
+  const [alice, bob] = [key('view-ended-alice'), key('view-ended-bob')];
+  h.fund(alice, 100_000n * USDC);
+  h.fund(bob, 100_000n * USDC);
+  const f = h.ex.state.marketByName.get(future)!.markTicks;
+  h.one(alice, limit(future, 'buy', f, 3));
+  h.one(bob, limit(future, 'sell', f - 1, 1));
+  const { view, feed } = viewOver(h);
+  const server = await startApiServer({ view, limits: { subscriptionsMax: 3 } });
+  const raw = new RawClient(server.url);
+  const statuses: { type: string; code?: string; channel?: string }[] = [];
+  const sdk = new ZommaClient(server.url).socket({
+    heartbeatMs: 0,
+    reconnectDelayMs: 1,
+    onStatus: (s) => statuses.push(s),
+  });
+  const sdkEvents: ChannelEvent[] = [];
+  try {
+    await raw.opened();
+    const channels = ['book', 'trades', 'ticker'].map((kind) => `${kind}:${future}`);
+    for (const channel of channels) {
+      raw.send({ op: 'subscribe', channel });
+      await raw.nth((m) => m.type === 'snapshot' && m.channel === channel);
+    }
+    sdk.subscribe(`ticker:${future}`, (e) => sdkEvents.push(e));
+    let blocks = 0;
+    sdk.subscribe('blocks', () => blocks++);
+    await until(() => sdkEvents.length > 0 && blocks > 0, 10_000, 'the SDK snapshots');
+
+    let settled: BlockUpdate | undefined;
+    for (let i = 0; i < 12 && settled === undefined; i++) {
+      const next: BlockUpdate = feed(h.block([], 60 * 60_000));
+      if (next.ended.length > 0) settled = next;
+    }
+    assert.ok(settled !== undefined, 'the future settled');
+    const event = settled.block.events!.find(
+      (e) => e.type === 'marketSettled' && e.instrument === future,
+    )!;
+    const end = {
+      instrument: future,
+      reason: 'settled',
+      height: settled.height,
+      timeMs: settled.timeMs,
+      priceQuote: event.priceQuote,
+      valueQuote: event.amountQuote,
+    };
+    for (const channel of channels) {
+      const last = await raw.nth((m) => m.type === 'ended' && m.channel === channel);
+      assert.deepEqual(last, { type: 'ended', channel, seq: settled.height, data: end }, channel);
+    }
+    // Ended on the server too: the three places are free for other channels.
+    for (const kind of ['book', 'trades', 'ticker']) {
+      const channel = `${kind}:BTC-PERPETUAL`;
+      raw.send({ op: 'subscribe', channel });
+      const answer = await raw.nth(
+        (m) => (m.type === 'subscribed' || m.type === 'error') && m.channel === channel,
+      );
+      assert.equal(answer.type, 'subscribed', `${channel}: ${JSON.stringify(answer)}`);
+    }
+    // Asking for the market again is refused by name, with how it ended.
+    raw.send({ op: 'unsubscribe', channel: `book:BTC-PERPETUAL` });
+    raw.send({ op: 'subscribe', channel: `ticker:${future}` });
+    const refused = await raw.nth((m) => m.type === 'error' && m.channel === `ticker:${future}`);
+    assert.ok(refused.type === 'error');
+    assert.equal(refused.code, 'MarketEnded');
+    assert.deepEqual(refused.ended, end);
+    assert.match(refused.message, new RegExp(`${future} settled at height ${settled.height}`));
+    // As is a read of it over HTTP: 404, saying what became of it.
+    const ticker = await fetch(`${server.url}/v1/ticker/${future}`);
+    assert.equal(ticker.status, 404);
+    const body = (await ticker.json()) as { code: string; message: string };
+    assert.equal(body.code, 'NotFound');
+    assert.match(body.message, /settled at height/);
+
+    // The SDK's handler gets the end as the channel's last event.
+    await until(() => sdkEvents.some((e) => e.type === 'ended'), 10_000, "the SDK's ended event");
+    assert.deepEqual(sdkEvents.at(-1), {
+      type: 'ended',
+      channel: `ticker:${future}`,
+      seq: settled.height,
+      data: end,
+    });
+    // After a reconnect it asks for `blocks` again, but not for the ended channel:
+    // no MarketEnded refusal comes before the next block's update (the server
+    // answers one connection's requests in order, the ended one's first).
+    const seen = blocks;
+    server.hub.dropAll();
+    await until(() => sdk.connects >= 2, 10_000, 'the SDK reconnected');
+    feed(h.block([], 1_000));
+    await until(() => blocks > seen, 10_000, 'the SDK resubscribed');
+    assert.deepEqual(
+      statuses.filter((s) => s.type === 'error'),
+      [],
+      'nothing refused: the ended channel was not asked for',
+    );
+  } finally {
+    sdk.close();
+    raw.close();
+    await server.close();
     view.close();
   }
 });

@@ -5,9 +5,12 @@
 // sends a fresh snapshot); anything at or below that seq is dropped (no
 // duplicates); a book update that does not apply on the book held (its
 // prevSeq is not the last seq) asks for the channel again (no silent gaps). Book channels keep the local book, so a consumer can read it
-// whole after each event. No Node or browser API is used here.
+// whole after each event. A market that settles ends its channels: the
+// `ended` message (or, asked for after it, the MarketEnded refusal) is handed
+// to the channel's consumer as its last event, and the channel is forgotten,
+// never asked for again. No Node or browser API is used here.
 
-import type { BookDelta, BookView, LevelView } from '../view.ts';
+import type { BookDelta, BookView, LevelView, MarketEndView } from '../view.ts';
 import type { WsMessage } from '../ws.ts';
 
 /** The server's message refusing a subscribe for a channel the connection holds (src/api/ws.ts). */
@@ -16,7 +19,11 @@ export const ALREADY_SUBSCRIBED = 'already subscribed';
 export const NOT_SUBSCRIBED = 'not subscribed to that channel';
 
 export interface ChannelEvent {
-  type: 'snapshot' | 'update';
+  /**
+   * ended: the channel's market settled or was retired (`data` is its
+   * MarketEndView): the channel's last event, it is no longer followed.
+   */
+  type: 'snapshot' | 'update' | 'ended';
   channel: string;
   seq: number;
   data: unknown;
@@ -205,6 +212,12 @@ export class Channels {
       case 'snapshot':
       case 'update':
         return this.onData(message);
+      case 'ended': {
+        // The server ended the subscription: nothing more will come, and asking again is refused.
+        const channel = this.map.get(message.channel);
+        if (channel !== undefined) this.end(channel, message.seq, message.data);
+        return;
+      }
       case 'error': {
         // A refusal that names no channel (RateLimited) is retried
         // (retrySubscribing, when the owner calls it back).
@@ -213,7 +226,13 @@ export class Channels {
           this.options.onRateLimited?.(typeof ms === 'number' ? ms : undefined);
         }
         const named = message.channel === undefined ? undefined : this.map.get(message.channel);
-        if (named?.state === 'subscribing' && message.message === ALREADY_SUBSCRIBED) {
+        if (named !== undefined && message.code === 'MarketEnded') {
+          // Ended while we were away (or before we asked): over, whatever endRefused says,
+          // since asking again at every reconnect would only be refused again.
+          const ended = message.ended as MarketEndView | undefined;
+          if (typeof ended?.height === 'number') this.end(named, ended.height, ended);
+          else this.map.delete(named.name);
+        } else if (named?.state === 'subscribing' && message.message === ALREADY_SUBSCRIBED) {
           // The server holds a subscription we do not follow (our unsubscribe of
           // it was rate-limited, then it was asked for again): the server
           // answers in order, so a repeated request's answer comes after its
@@ -247,6 +266,12 @@ export class Channels {
       case 'pong':
         return;
     }
+  }
+
+  /** The channel's market ended: its consumer gets the last event, and it is followed no more. */
+  private end(channel: Channel, seq: number, data: MarketEndView): void {
+    this.map.delete(channel.name);
+    channel.deliver({ type: 'ended', channel: channel.name, seq, data });
   }
 
   private subscribe(channel: Channel): void {

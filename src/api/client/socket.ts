@@ -118,7 +118,9 @@ export class ZommaSocket {
    * ticker:<instrument>, account:<address> (its events name the address in
    * lower case, however it was written), blocks. A channel the server refuses
    * (an unknown instrument, too many subscriptions) is reported to `onStatus`
-   * with its name and ends; it may be subscribed again.
+   * with its name and ends; it may be subscribed again. A market's channel
+   * whose market settles ends with an `ended` event to `handler` (its data a
+   * MarketEndView) and is not asked for again.
    */
   subscribe(channel: string, handler: (event: ChannelEvent) => void): SocketSubscription {
     // The server keys an account's channel by its address in lower case: two

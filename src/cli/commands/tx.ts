@@ -96,7 +96,7 @@ async function finalOf(client: ZommaClient, submit: () => Promise<TxView>): Prom
     return await submit();
   } catch (error) {
     if (!(error instanceof ZommaApiError) || error.hash === undefined) throw error;
-    if (error.code === 'CommitTimeout') {
+    if (error.code === 'CommitTimeout' || error.code === 'Evicted') {
       // It may still commit: the hash is how to find out, and is not in the node's message.
       throw new ZommaApiError(error.status, {
         code: error.code,

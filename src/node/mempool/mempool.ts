@@ -10,7 +10,9 @@
 // holds the most bytes, then, with no gossip left, the oldest of all. Proposals reap in arrival order (the exchange orders
 // within the block by its own rule). After a commit the committed
 // transactions leave at once; the re-check of the rest against the new state
-// runs later, off the commit path.
+// runs later, off the commit path. Every transaction that leaves without
+// being committed (evicted, or refused by the re-check) is told to onDropped
+// with why, so that whoever waits for it hears at once.
 
 import type { VerifyItem } from '../../crypto/index.ts';
 import type { CheckedTx, SignedTx } from '../../exchange/tx/index.ts';
@@ -42,7 +44,9 @@ export type MempoolErrorCode =
   /** No longer valid against the committed state: the exchange's code for it. */
   | 'Expired'
   | 'StaleNonce'
-  | 'DuplicateNonce';
+  | 'DuplicateNonce'
+  /** Dropped after admission to make room for a client's transaction (onDropped). */
+  | 'Evicted';
 
 export class MempoolError extends ZommaError<MempoolErrorCode> {}
 
@@ -55,6 +59,9 @@ const STALE_MESSAGES: Readonly<Record<string, string>> = {
   StaleNonce: "its nonce is too old for the signer's window",
   DuplicateNonce: 'its nonce was used by a transaction already committed',
 };
+
+const EVICTED_MESSAGE =
+  "this node dropped it from its mempool to make room; it may still commit from another validator's mempool, or be submitted again";
 
 /**
  * The last TAIL_KEY_BYTES bytes as an integer (below 2^48, exact): a
@@ -79,6 +86,23 @@ export interface MempoolEntry {
   readonly from: string | null;
   /** Arrival order. */
   readonly seq: number;
+}
+
+/**
+ * Why an admitted transaction left the pool without being committed:
+ * Evicted for room (this node's decision alone: a peer that holds it may
+ * still propose it), or refused by the committed state (the exchange's code,
+ * which every later block would give it too).
+ */
+export type DropCode = 'Evicted' | StaleCode;
+
+/** Why the committed state refuses a waiting transaction: the exchange's code for it. */
+export type StaleCode = 'Expired' | 'StaleNonce' | 'DuplicateNonce';
+
+export interface Dropped {
+  readonly hash: string;
+  readonly code: DropCode;
+  readonly message: string;
 }
 
 export type AddResult =
@@ -113,6 +137,8 @@ export interface MempoolOptions {
    * admitted, with that code, so a client hears at once instead of after a block.
    */
   readonly staleCodeOf?: (tx: SignedTx) => string | null;
+  /** Called for each admitted transaction that leaves without being committed, as it leaves. */
+  readonly onDropped?: (dropped: Dropped) => void;
 }
 
 export interface MempoolStats {
@@ -449,6 +475,7 @@ export class Mempool {
     if (first.done === true) return;
     this.remove(first.value);
     this.stats.evicted++;
+    this.options.onDropped?.({ hash: first.value, code: 'Evicted', message: EVICTED_MESSAGE });
   }
 
   private reject(hash: string | null, code: string, message: string): AddResult {
@@ -486,18 +513,25 @@ export class Mempool {
   }
 
   /**
-   * Drops the transactions `stillValid` refuses against the new committed
-   * state. Called after a commit, outside the loop's turn; yields to the event
-   * loop between slices so a large pool never stalls consensus.
+   * Drops the transactions the new committed state refuses (`refusalOf`: the
+   * exchange's code for why, or null), telling onDropped of each. Called
+   * after a commit, outside the loop's turn; yields to the event loop between
+   * slices so a large pool never stalls consensus.
    */
-  async recheck(stillValid: (tx: SignedTx) => boolean, sliceTxs = 1_000): Promise<number> {
+  async recheck(refusalOf: (tx: SignedTx) => StaleCode | null, sliceTxs = 1_000): Promise<number> {
     let dropped = 0;
     let inSlice = 0;
     for (const entry of [...this.entries.values()]) {
       if (!this.entries.has(entry.hash)) continue;
-      if (!stillValid(entry.tx)) {
+      const code = refusalOf(entry.tx);
+      if (code !== null) {
         this.remove(entry.hash);
         dropped++;
+        this.options.onDropped?.({
+          hash: entry.hash,
+          code,
+          message: STALE_MESSAGES[code]!,
+        });
       }
       this.stats.rechecked++;
       if (++inSlice >= sliceTxs) {

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { verifyRaw } from '../../../src/crypto/index.ts';
 import type { VerifyItem } from '../../../src/crypto/index.ts';
 import { buildTx } from '../../../src/exchange/tx/index.ts';
+import { toHex } from '../../../src/lib/bytes.ts';
 import { MEMPOOL_COMMITTED_HASHES_MAX } from '../../../src/lib/limits.ts';
 import { Mempool } from '../../../src/node/mempool/mempool.ts';
 import { SignatureCache } from '../../../src/node/mempool/sigcache.ts';
@@ -70,7 +71,7 @@ test('admission: stateless checks, one signature batch per turn, dedupe, per-acc
   assert.equal(!again.ok && again.code, 'DuplicateTx');
 
   // Re-check drops what the new state refuses.
-  const dropped = await pool.recheck((tx) => tx.nonce !== 1);
+  const dropped = await pool.recheck((tx) => (tx.nonce === 1 ? 'StaleNonce' : null));
   assert.equal(dropped, 2);
   assert.equal(pool.size, 0);
 });
@@ -386,4 +387,49 @@ test('the bound on transactions waiting for their signature check counts the bat
   verifier.release();
   assert.equal((await next).ok, true);
   assert.equal(pool.size, 3);
+});
+
+test('every admitted transaction that leaves uncommitted is told to onDropped with why: evicted for room, or refused by the re-check', async () => {
+  const dropped: { hash: string; code: string; message: string }[] = [];
+  const pool = new Mempool({
+    chainId: CHAIN,
+    verifyBatch,
+    signatures: new SignatureCache(),
+    limits: { txsMax: 3 },
+    onDropped: (d) => dropped.push(d),
+  });
+  const hex = (t: { hash: Uint8Array }) => Buffer.from(t.hash).toString('hex');
+  const gossip = faucet(60, 1);
+  const clients = [61, 62, 63, 64].map((k) => faucet(k, 1));
+  assert.equal((await pool.add(gossip.bytes, 'peer-a')).ok, true);
+  for (const t of clients.slice(0, 2)) assert.equal((await pool.add(t.bytes)).ok, true);
+  assert.equal(dropped.length, 0, 'admissions into room drop nothing');
+  // Full: a client's transaction pushes out the gossip first, then the oldest client's.
+  assert.equal((await pool.add(clients[2]!.bytes)).ok, true);
+  assert.equal((await pool.add(clients[3]!.bytes)).ok, true);
+  assert.deepEqual(
+    dropped.map((d) => [d.hash, d.code]),
+    [
+      [hex(gossip), 'Evicted'],
+      [hex(clients[0]!), 'Evicted'],
+    ],
+  );
+  assert.match(dropped[0]!.message, /may still commit/);
+  // Committed ones leave without a word; the re-check drops each with its code.
+  dropped.length = 0;
+  pool.removeCommitted([hex(clients[1]!)]);
+  const account = (t: { tx: { account: Uint8Array } }) => toHex(t.tx.account);
+  const codes = new Map<string, 'Expired' | 'DuplicateNonce'>([
+    [account(clients[2]!), 'DuplicateNonce'],
+    [account(clients[3]!), 'Expired'],
+  ]);
+  assert.equal(await pool.recheck((tx) => codes.get(account({ tx })) ?? null), 2);
+  assert.deepEqual(
+    dropped.map((d) => [d.hash, d.code, d.message]),
+    [
+      [hex(clients[2]!), 'DuplicateNonce', 'its nonce was used by a transaction already committed'],
+      [hex(clients[3]!), 'Expired', 'the transaction expired before the last block'],
+    ],
+  );
+  assert.equal(pool.size, 0);
 });
