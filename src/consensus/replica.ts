@@ -171,7 +171,7 @@ export function blockHashOf(block: Block): Uint8Array {
   return headerHashOf(block.header);
 }
 
-export { commitHashOf, evidenceHashOf, evidenceRoot };
+export { bodyFactsOf, commitHashOf, evidenceHashOf, evidenceRoot };
 
 /** Two conflicting votes as evidence, in their canonical order (by encoded bytes). */
 export function makeEvidence(a: Vote, b: Vote): DuplicateVoteEvidence {
@@ -2255,12 +2255,16 @@ export class Replica implements ConsensusReplica {
       certified &&
       header.chainId === this.chainId &&
       bytesEqual(header.previousBlockHash, this.chain.lastBlockHash) &&
-      !bytesEqual(header.previousAppHash, this.chain.appHash)
+      !bytesEqual(header.previousAppHash, this.chain.appHash) &&
+      bodyFactsOf(next.block).matchesHeader
     ) {
       // The validators committed the block after ours on a state other than
       // the one we computed: our execution diverged. Refusing its sender (an
       // honest peer) and waiting would stall us silently, a full node behind
-      // one peer for good; the node must halt and say so instead.
+      // one peer for good; the node must halt and say so instead. Only with
+      // the body its header names: the node stores this block, and the
+      // certificate signs the header alone (another body is refused below,
+      // with its sender).
       this.emit({
         kind: 'diverged',
         height: this.heightValue - 1,

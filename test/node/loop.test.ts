@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { toHex, utf8 } from '../../src/lib/bytes.ts';
+import { NodeError } from '../../src/node/errors.ts';
 import { NodeLoop, lastCheckpoint } from '../../src/node/loop.ts';
 import { CHANNEL, frame, unframe } from '../../src/node/framing.ts';
 import { MemoryHub } from '../../src/node/network.ts';
@@ -16,9 +17,10 @@ import type {
   CommitCertificate,
   CommittedBlock,
   Genesis,
+  ValidatorUpdate,
 } from '../../src/consensus/index.ts';
 import { sha256 } from '../../src/crypto/index.ts';
-import { committedBlockCodec, walRecordCodec } from '../../src/consensus/index.ts';
+import { committedBlockCodec, messageCodec, walRecordCodec } from '../../src/consensus/index.ts';
 import {
   FAST_TIMEOUTS,
   HashChainApp,
@@ -50,8 +52,26 @@ function startNode(
   fresh: () => HashChainApp = () => new HashChainApp(genesis.appHash),
 ): TestNode {
   const storage = openStorage(`${dir}/v${index}`);
+  try {
+    return startOn(storage, hub, genesis, index, txs, walRotateBytes, fresh);
+  } catch (error) {
+    // A refused start frees the directory, as the node does.
+    storage.close();
+    throw error;
+  }
+}
+
+function startOn(
+  storage: FileStorage,
+  hub: MemoryHub,
+  genesis: Genesis,
+  index: number,
+  txs: Uint8Array[],
+  walRotateBytes: number,
+  fresh: () => HashChainApp,
+): TestNode {
   const checkpoint = lastCheckpoint(storage.wal.readAll());
-  const { app } = restoreApp(storage, checkpoint, fresh, (bytes) =>
+  const { app, lastResult } = restoreApp(storage, checkpoint, fresh, (bytes) =>
     HashChainApp.fromSnapshot(bytes),
   );
   const net = hub.join(`v${index}`);
@@ -70,6 +90,7 @@ function startNode(
     snapshotsKept: 2,
     walRotateBytes,
     walSyncInBackground: true,
+    restoredResult: lastResult,
     hooks: {
       onExecuted: (e) => {
         const height = e.block.header.height;
@@ -83,7 +104,12 @@ function startNode(
     if (channel === CHANNEL.consensus) loop.onConsensusMessage(from, payload);
   });
   void net.start();
-  loop.start();
+  try {
+    loop.start();
+  } catch (error) {
+    void net.stop();
+    throw error;
+  }
   return { loop, app, storage, net, hashes, snapshotFirst };
 }
 
@@ -280,6 +306,28 @@ test('a node whose execution differs from the chain halts with AppHashMismatch n
     // hold the state the other code computed; the chain's certified block
     // after it says what the state is.
     stopNode(odd);
+    // Not fixed: the start is refused at once, naming both hashes.
+    assert.throws(
+      () => startNode(hub, genesis, 3, tmp.dir, txs, undefined, divergent),
+      (e: unknown) =>
+        e instanceof NodeError &&
+        e.code === 'AppHashMismatch' &&
+        e.message.includes(report.details.chainAppHash as string) &&
+        e.message.includes(report.details.ourAppHash as string),
+    );
+    // The stored block is checked again: a copy whose certificate falls
+    // short of 2/3 (a damaged or replaced file) confirms nothing.
+    const dir = `${tmp.dir}/v3`;
+    const readBack = openStorage(dir);
+    const stored = decode(committedBlockCodec, readBack.blocks.load(4)!);
+    readBack.close();
+    const short = { ...stored.commit, votes: stored.commit.votes.slice(0, 1) };
+    rewriteLastBlock(dir, 4, { block: stored.block, commit: short });
+    assert.throws(
+      () => startNode(hub, genesis, 3, tmp.dir, txs),
+      (e: unknown) => e instanceof NodeError && e.code === 'RestoreFailed',
+    );
+    rewriteLastBlock(dir, 4, stored);
     const fixed = startNode(hub, genesis, 3, tmp.dir, txs);
     nodes[3] = fixed;
     const target = nodes[0]!.app.height + 2;
@@ -299,11 +347,16 @@ test('a node whose execution differs from the chain halts with AppHashMismatch n
   }
 });
 
-/** Executes like the others up to `from`, then mixes one more byte into its hash. */
+/**
+ * Executes like the others up to `from`, then mixes one more byte into its
+ * hash; at `from` it also returns `updates` (a fault in deciding the
+ * validator set, say) where the others return none.
+ */
 class DivergentApp extends HashChainApp {
   constructor(
     genesisAppHash: Uint8Array,
     private readonly from: number,
+    private readonly updates: readonly ValidatorUpdate[] = [],
   ) {
     super(genesisAppHash);
   }
@@ -312,8 +365,131 @@ class DivergentApp extends HashChainApp {
     const result = super.finalizeBlock(block, commit);
     if (this.height < this.from) return result;
     this.appHash = sha256(this.appHash, utf8('differs'));
-    return { ...result, appHash: this.appHash };
+    const validatorUpdates = this.height === this.from ? this.updates : result.validatorUpdates;
+    return { appHash: this.appHash, validatorUpdates };
   }
+}
+
+test('a node whose fault was in the validator updates of the height it halted after resumes, once fixed, with the set the chain decided', async () => {
+  // The checkpoint of that height holds the appHash and the next validator
+  // set the faulty code computed; the fixed code computes both again.
+  const tmp = tempDir('zomma-loop-diverge-set-');
+  const keys = [0, 1, 2, 3].map(testKey);
+  const genesis = testGenesis(keys);
+  const hub = new MemoryHub();
+  const txs = Array.from({ length: 40 }, (_, i) => utf8(`tx ${i}`));
+  const updates = [{ publicKey: keys[3]!.publicKey, power: 20 }];
+  const divergent = () => new DivergentApp(genesis.appHash, 3, updates);
+  const nodes = [0, 1, 2, 3].map((i) =>
+    i === 3
+      ? startNode(hub, genesis, i, tmp.dir, txs, undefined, divergent)
+      : startNode(hub, genesis, i, tmp.dir, txs),
+  );
+  try {
+    const odd = nodes[3]!;
+    await waitFor(() => odd.loop.haltReport !== null, 20_000, 'the divergent node halts');
+    assert.equal(odd.loop.haltReport!.code, 'AppHashMismatch');
+    assert.equal(odd.app.height, 3);
+    stopNode(odd);
+
+    const fixed = startNode(hub, genesis, 3, tmp.dir, txs);
+    nodes[3] = fixed;
+    assert.equal(
+      toHex(fixed.loop.replica.nextValidators.hash),
+      toHex(nodes[0]!.loop.replica.validators.hash),
+      'the set deciding height 5 is the one the chain decided (the others decide with it)',
+    );
+    const target = Math.max(nodes[0]!.app.height, 5) + 2;
+    await waitFor(
+      () => fixed.app.height >= target || fixed.loop.haltReport !== null,
+      20_000,
+      'the fixed node catches up past height 5',
+    );
+    assert.equal(fixed.loop.haltReport, null, 'the fixed node does not halt again');
+  } finally {
+    for (const n of nodes) stopNode(n);
+    tmp.remove();
+  }
+});
+
+test("a peer's copy of the divergence's certified block with another body is refused; the real one is stored and a fixed restart resumes", async () => {
+  // The certificate signs the header's hash; the header names the body by its
+  // roots. A copy with other transactions is no block of the chain: stored,
+  // it would be executed again at a later restart, and served to peers.
+  const tmp = tempDir('zomma-loop-diverge-forged-');
+  const keys = [0, 1, 2, 3].map(testKey);
+  const genesis = testGenesis(keys);
+  const hub = new MemoryHub();
+  const txs = Array.from({ length: 40 }, (_, i) => utf8(`tx ${i}`));
+  const divergent = () => new DivergentApp(genesis.appHash, 3);
+  const nodes = [0, 1, 2, 3].map((i) =>
+    i === 3
+      ? startNode(hub, genesis, i, tmp.dir, txs, undefined, divergent)
+      : startNode(hub, genesis, i, tmp.dir, txs),
+  );
+  const cut = new MemoryHub();
+  const peer = cut.join('byzantine');
+  await peer.start();
+  try {
+    await waitFor(() => nodes[3]!.loop.haltReport !== null, 20_000, 'the divergent node halts');
+    stopNode(nodes[3]!);
+    // As if it had not met block 4 yet: its store ends at 3, its checkpoint.
+    dropBlocksAbove(`${tmp.dir}/v3`, 3);
+    // Alone with one peer, which sends block 4 with a transaction added.
+    const alone = startNode(cut, genesis, 3, tmp.dir, txs, undefined, divergent);
+    nodes[3] = alone;
+    assert.equal(alone.app.height, 3);
+    const real = decode(committedBlockCodec, nodes[0]!.storage.blocks.load(4)!);
+    const forged: CommittedBlock = {
+      block: { ...real.block, txs: [...real.block.txs, utf8('not in the block')] },
+      commit: real.commit,
+    };
+    const response = (b: CommittedBlock) =>
+      frame(CHANNEL.consensus, encode(messageCodec, { kind: 'blockResponse', blocks: [b] }));
+    peer.send('v3', response(forged));
+    await waitFor(
+      () => alone.loop.replica.refusesBlocksFrom('byzantine') || alone.loop.haltReport !== null,
+      20_000,
+      'the forged block is judged',
+    );
+    assert.equal(alone.loop.haltReport, null, 'no halt on a block that is not the chain’s');
+    assert.equal(alone.storage.blocks.lastHeight(), 3, 'nothing stored');
+
+    // The real block shows the divergence: the node halts and keeps it.
+    peer.send('v3', response(real));
+    await waitFor(() => alone.loop.haltReport !== null, 20_000, 'the real block halts it');
+    assert.equal(alone.loop.haltReport!.code, 'AppHashMismatch');
+    const stored = decode(committedBlockCodec, alone.storage.blocks.load(4)!);
+    assert.deepEqual(stored.block.txs, real.block.txs, 'the block stored is the chain’s');
+    stopNode(alone);
+
+    const fixed = startNode(hub, genesis, 3, tmp.dir, txs);
+    nodes[3] = fixed;
+    const target = nodes[0]!.app.height + 2;
+    await waitFor(
+      () => fixed.app.height >= target || fixed.loop.haltReport !== null,
+      20_000,
+      'the fixed node catches up',
+    );
+    assert.equal(fixed.loop.haltReport, null, 'the fixed node does not halt again');
+  } finally {
+    for (const n of nodes) stopNode(n);
+    void peer.stop();
+    tmp.remove();
+  }
+});
+
+/** Rewrites the block log of the node in `dir` without the blocks above `height`. */
+function dropBlocksAbove(dir: string, height: number): void {
+  let storage = openStorage(dir);
+  const first = storage.blocks.firstHeight();
+  const blocks: Uint8Array[] = [];
+  for (let h = first; h <= height; h++) blocks.push(storage.blocks.load(h)!);
+  storage.close();
+  renameSync(`${dir}/blocks.log`, `${dir}/blocks.log.old`);
+  storage = openStorage(dir);
+  blocks.forEach((bytes, i) => storage.blocks.save(first + i, bytes));
+  storage.close();
 }
 
 /** The index of the last checkpoint record of `height` in `records`. */
