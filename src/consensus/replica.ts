@@ -402,6 +402,8 @@ export class Replica implements ConsensusReplica {
    */
   private requestAnswered = false;
   private lastRequestMs = -CATCHUP_RETRY_MS;
+  /** The last height was decided from a peer's committed block (catch-up), not from votes heard. */
+  private decidedFromPeer = false;
   private lastPushMs = new Map<PeerId, number>();
   /** What each peer's block requests drew in its current retry period (not lifted by the gossip timer). */
   private servedRequests = new Map<PeerId, { sinceMs: number; chargedBytes: number }>();
@@ -473,6 +475,14 @@ export class Replica implements ConsensusReplica {
   catchingUp(nowMs: number): boolean {
     if (this.catchupBuffer.size > 0) return true;
     return this.requestedUpTo >= this.heightValue && nowMs - this.lastRequestMs < CATCHUP_RETRY_MS;
+  }
+  /**
+   * Whether the last height was decided from a certified block a peer sent
+   * (catch-up) rather than from the votes of its round: what a node behind
+   * the chain does, and what no peer's claim to be ahead alone brings about.
+   */
+  get lastDecidedFromPeer(): boolean {
+    return this.decidedFromPeer;
   }
   get round(): number {
     return this.roundValue;
@@ -1432,6 +1442,7 @@ export class Replica implements ConsensusReplica {
         continue;
       }
       if (!this.isValid(entry)) continue;
+      this.decidedFromPeer = false;
       this.decide(entry.block, entry.hash, this.certificate(round, key));
       return true;
     }
@@ -2282,6 +2293,7 @@ export class Replica implements ConsensusReplica {
       if (source !== undefined) this.distrustCatchupPeer(source, nowMs);
       return;
     }
+    this.decidedFromPeer = true;
     this.decide(next.block, hash, next.commit);
     // Prefetch: ask for the next batch before this one runs out.
     let ahead = this.heightValue + 1;

@@ -328,9 +328,15 @@ export class NodeLoop {
     return this.running;
   }
 
-  /** Whether the node is fetching committed blocks it lags behind (Replica.catchingUp). */
+  /**
+   * Whether the node is fetching committed blocks it lags behind
+   * (Replica.catchingUp) and deciding its heights from them. A request out
+   * is not enough: any peer may claim to be ahead (unverified) and is asked
+   * at once, so a faulty one repeating the claim would keep a node at the
+   * chain's tip "catching up" (/health 503) for good.
+   */
   catchingUp(): boolean {
-    return this.replica.catchingUp(this.clock.nowMs());
+    return this.replica.lastDecidedFromPeer && this.replica.catchingUp(this.clock.nowMs());
   }
 
   /** Replays the WAL (the application must already stand at its last checkpoint) and joins the chain. */

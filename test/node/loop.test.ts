@@ -20,7 +20,12 @@ import type {
   ValidatorUpdate,
 } from '../../src/consensus/index.ts';
 import { sha256 } from '../../src/crypto/index.ts';
-import { committedBlockCodec, messageCodec, walRecordCodec } from '../../src/consensus/index.ts';
+import {
+  VOTE_TYPE,
+  committedBlockCodec,
+  messageCodec,
+  walRecordCodec,
+} from '../../src/consensus/index.ts';
 import {
   FAST_TIMEOUTS,
   HashChainApp,
@@ -40,6 +45,8 @@ interface TestNode {
   hashes: Map<number, string>;
   /** Heights whose snapshot was saved before onExecuted ran (where the node saves results). */
   snapshotFirst: number[];
+  /** Heights executed while the loop said it was catching up. */
+  caughtUp: number[];
 }
 
 function startNode(
@@ -77,6 +84,7 @@ function startOn(
   const net = hub.join(`v${index}`);
   const hashes = new Map<number, string>();
   const snapshotFirst: number[] = [];
+  const caughtUp: number[] = [];
   const loop = new NodeLoop({
     genesis,
     timeouts: FAST_TIMEOUTS,
@@ -96,6 +104,7 @@ function startOn(
         const height = e.block.header.height;
         hashes.set(height, toHex(e.result.appHash));
         if (storage.snapshots.heights().includes(height)) snapshotFirst.push(height);
+        if (loop.catchingUp()) caughtUp.push(height);
       },
     },
   });
@@ -110,7 +119,7 @@ function startOn(
     void net.stop();
     throw error;
   }
-  return { loop, app, storage, net, hashes, snapshotFirst };
+  return { loop, app, storage, net, hashes, snapshotFirst, caughtUp };
 }
 
 function stopNode(node: TestNode): void {
@@ -149,6 +158,7 @@ test('four loops over file storage commit, agree, and a restarted one catches up
     assert.ok(restarted.app.height >= 6, 'restored from snapshot and blocks');
     const target = nodes[0]!.app.height + 2;
     await waitFor(() => restarted.app.height >= target, 20_000, 'the restarted node catches up');
+    assert.ok(restarted.caughtUp.length > 0, 'it said it was catching up meanwhile');
     for (let h = 1; h <= target; h++) {
       const ref = nodes[0]!.hashes.get(h) ?? nodes[1]!.hashes.get(h);
       const mine = restarted.hashes.get(h);
@@ -514,6 +524,48 @@ function rewriteLastBlock(dir: string, last: number, committed: CommittedBlock):
   storage.blocks.save(last, encode(committedBlockCodec, committed));
   storage.close();
 }
+
+test("a peer's claim to be far ahead does not make a node at the chain's tip report catching up", async () => {
+  // Any peer may claim a height (a vote's, unverified) and is asked for the
+  // blocks at once; /health answers 503 while the node catches up, so a
+  // faulty peer repeating the claim would otherwise keep it there.
+  const tmp = tempDir('zomma-loop-claim-');
+  const genesis = testGenesis([testKey(0)]);
+  const hub = new MemoryHub();
+  const node = startNode(hub, genesis, 0, tmp.dir, []);
+  const liar = hub.join('liar');
+  const asked: number[] = [];
+  liar.onMessage((_from, bytes) => {
+    const { channel, payload } = unframe(bytes);
+    if (channel !== CHANNEL.consensus) return;
+    const message = decode(messageCodec, payload);
+    if (message.kind === 'blockRequest') asked.push(message.fromHeight);
+  });
+  await liar.start();
+  try {
+    await waitFor(() => node.app.height >= 2, 20_000, 'height 2');
+    const vote = {
+      type: VOTE_TYPE.prevote,
+      height: node.loop.replica.height + 100,
+      round: 0,
+      blockHash: null,
+      validatorIndex: 0,
+      timestampMs: 0,
+      extension: new Uint8Array(0),
+      signature: new Uint8Array(64),
+    };
+    liar.send('v0', frame(CHANNEL.consensus, encode(messageCodec, { kind: 'vote', vote })));
+    await waitFor(() => asked.length > 0, 20_000, 'the node asks the liar for blocks');
+    assert.equal(node.loop.catchingUp(), false, 'a claim alone is not being behind');
+    const height = node.app.height;
+    await waitFor(() => node.app.height >= height + 2, 20_000, 'it goes on committing');
+    assert.equal(node.loop.haltReport, null);
+  } finally {
+    stopNode(node);
+    void liar.stop();
+    tmp.remove();
+  }
+});
 
 test('frames carry a channel byte; unknown channels and empty frames are refused', () => {
   const f = frame(CHANNEL.mempool, utf8('abc'));
