@@ -416,6 +416,21 @@ test('a node whose fault was in the validator updates of the height it halted af
       'the fixed node catches up past height 5',
     );
     assert.equal(fixed.loop.haltReport, null, 'the fixed node does not halt again');
+
+    // A second restart, past the snapshots the fixed code saved (the other
+    // code's snapshot of height 3 is still on disk), resumes from its own
+    // checkpoints.
+    stopNode(fixed);
+    const again = startNode(hub, genesis, 3, tmp.dir, txs);
+    nodes[3] = again;
+    assert.ok(again.app.height >= target, `restored to ${again.app.height}`);
+    const further = nodes[0]!.app.height + 2;
+    await waitFor(
+      () => again.app.height >= further || again.loop.haltReport !== null,
+      20_000,
+      'the node restarted again goes on',
+    );
+    assert.equal(again.loop.haltReport, null, 'no halt after a second restart');
   } finally {
     for (const n of nodes) stopNode(n);
     tmp.remove();
