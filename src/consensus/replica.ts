@@ -171,7 +171,7 @@ export function blockHashOf(block: Block): Uint8Array {
   return headerHashOf(block.header);
 }
 
-export { commitHashOf, evidenceHashOf, evidenceRoot };
+export { bodyFactsOf, commitHashOf, evidenceHashOf, evidenceRoot };
 
 /** Two conflicting votes as evidence, in their canonical order (by encoded bytes). */
 export function makeEvidence(a: Vote, b: Vote): DuplicateVoteEvidence {
@@ -402,6 +402,8 @@ export class Replica implements ConsensusReplica {
    */
   private requestAnswered = false;
   private lastRequestMs = -CATCHUP_RETRY_MS;
+  /** The last height was decided from a peer's committed block (catch-up), not from votes heard. */
+  private decidedFromPeer = false;
   private lastPushMs = new Map<PeerId, number>();
   /** What each peer's block requests drew in its current retry period (not lifted by the gossip timer). */
   private servedRequests = new Map<PeerId, { sinceMs: number; chargedBytes: number }>();
@@ -473,6 +475,14 @@ export class Replica implements ConsensusReplica {
   catchingUp(nowMs: number): boolean {
     if (this.catchupBuffer.size > 0) return true;
     return this.requestedUpTo >= this.heightValue && nowMs - this.lastRequestMs < CATCHUP_RETRY_MS;
+  }
+  /**
+   * Whether the last height was decided from a certified block a peer sent
+   * (catch-up) rather than from the votes of its round: what a node behind
+   * the chain does, and what no peer's claim to be ahead alone brings about.
+   */
+  get lastDecidedFromPeer(): boolean {
+    return this.decidedFromPeer;
   }
   get round(): number {
     return this.roundValue;
@@ -1432,6 +1442,7 @@ export class Replica implements ConsensusReplica {
         continue;
       }
       if (!this.isValid(entry)) continue;
+      this.decidedFromPeer = false;
       this.decide(entry.block, entry.hash, this.certificate(round, key));
       return true;
     }
@@ -2255,12 +2266,16 @@ export class Replica implements ConsensusReplica {
       certified &&
       header.chainId === this.chainId &&
       bytesEqual(header.previousBlockHash, this.chain.lastBlockHash) &&
-      !bytesEqual(header.previousAppHash, this.chain.appHash)
+      !bytesEqual(header.previousAppHash, this.chain.appHash) &&
+      bodyFactsOf(next.block).matchesHeader
     ) {
       // The validators committed the block after ours on a state other than
       // the one we computed: our execution diverged. Refusing its sender (an
       // honest peer) and waiting would stall us silently, a full node behind
-      // one peer for good; the node must halt and say so instead.
+      // one peer for good; the node must halt and say so instead. Only with
+      // the body its header names: the node stores this block, and the
+      // certificate signs the header alone (another body is refused below,
+      // with its sender).
       this.emit({
         kind: 'diverged',
         height: this.heightValue - 1,
@@ -2278,6 +2293,7 @@ export class Replica implements ConsensusReplica {
       if (source !== undefined) this.distrustCatchupPeer(source, nowMs);
       return;
     }
+    this.decidedFromPeer = true;
     this.decide(next.block, hash, next.commit);
     // Prefetch: ask for the next batch before this one runs out.
     let ahead = this.heightValue + 1;

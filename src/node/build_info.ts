@@ -17,7 +17,7 @@ const SOURCE_DIGEST_HEX = 16;
 
 export interface BuildInfo {
   readonly version: string;
-  /** SHA-256 of the source tree, its first SOURCE_DIGEST_HEX hex digits. */
+  /** SHA-256 of the source tree, its first SOURCE_DIGEST_HEX hex digits; 'unknown' if unreadable. */
   readonly source: string;
 }
 
@@ -31,14 +31,22 @@ export function buildInfo(): BuildInfo {
   return cached;
 }
 
-/** SHA-256 over each file's path (relative, '/'-separated), size and bytes, in path order. */
+/**
+ * SHA-256 over each file's path (relative, '/'-separated), size and bytes, in
+ * path order; 'unknown' when some of it cannot be read (a stray file of
+ * another user's, say): it only informs, and must not stop a node's start.
+ */
 export function sourceDigest(dir: string): string {
   const hash = createHash('sha256');
-  for (const path of filesUnder(dir)) {
-    const bytes = readFileSync(path);
-    const name = relative(dir, path).split(/[\\/]/).join('/');
-    hash.update(`${name}\0${bytes.length}\0`);
-    hash.update(bytes);
+  try {
+    for (const path of filesUnder(dir)) {
+      const bytes = readFileSync(path);
+      const name = relative(dir, path).split(/[\\/]/).join('/');
+      hash.update(`${name}\0${bytes.length}\0`);
+      hash.update(bytes);
+    }
+  } catch {
+    return 'unknown';
   }
   return hash.digest('hex').slice(0, SOURCE_DIGEST_HEX);
 }

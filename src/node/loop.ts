@@ -17,6 +17,7 @@ import type {
   Application,
   Block,
   BlockResult,
+  ChainState,
   CommitCertificate,
   CommittedBlock,
   Effect,
@@ -28,7 +29,14 @@ import type {
   TimeoutConfig,
   Verifier,
 } from '../consensus/index.ts';
-import { Replica, blockHashOf, committedBlockCodec, walRecordCodec } from '../consensus/index.ts';
+import {
+  Replica,
+  ValidatorSet,
+  blockHashOf,
+  bodyFactsOf,
+  committedBlockCodec,
+  walRecordCodec,
+} from '../consensus/index.ts';
 import { bytesEqual, toHex } from '../lib/bytes.ts';
 import { BLOCK_TXS_MAX, LOOP_QUEUED_MESSAGE_BYTES_MAX, WAL_ROTATE_BYTES } from '../lib/limits.ts';
 import type { Clock } from './clock.ts';
@@ -40,7 +48,7 @@ import { silentLog } from './log.ts';
 import type { PeerNetwork } from './network.ts';
 import { StorageError } from './storage/index.ts';
 import type { Storage } from './storage/index.ts';
-import { DivergenceWatch } from './watch.ts';
+import { DivergenceWatch, certified } from './watch.ts';
 
 /** The application as the node drives it: the consensus port plus what restart and snapshots need. */
 export interface NodeApplication extends Application {
@@ -179,6 +187,13 @@ export interface NodeLoopOptions {
    */
   readonly flush?: () => void;
   readonly hooks?: LoopHooks;
+  /**
+   * What the restore's execution of the block at the application's height
+   * gave (restore.ts, RestoreResult.lastResult), if it executed it: the
+   * validator updates of that height, which start() needs when the
+   * application's appHash corrects the WAL checkpoint's (resumeRecords).
+   */
+  readonly restoredResult?: BlockResult | null;
 }
 
 export class NodeLoop {
@@ -313,9 +328,15 @@ export class NodeLoop {
     return this.running;
   }
 
-  /** Whether the node is fetching committed blocks it lags behind (Replica.catchingUp). */
+  /**
+   * Whether the node is fetching committed blocks it lags behind
+   * (Replica.catchingUp) and deciding its heights from them. A request out
+   * is not enough: any peer may claim to be ahead (unverified) and is asked
+   * at once, so a faulty one repeating the claim would keep a node at the
+   * chain's tip "catching up" (/health 503) for good.
+   */
   catchingUp(): boolean {
-    return this.replica.catchingUp(this.clock.nowMs());
+    return this.replica.lastDecidedFromPeer && this.replica.catchingUp(this.clock.nowMs());
   }
 
   /** Replays the WAL (the application must already stand at its last checkpoint) and joins the chain. */
@@ -346,9 +367,9 @@ export class NodeLoop {
    * node computed at its height; the restore may have found another one,
    * which the chain's certified block after that height confirms (the code
    * was fixed after a divergence halt: restore.ts). The replica must then
-   * build on the chain's hash, so its checkpoint is read with it; the file
-   * keeps its records (the signed ones after the checkpoint still bind us)
-   * until the next checkpoint is written.
+   * build on the chain's hash, so its checkpoint is read with it
+   * (correctedState); the file keeps its records (the signed ones after the
+   * checkpoint still bind us) until the next checkpoint is written.
    */
   private resumeRecords(): Uint8Array[] {
     const { app, storage } = this.options;
@@ -365,18 +386,59 @@ export class NodeLoop {
     const record = decode(walRecordCodec, records[at]!, 'wal');
     if (record.kind !== 'checkpoint' || record.state.height !== app.height) return records;
     if (bytesEqual(record.state.appHash, app.appHash)) return records;
-    const next = loadCommitted(storage, app.height + 1);
-    if (next === null || !bytesEqual(next.block.header.previousAppHash, app.appHash)) {
-      throw new NodeError(
-        'RestoreFailed',
-        `the application's appHash after height ${app.height} is not the one the WAL recorded, and no certified block confirms it`,
-      );
-    }
     const corrected = encode(walRecordCodec, {
       ...record,
-      state: { ...record.state, appHash: app.appHash },
+      state: this.correctedState(record.state),
     });
     return [...records.slice(0, at), corrected, ...records.slice(at + 1)];
+  }
+
+  /**
+   * The checkpoint's state as the application now computes it: its appHash,
+   * and the set deciding the height after next, which the validator updates
+   * of the checkpoint's height decide (the faulty code may have decided
+   * others: a fault in jailing, say). The rest comes from the blocks. Only
+   * when the stored block after that height is the chain's next block,
+   * checked again here as when it arrived (this is what the replica will
+   * sign on), and its header holds the application's appHash; RestoreFailed
+   * otherwise.
+   */
+  private correctedState(state: ChainState): ChainState {
+    const { app, storage, genesis, verifier, restoredResult } = this.options;
+    const height = app.height;
+    const refused = (why: string) =>
+      new NodeError(
+        'RestoreFailed',
+        `the application's appHash after height ${height} is not the one the WAL recorded, and ${why}`,
+      );
+    const next = loadCommitted(storage, height + 1);
+    if (next === null) throw refused('no certified block confirms it');
+    const { block, commit } = next;
+    const header = block.header;
+    const validators = ValidatorSet.fromState(state.validators);
+    if (
+      header.chainId !== genesis.chainId ||
+      header.height !== height + 1 ||
+      !bytesEqual(header.previousBlockHash, state.lastBlockHash) ||
+      !bytesEqual(header.validatorsHash, validators.hash) ||
+      !bodyFactsOf(block).matchesHeader ||
+      !certified(block, commit, validators, verifier)
+    ) {
+      throw refused(`the stored block ${height + 1} is not the chain's next block`);
+    }
+    if (!bytesEqual(header.previousAppHash, app.appHash)) {
+      throw refused(`the chain's block ${height + 1} says ${toHex(header.previousAppHash)}`);
+    }
+    if (restoredResult === undefined || restoredResult === null) {
+      throw refused(
+        `the restore did not execute block ${height}, so the validator updates of that height are unknown`,
+      );
+    }
+    return {
+      ...state,
+      appHash: app.appHash,
+      nextValidators: validators.withUpdates(restoredResult.validatorUpdates).advanced().toState(),
+    };
   }
 
   stop(): void {

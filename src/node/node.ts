@@ -203,6 +203,7 @@ export class ZommaNode {
       commitPauseMs: options.commitPauseMs ?? 0,
       walSyncInBackground: true,
       flush: () => this.results.flush(),
+      restoredResult: restored.lastResult,
       hooks: {
         onExecuted: (executed) => this.onExecuted(executed),
         ...(options.onHalt ? { onHalt: options.onHalt } : {}),

@@ -27,6 +27,7 @@
 // otherwise it refuses with RestoreFailed naming the heights.
 
 import { decode } from '../codec/wire.ts';
+import type { BlockResult } from '../consensus/index.ts';
 import { walRecordCodec } from '../consensus/index.ts';
 import { bytesEqual, toHex } from '../lib/bytes.ts';
 import { NodeError } from './errors.ts';
@@ -40,6 +41,13 @@ export interface RestoreResult<A> {
   readonly app: A;
   readonly snapshotHeight: number;
   readonly replayedBlocks: number;
+  /**
+   * What executing the block of the checkpoint's height gave, when the
+   * restore executed it (null: the application came from a snapshot of that
+   * height, or genesis). The loop needs its validator updates when it
+   * resumes from another appHash than its checkpoint's (NodeLoop).
+   */
+  readonly lastResult: BlockResult | null;
 }
 
 export function restoreApp<A extends NodeApplication>(
@@ -99,6 +107,7 @@ export function restoreApp<A extends NodeApplication>(
     }
   }
   let replayed = 0;
+  let lastResult: BlockResult | null = null;
   for (let height = app.height + 1; height <= target.height; height++) {
     const stored = loadCommitted(storage, height);
     if (stored === null) {
@@ -109,7 +118,7 @@ export function restoreApp<A extends NodeApplication>(
     }
     const expected = stored.block.header.previousAppHash;
     if (!bytesEqual(expected, app.appHash)) throw mismatch(height - 1, app.appHash, expected);
-    app.finalizeBlock(stored.block, stored.commit);
+    lastResult = app.finalizeBlock(stored.block, stored.commit);
     app.commit();
     onReplayed(app);
     replayed++;
@@ -136,7 +145,7 @@ export function restoreApp<A extends NodeApplication>(
   } else if (target.appHash !== null && !bytesEqual(target.appHash, app.appHash)) {
     throw mismatch(target.height, app.appHash, target.appHash, 'this node recorded');
   }
-  return { app, snapshotHeight, replayedBlocks: replayed };
+  return { app, snapshotHeight, replayedBlocks: replayed, lastResult };
 }
 
 /**

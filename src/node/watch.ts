@@ -20,6 +20,7 @@ import {
   SIGN_KIND_CONSENSUS,
   VOTE_TYPE,
   blockHashOf,
+  bodyFactsOf,
   isQuorum,
   messageCodec,
   voteSignBytes,
@@ -86,6 +87,11 @@ function divergentBlockOf(
   }
   const at = blocks.find((b) => b.block.header.height === replica.height);
   if (at === undefined || bytesEqual(at.block.header.previousAppHash, app.appHash)) return null;
+  // The certificate signs the header only, which names the body by its
+  // roots: a copy with another body (a peer's forgery) is no block of the
+  // chain, and the node stores the block that shows a divergence. Not noted
+  // against its sender either: the real block may follow from the same peer.
+  if (!bodyFactsOf(at.block).matchesHeader) return null;
   return at;
 }
 

@@ -49,6 +49,9 @@ test('the source digest tells two builds of one version apart', () => {
     writeFileSync(join(tmp.dir, 'exchange', 'fees.ts'), 'export const FEE = 1;\n');
     renameSync(join(tmp.dir, 'main.ts'), join(tmp.dir, 'index.ts'));
     assert.notEqual(sourceDigest(tmp.dir), before, 'a renamed file');
+    // A tree it cannot read (a file of another user's under src/, say) is no
+    // reason for `zomma version`, or a node's start, to fail.
+    assert.equal(sourceDigest(join(tmp.dir, 'gone')), 'unknown');
   } finally {
     tmp.remove();
   }

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { toHex, utf8 } from '../../src/lib/bytes.ts';
+import { NodeError } from '../../src/node/errors.ts';
 import { NodeLoop, lastCheckpoint } from '../../src/node/loop.ts';
 import { CHANNEL, frame, unframe } from '../../src/node/framing.ts';
 import { MemoryHub } from '../../src/node/network.ts';
@@ -16,9 +17,15 @@ import type {
   CommitCertificate,
   CommittedBlock,
   Genesis,
+  ValidatorUpdate,
 } from '../../src/consensus/index.ts';
 import { sha256 } from '../../src/crypto/index.ts';
-import { committedBlockCodec, walRecordCodec } from '../../src/consensus/index.ts';
+import {
+  VOTE_TYPE,
+  committedBlockCodec,
+  messageCodec,
+  walRecordCodec,
+} from '../../src/consensus/index.ts';
 import {
   FAST_TIMEOUTS,
   HashChainApp,
@@ -38,6 +45,8 @@ interface TestNode {
   hashes: Map<number, string>;
   /** Heights whose snapshot was saved before onExecuted ran (where the node saves results). */
   snapshotFirst: number[];
+  /** Heights executed while the loop said it was catching up. */
+  caughtUp: number[];
 }
 
 function startNode(
@@ -50,13 +59,32 @@ function startNode(
   fresh: () => HashChainApp = () => new HashChainApp(genesis.appHash),
 ): TestNode {
   const storage = openStorage(`${dir}/v${index}`);
+  try {
+    return startOn(storage, hub, genesis, index, txs, walRotateBytes, fresh);
+  } catch (error) {
+    // A refused start frees the directory, as the node does.
+    storage.close();
+    throw error;
+  }
+}
+
+function startOn(
+  storage: FileStorage,
+  hub: MemoryHub,
+  genesis: Genesis,
+  index: number,
+  txs: Uint8Array[],
+  walRotateBytes: number,
+  fresh: () => HashChainApp,
+): TestNode {
   const checkpoint = lastCheckpoint(storage.wal.readAll());
-  const { app } = restoreApp(storage, checkpoint, fresh, (bytes) =>
+  const { app, lastResult } = restoreApp(storage, checkpoint, fresh, (bytes) =>
     HashChainApp.fromSnapshot(bytes),
   );
   const net = hub.join(`v${index}`);
   const hashes = new Map<number, string>();
   const snapshotFirst: number[] = [];
+  const caughtUp: number[] = [];
   const loop = new NodeLoop({
     genesis,
     timeouts: FAST_TIMEOUTS,
@@ -70,11 +98,13 @@ function startNode(
     snapshotsKept: 2,
     walRotateBytes,
     walSyncInBackground: true,
+    restoredResult: lastResult,
     hooks: {
       onExecuted: (e) => {
         const height = e.block.header.height;
         hashes.set(height, toHex(e.result.appHash));
         if (storage.snapshots.heights().includes(height)) snapshotFirst.push(height);
+        if (loop.catchingUp()) caughtUp.push(height);
       },
     },
   });
@@ -83,8 +113,13 @@ function startNode(
     if (channel === CHANNEL.consensus) loop.onConsensusMessage(from, payload);
   });
   void net.start();
-  loop.start();
-  return { loop, app, storage, net, hashes, snapshotFirst };
+  try {
+    loop.start();
+  } catch (error) {
+    void net.stop();
+    throw error;
+  }
+  return { loop, app, storage, net, hashes, snapshotFirst, caughtUp };
 }
 
 function stopNode(node: TestNode): void {
@@ -123,6 +158,7 @@ test('four loops over file storage commit, agree, and a restarted one catches up
     assert.ok(restarted.app.height >= 6, 'restored from snapshot and blocks');
     const target = nodes[0]!.app.height + 2;
     await waitFor(() => restarted.app.height >= target, 20_000, 'the restarted node catches up');
+    assert.ok(restarted.caughtUp.length > 0, 'it said it was catching up meanwhile');
     for (let h = 1; h <= target; h++) {
       const ref = nodes[0]!.hashes.get(h) ?? nodes[1]!.hashes.get(h);
       const mine = restarted.hashes.get(h);
@@ -280,6 +316,28 @@ test('a node whose execution differs from the chain halts with AppHashMismatch n
     // hold the state the other code computed; the chain's certified block
     // after it says what the state is.
     stopNode(odd);
+    // Not fixed: the start is refused at once, naming both hashes.
+    assert.throws(
+      () => startNode(hub, genesis, 3, tmp.dir, txs, undefined, divergent),
+      (e: unknown) =>
+        e instanceof NodeError &&
+        e.code === 'AppHashMismatch' &&
+        e.message.includes(report.details.chainAppHash as string) &&
+        e.message.includes(report.details.ourAppHash as string),
+    );
+    // The stored block is checked again: a copy whose certificate falls
+    // short of 2/3 (a damaged or replaced file) confirms nothing.
+    const dir = `${tmp.dir}/v3`;
+    const readBack = openStorage(dir);
+    const stored = decode(committedBlockCodec, readBack.blocks.load(4)!);
+    readBack.close();
+    const short = { ...stored.commit, votes: stored.commit.votes.slice(0, 1) };
+    rewriteLastBlock(dir, 4, { block: stored.block, commit: short });
+    assert.throws(
+      () => startNode(hub, genesis, 3, tmp.dir, txs),
+      (e: unknown) => e instanceof NodeError && e.code === 'RestoreFailed',
+    );
+    rewriteLastBlock(dir, 4, stored);
     const fixed = startNode(hub, genesis, 3, tmp.dir, txs);
     nodes[3] = fixed;
     const target = nodes[0]!.app.height + 2;
@@ -299,11 +357,16 @@ test('a node whose execution differs from the chain halts with AppHashMismatch n
   }
 });
 
-/** Executes like the others up to `from`, then mixes one more byte into its hash. */
+/**
+ * Executes like the others up to `from`, then mixes one more byte into its
+ * hash; at `from` it also returns `updates` (a fault in deciding the
+ * validator set, say) where the others return none.
+ */
 class DivergentApp extends HashChainApp {
   constructor(
     genesisAppHash: Uint8Array,
     private readonly from: number,
+    private readonly updates: readonly ValidatorUpdate[] = [],
   ) {
     super(genesisAppHash);
   }
@@ -312,8 +375,146 @@ class DivergentApp extends HashChainApp {
     const result = super.finalizeBlock(block, commit);
     if (this.height < this.from) return result;
     this.appHash = sha256(this.appHash, utf8('differs'));
-    return { ...result, appHash: this.appHash };
+    const validatorUpdates = this.height === this.from ? this.updates : result.validatorUpdates;
+    return { appHash: this.appHash, validatorUpdates };
   }
+}
+
+test('a node whose fault was in the validator updates of the height it halted after resumes, once fixed, with the set the chain decided', async () => {
+  // The checkpoint of that height holds the appHash and the next validator
+  // set the faulty code computed; the fixed code computes both again.
+  const tmp = tempDir('zomma-loop-diverge-set-');
+  const keys = [0, 1, 2, 3].map(testKey);
+  const genesis = testGenesis(keys);
+  const hub = new MemoryHub();
+  const txs = Array.from({ length: 40 }, (_, i) => utf8(`tx ${i}`));
+  const updates = [{ publicKey: keys[3]!.publicKey, power: 20 }];
+  const divergent = () => new DivergentApp(genesis.appHash, 3, updates);
+  const nodes = [0, 1, 2, 3].map((i) =>
+    i === 3
+      ? startNode(hub, genesis, i, tmp.dir, txs, undefined, divergent)
+      : startNode(hub, genesis, i, tmp.dir, txs),
+  );
+  try {
+    const odd = nodes[3]!;
+    await waitFor(() => odd.loop.haltReport !== null, 20_000, 'the divergent node halts');
+    assert.equal(odd.loop.haltReport!.code, 'AppHashMismatch');
+    assert.equal(odd.app.height, 3);
+    stopNode(odd);
+
+    const fixed = startNode(hub, genesis, 3, tmp.dir, txs);
+    nodes[3] = fixed;
+    assert.equal(
+      toHex(fixed.loop.replica.nextValidators.hash),
+      toHex(nodes[0]!.loop.replica.validators.hash),
+      'the set deciding height 5 is the one the chain decided (the others decide with it)',
+    );
+    const target = Math.max(nodes[0]!.app.height, 5) + 2;
+    await waitFor(
+      () => fixed.app.height >= target || fixed.loop.haltReport !== null,
+      20_000,
+      'the fixed node catches up past height 5',
+    );
+    assert.equal(fixed.loop.haltReport, null, 'the fixed node does not halt again');
+
+    // A second restart, past the snapshots the fixed code saved (the other
+    // code's snapshot of height 3 is still on disk), resumes from its own
+    // checkpoints.
+    stopNode(fixed);
+    const again = startNode(hub, genesis, 3, tmp.dir, txs);
+    nodes[3] = again;
+    assert.ok(again.app.height >= target, `restored to ${again.app.height}`);
+    const further = nodes[0]!.app.height + 2;
+    await waitFor(
+      () => again.app.height >= further || again.loop.haltReport !== null,
+      20_000,
+      'the node restarted again goes on',
+    );
+    assert.equal(again.loop.haltReport, null, 'no halt after a second restart');
+  } finally {
+    for (const n of nodes) stopNode(n);
+    tmp.remove();
+  }
+});
+
+test("a peer's copy of the divergence's certified block with another body is refused; the real one is stored and a fixed restart resumes", async () => {
+  // The certificate signs the header's hash; the header names the body by its
+  // roots. A copy with other transactions is no block of the chain: stored,
+  // it would be executed again at a later restart, and served to peers.
+  const tmp = tempDir('zomma-loop-diverge-forged-');
+  const keys = [0, 1, 2, 3].map(testKey);
+  const genesis = testGenesis(keys);
+  const hub = new MemoryHub();
+  const txs = Array.from({ length: 40 }, (_, i) => utf8(`tx ${i}`));
+  const divergent = () => new DivergentApp(genesis.appHash, 3);
+  const nodes = [0, 1, 2, 3].map((i) =>
+    i === 3
+      ? startNode(hub, genesis, i, tmp.dir, txs, undefined, divergent)
+      : startNode(hub, genesis, i, tmp.dir, txs),
+  );
+  const cut = new MemoryHub();
+  const peer = cut.join('byzantine');
+  await peer.start();
+  try {
+    await waitFor(() => nodes[3]!.loop.haltReport !== null, 20_000, 'the divergent node halts');
+    stopNode(nodes[3]!);
+    // As if it had not met block 4 yet: its store ends at 3, its checkpoint.
+    dropBlocksAbove(`${tmp.dir}/v3`, 3);
+    // Alone with one peer, which sends block 4 with a transaction added.
+    const alone = startNode(cut, genesis, 3, tmp.dir, txs, undefined, divergent);
+    nodes[3] = alone;
+    assert.equal(alone.app.height, 3);
+    const real = decode(committedBlockCodec, nodes[0]!.storage.blocks.load(4)!);
+    const forged: CommittedBlock = {
+      block: { ...real.block, txs: [...real.block.txs, utf8('not in the block')] },
+      commit: real.commit,
+    };
+    const response = (b: CommittedBlock) =>
+      frame(CHANNEL.consensus, encode(messageCodec, { kind: 'blockResponse', blocks: [b] }));
+    peer.send('v3', response(forged));
+    await waitFor(
+      () => alone.loop.replica.refusesBlocksFrom('byzantine') || alone.loop.haltReport !== null,
+      20_000,
+      'the forged block is judged',
+    );
+    assert.equal(alone.loop.haltReport, null, 'no halt on a block that is not the chain’s');
+    assert.equal(alone.storage.blocks.lastHeight(), 3, 'nothing stored');
+
+    // The real block shows the divergence: the node halts and keeps it.
+    peer.send('v3', response(real));
+    await waitFor(() => alone.loop.haltReport !== null, 20_000, 'the real block halts it');
+    assert.equal(alone.loop.haltReport!.code, 'AppHashMismatch');
+    const stored = decode(committedBlockCodec, alone.storage.blocks.load(4)!);
+    assert.deepEqual(stored.block.txs, real.block.txs, 'the block stored is the chain’s');
+    stopNode(alone);
+
+    const fixed = startNode(hub, genesis, 3, tmp.dir, txs);
+    nodes[3] = fixed;
+    const target = nodes[0]!.app.height + 2;
+    await waitFor(
+      () => fixed.app.height >= target || fixed.loop.haltReport !== null,
+      20_000,
+      'the fixed node catches up',
+    );
+    assert.equal(fixed.loop.haltReport, null, 'the fixed node does not halt again');
+  } finally {
+    for (const n of nodes) stopNode(n);
+    void peer.stop();
+    tmp.remove();
+  }
+});
+
+/** Rewrites the block log of the node in `dir` without the blocks above `height`. */
+function dropBlocksAbove(dir: string, height: number): void {
+  let storage = openStorage(dir);
+  const first = storage.blocks.firstHeight();
+  const blocks: Uint8Array[] = [];
+  for (let h = first; h <= height; h++) blocks.push(storage.blocks.load(h)!);
+  storage.close();
+  renameSync(`${dir}/blocks.log`, `${dir}/blocks.log.old`);
+  storage = openStorage(dir);
+  blocks.forEach((bytes, i) => storage.blocks.save(first + i, bytes));
+  storage.close();
 }
 
 /** The index of the last checkpoint record of `height` in `records`. */
@@ -338,6 +539,48 @@ function rewriteLastBlock(dir: string, last: number, committed: CommittedBlock):
   storage.blocks.save(last, encode(committedBlockCodec, committed));
   storage.close();
 }
+
+test("a peer's claim to be far ahead does not make a node at the chain's tip report catching up", async () => {
+  // Any peer may claim a height (a vote's, unverified) and is asked for the
+  // blocks at once; /health answers 503 while the node catches up, so a
+  // faulty peer repeating the claim would otherwise keep it there.
+  const tmp = tempDir('zomma-loop-claim-');
+  const genesis = testGenesis([testKey(0)]);
+  const hub = new MemoryHub();
+  const node = startNode(hub, genesis, 0, tmp.dir, []);
+  const liar = hub.join('liar');
+  const asked: number[] = [];
+  liar.onMessage((_from, bytes) => {
+    const { channel, payload } = unframe(bytes);
+    if (channel !== CHANNEL.consensus) return;
+    const message = decode(messageCodec, payload);
+    if (message.kind === 'blockRequest') asked.push(message.fromHeight);
+  });
+  await liar.start();
+  try {
+    await waitFor(() => node.app.height >= 2, 20_000, 'height 2');
+    const vote = {
+      type: VOTE_TYPE.prevote,
+      height: node.loop.replica.height + 100,
+      round: 0,
+      blockHash: null,
+      validatorIndex: 0,
+      timestampMs: 0,
+      extension: new Uint8Array(0),
+      signature: new Uint8Array(64),
+    };
+    liar.send('v0', frame(CHANNEL.consensus, encode(messageCodec, { kind: 'vote', vote })));
+    await waitFor(() => asked.length > 0, 20_000, 'the node asks the liar for blocks');
+    assert.equal(node.loop.catchingUp(), false, 'a claim alone is not being behind');
+    const height = node.app.height;
+    await waitFor(() => node.app.height >= height + 2, 20_000, 'it goes on committing');
+    assert.equal(node.loop.haltReport, null);
+  } finally {
+    stopNode(node);
+    void liar.stop();
+    tmp.remove();
+  }
+});
 
 test('frames carry a channel byte; unknown channels and empty frames are refused', () => {
   const f = frame(CHANNEL.mempool, utf8('abc'));
