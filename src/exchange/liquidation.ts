@@ -94,10 +94,16 @@ export function coverFromInsurance(
   events.push({ type: 'insuranceCover', account: account.index, amountQuote: cover });
 }
 
-/** Ranks opposite positions for deleveraging: highest profit × leverage first. */
+/**
+ * Ranks opposite positions for deleveraging: highest profit × leverage first,
+ * unrealized PnL × notional / equity, compared exactly (cross-multiplied; the
+ * equity at least one quote unit). A score rounded to whole quote units would
+ * tie every counterparty whose profit × notional is below its equity, a
+ * profitable one with little leverage among them, and leave them to index order.
+ */
 function adlQueue(state: ExchangeState, market: MarketState, long: boolean): Account[] {
   const mark = BigInt(market.markTicks) * market.k;
-  const ranked: { account: Account; score: bigint }[] = [];
+  const ranked: { account: Account; weight: bigint; equity: bigint }[] = [];
   for (const account of market.holders) {
     const position = positionOf(account, market)!;
     if (position.sizeLots > 0 !== long) continue;
@@ -105,11 +111,13 @@ function adlQueue(state: ExchangeState, market: MarketState, long: boolean): Acc
     const pnl = value - position.costBasisQuote;
     const notional = value < 0n ? -value : value;
     const equity = maxBig(equityQuote(state, account), 1n);
-    ranked.push({ account, score: divBig(pnl * notional, equity, 'floor') });
+    ranked.push({ account, weight: pnl * notional, equity });
   }
-  ranked.sort((a, b) =>
-    a.score > b.score ? -1 : a.score < b.score ? 1 : a.account.index - b.account.index,
-  );
+  ranked.sort((a, b) => {
+    const x = a.weight * b.equity;
+    const y = b.weight * a.equity;
+    return x > y ? -1 : x < y ? 1 : a.account.index - b.account.index;
+  });
   return ranked.map((r) => r.account);
 }
 
