@@ -4,11 +4,13 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Harness, USDC, key, limit, replacer, unmonitoredGenesis } from './helpers.ts';
+import { Harness, USDC, VALIDATORS, key, limit, replacer, unmonitoredGenesis } from './helpers.ts';
+import { equityQuote } from '../../src/exchange/margin.ts';
 import type { Key } from './helpers.ts';
 import type { Action } from '../../src/exchange/tx/types.ts';
 
 const BTC = 'BTC-PERPETUAL';
+const ETH = 'ETH-PERPETUAL';
 
 function placed(h: Harness, k: Key, action: Action): void {
   const r = h.one(k, action);
@@ -39,3 +41,58 @@ test('deleveraging ranks by the exact score: of two counterparties with little l
   assert.equal(deleverages.length, 1, JSON.stringify(r.events, replacer));
   assert.equal(deleverages[0]!.counterparty, h.account(b)!.index, 'the higher score goes first');
 });
+
+test('the insurance fund does not carry a position a liquidation could not close: a lot in another market does not unlock the cover of a halted one', () => {
+  const h = new Harness(unmonitoredGenesis({ insuranceFundQuote: 10_000n * USDC }));
+  const [o, c, e] = [key('halted-o'), key('halted-c'), key('halted-e')];
+  h.fund(o, 2_600n * USDC);
+  h.fund(c, 500_000n * USDC);
+  h.fund(e, 500_000n * USDC);
+  // o: long 1 BTC at $50,000 and one ETH lot at $3,000.
+  placed(h, c, limit(BTC, 'sell', 500_000, 10_000));
+  placed(h, o, limit(BTC, 'buy', 500_000, 10_000, { timeInForce: 'IOC' }));
+  placed(h, e, limit(ETH, 'sell', 300_000, 1));
+  placed(h, o, limit(ETH, 'buy', 300_000, 1, { timeInForce: 'IOC' }));
+  govern(h, 1, 'haltMarket', BTC);
+  // At $47,000 o is $425.0015 below zero ($2,600 less $25.0015 of fees and the
+  // $3,000 lost): only its ETH lot can close, at the mark.
+  h.oracle = { ...h.oracle, BTC: 47_000n * USDC };
+  h.block([]);
+  const account = h.account(o)!;
+  assert.equal(account.positions[0]!.sizeLots, 10_000, 'the BTC long waits for its market');
+  assert.equal(account.positions[1]!.sizeLots, 0, 'the ETH lot closed');
+  // The fund keeps the cover's share for the $47,000 of BTC that stays open:
+  // it pays for the $3 of ETH that closed, rounded, and o stays below zero.
+  const gap = 425_001_500n;
+  const back = (gap * 47_000n + 47_003n - 1n) / 47_003n;
+  assert.equal(h.ex.state.insuranceQuote, 10_000n * USDC - (gap - back));
+  assert.equal(equityQuote(h.ex.state, account), -back);
+  assert.ok(h.ex.state.underwater.has(account), 'withdrawals weigh what it lacks');
+  // Prices come back before BTC resumes: what o regains is its own, not the fund's.
+  h.oracle = { ...h.oracle, BTC: 50_000n * USDC };
+  govern(h, 2, 'resumeMarket', BTC);
+  assert.equal(h.ex.state.insuranceQuote, 10_000n * USDC - (gap - back));
+  assert.ok(equityQuote(h.ex.state, account) > 0n);
+});
+
+function govern(
+  h: Harness,
+  proposalId: number,
+  kind: 'haltMarket' | 'resumeMarket',
+  instrument: string,
+): void {
+  const propose = h.tx(VALIDATORS[0]!, {
+    kind: 'govPropose',
+    proposalId,
+    proposal: { kind, instrument },
+  });
+  const votes = [1, 2].map((v) =>
+    h.tx(VALIDATORS[v]!, { kind: 'govVote', proposalId, approve: true }),
+  );
+  const r = h.block([propose, ...votes]);
+  assert.ok(
+    r.results.every((x) => x.ok && x.actions[0]!.ok),
+    JSON.stringify(r.results, replacer),
+  );
+  assert.equal(h.ex.state.marketByName.get(instrument)!.halted, kind === 'haltMarket');
+}
