@@ -10,9 +10,9 @@
 // Out of its reach (the driver stays away from them, or compares nothing in
 // the blocks that have them): the transactions themselves (it starts again
 // from the state they leave), a block with an auction event (price
-// monitoring stopping a liquidation, an uncross), good-til orders, listed
-// markets, a stale index, fee tiers beyond the first, more than
-// LIQUIDATIONS_PER_BLOCK_MAX accounts due.
+// monitoring stopping a liquidation, an uncross), the start of a block that
+// lists or settles dated markets, options, good-til orders, a stale index,
+// fee tiers beyond the first, more than LIQUIDATIONS_PER_BLOCK_MAX accounts due.
 
 import type { Exchange, ExchangeEvent } from '../../src/exchange/index.ts';
 import type { Side } from '../../src/exchange/book/index.ts';
@@ -28,6 +28,13 @@ export interface RefOrder {
 
 export interface RefMarket {
   readonly name: string;
+  readonly underlying: string;
+  /** A dated future (listed): no funding, its mark is its index. */
+  readonly listed: boolean;
+  /** An option: out of the reference's reach (the driver trades none). */
+  readonly option: boolean;
+  /** Settled: its slot holds nothing. */
+  readonly retired: boolean;
   readonly k: bigint;
   readonly tickSizeQuote: bigint;
   readonly mmPpm: number;
@@ -89,12 +96,11 @@ export const REFERENCE_EVENTS: ReadonlySet<string> = new Set([
   'insuranceCover',
 ]);
 
-/** The state a block starts from, as plain records. Perpetuals only. */
+/** The state a block starts from, as plain records: perpetuals and dated futures. */
 export function viewOf(ex: Exchange): RefState {
   const s = ex.state;
   if (s.genesis.feeTiers.length !== 1) throw new Error('the reference takes one fee tier');
   const markets = s.markets.map((m): RefMarket => {
-    if (m.listed) throw new Error('the reference takes perpetuals only');
     const side = (levels: typeof m.book.bids.levels): RefOrder[] => {
       const out: RefOrder[] = [];
       for (let i = levels.length - 1; i >= 0; i--) {
@@ -113,6 +119,10 @@ export function viewOf(ex: Exchange): RefState {
     const p = m.params;
     return {
       name: p.instrument,
+      underlying: p.underlying,
+      listed: m.listed,
+      option: m.instrument.kind === 'option',
+      retired: m.retired,
       k: p.tickSizeQuote / BigInt(p.lotsPerBase),
       tickSizeQuote: p.tickSizeQuote,
       mmPpm: p.maintenanceMarginPpm,
@@ -140,12 +150,15 @@ export function viewOf(ex: Exchange): RefState {
       backlog: m.liquidationBacklog,
     };
   });
-  const accounts = s.accounts.map((a): RefAccount => ({
-    index: a.index,
-    cash: a.cashQuote,
-    size: a.positions.map((p) => p.sizeLots),
-    basis: a.positions.map((p) => p.costBasisQuote),
-  }));
+  const accounts = s.accounts.map((a): RefAccount => {
+    const size = markets.map(() => 0);
+    const basis = markets.map(() => 0n);
+    for (const p of [...a.positions, ...a.listed]) {
+      size[p.market] = p.sizeLots;
+      basis[p.market] = p.costBasisQuote;
+    }
+    return { index: a.index, cash: a.cashQuote, size, basis };
+  });
   return {
     timeMs: s.timeMs,
     markets,
@@ -334,8 +347,8 @@ function fundingStep(
 
 // --- liquidation -----------------------------------------------------------------
 
-/** Not halted nor in an auction (the driver keeps every index fresh). */
-const closable = (m: RefMarket): boolean => !m.halted && !m.inAuction;
+/** Not settled, halted (a dated market past its expiry is) nor in an auction (the driver keeps every index fresh). */
+const closable = (m: RefMarket): boolean => !m.retired && !m.halted && !m.inAuction;
 
 function cancelOrdersOf(s: RefState, a: RefAccount, events: RefEvent[]): void {
   let n = 0;
@@ -615,16 +628,17 @@ export function referenceStart(
   s: RefState,
   nowMs: number,
   prices: Readonly<Record<string, bigint>>,
-  underlyings: readonly string[],
   paying = true,
 ): RefEvent[] {
   const events: RefEvent[] = [];
   s.markets.forEach((m, i) => {
-    const price = prices[underlyings[i]!];
+    if (m.retired || m.option) return;
+    const price = prices[m.underlying];
     if (price !== undefined && price > 0n) m.index = indexTicks(m, price);
     m.liquidated = 0n;
+    // A dated future's mark by the same formula, without funding: no basis, so its index.
     m.mark = markOf(m);
-    fundingStep(s, i, s.timeMs, nowMs, events, paying);
+    if (!m.listed) fundingStep(s, i, s.timeMs, nowMs, events, paying);
   });
   return events;
 }

@@ -1,5 +1,6 @@
 // Each liquidation against the rules of docs/exchange.md, "Liquidation and
-// deleveraging", on the perpetuals: a seeded driver builds adversarial
+// deleveraging", on the perpetuals and, in a third of the runs, daily dated
+// futures (some settling mid-run): a seeded driver builds adversarial
 // situations (thin and one-sided books, resting orders a few ticks either
 // side of the bankruptcy price and on the way to it, positions far larger
 // than the book, many accounts failing in one block, per-block caps reached
@@ -26,6 +27,7 @@ import { Prng } from '../../src/lib/prng.ts';
 import { bytesKey } from '../../src/exchange/keys.ts';
 import { Exchange, decodeSnapshot, encodeSnapshot } from '../../src/exchange/index.ts';
 import type { Block, BlockResult, ExchangeEvent } from '../../src/exchange/index.ts';
+import type { Account, MarketState } from '../../src/exchange/state.ts';
 import type { Action, SignedTx } from '../../src/exchange/tx/types.ts';
 import { USDC, VALIDATORS, genesis, key, limit, replacer } from './helpers.ts';
 import type { Key } from './helpers.ts';
@@ -40,10 +42,11 @@ import {
 } from './liquidation_reference.ts';
 import type { RefAccount, RefState } from './liquidation_reference.ts';
 
-const NAMES = ['BTC-PERPETUAL', 'ETH-PERPETUAL'] as const;
 const UNDERLYINGS = ['BTC', 'ETH'] as const;
-/** Oracle quote units per tick. */
+/** Oracle quote units per tick, of the perpetuals and dated futures of each underlying alike. */
 const TICK = [100_000n, 10_000n] as const;
+/** 2024-01-10 08:00 UTC: a daily expiry; dated runs start up to an hour before it. */
+const EXPIRY_MS = Date.UTC(2024, 0, 10, 8);
 
 const COUNTS = [
   'blocks',
@@ -67,6 +70,8 @@ const COUNTS = [
   'atLimit',
   'beyondLimit',
   'shortfalls',
+  'dated',
+  'settled',
 ] as const;
 type Counts = Record<(typeof COUNTS)[number], number>;
 
@@ -108,9 +113,47 @@ function run(seed: number, counts: Counts): void {
   const insuranceFundQuote = pick([0n, 50n, 2_000n, 1_000_000n]) * USDC;
   const makerFeePpm = pick([-100, 0, 200]);
   const whale = rng.chance(1, 5);
+  // Now and then dated futures (daily, one strike of options each, never
+  // traded), at times before an expiry, so some settle while liquidations wait.
+  const dated = rng.chance(1, 3);
+  const base = genesis();
+  const listing =
+    dated && base.listing !== undefined
+      ? {
+          ...base.listing,
+          markIntervalMs: undefined,
+          schedule: {
+            underlyings: [
+              { underlying: 'BTC', strikeStepQuote: 1_000n * USDC, strikeRangePpm: 10_000 },
+              { underlying: 'ETH', strikeStepQuote: 100n * USDC, strikeRangePpm: 10_000 },
+            ],
+            dailies: 1,
+            weeklies: 0,
+            monthlies: 0,
+            quarterlies: 0,
+            futureCycles: ['daily' as const],
+          },
+          templates: base.listing.templates.map((t) =>
+            t.kind === 'option'
+              ? t
+              : {
+                  ...t,
+                  params: {
+                    ...t.params,
+                    initialMarginPpm: im,
+                    maintenanceMarginPpm: mm,
+                    liquidationFeePpm: feePpm,
+                    liquidationFeeQuoteMax: feeMax,
+                    liquidationQuoteMaxPerBlock: cap,
+                  },
+                },
+          ),
+        }
+      : undefined;
   const g = genesis({
     markets,
-    listing: undefined,
+    listing,
+    ...(dated ? { genesisTimeMs: EXPIRY_MS - rng.pick([45_000, 90_000, 150_000, 3_600_000]) } : {}),
     insuranceFundQuote,
     feeTiers: [{ volumeQuoteMin: 0n, makerFeePpm, takerFeePpm: 500 }],
     faucetQuoteMax: 100_000_000_000n * USDC,
@@ -146,6 +189,17 @@ function run(seed: number, counts: Counts): void {
   let proposal = 0;
   const accountOf = (k: Key, sub = 0) =>
     ex.state.principals.get(bytesKey(k.address))?.subaccounts.get(sub);
+  /** The markets that take orders: perpetuals and dated futures not expired. */
+  const tradable = (): MarketState[] =>
+    ex.state.markets.filter(
+      (m) =>
+        !m.retired &&
+        m.instrument.kind !== 'option' &&
+        !(m.listed && m.expiryMs <= timeMs + 10_000),
+    );
+  const under = (m: MarketState): number => UNDERLYINGS.indexOf(m.params.underlying as 'BTC');
+  const sizeOf = (a: Account, m: MarketState): number =>
+    (m.listed ? a.listed.find((p) => p.market === m.index) : a.positions[m.index])?.sizeLots ?? 0;
 
   // The state after the block's transactions, as its liquidation scan starts
   // (ScanSchedule.begin is the first thing runLiquidations does).
@@ -181,8 +235,13 @@ function run(seed: number, counts: Counts): void {
       assert.deepEqual(theirs.appHash, r.appHash, `${at}: a restored node's app hash`);
     }
     assert.ok(captured !== null, `${at}: the scan ran`);
+    // A block that lists or settles dated markets is checked from its liquidations on.
+    const listing = r.events.some(
+      (e) => e.type === 'marketListed' || e.type === 'marketSettled' || e.type === 'marketHalted',
+    );
+    if (r.events.some((e) => e.type === 'marketSettled')) counts.settled++;
     if (r.events.some((e) => e.type.startsWith('auction'))) counts.auctions++;
-    else compare(before, txs.length === 0, captured, r, at);
+    else compare(before, txs.length === 0 && !listing, listing, captured, r, at);
     checkAfter(at);
     return r;
   };
@@ -201,6 +260,7 @@ function run(seed: number, counts: Counts): void {
     });
     x.markets.forEach((m, i) => {
       const n = y.markets[i]!;
+      if (m.option || m.retired) return;
       assert.equal(m.index, n.index, `${at}: index of ${m.name}`);
       assert.equal(m.mark, n.mark, `${at}: mark of ${m.name}`);
       assert.equal(m.premiumSum, n.premiumSum, `${at}: premium samples of ${m.name}`);
@@ -217,19 +277,21 @@ function run(seed: number, counts: Counts): void {
   const compare = (
     previous: RefState,
     quiet: boolean,
+    listing: boolean,
     after: RefState,
     r: BlockResult,
     at: string,
   ): void => {
     // The scan looks at the accounts the block changed and at every holder of
     // a market whose mark moved or whose liquidations wait.
-    const moved = after.markets.map(
-      (m, i) => m.mark !== previous.markets[i]!.mark || previous.markets[i]!.backlog,
-    );
+    const moved = after.markets.map((m, i) => {
+      const p = previous.markets[i];
+      return p === undefined || p.name !== m.name || m.mark !== p.mark || p.backlog;
+    });
     const looked = (a: RefAccount): boolean => {
       const p = previous.accounts[a.index];
       if (p === undefined || p.cash !== a.cash) return true;
-      return a.size.some((x, i) => x !== p.size[i] || (x !== 0 && moved[i]));
+      return a.size.some((x, i) => x !== (p.size[i] ?? 0) || (x !== 0 && moved[i]));
     };
     const before: RefState | null = quiet ? structuredClone(previous) : null;
     const got = r.events.filter((e) => REFERENCE_EVENTS.has(e.type)).map(withoutOrderId);
@@ -238,11 +300,11 @@ function run(seed: number, counts: Counts): void {
     let belowBeforeFunding: Set<number> | null = null;
     if (before !== null) {
       const unpaid = structuredClone(before);
-      referenceStart(unpaid, timeMs, oracle, UNDERLYINGS, false);
+      referenceStart(unpaid, timeMs, oracle, false);
       belowBeforeFunding = new Set(
         unpaid.accounts.filter((a) => belowMaintenanceRef(unpaid, a)).map((a) => a.index),
       );
-      expected = referenceStart(before, timeMs, oracle, UNDERLYINGS);
+      expected = referenceStart(before, timeMs, oracle);
       sameState(before, after, `${at} (the block's start)`);
     }
     const s = after;
@@ -250,7 +312,7 @@ function run(seed: number, counts: Counts): void {
     // With transactions, the events before the liquidations are theirs (a
     // maker cancelled by a fill's guard): the reference's must end the list.
     const from = before === null ? got.length - ref.events.length : 0;
-    if (before === null) {
+    if (before === null && !listing) {
       for (const e of got.slice(0, Math.max(0, from))) {
         assert.ok(
           e.type === 'makerCancelled' || e.type === 'funding',
@@ -274,12 +336,15 @@ function run(seed: number, counts: Counts): void {
       if (e.type === 'liquidation') {
         counts.liquidations++;
         if (e.feeQuote > 0n) counts.fees++;
-      } else if (e.type === 'liquidationFill') counts.fills++;
-      else if (e.type === 'makerCancelled') counts.makerCancels++;
+      } else if (e.type === 'liquidationFill') {
+        counts.fills++;
+        if (s.markets.find((x) => x.name === e.market)!.listed) counts.dated++;
+      } else if (e.type === 'makerCancelled') counts.makerCancels++;
       else if (e.type === 'deleverage') {
         counts.deleverages++;
-        const m = s.markets[NAMES.indexOf(e.market as (typeof NAMES)[number])]!;
+        const m = s.markets.find((x) => x.name === e.market)!;
         if (e.priceTicks !== m.mark) counts.beyondMark++;
+        if (m.listed) counts.dated++;
       } else if (e.type === 'insuranceCover') counts.covers++;
     }
     for (const e of expected) if (e.type === 'funding' && e.ratePpm !== 0) counts.funding++;
@@ -297,19 +362,19 @@ function run(seed: number, counts: Counts): void {
     let total = state.insuranceQuote + state.feePoolQuote;
     for (const a of state.accounts) total += a.cashQuote;
     assert.equal(total, deposited, `${at}: collateral is conserved`);
-    state.markets.forEach((m, i) => {
+    for (const m of state.markets) {
       let long = 0;
       let short = 0;
       for (const a of state.accounts) {
-        const size = a.positions[i]!.sizeLots;
+        const size = sizeOf(a, m);
         if (size > 0) long += size;
         else short -= size;
       }
       assert.ok(
         long === short && long === m.longLots && short === m.shortLots,
-        `${at}: open interest of ${NAMES[i]}`,
+        `${at}: open interest of ${m.params.instrument}`,
       );
-    });
+    }
     for (const a of state.accounts) {
       if (a.positionCount !== 0 || a.cashQuote >= 0n) continue;
       assert.ok(state.deficits.has(a), `${at}: account ${a.index} below zero outside the deficits`);
@@ -347,62 +412,64 @@ function run(seed: number, counts: Counts): void {
     const at = (what: string): string =>
       `seed ${seed} round ${round} ${what} (height ${ex.state.height + 1})`;
     const state = ex.state;
-    // Positions: each trader in one market or both, against a maker or another trader.
+    // Positions: each trader in one market or two, against a maker or another trader.
     {
       const txs: SignedTx[] = [];
-      let previous: { both: boolean; first: number; use: bigint; side: boolean } | null = null;
+      const open = tradable();
+      type Plan = { markets: MarketState[]; use: bigint; side: boolean };
+      let previous: Plan | null = null;
       for (const t of traders) {
         const a = accountOf(t);
         if (a === undefined) continue;
         // A clone does what the trader before it did.
-        const plan: { both: boolean; first: number; use: bigint; side: boolean } =
+        const plan: Plan =
           previous !== null && rng.chance(1, 4)
             ? previous
             : {
-                both: rng.chance(1, 3),
-                first: rng.int(2),
+                markets: rng.chance(1, 3) ? rng.shuffle([...open]).slice(0, 2) : [pick(open)],
                 use: BigInt(rng.between(150, 980)),
                 side: rng.chance(1, 2),
               };
         previous = plan;
-        for (const i of plan.both ? [0, 1] : [plan.first]) {
-          const m = state.markets[i]!;
+        for (const m of plan.markets) {
           const mark = m.markTicks;
           const equity = a.cashQuote > 0n ? a.cashQuote : 0n;
-          const budget = (equity * plan.use) / 1_000n / (plan.both ? 2n : 1n);
+          const budget = (equity * plan.use) / 1_000n / BigInt(plan.markets.length);
           const notional = (budget * 1_000_000n) / BigInt(im);
-          let lots = Number(notional / (BigInt(mark) * 10n));
-          if (lots > 1_000_000_000) lots = 1_000_000_000;
+          let lots = Number(notional / (BigInt(mark) * m.k));
+          if (lots > m.params.maxSizeLots) lots = m.params.maxSizeLots;
           if (lots < 1) continue;
           const side = plan.side ? 'buy' : 'sell';
           const other = side === 'buy' ? 'sell' : 'buy';
           const cp = rng.chance(1, 2) || t === traders[0] ? makers[0]! : pick(traders);
           if (cp === t) continue;
-          txs.push(tx(cp, limit(NAMES[i]!, other, mark, lots)));
-          txs.push(tx(t, limit(NAMES[i]!, side, mark, lots, { timeInForce: 'IOC' })));
+          const name = m.params.instrument;
+          txs.push(tx(cp, limit(name, other, mark, lots)));
+          txs.push(tx(t, limit(name, side, mark, lots, { timeInForce: 'IOC' })));
         }
-        // Now and then one lot in the other market too: its bankruptcy price
+        // Now and then one lot in another market too: its bankruptcy price
         // comes from the whole account's equity.
-        if (!plan.both && rng.chance(1, 5)) {
-          const i = 1 - plan.first;
-          const mark = state.markets[i]!.markTicks;
+        if (plan.markets.length === 1 && rng.chance(1, 5)) {
+          const m = pick(open);
+          if (m === plan.markets[0]) continue;
           const side = rng.chance(1, 2) ? 'buy' : 'sell';
           const other = side === 'buy' ? 'sell' : 'buy';
-          txs.push(tx(makers[1]!, limit(NAMES[i]!, other, mark, 1)));
-          txs.push(tx(t, limit(NAMES[i]!, side, mark, 1, { timeInForce: 'IOC' })));
+          const name = m.params.instrument;
+          txs.push(tx(makers[1]!, limit(name, other, m.markTicks, 1)));
+          txs.push(tx(t, limit(name, side, m.markTicks, 1, { timeInForce: 'IOC' })));
         }
       }
       block(txs, 1_000, at('positions'));
     }
 
-    // The shock to come: per market, none, small, medium, large, a gap of up
-    // to 50%, or aimed at one trader's maintenance or bankruptcy price.
+    // The shock to come: per underlying, none, small, medium, large, a gap of
+    // up to 50%, or aimed at one holder's maintenance or bankruptcy price.
     const planned = [...index];
     const s0 = viewOf(ex);
-    for (let i = 0; i < 2; i++) {
+    for (let u = 0; u < 2; u++) {
       const roll = rng.int(12);
       const dir = rng.chance(1, 2) ? 1 : -1;
-      const p = index[i]!;
+      const p = index[u]!;
       let next = p;
       if (roll === 0) next = p;
       else if (roll < 3) next = p + dir * Math.floor((p * rng.between(1, 10)) / 1_000);
@@ -410,11 +477,15 @@ function run(seed: number, counts: Counts): void {
       else if (roll < 8) next = p + dir * Math.floor((p * rng.between(100, 300)) / 1_000);
       else if (roll < 9) next = p + dir * Math.floor((p * rng.between(400, 500)) / 1_000);
       else {
-        // Aimed: where a holder's equity meets its maintenance (or zero), a few ticks either side.
-        const holders = s0.accounts.filter((a) => a.size[i] !== 0 && a.size[1 - i] === 0);
+        // Aimed: where a holder of one market's equity meets its maintenance
+        // (or zero), a few ticks either side.
+        const holders = s0.accounts.filter((a) => {
+          const held = a.size.flatMap((x, i) => (x !== 0 ? [i] : []));
+          return held.length === 1 && s0.markets[held[0]!]!.underlying === UNDERLYINGS[u];
+        });
         if (holders.length > 0) {
           const a = pick(holders);
-          const size = BigInt(a.size[i]!);
+          const size = BigInt(a.size.find((x) => x !== 0)!);
           const k = 10n;
           const ppm = BigInt(roll < 11 ? mm : 0);
           // cash + size × P × k = |size| × P × k × mm / 10^6  →  P = −cash × 10^6 / (k × (size × 10^6 − |size| × mm))
@@ -427,18 +498,19 @@ function run(seed: number, counts: Counts): void {
           }
         }
       }
-      planned[i] = Math.max(10, next);
+      planned[u] = Math.max(10, next);
     }
 
     // The books for it: makers' quotes around the coming index (thin,
-    // one-sided or none), orders a few ticks either side of the coming
-    // bankruptcy prices, poor makers' quotes at the mark, and the traders'
-    // own resting orders.
+    // one-sided or none), stale quotes, poor makers' quotes at the mark, and
+    // the traders' own resting orders.
     {
       const txs: SignedTx[] = [];
+      const open = tradable();
       for (const m of makers) if (rng.chance(1, 2)) txs.push(tx(m, { kind: 'cancelAll' }));
-      for (let i = 0; i < 2; i++) {
-        const p = planned[i]!;
+      for (const m of open) {
+        const p = planned[under(m)]!;
+        const name = m.params.instrument;
         const mode = rng.int(5); // 0 none, 1 bids, 2 asks, 3 both, 4 thin both
         if (mode === 0) continue;
         for (const side of ['buy', 'sell'] as const) {
@@ -447,64 +519,59 @@ function run(seed: number, counts: Counts): void {
             const away = Math.floor((p * pick([0, 1, 5, 20, 100, 300])) / 1_000) + rng.int(3);
             const price = Math.max(1, side === 'buy' ? p - away - 1 : p + away + 1);
             const size = pick([1, 5, 50, 500, 5_000]);
-            txs.push(tx(pick(makers), limit(NAMES[i]!, side, price, size)));
+            txs.push(tx(pick(makers), limit(name, side, price, size)));
           }
         }
       }
       // Stale quotes: a rich maker's bid and ask a few ticks from today's
-      // mark, large, still there after the shock. An account below zero may
-      // close into them (a gain against the new mark, less than its gap), and
-      // liquidations fill there better than their bankruptcy price.
-      for (let i = 0; i < 2; i++) {
+      // mark, large, still there after the shock, and others on the way to
+      // the coming price. An account below zero may close into them (a gain
+      // against the new mark, less than its gap), and liquidations fill
+      // there better than their bankruptcy price.
+      for (const m of open) {
         if (!rng.chance(1, 2)) continue;
-        const mark = state.markets[i]!.markTicks;
+        const mark = m.markTicks;
+        const name = m.params.instrument;
         const size = pick([1_000, 20_000, 300_000]);
-        txs.push(tx(makers[1]!, limit(NAMES[i]!, 'buy', mark - 1 - rng.int(5), size)));
-        txs.push(tx(makers[1]!, limit(NAMES[i]!, 'sell', mark + 1 + rng.int(5), size)));
-        // And on the way to the coming price: between the new mark and the
-        // bankruptcy prices of the accounts the shock takes below zero.
-        const to = planned[i]!;
+        txs.push(tx(makers[1]!, limit(name, 'buy', mark - 1 - rng.int(5), size)));
+        txs.push(tx(makers[1]!, limit(name, 'sell', mark + 1 + rng.int(5), size)));
+        const to = planned[under(m)]!;
         for (let n = rng.int(4); n > 0; n--) {
           const price = to + Math.floor(((mark - to) * rng.between(5, 95)) / 100);
           const lots = pick([10, 1_000, 20_000]);
-          if (to < mark && price < mark)
-            txs.push(tx(makers[1]!, limit(NAMES[i]!, 'buy', price, lots)));
-          if (to > mark && price > mark)
-            txs.push(tx(makers[1]!, limit(NAMES[i]!, 'sell', price, lots)));
+          if (to < mark && price < mark) txs.push(tx(makers[1]!, limit(name, 'buy', price, lots)));
+          if (to > mark && price > mark) txs.push(tx(makers[1]!, limit(name, 'sell', price, lots)));
         }
       }
       // Poor makers quote both sides at the mark, as large as their margin lets them.
       for (const pm of poor) {
         if (!rng.chance(1, 2)) continue;
-        const i = rng.int(2);
-        const mark = state.markets[i]!.markTicks;
+        const m = pick(open);
+        const mark = m.markTicks;
         const a = accountOf(pm);
         if (a === undefined) continue;
         const lots = Math.max(
           1,
-          Number((a.cashQuote * 1_000_000n) / BigInt(im) / (BigInt(mark) * 10n) / 2n),
+          Number((a.cashQuote * 1_000_000n) / BigInt(im) / (BigInt(mark) * m.k) / 2n),
         );
-        txs.push(tx(pm, limit(NAMES[i]!, 'buy', mark - rng.int(20), lots)));
-        txs.push(tx(pm, limit(NAMES[i]!, 'sell', mark + rng.int(20), lots)));
+        const name = m.params.instrument;
+        txs.push(tx(pm, limit(name, 'buy', mark - rng.int(20), lots)));
+        txs.push(tx(pm, limit(name, 'sell', mark + rng.int(20), lots)));
       }
       // The traders' own orders: liquidation cancels them.
       for (const t of traders) {
         if (!rng.chance(1, 3)) continue;
-        const i = rng.int(2);
-        const mark = state.markets[i]!.markTicks;
+        const m = pick(open);
+        const mark = m.markTicks;
         const side = rng.chance(1, 2) ? 'buy' : 'sell';
         const away = Math.floor((mark * rng.between(2, 40)) / 1_000);
-        txs.push(
-          tx(
-            t,
-            limit(NAMES[i]!, side, side === 'buy' ? mark - away : mark + away, rng.between(1, 40)),
-          ),
-        );
+        const price = side === 'buy' ? mark - away : mark + away;
+        txs.push(tx(t, limit(m.params.instrument, side, price, rng.between(1, 40))));
       }
       // Now and then a halt of one market, resumed after the shock.
       if (rng.chance(1, 6)) {
         const proposalId = ++proposal;
-        const instrument = NAMES[rng.int(2)]!;
+        const instrument = pick(open).params.instrument;
         txs.push(
           tx(VALIDATORS[0]!, {
             kind: 'govPropose',
@@ -523,31 +590,31 @@ function run(seed: number, counts: Counts): void {
     {
       const txs: SignedTx[] = [];
       const s1 = structuredClone(viewOf(ex));
-      const shockOracle = oracleAt(planned);
-      referenceStart(s1, timeMs + 2_000, shockOracle, UNDERLYINGS);
+      referenceStart(s1, timeMs + 2_000, oracleAt(planned));
+      const open = new Set(tradable().map((m) => m.params.instrument));
       for (const a of s1.accounts) {
-        for (let i = 0; i < 2; i++) {
-          const size = a.size[i]!;
-          if (size === 0 || !rng.chance(2, 3)) continue;
+        a.size.forEach((size, i) => {
+          const m = s1.markets[i]!;
+          if (size === 0 || !open.has(m.name) || !rng.chance(2, 3)) return;
           const e = equityOf(s1, a);
-          const perTick = BigInt(Math.abs(size)) * 10n;
+          const perTick = BigInt(Math.abs(size)) * m.k;
           const away = e >= 0n ? e / perTick : -((-e + perTick - 1n) / perTick);
-          const mark = BigInt(s1.markets[i]!.mark);
+          const mark = BigInt(m.mark);
           const b = Number(size > 0 ? mark - away : mark + away);
           const side = size > 0 ? 'buy' : 'sell';
           for (let n = rng.between(1, 3); n > 0; n--) {
             const price = b + rng.between(-2, 2);
             if (price < 1) continue;
             const lots = Math.max(1, Math.floor((Math.abs(size) * rng.between(1, 60)) / 100));
-            txs.push(tx(pick(makers), limit(NAMES[i]!, side, price, lots)));
+            txs.push(tx(pick(makers), limit(m.name, side, price, lots)));
           }
-        }
+        });
       }
       block(txs, 1_000, at('bankruptcy prices'));
     }
 
-    // The shock, in a block of its own (checked against the reference) or,
-    // now and then, with the traders' reduce-only and opening orders.
+    // The shock, in a block of its own or, now and then, with the traders'
+    // market orders (reduce-only or not) and closes below zero.
     index[0] = planned[0]!;
     index[1] = planned[1]!;
     oracle = oracleOf();
@@ -556,14 +623,15 @@ function run(seed: number, counts: Counts): void {
       oracle[UNDERLYINGS[0]] = oracle[UNDERLYINGS[0]]! + BigInt(rng.int(Number(TICK[0])));
     if (rng.chance(1, 3)) {
       const txs: SignedTx[] = [];
+      const open = tradable();
       for (const t of traders) {
         if (!rng.chance(1, 2)) continue;
-        const i = rng.int(2);
+        const m = pick(open);
         const a = accountOf(t);
-        const size = a?.positions[i]!.sizeLots ?? 0;
+        const size = a === undefined ? 0 : sizeOf(a, m);
         const order: Action = {
           kind: 'placeOrder',
-          instrument: NAMES[i]!,
+          instrument: m.params.instrument,
           side: size > 0 ? 'sell' : 'buy',
           type: 'market',
           sizeLots: Math.max(1, ((Math.abs(size) * rng.between(1, 150)) / 100) | 0),
@@ -578,39 +646,29 @@ function run(seed: number, counts: Counts): void {
       // mark, less than their gap. No position, cash below zero: the fund,
       // then the deficits.
       const s2 = structuredClone(viewOf(ex));
-      referenceStart(s2, timeMs + 1_000, oracle, UNDERLYINGS);
+      referenceStart(s2, timeMs + 1_000, oracle);
+      const names = new Set(open.map((m) => m.params.instrument));
       let outs = 0;
       for (const a of s2.accounts) {
         const e = equityOf(s2, a);
-        const held = a.size.filter((x) => x !== 0).length;
-        if (e >= 0n || held !== 1 || outs >= 2 || !rng.chance(1, 2)) continue;
-        const i = a.size[0] !== 0 ? 0 : 1;
-        const size = a.size[i]!;
-        const mark = s2.markets[i]!.mark;
-        const perTick = BigInt(Math.abs(size)) * 10n;
+        const held = a.size.flatMap((x, i) => (x !== 0 ? [i] : []));
+        if (e >= 0n || held.length !== 1 || outs >= 2 || !rng.chance(1, 2)) continue;
+        const m = s2.markets[held[0]!]!;
+        const size = a.size[held[0]!]!;
+        if (!names.has(m.name) || Math.abs(size) > 1_000_000) continue;
+        const perTick = BigInt(Math.abs(size)) * m.k;
         const gapTicks = Number((-e + perTick - 1n) / perTick);
-        const price = size > 0 ? mark + 1 + rng.int(gapTicks) : mark - 1 - rng.int(gapTicks);
-        if (price < 1 || Math.abs(size) > 1_000_000) continue;
+        const price = size > 0 ? m.mark + 1 + rng.int(gapTicks) : m.mark - 1 - rng.int(gapTicks);
+        if (price < 1) continue;
         const side = size > 0 ? 'buy' : 'sell';
         const other = size > 0 ? 'sell' : 'buy';
         const owner = traders.find((t) => accountOf(t)?.index === a.index);
         if (owner === undefined) continue;
         outs++;
-        txs.push(
-          tx(
-            makers[1]!,
-            limit(NAMES[i]!, side, price, Math.abs(size), { timeInForce: 'postOnly' }),
-          ),
-        );
-        txs.push(
-          tx(
-            owner,
-            limit(NAMES[i]!, other, price, Math.abs(size), {
-              timeInForce: 'IOC',
-              reduceOnly: true,
-            }),
-          ),
-        );
+        const lots = Math.abs(size);
+        txs.push(tx(makers[1]!, limit(m.name, side, price, lots, { timeInForce: 'postOnly' })));
+        const close = { timeInForce: 'IOC', reduceOnly: true } as const;
+        txs.push(tx(owner, limit(m.name, other, price, lots, close)));
       }
       block(txs, 1_000, at('shock with orders'));
     } else block([], 1_000, at('shock'));
@@ -632,8 +690,11 @@ function run(seed: number, counts: Counts): void {
         roll < 7 ? 1_000 : roll < 9 ? rng.between(2_000, 12_000) : rng.between(30_000, 40_000);
       block([], dt, at(`after ${j}`));
     }
-    // Halted markets resume (a block with transactions).
-    const halted = state.markets.filter((m) => m.halted);
+    // Markets halted by governance resume (a block with transactions); an
+    // expired dated market stays halted for its settlement.
+    const halted = state.markets.filter(
+      (m) => m.halted && !m.retired && !(m.listed && m.expiryMs <= timeMs),
+    );
     if (halted.length > 0) {
       const txs: SignedTx[] = [];
       for (const m of halted) {
@@ -659,7 +720,7 @@ test('property: every liquidation does what docs/exchange.md says, against a ref
   referenceStats.atLimit = 0;
   referenceStats.beyondLimit = 0;
   referenceStats.shortfalls = 0;
-  for (let seed = 1; seed <= 40; seed++) run(seed, counts);
+  for (let seed = 1; seed <= 30; seed++) run(seed, counts);
   counts.atLimit = referenceStats.atLimit;
   counts.beyondLimit = referenceStats.beyondLimit;
   counts.shortfalls = referenceStats.shortfalls;
