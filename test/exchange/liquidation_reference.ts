@@ -11,8 +11,9 @@
 // the blocks that have them): the transactions themselves (it starts again
 // from the state they leave), a block with an auction event (price
 // monitoring stopping a liquidation, an uncross), the start of a block that
-// lists or settles dated markets, options, good-til orders, a stale index,
-// fee tiers beyond the first, more than LIQUIDATIONS_PER_BLOCK_MAX accounts due.
+// lists or settles dated markets, options, good-til orders, a market that
+// was never priced, fee tiers beyond the first, more than
+// LIQUIDATIONS_PER_BLOCK_MAX accounts due.
 
 import type { Exchange, ExchangeEvent } from '../../src/exchange/index.ts';
 import type { Side } from '../../src/exchange/book/index.ts';
@@ -47,6 +48,8 @@ export interface RefMarket {
   readonly interestPpm: number;
   readonly fundingCapPpm: number;
   readonly halted: boolean;
+  /** Its index is stale: nothing of it closes, funding pauses. */
+  stale: boolean;
   /** In a volatility auction: nothing of it closes, and its auction orders are the owners' too. */
   readonly inAuction: boolean;
   auctionOrders: RefOrder[];
@@ -135,6 +138,7 @@ export function viewOf(ex: Exchange): RefState {
       interestPpm: p.fundingInterestPpm,
       fundingCapPpm: p.fundingCapPpm,
       halted: m.halted,
+      stale: m.oracleStale,
       inAuction: m.auction?.active === true,
       auctionOrders:
         m.auction?.active === true
@@ -331,6 +335,23 @@ function fundingStep(
 ): void {
   const m = s.markets[i]!;
   if (nowMs <= previousMs) return;
+  if (m.stale) {
+    // Paused: no sample; an interval that ends now pays nothing and drops its samples.
+    if (Math.floor(nowMs / m.intervalMs) * m.intervalMs > previousMs) {
+      m.premiumSum = 0;
+      m.premiumCount = 0;
+      events.push({
+        type: 'funding',
+        market: m.name,
+        ratePpm: 0,
+        markTicks: m.mark,
+        paidQuote: 0n,
+        receivedQuote: 0n,
+        dustQuote: 0n,
+      });
+    }
+    return;
+  }
   const sample = premiumOf(m);
   const firstSample = Math.floor(previousMs / m.sampleMs) + 1;
   const lastSample = Math.floor(nowMs / m.sampleMs);
@@ -347,8 +368,8 @@ function fundingStep(
 
 // --- liquidation -----------------------------------------------------------------
 
-/** Not settled, halted (a dated market past its expiry is) nor in an auction (the driver keeps every index fresh). */
-const closable = (m: RefMarket): boolean => !m.retired && !m.halted && !m.inAuction;
+/** Not settled, halted (a dated market past its expiry is), stale nor in an auction. */
+const closable = (m: RefMarket): boolean => !m.retired && !m.halted && !m.stale && !m.inAuction;
 
 function cancelOrdersOf(s: RefState, a: RefAccount, events: RefEvent[]): void {
   let n = 0;
@@ -628,6 +649,7 @@ export function referenceStart(
   s: RefState,
   nowMs: number,
   prices: Readonly<Record<string, bigint>>,
+  stale: (underlying: string) => boolean,
   paying = true,
 ): RefEvent[] {
   const events: RefEvent[] = [];
@@ -635,6 +657,7 @@ export function referenceStart(
     if (m.retired || m.option) return;
     const price = prices[m.underlying];
     if (price !== undefined && price > 0n) m.index = indexTicks(m, price);
+    m.stale = stale(m.underlying);
     m.liquidated = 0n;
     // A dated future's mark by the same formula, without funding: no basis, so its index.
     m.mark = markOf(m);

@@ -7,7 +7,8 @@
 // within an account, insurance funds too small, accounts in both markets,
 // gaps of up to ±50% in one block, funding at short intervals, makers too
 // poor for their quotes, the failing accounts' own resting orders and
-// reduce-only closes, halted markets, price monitoring, balances past 2^53)
+// reduce-only closes, halted markets, stale indexes, price monitoring,
+// balances past 2^53)
 // and runs each block beside a reference written from the docs
 // (liquidation_reference.ts). Every block's liquidations, from the state its
 // transactions left (taken as the liquidation scan starts), must match the
@@ -72,6 +73,7 @@ const COUNTS = [
   'shortfalls',
   'dated',
   'settled',
+  'stale',
 ] as const;
 type Counts = Record<(typeof COUNTS)[number], number>;
 
@@ -186,6 +188,12 @@ function run(seed: number, counts: Counts): void {
   };
   const oracleOf = (): Record<string, bigint> => oracleAt(index);
   let oracle = oracleOf();
+  // When each underlying was last priced: an index older than a minute is stale.
+  const pricedMs: Record<string, number> = { BTC: timeMs, ETH: timeMs };
+  const staleAt =
+    (nowMs: number) =>
+    (u: string): boolean =>
+      nowMs - pricedMs[u]! > 60_000;
   let proposal = 0;
   const accountOf = (k: Key, sub = 0) =>
     ex.state.principals.get(bytesKey(k.address))?.subaccounts.get(sub);
@@ -223,6 +231,7 @@ function run(seed: number, counts: Counts): void {
     const before = viewOf(ex);
     captured = null;
     const r = ex.finalizeBlock(b);
+    for (const u of UNDERLYINGS) if (oracle[u] !== undefined) pricedMs[u] = timeMs;
     counts.blocks++;
     r.results.forEach((x, i) => {
       const action = txs[i]!.action;
@@ -240,6 +249,7 @@ function run(seed: number, counts: Counts): void {
       (e) => e.type === 'marketListed' || e.type === 'marketSettled' || e.type === 'marketHalted',
     );
     if (r.events.some((e) => e.type === 'marketSettled')) counts.settled++;
+    if (ex.state.markets.some((m) => m.oracleStale && m.holders.size > 0)) counts.stale++;
     if (r.events.some((e) => e.type.startsWith('auction'))) counts.auctions++;
     else compare(before, txs.length === 0 && !listing, listing, captured, r, at);
     checkAfter(at);
@@ -300,11 +310,11 @@ function run(seed: number, counts: Counts): void {
     let belowBeforeFunding: Set<number> | null = null;
     if (before !== null) {
       const unpaid = structuredClone(before);
-      referenceStart(unpaid, timeMs, oracle, false);
+      referenceStart(unpaid, timeMs, oracle, staleAt(timeMs), false);
       belowBeforeFunding = new Set(
         unpaid.accounts.filter((a) => belowMaintenanceRef(unpaid, a)).map((a) => a.index),
       );
-      expected = referenceStart(before, timeMs, oracle);
+      expected = referenceStart(before, timeMs, oracle, staleAt(timeMs));
       sameState(before, after, `${at} (the block's start)`);
     }
     const s = after;
@@ -590,7 +600,7 @@ function run(seed: number, counts: Counts): void {
     {
       const txs: SignedTx[] = [];
       const s1 = structuredClone(viewOf(ex));
-      referenceStart(s1, timeMs + 2_000, oracleAt(planned));
+      referenceStart(s1, timeMs + 2_000, oracleAt(planned), staleAt(timeMs + 2_000));
       const open = new Set(tradable().map((m) => m.params.instrument));
       for (const a of s1.accounts) {
         a.size.forEach((size, i) => {
@@ -646,7 +656,7 @@ function run(seed: number, counts: Counts): void {
       // mark, less than their gap. No position, cash below zero: the fund,
       // then the deficits.
       const s2 = structuredClone(viewOf(ex));
-      referenceStart(s2, timeMs + 1_000, oracle);
+      referenceStart(s2, timeMs + 1_000, oracle, staleAt(timeMs + 1_000));
       const names = new Set(open.map((m) => m.params.instrument));
       let outs = 0;
       for (const a of s2.accounts) {
@@ -684,11 +694,25 @@ function run(seed: number, counts: Counts): void {
           counts.midRestore++;
         }
       }
-      const roll = rng.int(10);
-      // Now and then past an auction's end (30 s), or a funding interval's.
+      const roll = rng.int(12);
+      // Now and then past an auction's end (30 s), or a funding interval's,
+      // or a minute without one underlying's price: its index goes stale
+      // (nothing of it closes, funding pauses) until a price comes.
       const dt =
-        roll < 7 ? 1_000 : roll < 9 ? rng.between(2_000, 12_000) : rng.between(30_000, 40_000);
+        roll < 7
+          ? 1_000
+          : roll < 9
+            ? rng.between(2_000, 12_000)
+            : roll < 11
+              ? rng.between(30_000, 40_000)
+              : 61_000;
+      const sent = oracle;
+      if (roll === 11) {
+        oracle = { ...oracle };
+        delete oracle[pick(UNDERLYINGS)];
+      }
       block([], dt, at(`after ${j}`));
+      oracle = sent;
     }
     // Markets halted by governance resume (a block with transactions); an
     // expired dated market stays halted for its settlement.
