@@ -8,9 +8,8 @@
 // gaps of up to ±50% in one block, funding at short intervals, makers too
 // poor for their quotes, the failing accounts' own resting orders and
 // reduce-only closes, halted markets, stale indexes, price monitoring,
-// balances past 2^53)
-// and runs each block beside a reference written from the docs
-// (liquidation_reference.ts). Every block's liquidations, from the state its
+// balances past 2^53) and runs each block beside a reference written from
+// the docs (liquidation_reference.ts). Every block's liquidations, from the state its
 // transactions left (taken as the liquidation scan starts), must match the
 // reference's: which accounts and in what order, each fill and its price,
 // fee, cover and deleverage (counterparty, price, size), the fund, the
