@@ -10,9 +10,9 @@
 //      liquidationCancels, whether or not anything closes in this block);
 //   2. if its equity is negative, the insurance fund covers what it can, when
 //      a position of it can be closed in this block, and takes back what
-//      equity the closes leave plus the cover's share for what stays open of
-//      the positions it could close (by notional at the marks), up to the
-//      cover: all of it when nothing closed;
+//      equity the closes leave plus the cover's share for what stays open
+//      (by the notional of all its positions at the marks), up to the cover:
+//      all of it when nothing closed;
 //   3. each position (ascending market) is closed through the book by an IOC
 //      order limited at the position's bankruptcy price — the price at which
 //      the account's equity would reach zero, rounded in the account's favour
@@ -94,10 +94,16 @@ export function coverFromInsurance(
   events.push({ type: 'insuranceCover', account: account.index, amountQuote: cover });
 }
 
-/** Ranks opposite positions for deleveraging: highest profit × leverage first. */
+/**
+ * Ranks opposite positions for deleveraging: highest profit × leverage first,
+ * unrealized PnL × notional / equity, compared exactly (cross-multiplied; the
+ * equity at least one quote unit). A score rounded to whole quote units would
+ * tie every counterparty whose profit × notional is below its equity, a
+ * profitable one with little leverage among them, and leave them to index order.
+ */
 function adlQueue(state: ExchangeState, market: MarketState, long: boolean): Account[] {
   const mark = BigInt(market.markTicks) * market.k;
-  const ranked: { account: Account; score: bigint }[] = [];
+  const ranked: { account: Account; weight: bigint; equity: bigint }[] = [];
   for (const account of market.holders) {
     const position = positionOf(account, market)!;
     if (position.sizeLots > 0 !== long) continue;
@@ -105,11 +111,13 @@ function adlQueue(state: ExchangeState, market: MarketState, long: boolean): Acc
     const pnl = value - position.costBasisQuote;
     const notional = value < 0n ? -value : value;
     const equity = maxBig(equityQuote(state, account), 1n);
-    ranked.push({ account, score: divBig(pnl * notional, equity, 'floor') });
+    ranked.push({ account, weight: pnl * notional, equity });
   }
-  ranked.sort((a, b) =>
-    a.score > b.score ? -1 : a.score < b.score ? 1 : a.account.index - b.account.index,
-  );
+  ranked.sort((a, b) => {
+    const x = a.weight * b.equity;
+    const y = b.weight * a.equity;
+    return x > y ? -1 : x < y ? 1 : a.account.index - b.account.index;
+  });
   return ranked.map((r) => r.account);
 }
 
@@ -334,8 +342,7 @@ export function liquidate(state: ExchangeState, account: Account, events: Exchan
     // goes back, and the event reports the net cover.
     const equity = equityQuote(state, account);
     const cover = equity < 0n ? minBig(-equity, state.insuranceQuote) : 0n;
-    const weighed = cover > 0n ? closableHeld(state, account) : [];
-    const openBefore = notionalIn(account, weighed);
+    const openBefore = cover > 0n ? heldNotional(state, account) : 0n;
     state.insuranceQuote -= cover;
     account.cashQuote += cover;
     let closedLots = 0;
@@ -349,17 +356,16 @@ export function liquidate(state: ExchangeState, account: Account, events: Exchan
       // counterparty could take a price beyond the mark): the whole cover goes
       // back, as when no market could close — kept, it would be the account's
       // if prices came back.
-      // A close cut short (the per-block cap, price monitoring after some
-      // fills) gives back the cover's share for what stays open of the
-      // positions it could close, by notional at the marks, rounded up: kept,
-      // the fund's money would carry those positions, theirs if prices came
-      // back. The account stays below zero and is covered as its slices
-      // close; the fund holds the share meanwhile, which is what keeps
-      // withdrawals going while it can cover all the accounts below zero
-      // (withdraw.ts). Positions in markets that could not close this block
-      // (halted, stale, in an auction, cap spent) are left out of the
-      // weighing: their share stays covered.
-      const openAfter = closedLots === 0 ? openBefore : notionalIn(account, weighed);
+      // What stays open (a close cut short by the per-block cap or price
+      // monitoring, positions in markets that could not close this block:
+      // halted, stale, in an auction, cap spent) gives back the cover's share
+      // for it, by notional at the marks, rounded up: kept, the fund's money
+      // would carry those positions, theirs if prices came back (so one lot
+      // in an open market does not unlock the cover of a halted position).
+      // The account stays below zero and is covered as its positions close;
+      // the fund holds the share meanwhile, which is what keeps withdrawals
+      // going while it can cover all the accounts below zero (withdraw.ts).
+      const openAfter = closedLots === 0 ? openBefore : heldNotional(state, account);
       const share = openBefore > 0n ? divBig(cover * openAfter, openBefore, 'ceil') : 0n;
       const back = minBig(cover, maxBig(equityQuote(state, account), 0n) + share);
       account.cashQuote -= back;
@@ -374,23 +380,21 @@ export function liquidate(state: ExchangeState, account: Account, events: Exchan
 }
 
 /**
- * The markets where the account holds a position that a liquidation can
- * close now (closable, the per-block cap not spent): those the insurance
- * cover's share for a close cut short is weighed over. O(markets).
+ * Σ |size| × mark × k over the account's positions, every market: what the
+ * insurance cover's share for what stays open is weighed over. O(its records).
  */
-function closableHeld(state: ExchangeState, account: Account): MarketState[] {
-  return state.markets.filter(
-    (m) =>
-      sizeIn(account, m) !== 0 &&
-      closable(m) &&
-      m.liquidatedQuote < m.params.liquidationQuoteMaxPerBlock,
-  );
-}
-
-/** Σ |size| × mark × k of the account's positions in `markets`. */
-function notionalIn(account: Account, markets: readonly MarketState[]): bigint {
+function heldNotional(state: ExchangeState, account: Account): bigint {
+  const markets = state.markets;
   let total = 0n;
-  for (const m of markets) total += BigInt(Math.abs(sizeIn(account, m))) * m.markQuotePerLot;
+  const positions = account.positions;
+  for (let i = 0; i < positions.length; i++) {
+    const size = positions[i]!.sizeLots;
+    if (size !== 0) total += BigInt(Math.abs(size)) * markets[i]!.markQuotePerLot;
+  }
+  for (const p of account.listed) {
+    if (p.sizeLots !== 0)
+      total += BigInt(Math.abs(p.sizeLots)) * markets[p.market]!.markQuotePerLot;
+  }
   return total;
 }
 

@@ -302,7 +302,7 @@ test('a liquidation the per-block cap cuts into slices pauses withdrawals and tr
   assert.deepEqual(h.ex.digestBytes(), h.ex.digestFromScratch());
 });
 
-test('the cover share of a position in a halted market stays covered: a halt does not pause withdrawals for everyone while the fund can pay', () => {
+test('the cover share of a position in a halted market goes back to the fund, which holds it while the account lacks it: a halt does not pause withdrawals for everyone while the fund can pay', () => {
   const markets = thinMargin({ liquidationFeePpm: 0 });
   const h = new Harness(genesis({ markets, insuranceFundQuote: 10_000n * USDC }));
   const [o, c, bidder, x] = [key('halt-o'), key('halt-c'), key('halt-b'), key('halt-x')];
@@ -324,22 +324,27 @@ test('the cover share of a position in a halted market stays covered: a halt doe
   const account = h.account(o)!;
   assert.equal(account.positions[0]!.sizeLots, 0);
   assert.equal(account.positions[1]!.sizeLots, 4_000);
-  // The halted market is left out of the weighing: the fund's cover stays
-  // with what it could not close, so a long halt does not pause withdrawals
-  // for everyone while the fund can pay.
-  assert.ok(equityQuote(h.ex.state, account) >= 0n);
-  assert.ok(!h.ex.state.underwater.has(account));
-  const paid = fund - h.ex.state.insuranceQuote;
+  // The cover's share for the ETH long that stays open ($12,000 of the
+  // $59,600 at the marks) went back: kept, the fund's money would carry it,
+  // the account's if prices came back. The fund holds it while o lacks it,
+  // so a long halt does not pause withdrawals for everyone while it can pay.
+  // o's gap: $1,300 less $31 of fees and $2,400 lost.
+  const gap = 1_131n * USDC;
+  const lacking = (gap * 12_000n + 59_600n - 1n) / 59_600n;
+  assert.equal(equityQuote(h.ex.state, account), -lacking);
+  assert.ok(h.ex.state.underwater.has(account));
+  assert.equal(fund - h.ex.state.insuranceQuote, gap - lacking);
   for (let b = 0; b < 3; b++) {
     const w = h.one(x, { kind: 'withdraw', amountQuote: 1n, destination: 'x' });
     assert.ok(w.actions[0]!.ok, JSON.stringify(w.actions[0]));
   }
-  // Resumed, the ETH position closes at its mark; the fund pays no more at static prices.
+  // Resumed, the ETH position closes at its mark: at static prices the fund
+  // has paid, in all, the gap it would have paid at once.
   govern(h, 2, 'resumeMarket');
   h.block([]);
   assert.equal(account.positionCount, 0);
   assert.equal(h.ex.state.underwater.size, 0);
-  assert.equal(fund - h.ex.state.insuranceQuote, paid);
+  assert.equal(fund - h.ex.state.insuranceQuote, gap);
   assert.deepEqual(h.ex.digestBytes(), h.ex.digestFromScratch());
 });
 
