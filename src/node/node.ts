@@ -78,6 +78,8 @@ export interface ZommaNodeOptions {
   readonly results?: ResultsStore;
   /** Keep this many latest heights in the block store, never below the latest snapshot (0: all). */
   readonly blocksKept?: number;
+  /** Rewrite the WAL from its checkpoint once it grew by this much (NodeLoopOptions.walRotateBytes). */
+  readonly walRotateBytes?: number;
 }
 
 export interface CommittedBlock {
@@ -189,6 +191,7 @@ export class ZommaNode {
       blocksKept: options.blocksKept ?? 0,
       commitPauseMs: options.commitPauseMs ?? 0,
       walSyncInBackground: true,
+      ...(options.walRotateBytes !== undefined ? { walRotateBytes: options.walRotateBytes } : {}),
       flush: () => this.results.flush(),
       hooks: {
         onExecuted: (executed) => this.onExecuted(executed),
