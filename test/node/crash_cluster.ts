@@ -1154,6 +1154,11 @@ export class CrashCluster {
     }
   }
 
+  /** The signature released for (signer, height, round, step), if any (step: prevote, precommit, proposal). */
+  releasedSignature(signer: number, height: number, round: number, step: string): string | null {
+    return this.released.get(`${signer}/${height}/${round}/${step}`) ?? null;
+  }
+
   /** False if this (signer, height, round, step) was released before (with the same signature or, a finding, another). */
   private noteSigned(
     signer: number,

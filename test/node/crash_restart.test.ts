@@ -8,6 +8,9 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { decode } from '../../src/codec/wire.ts';
+import { VOTE_TYPE, messageCodec, walRecordCodec } from '../../src/consensus/index.ts';
+import { toHex } from '../../src/lib/bytes.ts';
 import type { CrashClusterOptions, CrashRun } from './crash_cluster.ts';
 import { CrashCluster, POINT_KINDS, runCrashCluster } from './crash_cluster.ts';
 
@@ -166,6 +169,66 @@ test('a restart whose replay ran through a height with a lost checkpoint keeps t
       cluster.run(() => cluster.minHeight() >= height + 3, 60_000),
       'node 0 follows again',
     );
+  } finally {
+    cluster.dispose();
+  }
+});
+
+test('a WAL whose last record is a signed message never sent: the restart sends that very one', () => {
+  const cluster = new CrashCluster({
+    seed: 51,
+    crashes: 0,
+    maxDown: 1,
+    faultWindowMs: 0,
+    commitPauseMs: 20,
+    downMsMax: 10,
+  });
+  try {
+    for (let i = 0; i < 4; i++) cluster.start(i);
+    assert.ok(
+      cluster.run(() => cluster.minHeight() >= 5, 60_000),
+      'height 5',
+    );
+    const node = cluster.members[1]!;
+    // Killed right after the signed record is appended, before its sync:
+    // the page cache keeps it, the message never left.
+    cluster.armAt(1, 'walSigned', 'after', 'kill');
+    assert.ok(
+      cluster.run(() => node.life.dead, 60_000),
+      'crashed',
+    );
+    const last = decode(walRecordCodec, node.disk.wal.records.at(-1)!);
+    assert.ok(last.kind === 'signed', 'the last record is a signed message');
+    const message = decode(messageCodec, last.bytes);
+    const signed =
+      message.kind === 'vote'
+        ? {
+            ...message.vote,
+            step: message.vote.type === VOTE_TYPE.prevote ? 'prevote' : 'precommit',
+          }
+        : message.kind === 'proposal'
+          ? { ...message.proposal, step: 'proposal' }
+          : null;
+    assert.ok(signed !== null, 'a vote or a proposal');
+    const sent = (): string | null =>
+      cluster.releasedSignature(1, signed.height, signed.round, signed.step);
+    assert.equal(sent(), null, 'not sent');
+    assert.ok(
+      cluster.run(() => node.incarnations === 2 && node.node !== null, 60_000),
+      'restarted',
+    );
+    assert.ok(
+      cluster.run(() => sent() !== null, 5_000),
+      'sent after the restart',
+    );
+    assert.equal(sent(), toHex(signed.signature), 'the very message the WAL holds');
+    const height = cluster.chain.size;
+    assert.ok(
+      cluster.run(() => cluster.minHeight() >= height + 3, 60_000),
+      'the chain goes on',
+    );
+    cluster.checkFinal();
+    assert.deepEqual(cluster.findings, []);
   } finally {
     cluster.dispose();
   }
