@@ -3,12 +3,14 @@
 // refuses anything non-canonical with a DecodeError naming the field.
 
 import { DecodeError, Writer, type Codec, type Reader } from '../codec/wire.ts';
+import { assert } from '../lib/assert.ts';
 import {
   BLOCK_TXS_MAX,
   CATCHUP_BATCH_BLOCKS_MAX,
   CHAIN_ID_BYTES_MAX,
   EVIDENCE_AGE_HEIGHTS_MAX,
   EVIDENCE_PER_BLOCK_MAX,
+  EVIDENCE_POOL_MAX,
   HASH_BYTES_MAX,
   MESSAGE_BYTES_MAX,
   ROUND_MAX,
@@ -572,9 +574,18 @@ export const walRecordCodec: Codec<WalRecord> = {
     switch (record.kind) {
       case 'checkpoint':
         chainStateCodec.write(w, record.state);
-        // Written only while a pause lasts (the field then starts at height 1),
-        // so one encoding per record and older checkpoints still read.
-        if (record.signingPausedUntil !== undefined) w.uvarint(record.signingPausedUntil);
+        // Written only while a pause lasts or evidence is pending, so one
+        // encoding per record and older checkpoints still read: the pause
+        // (0 for none, which only evidence may follow), then the evidence.
+        if (record.signingPausedUntil !== undefined || record.evidence !== undefined) {
+          assert(record.signingPausedUntil !== 0, 'a pause ends at a height');
+          assert(record.evidence?.length !== 0, 'no evidence is written as none');
+          w.uvarint(record.signingPausedUntil ?? 0);
+          if (record.evidence !== undefined) {
+            w.uvarint(record.evidence.length);
+            for (const e of record.evidence) evidenceCodec.write(w, e);
+          }
+        }
         return;
       case 'input':
         inputCodec.write(w, record.input);
@@ -590,8 +601,24 @@ export const walRecordCodec: Codec<WalRecord> = {
       case WAL_TAG.checkpoint: {
         const state = chainStateCodec.read(r, `${field}.state`);
         if (r.remaining === 0) return { kind: 'checkpoint', state };
-        const signingPausedUntil = readHeight(r, `${field}.signingPausedUntil`);
-        return { kind: 'checkpoint', state, signingPausedUntil };
+        const paused = r.uvarint(`${field}.signingPausedUntil`);
+        if (r.remaining === 0) {
+          // A pause alone is a height: no pause is written as no field.
+          if (paused === 0) {
+            throw new DecodeError(`${field}.signingPausedUntil`, 'heights start at 1');
+          }
+          return { kind: 'checkpoint', state, signingPausedUntil: paused };
+        }
+        const count = readCount(r, `${field}.evidence`, EVIDENCE_POOL_MAX);
+        if (count === 0)
+          throw new DecodeError(`${field}.evidence`, 'no evidence is written as none');
+        const evidence: DuplicateVoteEvidence[] = [];
+        for (let i = 0; i < count; i++) {
+          evidence.push(evidenceCodec.read(r, `${field}.evidence[${i}]`));
+        }
+        return paused === 0
+          ? { kind: 'checkpoint', state, evidence }
+          : { kind: 'checkpoint', state, signingPausedUntil: paused, evidence };
       }
       case WAL_TAG.input:
         return { kind: 'input', input: inputCodec.read(r, `${field}.input`) };

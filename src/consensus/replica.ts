@@ -533,11 +533,13 @@ export class Replica implements ConsensusReplica {
       }
     }
     let from = 0;
+    let evidence: readonly DuplicateVoteEvidence[] = [];
     for (let i = records.length - 1; i >= 0; i--) {
       const record = records[i]!;
       if (record.kind === 'checkpoint') {
         this.loadState(record.state);
         this.signingPausedUntil = record.signingPausedUntil ?? 0;
+        evidence = record.evidence ?? [];
         from = i + 1;
         break;
       }
@@ -545,6 +547,8 @@ export class Replica implements ConsensusReplica {
     for (const record of records) if (record.kind === 'signed') this.rememberSigned(record);
     this.replaying = true;
     this.enterHeight(nowMs);
+    // Before the inputs, as it was pooled before them.
+    this.restoreEvidence(evidence);
     for (let i = from; i < records.length; i++) {
       const record = records[i]!;
       if (record.kind === 'input') this.dispatch(record.input);
@@ -1682,20 +1686,51 @@ export class Replica implements ConsensusReplica {
     this.logInput(input, this.signingPausedUntil !== pausedBefore);
     this.advance(decided, input.result);
     // The pause rides in the checkpoint, which starts the log a restart
-    // replays: it must outlive the certificates that started it.
+    // replays: it must outlive the certificates that started it. So does the
+    // evidence still pending: the inputs that brought it lie before the
+    // checkpoint, and it is sent once, so lost in a restart it would never
+    // be committed (docs/protocol.md, "Evidence").
     const paused = this.signingPausedUntil > this.chain.height;
+    const evidence = this.pendingEvidenceFor(this.chain.height + 1);
     this.emit({
       kind: 'persist',
       record: encode(walRecordCodec, {
         kind: 'checkpoint',
         state: this.stateRecord(),
         ...(paused ? { signingPausedUntil: this.signingPausedUntil } : {}),
+        ...(evidence.length > 0 ? { evidence } : {}),
       }),
       // Synced: the shell rotates its log here (replay starts at the last
       // checkpoint), so once older records are dropped this one must not be lost.
       sync: true,
     });
     this.enterHeight(input.nowMs);
+  }
+
+  /** The pool's evidence a block of `height` may still carry (the rest expires on entering it). */
+  private pendingEvidenceFor(height: number): DuplicateVoteEvidence[] {
+    const out: DuplicateVoteEvidence[] = [];
+    for (const e of this.evidencePool.values()) {
+      if (e.voteA.height >= height - EVIDENCE_AGE_HEIGHTS_MAX) out.push(e);
+    }
+    return out;
+  }
+
+  /**
+   * Evidence a checkpoint carried, pooled again at a restart as when it first
+   * came (verified against the sets of its height, within the bounds), but
+   * neither logged nor announced: it is not new.
+   */
+  private restoreEvidence(evidence: readonly DuplicateVoteEvidence[]): void {
+    for (const e of evidence) {
+      const key = toHex(evidenceHashOf(e));
+      if (this.evidencePool.has(key) || this.chain.committedEvidence.has(key)) continue;
+      const offender = this.offenderOf(e);
+      if (offender === null || !this.evidenceRoomFor(offender)) continue;
+      if (this.evidencePool.size >= EVIDENCE_POOL_MAX) return;
+      if (!this.verifyEvidence(e, this.heightValue)) continue;
+      this.poolEvidence(key, e, offender);
+    }
   }
 
   /**

@@ -287,6 +287,13 @@ export type WalRecord =
        * record before the checkpoint, and one written after it could be lost.
        */
       readonly signingPausedUntil?: number;
+      /**
+       * Verified evidence not yet committed (absent when there is none),
+       * pooled again by a restart. In the checkpoint for the same reason as
+       * the pause: the inputs that brought it lie before the checkpoint, and
+       * a rotation there drops them.
+       */
+      readonly evidence?: readonly DuplicateVoteEvidence[];
     }
   /** An input that changed the replica's state, written before its effects. */
   | { readonly kind: 'input'; readonly input: Input }

@@ -886,7 +886,20 @@ export class NodeLoop {
       this.options.storage.wal.sync();
       this.checkpointDurable = this.checkpointAppended;
     }
-    snapshots.prune(Math.max(1, this.options.snapshotsKept));
+    // That checkpoint is not always height − 1: a restart whose replay ran
+    // through a height whose checkpoint the crash had lost does not write it
+    // again (a replay writes nothing), so until the next height executes the
+    // last checkpoint is older. With snapshots at every height, the newest
+    // snapshots kept could then all lie above it, and the one a restart needs
+    // was deleted (with the blocks below it already pruned, the node could not
+    // start). So the newest snapshot at or below the durable checkpoint is
+    // kept, and those above it, whatever snapshotsKept says.
+    const kept = Math.max(1, this.options.snapshotsKept);
+    const heights = snapshots.heights();
+    const restartFrom = heights.filter((h) => h <= this.checkpointDurable).pop();
+    const needed = restartFrom === undefined ? 0 : heights.filter((h) => h >= restartFrom).length;
+    // One kept (never with pruned blocks: config.ts) promises no restart point but genesis.
+    snapshots.prune(kept >= 2 ? Math.max(kept, needed) : kept);
     this.stats.snapshotsSaved++;
     this.pruneBlocks(height);
   }

@@ -80,6 +80,8 @@ export interface ZommaNodeOptions {
   readonly blocksKept?: number;
   /** The mempool's bounds (default: MEMPOOL_* in limits.ts); tests make them small. */
   readonly mempoolLimits?: Partial<MempoolLimits>;
+  /** Rewrite the WAL from its checkpoint once it grew by this much (NodeLoopOptions.walRotateBytes). */
+  readonly walRotateBytes?: number;
 }
 
 export interface CommittedBlock {
@@ -202,6 +204,7 @@ export class ZommaNode {
       blocksKept: options.blocksKept ?? 0,
       commitPauseMs: options.commitPauseMs ?? 0,
       walSyncInBackground: true,
+      ...(options.walRotateBytes !== undefined ? { walRotateBytes: options.walRotateBytes } : {}),
       flush: () => this.results.flush(),
       restoredResult: restored.lastResult,
       hooks: {
