@@ -435,7 +435,11 @@ export const HANDSHAKES_PENDING_PER_IP_MAX = 16;
  */
 export const HANDSHAKES_PER_IP_PER_S = 8;
 export const HANDSHAKES_PER_IP_BURST = 64;
-/** Addresses whose handshake rate is remembered; past this, those with a full allowance are forgotten. */
+/**
+ * Addresses whose handshake rate is remembered; past this, those with a full
+ * allowance are forgotten, and a new one is refused while none is (but for the
+ * addresses configured peers proved their keys from, one per peer at most).
+ */
 export const HANDSHAKE_RATE_ADDRESSES_MAX = 4_096;
 /** Largest frame on an authenticated connection: its kind byte, one message and the 16-byte AEAD tag. */
 export const FRAME_BYTES_MAX = MESSAGE_BYTES_MAX + 1 + 16;

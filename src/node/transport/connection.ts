@@ -72,6 +72,12 @@ export class Bucket {
   isFull(nowMs: number): boolean {
     return this.tokens + ((nowMs - this.atMs) * this.perS) / 1000 >= this.burst;
   }
+
+  /** How long until it is full, if nothing is taken meanwhile (0: full now). */
+  msUntilFull(nowMs: number): number {
+    const tokens = this.tokens + ((nowMs - this.atMs) * this.perS) / 1000;
+    return Math.max(0, ((this.burst - tokens) * 1000) / this.perS);
+  }
 }
 
 export interface ConnectionOwner {

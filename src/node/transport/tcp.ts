@@ -104,6 +104,8 @@ interface PeerSlot {
   timer: NodeJS.Timeout | null;
   /** Refused and not dialed until then (0: not banned). */
   bannedUntilMs: number;
+  /** The address (clientKeyOf) its last inbound connection proved its key from, if any. */
+  provenIp: string | null;
 }
 
 const DEFAULT_LIMITS: TransportLimits = {
@@ -164,6 +166,13 @@ export class TcpTransport implements Transport {
   private readonly handshakeIp = new Map<Connection, string>();
   /** Each remote address's allowance of new handshakes (HANDSHAKES_PER_IP_PER_S). */
   private readonly handshakeRates = new Map<string, Bucket>();
+  /**
+   * The addresses configured peers last proved their keys from, each with how
+   * many peers did (a cluster on one host shares one): at most one per peer.
+   */
+  private readonly provenIps = new Map<string, number>();
+  /** With every remembered address short of its burst, no sweep frees one before then. */
+  private sweepAfterMs = -Infinity;
   private handler: MessageHandler = () => {};
   private server: Server | null = null;
   private stopped = false;
@@ -195,6 +204,7 @@ export class TcpTransport implements Transport {
         attempts: 0,
         timer: null,
         bannedUntilMs: 0,
+        provenIp: null,
       });
     }
   }
@@ -316,6 +326,8 @@ export class TcpTransport implements Transport {
 
   private onOpen(connection: Connection): void {
     const slot = this.slots.get(connection.peer!)!;
+    const ip = this.handshakeIp.get(connection);
+    if (ip !== undefined) this.noteProven(slot, ip);
     this.handshakeDone(connection, true);
     slot.connection = connection;
     if (slot.pending === connection) slot.pending = null;
@@ -378,22 +390,52 @@ export class TcpTransport implements Transport {
     this.handshakeIp.set(connection, ip);
   }
 
+  /** A peer proved its key on a connection from `ip`: the address it now comes from. */
+  private noteProven(slot: PeerSlot, ip: string): void {
+    if (slot.provenIp === ip) return;
+    if (slot.provenIp !== null) {
+      const left = this.provenIps.get(slot.provenIp)! - 1;
+      if (left === 0) this.provenIps.delete(slot.provenIp);
+      else this.provenIps.set(slot.provenIp, left);
+    }
+    slot.provenIp = ip;
+    this.provenIps.set(ip, (this.provenIps.get(ip) ?? 0) + 1);
+  }
+
   /** Takes one of the address's handshakes; false if it has used up its rate. */
   private takeHandshake(ip: string): boolean {
     const nowMs = this.nowMs();
     let bucket = this.handshakeRates.get(ip);
     if (bucket === undefined) {
-      if (this.handshakeRates.size >= HANDSHAKE_RATE_ADDRESSES_MAX) {
-        for (const [known, b] of this.handshakeRates) {
-          if (b.isFull(nowMs)) this.handshakeRates.delete(known);
-        }
-        // Every remembered address is still paying for a burst: the newcomer waits its turn.
-        if (this.handshakeRates.size >= HANDSHAKE_RATE_ADDRESSES_MAX) return false;
-      }
+      // An address a configured peer proved its key from is never refused a
+      // bucket: a flood that keeps every remembered address short of its
+      // burst would otherwise shut the validators out once their own (full)
+      // buckets were forgotten. There is one such address per peer at most.
+      if (!this.provenIps.has(ip) && !this.makeRoom(nowMs)) return false;
       bucket = new Bucket(HANDSHAKES_PER_IP_PER_S, HANDSHAKES_PER_IP_BURST, nowMs);
       this.handshakeRates.set(ip, bucket);
     }
     return bucket.take(1, nowMs);
+  }
+
+  /**
+   * Whether a new address may be remembered: past HANDSHAKE_RATE_ADDRESSES_MAX,
+   * those with a full allowance are forgotten. One pass, then none until a
+   * bucket can have refilled: a flood of newcomers must not cost a pass over
+   * the map each.
+   */
+  private makeRoom(nowMs: number): boolean {
+    if (this.handshakeRates.size < HANDSHAKE_RATE_ADDRESSES_MAX) return true;
+    if (nowMs < this.sweepAfterMs) return false;
+    let soonestMs = Infinity;
+    for (const [known, b] of this.handshakeRates) {
+      if (b.isFull(nowMs)) this.handshakeRates.delete(known);
+      else soonestMs = Math.min(soonestMs, b.msUntilFull(nowMs));
+    }
+    if (this.handshakeRates.size < HANDSHAKE_RATE_ADDRESSES_MAX) return true;
+    // Every remembered address is still paying for a burst: the newcomer waits its turn.
+    this.sweepAfterMs = nowMs + soonestMs;
+    return false;
   }
 
   /**

@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import { connect } from 'node:net';
 import type { Socket } from 'node:net';
 import assert from 'node:assert/strict';
 import {
@@ -7,12 +8,14 @@ import {
   HANDSHAKES_PENDING_PER_IP_MAX,
   HANDSHAKES_PER_IP_BURST,
   HANDSHAKES_PER_IP_PER_S,
+  HANDSHAKE_RATE_ADDRESSES_MAX,
 } from '../../../src/lib/limits.ts';
 import { toHex } from '../../../src/lib/bytes.ts';
 import type { PeerId } from '../../../src/node/transport/index.ts';
 import type { TcpTransport } from '../../../src/node/transport/index.ts';
 import { TEST_LIMITS, keyOf, makeTransport, startNetwork, until } from './helpers.ts';
 import { openSocket, rawPeer } from './raw_peer.ts';
+import { Bucket } from '../../../src/node/transport/connection.ts';
 
 /** A started transport (key 0) that accepts keys 1..n. */
 async function listener(n = 1, limits = TEST_LIMITS): Promise<TcpTransport> {
@@ -296,6 +299,89 @@ test('handshakes that prove a known key do not use up the address rate', async (
     }
     assert.equal(t.counters().drops.tooManyHandshakes, 0, 'none refused');
   } finally {
+    await t.stop();
+  }
+});
+
+/** A socket to `port` from the loopback address `local` (all of 127.0.0.0/8 is this host). */
+function socketFrom(port: number, local: string): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port, localAddress: local });
+    socket.once('connect', () => resolve(socket));
+    socket.once('error', reject);
+  });
+}
+
+/** One handshake started and dropped from each of the addresses 127.1.x.y numbered [from, to). */
+async function startFrom(t: TcpTransport, from: number, to: number): Promise<void> {
+  const port = t.address().port;
+  for (let i = from; i < to; i += 32) {
+    const batch: Socket[] = [];
+    for (let k = i; k < Math.min(to, i + 32); k++) {
+      const s = await socketFrom(port, `127.1.${k >> 8}.${k & 255}`);
+      s.on('error', () => {});
+      batch.push(s);
+    }
+    await until(() => t.handshakesPending() === batch.length, `batch ${i} accepted`);
+    for (const s of batch) s.destroy();
+    await until(() => t.handshakesPending() === 0, `batch ${i} gone`);
+  }
+}
+
+test('a known peer still gets in while every remembered address is paying for a burst', async () => {
+  // The clock stands still: an address that started a handshake stays below its burst for good,
+  // as under a flood that keeps HANDSHAKE_RATE_ADDRESSES_MAX addresses each a token short.
+  const t = makeTransport(0, [keyOf(0), keyOf(1)], TEST_LIMITS, 0, () => 0);
+  await t.start();
+  try {
+    const port = t.address().port;
+    const first = await rawPeer(port, keyOf(1));
+    await until(() => t.counters().connections === 1, 'the known peer connected');
+    first.close();
+    await until(() => t.peers().every((p) => p.state !== 'connected'), 'the known peer gone');
+    // Every other address of the map, then one more: 127.0.0.1's full bucket is the one forgotten.
+    await startFrom(t, 0, HANDSHAKE_RATE_ADDRESSES_MAX);
+    assert.equal(t.counters().drops.tooManyHandshakes, 0, 'each address had its burst');
+    // The peer comes back from the address it proved its key from.
+    const again = await rawPeer(port, keyOf(1)).catch(() => null);
+    await until(
+      () => t.counters().connections === 2 || t.counters().drops.tooManyHandshakes > 0,
+      'the known peer connected or refused',
+    );
+    assert.equal(t.counters().drops.tooManyHandshakes, 0, 'the known peer was not refused');
+    assert.equal(t.counters().connections, 2, 'the known peer connected again');
+    again?.close();
+  } finally {
+    await t.stop();
+  }
+});
+
+test('newcomers refused while every remembered address is paying for a burst cost no pass over the map each', async () => {
+  const t = makeTransport(0, [keyOf(0), keyOf(1)], TEST_LIMITS, 0, () => 0);
+  await t.start();
+  const isFull = Bucket.prototype.isFull;
+  let looked = 0;
+  Bucket.prototype.isFull = function (this: Bucket, nowMs: number): boolean {
+    looked++;
+    return isFull.call(this, nowMs);
+  };
+  try {
+    await startFrom(t, 0, HANDSHAKE_RATE_ADDRESSES_MAX);
+    assert.equal(t.counters().drops.tooManyHandshakes, 0, 'each address had its burst');
+    const newcomers = 50;
+    for (let i = 0; i < newcomers; i++) {
+      const k = HANDSHAKE_RATE_ADDRESSES_MAX + i;
+      const s = await socketFrom(t.address().port, `127.1.${k >> 8}.${k & 255}`).catch(() => null);
+      s?.on('error', () => {});
+      await until(() => t.counters().drops.tooManyHandshakes === i + 1, `newcomer ${i} refused`);
+      s?.destroy();
+    }
+    assert.ok(
+      looked <= HANDSHAKE_RATE_ADDRESSES_MAX,
+      `${looked} buckets looked at for ${newcomers} newcomers: one pass at most`,
+    );
+  } finally {
+    Bucket.prototype.isFull = isFull;
     await t.stop();
   }
 });
