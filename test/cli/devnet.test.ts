@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { main } from '../../src/cli/main.ts';
 import type { Io } from '../../src/cli/io.ts';
 import { tempDir } from '../node/helpers.ts';
+import { freeBase } from '../e2e/helpers.ts';
 import { initNetwork } from '../../src/node/init.ts';
 import { lockDirectory, pidAlive } from '../../src/node/storage/lock.ts';
 
@@ -121,10 +122,8 @@ test('devnet: a validator that exits while the devnet runs makes the run exit 1,
   const home = tempDir('zomma-devnet-lost-');
   const dir = join(home.dir, 'devnet');
   // A free port from the system, as base port: the validator's three follow it.
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  // Below the ephemeral range, where an outgoing connection could take one of them.
+  const port = await freeBase(6, 1);
   let err = '';
   let pid = 0;
   const io: Io = {
@@ -179,10 +178,8 @@ test('devnet: a resume runs every validator of the chain, not fewer than a quoru
   const home = tempDir('zomma-devnet-count-');
   const dir = join(home.dir, 'devnet');
   // A base port the system had free: the two validators take the six ports from it.
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  // Below the ephemeral range, where an outgoing connection could take one of them.
+  const port = await freeBase(6, 2);
   try {
     initNetwork({ validators: 2, out: dir, basePort: port, genesisTimeMs: Date.now() });
     const genesis = readFileSync(join(dir, 'validator-0', 'genesis.json'), 'utf8');
@@ -205,10 +202,8 @@ test('devnet: a resume runs every validator of the chain, not fewer than a quoru
 test('devnet: SIGINT to the devnet process stops every validator it started, and it exits 0', async () => {
   const home = tempDir('zomma-devnet-sigint-');
   const dir = join(home.dir, 'devnet');
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  // Below the ephemeral range, where an outgoing connection could take one of them.
+  const port = await freeBase(6, 3);
   const bin = fileURLToPath(new URL('../../bin/zomma.js', import.meta.url));
   const args = ['devnet', '--dir', dir, '--validators', '2', '--base-port', String(port)];
   // --duration bounds the run should the signal be lost.
