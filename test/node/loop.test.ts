@@ -122,6 +122,26 @@ function startOn(
   return { loop, app, storage, net, hashes, snapshotFirst, caughtUp };
 }
 
+/**
+ * Four loops over file storage in `dir`, the fourth running a DivergentApp
+ * that computes another appHash from height 3 (and, with `withUpdates`, also
+ * gives its key power 20 there): what the divergence tests start from.
+ */
+function startDiverging(dir: string, withUpdates = false) {
+  const keys = [0, 1, 2, 3].map(testKey);
+  const genesis = testGenesis(keys);
+  const hub = new MemoryHub();
+  const txs = Array.from({ length: 40 }, (_, i) => utf8(`tx ${i}`));
+  const updates = withUpdates ? [{ publicKey: keys[3]!.publicKey, power: 20 }] : [];
+  const divergent = () => new DivergentApp(genesis.appHash, 3, updates);
+  const nodes = [0, 1, 2, 3].map((i) =>
+    i === 3
+      ? startNode(hub, genesis, i, dir, txs, undefined, divergent)
+      : startNode(hub, genesis, i, dir, txs),
+  );
+  return { keys, genesis, hub, txs, divergent, nodes };
+}
+
 function stopNode(node: TestNode): void {
   node.loop.stop();
   void node.net.stop();
@@ -287,16 +307,7 @@ test('a damaged snapshot is passed over at restart for an older one (snapshots o
 
 test('a node whose execution differs from the chain halts with AppHashMismatch naming both hashes; the others go on', async () => {
   const tmp = tempDir('zomma-loop-diverge-');
-  const keys = [0, 1, 2, 3].map(testKey);
-  const genesis = testGenesis(keys);
-  const hub = new MemoryHub();
-  const txs = Array.from({ length: 40 }, (_, i) => utf8(`tx ${i}`));
-  const divergent = () => new DivergentApp(genesis.appHash, 3);
-  const nodes = [0, 1, 2, 3].map((i) =>
-    i === 3
-      ? startNode(hub, genesis, i, tmp.dir, txs, undefined, divergent)
-      : startNode(hub, genesis, i, tmp.dir, txs),
-  );
+  const { genesis, hub, txs, divergent, nodes } = startDiverging(tmp.dir);
   try {
     const odd = nodes[3]!;
     await waitFor(() => odd.loop.haltReport !== null, 20_000, 'the divergent node halts');
@@ -384,17 +395,7 @@ test('a node whose fault was in the validator updates of the height it halted af
   // The checkpoint of that height holds the appHash and the next validator
   // set the faulty code computed; the fixed code computes both again.
   const tmp = tempDir('zomma-loop-diverge-set-');
-  const keys = [0, 1, 2, 3].map(testKey);
-  const genesis = testGenesis(keys);
-  const hub = new MemoryHub();
-  const txs = Array.from({ length: 40 }, (_, i) => utf8(`tx ${i}`));
-  const updates = [{ publicKey: keys[3]!.publicKey, power: 20 }];
-  const divergent = () => new DivergentApp(genesis.appHash, 3, updates);
-  const nodes = [0, 1, 2, 3].map((i) =>
-    i === 3
-      ? startNode(hub, genesis, i, tmp.dir, txs, undefined, divergent)
-      : startNode(hub, genesis, i, tmp.dir, txs),
-  );
+  const { genesis, hub, txs, nodes } = startDiverging(tmp.dir, true);
   try {
     const odd = nodes[3]!;
     await waitFor(() => odd.loop.haltReport !== null, 20_000, 'the divergent node halts');
@@ -442,16 +443,7 @@ test("a peer's copy of the divergence's certified block with another body is ref
   // roots. A copy with other transactions is no block of the chain: stored,
   // it would be executed again at a later restart, and served to peers.
   const tmp = tempDir('zomma-loop-diverge-forged-');
-  const keys = [0, 1, 2, 3].map(testKey);
-  const genesis = testGenesis(keys);
-  const hub = new MemoryHub();
-  const txs = Array.from({ length: 40 }, (_, i) => utf8(`tx ${i}`));
-  const divergent = () => new DivergentApp(genesis.appHash, 3);
-  const nodes = [0, 1, 2, 3].map((i) =>
-    i === 3
-      ? startNode(hub, genesis, i, tmp.dir, txs, undefined, divergent)
-      : startNode(hub, genesis, i, tmp.dir, txs),
-  );
+  const { genesis, hub, txs, divergent, nodes } = startDiverging(tmp.dir);
   const cut = new MemoryHub();
   const peer = cut.join('byzantine');
   await peer.start();
