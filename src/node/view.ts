@@ -684,10 +684,20 @@ export class ChainView implements NodeView {
             : { hash, status: 'committed', height: h, index },
         );
       });
-      for (const e of results?.details?.events ?? []) {
-        if (e.type === 'marketSettled') {
-          this.storedEnds.push(settledView(e, h, stored!.block.header.timeMs));
+      const details = results?.details;
+      if (stored !== null && details !== undefined) {
+        const timeMs = stored.block.header.timeMs;
+        for (const e of details.events) {
+          if (e.type === 'marketSettled') this.storedEnds.push(settledView(e, h, timeMs));
         }
+        // The risk feed's history, as a node that ran on would have it.
+        this.noteRisk(
+          h,
+          timeMs,
+          quoteString(details.insuranceQuote),
+          details.events.flatMap((e) => this.eventOf(e, h, timeMs)),
+          stored.block.evidence.map((e) => evidenceOf(e, this.setAt(e.voteA.height))),
+        );
       }
       if (!complete || results.details?.auctionTradesKept !== true) {
         trades = new Map();
@@ -871,22 +881,27 @@ export class ChainView implements NodeView {
     };
   }
 
-  /** The insurance point and the risk events of a block just executed. */
-  private noteRisk(block: Omit<BlockView, 'oracle'>, state: ExchangeState): void {
-    this.insurance.push({
-      height: block.height,
-      timeMs: block.timeMs,
-      insuranceQuote: quoteString(state.insuranceQuote),
-    });
+  /**
+   * The insurance point, the risk events and the evidence of a block: one
+   * just executed, or one a restart read back (its stored details).
+   */
+  private noteRisk(
+    height: number,
+    timeMs: number,
+    insuranceQuote: string,
+    events: readonly BlockEventView[],
+    evidence: readonly EvidenceView[],
+  ): void {
+    this.insurance.push({ height, timeMs, insuranceQuote });
     if (this.insurance.length > 2 * VIEW_INSURANCE_POINTS_KEPT)
       this.insurance = this.insurance.slice(-VIEW_INSURANCE_POINTS_KEPT);
-    for (const e of block.events ?? []) if (e.type !== 'funding') this.riskEvents.push(e);
+    for (const e of events) if (e.type !== 'funding') this.riskEvents.push(e);
     if (this.riskEvents.length > VIEW_RISK_EVENTS_KEPT)
       this.riskEvents = this.riskEvents.slice(-VIEW_RISK_EVENTS_KEPT);
-    for (const e of block.evidence ?? []) {
+    for (const e of evidence) {
       this.evidenceSeen.set(
         e.validator,
-        `duplicate ${e.voteType} at height ${e.height} round ${e.round} (evidence in block ${block.height})`,
+        `duplicate ${e.voteType} at height ${e.height} round ${e.round} (evidence in block ${height})`,
       );
     }
   }
@@ -1054,6 +1069,8 @@ export class ChainView implements NodeView {
       this.remember(hash, view);
       blockTxs.push(blockTxOf(view));
     });
+    const events = txs.exchange.events.flatMap((e) => this.eventOf(e, height, timeMs));
+    const insuranceQuote = quoteString(state.insuranceQuote);
     const fields: Omit<BlockView, 'oracle'> = {
       height,
       timeMs,
@@ -1062,11 +1079,11 @@ export class ChainView implements NodeView {
       proposer: addressText(executed.block.header.proposerAddress),
       txs: blockTxs,
       ...this.consensusFieldsOf(executed.block, executed.commit),
-      events: txs.exchange.events.flatMap((e) => this.eventOf(e, height, timeMs)),
-      insuranceQuote: quoteString(state.insuranceQuote),
+      events,
+      insuranceQuote,
     };
     const kept = new KeptBlock(fields, this.oracleOf(executed.block));
-    this.noteRisk(fields, state);
+    this.noteRisk(height, timeMs, insuranceQuote, events, fields.evidence ?? []);
     this.blocks.set(height, kept);
     this.canonicalize(height - 1, executed.block.lastCommit);
     this.blocks.delete(height - VIEW_BLOCKS_KEPT);

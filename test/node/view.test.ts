@@ -1177,6 +1177,43 @@ test('a restarted node lists the recent trades again from its stored blocks, und
   }
 });
 
+test("a restarted node's risk feed keeps the insurance history and the risk events of the blocks it reads back", () => {
+  const BTC = 'BTC-PERPETUAL';
+  const { h, maker, taker, alice } = auctionReady('view-restart-risk');
+  const chain: StoredChain = { blocks: new Map(), results: new Map() };
+  const live = viewOver(h);
+  const run = (txs: SignedTx[], advanceMs?: number): void => {
+    const r = h.block(txs, advanceMs);
+    store(chain, h, r, txs);
+    live.feed(r, undefined, txs);
+  };
+  let restarted: ChainView | undefined;
+  try {
+    run([h.tx(maker, limit(BTC, 'sell', 501_000, 2)), h.tx(alice, limit(BTC, 'buy', 501_000, 2))]);
+    // A call auction (started, then ended by its uncross): two risk events.
+    run([h.tx(taker, limit(BTC, 'buy', 535_000, 2))]);
+    const endMs = h.ex.state.marketByName.get(BTC)!.auction!.monitor.auctionEndMs;
+    run([], endMs - h.timeMs);
+    run([]);
+    const before = live.view.read().risk!();
+    assert.deepEqual(
+      before.events.map((e) => e.type),
+      ['auctionStarted', 'auctionEnded'],
+      'the live feed saw the auction',
+    );
+    assert.equal(before.insurance.length, chain.blocks.size, 'one insurance point per block');
+
+    restarted = viewOver(h, undefined, undefined, undefined, undefined, undefined, chain).view;
+    const after = restarted.read().risk!();
+    assert.deepEqual(after.insurance, before.insurance);
+    assert.deepEqual(after.events, before.events);
+    assert.equal(after.insuranceQuote, before.insuranceQuote);
+  } finally {
+    live.view.close();
+    restarted?.close();
+  }
+});
+
 test('a restarted node lists the trade of an amend of an order placed before its stored blocks and gone since: its maker tells the side', () => {
   const BTC = 'BTC-PERPETUAL';
   const [maker, taker] = [key('view-restart-amend-maker'), key('view-restart-amend-taker')];
