@@ -55,8 +55,15 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     }
     // Loaded here, not up front: most commands never load the SDK.
     const { ZommaRequestRefused } = await import('../api/client/http.ts');
-    // Refused before anything was sent: the input is the user's to fix, as a usage error's is.
-    if (error instanceof InputError || error instanceof ZommaRequestRefused) {
+    // Refused before anything was sent: the input is the user's to fix, as a
+    // usage error's is. ConfigInvalid names a flag, a path or a field of the
+    // home's files, found before a node starts (`init --validators 0`, an
+    // `--out` that cannot be written, a bad config.json).
+    if (
+      error instanceof InputError ||
+      error instanceof ZommaRequestRefused ||
+      (error instanceof ZommaError && error.code === 'ConfigInvalid')
+    ) {
       io.err(`zomma ${name}: ${error.code}: ${error.message}`);
       return 2;
     }

@@ -137,14 +137,14 @@ test('init into a path it cannot write is a ConfigInvalid naming --out, not a st
     const file = join(tmp.dir, 'file');
     writeFileSync(file, 'x');
     const r = await zomma('init', '--validators', '2', '--out', file);
-    assert.equal(r.code, 1, r.err);
+    assert.equal(r.code, 2, r.err);
     assert.match(r.err, /^zomma init: ConfigInvalid: --out: cannot write .*ENOTDIR/);
     assert.equal(readFileSync(file, 'utf8'), 'x');
     // A file where a home goes is not a home to write into.
     mkdirSync(join(tmp.dir, 'net'));
     writeFileSync(join(tmp.dir, 'net', 'validator-1'), 'x');
     const busy = await zomma('init', '--validators', '2', '--out', join(tmp.dir, 'net'));
-    assert.equal(busy.code, 1, busy.err);
+    assert.equal(busy.code, 2, busy.err);
     assert.match(busy.err, /--out: .*validator-1 already exists/);
     assert.deepEqual(readdirSync(join(tmp.dir, 'net')), ['validator-1']);
   } finally {
@@ -164,7 +164,7 @@ test('init that fails part way through removes the homes it wrote', async () => 
     out = join(out, 'e'.repeat(4056 - out.length - 1));
     assert.equal(out.length, 4056, 'the --out length the test needs');
     const r = await zomma('init', '--validators', '11', '--out', out);
-    assert.equal(r.code, 1, r.err);
+    assert.equal(r.code, 2, r.err);
     assert.match(r.err, /ConfigInvalid: --out: cannot write .*ENAMETOOLONG.*nothing was written/);
     assert.deepEqual(readdirSync(out), [], 'no half-written network is left');
   } finally {
@@ -245,7 +245,7 @@ test('add-full-node that cannot write its home leaves the network as it was', as
     // A link to nowhere where the new home goes: its directory cannot be made.
     symlinkSync(join(tmp.dir, 'missing', 'x'), join(tmp.dir, 'full-node-0'));
     const r = await zomma('init', '--add-full-node', '--network', tmp.dir);
-    assert.equal(r.code, 1, r.err);
+    assert.equal(r.code, 2, r.err);
     assert.match(r.err, /ConfigInvalid: --network: cannot write .*nothing was written/);
     ['validator-0', 'validator-1'].forEach((v, i) =>
       assert.equal(readFileSync(join(tmp.dir, v, 'config.json'), 'utf8'), configs[i]),
@@ -270,7 +270,7 @@ test('add-full-node whose second validator config cannot be written puts back th
     // validator-1's temporary file cannot be written (a directory holds its name).
     mkdirSync(join(tmp.dir, 'validator-1', 'config.json.tmp'));
     const r = await zomma('init', '--add-full-node', '--network', tmp.dir);
-    assert.equal(r.code, 1, r.err);
+    assert.equal(r.code, 2, r.err);
     names.forEach((v, i) =>
       assert.equal(readFileSync(join(tmp.dir, v, 'config.json'), 'utf8'), configs[i], v),
     );

@@ -64,3 +64,27 @@ test('the help says what each exit status means', async () => {
   assert.match(text, /exit status: 0 done; 1 refused or failed after anything was sent/);
   assert.match(text, /2 a usage error or bad input found before anything is sent/);
 });
+
+test('a bad flag value exits 2 whichever check finds it: the flag parser, a command, or the config checks behind one', async () => {
+  const tmp = tempDir('zomma-cli-exit-');
+  try {
+    // The flag parser (an unknown flag), a command's own check, and init's config checks.
+    const unknown = await zomma('greeks', '--nope');
+    assert.equal(unknown.code, 2, unknown.err);
+    const command = await zomma('tx', 'order', 'BTC-PERPETUAL', 'buy', '0');
+    assert.equal(command.code, 2, command.err);
+    const config = await zomma('init', '--validators', '0', '--out', join(tmp.dir, 'net'));
+    assert.match(config.err, /^zomma init: ConfigInvalid: --validators: /);
+    assert.equal(config.code, 2, config.err);
+    // A home whose config.json is not JSON: found before the node starts.
+    const home = join(tmp.dir, 'home');
+    const made = await zomma('init', '--validators', '1', '--out', home);
+    assert.equal(made.code, 0, made.err);
+    writeFileSync(join(home, 'validator-0', 'config.json'), '{');
+    const node = await zomma('node', '--home', join(home, 'validator-0'), '--quiet');
+    assert.match(node.err, /ConfigInvalid/);
+    assert.equal(node.code, 2, node.err);
+  } finally {
+    tmp.remove();
+  }
+});
