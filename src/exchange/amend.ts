@@ -83,6 +83,14 @@ export function amend(ctx: Ctx, a: Amend): ActionResult {
     if (sizeLots <= 0) return endOrder(ctx, book, a.orderId, order.sizeLots);
   }
   const buy = order.side === 'buy';
+  // A post-only order moved to where it would take is refused for that first,
+  // before breakers and margin, as its placement there would be.
+  if (order.postOnly && !(market.auction !== null && market.auction.active)) {
+    const best = buy ? book.bestAskTicks() : book.bestBidTicks();
+    if (best !== undefined && (buy ? best <= priceTicks : best >= priceTicks)) {
+      return no('PostOnlyWouldTake', `would trade at ${best}`);
+    }
+  }
   // The open-interest cap bounds what may take: a smaller size at the same
   // price stays in place, and a post-only order never takes (as at placement).
   const takes = !order.postOnly && (priceTicks !== order.priceTicks || sizeLots > order.sizeLots);

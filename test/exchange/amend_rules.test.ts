@@ -167,3 +167,35 @@ test('an amend that moves an opening order through the mark is margined with its
   });
   assert.ok(passive.ok, `a passive move passes: ${JSON.stringify(passive, replacer)}`);
 });
+
+test('a post-only order amended to where it would take is refused PostOnlyWouldTake before its margin is weighed, as its placement is', () => {
+  const h = new Harness();
+  const a = key('post-thin');
+  const b = key('post-deep');
+  h.fund(a, 100n * USDC);
+  h.fund(b, 100_000n * USDC);
+  accepted(h, b, limit(BTC, 'sell', PRICE + 1_000, 10));
+  const bid = orderIdOf(
+    accepted(h, a, limit(BTC, 'buy', PRICE - 1_000, 10, { timeInForce: 'postOnly' })),
+  );
+  // Through the ask, and far more than $100 can margin: a placement says PostOnlyWouldTake.
+  const placed = act(h, a, limit(BTC, 'buy', PRICE + 1_000, 10_000, { timeInForce: 'postOnly' }));
+  assert.ok(!placed.ok && placed.code === 'PostOnlyWouldTake', JSON.stringify(placed, replacer));
+  const amended = act(h, a, {
+    kind: 'amend',
+    instrument: BTC,
+    orderId: bid,
+    priceTicks: PRICE + 1_000,
+    sizeLots: 10_000,
+  });
+  assert.ok(!amended.ok && amended.code === 'PostOnlyWouldTake', JSON.stringify(amended, replacer));
+  // Below the ask it is margined as before.
+  const short = act(h, a, {
+    kind: 'amend',
+    instrument: BTC,
+    orderId: bid,
+    priceTicks: PRICE,
+    sizeLots: 10_000,
+  });
+  assert.ok(!short.ok && short.code === 'InsufficientMargin', JSON.stringify(short, replacer));
+});
