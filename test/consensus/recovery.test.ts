@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { Writer, decode, encode } from '../../src/codec/wire.ts';
 import { sha256 } from '../../src/crypto/index.ts';
 import { utf8 } from '../../src/lib/bytes.ts';
+import { EVIDENCE_REGOSSIP_HEIGHTS } from '../../src/lib/limits.ts';
 import { messageCodec, voteSignBytes, walRecordCodec } from '../../src/consensus/codec.ts';
 import { SIGN_KIND_CONSENSUS } from '../../src/consensus/ports.ts';
 import { makeEvidence } from '../../src/consensus/replica.ts';
@@ -174,6 +175,34 @@ test('pending evidence outlives a restart right after the checkpoint that droppe
   );
   const carrying = h.nodes[0]!.app.blocks.filter((b) => b.evidence.length > 0);
   assert.equal(carrying.length, 1, 'once');
+});
+
+test('evidence held by one node is sent again, so the others commit it though that node never gets a proposal through', () => {
+  // Only node 0 hears of validator 3's equivocation (received evidence is not
+  // relayed), and its proposals never reach anyone. It went out once, when
+  // it came: the others never had it, and no block could ever carry it.
+  const h = new Harness({ n: 4, seed: 32 });
+  h.startAll();
+  assert.ok(h.run(() => h.minCommitted() >= 3));
+  const evidence = equivocation(h, 3, h.nodes[0]!.replica.height);
+  h.filter = (from, _to, bytes) => !(from === 0 && decode(messageCodec, bytes).kind === 'proposal');
+  h.send(3, 0, encode(messageCodec, { kind: 'evidence', evidence }));
+  assert.ok(
+    h.run(() => h.nodes[0]!.replica.pendingEvidence === 1),
+    'node 0 pools it',
+  );
+  assert.equal(h.nodes[1]!.replica.pendingEvidence, 0);
+  const start = h.minCommitted();
+  assert.ok(
+    h.run(
+      () =>
+        h.nodes[1]!.app.blocks.some((b) => b.evidence.length > 0) ||
+        h.minCommitted() >= start + 3 * EVIDENCE_REGOSSIP_HEIGHTS,
+    ),
+  );
+  const carrying = h.nodes[1]!.app.blocks.filter((b) => b.evidence.length > 0);
+  assert.equal(carrying.length, 1, 'a block of another proposer commits it, once');
+  assert.equal(carrying[0]!.evidence[0]!.voteA.height, evidence.voteA.height);
 });
 
 test('a checkpoint round-trips with pending evidence, with and without a pause, in one encoding', () => {
