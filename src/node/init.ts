@@ -55,6 +55,8 @@ export interface InitOptions {
   readonly timeouts?: TimeoutConfig;
   readonly snapshotEveryHeights?: number;
   readonly commitPauseMs?: number;
+  /** The devnet faucet (default true); without it money comes in only by attested deposits. */
+  readonly faucet?: boolean;
 }
 
 export interface InitHome {
@@ -118,6 +120,7 @@ export function initNetwork(options: InitOptions): {
     ...devnetGenesis(keys.slice(0, n).map((k) => k.publicKey)),
     genesisTimeMs: options.genesisTimeMs,
     ...(options.chainId !== undefined ? { chainId: options.chainId } : {}),
+    ...(options.faucet === false ? { devnet: false, faucetQuoteMax: 0n } : {}),
   };
   try {
     validateGenesis(genesis);

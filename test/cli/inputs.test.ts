@@ -17,7 +17,7 @@ import {
 import { join } from 'node:path';
 import { zomma } from './helpers.ts';
 import { tempDir } from '../node/helpers.ts';
-import { loadConfig, validateConfig } from '../../src/node/config.ts';
+import { loadConfig, loadGenesis, validateConfig } from '../../src/node/config.ts';
 import { NodeError } from '../../src/node/errors.ts';
 import { initNetwork } from '../../src/node/init.ts';
 
@@ -188,6 +188,7 @@ test('init refuses the flags of the other form instead of dropping them', async 
       [['--add-full-node', '--network', out, '--out', out], /--out is for a new network/],
       [['--add-full-node', '--network', out, '--chain-id', 'x'], /--chain-id is for a new/],
       [['--add-full-node', '--network', out, '--oracle-seed', '1'], /--oracle-seed is for a new/],
+      [['--add-full-node', '--network', out, '--no-faucet'], /--no-faucet is for a new/],
     ];
     for (const [argv, message] of cases) {
       const r = await zomma('init', ...argv);
@@ -195,6 +196,30 @@ test('init refuses the flags of the other form instead of dropping them', async 
       assert.match(r.err, message);
     }
     assert.equal(existsSync(out), false, 'nothing written');
+  } finally {
+    tmp.remove();
+  }
+});
+
+test('init --no-faucet writes a genesis without the devnet faucet; without it the faucet stays', async () => {
+  const tmp = tempDir('zomma-cli-inputs-');
+  try {
+    const off = await zomma(
+      'init',
+      '--validators',
+      '1',
+      '--no-faucet',
+      '--out',
+      join(tmp.dir, 'a'),
+    );
+    assert.equal(off.code, 0, off.err);
+    assert.match(off.out, /no faucet: validators credit deposits with zomma tx deposit/);
+    const noFaucet = loadGenesis(join(tmp.dir, 'a', 'validator-0'));
+    assert.equal(noFaucet.devnet, false);
+    assert.equal(noFaucet.faucetQuoteMax, 0n);
+    const on = await zomma('init', '--validators', '1', '--out', join(tmp.dir, 'b'));
+    assert.equal(on.code, 0, on.err);
+    assert.equal(loadGenesis(join(tmp.dir, 'b', 'validator-0')).devnet, true);
   } finally {
     tmp.remove();
   }

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { zomma } from './helpers.ts';
 import { saveKeyFile } from '../../src/crypto/index.ts';
 import { PERP, key, makeView, refuseLargeOrders, serve } from '../api/fixtures.ts';
+import type { SignedTx } from '../../src/exchange/tx/index.ts';
 
 test('a transaction refused in its block prints its hash, status and code (one JSON object with --json), exit 1', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'zomma-cli-tx-'));
@@ -102,6 +103,58 @@ test('bad input found before anything is sent exits 2; what the node answers aft
     const unknown = await zomma('query', 'book', 'ETH-PERPETUAL', ...node);
     assert.equal(unknown.code, 1);
     assert.match(unknown.err, /NotFound/);
+  } finally {
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("tx deposit sends a validator's attestation of a deposit: id, address, amount and subaccount as given; bad ones refused before sending", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'zomma-cli-tx-'));
+  const keyFile = join(dir, 'key.json');
+  saveKeyFile(keyFile, key(1));
+  const sent: SignedTx[] = [];
+  const server = await serve(
+    makeView({
+      autoCommit: true,
+      decide: (tx) => {
+        sent.push(tx);
+        return undefined;
+      },
+    }),
+  );
+  try {
+    const flags = ['--node', server.url, '--key-file', keyFile];
+    const id = '0x' + 'ab'.repeat(32);
+    const to = '0x' + '12'.repeat(20);
+    const r = await zomma('tx', 'deposit', id, to, '250.5', '3', ...flags, '--json');
+    assert.equal(r.code, 0, r.err);
+    assert.equal((JSON.parse(r.out) as Record<string, unknown>).status, 'committed');
+    assert.equal(sent.length, 1);
+    const action = sent[0]!.action;
+    assert.ok(action.kind === 'attestDeposit', action.kind);
+    assert.equal(Buffer.from(action.depositId).toString('hex'), 'ab'.repeat(32));
+    assert.equal(Buffer.from(action.account).toString('hex'), '12'.repeat(20));
+    assert.equal(action.amountQuote, 250_500_000n);
+    assert.equal(action.subaccount, 3);
+    // Subaccount 0 when none is named.
+    const plain = await zomma('tx', 'deposit', 'cd'.repeat(32), to, '1', ...flags);
+    assert.equal(plain.code, 0, plain.err);
+    const second = sent[1]!.action;
+    assert.ok(second.kind === 'attestDeposit' && second.subaccount === 0);
+    for (const [args, message] of [
+      [['abc', to, '1'], /DEPOSIT_ID must be 64 hex digits/],
+      [[id, '0x12', '1'], /ADDRESS: address "0x12" must be 0x/],
+      [[id, to, '0'], /DOLLARS must be positive/],
+      [[id, to, '1', '256'], /TO_SUBACCOUNT/],
+      [[id, to], /DOLLARS is required/],
+      [[id, to, '1', '2', 'extra'], /unexpected argument 'extra'/],
+    ] as const) {
+      const bad = await zomma('tx', 'deposit', ...args, ...flags);
+      assert.equal(bad.code, 2, bad.err);
+      assert.match(bad.err, message);
+    }
+    assert.equal(sent.length, 2, 'nothing more was sent');
   } finally {
     await server.close();
     rmSync(dir, { recursive: true, force: true });

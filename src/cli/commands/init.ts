@@ -52,7 +52,10 @@ export const command: Command = {
   name: 'init',
   summary: 'write a genesis and one home directory per validator and full node',
   usage:
-    'zomma init --validators N [--full-nodes M] [--hosts h1,h2,…] [--out DIR] [--chain-id ID] [--base-port P] [--oracle-seed S] [--json]\n' +
+    'zomma init --validators N [--full-nodes M] [--hosts h1,h2,…] [--out DIR] [--chain-id ID] [--base-port P] [--oracle-seed S]\n' +
+    '           [--no-faucet] [--json]\n' +
+    '                  --no-faucet: no devnet faucet; money comes in only by deposits the validators attest\n' +
+    '                  (zomma tx deposit)\n' +
     '       zomma init --add-full-node --network DIR [--host H] [--base-port P] [--no-state-sync] [--json]\n' +
     '                  [--trust-height H --trust-hash HEX]   state sync trusts this committed block (`zomma query block H`\n' +
     '                                                        on a node you run) instead of the genesis validators',
@@ -67,6 +70,7 @@ export const command: Command = {
         'chain-id': { type: 'string' },
         'base-port': { type: 'string' },
         'oracle-seed': { type: 'string' },
+        'no-faucet': { type: 'boolean', default: false },
         'add-full-node': { type: 'boolean', default: false },
         network: { type: 'string' },
         host: { type: 'string' },
@@ -85,8 +89,8 @@ export const command: Command = {
         throw new UsageError('--add-full-node adds to an existing network: no --validators');
       }
       // Each is read only by a new network: taken here it would be dropped without a word.
-      for (const flag of ['hosts', 'out', 'chain-id', 'oracle-seed'] as const) {
-        if (values[flag] !== undefined) {
+      for (const flag of ['hosts', 'out', 'chain-id', 'oracle-seed', 'no-faucet'] as const) {
+        if (values[flag] !== undefined && values[flag] !== false) {
           throw new UsageError(`--${flag} is for a new network, not --add-full-node`);
         }
       }
@@ -144,6 +148,7 @@ export const command: Command = {
           ? intOption(values['oracle-seed'], '--oracle-seed')
           : null,
       genesisTimeMs: Date.now(),
+      faucet: !values['no-faucet'],
     });
     if (values.json) {
       io.out(JSON.stringify({ chainId: genesis.chainId, homes, fullNodes }));
@@ -152,6 +157,9 @@ export const command: Command = {
     io.out(
       `chain ${genesis.chainId}: ${homes.length} validator and ${fullNodes.length} full-node homes in ${out}`,
     );
+    if (!genesis.devnet) {
+      io.out('no faucet: validators credit deposits with zomma tx deposit (2/3 of the stake)');
+    }
     for (const h of [...homes, ...fullNodes]) printHome(io, h);
     io.out(`start each with: zomma node --home <dir>`);
     return 0;

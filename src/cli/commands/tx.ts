@@ -1,4 +1,4 @@
-// `zomma tx faucet|order|cancel|withdraw|transfer`: signs with the trader's key file and
+// `zomma tx faucet|order|cancel|withdraw|transfer|deposit`: signs with the trader's key file and
 // submits through the client SDK. By default it waits for the block and shows
 // the final result (a rejection shows the transaction and exits 1); --no-wait returns the
 // hash as soon as the node admitted the transaction.
@@ -6,6 +6,7 @@
 import { parseArgs } from 'node:util';
 import { addressOfKey, ZommaApiError } from '../../api/client/index.ts';
 import type { TxView, ZommaClient } from '../../api/client/index.ts';
+import { parseAddress } from '../../crypto/index.ts';
 import { placeOrder } from '../../exchange/tx/index.ts';
 import type { Action, BuiltTx, OrderType, Side, TimeInForce } from '../../exchange/tx/index.ts';
 import { ZommaError } from '../../lib/errors.ts';
@@ -22,6 +23,10 @@ const USAGE = [
   '       zomma tx cancel --all [INSTRUMENT]',
   '       zomma tx withdraw DOLLARS DESTINATION',
   '       zomma tx transfer DOLLARS TO_SUBACCOUNT   (from --subaccount, to another of your own)',
+  '       zomma tx deposit DEPOSIT_ID ADDRESS DOLLARS [TO_SUBACCOUNT]',
+  '                      (a validator attests a deposit seen on the collateral chain, signed with',
+  "                      its key: --key-file HOME/key.json; validators holding 2/3 of the stake credit it)",
+  '                      DEPOSIT_ID: 64 hex digits naming the deposit there; ADDRESS: 0x and 40 hex digits',
   '  options: [--node URL] [--key-file FILE] [--subaccount N] [--no-wait] [--json]',
   '  the key: --key-file FILE, which must exist (zomma keys new --out FILE), or by default',
   '  .zomma/key.json, which tx faucet creates if it is missing',
@@ -29,7 +34,7 @@ const USAGE = [
 
 export const command: Command = {
   name: 'tx',
-  summary: 'sign and send a transaction: faucet, order, cancel, withdraw, transfer',
+  summary: 'sign and send a transaction: faucet, order, cancel, withdraw, transfer, deposit',
   usage: USAGE,
   async run(args, io) {
     const { values, positionals } = parseArgs({
@@ -63,7 +68,9 @@ export const command: Command = {
           ? 3
           : what === 'cancel' && (values.all || values['client-id'] !== undefined)
             ? 1
-            : 2;
+            : what === 'deposit'
+              ? 4
+              : 2;
     if (rest.length > most) throw new UsageError(`unexpected argument '${rest[most]!}'`);
     // Every argument is read before the key file is touched or the node asked.
     const action = actionOf(what, rest, values, subaccount);
@@ -154,6 +161,27 @@ function actionOf(
       if (to === subaccount)
         throw new UsageError('TO_SUBACCOUNT is the --subaccount it comes from');
       return { kind: 'transfer', fromSubaccount: subaccount, toSubaccount: to, amountQuote };
+    }
+    case 'deposit': {
+      const depositId = need(rest[0], 'DEPOSIT_ID');
+      if (!/^(0x)?[0-9a-fA-F]{64}$/.test(depositId)) {
+        throw new UsageError('DEPOSIT_ID must be 64 hex digits (32 bytes), 0x allowed');
+      }
+      const address = need(rest[1], 'ADDRESS');
+      let account: Uint8Array;
+      try {
+        account = parseAddress(address);
+      } catch (error) {
+        if (error instanceof ZommaError) throw new UsageError(`ADDRESS: ${error.message}`);
+        throw error;
+      }
+      return {
+        kind: 'attestDeposit',
+        depositId: Uint8Array.from(Buffer.from(depositId.replace(/^0x/, ''), 'hex')),
+        account,
+        subaccount: rest[3] === undefined ? 0 : parseCount(rest[3], 'TO_SUBACCOUNT', 0, 255),
+        amountQuote: parseDollars(need(rest[2], 'DOLLARS'), 'DOLLARS'),
+      };
     }
     default:
       throw new UsageError(`unknown transaction '${what}'`);
