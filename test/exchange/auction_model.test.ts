@@ -13,8 +13,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Prng } from '../../src/lib/prng.ts';
-import { Exchange, decodeSnapshot, encodeSnapshot } from '../../src/exchange/index.ts';
-import type { BlockResult, ExchangeEvent, Genesis } from '../../src/exchange/index.ts';
+import { decodeSnapshot, encodeSnapshot } from '../../src/exchange/index.ts';
+import type { BlockResult, Exchange, ExchangeEvent, Genesis } from '../../src/exchange/index.ts';
 import type { ActionResult } from '../../src/exchange/results.ts';
 import type { Action, PlaceOrder, SignedTx } from '../../src/exchange/tx/types.ts';
 import { sizeIn } from '../../src/exchange/position.ts';
@@ -242,9 +242,8 @@ function runAuctionModel(seed: number, blocks: number, v: Variant, stats: Stats)
     const nTx = rng.int(7);
     const center = (): number => {
       const last = ref.lastPrice !== 0 && rng.chance(1, 2) ? ref.lastPrice : ticksOf(oracleQuote);
-      return Math.max(1, Math.floor((center0(last) * (10_000 + rng.between(-400, 400))) / 10_000));
+      return Math.max(1, Math.floor((last * (10_000 + rng.between(-400, 400))) / 10_000));
     };
-    const center0 = (x: number) => x;
     for (let i = 0; i < nTx; i++) {
       const t = rng.int(traders.length);
       const k = traders[t]!;
@@ -359,7 +358,7 @@ function runAuctionModel(seed: number, blocks: number, v: Variant, stats: Stats)
     );
     const result: BlockResult = h.ex.finalizeBlock(block);
     if (restored !== null) {
-      const r2 = restored.ex.finalizeBlock(block);
+      const r2: BlockResult = restored.ex.finalizeBlock(block);
       assert.deepEqual(
         JSON.stringify(r2, replacer),
         JSON.stringify(result, replacer),
@@ -500,18 +499,15 @@ function runSettlement(seed: number, stats: Stats): void {
   const traders: Key[] = Array.from({ length: 4 }, (_, i) => key(`settle-model-${seed}-${i}`));
   const perpTraders: Key[] = [key(`settle-perp-${seed}-a`), key(`settle-perp-${seed}-b`)];
   const twap = new RefTwap(EXPIRY_MS);
-  const feed = (r: BlockResult): void => {
-    twap.observe(h.timeMs, oracleQuote);
-    void r;
-  };
-  feed(
-    h.block(
-      [...traders, ...perpTraders].map((t) =>
-        h.tx(t, { kind: 'faucet', amountQuote: 1_000_000n * USDC }),
-      ),
-      60_000,
+  // The index of every block, as the settlement's TWAP sees it (a trusted feed is never stale).
+  const feed = (): void => twap.observe(h.timeMs, oracleQuote);
+  h.block(
+    [...traders, ...perpTraders].map((t) =>
+      h.tx(t, { kind: 'faucet', amountQuote: 1_000_000n * USDC }),
     ),
+    60_000,
   );
+  feed();
   const acct = traders.map((t) => h.account(t)!.index);
   const listed = [...h.ex.state.marketByName.values()]
     .filter((m) => m.listed && m.params.underlying === 'BTC' && m.expiryMs === EXPIRY_MS)
@@ -556,7 +552,8 @@ function runSettlement(seed: number, stats: Stats): void {
     const dt = rng.between(15_000, 60_000);
     const next = h.timeMs + dt;
     const settling = next >= EXPIRY_MS;
-    if (rng.chance(1, 3)) oracleQuote += BigInt(rng.between(-200, 200)) * USDC + BigInt(rng.int(1_000_000));
+    if (rng.chance(1, 3))
+      oracleQuote += BigInt(rng.between(-200, 200)) * USDC + BigInt(rng.int(1_000_000));
     h.oracle = { ...h.oracle, BTC: oracleQuote };
     const txs: SignedTx[] = [];
     const checks: { i: number; want: RResult; name: string }[] = [];
@@ -658,7 +655,7 @@ function runSettlement(seed: number, stats: Stats): void {
       }),
     );
     const r = h.block(txs, dt);
-    feed(r);
+    feed();
     const where = `settlement seed ${seed} block ${b} (t=${h.timeMs})`;
     for (const c of checks) {
       const tr = r.results[c.i]!;
@@ -666,7 +663,10 @@ function runSettlement(seed: number, stats: Stats): void {
       assert.deepEqual(actual(tr.actions[0]!), c.want, `${where}: ${c.name} tx ${c.i}`);
     }
     for (const tr of r.results) {
-      assert.ok(tr.ok && tr.actions.every((a) => a.ok), `${where}: ${JSON.stringify(tr, replacer)}`);
+      assert.ok(
+        tr.ok && tr.actions.every((a) => a.ok),
+        `${where}: ${JSON.stringify(tr, replacer)}`,
+      );
     }
     if (perpAuction && perp.auction!.active) {
       bump(stats, 'settle:perpInAuction');
@@ -695,7 +695,8 @@ function runSettlement(seed: number, stats: Stats): void {
     for (const e of settled) {
       const m = e.market;
       const terms = termsOf(m);
-      const value = terms === null ? price : optionValue(price, terms.strikeQuote, terms.call);
+      const value: bigint =
+        terms === null ? price : optionValue(price, terms.strikeQuote, terms.call);
       const lotsPerBase = g.listing!.templates.find(
         (t) => t.kind === (terms === null ? 'future' : 'option') && t.params.underlying === 'BTC',
       )!.params.lotsPerBase;
@@ -748,4 +749,44 @@ test('a daily expiry settles at the TWAP, whatever the perpetual’s auction or 
   ]) {
     assert.ok((stats.counts.get(k) ?? 0) > 0, `no ${k} in the runs`);
   }
+});
+
+test('before a market’s first trade, an auction lasts as long as the triggers the price breaches around the mark', () => {
+  // Two triggers: ±1% → 3 s, ±2.5% → 7 s. No trade yet: both references are
+  // the mark, 500,000. A buy takes the ask at 504,000 (within 1%), then
+  // meets 506,000: beyond 1%, within 2.5%, so the 3-second auction. That
+  // first fill must not become the reference the auction's length is read
+  // against (506,000 is within 1% of 504,000, which left no trigger breached).
+  const h = new Harness(auctionGenesis({}), { checkInvariants: true });
+  const [maker, other, taker] = ['first-maker', 'first-other', 'first-taker'].map((n) => key(n));
+  h.block(
+    [maker!, other!, taker!].map((k) => h.tx(k, { kind: 'faucet', amountQuote: 100_000n * USDC })),
+  );
+  const gtc = (side: 'buy' | 'sell', priceTicks: number, sizeLots: number): PlaceOrder => ({
+    kind: 'placeOrder',
+    instrument: BTC,
+    side,
+    type: 'limit',
+    priceTicks,
+    sizeLots,
+    timeInForce: 'GTC',
+    reduceOnly: false,
+    stp: 'cancelResting',
+  });
+  h.block([h.tx(maker!, gtc('sell', 504_000, 1)), h.tx(other!, gtc('sell', 506_000, 1))]);
+  assert.equal(btc(h.ex).markTicks, 500_000);
+  const r = h.block([h.tx(taker!, gtc('buy', 510_000, 2))]);
+  const a = r.results[0]!.actions[0]!;
+  assert.ok(a.ok && a.order !== undefined, JSON.stringify(a, replacer));
+  assert.deepEqual(
+    [a.order.status, a.order.reason, a.order.filledLots],
+    ['rested', 'AuctionTriggered', 1],
+  );
+  const started = r.events.find((e) => e.type === 'auctionStarted');
+  assert.deepEqual(started, {
+    type: 'auctionStarted',
+    market: BTC,
+    priceTicks: 506_000,
+    endMs: h.timeMs + 3_000,
+  });
 });

@@ -317,7 +317,7 @@ export class RefMarket {
 
   uncrossNow(): void {
     const reference = this.lastPrice !== 0 ? this.lastPrice : this.mark;
-    let r: RUncross | null = null;
+    let r: RUncross | null;
     for (let round = 0; ; round++) {
       r = refUncross(this.orders, reference);
       if (r === null) break;
@@ -678,10 +678,7 @@ export class RefMarket {
     o.price = price;
     o.open = open;
     o.time = ++this.clock;
-    const before = o.filled;
-    const r = this.take(o, 'GTC');
-    void before;
-    return { ok: true, order: r };
+    return { ok: true, order: this.take(o, 'GTC') };
   }
 
   halt(): void {
