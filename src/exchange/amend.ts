@@ -178,9 +178,9 @@ export function amend(ctx: Ctx, a: Amend): ActionResult {
   forgetMatched(state, market, meta.account, ctx.events);
   settleFills(state, market, meta.account, side, false, fills);
   if (before !== null) {
-    recordFills(market, book.fills, ctx.blockTimeMs);
     if (r.reason === 'AuctionTriggered') {
       const leftLots = sizeLots - r.filledLots;
+      // Against the references the amend met, before its fills replace them (placeOrder).
       startAuction(
         market,
         before.side,
@@ -189,11 +189,13 @@ export function amend(ctx: Ctx, a: Amend): ActionResult {
         meta.account.index,
         before.stp,
       );
+      recordFills(market, book.fills, ctx.blockTimeMs);
       restInAuction(market, { ...before, priceTicks, sizeLots: leftLots });
       meta.seq = ++market.seq;
       market.dirty = true;
       return rested(a.orderId, r.filledLots, leftLots, fills, 'AuctionTriggered');
     }
+    recordFills(market, book.fills, ctx.blockTimeMs);
   }
   if (r.status === 'rested') {
     if (losesPriority) meta.seq = ++market.seq;

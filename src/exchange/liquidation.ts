@@ -243,7 +243,9 @@ function closePosition(
   }
   const fillsOut: Fill[] = [];
   const filled = settleFills(state, market, account, side, true, fillsOut);
-  recordFills(market, book.fills, state.timeMs);
+  // A stopped slice starts its auction against the references it met, before
+  // its fills are recorded (placeOrder); nothing below uses the book until then.
+  if (!triggered) recordFills(market, book.fills, state.timeMs);
   for (const f of fillsOut) {
     events.push({
       type: 'liquidationFill',
@@ -287,6 +289,7 @@ function closePosition(
   // A slice stopped by price monitoring waits for the auction's uncross instead.
   if (triggered) {
     startAuction(market, side, state.timeMs, events, account.index, 'cancelResting');
+    recordFills(market, book.fills, state.timeMs);
     market.liquidationBacklog = true;
     market.dirty = true;
   } else if (filled < lots) {

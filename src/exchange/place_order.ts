@@ -309,10 +309,16 @@ export function placeOrder(ctx: Ctx, a: PlaceOrder): ActionResult {
   forgetMatched(state, market, account, ctx.events);
   settleFills(state, market, account, a.side, false, fills);
   if (market.auction !== null) {
+    // The auction lasts as long as the triggers the next price breaches
+    // against the references this order met: started before its fills are
+    // recorded, which before the market's first trade replace the mark as
+    // reference (docs/exchange.md, "Volatility auctions").
+    const stopped =
+      r.reason === 'AuctionTriggered'
+        ? triggered(ctx, market, account, orderId, a, checked, r.filledLots, fills)
+        : null;
     recordFills(market, book.fills, ctx.blockTimeMs);
-    if (r.reason === 'AuctionTriggered') {
-      return triggered(ctx, market, account, orderId, a, checked, r.filledLots, fills);
-    }
+    if (stopped !== null) return stopped;
   }
   if (r.status === 'rested') {
     rememberOrder(state, market, account, orderId, a.clientOrderId ?? '', sizeLots);
