@@ -584,7 +584,7 @@ class Model {
       });
     }
     try {
-      this.check(at, {
+      this.check({
         nowMs,
         previousMs,
         txs,
@@ -625,23 +625,21 @@ class Model {
     }
   }
 
-  check(
-    at: string,
-    x: {
-      nowMs: number;
-      previousMs: number;
-      txs: SignedTx[];
-      marks: Map<MarketState, bigint>;
-      rates: Map<MarketState, bigint | null>;
-      fundingEvents: Extract<ExchangeEvent, { type: 'funding' }>[];
-      settles: Map<MarketState, { price: bigint; positions: number; dust: bigint }>;
-      result: BlockResult;
-      expected: Map<Account, AccountView>;
-      insurance: bigint;
-      feePool: bigint;
-      linearBefore: MarketState[];
-    },
-  ): void {
+  /** The block's effects against the model's; the caller prefixes what fails with the block. */
+  check(x: {
+    nowMs: number;
+    previousMs: number;
+    txs: SignedTx[];
+    marks: Map<MarketState, bigint>;
+    rates: Map<MarketState, bigint | null>;
+    fundingEvents: Extract<ExchangeEvent, { type: 'funding' }>[];
+    settles: Map<MarketState, { price: bigint; positions: number; dust: bigint }>;
+    result: BlockResult;
+    expected: Map<Account, AccountView>;
+    insurance: bigint;
+    feePool: bigint;
+    linearBefore: MarketState[];
+  }): void {
     const state = this.h.ex.state;
     // Index and mark of every market live before the block and not settled in it.
     for (const m of x.linearBefore) {
