@@ -424,6 +424,14 @@ class Model {
         else received += delta;
         void a;
       }
+      // Each position's rounding is less than one quote unit.
+      const holders = [...expected.values()].filter(
+        (v) => (v.positions.get(m)?.size ?? 0n) !== 0n,
+      ).length;
+      assert.ok(
+        paid - received < BigInt(Math.max(1, holders)),
+        `${at}: funding dust ${paid - received}`,
+      );
       insurance += paid - received;
       fundingEvents.push({
         type: 'funding',
@@ -462,6 +470,7 @@ class Model {
         total += cash;
         positions++;
       }
+      assert.ok(-total < BigInt(Math.max(1, positions)), `${at}: settlement dust ${-total}`);
       feePool += -total;
       settles.set(m, { price, positions, dust: -total });
       this.stats.ordersCancelledAtSettlement += m.book.orderCount;
