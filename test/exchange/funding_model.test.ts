@@ -414,7 +414,7 @@ class Model {
       else if (seen.samplesPaid < BigInt(interval / sampleMs)) this.stats.proratedPayments++;
       let paid = 0n;
       let received = 0n;
-      for (const [a, v] of expected) {
+      for (const v of expected.values()) {
         const p = v.positions.get(m);
         if (p === undefined) continue;
         const delta = refFundingDelta(p.size, mark, kOf(m), rate);
@@ -422,7 +422,6 @@ class Model {
         p.funding += delta;
         if (delta < 0n) paid -= delta;
         else received += delta;
-        void a;
       }
       // Each position's rounding is less than one quote unit.
       const holders = [...expected.values()].filter(
@@ -786,10 +785,6 @@ class Model {
           `account ${a.index}: an unexpected ${m.params.instrument} position`,
         );
       }
-    }
-    for (const [m] of x.settles) {
-      // The realized PnL of a settled position went with its record; the event's value is what counts.
-      void m;
     }
     // equity = cash + Σ size × mark × k
     for (const a of state.accounts) {
