@@ -43,7 +43,7 @@ export function fundingRatePpm(market: MarketState): number {
   return count >= perInterval ? whole : divTrunc(whole * count, perInterval);
 }
 
-/** Samples a whole interval takes (no more are ever counted: addSamples stops there). */
+/** Samples a whole interval takes (never more: advanceFunding adds only the sample boundaries of one interval). */
 function samplesPerInterval(market: MarketState): number {
   const p = market.params;
   return Math.min(
