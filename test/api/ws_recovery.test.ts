@@ -228,7 +228,9 @@ test(
   'WebSocket channels recover through dropped connections, bursts and churn: no gap, no duplicate, the REST state',
   { timeout: 120_000 },
   async () => {
-    const prng = new Prng(20_260_302);
+    // This seed's churn re-asks the blocks channel several times before any
+    // answer, which once delivered a block twice (a snapshot at the held seq).
+    const prng = new Prng(6);
     const h = harness();
     const { view, feed } = chainOver(h);
     const traders: Key[] = [0, 1, 2, 3].map((i) => key(`ws-recovery-${i}`));
