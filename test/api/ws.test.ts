@@ -1528,3 +1528,41 @@ test('a market retired without a settlement ends its channels the same way, with
     await server.close();
   }
 });
+
+test('SDK channels: a channel unsubscribed and subscribed again before any answer delivers each block once', () => {
+  const sent: object[] = [];
+  const channels = new Channels(
+    (r) => sent.push(r),
+    () => {},
+  );
+  const seen: [string, number][] = [];
+  const first = channels.open('blocks', () => {});
+  channels.close(first);
+  channels.open('blocks', (e) => seen.push([e.type, e.seq]));
+  assert.deepEqual(sent, [
+    { op: 'subscribe', channel: 'blocks' },
+    { op: 'unsubscribe', channel: 'blocks' },
+    { op: 'subscribe', channel: 'blocks' },
+  ]);
+  // The server answers the three in order, a block committed after the first.
+  const block = (height: number) => ({
+    height,
+    timeMs: 0,
+    hash: '',
+    appHash: '',
+    proposer: '',
+    txs: [],
+  });
+  channels.handle({ type: 'subscribed', channel: 'blocks' });
+  channels.handle({ type: 'snapshot', channel: 'blocks', seq: 7, data: block(7) });
+  channels.handle({ type: 'update', channel: 'blocks', seq: 8, data: block(8) });
+  channels.handle({ type: 'unsubscribed', channel: 'blocks' });
+  channels.handle({ type: 'subscribed', channel: 'blocks' });
+  channels.handle({ type: 'snapshot', channel: 'blocks', seq: 8, data: block(8) });
+  channels.handle({ type: 'update', channel: 'blocks', seq: 9, data: block(9) });
+  assert.deepEqual(seen, [
+    ['snapshot', 7],
+    ['update', 8],
+    ['update', 9],
+  ]);
+});

@@ -298,7 +298,11 @@ export class Channels {
       } else {
         channel.book.apply(message.data as BookDelta);
       }
-    } else if (message.type === 'snapshot' && seq < channel.lastSeq) {
+    } else if (message.type === 'snapshot' && seq <= channel.lastSeq) {
+      // Nothing the channel has not delivered: a block, trades or an account
+      // state it holds at that seq. It comes when the channel was unsubscribed
+      // and subscribed again before the server answered: the first request's
+      // answers reach the new channel too, then the second's snapshot.
       return;
     }
     channel.lastSeq = seq;
