@@ -89,6 +89,12 @@ test('network: validators, heights and blocks follow the chain; jailing is flagg
       ).length > 0,
   );
   assert.equal(await rows('#validators'), 4);
+  // The feed connects on its own once the page has loaded: wait for it, do not race it.
+  await page.waitForFunction(
+    () =>
+      (globalThis as unknown as { document: Doc }).document.querySelector('#feed')?.textContent ===
+      'live',
+  );
   assert.equal(await text('#feed'), 'live');
   market.step();
   assert.equal(await changed('#kpi-height', height), String(market.view.height));

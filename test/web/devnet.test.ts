@@ -163,6 +163,12 @@ test('network: the four validators, a moving height, blocks with proposers', asy
       (globalThis as unknown as { document: Doc }).document.querySelectorAll('#validators tbody tr')
         .length === 4,
   );
+  // The feed connects on its own once the page has loaded: wait for it, do not race it.
+  await page.waitForFunction(
+    () =>
+      (globalThis as unknown as { document: Doc }).document.querySelector('#feed')?.textContent ===
+      'live',
+  );
   assert.equal(await text('#feed'), 'live');
   await changed('#kpi-height', height);
   await page.waitForFunction(
