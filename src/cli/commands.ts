@@ -37,7 +37,7 @@ export const COMMANDS: CommandEntry[] = [
   },
   {
     name: 'tx',
-    summary: 'sign and send a transaction: faucet, order, cancel, withdraw, transfer',
+    summary: 'sign and send a transaction: faucet, order, cancel, withdraw, transfer, deposit',
     load: async () => (await import('./commands/tx.ts')).command,
   },
   {

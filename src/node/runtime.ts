@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import pino from 'pino';
 import type { KeyPair } from '../crypto/index.ts';
-import { VerifyPool, loadKeyFile, verifyRaw } from '../crypto/index.ts';
+import { CryptoError, VerifyPool, loadKeyFile, verifyRaw } from '../crypto/index.ts';
 import { HEALTH_NO_BLOCK_MS, MEMPOOL_VERIFY_INLINE_TXS_MAX } from '../lib/limits.ts';
 import { fromHex, toHex } from '../lib/bytes.ts';
 import type { NodeConfig } from './config.ts';
@@ -69,12 +69,28 @@ export interface RunningNode {
   stop(): Promise<void>;
 }
 
+/**
+ * The validator's key.json: one that cannot be used (missing, not JSON, open
+ * to other users) is the home's to fix, as a bad config.json is, so it is a
+ * ConfigInvalid naming it (`zomma node` exits 2, and systemd does not restart it).
+ */
+function loadHomeKey(home: string): KeyPair {
+  try {
+    return loadKeyFile(join(home, HOME_FILES.key));
+  } catch (error) {
+    // Its own code stays in the message: operators grep for it (KeyFileTooOpen says how to fix it).
+    if (error instanceof CryptoError)
+      throw configError(HOME_FILES.key, `${error.code}: ${error.message}`);
+    throw error;
+  }
+}
+
 export async function runNode(options: RunOptions): Promise<RunningNode> {
   const { home } = options;
   const config = loadConfig(home);
   const genesis = loadGenesis(home);
   const consensusGenesis = consensusGenesisOf(genesis);
-  const key: KeyPair | null = config.validator ? loadKeyFile(join(home, HOME_FILES.key)) : null;
+  const key: KeyPair | null = config.validator ? loadHomeKey(home) : null;
   if (
     key !== null &&
     !genesis.validators.some((v) => toHex(v.publicKey) === toHex(key.publicKey))

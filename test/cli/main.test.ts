@@ -2,7 +2,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sourceDigest } from '../../src/node/build_info.ts';
@@ -84,6 +84,29 @@ test('a bad flag value exits 2 whichever check finds it: the flag parser, a comm
     const node = await zomma('node', '--home', join(home, 'validator-0'), '--quiet');
     assert.match(node.err, /ConfigInvalid/);
     assert.equal(node.code, 2, node.err);
+  } finally {
+    tmp.remove();
+  }
+});
+
+test("a validator home whose key.json cannot be read is a config error, exit 2, as a bad config.json's", async () => {
+  const tmp = tempDir('zomma-cli-exit-key-');
+  try {
+    const made = await zomma('init', '--validators', '1', '--out', tmp.dir);
+    assert.equal(made.code, 0, made.err);
+    const home = join(tmp.dir, 'validator-0');
+    const keyFile = join(home, 'key.json');
+    const text = readFileSync(keyFile, 'utf8');
+    // Readable by others: the fix is the operator's (chmod), not a restart's.
+    chmodSync(keyFile, 0o644);
+    const open = await zomma('node', '--home', home, '--quiet');
+    assert.match(open.err, /^zomma node: ConfigInvalid: key\.json: KeyFileTooOpen: .*chmod 600/);
+    assert.equal(open.code, 2, open.err);
+    chmodSync(keyFile, 0o600);
+    writeFileSync(keyFile, text.slice(0, 10));
+    const broken = await zomma('node', '--home', home, '--quiet');
+    assert.match(broken.err, /^zomma node: ConfigInvalid: key\.json: BadKeyFile: .*is not JSON/);
+    assert.equal(broken.code, 2, broken.err);
   } finally {
     tmp.remove();
   }

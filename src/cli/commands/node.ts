@@ -11,7 +11,7 @@ export const command: Command = {
   usage:
     'zomma node --home DIR [--quiet]\n' +
     '  logs go to DIR/node.log and, at info and above, to stdout; --quiet: to node.log only\n' +
-    '  exits 0 on SIGINT or SIGTERM, 1 on a halt (docs/operations.md)',
+    '  exits 0 on SIGINT or SIGTERM, 1 on a halt, 2 on a config error (docs/operations.md)',
   async run(args, io) {
     const { values } = parseArgs({
       args,
