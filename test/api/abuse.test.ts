@@ -348,15 +348,20 @@ test(
         s.on('error', () => {});
         let answer = '';
         let sent = 0;
-        const drip = setInterval(() => {
-          if (sent < dribble.length) s.write(dribble[sent++]!);
-        }, 5);
+        let drip: ReturnType<typeof setInterval> | undefined;
         s.on('data', (chunk) => (answer += chunk.toString()));
         s.once('close', () => {
           clearInterval(drip);
           resolve(answer === '' ? 'closed' : answer.split('\r\n', 1)[0]!);
         });
-        s.once('connect', () => s.write(text));
+        // The drip starts once `text` is written: started before, a slow
+        // connect let its first byte go ahead of the request line.
+        s.once('connect', () => {
+          s.write(text);
+          drip = setInterval(() => {
+            if (sent < dribble.length) s.write(dribble[sent++]!);
+          }, 5);
+        });
       });
     try {
       // Its body read in full before the slow clients start: only the commit wait is left.
