@@ -24,7 +24,6 @@ import {
   EVIDENCE_PER_OFFENDER_MAX,
   EVIDENCE_PER_BLOCK_MAX,
   EVIDENCE_POOL_MAX,
-  EVIDENCE_REGOSSIP_HEIGHTS,
   FUTURE_BYTES_PER_PEER_MAX,
   FUTURE_MESSAGES_FULL_NODES_MAX,
   FUTURE_MESSAGES_MAX,
@@ -1203,9 +1202,9 @@ export class Replica implements ConsensusReplica {
   /**
    * Sends the pending evidence again: a peer that was down or cut off when it
    * was first sent (it goes out once, on detection) gets it now, and can put
-   * it in a block of its own. Done at each gossip tick (a height that is not
-   * ending) and every EVIDENCE_REGOSSIP_HEIGHTS heights; a peer that holds an
-   * item drops the copy by its hash, before any signature check. The pool is
+   * it in a block of its own. Done at each gossip tick (every
+   * GOSSIP_INTERVAL_MS, whatever the heights do); a peer that holds an item
+   * drops the copy by its hash, before any signature check. The pool is
    * bounded (EVIDENCE_POOL_MAX, EVIDENCE_PER_OFFENDER_MAX each), and empty
    * unless someone equivocated.
    */
@@ -1851,7 +1850,6 @@ export class Replica implements ConsensusReplica {
       if (h < this.heightValue) this.unbuffer(h);
     }
     this.catchupEvicted.clear();
-    if (this.heightValue % EVIDENCE_REGOSSIP_HEIGHTS === 0) this.regossipEvidence();
     this.startRound(0, nowMs);
     this.scheduleGossip();
     const waiting = this.future;

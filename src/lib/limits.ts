@@ -214,8 +214,6 @@ export const EVIDENCE_POOL_MAX = 256;
 export const EVIDENCE_PER_OFFENDER_MAX = 1;
 /** Evidence older than this many heights (relative to the block that would carry it) is refused. */
 export const EVIDENCE_AGE_HEIGHTS_MAX = 100;
-/** Pending evidence is sent again at every height divisible by this (and at each gossip tick). */
-export const EVIDENCE_REGOSSIP_HEIGHTS = 10;
 /**
  * Heights a validator signs nothing after it sees a certificate holding a
  * precommit by its key that it never signed (another process with the same

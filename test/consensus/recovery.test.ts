@@ -3,7 +3,6 @@ import assert from 'node:assert/strict';
 import { Writer, decode, encode } from '../../src/codec/wire.ts';
 import { sha256 } from '../../src/crypto/index.ts';
 import { utf8 } from '../../src/lib/bytes.ts';
-import { EVIDENCE_REGOSSIP_HEIGHTS } from '../../src/lib/limits.ts';
 import { messageCodec, voteSignBytes, walRecordCodec } from '../../src/consensus/codec.ts';
 import { SIGN_KIND_CONSENSUS } from '../../src/consensus/ports.ts';
 import { makeEvidence } from '../../src/consensus/replica.ts';
@@ -196,8 +195,7 @@ test('evidence held by one node is sent again, so the others commit it though th
   assert.ok(
     h.run(
       () =>
-        h.nodes[1]!.app.blocks.some((b) => b.evidence.length > 0) ||
-        h.minCommitted() >= start + 3 * EVIDENCE_REGOSSIP_HEIGHTS,
+        h.nodes[1]!.app.blocks.some((b) => b.evidence.length > 0) || h.minCommitted() >= start + 30,
     ),
   );
   const carrying = h.nodes[1]!.app.blocks.filter((b) => b.evidence.length > 0);
