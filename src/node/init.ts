@@ -71,10 +71,16 @@ export const DEFAULT_BASE_PORT = 26_656;
 
 const HOST_PATTERN = /^[A-Za-z0-9.-]+$/;
 
-export function initNetwork(options: InitOptions): {
-  genesis: Genesis;
-  homes: InitHome[];
-  fullNodes: InitHome[];
+/**
+ * The checks of initNetwork's options that need no file: a caller that must
+ * clear a directory first (the devnet starting over) runs them before it
+ * deletes anything.
+ */
+export function checkInitOptions(options: InitOptions): {
+  n: number;
+  m: number;
+  base: number;
+  stride: number;
 } {
   const n = options.validators;
   if (!Number.isInteger(n) || n < 1 || n > VALIDATORS_MAX) {
@@ -105,6 +111,16 @@ export function initNetwork(options: InitOptions): {
   if (!Number.isInteger(base) || base < 1 || base + stride * (n + m) + 2 > 65_535) {
     throw configError('--base-port', 'the ports would not fit in [1, 65535]');
   }
+  return { n, m, base, stride };
+}
+
+export function initNetwork(options: InitOptions): {
+  genesis: Genesis;
+  homes: InitHome[];
+  fullNodes: InitHome[];
+} {
+  const { n, m, base, stride } = checkInitOptions(options);
+  const hosts = options.hosts;
   const dirs = Array.from({ length: n + m }, (_, i) =>
     join(options.out, i < n ? `validator-${i}` : `full-node-${i - n}`),
   );

@@ -47,6 +47,31 @@ test('devnet: a bad --validators, --base-port or --duration is a usage error, an
   }
 });
 
+test('devnet: a new chain whose ports would not fit is refused before the chain on disk is deleted', async () => {
+  const home = tempDir('zomma-devnet-ports-');
+  const dir = join(home.dir, 'devnet');
+  try {
+    initNetwork({ validators: 1, out: dir, basePort: 35940, genesisTimeMs: 1_700_000_000_000 });
+    const genesis = readFileSync(join(dir, 'validator-0', 'genesis.json'), 'utf8');
+    // Another validator count starts over, and 65,534 leaves no room for its ports.
+    for (const flags of [
+      ['--validators', '2', '--base-port', '65534'],
+      ['--reset', '--base-port', '65534'],
+    ]) {
+      const r = await devnet('--dir', dir, ...flags, '--no-bots', '--duration', '1');
+      assert.equal(r.code, 2, r.err);
+      assert.match(r.err, /ConfigInvalid: --base-port: the ports would not fit/);
+      assert.equal(
+        readFileSync(join(dir, 'validator-0', 'genesis.json'), 'utf8'),
+        genesis,
+        'the chain on disk is as it was',
+      );
+    }
+  } finally {
+    home.remove();
+  }
+});
+
 test('devnet: a validator that cannot start on a resumed chain is a clean error with the way to start over', async () => {
   const home = tempDir('zomma-devnet-resume-');
   const dir = join(home.dir, 'devnet');

@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig, parseHostPort } from '../../node/config.ts';
 import { startBots } from '../../node/bots/bots.ts';
 import type { RunningBots } from '../../node/bots/bots.ts';
-import { initNetwork } from '../../node/init.ts';
+import { checkInitOptions, initNetwork } from '../../node/init.ts';
 import { lockHolder } from '../../node/storage/lock.ts';
 import { DEFAULT_NODE_URL, parseCount } from './query.ts';
 import type { Command, Io } from '../io.ts';
@@ -85,8 +85,7 @@ export const command: Command = {
     const n = resumed ? held : (asked ?? DEVNET_VALIDATORS_DEFAULT);
     const homes = Array.from({ length: n }, (_, i) => join(dir, `validator-${i}`));
     if (!resumed) {
-      rmSync(dir, { recursive: true, force: true });
-      initNetwork({
+      const init = {
         validators: n,
         out: dir,
         basePort,
@@ -94,7 +93,11 @@ export const command: Command = {
         oracleSeed: 1,
         timeouts: DEVNET_TIMEOUTS,
         snapshotEveryHeights: 50,
-      });
+      };
+      // A bad --validators or --base-port is refused before the old chain is deleted.
+      checkInitOptions(init);
+      rmSync(dir, { recursive: true, force: true });
+      initNetwork(init);
       io.out(`devnet: new chain, ${n} validators in ${dir}`);
     } else {
       io.out(`devnet: resuming the chain in ${dir}, ${n} validators (--reset starts over)`);
