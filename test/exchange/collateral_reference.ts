@@ -21,13 +21,14 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { Prng } from '../../src/lib/prng.ts';
 import { PENDING_DEPOSITS_MAX } from '../../src/lib/limits.ts';
-import { Exchange, decodeSnapshot, encodeSnapshot } from '../../src/exchange/index.ts';
+import { decodeSnapshot, encodeSnapshot } from '../../src/exchange/index.ts';
 import type {
   BlockResult,
   ExchangeEvent,
   Genesis,
   Offence,
   TxResult,
+  Exchange,
 } from '../../src/exchange/index.ts';
 import type { Action, PlaceOrder, SignedTx } from '../../src/exchange/tx/types.ts';
 import { Harness, USDC, genesis as devGenesis, key, replacer } from './helpers.ts';
@@ -115,6 +116,8 @@ export class CollateralModel {
   insurance: bigint;
   /** The block's memo of what the accounts below zero lack: null until its first withdrawal or transfer. */
   memo: { parts: Map<number, bigint>; sum: bigint } | null = null;
+  /** Transfers let through a pause (into an account below zero, at most its shortfall). */
+  pausedThrough = 0;
   /** Collateral events the model expects in the current block, in order. */
   events: ExchangeEvent[] = [];
 
@@ -280,7 +283,8 @@ export class CollateralModel {
       return 'ok';
     }
     if (this.pendingOf(v) >= this.share) return 'TooManyPendingDeposits';
-    if (g === undefined && this.groups.size >= PENDING_DEPOSITS_MAX) return 'TooManyPendingDeposits';
+    if (g === undefined && this.groups.size >= PENDING_DEPOSITS_MAX)
+      return 'TooManyPendingDeposits';
     this.groups.set(content, { content, id, address, sub, amount, attesters });
     return 'ok';
   }
@@ -345,6 +349,7 @@ export class CollateralModel {
       const e = target === undefined ? 0n : this.equity(target);
       const shortfall = e < 0n ? -e : 0n;
       if (!counted || amount > shortfall) return 'TransfersPaused';
+      this.pausedThrough++;
     }
     const a = this.account(address, from);
     if (amount > this.free(a)) return 'InsufficientFunds';
@@ -421,6 +426,7 @@ export interface RunStats {
   jailings: number;
   liquidations: number;
   restores: number;
+  pausedThrough: number;
 }
 
 interface External {
@@ -464,13 +470,17 @@ export function runCollateralModel(seed: number, blocks: number, devnet = true):
     jailings: 0,
     liquidations: 0,
     restores: 0,
+    pausedThrough: 0,
   };
   const nVal = rng.between(4, 7);
   const vkeys = Array.from({ length: nVal }, (_, i) => key(`cm-v${seed}-${i}`));
   const base = devGenesis();
   const g: Genesis = {
     ...base,
-    validators: vkeys.map((v) => ({ publicKey: v.publicKey, stake: BigInt(rng.between(1, 40)) * 1_000n })),
+    validators: vkeys.map((v) => ({
+      publicKey: v.publicKey,
+      stake: BigInt(rng.between(1, 40)) * 1_000n,
+    })),
     slashPpm: rng.between(0, 600_000),
     insuranceFundQuote: BigInt(rng.between(0, 3_000)) * USDC,
     devnet,
@@ -491,7 +501,11 @@ export function runCollateralModel(seed: number, blocks: number, devnet = true):
   let nonce = 0;
   const externals: External[] = [];
   const tx = (from: Key, action: Action, sub = 0, signer?: Key): SignedTx =>
-    h.tx(from, action, { subaccount: sub, nonce: h.timeMs + 1_000 + ++nonce, ...(signer ? { signer } : {}) });
+    h.tx(from, action, {
+      subaccount: sub,
+      nonce: h.timeMs + 1_000 + ++nonce,
+      ...(signer ? { signer } : {}),
+    });
 
   const newId = (): Uint8Array => {
     const id = new Uint8Array(32);
@@ -524,7 +538,9 @@ export function runCollateralModel(seed: number, blocks: number, devnet = true):
     model.memo = null;
     model.insurance = h.ex.state.insuranceQuote;
     h.oracle = { ...h.oracle, BTC: BigInt(indexTicks) * 100_000n };
-    const restoreHere = stats.blocks > 0 && (stats.blocks === Math.floor(blocks / 3) || stats.blocks === Math.floor((2 * blocks) / 3));
+    const restoreHere =
+      stats.blocks > 0 &&
+      (stats.blocks === Math.floor(blocks / 3) || stats.blocks === Math.floor((2 * blocks) / 3));
     let twin: Exchange | null = null;
     if (restoreHere) {
       twin = decodeSnapshot(encodeSnapshot(h.ex), { checkInvariants: true });
@@ -535,7 +551,11 @@ export function runCollateralModel(seed: number, blocks: number, devnet = true):
     const r = h.ex.finalizeBlock(block);
     if (twin !== null) {
       const r2 = twin.finalizeBlock(block);
-      assert.equal(JSON.stringify(r2, replacer), JSON.stringify(r, replacer), `${where}: restored node's block`);
+      assert.equal(
+        JSON.stringify(r2, replacer),
+        JSON.stringify(r, replacer),
+        `${where}: restored node's block`,
+      );
       // Go on with the restored node.
       const t = h.timeMs;
       h = new Harness(undefined, { checkInvariants: true }, twin);
@@ -543,21 +563,25 @@ export function runCollateralModel(seed: number, blocks: number, devnet = true):
       stats.restores++;
     }
     stats.blocks++;
-    if (r.events.some((e) => e.type === 'funding' && (e.paidQuote !== 0n || e.receivedQuote !== 0n))) {
+    if (
+      r.events.some((e) => e.type === 'funding' && (e.paidQuote !== 0n || e.receivedQuote !== 0n))
+    ) {
       throw new ModelDomainError(`${where}: a funding payment`);
     }
     const state = h.ex.state;
     model.marks = state.markets.map((m) => BigInt(m.markTicks));
-    model.evidence(
-      evidence.map((o) => ({ publicKey: hex(o.publicKey), height: o.height })),
-    );
+    model.evidence(evidence.map((o) => ({ publicKey: hex(o.publicKey), height: o.height })));
     txs.forEach((t, i) => {
       const tr = r.results[i]!;
       const got = codeOf(tr);
       const want = modelTx(t, tr);
       const label = `${where} tx ${i} ${JSON.stringify(t.action, replacer)}`;
-      if (want !== null) assert.equal(got, want, `${label}: code (result ${JSON.stringify(tr, replacer)})`);
-      stats.codes.set(`${t.action.kind}:${got}`, (stats.codes.get(`${t.action.kind}:${got}`) ?? 0) + 1);
+      if (want !== null)
+        assert.equal(got, want, `${label}: code (result ${JSON.stringify(tr, replacer)})`);
+      stats.codes.set(
+        `${t.action.kind}:${got}`,
+        (stats.codes.get(`${t.action.kind}:${got}`) ?? 0) + 1,
+      );
     });
     // The liquidations' effects are the exchange's: take the accounts they name from the state.
     const resync = new Set<number>();
@@ -666,7 +690,11 @@ export function runCollateralModel(seed: number, blocks: number, devnet = true):
       groupsOf([...model.groups.values()]),
       `${where}: pending groups`,
     );
-    assert.deepEqual([...state.creditedDeposits].sort(), [...model.spent].sort(), `${where}: spent ids`);
+    assert.deepEqual(
+      [...state.creditedDeposits].sort(),
+      [...model.spent].sort(),
+      `${where}: spent ids`,
+    );
     state.validators.forEach((ev, i) => {
       const mv = model.validators[i]!;
       assert.equal(ev.jailed, mv.jailed, `${where}: validator ${i} jailed`);
@@ -684,8 +712,16 @@ export function runCollateralModel(seed: number, blocks: number, devnet = true):
       assert.equal(ea.cashQuote, ma.cash, `${label} cash`);
       for (let m = 0; m < model.markets.length; m++) {
         assert.equal(BigInt(ea.positions[m]!.sizeLots), ma.size[m], `${label} size in ${m}`);
-        assert.equal(BigInt(state.markets[m]!.restingLots(i, 'buy')), ma.restBuy[m], `${label} bids in ${m}`);
-        assert.equal(BigInt(state.markets[m]!.restingLots(i, 'sell')), ma.restSell[m], `${label} asks in ${m}`);
+        assert.equal(
+          BigInt(state.markets[m]!.restingLots(i, 'buy')),
+          ma.restBuy[m],
+          `${label} bids in ${m}`,
+        );
+        assert.equal(
+          BigInt(state.markets[m]!.restingLots(i, 'sell')),
+          ma.restSell[m],
+          `${label} asks in ${m}`,
+        );
       }
       cash += ea.cashQuote;
     });
@@ -707,11 +743,13 @@ export function runCollateralModel(seed: number, blocks: number, devnet = true):
   const mmDeposit = external(mm.address, 0, 5_000_000n * USDC);
   runBlock(vkeys.map((v) => tx(v, attest(mmDeposit))));
   runBlock([
-    ...traders.map((t, i) =>
-      i % 2 === 0
-        ? tx(t, { kind: 'faucet', amountQuote: BigInt(rng.between(500, 5_000)) * USDC })
-        : null,
-    ).filter((x): x is SignedTx => x !== null),
+    ...traders
+      .map((t, i) =>
+        i % 2 === 0
+          ? tx(t, { kind: 'faucet', amountQuote: BigInt(rng.between(500, 5_000)) * USDC })
+          : null,
+      )
+      .filter((x): x is SignedTx => x !== null),
     ...traders
       .filter((_, i) => i % 2 === 1 || !devnet)
       .flatMap((t) => {
@@ -726,8 +764,19 @@ export function runCollateralModel(seed: number, blocks: number, devnet = true):
   // --- the random blocks
   for (let b = 0; b < blocks; b++) {
     const txs: SignedTx[] = [];
+    // The index walks, with a jump now and then, pulled back toward $50,000;
+    // the transactions are drawn against the marks it is about to give (the
+    // index stands in for the BTC mark), so some aim at accounts it takes below zero.
+    const step = rng.chance(1, 5) ? rng.between(-2_500, 2_500) : rng.between(-150, 150);
+    indexTicks +=
+      Math.floor((indexTicks * step) / 10_000) + Math.floor((500_000 - indexTicks) / 20);
+    const lastMarks = model.marks;
+    if (lastMarks.length > 0) model.marks = [BigInt(indexTicks), ...lastMarks.slice(1)];
     const pick = <T>(xs: readonly T[]): T => xs[rng.int(xs.length)]!;
-    const traderSub = (): [Key, number] => [pick(traders), rng.chance(2, 3) ? 0 : rng.between(1, 3)];
+    const traderSub = (): [Key, number] => [
+      pick(traders),
+      rng.chance(2, 3) ? 0 : rng.between(1, 3),
+    ];
     const lotValue = BigInt(btc().markTicks) * 10n;
     // New deposits appear on the collateral chain; validators attest what they see.
     if (rng.chance(1, 2)) {
@@ -743,7 +792,8 @@ export function runCollateralModel(seed: number, blocks: number, devnet = true):
       let action = attest(e);
       if (byzantine.has(v) && rng.chance(1, 2)) {
         const lie = rng.int(4);
-        if (lie === 0) action = attest(e, { amount: e.amount + BigInt(rng.between(1, 1000)) * USDC });
+        if (lie === 0)
+          action = attest(e, { amount: e.amount + BigInt(rng.between(1, 1000)) * USDC });
         else if (lie === 1) action = attest(e, { address: pick(traders).address });
         else if (lie === 2) action = attest(e, { sub: (e.sub + 1) % 4 });
         else action = attest(e, { amount: 0n });
@@ -763,12 +813,27 @@ export function runCollateralModel(seed: number, blocks: number, devnet = true):
       const [t, s] = rng.chance(1, 8) ? [mm, 0] : traderSub();
       const acc = model.account(hex(t.address), s);
       const free = acc === undefined ? 0n : model.free(acc);
-      const choices = [free, free + 1n, free / 2n, free - 1n, acc?.cash ?? 1n, 1n, 0n, BigInt(rng.between(1, 5_000)) * USDC];
+      const choices = [
+        free,
+        free + 1n,
+        free / 2n,
+        free - 1n,
+        acc?.cash ?? 1n,
+        1n,
+        0n,
+        BigInt(rng.between(1, 5_000)) * USDC,
+      ];
       let amount = pick(choices);
       if (amount < 0n) amount = 1n;
       if (rng.chance(1, 2)) {
-        const signer = rng.chance(1, 10) ? (t === traders[0] && rng.chance(1, 2) ? agent : outsider) : undefined;
-        txs.push(tx(t, { kind: 'withdraw', amountQuote: amount, destination: 'cc1withdrawal' }, s, signer));
+        const signer = rng.chance(1, 10)
+          ? t === traders[0] && rng.chance(1, 2)
+            ? agent
+            : outsider
+          : undefined;
+        txs.push(
+          tx(t, { kind: 'withdraw', amountQuote: amount, destination: 'cc1withdrawal' }, s, signer),
+        );
       } else {
         let to = rng.chance(1, 10) ? s : rng.between(0, 4);
         // Into a sibling below zero (at the last marks): what the pause lets through.
@@ -781,19 +846,24 @@ export function runCollateralModel(seed: number, blocks: number, devnet = true):
           const lack = -model.equity(model.account(hex(t.address), below)!);
           amount = pick([lack, lack + 1n, lack / 2n, 1n]);
         }
-        txs.push(tx(t, { kind: 'transfer', fromSubaccount: s, toSubaccount: to, amountQuote: amount }, s));
+        txs.push(
+          tx(t, { kind: 'transfer', fromSubaccount: s, toSubaccount: to, amountQuote: amount }, s),
+        );
       }
     }
     // Leveraged takers (IOC) and the market maker's quotes.
-    for (let n = rng.int(4); n > 0; n--) {
+    for (let n = rng.int(7); n > 0; n--) {
       const [t, s] = traderSub();
       const acc = model.account(hex(t.address), s);
       if (acc === undefined) continue;
       const side = rng.chance(1, 2) ? 'buy' : 'sell';
       const equity = model.marks.length > 0 ? model.equity(acc) : acc.cash;
       const maxLots = equity <= 0n ? 1n : (equity * 18n) / lotValue;
-      const sizeLots = Number(1n + BigInt(rng.int(Number(maxLots > 1_000_000n ? 1_000_000n : maxLots) + 1)));
-      const priceTicks = side === 'buy' ? Math.floor(btc().markTicks * 1.01) : Math.floor(btc().markTicks * 0.99);
+      const sizeLots = Number(
+        1n + BigInt(rng.int(Number(maxLots > 1_000_000n ? 1_000_000n : maxLots) + 1)),
+      );
+      const priceTicks =
+        side === 'buy' ? Math.floor(btc().markTicks * 1.01) : Math.floor(btc().markTicks * 0.99);
       const order: PlaceOrder = {
         kind: 'placeOrder',
         instrument: BTC,
@@ -814,7 +884,9 @@ export function runCollateralModel(seed: number, blocks: number, devnet = true):
       for (const side of ['buy', 'sell'] as const) {
         const off = rng.between(1, 60) * 100;
         const priceTicks =
-          side === 'buy' ? Math.min(indexTicks - off, bestAsk - 1) : Math.max(indexTicks + off, bestBid + 1);
+          side === 'buy'
+            ? Math.min(indexTicks - off, bestAsk - 1)
+            : Math.max(indexTicks + off, bestBid + 1);
         txs.push(
           tx(mm, {
             kind: 'placeOrder',
@@ -830,6 +902,7 @@ export function runCollateralModel(seed: number, blocks: number, devnet = true):
         );
       }
     }
+    model.marks = lastMarks;
     // Racing: the proposer's arrival order is random (everything here is in one class).
     for (let i = txs.length - 1; i > 0; i--) {
       const j = rng.int(i + 1);
@@ -839,13 +912,30 @@ export function runCollateralModel(seed: number, blocks: number, devnet = true):
     const evidence: Offence[] = [];
     if (rng.chance(1, 20)) {
       for (let n = rng.chance(1, 4) ? 2 : 1; n > 0; n--) {
-        evidence.push({ publicKey: pick(vkeys).publicKey, height: Math.max(1, h.ex.state.height - rng.int(3)) });
+        evidence.push({
+          publicKey: pick(vkeys).publicKey,
+          height: Math.max(1, h.ex.state.height - rng.int(3)),
+        });
       }
     }
-    // The index walks, with a jump now and then, pulled back toward $50,000.
-    const step = rng.chance(1, 6) ? rng.between(-1_500, 1_500) : rng.between(-150, 150);
-    indexTicks += Math.floor((indexTicks * step) / 10_000) + Math.floor((500_000 - indexTicks) / 20);
+    // Evidence naming no validator refuses the whole block, before any change.
+    if (rng.chance(1, 40)) {
+      const before = h.ex.digestFromScratch();
+      const bad = [...evidence, { publicKey: outsider.publicKey, height: 1 }];
+      assert.throws(
+        () => h.ex.finalizeBlock(h.nextBlock(txs, 1_000, bad)),
+        (e: Error & { code?: string }) => e.code === 'BadBlock',
+        `seed ${seed}: evidence against a non-validator refuses the block`,
+      );
+      assert.deepEqual(
+        h.ex.digestFromScratch(),
+        before,
+        `seed ${seed}: a refused block changes nothing`,
+      );
+      h.timeMs -= 1_000;
+    }
     runBlock(txs, evidence);
   }
+  stats.pausedThrough = model.pausedThrough;
   return stats;
 }
