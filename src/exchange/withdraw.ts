@@ -12,9 +12,10 @@
 // of it, deleveraging closes at the mark, which costs no counterparty
 // anything: a pause then would protect no one. Transfers out of a subaccount
 // are paused alike (transfer.ts).
-// Cost: O(markets); the block's first withdrawal or transfer past the other
-// checks also looks at the deficits, the underwater accounts, the accounts
-// the block changed and the holders of the markets whose mark moved
+// The pause is weighed before free collateral (docs/exchange.md, "Withdrawals").
+// Cost: O(markets); the block's first withdrawal or transfer past the signer
+// and amount checks also looks at the deficits, the underwater accounts, the
+// accounts the block changed and the holders of the markets whose mark moved
 // (liquidation.ts, unresolvedShortfalls), once per block; later ones compare
 // the sum it found, lowered as cash comes into those accounts
 // (shortfallLessened), with the fund.

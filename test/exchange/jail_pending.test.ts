@@ -118,3 +118,21 @@ test('a jailing that leaves a deposit at 2/3 or less credits nothing', () => {
   assert.equal(g.account(alice), undefined);
   void bob;
 });
+
+test('two amounts of one id ripe at the same jailing: the group whose key sorts first as text is credited', () => {
+  const h = new Harness(genesis({ devnet: false }));
+  // Keys end in ':5000000' and ':10000000': as text the 10 USDC group sorts first.
+  for (const v of [0, 1]) {
+    for (const amount of [5n * USDC, 10n * USDC]) {
+      assert.equal(code(h.one(VALIDATORS[v]!, attest(4, alice, amount))), 'ok');
+    }
+  }
+  evidenceBlock(h, 2);
+  const r = evidenceBlock(h, 3);
+  assert.deepEqual(
+    r.events.filter((e) => e.type === 'depositCredited').map((e) => e.amountQuote),
+    [10n * USDC],
+  );
+  assert.equal(h.account(alice)?.cashQuote, 10n * USDC);
+  assert.equal(h.ex.state.deposits.size, 0, 'the other amount is dropped');
+});
