@@ -25,7 +25,7 @@ const USAGE = [
   '       zomma tx transfer DOLLARS TO_SUBACCOUNT   (from --subaccount, to another of your own)',
   '       zomma tx deposit DEPOSIT_ID ADDRESS DOLLARS [TO_SUBACCOUNT]',
   '                      (a validator attests a deposit seen on the collateral chain, signed with',
-  "                      its key: --key-file HOME/key.json; validators holding 2/3 of the stake credit it)",
+  '                      its key: --key-file HOME/key.json; validators holding 2/3 of the stake credit it)',
   '                      DEPOSIT_ID: 64 hex digits naming the deposit there; ADDRESS: 0x and 40 hex digits',
   '  options: [--node URL] [--key-file FILE] [--subaccount N] [--no-wait] [--json]',
   '  the key: --key-file FILE, which must exist (zomma keys new --out FILE), or by default',
