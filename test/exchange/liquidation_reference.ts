@@ -10,7 +10,8 @@
 // Out of its reach (the driver stays away from them, or compares nothing in
 // the blocks that have them): the transactions themselves (it starts again
 // from the state they leave), a block with an auction event (price
-// monitoring stopping a liquidation, an uncross), the start of a block that
+// monitoring stopping a liquidation is modelled, an uncross is not: a block
+// with one is compared from the state after it), the start of a block that
 // lists or settles dated markets, options, good-til orders, a market that
 // was never priced, fee tiers beyond the first, more than
 // LIQUIDATIONS_PER_BLOCK_MAX accounts due.
@@ -51,7 +52,9 @@ export interface RefMarket {
   /** Its index is stale: nothing of it closes, funding pauses. */
   stale: boolean;
   /** In a volatility auction: nothing of it closes, and its auction orders are the owners' too. */
-  readonly inAuction: boolean;
+  inAuction: boolean;
+  /** Price monitoring ("Volatility auctions"), null without triggers. */
+  readonly monitor: RefMonitor | null;
   auctionOrders: RefOrder[];
   index: number;
   mark: number;
@@ -66,6 +69,21 @@ export interface RefMarket {
   readonly backlog: boolean;
 }
 
+export interface RefTrigger {
+  readonly horizonMs: number;
+  readonly maxMoveBps: number;
+  readonly auctionMs: number;
+  /** The last trade price at the start of its window (0 before a trade). */
+  reference: number;
+  windowStartMs: number;
+}
+
+export interface RefMonitor {
+  /** The last trade (or uncrossing) price, 0 before the first. */
+  last: number;
+  readonly triggers: RefTrigger[];
+}
+
 export interface RefAccount {
   readonly index: number;
   cash: bigint;
@@ -74,7 +92,7 @@ export interface RefAccount {
 }
 
 export interface RefState {
-  readonly timeMs: number;
+  timeMs: number;
   readonly markets: RefMarket[];
   readonly accounts: RefAccount[];
   fund: bigint;
@@ -85,7 +103,7 @@ export interface RefState {
 }
 
 /** How often liquidation orders met resting orders within two ticks of their limit, inside and beyond it. */
-export const referenceStats = { atLimit: 0, beyondLimit: 0, shortfalls: 0 };
+export const referenceStats = { atLimit: 0, beyondLimit: 0, shortfalls: 0, triggered: 0 };
 
 /** What the reference reports: the events of these types, in order (a liquidation fill without its order id). */
 export type RefEvent = ExchangeEvent;
@@ -97,6 +115,7 @@ export const REFERENCE_EVENTS: ReadonlySet<string> = new Set([
   'liquidation',
   'deleverage',
   'insuranceCover',
+  'auctionStarted',
 ]);
 
 /** The state a block starts from, as plain records: perpetuals and dated futures. */
@@ -140,6 +159,19 @@ export function viewOf(ex: Exchange): RefState {
       halted: m.halted,
       stale: m.oracleStale,
       inAuction: m.auction?.active === true,
+      monitor:
+        m.auction === null
+          ? null
+          : {
+              last: m.auction.monitor.lastPriceTicks,
+              triggers: m.auction.triggers.map((t, i) => ({
+                horizonMs: t.horizonMs,
+                maxMoveBps: t.maxMoveBps,
+                auctionMs: t.auctionMs,
+                reference: m.auction!.monitor.triggers[i]!.referenceTicks,
+                windowStartMs: m.auction!.monitor.triggers[i]!.windowStartMs,
+              })),
+            },
       auctionOrders:
         m.auction?.active === true
           ? [...side(m.auction.bids.bids.levels), ...side(m.auction.asks.asks.levels)]
@@ -366,6 +398,60 @@ function fundingStep(
   addSamples(m, lastSample - Math.floor(lastBoundary / m.sampleMs), sample);
 }
 
+// --- price monitoring ("Volatility auctions") ------------------------------------
+
+/**
+ * The prices a trade may have now: each trigger allows reference ±
+ * floor(reference × maxMoveBps / 10^4), its reference the last trade price at
+ * the start of its window, taken again once its horizon has passed, before a
+ * market's first trade the mark.
+ */
+export function tradeBounds(m: RefMarket, nowMs: number): [number, number] {
+  let lo = 1;
+  let hi = Number.MAX_SAFE_INTEGER;
+  for (const t of m.monitor?.triggers ?? []) {
+    const [l, h] = triggerRange(m, t, nowMs);
+    lo = Math.max(lo, l);
+    hi = Math.min(hi, h);
+  }
+  return [lo, hi];
+}
+
+function triggerRange(m: RefMarket, t: RefTrigger, nowMs: number): [number, number] {
+  const renewed = t.reference === 0 || nowMs - t.windowStartMs >= t.horizonMs;
+  let reference = renewed ? m.monitor!.last : t.reference;
+  if (reference === 0) reference = m.mark;
+  const d = Number((BigInt(reference) * BigInt(t.maxMoveBps)) / 10_000n);
+  return [reference - d, reference + d];
+}
+
+/** The auction a trade at `price` would start: the longest among the triggers it breaches. */
+function breachAuctionMs(m: RefMarket, price: number, nowMs: number): number {
+  let ms = 0;
+  for (const t of m.monitor?.triggers ?? []) {
+    const [lo, hi] = triggerRange(m, t, nowMs);
+    if (price < lo || price > hi) ms = Math.max(ms, t.auctionMs);
+  }
+  return ms;
+}
+
+/** A trade at `price` now: windows past their horizon restart at the last price, which becomes `price`. */
+function monitorTrade(m: RefMarket, price: number, nowMs: number): void {
+  const monitor = m.monitor;
+  if (monitor === null) return;
+  const roll = (): void => {
+    for (const t of monitor.triggers) {
+      if (t.reference === 0 || nowMs - t.windowStartMs >= t.horizonMs) {
+        t.reference = monitor.last;
+        t.windowStartMs = nowMs;
+      }
+    }
+  };
+  roll();
+  monitor.last = price;
+  roll();
+}
+
 // --- liquidation -----------------------------------------------------------------
 
 /** Not settled, halted (a dated market past its expiry is), stale nor in an auction. */
@@ -422,17 +508,31 @@ function matchIoc(
   limit: number,
   lots: number,
   events: RefEvent[],
-): { owner: number; id: number; price: number; size: number }[] {
+): {
+  fills: { owner: number; id: number; price: number; size: number }[];
+  /** The price of the trade that did not happen, when price monitoring stopped the slice, else 0. */
+  breach: number;
+} {
   const book = sell ? m.bids : m.asks;
   const fills: { owner: number; id: number; price: number; size: number }[] = [];
   const spent = new Map<number, bigint>();
   const guardPpm = Math.max(0, s.makerPpm);
+  // Price monitoring: the slice trades no price outside the triggers' bounds
+  // (its own orders are gone, step 1); an order within its limit beyond that
+  // bound starts an auction, and so does a first order beyond the far bound.
+  const [lo, hi] = tradeBounds(m, s.timeMs);
+  const within = (price: number): boolean => price >= lo && price <= hi;
+  let breach = 0;
   let remaining = lots;
   let i = 0;
   while (remaining > 0 && i < book.length) {
     const o = book[i]!;
     if (sell ? o.price < limit : o.price > limit) {
       if (Math.abs(o.price - limit) <= 2) referenceStats.beyondLimit++;
+      break;
+    }
+    if (m.monitor !== null && !within(o.price)) {
+      breach = o.price;
       break;
     }
     if (Math.abs(o.price - limit) <= 2) referenceStats.atLimit++;
@@ -457,7 +557,7 @@ function matchIoc(
     if (o.size === 0) book.splice(i, 1);
     else i++;
   }
-  return fills;
+  return { fills, breach };
 }
 
 /** The ranking of step 4: unrealized PnL × notional / equity, highest first, then ascending index. */
@@ -529,7 +629,8 @@ function closeSlice(s: RefState, i: number, a: RefAccount, events: RefEvent[]): 
   const lots = Number(minB(BigInt(abs(size)), maxB(roomLots, 1n)));
   const price = bankruptcy(s, m, i, a);
   const sell = size > 0;
-  const fills = matchIoc(s, m, sell, price, lots, events);
+  const { fills, breach } = matchIoc(s, m, sell, price, lots, events);
+  const triggered = breach !== 0;
   let filled = 0;
   let notional = 0n;
   for (const f of fills) {
@@ -557,7 +658,8 @@ function closeSlice(s: RefState, i: number, a: RefAccount, events: RefEvent[]): 
       makerFeeQuote: makerFee,
     });
   }
-  const rest = lots - filled;
+  // Stopped by price monitoring: the auction starts, the rest waits for its uncross.
+  const rest = triggered ? 0 : lots - filled;
   const away = sell ? m.mark - price : price - m.mark;
   const restLoss = away > 0 ? BigInt(rest) * BigInt(away) * m.k : 0n;
   const fee = minB(minB(ppmUp(notional, m.feePpm), m.feeMax), maxB(equityOf(s, a) - restLoss, 0n));
@@ -571,6 +673,19 @@ function closeSlice(s: RefState, i: number, a: RefAccount, events: RefEvent[]): 
     closedLots: filled,
     feeQuote: fee,
   });
+  // The auction a stopped slice starts is measured against the references
+  // its fills met, then they are recorded.
+  if (triggered) {
+    m.inAuction = true;
+    referenceStats.triggered++;
+    events.push({
+      type: 'auctionStarted',
+      market: m.name,
+      priceTicks: breach,
+      endMs: s.timeMs + breachAuctionMs(m, breach, s.timeMs),
+    });
+  }
+  for (const f of fills) monitorTrade(m, f.price, s.timeMs);
   if (rest > 0) return filled + deleverage(s, m, i, a, rest, price, events);
   return filled;
 }
@@ -663,6 +778,7 @@ export function referenceStart(
     m.mark = markOf(m);
     if (!m.listed) fundingStep(s, i, s.timeMs, nowMs, events, paying);
   });
+  s.timeMs = nowMs;
   return events;
 }
 
