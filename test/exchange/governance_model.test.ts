@@ -11,7 +11,9 @@ import { checkRun, newStats } from './governance_reference.ts';
 
 test('governance equals the reference model, block by block, restored or not', () => {
   const stats = newStats();
-  for (let seed = 1; seed <= 6; seed++) checkRun(seed, 120, stats, { flood: seed === 1 });
+  for (let seed = 1; seed <= 6; seed++) {
+    checkRun(seed, 120, stats, { flood: seed === 1, listing: seed % 2 === 0 });
+  }
   const seen = [...stats.codes.keys()];
   for (const code of [
     'govPropose:ok',
@@ -42,6 +44,10 @@ test('governance equals the reference model, block by block, restored or not', (
     assert.ok((stats.events.get(e) ?? 0) > 0, `no ${e} event`);
   }
   assert.ok(stats.emergencyBlocks > 20, `only ${stats.emergencyBlocks} blocks in emergency halt`);
+  assert.ok(stats.exactlyTwoThirds > 0, 'no approvals at exactly 2/3 of the stake');
   assert.ok(stats.haltedMidBlock > 0, 'no order refused after a halt earlier in its block');
+  assert.ok(stats.settled > 0, 'no dated market settled');
+  assert.ok(stats.listedHalted > 0, 'no market listed during an emergency halt');
+  assert.ok(stats.closedBySettlement > 0, 'no pending proposal closed by its market settling');
   assert.ok(stats.restores > 20, 'the runs went on with restored nodes');
 });

@@ -32,7 +32,7 @@ import type {
 } from '../../src/exchange/index.ts';
 import type { Action, BatchableAction, SignedTx } from '../../src/exchange/tx/types.ts';
 import { bytesKey } from '../../src/exchange/keys.ts';
-import { ORACLE, USDC, genesis, key, replacer } from './helpers.ts';
+import { ORACLE, USDC, dailyListingGenesis, genesis, key, replacer } from './helpers.ts';
 import type { Key } from './helpers.ts';
 
 /** docs/exchange.md: "each validator may approve at most … (1,000) proposals not executed". */
@@ -53,8 +53,8 @@ interface RefValidator {
 
 interface RefProposal {
   readonly kind: ProposalKind;
-  /** Index into MARKETS, or -1 for the kinds about every market. */
-  readonly market: number;
+  /** The market's name, or null for the kinds about every market. */
+  readonly market: string | null;
   readonly approvers: number[];
   executed: boolean;
 }
@@ -93,7 +93,15 @@ export interface Outcome {
 export type GovEvent =
   | { type: 'validatorJailed'; validator: string; offenceHeight: number; burnedStake: bigint }
   | { type: 'marketHalted' | 'marketResumed'; market: string }
-  | { type: 'depositCredited'; amountQuote: bigint };
+  | { type: 'depositCredited'; amountQuote: bigint }
+  | { type: 'marketListed' | 'marketSettled'; market: string };
+
+/** A live market: its name, its slot (taken from the exchange when listed) and its halt. */
+interface RefMarket {
+  readonly name: string;
+  readonly slot: number;
+  halted: boolean;
+}
 
 /** Who signs a transaction in the driver's terms. */
 export type Signer =
@@ -108,7 +116,8 @@ export interface DriverTx {
 
 export class GovModel {
   readonly validators: RefValidator[];
-  readonly halted = MARKETS.map(() => false);
+  /** Live markets: the perpetuals, then what the listing schedule lists (settled ones leave). */
+  readonly markets: RefMarket[] = MARKETS.map((name, slot) => ({ name, slot, halted: false }));
   readonly proposals = new Map<number, RefProposal>();
   readonly deposits = new Map<number, RefDeposit>();
   readonly traders: RefTrader[];
@@ -141,8 +150,15 @@ export class GovModel {
     return s;
   }
 
+  /** Pending proposals closed by their market's settlement. */
+  closedBySettlement = 0;
+
+  /** Times an approval count stood at exactly 2/3 of the active stake (which is not enough). */
+  exactlyTwoThirds = 0;
+
   /** More than 2/3 of the active stake; exactly 2/3 is not enough. */
   carries(stake: bigint): boolean {
+    if (3n * stake === 2n * this.activeStake()) this.exactlyTwoThirds++;
     return 3n * stake > 2n * this.activeStake();
   }
 
@@ -153,17 +169,41 @@ export class GovModel {
   }
 
   emergency(): boolean {
-    return this.halted.every((h) => h);
+    return this.markets.length > 0 && this.markets.every((m) => m.halted);
+  }
+
+  market(name: string): RefMarket | undefined {
+    return this.markets.find((m) => m.name === name);
+  }
+
+  /** A dated market settled (an input): pending proposals about it close, with no effect. */
+  settle(name: string): void {
+    const at = this.markets.findIndex((m) => m.name === name);
+    assert.ok(at >= 0, `settled ${name} is no live market of the model`);
+    this.markets.splice(at, 1);
+    for (const p of this.proposals.values()) {
+      if (p.market === name && !p.executed) {
+        p.executed = true;
+        this.closedBySettlement++;
+      }
+    }
+  }
+
+  /** A market listed (an input) opens halted during an emergency halt: `marketHalted` after `marketListed`. */
+  list(name: string, slot: number, emergency: boolean, events: GovEvent[]): void {
+    this.markets.push({ name, slot, halted: emergency });
+    this.markets.sort((a, b) => a.slot - b.slot);
+    if (emergency) events.push({ type: 'marketHalted', market: name });
   }
 
   private execute(p: RefProposal, events: GovEvent[]): void {
     p.executed = true;
     const halt = p.kind === 'haltMarket' || p.kind === 'haltAll';
-    const targets = p.market >= 0 ? [p.market] : MARKETS.map((_, i) => i);
+    const targets = p.market !== null ? [this.market(p.market)!] : this.markets;
     for (const m of targets) {
-      if (this.halted[m] === halt) continue;
-      this.halted[m] = halt;
-      events.push({ type: halt ? 'marketHalted' : 'marketResumed', market: MARKETS[m]! });
+      if (m.halted === halt) continue;
+      m.halted = halt;
+      events.push({ type: halt ? 'marketHalted' : 'marketResumed', market: m.name });
     }
   }
 
@@ -259,10 +299,10 @@ export class GovModel {
         if (v < 0 || this.validators[v]!.jailed) return no('NotPermitted');
         if (this.proposals.has(a.proposalId)) return no('DuplicateProposal');
         if (this.overCap(v, undefined)) return no('TooManyProposals');
-        let market = -1;
+        let market: string | null = null;
         if (a.proposal.kind === 'haltMarket' || a.proposal.kind === 'resumeMarket') {
-          market = MARKETS.indexOf(a.proposal.instrument as (typeof MARKETS)[number]);
-          if (market < 0) return no('UnknownInstrument');
+          market = a.proposal.instrument;
+          if (this.market(market) === undefined) return no('UnknownInstrument');
         }
         const p: RefProposal = { kind: a.proposal.kind, market, approvers: [], executed: false };
         this.proposals.set(a.proposalId, p);
@@ -309,9 +349,9 @@ export class GovModel {
       case 'placeOrder': {
         const m = MARKETS.indexOf(a.instrument as (typeof MARKETS)[number]);
         if (m < 0) return no('UnknownInstrument');
-        if (this.halted[m]) return no('MarketHalted');
-        const id = orderId();
-        assert.ok(id !== undefined, 'an accepted placement carries its order id');
+        if (this.market(a.instrument)!.halted) return no('MarketHalted');
+        // An id the exchange did not give shows as a difference of results.
+        const id = orderId() ?? -1;
         this.orders.set(id, {
           trader: s.index,
           market: m,
@@ -323,7 +363,7 @@ export class GovModel {
       case 'amend': {
         const m = MARKETS.indexOf(a.instrument as (typeof MARKETS)[number]);
         if (m < 0) return no('UnknownInstrument');
-        if (this.halted[m]) return no('MarketHalted');
+        if (this.market(a.instrument)!.halted) return no('MarketHalted');
         const o = this.orders.get(a.orderId);
         if (o === undefined || o.trader !== s.index || o.market !== m || sub !== 0) {
           return no('UnknownOrder');
@@ -405,9 +445,16 @@ export interface Stats {
   events: Map<string, number>;
   /** Blocks that ended in emergency halt. */
   emergencyBlocks: number;
+  /** Approvals that stood at exactly 2/3 of the active stake. */
+  exactlyTwoThirds: number;
   /** Blocks in which a trading action was refused after a governance action of the same block halted. */
   haltedMidBlock: number;
   restores: number;
+  /** Dated markets settled, and markets listed during an emergency halt. */
+  settled: number;
+  listedHalted: number;
+  /** Proposals about a dated market closed by its settlement. */
+  closedBySettlement: number;
 }
 
 export function newStats(): Stats {
@@ -415,8 +462,12 @@ export function newStats(): Stats {
     codes: new Map(),
     events: new Map(),
     emergencyBlocks: 0,
+    exactlyTwoThirds: 0,
     haltedMidBlock: 0,
     restores: 0,
+    settled: 0,
+    listedHalted: 0,
+    closedBySettlement: 0,
   };
 }
 
@@ -427,6 +478,12 @@ function bump(m: Map<string, number>, k: string): void {
 export interface RunOptions {
   /** One validator (the last) proposes junk until it reaches the pending cap. */
   flood?: boolean;
+  /**
+   * Genesis with a daily listing (dated futures and options), starting two
+   * hours before an expiry; blocks jump hours now and then, so that markets
+   * settle, proposals about them close and new ones list, in emergency halts too.
+   */
+  listing?: boolean;
 }
 
 interface Run {
@@ -445,14 +502,27 @@ interface Run {
 
 const TRADER_COUNT = 3;
 
-export function setupGenesis(rng: Prng): { g: Genesis; validators: { key: Key; stake: bigint }[] } {
+/** Monday 2 March 2026, 06:00 UTC: two hours before the day's expiry. */
+const LISTING_START_MS = Date.UTC(2026, 2, 2, 6);
+
+export function setupGenesis(
+  rng: Prng,
+  listing: boolean,
+): { g: Genesis; validators: { key: Key; stake: bigint }[] } {
   const n = 4 + rng.int(4);
+  // Half the runs with stakes of a few round units, where approvals of exactly
+  // 2/3 of the active stake happen (and must not execute); half with odd ones,
+  // whose slashing rounds.
+  const round = rng.chance(1, 2);
   const validators = Array.from({ length: n }, (_, i) => ({
     key: key(`gov-validator-${i}`),
-    stake: BigInt(1 + rng.int(9)) * 100_000n * USDC + BigInt(rng.int(1_000)),
+    stake: round
+      ? BigInt(1 + rng.int(3)) * 100_000n * USDC
+      : BigInt(1 + rng.int(9)) * 100_000n * USDC + BigInt(rng.int(1_000)),
   }));
-  const base = genesis();
+  const base = listing ? dailyListingGenesis(LISTING_START_MS) : genesis();
   const g = genesis({
+    ...base,
     validators: validators.map((v) => ({ publicKey: v.key.publicKey, stake: v.stake })),
     // No price monitoring: the flows never trade, and auctions are not what is checked here.
     markets: base.markets.map((m) => ({ ...m, triggers: [] })),
@@ -489,11 +559,12 @@ function randomProposal(
   // Lean towards what changes something: resume when halted, halt when trading.
   if (roll < 3) return { kind: m.emergency() ? 'resumeAll' : 'haltAll' };
   if (roll < 4) return { kind: r.chance(1, 2) ? 'haltAll' : 'resumeAll' };
-  const market = r.int(MARKETS.length);
-  const kind = m.halted[market] ? 'resumeMarket' : 'haltMarket';
+  // The perpetuals mostly, a listed market now and then.
+  const market = r.chance(2, 3) ? m.markets[r.int(2)]! : pick(r, m.markets);
+  const kind = market.halted ? 'resumeMarket' : 'haltMarket';
   return {
     kind: r.chance(4, 5) ? kind : r.chance(1, 2) ? 'haltMarket' : 'resumeMarket',
-    instrument: MARKETS[market]!,
+    instrument: market.name,
   };
 }
 
@@ -679,7 +750,7 @@ function traderTxs(run: Run): DriverTx[] {
       if (tr.agentActive && r.chance(1, 2)) {
         push({ kind: 'revokeAgent', agentPublicKey: tr.agent.publicKey });
       } else if (!tr.agentActive) {
-        push({ kind: 'registerAgent', agentPublicKey: tr.agent.publicKey, expiresAtMs: 1e12 });
+        push({ kind: 'registerAgent', agentPublicKey: tr.agent.publicKey, expiresAtMs: 4e12 });
       } else {
         push({ kind: 'revokeAgent', agentPublicKey: key('nobody').publicKey });
       }
@@ -730,6 +801,8 @@ function govEvents(events: readonly ExchangeEvent[]): GovEvent[] {
       out.push({ type: e.type, market: e.market });
     } else if (e.type === 'depositCredited') {
       out.push({ type: e.type, amountQuote: e.amountQuote });
+    } else if (e.type === 'marketListed' || e.type === 'marketSettled') {
+      out.push({ type: e.type, market: e.market });
     }
   }
   return out;
@@ -741,9 +814,17 @@ function json(x: unknown): unknown {
 
 function compareState(ex: Exchange, m: GovModel, where: string): void {
   const s = ex.state;
-  MARKETS.forEach((name, i) => {
-    assert.equal(s.marketByName.get(name)!.halted, m.halted[i], `${where}: ${name} halted`);
-  });
+  const live = s.markets.filter((x) => !x.retired).map((x) => x.params.instrument);
+  assert.deepEqual(
+    live,
+    m.markets.map((x) => x.name),
+    `${where}: live markets`,
+  );
+  for (const x of m.markets) {
+    const got = s.marketByName.get(x.name)!;
+    assert.equal(got.halted, x.halted, `${where}: ${x.name} halted`);
+    assert.equal(got.index, x.slot, `${where}: ${x.name} slot`);
+  }
   assert.equal(s.totalStake, m.activeStake(), `${where}: active stake`);
   m.validators.forEach((v, i) => {
     const got = s.validators[i]!;
@@ -760,12 +841,10 @@ function compareState(ex: Exchange, m: GovModel, where: string): void {
       { kind: p.kind, executed: p.executed, approvers: p.approvers },
       `${where}: proposal ${id}`,
     );
-    if (p.market >= 0)
-      assert.equal(
-        got.market,
-        s.marketByName.get(MARKETS[p.market]!)!.index,
-        `${where}: proposal ${id} market`,
-      );
+    const live = p.market === null ? undefined : m.market(p.market);
+    if (p.market === null) assert.equal(got.market, -1, `${where}: proposal ${id} market`);
+    else if (live !== undefined)
+      assert.equal(got.market, live.slot, `${where}: proposal ${id} slot`);
   }
   m.traders.forEach((t, i) => {
     const principal = s.principals.get(bytesKey(t.key.address));
@@ -789,7 +868,7 @@ function compareState(ex: Exchange, m: GovModel, where: string): void {
  */
 export function checkRun(seed: number, blocks: number, stats: Stats, o: RunOptions = {}): void {
   const rng = new Prng(seed);
-  const { g, validators } = setupGenesis(rng);
+  const { g, validators } = setupGenesis(rng, o.listing === true);
   const traders = Array.from({ length: TRADER_COUNT }, (_, i) => key(`gov-trader-${i}`));
   const model = new GovModel(validators, traders);
   const n = validators.length;
@@ -801,16 +880,16 @@ export function checkRun(seed: number, blocks: number, stats: Stats, o: RunOptio
     ex: { current: new Exchange(g, { checkInvariants: true }) },
     g,
     byzantine,
-    timeMs: 0,
+    timeMs: g.genesisTimeMs,
     nonce: 0,
     nextProposalId: 1 + rng.int(5),
     nextDepositId: 1,
     announced: [],
   };
 
-  const runBlock = (txs: DriverTx[], offenders: number[], where: string): void => {
+  const runBlock = (txs: DriverTx[], offenders: number[], where: string, dtMs = 1_000): void => {
     const ex = run.ex.current;
-    run.timeMs += 1_000;
+    run.timeMs += dtMs;
     const height = ex.state.height + 1;
     const signedTxs = txs.map((t) => signed(run, t));
     const block: Block = {
@@ -838,6 +917,26 @@ export function checkRun(seed: number, blocks: number, stats: Stats, o: RunOptio
     // The model, in the block's order.
     const events: GovEvent[] = [];
     model.evidence(offenders, height - 1, events);
+    // Settlements and listings are the schedule's (inputs here): what governance
+    // owes them is checked, closing proposals and opening halted in an emergency.
+    let emergencyAtListing: boolean | undefined;
+    for (const e of got.events) {
+      if (e.type === 'marketSettled') {
+        events.push({ type: e.type, market: e.market });
+        model.settle(e.market);
+        stats.settled++;
+      } else if (e.type === 'marketListed') {
+        events.push({ type: e.type, market: e.market });
+        emergencyAtListing ??= model.emergency();
+        model.list(
+          e.market,
+          ex.state.marketByName.get(e.market)!.index,
+          emergencyAtListing,
+          events,
+        );
+        if (emergencyAtListing) stats.listedHalted++;
+      }
+    }
     const order = txs
       .map((t, i) => ({ i, c: classOf(t.action) }))
       .sort((a, b) => a.c - b.c || a.i - b.i)
@@ -895,6 +994,7 @@ export function checkRun(seed: number, blocks: number, stats: Stats, o: RunOptio
   }
   runBlock(setup, [], `seed ${seed} setup`);
   if (o.flood === true) flood(run, stats, runBlock, seed);
+  const exactBefore = model.exactlyTwoThirds;
   for (let b = 0; b < blocks; b++) {
     const txs = [...governanceTxs(run), ...traderTxs(run)];
     // Shuffle the arrival order: the in-block ordering must not depend on it beyond its classes.
@@ -909,8 +1009,12 @@ export function checkRun(seed: number, blocks: number, stats: Stats, o: RunOptio
       offenders.push(who);
       if (rng.chance(1, 4)) offenders.push(rng.int(n));
     }
-    runBlock(txs, offenders, `seed ${seed} block ${b}`);
+    // With a listing, an hour or three passes now and then.
+    const dtMs = o.listing === true && rng.chance(1, 12) ? (1 + rng.int(3)) * 3_600_000 : 1_000;
+    runBlock(txs, offenders, `seed ${seed} block ${b}`, dtMs);
   }
+  stats.exactlyTwoThirds += model.exactlyTwoThirds - exactBefore;
+  stats.closedBySettlement += model.closedBySettlement;
 }
 
 /**
