@@ -111,7 +111,6 @@ export interface DriverTx {
   readonly signer: Signer;
   readonly subaccount: number;
   readonly action: Action;
-  /** Set on a cancel/amend/place the model fills in from the exchange (order ids). */
 }
 
 export class GovModel {
@@ -265,7 +264,7 @@ export class GovModel {
     return s.role === 'validator' ? s.index : -1;
   }
 
-  /** One transaction, as the exchange must run it; `orderIds` gives accepted placements their ids. */
+  /** One transaction, as the exchange must run it; `orderIdOf(k)` is the id the exchange gave action k's order. */
   tx(t: DriverTx, events: GovEvent[], orderIdOf: (k: number) => number | undefined): Outcome {
     const s = t.signer;
     if (s.role === 'trader' && s.agent === true) {
@@ -993,7 +992,7 @@ export function checkRun(seed: number, blocks: number, stats: Stats, o: RunOptio
     });
   }
   runBlock(setup, [], `seed ${seed} setup`);
-  if (o.flood === true) flood(run, stats, runBlock, seed);
+  if (o.flood === true) flood(run, runBlock, seed);
   const exactBefore = model.exactlyTwoThirds;
   for (let b = 0; b < blocks; b++) {
     const txs = [...governanceTxs(run), ...traderTxs(run)];
@@ -1024,7 +1023,6 @@ export function checkRun(seed: number, blocks: number, stats: Stats, o: RunOptio
  */
 function flood(
   run: Run,
-  stats: Stats,
   runBlock: (txs: DriverTx[], offenders: number[], where: string) => void,
   seed: number,
 ): void {
@@ -1058,5 +1056,4 @@ function flood(
     }
     runBlock(txs, [], `seed ${seed} flood ${k++}`);
   }
-  void stats;
 }
