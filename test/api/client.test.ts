@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import {
+  NONCE_LANES_MAX,
   NonceClock,
   ZommaApiError,
   ZommaClient,
@@ -158,6 +159,47 @@ test('nonces never repeat and never go back, whatever the clock does', () => {
       },
     ),
   );
+});
+
+test('nonce lanes: clocks on one time source, one lane each, never hand out the same nonce, and each never goes back', () => {
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 1, max: 7 }),
+      fc.array(fc.integer({ min: 0, max: 2_000_000_000_000 }), { minLength: 1, maxLength: 50 }),
+      (lanes, times) => {
+        let i = 0;
+        const now = () => times[i++ % times.length]!;
+        const clocks = Array.from(
+          { length: lanes },
+          (_, lane) => new NonceClock(now, { lane, lanes }),
+        );
+        const seen = new Set<number>();
+        const last = clocks.map(() => 0);
+        for (let k = 0; k < 3 * times.length; k++) {
+          const c = k % lanes;
+          const n = clocks[c]!.next();
+          assert.ok(n > last[c]!, 'a clock never goes back');
+          assert.equal(n % lanes, c, 'a clock keeps to its lane');
+          assert.ok(!seen.has(n), `nonce ${n} handed out twice`);
+          seen.add(n);
+          last[c] = n;
+        }
+      },
+    ),
+  );
+  // Two bots in one millisecond: lanes keep them apart, by at most lanes − 1 ms.
+  const a = new NonceClock(() => 1_000, { lane: 0, lanes: 2 });
+  const b = new NonceClock(() => 1_000, { lane: 1, lanes: 2 });
+  assert.deepEqual([a.next(), b.next(), a.next(), b.next()], [1_000, 1_001, 1_002, 1_003]);
+  for (const bad of [
+    { lane: 2, lanes: 2 },
+    { lane: -1, lanes: 2 },
+    { lane: 0, lanes: 0 },
+    { lane: 0.5, lanes: 2 },
+    { lane: 0, lanes: NONCE_LANES_MAX + 1 },
+  ]) {
+    assert.throws(() => new NonceClock(Date.now, bad), RangeError, JSON.stringify(bad));
+  }
 });
 
 test('token bucket: a burst, then the refill rate, keys apart, bounded memory', () => {

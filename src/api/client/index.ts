@@ -15,6 +15,7 @@ export type { HttpClientOptions, RequestInput } from './http.ts';
 export { LocalBook, ZommaSocket, webSocketUrl } from './socket.ts';
 export type { ChannelEvent, SocketOptions, SocketSubscription } from './socket.ts';
 export {
+  NONCE_LANES_MAX,
   NonceClock,
   Trader,
   addressOfKey,
@@ -23,7 +24,7 @@ export {
   loadKey,
   saveKey,
 } from './trader.ts';
-export type { KeyPair, OrderInput, TraderOptions } from './trader.ts';
+export type { KeyPair, NonceLane, OrderInput, TraderOptions } from './trader.ts';
 export { routes } from '../routes.ts';
 export type { BodyOf, ParamsOf, QueryOf, ResponseOf, RouteName, Routes } from '../routes.ts';
 export type * from '../view.ts';

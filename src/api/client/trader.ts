@@ -42,20 +42,50 @@ export function addressOfKey(key: KeyPair): string {
   return formatAddress(key.address);
 }
 
+/** Which of `lanes` clocks this one is: its nonces are ≡ lane (mod lanes). */
+export interface NonceLane {
+  lane: number;
+  lanes: number;
+}
+
+/** Most lanes one window may be split into (each keeps 1,000 / lanes nonces a second). */
+export const NONCE_LANES_MAX = 100;
+
 /**
  * Nonces from a millisecond clock that never repeats and never goes back:
  * each is max(now, last + 1). Several bots of one account may each keep their
- * own (docs/transactions.md, "Nonces").
+ * own (docs/transactions.md, "Nonces"); bots that share a window (the
+ * account's agents) and may send within the same millisecond each take a
+ * lane, so their nonces never meet: lane k of n hands out only nonces ≡ k
+ * (mod n), the first at or after max(now, last + 1).
  */
 export class NonceClock {
   private last = 0;
   private readonly nowMs: () => number;
-  constructor(nowMs: () => number = Date.now) {
+  private readonly lane: number;
+  private readonly lanes: number;
+  constructor(nowMs: () => number = Date.now, lane: NonceLane = { lane: 0, lanes: 1 }) {
+    if (
+      !Number.isInteger(lane.lanes) ||
+      lane.lanes < 1 ||
+      lane.lanes > NONCE_LANES_MAX ||
+      !Number.isInteger(lane.lane) ||
+      lane.lane < 0 ||
+      lane.lane >= lane.lanes
+    ) {
+      throw new RangeError(
+        `a nonce lane is an integer in [0, lanes), lanes an integer in [1, ${NONCE_LANES_MAX}]`,
+      );
+    }
     this.nowMs = nowMs;
+    this.lane = lane.lane;
+    this.lanes = lane.lanes;
   }
   next(): number {
-    this.last = Math.max(Math.floor(this.nowMs()), this.last + 1);
-    return this.last;
+    let n = Math.max(Math.floor(this.nowMs()), this.last + 1);
+    n += (this.lane - (n % this.lanes) + this.lanes) % this.lanes;
+    this.last = n;
+    return n;
   }
 }
 
