@@ -89,6 +89,9 @@ const say = (line: string) =>
   process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** How long the end check waits for each node's /health to answer 200. */
+const HEALTHY_WAIT_MS = 30_000;
+
 async function until(check: () => Promise<boolean>, timeoutMs: number, what: string) {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
@@ -242,9 +245,22 @@ try {
     180_000,
     'every node within a height of the highest',
   );
+  // A node restarted near the end may still be deciding its last heights from
+  // peers' blocks (CatchingUp): healthy once that is done, within a deadline.
   for (const h of homes) {
-    const res = await fetch(`http://${h.metrics}/health`);
-    if (res.status !== 200) violations.push(`${h.home}: /health answered ${res.status}`);
+    let last = 0;
+    let problems = '';
+    const healthy = async (): Promise<boolean> => {
+      const res = await fetch(`http://${h.metrics}/health`);
+      last = res.status;
+      problems = JSON.stringify(((await res.json()) as { problems?: unknown }).problems ?? []);
+      return last === 200;
+    };
+    try {
+      await until(healthy, HEALTHY_WAIT_MS, `${h.home} healthy`);
+    } catch {
+      violations.push(`${h.home}: /health answered ${last} ${problems} for ${HEALTHY_WAIT_MS} ms`);
+    }
   }
   // A block names the app hash before it: one block hash at every height is
   // one chain and one state up to the last height all of them hold.
