@@ -70,9 +70,10 @@ export interface RunningNode {
 }
 
 /**
- * The validator's key.json: one that cannot be used (missing, not JSON, open
- * to other users) is the home's to fix, as a bad config.json is, so it is a
- * ConfigInvalid naming it (`zomma node` exits 2, and systemd does not restart it).
+ * The home's key.json (a validator's, or a full node's for its connections):
+ * one that cannot be used (missing, not JSON, open to other users) is the
+ * home's to fix, as a bad config.json is, so it is a ConfigInvalid naming it
+ * (`zomma node` exits 2, and systemd does not restart it).
  */
 function loadHomeKey(home: string): KeyPair {
   try {
@@ -90,7 +91,10 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
   const config = loadConfig(home);
   const genesis = loadGenesis(home);
   const consensusGenesis = consensusGenesisOf(genesis);
-  const key: KeyPair | null = config.validator ? loadHomeKey(home) : null;
+  // A full node needs its key too, to authenticate its connections: loaded
+  // here, before anything holds a resource, so a bad one is a clean ConfigInvalid.
+  const homeKey = loadHomeKey(home);
+  const key: KeyPair | null = config.validator ? homeKey : null;
   if (
     key !== null &&
     !genesis.validators.some((v) => toHex(v.publicKey) === toHex(key.publicKey))
@@ -140,11 +144,9 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
     }
   };
 
-  // A full node still needs a key to authenticate its connections.
-  const transportKey = key ?? loadKeyFile(join(home, HOME_FILES.key));
   const transport = new TcpTransport({
     chainId: genesis.chainId,
-    key: transportKey,
+    key: homeKey,
     host: listen.host,
     port: listen.port,
     peers: config.peers.map((p, i) => {

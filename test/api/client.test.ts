@@ -191,6 +191,20 @@ test('nonce lanes: clocks on one time source, one lane each, never hand out the 
   const a = new NonceClock(() => 1_000, { lane: 0, lanes: 2 });
   const b = new NonceClock(() => 1_000, { lane: 1, lanes: 2 });
   assert.deepEqual([a.next(), b.next(), a.next(), b.next()], [1_000, 1_001, 1_002, 1_003]);
+  // Signing at most once every `lanes` ms, a lane stays within lanes − 1 ms of
+  // its clock; in a burst it runs ahead by `lanes` ms a nonce (docs/transactions.md).
+  for (const lanes of [1, 3, NONCE_LANES_MAX]) {
+    for (let lane = 0; lane < lanes; lane += Math.max(1, lanes >> 2)) {
+      let now = 1_000_003;
+      const clock = new NonceClock(() => now, { lane, lanes });
+      for (let k = 0; k < 50; k++, now += lanes) {
+        const n = clock.next();
+        assert.ok(n >= now && n <= now + lanes - 1, `lane ${lane}/${lanes}: ${n} at ${now}`);
+      }
+      const first = clock.next();
+      assert.equal(clock.next(), first + lanes, `lane ${lane}/${lanes}: a burst steps by lanes`);
+    }
+  }
   for (const bad of [
     { lane: 2, lanes: 2 },
     { lane: -1, lanes: 2 },

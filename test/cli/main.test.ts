@@ -89,24 +89,35 @@ test('a bad flag value exits 2 whichever check finds it: the flag parser, a comm
   }
 });
 
-test("a validator home whose key.json cannot be read is a config error, exit 2, as a bad config.json's", async () => {
+test("a home whose key.json cannot be read is a config error, exit 2, as a bad config.json's: a validator's or a full node's", async () => {
   const tmp = tempDir('zomma-cli-exit-key-');
   try {
-    const made = await zomma('init', '--validators', '1', '--out', tmp.dir);
+    const made = await zomma('init', '--validators', '1', '--full-nodes', '1', '--out', tmp.dir);
     assert.equal(made.code, 0, made.err);
-    const home = join(tmp.dir, 'validator-0');
-    const keyFile = join(home, 'key.json');
-    const text = readFileSync(keyFile, 'utf8');
-    // Readable by others: the fix is the operator's (chmod), not a restart's.
-    chmodSync(keyFile, 0o644);
-    const open = await zomma('node', '--home', home, '--quiet');
-    assert.match(open.err, /^zomma node: ConfigInvalid: key\.json: KeyFileTooOpen: .*chmod 600/);
-    assert.equal(open.code, 2, open.err);
-    chmodSync(keyFile, 0o600);
-    writeFileSync(keyFile, text.slice(0, 10));
-    const broken = await zomma('node', '--home', home, '--quiet');
-    assert.match(broken.err, /^zomma node: ConfigInvalid: key\.json: BadKeyFile: .*is not JSON/);
-    assert.equal(broken.code, 2, broken.err);
+    // A full node loads its key for its connections only: the same file, the same error.
+    for (const name of ['validator-0', 'full-node-0']) {
+      const home = join(tmp.dir, name);
+      const keyFile = join(home, 'key.json');
+      const text = readFileSync(keyFile, 'utf8');
+      // Readable by others: the fix is the operator's (chmod), not a restart's.
+      chmodSync(keyFile, 0o644);
+      const open = await zomma('node', '--home', home, '--quiet');
+      assert.match(
+        open.err,
+        /^zomma node: ConfigInvalid: key\.json: KeyFileTooOpen: .*chmod 600/,
+        name,
+      );
+      assert.equal(open.code, 2, `${name}: ${open.err}`);
+      chmodSync(keyFile, 0o600);
+      writeFileSync(keyFile, text.slice(0, 10));
+      const broken = await zomma('node', '--home', home, '--quiet');
+      assert.match(
+        broken.err,
+        /^zomma node: ConfigInvalid: key\.json: BadKeyFile: .*is not JSON/,
+        name,
+      );
+      assert.equal(broken.code, 2, `${name}: ${broken.err}`);
+    }
   } finally {
     tmp.remove();
   }

@@ -197,6 +197,7 @@ test('evidence held by one node is sent again, so the others commit it though th
       () =>
         h.nodes[1]!.app.blocks.some((b) => b.evidence.length > 0) || h.minCommitted() >= start + 30,
     ),
+    'the chain goes on (about 10 heights a gossip tick here)',
   );
   const carrying = h.nodes[1]!.app.blocks.filter((b) => b.evidence.length > 0);
   assert.equal(carrying.length, 1, 'a block of another proposer commits it, once');

@@ -55,9 +55,11 @@ export const NONCE_LANES_MAX = 100;
  * Nonces from a millisecond clock that never repeats and never goes back:
  * each is max(now, last + 1). Several bots of one account may each keep their
  * own (docs/transactions.md, "Nonces"); bots that share a window (the
- * account's agents) and may send within the same millisecond each take a
- * lane, so their nonces never meet: lane k of n hands out only nonces ≡ k
- * (mod n), the first at or after max(now, last + 1).
+ * owner's key, or the account's agents) and may send within the same
+ * millisecond each take a lane, so their nonces never meet: lane k of n hands
+ * out only nonces ≡ k (mod n), the first at or after max(now, last + 1). A
+ * lane signing at most once every n ms stays within n − 1 ms of its clock;
+ * one signing faster runs ahead of it by up to n ms a nonce.
  */
 export class NonceClock {
   private last = 0;
