@@ -429,7 +429,8 @@ export function writeProposal(w: Writer, p: Proposal): void {
   w.uvarint(p.proposalId).u8(kinds.indexOf(p.kind)).ivarint(p.market);
   w.uvarint(p.approvers.length);
   for (const v of p.approvers) w.uvarint(v);
-  w.uvarintBig(p.stake).bool(p.executed);
+  // 0 pending, 1 executed, 2 closed by its market's settlement (0 and 1 as the boolean was).
+  w.uvarintBig(p.stake).u8(p.closed ? 2 : p.executed ? 1 : 0);
 }
 
 export function creditedBytes(idHex: string): Uint8Array {

@@ -143,16 +143,30 @@ export function countPending(state: ExchangeState): void {
     for (const i of d.attesters) state.validators[i]!.pendingDeposits++;
   }
   for (const p of state.proposals.values()) {
-    if (p.executed) continue;
+    if (p.executed && !p.closed) continue;
     for (const i of p.approvers) state.validators[i]!.pendingProposals++;
   }
 }
 
-/** Marks a proposal executed (or closed with no effect): its approvals no longer hold room. */
+/** Marks a proposal executed: its approvals no longer hold room. */
 export function closeProposal(state: ExchangeState, p: Proposal): void {
   if (p.executed) return;
   p.executed = true;
   for (const i of p.approvers) state.validators[i]!.pendingProposals--;
+  state.markProposal(p);
+}
+
+/**
+ * Closes a pending proposal whose market settled (listing.ts), with no
+ * effect. Its approvals keep holding their room: given back, a validator
+ * could propose about markets that settle soon without end (1,000 a day),
+ * each closed proposal staying in the state, until PROPOSALS_MAX refused
+ * every proposal, an honest haltAll included.
+ */
+export function closeWithoutEffect(state: ExchangeState, p: Proposal): void {
+  if (p.executed) return;
+  p.executed = true;
+  p.closed = true;
   state.markProposal(p);
 }
 
@@ -206,6 +220,9 @@ export function executeRipeProposals(state: ExchangeState, events: ExchangeEvent
 }
 
 function approve(ctx: Ctx, p: Proposal, validator: number): void {
+  // Closed by its market's settlement: an approval changes nothing, and is
+  // not recorded (it would hold room, as the approvals before the close do).
+  if (p.closed) return;
   const state = ctx.state;
   p.approvers.push(validator);
   p.approvers.sort((x, y) => x - y);
@@ -258,6 +275,7 @@ export function govPropose(ctx: Ctx, a: GovPropose): ActionResult {
     approvers: [],
     stake: 0n,
     executed: false,
+    closed: false,
     leaf: null,
     dirty: false,
   };

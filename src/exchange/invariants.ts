@@ -39,7 +39,7 @@ function checkPendingCounts(state: ExchangeState): void {
   const proposals = state.validators.map(() => 0);
   for (const d of state.deposits.values()) for (const i of d.attesters) deposits[i]!++;
   for (const p of state.proposals.values()) {
-    if (!p.executed) for (const i of p.approvers) proposals[i]!++;
+    if (!p.executed || p.closed) for (const i of p.approvers) proposals[i]!++;
   }
   let indexed = 0;
   for (const keys of state.depositKeysById.values()) indexed += keys.length;

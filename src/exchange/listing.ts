@@ -30,7 +30,7 @@ import {
   settlePositions,
   settlementValueQuote,
 } from './instruments/index.ts';
-import { closeProposal, inEmergencyHalt } from './governance.ts';
+import { closeWithoutEffect, inEmergencyHalt } from './governance.ts';
 import { settleShortfall } from './liquidation.ts';
 import { computeMarkTicks, indexToTicks } from './mark.ts';
 import { optionMark } from './options/index.ts';
@@ -286,10 +286,10 @@ function settleMarket(state: ExchangeState, m: MarketState, events: ExchangeEven
     settleShortfall(state, a, events);
   }
   m.retired = true;
-  // A pending proposal names its market by slot: closed here (executed, with no effect), it
+  // A pending proposal names its market by slot: closed here (with no effect), it
   // cannot act on whatever is listed in this slot next.
   for (const proposal of state.proposals.values()) {
-    if (proposal.market === m.index) closeProposal(state, proposal);
+    if (proposal.market === m.index) closeWithoutEffect(state, proposal);
   }
   if (m.leaf !== null) state.goneLeaves.push(m.leaf);
   m.leaf = null;

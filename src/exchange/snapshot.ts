@@ -243,8 +243,18 @@ function readProposal(r: Reader, f: string): Proposal {
   for (let i = 0; i < n; i++)
     approvers.push(r.uvarint(`${f}.approvers[${i}]`, GENESIS_VALIDATORS_MAX));
   const stake = r.uvarintBig(`${f}.stake`, MONEY_BITS);
-  const executed = r.bool(`${f}.executed`);
-  return { proposalId, kind, market, approvers, stake, executed, leaf: null, dirty: false };
+  const status = r.tag(`${f}.executed`, 3);
+  return {
+    proposalId,
+    kind,
+    market,
+    approvers,
+    stake,
+    executed: status >= 1,
+    closed: status === 2,
+    leaf: null,
+    dirty: false,
+  };
 }
 
 export function readSnapshot(r: Reader, options: ExchangeOptions = {}): Exchange {

@@ -523,7 +523,14 @@ export interface Proposal {
   readonly market: number;
   readonly approvers: number[];
   stake: bigint;
+  /** Executed, or closed: it can no longer act. */
   executed: boolean;
+  /**
+   * Closed by its market's settlement, never executed: its approvals keep
+   * holding their room (governance.ts closeWithoutEffect), so proposals about
+   * markets that settle cannot grow the state past the validators' rooms.
+   */
+  closed: boolean;
   leaf: Uint8Array | null;
   dirty: boolean;
 }

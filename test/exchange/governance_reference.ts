@@ -57,6 +57,8 @@ interface RefProposal {
   readonly market: string | null;
   readonly approvers: number[];
   executed: boolean;
+  /** Closed by its market's settlement: its approvals keep their room, and later ones are not recorded. */
+  closed: boolean;
 }
 
 interface RefDeposit {
@@ -163,7 +165,9 @@ export class GovModel {
 
   pendingApprovals(v: number): number {
     let n = 0;
-    for (const p of this.proposals.values()) if (!p.executed && p.approvers.includes(v)) n++;
+    for (const p of this.proposals.values()) {
+      if ((!p.executed || p.closed) && p.approvers.includes(v)) n++;
+    }
     return n;
   }
 
@@ -183,6 +187,7 @@ export class GovModel {
     for (const p of this.proposals.values()) {
       if (p.market === name && !p.executed) {
         p.executed = true;
+        p.closed = true;
         this.closedBySettlement++;
       }
     }
@@ -207,6 +212,7 @@ export class GovModel {
   }
 
   private approve(p: RefProposal, v: number, events: GovEvent[]): void {
+    if (p.closed) return;
     p.approvers.push(v);
     p.approvers.sort((a, b) => a - b);
     if (!p.executed && this.carries(this.counted(p.approvers))) this.execute(p, events);
@@ -303,7 +309,13 @@ export class GovModel {
           market = a.proposal.instrument;
           if (this.market(market) === undefined) return no('UnknownInstrument');
         }
-        const p: RefProposal = { kind: a.proposal.kind, market, approvers: [], executed: false };
+        const p: RefProposal = {
+          kind: a.proposal.kind,
+          market,
+          approvers: [],
+          executed: false,
+          closed: false,
+        };
         this.proposals.set(a.proposalId, p);
         this.approve(p, v, events);
         return yes;
@@ -836,8 +848,13 @@ function compareState(ex: Exchange, m: GovModel, where: string): void {
     const got = s.proposals.get(id);
     assert.ok(got !== undefined, `${where}: proposal ${id} missing`);
     assert.deepEqual(
-      { kind: got.kind, executed: got.executed, approvers: [...got.approvers] },
-      { kind: p.kind, executed: p.executed, approvers: p.approvers },
+      {
+        kind: got.kind,
+        executed: got.executed,
+        closed: got.closed,
+        approvers: [...got.approvers],
+      },
+      { kind: p.kind, executed: p.executed, closed: p.closed, approvers: p.approvers },
       `${where}: proposal ${id}`,
     );
     const live = p.market === null ? undefined : m.market(p.market);
