@@ -33,15 +33,13 @@ import type {
 } from '../../src/api/view.ts';
 import { formatAddress } from '../../src/crypto/index.ts';
 import type { BlockResult } from '../../src/exchange/index.ts';
-import { DEVNET_LISTING } from '../../src/exchange/genesis.ts';
-import { daysFromCivil, MS_PER_DAY } from '../../src/exchange/instruments/index.ts';
 import type { Action, SignedTx } from '../../src/exchange/tx/index.ts';
 import { API_TRADES_DEFAULT, WS_BOOK_DEPTH_LEVELS } from '../../src/lib/limits.ts';
 import { Prng } from '../../src/lib/prng.ts';
 import type { ChainView } from '../../src/node/view.ts';
-import { Harness, genesis, key, limit } from '../exchange/helpers.ts';
+import { Harness, key, limit } from '../exchange/helpers.ts';
 import type { Key } from '../exchange/helpers.ts';
-import { standInView, store } from '../node/view_fixtures.ts';
+import { btcDailyGenesis, standInView, store } from '../node/view_fixtures.ts';
 import type { StoredChain } from '../node/view_fixtures.ts';
 import { Signal } from './fixtures.ts';
 
@@ -53,25 +51,7 @@ const RESUME_BLOCKS = 6;
 
 /** An exchange listing BTC and ETH perpetuals and one daily BTC future (which settles). */
 function harness(): Harness {
-  return new Harness(
-    genesis({
-      genesisTimeMs: daysFromCivil(2026, 3, 2) * MS_PER_DAY,
-      listing: {
-        ...DEVNET_LISTING,
-        schedule: {
-          underlyings: [
-            { underlying: 'BTC', strikeStepQuote: 1_000n * USDC, strikeRangePpm: 40_000 },
-          ],
-          dailies: 1,
-          weeklies: 0,
-          monthlies: 0,
-          quarterlies: 0,
-          futureCycles: ['daily'],
-        },
-      },
-    }),
-    { checkInvariants: false },
-  );
+  return new Harness(btcDailyGenesis(), { checkInvariants: false });
 }
 
 /**

@@ -18,8 +18,7 @@ import { formatAddress } from '../../src/crypto/index.ts';
 import { ApiError } from '../../src/api/errors.ts';
 import type { BlockResult } from '../../src/exchange/index.ts';
 import { decodeSnapshot, encodeSnapshot } from '../../src/exchange/index.ts';
-import { DEVNET_LISTING } from '../../src/exchange/genesis.ts';
-import { daysFromCivil, expiryMsOfDay, MS_PER_DAY } from '../../src/exchange/instruments/index.ts';
+import { daysFromCivil, expiryMsOfDay } from '../../src/exchange/instruments/index.ts';
 import { lastKept, sameTicker } from '../../src/node/view.ts';
 import type { ChainView } from '../../src/node/view.ts';
 import { Mempool } from '../../src/node/mempool/mempool.ts';
@@ -35,7 +34,7 @@ import { StorageError } from '../../src/node/storage/index.ts';
 import { encodeSignedTx } from '../../src/exchange/tx/index.ts';
 import type { SignedTx } from '../../src/exchange/tx/index.ts';
 import { Harness, VALIDATORS, genesis, key, limit } from '../exchange/helpers.ts';
-import { standInView, store } from './view_fixtures.ts';
+import { btcDailyGenesis, standInView, store } from './view_fixtures.ts';
 import type { StoredChain } from './view_fixtures.ts';
 import { OrderBook } from '../../src/exchange/book/book.ts';
 import {
@@ -374,27 +373,9 @@ test('the read model: a volatility auction shows as a status with its end, its u
 });
 
 test('the read model: a settled market leaves the list, its holders get the closed positions as account updates', () => {
-  const START_MS = daysFromCivil(2026, 3, 2) * MS_PER_DAY;
   const EXPIRY_MS = expiryMsOfDay(daysFromCivil(2026, 3, 2));
   const FUTURE = 'BTC-2MAR26';
-  const h = new Harness(
-    genesis({
-      genesisTimeMs: START_MS,
-      listing: {
-        ...DEVNET_LISTING,
-        schedule: {
-          underlyings: [
-            { underlying: 'BTC', strikeStepQuote: 1_000n * USDC, strikeRangePpm: 40_000 },
-          ],
-          dailies: 1,
-          weeklies: 0,
-          monthlies: 0,
-          quarterlies: 0,
-          futureCycles: ['daily'],
-        },
-      },
-    }),
-  );
+  const h = new Harness(btcDailyGenesis());
   const [alice, bob] = [key('view-settle-alice'), key('view-settle-bob')];
   h.fund(alice, 100_000n * USDC);
   h.fund(bob, 100_000n * USDC);
@@ -472,25 +453,7 @@ test('the read model: a settled market leaves the list, its holders get the clos
 
 /** A chain listing one BTC daily future (and its options) that expires on its first day. */
 function dailyListingHarness(): { h: Harness; future: string } {
-  const START_MS = daysFromCivil(2026, 3, 2) * MS_PER_DAY;
-  const h = new Harness(
-    genesis({
-      genesisTimeMs: START_MS,
-      listing: {
-        ...DEVNET_LISTING,
-        schedule: {
-          underlyings: [
-            { underlying: 'BTC', strikeStepQuote: 1_000n * USDC, strikeRangePpm: 40_000 },
-          ],
-          dailies: 1,
-          weeklies: 0,
-          monthlies: 0,
-          quarterlies: 0,
-          futureCycles: ['daily'],
-        },
-      },
-    }),
-  );
+  const h = new Harness(btcDailyGenesis());
   return { h, future: 'BTC-2MAR26' };
 }
 
@@ -1908,26 +1871,8 @@ test("a transfer's two subaccounts and a credited deposit's account each get the
 });
 
 test("a market's settlement lists its resting orders cancelled in their owners' updates", () => {
-  const START_MS = daysFromCivil(2026, 3, 2) * MS_PER_DAY;
   const FUTURE = 'BTC-2MAR26';
-  const h = new Harness(
-    genesis({
-      genesisTimeMs: START_MS,
-      listing: {
-        ...DEVNET_LISTING,
-        schedule: {
-          underlyings: [
-            { underlying: 'BTC', strikeStepQuote: 1_000n * USDC, strikeRangePpm: 40_000 },
-          ],
-          dailies: 1,
-          weeklies: 0,
-          monthlies: 0,
-          quarterlies: 0,
-          futureCycles: ['daily'],
-        },
-      },
-    }),
-  );
+  const h = new Harness(btcDailyGenesis());
   const [alice, bob, carol] = [
     key('view-settle-rest-a'),
     key('view-settle-rest-b'),

@@ -11,7 +11,9 @@ import type {
 } from '../../src/consensus/index.ts';
 import { encode } from '../../src/codec/wire.ts';
 import { sha256 } from '../../src/crypto/index.ts';
-import type { BlockResult } from '../../src/exchange/index.ts';
+import type { BlockResult, Genesis } from '../../src/exchange/index.ts';
+import { DEVNET_LISTING } from '../../src/exchange/genesis.ts';
+import { daysFromCivil, MS_PER_DAY } from '../../src/exchange/instruments/index.ts';
 import { encodeSignedTx } from '../../src/exchange/tx/index.ts';
 import type { SignedTx } from '../../src/exchange/tx/index.ts';
 import { toHex } from '../../src/lib/bytes.ts';
@@ -21,7 +23,31 @@ import { STORED_EVENT_TYPES } from '../../src/node/results.ts';
 import type { BlockResults } from '../../src/node/results.ts';
 import type { Storage } from '../../src/node/storage/index.ts';
 import { ChainView } from '../../src/node/view.ts';
+import { USDC, genesis } from '../exchange/helpers.ts';
 import type { Harness } from '../exchange/helpers.ts';
+
+/**
+ * The devnet perpetuals and, from Monday 2 March 2026, one daily BTC expiry
+ * (its future BTC-2MAR26 settles that day at 08:00), strikes within ±4%.
+ */
+export function btcDailyGenesis(): Genesis {
+  return genesis({
+    genesisTimeMs: daysFromCivil(2026, 3, 2) * MS_PER_DAY,
+    listing: {
+      ...DEVNET_LISTING,
+      schedule: {
+        underlyings: [
+          { underlying: 'BTC', strikeStepQuote: 1_000n * USDC, strikeRangePpm: 40_000 },
+        ],
+        dailies: 1,
+        weeklies: 0,
+        monthlies: 0,
+        quarterlies: 0,
+        futureCycles: ['daily'],
+      },
+    },
+  });
+}
 
 /** Blocks and results by height, as a node's block store and results log keep them. */
 export interface StoredChain {
