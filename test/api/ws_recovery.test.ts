@@ -31,24 +31,16 @@ import type {
   TickerView,
   TradeView,
 } from '../../src/api/view.ts';
-import { committedBlockCodec } from '../../src/consensus/index.ts';
-import { encode } from '../../src/codec/wire.ts';
-import { formatAddress, sha256 } from '../../src/crypto/index.ts';
+import { formatAddress } from '../../src/crypto/index.ts';
 import type { BlockResult } from '../../src/exchange/index.ts';
-import { DEVNET_LISTING } from '../../src/exchange/genesis.ts';
-import { daysFromCivil, MS_PER_DAY } from '../../src/exchange/instruments/index.ts';
 import type { Action, SignedTx } from '../../src/exchange/tx/index.ts';
-import { encodeSignedTx } from '../../src/exchange/tx/index.ts';
-import { toHex } from '../../src/lib/bytes.ts';
 import { API_TRADES_DEFAULT, WS_BOOK_DEPTH_LEVELS } from '../../src/lib/limits.ts';
 import { Prng } from '../../src/lib/prng.ts';
-import type { CommittedBlock, ZommaNode } from '../../src/node/node.ts';
-import { STORED_EVENT_TYPES } from '../../src/node/results.ts';
-import type { BlockResults } from '../../src/node/results.ts';
-import type { Storage } from '../../src/node/storage/index.ts';
-import { ChainView } from '../../src/node/view.ts';
-import { Harness, genesis, key, limit } from '../exchange/helpers.ts';
+import type { ChainView } from '../../src/node/view.ts';
+import { Harness, key, limit } from '../exchange/helpers.ts';
 import type { Key } from '../exchange/helpers.ts';
+import { btcDailyGenesis, standInView, store } from '../node/view_fixtures.ts';
+import type { StoredChain } from '../node/view_fixtures.ts';
 import { Signal } from './fixtures.ts';
 
 const USDC = 1_000_000n;
@@ -59,25 +51,7 @@ const RESUME_BLOCKS = 6;
 
 /** An exchange listing BTC and ETH perpetuals and one daily BTC future (which settles). */
 function harness(): Harness {
-  return new Harness(
-    genesis({
-      genesisTimeMs: daysFromCivil(2026, 3, 2) * MS_PER_DAY,
-      listing: {
-        ...DEVNET_LISTING,
-        schedule: {
-          underlyings: [
-            { underlying: 'BTC', strikeStepQuote: 1_000n * USDC, strikeRangePpm: 40_000 },
-          ],
-          dailies: 1,
-          weeklies: 0,
-          monthlies: 0,
-          quarterlies: 0,
-          futureCycles: ['daily'],
-        },
-      },
-    }),
-    { checkInvariants: false },
-  );
+  return new Harness(btcDailyGenesis(), { checkInvariants: false });
 }
 
 /**
@@ -89,97 +63,11 @@ function chainOver(h: Harness): {
   view: ChainView;
   feed: (r: BlockResult, txs: SignedTx[]) => void;
 } {
-  let listener: ((b: CommittedBlock) => void) | undefined;
-  const blocks = new Map<number, Uint8Array>();
-  const results = new Map<number, BlockResults>();
-  const node = {
-    app: {
-      exchange: h.ex,
-      appHash: new Uint8Array(32),
-      validatorSetAt: () => ({ validators: [] }),
-    },
-    loop: {
-      replica: { validators: { validators: [] }, height: 1, round: 0, step: 0 },
-      haltReport: null,
-      catchingUp: () => false,
-      stats: { lastCommitLatencyMs: 0 },
-    },
-    publicKey: null,
-    peerCount: () => 0,
-    mempool: { has: () => false },
-    results: { load: (height: number) => results.get(height) ?? null },
-    subscribe: (l: (b: CommittedBlock) => void) => {
-      listener = l;
-      return () => (listener = undefined);
-    },
-    subscribeDropped: () => () => {},
-  };
-  const storage = { blocks: { load: (height: number) => blocks.get(height) ?? null } };
-  const view = new ChainView({
-    node: node as unknown as ZommaNode,
-    storage: storage as unknown as Storage,
-    genesis: h.ex.state.genesis,
-  });
-  const zeros = (n: number) => new Uint8Array(n);
+  const chain: StoredChain = { blocks: new Map(), results: new Map() };
+  const { view, deliver } = standInView(h, { stored: chain });
   const feed = (r: BlockResult, txs: SignedTx[]): void => {
-    const height = h.ex.state.height;
-    const block = {
-      header: {
-        chainId: h.ex.state.genesis.chainId,
-        height,
-        round: 0,
-        timeMs: h.timeMs,
-        proposerAddress: zeros(20),
-        previousBlockHash: zeros(32),
-        previousAppHash: zeros(32),
-        txsRoot: zeros(32),
-        lastCommitHash: zeros(32),
-        evidenceHash: zeros(32),
-        validatorsHash: zeros(32),
-      },
-      txs: txs.map(encodeSignedTx),
-      evidence: [],
-      lastCommit: null,
-    };
-    blocks.set(
-      height,
-      encode(committedBlockCodec, {
-        block,
-        commit: { height, round: 0, blockHash: zeros(32), votes: [] },
-      }),
-    );
-    results.set(height, {
-      height,
-      appHash: r.appHash,
-      results: txs.length === 0 ? [] : r.results,
-      details: {
-        events: r.events.filter((e) => STORED_EVENT_TYPES.has(e.type)),
-        insuranceQuote: h.ex.state.insuranceQuote,
-        auctionTradesKept: true,
-      },
-    });
-    listener!({
-      executed: {
-        block: {
-          header: { height, timeMs: h.timeMs, proposerAddress: zeros(20) },
-          txs: [],
-          lastCommit: null,
-          evidence: [],
-        },
-        blockHash: zeros(32),
-        result: { appHash: r.appHash },
-        commit: null,
-      },
-      txs: {
-        height,
-        timeMs: h.timeMs,
-        hashes: txs.map((t) => toHex(sha256(encodeSignedTx(t)))),
-        txs,
-        results: txs.length === 0 ? [] : r.results,
-        exchange: r,
-        oracle: {},
-      },
-    } as unknown as CommittedBlock);
+    store(chain, h, r, txs);
+    deliver(r, txs);
   };
   return { view, feed };
 }

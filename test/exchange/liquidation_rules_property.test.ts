@@ -29,8 +29,27 @@ import { Exchange, decodeSnapshot, encodeSnapshot } from '../../src/exchange/ind
 import type { Block, BlockResult, ExchangeEvent } from '../../src/exchange/index.ts';
 import type { Account, MarketState } from '../../src/exchange/state.ts';
 import type { Action, SignedTx } from '../../src/exchange/tx/types.ts';
-import { USDC, VALIDATORS, genesis, key, limit, replacer } from './helpers.ts';
+import { USDC, VALIDATORS, genesis, key, limit } from './helpers.ts';
 import type { Key } from './helpers.ts';
+import {
+  EXPIRY_MS,
+  TICK,
+  UNDERLYINGS,
+  checkConserved,
+  checkDeficits,
+  governTxs,
+  liquidationGenesis,
+  liquidationParams,
+  oracleAt,
+  replay,
+  sameAccounts,
+  sameBalances,
+  sameEvents,
+  show,
+  txMaker,
+  watchScan,
+  withoutOrderId,
+} from './liquidation_driver.ts';
 import {
   REFERENCE_EVENTS,
   belowMaintenanceRef,
@@ -41,12 +60,6 @@ import {
   viewOf,
 } from './liquidation_reference.ts';
 import type { RefAccount, RefState } from './liquidation_reference.ts';
-
-const UNDERLYINGS = ['BTC', 'ETH'] as const;
-/** Oracle quote units per tick, of the perpetuals and dated futures of each underlying alike. */
-const TICK = [100_000n, 10_000n] as const;
-/** 2024-01-10 08:00 UTC: a daily expiry; dated runs start up to an hour before it. */
-const EXPIRY_MS = Date.UTC(2024, 0, 10, 8);
 
 const COUNTS = [
   'blocks',
@@ -76,12 +89,6 @@ const COUNTS = [
 ] as const;
 type Counts = Record<(typeof COUNTS)[number], number>;
 
-const show = (x: unknown): string => JSON.stringify(x, replacer);
-
-function withoutOrderId(e: ExchangeEvent): ExchangeEvent {
-  return e.type === 'liquidationFill' ? { ...e, orderId: -1 } : e;
-}
-
 function run(seed: number, counts: Counts): void {
   const rng = new Prng(seed);
   const pick = <T>(xs: readonly T[]): T => xs[rng.int(xs.length)]!;
@@ -95,13 +102,10 @@ function run(seed: number, counts: Counts): void {
   const cap = pick([300n, 3_000n, 30_000n, 5_000_000n]) * USDC;
   const shortFunding = rng.chance(1, 2);
   const monitored = rng.chance(1, 3);
+  const terms = { im, mm, feePpm, feeMax, cap };
   const markets = genesis().markets.map((m) => ({
     ...m,
-    initialMarginPpm: im,
-    maintenanceMarginPpm: mm,
-    liquidationFeePpm: feePpm,
-    liquidationFeeQuoteMax: feeMax,
-    liquidationQuoteMaxPerBlock: cap,
+    ...liquidationParams(terms),
     // Price monitoring now and then: a block with an auction event is only checked for what always holds.
     triggers: monitored
       ? [{ horizonMs: 60_000, maxMoveBps: pick([100, 500]), auctionMs: 30_000 }]
@@ -117,47 +121,12 @@ function run(seed: number, counts: Counts): void {
   // Now and then dated futures (daily, one strike of options each, never
   // traded), at times before an expiry, so some settle while liquidations wait.
   const dated = rng.chance(1, 3);
-  const base = genesis();
-  const listing =
-    dated && base.listing !== undefined
-      ? {
-          ...base.listing,
-          markIntervalMs: undefined,
-          schedule: {
-            underlyings: [
-              { underlying: 'BTC', strikeStepQuote: 1_000n * USDC, strikeRangePpm: 10_000 },
-              { underlying: 'ETH', strikeStepQuote: 100n * USDC, strikeRangePpm: 10_000 },
-            ],
-            dailies: 1,
-            weeklies: 0,
-            monthlies: 0,
-            quarterlies: 0,
-            futureCycles: ['daily' as const],
-          },
-          templates: base.listing.templates.map((t) =>
-            t.kind === 'option'
-              ? t
-              : {
-                  ...t,
-                  params: {
-                    ...t.params,
-                    initialMarginPpm: im,
-                    maintenanceMarginPpm: mm,
-                    liquidationFeePpm: feePpm,
-                    liquidationFeeQuoteMax: feeMax,
-                    liquidationQuoteMaxPerBlock: cap,
-                  },
-                },
-          ),
-        }
-      : undefined;
-  const g = genesis({
+  const g = liquidationGenesis({
+    terms,
     markets,
-    listing,
-    ...(dated ? { genesisTimeMs: EXPIRY_MS - rng.pick([45_000, 90_000, 150_000, 3_600_000]) } : {}),
+    startMs: dated ? EXPIRY_MS - rng.pick([45_000, 90_000, 150_000, 3_600_000]) : undefined,
     insuranceFundQuote,
-    feeTiers: [{ volumeQuoteMin: 0n, makerFeePpm, takerFeePpm: 500 }],
-    faucetQuoteMax: 100_000_000_000n * USDC,
+    makerFeePpm,
   });
   const ex = new Exchange(g, { checkInvariants: true });
   const restored: Exchange[] = [];
@@ -167,24 +136,8 @@ function run(seed: number, counts: Counts): void {
   const poor = [key(`rules${seed}-pm0`), key(`rules${seed}-pm1`)];
   const traders = Array.from({ length: 5 + rng.int(14) }, (_, i) => key(`rules${seed}-t${i}`));
   let timeMs = ex.state.timeMs;
-  let nonce = 0;
-  const tx = (k: Key, action: Action, subaccount = 0): SignedTx => ({
-    chainId: g.chainId,
-    signer: k.publicKey,
-    account: k.address,
-    subaccount,
-    nonce: timeMs + ++nonce,
-    action,
-    signature: new Uint8Array(64),
-  });
+  const tx = txMaker(g.chainId, () => timeMs);
   const index = [500_000, 300_000];
-  const oracleAt = (ticks: readonly number[]): Record<string, bigint> => {
-    const o: Record<string, bigint> = {};
-    UNDERLYINGS.forEach((u, i) => {
-      o[u] = BigInt(ticks[i]!) * TICK[i]!;
-    });
-    return o;
-  };
   const oracleOf = (): Record<string, bigint> => oracleAt(index);
   let oracle = oracleOf();
   // When each underlying was last priced: an index older than a minute is stale.
@@ -208,15 +161,8 @@ function run(seed: number, counts: Counts): void {
   const sizeOf = (a: Account, m: MarketState): number =>
     (m.listed ? a.listed.find((p) => p.market === m.index) : a.positions[m.index])?.sizeLots ?? 0;
 
-  // The state after the block's transactions, as its liquidation scan starts
-  // (ScanSchedule.begin is the first thing runLiquidations does).
-  let captured: RefState | null = null;
-  const scan = ex.state.scan;
-  const begin = scan.begin.bind(scan);
-  scan.begin = (state) => {
-    captured = viewOf(ex);
-    begin(state);
-  };
+  // The state after the block's transactions, as its liquidation scan starts.
+  const captured = watchScan(ex);
 
   const block = (txs: SignedTx[], dtMs: number, at: string): BlockResult => {
     timeMs += dtMs;
@@ -228,7 +174,7 @@ function run(seed: number, counts: Counts): void {
       oracle,
     };
     const before = viewOf(ex);
-    captured = null;
+    captured.state = null;
     const r = ex.finalizeBlock(b);
     for (const u of UNDERLYINGS) if (oracle[u] !== undefined) pricedMs[u] = timeMs;
     counts.blocks++;
@@ -236,13 +182,8 @@ function run(seed: number, counts: Counts): void {
       const action = txs[i]!.action;
       if (x.ok && x.actions[0]!.ok && action.kind === 'faucet') deposited += action.amountQuote;
     });
-    const ours = show([r.results, r.events]);
-    for (const node of restored) {
-      const theirs = node.finalizeBlock(b);
-      assert.equal(show([theirs.results, theirs.events]), ours, `${at}: a restored node`);
-      assert.deepEqual(theirs.appHash, r.appHash, `${at}: a restored node's app hash`);
-    }
-    assert.ok(captured !== null, `${at}: the scan ran`);
+    replay(restored, b, r, at);
+    assert.ok(captured.state !== null, `${at}: the scan ran`);
     // A block that lists or settles dated markets is checked from its liquidations on.
     const listing = r.events.some(
       (e) => e.type === 'marketListed' || e.type === 'marketSettled' || e.type === 'marketHalted',
@@ -250,23 +191,15 @@ function run(seed: number, counts: Counts): void {
     if (r.events.some((e) => e.type === 'marketSettled')) counts.settled++;
     if (ex.state.markets.some((m) => m.oracleStale && m.holders.size > 0)) counts.stale++;
     if (r.events.some((e) => e.type.startsWith('auction'))) counts.auctions++;
-    else compare(before, txs.length === 0 && !listing, listing, captured, r, at);
+    else compare(before, txs.length === 0 && !listing, listing, captured.state, r, at);
     checkAfter(at);
     return r;
   };
 
   const sameState = (x: RefState, y: RefState, at: string): void => {
-    assert.equal(x.fund, y.fund, `${at}: insurance fund`);
-    assert.equal(x.feePool, y.feePool, `${at}: fee pool`);
-    const sorted = (d: Set<number>): number[] => [...d].sort((p, q) => p - q);
-    assert.deepEqual(sorted(x.deficits), sorted(y.deficits), `${at}: deficits`);
+    sameBalances(x, y, at);
     assert.equal(x.accounts.length, y.accounts.length, `${at}: accounts`);
-    x.accounts.forEach((a, j) => {
-      const b = y.accounts[j]!;
-      assert.equal(a.cash, b.cash, `${at}: cash of account ${a.index}`);
-      assert.deepEqual(a.size, b.size, `${at}: positions of account ${a.index}`);
-      assert.deepEqual(a.basis, b.basis, `${at}: cost basis of account ${a.index}`);
-    });
+    sameAccounts(x, y, at);
     x.markets.forEach((m, i) => {
       const n = y.markets[i]!;
       if (m.option || m.retired) return;
@@ -330,15 +263,7 @@ function run(seed: number, counts: Counts): void {
       }
     }
     expected = [...expected, ...ref.events];
-    const tail = before === null ? got.slice(Math.max(0, from)) : got;
-    if (show(tail) !== show(expected)) {
-      const n = Math.max(tail.length, expected.length);
-      let i = 0;
-      while (i < n && show(tail[i]) === show(expected[i])) i++;
-      assert.fail(
-        `${at}: events differ at ${i}:\n  exchange  ${show(tail.slice(i, i + 4))}\n  reference ${show(expected.slice(i, i + 4))}\n  before: ${show(tail.slice(Math.max(0, i - 4), i))}`,
-      );
-    }
+    sameEvents(before === null ? got.slice(Math.max(0, from)) : got, expected, at);
     counts.checked++;
     sameState(viewOf(ex), s, at);
     for (const e of ref.events) {
@@ -368,9 +293,7 @@ function run(seed: number, counts: Counts): void {
   /** What must hold after every block. */
   const checkAfter = (at: string): void => {
     const state = ex.state;
-    let total = state.insuranceQuote + state.feePoolQuote;
-    for (const a of state.accounts) total += a.cashQuote;
-    assert.equal(total, deposited, `${at}: collateral is conserved`);
+    checkConserved(state, deposited, at);
     for (const m of state.markets) {
       let long = 0;
       let short = 0;
@@ -384,11 +307,7 @@ function run(seed: number, counts: Counts): void {
         `${at}: open interest of ${m.params.instrument}`,
       );
     }
-    for (const a of state.accounts) {
-      if (a.positionCount !== 0 || a.cashQuote >= 0n) continue;
-      assert.ok(state.deficits.has(a), `${at}: account ${a.index} below zero outside the deficits`);
-      assert.equal(state.insuranceQuote, 0n, `${at}: a deficit left while the fund holds money`);
-    }
+    checkDeficits(state, at);
     counts.deficits += state.deficits.size;
   };
 
@@ -581,15 +500,7 @@ function run(seed: number, counts: Counts): void {
       if (rng.chance(1, 6)) {
         const proposalId = ++proposal;
         const instrument = pick(open).params.instrument;
-        txs.push(
-          tx(VALIDATORS[0]!, {
-            kind: 'govPropose',
-            proposalId,
-            proposal: { kind: 'haltMarket', instrument },
-          }),
-        );
-        for (const v of [1, 2])
-          txs.push(tx(VALIDATORS[v]!, { kind: 'govVote', proposalId, approve: true }));
+        txs.push(...governTxs(tx, proposalId, { kind: 'haltMarket', instrument }));
       }
       block(txs, 1_000, at('books'));
     }
@@ -722,15 +633,8 @@ function run(seed: number, counts: Counts): void {
       const txs: SignedTx[] = [];
       for (const m of halted) {
         const proposalId = ++proposal;
-        txs.push(
-          tx(VALIDATORS[0]!, {
-            kind: 'govPropose',
-            proposalId,
-            proposal: { kind: 'resumeMarket', instrument: m.params.instrument },
-          }),
-        );
-        for (const v of [1, 2])
-          txs.push(tx(VALIDATORS[v]!, { kind: 'govVote', proposalId, approve: true }));
+        const instrument = m.params.instrument;
+        txs.push(...governTxs(tx, proposalId, { kind: 'resumeMarket', instrument }));
       }
       block(txs, 1_000, at('resume'));
       for (let j = rng.int(3); j > 0; j--) block([], 1_000, at(`after resume ${j}`));

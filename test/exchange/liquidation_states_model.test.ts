@@ -21,11 +21,29 @@ import assert from 'node:assert/strict';
 import { Prng } from '../../src/lib/prng.ts';
 import { bytesKey } from '../../src/exchange/keys.ts';
 import { Exchange, decodeSnapshot, encodeSnapshot } from '../../src/exchange/index.ts';
-import type { Block, BlockResult, ExchangeEvent } from '../../src/exchange/index.ts';
+import type { Block, BlockResult } from '../../src/exchange/index.ts';
 import type { Account, MarketState } from '../../src/exchange/state.ts';
-import type { Action, SignedTx } from '../../src/exchange/tx/types.ts';
-import { USDC, VALIDATORS, genesis, key, limit, replacer } from './helpers.ts';
+import type { SignedTx } from '../../src/exchange/tx/types.ts';
+import { USDC, VALIDATORS, genesis, key, limit } from './helpers.ts';
 import type { Key } from './helpers.ts';
+import {
+  EXPIRY_MS,
+  UNDERLYINGS,
+  checkConserved,
+  checkDeficits,
+  governTxs,
+  liquidationGenesis,
+  liquidationParams,
+  oracleAt,
+  replay,
+  sameAccounts,
+  sameBalances,
+  sameEvents,
+  show,
+  txMaker,
+  watchScan,
+  withoutOrderId,
+} from './liquidation_driver.ts';
 import {
   REFERENCE_EVENTS,
   equityOf,
@@ -33,11 +51,6 @@ import {
   viewOf,
 } from './liquidation_reference.ts';
 import type { RefAccount, RefState } from './liquidation_reference.ts';
-
-const UNDERLYINGS = ['BTC', 'ETH'] as const;
-const TICK = [100_000n, 10_000n] as const;
-/** A daily expiry; dated runs start before it, so their future expires mid-run. */
-const EXPIRY_MS = Date.UTC(2024, 0, 10, 8);
 
 const COUNTS = [
   'blocks',
@@ -62,10 +75,6 @@ const COUNTS = [
 ] as const;
 type Counts = Record<(typeof COUNTS)[number], number>;
 
-const show = (x: unknown): string => JSON.stringify(x, replacer);
-const withoutOrderId = (e: ExchangeEvent): ExchangeEvent =>
-  e.type === 'liquidationFill' ? { ...e, orderId: -1 } : e;
-
 function run(seed: number, counts: Counts): void {
   const rng = new Prng(seed);
   const pick = <T>(xs: readonly T[]): T => xs[rng.int(xs.length)]!;
@@ -77,13 +86,10 @@ function run(seed: number, counts: Counts): void {
   const feeMax = pick([20n, 50_000n]) * USDC;
   const cap = pick([3_000n, 30_000n, 5_000_000n]) * USDC;
   const oiCap = rng.chance(1, 2);
+  const terms = { im, mm, feePpm, feeMax, cap };
   const markets = genesis().markets.map((m) => ({
     ...m,
-    initialMarginPpm: im,
-    maintenanceMarginPpm: mm,
-    liquidationFeePpm: feePpm,
-    liquidationFeeQuoteMax: feeMax,
-    liquidationQuoteMaxPerBlock: cap,
+    ...liquidationParams(terms),
     // Always monitored: tight bounds, so liquidation slices meet them.
     triggers: rng.chance(1, 3)
       ? [
@@ -106,47 +112,12 @@ function run(seed: number, counts: Counts): void {
   const insuranceFundQuote = pick([0n, 50n, 5_000n, 1_000_000n]) * USDC;
   const makerFeePpm = pick([-100, 0, 200]);
   const dated = rng.chance(1, 3);
-  const base = genesis();
-  const listing =
-    dated && base.listing !== undefined
-      ? {
-          ...base.listing,
-          markIntervalMs: undefined,
-          schedule: {
-            underlyings: [
-              { underlying: 'BTC', strikeStepQuote: 1_000n * USDC, strikeRangePpm: 10_000 },
-              { underlying: 'ETH', strikeStepQuote: 100n * USDC, strikeRangePpm: 10_000 },
-            ],
-            dailies: 1,
-            weeklies: 0,
-            monthlies: 0,
-            quarterlies: 0,
-            futureCycles: ['daily' as const],
-          },
-          templates: base.listing.templates.map((t) =>
-            t.kind === 'option'
-              ? t
-              : {
-                  ...t,
-                  params: {
-                    ...t.params,
-                    initialMarginPpm: im,
-                    maintenanceMarginPpm: mm,
-                    liquidationFeePpm: feePpm,
-                    liquidationFeeQuoteMax: feeMax,
-                    liquidationQuoteMaxPerBlock: cap,
-                  },
-                },
-          ),
-        }
-      : undefined;
-  const g = genesis({
+  const g = liquidationGenesis({
+    terms,
     markets,
-    listing,
-    ...(dated ? { genesisTimeMs: EXPIRY_MS - pick([40_000, 120_000, 300_000]) } : {}),
+    startMs: dated ? EXPIRY_MS - pick([40_000, 120_000, 300_000]) : undefined,
     insuranceFundQuote,
-    feeTiers: [{ volumeQuoteMin: 0n, makerFeePpm, takerFeePpm: 500 }],
-    faucetQuoteMax: 100_000_000_000n * USDC,
+    makerFeePpm,
   });
   const ex = new Exchange(g, { checkInvariants: true });
   const restored: Exchange[] = [];
@@ -156,24 +127,8 @@ function run(seed: number, counts: Counts): void {
   const poor = key(`states${seed}-pm`);
   const traders = Array.from({ length: 6 + rng.int(8) }, (_, i) => key(`states${seed}-t${i}`));
   let timeMs = ex.state.timeMs;
-  let nonce = 0;
-  const tx = (k: Key, action: Action): SignedTx => ({
-    chainId: g.chainId,
-    signer: k.publicKey,
-    account: k.address,
-    subaccount: 0,
-    nonce: timeMs + ++nonce,
-    action,
-    signature: new Uint8Array(64),
-  });
+  const tx = txMaker(g.chainId, () => timeMs);
   const index = [500_000, 300_000];
-  const oracleOf = (): Record<string, bigint> => {
-    const o: Record<string, bigint> = {};
-    UNDERLYINGS.forEach((u, i) => {
-      o[u] = BigInt(index[i]!) * TICK[i]!;
-    });
-    return o;
-  };
   /** The underlyings whose price the next blocks leave out (their index goes stale after a minute). */
   const silent = new Set<string>();
   let proposal = 0;
@@ -191,13 +146,7 @@ function run(seed: number, counts: Counts): void {
     );
   const under = (m: MarketState): number => UNDERLYINGS.indexOf(m.params.underlying as 'BTC');
 
-  let captured: RefState | null = null;
-  const scan = ex.state.scan;
-  const begin = scan.begin.bind(scan);
-  scan.begin = (state) => {
-    captured = viewOf(ex);
-    begin(state);
-  };
+  const captured = watchScan(ex);
 
   /** What the accounts below zero lack at the state's marks: the withdrawal pause's sum. */
   const lacking = (s: RefState): bigint => {
@@ -211,7 +160,7 @@ function run(seed: number, counts: Counts): void {
 
   const block = (txs: SignedTx[], dtMs: number, at: string): BlockResult => {
     timeMs += dtMs;
-    const oracle = oracleOf();
+    const oracle = oracleAt(index);
     for (const u of silent) delete oracle[u];
     const b: Block = {
       height: ex.state.height + 1,
@@ -221,7 +170,7 @@ function run(seed: number, counts: Counts): void {
       oracle,
     };
     const before = viewOf(ex);
-    captured = null;
+    captured.state = null;
     const r = ex.finalizeBlock(b);
     counts.blocks++;
     r.results.forEach((x, i) => {
@@ -231,15 +180,10 @@ function run(seed: number, counts: Counts): void {
       if (!x.ok || x.actions[0]!.ok) return;
       if (x.actions[0]!.code === 'OpenInterestCapExceeded') counts.oiCapped++;
     });
-    const ours = show([r.results, r.events]);
-    for (const node of restored) {
-      const theirs = node.finalizeBlock(b);
-      assert.equal(show([theirs.results, theirs.events]), ours, `${at}: a restored node`);
-      assert.deepEqual(theirs.appHash, r.appHash, `${at}: a restored node's app hash`);
-    }
-    assert.ok(captured !== null, `${at}: the scan ran`);
+    replay(restored, b, r, at);
+    assert.ok(captured.state !== null, `${at}: the scan ran`);
     if (r.events.some((e) => e.type === 'marketSettled')) counts.settled++;
-    compare(before, captured, r, at);
+    compare(before, captured.state, r, at);
     checkAfter(at);
     return r;
   };
@@ -292,27 +236,11 @@ function run(seed: number, counts: Counts): void {
         `${at}: an event before the liquidations: ${show(e)} in ${show(r.events)}`,
       );
     }
-    const tail = got.slice(Math.max(0, from));
-    if (show(tail) !== show(ref.events)) {
-      const n = Math.max(tail.length, ref.events.length);
-      let i = 0;
-      while (i < n && show(tail[i]) === show(ref.events[i])) i++;
-      assert.fail(
-        `${at}: events differ at ${i}:\n  exchange  ${show(tail.slice(i, i + 4))}\n  reference ${show(ref.events.slice(i, i + 4))}\n  before: ${show(tail.slice(Math.max(0, i - 4), i))}`,
-      );
-    }
+    sameEvents(got.slice(Math.max(0, from)), ref.events, at);
     // The state after, against the reference's.
     const now = viewOf(ex);
-    assert.equal(now.fund, s.fund, `${at}: insurance fund`);
-    assert.equal(now.feePool, s.feePool, `${at}: fee pool`);
-    const sorted = (d: Set<number>): number[] => [...d].sort((p, q) => p - q);
-    assert.deepEqual(sorted(now.deficits), sorted(s.deficits), `${at}: deficits`);
-    now.accounts.forEach((a, j) => {
-      const b = s.accounts[j]!;
-      assert.equal(a.cash, b.cash, `${at}: cash of account ${a.index}`);
-      assert.deepEqual(a.size, b.size, `${at}: positions of account ${a.index}`);
-      assert.deepEqual(a.basis, b.basis, `${at}: cost basis of account ${a.index}`);
-    });
+    sameBalances(now, s, at);
+    sameAccounts(now, s, at);
     now.markets.forEach((m, i) => {
       const n = s.markets[i]!;
       if (m.option || m.retired) return;
@@ -381,14 +309,8 @@ function run(seed: number, counts: Counts): void {
 
   const checkAfter = (at: string): void => {
     const state = ex.state;
-    let total = state.insuranceQuote + state.feePoolQuote;
-    for (const a of state.accounts) total += a.cashQuote;
-    assert.equal(total, deposited, `${at}: collateral is conserved`);
-    for (const a of state.accounts) {
-      if (a.positionCount !== 0 || a.cashQuote >= 0n) continue;
-      assert.ok(state.deficits.has(a), `${at}: account ${a.index} below zero outside the deficits`);
-      assert.equal(state.insuranceQuote, 0n, `${at}: a deficit left while the fund holds money`);
-    }
+    checkConserved(state, deposited, at);
+    checkDeficits(state, at);
     counts.deficits += state.deficits.size;
   };
 
@@ -516,15 +438,10 @@ function run(seed: number, counts: Counts): void {
   const govern = (halt: boolean, m: MarketState, at: string): void => {
     const proposalId = ++proposal;
     const instrument = m.params.instrument;
-    const txs = [
-      tx(VALIDATORS[0]!, {
-        kind: 'govPropose',
-        proposalId,
-        proposal: { kind: halt ? 'haltMarket' : 'resumeMarket', instrument },
-      }),
-      tx(VALIDATORS[1]!, { kind: 'govVote', proposalId, approve: true }),
-      tx(VALIDATORS[2]!, { kind: 'govVote', proposalId, approve: true }),
-    ];
+    const txs = governTxs(tx, proposalId, {
+      kind: halt ? 'haltMarket' : 'resumeMarket',
+      instrument,
+    });
     block(txs, 1_000, at);
   };
 
@@ -537,7 +454,7 @@ function run(seed: number, counts: Counts): void {
       pick([0, 1_000]),
       at,
     );
-    const c = captured!;
+    const c = captured.state!;
     const result = r.results[0]!;
     assert.ok(result.ok, `${at}: the withdrawal's transaction`);
     const action = result.actions[0]!;

@@ -18,27 +18,24 @@ import { formatAddress } from '../../src/crypto/index.ts';
 import { ApiError } from '../../src/api/errors.ts';
 import type { BlockResult } from '../../src/exchange/index.ts';
 import { decodeSnapshot, encodeSnapshot } from '../../src/exchange/index.ts';
-import { DEVNET_LISTING } from '../../src/exchange/genesis.ts';
-import { daysFromCivil, expiryMsOfDay, MS_PER_DAY } from '../../src/exchange/instruments/index.ts';
-import type { CommittedBlock, ZommaNode } from '../../src/node/node.ts';
-import type { Storage } from '../../src/node/storage/index.ts';
-import { ChainView, lastKept, sameTicker } from '../../src/node/view.ts';
+import { daysFromCivil, expiryMsOfDay } from '../../src/exchange/instruments/index.ts';
+import { lastKept, sameTicker } from '../../src/node/view.ts';
+import type { ChainView } from '../../src/node/view.ts';
 import { Mempool } from '../../src/node/mempool/mempool.ts';
 import type { AddResult } from '../../src/node/mempool/mempool.ts';
 import { SignatureCache } from '../../src/node/mempool/sigcache.ts';
-import { VOTE_TYPE, ValidatorSet, committedBlockCodec } from '../../src/consensus/index.ts';
+import { VOTE_TYPE, ValidatorSet } from '../../src/consensus/index.ts';
 import type { CommitCertificate, DuplicateVoteEvidence } from '../../src/consensus/index.ts';
 import { encodeObservation } from '../../src/exchange/oracle/index.ts';
 import { Prng } from '../../src/lib/prng.ts';
-import { encode } from '../../src/codec/wire.ts';
-import { STORED_EVENT_TYPES } from '../../src/node/results.ts';
-import type { BlockResults } from '../../src/node/results.ts';
 import { toHex } from '../../src/lib/bytes.ts';
 import { sha256 } from '../../src/crypto/index.ts';
 import { StorageError } from '../../src/node/storage/index.ts';
 import { encodeSignedTx } from '../../src/exchange/tx/index.ts';
 import type { SignedTx } from '../../src/exchange/tx/index.ts';
 import { Harness, VALIDATORS, genesis, key, limit } from '../exchange/helpers.ts';
+import { btcDailyGenesis, standInView, store } from './view_fixtures.ts';
+import type { StoredChain } from './view_fixtures.ts';
 import { OrderBook } from '../../src/exchange/book/book.ts';
 import {
   BATCH_ACTIONS_MAX,
@@ -239,48 +236,6 @@ test('a market no block touches keeps its book seq, and its ticker follows the h
 // The read model over an exchange driven block by block in this process (no
 // consensus, no I/O): a stand-in node hands ChainView each executed block.
 
-/** Blocks and results by height, as a node's block store and results log keep them. */
-interface StoredChain {
-  blocks: Map<number, Uint8Array>;
-  results: Map<number, BlockResults>;
-}
-
-/** Keeps a block the harness just executed as a node stores it (its certificate holds no votes). */
-function store(chain: StoredChain, h: Harness, r: BlockResult, txs: readonly SignedTx[]): void {
-  const height = h.ex.state.height;
-  const zeros = (n: number) => new Uint8Array(n);
-  const block = {
-    header: {
-      chainId: h.ex.state.genesis.chainId,
-      height,
-      round: 0,
-      timeMs: h.timeMs,
-      proposerAddress: zeros(20),
-      previousBlockHash: zeros(32),
-      previousAppHash: zeros(32),
-      txsRoot: zeros(32),
-      lastCommitHash: zeros(32),
-      evidenceHash: zeros(32),
-      validatorsHash: zeros(32),
-    },
-    txs: txs.map(encodeSignedTx),
-    evidence: [],
-    lastCommit: null,
-  };
-  const commit = { height, round: 0, blockHash: zeros(32), votes: [] };
-  chain.blocks.set(height, encode(committedBlockCodec, { block, commit }));
-  chain.results.set(height, {
-    height,
-    appHash: r.appHash,
-    results: txs.length === 0 ? [] : r.results,
-    details: {
-      events: r.events.filter((e) => STORED_EVENT_TYPES.has(e.type)),
-      insuranceQuote: h.ex.state.insuranceQuote,
-      auctionTradesKept: true,
-    },
-  });
-}
-
 /** `accounts`: the account updates feed() asks for (absent: all of them). */
 function viewOver(
   h: Harness,
@@ -304,36 +259,12 @@ function viewOver(
     evidence?: readonly DuplicateVoteEvidence[],
   ) => BlockUpdate;
 } {
-  let listener: ((b: CommittedBlock) => void) | undefined;
-  const node = {
-    app: {
-      exchange: h.ex,
-      appHash: new Uint8Array(32),
-      validatorSetAt: setAt ?? (() => validators),
-    },
-    loop: {
-      replica: { validators, height: 1, round: 0, step: 0 },
-      haltReport: null as { code: string; message: string } | null,
-      catchingUp: () => false,
-      stats: { lastCommitLatencyMs: 0 },
-    },
-    publicKey: null,
-    peerCount: () => 0,
-    mempool: { has: () => false },
-    results: { load: (height: number) => stored?.results.get(height) ?? null },
+  const { view, halt, deliver } = standInView(h, {
+    validators,
+    setAt,
     submit,
-    subscribe: (l: (b: CommittedBlock) => void) => {
-      listener = l;
-      return () => (listener = undefined);
-    },
-    subscribeDropped: () => () => {},
-  };
-  const storage = { blocks: { load: (height: number) => stored?.blocks.get(height) ?? null } };
-  const view = new ChainView({
-    node: node as unknown as ZommaNode,
-    storage: storage as unknown as Storage,
-    genesis: h.ex.state.genesis,
-    ...(accountOrdersMax === undefined ? {} : { accountOrdersMax }),
+    accountOrdersMax,
+    stored,
   });
   const feed = (
     r: BlockResult,
@@ -343,35 +274,12 @@ function viewOver(
   ): BlockUpdate => {
     let update: BlockUpdate | undefined;
     const stop = view.subscribe((u) => (update = u), accounts);
-    const height = h.ex.state.height;
-    listener!({
-      executed: {
-        block: {
-          header: { height, timeMs: h.timeMs, proposerAddress: new Uint8Array(20) },
-          txs: [],
-          lastCommit: lastCommit ?? null,
-          evidence,
-        },
-        blockHash: new Uint8Array(32),
-        result: { appHash: r.appHash },
-        commit: null,
-      },
-      txs: {
-        height,
-        timeMs: h.timeMs,
-        // As the node hashes them, so that `tx` finds a transaction live as after a restart.
-        hashes: txs.map((t) => toHex(sha256(encodeSignedTx(t)))),
-        txs,
-        results: txs.length === 0 ? [] : r.results,
-        exchange: r,
-        oracle: {},
-      },
-    } as unknown as CommittedBlock);
+    deliver(r, txs, lastCommit, evidence);
     stop();
     assert.ok(update !== undefined, 'the view published the block');
     return update;
   };
-  return { view, feed, halt: (report) => (node.loop.haltReport = report) };
+  return { view, feed, halt };
 }
 
 /**
@@ -465,27 +373,9 @@ test('the read model: a volatility auction shows as a status with its end, its u
 });
 
 test('the read model: a settled market leaves the list, its holders get the closed positions as account updates', () => {
-  const START_MS = daysFromCivil(2026, 3, 2) * MS_PER_DAY;
   const EXPIRY_MS = expiryMsOfDay(daysFromCivil(2026, 3, 2));
   const FUTURE = 'BTC-2MAR26';
-  const h = new Harness(
-    genesis({
-      genesisTimeMs: START_MS,
-      listing: {
-        ...DEVNET_LISTING,
-        schedule: {
-          underlyings: [
-            { underlying: 'BTC', strikeStepQuote: 1_000n * USDC, strikeRangePpm: 40_000 },
-          ],
-          dailies: 1,
-          weeklies: 0,
-          monthlies: 0,
-          quarterlies: 0,
-          futureCycles: ['daily'],
-        },
-      },
-    }),
-  );
+  const h = new Harness(btcDailyGenesis());
   const [alice, bob] = [key('view-settle-alice'), key('view-settle-bob')];
   h.fund(alice, 100_000n * USDC);
   h.fund(bob, 100_000n * USDC);
@@ -563,25 +453,7 @@ test('the read model: a settled market leaves the list, its holders get the clos
 
 /** A chain listing one BTC daily future (and its options) that expires on its first day. */
 function dailyListingHarness(): { h: Harness; future: string } {
-  const START_MS = daysFromCivil(2026, 3, 2) * MS_PER_DAY;
-  const h = new Harness(
-    genesis({
-      genesisTimeMs: START_MS,
-      listing: {
-        ...DEVNET_LISTING,
-        schedule: {
-          underlyings: [
-            { underlying: 'BTC', strikeStepQuote: 1_000n * USDC, strikeRangePpm: 40_000 },
-          ],
-          dailies: 1,
-          weeklies: 0,
-          monthlies: 0,
-          quarterlies: 0,
-          futureCycles: ['daily'],
-        },
-      },
-    }),
-  );
+  const h = new Harness(btcDailyGenesis());
   return { h, future: 'BTC-2MAR26' };
 }
 
@@ -1999,26 +1871,8 @@ test("a transfer's two subaccounts and a credited deposit's account each get the
 });
 
 test("a market's settlement lists its resting orders cancelled in their owners' updates", () => {
-  const START_MS = daysFromCivil(2026, 3, 2) * MS_PER_DAY;
   const FUTURE = 'BTC-2MAR26';
-  const h = new Harness(
-    genesis({
-      genesisTimeMs: START_MS,
-      listing: {
-        ...DEVNET_LISTING,
-        schedule: {
-          underlyings: [
-            { underlying: 'BTC', strikeStepQuote: 1_000n * USDC, strikeRangePpm: 40_000 },
-          ],
-          dailies: 1,
-          weeklies: 0,
-          monthlies: 0,
-          quarterlies: 0,
-          futureCycles: ['daily'],
-        },
-      },
-    }),
-  );
+  const h = new Harness(btcDailyGenesis());
   const [alice, bob, carol] = [
     key('view-settle-rest-a'),
     key('view-settle-rest-b'),
