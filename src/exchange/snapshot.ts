@@ -234,6 +234,25 @@ function checkVoters(indices: readonly number[], validators: number, field: stri
   });
 }
 
+/**
+ * A proposal names its market as govPropose and settlement leave it: all
+ * markets (-1) for haltAll and resumeAll, a slot for the others; a pending
+ * one a live slot (settling a market closes the proposals about it), and a
+ * closed one a slot (only settlement closes). Unchecked, a pending proposal
+ * naming no market would throw at the approval that executes it, and one
+ * naming -1 or below would act on every market.
+ */
+function checkProposalMarket(s: ExchangeState, p: Proposal, field: string): void {
+  const all = p.kind === 'haltAll' || p.kind === 'resumeAll';
+  if (all ? p.market !== -1 : p.market < 0) {
+    throw new DecodeError(field, `not the market of a ${p.kind} proposal`);
+  }
+  if (p.closed && all) throw new DecodeError(field, 'only a proposal about a market is closed');
+  if (!p.executed && !all && (s.markets[p.market] === undefined || s.markets[p.market]!.retired)) {
+    throw new DecodeError(field, 'a pending proposal names a live market');
+  }
+}
+
 function readProposal(r: Reader, f: string): Proposal {
   const proposalId = r.uvarint(`${f}.proposalId`);
   const kind = PROPOSAL_KINDS[r.tag(`${f}.kind`, PROPOSAL_KINDS.length)]!;
@@ -430,6 +449,7 @@ export function readSnapshot(r: Reader, options: ExchangeOptions = {}): Exchange
       throw new DecodeError(`${f}.proposals[${i}]`, 'proposal ids must ascend');
     }
     previousProposal = p.proposalId;
+    checkProposalMarket(s, p, `${f}.proposals[${i}].market`);
     s.proposals.set(p.proposalId, p);
   }
   countPending(s);

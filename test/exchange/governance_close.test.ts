@@ -5,7 +5,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { decodeSnapshot, encodeSnapshot } from '../../src/exchange/index.ts';
-import { Harness, VALIDATORS, dailyListingGenesis, replacer } from './helpers.ts';
+import type { Proposal } from '../../src/exchange/state.ts';
+import { DecodeError } from '../../src/codec/wire.ts';
+import { Harness, VALIDATORS, dailyListingGenesis, genesis, replacer } from './helpers.ts';
 
 test("a proposal closed by its market's settlement keeps its approvers' room; a later approval is not recorded", () => {
   const h = new Harness(dailyListingGenesis(Date.UTC(2024, 0, 10, 7, 30)));
@@ -50,4 +52,47 @@ test("a proposal closed by its market's settlement keeps its approvers' room; a 
   assert.deepEqual([back.executed, back.closed], [true, true]);
   assert.equal(restored.state.validators[index]!.pendingProposals, 1);
   assert.deepEqual(restored.appHash, h.ex.appHash);
+});
+
+test('a snapshot whose proposal names no market it could name is refused, not run', () => {
+  // Two pending proposals, one about all markets and one about a market,
+  // each changed the way no execution could leave it.
+  const craft = (change: (all: Proposal, one: Proposal) => void): Uint8Array => {
+    const h = new Harness(genesis());
+    h.block([]);
+    const name = h.ex.state.markets[0]!.params.instrument;
+    h.one(VALIDATORS[3]!, { kind: 'govPropose', proposalId: 1, proposal: { kind: 'haltAll' } });
+    const proposal = { kind: 'haltMarket' as const, instrument: name };
+    h.one(VALIDATORS[2]!, { kind: 'govPropose', proposalId: 2, proposal });
+    change(h.ex.state.proposals.get(1)!, h.ex.state.proposals.get(2)!);
+    return encodeSnapshot(h.ex);
+  };
+  const refused = (bytes: Uint8Array, why: RegExp): void => {
+    assert.throws(() => decodeSnapshot(bytes, { checkInvariants: true }), DecodeError);
+    assert.throws(() => decodeSnapshot(bytes, { checkInvariants: true }), why);
+  };
+  // As written, it restores.
+  decodeSnapshot(
+    craft(() => {}),
+    { checkInvariants: true },
+  );
+  // Pending about slot 99: the approval that executed it threw (no market there).
+  refused(
+    craft((_, one) => Object.assign(one, { market: 99 })),
+    /a pending proposal names a live market/,
+  );
+  // A haltMarket naming -1 would halt every market.
+  refused(
+    craft((_, one) => Object.assign(one, { market: -1 })),
+    /not the market of a haltMarket/,
+  );
+  refused(
+    craft((all) => Object.assign(all, { market: 0 })),
+    /not the market of a haltAll/,
+  );
+  // Only settlement closes, and only proposals about its market.
+  refused(
+    craft((all) => Object.assign(all, { executed: true, closed: true })),
+    /only a proposal about a market is closed/,
+  );
 });
