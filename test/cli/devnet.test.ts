@@ -76,7 +76,9 @@ test('devnet: a validator that cannot start on a resumed chain is a clean error 
   const home = tempDir('zomma-devnet-resume-');
   const dir = join(home.dir, 'devnet');
   try {
-    initNetwork({ validators: 1, out: dir, basePort: 35920, genesisTimeMs: 1_700_000_000_000 });
+    // Below the ephemeral range (freeBase): an outgoing connection can hold a port inside it.
+    const basePort = await freeBase(3, 4);
+    initNetwork({ validators: 1, out: dir, basePort, genesisTimeMs: 1_700_000_000_000 });
     // What an incompatible earlier build leaves, as far as the node can tell: a home it refuses.
     writeFileSync(join(dir, 'validator-0', 'genesis.json'), '{"not": "a genesis"}');
     const r = await devnet('--dir', dir, '--validators', '1', '--no-bots', '--duration', '1');
@@ -94,7 +96,8 @@ test('devnet: Ctrl-C while a validator starts stops everything cleanly, even whe
   const home = tempDir('zomma-devnet-interrupt-');
   const dir = join(home.dir, 'devnet');
   try {
-    initNetwork({ validators: 1, out: dir, basePort: 35940, genesisTimeMs: 1_700_000_000_000 });
+    const basePort = await freeBase(3, 5);
+    initNetwork({ validators: 1, out: dir, basePort, genesisTimeMs: 1_700_000_000_000 });
     // The validator exits while starting, as one the terminal's Ctrl-C reached does.
     writeFileSync(join(dir, 'validator-0', 'genesis.json'), '{"not": "a genesis"}');
     let err = '';
