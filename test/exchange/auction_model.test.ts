@@ -27,6 +27,7 @@ import {
   dailyListingGenesis,
   genesis,
   key,
+  limit,
   replacer,
 } from './helpers.ts';
 import type { Key } from './helpers.ts';
@@ -579,17 +580,12 @@ function runSettlement(seed: number, stats: Stats): void {
       ref.nextOrderId = h.ex.state.nextOrderId + checks.filter((c) => c.want.ok).length;
       checks.push({ i: txs.length, want: ref.place(acct[t]!, place), name });
       txs.push(
-        h.tx(traders[t]!, {
-          kind: 'placeOrder',
-          instrument: name,
-          side,
-          type: 'limit',
-          priceTicks: price,
-          sizeLots: place.sizeLots,
-          timeInForce: place.tif as 'GTC' | 'IOC',
-          reduceOnly: false,
-          stp: 'cancelResting',
-        }),
+        h.tx(
+          traders[t]!,
+          limit(name, side, price, place.sizeLots, {
+            timeInForce: place.tif as 'GTC' | 'IOC',
+          }),
+        ),
       );
     }
     // A few blocks before expiry the perpetual enters an auction that spans it.
@@ -598,50 +594,10 @@ function runSettlement(seed: number, stats: Stats): void {
       perpAuction = true;
       const p = perp.markTicks;
       txs.push(
-        h.tx(perpTraders[0]!, {
-          kind: 'placeOrder',
-          instrument: BTC,
-          side: 'sell',
-          type: 'limit',
-          priceTicks: p,
-          sizeLots: 1,
-          timeInForce: 'GTC',
-          reduceOnly: false,
-          stp: 'cancelResting',
-        }),
-        h.tx(perpTraders[1]!, {
-          kind: 'placeOrder',
-          instrument: BTC,
-          side: 'buy',
-          type: 'limit',
-          priceTicks: p,
-          sizeLots: 1,
-          timeInForce: 'GTC',
-          reduceOnly: false,
-          stp: 'cancelResting',
-        }),
-        h.tx(perpTraders[0]!, {
-          kind: 'placeOrder',
-          instrument: BTC,
-          side: 'sell',
-          type: 'limit',
-          priceTicks: Math.floor((p * 107) / 100),
-          sizeLots: 2,
-          timeInForce: 'GTC',
-          reduceOnly: false,
-          stp: 'cancelResting',
-        }),
-        h.tx(perpTraders[1]!, {
-          kind: 'placeOrder',
-          instrument: BTC,
-          side: 'buy',
-          type: 'limit',
-          priceTicks: Math.floor((p * 108) / 100),
-          sizeLots: 2,
-          timeInForce: 'GTC',
-          reduceOnly: false,
-          stp: 'cancelResting',
-        }),
+        h.tx(perpTraders[0]!, limit(BTC, 'sell', p, 1)),
+        h.tx(perpTraders[1]!, limit(BTC, 'buy', p, 1)),
+        h.tx(perpTraders[0]!, limit(BTC, 'sell', Math.floor((p * 107) / 100), 2)),
+        h.tx(perpTraders[1]!, limit(BTC, 'buy', Math.floor((p * 108) / 100), 2)),
       );
       if (haltPerp) txs.push(...halt(BTC, 'haltMarket'));
       if (haltListed !== null) txs.push(...halt(haltListed, 'haltMarket'));
@@ -762,17 +718,8 @@ test('before a market’s first trade, an auction lasts as long as the triggers 
   h.block(
     [maker!, other!, taker!].map((k) => h.tx(k, { kind: 'faucet', amountQuote: 100_000n * USDC })),
   );
-  const gtc = (side: 'buy' | 'sell', priceTicks: number, sizeLots: number): PlaceOrder => ({
-    kind: 'placeOrder',
-    instrument: BTC,
-    side,
-    type: 'limit',
-    priceTicks,
-    sizeLots,
-    timeInForce: 'GTC',
-    reduceOnly: false,
-    stp: 'cancelResting',
-  });
+  const gtc = (side: 'buy' | 'sell', priceTicks: number, sizeLots: number): PlaceOrder =>
+    limit(BTC, side, priceTicks, sizeLots);
   h.block([h.tx(maker!, gtc('sell', 504_000, 1)), h.tx(other!, gtc('sell', 506_000, 1))]);
   assert.equal(btc(h.ex).markTicks, 500_000);
   const r = h.block([h.tx(taker!, gtc('buy', 510_000, 2))]);

@@ -31,7 +31,7 @@ import type {
   Exchange,
 } from '../../src/exchange/index.ts';
 import type { Action, PlaceOrder, SignedTx } from '../../src/exchange/tx/types.ts';
-import { Harness, USDC, genesis as devGenesis, key, replacer } from './helpers.ts';
+import { Harness, USDC, genesis as devGenesis, key, limit, replacer } from './helpers.ts';
 import type { Key } from './helpers.ts';
 
 const PPM = 1_000_000n;
@@ -864,17 +864,7 @@ export function runCollateralModel(seed: number, blocks: number, devnet = true):
       );
       const priceTicks =
         side === 'buy' ? Math.floor(btc().markTicks * 1.01) : Math.floor(btc().markTicks * 0.99);
-      const order: PlaceOrder = {
-        kind: 'placeOrder',
-        instrument: BTC,
-        side,
-        type: 'limit',
-        priceTicks,
-        sizeLots,
-        timeInForce: 'IOC',
-        reduceOnly: false,
-        stp: 'cancelResting',
-      };
+      const order: PlaceOrder = limit(BTC, side, priceTicks, sizeLots, { timeInForce: 'IOC' });
       txs.push(tx(t, order, s, t === traders[0] && rng.chance(1, 3) ? agent : undefined));
     }
     if (btc().book.ownerOrderCount(model.account(hex(mm.address), 0)!.index) < 120) {
@@ -887,19 +877,7 @@ export function runCollateralModel(seed: number, blocks: number, devnet = true):
           side === 'buy'
             ? Math.min(indexTicks - off, bestAsk - 1)
             : Math.max(indexTicks + off, bestBid + 1);
-        txs.push(
-          tx(mm, {
-            kind: 'placeOrder',
-            instrument: BTC,
-            side,
-            type: 'limit',
-            priceTicks,
-            sizeLots: rng.between(2_000, 40_000),
-            timeInForce: 'GTC',
-            reduceOnly: false,
-            stp: 'cancelResting',
-          }),
-        );
+        txs.push(tx(mm, limit(BTC, side, priceTicks, rng.between(2_000, 40_000))));
       }
     }
     model.marks = lastMarks;

@@ -32,7 +32,7 @@ import type {
 } from '../../src/exchange/index.ts';
 import type { Action, BatchableAction, SignedTx } from '../../src/exchange/tx/types.ts';
 import { bytesKey } from '../../src/exchange/keys.ts';
-import { ORACLE, USDC, dailyListingGenesis, genesis, key, replacer } from './helpers.ts';
+import { ORACLE, USDC, dailyListingGenesis, genesis, key, limit, replacer } from './helpers.ts';
 import type { Key } from './helpers.ts';
 
 /** docs/exchange.md: "each validator may approve at most … (1,000) proposals not executed". */
@@ -705,17 +705,15 @@ function traderTxs(run: Run): DriverTx[] {
     const place = (postOnly: boolean): Action => {
       const market = r.int(MARKETS.length);
       const buy = r.chance(1, 2);
-      return {
-        kind: 'placeOrder',
-        instrument: MARKETS[market]!,
-        side: buy ? 'buy' : 'sell',
-        type: 'limit',
-        priceTicks: orderPrice(r, market, buy),
-        sizeLots: 2 + r.int(20),
-        timeInForce: postOnly ? 'postOnly' : 'GTC',
-        reduceOnly: false,
-        stp: 'cancelResting',
-      };
+      return limit(
+        MARKETS[market]!,
+        buy ? 'buy' : 'sell',
+        orderPrice(r, market, buy),
+        2 + r.int(20),
+        {
+          timeInForce: postOnly ? 'postOnly' : 'GTC',
+        },
+      );
     };
     const roll = r.int(20);
     if (roll < 5) {
