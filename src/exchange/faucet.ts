@@ -41,9 +41,10 @@ export function faucetRefusal(
     code,
     message,
   });
+  // A network without the faucet says so whether or not it is halted.
+  if (!state.genesis.devnet) return no('NotPermitted', 'the faucet is devnet only');
   const halted = refusedInHalt(state, 'faucet');
   if (halted !== null) return halted;
-  if (!state.genesis.devnet) return no('NotPermitted', 'the faucet is devnet only');
   if (badAmount(amountQuote)) return no('InvalidAmount', 'amount must be positive');
   const drawn = principal === undefined ? 0n : drawnQuote(principal);
   if (drawn + amountQuote > state.genesis.faucetQuoteMax) {

@@ -160,3 +160,30 @@ test('one halted market is no emergency halt: transfers go on', () => {
     h.one(a, { kind: 'transfer', amountQuote: 1n * USDC, fromSubaccount: 0, toSubaccount: 1 }),
   );
 });
+
+test('off a devnet, the faucet answers NotPermitted during an emergency halt too', () => {
+  const h = new Harness(genesis({ devnet: false }));
+  const a = key('a');
+  const depositId = new Uint8Array(32).fill(9);
+  const attest = {
+    kind: 'attestDeposit' as const,
+    depositId,
+    account: a.address,
+    subaccount: 0,
+    amountQuote: 5n * USDC,
+  };
+  for (const v of [0, 1, 2]) accepted(h.one(VALIDATORS[v]!, attest));
+  h.block([]);
+  assert.equal(h.account(a)?.cashQuote, 5n * USDC, 'the deposit is credited');
+  propose(h, 1, 'haltAll', [0, 1, 2]);
+  assert.ok(
+    h.ex.state.markets.every((m) => m.halted),
+    'every market is halted',
+  );
+  // The faucet does not exist here; a halt does not make it merely paused.
+  rejected(h.one(a, { kind: 'faucet', amountQuote: 1n }), 'NotPermitted');
+  rejected(
+    h.one(a, { kind: 'transfer', amountQuote: 1n, fromSubaccount: 0, toSubaccount: 1 }),
+    'ExchangeHalted',
+  );
+});
