@@ -40,6 +40,7 @@ import { blockHashOf } from '../consensus/index.ts';
 import type {
   Block,
   CommitCertificate,
+  CommittedBlock as StoredBlock,
   DuplicateVoteEvidence,
   ValidatorSet,
 } from '../consensus/index.ts';
@@ -290,6 +291,13 @@ export class ChainView implements NodeView {
   private readonly dropped = new Map<string, TxView>();
   private readonly dropListeners = new Set<(drop: TxDrop) => void>();
   private readonly blocks = new Map<number, KeptBlock>();
+  /**
+   * Proposer and signers of the last VIEW_CONSENSUS_RECENT_BLOCKS blocks a
+   * restart read back, so that `/v1/consensus` counts them as a node that ran
+   * on would. Filled once, at most that many entries; a height kept live in
+   * `blocks` is read there first.
+   */
+  private readonly storedConsensus = new Map<number, StoredConsensus>();
   /** The live markets, by market index (a settled market's slot may be reused by a new one). */
   private readonly tracked: (Tracked | undefined)[] = [];
   /** The validators' view as last built, and what it was built from. */
@@ -510,12 +518,12 @@ export class ChainView implements NodeView {
   private consensusOf(p: Published): ConsensusView {
     const replica = this.node.loop.replica;
     const set = this.validatorSet;
-    const last = this.blocks.get(p.height)?.fields;
+    const last = this.blocks.get(p.height)?.fields ?? this.storedConsensus.get(p.height);
     const signed = new Map<string, number>();
     const proposed = new Map<string, number>();
     let recent = 0;
     for (let h = p.height; h > 0 && recent < VIEW_CONSENSUS_RECENT_BLOCKS; h--) {
-      const block = this.blocks.get(h)?.fields;
+      const block = this.blocks.get(h)?.fields ?? this.storedConsensus.get(h);
       if (block === undefined) break;
       recent++;
       proposed.set(block.proposer, (proposed.get(block.proposer) ?? 0) + 1);
@@ -645,6 +653,25 @@ export class ChainView implements NodeView {
   }
 
   /**
+   * Notes a stored block's proposer and signers. The signers come from its own
+   * certificate until the next block's lastCommit, the canonical one, is read
+   * (as consensusFieldsOf chooses).
+   */
+  private noteStoredConsensus(height: number, { block, commit }: StoredBlock): void {
+    const timeMs = block.header.timeMs;
+    this.storedConsensus.set(height, {
+      proposer: addressText(block.header.proposerAddress),
+      timeMs,
+      signers: signersOf(commit, this.setAt(commit.height), timeMs),
+    });
+    const lastCommit = block.lastCommit;
+    const previous = this.storedConsensus.get(height - 1);
+    if (lastCommit !== null && previous !== undefined) {
+      previous.signers = signersOf(lastCommit, this.setAt(lastCommit.height), previous.timeMs);
+    }
+  }
+
+  /**
    * After a restart: indexes the hashes of recently stored blocks, so `tx`
    * finds them, and lists their trades again, so the recent trades and the
    * last trade price do not start empty. Returns each live market's recent
@@ -673,6 +700,8 @@ export class ChainView implements NodeView {
     for (let h = Math.max(1, top - VIEW_BLOCKS_KEPT + 1); h <= top; h++) {
       const stored = loadCommitted(this.storage, h);
       const results = stored === null ? null : this.node.results.load(h);
+      if (stored !== null && h > top - VIEW_CONSENSUS_RECENT_BLOCKS)
+        this.noteStoredConsensus(h, stored);
       const complete =
         stored !== null && results !== null && results.results.length === stored.block.txs.length;
       stored?.block.txs.forEach((raw, index) => {
@@ -2445,6 +2474,13 @@ function validatorsOf(state: ExchangeState): ValidatorView[] {
       ? { jailedHeight: v.jailedHeight, slashedQuote: quoteString(v.genesisStake - v.stake) }
       : {}),
   }));
+}
+
+/** What `/v1/consensus` counts of a block a restart read back. */
+interface StoredConsensus {
+  readonly proposer: string;
+  readonly timeMs: number;
+  signers: CommitSignerView[];
 }
 
 function addressText(bytes: Uint8Array): string {

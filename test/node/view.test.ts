@@ -1086,6 +1086,71 @@ test("a restarted node's risk feed keeps the insurance history and the risk even
   }
 });
 
+test("a restarted node's consensus view counts the recent blocks it reads back", () => {
+  const { h } = auctionReady('view-restart-consensus');
+  const chain: StoredChain = { blocks: new Map(), results: new Map() };
+  const live = viewOver(h);
+  let restarted: ChainView | undefined;
+  try {
+    for (let i = 0; i < 5; i++) {
+      const r = h.block([]);
+      store(chain, h, r, []);
+      live.feed(r);
+    }
+    const before = live.view.read().consensus!();
+    assert.equal(before.recentBlocks, 5, 'the live view counted the blocks it was fed');
+    restarted = viewOver(h, undefined, undefined, undefined, undefined, undefined, chain).view;
+    const after = restarted.read().consensus!();
+    assert.equal(after.recentBlocks, before.recentBlocks);
+    assert.deepEqual(after.validators, before.validators);
+  } finally {
+    live.view.close();
+    restarted?.close();
+  }
+});
+
+test("a restarted node counts the signers of a stored block from the next block's lastCommit, and of the last from its own certificate", () => {
+  const h = new Harness();
+  const set = ValidatorSet.fromUpdates(
+    VALIDATORS.map((v) => ({ publicKey: v.publicKey, power: 1_000_000 })),
+  );
+  const certificate = (height: number, signers: number[]): CommitCertificate => ({
+    height,
+    round: 0,
+    blockHash: new Uint8Array(32),
+    votes: signers.map((validatorIndex) => ({
+      validatorIndex,
+      timestampMs: h.timeMs,
+      extension: new Uint8Array(0),
+      signature: new Uint8Array(64),
+    })),
+  });
+  const chain: StoredChain = { blocks: new Map(), results: new Map() };
+  // Block 1 is stored with a certificate of all four; block 2's lastCommit,
+  // the canonical one, holds three. Block 2's own certificate holds two.
+  store(chain, h, h.block([]), [], { commit: certificate(1, [0, 1, 2, 3]) });
+  store(chain, h, h.block([]), [], {
+    commit: certificate(2, [0, 1]),
+    lastCommit: certificate(1, [0, 1, 2]),
+  });
+  const restarted = viewOver(h, set, undefined, undefined, undefined, undefined, chain).view;
+  try {
+    const c = restarted.read().consensus!();
+    assert.equal(c.recentBlocks, 2);
+    assert.deepEqual(
+      c.validators.map((v) => [v.signedRecent, v.signedLastCommit]),
+      [
+        [2, true],
+        [2, true],
+        [1, false],
+        [0, false],
+      ],
+    );
+  } finally {
+    restarted.close();
+  }
+});
+
 test('a restarted node lists the trade of an amend of an order placed before its stored blocks and gone since: its maker tells the side', () => {
   const BTC = 'BTC-PERPETUAL';
   const [maker, taker] = [key('view-restart-amend-maker'), key('view-restart-amend-taker')];

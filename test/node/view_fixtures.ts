@@ -55,12 +55,16 @@ export interface StoredChain {
   results: Map<number, BlockResults>;
 }
 
-/** Keeps a block the harness just executed as a node stores it (its certificate holds no votes). */
+/**
+ * Keeps a block the harness just executed as a node stores it: by default its
+ * certificate holds no votes and it carries no lastCommit.
+ */
 export function store(
   chain: StoredChain,
   h: Harness,
   r: BlockResult,
   txs: readonly SignedTx[],
+  certificates: { commit?: CommitCertificate; lastCommit?: CommitCertificate } = {},
 ): void {
   const height = h.ex.state.height;
   const zeros = (n: number) => new Uint8Array(n);
@@ -80,9 +84,9 @@ export function store(
     },
     txs: txs.map(encodeSignedTx),
     evidence: [],
-    lastCommit: null,
+    lastCommit: certificates.lastCommit ?? null,
   };
-  const commit = { height, round: 0, blockHash: zeros(32), votes: [] };
+  const commit = certificates.commit ?? { height, round: 0, blockHash: zeros(32), votes: [] };
   chain.blocks.set(height, encode(committedBlockCodec, { block, commit }));
   chain.results.set(height, {
     height,
