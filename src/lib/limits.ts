@@ -676,6 +676,14 @@ assert(
 export const ORACLE_UNDERLYINGS_MAX = 64;
 /** Bits of an observed index price (quote units per whole base unit). */
 export const ORACLE_PRICE_BITS_MAX = 96;
+/**
+ * Most transactions of one account a proposer puts in one block (the rest
+ * wait for the next): the exchange runs a block's cancels first, so with more
+ * than a window's worth, a bot's own later-signed cancels filled its nonce
+ * window and its earlier-signed orders ran StaleNonce (docs/operations.md,
+ * "The mempool"). Not a block rule: a proposal holding more is still valid.
+ */
+export const BLOCK_TXS_PER_ACCOUNT_PROPOSED_MAX = NONCE_WINDOW;
 /** Transactions one mempool holds. */
 export const MEMPOOL_TXS_MAX = 50_000;
 /** Bytes of transactions one mempool holds. */

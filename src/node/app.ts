@@ -302,6 +302,9 @@ export class ExchangeApp implements NodeApplication {
     }
     const rejection = checkNonce(window, tx.nonce, state.timeMs);
     if (rejection === 'DuplicateNonce' || rejection === 'StaleNonce') return rejection;
+    // Expired even when its block would refuse it first for its signer (not
+    // the address's key nor an active agent's, or an address not yet known):
+    // expired, it never commits, whatever key becomes an agent later.
     if (tx.expiresAtMs !== undefined && tx.expiresAtMs < state.timeMs) return 'Expired';
     return null;
   }

@@ -4,11 +4,12 @@
 // per turn of the event loop, whatever arrived meanwhile), and finally applies
 // the limits: per account, per gossiping peer, then in total (a peer's gossip
 // is held to them before its check too, counting what still waits for one,
-// and at most pendingChecksMax wait at once, batches being checked included). A full pool
+// and at most pendingChecksMax wait at once, batches being checked included,
+// a quarter of them for one peer's gossip, three quarters for all peers'). A full pool
 // refuses a peer's gossip (it never pushes out what is held); a client's
 // transaction evicts to make room: first the oldest of the peer whose gossip
 // holds the most bytes, then, with no gossip left, the oldest of all. Proposals reap in arrival order (the exchange orders
-// within the block by its own rule). After a commit the committed
+// within the block by its own rule), at most a nonce window's worth of one account. After a commit the committed
 // transactions leave at once; the re-check of the rest against the new state
 // runs later, off the commit path. Every transaction that leaves without
 // being committed (evicted, or refused by the re-check) is told to onDropped
@@ -20,6 +21,7 @@ import { TxError, checkTxWithoutSignature, txSignedBytes } from '../../exchange/
 import { bytesEqual, toHex } from '../../lib/bytes.ts';
 import { ZommaError } from '../../lib/errors.ts';
 import {
+  BLOCK_TXS_PER_ACCOUNT_PROPOSED_MAX,
   MEMPOOL_BYTES_MAX,
   MEMPOOL_BYTES_PER_PEER_MAX,
   MEMPOOL_COMMITTED_HASHES_MAX,
@@ -269,7 +271,7 @@ export class Mempool {
     const refused = from === null ? null : this.peerRefusal(hash, from, checked.bytes.length, true);
     if (refused !== null) return Promise.resolve(refused);
     // pendingHashes, not `pending`: the batches already being checked wait too.
-    if (this.pendingHashes.size >= this.limits.pendingChecksMax) {
+    if (this.pendingHashes.size >= this.limits.pendingChecksMax || this.gossipBusy(from)) {
       return Promise.resolve(
         this.reject(hash, 'MempoolBusy', 'too many transactions being checked'),
       );
@@ -332,6 +334,23 @@ export class Mempool {
       good.map((p) => ({ checked: p.checked, hash: p.hash, from: p.from })),
     );
     good.forEach((p, i) => p.resolve(results[i]!));
+  }
+
+  /**
+   * Whether a peer's gossip finds its places for checks taken: one peer's may
+   * hold a quarter of them, all peers' three quarters. A peer's share of the
+   * pool bounds what it holds, not what it sends: gossip with bad signatures
+   * frees its places as soon as it is checked, so one peer sending it without
+   * pause otherwise held every place, and clients' transactions (and the other
+   * peers') were refused MempoolBusy.
+   */
+  private gossipBusy(from: string | null): boolean {
+    if (from === null) return false;
+    const quarter = Math.max(1, Math.floor(this.limits.pendingChecksMax / 4));
+    return (
+      (this.pendingPerPeer.get(from)?.txs ?? 0) >= quarter ||
+      this.pendingGossip.txs >= this.limits.pendingChecksMax - quarter
+    );
   }
 
   /** A pending transaction's check is over: it no longer waits, nor counts against its peer. */
@@ -483,13 +502,25 @@ export class Mempool {
     return { ok: false, hash, code, message };
   }
 
-  /** Transactions for a proposal, in arrival order, within the given bounds. */
-  reap(txsMax: number, bytesMax: number): Uint8Array[] {
+  /**
+   * Transactions for a proposal, in arrival order, within the given bounds,
+   * and at most `perAccountMax` of one account: its later ones wait for the
+   * next block (BLOCK_TXS_PER_ACCOUNT_PROPOSED_MAX says why).
+   */
+  reap(
+    txsMax: number,
+    bytesMax: number,
+    perAccountMax = BLOCK_TXS_PER_ACCOUNT_PROPOSED_MAX,
+  ): Uint8Array[] {
     const out: Uint8Array[] = [];
+    const taken = new Map<string, number>();
     let bytes = 0;
     for (const entry of this.entries.values()) {
       if (out.length >= txsMax) break;
       if (bytes + entry.bytes.length > bytesMax) break;
+      const n = taken.get(entry.account) ?? 0;
+      if (n >= perAccountMax) continue;
+      taken.set(entry.account, n + 1);
       bytes += entry.bytes.length;
       out.push(entry.bytes);
     }

@@ -3,8 +3,11 @@ import assert from 'node:assert/strict';
 import { verifyRaw } from '../../../src/crypto/index.ts';
 import type { VerifyItem } from '../../../src/crypto/index.ts';
 import { buildTx } from '../../../src/exchange/tx/index.ts';
-import { toHex } from '../../../src/lib/bytes.ts';
-import { MEMPOOL_COMMITTED_HASHES_MAX } from '../../../src/lib/limits.ts';
+import { bytesEqual, toHex } from '../../../src/lib/bytes.ts';
+import {
+  MEMPOOL_COMMITTED_HASHES_MAX,
+  MEMPOOL_PENDING_CHECKS_MAX,
+} from '../../../src/lib/limits.ts';
 import { Mempool } from '../../../src/node/mempool/mempool.ts';
 import { SignatureCache } from '../../../src/node/mempool/sigcache.ts';
 import { testKey } from '../helpers.ts';
@@ -432,4 +435,47 @@ test('every admitted transaction that leaves uncommitted is told to onDropped wi
     ],
   );
   assert.equal(pool.size, 0);
+});
+
+test("a peer flooding bad signatures holds at most a quarter of the places for checks: a client's transaction and another peer's are still checked", async () => {
+  const flooder = testKey(70);
+  const gates: (() => void)[] = [];
+  const pool = new Mempool({
+    chainId: CHAIN,
+    // The flood's signatures are all bad: answered without the Ed25519 work.
+    verifyBatch: async (items) => {
+      await new Promise<void>((resolve) => gates.push(resolve));
+      return items.map(
+        (i) =>
+          !bytesEqual(i.publicKey, flooder.publicKey) &&
+          verifyRaw(i.publicKey, i.message, i.signature),
+      );
+    },
+    signatures: new SignatureCache(),
+  });
+  // MEMPOOL_PENDING_CHECKS_MAX transactions with bad signatures, each its own bytes.
+  const base = faucet(70, 1).bytes;
+  const flood = Array.from({ length: MEMPOOL_PENDING_CHECKS_MAX }, (_, i) => {
+    const bytes = Uint8Array.from(base);
+    bytes[bytes.length - 40] = i & 0xff;
+    bytes[bytes.length - 41] = i >> 8;
+    return pool.add(bytes, 'p-flood');
+  });
+  const client = pool.add(faucet(71, 1).bytes);
+  const other = pool.add(faucet(72, 1).bytes, 'p-honest');
+  while (gates.length === 0) await turn();
+  gates.splice(0).forEach((open) => open());
+  const answers = await Promise.all(flood);
+  assert.equal((await client).ok, true, "the client's transaction is checked and admitted");
+  assert.equal((await other).ok, true, "the other peer's too");
+  const codes = new Map<string, number>();
+  for (const r of answers)
+    codes.set(r.ok ? 'ok' : r.code, (codes.get(r.ok ? 'ok' : r.code) ?? 0) + 1);
+  assert.deepEqual(
+    codes,
+    new Map([
+      ['BadSignature', MEMPOOL_PENDING_CHECKS_MAX / 4],
+      ['MempoolBusy', (MEMPOOL_PENDING_CHECKS_MAX * 3) / 4],
+    ]),
+  );
 });
