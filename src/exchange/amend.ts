@@ -58,6 +58,10 @@ export function amend(ctx: Ctx, a: Amend): ActionResult {
   }
   // An amend may raise size or move a price toward the market: while the index is stale only cancels go.
   if (market.oracleStale) return no('OracleStale', a.instrument);
+  // So for an option without a fresh smile, which keeps its last mark (place_order.ts).
+  if (market.instrument.kind === 'option' && market.optionMark === null) {
+    return no('OracleStale', `${a.instrument}: the option has no fresh smile`);
+  }
   const account = getAccount(ctx);
   const meta = state.orders.get(a.orderId);
   if (meta === undefined || meta.account !== account || meta.market !== market.index) {

@@ -10,7 +10,8 @@
 //    their size clamped to the position they reduce; ReduceOnlyWouldIncrease
 //    when there is nothing to reduce on that side;
 //  - while the market's index is stale (no oracle quorum for staleAfterMs),
-//    only reduce-only orders (OracleStale);
+//    or an option has no fresh smile (it keeps its last mark), only
+//    reduce-only orders (OracleStale);
 //  - circuit breakers (breakers.ts): price band around the mark for limit
 //    orders (PriceOutsideBand), open-interest cap (OpenInterestCapExceeded);
 //  - volatility auctions (auction/call.ts): matching stops before a price that
@@ -85,6 +86,15 @@ export function checkPlaceOrder(ctx: Ctx, a: PlaceOrder): Checked | Rejection {
     return reject(
       'OracleStale',
       `${a.instrument}: only reduce-only orders while the index is stale`,
+    );
+  }
+  // An option without a fresh smile (or whose pricing failed) keeps its last
+  // mark, unshocked: as on a stale index, only orders that reduce, or the old
+  // mark would open risk margined at the per-lot minimum alone.
+  if (market.instrument.kind === 'option' && market.optionMark === null && !a.reduceOnly) {
+    return reject(
+      'OracleStale',
+      `${a.instrument}: only reduce-only orders while the option has no fresh smile`,
     );
   }
   const p = market.params;

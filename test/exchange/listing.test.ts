@@ -11,7 +11,7 @@ import { markOptions } from '../../src/exchange/listing.ts';
 import { INDEX_TICKS_MAX } from '../../src/lib/limits.ts';
 import { DecodeError } from '../../src/codec/wire.ts';
 import type { ExchangeEvent } from '../../src/exchange/results.ts';
-import { Harness, USDC, dailyListingGenesis, key, limit } from './helpers.ts';
+import { Harness, USDC, dailyListingGenesis, key, limit, replacer } from './helpers.ts';
 
 const MINUTE_MS = 60_000;
 /** Monday 2 March 2026, 00:00 UTC: the first daily expiry is that day at 08:00. */
@@ -575,12 +575,14 @@ test('an option its pricing math cannot mark keeps its last mark as its index, w
   assert.equal(call.optionMark, null);
   assert.equal(call.markTicks, mark);
   assert.equal(call.indexTicks, mark, "the option's index is its kept mark");
+  // Reduce-only: an option its pricing cannot mark takes nothing else (OracleStale).
   const sell = h.block([
     h.tx(bob, {
       ...limit(CALL, 'sell', 0, 1),
       type: 'market',
       priceTicks: undefined,
       timeInForce: 'IOC',
+      reduceOnly: true,
     }),
   ]).results[0]!;
   assert.ok(sell.ok && sell.actions[0]!.ok && sell.actions[0]!.kind === 'placeOrder');
@@ -611,4 +613,55 @@ test('a smile not refreshed for staleAfterMs marks no option: it keeps its last 
   h.smiles = smiles;
   h.block([], 1_000);
   assert.notEqual(call.optionMark, null, 'marked again');
+});
+
+test('an option without a fresh smile keeps its last mark and takes only orders that reduce (OracleStale); amends wait too', () => {
+  for (const interval of [undefined, 1_000]) {
+    const h = harness(interval);
+    const carol = key('listing-carol');
+    h.fund(alice, 100_000n * USDC);
+    h.fund(bob, 100_000n * USDC);
+    h.fund(carol, 100_000n * USDC);
+    h.block([], MINUTE_MS);
+    const call = h.ex.state.marketByName.get(CALL)!;
+    const mark = call.markTicks;
+    const ok = (from: typeof alice, action: Parameters<Harness['tx']>[1]) => {
+      const r = h.one(from, action).actions[0]!;
+      assert.ok(r.ok, JSON.stringify(r, replacer));
+      return r;
+    };
+    // Alice is short one call and offers another; Bob is long one; Carol bids.
+    const resting = ok(alice, limit(CALL, 'sell', mark, 2)).order!.orderId;
+    ok(bob, limit(CALL, 'buy', mark, 1, { timeInForce: 'IOC' }));
+    ok(carol, limit(CALL, 'buy', mark - 1, 5));
+    // The smile stops: past staleAfterMs it counts as none, and the call keeps its last mark.
+    h.smiles = null;
+    h.block([], 61_000);
+    assert.equal(call.optionMark, null, 'no fresh smile, no mark computed');
+    assert.ok(call.markTicks > 0, 'the last mark stays');
+    const refused = (from: typeof alice, action: Parameters<Harness['tx']>[1]) => {
+      const r = h.one(from, action).actions[0]!;
+      assert.equal(!r.ok && r.code, 'OracleStale', JSON.stringify(r, replacer));
+    };
+    // Opening a short at the last mark would be margined at the per-lot minimum alone.
+    refused(alice, limit(CALL, 'sell', call.markTicks, 10));
+    refused(carol, limit(CALL, 'buy', call.markTicks - 1, 1));
+    refused(alice, { kind: 'amend', instrument: CALL, orderId: resting, sizeLots: 20 });
+    // Reducing goes on: Bob sells his call into Carol's bid, and cancels go.
+    const close = ok(
+      bob,
+      limit(CALL, 'sell', call.markTicks - 1, 1, { reduceOnly: true, timeInForce: 'IOC' }),
+    );
+    assert.equal(close.order!.filledLots, 1, 'the reduce-only order filled');
+    assert.equal(sizeIn(h.account(bob)!, call), 0);
+    ok(alice, { kind: 'cancel', instrument: CALL, orderId: resting });
+    // A fresh smile again: orders open again.
+    h.smiles = [
+      { underlying: 'BTC', expiryMs: EXPIRY_MS, svi: FLAT },
+      { underlying: 'ETH', expiryMs: EXPIRY_MS, svi: FLAT },
+    ];
+    h.block([], 1_000);
+    assert.ok(call.optionMark !== null, 'marked again');
+    ok(alice, limit(CALL, 'sell', call.markTicks, 1));
+  }
 });
