@@ -19,6 +19,11 @@
 // (liquidation.ts, unresolvedShortfalls), once per block; later ones compare
 // the sum it found, lowered as cash comes into those accounts
 // (shortfallLessened), with the fund.
+// Nor may collateral leave an account short an option (a position, or a
+// resting sell that would open or add to one) whose smile is stale: that
+// option keeps its last mark and is margined unshocked, at the per-lot
+// minimum, a fraction of its scenario margin (staleShortOption). Cost:
+// O(the account's listed records).
 
 import { badAmount } from './collateral.ts';
 import type { Ctx } from './context.ts';
@@ -52,6 +57,20 @@ export function outflowPause(state: ExchangeState): string | null {
   );
 }
 
+/**
+ * An option the account is short, or offers, while its smile is stale (it
+ * keeps its last mark, margined unshocked), else undefined. Its free
+ * collateral then reads far above what the option risks, so none may leave.
+ */
+export function staleShortOption(state: ExchangeState, account: Account): string | undefined {
+  for (const p of account.listed) {
+    const m = state.markets[p.market]!;
+    if (m.instrument.kind !== 'option' || m.optionMark !== null) continue;
+    if (p.sizeLots < 0 || m.restingLots(account.index, 'sell') > 0) return m.params.instrument;
+  }
+  return undefined;
+}
+
 /** Whether the account is one of those outflowPause weighs, still below zero (cash put into it helps resolve them). */
 export function unresolvedAccount(state: ExchangeState, account: Account): boolean {
   return state.shortfallHeight === state.height && state.shortfalls.has(account);
@@ -75,6 +94,10 @@ export function withdraw(ctx: Ctx, a: Withdraw): ActionResult {
     return { ok: false, kind: 'withdraw', code: 'WithdrawalsPaused', message: paused };
   }
   const account = getAccount(ctx);
+  const stale = account === undefined ? undefined : staleShortOption(state, account);
+  if (stale !== undefined) {
+    return { ok: false, kind: 'withdraw', code: 'OracleStale', message: staleOptionMessage(stale) };
+  }
   if (account === undefined || freeCollateralQuote(state, account) < a.amountQuote) {
     return {
       ok: false,
@@ -87,4 +110,8 @@ export function withdraw(ctx: Ctx, a: Withdraw): ActionResult {
   state.withdrawnQuote += a.amountQuote;
   state.markAccount(account);
   return { ok: true, kind: 'withdraw' };
+}
+
+export function staleOptionMessage(instrument: string): string {
+  return `short ${instrument}, which has no fresh smile: its margin cannot be measured until one comes`;
 }

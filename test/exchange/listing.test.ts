@@ -665,3 +665,58 @@ test('an option without a fresh smile keeps its last mark and takes only orders 
     ok(alice, limit(CALL, 'sell', call.markTicks, 1));
   }
 });
+
+test('no collateral leaves an account short, or offering, an option without a fresh smile (OracleStale); a long, and the account once flat, may', () => {
+  const h = harness(undefined);
+  const [carol, dave] = [key('listing-carol-out'), key('listing-dave-out')];
+  for (const who of [alice, bob, carol, dave]) h.fund(who, 100_000n * USDC);
+  h.block([], MINUTE_MS);
+  const call = h.ex.state.marketByName.get(CALL)!;
+  const mark = call.markTicks;
+  const act = (from: typeof alice, action: Parameters<Harness['tx']>[1]) =>
+    h.one(from, action).actions[0]!;
+  const ok = (from: typeof alice, action: Parameters<Harness['tx']>[1]) => {
+    const r = act(from, action);
+    assert.ok(r.ok, JSON.stringify(r, replacer));
+    return r;
+  };
+  const refused = (from: typeof alice, action: Parameters<Harness['tx']>[1]) => {
+    const r = act(from, action);
+    assert.equal(!r.ok && r.code, 'OracleStale', JSON.stringify(r, replacer));
+  };
+  // Alice is short one call and Bob long it; Carol and Dave only offer one each.
+  ok(alice, limit(CALL, 'sell', mark, 1));
+  ok(bob, limit(CALL, 'buy', mark, 1, { timeInForce: 'IOC' }));
+  ok(carol, limit(CALL, 'sell', mark + 10, 1));
+  const offer = ok(dave, limit(CALL, 'sell', mark + 50, 1)).order!.orderId;
+  const withdraw = { kind: 'withdraw' as const, amountQuote: 1n * USDC };
+  const transfer = {
+    kind: 'transfer' as const,
+    amountQuote: 1n * USDC,
+    fromSubaccount: 0,
+    toSubaccount: 1,
+  };
+  // Fresh smile: every one of them may move collateral.
+  for (const who of [alice, bob, carol, dave]) ok(who, withdraw);
+
+  h.smiles = null;
+  h.block([], 61_000);
+  assert.equal(call.optionMark, null, 'no fresh smile');
+  refused(alice, withdraw);
+  refused(alice, transfer);
+  refused(carol, withdraw);
+  refused(dave, transfer);
+  // A long's margin is its premium at the mark whatever the smile: it goes on.
+  ok(bob, withdraw);
+  ok(bob, transfer);
+  // Dave's offer gone, he may again.
+  ok(dave, { kind: 'cancel', instrument: CALL, orderId: offer });
+  ok(dave, withdraw);
+  // Alice buys back her short from Carol's offer (reduce-only): Alice is flat
+  // and may again; Carol is short now and may not.
+  ok(alice, limit(CALL, 'buy', mark + 10, 1, { reduceOnly: true, timeInForce: 'IOC' }));
+  assert.equal(sizeIn(h.account(alice)!, call), 0);
+  assert.equal(sizeIn(h.account(carol)!, call), -1);
+  ok(alice, withdraw);
+  refused(carol, withdraw);
+});
