@@ -14,6 +14,7 @@ import {
   ZommaApiError,
   ZommaClient,
   addressOfKey,
+  buildTx,
   generateKey,
   keyFromSeedHex,
   loadKey,
@@ -215,6 +216,9 @@ test('zomma/client exports what a trader builds actions from and catches: TxErro
   const built = await trader.build({ kind: 'batch', actions });
   assert.deepEqual(decodeSignedTx(built.bytes).action, { kind: 'batch', actions });
   assert.equal(typeof trader.batch, 'function', 'Trader.batch sends a batch');
+  // A raw-HTTP bot builds its transactions with the same builder.
+  const raw = buildTx({ chainId: CHAIN_ID, key: key(14), nonce: 5, action: { kind: 'cancelAll' } });
+  assert.deepEqual(decodeSignedTx(raw.bytes).action, { kind: 'cancelAll' });
 });
 
 test('nonce lanes: clocks on one time source, one lane each, never hand out the same nonce, and each never goes back', () => {

@@ -26,11 +26,12 @@ export {
 } from './trader.ts';
 export type { KeyPair, NonceLane, OrderInput, TraderOptions } from './trader.ts';
 // What a trader builds actions from and catches: the SDK's actions wrap these.
-export { TxError, placeOrder } from '../../exchange/tx/index.ts';
+export { TxError, buildTx, placeOrder } from '../../exchange/tx/index.ts';
 export type {
   Action,
   Amend,
   BatchableAction,
+  BuildTxInput,
   BuiltTx,
   Cancel,
   CancelAll,
