@@ -3,7 +3,7 @@
 // here; the rest (books, accounts) the node builds from its own state.
 
 import type { ActionResult, TxResult } from '../exchange/index.ts';
-import type { ActionResultView, TxView } from './view.ts';
+import type { ActionResultView, OrderReason, TxView } from './view.ts';
 
 export function actionResultView(a: ActionResult): ActionResultView {
   if (!a.ok) return { kind: a.kind, ok: false, code: a.code, message: a.message };
@@ -11,6 +11,9 @@ export function actionResultView(a: ActionResult): ActionResultView {
   if (a.order !== undefined) {
     out.orderId = a.order.orderId;
     out.orderStatus = a.order.status;
+    // Typed so that a reason the book adds must be added to the API's list too.
+    const reason: OrderReason | null = a.order.reason;
+    if (reason !== null) out.reason = reason;
     out.filledLots = a.order.filledLots;
     out.restedLots = a.order.restedLots;
     out.cancelledLots = a.order.cancelledLots;

@@ -21,7 +21,7 @@ import {
   string,
 } from './schema.ts';
 import type { Infer, Schema } from './schema.ts';
-import type * as V from './view.ts';
+import * as V from './view.ts';
 
 // --- field schemas --------------------------------------------------------------
 
@@ -214,6 +214,7 @@ const actionResultSchema = view<V.ActionResultView>()(
     message: optional(string()),
     orderId: optional(count()),
     orderStatus: optional(string()),
+    reason: optional(literal(V.ORDER_REASONS)),
     filledLots: optional(count()),
     restedLots: optional(count()),
     cancelledLots: optional(count()),

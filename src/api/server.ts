@@ -728,10 +728,17 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
         const answer = errorAnswer(err, log);
         const retry = answer.retryAfterMs;
         const status = answer.statusCode;
+        // The body's fields are the message's here: `submit/tx`, as the socket names its others.
+        const body = answer.body;
+        if (body.field?.startsWith('body/') === true) {
+          const field = `submit/${body.field.slice('body/'.length)}`;
+          body.message = body.message.replace(body.field, field);
+          body.field = field;
+        }
         return {
           ok: false,
           error: {
-            ...answer.body,
+            ...body,
             status,
             ...(retry !== undefined ? { retryAfterMs: retry } : {}),
           },

@@ -211,6 +211,25 @@ export interface AccountView {
   openOrdersTruncated?: boolean;
 }
 
+/**
+ * The exchange's reason for an accepted order's (or amend's) outcome: why
+ * what it had open was cancelled (IocRemainder, an IOC or market order's rest
+ * after matching; FokUnfillable; SelfTrade, self-trade prevention stopped it;
+ * PostOnlyWouldTake; UnknownOrder; InsufficientEquity, the fill guard stopped
+ * it: docs/exchange.md, "Fills and equity"), or, resting, AuctionTriggered:
+ * it began a volatility call auction and waits in it.
+ */
+export const ORDER_REASONS = [
+  'IocRemainder',
+  'FokUnfillable',
+  'SelfTrade',
+  'PostOnlyWouldTake',
+  'UnknownOrder',
+  'AuctionTriggered',
+  'InsufficientEquity',
+] as const;
+export type OrderReason = (typeof ORDER_REASONS)[number];
+
 export interface ActionResultView {
   kind: string;
   ok: boolean;
@@ -220,6 +239,8 @@ export interface ActionResultView {
   orderId?: number;
   /** placeOrder: the taker outcome (filled, rested, cancelled, …). */
   orderStatus?: string;
+  /** placeOrder, amend: the exchange's reason for orderStatus, when it gives one. */
+  reason?: OrderReason;
   filledLots?: number;
   restedLots?: number;
   cancelledLots?: number;

@@ -1719,6 +1719,9 @@ export class ChainView implements NodeView {
             : undefined,
         remainingLots: o.restedLots,
         ...(action.kind === 'placeOrder' && action.reduceOnly ? { reduceOnly: true } : {}),
+        ...(action.kind === 'placeOrder' && action.clientOrderId !== undefined
+          ? { clientOrderId: action.clientOrderId }
+          : {}),
       });
     for (const f of o.fills) {
       this.noteTrade(activity, {
@@ -1778,9 +1781,12 @@ export class ChainView implements NodeView {
         const totalFilledLots = filledBefore + filledLots;
         // Filled out: it was placed (or amended) at what it filled.
         const sizeLots = placed ?? filledBefore + (openLots ?? filledLots);
+        // The client's id stays with the order to its end, as in its views while it rested.
+        const clientOrderId = note.clientOrderId ?? before?.clientOrderId;
         orders.push({
           orderId: note.orderId,
           instrument: note.instrument,
+          ...(clientOrderId !== undefined ? { clientOrderId } : {}),
           side: note.side ?? before?.side ?? 'buy',
           // Its limit: a fill in an uncross carries the uncross price, not the order's.
           priceTicks: note.priceTicks ?? before?.priceTicks ?? 0,
@@ -1962,6 +1968,8 @@ interface OrderNote {
   amendedLots?: number;
   /** Placed reduce-only by the block (such an order never rests). */
   reduceOnly?: boolean;
+  /** The client order id the block placed it with. */
+  clientOrderId?: string;
 }
 
 interface Activity {
@@ -2091,6 +2099,8 @@ interface Rested {
   readonly sizeLots: number;
   /** Its size placed (OrderMeta.placedLots): it had filled placedLots − sizeLots. */
   readonly placedLots: number;
+  /** Its client order id, if it has one (OrderMeta.clientOrderId). */
+  readonly clientOrderId?: string;
 }
 
 /**
@@ -2132,7 +2142,7 @@ class RestedOrders {
       const market = meta === undefined ? undefined : state.markets[meta.market];
       const o = market === undefined ? undefined : bookHolding(market, orderId)?.order(orderId);
       if (o === undefined || market === undefined || meta === undefined) this.drop(orderId);
-      else this.keep(market, o, meta.placedLots);
+      else this.keep(market, o, meta.placedLots, meta.clientOrderId);
     }
     if (this.byId.size > 2 * state.orders.size + REST_KEPT_SLACK) this.rebuild(state);
   }
@@ -2144,14 +2154,22 @@ class RestedOrders {
       if (m.retired) continue;
       for (const book of booksOf(m)) {
         for (const side of ['buy', 'sell'] as const) {
-          for (const o of book.ordersOf(side))
-            this.keep(m, o, state.orders.get(o.orderId)?.placedLots ?? o.sizeLots);
+          for (const o of book.ordersOf(side)) {
+            const meta = state.orders.get(o.orderId);
+            this.keep(m, o, meta?.placedLots ?? o.sizeLots, meta?.clientOrderId ?? '');
+          }
         }
       }
     }
   }
 
-  private keep(market: MarketState, o: RestingOrder, placedLots: number): void {
+  private keep(
+    market: MarketState,
+    o: RestingOrder,
+    placedLots: number,
+    /** '' when it has none, as in OrderMeta. */
+    clientOrderId: string,
+  ): void {
     this.byId.set(o.orderId, {
       instrument: market.params.instrument,
       owner: o.owner,
@@ -2159,6 +2177,7 @@ class RestedOrders {
       priceTicks: o.priceTicks,
       sizeLots: o.sizeLots,
       placedLots,
+      ...(clientOrderId !== '' ? { clientOrderId } : {}),
     });
     let owned = this.byOwner.get(o.owner);
     if (owned === undefined) this.byOwner.set(o.owner, (owned = new Set()));

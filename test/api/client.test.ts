@@ -10,15 +10,19 @@ import fc from 'fast-check';
 import {
   NONCE_LANES_MAX,
   NonceClock,
+  TxError,
   ZommaApiError,
   ZommaClient,
   addressOfKey,
+  buildTx,
   generateKey,
   keyFromSeedHex,
   loadKey,
+  placeOrder,
   routes,
   saveKey,
 } from '../../src/api/client/index.ts';
+import type { BatchableAction } from '../../src/api/client/index.ts';
 import { decodeSignedTx } from '../../src/exchange/tx/index.ts';
 import type { SignedTx } from '../../src/exchange/tx/index.ts';
 import { toHex } from '../../src/lib/bytes.ts';
@@ -159,6 +163,62 @@ test('nonces never repeat and never go back, whatever the clock does', () => {
       },
     ),
   );
+});
+
+test("a client's traders that sign into one nonce window share a clock: one key's subaccounts, one address's agents", async (t) => {
+  // A frozen millisecond: two clocks would each hand out the same nonce.
+  t.mock.method(Date, 'now', () => 1_700_000_000_000);
+  const client = new ZommaClient('http://127.0.0.1:1');
+  const owner = key(11);
+  const account = addressOfKey(owner);
+  const [agentA, agentB] = [key(12), key(13)];
+  const nonceOf = async (trader: ReturnType<ZommaClient['trader']>) =>
+    (await trader.build({ kind: 'cancelAll' })).tx.nonce;
+  const own = [0, 1, 2, 0].map((n) => client.trader(owner, { chainId: CHAIN_ID, subaccount: n }));
+  const ownNonces = [];
+  for (const trader of own) ownNonces.push(await nonceOf(trader));
+  assert.equal(new Set(ownNonces).size, ownNonces.length, `one key's nonces: ${ownNonces}`);
+  const agents = [agentA, agentB, agentA].map((k) =>
+    client.trader(k, { chainId: CHAIN_ID, account: account.toUpperCase().replace('0X', '0x') }),
+  );
+  const agentNonces = [];
+  for (const trader of agents) agentNonces.push(await nonceOf(trader));
+  assert.equal(new Set(agentNonces).size, agentNonces.length, `the agents' nonces: ${agentNonces}`);
+  // A trader given its own clock keeps it; another client's traders have theirs.
+  const own2 = client.trader(owner, { chainId: CHAIN_ID, nonces: new NonceClock() });
+  assert.equal(await nonceOf(own2), 1_700_000_000_000);
+  const other = new ZommaClient('http://127.0.0.1:1').trader(owner, { chainId: CHAIN_ID });
+  assert.equal(await nonceOf(other), 1_700_000_000_000);
+});
+
+test('zomma/client exports what a trader builds actions from and catches: TxError, placeOrder, batch', async () => {
+  const client = new ZommaClient('http://127.0.0.1:1');
+  const trader = client.trader(key(14), { chainId: CHAIN_ID });
+  await assert.rejects(
+    trader.placeOrder({
+      instrument: PERP,
+      side: 'buy',
+      type: 'market',
+      sizeLots: 1,
+      timeInForce: 'GTC',
+    }),
+    (e: unknown) => {
+      assert.ok(e instanceof TxError, `a stateless mistake is a TxError: ${String(e)}`);
+      assert.equal(e.code, 'BadField');
+      assert.equal(e.field, 'tx.action.placeOrder.timeInForce');
+      return true;
+    },
+  );
+  const actions: BatchableAction[] = [
+    placeOrder({ instrument: PERP, side: 'buy', priceTicks: 190, sizeLots: 1, clientOrderId: 'a' }),
+    { kind: 'cancel', instrument: PERP, clientOrderId: 'a' },
+  ];
+  const built = await trader.build({ kind: 'batch', actions });
+  assert.deepEqual(decodeSignedTx(built.bytes).action, { kind: 'batch', actions });
+  assert.equal(typeof trader.batch, 'function', 'Trader.batch sends a batch');
+  // A raw-HTTP bot builds its transactions with the same builder.
+  const raw = buildTx({ chainId: CHAIN_ID, key: key(14), nonce: 5, action: { kind: 'cancelAll' } });
+  assert.deepEqual(decodeSignedTx(raw.bytes).action, { kind: 'cancelAll' });
 });
 
 test('nonce lanes: clocks on one time source, one lane each, never hand out the same nonce, and each never goes back', () => {

@@ -851,6 +851,19 @@ test('submit over the socket answers as POST /v1/tx does: pending, final, typed 
       assert.equal(m.code, code, JSON.stringify(request));
       assert.equal(m.id, id, JSON.stringify(request));
     }
+    // A field of the message is named as the socket names its fields, not as a POST body's.
+    for (const [id, tx, encoding, message] of [
+      ['hex', 'zz', 'hex', 'submit/tx is not even-length hex'],
+      ['b64', 'a', 'base64', 'submit/tx is not padded base64'],
+    ] as const) {
+      client.send({ op: 'submit', id, tx, encoding });
+      const named = await client.nth(answerTo(id));
+      assert.ok(named.type === 'error', `${id} is refused`);
+      assert.deepEqual(
+        [named.code, named.field, named.message],
+        ['BadRequest', 'submit/tx', message],
+      );
+    }
   } finally {
     client.close();
     await server.close();

@@ -7,7 +7,7 @@ import { HttpClient } from './http.ts';
 import type { HttpClientOptions } from './http.ts';
 import { ZommaSocket } from './socket.ts';
 import type { SocketOptions } from './socket.ts';
-import { Trader } from './trader.ts';
+import { NonceClock, Trader, addressOfKey } from './trader.ts';
 import type { KeyPair, TraderOptions } from './trader.ts';
 
 export { HttpClient, ZommaApiError, ZommaRequestRefused } from './http.ts';
@@ -25,18 +25,51 @@ export {
   saveKey,
 } from './trader.ts';
 export type { KeyPair, NonceLane, OrderInput, TraderOptions } from './trader.ts';
+// What a trader builds actions from and catches: the SDK's actions wrap these.
+export { TxError, buildTx, placeOrder } from '../../exchange/tx/index.ts';
+export type {
+  Action,
+  Amend,
+  BatchableAction,
+  BuildTxInput,
+  BuiltTx,
+  Cancel,
+  CancelAll,
+  OrderType,
+  PlaceOrder,
+  Side,
+  Stp,
+  TimeInForce,
+  TxErrorCode,
+} from '../../exchange/tx/index.ts';
 export { routes } from '../routes.ts';
 export type { BodyOf, ParamsOf, QueryOf, ResponseOf, RouteName, Routes } from '../routes.ts';
 export type * from '../view.ts';
 
 /** One node: HTTP calls, plus traders and sockets bound to it. */
 export class ZommaClient extends HttpClient {
+  /** One nonce clock per nonce window (an address's own key, or its agents), for the traders made here. */
+  private readonly clocks = new Map<string, NonceClock>();
+
   constructor(options: HttpClientOptions | string) {
     super(typeof options === 'string' ? { url: options } : options);
   }
 
+  /**
+   * A Trader signing with `key`. Traders made here that sign into one nonce
+   * window (one key for several subaccounts, or several agents of one
+   * address) share one NonceClock unless given their own `nonces`: with a
+   * clock each, two of them signing within the same millisecond would pick
+   * the same nonce, and the second would be refused DuplicateNonce.
+   */
   trader(key: KeyPair, options: TraderOptions = {}): Trader {
-    return new Trader(this, key, options);
+    if (options.nonces !== undefined) return new Trader(this, key, options);
+    const own = addressOfKey(key);
+    const account = (options.account ?? own).toLowerCase();
+    const window = `${account}/${account === own ? 'own' : 'agents'}`;
+    let nonces = this.clocks.get(window);
+    if (nonces === undefined) this.clocks.set(window, (nonces = new NonceClock()));
+    return new Trader(this, key, { ...options, nonces });
   }
 
   socket(options: SocketOptions = {}): ZommaSocket {

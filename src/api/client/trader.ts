@@ -11,7 +11,7 @@ import {
 } from '../../crypto/index.ts';
 import type { KeyPair } from '../../crypto/index.ts';
 import { buildTx, placeOrder } from '../../exchange/tx/index.ts';
-import type { Action, BuiltTx, PlaceOrder } from '../../exchange/tx/index.ts';
+import type { Action, BatchableAction, BuiltTx, PlaceOrder } from '../../exchange/tx/index.ts';
 import { fromHex } from '../../lib/bytes.ts';
 import type { HttpClient } from './http.ts';
 import type { ZommaSocket } from './socket.ts';
@@ -180,6 +180,15 @@ export class Trader {
     sizeLots?: number;
   }): Promise<TxView> {
     return this.send({ kind: 'amend', ...change });
+  }
+
+  /**
+   * Up to BATCH_ACTIONS_MAX (64) actions in one transaction (no batch inside),
+   * run in their order: it commits as a whole and each action has its own
+   * result in `actions`, refused ones included (docs/transactions.md).
+   */
+  batch(actions: BatchableAction[]): Promise<TxView> {
+    return this.send({ kind: 'batch', actions });
   }
 
   /** Devnet only. */

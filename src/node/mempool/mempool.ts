@@ -327,7 +327,10 @@ export class Mempool {
         this.options.signatures.add(p.hash);
         good.push(p);
       } else {
-        p.resolve(this.reject(p.hash, 'BadSignature', 'the signature does not verify'));
+        // Named as checkTxSignature names it (`field: message`): the API answers its field.
+        p.resolve(
+          this.reject(p.hash, 'BadSignature', 'tx.signature: the signature does not verify'),
+        );
       }
     });
     const results = this.admit(
