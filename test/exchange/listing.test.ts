@@ -689,7 +689,7 @@ test('no collateral leaves an account short, or offering, an option without a fr
   ok(bob, limit(CALL, 'buy', mark, 1, { timeInForce: 'IOC' }));
   ok(carol, limit(CALL, 'sell', mark + 10, 1));
   const offer = ok(dave, limit(CALL, 'sell', mark + 50, 1)).order!.orderId;
-  const withdraw = { kind: 'withdraw' as const, amountQuote: 1n * USDC };
+  const withdraw = { kind: 'withdraw' as const, amountQuote: 1n * USDC, destination: 'x' };
   const transfer = {
     kind: 'transfer' as const,
     amountQuote: 1n * USDC,
