@@ -841,6 +841,8 @@ export const SYNC_CANDIDATES_PER_PEER_MAX = 2;
 export const SYNC_MESSAGE_BYTES_MAX = MESSAGE_BYTES_MAX - 1;
 /** Once a first offer arrived, how long other peers may still answer. */
 export const SYNC_DISCOVERY_MS = 1_500;
+/** While no peer offers a snapshot, state sync logs that it waits this often (no peer may accept it). */
+export const SYNC_DISCOVERY_WARN_MS = 10_000;
 /** Offer requests are broadcast again this often until a peer answers (peers may still be dialing). */
 export const SYNC_REQUEST_RETRY_MS = 500;
 /** Wait for one chunk or block answer before asking another peer. */

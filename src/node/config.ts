@@ -239,12 +239,20 @@ export function validateConfig(raw: unknown): NodeConfig {
   if (c.peers.length > CONFIG_PEERS_MAX) {
     throw configError('config.peers', `at most ${CONFIG_PEERS_MAX} peers`);
   }
+  const listed = new Map<string, number>();
   const peers = c.peers.map((p, i): PeerEntry => {
     const f = `config.peers[${i}]`;
     const entry = object(p, f);
     // A misspelt "address" would leave a peer we never dial, without a word.
     onlyFields(entry, f, ['publicKey', 'address']);
     const publicKey = hexKey(entry.publicKey, `${f}.publicKey`);
+    // The transport keeps one address per key: a second entry (a moved node
+    // added rather than edited) would silently win over, or lose to, the first.
+    const first = listed.get(publicKey);
+    if (first !== undefined) {
+      throw configError(`${f}.publicKey`, `the same key as config.peers[${first}]`);
+    }
+    listed.set(publicKey, i);
     if (entry.address === undefined) return { publicKey };
     const hp = parseHostPort(entry.address, `${f}.address`);
     if (hp.port === 0) throw configError(`${f}.address`, 'a peer needs a real port');

@@ -814,7 +814,10 @@ export class NodeLoop {
     this.maybeSnapshot(height);
     this.lastBlockTxs = block.txs.length;
     const pauseMs = this.options.commitPauseMs ?? 0;
-    if (pauseMs <= 0 || this.pendingTxs() > 0) {
+    // A node behind the chain decides its heights from peers' certified
+    // blocks: no votes or transactions to wait for, and a pause after each
+    // would hold it to the chain's own pace, never closing the gap.
+    if (pauseMs <= 0 || this.pendingTxs() > 0 || this.catchingUp()) {
       this.heightStartMs = this.clock.nowMs();
       this.queue.push({ kind: 'blockExecuted', height, result, nowMs: this.clock.nowMs() });
       return;

@@ -223,7 +223,9 @@ export class NodeMetrics {
       this.commitLatency.observe(loop.stats.lastCommitLatencyMs);
       this.execution.observe(b.executed.executionMs);
       for (const result of b.txs.results) {
-        if (result === null || result.ok) continue;
+        if (result === null) continue;
+        // A transaction that ran is ok even when its actions were refused
+        // (InsufficientFunds, AlreadyCredited, …): those are counted by action.
         if (result.code !== undefined) this.exchangeRejected.inc({ code: result.code });
         for (const action of result.actions) {
           if (!action.ok) this.exchangeRejected.inc({ code: action.code });

@@ -94,6 +94,12 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
   // A full node needs its key too, to authenticate its connections: loaded
   // here, before anything holds a resource, so a bad one is a clean ConfigInvalid.
   const homeKey = loadHomeKey(home);
+  // The transport skips its own key among the peers: listed there, it is a
+  // pasted key that left the peer meant out, without a word.
+  const own = config.peers.findIndex((p) => p.publicKey === toHex(homeKey.publicKey));
+  if (own >= 0) {
+    throw configError(`config.peers[${own}].publicKey`, "is this node's own key (key.json)");
+  }
   const key: KeyPair | null = config.validator ? homeKey : null;
   if (
     key !== null &&

@@ -79,6 +79,7 @@ import {
   SYNC_CANDIDATES_PER_PEER_MAX,
   SYNC_CHUNK_BYTES,
   SYNC_DISCOVERY_MS,
+  SYNC_DISCOVERY_WARN_MS,
   SYNC_OFFER_GRACE_MS,
   SYNC_REQUEST_RETRY_MS,
   SYNC_RESPONSE_TIMEOUT_MS,
@@ -288,19 +289,33 @@ export class StateSyncer {
   private async discover(): Promise<PeerOffers[]> {
     const request = frame(CHANNEL.sync, encodeSyncMessage({ kind: 'offersRequest' }));
     let firstOfferMs: number | null = null;
+    let nextWarnMs = this.clock.nowMs() + SYNC_DISCOVERY_WARN_MS;
     for (;;) {
       this.options.network.broadcast(request);
       await this.sleep(SYNC_REQUEST_RETRY_MS);
       const now = this.clock.nowMs();
+      const connected = this.options.network.peerCount();
       const offering = [...this.offers.values()].filter((o) => o.length > 0).length;
       if (offering > 0 && firstOfferMs === null) firstOfferMs = now;
-      const everyone = this.offers.size >= this.options.network.peerCount();
+      const everyone = this.offers.size >= connected;
       const waited = firstOfferMs !== null && now - firstOfferMs >= this.discoveryMs();
       if (offering > 0 && (everyone || waited)) break;
       if (now > this.deadlineMs) {
         throw new SyncError(
           'NoSnapshot',
-          `no peer offered a snapshot (${this.offers.size} answered)`,
+          `no peer offered a snapshot (${connected} connected, ${this.offers.size} answered)` +
+            (connected === 0 ? `: ${NO_PEER_HINT}` : ''),
+        );
+      }
+      // Otherwise the wait until the deadline says nothing: a node that no
+      // peer accepts (its key not yet in their peers) looks like one waiting.
+      if (offering === 0 && now >= nextWarnMs) {
+        nextWarnMs = now + SYNC_DISCOVERY_WARN_MS;
+        this.log.warn(
+          { connected, answered: this.offers.size },
+          connected === 0
+            ? `state sync: no peer connected yet; ${NO_PEER_HINT}`
+            : 'state sync: no peer offers a snapshot yet',
         );
       }
     }
@@ -667,6 +682,10 @@ export class StateSyncer {
     return new Promise((resolve) => this.clock.after(ms, resolve));
   }
 }
+
+/** Why no peer connects, most often, to a node just added to a network. */
+const NO_PEER_HINT =
+  "a peer accepts only the keys in its config.json's peers, read at its start: add this node's key to the validators' peers (zomma init --add-full-node does) and restart them";
 
 /** A good answer slower than this (a full chunk at the minimum rate) counts against its provider. */
 const ANSWER_MS_MAX = Math.ceil((SYNC_CHUNK_BYTES * 1000) / SYNC_TRANSFER_BYTES_PER_S_MIN);

@@ -20,6 +20,9 @@ import { tempDir } from '../node/helpers.ts';
 import { loadConfig, loadGenesis, validateConfig } from '../../src/node/config.ts';
 import { NodeError } from '../../src/node/errors.ts';
 import { initNetwork } from '../../src/node/init.ts';
+import { loadKeyFile } from '../../src/crypto/index.ts';
+import { toHex } from '../../src/lib/bytes.ts';
+import { freeBase } from '../e2e/helpers.ts';
 
 const NOWHERE = 'http://127.0.0.1:1';
 
@@ -331,6 +334,46 @@ test('config.json: a misspelt field of a peer or of the timeouts is refused, not
     );
     refused({ ...config, timeouts: { ...timeouts, gossipMS: 5 } }, 'config.timeouts.gossipMS');
     assert.equal(validateConfig({ ...config, timeouts }).timeouts?.maxMs, 9);
+  } finally {
+    tmp.remove();
+  }
+});
+
+test("config.json: a peer's key listed twice, or this node's own key among its peers, is refused naming the entry", async () => {
+  const tmp = tempDir('zomma-cli-inputs-');
+  try {
+    initNetwork({
+      validators: 3,
+      out: tmp.dir,
+      basePort: await freeBase(9),
+      genesisTimeMs: 1_700_000_000_000,
+    });
+    const home = join(tmp.dir, 'validator-0');
+    const config = loadConfig(home);
+    const [first, second] = config.peers;
+    // A node moved to another address and added again rather than edited.
+    assert.throws(
+      () =>
+        validateConfig({
+          ...config,
+          peers: [first, second, { publicKey: first!.publicKey, address: '127.0.0.9:1' }],
+        }),
+      (e: unknown) =>
+        e instanceof NodeError &&
+        e.field === 'config.peers[2].publicKey' &&
+        /config\.peers\[0\]/.test(e.message),
+    );
+    // Its own key pasted for the second peer's: refused before the node opens anything.
+    const own = loadKeyFile(join(home, 'key.json'));
+    const peers = [first, { publicKey: toHex(own.publicKey), address: second!.address }];
+    writeFileSync(join(home, 'config.json'), JSON.stringify({ ...config, peers }));
+    const r = await zomma('node', '--home', home, '--quiet');
+    assert.equal(r.code, 2, r.err);
+    assert.match(r.err, /ConfigInvalid: config\.peers\[1\]\.publicKey: is this node's own key/);
+    assert.ok(
+      !existsSync(join(home, 'data', 'LOCK')),
+      'refused before the data directory is taken',
+    );
   } finally {
     tmp.remove();
   }

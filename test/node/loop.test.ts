@@ -57,10 +57,11 @@ function startNode(
   txs: Uint8Array[],
   walRotateBytes = 4_000,
   fresh: () => HashChainApp = () => new HashChainApp(genesis.appHash),
+  commitPauseMs = 0,
 ): TestNode {
   const storage = openStorage(`${dir}/v${index}`);
   try {
-    return startOn(storage, hub, genesis, index, txs, walRotateBytes, fresh);
+    return startOn(storage, hub, genesis, index, txs, walRotateBytes, fresh, commitPauseMs);
   } catch (error) {
     // A refused start frees the directory, as the node does.
     storage.close();
@@ -76,6 +77,7 @@ function startOn(
   txs: Uint8Array[],
   walRotateBytes: number,
   fresh: () => HashChainApp,
+  commitPauseMs = 0,
 ): TestNode {
   const checkpoint = lastCheckpoint(storage.wal.readAll());
   const { app, lastResult } = restoreApp(storage, checkpoint, fresh, (bytes) =>
@@ -98,6 +100,7 @@ function startOn(
     snapshotsKept: 2,
     walRotateBytes,
     walSyncInBackground: true,
+    commitPauseMs,
     restoredResult: lastResult,
     hooks: {
       onExecuted: (e) => {
@@ -188,6 +191,33 @@ test('four loops over file storage commit, agree, and a restarted one catches up
     // A restart resumes from a snapshot without executing its block again, so
     // what onExecuted saves (the node's results) must come before it.
     for (const n of nodes) assert.deepEqual(n.snapshotFirst, []);
+  } finally {
+    for (const n of nodes) stopNode(n);
+    tmp.remove();
+  }
+});
+
+test("a node behind the chain catches up without the commit pause after each height (it would only keep the chain's pace)", async () => {
+  const tmp = tempDir('zomma-loop-');
+  const keys = [0, 1, 2, 3].map(testKey);
+  const genesis = testGenesis(keys);
+  const hub = new MemoryHub();
+  const txs = Array.from({ length: 40 }, (_, i) => utf8(`tx ${i}`));
+  const nodes = [0, 1, 2, 3].map((i) => startNode(hub, genesis, i, tmp.dir, txs));
+  try {
+    await waitFor(() => nodes.every((n) => n.app.height >= 2), 20_000, 'height 2 everywhere');
+    stopNode(nodes[3]!);
+    const before = nodes[0]!.app.height;
+    await waitFor(() => nodes[0]!.app.height >= before + 12, 20_000, 'twelve heights without it');
+    // At the chain's tip its pause is a minute: one pause per height caught up would stall it.
+    const restarted = startNode(hub, genesis, 3, tmp.dir, txs, undefined, undefined, 60_000);
+    nodes[3] = restarted;
+    const target = nodes[0]!.app.height;
+    await waitFor(() => restarted.app.height >= target, 20_000, 'the restarted node catches up');
+    assert.ok(restarted.caughtUp.length >= 10, `caught up ${restarted.caughtUp.length} heights`);
+    for (const [h, hash] of restarted.hashes) {
+      if (h <= target) assert.equal(hash, nodes[0]!.hashes.get(h), `height ${h}`);
+    }
   } finally {
     for (const n of nodes) stopNode(n);
     tmp.remove();

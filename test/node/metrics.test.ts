@@ -151,6 +151,26 @@ test('/metrics as an operator reads it: types, labels, and values that move with
     // Refused whole: no deposit opened the account.
     const { code } = JSON.parse(order.out) as { code: string };
     assert.equal(code, 'UnknownAccount');
+    // An action refused inside a transaction that ran (the transaction is ok,
+    // its withdrawal is not) is counted by the action's code.
+    assert.equal(
+      (await zomma('tx', 'faucet', '10', '--node', solo.apiUrl, '--key-file', key)).code,
+      0,
+    );
+    const withdraw = await zomma(
+      'tx',
+      'withdraw',
+      '1000000',
+      `0x${'ab'.repeat(20)}`,
+      '--node',
+      solo.apiUrl,
+      '--key-file',
+      key,
+      '--json',
+    );
+    assert.equal(withdraw.code, 1, withdraw.err);
+    const refused = JSON.parse(withdraw.out) as { code: string; actions: { code: string }[] };
+    assert.equal(refused.actions[0]!.code, 'InsufficientFunds');
     // A transaction that does not decode never reaches a label: the mempool counts it by its typed code.
     const junk = await fetch(`${solo.apiUrl}/v1/tx`, {
       method: 'POST',
@@ -165,6 +185,7 @@ test('/metrics as an operator reads it: types, labels, and values that move with
     solo.running.node.loop.stop();
     const text = await scrape();
     assert.equal(sample(text, `zomma_exchange_rejected_total{code="${code}"}`), 1, code);
+    assert.equal(sample(text, 'zomma_exchange_rejected_total{code="InsufficientFunds"}'), 1);
     assert.ok(sample(text, 'zomma_height')! > sample(first, 'zomma_height')!, 'the height moved');
     for (const step of ['propose', 'prevote', 'precommit']) {
       const now = sample(text, `zomma_consensus_step_ms_count{step="${step}"}`);

@@ -19,11 +19,13 @@ import {
   SYNC_CANDIDATES_PER_PEER_MAX,
   SYNC_CHUNK_BYTES,
   SYNC_DISCOVERY_MS,
+  SYNC_DISCOVERY_WARN_MS,
   SYNC_OFFERS_MAX,
   SYNC_RESPONSE_TIMEOUT_MS,
 } from '../../src/lib/limits.ts';
 import type { Clock } from '../../src/node/clock.ts';
 import { CHANNEL, frame, unframe } from '../../src/node/framing.ts';
+import { silentLog } from '../../src/node/log.ts';
 import type { FrameHandler, PeerNetwork } from '../../src/node/network.ts';
 import type { RestoredState, StateSyncOptions, SyncedState } from '../../src/node/sync.ts';
 import { lastCheckpoint } from '../../src/node/loop.ts';
@@ -364,6 +366,34 @@ test('a peer that echoes an honest offer and then stalls costs one response time
   );
   assert.equal(stalled.length, 1, 'asked once, then passed over');
   assert.equal(syncer.stats.retries, 1);
+});
+
+test('a node no peer accepts says so while it waits, and its NoSnapshot names the connected peers and why', async () => {
+  // What a full node started before the validators were restarted with its key meets.
+  const clock = new VirtualClock();
+  const network = new FakePeers(new Map(), clock);
+  const warnings: string[] = [];
+  const log = { ...silentLog, warn: (_fields: object, message: string) => warnings.push(message) };
+  const timeoutMs = 3 * SYNC_DISCOVERY_WARN_MS + 1;
+  const syncer = new StateSyncer({
+    network,
+    consensusGenesis: chain.genesis,
+    verifier: chain.verifier,
+    restore,
+    clock,
+    log,
+    timeoutMs,
+  });
+  await assert.rejects(
+    syncer.run(),
+    (e: unknown) =>
+      e instanceof SyncError &&
+      e.code === 'NoSnapshot' &&
+      /0 connected, 0 answered/.test(e.message) &&
+      /add this node's key to the validators' peers/.test(e.message),
+  );
+  assert.equal(warnings.length, 3, `one warning every ${SYNC_DISCOVERY_WARN_MS} ms: ${warnings}`);
+  for (const w of warnings) assert.match(w, /^state sync: no peer connected yet; /);
 });
 
 test('a snapshot of several chunks, from two peers, is put together byte for byte', async () => {
