@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import {
+  NONCE_AHEAD_MS_MAX,
   NONCE_LANES_MAX,
   NonceClock,
   TxError,
@@ -264,6 +265,29 @@ test('nonce lanes: clocks on one time source, one lane each, never hand out the 
       const first = clock.next();
       assert.equal(clock.next(), first + lanes, `lane ${lane}/${lanes}: a burst steps by lanes`);
     }
+  }
+  // Kept up past what a chain is sure to take (FutureNonce), it refuses to go
+  // further, typed, and goes on once its clock catches up.
+  {
+    let now = 5_000;
+    const clock = new NonceClock(() => now, { lane: 1, lanes: 4 });
+    let n = 0;
+    let refused: unknown;
+    for (let k = 0; k < NONCE_AHEAD_MS_MAX; k++) {
+      try {
+        n = clock.next();
+      } catch (e) {
+        refused = e;
+        break;
+      }
+    }
+    assert.ok(
+      refused instanceof TxError && refused.code === 'BadField' && refused.field === 'tx.nonce',
+      String(refused),
+    );
+    assert.ok(n - now <= NONCE_AHEAD_MS_MAX && n - now > NONCE_AHEAD_MS_MAX - 4, `last ${n}`);
+    now += 10;
+    assert.equal(clock.next(), n + 4, 'goes on as its clock moves');
   }
   for (const bad of [
     { lane: 2, lanes: 2 },

@@ -15,6 +15,7 @@ export type { HttpClientOptions, RequestInput } from './http.ts';
 export { LocalBook, ZommaSocket, webSocketUrl } from './socket.ts';
 export type { ChannelEvent, SocketOptions, SocketSubscription } from './socket.ts';
 export {
+  NONCE_AHEAD_MS_MAX,
   NONCE_LANES_MAX,
   NonceClock,
   Trader,

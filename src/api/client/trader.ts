@@ -10,7 +10,8 @@ import {
   saveKeyFile,
 } from '../../crypto/index.ts';
 import type { KeyPair } from '../../crypto/index.ts';
-import { buildTx, placeOrder } from '../../exchange/tx/index.ts';
+import { TxError, buildTx, placeOrder } from '../../exchange/tx/index.ts';
+import { NONCE_FUTURE_MS_MAX } from '../../lib/limits.ts';
 import type { Action, BatchableAction, BuiltTx, PlaceOrder } from '../../exchange/tx/index.ts';
 import { fromHex } from '../../lib/bytes.ts';
 import type { HttpClient } from './http.ts';
@@ -52,6 +53,13 @@ export interface NonceLane {
 export const NONCE_LANES_MAX = 100;
 
 /**
+ * How far a NonceClock may run ahead of its own clock: a minute short of
+ * what the chain accepts ahead of block time (NONCE_FUTURE_MS_MAX), which
+ * leaves room for a block time behind this machine's clock.
+ */
+export const NONCE_AHEAD_MS_MAX = NONCE_FUTURE_MS_MAX - 60_000;
+
+/**
  * Nonces from a millisecond clock that never repeats and never goes back:
  * each is max(now, last + 1). Several bots of one account may each keep their
  * own (docs/transactions.md, "Nonces"); bots that share a window (the
@@ -63,6 +71,7 @@ export const NONCE_LANES_MAX = 100;
  */
 export class NonceClock {
   private last = 0;
+  private latestMs = 0;
   private readonly nowMs: () => number;
   private readonly lane: number;
   private readonly lanes: number;
@@ -83,9 +92,27 @@ export class NonceClock {
     this.lane = lane.lane;
     this.lanes = lane.lanes;
   }
+  /**
+   * The next nonce. Throws TxError (BadField, `tx.nonce`) rather than hand
+   * out one more than NONCE_AHEAD_MS_MAX ahead of the clock, which the chain
+   * would refuse FutureNonce: the bot signs faster than its lane keeps up
+   * with, and must sign slower (or take fewer lanes) until its clock catches up.
+   */
   next(): number {
-    let n = Math.max(Math.floor(this.nowMs()), this.last + 1);
+    const now = Math.floor(this.nowMs());
+    let n = Math.max(now, this.last + 1);
     n += (this.lane - (n % this.lanes) + this.lanes) % this.lanes;
+    // Measured from the latest time the clock told: one stepped back (by NTP,
+    // say) says nothing of the chain's time, which does not step back.
+    this.latestMs = Math.max(this.latestMs, now);
+    const ahead = n - this.latestMs;
+    if (ahead > NONCE_AHEAD_MS_MAX) {
+      throw new TxError(
+        'BadField',
+        `the nonce clock ran ${ahead} ms ahead of its clock, past the ${NONCE_AHEAD_MS_MAX} ms a chain is sure to accept: sign slower, or in fewer lanes`,
+        'tx.nonce',
+      );
+    }
     this.last = n;
     return n;
   }
