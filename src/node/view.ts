@@ -1285,10 +1285,18 @@ export class ChainView implements NodeView {
     });
   }
 
-  /** Replaces the kept view of `height` with one from its canonical certificate. */
+  /** Replaces the kept view of `height` (or the signers a restart read back of it) with its canonical certificate. */
   private canonicalize(height: number, lastCommit: CommitCertificate | null): void {
+    if (lastCommit === null || lastCommit.height !== height) return;
     const kept = this.blocks.get(height);
-    if (kept === undefined || lastCommit === null || lastCommit.height !== height) return;
+    if (kept === undefined) {
+      // The top block a restart read back counted its own certificate until now.
+      const stored = this.storedConsensus.get(height);
+      if (stored !== undefined) {
+        stored.signers = signersOf(lastCommit, this.setAt(lastCommit.height), stored.timeMs);
+      }
+      return;
+    }
     const fields = {
       ...kept.fields,
       round: lastCommit.round,
