@@ -60,6 +60,10 @@ function runOnce(file) {
       timedOut = true;
       killGroup(child);
     }, FILE_DEADLINE_MS);
+    // What the file started and left running (a node it spawned, say) is
+    // stopped when it ends: else it lives on after the run, and while it holds
+    // the file's output, 'close' waits for it.
+    child.on('exit', () => killGroup(child));
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       running.delete(child);
@@ -100,10 +104,15 @@ async function runFile(file) {
   failedFiles.push(file);
 }
 
-for (const signal of ['SIGINT', 'SIGTERM']) {
+// The files run in process groups of their own, which a terminal's signals do not reach.
+for (const [signal, number] of [
+  ['SIGHUP', 1],
+  ['SIGINT', 2],
+  ['SIGTERM', 15],
+]) {
   process.on(signal, () => {
     for (const child of running) killGroup(child);
-    process.exit(130);
+    process.exit(128 + number);
   });
 }
 
