@@ -19,8 +19,9 @@
 // (liquidation.ts, unresolvedShortfalls), once per block; later ones compare
 // the sum it found, lowered as cash comes into those accounts
 // (shortfallLessened), with the fund.
-// Nor may collateral leave an account short an option (a position, or a
-// resting sell that would open or add to one) whose smile is stale: that
+// Nor may collateral leave an account short an option (a position), or
+// offering one (any resting sell: one against a long opens a short once the
+// long is sold by another order), whose smile is stale: that
 // option keeps its last mark and is margined unshocked, at the per-lot
 // minimum, a fraction of its scenario margin (staleShortOption). Cost:
 // O(the account's listed records).

@@ -549,6 +549,32 @@ test('an expired market waiting for its settlement price is reported halted, onc
   assert.ok(settled, 'settled once a fresh price came');
 });
 
+test('no collateral leaves a subaccount short an expired option waiting for its settlement price (OracleStale); a long may, and the short once settled', () => {
+  const h = harness();
+  h.fund(alice, 100_000n * USDC);
+  h.fund(bob, 100_000n * USDC);
+  h.block([], MINUTE_MS);
+  const call = h.ex.state.marketByName.get(CALL)!;
+  assert.ok(h.one(bob, limit(CALL, 'buy', call.markTicks, 2)).actions[0]!.ok);
+  assert.ok(h.one(alice, limit(CALL, 'sell', call.markTicks, 2)).actions[0]!.ok);
+  h.block([], 4 * 60 * MINUTE_MS);
+  // BTC's price stops: past expiry the call waits, halted and without a mark.
+  const { BTC: btc, ...withoutBtc } = h.oracle;
+  h.oracle = withoutBtc;
+  while (h.timeMs <= EXPIRY_MS) h.block([], 30 * MINUTE_MS);
+  assert.ok(!call.retired && call.halted && call.optionMark === null, 'the call waits');
+  const withdraw = { kind: 'withdraw' as const, amountQuote: 1n * USDC, destination: 'x' };
+  const refused = h.one(alice, withdraw).actions[0]!;
+  assert.equal(!refused.ok && refused.code, 'OracleStale', JSON.stringify(refused, replacer));
+  const long = h.one(bob, withdraw).actions[0]!;
+  assert.ok(long.ok, JSON.stringify(long, replacer));
+  h.oracle = { ...h.oracle, BTC: btc! };
+  for (let i = 0; i < 10 && !call.retired; i++) h.block([], 30 * MINUTE_MS);
+  assert.ok(call.retired, 'settled once a fresh price came');
+  const after = h.one(alice, withdraw).actions[0]!;
+  assert.ok(after.ok, JSON.stringify(after, replacer));
+});
+
 test('an option its pricing math cannot mark keeps its last mark as its index, which bounds market orders', () => {
   // No dated future: the options' forward is the index itself.
   const g = dailyListingGenesis(START_MS);
