@@ -192,6 +192,28 @@ test("a client's traders that sign into one nonce window share a clock: one key'
   assert.equal(await nonceOf(other), 1_700_000_000_000);
 });
 
+test("an agent trader made from a client's trader shares the clock of the address's agents with the client's other agent traders", async (t) => {
+  // A frozen millisecond: two clocks would each hand out the same nonce.
+  t.mock.method(Date, 'now', () => 1_700_000_000_000);
+  const client = new ZommaClient('http://127.0.0.1:1');
+  const owner = key(21);
+  const account = addressOfKey(owner);
+  const master = client.trader(owner, { chainId: CHAIN_ID });
+  const nonceOf = async (trader: ReturnType<ZommaClient['trader']>) =>
+    (await trader.build({ kind: 'cancelAll' })).tx.nonce;
+  const viaMaster = master.agent(key(22));
+  const direct = client.trader(key(23), { chainId: CHAIN_ID, account });
+  const nonces = [await nonceOf(viaMaster), await nonceOf(direct), await nonceOf(viaMaster)];
+  assert.equal(new Set(nonces).size, nonces.length, `the agents' nonces: ${nonces}`);
+  // The master's own window keeps its own clock: its first nonce is the millisecond.
+  assert.equal(await nonceOf(master), 1_700_000_000_000);
+  // A trader given its own clock lends it to its agents, as before.
+  const lane = new NonceClock();
+  const own = client.trader(owner, { chainId: CHAIN_ID, nonces: lane });
+  assert.equal(await nonceOf(own.agent(key(24))), 1_700_000_000_000);
+  assert.equal(lane.next(), 1_700_000_000_001, "the agent signed with the trader's clock");
+});
+
 test('zomma/client exports what a trader builds actions from and catches: TxError, placeOrder, batch', async () => {
   const client = new ZommaClient('http://127.0.0.1:1');
   const trader = client.trader(key(14), { chainId: CHAIN_ID });

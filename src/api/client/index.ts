@@ -25,7 +25,7 @@ export {
   loadKey,
   saveKey,
 } from './trader.ts';
-export type { KeyPair, NonceLane, OrderInput, TraderOptions } from './trader.ts';
+export type { KeyPair, NonceLane, OrderInput, SharedClocks, TraderOptions } from './trader.ts';
 // What a trader builds actions from and catches: the SDK's actions wrap these.
 export { TxError, buildTx, placeOrder } from '../../exchange/tx/index.ts';
 export type {
@@ -67,10 +67,15 @@ export class ZommaClient extends HttpClient {
     if (options.nonces !== undefined) return new Trader(this, key, options);
     const own = addressOfKey(key);
     const account = (options.account ?? own).toLowerCase();
-    const window = `${account}/${account === own ? 'own' : 'agents'}`;
+    const nonces = this.clockOf(`${account}/${account === own ? 'own' : 'agents'}`);
+    // Its agents (Trader.agent) take the address's agents' clock here too.
+    return new Trader(this, key, { ...options, nonces }, (window) => this.clockOf(window));
+  }
+
+  private clockOf(window: string): NonceClock {
     let nonces = this.clocks.get(window);
     if (nonces === undefined) this.clocks.set(window, (nonces = new NonceClock()));
-    return new Trader(this, key, { ...options, nonces });
+    return nonces;
   }
 
   socket(options: SocketOptions = {}): ZommaSocket {

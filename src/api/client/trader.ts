@@ -135,6 +135,12 @@ export interface TraderOptions {
 export type OrderInput = Pick<PlaceOrder, 'instrument' | 'side' | 'sizeLots'> &
   Partial<Omit<PlaceOrder, 'kind'>>;
 
+/**
+ * The clock of one nonce window, kept by the client that makes traders
+ * (ZommaClient.trader): `window` is the address, `/own` or `/agents`.
+ */
+export type SharedClocks = (window: string) => NonceClock;
+
 /** Signs actions with one key for one (sub)account and submits them. */
 export class Trader {
   readonly http: HttpClient;
@@ -144,11 +150,14 @@ export class Trader {
   private chainId: string | undefined;
   private readonly nonces: NonceClock;
   private readonly options: TraderOptions;
+  private readonly shared: SharedClocks | undefined;
 
-  constructor(http: HttpClient, key: KeyPair, options: TraderOptions = {}) {
+  /** `shared`: the client's clocks, where this trader's came from (its agents take theirs there). */
+  constructor(http: HttpClient, key: KeyPair, options: TraderOptions = {}, shared?: SharedClocks) {
     this.http = http;
     this.key = key;
     this.options = options;
+    this.shared = shared;
     this.account = (options.account ?? formatAddress(key.address)).toLowerCase();
     this.subaccount = options.subaccount ?? 0;
     this.chainId = options.chainId;
@@ -247,14 +256,23 @@ export class Trader {
 
   /** A Trader for an agent key acting for this account. */
   agent(agentKey: KeyPair, options: Omit<TraderOptions, 'account'> = {}): Trader {
-    return new Trader(this.http, agentKey, {
-      ...this.options,
-      // One clock per account: two clocks could hand out the same millisecond.
-      nonces: this.nonces,
-      ...options,
-      account: this.account,
-      subaccount: options.subaccount ?? this.subaccount,
-      ...(this.chainId !== undefined ? { chainId: this.chainId } : {}),
-    });
+    // The client's clock of the address's agents, as its other agent traders
+    // take (two clocks of one window could hand out the same millisecond);
+    // else this trader's own clock, whose nonces no other clock hands out.
+    const shared = options.nonces === undefined ? this.shared : undefined;
+    const nonces = options.nonces ?? shared?.(`${this.account}/agents`) ?? this.nonces;
+    return new Trader(
+      this.http,
+      agentKey,
+      {
+        ...this.options,
+        ...options,
+        nonces,
+        account: this.account,
+        subaccount: options.subaccount ?? this.subaccount,
+        ...(this.chainId !== undefined ? { chainId: this.chainId } : {}),
+      },
+      shared,
+    );
   }
 }
