@@ -124,6 +124,11 @@ export class Forger {
 
   /** Messages the later behaviours rewrote (a test's proof that the lie was told). */
   liesTold = 0;
+  /**
+   * Votes signed a second time for another value (double-vote, withhold): one
+   * per (height, round, type), however often the replica sends the vote again.
+   */
+  doubleVotes = 0;
   /** The block proposed in each (height, round) this node has seen, for `amnesia`. */
   private readonly proposed = new Map<string, Uint8Array>();
 
@@ -447,6 +452,7 @@ export class Forger {
     };
     const bytes = encode(messageCodec, { kind: 'vote', vote: forged });
     this.remember(id, bytes);
+    this.doubleVotes++;
     return bytes;
   }
 }

@@ -57,8 +57,6 @@ export class Checkers {
   private readonly evidenceCommitted = new Map<string, number>();
   /** Per committed evidence, its offender's key index (-1 when it names no known key). */
   private readonly offenders = new Map<string, number>();
-  /** Conflicting votes Byzantine nodes let out (what the evidence checker may expect to see). */
-  equivocationsMade = 0;
 
   /** The time of each recently committed block (the first honest node's). */
   private readonly blockTimes = new Map<number, number>();

@@ -768,13 +768,6 @@ export class Simulator {
     tampered: { groupA: readonly Uint8Array[]; groupB: readonly Uint8Array[] },
     to: number,
   ): void {
-    if (
-      (node.behavior === 'double-vote' || node.behavior === 'withhold') &&
-      tampered.groupA.length === 2 &&
-      message.kind === 'vote'
-    ) {
-      this.checkers.equivocationsMade++;
-    }
     for (let other = 0; other < this.nodes.length; other++) {
       if (other === node.index || (to >= 0 && other !== to)) continue;
       const list = node.groupA.has(other) ? tampered.groupA : tampered.groupB;
@@ -970,7 +963,12 @@ export class Simulator {
       eventsFired: this.eventsFired,
       verify: { ...this.crypto.stats },
       network: { ...this.network.stats },
-      evidence: { made: this.checkers.equivocationsMade, ...counts },
+      // Counted where they are signed: a replica sends its votes again (gossip,
+      // a peer catching up), and each copy carries the same forgery.
+      evidence: {
+        made: this.nodes.reduce((n, x) => n + (x.forger?.doubleVotes ?? 0), 0),
+        ...counts,
+      },
       crashes: { ...this.crashes },
       timeline: this.timeline,
       replay: replayCommand(this.config),

@@ -136,3 +136,106 @@ test('a swarm past the height limit is a usage error, not an assertion', async (
   assert.equal(r.code, 2);
   assert.match(r.err, /--heights must be at most/);
 });
+
+test('beyond f the report says safety is not guaranteed and liveness was not checked', async () => {
+  // Two silent validators of four: no quorum, nothing committed, and no
+  // liveness owed; "liveness 0" and "p50 0 ms" read as a live, instant chain.
+  const silent = await run(
+    '--validators',
+    '4',
+    '--byzantine',
+    '2',
+    '--behavior',
+    'silent',
+    '--heights',
+    '3',
+  );
+  assert.equal(silent.code, 0, silent.err);
+  assert.match(silent.out, /^violations +safety 0, liveness not checked$/m);
+  assert.match(
+    silent.out,
+    /^beyond f +byzantine 2 > f = 1 of 4 validators: safety is not guaranteed/m,
+  );
+  assert.match(silent.out, /^rounds per height +none/m);
+  assert.match(silent.out, /^commit latency +none/m);
+  const j = JSON.parse(
+    (
+      await run(
+        '--validators',
+        '4',
+        '--byzantine',
+        '2',
+        '--behavior',
+        'silent',
+        '--heights',
+        '3',
+        '--json',
+      )
+    ).out,
+  ) as Record<string, unknown>;
+  assert.equal(j.f, 1);
+  assert.equal(j.beyond_f, true);
+  assert.equal(j.heights_committed, 0);
+  assert.deepEqual(j.commit_latency_ms, { p50: null, p99: null });
+  // Twins of f + 1 break agreement: reported, with the note before the replay line.
+  const twins = await run(
+    '--validators',
+    '4',
+    '--byzantine',
+    '2',
+    '--behavior',
+    'twins',
+    '--heights',
+    '5',
+  );
+  assert.equal(twins.code, 1);
+  assert.match(twins.err, /safety is not guaranteed[^]*agreement violation[^]*replay: /);
+  // Within f nothing changes but the two JSON fields.
+  const within = await run('--validators', '4', '--byzantine', '1', '--heights', '5', '--json');
+  assert.equal(within.code, 0, within.err);
+  const w = JSON.parse(within.out) as Record<string, unknown>;
+  assert.equal(w.beyond_f, false);
+  assert.equal(w.liveness_violations, 0);
+  const text = await run('--validators', '4', '--byzantine', '1', '--heights', '5');
+  assert.match(text.out, /^violations +safety 0, liveness 0$/m);
+  assert.doesNotMatch(text.out, /beyond f/);
+});
+
+test('a swarm whose last seed is past a safe integer is a usage error before any seed runs', async () => {
+  const r = await run('--swarm', '--seed', String(Number.MAX_SAFE_INTEGER - 1), '--seeds', '3');
+  assert.equal(r.code, 2);
+  assert.match(r.err, /--seed: the last seed, --seed \+ --seeds - 1, is too large/);
+  const last = await run(
+    '--swarm',
+    '--seed',
+    String(Number.MAX_SAFE_INTEGER - 2),
+    '--seeds',
+    '3',
+    '--heights',
+    '3',
+    '--json',
+  );
+  assert.equal(last.code, 0, last.err);
+  assert.equal((JSON.parse(last.out) as { seeds_run: number }).seeds_run, 3);
+});
+
+test('--timeline with --json puts the height in the JSON instead of dropping it', async () => {
+  const r = await run('--heights', '4', '--timeline', '2', '--json');
+  assert.equal(r.code, 0, r.err);
+  const j = JSON.parse(r.out) as {
+    commit_latency_ms: { p50: number };
+    timeline: {
+      height: number;
+      entries: { kind: string; from: number; to: number; round: number; sent_us: number }[];
+    };
+  };
+  assert.equal(j.timeline.height, 2);
+  const proposals = j.timeline.entries.filter((e) => e.kind === 'proposal' && e.round === 0);
+  const commits = j.timeline.entries.filter((e) => e.kind === 'commit');
+  assert.equal(proposals.length, 3, 'one round-0 proposal to each of 3 peers');
+  assert.deepEqual(commits.map((e) => e.from).sort(), [0, 1, 2, 3]);
+  assert.ok(
+    commits.every((e) => e.to === -1 && e.sent_us > proposals[0]!.sent_us),
+    'every commit after the proposal',
+  );
+});

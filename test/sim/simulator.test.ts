@@ -183,6 +183,30 @@ test('double votes end as committed evidence, and the double-voter is jailed out
   }
 });
 
+test('double votes forged are counted once each, however often the replica sends the vote again (seed 27, chaos)', () => {
+  // Under crashes and loss the replica re-sends its votes to peers that
+  // missed them; each copy carries the same forgery, which counted 54
+  // forgeries here for 6 signed.
+  const config: SimConfig = {
+    ...DEFAULT_CONFIG,
+    behavior: 'double-vote',
+    validators: 4,
+    byzantine: 1,
+    heights: 12,
+    faults: 'chaos',
+    seed: 27,
+  };
+  const sim = new Simulator(config);
+  const r = sim.run();
+  assertClean(r);
+  assert.deepEqual(r.roundsPerHeight, { '1': r.heightsCommitted }, 'every height in one round');
+  const offender = toHex(sim.keys[3]!.publicKey);
+  const jailedAt = (sim.nodes[0]!.app as HashChainApp).jailed.get(offender);
+  assert.ok(jailedAt !== undefined, 'the double-voter was jailed');
+  // A prevote and a precommit at each height up to jailedAt + 1, then nothing.
+  assert.equal(r.evidence.made, 2 * (jailedAt + 1));
+});
+
 test('beyond f: twins of f+1 validators split agreement, and the checker says so', () => {
   for (const seed of [1, 2, 3]) {
     const r = run({ behavior: 'twins', validators: 4, byzantine: 2, seed });
