@@ -179,3 +179,10 @@ test('generation options with --state are refused, not ignored', async () => {
     assert.match(r.err, new RegExp(`${flag[0]} goes with --generate N`));
   }
 });
+
+test('--generate with neither --out nor --scenario is refused before generating', async () => {
+  const r = await run('--generate', '100');
+  assert.equal(r.code, 2);
+  assert.match(r.err, /--generate N needs --out FILE or --scenario/);
+  assert.doesNotMatch(r.err, /generated \d+ accounts/);
+});

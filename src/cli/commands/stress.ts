@@ -158,6 +158,15 @@ export const command: Command = {
     if (sub && values.scenario !== undefined) {
       throw new UsageError('generate does not run scenarios: use --generate N --scenario …');
     }
+    // A state built and dropped would cost the generation and show nothing.
+    if (
+      !sub &&
+      accountsArg !== undefined &&
+      values.out === undefined &&
+      values.scenario === undefined
+    ) {
+      throw new UsageError('--generate N needs --out FILE or --scenario NAME|FILE');
+    }
     if (accountsArg !== undefined && values.state !== undefined) {
       throw new UsageError('--state and --generate are exclusive');
     }

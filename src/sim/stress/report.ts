@@ -13,8 +13,12 @@ import { sizeIn } from '../../exchange/position.ts';
 function volatilityNote(v: StressRun['volatility']): string {
   if (!v.oracle)
     return 'no validator oracle in this state, so no smile to scale: the path is recorded only';
-  if (v.smiles === 0) {
+  if (v.held === 0) {
     return 'no smile in the oracle state (no option market is listed): the path is recorded, nothing to act on';
+  }
+  if (v.smiles === 0) {
+    // A frozen oracle publishes no smile, and a smile past its expiry is not sent.
+    return `none of the ${v.held} smile(s) in the oracle state was published (the path's underlyings frozen or not moved, or their expiries past): the path is recorded only`;
   }
   const scaled = `scaled ${v.smiles} smile(s) by the path's multiplier${v.refused > 0 ? ` (${v.refused} scalings refused by SVI validation)` : ''}`;
   return v.optionLots === 0
@@ -47,6 +51,9 @@ export interface StressReport {
   underlyings: UnderlyingSummary[];
   liquidations: {
     accounts: number;
+    /** Positions liquidated (account × market), each once however many slices it took. */
+    positions: number;
+    /** 'liquidation' events: one per slice and block, those an auction stopped included. */
     events: number;
     lots: number;
     notionalQuote: bigint;
@@ -58,6 +65,9 @@ export interface StressReport {
     counterparties: number;
     lots: number;
     notionalQuote: bigint;
+    /** Losses past the liquidated accounts' equity passed to counterparties: closed beyond the mark. */
+    socializedQuote: bigint;
+    socializedCounterparties: number;
   };
   insurance: { startQuote: bigint; endQuote: bigint; minQuote: bigint; coverQuote: bigint };
   badDebt: {
@@ -69,7 +79,8 @@ export interface StressReport {
     /** Negative equity of accounts still holding positions at the end (cut by per-block caps). */
     openNegativeEquityQuote: bigint;
   };
-  funding: { payments: number; paidQuote: bigint };
+  /** dustQuote: paid beyond what receivers got, to the insurance fund. */
+  funding: { payments: number; paidQuote: bigint; dustQuote: bigint };
   liquidity: {
     provider: string;
     ordersPlaced: number;
@@ -82,8 +93,9 @@ export interface StressReport {
     accounts: number;
     lotsStart: number;
     lotsEnd: number;
-    /** Accounts with a liquidation in an option market. */
+    /** Accounts with a liquidation in an option market, their option positions liquidated. */
     liquidatedAccounts: number;
+    liquidatedPositions: number;
     liquidationEvents: number;
     bookLots: number;
     deleveragedLots: number;
@@ -120,6 +132,8 @@ export interface StressReport {
   volatility: {
     /** A smile was scaled. */
     applied: boolean;
+    /** Smiles the oracle state held at the start; the most scaled in one block. */
+    held: number;
     smiles: number;
     refused: number;
     optionMarkets: number;
@@ -162,11 +176,13 @@ export function buildReport(run: StressRun): StressReport {
   const last = samples[samples.length - 1]!;
   const underlyings = run.underlyings.map((u, i): UnderlyingSummary => {
     const prices = samples.map((s) => s.pathQuote[i]!);
-    const [minQuote, maxQuote] = minMax(prices);
+    const startQuote = u.points?.[0]?.priceQuote ?? prices[0]!;
+    // The start is on the path: a path falling from its first block has its high there.
+    const [minQuote, maxQuote] = minMax([startQuote, ...prices]);
     return {
       underlying: u.underlying,
       moved: u.points !== null,
-      startQuote: u.points?.[0]?.priceQuote ?? prices[0]!,
+      startQuote,
       minQuote,
       maxQuote,
       endQuote: last.pathQuote[i]!,
@@ -203,6 +219,7 @@ export function buildReport(run: StressRun): StressReport {
     underlyings,
     liquidations: {
       accounts: run.liquidatedAccounts.size,
+      positions: run.liquidatedPositions.size,
       events: t.liquidationEvents,
       lots: t.liquidatedLots,
       notionalQuote: t.liquidatedNotionalQuote,
@@ -214,6 +231,8 @@ export function buildReport(run: StressRun): StressReport {
       counterparties: run.counterparties.size,
       lots: t.deleveragedLots,
       notionalQuote: t.deleveragedNotionalQuote,
+      socializedQuote: t.socializedQuote,
+      socializedCounterparties: t.socializedCounterparties.size,
     },
     insurance: {
       startQuote: run.startInsuranceQuote,
@@ -227,7 +246,11 @@ export function buildReport(run: StressRun): StressReport {
       deficitAccounts: state.deficits.size,
       openNegativeEquityQuote,
     },
-    funding: { payments: t.fundingPayments, paidQuote: t.fundingPaidQuote },
+    funding: {
+      payments: t.fundingPayments,
+      paidQuote: t.fundingPaidQuote,
+      dustQuote: t.fundingDustQuote,
+    },
     liquidity: {
       provider:
         run.liquidity.absent === null
@@ -243,6 +266,7 @@ export function buildReport(run: StressRun): StressReport {
       lotsStart: o.lotsStart,
       lotsEnd: o.lotsEnd,
       liquidatedAccounts: o.liquidatedAccounts.size,
+      liquidatedPositions: o.liquidatedPositions.size,
       liquidationEvents: o.liquidationEvents,
       bookLots: o.bookLots,
       deleveragedLots: o.deleveragedLots,
@@ -273,6 +297,7 @@ export function buildReport(run: StressRun): StressReport {
     },
     volatility: {
       applied: run.volatility.smiles > 0,
+      held: run.volatility.held,
       smiles: run.volatility.smiles,
       refused: run.volatility.refused,
       optionMarkets: run.volatility.optionMarkets,
@@ -300,6 +325,7 @@ export function encodeReport(r: Omit<StressReport, 'reportHash'>): Uint8Array {
   }
   const l = r.liquidations;
   w.uvarint(l.accounts)
+    .uvarint(l.positions)
     .uvarint(l.events)
     .uvarint(l.lots)
     .uvarintBig(l.notionalQuote)
@@ -309,18 +335,21 @@ export function encodeReport(r: Omit<StressReport, 'reportHash'>): Uint8Array {
     .uvarint(d.accounts)
     .uvarint(d.counterparties)
     .uvarint(d.lots)
-    .uvarintBig(d.notionalQuote);
+    .uvarintBig(d.notionalQuote)
+    .uvarintBig(d.socializedQuote)
+    .uvarint(d.socializedCounterparties);
   const i = r.insurance;
   w.ivarintBig(i.startQuote).ivarintBig(i.endQuote).ivarintBig(i.minQuote).uvarintBig(i.coverQuote);
   const b = r.badDebt;
   w.uvarintBig(b.coveredQuote).uvarintBig(b.deficitQuote).uvarint(b.deficitAccounts);
   w.uvarintBig(b.openNegativeEquityQuote);
-  w.uvarint(r.funding.payments).uvarintBig(r.funding.paidQuote);
+  w.uvarint(r.funding.payments).uvarintBig(r.funding.paidQuote).uvarintBig(r.funding.dustQuote);
   w.string(r.liquidity.provider, 4_000).uvarint(r.liquidity.ordersPlaced);
   w.uvarint(r.liquidity.ordersRejected).bool(r.liquidity.providerLiquidated);
   const o = r.options;
   w.uvarint(o.markets).uvarint(o.accounts).uvarint(o.lotsStart).uvarint(o.lotsEnd);
-  w.uvarint(o.liquidatedAccounts).uvarint(o.liquidationEvents).uvarint(o.bookLots);
+  w.uvarint(o.liquidatedAccounts).uvarint(o.liquidatedPositions).uvarint(o.liquidationEvents);
+  w.uvarint(o.bookLots);
   w.uvarint(o.deleveragedLots).uvarintBig(o.premiumQuote).uvarintBig(o.underlyingQuote);
   w.uvarintBig(o.shortfallPeakQuote).uvarint(o.shortfallPeakAccounts).uvarint(o.shortfallPeakAtMs);
   w.uvarintBig(o.shortfallEndQuote).uvarintBig(o.valueStartQuote).uvarintBig(o.valueEndQuote);
@@ -332,7 +361,7 @@ export function encodeReport(r: Omit<StressReport, 'reportHash'>): Uint8Array {
   w.ivarint(st.nearestExpiryMs).uvarint(st.markets).uvarint(st.options).uvarint(st.futures);
   w.uvarint(st.positions);
   const v = r.volatility;
-  w.bool(v.applied).uvarint(v.smiles).uvarint(v.refused).uvarint(v.optionMarkets);
+  w.bool(v.applied).uvarint(v.held).uvarint(v.smiles).uvarint(v.refused).uvarint(v.optionMarkets);
   w.uvarint(v.optionLots).bool(r.invariantsChecked).string(r.appHash, 64);
   w.uvarint(r.series.length);
   for (const s of r.series) {
@@ -392,7 +421,7 @@ export function reportRows(r: StressReport): [string, string][] {
   const d = r.deleveraging;
   const b = r.badDebt;
   rows.push(
-    ['accounts liquidated', `${l.accounts} (${l.events} positions)`],
+    ['accounts liquidated', `${l.accounts} (${l.positions} positions, ${l.events} liquidations)`],
     [
       'notional liquidated',
       `${usd(l.notionalQuote + d.notionalQuote)} (book ${usd(l.notionalQuote)}, deleveraged ${usd(d.notionalQuote)})`,
@@ -400,7 +429,7 @@ export function reportRows(r: StressReport): [string, string][] {
     ['liquidation fees', `${usd(l.feesQuote)} to the insurance fund`],
     [
       'deleveraging',
-      `${d.events} trades, ${d.accounts} liquidated accounts against ${d.counterparties} counterparties`,
+      `${d.events} trades, ${d.accounts} liquidated accounts against ${d.counterparties} counterparties; ${usd(d.socializedQuote)} of losses passed to ${d.socializedCounterparties} of them beyond the mark`,
     ],
     [
       'insurance fund',
@@ -408,13 +437,16 @@ export function reportRows(r: StressReport): [string, string][] {
     ],
     [
       'bad debt',
-      `${usd(b.coveredQuote + b.deficitQuote)} (insurance paid ${usd(b.coveredQuote)}, uncovered ${usd(b.deficitQuote)} in ${b.deficitAccounts} accounts)`,
+      `${usd(b.coveredQuote + d.socializedQuote + b.deficitQuote)} (insurance paid ${usd(b.coveredQuote)}, deleveraged onto counterparties ${usd(d.socializedQuote)}, uncovered ${usd(b.deficitQuote)} in ${b.deficitAccounts} accounts)`,
     ],
     ['open negative equity', usd(b.openNegativeEquityQuote)],
     ...optionRows(r),
     ['settlement', settlementText(r)],
     ['auctions', auctionText(r)],
-    ['funding', `${r.funding.payments} payments, ${usd(r.funding.paidQuote)} paid`],
+    [
+      'funding',
+      `${r.funding.payments} payments, ${usd(r.funding.paidQuote)} paid, ${usd(r.funding.dustQuote)} of it (rounding) to the insurance fund`,
+    ],
     [
       'liquidity',
       `${r.liquidity.provider}; ${r.liquidity.ordersPlaced} orders placed, ${r.liquidity.ordersRejected} refused${r.liquidity.providerLiquidated ? '; the provider was liquidated' : ''}`,
@@ -442,7 +474,10 @@ function optionRows(r: StressReport): [string, string][] {
       'option accounts',
       `${o.accounts} holding options at the start (${o.lotsStart} lots in ${o.markets} option markets; ${o.lotsEnd} open at the end)`,
     ],
-    ['option accounts liquidated', `${o.liquidatedAccounts} (${o.liquidationEvents} positions)`],
+    [
+      'option accounts liquidated',
+      `${o.liquidatedAccounts} (${o.liquidatedPositions} positions, ${o.liquidationEvents} liquidations)`,
+    ],
     [
       'option notional liquidated',
       `${usd(o.premiumQuote)} of premium on ${usd(o.underlyingQuote)} of underlying (${o.bookLots} lots through the book, ${o.deleveragedLots} deleveraged)`,

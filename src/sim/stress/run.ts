@@ -12,7 +12,8 @@
 //
 // Volatility paths act on the oracle's smiles (volatilitySmiles): each block
 // carries, as a trusted feed's smiles (Block.smiles), every smile of a moved
-// underlying that the state held at the start, its implied volatility
+// underlying whose oracle is live (a frozen one publishes nothing) that the
+// state held at the start, its implied volatility
 // multiplied by the path's multiplier — the smiles option marks and scenario
 // margin read. The run counts the smiles it scaled and the option positions
 // open, so the report says plainly when there was nothing to act on.
@@ -30,6 +31,7 @@ import { indexToTicks } from '../../exchange/mark.ts';
 import { optionMark, validateSvi } from '../../exchange/options/index.ts';
 import type { SviParams } from '../../exchange/options/index.ts';
 import type { Account, MarketState } from '../../exchange/state.ts';
+import { sizeIn } from '../../exchange/position.ts';
 import { buildTx, placeOrder } from '../../exchange/tx/index.ts';
 import type { BatchableAction, SignedTx } from '../../exchange/tx/index.ts';
 import { StressError } from './generate.ts';
@@ -86,10 +88,21 @@ export interface StressTotals {
   deleveragedLots: number;
   /** size × price × k of deleveraging trades (at the bankruptcy price). */
   deleveragedNotionalQuote: bigint;
+  /**
+   * What deleveraging beyond the mark took from the counterparties: Σ size ×
+   * (how far the bankruptcy price lay past the mark against them) × k. A
+   * liquidated account's loss past its equity that the insurance fund did not
+   * cover lands there.
+   */
+  socializedQuote: bigint;
+  /** Counterparties closed beyond the mark (who took a share of that loss). */
+  socializedCounterparties: Set<number>;
   insuranceCoverEvents: number;
   insuranceCoverQuote: bigint;
   fundingPayments: number;
   fundingPaidQuote: bigint;
+  /** What payers paid beyond what receivers got (rounding): it goes to the insurance fund. */
+  fundingDustQuote: bigint;
   liquidityOrdersRejected: number;
   liquidityOrdersPlaced: number;
 }
@@ -104,6 +117,8 @@ export interface OptionOutcome {
   lotsEnd: number;
   /** Accounts with a liquidation in an option market. */
   readonly liquidatedAccounts: Set<number>;
+  /** Their option positions liquidated ('account:market'), each once however many slices it took. */
+  readonly liquidatedPositions: Set<string>;
   liquidationEvents: number;
   /** Option lots closed: through the book, and deleveraged. */
   bookLots: number;
@@ -160,6 +175,8 @@ export interface StressRun {
   readonly samples: readonly BlockSample[];
   readonly totals: StressTotals;
   readonly liquidatedAccounts: ReadonlySet<number>;
+  /** Positions liquidated ('account:market'), each once however many slices and blocks it took. */
+  readonly liquidatedPositions: ReadonlySet<string>;
   /** Liquidated accounts whose deficit went to deleveraging counterparties. */
   readonly deleveragedAccounts: ReadonlySet<number>;
   readonly counterparties: ReadonlySet<number>;
@@ -176,12 +193,14 @@ export interface StressRun {
 export interface VolatilityOutcome {
   /** The state has a validator oracle (the only place a smile lives). */
   readonly oracle: boolean;
+  /** Smiles the oracle state held at the start (what the path scales). */
+  readonly held: number;
   /** Smiles (underlying × expiry) of moved underlyings that the path scaled, most in one block. */
   smiles: number;
   /** Scaled smiles refused by SVI validation (the previous smile stayed), summed over blocks. */
   refused: number;
-  /** Listed option markets. */
-  readonly optionMarkets: number;
+  /** Live option markets at the end of the run (those settled gone, those listed in the run counted). */
+  optionMarkets: number;
   /** Option lots held (long side), at the end of the run. */
   optionLots: number;
 }
@@ -213,7 +232,7 @@ export function scaleSvi(svi: SviParams, volPpm: number): SviParams {
  * The smiles a block carries (Block.smiles, a trusted feed's): each smile of
  * the `baseline` (the state's smiles at the start of the run) for an expiry
  * after `timeMs` whose underlying the path moves (volPpm[i] for names[i],
- * null when it leaves it alone), scaled by its multiplier. A scaled smile
+ * null when it leaves it alone or its oracle is frozen), scaled by its multiplier. A scaled smile
  * that fails SVI validation is left out (the state keeps the previous one)
  * and counted as refused. Always scaled from the baseline, never
  * cumulatively; the state machine validates, stores and hashes them.
@@ -372,10 +391,13 @@ function emptyTotals(): StressTotals {
     deleverageEvents: 0,
     deleveragedLots: 0,
     deleveragedNotionalQuote: 0n,
+    socializedQuote: 0n,
+    socializedCounterparties: new Set<number>(),
     insuranceCoverEvents: 0,
     insuranceCoverQuote: 0n,
     fundingPayments: 0,
     fundingPaidQuote: 0n,
+    fundingDustQuote: 0n,
     liquidityOrdersRejected: 0,
     liquidityOrdersPlaced: 0,
   };
@@ -398,6 +420,7 @@ function startOptions(exchange: Exchange): { outcome: OptionOutcome; holders: Ac
     lotsStart: lots,
     lotsEnd: lots,
     liquidatedAccounts: new Set<number>(),
+    liquidatedPositions: new Set<string>(),
     liquidationEvents: 0,
     bookLots: 0,
     deleveragedLots: 0,
@@ -490,12 +513,14 @@ export function runStress(
     samples: [] as BlockSample[],
     totals: emptyTotals(),
     liquidatedAccounts: new Set<number>(),
+    liquidatedPositions: new Set<string>(),
     deleveragedAccounts: new Set<number>(),
     counterparties: new Set<number>(),
     liquidity: { absent, accounts: [] as number[] },
     invariantsChecked: check,
     volatility: {
       oracle: state.oracle !== null,
+      held: baselineSmiles.size,
       smiles: 0,
       refused: 0,
       optionMarkets: started.outcome.markets,
@@ -552,13 +577,15 @@ export function runStress(
         : volatilitySmiles(
             baselineSmiles,
             names,
-            path.map((s) => s?.volPpm ?? null),
+            // A frozen oracle publishes no smile either: the state keeps the one it has.
+            path.map((s) => (s === null || s.frozen ? null : s.volPpm)),
             timeMs,
           );
     if (vol !== null) {
       run.volatility.smiles = Math.max(run.volatility.smiles, vol.smiles.length);
       run.volatility.refused += vol.refused;
     }
+    const shorts = shortPositions(exchange);
     let result: ReturnType<Exchange['finalizeBlock']>;
     try {
       result = exchange.finalizeBlock({
@@ -592,7 +619,7 @@ export function runStress(
         findAccount(exchange, addressOf(p.key.publicKey)),
       );
     }
-    tally(exchange, result.events, run);
+    tally(exchange, result.events, run, shorts);
     watchAuctions(result.events, timeMs, run.auctions, auctionStartMs);
     const [gap, short] = shortfall(exchange, started.holders);
     const o = run.options;
@@ -627,10 +654,27 @@ export function runStress(
   let optionLots = 0;
   for (const m of state.markets) if (isOption(m)) optionLots += m.longLots;
   run.volatility.optionLots = optionLots;
+  run.volatility.optionMarkets = state.markets.filter(isOption).length;
   run.options.lotsEnd = optionLots;
   run.options.valueEndQuote = optionValue(exchange);
   run.options.valueEndAtStartVolQuote = optionValueAtStartVol(exchange, baselineSmiles);
   return run;
+}
+
+/**
+ * The short positions before a block ('account:market'): a deleverage event
+ * does not say which way the liquidated account was, and whether its price
+ * was a loss or a gain to the counterparty depends on it. O(positions).
+ */
+function shortPositions(exchange: Exchange): Set<string> {
+  const shorts = new Set<string>();
+  for (const m of exchange.state.markets) {
+    if (m.retired) continue;
+    for (const a of m.holders) {
+      if (sizeIn(a, m) < 0) shorts.add(`${a.index}:${m.params.instrument}`);
+    }
+  }
+  return shorts;
 }
 
 function findAccount(exchange: Exchange, address: Uint8Array): number {
@@ -674,11 +718,13 @@ function tally(
   run: {
     totals: StressTotals;
     liquidatedAccounts: Set<number>;
+    liquidatedPositions: Set<string>;
     deleveragedAccounts: Set<number>;
     counterparties: Set<number>;
     options: OptionOutcome;
     settlement: SettlementOutcome;
   },
+  shorts: ReadonlySet<string>,
 ): void {
   const t = run.totals;
   const o = run.options;
@@ -699,9 +745,11 @@ function tally(
         t.liquidatedLots += e.closedLots;
         t.liquidationFeesQuote += e.feeQuote;
         run.liquidatedAccounts.add(e.account);
+        run.liquidatedPositions.add(`${e.account}:${e.market}`);
         if (m.instrument.kind === 'option') {
           o.liquidationEvents++;
           o.liquidatedAccounts.add(e.account);
+          o.liquidatedPositions.add(`${e.account}:${e.market}`);
           o.bookLots += e.closedLots;
           o.underlyingQuote += underlyingQuote(m, e.closedLots);
         }
@@ -715,6 +763,14 @@ function tally(
         t.deleveragedNotionalQuote += notional;
         run.deleveragedAccounts.add(e.account);
         run.counterparties.add(e.counterparty);
+        // The mark is the block's (set before its liquidations). A long sold to
+        // the counterparty above it, a short bought from it below it: its loss.
+        const long = !shorts.has(`${e.account}:${e.market}`);
+        const pastTicks = long ? e.priceTicks - m.markTicks : m.markTicks - e.priceTicks;
+        if (pastTicks > 0) {
+          t.socializedQuote += BigInt(e.sizeLots) * BigInt(pastTicks) * m.k;
+          t.socializedCounterparties.add(e.counterparty);
+        }
         if (m.instrument.kind === 'option') {
           o.deleverageEvents++;
           o.deleveragedLots += e.sizeLots;
@@ -730,6 +786,7 @@ function tally(
       case 'funding':
         t.fundingPayments++;
         t.fundingPaidQuote += e.paidQuote;
+        t.fundingDustQuote += e.dustQuote;
         break;
       case 'marketSettled': {
         const s = run.settlement;

@@ -6,8 +6,11 @@ import {
   buildReport,
   generateState,
   parseScenario,
+  reportText,
   runStress,
+  usd,
 } from '../../../src/sim/stress/index.ts';
+import { sizeIn } from '../../../src/exchange/position.ts';
 
 // The report's money figures recomputed by hand from the state machine's own
 // events, on a small perpetuals-only state and a 35% drop in 20 seconds:
@@ -68,6 +71,100 @@ test('reported figures match the events: book notional at fill prices, deleverag
   assert.equal(collateral(), state.depositedQuote - state.withdrawnQuote);
   const last = report.series[report.series.length - 1]!;
   assert.equal(last.liquidatedNotionalQuote, bookQuote);
+  // The path falls from its first point: its high is the start, not the first block's price.
+  for (const u of report.underlyings) {
+    assert.equal(u.maxQuote, u.startQuote, `${u.underlying} high`);
+    assert.equal(u.minQuote, u.endQuote, `${u.underlying} low`);
+  }
+});
+
+// A 25% gap on a $1,000 fund: the provider's asks lie above the bankruptcy
+// prices, the fund runs dry, and the rest of the losses past the liquidated
+// accounts' equity is deleveraged onto their counterparties beyond the mark
+// (slice by slice: the gap starts volatility auctions). Ten minutes in 30-second blocks cross
+// the 08:00 funding payment, whose rounding dust goes to the fund.
+test('losses past equity are counted where they land: the fund, counterparties beyond the mark', () => {
+  const { exchange } = generateState({
+    accounts: 60,
+    seed: 3,
+    optionSharePct: 0,
+    insuranceQuote: 1_000n * 1_000_000n,
+  });
+  const state = exchange.state;
+  const scenario = parseScenario({
+    name: 'gap-up-dry-fund',
+    blockMs: 30_000,
+    durationS: 600,
+    underlyings: {
+      '*': [
+        { atS: 0, moveBps: 0 },
+        { atS: 30, moveBps: 0 },
+        { atS: 30, moveBps: 2500 },
+      ],
+    },
+  });
+  const events: ExchangeEvent[] = [];
+  let socializedQuote = 0n;
+  const losers = new Set<number>();
+  const finalize = exchange.finalizeBlock.bind(exchange);
+  exchange.finalizeBlock = (block: Block) => {
+    // Which way each position was before the block: the deleverage event does not say.
+    const long = new Map<string, boolean>();
+    for (const m of state.markets) {
+      for (const a of m.holders) long.set(`${a.index}:${m.params.instrument}`, sizeIn(a, m) > 0);
+    }
+    const result = finalize(block);
+    for (const e of result.events) {
+      if (e.type !== 'deleverage') continue;
+      const m = state.marketByName.get(e.market)!;
+      const ticks = long.get(`${e.account}:${e.market}`)
+        ? e.priceTicks - m.markTicks
+        : m.markTicks - e.priceTicks;
+      if (ticks > 0) {
+        socializedQuote += BigInt(e.sizeLots * ticks) * m.k;
+        losers.add(e.counterparty);
+      }
+    }
+    events.push(...result.events);
+    return result;
+  };
+  const insuranceStart = state.insuranceQuote;
+  const report = buildReport(runStress(exchange, scenario));
+
+  let feesQuote = 0n;
+  let coverQuote = 0n;
+  let dustQuote = 0n;
+  const positions = new Set<string>();
+  let liquidations = 0;
+  for (const e of events) {
+    if (e.type === 'liquidation') {
+      feesQuote += e.feeQuote;
+      positions.add(`${e.account}:${e.market}`);
+      liquidations++;
+    } else if (e.type === 'insuranceCover') coverQuote += e.amountQuote;
+    else if (e.type === 'funding') dustQuote += e.dustQuote;
+  }
+  assert.ok(socializedQuote > 100n * coverQuote, 'most of the loss lands on counterparties');
+  assert.ok(report.insurance.endQuote < 1_000_000n, 'the fund ran dry');
+  assert.ok(
+    liquidations > positions.size,
+    `positions took several slices: ${liquidations} ${positions.size}`,
+  );
+  assert.ok(dustQuote > 0n, 'the funding payment left dust');
+  assert.equal(report.deleveraging.socializedQuote, socializedQuote);
+  assert.equal(report.deleveraging.socializedCounterparties, losers.size);
+  assert.equal(report.liquidations.positions, positions.size);
+  assert.equal(report.liquidations.events, liquidations);
+  assert.equal(report.funding.dustQuote, dustQuote);
+  // The fund moves by fees and funding dust in, cover out: nothing else.
+  assert.equal(report.insurance.endQuote - insuranceStart, feesQuote + dustQuote - coverQuote);
+  const row = reportText(report)
+    .split('\n')
+    .find((l) => l.startsWith('bad debt'))!;
+  assert.ok(
+    row.includes(usd(coverQuote + socializedQuote + report.badDebt.deficitQuote)),
+    `bad debt counts the fund's cover and what counterparties took: ${row}`,
+  );
 });
 
 test('a path to a millionth of a dollar runs through: options past the pricing math keep their last marks', () => {

@@ -102,3 +102,49 @@ test('a run says what the volatility acted on: smiles scaled, no option position
   const btc = ex.state.oracle!.smiles.get(smileKey('BTC', EXPIRY_MS))!.svi;
   assert.deepEqual(btc, scaleSvi(SMILE, 2_000_000));
 });
+
+test('a frozen oracle publishes no smile: the volatility path waits for it to come back', () => {
+  const ex = withSmile();
+  // BTC's oracle is out for the first 3 seconds while its volatility doubles, then live.
+  const scenario = parseScenario({
+    name: 'vol-in-outage',
+    durationS: 4,
+    underlyings: {
+      BTC: [
+        { atS: 0, moveBps: 0, oracle: 'frozen' },
+        { atS: 3, moveBps: 0, vol: 2 },
+      ],
+    },
+    liquidity: 'none',
+  });
+  const seen: [number, SviParams][] = [];
+  runStress(ex, scenario, {
+    onBlock: (exchange, sample) => {
+      seen.push([sample.atMs, exchange.state.oracle!.smiles.get(smileKey('BTC', EXPIRY_MS))!.svi]);
+    },
+  });
+  assert.deepEqual(seen, [
+    [1_000, SMILE],
+    [2_000, SMILE],
+    [3_000, scaleSvi(SMILE, 2_000_000)],
+    [4_000, scaleSvi(SMILE, 2_000_000)],
+  ]);
+
+  // Frozen throughout: nothing is published, and the report says so.
+  const frozen = withSmile();
+  const report = buildReport(
+    runStress(
+      frozen,
+      parseScenario({
+        name: 'vol-all-outage',
+        durationS: 3,
+        underlyings: { BTC: [{ atS: 0, moveBps: 0, vol: 2, oracle: 'frozen' }] },
+        liquidity: 'none',
+      }),
+    ),
+  );
+  assert.equal(report.volatility.applied, false);
+  assert.equal(report.volatility.held, 2);
+  assert.match(report.volatility.note, /none of the 2 smile\(s\) .* was published/);
+  assert.deepEqual(frozen.state.oracle!.smiles.get(smileKey('BTC', EXPIRY_MS))!.svi, SMILE);
+});
