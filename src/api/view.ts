@@ -9,6 +9,9 @@
 // case hex, addresses 0x-prefixed lower-case hex (formatAddress). convert.ts
 // turns the exchange's records into these.
 
+import { TAKER_REASONS } from '../exchange/book/types.ts';
+import type { TakerReason } from '../exchange/book/types.ts';
+
 /** A decimal integer string of quote units (1 USD = "1000000"); may be negative where stated. */
 export type QuoteString = string;
 /** A decimal string of a real number at full precision (greeks, volatility), e.g. "0.5123". */
@@ -219,16 +222,8 @@ export interface AccountView {
  * it: docs/exchange.md, "Fills and equity"), or, resting, AuctionTriggered:
  * it began a volatility call auction and waits in it.
  */
-export const ORDER_REASONS = [
-  'IocRemainder',
-  'FokUnfillable',
-  'SelfTrade',
-  'PostOnlyWouldTake',
-  'UnknownOrder',
-  'AuctionTriggered',
-  'InsufficientEquity',
-] as const;
-export type OrderReason = (typeof ORDER_REASONS)[number];
+export const ORDER_REASONS = TAKER_REASONS;
+export type OrderReason = TakerReason;
 
 export interface ActionResultView {
   kind: string;

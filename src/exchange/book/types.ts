@@ -99,21 +99,27 @@ export interface RestingOrder {
  */
 export type TakerStatus = 'rested' | 'filled' | 'cancelled' | 'rejected';
 
-export type TakerReason =
+/**
+ * Why a taker's order (or amend) was cancelled or rejected, in the order the
+ * results log numbers them (node/results.ts): add new ones at the end.
+ */
+export const TAKER_REASONS = [
   /** IOC (and market) remainder after matching. */
-  | 'IocRemainder'
+  'IocRemainder',
   /** FOK could not fill in full within its limit: no fills, nothing cancelled in the book. */
-  | 'FokUnfillable'
+  'FokUnfillable',
   /** Self-trade prevention stopped the incoming order (cancelIncoming, cancelBoth). */
-  | 'SelfTrade'
+  'SelfTrade',
   /** A post-only order (or amend of one) would have traded. */
-  | 'PostOnlyWouldTake'
+  'PostOnlyWouldTake',
   /** amend of an order id that is not resting. */
-  | 'UnknownOrder'
+  'UnknownOrder',
   /** The order would have traded beyond its stopTicks: the caller starts a call auction. */
-  | 'AuctionTriggered'
+  'AuctionTriggered',
   /** The fill guard stopped the incoming order: the next fill would leave its equity below zero. */
-  | 'InsufficientEquity';
+  'InsufficientEquity',
+] as const;
+export type TakerReason = (typeof TAKER_REASONS)[number];
 
 export interface TakerResult {
   readonly status: TakerStatus;
