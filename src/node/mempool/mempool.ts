@@ -270,14 +270,16 @@ export class Mempool {
     // or into a full pool costs no signature check.
     const refused = from === null ? null : this.peerRefusal(hash, from, checked.bytes.length, true);
     if (refused !== null) return Promise.resolve(refused);
+    // Its signature already checked (a proposal held it, or it was here
+    // before its eviction): it needs no place among those waiting for a check.
+    if (this.options.signatures.has(hash))
+      return Promise.resolve(this.admit([{ checked, hash, from }])[0]!);
     // pendingHashes, not `pending`: the batches already being checked wait too.
     if (this.pendingHashes.size >= this.limits.pendingChecksMax || this.gossipBusy(from)) {
       return Promise.resolve(
         this.reject(hash, 'MempoolBusy', 'too many transactions being checked'),
       );
     }
-    if (this.options.signatures.has(hash))
-      return Promise.resolve(this.admit([{ checked, hash, from }])[0]!);
     this.pendingHashes.add(hash);
     if (from !== null) this.countPending(from, checked.bytes.length, 1);
     return new Promise((resolve) => {

@@ -366,12 +366,13 @@ test('gossip into a pool whose free room is taken by gossip being checked is ref
   assert.equal(pool.size, 3);
 });
 
-test('the bound on transactions waiting for their signature check counts the batches being checked', async () => {
+test('the bound on transactions waiting for their signature check counts the batches being checked, and not one whose signature is known', async () => {
   const verifier = gatedVerifier();
+  const signatures = new SignatureCache();
   const pool = new Mempool({
     chainId: CHAIN,
     verifyBatch: verifier.verifyBatch,
-    signatures: new SignatureCache(),
+    signatures,
     limits: { pendingChecksMax: 2 },
   });
   const first = [pool.add(faucet(50, 1).bytes), pool.add(faucet(50, 2).bytes)];
@@ -379,6 +380,12 @@ test('the bound on transactions waiting for their signature check counts the bat
   assert.equal(verifier.checked, 2, 'the first batch is being checked');
   const busy = await pool.add(faucet(50, 3).bytes);
   assert.deepEqual([busy.ok, !busy.ok && busy.code], [false, 'MempoolBusy']);
+  // One whose signature is known already (held by a proposal, or here before
+  // its eviction) needs no place to wait in: admitted at once.
+  const known = faucet(51, 1);
+  signatures.add(Buffer.from(known.hash).toString('hex'));
+  const cached = await pool.add(known.bytes);
+  assert.equal(cached.ok, true, JSON.stringify(cached));
   verifier.release();
   assert.ok(
     (await Promise.all(first)).every((r) => r.ok),
@@ -389,7 +396,7 @@ test('the bound on transactions waiting for their signature check counts the bat
   await turn();
   verifier.release();
   assert.equal((await next).ok, true);
-  assert.equal(pool.size, 3);
+  assert.equal(pool.size, 4);
 });
 
 test('every admitted transaction that leaves uncommitted is told to onDropped with why: evicted for room, or refused by the re-check', async () => {

@@ -266,9 +266,10 @@ class RefPool {
       const refused = this.peerRefusal(t, from, true);
       if (refused !== null) return { ok: false, hash, code: refused };
     }
+    // A known signature needs no place among those waiting for a check.
+    if (this.verified.has(hash)) return this.admit(t, from);
     if (this.pending().length >= this.limits.pendingChecksMax || this.gossipBusy(from))
       return { ok: false, hash, code: 'MempoolBusy' };
-    if (this.verified.has(hash)) return this.admit(t, from);
     this.batches[this.batches.length - 1]!.push({ t, from });
     return 'queued';
   }
