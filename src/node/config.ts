@@ -157,6 +157,12 @@ export function parseHostPort(text: unknown, field: string): HostPort {
   return { host, port };
 }
 
+/** Whether two listen hosts may share a port's sockets: the same host, or one listening on every interface. */
+function sameInterface(a: string, b: string): boolean {
+  const any = (h: string) => h === '0.0.0.0' || h === '::' || h === '[::]';
+  return a === b || any(a) || any(b);
+}
+
 function readJson(path: string, field: string): unknown {
   let text: string;
   try {
@@ -230,11 +236,20 @@ export function validateConfig(raw: unknown): NodeConfig {
   if (typeof moniker !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(moniker)) {
     throw configError('config.moniker', 'must be 1 to 64 of A-Z a-z 0-9 _ . -');
   }
-  parseHostPort(c.listen, 'config.listen');
+  const bound: [string, HostPort][] = [['config.listen', parseHostPort(c.listen, 'config.listen')]];
   const api = c.api ?? null;
-  if (api !== null) parseHostPort(api, 'config.api');
+  if (api !== null) bound.push(['config.api', parseHostPort(api, 'config.api')]);
   const metrics = c.metrics ?? null;
-  if (metrics !== null) parseHostPort(metrics, 'config.metrics');
+  if (metrics !== null) bound.push(['config.metrics', parseHostPort(metrics, 'config.metrics')]);
+  // Two of them on one address would fail at start as a port in use, named
+  // after whichever bound second, as if another process held it.
+  bound.forEach(([field, a], i) => {
+    for (const [other, b] of bound.slice(0, i)) {
+      if (a.port !== 0 && a.port === b.port && sameInterface(a.host, b.host)) {
+        throw configError(field, `the same address as ${other}: each needs a port of its own`);
+      }
+    }
+  });
   if (!Array.isArray(c.peers)) throw configError('config.peers', 'must be an array');
   if (c.peers.length > CONFIG_PEERS_MAX) {
     throw configError('config.peers', `at most ${CONFIG_PEERS_MAX} peers`);

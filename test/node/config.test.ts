@@ -77,3 +77,22 @@ test('config.json is sized in bytes before it is read: past CONFIG_FILE_BYTES_MA
     rmSync(home, { recursive: true, force: true });
   }
 });
+
+test('config: listen, api and metrics each need an address of their own; a port 0 or another host may repeat', () => {
+  const on = (o: Record<string, string>) => validateConfig({ ...BASE, ...o });
+  assert.throws(
+    () => on({ listen: '127.0.0.1:26656', api: '127.0.0.1:26656' }),
+    refusedAt('config.api'),
+  );
+  assert.throws(
+    () => on({ listen: '127.0.0.1:26656', api: '127.0.0.1:1317', metrics: '0.0.0.0:1317' }),
+    refusedAt('config.metrics'),
+  );
+  assert.throws(
+    () => on({ listen: '[::]:26656', metrics: '127.0.0.1:26656' }),
+    refusedAt('config.metrics'),
+  );
+  on({ listen: '127.0.0.1:0', api: '127.0.0.1:0', metrics: '127.0.0.1:0' });
+  on({ listen: '127.0.0.1:26656', api: '127.0.0.2:26656' });
+  on({ listen: '127.0.0.1:26656', api: '127.0.0.1:1317', metrics: '127.0.0.1:9464' });
+});
