@@ -23,7 +23,7 @@ import type { KeyPair } from '../../crypto/index.ts';
 import { ZommaError } from '../../lib/errors.ts';
 import { divBig } from '../../lib/int.ts';
 import { equityQuote, maintenanceMarginQuote } from '../../exchange/index.ts';
-import type { Exchange, ExchangeEvent } from '../../exchange/index.ts';
+import type { Exchange, ExchangeEvent, TxResult } from '../../exchange/index.ts';
 import type { SmileFeed } from '../../exchange/oracle/aggregate.ts';
 import { smileKey } from '../../exchange/oracle/aggregate.ts';
 import type { SmileObservation } from '../../exchange/oracle/observation.ts';
@@ -558,6 +558,8 @@ export function runStress(
       if (s !== null && !s.frozen) oracle[names[i]!] = s.priceQuote;
     });
     const txs: SignedTx[] = [];
+    // Each transaction's provider and actions, in the block's order (its fills move positions).
+    const batches: [Provider, BatchableAction[]][] = [];
     for (const p of providers) {
       // A dated future that settled takes no more quotes.
       if (p.market.retired) continue;
@@ -570,6 +572,7 @@ export function runStress(
       txs.push(
         buildTx({ chainId, key: p.key, nonce: timeMs, action: { kind: 'batch', actions } }).tx,
       );
+      batches.push([p, actions]);
     }
     const vol =
       state.oracle === null || baselineSmiles.size === 0
@@ -585,7 +588,7 @@ export function runStress(
       run.volatility.smiles = Math.max(run.volatility.smiles, vol.smiles.length);
       run.volatility.refused += vol.refused;
     }
-    const shorts = shortPositions(exchange);
+    const sides = BlockSides.before(exchange);
     let result: ReturnType<Exchange['finalizeBlock']>;
     try {
       result = exchange.finalizeBlock({
@@ -619,7 +622,15 @@ export function runStress(
         findAccount(exchange, addressOf(p.key.publicKey)),
       );
     }
-    tally(exchange, result.events, run, shorts);
+    sides.auctionTrades(result.events);
+    batches.forEach(([p, actions], i) => {
+      sides.batchFills(
+        findAccount(exchange, addressOf(p.key.publicKey)),
+        actions,
+        result.results[i]!,
+      );
+    });
+    tally(exchange, result.events, run, sides);
     watchAuctions(result.events, timeMs, run.auctions, auctionStartMs);
     const [gap, short] = shortfall(exchange, started.holders);
     const o = run.options;
@@ -662,19 +673,61 @@ export function runStress(
 }
 
 /**
- * The short positions before a block ('account:market'): a deleverage event
- * does not say which way the liquidated account was, and whether its price
- * was a loss or a gain to the counterparty depends on it. O(positions).
+ * Signed position sizes ('account:market') through one block, so that a
+ * deleverage finds the side its account held at that moment: the event does
+ * not say it, and whether its price was a loss or a gain to the counterparty
+ * depends on it. Taken before the block (O(positions)), then moved by the
+ * block's trades as they happened: an auction's uncross and the transactions'
+ * fills (before any liquidation), then the liquidations' fills and
+ * deleverages in their order. A position an uncross, a fill or a liquidation
+ * it made the book for turned within the block reads its new side.
  */
-function shortPositions(exchange: Exchange): Set<string> {
-  const shorts = new Set<string>();
-  for (const m of exchange.state.markets) {
-    if (m.retired) continue;
-    for (const a of m.holders) {
-      if (sizeIn(a, m) < 0) shorts.add(`${a.index}:${m.params.instrument}`);
+export class BlockSides {
+  private readonly sizes = new Map<string, number>();
+
+  static before(exchange: Exchange): BlockSides {
+    const sides = new BlockSides();
+    for (const m of exchange.state.markets) {
+      if (m.retired) continue;
+      for (const a of m.holders) {
+        const size = sizeIn(a, m);
+        if (size !== 0) sides.sizes.set(`${a.index}:${m.params.instrument}`, size);
+      }
+    }
+    return sides;
+  }
+
+  size(account: number, market: string): number {
+    return this.sizes.get(`${account}:${market}`) ?? 0;
+  }
+
+  /** `lots` bought (positive) or sold (negative) by the account. */
+  trade(account: number, market: string, lots: number): void {
+    const key = `${account}:${market}`;
+    this.sizes.set(key, (this.sizes.get(key) ?? 0) + lots);
+  }
+
+  /** The block's auction trades: all of them uncross before its transactions. */
+  auctionTrades(events: readonly ExchangeEvent[]): void {
+    for (const e of events) {
+      if (e.type !== 'auctionTrade') continue;
+      this.trade(e.buyAccount, e.market, e.sizeLots);
+      this.trade(e.sellAccount, e.market, -e.sizeLots);
     }
   }
-  return shorts;
+
+  /** Fills of the orders one account's batch placed, and of the makers they met. */
+  batchFills(account: number, actions: readonly BatchableAction[], result: TxResult): void {
+    result.actions.forEach((r, j) => {
+      const action = actions[j];
+      if (!r.ok || r.order === undefined || action?.kind !== 'placeOrder') return;
+      const sign = action.side === 'buy' ? 1 : -1;
+      for (const f of r.order.fills) {
+        this.trade(account, action.instrument, sign * f.sizeLots);
+        this.trade(f.makerAccount, action.instrument, -sign * f.sizeLots);
+      }
+    });
+  }
 }
 
 function findAccount(exchange: Exchange, address: Uint8Array): number {
@@ -724,7 +777,7 @@ function tally(
     options: OptionOutcome;
     settlement: SettlementOutcome;
   },
-  shorts: ReadonlySet<string>,
+  sides: BlockSides,
 ): void {
   const t = run.totals;
   const o = run.options;
@@ -737,6 +790,9 @@ function tally(
         const notional = BigInt(e.sizeLots) * BigInt(e.priceTicks) * m.k;
         t.liquidatedNotionalQuote += notional;
         if (m.instrument.kind === 'option') o.premiumQuote += notional;
+        const lots = e.side === 'buy' ? e.sizeLots : -e.sizeLots;
+        sides.trade(e.account, e.market, lots);
+        sides.trade(e.makerAccount, e.market, -lots);
         break;
       }
       case 'liquidation': {
@@ -765,7 +821,10 @@ function tally(
         run.counterparties.add(e.counterparty);
         // The mark is the block's (set before its liquidations). A long sold to
         // the counterparty above it, a short bought from it below it: its loss.
-        const long = !shorts.has(`${e.account}:${e.market}`);
+        // The side is the account's at this deleverage (it closes toward zero).
+        const long = sides.size(e.account, e.market) > 0;
+        sides.trade(e.account, e.market, long ? -e.sizeLots : e.sizeLots);
+        sides.trade(e.counterparty, e.market, long ? e.sizeLots : -e.sizeLots);
         const pastTicks = long ? e.priceTicks - m.markTicks : m.markTicks - e.priceTicks;
         if (pastTicks > 0) {
           t.socializedQuote += BigInt(e.sizeLots) * BigInt(pastTicks) * m.k;

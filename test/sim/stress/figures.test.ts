@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Block, ExchangeEvent } from '../../../src/exchange/index.ts';
 import {
+  BlockSides,
   ScenarioError,
   buildReport,
   generateState,
@@ -207,4 +208,36 @@ test('a scenario naming an underlying the state lacks is refused, not run as a q
       /no such underlying \(it has BTC, ETH\)/.test(error.message),
   );
   assert.equal(exchange.state.height, height, 'no block ran');
+});
+
+// A deleverage event does not say which way its account was: the side is
+// followed through the block, so a position an uncross or a fill as maker
+// turned before its liquidation counts its loss the right way round (the
+// side before the block read a long turned short as still long).
+test('a position turned within the block is deleveraged on its new side', () => {
+  const { exchange } = generateState({ accounts: 20, seed: 3, optionSharePct: 0 });
+  const m = exchange.state.markets[0]!;
+  const market = m.params.instrument;
+  const holder = [...m.holders].find((a) => sizeIn(a, m) > 0)!;
+  const sides = BlockSides.before(exchange);
+  const before = sizeIn(holder, m);
+  assert.equal(sides.size(holder.index, market), before);
+  // The uncross sells it past zero, then a liquidation's buy meets its ask.
+  sides.auctionTrades([
+    {
+      type: 'auctionTrade',
+      market,
+      buyOrderId: 1,
+      sellOrderId: 2,
+      buyAccount: 999,
+      sellAccount: holder.index,
+      priceTicks: m.markTicks,
+      sizeLots: before + 3,
+      buyFeeQuote: 0n,
+      sellFeeQuote: 0n,
+    },
+  ]);
+  assert.equal(sides.size(holder.index, market), -3, 'short after the uncross');
+  sides.trade(holder.index, market, 5);
+  assert.equal(sides.size(holder.index, market), 2, 'long again as a maker');
 });
