@@ -632,6 +632,96 @@ test('a peer answering pruned to every block request is asked once per block, no
   );
 });
 
+test('a liar offering the largest snapshot and serving one good chunk costs memory for that chunk, not for the size it offered', async () => {
+  const first = new Uint8Array(SYNC_CHUNK_BYTES).map((_, i) => i % 253);
+  const huge = hugeOffer(22);
+  const offer: SnapshotOffer = {
+    ...huge,
+    chunkHashes: [sha256(first), ...huge.chunkHashes.slice(1)],
+  };
+  const heldBytes: number[] = [];
+  const liar: Peer = {
+    snapshots: new Map(),
+    block: honestBlock,
+    lie: (message, honestAnswer) => {
+      if (message.kind === 'offersRequest') return [{ kind: 'offers', offers: [offer] }];
+      if (message.kind !== 'chunkRequest') return honestAnswer === null ? [] : [honestAnswer];
+      if (message.index === 0) return [{ kind: 'chunk', height: 22, index: 0, bytes: first }];
+      // Asked for a second chunk: the first has checked out and been kept.
+      heldBytes.push(process.memoryUsage().arrayBuffers - baseline);
+      return [];
+    },
+  };
+  const { syncer } = syncerFor({ liar, honest: honest(12) });
+  const baseline = process.memoryUsage().arrayBuffers;
+  const synced = await syncer.run();
+  assert.equal(synced.height, 12, 'the honest offer, once the liar is abandoned');
+  assert.ok(heldBytes.length > 0, 'the liar was asked past its first chunk');
+  const most = Math.max(...heldBytes);
+  assert.ok(
+    most < 64 * SYNC_CHUNK_BYTES,
+    `${most} bytes held after one chunk of ${offer.sizeBytes} offered`,
+  );
+});
+
+test('an honest peer that answers for offers after the discovery window is still tried once the early liar is refused', async () => {
+  const liar: Peer = { snapshots: new Map([[22, fakeSnapshot(22)]]), block: honestBlock };
+  let openMs = Infinity;
+  const late: Peer = {
+    ...honest(12),
+    // Still connecting: it answers nothing for its first seconds, then as an honest peer does.
+    lie: (_message, honestAnswer) =>
+      clock.nowMs() < openMs || honestAnswer === null ? [] : [honestAnswer],
+  };
+  const { syncer, clock } = syncerFor({ liar, late });
+  openMs = clock.nowMs() + 2 * SYNC_DISCOVERY_MS;
+  const synced = await syncer.run();
+  assert.equal(synced.height, 12);
+  assert.equal(syncer.stats.offersRefused, 1, 'the liar cost its one offer');
+  assertStoredBlockIsReal(synced);
+});
+
+test('peers answering pruned to every block request, however many, do not use up the attempts an honest peer needs', async () => {
+  const peers: Record<PeerId, Peer> = {};
+  for (let i = 0; i < 2 * SYNC_ATTEMPTS_MAX; i++) {
+    // Each echoes the honest offer (so it is a majority's), then claims to hold no block.
+    peers[`pruner${i}`] = {
+      snapshots: new Map([[12, realSnapshot(12)]]),
+      block: () => null,
+      prunesAll: true,
+    };
+  }
+  peers.honest = honest(12);
+  const { syncer, network } = syncerFor(peers);
+  const synced = await syncer.run();
+  assert.equal(synced.height, 12);
+  assertStoredBlockIsReal(synced);
+  for (let i = 0; i < 2 * SYNC_ATTEMPTS_MAX; i++) {
+    assert.ok(network.asked(`pruner${i}`, 'blockRequest') <= 2, `pruner${i} asked once per block`);
+  }
+});
+
+test('a liar echoing an honest offer with another size (same chunk count and hashes) does not take the honest offer down', async () => {
+  const real = offerOf(12, realSnapshot(12));
+  const resized: SnapshotOffer = { ...real, sizeBytes: real.sizeBytes - 1 };
+  assert.equal(chunkCountOf(resized.sizeBytes), real.chunkHashes.length, 'a decodable offer');
+  const liar: Peer = {
+    snapshots: new Map(),
+    block: honestBlock,
+    lie: (message, honestAnswer) =>
+      message.kind === 'offersRequest'
+        ? [{ kind: 'offers', offers: [resized] }]
+        : honestAnswer === null
+          ? []
+          : [honestAnswer],
+  };
+  // The liar answers first, so its copy of the offer would be the one kept.
+  const { syncer } = syncerFor({ liar, honest: honest(12) });
+  const synced = await syncer.run();
+  assert.equal(synced.height, 12);
+  assert.equal(toHex(synced.snapshot), toHex(realSnapshot(12)));
+});
+
 // --- seeded liars ------------------------------------------------------------
 
 /** Snapshots of a whole chunk and a part, so that chunks can come out of order or from elsewhere. */
