@@ -8,7 +8,10 @@
 //    genuine); then the others, highest first, but at most
 //    SYNC_CANDIDATES_PER_PEER_MAX of any one peer's, each peer's best before
 //    anyone's second (a peer offering many fake heights cannot crowd out the
-//    others' offers).
+//    others' offers). Offers differing in any field are distinct. Once every
+//    offer is refused, peers are asked again and the offers not yet tried are
+//    tried (SYNC_OFFER_ROUNDS_MAX rounds): a peer still connecting at first
+//    is heard then.
 // 2. Fetch the committed blocks of the snapshot's height h and of h+1. The
 //    header of h+1 carries previousAppHash, the state after h: the hash the
 //    snapshot must reproduce. h+1's certificate is checked against the trusted
@@ -25,7 +28,9 @@
 //    cost the least time so far (silent, bad or slower than a chunk at
 //    SYNC_TRANSFER_BYTES_PER_S_MIN), checking every chunk's sha256 and then
 //    the whole snapshot's; a bad or missing answer is asked of another peer,
-//    a bounded number of times. The chunks of an offer get SYNC_OFFER_GRACE_MS
+//    a bounded number of times (a `pruned` answer uses no attempt). The
+//    snapshot's buffer grows with the chunks verified, not to the size
+//    offered (GrowingBytes). The chunks of an offer get SYNC_OFFER_GRACE_MS
 //    plus its size at SYNC_TRANSFER_BYTES_PER_S_MIN, then the offer is
 //    abandoned (SnapshotTooSlow): a liar serving a large fake correctly but
 //    slowly costs that, not the whole SYNC_TIMEOUT_MS.
@@ -268,7 +273,17 @@ export class StateSyncer {
     const timeoutMs = this.options.timeoutMs ?? SYNC_TIMEOUT_MS;
     this.deadlineMs = this.clock.nowMs() + timeoutMs;
     let answers = await this.discover();
-    const tried = new Set<string>();
+    // Each offer tried: the peers that made it then, and why it was refused.
+    const tried = new Map<string, { peers: ReadonlySet<PeerId>; code: SyncErrorCode | null }>();
+    // Tried again only if it was refused for want of a good answer and a peer
+    // that did not make it then makes it now: a peer still connecting may
+    // serve what the others withheld.
+    const untried = (c: Candidate): boolean => {
+      const before = tried.get(offerKeyOf(c.offer));
+      if (before === undefined) return true;
+      if (before.code === null || CONDEMNS_OFFER.has(before.code)) return false;
+      return c.peers.some((p) => !before.peers.has(p));
+    };
     const refusals: { height: number; error: SyncError }[] = [];
     let candidatesSeen = 0;
     let unusable: SyncError | null = null;
@@ -280,9 +295,7 @@ export class StateSyncer {
       }
       let candidates: Candidate[] = [];
       try {
-        candidates = candidatesOf(this.usable(answers)).filter(
-          (c) => !tried.has(offerKeyOf(c.offer)),
-        );
+        candidates = candidatesOf(this.usable(answers)).filter(untried);
       } catch (error) {
         if (!(error instanceof SyncError)) throw error;
         unusable = error;
@@ -291,7 +304,8 @@ export class StateSyncer {
       for (const candidate of candidates) {
         if (this.clock.nowMs() > this.deadlineMs) break;
         const offer = candidate.offer;
-        tried.add(offerKeyOf(offer));
+        const attempt = { peers: new Set(candidate.peers), code: null as SyncErrorCode | null };
+        tried.set(offerKeyOf(offer), attempt);
         this.log.info(
           { height: offer.height, sizeBytes: offer.sizeBytes, peers: candidate.peers.length },
           'state sync: fetching a snapshot',
@@ -300,6 +314,7 @@ export class StateSyncer {
           return await this.fetchAndVerify(candidate);
         } catch (error) {
           if (!(error instanceof SyncError)) throw error;
+          attempt.code = error.code;
           refusals.push({ height: offer.height, error });
           this.stats.offersRefused++;
           this.log.error(
@@ -782,6 +797,13 @@ export class GrowingBytes {
     return this.buffer;
   }
 }
+
+/** Refusals that no other peer's answers can change: the offer's bytes themselves are wrong. */
+const CONDEMNS_OFFER: ReadonlySet<SyncErrorCode> = new Set<SyncErrorCode>([
+  'SnapshotHashMismatch',
+  'SnapshotInvalid',
+  'AppHashMismatch',
+]);
 
 /** Why no peer connects, most often, to a node just added to a network. */
 const NO_PEER_HINT =
