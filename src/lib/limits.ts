@@ -866,6 +866,12 @@ export const SYNC_TIMEOUT_MS = 600_000;
 export const SYNC_TRANSFER_BYTES_PER_S_MIN = 4 * 1024 * 1024;
 /** Time an offer's chunks get on top of their size at SYNC_TRANSFER_BYTES_PER_S_MIN: two silent providers. */
 export const SYNC_OFFER_GRACE_MS = 2 * SYNC_RESPONSE_TIMEOUT_MS;
+/**
+ * Rounds of offers a syncing node tries: once every offer it had is refused,
+ * it asks its peers again and tries the offers not yet tried (a peer still
+ * connecting during the first SYNC_DISCOVERY_MS is heard then).
+ */
+export const SYNC_OFFER_ROUNDS_MAX = 3;
 /** Requests per second one peer may make of our snapshot store (token bucket rate). */
 export const SYNC_SERVE_REQUESTS_PER_S = 50;
 /** Burst of requests one peer may make at once (token bucket size). */

@@ -8,7 +8,10 @@
 //    genuine); then the others, highest first, but at most
 //    SYNC_CANDIDATES_PER_PEER_MAX of any one peer's, each peer's best before
 //    anyone's second (a peer offering many fake heights cannot crowd out the
-//    others' offers).
+//    others' offers). Offers differing in any field are distinct. Once every
+//    offer is refused, peers are asked again and the offers not yet tried are
+//    tried (SYNC_OFFER_ROUNDS_MAX rounds): a peer still connecting at first
+//    is heard then.
 // 2. Fetch the committed blocks of the snapshot's height h and of h+1. The
 //    header of h+1 carries previousAppHash, the state after h: the hash the
 //    snapshot must reproduce. h+1's certificate is checked against the trusted
@@ -25,7 +28,9 @@
 //    cost the least time so far (silent, bad or slower than a chunk at
 //    SYNC_TRANSFER_BYTES_PER_S_MIN), checking every chunk's sha256 and then
 //    the whole snapshot's; a bad or missing answer is asked of another peer,
-//    a bounded number of times. The chunks of an offer get SYNC_OFFER_GRACE_MS
+//    a bounded number of times (a `pruned` answer uses no attempt). The
+//    snapshot's buffer grows with the chunks verified, not to the size
+//    offered (GrowingBytes). The chunks of an offer get SYNC_OFFER_GRACE_MS
 //    plus its size at SYNC_TRANSFER_BYTES_PER_S_MIN, then the offer is
 //    abandoned (SnapshotTooSlow): a liar serving a large fake correctly but
 //    slowly costs that, not the whole SYNC_TIMEOUT_MS.
@@ -81,6 +86,7 @@ import {
   SYNC_DISCOVERY_MS,
   SYNC_DISCOVERY_WARN_MS,
   SYNC_OFFER_GRACE_MS,
+  SYNC_OFFER_ROUNDS_MAX,
   SYNC_REQUEST_RETRY_MS,
   SYNC_RESPONSE_TIMEOUT_MS,
   SYNC_TIMEOUT_MS,
@@ -256,34 +262,91 @@ export class StateSyncer {
     waiter.resolve(message);
   }
 
-  /** Discovers, fetches and verifies; throws SyncError if no offer checks out in time. */
+  /**
+   * Discovers, fetches and verifies; throws SyncError if no offer checks out
+   * in time. Once every offer is refused, peers are asked for offers again
+   * (up to SYNC_OFFER_ROUNDS_MAX rounds in all) and the offers not yet tried
+   * are tried: a peer that was still connecting when the first answers came
+   * is heard then, instead of the first answerers alone deciding the sync.
+   */
   async run(): Promise<SyncedState> {
     const timeoutMs = this.options.timeoutMs ?? SYNC_TIMEOUT_MS;
     this.deadlineMs = this.clock.nowMs() + timeoutMs;
-    const candidates = candidatesOf(this.usable(await this.discover()));
+    let answers = await this.discover();
+    // Each offer tried: the peers that made it then, and why it was refused.
+    const tried = new Map<string, { peers: ReadonlySet<PeerId>; code: SyncErrorCode | null }>();
+    // Tried again only if it was refused for want of a good answer and a peer
+    // that did not make it then makes it now: a peer still connecting may
+    // serve what the others withheld.
+    const untried = (c: Candidate): boolean => {
+      const before = tried.get(offerKeyOf(c.offer));
+      if (before === undefined) return true;
+      if (before.code === null || CONDEMNS_OFFER.has(before.code)) return false;
+      return c.peers.some((p) => !before.peers.has(p));
+    };
     const refusals: { height: number; error: SyncError }[] = [];
-    for (const candidate of candidates) {
-      const offer = candidate.offer;
-      this.log.info(
-        { height: offer.height, sizeBytes: offer.sizeBytes, peers: candidate.peers.length },
-        'state sync: fetching a snapshot',
-      );
+    let candidatesSeen = 0;
+    let unusable: SyncError | null = null;
+    for (let round = 0; round < SYNC_OFFER_ROUNDS_MAX; round++) {
+      if (round > 0) {
+        if (this.clock.nowMs() > this.deadlineMs) break;
+        this.log.info({ round, refused: refusals.length }, 'state sync: asking for offers again');
+        answers = await this.askOffersAgain();
+      }
+      let candidates: Candidate[] = [];
       try {
-        return await this.fetchAndVerify(candidate);
+        candidates = candidatesOf(this.usable(answers)).filter(untried);
       } catch (error) {
         if (!(error instanceof SyncError)) throw error;
-        refusals.push({ height: offer.height, error });
-        this.stats.offersRefused++;
-        this.log.error(
-          { height: offer.height, code: error.code, error: error.message },
-          'state sync: snapshot refused',
-        );
-        if (this.clock.nowMs() > this.deadlineMs) break;
+        unusable = error;
       }
+      candidatesSeen += candidates.length;
+      for (const candidate of candidates) {
+        if (this.clock.nowMs() > this.deadlineMs) break;
+        const offer = candidate.offer;
+        const attempt = { peers: new Set(candidate.peers), code: null as SyncErrorCode | null };
+        tried.set(offerKeyOf(offer), attempt);
+        this.log.info(
+          { height: offer.height, sizeBytes: offer.sizeBytes, peers: candidate.peers.length },
+          'state sync: fetching a snapshot',
+        );
+        try {
+          return await this.fetchAndVerify(candidate);
+        } catch (error) {
+          if (!(error instanceof SyncError)) throw error;
+          attempt.code = error.code;
+          refusals.push({ height: offer.height, error });
+          this.stats.offersRefused++;
+          this.log.error(
+            { height: offer.height, code: error.code, error: error.message },
+            'state sync: snapshot refused',
+          );
+        }
+      }
+      // Asked again and nothing new: asking once more would find nothing either.
+      if (round > 0 && candidates.length === 0) break;
     }
-    const failure = failureOf(refusals, candidates.length, timeoutMs);
+    const failure =
+      refusals.length === 0 && unusable !== null
+        ? unusable
+        : failureOf(refusals, candidatesSeen, timeoutMs);
     this.log.error({ code: failure.code, error: failure.message }, 'state sync failed');
     throw failure;
+  }
+
+  /**
+   * Asks every peer for its offers again, every SYNC_REQUEST_RETRY_MS for
+   * SYNC_DISCOVERY_MS (a peer that connects meanwhile hears it too), and
+   * returns every peer's latest answer.
+   */
+  private async askOffersAgain(): Promise<PeerOffers[]> {
+    const request = frame(CHANNEL.sync, encodeSyncMessage({ kind: 'offersRequest' }));
+    const untilMs = this.clock.nowMs() + this.discoveryMs();
+    do {
+      this.options.network.broadcast(request);
+      await this.sleep(SYNC_REQUEST_RETRY_MS);
+    } while (this.clock.nowMs() < untilMs);
+    return [...this.offers].map(([peer, offers]) => ({ peer, offers }));
   }
 
   private async discover(): Promise<PeerOffers[]> {
@@ -415,9 +478,10 @@ export class StateSyncer {
   }
 
   private async fetchSnapshot(offer: SnapshotOffer, peers: readonly PeerId[]): Promise<Uint8Array> {
-    // Filled in place once a first chunk checks out: a snapshot may be SNAPSHOT_BYTES_MAX,
-    // and chunks then one concatenated copy would hold it twice.
-    let snapshot: Uint8Array | null = null;
+    // Grows with the chunks that check out, not to the size offered: a liar
+    // offering SNAPSHOT_BYTES_MAX and serving one good chunk costs that chunk.
+    // Filled in place (chunks then one concatenated copy would hold it twice).
+    const snapshot = new GrowingBytes(offer.sizeBytes);
     const startMs = this.clock.nowMs();
     const budgetEndMs = startMs + offerBudgetMs(offer.sizeBytes);
     const tooSlow = (index: number): SyncError =>
@@ -446,15 +510,14 @@ export class StateSyncer {
         if (error instanceof SyncError && this.clock.nowMs() >= budgetEndMs) throw tooSlow(index);
         throw error;
       }
-      snapshot ??= new Uint8Array(offer.sizeBytes);
-      snapshot.set(chunk, index * SYNC_CHUNK_BYTES);
+      snapshot.append(chunk);
       this.stats.chunksFetched++;
     }
-    assert(snapshot !== null, 'an offer has one chunk or more');
-    if (!bytesEqual(sha256(snapshot), offer.snapshotHash)) {
+    const bytes = snapshot.whole();
+    if (!bytesEqual(sha256(bytes), offer.snapshotHash)) {
       throw new SyncError('SnapshotHashMismatch', `snapshot ${offer.height} fails its hash`);
     }
-    return snapshot;
+    return bytes;
   }
 
   /**
@@ -606,11 +669,18 @@ export class StateSyncer {
     // another has not been: a peer answering `pruned` to everything costs no
     // time, so by cost alone it would be picked for every attempt.
     const failed = new Set<PeerId>();
-    for (let attempt = 0; attempt < SYNC_ATTEMPTS_MAX; attempt++) {
+    // Peers that answered `pruned` (they hold it no longer, or claim so) are
+    // not asked for it again, and their answers use no attempt: otherwise
+    // SYNC_ATTEMPTS_MAX peers answering `pruned` at once, honest or not,
+    // would refuse an offer that another peer could serve.
+    const pruned = new Set<PeerId>();
+    const skipped = (p: PeerId): boolean => failed.has(p) || pruned.has(p);
+    for (let asked = 0, attempt = 0; attempt < SYNC_ATTEMPTS_MAX; asked++) {
       const startMs = this.clock.nowMs();
       if (startMs >= deadlineMs) break;
-      if (peers.every((p) => failed.has(p))) failed.clear();
-      const peer = this.pick(peers, turn + attempt, failed);
+      if (peers.every((p) => pruned.has(p))) break;
+      if (peers.every(skipped)) failed.clear();
+      const peer = this.pick(peers, turn + asked, skipped);
       const answer = await this.request(
         peer,
         key,
@@ -626,14 +696,21 @@ export class StateSyncer {
         }
         return accepted;
       }
-      failed.add(peer);
-      if (answer?.kind === 'pruned') this.stats.prunedAnswers++;
       // A pruned answer is honest and costs no wait; silence and bad answers cost an attempt.
-      else this.charge(peer, responseTimeoutMs);
+      if (answer?.kind === 'pruned') {
+        this.stats.prunedAnswers++;
+        pruned.add(peer);
+      } else {
+        failed.add(peer);
+        this.charge(peer, responseTimeoutMs);
+        attempt++;
+      }
       this.stats.retries++;
       this.log.warn({ peer, what: key, attempt }, 'state sync: no good answer, asking again');
     }
-    throw new SyncError('SyncUnavailable', `no peer gave a good answer for ${key}`);
+    const prunedBy =
+      pruned.size === 0 ? '' : ` (${pruned.size} of ${peers.length} peers pruned it)`;
+    throw new SyncError('SyncUnavailable', `no peer gave a good answer for ${key}${prunedBy}`);
   }
 
   private charge(peer: PeerId, ms: number): void {
@@ -647,12 +724,12 @@ export class StateSyncer {
    * request would otherwise cost up to a response timeout on every other
    * chunk, enough to run out the deadline.
    */
-  private pick(peers: readonly PeerId[], start: number, skip: ReadonlySet<PeerId>): PeerId {
+  private pick(peers: readonly PeerId[], start: number, skip: (peer: PeerId) => boolean): PeerId {
     let best: PeerId | undefined;
     let bestCostMs = Infinity;
     for (let i = 0; i < peers.length && bestCostMs > 0; i++) {
       const peer = peers[(start + i) % peers.length]!;
-      if (skip.has(peer)) continue;
+      if (skip(peer)) continue;
       const costMs = this.costMs.get(peer) ?? 0;
       if (costMs < bestCostMs) {
         best = peer;
@@ -682,6 +759,51 @@ export class StateSyncer {
     return new Promise((resolve) => this.clock.after(ms, resolve));
   }
 }
+
+/**
+ * The bytes of a snapshot being fetched, chunk after chunk: held in one buffer
+ * whose capacity doubles as chunks are appended, up to the size offered. So
+ * it holds at most twice the bytes appended (three times for a moment while
+ * it grows, the old buffer beside the new), never more than the size offered
+ * plus half of it, and a snapshot fetched whole ends in one buffer of exactly
+ * its size (no second copy).
+ */
+export class GrowingBytes {
+  private buffer = new Uint8Array(0);
+  private length = 0;
+
+  constructor(private readonly sizeBytes: number) {}
+
+  /** Bytes held for it now (its capacity). */
+  get capacityBytes(): number {
+    return this.buffer.length;
+  }
+
+  append(chunk: Uint8Array): void {
+    const end = this.length + chunk.length;
+    assert(end <= this.sizeBytes, 'the chunks are of the size offered');
+    if (end > this.buffer.length) {
+      const grown = new Uint8Array(Math.min(this.sizeBytes, Math.max(end, 2 * this.buffer.length)));
+      grown.set(this.buffer.subarray(0, this.length));
+      this.buffer = grown;
+    }
+    this.buffer.set(chunk, this.length);
+    this.length = end;
+  }
+
+  /** All the bytes of the size offered, once every chunk is appended. */
+  whole(): Uint8Array {
+    assert(this.length === this.sizeBytes, 'every chunk appended');
+    return this.buffer;
+  }
+}
+
+/** Refusals that no other peer's answers can change: the offer's bytes themselves are wrong. */
+const CONDEMNS_OFFER: ReadonlySet<SyncErrorCode> = new Set<SyncErrorCode>([
+  'SnapshotHashMismatch',
+  'SnapshotInvalid',
+  'AppHashMismatch',
+]);
 
 /** Why no peer connects, most often, to a node just added to a network. */
 const NO_PEER_HINT =
@@ -782,6 +904,17 @@ function requestFor(key: string): SyncMessage {
 }
 
 /**
+ * What tells offers apart: every field. An offer is fetched as its first
+ * maker gave it, so a peer echoing an honest offer with one field changed
+ * (a size a byte short, the chunk count and hashes the same) must make
+ * another offer, not join the honest one and have it refused.
+ */
+function offerKeyOf(offer: SnapshotOffer): string {
+  const hashes = toHex(sha256(...offer.chunkHashes));
+  return `${offer.height}:${offer.format}:${offer.sizeBytes}:${toHex(offer.snapshotHash)}:${hashes}`;
+}
+
+/**
  * The offers to try, in order. Each peer's offers rank by height, its highest
  * first; an offer takes the best rank any peer offering it gives it. Only the
  * first SYNC_CANDIDATES_PER_PEER_MAX ranks are kept, and every peer's best
@@ -804,7 +937,7 @@ export function candidatesOf(answers: readonly PeerOffers[]): Candidate[] {
     const seen = new Set<string>();
     const ranked = offers.slice().sort((a, b) => b.height - a.height);
     for (const offer of ranked) {
-      const key = `${offer.height}:${toHex(offer.snapshotHash)}:${toHex(sha256(...offer.chunkHashes))}`;
+      const key = offerKeyOf(offer);
       // A peer repeating one offer in its list neither adds a rank nor counts twice.
       if (seen.has(key)) continue;
       const rank = seen.size;

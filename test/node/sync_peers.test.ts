@@ -20,6 +20,7 @@ import {
   SYNC_CHUNK_BYTES,
   SYNC_DISCOVERY_MS,
   SYNC_DISCOVERY_WARN_MS,
+  SYNC_MESSAGE_BYTES_MAX,
   SYNC_OFFERS_MAX,
   SYNC_RESPONSE_TIMEOUT_MS,
 } from '../../src/lib/limits.ts';
@@ -32,6 +33,7 @@ import { lastCheckpoint } from '../../src/node/loop.ts';
 import { openStorage } from '../../src/node/storage/index.ts';
 import type { Storage } from '../../src/node/storage/index.ts';
 import {
+  GrowingBytes,
   StateSyncer,
   SyncError,
   candidatesOf,
@@ -44,6 +46,7 @@ import {
 import type { SnapshotOffer, SyncMessage } from '../../src/node/sync_messages.ts';
 import {
   SNAPSHOT_FORMAT,
+  chunkBytesOf,
   chunkCountOf,
   decodeSyncMessage,
   encodeSyncMessage,
@@ -124,6 +127,10 @@ interface Peer {
   readonly prunesAll?: boolean;
   /** Replaces the answers above: what the peer sends for `message`, given the honest answer. */
   readonly lie?: (message: SyncMessage, honest: SyncMessage | null) => SyncMessage[];
+  /** Payloads sent besides, as they are (undecodable, oversized). */
+  readonly raw?: (message: SyncMessage) => Uint8Array[];
+  /** Virtual time from which the peer is disconnected: nothing reaches it or comes from it. */
+  readonly goneAtMs?: number;
 }
 
 const honestBlock = (height: number): CommittedBlock | null => chain.blocks.get(height) ?? null;
@@ -192,7 +199,11 @@ class FakePeers implements PeerNetwork {
     this.handler = handler;
   }
   peerCount(): number {
-    return this.peers.size;
+    return [...this.peers.values()].filter((p) => !this.gone(p)).length;
+  }
+
+  private gone(rules: Peer): boolean {
+    return rules.goneAtMs !== undefined && this.clock.nowMs() >= rules.goneAtMs;
   }
   broadcast(bytes: Uint8Array): void {
     for (const peer of this.peers.keys()) this.send(peer, bytes);
@@ -202,17 +213,27 @@ class FakePeers implements PeerNetwork {
     const message = decodeSyncMessage(unframe(bytes).payload);
     this.requests.push({ peer, message });
     const rules = this.peers.get(peer)!;
+    // Best effort, as the transport: a frame to a disconnected peer is dropped.
+    if (this.gone(rules)) return;
     const answer = answerOf(rules, message);
     const answers = rules.lie?.(message, answer) ?? (answer === null ? [] : [answer]);
     for (const a of answers) this.deliver(peer, rules, a);
+    for (const payload of rules.raw?.(message) ?? []) this.deliverPayload(peer, rules, payload, 0);
   }
 
   /** A message from `peer`, as if it had sent it unasked. */
   deliver(peer: PeerId, rules: Peer, message: SyncMessage): void {
-    const reply = frame(CHANNEL.sync, encodeSyncMessage(message));
     const delayMs = message.kind === 'offers' ? 0 : (rules.delayMs ?? 0);
-    if (delayMs > 0) this.clock.after(delayMs, () => this.handler?.(peer, reply));
-    else queueMicrotask(() => this.handler?.(peer, reply));
+    this.deliverPayload(peer, rules, encodeSyncMessage(message), delayMs);
+  }
+
+  private deliverPayload(peer: PeerId, rules: Peer, payload: Uint8Array, delayMs: number): void {
+    const reply = frame(CHANNEL.sync, payload);
+    const arrive = (): void => {
+      if (!this.gone(rules)) this.handler?.(peer, reply);
+    };
+    if (delayMs > 0) this.clock.after(delayMs, arrive);
+    else queueMicrotask(arrive);
   }
 
   /** The requests of `kind` made of `peer`. */
@@ -632,6 +653,127 @@ test('a peer answering pruned to every block request is asked once per block, no
   );
 });
 
+test('a liar offering the largest snapshot and serving one good chunk costs memory for that chunk, not for the size it offered', async () => {
+  const first = new Uint8Array(SYNC_CHUNK_BYTES).map((_, i) => i % 253);
+  const huge = hugeOffer(22);
+  const offer: SnapshotOffer = {
+    ...huge,
+    chunkHashes: [sha256(first), ...huge.chunkHashes.slice(1)],
+  };
+  const heldBytes: number[] = [];
+  const liar: Peer = {
+    snapshots: new Map(),
+    block: honestBlock,
+    lie: (message, honestAnswer) => {
+      if (message.kind === 'offersRequest') return [{ kind: 'offers', offers: [offer] }];
+      if (message.kind !== 'chunkRequest') return honestAnswer === null ? [] : [honestAnswer];
+      if (message.index === 0) return [{ kind: 'chunk', height: 22, index: 0, bytes: first }];
+      // Asked for a second chunk: the first has checked out and been kept.
+      heldBytes.push(process.memoryUsage().arrayBuffers - baseline);
+      return [];
+    },
+  };
+  const { syncer } = syncerFor({ liar, honest: honest(12) });
+  const baseline = process.memoryUsage().arrayBuffers;
+  const synced = await syncer.run();
+  assert.equal(synced.height, 12, 'the honest offer, once the liar is abandoned');
+  assert.ok(heldBytes.length > 0, 'the liar was asked past its first chunk');
+  const most = Math.max(...heldBytes);
+  assert.ok(
+    most < 64 * SYNC_CHUNK_BYTES,
+    `${most} bytes held after one chunk of ${offer.sizeBytes} offered`,
+  );
+});
+
+test('an honest peer that answers for offers after the discovery window is still tried once the early liar is refused', async () => {
+  const liar: Peer = { snapshots: new Map([[22, fakeSnapshot(22)]]), block: honestBlock };
+  let openMs = Infinity;
+  const late: Peer = {
+    ...honest(12),
+    // Still connecting: it answers nothing for its first seconds, then as an honest peer does.
+    lie: (_message, honestAnswer) =>
+      clock.nowMs() < openMs || honestAnswer === null ? [] : [honestAnswer],
+  };
+  const { syncer, clock } = syncerFor({ liar, late });
+  openMs = clock.nowMs() + 2 * SYNC_DISCOVERY_MS;
+  const synced = await syncer.run();
+  assert.equal(synced.height, 12);
+  assert.equal(syncer.stats.offersRefused, 1, 'the liar cost its one offer');
+  assertStoredBlockIsReal(synced);
+});
+
+test('an offer refused for want of chunks is tried again once a late peer makes it too, and an offer refused for its bytes is not', async () => {
+  // Echoes the honest offer, then withholds every chunk.
+  const withholder: Peer = {
+    snapshots: new Map([[16, realSnapshot(16)]]),
+    block: honestBlock,
+    lie: (message, honestAnswer) =>
+      message.kind === 'chunkRequest' || honestAnswer === null ? [] : [honestAnswer],
+  };
+  const liar: Peer = { snapshots: new Map([[22, fakeSnapshot(22)]]), block: honestBlock };
+  let openMs = Infinity;
+  const late: Peer = {
+    snapshots: new Map([
+      [16, realSnapshot(16)],
+      [22, fakeSnapshot(22)],
+    ]),
+    block: honestBlock,
+    lie: (_message, honestAnswer) =>
+      clock.nowMs() < openMs || honestAnswer === null ? [] : [honestAnswer],
+  };
+  const { syncer, clock, network } = syncerFor({ withholder, liar, late });
+  openMs = clock.nowMs() + 2 * SYNC_DISCOVERY_MS;
+  const synced = await syncer.run();
+  assert.equal(synced.height, 16);
+  assertStoredBlockIsReal(synced);
+  assert.equal(syncer.stats.offersRefused, 2, 'the fake once, the withheld offer once');
+  const fakeChunks = network.requests.filter(
+    (r) => r.message.kind === 'chunkRequest' && r.message.height === 22,
+  );
+  assert.equal(fakeChunks.length, 1, 'the fake fetched once, though the late peer makes it too');
+});
+
+test('peers answering pruned to every block request, however many, do not use up the attempts an honest peer needs', async () => {
+  const peers: Record<PeerId, Peer> = {};
+  for (let i = 0; i < 2 * SYNC_ATTEMPTS_MAX; i++) {
+    // Each echoes the honest offer (so it is a majority's), then claims to hold no block.
+    peers[`pruner${i}`] = {
+      snapshots: new Map([[12, realSnapshot(12)]]),
+      block: () => null,
+      prunesAll: true,
+    };
+  }
+  peers.honest = honest(12);
+  const { syncer, network } = syncerFor(peers);
+  const synced = await syncer.run();
+  assert.equal(synced.height, 12);
+  assertStoredBlockIsReal(synced);
+  for (let i = 0; i < 2 * SYNC_ATTEMPTS_MAX; i++) {
+    assert.ok(network.asked(`pruner${i}`, 'blockRequest') <= 2, `pruner${i} asked once per block`);
+  }
+});
+
+test('a liar echoing an honest offer with another size (same chunk count and hashes) does not take the honest offer down', async () => {
+  const real = offerOf(12, realSnapshot(12));
+  const resized: SnapshotOffer = { ...real, sizeBytes: real.sizeBytes - 1 };
+  assert.equal(chunkCountOf(resized.sizeBytes), real.chunkHashes.length, 'a decodable offer');
+  const liar: Peer = {
+    snapshots: new Map(),
+    block: honestBlock,
+    lie: (message, honestAnswer) =>
+      message.kind === 'offersRequest'
+        ? [{ kind: 'offers', offers: [resized] }]
+        : honestAnswer === null
+          ? []
+          : [honestAnswer],
+  };
+  // The liar answers first, so its copy of the offer would be the one kept.
+  const { syncer } = syncerFor({ liar, honest: honest(12) });
+  const synced = await syncer.run();
+  assert.equal(synced.height, 12);
+  assert.equal(toHex(synced.snapshot), toHex(realSnapshot(12)));
+});
+
 // --- seeded liars ------------------------------------------------------------
 
 /** Snapshots of a whole chunk and a part, so that chunks can come out of order or from elsewhere. */
@@ -844,4 +986,186 @@ test('seeded liars (chunks out of order or of another snapshot, replays, uncerti
   }
   assert.equal(synced + refused, 16);
   assert.ok(synced >= 12, `${synced} synced: every seed with an honest peer`);
+});
+
+test('a snapshot being fetched holds at most twice the bytes appended, and ends in one buffer of its size', () => {
+  const sizeBytes = 5 * SYNC_CHUNK_BYTES + 7;
+  const bytes = new GrowingBytes(sizeBytes);
+  let appended = 0;
+  for (let index = 0; index < chunkCountOf(sizeBytes); index++) {
+    const chunk = new Uint8Array(chunkBytesOf(sizeBytes, index)).fill(index + 1);
+    bytes.append(chunk);
+    appended += chunk.length;
+    assert.ok(
+      bytes.capacityBytes <= Math.min(2 * appended, sizeBytes),
+      `${bytes.capacityBytes} held for ${appended}`,
+    );
+  }
+  const whole = bytes.whole();
+  assert.equal(whole.length, sizeBytes);
+  assert.equal(whole.buffer.byteLength, sizeBytes, 'no room left over');
+  assert.equal(whole[SYNC_CHUNK_BYTES * 5], 6);
+});
+
+// --- a mix of lying, slow and vanishing peers ------------------------------
+
+/** An offers payload that does not decode: an unknown format, or a chunk count its size does not have. */
+function inconsistentOffers(rng: Prng): Uint8Array {
+  const bytes = encodeSyncMessage({ kind: 'offers', offers: [offerOf(12, realSnapshot(12))] });
+  // tag, count, height 12, format, size 36, chunk count: one byte each.
+  assert.equal(bytes[5], 1, 'the chunk count byte');
+  const damaged = bytes.slice();
+  if (rng.int(2) === 0) damaged[3] = SNAPSHOT_FORMAT + 1;
+  else damaged[5] = 2;
+  return damaged;
+}
+
+/** A chunk or block answer one byte over the sync message limit. */
+function oversized(message: SyncMessage): Uint8Array {
+  const head = encodeSyncMessage(
+    message.kind === 'chunkRequest'
+      ? { kind: 'chunk', height: message.height, index: message.index, bytes: new Uint8Array(1) }
+      : {
+          kind: 'block',
+          height: message.kind === 'blockRequest' ? message.height : 1,
+          bytes: new Uint8Array(1),
+        },
+  );
+  const out = new Uint8Array(SYNC_MESSAGE_BYTES_MAX + 1);
+  out.set(head);
+  return out;
+}
+
+const MIX = [
+  'lies',
+  'drip',
+  'vanishes',
+  'oversized',
+  'inconsistent',
+  'resized',
+  'unbacked',
+] as const;
+
+/** A peer of the mix: one way of misbehaving, drawn once, on top of the seeded lies above. */
+function mixedPeer(rng: Prng, startMs: number): Peer {
+  const kind = MIX[rng.int(MIX.length)]!;
+  const real = chunkedSnapshot(16, true);
+  switch (kind) {
+    case 'lies':
+      return lyingPeer(rng);
+    case 'drip':
+      // Echoes the honest offer; each answer takes up to two response timeouts.
+      return {
+        snapshots: new Map([[16, real]]),
+        block: honestBlock,
+        delayMs: rng.int(2 * SYNC_RESPONSE_TIMEOUT_MS),
+      };
+    case 'vanishes':
+      return {
+        snapshots: new Map([[16, real]]),
+        block: honestBlock,
+        goneAtMs: startMs + rng.int(8_000),
+      };
+    case 'oversized':
+      return {
+        snapshots: new Map([[16, real]]),
+        block: honestBlock,
+        lie: (message) =>
+          message.kind === 'offersRequest' ? [{ kind: 'offers', offers: [offerOf(16, real)] }] : [],
+        raw: (message) => (message.kind === 'offersRequest' ? [] : [oversized(message)]),
+      };
+    case 'inconsistent':
+      return {
+        snapshots: new Map(),
+        block: honestBlock,
+        lie: (message) =>
+          message.kind === 'offersRequest' ? [{ kind: 'offers', offers: [hugeOffer(20)] }] : [],
+        raw: (message) => (message.kind === 'offersRequest' ? [inconsistentOffers(rng)] : []),
+      };
+    case 'resized': {
+      const offer = offerOf(16, real);
+      const resized = { ...offer, sizeBytes: offer.sizeBytes - 1 - rng.int(500) };
+      return {
+        snapshots: new Map([[16, real]]),
+        block: honestBlock,
+        lie: (message, honestAnswer) =>
+          message.kind === 'offersRequest'
+            ? [{ kind: 'offers', offers: [resized] }]
+            : honestAnswer === null
+              ? []
+              : [honestAnswer],
+      };
+    }
+    case 'unbacked':
+      // Heights no certified block backs: above the tip.
+      return {
+        snapshots: new Map([[TIP + 1 + rng.int(20), chunkedSnapshot(TIP + 3, false)]]),
+        block: honestBlock,
+      };
+  }
+}
+
+test('seeded mix (lies, drip, answers twice, vanishing, oversized, undecodable or resized offers, unbacked heights, a late honest peer): synced within the deadline from the honest peer, never from anything else', async () => {
+  const seeds = 24;
+  let synced = 0;
+  for (let seed = 1; seed <= seeds; seed++) {
+    const rng = new Prng(1_000 + seed);
+    const peers: Record<PeerId, Peer> = {};
+    const liars = 1 + rng.int(4);
+    const withHonest = seed % 6 !== 0;
+    // Every virtual clock starts at the same time.
+    const startMs = new VirtualClock().nowMs();
+    const openMs = startMs + rng.int(4_000);
+    let clock: VirtualClock | null = null;
+    for (let i = 0; i < liars; i++) peers[`liar${i}`] = mixedPeer(rng, startMs);
+    if (withHonest) {
+      const h = rng.int(2) === 0 ? 12 : 16;
+      const real: Peer = {
+        snapshots: new Map([[h, chunkedSnapshot(h, true)]]),
+        block: honestBlock,
+      };
+      // Some seeds: still connecting while the liars answer.
+      peers.honest =
+        rng.int(2) === 0
+          ? real
+          : {
+              ...real,
+              lie: (_m, answer) => (clock!.nowMs() < openMs || answer === null ? [] : [answer]),
+            };
+    }
+    const timeoutMs = 240_000;
+    const made = syncerFor(peers, seed % 2 === 0 ? trustedTip : undefined, timeoutMs);
+    const syncer = made.syncer;
+    clock = made.clock;
+    assert.equal(clock.nowMs(), startMs);
+    const what = `seed ${seed} (${liars} liars${withHonest ? ', an honest peer' : ''})`;
+    try {
+      const result = await syncer.run();
+      synced++;
+      assert.equal(
+        toHex(result.snapshot),
+        toHex(chunkedSnapshot(result.height, true)),
+        `${what}: the real snapshot`,
+      );
+      assert.equal(toHex(result.appHash), toHex(chain.appHashes.get(result.height)!), what);
+      assertStoredBlockIsReal(result);
+    } catch (error) {
+      assert.ok(error instanceof SyncError, `${what}: ${String(error)}`);
+      assert.ok(
+        !withHonest,
+        `${what}: refused (${error.code}: ${error.message}) with an honest peer`,
+      );
+    }
+    assert.ok(
+      clock.nowMs() - startMs <= timeoutMs + SYNC_RESPONSE_TIMEOUT_MS,
+      `${what}: ${clock.nowMs() - startMs} ms`,
+    );
+    const waiters = (syncer as unknown as { waiters: Map<string, unknown> }).waiters;
+    assert.equal(waiters.size, 0, `${what}: no request left waiting`);
+  }
+  // Peers echoing the real snapshot sync the node too when no honest peer is there.
+  assert.ok(
+    synced >= seeds - Math.floor(seeds / 6),
+    `${synced} synced: every seed with an honest peer`,
+  );
 });
