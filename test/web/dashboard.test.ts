@@ -265,7 +265,8 @@ test('account: balances, positions, orders and fills update with each block', as
   await shot('account');
 
   await page.goto(`${server.url}/ui/#/account/0x${'cd'.repeat(20)}`);
-  assert.match(await text('#no-account'), /No account/);
+  // The same element says "Loading…" until the lookup answers.
+  assert.match(await changed('#no-account', 'Loading…'), /No account/);
 });
 
 test('nothing was logged as an error or warning', () => {
