@@ -696,10 +696,14 @@ export class StateSyncer {
         }
         return accepted;
       }
-      // A pruned answer is honest and costs no wait; silence and bad answers cost an attempt.
+      // A pruned answer costs no attempt (silence and bad answers do); one
+      // slower than a good answer may be costs its provider the time over, as
+      // a slow good answer does, or a peer answering `pruned` just before the
+      // response timeout would be asked in turn for every block of a walk.
       if (answer?.kind === 'pruned') {
         this.stats.prunedAnswers++;
         pruned.add(peer);
+        if (elapsedMs > ANSWER_MS_MAX) this.charge(peer, elapsedMs - ANSWER_MS_MAX);
       } else {
         failed.add(peer);
         this.charge(peer, responseTimeoutMs);

@@ -1169,3 +1169,29 @@ test('seeded mix (lies, drip, answers twice, vanishing, oversized, undecodable o
     `${synced} synced: every seed with an honest peer`,
   );
 });
+
+test('trusted path: a peer answering pruned just before the response timeout is asked for one block of the walk, not a share of them', async () => {
+  // A pruned answer costs no attempt, so a slow one must cost its provider
+  // the time it took, as a slow good answer does: otherwise it is asked in
+  // turn for every block of a walk of up to SYNC_TRUST_BLOCKS_MAX blocks,
+  // each costing almost a response timeout, and runs out the deadline.
+  const slowPruner: Peer = {
+    snapshots: new Map(),
+    block: () => null,
+    prunesAll: true,
+    delayMs: SYNC_RESPONSE_TIMEOUT_MS - 1,
+  };
+  const { syncer, network } = syncerFor(
+    { slowPruner, a: honest(12), b: honest(12) },
+    trustedTip,
+  );
+  const synced = await syncer.run();
+  assert.equal(synced.height, 12);
+  assertStoredBlockIsReal(synced);
+  assert.ok(network.blockRequests().length > TIP - 12, 'the walk asked every block down to 12');
+  assert.equal(
+    network.asked('slowPruner', 'blockRequest'),
+    1,
+    'the slow pruner is asked again only when no other peer is cheaper',
+  );
+});
