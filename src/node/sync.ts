@@ -11,7 +11,8 @@
 //    others' offers). Offers differing in any field are distinct. Once every
 //    offer is refused, peers are asked again and the offers not yet tried are
 //    tried (SYNC_OFFER_ROUNDS_MAX rounds): a peer still connecting at first
-//    is heard then.
+//    is heard then. A peer's offers cost SYNC_CANDIDATES_PER_PEER_MAX tries
+//    over all rounds, not per round.
 // 2. Fetch the committed blocks of the snapshot's height h and of h+1. The
 //    header of h+1 carries previousAppHash, the state after h: the hash the
 //    snapshot must reproduce. h+1's certificate is checked against the trusted
@@ -284,8 +285,16 @@ export class StateSyncer {
       if (before.code === null || CONDEMNS_OFFER.has(before.code)) return false;
       return c.peers.some((p) => !before.peers.has(p));
     };
+    // Offers refused that each peer made: one that made SYNC_CANDIDATES_PER_PEER_MAX
+    // gets no more of its own tried in a later round, or a liar offering
+    // fresh fakes each round would cost that many tries per round.
+    const refusedOf = new Map<PeerId, number>();
+    const hasTries = (c: Candidate): boolean =>
+      c.peers.some((p) => (refusedOf.get(p) ?? 0) < SYNC_CANDIDATES_PER_PEER_MAX);
     const refusals: { height: number; error: SyncError }[] = [];
     let candidatesSeen = 0;
+    // An offer refused once the deadline had passed was cut short by it.
+    let cutShort = false;
     let unusable: SyncError | null = null;
     for (let round = 0; round < SYNC_OFFER_ROUNDS_MAX; round++) {
       if (round > 0) {
@@ -295,7 +304,7 @@ export class StateSyncer {
       }
       let candidates: Candidate[] = [];
       try {
-        candidates = candidatesOf(this.usable(answers)).filter(untried);
+        candidates = candidatesOf(this.usable(answers)).filter((c) => untried(c) && hasTries(c));
       } catch (error) {
         if (!(error instanceof SyncError)) throw error;
         unusable = error;
@@ -315,7 +324,9 @@ export class StateSyncer {
         } catch (error) {
           if (!(error instanceof SyncError)) throw error;
           attempt.code = error.code;
+          for (const p of candidate.peers) refusedOf.set(p, (refusedOf.get(p) ?? 0) + 1);
           refusals.push({ height: offer.height, error });
+          cutShort ||= this.clock.nowMs() >= this.deadlineMs;
           this.stats.offersRefused++;
           this.log.error(
             { height: offer.height, code: error.code, error: error.message },
@@ -329,7 +340,7 @@ export class StateSyncer {
     const failure =
       refusals.length === 0 && unusable !== null
         ? unusable
-        : failureOf(refusals, candidatesSeen, timeoutMs);
+        : failureOf(refusals, candidatesSeen, timeoutMs, cutShort);
     this.log.error({ code: failure.code, error: failure.message }, 'state sync failed');
     throw failure;
   }
@@ -823,16 +834,19 @@ export function offerBudgetMs(sizeBytes: number): number {
 
 /**
  * The error a sync that verified no offer ends with, saying why: the one
- * refusal, or each offer's, and whether the deadline cut it short.
+ * refusal, or each offer's, and whether the deadline cut it short (offers
+ * left untried, or an offer refused because the deadline came while it was
+ * fetched: its own code, SyncUnavailable, would not say so).
  */
 function failureOf(
   refusals: readonly { height: number; error: SyncError }[],
   candidates: number,
   timeoutMs: number,
+  cutShort: boolean,
 ): SyncError {
   const last = refusals[refusals.length - 1];
   const each = refusals.map((r) => `${r.height}: ${r.error.code}`).join(', ');
-  if (refusals.length < candidates) {
+  if (refusals.length < candidates || (cutShort && last !== undefined)) {
     return new SyncError(
       'SyncFailed',
       `the state sync deadline of ${timeoutMs} ms passed with ${candidates - refusals.length} of ${candidates} offers untried (refused: ${each}); last: ${last?.error.message ?? 'none'}`,

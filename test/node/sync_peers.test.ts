@@ -1181,10 +1181,7 @@ test('trusted path: a peer answering pruned just before the response timeout is 
     prunesAll: true,
     delayMs: SYNC_RESPONSE_TIMEOUT_MS - 1,
   };
-  const { syncer, network } = syncerFor(
-    { slowPruner, a: honest(12), b: honest(12) },
-    trustedTip,
-  );
+  const { syncer, network } = syncerFor({ slowPruner, a: honest(12), b: honest(12) }, trustedTip);
   const synced = await syncer.run();
   assert.equal(synced.height, 12);
   assertStoredBlockIsReal(synced);
@@ -1194,4 +1191,57 @@ test('trusted path: a peer answering pruned just before the response timeout is 
     1,
     'the slow pruner is asked again only when no other peer is cheaper',
   );
+});
+
+test('a liar offering fresh fakes every round costs SYNC_CANDIDATES_PER_PEER_MAX tries in all, not that many per round', async () => {
+  const early = [22, 20];
+  const fresh = [18, 16];
+  let openMs = Infinity;
+  const liar: Peer = {
+    snapshots: new Map([...early, ...fresh].map((h) => [h, fakeSnapshot(h)])),
+    block: honestBlock,
+    // New fakes, above the honest offer, once the first ones are refused.
+    lie: (message, honestAnswer) => {
+      if (message.kind !== 'offersRequest') return honestAnswer === null ? [] : [honestAnswer];
+      const heights = clock.nowMs() < openMs ? early : fresh;
+      return [{ kind: 'offers', offers: heights.map((h) => offerOf(h, fakeSnapshot(h))) }];
+    },
+  };
+  const late: Peer = {
+    ...honest(12),
+    lie: (_message, honestAnswer) =>
+      clock.nowMs() < openMs || honestAnswer === null ? [] : [honestAnswer],
+  };
+  const { syncer, clock, network } = syncerFor({ liar, late });
+  openMs = clock.nowMs() + 2 * SYNC_DISCOVERY_MS;
+  const synced = await syncer.run();
+  assert.equal(synced.height, 12);
+  assertStoredBlockIsReal(synced);
+  assert.equal(
+    syncer.stats.offersRefused,
+    SYNC_CANDIDATES_PER_PEER_MAX,
+    'the first two of the liar',
+  );
+  const freshAsked = network.requests.filter(
+    (r) => r.message.kind === 'blockRequest' && fresh.includes(r.message.height),
+  );
+  assert.equal(freshAsked.length, 0, 'no block of a fresh fake asked');
+});
+
+test('the deadline running out while the last offer is fetched ends in SyncFailed naming the deadline, not the chunk that was being asked', async () => {
+  // Each answer takes 4 s (under the response timeout): the two blocks take
+  // 8 s of the 10 s deadline, and the first chunk is still due when it ends.
+  const slow: Peer = {
+    snapshots: new Map([[12, chunkedSnapshot(12, true)]]),
+    block: honestBlock,
+    delayMs: 4_000,
+  };
+  const { syncer } = syncerFor({ slow }, undefined, 10_000);
+  await assert.rejects(syncer.run(), (e: unknown) => {
+    assert.ok(e instanceof SyncError, `a SyncError: ${String(e)}`);
+    assert.equal(e.code, 'SyncFailed');
+    assert.match(e.message, /deadline of 10000 ms passed/);
+    assert.match(e.message, /12: SyncUnavailable/);
+    return true;
+  });
 });
