@@ -273,7 +273,16 @@ export class StateSyncer {
   async run(): Promise<SyncedState> {
     const timeoutMs = this.options.timeoutMs ?? SYNC_TIMEOUT_MS;
     this.deadlineMs = this.clock.nowMs() + timeoutMs;
-    let answers = await this.discover();
+    let answers: PeerOffers[];
+    try {
+      answers = await this.discover();
+    } catch (error) {
+      // NoSnapshot: logged as every other way a sync fails.
+      if (error instanceof SyncError) {
+        this.log.error({ code: error.code, error: error.message }, 'state sync failed');
+      }
+      throw error;
+    }
     // Each offer tried: the peers that made it then, and why it was refused.
     const tried = new Map<string, { peers: ReadonlySet<PeerId>; code: SyncErrorCode | null }>();
     // Tried again only if it was refused for want of a good answer and a peer

@@ -394,7 +394,12 @@ test('a node no peer accepts says so while it waits, and its NoSnapshot names th
   const clock = new VirtualClock();
   const network = new FakePeers(new Map(), clock);
   const warnings: string[] = [];
-  const log = { ...silentLog, warn: (_fields: object, message: string) => warnings.push(message) };
+  const errors: string[] = [];
+  const log = {
+    ...silentLog,
+    warn: (_fields: object, message: string) => warnings.push(message),
+    error: (_fields: object, message: string) => errors.push(message),
+  };
   const timeoutMs = 3 * SYNC_DISCOVERY_WARN_MS + 1;
   const syncer = new StateSyncer({
     network,
@@ -415,6 +420,7 @@ test('a node no peer accepts says so while it waits, and its NoSnapshot names th
   );
   assert.equal(warnings.length, 3, `one warning every ${SYNC_DISCOVERY_WARN_MS} ms: ${warnings}`);
   for (const w of warnings) assert.match(w, /^state sync: no peer connected yet; /);
+  assert.deepEqual(errors, ['state sync failed'], 'logged as every other failure');
 });
 
 test('a snapshot of several chunks, from two peers, is put together byte for byte', async () => {
