@@ -296,9 +296,13 @@ export class StateSyncer {
     };
     // Offers refused that each peer made: one that made SYNC_CANDIDATES_PER_PEER_MAX
     // gets no more of its own tried in a later round, or a liar offering
-    // fresh fakes each round would cost that many tries per round.
+    // fresh fakes each round would cost that many tries per round. An offer
+    // more than half of the peers offering make is tried all the same (as it
+    // comes first in candidatesOf): honest peers whose snapshots could not be
+    // had (pruned meanwhile) may offer a newer one.
     const refusedOf = new Map<PeerId, number>();
-    const hasTries = (c: Candidate): boolean =>
+    const hasTries = (c: Candidate, offering: number): boolean =>
+      2 * c.peers.length > offering ||
       c.peers.some((p) => (refusedOf.get(p) ?? 0) < SYNC_CANDIDATES_PER_PEER_MAX);
     const refusals: { height: number; error: SyncError }[] = [];
     let candidatesSeen = 0;
@@ -313,7 +317,9 @@ export class StateSyncer {
       }
       let candidates: Candidate[] = [];
       try {
-        candidates = candidatesOf(this.usable(answers)).filter((c) => untried(c) && hasTries(c));
+        const usable = this.usable(answers);
+        const offering = usable.filter((a) => a.offers.length > 0).length;
+        candidates = candidatesOf(usable).filter((c) => untried(c) && hasTries(c, offering));
       } catch (error) {
         if (!(error instanceof SyncError)) throw error;
         unusable = error;

@@ -1251,3 +1251,27 @@ test('the deadline running out while the last offer is fetched ends in SyncFaile
     return true;
   });
 });
+
+test('peers whose offers were all refused are still heard for an offer a majority of them makes in a later round (a snapshot taken meanwhile)', async () => {
+  // Their first two snapshots cannot be had (their chunks never come, as if
+  // pruned meanwhile); by the next round they offer a newer one, and serve it.
+  let openMs = Infinity;
+  const peer = (): Peer => ({
+    snapshots: new Map([12, 16, 20].map((h) => [h, realSnapshot(h)])),
+    block: honestBlock,
+    lie: (message, honestAnswer) => {
+      if (message.kind === 'offersRequest') {
+        const heights = clock.nowMs() < openMs ? [16, 12] : [20];
+        return [{ kind: 'offers', offers: heights.map((h) => offerOf(h, realSnapshot(h))) }];
+      }
+      if (message.kind === 'chunkRequest' && message.height !== 20) return [];
+      return honestAnswer === null ? [] : [honestAnswer];
+    },
+  });
+  const { syncer, clock } = syncerFor({ a: peer(), b: peer(), c: peer() });
+  openMs = clock.nowMs() + 2 * SYNC_DISCOVERY_MS;
+  const synced = await syncer.run();
+  assert.equal(synced.height, 20);
+  assertStoredBlockIsReal(synced);
+  assert.equal(syncer.stats.offersRefused, 2, 'the two first offers');
+});
