@@ -182,11 +182,11 @@ export interface SyncStats {
   slowAnswers: number;
   offersRefused: number;
   dropped: number;
-  /** Block requests a peer answered with `pruned`: asked of the next provider at once. */
+  /** Block requests a peer answered with `pruned`: asked of the next provider at once, using no attempt. */
   prunedAnswers: number;
 }
 
-/** One distinct offer (height, chunk hashes, snapshot hash) and the peers that made it. */
+/** One distinct offer (every field: offerKeyOf) and the peers that made it. */
 export interface Candidate {
   readonly offer: SnapshotOffer;
   readonly peers: PeerId[];
