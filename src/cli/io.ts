@@ -1,6 +1,7 @@
 // Where CLI commands print. Tests pass a capturing Io; the binary passes the process's.
 
-import { writeFileSync } from 'node:fs';
+import { accessSync, constants, statSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { ZommaError } from '../lib/errors.ts';
 
 export interface Io {
@@ -37,6 +38,30 @@ export interface Command {
  * directory, no permission, a full disk) is the user's to fix, so it is a
  * usage error naming the flag, not a stack trace.
  */
+/**
+ * Refuses, before any work, a path writeFlagFile could not write: its
+ * folder missing or not writable, the path itself a folder or not writable.
+ * A simulation or a stress run of minutes is not lost to a typo in where its
+ * output goes. Creates nothing (a refused run leaves no empty file behind).
+ */
+export function checkFlagFile(flag: string, path: string): void {
+  try {
+    let exists = true;
+    try {
+      if (statSync(path).isDirectory()) {
+        throw Object.assign(new Error('a folder'), { code: 'EISDIR' });
+      }
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      exists = false;
+    }
+    accessSync(exists ? path : dirname(resolve(path)), constants.W_OK);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    throw new UsageError(`--${flag} ${path}: cannot write the file (${code})`);
+  }
+}
+
 export function writeFlagFile(flag: string, path: string, data: string | Uint8Array): void {
   try {
     writeFileSync(path, data);

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../../src/cli/main.ts';
@@ -138,6 +138,27 @@ test('an unwritable --out or --html is a usage error naming the flag, not a stac
   );
   assert.equal(html.code, 2);
   assert.match(html.err, /--html \/nonexistent-dir\/r\.html: cannot write the file/);
+});
+
+test('an unwritable --html or --out is refused before anything is generated, written or run', async () => {
+  const snap = join(dir, 'before-html.snap');
+  const r = await run(
+    '--generate',
+    '20',
+    '--out',
+    snap,
+    '--scenario',
+    short,
+    '--html',
+    join(dir, 'missing-dir', 'r.html'),
+  );
+  assert.equal(r.code, 2);
+  assert.match(r.err, /--html .*r\.html: cannot write the file \(ENOENT\)/);
+  assert.equal(existsSync(snap), false, 'no snapshot was generated and written');
+  assert.doesNotMatch(r.out, /generated \d+ accounts/);
+  const folder = await run('--generate', '20', '--out', dir);
+  assert.equal(folder.code, 2);
+  assert.match(folder.err, /--out .*: cannot write the file \(EISDIR\)/);
 });
 
 test('a bad scenario or block interval is refused before any state is generated', async () => {

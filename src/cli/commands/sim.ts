@@ -2,7 +2,7 @@
 // or a topology's latency report (docs/simulator.md).
 
 import { parseArgs } from 'node:util';
-import { type Command, type Io, UsageError, writeFlagFile } from '../io.ts';
+import { type Command, type Io, UsageError, checkFlagFile, writeFlagFile } from '../io.ts';
 import { SIM_HEIGHTS_MAX, SIM_SWARM_SEEDS_MAX } from '../../lib/limits.ts';
 import {
   BEHAVIOR_CHOICES,
@@ -382,6 +382,8 @@ export const command: Command = {
       ...(timelineHeight === undefined ? {} : { timelineHeight }),
     };
     checkConfig(config);
+    // Before the run: a path that cannot be written would otherwise show only after it.
+    if (values.html !== undefined) checkFlagFile('html', values.html);
     const result = simulate(config);
     if (timelineHeight !== undefined) {
       if (values.html !== undefined) {

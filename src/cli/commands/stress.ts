@@ -4,7 +4,7 @@
 
 import { readFileSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { type Command, type Io, UsageError, writeFlagFile } from '../io.ts';
+import { type Command, type Io, UsageError, checkFlagFile, writeFlagFile } from '../io.ts';
 import { STRESS_SCENARIO_BYTES_MAX } from '../../lib/limits.ts';
 import { encodeSnapshot } from '../../exchange/index.ts';
 import type { Exchange } from '../../exchange/index.ts';
@@ -177,8 +177,11 @@ export const command: Command = {
       }
     }
 
-    // The scenario and the block interval are checked before a state is built or read: a
-    // typo should not cost a generation of thousands of accounts.
+    // The scenario, the block interval and where the output goes are checked
+    // before a state is built or read: a typo should not cost a generation
+    // of thousands of accounts, nor a run.
+    if (values.out !== undefined) checkFlagFile('out', values.out);
+    if (values.html !== undefined) checkFlagFile('html', values.html);
     const own = values.scenario === undefined ? undefined : readScenario(values.scenario);
     const blockMs = values['block-ms'];
     const scenario =
