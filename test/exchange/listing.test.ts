@@ -11,6 +11,7 @@ import { markOptions } from '../../src/exchange/listing.ts';
 import { INDEX_TICKS_MAX } from '../../src/lib/limits.ts';
 import { DecodeError } from '../../src/codec/wire.ts';
 import type { ExchangeEvent } from '../../src/exchange/results.ts';
+import type { MarketState } from '../../src/exchange/state.ts';
 import { Harness, USDC, dailyListingGenesis, key, limit, replacer } from './helpers.ts';
 
 const MINUTE_MS = 60_000;
@@ -34,6 +35,26 @@ function harness(markIntervalMs?: number): Harness {
     { underlying: 'ETH', expiryMs: EXPIRY_MS, svi: FLAT },
   ];
   return h;
+}
+
+/**
+ * Alice short and Bob long two of CALL, then BTC's price stops: past expiry
+ * the call waits, halted and without a mark. Returns the call and the BTC
+ * price withheld (put it back in `h.oracle` to let the call settle).
+ */
+function expiredCallWaiting(h: Harness): { call: MarketState; btc: bigint } {
+  h.fund(alice, 100_000n * USDC);
+  h.fund(bob, 100_000n * USDC);
+  h.block([], MINUTE_MS);
+  const call = h.ex.state.marketByName.get(CALL)!;
+  assert.ok(h.one(bob, limit(CALL, 'buy', call.markTicks, 2)).actions[0]!.ok);
+  assert.ok(h.one(alice, limit(CALL, 'sell', call.markTicks, 2)).actions[0]!.ok);
+  h.block([], 4 * 60 * MINUTE_MS);
+  const { BTC: btc, ...withoutBtc } = h.oracle;
+  h.oracle = withoutBtc;
+  while (h.timeMs <= EXPIRY_MS) h.block([], 30 * MINUTE_MS);
+  assert.ok(!call.retired && call.halted && call.optionMark === null, 'the call waits');
+  return { call, btc: btc! };
 }
 
 function live(h: Harness): string[] {
@@ -497,18 +518,7 @@ test('a listing late in 2098 leaves out the expiries past 2099 instead of failin
 
 test('an expired option waiting without a mark has its short minimum priced from its underlying index, not from its own price', () => {
   const h = harness();
-  h.fund(alice, 100_000n * USDC);
-  h.fund(bob, 100_000n * USDC);
-  h.block([], MINUTE_MS);
-  const call = h.ex.state.marketByName.get(CALL)!;
-  assert.ok(h.one(bob, limit(CALL, 'buy', call.markTicks, 2)).actions[0]!.ok);
-  assert.ok(h.one(alice, limit(CALL, 'sell', call.markTicks, 2)).actions[0]!.ok);
-  h.block([], 4 * 60 * MINUTE_MS);
-  // BTC's price stops: past expiry the call waits, halted and without a mark.
-  const { BTC: _, ...withoutBtc } = h.oracle;
-  h.oracle = withoutBtc;
-  while (h.timeMs <= EXPIRY_MS) h.block([], 30 * MINUTE_MS);
-  assert.ok(!call.retired && call.halted && call.optionMark === null);
+  const { call } = expiredCallWaiting(h);
   const index = h.ex.state.oracle!.prices.get('BTC')!.priceQuote;
   const params = h.ex.state.listing!.scenario;
   // 1% of the underlying per base unit, per lot, in wads: not 1% of the call's premium.
@@ -551,24 +561,13 @@ test('an expired market waiting for its settlement price is reported halted, onc
 
 test('no collateral leaves a subaccount short an expired option waiting for its settlement price (OracleStale); a long may, and the short once settled', () => {
   const h = harness();
-  h.fund(alice, 100_000n * USDC);
-  h.fund(bob, 100_000n * USDC);
-  h.block([], MINUTE_MS);
-  const call = h.ex.state.marketByName.get(CALL)!;
-  assert.ok(h.one(bob, limit(CALL, 'buy', call.markTicks, 2)).actions[0]!.ok);
-  assert.ok(h.one(alice, limit(CALL, 'sell', call.markTicks, 2)).actions[0]!.ok);
-  h.block([], 4 * 60 * MINUTE_MS);
-  // BTC's price stops: past expiry the call waits, halted and without a mark.
-  const { BTC: btc, ...withoutBtc } = h.oracle;
-  h.oracle = withoutBtc;
-  while (h.timeMs <= EXPIRY_MS) h.block([], 30 * MINUTE_MS);
-  assert.ok(!call.retired && call.halted && call.optionMark === null, 'the call waits');
+  const { call, btc } = expiredCallWaiting(h);
   const withdraw = { kind: 'withdraw' as const, amountQuote: 1n * USDC, destination: 'x' };
   const refused = h.one(alice, withdraw).actions[0]!;
   assert.equal(!refused.ok && refused.code, 'OracleStale', JSON.stringify(refused, replacer));
   const long = h.one(bob, withdraw).actions[0]!;
   assert.ok(long.ok, JSON.stringify(long, replacer));
-  h.oracle = { ...h.oracle, BTC: btc! };
+  h.oracle = { ...h.oracle, BTC: btc };
   for (let i = 0; i < 10 && !call.retired; i++) h.block([], 30 * MINUTE_MS);
   assert.ok(call.retired, 'settled once a fresh price came');
   const after = h.one(alice, withdraw).actions[0]!;

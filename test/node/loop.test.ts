@@ -125,6 +125,15 @@ function startOn(
   return { loop, app, storage, net, hashes, snapshotFirst, caughtUp };
 }
 
+/** Four loops over file storage in `dir`, on one hub, proposing the same 40 transactions. */
+function startFour(dir: string) {
+  const genesis = testGenesis([0, 1, 2, 3].map(testKey));
+  const hub = new MemoryHub();
+  const txs = Array.from({ length: 40 }, (_, i) => utf8(`tx ${i}`));
+  const nodes = [0, 1, 2, 3].map((i) => startNode(hub, genesis, i, dir, txs));
+  return { genesis, hub, txs, nodes };
+}
+
 /**
  * Four loops over file storage in `dir`, the fourth running a DivergentApp
  * that computes another appHash from height 3 (and, with `withUpdates`, also
@@ -153,11 +162,7 @@ function stopNode(node: TestNode): void {
 
 test('four loops over file storage commit, agree, and a restarted one catches up', async () => {
   const tmp = tempDir('zomma-loop-');
-  const keys = [0, 1, 2, 3].map(testKey);
-  const genesis = testGenesis(keys);
-  const hub = new MemoryHub();
-  const txs = Array.from({ length: 40 }, (_, i) => utf8(`tx ${i}`));
-  const nodes = [0, 1, 2, 3].map((i) => startNode(hub, genesis, i, tmp.dir, txs));
+  const { genesis, hub, txs, nodes } = startFour(tmp.dir);
   try {
     await waitFor(() => nodes.every((n) => n.app.height >= 6), 20_000, 'height 6 everywhere');
     for (let h = 1; h <= 6; h++) {
@@ -199,11 +204,7 @@ test('four loops over file storage commit, agree, and a restarted one catches up
 
 test("a node behind the chain catches up without the commit pause after each height (it would only keep the chain's pace)", async () => {
   const tmp = tempDir('zomma-loop-');
-  const keys = [0, 1, 2, 3].map(testKey);
-  const genesis = testGenesis(keys);
-  const hub = new MemoryHub();
-  const txs = Array.from({ length: 40 }, (_, i) => utf8(`tx ${i}`));
-  const nodes = [0, 1, 2, 3].map((i) => startNode(hub, genesis, i, tmp.dir, txs));
+  const { genesis, hub, txs, nodes } = startFour(tmp.dir);
   try {
     await waitFor(() => nodes.every((n) => n.app.height >= 2), 20_000, 'height 2 everywhere');
     stopNode(nodes[3]!);
@@ -226,11 +227,7 @@ test("a node behind the chain catches up without the commit pause after each hei
 
 test('a state too large for a snapshot skips that snapshot; no node halts and the chain goes on', async () => {
   const tmp = tempDir('zomma-loop-');
-  const keys = [0, 1, 2, 3].map(testKey);
-  const genesis = testGenesis(keys);
-  const hub = new MemoryHub();
-  const txs = Array.from({ length: 40 }, (_, i) => utf8(`tx ${i}`));
-  const nodes = [0, 1, 2, 3].map((i) => startNode(hub, genesis, i, tmp.dir, txs));
+  const { nodes } = startFour(tmp.dir);
   // Height 6's state is past SNAPSHOT_BYTES_MAX on every node, as the same state would be.
   for (const n of nodes) {
     const save = n.storage.snapshots.save.bind(n.storage.snapshots);

@@ -1109,12 +1109,16 @@ test("a restarted node's consensus view counts the recent blocks it reads back",
   }
 });
 
-test("a restarted node counts the signers of a stored block from the next block's lastCommit, and of the last from its own certificate", () => {
-  const h = new Harness();
-  const set = ValidatorSet.fromUpdates(
+/** The four test validators at equal power. */
+function equalSet(): ValidatorSet {
+  return ValidatorSet.fromUpdates(
     VALIDATORS.map((v) => ({ publicKey: v.publicKey, power: 1_000_000 })),
   );
-  const certificate = (height: number, signers: number[]): CommitCertificate => ({
+}
+
+/** A certificate for `height` holding the precommits of `signers` (by index), unsigned. */
+function certificateOf(h: Harness, height: number, signers: number[]): CommitCertificate {
+  return {
     height,
     round: 0,
     blockHash: new Uint8Array(32),
@@ -1124,7 +1128,13 @@ test("a restarted node counts the signers of a stored block from the next block'
       extension: new Uint8Array(0),
       signature: new Uint8Array(64),
     })),
-  });
+  };
+}
+
+test("a restarted node counts the signers of a stored block from the next block's lastCommit, and of the last from its own certificate", () => {
+  const h = new Harness();
+  const set = equalSet();
+  const certificate = (height: number, signers: number[]) => certificateOf(h, height, signers);
   const chain: StoredChain = { blocks: new Map(), results: new Map() };
   // Block 1 is stored with a certificate of all four; block 2's lastCommit,
   // the canonical one, holds three. Block 2's own certificate holds two.
@@ -1153,20 +1163,8 @@ test("a restarted node counts the signers of a stored block from the next block'
 
 test("a restarted node recounts the signers of the last block it read back from the next live block's lastCommit, as every other node counts them", () => {
   const h = new Harness();
-  const set = ValidatorSet.fromUpdates(
-    VALIDATORS.map((v) => ({ publicKey: v.publicKey, power: 1_000_000 })),
-  );
-  const certificate = (height: number, signers: number[]): CommitCertificate => ({
-    height,
-    round: 0,
-    blockHash: new Uint8Array(32),
-    votes: signers.map((validatorIndex) => ({
-      validatorIndex,
-      timestampMs: h.timeMs,
-      extension: new Uint8Array(0),
-      signature: new Uint8Array(64),
-    })),
-  });
+  const set = equalSet();
+  const certificate = (height: number, signers: number[]) => certificateOf(h, height, signers);
   const chain: StoredChain = { blocks: new Map(), results: new Map() };
   // Block 1 is stored with its own certificate of two signers; block 2, which
   // comes live after the restart, carries the canonical one: four.

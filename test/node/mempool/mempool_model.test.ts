@@ -425,8 +425,8 @@ function gatedVerifier() {
 
 const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
-async function run(seed: number, steps: number, stats: Stats): Promise<void> {
-  const rng = new Prng(seed);
+/** A harness's exchange behind the node's application, with the signature cache they share with a mempool. */
+function exchangeApp(): { h: Harness; signatures: SignatureCache; app: ExchangeApp } {
   const h = new Harness(undefined, { checkInvariants: false });
   const genesis = h.ex.state.genesis;
   const signatures = new SignatureCache();
@@ -440,6 +440,12 @@ async function run(seed: number, steps: number, stats: Stats): Promise<void> {
     },
     h.ex,
   );
+  return { h, signatures, app };
+}
+
+async function run(seed: number, steps: number, stats: Stats): Promise<void> {
+  const rng = new Prng(seed);
+  const { h, signatures, app } = exchangeApp();
   const verifier = gatedVerifier();
   const dropped: Dropped[] = [];
   const gossiped: { hash: string; from: string | null }[] = [];
@@ -891,19 +897,7 @@ test('the mempool equals the reference model: answers, content and order, drops,
 });
 
 test("a proposal takes at most a nonce window's worth of one account: a bot's burst of orders and cancels, signed in order, loses none to StaleNonce", async () => {
-  const h = new Harness(undefined, { checkInvariants: false });
-  const signatures = new SignatureCache();
-  const genesis = h.ex.state.genesis;
-  const app = new ExchangeApp(
-    {
-      genesis,
-      consensusGenesis: consensusGenesisOf(genesis),
-      signatures,
-      prices: null,
-      nowMs: () => 0,
-    },
-    h.ex,
-  );
+  const { h, signatures, app } = exchangeApp();
   const pool = new Mempool({
     chainId: CHAIN,
     verifyBatch: async (items) => items.map((i) => verifyRaw(i.publicKey, i.message, i.signature)),
