@@ -49,6 +49,46 @@ export interface ListedMargin {
 
 const result: ListedMargin = { equityQuote: 0n, initialQuote: 0n, maintenanceQuote: 0n };
 
+/**
+ * The cushion of a short option without a fresh smile, in ppm of the forward
+ * per base unit: 15% of the forward less the amount out of the money, at least
+ * 10%, all of it in initial margin and half in maintenance (Deribit's standard
+ * margin for a short option, for want of a volatility to shock).
+ */
+export const UNSHOCKED_SHORT_PPM = 150_000n;
+export const UNSHOCKED_SHORT_FLOOR_PPM = 100_000n;
+
+/**
+ * Per short lot, in wads of quote: the minimum (shortOptionMinPpm of the
+ * forward, plus the option's intrinsic value at the forward above its kept
+ * mark: the least the option is worth now, which equity does not see) and the
+ * cushion (UNSHOCKED_SHORT_PPM less the amount out of the money, at least
+ * UNSHOCKED_SHORT_FLOOR_PPM). Each rounded up.
+ */
+export function unshockedShortBounds(
+  forwardQuote: bigint,
+  strikeQuote: bigint,
+  isCall: boolean,
+  markQuotePerLot: bigint,
+  lotsPerBase: number,
+  shortOptionMinPpm: number,
+): { minPerLotWad: bigint; cushionPerLotWad: bigint } {
+  const lots = BigInt(lotsPerBase);
+  const inMoney = isCall ? forwardQuote - strikeQuote : strikeQuote - forwardQuote;
+  const intrinsicPerLotWad = inMoney > 0n ? divBig(inMoney * WAD_PER_QUOTE, lots, 'ceil') : 0n;
+  const markPerLotWad = markQuotePerLot * WAD_PER_QUOTE;
+  const unseen = intrinsicPerLotWad > markPerLotWad ? intrinsicPerLotWad - markPerLotWad : 0n;
+  const minPerLotWad =
+    divBig(forwardQuote * WAD_PER_QUOTE * BigInt(shortOptionMinPpm), PPM_BIG * lots, 'ceil') +
+    unseen;
+  const outOfMoney = inMoney < 0n ? -inMoney : 0n;
+  let cushionPpmQuote = forwardQuote * UNSHOCKED_SHORT_PPM - outOfMoney * PPM_BIG;
+  const floor = forwardQuote * UNSHOCKED_SHORT_FLOOR_PPM;
+  if (cushionPpmQuote < floor) cushionPpmQuote = floor;
+  const cushionPerLotWad = divBig(cushionPpmQuote * WAD_PER_QUOTE, PPM_BIG * lots, 'ceil');
+  return { minPerLotWad, cushionPerLotWad };
+}
+
 /** The scenario values of a listed instrument at the current height. */
 export function scenarioOf(state: ExchangeState, m: MarketState): ScenarioInstrument {
   if (m.scenario !== null && m.scenarioHeight === state.height) return m.scenario;
@@ -84,22 +124,27 @@ export function scenarioOf(state: ExchangeState, m: MarketState): ScenarioInstru
     const markWad = m.markQuotePerLot * WAD_PER_QUOTE;
     s = shocked.valuePerLotWad >= markWad ? shocked : { ...shocked, valuePerLotWad: markWad };
   } else if (instrument.kind === 'option') {
-    // No smile (yet): the option is held at its mark, unshocked, short lots at the minimum.
-    const value = m.markQuotePerLot * WAD_PER_QUOTE;
-    // Without a forward, the underlying's index (not the option's own index,
-    // which is its kept mark: listing.ts).
+    // No fresh smile (or shocked prices the math refuses): the option is held
+    // at its kept mark and its scenarios stand still, so it is margined by
+    // model-free bounds instead. Without a forward, the underlying's index
+    // (not the option's own index, which is its kept mark: listing.ts).
     const index = state.oracle?.prices.get(p.underlying)?.priceQuote ?? 0n;
     const forward = m.forwardQuote > 0n ? m.forwardQuote : index;
+    const bounds = unshockedShortBounds(
+      forward,
+      instrument.strikeQuote,
+      instrument.isCall,
+      m.markQuotePerLot,
+      p.lotsPerBase,
+      params.shortOptionMinPpm,
+    );
     s = {
       underlying: p.underlying,
       isOption: true,
       pnlPerLotWad: new Array<bigint>(scenarioCount(params)).fill(0n),
-      valuePerLotWad: value,
-      shortMinPerLotWad: divBig(
-        forward * WAD_PER_QUOTE * BigInt(params.shortOptionMinPpm),
-        PPM_BIG * BigInt(p.lotsPerBase),
-        'ceil',
-      ),
+      valuePerLotWad: m.markQuotePerLot * WAD_PER_QUOTE,
+      shortMinPerLotWad: bounds.minPerLotWad,
+      shortCushionPerLotWad: bounds.cushionPerLotWad,
     };
   } else {
     s = buildFutureScenarios(

@@ -218,8 +218,9 @@ export function markOptions(state: ExchangeState, previousMs: number | null): vo
     if (mark === null) {
       // No smile, no forward, past expiry, or a price outside what the pricing
       // math covers (the forward a million times the strike or its millionth,
-      // a smile's log overflowing): the option keeps its last mark, unshocked,
-      // rather than failing the block on every validator.
+      // a smile's log overflowing): the option keeps its last mark (margined by
+      // model-free bounds: listed_margin.ts) rather than failing the block on
+      // every validator.
       if (m.optionMark !== null) m.remarkedHeight = state.height;
       m.optionMark = null;
       // Its index stays its kept mark, not the underlying's price in its ticks

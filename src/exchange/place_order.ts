@@ -89,8 +89,8 @@ export function checkPlaceOrder(ctx: Ctx, a: PlaceOrder): Checked | Rejection {
     );
   }
   // An option without a fresh smile (or whose pricing failed) keeps its last
-  // mark, unshocked: as on a stale index, only orders that reduce, or the old
-  // mark would open risk margined at the per-lot minimum alone.
+  // mark, and no volatility prices new risk at it: as on a stale index, only
+  // orders that reduce.
   if (market.instrument.kind === 'option' && market.optionMark === null && !a.reduceOnly) {
     return reject(
       'OracleStale',

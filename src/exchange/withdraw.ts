@@ -22,9 +22,9 @@
 // Nor may collateral leave an account short an option (a position), or
 // offering one (any resting sell: one against a long opens a short once the
 // long is sold by another order), whose smile is stale: that
-// option keeps its last mark and is margined unshocked, at the per-lot
-// minimum, a fraction of its scenario margin (staleShortOption). Cost:
-// O(the account's listed records).
+// option keeps its last mark and is margined by model-free bounds
+// (listed_margin.ts, unshockedShortBounds), which a jump in volatility can
+// outrun (staleShortOption). Cost: O(the account's listed records).
 
 import { badAmount } from './collateral.ts';
 import type { Ctx } from './context.ts';
@@ -60,8 +60,8 @@ export function outflowPause(state: ExchangeState): string | null {
 
 /**
  * An option the account is short, or offers, while its smile is stale (it
- * keeps its last mark, margined unshocked), else undefined. Its free
- * collateral then reads far above what the option risks, so none may leave.
+ * keeps its last mark, margined by model-free bounds), else undefined. No
+ * volatility then measures what the option risks, so no collateral leaves.
  */
 export function staleShortOption(state: ExchangeState, account: Account): string | undefined {
   for (const p of account.listed) {

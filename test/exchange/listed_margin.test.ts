@@ -65,6 +65,7 @@ const instrumentArb = fc.record({
   }),
   valuePerLotWad: fc.bigInt(0n, 10n ** 15n),
   shortMinPerLotWad: fc.bigInt(0n, 10n ** 14n),
+  shortCushionPerLotWad: fc.oneof(fc.constant(0n), fc.bigInt(0n, 10n ** 15n)),
 });
 
 test('property: the initial margin over ranges is the largest over every size in them', () => {
@@ -81,6 +82,7 @@ test('property: the initial margin over ranges is the largest over every size in
           marks.set(`I${i}`, {
             ...inst,
             shortMinPerLotWad: inst.isOption ? inst.shortMinPerLotWad : 0n,
+            shortCushionPerLotWad: inst.isOption ? inst.shortCushionPerLotWad : 0n,
           });
         });
         const ranges = rows.map((r, i) => ({

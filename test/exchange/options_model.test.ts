@@ -47,6 +47,7 @@ import {
   refSettlementPrice,
   refSettlementValue,
   refShortMinFloor,
+  refUnshockedShortFloors,
   refTakerFee,
   refTier,
 } from './options_reference.ts';
@@ -98,6 +99,8 @@ interface Stats {
   liquidationBlocks: number;
   marginChecks: number;
   singleShortCases: number;
+  singleUnshockedShortCases: number;
+  unshockedShortAccounts: number;
   restores: number;
   transfers: number;
   reduceOnlyFills: number;
@@ -120,6 +123,8 @@ function newStats(): Stats {
     liquidationBlocks: 0,
     marginChecks: 0,
     singleShortCases: 0,
+    singleUnshockedShortCases: 0,
+    unshockedShortAccounts: 0,
     restores: 0,
     transfers: 0,
     reduceOnlyFills: 0,
@@ -808,6 +813,8 @@ class Model {
       let longs = 0;
       let futures = 0;
       let resting = 0;
+      let unshocked = 0;
+      let unshockedMaintenance = 0n;
       for (const p of a.listed) {
         const m = state.markets[p.market]!;
         resting +=
@@ -825,14 +832,31 @@ class Model {
           shorts++;
           const index = state.oracle!.prices.get(m.params.underlying)!.priceQuote;
           const forward = m.forwardQuote > 0n ? m.forwardQuote : index;
-          shortFloor += refShortMinFloor(
-            -lots,
-            forward,
-            scenario.shortOptionMinPpm,
-            BigInt(m.params.lotsPerBase),
-          );
+          if (m.optionMark === null && m.instrument.kind === 'option') {
+            // Without a fresh smile: model-free bounds, initial with all of its cushion.
+            unshocked++;
+            const f = refUnshockedShortFloors(
+              -lots,
+              forward,
+              m.instrument,
+              m.markQuotePerLot,
+              scenario.shortOptionMinPpm,
+              BigInt(m.params.lotsPerBase),
+            );
+            shortFloor += f.requirement + f.cushion;
+            unshockedMaintenance +=
+              refMaintenanceOf(f.requirement, scenario.maintenancePpm) + f.cushion / 2n - 1n;
+          } else {
+            shortFloor += refShortMinFloor(
+              -lots,
+              forward,
+              scenario.shortOptionMinPpm,
+              BigInt(m.params.lotsPerBase),
+            );
+          }
         }
       }
+      if (unshocked > 0) this.stats.unshockedShortAccounts++;
       // Short options pay at least the per-lot minimum; long ones at least their premium at the mark.
       assert.ok(
         initial >= shortFloor,
@@ -856,6 +880,15 @@ class Model {
         resting === 0 &&
         a.listed.filter((p) => p.sizeLots !== 0).length === 1
       ) {
+        if (unshocked === 1) {
+          // Its scenarios stand still: maintenance is 80% of its requirement and half its cushion.
+          this.stats.singleUnshockedShortCases++;
+          assert.ok(
+            maintenance >= unshockedMaintenance,
+            `${at}: account ${a.index} one short option without a fresh smile: maintenance ${maintenance} under ${unshockedMaintenance}`,
+          );
+          continue;
+        }
         // One short option: initial = ceil(requirement), maintenance = ceil(80% of it).
         this.stats.singleShortCases++;
         const low = refMaintenanceOf(initial - 1n, scenario.maintenancePpm);
@@ -944,6 +977,10 @@ test('options and dated futures from listing to settlement equal the reference m
   );
   assert.ok(stats.reduceOnlyFills >= 1, `reduce-only fills: ${stats.reduceOnlyFills}`);
   assert.ok(stats.singleShortCases >= 3, `one short option: ${stats.singleShortCases}`);
+  assert.ok(
+    stats.unshockedShortAccounts >= 5,
+    `accounts short an option without a fresh smile: ${stats.unshockedShortAccounts}`,
+  );
   assert.ok(stats.waited >= 1, `settlements waiting for a price: ${stats.waited}`);
   for (const code of ['OracleStale', 'UnknownInstrument', 'MarketHalted', 'NoOraclePrice']) {
     assert.ok((stats.refused.get(code) ?? 0) >= 1, `orders refused ${code}`);

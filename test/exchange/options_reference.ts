@@ -108,6 +108,37 @@ export function refShortMinFloor(
   return floorDiv(shortLots * forwardQuote * BigInt(shortOptionMinPpm), PPM * lotsPerBase);
 }
 
+/**
+ * An option without a fresh smile (docs/exchange.md, "Dated futures and
+ * options"), for `shortLots` short, rounded down like refShortMinFloor:
+ * `requirement` is the per-lot minimum plus the option's intrinsic value at
+ * the forward above its kept mark (`markPerLot`, quote per lot); `cushion`,
+ * all of it in initial and half in maintenance, is 15% of the forward less the
+ * amount out of the money, at least 10%, per whole base unit.
+ */
+export function refUnshockedShortFloors(
+  shortLots: bigint,
+  forwardQuote: bigint,
+  option: { strikeQuote: bigint; isCall: boolean },
+  markPerLot: bigint,
+  shortOptionMinPpm: number,
+  lotsPerBase: bigint,
+): { requirement: bigint; cushion: bigint } {
+  const inMoney = option.isCall
+    ? forwardQuote - option.strikeQuote
+    : option.strikeQuote - forwardQuote;
+  const intrinsic = inMoney > 0n ? inMoney : 0n;
+  const unseen = intrinsic * shortLots - markPerLot * lotsPerBase * shortLots;
+  const requirement =
+    refShortMinFloor(shortLots, forwardQuote, shortOptionMinPpm, lotsPerBase) +
+    (unseen > 0n ? floorDiv(unseen, lotsPerBase) : 0n);
+  const outOfMoney = inMoney < 0n ? -inMoney : 0n;
+  const a = forwardQuote * 150_000n - outOfMoney * PPM;
+  const b = forwardQuote * 100_000n;
+  const cushion = floorDiv(shortLots * (a > b ? a : b), PPM * lotsPerBase);
+  return { requirement, cushion };
+}
+
 /** maintenance = ceil(requirement × maintenancePpm / 10^6). */
 export function refMaintenanceOf(requirementQuote: bigint, maintenancePpm: number): bigint {
   return ceilDiv(requirementQuote * BigInt(maintenancePpm), PPM);

@@ -12,9 +12,11 @@
 // Per underlying, the loss of a scenario is −Σ size × (value in the scenario −
 // value now); the worst loss (at least 0) is that underlying's requirement,
 // and underlyings add up (no offsets between BTC and ETH). Then
-//   maintenance = ceil((Σ worst + Σ short options × shortOptionMin) × maintenancePpm / 10^6)
-//   initial     = max(ceil(Σ worst + Σ short options × shortOptionMin), ceil(long premium))
-// where shortOptionMin is shortOptionMinPpm of the forward per base unit, and
+//   maintenance = ceil((Σ worst + Σ short options × shortOptionMin) × maintenancePpm / 10^6
+//                      + Σ short options × cushion / 2)
+//   initial     = max(ceil(Σ worst + Σ short options × (shortOptionMin + cushion)), ceil(long premium))
+// where shortOptionMin is shortOptionMinPpm of the forward per base unit (more
+// for an option that cannot be shocked, which also has a cushion; 0 otherwise), and
 // the long premium is Σ long option size × value now: a long option is paid in
 // full (with equity = cash + Σ size × mark, an account holding only long
 // options has free collateral equal to its cash), and a scenario loss can never
@@ -69,6 +71,8 @@ export const DEFAULT_SCENARIO_PARAMS: ScenarioParams = {
 export const VOL_CASES = 3;
 const VOL_DOWN_FLOOR_PPM = 100_000n;
 const PPM = 1_000_000n;
+/** The share of a short's cushion (shortCushionPerLotWad) that maintenance takes, ppm. */
+export const CUSHION_MAINTENANCE_PPM = 500_000n;
 
 export class ScenarioParamsError extends ZommaError<'BadScenarioParams'> {
   constructor(field: string, reason: string) {
@@ -116,6 +120,13 @@ export interface ScenarioInstrument {
   readonly valuePerLotWad: bigint;
   /** Minimum per short option lot, wads of quote currency (0 for futures). */
   readonly shortMinPerLotWad: bigint;
+  /**
+   * Per short option lot, wads of quote currency, added in full to initial
+   * margin and half of it to maintenance: 0 but for an option the pricing
+   * cannot shock (no fresh smile), whose scenarios stand still
+   * (docs/exchange.md, "Dated futures and options").
+   */
+  readonly shortCushionPerLotWad: bigint;
 }
 
 export interface FutureScenarioInput {
@@ -142,6 +153,7 @@ export function buildFutureScenarios(
     pnlPerLotWad: pnl,
     valuePerLotWad: divBig(mark, lots, 'floor'),
     shortMinPerLotWad: 0n,
+    shortCushionPerLotWad: 0n,
   };
 }
 
@@ -217,6 +229,7 @@ export function buildOptionScenarios(
     pnlPerLotWad: pnl,
     valuePerLotWad: divBig(now, lots, 'floor'),
     shortMinPerLotWad: divBig(forward * BigInt(p.shortOptionMinPpm), PPM * lots, 'ceil'),
+    shortCushionPerLotWad: 0n,
   };
 }
 
@@ -260,6 +273,7 @@ export function scenarioMargin(
   const count = scenarioCount(params);
   const losses = new Map<string, bigint[]>();
   let shortMin = 0n;
+  let cushion = 0n;
   let premium = 0n;
   for (const position of positions) {
     const size = position.sizeLots;
@@ -276,8 +290,10 @@ export function scenarioMargin(
     const pnl = m.pnlPerLotWad;
     for (let i = 0; i < count; i++) loss[i]! -= s * pnl[i]!;
     if (m.isOption) {
-      if (size < 0) shortMin -= s * m.shortMinPerLotWad;
-      else premium += s * m.valuePerLotWad;
+      if (size < 0) {
+        shortMin -= s * m.shortMinPerLotWad;
+        cushion -= s * m.shortCushionPerLotWad;
+      } else premium += s * m.valuePerLotWad;
     }
   }
   const moves = priceMovesPpm(params);
@@ -299,11 +315,11 @@ export function scenarioMargin(
   }
   const requirement = worstTotal + shortMin;
   const maintenanceQuote = divBig(
-    requirement * BigInt(params.maintenancePpm),
+    requirement * BigInt(params.maintenancePpm) + cushion * CUSHION_MAINTENANCE_PPM,
     PPM * WAD_PER_QUOTE,
     'ceil',
   );
-  const scenarioQuote = divBig(requirement, WAD_PER_QUOTE, 'ceil');
+  const scenarioQuote = divBig(requirement + cushion, WAD_PER_QUOTE, 'ceil');
   const premiumQuote = divBig(premium, WAD_PER_QUOTE, 'ceil');
   const initialQuote = scenarioQuote > premiumQuote ? scenarioQuote : premiumQuote;
   let worstScenario: WorstScenario | null = null;
@@ -359,7 +375,7 @@ export function scenarioInitialOverRanges(
     const lo = BigInt(low);
     const hi = BigInt(high);
     const shortMinOf = (s: bigint): bigint =>
-      m.isOption && s < 0n ? -s * m.shortMinPerLotWad : 0n;
+      m.isOption && s < 0n ? -s * (m.shortMinPerLotWad + m.shortCushionPerLotWad) : 0n;
     const minLow = shortMinOf(lo);
     const minHigh = shortMinOf(hi);
     sum.shortMin += minLow > minHigh ? minLow : minHigh;
