@@ -126,12 +126,11 @@ export function scenarioOf(state: ExchangeState, m: MarketState): ScenarioInstru
   } else if (instrument.kind === 'option') {
     // No fresh smile (or shocked prices the math refuses): the option is held
     // at its kept mark and its scenarios stand still, so it is margined by
-    // model-free bounds instead. Without a forward, the underlying's index
-    // (not the option's own index, which is its kept mark: listing.ts).
-    const index = state.oracle?.prices.get(p.underlying)?.priceQuote ?? 0n;
-    const forward = m.forwardQuote > 0n ? m.forwardQuote : index;
+    // model-free bounds instead, at this block's forward (not the one of its
+    // last mark, kept with a mark interval; not the option's own index, which
+    // is its kept mark: listing.ts).
     const bounds = unshockedShortBounds(
-      forward,
+      m.forwardNowQuote,
       instrument.strikeQuote,
       instrument.isCall,
       m.markQuotePerLot,

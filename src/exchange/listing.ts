@@ -194,6 +194,8 @@ export function markOptions(state: ExchangeState, previousMs: number | null): vo
       future !== undefined && future.markTicks > 0
         ? BigInt(future.markTicks) * future.params.tickSizeQuote
         : index; // index × e^(rT) with the rate 0
+    const forwardMoved = m.forwardNowQuote !== forward;
+    m.forwardNowQuote = forward;
     if (restoring) continue;
     const option = m.instrument as Extract<Instrument, { kind: 'option' }>;
     const priceable = smile !== undefined && forward > 0n && m.expiryMs > state.timeMs;
@@ -221,7 +223,9 @@ export function markOptions(state: ExchangeState, previousMs: number | null): vo
       // a smile's log overflowing): the option keeps its last mark (margined by
       // model-free bounds: listed_margin.ts) rather than failing the block on
       // every validator.
-      if (m.optionMark !== null) m.remarkedHeight = state.height;
+      // Its holders' margin is looked at again when the mark goes, and then
+      // whenever the forward its model-free margin is taken at moves.
+      if (m.optionMark !== null || forwardMoved) m.remarkedHeight = state.height;
       m.optionMark = null;
       // Its index stays its kept mark, not the underlying's price in its ticks
       // (the block's first step): market orders are bounded from it.

@@ -401,6 +401,13 @@ export class MarketState {
   scenarioHeight = -1;
   /** The height at which markOptions last computed or dropped this option's mark (derived). */
   remarkedHeight = -1;
+  /**
+   * An option's forward at this block (the expiry's future mark, else the
+   * underlying's index; 0 without either), whether or not it could be marked:
+   * the model-free margin of one without a fresh smile moves with it (derived,
+   * set by markOptions every block and after a restore).
+   */
+  forwardNowQuote = 0n;
   readonly k: bigint;
   readonly maintenancePpmBig: bigint;
   book: OrderBook;

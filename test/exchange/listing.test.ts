@@ -747,86 +747,103 @@ test('no collateral leaves an account short, or offering, an option without a fr
 });
 
 test('a short option without a fresh smile is margined by model-free bounds: a cushion of 15% of the forward less the amount out of the money (at least 10%, half of it in maintenance), and its intrinsic value above its kept mark', () => {
-  const h = harness();
-  const carol = key('listing-carol-bounds');
-  h.fund(alice, 10_000n * USDC);
-  h.fund(bob, 100_000n * USDC);
-  h.fund(carol, 1_000_000n * USDC);
-  h.block([], MINUTE_MS);
-  const call = h.ex.state.marketByName.get(CALL)!;
-  const ok = (from: typeof alice, action: Parameters<Harness['tx']>[1]) => {
-    const r = h.one(from, action).actions[0]!;
-    assert.ok(r.ok, JSON.stringify(r, replacer));
-    return r;
-  };
-  // Alice sells ten calls struck at $50,000 with BTC at $50,000.
-  ok(alice, limit(CALL, 'sell', call.markTicks, 10));
-  ok(bob, limit(CALL, 'buy', call.markTicks, 10, { timeInForce: 'IOC' }));
-  const account = h.account(alice)!;
-  const fresh = {
-    initial: initialMarginQuote(h.ex.state, account),
-    maintenance: maintenanceMarginQuote(h.ex.state, account),
-  };
-  h.smiles = null;
-  h.block([], 61_000);
-  assert.equal(call.optionMark, null, 'no fresh smile');
-  const lots = BigInt(call.params.lotsPerBase);
-  const params = h.ex.state.listing!.scenario;
-  const ceilDiv = (a: bigint, b: bigint): bigint => (a + b - 1n) / b;
-  // Per lot, from docs/exchange.md: 1% of the forward, plus the intrinsic value above the kept mark …
-  const expect = (forward: bigint) => {
-    const strike = call.instrument.kind === 'option' ? call.instrument.strikeQuote : 0n;
-    const intrinsic = forward > strike ? ceilDiv(forward - strike, lots) : 0n;
-    const kept = call.markQuotePerLot;
-    const min =
-      ceilDiv(forward * BigInt(params.shortOptionMinPpm), 1_000_000n * lots) +
-      (intrinsic > kept ? intrinsic - kept : 0n);
-    // … and a cushion of 15% of the forward less the amount out of the money, at least 10%: all of it in initial, half in maintenance.
-    const outOfMoney = strike > forward ? strike - forward : 0n;
-    const cushion = forward * 150_000n - outOfMoney * 1_000_000n;
-    const extra = ceilDiv(
-      cushion > forward * 100_000n ? cushion : forward * 100_000n,
-      1_000_000n * lots,
-    );
-    return {
-      initial: 10n * (min + extra),
-      maintenance: ceilDiv(
-        10n * min * BigInt(params.maintenancePpm) + 10n * extra * 500_000n,
-        1_000_000n,
-      ),
+  // With a mark interval the option keeps the forward of its last mark: the bounds take this block's.
+  for (const interval of [undefined, MINUTE_MS]) {
+    const h = harness(interval);
+    const carol = key('listing-carol-bounds');
+    h.fund(alice, 10_000n * USDC);
+    h.fund(bob, 100_000n * USDC);
+    h.fund(carol, 1_000_000n * USDC);
+    h.block([], MINUTE_MS);
+    const call = h.ex.state.marketByName.get(CALL)!;
+    const ok = (from: typeof alice, action: Parameters<Harness['tx']>[1]) => {
+      const r = h.one(from, action).actions[0]!;
+      assert.ok(r.ok, JSON.stringify(r, replacer));
+      return r;
     };
-  };
-  // Without a fresh smile the call has no forward of its own: its underlying's index stands for it.
-  const forward = (): bigint =>
-    call.forwardQuote > 0n ? call.forwardQuote : h.ex.state.oracle!.prices.get('BTC')!.priceQuote;
-  let want = expect(forward());
-  assert.equal(initialMarginQuote(h.ex.state, account), want.initial);
-  assert.equal(maintenanceMarginQuote(h.ex.state, account), want.maintenance);
-  // Initial above the scenario margin with a fresh smile, not the per-lot
-  // minimum alone; maintenance under it, so a stale smile alone liquidates
-  // no at-the-money seller.
-  assert.ok(want.initial > fresh.initial, `${want.initial} over the fresh ${fresh.initial}`);
-  assert.ok(
-    want.maintenance < fresh.maintenance && want.maintenance > fresh.maintenance / 2n,
-    `${want.maintenance} against the fresh ${fresh.maintenance}`,
-  );
-  // So the margin a fresh smile would free is not there to open a perpetual with.
-  const perp = h.ex.state.marketByName.get('BTC-PERPETUAL')!;
-  // Two BTC: $5,000 of initial margin at 5%, under the $9,500 free with the per-lot minimum alone.
-  const twoBtc = 2 * perp.params.lotsPerBase;
-  const r = h.one(alice, limit('BTC-PERPETUAL', 'buy', perp.markTicks, twoBtc)).actions[0]!;
-  assert.equal(!r.ok && r.code, 'InsufficientMargin', JSON.stringify(r, replacer));
-  // BTC rises while the smile stays stale: the call's kept mark no longer
-  // holds its intrinsic value, and maintenance counts what is missing.
-  for (let i = 0; i < 30; i++) {
-    h.oracle = { ...h.oracle, BTC: h.oracle.BTC! + 200n * USDC };
-    h.block([], 1_000);
+    // Alice sells ten calls struck at $50,000 with BTC at $50,000.
+    ok(alice, limit(CALL, 'sell', call.markTicks, 10));
+    ok(bob, limit(CALL, 'buy', call.markTicks, 10, { timeInForce: 'IOC' }));
+    // Carol offers calls far above, while orders are still taken.
+    ok(carol, limit(CALL, 'sell', call.markTicks * 30, 10));
+    const account = h.account(alice)!;
+    const fresh = {
+      initial: initialMarginQuote(h.ex.state, account),
+      maintenance: maintenanceMarginQuote(h.ex.state, account),
+    };
+    h.smiles = null;
+    h.block([], 61_000);
+    assert.equal(call.optionMark, null, 'no fresh smile');
+    const lots = BigInt(call.params.lotsPerBase);
+    const params = h.ex.state.listing!.scenario;
+    const ceilDiv = (a: bigint, b: bigint): bigint => (a + b - 1n) / b;
+    // Per lot, from docs/exchange.md: 1% of the forward, plus the intrinsic value above the kept mark …
+    const expect = (forward: bigint) => {
+      const strike = call.instrument.kind === 'option' ? call.instrument.strikeQuote : 0n;
+      const intrinsic = forward > strike ? ceilDiv(forward - strike, lots) : 0n;
+      const kept = call.markQuotePerLot;
+      const min =
+        ceilDiv(forward * BigInt(params.shortOptionMinPpm), 1_000_000n * lots) +
+        (intrinsic > kept ? intrinsic - kept : 0n);
+      // … and a cushion of 15% of the forward less the amount out of the money, at least 10%: all of it in initial, half in maintenance.
+      const outOfMoney = strike > forward ? strike - forward : 0n;
+      const cushion = forward * 150_000n - outOfMoney * 1_000_000n;
+      const extra = ceilDiv(
+        cushion > forward * 100_000n ? cushion : forward * 100_000n,
+        1_000_000n * lots,
+      );
+      return {
+        initial: 10n * (min + extra),
+        maintenance: ceilDiv(
+          10n * min * BigInt(params.maintenancePpm) + 10n * extra * 500_000n,
+          1_000_000n,
+        ),
+      };
+    };
+    // This block's forward: the mark of the expiry's future.
+    const future = h.ex.state.marketByName.get(FUTURE)!;
+    const forward = (): bigint => BigInt(future.markTicks) * future.params.tickSizeQuote;
+    let want = expect(forward());
+    assert.equal(initialMarginQuote(h.ex.state, account), want.initial);
+    assert.equal(maintenanceMarginQuote(h.ex.state, account), want.maintenance);
+    // Initial above the scenario margin with a fresh smile, not the per-lot
+    // minimum alone; maintenance under it, so a stale smile alone liquidates
+    // no at-the-money seller.
+    assert.ok(want.initial > fresh.initial, `${want.initial} over the fresh ${fresh.initial}`);
+    assert.ok(
+      want.maintenance < fresh.maintenance && want.maintenance > fresh.maintenance / 2n,
+      `${want.maintenance} against the fresh ${fresh.maintenance}`,
+    );
+    // So the margin a fresh smile would free is not there to open a perpetual with.
+    const perp = h.ex.state.marketByName.get('BTC-PERPETUAL')!;
+    // Two BTC: $5,000 of initial margin at 5%, under the $9,500 free with the per-lot minimum alone.
+    const twoBtc = 2 * perp.params.lotsPerBase;
+    const r = h.one(alice, limit('BTC-PERPETUAL', 'buy', perp.markTicks, twoBtc)).actions[0]!;
+    assert.equal(!r.ok && r.code, 'InsufficientMargin', JSON.stringify(r, replacer));
+    // BTC rises while the smile stays stale: the call's kept mark no longer
+    // holds its intrinsic value, and maintenance counts what is missing.
+    for (let i = 0; i < 30; i++) {
+      h.oracle = { ...h.oracle, BTC: h.oracle.BTC! + 200n * USDC };
+      h.block([], 1_000);
+    }
+    assert.equal(call.optionMark, null, 'still no fresh smile');
+    assert.ok(forward() >= 55_000n * USDC, `forward ${forward()}`);
+    want = expect(forward());
+    assert.equal(initialMarginQuote(h.ex.state, account), want.initial);
+    assert.equal(maintenanceMarginQuote(h.ex.state, account), want.maintenance);
+    // One BTC of calls $6,000 in the money is worth $5,700 more than its kept mark says.
+    assert.ok(want.maintenance > 8_000n * USDC, `maintenance ${want.maintenance}`);
+    // Carol offers calls; BTC goes on up, and Alice, with $10,000, is liquidated
+    // before her calls are worth more than she holds (invariants checked every block).
+    const liquidations: ExchangeEvent[] = [];
+    for (let i = 0; i < 40 && liquidations.length === 0; i++) {
+      h.oracle = { ...h.oracle, BTC: h.oracle.BTC! + 200n * USDC };
+      const r = h.block([], 1_000);
+      liquidations.push(
+        ...r.events.filter((e) => e.type === 'liquidation' || e.type === 'deleverage'),
+      );
+    }
+    assert.ok(liquidations.length > 0, 'the short calls were liquidated');
+    assert.ok(h.account(alice)!.cashQuote > 0n, `cash ${h.account(alice)!.cashQuote}`);
   }
-  assert.equal(call.optionMark, null, 'still no fresh smile');
-  assert.ok(forward() >= 55_000n * USDC, `forward ${forward()}`);
-  want = expect(forward());
-  assert.equal(initialMarginQuote(h.ex.state, account), want.initial);
-  assert.equal(maintenanceMarginQuote(h.ex.state, account), want.maintenance);
-  // One BTC of calls $6,000 in the money is worth $5,700 more than its kept mark says.
-  assert.ok(want.maintenance > 8_000n * USDC, `maintenance ${want.maintenance}`);
 });

@@ -835,9 +835,20 @@ class Model {
           if (m.optionMark === null && m.instrument.kind === 'option') {
             // Without a fresh smile: model-free bounds, initial with all of its cushion.
             unshocked++;
+            // At this block's forward: the expiry's future mark, else the index.
+            const future = state.markets.find(
+              (f) =>
+                !f.retired &&
+                f.instrument.kind === 'future' &&
+                f.params.underlying === m.params.underlying &&
+                f.expiryMs === m.expiryMs &&
+                f.markTicks > 0,
+            );
+            const now =
+              future === undefined ? index : BigInt(future.markTicks) * future.params.tickSizeQuote;
             const f = refUnshockedShortFloors(
               -lots,
-              forward,
+              now,
               m.instrument,
               m.markQuotePerLot,
               scenario.shortOptionMinPpm,
