@@ -114,6 +114,9 @@ export function timeoutsFor(topology: TopologyName): TimeoutConfig {
  * happen somewhere). Byzantine validators stay within f: the swarm looks for
  * bugs, not for the expected break beyond f.
  */
+/** The fewest heights a swarm's seed draws (the CLI refuses a lower --heights). */
+export const SWARM_HEIGHTS_MIN = 3;
+
 export function swarmConfig(seed: number, heightsMax: number): SimConfig {
   const prng = new Prng(BigInt(seed) ^ 0x5_7a_4an);
   const validators = prng.pick([1, 2, 3, 4, 4, 4, 5, 7, 10]);
@@ -122,7 +125,7 @@ export function swarmConfig(seed: number, heightsMax: number): SimConfig {
     ...DEFAULT_CONFIG,
     seed,
     validators,
-    heights: prng.between(Math.min(3, heightsMax), heightsMax),
+    heights: prng.between(Math.min(SWARM_HEIGHTS_MIN, heightsMax), heightsMax),
     topology: prng.chance(1, 4) ? '4-continents' : 'one-dc',
     faults: prng.pick(FAULT_PROFILES),
     byzantine: f === 0 ? 0 : prng.int(f + 1),
@@ -148,7 +151,8 @@ export function replayCommand(c: SimConfig): string {
     `--topology ${c.topology}`,
     `--faults ${c.faults}`,
     `--byzantine ${c.byzantine}`,
-    `--behavior ${c.behavior}`,
+    // Without Byzantine validators no behaviour is played (and the CLI refuses one).
+    ...(c.byzantine > 0 ? [`--behavior ${c.behavior}`] : []),
     `--txs ${c.txsPerBlock}`,
   ];
   if (c.crypto !== 'fast') parts.push(`--crypto ${c.crypto}`);

@@ -131,10 +131,21 @@ test('options a mode would ignore are refused: a swarm draws its own, one run ha
   assert.equal((await run('--latency-report', '--faults', 'loss')).code, 2);
 });
 
-test('a swarm past the height limit is a usage error, not an assertion', async () => {
-  const r = await run('--swarm', '--seeds', '2', '--heights', '99999999999');
+test('a swarm past the height limit, or under 3 heights, is a usage error, not an assertion or a silent 3', async () => {
+  for (const heights of ['99999999999', '2']) {
+    const r = await run('--swarm', '--seeds', '2', '--heights', heights);
+    assert.equal(r.code, 2, r.err);
+    assert.match(r.err, /--heights of a swarm must be 3 to \d+/);
+  }
+});
+
+test('--behavior without Byzantine validators is a usage error, and a replay line of an honest run names none', async () => {
+  const r = await run('--behavior', 'twins', '--heights', '3');
   assert.equal(r.code, 2);
-  assert.match(r.err, /--heights must be at most/);
+  assert.match(r.err, /--behavior needs --byzantine K of at least 1/);
+  const honest = JSON.parse((await run('--heights', '3', '--json')).out) as { replay: string };
+  assert.doesNotMatch(honest.replay, /--behavior/);
+  assert.match(honest.replay, /--byzantine 0 --txs/);
 });
 
 test('beyond f the report says safety is not guaranteed and liveness was not checked', async () => {

@@ -8,6 +8,7 @@ import {
   BEHAVIOR_CHOICES,
   DEFAULT_CONFIG,
   FAULT_PROFILES,
+  SWARM_HEIGHTS_MIN,
   TOPOLOGIES,
   checkConfig,
   faultsTolerated,
@@ -330,13 +331,16 @@ export const command: Command = {
         throw new UsageError(`--seed: the last seed, --seed + --seeds - 1, is too large`);
       const budgetS = integer(values['time-budget'], 'time-budget', 0);
       const heightsMax = integer(values.heights, 'heights', 12);
-      if (heightsMax > SIM_HEIGHTS_MAX)
-        throw new UsageError(`--heights must be at most ${SIM_HEIGHTS_MAX}`);
+      // A swarm draws each seed's heights from 3 up to this: fewer says nothing about liveness.
+      if (heightsMax < SWARM_HEIGHTS_MIN || heightsMax > SIM_HEIGHTS_MAX)
+        throw new UsageError(
+          `--heights of a swarm must be ${SWARM_HEIGHTS_MIN} to ${SIM_HEIGHTS_MAX} (each seed draws up to it, at least ${SWARM_HEIGHTS_MIN})`,
+        );
       const start = performance.now();
       const summary = runSwarm({
         firstSeed,
         seeds,
-        heightsMax: Math.max(3, heightsMax),
+        heightsMax,
         timeBudgetMs: budgetS === 0 ? Infinity : budgetS * 1000,
         elapsedMs: () => performance.now() - start,
         override,
@@ -363,6 +367,10 @@ export const command: Command = {
     const heights = integer(values.heights, 'heights', DEFAULT_CONFIG.heights);
     const timelineHeight =
       values.timeline === undefined ? undefined : integer(values.timeline, 'timeline', 1);
+    const byzantine = integer(values.byzantine, 'byzantine', 0);
+    // Honest validators only: a behaviour would be silently ignored.
+    if (byzantine === 0 && values.behavior !== undefined)
+      throw new UsageError('--behavior needs --byzantine K of at least 1');
     const config: SimConfig = {
       ...DEFAULT_CONFIG,
       ...override,
@@ -371,7 +379,7 @@ export const command: Command = {
       heights,
       topology,
       faults: oneOf<FaultProfile>(values.faults, 'faults', FAULT_PROFILES, DEFAULT_CONFIG.faults),
-      byzantine: integer(values.byzantine, 'byzantine', 0),
+      byzantine,
       behavior: oneOf<BehaviorChoice>(
         values.behavior,
         'behavior',
