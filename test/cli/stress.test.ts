@@ -115,6 +115,10 @@ test('bad input: typed errors naming the field, usage errors', async () => {
     /BadScenario: scenario: not JSON/,
   );
   assert.equal((await run('--state', state, '--scenario', join(dir, 'missing'))).code, 2);
+  // An unreadable --state is a usage error too, as an unreadable --scenario.
+  const noState = await run('--state', join(dir, 'missing.snap'), '--scenario', 'crash-40');
+  assert.equal(noState.code, 2, noState.err);
+  assert.match(noState.err, /--state .*missing\.snap: not a readable file/);
   assert.equal((await run('--scenario', 'crash-40')).code, 2);
   assert.equal((await run('generate', '--accounts', '10')).code, 2);
   const garbage = join(dir, 'garbage.snap');

@@ -13,7 +13,6 @@ import {
   GENERATE_INSURANCE_QUOTE,
   GENERATE_OPTION_SHARE_PCT,
   ScenarioError,
-  StressError,
   buildReport,
   builtinScenario,
   generateState,
@@ -96,7 +95,9 @@ function readState(path: string, check: boolean): Exchange {
   try {
     bytes = readFileSync(path);
   } catch {
-    throw new StressError(`cannot read the state file ${path}`);
+    // As a --scenario that is no readable file: a usage error (exit 2); a
+    // state file read but not decodable is the input's error (exit 1).
+    throw new UsageError(`--state ${path}: not a readable file`);
   }
   return loadState(bytes, { checkInvariants: check }).exchange;
 }
