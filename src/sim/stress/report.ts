@@ -68,6 +68,9 @@ export interface StressReport {
     /** Losses past the liquidated accounts' equity passed to counterparties: closed beyond the mark. */
     socializedQuote: bigint;
     socializedCounterparties: number;
+    /** What counterparties closed better than the mark gained: the liquidated accounts' equity left. */
+    gainedQuote: bigint;
+    gainedCounterparties: number;
   };
   insurance: { startQuote: bigint; endQuote: bigint; minQuote: bigint; coverQuote: bigint };
   badDebt: {
@@ -233,6 +236,8 @@ export function buildReport(run: StressRun): StressReport {
       notionalQuote: t.deleveragedNotionalQuote,
       socializedQuote: t.socializedQuote,
       socializedCounterparties: t.socializedCounterparties.size,
+      gainedQuote: t.gainedQuote,
+      gainedCounterparties: t.gainedCounterparties.size,
     },
     insurance: {
       startQuote: run.startInsuranceQuote,
@@ -337,7 +342,9 @@ export function encodeReport(r: Omit<StressReport, 'reportHash'>): Uint8Array {
     .uvarint(d.lots)
     .uvarintBig(d.notionalQuote)
     .uvarintBig(d.socializedQuote)
-    .uvarint(d.socializedCounterparties);
+    .uvarint(d.socializedCounterparties)
+    .uvarintBig(d.gainedQuote)
+    .uvarint(d.gainedCounterparties);
   const i = r.insurance;
   w.ivarintBig(i.startQuote).ivarintBig(i.endQuote).ivarintBig(i.minQuote).uvarintBig(i.coverQuote);
   const b = r.badDebt;
@@ -429,7 +436,7 @@ export function reportRows(r: StressReport): [string, string][] {
     ['liquidation fees', `${usd(l.feesQuote)} to the insurance fund`],
     [
       'deleveraging',
-      `${d.events} trades, ${d.accounts} liquidated accounts against ${d.counterparties} counterparties; ${usd(d.socializedQuote)} of losses passed to ${d.socializedCounterparties} of them beyond the mark`,
+      `${d.events} trades, ${d.accounts} liquidated accounts against ${d.counterparties} counterparties; ${usd(d.socializedQuote)} of losses passed to ${d.socializedCounterparties} of them beyond the mark, ${usd(d.gainedQuote)} gained by ${d.gainedCounterparties} closed better than it`,
     ],
     [
       'insurance fund',

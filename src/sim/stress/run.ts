@@ -97,6 +97,14 @@ export interface StressTotals {
   socializedQuote: bigint;
   /** Counterparties closed beyond the mark (who took a share of that loss). */
   socializedCounterparties: Set<number>;
+  /**
+   * What deleveraging better than the mark gave the counterparties: Σ size ×
+   * (how far the bankruptcy price lay past the mark in their favour) × k. A
+   * liquidated account's equity left at its bankruptcy price lands there.
+   */
+  gainedQuote: bigint;
+  /** Counterparties closed better than the mark. */
+  gainedCounterparties: Set<number>;
   insuranceCoverEvents: number;
   insuranceCoverQuote: bigint;
   fundingPayments: number;
@@ -393,6 +401,8 @@ function emptyTotals(): StressTotals {
     deleveragedNotionalQuote: 0n,
     socializedQuote: 0n,
     socializedCounterparties: new Set<number>(),
+    gainedQuote: 0n,
+    gainedCounterparties: new Set<number>(),
     insuranceCoverEvents: 0,
     insuranceCoverQuote: 0n,
     fundingPayments: 0,
@@ -829,6 +839,9 @@ function tally(
         if (pastTicks > 0) {
           t.socializedQuote += BigInt(e.sizeLots) * BigInt(pastTicks) * m.k;
           t.socializedCounterparties.add(e.counterparty);
+        } else if (pastTicks < 0) {
+          t.gainedQuote += BigInt(e.sizeLots) * BigInt(-pastTicks) * m.k;
+          t.gainedCounterparties.add(e.counterparty);
         }
         if (m.instrument.kind === 'option') {
           o.deleverageEvents++;

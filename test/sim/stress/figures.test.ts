@@ -13,6 +13,60 @@ import {
 } from '../../../src/sim/stress/index.ts';
 import { sizeIn } from '../../../src/exchange/position.ts';
 
+/** Every underlying 35% down in 20 seconds, then 20 quiet seconds. */
+const DROP_35 = parseScenario({
+  name: 'drop-35',
+  underlyings: {
+    '*': [
+      { atS: 0, moveBps: 0 },
+      { atS: 20, moveBps: -3500 },
+      { atS: 40, moveBps: -3500 },
+    ],
+  },
+});
+
+/**
+ * Records every block's events, and what each deleverage did to its
+ * counterparty against the block's mark: beyond it (a loss passed on) or
+ * better (a gain), on the side the position held before the block.
+ */
+function recordBlocks(exchange: ReturnType<typeof generateState>['exchange']) {
+  const out = {
+    events: [] as ExchangeEvent[],
+    socializedQuote: 0n,
+    losers: new Set<number>(),
+    gainedQuote: 0n,
+    winners: new Set<number>(),
+  };
+  const state = exchange.state;
+  const finalize = exchange.finalizeBlock.bind(exchange);
+  exchange.finalizeBlock = (block: Block) => {
+    // Which way each position was before the block: the deleverage event does not say.
+    const long = new Map<string, boolean>();
+    for (const m of state.markets) {
+      for (const a of m.holders) long.set(`${a.index}:${m.params.instrument}`, sizeIn(a, m) > 0);
+    }
+    const result = finalize(block);
+    for (const e of result.events) {
+      if (e.type !== 'deleverage') continue;
+      const m = state.marketByName.get(e.market)!;
+      const ticks = long.get(`${e.account}:${e.market}`)
+        ? e.priceTicks - m.markTicks
+        : m.markTicks - e.priceTicks;
+      if (ticks > 0) {
+        out.socializedQuote += BigInt(e.sizeLots * ticks) * m.k;
+        out.losers.add(e.counterparty);
+      } else if (ticks < 0) {
+        out.gainedQuote += BigInt(e.sizeLots * -ticks) * m.k;
+        out.winners.add(e.counterparty);
+      }
+    }
+    out.events.push(...result.events);
+    return result;
+  };
+  return out;
+}
+
 // The report's money figures recomputed by hand from the state machine's own
 // events, on a small perpetuals-only state and a 35% drop in 20 seconds:
 // enough to liquidate through the provider's ladder, deleverage and draw on
@@ -20,23 +74,9 @@ import { sizeIn } from '../../../src/exchange/position.ts';
 test('reported figures match the events: book notional at fill prices, deleveraging, fees, insurance', () => {
   const { exchange } = generateState({ accounts: 60, seed: 3, optionSharePct: 0 });
   const state = exchange.state;
-  const scenario = parseScenario({
-    name: 'drop-35',
-    underlyings: {
-      '*': [
-        { atS: 0, moveBps: 0 },
-        { atS: 20, moveBps: -3500 },
-        { atS: 40, moveBps: -3500 },
-      ],
-    },
-  });
-  const events: ExchangeEvent[] = [];
-  const finalize = exchange.finalizeBlock.bind(exchange);
-  exchange.finalizeBlock = (block: Block) => {
-    const result = finalize(block);
-    events.push(...result.events);
-    return result;
-  };
+  const scenario = DROP_35;
+  const recorded = recordBlocks(exchange);
+  const events = recorded.events;
   const collateral = (): bigint =>
     state.accounts.reduce((sum, a) => sum + a.cashQuote, 0n) +
     state.insuranceQuote +
@@ -63,6 +103,9 @@ test('reported figures match the events: book notional at fill prices, deleverag
   assert.ok(bookQuote > 0n && deleveragedQuote > 0n && coverQuote > 0n, 'the drop does all three');
   assert.equal(report.liquidations.notionalQuote, bookQuote);
   assert.equal(report.deleveraging.notionalQuote, deleveragedQuote);
+  assert.equal(report.deleveraging.gainedQuote, recorded.gainedQuote);
+  assert.equal(report.deleveraging.gainedCounterparties, recorded.winners.size);
+  assert.equal(report.deleveraging.socializedQuote, recorded.socializedQuote);
   assert.equal(report.liquidations.feesQuote, feesQuote);
   assert.equal(report.liquidations.accounts, liquidated.size);
   assert.equal(report.badDebt.coveredQuote, coverQuote);
@@ -84,6 +127,27 @@ test('reported figures match the events: book notional at fill prices, deleverag
 // accounts' equity is deleveraged onto their counterparties beyond the mark
 // (slice by slice: the gap starts volatility auctions). Ten minutes in 30-second blocks cross
 // the 08:00 funding payment, whose rounding dust goes to the fund.
+// Options deleveraged with equity left: their counterparties are closed at
+// the bankruptcy price, better than the mark, and the report says by how much.
+test('what counterparties gain from deleveraging better than the mark is reported', () => {
+  const { exchange } = generateState({ accounts: 60, seed: 3, optionSharePct: 30 });
+  const recorded = recordBlocks(exchange);
+  const report = buildReport(runStress(exchange, DROP_35));
+  assert.ok(recorded.gainedQuote > 0n, 'counterparties closed better than the mark');
+  assert.equal(report.deleveraging.gainedQuote, recorded.gainedQuote);
+  assert.equal(report.deleveraging.gainedCounterparties, recorded.winners.size);
+  assert.equal(report.deleveraging.socializedQuote, recorded.socializedQuote);
+  const row = reportText(report)
+    .split('\n')
+    .find((l) => l.startsWith('deleveraging'))!;
+  assert.ok(
+    row.includes(
+      `${usd(recorded.gainedQuote)} gained by ${recorded.winners.size} closed better than it`,
+    ),
+    row,
+  );
+});
+
 test('losses past equity are counted where they land: the fund, counterparties beyond the mark', () => {
   const { exchange } = generateState({
     accounts: 60,
@@ -104,31 +168,8 @@ test('losses past equity are counted where they land: the fund, counterparties b
       ],
     },
   });
-  const events: ExchangeEvent[] = [];
-  let socializedQuote = 0n;
-  const losers = new Set<number>();
-  const finalize = exchange.finalizeBlock.bind(exchange);
-  exchange.finalizeBlock = (block: Block) => {
-    // Which way each position was before the block: the deleverage event does not say.
-    const long = new Map<string, boolean>();
-    for (const m of state.markets) {
-      for (const a of m.holders) long.set(`${a.index}:${m.params.instrument}`, sizeIn(a, m) > 0);
-    }
-    const result = finalize(block);
-    for (const e of result.events) {
-      if (e.type !== 'deleverage') continue;
-      const m = state.marketByName.get(e.market)!;
-      const ticks = long.get(`${e.account}:${e.market}`)
-        ? e.priceTicks - m.markTicks
-        : m.markTicks - e.priceTicks;
-      if (ticks > 0) {
-        socializedQuote += BigInt(e.sizeLots * ticks) * m.k;
-        losers.add(e.counterparty);
-      }
-    }
-    events.push(...result.events);
-    return result;
-  };
+  const recorded = recordBlocks(exchange);
+  const { events, losers } = recorded;
   const insuranceStart = state.insuranceQuote;
   const report = buildReport(runStress(exchange, scenario));
 
@@ -145,15 +186,20 @@ test('losses past equity are counted where they land: the fund, counterparties b
     } else if (e.type === 'insuranceCover') coverQuote += e.amountQuote;
     else if (e.type === 'funding') dustQuote += e.dustQuote;
   }
-  assert.ok(socializedQuote > 100n * coverQuote, 'most of the loss lands on counterparties');
+  assert.ok(
+    recorded.socializedQuote > 100n * coverQuote,
+    'most of the loss lands on counterparties',
+  );
   assert.ok(report.insurance.endQuote < 1_000_000n, 'the fund ran dry');
   assert.ok(
     liquidations > positions.size,
     `positions took several slices: ${liquidations} ${positions.size}`,
   );
   assert.ok(dustQuote > 0n, 'the funding payment left dust');
-  assert.equal(report.deleveraging.socializedQuote, socializedQuote);
+  assert.equal(report.deleveraging.socializedQuote, recorded.socializedQuote);
   assert.equal(report.deleveraging.socializedCounterparties, losers.size);
+  assert.equal(report.deleveraging.gainedQuote, recorded.gainedQuote);
+  assert.equal(report.deleveraging.gainedCounterparties, recorded.winners.size);
   assert.equal(report.liquidations.positions, positions.size);
   assert.equal(report.liquidations.events, liquidations);
   assert.equal(report.funding.dustQuote, dustQuote);
@@ -163,7 +209,7 @@ test('losses past equity are counted where they land: the fund, counterparties b
     .split('\n')
     .find((l) => l.startsWith('bad debt'))!;
   assert.ok(
-    row.includes(usd(coverQuote + socializedQuote + report.badDebt.deficitQuote)),
+    row.includes(usd(coverQuote + recorded.socializedQuote + report.badDebt.deficitQuote)),
     `bad debt counts the fund's cover and what counterparties took: ${row}`,
   );
 });
