@@ -30,8 +30,8 @@
 //    SYNC_TRANSFER_BYTES_PER_S_MIN), checking every chunk's sha256 and then
 //    the whole snapshot's; a bad or missing answer is asked of another peer,
 //    a bounded number of times (a `pruned` answer uses no attempt). The
-//    snapshot's buffer grows with the chunks verified, not to the size
-//    offered (GrowingBytes). The chunks of an offer get SYNC_OFFER_GRACE_MS
+//    snapshot's buffer grows in place with the chunks verified, not to the
+//    size offered (GrowingBytes). The chunks of an offer get SYNC_OFFER_GRACE_MS
 //    plus its size at SYNC_TRANSFER_BYTES_PER_S_MIN, then the offer is
 //    abandoned (SnapshotTooSlow): a liar serving a large fake correctly but
 //    slowly costs that, not the whole SYNC_TIMEOUT_MS.
@@ -80,6 +80,7 @@ import { assert } from '../lib/assert.ts';
 import { bytesEqual, toHex } from '../lib/bytes.ts';
 import { ZommaError } from '../lib/errors.ts';
 import {
+  SNAPSHOT_BYTES_MAX,
   SYNC_ATTEMPTS_MAX,
   SYNC_CANDIDATES_MAX,
   SYNC_CANDIDATES_PER_PEER_MAX,
@@ -117,6 +118,8 @@ export type SyncErrorCode =
   | 'SnapshotHashMismatch'
   /** The offer's chunks did not arrive within its time budget (SYNC_TRANSFER_BYTES_PER_S_MIN). */
   | 'SnapshotTooSlow'
+  /** Memory or address space ran out holding the snapshot being fetched. */
+  | 'SnapshotOutOfMemory'
   /** The snapshot does not decode as the application's state of its height. */
   | 'SnapshotInvalid'
   /** The blocks at the snapshot's height are not a certified, consistent pair. */
@@ -159,6 +162,8 @@ export interface StateSyncOptions {
   readonly timeoutMs?: number;
   readonly responseTimeoutMs?: number;
   readonly discoveryMs?: number;
+  /** Makes the buffer a snapshot is fetched into (default reserveBytes). */
+  readonly reserveSnapshot?: ReserveBytes;
 }
 
 /** A verified state, ready to be written. */
@@ -507,7 +512,11 @@ export class StateSyncer {
     // Grows with the chunks that check out, not to the size offered: a liar
     // offering SNAPSHOT_BYTES_MAX and serving one good chunk costs that chunk.
     // Filled in place (chunks then one concatenated copy would hold it twice).
-    const snapshot = new GrowingBytes(offer.sizeBytes);
+    const snapshot = new GrowingBytes(
+      offer.sizeBytes,
+      `snapshot ${offer.height}`,
+      this.options.reserveSnapshot,
+    );
     const startMs = this.clock.nowMs();
     const budgetEndMs = startMs + offerBudgetMs(offer.sizeBytes);
     const tooSlow = (index: number): SyncError =>
@@ -790,49 +799,98 @@ export class StateSyncer {
   }
 }
 
+/** An ArrayBuffer made with a maxByteLength (ES2024; the project's TypeScript lib is ES2022). */
+export interface ResizableBuffer extends ArrayBuffer {
+  readonly maxByteLength: number;
+  resize(byteLength: number): void;
+}
+
+/** Makes an empty buffer that may grow to `maxBytes`; throws RangeError when it cannot. */
+export type ReserveBytes = (maxBytes: number) => ResizableBuffer;
+
+const Resizable = ArrayBuffer as unknown as new (
+  byteLength: number,
+  options: { maxByteLength: number },
+) => ResizableBuffer;
+
 /**
- * The bytes of a snapshot being fetched, chunk after chunk: held in one buffer
- * whose capacity doubles as chunks are appended, up to the size offered. So
- * it holds at most twice the bytes appended (three times for a moment while
- * it grows, the old buffer beside the new), never more than the size offered
- * plus half of it, and a snapshot fetched whole ends in one buffer of exactly
- * its size (no second copy).
+ * V8 reserves the address space of maxByteLength and commits pages only as
+ * resize() reaches them (on Linux, measured: the reservation leaves the
+ * resident size and the committed memory as they were), and grows the buffer
+ * in place, with no copy.
+ */
+export const reserveBytes: ReserveBytes = (maxBytes) =>
+  new Resizable(0, { maxByteLength: maxBytes });
+
+/**
+ * The bytes of a snapshot being fetched, chunk after chunk: held in one
+ * resizable buffer that grows in place to the end of each chunk appended, up
+ * to the size offered. So it holds the bytes appended and no more, a
+ * snapshot fetched whole ends in that one buffer at exactly its size, and no
+ * growth copies what came before (the peak is the snapshot plus the chunk
+ * being appended). The buffer reserves the size offered as address space
+ * only: a liar offering SNAPSHOT_BYTES_MAX and serving one good chunk costs
+ * memory for that chunk. Memory or address space running out (a RangeError
+ * from V8) is a SyncError (SnapshotOutOfMemory): the offer is refused and
+ * the next one tried.
  */
 export class GrowingBytes {
-  private buffer = new Uint8Array(0);
+  private readonly buffer: ResizableBuffer;
   private length = 0;
 
-  constructor(private readonly sizeBytes: number) {}
+  constructor(
+    private readonly sizeBytes: number,
+    /** Names the snapshot in errors (`snapshot 12`). */
+    private readonly what = 'snapshot',
+    reserve: ReserveBytes = reserveBytes,
+  ) {
+    try {
+      this.buffer = reserve(sizeBytes);
+    } catch (error) {
+      throw this.outOfMemory(error, `reserving address space for its ${sizeBytes} bytes`);
+    }
+  }
 
   /** Bytes held for it now (its capacity). */
   get capacityBytes(): number {
-    return this.buffer.length;
+    return this.buffer.byteLength;
   }
 
   append(chunk: Uint8Array): void {
     const end = this.length + chunk.length;
     assert(end <= this.sizeBytes, 'the chunks are of the size offered');
-    if (end > this.buffer.length) {
-      const grown = new Uint8Array(Math.min(this.sizeBytes, Math.max(end, 2 * this.buffer.length)));
-      grown.set(this.buffer.subarray(0, this.length));
-      this.buffer = grown;
+    try {
+      this.buffer.resize(end);
+    } catch (error) {
+      throw this.outOfMemory(error, `growing to ${end} of its ${this.sizeBytes} bytes`);
     }
-    this.buffer.set(chunk, this.length);
+    new Uint8Array(this.buffer, this.length, chunk.length).set(chunk);
     this.length = end;
   }
 
   /** All the bytes of the size offered, once every chunk is appended. */
   whole(): Uint8Array {
     assert(this.length === this.sizeBytes, 'every chunk appended');
-    return this.buffer;
+    return new Uint8Array(this.buffer, 0, this.sizeBytes);
+  }
+
+  /** A RangeError from V8's allocation as a SyncError; anything else as it is. */
+  private outOfMemory(error: unknown, doing: string): unknown {
+    if (!(error instanceof RangeError)) return error;
+    return new SyncError(
+      'SnapshotOutOfMemory',
+      `${this.what}: out of memory ${doing} (${error.message}); a node syncing needs free memory for the whole snapshot, up to SNAPSHOT_BYTES_MAX (${SNAPSHOT_BYTES_MAX} bytes)`,
+    );
   }
 }
 
-/** Refusals that no other peer's answers can change: the offer's bytes themselves are wrong. */
+/** Refusals that no other peer's answers can change: the offer's bytes themselves are wrong, or too many. */
 const CONDEMNS_OFFER: ReadonlySet<SyncErrorCode> = new Set<SyncErrorCode>([
   'SnapshotHashMismatch',
   'SnapshotInvalid',
   'AppHashMismatch',
+  // Its size does not fit: fetching it again would run out where it did.
+  'SnapshotOutOfMemory',
 ]);
 
 /** Why no peer connects, most often, to a node just added to a network. */

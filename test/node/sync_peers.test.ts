@@ -28,7 +28,13 @@ import type { Clock } from '../../src/node/clock.ts';
 import { CHANNEL, frame, unframe } from '../../src/node/framing.ts';
 import { silentLog } from '../../src/node/log.ts';
 import type { FrameHandler, PeerNetwork } from '../../src/node/network.ts';
-import type { RestoredState, StateSyncOptions, SyncedState } from '../../src/node/sync.ts';
+import type {
+  ReserveBytes,
+  ResizableBuffer,
+  RestoredState,
+  StateSyncOptions,
+  SyncedState,
+} from '../../src/node/sync.ts';
 import { lastCheckpoint } from '../../src/node/loop.ts';
 import { openStorage } from '../../src/node/storage/index.ts';
 import type { Storage } from '../../src/node/storage/index.ts';
@@ -39,6 +45,7 @@ import {
   candidatesOf,
   isEmptyStorage,
   offerBudgetMs,
+  reserveBytes,
   saveSynced,
   verifyBlocks,
   verifyTrustedChain,
@@ -284,6 +291,7 @@ function syncerFor(
   peers: Record<PeerId, Peer>,
   trustedBlock?: TrustedBlock,
   timeoutMs?: number,
+  more: Partial<StateSyncOptions> = {},
 ): { syncer: StateSyncer; network: FakePeers; clock: VirtualClock } {
   const clock = new VirtualClock();
   const network = new FakePeers(new Map(Object.entries(peers)), clock);
@@ -295,6 +303,7 @@ function syncerFor(
     clock,
     ...(trustedBlock !== undefined ? { trustedBlock } : {}),
     ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+    ...more,
   };
   const syncer = new StateSyncer(options);
   network.onMessage((peer, bytes) => syncer.onMessage(peer, unframe(bytes).payload));
@@ -667,6 +676,16 @@ test('a liar offering the largest snapshot and serving one good chunk costs memo
     chunkHashes: [sha256(first), ...huge.chunkHashes.slice(1)],
   };
   const heldBytes: number[] = [];
+  const bufferBytes: number[] = [];
+  // The buffers the syncer puts snapshots together in. A resizable buffer's
+  // bytes are not counted in process.memoryUsage().arrayBuffers (Node 20):
+  // its byteLength says what it holds.
+  const reserved: ResizableBuffer[] = [];
+  const reserveSnapshot: ReserveBytes = (maxBytes) => {
+    const buffer = reserveBytes(maxBytes);
+    reserved.push(buffer);
+    return buffer;
+  };
   const liar: Peer = {
     snapshots: new Map(),
     block: honestBlock,
@@ -676,10 +695,13 @@ test('a liar offering the largest snapshot and serving one good chunk costs memo
       if (message.index === 0) return [{ kind: 'chunk', height: 22, index: 0, bytes: first }];
       // Asked for a second chunk: the first has checked out and been kept.
       heldBytes.push(process.memoryUsage().arrayBuffers - baseline);
+      bufferBytes.push(reserved.length === 1 ? reserved[0]!.byteLength : -reserved.length);
       return [];
     },
   };
-  const { syncer } = syncerFor({ liar, honest: honest(12) });
+  const { syncer } = syncerFor({ liar, honest: honest(12) }, undefined, undefined, {
+    reserveSnapshot,
+  });
   const baseline = process.memoryUsage().arrayBuffers;
   const synced = await syncer.run();
   assert.equal(synced.height, 12, 'the honest offer, once the liar is abandoned');
@@ -689,6 +711,9 @@ test('a liar offering the largest snapshot and serving one good chunk costs memo
     most < 64 * SYNC_CHUNK_BYTES,
     `${most} bytes held after one chunk of ${offer.sizeBytes} offered`,
   );
+  assert.equal(reserved[0]!.maxByteLength, offer.sizeBytes, "the liar's size, reserved");
+  // One buffer (the liar's offer is fetched first), holding the one good chunk.
+  assert.deepEqual([...new Set(bufferBytes)], [SYNC_CHUNK_BYTES]);
 });
 
 test('an honest peer that answers for offers after the discovery window is still tried once the early liar is refused', async () => {
@@ -1009,23 +1034,117 @@ test('seeded liars (chunks out of order or of another snapshot, replays, uncerti
   assert.ok(synced >= 12, `${synced} synced: every seed with an honest peer`);
 });
 
-test('a snapshot being fetched holds at most twice the bytes appended, and ends in one buffer of its size', () => {
+test('a snapshot being fetched grows one buffer in place, holding the bytes appended and no more, and ends as that buffer at its size', () => {
   const sizeBytes = 5 * SYNC_CHUNK_BYTES + 7;
-  const bytes = new GrowingBytes(sizeBytes);
+  const reserved: ResizableBuffer[] = [];
+  const bytes = new GrowingBytes(sizeBytes, 'snapshot 5', (maxBytes) => {
+    const buffer = reserveBytes(maxBytes);
+    reserved.push(buffer);
+    return buffer;
+  });
+  assert.equal(reserved.length, 1, 'one buffer, made before any chunk');
+  const buffer = reserved[0]!;
+  assert.equal(buffer.maxByteLength, sizeBytes, 'the size offered is reserved');
+  assert.equal(buffer.byteLength, 0, 'nothing held before a chunk checks out');
   let appended = 0;
   for (let index = 0; index < chunkCountOf(sizeBytes); index++) {
     const chunk = new Uint8Array(chunkBytesOf(sizeBytes, index)).fill(index + 1);
     bytes.append(chunk);
     appended += chunk.length;
-    assert.ok(
-      bytes.capacityBytes <= Math.min(2 * appended, sizeBytes),
-      `${bytes.capacityBytes} held for ${appended}`,
-    );
+    // No second buffer: a growth that copied would hold the old one beside the new.
+    assert.equal(reserved.length, 1, `chunk ${index}: no other buffer made`);
+    assert.equal(buffer.byteLength, appended, `chunk ${index}: the same buffer grew in place`);
+    assert.equal(bytes.capacityBytes, appended, `${bytes.capacityBytes} held for ${appended}`);
   }
   const whole = bytes.whole();
+  assert.equal(whole.buffer, buffer, 'the snapshot is the buffer it was put together in');
+  assert.equal(whole.byteOffset, 0);
   assert.equal(whole.length, sizeBytes);
   assert.equal(whole.buffer.byteLength, sizeBytes, 'no room left over');
-  assert.equal(whole[SYNC_CHUNK_BYTES * 5], 6);
+  for (let index = 0; index < chunkCountOf(sizeBytes); index++) {
+    assert.equal(whole[index * SYNC_CHUNK_BYTES], index + 1, `chunk ${index} in its place`);
+  }
+  assert.equal(whole[sizeBytes - 1], 6);
+});
+
+test('the buffer for the largest snapshot is reserved, not held: a liar offering it and serving one chunk costs that chunk', () => {
+  const bytes = new GrowingBytes(SNAPSHOT_BYTES_MAX);
+  assert.equal(bytes.capacityBytes, 0);
+  bytes.append(new Uint8Array(SYNC_CHUNK_BYTES).fill(1));
+  assert.equal(bytes.capacityBytes, SYNC_CHUNK_BYTES);
+});
+
+test('memory running out while a snapshot is fetched is a SyncError (SnapshotOutOfMemory), not a RangeError', () => {
+  const outOfMemory = (e: unknown): boolean =>
+    e instanceof SyncError &&
+    e.code === 'SnapshotOutOfMemory' &&
+    e.message.startsWith('snapshot 7: out of memory') &&
+    e.message.includes('Array buffer allocation failed');
+  // Reserving fails (an address space limit, as `ulimit -v` sets).
+  const noSpace: ReserveBytes = () => {
+    throw new RangeError('Array buffer allocation failed');
+  };
+  assert.throws(() => new GrowingBytes(3 * SYNC_CHUNK_BYTES, 'snapshot 7', noSpace), outOfMemory);
+  // Growing fails at the third chunk: V8 throws a RangeError from resize().
+  const failsAt =
+    (limitBytes: number): ReserveBytes =>
+    (maxBytes) => {
+      const buffer = reserveBytes(maxBytes);
+      const resize = buffer.resize.bind(buffer);
+      buffer.resize = (byteLength) => {
+        if (byteLength > limitBytes) throw new RangeError('Array buffer allocation failed');
+        resize(byteLength);
+      };
+      return buffer;
+    };
+  const bytes = new GrowingBytes(3 * SYNC_CHUNK_BYTES, 'snapshot 7', failsAt(2 * SYNC_CHUNK_BYTES));
+  bytes.append(new Uint8Array(SYNC_CHUNK_BYTES));
+  bytes.append(new Uint8Array(SYNC_CHUNK_BYTES));
+  assert.throws(
+    () => bytes.append(new Uint8Array(SYNC_CHUNK_BYTES)),
+    (e: unknown) => {
+      assert.ok(outOfMemory(e), `a SyncError: ${String(e)}`);
+      assert.match((e as Error).message, /growing to 3145728 of its 3145728 bytes/);
+      return true;
+    },
+  );
+  assert.equal(bytes.capacityBytes, 2 * SYNC_CHUNK_BYTES, 'what was held before');
+  // A buffer reserved too small (its maxByteLength): V8's own RangeError, the same way.
+  const tiny = new GrowingBytes(3 * SYNC_CHUNK_BYTES, 'snapshot 7', () => reserveBytes(10));
+  assert.throws(
+    () => tiny.append(new Uint8Array(SYNC_CHUNK_BYTES)),
+    (e: unknown) => e instanceof SyncError && e.code === 'SnapshotOutOfMemory',
+  );
+  // Anything else is no memory shortage and is thrown as it is.
+  assert.throws(
+    () =>
+      new GrowingBytes(10, 'snapshot 7', () => {
+        throw new TypeError('a bug');
+      }),
+    TypeError,
+  );
+});
+
+test('an offer whose snapshot does not fit in memory is refused (SnapshotOutOfMemory) and the next one tried', async () => {
+  const big = largeSnapshot(22, 3, true);
+  const peers = { big: { snapshots: new Map([[22, big]]), block: honestBlock }, small: honest(12) };
+  // Memory for two chunks: the 3-chunk snapshot does not fit, the one-chunk one does.
+  const reserveSnapshot: ReserveBytes = (maxBytes) => {
+    const buffer = reserveBytes(maxBytes);
+    const resize = buffer.resize.bind(buffer);
+    buffer.resize = (byteLength) => {
+      if (byteLength > 2 * SYNC_CHUNK_BYTES) throw new RangeError('Array buffer allocation failed');
+      resize(byteLength);
+    };
+    return buffer;
+  };
+  const alone = syncerFor({ big: peers.big }, undefined, undefined, { reserveSnapshot });
+  await assert.rejects(alone.syncer.run(), refusedWith('SnapshotOutOfMemory'));
+  const { syncer } = syncerFor(peers, undefined, undefined, { reserveSnapshot });
+  const synced = await syncer.run();
+  assert.equal(synced.height, 12);
+  assert.equal(syncer.stats.offersRefused, 1, 'the offer too large was refused');
+  assertStoredBlockIsReal(synced);
 });
 
 // --- a mix of lying, slow and vanishing peers ------------------------------

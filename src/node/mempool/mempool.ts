@@ -162,6 +162,12 @@ export class Mempool {
   /** Entries by tailKey of their bytes (the first held of any that share one). */
   private readonly byTail = new Map<number, MempoolEntry>();
   private readonly perAccount = new Map<string, number>();
+  /**
+   * Each account's entries in arrival order (for reap), the accounts in the
+   * order their queue was made (one whose queue empties is made again at its
+   * next entry): each queue's `since` is at or below its first entry's seq.
+   */
+  private readonly queues = new Map<string, AccountQueue>();
   /** What each peer's gossip holds: its share's bound, and its hashes in arrival order (for eviction). */
   private readonly perPeer = new Map<string, { bytes: number; readonly hashes: Set<string> }>();
   private readonly committed = new Set<string>();
@@ -457,6 +463,12 @@ export class Mempool {
     if (!this.byTail.has(key)) this.byTail.set(key, entry);
     this.bytesTotal += entry.bytes.length;
     this.perAccount.set(entry.account, (this.perAccount.get(entry.account) ?? 0) + 1);
+    let queue = this.queues.get(entry.account);
+    if (queue === undefined) {
+      queue = new AccountQueue(entry.seq);
+      this.queues.set(entry.account, queue);
+    }
+    queue.add(entry);
     if (entry.from !== null) {
       let share = this.perPeer.get(entry.from);
       if (share === undefined) {
@@ -478,6 +490,9 @@ export class Mempool {
     const count = (this.perAccount.get(entry.account) ?? 1) - 1;
     if (count === 0) this.perAccount.delete(entry.account);
     else this.perAccount.set(entry.account, count);
+    const queue = this.queues.get(entry.account)!;
+    queue.delete(entry);
+    if (queue.entries.size === 0) this.queues.delete(entry.account);
     if (entry.from === null) return;
     const share = this.perPeer.get(entry.from)!;
     share.bytes -= entry.bytes.length;
@@ -510,7 +525,17 @@ export class Mempool {
   /**
    * Transactions for a proposal, in arrival order, within the given bounds,
    * and at most `perAccountMax` of one account: its later ones wait for the
-   * next block (BLOCK_TXS_PER_ACCOUNT_PROPOSED_MAX says why).
+   * next block (BLOCK_TXS_PER_ACCOUNT_PROPOSED_MAX says why). Taken as a
+   * walk through the pool in arrival order takes them: it stops at the first
+   * transaction that does not fit the bytes left (an account's later ones
+   * included), or once `txsMax` are taken.
+   *
+   * The walk itself is the quickest while it takes most of what it visits.
+   * Once it has passed over more transactions than it took (accounts past
+   * their share, as when one floods the pool), the accounts' queues are
+   * merged instead (mergedReap), which passes over none of them one by one:
+   * either way the work is within a small multiple of the transactions taken
+   * and the accounts met, not of the pool.
    */
   reap(
     txsMax: number,
@@ -520,15 +545,72 @@ export class Mempool {
     const out: Uint8Array[] = [];
     const taken = new Map<string, number>();
     let bytes = 0;
+    let skipped = 0;
     for (const entry of this.entries.values()) {
       if (out.length >= txsMax) break;
       if (bytes + entry.bytes.length > bytesMax) break;
       const n = taken.get(entry.account) ?? 0;
-      if (n >= perAccountMax) continue;
+      if (n >= perAccountMax) {
+        if (++skipped > out.length) return this.mergedReap(txsMax, bytesMax, perAccountMax);
+        continue;
+      }
       taken.set(entry.account, n + 1);
       bytes += entry.bytes.length;
       out.push(entry.bytes);
     }
+    return out;
+  }
+
+  /**
+   * What reap takes, from the accounts' queues merged by arrival (a heap of
+   * the accounts met, each at its next transaction): an account that reaches
+   * `perAccountMax` leaves the merge, and its later transactions are not
+   * visited. Whether one of those would have stopped the walk (too large for
+   * the bytes left where it lies) is decided afterwards (firstStop), looking
+   * only at an account holding one larger than the bytes left at the end.
+   */
+  private mergedReap(txsMax: number, bytesMax: number, perAccountMax: number): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    // The seq of each transaction taken, and the bytes taken before it.
+    const seqs: number[] = [];
+    const before: number[] = [];
+    const capped: Cursor[] = [];
+    const heads = new CursorHeap();
+    if (perAccountMax <= 0) return out;
+    const accounts = this.queues.values();
+    let unmet = accounts.next();
+    let bytes = 0;
+    for (;;) {
+      // An account not met yet has no transaction before its queue's `since`.
+      while (
+        unmet.done !== true &&
+        (heads.size === 0 || unmet.value.since < heads.top().entry.seq)
+      ) {
+        const queue = unmet.value;
+        const entries = queue.entries.values();
+        heads.push({ queue, entries, entry: entries.next().value!, taken: 0 });
+        unmet = accounts.next();
+      }
+      if (heads.size === 0) break;
+      const cursor = heads.top();
+      const entry = cursor.entry;
+      if (out.length >= txsMax) break;
+      if (bytes + entry.bytes.length > bytesMax) break;
+      seqs.push(entry.seq);
+      before.push(bytes);
+      bytes += entry.bytes.length;
+      out.push(entry.bytes);
+      cursor.taken++;
+      const next = cursor.taken < perAccountMax ? cursor.entries.next() : null;
+      if (next === null) capped.push(cursor);
+      if (next === null || next.done === true) heads.pop();
+      else {
+        cursor.entry = next.value;
+        heads.siftDown();
+      }
+    }
+    const stop = firstStop(capped, seqs, before, bytesMax - bytes, bytesMax);
+    if (stop < seqs.length) out.length = stop;
     return out;
   }
 
@@ -576,5 +658,142 @@ export class Mempool {
       }
     }
     return dropped;
+  }
+}
+
+/** One account's entries in arrival order. */
+class AccountQueue {
+  readonly entries = new Map<string, MempoolEntry>();
+  /** At least the largest entry's bytes (exact again once recounted). */
+  private bytesMaxBound = 0;
+  private boundExact = true;
+
+  /** `since`: the seq of the entry the queue was made for, at or below every entry's it holds. */
+  constructor(readonly since: number) {}
+
+  add(entry: MempoolEntry): void {
+    this.entries.set(entry.hash, entry);
+    this.bytesMaxBound = Math.max(this.bytesMaxBound, entry.bytes.length);
+  }
+
+  delete(entry: MempoolEntry): void {
+    this.entries.delete(entry.hash);
+    if (entry.bytes.length === this.bytesMaxBound) this.boundExact = false;
+  }
+
+  /**
+   * Whether an entry is larger than `bytes`. Against the bound first: only a
+   * bound above it makes the queue recount (reaps rarely come that close to
+   * their bytes), so a flooding account is not walked at each proposal.
+   */
+  holdsOver(bytes: number): boolean {
+    if (this.bytesMaxBound <= bytes) return false;
+    if (!this.boundExact) {
+      let largest = 0;
+      for (const e of this.entries.values()) largest = Math.max(largest, e.bytes.length);
+      this.bytesMaxBound = largest;
+      this.boundExact = true;
+    }
+    return this.bytesMaxBound > bytes;
+  }
+}
+
+/** Where a reap stands in one account: the next entry not yet taken, and how many were. */
+interface Cursor {
+  readonly queue: AccountQueue;
+  readonly entries: Iterator<MempoolEntry>;
+  entry: MempoolEntry;
+  taken: number;
+}
+
+/**
+ * The index of the first transaction taken that a walk through the pool in
+ * arrival order would not have reached (seqs.length: all reached). Such a
+ * walk stops at an account's skipped transaction (one past perAccountMax)
+ * that does not fit the bytes taken before it. A skipped transaction no
+ * larger than the bytes left at the end (`bytesLeft`) fits wherever it lies,
+ * so only an account holding a larger one has its skipped transactions
+ * looked at (a reap within TX_BYTES_MAX of its bytes), and only those before
+ * the last one taken: at most MEMPOOL_TXS_PER_ACCOUNT_MAX for each account
+ * that had perAccountMax taken.
+ */
+function firstStop(
+  capped: readonly Cursor[],
+  seqs: readonly number[],
+  before: readonly number[],
+  bytesLeft: number,
+  bytesMax: number,
+): number {
+  let stop = seqs.length;
+  for (const cursor of capped) {
+    if (!cursor.queue.holdsOver(bytesLeft)) continue;
+    // The cursor stands after its last entry taken: the rest were skipped.
+    for (let next = cursor.entries.next(); next.done !== true; next = cursor.entries.next()) {
+      const entry = next.value;
+      // The first taken after it (binary search): before[lo] bytes were taken before it.
+      let lo = 0;
+      let hi = stop;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (seqs[mid]! < entry.seq) lo = mid + 1;
+        else hi = mid;
+      }
+      // Past the last one still taken, it can stop nothing.
+      if (lo >= stop) break;
+      if (before[lo]! + entry.bytes.length > bytesMax) {
+        stop = lo;
+        break;
+      }
+    }
+  }
+  return stop;
+}
+
+/** Cursors by the seq of their next entry, least on top (a binary heap). */
+class CursorHeap {
+  private readonly items: Cursor[] = [];
+
+  get size(): number {
+    return this.items.length;
+  }
+
+  top(): Cursor {
+    return this.items[0]!;
+  }
+
+  push(cursor: Cursor): void {
+    const items = this.items;
+    let i = items.push(cursor) - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (items[parent]!.entry.seq <= cursor.entry.seq) break;
+      items[i] = items[parent]!;
+      i = parent;
+    }
+    items[i] = cursor;
+  }
+
+  pop(): void {
+    const last = this.items.pop()!;
+    if (this.items.length === 0) return;
+    this.items[0] = last;
+    this.siftDown();
+  }
+
+  /** Restores the order after the top's entry moved on (its seq grew). */
+  siftDown(): void {
+    const items = this.items;
+    const cursor = items[0]!;
+    const n = items.length;
+    let i = 0;
+    for (;;) {
+      let child = 2 * i + 1;
+      if (child >= n) break;
+      if (child + 1 < n && items[child + 1]!.entry.seq < items[child]!.entry.seq) child++;
+      if (items[child]!.entry.seq >= cursor.entry.seq) break;
+      items[i] = items[child]!;
+      i = child;
+    }
+    items[i] = cursor;
   }
 }

@@ -2,13 +2,20 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { verifyRaw } from '../../../src/crypto/index.ts';
 import type { VerifyItem } from '../../../src/crypto/index.ts';
-import { buildTx } from '../../../src/exchange/tx/index.ts';
+import { buildTx, placeOrder } from '../../../src/exchange/tx/index.ts';
 import { bytesEqual, toHex } from '../../../src/lib/bytes.ts';
+import { Prng } from '../../../src/lib/prng.ts';
 import {
+  BLOCK_TXS_MAX,
+  BLOCK_TXS_PER_ACCOUNT_PROPOSED_MAX,
+  BLOCK_TX_BYTES_MAX,
+  CLIENT_ORDER_ID_BYTES_MAX,
   MEMPOOL_COMMITTED_HASHES_MAX,
   MEMPOOL_PENDING_CHECKS_MAX,
+  MEMPOOL_TXS_PER_ACCOUNT_MAX,
 } from '../../../src/lib/limits.ts';
 import { Mempool } from '../../../src/node/mempool/mempool.ts';
+import type { MempoolEntry } from '../../../src/node/mempool/mempool.ts';
 import { SignatureCache } from '../../../src/node/mempool/sigcache.ts';
 import { testKey } from '../helpers.ts';
 
@@ -485,4 +492,197 @@ test("a peer flooding bad signatures holds at most a quarter of the places for c
       ['MempoolBusy', (MEMPOOL_PENDING_CHECKS_MAX * 3) / 4],
     ]),
   );
+});
+
+/** The reap a walk through the pool in arrival order makes (as reap did before its accounts' queues). */
+function walkReap(
+  held: readonly MempoolEntry[],
+  txsMax: number,
+  bytesMax: number,
+  perAccountMax: number,
+): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  const taken = new Map<string, number>();
+  let bytes = 0;
+  for (const entry of held) {
+    if (out.length >= txsMax) break;
+    if (bytes + entry.bytes.length > bytesMax) break;
+    const n = taken.get(entry.account) ?? 0;
+    if (n >= perAccountMax) continue;
+    taken.set(entry.account, n + 1);
+    bytes += entry.bytes.length;
+    out.push(entry.bytes);
+  }
+  return out;
+}
+
+test('the reap of a pool one account floods takes what a walk through the pool takes, and passes over few of the account’s transactions past its share', async () => {
+  const pool = new Mempool({
+    chainId: CHAIN,
+    verifyBatch: (items) => Promise.resolve(items.map(() => true)),
+    signatures: new SignatureCache(),
+  });
+  // The flooder's transactions of several sizes (faucets, and placeOrders with
+  // a client order id), the others' interleaved with them and after them.
+  const flooder = 70;
+  const txs: Uint8Array[] = [];
+  for (let n = 1; n <= MEMPOOL_TXS_PER_ACCOUNT_MAX; n++) {
+    txs.push(
+      n % 7 === 0
+        ? buildTx({
+            chainId: CHAIN,
+            key: testKey(flooder),
+            nonce: n,
+            action: placeOrder({
+              instrument: 'BTC-PERPETUAL',
+              side: 'buy',
+              sizeLots: 1,
+              priceTicks: n,
+              clientOrderId: 'x'.repeat(CLIENT_ORDER_ID_BYTES_MAX),
+            }),
+          }).bytes
+        : faucet(flooder, n).bytes,
+    );
+    if (n % 50 === 0) txs.push(faucet(71 + n / 50, 1).bytes);
+  }
+  for (let k = 0; k < 30; k++) txs.push(faucet(100 + k, 1).bytes, faucet(100 + k, 2).bytes);
+  for (const bytes of txs) assert.equal((await pool.add(bytes)).ok, true);
+  // What the pool holds, in arrival order.
+  const heldNow = (): MempoolEntry[] =>
+    pool.reap(Infinity, Infinity, Infinity).map((b) => pool.lookup(b)!);
+  const held = heldNow();
+  assert.equal(held.length, txs.length, 'all held');
+  const account = held[0]!.account;
+  const sizes = new Set(held.filter((e) => e.account === account).map((e) => e.bytes.length));
+  assert.ok(sizes.size >= 2, `the flooder’s transactions are of ${sizes.size} sizes`);
+
+  const hashesOf = (list: readonly Uint8Array[]): string[] => list.map((b) => pool.lookup(b)!.hash);
+  const same = (
+    txsMax: number,
+    bytesMax: number,
+    perAccountMax: number,
+    inPool = heldNow(),
+  ): number => {
+    const taken = pool.reap(txsMax, bytesMax, perAccountMax);
+    assert.deepEqual(
+      hashesOf(taken),
+      hashesOf(walkReap(inPool, txsMax, bytesMax, perAccountMax)),
+      `reap(${txsMax}, ${bytesMax}, ${perAccountMax})`,
+    );
+    return taken.length;
+  };
+  // A block's bounds: the flooder's first BLOCK_TXS_PER_ACCOUNT_PROPOSED_MAX and every other.
+  assert.equal(
+    same(BLOCK_TXS_MAX, BLOCK_TX_BYTES_MAX, BLOCK_TXS_PER_ACCOUNT_PROPOSED_MAX),
+    BLOCK_TXS_PER_ACCOUNT_PROPOSED_MAX + txs.length - MEMPOOL_TXS_PER_ACCOUNT_MAX,
+  );
+  // Every bound on bytes from nothing to all taken, a step at a time: the
+  // walk stops at the first that does not fit, a skipped larger one of the
+  // flooder's included.
+  const all = held.reduce((n, e) => n + e.bytes.length, 0);
+  const stops = new Set<number>();
+  for (let bytesMax = 0; bytesMax <= all; bytesMax += 97) {
+    for (const perAccountMax of [1, 3, BLOCK_TXS_PER_ACCOUNT_PROPOSED_MAX]) {
+      stops.add(same(BLOCK_TXS_MAX, bytesMax, perAccountMax, held));
+    }
+  }
+  assert.ok(stops.size > 100, `${stops.size} different reaps`);
+  for (const txsMax of [0, 1, 25, 60, 200]) same(txsMax, BLOCK_TX_BYTES_MAX, 3);
+  assert.deepEqual(pool.reap(10, BLOCK_TX_BYTES_MAX, 0), []);
+
+  // The flooder's transactions past its share are not visited one by one:
+  // the walk passes over at most as many as it took before the queues are
+  // merged instead (a walk through the pool passed over all 900 of them).
+  const inner = pool as unknown as {
+    entries: Map<string, MempoolEntry>;
+    queues: Map<string, { entries: Map<string, MempoolEntry> }>;
+  };
+  const queue = inner.queues.get(account)!.entries;
+  const skipped = [...queue.values()].slice(BLOCK_TXS_PER_ACCOUNT_PROPOSED_MAX);
+  const visited = new Set<string>();
+  for (const entry of skipped) {
+    const watched = new Proxy(entry, {
+      get: (target, key, receiver) => {
+        visited.add(target.hash);
+        return Reflect.get(target, key, receiver) as unknown;
+      },
+    });
+    queue.set(entry.hash, watched);
+    inner.entries.set(entry.hash, watched);
+  }
+  same(BLOCK_TXS_MAX, BLOCK_TX_BYTES_MAX, BLOCK_TXS_PER_ACCOUNT_PROPOSED_MAX);
+  visited.clear();
+  const taken = pool.reap(BLOCK_TXS_MAX, BLOCK_TX_BYTES_MAX);
+  assert.equal(
+    taken.length,
+    BLOCK_TXS_PER_ACCOUNT_PROPOSED_MAX + txs.length - MEMPOOL_TXS_PER_ACCOUNT_MAX,
+  );
+  // The walk gives up once it has passed over one more than it took: the
+  // flooder's 100 and the few others' it met on the way (104).
+  assert.ok(
+    visited.size <= BLOCK_TXS_PER_ACCOUNT_PROPOSED_MAX + 10,
+    `${visited.size} of the flooder's ${skipped.length} skipped transactions visited`,
+  );
+
+  // Committed, the rest move up: the next reap takes the flooder's next share.
+  pool.removeCommitted(hashesOf(taken));
+  same(BLOCK_TXS_MAX, BLOCK_TX_BYTES_MAX, BLOCK_TXS_PER_ACCOUNT_PROPOSED_MAX);
+  const next = pool.reap(BLOCK_TXS_MAX, BLOCK_TX_BYTES_MAX);
+  assert.equal(next.length, BLOCK_TXS_PER_ACCOUNT_PROPOSED_MAX);
+  assert.deepEqual(
+    next.map((b) => pool.lookup(b)!.tx.nonce),
+    Array.from(
+      { length: BLOCK_TXS_PER_ACCOUNT_PROPOSED_MAX },
+      (_, i) => i + 1 + BLOCK_TXS_PER_ACCOUNT_PROPOSED_MAX,
+    ),
+  );
+});
+
+test('the merge of the accounts’ queues takes what a walk through the pool takes, on seeded pools with holes and accounts that left and came back', async () => {
+  const pool = new Mempool({
+    chainId: CHAIN,
+    verifyBatch: (items) => Promise.resolve(items.map(() => true)),
+    signatures: new SignatureCache(),
+  });
+  const merged = (pool as unknown as { mergedReap: Mempool['reap'] }).mergedReap.bind(pool);
+  const rng = new Prng(7);
+  const nonces = new Map<number, number>();
+  const nextTx = (): Uint8Array => {
+    const key = 80 + rng.int(8);
+    const nonce = (nonces.get(key) ?? 0) + 1;
+    nonces.set(key, nonce);
+    // Of several sizes: a faucet, or a placeOrder with a client order id of any length.
+    const action =
+      rng.int(3) === 0
+        ? ({ kind: 'faucet', amountQuote: 1n } as const)
+        : placeOrder({
+            instrument: 'BTC-PERPETUAL',
+            side: 'buy',
+            sizeLots: 1,
+            priceTicks: 1 + rng.int(1_000_000),
+            clientOrderId: 'x'.repeat(1 + rng.int(CLIENT_ORDER_ID_BYTES_MAX)),
+          });
+    return buildTx({ chainId: CHAIN, key: testKey(key), nonce, action }).bytes;
+  };
+  let compared = 0;
+  for (let round = 0; round < 12; round++) {
+    for (let i = 0; i < 40; i++) assert.equal((await pool.add(nextTx())).ok, true);
+    const held = pool.reap(Infinity, Infinity, Infinity).map((b) => pool.lookup(b)!);
+    const all = held.reduce((n, e) => n + e.bytes.length, 0);
+    for (let k = 0; k < 200; k++) {
+      const txsMax = rng.int(held.length + 2);
+      const bytesMax = rng.int(all + 300);
+      const perAccountMax = rng.int(12);
+      assert.deepEqual(
+        merged(txsMax, bytesMax, perAccountMax).map((b) => pool.lookup(b)!.hash),
+        walkReap(held, txsMax, bytesMax, perAccountMax).map((b) => pool.lookup(b)!.hash),
+        `round ${round}: mergedReap(${txsMax}, ${bytesMax}, ${perAccountMax})`,
+      );
+      compared++;
+    }
+    // Some leave (committed or dropped): heads, middles, whole accounts.
+    const leaving = held.filter(() => rng.int(3) === 0).map((e) => e.hash);
+    pool.removeCommitted(leaving);
+  }
+  assert.equal(compared, 2_400);
 });
