@@ -2,6 +2,7 @@
 // wiring: state is set by hand, transactions are checked for real (checkTx)
 // and committed when the test says so (or right away with autoCommit).
 
+import type { RejectCode } from '../exchange/errors.ts';
 import { checkTx } from '../exchange/tx/index.ts';
 import { TxError } from '../exchange/tx/index.ts';
 import type { SignedTx } from '../exchange/tx/index.ts';
@@ -16,6 +17,7 @@ import type {
   BookDelta,
   BookView,
   ConsensusView,
+  FillView,
   RiskView,
   InstrumentView,
   LevelView,
@@ -40,10 +42,15 @@ export interface MemoryViewOptions {
   /** Commit every admitted transaction in a block of its own, on the next turn of the event loop. */
   autoCommit?: boolean;
   /** Decides a committed transaction's fate; default: accepted. */
-  decide?: (tx: SignedTx) => { code: string; message: string } | undefined;
+  decide?: (tx: SignedTx) => { code: RejectCode; message: string } | undefined;
   /** Most transactions pending at once (then MempoolFull). */
   mempoolMax?: number;
 }
+
+/** An account update as a test stages it: its fills get their block's time at commit. */
+export type StagedAccountUpdate = Omit<AccountUpdate, 'fills'> & {
+  fills: Omit<FillView, 'timeMs'>[];
+};
 
 interface Book {
   seq: number;
@@ -84,7 +91,7 @@ export class MemoryView implements NodeView {
   // Staged for the next block.
   private stagedBooks = new Map<string, { bids: Map<number, number>; asks: Map<number, number> }>();
   private stagedTrades: TradeView[] = [];
-  private stagedAccounts: AccountUpdate[] = [];
+  private stagedAccounts: StagedAccountUpdate[] = [];
 
   constructor(options: MemoryViewOptions) {
     this.options = options;
@@ -134,8 +141,11 @@ export class MemoryView implements NodeView {
     this.tickers.set(ticker.instrument, { ...ticker, height: this.height });
   }
 
-  /** Replaces an account's view now, and publishes `update` with the next block. */
-  setAccount(account: Omit<AccountView, 'height'>, update?: AccountUpdate): void {
+  /**
+   * Replaces an account's view now, and publishes `update` with the next
+   * block, its fills stamped with that block's time (as trades are).
+   */
+  setAccount(account: Omit<AccountView, 'height'>, update?: StagedAccountUpdate): void {
     this.accounts.set(account.address.toLowerCase(), { ...account, height: this.height });
     if (update !== undefined) this.stagedAccounts.push(update);
   }
@@ -217,7 +227,10 @@ export class MemoryView implements NodeView {
     const trades = this.stagedTrades.map((t) => ({ ...t, height, timeMs: this.timeMs }));
     this.stagedTrades = [];
     for (const t of trades) this.tradeLog.get(t.instrument)!.push(t);
-    const accounts = this.stagedAccounts;
+    const accounts = this.stagedAccounts.map((a) => ({
+      ...a,
+      fills: a.fills.map((f) => ({ ...f, timeMs: this.timeMs })),
+    }));
     this.stagedAccounts = [];
     const tickers: TickerView[] = [];
     for (const instrument of new Set([

@@ -9,6 +9,8 @@ import {
   TX_BYTES_MAX,
   WS_SUBMIT_ID_CHARS_MAX,
 } from '../lib/limits.ts';
+import { REJECT_CODES } from '../exchange/errors.ts';
+import { ACTION_KINDS, SIDES } from '../exchange/tx/types.ts';
 import {
   array,
   boolean,
@@ -16,6 +18,7 @@ import {
   integer,
   integerPair,
   literal,
+  nullable,
   object,
   optional,
   string,
@@ -35,7 +38,7 @@ const hash = () => string({ pattern: HASH_PATTERN });
 const address = () => string({ pattern: ADDRESS_PATTERN });
 const instrument = () => string({ pattern: INSTRUMENT_PATTERN, maxLength: 48 });
 const count = () => integer({ minimum: 0 });
-const side = () => literal(['buy', 'sell'] as const);
+const side = () => literal(SIDES);
 
 /** Checks, at compile time, that a schema's type is the view type and names all its fields. */
 type Check<S, T> = [Infer<S>] extends [T]
@@ -80,17 +83,17 @@ export const statusSchema = view<V.StatusView>()(
 export const instrumentSchema = view<V.InstrumentView>()(
   object({
     instrument: instrument(),
-    kind: literal(['perpetual', 'future', 'option'] as const),
+    kind: literal(V.INSTRUMENT_KINDS),
     underlying: string(),
     tickSizeQuote: quote(),
     lotsPerBase: count(),
     minSizeLots: count(),
     maxSizeLots: count(),
-    status: literal(['trading', 'auction', 'halted'] as const),
+    status: literal(V.INSTRUMENT_STATUSES),
     auctionEndMs: optional(count()),
     expiryMs: optional(count()),
     strikeTicks: optional(count()),
-    optionType: optional(literal(['call', 'put'] as const)),
+    optionType: optional(literal(V.OPTION_TYPES)),
   }),
 );
 
@@ -119,15 +122,14 @@ export const tickerSchema = view<V.TickerView>()(
 
 const levels = () => describe(array(integerPair()), '[priceTicks, sizeLots] pairs, best first');
 
-export const bookSchema = view<V.BookView>()(
-  object({
-    instrument: instrument(),
-    height: count(),
-    seq: count(),
-    bids: levels(),
-    asks: levels(),
-  }),
-);
+const BOOK_FIELDS = {
+  instrument: instrument(),
+  height: count(),
+  seq: count(),
+  bids: levels(),
+  asks: levels(),
+};
+export const bookSchema = view<V.BookView>()(object(BOOK_FIELDS));
 
 export const tradeSchema = view<V.TradeView>()(
   object({
@@ -164,7 +166,7 @@ export const orderSchema = view<V.OrderView>()(
     sizeLots: count(),
     remainingLots: count(),
     filledLots: count(),
-    status: literal(['open', 'filled', 'cancelled', 'expired'] as const),
+    status: literal(V.ORDER_STATUSES),
     reduceOnly: boolean(),
     auction: optional(boolean()),
   }),
@@ -179,8 +181,9 @@ export const fillSchema = view<V.FillView>()(
     priceTicks: count(),
     sizeLots: count(),
     feeQuote: quote(),
-    liquidity: literal(['maker', 'taker', 'auction'] as const),
+    liquidity: literal(V.FILL_LIQUIDITIES),
     height: count(),
+    timeMs: count(),
   }),
 );
 
@@ -208,12 +211,12 @@ export const accountSchema = view<V.AccountView>()(
 
 const actionResultSchema = view<V.ActionResultView>()(
   object({
-    kind: string(),
+    kind: literal(ACTION_KINDS),
     ok: boolean(),
-    code: optional(string()),
+    code: optional(literal(REJECT_CODES)),
     message: optional(string()),
     orderId: optional(count()),
-    orderStatus: optional(string()),
+    orderStatus: optional(literal(V.ORDER_RESULT_STATUSES)),
     reason: optional(literal(V.ORDER_REASONS)),
     filledLots: optional(count()),
     restedLots: optional(count()),
@@ -225,7 +228,7 @@ const actionResultSchema = view<V.ActionResultView>()(
 export const txSchema = view<V.TxView>()(
   object({
     hash: hash(),
-    status: literal(['pending', 'committed', 'rejected', 'dropped'] as const),
+    status: literal(V.TX_STATUSES),
     height: optional(count()),
     index: optional(count()),
     code: optional(string()),
@@ -239,25 +242,13 @@ export const evidenceSchema = view<V.EvidenceView>()(
     validator: address(),
     height: count(),
     round: count(),
-    voteType: literal(['prevote', 'precommit'] as const),
+    voteType: literal(V.VOTE_TYPES),
   }),
 );
 
 export const blockEventSchema = view<V.BlockEventView>()(
   object({
-    type: literal([
-      'liquidationCancels',
-      'liquidation',
-      'deleverage',
-      'insuranceCover',
-      'marketHalted',
-      'marketResumed',
-      'funding',
-      'auctionStarted',
-      'auctionEnded',
-      'marketSettled',
-      'validatorJailed',
-    ] as const),
+    type: literal(V.BLOCK_EVENT_TYPES),
     height: count(),
     timeMs: count(),
     instrument: optional(instrument()),
@@ -311,7 +302,7 @@ export const consensusSchema = view<V.ConsensusView>()(
   object({
     height: count(),
     round: count(),
-    step: literal(['propose', 'prevote', 'precommit'] as const),
+    step: literal(V.CONSENSUS_STEPS),
     peers: count(),
     lastCommitLatencyMs: count(),
     recentBlocks: count(),
@@ -349,13 +340,97 @@ export const riskSchema = view<V.RiskView>()(
 export const marketEndSchema = view<V.MarketEndView>()(
   object({
     instrument: instrument(),
-    reason: literal(['settled', 'retired'] as const),
+    reason: literal(V.MARKET_END_REASONS),
     height: count(),
     timeMs: count(),
     priceQuote: optional(quote()),
     valueQuote: optional(quote()),
   }),
 );
+
+// --- WebSocket channels (docs/api.md, "WebSocket") ----------------------------------
+
+/** A book channel's update: its window's changed levels, applied on the book at prevSeq. */
+export const bookDeltaSchema = view<V.BookDelta>()(
+  object({
+    instrument: instrument(),
+    seq: count(),
+    prevSeq: count(),
+    bids: levels(),
+    asks: levels(),
+  }),
+);
+
+const settlementSchema = view<V.SettlementView>()(
+  object({
+    instrument: instrument(),
+    sizeLots: integer(),
+    valueQuote: quote(),
+    height: count(),
+  }),
+);
+
+/** What one block changed for one subaccount: an account channel's update lists them. */
+export const accountUpdateSchema = view<V.AccountUpdate>()(
+  object({
+    address: address(),
+    subaccount: integer({ minimum: 0, maximum: 255 }),
+    orders: array(orderSchema),
+    fills: array(fillSchema),
+    positions: array(positionSchema),
+    settlements: optional(array(settlementSchema)),
+    cashQuote: optional(quote()),
+    equityQuote: optional(quote()),
+    marginUsedQuote: optional(quote()),
+    maintenanceMarginQuote: optional(quote()),
+    marginFreeQuote: optional(quote()),
+  }),
+);
+
+const tradesDataSchema = object({ trades: array(tradeSchema) });
+
+/**
+ * The `data` of each channel's snapshot and update messages, by the
+ * channel's kind (its name up to the colon): the server sends them, the
+ * SDK types a subscription's events with them (client/channels.ts).
+ */
+export const channelSchemas = {
+  book: {
+    /** The book to the depth of the window its updates keep (WS_BOOK_DEPTH_LEVELS). */
+    snapshot: object({ ...BOOK_FIELDS, depth: count() }),
+    update: bookDeltaSchema,
+  },
+  trades: { snapshot: tradesDataSchema, update: tradesDataSchema },
+  ticker: { snapshot: nullable(tickerSchema), update: tickerSchema },
+  account: {
+    /** null: the address holds no account yet. */
+    snapshot: nullable(accountSchema),
+    update: object({ subaccounts: array(accountUpdateSchema) }),
+  },
+  /** The snapshot: the last block, null before the first. */
+  blocks: { snapshot: nullable(blockSchema), update: blockSchema },
+} as const;
+
+export type ChannelKind = keyof typeof channelSchemas;
+/** The `data` of a channel's snapshot or update. */
+export type ChannelData<K extends ChannelKind, T extends 'snapshot' | 'update'> = Infer<
+  (typeof channelSchemas)[K][T]
+>;
+/** The channels a market's end closes, with an `ended` message (marketEndSchema). */
+export const MARKET_CHANNEL_KINDS = [
+  'book',
+  'trades',
+  'ticker',
+] as const satisfies readonly ChannelKind[];
+export type MarketChannelKind = (typeof MARKET_CHANNEL_KINDS)[number];
+/** A channel's name: `book:<instrument>`, `trades:…`, `ticker:…`, `account:<address>`, `blocks`. */
+export type ChannelName = `${Exclude<ChannelKind, 'blocks'>}:${string}` | 'blocks';
+/** The kind of the channel named N; of a name known only when the code runs, any kind. */
+export type ChannelKindOf<N extends string> = N extends 'blocks'
+  ? 'blocks'
+  : N extends `${infer K extends Exclude<ChannelKind, 'blocks'>}:${string}`
+    ? K
+    : ChannelKind;
 
 export const errorSchema = object({
   code: string(),

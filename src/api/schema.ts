@@ -72,6 +72,11 @@ export function object<P extends Props>(props: P, options: { description?: strin
   });
 }
 
+/** A value or `null` (a WebSocket snapshot of nothing yet: no block, no account). */
+export function nullable<T>(inner: Schema<T>) {
+  return schema<T | null>({ anyOf: [inner.json, { type: 'null' }] });
+}
+
 export function optional<T>(inner: Schema<T>): Schema<T> & { optional: true } {
   return { json: inner.json, optional: true };
 }

@@ -3,14 +3,20 @@
 // updates. src/node implements NodeView; tests use MemoryView (memory.ts).
 // The server never imports src/node (the linter forbids it).
 //
+// Every enumeration here is one `as const` list (or the exchange's own) and
+// its type: the routes' schemas (routes.ts) carry the same list as an `enum`.
+//
 // Every type here is already in its JSON form, exactly as it goes on the wire:
 // money is a decimal string of quote units (6 decimals, may pass 2^53), prices
 // are integer ticks, sizes integer lots, times ms of block time, hashes lower-
 // case hex, addresses 0x-prefixed lower-case hex (formatAddress). convert.ts
 // turns the exchange's records into these.
 
-import { TAKER_REASONS } from '../exchange/book/types.ts';
-import type { TakerReason } from '../exchange/book/types.ts';
+import { TAKER_REASONS, TAKER_STATUSES } from '../exchange/book/types.ts';
+import type { TakerReason, TakerStatus } from '../exchange/book/types.ts';
+import type { RejectCode } from '../exchange/errors.ts';
+import type { Instrument } from '../exchange/instruments/names.ts';
+import type { ActionKind, Side } from '../exchange/tx/types.ts';
 
 /** A decimal integer string of quote units (1 USD = "1000000"); may be negative where stated. */
 export type QuoteString = string;
@@ -52,8 +58,16 @@ export interface StatusView {
   insuranceQuote?: QuoteString;
 }
 
-export type InstrumentKind = 'perpetual' | 'future' | 'option';
-export type InstrumentStatus = 'trading' | 'auction' | 'halted';
+export const INSTRUMENT_KINDS = [
+  'perpetual',
+  'future',
+  'option',
+] as const satisfies readonly Instrument['kind'][];
+export type InstrumentKind = (typeof INSTRUMENT_KINDS)[number];
+export const INSTRUMENT_STATUSES = ['trading', 'auction', 'halted'] as const;
+export type InstrumentStatus = (typeof INSTRUMENT_STATUSES)[number];
+export const OPTION_TYPES = ['call', 'put'] as const;
+export type OptionType = (typeof OPTION_TYPES)[number];
 
 export interface InstrumentView {
   instrument: string;
@@ -71,7 +85,7 @@ export interface InstrumentView {
   expiryMs?: number;
   /** Options. */
   strikeTicks?: number;
-  optionType?: 'call' | 'put';
+  optionType?: OptionType;
 }
 
 export interface GreeksView {
@@ -124,7 +138,7 @@ export interface TradeView {
   instrument: string;
   priceTicks: number;
   sizeLots: number;
-  takerSide: 'buy' | 'sell';
+  takerSide: Side;
   height: number;
   timeMs: number;
   /** A trade that closed a liquidated account's position. */
@@ -147,13 +161,14 @@ export interface PositionView {
   fundingQuote: QuoteString;
 }
 
-export type OrderStatus = 'open' | 'filled' | 'cancelled' | 'expired';
+export const ORDER_STATUSES = ['open', 'filled', 'cancelled', 'expired'] as const;
+export type OrderStatus = (typeof ORDER_STATUSES)[number];
 
 export interface OrderView {
   orderId: number;
   instrument: string;
   clientOrderId?: string;
-  side: 'buy' | 'sell';
+  side: Side;
   priceTicks: number;
   /**
    * The size placed, or as the last amend set it: what the order had filled
@@ -176,18 +191,24 @@ export interface OrderView {
   auction?: boolean;
 }
 
+/** 'auction': a call auction's uncrossing, where no side took. */
+export const FILL_LIQUIDITIES = ['maker', 'taker', 'auction'] as const;
+export type FillLiquidity = (typeof FILL_LIQUIDITIES)[number];
+
 export interface FillView {
   tradeId: number;
   orderId: number;
   instrument: string;
-  side: 'buy' | 'sell';
+  side: Side;
   priceTicks: number;
   sizeLots: number;
   /** Negative: a rebate. */
   feeQuote: QuoteString;
-  /** 'auction': a call auction's uncrossing, where no side took. */
-  liquidity: 'maker' | 'taker' | 'auction';
+  liquidity: FillLiquidity;
+  /** The block that made the fill. */
   height: number;
+  /** BFT time of that block, as its trade's timeMs. */
+  timeMs: number;
 }
 
 export interface SubaccountView {
@@ -225,15 +246,24 @@ export interface AccountView {
 export const ORDER_REASONS = TAKER_REASONS;
 export type OrderReason = TakerReason;
 
+/**
+ * What became of a placed (or amended) order in its block: rested (what is
+ * left of it rests, maybe after fills), filled, cancelled (its rest, for its
+ * reason), rejected (nothing happened, for its reason).
+ */
+export const ORDER_RESULT_STATUSES = TAKER_STATUSES;
+export type OrderResultStatus = TakerStatus;
+
 export interface ActionResultView {
-  kind: string;
+  /** The action's kind, as the transaction named it (placeOrder, cancel, …). */
+  kind: ActionKind;
   ok: boolean;
   /** When refused: an exchange rejection code (InsufficientMargin, …). */
-  code?: string;
+  code?: RejectCode;
   message?: string;
   orderId?: number;
-  /** placeOrder: the taker outcome (filled, rested, cancelled, …). */
-  orderStatus?: string;
+  /** placeOrder, amend: the taker outcome (filled, rested, cancelled, …). */
+  orderStatus?: OrderResultStatus;
   /** placeOrder, amend: the exchange's reason for orderStatus, when it gives one. */
   reason?: OrderReason;
   filledLots?: number;
@@ -243,7 +273,8 @@ export interface ActionResultView {
   count?: number;
 }
 
-export type TxStatus = 'pending' | 'committed' | 'rejected' | 'dropped';
+export const TX_STATUSES = ['pending', 'committed', 'rejected', 'dropped'] as const;
+export type TxStatus = (typeof TX_STATUSES)[number];
 
 export interface TxView {
   hash: string;
@@ -288,27 +319,32 @@ export interface TxDrop {
   message: string;
 }
 
+export const VOTE_TYPES = ['prevote', 'precommit'] as const;
+export type VoteType = (typeof VOTE_TYPES)[number];
+
 /** Duplicate-vote evidence committed in a block. */
 export interface EvidenceView {
   /** The validator that signed two conflicting votes (resolved against the current set). */
   validator: string;
   height: number;
   round: number;
-  voteType: 'prevote' | 'precommit';
+  voteType: VoteType;
 }
 
-export type BlockEventType =
-  | 'liquidationCancels'
-  | 'liquidation'
-  | 'deleverage'
-  | 'insuranceCover'
-  | 'marketHalted'
-  | 'marketResumed'
-  | 'funding'
-  | 'auctionStarted'
-  | 'auctionEnded'
-  | 'marketSettled'
-  | 'validatorJailed';
+export const BLOCK_EVENT_TYPES = [
+  'liquidationCancels',
+  'liquidation',
+  'deleverage',
+  'insuranceCover',
+  'marketHalted',
+  'marketResumed',
+  'funding',
+  'auctionStarted',
+  'auctionEnded',
+  'marketSettled',
+  'validatorJailed',
+] as const;
+export type BlockEventType = (typeof BLOCK_EVENT_TYPES)[number];
 
 /**
  * What the exchange did on its own while finalizing a block: liquidations,
@@ -453,11 +489,14 @@ export interface ConsensusValidatorView {
   self: boolean;
 }
 
+export const CONSENSUS_STEPS = ['propose', 'prevote', 'precommit'] as const;
+export type ConsensusStep = (typeof CONSENSUS_STEPS)[number];
+
 export interface ConsensusView {
   /** The height being decided (last committed + 1). */
   height: number;
   round: number;
-  step: 'propose' | 'prevote' | 'precommit';
+  step: ConsensusStep;
   /** Peers connected to this node. */
   peers: number;
   /** This node's last proposal-to-commit time, wall clock. */
@@ -484,6 +523,9 @@ export interface RiskView {
   oracle: OracleView[];
 }
 
+export const MARKET_END_REASONS = ['settled', 'retired'] as const;
+export type MarketEndReason = (typeof MARKET_END_REASONS)[number];
+
 /**
  * A market that left the exchange in a block: settled at its expiry (every
  * position closed at the settlement value), or retired without a settlement.
@@ -491,7 +533,7 @@ export interface RiskView {
  */
 export interface MarketEndView {
   instrument: string;
-  reason: 'settled' | 'retired';
+  reason: MarketEndReason;
   /** The block that ended it. */
   height: number;
   timeMs: number;

@@ -37,18 +37,26 @@ import { refusalOf, shownName } from './check.ts';
 import { ALREADY_SUBSCRIBED, NOT_SUBSCRIBED } from './client/channels.ts';
 import { ApiError } from './errors.ts';
 import { RateLimiter } from './ratelimit.ts';
-import { ADDRESS_PATTERN, INSTRUMENT_PATTERN, wsSubmitSchema } from './routes.ts';
-import type { WsSubmitRequest } from './routes.ts';
-import type { BlockUpdate, BookDelta, MarketEndView, NodeView, ReadModel } from './view.ts';
+import {
+  ADDRESS_PATTERN,
+  INSTRUMENT_PATTERN,
+  MARKET_CHANNEL_KINDS,
+  channelSchemas,
+  wsSubmitSchema,
+} from './routes.ts';
+import type { ChannelData, ChannelKind, WsSubmitRequest } from './routes.ts';
+import type {
+  AccountUpdate,
+  BlockUpdate,
+  BookDelta,
+  MarketEndView,
+  NodeView,
+  ReadModel,
+  TradeView,
+} from './view.ts';
 
-export type ChannelKind = 'book' | 'trades' | 'ticker' | 'account' | 'blocks';
-export const CHANNEL_KINDS: readonly ChannelKind[] = [
-  'book',
-  'trades',
-  'ticker',
-  'account',
-  'blocks',
-];
+export type { ChannelKind } from './routes.ts';
+export const CHANNEL_KINDS = Object.keys(channelSchemas) as readonly ChannelKind[];
 
 /** Client → server. */
 export type WsRequest =
@@ -128,9 +136,6 @@ export function parseChannel(channel: string): { kind: ChannelKind; key: string 
   return undefined;
 }
 
-/** The channels a market's end closes. */
-const MARKET_CHANNEL_KINDS = ['book', 'trades', 'ticker'] as const;
-
 /** How a market ended, in words (a MarketEnded refusal, a 404 for its instrument). */
 export function endedMessage(end: MarketEndView): string {
   return end.reason === 'settled'
@@ -202,12 +207,18 @@ function messagesOf(
   if (wantsKind('ticker')) {
     for (const t of u.tickers) {
       const channel = `ticker:${t.instrument}`;
-      if (wanted(channel)) out.push({ channel, seq: u.height, data: t });
+      if (wanted(channel)) {
+        out.push({ channel, seq: u.height, data: t satisfies ChannelData<'ticker', 'update'> });
+      }
     }
   }
   if (wantsKind('account')) messagesOfAccounts(u, wanted, out);
   if (wantsKind('blocks') && wanted('blocks')) {
-    out.push({ channel: 'blocks', seq: u.height, data: u.block });
+    out.push({
+      channel: 'blocks',
+      seq: u.height,
+      data: u.block satisfies ChannelData<'blocks', 'update'>,
+    });
   }
   return out;
 }
@@ -249,7 +260,9 @@ function messagesOfBooks(
 ): void {
   for (const d of u.books) {
     const channel = `book:${d.instrument}`;
-    if (wanted(channel)) out.push({ channel, seq: d.seq, data: d });
+    if (wanted(channel)) {
+      out.push({ channel, seq: d.seq, data: d satisfies ChannelData<'book', 'update'> });
+    }
   }
 }
 
@@ -258,7 +271,7 @@ function messagesOfTrades(
   wanted: (channel: string) => boolean,
   out: ChannelMessage[],
 ): void {
-  const trades = new Map<string, unknown[]>();
+  const trades = new Map<string, TradeView[]>();
   for (const t of u.trades) {
     const channel = `trades:${t.instrument}`;
     if (!wanted(channel)) continue;
@@ -266,8 +279,10 @@ function messagesOfTrades(
     if (list === undefined) trades.set(channel, (list = []));
     list.push(t);
   }
-  for (const [channel, list] of trades)
-    out.push({ channel, seq: u.height, data: { trades: list } });
+  for (const [channel, list] of trades) {
+    const data = { trades: list } satisfies ChannelData<'trades', 'update'>;
+    out.push({ channel, seq: u.height, data });
+  }
 }
 
 function messagesOfAccounts(
@@ -275,7 +290,7 @@ function messagesOfAccounts(
   wanted: (channel: string) => boolean,
   out: ChannelMessage[],
 ): void {
-  const accounts = new Map<string, unknown[]>();
+  const accounts = new Map<string, AccountUpdate[]>();
   for (const a of u.accounts) {
     const channel = `account:${a.address.toLowerCase()}`;
     if (!wanted(channel)) continue;
@@ -284,7 +299,8 @@ function messagesOfAccounts(
     list.push(a);
   }
   for (const [channel, list] of accounts) {
-    out.push({ channel, seq: u.height, data: { subaccounts: list } });
+    const data = { subaccounts: list } satisfies ChannelData<'account', 'update'>;
+    out.push({ channel, seq: u.height, data });
   }
 }
 
@@ -787,21 +803,25 @@ export class WsHub {
         // The window the channel's updates keep: the client holds exactly these levels.
         const book = read.book(key, WS_BOOK_DEPTH_LEVELS)!;
         seq = book.seq;
-        data = { ...book, depth: WS_BOOK_DEPTH_LEVELS };
+        data = { ...book, depth: WS_BOOK_DEPTH_LEVELS } satisfies ChannelData<'book', 'snapshot'>;
         break;
       }
-      case 'trades':
-        data = { trades: read.trades(key, API_TRADES_DEFAULT) ?? [] };
+      case 'trades': {
+        const trades = read.trades(key, API_TRADES_DEFAULT) ?? [];
+        data = { trades } satisfies ChannelData<'trades', 'snapshot'>;
         break;
+      }
       case 'ticker':
-        data = read.ticker(key) ?? null;
+        data = (read.ticker(key) ?? null) satisfies ChannelData<'ticker', 'snapshot'>;
         break;
       case 'account':
-        data = read.account(key) ?? null;
+        data = (read.account(key) ?? null) satisfies ChannelData<'account', 'snapshot'>;
         break;
-      case 'blocks':
-        data = read.height > 0 ? (read.block(read.height) ?? null) : null;
+      case 'blocks': {
+        const block = read.height > 0 ? (read.block(read.height) ?? null) : null;
+        data = block satisfies ChannelData<'blocks', 'snapshot'>;
         break;
+      }
     }
     sub.lastSeq = seq;
     this.send(conn, { type: 'snapshot', channel: sub.name, seq, data });

@@ -18,7 +18,7 @@ import type { Codec, Reader, Writer } from '../codec/wire.ts';
 import { decode, encode } from '../codec/wire.ts';
 import type { TxResult } from '../exchange/index.ts';
 import { REJECT_CODES } from '../exchange/index.ts';
-import { TAKER_REASONS } from '../exchange/book/index.ts';
+import { TAKER_REASONS, TAKER_STATUSES } from '../exchange/book/index.ts';
 import type { ActionResult, ExchangeEvent, Fill, OrderOutcome } from '../exchange/results.ts';
 import { ACTION_KINDS } from '../exchange/tx/types.ts';
 import { assert } from '../lib/assert.ts';
@@ -132,7 +132,6 @@ const EVENT_TYPES = [
 const PUBLIC_KEY_BYTES = 32;
 const REJECT_CODE_SET: ReadonlySet<string> = new Set(REJECT_CODES);
 const ACTION_KIND_SET: ReadonlySet<string> = new Set(ACTION_KINDS);
-const TAKER_STATUSES = ['rested', 'filled', 'cancelled', 'rejected'] as const;
 
 function oneOf<T extends string>(r: Reader, field: string, allowed: ReadonlySet<string>): T {
   const text = r.string(field, TEXT_BYTES_MAX);

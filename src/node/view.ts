@@ -1488,6 +1488,7 @@ export class ChainView implements NodeView {
           feeQuote: quoteString(s.feeQuote),
           liquidity: 'auction',
           height,
+          timeMs,
         });
         const resting = market?.book.order(s.orderId);
         noteOrder(activity, account, {
@@ -1623,7 +1624,7 @@ export class ChainView implements NodeView {
       ...(t.liquidation ? { liquidation: true } : {}),
     });
     if (t.taker === null) return;
-    const fill = { tradeId, instrument: name, priceTicks, sizeLots, height };
+    const fill = { tradeId, instrument: name, priceTicks, sizeLots, height, timeMs: t.timeMs };
     touch(activity, t.taker);
     addFill(activity, t.taker, {
       ...fill,

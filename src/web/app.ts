@@ -3,7 +3,7 @@
 
 import type { InstrumentView, StatusView } from '../api/view.ts';
 import { getJson } from './feed.ts';
-import type { ChannelEvent, LiveSocket } from './feed.ts';
+import type { RawChannelEvent, LiveSocket } from './feed.ts';
 import { win } from './dom.ts';
 import type { El } from './dom.ts';
 
@@ -55,7 +55,7 @@ export function follow(
   app: App,
   scope: Scope,
   channel: string,
-  handler: (event: ChannelEvent) => void,
+  handler: (event: RawChannelEvent) => void,
 ): void {
   const stop = app.socket.subscribe(channel, (event) => {
     if (scope.alive && event.type !== 'ended') handler(event);

@@ -5,10 +5,10 @@
 // ws package, with several followers per channel and a paced send queue.
 
 import { Channels } from '../api/client/channels.ts';
-import type { Channel, ChannelEvent } from '../api/client/channels.ts';
+import type { Channel, RawChannelEvent } from '../api/client/channels.ts';
 
 export { LocalBook } from '../api/client/channels.ts';
-export type { ChannelEvent } from '../api/client/channels.ts';
+export type { RawChannelEvent } from '../api/client/channels.ts';
 
 export class HttpError extends Error {
   readonly status: number;
@@ -49,7 +49,7 @@ export class LiveSocket {
   private readonly url: string;
   private readonly channels: Channels;
   /** The followers of each channel (one subscription on the wire per channel). */
-  private readonly followers = new Map<Channel, Set<(event: ChannelEvent) => void>>();
+  private readonly followers = new Map<Channel, Set<(event: RawChannelEvent) => void>>();
   private socket: WebSocket | undefined;
   private delayMs = RECONNECT_DELAY_MS;
   private closed = false;
@@ -80,10 +80,10 @@ export class LiveSocket {
    * may follow one channel (one subscription on the wire); a late one is first
    * handed the channel's last event.
    */
-  subscribe(name: string, handler: (event: ChannelEvent) => void): () => void {
+  subscribe(name: string, handler: (event: RawChannelEvent) => void): () => void {
     let channel = this.channels.get(name);
     if (channel === undefined) {
-      const handlers = new Set<(event: ChannelEvent) => void>();
+      const handlers = new Set<(event: RawChannelEvent) => void>();
       channel = this.channels.open(name, (event) => {
         for (const h of handlers) h(event);
       });

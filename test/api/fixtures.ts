@@ -4,6 +4,7 @@
 import WebSocket from 'ws';
 import { keyPairFromSeed } from '../../src/crypto/index.ts';
 import { buildTx, placeOrder } from '../../src/exchange/tx/index.ts';
+import type { RejectCode } from '../../src/exchange/errors.ts';
 import type { SignedTx } from '../../src/exchange/tx/index.ts';
 import { MemoryView } from '../../src/api/memory.ts';
 import type { MemoryViewOptions } from '../../src/api/memory.ts';
@@ -81,7 +82,7 @@ export function subaccount(n: number): SubaccountView {
 }
 
 /** A view's `decide` that refuses orders above 100 lots as the exchange would for want of margin. */
-export function refuseLargeOrders(tx: SignedTx): { code: string; message: string } | undefined {
+export function refuseLargeOrders(tx: SignedTx): { code: RejectCode; message: string } | undefined {
   return tx.action.kind === 'placeOrder' && tx.action.sizeLots > 100
     ? { code: 'InsufficientMargin', message: 'needs more margin' }
     : undefined;

@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { formatAddress } from '../../src/crypto/index.ts';
 import { ZommaClient } from '../../src/api/client/index.ts';
-import type { ChannelEvent } from '../../src/api/client/index.ts';
+import type { ChannelEvent, RawChannelEvent } from '../../src/api/client/index.ts';
 import { ALREADY_SUBSCRIBED, Channels, NOT_SUBSCRIBED } from '../../src/api/client/channels.ts';
 import type { ChannelError } from '../../src/api/client/channels.ts';
 import type { MemoryView } from '../../src/api/memory.ts';
@@ -134,13 +134,14 @@ test('trades, ticker, account and blocks channels carry the block height as seq'
     assert.equal((ticker.data as { bestAskLots: number }).bestAskLots, 3);
     const account = await client.nth(isUpdate(`account:${address}`));
     assert.ok(account.type === 'update');
-    assert.deepEqual(
-      (account.data as { subaccounts: { fills: unknown[] }[] }).subaccounts[0]!.fills,
-      [fill],
-    );
     const block = await client.nth(isUpdate('blocks'));
     assert.ok(block.type === 'update');
     assert.equal((block.data as { height: number }).height, 2);
+    // The fill, with the time of its block.
+    assert.deepEqual(
+      (account.data as { subaccounts: { fills: unknown[] }[] }).subaccounts[0]!.fills,
+      [{ ...fill, timeMs: (block.data as { timeMs: number }).timeMs }],
+    );
   } finally {
     client.close();
     await server.close();
@@ -1469,7 +1470,7 @@ test('SDK channels: an ended market is handed to its consumer as the last event 
       valueQuote: '1000000000',
     };
     // Ended while followed: the server's `ended` message.
-    const tickerEvents: ChannelEvent[] = [];
+    const tickerEvents: RawChannelEvent[] = [];
     channels.open(`ticker:${OPTION}`, (e) => tickerEvents.push(e));
     channels.handle({ type: 'subscribed', channel: `ticker:${OPTION}` });
     channels.handle({ type: 'ended', channel: `ticker:${OPTION}`, seq: 9, data: end });
@@ -1478,7 +1479,7 @@ test('SDK channels: an ended market is handed to its consumer as the last event 
     ]);
     assert.equal(channels.get(`ticker:${OPTION}`), undefined);
     // Ended while the connection was down: the refusal of its resubscription.
-    const tradeEvents: ChannelEvent[] = [];
+    const tradeEvents: RawChannelEvent[] = [];
     channels.open(`trades:${OPTION}`, (e) => tradeEvents.push(e));
     channels.handle({ type: 'subscribed', channel: `trades:${OPTION}` });
     channels.resubscribeAll();

@@ -33,7 +33,6 @@ import type {
 } from '../../src/api/client/index.ts';
 import * as R from '../../src/api/routes.ts';
 import type { RouteDef } from '../../src/api/routes.ts';
-import { array, integer, integerPair, object, optional, string } from '../../src/api/schema.ts';
 import type { JsonSchema } from '../../src/api/schema.ts';
 import { REJECT_CODES } from '../../src/exchange/errors.ts';
 import { buildTx, placeOrder } from '../../src/exchange/tx/index.ts';
@@ -134,54 +133,15 @@ function codesDocumented(codes: Iterable<string>): void {
   }
 }
 
-// --- what the WebSocket channels carry, from the routes' schemas -----------------------------
+// --- what the WebSocket channels carry: the routes' schemas -----------------------------
 
-const quote = () => string({ pattern: '^-?[0-9]+$' });
 const channelSchemas: Record<string, JsonSchema> = {
-  'book:snapshot': {
-    ...R.bookSchema.json,
-    properties: { ...(R.bookSchema.json.properties as object), depth: { type: 'integer' } },
-  },
-  'book:update': object({
-    instrument: string(),
-    seq: integer({ minimum: 0 }),
-    prevSeq: integer({ minimum: 0 }),
-    bids: array(integerPair()),
-    asks: array(integerPair()),
-  }).json,
-  'trades:snapshot': object({ trades: array(R.tradeSchema) }).json,
-  'trades:update': object({ trades: array(R.tradeSchema) }).json,
-  'ticker:snapshot': { anyOf: [R.tickerSchema.json, { type: 'null' }] },
-  'ticker:update': R.tickerSchema.json,
-  'account:snapshot': { anyOf: [R.accountSchema.json, { type: 'null' }] },
-  'account:update': object({
-    subaccounts: array(
-      object({
-        address: string({ pattern: R.ADDRESS_PATTERN }),
-        subaccount: integer({ minimum: 0, maximum: 255 }),
-        orders: array(R.orderSchema),
-        fills: array(R.fillSchema),
-        positions: array(R.positionSchema),
-        settlements: optional(
-          array(
-            object({
-              instrument: string(),
-              sizeLots: integer(),
-              valueQuote: quote(),
-              height: integer(),
-            }),
-          ),
-        ),
-        cashQuote: optional(quote()),
-        equityQuote: optional(quote()),
-        marginUsedQuote: optional(quote()),
-        maintenanceMarginQuote: optional(quote()),
-        marginFreeQuote: optional(quote()),
-      }),
-    ),
-  }).json,
-  'blocks:snapshot': { anyOf: [R.blockSchema.json, { type: 'null' }] },
-  'blocks:update': R.blockSchema.json,
+  ...Object.fromEntries(
+    Object.entries(R.channelSchemas).flatMap(([kind, { snapshot, update }]) => [
+      [`${kind}:snapshot`, snapshot.json],
+      [`${kind}:update`, update.json],
+    ]),
+  ),
   // A submission's answer: the transaction view POST /v1/tx answers.
   'submitted:': R.txSchema.json,
   // A settled market's last message on each of its channels.
@@ -751,11 +711,21 @@ test("the SDK socket, cut on a seeded schedule, delivers each channel's updates 
         assert.deepEqual([bids, asks], [book.bids, book.asks], `${channel} at ${m.seq}`);
       }
     }
+    const blockTimes = new Map<number, number>();
+    let fills = 0;
     for (const t of traders) {
       for (const m of recorder.of(`account:${t.account}`)) {
         if (m.type !== 'update') continue;
         const read = reads.get(m.seq!)?.accounts.get(t.account);
-        for (const sent of (m.data as { subaccounts: Record<string, unknown>[] }).subaccounts) {
+        for (const sent of (m.data as R.ChannelData<'account', 'update'>).subaccounts) {
+          // Each fill names the block that made it and that block's time.
+          for (const f of sent.fills) {
+            if (!blockTimes.has(f.height)) {
+              blockTimes.set(f.height, (await client.block(f.height)).timeMs);
+            }
+            assert.deepEqual([f.height, f.timeMs], [m.seq, blockTimes.get(f.height)]);
+            fills++;
+          }
           const held = read?.subaccounts.find((s) => s.subaccount === sent.subaccount);
           assert.ok(held !== undefined, `${t.account}/${String(sent.subaccount)} at ${m.seq}`);
           for (const k of [
@@ -770,6 +740,7 @@ test("the SDK socket, cut on a seeded schedule, delivers each channel's updates 
         }
       }
     }
+    assert.ok(fills > 0, 'the account channels carried fills');
     // And at the end, the SDK's books are the node's.
     for (const instrument of [PERP, future]) {
       const book = await client.book(instrument, 1_000);
@@ -893,7 +864,7 @@ test('the examples of docs/api.md and docs/transactions.md run as written', asyn
   scope.docExample = { log: (...a) => log.push(a), key: generateKey() };
   const edit = (code: string, from: string, to: string) => {
     assert.ok(code.includes(from), `the example holds ${from}`);
-    return code.replace(from, to);
+    return code.replaceAll(from, to);
   };
   const run = async (name: string, code: string): Promise<Record<string, unknown>> => {
     const file = join(dir.dir, name);

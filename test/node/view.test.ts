@@ -80,7 +80,7 @@ test('the read model follows committed blocks: orders, trades, book deltas, acco
     const live: TradeView[] = [];
     socket.subscribe('book:BTC-PERPETUAL', (e) => deltas.push({ seq: e.seq, book: null }));
     socket.subscribe('trades:BTC-PERPETUAL', (e) => {
-      live.push(...(e.data as { trades: TradeView[] }).trades);
+      if (e.type !== 'ended') live.push(...e.data.trades);
     });
 
     const maker = client.trader(generateKey());
@@ -91,8 +91,7 @@ test('the read model follows committed blocks: orders, trades, book deltas, acco
     socket.subscribe(`account:${addressOfKey(taker.key).toLowerCase()}`, (e) => {
       following = true;
       if (e.type !== 'update') return;
-      for (const a of (e.data as { subaccounts: AccountUpdate[] }).subaccounts)
-        takerFills.push(...a.fills);
+      for (const a of e.data.subaccounts) takerFills.push(...a.fills);
     });
     await maker.faucet(100_000n * USDC);
     await taker.faucet(100_000n * USDC);
@@ -179,6 +178,11 @@ test('the read model follows committed blocks: orders, trades, book deltas, acco
       takerFills.map((f) => [f.side, f.sizeLots, f.priceTicks, f.liquidity]),
       [['buy', 10, ask, 'taker']],
     );
+    // The fill says when it was made: the time of the block that made it, as its trade says.
+    const fill = takerFills[0]!;
+    assert.deepEqual([fill.height, fill.tradeId], [last.height, last.tradeId]);
+    assert.equal(fill.timeMs, (await client.block(fill.height)).timeMs);
+    assert.equal(fill.timeMs, last.timeMs);
     const seqs = deltas.map((d) => d.seq);
     for (let i = 1; i < seqs.length; i++) assert.ok(seqs[i]! > seqs[i - 1]!, 'book seq increases');
     assert.equal(seqs.at(-1), (await client.book('BTC-PERPETUAL')).seq);
@@ -343,6 +347,10 @@ test('the read model: a volatility auction shows as a status with its end, its u
       ended.accounts.filter((a) => a.address === formatAddress(k.address)).flatMap((a) => a.fills);
     const bought = [...fills(taker), ...fills(alice)];
     assert.ok(bought.every((f) => f.side === 'buy' && f.liquidity === 'auction'));
+    assert.ok(
+      [...bought, ...fills(maker)].every((f) => f.timeMs === ended.timeMs && f.timeMs === h.timeMs),
+      "an uncross's fills carry the time of its block",
+    );
     assert.equal(
       bought.reduce((a, f) => a + f.sizeLots, 0),
       lots,
@@ -1932,6 +1940,42 @@ test('a liquidation closed by deleveraging changes both accounts: each gets its 
   }
 });
 
+test("a liquidation's fills carry its block's time, the liquidated taker's and the maker's alike", () => {
+  const [BTC, ONE_BTC] = ['BTC-PERPETUAL', 10_000];
+  const h = new Harness();
+  const [a, b, c] = [key('view-liq-time-a'), key('view-liq-time-b'), key('view-liq-time-c')];
+  h.fund(a, 2_600n * USDC);
+  h.fund(b, 500_000n * USDC);
+  h.fund(c, 500_000n * USDC);
+  h.one(b, limit(BTC, 'sell', 500_000, ONE_BTC));
+  h.one(a, limit(BTC, 'buy', 500_000, ONE_BTC));
+  h.one(c, limit(BTC, 'buy', 480_000, ONE_BTC));
+  const { view, feed } = viewOver(h);
+  try {
+    // At $48,800 a is under maintenance: its liquidation sells into c's bid.
+    h.oracle = { ...h.oracle, BTC: 48_800n * USDC };
+    const r = h.block([], 2_345);
+    assert.ok(
+      r.events.some((e) => e.type === 'liquidationFill'),
+      'a liquidation fill',
+    );
+    const update = feed(r);
+    const fillsOf = (k: ReturnType<typeof key>) =>
+      update.accounts.filter((u) => u.address === formatAddress(k.address)).flatMap((u) => u.fills);
+    assert.deepEqual(
+      [a, c].map((k) => fillsOf(k).map((f) => [f.liquidity, f.sizeLots, f.height, f.timeMs])),
+      [
+        [['taker', ONE_BTC, update.height, h.timeMs]],
+        [['maker', ONE_BTC, update.height, h.timeMs]],
+      ],
+    );
+    const trade = update.trades.find((t) => t.liquidation === true);
+    assert.equal(trade?.timeMs, h.timeMs, 'as its trade');
+  } finally {
+    view.close();
+  }
+});
+
 test("a transfer's two subaccounts and a credited deposit's account each get their block update", () => {
   const h = new Harness();
   const t = key('view-transfer-owner');
@@ -2457,9 +2501,17 @@ function checkSizesPlaced(
               }
             });
             const update = feed(r, undefined, txs);
-            for (const u of update.accounts)
-              for (const f of u.fills)
+            for (const u of update.accounts) {
+              for (const f of u.fills) {
                 filled.set(f.orderId, (filled.get(f.orderId) ?? 0) + f.sizeLots);
+                // Made by this block (an uncross's fills too): its height and its time.
+                assert.deepEqual(
+                  [f.height, f.timeMs],
+                  [update.height, h.timeMs],
+                  JSON.stringify(f),
+                );
+              }
+            }
             for (const u of update.accounts) {
               for (const o of u.orders) {
                 const all = filled.get(o.orderId) ?? 0;

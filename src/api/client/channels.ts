@@ -9,7 +9,13 @@
 // `ended` message (or, asked for after it, the MarketEnded refusal) is handed
 // to the channel's consumer as its last event, and the channel is forgotten,
 // never asked for again. No Node or browser API is used here.
+//
+// Each channel's events are typed by its kind (ChannelEvent<'account'>, …),
+// from the schemas the server's messages follow (routes.ts, channelSchemas):
+// a consumer reads `event.data` without a cast once it has told a snapshot
+// from an update by `event.type`.
 
+import type { ChannelData, ChannelKind, MarketChannelKind } from '../routes.ts';
 import type { BookDelta, BookView, LevelView, MarketEndView } from '../view.ts';
 import type { WsMessage } from '../ws.ts';
 
@@ -18,7 +24,8 @@ export const ALREADY_SUBSCRIBED = 'already subscribed';
 /** The server's message refusing an unsubscribe for a channel the connection does not hold. */
 export const NOT_SUBSCRIBED = 'not subscribed to that channel';
 
-export interface ChannelEvent {
+/** An event of any channel, as the channels hand it on: its `data` is the channel's (below). */
+export interface RawChannelEvent {
   /**
    * ended: the channel's market settled or was retired (`data` is its
    * MarketEndView): the channel's last event, it is no longer followed.
@@ -30,6 +37,45 @@ export interface ChannelEvent {
   /** Book channels: the whole local book after this event. */
   book?: LocalBook;
 }
+
+/** Book channels carry the local book with each snapshot and update; others carry none. */
+type BookOf<K extends ChannelKind> = K extends 'book'
+  ? { /** The whole local book after this event. */ book: LocalBook }
+  : { book?: undefined };
+
+/** The first event of a subscription (and of each re-ask that could not replay): the state. */
+export type ChannelSnapshot<K extends ChannelKind> = {
+  type: 'snapshot';
+  channel: string;
+  seq: number;
+  data: ChannelData<K, 'snapshot'>;
+} & BookOf<K>;
+
+/** What one block changed. */
+export type ChannelUpdate<K extends ChannelKind> = {
+  type: 'update';
+  channel: string;
+  seq: number;
+  data: ChannelData<K, 'update'>;
+} & BookOf<K>;
+
+/** A market channel's last event: its market settled or was retired. */
+export interface ChannelEnded {
+  type: 'ended';
+  channel: string;
+  /** The height of the block that ended the market. */
+  seq: number;
+  data: MarketEndView;
+  book?: undefined;
+}
+
+/**
+ * An event of a channel of kind K (every kind: an event of any channel).
+ * `type` tells which `data` it carries.
+ */
+export type ChannelEvent<K extends ChannelKind = ChannelKind> = K extends ChannelKind
+  ? ChannelSnapshot<K> | ChannelUpdate<K> | (K extends MarketChannelKind ? ChannelEnded : never)
+  : never;
 
 /**
  * A book kept from a snapshot and its deltas: the top `depth` levels of each
@@ -88,10 +134,10 @@ export interface Channel {
   /** The last seq delivered (−1: none yet). */
   lastSeq: number;
   /** The last event delivered, for a late follower of the channel. */
-  last: ChannelEvent | undefined;
+  last: RawChannelEvent | undefined;
   state: 'subscribing' | 'live' | 'unsubscribing';
   readonly book: LocalBook | undefined;
-  readonly deliver: (event: ChannelEvent) => void;
+  readonly deliver: (event: RawChannelEvent) => void;
 }
 
 /** A server error answer, as the WebSocket carried it. */
@@ -134,7 +180,7 @@ export class Channels {
   }
 
   /** Starts following `name` (one subscription on the wire); events go to `deliver`. */
-  open(name: string, deliver: (event: ChannelEvent) => void): Channel {
+  open(name: string, deliver: (event: RawChannelEvent) => void): Channel {
     const channel: Channel = {
       name,
       lastSeq: -1,
@@ -289,7 +335,7 @@ export class Channels {
     if (message.type === 'update' && seq <= channel.lastSeq) return;
     if (channel.book !== undefined) {
       if (message.type === 'snapshot') {
-        channel.book.reset(message.data as BookView & { depth?: number });
+        channel.book.reset(message.data as ChannelData<'book', 'snapshot'>);
       } else if ((message.data as BookDelta).prevSeq !== channel.lastSeq) {
         // A gap: ask for the channel again from what we hold; the server replays or sends a snapshot.
         channel.state = 'unsubscribing';
@@ -306,7 +352,7 @@ export class Channels {
       return;
     }
     channel.lastSeq = seq;
-    const event: ChannelEvent = {
+    const event: RawChannelEvent = {
       type: message.type,
       channel: channel.name,
       seq,

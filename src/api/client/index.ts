@@ -13,7 +13,15 @@ import type { KeyPair, TraderOptions } from './trader.ts';
 export { HttpClient, ZommaApiError, ZommaRequestRefused } from './http.ts';
 export type { HttpClientOptions, RequestInput } from './http.ts';
 export { LocalBook, ZommaSocket, webSocketUrl } from './socket.ts';
-export type { ChannelEvent, SocketOptions, SocketSubscription } from './socket.ts';
+export type {
+  ChannelEnded,
+  ChannelEvent,
+  ChannelSnapshot,
+  ChannelUpdate,
+  RawChannelEvent,
+  SocketOptions,
+  SocketSubscription,
+} from './socket.ts';
 export {
   NONCE_AHEAD_MS_MAX,
   NONCE_LANES_MAX,
@@ -43,9 +51,37 @@ export type {
   TimeInForce,
   TxErrorCode,
 } from '../../exchange/tx/index.ts';
-export { routes } from '../routes.ts';
-export type { BodyOf, ParamsOf, QueryOf, ResponseOf, RouteName, Routes } from '../routes.ts';
+export { channelSchemas, routes } from '../routes.ts';
+export type {
+  BodyOf,
+  ChannelData,
+  ChannelKind,
+  ChannelKindOf,
+  ChannelName,
+  MarketChannelKind,
+  ParamsOf,
+  QueryOf,
+  ResponseOf,
+  RouteName,
+  Routes,
+} from '../routes.ts';
 export type * from '../view.ts';
+// The enumerations of answers, each the list its type is made from.
+export {
+  BLOCK_EVENT_TYPES,
+  CONSENSUS_STEPS,
+  FILL_LIQUIDITIES,
+  INSTRUMENT_KINDS,
+  INSTRUMENT_STATUSES,
+  MARKET_END_REASONS,
+  OPTION_TYPES,
+  ORDER_REASONS,
+  ORDER_RESULT_STATUSES,
+  ORDER_STATUSES,
+  TX_DROP_CODES,
+  TX_STATUSES,
+  VOTE_TYPES,
+} from '../view.ts';
 
 /** One node: HTTP calls, plus traders and sockets bound to it. */
 export class ZommaClient extends HttpClient {

@@ -8,15 +8,21 @@ import { toHex } from '../../lib/bytes.ts';
 import { WS_BURST_MESSAGES, WS_CHANNEL_CHARS_MAX, WS_MESSAGES_PER_S } from '../../lib/limits.ts';
 import { statusOfCode } from '../errors.ts';
 import { WS_PATH } from '../routes.ts';
-import type { WsSubmitRequest } from '../routes.ts';
+import type { ChannelKindOf, ChannelName, WsSubmitRequest } from '../routes.ts';
 import type { TxView } from '../view.ts';
 import type { WsMessage } from '../ws.ts';
 import { Channels } from './channels.ts';
-import type { Channel, ChannelEvent } from './channels.ts';
+import type { Channel, ChannelEvent, RawChannelEvent } from './channels.ts';
 import { ZommaApiError } from './http.ts';
 
 export { LocalBook } from './channels.ts';
-export type { ChannelEvent } from './channels.ts';
+export type {
+  ChannelEnded,
+  ChannelEvent,
+  ChannelSnapshot,
+  ChannelUpdate,
+  RawChannelEvent,
+} from './channels.ts';
 
 export interface SocketOptions {
   /** First reconnect delay; doubles per failed attempt up to reconnectDelayMsMax. Default 250. */
@@ -120,9 +126,24 @@ export class ZommaSocket {
    * (an unknown instrument, too many subscriptions) is reported to `onStatus`
    * with its name and ends; it may be subscribed again. A market's channel
    * whose market settles ends with an `ended` event to `handler` (its data a
-   * MarketEndView) and is not asked for again.
+   * MarketEndView) and is not asked for again. `handler` gets the channel's
+   * events typed by its kind: the handler of `subscribe('account:0x…', …)`
+   * reads an update's `e.data.subaccounts` without a cast.
    */
-  subscribe(channel: string, handler: (event: ChannelEvent) => void): SocketSubscription {
+  subscribe<N extends ChannelName>(
+    channel: N,
+    handler: (event: ChannelEvent<ChannelKindOf<N>>) => void,
+  ): SocketSubscription;
+  /**
+   * A channel whose name is known only when the code runs (a `string`): its
+   * handler gets an event of any channel. A name written out that names no
+   * channel (`trade:…`, `block`) is refused at compile time.
+   */
+  subscribe<N extends string>(
+    channel: string extends N ? N : ChannelName,
+    handler: (event: ChannelEvent) => void,
+  ): SocketSubscription;
+  subscribe(channel: string, handler: (event: never) => void): SocketSubscription {
     // The server keys an account's channel by its address in lower case: two
     // spellings would be one subscription there and two here.
     const name = channel.startsWith('account:') ? channel.toLowerCase() : channel;
@@ -131,7 +152,10 @@ export class ZommaSocket {
       throw new Error(`a channel name is at most ${WS_CHANNEL_CHARS_MAX} characters`);
     }
     if (this.channels.get(name) !== undefined) throw new Error(`already subscribed to ${name}`);
-    const followed: Channel = this.channels.open(name, handler);
+    // The server's messages of a channel follow its schemas (routes.ts,
+    // channelSchemas), as the API contract test checks: its events are of its type.
+    const deliver = handler as (event: RawChannelEvent) => void;
+    const followed: Channel = this.channels.open(name, deliver);
     return {
       channel: name,
       unsubscribe: () => {

@@ -10,7 +10,7 @@ export {
   writeBook,
   writeBookOrders,
 } from './snapshot.ts';
-export { STOP_AT_ONCE, STP_MODES, TAKER_REASONS, TIME_IN_FORCES } from './types.ts';
+export { STOP_AT_ONCE, STP_MODES, TAKER_REASONS, TAKER_STATUSES, TIME_IN_FORCES } from './types.ts';
 export type {
   FillGuard,
   PlaceOrder,

@@ -91,13 +91,15 @@ export interface RestingOrder {
 }
 
 /**
- * What happened to the incoming (or amended) order:
+ * What happened to the incoming (or amended) order, in the order the results
+ * log numbers them (node/results.ts): add new ones at the end.
  *  - rested: its remainder (restedLots > 0) now rests in the book, possibly after fills;
  *  - filled: it traded in full;
  *  - cancelled: its remainder (cancelledLots > 0) was cancelled, for `reason`;
  *  - rejected: nothing happened at all, for `reason`.
  */
-export type TakerStatus = 'rested' | 'filled' | 'cancelled' | 'rejected';
+export const TAKER_STATUSES = ['rested', 'filled', 'cancelled', 'rejected'] as const;
+export type TakerStatus = (typeof TAKER_STATUSES)[number];
 
 /**
  * Why a taker's order (or amend) was cancelled or rejected, in the order the
