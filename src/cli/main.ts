@@ -58,11 +58,14 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     // Refused before anything was sent: the input is the user's to fix, as a
     // usage error's is. ConfigInvalid names a flag, a path or a field of the
     // home's files, found before a node starts (`init --validators 0`, an
-    // `--out` that cannot be written, a bad config.json).
+    // `--out` that cannot be written, a bad config.json); HaltHeightReached,
+    // a halt height the stored chain has reached already (`node
+    // --halt-height`, config.json's haltHeight): a restart would not fix it.
     if (
       error instanceof InputError ||
       error instanceof ZommaRequestRefused ||
-      (error instanceof ZommaError && error.code === 'ConfigInvalid')
+      (error instanceof ZommaError &&
+        (error.code === 'ConfigInvalid' || error.code === 'HaltHeightReached'))
     ) {
       io.err(`zomma ${name}: ${error.code}: ${error.message}`);
       return 2;

@@ -1,5 +1,5 @@
 // A node's home directory and its files:
-//   <home>/config.json   listen, API and metrics addresses, peers, snapshots, pruning, state sync, oracle
+//   <home>/config.json   listen, API and metrics addresses, peers, snapshots, pruning, state sync, oracle, halt height
 //   <home>/genesis.json  the chain's genesis (canonical bytes as hex, with a summary)
 //   <home>/key.json      the validator key (mode 0600; crypto/keyfile.ts)
 //   <home>/data/         WAL, blocks, snapshots (storage/)
@@ -79,6 +79,12 @@ export interface NodeConfig {
    * aid). A failure halts the node; absent: false.
    */
   readonly checkInvariants?: boolean;
+  /**
+   * Stop once this height is executed and saved, and sign nothing after it
+   * (loop.ts, NodeLoopOptions.haltHeight): the height every validator stops
+   * at for an upgrade that changes execution. Absent: never.
+   */
+  readonly haltHeight?: number;
 }
 
 /** A committed block by height and hash, as `zomma query block HEIGHT` prints them. */
@@ -228,6 +234,7 @@ export function validateConfig(raw: unknown): NodeConfig {
     'trustedBlock',
     'blocksKept',
     'checkInvariants',
+    'haltHeight',
   ]);
   for (const name of Object.keys(c)) {
     if (!known.has(name)) throw configError(`config.${name}`, 'unknown field');
@@ -375,6 +382,10 @@ export function validateConfig(raw: unknown): NodeConfig {
       );
     }
   }
+  const haltHeight =
+    c.haltHeight === undefined || c.haltHeight === null
+      ? null
+      : int(c.haltHeight, 'config.haltHeight', 1, Number.MAX_SAFE_INTEGER);
   return {
     moniker,
     listen: c.listen as string,
@@ -394,6 +405,7 @@ export function validateConfig(raw: unknown): NodeConfig {
     trustedBlock,
     blocksKept,
     ...(checkInvariants ? { checkInvariants } : {}),
+    ...(haltHeight !== null ? { haltHeight } : {}),
   };
 }
 

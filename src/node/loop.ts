@@ -83,6 +83,17 @@ export interface LoopHooks {
   onExecuted?(executed: ExecutedBlock): void;
   /** The node stopped for good; `report` says why (the runtime writes it to the home dir). */
   onHalt?(report: HaltReport): void;
+  /** The halt height was reached and made durable; the loop has stopped (no failure: NodeLoopOptions.haltHeight). */
+  onHaltHeight?(stop: HaltHeightStop): void;
+}
+
+/** Where the loop stopped on reaching its halt height. */
+export interface HaltHeightStop {
+  readonly height: number;
+  /** The state's hash after `height`, as the chain will carry it in block height + 1. */
+  readonly appHash: Uint8Array;
+  /** Whether the snapshot of `height` is on disk (false only for a state past SNAPSHOT_BYTES_MAX). */
+  readonly snapshotSaved: boolean;
 }
 
 export interface HaltReport {
@@ -194,6 +205,18 @@ export interface NodeLoopOptions {
    * application's appHash corrects the WAL checkpoint's (resumeRecords).
    */
   readonly restoredResult?: BlockResult | null;
+  /**
+   * Stop at this height (an upgrade that changes execution: every validator
+   * stops at the same one). Once its block is executed, the snapshot of the
+   * height is saved whatever snapshotEveryHeights says, and once its WAL
+   * checkpoint is written it is made durable with the block and the results,
+   * so that a restart starts from that snapshot and executes nothing at or
+   * below it. Then the loop stops before performing anything of the next
+   * height (no proposal, no vote) and calls hooks.onHaltHeight. A start with
+   * the WAL's checkpoint already at or past it throws HaltHeightReached.
+   * Absent: never.
+   */
+  readonly haltHeight?: number;
 }
 
 export class NodeLoop {
@@ -231,6 +254,7 @@ export class NodeLoop {
   private suspended: { effects: readonly Effect[]; next: number } | null = null;
   private running = false;
   private halted: HaltReport | null = null;
+  private haltedAtHeight: HaltHeightStop | null = null;
   private readonly cancels = new Set<() => void>();
   private readonly clock: Clock;
   private readonly log: Log;
@@ -324,6 +348,11 @@ export class NodeLoop {
     return this.halted;
   }
 
+  /** Where the loop stopped at its halt height (null: it did not). */
+  get haltHeightStop(): HaltHeightStop | null {
+    return this.haltedAtHeight;
+  }
+
   get isRunning(): boolean {
     return this.running;
   }
@@ -343,6 +372,10 @@ export class NodeLoop {
   start(): void {
     const records = this.resumeRecords();
     const checkpoint = lastCheckpoint(records).height;
+    const haltHeight = this.options.haltHeight;
+    if (haltHeight !== undefined && checkpoint >= haltHeight) {
+      throw haltHeightReached(checkpoint, haltHeight);
+    }
     if (checkpoint !== this.options.app.height) {
       throw new NodeError(
         'RestoreFailed',
@@ -635,6 +668,11 @@ export class NodeLoop {
           this.walBytesSinceRotation = effect.record.length;
           this.stats.walRotations++;
         }
+        // The replica entered the next height in the same batch: what follows
+        // this checkpoint (a proposal to build, a prevote) is not performed.
+        if (checkpoint && this.options.app.height === this.options.haltHeight) {
+          this.stopAtHaltHeight();
+        }
         return;
       }
       case 'send':
@@ -863,7 +901,9 @@ export class NodeLoop {
 
   private maybeSnapshot(height: number): void {
     const every = this.options.snapshotEveryHeights;
-    if (every <= 0 || height % every !== 0) return;
+    // The state the next code starts from at a halt height: saved whatever the interval.
+    const halting = height === this.options.haltHeight;
+    if (!halting && (every <= 0 || height % every !== 0)) return;
     const snapshots = this.options.storage.snapshots;
     // Restart needs every block between a snapshot and the checkpoint after
     // it, and the results of every height up to the snapshot.
@@ -908,6 +948,44 @@ export class NodeLoop {
   }
 
   /**
+   * The checkpoint of the halt height is appended. A restart must find it
+   * after a power cut too, with the snapshot of the height (saved when its
+   * block executed) and every block and result up to it: those first, as
+   * before any WAL sync, then the WAL. Then the loop stops for good: nothing
+   * of the next height is signed, and the node is told to shut down.
+   */
+  private stopAtHaltHeight(): void {
+    const { app, storage } = this.options;
+    const height = app.height;
+    this.flushStored();
+    this.options.flush?.();
+    if (this.checkpointDurable < this.checkpointAppended) {
+      const started = this.clock.nowMs();
+      storage.wal.sync();
+      this.noteSync(this.clock.nowMs() - started);
+      this.checkpointDurable = this.checkpointAppended;
+    }
+    const stop: HaltHeightStop = {
+      height,
+      appHash: app.appHash,
+      snapshotSaved: storage.snapshots.heights().includes(height),
+    };
+    this.haltedAtHeight = stop;
+    this.stop();
+    const fields = { height, appHash: toHex(stop.appHash) };
+    if (stop.snapshotSaved) {
+      this.log.warn({ ...fields, snapshotHeight: height }, 'halt height reached');
+    } else {
+      // Every validator has the same state, so every one is in this case.
+      this.log.error(
+        fields,
+        'halt height reached, but its state was too large for a snapshot: a restart re-executes the heights after the last snapshot saved, which code that executes them otherwise cannot do',
+      );
+    }
+    this.options.hooks?.onHaltHeight?.(stop);
+  }
+
+  /**
    * Drops blocks below max(height − blocksKept + 1) but never below the newest
    * snapshot at or below the last durable checkpoint: a restart resumes from
    * that checkpoint and replays the blocks after its snapshot.
@@ -927,6 +1005,18 @@ export class NodeLoop {
     blocks.pruneBefore(floor);
     this.stats.blocksPruned = blocks.firstHeight() - 1;
   }
+}
+
+/**
+ * A start with the WAL's checkpoint (the height the node resumes from) at or
+ * past its halt height: the node already stopped there (or went past it
+ * before it was set), and cannot honour it; refused rather than run on.
+ */
+export function haltHeightReached(height: number, haltHeight: number): NodeError {
+  return new NodeError(
+    'HaltHeightReached',
+    `the stored chain is at height ${height}, at or past the halt height ${haltHeight} (config.json "haltHeight" or --halt-height) where this node stops: to go on, remove the halt height (and run the code meant for the heights after it), or raise it above ${height}`,
+  );
 }
 
 /** The tag bytes of a checkpoint and of a signed WAL record (consensus codec.ts, WAL_TAG). */

@@ -31,8 +31,8 @@ import { CHANNEL, frame, unframe } from './framing.ts';
 import { decodeTxBatch, encodeTxBatch } from './gossip.ts';
 import type { Log } from './log.ts';
 import { silentLog } from './log.ts';
-import type { ExecutedBlock, HaltReport } from './loop.ts';
-import { NodeLoop, lastCheckpoint } from './loop.ts';
+import type { ExecutedBlock, HaltHeightStop, HaltReport } from './loop.ts';
+import { NodeLoop, haltHeightReached, lastCheckpoint } from './loop.ts';
 import type { AddResult, Dropped, MempoolEntry, MempoolLimits } from './mempool/mempool.ts';
 import { Mempool } from './mempool/mempool.ts';
 import { SignatureCache } from './mempool/sigcache.ts';
@@ -74,6 +74,10 @@ export interface ZommaNodeOptions {
   readonly log?: Log;
   readonly checkInvariants?: boolean;
   readonly onHalt?: (report: HaltReport) => void;
+  /** Stop at this height (NodeLoopOptions.haltHeight); absent: never. */
+  readonly haltHeight?: number;
+  /** The halt height was reached and made durable: the loop has stopped, the node should be stopped. */
+  readonly onHaltHeight?: (stop: HaltHeightStop) => void;
   /** Where per-block results are kept across restarts (default: in memory). */
   readonly results?: ResultsStore;
   /** Keep this many latest heights in the block store, never below the latest snapshot (0: all). */
@@ -167,6 +171,11 @@ export class ZommaNode {
     };
     dropUnbackedCheckpoint(options.storage, this.log);
     const checkpoint = lastCheckpoint(options.storage.wal.readAll());
+    // Before the restore re-executes anything: the loop would refuse it after.
+    const haltHeight = options.haltHeight;
+    if (haltHeight !== undefined && checkpoint.height >= haltHeight) {
+      throw haltHeightReached(checkpoint.height, haltHeight);
+    }
     const restored = restoreApp(
       options.storage,
       checkpoint,
@@ -207,9 +216,11 @@ export class ZommaNode {
       ...(options.walRotateBytes !== undefined ? { walRotateBytes: options.walRotateBytes } : {}),
       flush: () => this.results.flush(),
       restoredResult: restored.lastResult,
+      ...(haltHeight !== undefined ? { haltHeight } : {}),
       hooks: {
         onExecuted: (executed) => this.onExecuted(executed),
         ...(options.onHalt ? { onHalt: options.onHalt } : {}),
+        ...(options.onHaltHeight ? { onHaltHeight: options.onHaltHeight } : {}),
       },
     });
     this.syncServer = new SyncServer({

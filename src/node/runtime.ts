@@ -2,7 +2,9 @@
 // and key; opens storage; restores the exchange; starts the TCP transport, the
 // signature-check workers, the loop, and the metrics listener. What `zomma
 // node` calls. On a halt the report goes to the log and to
-// <home>/halt-<height>.json, and `onHalt` tells the caller to exit.
+// <home>/halt-<height>.json, and `onHalt` tells the caller to exit; at the
+// halt height (config.haltHeight, or RunOptions.haltHeight) `onHaltHeight`
+// tells it to stop the node as on SIGTERM.
 
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -25,7 +27,7 @@ import { buildInfo } from './build_info.ts';
 import { NodeError, configError } from './errors.ts';
 import { ZommaError } from '../lib/errors.ts';
 import type { Log } from './log.ts';
-import type { HaltReport } from './loop.ts';
+import type { HaltHeightStop, HaltReport } from './loop.ts';
 import { NodeMetrics, startMetricsServer } from './metrics.ts';
 import { ChainView } from './view.ts';
 import { startApiServer } from '../api/server.ts';
@@ -53,6 +55,10 @@ export interface RunOptions {
   /** Where logs go besides <home>/node.log (the CLI passes stdout). */
   readonly logStream?: Writable;
   readonly onHalt?: (report: HaltReport) => void;
+  /** Overrides config.haltHeight (`zomma node --halt-height`). */
+  readonly haltHeight?: number;
+  /** The halt height was reached and made durable: stop() the node (no failure). */
+  readonly onHaltHeight?: (stop: HaltHeightStop) => void;
 }
 
 export interface RunningNode {
@@ -89,6 +95,7 @@ function loadHomeKey(home: string): KeyPair {
 export async function runNode(options: RunOptions): Promise<RunningNode> {
   const { home } = options;
   const config = loadConfig(home);
+  const haltHeight = options.haltHeight ?? config.haltHeight;
   const genesis = loadGenesis(home);
   const consensusGenesis = consensusGenesisOf(genesis);
   // A full node needs its key too, to authenticate its connections: loaded
@@ -248,6 +255,8 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
         writeHaltReport(home, log, report);
         options.onHalt?.(report);
       },
+      ...(haltHeight !== undefined ? { haltHeight } : {}),
+      onHaltHeight: (stop) => options.onHaltHeight?.(stop),
     });
   } catch (error) {
     startFailed(error);
@@ -267,6 +276,7 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
       height: node.app.height,
       snapshotHeight: node.restoredFrom.snapshotHeight,
       replayedBlocks: node.restoredFrom.replayedBlocks,
+      ...(haltHeight !== undefined ? { haltHeight } : {}),
     },
     'state restored',
   );

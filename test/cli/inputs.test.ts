@@ -79,7 +79,7 @@ const CASES: Case[] = [
     flags: ['subaccount', 'price', 'client-id', 'key-file', 'node'],
   },
   { command: ['query', 'status', '--node', NOWHERE], flags: ['depth', 'subaccount', 'node'] },
-  { command: ['node', '--home', '@/out'], flags: ['home'] },
+  { command: ['node', '--home', '@/out'], flags: ['home', 'halt-height'] },
 ];
 
 function listing(dir: string): string[] {
@@ -374,6 +374,24 @@ test("config.json: a peer's key listed twice, or this node's own key among its p
       !existsSync(join(home, 'data', 'LOCK')),
       'refused before the data directory is taken',
     );
+  } finally {
+    tmp.remove();
+  }
+});
+
+test('zomma node --halt-height: an integer height of at least 1, refused with exit 2 before the home is read', async () => {
+  const tmp = tempDir('zomma-cli-inputs-');
+  const missing = join(tmp.dir, 'no-home');
+  try {
+    for (const value of ['0', '-1', '1.5', '1e3', '0x10', ' 5', '', 'x', '99999999999999999999']) {
+      const r = await zomma('node', '--home', missing, `--halt-height=${value}`);
+      assert.equal(r.code, 2, `${JSON.stringify(value)}: ${r.err}`);
+      assert.match(r.err, /^zomma node: --halt-height must be a height: an integer of at least 1/);
+    }
+    // A good one gets as far as the home (missing here).
+    const r = await zomma('node', '--home', missing, '--halt-height', '12');
+    assert.equal(r.code, 2, r.err);
+    assert.match(r.err, /ConfigInvalid: config\.json: cannot read/);
   } finally {
     tmp.remove();
   }

@@ -135,8 +135,9 @@ export interface Proc {
   readonly exited: Promise<void>;
 }
 
-export function startNodeProcess(home: string): Proc {
-  const child = spawn(process.execPath, [BIN, 'node', '--home', home, '--quiet'], {
+/** `zomma node --home HOME --quiet`, with `args` after it. */
+export function startNodeProcess(home: string, args: readonly string[] = []): Proc {
+  const child = spawn(process.execPath, [BIN, 'node', '--home', home, '--quiet', ...args], {
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));

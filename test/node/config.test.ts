@@ -61,6 +61,23 @@ test('config.checkInvariants: a boolean, absent is off; anything else names the 
   }
 });
 
+test('config.haltHeight: an integer height of at least 1, read back as saved; absent or null is none; anything else names the field', () => {
+  assert.equal(validateConfig(BASE).haltHeight, undefined);
+  assert.equal(validateConfig({ ...BASE, haltHeight: null }).haltHeight, undefined);
+  for (const height of [1, 48_200, Number.MAX_SAFE_INTEGER]) {
+    const c = validateConfig({ ...BASE, haltHeight: height });
+    assert.equal(c.haltHeight, height);
+    assert.deepEqual(validateConfig(JSON.parse(JSON.stringify(c)) as NodeConfig), c);
+  }
+  for (const bad of [0, -1, 1.5, 2 ** 53, '42', true, [42], { height: 42 }]) {
+    assert.throws(
+      () => validateConfig({ ...BASE, haltHeight: bad }),
+      refusedAt('config.haltHeight'),
+      JSON.stringify(bad),
+    );
+  }
+});
+
 test('config.json is sized in bytes before it is read: past CONFIG_FILE_BYTES_MAX it is refused as too large', () => {
   const home = mkdtempSync(join(tmpdir(), 'zomma-config-'));
   try {

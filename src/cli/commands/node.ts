@@ -1,25 +1,45 @@
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { HaltReport } from '../../node/loop.ts';
+import { toHex } from '../../lib/bytes.ts';
+import type { HaltHeightStop, HaltReport } from '../../node/loop.ts';
 import { runNode } from '../../node/runtime.ts';
 import type { Command } from '../io.ts';
 import { UsageError } from '../io.ts';
+
+/** --halt-height: a height of at least 1, as config.haltHeight. */
+function haltHeightOf(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!/^[0-9]+$/.test(text) || !Number.isSafeInteger(n) || n < 1) {
+    throw new UsageError('--halt-height must be a height: an integer of at least 1');
+  }
+  return n;
+}
 
 export const command: Command = {
   name: 'node',
   summary: 'run a validator (or full node) from its home directory',
   usage:
-    'zomma node --home DIR [--quiet]\n' +
+    'zomma node --home DIR [--quiet] [--halt-height H]\n' +
     '  logs go to DIR/node.log and, at info and above, to stdout; --quiet: to node.log only\n' +
-    '  exits 0 on SIGINT or SIGTERM, 1 on a halt, 2 on a config error (docs/operations.md)',
+    '  --halt-height H: stop once height H is executed and saved, signing nothing after it\n' +
+    '    (overrides "haltHeight" in config.json; for an upgrade that changes execution)\n' +
+    '  exits 0 on SIGINT or SIGTERM and at the halt height, 1 on a halt, 2 on a config error\n' +
+    '  or a chain already at or past the halt height (docs/operations.md)',
   async run(args, io) {
     const { values } = parseArgs({
       args,
-      options: { home: { type: 'string' }, quiet: { type: 'boolean', default: false } },
+      options: {
+        home: { type: 'string' },
+        quiet: { type: 'boolean', default: false },
+        'halt-height': { type: 'string' },
+      },
       strict: true,
     });
     if (values.home === undefined) throw new UsageError('--home is required');
+    const haltHeight = haltHeightOf(values['halt-height']);
     let halted: HaltReport | null = null;
+    let stopped: HaltHeightStop | null = null;
     let wake: () => void = () => {};
     const done = new Promise<void>((resolve) => (wake = resolve));
     const running = await runNode({
@@ -27,6 +47,11 @@ export const command: Command = {
       ...(values.quiet ? {} : { logStream: process.stdout }),
       onHalt: (report) => {
         halted = report;
+        wake();
+      },
+      ...(haltHeight !== undefined ? { haltHeight } : {}),
+      onHaltHeight: (stop) => {
+        stopped = stop;
         wake();
       },
     });
@@ -37,7 +62,16 @@ export const command: Command = {
     process.off('SIGINT', stop);
     process.off('SIGTERM', stop);
     await running.stop();
-    if (halted === null) return 0;
+    if (halted === null) {
+      if (stopped !== null) {
+        const { height, appHash } = stopped as HaltHeightStop;
+        // Said outside the log too: with --quiet it is all the journal gets.
+        io.err(
+          `zomma node: stopped at the halt height ${height} (appHash ${toHex(appHash)}); remove the halt height to go on past it`,
+        );
+      }
+      return 0;
+    }
     const { code, message, height } = halted as HaltReport;
     // Said on stderr too: with --quiet it is all the journal gets of why.
     io.err(

@@ -1,0 +1,379 @@
+// A halt height (NodeLoopOptions.haltHeight): the validators and a full node
+// stop once it is executed, with its snapshot and a durable checkpoint of it,
+// having signed nothing for the height after; a start at or past it refuses;
+// a restart without it resumes from that snapshot and executes nothing at or
+// below it, which is what lets code that executes differently take over.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { renameSync } from 'node:fs';
+import { decode } from '../../src/codec/wire.ts';
+import type { Genesis } from '../../src/consensus/index.ts';
+import { messageCodec, walRecordCodec } from '../../src/consensus/index.ts';
+import type { KeyPair } from '../../src/crypto/index.ts';
+import { toHex, utf8 } from '../../src/lib/bytes.ts';
+import { NodeError } from '../../src/node/errors.ts';
+import { CHANNEL, unframe } from '../../src/node/framing.ts';
+import { NodeLoop, lastCheckpoint } from '../../src/node/loop.ts';
+import type { HaltHeightStop } from '../../src/node/loop.ts';
+import { MemoryHub } from '../../src/node/network.ts';
+import type { MemoryNetwork, PeerNetwork } from '../../src/node/network.ts';
+import { restoreApp } from '../../src/node/restore.ts';
+import { openStorage } from '../../src/node/storage/index.ts';
+import type { FileStorage, Storage, Wal } from '../../src/node/storage/index.ts';
+import {
+  FAST_TIMEOUTS,
+  HashChainApp,
+  signerOf,
+  tempDir,
+  testGenesis,
+  testKey,
+  verifierFor,
+  waitFor,
+} from './helpers.ts';
+
+const HALT = 5;
+
+/** The WAL with the index below which its records are known durable (what a power cut keeps). */
+class DurableWal implements Wal {
+  durableNext: number;
+  syncAsync?: (done: (error: Error | null) => void) => void;
+
+  constructor(private readonly inner: Wal) {
+    // Opened after a clean close: everything held is on disk.
+    this.durableNext = inner.nextIndex();
+    const syncAsync = inner.syncAsync?.bind(inner);
+    if (syncAsync !== undefined) {
+      this.syncAsync = (done) => {
+        const upTo = inner.nextIndex();
+        syncAsync((error) => {
+          if (error === null) this.durableNext = Math.max(this.durableNext, upTo);
+          done(error);
+        });
+      };
+    }
+  }
+
+  firstIndex(): number {
+    return this.inner.firstIndex();
+  }
+  nextIndex(): number {
+    return this.inner.nextIndex();
+  }
+  append(record: Uint8Array, sync: boolean): number {
+    const index = this.inner.append(record, sync);
+    if (sync) this.durableNext = index + 1;
+    return index;
+  }
+  sync(): void {
+    this.inner.sync();
+    this.durableNext = this.inner.nextIndex();
+  }
+  readAll(): Uint8Array[] {
+    return this.inner.readAll();
+  }
+  truncateBefore(index: number): void {
+    this.inner.truncateBefore(index);
+    this.durableNext = this.inner.nextIndex();
+  }
+  close(): void {
+    this.inner.close();
+  }
+}
+
+interface Running {
+  readonly name: string;
+  readonly dir: string;
+  readonly loop: NodeLoop;
+  readonly app: HashChainApp;
+  readonly storage: FileStorage;
+  readonly wal: DurableWal;
+  readonly net: MemoryNetwork;
+  readonly restored: { snapshotHeight: number; replayedBlocks: number };
+  /** Heights of the proposals and votes this node sent (its own, and others' it passed on). */
+  readonly sentHeights: number[];
+  readonly hashes: Map<number, string>;
+  stopped: HaltHeightStop | null;
+}
+
+/** Records the heights of the proposals and votes sent through `net`. */
+function watched(net: MemoryNetwork, heights: number[]): PeerNetwork {
+  const note = (bytes: Uint8Array): void => {
+    const { channel, payload } = unframe(bytes);
+    if (channel !== CHANNEL.consensus) return;
+    const message = decode(messageCodec, payload);
+    if (message.kind === 'vote') heights.push(message.vote.height);
+    if (message.kind === 'proposal') heights.push(message.proposal.height);
+  };
+  return {
+    start: () => net.start(),
+    stop: () => net.stop(),
+    send: (peer, bytes) => {
+      note(bytes);
+      net.send(peer, bytes);
+    },
+    broadcast: (bytes) => {
+      note(bytes);
+      net.broadcast(bytes);
+    },
+    onMessage: (handler) => net.onMessage(handler),
+    peerCount: () => net.peerCount(),
+  };
+}
+
+function start(
+  hub: MemoryHub,
+  genesis: Genesis,
+  name: string,
+  dir: string,
+  key: KeyPair | null,
+  txs: Uint8Array[],
+  haltHeight?: number,
+): Running {
+  const storage = openStorage(dir);
+  const wal = new DurableWal(storage.wal);
+  const tracked: Storage = {
+    wal,
+    blocks: storage.blocks,
+    snapshots: storage.snapshots,
+    close: () => storage.close(),
+  };
+  let net: MemoryNetwork | null = null;
+  try {
+    const { app, snapshotHeight, replayedBlocks, lastResult } = restoreApp(
+      tracked,
+      lastCheckpoint(wal.readAll()),
+      () => new HashChainApp(genesis.appHash),
+      (bytes) => HashChainApp.fromSnapshot(bytes),
+    );
+    net = hub.join(name);
+    const sentHeights: number[] = [];
+    const hashes = new Map<number, string>();
+    const running: Running = {
+      name,
+      dir,
+      app,
+      storage,
+      wal,
+      net,
+      restored: { snapshotHeight, replayedBlocks },
+      sentHeights,
+      hashes,
+      stopped: null,
+      loop: new NodeLoop({
+        genesis,
+        timeouts: FAST_TIMEOUTS,
+        signer: key === null ? null : signerOf(key, genesis.chainId),
+        verifier: verifierFor(genesis.chainId),
+        app,
+        storage: tracked,
+        network: watched(net, sentHeights),
+        reap: () => txs.splice(0, 2),
+        // The halt height is no multiple of it: its snapshot is saved for the halt alone.
+        snapshotEveryHeights: 3,
+        snapshotsKept: 2,
+        // Never rotated: only the halt's own sync makes its checkpoint durable.
+        walRotateBytes: 1 << 30,
+        walSyncInBackground: true,
+        commitPauseMs: 20,
+        restoredResult: lastResult,
+        ...(haltHeight !== undefined ? { haltHeight } : {}),
+        hooks: {
+          onExecuted: (e) => hashes.set(e.block.header.height, toHex(e.result.appHash)),
+          onHaltHeight: (stop) => {
+            running.stopped = stop;
+          },
+        },
+      }),
+    };
+    const loop = running.loop;
+    net.onMessage((from, bytes) => {
+      const { channel, payload } = unframe(bytes);
+      if (channel === CHANNEL.consensus) loop.onConsensusMessage(from, payload);
+    });
+    void net.start();
+    loop.start();
+    return running;
+  } catch (error) {
+    // A refused start frees the directory, as the node does.
+    if (net !== null) void net.stop();
+    storage.close();
+    throw error;
+  }
+}
+
+function stop(node: Running): void {
+  node.loop.stop();
+  void node.net.stop();
+  node.storage.close();
+}
+
+/** Rewrites the WAL in `dir` to hold only its first `keep` records, as a power cut leaves it. */
+function cutPower(dir: string, keep: number): void {
+  let storage = openStorage(dir);
+  const records = storage.wal.readAll().slice(0, keep - storage.wal.firstIndex());
+  storage.close();
+  renameSync(`${dir}/wal.log`, `${dir}/wal.log.lost`);
+  storage = openStorage(dir);
+  for (const r of records) storage.wal.append(r, false);
+  storage.wal.sync();
+  storage.close();
+}
+
+/** The heights of the signed records in a WAL (what the node signed, as a restart reads it). */
+function signedRecordHeights(records: readonly Uint8Array[]): number[] {
+  const out: number[] = [];
+  for (const bytes of records) {
+    const record = decode(walRecordCodec, bytes, 'wal');
+    if (record.kind === 'signed') out.push(record.height);
+  }
+  return out;
+}
+
+test('four validators and a full node with a halt height stop at it, durably and signing nothing after it; restarted without it they go on from its snapshot, executing nothing at or below it', async () => {
+  const tmp = tempDir('zomma-halt-height-');
+  const keys = [0, 1, 2, 3].map(testKey);
+  const genesis = testGenesis(keys);
+  const hub = new MemoryHub();
+  const txs = Array.from({ length: 200 }, (_, i) => utf8(`tx ${i}`));
+  const spec = [...keys.map((key, i) => ({ name: `v${i}`, key })), { name: 'full', key: null }];
+  let nodes = spec.map(({ name, key }) =>
+    start(hub, genesis, name, `${tmp.dir}/${name}`, key, txs, HALT),
+  );
+  try {
+    await waitFor(
+      () => nodes.every((n) => n.stopped !== null || n.loop.haltReport !== null),
+      30_000,
+      'every node at the halt height',
+    );
+    const appHashes = new Set<string>();
+    for (const n of nodes) {
+      assert.equal(n.loop.haltReport, null, `${n.name}: no failure`);
+      assert.equal(n.loop.isRunning, false, `${n.name}: the loop stopped`);
+      assert.equal(n.app.height, HALT, `${n.name}: executed up to the halt height, not past it`);
+      assert.equal(n.stopped!.height, HALT);
+      assert.equal(toHex(n.stopped!.appHash), toHex(n.app.appHash));
+      assert.equal(n.stopped!.snapshotSaved, true, `${n.name}: snapshot saved`);
+      appHashes.add(toHex(n.app.appHash));
+      assert.ok(
+        n.storage.snapshots.heights().includes(HALT),
+        `${n.name}: a snapshot of the halt height (snapshots ${n.storage.snapshots.heights().join(', ')})`,
+      );
+      assert.equal(n.storage.blocks.lastHeight(), HALT, `${n.name}: blocks up to the halt height`);
+      // What a power cut right now would leave: the checkpoint of the halt height.
+      const durable = n.wal.readAll().slice(0, n.wal.durableNext - n.wal.firstIndex());
+      assert.equal(lastCheckpoint(durable).height, HALT, `${n.name}: its checkpoint is durable`);
+      // Nothing signed for the next height: not sent, not even logged.
+      const sentAbove = n.sentHeights.filter((h) => h > HALT);
+      assert.deepEqual(sentAbove, [], `${n.name}: sent nothing above the halt height`);
+      const loggedAbove = signedRecordHeights(n.wal.readAll()).filter((h) => h > HALT);
+      assert.deepEqual(loggedAbove, [], `${n.name}: signed nothing above the halt height`);
+    }
+    assert.equal(appHashes.size, 1, 'one appHash at the halt height');
+    // They did send votes up to it (the watch above sees what they send).
+    for (const n of nodes.slice(0, 4)) {
+      assert.ok(n.sentHeights.includes(HALT), `${n.name}: voted at the halt height`);
+    }
+
+    // The power goes right after the halt: only what was made durable is left.
+    for (const n of nodes) {
+      const keep = n.wal.durableNext;
+      stop(n);
+      cutPower(n.dir, keep);
+    }
+    // Started again with the halt height (or a lower one) still set: refused at once.
+    for (const haltHeight of [HALT, HALT - 2]) {
+      assert.throws(
+        () => start(hub, genesis, 'v0', `${tmp.dir}/v0`, keys[0]!, txs, haltHeight),
+        (e: unknown) =>
+          e instanceof NodeError &&
+          e.code === 'HaltHeightReached' &&
+          e.message.includes(`at height ${HALT}`) &&
+          e.message.includes(`halt height ${haltHeight}`),
+        `haltHeight ${haltHeight}`,
+      );
+    }
+
+    // Without it: each resumes from the snapshot of the halt height, executing no block again.
+    nodes = spec.map(({ name, key }) => start(hub, genesis, name, `${tmp.dir}/${name}`, key, txs));
+    for (const n of nodes) {
+      assert.deepEqual(n.restored, { snapshotHeight: HALT, replayedBlocks: 0 }, n.name);
+      assert.equal(n.app.height, HALT, n.name);
+    }
+    const target = HALT + 4;
+    await waitFor(
+      () => nodes.every((n) => n.app.height >= target || n.loop.haltReport !== null),
+      30_000,
+      `height ${target} everywhere`,
+    );
+    for (const n of nodes) {
+      assert.equal(n.loop.haltReport, null, `${n.name}: no halt after the restart`);
+      // HashChainApp lists every height it executed since it was built (from the snapshot).
+      assert.ok(n.app.executed.length > 0, `${n.name}: executed new heights`);
+      assert.ok(
+        n.app.executed.every((h) => h > HALT),
+        `${n.name}: executed ${n.app.executed.join(', ')}, none at or below ${HALT}`,
+      );
+    }
+    for (let h = HALT + 1; h <= target; h++) {
+      const seen = new Set(nodes.map((n) => n.hashes.get(h)));
+      assert.equal(seen.size, 1, `one appHash at height ${h}`);
+    }
+  } finally {
+    for (const n of nodes) {
+      try {
+        stop(n);
+      } catch {
+        // Already stopped and closed above.
+      }
+    }
+    tmp.remove();
+  }
+});
+
+test('one validator stopped at its halt height while the others go on signs nothing after it, and catches up after a restart without it', async () => {
+  const tmp = tempDir('zomma-halt-height-one-');
+  const keys = [0, 1, 2, 3].map(testKey);
+  const genesis = testGenesis(keys);
+  const hub = new MemoryHub();
+  const txs = Array.from({ length: 200 }, (_, i) => utf8(`tx ${i}`));
+  const nodes = keys.map((key, i) =>
+    start(hub, genesis, `v${i}`, `${tmp.dir}/v${i}`, key, txs, i === 3 ? HALT : undefined),
+  );
+  try {
+    const stopped = nodes[3]!;
+    await waitFor(() => stopped.stopped !== null, 30_000, 'the fourth at the halt height');
+    assert.equal(stopped.app.height, HALT);
+    // Three of four go on without it.
+    await waitFor(() => nodes[0]!.app.height >= HALT + 5, 30_000, 'the others go past it');
+    assert.equal(stopped.app.height, HALT, 'it executed nothing more');
+    assert.deepEqual(
+      stopped.sentHeights.filter((h) => h > HALT),
+      [],
+      'it signed nothing above the halt height',
+    );
+    stop(stopped);
+    const restarted = start(hub, genesis, 'v3', stopped.dir, keys[3]!, txs);
+    nodes[3] = restarted;
+    assert.deepEqual(restarted.restored, { snapshotHeight: HALT, replayedBlocks: 0 });
+    const target = nodes[0]!.app.height + 2;
+    await waitFor(() => restarted.app.height >= target, 30_000, 'the restarted node catches up');
+    assert.equal(restarted.loop.haltReport, null);
+    assert.ok(
+      restarted.app.executed.every((h) => h > HALT),
+      'nothing at or below it again',
+    );
+    for (const [h, hash] of restarted.hashes) {
+      assert.equal(hash, nodes[0]!.hashes.get(h), `height ${h}`);
+    }
+  } finally {
+    for (const n of nodes) {
+      try {
+        stop(n);
+      } catch {
+        // Already closed.
+      }
+    }
+    tmp.remove();
+  }
+});
