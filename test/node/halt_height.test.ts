@@ -20,8 +20,9 @@ import { MemoryHub } from '../../src/node/network.ts';
 import type { MemoryNetwork, PeerNetwork } from '../../src/node/network.ts';
 import { restoreApp } from '../../src/node/restore.ts';
 import { openStorage } from '../../src/node/storage/index.ts';
-import type { FileStorage, Storage, Wal } from '../../src/node/storage/index.ts';
+import type { FileStorage, Storage } from '../../src/node/storage/index.ts';
 import {
+  DurableWal,
   FAST_TIMEOUTS,
   HashChainApp,
   signerOf,
@@ -33,53 +34,6 @@ import {
 } from './helpers.ts';
 
 const HALT = 5;
-
-/** The WAL with the index below which its records are known durable (what a power cut keeps). */
-class DurableWal implements Wal {
-  durableNext: number;
-  syncAsync?: (done: (error: Error | null) => void) => void;
-
-  constructor(private readonly inner: Wal) {
-    // Opened after a clean close: everything held is on disk.
-    this.durableNext = inner.nextIndex();
-    const syncAsync = inner.syncAsync?.bind(inner);
-    if (syncAsync !== undefined) {
-      this.syncAsync = (done) => {
-        const upTo = inner.nextIndex();
-        syncAsync((error) => {
-          if (error === null) this.durableNext = Math.max(this.durableNext, upTo);
-          done(error);
-        });
-      };
-    }
-  }
-
-  firstIndex(): number {
-    return this.inner.firstIndex();
-  }
-  nextIndex(): number {
-    return this.inner.nextIndex();
-  }
-  append(record: Uint8Array, sync: boolean): number {
-    const index = this.inner.append(record, sync);
-    if (sync) this.durableNext = index + 1;
-    return index;
-  }
-  sync(): void {
-    this.inner.sync();
-    this.durableNext = this.inner.nextIndex();
-  }
-  readAll(): Uint8Array[] {
-    return this.inner.readAll();
-  }
-  truncateBefore(index: number): void {
-    this.inner.truncateBefore(index);
-    this.durableNext = this.inner.nextIndex();
-  }
-  close(): void {
-    this.inner.close();
-  }
-}
 
 interface Running {
   readonly name: string;
@@ -131,7 +85,7 @@ function start(
   haltHeight?: number,
 ): Running {
   const storage = openStorage(dir);
-  const wal = new DurableWal(storage.wal);
+  const wal = new DurableWal(storage.wal, true);
   const tracked: Storage = {
     wal,
     blocks: storage.blocks,

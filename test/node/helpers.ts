@@ -25,7 +25,7 @@ import { MemoryHub } from '../../src/node/network.ts';
 import type { MemoryNetwork } from '../../src/node/network.ts';
 import { ZommaNode } from '../../src/node/node.ts';
 import { openStorage } from '../../src/node/storage/index.ts';
-import type { FileStorage, Storage } from '../../src/node/storage/index.ts';
+import type { FileStorage, Storage, Wal } from '../../src/node/storage/index.ts';
 
 export const FAST_TIMEOUTS: TimeoutConfig = {
   proposeMs: 400,
@@ -218,5 +218,61 @@ export class ManualClock implements Clock {
       t.live = false;
       t.fire();
     }
+  }
+}
+
+/**
+ * The WAL with the index below which its records are known durable (what a
+ * power cut keeps). With `background`, the inner WAL's background sync is
+ * offered to the node too (and counted once done); without it, the node syncs
+ * only as it signs.
+ */
+export class DurableWal implements Wal {
+  durableNext: number;
+  syncAsync?: (done: (error: Error | null) => void) => void;
+
+  constructor(
+    private readonly inner: Wal,
+    background: boolean,
+  ) {
+    // Opened after a clean close: everything held is on disk.
+    this.durableNext = inner.nextIndex();
+    const syncAsync = inner.syncAsync?.bind(inner);
+    if (background && syncAsync !== undefined) {
+      this.syncAsync = (done) => {
+        const upTo = inner.nextIndex();
+        syncAsync((error) => {
+          if (error === null) this.durableNext = Math.max(this.durableNext, upTo);
+          done(error);
+        });
+      };
+    }
+  }
+
+  firstIndex(): number {
+    return this.inner.firstIndex();
+  }
+  nextIndex(): number {
+    return this.inner.nextIndex();
+  }
+  append(record: Uint8Array, sync: boolean): number {
+    const index = this.inner.append(record, sync);
+    if (sync) this.durableNext = index + 1;
+    return index;
+  }
+  sync(): void {
+    this.inner.sync();
+    this.durableNext = this.inner.nextIndex();
+  }
+  readAll(): Uint8Array[] {
+    return this.inner.readAll();
+  }
+  truncateBefore(index: number): void {
+    this.inner.truncateBefore(index);
+    // The rewrite is durable whole.
+    this.durableNext = this.inner.nextIndex();
+  }
+  close(): void {
+    this.inner.close();
   }
 }

@@ -13,9 +13,10 @@ import { MemoryHub } from '../../src/node/network.ts';
 import type { MemoryNetwork } from '../../src/node/network.ts';
 import { restoreApp } from '../../src/node/restore.ts';
 import { openStorage } from '../../src/node/storage/index.ts';
-import type { FileStorage, Storage, Wal } from '../../src/node/storage/index.ts';
+import type { FileStorage, Storage } from '../../src/node/storage/index.ts';
 import type { Genesis } from '../../src/consensus/index.ts';
 import {
+  DurableWal,
   FAST_TIMEOUTS,
   HashChainApp,
   signerOf,
@@ -25,43 +26,6 @@ import {
   verifierFor,
   waitFor,
 } from './helpers.ts';
-
-/** The WAL with the index below which records are known durable (what a power cut keeps). */
-class DurableWal implements Wal {
-  durableNext: number;
-
-  constructor(private readonly inner: Wal) {
-    // Opened after a clean close: everything held is on disk.
-    this.durableNext = inner.nextIndex();
-  }
-
-  firstIndex(): number {
-    return this.inner.firstIndex();
-  }
-  nextIndex(): number {
-    return this.inner.nextIndex();
-  }
-  append(record: Uint8Array, sync: boolean): number {
-    const index = this.inner.append(record, sync);
-    if (sync) this.durableNext = index + 1;
-    return index;
-  }
-  sync(): void {
-    this.inner.sync();
-    this.durableNext = this.inner.nextIndex();
-  }
-  readAll(): Uint8Array[] {
-    return this.inner.readAll();
-  }
-  truncateBefore(index: number): void {
-    this.inner.truncateBefore(index);
-    // The rewrite is durable whole.
-    this.durableNext = this.inner.nextIndex();
-  }
-  close(): void {
-    this.inner.close();
-  }
-}
 
 interface Running {
   loop: NodeLoop;
@@ -73,7 +37,7 @@ interface Running {
 
 function start(hub: MemoryHub, genesis: Genesis, name: string, dir: string, validator: boolean) {
   const storage = openStorage(dir);
-  const wal = new DurableWal(storage.wal);
+  const wal = new DurableWal(storage.wal, false);
   // The validator's own WAL syncs on libuv's pool (walSyncInBackground), so its loop yields.
   const tracked: Storage = {
     wal: validator ? storage.wal : wal,
