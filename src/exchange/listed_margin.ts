@@ -60,10 +60,10 @@ export const UNSHOCKED_SHORT_FLOOR_PPM = 100_000n;
 
 /**
  * Per short lot, in wads of quote: the minimum (shortOptionMinPpm of the
- * forward, plus the option's intrinsic value at the forward above its kept
- * mark: the least the option is worth now, which equity does not see) and the
- * cushion (UNSHOCKED_SHORT_PPM less the amount out of the money, at least
- * UNSHOCKED_SHORT_FLOOR_PPM). Each rounded up.
+ * forward), the loss (the option's intrinsic value at the forward above its
+ * kept mark: the least the option is worth now, which equity, counting it at
+ * the kept mark, does not see) and the cushion (UNSHOCKED_SHORT_PPM less the
+ * amount out of the money, at least UNSHOCKED_SHORT_FLOOR_PPM). Each rounded up.
  */
 export function unshockedShortBounds(
   forwardQuote: bigint,
@@ -72,21 +72,24 @@ export function unshockedShortBounds(
   markQuotePerLot: bigint,
   lotsPerBase: number,
   shortOptionMinPpm: number,
-): { minPerLotWad: bigint; cushionPerLotWad: bigint } {
+): { minPerLotWad: bigint; lossPerLotWad: bigint; cushionPerLotWad: bigint } {
   const lots = BigInt(lotsPerBase);
   const inMoney = isCall ? forwardQuote - strikeQuote : strikeQuote - forwardQuote;
   const intrinsicPerLotWad = inMoney > 0n ? divBig(inMoney * WAD_PER_QUOTE, lots, 'ceil') : 0n;
   const markPerLotWad = markQuotePerLot * WAD_PER_QUOTE;
-  const unseen = intrinsicPerLotWad > markPerLotWad ? intrinsicPerLotWad - markPerLotWad : 0n;
-  const minPerLotWad =
-    divBig(forwardQuote * WAD_PER_QUOTE * BigInt(shortOptionMinPpm), PPM_BIG * lots, 'ceil') +
-    unseen;
+  const lossPerLotWad =
+    intrinsicPerLotWad > markPerLotWad ? intrinsicPerLotWad - markPerLotWad : 0n;
+  const minPerLotWad = divBig(
+    forwardQuote * WAD_PER_QUOTE * BigInt(shortOptionMinPpm),
+    PPM_BIG * lots,
+    'ceil',
+  );
   const outOfMoney = inMoney < 0n ? -inMoney : 0n;
   let cushionPpmQuote = forwardQuote * UNSHOCKED_SHORT_PPM - outOfMoney * PPM_BIG;
   const floor = forwardQuote * UNSHOCKED_SHORT_FLOOR_PPM;
   if (cushionPpmQuote < floor) cushionPpmQuote = floor;
   const cushionPerLotWad = divBig(cushionPpmQuote * WAD_PER_QUOTE, PPM_BIG * lots, 'ceil');
-  return { minPerLotWad, cushionPerLotWad };
+  return { minPerLotWad, lossPerLotWad, cushionPerLotWad };
 }
 
 /** The scenario values of a listed instrument at the current height. */
@@ -126,11 +129,14 @@ export function scenarioOf(state: ExchangeState, m: MarketState): ScenarioInstru
   } else if (instrument.kind === 'option') {
     // No fresh smile (or shocked prices the math refuses): the option is held
     // at its kept mark and its scenarios stand still, so it is margined by
-    // model-free bounds instead, at this block's forward (not the one of its
-    // last mark, kept with a mark interval; not the option's own index, which
-    // is its kept mark: listing.ts).
+    // model-free bounds instead. Without a mark, at this block's forward (not
+    // the one of its last mark, kept with a mark interval; not the option's
+    // own index, which is its kept mark: listing.ts), which looks at its
+    // holders again whenever it moves. With a mark whose shocked prices the
+    // math refuses, at the forward of that mark, as a shocked option is: with a
+    // mark interval its holders are looked at again only when it is marked.
     const bounds = unshockedShortBounds(
-      m.forwardNowQuote,
+      om !== null ? m.forwardQuote : m.forwardNowQuote,
       instrument.strikeQuote,
       instrument.isCall,
       m.markQuotePerLot,
@@ -143,6 +149,7 @@ export function scenarioOf(state: ExchangeState, m: MarketState): ScenarioInstru
       pnlPerLotWad: new Array<bigint>(scenarioCount(params)).fill(0n),
       valuePerLotWad: m.markQuotePerLot * WAD_PER_QUOTE,
       shortMinPerLotWad: bounds.minPerLotWad,
+      shortLossPerLotWad: bounds.lossPerLotWad,
       shortCushionPerLotWad: bounds.cushionPerLotWad,
     };
   } else {

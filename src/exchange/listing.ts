@@ -232,7 +232,7 @@ export function markOptions(state: ExchangeState, previousMs: number | null): vo
       if (m.markTicks > 0) m.indexTicks = m.markTicks;
       // Without the interval the forward is not state (not in the leaf or the
       // snapshot): forget it with the mark, so that a node restored here, which
-      // never had it, prices the option's short minimum from the same underlying index.
+      // never had it, holds the same. (Its margin is taken at forwardNowQuote.)
       if (interval === undefined) m.forwardQuote = 0n;
       continue;
     }

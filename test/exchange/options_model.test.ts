@@ -854,9 +854,12 @@ class Model {
               scenario.shortOptionMinPpm,
               BigInt(m.params.lotsPerBase),
             );
-            shortFloor += f.requirement + f.cushion;
+            shortFloor += f.requirement + f.loss + f.cushion;
             unshockedMaintenance +=
-              refMaintenanceOf(f.requirement, scenario.maintenancePpm) + f.cushion / 2n - 1n;
+              refMaintenanceOf(f.requirement, scenario.maintenancePpm) +
+              f.loss +
+              f.cushion / 2n -
+              1n;
           } else {
             shortFloor += refShortMinFloor(
               -lots,
@@ -892,7 +895,7 @@ class Model {
         a.listed.filter((p) => p.sizeLots !== 0).length === 1
       ) {
         if (unshocked === 1) {
-          // Its scenarios stand still: maintenance is 80% of its requirement and half its cushion.
+          // Its scenarios stand still: maintenance is 80% of its minimum, its loss and half its cushion.
           this.stats.singleUnshockedShortCases++;
           assert.ok(
             maintenance >= unshockedMaintenance,

@@ -109,12 +109,13 @@ export function refShortMinFloor(
 }
 
 /**
- * An option without a fresh smile (docs/exchange.md, "Dated futures and
- * options"), for `shortLots` short, rounded down like refShortMinFloor:
- * `requirement` is the per-lot minimum plus the option's intrinsic value at
- * the forward above its kept mark (`markPerLot`, quote per lot); `cushion`,
- * all of it in initial and half in maintenance, is 15% of the forward less the
- * amount out of the money, at least 10%, per whole base unit.
+ * An option without a fresh smile (docs/exchange.md, "Margin without a fresh
+ * smile"), for `shortLots` short, rounded down like refShortMinFloor:
+ * `requirement` is the per-lot minimum; `loss`, in full in initial and in
+ * maintenance, the option's intrinsic value at the forward above its kept mark
+ * (`markPerLot`, quote per lot); `cushion`, all of it in initial and half in
+ * maintenance, is 15% of the forward less the amount out of the money, at
+ * least 10%, per whole base unit.
  */
 export function refUnshockedShortFloors(
   shortLots: bigint,
@@ -123,20 +124,19 @@ export function refUnshockedShortFloors(
   markPerLot: bigint,
   shortOptionMinPpm: number,
   lotsPerBase: bigint,
-): { requirement: bigint; cushion: bigint } {
+): { requirement: bigint; loss: bigint; cushion: bigint } {
   const inMoney = option.isCall
     ? forwardQuote - option.strikeQuote
     : option.strikeQuote - forwardQuote;
   const intrinsic = inMoney > 0n ? inMoney : 0n;
   const unseen = intrinsic * shortLots - markPerLot * lotsPerBase * shortLots;
-  const requirement =
-    refShortMinFloor(shortLots, forwardQuote, shortOptionMinPpm, lotsPerBase) +
-    (unseen > 0n ? floorDiv(unseen, lotsPerBase) : 0n);
+  const requirement = refShortMinFloor(shortLots, forwardQuote, shortOptionMinPpm, lotsPerBase);
+  const loss = unseen > 0n ? floorDiv(unseen, lotsPerBase) : 0n;
   const outOfMoney = inMoney < 0n ? -inMoney : 0n;
   const a = forwardQuote * 150_000n - outOfMoney * PPM;
   const b = forwardQuote * 100_000n;
   const cushion = floorDiv(shortLots * (a > b ? a : b), PPM * lotsPerBase);
-  return { requirement, cushion };
+  return { requirement, loss, cushion };
 }
 
 /** maintenance = ceil(requirement × maintenancePpm / 10^6). */

@@ -13,10 +13,13 @@
 // value now); the worst loss (at least 0) is that underlying's requirement,
 // and underlyings add up (no offsets between BTC and ETH). Then
 //   maintenance = ceil((Σ worst + Σ short options × shortOptionMin) × maintenancePpm / 10^6
-//                      + Σ short options × cushion / 2)
-//   initial     = max(ceil(Σ worst + Σ short options × (shortOptionMin + cushion)), ceil(long premium))
-// where shortOptionMin is shortOptionMinPpm of the forward per base unit (more
-// for an option that cannot be shocked, which also has a cushion; 0 otherwise), and
+//                      + Σ short options × (loss + cushion / 2))
+//   initial     = max(ceil(Σ worst + Σ short options × (shortOptionMin + loss + cushion)),
+//                     ceil(long premium))
+// where shortOptionMin is shortOptionMinPpm of the forward per base unit, and
+// loss and cushion are 0 but for an option that cannot be shocked (its
+// intrinsic value above the mark equity counts it at, which is a loss now and
+// counts in full, and a cushion for want of a volatility to shock), and
 // the long premium is Σ long option size × value now: a long option is paid in
 // full (with equity = cash + Σ size × mark, an account holding only long
 // options has free collateral equal to its cash), and a scenario loss can never
@@ -122,6 +125,13 @@ export interface ScenarioInstrument {
   readonly shortMinPerLotWad: bigint;
   /**
    * Per short option lot, wads of quote currency, added in full to initial
+   * and maintenance margin: 0 but for an option the pricing cannot shock, whose
+   * intrinsic value at the forward may be above the mark equity counts it at
+   * (a loss now, not a risk: maintenance takes all of it).
+   */
+  readonly shortLossPerLotWad: bigint;
+  /**
+   * Per short option lot, wads of quote currency, added in full to initial
    * margin and half of it to maintenance: 0 but for an option the pricing
    * cannot shock (no fresh smile), whose scenarios stand still
    * (docs/exchange.md, "Dated futures and options").
@@ -153,6 +163,7 @@ export function buildFutureScenarios(
     pnlPerLotWad: pnl,
     valuePerLotWad: divBig(mark, lots, 'floor'),
     shortMinPerLotWad: 0n,
+    shortLossPerLotWad: 0n,
     shortCushionPerLotWad: 0n,
   };
 }
@@ -229,6 +240,7 @@ export function buildOptionScenarios(
     pnlPerLotWad: pnl,
     valuePerLotWad: divBig(now, lots, 'floor'),
     shortMinPerLotWad: divBig(forward * BigInt(p.shortOptionMinPpm), PPM * lots, 'ceil'),
+    shortLossPerLotWad: 0n,
     shortCushionPerLotWad: 0n,
   };
 }
@@ -273,6 +285,7 @@ export function scenarioMargin(
   const count = scenarioCount(params);
   const losses = new Map<string, bigint[]>();
   let shortMin = 0n;
+  let unseen = 0n;
   let cushion = 0n;
   let premium = 0n;
   for (const position of positions) {
@@ -292,6 +305,7 @@ export function scenarioMargin(
     if (m.isOption) {
       if (size < 0) {
         shortMin -= s * m.shortMinPerLotWad;
+        unseen -= s * m.shortLossPerLotWad;
         cushion -= s * m.shortCushionPerLotWad;
       } else premium += s * m.valuePerLotWad;
     }
@@ -315,11 +329,11 @@ export function scenarioMargin(
   }
   const requirement = worstTotal + shortMin;
   const maintenanceQuote = divBig(
-    requirement * BigInt(params.maintenancePpm) + cushion * CUSHION_MAINTENANCE_PPM,
+    requirement * BigInt(params.maintenancePpm) + unseen * PPM + cushion * CUSHION_MAINTENANCE_PPM,
     PPM * WAD_PER_QUOTE,
     'ceil',
   );
-  const scenarioQuote = divBig(requirement + cushion, WAD_PER_QUOTE, 'ceil');
+  const scenarioQuote = divBig(requirement + unseen + cushion, WAD_PER_QUOTE, 'ceil');
   const premiumQuote = divBig(premium, WAD_PER_QUOTE, 'ceil');
   const initialQuote = scenarioQuote > premiumQuote ? scenarioQuote : premiumQuote;
   let worstScenario: WorstScenario | null = null;
@@ -375,7 +389,9 @@ export function scenarioInitialOverRanges(
     const lo = BigInt(low);
     const hi = BigInt(high);
     const shortMinOf = (s: bigint): bigint =>
-      m.isOption && s < 0n ? -s * (m.shortMinPerLotWad + m.shortCushionPerLotWad) : 0n;
+      m.isOption && s < 0n
+        ? -s * (m.shortMinPerLotWad + m.shortLossPerLotWad + m.shortCushionPerLotWad)
+        : 0n;
     const minLow = shortMinOf(lo);
     const minHigh = shortMinOf(hi);
     sum.shortMin += minLow > minHigh ? minLow : minHigh;
