@@ -686,3 +686,209 @@ test('the merge of the accounts’ queues takes what a walk through the pool tak
   }
   assert.equal(compared, 2_400);
 });
+
+test('reap takes what a walk through the pool takes, on seeded pools built by adds, evictions, commits and re-checks, accounts emptying and coming back', async () => {
+  /** The pool's own bookkeeping, read to check it agrees with itself after every change. */
+  interface Queue {
+    readonly since: number;
+    readonly entries: Map<string, MempoolEntry>;
+    readonly bytesMaxBound: number;
+    holdsOver(bytes: number): boolean;
+  }
+  interface Inner {
+    entries: Map<string, MempoolEntry>;
+    perAccount: Map<string, number>;
+    queues: Map<string, Queue>;
+    mergedReap: Mempool['reap'];
+  }
+  // Each account's queue's `since` as last seen, to count queues made again.
+  let sinces = new Map<string, number>();
+  let remade = 0;
+  const checkBookkeeping = (inner: Inner, where: string): void => {
+    const accounts = new Map<string, MempoolEntry[]>();
+    for (const e of inner.entries.values()) {
+      const list = accounts.get(e.account) ?? [];
+      list.push(e);
+      accounts.set(e.account, list);
+    }
+    assert.deepEqual(
+      [...inner.queues.keys()].sort(),
+      [...accounts.keys()].sort(),
+      `${where}: a queue for each account held, and none for another (none left empty)`,
+    );
+    assert.deepEqual(
+      [...inner.perAccount].sort(),
+      [...accounts].map(([a, list]) => [a, list.length]).sort(),
+      `${where}: perAccount counts what is held`,
+    );
+    let since = -1;
+    for (const [account, queue] of inner.queues) {
+      // The queues in the order they were made: `since` grows, so an account
+      // not met yet holds nothing before it.
+      assert.ok(queue.since > since, `${where}: queue of ${account} made after the one before`);
+      // Made again (it emptied) while an account's older queue is still held.
+      const before = sinces.get(account);
+      if (before !== undefined && before !== queue.since && since >= 0) remade++;
+      sinces.set(account, queue.since);
+      since = queue.since;
+      const held = accounts.get(account)!;
+      assert.deepEqual([...queue.entries.values()], held, `${where}: ${account}'s queue`);
+      assert.ok(
+        queue.since <= held[0]!.seq,
+        `${where}: ${account}'s since is at or below its first`,
+      );
+      const largest = Math.max(...held.map((e) => e.bytes.length));
+      assert.ok(queue.bytesMaxBound >= largest, `${where}: ${account}'s bound over its largest`);
+    }
+  };
+
+  let reaps = 0;
+  let merges = 0;
+  let stoppedOnSkipped = 0;
+  let evicted = 0;
+  for (let seed = 1; seed <= 24; seed++) {
+    const rng = new Prng(seed);
+    sinces = new Map();
+    // Half the seeds hold transactions of one size (faucets), half of many.
+    const oneSize = seed % 2 === 0;
+    const peers = ['p1', 'p2'];
+    const pool = new Mempool({
+      chainId: CHAIN,
+      verifyBatch: (items) => Promise.resolve(items.map(() => true)),
+      signatures: new SignatureCache(),
+      limits: {
+        txsMax: 12 + rng.int(30),
+        perAccountMax: 4 + rng.int(20),
+        perPeerTxsMax: 10 + rng.int(20),
+      },
+    });
+    const inner = pool as unknown as Inner;
+    const merged = inner.mergedReap.bind(pool);
+    // Counts the reaps that gave up walking for the merge.
+    inner.mergedReap = (...args) => {
+      merges++;
+      return merged(...args);
+    };
+    const nonces = new Map<number, number>();
+    const dropped: Uint8Array[] = [];
+    const nextTx = (): Uint8Array => {
+      // One account floods; nine others come and go.
+      const key = rng.chance(2, 5) ? 200 : 201 + rng.int(9);
+      const nonce = (nonces.get(key) ?? 0) + 1;
+      nonces.set(key, nonce);
+      const action =
+        oneSize || rng.chance(1, 3)
+          ? ({ kind: 'faucet', amountQuote: 1n } as const)
+          : placeOrder({
+              instrument: 'BTC-PERPETUAL',
+              side: 'buy',
+              sizeLots: 1,
+              priceTicks: 1,
+              clientOrderId: 'x'.repeat(1 + rng.int(CLIENT_ORDER_ID_BYTES_MAX)),
+            });
+      return buildTx({ chainId: CHAIN, key: testKey(key), nonce, action }).bytes;
+    };
+
+    for (let step = 0; step < 40; step++) {
+      const held = [...inner.entries.values()];
+      const what = rng.int(10);
+      if (what < 5 || held.length === 0) {
+        // Arrivals from one source: a client's evict when the pool is full
+        // (the largest gossip first), a peer's are refused.
+        const from = rng.chance(1, 2) ? null : peers[rng.int(peers.length)]!;
+        const batch = Array.from({ length: 1 + rng.int(10) }, () =>
+          dropped.length > 0 && rng.chance(1, 6)
+            ? dropped.splice(rng.int(dropped.length), 1)[0]!
+            : nextTx(),
+        );
+        await Promise.all(batch.map((b) => pool.add(b, from)));
+      } else if (what < 7) {
+        // Committed: some at random, or every one of an account's.
+        const account = held[rng.int(held.length)]!.account;
+        const leaving = rng.chance(1, 2)
+          ? held.filter((e) => e.account === account)
+          : held.filter(() => rng.chance(1, 3));
+        pool.removeCommitted(leaving.map((e) => e.hash));
+      } else {
+        // Refused by the re-check: some at random, or every one of an account's.
+        const account = held[rng.int(held.length)]!.account;
+        const stale = new Set(
+          (rng.chance(1, 2)
+            ? held.filter((e) => e.account === account)
+            : held.filter(() => rng.chance(1, 4))
+          ).map((e) => e.tx),
+        );
+        for (const e of held) if (stale.has(e.tx)) dropped.push(e.bytes);
+        await pool.recheck((tx) => (stale.has(tx) ? 'StaleNonce' : null), 1 + rng.int(20));
+      }
+      const where = `seed ${seed} step ${step}`;
+      checkBookkeeping(inner, where);
+
+      const inPool = [...inner.entries.values()];
+      const sizes = [...new Set(inPool.map((e) => e.bytes.length))];
+      // The bytes before each held transaction: bounds at and around where a walk stops.
+      const prefix: number[] = [0];
+      for (const e of inPool) prefix.push(prefix[prefix.length - 1]! + e.bytes.length);
+      const total = prefix[prefix.length - 1]!;
+      for (let k = 0; k < 40; k++) {
+        const txsMax = [0, 1, 2, rng.int(inPool.length + 2), BLOCK_TXS_MAX][rng.int(5)]!;
+        const at = prefix[rng.int(prefix.length)]!;
+        const size = sizes.length > 0 ? sizes[rng.int(sizes.length)]! : 0;
+        const bytesMax = [
+          rng.int(total + 300),
+          at + rng.int(3) - 1,
+          at + size + rng.int(3) - 1,
+          size,
+          total,
+          BLOCK_TX_BYTES_MAX,
+        ][rng.int(6)]!;
+        const perAccountMax = [0, 1, 2, 3, 1 + rng.int(8), Infinity][rng.int(6)]!;
+        const expected = walkReap(inPool, txsMax, bytesMax, perAccountMax).map(
+          (b) => pool.lookup(b)!.hash,
+        );
+        const label = `${where}: (${txsMax}, ${bytesMax}, ${perAccountMax})`;
+        assert.deepEqual(
+          pool.reap(txsMax, bytesMax, perAccountMax).map((b) => pool.lookup(b)!.hash),
+          expected,
+          `${label}: reap`,
+        );
+        assert.deepEqual(
+          merged(txsMax, bytesMax, perAccountMax).map((b) => pool.lookup(b)!.hash),
+          expected,
+          `${label}: the merge alone`,
+        );
+        // Where the walk stopped: on an account's transaction past its share, too large?
+        // (None when it took txsMax: it stopped there.)
+        const taken = new Map<string, number>();
+        let bytes = 0;
+        for (const e of expected.length < txsMax ? inPool : []) {
+          const n = taken.get(e.account) ?? 0;
+          if (bytes + e.bytes.length > bytesMax) {
+            if (n >= perAccountMax && perAccountMax > 0) stoppedOnSkipped++;
+            break;
+          }
+          if (n >= perAccountMax) continue;
+          taken.set(e.account, n + 1);
+          bytes += e.bytes.length;
+        }
+        reaps++;
+      }
+      // The bound on an account's largest is exact once asked about.
+      for (const queue of inner.queues.values()) {
+        const largest = Math.max(...[...queue.entries.values()].map((e) => e.bytes.length));
+        assert.equal(queue.holdsOver(largest - 1), true, `${where}: holds one over largest - 1`);
+        assert.equal(queue.holdsOver(largest), false, `${where}: holds none over its largest`);
+        assert.equal(queue.bytesMaxBound, largest, `${where}: the bound recounted`);
+      }
+      checkBookkeeping(inner, `${where}, after reaping`);
+    }
+    evicted += pool.stats.evicted;
+  }
+  // The runs went where they were meant to: merges, walks stopped by an
+  // account's transaction past its share, evictions, queues made again.
+  assert.equal(reaps, 24 * 40 * 40);
+  assert.ok(merges > reaps / 10, `${merges} of ${reaps} reaps merged the queues`);
+  assert.ok(stoppedOnSkipped > 100, `${stoppedOnSkipped} walks stopped on a skipped one`);
+  assert.ok(evicted > 100, `${evicted} evicted`);
+  assert.ok(remade > 100, `${remade} queues made again`);
+});
