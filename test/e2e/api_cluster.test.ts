@@ -129,8 +129,15 @@ test('a four-process cluster behind its API: matching, agreement, no lost acknow
       'node 3 reaches the trade',
     );
     assert.deepEqual((await clients[3]!.book('BTC-PERPETUAL')).bids[0], [index - 3, 30]);
-    const trades = await clients[1]!.trades('BTC-PERPETUAL');
-    assert.ok(trades.trades.some((t) => t.height === hit.height && t.sizeLots === 20));
+    // Node 1 serves the trade once it has executed that height too (the taker was acknowledged by another node).
+    await until(
+      async () =>
+        (await clients[1]!.trades('BTC-PERPETUAL')).trades.some(
+          (t) => t.height === hit.height && t.sizeLots === 20,
+        ),
+      10_000,
+      'node 1 lists the trade',
+    );
 
     // Bad input over HTTP: typed refusals.
     const url = cluster.apiUrl(1);
