@@ -22,7 +22,8 @@ function help(io: Io): void {
       'exit status: 0 done; 1 refused or failed after anything was sent (a node',
       'error, a rejected transaction, an unreachable node) or a failed run; 2 a',
       'usage error or bad input found before anything is sent (a flag, a value,',
-      'the key file).',
+      'the key file); 3 `zomma node` only: its data directory was replaced while',
+      'it ran (do not restart it as it is: docs/operations.md, "Backups").',
     ].join('\n'),
   );
 }

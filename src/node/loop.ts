@@ -587,7 +587,12 @@ export class NodeLoop {
   halt(report: HaltReport): void {
     if (this.halted !== null) return;
     this.halted = report;
-    this.log.error({ ...report }, `node halted: ${report.code}: ${report.message}`);
+    // Fatal: the process must not be started again as it is (docs/operations.md, "Backups").
+    if (report.code === 'StorageReplaced') {
+      this.log.fatal({ ...report }, `node halted: ${report.code}: ${report.message}`);
+    } else {
+      this.log.error({ ...report }, `node halted: ${report.code}: ${report.message}`);
+    }
     this.stop();
     this.options.hooks?.onHalt?.(report);
   }
@@ -612,11 +617,25 @@ export class NodeLoop {
     this.suspended = null;
     this.guard(() => {
       if (error !== null) throw error;
+      this.checkInPlace();
       this.noteSync(this.clock.nowMs() - startedMs);
       this.checkpointDurable = this.checkpointAppended;
       this.perform(suspended.effects, suspended.next);
     });
     this.drain();
+  }
+
+  /**
+   * After a synced WAL record, before anything after it (the signed message
+   * it precedes) is performed: a WAL that is no longer the file at its path
+   * (the data directory replaced under the node, a backup restored while it
+   * ran) holds votes no restart reads, and a restart on the restored one
+   * could sign against them. StorageReplaced then halts the node here, so
+   * nothing signed into the lost file leaves. About 10 µs against the sync's
+   * hundreds or more (FileStorage.checkInPlace).
+   */
+  private checkInPlace(): void {
+    this.options.storage.checkInPlace?.();
   }
 
   /** 'awaitSync' when the effect's fdatasync is running: the rest waits for synced(). */
@@ -654,6 +673,8 @@ export class NodeLoop {
           return 'awaitSync';
         }
         const index = storage.wal.append(effect.record, sync);
+        // Before the rotation below too: it writes a new file at the WAL's path.
+        if (sync) this.checkInPlace();
         // A checkpoint follows the execution of the application's height.
         if (checkpoint) this.checkpointAppended = this.options.app.height;
         if (sync) {
@@ -904,6 +925,11 @@ export class NodeLoop {
     // The state the next code starts from at a halt height: saved whatever the interval.
     const halting = height === this.options.haltHeight;
     if (!halting && (every <= 0 || height % every !== 0)) return;
+    // Snapshots are written, and they and the blocks pruned, by path: into a
+    // data directory replaced under the node they would go into the restored
+    // copy (and prune what it needs). A full node, which signs nothing, finds
+    // a replaced directory here too.
+    this.checkInPlace();
     const snapshots = this.options.storage.snapshots;
     // Restart needs every block between a snapshot and the checkpoint after
     // it, and the results of every height up to the snapshot.

@@ -573,8 +573,17 @@ export class FileResultsStore implements ResultsStore {
     if (this.log.needsSync) this.log.sync();
   }
 
-  /** Throws a failed sync of the last results (or an earlier background one no one heard of). */
-  close(): void {
+  /**
+   * Throws a failed sync of the last results (or an earlier background one
+   * no one heard of). With `sync` false, writes nothing more and closes the
+   * file as a crash would leave it (its storage was found replaced).
+   */
+  close(sync = true): void {
+    if (!sync) {
+      this.pending = null;
+      this.log.close(false);
+      return;
+    }
     let error: unknown = null;
     try {
       this.writePending();

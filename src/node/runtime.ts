@@ -183,6 +183,12 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
     onMessage: (handler) => transport.onMessage(handler),
     peerCount: () => transport.peers().filter((p) => p.state === 'connected').length,
   };
+  if (storage.lockTakenOverFrom !== null) {
+    log.warn(
+      { path: join(storage.dir, 'LOCK'), pid: storage.lockTakenOverFrom },
+      'took over a stale data directory lock: its process no longer runs (a crash, or a kill -9)',
+    );
+  }
   if (storage.walTruncatedBytes > 0) {
     log.warn(
       { bytes: storage.walTruncatedBytes },
@@ -382,7 +388,9 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
     }
     // The results before the WAL (storage): a restart re-executes only the blocks after the checkpoint.
     // A failed final sync is logged and reported after the rest is closed.
-    const resultsFailure = closeLogged(log, 'results', () => results.close());
+    // Files found replaced under the node (StorageReplaced) get nothing more:
+    // the results log at their path may be another node's now.
+    const resultsFailure = closeLogged(log, 'results', () => results.close(!storage.replaced));
     // Failed results of checkpointed blocks would never be rewritten: then the
     // WAL's tail stays as a crash leaves it, and the restart re-executes them.
     const storageFailure = closeLogged(log, 'storage', () =>

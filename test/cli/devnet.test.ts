@@ -3,7 +3,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { spawn } from 'node:child_process';
@@ -197,6 +197,34 @@ test('devnet: --reset while a devnet runs on the directory refuses, and deletes 
     } finally {
       lock.release();
     }
+  } finally {
+    home.remove();
+  }
+});
+
+test('devnet: --reset on a directory where a lock holds no pid refuses, and deletes nothing', async () => {
+  const home = tempDir('zomma-devnet-unreadable-');
+  const dir = join(home.dir, 'devnet');
+  try {
+    initNetwork({ validators: 1, out: dir, basePort: 35960, genesisTimeMs: 1_700_000_000_000 });
+    const genesis = readFileSync(join(dir, 'validator-0', 'genesis.json'), 'utf8');
+    const data = join(dir, 'validator-0', 'data');
+    mkdirSync(data, { recursive: true });
+    writeFileSync(join(data, 'LOCK'), 'not a pid\n');
+    // Bounded all the same, should the refusal be missing.
+    const bounded = ['--base-port', '35960', '--duration', '1', '--no-bots'];
+    const r = await devnet('--dir', dir, '--reset', ...bounded);
+    assert.equal(r.code, 1, r.err);
+    assert.match(
+      r.err,
+      /DevnetStartFailed: validator-0 of .*: \S+LOCK: the data directory's lock holds "not a pid\\n"/,
+    );
+    assert.equal(
+      readFileSync(join(dir, 'validator-0', 'genesis.json'), 'utf8'),
+      genesis,
+      'the chain is untouched',
+    );
+    assert.equal(readFileSync(join(data, 'LOCK'), 'utf8'), 'not a pid\n');
   } finally {
     home.remove();
   }

@@ -63,6 +63,7 @@ test('the help says what each exit status means', async () => {
   const text = help.out.replace(/\s+/g, ' ');
   assert.match(text, /exit status: 0 done; 1 refused or failed after anything was sent/);
   assert.match(text, /2 a usage error or bad input found before anything is sent/);
+  assert.match(text, /3 `zomma node` only: its data directory was replaced while it ran/);
 });
 
 test('a bad flag value exits 2 whichever check finds it: the flag parser, a command, or the config checks behind one', async () => {

@@ -879,12 +879,18 @@ export class CrashCluster {
         if (message.includes('never signed')) {
           this.find(`node ${index}: signing paused (${JSON.stringify(fields)})`);
         }
-        if (level === 'error' && message.startsWith('node halted')) {
+        if ((level === 'error' || level === 'fatal') && message.startsWith('node halted')) {
           const life = this.members[index]?.life;
           if (life !== undefined && !life.dead) this.find(`node ${index}: ${message}`);
         }
       };
-      return { debug: () => {}, info: () => {}, warn: note('warn'), error: note('error') };
+      return {
+        debug: () => {},
+        info: () => {},
+        warn: note('warn'),
+        error: note('error'),
+        fatal: note('fatal'),
+      };
     };
     for (const key of keys) {
       this.members.push({

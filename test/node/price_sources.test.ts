@@ -31,6 +31,7 @@ function recordingLog(): Log & { warnings: { code: string; reasons: string[] }[]
     debug: ignore,
     info: ignore,
     error: ignore,
+    fatal: ignore,
     warn: (fields) => warnings.push(fields as { code: string; reasons: string[] }),
   };
 }
@@ -435,7 +436,7 @@ test("a feed URL's query (an API key, say) never reaches the log; credentials in
   const lines: string[] = [];
   const keep = (fields: object, message: string): void =>
     void lines.push(`${message} ${JSON.stringify(fields)}`);
-  const log: Log = { debug: keep, info: keep, warn: keep, error: keep };
+  const log: Log = { debug: keep, info: keep, warn: keep, error: keep, fatal: keep };
   try {
     for (const url of [
       `${http.url}/prices?apikey=s3cr3t-feed-key`,

@@ -347,7 +347,13 @@ test('a stored block that fails its checksum is not served and does not throw at
       storage,
       network: net,
       clock: { nowMs: () => 0, after: () => () => {} },
-      log: { debug: ignore, info: ignore, warn: ignore, error: (_o, msg) => errors.push(msg) },
+      log: {
+        debug: ignore,
+        info: ignore,
+        warn: ignore,
+        error: (_o, msg) => errors.push(msg),
+        fatal: ignore,
+      },
     });
     server.onMessage('client', encodeSyncMessage({ kind: 'blockRequest', height: 2 }));
     assert.equal(server.stats.dropped.damagedBlock, 1);

@@ -9,6 +9,7 @@ import { loadConfig, parseHostPort } from '../../node/config.ts';
 import { startBots } from '../../node/bots/bots.ts';
 import type { RunningBots } from '../../node/bots/bots.ts';
 import { checkInitOptions, initNetwork } from '../../node/init.ts';
+import { StorageError } from '../../node/storage/errors.ts';
 import { lockHolder } from '../../node/storage/lock.ts';
 import { DEFAULT_NODE_URL, parseCount } from './query.ts';
 import type { Command, Io } from '../io.ts';
@@ -241,7 +242,7 @@ function chainValidators(dir: string): number {
   return n;
 }
 
-/** DevnetStartFailed if a live process holds the lock of a home in `dir` (a devnet running there). */
+/** DevnetStartFailed if a live process holds the lock of a home in `dir` (a devnet running there), or one holds no pid. */
 function refuseIfRunning(dir: string): void {
   let names: string[];
   try {
@@ -250,7 +251,16 @@ function refuseIfRunning(dir: string): void {
     return;
   }
   for (const name of names) {
-    const pid = lockHolder(join(dir, name, 'data'));
+    let pid: number | null;
+    try {
+      pid = lockHolder(join(dir, name, 'data'));
+    } catch (error) {
+      // A lock holding no pid may be held: nothing is deleted or started on it.
+      if (error instanceof StorageError && error.code === 'StorageLockUnreadable') {
+        throw new ZommaError('DevnetStartFailed', `${name} of ${dir}: ${error.message}`);
+      }
+      throw error;
+    }
     if (pid !== null) {
       throw new ZommaError(
         'DevnetStartFailed',

@@ -16,6 +16,14 @@ function haltHeightOf(text: string | undefined): number | undefined {
   return n;
 }
 
+/**
+ * The data directory was replaced under the running node (a backup restored
+ * while it ran): its own status, so that a supervisor that restarts on a
+ * failure can be told never to restart on this one (systemd's
+ * RestartPreventExitStatus, docs/operations.md).
+ */
+export const EXIT_DATA_REPLACED = 3;
+
 export const command: Command = {
   name: 'node',
   summary: 'run a validator (or full node) from its home directory',
@@ -25,7 +33,8 @@ export const command: Command = {
     '  --halt-height H: stop once height H is executed and saved, signing nothing after it\n' +
     '    (overrides "haltHeight" in config.json; for an upgrade that changes execution)\n' +
     '  exits 0 on SIGINT or SIGTERM and at the halt height, 1 on a halt, 2 on a config error\n' +
-    '  or a chain already at or past the halt height (docs/operations.md)',
+    '  or a chain already at or past the halt height, 3 when its data directory was replaced\n' +
+    '  while it ran (StorageReplaced: do not restart it as it is; docs/operations.md)',
   async run(args, io) {
     const { values } = parseArgs({
       args,
@@ -77,6 +86,6 @@ export const command: Command = {
     io.err(
       `zomma node: halted: ${code}: ${message} (${join(values.home, `halt-${height}.json`)}, node.log)`,
     );
-    return 1;
+    return code === 'StorageReplaced' ? EXIT_DATA_REPLACED : 1;
   },
 };

@@ -106,13 +106,15 @@ import {
   readSync,
   renameSync,
   rmSync,
+  statSync,
   writeSync,
 } from 'node:fs';
+import type { BigIntStats } from 'node:fs';
 import { createHmac, randomBytes } from 'node:crypto';
 import { dirname, resolve } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { assert } from '../../lib/assert.ts';
-import { StorageError } from './errors.ts';
+import { StorageError, replacedError } from './errors.ts';
 
 /** The header of a version 3 file (every file this build writes). */
 export const FILE_HEADER_BYTES = 36;
@@ -655,6 +657,38 @@ export class RecordLog {
     this.fd = -1;
     if (this.syncFd >= 0) closeSync(this.syncFd);
     this.syncFd = -1;
+  }
+
+  /**
+   * Throws StorageReplaced unless the file this log writes is still the one
+   * at its path, holding the bytes it wrote: not deleted, not another file
+   * put in its place (a data directory removed, or moved aside, and a backup
+   * copied in while the node ran), not cut or grown by another writer. A
+   * file copied over this one in place, no longer than it, then grown by
+   * this log's next append goes unseen. One fstat and one stat, a few
+   * microseconds, where an fdatasync takes hundreds.
+   */
+  checkInPlace(): void {
+    assert(this.fd >= 0, `${this.path} is closed`);
+    let open: BigIntStats;
+    let named: BigIntStats | undefined;
+    try {
+      open = fstatSync(this.fd, { bigint: true });
+      named = statSync(this.path, { bigint: true, throwIfNoEntry: false });
+    } catch (error) {
+      throw ioFailed(this.path, error);
+    }
+    if (open.nlink === 0n) throw replacedError(this.path, 'the file this node writes was deleted');
+    if (named === undefined) throw replacedError(this.path, 'no file is at this path any more');
+    if (named.dev !== open.dev || named.ino !== open.ino) {
+      throw replacedError(this.path, 'another file is at this path than the one this node writes');
+    }
+    if (open.size !== BigInt(this.sizeBytes)) {
+      throw replacedError(
+        this.path,
+        `the file holds ${open.size} bytes where this node wrote ${this.sizeBytes}: another process wrote to it or cut it`,
+      );
+    }
   }
 
   /** Whether an async sync (syncAsync, syncInBackground) is running on the current file. */

@@ -3,6 +3,11 @@
 //   <dir>/blocks.log     committed blocks with their certificates (block_store.ts)
 //   <dir>/snapshots/     application snapshots (snapshot_store.ts)
 //   <dir>/LOCK           the pid of the process that has it open (lock.ts)
+//
+// The node checks before each of its signatures leaves that the WAL and the
+// lock are still the files at these paths (checkInPlace): a data directory
+// replaced under a running node must stop it, or it would sign on into a
+// WAL that no restart reads.
 
 import { join } from 'node:path';
 import { openFileBlockStore } from './block_store.ts';
@@ -13,6 +18,7 @@ import type { DirLock } from './lock.ts';
 import { lockDirectory } from './lock.ts';
 import { makeDirectoryDurable } from './record_log.ts';
 import type { Storage } from './types.ts';
+import { StorageError } from './errors.ts';
 import { openWal } from './wal.ts';
 import type { FileWal } from './wal.ts';
 
@@ -23,7 +29,11 @@ export class FileStorage implements Storage {
   readonly snapshots: FileSnapshotStore;
   /** Bytes of a torn WAL tail cut off at open (0 after a clean shutdown). */
   readonly walTruncatedBytes: number;
+  /** The pid of a stale lock taken over at open (its process gone), or null. */
+  readonly lockTakenOverFrom: number | null;
   private readonly lock: DirLock;
+  /** checkInPlace() found the files replaced: close() writes nothing more to them. */
+  private replacedFound = false;
 
   constructor(dir: string) {
     // Synced into its parent: a lost data directory would take a signed vote's record with it.
@@ -31,6 +41,7 @@ export class FileStorage implements Storage {
     this.dir = dir;
     // Before any file is opened: a second node must not even repair a torn tail.
     this.lock = lockDirectory(dir);
+    this.lockTakenOverFrom = this.lock.tookOverFrom;
     let blocks: FileBlockStore | null = null;
     let wal: FileWal | null = null;
     try {
@@ -57,11 +68,46 @@ export class FileStorage implements Storage {
   }
 
   /**
+   * StorageReplaced unless the WAL and the lock are still the files at their
+   * paths (RecordLog.checkInPlace, DirLock.check): the data directory was not
+   * deleted or replaced under this process. The node calls it after each
+   * synced WAL record, before the signature that record precedes leaves
+   * (Storage.checkInPlace). Two fstats and two stats: about 10 µs measured,
+   * where the sync before it takes 0.2 to 2 ms, a few times a height.
+   */
+  checkInPlace(): void {
+    try {
+      this.wal.checkInPlace();
+      this.lock.check();
+    } catch (error) {
+      if (error instanceof StorageError && error.code === 'StorageReplaced') {
+        this.replacedFound = true;
+      }
+      throw error;
+    }
+  }
+
+  /** Whether checkInPlace() found the files replaced (the results log is then closed unsynced too). */
+  get replaced(): boolean {
+    return this.replacedFound;
+  }
+
+  /**
    * Syncs what is pending and closes every file (the WAL without its final
    * sync when syncWal is false: Storage.close). Throws the first failure
    * (StorageIoFailed) once everything is closed and the lock released.
+   * Once checkInPlace() has found the files replaced, they are closed without
+   * a sync or a closing marker: the files at their paths may be another
+   * node's (one that took the lock), and the ones this process holds are no
+   * longer what a restart reads.
    */
   close(syncWal = true): void {
+    if (this.replacedFound) {
+      this.blocks.closeUnsynced();
+      this.wal.closeUnsynced();
+      this.lock.release();
+      return;
+    }
     // Blocks first: closing syncs what is pending, and a durable WAL
     // checkpoint promises a restart that its block is on disk.
     let failure: unknown = null;

@@ -138,6 +138,15 @@ export interface Storage {
   readonly blocks: BlockStore;
   readonly snapshots: SnapshotStore;
   /**
+   * Throws StorageReplaced if the files this storage writes are no longer the
+   * ones at its paths: its directory was deleted or replaced under the
+   * running node (a backup restored while it ran), and what it signs goes
+   * into a WAL no restart reads. The node calls it after each synced WAL
+   * record, before the signed message that record precedes is sent.
+   * Optional: the simulator's storage has no paths.
+   */
+  checkInPlace?(): void;
+  /**
    * Syncs what is pending and closes every file. syncWal false leaves the
    * WAL's tail as a crash would (the results of a checkpoint's blocks failed
    * to reach the disk: the restart must resume from the checkpoint before).

@@ -75,6 +75,11 @@ export class FileWal implements Wal {
     this.refs = this.refs.slice(0, index - this.base);
   }
 
+  /** StorageReplaced unless the file this WAL appends to is still the one at its path (RecordLog.checkInPlace). */
+  checkInPlace(): void {
+    this.log.checkInPlace();
+  }
+
   /** Syncs what is pending and closes; throws StorageIoFailed if a sync failed unreported. */
   close(): void {
     const error = this.log.close();

@@ -147,6 +147,7 @@ test("a failed accept (the server's error event) is logged, and the transport ke
       debug: ignore,
       info: ignore,
       error: ignore,
+      fatal: ignore,
       warn: (_f, message) => warnings.push(message),
     },
   });
@@ -216,7 +217,7 @@ test('a peer banned while a redial to it was waiting is not dialed', async () =>
     // Every redial waits exactly 500 ms, so redials fire in the order they were scheduled.
     limits: { ...TEST_LIMITS, backoffMsMin: 1000, backoffMsMax: 1000, inMessagesBurst: 5 },
     random: () => 0,
-    log: { debug: ignore, info: ignore, error: ignore, warn: ignore },
+    log: { debug: ignore, info: ignore, error: ignore, warn: ignore, fatal: ignore },
   });
   await a.start();
   try {
