@@ -28,6 +28,7 @@ import { divBig } from '../lib/int.ts';
 import { imfPpm } from './margin.ts';
 import type { MarginPosition, MarginRange, ScenarioInstrument } from './options/index.ts';
 import {
+  CUSHION_MAINTENANCE_PPM,
   buildFutureScenarios,
   buildOptionScenarios,
   scenarioCount,
@@ -57,6 +58,12 @@ const result: ListedMargin = { equityQuote: 0n, initialQuote: 0n, maintenanceQuo
  */
 export const UNSHOCKED_SHORT_PPM = 150_000n;
 export const UNSHOCKED_SHORT_FLOOR_PPM = 100_000n;
+/**
+ * How long an option's smile may be stale before its maintenance takes its
+ * share of the cushion (initial takes all of it at once): 10 minutes of block
+ * time for the validators' smiles to come back.
+ */
+export const UNSHOCKED_MAINTENANCE_GRACE_MS = 10 * 60_000;
 
 /**
  * Per short lot, in wads of quote: the minimum (shortOptionMinPpm of the
@@ -151,6 +158,10 @@ export function scenarioOf(state: ExchangeState, m: MarketState): ScenarioInstru
       shortMinPerLotWad: bounds.minPerLotWad,
       shortLossPerLotWad: bounds.lossPerLotWad,
       shortCushionPerLotWad: bounds.cushionPerLotWad,
+      // A smile stale for less than the grace (listing.ts) leaves maintenance
+      // without its cushion: validators failing to agree on a smile for a
+      // while must not by itself liquidate the option's sellers.
+      cushionMaintenancePpm: om !== null || m.unshockedGraceOver ? CUSHION_MAINTENANCE_PPM : 0n,
     };
   } else {
     s = buildFutureScenarios(

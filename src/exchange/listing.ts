@@ -34,6 +34,7 @@ import { closeWithoutEffect, inEmergencyHalt } from './governance.ts';
 import { settleShortfall } from './liquidation.ts';
 import { computeMarkTicks, indexToTicks } from './mark.ts';
 import { optionMark } from './options/index.ts';
+import { UNSHOCKED_MAINTENANCE_GRACE_MS } from './listed_margin.ts';
 import { priced } from './options/priced.ts';
 import { NEVER, isStale, smileKey } from './oracle/aggregate.ts';
 import { forgetOrder } from './orders.ts';
@@ -196,6 +197,19 @@ export function markOptions(state: ExchangeState, previousMs: number | null): vo
         : index; // index × e^(rT) with the rate 0
     const forwardMoved = m.forwardNowQuote !== forward;
     m.forwardNowQuote = forward;
+    // Since when the option has been without a fresh smile (its expiry, once
+    // past; the moment its smile went stale), for the grace its maintenance
+    // waits before taking its cushion; none without a staleness to wait out.
+    const staleSinceMs =
+      m.expiryMs <= state.timeMs
+        ? m.expiryMs
+        : held !== undefined && smile === undefined
+          ? held.updatedMs + state.oracleParams!.staleAfterMs
+          : null;
+    const graceOver =
+      staleSinceMs === null || state.timeMs - staleSinceMs >= UNSHOCKED_MAINTENANCE_GRACE_MS;
+    const graceMoved = m.unshockedGraceOver !== graceOver;
+    m.unshockedGraceOver = graceOver;
     if (restoring) continue;
     const option = m.instrument as Extract<Instrument, { kind: 'option' }>;
     const priceable = smile !== undefined && forward > 0n && m.expiryMs > state.timeMs;
@@ -225,7 +239,7 @@ export function markOptions(state: ExchangeState, previousMs: number | null): vo
       // every validator.
       // Its holders' margin is looked at again when the mark goes, and then
       // whenever the forward its model-free margin is taken at moves.
-      if (m.optionMark !== null || forwardMoved) m.remarkedHeight = state.height;
+      if (m.optionMark !== null || forwardMoved || graceMoved) m.remarkedHeight = state.height;
       m.optionMark = null;
       // Its index stays its kept mark, not the underlying's price in its ticks
       // (the block's first step): market orders are bounded from it.

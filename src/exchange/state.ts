@@ -408,6 +408,13 @@ export class MarketState {
    * set by markOptions every block and after a restore).
    */
   forwardNowQuote = 0n;
+  /**
+   * Whether an option without a fresh smile has been so for the grace
+   * (listed_margin.ts, UNSHOCKED_MAINTENANCE_GRACE_MS), or has no staleness to
+   * wait out (a smile its pricing math refuses): its maintenance then takes its
+   * cushion (derived, set by markOptions every block and after a restore).
+   */
+  unshockedGraceOver = true;
   readonly k: bigint;
   readonly maintenancePpmBig: bigint;
   book: OrderBook;

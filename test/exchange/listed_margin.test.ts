@@ -67,6 +67,7 @@ const instrumentArb = fc.record({
   shortMinPerLotWad: fc.bigInt(0n, 10n ** 14n),
   shortLossPerLotWad: fc.oneof(fc.constant(0n), fc.bigInt(0n, 10n ** 15n)),
   shortCushionPerLotWad: fc.oneof(fc.constant(0n), fc.bigInt(0n, 10n ** 15n)),
+  cushionMaintenancePpm: fc.constantFrom(0n, 500_000n),
 });
 
 test('property: the initial margin over ranges is the largest over every size in them, and maintenance within initial at each', () => {

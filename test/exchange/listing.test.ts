@@ -750,7 +750,7 @@ test('no collateral leaves an account short, or offering, an option without a fr
   refused(carol, withdraw);
 });
 
-test('a short option without a fresh smile is margined by model-free bounds: a cushion of 15% of the forward less the amount out of the money (at least 10%, half of it in maintenance), and its intrinsic value above its kept mark', () => {
+test('a short option without a fresh smile is margined by model-free bounds: a cushion of 15% of the forward less the amount out of the money (at least 10%), and its intrinsic value above its kept mark', () => {
   // With a mark interval the option keeps the forward of its last mark: the bounds take this block's.
   for (const interval of [undefined, MINUTE_MS]) {
     const h = harness(interval);
@@ -782,14 +782,15 @@ test('a short option without a fresh smile is margined by model-free bounds: a c
     const params = h.ex.state.listing!.scenario;
     const ceilDiv = (a: bigint, b: bigint): bigint => (a + b - 1n) / b;
     // Per lot, from docs/exchange.md: 1% of the forward, the intrinsic value above the kept mark …
-    const expect = (forward: bigint) => {
+    const expect = (forward: bigint, graceOver: boolean) => {
       const strike = call.instrument.kind === 'option' ? call.instrument.strikeQuote : 0n;
       const intrinsic = forward > strike ? ceilDiv(forward - strike, lots) : 0n;
       const kept = call.markQuotePerLot;
       const min = ceilDiv(forward * BigInt(params.shortOptionMinPpm), 1_000_000n * lots);
       const loss = intrinsic > kept ? intrinsic - kept : 0n;
       // … and a cushion of 15% of the forward less the amount out of the money, at least 10%:
-      // the loss in full in both, the cushion all in initial and half in maintenance.
+      // the loss in full in both, the cushion all in initial and half in
+      // maintenance once the smile has been stale for the grace.
       const outOfMoney = strike > forward ? strike - forward : 0n;
       const cushion = forward * 150_000n - outOfMoney * 1_000_000n;
       const extra = ceilDiv(
@@ -801,7 +802,7 @@ test('a short option without a fresh smile is margined by model-free bounds: a c
         maintenance: ceilDiv(
           10n * min * BigInt(params.maintenancePpm) +
             10n * loss * 1_000_000n +
-            10n * extra * 500_000n,
+            (graceOver ? 10n * extra * 500_000n : 0n),
           1_000_000n,
         ),
       };
@@ -809,17 +810,14 @@ test('a short option without a fresh smile is margined by model-free bounds: a c
     // This block's forward: the mark of the expiry's future.
     const future = h.ex.state.marketByName.get(FUTURE)!;
     const forward = (): bigint => BigInt(future.markTicks) * future.params.tickSizeQuote;
-    let want = expect(forward());
+    let want = expect(forward(), false);
     assert.equal(initialMarginQuote(h.ex.state, account), want.initial);
     assert.equal(maintenanceMarginQuote(h.ex.state, account), want.maintenance);
     // Initial above the scenario margin with a fresh smile, not the per-lot
-    // minimum alone; maintenance under it, so a stale smile alone liquidates
-    // no at-the-money seller.
+    // minimum alone; maintenance, within the grace, 80% of the minimum: a
+    // smile stale for a while alone liquidates no seller.
     assert.ok(want.initial > fresh.initial, `${want.initial} over the fresh ${fresh.initial}`);
-    assert.ok(
-      want.maintenance < fresh.maintenance && want.maintenance > fresh.maintenance / 2n,
-      `${want.maintenance} against the fresh ${fresh.maintenance}`,
-    );
+    assert.equal(want.maintenance, 400n * USDC);
     // So the margin a fresh smile would free is not there to open a perpetual with.
     const perp = h.ex.state.marketByName.get('BTC-PERPETUAL')!;
     // Two BTC: $5,000 of initial margin at 5%, under the $9,500 free with the per-lot minimum alone.
@@ -834,13 +832,12 @@ test('a short option without a fresh smile is margined by model-free bounds: a c
     }
     assert.equal(call.optionMark, null, 'still no fresh smile');
     assert.equal(forward(), 55_000n * USDC);
-    want = expect(forward());
+    want = expect(forward(), false);
     assert.equal(initialMarginQuote(h.ex.state, account), want.initial);
     assert.equal(maintenanceMarginQuote(h.ex.state, account), want.maintenance);
     // One BTC of calls $5,000 in the money is worth $4,700 more than its kept
-    // mark says: all of it in maintenance, beside 80% of the 1% minimum and
-    // half the cushion of 15%.
-    assert.equal(want.maintenance, 440n * USDC + 4_700n * USDC + 4_125n * USDC);
+    // mark says: all of it in maintenance, beside 80% of the 1% minimum.
+    assert.equal(want.maintenance, 440n * USDC + 4_700n * USDC);
     // Carol offers calls; BTC goes on up, and Alice, with $10,000, is liquidated
     // before her calls are worth more than she holds (invariants checked every block).
     const liquidations: ExchangeEvent[] = [];
@@ -1009,4 +1006,43 @@ test('a node restored at any height while smiles are stale margins, liquidates a
       );
     }
   }
+});
+
+test('an option whose smile stays stale past the grace has its sellers’ maintenance take half the cushion then, and its holders looked at again, though no price moves', () => {
+  // Ten at-the-money calls: maintenance $400 within the grace, $4,150 after
+  // it (docs/exchange.md, "Margin without a fresh smile").
+  const h = harness();
+  h.fund(alice, 100_000n * USDC);
+  h.fund(bob, 100_000n * USDC);
+  h.block([], MINUTE_MS);
+  const call = h.ex.state.marketByName.get(CALL)!;
+  const ok = (from: typeof alice, action: Parameters<Harness['tx']>[1]) => {
+    const r = h.one(from, action).actions[0]!;
+    assert.ok(r.ok, JSON.stringify(r, replacer));
+  };
+  ok(alice, limit(CALL, 'sell', call.markTicks, 10));
+  ok(bob, limit(CALL, 'buy', call.markTicks, 10, { timeInForce: 'IOC' }));
+  const account = h.account(alice)!;
+  h.smiles = null;
+  h.block([], 61_000);
+  assert.equal(call.optionMark, null, 'no fresh smile');
+  // The smile, last fresh a minute and a second ago, went stale a second ago.
+  const graceEndsMs = h.timeMs - 1_000 + 10 * MINUTE_MS;
+  let ended: number | null = null;
+  for (let i = 0; i < 30 && ended === null; i++) {
+    h.block([], 30_000);
+    const maintenance = maintenanceMarginQuote(h.ex.state, account);
+    if (h.timeMs < graceEndsMs) {
+      assert.equal(maintenance, 400n * USDC, `within the grace, at ${h.timeMs}`);
+      continue;
+    }
+    ended = h.timeMs;
+    assert.equal(maintenance, 4_150n * USDC, 'half the cushion once the grace is over');
+    assert.equal(call.remarkedHeight, h.ex.state.height, 'its holders are looked at again');
+  }
+  assert.ok(ended !== null && ended < graceEndsMs + 30_000, `the grace ended at ${ended}`);
+  // And it stays so, with no further look while nothing moves.
+  h.block([], 30_000);
+  assert.equal(maintenanceMarginQuote(h.ex.state, account), 4_150n * USDC);
+  assert.notEqual(call.remarkedHeight, h.ex.state.height, 'nothing moved');
 });

@@ -855,11 +855,9 @@ class Model {
               BigInt(m.params.lotsPerBase),
             );
             shortFloor += f.requirement + f.loss + f.cushion;
+            // Half the cushion too, once the smile has been stale for the grace: not counted here.
             unshockedMaintenance +=
-              refMaintenanceOf(f.requirement, scenario.maintenancePpm) +
-              f.loss +
-              f.cushion / 2n -
-              1n;
+              refMaintenanceOf(f.requirement, scenario.maintenancePpm) + f.loss - 1n;
           } else {
             shortFloor += refShortMinFloor(
               -lots,
@@ -895,7 +893,7 @@ class Model {
         a.listed.filter((p) => p.sizeLots !== 0).length === 1
       ) {
         if (unshocked === 1) {
-          // Its scenarios stand still: maintenance is 80% of its minimum, its loss and half its cushion.
+          // Its scenarios stand still: maintenance is at least 80% of its minimum and its loss.
           this.stats.singleUnshockedShortCases++;
           assert.ok(
             maintenance >= unshockedMaintenance,

@@ -74,7 +74,10 @@ export const DEFAULT_SCENARIO_PARAMS: ScenarioParams = {
 export const VOL_CASES = 3;
 const VOL_DOWN_FLOOR_PPM = 100_000n;
 const PPM = 1_000_000n;
-/** The share of a short's cushion (shortCushionPerLotWad) that maintenance takes, ppm. */
+/**
+ * The share of a short's cushion (shortCushionPerLotWad) that maintenance
+ * takes, ppm, once its grace is over (cushionMaintenancePpm).
+ */
 export const CUSHION_MAINTENANCE_PPM = 500_000n;
 
 export class ScenarioParamsError extends ZommaError<'BadScenarioParams'> {
@@ -132,11 +135,16 @@ export interface ScenarioInstrument {
   readonly shortLossPerLotWad: bigint;
   /**
    * Per short option lot, wads of quote currency, added in full to initial
-   * margin and half of it to maintenance: 0 but for an option the pricing
-   * cannot shock (no fresh smile), whose scenarios stand still
+   * margin and, at cushionMaintenancePpm, to maintenance: 0 but for an option
+   * the pricing cannot shock (no fresh smile), whose scenarios stand still
    * (docs/exchange.md, "Dated futures and options").
    */
   readonly shortCushionPerLotWad: bigint;
+  /**
+   * The share of the cushion maintenance takes, ppm: CUSHION_MAINTENANCE_PPM,
+   * or 0 while an option's smile has been stale for less than a grace.
+   */
+  readonly cushionMaintenancePpm: bigint;
 }
 
 export interface FutureScenarioInput {
@@ -165,6 +173,7 @@ export function buildFutureScenarios(
     shortMinPerLotWad: 0n,
     shortLossPerLotWad: 0n,
     shortCushionPerLotWad: 0n,
+    cushionMaintenancePpm: 0n,
   };
 }
 
@@ -242,6 +251,7 @@ export function buildOptionScenarios(
     shortMinPerLotWad: divBig(forward * BigInt(p.shortOptionMinPpm), PPM * lots, 'ceil'),
     shortLossPerLotWad: 0n,
     shortCushionPerLotWad: 0n,
+    cushionMaintenancePpm: 0n,
   };
 }
 
@@ -287,6 +297,8 @@ export function scenarioMargin(
   let shortMin = 0n;
   let unseen = 0n;
   let cushion = 0n;
+  /** The cushion maintenance takes, ppm × wads. */
+  let cushionKept = 0n;
   let premium = 0n;
   for (const position of positions) {
     const size = position.sizeLots;
@@ -307,6 +319,7 @@ export function scenarioMargin(
         shortMin -= s * m.shortMinPerLotWad;
         unseen -= s * m.shortLossPerLotWad;
         cushion -= s * m.shortCushionPerLotWad;
+        cushionKept -= s * m.shortCushionPerLotWad * m.cushionMaintenancePpm;
       } else premium += s * m.valuePerLotWad;
     }
   }
@@ -329,7 +342,7 @@ export function scenarioMargin(
   }
   const requirement = worstTotal + shortMin;
   const maintenanceQuote = divBig(
-    requirement * BigInt(params.maintenancePpm) + unseen * PPM + cushion * CUSHION_MAINTENANCE_PPM,
+    requirement * BigInt(params.maintenancePpm) + unseen * PPM + cushionKept,
     PPM * WAD_PER_QUOTE,
     'ceil',
   );
