@@ -972,7 +972,10 @@ test('a node restored at any height while smiles are stale margins, liquidates a
     const moves = [
       ...new Array<bigint>(60).fill(200n * USDC),
       ...new Array<bigint>(100).fill(-250n * USDC),
+      // Then minutes with no move: the grace ends (maintenance takes the cushion).
+      ...new Array<bigint>(12).fill(0n),
     ];
+    const quietFrom = 161;
     const seen = new Set<string>();
     for (const [i, move] of [0n, ...moves].entries()) {
       const copy = decodeSnapshot(encodeSnapshot(h.ex), { checkInvariants: true });
@@ -983,7 +986,7 @@ test('a node restored at any height while smiles are stale margins, liquidates a
       );
       if (i === 1) twin = decodeSnapshot(encodeSnapshot(h.ex), { checkInvariants: true });
       h.oracle = { ...h.oracle, BTC: h.oracle.BTC! + move };
-      const block = h.nextBlock([], i === 0 ? 61_000 : 1_000);
+      const block = h.nextBlock([], i === 0 ? 61_000 : i >= quietFrom ? MINUTE_MS : 1_000);
       const a = h.ex.finalizeBlock(block);
       for (const other of twin === null ? [copy] : [copy, twin]) {
         const b = other.finalizeBlock(block);
