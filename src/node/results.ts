@@ -21,6 +21,7 @@ import { REJECT_CODES } from '../exchange/index.ts';
 import { TAKER_REASONS, TAKER_STATUSES } from '../exchange/book/index.ts';
 import type { ActionResult, ExchangeEvent, Fill, OrderOutcome } from '../exchange/results.ts';
 import { ACTION_KINDS } from '../exchange/tx/types.ts';
+import { BLOCK_EVENT_TYPES } from '../api/view.ts';
 import { assert } from '../lib/assert.ts';
 import {
   BLOCK_TXS_MAX,
@@ -55,21 +56,13 @@ export interface BlockDetails {
   readonly auctionTradesKept: boolean;
 }
 
-/** The exchange events a block's details keep (and its view publishes). */
-export const PUBLISHED_EVENT_TYPES: ReadonlySet<ExchangeEvent['type']> = new Set([
-  'liquidationFill',
-  'liquidationCancels',
-  'liquidation',
-  'deleverage',
-  'insuranceCover',
-  'marketHalted',
-  'marketResumed',
-  'funding',
-  'auctionStarted',
-  'auctionEnded',
-  'marketSettled',
-  'validatorJailed',
-]);
+/**
+ * The exchange events a block's details keep (and its view publishes): the
+ * API's block events, and the liquidations' fills (shown as trades).
+ */
+export const PUBLISHED_EVENT_TYPES: ReadonlySet<ExchangeEvent['type']> = new Set<
+  ExchangeEvent['type']
+>(['liquidationFill', ...BLOCK_EVENT_TYPES]);
 
 /** The events a block's details keep: those published, and the uncross trades (public trades). */
 export const STORED_EVENT_TYPES: ReadonlySet<ExchangeEvent['type']> = new Set([

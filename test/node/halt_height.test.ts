@@ -6,7 +6,6 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { renameSync } from 'node:fs';
 import { decode } from '../../src/codec/wire.ts';
 import type { Genesis } from '../../src/consensus/index.ts';
 import { messageCodec, walRecordCodec } from '../../src/consensus/index.ts';
@@ -23,6 +22,7 @@ import { openStorage } from '../../src/node/storage/index.ts';
 import type { FileStorage, Storage } from '../../src/node/storage/index.ts';
 import {
   DurableWal,
+  cutPower,
   FAST_TIMEOUTS,
   HashChainApp,
   signerOf,
@@ -160,18 +160,6 @@ function stop(node: Running): void {
   node.loop.stop();
   void node.net.stop();
   node.storage.close();
-}
-
-/** Rewrites the WAL in `dir` to hold only its first `keep` records, as a power cut leaves it. */
-function cutPower(dir: string, keep: number): void {
-  let storage = openStorage(dir);
-  const records = storage.wal.readAll().slice(0, keep - storage.wal.firstIndex());
-  storage.close();
-  renameSync(`${dir}/wal.log`, `${dir}/wal.log.lost`);
-  storage = openStorage(dir);
-  for (const r of records) storage.wal.append(r, false);
-  storage.wal.sync();
-  storage.close();
 }
 
 /** The heights of the signed records in a WAL (what the node signed, as a restart reads it). */

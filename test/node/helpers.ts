@@ -1,7 +1,7 @@
 // Shared pieces for the node tests: a small hash-chain application with
 // snapshots, fast timeouts, keys, and temporary homes.
 
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type {
@@ -275,4 +275,16 @@ export class DurableWal implements Wal {
   close(): void {
     this.inner.close();
   }
+}
+
+/** Rewrites the WAL in `dir` to hold only its first `keep` records, as a power cut leaves it. */
+export function cutPower(dir: string, keep: number): void {
+  let storage = openStorage(dir);
+  const records = storage.wal.readAll().slice(0, keep - storage.wal.firstIndex());
+  storage.close();
+  renameSync(`${dir}/wal.log`, `${dir}/wal.log.lost`);
+  storage = openStorage(dir);
+  for (const r of records) storage.wal.append(r, false);
+  storage.wal.sync();
+  storage.close();
 }

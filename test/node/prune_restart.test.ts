@@ -5,7 +5,6 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { renameSync } from 'node:fs';
 import { utf8 } from '../../src/lib/bytes.ts';
 import { CHANNEL, unframe } from '../../src/node/framing.ts';
 import { NodeLoop, lastCheckpoint } from '../../src/node/loop.ts';
@@ -17,6 +16,7 @@ import type { FileStorage, Storage } from '../../src/node/storage/index.ts';
 import type { Genesis } from '../../src/consensus/index.ts';
 import {
   DurableWal,
+  cutPower,
   FAST_TIMEOUTS,
   HashChainApp,
   signerOf,
@@ -83,18 +83,6 @@ function stop(node: Running): void {
   node.loop.stop();
   void node.net.stop();
   node.storage.close();
-}
-
-/** Rewrites the WAL in `dir` to hold only its first `keep` records, as a power cut leaves it. */
-function cutPower(dir: string, keep: number): void {
-  let storage = openStorage(dir);
-  const records = storage.wal.readAll().slice(0, keep - storage.wal.firstIndex());
-  storage.close();
-  renameSync(`${dir}/wal.log`, `${dir}/wal.log.lost`);
-  storage = openStorage(dir);
-  for (const r of records) storage.wal.append(r, false);
-  storage.wal.sync();
-  storage.close();
 }
 
 test('a full node with pruning restarts after a power cut from its last durable checkpoint', async () => {
