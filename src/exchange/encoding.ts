@@ -119,7 +119,8 @@ export function activeStake(s: ExchangeState): bigint {
   return total;
 }
 
-export function writeMarketState(w: Writer, m: MarketState): void {
+/** `timeMs`: the state's block time (an option past expiry carries when its grace counts from). */
+export function writeMarketState(w: Writer, m: MarketState, timeMs: number): void {
   w.uvarint(m.index).uvarint(m.indexTicks).uvarint(m.markTicks);
   w.ivarint(m.premiumSumPpm).uvarint(m.premiumCount).ivarint(m.lastFundingRatePpm);
   w.uvarint(m.longLots).uvarint(m.shortLots).bool(m.halted).bool(m.liquidationBacklog);
@@ -134,9 +135,20 @@ export function writeMarketState(w: Writer, m: MarketState): void {
     if (m.optionMark !== null)
       w.uvarintBig(m.optionMark.timeYearsWad).uvarintBig(m.optionMark.ivWad);
   }
+  // An option past expiry, waiting for its settlement price: since when its
+  // grace counts (listing.ts markOptions), which its smile, dropped at
+  // expiry, no longer tells.
+  if (expiredOption(m, timeMs)) {
+    w.bool(m.unshockedSinceMs !== null);
+    if (m.unshockedSinceMs !== null) w.uvarint(m.unshockedSinceMs);
+  }
 }
 
-export function readMarketState(r: Reader, m: MarketState, f: string): void {
+function expiredOption(m: MarketState, timeMs: number): boolean {
+  return m.listed && m.instrument.kind === 'option' && m.expiryMs <= timeMs;
+}
+
+export function readMarketState(r: Reader, m: MarketState, f: string, timeMs: number): void {
   const index = r.uvarint(`${f}.index`);
   if (index !== m.index) throw new DecodeError(`${f}.index`, 'markets out of order');
   m.indexTicks = r.uvarint(`${f}.indexTicks`);
@@ -187,6 +199,15 @@ export function readMarketState(r: Reader, m: MarketState, f: string): void {
         throw new DecodeError(`${f}.optionMark`, 'forward, time or volatility out of range');
       }
       m.optionMark = mark;
+    }
+  }
+  if (expiredOption(m, timeMs)) {
+    m.unshockedSinceMs = null;
+    if (r.bool(`${f}.hasUnshockedSince`)) {
+      const since = r.uvarint(`${f}.unshockedSinceMs`);
+      // The earlier of the expiry and when the smile went stale: never later.
+      if (since > m.expiryMs) throw new DecodeError(`${f}.unshockedSinceMs`, 'after the expiry');
+      m.unshockedSinceMs = since;
     }
   }
 }

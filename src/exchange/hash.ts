@@ -340,7 +340,7 @@ export function updateDigest(state: ExchangeState, digest: Digest, genesisHash: 
       updateOrderLeaves(state, digest, auction.asks, true);
     }
     if (market.dirty) {
-      const leaf = leafOf(LEAF.market, (w) => writeMarketState(w, market));
+      const leaf = leafOf(LEAF.market, (w) => writeMarketState(w, market, state.timeMs));
       swap(digest, market.leaf, leaf);
       market.leaf = leaf;
       market.dirty = false;
@@ -396,7 +396,7 @@ export function digestFromScratch(state: ExchangeState, genesisHash: Uint8Array)
   digest.add(leafOf(LEAF.validators, (w) => writeValidators(w, state)));
   for (const market of state.markets) {
     if (market.retired) continue;
-    digest.add(leafOf(LEAF.market, (w) => writeMarketState(w, market)));
+    digest.add(leafOf(LEAF.market, (w) => writeMarketState(w, market, state.timeMs)));
     for (const book of booksOf(market)) {
       const inAuction = book !== market.book;
       for (const side of ['buy', 'sell'] as const) {

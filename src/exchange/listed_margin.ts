@@ -53,8 +53,9 @@ const result: ListedMargin = { equityQuote: 0n, initialQuote: 0n, maintenanceQuo
 /**
  * The cushion of a short option without a fresh smile, in ppm of the forward
  * per base unit: 15% of the forward less the amount out of the money, at least
- * 10%, all of it in initial margin and half in maintenance (Deribit's standard
- * margin for a short option, for want of a volatility to shock).
+ * 10%, all of it in initial margin and half in maintenance, the latter once a
+ * stale smile's grace is over (UNSHOCKED_MAINTENANCE_GRACE_MS): Deribit's
+ * standard margin for a short option, for want of a volatility to shock.
  */
 export const UNSHOCKED_SHORT_PPM = 150_000n;
 export const UNSHOCKED_SHORT_FLOOR_PPM = 100_000n;

@@ -197,15 +197,20 @@ export function markOptions(state: ExchangeState, previousMs: number | null): vo
         : index; // index × e^(rT) with the rate 0
     const forwardMoved = m.forwardNowQuote !== forward;
     m.forwardNowQuote = forward;
-    // Since when the option has been without a fresh smile (its expiry, once
-    // past; the moment its smile went stale), for the grace its maintenance
-    // waits before taking its cushion; none without a staleness to wait out.
-    const staleSinceMs =
-      m.expiryMs <= state.timeMs
-        ? m.expiryMs
-        : held !== undefined && smile === undefined
-          ? held.updatedMs + state.oracleParams!.staleAfterMs
-          : null;
+    // Since when the option has been without a fresh smile, for the grace its
+    // maintenance waits before taking its cushion: the moment its smile went
+    // stale; past expiry, the expiry, or that moment if it came first (the
+    // oracle has dropped the smile by then: kept in unshockedSinceMs, so that
+    // a smile stale for hours does not start the grace again at expiry);
+    // none without a staleness to wait out (no smile ever).
+    const expired = m.expiryMs <= state.timeMs;
+    if (!expired) {
+      m.unshockedSinceMs =
+        held === undefined ? null : held.updatedMs + state.oracleParams!.staleAfterMs;
+    } else if (m.unshockedSinceMs !== null && m.unshockedSinceMs > m.expiryMs) {
+      m.unshockedSinceMs = m.expiryMs;
+    }
+    const staleSinceMs = expired || smile === undefined ? m.unshockedSinceMs : null;
     const graceOver =
       staleSinceMs === null || state.timeMs - staleSinceMs >= UNSHOCKED_MAINTENANCE_GRACE_MS;
     const graceMoved = m.unshockedGraceOver !== graceOver;

@@ -32,7 +32,9 @@
 // Format 7 adds each address's agents' nonce window, after its own key's
 // (format 6 snapshots are refused: their one window held both). Format 8 adds
 // each market's tradeCount after its seq. Format 9 adds each order record's
-// placedLots after its seq.
+// placedLots after its seq. Format 10 adds, for a listed option past expiry
+// (waiting for its settlement price), since when its maintenance grace counts
+// (unshockedSinceMs), after its kept mark.
 //
 // Canonical: a state has one encoding, and every other byte string is refused
 // or decodes to a state with another appHash (snapshot_cover.test.ts flips
@@ -91,7 +93,7 @@ import { Account, ExchangeState, MarketState, Principal } from './state.ts';
 const CREDITED_RECORD_BYTES = 65;
 
 /** The snapshot encoding this build writes and reads. */
-export const SNAPSHOT_FORMAT = 9;
+export const SNAPSHOT_FORMAT = 10;
 
 /** A snapshot of a format this build does not read (a DecodeError, so callers refusing bad snapshots refuse it too). */
 export class SnapshotFormatError extends DecodeError {
@@ -129,7 +131,7 @@ export function writeSnapshot(w: Writer, ex: Exchange): void {
   for (const v of s.validators) writeValidator(w, v);
   for (let i = 0; i < s.genesisMarketCount; i++) {
     const m = s.markets[i]!;
-    writeMarketState(w, m);
+    writeMarketState(w, m, s.timeMs);
     writeBookOrders(w, m.book);
     if (m.auction !== null) {
       writeBookOrders(w, m.auction.bids);
@@ -147,7 +149,7 @@ export function writeSnapshot(w: Writer, ex: Exchange): void {
       w.bool(!m.retired);
       if (m.retired) continue;
       w.string(m.params.instrument, STRING_BYTES_MAX);
-      writeMarketState(w, m);
+      writeMarketState(w, m, s.timeMs);
       writeBookOrders(w, m.book);
     }
   }
@@ -306,7 +308,7 @@ export function readSnapshot(r: Reader, options: ExchangeOptions = {}): Exchange
   // Every book's orders, each of which has one record (read after the books).
   let restingOrders = 0;
   for (const m of s.markets) {
-    readMarketState(r, m, `${f}.markets[${m.index}]`);
+    readMarketState(r, m, `${f}.markets[${m.index}]`, s.timeMs);
     m.book = readBookOrders(r, `${f}.markets[${m.index}].book`, lastOrderId);
     restingOrders += m.book.orderCount;
     if (m.auction !== null) {
@@ -333,7 +335,7 @@ export function readSnapshot(r: Reader, options: ExchangeOptions = {}): Exchange
       }
       const m = readListedSlot(r, s, index, g);
       s.markets.push(m);
-      readMarketState(r, m, g);
+      readMarketState(r, m, g, s.timeMs);
       m.book = readBookOrders(r, `${g}.book`, lastOrderId);
       restingOrders += m.book.orderCount;
     }

@@ -415,6 +415,15 @@ export class MarketState {
    * cushion (derived, set by markOptions every block and after a restore).
    */
   unshockedGraceOver = true;
+  /**
+   * When an option's grace counts from: the moment its smile goes (or went)
+   * stale, its updatedMs + staleAfterMs; null without a smile (nothing to wait
+   * out). Derived from the smile every block before expiry; past it, where the
+   * oracle has dropped the smile, it stays at the earlier of that and the
+   * expiry, and is state (in the market's leaf and the snapshot): a smile
+   * stale since long before expiry does not start the grace again there.
+   */
+  unshockedSinceMs: number | null = null;
   readonly k: bigint;
   readonly maintenancePpmBig: bigint;
   book: OrderBook;

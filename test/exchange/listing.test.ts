@@ -976,6 +976,7 @@ test('a node restored at any height while smiles are stale margins, liquidates a
       ...new Array<bigint>(12).fill(0n),
     ];
     const quietFrom = 161;
+    let graceEndedShort: boolean | null = null;
     const seen = new Set<string>();
     for (const [i, move] of [0n, ...moves].entries()) {
       const copy = decodeSnapshot(encodeSnapshot(h.ex), { checkInvariants: true });
@@ -1000,7 +1001,13 @@ test('a node restored at any height while smiles are stale margins, liquidates a
       }
       for (const e of a.events) seen.add(`${e.type}:${'market' in e ? e.market : ''}`);
       assert.equal(call.optionMark, null, 'no fresh smile');
+      if (call.unshockedGraceOver && graceEndedShort === null) {
+        graceEndedShort = h.ex.state.accounts.some((x) => sizeIn(x, call) < 0);
+      }
     }
+    // The grace ended while an account was still short the call (Carol, from
+    // a liquidation), whose maintenance the restored nodes took alike.
+    assert.equal(graceEndedShort, true, `interval ${interval}: the grace ended on a short`);
     // Both shorts were liquidated against the underlying's move (the calls up, the puts down).
     for (const market of [CALL, PUT]) {
       assert.ok(
@@ -1048,4 +1055,146 @@ test('an option whose smile stays stale past the grace has its sellers’ mainte
   h.block([], 30_000);
   assert.equal(maintenanceMarginQuote(h.ex.state, account), 4_150n * USDC);
   assert.notEqual(call.remarkedHeight, h.ex.state.height, 'nothing moved');
+});
+
+test('the grace ends at the block whose time is the smile’s going stale plus 10 minutes, not before: its sellers are liquidated there, by a running node and by one restored at any block around it, with a mark interval or without', () => {
+  const carol = key('listing-grace-carol');
+  for (const interval of [undefined, MINUTE_MS]) {
+    const h = harness(interval);
+    h.fund(alice, 9_000n * USDC);
+    h.fund(bob, 1_000_000n * USDC);
+    h.fund(carol, 1_000_000n * USDC);
+    h.block([], MINUTE_MS);
+    const call = h.ex.state.marketByName.get(CALL)!;
+    const perp = h.ex.state.marketByName.get('BTC-PERPETUAL')!;
+    const ok = (from: typeof alice, action: Parameters<Harness['tx']>[1]): void => {
+      const r = h.one(from, action);
+      assert.ok(r.actions[0]!.ok, JSON.stringify(r, replacer));
+    };
+    // Alice sells ten at-the-money calls and half a BTC of the perpetual.
+    ok(alice, limit(CALL, 'sell', call.markTicks, 10));
+    ok(bob, limit(CALL, 'buy', call.markTicks, 10, { timeInForce: 'IOC' }));
+    ok(alice, limit('BTC-PERPETUAL', 'sell', perp.markTicks, perp.params.lotsPerBase / 2));
+    ok(carol, limit('BTC-PERPETUAL', 'buy', perp.markTicks, perp.params.lotsPerBase / 2));
+    const account = h.account(alice)!;
+    // The smile stops, and BTC rises $3,000: with her loss on the perpetual
+    // and the calls' intrinsic value above their kept mark, Alice's equity,
+    // about $7,495, is above her maintenance within the grace ($3,919) and
+    // under it once the calls' cushion counts (about $7,894).
+    h.smiles = null;
+    const staleSinceMs = h.timeMs + h.ex.state.oracleParams!.staleAfterMs;
+    const graceEndsMs = staleSinceMs + 10 * MINUTE_MS;
+    h.oracle = { ...h.oracle, BTC: 53_000n * USDC };
+    h.block([], 61_000);
+    assert.equal(call.optionMark, null, `interval ${interval}: no fresh smile`);
+    assert.equal(maintenanceMarginQuote(h.ex.state, account), 3_919n * USDC);
+    // Blocks a minute apart up to two seconds before the end, then a second apart past it.
+    const steps: number[] = [];
+    let t = h.timeMs;
+    for (; t + MINUTE_MS < graceEndsMs - 2_000; t += MINUTE_MS) steps.push(MINUTE_MS);
+    steps.push(graceEndsMs - 2_000 - t, 1_000, 1_000, 1_000);
+    let liquidatedAt: number | null = null;
+    for (const dt of steps) {
+      // A node restored before each block runs it as the running node does.
+      const copy = decodeSnapshot(encodeSnapshot(h.ex), { checkInvariants: true });
+      const block = h.nextBlock([], dt);
+      const a = h.ex.finalizeBlock(block);
+      const b = copy.finalizeBlock(block);
+      const at = `interval ${interval}, ${h.timeMs - graceEndsMs} ms from the grace end`;
+      assert.equal(
+        JSON.stringify({ r: b.results, e: b.events }, replacer),
+        JSON.stringify({ r: a.results, e: a.events }, replacer),
+        `${at}: results or events`,
+      );
+      assert.deepEqual(b.appHash, a.appHash, `${at}: appHash`);
+      const liquidated = a.events.some(
+        (e) => (e.type === 'liquidation' || e.type === 'deleverage') && e.account === account.index,
+      );
+      if (h.timeMs < graceEndsMs) {
+        assert.ok(!liquidated, `${at}: not liquidated within the grace`);
+        assert.ok(!call.unshockedGraceOver, `${at}: within the grace`);
+        assert.equal(maintenanceMarginQuote(h.ex.state, account), 3_919n * USDC, at);
+      } else {
+        assert.ok(call.unshockedGraceOver, `${at}: the grace is over`);
+        if (liquidated) liquidatedAt ??= h.timeMs;
+      }
+    }
+    assert.equal(liquidatedAt, graceEndsMs, `interval ${interval}: liquidated at the grace end`);
+  }
+});
+
+test('an expired option waiting for its settlement price counts its grace from when its smile went stale, or from its expiry if that came first, and a node restored past expiry counts it alike', () => {
+  // The smile last fresh until expiry, until 5 minutes before it, until 6 hours before it.
+  for (const staleBeforeMs of [0, 5 * MINUTE_MS, 6 * 60 * MINUTE_MS]) {
+    const h = harness();
+    h.fund(alice, 100_000n * USDC);
+    h.fund(bob, 100_000n * USDC);
+    h.block([], MINUTE_MS);
+    const call = h.ex.state.marketByName.get(CALL)!;
+    const ok = (from: typeof alice, action: Parameters<Harness['tx']>[1]): void => {
+      const r = h.one(from, action);
+      assert.ok(r.actions[0]!.ok, JSON.stringify(r, replacer));
+    };
+    ok(alice, limit(CALL, 'sell', call.markTicks, 10));
+    ok(bob, limit(CALL, 'buy', call.markTicks, 10, { timeInForce: 'IOC' }));
+    const account = h.account(alice)!;
+    const smiles = h.smiles;
+    const staleSinceMs = EXPIRY_MS - staleBeforeMs;
+    const lastSmileMs = staleSinceMs - h.ex.state.oracleParams!.staleAfterMs;
+    // BTC's price stops before the settlement window (the last 30 minutes):
+    // past expiry the call waits, halted, for its settlement price.
+    const lastPriceMs = EXPIRY_MS - 35 * MINUTE_MS;
+    const btc = h.oracle.BTC!;
+    // On a grid of minutes, so that the block times above are among them.
+    h.block([], MINUTE_MS - (h.timeMs % MINUTE_MS));
+    let twin: Harness['ex'] | null = null;
+    let checked = 0;
+    while (h.timeMs < EXPIRY_MS + 15 * MINUTE_MS) {
+      const t = h.timeMs + MINUTE_MS;
+      h.smiles = t <= lastSmileMs ? smiles : null;
+      const { BTC: _, ...withoutBtc } = h.oracle;
+      h.oracle = t <= lastPriceMs ? { ...h.oracle, BTC: btc } : withoutBtc;
+      const block = h.nextBlock([], MINUTE_MS);
+      const a = h.ex.finalizeBlock(block);
+      const at = `stale ${staleBeforeMs} ms before expiry, at ${t - EXPIRY_MS} ms from it`;
+      if (twin !== null) assert.deepEqual(twin.finalizeBlock(block).appHash, a.appHash, at);
+      // A node restored a minute past expiry: the smile that told when the grace began is gone.
+      if (t === EXPIRY_MS + MINUTE_MS) {
+        twin = decodeSnapshot(encodeSnapshot(h.ex), { checkInvariants: true });
+      }
+      if (t <= staleSinceMs) continue;
+      assert.ok(!call.retired && call.optionMark === null, `${at}: the call waits unmarked`);
+      // Ten at-the-money calls on $50,000: $400 within the grace, $4,150 after it.
+      const want = t >= staleSinceMs + 10 * MINUTE_MS ? 4_150n * USDC : 400n * USDC;
+      assert.equal(maintenanceMarginQuote(h.ex.state, account), want, at);
+      if (twin !== null) {
+        const copy = twin.state.accounts[account.index]!;
+        assert.equal(maintenanceMarginQuote(twin.state, copy), want, `${at}: restored`);
+      }
+      checked++;
+    }
+    assert.ok(checked >= 15, `stale ${staleBeforeMs} ms before expiry: ${checked} blocks checked`);
+  }
+});
+
+test('when an expired option’s grace counts from is in its market’s leaf: a snapshot changing it restores another appHash, and one after the expiry is refused', () => {
+  const h = harness();
+  const { call } = expiredCallWaiting(h);
+  const since = call.unshockedSinceMs;
+  assert.ok(since !== null && since <= EXPIRY_MS, `the grace counts from ${since}`);
+  const bytes = encodeSnapshot(h.ex);
+  assert.deepEqual(decodeSnapshot(bytes).appHash, h.ex.appHash);
+  for (const other of [since - 1, null, EXPIRY_MS]) {
+    if (other === since) continue;
+    const copy = decodeSnapshot(bytes);
+    copy.state.markets[call.index]!.unshockedSinceMs = other;
+    const restored = decodeSnapshot(encodeSnapshot(copy));
+    assert.notDeepEqual(restored.appHash, h.ex.appHash, `counted from ${other}`);
+  }
+  const copy = decodeSnapshot(bytes);
+  copy.state.markets[call.index]!.unshockedSinceMs = EXPIRY_MS + 1;
+  assert.throws(
+    () => decodeSnapshot(encodeSnapshot(copy)),
+    (e: unknown) => e instanceof DecodeError && e.message.includes('after the expiry'),
+  );
 });

@@ -60,6 +60,8 @@ const YEAR_MS = 365n * 86_400_000n;
 /** Monday 2 March 2026, 00:00 UTC: the first daily expiry is at 08:00. */
 const DAY0_MS = daysFromCivil(2026, 3, 2) * MS_PER_DAY;
 const STALE_AFTER_MS = 60_000;
+/** How long a smile stays stale before maintenance takes a short's cushion (docs/exchange.md). */
+const GRACE_MS = 10 * MINUTE_MS;
 const TRADERS = [0, 1, 2, 3, 4].map((i) => key(`options-model-${i}`));
 const UNDERLYINGS = ['BTC', 'ETH'] as const;
 /** Tiers low enough for option premiums to climb them, the top one with a rebate. */
@@ -100,6 +102,11 @@ interface Stats {
   marginChecks: number;
   singleShortCases: number;
   singleUnshockedShortCases: number;
+  /** Of those, within the grace and past it. */
+  unshockedWithinGrace: number;
+  unshockedPastGrace: number;
+  /** Accounts holding only such shorts, one of them within the grace. */
+  onlyUnshockedWithinGrace: number;
   unshockedShortAccounts: number;
   restores: number;
   transfers: number;
@@ -124,6 +131,9 @@ function newStats(): Stats {
     marginChecks: 0,
     singleShortCases: 0,
     singleUnshockedShortCases: 0,
+    unshockedWithinGrace: 0,
+    unshockedPastGrace: 0,
+    onlyUnshockedWithinGrace: 0,
     unshockedShortAccounts: 0,
     restores: 0,
     transfers: 0,
@@ -794,6 +804,20 @@ class Model {
     }
   }
 
+  /**
+   * Whether maintenance takes the cushion of a short in `m` without a fresh
+   * smile: at once for a fresh smile the math refuses (or none ever sent),
+   * else once it has been stale for GRACE_MS, from when it went stale
+   * (sent + STALE_AFTER_MS), past expiry from the earlier of that and the expiry.
+   */
+  unshockedGraceOver(m: MarketState, nowMs: number): boolean {
+    const sent = this.smileSent.get(smileKeyOf(m.params.underlying, m.expiryMs));
+    if (sent === undefined) return true;
+    const staleMs = sent + STALE_AFTER_MS;
+    if (m.expiryMs > nowMs) return nowMs <= staleMs || nowMs - staleMs >= GRACE_MS;
+    return nowMs - Math.min(staleMs, m.expiryMs) >= GRACE_MS;
+  }
+
   /** The scenario margin's documented floors, cases and monotonicity. */
   checkMargin(at: string): void {
     const state = this.h.ex.state;
@@ -815,6 +839,9 @@ class Model {
       let resting = 0;
       let unshocked = 0;
       let unshockedMaintenance = 0n;
+      /** Half the cushion of the shorts without a fresh smile whose grace is over, and of the others. */
+      let cushionPastGrace = 0n;
+      let cushionWithinGrace = 0n;
       for (const p of a.listed) {
         const m = state.markets[p.market]!;
         resting +=
@@ -855,9 +882,11 @@ class Model {
               BigInt(m.params.lotsPerBase),
             );
             shortFloor += f.requirement + f.loss + f.cushion;
-            // Half the cushion too, once the smile has been stale for the grace: not counted here.
             unshockedMaintenance +=
               refMaintenanceOf(f.requirement, scenario.maintenancePpm) + f.loss - 1n;
+            // Half the cushion too, once the smile has been stale for the grace.
+            if (this.unshockedGraceOver(m, state.timeMs)) cushionPastGrace += f.cushion / 2n;
+            else cushionWithinGrace += f.cushion / 2n;
           } else {
             shortFloor += refShortMinFloor(
               -lots,
@@ -868,7 +897,27 @@ class Model {
           }
         }
       }
-      if (unshocked > 0) this.stats.unshockedShortAccounts++;
+      if (unshocked > 0) {
+        this.stats.unshockedShortAccounts++;
+        if (cushionPastGrace > 0n) this.stats.unshockedPastGrace++;
+        if (cushionWithinGrace > 0n) this.stats.unshockedWithinGrace++;
+        // Whatever else the account holds adds to it: at least 80% of each
+        // short's minimum, its loss, and half its cushion past the grace.
+        assert.ok(
+          maintenance >= unshockedMaintenance + cushionPastGrace,
+          `${at}: account ${a.index} short options without a fresh smile: maintenance ${maintenance} under ${unshockedMaintenance} + ${cushionPastGrace} of cushion past the grace`,
+        );
+        // Holding nothing else, that is all of it, but for rounding: a cushion
+        // within the grace (5% of the forward or more, far above the
+        // rounding) is not in it.
+        if (a.positionCount === unshocked && cushionWithinGrace > 0n) {
+          this.stats.onlyUnshockedWithinGrace++;
+          assert.ok(
+            maintenance < unshockedMaintenance + cushionPastGrace + cushionWithinGrace,
+            `${at}: account ${a.index} short options without a fresh smile only: maintenance ${maintenance} takes a cushion within the grace`,
+          );
+        }
+      }
       // Short options pay at least the per-lot minimum; long ones at least their premium at the mark.
       assert.ok(
         initial >= shortFloor,
@@ -893,12 +942,8 @@ class Model {
         a.listed.filter((p) => p.sizeLots !== 0).length === 1
       ) {
         if (unshocked === 1) {
-          // Its scenarios stand still: maintenance is at least 80% of its minimum and its loss.
+          // Its scenarios stand still: maintenance as above.
           this.stats.singleUnshockedShortCases++;
-          assert.ok(
-            maintenance >= unshockedMaintenance,
-            `${at}: account ${a.index} one short option without a fresh smile: maintenance ${maintenance} under ${unshockedMaintenance}`,
-          );
           continue;
         }
         // One short option: initial = ceil(requirement), maintenance = ceil(80% of it).
@@ -992,6 +1037,14 @@ test('options and dated futures from listing to settlement equal the reference m
   assert.ok(
     stats.unshockedShortAccounts >= 5,
     `accounts short an option without a fresh smile: ${stats.unshockedShortAccounts}`,
+  );
+  assert.ok(
+    stats.unshockedWithinGrace >= 3 && stats.unshockedPastGrace >= 3,
+    `of them within the grace: ${stats.unshockedWithinGrace}, past it: ${stats.unshockedPastGrace}`,
+  );
+  assert.ok(
+    stats.onlyUnshockedWithinGrace >= 1,
+    `accounts holding only such shorts, within the grace: ${stats.onlyUnshockedWithinGrace}`,
   );
   assert.ok(stats.waited >= 1, `settlements waiting for a price: ${stats.waited}`);
   for (const code of ['OracleStale', 'UnknownInstrument', 'MarketHalted', 'NoOraclePrice']) {
