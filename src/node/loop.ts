@@ -46,7 +46,7 @@ import { CHANNEL, frame } from './framing.ts';
 import type { Log } from './log.ts';
 import { silentLog } from './log.ts';
 import type { PeerNetwork } from './network.ts';
-import { StorageError } from './storage/index.ts';
+import { StorageError, snapshotFileName } from './storage/index.ts';
 import type { Storage } from './storage/index.ts';
 import { DivergenceWatch, certified } from './watch.ts';
 
@@ -374,7 +374,7 @@ export class NodeLoop {
     const checkpoint = lastCheckpoint(records).height;
     const haltHeight = this.options.haltHeight;
     if (haltHeight !== undefined && checkpoint >= haltHeight) {
-      throw haltHeightReached(checkpoint, haltHeight);
+      throw haltHeightReached(checkpoint, haltHeight, this.options.storage.snapshots.heights());
     }
     if (checkpoint !== this.options.app.height) {
       throw new NodeError(
@@ -1037,11 +1037,34 @@ export class NodeLoop {
  * A start with the WAL's checkpoint (the height the node resumes from) at or
  * past its halt height: the node already stopped there (or went past it
  * before it was set), and cannot honour it; refused rather than run on.
+ * `snapshotHeights` (the node's snapshots) tell the two apart: a node that
+ * stopped there holds a snapshot from the halt height on, which the next code
+ * starts from once the halt height is removed. One that holds none did not
+ * stop there: the next code would restore an older snapshot and execute the
+ * heights up to the halt height under its own rules, halting on the first
+ * that it executes differently (docs/operations.md, "Upgrades"), so removing
+ * the halt height is not the way on.
  */
-export function haltHeightReached(height: number, haltHeight: number): NodeError {
+export function haltHeightReached(
+  height: number,
+  haltHeight: number,
+  snapshotHeights: readonly number[],
+): NodeError {
+  const reached = `the stored chain is at height ${height}, at or past the halt height ${haltHeight} (config.json "haltHeight" or --halt-height)`;
+  if (snapshotHeights.some((h) => h >= haltHeight && h <= height)) {
+    return new NodeError(
+      'HaltHeightReached',
+      `${reached} where this node stops: to go on, remove the halt height (and run the code meant for the heights after it), or raise it above ${height}`,
+    );
+  }
+  const range =
+    height === haltHeight ? `height ${haltHeight}` : `a height from ${haltHeight} to ${height}`;
   return new NodeError(
     'HaltHeightReached',
-    `the stored chain is at height ${height}, at or past the halt height ${haltHeight} (config.json "haltHeight" or --halt-height) where this node stops: to go on, remove the halt height (and run the code meant for the heights after it), or raise it above ${height}`,
+    `${reached}, and this node holds no snapshot of ${range}: it did not stop at ${haltHeight} (it ran without that halt height, or was given it too late). ` +
+      `Code that executes the heights up to ${haltHeight} otherwise cannot start on this data: it would execute them again from an older snapshot and halt with AppHashMismatch. ` +
+      `Copy data/snapshots/${snapshotFileName(haltHeight)} from a node that stopped at ${haltHeight} into this node's data/snapshots/, then remove the halt height and start the new code (docs/operations.md, "Upgrades"); ` +
+      `or raise the halt height above ${height} to go on with this code`,
   );
 }
 

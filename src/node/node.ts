@@ -174,7 +174,7 @@ export class ZommaNode {
     // Before the restore re-executes anything: the loop would refuse it after.
     const haltHeight = options.haltHeight;
     if (haltHeight !== undefined && checkpoint.height >= haltHeight) {
-      throw haltHeightReached(checkpoint.height, haltHeight);
+      throw haltHeightReached(checkpoint.height, haltHeight, options.storage.snapshots.heights());
     }
     const restored = restoreApp(
       options.storage,

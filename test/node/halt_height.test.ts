@@ -83,6 +83,7 @@ function start(
   key: KeyPair | null,
   txs: Uint8Array[],
   haltHeight?: number,
+  snapshotEveryHeights = 3,
 ): Running {
   const storage = openStorage(dir);
   const wal = new DurableWal(storage.wal, true);
@@ -123,8 +124,8 @@ function start(
         storage: tracked,
         network: watched(net, sentHeights),
         reap: () => txs.splice(0, 2),
-        // The halt height is no multiple of it: its snapshot is saved for the halt alone.
-        snapshotEveryHeights: 3,
+        // The halt height is no multiple of 3: its snapshot is saved for the halt alone.
+        snapshotEveryHeights,
         snapshotsKept: 2,
         // Never rotated: only the halt's own sync makes its checkpoint durable.
         walRotateBytes: 1 << 30,
@@ -231,7 +232,11 @@ test('four validators and a full node with a halt height stop at it, durably and
           e instanceof NodeError &&
           e.code === 'HaltHeightReached' &&
           e.message.includes(`at height ${HALT}`) &&
-          e.message.includes(`halt height ${haltHeight}`),
+          e.message.includes(`halt height ${haltHeight}`) &&
+          // It holds the snapshot of the halt height: the way on is to remove it.
+          e.message.includes(
+            'remove the halt height (and run the code meant for the heights after it)',
+          ),
         `haltHeight ${haltHeight}`,
       );
     }
@@ -322,3 +327,62 @@ test('one validator stopped at its halt height while the others go on signs noth
     tmp.remove();
   }
 });
+
+test('a node whose stored chain reached the halt height without stopping there (no snapshot from it on) is refused with HaltHeightReached naming the snapshot to copy, not told to remove the halt height', async () => {
+  const tmp = tempDir('zomma-halt-height-late-');
+  const keys = [0, 1, 2, 3].map(testKey);
+  const genesis = testGenesis(keys);
+  const hub = new MemoryHub();
+  const txs = Array.from({ length: 200 }, (_, i) => utf8(`tx ${i}`));
+  // No halt height, and no snapshots of their own: what a validator whose
+  // operator missed the halt height holds, past it.
+  const nodes = keys.map((key, i) =>
+    start(hub, genesis, `v${i}`, `${tmp.dir}/v${i}`, key, txs, undefined, 0),
+  );
+  let running = true;
+  try {
+    await waitFor(
+      () => nodes.every((n) => n.app.height >= HALT + 1 || n.loop.haltReport !== null),
+      30_000,
+      'every node past the halt height',
+    );
+    for (const n of nodes) assert.equal(n.loop.haltReport, null, `${n.name}: no failure`);
+    for (const n of nodes) stop(n);
+    running = false;
+
+    const late = nodes[0]!;
+    const stored = lastCheckpoint(walRecordsIn(late.dir)).height;
+    assert.ok(stored >= HALT, `the stored chain is at ${stored}, at or past ${HALT}`);
+    for (const haltHeight of [HALT, stored]) {
+      assert.throws(
+        () => start(hub, genesis, 'v0', late.dir, keys[0]!, txs, haltHeight, 0),
+        (e: unknown) => {
+          assert.ok(e instanceof NodeError, `a NodeError: ${String(e)}`);
+          assert.equal(e.code, 'HaltHeightReached');
+          assert.ok(e.message.includes(`at height ${stored}`), e.message);
+          assert.ok(e.message.includes('holds no snapshot'), e.message);
+          // The file to copy from a node that stopped there.
+          const file = `snapshot-${String(haltHeight).padStart(16, '0')}.snap`;
+          assert.ok(e.message.includes(`data/snapshots/${file}`), e.message);
+          // Removing the halt height would re-execute the heights up to it.
+          assert.ok(!e.message.includes('remove the halt height (and run'), e.message);
+          return true;
+        },
+        `haltHeight ${haltHeight}`,
+      );
+    }
+  } finally {
+    if (running) for (const n of nodes) stop(n);
+    tmp.remove();
+  }
+});
+
+/** The records of the WAL in `dir` (the directory closed again). */
+function walRecordsIn(dir: string): Uint8Array[] {
+  const storage = openStorage(dir);
+  try {
+    return storage.wal.readAll();
+  } finally {
+    storage.close();
+  }
+}

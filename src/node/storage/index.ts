@@ -7,4 +7,4 @@ export { FileStorage, openStorage } from './storage.ts';
 export { recordLogSyncs } from './record_log.ts';
 export { FileWal, openWal } from './wal.ts';
 export { FileBlockStore, openFileBlockStore } from './block_store.ts';
-export { FileSnapshotStore, openFileSnapshotStore } from './snapshot_store.ts';
+export { FileSnapshotStore, openFileSnapshotStore, snapshotFileName } from './snapshot_store.ts';

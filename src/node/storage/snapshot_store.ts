@@ -29,7 +29,8 @@ const HEADER_BYTES = 16;
 const NAME = /^snapshot-(\d{16})\.snap$/;
 const TMP = /^snapshot-\d{16}\.snap\.tmp$/;
 
-function fileName(height: number): string {
+/** The file of the snapshot of `height` in a snapshots directory (named in messages to operators too). */
+export function snapshotFileName(height: number): string {
   return `snapshot-${String(height).padStart(16, '0')}.snap`;
 }
 
@@ -42,7 +43,7 @@ export class FileSnapshotStore implements SnapshotStore {
 
   save(height: number, bytes: Uint8Array): void {
     assert(Number.isSafeInteger(height) && height >= 0, `snapshot height ${height}`);
-    const path = join(this.dir, fileName(height));
+    const path = join(this.dir, snapshotFileName(height));
     if (bytes.length > SNAPSHOT_BYTES_MAX) {
       throw new StorageError('StorageTooLarge', path, null, `snapshot of ${bytes.length} bytes`);
     }
@@ -71,7 +72,7 @@ export class FileSnapshotStore implements SnapshotStore {
   }
 
   load(height: number): Uint8Array | null {
-    const path = join(this.dir, fileName(height));
+    const path = join(this.dir, snapshotFileName(height));
     if (!existsSync(path)) return null;
     const file = readFileSync(path);
     const bad = (offset: number, reason: string): StorageError =>
@@ -88,7 +89,7 @@ export class FileSnapshotStore implements SnapshotStore {
   }
 
   openReader(height: number): SnapshotReader | null {
-    const path = join(this.dir, fileName(height));
+    const path = join(this.dir, snapshotFileName(height));
     let fd: number;
     try {
       fd = openSync(path, 'r');
@@ -141,7 +142,7 @@ export class FileSnapshotStore implements SnapshotStore {
   }
 
   private remove(doomed: readonly number[]): void {
-    for (const height of doomed) unlinkSync(join(this.dir, fileName(height)));
+    for (const height of doomed) unlinkSync(join(this.dir, snapshotFileName(height)));
     if (doomed.length > 0) fsyncDirectory(this.dir);
   }
 }
