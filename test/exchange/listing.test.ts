@@ -1198,3 +1198,26 @@ test('when an expired option’s grace counts from is in its market’s leaf: a 
     (e: unknown) => e instanceof DecodeError && e.message.includes('after the expiry'),
   );
 });
+
+test('an option already halted when it expires still has its market leaf updated at expiry (the incremental digest equals one from scratch)', () => {
+  // Past expiry an option's leaf carries since when its grace counts; a
+  // market halted before (here by hand, as governance would) is not halted
+  // again at expiry, so its leaf must be refreshed anyway.
+  const h = harness();
+  h.fund(alice, 100_000n * USDC);
+  h.fund(bob, 100_000n * USDC);
+  h.block([], MINUTE_MS);
+  const call = h.ex.state.marketByName.get(CALL)!;
+  assert.ok(h.one(bob, limit(CALL, 'buy', call.markTicks, 2)).actions[0]!.ok);
+  assert.ok(h.one(alice, limit(CALL, 'sell', call.markTicks, 2)).actions[0]!.ok);
+  h.block([], 4 * 60 * MINUTE_MS);
+  call.halted = true;
+  call.dirty = true;
+  const { BTC: _btc, ...withoutBtc } = h.oracle;
+  h.oracle = withoutBtc;
+  while (h.timeMs <= EXPIRY_MS) {
+    h.block([], 30 * MINUTE_MS);
+    assert.deepEqual(h.ex.digestBytes(), h.ex.digestFromScratch(), `at ${h.timeMs}`);
+  }
+  assert.ok(!call.retired && call.halted, 'the call waits');
+});
