@@ -348,6 +348,11 @@ export class NodeLoop {
     return this.halted;
   }
 
+  /** The height this loop stops at (NodeLoopOptions.haltHeight), or null: never. */
+  get haltHeight(): number | null {
+    return this.options.haltHeight ?? null;
+  }
+
   /** Where the loop stopped at its halt height (null: it did not). */
   get haltHeightStop(): HaltHeightStop | null {
     return this.haltedAtHeight;

@@ -300,6 +300,8 @@ export class NodeMetrics {
       peers: this.sources.peersConnected(),
       mempoolTxs: node.mempool.size,
       halted: node.loop.haltReport,
+      // Where it will stop for an upgrade (docs/operations.md, "Upgrades"), or null.
+      haltHeight: node.loop.haltHeight,
     };
   }
 

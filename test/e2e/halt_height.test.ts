@@ -101,12 +101,14 @@ test('zomma node --halt-height: exit 0 at the height with its snapshot (none oth
     assert.equal(restored.haltHeight, 5);
     assert.equal(stored(home).checkpoint, 5);
 
-    // Without a halt height the node goes on from the snapshot of 5, executing no block again.
+    // Without the halt height of config.json the node goes on from the snapshot of 5, executing no block again
     const { haltHeight: _dropped, ...rest } = loadConfig(home);
     saveConfig(home, rest);
-    const running = await runNode({ home });
+    // (with one far ahead instead, which the metrics port's /status shows).
+    const running = await runNode({ home, haltHeight: 1_000 });
     try {
       assert.deepEqual(running.node.restoredFrom, { snapshotHeight: 5, replayedBlocks: 0 });
+      assert.equal(running.metrics.status().haltHeight, 1_000);
       await until(() => running.node.app.height >= 7, 30_000, 'height 7 after the restart');
       assert.equal(running.node.loop.haltReport, null);
     } finally {
@@ -117,10 +119,12 @@ test('zomma node --halt-height: exit 0 at the height with its snapshot (none oth
   }
 });
 
-async function status(h: InitHome): Promise<{ height: number; appHash: string } | null> {
+async function status(
+  h: InitHome,
+): Promise<{ height: number; appHash: string; haltHeight: number | null } | null> {
   try {
     const res = await fetch(`http://${h.metrics}/status`, { signal: AbortSignal.timeout(1_000) });
-    return (await res.json()) as { height: number; appHash: string };
+    return (await res.json()) as { height: number; appHash: string; haltHeight: number | null };
   } catch {
     return null;
   }
@@ -170,6 +174,7 @@ test('four validator processes with the same --halt-height stop there with exit 
       90_000,
       `height ${target} on all four`,
     );
+    for (const h of homes) assert.equal((await status(h))?.haltHeight, null, 'none any more');
     for (const { home } of homes) {
       const restored = (await loggedEventually(home, 'state restored', 2)).at(-1)!;
       assert.equal(restored.snapshotHeight, HALT, `${home}: from the snapshot of the halt height`);
