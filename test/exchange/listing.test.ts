@@ -79,6 +79,22 @@ function events(h: Harness, type: ExchangeEvent['type'], blocks: number, dtMs: n
 const alice = key('listing-alice');
 const bob = key('listing-bob');
 
+type Key = typeof alice;
+type Action = Parameters<Harness['tx']>[1];
+
+/** `action` signed by `from` in a block of its own, which must accept it; its result. */
+function accepted(h: Harness, from: Key, action: Action) {
+  const r = h.one(from, action).actions[0]!;
+  assert.ok(r.ok, JSON.stringify(r, replacer));
+  return r;
+}
+
+/** Alice sells ten CALL (one BTC) at the mark, resting, and Bob takes them. */
+function aliceSellsTenCalls(h: Harness, call: MarketState): void {
+  accepted(h, alice, limit(CALL, 'sell', call.markTicks, 10));
+  accepted(h, bob, limit(CALL, 'buy', call.markTicks, 10, { timeInForce: 'IOC' }));
+}
+
 test('instruments are listed as block time passes, settle at expiry and free their slots', () => {
   const h = harness();
   const listed = events(h, 'marketListed', 1, MINUTE_MS);
@@ -654,11 +670,7 @@ test('an option without a fresh smile keeps its last mark and takes only orders 
     h.block([], MINUTE_MS);
     const call = h.ex.state.marketByName.get(CALL)!;
     const mark = call.markTicks;
-    const ok = (from: typeof alice, action: Parameters<Harness['tx']>[1]) => {
-      const r = h.one(from, action).actions[0]!;
-      assert.ok(r.ok, JSON.stringify(r, replacer));
-      return r;
-    };
+    const ok = (from: Key, action: Action) => accepted(h, from, action);
     // Alice is short one call and offers another; Bob is long one; Carol bids.
     const resting = ok(alice, limit(CALL, 'sell', mark, 2)).order!.orderId;
     ok(bob, limit(CALL, 'buy', mark, 1, { timeInForce: 'IOC' }));
@@ -760,14 +772,9 @@ test('a short option without a fresh smile is margined by model-free bounds: a c
     h.fund(carol, 1_000_000n * USDC);
     h.block([], MINUTE_MS);
     const call = h.ex.state.marketByName.get(CALL)!;
-    const ok = (from: typeof alice, action: Parameters<Harness['tx']>[1]) => {
-      const r = h.one(from, action).actions[0]!;
-      assert.ok(r.ok, JSON.stringify(r, replacer));
-      return r;
-    };
+    const ok = (from: Key, action: Action) => accepted(h, from, action);
     // Alice sells ten calls struck at $50,000 with BTC at $50,000.
-    ok(alice, limit(CALL, 'sell', call.markTicks, 10));
-    ok(bob, limit(CALL, 'buy', call.markTicks, 10, { timeInForce: 'IOC' }));
+    aliceSellsTenCalls(h, call);
     // Carol offers calls far above, while orders are still taken.
     ok(carol, limit(CALL, 'sell', call.markTicks * 30, 10));
     const account = h.account(alice)!;
@@ -942,12 +949,8 @@ test('a node restored at any height while smiles are stale margins, liquidates a
     const call = h.ex.state.marketByName.get(CALL)!;
     const put = h.ex.state.marketByName.get(PUT)!;
     const perp = h.ex.state.marketByName.get('BTC-PERPETUAL')!;
-    const ok = (from: typeof alice, action: Parameters<Harness['tx']>[1]): void => {
-      const r = h.one(from, action);
-      assert.ok(r.actions[0]!.ok, JSON.stringify(r, replacer));
-    };
-    ok(alice, limit(CALL, 'sell', call.markTicks, 10));
-    ok(bob, limit(CALL, 'buy', call.markTicks, 10, { timeInForce: 'IOC' }));
+    const ok = (from: Key, action: Action) => accepted(h, from, action);
+    aliceSellsTenCalls(h, call);
     ok(dave, limit(PUT, 'sell', put.markTicks, 10));
     ok(bob, limit(PUT, 'buy', put.markTicks, 10, { timeInForce: 'IOC' }));
     ok(dave, limit('BTC-PERPETUAL', 'buy', perp.markTicks, perp.params.lotsPerBase / 2));
@@ -1026,12 +1029,7 @@ test('an option whose smile stays stale past the grace has its sellers’ mainte
   h.fund(bob, 100_000n * USDC);
   h.block([], MINUTE_MS);
   const call = h.ex.state.marketByName.get(CALL)!;
-  const ok = (from: typeof alice, action: Parameters<Harness['tx']>[1]) => {
-    const r = h.one(from, action).actions[0]!;
-    assert.ok(r.ok, JSON.stringify(r, replacer));
-  };
-  ok(alice, limit(CALL, 'sell', call.markTicks, 10));
-  ok(bob, limit(CALL, 'buy', call.markTicks, 10, { timeInForce: 'IOC' }));
+  aliceSellsTenCalls(h, call);
   const account = h.account(alice)!;
   h.smiles = null;
   h.block([], 61_000);
@@ -1067,13 +1065,9 @@ test('the grace ends at the block whose time is the smile’s going stale plus 1
     h.block([], MINUTE_MS);
     const call = h.ex.state.marketByName.get(CALL)!;
     const perp = h.ex.state.marketByName.get('BTC-PERPETUAL')!;
-    const ok = (from: typeof alice, action: Parameters<Harness['tx']>[1]): void => {
-      const r = h.one(from, action);
-      assert.ok(r.actions[0]!.ok, JSON.stringify(r, replacer));
-    };
+    const ok = (from: Key, action: Action) => accepted(h, from, action);
     // Alice sells ten at-the-money calls and half a BTC of the perpetual.
-    ok(alice, limit(CALL, 'sell', call.markTicks, 10));
-    ok(bob, limit(CALL, 'buy', call.markTicks, 10, { timeInForce: 'IOC' }));
+    aliceSellsTenCalls(h, call);
     ok(alice, limit('BTC-PERPETUAL', 'sell', perp.markTicks, perp.params.lotsPerBase / 2));
     ok(carol, limit('BTC-PERPETUAL', 'buy', perp.markTicks, perp.params.lotsPerBase / 2));
     const account = h.account(alice)!;
@@ -1131,12 +1125,7 @@ test('an expired option waiting for its settlement price counts its grace from w
     h.fund(bob, 100_000n * USDC);
     h.block([], MINUTE_MS);
     const call = h.ex.state.marketByName.get(CALL)!;
-    const ok = (from: typeof alice, action: Parameters<Harness['tx']>[1]): void => {
-      const r = h.one(from, action);
-      assert.ok(r.actions[0]!.ok, JSON.stringify(r, replacer));
-    };
-    ok(alice, limit(CALL, 'sell', call.markTicks, 10));
-    ok(bob, limit(CALL, 'buy', call.markTicks, 10, { timeInForce: 'IOC' }));
+    aliceSellsTenCalls(h, call);
     const account = h.account(alice)!;
     const smiles = h.smiles;
     const staleSinceMs = EXPIRY_MS - staleBeforeMs;

@@ -163,6 +163,25 @@ function stop(node: Running): void {
   node.storage.close();
 }
 
+/** Four validators' keys and genesis on one in-memory hub, transactions to propose, and a temporary folder. */
+function fourValidators(prefix: string) {
+  const tmp = tempDir(prefix);
+  const keys = [0, 1, 2, 3].map(testKey);
+  const txs = Array.from({ length: 200 }, (_, i) => utf8(`tx ${i}`));
+  return { tmp, keys, genesis: testGenesis(keys), hub: new MemoryHub(), txs };
+}
+
+/** Stops every node, passing over one already stopped and closed. */
+function stopAll(nodes: readonly Running[]): void {
+  for (const n of nodes) {
+    try {
+      stop(n);
+    } catch {
+      // Already stopped and closed.
+    }
+  }
+}
+
 /** The heights of the signed records in a WAL (what the node signed, as a restart reads it). */
 function signedRecordHeights(records: readonly Uint8Array[]): number[] {
   const out: number[] = [];
@@ -174,11 +193,7 @@ function signedRecordHeights(records: readonly Uint8Array[]): number[] {
 }
 
 test('four validators and a full node with a halt height stop at it, durably and signing nothing after it; restarted without it they go on from its snapshot, executing nothing at or below it', async () => {
-  const tmp = tempDir('zomma-halt-height-');
-  const keys = [0, 1, 2, 3].map(testKey);
-  const genesis = testGenesis(keys);
-  const hub = new MemoryHub();
-  const txs = Array.from({ length: 200 }, (_, i) => utf8(`tx ${i}`));
+  const { tmp, keys, genesis, hub, txs } = fourValidators('zomma-halt-height-');
   const spec = [...keys.map((key, i) => ({ name: `v${i}`, key })), { name: 'full', key: null }];
   let nodes = spec.map(({ name, key }) =>
     start(hub, genesis, name, `${tmp.dir}/${name}`, key, txs, HALT),
@@ -267,23 +282,13 @@ test('four validators and a full node with a halt height stop at it, durably and
       assert.equal(seen.size, 1, `one appHash at height ${h}`);
     }
   } finally {
-    for (const n of nodes) {
-      try {
-        stop(n);
-      } catch {
-        // Already stopped and closed above.
-      }
-    }
+    stopAll(nodes);
     tmp.remove();
   }
 });
 
 test('one validator stopped at its halt height while the others go on signs nothing after it, and catches up after a restart without it', async () => {
-  const tmp = tempDir('zomma-halt-height-one-');
-  const keys = [0, 1, 2, 3].map(testKey);
-  const genesis = testGenesis(keys);
-  const hub = new MemoryHub();
-  const txs = Array.from({ length: 200 }, (_, i) => utf8(`tx ${i}`));
+  const { tmp, keys, genesis, hub, txs } = fourValidators('zomma-halt-height-one-');
   const nodes = keys.map((key, i) =>
     start(hub, genesis, `v${i}`, `${tmp.dir}/v${i}`, key, txs, i === 3 ? HALT : undefined),
   );
@@ -317,29 +322,18 @@ test('one validator stopped at its halt height while the others go on signs noth
       assert.equal(hash, nodes[0]!.hashes.get(h), `height ${h}`);
     }
   } finally {
-    for (const n of nodes) {
-      try {
-        stop(n);
-      } catch {
-        // Already closed.
-      }
-    }
+    stopAll(nodes);
     tmp.remove();
   }
 });
 
 test('a node whose stored chain reached the halt height without stopping there (no snapshot from it on) is refused with HaltHeightReached naming the snapshot to copy, not told to remove the halt height', async () => {
-  const tmp = tempDir('zomma-halt-height-late-');
-  const keys = [0, 1, 2, 3].map(testKey);
-  const genesis = testGenesis(keys);
-  const hub = new MemoryHub();
-  const txs = Array.from({ length: 200 }, (_, i) => utf8(`tx ${i}`));
+  const { tmp, keys, genesis, hub, txs } = fourValidators('zomma-halt-height-late-');
   // No halt height, and no snapshots of their own: what a validator whose
   // operator missed the halt height holds, past it.
   const nodes = keys.map((key, i) =>
     start(hub, genesis, `v${i}`, `${tmp.dir}/v${i}`, key, txs, undefined, 0),
   );
-  let running = true;
   try {
     await waitFor(
       () => nodes.every((n) => n.app.height >= HALT + 1 || n.loop.haltReport !== null),
@@ -348,7 +342,6 @@ test('a node whose stored chain reached the halt height without stopping there (
     );
     for (const n of nodes) assert.equal(n.loop.haltReport, null, `${n.name}: no failure`);
     for (const n of nodes) stop(n);
-    running = false;
 
     const late = nodes[0]!;
     const stored = lastCheckpoint(walRecordsIn(late.dir)).height;
@@ -372,7 +365,7 @@ test('a node whose stored chain reached the halt height without stopping there (
       );
     }
   } finally {
-    if (running) for (const n of nodes) stop(n);
+    stopAll(nodes);
     tmp.remove();
   }
 });

@@ -43,21 +43,19 @@ type BookOf<K extends ChannelKind> = K extends 'book'
   ? { /** The whole local book after this event. */ book: LocalBook }
   : { book?: undefined };
 
-/** The first event of a subscription (and of each re-ask that could not replay): the state. */
-export type ChannelSnapshot<K extends ChannelKind> = {
-  type: 'snapshot';
+/** A snapshot or an update of channel kind K, with its data typed. */
+type ChannelDataEvent<K extends ChannelKind, T extends 'snapshot' | 'update'> = {
+  type: T;
   channel: string;
   seq: number;
-  data: ChannelData<K, 'snapshot'>;
+  data: ChannelData<K, T>;
 } & BookOf<K>;
 
+/** The first event of a subscription (and of each re-ask that could not replay): the state. */
+export type ChannelSnapshot<K extends ChannelKind> = ChannelDataEvent<K, 'snapshot'>;
+
 /** What one block changed. */
-export type ChannelUpdate<K extends ChannelKind> = {
-  type: 'update';
-  channel: string;
-  seq: number;
-  data: ChannelData<K, 'update'>;
-} & BookOf<K>;
+export type ChannelUpdate<K extends ChannelKind> = ChannelDataEvent<K, 'update'>;
 
 /** A market channel's last event: its market settled or was retired. */
 export interface ChannelEnded {
