@@ -770,9 +770,9 @@ function watchAuctions(
   }
 }
 
-/** Underlying notional of option lots: lots × forward / lots per base unit. */
+/** Underlying notional of option lots: lots × this block's forward (marked or not) / lots per base unit. */
 function underlyingQuote(m: MarketState, lots: number): bigint {
-  return divBig(BigInt(lots) * m.forwardQuote, BigInt(m.params.lotsPerBase), 'floor');
+  return divBig(BigInt(lots) * m.forwardNowQuote, BigInt(m.params.lotsPerBase), 'floor');
 }
 
 function tally(
