@@ -13,8 +13,9 @@ export type NodeErrorCode =
   /** Stored state cannot be brought back to the height the WAL starts from. */
   | 'RestoreFailed'
   /**
-   * The stored chain is already at or past the halt height the node was
-   * given (haltHeight, --halt-height): it stopped there; raise or remove it.
+   * The stored chain is already past the halt height the node was given
+   * (haltHeight, --halt-height), or at it with its snapshot: it stopped
+   * there; raise or remove it.
    */
   | 'HaltHeightReached'
   /** The node stopped processing (after a halt): no more input is taken. */

@@ -213,7 +213,9 @@ export interface NodeLoopOptions {
    * so that a restart starts from that snapshot and executes nothing at or
    * below it. Then the loop stops before performing anything of the next
    * height (no proposal, no vote) and calls hooks.onHaltHeight. A start with
-   * the WAL's checkpoint already at or past it throws HaltHeightReached.
+   * the WAL's checkpoint already past it, or at it with its snapshot, throws
+   * HaltHeightReached; at it without one, the start saves that snapshot and
+   * stops the same way (haltHeightRefusal).
    * Absent: never.
    */
   readonly haltHeight?: number;
@@ -378,9 +380,12 @@ export class NodeLoop {
     const records = this.resumeRecords();
     const checkpoint = lastCheckpoint(records).height;
     const haltHeight = this.options.haltHeight;
-    if (haltHeight !== undefined && checkpoint >= haltHeight) {
-      throw haltHeightReached(checkpoint, haltHeight, this.options.storage.snapshots.heights());
-    }
+    const refused = haltHeightRefusal(
+      checkpoint,
+      haltHeight,
+      this.options.storage.snapshots.heights(),
+    );
+    if (refused !== null) throw refused;
     if (checkpoint !== this.options.app.height) {
       throw new NodeError(
         'RestoreFailed',
@@ -396,6 +401,20 @@ export class NodeLoop {
       { height: checkpoint, walRecords: records.length },
       'replaying the WAL and joining the chain',
     );
+    if (checkpoint === haltHeight) {
+      // Stored up to the halt height without stopping there (it ran without
+      // it, or waited at the next height for peers that stopped): the state
+      // of the halt height is the one just restored, so it stops now as it
+      // would have then, with that snapshot. Nothing of the WAL after the
+      // checkpoint is replayed or signed again; the next code replays it.
+      this.log.warn(
+        { height: checkpoint },
+        'the stored chain is at the halt height without its snapshot: saving it',
+      );
+      this.maybeSnapshot(checkpoint);
+      this.stopAtHaltHeight();
+      return;
+    }
     this.guard(() => this.perform(this.replica.start(records, this.clock.nowMs())));
     this.drain();
   }
@@ -1039,9 +1058,27 @@ export class NodeLoop {
 }
 
 /**
- * A start with the WAL's checkpoint (the height the node resumes from) at or
- * past its halt height: the node already stopped there (or went past it
- * before it was set), and cannot honour it; refused rather than run on.
+ * Whether a start with the WAL's checkpoint (the height the node resumes
+ * from) at `checkpoint` is refused for its halt height: past it, or at it
+ * with a snapshot of it (the node stopped there). At it without one, the
+ * start goes on to save that snapshot and stop (NodeLoop.start); null then,
+ * and without a halt height or below it.
+ */
+export function haltHeightRefusal(
+  checkpoint: number,
+  haltHeight: number | undefined,
+  snapshotHeights: readonly number[],
+): NodeError | null {
+  if (haltHeight === undefined || checkpoint < haltHeight) return null;
+  if (checkpoint === haltHeight && !snapshotHeights.includes(haltHeight)) return null;
+  return haltHeightReached(checkpoint, haltHeight, snapshotHeights);
+}
+
+/**
+ * A start with the WAL's checkpoint (the height the node resumes from) past
+ * its halt height, or at it with its snapshot: the node already stopped there
+ * (or went past it before it was set), and cannot honour it; refused rather
+ * than run on.
  * `snapshotHeights` (the node's snapshots) tell the two apart: a node that
  * stopped there holds a snapshot from the halt height on, which the next code
  * starts from once the halt height is removed. One that holds none did not
@@ -1050,7 +1087,7 @@ export class NodeLoop {
  * that it executes differently (docs/operations.md, "Upgrades"), so removing
  * the halt height is not the way on.
  */
-export function haltHeightReached(
+function haltHeightReached(
   height: number,
   haltHeight: number,
   snapshotHeights: readonly number[],
@@ -1062,11 +1099,9 @@ export function haltHeightReached(
       `${reached} where this node stops: to go on, remove the halt height (and run the code meant for the heights after it), or raise it above ${height}`,
     );
   }
-  const range =
-    height === haltHeight ? `height ${haltHeight}` : `a height from ${haltHeight} to ${height}`;
   return new NodeError(
     'HaltHeightReached',
-    `${reached}, and this node holds no snapshot of ${range}: it did not stop at ${haltHeight} (it ran without that halt height, or was given it too late). ` +
+    `${reached}, and this node holds no snapshot of a height from ${haltHeight} to ${height}: it did not stop at ${haltHeight} (it ran without that halt height, or was given it too late). ` +
       `Code that executes the heights up to ${haltHeight} otherwise cannot start on this data: it would execute them again from an older snapshot and halt with AppHashMismatch. ` +
       `Copy data/snapshots/${snapshotFileName(haltHeight)} from a node that stopped at ${haltHeight} into this node's data/snapshots/, then remove the halt height and start the new code (docs/operations.md, "Upgrades"); ` +
       `or raise the halt height above ${height} to go on with this code`,

@@ -32,7 +32,7 @@ import { decodeTxBatch, encodeTxBatch } from './gossip.ts';
 import type { Log } from './log.ts';
 import { silentLog } from './log.ts';
 import type { ExecutedBlock, HaltHeightStop, HaltReport } from './loop.ts';
-import { NodeLoop, haltHeightReached, lastCheckpoint } from './loop.ts';
+import { NodeLoop, haltHeightRefusal, lastCheckpoint } from './loop.ts';
 import type { AddResult, Dropped, MempoolEntry, MempoolLimits } from './mempool/mempool.ts';
 import { Mempool } from './mempool/mempool.ts';
 import { SignatureCache } from './mempool/sigcache.ts';
@@ -173,9 +173,12 @@ export class ZommaNode {
     const checkpoint = lastCheckpoint(options.storage.wal.readAll());
     // Before the restore re-executes anything: the loop would refuse it after.
     const haltHeight = options.haltHeight;
-    if (haltHeight !== undefined && checkpoint.height >= haltHeight) {
-      throw haltHeightReached(checkpoint.height, haltHeight, options.storage.snapshots.heights());
-    }
+    const refused = haltHeightRefusal(
+      checkpoint.height,
+      haltHeight,
+      options.storage.snapshots.heights(),
+    );
+    if (refused !== null) throw refused;
     const restored = restoreApp(
       options.storage,
       checkpoint,

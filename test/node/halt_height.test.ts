@@ -327,7 +327,7 @@ test('one validator stopped at its halt height while the others go on signs noth
   }
 });
 
-test('a node whose stored chain reached the halt height without stopping there (no snapshot from it on) is refused with HaltHeightReached naming the snapshot to copy, not told to remove the halt height', async () => {
+test('a node whose stored chain went past the halt height without stopping there (no snapshot from it on) is refused with HaltHeightReached naming the snapshot to copy, not told to remove the halt height', async () => {
   const { tmp, keys, genesis, hub, txs } = fourValidators('zomma-halt-height-late-');
   // No halt height, and no snapshots of their own: what a validator whose
   // operator missed the halt height holds, past it.
@@ -336,7 +336,7 @@ test('a node whose stored chain reached the halt height without stopping there (
   );
   try {
     await waitFor(
-      () => nodes.every((n) => n.app.height >= HALT + 1 || n.loop.haltReport !== null),
+      () => nodes.every((n) => n.app.height >= HALT + 3 || n.loop.haltReport !== null),
       30_000,
       'every node past the halt height',
     );
@@ -345,8 +345,8 @@ test('a node whose stored chain reached the halt height without stopping there (
 
     const late = nodes[0]!;
     const stored = lastCheckpoint(walRecordsIn(late.dir)).height;
-    assert.ok(stored >= HALT, `the stored chain is at ${stored}, at or past ${HALT}`);
-    for (const haltHeight of [HALT, stored]) {
+    assert.ok(stored > HALT, `the stored chain is at ${stored}, past ${HALT}`);
+    for (const haltHeight of [HALT, stored - 1]) {
       assert.throws(
         () => start(hub, genesis, 'v0', late.dir, keys[0]!, txs, haltHeight, 0),
         (e: unknown) => {
@@ -364,6 +364,73 @@ test('a node whose stored chain reached the halt height without stopping there (
         `haltHeight ${haltHeight}`,
       );
     }
+  } finally {
+    stopAll(nodes);
+    tmp.remove();
+  }
+});
+
+test('a validator stored at the halt height without its snapshot (it waited at the next height for peers that stopped) saves it and stops when started with the halt height, signing nothing; restarted without it, it resumes from that snapshot', async () => {
+  const { tmp, keys, genesis, hub, txs } = fourValidators('zomma-halt-height-at-');
+  // v0 was not given the halt height; the others stop at it, so v0 waits alone at HALT + 1.
+  const nodes = keys.map((key, i) =>
+    start(hub, genesis, `v${i}`, `${tmp.dir}/v${i}`, key, txs, i === 0 ? undefined : HALT, 0),
+  );
+  try {
+    await waitFor(
+      () =>
+        nodes.slice(1).every((n) => n.stopped !== null) && nodes[0]!.sentHeights.includes(HALT + 1),
+      30_000,
+      'three stopped at the halt height and v0 voted at the next',
+    );
+    const late = nodes[0]!;
+    assert.equal(late.loop.haltReport, null, 'v0: no failure');
+    assert.equal(late.app.height, HALT, 'v0 cannot commit past the halt height alone');
+    stop(late);
+    assert.equal(lastCheckpoint(walRecordsIn(late.dir)).height, HALT);
+    const snapshotsOf = (dir: string): number[] => {
+      const storage = openStorage(dir);
+      try {
+        return storage.snapshots.heights();
+      } finally {
+        storage.close();
+      }
+    };
+    assert.ok(!snapshotsOf(late.dir).includes(HALT), 'no snapshot of the halt height yet');
+
+    const again = start(hub, genesis, 'v0', late.dir, keys[0]!, txs, HALT, 0);
+    try {
+      assert.deepEqual(
+        again.stopped,
+        {
+          height: HALT,
+          appHash: nodes[1]!.stopped!.appHash,
+          snapshotSaved: true,
+        },
+        'stopped at once, with the appHash the others stopped with',
+      );
+      assert.equal(again.loop.isRunning, false);
+      assert.deepEqual(again.sentHeights, [], 'nothing sent');
+    } finally {
+      stop(again);
+    }
+    assert.ok(snapshotsOf(late.dir).includes(HALT), 'the snapshot of the halt height saved');
+    // Its votes for HALT + 1, signed before, are still in its WAL for the next start.
+    assert.ok(
+      signedRecordHeights(walRecordsIn(late.dir)).includes(HALT + 1),
+      'the signed records after the checkpoint kept',
+    );
+    // Started again with the halt height: it stopped there, so now it is refused.
+    assert.throws(
+      () => start(hub, genesis, 'v0', late.dir, keys[0]!, txs, HALT, 0),
+      (e: unknown) =>
+        e instanceof NodeError &&
+        e.code === 'HaltHeightReached' &&
+        e.message.includes('where this node stops'),
+    );
+    const resumed = start(hub, genesis, 'v0', late.dir, keys[0]!, txs, undefined, 0);
+    stop(resumed);
+    assert.deepEqual(resumed.restored, { snapshotHeight: HALT, replayedBlocks: 0 });
   } finally {
     stopAll(nodes);
     tmp.remove();

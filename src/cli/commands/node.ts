@@ -33,8 +33,8 @@ export const command: Command = {
     '  --halt-height H: stop once height H is executed and saved, signing nothing after it\n' +
     '    (overrides "haltHeight" in config.json; for an upgrade that changes execution)\n' +
     '  exits 0 on SIGINT or SIGTERM and at the halt height, 1 on a halt, 2 on a config error\n' +
-    '  or a chain already at or past the halt height, 3 when its data directory was replaced\n' +
-    '  while it ran (StorageReplaced: do not restart it as it is; docs/operations.md)',
+    '  or a chain already past the halt height (or stopped at it), 3 when its data directory\n' +
+    '  was replaced while it ran (StorageReplaced: do not restart it as it is; docs/operations.md)',
   async run(args, io) {
     const { values } = parseArgs({
       args,
