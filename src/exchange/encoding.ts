@@ -148,7 +148,19 @@ function expiredOption(m: MarketState, timeMs: number): boolean {
   return m.listed && m.instrument.kind === 'option' && m.expiryMs <= timeMs;
 }
 
-export function readMarketState(r: Reader, m: MarketState, f: string, timeMs: number): void {
+/**
+ * `formatPrevious`: a snapshot of SNAPSHOT_FORMAT_PREVIOUS (9), which does not
+ * say since when an option past expiry counts its grace: one holding such an
+ * option is refused (its state at that height has no format 9 encoding that
+ * this build could hash to the chain's appHash).
+ */
+export function readMarketState(
+  r: Reader,
+  m: MarketState,
+  f: string,
+  timeMs: number,
+  formatPrevious = false,
+): void {
   const index = r.uvarint(`${f}.index`);
   if (index !== m.index) throw new DecodeError(`${f}.index`, 'markets out of order');
   m.indexTicks = r.uvarint(`${f}.indexTicks`);
@@ -202,6 +214,12 @@ export function readMarketState(r: Reader, m: MarketState, f: string, timeMs: nu
     }
   }
   if (expiredOption(m, timeMs)) {
+    if (formatPrevious) {
+      throw new DecodeError(
+        f,
+        'an option past expiry waiting for its settlement price, which a format 9 snapshot cannot restore (it lacks since when its maintenance grace counts): use a snapshot of a height where no option waits for its settlement price',
+      );
+    }
     m.unshockedSinceMs = null;
     if (r.bool(`${f}.hasUnshockedSince`)) {
       const since = r.uvarint(`${f}.unshockedSinceMs`);

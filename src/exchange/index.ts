@@ -4,6 +4,7 @@ export { Exchange, BlockError } from './exchange.ts';
 export type { Block, ExchangeOptions, OracleVotes } from './exchange.ts';
 export {
   SNAPSHOT_FORMAT,
+  SNAPSHOT_FORMAT_PREVIOUS,
   SnapshotFormatError,
   encodeSnapshot,
   decodeSnapshot,

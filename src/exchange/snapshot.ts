@@ -15,8 +15,8 @@
 //
 // The format byte comes first and is checked before anything else is read:
 // any change to the encoding (here or in encoding.ts) raises SNAPSHOT_FORMAT,
-// and a snapshot of another format is refused with a SnapshotFormatError
-// naming both. Format 2 added the markets' liquidationBacklog flag; format 1
+// and a snapshot of another format (other than the one before it, below) is
+// refused with a SnapshotFormatError naming both. Format 2 added the markets' liquidationBacklog flag; format 1
 // snapshots are refused (some were written before the flag, some after, so
 // they cannot be told apart). Format 3 added the oracle state. Format 4 adds
 // each validator's jailing (jailed, the height that jailed it, its stake after
@@ -34,7 +34,8 @@
 // each market's tradeCount after its seq. Format 9 adds each order record's
 // placedLots after its seq. Format 10 adds, for a listed option past expiry
 // (waiting for its settlement price), since when its maintenance grace counts
-// (unshockedSinceMs), after its kept mark.
+// (unshockedSinceMs), after its kept mark. Format 9 is read too
+// (SNAPSHOT_FORMAT_PREVIOUS) where it holds no such option.
 //
 // Canonical: a state has one encoding, and every other byte string is refused
 // or decodes to a state with another appHash (snapshot_cover.test.ts flips
@@ -92,8 +93,17 @@ import { Account, ExchangeState, MarketState, Principal } from './state.ts';
 /** A spent deposit id in a snapshot: its length byte and 64 hex characters. */
 const CREDITED_RECORD_BYTES = 65;
 
-/** The snapshot encoding this build writes and reads. */
+/** The snapshot encoding this build writes. */
 export const SNAPSHOT_FORMAT = 10;
+/**
+ * The format before it, which this build reads too: a chain the build before
+ * stopped at a halt height resumes from that build's snapshot under this one
+ * (docs/operations.md, "Upgrades"). Its bytes are format 10's but for the
+ * state of an option past expiry waiting for its settlement price (format 10
+ * adds since when its grace counts, which format 9 does not know), so a
+ * format 9 snapshot holding such an option is refused (readMarketState).
+ */
+export const SNAPSHOT_FORMAT_PREVIOUS = 9;
 
 /** A snapshot of a format this build does not read (a DecodeError, so callers refusing bad snapshots refuse it too). */
 export class SnapshotFormatError extends DecodeError {
@@ -102,7 +112,7 @@ export class SnapshotFormatError extends DecodeError {
   constructor(foundFormat: number) {
     super(
       'snapshot.format',
-      `snapshot format ${foundFormat} is not supported: this build reads format ${SNAPSHOT_FORMAT}`,
+      `snapshot format ${foundFormat} is not supported: this build reads format ${SNAPSHOT_FORMAT} (and ${SNAPSHOT_FORMAT_PREVIOUS}, the one before)`,
     );
     this.foundFormat = foundFormat;
     this.supportedFormat = SNAPSHOT_FORMAT;
@@ -281,7 +291,10 @@ function readProposal(r: Reader, f: string): Proposal {
 export function readSnapshot(r: Reader, options: ExchangeOptions = {}): Exchange {
   const f = 'snapshot';
   const format = r.u8(`${f}.format`);
-  if (format !== SNAPSHOT_FORMAT) throw new SnapshotFormatError(format);
+  if (format !== SNAPSHOT_FORMAT && format !== SNAPSHOT_FORMAT_PREVIOUS) {
+    throw new SnapshotFormatError(format);
+  }
+  const formatPrevious = format === SNAPSHOT_FORMAT_PREVIOUS;
   const genesis = genesisCodec.read(r, `${f}.genesis`);
   const s = new ExchangeState(genesis, bytesKey);
   s.height = r.uvarint(`${f}.height`);
@@ -308,7 +321,7 @@ export function readSnapshot(r: Reader, options: ExchangeOptions = {}): Exchange
   // Every book's orders, each of which has one record (read after the books).
   let restingOrders = 0;
   for (const m of s.markets) {
-    readMarketState(r, m, `${f}.markets[${m.index}]`, s.timeMs);
+    readMarketState(r, m, `${f}.markets[${m.index}]`, s.timeMs, formatPrevious);
     m.book = readBookOrders(r, `${f}.markets[${m.index}].book`, lastOrderId);
     restingOrders += m.book.orderCount;
     if (m.auction !== null) {
@@ -335,7 +348,7 @@ export function readSnapshot(r: Reader, options: ExchangeOptions = {}): Exchange
       }
       const m = readListedSlot(r, s, index, g);
       s.markets.push(m);
-      readMarketState(r, m, g, s.timeMs);
+      readMarketState(r, m, g, s.timeMs, formatPrevious);
       m.book = readBookOrders(r, `${g}.book`, lastOrderId);
       restingOrders += m.book.orderCount;
     }
@@ -500,6 +513,8 @@ export function decodeSnapshot(bytes: Uint8Array, options: ExchangeOptions = {})
   // construction (O(state), as the decode): a node keeps and serves the bytes
   // it took, and peers group offers by their hash.
   const again = encodeSnapshot(ex);
+  // The format before differs in its format byte alone (what it can restore).
+  if (bytes[0] === SNAPSHOT_FORMAT_PREVIOUS) again[0] = SNAPSHOT_FORMAT_PREVIOUS;
   if (again.length !== bytes.length || again.some((x, i) => x !== bytes[i])) {
     throw new DecodeError('snapshot', 'not the canonical encoding of the state it restores');
   }

@@ -3,7 +3,12 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { daysFromCivil, expiryMsOfDay, MS_PER_DAY } from '../../src/exchange/instruments/index.ts';
 import { sizeIn } from '../../src/exchange/position.ts';
-import { decodeSnapshot, encodeSnapshot } from '../../src/exchange/snapshot.ts';
+import {
+  SNAPSHOT_FORMAT,
+  SNAPSHOT_FORMAT_PREVIOUS,
+  decodeSnapshot,
+  encodeSnapshot,
+} from '../../src/exchange/snapshot.ts';
 import { decodeGenesis, encodeGenesis } from '../../src/exchange/genesis.ts';
 import {
   equityQuote,
@@ -1185,6 +1190,37 @@ test('when an expired option’s grace counts from is in its market’s leaf: a 
   assert.throws(
     () => decodeSnapshot(encodeSnapshot(copy)),
     (e: unknown) => e instanceof DecodeError && e.message.includes('after the expiry'),
+  );
+});
+
+test('a snapshot of the format before (9, without the grace of expired options) restores the same appHash where no option waits for its settlement price, and is refused where one does', () => {
+  assert.equal(SNAPSHOT_FORMAT_PREVIOUS, SNAPSHOT_FORMAT - 1);
+  const h = harness();
+  h.fund(alice, 100_000n * USDC);
+  h.fund(bob, 100_000n * USDC);
+  h.block([], MINUTE_MS);
+  const call = h.ex.state.marketByName.get(CALL)!;
+  assert.ok(h.one(bob, limit(CALL, 'buy', call.markTicks, 2)).actions[0]!.ok);
+  assert.ok(h.one(alice, limit(CALL, 'sell', call.markTicks, 2)).actions[0]!.ok);
+  h.block([], MINUTE_MS);
+  // Before the expiry, format 9 wrote these bytes but for the format byte.
+  const before = encodeSnapshot(h.ex);
+  before[0] = SNAPSHOT_FORMAT_PREVIOUS;
+  const restored = decodeSnapshot(before, { checkInvariants: true });
+  assert.deepEqual(restored.appHash, h.ex.appHash);
+  // The restored state writes the current format.
+  assert.equal(encodeSnapshot(restored)[0], SNAPSHOT_FORMAT);
+
+  const waiting = harness();
+  expiredCallWaiting(waiting);
+  const after = encodeSnapshot(waiting.ex);
+  after[0] = SNAPSHOT_FORMAT_PREVIOUS;
+  assert.throws(
+    () => decodeSnapshot(after),
+    (e: unknown) =>
+      e instanceof DecodeError &&
+      e.message.includes('format 9 snapshot cannot restore') &&
+      e.message.includes('waiting for its settlement price'),
   );
 });
 
