@@ -633,10 +633,10 @@ export class RefMarket {
   /**
    * An amend: MarketHalted, UnknownOrder, a size at or below what filled ends
    * the order, PostOnlyWouldTake (a post-only one that would trade, outside
-   * an auction), PriceOutsideBand (the amended price), OpenInterestCapExceeded
-   * (an amend that can take), then during an auction a move among the
-   * auction orders, else a reduce in place or a re-entry as an incoming GTC
-   * order.
+   * an auction), PriceOutsideBand (an amend to a new price or a larger
+   * size), OpenInterestCapExceeded (an amend that can take), then during an
+   * auction a move among the auction orders, else a reduce in place or a
+   * re-entry as an incoming GTC order.
    */
   amend(acct: number, orderId: number, priceTicks?: number, sizeLots?: number): RResult {
     if (this.halted) return { ok: false, code: 'MarketHalted' };
@@ -660,8 +660,7 @@ export class RefMarket {
       if (opp.length > 0 && (buy ? opp[0]!.price <= price : opp[0]!.price >= price))
         return { ok: false, code: 'PostOnlyWouldTake' };
     }
-    if (priceTicks !== undefined && priceTicks !== o.price && this.outsideBand(price))
-      return { ok: false, code: 'PriceOutsideBand' };
+    if (losesPlace && this.outsideBand(price)) return { ok: false, code: 'PriceOutsideBand' };
     if (!o.postOnly && losesPlace && this.overOiCap(acct, o.side, open))
       return { ok: false, code: 'OpenInterestCapExceeded' };
     if (this.inAuction) {
