@@ -95,14 +95,19 @@ export function amend(ctx: Ctx, a: Amend): ActionResult {
       return no('PostOnlyWouldTake', `would trade at ${best}`);
     }
   }
+  // A new price or a larger open size re-enters the book as a new order there
+  // would: the price band bounds it as it bounds that placement, so lots added
+  // at the old price do not come to rest outside the band once the mark has
+  // moved away. A smaller size at the same price stays in place, unbounded.
+  const losesPriority = priceTicks !== order.priceTicks || sizeLots > order.sizeLots;
   // The open-interest cap bounds what may take: a smaller size at the same
   // price stays in place, and a post-only order never takes (as at placement).
-  const takes = !order.postOnly && (priceTicks !== order.priceTicks || sizeLots > order.sizeLots);
+  const takes = !order.postOnly && losesPriority;
   const breaker = checkBreakers(
     market,
     sizeIn(meta.account, market),
     buy,
-    priceTicks !== order.priceTicks ? priceTicks : null,
+    losesPriority ? priceTicks : null,
     sizeLots,
     !takes,
   );
@@ -141,7 +146,6 @@ export function amend(ctx: Ctx, a: Amend): ActionResult {
       );
     }
   }
-  const losesPriority = priceTicks !== order.priceTicks || sizeLots > order.sizeLots;
   const auction = market.auction;
   if (auction !== null && auction.active) {
     meta.placedLots = placedLots;

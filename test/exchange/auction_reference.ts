@@ -632,10 +632,11 @@ export class RefMarket {
 
   /**
    * An amend: MarketHalted, UnknownOrder, a size at or below what filled ends
-   * the order, PriceOutsideBand (the amended price), OpenInterestCapExceeded
-   * (an amend that can take), then during an auction a move among the
-   * auction orders, else a reduce in place or a re-entry as an incoming GTC
-   * order (PostOnlyWouldTake for a post-only one that would trade).
+   * the order, PostOnlyWouldTake (a post-only one that would trade, outside
+   * an auction), PriceOutsideBand (an amend to a new price or a larger
+   * size), OpenInterestCapExceeded (an amend that can take), then during an
+   * auction a move among the auction orders, else a reduce in place or a
+   * re-entry as an incoming GTC order.
    */
   amend(acct: number, orderId: number, priceTicks?: number, sizeLots?: number): RResult {
     if (this.halted) return { ok: false, code: 'MarketHalted' };
@@ -651,8 +652,15 @@ export class RefMarket {
       }
     }
     const losesPlace = price !== o.price || open > o.open;
-    if (priceTicks !== undefined && priceTicks !== o.price && this.outsideBand(price))
-      return { ok: false, code: 'PriceOutsideBand' };
+    // A post-only order moved to where it would take is refused for that
+    // first, before the breakers, as its placement there would be.
+    if (o.postOnly && !this.inAuction) {
+      const buy = o.side === 'buy';
+      const opp = this.bookSide(buy ? 'sell' : 'buy').filter((x) => x !== o);
+      if (opp.length > 0 && (buy ? opp[0]!.price <= price : opp[0]!.price >= price))
+        return { ok: false, code: 'PostOnlyWouldTake' };
+    }
+    if (losesPlace && this.outsideBand(price)) return { ok: false, code: 'PriceOutsideBand' };
     if (!o.postOnly && losesPlace && this.overOiCap(acct, o.side, open))
       return { ok: false, code: 'OpenInterestCapExceeded' };
     if (this.inAuction) {
@@ -667,12 +675,6 @@ export class RefMarket {
     if (!losesPlace) {
       o.open = open;
       return { ok: true, order: this.outcome(o, 'rested', null, 0, open, 0, []) };
-    }
-    if (o.postOnly) {
-      const buy = o.side === 'buy';
-      const opp = this.bookSide(buy ? 'sell' : 'buy').filter((x) => x !== o);
-      if (opp.length > 0 && (buy ? opp[0]!.price <= price : opp[0]!.price >= price))
-        return { ok: false, code: 'PostOnlyWouldTake' };
     }
     this.remove(o);
     o.price = price;

@@ -51,6 +51,28 @@ test('limit orders and amends priced more than priceBandPpm from the mark are re
   assert.equal(code(h.one(maker, limit('ETH-PERPETUAL', 'buy', 100_000, 1))), undefined);
 });
 
+test('an order left outside the band by the mark cannot grow there: a larger size is refused, a smaller one passes', () => {
+  const h = new Harness(breakerGenesis());
+  const maker = key('band-grow-maker');
+  h.fund(maker, 1_000_000n * USDC);
+  // Mark 500,000: a bid at 520,000 is within the band [475,000, 525,000].
+  assert.equal(code(h.one(maker, limit(BTC, 'buy', 520_000, 10))), undefined);
+  const bid = [...h.ex.state.orders.values()].find((o) => o.account === h.account(maker))!;
+  // The mark falls to 490,000: the band is [465,500, 514,500] and the bid is above it.
+  h.oracle = { ...h.oracle, BTC: 49_000n * USDC };
+  h.block([]);
+  assert.equal(h.ex.state.marketByName.get(BTC)!.markTicks, 490_000);
+  assert.equal(code(h.one(maker, limit(BTC, 'buy', 520_000, 1))), 'PriceOutsideBand');
+  // Grown, it would rest 40 more lots where no placement may: refused as that placement is.
+  const amend = (sizeLots: number) =>
+    code(h.one(maker, { kind: 'amend', instrument: BTC, orderId: bid.orderId, sizeLots }));
+  assert.equal(amend(50), 'PriceOutsideBand');
+  assert.equal(h.ex.state.markets[0]!.book.order(bid.orderId)!.sizeLots, 10, 'unchanged');
+  // Smaller, it stays in place: nothing new rests there.
+  assert.equal(amend(4), undefined);
+  assert.equal(h.ex.state.markets[0]!.book.order(bid.orderId)!.sizeLots, 4);
+});
+
 test('a cheap market band is at least one tick each side: a two-sided quote fits', () => {
   // Mark 10 ticks, band 5%: floor(10 × 5%) = 0 would leave [10, 10], where a
   // bid and an ask can only cross, and any order fails once the mark moves.

@@ -13,7 +13,8 @@ import type { MarketState } from '../../src/exchange/state.ts';
 import { divBig, divTrunc } from '../../src/lib/int.ts';
 import { FUNDING_SAMPLES_PER_INTERVAL_MAX } from '../../src/lib/limits.ts';
 import type { Action, SignedTx } from '../../src/exchange/tx/types.ts';
-import { Harness, USDC, genesis, key, limit } from './helpers.ts';
+import { Harness, USDC, VALIDATORS, genesis, key, limit, replacer } from './helpers.ts';
+import type { ExchangeEvent } from '../../src/exchange/index.ts';
 
 const MINUTE_MS = 60_000;
 const HOUR_MS = 3_600_000;
@@ -173,4 +174,56 @@ test('property: funding samples, rates and payments follow the model over gaps o
     }
   }
   assert.ok(payments > 100, `only ${payments} payments moved money`);
+});
+
+test('a market halted by governance goes on sampling its premium and paying funding, at its mark', () => {
+  // docs/exchange.md, "Orders": a halted market refuses orders and amends;
+  // cancels and funding go on. Its holders pay and receive as in any hour.
+  const h = new Harness();
+  const long = key('halted-funding-long');
+  const short = key('halted-funding-short');
+  const quoter = key('halted-funding-quoter');
+  for (const k of [long, short, quoter]) h.fund(k, 1_000_000n * USDC);
+  const BTC = 'BTC-PERPETUAL';
+  const run = (k: typeof long, action: Action): void => {
+    const r = h.one(k, action);
+    assert.ok(r.ok && r.actions[0]!.ok, JSON.stringify(r, replacer));
+  };
+  run(short, limit(BTC, 'sell', 500_000, 1_000));
+  run(long, limit(BTC, 'buy', 500_000, 1_000));
+  // A bid 0.2% over the index and an ask above it: a premium of 2,000 ppm a sample.
+  run(quoter, limit(BTC, 'buy', 501_000, 1));
+  run(quoter, limit(BTC, 'sell', 502_000, 1));
+  const m = h.ex.state.marketByName.get(BTC)!;
+  const halt: SignedTx[] = [
+    h.tx(VALIDATORS[0]!, {
+      kind: 'govPropose',
+      proposalId: 1,
+      proposal: { kind: 'haltMarket', instrument: BTC },
+    }),
+    h.tx(VALIDATORS[1]!, { kind: 'govVote', proposalId: 1, approve: true }),
+    h.tx(VALIDATORS[2]!, { kind: 'govVote', proposalId: 1, approve: true }),
+  ];
+  h.block(halt);
+  assert.ok(m.halted, 'BTC is halted');
+  // To the next interval boundary, a minute at a time: every minute samples the halted book.
+  const countBefore = m.premiumCount;
+  const cash = h.account(long)!.cashQuote;
+  let paid: ExchangeEvent | undefined;
+  for (let i = 0; i < 61 && paid === undefined; i++) {
+    const next = (Math.floor(h.timeMs / MINUTE_MS) + 1) * MINUTE_MS;
+    const r = h.block([], next - h.timeMs);
+    paid = r.events.find((e) => e.type === 'funding' && e.market === BTC);
+    if (paid === undefined) assert.equal(m.premiumCount, countBefore + i + 1, 'a sample a minute');
+  }
+  assert.ok(paid !== undefined && paid.type === 'funding', 'the halted market pays at the hour');
+  assert.ok(m.halted, 'still halted');
+  assert.ok(paid.ratePpm > 0, `longs pay a premium: ${paid.ratePpm} ppm`);
+  const owed = divBig(
+    1_000n * BigInt(paid.markTicks) * m.k * BigInt(paid.ratePpm),
+    1_000_000n,
+    'ceil',
+  );
+  assert.equal(h.account(long)!.cashQuote, cash - owed, 'the long paid size × mark × k × rate');
+  assert.equal(paid.paidQuote - paid.receivedQuote, paid.dustQuote, 'exact, with the dust');
 });

@@ -645,6 +645,13 @@ export class Model {
       }
     }
     const buy = o.side === 'buy';
+    // A post-only order moved to where it would take is refused for that
+    // first, before its margin is weighed, as its placement there would be.
+    if (o.postOnly) {
+      const best = this.best(m, buy ? 'sell' : 'buy');
+      if (best !== undefined && (buy ? best <= price : best >= price))
+        return no('PostOnlyWouldTake');
+    }
     const grow = size - o.size;
     if (grow > 0 || price !== o.price) {
       // As a placement: refused only when it raises the initial margin beyond
@@ -667,11 +674,6 @@ export class Model {
       o.size = size;
       o.placedLots = placedLots;
       return this.placed(o.id, 'rested', null, 0, size, 0, [], 'amend');
-    }
-    if (o.postOnly) {
-      const best = this.best(m, buy ? 'sell' : 'buy');
-      if (best !== undefined && (buy ? best <= price : best >= price))
-        return no('PostOnlyWouldTake');
     }
     const guard = this.guardFor(m, acct, buy, price, size);
     const t = this.take(m, o.side, acct, price, size, o.stp, guard);

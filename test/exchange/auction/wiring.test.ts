@@ -312,6 +312,32 @@ test('the uncross trades every crossing order at one volume-maximising price, in
   digestSound(h);
 });
 
+test("before the market's first trade, the uncross breaks a tie between prices by their distance to the mark", () => {
+  const h = new Harness();
+  for (const k of [maker, taker, alice, bob]) h.fund(k, 1_000_000n * USDC);
+  const m = btc(h);
+  assert.equal(m.auction!.monitor.lastPriceTicks, 0, 'no trade yet');
+  assert.equal(m.markTicks, 500_000);
+  // The first trade would be at 530,000, beyond 5% of the mark: an auction.
+  assert.equal(code(h.one(maker, limit(BTC, 'sell', 530_000, 1))), undefined);
+  const started = action(h.one(taker, limit(BTC, 'buy', 540_000, 1)));
+  assert.ok(started.ok && started.order!.reason === 'AuctionTriggered', 'the auction started');
+  // Bids 540,000×1 and 508,000×10, asks 530,000×1 and 490,000×10: volume 10 and
+  // imbalance 1 at 490,000 and at 508,000 alike. 508,000 is the closer to the
+  // mark (8,000 ticks against 10,000); the lower price would be 490,000.
+  assert.equal(code(h.one(alice, limit(BTC, 'buy', 508_000, 10))), undefined);
+  assert.equal(code(h.one(bob, limit(BTC, 'sell', 490_000, 10))), undefined);
+  const end = h.block([], AUCTION_MS);
+  assert.equal(m.markTicks, 500_000, 'the mark of the block');
+  assert.deepEqual(events(end, 'auctionEnded')[0], {
+    type: 'auctionEnded',
+    market: BTC,
+    priceTicks: 508_000,
+    volumeLots: 10,
+  });
+  digestSound(h);
+});
+
 test('an auction with nothing crossing ends without trades and keeps every order', () => {
   const { h } = inAuction();
   const m = btc(h);
