@@ -230,6 +230,60 @@ test('devnet: --reset on a directory where a lock holds no pid refuses, and dele
   }
 });
 
+test('devnet: a new chain in a directory holding what no devnet wrote refuses and deletes nothing; nor a file or an empty path', async () => {
+  const home = tempDir('zomma-devnet-foreign-');
+  try {
+    // Bounded all the same, should the refusal be missing.
+    const bounded = ['--base-port', '35960', '--duration', '1', '--no-bots'];
+    // `--dir .zomma` for `.zomma/devnet`: the trader's key sits there.
+    const mine = join(home.dir, '.zomma');
+    mkdirSync(join(mine, 'devnet'), { recursive: true });
+    writeFileSync(join(mine, 'key.json'), 'the trader key\n');
+    for (const flags of [[], ['--reset'], ['--validators', '1']]) {
+      const r = await devnet('--dir', mine, ...flags, ...bounded);
+      assert.equal(r.code, 2, `${flags.join(' ')}: ${r.err}`);
+      assert.match(
+        r.err,
+        /ConfigInvalid: --dir: \S+ holds devnet, key\.json, which no devnet wrote.*nothing was deleted/,
+      );
+      assert.equal(readFileSync(join(mine, 'key.json'), 'utf8'), 'the trader key\n');
+      assert.equal(existsSync(join(mine, 'devnet')), true, 'the folder is untouched');
+    }
+    // A folder holding only folders (whose files the earlier check of the homes' locks never met).
+    const project = join(home.dir, 'project');
+    mkdirSync(join(project, 'src'), { recursive: true });
+    writeFileSync(join(project, 'src', 'work.ts'), 'mine\n');
+    const onProject = await devnet('--dir', project, ...bounded);
+    assert.equal(onProject.code, 2, onProject.err);
+    assert.match(onProject.err, /holds src, which no devnet wrote/);
+    assert.equal(readFileSync(join(project, 'src', 'work.ts'), 'utf8'), 'mine\n');
+    // Beside an earlier chain too: --reset deletes the devnet's own entries only when nothing else is there.
+    const dir = join(home.dir, 'devnet');
+    initNetwork({ validators: 2, out: dir, basePort: 35960, genesisTimeMs: 1_700_000_000_000 });
+    writeFileSync(join(dir, 'notes.txt'), 'mine\n');
+    const r = await devnet('--dir', dir, '--reset', ...bounded);
+    assert.equal(r.code, 2, r.err);
+    assert.match(r.err, /holds notes\.txt, which no devnet wrote/);
+    assert.equal(
+      existsSync(join(dir, 'validator-1', 'genesis.json')),
+      true,
+      'the chain is untouched',
+    );
+    // A file where the directory goes is no directory to clear.
+    const file = join(home.dir, 'file');
+    writeFileSync(file, 'mine\n');
+    const onFile = await devnet('--dir', file, ...bounded);
+    assert.equal(onFile.code, 2, onFile.err);
+    assert.match(onFile.err, /ConfigInvalid: --dir: cannot use \S+ \(ENOTDIR\)/);
+    assert.equal(readFileSync(file, 'utf8'), 'mine\n');
+    const empty = await devnet('--dir', '', ...bounded);
+    assert.equal(empty.code, 2, empty.err);
+    assert.match(empty.err, /--dir must name a directory/);
+  } finally {
+    home.remove();
+  }
+});
+
 test('devnet: a resume runs every validator of the chain, not fewer than a quorum', async () => {
   const home = tempDir('zomma-devnet-count-');
   const dir = join(home.dir, 'devnet');
