@@ -357,3 +357,48 @@ test('devnet: SIGINT to the devnet process stops every validator it started, and
     home.remove();
   }
 });
+
+test('devnet: its output closed early (`zomma devnet | head`) stops every validator it started, and it exits 0', async () => {
+  const home = tempDir('zomma-devnet-epipe-');
+  const dir = join(home.dir, 'devnet');
+  // Below the ephemeral range, where an outgoing connection could take one of them.
+  const port = await freeBase(6, 3);
+  const bin = fileURLToPath(new URL('../../bin/zomma.js', import.meta.url));
+  const args = ['devnet', '--dir', dir, '--validators', '2', '--base-port', String(port)];
+  // --duration bounds the run should the closed output go unnoticed.
+  const child = spawn(process.execPath, [bin, ...args, '--no-bots', '--duration', '60'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => resolve(code)),
+  );
+  let out = '';
+  let err = '';
+  const pids: number[] = [];
+  child.stdout.on('data', (chunk: Buffer) => void (out += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => void (err += chunk.toString()));
+  try {
+    const deadline = Date.now() + 60_000;
+    while (pids.length < 2 && Date.now() < deadline && child.exitCode === null) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      pids.splice(
+        0,
+        pids.length,
+        ...[...out.matchAll(/starting validator-\d \(pid (\d+)\)/g)].map((m) => Number(m[1])),
+      );
+    }
+    assert.equal(pids.length, 2, out + err);
+    // The reader goes away, as `head` does after its lines: the next line the devnet prints fails.
+    child.stdout.destroy();
+    assert.equal(await exited, 0, err);
+    for (const pid of pids) assert.equal(pidAlive(pid), false, `validator pid ${pid} is gone`);
+    for (const i of [0, 1]) {
+      assert.equal(existsSync(join(dir, `validator-${i}`, 'data', 'LOCK')), false, `lock ${i}`);
+    }
+  } finally {
+    // On a failure, nothing this test started is left running: the devnet, then its validators by pid.
+    if (child.exitCode === null) child.kill('SIGKILL');
+    for (const pid of pids) if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
+    home.remove();
+  }
+});
