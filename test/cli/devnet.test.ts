@@ -34,6 +34,9 @@ test('devnet: a bad --validators, --base-port or --duration is a usage error, an
     [['--validators', '2.5'], /--validators must be an integer/],
     [['--validators', '1', '--base-port', 'x'], /--base-port must be an integer/],
     [['--validators', '1', '--duration', '1e10'], /--duration must be/],
+    [['--validators', '1', '--duration', '1e1'], /--duration must be/],
+    [['--validators', '1', '--duration', '0x10'], /--duration must be/],
+    [['--validators', '1', '--duration', ' 5'], /--duration must be/],
   ];
   try {
     for (const [flags, message] of cases) {

@@ -72,7 +72,9 @@ export const command: Command = {
       values.validators === undefined ? null : parseCount(values.validators, '--validators');
     const basePort = parseCount(values['base-port'], '--base-port');
     const durationS = values.duration === undefined ? null : Number(values.duration);
-    if (durationS !== null && !(durationS > 0 && durationS <= DURATION_S_MAX)) {
+    // Decimal only, as every other number a flag takes: Number() also reads "0x10" and "1e3".
+    const decimal = values.duration === undefined || /^[0-9]+(\.[0-9]+)?$/.test(values.duration);
+    if (durationS !== null && !(decimal && durationS > 0 && durationS <= DURATION_S_MAX)) {
       throw new UsageError(
         `--duration must be a positive number of seconds, at most ${DURATION_S_MAX}`,
       );
