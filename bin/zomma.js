@@ -13,9 +13,16 @@ import { register } from 'tsx/esm/api';
 setFlagsFromString('--no-allocation-site-pretenuring');
 register();
 // `zomma … | head` closes the pipe early: that is the reader's choice, not an error.
+// A command that runs until a signal (a node, a devnet and the validators it
+// started) stops as on SIGTERM, cleanly, rather than exit at once and leave
+// its validators running; any other command exits 0.
+let pipeClosed = false;
 process.stdout.on('error', (error) => {
-  if (error.code === 'EPIPE') process.exit(0);
-  throw error;
+  if (error.code !== 'EPIPE') throw error;
+  if (pipeClosed) return;
+  pipeClosed = true;
+  if (process.listenerCount('SIGTERM') > 0) process.emit('SIGTERM', 'SIGTERM');
+  else process.exit(0);
 });
 const { main } = await import('../src/cli/main.ts');
 process.exitCode = await main(process.argv.slice(2));

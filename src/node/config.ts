@@ -8,6 +8,7 @@
 // Every field is validated with a ConfigInvalid error that names it.
 
 import { readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { isIPv6 } from 'node:net';
 import { join } from 'node:path';
 import type { TimeoutConfig } from '../consensus/index.ts';
 import { sha256 } from '../crypto/index.ts';
@@ -150,11 +151,22 @@ const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 export function parseHostPort(text: unknown, field: string): HostPort {
   if (typeof text !== 'string') throw configError(field, 'must be a "host:port" string');
   const at = text.lastIndexOf(':');
-  const host = text.slice(0, at);
+  let host = text.slice(0, at);
   const portText = text.slice(at + 1);
   const port = Number(portText);
   if (at <= 0 || !/^[A-Za-z0-9.\-[\]:]+$/.test(host)) {
     throw configError(field, `"${text}" is not host:port`);
+  }
+  // An IPv6 address is written in brackets, as in a URL ("[::1]:26656"); the
+  // sockets take it without them, and would look "[::1]" up as a host name
+  // (a listener that fails at start, a peer dialed in vain forever).
+  const bracketed = host.startsWith('[') && host.endsWith(']');
+  if (bracketed) host = host.slice(1, -1);
+  if ((bracketed || /[[\]:]/.test(host)) && !isIPv6(host)) {
+    throw configError(
+      field,
+      `"${text}" is not host:port (an IPv6 address goes in brackets: "[::1]:26656")`,
+    );
   }
   // Digits only: Number() reads "" as 0 (a random port) and takes "0x50" and "1e3".
   if (!/^[0-9]{1,5}$/.test(portText) || port > 65_535) {

@@ -355,7 +355,9 @@ export async function startMetricsServer(
   });
   const address = server.address();
   const bound = typeof address === 'object' && address !== null ? address.port : port;
-  return { server, url: `http://${host}:${bound}` };
+  // An IPv6 address goes in brackets in a URL.
+  const shown = host.includes(':') ? `[${host}]` : host;
+  return { server, url: `http://${shown}:${bound}` };
 }
 
 async function answer(

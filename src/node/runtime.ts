@@ -300,8 +300,10 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
   // A listener that cannot bind (the address in use, not ours) is the config's
   // fault: said so, with everything started so far stopped and the home freed.
   const listenFailed = async (field: string, address: string, error: unknown) => {
+    // A host that does not resolve (a typo) fails in its look-up, not in listen().
+    const syscall = (error as NodeJS.ErrnoException).syscall;
     const failure =
-      (error as NodeJS.ErrnoException).syscall !== 'listen'
+      syscall !== 'listen' && syscall !== 'getaddrinfo'
         ? error
         : configError(field, `cannot listen on ${address}: ${(error as Error).message}`);
     startFailed(failure);

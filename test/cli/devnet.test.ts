@@ -34,6 +34,9 @@ test('devnet: a bad --validators, --base-port or --duration is a usage error, an
     [['--validators', '2.5'], /--validators must be an integer/],
     [['--validators', '1', '--base-port', 'x'], /--base-port must be an integer/],
     [['--validators', '1', '--duration', '1e10'], /--duration must be/],
+    [['--validators', '1', '--duration', '1e1'], /--duration must be/],
+    [['--validators', '1', '--duration', '0x10'], /--duration must be/],
+    [['--validators', '1', '--duration', ' 5'], /--duration must be/],
   ];
   try {
     for (const [flags, message] of cases) {
@@ -230,6 +233,60 @@ test('devnet: --reset on a directory where a lock holds no pid refuses, and dele
   }
 });
 
+test('devnet: a new chain in a directory holding what no devnet wrote refuses and deletes nothing; nor a file or an empty path', async () => {
+  const home = tempDir('zomma-devnet-foreign-');
+  try {
+    // Bounded all the same, should the refusal be missing.
+    const bounded = ['--base-port', '35960', '--duration', '1', '--no-bots'];
+    // `--dir .zomma` for `.zomma/devnet`: the trader's key sits there.
+    const mine = join(home.dir, '.zomma');
+    mkdirSync(join(mine, 'devnet'), { recursive: true });
+    writeFileSync(join(mine, 'key.json'), 'the trader key\n');
+    for (const flags of [[], ['--reset'], ['--validators', '1']]) {
+      const r = await devnet('--dir', mine, ...flags, ...bounded);
+      assert.equal(r.code, 2, `${flags.join(' ')}: ${r.err}`);
+      assert.match(
+        r.err,
+        /ConfigInvalid: --dir: \S+ holds devnet, key\.json, which no devnet wrote.*nothing was deleted/,
+      );
+      assert.equal(readFileSync(join(mine, 'key.json'), 'utf8'), 'the trader key\n');
+      assert.equal(existsSync(join(mine, 'devnet')), true, 'the folder is untouched');
+    }
+    // A folder holding only folders (whose files the earlier check of the homes' locks never met).
+    const project = join(home.dir, 'project');
+    mkdirSync(join(project, 'src'), { recursive: true });
+    writeFileSync(join(project, 'src', 'work.ts'), 'mine\n');
+    const onProject = await devnet('--dir', project, ...bounded);
+    assert.equal(onProject.code, 2, onProject.err);
+    assert.match(onProject.err, /holds src, which no devnet wrote/);
+    assert.equal(readFileSync(join(project, 'src', 'work.ts'), 'utf8'), 'mine\n');
+    // Beside an earlier chain too: --reset deletes the devnet's own entries only when nothing else is there.
+    const dir = join(home.dir, 'devnet');
+    initNetwork({ validators: 2, out: dir, basePort: 35960, genesisTimeMs: 1_700_000_000_000 });
+    writeFileSync(join(dir, 'notes.txt'), 'mine\n');
+    const r = await devnet('--dir', dir, '--reset', ...bounded);
+    assert.equal(r.code, 2, r.err);
+    assert.match(r.err, /holds notes\.txt, which no devnet wrote/);
+    assert.equal(
+      existsSync(join(dir, 'validator-1', 'genesis.json')),
+      true,
+      'the chain is untouched',
+    );
+    // A file where the directory goes is no directory to clear.
+    const file = join(home.dir, 'file');
+    writeFileSync(file, 'mine\n');
+    const onFile = await devnet('--dir', file, ...bounded);
+    assert.equal(onFile.code, 2, onFile.err);
+    assert.match(onFile.err, /ConfigInvalid: --dir: cannot use \S+ \(ENOTDIR\)/);
+    assert.equal(readFileSync(file, 'utf8'), 'mine\n');
+    const empty = await devnet('--dir', '', ...bounded);
+    assert.equal(empty.code, 2, empty.err);
+    assert.match(empty.err, /--dir must name a directory/);
+  } finally {
+    home.remove();
+  }
+});
+
 test('devnet: a resume runs every validator of the chain, not fewer than a quorum', async () => {
   const home = tempDir('zomma-devnet-count-');
   const dir = join(home.dir, 'devnet');
@@ -295,6 +352,51 @@ test('devnet: SIGINT to the devnet process stops every validator it started, and
         readFileSync(join(dir, `validator-${i}`, 'node.log'), 'utf8'),
         /"msg":"stopped"/,
       );
+    }
+  } finally {
+    // On a failure, nothing this test started is left running: the devnet, then its validators by pid.
+    if (child.exitCode === null) child.kill('SIGKILL');
+    for (const pid of pids) if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
+    home.remove();
+  }
+});
+
+test('devnet: its output closed early (`zomma devnet | head`) stops every validator it started, and it exits 0', async () => {
+  const home = tempDir('zomma-devnet-epipe-');
+  const dir = join(home.dir, 'devnet');
+  // Below the ephemeral range, where an outgoing connection could take one of them.
+  const port = await freeBase(6, 3);
+  const bin = fileURLToPath(new URL('../../bin/zomma.js', import.meta.url));
+  const args = ['devnet', '--dir', dir, '--validators', '2', '--base-port', String(port)];
+  // --duration bounds the run should the closed output go unnoticed.
+  const child = spawn(process.execPath, [bin, ...args, '--no-bots', '--duration', '60'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => resolve(code)),
+  );
+  let out = '';
+  let err = '';
+  const pids: number[] = [];
+  child.stdout.on('data', (chunk: Buffer) => void (out += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => void (err += chunk.toString()));
+  try {
+    const deadline = Date.now() + 60_000;
+    while (pids.length < 2 && Date.now() < deadline && child.exitCode === null) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      pids.splice(
+        0,
+        pids.length,
+        ...[...out.matchAll(/starting validator-\d \(pid (\d+)\)/g)].map((m) => Number(m[1])),
+      );
+    }
+    assert.equal(pids.length, 2, out + err);
+    // The reader goes away, as `head` does after its lines: the next line the devnet prints fails.
+    child.stdout.destroy();
+    assert.equal(await exited, 0, err);
+    for (const pid of pids) assert.equal(pidAlive(pid), false, `validator pid ${pid} is gone`);
+    for (const i of [0, 1]) {
+      assert.equal(existsSync(join(dir, `validator-${i}`, 'data', 'LOCK')), false, `lock ${i}`);
     }
   } finally {
     // On a failure, nothing this test started is left running: the devnet, then its validators by pid.

@@ -6,6 +6,8 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer as createHttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { zomma } from './helpers.ts';
 import { saveKeyFile } from '../../src/crypto/index.ts';
 import { PERP, key, makeView, refuseLargeOrders, serve } from '../api/fixtures.ts';
@@ -156,6 +158,53 @@ test("tx deposit sends a validator's attestation of a deposit: id, address, amou
     }
     assert.equal(sent.length, 2, 'nothing more was sent');
   } finally {
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a transaction sent to a node that dies before answering names its hash to look up, since it may still commit', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'zomma-cli-tx-'));
+  const keyFile = join(dir, 'key.json');
+  saveKeyFile(keyFile, key(1));
+  const server = await serve(makeView({ autoCommit: true }));
+  // Passes every read to the node; the transaction's request is read whole,
+  // then the connection is cut, as by a node that stopped holding it.
+  const proxy = createHttpServer((req, res) => {
+    if (req.method === 'POST') {
+      req.resume();
+      req.on('end', () => req.socket.destroy());
+      return;
+    }
+    void fetch(server.url + req.url).then(async (answer) => {
+      res.writeHead(answer.status, { 'content-type': 'application/json' });
+      res.end(await answer.text());
+    });
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+  try {
+    const cut = await zomma(
+      'tx',
+      'order',
+      PERP,
+      'buy',
+      '5',
+      '--price',
+      '199',
+      '--node',
+      url,
+      '--key-file',
+      keyFile,
+    );
+    assert.equal(cut.code, 1);
+    assert.match(
+      cut.err,
+      /^zomma tx: NodeUnreachable: cannot reach .*\(if it reached the node, it may still commit: zomma query tx [0-9a-f]{64}\)\n$/,
+    );
+  } finally {
+    proxy.closeAllConnections();
+    await new Promise<void>((resolve) => proxy.close(() => resolve()));
     await server.close();
     rmSync(dir, { recursive: true, force: true });
   }

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig, validateConfig } from '../../src/node/config.ts';
+import { loadConfig, parseHostPort, validateConfig } from '../../src/node/config.ts';
 import { CONFIG_FILE_BYTES_MAX } from '../../src/lib/limits.ts';
 import type { NodeConfig } from '../../src/node/config.ts';
 import { NodeError } from '../../src/node/errors.ts';
@@ -112,4 +112,28 @@ test('config: listen, api and metrics each need an address of their own; a port 
   on({ listen: '127.0.0.1:0', api: '127.0.0.1:0', metrics: '127.0.0.1:0' });
   on({ listen: '127.0.0.1:26656', api: '127.0.0.2:26656' });
   on({ listen: '127.0.0.1:26656', api: '127.0.0.1:1317', metrics: '127.0.0.1:9464' });
+});
+
+test('config: an IPv6 address is written in brackets and reaches the sockets without them; a host with a stray colon or bracket names the field', () => {
+  assert.deepEqual(parseHostPort('[::1]:26656', 'config.listen'), { host: '::1', port: 26656 });
+  assert.deepEqual(parseHostPort('[::]:0', 'config.listen'), { host: '::', port: 0 });
+  assert.deepEqual(parseHostPort('127.0.0.1:26656', 'config.listen'), {
+    host: '127.0.0.1',
+    port: 26656,
+  });
+  validateConfig({
+    ...BASE,
+    listen: '[::1]:26656',
+    peers: [{ ...BASE.peers[0], address: '[::1]:26657' }],
+  });
+  for (const [field, o] of [
+    ['config.listen', { listen: 'a:b:26656' }],
+    ['config.listen', { listen: '[:26656' }],
+    ['config.listen', { listen: '[]:26656' }],
+    ['config.api', { api: '[not-v6]:26657' }],
+    ['config.metrics', { metrics: '[::1:26658' }],
+    ['config.peers[0].address', { peers: [{ ...BASE.peers[0], address: '[10.0.0.1]:26656' }] }],
+  ] as const) {
+    assert.throws(() => validateConfig({ ...BASE, ...o }), refusedAt(field), JSON.stringify(o));
+  }
 });

@@ -88,6 +88,50 @@ test('a peer or metrics address in use is ConfigInvalid naming the field, and th
   }
 });
 
+test('a listen or metrics host that does not resolve is ConfigInvalid naming the field, not a stack trace', async () => {
+  const tmp = tempDir('zomma-nohost-');
+  const home = initSoloHome(tmp.dir, { oracleSeed: 5, snapshotEveryHeights: 0, commitPauseMs: 20 });
+  const config = loadConfig(home);
+  try {
+    // .invalid never resolves (RFC 6761): a typo in a host name fails in its look-up.
+    for (const field of ['listen', 'metrics', 'api'] as const) {
+      saveConfig(home, { ...config, [field]: 'no-such-host.invalid:0' });
+      await assert.rejects(
+        runNode({ home }),
+        (e: unknown) =>
+          e instanceof NodeError && e.code === 'ConfigInvalid' && e.field === `config.${field}`,
+        field,
+      );
+    }
+    // Nothing was left holding the home.
+    saveConfig(home, config);
+    const running = await runNode({ home });
+    await running.stop();
+  } finally {
+    tmp.remove();
+  }
+});
+
+test('a node listens on a bracketed IPv6 address ([::1]:0), and its metrics URL is one', async () => {
+  const tmp = tempDir('zomma-ipv6-');
+  const home = initSoloHome(tmp.dir, { oracleSeed: 5, snapshotEveryHeights: 0, commitPauseMs: 20 });
+  saveConfig(home, { ...loadConfig(home), listen: '[::1]:0', api: '[::1]:0', metrics: '[::1]:0' });
+  try {
+    const running = await runNode({ home });
+    try {
+      const metricsUrl = running.metricsUrl!;
+      assert.match(metricsUrl, /^http:\/\/\[::1\]:[0-9]+$/);
+      const health = await fetch(`${metricsUrl}/health`);
+      await health.body?.cancel();
+      assert.ok([200, 503].includes(health.status), `metrics answered ${health.status}`);
+    } finally {
+      await running.stop();
+    }
+  } finally {
+    tmp.remove();
+  }
+});
+
 test('a restart whose re-execution disagrees with the chain logs why and writes its halt file', async () => {
   const tmp = tempDir('zomma-start-mismatch-');
   const home = initSoloHome(tmp.dir, { oracleSeed: 5, snapshotEveryHeights: 0, commitPauseMs: 20 });

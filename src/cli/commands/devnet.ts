@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { loadConfig, parseHostPort } from '../../node/config.ts';
+import { configError } from '../../node/errors.ts';
 import { startBots } from '../../node/bots/bots.ts';
 import type { RunningBots } from '../../node/bots/bots.ts';
 import { checkInitOptions, initNetwork } from '../../node/init.ts';
@@ -71,12 +72,16 @@ export const command: Command = {
       values.validators === undefined ? null : parseCount(values.validators, '--validators');
     const basePort = parseCount(values['base-port'], '--base-port');
     const durationS = values.duration === undefined ? null : Number(values.duration);
-    if (durationS !== null && !(durationS > 0 && durationS <= DURATION_S_MAX)) {
+    // Decimal only, as every other number a flag takes: Number() also reads "0x10" and "1e3".
+    const decimal = values.duration === undefined || /^[0-9]+(\.[0-9]+)?$/.test(values.duration);
+    if (durationS !== null && !(decimal && durationS > 0 && durationS <= DURATION_S_MAX)) {
       throw new UsageError(
         `--duration must be a positive number of seconds, at most ${DURATION_S_MAX}`,
       );
     }
     const dir = values.dir;
+    // An empty path (an unset variable in a script) would write the homes into the current directory.
+    if (dir === '') throw new UsageError('--dir must name a directory');
     // Before anything is deleted or written: a devnet running on this
     // directory would lose its chain under it (and then fail on the ports).
     refuseIfRunning(dir);
@@ -97,7 +102,7 @@ export const command: Command = {
       };
       // A bad --validators or --base-port is refused before the old chain is deleted.
       checkInitOptions(init);
-      rmSync(dir, { recursive: true, force: true });
+      clearForNewChain(dir);
       initNetwork(init);
       io.out(`devnet: new chain, ${n} validators in ${dir}`);
     } else {
@@ -235,6 +240,34 @@ export const command: Command = {
   },
 };
 
+/** What a devnet writes in its directory: the validators' homes and the bots' keys. */
+const DEVNET_ENTRY = /^(validator-[0-9]+|bots)$/;
+
+/**
+ * Empties `dir` of an earlier devnet for a new chain. Anything else in it
+ * refuses the start before anything is deleted: a --dir pointed at a folder
+ * of one's own (`.zomma`, which holds the trader's key; a project) must not
+ * be wiped with it.
+ */
+function clearForNewChain(dir: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw configError('--dir', `cannot use ${dir} (${(error as NodeJS.ErrnoException).code})`);
+  }
+  const foreign = names.filter((name) => !DEVNET_ENTRY.test(name)).sort();
+  if (foreign.length > 0) {
+    const shown = foreign.slice(0, 3).join(', ') + (foreign.length > 3 ? ', …' : '');
+    throw configError(
+      '--dir',
+      `${dir} holds ${shown}, which no devnet wrote: a new chain deletes what the directory holds, so give a new or devnet-only --dir (nothing was deleted)`,
+    );
+  }
+  for (const name of names) rmSync(join(dir, name), { recursive: true, force: true });
+}
+
 /** How many validator homes (validator-0, validator-1, …) `dir` holds a chain of; 0: none. */
 function chainValidators(dir: string): number {
   let n = 0;
@@ -250,7 +283,8 @@ function refuseIfRunning(dir: string): void {
   } catch {
     return;
   }
-  for (const name of names) {
+  // The homes only: anything else there is no node's (and a new chain refuses it).
+  for (const name of names.filter((n) => /^validator-[0-9]+$/.test(n))) {
     let pid: number | null;
     try {
       pid = lockHolder(join(dir, name, 'data'));

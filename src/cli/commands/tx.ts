@@ -9,6 +9,7 @@ import type { TxView, ZommaClient } from '../../api/client/index.ts';
 import { parseAddress } from '../../crypto/index.ts';
 import { placeOrder } from '../../exchange/tx/index.ts';
 import type { Action, BuiltTx, OrderType, Side, TimeInForce } from '../../exchange/tx/index.ts';
+import { toHex } from '../../lib/bytes.ts';
 import { ZommaError } from '../../lib/errors.ts';
 import type { Command } from '../io.ts';
 import { InputError, UsageError } from '../io.ts';
@@ -87,7 +88,21 @@ export const command: Command = {
       throw error;
     }
     const wait = values['no-wait'] ? 'none' : 'commit';
-    const tx = await finalOf(client, () => client.submitTx(built.bytes, { wait }));
+    let tx: TxView;
+    try {
+      tx = await finalOf(client, () => client.submitTx(built.bytes, { wait }));
+    } catch (error) {
+      // No answer (the node stopped while it held the transaction, or hung):
+      // it may have been admitted and still commit, and the hash is how to find out.
+      if (error instanceof ZommaError && error.code === 'NodeUnreachable') {
+        throw new ZommaError(
+          error.code,
+          `${error.message} (if it reached the node, it may still commit: zomma query tx ${toHex(built.hash)})`,
+          { cause: error },
+        );
+      }
+      throw error;
+    }
     if (values.json) io.out(JSON.stringify({ account: addressOfKey(key), ...tx }));
     else io.out(`account ${addressOfKey(key)}\n${describeTx(tx)}`);
     return tx.status === 'rejected' ? 1 : 0;
