@@ -4,6 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
+import { createServer } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -435,5 +437,33 @@ test('a call whose arguments break its route is refused before it is sent, as th
     assert.equal((await client.trades(PERP)).trades.length, 1);
   } finally {
     await server.close();
+  }
+});
+
+test('a node that takes the connection and never answers is NodeUnreachable after answerTimeoutMs, plus the commit wait of a wait=commit submission', async () => {
+  // Accepts and says nothing, as a stopped (SIGSTOP) or hung node's kernel does.
+  const sockets = new Set<Socket>();
+  const silent = createServer((socket) => void sockets.add(socket));
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+  const unreachable = (ms: number) => (e: unknown) =>
+    e instanceof ZommaApiError &&
+    e.code === 'NodeUnreachable' &&
+    e.message === `cannot reach ${url} (no answer within ${ms / 1000} s)`;
+  try {
+    const client = new ZommaClient({ url, answerTimeoutMs: 100 });
+    await assert.rejects(client.status(), unreachable(100));
+    const bytes = new Uint8Array(8);
+    await assert.rejects(client.submitTx(bytes), unreachable(100));
+    await assert.rejects(
+      client.submitTx(bytes, { wait: 'commit', timeoutMs: 150 }),
+      unreachable(250),
+    );
+    for (const answerTimeoutMs of [0, -1, 1.5, Number.NaN]) {
+      assert.throws(() => new ZommaClient({ url, answerTimeoutMs }), RangeError);
+    }
+  } finally {
+    for (const socket of sockets) socket.destroy();
+    await new Promise<void>((resolve) => silent.close(() => resolve()));
   }
 });

@@ -2,6 +2,7 @@
 // generic request() and a named method per route.
 
 import { ZommaError } from '../../lib/errors.ts';
+import { API_REQUEST_TIMEOUT_MS, API_WAIT_COMMIT_MS_DEFAULT } from '../../lib/limits.ts';
 import { checkRouteInput } from '../check.ts';
 import { routes } from '../routes.ts';
 import type { BodyOf, ParamsOf, QueryOf, ResponseOf, RouteDef, Routes } from '../routes.ts';
@@ -67,19 +68,42 @@ export interface HttpClientOptions {
   url: string;
   /** Default: the global fetch (Node 20). */
   fetch?: typeof fetch;
+  /**
+   * How long a request waits for the node's whole answer, ms, beyond the
+   * commit wait of a `wait=commit` submission (its timeoutMs, else the node's
+   * default): a node that took the connection and never answers (its process
+   * stopped or hung) is then NodeUnreachable, instead of holding the caller
+   * for fetch's own five minutes. Default API_REQUEST_TIMEOUT_MS, within which
+   * a live node answers or closes the request.
+   */
+  answerTimeoutMs?: number;
 }
 
 export class HttpClient {
   readonly url: string;
   private readonly fetchFn: typeof fetch;
+  private readonly answerTimeoutMs: number;
 
   constructor(options: HttpClientOptions) {
     this.url = options.url.replace(/\/+$/, '');
     this.fetchFn = options.fetch ?? fetch;
+    const answerMs = options.answerTimeoutMs ?? API_REQUEST_TIMEOUT_MS;
+    if (!Number.isSafeInteger(answerMs) || answerMs < 1) {
+      throw new RangeError(`answerTimeoutMs must be a whole number of ms, at least 1: ${answerMs}`);
+    }
+    this.answerTimeoutMs = answerMs;
   }
 
-  /** Calls one route; throws ZommaApiError with the node's code on an error answer. */
-  async request<R extends RouteDef>(route: R, input: RequestInput<R>): Promise<ResponseOf<R>> {
+  /**
+   * Calls one route; throws ZommaApiError with the node's code on an error
+   * answer, and NodeUnreachable without one (nothing within answerTimeoutMs
+   * plus `waitMs`, the time the node may take on purpose).
+   */
+  async request<R extends RouteDef>(
+    route: R,
+    input: RequestInput<R>,
+    waitMs = 0,
+  ): Promise<ResponseOf<R>> {
     const { params, query, body } = input as { params?: object; query?: object; body?: unknown };
     // Refused here as the node would refuse it, rather than sent, or quietly sent without.
     const refusal = checkRouteInput(route, { params, query, body });
@@ -101,6 +125,12 @@ export class HttpClient {
       init.body = JSON.stringify(body);
       init.headers = { 'content-type': 'application/json' };
     }
+    const answerMs = this.answerTimeoutMs + waitMs;
+    // A timer of its own rather than AbortSignal.timeout(), whose timer does
+    // not keep its signal alive: the abort must come however long it takes.
+    const late = new AbortController();
+    const timer = setTimeout(() => late.abort(), answerMs);
+    init.signal = late.signal;
     let response: Response;
     let text: string;
     try {
@@ -108,14 +138,16 @@ export class HttpClient {
       text = await response.text();
     } catch (error) {
       if (error instanceof ZommaError) throw error;
+      const reason = late.signal.aborted
+        ? `no answer within ${answerMs / 1000} s`
+        : unreachableReason(error);
       throw new ZommaApiError(
         0,
-        {
-          code: 'NodeUnreachable',
-          message: `cannot reach ${this.url} (${unreachableReason(error)})`,
-        },
+        { code: 'NodeUnreachable', message: `cannot reach ${this.url} (${reason})` },
         { cause: error },
       );
+    } finally {
+      clearTimeout(timer);
     }
     let json: unknown;
     try {
@@ -185,6 +217,8 @@ export class HttpClient {
     const query: QueryOf<Routes['submitTx']> = {};
     if (options.wait !== undefined) query.wait = options.wait;
     if (options.timeoutMs !== undefined) query.timeoutMs = options.timeoutMs;
-    return this.request(routes.submitTx, { query, body: bytes });
+    const waitMs =
+      options.wait === 'commit' ? (options.timeoutMs ?? API_WAIT_COMMIT_MS_DEFAULT) : 0;
+    return this.request(routes.submitTx, { query, body: bytes }, waitMs);
   }
 }

@@ -13,7 +13,7 @@ import { ZommaError } from '../../lib/errors.ts';
 import { addressOfKey } from '../../api/client/index.ts';
 import { unreachableReason } from '../../api/client/http.ts';
 import type { Command } from '../io.ts';
-import { API_REQUEST_TIMEOUT_MS, API_WAIT_COMMIT_MS_DEFAULT } from '../../lib/limits.ts';
+import { API_REQUEST_TIMEOUT_MS } from '../../lib/limits.ts';
 
 /** The devnet's first validator (`zomma devnet`: base port 27000, API at +1). */
 export const DEFAULT_NODE_URL = 'http://127.0.0.1:27001';
@@ -29,40 +29,32 @@ export const CLIENT_OPTIONS = {
 } as const;
 
 /**
- * How long a command waits for a node's answer, ms: a live node answers
- * within its request timeout, the commit wait of `tx` (the node's default)
- * included. A node that takes the connection and never answers (its process
+ * How long a command waits for a node's answer beyond a `tx`'s commit wait,
+ * ms (the SDK's answerTimeoutMs): a live node answers within its request
+ * timeout. A node that takes the connection and never answers (its process
  * stopped or hung) would otherwise hold the command for fetch's own five
  * minutes.
  */
-export const NODE_ANSWER_MS = API_WAIT_COMMIT_MS_DEFAULT + API_REQUEST_TIMEOUT_MS;
+export const NODE_ANSWER_MS = API_REQUEST_TIMEOUT_MS;
 
 export function clientOf(url: string, answerMs = NODE_ANSWER_MS): ZommaClient {
   if (!/^https?:\/\/[^\s/]+/.test(url))
     throw new UsageError(`--node must be an http(s) URL: ${url}`);
   // The SDK's NodeUnreachable names the system's reason; a person also gets the likely fix.
   const reach: typeof fetch = async (input, init) => {
-    // A timer of our own, held strongly until it fires: with AbortSignal.timeout(),
-    // whose timer holds its signal only weakly, some runs of the command never
-    // saw the abort. Unref'd: it also covers reading the body, after this
-    // returns, and must not keep a finished command alive.
-    const timeout = new AbortController();
-    setTimeout(() => timeout.abort(), answerMs).unref();
-    const signal = init?.signal ? AbortSignal.any([init.signal, timeout.signal]) : timeout.signal;
     try {
-      return await fetch(input, { ...init, signal });
+      return await fetch(input, init);
     } catch (error) {
-      const reason = timeout.signal.aborted
-        ? `no answer within ${answerMs / 1000} s`
-        : unreachableReason(error);
+      // No answer in time: the SDK says so.
+      if (init?.signal?.aborted === true) throw error;
       throw new ZommaError(
         'NodeUnreachable',
-        `cannot reach ${url} (${reason}); is the node running?`,
+        `cannot reach ${url} (${unreachableReason(error)}); is the node running?`,
         { cause: error },
       );
     }
   };
-  return new ZommaClient({ url, fetch: reach });
+  return new ZommaClient({ url, fetch: reach, answerTimeoutMs: answerMs });
 }
 
 /**
