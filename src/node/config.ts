@@ -224,6 +224,18 @@ function hexKey(x: unknown, field: string): string {
   return x;
 }
 
+/**
+ * A field whose absence means its default: `null` is not that absence (the
+ * fields that take null say what it means), so `"validator": null` is
+ * refused rather than read as the default, true.
+ */
+function orDefault(c: Record<string, unknown>, name: string, fallback: unknown): unknown {
+  const x = c[name];
+  if (x === null)
+    throw configError(`config.${name}`, 'must not be null (leave it out for the default)');
+  return x === undefined ? fallback : x;
+}
+
 /** Validates a parsed config.json. */
 export function validateConfig(raw: unknown): NodeConfig {
   const c = object(raw, 'config');
@@ -251,7 +263,7 @@ export function validateConfig(raw: unknown): NodeConfig {
   for (const name of Object.keys(c)) {
     if (!known.has(name)) throw configError(`config.${name}`, 'unknown field');
   }
-  const moniker = c.moniker ?? 'node';
+  const moniker = orDefault(c, 'moniker', 'node');
   if (typeof moniker !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(moniker)) {
     throw configError('config.moniker', 'must be 1 to 64 of A-Z a-z 0-9 _ . -');
   }
@@ -292,30 +304,35 @@ export function validateConfig(raw: unknown): NodeConfig {
     if (hp.port === 0) throw configError(`${f}.address`, 'a peer needs a real port');
     return { publicKey, address: entry.address as string };
   });
-  const validator = c.validator ?? true;
+  const validator = orDefault(c, 'validator', true);
   if (typeof validator !== 'boolean')
     throw configError('config.validator', 'must be true or false');
   const snapshotEveryHeights = int(
-    c.snapshotEveryHeights ?? SNAPSHOT_EVERY_HEIGHTS_DEFAULT,
+    orDefault(c, 'snapshotEveryHeights', SNAPSHOT_EVERY_HEIGHTS_DEFAULT),
     'config.snapshotEveryHeights',
     0,
     1_000_000,
   );
-  const snapshotsKept = int(c.snapshotsKept ?? SNAPSHOTS_KEPT, 'config.snapshotsKept', 1, 1_000);
+  const snapshotsKept = int(
+    orDefault(c, 'snapshotsKept', SNAPSHOTS_KEPT),
+    'config.snapshotsKept',
+    1,
+    1_000,
+  );
   const commitPauseMs = int(
-    c.commitPauseMs ?? COMMIT_PAUSE_MS_DEFAULT,
+    orDefault(c, 'commitPauseMs', COMMIT_PAUSE_MS_DEFAULT),
     'config.commitPauseMs',
     0,
     60_000,
   );
   const proposeWaitMs = int(
-    c.proposeWaitMs ?? PROPOSE_WAIT_MS_DEFAULT,
+    orDefault(c, 'proposeWaitMs', PROPOSE_WAIT_MS_DEFAULT),
     'config.proposeWaitMs',
     0,
     10_000,
   );
   const oracle = c.oracle === undefined || c.oracle === null ? null : validateOracle(c.oracle);
-  const logLevel = c.logLevel ?? 'info';
+  const logLevel = orDefault(c, 'logLevel', 'info');
   if (!LOG_LEVELS.includes(logLevel as NodeConfig['logLevel'])) {
     throw configError('config.logLevel', `must be one of ${LOG_LEVELS.join(', ')}`);
   }
@@ -363,11 +380,11 @@ export function validateConfig(raw: unknown): NodeConfig {
       throw configError('config.apiLimits.accountBurstTxs', 'must be at least accountTxsPerS');
     }
   }
-  const checkInvariants = c.checkInvariants ?? false;
+  const checkInvariants = orDefault(c, 'checkInvariants', false);
   if (typeof checkInvariants !== 'boolean') {
     throw configError('config.checkInvariants', 'must be true or false');
   }
-  const stateSync = c.stateSync ?? false;
+  const stateSync = orDefault(c, 'stateSync', false);
   if (typeof stateSync !== 'boolean')
     throw configError('config.stateSync', 'must be true or false');
   if (stateSync && peers.every((p) => p.address === undefined)) {
@@ -380,7 +397,12 @@ export function validateConfig(raw: unknown): NodeConfig {
   if (trustedBlock !== null && !stateSync) {
     throw configError('config.trustedBlock', 'is read by state sync only: set "stateSync": true');
   }
-  const blocksKept = int(c.blocksKept ?? 0, 'config.blocksKept', 0, Number.MAX_SAFE_INTEGER);
+  const blocksKept = int(
+    orDefault(c, 'blocksKept', 0),
+    'config.blocksKept',
+    0,
+    Number.MAX_SAFE_INTEGER,
+  );
   if (blocksKept !== 0) {
     if (blocksKept < BLOCKS_KEPT_MIN) {
       throw configError('config.blocksKept', `must be 0 (keep all) or at least ${BLOCKS_KEPT_MIN}`);

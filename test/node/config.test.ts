@@ -137,3 +137,37 @@ test('config: an IPv6 address is written in brackets and reaches the sockets wit
     assert.throws(() => validateConfig({ ...BASE, ...o }), refusedAt(field), JSON.stringify(o));
   }
 });
+
+test('config: a field whose absence means a default refuses null, naming it (null "validator" is no full node); the fields that take null still do', () => {
+  for (const name of [
+    'moniker',
+    'validator',
+    'snapshotEveryHeights',
+    'snapshotsKept',
+    'commitPauseMs',
+    'proposeWaitMs',
+    'logLevel',
+    'checkInvariants',
+    'stateSync',
+    'blocksKept',
+  ]) {
+    assert.throws(
+      () => validateConfig({ ...BASE, [name]: null }),
+      (e: unknown) =>
+        refusedAt(`config.${name}`)(e) && (e as Error).message.includes('leave it out'),
+      name,
+    );
+  }
+  const c = validateConfig({
+    ...BASE,
+    api: null,
+    metrics: null,
+    oracle: null,
+    timeouts: null,
+    apiLimits: null,
+    trustedBlock: null,
+    haltHeight: null,
+  });
+  assert.equal(c.api, null);
+  assert.equal(c.validator, true);
+});
