@@ -41,7 +41,7 @@ import type {
 import type { JsonSchema } from './schema.ts';
 import type { NodeView, ReadModel, TxView } from './view.ts';
 import { WsHub, endedMessage } from './ws.ts';
-import type { WsLimits } from './ws.ts';
+import type { WsLimits, WsSubmitter } from './ws.ts';
 
 export interface ApiLimits extends WsLimits {
   bodyBytesMax: number;
@@ -709,7 +709,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     throw new ApiError('UpgradeRequired', 426, 'connect with a WebSocket upgrade');
   });
 
-  const hub = new WsHub(view, limits, nowMs, {
+  const submitter: WsSubmitter = {
     takeIp: (ip) => ipLimiter.take(ip),
     // POST /v1/tx's handler, so both paths answer alike.
     submit: async (r, ip) => {
@@ -745,7 +745,10 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
         };
       }
     },
-  });
+  };
+  const hub = new WsHub(view, limits, nowMs, submitter, (errorId, err) =>
+    log.error({ errorId, err }, 'internal error'),
+  );
   if (options.trustProxy !== true) {
     const connectionsMax = Math.max(
       limits.connectionsPerIpMax,

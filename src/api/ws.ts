@@ -22,6 +22,7 @@
 // the connection's limit). A subscription to such a market is refused with
 // MarketEnded and the same record.
 
+import { randomUUID } from 'node:crypto';
 import { Ajv } from 'ajv';
 import type { WebSocket } from 'ws';
 import { assert } from '../lib/assert.ts';
@@ -115,6 +116,9 @@ export interface WsSubmitter {
   /** Never rejects: every failure is an answer. */
   submit(request: WsSubmitRequest, ip: string): Promise<WsSubmitAnswer>;
 }
+
+/** Where an unexpected failure's details go, under the id its InternalError answer names. */
+export type InternalErrorLog = (errorId: string, error: unknown) => void;
 
 const validateSubmit = new Ajv({ allErrors: false }).compile<WsSubmitRequest>(wsSubmitSchema.json);
 
@@ -353,17 +357,20 @@ export class WsHub {
    * connection: an address's connections share one allowance.
    */
   private readonly ipMessages: RateLimiter;
+  private readonly logInternal: InternalErrorLog;
 
   constructor(
     view: NodeView,
     limits: WsLimits,
     nowMs: () => number,
     submitter: WsSubmitter | null = null,
+    logInternal: InternalErrorLog = () => {},
   ) {
     this.view = view;
     this.limits = limits;
     this.nowMs = nowMs;
     this.submitter = submitter;
+    this.logInternal = logInternal;
     this.ipMessages = new RateLimiter(
       {
         perSecond: Math.max(limits.ipMessagesPerS, limits.messagesPerS),
@@ -399,7 +406,13 @@ export class WsHub {
       this.nowMs,
     );
     socket.on('message', (raw, isBinary) => {
-      this.onRequest(conn, isBinary ? undefined : raw.toString(), limiter);
+      try {
+        this.onRequest(conn, isBinary ? undefined : raw.toString(), limiter);
+      } catch (e) {
+        // Thrown out of the socket's event, it would end the process: answered
+        // as HTTP answers an unexpected failure, and the connection goes on.
+        this.internalError(conn, e);
+      }
     });
     socket.on('close', () => this.detach(conn));
     socket.on('error', () => {
@@ -505,6 +518,19 @@ export class WsHub {
       if (this.bufferedTotal <= targetBytes) break;
       this.drop(conn);
     }
+  }
+
+  /** An unexpected failure: its details go only to the log, under the id the answer names. */
+  private internalError(conn: Connection, error: unknown, channel?: string): void {
+    const errorId = randomUUID();
+    this.logInternal(errorId, error);
+    this.send(conn, {
+      type: 'error',
+      code: 'InternalError',
+      message: 'internal error',
+      errorId,
+      ...(channel !== undefined ? { channel } : {}),
+    });
   }
 
   private error(conn: Connection, code: string, message: string, channel?: string): void {
@@ -744,11 +770,12 @@ export class WsHub {
         fromSeq !== undefined && this.resume(conn, sub, name, parsed.kind, read, fromSeq as number);
       if (!resumed) this.snapshot(conn, sub, parsed.kind, parsed.key, read);
     } catch (e) {
-      // A read the node refuses (a halted node serves no account state): the
-      // subscription ends with the reason, as an HTTP read would answer it.
-      if (!(e instanceof ApiError)) throw e;
+      // A read the node refuses (a halted node serves no account state), or
+      // one that failed: the subscription ends with the reason, as an HTTP
+      // read would answer it (a failure: InternalError, its details logged).
       this.unfollow(conn, name);
-      this.error(conn, e.code, e.message, shown);
+      if (e instanceof ApiError) this.error(conn, e.code, e.message, shown);
+      else this.internalError(conn, e, shown);
     }
   }
 
