@@ -39,7 +39,7 @@ import type {
   Routes,
 } from './routes.ts';
 import type { JsonSchema } from './schema.ts';
-import type { NodeView, ReadModel, TxView } from './view.ts';
+import type { NodeView, ReadModel, SubmitResult, TxView } from './view.ts';
 import { WsHub, endedMessage } from './ws.ts';
 import type { WsLimits, WsSubmitter } from './ws.ts';
 
@@ -353,7 +353,15 @@ function makeHandlers(
       const hash = toHex(sha256(bytes));
       const wait = query.wait === 'commit';
       const waiter = wait ? waiters.add(hash, ip) : undefined;
-      const result = await view.submit(bytes);
+      let result: SubmitResult;
+      try {
+        result = await view.submit(bytes);
+      } catch (err) {
+        // A failed submission (a 500) gives back its place: kept, the waiter
+        // would hold it for good, and its address's share of them with it.
+        waiter?.cancel();
+        throw err;
+      }
       if (!result.ok) {
         waiter?.cancel();
         const extra = result.field !== undefined ? { field: result.field } : {};
@@ -455,7 +463,13 @@ async function waitFinal(
   waiter: { promise: Promise<TxView | undefined>; cancel: () => void },
   timeoutMs: number,
 ): Promise<TxView> {
-  const now = view.read().tx(hash);
+  let now: TxView | undefined;
+  try {
+    now = view.read().tx(hash);
+  } catch (err) {
+    waiter.cancel();
+    throw err;
+  }
   if (now !== undefined && now.status !== 'pending') {
     waiter.cancel();
     return now;

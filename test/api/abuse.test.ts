@@ -115,6 +115,35 @@ test('wait=commit: one address holds at most its share of the commit waiters', a
   }
 });
 
+test('wait=commit: a submission that fails with a 500 gives its commit waiter place back', async () => {
+  const view = makeView({ autoCommit: true });
+  const submit = view.submit.bind(view);
+  let fail = true;
+  view.submit = async (bytes) => {
+    if (fail) throw new Error('the disk failed');
+    return submit(bytes);
+  };
+  const server = await serve(view, { commitWaitersMax: 1, commitWaitersPerIpMax: 1 });
+  const post = (nonce: number) =>
+    server.app.inject({
+      method: 'POST',
+      url: '/v1/tx?wait=commit',
+      payload: { tx: toHex(order(nonce).bytes) },
+    });
+  try {
+    const failed = await post(1);
+    assert.equal(failed.statusCode, 500);
+    assert.equal(failed.json().code, 'InternalError');
+    // The only place is free again (it was held for good: 503 Unavailable).
+    fail = false;
+    const next = await post(2);
+    assert.equal(next.statusCode, 200, next.body);
+    assert.equal(next.json().status, 'committed');
+  } finally {
+    await server.close();
+  }
+});
+
 test('behind a trusted proxy, the address it wrote counts, not those the client put before it', async () => {
   const view = makeView();
   const server = await startApiServer({
