@@ -550,8 +550,13 @@ export class WsHub {
     // submissions leave alone.
     const submitter = this.submitter;
     const submitLike = submitter !== null && text !== undefined && text.includes('"submit"');
-    if (!submitLike && text !== undefined && text.length > WS_CONTROL_MESSAGE_BYTES_MAX) {
+    if (
+      !submitLike &&
+      text !== undefined &&
+      Buffer.byteLength(text) > WS_CONTROL_MESSAGE_BYTES_MAX
+    ) {
       // Only a submission may be that large; no JSON parse for anything else.
+      // Bytes, not characters: one character may take up to three.
       conn.socket.close(1009, 'message too big');
       return;
     }

@@ -1021,18 +1021,22 @@ test('SDK: a trader submits over the socket with the answers of HTTP; a dropped 
 
 test('a message other than a submission larger than WS_CONTROL_MESSAGE_BYTES_MAX closes the connection unparsed', async () => {
   const server = await serve(makeView());
-  const client = new RawClient(server.url);
   try {
-    await client.opened();
-    const closed = new Promise<number>((resolve) => client.socket.on('close', resolve));
-    client.send({
-      op: 'subscribe',
-      channel: 'blocks',
-      pad: 'x'.repeat(WS_CONTROL_MESSAGE_BYTES_MAX),
-    });
-    assert.equal(await closed, 1009);
+    // Counted in bytes: a third as many three-byte characters are as large.
+    for (const pad of ['x'.repeat(WS_CONTROL_MESSAGE_BYTES_MAX), '€'.repeat(1_400)]) {
+      const client = new RawClient(server.url);
+      try {
+        await client.opened();
+        const closed = new Promise<number>((resolve) => client.socket.on('close', resolve));
+        client.send({ op: 'subscribe', channel: 'blocks', pad });
+        // Parsed, it would be answered (an unknown field) instead.
+        const answered = client.nth(() => true).then((m) => m.type);
+        assert.equal(await Promise.race([closed, answered]), 1009, `${pad.length} characters`);
+      } finally {
+        client.close();
+      }
+    }
   } finally {
-    client.close();
     await server.close();
   }
 });
