@@ -223,13 +223,23 @@ function txBytes(body: BodyOf<Routes['submitTx']> | Buffer | undefined): Uint8Ar
   return Uint8Array.from(Buffer.from(body.tx, 'base64'));
 }
 
+/** What a commit waiter gets when the server closes before its transaction is final. */
+const SERVER_CLOSED = 'closed';
+
+/**
+ * What a commit waiter ends with: the final view, undefined when cancelled
+ * (its time ran out), or SERVER_CLOSED.
+ */
+type WaitEnd = TxView | undefined | typeof SERVER_CLOSED;
+
 /**
  * Transactions some `wait=commit` request waits on, resolved from the block
  * stream, or by the mempool's drops (a `dropped` view) as they happen.
  */
 class CommitWaiters {
-  private readonly waiting = new Map<string, Set<(tx: TxView | undefined) => void>>();
+  private readonly waiting = new Map<string, Set<(tx: WaitEnd) => void>>();
   private count = 0;
+  private closed = false;
   private readonly countMax: number;
   /** Waiters per client address (clientKeyOf), each at most perIpMax. */
   private readonly byIp = new Map<string, number>();
@@ -241,7 +251,8 @@ class CommitWaiters {
   }
 
   /** Starts waiting (before submitting, so a fast commit is not missed). */
-  add(hash: string, ip: string): { promise: Promise<TxView | undefined>; cancel: () => void } {
+  add(hash: string, ip: string): { promise: Promise<WaitEnd>; cancel: () => void } {
+    if (this.closed) throw closingError();
     if (this.count >= this.countMax) {
       throw new ApiError('Unavailable', 503, 'too many transactions awaiting commit; retry later');
     }
@@ -253,13 +264,13 @@ class CommitWaiters {
         `at most ${this.perIpMax} transactions of one address awaiting commit; retry later`,
       );
     }
-    let resolve!: (tx: TxView | undefined) => void;
-    const promise = new Promise<TxView | undefined>((r) => (resolve = r));
+    let resolve!: (tx: WaitEnd) => void;
+    const promise = new Promise<WaitEnd>((r) => (resolve = r));
     let set = this.waiting.get(hash);
     if (set === undefined) this.waiting.set(hash, (set = new Set()));
     // Each waiter releases its address's place once, whether it is settled or cancelled.
     let held = true;
-    const release = (tx: TxView | undefined) => {
+    const release = (tx: WaitEnd) => {
       if (held) {
         held = false;
         const n = (this.byIp.get(ip) ?? 1) - 1;
@@ -289,8 +300,10 @@ class CommitWaiters {
     for (const release of set) release(tx);
   }
 
-  cancelAll(): void {
-    for (const set of this.waiting.values()) for (const release of set) release(undefined);
+  /** The server closes: every waiter is answered so (not as timed out), and no more are taken. */
+  closeAll(): void {
+    this.closed = true;
+    for (const set of this.waiting.values()) for (const release of set) release(SERVER_CLOSED);
     this.waiting.clear();
     this.count = 0;
   }
@@ -457,10 +470,27 @@ function limitSubmission(
   accountLimiter.take(account, count);
 }
 
+/**
+ * A wait=commit the server ends by closing: with the hash of one it had
+ * submitted, which may still commit (as after a timeout); without, one it
+ * took no more.
+ */
+function closingError(hash?: string): ApiError {
+  if (hash === undefined) {
+    return new ApiError('Unavailable', 503, 'the server is shutting down: nothing was submitted');
+  }
+  return new ApiError(
+    'Unavailable',
+    503,
+    'the server is shutting down before the transaction was final; it may still commit',
+    { hash },
+  );
+}
+
 async function waitFinal(
   view: NodeView,
   hash: string,
-  waiter: { promise: Promise<TxView | undefined>; cancel: () => void },
+  waiter: { promise: Promise<WaitEnd>; cancel: () => void },
   timeoutMs: number,
 ): Promise<TxView> {
   let now: TxView | undefined;
@@ -477,6 +507,7 @@ async function waitFinal(
   const timer = setTimeout(waiter.cancel, timeoutMs);
   const final = await waiter.promise;
   clearTimeout(timer);
+  if (final === SERVER_CLOSED) throw closingError(hash);
   if (final === undefined) {
     throw new ApiError(
       'CommitTimeout',
@@ -869,7 +900,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     async close() {
       unsubscribe();
       unsubscribeDropped();
-      waiters.cancelAll();
+      waiters.closeAll();
       hub.close();
       for (const client of wss.clients) client.terminate();
       wss.close();

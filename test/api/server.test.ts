@@ -368,6 +368,28 @@ test('wait=commit: a transaction the mempool drops is answered at once with why,
   }
 });
 
+test('wait=commit: a server that closes answers its waiters 503 Unavailable with the hash, not a CommitTimeout', async () => {
+  const view = makeView();
+  const server = await serve(view);
+  const tx = order(1);
+  const hash = toHex(tx.hash);
+  const answer = call(server.url, '/v1/tx?wait=commit&timeoutMs=60000', {
+    method: 'POST',
+    body: tx.bytes,
+    type: 'application/octet-stream',
+  });
+  try {
+    await until(async () => (await call(server.url, `/v1/tx/${hash}`)).status === 200);
+  } finally {
+    await server.close();
+  }
+  // Long before its timeout: not "not final after 60000 ms".
+  const closed = await answer;
+  assert.equal(closed.status, 503);
+  assert.equal(closed.body.code, 'Unavailable');
+  assert.equal(closed.body.hash, hash);
+});
+
 /** Polls `check` on every turn of the event loop until it holds. */
 async function until(check: () => Promise<boolean>): Promise<void> {
   while (!(await check())) await new Promise((resolve) => setImmediate(resolve));
