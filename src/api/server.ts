@@ -362,21 +362,25 @@ function makeHandlers(
       if (bytes.length > L.TX_BYTES_MAX) {
         throw new ApiError('Oversize', 413, `${bytes.length} bytes exceeds TX_BYTES_MAX`);
       }
-      limitSubmission(bytes, ip, ipLimiter, accountLimiter);
+      const refundAccount = limitSubmission(bytes, ip, ipLimiter, accountLimiter);
       const hash = toHex(sha256(bytes));
       const wait = query.wait === 'commit';
-      const waiter = wait ? waiters.add(hash, ip) : undefined;
+      let waiter: ReturnType<CommitWaiters['add']> | undefined;
       let result: SubmitResult;
       try {
+        waiter = wait ? waiters.add(hash, ip) : undefined;
         result = await view.submit(bytes);
       } catch (err) {
-        // A failed submission (a 500) gives back its place: kept, the waiter
-        // would hold it for good, and its address's share of them with it.
+        // No place among the waiters (503), or a failed submission (a 500),
+        // which gives back its place: kept, the waiter would hold it for
+        // good, and its address's share of them with it.
         waiter?.cancel();
+        refundAccount();
         throw err;
       }
       if (!result.ok) {
         waiter?.cancel();
+        refundAccount();
         const extra = result.field !== undefined ? { field: result.field } : {};
         throw new ApiError(result.code, statusOfCode(result.code), result.message, extra);
       }
@@ -435,20 +439,24 @@ function noInstrument(read: ReadModel, instrument: string): never {
  * account's bucket (execution costs per action) and, beyond the request's
  * own token of the address's bucket (onRequest, or the WebSocket message's),
  * one more per API_IP_BATCH_ACTIONS_PER_TOKEN further actions (handling it is
- * one request); a bucket short of them refuses the whole batch.
+ * one request); a bucket short of them refuses the whole batch. Returns
+ * what gives the account's back, for a submission the node does not admit:
+ * the account is read from unchecked bytes, and anyone may write any account
+ * there (with a signature that does not verify, or as a copy of one of its
+ * old transactions), which must not use up that account's allowance.
  */
 function limitSubmission(
   bytes: Uint8Array,
   ip: string,
   ipLimiter: RateLimiter,
   accountLimiter: RateLimiter,
-): void {
+): () => void {
   let tx: SignedTx;
   try {
     tx = decodeSignedTx(bytes);
   } catch {
     // Not decodable: the node's checks answer with the precise code.
-    return;
+    return () => {};
   }
   const count = tx.action.kind === 'batch' ? Math.max(1, tx.action.actions.length) : 1;
   const ipExtra = Math.floor((count - 1) / L.API_IP_BATCH_ACTIONS_PER_TOKEN);
@@ -468,6 +476,7 @@ function limitSubmission(
   }
   if (ipExtra > 0) ipLimiter.take(ip, ipExtra);
   accountLimiter.take(account, count);
+  return () => accountLimiter.refund(account, count);
 }
 
 /**

@@ -321,6 +321,41 @@ test(
   },
 );
 
+test("what anyone could send under an account (a signature that does not verify, a copy of one of its transactions) uses none of the account's allowance", async () => {
+  const server = await serve(makeView(), { accountTxsPerS: 1, accountBurstTxs: 2 });
+  const post = (bytes: Uint8Array, remoteAddress: string) =>
+    server.app
+      .inject({
+        method: 'POST',
+        url: '/v1/tx',
+        payload: Buffer.from(bytes),
+        headers: { 'content-type': 'application/octet-stream' },
+        remoteAddress,
+      })
+      .then((a) => ({ status: a.statusCode, body: a.json<Record<string, unknown>>() }));
+  try {
+    // Another address sends key 1's orders with a broken signature, many times its burst.
+    for (let n = 0; n < 10; n++) {
+      const forged = Uint8Array.from(order(100 + n).bytes);
+      forged[forged.length - 1]! ^= 1;
+      assert.equal((await post(forged, '10.6.6.6')).body.code, 'BadSignature', `forged ${n}`);
+    }
+    // The account's own is admitted, and copies of it are refused.
+    const first = order(1).bytes;
+    assert.equal((await post(first, '10.1.1.1')).status, 200);
+    for (let i = 0; i < 5; i++) {
+      assert.equal((await post(first, '10.6.6.6')).body.code, 'DuplicateTx', `copy ${i}`);
+    }
+    // Its allowance is all its own: the second is admitted, the third is past it.
+    assert.equal((await post(order(2).bytes, '10.1.1.1')).status, 200);
+    const limited = await post(order(3).bytes, '10.1.1.1');
+    assert.equal(limited.status, 429);
+    assert.equal(limited.body.message, 'too many transactions from this account');
+  } finally {
+    await server.close();
+  }
+});
+
 test(
   'a batch submitted over the WebSocket counts its transactions as over HTTP',
   { timeout: 10_000 },
