@@ -407,7 +407,10 @@ export class WsHub {
     );
     socket.on('message', (raw, isBinary) => {
       try {
-        this.onRequest(conn, isBinary ? undefined : raw.toString(), limiter);
+        const bytes = Array.isArray(raw)
+          ? raw.reduce((n, b) => n + b.byteLength, 0)
+          : raw.byteLength;
+        this.onRequest(conn, isBinary ? undefined : raw.toString(), bytes, limiter);
       } catch (e) {
         // Thrown out of the socket's event, it would end the process: answered
         // as HTTP answers an unexpected failure, and the connection goes on.
@@ -542,7 +545,13 @@ export class WsHub {
     });
   }
 
-  private onRequest(conn: Connection, text: string | undefined, limiter: RateLimiter): void {
+  /** `text`: the message, undefined for a binary one; `bytes`: its size. */
+  private onRequest(
+    conn: Connection,
+    text: string | undefined,
+    bytes: number,
+    limiter: RateLimiter,
+  ): void {
     // Every message takes a token before it is parsed. A submission (any
     // message naming "submit": the only kind near WS_MESSAGE_BYTES_MAX) takes
     // it from the client address's bucket, as a POST /v1/tx would; any other
@@ -550,13 +559,10 @@ export class WsHub {
     // submissions leave alone.
     const submitter = this.submitter;
     const submitLike = submitter !== null && text !== undefined && text.includes('"submit"');
-    if (
-      !submitLike &&
-      text !== undefined &&
-      Buffer.byteLength(text) > WS_CONTROL_MESSAGE_BYTES_MAX
-    ) {
-      // Only a submission may be that large; no JSON parse for anything else.
-      // Bytes, not characters: one character may take up to three.
+    if (!submitLike && bytes > WS_CONTROL_MESSAGE_BYTES_MAX) {
+      // Only a submission may be that large (a binary message is none); no
+      // JSON parse for anything else. Bytes, not characters: one character
+      // may take up to three.
       conn.socket.close(1009, 'message too big');
       return;
     }

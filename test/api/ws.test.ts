@@ -1022,16 +1022,19 @@ test('SDK: a trader submits over the socket with the answers of HTTP; a dropped 
 test('a message other than a submission larger than WS_CONTROL_MESSAGE_BYTES_MAX closes the connection unparsed', async () => {
   const server = await serve(makeView());
   try {
-    // Counted in bytes: a third as many three-byte characters are as large.
-    for (const pad of ['x'.repeat(WS_CONTROL_MESSAGE_BYTES_MAX), '€'.repeat(1_400)]) {
+    // Counted in bytes: a third as many three-byte characters are as large,
+    // and a binary message is no submission.
+    const binary = new Uint8Array(WS_CONTROL_MESSAGE_BYTES_MAX + 1);
+    for (const pad of ['x'.repeat(WS_CONTROL_MESSAGE_BYTES_MAX), '€'.repeat(1_400), binary]) {
       const client = new RawClient(server.url);
       try {
         await client.opened();
         const closed = new Promise<number>((resolve) => client.socket.on('close', resolve));
-        client.send({ op: 'subscribe', channel: 'blocks', pad });
-        // Parsed, it would be answered (an unknown field) instead.
+        if (typeof pad === 'string') client.send({ op: 'subscribe', channel: 'blocks', pad });
+        else client.socket.send(pad);
+        // Taken, it would be answered (an unknown field, not JSON) instead.
         const answered = client.nth(() => true).then((m) => m.type);
-        assert.equal(await Promise.race([closed, answered]), 1009, `${pad.length} characters`);
+        assert.equal(await Promise.race([closed, answered]), 1009, `${pad.length} long`);
       } finally {
         client.close();
       }
