@@ -21,7 +21,6 @@ import { sha256 } from '../crypto/index.ts';
 import { decodeSignedTx } from '../exchange/tx/index.ts';
 import type { SignedTx } from '../exchange/tx/index.ts';
 import { toHex } from '../lib/bytes.ts';
-import { ZommaError } from '../lib/errors.ts';
 import * as L from '../lib/limits.ts';
 import { AJV_OPTIONS, NO_QUERY, looseIntegerOf, refusalOf, shownName } from './check.ts';
 import { ApiError, statusOfCode } from './errors.ts';
@@ -137,24 +136,19 @@ function notFound(what: string): ApiError {
   return new ApiError('NotFound', 404, `no ${what}`);
 }
 
-/** Maps any thrown value to a status and a body that never holds a stack trace. */
+/**
+ * Maps any thrown value to a status and a body that never holds a stack
+ * trace. Only the API's own errors (and the framework's refusals of a
+ * request) are the client's: a typed error of a lower layer thrown by a read
+ * (a corrupt block file, a value out of a formula's range) is the node's
+ * failure, a 500 like any other, and its message (a file path) goes to the log.
+ */
 function errorAnswer(
   err: unknown,
   log: FastifyBaseLogger,
 ): { statusCode: number; body: ErrorBody; retryAfterMs?: number } {
   if (err instanceof ApiError) {
     return { statusCode: err.statusCode, body: err.body(), retryAfterMs: err.extra.retryAfterMs };
-  }
-  if (err instanceof ZommaError) {
-    const field = (err as { field?: unknown }).field;
-    return {
-      statusCode: statusOfCode(err.code),
-      body: {
-        code: err.code,
-        message: err.message,
-        ...(typeof field === 'string' ? { field } : {}),
-      },
-    };
   }
   const e = err as Partial<FastifyError> & { validationContext?: string };
   if (e.validation !== undefined) {

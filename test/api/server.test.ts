@@ -11,6 +11,7 @@ import { toHex } from '../../src/lib/bytes.ts';
 import pino from 'pino';
 import { ApiError, statusOfCode } from '../../src/api/errors.ts';
 import { INTEGER_TEXT, openApiDocument, openApiPath } from '../../src/api/openapi.ts';
+import { StorageError } from '../../src/node/storage/errors.ts';
 import { startApiServer } from '../../src/api/server.ts';
 import { routes } from '../../src/api/routes.ts';
 import { SUBMIT_REJECT_CODES, TX_DROP_CODES } from '../../src/api/view.ts';
@@ -541,6 +542,10 @@ test('an unexpected failure is a 500 InternalError with an id, and no internals'
     status: () => {
       throw new Error('secret database path /var/lib/zomma at line 3');
     },
+    // A lower layer's typed error is no client error either.
+    block: () => {
+      throw new StorageError('StorageCorrupt', '/var/lib/zomma/blocks', 4096, 'bad checksum');
+    },
   });
   const lines: string[] = [];
   const logger = pino({}, { write: (line: string) => lines.push(line) });
@@ -556,6 +561,13 @@ test('an unexpected failure is a 500 InternalError with an id, and no internals'
     const entry = lines.find((l) => l.includes(String(answer.body.errorId)));
     assert.ok(entry !== undefined);
     assert.match(entry, /secret database path/);
+    const typed = await call(server.url, '/v1/block/1');
+    assert.equal(typed.status, 500);
+    assert.equal(typed.body.code, 'InternalError');
+    assert.doesNotMatch(JSON.stringify(typed.body), /zomma/);
+    const typedEntry = lines.find((l) => l.includes(String(typed.body.errorId)));
+    assert.ok(typedEntry !== undefined, 'logged under its id');
+    assert.match(typedEntry, /bad checksum/);
   } finally {
     await server.close();
   }
