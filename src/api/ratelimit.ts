@@ -54,6 +54,16 @@ export class RateLimiter {
     return bucket.tokens >= cost ? 0 : this.waitMs(bucket, cost);
   }
 
+  /**
+   * Gives back what a take of `tokens` took for `key` (up to the burst): the
+   * work it paid for turned out not to be the key's to pay (a submission
+   * refused for what anyone may send under an account).
+   */
+  refund(key: string, tokens = 1): void {
+    const bucket = this.refill(key);
+    bucket.tokens = Math.min(this.limit.burst, bucket.tokens + this.costOf(tokens));
+  }
+
   private costOf(tokens: number): number {
     assert(Number.isSafeInteger(tokens) && tokens >= 1, 'a take costs a whole number of tokens');
     return Math.min(tokens, this.limit.burst);

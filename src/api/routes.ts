@@ -655,7 +655,9 @@ export const routes = {
         'Committed but rejected by the exchange (wait=commit), with its code and the hash; ' +
         'or refused as its block would refuse it: Expired, StaleNonce (at admission, or with ' +
         'wait=commit and the hash once admitted: it will never commit)',
-      503: 'MempoolFull, or Unavailable (too many transactions awaiting commit)',
+      503:
+        'MempoolFull, or Unavailable (too many transactions awaiting commit; or, with wait=commit, ' +
+        'the server shutting down: with the hash once submitted, and it may still commit)',
       504: 'CommitTimeout (wait=commit): not final in time, with the hash; it may still commit',
     },
   }),

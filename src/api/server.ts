@@ -21,7 +21,6 @@ import { sha256 } from '../crypto/index.ts';
 import { decodeSignedTx } from '../exchange/tx/index.ts';
 import type { SignedTx } from '../exchange/tx/index.ts';
 import { toHex } from '../lib/bytes.ts';
-import { ZommaError } from '../lib/errors.ts';
 import * as L from '../lib/limits.ts';
 import { AJV_OPTIONS, NO_QUERY, looseIntegerOf, refusalOf, shownName } from './check.ts';
 import { ApiError, statusOfCode } from './errors.ts';
@@ -39,9 +38,9 @@ import type {
   Routes,
 } from './routes.ts';
 import type { JsonSchema } from './schema.ts';
-import type { NodeView, ReadModel, TxView } from './view.ts';
+import type { NodeView, ReadModel, SubmitResult, TxView } from './view.ts';
 import { WsHub, endedMessage } from './ws.ts';
-import type { WsLimits } from './ws.ts';
+import type { WsLimits, WsSubmitter } from './ws.ts';
 
 export interface ApiLimits extends WsLimits {
   bodyBytesMax: number;
@@ -137,24 +136,19 @@ function notFound(what: string): ApiError {
   return new ApiError('NotFound', 404, `no ${what}`);
 }
 
-/** Maps any thrown value to a status and a body that never holds a stack trace. */
+/**
+ * Maps any thrown value to a status and a body that never holds a stack
+ * trace. Only the API's own errors (and the framework's refusals of a
+ * request) are the client's: a typed error of a lower layer thrown by a read
+ * (a corrupt block file, a value out of a formula's range) is the node's
+ * failure, a 500 like any other, and its message (a file path) goes to the log.
+ */
 function errorAnswer(
   err: unknown,
   log: FastifyBaseLogger,
 ): { statusCode: number; body: ErrorBody; retryAfterMs?: number } {
   if (err instanceof ApiError) {
     return { statusCode: err.statusCode, body: err.body(), retryAfterMs: err.extra.retryAfterMs };
-  }
-  if (err instanceof ZommaError) {
-    const field = (err as { field?: unknown }).field;
-    return {
-      statusCode: statusOfCode(err.code),
-      body: {
-        code: err.code,
-        message: err.message,
-        ...(typeof field === 'string' ? { field } : {}),
-      },
-    };
   }
   const e = err as Partial<FastifyError> & { validationContext?: string };
   if (e.validation !== undefined) {
@@ -223,13 +217,23 @@ function txBytes(body: BodyOf<Routes['submitTx']> | Buffer | undefined): Uint8Ar
   return Uint8Array.from(Buffer.from(body.tx, 'base64'));
 }
 
+/** What a commit waiter gets when the server closes before its transaction is final. */
+const SERVER_CLOSED = 'closed';
+
+/**
+ * What a commit waiter ends with: the final view, undefined when cancelled
+ * (its time ran out), or SERVER_CLOSED.
+ */
+type WaitEnd = TxView | undefined | typeof SERVER_CLOSED;
+
 /**
  * Transactions some `wait=commit` request waits on, resolved from the block
  * stream, or by the mempool's drops (a `dropped` view) as they happen.
  */
 class CommitWaiters {
-  private readonly waiting = new Map<string, Set<(tx: TxView | undefined) => void>>();
+  private readonly waiting = new Map<string, Set<(tx: WaitEnd) => void>>();
   private count = 0;
+  private closed = false;
   private readonly countMax: number;
   /** Waiters per client address (clientKeyOf), each at most perIpMax. */
   private readonly byIp = new Map<string, number>();
@@ -241,7 +245,8 @@ class CommitWaiters {
   }
 
   /** Starts waiting (before submitting, so a fast commit is not missed). */
-  add(hash: string, ip: string): { promise: Promise<TxView | undefined>; cancel: () => void } {
+  add(hash: string, ip: string): { promise: Promise<WaitEnd>; cancel: () => void } {
+    if (this.closed) throw closingError();
     if (this.count >= this.countMax) {
       throw new ApiError('Unavailable', 503, 'too many transactions awaiting commit; retry later');
     }
@@ -253,13 +258,13 @@ class CommitWaiters {
         `at most ${this.perIpMax} transactions of one address awaiting commit; retry later`,
       );
     }
-    let resolve!: (tx: TxView | undefined) => void;
-    const promise = new Promise<TxView | undefined>((r) => (resolve = r));
+    let resolve!: (tx: WaitEnd) => void;
+    const promise = new Promise<WaitEnd>((r) => (resolve = r));
     let set = this.waiting.get(hash);
     if (set === undefined) this.waiting.set(hash, (set = new Set()));
     // Each waiter releases its address's place once, whether it is settled or cancelled.
     let held = true;
-    const release = (tx: TxView | undefined) => {
+    const release = (tx: WaitEnd) => {
       if (held) {
         held = false;
         const n = (this.byIp.get(ip) ?? 1) - 1;
@@ -289,8 +294,10 @@ class CommitWaiters {
     for (const release of set) release(tx);
   }
 
-  cancelAll(): void {
-    for (const set of this.waiting.values()) for (const release of set) release(undefined);
+  /** The server closes: every waiter is answered so (not as timed out), and no more are taken. */
+  closeAll(): void {
+    this.closed = true;
+    for (const set of this.waiting.values()) for (const release of set) release(SERVER_CLOSED);
     this.waiting.clear();
     this.count = 0;
   }
@@ -349,13 +356,25 @@ function makeHandlers(
       if (bytes.length > L.TX_BYTES_MAX) {
         throw new ApiError('Oversize', 413, `${bytes.length} bytes exceeds TX_BYTES_MAX`);
       }
-      limitSubmission(bytes, ip, ipLimiter, accountLimiter);
+      const refundAccount = limitSubmission(bytes, ip, ipLimiter, accountLimiter);
       const hash = toHex(sha256(bytes));
       const wait = query.wait === 'commit';
-      const waiter = wait ? waiters.add(hash, ip) : undefined;
-      const result = await view.submit(bytes);
+      let waiter: ReturnType<CommitWaiters['add']> | undefined;
+      let result: SubmitResult;
+      try {
+        waiter = wait ? waiters.add(hash, ip) : undefined;
+        result = await view.submit(bytes);
+      } catch (err) {
+        // No place among the waiters (503), or a failed submission (a 500),
+        // which gives back its place: kept, the waiter would hold it for
+        // good, and its address's share of them with it.
+        waiter?.cancel();
+        refundAccount();
+        throw err;
+      }
       if (!result.ok) {
         waiter?.cancel();
+        refundAccount();
         const extra = result.field !== undefined ? { field: result.field } : {};
         throw new ApiError(result.code, statusOfCode(result.code), result.message, extra);
       }
@@ -414,20 +433,24 @@ function noInstrument(read: ReadModel, instrument: string): never {
  * account's bucket (execution costs per action) and, beyond the request's
  * own token of the address's bucket (onRequest, or the WebSocket message's),
  * one more per API_IP_BATCH_ACTIONS_PER_TOKEN further actions (handling it is
- * one request); a bucket short of them refuses the whole batch.
+ * one request); a bucket short of them refuses the whole batch. Returns
+ * what gives the account's back, for a submission the node does not admit:
+ * the account is read from unchecked bytes, and anyone may write any account
+ * there (with a signature that does not verify, or as a copy of one of its
+ * old transactions), which must not use up that account's allowance.
  */
 function limitSubmission(
   bytes: Uint8Array,
   ip: string,
   ipLimiter: RateLimiter,
   accountLimiter: RateLimiter,
-): void {
+): () => void {
   let tx: SignedTx;
   try {
     tx = decodeSignedTx(bytes);
   } catch {
     // Not decodable: the node's checks answer with the precise code.
-    return;
+    return () => {};
   }
   const count = tx.action.kind === 'batch' ? Math.max(1, tx.action.actions.length) : 1;
   const ipExtra = Math.floor((count - 1) / L.API_IP_BATCH_ACTIONS_PER_TOKEN);
@@ -447,15 +470,39 @@ function limitSubmission(
   }
   if (ipExtra > 0) ipLimiter.take(ip, ipExtra);
   accountLimiter.take(account, count);
+  return () => accountLimiter.refund(account, count);
+}
+
+/**
+ * A wait=commit the server ends by closing: with the hash of one it had
+ * submitted, which may still commit (as after a timeout); without, one it
+ * took no more.
+ */
+function closingError(hash?: string): ApiError {
+  if (hash === undefined) {
+    return new ApiError('Unavailable', 503, 'the server is shutting down: nothing was submitted');
+  }
+  return new ApiError(
+    'Unavailable',
+    503,
+    'the server is shutting down before the transaction was final; it may still commit',
+    { hash },
+  );
 }
 
 async function waitFinal(
   view: NodeView,
   hash: string,
-  waiter: { promise: Promise<TxView | undefined>; cancel: () => void },
+  waiter: { promise: Promise<WaitEnd>; cancel: () => void },
   timeoutMs: number,
 ): Promise<TxView> {
-  const now = view.read().tx(hash);
+  let now: TxView | undefined;
+  try {
+    now = view.read().tx(hash);
+  } catch (err) {
+    waiter.cancel();
+    throw err;
+  }
   if (now !== undefined && now.status !== 'pending') {
     waiter.cancel();
     return now;
@@ -463,6 +510,7 @@ async function waitFinal(
   const timer = setTimeout(waiter.cancel, timeoutMs);
   const final = await waiter.promise;
   clearTimeout(timer);
+  if (final === SERVER_CLOSED) throw closingError(hash);
   if (final === undefined) {
     throw new ApiError(
       'CommitTimeout',
@@ -709,7 +757,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     throw new ApiError('UpgradeRequired', 426, 'connect with a WebSocket upgrade');
   });
 
-  const hub = new WsHub(view, limits, nowMs, {
+  const submitter: WsSubmitter = {
     takeIp: (ip) => ipLimiter.take(ip),
     // POST /v1/tx's handler, so both paths answer alike.
     submit: async (r, ip) => {
@@ -745,7 +793,10 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
         };
       }
     },
-  });
+  };
+  const hub = new WsHub(view, limits, nowMs, submitter, (errorId, err) =>
+    log.error({ errorId, err }, 'internal error'),
+  );
   if (options.trustProxy !== true) {
     const connectionsMax = Math.max(
       limits.connectionsPerIpMax,
@@ -852,7 +903,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     async close() {
       unsubscribe();
       unsubscribeDropped();
-      waiters.cancelAll();
+      waiters.closeAll();
       hub.close();
       for (const client of wss.clients) client.terminate();
       wss.close();

@@ -22,6 +22,7 @@
 // the connection's limit). A subscription to such a market is refused with
 // MarketEnded and the same record.
 
+import { randomUUID } from 'node:crypto';
 import { Ajv } from 'ajv';
 import type { WebSocket } from 'ws';
 import { assert } from '../lib/assert.ts';
@@ -115,6 +116,9 @@ export interface WsSubmitter {
   /** Never rejects: every failure is an answer. */
   submit(request: WsSubmitRequest, ip: string): Promise<WsSubmitAnswer>;
 }
+
+/** Where an unexpected failure's details go, under the id its InternalError answer names. */
+export type InternalErrorLog = (errorId: string, error: unknown) => void;
 
 const validateSubmit = new Ajv({ allErrors: false }).compile<WsSubmitRequest>(wsSubmitSchema.json);
 
@@ -353,17 +357,20 @@ export class WsHub {
    * connection: an address's connections share one allowance.
    */
   private readonly ipMessages: RateLimiter;
+  private readonly logInternal: InternalErrorLog;
 
   constructor(
     view: NodeView,
     limits: WsLimits,
     nowMs: () => number,
     submitter: WsSubmitter | null = null,
+    logInternal: InternalErrorLog = () => {},
   ) {
     this.view = view;
     this.limits = limits;
     this.nowMs = nowMs;
     this.submitter = submitter;
+    this.logInternal = logInternal;
     this.ipMessages = new RateLimiter(
       {
         perSecond: Math.max(limits.ipMessagesPerS, limits.messagesPerS),
@@ -399,7 +406,16 @@ export class WsHub {
       this.nowMs,
     );
     socket.on('message', (raw, isBinary) => {
-      this.onRequest(conn, isBinary ? undefined : raw.toString(), limiter);
+      try {
+        const bytes = Array.isArray(raw)
+          ? raw.reduce((n, b) => n + b.byteLength, 0)
+          : raw.byteLength;
+        this.onRequest(conn, isBinary ? undefined : raw.toString(), bytes, limiter);
+      } catch (e) {
+        // Thrown out of the socket's event, it would end the process: answered
+        // as HTTP answers an unexpected failure, and the connection goes on.
+        this.internalError(conn, e);
+      }
     });
     socket.on('close', () => this.detach(conn));
     socket.on('error', () => {
@@ -507,6 +523,19 @@ export class WsHub {
     }
   }
 
+  /** An unexpected failure: its details go only to the log, under the id the answer names. */
+  private internalError(conn: Connection, error: unknown, channel?: string): void {
+    const errorId = randomUUID();
+    this.logInternal(errorId, error);
+    this.send(conn, {
+      type: 'error',
+      code: 'InternalError',
+      message: 'internal error',
+      errorId,
+      ...(channel !== undefined ? { channel } : {}),
+    });
+  }
+
   private error(conn: Connection, code: string, message: string, channel?: string): void {
     this.send(conn, {
       type: 'error',
@@ -516,7 +545,13 @@ export class WsHub {
     });
   }
 
-  private onRequest(conn: Connection, text: string | undefined, limiter: RateLimiter): void {
+  /** `text`: the message, undefined for a binary one; `bytes`: its size. */
+  private onRequest(
+    conn: Connection,
+    text: string | undefined,
+    bytes: number,
+    limiter: RateLimiter,
+  ): void {
     // Every message takes a token before it is parsed. A submission (any
     // message naming "submit": the only kind near WS_MESSAGE_BYTES_MAX) takes
     // it from the client address's bucket, as a POST /v1/tx would; any other
@@ -524,8 +559,10 @@ export class WsHub {
     // submissions leave alone.
     const submitter = this.submitter;
     const submitLike = submitter !== null && text !== undefined && text.includes('"submit"');
-    if (!submitLike && text !== undefined && text.length > WS_CONTROL_MESSAGE_BYTES_MAX) {
-      // Only a submission may be that large; no JSON parse for anything else.
+    if (!submitLike && bytes > WS_CONTROL_MESSAGE_BYTES_MAX) {
+      // Only a submission may be that large (a binary message is none); no
+      // JSON parse for anything else. Bytes, not characters: one character
+      // may take up to three.
       conn.socket.close(1009, 'message too big');
       return;
     }
@@ -744,11 +781,12 @@ export class WsHub {
         fromSeq !== undefined && this.resume(conn, sub, name, parsed.kind, read, fromSeq as number);
       if (!resumed) this.snapshot(conn, sub, parsed.kind, parsed.key, read);
     } catch (e) {
-      // A read the node refuses (a halted node serves no account state): the
-      // subscription ends with the reason, as an HTTP read would answer it.
-      if (!(e instanceof ApiError)) throw e;
+      // A read the node refuses (a halted node serves no account state), or
+      // one that failed: the subscription ends with the reason, as an HTTP
+      // read would answer it (a failure: InternalError, its details logged).
       this.unfollow(conn, name);
-      this.error(conn, e.code, e.message, shown);
+      if (e instanceof ApiError) this.error(conn, e.code, e.message, shown);
+      else this.internalError(conn, e, shown);
     }
   }
 

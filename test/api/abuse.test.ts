@@ -115,6 +115,35 @@ test('wait=commit: one address holds at most its share of the commit waiters', a
   }
 });
 
+test('wait=commit: a submission that fails with a 500 gives its commit waiter place back', async () => {
+  const view = makeView({ autoCommit: true });
+  const submit = view.submit.bind(view);
+  let fail = true;
+  view.submit = async (bytes) => {
+    if (fail) throw new Error('the disk failed');
+    return submit(bytes);
+  };
+  const server = await serve(view, { commitWaitersMax: 1, commitWaitersPerIpMax: 1 });
+  const post = (nonce: number) =>
+    server.app.inject({
+      method: 'POST',
+      url: '/v1/tx?wait=commit',
+      payload: { tx: toHex(order(nonce).bytes) },
+    });
+  try {
+    const failed = await post(1);
+    assert.equal(failed.statusCode, 500);
+    assert.equal(failed.json().code, 'InternalError');
+    // The only place is free again (it was held for good: 503 Unavailable).
+    fail = false;
+    const next = await post(2);
+    assert.equal(next.statusCode, 200, next.body);
+    assert.equal(next.json().status, 'committed');
+  } finally {
+    await server.close();
+  }
+});
+
 test('behind a trusted proxy, the address it wrote counts, not those the client put before it', async () => {
   const view = makeView();
   const server = await startApiServer({
@@ -291,6 +320,41 @@ test(
     }
   },
 );
+
+test("what anyone could send under an account (a signature that does not verify, a copy of one of its transactions) uses none of the account's allowance", async () => {
+  const server = await serve(makeView(), { accountTxsPerS: 1, accountBurstTxs: 2 });
+  const post = (bytes: Uint8Array, remoteAddress: string) =>
+    server.app
+      .inject({
+        method: 'POST',
+        url: '/v1/tx',
+        payload: Buffer.from(bytes),
+        headers: { 'content-type': 'application/octet-stream' },
+        remoteAddress,
+      })
+      .then((a) => ({ status: a.statusCode, body: a.json<Record<string, unknown>>() }));
+  try {
+    // Another address sends key 1's orders with a broken signature, many times its burst.
+    for (let n = 0; n < 10; n++) {
+      const forged = Uint8Array.from(order(100 + n).bytes);
+      forged[forged.length - 1]! ^= 1;
+      assert.equal((await post(forged, '10.6.6.6')).body.code, 'BadSignature', `forged ${n}`);
+    }
+    // The account's own is admitted, and copies of it are refused.
+    const first = order(1).bytes;
+    assert.equal((await post(first, '10.1.1.1')).status, 200);
+    for (let i = 0; i < 5; i++) {
+      assert.equal((await post(first, '10.6.6.6')).body.code, 'DuplicateTx', `copy ${i}`);
+    }
+    // Its allowance is all its own: the second is admitted, the third is past it.
+    assert.equal((await post(order(2).bytes, '10.1.1.1')).status, 200);
+    const limited = await post(order(3).bytes, '10.1.1.1');
+    assert.equal(limited.status, 429);
+    assert.equal(limited.body.message, 'too many transactions from this account');
+  } finally {
+    await server.close();
+  }
+});
 
 test(
   'a batch submitted over the WebSocket counts its transactions as over HTTP',

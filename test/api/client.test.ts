@@ -339,6 +339,14 @@ test('token bucket: a burst, then the refill rate, keys apart, bounded memory', 
   limiter.take('c');
   limiter.take('d');
   assert.equal(limiter.size, 3);
+  // A refund gives back what a take took, never past the burst.
+  for (let i = 0; i < 4; i++) limiter.take('e');
+  limiter.refund('e', 2);
+  assert.equal(limiter.take('e', 2), 0);
+  assert.equal(limiter.take('e'), 500);
+  for (let i = 0; i < 9; i++) limiter.refund('e');
+  assert.equal(limiter.take('e', 4), 0);
+  assert.equal(limiter.take('e'), 500);
 });
 
 test('a node that cannot be reached is a NodeUnreachable ZommaApiError naming the system reason', async () => {

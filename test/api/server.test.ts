@@ -11,6 +11,7 @@ import { toHex } from '../../src/lib/bytes.ts';
 import pino from 'pino';
 import { ApiError, statusOfCode } from '../../src/api/errors.ts';
 import { INTEGER_TEXT, openApiDocument, openApiPath } from '../../src/api/openapi.ts';
+import { StorageError } from '../../src/node/storage/errors.ts';
 import { startApiServer } from '../../src/api/server.ts';
 import { routes } from '../../src/api/routes.ts';
 import { SUBMIT_REJECT_CODES, TX_DROP_CODES } from '../../src/api/view.ts';
@@ -368,6 +369,28 @@ test('wait=commit: a transaction the mempool drops is answered at once with why,
   }
 });
 
+test('wait=commit: a server that closes answers its waiters 503 Unavailable with the hash, not a CommitTimeout', async () => {
+  const view = makeView();
+  const server = await serve(view);
+  const tx = order(1);
+  const hash = toHex(tx.hash);
+  const answer = call(server.url, '/v1/tx?wait=commit&timeoutMs=60000', {
+    method: 'POST',
+    body: tx.bytes,
+    type: 'application/octet-stream',
+  });
+  try {
+    await until(async () => (await call(server.url, `/v1/tx/${hash}`)).status === 200);
+  } finally {
+    await server.close();
+  }
+  // Long before its timeout: not "not final after 60000 ms".
+  const closed = await answer;
+  assert.equal(closed.status, 503);
+  assert.equal(closed.body.code, 'Unavailable');
+  assert.equal(closed.body.hash, hash);
+});
+
 /** Polls `check` on every turn of the event loop until it holds. */
 async function until(check: () => Promise<boolean>): Promise<void> {
   while (!(await check())) await new Promise((resolve) => setImmediate(resolve));
@@ -519,6 +542,10 @@ test('an unexpected failure is a 500 InternalError with an id, and no internals'
     status: () => {
       throw new Error('secret database path /var/lib/zomma at line 3');
     },
+    // A lower layer's typed error is no client error either.
+    block: () => {
+      throw new StorageError('StorageCorrupt', '/var/lib/zomma/blocks', 4096, 'bad checksum');
+    },
   });
   const lines: string[] = [];
   const logger = pino({}, { write: (line: string) => lines.push(line) });
@@ -534,6 +561,13 @@ test('an unexpected failure is a 500 InternalError with an id, and no internals'
     const entry = lines.find((l) => l.includes(String(answer.body.errorId)));
     assert.ok(entry !== undefined);
     assert.match(entry, /secret database path/);
+    const typed = await call(server.url, '/v1/block/1');
+    assert.equal(typed.status, 500);
+    assert.equal(typed.body.code, 'InternalError');
+    assert.doesNotMatch(JSON.stringify(typed.body), /zomma/);
+    const typedEntry = lines.find((l) => l.includes(String(typed.body.errorId)));
+    assert.ok(typedEntry !== undefined, 'logged under its id');
+    assert.match(typedEntry, /bad checksum/);
   } finally {
     await server.close();
   }

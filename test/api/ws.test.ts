@@ -5,6 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import pino from 'pino';
 import WebSocket, { WebSocketServer } from 'ws';
 import { connect } from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -19,6 +20,7 @@ import type { AccountInterest, BlockUpdate, BookDelta } from '../../src/api/view
 import type { WsMessage } from '../../src/api/ws.ts';
 import { ZommaApiError } from '../../src/api/client/index.ts';
 import { ApiError } from '../../src/api/errors.ts';
+import { startApiServer } from '../../src/api/server.ts';
 import { toHex } from '../../src/lib/bytes.ts';
 import { WS_BOOK_DEPTH_LEVELS, WS_CONTROL_MESSAGE_BYTES_MAX } from '../../src/lib/limits.ts';
 import {
@@ -237,6 +239,44 @@ test('an account channel the node cannot read (halted) ends with the reason, and
     client.send({ op: 'unsubscribe', channel: `account:${address}` });
     const gone = await client.nth((m) => m.type === 'error', 1);
     assert.ok(gone.type === 'error' && gone.code === 'NotFound');
+    client.send({ op: 'subscribe', channel: 'blocks' });
+    await client.nth(isSnapshot('blocks'));
+  } finally {
+    client.close();
+    await server.close();
+  }
+});
+
+test('a subscription whose read fails unexpectedly ends with InternalError, logged under its id; the server goes on', async () => {
+  const view = makeView();
+  const read = view.read.bind(view);
+  view.read = () => ({
+    ...read(),
+    ticker: () => {
+      throw new Error('secret database path /var/lib/zomma at line 3');
+    },
+  });
+  const lines: string[] = [];
+  const logger = pino({}, { write: (line: string) => lines.push(line) });
+  const server = await startApiServer({ view, logger, nowMs: () => 0 });
+  const client = new RawClient(server.url);
+  try {
+    await client.opened();
+    client.send({ op: 'subscribe', channel: `ticker:${PERP}` });
+    const failed = await client.nth((m) => m.type === 'error');
+    assert.ok(failed.type === 'error', 'an error answer');
+    assert.equal(failed.code, 'InternalError');
+    assert.equal(failed.message, 'internal error');
+    assert.equal(failed.channel, `ticker:${PERP}`);
+    assert.match(String(failed.errorId), /^[0-9a-f-]{36}$/);
+    assert.doesNotMatch(JSON.stringify(failed), /secret/);
+    const entry = lines.find((l) => l.includes(String(failed.errorId)));
+    assert.ok(entry !== undefined, 'the details are logged under the id');
+    assert.match(entry, /secret database path/);
+    // The subscription is over, the connection and the server go on.
+    client.send({ op: 'unsubscribe', channel: `ticker:${PERP}` });
+    const gone = await client.nth((m) => m.type === 'error', 1);
+    assert.ok(gone.type === 'error' && gone.code === 'NotFound', 'no longer subscribed');
     client.send({ op: 'subscribe', channel: 'blocks' });
     await client.nth(isSnapshot('blocks'));
   } finally {
@@ -981,18 +1021,25 @@ test('SDK: a trader submits over the socket with the answers of HTTP; a dropped 
 
 test('a message other than a submission larger than WS_CONTROL_MESSAGE_BYTES_MAX closes the connection unparsed', async () => {
   const server = await serve(makeView());
-  const client = new RawClient(server.url);
   try {
-    await client.opened();
-    const closed = new Promise<number>((resolve) => client.socket.on('close', resolve));
-    client.send({
-      op: 'subscribe',
-      channel: 'blocks',
-      pad: 'x'.repeat(WS_CONTROL_MESSAGE_BYTES_MAX),
-    });
-    assert.equal(await closed, 1009);
+    // Counted in bytes: a third as many three-byte characters are as large,
+    // and a binary message is no submission.
+    const binary = new Uint8Array(WS_CONTROL_MESSAGE_BYTES_MAX + 1);
+    for (const pad of ['x'.repeat(WS_CONTROL_MESSAGE_BYTES_MAX), '€'.repeat(1_400), binary]) {
+      const client = new RawClient(server.url);
+      try {
+        await client.opened();
+        const closed = new Promise<number>((resolve) => client.socket.on('close', resolve));
+        if (typeof pad === 'string') client.send({ op: 'subscribe', channel: 'blocks', pad });
+        else client.socket.send(pad);
+        // Taken, it would be answered (an unknown field, not JSON) instead.
+        const answered = client.nth(() => true).then((m) => m.type);
+        assert.equal(await Promise.race([closed, answered]), 1009, `${pad.length} long`);
+      } finally {
+        client.close();
+      }
+    }
   } finally {
-    client.close();
     await server.close();
   }
 });
