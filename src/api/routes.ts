@@ -641,7 +641,7 @@ export const routes = {
       400:
         'Bad request: the schema, the encoding, or the transaction checks ' +
         '(Malformed, WrongChain, BadField, BadSignature)',
-      403: 'AgentNotAllowed; with wait=commit, NotPermitted',
+      403: 'AgentNotAllowed; NotPermitted (at admission, or with wait=commit)',
       409:
         'DuplicateTx, or DuplicateNonce (a nonce the committed state holds; with wait=commit ' +
         'and the hash, also once admitted: it will never commit); ' +

@@ -307,9 +307,17 @@ export interface BlockTxView {
  * held it. Evicted: this node dropped it to make room, and it may still
  * commit (a validator that holds it may propose it) or be submitted again.
  * The others are the exchange's refusals by the committed state, which every
- * later block would give it too: it will never commit.
+ * later block would give it too: it will never commit (NotPermitted: its
+ * signer is no longer an active agent of the account, revoked or expired;
+ * submitted again once it is one again, it may).
  */
-export const TX_DROP_CODES = ['Evicted', 'Expired', 'StaleNonce', 'DuplicateNonce'] as const;
+export const TX_DROP_CODES = [
+  'Evicted',
+  'Expired',
+  'StaleNonce',
+  'DuplicateNonce',
+  'NotPermitted',
+] as const;
 export type TxDropCode = (typeof TX_DROP_CODES)[number];
 
 /** A transaction a node's mempool let go of (NodeView.subscribeDropped). */
@@ -620,6 +628,7 @@ export const SUBMIT_REJECT_CODES = [
   'Expired',
   'StaleNonce',
   'DuplicateNonce',
+  'NotPermitted',
   'MempoolFull',
 ] as const;
 export type SubmitRejectCode = (typeof SUBMIT_REJECT_CODES)[number];

@@ -34,7 +34,7 @@ import type { PriceSource } from './oracle_source.ts';
 const NO_NONCES: readonly number[] = [];
 
 /** Why the committed state refuses a waiting transaction: the exchange's code for it. */
-export type StaleCode = 'Expired' | 'StaleNonce' | 'DuplicateNonce';
+export type StaleCode = 'Expired' | 'StaleNonce' | 'DuplicateNonce' | 'NotPermitted';
 
 export interface ExecutedTxs {
   readonly height: number;
@@ -280,9 +280,14 @@ export class ExchangeApp implements NodeApplication {
 
   /**
    * Why the committed state already refuses a transaction, with the code its
-   * block would give (Expired, StaleNonce, DuplicateNonce), or null: the
-   * mempool refuses it at admission with that code, so a client hears at once
-   * what a block would tell it.
+   * block would give (Expired, StaleNonce, DuplicateNonce, NotPermitted), or
+   * null: the mempool refuses it at admission with that code, so a client
+   * hears at once what a block would tell it. NotPermitted: the address
+   * exists and the signer is neither its key nor an agent of it active at
+   * the last block's time. Without that, anyone could sign with a key of
+   * their own under another's address and fill that address's share of the
+   * mempool and of each proposal with transactions every block refuses. (An
+   * agent must be registered in a committed block before it signs.)
    */
   staleCodeOf(tx: SignedTx): StaleCode | null {
     const state = this.exchange.state;
@@ -294,14 +299,20 @@ export class ExchangeApp implements NodeApplication {
     // agents' (execute.ts); an address not yet known has none, but its nonce
     // may still be too old for the block's time.
     let window = NO_NONCES;
+    let permitted = true;
     if (principal !== undefined) {
       const byMaster = principal.hasMasterKey()
         ? principal.isMasterKey(tx.signer)
         : bytesEqual(addressOf(tx.signer), tx.account);
       window = byMaster ? principal.nonces : (principal.agentNonces ?? NO_NONCES);
+      if (!byMaster) {
+        const agent = principal.agents?.get(bytesKey(tx.signer));
+        if (agent === undefined || agent.expiresAtMs <= state.timeMs) permitted = false;
+      }
     }
     const rejection = checkNonce(window, tx.nonce, state.timeMs);
     if (rejection === 'DuplicateNonce' || rejection === 'StaleNonce') return rejection;
+    if (!permitted) return 'NotPermitted';
     // Expired even when its block would refuse it first for its signer (not
     // the address's key nor an active agent's, or an address not yet known):
     // expired, it never commits, whatever key becomes an agent later.

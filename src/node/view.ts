@@ -224,6 +224,7 @@ const SUBMIT_CODES: Record<string, SubmitRejectCode> = {
   Expired: 'Expired',
   StaleNonce: 'StaleNonce',
   DuplicateNonce: 'DuplicateNonce',
+  NotPermitted: 'NotPermitted',
   MempoolAccountFull: 'MempoolFull',
   MempoolBusy: 'MempoolFull',
   MempoolFull: 'MempoolFull',

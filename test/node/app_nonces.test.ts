@@ -89,3 +89,48 @@ test('staleCodeOf gives the code the block would: the nonce before the expiry, s
   const late = h.tx(owner, limit(BTC, 'buy', 400_000, 1), { expiresAtMs: h.timeMs - 1 });
   assert.equal(app.staleCodeOf(late), 'Expired');
 });
+
+test('staleCodeOf: a key that is neither the address’s own nor an active agent of it is NotPermitted, as its block says; an agent is permitted until its expiry or revocation', () => {
+  const h = new Harness();
+  const owner = key('victim');
+  const stranger = key('stranger');
+  const bot = key('agent');
+  h.fund(owner, 10_000n * USDC);
+  h.fund(stranger, 10_000n * USDC);
+  const genesis = h.ex.state.genesis;
+  const app = new ExchangeApp(
+    {
+      genesis,
+      consensusGenesis: consensusGenesisOf(genesis),
+      signatures: new SignatureCache(),
+      prices: null,
+      nowMs: () => 0,
+    },
+    h.ex,
+  );
+  // Signed with the stranger's own key under the victim's address: a valid
+  // signature, which every block refuses; admitted, it would take the
+  // victim's share of the mempool and of each proposal.
+  const forged = h.tx(owner, limit(BTC, 'buy', 400_000, 1), { signer: stranger });
+  assert.equal(app.staleCodeOf(forged), 'NotPermitted');
+  assert.equal(h.block([forged]).results[0]!.code, 'NotPermitted', 'as its block says');
+  assert.equal(app.staleCodeOf(h.tx(owner, limit(BTC, 'buy', 400_000, 1))), null, 'the owner');
+  // An agent, from the block that registers it until the one past its expiry.
+  const byBot = () => h.tx(owner, limit(BTC, 'buy', 400_000, 1), { signer: bot });
+  assert.equal(app.staleCodeOf(byBot()), 'NotPermitted', 'not yet registered');
+  const expiresAtMs = h.timeMs + 10_000;
+  const reg = h.one(owner, { kind: 'registerAgent', agentPublicKey: bot.publicKey, expiresAtMs });
+  assert.ok(reg.ok && reg.actions[0]!.ok);
+  assert.equal(app.staleCodeOf(byBot()), null, 'registered');
+  h.block([], 10_000);
+  assert.ok(h.timeMs >= expiresAtMs);
+  const late = byBot();
+  assert.equal(app.staleCodeOf(late), 'NotPermitted', 'expired');
+  assert.equal(h.block([late]).results[0]!.code, 'NotPermitted', 'as its block says');
+  // A nonce too old is still told first, as the block checks it first.
+  h.block([], NONCE_AGE_MS_MAX);
+  const nonce = h.timeMs - NONCE_AGE_MS_MAX;
+  const old = h.tx(owner, limit(BTC, 'buy', 400_000, 1), { signer: stranger, nonce });
+  assert.equal(app.staleCodeOf(old), 'StaleNonce');
+  assert.equal(h.block([old]).results[0]!.code, 'StaleNonce', 'as its block says');
+});

@@ -47,6 +47,7 @@ export type MempoolErrorCode =
   | 'Expired'
   | 'StaleNonce'
   | 'DuplicateNonce'
+  | 'NotPermitted'
   /** Dropped after admission to make room for a client's transaction (onDropped). */
   | 'Evicted';
 
@@ -60,6 +61,8 @@ const STALE_MESSAGES: Readonly<Record<string, string>> = {
   Expired: 'the transaction expired before the last block',
   StaleNonce: "its nonce is too old for the signer's window",
   DuplicateNonce: 'its nonce was used by a transaction already committed',
+  NotPermitted:
+    'the signer is neither the account nor an agent of it active at the last block (an agent signs once its registration is committed)',
 };
 
 const EVICTED_MESSAGE =
@@ -99,7 +102,7 @@ export interface MempoolEntry {
 export type DropCode = 'Evicted' | StaleCode;
 
 /** Why the committed state refuses a waiting transaction: the exchange's code for it. */
-export type StaleCode = 'Expired' | 'StaleNonce' | 'DuplicateNonce';
+export type StaleCode = 'Expired' | 'StaleNonce' | 'DuplicateNonce' | 'NotPermitted';
 
 export interface Dropped {
   readonly hash: string;

@@ -2,7 +2,7 @@
 // "The mempool"; docs/api.md, "Submitting" and "Dropped transactions";
 // docs/transactions.md, "Nonces"; docs/exchange.md, "In-block ordering" and
 // the check order). Seeded flows submit transactions of many accounts, from
-// clients and from gossiping peers (valid, bad signature, malformed, of another
+// clients and from gossiping peers (valid, signed by a key not the account's, bad signature, malformed, of another
 // chain, oversize, duplicate, replayed or stale nonce, expired, past the
 // per-account, per-peer and total limits), with signature batches in flight
 // across turns; blocks commit some of the pool's transactions and some it never
@@ -163,6 +163,8 @@ class RefChain {
   staleCode(tx: SignedTx): string | null {
     const code = nonceRule(this.windowOf(tx), tx.nonce, this.timeMs);
     if (code === 'StaleNonce' || code === 'DuplicateNonce') return code;
+    // Every account here is open: a signer neither its key nor an active agent is refused.
+    if (!this.allowed.has(`${toHex(tx.account)}:${toHex(tx.signer)}`)) return 'NotPermitted';
     if (tx.expiresAtMs !== undefined && tx.expiresAtMs < this.timeMs) return 'Expired';
     return null;
   }
