@@ -1,6 +1,7 @@
 // A halt height (NodeLoopOptions.haltHeight): the validators and a full node
 // stop once it is executed, with its snapshot and a durable checkpoint of it,
-// having signed nothing for the height after; a start at or past it refuses;
+// having signed nothing for the height after; a start past it, or at it with
+// its snapshot, refuses (at it without one, it saves that snapshot and stops);
 // a restart without it resumes from that snapshot and executes nothing at or
 // below it, which is what lets code that executes differently take over.
 
