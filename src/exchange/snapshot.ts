@@ -37,9 +37,10 @@
 // (unshockedSinceMs), after its kept mark. Format 9 is read too
 // (SNAPSHOT_FORMAT_PREVIOUS) where it holds no such option.
 //
-// Canonical: a state has one encoding, and every other byte string is refused
-// or decodes to a state with another appHash (snapshot_cover.test.ts flips
-// bits to check it). Lists written in ascending order are refused out of
+// Canonical: a state has one encoding (and one more in format 9, the same
+// bytes but the format byte, where it has one there), and every other byte
+// string is refused or decodes to a state with another appHash
+// (snapshot_cover.test.ts flips bits to check it). Lists written in ascending order are refused out of
 // order; an option whose mark the restore recomputes (no mark interval) must
 // carry the mark it recomputes to.
 

@@ -411,8 +411,13 @@ export class NodeLoop {
         { height: checkpoint },
         'the stored chain is at the halt height without its snapshot: saving it',
       );
-      this.maybeSnapshot(checkpoint);
-      this.stopAtHaltHeight();
+      // Guarded as the executed height's snapshot is: a data directory found
+      // replaced (or a failed write) halts the node with its report and exit
+      // status, rather than failing the start.
+      this.guard(() => {
+        this.maybeSnapshot(checkpoint);
+        this.stopAtHaltHeight();
+      });
       return;
     }
     this.guard(() => this.perform(this.replica.start(records, this.clock.nowMs())));

@@ -1,10 +1,13 @@
 // A halt height (NodeLoopOptions.haltHeight): the validators and a full node
 // stop once it is executed, with its snapshot and a durable checkpoint of it,
-// having signed nothing for the height after; a start at or past it refuses;
+// having signed nothing for the height after; a start past it, or at it with
+// its snapshot, refuses (at it without one, it saves that snapshot and stops);
 // a restart without it resumes from that snapshot and executes nothing at or
 // below it, which is what lets code that executes differently take over.
 
 import { test } from 'node:test';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { decode } from '../../src/codec/wire.ts';
 import type { Genesis } from '../../src/consensus/index.ts';
@@ -18,7 +21,7 @@ import type { HaltHeightStop } from '../../src/node/loop.ts';
 import { MemoryHub } from '../../src/node/network.ts';
 import type { MemoryNetwork, PeerNetwork } from '../../src/node/network.ts';
 import { restoreApp } from '../../src/node/restore.ts';
-import { openStorage } from '../../src/node/storage/index.ts';
+import { StorageError, openStorage, snapshotFileName } from '../../src/node/storage/index.ts';
 import type { FileStorage, Storage } from '../../src/node/storage/index.ts';
 import {
   DurableWal,
@@ -84,6 +87,8 @@ function start(
   txs: Uint8Array[],
   haltHeight?: number,
   snapshotEveryHeights = 3,
+  /** The data directory check (FileStorage.checkInPlace); absent: none. */
+  checkInPlace?: () => void,
 ): Running {
   const storage = openStorage(dir);
   const wal = new DurableWal(storage.wal, true);
@@ -92,6 +97,7 @@ function start(
     blocks: storage.blocks,
     snapshots: storage.snapshots,
     close: () => storage.close(),
+    ...(checkInPlace !== undefined ? { checkInPlace } : {}),
   };
   let net: MemoryNetwork | null = null;
   try {
@@ -431,6 +437,39 @@ test('a validator stored at the halt height without its snapshot (it waited at t
     const resumed = start(hub, genesis, 'v0', late.dir, keys[0]!, txs, undefined, 0);
     stop(resumed);
     assert.deepEqual(resumed.restored, { snapshotHeight: HALT, replayedBlocks: 0 });
+  } finally {
+    stopAll(nodes);
+    tmp.remove();
+  }
+});
+
+test('a start stored at the halt height without its snapshot that finds its data directory replaced halts with StorageReplaced (as a running node does before a snapshot), saving nothing', async () => {
+  const { tmp, keys, genesis, hub, txs } = fourValidators('zomma-halt-height-replaced-');
+  const nodes = keys.map((key, i) =>
+    start(hub, genesis, `v${i}`, `${tmp.dir}/v${i}`, key, txs, HALT, 0),
+  );
+  try {
+    await waitFor(
+      () => nodes.every((n) => n.stopped !== null || n.loop.haltReport !== null),
+      30_000,
+      'every validator at the halt height',
+    );
+    const node = nodes[0]!;
+    assert.equal(node.loop.haltReport, null, 'v0: no failure');
+    stop(node);
+    // Stored at the halt height without its snapshot (as if it had not stopped there).
+    rmSync(join(node.dir, 'snapshots', snapshotFileName(HALT)));
+    const replaced = (): void => {
+      throw new StorageError('StorageReplaced', join(node.dir, 'wal.log'), null, 'another file');
+    };
+    const again = start(hub, genesis, 'v0', node.dir, keys[0]!, txs, HALT, 0, replaced);
+    try {
+      assert.equal(again.loop.haltReport?.code, 'StorageReplaced', 'halted, not thrown');
+      assert.equal(again.stopped, null, 'not stopped at the halt height');
+      assert.deepEqual(again.storage.snapshots.heights(), [], 'no snapshot written');
+    } finally {
+      stop(again);
+    }
   } finally {
     stopAll(nodes);
     tmp.remove();
