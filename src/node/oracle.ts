@@ -68,20 +68,25 @@ const WAD = 1e18;
  * market to fit): at-the-money volatility σ of the underlying, a skew ρ = −0.3
  * and curvature 0.1, scaled to total variance σ²T so that w(0) = σ²T. Floats
  * are fine here: only the integer parameters enter the chain, validated.
- * At most OBSERVATION_SMILES_MAX of them, nearest expiries first.
+ * At most OBSERVATION_SMILES_MAX of them: the nearest expiries of every
+ * underlying together, listed by (underlying, expiry) as an observation is.
  */
 export function simulatedSmiles(
   expiries: readonly { underlying: string; expiryMs: number }[],
   nowMs: number,
 ): SmileObservation[] {
   const out: SmileObservation[] = [];
+  const byUnderlying = (x: { underlying: string }, y: { underlying: string }): number =>
+    x.underlying < y.underlying ? -1 : x.underlying > y.underlying ? 1 : 0;
+  // The nearest expiries are chosen across underlyings (an underlying sorted
+  // first must not take every place with its far expiries and leave the
+  // others' options without a smile), then put in the order the encoding needs.
   const sorted = [...expiries]
     .filter((e) => e.expiryMs > nowMs)
-    .sort((x, y) =>
-      x.underlying < y.underlying ? -1 : x.underlying > y.underlying ? 1 : x.expiryMs - y.expiryMs,
-    );
+    .sort((x, y) => x.expiryMs - y.expiryMs || byUnderlying(x, y))
+    .slice(0, OBSERVATION_SMILES_MAX)
+    .sort((x, y) => byUnderlying(x, y) || x.expiryMs - y.expiryMs);
   for (const e of sorted) {
-    if (out.length >= OBSERVATION_SMILES_MAX) break;
     const vol = DEVNET_VOLS[e.underlying] ?? DEVNET_VOL_DEFAULT;
     const variance = vol * vol * ((e.expiryMs - nowMs) / YEAR_MS);
     const b = variance;

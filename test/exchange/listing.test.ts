@@ -1246,3 +1246,52 @@ test('an option already halted when it expires still has its market leaf updated
   }
   assert.ok(!call.retired && call.halted, 'the call waits');
 });
+
+test('a short that its settlement leaves below zero, with no other position, loses its resting orders and is covered by the insurance fund, the rest a deficit', () => {
+  const g = dailyListingGenesis(START_MS);
+  g.insuranceFundQuote = 2_000n * USDC;
+  const h = new Harness(g);
+  h.fund(alice, 5_000n * USDC);
+  h.fund(bob, 100_000n * USDC);
+  const future = h.ex.state.marketByName.get(FUTURE)!;
+  const perp = h.ex.state.marketByName.get('ETH-PERPETUAL')!;
+  // Alice short 1 BTC of the future to Bob, and a bid resting on ETH.
+  accepted(h, bob, limit(FUTURE, 'buy', future.markTicks, 10_000));
+  accepted(h, alice, limit(FUTURE, 'sell', future.markTicks, 10_000, { timeInForce: 'IOC' }));
+  accepted(h, alice, limit('ETH-PERPETUAL', 'buy', perp.markTicks - 1_000, 1));
+  // BTC's price stops before the window and comes back past expiry $10,000
+  // higher: no liquidation while stale, and the settlement takes that price.
+  const { BTC: btc, ...withoutBtc } = h.oracle;
+  h.oracle = withoutBtc;
+  while (h.timeMs <= EXPIRY_MS) h.block([], 30 * MINUTE_MS);
+  assert.ok(!future.retired && future.halted, 'the future waits for its price');
+  const a = h.account(alice)!;
+  const fund = h.ex.state.insuranceQuote;
+  const deposited = h.ex.state.depositedQuote - h.ex.state.withdrawnQuote;
+  h.oracle = { ...h.oracle, BTC: btc! + 10_000n * USDC };
+  const cashBefore = a.cashQuote;
+  const r = h.block([], MINUTE_MS);
+  assert.ok(future.retired, 'settled');
+  // One BTC short pays the settlement price in full.
+  const settledCash = cashBefore - (btc! + 10_000n * USDC);
+  assert.ok(settledCash < 0n, `the settlement took alice below zero (${settledCash})`);
+  // The fund holds its $2,000 of the genesis: it pays that much of the $5,000 and more alice lacks.
+  assert.equal(fund, 2_000n * USDC);
+  assert.ok(-settledCash > fund, 'more than the fund');
+  const mine = r.events.filter(
+    (e) =>
+      (e.type === 'liquidationCancels' || e.type === 'insuranceCover') && e.account === a.index,
+  );
+  assert.deepEqual(mine, [
+    { type: 'liquidationCancels', account: a.index, orders: 1 },
+    { type: 'insuranceCover', account: a.index, amountQuote: fund },
+  ]);
+  assert.equal(a.positionCount, 0);
+  assert.equal(h.ex.state.orders.size, 0, "alice's ETH bid is gone");
+  assert.equal(a.cashQuote, settledCash + fund);
+  assert.equal(h.ex.state.insuranceQuote, 0n);
+  assert.ok(a.cashQuote < 0n && h.ex.state.deficits.has(a), 'the rest is a deficit');
+  // Conservation (also checked after every block by the harness).
+  const cash = h.ex.state.accounts.reduce((s, x) => s + x.cashQuote, 0n);
+  assert.equal(cash + h.ex.state.insuranceQuote + h.ex.state.feePoolQuote, deposited);
+});

@@ -23,6 +23,7 @@ import {
 } from '../../src/node/oracle.ts';
 import { DEVNET_ASSETS, GbmPriceSource } from '../../src/node/oracle_source.ts';
 import { toHex } from '../../src/lib/bytes.ts';
+import { OBSERVATION_SMILES_MAX } from '../../src/lib/limits.ts';
 import { testKey } from './helpers.ts';
 
 const BTC_START = DEVNET_ASSETS[0]!.startQuote;
@@ -274,6 +275,26 @@ test('simulated smiles are valid SVI with the underlying volatility at the money
   // w(0) = a + b·sigma = 0.36 × 29 / 365 for BTC at 30 days.
   const w = smiles[1]!.svi.a + (smiles[1]!.svi.b * smiles[1]!.svi.sigma) / 10n ** 18n;
   assert.ok(Math.abs(Number(w) / 1e18 - (0.36 * 29) / 365) < 1e-9);
+  assert.ok(decodeObservation(encodeObservation({ timeMs: day, prices: [], smiles })) !== null);
+});
+
+test('with more listed expiries than an observation holds, the simulated smiles are the nearest of every underlying', () => {
+  const day = 86_400_000;
+  // BTC listed for 40 days ahead, ETH for the first: sorted by underlying
+  // first, BTC's far expiries took every place and left ETH without a smile.
+  const expiries = [
+    ...Array.from({ length: 40 }, (_, i) => ({ underlying: 'BTC', expiryMs: (i + 2) * day })),
+    { underlying: 'ETH', expiryMs: 2 * day },
+  ];
+  const smiles = simulatedSmiles(expiries, day);
+  assert.equal(smiles.length, OBSERVATION_SMILES_MAX);
+  assert.deepEqual(
+    smiles.map((s) => [s.underlying, s.expiryMs]),
+    [
+      ...Array.from({ length: OBSERVATION_SMILES_MAX - 1 }, (_, i) => ['BTC', (i + 2) * day]),
+      ['ETH', 2 * day],
+    ],
+  );
   assert.ok(decodeObservation(encodeObservation({ timeMs: day, prices: [], smiles })) !== null);
 });
 
