@@ -2,6 +2,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { zomma } from './helpers.ts';
 import { tempDir } from '../node/helpers.ts';
@@ -49,4 +50,22 @@ test('keys with no or an unknown subcommand says which it got', async () => {
   const bogus = await zomma('keys', 'list');
   assert.equal(bogus.code, 2);
   assert.match(bogus.err, /^zomma keys: unknown subcommand 'list': new or show\n/);
+});
+
+test('a flag of the other subcommand is refused, not ignored (keys show --out FILE showed the default key)', async () => {
+  const dir = tempDir('zomma-cli-keys-');
+  const file = join(dir.dir, 'key.json');
+  try {
+    const show = await zomma('keys', 'show', '--out', file);
+    assert.equal(show.code, 2);
+    assert.match(show.err, /^zomma keys: keys show takes no --out\n/);
+    for (const flag of ['--key-file', '--key']) {
+      const made = await zomma('keys', 'new', '--out', file, flag, file);
+      assert.equal(made.code, 2, made.err);
+      assert.ok(made.err.includes(`keys new takes no ${flag}`), made.err);
+    }
+    assert.deepEqual(readdirSync(dir.dir), [], 'nothing written');
+  } finally {
+    dir.remove();
+  }
 });

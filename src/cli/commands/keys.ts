@@ -27,6 +27,14 @@ export const command: Command = {
       strict: true,
     });
     let key;
+    // A flag of the other subcommand is refused, not ignored: `keys show --out
+    // FILE` would otherwise print the default key as if FILE held it.
+    const other = sub === 'new' ? ['key-file', 'key'] : sub === 'show' ? ['out'] : [];
+    for (const flag of other) {
+      if (values[flag as keyof typeof values] !== undefined) {
+        throw new UsageError(`keys ${sub} takes no --${flag}`);
+      }
+    }
     if (sub === 'new') {
       if (values.out === undefined) throw new UsageError('keys new needs --out FILE');
       const out = values.out;
