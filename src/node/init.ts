@@ -12,6 +12,7 @@
 // validator's peers (which take it in at their next restart).
 
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { isIPv6 } from 'node:net';
 import { join } from 'node:path';
 import type { TimeoutConfig } from '../consensus/index.ts';
 import { generateKeyPair, loadKeyFile, saveKeyFile } from '../crypto/index.ts';
@@ -72,6 +73,30 @@ export const DEFAULT_BASE_PORT = 26_656;
 const HOST_PATTERN = /^[A-Za-z0-9.-]+$/;
 
 /**
+ * A host as --hosts and --host take it: a name, an IPv4 address, or an IPv6
+ * address, bare or in brackets; returned bare (IPv6 in its canonical form),
+ * as the sockets take it. addressOf puts an IPv6 one in brackets.
+ */
+function hostOf(text: string, field: string): string {
+  const bare = text.startsWith('[') && text.endsWith(']') ? text.slice(1, -1) : text;
+  if (isIPv6(bare)) return new URL(`http://[${bare}]/`).hostname.slice(1, -1);
+  if (bare !== text || !HOST_PATTERN.test(text)) {
+    throw configError(field, `"${text}" is not a host name or address`);
+  }
+  return text;
+}
+
+/** `host:port` as config.json writes it (an IPv6 host in brackets). */
+function addressOf(host: string, port: number): string {
+  return isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** Two names of one host: case and a final dot (the root) aside. */
+function hostKey(host: string): string {
+  return host.toLowerCase().replace(/\.$/, '');
+}
+
+/**
  * The checks of initNetwork's options that need no file: a caller that must
  * clear a directory first (the devnet starting over) runs them before it
  * deletes anything.
@@ -81,6 +106,8 @@ export function checkInitOptions(options: InitOptions): {
   m: number;
   base: number;
   stride: number;
+  /** --hosts as the sockets take them (hostOf). */
+  hosts: string[] | undefined;
 } {
   const n = options.validators;
   if (!Number.isInteger(n) || n < 1 || n > VALIDATORS_MAX) {
@@ -97,21 +124,21 @@ export function checkInitOptions(options: InitOptions): {
     throw configError('--hosts', `${hosts.length} hosts for ${n} validators and ${m} full nodes`);
   }
   const seen = new Set<string>();
-  hosts?.forEach((h, i) => {
-    if (!HOST_PATTERN.test(h))
-      throw configError(`--hosts[${i}]`, `"${h}" is not a host name or address`);
+  const bare = hosts?.map((text, i) => {
+    const h = hostOf(text, `--hosts[${i}]`);
     // Every node on a host uses the same three ports: two could not both listen.
-    if (seen.has(h.toLowerCase())) {
-      throw configError(`--hosts[${i}]`, `"${h}" is named twice: one node per host`);
+    if (seen.has(hostKey(h))) {
+      throw configError(`--hosts[${i}]`, `"${text}" is named twice: one node per host`);
     }
-    seen.add(h.toLowerCase());
+    seen.add(hostKey(h));
+    return h;
   });
   const base = options.basePort ?? DEFAULT_BASE_PORT;
   const stride = hosts === undefined ? 3 : 0;
   if (!Number.isInteger(base) || base < 1 || base + stride * (n + m) + 2 > 65_535) {
     throw configError('--base-port', 'the ports would not fit in [1, 65535]');
   }
-  return { n, m, base, stride };
+  return { n, m, base, stride, hosts: bare };
 }
 
 export function initNetwork(options: InitOptions): {
@@ -119,8 +146,7 @@ export function initNetwork(options: InitOptions): {
   homes: InitHome[];
   fullNodes: InitHome[];
 } {
-  const { n, m, base, stride } = checkInitOptions(options);
-  const hosts = options.hosts;
+  const { n, m, base, stride, hosts } = checkInitOptions(options);
   const dirs = Array.from({ length: n + m }, (_, i) =>
     join(options.out, i < n ? `validator-${i}` : `full-node-${i - n}`),
   );
@@ -274,9 +300,9 @@ function homeOf(dir: string, key: KeyPair, host: string, port: number): InitHome
   return {
     home: dir,
     publicKey: toHex(key.publicKey),
-    peer: `${host}:${port}`,
-    api: `${host}:${port + 1}`,
-    metrics: `${host}:${port + 2}`,
+    peer: addressOf(host, port),
+    api: addressOf(host, port + 1),
+    metrics: addressOf(host, port + 2),
   };
 }
 
@@ -406,18 +432,18 @@ function placeNewNode(
     host = [...hosts][0]!;
     port = options.basePort ?? Math.max(...used.map((u) => u.port)) + 1;
   } else {
-    if (!HOST_PATTERN.test(options.host)) {
-      throw configError('--host', `"${options.host}" is not a host name or address`);
-    }
-    host = options.host;
+    host = hostOf(options.host, '--host');
     port = options.basePort ?? DEFAULT_BASE_PORT;
   }
   if (!Number.isInteger(port) || port < 1 || port + 2 > 65_535) {
     throw configError('--base-port', 'the ports would not fit in [1, 65535]');
   }
   for (const u of used) {
-    if (u.host === host && u.port >= port && u.port <= port + 2) {
-      throw configError('--base-port', `${host}:${u.port} is already used by another node`);
+    if (hostKey(u.host) === hostKey(host) && u.port >= port && u.port <= port + 2) {
+      throw configError(
+        '--base-port',
+        `${addressOf(host, u.port)} is already used by another node`,
+      );
     }
   }
   return { host, port };

@@ -100,6 +100,33 @@ test('separate hosts: validators first, then full nodes, all on the same ports',
   }
 });
 
+test('separate hosts by IPv6 address, bare or in brackets: written in brackets, and each config loads with the address its sockets take', () => {
+  const tmp = tempDir('zomma-init-');
+  try {
+    const { homes } = initNetwork({
+      validators: 2,
+      hosts: ['2001:db8::1', '[2001:DB8:0:0::2]'],
+      out: tmp.dir,
+      genesisTimeMs: GENESIS_TIME_MS,
+    });
+    assert.deepEqual(
+      homes.map((h) => [h.peer, h.api]),
+      [
+        ['[2001:db8::1]:26656', '[2001:db8::1]:26657'],
+        ['[2001:db8::2]:26656', '[2001:db8::2]:26657'],
+      ],
+    );
+    const config = loadConfig(homes[0]!.home);
+    assert.equal(config.listen, '[2001:db8::1]:26656');
+    assert.deepEqual(
+      config.peers.map((p) => p.address),
+      ['[2001:db8::2]:26656'],
+    );
+  } finally {
+    tmp.remove();
+  }
+});
+
 test('bad options are refused with the field named, before anything is written', () => {
   const tmp = tempDir('zomma-init-');
   const out = join(tmp.dir, 'net');
@@ -129,6 +156,22 @@ test('bad options are refused with the field named, before anything is written',
       () => initNetwork({ ...base, fullNodes: 1, hosts: ['a.example', 'b', 'A.example'] }),
       configError('--hosts[2]'),
     );
+    // One host by two spellings: a final dot, or two forms of one IPv6 address.
+    assert.throws(
+      () => initNetwork({ ...base, hosts: ['10.0.0.1', '10.0.0.1.'] }),
+      configError('--hosts[1]'),
+    );
+    assert.throws(
+      () => initNetwork({ ...base, hosts: ['::1', '[0:0:0:0:0:0:0:1]'] }),
+      configError('--hosts[1]'),
+    );
+    for (const bad of ['[10.0.0.1]', '1::2::3', '[a.example]', 'a:b']) {
+      assert.throws(
+        () => initNetwork({ ...base, hosts: ['10.0.0.9', bad] }),
+        configError('--hosts[1]'),
+        bad,
+      );
+    }
     assert.equal(existsSync(out), false);
   } finally {
     tmp.remove();
