@@ -177,6 +177,15 @@ export const command: Command = {
         if (values[name] !== undefined) throw new UsageError(`--${name} goes with --generate N`);
       }
     }
+    // Options only a run reads: a generation with no scenario would write no
+    // page, print no report and check nothing, and say nothing of it.
+    if (values.scenario === undefined) {
+      for (const name of ['html', 'json', 'no-check', 'block-ms'] as const) {
+        if (values[name] !== undefined) {
+          throw new UsageError(`--${name} goes with --scenario NAME|FILE (a run's report)`);
+        }
+      }
+    }
 
     // The scenario, the block interval and where the output goes are checked
     // before a state is built or read: a typo should not cost a generation
