@@ -205,6 +205,20 @@ test('generation options with --state are refused, not ignored', async () => {
   }
 });
 
+test('--list beside a run, a generation or --json is refused, not ignored', async () => {
+  for (const extra of [
+    ['--json'],
+    ['--state', state, '--scenario', 'crash-40'],
+    ['--generate', '20', '--out', join(dir, 'list.snap')],
+  ]) {
+    const r = await run('--list', ...extra);
+    assert.equal(r.code, 2, extra.join(' '));
+    assert.match(r.err, new RegExp(`--list takes no other option \\(${extra[0]}\\)`));
+    assert.equal(r.out, '', 'no table');
+  }
+  assert.equal((await run('generate', '--list')).code, 2);
+});
+
 test('run options with a generation that runs no scenario are refused, not ignored', async () => {
   const html = join(dir, 'never.html');
   const snap = join(dir, 'never.snap');

@@ -143,6 +143,12 @@ export const command: Command = {
     });
     if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}`);
     if (values.list === true) {
+      // Anything beside it would be silently dropped: a run asked for would not
+      // happen, and --json would still get the table.
+      const other = Object.keys(values).find((name) => name !== 'list');
+      if (sub || other !== undefined) {
+        throw new UsageError(`--list takes no other option (${sub ? 'generate' : `--${other}`})`);
+      }
       for (const [name, json] of Object.entries(BUILTIN_SCENARIOS)) {
         io.out(`${name.padEnd(14)}  ${(json as { description: string }).description}`);
       }
