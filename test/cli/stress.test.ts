@@ -205,6 +205,37 @@ test('generation options with --state are refused, not ignored', async () => {
   }
 });
 
+test('--list beside a run, a generation or --json is refused, not ignored', async () => {
+  for (const extra of [
+    ['--json'],
+    ['--state', state, '--scenario', 'crash-40'],
+    ['--generate', '20', '--out', join(dir, 'list.snap')],
+  ]) {
+    const r = await run('--list', ...extra);
+    assert.equal(r.code, 2, extra.join(' '));
+    assert.match(r.err, new RegExp(`--list takes no other option \\(${extra[0]}\\)`));
+    assert.equal(r.out, '', 'no table');
+  }
+  assert.equal((await run('generate', '--list')).code, 2);
+});
+
+test('run options with a generation that runs no scenario are refused, not ignored', async () => {
+  const html = join(dir, 'never.html');
+  const snap = join(dir, 'never.snap');
+  for (const flag of [['--html', html], ['--json'], ['--no-check'], ['--block-ms', '5000']]) {
+    for (const head of [
+      ['--generate', '20'],
+      ['generate', '--accounts', '20'],
+    ]) {
+      const r = await run(...head, '--out', snap, ...flag);
+      assert.equal(r.code, 2, `${head[0]} ${flag[0]}`);
+      assert.match(r.err, new RegExp(`${flag[0]} goes with --scenario`));
+      assert.equal(existsSync(snap), false, 'nothing was generated and written');
+    }
+  }
+  assert.equal(existsSync(html), false, 'no page was written');
+});
+
 test('--generate with neither --out nor --scenario is refused before generating', async () => {
   const r = await run('--generate', '100');
   assert.equal(r.code, 2);

@@ -143,6 +143,12 @@ export const command: Command = {
     });
     if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}`);
     if (values.list === true) {
+      // Anything beside it would be silently dropped: a run asked for would not
+      // happen, and --json would still get the table.
+      const other = Object.keys(values).find((name) => name !== 'list');
+      if (sub || other !== undefined) {
+        throw new UsageError(`--list takes no other option (${sub ? 'generate' : `--${other}`})`);
+      }
       for (const [name, json] of Object.entries(BUILTIN_SCENARIOS)) {
         io.out(`${name.padEnd(14)}  ${(json as { description: string }).description}`);
       }
@@ -175,6 +181,15 @@ export const command: Command = {
     if (accountsArg === undefined) {
       for (const name of ['seed', 'insurance', 'option-share', 'out'] as const) {
         if (values[name] !== undefined) throw new UsageError(`--${name} goes with --generate N`);
+      }
+    }
+    // Options only a run reads: a generation with no scenario would write no
+    // page, print no report and check nothing, and say nothing of it.
+    if (values.scenario === undefined) {
+      for (const name of ['html', 'json', 'no-check', 'block-ms'] as const) {
+        if (values[name] !== undefined) {
+          throw new UsageError(`--${name} goes with --scenario NAME|FILE (a run's report)`);
+        }
       }
     }
 
