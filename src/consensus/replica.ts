@@ -759,8 +759,16 @@ export class Replica implements ConsensusReplica {
     }
     const held =
       existing === undefined ? undefined : roundVotes!.voteFor(vote.validatorIndex, vote.blockHash);
-    if (held !== undefined && held !== existing && sameVote(held, vote)) {
-      return this.drop('duplicateVote');
+    // Its validator has a vote for this value here already (this one, or one
+    // signed at another time: a precommit's time is signed): it adds nothing,
+    // and evidence needs another value. Past the values counted per
+    // validator, another value is evidence at most, which the second made.
+    // Both are refused before the signature: a Byzantine validator may sign
+    // any number of them, and each cost a check and, but for copies of its
+    // first value, a log record.
+    if (held !== undefined) return this.drop('duplicateVote');
+    if (existing !== undefined && roundVotes!.valuesFull(vote.validatorIndex)) {
+      return this.drop('bufferFull');
     }
     // Decided, waiting for execution (and the node's commit pause): no rule
     // runs, but a precommit for the decided block joins its certificate. The

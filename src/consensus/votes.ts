@@ -57,6 +57,11 @@ export class RoundVotes {
     return undefined;
   }
 
+  /** Whether a validator's votes here count for every value they may: its first and CONFLICTING_VALUES_MAX more. */
+  valuesFull(validatorIndex: number): boolean {
+    return (this.conflicting?.get(validatorIndex)?.length ?? 0) >= CONFLICTING_VALUES_MAX;
+  }
+
   /** Every vote for a value, by validator index. */
   votesFor(blockHash: Uint8Array | null): Vote[] {
     const out: Vote[] = [];

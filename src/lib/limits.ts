@@ -31,6 +31,12 @@ export const MESSAGE_BYTES_MAX = BLOCK_BYTES_MAX + 1024 * 1024;
  * what a long disk stall times many peers' traffic can pile up.
  */
 export const LOOP_QUEUED_MESSAGE_BYTES_MAX = 8 * MESSAGE_BYTES_MAX;
+/**
+ * What each held message counts against LOOP_QUEUED_MESSAGE_BYTES_MAX on top
+ * of its bytes: its input and views take a few hundred bytes whatever its
+ * size, and empty or tiny messages counted by their bytes alone had no bound.
+ */
+export const LOOP_QUEUED_MESSAGE_OVERHEAD_BYTES = 512;
 
 assert(TX_BYTES_MAX <= BLOCK_BYTES_MAX, 'a transaction must fit in a block');
 assert(BLOCK_BYTES_MAX < MESSAGE_BYTES_MAX, 'a block must fit in a message');

@@ -38,7 +38,12 @@ import {
   walRecordCodec,
 } from '../consensus/index.ts';
 import { bytesEqual, toHex } from '../lib/bytes.ts';
-import { BLOCK_TXS_MAX, LOOP_QUEUED_MESSAGE_BYTES_MAX, WAL_ROTATE_BYTES } from '../lib/limits.ts';
+import {
+  BLOCK_TXS_MAX,
+  LOOP_QUEUED_MESSAGE_BYTES_MAX,
+  LOOP_QUEUED_MESSAGE_OVERHEAD_BYTES,
+  WAL_ROTATE_BYTES,
+} from '../lib/limits.ts';
 import type { Clock } from './clock.ts';
 import { systemClock } from './clock.ts';
 import { NodeError } from './errors.ts';
@@ -246,7 +251,7 @@ export class NodeLoop {
   private readonly queue: Input[] = [];
   /** Certified blocks that disagree with our state halt the node; the check is bounded per peer. */
   private readonly divergence: DivergenceWatch;
-  /** Bytes of the peer messages in `queue` (LOOP_QUEUED_MESSAGE_BYTES_MAX). */
+  /** Bytes of the peer messages in `queue`, each with its overhead (LOOP_QUEUED_MESSAGE_BYTES_MAX). */
   private queuedMessageBytes = 0;
   private draining = false;
   /**
@@ -570,7 +575,7 @@ export class NodeLoop {
   private enqueue(input: Input): void {
     if (!this.running) return;
     if (input.kind === 'message') {
-      const bytes = input.bytes.length;
+      const bytes = queuedBytesOf(input);
       if (this.queuedMessageBytes + bytes > LOOP_QUEUED_MESSAGE_BYTES_MAX) {
         this.stats.messagesDropped++;
         return;
@@ -587,7 +592,7 @@ export class NodeLoop {
     try {
       while (this.running && this.suspended === null && this.queue.length > 0) {
         const input = this.queue.shift()!;
-        if (input.kind === 'message') this.queuedMessageBytes -= input.bytes.length;
+        if (input.kind === 'message') this.queuedMessageBytes -= queuedBytesOf(input);
         this.stats.inputs++;
         this.guard(() => this.perform(this.replica.handle(input)));
       }
@@ -1134,6 +1139,11 @@ function mayWaitForLaterSync(effect: Effect): boolean {
     effect.kind === 'scheduleTimeout' ||
     (effect.kind === 'persist' && !effect.sync)
   );
+}
+
+/** What a held peer message counts against LOOP_QUEUED_MESSAGE_BYTES_MAX: its bytes and its overhead. */
+function queuedBytesOf(input: Input & { kind: 'message' }): number {
+  return input.bytes.length + LOOP_QUEUED_MESSAGE_OVERHEAD_BYTES;
 }
 
 /**

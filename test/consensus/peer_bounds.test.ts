@@ -128,6 +128,7 @@ function votesAtHeight2(seed: number): {
     round: number,
     value: number,
     extensionBytes?: number,
+    timestampMs?: number,
   ) => Uint8Array;
   me: number;
 } {
@@ -143,6 +144,7 @@ function votesAtHeight2(seed: number): {
     round: number,
     value: number,
     extensionBytes = 8,
+    precommitMs = h.nowMs,
   ): Uint8Array => {
     const key = h.keys.find((k) => bytesEqual(k.publicKey, set.validators[validator]!.publicKey))!;
     const blockHash = value === 0 ? null : new Uint8Array(32).fill(value);
@@ -150,7 +152,7 @@ function votesAtHeight2(seed: number): {
     const extension =
       precommit && blockHash !== null ? new Uint8Array(extensionBytes).fill(0x41) : EMPTY;
     if (extension.length > 0) extension.set(utf8('ext '), 0); // the test app's extensions start so
-    const timestampMs = precommit ? h.nowMs : 0;
+    const timestampMs = precommit ? precommitMs : 0;
     const bytes = voteSignBytes(writer, type, 2, round, blockHash, timestampMs, extension);
     const kind = precommit ? SIGN_KIND_CONSENSUS.precommit : SIGN_KIND_CONSENSUS.prevote;
     return encode(messageCodec, {
@@ -217,6 +219,42 @@ test('votes for rounds ahead are bounded per validator: a flood of signed votes 
   }
   assert.equal(verifier.calls - checksBefore, 6);
   assert.equal(records, 6);
+});
+
+test('an equivocator signing many values, or one value many times, in our round and the next costs a few signature checks and log records per round, not one each', () => {
+  const { h, vote, me } = votesAtHeight2(47);
+  const replica = h.nodes[0]!.replica;
+  const verifier = h.verifier as MemoVerifier;
+  const faulty = me === 3 ? 2 : 3;
+  const r = replica.round;
+  const t = h.nowMs;
+  for (const round of [r, r + 1]) {
+    const checksBefore = verifier.calls;
+    let records = 0;
+    // Fifty values of each type, each validly signed: its first three are counted (one and
+    // CONFLICTING_VALUES_MAX more), the rest could only be evidence, which the second made.
+    for (let value = 1; value <= 50; value++) {
+      for (const type of [VOTE_TYPE.prevote, VOTE_TYPE.precommit]) {
+        records += persisted(replica.onMessage('p9', vote(faulty, type, round, value, 4_000), t));
+      }
+    }
+    // Each held value signed again at other times: a precommit's time is signed, so each
+    // copy is another valid vote, and adds nothing to what its value holds.
+    for (let copy = 1; copy <= 50; copy++) {
+      for (const value of [1, 2, 3]) {
+        records += persisted(
+          replica.onMessage(
+            'p9',
+            vote(faulty, VOTE_TYPE.precommit, round, value, 4_000, t + copy),
+            t,
+          ),
+        );
+      }
+    }
+    assert.equal(verifier.calls - checksBefore, 6, `signature checks in round ${round}`);
+    assert.equal(records, 6, `log records in round ${round}`);
+  }
+  assert.equal(replica.height, 2);
 });
 
 test('a replica rebuilds its slots for votes ahead from its log: after a restart the same votes are refused as before', () => {

@@ -15,7 +15,11 @@ import { restoreApp } from '../../src/node/restore.ts';
 import { openStorage } from '../../src/node/storage/index.ts';
 import type { Storage, Wal } from '../../src/node/storage/index.ts';
 import { StorageError } from '../../src/node/storage/errors.ts';
-import { LOOP_QUEUED_MESSAGE_BYTES_MAX, MESSAGE_BYTES_MAX } from '../../src/lib/limits.ts';
+import {
+  LOOP_QUEUED_MESSAGE_BYTES_MAX,
+  LOOP_QUEUED_MESSAGE_OVERHEAD_BYTES,
+  MESSAGE_BYTES_MAX,
+} from '../../src/lib/limits.ts';
 import {
   FAST_TIMEOUTS,
   HashChainApp,
@@ -264,7 +268,9 @@ test('peer messages arriving while a sync runs are held up to LOOP_QUEUED_MESSAG
     const inputs = solo.loop.stats.inputs;
     // A peer floods while the disk stalls: a quarter of a full message each.
     const chunk = new Uint8Array(MESSAGE_BYTES_MAX / 4);
-    const fits = Math.floor(LOOP_QUEUED_MESSAGE_BYTES_MAX / chunk.length);
+    const fits = Math.floor(
+      LOOP_QUEUED_MESSAGE_BYTES_MAX / (chunk.length + LOOP_QUEUED_MESSAGE_OVERHEAD_BYTES),
+    );
     for (let i = 0; i < fits + 10; i++) solo.loop.onConsensusMessage('v9', chunk);
     assert.equal(solo.loop.stats.messagesDropped, 10);
     // Once the sync reports durable, what was held is handled and the node goes on.
@@ -274,6 +280,29 @@ test('peer messages arriving while a sync runs are held up to LOOP_QUEUED_MESSAG
     solo.loop.onConsensusMessage('v9', chunk);
     await waitFor(() => solo.app.height >= 2, 10_000, 'height 2');
     assert.equal(solo.loop.stats.messagesDropped, 10, 'room again once drained');
+    assert.equal(solo.loop.haltReport, null);
+  } finally {
+    solo.loop.stop();
+    solo.storage.close();
+    tmp.remove();
+  }
+});
+
+test('empty peer messages arriving while a sync runs are held within the same bound: each counts for its overhead', async () => {
+  const tmp = tempDir('zomma-walsync-');
+  const solo = startSolo(tmp.dir);
+  try {
+    await waitFor(() => solo.wal.heldCount === 1, 20_000, 'a record waits for its sync');
+    const inputs = solo.loop.stats.inputs;
+    // A consensus frame may be its channel byte alone: an empty payload, a few bytes on the wire.
+    const fits = Math.floor(LOOP_QUEUED_MESSAGE_BYTES_MAX / LOOP_QUEUED_MESSAGE_OVERHEAD_BYTES);
+    const empty = new Uint8Array(0);
+    for (let i = 0; i < fits + 1_000; i++) solo.loop.onConsensusMessage('v9', empty);
+    assert.equal(solo.loop.stats.messagesDropped, 1_000);
+    solo.wal.passThrough = true;
+    solo.wal.release();
+    await waitFor(() => solo.loop.stats.inputs >= inputs + fits, 10_000, 'held inputs handled');
+    await waitFor(() => solo.app.height >= 2, 10_000, 'height 2');
     assert.equal(solo.loop.haltReport, null);
   } finally {
     solo.loop.stop();

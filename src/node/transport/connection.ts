@@ -89,10 +89,21 @@ export interface ConnectionOwner {
   nowMs(): number;
   /** Null to accept an authenticated peer, or the reason to refuse it. */
   authorize(connection: Connection, peer: string): TransportDropReason | null;
+  /**
+   * The inbound budget of an accepted peer: the same buckets for each of its
+   * connections, so that dialing again does not refill them.
+   */
+  inboundBudget(peer: string): InboundBudget;
   onOpen(connection: Connection): void;
   onMessage(connection: Connection, bytes: Uint8Array): void;
   /** `reason` null: closed by us on purpose (stop), not counted as a drop. */
   onClose(connection: Connection, reason: TransportDropReason | null): void;
+}
+
+/** One peer's token buckets: messages and bytes. */
+export interface InboundBudget {
+  readonly messages: Bucket;
+  readonly bytes: Bucket;
 }
 
 type State = 'hello' | 'auth' | 'open' | 'closed';
@@ -244,9 +255,9 @@ export class Connection {
     clearTimeout(this.handshakeTimer!);
     this.handshakeTimer = null;
     const limits = this.owner.limits;
-    const nowMs = this.owner.nowMs();
-    this.inMessages = new Bucket(limits.inMessagesPerS, limits.inMessagesBurst, nowMs);
-    this.inBytes = new Bucket(limits.inBytesPerS, limits.inBytesBurst, nowMs);
+    const budget = this.owner.inboundBudget(peer);
+    this.inMessages = budget.messages;
+    this.inBytes = budget.bytes;
     this.idleTimer = setInterval(() => this.onIdleCheck(), limits.pingIntervalMs);
     this.idleTimer.unref();
     this.owner.onOpen(this);

@@ -44,7 +44,7 @@ import {
 import type { Log } from '../log.ts';
 import { silentLog } from '../log.ts';
 import { Bucket, Connection } from './connection.ts';
-import type { ConnectionLimits, ConnectionOwner } from './connection.ts';
+import type { ConnectionLimits, ConnectionOwner, InboundBudget } from './connection.ts';
 import { emptyCounters } from './types.ts';
 import type {
   MessageHandler,
@@ -106,6 +106,12 @@ interface PeerSlot {
   bannedUntilMs: number;
   /** The address (clientKeyOf) its last inbound connection proved its key from, if any. */
   provenIp: string | null;
+  /**
+   * Its inbound buckets, made at its first connection and kept for the next:
+   * a peer that dialed again whenever its budget ran low started each
+   * connection with a full burst, and was never held to its rate nor banned.
+   */
+  budget: InboundBudget | null;
 }
 
 const DEFAULT_LIMITS: TransportLimits = {
@@ -205,6 +211,7 @@ export class TcpTransport implements Transport {
         timer: null,
         bannedUntilMs: 0,
         provenIp: null,
+        budget: null,
       });
     }
   }
@@ -322,6 +329,19 @@ export class TcpTransport implements Transport {
     if (!keepNew) return 'duplicate';
     existing.close('duplicate');
     return null;
+  }
+
+  private inboundBudget(peer: PeerId): InboundBudget {
+    const slot = this.slots.get(peer)!;
+    if (slot.budget === null) {
+      const l = this.limits;
+      const nowMs = this.nowMs();
+      slot.budget = {
+        messages: new Bucket(l.inMessagesPerS, l.inMessagesBurst, nowMs),
+        bytes: new Bucket(l.inBytesPerS, l.inBytesBurst, nowMs),
+      };
+    }
+    return slot.budget;
   }
 
   private onOpen(connection: Connection): void {
@@ -515,6 +535,7 @@ export class TcpTransport implements Transport {
       counters: this.stats,
       nowMs: () => this.nowMs(),
       authorize: (c, peer) => this.authorize(c, peer),
+      inboundBudget: (peer) => this.inboundBudget(peer),
       onOpen: (c) => this.onOpen(c),
       onMessage: (c, bytes) => this.deliver(c, bytes),
       onClose: (c, reason) => this.onClose(c, reason),

@@ -94,3 +94,29 @@ test('a banned peer is not dialed until its ban ends, then reconnects', async ()
     await Promise.all([a.stop(), b.stop()]);
   }
 });
+
+test('a peer that reconnects before its budget runs out finds it as it left it: dropped and banned past it all the same', async () => {
+  // The clock stands still: nothing refills, so the burst is all any connection of the peer gets.
+  const a = makeTransport(0, [keyOf(0), keyOf(1)], BUDGET, 0, () => 0);
+  const got: Uint8Array[] = [];
+  a.onMessage((_, bytes) => got.push(bytes));
+  await a.start();
+  try {
+    // Each connection sends three quarters of the burst, then the peer dials again.
+    let delivered = 0;
+    for (let i = 0; i < 4 && a.counters().drops.rateLimited === 0; i++) {
+      const peer = await rawPeer(a.address().port, keyOf(1));
+      if (peer.isClosed()) break;
+      for (let k = 0; k < 150; k++) peer.send(Uint8Array.of(i, k & 0xff));
+      await until(
+        () => got.length === delivered + 150 || peer.isClosed(),
+        `connection ${i}: its messages delivered, or it dropped`,
+      );
+      delivered = got.length;
+    }
+    assert.ok(got.length <= 200, `delivered ${got.length} messages, above the burst of 200`);
+    assert.equal(a.counters().drops.rateLimited, 1);
+  } finally {
+    await a.stop();
+  }
+});
