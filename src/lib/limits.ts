@@ -511,6 +511,12 @@ export const API_RATE_BUCKETS_MAX = 100_000;
 /** Default and longest wait of `POST /v1/tx?wait=commit`. */
 export const API_WAIT_COMMIT_MS_DEFAULT = 10_000;
 export const API_WAIT_COMMIT_MS_MAX = 60_000;
+/**
+ * Longest answerTimeoutMs the client SDK takes, ms (about 23 days, "never" in
+ * practice): with the longest commit wait added it still fits a timer, which
+ * Node fires at once when asked for more than 2^31 - 1 ms.
+ */
+export const API_CLIENT_ANSWER_TIMEOUT_MS_MAX = 2_000_000_000;
 /** Transactions one server waits on at once (`wait=commit`); more get 503. */
 export const API_COMMIT_WAITERS_MAX = 10_000;
 /**
@@ -622,6 +628,10 @@ assert(
   'a full bucket admits a whole batch',
 );
 assert(API_WAIT_COMMIT_MS_DEFAULT <= API_WAIT_COMMIT_MS_MAX, 'the default wait is allowed');
+assert(
+  API_CLIENT_ANSWER_TIMEOUT_MS_MAX + API_WAIT_COMMIT_MS_MAX <= 2 ** 31 - 1,
+  "the SDK's longest answer wait fits a timer",
+);
 assert(
   API_COMMIT_WAITERS_PER_IP_MAX < API_COMMIT_WAITERS_MAX,
   'one address cannot take every commit waiter',

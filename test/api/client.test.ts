@@ -31,6 +31,7 @@ import type { SignedTx } from '../../src/exchange/tx/index.ts';
 import { toHex } from '../../src/lib/bytes.ts';
 import { unreachableReason } from '../../src/api/client/http.ts';
 import { RateLimiter } from '../../src/api/ratelimit.ts';
+import { API_CLIENT_ANSWER_TIMEOUT_MS_MAX } from '../../src/lib/limits.ts';
 import { CHAIN_ID, PERP, key, makeView, serve, subaccount } from './fixtures.ts';
 
 test('typed calls mirror the routes and surface error codes', async () => {
@@ -468,6 +469,47 @@ test('a node that takes the connection and never answers is NodeUnreachable afte
       unreachable(250),
     );
     for (const answerTimeoutMs of [0, -1, 1.5, Number.NaN]) {
+      assert.throws(() => new ZommaClient({ url, answerTimeoutMs }), RangeError);
+    }
+  } finally {
+    for (const socket of sockets) socket.destroy();
+    await new Promise<void>((resolve) => silent.close(() => resolve()));
+  }
+});
+
+test('the generic request() of a wait=commit submission also waits its commit wait, and an answerTimeoutMs no timer can hold is refused', async () => {
+  const sockets = new Set<Socket>();
+  const silent = createServer((socket) => void sockets.add(socket));
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+  const unreachable = (ms: number) => (e: unknown) =>
+    e instanceof ZommaApiError &&
+    e.code === 'NodeUnreachable' &&
+    e.message === `cannot reach ${url} (no answer within ${ms / 1000} s)`;
+  try {
+    const client = new ZommaClient({ url, answerTimeoutMs: 100 });
+    const body = new Uint8Array(8);
+    // The node may hold it for its timeoutMs: cut before, a transaction that
+    // is about to commit would be told the node is unreachable.
+    await assert.rejects(
+      client.request(routes.submitTx, { query: { wait: 'commit', timeoutMs: 150 }, body }),
+      unreachable(250),
+    );
+    await assert.rejects(
+      client.request(routes.submitTx, { query: { wait: 'none', timeoutMs: 150 }, body }),
+      unreachable(100),
+    );
+    // Past 2^31 - 1 ms Node fires a timer at once: every request would be
+    // NodeUnreachable within a millisecond instead of waiting that long.
+    assert.doesNotThrow(
+      () => new ZommaClient({ url, answerTimeoutMs: API_CLIENT_ANSWER_TIMEOUT_MS_MAX }),
+      'the longest is taken',
+    );
+    for (const answerTimeoutMs of [
+      API_CLIENT_ANSWER_TIMEOUT_MS_MAX + 1,
+      2 ** 31,
+      Number.MAX_SAFE_INTEGER,
+    ]) {
       assert.throws(() => new ZommaClient({ url, answerTimeoutMs }), RangeError);
     }
   } finally {

@@ -2,7 +2,11 @@
 // generic request() and a named method per route.
 
 import { ZommaError } from '../../lib/errors.ts';
-import { API_REQUEST_TIMEOUT_MS, API_WAIT_COMMIT_MS_DEFAULT } from '../../lib/limits.ts';
+import {
+  API_CLIENT_ANSWER_TIMEOUT_MS_MAX,
+  API_REQUEST_TIMEOUT_MS,
+  API_WAIT_COMMIT_MS_DEFAULT,
+} from '../../lib/limits.ts';
 import { checkRouteInput } from '../check.ts';
 import { routes } from '../routes.ts';
 import type { BodyOf, ParamsOf, QueryOf, ResponseOf, RouteDef, Routes } from '../routes.ts';
@@ -88,8 +92,16 @@ export class HttpClient {
     this.url = options.url.replace(/\/+$/, '');
     this.fetchFn = options.fetch ?? fetch;
     const answerMs = options.answerTimeoutMs ?? API_REQUEST_TIMEOUT_MS;
-    if (!Number.isSafeInteger(answerMs) || answerMs < 1) {
-      throw new RangeError(`answerTimeoutMs must be a whole number of ms, at least 1: ${answerMs}`);
+    // At most API_CLIENT_ANSWER_TIMEOUT_MS_MAX: past 2^31 - 1 ms, with a commit
+    // wait added, Node fires a timer at once, and every request would fail.
+    if (
+      !Number.isSafeInteger(answerMs) ||
+      answerMs < 1 ||
+      answerMs > API_CLIENT_ANSWER_TIMEOUT_MS_MAX
+    ) {
+      throw new RangeError(
+        `answerTimeoutMs must be a whole number of ms from 1 to ${API_CLIENT_ANSWER_TIMEOUT_MS_MAX}: ${answerMs}`,
+      );
     }
     this.answerTimeoutMs = answerMs;
   }
@@ -97,13 +109,10 @@ export class HttpClient {
   /**
    * Calls one route; throws ZommaApiError with the node's code on an error
    * answer, and NodeUnreachable without one (nothing within answerTimeoutMs
-   * plus `waitMs`, the time the node may take on purpose).
+   * plus the commit wait of a wait=commit submission, the time the node may
+   * take on purpose).
    */
-  async request<R extends RouteDef>(
-    route: R,
-    input: RequestInput<R>,
-    waitMs = 0,
-  ): Promise<ResponseOf<R>> {
+  async request<R extends RouteDef>(route: R, input: RequestInput<R>): Promise<ResponseOf<R>> {
     const { params, query, body } = input as { params?: object; query?: object; body?: unknown };
     // Refused here as the node would refuse it, rather than sent, or quietly sent without.
     const refusal = checkRouteInput(route, { params, query, body });
@@ -125,7 +134,7 @@ export class HttpClient {
       init.body = JSON.stringify(body);
       init.headers = { 'content-type': 'application/json' };
     }
-    const answerMs = this.answerTimeoutMs + waitMs;
+    const answerMs = this.answerTimeoutMs + commitWaitOf(route, query);
     // A timer of its own rather than AbortSignal.timeout(), whose timer does
     // not keep its signal alive: the abort must come however long it takes.
     const late = new AbortController();
@@ -217,8 +226,19 @@ export class HttpClient {
     const query: QueryOf<Routes['submitTx']> = {};
     if (options.wait !== undefined) query.wait = options.wait;
     if (options.timeoutMs !== undefined) query.timeoutMs = options.timeoutMs;
-    const waitMs =
-      options.wait === 'commit' ? (options.timeoutMs ?? API_WAIT_COMMIT_MS_DEFAULT) : 0;
-    return this.request(routes.submitTx, { query, body: bytes }, waitMs);
+    return this.request(routes.submitTx, { query, body: bytes });
   }
+}
+
+/**
+ * How long the node may hold a request on purpose, ms: a wait=commit
+ * submission's commit wait (its timeoutMs, else the node's default), whether
+ * it comes through submitTx or the generic request(). The query is the one
+ * checkRouteInput accepted: timeoutMs a whole number, or its decimal digits.
+ */
+function commitWaitOf(route: RouteDef, query: object | undefined): number {
+  if (route !== routes.submitTx) return 0;
+  const q = (query ?? {}) as { wait?: unknown; timeoutMs?: unknown };
+  if (q.wait !== 'commit') return 0;
+  return q.timeoutMs === undefined ? API_WAIT_COMMIT_MS_DEFAULT : Number(q.timeoutMs);
 }
