@@ -62,7 +62,7 @@ const STALE_MESSAGES: Readonly<Record<string, string>> = {
   StaleNonce: "its nonce is too old for the signer's window",
   DuplicateNonce: 'its nonce was used by a transaction already committed',
   NotPermitted:
-    'the signer is neither the account nor an agent of it active at the last block (an agent signs once its registration is committed)',
+    'the signer is neither the account nor an agent of it active at the last block this node executed (an agent signs once the block registering it is executed)',
 };
 
 const EVICTED_MESSAGE =
