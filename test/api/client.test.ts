@@ -4,8 +4,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
-import { createServer } from 'node:net';
-import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -32,7 +30,7 @@ import { toHex } from '../../src/lib/bytes.ts';
 import { unreachableReason } from '../../src/api/client/http.ts';
 import { RateLimiter } from '../../src/api/ratelimit.ts';
 import { API_CLIENT_ANSWER_TIMEOUT_MS_MAX } from '../../src/lib/limits.ts';
-import { CHAIN_ID, PERP, key, makeView, serve, subaccount } from './fixtures.ts';
+import { CHAIN_ID, PERP, key, makeView, serve, silentServer, subaccount } from './fixtures.ts';
 
 test('typed calls mirror the routes and surface error codes', async () => {
   const view = makeView();
@@ -449,43 +447,37 @@ test('a call whose arguments break its route is refused before it is sent, as th
   }
 });
 
-test('a node that takes the connection and never answers is NodeUnreachable after answerTimeoutMs, plus the commit wait of a wait=commit submission', async () => {
-  // Accepts and says nothing, as a stopped (SIGSTOP) or hung node's kernel does.
-  const sockets = new Set<Socket>();
-  const silent = createServer((socket) => void sockets.add(socket));
-  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
-  const unreachable = (ms: number) => (e: unknown) =>
+/** NodeUnreachable for want of an answer from `url` within `ms`. */
+function unreachableAt(url: string, ms: number): (e: unknown) => boolean {
+  return (e) =>
     e instanceof ZommaApiError &&
     e.code === 'NodeUnreachable' &&
     e.message === `cannot reach ${url} (no answer within ${ms / 1000} s)`;
+}
+
+test('a node that takes the connection and never answers is NodeUnreachable after answerTimeoutMs, plus the commit wait of a wait=commit submission', async () => {
+  const silent = await silentServer();
+  const { url } = silent;
   try {
     const client = new ZommaClient({ url, answerTimeoutMs: 100 });
-    await assert.rejects(client.status(), unreachable(100));
+    await assert.rejects(client.status(), unreachableAt(url, 100));
     const bytes = new Uint8Array(8);
-    await assert.rejects(client.submitTx(bytes), unreachable(100));
+    await assert.rejects(client.submitTx(bytes), unreachableAt(url, 100));
     await assert.rejects(
       client.submitTx(bytes, { wait: 'commit', timeoutMs: 150 }),
-      unreachable(250),
+      unreachableAt(url, 250),
     );
     for (const answerTimeoutMs of [0, -1, 1.5, Number.NaN]) {
       assert.throws(() => new ZommaClient({ url, answerTimeoutMs }), RangeError);
     }
   } finally {
-    for (const socket of sockets) socket.destroy();
-    await new Promise<void>((resolve) => silent.close(() => resolve()));
+    await silent.close();
   }
 });
 
 test('the generic request() of a wait=commit submission also waits its commit wait, and an answerTimeoutMs no timer can hold is refused', async () => {
-  const sockets = new Set<Socket>();
-  const silent = createServer((socket) => void sockets.add(socket));
-  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
-  const unreachable = (ms: number) => (e: unknown) =>
-    e instanceof ZommaApiError &&
-    e.code === 'NodeUnreachable' &&
-    e.message === `cannot reach ${url} (no answer within ${ms / 1000} s)`;
+  const silent = await silentServer();
+  const { url } = silent;
   try {
     const client = new ZommaClient({ url, answerTimeoutMs: 100 });
     const body = new Uint8Array(8);
@@ -493,11 +485,11 @@ test('the generic request() of a wait=commit submission also waits its commit wa
     // is about to commit would be told the node is unreachable.
     await assert.rejects(
       client.request(routes.submitTx, { query: { wait: 'commit', timeoutMs: 150 }, body }),
-      unreachable(250),
+      unreachableAt(url, 250),
     );
     await assert.rejects(
       client.request(routes.submitTx, { query: { wait: 'none', timeoutMs: 150 }, body }),
-      unreachable(100),
+      unreachableAt(url, 100),
     );
     // Past 2^31 - 1 ms Node fires a timer at once: every request would be
     // NodeUnreachable within a millisecond instead of waiting that long.
@@ -513,7 +505,6 @@ test('the generic request() of a wait=commit submission also waits its commit wa
       assert.throws(() => new ZommaClient({ url, answerTimeoutMs }), RangeError);
     }
   } finally {
-    for (const socket of sockets) socket.destroy();
-    await new Promise<void>((resolve) => silent.close(() => resolve()));
+    await silent.close();
   }
 });

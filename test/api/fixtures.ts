@@ -1,6 +1,8 @@
 // Shared test fixtures: an in-memory view with two instruments and an
 // account, a server on a loopback port, and event-driven waiting (no sleeps).
 
+import { createServer } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import WebSocket from 'ws';
 import { keyPairFromSeed } from '../../src/crypto/index.ts';
 import { buildTx, placeOrder } from '../../src/exchange/tx/index.ts';
@@ -207,4 +209,21 @@ export class RawClient {
   close(): void {
     this.socket.close();
   }
+}
+
+/**
+ * A listener that accepts connections and never says a word, as a stopped
+ * (SIGSTOP) or hung node's kernel does; `close` ends its connections too.
+ */
+export async function silentServer(): Promise<{ url: string; close: () => Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const silent = createServer((socket) => void sockets.add(socket));
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(silent.address() as AddressInfo).port}`,
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+    },
+  };
 }

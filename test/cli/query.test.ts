@@ -4,12 +4,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { zomma } from './helpers.ts';
 import { addressOfKey } from '../../src/api/client/index.ts';
 import { NODE_ANSWER_MS, clientOf, describeTx } from '../../src/cli/commands/query.ts';
 import { ZommaError } from '../../src/lib/errors.ts';
-import { OPTION, PERP, key, makeView, serve, subaccount } from '../api/fixtures.ts';
+import { OPTION, PERP, key, makeView, serve, silentServer, subaccount } from '../api/fixtures.ts';
 
 /** A loopback port nothing listens on (just released by the system). */
 async function closedPort(): Promise<number> {
@@ -36,24 +36,19 @@ test('a node that cannot be reached is named with the system reason, not "fetch 
 });
 
 test('a node that takes the connection and never answers is NodeUnreachable once the answer time passes, not a hang', async () => {
-  // Accepts and says nothing, as a stopped (SIGSTOP) or hung node's kernel does.
-  const sockets = new Set<Socket>();
-  const silent = createServer((socket) => void sockets.add(socket));
-  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
-  const { port } = silent.address() as AddressInfo;
+  const silent = await silentServer();
   try {
-    // The commands' own bound: a node's request timeout and a tx's commit wait, not fetch's 300 s.
+    // The commands' own bound: a node's request timeout (a tx adds its commit wait), not fetch's 300 s.
     assert.ok(NODE_ANSWER_MS > 0 && NODE_ANSWER_MS <= 60_000, `NODE_ANSWER_MS ${NODE_ANSWER_MS}`);
     await assert.rejects(
-      clientOf(`http://127.0.0.1:${port}`, 200).status(),
+      clientOf(silent.url, 200).status(),
       (e: unknown) =>
         e instanceof ZommaError &&
         e.code === 'NodeUnreachable' &&
-        e.message === `cannot reach http://127.0.0.1:${port} (no answer within 0.2 s)`,
+        e.message === `cannot reach ${silent.url} (no answer within 0.2 s)`,
     );
   } finally {
-    for (const socket of sockets) socket.destroy();
-    await new Promise<void>((resolve) => silent.close(() => resolve()));
+    await silent.close();
   }
 });
 

@@ -46,18 +46,24 @@ function harness(markIntervalMs?: number): Harness {
   return h;
 }
 
-/**
- * Alice short and Bob long two of CALL, then BTC's price stops: past expiry
- * the call waits, halted and without a mark. Returns the call and the BTC
- * price withheld (put it back in `h.oracle` to let the call settle).
- */
-function expiredCallWaiting(h: Harness): { call: MarketState; btc: bigint } {
+/** Alice and Bob funded; Alice short and Bob long two of CALL at its mark. Returns the call. */
+function aliceShortTwoCalls(h: Harness): MarketState {
   h.fund(alice, 100_000n * USDC);
   h.fund(bob, 100_000n * USDC);
   h.block([], MINUTE_MS);
   const call = h.ex.state.marketByName.get(CALL)!;
   assert.ok(h.one(bob, limit(CALL, 'buy', call.markTicks, 2)).actions[0]!.ok);
   assert.ok(h.one(alice, limit(CALL, 'sell', call.markTicks, 2)).actions[0]!.ok);
+  return call;
+}
+
+/**
+ * Alice short and Bob long two of CALL, then BTC's price stops: past expiry
+ * the call waits, halted and without a mark. Returns the call and the BTC
+ * price withheld (put it back in `h.oracle` to let the call settle).
+ */
+function expiredCallWaiting(h: Harness): { call: MarketState; btc: bigint } {
+  const call = aliceShortTwoCalls(h);
   h.block([], 4 * 60 * MINUTE_MS);
   const { BTC: btc, ...withoutBtc } = h.oracle;
   h.oracle = withoutBtc;
@@ -337,12 +343,7 @@ test('with a mark interval, options are marked once per interval of block time, 
 
 test('without a mark interval, an expired option waiting for its settlement price is margined alike by a running and a restored node', () => {
   const h = harness();
-  h.fund(alice, 100_000n * USDC);
-  h.fund(bob, 100_000n * USDC);
-  h.block([], MINUTE_MS);
-  const call = h.ex.state.marketByName.get(CALL)!;
-  assert.ok(h.one(bob, limit(CALL, 'buy', call.markTicks, 2)).actions[0]!.ok);
-  assert.ok(h.one(alice, limit(CALL, 'sell', call.markTicks, 2)).actions[0]!.ok);
+  const call = aliceShortTwoCalls(h);
   while (h.timeMs < EXPIRY_MS - 120 * MINUTE_MS) {
     // Prices off the option's tick: its last forward (the future's mark) is not
     // a whole number of the option's ticks, as its index is.
@@ -1196,12 +1197,7 @@ test('when an expired option’s grace counts from is in its market’s leaf: a 
 test('a snapshot of the format before (9, without the grace of expired options) restores the same appHash where no option waits for its settlement price, and is refused where one does', () => {
   assert.equal(SNAPSHOT_FORMAT_PREVIOUS, SNAPSHOT_FORMAT - 1);
   const h = harness();
-  h.fund(alice, 100_000n * USDC);
-  h.fund(bob, 100_000n * USDC);
-  h.block([], MINUTE_MS);
-  const call = h.ex.state.marketByName.get(CALL)!;
-  assert.ok(h.one(bob, limit(CALL, 'buy', call.markTicks, 2)).actions[0]!.ok);
-  assert.ok(h.one(alice, limit(CALL, 'sell', call.markTicks, 2)).actions[0]!.ok);
+  aliceShortTwoCalls(h);
   h.block([], MINUTE_MS);
   // Before the expiry, format 9 wrote these bytes but for the format byte.
   const before = encodeSnapshot(h.ex);
@@ -1229,12 +1225,7 @@ test('an option already halted when it expires still has its market leaf updated
   // market halted before (here by hand, as governance would) is not halted
   // again at expiry, so its leaf must be refreshed anyway.
   const h = harness();
-  h.fund(alice, 100_000n * USDC);
-  h.fund(bob, 100_000n * USDC);
-  h.block([], MINUTE_MS);
-  const call = h.ex.state.marketByName.get(CALL)!;
-  assert.ok(h.one(bob, limit(CALL, 'buy', call.markTicks, 2)).actions[0]!.ok);
-  assert.ok(h.one(alice, limit(CALL, 'sell', call.markTicks, 2)).actions[0]!.ok);
+  const call = aliceShortTwoCalls(h);
   h.block([], 4 * 60 * MINUTE_MS);
   call.halted = true;
   call.dirty = true;

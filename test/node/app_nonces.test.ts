@@ -11,6 +11,21 @@ import { Harness, USDC, key, limit } from '../exchange/helpers.ts';
 
 const BTC = 'BTC-PERPETUAL';
 
+/** The node's application over the harness's exchange: what the mempool asks. */
+function appOver(h: Harness): ExchangeApp {
+  const genesis = h.ex.state.genesis;
+  return new ExchangeApp(
+    {
+      genesis,
+      consensusGenesis: consensusGenesisOf(genesis),
+      signatures: new SignatureCache(),
+      prices: null,
+      nowMs: () => 0,
+    },
+    h.ex,
+  );
+}
+
 test('stillValid checks the signer’s window: a full agents’ window leaves the owner’s transactions valid', () => {
   const h = new Harness();
   const owner = key('owner');
@@ -27,17 +42,7 @@ test('stillValid checks the signer’s window: a full agents’ window leaves th
     h.tx(owner, limit(BTC, 'buy', 400_000, 1), { signer: bot, nonce: top - i }),
   );
   assert.ok(h.block(flood).results.every((r) => r.ok));
-  const genesis = h.ex.state.genesis;
-  const app = new ExchangeApp(
-    {
-      genesis,
-      consensusGenesis: consensusGenesisOf(genesis),
-      signatures: new SignatureCache(),
-      prices: null,
-      nowMs: () => 0,
-    },
-    h.ex,
-  );
+  const app = appOver(h);
   const n = h.timeMs + 10;
   const revoke = h.tx(owner, { kind: 'revokeAgent', agentPublicKey: bot.publicKey }, { nonce: n });
   assert.equal(app.stillValid(revoke), true);
@@ -58,17 +63,7 @@ test('staleCodeOf gives the code the block would: the nonce before the expiry, s
   const h = new Harness();
   const owner = key('resender');
   h.fund(owner, 10_000n * USDC);
-  const genesis = h.ex.state.genesis;
-  const app = new ExchangeApp(
-    {
-      genesis,
-      consensusGenesis: consensusGenesisOf(genesis),
-      signatures: new SignatureCache(),
-      prices: null,
-      nowMs: () => 0,
-    },
-    h.ex,
-  );
+  const app = appOver(h);
   // Committed, then its expiry passes: the same bytes again would be refused
   // in a block for their used nonce (execute.ts checks it first); "Expired"
   // would tell the client they never took effect.
@@ -97,17 +92,7 @@ test('staleCodeOf: a key that is neither the address’s own nor an active agent
   const bot = key('agent');
   h.fund(owner, 10_000n * USDC);
   h.fund(stranger, 10_000n * USDC);
-  const genesis = h.ex.state.genesis;
-  const app = new ExchangeApp(
-    {
-      genesis,
-      consensusGenesis: consensusGenesisOf(genesis),
-      signatures: new SignatureCache(),
-      prices: null,
-      nowMs: () => 0,
-    },
-    h.ex,
-  );
+  const app = appOver(h);
   // Signed with the stranger's own key under the victim's address: a valid
   // signature, which every block refuses; admitted, it would take the
   // victim's share of the mempool and of each proposal.
