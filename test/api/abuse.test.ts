@@ -192,6 +192,13 @@ test('an IPv6 client is counted by its /64, an IPv4-mapped one as its IPv4 addre
   assert.equal(clientKeyOf('::ffff:10.0.0.1'), '10.0.0.1');
   assert.equal(clientKeyOf('::ffff:a00:1'), '10.0.0.1', 'an IPv4-mapped address written in hex');
   assert.equal(clientKeyOf('10.0.0.1'), '10.0.0.1');
+  // As some proxies write X-Forwarded-For: the source port is no new client.
+  assert.equal(clientKeyOf('10.0.0.1:5678'), '10.0.0.1');
+  assert.equal(clientKeyOf(' 10.0.0.1 '), '10.0.0.1');
+  assert.equal(clientKeyOf('[2001:db8::1]:443'), clientKeyOf('2001:db8::1'));
+  assert.equal(clientKeyOf('[2001:db8::1]'), clientKeyOf('2001:db8::2'));
+  assert.equal(clientKeyOf('[::ffff:10.0.0.1]:80'), '10.0.0.1');
+  assert.equal(clientKeyOf('proxy-garbage'), 'proxy-garbage', 'anything else keeps its own key');
   const view = makeView();
   const server = await serve(view, { ipBurstRequests: 1 });
   const get = (remoteAddress: string) =>
