@@ -16,6 +16,33 @@ import { freeBase } from '../e2e/helpers.ts';
 import { initNetwork } from '../../src/node/init.ts';
 import { lockDirectory, pidAlive } from '../../src/node/storage/lock.ts';
 
+/**
+ * `zomma devnet` of two validators without bots as a child process, in a
+ * fresh home, bounded by --duration 60 should the test's stop be lost;
+ * `printed` holds what it wrote so far to stdout and stderr.
+ */
+async function spawnDevnet(prefix: string) {
+  const home = tempDir(prefix);
+  const dir = join(home.dir, 'devnet');
+  // Below the ephemeral range, where an outgoing connection could take one of them.
+  const port = await freeBase(6, 3);
+  const bin = fileURLToPath(new URL('../../bin/zomma.js', import.meta.url));
+  const args = ['devnet', '--dir', dir, '--validators', '2', '--base-port', String(port)];
+  const child = spawn(process.execPath, [bin, ...args, '--no-bots', '--duration', '60'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => resolve(code)),
+  );
+  const printed = { out: '', err: '' };
+  child.stdout.on('data', (chunk: Buffer) => void (printed.out += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => void (printed.err += chunk.toString()));
+  /** The validators' pids it has printed. */
+  const pidsPrinted = (): number[] =>
+    [...printed.out.matchAll(/starting validator-\d \(pid (\d+)\)/g)].map((m) => Number(m[1]));
+  return { home, dir, child, exited, printed, pidsPrinted };
+}
+
 async function devnet(...argv: string[]): Promise<{ code: number; err: string }> {
   let err = '';
   const io: Io = { out: () => {}, err: (t) => void (err += `${t}\n`) };
@@ -313,37 +340,22 @@ test('devnet: a resume runs every validator of the chain, not fewer than a quoru
 });
 
 test('devnet: SIGINT to the devnet process stops every validator it started, and it exits 0', async () => {
-  const home = tempDir('zomma-devnet-sigint-');
-  const dir = join(home.dir, 'devnet');
-  // Below the ephemeral range, where an outgoing connection could take one of them.
-  const port = await freeBase(6, 3);
-  const bin = fileURLToPath(new URL('../../bin/zomma.js', import.meta.url));
-  const args = ['devnet', '--dir', dir, '--validators', '2', '--base-port', String(port)];
-  // --duration bounds the run should the signal be lost.
-  const child = spawn(process.execPath, [bin, ...args, '--no-bots', '--duration', '60'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const exited = new Promise<number | null>((resolve) =>
-    child.once('exit', (code) => resolve(code)),
-  );
-  let out = '';
+  const { home, dir, child, exited, printed, pidsPrinted } =
+    await spawnDevnet('zomma-devnet-sigint-');
+  const out = (): string => printed.out + printed.err;
   const pids: number[] = [];
-  child.stdout.on('data', (chunk: Buffer) => void (out += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => void (out += chunk.toString()));
   try {
     const deadline = Date.now() + 60_000;
-    while (!out.includes('devnet is up') && Date.now() < deadline && child.exitCode === null) {
+    while (!out().includes('devnet is up') && Date.now() < deadline && child.exitCode === null) {
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
-    assert.match(out, /devnet is up/, out);
-    pids.push(
-      ...[...out.matchAll(/starting validator-\d \(pid (\d+)\)/g)].map((m) => Number(m[1])),
-    );
-    assert.equal(pids.length, 2, out);
+    assert.match(out(), /devnet is up/, out());
+    pids.push(...pidsPrinted());
+    assert.equal(pids.length, 2, out());
     // The devnet alone gets it (a terminal's Ctrl-C reaches its validators too).
     child.kill('SIGINT');
-    assert.equal(await exited, 0, out);
-    assert.match(out, /devnet: stopped/);
+    assert.equal(await exited, 0, out());
+    assert.match(out(), /devnet: stopped/);
     for (const pid of pids) assert.equal(pidAlive(pid), false, `validator pid ${pid} is gone`);
     // Each stopped cleanly: its lock released, its log closed with "stopped".
     for (const i of [0, 1]) {
@@ -362,38 +374,19 @@ test('devnet: SIGINT to the devnet process stops every validator it started, and
 });
 
 test('devnet: its output closed early (`zomma devnet | head`) stops every validator it started, and it exits 0', async () => {
-  const home = tempDir('zomma-devnet-epipe-');
-  const dir = join(home.dir, 'devnet');
-  // Below the ephemeral range, where an outgoing connection could take one of them.
-  const port = await freeBase(6, 3);
-  const bin = fileURLToPath(new URL('../../bin/zomma.js', import.meta.url));
-  const args = ['devnet', '--dir', dir, '--validators', '2', '--base-port', String(port)];
-  // --duration bounds the run should the closed output go unnoticed.
-  const child = spawn(process.execPath, [bin, ...args, '--no-bots', '--duration', '60'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const exited = new Promise<number | null>((resolve) =>
-    child.once('exit', (code) => resolve(code)),
-  );
-  let out = '';
-  let err = '';
+  const { home, dir, child, exited, printed, pidsPrinted } =
+    await spawnDevnet('zomma-devnet-epipe-');
   const pids: number[] = [];
-  child.stdout.on('data', (chunk: Buffer) => void (out += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => void (err += chunk.toString()));
   try {
     const deadline = Date.now() + 60_000;
     while (pids.length < 2 && Date.now() < deadline && child.exitCode === null) {
       await new Promise((resolve) => setTimeout(resolve, 100));
-      pids.splice(
-        0,
-        pids.length,
-        ...[...out.matchAll(/starting validator-\d \(pid (\d+)\)/g)].map((m) => Number(m[1])),
-      );
+      pids.splice(0, pids.length, ...pidsPrinted());
     }
-    assert.equal(pids.length, 2, out + err);
+    assert.equal(pids.length, 2, printed.out + printed.err);
     // The reader goes away, as `head` does after its lines: the next line the devnet prints fails.
     child.stdout.destroy();
-    assert.equal(await exited, 0, err);
+    assert.equal(await exited, 0, printed.err);
     for (const pid of pids) assert.equal(pidAlive(pid), false, `validator pid ${pid} is gone`);
     for (const i of [0, 1]) {
       assert.equal(existsSync(join(dir, `validator-${i}`, 'data', 'LOCK')), false, `lock ${i}`);

@@ -215,7 +215,16 @@ test('a peer banned while a redial to it was waiting is not dialed', async () =>
       { publicKey: keyOf(2).publicKey },
     ],
     // Every redial waits exactly 500 ms, so redials fire in the order they were scheduled.
-    limits: { ...TEST_LIMITS, backoffMsMin: 1000, backoffMsMax: 1000, inMessagesBurst: 5 },
+    // One message a second past a burst of 5: the flood below is over its budget
+    // however slowly a loaded machine delivers it (at the default rate the
+    // bucket could refill between its messages, and no ban came).
+    limits: {
+      ...TEST_LIMITS,
+      backoffMsMin: 1000,
+      backoffMsMax: 1000,
+      inMessagesBurst: 5,
+      inMessagesPerS: 1,
+    },
     random: () => 0,
     log: { debug: ignore, info: ignore, error: ignore, warn: ignore, fatal: ignore },
   });
