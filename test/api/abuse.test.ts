@@ -271,20 +271,28 @@ function batch(nonce: number, count: number) {
   });
 }
 
+/** POSTs transaction bytes to /v1/tx (from `remoteAddress`, else the default); its status and body. */
+async function postTx(
+  server: ApiServer,
+  bytes: Uint8Array,
+  remoteAddress?: string,
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const a = await server.app.inject({
+    method: 'POST',
+    url: '/v1/tx',
+    payload: Buffer.from(bytes),
+    headers: { 'content-type': 'application/octet-stream' },
+    ...(remoteAddress !== undefined ? { remoteAddress } : {}),
+  });
+  return { status: a.statusCode, body: a.json<Record<string, unknown>>() };
+}
+
 test(
   'a batch takes one token per action of the account bucket and one per 16 more of the address bucket, all or none',
   { timeout: 10_000 },
   async () => {
     const view = makeView();
-    const post = (server: ApiServer, bytes: Uint8Array) =>
-      server.app
-        .inject({
-          method: 'POST',
-          url: '/v1/tx',
-          payload: Buffer.from(bytes),
-          headers: { 'content-type': 'application/octet-stream' },
-        })
-        .then((a) => ({ status: a.statusCode, body: a.json<Record<string, unknown>>() }));
+    const post = (server: ApiServer, bytes: Uint8Array) => postTx(server, bytes);
     const byAccount = await serve(view, { accountTxsPerS: 1, accountBurstTxs: 4 });
     try {
       assert.equal((await post(byAccount, batch(1, 3).bytes)).status, 200);
@@ -330,16 +338,7 @@ test(
 
 test("what anyone could send under an account (a signature that does not verify, a copy of one of its transactions) uses none of the account's allowance", async () => {
   const server = await serve(makeView(), { accountTxsPerS: 1, accountBurstTxs: 2 });
-  const post = (bytes: Uint8Array, remoteAddress: string) =>
-    server.app
-      .inject({
-        method: 'POST',
-        url: '/v1/tx',
-        payload: Buffer.from(bytes),
-        headers: { 'content-type': 'application/octet-stream' },
-        remoteAddress,
-      })
-      .then((a) => ({ status: a.statusCode, body: a.json<Record<string, unknown>>() }));
+  const post = (bytes: Uint8Array, remoteAddress: string) => postTx(server, bytes, remoteAddress);
   try {
     // Another address sends key 1's orders with a broken signature, many times its burst.
     for (let n = 0; n < 10; n++) {

@@ -46,12 +46,17 @@ function harness(markIntervalMs?: number): Harness {
   return h;
 }
 
-/** Alice and Bob funded; Alice short and Bob long two of CALL at its mark. Returns the call. */
-function aliceShortTwoCalls(h: Harness): MarketState {
+/** Alice and Bob funded with $100,000 each, a minute on: the call they trade. */
+function fundedCall(h: Harness): MarketState {
   h.fund(alice, 100_000n * USDC);
   h.fund(bob, 100_000n * USDC);
   h.block([], MINUTE_MS);
-  const call = h.ex.state.marketByName.get(CALL)!;
+  return h.ex.state.marketByName.get(CALL)!;
+}
+
+/** Alice and Bob funded; Alice short and Bob long two of CALL at its mark. Returns the call. */
+function aliceShortTwoCalls(h: Harness): MarketState {
+  const call = fundedCall(h);
   assert.ok(h.one(bob, limit(CALL, 'buy', call.markTicks, 2)).actions[0]!.ok);
   assert.ok(h.one(alice, limit(CALL, 'sell', call.markTicks, 2)).actions[0]!.ok);
   return call;
@@ -463,10 +468,7 @@ test('an index outside the pricing math’s domain leaves options at their last 
     { underlying: 'BTC', expiryMs: EXPIRY_MS, svi: FLAT },
     { underlying: 'ETH', expiryMs: EXPIRY_MS, svi: FLAT },
   ];
-  h.fund(alice, 100_000n * USDC);
-  h.fund(bob, 100_000n * USDC);
-  h.block([], MINUTE_MS);
-  const call = h.ex.state.marketByName.get(CALL)!;
+  const call = fundedCall(h);
   const mark = call.markTicks;
   assert.ok(h.one(alice, limit(CALL, 'sell', mark, 2)).actions[0]!.ok);
   assert.ok(h.one(bob, limit(CALL, 'buy', mark, 2)).actions[0]!.ok);
@@ -1031,10 +1033,7 @@ test('an option whose smile stays stale past the grace has its sellers’ mainte
   // Ten at-the-money calls: maintenance $400 within the grace, $4,150 after
   // it (docs/exchange.md, "Margin without a fresh smile").
   const h = harness();
-  h.fund(alice, 100_000n * USDC);
-  h.fund(bob, 100_000n * USDC);
-  h.block([], MINUTE_MS);
-  const call = h.ex.state.marketByName.get(CALL)!;
+  const call = fundedCall(h);
   aliceSellsTenCalls(h, call);
   const account = h.account(alice)!;
   h.smiles = null;

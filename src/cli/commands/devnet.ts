@@ -240,8 +240,11 @@ export const command: Command = {
   },
 };
 
+/** A validator's home in a devnet's directory. */
+const HOME_ENTRY = /^validator-[0-9]+$/;
+
 /** What a devnet writes in its directory: the validators' homes and the bots' keys. */
-const DEVNET_ENTRY = /^(validator-[0-9]+|bots)$/;
+const isDevnetEntry = (name: string): boolean => HOME_ENTRY.test(name) || name === 'bots';
 
 /**
  * Empties `dir` of an earlier devnet for a new chain. Anything else in it
@@ -257,7 +260,7 @@ function clearForNewChain(dir: string): void {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
     throw configError('--dir', `cannot use ${dir} (${(error as NodeJS.ErrnoException).code})`);
   }
-  const foreign = names.filter((name) => !DEVNET_ENTRY.test(name)).sort();
+  const foreign = names.filter((name) => !isDevnetEntry(name)).sort();
   if (foreign.length > 0) {
     const shown = foreign.slice(0, 3).join(', ') + (foreign.length > 3 ? ', …' : '');
     throw configError(
@@ -284,7 +287,7 @@ function refuseIfRunning(dir: string): void {
     return;
   }
   // The homes only: anything else there is no node's (and a new chain refuses it).
-  for (const name of names.filter((n) => /^validator-[0-9]+$/.test(n))) {
+  for (const name of names.filter((n) => HOME_ENTRY.test(n))) {
     let pid: number | null;
     try {
       pid = lockHolder(join(dir, name, 'data'));
