@@ -19,21 +19,21 @@
 //
 // The scenario values of an instrument depend only on its marks, so they are
 // built once per height when first needed (40 Black–Scholes evaluations for an
-// option) and cached on the market (derived, not state).
-// Cost: O(records × scenarios) bigint multiply-adds, two scenario passes;
-// with options and dated futures of one underlying, four more over its records
-// (with them, beside them) and two or three more in all.
+// option) and cached on the market (derived, not state). The scenario terms
+// are sums over the records, so each account keeps them (ListedSums, derived)
+// and a check brings them up to date by the records that changed.
+// Cost: O(records) comparisons, O(scenarios) bigint multiply-adds per record
+// changed since the account's last check (all of them once its marks moved),
+// and O(underlyings × scenarios) to take the requirement's largest scenarios.
 
 import { divBig } from '../lib/int.ts';
 import { imfPpm } from './margin.ts';
-import type { MarginPosition, MarginRange, ScenarioInstrument } from './options/index.ts';
+import type { ScenarioInstrument } from './options/index.ts';
 import {
   CUSHION_MAINTENANCE_PPM,
   buildFutureScenarios,
   buildOptionScenarios,
   scenarioCount,
-  scenarioInitialOverRanges,
-  scenarioMargin,
   WAD_PER_QUOTE,
 } from './options/index.ts';
 import { priced } from './options/priced.ts';
@@ -186,60 +186,284 @@ interface Entry {
   sell: number;
 }
 
+function active(e: Entry): boolean {
+  return e.size !== 0 || e.buy !== 0 || e.sell !== 0;
+}
+
+/**
+ * A record margined by scenario, as its terms were last added to its
+ * underlying's sums: the scenario values they were taken with (replaced, not
+ * changed, when the marks move) and its sizes.
+ */
+interface Held {
+  scenario: ScenarioInstrument;
+  underlying: string;
+  isFuture: boolean;
+  size: number;
+  /** size − sells and size + buys: the ends of what its resting orders may make it. */
+  low: number;
+  high: number;
+  /** The sync that last found it (ListedSums.stamp). */
+  seen: number;
+}
+
+/**
+ * One underlying's terms summed over its records margined by scenario,
+ * options and dated futures apart (its futures may be kept linear beside the
+ * options). Over the ranges of the resting orders (initial,
+ * scenarioInitialOverRanges): per scenario, each record's larger loss of its
+ * two ends (with its short minimum at that end), the larger short minimum of
+ * the two ends, and the long premium with every bid filled. At the positions
+ * (maintenance, scenarioMargin): per scenario the loss, and the short
+ * minimum, unseen loss and cushion kept. All exact bigints: a sum kept by
+ * adding and subtracting records equals the sum taken afresh.
+ */
+class Sums {
+  readonly optionRange: bigint[];
+  readonly futureRange: bigint[];
+  rangeShortMin = 0n;
+  premium = 0n;
+  readonly optionLoss: bigint[];
+  readonly futureLoss: bigint[];
+  shortMin = 0n;
+  unseen = 0n;
+  cushionKept = 0n;
+  records = 0;
+
+  constructor(count: number) {
+    this.optionRange = new Array<bigint>(count).fill(0n);
+    this.futureRange = new Array<bigint>(count).fill(0n);
+    this.optionLoss = new Array<bigint>(count).fill(0n);
+    this.futureLoss = new Array<bigint>(count).fill(0n);
+  }
+}
+
+/**
+ * An account's scenario sums (derived, never state): kept from one margin
+ * check to the next and brought up to date by the records that changed, so a
+ * market maker's check of one more order costs O(records) comparisons and
+ * O(scenarios) for the record it changes, not O(records × scenarios) bigint
+ * products (100 option markets quoted on both sides: a thousand times fewer).
+ * Every check compares each record with what it holds, so the sums are right
+ * whatever changed in between, and a fresh account (a restored node) holds
+ * the same after its first check.
+ */
+class ListedSums {
+  readonly held = new Map<number, Held>();
+  readonly byUnderlying = new Map<string, Sums>();
+  stamp = 0;
+}
+
+const sumsOfAccount = new WeakMap<Account, ListedSums>();
+
+function shortMinOf(m: ScenarioInstrument, lots: bigint): bigint {
+  return m.isOption && lots < 0n
+    ? -lots * (m.shortMinPerLotWad + m.shortLossPerLotWad + m.shortCushionPerLotWad)
+    : 0n;
+}
+
+/** Adds (sign 1n) or removes (−1n) a record's terms. O(scenarios). */
+function apply(sums: Sums, h: Held, sign: bigint): void {
+  const m = h.scenario;
+  const pnl = m.pnlPerLotWad;
+  const lo = BigInt(h.low);
+  const hi = BigInt(h.high);
+  const size = BigInt(h.size);
+  const minLow = shortMinOf(m, lo);
+  const minHigh = shortMinOf(m, hi);
+  sums.rangeShortMin += sign * (minLow > minHigh ? minLow : minHigh);
+  if (m.isOption && h.high > 0) sums.premium += sign * hi * m.valuePerLotWad;
+  const range = h.isFuture ? sums.futureRange : sums.optionRange;
+  const loss = h.isFuture ? sums.futureLoss : sums.optionLoss;
+  for (let i = 0; i < pnl.length; i++) {
+    const p = pnl[i]!;
+    const atLow = minLow - lo * p;
+    const atHigh = minHigh - hi * p;
+    range[i]! += sign * (atLow > atHigh ? atLow : atHigh);
+    loss[i]! -= sign * size * p;
+  }
+  if (m.isOption && h.size < 0) {
+    sums.shortMin -= sign * size * m.shortMinPerLotWad;
+    sums.unseen -= sign * size * m.shortLossPerLotWad;
+    sums.cushionKept -= sign * size * m.shortCushionPerLotWad * m.cushionMaintenancePpm;
+  }
+  sums.records += sign > 0n ? 1 : -1;
+}
+
+/**
+ * Brings the account's sums to its active records in the underlyings of
+ * `scenario`: a record unchanged since the last check costs a comparison,
+ * a changed one its old terms out and its new ones in, one gone its terms out.
+ */
+function syncSums(
+  state: ExchangeState,
+  account: Account,
+  entries: readonly Entry[],
+  scenario: ReadonlySet<string>,
+): ListedSums {
+  let c = sumsOfAccount.get(account);
+  if (c === undefined) {
+    c = new ListedSums();
+    sumsOfAccount.set(account, c);
+  }
+  const stamp = ++c.stamp;
+  const count = scenarioCount(state.listing!.scenario);
+  const sumsFor = (underlying: string): Sums => {
+    let sums = c.byUnderlying.get(underlying);
+    if (sums === undefined) {
+      sums = new Sums(count);
+      c.byUnderlying.set(underlying, sums);
+    }
+    return sums;
+  };
+  const remove = (h: Held): void => {
+    const sums = c.byUnderlying.get(h.underlying)!;
+    apply(sums, h, -1n);
+    if (sums.records === 0) c.byUnderlying.delete(h.underlying);
+  };
+  let found = 0;
+  for (const e of entries) {
+    const m = e.market;
+    const underlying = m.params.underlying;
+    if (!active(e) || !scenario.has(underlying)) continue;
+    const s = scenarioOf(state, m);
+    const low = e.size - e.sell;
+    const high = e.size + e.buy;
+    found++;
+    let h = c.held.get(m.index);
+    if (h !== undefined) {
+      h.seen = stamp;
+      if (h.scenario === s && h.size === e.size && h.low === low && h.high === high) continue;
+      remove(h);
+      h.scenario = s;
+      h.underlying = underlying;
+      h.isFuture = m.instrument.kind === 'future';
+      h.size = e.size;
+      h.low = low;
+      h.high = high;
+    } else {
+      const isFuture = m.instrument.kind === 'future';
+      h = { scenario: s, underlying, isFuture, size: e.size, low, high, seen: stamp };
+      c.held.set(m.index, h);
+    }
+    apply(sumsFor(underlying), h, 1n);
+  }
+  if (c.held.size !== found) {
+    for (const [index, h] of c.held) {
+      if (h.seen === stamp) continue;
+      remove(h);
+      c.held.delete(index);
+    }
+  }
+  return c;
+}
+
+/** One underlying margined by scenario, reduced for the requirement's variants. */
+interface Reduced {
+  underlying: string;
+  /** Initial over ranges: the largest of the short minimum and each scenario, futures in and out. */
+  rangeWith: bigint;
+  rangeWithout: bigint;
+  premium: bigint;
+  /** Maintenance: the largest loss over the scenarios (≥ 0), futures in and out. */
+  lossWith: bigint;
+  lossWithout: bigint;
+  shortMin: bigint;
+  unseen: bigint;
+  cushionKept: bigint;
+  /** Its dated futures kept linear: initial, and maintenance × 10^6 unrounded. */
+  linearInitial: bigint;
+  linearMaintenanceScaled: bigint;
+  /** Its dated futures in the scenario: the rate beyond the price shock. */
+  beyondInitial: bigint;
+}
+
+function reduce(underlying: string, sums: Sums | undefined): Reduced {
+  let rangeWith = 0n;
+  let rangeWithout = 0n;
+  let lossWith = 0n;
+  let lossWithout = 0n;
+  if (sums !== undefined) {
+    rangeWith = sums.rangeShortMin;
+    rangeWithout = sums.rangeShortMin;
+    const { optionRange, futureRange, optionLoss, futureLoss } = sums;
+    for (let i = 0; i < optionRange.length; i++) {
+      const option = optionRange[i]!;
+      if (option > rangeWithout) rangeWithout = option;
+      const both = option + futureRange[i]!;
+      if (both > rangeWith) rangeWith = both;
+      const optionOnly = optionLoss[i]!;
+      if (optionOnly > lossWithout) lossWithout = optionOnly;
+      const bothLoss = optionOnly + futureLoss[i]!;
+      if (bothLoss > lossWith) lossWith = bothLoss;
+    }
+  }
+  return {
+    underlying,
+    rangeWith,
+    rangeWithout,
+    premium: sums?.premium ?? 0n,
+    lossWith,
+    lossWithout,
+    shortMin: sums?.shortMin ?? 0n,
+    unseen: sums?.unseen ?? 0n,
+    cushionKept: sums?.cushionKept ?? 0n,
+    linearInitial: 0n,
+    linearMaintenanceScaled: 0n,
+    beyondInitial: 0n,
+  };
+}
+
 const NONE: ReadonlySet<string> = new Set();
 
 const requirement = { initialQuote: 0n, maintenanceQuote: 0n };
 
 /**
- * Initial and maintenance margin of `entries` into `requirement`: by scenario
- * for the underlyings in `scenario` (their options, and their dated futures
- * unless the underlying is in `linearFutures`), the linear formula for the rest.
+ * Initial and maintenance margin into `requirement` of the underlyings
+ * `scenario` margined by scenario (their dated futures linear beside the
+ * options for those in `linear`), plus `others`: the linear terms of the
+ * underlyings without options. As scenarioInitialOverRanges and
+ * scenarioMargin over those records, with each formula's one rounding over
+ * the whole: initial's premium floor spans every underlying.
  */
 function requirementOf(
   state: ExchangeState,
-  entries: readonly Entry[],
-  scenario: ReadonlySet<string>,
-  linearFutures: ReadonlySet<string>,
+  scenario: readonly Reduced[],
+  linear: ReadonlySet<string>,
+  others: { initial: bigint; maintenanceScaled: bigint } | null,
 ): void {
-  let initial = 0n;
-  let maintenanceScaled = 0n;
-  const now: MarginPosition[] = [];
-  const ranges: MarginRange[] = [];
-  const marks = new Map<string, ScenarioInstrument>();
-  for (const e of entries) {
-    const m = e.market;
-    if (e.size === 0 && e.buy === 0 && e.sell === 0) continue;
-    const underlying = m.params.underlying;
-    const future = m.instrument.kind === 'future';
-    if (!scenario.has(underlying) || (future && linearFutures.has(underlying))) {
-      const lots = Math.max(Math.abs(e.size + e.buy), Math.abs(e.size - e.sell));
-      if (lots !== 0) {
-        const notional = BigInt(lots) * m.markQuotePerLot;
-        // The linear formula, scale-up included (margin.ts).
-        initial += ppmCeil(notional, imfPpm(m, notional));
-      }
-      maintenanceScaled += BigInt(Math.abs(e.size)) * m.maintenancePerLotScaled;
-      continue;
-    }
-    if (future) {
-      // The scenario's price shock stands for the linear rate only up to it:
-      // the rest of the rate (its base above the shock, and the size scale-up
-      // past it) is added, so a large future never goes below the linear formula.
-      const lots = Math.max(Math.abs(e.size + e.buy), Math.abs(e.size - e.sell));
-      const notional = BigInt(lots) * m.markQuotePerLot;
-      const beyond = imfPpm(m, notional) - state.listing!.scenario.priceShockPpm;
-      if (lots !== 0 && beyond > 0) initial += ppmCeil(notional, beyond);
-    }
-    const name = m.params.instrument;
-    marks.set(name, scenarioOf(state, m));
-    now.push({ instrument: name, sizeLots: e.size });
-    ranges.push({ instrument: name, lowLots: e.size - e.sell, highLots: e.size + e.buy });
+  let initial = others?.initial ?? 0n;
+  let maintenanceScaled = others?.maintenanceScaled ?? 0n;
+  let range = 0n;
+  let premium = 0n;
+  let loss = 0n;
+  let shortMin = 0n;
+  let unseen = 0n;
+  let cushionKept = 0n;
+  for (const r of scenario) {
+    const kept = linear.has(r.underlying);
+    if (kept) {
+      initial += r.linearInitial;
+      maintenanceScaled += r.linearMaintenanceScaled;
+    } else initial += r.beyondInitial;
+    range += kept ? r.rangeWithout : r.rangeWith;
+    loss += kept ? r.lossWithout : r.lossWith;
+    premium += r.premium;
+    shortMin += r.shortMin;
+    unseen += r.unseen;
+    cushionKept += r.cushionKept;
   }
+  const params = state.listing?.scenario;
   let maintenance = divBig(maintenanceScaled, PPM_BIG, 'ceil');
-  if (now.length !== 0) {
-    const params = state.listing!.scenario;
-    maintenance += scenarioMargin(now, marks, params).maintenanceQuote;
-    initial += scenarioInitialOverRanges(ranges, marks, params);
+  if (params !== undefined && scenario.length !== 0) {
+    maintenance += divBig(
+      (loss + shortMin) * BigInt(params.maintenancePpm) + unseen * PPM_BIG + cushionKept,
+      PPM_BIG * WAD_PER_QUOTE,
+      'ceil',
+    );
+    const scenarioQuote = divBig(range, WAD_PER_QUOTE, 'ceil');
+    const premiumQuote = divBig(premium, WAD_PER_QUOTE, 'ceil');
+    initial += scenarioQuote > premiumQuote ? scenarioQuote : premiumQuote;
   }
   requirement.initialQuote = initial;
   requirement.maintenanceQuote = maintenance;
@@ -278,12 +502,17 @@ export function listedMargin(
   }
   const withOptions = new Set<string>();
   for (const e of entries) {
-    const active = e.size !== 0 || e.buy !== 0 || e.sell !== 0;
-    if (active && e.market.instrument.kind === 'option') {
+    if (active(e) && e.market.instrument.kind === 'option') {
       withOptions.add(e.market.params.underlying);
     }
   }
+  const sums = syncSums(state, account, entries, withOptions);
+  const reduced = new Map<string, Reduced>();
+  for (const u of withOptions) reduced.set(u, reduce(u, sums.byUnderlying.get(u)));
   let equity = 0n;
+  // The linear terms of dated futures: of the underlyings without options,
+  // and of those with options, to keep beside them or not (below).
+  const others = { initial: 0n, maintenanceScaled: 0n };
   // Underlyings with options and dated futures both: their futures go into
   // the scenario with the options, or stay linear beside them (as in a
   // subaccount of their own), whichever needs less, for initial and for
@@ -295,30 +524,49 @@ export function listedMargin(
   for (const e of entries) {
     const m = e.market;
     if (e.size !== 0) equity += BigInt(e.size) * m.markQuotePerLot;
-    const active = e.size !== 0 || e.buy !== 0 || e.sell !== 0;
-    if (active && m.instrument.kind === 'future' && withOptions.has(m.params.underlying)) {
-      mixed.add(m.params.underlying);
+    if (!active(e) || m.instrument.kind !== 'future') continue;
+    const lots = Math.max(Math.abs(e.size + e.buy), Math.abs(e.size - e.sell));
+    const notional = BigInt(lots) * m.markQuotePerLot;
+    const rate = imfPpm(m, notional);
+    // The linear formula, scale-up included (margin.ts).
+    const linearInitial = lots !== 0 ? ppmCeil(notional, rate) : 0n;
+    const linearMaintenanceScaled = BigInt(Math.abs(e.size)) * m.maintenancePerLotScaled;
+    const r = reduced.get(m.params.underlying);
+    if (r === undefined) {
+      others.initial += linearInitial;
+      others.maintenanceScaled += linearMaintenanceScaled;
+      continue;
     }
+    mixed.add(r.underlying);
+    r.linearInitial += linearInitial;
+    r.linearMaintenanceScaled += linearMaintenanceScaled;
+    // In the scenario, its price shock stands for the linear rate only up to
+    // it: the rest of the rate (its base above the shock, and the size
+    // scale-up past it) is added, so a large future never goes below the
+    // linear formula.
+    const beyond = rate - state.listing!.scenario.priceShockPpm;
+    if (lots !== 0 && beyond > 0) r.beyondInitial += ppmCeil(notional, beyond);
   }
+  const all = [...reduced.values()];
   let initial: bigint;
   let maintenance: bigint;
   if (mixed.size === 0) {
-    requirementOf(state, entries, withOptions, NONE);
+    requirementOf(state, all, NONE, others);
     initial = requirement.initialQuote;
     maintenance = requirement.maintenanceQuote;
   } else {
     const linearInitial = new Set<string>();
     const linearMaintenance = new Set<string>();
     for (const u of mixed) {
-      const own = entries.filter((e) => e.market.params.underlying === u);
+      const own = [reduced.get(u)!];
       const only = new Set([u]);
-      requirementOf(state, own, only, NONE);
+      requirementOf(state, own, NONE, null);
       const { initialQuote: togetherInitial, maintenanceQuote: togetherMaintenance } = requirement;
-      requirementOf(state, own, only, only);
+      requirementOf(state, own, only, null);
       if (requirement.initialQuote < togetherInitial) linearInitial.add(u);
       if (requirement.maintenanceQuote < togetherMaintenance) linearMaintenance.add(u);
     }
-    requirementOf(state, entries, withOptions, linearInitial);
+    requirementOf(state, all, linearInitial, others);
     initial = requirement.initialQuote;
     if (linearInitial.size !== 0) {
       // Initial is not a sum over underlyings: the long premium of all of them
@@ -327,10 +575,10 @@ export function listedMargin(
       // pays its linear rate on top of the premium, where in the scenario it
       // would have been under the floor: the account's whole scenario may
       // need less, and initial never takes more than it.
-      requirementOf(state, entries, withOptions, NONE);
+      requirementOf(state, all, NONE, others);
       if (requirement.initialQuote < initial) initial = requirement.initialQuote;
     }
-    requirementOf(state, entries, withOptions, linearMaintenance);
+    requirementOf(state, all, linearMaintenance, others);
     maintenance = requirement.maintenanceQuote;
   }
   result.equityQuote = equity;
