@@ -356,6 +356,16 @@ export function validateConfig(raw: unknown): NodeConfig {
       maxMs: ms('maxMs'),
       ...(t.gossipMs !== undefined ? { gossipMs: ms('gossipMs') } : {}),
     };
+    // Each step's timeout is capped at maxMs (timeoutMs in replica.ts): a cap
+    // below a base timeout would silently replace that base and keep every
+    // timeout from growing with the round, which liveness after GST needs.
+    const base = Math.max(timeouts.proposeMs, timeouts.prevoteMs, timeouts.precommitMs);
+    if (timeouts.maxMs < base) {
+      throw configError(
+        'config.timeouts.maxMs',
+        `${timeouts.maxMs} is below the base timeout ${base}: it must be at least proposeMs, prevoteMs and precommitMs`,
+      );
+    }
   }
   let apiLimits: ApiRateLimits | null = null;
   if (c.apiLimits !== undefined && c.apiLimits !== null) {

@@ -171,3 +171,27 @@ test('config: a field whose absence means a default refuses null, naming it (nul
   assert.equal(c.api, null);
   assert.equal(c.validator, true);
 });
+
+test('config.timeouts.maxMs below a base timeout is refused: the cap would replace that base and no timeout would grow', () => {
+  const timeouts = { proposeMs: 3_000, prevoteMs: 1_000, precommitMs: 1_000, deltaMs: 500 };
+  assert.equal(
+    validateConfig({ ...BASE, timeouts: { ...timeouts, maxMs: 3_000 } }).timeouts?.maxMs,
+    3_000,
+  );
+  for (const maxMs of [2_999, 1_000, 1]) {
+    assert.throws(
+      () => validateConfig({ ...BASE, timeouts: { ...timeouts, maxMs } }),
+      refusedAt('config.timeouts.maxMs'),
+      String(maxMs),
+    );
+  }
+  assert.throws(
+    () =>
+      validateConfig({
+        ...BASE,
+        timeouts: { ...timeouts, proposeMs: 100, precommitMs: 5_000, maxMs: 4_000 },
+      }),
+    refusedAt('config.timeouts.maxMs'),
+    'precommitMs above the cap',
+  );
+});
