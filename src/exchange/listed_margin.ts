@@ -18,8 +18,8 @@
 // bid beside an offer of the same option does not stand for the short.
 //
 // The scenario values of an instrument depend only on its marks, so they are
-// built once per height when first needed (40 Black–Scholes evaluations for an
-// option) and cached on the market (derived, not state). The scenario terms
+// built when first needed after its marks change (40 Black–Scholes evaluations
+// for an option) and cached on the market (derived, not state). The scenario terms
 // are sums over the records, so each account keeps them (ListedSums, derived)
 // and a check brings them up to date by the records that changed.
 // Cost: O(records) comparisons, O(scenarios) bigint multiply-adds per record
@@ -100,9 +100,30 @@ export function unshockedShortBounds(
   return { minPerLotWad, lossPerLotWad, cushionPerLotWad };
 }
 
-/** The scenario values of a listed instrument at the current height. */
+/**
+ * Whether the market's kept scenario values were built from what it holds
+ * now: everything scenarioOf reads that can change (the genesis parameters
+ * and the instrument cannot). An option's mark kept between mark intervals
+ * keeps its values too, and so the kept sums of its holders (ListedSums).
+ */
+function scenarioCurrent(m: MarketState): boolean {
+  if (m.scenario === null) return false;
+  const om = m.optionMark;
+  const kept = m.scenarioMark;
+  return (
+    (om === null
+      ? kept === null
+      : kept !== null && om.ivWad === kept.ivWad && om.timeYearsWad === kept.timeYearsWad) &&
+    m.markTicks === m.scenarioMarkTicks &&
+    m.forwardQuote === m.scenarioForward &&
+    m.forwardNowQuote === m.scenarioForwardNow &&
+    m.unshockedGraceOver === m.scenarioGraceOver
+  );
+}
+
+/** The scenario values of a listed instrument, built from its marks as they are now. */
 export function scenarioOf(state: ExchangeState, m: MarketState): ScenarioInstrument {
-  if (m.scenario !== null && m.scenarioHeight === state.height) return m.scenario;
+  if (scenarioCurrent(m)) return m.scenario!;
   const params = state.listing!.scenario;
   const p = m.params;
   const instrument = m.instrument;
@@ -175,7 +196,11 @@ export function scenarioOf(state: ExchangeState, m: MarketState): ScenarioInstru
     );
   }
   m.scenario = s;
-  m.scenarioHeight = state.height;
+  m.scenarioMark = om;
+  m.scenarioMarkTicks = m.markTicks;
+  m.scenarioForward = m.forwardQuote;
+  m.scenarioForwardNow = m.forwardNowQuote;
+  m.scenarioGraceOver = m.unshockedGraceOver;
   return s;
 }
 

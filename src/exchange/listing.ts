@@ -173,9 +173,6 @@ export function markOptions(state: ExchangeState, previousMs: number | null): vo
   }
   for (const m of state.markets) {
     if (m.retired || !m.listed) continue;
-    // Scenario values built earlier in this height (an auction's uncross
-    // checks margin before this step) priced the previous marks.
-    m.scenario = null;
     const key = twapKey(m);
     if (m.instrument.kind === 'future') {
       m.forwardQuote = BigInt(m.markTicks) * m.params.tickSizeQuote;

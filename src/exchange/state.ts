@@ -396,9 +396,17 @@ export class MarketState {
   forwardQuote = 0n;
   /** A listed option whose mark is kept between mark intervals (genesis listing.markIntervalMs). */
   marksKept = false;
-  /** Scenario values for option margin, built at most once per height, when needed (derived). */
+  /**
+   * Scenario values for option margin, built when needed and kept while what
+   * they are built from is unchanged (scenarioOf; derived): the mark (an
+   * option's kept between mark intervals), the forwards, the grace.
+   */
   scenario: ScenarioInstrument | null = null;
-  scenarioHeight = -1;
+  scenarioMark: OptionMark | null = null;
+  scenarioMarkTicks = 0;
+  scenarioForward = 0n;
+  scenarioForwardNow = 0n;
+  scenarioGraceOver = false;
   /** The height at which markOptions last computed or dropped this option's mark (derived). */
   remarkedHeight = -1;
   /**
