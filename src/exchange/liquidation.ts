@@ -23,8 +23,14 @@
 //      remaining equity, once the rest of the slice is deleveraged) to the insurance fund;
 //      A slice that price monitoring stops (auction/call.ts) starts a call
 //      auction; the rest waits for its uncross, and positions in a market in
-//      an auction are not closed until then;
-//   4. what the book could not absorb of the slice at the bankruptcy price is
+//      an auction are not closed until then. What the book does not take at
+//      the bankruptcy price goes through it again past that price, no further
+//      than the mark ∓ a lot's maintenance margin (and the price band), the
+//      insurance fund paying each fill's loss beyond the bankruptcy price as
+//      far as it holds (closePastBankruptcy; price monitoring stops it
+//      without an auction);
+//   4. what the book could not absorb of the slice, at the bankruptcy price
+//      or past it as far as the fund paid, is
 //      deleveraged against opposite positions at the bankruptcy price, ranked
 //      by unrealized profit × notional / equity (highest first, then ascending
 //      account index): O(holders log holders), only when it happens — so a
