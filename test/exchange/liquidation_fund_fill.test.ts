@@ -227,3 +227,39 @@ test('an account below zero: the fund covers it to the mark (step 2), then pays 
   assert.equal(h.account(o)!.positionCount, 0);
   assert.equal(h.account(o)!.cashQuote, 0n);
 });
+
+test("the fund pays for no fill outside the market's price band: a bid placed when the mark was lower is left", () => {
+  for (const band of [20_000, undefined]) {
+    const markets = genesis().markets.map((m) => ({
+      ...m,
+      liquidationFeePpm: 0,
+      triggers: [],
+      ...(band !== undefined ? { priceBandPpm: band } : {}),
+    }));
+    const h = new Harness(genesis({ markets, insuranceFundQuote: 10_000n * USDC }));
+    const [o, c, bidder] = [key('band-o'), key('band-c'), key('band-bidder')];
+    h.fund(o, 2_600n * USDC);
+    h.fund(c, 500_000n * USDC);
+    h.fund(bidder, 500_000n * USDC);
+    // At $48,000 the band (2%) reaches down to 470,400 ticks: the bid rests.
+    h.oracle = { ...h.oracle, BTC: 48_000n * USDC };
+    assert.ok(h.one(bidder, limit(BTC, 'buy', 474_000, 6_000)).actions[0]!.ok, 'the bid');
+    h.oracle = { ...h.oracle, BTC: 50_000n * USDC };
+    assert.ok(h.one(c, limit(BTC, 'sell', 500_000, ONE_BTC)).actions[0]!.ok, 'c sells');
+    assert.ok(h.one(o, limit(BTC, 'buy', 500_000, ONE_BTC)).actions[0]!.ok, 'o buys');
+    // At $48,800 o is below maintenance ($1,375 against $1,464); its bankruptcy
+    // price is still 474,250, the fund's limit 473,360, the band's low end 478,240.
+    h.oracle = { ...h.oracle, BTC: 48_800n * USDC };
+    const r = h.block([]);
+    const cIndex = h.account(c)!.index;
+    if (band !== undefined) {
+      assert.deepEqual(fills(r), [], 'the band leaves the bid');
+      assert.equal(h.ex.state.insuranceQuote, 10_000n * USDC);
+      assert.deepEqual(deleverages(r), [[cIndex, BANKRUPTCY, ONE_BTC]]);
+    } else {
+      assert.deepEqual(fills(r), [[h.account(bidder)!.index, 474_000, 6_000]], 'no band: filled');
+      assert.equal(h.ex.state.insuranceQuote, 10_000n * USDC - 15n * USDC);
+      assert.deepEqual(deleverages(r), [[cIndex, BANKRUPTCY, 4_000]]);
+    }
+  }
+});
