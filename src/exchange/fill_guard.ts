@@ -8,7 +8,9 @@
 //    cancelled (reason InsufficientEquity), never rested.
 // A fill at a price that gains against the mark by more than its fee lowers
 // nothing and always passes. A liquidation's own order is not checked (it is
-// bounded by the bankruptcy price); its makers are.
+// bounded by the bankruptcy price); its makers are. Its order past the
+// bankruptcy price is checked as a taker whose loss counts from that price
+// and whose budget is the insurance fund, which pays that loss.
 //
 // Cost, per fill: O(markets of the maker) on safe integers (its equity), the
 // bigint functions as fallback. The taker is checked per fill only when the
@@ -97,6 +99,8 @@ export class EquityGuard implements FillGuard {
   private takerStart: bigint | null = null;
   private takerLeft = 0n;
   private takerPpm = 0;
+  /** The price the taker's loss is counted from: the mark, or a liquidation's bankruptcy price. */
+  private takerFromTicks = 0;
   /** This matching pass's epoch: makers' losses within it add up on the account. */
   private epoch = 0;
 
@@ -112,12 +116,22 @@ export class EquityGuard implements FillGuard {
   /**
    * Before a book operation of a taker on `buy`'s side in `market`; takerLeft
    * from takerLeftQuote (null: the taker is not checked), takerFeePpm its tier's.
+   * fromTicks: the price the taker's loss is counted from, the mark unless
+   * given (a liquidation past its bankruptcy price counts from that price,
+   * its budget being the insurance fund: liquidation.ts).
    */
-  arm(market: MarketState, buy: boolean, takerLeft: bigint | null, takerFeePpm: number): this {
+  arm(
+    market: MarketState,
+    buy: boolean,
+    takerLeft: bigint | null,
+    takerFeePpm: number,
+    fromTicks: number = market.markTicks,
+  ): this {
     this.market = market;
     this.takerBuys = buy;
     this.takerStart = takerLeft;
     this.takerPpm = takerFeePpm;
+    this.takerFromTicks = fromTicks;
     return this;
   }
 
@@ -138,10 +152,11 @@ export class EquityGuard implements FillGuard {
     return n;
   }
 
-  /** The taker's loss against the mark of n lots at priceTicks, its fee included (may be < 0). */
+  /** The taker's loss against the mark (or fromTicks) of n lots at priceTicks, its fee included (may be < 0). */
   private takerLoss(priceTicks: number, n: number): bigint {
     const m = this.market!;
-    const away = this.takerBuys ? priceTicks - m.markTicks : m.markTicks - priceTicks;
+    const from = this.takerFromTicks;
+    const away = this.takerBuys ? priceTicks - from : from - priceTicks;
     const lots = BigInt(n);
     return BigInt(away) * lots * m.k + ppmCeil(BigInt(priceTicks) * lots * m.k, this.takerPpm);
   }
@@ -155,7 +170,8 @@ export class EquityGuard implements FillGuard {
     // the answer lies in [floor((left − 1) × 10^6 / perLot), floor(left × 10^6 / perLot)]:
     // a binary search there keeps a lower end that is admitted, O(log lots).
     const m = this.market!;
-    const away = this.takerBuys ? priceTicks - m.markTicks : m.markTicks - priceTicks;
+    const from = this.takerFromTicks;
+    const away = this.takerBuys ? priceTicks - from : from - priceTicks;
     const perLotScaled =
       BigInt(away) * m.k * PPM_BIG + BigInt(priceTicks) * m.k * BigInt(this.takerPpm);
     if (perLotScaled <= 0n) return 0;

@@ -23,8 +23,14 @@
 //      remaining equity, once the rest of the slice is deleveraged) to the insurance fund;
 //      A slice that price monitoring stops (auction/call.ts) starts a call
 //      auction; the rest waits for its uncross, and positions in a market in
-//      an auction are not closed until then;
-//   4. what the book could not absorb of the slice at the bankruptcy price is
+//      an auction are not closed until then. What the book does not take at
+//      the bankruptcy price goes through it again past that price, no further
+//      than the mark ∓ a lot's maintenance margin (and the price band), the
+//      insurance fund paying each fill's loss beyond the bankruptcy price as
+//      far as it holds (closePastBankruptcy; price monitoring stops it
+//      without an auction);
+//   4. what the book could not absorb of the slice, at the bankruptcy price
+//      or past it as far as the fund paid, is
 //      deleveraged against opposite positions at the bankruptcy price, ranked
 //      by unrealized profit × notional / equity (highest first, then ascending
 //      account index): O(holders log holders), only when it happens — so a
@@ -39,9 +45,12 @@
 //      deficits and the other accounts below zero lack more than the fund
 //      holds (withdraw.ts).
 
+import { assert } from '../lib/assert.ts';
 import { divBig, minBig, maxBig } from '../lib/int.ts';
 import { LIQUIDATIONS_PER_BLOCK_MAX } from '../lib/limits.ts';
+import { priceBand } from './auction/bands.ts';
 import { cancelAllInAuction, recordFills, startAuction, takerStopTicks } from './auction/call.ts';
+import type { Side } from './book/index.ts';
 import { applyTrade, positionOf, sizeIn } from './position.ts';
 import {
   belowMaintenance,
@@ -56,7 +65,7 @@ import { equityGuard } from './fill_guard.ts';
 import { forgetMatched, forgetRemoved, settleFills } from './orders.ts';
 import type { ExchangeEvent, Fill } from './results.ts';
 import type { Account, ExchangeState, MarketState } from './state.ts';
-import { notionalQuote, ppmCeil } from './units.ts';
+import { PPM_BIG, notionalQuote, ppmCeil } from './units.ts';
 
 export function isLiquidatable(state: ExchangeState, account: Account): boolean {
   return belowMaintenance(state, account);
@@ -188,6 +197,137 @@ function deleverage(
   return lots - remaining;
 }
 
+/** Σ price × lots × k of the fills of the book's last operation. */
+function bookNotional(market: MarketState): bigint {
+  const fills = market.book.fills;
+  let notional = 0n;
+  for (let i = 0; i < fills.length; i++) {
+    notional += notionalQuote(fills.priceTicks[i]!, fills.sizeLots[i]!, market.k);
+  }
+  return notional;
+}
+
+/** One liquidationFill event per fill of a liquidation's order. */
+function pushFills(
+  market: MarketState,
+  account: Account,
+  orderId: number,
+  side: Side,
+  fills: readonly Fill[],
+  events: ExchangeEvent[],
+): void {
+  for (const f of fills) {
+    events.push({
+      type: 'liquidationFill',
+      market: market.params.instrument,
+      account: account.index,
+      orderId,
+      side,
+      makerAccount: f.makerAccount,
+      makerOrderId: f.makerOrderId,
+      priceTicks: f.priceTicks,
+      sizeLots: f.sizeLots,
+      makerFeeQuote: f.makerFeeQuote,
+    });
+  }
+}
+
+/**
+ * How far past the bankruptcy price the insurance fund pays for a close: the
+ * mark ∓ the maintenance margin of a lot, max(1, floor(mark ×
+ * maintenanceMarginPpm / 10^6)) ticks (as dYdX bounds its liquidations'
+ * fillable price by the maintenance margin), at least 1 tick, and within
+ * the market's price band when it has one. Without it, an account's owner
+ * resting a bid far below the mark would be paid the whole fund for buying
+ * its own liquidated position.
+ */
+function fundLimitTicks(market: MarketState, sell: boolean): number {
+  const mark = market.markTicks;
+  const d = Math.max(1, Number(divBig(BigInt(mark) * market.maintenancePpmBig, PPM_BIG, 'floor')));
+  // mark ≤ INDEX_TICKS_MAX (2^52 − 1) and d ≤ mark: mark + d stays a price.
+  let limit = sell ? Math.max(1, mark - d) : mark + d;
+  const bandPpm = market.params.priceBandPpm;
+  if (bandPpm !== undefined) {
+    const [lo, hi] = priceBand(mark, bandPpm);
+    limit = sell ? Math.max(limit, lo) : Math.min(limit, hi);
+  }
+  return limit;
+}
+
+const NOTHING_PAST = { lots: 0, notional: 0n } as const;
+
+/**
+ * Step 3b (docs/exchange.md, "Liquidation and deleveraging"), after dYdX v4:
+ * the part of the slice the book did not take at the bankruptcy price goes
+ * through the book again, by an IOC order limited at fundLimitTicks, and the
+ * insurance fund pays each fill's loss beyond the bankruptcy price,
+ * lots × (bankruptcy − price) × k for a sale (the other way for a purchase),
+ * exact. The account so ends each of these fills as if it had filled at the
+ * bankruptcy price, at zero equity or above (what the bankruptcy price's
+ * rounding left it), and the fund loses what the account gains. The fund is
+ * the order's budget (the fill guard, counting the loss from the bankruptcy
+ * price): the order stops before the first lot the fund cannot pay in full,
+ * so it never pays more than it holds. Price monitoring stops it as any
+ * IOC: before a price outside the triggers' bounds, starting no auction (the
+ * rest has a place to go, deleveraging). Its makers are checked as any
+ * maker. No order id is spent and nothing happens when the fund is empty,
+ * the limit is not past the bankruptcy price, or no other account's order
+ * lies within it. Event insuranceCover with what the fund paid, after the
+ * order's liquidationFill events. Returns the lots filled and their notional.
+ */
+function closePastBankruptcy(
+  state: ExchangeState,
+  market: MarketState,
+  account: Account,
+  side: Side,
+  bankruptcy: number,
+  lots: number,
+  events: ExchangeEvent[],
+): { readonly lots: number; readonly notional: bigint } {
+  const fund = state.insuranceQuote;
+  if (fund <= 0n) return NOTHING_PAST;
+  const sell = side === 'sell';
+  const limit = fundLimitTicks(market, sell);
+  if (sell ? limit >= bankruptcy : limit <= bankruptcy) return NOTHING_PAST;
+  const book = market.book;
+  if (book.firstOtherTicks(side, account.index, limit, 'cancelResting') === undefined) {
+    return NOTHING_PAST;
+  }
+  const orderId = state.nextOrderId++;
+  book.place({
+    orderId,
+    owner: account.index,
+    side,
+    priceTicks: limit,
+    sizeLots: lots,
+    timeInForce: 'IOC',
+    stopTicks: takerStopTicks(market, side, limit, state.timeMs, account.index, 'cancelResting'),
+    guard: equityGuard(state).arm(market, !sell, fund, 0, bankruptcy),
+  });
+  forgetMatched(state, market, account, events);
+  const notional = bookNotional(market);
+  let paid = 0n;
+  const fills = book.fills;
+  for (let i = 0; i < fills.length; i++) {
+    const beyond = sell ? bankruptcy - fills.priceTicks[i]! : fills.priceTicks[i]! - bankruptcy;
+    paid += BigInt(fills.sizeLots[i]!) * BigInt(beyond) * market.k;
+  }
+  const fillsOut: Fill[] = [];
+  const filled = settleFills(state, market, account, side, true, fillsOut);
+  // Within the triggers' bounds (the book stopped before the first beyond).
+  recordFills(market, book.fills, state.timeMs);
+  pushFills(market, account, orderId, side, fillsOut, events);
+  if (paid > 0n) {
+    // The guard admitted no lot the fund could not pay.
+    assert(paid <= state.insuranceQuote, 'a close past the bankruptcy price beyond the fund');
+    state.insuranceQuote -= paid;
+    account.cashQuote += paid;
+    state.markAccount(account);
+    events.push({ type: 'insuranceCover', account: account.index, amountQuote: paid });
+  }
+  return filled === 0 ? NOTHING_PAST : { lots: filled, notional };
+}
+
 /** Closes a slice of the account's position in the market; returns the lots closed (book and deleveraging). */
 function closePosition(
   state: ExchangeState,
@@ -236,34 +376,33 @@ function closePosition(
   });
   const triggered = r.reason === 'AuctionTriggered';
   forgetMatched(state, market, account, events);
-  const fills = book.fills;
-  let notional = 0n;
-  for (let i = 0; i < fills.length; i++) {
-    notional += notionalQuote(fills.priceTicks[i]!, fills.sizeLots[i]!, market.k);
-  }
+  let notional = bookNotional(market);
   const fillsOut: Fill[] = [];
-  const filled = settleFills(state, market, account, side, true, fillsOut);
+  let filled = settleFills(state, market, account, side, true, fillsOut);
   // A stopped slice starts its auction against the references it met, before
   // its fills are recorded (placeOrder); nothing below uses the book until then.
   if (!triggered) recordFills(market, book.fills, state.timeMs);
-  for (const f of fillsOut) {
-    events.push({
-      type: 'liquidationFill',
-      market: p.instrument,
-      account: account.index,
-      orderId,
+  pushFills(market, account, orderId, side, fillsOut, events);
+  // What the book did not take at the bankruptcy price, past it as far as the
+  // insurance fund pays the difference (step 3b); only the rest is deleveraged.
+  if (!triggered && filled < lots) {
+    const past = closePastBankruptcy(
+      state,
+      market,
+      account,
       side,
-      makerAccount: f.makerAccount,
-      makerOrderId: f.makerOrderId,
-      priceTicks: f.priceTicks,
-      sizeLots: f.sizeLots,
-      makerFeeQuote: f.makerFeeQuote,
-    });
+      bankruptcy,
+      lots - filled,
+      events,
+    );
+    filled += past.lots;
+    notional += past.notional;
   }
   // The fee leaves what deleveraging the rest of the slice at the bankruptcy
   // price (below) takes: charged from the equity before it, it took the
   // account below zero, and its next market closed beyond the mark, at its
-  // counterparties' expense.
+  // counterparties' expense. Fills past the bankruptcy price left the account
+  // as at that price (the fund paid the difference): they count as the rest does.
   const restLots = triggered ? 0 : lots - filled;
   const awayTicks = side === 'sell' ? market.markTicks - bankruptcy : bankruptcy - market.markTicks;
   // A bankruptcy price beyond the mark (equity below zero) is a gain: it raises no fee.

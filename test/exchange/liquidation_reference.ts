@@ -41,6 +41,8 @@ export interface RefMarket {
   readonly tickSizeQuote: bigint;
   readonly mmPpm: number;
   readonly bandPpm: number;
+  /** The circuit breaker's price band (absent: none). */
+  readonly priceBandPpm: number | undefined;
   readonly feePpm: number;
   readonly feeMax: bigint;
   readonly cap: bigint;
@@ -103,7 +105,14 @@ export interface RefState {
 }
 
 /** How often liquidation orders met resting orders within two ticks of their limit, inside and beyond it. */
-export const referenceStats = { atLimit: 0, beyondLimit: 0, shortfalls: 0, triggered: 0 };
+export const referenceStats = {
+  atLimit: 0,
+  beyondLimit: 0,
+  shortfalls: 0,
+  triggered: 0,
+  /** Slices that filled past the bankruptcy price, the insurance fund paying. */
+  pastBankruptcy: 0,
+};
 
 /** What the reference reports: the events of these types, in order (a liquidation fill without its order id). */
 export type RefEvent = ExchangeEvent;
@@ -149,6 +158,7 @@ export function viewOf(ex: Exchange): RefState {
       tickSizeQuote: p.tickSizeQuote,
       mmPpm: p.maintenanceMarginPpm,
       bandPpm: p.markBandPpm,
+      priceBandPpm: p.priceBandPpm,
       feePpm: p.liquidationFeePpm,
       feeMax: p.liquidationFeeQuoteMax,
       cap: p.liquidationQuoteMaxPerBlock,
@@ -618,7 +628,119 @@ function deleverage(
   return lots - remaining;
 }
 
-/** Step 3 and 4 for one market: the slice through the book, the fee, the rest deleveraged. Lots closed. */
+/** A liquidation fill: the trade, the maker's fee, the event. Returns its notional. */
+function settleFill(
+  s: RefState,
+  m: RefMarket,
+  i: number,
+  a: RefAccount,
+  sell: boolean,
+  f: { owner: number; id: number; price: number; size: number },
+  events: RefEvent[],
+): bigint {
+  const maker = s.accounts[f.owner]!;
+  const signed = sell ? -f.size : f.size;
+  trade(m, i, a, signed, f.price);
+  trade(m, i, maker, -signed, f.price);
+  const n = BigInt(f.price) * BigInt(f.size) * m.k;
+  // No taker fee, no rebate; a positive maker fee is charged.
+  const makerFee = s.makerPpm > 0 ? ppmUp(n, s.makerPpm) : 0n;
+  maker.cash -= makerFee;
+  s.feePool += makerFee;
+  events.push({
+    type: 'liquidationFill',
+    market: m.name,
+    account: a.index,
+    orderId: -1,
+    side: sell ? 'sell' : 'buy',
+    makerAccount: f.owner,
+    makerOrderId: f.id,
+    priceTicks: f.price,
+    sizeLots: f.size,
+    makerFeeQuote: makerFee,
+  });
+  return n;
+}
+
+/**
+ * Step 3b: what the book did not take at the bankruptcy price, through the
+ * book past it, no further than the mark ∓ the maintenance margin of a lot
+ * (at least a tick; within the price band when the market has one): the
+ * insurance fund pays each fill's loss beyond the bankruptcy price, and the
+ * order stops before the first lot it cannot pay, and (starting nothing)
+ * before a price outside price monitoring's bounds. Makers as in matchIoc.
+ */
+function pastBankruptcy(
+  s: RefState,
+  m: RefMarket,
+  i: number,
+  a: RefAccount,
+  sell: boolean,
+  bankrupt: number,
+  lots: number,
+  events: RefEvent[],
+): { filled: number; notional: bigint } {
+  const none = { filled: 0, notional: 0n };
+  if (s.fund <= 0n) return none;
+  const d = Math.max(1, Number((BigInt(m.mark) * BigInt(m.mmPpm)) / 1_000_000n));
+  let limit = sell ? Math.max(1, m.mark - d) : m.mark + d;
+  if (m.priceBandPpm !== undefined) {
+    const b = Math.max(1, Number((BigInt(m.mark) * BigInt(m.priceBandPpm)) / 1_000_000n));
+    limit = sell ? Math.max(limit, Math.max(1, m.mark - b)) : Math.min(limit, m.mark + b);
+  }
+  if (sell ? limit >= bankrupt : limit <= bankrupt) return none;
+  const book = sell ? m.bids : m.asks;
+  const [lo, hi] = tradeBounds(m, s.timeMs);
+  const spent = new Map<number, bigint>();
+  const guardPpm = Math.max(0, s.makerPpm);
+  let budget = s.fund;
+  let paid = 0n;
+  let filled = 0;
+  let notional = 0n;
+  const fills: { owner: number; id: number; price: number; size: number }[] = [];
+  while (filled < lots && book.length > 0) {
+    const o = book[0]!;
+    if (sell ? o.price < limit : o.price > limit) break;
+    if (m.monitor !== null && (o.price < lo || o.price > hi)) break;
+    const beyond = BigInt(sell ? bankrupt - o.price : o.price - bankrupt);
+    const want = Math.min(lots - filled, o.size);
+    const n = beyond <= 0n ? want : Math.min(want, Number(budget / (beyond * m.k)));
+    if (n === 0) break;
+    const away = sell ? o.price - m.mark : m.mark - o.price;
+    const loss =
+      BigInt(away) * BigInt(n) * m.k + ppmUp(BigInt(o.price) * BigInt(n) * m.k, guardPpm);
+    if (loss > 0n) {
+      const total = (spent.get(o.owner) ?? 0n) + loss;
+      if (equityOf(s, s.accounts[o.owner]!) - total < 0n) {
+        events.push({ type: 'makerCancelled', market: m.name, orderId: o.id, account: o.owner });
+        book.shift();
+        continue;
+      }
+      spent.set(o.owner, total);
+    }
+    fills.push({ owner: o.owner, id: o.id, price: o.price, size: n });
+    budget -= BigInt(n) * beyond * m.k;
+    o.size -= n;
+    filled += n;
+    if (o.size === 0) book.shift();
+    if (n < want) break;
+  }
+  for (const f of fills) {
+    const beyond = BigInt(sell ? bankrupt - f.price : f.price - bankrupt);
+    paid += BigInt(f.size) * beyond * m.k;
+    notional += settleFill(s, m, i, a, sell, f, events);
+    monitorTrade(m, f.price, s.timeMs);
+  }
+  if (filled > 0) referenceStats.pastBankruptcy++;
+  if (paid > 0n) {
+    s.fund -= paid;
+    a.cash += paid;
+    events.push({ type: 'insuranceCover', account: a.index, amountQuote: paid });
+  }
+  return { filled, notional };
+}
+
+/** Step 3 and 4 for one market: the slice through the book, past the bankruptcy price as far as the fund pays, the fee, the rest deleveraged. Lots closed. */
 function closeSlice(s: RefState, i: number, a: RefAccount, events: RefEvent[]): number {
   const m = s.markets[i]!;
   const size = a.size[i]!;
@@ -634,29 +756,16 @@ function closeSlice(s: RefState, i: number, a: RefAccount, events: RefEvent[]): 
   let filled = 0;
   let notional = 0n;
   for (const f of fills) {
-    const maker = s.accounts[f.owner]!;
-    const signed = sell ? -f.size : f.size;
-    trade(m, i, a, signed, f.price);
-    trade(m, i, maker, -signed, f.price);
-    const n = BigInt(f.price) * BigInt(f.size) * m.k;
-    // No taker fee, no rebate; a positive maker fee is charged.
-    const makerFee = s.makerPpm > 0 ? ppmUp(n, s.makerPpm) : 0n;
-    maker.cash -= makerFee;
-    s.feePool += makerFee;
+    notional += settleFill(s, m, i, a, sell, f, events);
     filled += f.size;
-    notional += n;
-    events.push({
-      type: 'liquidationFill',
-      market: m.name,
-      account: a.index,
-      orderId: -1,
-      side: sell ? 'sell' : 'buy',
-      makerAccount: f.owner,
-      makerOrderId: f.id,
-      priceTicks: f.price,
-      sizeLots: f.size,
-      makerFeeQuote: makerFee,
-    });
+  }
+  if (!triggered) {
+    for (const f of fills) monitorTrade(m, f.price, s.timeMs);
+    if (filled < lots) {
+      const past = pastBankruptcy(s, m, i, a, sell, price, lots - filled, events);
+      filled += past.filled;
+      notional += past.notional;
+    }
   }
   // Stopped by price monitoring: the auction starts, the rest waits for its uncross.
   const rest = triggered ? 0 : lots - filled;
@@ -684,8 +793,8 @@ function closeSlice(s: RefState, i: number, a: RefAccount, events: RefEvent[]): 
       priceTicks: breach,
       endMs: s.timeMs + breachAuctionMs(m, breach, s.timeMs),
     });
+    for (const f of fills) monitorTrade(m, f.price, s.timeMs);
   }
-  for (const f of fills) monitorTrade(m, f.price, s.timeMs);
   if (rest > 0) return filled + deleverage(s, m, i, a, rest, price, events);
   return filled;
 }

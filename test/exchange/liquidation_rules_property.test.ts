@@ -83,6 +83,7 @@ const COUNTS = [
   'atLimit',
   'beyondLimit',
   'shortfalls',
+  'pastBankruptcy',
   'dated',
   'settled',
   'stale',
@@ -647,9 +648,11 @@ test('property: every liquidation does what docs/exchange.md says, against a ref
   referenceStats.atLimit = 0;
   referenceStats.beyondLimit = 0;
   referenceStats.shortfalls = 0;
+  referenceStats.pastBankruptcy = 0;
   for (let seed = 1; seed <= 30; seed++) run(seed, counts);
   counts.atLimit = referenceStats.atLimit;
   counts.beyondLimit = referenceStats.beyondLimit;
   counts.shortfalls = referenceStats.shortfalls;
+  counts.pastBankruptcy = referenceStats.pastBankruptcy;
   for (const k of COUNTS) assert.ok(counts[k] > 0, `${k}: ${show(counts)}`);
 });

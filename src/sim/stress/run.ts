@@ -795,7 +795,7 @@ function tally(
   for (const e of events) {
     switch (e.type) {
       case 'liquidationFill': {
-        // What the liquidation's order traded at, between the mark and the bankruptcy price.
+        // What the liquidation's orders traded at: between the mark and the bankruptcy price, or past it (the fund paying the difference).
         const m = markets.get(e.market)!;
         const notional = BigInt(e.sizeLots) * BigInt(e.priceTicks) * m.k;
         t.liquidatedNotionalQuote += notional;
