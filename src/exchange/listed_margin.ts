@@ -112,11 +112,11 @@ function scenarioCurrent(m: MarketState): boolean {
   const kept = m.scenarioMark;
   return (
     (om === null
-      ? kept === null
+      ? // Without a mark, an option is margined at this block's forward.
+        kept === null && m.forwardNowQuote === m.scenarioForwardNow
       : kept !== null && om.ivWad === kept.ivWad && om.timeYearsWad === kept.timeYearsWad) &&
     m.markTicks === m.scenarioMarkTicks &&
     m.forwardQuote === m.scenarioForward &&
-    m.forwardNowQuote === m.scenarioForwardNow &&
     m.unshockedGraceOver === m.scenarioGraceOver
   );
 }

@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { daysFromCivil, MS_PER_DAY } from '../../src/exchange/instruments/index.ts';
-import { listedMargin } from '../../src/exchange/listed_margin.ts';
+import { listedMargin, scenarioOf } from '../../src/exchange/listed_margin.ts';
+import type { ScenarioInstrument } from '../../src/exchange/options/index.ts';
 import type { SignedTx } from '../../src/exchange/tx/types.ts';
 import type { Account, MarketState } from '../../src/exchange/state.ts';
 import { Harness, USDC, dailyListingGenesis, key, limit, replacer } from './helpers.ts';
@@ -55,16 +56,24 @@ const extraArb = fc.record({
   sellLots: fc.nat(30),
 });
 
-test('property: the scenario sums an account keeps from check to check give, to the unit, the margin taken afresh', () => {
+test('property: the scenario sums an account keeps from check to check, and the scenario values a market keeps between its marks, give to the unit what is taken afresh', () => {
   /** Checks of an account holding an option position, and of one holding a dated future beside it. */
   let withOptions = 0;
   let mixed = 0;
+  /** Scenario values found kept from an earlier block, and equal to those built afresh. */
+  let keptAcrossBlocks = 0;
   fc.assert(
     fc.property(
       fc.array(stepArb, { minLength: 8, maxLength: 30 }),
       fc.array(extraArb, { minLength: 2, maxLength: 2 }),
-      (steps, extras) => {
-        const h = new Harness(dailyListingGenesis(START_MS));
+      // Options marked every block, or every third (their marks, and so
+      // their scenario values, kept in between).
+      fc.constantFrom(undefined, 3_000),
+      (steps, extras, markIntervalMs) => {
+        const g = dailyListingGenesis(START_MS);
+        const h = new Harness(
+          markIntervalMs === undefined ? g : { ...g, listing: { ...g.listing!, markIntervalMs } },
+        );
         h.smiles = SMILES;
         for (const t of traders) h.fund(t, 1_000_000n * USDC);
         h.block([], 60_000);
@@ -81,6 +90,7 @@ test('property: the scenario sums an account keeps from check to check give, to 
             );
             return options.indexOf(m) < 2;
           });
+        const seen = new WeakSet<ScenarioInstrument>();
         const compare = (where: string): void => {
           const markets = listed();
           for (const t of traders) {
@@ -106,6 +116,17 @@ test('property: the scenario sums an account keeps from check to check give, to 
               );
             }
           }
+          // Each market's kept values against values built now, then kept
+          // again (built afresh every time, the sums above would take every
+          // record again at every step).
+          for (const m of markets) {
+            const kept = scenarioOf(state, m);
+            m.scenario = null;
+            assert.deepEqual(kept, scenarioOf(state, m), `${where}: ${m.params.instrument}`);
+            m.scenario = kept;
+            if (seen.has(kept)) keptAcrossBlocks++;
+            seen.add(kept);
+          }
         };
         compare('start');
         steps.forEach((step, i) => {
@@ -128,7 +149,9 @@ test('property: the scenario sums an account keeps from check to check give, to 
           } else {
             h.smiles = step.on ? SMILES : null;
           }
-          h.block(txs, 1_000);
+          // Smiles turned off go stale a minute later: their options are then
+          // margined without a mark, at each block's forward.
+          h.block(txs, step.kind === 'smiles' && !step.on ? 61_000 : 1_000);
           compare(`after step ${i} (${step.kind})`);
         });
       },
@@ -138,4 +161,8 @@ test('property: the scenario sums an account keeps from check to check give, to 
   // The runs reached the cases the sums are for.
   assert.ok(withOptions > 100, `only ${withOptions} checks of an account holding options`);
   assert.ok(mixed > 20, `only ${mixed} checks of an account holding a future beside options`);
+  assert.ok(
+    keptAcrossBlocks > 1_000,
+    `only ${keptAcrossBlocks} scenario values kept across blocks`,
+  );
 });
