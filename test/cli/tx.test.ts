@@ -233,13 +233,25 @@ function droppingView(code: TxDropCode, forget = false): MemoryView {
   return view;
 }
 
-test('a transaction dropped from the mempool with a code a block could give shows dropped, in no block, not rejected; exit 1', async () => {
+/** Runs `check` with the flags of an order sent to a node serving `view` with a fresh key file. */
+async function againstView(
+  view: MemoryView,
+  check: (flags: string[], url: string) => Promise<void>,
+): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'zomma-cli-tx-'));
   const keyFile = join(dir, 'key.json');
   saveKeyFile(keyFile, key(1));
-  const server = await serve(droppingView('DuplicateNonce'));
+  const server = await serve(view);
   try {
-    const flags = ['--price', '199', '--node', server.url, '--key-file', keyFile];
+    await check(['--price', '199', '--node', server.url, '--key-file', keyFile], server.url);
+  } finally {
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('a transaction dropped from the mempool with a code a block could give shows dropped, in no block, not rejected; exit 1', () =>
+  againstView(droppingView('DuplicateNonce'), async (flags, url) => {
     const human = await zomma('tx', 'order', PERP, 'buy', '5', ...flags);
     assert.equal(human.code, 1, human.err);
     assert.equal(human.err, '');
@@ -255,24 +267,14 @@ test('a transaction dropped from the mempool with a code a block could give show
     assert.equal(view.code, 'DuplicateNonce');
     assert.equal(view.height, undefined, 'in no block');
 
-    const hash = String(view.hash);
-    const looked = await zomma('query', 'tx', hash, '--node', server.url);
+    const looked = await zomma('query', 'tx', String(view.hash), '--node', url);
     assert.equal(looked.code, 0, looked.err);
     assert.match(looked.out, /^status +dropped$/m);
     assert.match(looked.out, /^block +none/m);
-  } finally {
-    await server.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }));
 
-test('a drop code the node no longer knows the transaction for is not called a rejection: the error names the hash', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'zomma-cli-tx-'));
-  const keyFile = join(dir, 'key.json');
-  saveKeyFile(keyFile, key(1));
-  const server = await serve(droppingView('StaleNonce', true));
-  try {
-    const flags = ['--price', '199', '--node', server.url, '--key-file', keyFile];
+test('a drop code the node no longer knows the transaction for is not called a rejection: the error names the hash', () =>
+  againstView(droppingView('StaleNonce', true), async (flags) => {
     const r = await zomma('tx', 'order', PERP, 'buy', '5', ...flags, '--json');
     assert.equal(r.code, 1);
     assert.equal(r.out, '', 'no view is made up');
@@ -280,8 +282,4 @@ test('a drop code the node no longer knows the transaction for is not called a r
       r.err,
       /^zomma tx: StaleNonce: dropped: StaleNonce \(zomma query tx [0-9a-f]{64}\)\n$/,
     );
-  } finally {
-    await server.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }));
