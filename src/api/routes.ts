@@ -231,7 +231,7 @@ export const txSchema = view<V.TxView>()(
     status: literal(V.TX_STATUSES),
     height: optional(count()),
     index: optional(count()),
-    code: optional(string()),
+    code: optional(literal(V.TX_CODES)),
     message: optional(string()),
     actions: optional(array(actionResultSchema)),
   }),
@@ -285,7 +285,9 @@ export const blockSchema = view<V.BlockView>()(
     appHash: string(),
     proposer: string(),
     txs: array(
-      view<V.BlockTxView>()(object({ hash: hash(), ok: boolean(), code: optional(string()) })),
+      view<V.BlockTxView>()(
+        object({ hash: hash(), ok: boolean(), code: optional(literal(V.TX_CODES)) }),
+      ),
     ),
     round: optional(count()),
     signers: optional(

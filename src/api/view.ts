@@ -14,6 +14,7 @@
 
 import { TAKER_REASONS, TAKER_STATUSES } from '../exchange/book/types.ts';
 import type { TakerReason, TakerStatus } from '../exchange/book/types.ts';
+import { REJECT_CODES } from '../exchange/errors.ts';
 import type { RejectCode } from '../exchange/errors.ts';
 import type { Instrument } from '../exchange/instruments/names.ts';
 import type { ActionKind, Side } from '../exchange/tx/types.ts';
@@ -289,8 +290,8 @@ export interface TxView {
   height?: number;
   /** Position in its block. */
   index?: number;
-  /** Why it was rejected (an exchange rejection code) or dropped (a TxDropCode). */
-  code?: string;
+  /** Why it was rejected or dropped (TxCode). */
+  code?: TxCode;
   message?: string;
   /** One per action when in a block. */
   actions?: ActionResultView[];
@@ -299,7 +300,8 @@ export interface TxView {
 export interface BlockTxView {
   hash: string;
   ok: boolean;
-  code?: string;
+  /** Why it was refused (TxCode: in a block, never a drop's Evicted). */
+  code?: TxCode;
 }
 
 /**
@@ -319,6 +321,16 @@ export const TX_DROP_CODES = [
   'NotPermitted',
 ] as const;
 export type TxDropCode = (typeof TX_DROP_CODES)[number];
+
+/**
+ * What a transaction's `code` can say. Refused in a block: an exchange
+ * rejection code (the transaction's own, or its single action's),
+ * BadSignature (it failed its checks at execution), or Rejected (refused
+ * with no code given). Dropped: a TxDropCode (all of them rejection codes
+ * but Evicted).
+ */
+export const TX_CODES = [...REJECT_CODES, 'Evicted', 'BadSignature', 'Rejected'] as const;
+export type TxCode = (typeof TX_CODES)[number];
 
 /** A transaction a node's mempool let go of (NodeView.subscribeDropped). */
 export interface TxDrop {

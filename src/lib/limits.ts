@@ -820,6 +820,8 @@ export const MEMPOOL_VERIFY_INLINE_TXS_MAX = 32;
 export const STRESS_ACCOUNTS_MAX = 200_000;
 /** Blocks one scenario may run (a day of one-second blocks). */
 export const STRESS_BLOCKS_MAX = 86_400;
+/** Longest block interval of a scenario (`blockMs`, `--block-ms`): an hour. */
+export const STRESS_BLOCK_MS_MAX = 3_600_000;
 /** Points in one underlying's path. */
 export const STRESS_POINTS_MAX = 10_000;
 /** Underlyings one scenario may name. */

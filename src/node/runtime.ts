@@ -121,31 +121,34 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
   // First of what holds resources: a second node on this home stops here
   // (StorageLocked), before it opens a log file or a port.
   const storage: FileStorage = openStorage(join(home, HOME_FILES.data));
-  const logFile = pino.destination({ dest: join(home, HOME_FILES.log), sync: false, mkdir: true });
-  // The file opens in the background; a node stopped before that (a listener
-  // that cannot bind) must wait for it, or flushing it throws.
-  const logFileOpened = new Promise<void>((resolve) => {
-    logFile.once('ready', () => resolve());
-    logFile.once('error', () => resolve());
-  });
+  // Written as each line is logged (sync, pino.destination's default), not
+  // buffered in memory: a node stopped, killed or crashed leaves its last lines
+  // in the file, and flushLog only has to put them on disk.
+  let logFile: ReturnType<typeof pino.destination>;
+  try {
+    logFile = pino.destination({ dest: join(home, HOME_FILES.log), sync: true, mkdir: true });
+  } catch (error) {
+    storage.close();
+    const { code, message } = error as NodeJS.ErrnoException;
+    throw configError(HOME_FILES.log, `cannot open the log file: ${code ?? message}`);
+  }
   const streams: pino.StreamEntry[] = [{ level: config.logLevel, stream: logFile }];
   if (options.logStream) streams.push({ level: 'info', stream: options.logStream });
-  const logger = pino(
-    { level: config.logLevel, base: { node: config.moniker } },
-    pino.multistream(streams),
-  );
+  const logStreams = pino.multistream(streams);
+  const logger = pino({ level: config.logLevel, base: { node: config.moniker } }, logStreams);
   const log: Log = logger;
   /**
-   * Lets the log file open: before any return, so a node stopped at once does
-   * not leave a file still opening. Lines are not buffered to be flushed:
-   * each is written in the background as it comes (queued while a write is
-   * in flight; pino's flush does nothing over a multistream), and all of
-   * them reach the file before the process ends, because nothing here exits
-   * the process (the CLI sets process.exitCode). A test that reads node.log
-   * in-process waits for its line.
+   * Puts the log on disk before any return: the multistream's flushSync runs
+   * each destination's that has one (the file's writes what it holds, none,
+   * and fsyncs; a test's stream or stdout has none). logger.flush() would do
+   * nothing here: a multistream has no flush to pass it to.
    */
-  const logReady = async (): Promise<void> => {
-    await logFileOpened;
+  const flushLog = (): void => {
+    try {
+      logStreams.flushSync();
+    } catch {
+      // A log that cannot reach the disk is no reason to fail a stop or hide a start's error.
+    }
   };
   // Which code runs, for operators comparing builds after a halt (the files on disk may be newer).
   log.info({ ...buildInfo() }, 'node starting');
@@ -209,7 +212,7 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
   } catch (error) {
     startFailed(error);
     closeLogged(log, 'storage', () => storage.close());
-    await logReady();
+    flushLog();
     throw error;
   }
   try {
@@ -227,7 +230,7 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
     await network.stop();
     closeLogged(log, 'results', () => results.close());
     closeLogged(log, 'storage', () => storage.close());
-    await logReady();
+    flushLog();
     throw error;
   }
   const pool = new VerifyPool({ workers: 1 });
@@ -279,7 +282,7 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
     closeLogged(log, 'results', () => results.close());
     closeLogged(log, 'storage', () => storage.close());
     await pool.close();
-    await logReady();
+    flushLog();
     throw error;
   }
   priceSources.start();
@@ -407,7 +410,7 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
     );
     failure ??= resultsFailure ?? storageFailure;
     log.info({}, 'stopped');
-    await logReady();
+    flushLog();
     if (failure !== null) throw failure;
   }
 

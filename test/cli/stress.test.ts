@@ -167,8 +167,8 @@ test('an unwritable --html or --out is refused before anything is generated, wri
 
 test('a bad scenario or block interval is refused before any state is generated', async () => {
   const r = await run('--generate', '100', '--scenario', 'crash-40', '--block-ms', '0');
-  assert.equal(r.code, 1);
-  assert.match(r.err, /BadScenario: blockMs/);
+  assert.equal(r.code, 2, r.err);
+  assert.match(r.err, /--block-ms must be an integer in \[1, 3600000\], got 0/);
   assert.doesNotMatch(r.err, /generated \d+ accounts/);
   const missing = await run('--generate', '100', '--scenario', join(dir, 'missing.json'));
   assert.equal(missing.code, 2);
@@ -241,4 +241,42 @@ test('--generate with neither --out nor --scenario is refused before generating'
   assert.equal(r.code, 2);
   assert.match(r.err, /--generate N needs --out FILE or --scenario/);
   assert.doesNotMatch(r.err, /generated \d+ accounts/);
+});
+
+test('every bad flag value is a usage error naming the flag (exit 2), before anything is built', async () => {
+  const snap = join(dir, 'bad-flag.snap');
+  const cases: [string[], RegExp][] = [
+    [['--generate', '1', '--out', snap], /--generate must be an integer in \[2, 200000\], got 1/],
+    [['--generate', '200001', '--out', snap], /--generate must be an integer in \[2, 200000\]/],
+    [['generate', '--accounts', '1', '--out', snap], /--accounts must be an integer in \[2, /],
+    [
+      ['--generate', '20', '--out', snap, '--option-share', '101'],
+      /--option-share must be .*got 101/,
+    ],
+    [['--generate', '20', '--out', snap, '--seed=-1'], /--seed must be an integer in \[0, /],
+    [['--generate', '20', '--out', snap, '--seed', '1e3'], /--seed must be an integer/],
+    [
+      ['--generate', '20', '--out', snap, '--insurance', '1'.padEnd(25, '0')],
+      /--insurance must be at most/,
+    ],
+    [
+      ['--generate', '20', '--scenario', short, '--block-ms', '3600001'],
+      /--block-ms must be .*3600000/,
+    ],
+    [
+      ['--generate', '20', '--scenario', short, '--block-ms', '31000'],
+      /--block-ms 31000: longer than the scenario/,
+    ],
+    [
+      ['--generate', '20', '--scenario', 'crash-40', '--block-ms', '1'],
+      /--block-ms 1: more than 86400 blocks/,
+    ],
+  ];
+  for (const [args, message] of cases) {
+    const r = await run(...args);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.err}`);
+    assert.match(r.err, message, args.join(' '));
+    assert.doesNotMatch(r.err, /generated \d+ accounts/, 'nothing was generated');
+    assert.equal(existsSync(snap), false, 'nothing was written');
+  }
 });

@@ -12,6 +12,8 @@ import { zomma } from './helpers.ts';
 import { saveKeyFile } from '../../src/crypto/index.ts';
 import { PERP, key, makeView, refuseLargeOrders, serve } from '../api/fixtures.ts';
 import type { SignedTx } from '../../src/exchange/tx/index.ts';
+import type { MemoryView } from '../../src/api/memory.ts';
+import type { TxDropCode } from '../../src/api/view.ts';
 
 test('a transaction refused in its block prints its hash, status and code (one JSON object with --json), exit 1', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'zomma-cli-tx-'));
@@ -209,3 +211,75 @@ test('a transaction sent to a node that dies before answering names its hash to 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+/**
+ * A view whose mempool lets go of every admitted transaction with `code`, as
+ * the re-check after a commit does, before any block holds it; `forget`: the
+ * node then no longer knows it (a restart, or past VIEW_DROPPED_TXS_KEPT).
+ */
+function droppingView(code: TxDropCode, forget = false): MemoryView {
+  const view = makeView();
+  const submit = view.submit.bind(view);
+  view.submit = async (bytes) => {
+    const result = await submit(bytes);
+    if (result.ok) {
+      setImmediate(() => {
+        view.drop(result.hash, code, `dropped: ${code}`);
+        if (forget) (view as unknown as { txs: Map<string, unknown> }).txs.delete(result.hash);
+      });
+    }
+    return result;
+  };
+  return view;
+}
+
+/** Runs `check` with the flags of an order sent to a node serving `view` with a fresh key file. */
+async function againstView(
+  view: MemoryView,
+  check: (flags: string[], url: string) => Promise<void>,
+): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'zomma-cli-tx-'));
+  const keyFile = join(dir, 'key.json');
+  saveKeyFile(keyFile, key(1));
+  const server = await serve(view);
+  try {
+    await check(['--price', '199', '--node', server.url, '--key-file', keyFile], server.url);
+  } finally {
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('a transaction dropped from the mempool with a code a block could give shows dropped, in no block, not rejected; exit 1', () =>
+  againstView(droppingView('DuplicateNonce'), async (flags, url) => {
+    const human = await zomma('tx', 'order', PERP, 'buy', '5', ...flags);
+    assert.equal(human.code, 1, human.err);
+    assert.equal(human.err, '');
+    assert.match(human.out, /^status +dropped$/m);
+    assert.match(human.out, /^block +none: this node's mempool let it go$/m);
+    assert.match(human.out, /^code +DuplicateNonce$/m);
+    assert.doesNotMatch(human.out, /rejected|^height/m);
+
+    const json = await zomma('tx', 'order', PERP, 'buy', '5', ...flags, '--json');
+    assert.equal(json.code, 1, json.err);
+    const view = JSON.parse(json.out) as Record<string, unknown>;
+    assert.equal(view.status, 'dropped');
+    assert.equal(view.code, 'DuplicateNonce');
+    assert.equal(view.height, undefined, 'in no block');
+
+    const looked = await zomma('query', 'tx', String(view.hash), '--node', url);
+    assert.equal(looked.code, 0, looked.err);
+    assert.match(looked.out, /^status +dropped$/m);
+    assert.match(looked.out, /^block +none/m);
+  }));
+
+test('a drop code the node no longer knows the transaction for is not called a rejection: the error names the hash', () =>
+  againstView(droppingView('StaleNonce', true), async (flags) => {
+    const r = await zomma('tx', 'order', PERP, 'buy', '5', ...flags, '--json');
+    assert.equal(r.code, 1);
+    assert.equal(r.out, '', 'no view is made up');
+    assert.match(
+      r.err,
+      /^zomma tx: StaleNonce: dropped: StaleNonce \(zomma query tx [0-9a-f]{64}\)\n$/,
+    );
+  }));

@@ -378,6 +378,8 @@ export function describeTx(t: TxView): string {
       ['tx', t.hash],
       ['status', t.status],
       ['height', t.height],
+      // A drop's code may be one a block gives too (DuplicateNonce, …): it was in none.
+      ['block', t.status === 'dropped' ? "none: this node's mempool let it go" : undefined],
       ['code', t.code],
       ['message', t.message],
     ]),

@@ -5,7 +5,12 @@
 import { readFileSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { type Command, type Io, UsageError, checkFlagFile, writeFlagFile } from '../io.ts';
-import { STRESS_SCENARIO_BYTES_MAX } from '../../lib/limits.ts';
+import {
+  AMOUNT_QUOTE_MAX,
+  STRESS_ACCOUNTS_MAX,
+  STRESS_BLOCK_MS_MAX,
+  STRESS_SCENARIO_BYTES_MAX,
+} from '../../lib/limits.ts';
 import { encodeSnapshot } from '../../exchange/index.ts';
 import type { Exchange } from '../../exchange/index.ts';
 import {
@@ -13,6 +18,7 @@ import {
   GENERATE_INSURANCE_QUOTE,
   GENERATE_OPTION_SHARE_PCT,
   ScenarioError,
+  blockMsProblem,
   buildReport,
   builtinScenario,
   generateState,
@@ -49,21 +55,45 @@ const USAGE = `zomma stress --state FILE --scenario NAME|FILE [--json] [--html F
   --out FILE         write the generated state's snapshot there
   --list             list the built-in scenarios`;
 
-function integer(value: string | undefined, name: string, fallback: number): number {
+/**
+ * A flag's integer in [min, max]. Every flag the generation or the run would
+ * refuse is refused here, as a usage error naming the flag (exit 2), before
+ * anything is built.
+ */
+function integer(
+  value: string | undefined,
+  name: string,
+  fallback: number,
+  min: number,
+  max: number,
+): number {
   if (value === undefined) return fallback;
-  if (!/^\d+$/.test(value)) throw new UsageError(`--${name} must be a non-negative integer`);
-  const n = Number(value);
-  if (!Number.isSafeInteger(n)) throw new UsageError(`--${name} is too large`);
+  const n = /^\d+$/.test(value) ? Number(value) : Number.NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max) {
+    throw new UsageError(`--${name} must be an integer in [${min}, ${max}], got ${value}`);
+  }
   return n;
 }
 
 function insurance(value: string | undefined): bigint {
   if (value === undefined) return GENERATE_INSURANCE_QUOTE;
+  let quote: bigint;
   try {
-    return parseDecimal(value, 'insurance', 6);
+    quote = parseDecimal(value, 'insurance', 6);
   } catch {
     throw new UsageError('--insurance must be a non-negative amount in USD, e.g. 250000');
   }
+  if (quote > AMOUNT_QUOTE_MAX) {
+    throw new UsageError(`--insurance must be at most ${usd(AMOUNT_QUOTE_MAX)}`);
+  }
+  return quote;
+}
+
+function blockInterval(scenario: Scenario, value: string): Scenario {
+  const blockMs = integer(value, 'block-ms', scenario.blockMs, 1, STRESS_BLOCK_MS_MAX);
+  const problem = blockMsProblem(scenario, blockMs);
+  if (problem !== undefined) throw new UsageError(`--block-ms ${value}: ${problem}`);
+  return withBlockMs(scenario, blockMs);
 }
 
 function readScenario(spec: string): Scenario {
@@ -193,27 +223,31 @@ export const command: Command = {
       }
     }
 
-    // The scenario, the block interval and where the output goes are checked
+    // Every flag's value, the scenario and where the output goes are checked
     // before a state is built or read: a typo should not cost a generation
     // of thousands of accounts, nor a run.
+    const accounts =
+      accountsArg === undefined
+        ? undefined
+        : integer(accountsArg, sub ? 'accounts' : 'generate', 0, 2, STRESS_ACCOUNTS_MAX);
+    const seed = integer(values.seed, 'seed', 1, 0, Number.MAX_SAFE_INTEGER);
+    const insuranceQuote = insurance(values.insurance);
+    const optionSharePct = integer(
+      values['option-share'],
+      'option-share',
+      GENERATE_OPTION_SHARE_PCT,
+      0,
+      100,
+    );
     if (values.out !== undefined) checkFlagFile('out', values.out);
     if (values.html !== undefined) checkFlagFile('html', values.html);
     const own = values.scenario === undefined ? undefined : readScenario(values.scenario);
     const blockMs = values['block-ms'];
-    const scenario =
-      own === undefined || blockMs === undefined
-        ? own
-        : withBlockMs(own, integer(blockMs, 'block-ms', own.blockMs));
+    const scenario = own === undefined || blockMs === undefined ? own : blockInterval(own, blockMs);
 
     let exchange: Exchange;
-    if (accountsArg !== undefined) {
-      const insuranceQuote = insurance(values.insurance);
-      const result = generateState({
-        accounts: integer(accountsArg, sub ? 'accounts' : 'generate', 0),
-        seed: integer(values.seed, 'seed', 1),
-        insuranceQuote,
-        optionSharePct: integer(values['option-share'], 'option-share', GENERATE_OPTION_SHARE_PCT),
-      });
+    if (accounts !== undefined) {
+      const result = generateState({ accounts, seed, insuranceQuote, optionSharePct });
       exchange = result.exchange;
       if (values.out !== undefined) writeFlagFile('out', values.out, encodeSnapshot(exchange));
       generated(io, result.summary, values.out, values.json === true);

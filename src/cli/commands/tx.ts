@@ -1,10 +1,11 @@
 // `zomma tx faucet|order|cancel|withdraw|transfer|deposit`: signs with the trader's key file and
 // submits through the client SDK. By default it waits for the block and shows
-// the final result (a rejection shows the transaction and exits 1); --no-wait returns the
-// hash as soon as the node admitted the transaction.
+// the final result (a rejection in a block, or a drop from the mempool before
+// any block, shows the transaction and exits 1); --no-wait returns the hash as
+// soon as the node admitted the transaction.
 
 import { parseArgs } from 'node:util';
-import { addressOfKey, ZommaApiError } from '../../api/client/index.ts';
+import { addressOfKey, TX_CODES, TX_DROP_CODES, ZommaApiError } from '../../api/client/index.ts';
 import type { TxView, ZommaClient } from '../../api/client/index.ts';
 import { parseAddress } from '../../crypto/index.ts';
 import { placeOrder } from '../../exchange/tx/index.ts';
@@ -105,13 +106,17 @@ export const command: Command = {
     }
     if (values.json) io.out(JSON.stringify({ account: addressOfKey(key), ...tx }));
     else io.out(`account ${addressOfKey(key)}\n${describeTx(tx)}`);
-    return tx.status === 'rejected' ? 1 : 0;
+    return tx.status === 'rejected' || tx.status === 'dropped' ? 1 : 0;
   },
 };
 
 /**
- * The transaction's view, a rejection in a block included: the SDK throws it
- * (with the hash), but a person needs the hash and the code, and --json one object.
+ * The transaction's view, a rejection in a block or a drop from the mempool
+ * included: the SDK throws it (with the hash), but a person needs the hash and
+ * the code, and --json one object. The node's answer to wait=commit does not
+ * tell a rejection in a block from a drop before any block, and the drop codes
+ * but Evicted are codes a block could give too (DuplicateNonce, …): the
+ * transaction's view, looked up, tells them apart.
  */
 async function finalOf(client: ZommaClient, submit: () => Promise<TxView>): Promise<TxView> {
   try {
@@ -120,25 +125,31 @@ async function finalOf(client: ZommaClient, submit: () => Promise<TxView>): Prom
     if (!(error instanceof ZommaApiError) || error.hash === undefined) throw error;
     if (error.code === 'CommitTimeout' || error.code === 'Evicted') {
       // It may still commit: the hash is how to find out, and is not in the node's message.
-      throw new ZommaApiError(error.status, {
-        code: error.code,
-        message: `${error.message} (zomma query tx ${error.hash})`,
-        hash: error.hash,
-      });
+      throw withLookUp(error, error.hash);
     }
-    const rejected: TxView = {
-      hash: error.hash,
-      status: 'rejected',
-      code: error.code,
-      message: error.message,
-    };
+    let view: TxView | undefined;
     try {
-      const view = await client.tx(error.hash);
-      return view.status === 'rejected' ? view : rejected;
+      view = await client.tx(error.hash);
     } catch {
-      return rejected;
+      view = undefined;
     }
+    if (view?.status === 'rejected' || view?.status === 'dropped') return view;
+    // Not looked up: only a transaction's code that no drop has says a block refused it.
+    const code = TX_CODES.find((c) => c === error.code);
+    if (code === undefined || (TX_DROP_CODES as readonly string[]).includes(code)) {
+      throw withLookUp(error, error.hash);
+    }
+    return { hash: error.hash, status: 'rejected', code, message: error.message };
   }
+}
+
+/** The node's error, naming the transaction to look up (its message does not). */
+function withLookUp(error: ZommaApiError, hash: string): ZommaApiError {
+  return new ZommaApiError(error.status, {
+    code: error.code,
+    message: `${error.message} (zomma query tx ${hash})`,
+    hash,
+  });
 }
 
 /** The action the arguments ask for; a UsageError for any that does not parse. */

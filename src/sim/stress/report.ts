@@ -5,6 +5,8 @@
 
 import { Writer } from '../../codec/wire.ts';
 import { sha256 } from '../../crypto/index.ts';
+import { assert } from '../../lib/assert.ts';
+import { divBig } from '../../lib/int.ts';
 import { STRESS_SERIES_POINTS_MAX } from '../../lib/limits.ts';
 import type { BlockSample, StressRun } from './run.ts';
 import { sizeIn } from '../../exchange/position.ts';
@@ -388,13 +390,92 @@ export function encodeReport(r: Omit<StressReport, 'reportHash'>): Uint8Array {
 
 // --- renderings ----------------------------------------------------------------------
 
-/** Quote units as dollars with cents, thousands separated: 1234567890 → "$1,234.56". */
-export function usd(quote: bigint): string {
-  const negative = quote < 0n;
-  const cents = (negative ? -quote : quote) / 10_000n;
-  const whole = (cents / 100n).toString().replace(/\B(?=(\d{3})+(?!\d))/g, ',');
-  const fraction = (cents % 100n).toString().padStart(2, '0');
+const QUOTE_PER_CENT = 10_000n;
+
+/** Cents as dollars, thousands separated: 123456 → "$1,234.56". */
+function dollars(cents: bigint): string {
+  const negative = cents < 0n;
+  const abs = negative ? -cents : cents;
+  const whole = (abs / 100n).toString().replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+  const fraction = (abs % 100n).toString().padStart(2, '0');
   return `${negative ? '-' : ''}$${whole}.${fraction}`;
+}
+
+/** Quote units as dollars with cents (cut toward zero), thousands separated: 1234567890 → "$1,234.56". */
+export function usd(quote: bigint): string {
+  return dollars(cents(quote));
+}
+
+function cents(quote: bigint): bigint {
+  return divBig(quote, QUOTE_PER_CENT, 'trunc');
+}
+
+/**
+ * Cents of parts that add up to their sum's cents: the sum is rounded down
+ * once, at each running total, and a part is the step between two of them.
+ * Cut one by one, parts a fraction of a cent each add up to a cent or more
+ * less than their total; this way each part is within a cent of its exact
+ * value and the parts shown add up to the total shown.
+ */
+function centsAddingUp(parts: readonly bigint[]): bigint[] {
+  let runningQuote = 0n;
+  let before = 0n;
+  return parts.map((quote) => {
+    runningQuote += quote;
+    const cents = divBig(runningQuote, QUOTE_PER_CENT, 'floor');
+    const step = cents - before;
+    before = cents;
+    return step;
+  });
+}
+
+/** The table's money lines whose figures add up (docs/stress.md, "Reading the report"), in cents. */
+interface TableCents {
+  fundStart: bigint;
+  fundEnd: bigint;
+  fundLow: bigint;
+  fees: bigint;
+  dust: bigint;
+  paid: bigint;
+  bookNotional: bigint;
+  deleveragedNotional: bigint;
+  socialized: bigint;
+  uncovered: bigint;
+}
+
+function tableCents(r: StressReport): TableCents {
+  const i = r.insurance;
+  // The fund moves only by liquidation fees and funding dust in and cover out
+  // (docs/stress.md, funding): its end is derived from the parts shown.
+  assert(
+    i.startQuote + r.liquidations.feesQuote + r.funding.dustQuote - r.badDebt.coveredQuote ===
+      i.endQuote,
+    'the insurance fund moved by fees, funding dust and cover only',
+  );
+  const [fundStart, fees, dust, paidNegative] = centsAddingUp([
+    i.startQuote,
+    r.liquidations.feesQuote,
+    r.funding.dustQuote,
+    -r.badDebt.coveredQuote,
+  ]) as [bigint, bigint, bigint, bigint];
+  const [bookNotional, deleveragedNotional] = centsAddingUp([
+    r.liquidations.notionalQuote,
+    r.deleveraging.notionalQuote,
+  ]) as [bigint, bigint];
+  const fundEnd = fundStart + fees + dust + paidNegative;
+  return {
+    fundStart,
+    fundEnd,
+    // The low is at most the end: rounded down as the end is, it stays so.
+    fundLow: divBig(i.minQuote, QUOTE_PER_CENT, 'floor'),
+    fees,
+    dust,
+    paid: -paidNegative,
+    bookNotional,
+    deleveragedNotional,
+    socialized: divBig(r.deleveraging.socializedQuote, QUOTE_PER_CENT, 'floor'),
+    uncovered: divBig(r.badDebt.deficitQuote, QUOTE_PER_CENT, 'floor'),
+  };
 }
 
 function percent(part: bigint, whole: bigint): string {
@@ -427,24 +508,25 @@ export function reportRows(r: StressReport): [string, string][] {
   const l = r.liquidations;
   const d = r.deleveraging;
   const b = r.badDebt;
+  const c = tableCents(r);
   rows.push(
     ['accounts liquidated', `${l.accounts} (${l.positions} positions, ${l.events} liquidations)`],
     [
       'notional liquidated',
-      `${usd(l.notionalQuote + d.notionalQuote)} (book ${usd(l.notionalQuote)}, deleveraged ${usd(d.notionalQuote)})`,
+      `${dollars(c.bookNotional + c.deleveragedNotional)} (book ${dollars(c.bookNotional)}, deleveraged ${dollars(c.deleveragedNotional)})`,
     ],
-    ['liquidation fees', `${usd(l.feesQuote)} to the insurance fund`],
+    ['liquidation fees', `${dollars(c.fees)} to the insurance fund`],
     [
       'deleveraging',
-      `${d.events} trades, ${d.accounts} liquidated accounts against ${d.counterparties} counterparties; ${usd(d.socializedQuote)} of losses passed to ${d.socializedCounterparties} of them beyond the mark, ${usd(d.gainedQuote)} gained by ${d.gainedCounterparties} closed better than it`,
+      `${d.events} trades, ${d.accounts} liquidated accounts against ${d.counterparties} counterparties; ${dollars(c.socialized)} of losses passed to ${d.socializedCounterparties} of them beyond the mark, ${usd(d.gainedQuote)} gained by ${d.gainedCounterparties} closed better than it`,
     ],
     [
       'insurance fund',
-      `${usd(r.insurance.startQuote)} → ${usd(r.insurance.endQuote)} (low ${usd(r.insurance.minQuote)})`,
+      `${dollars(c.fundStart)} → ${dollars(c.fundEnd)} (low ${dollars(c.fundLow)})`,
     ],
     [
       'bad debt',
-      `${usd(b.coveredQuote + d.socializedQuote + b.deficitQuote)} (insurance paid ${usd(b.coveredQuote)}, deleveraged onto counterparties ${usd(d.socializedQuote)}, uncovered ${usd(b.deficitQuote)} in ${b.deficitAccounts} accounts)`,
+      `${dollars(c.paid + c.socialized + c.uncovered)} (insurance paid ${dollars(c.paid)}, deleveraged onto counterparties ${dollars(c.socialized)}, uncovered ${dollars(c.uncovered)} in ${b.deficitAccounts} accounts)`,
     ],
     ['open negative equity', usd(b.openNegativeEquityQuote)],
     ...optionRows(r),
@@ -452,7 +534,7 @@ export function reportRows(r: StressReport): [string, string][] {
     ['auctions', auctionText(r)],
     [
       'funding',
-      `${r.funding.payments} payments, ${usd(r.funding.paidQuote)} paid, ${usd(r.funding.dustQuote)} of it (rounding) to the insurance fund`,
+      `${r.funding.payments} payments, ${usd(r.funding.paidQuote)} paid, ${dollars(c.dust)} of it (rounding) to the insurance fund`,
     ],
     [
       'liquidity',
@@ -495,7 +577,7 @@ function optionRows(r: StressReport): [string, string][] {
     ],
     [
       'option marks',
-      `open options worth ${usd(o.valueStartQuote)} → ${usd(o.valueEndQuote)}; with the start smiles ${usd(o.valueEndAtStartVolQuote)}, so the vol path added ${usd(o.valueEndQuote - o.valueEndAtStartVolQuote)}`,
+      `open options worth ${usd(o.valueStartQuote)} → ${usd(o.valueEndQuote)}; with the start smiles ${usd(o.valueEndAtStartVolQuote)}, so the vol path added ${dollars(cents(o.valueEndQuote) - cents(o.valueEndAtStartVolQuote))}`,
     ],
   ];
 }

@@ -10,6 +10,7 @@
 import { ZommaError } from '../../lib/errors.ts';
 import { divBig } from '../../lib/int.ts';
 import {
+  STRESS_BLOCK_MS_MAX,
   STRESS_BLOCKS_MAX,
   STRESS_LADDER_LEVELS_MAX,
   STRESS_POINTS_MAX,
@@ -206,7 +207,9 @@ export function parseScenario(x: Json): Scenario {
     throw new ScenarioError('description', 'a string of at most 1000 characters');
   }
   const blockMs =
-    x.blockMs === undefined ? DEFAULT_BLOCK_MS : integer(x.blockMs, 'blockMs', 1, 3_600_000);
+    x.blockMs === undefined
+      ? DEFAULT_BLOCK_MS
+      : integer(x.blockMs, 'blockMs', 1, STRESS_BLOCK_MS_MAX);
   const underlyings = x.underlyings;
   if (!isRecord(underlyings)) throw new ScenarioError('underlyings', 'must be an object');
   const names = Object.keys(underlyings).sort();
@@ -289,18 +292,31 @@ export const BUILTIN_SCENARIOS: Readonly<Record<string, Json>> = {
 };
 
 /**
+ * Why `blockMs` cannot sample the scenario, or undefined if it can: the CLI
+ * answers a bad `--block-ms` with this as a usage error, withBlockMs as a
+ * BadScenario.
+ */
+export function blockMsProblem(scenario: Scenario, blockMs: number): string | undefined {
+  if (!Number.isSafeInteger(blockMs) || blockMs < 1 || blockMs > STRESS_BLOCK_MS_MAX) {
+    return `must be an integer in [1, ${STRESS_BLOCK_MS_MAX}]`;
+  }
+  if (scenario.durationMs < blockMs) {
+    return `longer than the scenario (${scenario.durationMs} ms)`;
+  }
+  if (scenario.durationMs / blockMs > STRESS_BLOCKS_MAX) {
+    return `more than ${STRESS_BLOCKS_MAX} blocks in the scenario's ${scenario.durationMs} ms`;
+  }
+  return undefined;
+}
+
+/**
  * The scenario sampled at another block interval (`--block-ms`): the same
  * paths, fewer or more blocks. Coarser blocks trade resolution for speed on
  * states with options, where every block revalues every held option.
  */
 export function withBlockMs(scenario: Scenario, blockMs: number): Scenario {
-  if (!Number.isSafeInteger(blockMs) || blockMs < 1 || blockMs > 3_600_000) {
-    throw new ScenarioError('blockMs', 'must be an integer in [1, 3600000]');
-  }
-  if (scenario.durationMs < blockMs) throw new ScenarioError('blockMs', 'longer than the scenario');
-  if (scenario.durationMs / blockMs > STRESS_BLOCKS_MAX) {
-    throw new ScenarioError('blockMs', `more than ${STRESS_BLOCKS_MAX} blocks`);
-  }
+  const problem = blockMsProblem(scenario, blockMs);
+  if (problem !== undefined) throw new ScenarioError('blockMs', problem);
   return { ...scenario, blockMs };
 }
 
