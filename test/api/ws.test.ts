@@ -1362,6 +1362,35 @@ test('SDK channels: a read refused after `subscribed` ends the channel; "already
   assert.equal(errors.length, 2);
 });
 
+test('SDK channels: "already subscribed" for a live channel answers its own retry and is not reported', () => {
+  const sent: object[] = [];
+  const errors: ChannelError[] = [];
+  const channels = new Channels(
+    (r) => sent.push(r),
+    (e) => errors.push(e),
+  );
+  const live = channels.open('blocks', () => {});
+  // A RateLimited answer that names no request: the waiting channel is asked for again…
+  channels.handle({ type: 'error', code: 'RateLimited', message: 'slow down' });
+  channels.retrySubscribing(() => false);
+  assert.equal(sent.length, 2);
+  // …but its first request had been taken: `subscribed`, then the retry's answer.
+  channels.handle({ type: 'subscribed', channel: 'blocks' });
+  channels.handle({
+    type: 'error',
+    code: 'BadRequest',
+    message: ALREADY_SUBSCRIBED,
+    channel: 'blocks',
+  });
+  assert.equal(channels.get('blocks'), live);
+  assert.equal(live.state, 'live');
+  assert.deepEqual(
+    errors.map((e) => e.code),
+    ['RateLimited'],
+  );
+  assert.equal(sent.length, 2, 'nothing asked again');
+});
+
 test('SDK channels: a book re-asked after a gap does not stall when its unsubscribe is rate-limited', () => {
   const sent: { op: string; channel?: string }[] = [];
   const channels = new Channels(

@@ -270,6 +270,12 @@ export class Channels {
           this.options.onRateLimited?.(typeof ms === 'number' ? ms : undefined);
         }
         const named = message.channel === undefined ? undefined : this.map.get(message.channel);
+        if (named?.state === 'live' && message.message === ALREADY_SUBSCRIBED) {
+          // The answer to our own request asked again after a RateLimited
+          // answer (retrySubscribing), whose first asking had been taken:
+          // its `subscribed` came first. Nothing the owner must hear of.
+          return;
+        }
         if (named !== undefined && message.code === 'MarketEnded') {
           // Ended while we were away (or before we asked): over, whatever endRefused says,
           // since asking again at every reconnect would only be refused again.
