@@ -568,25 +568,51 @@ export const inputCodec: Codec<Input> = {
 
 const WAL_TAG = { checkpoint: 0, input: 1, signed: 2 } as const;
 
+/**
+ * A checkpoint's committedEvidenceFrom: a height after the first (from 1 on,
+ * every block's evidence is known: written as no field), and not after the
+ * height the checkpoint's state is about to decide.
+ */
+function isEvidenceFrom(from: number, height: number): boolean {
+  return Number.isSafeInteger(from) && from >= 2 && from <= height + 1;
+}
+
 export const walRecordCodec: Codec<WalRecord> = {
   write(w, record) {
     w.u8(WAL_TAG[record.kind]);
     switch (record.kind) {
-      case 'checkpoint':
+      case 'checkpoint': {
         chainStateCodec.write(w, record.state);
-        // Written only while a pause lasts or evidence is pending, so one
+        // Written only while a pause lasts, evidence is pending or the
+        // committed evidence starts after genesis (state sync), so one
         // encoding per record and older checkpoints still read: the pause
-        // (0 for none, which only evidence may follow), then the evidence.
-        if (record.signingPausedUntil !== undefined || record.evidence !== undefined) {
+        // (0 for none, which only what follows may follow), the evidence (a
+        // count of 0 for none, which only the next field may follow), then
+        // state.committedEvidenceFrom.
+        const from = record.state.committedEvidenceFrom;
+        if (
+          record.signingPausedUntil !== undefined ||
+          record.evidence !== undefined ||
+          from !== undefined
+        ) {
           assert(record.signingPausedUntil !== 0, 'a pause ends at a height');
           assert(record.evidence?.length !== 0, 'no evidence is written as none');
           w.uvarint(record.signingPausedUntil ?? 0);
-          if (record.evidence !== undefined) {
-            w.uvarint(record.evidence.length);
-            for (const e of record.evidence) evidenceCodec.write(w, e);
+          if (record.evidence !== undefined || from !== undefined) {
+            const evidence = record.evidence ?? [];
+            w.uvarint(evidence.length);
+            for (const e of evidence) evidenceCodec.write(w, e);
+          }
+          if (from !== undefined) {
+            assert(
+              isEvidenceFrom(from, record.state.height),
+              'committedEvidenceFrom is a height from 2 to the next',
+            );
+            w.uvarint(from);
           }
         }
         return;
+      }
       case 'input':
         inputCodec.write(w, record.input);
         return;
@@ -610,15 +636,29 @@ export const walRecordCodec: Codec<WalRecord> = {
           return { kind: 'checkpoint', state, signingPausedUntil: paused };
         }
         const count = readCount(r, `${field}.evidence`, EVIDENCE_POOL_MAX);
-        if (count === 0)
-          throw new DecodeError(`${field}.evidence`, 'no evidence is written as none');
         const evidence: DuplicateVoteEvidence[] = [];
         for (let i = 0; i < count; i++) {
           evidence.push(evidenceCodec.read(r, `${field}.evidence[${i}]`));
         }
-        return paused === 0
-          ? { kind: 'checkpoint', state, evidence }
-          : { kind: 'checkpoint', state, signingPausedUntil: paused, evidence };
+        let withFrom = state;
+        if (r.remaining > 0) {
+          const from = r.uvarint(`${field}.state.committedEvidenceFrom`);
+          if (!isEvidenceFrom(from, state.height)) {
+            throw new DecodeError(
+              `${field}.state.committedEvidenceFrom`,
+              `${from} is not a height from 2 to the next (${state.height + 1})`,
+            );
+          }
+          withFrom = { ...state, committedEvidenceFrom: from };
+        } else if (count === 0) {
+          throw new DecodeError(`${field}.evidence`, 'no evidence is written as none');
+        }
+        return {
+          kind: 'checkpoint',
+          state: withFrom,
+          ...(paused === 0 ? {} : { signingPausedUntil: paused }),
+          ...(count === 0 ? {} : { evidence }),
+        };
       }
       case WAL_TAG.input:
         return { kind: 'input', input: inputCodec.read(r, `${field}.input`) };

@@ -232,6 +232,8 @@ interface Chain {
   readonly nextValidators: ValidatorSet;
   readonly history: ChainHistory;
   readonly committedEvidence: ReadonlyMap<string, number>;
+  /** ChainState.committedEvidenceFrom; 0 when committedEvidence is complete. */
+  readonly committedEvidenceFrom: number;
 }
 
 interface SignedEntry {
@@ -455,6 +457,7 @@ export class Replica implements ConsensusReplica {
       nextValidators: validators.advanced(),
       history: [],
       committedEvidence: new Map(),
+      committedEvidenceFrom: 0,
     };
   }
 
@@ -1065,7 +1068,7 @@ export class Replica implements ConsensusReplica {
 
   private onEvidence(input: Input & { kind: 'message' }, evidence: DuplicateVoteEvidence): void {
     const key = toHex(evidenceHashOf(evidence));
-    if (this.evidencePool.has(key) || this.chain.committedEvidence.has(key)) {
+    if (this.evidencePool.has(key) || this.mayBeCommitted(key, evidence)) {
       return this.drop('duplicateVote');
     }
     // Before the signatures are checked: an offender we hold evidence against costs nothing more.
@@ -1077,6 +1080,19 @@ export class Replica implements ConsensusReplica {
     this.logInput(input);
     this.poolEvidence(key, evidence, offender);
     this.emit({ kind: 'evidenceSeen', evidence });
+  }
+
+  /**
+   * Committed already, or may be: old enough that a block this replica never
+   * saw (before its state sync) could hold it. Such evidence is neither
+   * pooled nor proposed: if committed, every replica that saw it refuses a
+   * block repeating it, and each of our proposer turns would cost a round
+   * until it left the window. If it is not, the peers that sent it hold it
+   * and propose it themselves.
+   */
+  private mayBeCommitted(key: string, e: DuplicateVoteEvidence): boolean {
+    const chain = this.chain;
+    return chain.committedEvidence.has(key) || e.voteA.height + 1 < chain.committedEvidenceFrom;
   }
 
   /** Two votes of one validator, same height, round and type, different values, both signed; recent enough. */
@@ -1748,7 +1764,7 @@ export class Replica implements ConsensusReplica {
   private restoreEvidence(evidence: readonly DuplicateVoteEvidence[]): void {
     for (const e of evidence) {
       const key = toHex(evidenceHashOf(e));
-      if (this.evidencePool.has(key) || this.chain.committedEvidence.has(key)) continue;
+      if (this.evidencePool.has(key) || this.mayBeCommitted(key, e)) continue;
       const offender = this.offenderOf(e);
       if (offender === null || !this.evidenceRoomFor(offender)) continue;
       if (this.evidencePool.size >= EVIDENCE_POOL_MAX) return;
@@ -1809,6 +1825,11 @@ export class Replica implements ConsensusReplica {
       }
       committedEvidence = next;
     }
+    // Evidence of height x may be in blocks x+1 and up: once no evidence a
+    // block may still carry (x >= oldest - 1) could be in one before
+    // committedEvidenceFrom, the committed evidence is complete.
+    const committedEvidenceFrom =
+      chain.committedEvidenceFrom > oldest ? chain.committedEvidenceFrom : 0;
     this.chain = {
       height,
       lastBlockHash: decided.hash,
@@ -1819,6 +1840,7 @@ export class Replica implements ConsensusReplica {
       nextValidators: chain.nextValidators.withUpdates(result.validatorUpdates).advanced(),
       history,
       committedEvidence,
+      committedEvidenceFrom,
     };
   }
 
@@ -1905,6 +1927,7 @@ export class Replica implements ConsensusReplica {
         height,
         hash: fromHex(key),
       })),
+      ...(c.committedEvidenceFrom > 0 ? { committedEvidenceFrom: c.committedEvidenceFrom } : {}),
     };
   }
 
@@ -1929,6 +1952,7 @@ export class Replica implements ConsensusReplica {
       nextValidators: ValidatorSet.fromState(state.nextValidators),
       history: state.history.map((h) => ({ height: h.height, set: ValidatorSet.fromState(h.set) })),
       committedEvidence: new Map(state.committedEvidence.map((e) => [toHex(e.hash), e.height])),
+      committedEvidenceFrom: state.committedEvidenceFrom ?? 0,
     };
   }
 

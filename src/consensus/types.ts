@@ -268,6 +268,16 @@ export interface ChainState {
   readonly history: readonly { readonly height: number; readonly set: ValidatorSetState }[];
   /** Hashes of evidence committed within the evidence age, with the height it was committed at. */
   readonly committedEvidence: readonly { readonly height: number; readonly hash: Uint8Array }[];
+  /**
+   * The first height whose block's evidence `committedEvidence` holds; absent
+   * when it holds every block's within the evidence age. State sync at h
+   * starts it at h+1: the blocks before came as a snapshot, unseen, so
+   * evidence old enough to be in one of them may be committed already, and
+   * the replica neither pools nor proposes it (a block repeating committed
+   * evidence is refused by every replica that saw it). Dropped once no
+   * evidence still in its window can be that old.
+   */
+  readonly committedEvidenceFrom?: number;
 }
 
 /** A validator set as carried in state: members by address, and CometBFT proposer priorities. */

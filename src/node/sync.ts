@@ -51,10 +51,16 @@
 // so far and the last few blocks are kept across offers, so a second offer
 // continues the walk instead of repeating it), and the
 // consensus state after h is recomputed from the snapshot's validator updates
-// and checked against those headers (sync_trust.ts). Evidence committed in
-// the blocks before h is not known here, so the evidence window restarts empty
-// (only a proposal re-including old evidence would be judged differently, and
-// 2/3+ of honest validators reject that one).
+// and checked against those headers (sync_trust.ts).
+//
+// Evidence committed in the blocks up to h is not known here: the committed
+// evidence restarts empty, from h+1 (ChainState.committedEvidenceFrom). Until
+// the evidence age has passed, the replica neither pools nor proposes evidence
+// of heights before h, which one of those blocks may have committed already:
+// every validator that saw it would refuse the proposal, and each of this
+// validator's turns would cost a round. A proposal by another that repeats such
+// evidence is still judged differently here (accepted), but 2/3+ of honest
+// validators refuse it.
 
 import { decode, encode } from '../codec/wire.ts';
 import type {
@@ -1119,6 +1125,7 @@ export function verifyBlocks(
     // The set has not changed since height 1 (checked above): one history entry, as the replica keeps it.
     history: [{ height: 1, set: ValidatorSet.fromUpdates(genesis.validators).toState() }],
     committedEvidence: [],
+    committedEvidenceFrom: h + 1,
   };
   return { appHash: header.previousAppHash, chainState };
 }
@@ -1240,6 +1247,7 @@ export function verifyTrustedChain(
     nextValidators: sets.deciding[2].toState(),
     history: sets.history,
     committedEvidence: [],
+    committedEvidenceFrom: h + 1,
   };
   return { appHash: header.previousAppHash, chainState };
 }

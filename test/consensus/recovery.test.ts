@@ -222,3 +222,32 @@ test('a checkpoint round-trips with pending evidence, with and without a pause, 
     /no evidence is written as none/,
   );
 });
+
+test('a checkpoint round-trips the height its committed evidence starts from (state sync), alone or with a pause and evidence, in one encoding', () => {
+  const h = new Harness({ n: 4, seed: 1 });
+  const state = { ...h.nodes[0]!.replica.chainState, height: 5, committedEvidenceFrom: 6 };
+  const evidence = [equivocation(h, 3, 1)];
+  const records = [
+    { kind: 'checkpoint', state },
+    { kind: 'checkpoint', state, signingPausedUntil: 7 },
+    { kind: 'checkpoint', state, evidence },
+    { kind: 'checkpoint', state, signingPausedUntil: 7, evidence },
+  ] as const;
+  for (const record of records) {
+    assert.deepEqual(decode(walRecordCodec, encode(walRecordCodec, record)), record);
+  }
+  // From height 1 on is every block's evidence: written as no field, never as 1.
+  const { committedEvidenceFrom: _, ...complete } = state;
+  const plain = encode(walRecordCodec, { kind: 'checkpoint', state: complete });
+  assert.throws(() => decode(walRecordCodec, Uint8Array.of(...plain, 0, 0, 1)), /not a height/);
+  // Nor a height the state has not reached.
+  assert.throws(() => decode(walRecordCodec, Uint8Array.of(...plain, 0, 0, 7)), /not a height/);
+  assert.equal(
+    decode(walRecordCodec, Uint8Array.of(...plain, 0, 0, 6)).kind,
+    'checkpoint',
+    'the next height is the latest',
+  );
+  assert.throws(() =>
+    encode(walRecordCodec, { kind: 'checkpoint', state: { ...state, committedEvidenceFrom: 1 } }),
+  );
+});

@@ -144,6 +144,8 @@ test('a new full node state-syncs from pruned validators, then follows with the 
       assert.equal(fullHashes.get(h), hashes.get(h), `appHash after ${h}`);
     }
     assert.equal(fullStorage.blocks.firstHeight(), synced.height);
+    // The synced checkpoint said the blocks up to h went unseen, and the replica kept it.
+    assert.equal(full.loop.replica.chainState.committedEvidenceFrom, synced.height + 1);
   } finally {
     for (const node of nodes) await node.stop();
     for (const s of storages) s.close();

@@ -225,6 +225,9 @@ test('after a validator is jailed, a new node state-syncs only from a trusted bl
     assert.ok(synced.height < trusted.height && synced.height >= jailedHeight + 1);
     assert.equal(toHex(synced.appHash), hashes.get(synced.height));
     assert.equal(synced.chainState.validators.validators.length, 3);
+    // The blocks before h came as a snapshot: their evidence is known from h+1 on.
+    assert.deepEqual(synced.chainState.committedEvidence, []);
+    assert.equal(synced.chainState.committedEvidenceFrom, synced.height + 1);
     assert.ok(
       synced.chainState.validators.validators.every(
         (v) => toHex(v.publicKey) !== toHex(offender.publicKey),
