@@ -4,12 +4,13 @@
 // application. The simulator (src/sim) builds a richer one; this one is for
 // the core's own tests.
 
-import { decode, encode } from '../../src/codec/wire.ts';
+import { Writer, decode, encode } from '../../src/codec/wire.ts';
 import { keyPairFromSeed, sha256, sign, verify } from '../../src/crypto/index.ts';
 import { bytesEqual, toHex, utf8 } from '../../src/lib/bytes.ts';
 import { Prng } from '../../src/lib/prng.ts';
-import { committedBlockCodec, messageCodec } from '../../src/consensus/codec.ts';
-import { Replica } from '../../src/consensus/replica.ts';
+import { committedBlockCodec, messageCodec, voteSignBytes } from '../../src/consensus/codec.ts';
+import { SIGN_KIND_CONSENSUS } from '../../src/consensus/ports.ts';
+import { Replica, makeEvidence } from '../../src/consensus/replica.ts';
 import type {
   Application,
   ConsensusSignKind,
@@ -27,7 +28,9 @@ import type {
   Genesis,
   Input,
   ValidatorUpdate,
+  Vote,
 } from '../../src/consensus/types.ts';
+import { VOTE_TYPE } from '../../src/consensus/types.ts';
 
 export const CHAIN_ID = 'zomma-test';
 
@@ -586,4 +589,24 @@ export class Harness {
 
 function before(a: QueueEntry, b: QueueEntry): boolean {
   return a.atMs < b.atMs || (a.atMs === b.atMs && a.seq < b.seq);
+}
+
+/** Two prevotes by validator `signer` (a harness key) at `height`, round 0, for two values: evidence. */
+export function equivocation(h: Harness, signer: number, height: number): DuplicateVoteEvidence {
+  const index = h.nodes[0]!.replica.validators.indexOf(h.keys[signer]!.publicKey);
+  const writer = new Writer(256);
+  const prevote = (blockHash: Uint8Array): Vote => ({
+    type: VOTE_TYPE.prevote,
+    height,
+    round: 0,
+    blockHash,
+    validatorIndex: index,
+    timestampMs: 0,
+    extension: new Uint8Array(0),
+    signature: h.keys[signer]!.signer.sign(
+      SIGN_KIND_CONSENSUS.prevote,
+      voteSignBytes(writer, VOTE_TYPE.prevote, height, 0, blockHash, 0, new Uint8Array(0)),
+    ),
+  });
+  return makeEvidence(prevote(sha256(utf8('a'))), prevote(sha256(utf8('b'))));
 }

@@ -1,14 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Writer, decode, encode } from '../../src/codec/wire.ts';
-import { sha256 } from '../../src/crypto/index.ts';
-import { utf8 } from '../../src/lib/bytes.ts';
-import { messageCodec, voteSignBytes, walRecordCodec } from '../../src/consensus/codec.ts';
-import { SIGN_KIND_CONSENSUS } from '../../src/consensus/ports.ts';
-import { makeEvidence } from '../../src/consensus/replica.ts';
-import type { DuplicateVoteEvidence, Vote } from '../../src/consensus/types.ts';
-import { VOTE_TYPE } from '../../src/consensus/types.ts';
-import { Harness } from './harness.ts';
+import { decode, encode } from '../../src/codec/wire.ts';
+import { messageCodec, walRecordCodec } from '../../src/consensus/codec.ts';
+import { Harness, equivocation } from './harness.ts';
 
 test('a crash after any effect, then a restart from the durable WAL, never makes a replica sign twice', () => {
   // One run per crash point: replica 0 crashes right after its k-th effect, losing
@@ -109,26 +103,6 @@ test('timeouts are counted by step: none while all are up, a propose timeout per
     assert.ok(fired.propose >= 2, `validator ${i}: ${JSON.stringify(fired)}`);
   }
 });
-
-/** Two prevotes by validator `signer` (a harness key) at `height`, round 0, for two values: evidence. */
-function equivocation(h: Harness, signer: number, height: number): DuplicateVoteEvidence {
-  const index = h.nodes[0]!.replica.validators.indexOf(h.keys[signer]!.publicKey);
-  const writer = new Writer(256);
-  const prevote = (blockHash: Uint8Array): Vote => ({
-    type: VOTE_TYPE.prevote,
-    height,
-    round: 0,
-    blockHash,
-    validatorIndex: index,
-    timestampMs: 0,
-    extension: new Uint8Array(0),
-    signature: h.keys[signer]!.signer.sign(
-      SIGN_KIND_CONSENSUS.prevote,
-      voteSignBytes(writer, VOTE_TYPE.prevote, height, 0, blockHash, 0, new Uint8Array(0)),
-    ),
-  });
-  return makeEvidence(prevote(sha256(utf8('a'))), prevote(sha256(utf8('b'))));
-}
 
 test('pending evidence outlives a restart right after the checkpoint that dropped the log before it', () => {
   // Validator 3's two prevotes at one height reach the others as evidence;

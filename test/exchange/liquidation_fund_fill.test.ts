@@ -64,6 +64,8 @@ const fills = (r: BlockResult) =>
   r.events.flatMap((e) =>
     e.type === 'liquidationFill' ? [[e.makerAccount, e.priceTicks, e.sizeLots]] : [],
   );
+const covers = (r: BlockResult) =>
+  r.events.flatMap((e) => (e.type === 'insuranceCover' ? [[e.account, e.amountQuote]] : []));
 const deleverages = (r: BlockResult) =>
   r.events.flatMap((e) =>
     e.type === 'deleverage' ? [[e.counterparty, e.priceTicks, e.sizeLots]] : [],
@@ -84,10 +86,7 @@ test('a thin book below the bankruptcy price: the fund pays the fills past it an
   ]);
   // 6,000 × 250 ticks × 10 + 4,000 × 1,250 ticks × 10 = $15 + $50.
   const paid = 65n * USDC;
-  assert.deepEqual(
-    of('insuranceCover').map((e) => e.type === 'insuranceCover' && [e.account, e.amountQuote]),
-    [[h.account(o)!.index, paid]],
-  );
+  assert.deepEqual(covers(r), [[h.account(o)!.index, paid]]);
   assert.equal(h.ex.state.insuranceQuote, fundBefore - paid, 'the fund paid exactly that');
   assert.deepEqual(deleverages(r), [], 'no deleveraging');
   const liq = of('liquidation');
@@ -117,10 +116,7 @@ test('a fund too small for every fill: the fills it can pay, then the rest delev
     [b, 474_000, 6_000],
     [b, 473_000, 1_200],
   ]);
-  assert.deepEqual(
-    of('insuranceCover').map((e) => e.type === 'insuranceCover' && [e.account, e.amountQuote]),
-    [[h.account(o)!.index, 30n * USDC]],
-  );
+  assert.deepEqual(covers(r), [[h.account(o)!.index, 30n * USDC]]);
   assert.equal(fundBefore, 30n * USDC);
   assert.equal(h.ex.state.insuranceQuote, 0n, 'the fund paid all it held, no more');
   assert.deepEqual(deleverages(r), [[h.account(c)!.index, BANKRUPTCY, 2_800]]);

@@ -7,37 +7,12 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Writer, encode } from '../../src/codec/wire.ts';
-import { sha256 } from '../../src/crypto/index.ts';
-import { utf8 } from '../../src/lib/bytes.ts';
+import { encode } from '../../src/codec/wire.ts';
 import { EVIDENCE_AGE_HEIGHTS_MAX } from '../../src/lib/limits.ts';
-import { messageCodec, voteSignBytes, walRecordCodec } from '../../src/consensus/codec.ts';
-import { SIGN_KIND_CONSENSUS } from '../../src/consensus/ports.ts';
-import { makeEvidence } from '../../src/consensus/replica.ts';
-import type { DuplicateVoteEvidence, Vote } from '../../src/consensus/types.ts';
-import { VOTE_TYPE } from '../../src/consensus/types.ts';
+import { messageCodec, walRecordCodec } from '../../src/consensus/codec.ts';
+import type { DuplicateVoteEvidence } from '../../src/consensus/types.ts';
 import { verifyTrustedChain } from '../../src/node/sync.ts';
-import { Harness } from '../consensus/harness.ts';
-
-/** Two prevotes by validator `signer` at `height`, round 0, for two values: evidence. */
-function equivocation(h: Harness, signer: number, height: number): DuplicateVoteEvidence {
-  const index = h.nodes[0]!.replica.validators.indexOf(h.keys[signer]!.publicKey);
-  const writer = new Writer(256);
-  const prevote = (blockHash: Uint8Array): Vote => ({
-    type: VOTE_TYPE.prevote,
-    height,
-    round: 0,
-    blockHash,
-    validatorIndex: index,
-    timestampMs: 0,
-    extension: new Uint8Array(0),
-    signature: h.keys[signer]!.signer.sign(
-      SIGN_KIND_CONSENSUS.prevote,
-      voteSignBytes(writer, VOTE_TYPE.prevote, height, 0, blockHash, 0, new Uint8Array(0)),
-    ),
-  });
-  return makeEvidence(prevote(sha256(utf8('a'))), prevote(sha256(utf8('b'))));
-}
+import { Harness, equivocation } from '../consensus/harness.ts';
 
 const evidenceMessage = (evidence: DuplicateVoteEvidence): Uint8Array =>
   encode(messageCodec, { kind: 'evidence', evidence });
