@@ -281,6 +281,14 @@ class ListedSums {
 
 const sumsOfAccount = new WeakMap<Account, ListedSums>();
 
+/**
+ * Drops the account's kept sums: called when its last listed record goes (a
+ * settlement), after which nothing checks its listed margin to empty them.
+ */
+export function forgetListedSums(account: Account): void {
+  sumsOfAccount.delete(account);
+}
+
 function shortMinOf(m: ScenarioInstrument, lots: bigint): bigint {
   return m.isOption && lots < 0n
     ? -lots * (m.shortMinPerLotWad + m.shortLossPerLotWad + m.shortCushionPerLotWad)

@@ -34,7 +34,7 @@ import { closeWithoutEffect, inEmergencyHalt } from './governance.ts';
 import { settleShortfall } from './liquidation.ts';
 import { computeMarkTicks, indexToTicks } from './mark.ts';
 import { optionMark } from './options/index.ts';
-import { UNSHOCKED_MAINTENANCE_GRACE_MS } from './listed_margin.ts';
+import { UNSHOCKED_MAINTENANCE_GRACE_MS, forgetListedSums } from './listed_margin.ts';
 import { priced } from './options/priced.ts';
 import { NEVER, isStale, smileKey } from './oracle/aggregate.ts';
 import { forgetOrder } from './orders.ts';
@@ -330,5 +330,6 @@ function dropRecord(state: ExchangeState, a: Account, m: MarketState): void {
   const at = a.listed.findIndex((p) => p.market === m.index);
   assert(at >= 0, 'a record the market lists');
   a.listed.splice(at, 1);
+  if (a.listed.length === 0) forgetListedSums(a);
   state.markAccount(a);
 }

@@ -959,3 +959,9 @@ export const ORACLE_FEED_FETCH_TIMEOUT_MS_MAX = 5_000;
 export const ORACLE_FEED_INTERVAL_MS_MIN = 100;
 /** Longest age a feed may be configured to stay usable, ms (an hour). */
 export const ORACLE_FEED_AGE_MS_MAX = 3_600_000;
+
+/**
+ * Bytes of log lines a node keeps waiting while its log file cannot be
+ * written (a full disk): past them, lines are dropped until a write succeeds.
+ */
+export const LOG_PENDING_BYTES_MAX = 16 * 1024 * 1024;

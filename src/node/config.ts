@@ -357,13 +357,14 @@ export function validateConfig(raw: unknown): NodeConfig {
       ...(t.gossipMs !== undefined ? { gossipMs: ms('gossipMs') } : {}),
     };
     // Each step's timeout is capped at maxMs (timeoutMs in replica.ts): a cap
-    // below a base timeout would silently replace that base and keep every
-    // timeout from growing with the round, which liveness after GST needs.
+    // below a base timeout would silently replace that base, and one at it
+    // would keep that timeout from growing with the round, which liveness
+    // after GST needs. The cap leaves every step one round's growth at least.
     const base = Math.max(timeouts.proposeMs, timeouts.prevoteMs, timeouts.precommitMs);
-    if (timeouts.maxMs < base) {
+    if (timeouts.maxMs < base + timeouts.deltaMs) {
       throw configError(
         'config.timeouts.maxMs',
-        `${timeouts.maxMs} is below the base timeout ${base}: it must be at least proposeMs, prevoteMs and precommitMs`,
+        `${timeouts.maxMs} leaves the base timeout ${base} no room to grow: it must be at least the largest of proposeMs, prevoteMs and precommitMs plus deltaMs (${base + timeouts.deltaMs})`,
       );
     }
   }

@@ -6,13 +6,17 @@
 // halt height (config.haltHeight, or RunOptions.haltHeight) `onHaltHeight`
 // tells it to stop the node as on SIGTERM.
 
-import { writeFileSync } from 'node:fs';
+import { fsyncSync, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import pino from 'pino';
 import type { KeyPair } from '../crypto/index.ts';
 import { CryptoError, VerifyPool, loadKeyFile, verifyRaw } from '../crypto/index.ts';
-import { HEALTH_NO_BLOCK_MS, MEMPOOL_VERIFY_INLINE_TXS_MAX } from '../lib/limits.ts';
+import {
+  HEALTH_NO_BLOCK_MS,
+  LOG_PENDING_BYTES_MAX,
+  MEMPOOL_VERIFY_INLINE_TXS_MAX,
+} from '../lib/limits.ts';
 import { fromHex, toHex } from '../lib/bytes.ts';
 import type { NodeConfig } from './config.ts';
 import {
@@ -121,31 +125,43 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
   // First of what holds resources: a second node on this home stops here
   // (StorageLocked), before it opens a log file or a port.
   const storage: FileStorage = openStorage(join(home, HOME_FILES.data));
-  // Written as each line is logged (sync, pino.destination's default), not
+  // Written as each line is logged (sync), not
   // buffered in memory: a node stopped, killed or crashed leaves its last lines
   // in the file, and flushLog only has to put them on disk.
+  let logFd: number;
   let logFile: ReturnType<typeof pino.destination>;
   try {
-    logFile = pino.destination({ dest: join(home, HOME_FILES.log), sync: true, mkdir: true });
+    logFd = openSync(join(home, HOME_FILES.log), 'a');
+    logFile = pino.destination({
+      fd: logFd,
+      sync: true,
+      // What a write that fails (a full disk) leaves waiting is bounded: lines
+      // past it are dropped, not kept while the disk stays full.
+      maxLength: LOG_PENDING_BYTES_MAX,
+    });
   } catch (error) {
     storage.close();
     const { code, message } = error as NodeJS.ErrnoException;
     throw configError(HOME_FILES.log, `cannot open the log file: ${code ?? message}`);
   }
+  // A write that fails is reported as an 'error' event, thrown from the log
+  // call itself without a listener: a full disk would then fail whatever was
+  // logging (a halt, a start). The line waits and the next write tries again.
+  logFile.on('error', () => {});
   const streams: pino.StreamEntry[] = [{ level: config.logLevel, stream: logFile }];
   if (options.logStream) streams.push({ level: 'info', stream: options.logStream });
   const logStreams = pino.multistream(streams);
   const logger = pino({ level: config.logLevel, base: { node: config.moniker } }, logStreams);
   const log: Log = logger;
   /**
-   * Puts the log on disk before any return: the multistream's flushSync runs
-   * each destination's that has one (the file's writes what it holds, none,
-   * and fsyncs; a test's stream or stdout has none). logger.flush() would do
-   * nothing here: a multistream has no flush to pass it to.
+   * Puts the log on disk before any return. Each line was written as it was
+   * logged, so an fsync is all that is left; the destination's flushSync
+   * would retry a failed write (a full disk) every 100 ms for good, blocking
+   * the event loop, and logger.flush() does nothing over a multistream.
    */
   const flushLog = (): void => {
     try {
-      logStreams.flushSync();
+      fsyncSync(logFd);
     } catch {
       // A log that cannot reach the disk is no reason to fail a stop or hide a start's error.
     }

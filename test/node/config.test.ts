@@ -172,13 +172,14 @@ test('config: a field whose absence means a default refuses null, naming it (nul
   assert.equal(c.validator, true);
 });
 
-test('config.timeouts.maxMs below a base timeout is refused: the cap would replace that base and no timeout would grow', () => {
+test('config.timeouts.maxMs below a base timeout and one round of growth is refused: the cap would keep that timeout from growing with the round', () => {
   const timeouts = { proposeMs: 3_000, prevoteMs: 1_000, precommitMs: 1_000, deltaMs: 500 };
   assert.equal(
-    validateConfig({ ...BASE, timeouts: { ...timeouts, maxMs: 3_000 } }).timeouts?.maxMs,
-    3_000,
+    validateConfig({ ...BASE, timeouts: { ...timeouts, maxMs: 3_500 } }).timeouts?.maxMs,
+    3_500,
   );
-  for (const maxMs of [2_999, 1_000, 1]) {
+  // 3,000: the cap equal to the base, which never grows.
+  for (const maxMs of [3_499, 3_000, 2_999, 1_000, 1]) {
     assert.throws(
       () => validateConfig({ ...BASE, timeouts: { ...timeouts, maxMs } }),
       refusedAt('config.timeouts.maxMs'),

@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import { spawnSync } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -176,3 +177,19 @@ test('the log is on disk when a stop returns: its last line, logged right before
     tmp.remove();
   }
 });
+
+test(
+  'a log file on a full disk fails no start, halt or stop, and blocks nothing',
+  { skip: !existsSync('/dev/full') },
+  () => {
+    // In a process of its own: a log retrying its write for good would block the event loop.
+    const child = spawnSync(
+      process.execPath,
+      ['--import', 'tsx', join(import.meta.dirname, 'fixtures', 'log_full.ts')],
+      { encoding: 'utf8', timeout: 60_000 },
+    );
+    assert.equal(child.error, undefined, 'the process ended by itself');
+    assert.deepEqual(child.stdout.trim().split('\n'), ['started', 'halt returned', 'stopped']);
+    assert.equal(child.status, 0, child.stderr);
+  },
+);
