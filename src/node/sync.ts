@@ -34,7 +34,12 @@
 //    size offered (GrowingBytes). The chunks of an offer get SYNC_OFFER_GRACE_MS
 //    plus its size at SYNC_TRANSFER_BYTES_PER_S_MIN, then the offer is
 //    abandoned (SnapshotTooSlow): a liar serving a large fake correctly but
-//    slowly costs that, not the whole SYNC_TIMEOUT_MS.
+//    slowly costs that, not the whole SYNC_TIMEOUT_MS. A `busy` answer (the
+//    provider's budget for all its peers is spent) is asked again after the
+//    delay it names, or of another provider meanwhile; it uses no attempt and
+//    its time is not counted against the offer's budget, up to
+//    SYNC_BUSY_WAIT_MS_MAX per offer, past which the offer is refused
+//    (SyncBusy): a peer answering busy forever costs that much.
 // 4. Restore the application from the snapshot and recompute its appHash; any
 //    difference refuses the offer (typed error, nothing written).
 // 5. Write the snapshot, a WAL checkpoint of height h, then block h: the node
@@ -82,6 +87,7 @@ import { ZommaError } from '../lib/errors.ts';
 import {
   SNAPSHOT_BYTES_MAX,
   SYNC_ATTEMPTS_MAX,
+  SYNC_BUSY_WAIT_MS_MAX,
   SYNC_CANDIDATES_MAX,
   SYNC_CANDIDATES_PER_PEER_MAX,
   SYNC_CHUNK_BYTES,
@@ -118,6 +124,8 @@ export type SyncErrorCode =
   | 'SnapshotHashMismatch'
   /** The offer's chunks did not arrive within its time budget (SYNC_TRANSFER_BYTES_PER_S_MIN). */
   | 'SnapshotTooSlow'
+  /** The offer's providers answered `busy` for longer than SYNC_BUSY_WAIT_MS_MAX in all. */
+  | 'SyncBusy'
   /** Memory or address space ran out holding the snapshot being fetched. */
   | 'SnapshotOutOfMemory'
   /** The snapshot does not decode as the application's state of its height. */
@@ -189,6 +197,10 @@ export interface SyncStats {
   dropped: number;
   /** Block requests a peer answered with `pruned`: asked of the next provider at once, using no attempt. */
   prunedAnswers: number;
+  /** Chunk or block requests a peer answered with `busy`: asked again after its delay, using no attempt. */
+  busyAnswers: number;
+  /** Time spent on busy answers (their round trips and the delays waited out), all offers. */
+  busyWaitMs: number;
 }
 
 /** One distinct offer (every field: offerKeyOf) and the peers that made it. */
@@ -214,6 +226,8 @@ export class StateSyncer {
     prunedAnswers: 0,
     offersRefused: 0,
     dropped: 0,
+    busyAnswers: 0,
+    busyWaitMs: 0,
   };
   private readonly clock: Clock;
   private readonly log: Log;
@@ -228,6 +242,8 @@ export class StateSyncer {
    * answer. pick() asks the cheapest first.
    */
   private readonly costMs = new Map<PeerId, number>();
+  /** Time the offer being fetched has spent on busy answers (at most about SYNC_BUSY_WAIT_MS_MAX). */
+  private offerBusyMs = 0;
   /** With a trusted block: the hash of each height the walk down from it has bound. */
   private readonly trustedHashes = new Map<number, Uint8Array>();
   /** With a trusted block: the last blocks the walk fetched and checked (their hashes bound). */
@@ -252,12 +268,7 @@ export class StateSyncer {
       this.offers.set(peer, message.offers);
       return;
     }
-    const key =
-      message.kind === 'chunk'
-        ? chunkKey(message.height, message.index)
-        : message.kind === 'block' || message.kind === 'pruned'
-          ? blockKey(message.height)
-          : null;
+    const key = answerKeyOf(message);
     const waiter = key === null ? undefined : this.waiters.get(key);
     // Only the peer asked may answer: another's answer could not be retried elsewhere.
     if (waiter === undefined || waiter.peer !== peer) {
@@ -440,6 +451,7 @@ export class StateSyncer {
 
   private async fetchAndVerify(candidate: Candidate): Promise<SyncedState> {
     const { offer, peers } = candidate;
+    this.offerBusyMs = 0;
     const h = offer.height;
     const trustedBlock = this.options.trustedBlock;
     // The blocks first: a wrong trusted hash, or an offer no certified block
@@ -518,14 +530,17 @@ export class StateSyncer {
       this.options.reserveSnapshot,
     );
     const startMs = this.clock.nowMs();
-    const budgetEndMs = startMs + offerBudgetMs(offer.sizeBytes);
+    const budgetMs = offerBudgetMs(offer.sizeBytes);
+    // Time spent on busy answers is not the provider's slowness: it moves the budget's end.
+    const busyAtStartMs = this.offerBusyMs;
+    const budgetEndMs = (): number => startMs + budgetMs + (this.offerBusyMs - busyAtStartMs);
     const tooSlow = (index: number): SyncError =>
       new SyncError(
         'SnapshotTooSlow',
-        `snapshot ${offer.height} (${offer.sizeBytes} bytes): ${index} of ${offer.chunkHashes.length} chunks in ${this.clock.nowMs() - startMs} ms, over its budget of ${budgetEndMs - startMs} ms (${SYNC_TRANSFER_BYTES_PER_S_MIN} bytes/s, SYNC_TRANSFER_BYTES_PER_S_MIN): abandoned for the next offer`,
+        `snapshot ${offer.height} (${offer.sizeBytes} bytes): ${index} of ${offer.chunkHashes.length} chunks in ${this.clock.nowMs() - startMs} ms (${this.offerBusyMs - busyAtStartMs} ms of it on busy answers), over its budget of ${budgetMs} ms (${SYNC_TRANSFER_BYTES_PER_S_MIN} bytes/s, SYNC_TRANSFER_BYTES_PER_S_MIN): abandoned for the next offer`,
       );
     for (let index = 0; index < offer.chunkHashes.length; index++) {
-      if (this.clock.nowMs() >= budgetEndMs) throw tooSlow(index);
+      if (this.clock.nowMs() >= budgetEndMs()) throw tooSlow(index);
       const expected = offer.chunkHashes[index]!;
       const sizeBytes = chunkBytesOf(offer.sizeBytes, index);
       let chunk: Uint8Array;
@@ -539,10 +554,16 @@ export class StateSyncer {
             bytesEqual(sha256(m.bytes), expected)
               ? m.bytes
               : null,
-          Math.min(budgetEndMs, this.deadlineMs),
+          () => Math.min(budgetEndMs(), this.deadlineMs),
         );
       } catch (error) {
-        if (error instanceof SyncError && this.clock.nowMs() >= budgetEndMs) throw tooSlow(index);
+        if (
+          error instanceof SyncError &&
+          error.code !== 'SyncBusy' &&
+          this.clock.nowMs() >= budgetEndMs()
+        ) {
+          throw tooSlow(index);
+        }
         throw error;
       }
       snapshot.append(chunk);
@@ -683,20 +704,23 @@ export class StateSyncer {
         return null;
       });
     } catch (error) {
-      if (!(error instanceof SyncError) || refusal === null) throw error;
+      if (!(error instanceof SyncError) || error.code === 'SyncBusy' || refusal === null) {
+        throw error;
+      }
       throw refusal as SyncError;
     }
   }
 
   /**
    * Asks `key` of the providers in turn until `accept` takes an answer; each
-   * wait is bounded, and so are the attempts.
+   * wait is bounded, and so are the attempts. `deadlineMs` is read at each
+   * try (an offer's budget moves with the time spent on busy answers).
    */
   private async ask<T>(
     peers: readonly PeerId[],
     key: string,
     accept: (message: SyncMessage) => T | null,
-    deadlineMs = this.deadlineMs,
+    deadlineMs: () => number = () => this.deadlineMs,
   ): Promise<T> {
     const turn = this.turn++;
     const responseTimeoutMs = this.options.responseTimeoutMs ?? SYNC_RESPONSE_TIMEOUT_MS;
@@ -710,18 +734,39 @@ export class StateSyncer {
     // would refuse an offer that another peer could serve.
     const pruned = new Set<PeerId>();
     const skipped = (p: PeerId): boolean => failed.has(p) || pruned.has(p);
+    // Peers that answered `busy`, and when they asked to be asked again: each
+    // is asked again then, another peer meanwhile if one is ready.
+    const busyUntilMs = new Map<PeerId, number>();
     for (let asked = 0, attempt = 0; attempt < SYNC_ATTEMPTS_MAX; asked++) {
-      const startMs = this.clock.nowMs();
-      if (startMs >= deadlineMs) break;
+      if (this.clock.nowMs() >= deadlineMs()) break;
       if (peers.every((p) => pruned.has(p))) break;
       if (peers.every(skipped)) failed.clear();
-      const peer = this.pick(peers, turn + asked, skipped);
+      const waiting = (p: PeerId): boolean => (busyUntilMs.get(p) ?? 0) > this.clock.nowMs();
+      if (peers.every((p) => skipped(p) || waiting(p))) {
+        if (!(await this.waitOutBusy(peers, skipped, busyUntilMs, key))) break;
+      }
+      const peer = this.pick(peers, turn + asked, (p) => skipped(p) || waiting(p));
+      const startMs = this.clock.nowMs();
       const answer = await this.request(
         peer,
         key,
-        Math.min(responseTimeoutMs, deadlineMs - startMs),
+        Math.min(responseTimeoutMs, deadlineMs() - startMs),
       );
       const elapsedMs = this.clock.nowMs() - startMs;
+      // Busy: no attempt used and no time charged against the offer (up to
+      // SYNC_BUSY_WAIT_MS_MAX); a slow one costs its peer the time over, as a
+      // slow `pruned` does.
+      if (answer?.kind === 'busy') {
+        this.stats.busyAnswers++;
+        busyUntilMs.set(peer, this.clock.nowMs() + answer.retryAfterMs);
+        if (elapsedMs > ANSWER_MS_MAX) this.charge(peer, elapsedMs - ANSWER_MS_MAX);
+        this.spendBusy(elapsedMs, key);
+        this.log.debug(
+          { peer, what: key, retryAfterMs: answer.retryAfterMs },
+          'state sync: peer busy, asking again after its delay',
+        );
+        continue;
+      }
       const accepted = answer === null ? null : accept(answer);
       if (accepted !== null) {
         // Correct but slow: the others offering it are asked first, so one slow provider does not set the pace.
@@ -750,6 +795,53 @@ export class StateSyncer {
     const prunedBy =
       pruned.size === 0 ? '' : ` (${pruned.size} of ${peers.length} peers pruned it)`;
     throw new SyncError('SyncUnavailable', `no peer gave a good answer for ${key}${prunedBy}`);
+  }
+
+  /**
+   * Every provider not skipped answered `busy` and is still within its delay:
+   * waits until the first may be asked again, and returns true; false if the
+   * sync's deadline came first. Not cut by an offer's budget: the wait moves
+   * its end. Throws SyncBusy if the wait would take the offer's busy time
+   * over SYNC_BUSY_WAIT_MS_MAX.
+   */
+  private async waitOutBusy(
+    peers: readonly PeerId[],
+    skipped: (peer: PeerId) => boolean,
+    busyUntilMs: Map<PeerId, number>,
+    key: string,
+  ): Promise<boolean> {
+    const nowMs = this.clock.nowMs();
+    const readyMs = Math.min(
+      ...peers.filter((p) => !skipped(p)).map((p) => busyUntilMs.get(p) ?? nowMs),
+    );
+    const untilMs = Math.min(readyMs, this.deadlineMs);
+    const waitMs = Math.max(0, untilMs - nowMs);
+    // Waiting would only end in the same refusal.
+    if (this.offerBusyMs + waitMs > SYNC_BUSY_WAIT_MS_MAX) {
+      throw this.tooBusy(key, this.offerBusyMs + waitMs);
+    }
+    await this.sleep(waitMs);
+    // Those waited for are ready, even if a timer fired a millisecond early.
+    for (const [p, atMs] of busyUntilMs) if (atMs <= untilMs) busyUntilMs.delete(p);
+    this.spendBusy(this.clock.nowMs() - nowMs, key);
+    return readyMs <= this.deadlineMs;
+  }
+
+  /**
+   * Counts `ms` spent on busy answers against the offer's SYNC_BUSY_WAIT_MS_MAX;
+   * throws SyncBusy once past it.
+   */
+  private spendBusy(ms: number, key: string): void {
+    this.offerBusyMs += ms;
+    this.stats.busyWaitMs += ms;
+    if (this.offerBusyMs > SYNC_BUSY_WAIT_MS_MAX) throw this.tooBusy(key, this.offerBusyMs);
+  }
+
+  private tooBusy(key: string, busyMs: number): SyncError {
+    return new SyncError(
+      'SyncBusy',
+      `the peers asked for ${key} answered busy: this offer would spend ${busyMs} ms on busy answers, over SYNC_BUSY_WAIT_MS_MAX (${SYNC_BUSY_WAIT_MS_MAX} ms); they are overloaded (many nodes syncing at once) or stalling`,
+    );
   }
 
   private charge(peer: PeerId, ms: number): void {
@@ -985,6 +1077,25 @@ function chunkKey(height: number, index: number): string {
 
 function blockKey(height: number): string {
   return `block:${height}`;
+}
+
+/** The key of the request `message` answers (chunk, block, pruned, busy); null for others. */
+function answerKeyOf(message: SyncMessage): string | null {
+  switch (message.kind) {
+    case 'chunk':
+      return chunkKey(message.height, message.index);
+    case 'block':
+    case 'pruned':
+      return blockKey(message.height);
+    case 'busy': {
+      const request = message.request;
+      return request.kind === 'chunkRequest'
+        ? chunkKey(request.height, request.index)
+        : blockKey(request.height);
+    }
+    default:
+      return null;
+  }
 }
 
 function requestFor(key: string): SyncMessage {
