@@ -897,7 +897,7 @@ export const SYNC_SERVE_REQUESTS_PER_S = 50;
 export const SYNC_SERVE_BURST_REQUESTS = 100;
 /**
  * Requests per second all peers together may make of our snapshot and block
- * stores (a token bucket all share; config.syncServeRequestsPerS sets it): a
+ * stores (a token bucket all share; config.syncServeTotalRequestsPerS sets it): a
  * request is up to a chunk (1 MiB) read from disk and sent, and each peer's
  * own bucket alone would let SYNC_SERVE_PEERS_MAX peers asking at once take
  * that many times the disk and uplink. Two peers' full rate: two nodes

@@ -186,7 +186,10 @@ export const syncMessageCodec: Codec<SyncMessage> = {
         const retryAfterMs = r.uvarint(`${field}.retryAfterMs`, SYNC_BUSY_RETRY_MS_MAX);
         // Zero or a few ms would have the fetcher ask again in a loop.
         if (retryAfterMs < SYNC_BUSY_RETRY_MS_MIN) {
-          throw r.error(`${field}.retryAfterMs`, `${retryAfterMs} is below ${SYNC_BUSY_RETRY_MS_MIN}`);
+          throw r.error(
+            `${field}.retryAfterMs`,
+            `${retryAfterMs} is below ${SYNC_BUSY_RETRY_MS_MIN}`,
+          );
         }
         return { kind: 'busy', request, retryAfterMs };
       }

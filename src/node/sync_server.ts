@@ -3,9 +3,9 @@
 // (a request costs one token), because a chunk answer is a megabyte read from
 // disk and sent: a peer asking in a loop must not take the node's I/O. A
 // request over its peer's bucket goes unanswered. All peers' requests also
-// share one bucket (SYNC_SERVE_TOTAL_REQUESTS_PER_S, config
-// syncServeRequestsPerS), so many peers asking at once, each within its own,
-// do not take the I/O either. A chunk or block request over that one is
+// share one bucket (SYNC_SERVE_TOTAL_REQUESTS_PER_S, or
+// config.syncServeTotalRequestsPerS), so many peers asking at once, each
+// within its own, do not take the I/O either. A chunk or block request over that one is
 // answered `busy` with the time until the shared bucket holds a token again:
 // the fetcher waits that out (or asks another peer) without counting it as a
 // failed try, where silence would cost it a response timeout and a try. An
