@@ -244,6 +244,12 @@ export class StateSyncer {
   private readonly costMs = new Map<PeerId, number>();
   /** Time the offer being fetched has spent on busy answers (at most about SYNC_BUSY_WAIT_MS_MAX). */
   private offerBusyMs = 0;
+  /**
+   * Peers that answered `busy`, and when they asked to be asked again: each
+   * is asked again then, another peer meanwhile if one is ready. Kept across
+   * requests: a busy server is busy for the next chunk too.
+   */
+  private readonly busyUntilMs = new Map<PeerId, number>();
   /** With a trusted block: the hash of each height the walk down from it has bound. */
   private readonly trustedHashes = new Map<number, Uint8Array>();
   /** With a trusted block: the last blocks the walk fetched and checked (their hashes bound). */
@@ -734,9 +740,7 @@ export class StateSyncer {
     // would refuse an offer that another peer could serve.
     const pruned = new Set<PeerId>();
     const skipped = (p: PeerId): boolean => failed.has(p) || pruned.has(p);
-    // Peers that answered `busy`, and when they asked to be asked again: each
-    // is asked again then, another peer meanwhile if one is ready.
-    const busyUntilMs = new Map<PeerId, number>();
+    const busyUntilMs = this.busyUntilMs;
     for (let asked = 0, attempt = 0; attempt < SYNC_ATTEMPTS_MAX; asked++) {
       if (this.clock.nowMs() >= deadlineMs()) break;
       if (peers.every((p) => pruned.has(p))) break;
