@@ -36,10 +36,12 @@
 //    abandoned (SnapshotTooSlow): a liar serving a large fake correctly but
 //    slowly costs that, not the whole SYNC_TIMEOUT_MS. A `busy` answer (the
 //    provider's budget for all its peers is spent) is asked again after the
-//    delay it names, or of another provider meanwhile; it uses no attempt and
-//    its time is not counted against the offer's budget, up to
-//    SYNC_BUSY_WAIT_MS_MAX per offer, past which the offer is refused
-//    (SyncBusy): a peer answering busy forever costs that much.
+//    delay it names, or of another provider meanwhile; it uses no attempt.
+//    Time spent on busy answers is not counted against the offer's budget up
+//    to SYNC_BUSY_WAIT_MS_MAX (past it, it is: a share of a busy server below
+//    SYNC_TRANSFER_BYTES_PER_S_MIN is too slow, as a slow link is), and one
+//    request answered busy for longer than that refuses the offer (SyncBusy):
+//    a peer answering busy forever, or nearly, costs a bounded time.
 // 4. Restore the application from the snapshot and recompute its appHash; any
 //    difference refuses the offer (typed error, nothing written).
 // 5. Write the snapshot, a WAL checkpoint of height h, then block h: the node
@@ -124,7 +126,10 @@ export type SyncErrorCode =
   | 'SnapshotHashMismatch'
   /** The offer's chunks did not arrive within its time budget (SYNC_TRANSFER_BYTES_PER_S_MIN). */
   | 'SnapshotTooSlow'
-  /** The offer's providers answered `busy` for longer than SYNC_BUSY_WAIT_MS_MAX in all. */
+  /**
+   * A request was answered `busy` for longer than SYNC_BUSY_WAIT_MS_MAX, or
+   * the offer's chunks ran out their budget with more busy time than that.
+   */
   | 'SyncBusy'
   /** Memory or address space ran out holding the snapshot being fetched. */
   | 'SnapshotOutOfMemory'
@@ -242,8 +247,6 @@ export class StateSyncer {
    * answer. pick() asks the cheapest first.
    */
   private readonly costMs = new Map<PeerId, number>();
-  /** Time the offer being fetched has spent on busy answers (at most about SYNC_BUSY_WAIT_MS_MAX). */
-  private offerBusyMs = 0;
   /**
    * Peers that answered `busy`, and when they asked to be asked again: each
    * is asked again then, another peer meanwhile if one is ready. Kept across
@@ -457,7 +460,6 @@ export class StateSyncer {
 
   private async fetchAndVerify(candidate: Candidate): Promise<SyncedState> {
     const { offer, peers } = candidate;
-    this.offerBusyMs = 0;
     const h = offer.height;
     const trustedBlock = this.options.trustedBlock;
     // The blocks first: a wrong trusted hash, or an offer no certified block
@@ -537,14 +539,27 @@ export class StateSyncer {
     );
     const startMs = this.clock.nowMs();
     const budgetMs = offerBudgetMs(offer.sizeBytes);
-    // Time spent on busy answers is not the provider's slowness: it moves the budget's end.
-    const busyAtStartMs = this.offerBusyMs;
-    const budgetEndMs = (): number => startMs + budgetMs + (this.offerBusyMs - busyAtStartMs);
-    const tooSlow = (index: number): SyncError =>
-      new SyncError(
+    // Time spent on busy answers is not the provider's slowness: it moves the
+    // budget's end, up to SYNC_BUSY_WAIT_MS_MAX (a liar answering busy costs that).
+    const busyAtStartMs = this.stats.busyWaitMs;
+    const busyMs = (): number => this.stats.busyWaitMs - busyAtStartMs;
+    const budgetEndMs = (): number =>
+      startMs + budgetMs + Math.min(SYNC_BUSY_WAIT_MS_MAX, busyMs());
+    const tooSlow = (index: number): SyncError => {
+      const of = `snapshot ${offer.height} (${offer.sizeBytes} bytes): ${index} of ${offer.chunkHashes.length} chunks in ${this.clock.nowMs() - startMs} ms`;
+      const rate = `${SYNC_TRANSFER_BYTES_PER_S_MIN} bytes/s, SYNC_TRANSFER_BYTES_PER_S_MIN`;
+      // Most of the time went on busy answers: its providers are overloaded (or stall), not slow.
+      if (busyMs() > SYNC_BUSY_WAIT_MS_MAX) {
+        return new SyncError(
+          'SyncBusy',
+          `${of}, ${busyMs()} ms of them on busy answers: over its budget of ${budgetMs} ms (${rate}) and SYNC_BUSY_WAIT_MS_MAX (${SYNC_BUSY_WAIT_MS_MAX} ms) of busy answers; its providers are overloaded (many nodes syncing at once) or stalling: abandoned for the next offer`,
+        );
+      }
+      return new SyncError(
         'SnapshotTooSlow',
-        `snapshot ${offer.height} (${offer.sizeBytes} bytes): ${index} of ${offer.chunkHashes.length} chunks in ${this.clock.nowMs() - startMs} ms (${this.offerBusyMs - busyAtStartMs} ms of it on busy answers), over its budget of ${budgetMs} ms (${SYNC_TRANSFER_BYTES_PER_S_MIN} bytes/s, SYNC_TRANSFER_BYTES_PER_S_MIN): abandoned for the next offer`,
+        `${of} (${busyMs()} ms of them on busy answers), over its budget of ${budgetMs} ms (${rate}): abandoned for the next offer`,
       );
+    };
     for (let index = 0; index < offer.chunkHashes.length; index++) {
       if (this.clock.nowMs() >= budgetEndMs()) throw tooSlow(index);
       const expected = offer.chunkHashes[index]!;
@@ -741,13 +756,15 @@ export class StateSyncer {
     const pruned = new Set<PeerId>();
     const skipped = (p: PeerId): boolean => failed.has(p) || pruned.has(p);
     const busyUntilMs = this.busyUntilMs;
+    // Time this request has spent on busy answers: SYNC_BUSY_WAIT_MS_MAX at most.
+    const waited = { ms: 0 };
     for (let asked = 0, attempt = 0; attempt < SYNC_ATTEMPTS_MAX; asked++) {
       if (this.clock.nowMs() >= deadlineMs()) break;
       if (peers.every((p) => pruned.has(p))) break;
       if (peers.every(skipped)) failed.clear();
       const waiting = (p: PeerId): boolean => (busyUntilMs.get(p) ?? 0) > this.clock.nowMs();
       if (peers.every((p) => skipped(p) || waiting(p))) {
-        if (!(await this.waitOutBusy(peers, skipped, busyUntilMs, key))) break;
+        if (!(await this.waitOutBusy(peers, skipped, waited, key))) break;
       }
       const peer = this.pick(peers, turn + asked, (p) => skipped(p) || waiting(p));
       const startMs = this.clock.nowMs();
@@ -764,7 +781,7 @@ export class StateSyncer {
         this.stats.busyAnswers++;
         busyUntilMs.set(peer, this.clock.nowMs() + answer.retryAfterMs);
         if (elapsedMs > ANSWER_MS_MAX) this.charge(peer, elapsedMs - ANSWER_MS_MAX);
-        this.spendBusy(elapsedMs, key);
+        this.spendBusy(waited, elapsedMs, key);
         this.log.debug(
           { peer, what: key, retryAfterMs: answer.retryAfterMs },
           'state sync: peer busy, asking again after its delay',
@@ -805,47 +822,35 @@ export class StateSyncer {
    * Every provider not skipped answered `busy` and is still within its delay:
    * waits until the first may be asked again, and returns true; false if the
    * sync's deadline came first. Not cut by an offer's budget: the wait moves
-   * its end. Throws SyncBusy if the wait would take the offer's busy time
-   * over SYNC_BUSY_WAIT_MS_MAX.
+   * its end. Throws SyncBusy if the wait would take the request's busy time
+   * (`waited`) over SYNC_BUSY_WAIT_MS_MAX.
    */
   private async waitOutBusy(
     peers: readonly PeerId[],
     skipped: (peer: PeerId) => boolean,
-    busyUntilMs: Map<PeerId, number>,
+    waited: { ms: number },
     key: string,
   ): Promise<boolean> {
     const nowMs = this.clock.nowMs();
     const readyMs = Math.min(
-      ...peers.filter((p) => !skipped(p)).map((p) => busyUntilMs.get(p) ?? nowMs),
+      ...peers.filter((p) => !skipped(p)).map((p) => this.busyUntilMs.get(p) ?? nowMs),
     );
     const untilMs = Math.min(readyMs, this.deadlineMs);
     const waitMs = Math.max(0, untilMs - nowMs);
     // Waiting would only end in the same refusal.
-    if (this.offerBusyMs + waitMs > SYNC_BUSY_WAIT_MS_MAX) {
-      throw this.tooBusy(key, this.offerBusyMs + waitMs);
-    }
+    if (waited.ms + waitMs > SYNC_BUSY_WAIT_MS_MAX) throw tooBusy(key, waited.ms + waitMs);
     await this.sleep(waitMs);
     // Those waited for are ready, even if a timer fired a millisecond early.
-    for (const [p, atMs] of busyUntilMs) if (atMs <= untilMs) busyUntilMs.delete(p);
-    this.spendBusy(this.clock.nowMs() - nowMs, key);
+    for (const [p, atMs] of this.busyUntilMs) if (atMs <= untilMs) this.busyUntilMs.delete(p);
+    this.spendBusy(waited, this.clock.nowMs() - nowMs, key);
     return readyMs <= this.deadlineMs;
   }
 
-  /**
-   * Counts `ms` spent on busy answers against the offer's SYNC_BUSY_WAIT_MS_MAX;
-   * throws SyncBusy once past it.
-   */
-  private spendBusy(ms: number, key: string): void {
-    this.offerBusyMs += ms;
+  /** Counts `ms` spent on busy answers for one request; throws SyncBusy once past SYNC_BUSY_WAIT_MS_MAX. */
+  private spendBusy(waited: { ms: number }, ms: number, key: string): void {
+    waited.ms += ms;
     this.stats.busyWaitMs += ms;
-    if (this.offerBusyMs > SYNC_BUSY_WAIT_MS_MAX) throw this.tooBusy(key, this.offerBusyMs);
-  }
-
-  private tooBusy(key: string, busyMs: number): SyncError {
-    return new SyncError(
-      'SyncBusy',
-      `the peers asked for ${key} answered busy: this offer would spend ${busyMs} ms on busy answers, over SYNC_BUSY_WAIT_MS_MAX (${SYNC_BUSY_WAIT_MS_MAX} ms); they are overloaded (many nodes syncing at once) or stalling`,
-    );
+    if (waited.ms > SYNC_BUSY_WAIT_MS_MAX) throw tooBusy(key, waited.ms);
   }
 
   private charge(peer: PeerId, ms: number): void {
@@ -1081,6 +1086,13 @@ function chunkKey(height: number, index: number): string {
 
 function blockKey(height: number): string {
   return `block:${height}`;
+}
+
+function tooBusy(key: string, busyMs: number): SyncError {
+  return new SyncError(
+    'SyncBusy',
+    `the peers asked for ${key} answered busy for ${busyMs} ms, over SYNC_BUSY_WAIT_MS_MAX (${SYNC_BUSY_WAIT_MS_MAX} ms): they are overloaded (many nodes syncing at once) or stalling`,
+  );
 }
 
 /** The key of the request `message` answers (chunk, block, pruned, busy); null for others. */

@@ -1440,6 +1440,7 @@ test('a lone provider answering busy for longer than the offer budget, more time
     { snapshots: new Map([[12, bytes]]), block: honestBlock },
     times,
     retryAfterMs,
+    ['chunkRequest'],
   );
   const { syncer, network, clock } = syncerFor({ busy });
   const startMs = clock.nowMs();
@@ -1473,7 +1474,7 @@ test('a provider answering busy is not asked again within its delay: another pro
   assert.ok(clock.nowMs() - startMs < SYNC_BUSY_RETRY_MS_MAX, 'done within the busy delay');
 });
 
-test('a provider answering busy forever costs its offer SYNC_BUSY_WAIT_MS_MAX, then SyncBusy refuses it and the next offer is tried', async () => {
+test('a provider answering busy forever costs its offer SYNC_BUSY_WAIT_MS_MAX on one request, then SyncBusy refuses it and the next offer is tried', async () => {
   const stalling = busyAtFirst(
     { snapshots: new Map([[16, realSnapshot(16)]]), block: honestBlock },
     Infinity,
@@ -1612,4 +1613,43 @@ test('three nodes syncing at once from one server share its budget: each complet
     storage.close();
     tmp.remove();
   }
+});
+
+test('a provider answering each chunk busy for a while, then serving it, has the busy time past SYNC_BUSY_WAIT_MS_MAX counted against its offer budget (SyncBusy)', async () => {
+  // Four busy answers of 1 s before each chunk: 52 s for 13 chunks, past the
+  // budget of 10 s + 13 × 0.25 s with 30 s of busy time on top.
+  const chunks = 13;
+  const fake = largeSnapshot(22, chunks, false);
+  const busyEach = 4;
+  assert.ok(
+    chunks * busyEach * 1_000 > offerBudgetMs(fake.length) + SYNC_BUSY_WAIT_MS_MAX,
+    'the busy time outlasts the budget and the allowance',
+  );
+  const tries = new Map<number, number>();
+  const dripping: Peer = {
+    snapshots: new Map([[22, fake]]),
+    block: honestBlock,
+    lie: (message, answer) => {
+      if (message.kind === 'chunkRequest') {
+        const n = tries.get(message.index) ?? 0;
+        tries.set(message.index, n + 1);
+        if (n < busyEach) return [{ kind: 'busy', request: message, retryAfterMs: 1_000 }];
+      }
+      return answer === null ? [] : [answer];
+    },
+  };
+  const alone = syncerFor({ dripping });
+  await assert.rejects(alone.syncer.run(), (e: unknown) => {
+    assert.ok(e instanceof SyncError, `a SyncError: ${String(e)}`);
+    assert.equal(e.code, 'SyncBusy');
+    assert.match(e.message, /snapshot 22 .* on busy answers: over its budget/);
+    return true;
+  });
+  const fetched = alone.syncer.stats.chunksFetched;
+  assert.ok(fetched > 0 && fetched < chunks, `${fetched} chunks fetched`);
+
+  const { syncer } = syncerFor({ dripping, honest: honest(12) });
+  const synced = await syncer.run();
+  assert.equal(synced.height, 12);
+  assert.equal(syncer.stats.offersRefused, 1, 'the dripping offer, once');
 });
