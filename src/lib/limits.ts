@@ -869,10 +869,11 @@ export const SYNC_RESPONSE_TIMEOUT_MS = 5_000;
 export const SYNC_ATTEMPTS_MAX = 8;
 /**
  * A whole state sync, discovery to verified state, or the node refuses to
- * start: room for two offers of the largest snapshot at the slowest rate, so
- * that one liar's abandoned offer leaves room for an honest one of any size.
+ * start: room for two offers of the largest snapshot at the slowest rate,
+ * each with SYNC_BUSY_WAIT_MS_MAX of busy answers, so that one liar's
+ * abandoned offer leaves room for an honest one of any size.
  */
-export const SYNC_TIMEOUT_MS = 600_000;
+export const SYNC_TIMEOUT_MS = 660_000;
 /**
  * Slowest snapshot transfer a syncing node waits out: an offer whose chunks
  * have not all arrived within SYNC_OFFER_GRACE_MS + its size at this rate is
@@ -894,6 +895,42 @@ export const SYNC_OFFER_ROUNDS_MAX = 3;
 export const SYNC_SERVE_REQUESTS_PER_S = 50;
 /** Burst of requests one peer may make at once (token bucket size). */
 export const SYNC_SERVE_BURST_REQUESTS = 100;
+/**
+ * Requests per second all peers together may make of our snapshot and block
+ * stores (a token bucket all share; config.syncServeTotalRequestsPerS sets it): a
+ * request is up to a chunk (1 MiB) read from disk and sent, and each peer's
+ * own bucket alone would let SYNC_SERVE_PEERS_MAX peers asking at once take
+ * that many times the disk and uplink. Two peers' full rate: two nodes
+ * syncing at once go at full speed, more share it. A request over it is
+ * answered `busy` (sync_messages.ts), which the fetcher waits out.
+ */
+export const SYNC_SERVE_TOTAL_REQUESTS_PER_S = 2 * SYNC_SERVE_REQUESTS_PER_S;
+/**
+ * Fewest the config may set: two nodes syncing at once, each at
+ * SYNC_TRANSFER_BYTES_PER_S_MIN (below it, two honest fetchers of a large
+ * snapshot wait out more busy answers than SYNC_BUSY_WAIT_MS_MAX allows).
+ */
+export const SYNC_SERVE_TOTAL_REQUESTS_PER_S_MIN =
+  2 * Math.ceil(SYNC_TRANSFER_BYTES_PER_S_MIN / SYNC_CHUNK_BYTES);
+/** Most the config may set (10 GiB/s of chunks: no limit in practice). */
+export const SYNC_SERVE_TOTAL_REQUESTS_PER_S_MAX = 10_000;
+/** Seconds of its rate the shared bucket holds (its burst), as each peer's does. */
+export const SYNC_SERVE_TOTAL_BURST_S = SYNC_SERVE_BURST_REQUESTS / SYNC_SERVE_REQUESTS_PER_S;
+/**
+ * Shortest delay a `busy` answer may ask for: a fetcher retrying at it asks
+ * no faster than its own bucket at the server refills (which would refuse it
+ * in silence), and does not spin on a peer that answers busy at once.
+ */
+export const SYNC_BUSY_RETRY_MS_MIN = 100;
+/** Longest delay a `busy` answer may ask for: longer than a silence would cost, it is no help. */
+export const SYNC_BUSY_RETRY_MS_MAX = SYNC_RESPONSE_TIMEOUT_MS;
+/**
+ * Time the fetch of one offer may spend on `busy` answers (their round trips
+ * and the delays they ask for), not counted against the offer's time budget
+ * nor its attempts; past it the offer is refused (SyncBusy) for the next: a
+ * peer answering busy forever costs this, not the whole SYNC_TIMEOUT_MS.
+ */
+export const SYNC_BUSY_WAIT_MS_MAX = 30_000;
 /**
  * Blocks a state sync from a trusted block walks down, by hash, from the
  * trusted height to a snapshot's (sync_trust.ts): a few snapshot intervals at
@@ -917,10 +954,25 @@ export const BLOCKS_KEPT_MIN = 10;
 
 assert(SYNC_CHUNK_BYTES + 1024 < SYNC_MESSAGE_BYTES_MAX, 'a chunk fits a message');
 assert(SYNC_CANDIDATES_PER_PEER_MAX >= 1, 'every peer offering has its best offer tried');
+assert(
+  SYNC_SERVE_TOTAL_REQUESTS_PER_S >= SYNC_SERVE_REQUESTS_PER_S &&
+    SYNC_SERVE_TOTAL_REQUESTS_PER_S >= SYNC_SERVE_TOTAL_REQUESTS_PER_S_MIN &&
+    SYNC_SERVE_TOTAL_REQUESTS_PER_S <= SYNC_SERVE_TOTAL_REQUESTS_PER_S_MAX,
+  "by default one peer alone is served at its own bucket's rate",
+);
+assert(
+  SYNC_BUSY_RETRY_MS_MIN * SYNC_SERVE_REQUESTS_PER_S >= 1000 &&
+    SYNC_BUSY_RETRY_MS_MIN <= SYNC_BUSY_RETRY_MS_MAX,
+  "a fetcher retrying after busy stays within its own bucket's rate",
+);
 assert(SYNC_TRUST_CACHED_BLOCKS_MAX >= 3, 'the blocks of h, h+1 and h+2 stay cached');
 assert(SYNC_OFFERS_MAX * SYNC_CHUNKS_MAX * 34 < SYNC_MESSAGE_BYTES_MAX, 'offers fit a message');
 assert(
-  2 * (SYNC_OFFER_GRACE_MS + (SNAPSHOT_BYTES_MAX / SYNC_TRANSFER_BYTES_PER_S_MIN) * 1000) + 60_000 <
+  2 *
+    (SYNC_OFFER_GRACE_MS +
+      (SNAPSHOT_BYTES_MAX / SYNC_TRANSFER_BYTES_PER_S_MIN) * 1000 +
+      SYNC_BUSY_WAIT_MS_MAX) +
+    60_000 <
     SYNC_TIMEOUT_MS,
   'one offer of the largest snapshot, abandoned, leaves time for another of the largest',
 );

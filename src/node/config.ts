@@ -1,5 +1,5 @@
 // A node's home directory and its files:
-//   <home>/config.json   listen, API and metrics addresses, peers, snapshots, pruning, state sync, oracle, halt height
+//   <home>/config.json   listen, API and metrics addresses, peers, snapshots, pruning, state sync (and serving it), oracle, halt height
 //   <home>/genesis.json  the chain's genesis (canonical bytes as hex, with a summary)
 //   <home>/key.json      the validator key (mode 0600; crypto/keyfile.ts)
 //   <home>/data/         WAL, blocks, snapshots (storage/)
@@ -24,6 +24,8 @@ import {
   ORACLE_SOURCES_MAX,
   SNAPSHOT_EVERY_HEIGHTS_DEFAULT,
   SNAPSHOTS_KEPT,
+  SYNC_SERVE_TOTAL_REQUESTS_PER_S_MAX,
+  SYNC_SERVE_TOTAL_REQUESTS_PER_S_MIN,
 } from '../lib/limits.ts';
 import { NodeError, configError } from './errors.ts';
 
@@ -75,6 +77,11 @@ export interface NodeConfig {
   readonly trustedBlock?: TrustedBlockConfig | null;
   /** Heights kept in the block store (0: all); never below the latest snapshot. */
   readonly blocksKept?: number;
+  /**
+   * State-sync chunk, block and offers requests per second this node serves
+   * to all peers together (sync_server.ts); absent: SYNC_SERVE_TOTAL_REQUESTS_PER_S.
+   */
+  readonly syncServeTotalRequestsPerS?: number;
   /**
    * Check the exchange's invariants after every block (O(state): a debugging
    * aid). A failure halts the node; absent: false.
@@ -257,6 +264,7 @@ export function validateConfig(raw: unknown): NodeConfig {
     'stateSync',
     'trustedBlock',
     'blocksKept',
+    'syncServeTotalRequestsPerS',
     'checkInvariants',
     'haltHeight',
   ]);
@@ -427,6 +435,16 @@ export function validateConfig(raw: unknown): NodeConfig {
       );
     }
   }
+  // Absent stays absent: a later default applies to a config that never chose one.
+  const syncServeTotalRequestsPerS =
+    orDefault(c, 'syncServeTotalRequestsPerS', undefined) === undefined
+      ? null
+      : int(
+          c.syncServeTotalRequestsPerS,
+          'config.syncServeTotalRequestsPerS',
+          SYNC_SERVE_TOTAL_REQUESTS_PER_S_MIN,
+          SYNC_SERVE_TOTAL_REQUESTS_PER_S_MAX,
+        );
   const haltHeight =
     c.haltHeight === undefined || c.haltHeight === null
       ? null
@@ -449,6 +467,7 @@ export function validateConfig(raw: unknown): NodeConfig {
     stateSync,
     trustedBlock,
     blocksKept,
+    ...(syncServeTotalRequestsPerS !== null ? { syncServeTotalRequestsPerS } : {}),
     ...(checkInvariants ? { checkInvariants } : {}),
     ...(haltHeight !== null ? { haltHeight } : {}),
   };

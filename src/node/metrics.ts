@@ -172,7 +172,7 @@ export class NodeMetrics {
     });
     new Counter({
       name: 'zomma_sync_requests_dropped_total',
-      help: "Peers' sync-channel messages this node dropped unanswered, by reason (damagedBlock: a stored block failed its checksum)",
+      help: "Peers' sync-channel messages this node did not serve, by reason (busy: over the budget all peers share, answered busy; damagedBlock: a stored block failed its checksum)",
       labelNames: ['reason'],
       registers: [r],
       collect() {

@@ -82,6 +82,8 @@ export interface ZommaNodeOptions {
   readonly results?: ResultsStore;
   /** Keep this many latest heights in the block store, never below the latest snapshot (0: all). */
   readonly blocksKept?: number;
+  /** State-sync requests served to all peers together per second (SyncServerOptions.totalRequestsPerS). */
+  readonly syncServeTotalRequestsPerS?: number;
   /** The mempool's bounds (default: MEMPOOL_* in limits.ts); tests make them small. */
   readonly mempoolLimits?: Partial<MempoolLimits>;
   /** Rewrite the WAL from its checkpoint once it grew by this much (NodeLoopOptions.walRotateBytes). */
@@ -230,6 +232,9 @@ export class ZommaNode {
       storage: options.storage,
       network: options.network,
       clock,
+      ...(options.syncServeTotalRequestsPerS !== undefined
+        ? { totalRequestsPerS: options.syncServeTotalRequestsPerS }
+        : {}),
       onPruned: (peer, height, firstHeight) => this.loop.onPeerPruned(peer, height, firstHeight),
       log: this.log,
     });

@@ -278,6 +278,9 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
       snapshotEveryHeights: config.snapshotEveryHeights,
       snapshotsKept: config.snapshotsKept,
       blocksKept: config.blocksKept ?? 0,
+      ...(config.syncServeTotalRequestsPerS !== undefined
+        ? { syncServeTotalRequestsPerS: config.syncServeTotalRequestsPerS }
+        : {}),
       checkInvariants: config.checkInvariants === true,
       commitPauseMs: config.commitPauseMs,
       proposeWaitMs: config.proposeWaitMs ?? PROPOSE_WAIT_MS_DEFAULT,

@@ -34,7 +34,14 @@
 //    size offered (GrowingBytes). The chunks of an offer get SYNC_OFFER_GRACE_MS
 //    plus its size at SYNC_TRANSFER_BYTES_PER_S_MIN, then the offer is
 //    abandoned (SnapshotTooSlow): a liar serving a large fake correctly but
-//    slowly costs that, not the whole SYNC_TIMEOUT_MS.
+//    slowly costs that, not the whole SYNC_TIMEOUT_MS. A `busy` answer (the
+//    provider's budget for all its peers is spent) is asked again after the
+//    delay it names, or of another provider meanwhile; it uses no attempt.
+//    Time spent on busy answers is not counted against the offer's budget up
+//    to SYNC_BUSY_WAIT_MS_MAX (past it, it is: a share of a busy server below
+//    SYNC_TRANSFER_BYTES_PER_S_MIN is too slow, as a slow link is), and one
+//    request answered busy for longer than that refuses the offer (SyncBusy):
+//    a peer answering busy forever, or nearly, costs a bounded time.
 // 4. Restore the application from the snapshot and recompute its appHash; any
 //    difference refuses the offer (typed error, nothing written).
 // 5. Write the snapshot, a WAL checkpoint of height h, then block h: the node
@@ -88,6 +95,7 @@ import { ZommaError } from '../lib/errors.ts';
 import {
   SNAPSHOT_BYTES_MAX,
   SYNC_ATTEMPTS_MAX,
+  SYNC_BUSY_WAIT_MS_MAX,
   SYNC_CANDIDATES_MAX,
   SYNC_CANDIDATES_PER_PEER_MAX,
   SYNC_CHUNK_BYTES,
@@ -124,6 +132,11 @@ export type SyncErrorCode =
   | 'SnapshotHashMismatch'
   /** The offer's chunks did not arrive within its time budget (SYNC_TRANSFER_BYTES_PER_S_MIN). */
   | 'SnapshotTooSlow'
+  /**
+   * A request was answered `busy` for longer than SYNC_BUSY_WAIT_MS_MAX, or
+   * the offer's chunks ran out their budget with more busy time than that.
+   */
+  | 'SyncBusy'
   /** Memory or address space ran out holding the snapshot being fetched. */
   | 'SnapshotOutOfMemory'
   /** The snapshot does not decode as the application's state of its height. */
@@ -195,6 +208,10 @@ export interface SyncStats {
   dropped: number;
   /** Block requests a peer answered with `pruned`: asked of the next provider at once, using no attempt. */
   prunedAnswers: number;
+  /** Chunk or block requests a peer answered with `busy`: asked again after its delay, using no attempt. */
+  busyAnswers: number;
+  /** Time spent on busy answers (their round trips and the delays waited out), all offers. */
+  busyWaitMs: number;
 }
 
 /** One distinct offer (every field: offerKeyOf) and the peers that made it. */
@@ -220,6 +237,8 @@ export class StateSyncer {
     prunedAnswers: 0,
     offersRefused: 0,
     dropped: 0,
+    busyAnswers: 0,
+    busyWaitMs: 0,
   };
   private readonly clock: Clock;
   private readonly log: Log;
@@ -234,6 +253,12 @@ export class StateSyncer {
    * answer. pick() asks the cheapest first.
    */
   private readonly costMs = new Map<PeerId, number>();
+  /**
+   * Peers that answered `busy`, and when they asked to be asked again: each
+   * is asked again then, another peer meanwhile if one is ready. Kept across
+   * requests: a busy server is busy for the next chunk too.
+   */
+  private readonly busyUntilMs = new Map<PeerId, number>();
   /** With a trusted block: the hash of each height the walk down from it has bound. */
   private readonly trustedHashes = new Map<number, Uint8Array>();
   /** With a trusted block: the last blocks the walk fetched and checked (their hashes bound). */
@@ -258,12 +283,7 @@ export class StateSyncer {
       this.offers.set(peer, message.offers);
       return;
     }
-    const key =
-      message.kind === 'chunk'
-        ? chunkKey(message.height, message.index)
-        : message.kind === 'block' || message.kind === 'pruned'
-          ? blockKey(message.height)
-          : null;
+    const key = answerKeyOf(message);
     const waiter = key === null ? undefined : this.waiters.get(key);
     // Only the peer asked may answer: another's answer could not be retried elsewhere.
     if (waiter === undefined || waiter.peer !== peer) {
@@ -524,14 +544,30 @@ export class StateSyncer {
       this.options.reserveSnapshot,
     );
     const startMs = this.clock.nowMs();
-    const budgetEndMs = startMs + offerBudgetMs(offer.sizeBytes);
-    const tooSlow = (index: number): SyncError =>
-      new SyncError(
+    const budgetMs = offerBudgetMs(offer.sizeBytes);
+    // Time spent on busy answers is not the provider's slowness: it moves the
+    // budget's end, up to SYNC_BUSY_WAIT_MS_MAX (a liar answering busy costs that).
+    const busyAtStartMs = this.stats.busyWaitMs;
+    const busyMs = (): number => this.stats.busyWaitMs - busyAtStartMs;
+    const budgetEndMs = (): number =>
+      startMs + budgetMs + Math.min(SYNC_BUSY_WAIT_MS_MAX, busyMs());
+    const tooSlow = (index: number): SyncError => {
+      const of = `snapshot ${offer.height} (${offer.sizeBytes} bytes): ${index} of ${offer.chunkHashes.length} chunks in ${this.clock.nowMs() - startMs} ms`;
+      const rate = `${SYNC_TRANSFER_BYTES_PER_S_MIN} bytes/s, SYNC_TRANSFER_BYTES_PER_S_MIN`;
+      // Most of the time went on busy answers: its providers are overloaded (or stall), not slow.
+      if (busyMs() > SYNC_BUSY_WAIT_MS_MAX) {
+        return new SyncError(
+          'SyncBusy',
+          `${of}, ${busyMs()} ms of them on busy answers: over its budget of ${budgetMs} ms (${rate}) and SYNC_BUSY_WAIT_MS_MAX (${SYNC_BUSY_WAIT_MS_MAX} ms) of busy answers; its providers are overloaded (many nodes syncing at once) or stalling: abandoned for the next offer`,
+        );
+      }
+      return new SyncError(
         'SnapshotTooSlow',
-        `snapshot ${offer.height} (${offer.sizeBytes} bytes): ${index} of ${offer.chunkHashes.length} chunks in ${this.clock.nowMs() - startMs} ms, over its budget of ${budgetEndMs - startMs} ms (${SYNC_TRANSFER_BYTES_PER_S_MIN} bytes/s, SYNC_TRANSFER_BYTES_PER_S_MIN): abandoned for the next offer`,
+        `${of} (${busyMs()} ms of them on busy answers), over its budget of ${budgetMs} ms (${rate}): abandoned for the next offer`,
       );
+    };
     for (let index = 0; index < offer.chunkHashes.length; index++) {
-      if (this.clock.nowMs() >= budgetEndMs) throw tooSlow(index);
+      if (this.clock.nowMs() >= budgetEndMs()) throw tooSlow(index);
       const expected = offer.chunkHashes[index]!;
       const sizeBytes = chunkBytesOf(offer.sizeBytes, index);
       let chunk: Uint8Array;
@@ -545,10 +581,16 @@ export class StateSyncer {
             bytesEqual(sha256(m.bytes), expected)
               ? m.bytes
               : null,
-          Math.min(budgetEndMs, this.deadlineMs),
+          () => Math.min(budgetEndMs(), this.deadlineMs),
         );
       } catch (error) {
-        if (error instanceof SyncError && this.clock.nowMs() >= budgetEndMs) throw tooSlow(index);
+        if (
+          error instanceof SyncError &&
+          error.code !== 'SyncBusy' &&
+          this.clock.nowMs() >= budgetEndMs()
+        ) {
+          throw tooSlow(index);
+        }
         throw error;
       }
       snapshot.append(chunk);
@@ -689,20 +731,23 @@ export class StateSyncer {
         return null;
       });
     } catch (error) {
-      if (!(error instanceof SyncError) || refusal === null) throw error;
+      if (!(error instanceof SyncError) || error.code === 'SyncBusy' || refusal === null) {
+        throw error;
+      }
       throw refusal as SyncError;
     }
   }
 
   /**
    * Asks `key` of the providers in turn until `accept` takes an answer; each
-   * wait is bounded, and so are the attempts.
+   * wait is bounded, and so are the attempts. `deadlineMs` is read at each
+   * try (an offer's budget moves with the time spent on busy answers).
    */
   private async ask<T>(
     peers: readonly PeerId[],
     key: string,
     accept: (message: SyncMessage) => T | null,
-    deadlineMs = this.deadlineMs,
+    deadlineMs: () => number = () => this.deadlineMs,
   ): Promise<T> {
     const turn = this.turn++;
     const responseTimeoutMs = this.options.responseTimeoutMs ?? SYNC_RESPONSE_TIMEOUT_MS;
@@ -716,18 +761,39 @@ export class StateSyncer {
     // would refuse an offer that another peer could serve.
     const pruned = new Set<PeerId>();
     const skipped = (p: PeerId): boolean => failed.has(p) || pruned.has(p);
+    const busyUntilMs = this.busyUntilMs;
+    // Time this request has spent on busy answers: SYNC_BUSY_WAIT_MS_MAX at most.
+    const waited = { ms: 0 };
     for (let asked = 0, attempt = 0; attempt < SYNC_ATTEMPTS_MAX; asked++) {
-      const startMs = this.clock.nowMs();
-      if (startMs >= deadlineMs) break;
+      if (this.clock.nowMs() >= deadlineMs()) break;
       if (peers.every((p) => pruned.has(p))) break;
       if (peers.every(skipped)) failed.clear();
-      const peer = this.pick(peers, turn + asked, skipped);
+      const waiting = (p: PeerId): boolean => (busyUntilMs.get(p) ?? 0) > this.clock.nowMs();
+      if (peers.every((p) => skipped(p) || waiting(p))) {
+        if (!(await this.waitOutBusy(peers, skipped, waited, key))) break;
+      }
+      const peer = this.pick(peers, turn + asked, (p) => skipped(p) || waiting(p));
+      const startMs = this.clock.nowMs();
       const answer = await this.request(
         peer,
         key,
-        Math.min(responseTimeoutMs, deadlineMs - startMs),
+        Math.min(responseTimeoutMs, deadlineMs() - startMs),
       );
       const elapsedMs = this.clock.nowMs() - startMs;
+      // Busy: no attempt used and no time charged against the offer (up to
+      // SYNC_BUSY_WAIT_MS_MAX); a slow one costs its peer the time over, as a
+      // slow `pruned` does.
+      if (answer?.kind === 'busy') {
+        this.stats.busyAnswers++;
+        busyUntilMs.set(peer, this.clock.nowMs() + answer.retryAfterMs);
+        if (elapsedMs > ANSWER_MS_MAX) this.charge(peer, elapsedMs - ANSWER_MS_MAX);
+        this.spendBusy(waited, elapsedMs, key);
+        this.log.debug(
+          { peer, what: key, retryAfterMs: answer.retryAfterMs },
+          'state sync: peer busy, asking again after its delay',
+        );
+        continue;
+      }
       const accepted = answer === null ? null : accept(answer);
       if (accepted !== null) {
         // Correct but slow: the others offering it are asked first, so one slow provider does not set the pace.
@@ -756,6 +822,41 @@ export class StateSyncer {
     const prunedBy =
       pruned.size === 0 ? '' : ` (${pruned.size} of ${peers.length} peers pruned it)`;
     throw new SyncError('SyncUnavailable', `no peer gave a good answer for ${key}${prunedBy}`);
+  }
+
+  /**
+   * Every provider not skipped answered `busy` and is still within its delay:
+   * waits until the first may be asked again, and returns true; false if the
+   * sync's deadline came first. Not cut by an offer's budget: the wait moves
+   * its end. Throws SyncBusy if the wait would take the request's busy time
+   * (`waited`) over SYNC_BUSY_WAIT_MS_MAX.
+   */
+  private async waitOutBusy(
+    peers: readonly PeerId[],
+    skipped: (peer: PeerId) => boolean,
+    waited: { ms: number },
+    key: string,
+  ): Promise<boolean> {
+    const nowMs = this.clock.nowMs();
+    const readyMs = Math.min(
+      ...peers.filter((p) => !skipped(p)).map((p) => this.busyUntilMs.get(p) ?? nowMs),
+    );
+    const untilMs = Math.min(readyMs, this.deadlineMs);
+    const waitMs = Math.max(0, untilMs - nowMs);
+    // Waiting would only end in the same refusal.
+    if (waited.ms + waitMs > SYNC_BUSY_WAIT_MS_MAX) throw tooBusy(key, waited.ms + waitMs);
+    await this.sleep(waitMs);
+    // Those waited for are ready, even if a timer fired a millisecond early.
+    for (const [p, atMs] of this.busyUntilMs) if (atMs <= untilMs) this.busyUntilMs.delete(p);
+    this.spendBusy(waited, this.clock.nowMs() - nowMs, key);
+    return readyMs <= this.deadlineMs;
+  }
+
+  /** Counts `ms` spent on busy answers for one request; throws SyncBusy once past SYNC_BUSY_WAIT_MS_MAX. */
+  private spendBusy(waited: { ms: number }, ms: number, key: string): void {
+    waited.ms += ms;
+    this.stats.busyWaitMs += ms;
+    if (waited.ms > SYNC_BUSY_WAIT_MS_MAX) throw tooBusy(key, waited.ms);
   }
 
   private charge(peer: PeerId, ms: number): void {
@@ -991,6 +1092,32 @@ function chunkKey(height: number, index: number): string {
 
 function blockKey(height: number): string {
   return `block:${height}`;
+}
+
+function tooBusy(key: string, busyMs: number): SyncError {
+  return new SyncError(
+    'SyncBusy',
+    `the peers asked for ${key} answered busy for ${busyMs} ms, over SYNC_BUSY_WAIT_MS_MAX (${SYNC_BUSY_WAIT_MS_MAX} ms): they are overloaded (many nodes syncing at once) or stalling`,
+  );
+}
+
+/** The key of the request `message` answers (chunk, block, pruned, busy); null for others. */
+function answerKeyOf(message: SyncMessage): string | null {
+  switch (message.kind) {
+    case 'chunk':
+      return chunkKey(message.height, message.index);
+    case 'block':
+    case 'pruned':
+      return blockKey(message.height);
+    case 'busy': {
+      const request = message.request;
+      return request.kind === 'chunkRequest'
+        ? chunkKey(request.height, request.index)
+        : blockKey(request.height);
+    }
+    default:
+      return null;
+  }
 }
 
 function requestFor(key: string): SyncMessage {

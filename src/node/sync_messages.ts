@@ -4,13 +4,17 @@
 // carries the snapshot's appHash), or, with a trusted block, those from it
 // down to the snapshot's. Every length and count is bounded before it is read;
 // a chunk's size and an offer's chunk count must agree with the offer's size,
-// so a decoded offer is self-consistent.
+// so a decoded offer is self-consistent. A server whose budget for all peers
+// is spent answers a chunk or block request `busy`, naming the request and
+// how long to wait before asking again.
 
 import type { Codec, Reader, Writer } from '../codec/wire.ts';
 import { DecodeError, decode, encode } from '../codec/wire.ts';
 import {
   STORED_BLOCK_BYTES_MAX,
   SNAPSHOT_BYTES_MAX,
+  SYNC_BUSY_RETRY_MS_MAX,
+  SYNC_BUSY_RETRY_MS_MIN,
   SYNC_CHUNK_BYTES,
   SYNC_CHUNKS_MAX,
   SYNC_MESSAGE_BYTES_MAX,
@@ -32,6 +36,11 @@ export interface SnapshotOffer {
   readonly snapshotHash: Uint8Array;
 }
 
+/** The requests a fetcher waits on one peer's answer to: those a `busy` answer may name. */
+export type FetchRequest =
+  | { readonly kind: 'chunkRequest'; readonly height: number; readonly index: number }
+  | { readonly kind: 'blockRequest'; readonly height: number };
+
 export type SyncMessage =
   | { readonly kind: 'offersRequest' }
   | { readonly kind: 'offers'; readonly offers: readonly SnapshotOffer[] }
@@ -50,7 +59,14 @@ export type SyncMessage =
    * blocks start at `firstHeight` (> height). The requester asks elsewhere at
    * once instead of waiting out its response timeout.
    */
-  | { readonly kind: 'pruned'; readonly height: number; readonly firstHeight: number };
+  | { readonly kind: 'pruned'; readonly height: number; readonly firstHeight: number }
+  /**
+   * The answer to `request` when the server's budget for all peers' requests
+   * is spent: ask again after `retryAfterMs` (SYNC_BUSY_RETRY_MS_MIN to
+   * SYNC_BUSY_RETRY_MS_MAX), or ask another peer. Without it the request
+   * would go unanswered and cost the requester a response timeout and a try.
+   */
+  | { readonly kind: 'busy'; readonly request: FetchRequest; readonly retryAfterMs: number };
 
 const TAG = {
   offersRequest: 0,
@@ -60,6 +76,7 @@ const TAG = {
   blockRequest: 4,
   block: 5,
   pruned: 6,
+  busy: 7,
 } as const;
 
 /** Chunks a snapshot of `sizeBytes` is cut into (an empty snapshot is refused elsewhere). */
@@ -111,6 +128,10 @@ export const syncMessageCodec: Codec<SyncMessage> = {
       case 'chunkRequest':
         w.uvarint(m.height).uvarint(m.index);
         return;
+      case 'busy':
+        syncMessageCodec.write(w, m.request);
+        w.uvarint(m.retryAfterMs);
+        return;
       case 'chunk':
         w.uvarint(m.height).uvarint(m.index).bytes(m.bytes, SYNC_CHUNK_BYTES);
         return;
@@ -126,7 +147,7 @@ export const syncMessageCodec: Codec<SyncMessage> = {
     }
   },
   read(r: Reader, field: string): SyncMessage {
-    const tag = r.tag(`${field}.kind`, 7);
+    const tag = r.tag(`${field}.kind`, 8);
     switch (tag) {
       case TAG.offersRequest:
         return { kind: 'offersRequest' };
@@ -137,11 +158,7 @@ export const syncMessageCodec: Codec<SyncMessage> = {
         return { kind: 'offers', offers };
       }
       case TAG.chunkRequest:
-        return {
-          kind: 'chunkRequest',
-          height: r.uvarint(`${field}.height`),
-          index: r.uvarint(`${field}.index`, SYNC_CHUNKS_MAX - 1),
-        };
+        return readFetchRequest(r, field, tag);
       case TAG.chunk: {
         const height = r.uvarint(`${field}.height`);
         const index = r.uvarint(`${field}.index`, SYNC_CHUNKS_MAX - 1);
@@ -150,7 +167,7 @@ export const syncMessageCodec: Codec<SyncMessage> = {
         return { kind: 'chunk', height, index, bytes };
       }
       case TAG.blockRequest:
-        return { kind: 'blockRequest', height: r.uvarint(`${field}.height`) };
+        return readFetchRequest(r, field, tag);
       case TAG.pruned: {
         const height = r.uvarint(`${field}.height`);
         const firstHeight = r.uvarint(`${field}.firstHeight`);
@@ -158,6 +175,23 @@ export const syncMessageCodec: Codec<SyncMessage> = {
           throw r.error(`${field}.firstHeight`, `${firstHeight} does not prune ${height}`);
         }
         return { kind: 'pruned', height, firstHeight };
+      }
+      case TAG.busy: {
+        const kindField = `${field}.request.kind`;
+        const requestTag = r.u8(kindField);
+        if (requestTag !== TAG.chunkRequest && requestTag !== TAG.blockRequest) {
+          throw r.error(kindField, `tag ${requestTag} is not a chunk or block request`);
+        }
+        const request = readFetchRequest(r, `${field}.request`, requestTag);
+        const retryAfterMs = r.uvarint(`${field}.retryAfterMs`, SYNC_BUSY_RETRY_MS_MAX);
+        // Zero or a few ms would have the fetcher ask again in a loop.
+        if (retryAfterMs < SYNC_BUSY_RETRY_MS_MIN) {
+          throw r.error(
+            `${field}.retryAfterMs`,
+            `${retryAfterMs} is below ${SYNC_BUSY_RETRY_MS_MIN}`,
+          );
+        }
+        return { kind: 'busy', request, retryAfterMs };
       }
       default: {
         const height = r.uvarint(`${field}.height`);
@@ -167,6 +201,17 @@ export const syncMessageCodec: Codec<SyncMessage> = {
     }
   },
 };
+
+/** The fields of a chunk or block request, after its tag. */
+function readFetchRequest(
+  r: Reader,
+  field: string,
+  tag: typeof TAG.chunkRequest | typeof TAG.blockRequest,
+): FetchRequest {
+  const height = r.uvarint(`${field}.height`);
+  if (tag === TAG.blockRequest) return { kind: 'blockRequest', height };
+  return { kind: 'chunkRequest', height, index: r.uvarint(`${field}.index`, SYNC_CHUNKS_MAX - 1) };
+}
 
 export function encodeSyncMessage(message: SyncMessage): Uint8Array {
   return encode(syncMessageCodec, message);

@@ -1,7 +1,16 @@
 // The serving side of state sync: every node answers offer, chunk and block
 // requests from its own snapshot and block stores. Each peer has a token bucket
 // (a request costs one token), because a chunk answer is a megabyte read from
-// disk and sent: a peer asking in a loop must not take the node's I/O.
+// disk and sent: a peer asking in a loop must not take the node's I/O. A
+// request over its peer's bucket goes unanswered. All peers' requests also
+// share one bucket (SYNC_SERVE_TOTAL_REQUESTS_PER_S, or
+// config.syncServeTotalRequestsPerS), so many peers asking at once, each
+// within its own, do not take the I/O either. A chunk or block request over that one is
+// answered `busy` with the time until the shared bucket holds a token again:
+// the fetcher waits that out (or asks another peer) without counting it as a
+// failed try, where silence would cost it a response timeout and a try. An
+// offers request over it goes unanswered: fetchers repeat those every
+// SYNC_REQUEST_RETRY_MS anyway.
 //
 // An offered snapshot is hashed once (the file read whole and its checksum
 // checked, as a restart would), then only its chunk hashes and an open reader
@@ -21,13 +30,18 @@
 import type { PeerId } from '../consensus/index.ts';
 import { sha256 } from '../crypto/index.ts';
 import { bytesEqual } from '../lib/bytes.ts';
+import { assert } from '../lib/assert.ts';
 import {
+  SYNC_BUSY_RETRY_MS_MAX,
+  SYNC_BUSY_RETRY_MS_MIN,
   SYNC_CHUNK_BYTES,
   SYNC_MESSAGE_BYTES_MAX,
   SYNC_OFFERS_MAX,
   SYNC_SERVE_BURST_REQUESTS,
   SYNC_SERVE_PEERS_MAX,
   SYNC_SERVE_REQUESTS_PER_S,
+  SYNC_SERVE_TOTAL_BURST_S,
+  SYNC_SERVE_TOTAL_REQUESTS_PER_S,
 } from '../lib/limits.ts';
 import type { Clock } from './clock.ts';
 import { CHANNEL, frame } from './framing.ts';
@@ -49,6 +63,11 @@ import {
 export type SyncServeDrop =
   | 'decode'
   | 'rateLimited'
+  /**
+   * Within its peer's bucket, over the one all peers share: a chunk or block
+   * request answered `busy`, an offers request not answered.
+   */
+  | 'busy'
   /** An answer (offers, chunk, block) nobody here asked for. */
   | 'unexpected'
   | 'unknownSnapshot'
@@ -63,6 +82,8 @@ export type SyncServeDrop =
 
 export interface SyncServerStats {
   served: number;
+  /** Bytes of the chunks among them. */
+  chunkBytesServed: number;
   /** Block requests answered with `pruned` (below our first stored height), sync and consensus. */
   prunedAnswers: number;
   /** `pruned` answers received from peers (to our consensus catch-up requests). */
@@ -76,6 +97,10 @@ export interface SyncServerOptions {
   readonly clock: Clock;
   readonly requestsPerS?: number;
   readonly burstRequests?: number;
+  /** All peers' requests together (default SYNC_SERVE_TOTAL_REQUESTS_PER_S). */
+  readonly totalRequestsPerS?: number;
+  /** Default: SYNC_SERVE_TOTAL_BURST_S of totalRequestsPerS. */
+  readonly totalBurstRequests?: number;
   /** A peer told us it holds no block below `firstHeight` (asked for `height`). */
   readonly onPruned?: (peer: PeerId, height: number, firstHeight: number) => void;
   readonly log?: Log;
@@ -99,11 +124,13 @@ export class SyncServer {
   private readonly unusable = new Set<number>();
   readonly stats: SyncServerStats = {
     served: 0,
+    chunkBytesServed: 0,
     prunedAnswers: 0,
     prunedReceived: 0,
     dropped: {
       decode: 0,
       rateLimited: 0,
+      busy: 0,
       unexpected: 0,
       unknownSnapshot: 0,
       snapshotChanged: 0,
@@ -117,10 +144,19 @@ export class SyncServer {
   private readonly prepared = new Map<number, Prepared>();
   private readonly ratePerS: number;
   private readonly burst: number;
+  private readonly totalRatePerS: number;
+  private readonly totalBurst: number;
+  /** The bucket all peers' requests share. */
+  private readonly total: Bucket;
 
   constructor(private readonly options: SyncServerOptions) {
     this.ratePerS = options.requestsPerS ?? SYNC_SERVE_REQUESTS_PER_S;
     this.burst = options.burstRequests ?? SYNC_SERVE_BURST_REQUESTS;
+    this.totalRatePerS = options.totalRequestsPerS ?? SYNC_SERVE_TOTAL_REQUESTS_PER_S;
+    this.totalBurst =
+      options.totalBurstRequests ?? Math.ceil(this.totalRatePerS * SYNC_SERVE_TOTAL_BURST_S);
+    assert(this.totalRatePerS > 0 && this.totalBurst >= 1, 'the shared bucket serves something');
+    this.total = { tokens: this.totalBurst, atMs: options.clock.nowMs() };
   }
 
   /** A sync-channel payload from a peer. Never throws on the peer's bytes. */
@@ -145,12 +181,34 @@ export class SyncServer {
     }
     if (!isRequest) return this.drop('unexpected');
     if (!this.take(peer)) return this.drop('rateLimited');
+    // After the peer's own: a peer over its share takes nothing from the others'.
+    const nowMs = this.options.clock.nowMs();
+    if (!takeToken(this.total, nowMs, this.totalRatePerS, this.totalBurst)) {
+      this.drop('busy');
+      if (message.kind !== 'chunkRequest' && message.kind !== 'blockRequest') return;
+      return this.send(peer, { kind: 'busy', request: message, retryAfterMs: this.retryAfterMs() });
+    }
     const answer = this.answer(message);
     if (answer === null) return;
     const bytes = encodeSyncMessage(answer);
     if (bytes.length > SYNC_MESSAGE_BYTES_MAX) return this.drop('oversize');
     this.stats.served++;
+    if (answer.kind === 'chunk') this.stats.chunkBytesServed += answer.bytes.length;
     this.options.network.send(peer, frame(CHANNEL.sync, bytes));
+  }
+
+  private send(peer: PeerId, message: SyncMessage): void {
+    this.options.network.send(peer, frame(CHANNEL.sync, encodeSyncMessage(message)));
+  }
+
+  /**
+   * The time until the shared bucket holds a token again, within the bounds a
+   * `busy` answer may name: no sooner than SYNC_BUSY_RETRY_MS_MIN, which
+   * keeps a fetcher retrying within its own bucket.
+   */
+  private retryAfterMs(): number {
+    const ms = Math.ceil(((1 - this.total.tokens) * 1000) / this.totalRatePerS);
+    return Math.min(SYNC_BUSY_RETRY_MS_MAX, Math.max(SYNC_BUSY_RETRY_MS_MIN, ms));
   }
 
   /**
@@ -324,17 +382,22 @@ export class SyncServer {
       bucket = { tokens: this.burst, atMs: nowMs };
     } else {
       this.buckets.delete(peer);
-      const elapsedMs = Math.max(0, nowMs - bucket.atMs);
-      bucket.tokens = Math.min(this.burst, bucket.tokens + (elapsedMs * this.ratePerS) / 1000);
-      bucket.atMs = nowMs;
     }
     this.buckets.set(peer, bucket);
-    if (bucket.tokens < 1) return false;
-    bucket.tokens -= 1;
-    return true;
+    return takeToken(bucket, nowMs, this.ratePerS, this.burst);
   }
 
   private drop(reason: SyncServeDrop): void {
     this.stats.dropped[reason]++;
   }
+}
+
+/** Refills `bucket` for the time since it was last seen, then takes a token if it holds one. */
+function takeToken(bucket: Bucket, nowMs: number, ratePerS: number, burst: number): boolean {
+  const elapsedMs = Math.max(0, nowMs - bucket.atMs);
+  bucket.tokens = Math.min(burst, bucket.tokens + (elapsedMs * ratePerS) / 1000);
+  bucket.atMs = nowMs;
+  if (bucket.tokens < 1) return false;
+  bucket.tokens -= 1;
+  return true;
 }

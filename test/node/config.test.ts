@@ -4,7 +4,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, parseHostPort, validateConfig } from '../../src/node/config.ts';
-import { CONFIG_FILE_BYTES_MAX } from '../../src/lib/limits.ts';
+import {
+  CONFIG_FILE_BYTES_MAX,
+  SYNC_SERVE_TOTAL_REQUESTS_PER_S_MAX,
+  SYNC_SERVE_TOTAL_REQUESTS_PER_S_MIN,
+} from '../../src/lib/limits.ts';
 import type { NodeConfig } from '../../src/node/config.ts';
 import { NodeError } from '../../src/node/errors.ts';
 
@@ -73,6 +77,34 @@ test('config.haltHeight: an integer height of at least 1, read back as saved; ab
     assert.throws(
       () => validateConfig({ ...BASE, haltHeight: bad }),
       refusedAt('config.haltHeight'),
+      JSON.stringify(bad),
+    );
+  }
+});
+
+test('config.syncServeTotalRequestsPerS: an integer rate within its bounds, read back as saved; absent is the default; anything else names the field', () => {
+  assert.equal(validateConfig(BASE).syncServeTotalRequestsPerS, undefined);
+  assert.ok(!('syncServeTotalRequestsPerS' in validateConfig(BASE)), 'absent stays absent');
+  for (const rate of [
+    SYNC_SERVE_TOTAL_REQUESTS_PER_S_MIN,
+    250,
+    SYNC_SERVE_TOTAL_REQUESTS_PER_S_MAX,
+  ]) {
+    const c = validateConfig({ ...BASE, syncServeTotalRequestsPerS: rate });
+    assert.equal(c.syncServeTotalRequestsPerS, rate);
+    assert.deepEqual(validateConfig(JSON.parse(JSON.stringify(c)) as NodeConfig), c);
+  }
+  for (const bad of [
+    0,
+    SYNC_SERVE_TOTAL_REQUESTS_PER_S_MIN - 1,
+    SYNC_SERVE_TOTAL_REQUESTS_PER_S_MAX + 1,
+    12.5,
+    '100',
+    null,
+  ]) {
+    assert.throws(
+      () => validateConfig({ ...BASE, syncServeTotalRequestsPerS: bad }),
+      refusedAt('config.syncServeTotalRequestsPerS'),
       JSON.stringify(bad),
     );
   }
@@ -150,6 +182,7 @@ test('config: a field whose absence means a default refuses null, naming it (nul
     'checkInvariants',
     'stateSync',
     'blocksKept',
+    'syncServeTotalRequestsPerS',
   ]) {
     assert.throws(
       () => validateConfig({ ...BASE, [name]: null }),

@@ -5,9 +5,19 @@ import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { DecodeError } from '../../src/codec/wire.ts';
 import { sha256 } from '../../src/crypto/index.ts';
-import { SYNC_CHUNK_BYTES, SYNC_MESSAGE_BYTES_MAX, SYNC_OFFERS_MAX } from '../../src/lib/limits.ts';
-import { CHANNEL, frame } from '../../src/node/framing.ts';
+import {
+  SYNC_BUSY_RETRY_MS_MAX,
+  SYNC_BUSY_RETRY_MS_MIN,
+  SYNC_CHUNK_BYTES,
+  SYNC_CHUNKS_MAX,
+  SYNC_MESSAGE_BYTES_MAX,
+  SYNC_OFFERS_MAX,
+  SYNC_SERVE_TOTAL_BURST_S,
+  SYNC_SERVE_TOTAL_REQUESTS_PER_S,
+} from '../../src/lib/limits.ts';
+import { CHANNEL, frame, unframe } from '../../src/node/framing.ts';
 import { MemoryHub } from '../../src/node/network.ts';
+import type { PeerNetwork } from '../../src/node/network.ts';
 import { openStorage } from '../../src/node/storage/index.ts';
 import { RECORD_HEADER_BYTES } from '../../src/node/storage/record_log.ts';
 import type { Storage } from '../../src/node/storage/index.ts';
@@ -38,6 +48,16 @@ test('sync messages round-trip canonically', () => {
     { kind: 'blockRequest', height: 31 },
     { kind: 'block', height: 31, bytes: new Uint8Array([9]) },
     { kind: 'pruned', height: 31, firstHeight: 500 },
+    {
+      kind: 'busy',
+      request: { kind: 'chunkRequest', height: 30, index: 2 },
+      retryAfterMs: SYNC_BUSY_RETRY_MS_MIN,
+    },
+    {
+      kind: 'busy',
+      request: { kind: 'blockRequest', height: 31 },
+      retryAfterMs: SYNC_BUSY_RETRY_MS_MAX,
+    },
   ];
   for (const m of messages) {
     const bytes = encodeSyncMessage(m);
@@ -75,6 +95,42 @@ test('bad sync messages are refused with a DecodeError naming the field', () => 
     /bytes/,
   );
   refuse(new Uint8Array(SYNC_MESSAGE_BYTES_MAX + 1), /above/);
+});
+
+test('a busy answer must name a chunk or block request and a delay within its bounds', () => {
+  const refuse = (bytes: Uint8Array, field: RegExp, why: string) =>
+    assert.throws(
+      () => decodeSyncMessage(bytes),
+      (e: unknown) => e instanceof DecodeError && field.test(e.field),
+      why,
+    );
+  const busy = (retryAfterMs: number): Uint8Array =>
+    encodeSyncMessage({
+      kind: 'busy',
+      request: { kind: 'chunkRequest', height: 30, index: 2 },
+      retryAfterMs,
+    });
+  // Tag 7, the request (tag 2, height 30, index 2), then the delay.
+  assert.deepEqual([...busy(SYNC_BUSY_RETRY_MS_MIN)].slice(0, 4), [7, 2, 30, 2]);
+  // The delay: none, too short to be a delay, or longer than a silence would cost.
+  for (const ms of [0, 1, SYNC_BUSY_RETRY_MS_MIN - 1, SYNC_BUSY_RETRY_MS_MAX + 1, 2 ** 40]) {
+    refuse(busy(ms), /^sync\.retryAfterMs$/, `a delay of ${ms} ms`);
+  }
+  refuse(busy(SYNC_BUSY_RETRY_MS_MIN).subarray(0, 4), /^sync\.retryAfterMs$/, 'no delay at all');
+  // The request it answers: anything but a chunk or block request is unknown.
+  const delay = [...busy(SYNC_BUSY_RETRY_MS_MIN)].slice(4);
+  for (const tag of [0, 1, 3, 5, 6, 7, 8, 255]) {
+    refuse(new Uint8Array([7, tag, 30, 2, ...delay]), /^sync\.request\.kind$/, `tag ${tag}`);
+  }
+  refuse(new Uint8Array([7]), /^sync\.request\.kind$/, 'no request');
+  // The request's own fields, bounded as in the request itself.
+  const bad = encodeSyncMessage({
+    kind: 'busy',
+    request: { kind: 'chunkRequest', height: 30, index: SYNC_CHUNKS_MAX },
+    retryAfterMs: SYNC_BUSY_RETRY_MS_MIN,
+  });
+  refuse(bad, /^sync\.request\.index$/, 'a chunk index no snapshot has');
+  refuse(new Uint8Array([...busy(SYNC_BUSY_RETRY_MS_MIN), 0]), /^sync$/, 'trailing bytes');
 });
 
 test('decoding arbitrary bytes either yields a canonical message or a DecodeError', () => {
@@ -151,6 +207,152 @@ test('the server offers stored snapshots in hashed chunks, rate-limits each peer
     ask({ kind: 'chunkRequest', height: 4, index: 5 });
     assert.equal(server.stats.dropped.unknownSnapshot, 1);
     assert.equal(frame(CHANNEL.sync, new Uint8Array())[0], 2);
+  } finally {
+    storage.close();
+    tmp.remove();
+  }
+});
+
+/** A server's network that keeps what it sends, in order. */
+function recording(): { network: PeerNetwork; sent: { peer: string; message: SyncMessage }[] } {
+  const sent: { peer: string; message: SyncMessage }[] = [];
+  const network: PeerNetwork = {
+    start: async () => {},
+    stop: async () => {},
+    onMessage: () => {},
+    peerCount: () => 0,
+    broadcast: () => assert.fail('a server answers one peer'),
+    send: (peer, bytes) => sent.push({ peer, message: decodeSyncMessage(unframe(bytes).payload) }),
+  };
+  return { network, sent };
+}
+
+test('many peers asking at once, each within its own bucket, are served no more than the budget all share; the others are answered busy', () => {
+  const tmp = tempDir('zomma-syncserve-');
+  const storage = openStorage(tmp.dir);
+  try {
+    const snapshot = new Uint8Array(3 * SYNC_CHUNK_BYTES).map((_, i) => (i * 13) & 0xff);
+    storage.snapshots.save(4, snapshot);
+    for (let h = 3; h <= 5; h++) storage.blocks.save(h, new Uint8Array([h]));
+    const { network, sent } = recording();
+    let nowMs = 0;
+    const server = new SyncServer({
+      storage,
+      network,
+      clock: { nowMs: () => nowMs, after: () => () => {} },
+      requestsPerS: 10,
+      burstRequests: 20,
+      totalRequestsPerS: 10,
+      totalBurstRequests: 30,
+    });
+    assert.equal(server.offers().length, 1, 'snapshot 4 is offered');
+    const peers = ['p0', 'p1', 'p2', 'p3', 'p4'];
+    // Every 100 ms for 10 s, each of five peers asks for a chunk: 10 a second
+    // each, its own bucket's rate, and 50 a second in all.
+    const asked: { peer: string; request: SyncMessage }[] = [];
+    for (let step = 0; step < 100; step++) {
+      nowMs = step * 100;
+      peers.forEach((peer, i) => {
+        const request: SyncMessage = { kind: 'chunkRequest', height: 4, index: (step + i) % 3 };
+        asked.push({ peer, request });
+        server.onMessage(peer, encodeSyncMessage(request));
+      });
+    }
+    // The shared bucket's 30, then 10 a second over the 9.9 s between the first and last.
+    const budget = 30 + (10 * 9_900) / 1_000;
+    const chunks = sent.filter((s) => s.message.kind === 'chunk');
+    assert.equal(chunks.length, budget, 'the whole budget is used, and no more');
+    assert.equal(server.stats.served, budget);
+    const bytes = chunks.reduce(
+      (n, s) => n + (s.message.kind === 'chunk' ? s.message.bytes.length : 0),
+      0,
+    );
+    assert.equal(server.stats.chunkBytesServed, bytes);
+    assert.equal(bytes, budget * SYNC_CHUNK_BYTES, 'a megabyte a request served');
+    assert.equal(server.stats.dropped.rateLimited, 0, 'no peer went past its own bucket');
+    assert.equal(server.stats.dropped.busy, 500 - budget);
+    // Every request got one answer, a chunk or a busy naming it, in the order asked.
+    assert.equal(sent.length, asked.length);
+    sent.forEach((s, i) => {
+      const { peer, request } = asked[i]!;
+      assert.equal(s.peer, peer);
+      if (s.message.kind === 'chunk') {
+        assert.deepEqual(
+          [s.message.height, s.message.index],
+          request.kind === 'chunkRequest' ? [request.height, request.index] : [],
+        );
+        return;
+      }
+      // Empty once the step's token is taken: the next comes in 100 ms.
+      assert.deepEqual(s.message, { kind: 'busy', request, retryAfterMs: 100 }, `answer ${i}`);
+    });
+
+    // A peer past its own bucket is refused in silence, and takes nothing from the others' budget.
+    nowMs += 100_000;
+    const before = sent.length;
+    for (let i = 0; i < 25; i++)
+      server.onMessage('greedy', encodeSyncMessage({ kind: 'blockRequest', height: 4 }));
+    assert.equal(sent.length - before, 20, 'its own burst');
+    assert.equal(server.stats.dropped.rateLimited, 5);
+    for (let i = 0; i < 10; i++)
+      server.onMessage('p1', encodeSyncMessage({ kind: 'blockRequest', height: 5 }));
+    assert.deepEqual(
+      sent.slice(before + 20).map((s) => s.message.kind),
+      Array<string>(10).fill('block'),
+      'the shared 30 less the 20 it took',
+    );
+    // The budget spent: an offers request goes unanswered (fetchers repeat them), a block request gets busy.
+    server.onMessage('p2', encodeSyncMessage({ kind: 'offersRequest' }));
+    server.onMessage('p2', encodeSyncMessage({ kind: 'blockRequest', height: 3 }));
+    assert.deepEqual(sent.slice(before + 30), [
+      {
+        peer: 'p2',
+        message: { kind: 'busy', request: { kind: 'blockRequest', height: 3 }, retryAfterMs: 100 },
+      },
+    ]);
+    assert.equal(server.stats.dropped.busy, 500 - budget + 2);
+    // A busy sent to a server (nobody asked it anything) is dropped as any unasked answer.
+    server.onMessage(
+      'p3',
+      encodeSyncMessage({
+        kind: 'busy',
+        request: { kind: 'blockRequest', height: 3 },
+        retryAfterMs: 100,
+      }),
+    );
+    assert.equal(server.stats.dropped.unexpected, 1);
+    assert.equal(sent.length, before + 31);
+  } finally {
+    storage.close();
+    tmp.remove();
+  }
+});
+
+test('by default the budget all peers share is SYNC_SERVE_TOTAL_REQUESTS_PER_S with SYNC_SERVE_TOTAL_BURST_S of burst', () => {
+  const tmp = tempDir('zomma-syncserve-');
+  const storage = openStorage(tmp.dir);
+  try {
+    storage.blocks.save(1, new Uint8Array([1]));
+    const { network, sent } = recording();
+    const server = new SyncServer({
+      storage,
+      network,
+      clock: { nowMs: () => 0, after: () => () => {} },
+    });
+    const burst = SYNC_SERVE_TOTAL_REQUESTS_PER_S * SYNC_SERVE_TOTAL_BURST_S;
+    // Many peers, a few requests each: well within each one's own bucket.
+    for (let i = 0; i < burst + 5; i++) {
+      server.onMessage(`p${i % 50}`, encodeSyncMessage({ kind: 'blockRequest', height: 1 }));
+    }
+    assert.equal(server.stats.served, burst);
+    assert.equal(sent.filter((s) => s.message.kind === 'busy').length, 5);
+    // With no time passed, a token is 1 / rate away, or the shortest delay allowed.
+    const busy = sent[sent.length - 1]!.message;
+    assert.ok(busy.kind === 'busy', 'the last answer is busy');
+    assert.equal(
+      busy.retryAfterMs,
+      Math.max(SYNC_BUSY_RETRY_MS_MIN, 1_000 / SYNC_SERVE_TOTAL_REQUESTS_PER_S),
+    );
   } finally {
     storage.close();
     tmp.remove();

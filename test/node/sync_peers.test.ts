@@ -15,6 +15,9 @@ import { Prng } from '../../src/lib/prng.ts';
 import {
   SNAPSHOT_BYTES_MAX,
   SYNC_ATTEMPTS_MAX,
+  SYNC_BUSY_RETRY_MS_MAX,
+  SYNC_BUSY_RETRY_MS_MIN,
+  SYNC_BUSY_WAIT_MS_MAX,
   SYNC_CANDIDATES_MAX,
   SYNC_CANDIDATES_PER_PEER_MAX,
   SYNC_CHUNK_BYTES,
@@ -58,6 +61,7 @@ import {
   decodeSyncMessage,
   encodeSyncMessage,
 } from '../../src/node/sync_messages.ts';
+import { SyncServer } from '../../src/node/sync_server.ts';
 import type { TrustedBlock } from '../../src/node/sync_trust.ts';
 import { Harness } from '../consensus/harness.ts';
 import { tempDir } from './helpers.ts';
@@ -1392,4 +1396,260 @@ test('peers whose offers were all refused are still heard for an offer a majorit
   assert.equal(synced.height, 20);
   assertStoredBlockIsReal(synced);
   assert.equal(syncer.stats.offersRefused, 2, 'the two first offers');
+});
+
+// --- providers that answer busy (their budget for all peers spent) -----------
+
+/**
+ * Answers the first `times` requests of `kinds` busy (with `retryAfterMs`),
+ * then as `rules` would.
+ */
+function busyAtFirst(
+  rules: Peer,
+  times: number,
+  retryAfterMs: number,
+  kinds: readonly ('chunkRequest' | 'blockRequest')[] = ['chunkRequest', 'blockRequest'],
+): Peer & { busied: () => number } {
+  let busied = 0;
+  return {
+    ...rules,
+    busied: () => busied,
+    lie: (message, answer) => {
+      const asked = message.kind === 'chunkRequest' || message.kind === 'blockRequest';
+      if (asked && kinds.includes(message.kind) && busied < times) {
+        busied++;
+        return [{ kind: 'busy', request: message, retryAfterMs }];
+      }
+      return answer === null ? [] : [answer];
+    },
+  };
+}
+
+test('a lone provider answering busy for longer than the offer budget, more times than the attempts, still completes the sync', async () => {
+  // On silence instead (what a refused request got before busy existed), two
+  // unanswered chunk requests of 5 s each outlast this offer's 10.5 s budget.
+  const bytes = snapshotOf(12, chain.appHashes.get(12)!, 2 * SYNC_CHUNK_BYTES + 100);
+  const retryAfterMs = 2_000;
+  const times = SYNC_ATTEMPTS_MAX + 4;
+  assert.ok(
+    times * retryAfterMs > offerBudgetMs(bytes.length),
+    'the busy time outlasts the budget',
+  );
+  assert.ok(times * retryAfterMs <= SYNC_BUSY_WAIT_MS_MAX, 'within the busy time allowed');
+  const busy = busyAtFirst(
+    { snapshots: new Map([[12, bytes]]), block: honestBlock },
+    times,
+    retryAfterMs,
+    ['chunkRequest'],
+  );
+  const { syncer, network, clock } = syncerFor({ busy });
+  const startMs = clock.nowMs();
+  const synced = await syncer.run();
+  assert.equal(toHex(sha256(synced.snapshot)), toHex(sha256(bytes)));
+  assertStoredBlockIsReal(synced);
+  assert.equal(busy.busied(), times);
+  assert.equal(syncer.stats.busyAnswers, times);
+  assert.equal(syncer.stats.retries, 0, 'a busy answer uses no try');
+  assert.equal(syncer.stats.busyWaitMs, times * retryAfterMs, 'each delay waited out, no longer');
+  assert.equal(
+    network.asked('busy', 'chunkRequest') + network.asked('busy', 'blockRequest'),
+    2 + 3 + times,
+    'two blocks, three chunks, and each busy one again',
+  );
+  assert.ok(clock.nowMs() - startMs >= times * retryAfterMs, 'the delays were waited');
+});
+
+test('a provider answering busy is not asked again within its delay: another provider of the offer is asked meanwhile', async () => {
+  const bytes = snapshotOf(12, chain.appHashes.get(12)!, 2 * SYNC_CHUNK_BYTES + 100);
+  const rules = { snapshots: new Map([[12, bytes]]), block: honestBlock };
+  const busy = busyAtFirst(rules, Infinity, SYNC_BUSY_RETRY_MS_MAX);
+  const { syncer, network, clock } = syncerFor({ busy, other: rules });
+  const startMs = clock.nowMs();
+  const synced = await syncer.run();
+  assert.equal(toHex(sha256(synced.snapshot)), toHex(sha256(bytes)));
+  const busyAsked = network.asked('busy', 'chunkRequest') + network.asked('busy', 'blockRequest');
+  assert.equal(busyAsked, 1, 'asked once, then left alone for its delay');
+  assert.equal(syncer.stats.busyAnswers, 1);
+  assert.equal(syncer.stats.busyWaitMs, 0, 'nobody waited: the other was ready');
+  assert.ok(clock.nowMs() - startMs < SYNC_BUSY_RETRY_MS_MAX, 'done within the busy delay');
+});
+
+test('a provider answering busy forever costs its offer SYNC_BUSY_WAIT_MS_MAX on one request, then SyncBusy refuses it and the next offer is tried', async () => {
+  const stalling = busyAtFirst(
+    { snapshots: new Map([[16, realSnapshot(16)]]), block: honestBlock },
+    Infinity,
+    1_000,
+    ['chunkRequest'],
+  );
+  const alone = syncerFor({ stalling });
+  const startMs = alone.clock.nowMs();
+  await assert.rejects(alone.syncer.run(), (e: unknown) => {
+    assert.ok(e instanceof SyncError, `a SyncError: ${String(e)}`);
+    assert.equal(e.code, 'SyncBusy');
+    assert.match(e.message, /chunk:16:0 .*SYNC_BUSY_WAIT_MS_MAX/);
+    return true;
+  });
+  const tookMs = alone.clock.nowMs() - startMs;
+  // Each round asks for offers again and tries the offer once more (no other peer offers it: not tried again).
+  assert.ok(tookMs <= SYNC_BUSY_WAIT_MS_MAX + 2 * SYNC_DISCOVERY_MS, `${tookMs} ms`);
+  assert.equal(alone.syncer.stats.busyWaitMs, SYNC_BUSY_WAIT_MS_MAX, 'bounded');
+  assert.equal(alone.syncer.stats.retries, 0);
+  assert.equal(alone.syncer.stats.chunksFetched, 0);
+  assert.ok(
+    offerBudgetMs(realSnapshot(16).length) < SYNC_BUSY_WAIT_MS_MAX,
+    'the busy time outlasted the offer budget: only SYNC_BUSY_WAIT_MS_MAX ended it',
+  );
+
+  // Its blocks come from the honest peer; its chunks only from itself.
+  const { syncer } = syncerFor({ stalling, honest: honest(12) });
+  const synced = await syncer.run();
+  assert.equal(synced.height, 12);
+  assert.equal(syncer.stats.offersRefused, 1, 'the stalling offer, once');
+  assertStoredBlockIsReal(synced);
+});
+
+test('busy answers for requests a peer was not sent are dropped as any unasked answer', async () => {
+  const bytes = snapshotOf(12, chain.appHashes.get(12)!, 2 * SYNC_CHUNK_BYTES + 100);
+  const busyFor = (
+    request: SyncMessage & { kind: 'chunkRequest' | 'blockRequest' },
+  ): SyncMessage => ({
+    kind: 'busy',
+    request,
+    retryAfterMs: SYNC_BUSY_RETRY_MS_MIN,
+  });
+  const meddler: Peer = {
+    snapshots: new Map([[12, bytes]]),
+    block: honestBlock,
+    lie: (message, answer) => {
+      const honestAnswer = answer === null ? [] : [answer];
+      // Before anything is asked: busy for requests not yet made.
+      if (message.kind === 'offersRequest') {
+        return [
+          ...honestAnswer,
+          busyFor({ kind: 'chunkRequest', height: 12, index: 0 }),
+          busyFor({ kind: 'blockRequest', height: 13 }),
+        ];
+      }
+      // Asked for chunk i: busy for chunk i + 1 (not asked yet), then the chunk.
+      if (message.kind === 'chunkRequest') {
+        const next = { kind: 'chunkRequest' as const, height: 12, index: message.index + 1 };
+        return [busyFor(next), ...honestAnswer];
+      }
+      return honestAnswer;
+    },
+  };
+  const { syncer, network } = syncerFor({ meddler });
+  const synced = await syncer.run();
+  assert.equal(toHex(sha256(synced.snapshot)), toHex(sha256(bytes)));
+  assert.equal(syncer.stats.busyAnswers, 0, 'none taken as an answer');
+  assert.equal(syncer.stats.retries, 0);
+  assert.equal(syncer.stats.dropped, 2 * network.asked('meddler', 'offersRequest') + 3);
+  assert.equal(network.asked('meddler', 'chunkRequest'), 3, 'no chunk asked twice');
+});
+
+test('three nodes syncing at once from one server share its budget: each completes with no try lost, and what it serves stays within the budget', async () => {
+  const tmp = tempDir('zomma-syncbusy-');
+  const storage = openStorage(tmp.dir);
+  try {
+    const bytes = snapshotOf(12, chain.appHashes.get(12)!, 2 * SYNC_CHUNK_BYTES + 100);
+    storage.snapshots.save(12, bytes);
+    for (const h of [12, 13]) {
+      storage.blocks.save(h, encode(committedBlockCodec, chain.blocks.get(h)!));
+    }
+    const clock = new VirtualClock();
+    const names = ['n0', 'n1', 'n2'];
+    const syncers = new Map<PeerId, StateSyncer>();
+    const quiet = { start: async () => {}, stop: async () => {}, onMessage: () => {} };
+    const server = new SyncServer({
+      storage,
+      clock,
+      network: {
+        ...quiet,
+        peerCount: () => names.length,
+        broadcast: () => assert.fail('a server answers one peer'),
+        // Asynchronously, as a transport: the virtual clock moves once all answers are in.
+        send: (peer, frameBytes) =>
+          queueMicrotask(() => syncers.get(peer)!.onMessage('server', unframe(frameBytes).payload)),
+      },
+      totalRequestsPerS: 4,
+      totalBurstRequests: 4,
+    });
+    for (const name of names) {
+      const send = (_peer: PeerId, frameBytes: Uint8Array): void =>
+        queueMicrotask(() => server.onMessage(name, unframe(frameBytes).payload));
+      const network: PeerNetwork = {
+        ...quiet,
+        peerCount: () => 1,
+        broadcast: (frameBytes) => send('server', frameBytes),
+        send,
+      };
+      const options = { network, consensusGenesis: chain.genesis, verifier: chain.verifier };
+      syncers.set(name, new StateSyncer({ ...options, restore, clock }));
+    }
+    const startMs = clock.nowMs();
+    const synced = await Promise.all([...syncers.values()].map((s) => s.run()));
+    const elapsedMs = clock.nowMs() - startMs;
+    for (const s of synced) assert.equal(toHex(sha256(s.snapshot)), toHex(sha256(bytes)));
+    const stats = [...syncers.values()].map((s) => s.stats);
+    assert.deepEqual(
+      stats.map((s) => s.retries),
+      [0, 0, 0],
+      'a busy answer uses no try',
+    );
+    assert.ok(server.stats.dropped.busy > 0, 'the budget held them back');
+    assert.ok(
+      stats.every((s) => s.busyAnswers > 0),
+      'each was answered busy',
+    );
+    // Each chunk once to each node: nothing asked twice for want of an answer.
+    assert.equal(server.stats.chunkBytesServed, names.length * bytes.length);
+    // The budget: its burst, then 4 a second.
+    const budget = 4 + Math.floor((4 * elapsedMs) / 1_000);
+    assert.ok(
+      server.stats.served <= budget,
+      `${server.stats.served} served in ${elapsedMs} ms, over the budget of ${budget}`,
+    );
+  } finally {
+    storage.close();
+    tmp.remove();
+  }
+});
+
+test('a provider answering each chunk busy for a while, then serving it, has the busy time past SYNC_BUSY_WAIT_MS_MAX counted against its offer budget (SyncBusy)', async () => {
+  // Four busy answers of 1 s before each chunk: 52 s for 13 chunks, past the
+  // budget of 10 s + 13 × 0.25 s with 30 s of busy time on top.
+  const chunks = 13;
+  const fake = largeSnapshot(22, chunks, false);
+  const busyEach = 4;
+  assert.ok(
+    chunks * busyEach * 1_000 > offerBudgetMs(fake.length) + SYNC_BUSY_WAIT_MS_MAX,
+    'the busy time outlasts the budget and the allowance',
+  );
+  const tries = new Map<number, number>();
+  const dripping: Peer = {
+    snapshots: new Map([[22, fake]]),
+    block: honestBlock,
+    lie: (message, answer) => {
+      if (message.kind === 'chunkRequest') {
+        const n = tries.get(message.index) ?? 0;
+        tries.set(message.index, n + 1);
+        if (n < busyEach) return [{ kind: 'busy', request: message, retryAfterMs: 1_000 }];
+      }
+      return answer === null ? [] : [answer];
+    },
+  };
+  const alone = syncerFor({ dripping });
+  await assert.rejects(alone.syncer.run(), (e: unknown) => {
+    assert.ok(e instanceof SyncError, `a SyncError: ${String(e)}`);
+    assert.equal(e.code, 'SyncBusy');
+    assert.match(e.message, /snapshot 22 .* on busy answers: over its budget/);
+    return true;
+  });
+  const fetched = alone.syncer.stats.chunksFetched;
+  assert.ok(fetched > 0 && fetched < chunks, `${fetched} chunks fetched`);
+
+  const { syncer } = syncerFor({ dripping, honest: honest(12) });
+  const synced = await syncer.run();
+  assert.equal(synced.height, 12);
+  assert.equal(syncer.stats.offersRefused, 1, 'the dripping offer, once');
 });
