@@ -146,15 +146,36 @@ export function prepare(input: MarketInput): Prepared {
   };
 }
 
-/** Price and greeks per unit of spot for volatility `vol` (internal fixed point). */
-export function evaluate(p: Prepared, vol: bigint): Normalized {
+/** d1, d2 and what they are made of, for volatility `vol` (internal fixed point). */
+interface Core {
+  volSquared: bigint;
+  /** 1/(sigma sqrt T). */
+  w: bigint;
+  d1: bigint;
+  d2: bigint;
+  cdf1: bigint;
+  cdf2: bigint;
+}
+
+function core(p: Prepared, vol: bigint): Core {
   const volSquared = mul(vol, vol);
   const variance = mul(volSquared, p.timeYears);
-  const w = rsqrtFix(variance); // 1/(sigma sqrt T)
+  const w = rsqrtFix(variance);
   const d1 = mul(p.drift + (variance >> 1n), w);
   const d2 = d1 - mul(variance, w);
-  const cdf1 = normCdfFix(d1);
-  const cdf2 = normCdfFix(d2);
+  return { volSquared, w, d1, d2, cdf1: normCdfFix(d1), cdf2: normCdfFix(d2) };
+}
+
+/** The price alone per unit of spot: evaluate's, without the greeks (no density). */
+function evaluatePrice(p: Prepared, vol: bigint): bigint {
+  const { cdf1, cdf2 } = core(p, vol);
+  if (p.isCall) return cdf1 - mul(p.discountedMoneyness, cdf2);
+  return mul(p.discountedMoneyness, ONE - cdf2) - (ONE - cdf1);
+}
+
+/** Price and greeks per unit of spot for volatility `vol` (internal fixed point). */
+export function evaluate(p: Prepared, vol: bigint): Normalized {
+  const { volSquared, w, d1, d2, cdf1, cdf2 } = core(p, vol);
   // n(d1) = pdf1 × 2^-shift: in the tail the density carries its own power
   // of two, so that the greeks that multiply it by large factors keep their
   // relative precision (normal.ts, normPdfTailFix); elsewhere shift is 0.
@@ -209,4 +230,18 @@ export function blackScholes(input: BlackScholesInput): Greeks {
   validateVol(input.vol);
   const prepared = prepare(input);
   return toGreeks(input.spot, evaluate(prepared, fromWad(input.vol)));
+}
+
+/**
+ * The prices at each of `vols` of one option (blackScholes(…).price for
+ * each, to the unit): the part that does not depend on the volatility is
+ * computed once, and no greek is. What the option margin's scenarios need
+ * (options/margin.ts: three volatilities at each shocked price). Throws
+ * MathError('BadInput') as blackScholes does for any of them.
+ */
+export function blackScholesPrices(market: MarketInput, vols: readonly bigint[]): bigint[] {
+  validateMarket(market);
+  for (const vol of vols) validateVol(vol);
+  const prepared = prepare(market);
+  return vols.map((vol) => mulToWad(evaluatePrice(prepared, fromWad(vol)), market.spot));
 }

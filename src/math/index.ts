@@ -6,6 +6,7 @@ export { SCALE, fromDecimal, toDecimal } from './fixed.ts';
 export { exp, ln, sqrt, normCdf, normPdf } from './functions.ts';
 export {
   blackScholes,
+  blackScholesPrices,
   type BlackScholesInput,
   type Greeks,
   type MarketInput,

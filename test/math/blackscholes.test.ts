@@ -1,7 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { blackScholes, exp, fromDecimal, MathError, SCALE } from '../../src/math/index.ts';
+import {
+  blackScholes,
+  blackScholesPrices,
+  exp,
+  fromDecimal,
+  MathError,
+  SCALE,
+} from '../../src/math/index.ts';
 import { GREEK_NAMES, WAD_TO_REF, abs, inputsOf, parseRef, reference } from './reference.ts';
 
 // The accuracy bar: every output within 1e-12 of the reference relatively, or
@@ -232,6 +239,34 @@ const market = fc.record({
   timeYears: fc.bigInt({ min: SCALE / 8760n, max: 3n * SCALE }),
   vol: fc.bigInt({ min: SCALE / 20n, max: 4n * SCALE }),
   rate: fc.bigInt({ min: -SCALE / 20n, max: SCALE / 5n }),
+});
+
+test('property: the prices at several volatilities are blackScholes(…).price at each, to the unit, and refused alike', () => {
+  const vols = fc.array(fc.bigInt({ min: SCALE / 20n, max: 4n * SCALE }), {
+    minLength: 1,
+    maxLength: 4,
+  });
+  fc.assert(
+    fc.property(market, fc.boolean(), vols, (m, isCall, vs) => {
+      const input = { ...m, strike: (m.spot * 100n) / BigInt(m.ratioPercent), isCall };
+      assert.deepEqual(
+        blackScholesPrices(input, vs),
+        vs.map((vol) => blackScholes({ ...input, vol }).price),
+      );
+    }),
+    { numRuns: 300, seed: 9 },
+  );
+  // A volatility or a market out of range is refused as blackScholes refuses it.
+  const good = { spot: SCALE, strike: SCALE, timeYears: SCALE, rate: 0n, isCall: true };
+  for (const [input, vs] of [
+    [good, [SCALE / 2n, 0n]],
+    [good, [100n * SCALE]],
+    [{ ...good, strike: 10_000_000n * SCALE }, [SCALE / 2n]],
+    [{ ...good, timeYears: 0n }, [SCALE / 2n]],
+  ] as const) {
+    assert.throws(() => blackScholes({ ...input, vol: vs[vs.length - 1]! }), MathError);
+    assert.throws(() => blackScholesPrices(input, vs), MathError);
+  }
 });
 
 test('put–call parity holds to a few wads: C − P = S − K e^(−rT)', () => {

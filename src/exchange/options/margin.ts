@@ -37,7 +37,7 @@ import { assert } from '../../lib/assert.ts';
 import { ZommaError } from '../../lib/errors.ts';
 import { divBig, divTrunc, isqrtBig } from '../../lib/int.ts';
 import { MATH_VOL_WAD_MAX, MATH_VOL_WAD_MIN, SCENARIO_PRICE_POINTS_MAX } from '../../lib/limits.ts';
-import { SCALE, blackScholes, exp } from '../../math/index.ts';
+import { SCALE, blackScholesPrices, exp } from '../../math/index.ts';
 import { MS_PER_YEAR, WAD_PER_QUOTE } from './mark.ts';
 
 export interface ScenarioParams {
@@ -226,21 +226,21 @@ export function buildOptionScenarios(
   const strike = o.strikeQuote * WAD_PER_QUOTE;
   const discount = exp(-divBig(o.rateWad * o.timeYearsWad, SCALE, 'halfEven'));
   const spotNow = divBig(o.forwardQuote * WAD_PER_QUOTE * discount, SCALE, 'halfEven');
-  const price = (spot: bigint, vol: bigint): bigint =>
-    blackScholes({
-      spot,
-      strike,
-      timeYears: o.timeYearsWad,
-      rate: o.rateWad,
-      isCall: o.isCall,
-      vol,
-    }).price;
-  const now = price(spotNow, o.ivWad);
+  const market = (spot: bigint) => ({
+    spot,
+    strike,
+    timeYears: o.timeYearsWad,
+    rate: o.rateWad,
+    isCall: o.isCall,
+  });
+  const now = blackScholesPrices(market(spotNow), [o.ivWad])[0]!;
   const vols = shockedVols(o.ivWad, o.timeYearsWad, p);
   const pnl: bigint[] = [];
   for (const move of priceMovesPpm(p)) {
     const spot = divBig(spotNow * (PPM + BigInt(move)), PPM, 'halfEven');
-    for (const vol of vols) pnl.push(divBig(price(spot, vol) - now, lots, 'floor'));
+    for (const price of blackScholesPrices(market(spot), vols)) {
+      pnl.push(divBig(price - now, lots, 'floor'));
+    }
   }
   const forward = o.forwardQuote * WAD_PER_QUOTE;
   return {
