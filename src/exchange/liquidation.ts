@@ -730,14 +730,21 @@ export function runLiquidations(
   short.sort((a, b) => a.index - b.index);
   for (const account of short) settleShortfall(state, account, events);
   if (due.length > 1) byShortfall(state, due);
-  const n = Math.min(due.length, LIQUIDATIONS_PER_BLOCK_MAX);
-  for (let i = 0; i < n; i++) {
-    const account = due[i]!;
-    if (isLiquidatable(state, account)) liquidate(state, account, events);
+  // The places count the liquidations that happen: an account that an earlier
+  // liquidation of this block took back above maintenance (the maker of its
+  // close, or deleveraged at a gain) takes none, or one still below it further
+  // down the list would wait a block for a place nobody used.
+  let next = 0;
+  let liquidated = 0;
+  while (next < due.length && liquidated < LIQUIDATIONS_PER_BLOCK_MAX) {
+    const account = due[next++]!;
+    if (!isLiquidatable(state, account)) continue;
+    liquidate(state, account, events);
+    liquidated++;
   }
   // Liquidations and deleveraging changed accounts after their bounds were
   // taken (every account they change is in `touched`, the block's marked list).
-  if (n > 0) {
+  if (due.length > 0) {
     const left: Account[] = [];
     for (const account of touched) {
       account.slackTicks = -1;
@@ -771,7 +778,7 @@ export function runLiquidations(
   for (const account of due) setUnderwater(state, account);
   schedule.end();
   // Accounts beyond the per-block count wait: the next block rescans their markets.
-  for (let i = n; i < due.length; i++) backlog(state, due[i]!);
+  for (let i = next; i < due.length; i++) backlog(state, due[i]!);
 }
 
 /**
