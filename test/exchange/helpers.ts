@@ -205,3 +205,19 @@ export function sellOutBelowZero(
   assert.equal(h.account(a)!.positionCount, 0, 'a holds no position');
   return r;
 }
+
+/**
+ * The market halted by the validators' vote: validator 0 proposes, 1 and 2
+ * approve, all in one block (three of four: past two thirds).
+ */
+export function haltByVote(h: Harness, instrument: string, proposalId = 1): BlockResult {
+  return h.block([
+    h.tx(VALIDATORS[0]!, {
+      kind: 'govPropose',
+      proposalId,
+      proposal: { kind: 'haltMarket', instrument },
+    }),
+    h.tx(VALIDATORS[1]!, { kind: 'govVote', proposalId, approve: true }),
+    h.tx(VALIDATORS[2]!, { kind: 'govVote', proposalId, approve: true }),
+  ]);
+}

@@ -10,8 +10,8 @@ import assert from 'node:assert/strict';
 import {
   Harness,
   USDC,
-  VALIDATORS,
   genesis,
+  haltByVote,
   key,
   limit,
   replacer,
@@ -52,15 +52,7 @@ test('an account due in a market that can close is liquidated although more than
     'every ETH long opened',
   );
   // ETH halts.
-  h.block([
-    h.tx(VALIDATORS[0]!, {
-      kind: 'govPropose',
-      proposalId: 1,
-      proposal: { kind: 'haltMarket', instrument: ETH },
-    }),
-    h.tx(VALIDATORS[1]!, { kind: 'govVote', proposalId: 1, approve: true }),
-    h.tx(VALIDATORS[2]!, { kind: 'govVote', proposalId: 1, approve: true }),
-  ]);
+  haltByVote(h, ETH);
   assert.ok(h.ex.state.marketByName.get(ETH)!.halted, 'ETH is halted');
   // At $48,800 early is $8.90 below maintenance; at $2,900 each ETH long is
   // about $27 below it, and its market cannot close.
@@ -140,15 +132,7 @@ test('an account due at the scan that an earlier liquidation of the block takes 
   );
   // The last ETH long rests an order: its liquidation shows (liquidationCancels).
   ok(last, limit(ETH, 'sell', 400_000, 1_000), 'the last ETH long asks');
-  h.block([
-    h.tx(VALIDATORS[0]!, {
-      kind: 'govPropose',
-      proposalId: 1,
-      proposal: { kind: 'haltMarket', instrument: ETH },
-    }),
-    h.tx(VALIDATORS[1]!, { kind: 'govVote', proposalId: 1, approve: true }),
-    h.tx(VALIDATORS[2]!, { kind: 'govVote', proposalId: 1, approve: true }),
-  ]);
+  haltByVote(h, ETH);
   const state = h.ex.state;
   assert.ok(state.marketByName.get(ETH)!.halted, 'ETH is halted');
   const rAccount = h.account(r)!;
