@@ -906,6 +906,16 @@ export const SYNC_SERVE_BURST_REQUESTS = 100;
  */
 export const SYNC_SERVE_TOTAL_REQUESTS_PER_S = 2 * SYNC_SERVE_REQUESTS_PER_S;
 /**
+ * Requests a second each peer is still served when the shared budget is
+ * spent: chunks at the least transfer rate a sync needs
+ * (SYNC_TRANSFER_BYTES_PER_S_MIN), so that peers within their own limits
+ * cannot together starve another. The total is then at most the shared budget
+ * plus this per peer, and the peers are the configured ones.
+ */
+export const SYNC_SERVE_FLOOR_REQUESTS_PER_S = Math.ceil(
+  SYNC_TRANSFER_BYTES_PER_S_MIN / SYNC_CHUNK_BYTES,
+);
+/**
  * Fewest the config may set: two nodes syncing at once, each at
  * SYNC_TRANSFER_BYTES_PER_S_MIN (below it, two honest fetchers of a large
  * snapshot wait out more busy answers than SYNC_BUSY_WAIT_MS_MAX allows).

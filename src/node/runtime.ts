@@ -129,25 +129,14 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
   // buffered in memory: a node stopped, killed or crashed leaves its last lines
   // in the file, and flushLog only has to put them on disk.
   let logFd: number;
-  let logFile: ReturnType<typeof pino.destination>;
+  let logFile: LogDestination;
   try {
-    logFd = openSync(join(home, HOME_FILES.log), 'a');
-    logFile = pino.destination({
-      fd: logFd,
-      sync: true,
-      // What a write that fails (a full disk) leaves waiting is bounded: lines
-      // past it are dropped, not kept while the disk stays full.
-      maxLength: LOG_PENDING_BYTES_MAX,
-    });
+    ({ fd: logFd, destination: logFile } = openLogFile(join(home, HOME_FILES.log)));
   } catch (error) {
     storage.close();
     const { code, message } = error as NodeJS.ErrnoException;
     throw configError(HOME_FILES.log, `cannot open the log file: ${code ?? message}`);
   }
-  // A write that fails is reported as an 'error' event, thrown from the log
-  // call itself without a listener: a full disk would then fail whatever was
-  // logging (a halt, a start). The line waits and the next write tries again.
-  logFile.on('error', () => {});
   const streams: pino.StreamEntry[] = [{ level: config.logLevel, stream: logFile }];
   if (options.logStream) streams.push({ level: 'info', stream: options.logStream });
   const logStreams = pino.multistream(streams);
@@ -536,4 +525,27 @@ function closeLogged(log: Log, what: string, close: () => void): unknown {
     );
     return error;
   }
+}
+
+export type LogDestination = ReturnType<typeof pino.destination>;
+
+/**
+ * The node's log file, written as each line is logged (sync). A write that
+ * fails is reported as an 'error' event, thrown from the log call itself
+ * without a listener: a full disk would then fail whatever was logging (a
+ * halt, a start); the line waits and the next write tries again. What waits
+ * is bounded (`maxLength`): lines past it are dropped, not kept while the
+ * disk stays full; a dropped line makes no write attempt, so an empty write,
+ * which fits, tries the waiting lines again, or the log would stay silent
+ * once the disk is freed until some line short enough to fit came.
+ */
+export function openLogFile(
+  path: string,
+  maxLength = LOG_PENDING_BYTES_MAX,
+): { fd: number; destination: LogDestination } {
+  const fd = openSync(path, 'a');
+  const destination = pino.destination({ fd, sync: true, maxLength });
+  destination.on('error', () => {});
+  destination.on('drop', () => destination.write(''));
+  return { fd, destination };
 }

@@ -781,12 +781,14 @@ export class StateSyncer {
       );
       const elapsedMs = this.clock.nowMs() - startMs;
       // Busy: no attempt used and no time charged against the offer (up to
-      // SYNC_BUSY_WAIT_MS_MAX); a slow one costs its peer the time over, as a
-      // slow `pruned` does.
+      // SYNC_BUSY_WAIT_MS_MAX); its whole round trip is charged to its peer,
+      // so peers that serve are asked first: a peer answering busy after
+      // nearly ANSWER_MS_MAX, again and again, would otherwise keep its place
+      // and add that time to every chunk another serves.
       if (answer?.kind === 'busy') {
         this.stats.busyAnswers++;
         busyUntilMs.set(peer, this.clock.nowMs() + answer.retryAfterMs);
-        if (elapsedMs > ANSWER_MS_MAX) this.charge(peer, elapsedMs - ANSWER_MS_MAX);
+        this.charge(peer, elapsedMs);
         this.spendBusy(waited, elapsedMs, key);
         this.log.debug(
           { peer, what: key, retryAfterMs: answer.retryAfterMs },

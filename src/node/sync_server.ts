@@ -38,6 +38,7 @@ import {
   SYNC_MESSAGE_BYTES_MAX,
   SYNC_OFFERS_MAX,
   SYNC_SERVE_BURST_REQUESTS,
+  SYNC_SERVE_FLOOR_REQUESTS_PER_S,
   SYNC_SERVE_PEERS_MAX,
   SYNC_SERVE_REQUESTS_PER_S,
   SYNC_SERVE_TOTAL_BURST_S,
@@ -101,6 +102,12 @@ export interface SyncServerOptions {
   readonly totalRequestsPerS?: number;
   /** Default: SYNC_SERVE_TOTAL_BURST_S of totalRequestsPerS. */
   readonly totalBurstRequests?: number;
+  /**
+   * Each peer's floor once the shared budget is spent (takeFloor), a second
+   * of it as burst. Default SYNC_SERVE_FLOOR_REQUESTS_PER_S; 0: none (tests
+   * of the shared budget alone).
+   */
+  readonly floorRequestsPerS?: number;
   /** A peer told us it holds no block below `firstHeight` (asked for `height`). */
   readonly onPruned?: (peer: PeerId, height: number, firstHeight: number) => void;
   readonly log?: Log;
@@ -140,6 +147,9 @@ export class SyncServer {
     },
   };
   private readonly buckets = new Map<PeerId, Bucket>();
+  /** Each peer's floor when the shared budget is spent (takeFloor). */
+  private readonly floors = new Map<PeerId, Bucket>();
+  private readonly floorPerS: number;
   /** The offers made, by height, with their open files: at most SYNC_OFFERS_MAX. */
   private readonly prepared = new Map<number, Prepared>();
   private readonly ratePerS: number;
@@ -157,6 +167,7 @@ export class SyncServer {
       options.totalBurstRequests ?? Math.ceil(this.totalRatePerS * SYNC_SERVE_TOTAL_BURST_S);
     assert(this.totalRatePerS > 0 && this.totalBurst >= 1, 'the shared bucket serves something');
     this.total = { tokens: this.totalBurst, atMs: options.clock.nowMs() };
+    this.floorPerS = options.floorRequestsPerS ?? SYNC_SERVE_FLOOR_REQUESTS_PER_S;
   }
 
   /** A sync-channel payload from a peer. Never throws on the peer's bytes. */
@@ -182,14 +193,22 @@ export class SyncServer {
     if (!isRequest) return this.drop('unexpected');
     if (!this.take(peer)) return this.drop('rateLimited');
     // After the peer's own: a peer over its share takes nothing from the others'.
+    // With the shared budget spent, each peer still has its floor (the least
+    // rate a sync needs), so peers within their own limits cannot together
+    // starve another.
     const nowMs = this.options.clock.nowMs();
-    if (!takeToken(this.total, nowMs, this.totalRatePerS, this.totalBurst)) {
+    const shared = takeToken(this.total, nowMs, this.totalRatePerS, this.totalBurst);
+    if (!shared && !this.takeFloor(peer, nowMs)) {
       this.drop('busy');
       if (message.kind !== 'chunkRequest' && message.kind !== 'blockRequest') return;
       return this.send(peer, { kind: 'busy', request: message, retryAfterMs: this.retryAfterMs() });
     }
     const answer = this.answer(message);
-    if (answer === null) return;
+    if (answer === null) {
+      // Nothing read (no such snapshot or block): the shared token goes back.
+      if (shared) this.total.tokens = Math.min(this.totalBurst, this.total.tokens + 1);
+      return;
+    }
     const bytes = encodeSyncMessage(answer);
     if (bytes.length > SYNC_MESSAGE_BYTES_MAX) return this.drop('oversize');
     this.stats.served++;
@@ -385,6 +404,25 @@ export class SyncServer {
     }
     this.buckets.set(peer, bucket);
     return takeToken(bucket, nowMs, this.ratePerS, this.burst);
+  }
+
+  /**
+   * A peer's floor: floorPerS (a burst of one second), served when the shared
+   * budget is spent. Its buckets live as long as the peer's own (take, which
+   * runs first, keeps the map bounded).
+   */
+  private takeFloor(peer: PeerId, nowMs: number): boolean {
+    if (this.floorPerS <= 0) return false;
+    let bucket = this.floors.get(peer);
+    if (bucket === undefined) {
+      bucket = { tokens: this.floorPerS, atMs: nowMs };
+      this.floors.set(peer, bucket);
+    }
+    for (const known of this.floors.keys()) {
+      if (this.floors.size <= this.buckets.size) break;
+      if (!this.buckets.has(known)) this.floors.delete(known);
+    }
+    return takeToken(bucket, nowMs, this.floorPerS, this.floorPerS);
   }
 
   private drop(reason: SyncServeDrop): void {

@@ -1,14 +1,14 @@
 import { test } from 'node:test';
 import { spawnSync } from 'node:child_process';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import fs, { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { NodeError } from '../../src/node/errors.ts';
 import { loadConfig, loadGenesis, saveConfig, saveGenesis } from '../../src/node/config.ts';
 import type { HaltReport } from '../../src/node/loop.ts';
-import { runNode } from '../../src/node/runtime.ts';
+import { openLogFile, runNode } from '../../src/node/runtime.ts';
 import { initSoloHome, until } from '../e2e/helpers.ts';
 import { tempDir } from './helpers.ts';
 
@@ -193,3 +193,37 @@ test(
     assert.equal(child.status, 0, child.stderr);
   },
 );
+
+test('the log file writes again once the disk has room, after lines were dropped while it was full', () => {
+  const tmp = tempDir('zomma-log-drop-');
+  const path = join(tmp.dir, 'node.log');
+  const { fd, destination } = openLogFile(path, 1_000);
+  // The disk full: every write to the file fails with ENOSPC.
+  const writeSync = fs.writeSync;
+  let full = true;
+  fs.writeSync = ((...args: Parameters<typeof fs.writeSync>) => {
+    if (full && args[0] === fd) {
+      throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
+    }
+    return (writeSync as (...a: unknown[]) => number)(...args);
+  }) as typeof fs.writeSync;
+  try {
+    const line = (i: number) =>
+      `${JSON.stringify({ msg: `line ${String(i).padStart(4, '0')}` })}\n`;
+    let dropped = 0;
+    destination.on('drop', () => dropped++);
+    for (let i = 0; i < 100; i++) destination.write(line(i));
+    assert.ok(dropped > 0, 'lines past the bound were dropped');
+    full = false;
+    for (let i = 100; i < 130; i++) destination.write(line(i));
+    const written = readFileSync(path, 'utf8');
+    assert.ok(
+      written.endsWith(line(129)),
+      `the last line reached the file: ${written.length} bytes`,
+    );
+  } finally {
+    fs.writeSync = writeSync;
+    fs.closeSync(fd);
+    tmp.remove();
+  }
+});

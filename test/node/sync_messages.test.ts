@@ -12,6 +12,7 @@ import {
   SYNC_CHUNKS_MAX,
   SYNC_MESSAGE_BYTES_MAX,
   SYNC_OFFERS_MAX,
+  SYNC_SERVE_FLOOR_REQUESTS_PER_S,
   SYNC_SERVE_TOTAL_BURST_S,
   SYNC_SERVE_TOTAL_REQUESTS_PER_S,
 } from '../../src/lib/limits.ts';
@@ -244,6 +245,8 @@ test('many peers asking at once, each within its own bucket, are served no more 
       burstRequests: 20,
       totalRequestsPerS: 10,
       totalBurstRequests: 30,
+      // The shared budget alone (the floors have a test of their own).
+      floorRequestsPerS: 0,
     });
     assert.equal(server.offers().length, 1, 'snapshot 4 is offered');
     const peers = ['p0', 'p1', 'p2', 'p3', 'p4'];
@@ -328,6 +331,67 @@ test('many peers asking at once, each within its own bucket, are served no more 
   }
 });
 
+test('peers within their own limits cannot together starve another: each keeps its floor, and requests for nothing held cost the shared budget nothing', () => {
+  const tmp = tempDir('zomma-syncserve-');
+  const storage = openStorage(tmp.dir);
+  try {
+    const snapshot = new Uint8Array(3 * SYNC_CHUNK_BYTES).map((_, i) => (i * 7) & 0xff);
+    storage.snapshots.save(4, snapshot);
+    for (let h = 3; h <= 5; h++) storage.blocks.save(h, new Uint8Array([h]));
+    const { network, sent } = recording();
+    let nowMs = 0;
+    const server = new SyncServer({
+      storage,
+      network,
+      clock: { nowMs: () => nowMs, after: () => () => {} },
+      requestsPerS: 50,
+      burstRequests: 50,
+      totalRequestsPerS: 20,
+      totalBurstRequests: 20,
+    });
+    assert.equal(server.offers().length, 1, 'snapshot 4 is offered');
+    // Asking for a snapshot it does not hold, at its own rate: nothing read, nothing taken.
+    for (let i = 0; i < 40; i++) {
+      server.onMessage('asker', encodeSyncMessage({ kind: 'chunkRequest', height: 9, index: 0 }));
+    }
+    assert.equal(server.stats.dropped.busy, 0, 'the shared budget is untouched');
+    // Two greedy peers ask for real chunks every 20 ms (50 a second each, their
+    // own limit) for 10 s; an honest one every 250 ms (4 a second: the floor).
+    const honest: string[] = [];
+    for (let step = 0; step < 500; step++) {
+      nowMs = 1_000 + step * 20;
+      for (const greedy of ['g1', 'g2']) {
+        server.onMessage(
+          greedy,
+          encodeSyncMessage({ kind: 'chunkRequest', height: 4, index: step % 3 }),
+        );
+      }
+      if (step % 12 === 0) {
+        const before = sent.length;
+        server.onMessage(
+          'honest',
+          encodeSyncMessage({ kind: 'chunkRequest', height: 4, index: 1 }),
+        );
+        honest.push(...sent.slice(before).map((x) => x.message.kind));
+      }
+    }
+    assert.equal(honest.length, 42);
+    assert.deepEqual(
+      honest,
+      Array<string>(42).fill('chunk'),
+      'every request of the honest peer served',
+    );
+    assert.ok(server.stats.dropped.busy > 0, 'the greedy peers were held back');
+    // The total stays within the shared budget and the floors of the three.
+    const served = sent.filter((x) => x.message.kind === 'chunk').length;
+    const floors = 3 * SYNC_SERVE_FLOOR_REQUESTS_PER_S * (1 + 10);
+    assert.ok(served <= 20 + 20 * 10 + floors, `${served} served`);
+  } finally {
+    storage.close();
+    tmp.remove();
+  }
+});
+
 test('by default the budget all peers share is SYNC_SERVE_TOTAL_REQUESTS_PER_S with SYNC_SERVE_TOTAL_BURST_S of burst', () => {
   const tmp = tempDir('zomma-syncserve-');
   const storage = openStorage(tmp.dir);
@@ -338,6 +402,7 @@ test('by default the budget all peers share is SYNC_SERVE_TOTAL_REQUESTS_PER_S w
       storage,
       network,
       clock: { nowMs: () => 0, after: () => () => {} },
+      floorRequestsPerS: 0,
     });
     const burst = SYNC_SERVE_TOTAL_REQUESTS_PER_S * SYNC_SERVE_TOTAL_BURST_S;
     // Many peers, a few requests each: well within each one's own bucket.

@@ -1573,6 +1573,7 @@ test('three nodes syncing at once from one server share its budget: each complet
       },
       totalRequestsPerS: 4,
       totalBurstRequests: 4,
+      floorRequestsPerS: 0,
     });
     for (const name of names) {
       const send = (_peer: PeerId, frameBytes: Uint8Array): void =>
@@ -1652,4 +1653,28 @@ test('a provider answering each chunk busy for a while, then serving it, has the
   const synced = await syncer.run();
   assert.equal(synced.height, 12);
   assert.equal(syncer.stats.offersRefused, 1, 'the dripping offer, once');
+});
+
+test('co-providers answering every chunk busy just under ANSWER_MS_MAX do not make an honest offer above the least rate fail', async () => {
+  // 200 chunks at 240 ms each (about 4.3 MiB/s): within the offer's budget alone.
+  const chunks = 200;
+  const bytes = largeSnapshot(12, chunks, true);
+  const h: Peer = { snapshots: new Map([[12, bytes]]), block: honestBlock, delayMs: 240 };
+  const staller = (): Peer => ({
+    snapshots: new Map([[12, bytes]]),
+    block: honestBlock,
+    delayMs: 249,
+    lie: (message, answer) =>
+      message.kind === 'chunkRequest'
+        ? [{ kind: 'busy', request: message, retryAfterMs: SYNC_BUSY_RETRY_MS_MIN }]
+        : answer === null
+          ? []
+          : [answer],
+  });
+  // Charged only their time past 250 ms, the stallers kept their place and
+  // added their 249 ms to every chunk: SyncBusy after 30 s of it.
+  const { syncer } = syncerFor({ h, b1: staller(), b2: staller() });
+  const synced = await syncer.run();
+  assert.equal(synced.height, 12);
+  assert.equal(syncer.stats.offersRefused, 0, 'the honest offer completed');
 });
