@@ -34,6 +34,7 @@ import {
   buildFutureScenarios,
   buildOptionScenarios,
   scenarioCount,
+  shortMinOf,
   WAD_PER_QUOTE,
 } from './options/index.ts';
 import { priced } from './options/priced.ts';
@@ -287,12 +288,6 @@ const sumsOfAccount = new WeakMap<Account, ListedSums>();
  */
 export function forgetListedSums(account: Account): void {
   sumsOfAccount.delete(account);
-}
-
-function shortMinOf(m: ScenarioInstrument, lots: bigint): bigint {
-  return m.isOption && lots < 0n
-    ? -lots * (m.shortMinPerLotWad + m.shortLossPerLotWad + m.shortCushionPerLotWad)
-    : 0n;
 }
 
 /** Adds (sign 1n) or removes (−1n) a record's terms. O(scenarios). */

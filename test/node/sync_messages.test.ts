@@ -228,13 +228,25 @@ function recording(): { network: PeerNetwork; sent: { peer: string; message: Syn
   return { network, sent };
 }
 
-test('many peers asking at once, each within its own bucket, are served no more than the budget all share; the others are answered busy', () => {
+/** A storage holding snapshot 4 (three chunks) and blocks 3–5 for `run`, removed after it. */
+function withSnapshot4(run: (storage: Storage) => void): void {
   const tmp = tempDir('zomma-syncserve-');
   const storage = openStorage(tmp.dir);
   try {
-    const snapshot = new Uint8Array(3 * SYNC_CHUNK_BYTES).map((_, i) => (i * 13) & 0xff);
-    storage.snapshots.save(4, snapshot);
+    storage.snapshots.save(
+      4,
+      new Uint8Array(3 * SYNC_CHUNK_BYTES).map((_, i) => (i * 13) & 0xff),
+    );
     for (let h = 3; h <= 5; h++) storage.blocks.save(h, new Uint8Array([h]));
+    run(storage);
+  } finally {
+    storage.close();
+    tmp.remove();
+  }
+}
+
+test('many peers asking at once, each within its own bucket, are served no more than the budget all share; the others are answered busy', () => {
+  withSnapshot4((storage) => {
     const { network, sent } = recording();
     let nowMs = 0;
     const server = new SyncServer({
@@ -325,19 +337,11 @@ test('many peers asking at once, each within its own bucket, are served no more 
     );
     assert.equal(server.stats.dropped.unexpected, 1);
     assert.equal(sent.length, before + 31);
-  } finally {
-    storage.close();
-    tmp.remove();
-  }
+  });
 });
 
 test('peers within their own limits cannot together starve another: each keeps its floor, and requests for nothing held cost the shared budget nothing', () => {
-  const tmp = tempDir('zomma-syncserve-');
-  const storage = openStorage(tmp.dir);
-  try {
-    const snapshot = new Uint8Array(3 * SYNC_CHUNK_BYTES).map((_, i) => (i * 7) & 0xff);
-    storage.snapshots.save(4, snapshot);
-    for (let h = 3; h <= 5; h++) storage.blocks.save(h, new Uint8Array([h]));
+  withSnapshot4((storage) => {
     const { network, sent } = recording();
     let nowMs = 0;
     const server = new SyncServer({
@@ -386,10 +390,7 @@ test('peers within their own limits cannot together starve another: each keeps i
     const served = sent.filter((x) => x.message.kind === 'chunk').length;
     const floors = 3 * SYNC_SERVE_FLOOR_REQUESTS_PER_S * (1 + 10);
     assert.ok(served <= 20 + 20 * 10 + floors, `${served} served`);
-  } finally {
-    storage.close();
-    tmp.remove();
-  }
+  });
 });
 
 test('by default the budget all peers share is SYNC_SERVE_TOTAL_REQUESTS_PER_S with SYNC_SERVE_TOTAL_BURST_S of burst', () => {

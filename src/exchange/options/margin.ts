@@ -356,6 +356,16 @@ export function scenarioMargin(
   return { initialQuote, maintenanceQuote, worstScenario, byUnderlying };
 }
 
+/**
+ * What `lots` (signed) of an instrument add to initial's short minimum: for a
+ * short option, the minimum, the unseen loss and the cushion per lot; else 0.
+ */
+export function shortMinOf(m: ScenarioInstrument, lots: bigint): bigint {
+  return m.isOption && lots < 0n
+    ? -lots * (m.shortMinPerLotWad + m.shortLossPerLotWad + m.shortCushionPerLotWad)
+    : 0n;
+}
+
 export interface MarginRange {
   readonly instrument: string;
   /** The position if every resting sell fills (size − sells). */
@@ -401,12 +411,8 @@ export function scenarioInitialOverRanges(
     }
     const lo = BigInt(low);
     const hi = BigInt(high);
-    const shortMinOf = (s: bigint): bigint =>
-      m.isOption && s < 0n
-        ? -s * (m.shortMinPerLotWad + m.shortLossPerLotWad + m.shortCushionPerLotWad)
-        : 0n;
-    const minLow = shortMinOf(lo);
-    const minHigh = shortMinOf(hi);
+    const minLow = shortMinOf(m, lo);
+    const minHigh = shortMinOf(m, hi);
     sum.shortMin += minLow > minHigh ? minLow : minHigh;
     if (m.isOption && high > 0) premium += hi * m.valuePerLotWad;
     const pnl = m.pnlPerLotWad;
