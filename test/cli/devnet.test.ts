@@ -21,7 +21,7 @@ import { lockDirectory, pidAlive } from '../../src/node/storage/lock.ts';
  * fresh home, bounded by --duration 60 should the test's stop be lost;
  * `printed` holds what it wrote so far to stdout and stderr.
  */
-async function spawnDevnet(prefix: string) {
+async function spawnDevnet(prefix: string, ownGroup = false) {
   const home = tempDir(prefix);
   const dir = join(home.dir, 'devnet');
   // Below the ephemeral range, where an outgoing connection could take one of them.
@@ -30,6 +30,8 @@ async function spawnDevnet(prefix: string) {
   const args = ['devnet', '--dir', dir, '--validators', '2', '--base-port', String(port)];
   const child = spawn(process.execPath, [bin, ...args, '--no-bots', '--duration', '60'], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    // A process group of its own, as a terminal gives it: a signal to the group reaches its validators too.
+    detached: ownGroup,
   });
   const exited = new Promise<number | null>((resolve) =>
     child.once('exit', (code) => resolve(code)),
@@ -368,6 +370,39 @@ test('devnet: SIGINT to the devnet process stops every validator it started, and
   } finally {
     // On a failure, nothing this test started is left running: the devnet, then its validators by pid.
     if (child.exitCode === null) child.kill('SIGKILL');
+    for (const pid of pids) if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
+    home.remove();
+  }
+});
+
+test('devnet: Ctrl-C in a terminal (SIGINT to the whole group) ends with a line of stopped validators, not of ones not answering', async () => {
+  const { home, child, exited, printed, pidsPrinted } = await spawnDevnet(
+    'zomma-devnet-group-',
+    true,
+  );
+  const out = (): string => printed.out + printed.err;
+  const pids: number[] = [];
+  try {
+    const deadline = Date.now() + 60_000;
+    while (!out().includes('devnet is up') && Date.now() < deadline && child.exitCode === null) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    assert.match(out(), /devnet is up/, out());
+    pids.push(...pidsPrinted());
+    process.kill(-child.pid!, 'SIGINT');
+    assert.equal(await exited, 0, out());
+    const lines = printed.out.trimEnd().split('\n');
+    assert.equal(lines.at(-1), 'devnet: stopped', out());
+    const last = lines.at(-2)!;
+    // Each validator either still answered or is reported stopped.
+    assert.match(
+      last,
+      /^devnet: validator-0: (h\d+ \(\d peers\)|stopped.*) {2}validator-1: (h\d+ \(\d peers\)|stopped.*)$/,
+      out(),
+    );
+    assert.doesNotMatch(last, /not answering/, out());
+  } finally {
+    if (child.exitCode === null) process.kill(-child.pid!, 'SIGKILL');
     for (const pid of pids) if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
     home.remove();
   }

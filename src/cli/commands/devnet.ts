@@ -45,6 +45,8 @@ interface Child {
   exited: boolean;
   /** It exited before the devnet stopped it. */
   lostWhileRunning: boolean;
+  /** The height it last reported to the progress line. */
+  lastHeight: number | null;
 }
 
 export const command: Command = {
@@ -154,6 +156,7 @@ export const command: Command = {
           process: child,
           exited: false,
           lostWhileRunning: false,
+          lastHeight: null,
         };
         child.stderr?.on('data', (chunk: Buffer) =>
           io.err(`[${entry.name}] ${chunk.toString().trimEnd()}`),
@@ -211,14 +214,14 @@ export const command: Command = {
       io.out('Ctrl-C stops everything; running again resumes from disk (--reset starts over).');
       const running = bots;
       const progress = setInterval(
-        () => void printProgress(io, children, running),
+        () => void printProgress(io, children, running, false),
         PROGRESS_EVERY_MS,
       );
       const timer = durationS === null ? null : setTimeout(() => wake(), durationS * 1_000);
       await stopped;
       clearInterval(progress);
       if (timer !== null) clearTimeout(timer);
-      await printProgress(io, children, running);
+      await printProgress(io, children, running, interrupted);
     } finally {
       stopping = true;
       try {
@@ -387,18 +390,24 @@ async function printProgress(
   io: Io,
   children: readonly Child[],
   bots: RunningBots | null,
+  interrupted: boolean,
 ): Promise<void> {
   const parts = await Promise.all(
     children.map(async (c) => {
-      if (c.exited) return `${c.name}: down`;
+      // After Ctrl-C the validators stop too: one that no longer answers has
+      // stopped, and the line says the height it was last seen at.
+      const gone = interrupted ? 'stopped' : c.exited ? 'down' : 'not answering';
+      const last = c.lastHeight === null ? '' : ` (last seen at h${c.lastHeight})`;
+      if (c.exited) return `${c.name}: ${gone}${last}`;
       try {
         const s = (await fetchJson(`http://${c.metrics}/status`)) as {
           height: number;
           peers: number;
         };
+        c.lastHeight = s.height;
         return `${c.name}: h${s.height} (${s.peers} peers)`;
       } catch {
-        return `${c.name}: not answering`;
+        return `${c.name}: ${gone}${last}`;
       }
     }),
   );
