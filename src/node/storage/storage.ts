@@ -94,7 +94,8 @@ export class FileStorage implements Storage {
 
   /**
    * Syncs what is pending and closes every file (the WAL without its final
-   * sync when syncWal is false: Storage.close). Throws the first failure
+   * sync when syncWal is false, Storage.close, or when the block log failed,
+   * now or earlier). Throws the first failure
    * (StorageIoFailed) once everything is closed and the lock released.
    * Once checkInPlace() has found the files replaced, they are closed without
    * a sync or a closing marker: the files at their paths may be another
@@ -120,8 +121,10 @@ export class FileStorage implements Storage {
       // If the blocks' sync failed, a WAL checkpoint may name a block that is
       // not on disk: syncing the WAL now would prove that checkpoint durable
       // and make the restart refuse (StorageCorrupt). Left as a crash leaves
-      // it, the restart resumes from the checkpoint before (restore.ts).
-      if (failure === null && syncWal) this.wal.close();
+      // it, the restart resumes from the checkpoint before (restore.ts). The
+      // same once the block log failed while the node ran: that failure was
+      // thrown then (the node halted on it), and close() does not repeat it.
+      if (failure === null && syncWal && !this.blocks.failed) this.wal.close();
       else this.wal.closeUnsynced();
     } catch (error) {
       failure = error;
