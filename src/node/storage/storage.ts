@@ -9,7 +9,7 @@
 // replaced under a running node must stop it, or it would sign on into a
 // WAL that no restart reads.
 
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { openFileBlockStore } from './block_store.ts';
 import type { FileBlockStore } from './block_store.ts';
 import { openFileSnapshotStore } from './snapshot_store.ts';
@@ -36,7 +36,11 @@ export class FileStorage implements Storage {
   private replacedFound = false;
 
   constructor(dir: string) {
-    // Synced into its parent: a lost data directory would take a signed vote's record with it.
+    // Synced into its parent: a lost data directory would take a signed vote's
+    // record with it. So is its parent (the node's home) into its own: made
+    // with it by `zomma init` just before the start, its entry is as new, and
+    // losing it loses the data directory too.
+    makeDirectoryDurable(dirname(dir));
     makeDirectoryDurable(dir);
     this.dir = dir;
     // Before any file is opened: a second node must not even repair a torn tail.
