@@ -106,6 +106,15 @@ export class FileBlockStore implements BlockStore {
     return this.refs[height - this.base]?.length ?? null;
   }
 
+  /**
+   * Whether a write or sync of the block log failed while it ran (reported
+   * then, or not yet): blocks saved since its last finished sync may not be
+   * on disk.
+   */
+  get failed(): boolean {
+    return this.log.failedEarlier;
+  }
+
   /** Syncs what is pending and closes; throws StorageIoFailed if a sync (a deferred save's) failed unreported. */
   close(): void {
     const error = this.log.close();

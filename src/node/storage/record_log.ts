@@ -696,6 +696,14 @@ export class RecordLog {
     return this.inFlight !== null;
   }
 
+  /**
+   * Whether a write or sync of this log failed, reported or not: what reached
+   * the disk after its last finished sync is unknown.
+   */
+  get failedEarlier(): boolean {
+    return this.failed;
+  }
+
   /** Whether records appended since the last finished sync (foreground or background) may not be durable. */
   get needsSync(): boolean {
     return this.durableCount < this.appendedCount;
@@ -1043,6 +1051,15 @@ function readHeader(fd: number, path: string, size: number, magic: string): File
   const bad = (reason: string): StorageError => new StorageError('StorageCorrupt', path, 0, reason);
   const header = Buffer.from(readExactly(fd, Math.min(size, FILE_HEADER_BYTES), 0));
   if (header.length < 8) throw bad('file is shorter than its header');
+  // Rot in the magic or the version of a version 3 header would otherwise read
+  // as another kind of file, an unknown version, or an older file whose
+  // records start inside the salt (refused at offset 16, for the wrong reason).
+  if (
+    (header.toString('latin1', 0, 4) !== magic || header.readUInt32BE(4) !== VERSION) &&
+    isCurrentHeaderOf(header, magic)
+  ) {
+    throw bad('file header fails its checksum');
+  }
   if (header.toString('latin1', 0, 4) !== magic) throw bad(`not a ${magic} file`);
   const version = header.readUInt32BE(4);
   let bytes: number;
@@ -1064,6 +1081,19 @@ function readHeader(fd: number, path: string, size: number, magic: string): File
   if (!Number.isSafeInteger(base)) throw bad('base is not a safe integer');
   const salt = version === VERSION ? Uint8Array.from(header.subarray(16, 16 + SALT_BYTES)) : null;
   return { version, base, bytes, salt };
+}
+
+/**
+ * Whether `header` is a version 3 header of a `magic` file whatever its first
+ * eight bytes say: its checksum holds with them put back (by chance, once in
+ * 2^32 for other bytes).
+ */
+function isCurrentHeaderOf(header: Buffer, magic: string): boolean {
+  if (header.length < FILE_HEADER_BYTES) return false;
+  const restored = Buffer.from(header.subarray(0, HEADER_CRC_AT));
+  restored.write(magic, 0, 'latin1');
+  restored.writeUInt32BE(VERSION, 4);
+  return crc32(restored) === header.readUInt32BE(HEADER_CRC_AT);
 }
 
 /**

@@ -9,7 +9,7 @@
 // replaced under a running node must stop it, or it would sign on into a
 // WAL that no restart reads.
 
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { openFileBlockStore } from './block_store.ts';
 import type { FileBlockStore } from './block_store.ts';
 import { openFileSnapshotStore } from './snapshot_store.ts';
@@ -36,7 +36,11 @@ export class FileStorage implements Storage {
   private replacedFound = false;
 
   constructor(dir: string) {
-    // Synced into its parent: a lost data directory would take a signed vote's record with it.
+    // Synced into its parent: a lost data directory would take a signed vote's
+    // record with it. So is its parent (the node's home) into its own: made
+    // with it by `zomma init` just before the start, its entry is as new, and
+    // losing it loses the data directory too.
+    makeDirectoryDurable(dirname(dir));
     makeDirectoryDurable(dir);
     this.dir = dir;
     // Before any file is opened: a second node must not even repair a torn tail.
@@ -94,7 +98,8 @@ export class FileStorage implements Storage {
 
   /**
    * Syncs what is pending and closes every file (the WAL without its final
-   * sync when syncWal is false: Storage.close). Throws the first failure
+   * sync when syncWal is false, Storage.close, or when the block log failed,
+   * now or earlier). Throws the first failure
    * (StorageIoFailed) once everything is closed and the lock released.
    * Once checkInPlace() has found the files replaced, they are closed without
    * a sync or a closing marker: the files at their paths may be another
@@ -120,8 +125,10 @@ export class FileStorage implements Storage {
       // If the blocks' sync failed, a WAL checkpoint may name a block that is
       // not on disk: syncing the WAL now would prove that checkpoint durable
       // and make the restart refuse (StorageCorrupt). Left as a crash leaves
-      // it, the restart resumes from the checkpoint before (restore.ts).
-      if (failure === null && syncWal) this.wal.close();
+      // it, the restart resumes from the checkpoint before (restore.ts). The
+      // same once the block log failed while the node ran: that failure was
+      // thrown then (the node halted on it), and close() does not repeat it.
+      if (failure === null && syncWal && !this.blocks.failed) this.wal.close();
       else this.wal.closeUnsynced();
     } catch (error) {
       failure = error;

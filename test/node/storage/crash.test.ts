@@ -9,7 +9,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -330,6 +330,39 @@ test('storage crash driver: a home whose data directory the first start creates 
         for (const h of storage.snapshots.heights()) {
           assert.ok(storage.snapshots.load(h) !== null, `snapshot ${h}`);
         }
+      } finally {
+        storage.close();
+      }
+    });
+  }));
+
+test('storage crash driver: a home made just before the first start, as `zomma init` makes it, keeps every synced WAL record', () =>
+  withDirs((root, scratch) => {
+    const written: Buffer[] = [];
+    const disk = new CrashDisk<number>(root, 0, 17);
+    disk.mixedPerPoint = 1;
+    disk.tornPerWrite = 2;
+    disk.install();
+    try {
+      // The home and its data directory, neither entry synced into its parent yet.
+      mkdirSync(join(root, 'home'));
+      mkdirSync(join(root, 'home', 'data'));
+      const storage = openStorage(join(root, 'home', 'data'));
+      for (let i = 0; i < 3; i++) {
+        written.push(payload(17, i, 100));
+        storage.wal.append(written[i]!, true);
+        disk.note(i + 1);
+      }
+      storage.close();
+    } finally {
+      disk.uninstall();
+    }
+    checkAll(disk.images, scratch, (dir, acked) => {
+      const storage = openStorage(join(dir, 'home', 'data'));
+      try {
+        const records = storage.wal.readAll();
+        assert.ok(records.length >= acked, `${records.length} WAL records, ${acked} synced`);
+        records.forEach((r, i) => assert.deepEqual(Buffer.from(r), written[i], `record ${i}`));
       } finally {
         storage.close();
       }

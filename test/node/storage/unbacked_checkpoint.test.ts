@@ -6,7 +6,8 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, symlinkSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, symlinkSync } from 'node:fs';
+import { truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { crc32 } from 'node:zlib';
 import { decode } from '../../../src/codec/wire.ts';
 import type { Genesis } from '../../../src/consensus/index.ts';
@@ -41,8 +42,11 @@ interface Running {
   stop(): void;
 }
 
-/** One validator on `dir`, restarted as node.ts does (dropUnbackedCheckpoint, then restore). */
-function start(genesis: Genesis, dir: string, hub: MemoryHub): Running {
+/**
+ * One validator on `dir`, restarted as node.ts does (dropUnbackedCheckpoint,
+ * then restore). `onHalt` is called when the loop halts.
+ */
+function start(genesis: Genesis, dir: string, hub: MemoryHub, onHalt?: () => void): Running {
   const storage = openStorage(dir);
   const dropped = dropUnbackedCheckpoint(storage);
   const { app } = restoreApp(
@@ -67,6 +71,7 @@ function start(genesis: Genesis, dir: string, hub: MemoryHub): Running {
     snapshotsKept: 1,
     walRotateBytes: 1 << 30,
     walSyncInBackground: true,
+    ...(onHalt ? { hooks: { onHalt } } : {}),
   });
   void net.start();
   loop.start();
@@ -149,6 +154,49 @@ test('a checkpoint whose block never reached the disk is dropped; the node resum
     assert.equal(node.loop.haltReport, null);
   } finally {
     node.stop();
+    tmp.remove();
+  }
+});
+
+test('a block log whose sync fails halts the node, and its stop leaves the WAL as a crash would: the restart drops the checkpoint whose block was lost and goes on', async () => {
+  const tmp = tempDir('zomma-unbacked-');
+  const genesis = testGenesis([testKey(0)]);
+  const dir = `${tmp.dir}/v0`;
+  // The storage is closed as the node halts, before the block log's
+  // background sync of the lost block reports its failure.
+  let node: Running = start(genesis, dir, new MemoryHub(), () => node.storage.close());
+  const realFds: number[] = [];
+  try {
+    await waitFor(() => node.app.height >= 3, 20_000, 'height 3');
+    const lost = node.app.height + 2;
+    // From block `lost` on, the block log's file is /dev/zero under both of
+    // its descriptors: the block's bytes go nowhere and every fdatasync fails
+    // (EINVAL), as after a write-back error that dropped the pages.
+    const blocks = node.storage.blocks;
+    const log = (blocks as unknown as { log: { fd: number; syncFd: number } }).log;
+    const saveDeferred = blocks.saveDeferred.bind(blocks);
+    blocks.saveDeferred = (height: number, bytes: Uint8Array): void => {
+      if (height === lost) {
+        realFds.push(log.fd, log.syncFd);
+        log.fd = openSync('/dev/zero', 'r+');
+        log.syncFd = openSync('/dev/zero', 'r+');
+      }
+      saveDeferred(height, bytes);
+    };
+    await waitFor(() => node.loop.haltReport !== null, 20_000, 'the halt');
+    assert.equal(node.loop.haltReport!.code, 'StorageIoFailed');
+    assert.equal(node.app.height, lost, 'halted at the signature after the lost block');
+    node.stop();
+
+    node = start(genesis, dir, new MemoryHub());
+    // The checkpoint of the lost block, and the input logged after it (no signed record).
+    assert.ok(node.dropped >= 1, `the checkpoint of the lost block is dropped (${node.dropped})`);
+    assert.equal(node.restoredHeight, lost - 1);
+    await waitFor(() => node.app.height >= lost + 2, 20_000, 'the node goes on');
+    assert.equal(node.loop.haltReport, null);
+  } finally {
+    node.stop();
+    for (const fd of realFds) closeSync(fd);
     tmp.remove();
   }
 });
