@@ -282,6 +282,7 @@ const MESSAGE_TAG = {
   evidence: 2,
   blockRequest: 3,
   blockResponse: 4,
+  blockBusy: 5,
 } as const;
 
 export const messageCodec: Codec<Message> = {
@@ -305,10 +306,13 @@ export const messageCodec: Codec<Message> = {
         w.uvarint(m.blocks.length);
         for (const b of m.blocks) committedBlockCodec.write(w, b);
         return;
+      case 'blockBusy':
+        w.uvarint(m.fromHeight);
+        return;
     }
   },
   read(r, field) {
-    switch (r.tag(`${field}.kind`, 5)) {
+    switch (r.tag(`${field}.kind`, 6)) {
       case MESSAGE_TAG.proposal:
         return {
           kind: 'proposal',
@@ -325,6 +329,8 @@ export const messageCodec: Codec<Message> = {
         if (count === 0) throw new DecodeError(`${field}.count`, 'must ask for at least one block');
         return { kind: 'blockRequest', fromHeight, count };
       }
+      case MESSAGE_TAG.blockBusy:
+        return { kind: 'blockBusy', fromHeight: readHeight(r, `${field}.fromHeight`) };
       default: {
         const count = readCount(r, `${field}.blocks`, CATCHUP_BATCH_BLOCKS_MAX);
         const blocks: CommittedBlock[] = [];

@@ -123,6 +123,11 @@ export interface ReplicaConfig {
    * 0 turns the watch off).
    */
   readonly doubleSignWatchHeights?: number;
+  /**
+   * Bytes of catch-up serving all peers share per CATCHUP_RETRY_MS beyond
+   * each one's floor (default CATCHUP_SERVE_TOTAL_BYTES_PER_S).
+   */
+  readonly catchupServeTotalBytesPerS?: number;
 }
 
 /**

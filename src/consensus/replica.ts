@@ -18,7 +18,10 @@ import {
   CATCHUP_BUFFER_BYTES_PER_PEER_MAX,
   CATCHUP_RETRY_MS,
   CATCHUP_SERVE_BYTES_PER_PEER_MAX,
+  CATCHUP_SERVE_FLOOR_BYTES,
+  CATCHUP_SERVE_FULL_NODES_PART,
   CATCHUP_SERVE_LOOKUP_BYTES,
+  CATCHUP_SERVE_TOTAL_BYTES_PER_S,
   DOUBLE_SIGN_WATCH_HEIGHTS,
   EVIDENCE_AGE_HEIGHTS_MAX,
   EVIDENCE_PER_OFFENDER_MAX,
@@ -124,6 +127,7 @@ const DROP_REASONS: readonly DropReason[] = [
   'badCertificate',
   'bufferFull',
   'rateLimited',
+  'busy',
   'unexpected',
   'staleTimeout',
   'doubleSignRefused',
@@ -409,6 +413,14 @@ export class Replica implements ConsensusReplica {
   private lastPushMs = new Map<PeerId, number>();
   /** What each peer's block requests drew in its current retry period (not lifted by the gossip timer). */
   private servedRequests = new Map<PeerId, { sinceMs: number; chargedBytes: number }>();
+  /**
+   * What all peers' block requests drew beyond their floors in the current
+   * retry period, and the part of it full nodes drew (onBlockRequest).
+   */
+  private servedShared = { sinceMs: 0, chargedBytes: 0, fullNodesBytes: 0 };
+  private readonly serveTotalBytes: number;
+  /** Peers that answered our block request `blockBusy`, and when: not asked for a retry period. */
+  private busyPeers = new Map<PeerId, number>();
   /** Peers that told us they hold no block below this height (they pruned): not asked for lower ones. */
   private prunedBelow = new Map<PeerId, number>();
   /** Peers heard one height behind, and since when: a late vote is normal, a peer still there later is stuck. */
@@ -442,6 +454,11 @@ export class Replica implements ConsensusReplica {
     this.chainId = config.genesis.chainId;
     this.timeouts = config.timeouts ?? DEFAULT_TIMEOUTS;
     this.doubleSignWatchHeights = config.doubleSignWatchHeights ?? DOUBLE_SIGN_WATCH_HEIGHTS;
+    this.serveTotalBytes = config.catchupServeTotalBytesPerS ?? CATCHUP_SERVE_TOTAL_BYTES_PER_S;
+    assert(
+      Number.isSafeInteger(this.serveTotalBytes) && this.serveTotalBytes > 0,
+      'catchupServeTotalBytesPerS is a count of bytes',
+    );
     assert(
       Number.isSafeInteger(this.doubleSignWatchHeights) && this.doubleSignWatchHeights >= 0,
       'doubleSignWatchHeights is a count of heights',
@@ -694,6 +711,8 @@ export class Replica implements ConsensusReplica {
         return this.onBlockRequest(input.from, message.fromHeight, message.count, input.nowMs);
       case 'blockResponse':
         return this.onBlockResponse(input, message.blocks);
+      case 'blockBusy':
+        return this.onBlockBusy(input.from, message.fromHeight, input.nowMs);
     }
   }
 
@@ -1972,6 +1991,12 @@ export class Replica implements ConsensusReplica {
     return first === undefined || first <= height;
   }
 
+  /** The peer answered our block request `blockBusy` less than a retry period ago. */
+  private answeredBusy(peer: PeerId, nowMs: number): boolean {
+    const atMs = this.busyPeers.get(peer);
+    return atMs !== undefined && nowMs - atMs < CATCHUP_RETRY_MS;
+  }
+
   private requestBlocks(trigger: PeerId, nowMs: number): void {
     // A height decided and being executed is not asked for again.
     let fromHeight = this.decided !== null ? this.heightValue + 1 : this.heightValue;
@@ -1988,7 +2013,7 @@ export class Replica implements ConsensusReplica {
     const stillWaiting =
       this.requestedUpTo >= fromHeight && nowMs - this.lastRequestMs < CATCHUP_RETRY_MS;
     if (stillWaiting) return;
-    const from = this.catchupPeer(trigger, fromHeight);
+    const from = this.catchupPeer(trigger, fromHeight, nowMs);
     if (from === null) return;
     this.lastRequestMs = nowMs;
     this.requestedUpTo = fromHeight + count - 1;
@@ -2015,10 +2040,15 @@ export class Replica implements ConsensusReplica {
    * prompting peer may claim just two heights past ours while the blocks we
    * hold run further, and asking it would cost a retry period. When no peer
    * claims that height, nobody is asked: the next claim that does asks again.
+   * Nor is a peer that answered busy within the retry period (its serving
+   * budget for all peers was spent): asking it again at once would draw only
+   * another busy answer.
    */
-  private catchupPeer(trigger: PeerId, fromHeight: number): PeerId | null {
+  private catchupPeer(trigger: PeerId, fromHeight: number, nowMs: number): PeerId | null {
     const fits = (peer: PeerId): boolean =>
-      (this.peerHeights.get(peer) ?? 0) > fromHeight && this.canServe(peer, fromHeight);
+      (this.peerHeights.get(peer) ?? 0) > fromHeight &&
+      this.canServe(peer, fromHeight) &&
+      !this.answeredBusy(peer, nowMs);
     const last = this.requestedFrom;
     if (last !== null && this.requestAnswered && fits(last)) return last;
     if (last !== null && !this.requestAnswered) {
@@ -2102,25 +2132,119 @@ export class Replica implements ConsensusReplica {
     if (last !== undefined && nowMs - last < CATCHUP_RETRY_MS) return;
     if (last === undefined && this.lastPushMs.size >= 4 * VALIDATORS_MAX) return;
     this.lastPushMs.set(to, nowMs);
-    this.serveBlocks(to, height, CATCHUP_BATCH_BLOCKS_MAX);
+    // Within the serving budgets, as a request of that peer: pushes to many
+    // peers behind would otherwise draw on the store without a shared bound.
+    this.serveWithinBudgets(to, height, CATCHUP_BATCH_BLOCKS_MAX, nowMs);
   }
 
-  /** A peer asks for blocks: answered within CATCHUP_SERVE_BYTES_PER_PEER_MAX per retry period. */
+  /**
+   * A peer asks for blocks: answered within its budget per retry period
+   * (else dropped: rateLimited) and the one all peers share (else answered
+   * `blockBusy`: busy), serveWithinBudgets.
+   */
   private onBlockRequest(from: PeerId, fromHeight: number, count: number, nowMs: number): void {
-    let served = this.servedRequests.get(from);
+    const refused = this.serveWithinBudgets(from, fromHeight, count, nowMs);
+    if (refused === null) return;
+    this.drop(refused);
+    if (refused !== 'busy') return;
+    // The asker turns to another peer at once instead of waiting out its retry period.
+    const bytes = encode(messageCodec, { kind: 'blockBusy', fromHeight });
+    this.emit({ kind: 'send', to: from, bytes });
+  }
+
+  /**
+   * Serves blocks to `peer` if its budgets allow, and charges them; returns
+   * null, or why it did not. Each peer draws at most
+   * CATCHUP_SERVE_BYTES_PER_PEER_MAX per retry period (plus one answer). Its
+   * first CATCHUP_SERVE_FLOOR_BYTES of each period are its floor, served
+   * whatever the others ask; past them it draws on the budget all peers
+   * share (serveTotalBytes a period), of which full nodes together draw at
+   * most 1/CATCHUP_SERVE_FULL_NODES_PART. Without the shared budget, many
+   * peers each within its own budget made us load and send blocks without a
+   * bound; without the floor, they could together spend the shared budget
+   * first at every period and starve a lagging peer. A refused request is
+   * charged a lookup: a peer asking in a loop gets at most that many busy
+   * answers a period.
+   */
+  private serveWithinBudgets(
+    peer: PeerId,
+    fromHeight: number,
+    count: number,
+    nowMs: number,
+  ): 'bufferFull' | 'rateLimited' | 'busy' | null {
+    let served = this.servedRequests.get(peer);
     if (served === undefined || nowMs - served.sinceMs >= CATCHUP_RETRY_MS) {
       if (served === undefined && this.servedRequests.size >= 4 * VALIDATORS_MAX) {
         // Full of peers: forget those whose period is over.
-        for (const [peer, s] of this.servedRequests) {
-          if (nowMs - s.sinceMs >= CATCHUP_RETRY_MS) this.servedRequests.delete(peer);
+        for (const [p, s] of this.servedRequests) {
+          if (nowMs - s.sinceMs >= CATCHUP_RETRY_MS) this.servedRequests.delete(p);
         }
-        if (this.servedRequests.size >= 4 * VALIDATORS_MAX) return this.drop('bufferFull');
+        if (this.servedRequests.size >= 4 * VALIDATORS_MAX) return 'bufferFull';
       }
       served = { sinceMs: nowMs, chargedBytes: 0 };
-      this.servedRequests.set(from, served);
+      this.servedRequests.set(peer, served);
     }
-    if (served.chargedBytes >= CATCHUP_SERVE_BYTES_PER_PEER_MAX) return this.drop('rateLimited');
-    served.chargedBytes += this.serveBlocks(from, fromHeight, count);
+    if (served.chargedBytes >= CATCHUP_SERVE_BYTES_PER_PEER_MAX) return 'rateLimited';
+    const shared = this.servedShared;
+    let part: 'floor' | 'validator' | 'fullNode' = 'floor';
+    if (served.chargedBytes >= CATCHUP_SERVE_FLOOR_BYTES) {
+      if (nowMs - shared.sinceMs >= CATCHUP_RETRY_MS) {
+        shared.sinceMs = nowMs;
+        shared.chargedBytes = 0;
+        shared.fullNodesBytes = 0;
+      }
+      // A peer counts as a validator when its name is one of the sets' keys
+      // (docs/protocol.md): consensus liveness first.
+      part =
+        this.chain.validators.hasKeyHex(peer) || this.chain.nextValidators.hasKeyHex(peer)
+          ? 'validator'
+          : 'fullNode';
+      const fullNodesMax = divFloor(this.serveTotalBytes, CATCHUP_SERVE_FULL_NODES_PART);
+      if (
+        shared.chargedBytes >= this.serveTotalBytes ||
+        (part === 'fullNode' && shared.fullNodesBytes >= fullNodesMax)
+      ) {
+        served.chargedBytes += CATCHUP_SERVE_LOOKUP_BYTES;
+        return 'busy';
+      }
+    }
+    const charged = this.serveBlocks(peer, fromHeight, count);
+    served.chargedBytes += charged;
+    if (part !== 'floor') shared.chargedBytes += charged;
+    if (part === 'fullNode') shared.fullNodesBytes += charged;
+    return null;
+  }
+
+  /**
+   * The peer our last request went to answered `blockBusy`: its serving
+   * budget for all peers is spent. Another peer is asked at once, and the
+   * busy one not for a retry period (it would answer busy again). With no
+   * other, the request stays out as an unanswered one would (we are still
+   * catching up), and the next message from a peer ahead once the busy
+   * peer's period is over asks again. As with a `pruned` answer
+   * (onPeerPruned), only the answer of the peer asked, to the request it
+   * was sent, counts, and once: anyone may send one, and acting on each
+   * would turn every one into a request.
+   */
+  private onBlockBusy(from: PeerId, fromHeight: number, nowMs: number): void {
+    if (
+      from !== this.requestedFrom ||
+      fromHeight !== this.requestedHeight ||
+      this.requestAnswered ||
+      this.requestedUpTo < fromHeight
+    ) {
+      return this.drop('unexpected');
+    }
+    // Its keys are peers we asked, so among peerHeights' (bounded).
+    this.busyPeers.set(from, nowMs);
+    const upTo = this.requestedUpTo;
+    this.requestedFrom = null;
+    this.requestedUpTo = 0;
+    this.requestBlocks(from, nowMs);
+    if (this.requestedFrom === null) {
+      this.requestedFrom = from;
+      this.requestedUpTo = upTo;
+    }
   }
 
   /**

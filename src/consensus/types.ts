@@ -134,7 +134,12 @@ export type Message =
   | { readonly kind: 'vote'; readonly vote: Vote }
   | { readonly kind: 'evidence'; readonly evidence: DuplicateVoteEvidence }
   | { readonly kind: 'blockRequest'; readonly fromHeight: number; readonly count: number }
-  | { readonly kind: 'blockResponse'; readonly blocks: readonly CommittedBlock[] };
+  | { readonly kind: 'blockResponse'; readonly blocks: readonly CommittedBlock[] }
+  /**
+   * A block request from `fromHeight` refused because the serving budget all
+   * peers share is spent: the asker turns to another peer at once.
+   */
+  | { readonly kind: 'blockBusy'; readonly fromHeight: number };
 
 // --- genesis and the state carried from height to height ----------------------
 
@@ -337,6 +342,11 @@ export type DropReason =
   | 'bufferFull'
   /** A peer past its budget of block requests answered per retry period. */
   | 'rateLimited'
+  /**
+   * A block request within its peer's budget, over the one all peers share
+   * (and past its peer's floor): answered `blockBusy`.
+   */
+  | 'busy'
   | 'unexpected'
   | 'staleTimeout'
   | 'doubleSignRefused'

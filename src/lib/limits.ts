@@ -318,6 +318,45 @@ export const CATCHUP_SERVE_BYTES_PER_PEER_MAX = 8 * MESSAGE_BYTES_MAX;
  * blocks a second, most of a core; at 16 KiB about 3,800.
  */
 export const CATCHUP_SERVE_LOOKUP_BYTES = 16 * 1024;
+/**
+ * What all peers' block requests (and the blocks pushed to peers behind)
+ * may draw from us together per CATCHUP_RETRY_MS beyond each peer's floor
+ * (CATCHUP_SERVE_FLOOR_BYTES), charged as CATCHUP_SERVE_BYTES_PER_PEER_MAX
+ * is; config.catchupServeTotalMiBPerS sets it. Each peer's own budget alone
+ * let every configured peer draw that much at once: many full nodes (or
+ * Byzantine ones), each within its own, took the node's disk and CPU from
+ * consensus. Two peers' full budget: two laggers at once go at full speed,
+ * more share it. A request over it is answered `blockBusy`, and the asker
+ * turns to another peer at once. Full nodes together draw at most half of
+ * it (CATCHUP_SERVE_FULL_NODES_PART): the rest is the validators'.
+ */
+export const CATCHUP_SERVE_TOTAL_BYTES_PER_S = 2 * CATCHUP_SERVE_BYTES_PER_PEER_MAX;
+/**
+ * Full nodes (peers that are not validators of the current or the next set)
+ * together draw at most 1/this of the shared budget: half, so a lagging
+ * validator (consensus liveness first) keeps the other half whatever they ask.
+ */
+export const CATCHUP_SERVE_FULL_NODES_PART = 2;
+/**
+ * What each peer is still served per CATCHUP_RETRY_MS once the shared budget
+ * is spent (its first bytes of each period, not counted against the shared
+ * budget): one full answer (a message of blocks, and the lookup charges of a
+ * request and a batch), so peers within their own limits cannot together
+ * starve a lagging one. The total is then at most the shared budget plus this
+ * and one answer per peer, and the peers are the configured ones.
+ */
+export const CATCHUP_SERVE_FLOOR_BYTES =
+  MESSAGE_BYTES_MAX + (CATCHUP_BATCH_BLOCKS_MAX + 1) * CATCHUP_SERVE_LOOKUP_BYTES;
+/**
+ * Fewest MiB a second the config may set: each half of the shared budget
+ * (the full nodes' and the validators') still holds a full answer a period
+ * beyond the floors.
+ */
+export const CATCHUP_SERVE_TOTAL_MIB_PER_S_MIN = Math.ceil(
+  (CATCHUP_SERVE_FULL_NODES_PART * CATCHUP_SERVE_FLOOR_BYTES) / (1024 * 1024),
+);
+/** Most the config may set (16 GiB/s: no limit in practice). */
+export const CATCHUP_SERVE_TOTAL_MIB_PER_S_MAX = 16 * 1024;
 /** Default step timeouts (Tendermint's timeoutX(r) = base + r·delta, capped). */
 export const TIMEOUT_PROPOSE_MS = 3_000;
 export const TIMEOUT_PREVOTE_MS = 1_000;
@@ -346,6 +385,17 @@ assert(
   'the pool holds evidence against every validator of a set',
 );
 assert(CATCHUP_BATCH_BLOCKS_MAX <= CATCHUP_BUFFER_BLOCKS_MAX, 'a batch must fit the buffer');
+assert(
+  CATCHUP_SERVE_TOTAL_BYTES_PER_S % (1024 * 1024) === 0 &&
+    CATCHUP_SERVE_TOTAL_BYTES_PER_S >= CATCHUP_SERVE_TOTAL_MIB_PER_S_MIN * 1024 * 1024 &&
+    CATCHUP_SERVE_TOTAL_BYTES_PER_S <= CATCHUP_SERVE_TOTAL_MIB_PER_S_MAX * 1024 * 1024,
+  'the default shared catch-up budget is one the config may set',
+);
+assert(
+  CATCHUP_SERVE_TOTAL_BYTES_PER_S / CATCHUP_SERVE_FULL_NODES_PART >=
+    CATCHUP_SERVE_BYTES_PER_PEER_MAX - CATCHUP_SERVE_FLOOR_BYTES,
+  'by default one full node lagging alone is served at its own budget',
+);
 assert(
   CATCHUP_SERVE_BYTES_PER_PEER_MAX >= CATCHUP_BUFFER_BYTES_PER_PEER_MAX + 2 * MESSAGE_BYTES_MAX,
   "a lagger filling its buffer from one peer stays within that peer's serving budget",

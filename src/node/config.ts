@@ -17,6 +17,8 @@ import type { Genesis } from '../exchange/index.ts';
 import { fromHex, toHex } from '../lib/bytes.ts';
 import {
   BLOCKS_KEPT_MIN,
+  CATCHUP_SERVE_TOTAL_MIB_PER_S_MAX,
+  CATCHUP_SERVE_TOTAL_MIB_PER_S_MIN,
   CONFIG_FILE_BYTES_MAX,
   CONFIG_PEERS_MAX,
   ORACLE_FEED_AGE_MS_MAX,
@@ -82,6 +84,12 @@ export interface NodeConfig {
    * to all peers together (sync_server.ts); absent: SYNC_SERVE_TOTAL_REQUESTS_PER_S.
    */
   readonly syncServeTotalRequestsPerS?: number;
+  /**
+   * MiB a second of consensus catch-up blocks this node serves to all peers
+   * together beyond each peer's floor (replica.ts, serveWithinBudgets);
+   * absent: CATCHUP_SERVE_TOTAL_BYTES_PER_S.
+   */
+  readonly catchupServeTotalMiBPerS?: number;
   /**
    * Check the exchange's invariants after every block (O(state): a debugging
    * aid). A failure halts the node; absent: false.
@@ -265,6 +273,7 @@ export function validateConfig(raw: unknown): NodeConfig {
     'trustedBlock',
     'blocksKept',
     'syncServeTotalRequestsPerS',
+    'catchupServeTotalMiBPerS',
     'checkInvariants',
     'haltHeight',
   ]);
@@ -445,6 +454,15 @@ export function validateConfig(raw: unknown): NodeConfig {
           SYNC_SERVE_TOTAL_REQUESTS_PER_S_MIN,
           SYNC_SERVE_TOTAL_REQUESTS_PER_S_MAX,
         );
+  const catchupServeTotalMiBPerS =
+    orDefault(c, 'catchupServeTotalMiBPerS', undefined) === undefined
+      ? null
+      : int(
+          c.catchupServeTotalMiBPerS,
+          'config.catchupServeTotalMiBPerS',
+          CATCHUP_SERVE_TOTAL_MIB_PER_S_MIN,
+          CATCHUP_SERVE_TOTAL_MIB_PER_S_MAX,
+        );
   const haltHeight =
     c.haltHeight === undefined || c.haltHeight === null
       ? null
@@ -468,6 +486,7 @@ export function validateConfig(raw: unknown): NodeConfig {
     trustedBlock,
     blocksKept,
     ...(syncServeTotalRequestsPerS !== null ? { syncServeTotalRequestsPerS } : {}),
+    ...(catchupServeTotalMiBPerS !== null ? { catchupServeTotalMiBPerS } : {}),
     ...(checkInvariants ? { checkInvariants } : {}),
     ...(haltHeight !== null ? { haltHeight } : {}),
   };

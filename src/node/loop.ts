@@ -196,6 +196,11 @@ export interface NodeLoopOptions {
   /** Rewrite the WAL from its checkpoint once it grew by this much (default WAL_ROTATE_BYTES). */
   readonly walRotateBytes?: number;
   /**
+   * Catch-up bytes served to all peers together per retry period beyond
+   * each one's floor (ReplicaConfig.catchupServeTotalBytesPerS).
+   */
+  readonly catchupServeTotalBytesPerS?: number;
+  /**
    * Makes what the hooks wrote beside the blocks durable (the node's results
    * log): called before a snapshot is saved, which a restart resumes from
    * without executing (and recording) the heights below it again. Not before
@@ -287,7 +292,13 @@ export class NodeLoop {
     this.log = options.log ?? silentLog;
     this.divergence = new DivergenceWatch(options.verifier);
     this.replica = new Replica(
-      { genesis: options.genesis, ...(options.timeouts ? { timeouts: options.timeouts } : {}) },
+      {
+        genesis: options.genesis,
+        ...(options.timeouts ? { timeouts: options.timeouts } : {}),
+        ...(options.catchupServeTotalBytesPerS !== undefined
+          ? { catchupServeTotalBytesPerS: options.catchupServeTotalBytesPerS }
+          : {}),
+      },
       {
         signer: options.signer,
         verifier: options.verifier,

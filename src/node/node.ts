@@ -84,6 +84,8 @@ export interface ZommaNodeOptions {
   readonly blocksKept?: number;
   /** State-sync requests served to all peers together per second (SyncServerOptions.totalRequestsPerS). */
   readonly syncServeTotalRequestsPerS?: number;
+  /** Catch-up bytes served to all peers together per second beyond their floors (NodeLoopOptions). */
+  readonly catchupServeTotalBytesPerS?: number;
   /** The mempool's bounds (default: MEMPOOL_* in limits.ts); tests make them small. */
   readonly mempoolLimits?: Partial<MempoolLimits>;
   /** Rewrite the WAL from its checkpoint once it grew by this much (NodeLoopOptions.walRotateBytes). */
@@ -216,6 +218,9 @@ export class ZommaNode {
       snapshotEveryHeights: options.snapshotEveryHeights,
       snapshotsKept: options.snapshotsKept,
       blocksKept: options.blocksKept ?? 0,
+      ...(options.catchupServeTotalBytesPerS !== undefined
+        ? { catchupServeTotalBytesPerS: options.catchupServeTotalBytesPerS }
+        : {}),
       commitPauseMs: options.commitPauseMs ?? 0,
       walSyncInBackground: true,
       ...(options.walRotateBytes !== undefined ? { walRotateBytes: options.walRotateBytes } : {}),

@@ -270,6 +270,9 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
       ...(config.syncServeTotalRequestsPerS !== undefined
         ? { syncServeTotalRequestsPerS: config.syncServeTotalRequestsPerS }
         : {}),
+      ...(config.catchupServeTotalMiBPerS !== undefined
+        ? { catchupServeTotalBytesPerS: config.catchupServeTotalMiBPerS * 1024 * 1024 }
+        : {}),
       checkInvariants: config.checkInvariants === true,
       commitPauseMs: config.commitPauseMs,
       proposeWaitMs: config.proposeWaitMs ?? PROPOSE_WAIT_MS_DEFAULT,

@@ -41,7 +41,9 @@
 //    to SYNC_BUSY_WAIT_MS_MAX (past it, it is: a share of a busy server below
 //    SYNC_TRANSFER_BYTES_PER_S_MIN is too slow, as a slow link is), and one
 //    request answered busy for longer than that refuses the offer (SyncBusy):
-//    a peer answering busy forever, or nearly, costs a bounded time.
+//    a peer answering busy forever, or nearly, costs a bounded time. A
+//    request the offer's end (or the deadline) cut short and left unanswered
+//    is neither charged to its peer nor counted an attempt.
 // 4. Restore the application from the snapshot and recompute its appHash; any
 //    difference refuses the offer (typed error, nothing written).
 // 5. Write the snapshot, a WAL checkpoint of height h, then block h: the node
@@ -771,15 +773,21 @@ export class StateSyncer {
       const waiting = (p: PeerId): boolean => (busyUntilMs.get(p) ?? 0) > this.clock.nowMs();
       if (peers.every((p) => skipped(p) || waiting(p))) {
         if (!(await this.waitOutBusy(peers, skipped, waited, key))) break;
+        // The wait moves an offer's end only up to SYNC_BUSY_WAIT_MS_MAX of
+        // busy time: past that it may have run out the offer meanwhile, and a
+        // request sent now would go out with no time left to answer.
+        if (this.clock.nowMs() >= deadlineMs()) break;
       }
       const peer = this.pick(peers, turn + asked, (p) => skipped(p) || waiting(p));
       const startMs = this.clock.nowMs();
-      const answer = await this.request(
-        peer,
-        key,
-        Math.min(responseTimeoutMs, deadlineMs() - startMs),
-      );
+      const timeoutMs = Math.min(responseTimeoutMs, deadlineMs() - startMs);
+      const answer = await this.request(peer, key, timeoutMs);
       const elapsedMs = this.clock.nowMs() - startMs;
+      // Unanswered within less than a response timeout: the deadline ended the
+      // wait, not the peer, so it is neither charged nor counted a try (a
+      // request sent a millisecond before the end would cost its peer a whole
+      // timeout, and its place for every later offer).
+      if (answer === null && timeoutMs < responseTimeoutMs) break;
       // Busy: no attempt used and no time charged against the offer (up to
       // SYNC_BUSY_WAIT_MS_MAX); its whole round trip is charged to its peer,
       // so peers that serve are asked first: a peer answering busy after

@@ -118,6 +118,7 @@ const message: fc.Arbitrary<Message> = fc.oneof(
     fromHeight: height,
     count: fc.integer({ min: 1, max: 64 }),
   }),
+  fc.record({ kind: fc.constant('blockBusy' as const), fromHeight: height }),
   fc.record({
     kind: fc.constant('blockResponse' as const),
     blocks: fc.array(fc.record({ block, commit }), { maxLength: 2 }),

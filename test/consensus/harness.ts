@@ -235,6 +235,8 @@ export interface HarnessOptions {
   readonly sizedStore?: boolean;
   /** The replicas' double-sign watch (default: the replica's). */
   readonly doubleSignWatchHeights?: number;
+  /** The replicas' catch-up serving budget shared by all peers (default: the replica's). */
+  readonly catchupServeTotalBytesPerS?: number;
 }
 
 /** The first byte of a checkpoint WAL record (WAL_TAG in src/consensus/codec.ts). */
@@ -363,6 +365,9 @@ export class Harness {
         ...(this.options.doubleSignWatchHeights === undefined
           ? {}
           : { doubleSignWatchHeights: this.options.doubleSignWatchHeights }),
+        ...(this.options.catchupServeTotalBytesPerS === undefined
+          ? {}
+          : { catchupServeTotalBytesPerS: this.options.catchupServeTotalBytesPerS }),
       },
       {
         signer: this.keys[node.index]!.signer,

@@ -5,6 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, parseHostPort, validateConfig } from '../../src/node/config.ts';
 import {
+  CATCHUP_SERVE_TOTAL_BYTES_PER_S,
+  CATCHUP_SERVE_TOTAL_MIB_PER_S_MAX,
+  CATCHUP_SERVE_TOTAL_MIB_PER_S_MIN,
   CONFIG_FILE_BYTES_MAX,
   SYNC_SERVE_TOTAL_REQUESTS_PER_S_MAX,
   SYNC_SERVE_TOTAL_REQUESTS_PER_S_MIN,
@@ -110,6 +113,33 @@ test('config.syncServeTotalRequestsPerS: an integer rate within its bounds, read
   }
 });
 
+test('config.catchupServeTotalMiBPerS: an integer rate within its bounds, read back as saved; absent is the default; anything else names the field', () => {
+  assert.ok(!('catchupServeTotalMiBPerS' in validateConfig(BASE)), 'absent stays absent');
+  for (const rate of [
+    CATCHUP_SERVE_TOTAL_MIB_PER_S_MIN,
+    CATCHUP_SERVE_TOTAL_BYTES_PER_S / (1024 * 1024),
+    CATCHUP_SERVE_TOTAL_MIB_PER_S_MAX,
+  ]) {
+    const c = validateConfig({ ...BASE, catchupServeTotalMiBPerS: rate });
+    assert.equal(c.catchupServeTotalMiBPerS, rate);
+    assert.deepEqual(validateConfig(JSON.parse(JSON.stringify(c)) as NodeConfig), c);
+  }
+  for (const bad of [
+    0,
+    CATCHUP_SERVE_TOTAL_MIB_PER_S_MIN - 1,
+    CATCHUP_SERVE_TOTAL_MIB_PER_S_MAX + 1,
+    64.5,
+    '144',
+    null,
+  ]) {
+    assert.throws(
+      () => validateConfig({ ...BASE, catchupServeTotalMiBPerS: bad }),
+      refusedAt('config.catchupServeTotalMiBPerS'),
+      JSON.stringify(bad),
+    );
+  }
+});
+
 test('config.json is sized in bytes before it is read: past CONFIG_FILE_BYTES_MAX it is refused as too large', () => {
   const home = mkdtempSync(join(tmpdir(), 'zomma-config-'));
   try {
@@ -183,6 +213,7 @@ test('config: a field whose absence means a default refuses null, naming it (nul
     'stateSync',
     'blocksKept',
     'syncServeTotalRequestsPerS',
+    'catchupServeTotalMiBPerS',
   ]) {
     assert.throws(
       () => validateConfig({ ...BASE, [name]: null }),

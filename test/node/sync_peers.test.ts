@@ -1678,3 +1678,79 @@ test('co-providers answering every chunk busy just under ANSWER_MS_MAX do not ma
   assert.equal(synced.height, 12);
   assert.equal(syncer.stats.offersRefused, 0, 'the honest offer completed');
 });
+
+// --- an offer's end after a busy wait ------------------------------------------
+
+test('a busy wait that runs past the offer budget (its busy time over SYNC_BUSY_WAIT_MS_MAX) sends no request after it: the offer ends at its end', async () => {
+  // Four busy answers of 1 s before each chunk: past 30 s of busy time the
+  // budget's end stops moving, and a wait ends past it.
+  const chunks = 13;
+  const fake = largeSnapshot(22, chunks, false);
+  const tries = new Map<number, number>();
+  const chunkAsked: number[] = [];
+  let clock: VirtualClock | null = null;
+  const dripping: Peer = {
+    snapshots: new Map([[22, fake]]),
+    block: honestBlock,
+    lie: (message, answer) => {
+      if (message.kind === 'chunkRequest') {
+        chunkAsked.push(clock!.nowMs());
+        const n = tries.get(message.index) ?? 0;
+        tries.set(message.index, n + 1);
+        if (n < 4) return [{ kind: 'busy', request: message, retryAfterMs: 1_000 }];
+      }
+      return answer === null ? [] : [answer];
+    },
+  };
+  const made = syncerFor({ dripping });
+  clock = made.clock;
+  await assert.rejects(made.syncer.run(), refusedWith('SyncBusy'));
+  // The first chunk is asked as the offer's fetch starts (nothing is awaited before it).
+  const endMs = chunkAsked[0]! + offerBudgetMs(fake.length) + SYNC_BUSY_WAIT_MS_MAX;
+  const late = chunkAsked.filter((atMs) => atMs >= endMs);
+  assert.deepEqual(late, [], `chunks asked at or after the offer's end (${endMs})`);
+  assert.ok(
+    clock.nowMs() >= endMs,
+    'the busy time did outlast the offer budget and the busy allowance',
+  );
+});
+
+test('a request the offer deadline cuts short (sent a millisecond before it, after a busy wait) and left unanswered costs its peer no timeout and no try', async () => {
+  // Busy answers of up to 5 s, timed so that the last wait ends 1 ms before
+  // the offer's end, once 30 s of busy time have fixed that end; the request
+  // then sent gets no answer within that millisecond.
+  const chunks = 13;
+  const fake = largeSnapshot(22, chunks, false);
+  const budgetMs = offerBudgetMs(fake.length);
+  const tries = new Map<number, number>();
+  let clock: VirtualClock | null = null;
+  let endMs = 0;
+  let silentAtMs = 0;
+  const dripping: Peer = {
+    snapshots: new Map([[22, fake]]),
+    block: honestBlock,
+    lie: (message, answer) => {
+      if (message.kind !== 'chunkRequest') return answer === null ? [] : [answer];
+      const nowMs = clock!.nowMs();
+      if (endMs === 0) endMs = nowMs + budgetMs + SYNC_BUSY_WAIT_MS_MAX;
+      if (nowMs === endMs - 1) {
+        silentAtMs = nowMs;
+        return [];
+      }
+      const n = tries.get(message.index) ?? 0;
+      tries.set(message.index, n + 1);
+      if (n >= 5) return answer === null ? [] : [answer];
+      const retryAfterMs = Math.min(SYNC_BUSY_RETRY_MS_MAX, endMs - 1 - nowMs);
+      assert.ok(
+        retryAfterMs >= SYNC_BUSY_RETRY_MS_MIN,
+        `${retryAfterMs} ms: a delay a busy answer may name`,
+      );
+      return [{ kind: 'busy', request: message, retryAfterMs }];
+    },
+  };
+  const made = syncerFor({ dripping });
+  clock = made.clock;
+  await assert.rejects(made.syncer.run(), refusedWith('SyncBusy'));
+  assert.equal(silentAtMs, endMs - 1, 'a request went out a millisecond before the end');
+  assert.equal(made.syncer.stats.retries, 0, 'the deadline, not the peer, left it unanswered');
+});

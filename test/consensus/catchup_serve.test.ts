@@ -1,0 +1,218 @@
+// The catch-up serving budget all peers share (Replica.serveWithinBudgets):
+// many peers, each within its own budget, draw at most the shared budget
+// beyond their floors; full nodes at most half of it; a request over it is
+// answered blockBusy, and the asker turns to another peer at once.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { decode, encode } from '../../src/codec/wire.ts';
+import {
+  CATCHUP_RETRY_MS,
+  CATCHUP_SERVE_BYTES_PER_PEER_MAX,
+  CATCHUP_SERVE_FLOOR_BYTES,
+  CATCHUP_SERVE_FULL_NODES_PART,
+  CATCHUP_SERVE_LOOKUP_BYTES,
+  CATCHUP_SERVE_TOTAL_BYTES_PER_S,
+  CATCHUP_SERVE_TOTAL_MIB_PER_S_MIN,
+} from '../../src/lib/limits.ts';
+import { committedBlockCodec, messageCodec } from '../../src/consensus/codec.ts';
+import { toHex } from '../../src/lib/bytes.ts';
+import type { Effect } from '../../src/consensus/types.ts';
+import { Harness } from './harness.ts';
+
+const MIB = 1024 * 1024;
+
+const request = encode(messageCodec, { kind: 'blockRequest', fromHeight: 1, count: 64 });
+
+/**
+ * What a server's effects for one request show: the charge of the blocks it
+ * answered with (a lookup for the request and each block, and each block's
+ * bytes: they are small, so none was left out of the answer for its size),
+ * 0 if it sent none; and whether it answered busy.
+ */
+function servedBy(effects: readonly Effect[]): { charge: number; busy: boolean } {
+  let charge = 0;
+  let busy = false;
+  for (const e of effects) {
+    if (e.kind !== 'send') continue;
+    const m = decode(messageCodec, e.bytes);
+    if (m.kind === 'blockBusy') busy = true;
+    if (m.kind !== 'blockResponse') continue;
+    charge += CATCHUP_SERVE_LOOKUP_BYTES;
+    for (const b of m.blocks) {
+      charge += CATCHUP_SERVE_LOOKUP_BYTES + encode(committedBlockCodec, b).length;
+    }
+  }
+  return { charge, busy };
+}
+
+/** The peers a block request in `effects` went to. */
+function blockRequestsTo(effects: readonly Effect[]): string[] {
+  return effects.flatMap((e) =>
+    e.kind === 'send' && decode(messageCodec, e.bytes).kind === 'blockRequest' ? [e.to] : [],
+  );
+}
+
+test('many peers asking for blocks, each within its own budget, draw at most the shared budget beyond their floors: full nodes at most half of it, the validators the rest, each peer its floor; a request over it is answered blockBusy', () => {
+  const h = new Harness({ n: 4, seed: 41 });
+  h.startAll();
+  assert.ok(
+    h.run(() => h.minCommitted() >= 20),
+    'the chain grows',
+  );
+  const server = h.nodes[0]!.replica;
+  const fullNodes = Array.from({ length: 40 }, (_, i) => `full${i}`);
+  // The transport names a validator's node by its key: these count as validators.
+  const validators = h.keys.slice(1, 4).map((k) => toHex(k.publicKey));
+  const peers = [...fullNodes, ...validators];
+  const t = h.nowMs;
+  // Each peer's answers in turn (their charges) and busy answers (-1), all within one period.
+  const events = new Map<string, number[]>(peers.map((p) => [p, []]));
+  // Full nodes ask first at each round: they would take everything if they could.
+  for (let round = 0; round < 250; round++) {
+    for (const peer of peers) {
+      const { charge, busy } = servedBy(server.onMessage(peer, request, t));
+      if (charge > 0) events.get(peer)!.push(charge);
+      if (busy) events.get(peer)!.push(-1);
+    }
+  }
+  let answerMax = 0;
+  let total = 0;
+  let sharedFullNodes = 0;
+  let sharedValidators = 0;
+  let busyAnswers = 0;
+  for (const peer of peers) {
+    // Its first CATCHUP_SERVE_FLOOR_BYTES of the period are its floor; the rest the shared budget's.
+    let drawn = 0;
+    let floor = 0;
+    for (const charge of events.get(peer)!) {
+      if (charge < 0) {
+        busyAnswers++;
+        assert.ok(drawn >= CATCHUP_SERVE_FLOOR_BYTES, `${peer} answered busy within its floor`);
+        drawn += CATCHUP_SERVE_LOOKUP_BYTES;
+        continue;
+      }
+      answerMax = Math.max(answerMax, charge);
+      total += charge;
+      if (drawn < CATCHUP_SERVE_FLOOR_BYTES) floor += charge;
+      else if (validators.includes(peer)) sharedValidators += charge;
+      else sharedFullNodes += charge;
+      drawn += charge;
+    }
+    assert.ok(floor >= CATCHUP_SERVE_FLOOR_BYTES, `${peer} was served its floor (${floor} bytes)`);
+    assert.ok(drawn <= CATCHUP_SERVE_BYTES_PER_PEER_MAX + answerMax, `${peer} within its own`);
+  }
+  const fullNodesMax = CATCHUP_SERVE_TOTAL_BYTES_PER_S / CATCHUP_SERVE_FULL_NODES_PART;
+  assert.ok(
+    sharedFullNodes <= fullNodesMax + answerMax,
+    `full nodes drew ${sharedFullNodes} bytes of the shared budget, over their part of ${fullNodesMax}`,
+  );
+  assert.ok(
+    sharedFullNodes + sharedValidators <= CATCHUP_SERVE_TOTAL_BYTES_PER_S + answerMax,
+    `${sharedFullNodes + sharedValidators} bytes of the shared budget drawn, over ${CATCHUP_SERVE_TOTAL_BYTES_PER_S}`,
+  );
+  assert.ok(
+    sharedValidators >= CATCHUP_SERVE_TOTAL_BYTES_PER_S - fullNodesMax - answerMax,
+    `the validators drew ${sharedValidators} bytes: their part is theirs whatever full nodes ask`,
+  );
+  // The bound as a whole: the shared budget, and a floor and an answer per peer.
+  const bound =
+    CATCHUP_SERVE_TOTAL_BYTES_PER_S +
+    answerMax +
+    peers.length * (CATCHUP_SERVE_FLOOR_BYTES + answerMax);
+  assert.ok(total <= bound, `${total} bytes served in one period, over ${bound}`);
+  assert.ok(busyAnswers > 0, 'requests over the shared budget were answered busy');
+  assert.equal(server.metrics.busy, busyAnswers);
+  assert.equal(server.metrics.rateLimited, 0, 'no peer went past its own budget');
+  // The next period, a full node is served again.
+  assert.ok(servedBy(server.onMessage(fullNodes[0]!, request, t + CATCHUP_RETRY_MS)).charge > 0);
+});
+
+test('an honest lagging replica catches up while other peers, each within its own budget, flood its servers with block requests; what they draw stays within the shared bound', () => {
+  // The least shared budget the config allows: the flood is the larger part of what is asked.
+  const totalBytes = CATCHUP_SERVE_TOTAL_MIB_PER_S_MIN * MIB;
+  const h = new Harness({ n: 4, seed: 8, catchupServeTotalBytesPerS: totalBytes });
+  h.startAll();
+  h.crash(3);
+  assert.ok(h.run(() => h.minCommitted([0, 1, 2]) >= 3_000));
+  const target = h.minCommitted([0, 1, 2]);
+  const flooders = Array.from({ length: 6 }, (_, i) => `flood${i}`);
+  const servers = [0, 1, 2];
+  const drawn = [0, 0, 0];
+  let answerMax = 0;
+  let nextFloodMs = h.nowMs;
+  // Every 10 ms each flooder asks each server again and again, until it is refused.
+  h.afterEffect = () => {
+    if (h.nowMs < nextFloodMs) return;
+    nextFloodMs = h.nowMs + 10;
+    for (const s of servers) {
+      const server = h.nodes[s]!.replica;
+      for (const flooder of flooders) {
+        for (let i = 0; i < 1_000; i++) {
+          const { charge } = servedBy(server.onMessage(flooder, request, h.nowMs));
+          if (charge === 0) break;
+          drawn[s]! += charge;
+          answerMax = Math.max(answerMax, charge);
+        }
+      }
+    }
+  };
+  const startMs = h.nowMs;
+  h.restart(3);
+  assert.ok(
+    h.run(() => h.height(3) >= target, 60_000),
+    `the lagging replica reached ${h.height(3)} of ${target}`,
+  );
+  h.afterEffect = null;
+  // Each period (of the shared budget, and of each peer) lasts CATCHUP_RETRY_MS at least.
+  const periods = Math.floor((h.nowMs - startMs) / CATCHUP_RETRY_MS) + 1;
+  const bound =
+    periods * (totalBytes + answerMax + flooders.length * (CATCHUP_SERVE_FLOOR_BYTES + answerMax));
+  for (const s of servers) {
+    assert.ok(drawn[s]! <= bound, `server ${s}: ${drawn[s]} bytes to the flood, over ${bound}`);
+    assert.ok(h.nodes[s]!.replica.metrics.busy > 0, `server ${s} held the flood back`);
+  }
+  for (let height = 1; height <= target; height++) {
+    assert.equal(h.nodes[3]!.committed.get(height), h.nodes[0]!.committed.get(height));
+  }
+});
+
+test('a blockBusy answer from the peer asked moves the request to another peer at once, and the busy peer is not asked for a retry period; one from a peer not asked, or repeated, asks nobody', () => {
+  const h = new Harness({ n: 4, seed: 33 });
+  let ahead: Uint8Array | null = null;
+  h.filter = (from, to, bytes) => {
+    if (from === 1 && to === 0) {
+      const m = decode(messageCodec, bytes);
+      if (m.kind === 'vote' && m.vote.height === 8) ahead = bytes;
+    }
+    // Replica 3 hears nothing: it stays at height 1 while the others go on.
+    return from !== 3 && to !== 3;
+  };
+  h.startAll();
+  assert.ok(h.run(() => ahead !== null));
+  const lagging = h.nodes[3]!.replica;
+  assert.equal(lagging.height, 1);
+  const busy = encode(messageCodec, { kind: 'blockBusy', fromHeight: 1 });
+  const t = h.nowMs;
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', ahead!, t)), ['p1']);
+  // p2 is ahead too; one request is outstanding, so it is not asked yet.
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p2', ahead!, t)), []);
+  // p2 was not asked: its busy answer asks nobody.
+  const unexpected = lagging.metrics.unexpected;
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p2', busy, t)), []);
+  assert.equal(lagging.metrics.unexpected, unexpected + 1);
+  // p1 was asked: its busy answer moves the request to p2 now, not a retry period later.
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', busy, t)), ['p2']);
+  // Repeated, it does nothing more.
+  for (let i = 0; i < 10; i++)
+    assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', busy, t)), []);
+  // p2 busy too: nobody else to ask, and neither is asked within the retry period.
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p2', busy, t + 1)), []);
+  assert.equal(lagging.catchingUp(t + 1), true, 'still catching up: the request stays out');
+  for (let i = 0; i < 10; i++) {
+    assert.deepEqual(blockRequestsTo(lagging.onMessage('p2', busy, t + 2)), []);
+  }
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', ahead!, t + CATCHUP_RETRY_MS - 1)), []);
+  // Once p1's period is over, it is asked again (its floor is there again by then).
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', ahead!, t + CATCHUP_RETRY_MS)), ['p1']);
+});
