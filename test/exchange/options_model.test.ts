@@ -966,9 +966,19 @@ class Model {
     // An account's first option of an underlying takes its dated futures there
     // from the linear formula into the scenario, whose long premium floor may
     // then cover them (docs/exchange.md, "Dated futures and options", Margin):
-    // that first order may lower initial margin. Any other may not.
+    // that first order may lower initial margin. Any other may not. A record
+    // without a position or a resting order (one the account closed, or
+    // whose orders it cancelled) is margined as none: it holds nothing.
     const u = m.params.underlying;
-    const held = trader.listed.map((p) => state.markets[p.market]!);
+    const held = trader.listed
+      .filter((p) => {
+        const x = state.markets[p.market]!;
+        const resting =
+          x.book.ownerRestingLots(trader.index, 'buy') +
+          x.book.ownerRestingLots(trader.index, 'sell');
+        return p.sizeLots !== 0 || resting > 0;
+      })
+      .map((p) => state.markets[p.market]!);
     const first =
       held.some((x) => x.params.underlying === u && x.instrument.kind === 'future') &&
       !held.some((x) => x.params.underlying === u && x.instrument.kind === 'option');
