@@ -2224,27 +2224,31 @@ export class Replica implements ConsensusReplica {
    * peer's period is over asks again. As with a `pruned` answer
    * (onPeerPruned), only the answer of the peer asked, to the request it
    * was sent, counts, and once: anyone may send one, and acting on each
-   * would turn every one into a request.
+   * would turn every one into a request. Once means once also when the
+   * request stayed with that peer: a repeat within the retry period is
+   * refused (we never ask a peer within its busy period, so an answer to a
+   * later request comes after it).
    */
   private onBlockBusy(from: PeerId, fromHeight: number, nowMs: number): void {
     if (
       from !== this.requestedFrom ||
       fromHeight !== this.requestedHeight ||
       this.requestAnswered ||
-      this.requestedUpTo < fromHeight
+      this.requestedUpTo < fromHeight ||
+      this.answeredBusy(from, nowMs)
     ) {
       return this.drop('unexpected');
     }
     // Its keys are peers we asked, so among peerHeights' (bounded).
     this.busyPeers.set(from, nowMs);
     const upTo = this.requestedUpTo;
-    this.requestedFrom = null;
+    // The request stays the busy peer's (requestedFrom), as an unanswered one
+    // would: catchupPeer then asks the next peer in turn after it. Without
+    // it, each busy answer went to the first peer heard that may serve, and
+    // a silent one heard first cost a retry period after every busy answer.
     this.requestedUpTo = 0;
     this.requestBlocks(from, nowMs);
-    if (this.requestedFrom === null) {
-      this.requestedFrom = from;
-      this.requestedUpTo = upTo;
-    }
+    if (this.requestedFrom === from) this.requestedUpTo = upTo;
   }
 
   /**

@@ -5,7 +5,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { decode, encode } from '../../src/codec/wire.ts';
+import { DecodeError, decode, encode } from '../../src/codec/wire.ts';
 import {
   CATCHUP_RETRY_MS,
   CATCHUP_SERVE_BYTES_PER_PEER_MAX,
@@ -215,4 +215,86 @@ test('a blockBusy answer from the peer asked moves the request to another peer a
   assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', ahead!, t + CATCHUP_RETRY_MS - 1)), []);
   // Once p1's period is over, it is asked again (its floor is there again by then).
   assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', ahead!, t + CATCHUP_RETRY_MS)), ['p1']);
+});
+
+/**
+ * A replica left at height 1 while the others go on, and a vote of height 8
+ * (a claim to be ahead any peer name may carry to it).
+ */
+function laggingReplica(): { h: Harness; ahead: Uint8Array } {
+  const h = new Harness({ n: 4, seed: 33 });
+  let ahead: Uint8Array | null = null;
+  h.filter = (from, to, bytes) => {
+    if (from === 1 && to === 0) {
+      const m = decode(messageCodec, bytes);
+      if (m.kind === 'vote' && m.vote.height === 8) ahead = bytes;
+    }
+    return from !== 3 && to !== 3;
+  };
+  h.startAll();
+  assert.ok(
+    h.run(() => ahead !== null),
+    'the others reach height 8',
+  );
+  assert.equal(h.nodes[3]!.replica.height, 1);
+  return { h, ahead: ahead! };
+}
+
+test('a blockBusy answer moves the request to the next peer in turn, as silence would: a silent peer heard first is not asked again after every busy answer', () => {
+  const { h, ahead } = laggingReplica();
+  const lagging = h.nodes[3]!.replica;
+  const busy = encode(messageCodec, { kind: 'blockBusy', fromHeight: 1 });
+  const t = h.nowMs;
+  // A peer claiming to be ahead that never answers, heard first.
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('silent', ahead, t)), ['silent']);
+  for (const p of ['p1', 'p2', 'p3']) {
+    assert.deepEqual(blockRequestsTo(lagging.onMessage(p, ahead, t)), [], `${p}: one request out`);
+  }
+  // Its request unanswered for a retry period: the next in turn is asked.
+  const next = t + CATCHUP_RETRY_MS;
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', ahead, next)), ['p1']);
+  // Busy answers go round the others in turn before the silent peer again.
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', busy, next)), ['p2']);
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p2', busy, next)), ['p3']);
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p3', busy, next)), ['silent']);
+});
+
+test('a blockBusy answer is taken once also when no other peer may be asked: a repeat within the retry period is unexpected and does not keep its peer from being asked again', () => {
+  const { h, ahead } = laggingReplica();
+  const lagging = h.nodes[3]!.replica;
+  const busy = encode(messageCodec, { kind: 'blockBusy', fromHeight: 1 });
+  const t = h.nowMs;
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', ahead, t)), ['p1']);
+  // No other peer: the request stays out.
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', busy, t)), []);
+  assert.equal(lagging.catchingUp(t), true, 'still catching up: the request stays out');
+  const unexpected = lagging.metrics.unexpected;
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', busy, t + CATCHUP_RETRY_MS - 1)), []);
+  assert.equal(lagging.metrics.unexpected, unexpected + 1, 'the repeat is unexpected');
+  // A retry period after its busy answer, p1 is asked again.
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', ahead, t + CATCHUP_RETRY_MS)), ['p1']);
+});
+
+test('a malformed blockBusy (height 0, a byte past its end, a tag past the last) is refused with a DecodeError naming what is wrong, and the replica drops it as undecodable', () => {
+  const good = encode(messageCodec, { kind: 'blockBusy', fromHeight: 300 });
+  assert.deepEqual(decode(messageCodec, good), { kind: 'blockBusy', fromHeight: 300 });
+  const cases: [Uint8Array, string][] = [
+    [Uint8Array.of(5, 0), 'message.fromHeight'],
+    [Uint8Array.of(5), 'message.fromHeight'],
+    [Uint8Array.of(...good, 0), 'message'],
+    [Uint8Array.of(6, 1), 'message.kind'],
+  ];
+  const h = new Harness({ n: 4, seed: 34 });
+  h.startAll();
+  const replica = h.nodes[0]!.replica;
+  for (const [bytes, field] of cases) {
+    assert.throws(
+      () => decode(messageCodec, bytes),
+      (e: unknown) => e instanceof DecodeError && e.field === field,
+      `${toHex(bytes)}: refused at ${field}`,
+    );
+    const dropped = replica.metrics.decode;
+    assert.deepEqual(replica.onMessage('p1', bytes, h.nowMs), []);
+    assert.equal(replica.metrics.decode, dropped + 1, `${toHex(bytes)}: dropped as undecodable`);
+  }
 });

@@ -10,6 +10,14 @@ import { loadConfig, loadGenesis, saveConfig, saveGenesis } from '../../src/node
 import type { HaltReport } from '../../src/node/loop.ts';
 import { openLogFile, runNode } from '../../src/node/runtime.ts';
 import { initSoloHome, until } from '../e2e/helpers.ts';
+import { decode, encode } from '../../src/codec/wire.ts';
+import { committedBlockCodec, messageCodec } from '../../src/consensus/codec.ts';
+import {
+  CATCHUP_SERVE_FLOOR_BYTES,
+  CATCHUP_SERVE_LOOKUP_BYTES,
+  CATCHUP_SERVE_TOTAL_MIB_PER_S_MIN,
+} from '../../src/lib/limits.ts';
+import { systemClock } from '../../src/node/clock.ts';
 import { tempDir } from './helpers.ts';
 
 test('a halt whose report cannot be written (disk full, say) still stops the node and tells its runner', async () => {
@@ -54,6 +62,51 @@ test('config.checkInvariants reaches the exchange (restored from genesis or a sn
   const running = await runNode({ home });
   try {
     assert.equal(running.node.app.exchange.options.checkInvariants, true);
+  } finally {
+    await running.stop();
+    tmp.remove();
+  }
+});
+
+test('config.catchupServeTotalMiBPerS reaches the replica: a full node past its floor is answered busy once it drew half of that budget', async () => {
+  const tmp = tempDir('zomma-catchup-budget-');
+  const home = initSoloHome(tmp.dir, { oracleSeed: 5, snapshotEveryHeights: 0, commitPauseMs: 20 });
+  saveConfig(home, {
+    ...loadConfig(home),
+    catchupServeTotalMiBPerS: CATCHUP_SERVE_TOTAL_MIB_PER_S_MIN,
+  });
+  const running = await runNode({ home });
+  try {
+    const replica = running.node.loop.replica;
+    await until(() => replica.height > 3, 30_000, 'a few blocks to serve');
+    // A peer that is no validator, asking again and again within one period.
+    const request = encode(messageCodec, { kind: 'blockRequest', fromHeight: 1, count: 64 });
+    const nowMs = systemClock.nowMs();
+    let drawn = 0;
+    let answerMax = 0;
+    for (let i = 0; i < 10_000 && replica.metrics.busy === 0; i++) {
+      for (const e of replica.onMessage('fullnode', request, nowMs)) {
+        if (e.kind !== 'send') continue;
+        const m = decode(messageCodec, e.bytes);
+        if (m.kind !== 'blockResponse') continue;
+        let charge = CATCHUP_SERVE_LOOKUP_BYTES;
+        for (const b of m.blocks) {
+          charge += CATCHUP_SERVE_LOOKUP_BYTES + encode(committedBlockCodec, b).length;
+        }
+        drawn += charge;
+        answerMax = Math.max(answerMax, charge);
+      }
+    }
+    // With the default budget, full nodes' half is past a peer's own budget:
+    // it would be rate-limited, never answered busy.
+    assert.equal(replica.metrics.busy, 1, 'answered busy');
+    assert.equal(replica.metrics.rateLimited, 0, 'within its own budget');
+    const half = (CATCHUP_SERVE_TOTAL_MIB_PER_S_MIN * 1024 * 1024) / 2;
+    assert.ok(
+      drawn >= CATCHUP_SERVE_FLOOR_BYTES + half &&
+        drawn < CATCHUP_SERVE_FLOOR_BYTES + half + 2 * answerMax,
+      `drew ${drawn} bytes before the busy answer: its floor and full nodes' half of the configured budget`,
+    );
   } finally {
     await running.stop();
     tmp.remove();
