@@ -625,7 +625,10 @@ export class Replica implements ConsensusReplica {
         this.prunedBelow.set(peer, firstHeight);
       }
       if (peer !== this.requestedFrom) return this.flush();
-      this.requestedFrom = null;
+      // Nothing is out any more, but the pruned peer stays the last asked
+      // (requestedFrom), as after a busy answer (onBlockBusy): catchupPeer
+      // asks the next peer in turn after it, not the first peer heard, which
+      // may be a silent one.
       this.requestedUpTo = 0;
       this.requestBlocks(peer, nowMs);
     }

@@ -259,6 +259,22 @@ test('a blockBusy answer moves the request to the next peer in turn, as silence 
   assert.deepEqual(blockRequestsTo(lagging.onMessage('p3', busy, next)), ['silent']);
 });
 
+test('a pruned answer moves the request to the next peer in turn, as a busy one does: a silent peer heard first is not asked again after every pruned answer', () => {
+  const { h, ahead } = laggingReplica();
+  const lagging = h.nodes[3]!.replica;
+  const t = h.nowMs;
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('silent', ahead, t)), ['silent']);
+  for (const p of ['p1', 'p2', 'p3']) {
+    assert.deepEqual(blockRequestsTo(lagging.onMessage(p, ahead, t)), [], `${p}: one request out`);
+  }
+  const next = t + CATCHUP_RETRY_MS;
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', ahead, next)), ['p1']);
+  // Each pruned answer asks the next in turn; the silent peer comes last.
+  assert.deepEqual(blockRequestsTo(lagging.onPeerPruned('p1', 2, next)), ['p2']);
+  assert.deepEqual(blockRequestsTo(lagging.onPeerPruned('p2', 2, next)), ['p3']);
+  assert.deepEqual(blockRequestsTo(lagging.onPeerPruned('p3', 2, next)), ['silent']);
+});
+
 test('a blockBusy answer is taken once also when no other peer may be asked: a repeat within the retry period is unexpected and does not keep its peer from being asked again', () => {
   const { h, ahead } = laggingReplica();
   const lagging = h.nodes[3]!.replica;
