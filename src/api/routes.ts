@@ -234,6 +234,7 @@ export const txSchema = view<V.TxView>()(
     code: optional(literal(V.TX_CODES)),
     message: optional(string()),
     actions: optional(array(actionResultSchema)),
+    resultUnavailable: optional(boolean()),
   }),
 );
 
@@ -286,7 +287,12 @@ export const blockSchema = view<V.BlockView>()(
     proposer: string(),
     txs: array(
       view<V.BlockTxView>()(
-        object({ hash: hash(), ok: boolean(), code: optional(literal(V.TX_CODES)) }),
+        object({
+          hash: hash(),
+          ok: boolean(),
+          code: optional(literal(V.TX_CODES)),
+          resultUnavailable: optional(boolean()),
+        }),
       ),
     ),
     round: optional(count()),

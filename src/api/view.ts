@@ -295,13 +295,23 @@ export interface TxView {
   message?: string;
   /** One per action when in a block. */
   actions?: ActionResultView[];
+  /**
+   * True when this node holds the transaction's block but not its result
+   * (executed before the node kept results, or its stored result is damaged):
+   * `status` is then 'committed' whatever the block did with it, and there
+   * are no `actions`.
+   */
+  resultUnavailable?: boolean;
 }
 
 export interface BlockTxView {
   hash: string;
+  /** Whether the block accepted it; true when `resultUnavailable` (then unknown). */
   ok: boolean;
   /** Why it was refused (TxCode: in a block, never a drop's Evicted). */
   code?: TxCode;
+  /** As TxView's: this node holds the block but not this transaction's result. */
+  resultUnavailable?: boolean;
 }
 
 /**

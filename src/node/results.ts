@@ -29,6 +29,8 @@ import {
   STORED_RESULTS_BYTES_MAX,
   TX_BYTES_MAX,
 } from '../lib/limits.ts';
+import type { Log } from './log.ts';
+import { silentLog } from './log.ts';
 import type { RecordLog, RecordRef } from './storage/record_log.ts';
 import { openRecordLog } from './storage/record_log.ts';
 
@@ -79,6 +81,11 @@ export interface ResultsStore {
    * height again does nothing; a height past a gap restarts the store there.
    */
   save(results: BlockResults): void;
+  /**
+   * The results of `height`, or null if not held: never saved (executed
+   * before the log existed, or below where it restarted), or a record that
+   * cannot be read (damaged: the file store logs it).
+   */
   load(height: number): BlockResults | null;
   /**
    * Adds the details of `height` to its results, when `height` is the last one
@@ -491,6 +498,12 @@ export class MemoryResultsStore implements ResultsStore {
 }
 
 /**
+ * Damaged records logged one by one (FileResultsStore.load); past it, the
+ * heights already noted are all a store remembers, and one more line says so.
+ */
+export const DAMAGED_RECORDS_LOGGED_MAX = 1_000;
+
+/**
  * Results in a record log: record i holds height base + i (base in the file
  * header). Saves are not synced on the spot: flush() is the barrier the node
  * calls before it saves a snapshot, the one thing that needs the results below
@@ -501,6 +514,13 @@ export class MemoryResultsStore implements ResultsStore {
  * save with its details (every save the node makes) is written at once; one
  * without waits in memory for them (saveDetails) and is written with them, or
  * as it is by the next save, load or flush.
+ *
+ * A record that cannot be read back (its payload fails its checksum, below
+ * what the open checks: record_log.ts; it does not decode; it holds another
+ * height) loads as null, as a height never saved, and is logged once. It stays
+ * as it is: the log is only appended to, and a restart writes no height it
+ * holds again, so the API shows that height's transactions without their
+ * results (docs/operations.md, "Restarts and crashes").
  */
 export class FileResultsStore implements ResultsStore {
   private base: number;
@@ -508,11 +528,14 @@ export class FileResultsStore implements ResultsStore {
   private pending: BlockResults | null = null;
   /** Records written since the last background sync was started. */
   private unsynced = 0;
+  /** Heights whose damaged record was logged (at most DAMAGED_RECORDS_LOGGED_MAX). */
+  private readonly damagedLogged = new Set<number>();
 
   constructor(
     private readonly log: RecordLog,
     base: number,
     refs: RecordRef[],
+    private readonly logger: Log = silentLog,
   ) {
     this.base = base;
     this.refs = refs;
@@ -553,12 +576,36 @@ export class FileResultsStore implements ResultsStore {
     if (!Number.isSafeInteger(height) || height < this.base) return null;
     const ref = this.refs[height - this.base];
     if (ref === undefined) return null;
+    let decoded: BlockResults;
     try {
-      const decoded = decode(blockResultsCodec, this.log.read(ref), 'results');
-      return decoded.height === height ? decoded : null;
-    } catch {
+      decoded = decode(blockResultsCodec, this.log.read(ref), 'results');
+    } catch (error) {
+      this.noteDamaged(height, ref, error instanceof Error ? error.message : String(error));
       return null;
     }
+    if (decoded.height !== height) {
+      this.noteDamaged(height, ref, `the record holds the results of height ${decoded.height}`);
+      return null;
+    }
+    return decoded;
+  }
+
+  /** Logs a record of `height` that cannot be read, once per height. */
+  private noteDamaged(height: number, ref: RecordRef, error: string): void {
+    if (this.damagedLogged.has(height)) return;
+    if (this.damagedLogged.size > DAMAGED_RECORDS_LOGGED_MAX) return;
+    this.damagedLogged.add(height);
+    if (this.damagedLogged.size > DAMAGED_RECORDS_LOGGED_MAX) {
+      this.logger.warn(
+        { height, path: this.log.path },
+        `more than ${DAMAGED_RECORDS_LOGGED_MAX} damaged results records: no more are logged until the node restarts`,
+      );
+      return;
+    }
+    this.logger.warn(
+      { height, path: this.log.path, offset: ref.offset, error },
+      "a stored results record cannot be read (damaged): the API shows this height's transactions without their results",
+    );
   }
 
   flush(): void {
@@ -601,12 +648,12 @@ export class FileResultsStore implements ResultsStore {
   }
 }
 
-/** Opens (or creates) the results log at `path`. */
-export function openFileResultsStore(path: string): FileResultsStore {
+/** Opens (or creates) the results log at `path`; a damaged record met later is logged to `log`. */
+export function openFileResultsStore(path: string, log: Log = silentLog): FileResultsStore {
   const opened = openRecordLog(path, {
     magic: 'ZRES',
     recordBytesMax: STORED_RESULTS_BYTES_MAX,
     verifyPayloads: false,
   });
-  return new FileResultsStore(opened.log, opened.base, opened.records);
+  return new FileResultsStore(opened.log, opened.base, opened.records, log);
 }

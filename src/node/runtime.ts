@@ -213,7 +213,7 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
   // Two cores are shared by the devnet's processes: one worker each is plenty.
   let results: FileResultsStore;
   try {
-    results = openFileResultsStore(join(home, HOME_FILES.data, 'results.log'));
+    results = openFileResultsStore(join(home, HOME_FILES.data, 'results.log'), log);
   } catch (error) {
     startFailed(error);
     closeLogged(log, 'storage', () => storage.close());

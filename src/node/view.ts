@@ -624,8 +624,9 @@ export class ChainView implements NodeView {
     const txs: BlockTxView[] = stored.block.txs.map((raw, index) => {
       const hash = toHex(sha256(raw));
       if (results === null || results.results.length !== stored.block.txs.length) {
-        // Executed before the results log existed: known to be in the block, not how it ended.
-        return { hash, ok: true };
+        // Executed before the results log existed, or its record is damaged:
+        // known to be in the block, not how it ended.
+        return { hash, ok: true, resultUnavailable: true };
       }
       return blockTxOf(txViewOf(hash, height, index, results.results[index]!));
     });
@@ -711,7 +712,7 @@ export class ChainView implements NodeView {
           hash,
           complete
             ? txViewOf(hash, h, index, results.results[index]!)
-            : { hash, status: 'committed', height: h, index },
+            : { hash, status: 'committed', height: h, index, resultUnavailable: true },
         );
       });
       const details = results?.details;

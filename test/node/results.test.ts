@@ -6,8 +6,10 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, closeSync, openSync, rmSync } from 'node:fs';
+import { appendFileSync, closeSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { ZommaClient, generateKey } from '../../src/api/client/index.ts';
 import type { TxView } from '../../src/api/client/index.ts';
 import { decode, encode } from '../../src/codec/wire.ts';
@@ -15,15 +17,19 @@ import { HOME_FILES } from '../../src/node/config.ts';
 import { RESULTS_SYNC_EVERY_HEIGHTS } from '../../src/lib/limits.ts';
 import type { BlockDetails, BlockResults } from '../../src/node/results.ts';
 import {
+  DAMAGED_RECORDS_LOGGED_MAX,
   MemoryResultsStore,
   blockResultsCodec,
   exchangeEventCodec,
   openFileResultsStore,
 } from '../../src/node/results.ts';
+import { silentLog } from '../../src/node/log.ts';
 import { runNode } from '../../src/node/runtime.ts';
 import { StorageError, recordLogSyncs } from '../../src/node/storage/index.ts';
+import { RECORD_HEADER_BYTES } from '../../src/node/storage/record_log.ts';
 import { initSoloHome, until } from '../e2e/helpers.ts';
 import { tempDir } from './helpers.ts';
+import { recordOffsets } from './storage/layout.ts';
 
 const USDC = 1_000_000n;
 
@@ -326,6 +332,48 @@ test('the file results store: a pending result that cannot be written at close i
   }
 });
 
+test('the file results store: a damaged record loads as null and is logged once per height, up to a bound', () => {
+  const tmp = tempDir('zomma-results-');
+  const path = join(tmp.dir, 'results.log');
+  try {
+    const count = DAMAGED_RECORDS_LOGGED_MAX + 3;
+    const store = openFileResultsStore(path);
+    for (let h = 1; h <= count; h++)
+      store.save({ height: h, appHash: new Uint8Array(32), results: [] });
+    store.close();
+    // Every record but the first rots: a bit of its payload flipped.
+    const bytes = readFileSync(path);
+    for (const offset of recordOffsets(bytes).slice(1))
+      bytes[offset + RECORD_HEADER_BYTES]! ^= 0x01;
+    writeFileSync(path, bytes);
+    const warned: { height: number; message: string }[] = [];
+    const log = {
+      ...silentLog,
+      warn: (fields: object, message: string) =>
+        warned.push({ height: (fields as { height: number }).height, message }),
+    };
+    const damaged = openFileResultsStore(path, log);
+    assert.equal(damaged.lastHeight(), count);
+    assert.notEqual(damaged.load(1), null, 'a sound record loads');
+    for (let i = 0; i < 2; i++) assert.equal(damaged.load(2), null, 'a damaged record: none');
+    assert.equal(warned.length, 1, 'logged once');
+    assert.equal(warned[0]!.height, 2);
+    assert.match(warned[0]!.message, /results record cannot be read/);
+    for (let h = 3; h <= count; h++) assert.equal(damaged.load(h), null, `height ${h}`);
+    for (let h = 2; h <= count; h++) damaged.load(h);
+    // One line per height up to the bound, then one saying no more are logged.
+    assert.equal(warned.length, DAMAGED_RECORDS_LOGGED_MAX + 1);
+    assert.deepEqual(
+      warned.slice(0, DAMAGED_RECORDS_LOGGED_MAX).map((w) => w.height),
+      Array.from({ length: DAMAGED_RECORDS_LOGGED_MAX }, (_, i) => i + 2),
+    );
+    assert.match(warned.at(-1)!.message, /no more are logged/);
+    damaged.close();
+  } finally {
+    tmp.remove();
+  }
+});
+
 test('the memory results store behaves like the file store', () => {
   const store = new MemoryResultsStore();
   store.save(sample(1));
@@ -448,6 +496,69 @@ test('blocks executed again by a restart keep the same details as live ones', as
     assert.equal(running.node.restoredFrom.snapshotHeight, 0);
     assert.ok(running.node.restoredFrom.replayedBlocks > 0);
     for (const b of before) assert.deepEqual(await client.block(b.height), b);
+  } finally {
+    await running.stop();
+    tmp.remove();
+  }
+});
+
+test('a damaged results record is logged once with its height, and the API says its result is unavailable', async () => {
+  const tmp = tempDir('zomma-results-damaged-');
+  const home = initSoloHome(tmp.dir, {
+    oracleSeed: 7,
+    snapshotEveryHeights: 1_000_000,
+    commitPauseMs: 20,
+  });
+  let running = await runNode({ home });
+  const lines: string[] = [];
+  const logStream = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      lines.push(
+        ...chunk
+          .toString('utf8')
+          .split('\n')
+          .filter((l) => l !== ''),
+      );
+      done();
+    },
+  });
+  try {
+    let client = new ZommaClient(running.apiUrl!);
+    const funded = await client.trader(generateKey()).faucet(1_000n * USDC);
+    const other = await client.trader(generateKey()).faucet(1_000n * USDC);
+    assert.equal(funded.status, 'committed');
+    const height = funded.height!;
+    assert.equal((await client.tx(funded.hash)).resultUnavailable, undefined, 'a result held');
+    await running.stop();
+    // A bit of the record of `height` rots: its payload fails its checksum
+    // when read (below the durable bound, payloads are not checked at open).
+    const path = join(home, HOME_FILES.data, 'results.log');
+    const bytes = readFileSync(path);
+    const base = bytes.readUInt32BE(12);
+    const offset = recordOffsets(bytes)[height - base]!;
+    bytes[offset + RECORD_HEADER_BYTES + 2]! ^= 0x10;
+    writeFileSync(path, bytes);
+
+    running = await runNode({ home, logStream });
+    client = new ZommaClient(running.apiUrl!);
+    const tx = await client.tx(funded.hash);
+    assert.equal(tx.status, 'committed');
+    assert.equal(tx.height, height);
+    assert.equal(tx.resultUnavailable, true, 'the result is said to be unavailable');
+    assert.equal(tx.actions, undefined);
+    for (let i = 0; i < 2; i++) {
+      const block = await client.block(height);
+      const listed = block.txs.find((t) => t.hash === funded.hash);
+      assert.deepEqual(listed, { hash: funded.hash, ok: true, resultUnavailable: true });
+    }
+    // The next height (submitted once the first was committed) answers as before.
+    assert.ok(other.height! > height, `${other.height} after ${height}`);
+    assert.deepEqual(await client.tx(other.hash), other);
+    const warned = lines
+      .map((l) => JSON.parse(l) as { msg: string; height?: number; level: number })
+      .filter((l) => l.msg.includes('results record cannot be read'));
+    assert.equal(warned.length, 1, `logged once: ${JSON.stringify(warned)}`);
+    assert.equal(warned[0]!.height, height);
   } finally {
     await running.stop();
     tmp.remove();

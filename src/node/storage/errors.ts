@@ -55,3 +55,9 @@ export function replacedError(path: string, what: string): StorageError {
       'Follow docs/operations.md, "Backups": it must sign nothing (run it as a full node) until it has executed the height after the one in its halt file',
   );
 }
+
+/** A failed system call on `path` (a full disk, a permission, a bad sector) as StorageIoFailed. */
+export function ioFailed(path: string, error: unknown): StorageError {
+  const reason = error instanceof Error ? error.message : String(error);
+  return new StorageError('StorageIoFailed', path, null, reason);
+}

@@ -104,6 +104,7 @@ import {
   mkdirSync,
   openSync,
   readSync,
+  realpathSync,
   renameSync,
   rmSync,
   statSync,
@@ -114,7 +115,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { dirname, resolve } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { assert } from '../../lib/assert.ts';
-import { StorageError, replacedError } from './errors.ts';
+import { StorageError, ioFailed, replacedError } from './errors.ts';
 
 /** The header of a version 3 file (every file this build writes). */
 export const FILE_HEADER_BYTES = 36;
@@ -263,20 +264,29 @@ export function fsyncDirectory(dir: string): void {
  * entry of `dir` in its parent even if it was there: a directory's entry
  * lives in its parent, and until that is synced a power cut can lose the
  * directory with every file under it, synced or not (a data directory made
- * by `zomma init` just before the start, a new snapshot directory).
+ * by `zomma init` just before the start, a new snapshot directory). With
+ * `ancestors`, the entry of every directory above it too, up to the root:
+ * `zomma init` makes the home with its missing parents (`--home
+ * nodes/v0`), and losing any of them loses the data directory. The
+ * directories are those the path names once links are followed, where the
+ * entries are.
  */
-export function makeDirectoryDurable(dir: string): void {
-  const target = resolve(dir);
-  let made: string | undefined;
+export function makeDirectoryDurable(dir: string, ancestors = false): void {
+  let target: string;
+  let first: string | null;
   try {
-    made = mkdirSync(target, { recursive: true });
+    const made = mkdirSync(resolve(dir), { recursive: true });
+    target = realpathSync(dir);
+    first = made === undefined ? null : realpathSync(made);
   } catch (error) {
-    throw ioFailed(target, error);
+    throw ioFailed(resolve(dir), error);
   }
-  const first = made === undefined ? target : resolve(made);
-  for (let at = target; ; at = dirname(at)) {
+  // Whether `at` was made by this call: its entry must reach the disk.
+  let ours = first !== null;
+  for (let at = target; dirname(at) !== at; at = dirname(at)) {
+    const parent = dirname(at);
     try {
-      fsyncDirectory(dirname(at));
+      fsyncDirectory(parent);
     } catch (error) {
       // A directory that was already there needs its parent only read and
       // synced, which a parent we may not read (EACCES, EPERM) or a
@@ -284,20 +294,18 @@ export function makeDirectoryDurable(dir: string): void {
       // its entry was made durable, if ever, by whoever made it, and a node
       // that started there before must still start.
       const code = (error as NodeJS.ErrnoException).code;
-      if (made === undefined && code !== undefined && PARENT_SYNC_SKIPPED.has(code)) return;
-      throw ioFailed(dirname(at), error);
+      if (ours || code === undefined || !PARENT_SYNC_SKIPPED.has(code)) {
+        throw ioFailed(parent, error);
+      }
+      if (!ancestors) return;
     }
-    if (at === first || dirname(at) === at) break;
+    if (at === first) ours = false;
+    if (!ours && !ancestors) return;
   }
 }
 
 /** Errors of syncing an existing directory's parent that do not stop the start (makeDirectoryDurable). */
 const PARENT_SYNC_SKIPPED = new Set(['EACCES', 'EPERM', 'EINVAL', 'EROFS']);
-
-function ioFailed(path: string, error: unknown): StorageError {
-  const reason = error instanceof Error ? error.message : String(error);
-  return new StorageError('StorageIoFailed', path, null, reason);
-}
 
 function writeAll(fd: number, bytes: Uint8Array, position: number): void {
   let done = 0;
@@ -1054,12 +1062,7 @@ function readHeader(fd: number, path: string, size: number, magic: string): File
   // Rot in the magic or the version of a version 3 header would otherwise read
   // as another kind of file, an unknown version, or an older file whose
   // records start inside the salt (refused at offset 16, for the wrong reason).
-  if (
-    (header.toString('latin1', 0, 4) !== magic || header.readUInt32BE(4) !== VERSION) &&
-    isCurrentHeaderOf(header, magic)
-  ) {
-    throw bad('file header fails its checksum');
-  }
+  if (isRottedCurrentHeader(header, magic)) throw bad('file header fails its checksum');
   if (header.toString('latin1', 0, 4) !== magic) throw bad(`not a ${magic} file`);
   const version = header.readUInt32BE(4);
   let bytes: number;
@@ -1084,16 +1087,27 @@ function readHeader(fd: number, path: string, size: number, magic: string): File
 }
 
 /**
- * Whether `header` is a version 3 header of a `magic` file whatever its first
- * eight bytes say: its checksum holds with them put back (by chance, once in
- * 2^32 for other bytes).
+ * Whether `header`, whose magic or version is not this build's, is a version
+ * 3 header of a `magic` file whose first eight bytes rotted: its checksum
+ * holds with them put back. A version 3 file of another kind (its magic
+ * alone differs) never passes, since CRC-32 catches every change within 32
+ * bits; other bytes pass by chance, once in 2^32. A version 1 or 2 file of
+ * `magic` could be such a chance, and is never refused for it: one holding
+ * records has a sound record header right after its 16-byte header, which a
+ * version 3 salt forms only once in 2^32 (the rotted file is then read as an
+ * old one, and what follows the salt is taken for damage).
  */
-function isCurrentHeaderOf(header: Buffer, magic: string): boolean {
-  if (header.length < FILE_HEADER_BYTES) return false;
+function isRottedCurrentHeader(header: Buffer, magic: string): boolean {
+  const named = header.toString('latin1', 0, 4);
+  const version = header.readUInt32BE(4);
+  if ((named === magic && version === VERSION) || header.length < FILE_HEADER_BYTES) return false;
   const restored = Buffer.from(header.subarray(0, HEADER_CRC_AT));
   restored.write(magic, 0, 'latin1');
   restored.writeUInt32BE(VERSION, 4);
-  return crc32(restored) === header.readUInt32BE(HEADER_CRC_AT);
+  if (crc32(restored) !== header.readUInt32BE(HEADER_CRC_AT)) return false;
+  if (named !== magic || !OLD_VERSIONS.includes(version)) return true;
+  const first = header.subarray(OLD_FILE_HEADER_BYTES, OLD_FILE_HEADER_BYTES + RECORD_HEADER_BYTES);
+  return crc32(first.subarray(0, 8)) !== first.readUInt32BE(8);
 }
 
 /**

@@ -12,6 +12,7 @@ import {
   readSync,
   readdirSync,
   renameSync,
+  rmSync,
   unlinkSync,
   writeSync,
 } from 'node:fs';
@@ -19,7 +20,7 @@ import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { assert } from '../../lib/assert.ts';
 import { SNAPSHOT_BYTES_MAX } from '../../lib/limits.ts';
-import { StorageError } from './errors.ts';
+import { StorageError, ioFailed } from './errors.ts';
 import { fsyncDirectory, makeDirectoryDurable } from './record_log.ts';
 import type { Snapshot, SnapshotReader, SnapshotStore } from './types.ts';
 
@@ -67,14 +68,22 @@ export class FileSnapshotStore implements SnapshotStore {
       renameSync(tmp, path);
       fsyncDirectory(this.dir);
     } catch (error) {
-      throw new StorageError('StorageIoFailed', path, null, String(error));
+      // Left behind, a partial snapshot (a full disk) would hold the space
+      // the node's next syncs need until the next start removed it.
+      removeQuietly(tmp);
+      throw ioFailed(path, error);
     }
   }
 
   load(height: number): Uint8Array | null {
     const path = join(this.dir, snapshotFileName(height));
     if (!existsSync(path)) return null;
-    const file = readFileSync(path);
+    let file: Buffer;
+    try {
+      file = readFileSync(path);
+    } catch (error) {
+      throw ioFailed(path, error);
+    }
     const bad = (offset: number, reason: string): StorageError =>
       new StorageError('StorageCorrupt', path, offset, reason);
     if (file.length < HEADER_BYTES) throw bad(0, 'file is shorter than its header');
@@ -121,7 +130,7 @@ export class FileSnapshotStore implements SnapshotStore {
 
   heights(): number[] {
     const out: number[] = [];
-    for (const name of readdirSync(this.dir)) {
+    for (const name of listDirectory(this.dir)) {
       const match = NAME.exec(name);
       if (match !== null) out.push(Number(match[1]));
     }
@@ -142,8 +151,13 @@ export class FileSnapshotStore implements SnapshotStore {
   }
 
   private remove(doomed: readonly number[]): void {
-    for (const height of doomed) unlinkSync(join(this.dir, snapshotFileName(height)));
-    if (doomed.length > 0) fsyncDirectory(this.dir);
+    for (const height of doomed) unlink(join(this.dir, snapshotFileName(height)));
+    if (doomed.length === 0) return;
+    try {
+      fsyncDirectory(this.dir);
+    } catch (error) {
+      throw ioFailed(this.dir, error);
+    }
   }
 }
 
@@ -182,11 +196,16 @@ class FileSnapshotReader implements SnapshotReader {
   }
 }
 
-/** Fills `out` from `position`; a short file is StorageCorrupt. */
+/** Fills `out` from `position`; a short file is StorageCorrupt, a failed read StorageIoFailed. */
 function readFully(fd: number, out: Uint8Array, position: number, path: string): void {
   let done = 0;
   while (done < out.length) {
-    const read = readSync(fd, out, done, out.length - done, position + done);
+    let read: number;
+    try {
+      read = readSync(fd, out, done, out.length - done, position + done);
+    } catch (error) {
+      throw ioFailed(path, error);
+    }
     if (read === 0) {
       throw new StorageError(
         'StorageCorrupt',
@@ -199,9 +218,40 @@ function readFully(fd: number, out: Uint8Array, position: number, path: string):
   }
 }
 
-/** Opens (or creates) the snapshot directory, removing temporary files a crash left behind. */
+/**
+ * Opens (or creates) the snapshot directory, removing temporary files a crash
+ * left behind. A failure to list or remove them is StorageIoFailed naming the
+ * path, as any other of the storage's.
+ */
 export function openFileSnapshotStore(dir: string): FileSnapshotStore {
   makeDirectoryDurable(dir);
-  for (const name of readdirSync(dir)) if (TMP.test(name)) unlinkSync(join(dir, name));
+  for (const name of listDirectory(dir)) if (TMP.test(name)) unlink(join(dir, name));
   return new FileSnapshotStore(dir);
+}
+
+/** The names in `dir`; StorageIoFailed if it cannot be read. */
+function listDirectory(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch (error) {
+    throw ioFailed(dir, error);
+  }
+}
+
+/** Removes the file at `path`; StorageIoFailed if that fails. */
+function unlink(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch (error) {
+    throw ioFailed(path, error);
+  }
+}
+
+/** Removes the file at `path` if it is there; a failure is left for the next start to meet. */
+function removeQuietly(path: string): void {
+  try {
+    rmSync(path, { force: true });
+  } catch {
+    // The next start removes it (openFileSnapshotStore), or reports why it cannot.
+  }
 }

@@ -9,7 +9,7 @@
 // replaced under a running node must stop it, or it would sign on into a
 // WAL that no restart reads.
 
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { openFileBlockStore } from './block_store.ts';
 import type { FileBlockStore } from './block_store.ts';
 import { openFileSnapshotStore } from './snapshot_store.ts';
@@ -37,11 +37,11 @@ export class FileStorage implements Storage {
 
   constructor(dir: string) {
     // Synced into its parent: a lost data directory would take a signed vote's
-    // record with it. So is its parent (the node's home) into its own: made
-    // with it by `zomma init` just before the start, its entry is as new, and
-    // losing it loses the data directory too.
-    makeDirectoryDurable(dirname(dir));
-    makeDirectoryDurable(dir);
+    // record with it. So is every directory above it (the node's home, and
+    // any parent of it) into its own: made with it by `zomma init` just
+    // before the start, their entries are as new, and losing one loses the
+    // data directory too.
+    makeDirectoryDurable(dir, true);
     this.dir = dir;
     // Before any file is opened: a second node must not even repair a torn tail.
     this.lock = lockDirectory(dir);

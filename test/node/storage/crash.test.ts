@@ -336,35 +336,38 @@ test('storage crash driver: a home whose data directory the first start creates 
     });
   }));
 
-test('storage crash driver: a home made just before the first start, as `zomma init` makes it, keeps every synced WAL record', () =>
-  withDirs((root, scratch) => {
-    const written: Buffer[] = [];
-    const disk = new CrashDisk<number>(root, 0, 17);
-    disk.mixedPerPoint = 1;
-    disk.tornPerWrite = 2;
-    disk.install();
-    try {
-      // The home and its data directory, neither entry synced into its parent yet.
-      mkdirSync(join(root, 'home'));
-      mkdirSync(join(root, 'home', 'data'));
-      const storage = openStorage(join(root, 'home', 'data'));
-      for (let i = 0; i < 3; i++) {
-        written.push(payload(17, i, 100));
-        storage.wal.append(written[i]!, true);
-        disk.note(i + 1);
-      }
-      storage.close();
-    } finally {
-      disk.uninstall();
-    }
-    checkAll(disk.images, scratch, (dir, acked) => {
-      const storage = openStorage(join(dir, 'home', 'data'));
+// `zomma init` makes the home with its missing parents (`--home nodes/v0`), none of their entries synced.
+for (const home of [['home'], ['nodes', 'v0']]) {
+  test(`storage crash driver: a home made just before the first start, as \`zomma init\` makes it (${home.join('/')}), keeps every synced WAL record`, () =>
+    withDirs((root, scratch) => {
+      const written: Buffer[] = [];
+      const disk = new CrashDisk<number>(root, 0, 17);
+      disk.mixedPerPoint = 1;
+      disk.tornPerWrite = 2;
+      disk.install();
       try {
-        const records = storage.wal.readAll();
-        assert.ok(records.length >= acked, `${records.length} WAL records, ${acked} synced`);
-        records.forEach((r, i) => assert.deepEqual(Buffer.from(r), written[i], `record ${i}`));
-      } finally {
+        // The home, its parents and its data directory, no entry synced into its parent yet.
+        for (let i = 1; i <= home.length; i++) mkdirSync(join(root, ...home.slice(0, i)));
+        mkdirSync(join(root, ...home, 'data'));
+        const storage = openStorage(join(root, ...home, 'data'));
+        for (let i = 0; i < 3; i++) {
+          written.push(payload(17, i, 100));
+          storage.wal.append(written[i]!, true);
+          disk.note(i + 1);
+        }
         storage.close();
+      } finally {
+        disk.uninstall();
       }
-    });
-  }));
+      checkAll(disk.images, scratch, (dir, acked) => {
+        const storage = openStorage(join(dir, ...home, 'data'));
+        try {
+          const records = storage.wal.readAll();
+          assert.ok(records.length >= acked, `${records.length} WAL records, ${acked} synced`);
+          records.forEach((r, i) => assert.deepEqual(Buffer.from(r), written[i], `record ${i}`));
+        } finally {
+          storage.close();
+        }
+      });
+    }));
+}

@@ -13,8 +13,13 @@ import assert from 'node:assert/strict';
 import fs, { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { StorageError, openFileBlockStore, openWal } from '../../../src/node/storage/index.ts';
+import { dirname, join, relative, resolve } from 'node:path';
+import {
+  StorageError,
+  openFileBlockStore,
+  openStorage,
+  openWal,
+} from '../../../src/node/storage/index.ts';
 import { rng } from './crash_disk.ts';
 import { makeDirectoryDurable } from '../../../src/node/storage/record_log.ts';
 
@@ -406,6 +411,49 @@ test('an existing data directory whose parent cannot be read or synced still ope
           return true;
         },
       );
+    } finally {
+      Object.assign(fs, { openSync: realOpen });
+      syncBuiltinESMExports();
+    }
+  }));
+
+test('openStorage syncs the entry of every directory above its data directory, up to the root, from a relative path too; one it may not open is passed over', () =>
+  withDir((dir) => {
+    const data = join(dir, 'nodes', 'v0', 'data');
+    fs.mkdirSync(data, { recursive: true });
+    const refused = join(dir, 'nodes');
+    const opened: string[] = [];
+    const realOpen = fs.openSync;
+    Object.assign(fs, {
+      openSync: (p: fs.PathLike, ...rest: unknown[]) => {
+        if (fs.statSync(p, { throwIfNoEntry: false })?.isDirectory() === true) {
+          opened.push(resolve(String(p)));
+        }
+        // One ancestor refuses to be opened, as a directory we may not read does (EACCES).
+        if (resolve(String(p)) === refused) {
+          throw Object.assign(new Error(`EACCES: permission denied, open '${refused}'`), {
+            code: 'EACCES',
+          });
+        }
+        return (realOpen as (...a: unknown[]) => number)(p, ...rest);
+      },
+    });
+    syncBuiltinESMExports();
+    try {
+      const storage = openStorage(relative(process.cwd(), data));
+      storage.close();
+      const wanted: string[] = [];
+      for (let at = fs.realpathSync(data); dirname(at) !== at; at = dirname(at)) {
+        wanted.push(dirname(at));
+      }
+      assert.ok(wanted.includes('/'), `the root among ${wanted.join(', ')}`);
+      for (const parent of wanted) {
+        assert.ok(opened.includes(parent), `${parent} synced (opened: ${opened.join(', ')})`);
+      }
+      // The root has no entry to sync: nothing to open.
+      opened.length = 0;
+      makeDirectoryDurable('/', true);
+      assert.deepEqual(opened, []);
     } finally {
       Object.assign(fs, { openSync: realOpen });
       syncBuiltinESMExports();
