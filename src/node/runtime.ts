@@ -6,7 +6,7 @@
 // halt height (config.haltHeight, or RunOptions.haltHeight) `onHaltHeight`
 // tells it to stop the node as on SIGTERM.
 
-import { fsyncSync, openSync, writeFileSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import pino from 'pino';
@@ -76,6 +76,8 @@ export interface RunningNode {
   readonly metrics: NodeMetrics;
   readonly peerPort: number;
   readonly log: Log;
+  /** Opens node.log again at its path, after logrotate moved it (`zomma node` on SIGHUP). */
+  reopenLog(): void;
   stop(): Promise<void>;
 }
 
@@ -128,33 +130,21 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
   // Written as each line is logged (sync), not
   // buffered in memory: a node stopped, killed or crashed leaves its last lines
   // in the file, and flushLog only has to put them on disk.
-  let logFd: number;
-  let logFile: LogDestination;
+  let logFile: LogFile;
   try {
-    ({ fd: logFd, destination: logFile } = openLogFile(join(home, HOME_FILES.log)));
+    logFile = new LogFile(join(home, HOME_FILES.log));
   } catch (error) {
     storage.close();
     const { code, message } = error as NodeJS.ErrnoException;
     throw configError(HOME_FILES.log, `cannot open the log file: ${code ?? message}`);
   }
-  const streams: pino.StreamEntry[] = [{ level: config.logLevel, stream: logFile }];
+  const streams: pino.StreamEntry[] = [{ level: config.logLevel, stream: logFile.destination }];
   if (options.logStream) streams.push({ level: 'info', stream: options.logStream });
   const logStreams = pino.multistream(streams);
   const logger = pino({ level: config.logLevel, base: { node: config.moniker } }, logStreams);
   const log: Log = logger;
-  /**
-   * Puts the log on disk before any return. Each line was written as it was
-   * logged, so an fsync is all that is left; the destination's flushSync
-   * would retry a failed write (a full disk) every 100 ms for good, blocking
-   * the event loop, and logger.flush() does nothing over a multistream.
-   */
-  const flushLog = (): void => {
-    try {
-      fsyncSync(logFd);
-    } catch {
-      // A log that cannot reach the disk is no reason to fail a stop or hide a start's error.
-    }
-  };
+  /** Puts the log on disk before any return. */
+  const flushLog = (): void => logFile.sync();
   // Which code runs, for operators comparing builds after a halt (the files on disk may be newer).
   log.info({ ...buildInfo() }, 'node starting');
   /** Why this start failed, in node.log too (under systemd with --quiet, stderr is the journal's only). */
@@ -443,6 +433,10 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
     metrics,
     peerPort,
     log,
+    reopenLog: () => {
+      logFile.reopen();
+      log.info({ path: logFile.path }, 'log file reopened');
+    },
     stop: stopAll,
   };
 }
@@ -542,13 +536,58 @@ export type LogDestination = ReturnType<typeof pino.destination>;
  * which fits, tries the waiting lines again, or the log would stay silent
  * once the disk is freed until some line short enough to fit came.
  */
-export function openLogFile(
-  path: string,
-  maxLength = LOG_PENDING_BYTES_MAX,
-): { fd: number; destination: LogDestination } {
-  const fd = openSync(path, 'a');
-  const destination = pino.destination({ fd, sync: true, maxLength });
-  destination.on('error', () => {});
-  destination.on('drop', () => destination.write(''));
-  return { fd, destination };
+export class LogFile {
+  readonly destination: LogDestination;
+  /** A descriptor of the same file, for sync(): an fsync reaches what any descriptor wrote. */
+  private fd: number;
+
+  /** Throws, with its code, if the node cannot open the file. */
+  constructor(
+    readonly path: string,
+    maxLength = LOG_PENDING_BYTES_MAX,
+  ) {
+    this.fd = openSync(path, 'a');
+    const destination = pino.destination({ dest: path, sync: true, append: true, maxLength });
+    destination.on('error', () => {});
+    destination.on('drop', () => destination.write(''));
+    this.destination = destination;
+  }
+
+  /**
+   * Puts the lines on disk. Each was written as it was logged, so an fsync is
+   * all that is left; the destination's flushSync would retry a failed write
+   * (a full disk) every 100 ms for good, blocking the event loop.
+   */
+  sync(): void {
+    try {
+      fsyncSync(this.fd);
+    } catch {
+      // A log that cannot reach the disk is no reason to fail a stop or hide a start's error.
+    }
+  }
+
+  /**
+   * Opens the file that has the path now (logrotate moved the old one away,
+   * then sends SIGHUP): the next lines go to it. The old file's lines are put
+   * on disk first. If the path cannot be opened, the lines go on to the old
+   * file.
+   */
+  reopen(): void {
+    this.sync();
+    let fd: number;
+    try {
+      fd = openSync(this.path, 'a');
+    } catch {
+      return;
+    }
+    closeSync(this.fd);
+    this.fd = fd;
+    this.destination.reopen();
+  }
+
+  /** Closes both descriptors (for tests: a node's log stays open until its process ends). */
+  close(): void {
+    closeSync(this.fd);
+    this.destination.destroy();
+  }
 }

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { NodeError } from '../../src/node/errors.ts';
 import { loadConfig, loadGenesis, saveConfig, saveGenesis } from '../../src/node/config.ts';
 import type { HaltReport } from '../../src/node/loop.ts';
-import { openLogFile, runNode } from '../../src/node/runtime.ts';
+import { LogFile, runNode } from '../../src/node/runtime.ts';
 import { initSoloHome, until } from '../e2e/helpers.ts';
 import { decode, encode } from '../../src/codec/wire.ts';
 import { committedBlockCodec, messageCodec } from '../../src/consensus/codec.ts';
@@ -250,12 +250,13 @@ test(
 test('the log file writes again once the disk has room, after lines were dropped while it was full', () => {
   const tmp = tempDir('zomma-log-drop-');
   const path = join(tmp.dir, 'node.log');
-  const { fd, destination } = openLogFile(path, 1_000);
-  // The disk full: every write to the file fails with ENOSPC.
+  const file = new LogFile(path, 1_000);
+  const destination = file.destination;
+  // The disk full: every write to a file fails with ENOSPC (only the log writes until it is not).
   const writeSync = fs.writeSync;
   let full = true;
   fs.writeSync = ((...args: Parameters<typeof fs.writeSync>) => {
-    if (full && args[0] === fd) {
+    if (full && typeof args[0] === 'number' && args[0] > 2) {
       throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
     }
     return (writeSync as (...a: unknown[]) => number)(...args);
@@ -276,7 +277,7 @@ test('the log file writes again once the disk has room, after lines were dropped
     );
   } finally {
     fs.writeSync = writeSync;
-    fs.closeSync(fd);
+    file.close();
     tmp.remove();
   }
 });

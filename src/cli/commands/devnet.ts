@@ -126,6 +126,8 @@ export const command: Command = {
     const isInterrupted = (): boolean => interrupted;
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
+    // A closed terminal: its validators would stay up (they take SIGHUP to reopen their logs).
+    process.once('SIGHUP', onSignal);
     try {
       const configs = homes.map((home) => loadConfig(home));
       // Another node on one of these ports (an earlier devnet, say) would answer
@@ -229,6 +231,7 @@ export const command: Command = {
       } finally {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
+        process.off('SIGHUP', onSignal);
         await stopAll(children);
         io.out('devnet: stopped');
       }

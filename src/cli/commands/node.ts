@@ -65,11 +65,15 @@ export const command: Command = {
       },
     });
     const stop = (): void => wake();
+    // logrotate's postrotate sends SIGHUP once it has moved node.log away.
+    const reopenLog = (): void => running.reopenLog();
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
+    process.on('SIGHUP', reopenLog);
     await done;
     process.off('SIGINT', stop);
     process.off('SIGTERM', stop);
+    process.off('SIGHUP', reopenLog);
     await running.stop();
     if (halted === null) {
       if (stopped !== null) {
