@@ -408,6 +408,32 @@ test('devnet: Ctrl-C in a terminal (SIGINT to the whole group) ends with a line 
   }
 });
 
+test('devnet: a closed terminal (SIGHUP to the whole group) stops every validator, which take SIGHUP themselves to reopen their logs', async () => {
+  const { home, child, exited, printed, pidsPrinted } = await spawnDevnet(
+    'zomma-devnet-hangup-',
+    true,
+  );
+  const out = (): string => printed.out + printed.err;
+  const pids: number[] = [];
+  try {
+    const deadline = Date.now() + 60_000;
+    while (!out().includes('devnet is up') && Date.now() < deadline && child.exitCode === null) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    assert.match(out(), /devnet is up/, out());
+    pids.push(...pidsPrinted());
+    assert.equal(pids.length, 2, out());
+    process.kill(-child.pid!, 'SIGHUP');
+    assert.equal(await exited, 0, out());
+    assert.match(out(), /devnet: stopped/);
+    for (const pid of pids) assert.equal(pidAlive(pid), false, `validator pid ${pid} is gone`);
+  } finally {
+    if (child.exitCode === null) process.kill(-child.pid!, 'SIGKILL');
+    for (const pid of pids) if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
+    home.remove();
+  }
+});
+
 test('devnet: its output closed early (`zomma devnet | head`) stops every validator it started, and it exits 0', async () => {
   const { home, dir, child, exited, printed, pidsPrinted } =
     await spawnDevnet('zomma-devnet-epipe-');
