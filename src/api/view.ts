@@ -155,7 +155,7 @@ export interface PositionView {
   instrument: string;
   /** Signed: positive long, negative short. */
   sizeLots: number;
-  /** Average entry price, rounded to a tick (0 when flat). */
+  /** Average entry price, rounded to a tick (0 when flat; a settlement's closing row keeps the entry it had). */
   entryPriceTicks: number;
   unrealizedPnlQuote: QuoteString;
   realizedPnlQuote: QuoteString;
@@ -490,7 +490,8 @@ export interface AccountUpdate {
   fills: FillView[];
   /**
    * Positions held after the block; a position closed by settlement is listed
-   * once more with sizeLots 0.
+   * once more with sizeLots 0, the entry and funding it had, and its realized
+   * PnL with what settlement realized.
    */
   positions: PositionView[];
   /** Positions closed this block by their market's settlement. */

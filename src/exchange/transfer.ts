@@ -6,9 +6,10 @@
 // and collateral moved out of one whose position deleveraging may close
 // beyond the mark would leave that loss uncovered (past the shortfall, a
 // transfer into a sibling below zero parks the rest where deleveraging does
-// not reach). Nor while the sending subaccount is short an option without a
-// fresh smile (withdraw.ts, staleShortOption). Cost: O(markets), and what
-// outflowPause looks at once a block.
+// not reach). Nor while the sending subaccount holds a position or rests an
+// order in a market whose index is stale, or is short (or offers) an option
+// without a fresh smile (withdraw.ts, staleHolding); a transfer into it goes
+// on. Cost: O(markets), and what outflowPause looks at once a block.
 
 import { badAmount, noRoomFor, settleDeficit } from './collateral.ts';
 import type { Ctx } from './context.ts';
@@ -17,12 +18,7 @@ import { equityQuote, freeCollateralQuote } from './margin.ts';
 import type { ActionResult } from './results.ts';
 import type { Transfer } from './tx/types.ts';
 import { quoteDecimal } from './units.ts';
-import {
-  outflowPause,
-  staleOptionMessage,
-  staleShortOption,
-  unresolvedAccount,
-} from './withdraw.ts';
+import { outflowPause, staleHolding, unresolvedAccount } from './withdraw.ts';
 
 export function transfer(ctx: Ctx, a: Transfer): ActionResult {
   const state = ctx.state;
@@ -56,9 +52,9 @@ export function transfer(ctx: Ctx, a: Transfer): ActionResult {
       return { ok: false, kind: 'transfer', code: 'TransfersPaused', message };
     }
   }
-  const stale = from === undefined ? undefined : staleShortOption(state, from);
+  const stale = from === undefined ? undefined : staleHolding(state, from);
   if (stale !== undefined) {
-    return { ok: false, kind: 'transfer', code: 'OracleStale', message: staleOptionMessage(stale) };
+    return { ok: false, kind: 'transfer', code: 'OracleStale', message: stale };
   }
   if (from === undefined || freeCollateralQuote(state, from) < a.amountQuote) {
     return {

@@ -19,12 +19,19 @@
 // (liquidation.ts, unresolvedShortfalls), once per block; later ones compare
 // the sum it found, lowered as cash comes into those accounts
 // (shortfallLessened), with the fund.
-// Nor may collateral leave an account short an option (a position), or
-// offering one (any resting sell: one against a long opens a short once the
-// long is sold by another order), whose smile is stale: that
-// option keeps its last mark and is margined by model-free bounds
-// (listed_margin.ts, unshockedShortBounds), which a jump in volatility can
-// outrun (staleShortOption). Cost: O(the account's listed records).
+// Nor may collateral leave an account holding a position, or resting an
+// order (either side can be filled by a reduce-only order, which a stale
+// market still takes, and open one), in a market whose index is stale: its
+// mark is the last index's, and a price that has moved since may already
+// have spent the collateral the stale mark calls free, a loss liquidation
+// cannot close until the index is back (a perpetual, a dated future waiting
+// past expiry for its settlement price, an option whose forward is the
+// stale index). Nor an account short an option (a position), or offering
+// one (any resting sell: one against a long opens a short once the long is
+// sold by another order), whose smile is stale: that option keeps its last
+// mark and is margined by model-free bounds (listed_margin.ts,
+// unshockedShortBounds), which a jump in volatility can outrun
+// (staleHolding). Cost: O(the account's position records).
 
 import { badAmount } from './collateral.ts';
 import type { Ctx } from './context.ts';
@@ -59,15 +66,31 @@ export function outflowPause(state: ExchangeState): string | null {
 }
 
 /**
- * An option the account is short, or offers, while its smile is stale (it
- * keeps its last mark, margined by model-free bounds), else undefined. No
- * volatility then measures what the option risks, so no collateral leaves.
+ * Why collateral may not leave the account while a market it is in has no
+ * fresh price, or undefined: a position or a resting order (its own, in the
+ * book or a call auction) in a market whose index is stale, or an option it
+ * is short, or offers, without a fresh smile (it keeps its last mark,
+ * margined by model-free bounds). Neither mark then measures what the
+ * account risks. O(the account's position records): the genesis markets'
+ * and its listed ones.
  */
-export function staleShortOption(state: ExchangeState, account: Account): string | undefined {
-  for (const p of account.listed) {
-    const m = state.markets[p.market]!;
-    if (m.instrument.kind !== 'option' || m.optionMark !== null) continue;
-    if (p.sizeLots < 0 || m.restingLots(account.index, 'sell') > 0) return m.params.instrument;
+export function staleHolding(state: ExchangeState, account: Account): string | undefined {
+  const markets = state.markets;
+  for (const records of [account.positions, account.listed]) {
+    for (const p of records) {
+      const m = markets[p.market]!;
+      if (m.retired) continue;
+      if (m.oracleStale) {
+        if (p.sizeLots !== 0 || m.ownerOrderCount(account.index) > 0) {
+          return staleIndexMessage(m.params.instrument, p.sizeLots);
+        }
+        continue;
+      }
+      if (m.instrument.kind !== 'option' || m.optionMark !== null) continue;
+      if (p.sizeLots < 0 || m.restingLots(account.index, 'sell') > 0) {
+        return staleOptionMessage(m.params.instrument);
+      }
+    }
   }
   return undefined;
 }
@@ -95,9 +118,9 @@ export function withdraw(ctx: Ctx, a: Withdraw): ActionResult {
     return { ok: false, kind: 'withdraw', code: 'WithdrawalsPaused', message: paused };
   }
   const account = getAccount(ctx);
-  const stale = account === undefined ? undefined : staleShortOption(state, account);
+  const stale = account === undefined ? undefined : staleHolding(state, account);
   if (stale !== undefined) {
-    return { ok: false, kind: 'withdraw', code: 'OracleStale', message: staleOptionMessage(stale) };
+    return { ok: false, kind: 'withdraw', code: 'OracleStale', message: stale };
   }
   if (account === undefined || freeCollateralQuote(state, account) < a.amountQuote) {
     return {
@@ -113,6 +136,11 @@ export function withdraw(ctx: Ctx, a: Withdraw): ActionResult {
   return { ok: true, kind: 'withdraw' };
 }
 
-export function staleOptionMessage(instrument: string): string {
+function staleOptionMessage(instrument: string): string {
   return `short ${instrument}, which has no fresh smile: its margin cannot be measured until one comes`;
+}
+
+function staleIndexMessage(instrument: string, sizeLots: number): string {
+  const what = sizeLots !== 0 ? 'a position' : 'orders';
+  return `${what} in ${instrument}, whose index is stale: its margin cannot be measured until the index is fresh`;
 }

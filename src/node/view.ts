@@ -58,6 +58,7 @@ import type { RestingOrder } from '../exchange/book/index.ts';
 import { booksOf } from '../exchange/hash.ts';
 import { bytesKey } from '../exchange/keys.ts';
 import { executionOrder } from '../exchange/ordering.ts';
+import { settledCashQuote } from '../exchange/instruments/index.ts';
 import { positionOf as exchangePositionOf } from '../exchange/position.ts';
 import { divBig } from '../lib/int.ts';
 import { toDecimal } from '../math/fixed.ts';
@@ -324,7 +325,7 @@ export class ChainView implements NodeView {
    * last block: settlement drops a market's records in the block that settles
    * it, so the accounts it closed are known only from before.
    */
-  private settling = new Map<string, readonly Holding[]>();
+  private settling = new Map<string, Settling>();
   /** The resting orders as of the last block: what a block's removals are told from. */
   private readonly rested: RestedOrders;
   private published: Published;
@@ -1340,6 +1341,7 @@ export class ChainView implements NodeView {
       touched: new Map(),
       orders: new Map(),
       settlements: new Map(),
+      closed: new Map(),
       moved: new Set(),
       acting: new Set(),
       placedSides: new Map(),
@@ -1504,7 +1506,11 @@ export class ChainView implements NodeView {
     }
   }
 
-  /** The positions each settled market closed, from its holders as of the block before. */
+  /**
+   * The positions each settled market closed, from its holders as of the
+   * block before: settlement comes before the block's transactions, so their
+   * records were still those when it closed them.
+   */
   private noteSettlements(
     activity: Activity,
     events: readonly ExchangeEvent[],
@@ -1512,7 +1518,9 @@ export class ChainView implements NodeView {
   ): void {
     for (const e of events) {
       if (e.type !== 'marketSettled') continue;
-      for (const held of this.settling.get(e.market) ?? []) {
+      const settling = this.settling.get(e.market);
+      if (settling === undefined) continue;
+      for (const held of settling.holdings) {
         const account = this.state.accounts[held.account];
         if (account === undefined) continue;
         touch(activity, account);
@@ -1524,6 +1532,9 @@ export class ChainView implements NodeView {
           height,
         });
         activity.settlements.set(account.index, list);
+        const closed = activity.closed.get(account.index) ?? [];
+        closed.push(closedPosition(settling.market, held, e.valueQuote));
+        activity.closed.set(account.index, closed);
       }
     }
   }
@@ -1816,7 +1827,7 @@ export class ChainView implements NodeView {
         fills,
         positions: [
           ...heldMarkets(state, account).map((m) => positionOf(m, account)),
-          ...(settlements ?? []).map(closedPosition),
+          ...(activity.closed.get(account.index) ?? []),
         ],
         ...(settlements !== undefined ? { settlements } : {}),
         ...balancesOf(state, account),
@@ -1991,6 +2002,8 @@ interface Activity {
   touched: Map<number, Account>;
   orders: Map<number, OrderNote[]>;
   settlements: Map<number, SettlementView[]>;
+  /** The positions those settlements closed, as the account update lists them. */
+  closed: Map<number, PositionView[]>;
   /** Every order the block may have changed, for RestedOrders.refresh (noted whatever `accounts`). */
   moved: Set<number>;
   /** The accounts whose actions may have removed their own orders unreported (self-trade prevention, cancelAll). */
@@ -1999,10 +2012,19 @@ interface Activity {
   placedSides: Map<number, 'buy' | 'sell'>;
 }
 
-/** An account's position in a listed market, by account index. */
+/** An account's position in a listed market, by account index, with what its record held. */
 interface Holding {
   readonly account: number;
   readonly sizeLots: number;
+  readonly costBasisQuote: bigint;
+  readonly realizedPnlQuote: bigint;
+  readonly fundingQuote: bigint;
+}
+
+/** The holders of a listed market close to expiry, and the market (it is gone once settled). */
+interface Settling {
+  readonly market: MarketState;
+  readonly holdings: readonly Holding[];
 }
 
 /**
@@ -2015,32 +2037,45 @@ interface Holding {
 const SETTLEMENT_WATCH_MS = 3_600_000;
 
 /** The holders of every listed market within SETTLEMENT_WATCH_MS of its expiry: O(their holders). */
-function settlingHolders(state: ExchangeState): Map<string, readonly Holding[]> {
-  const out = new Map<string, readonly Holding[]>();
+function settlingHolders(state: ExchangeState): Map<string, Settling> {
+  const out = new Map<string, Settling>();
   for (const m of state.markets) {
     if (m.retired || !m.listed || m.expiryMs - SETTLEMENT_WATCH_MS > state.timeMs) continue;
     const holdings: Holding[] = [];
     for (const a of m.holders) {
-      const sizeLots = exchangePositionOf(a, m)?.sizeLots ?? 0;
-      if (sizeLots !== 0) holdings.push({ account: a.index, sizeLots });
+      const p = exchangePositionOf(a, m);
+      if (p === undefined || p.sizeLots === 0) continue;
+      holdings.push({
+        account: a.index,
+        sizeLots: p.sizeLots,
+        costBasisQuote: p.costBasisQuote,
+        realizedPnlQuote: p.realizedPnlQuote,
+        fundingQuote: p.fundingQuote,
+      });
     }
-    out.set(
-      m.params.instrument,
-      holdings.sort((x, y) => x.account - y.account),
-    );
+    out.set(m.params.instrument, {
+      market: m,
+      holdings: holdings.sort((x, y) => x.account - y.account),
+    });
   }
   return out;
 }
 
-/** A position closed by settlement, as the account update lists it. */
-function closedPosition(s: SettlementView): PositionView {
+/**
+ * A position closed by settlement, as the account update lists it: flat, with
+ * what it had (its entry, its funding) and its realized PnL with what
+ * settlement realized, the cash it paid or received less the position's cost
+ * basis (listing.ts, settleMarket).
+ */
+function closedPosition(m: MarketState, held: Holding, valueQuote: bigint): PositionView {
+  const cash = settledCashQuote(held.sizeLots, valueQuote, m.params.lotsPerBase);
   return {
-    instrument: s.instrument,
+    instrument: m.params.instrument,
     sizeLots: 0,
-    entryPriceTicks: 0,
+    entryPriceTicks: entryPriceTicks(m, held.sizeLots, held.costBasisQuote),
     unrealizedPnlQuote: '0',
-    realizedPnlQuote: '0',
-    fundingQuote: '0',
+    realizedPnlQuote: quoteString(held.realizedPnlQuote + cash - held.costBasisQuote),
+    fundingQuote: quoteString(held.fundingQuote),
   };
 }
 
@@ -2424,17 +2459,20 @@ function heldMarkets(state: ExchangeState, account: Account): MarketState[] {
   return out;
 }
 
+/** The average entry of an open size, rounded to a tick (0 when flat). */
+function entryPriceTicks(m: MarketState, sizeLots: number, costBasisQuote: bigint): number {
+  const denominator = BigInt(sizeLots) * m.k;
+  const entry = denominator === 0n ? 0n : (costBasisQuote * 2n + denominator) / (2n * denominator);
+  return Number(entry < 0n ? 0n : entry);
+}
+
 function positionOf(m: MarketState, account: Account): PositionView {
   const p = exchangePositionOf(account, m)!;
-  const size = BigInt(p.sizeLots);
-  const valueQuote = size * m.markQuotePerLot;
-  const denominator = size * m.k;
-  const entry =
-    denominator === 0n ? 0n : (p.costBasisQuote * 2n + denominator) / (2n * denominator);
+  const valueQuote = BigInt(p.sizeLots) * m.markQuotePerLot;
   return {
     instrument: m.params.instrument,
     sizeLots: p.sizeLots,
-    entryPriceTicks: Number(entry < 0n ? 0n : entry),
+    entryPriceTicks: entryPriceTicks(m, p.sizeLots, p.costBasisQuote),
     unrealizedPnlQuote: quoteString(valueQuote - p.costBasisQuote),
     realizedPnlQuote: quoteString(p.realizedPnlQuote),
     fundingQuote: quoteString(p.fundingQuote),

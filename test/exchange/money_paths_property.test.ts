@@ -20,8 +20,9 @@
 //     same results, events and appHash;
 //   - the read model's account updates (src/node/view.ts) say what the state
 //     holds: balances, margins, positions, which orders rest; every holder of
-//     a settled market gets its closed position, and every order resting
-//     there before the block reads cancelled.
+//     a settled market gets its closed position (flat, with the entry it
+//     had, its funding, and the realized PnL settlement left on its record),
+//     and every order resting there before the block reads cancelled.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -40,7 +41,7 @@ import { positionOf } from '../../src/exchange/position.ts';
 import { decodeSnapshot, encodeSnapshot } from '../../src/exchange/snapshot.ts';
 import type { Exchange, Genesis } from '../../src/exchange/index.ts';
 import type { BlockResult, ExchangeEvent } from '../../src/exchange/results.ts';
-import type { Account, ExchangeState, MarketState } from '../../src/exchange/state.ts';
+import type { Account, ExchangeState, MarketState, Position } from '../../src/exchange/state.ts';
 import type { SignedTx } from '../../src/exchange/tx/types.ts';
 import { Harness, USDC, dailyListingGenesis, key, limit, replacer } from './helpers.ts';
 import { standInView } from '../node/view_fixtures.ts';
@@ -87,20 +88,29 @@ type Counts = Record<string, number>;
  */
 interface Before {
   held: Map<string, Map<Account, number>>;
+  /** Each holder's position record and its cost basis (settlement zeroes it, then drops the record). */
+  records: Map<string, Map<Account, { record: Position; basis: bigint }>>;
   resting: Map<number, { owner: Account; market: string }>;
   lots: Map<string, { lotsPerBase: bigint; k: bigint }>;
 }
 
 function before(state: ExchangeState): Before {
   const held = new Map<string, Map<Account, number>>();
+  const records = new Map<string, Map<Account, { record: Position; basis: bigint }>>();
   const resting = new Map<number, { owner: Account; market: string }>();
   const lots = new Map<string, { lotsPerBase: bigint; k: bigint }>();
   for (const m of state.markets) {
     if (m.retired) continue;
     lots.set(m.params.instrument, { lotsPerBase: BigInt(m.params.lotsPerBase), k: m.k });
     const sizes = new Map<Account, number>();
-    for (const a of m.holders) sizes.set(a, positionOf(a, m)!.sizeLots);
+    const kept = new Map<Account, { record: Position; basis: bigint }>();
+    for (const a of m.holders) {
+      const record = positionOf(a, m)!;
+      sizes.set(a, record.sizeLots);
+      kept.set(a, { record, basis: record.costBasisQuote });
+    }
     held.set(m.params.instrument, sizes);
+    records.set(m.params.instrument, kept);
     for (const book of booksOf(m)) {
       for (const side of ['buy', 'sell'] as const) {
         for (const o of book.ordersOf(side)) {
@@ -109,7 +119,7 @@ function before(state: ExchangeState): Before {
       }
     }
   }
-  return { held, resting, lots };
+  return { held, records, resting, lots };
 }
 
 function floorDiv(x: bigint, y: bigint): bigint {
@@ -251,8 +261,21 @@ function checkView(
         s !== undefined && s.sizeLots === size && s.valueQuote === String(e.valueQuote),
         `${at}: holder ${a.index} of ${e.market} (${size}) reads ${JSON.stringify(up?.settlements)}`,
       );
-      assert.ok(
-        up!.positions.some((p) => p.instrument === e.market && p.sizeLots === 0),
+      // The closing row: the record's final realized PnL (settlement booked it
+      // there before dropping it), its funding, and the entry it had.
+      const kept: { record: Position; basis: bigint } = b.records.get(e.market)!.get(a)!;
+      const denominator: bigint = BigInt(size) * b.lots.get(e.market)!.k;
+      const entry: bigint = (kept.basis * 2n + denominator) / (2n * denominator);
+      assert.deepEqual(
+        up!.positions.find((p) => p.instrument === e.market),
+        {
+          instrument: e.market,
+          sizeLots: 0,
+          entryPriceTicks: Number(entry < 0n ? 0n : entry),
+          unrealizedPnlQuote: '0',
+          realizedPnlQuote: String(kept.record.realizedPnlQuote),
+          fundingQuote: String(kept.record.fundingQuote),
+        },
         `${at}: holder ${a.index}'s closed ${e.market} position`,
       );
       count('viewSettledHolder');

@@ -13,12 +13,14 @@ import { RawClient } from '../api/fixtures.ts';
 import { startApiServer } from '../../src/api/server.ts';
 import type { ChannelEvent } from '../../src/api/client/index.ts';
 import type { AccountInterest, AccountUpdate, BlockUpdate } from '../../src/api/view.ts';
-import type { OracleView, TickerView } from '../../src/api/view.ts';
+import type { OracleView, PositionView, TickerView } from '../../src/api/view.ts';
 import { formatAddress } from '../../src/crypto/index.ts';
 import { ApiError } from '../../src/api/errors.ts';
 import type { BlockResult } from '../../src/exchange/index.ts';
 import { decodeSnapshot, encodeSnapshot } from '../../src/exchange/index.ts';
 import { daysFromCivil, expiryMsOfDay } from '../../src/exchange/instruments/index.ts';
+import { positionOf as exchangePositionOf } from '../../src/exchange/position.ts';
+import type { Position } from '../../src/exchange/state.ts';
 import { lastKept, sameTicker } from '../../src/node/view.ts';
 import type { ChainView } from '../../src/node/view.ts';
 import { Mempool } from '../../src/node/mempool/mempool.ts';
@@ -464,6 +466,108 @@ function dailyListingHarness(): { h: Harness; future: string } {
   const h = new Harness(btcDailyGenesis());
   return { h, future: 'BTC-2MAR26' };
 }
+
+test('the read model: a position closed by settlement is listed with its entry, its funding and its realized PnL with what settlement realized; GET /v1/account agrees', () => {
+  const FUTURE = 'BTC-2MAR26';
+  const h = new Harness(btcDailyGenesis());
+  const [alice, bob] = [key('view-settled-pnl-alice'), key('view-settled-pnl-bob')];
+  h.fund(alice, 100_000n * USDC);
+  h.fund(bob, 100_000n * USDC);
+  const market = h.ex.state.marketByName.get(FUTURE)!;
+  const f = market.markTicks;
+  // Alice buys 5 from Bob, then sells 2 back 20 ticks higher: each has realized
+  // PnL before settlement, and keeps 3 (Bob −3) at the first price.
+  h.one(bob, limit(FUTURE, 'sell', f, 5));
+  h.one(alice, limit(FUTURE, 'buy', f, 5, { timeInForce: 'IOC' }));
+  h.one(bob, limit(FUTURE, 'buy', f + 20, 2));
+  h.one(alice, limit(FUTURE, 'sell', f + 20, 2, { timeInForce: 'IOC' }));
+  // The index moves on, so that settlement realizes something too.
+  h.oracle = { ...h.oracle, BTC: h.oracle.BTC! + 321n * USDC };
+  const { view, feed } = viewOver(h);
+  try {
+    const subOf = (k: ReturnType<typeof key>) =>
+      view.read().account(formatAddress(k.address))!.subaccounts[0]!;
+    let settled: BlockUpdate | undefined;
+    const before = new Map<
+      ReturnType<typeof key>,
+      { cash: bigint; basis: bigint; realized: bigint; view: PositionView }
+    >();
+    const records = new Map<ReturnType<typeof key>, Position>();
+    for (let i = 0; i < 12 && settled === undefined; i++) {
+      for (const k of [alice, bob]) {
+        const record = exchangePositionOf(h.account(k)!, market)!;
+        records.set(k, record);
+        before.set(k, {
+          cash: h.account(k)!.cashQuote,
+          basis: record.costBasisQuote,
+          realized: record.realizedPnlQuote,
+          view: subOf(k).positions.find((p) => p.instrument === FUTURE)!,
+        });
+      }
+      const next: BlockUpdate = feed(h.block([], 60 * 60_000));
+      if (next.block.events?.some((e) => e.type === 'marketSettled' && e.instrument === FUTURE))
+        settled = next;
+    }
+    assert.ok(settled !== undefined, 'the future settled');
+    for (const [k, size] of [
+      [alice, 3],
+      [bob, -3],
+    ] as const) {
+      const b = before.get(k)!;
+      assert.equal(b.view.sizeLots, size, 'the position before settlement');
+      assert.notEqual(b.view.realizedPnlQuote, '0', 'realized PnL before settlement');
+      assert.ok(b.view.entryPriceTicks > 0, 'an entry before settlement');
+      const record = records.get(k)!;
+      const paid = h.account(k)!.cashQuote - b.cash;
+      // What the exchange booked on the record it then dropped: what it had,
+      // plus the cash settlement paid or took less the position's cost basis.
+      assert.equal(record.realizedPnlQuote, b.realized + paid - b.basis, 'settlement realized');
+      const u: AccountUpdate = settled.accounts.find(
+        (a) => a.address === formatAddress(k.address),
+      )!;
+      assert.deepEqual(
+        u.positions.find((p) => p.instrument === FUTURE),
+        {
+          instrument: FUTURE,
+          sizeLots: 0,
+          entryPriceTicks: b.view.entryPriceTicks,
+          unrealizedPnlQuote: '0',
+          realizedPnlQuote: String(record.realizedPnlQuote),
+          fundingQuote: b.view.fundingQuote,
+        },
+        'the closing row',
+      );
+      // GET /v1/account at the same height: the same balances and live
+      // positions, and the settled one no longer held.
+      const sub = subOf(k);
+      assert.deepEqual(
+        [
+          u.cashQuote,
+          u.equityQuote,
+          u.marginUsedQuote,
+          u.maintenanceMarginQuote,
+          u.marginFreeQuote,
+        ],
+        [
+          sub.cashQuote,
+          sub.equityQuote,
+          sub.marginUsedQuote,
+          sub.maintenanceMarginQuote,
+          sub.marginFreeQuote,
+        ],
+        'balances as GET /v1/account shows them',
+      );
+      assert.deepEqual(
+        u.positions.filter((p) => p.sizeLots !== 0),
+        sub.positions,
+        'live positions as GET /v1/account shows them',
+      );
+      assert.ok(!sub.positions.some((p) => p.instrument === FUTURE), 'no longer held');
+    }
+  } finally {
+    view.close();
+  }
+});
 
 test('a restarted node still knows the markets settled in the blocks it reads back', () => {
   const { h, future } = dailyListingHarness();

@@ -145,6 +145,19 @@ export function settlementValueQuote(
 }
 
 /**
+ * What settlement pays a position of `sizeLots` (signed) at `valueQuote` per
+ * whole base unit: floor(size × value / lotsPerBase), a long's rounded down
+ * and a short's payment rounded up (settlePositions).
+ */
+export function settledCashQuote(
+  sizeLots: number,
+  valueQuote: bigint,
+  lotsPerBase: number,
+): bigint {
+  return divBig(BigInt(sizeLots) * valueQuote, BigInt(lotsPerBase), 'floor');
+}
+
+/**
  * Closes every position at `valueQuote` per whole base unit: a position of s
  * lots receives floor(s × value / lotsPerBase) quote units, so a long is paid
  * rounded down and a short pays rounded up; nobody is rounded in their favour.
@@ -158,14 +171,13 @@ export function settlePositions(
 ): SettlementResult {
   assert(valueQuote >= 0n, 'a settlement value is not negative');
   assert(Number.isSafeInteger(lotsPerBase) && lotsPerBase > 0, 'bad lotsPerBase');
-  const lots = BigInt(lotsPerBase);
   const cashQuote: bigint[] = [];
   const realizedPnlQuote: bigint[] = [];
   let net = 0;
   let total = 0n;
   for (const p of positions) {
     net += p.sizeLots;
-    const cash = divBig(BigInt(p.sizeLots) * valueQuote, lots, 'floor');
+    const cash = settledCashQuote(p.sizeLots, valueQuote, lotsPerBase);
     cashQuote.push(cash);
     realizedPnlQuote.push(cash - p.costBasisQuote);
     total += cash;
