@@ -415,9 +415,19 @@ export class Replica implements ConsensusReplica {
   private servedRequests = new Map<PeerId, { sinceMs: number; chargedBytes: number }>();
   /**
    * What all peers' block requests drew beyond their floors in the current
-   * retry period, and the part of it full nodes drew (onBlockRequest).
+   * retry period (serveWithinBudgets): from the open part, and from the
+   * validators' part by validators without a share of it.
    */
-  private servedShared = { sinceMs: 0, chargedBytes: 0, fullNodesBytes: 0 };
+  private servedShared = { sinceMs: 0, openBytes: 0, newcomersBytes: 0 };
+  /**
+   * When each validator last asked past its floor: those of the last two
+   * periods get a share of the validators' part at a period's start, and
+   * older ones are forgotten then. Keys of the validator sets only, at most
+   * 4·VALIDATORS_MAX.
+   */
+  private validatorsAskedMs = new Map<PeerId, number>();
+  /** The validators with a share of the current period's validators' part, and what each drew on it. */
+  private validatorShares = new Map<PeerId, number>();
   private readonly serveTotalBytes: number;
   /** Peers that answered our block request `blockBusy`, and when: not asked for a retry period. */
   private busyPeers = new Map<PeerId, number>();
@@ -2161,13 +2171,28 @@ export class Replica implements ConsensusReplica {
    * CATCHUP_SERVE_BYTES_PER_PEER_MAX per retry period (plus one answer). Its
    * first CATCHUP_SERVE_FLOOR_BYTES of each period are its floor, served
    * whatever the others ask; past them it draws on the budget all peers
-   * share (serveTotalBytes a period), of which full nodes together draw at
-   * most 1/CATCHUP_SERVE_FULL_NODES_PART. Without the shared budget, many
-   * peers each within its own budget made us load and send blocks without a
-   * bound; without the floor, they could together spend the shared budget
-   * first at every period and starve a lagging peer. A refused request is
-   * charged a lookup: a peer asking in a loop gets at most that many busy
-   * answers a period.
+   * share (serveTotalBytes a period). Without the shared budget, many peers
+   * each within its own budget made us load and send blocks without a bound;
+   * without the floor, they could together spend the shared budget first at
+   * every period and starve a lagging peer. A refused request is charged a
+   * lookup: a peer asking in a loop gets at most that many busy answers a
+   * period.
+   *
+   * The shared budget has two parts. The open part
+   * (1/CATCHUP_SERVE_FULL_NODES_PART of it) is drawn first come by full
+   * nodes, and by validators past their shares. The rest is the
+   * validators': at each period's start, each validator that asked past its
+   * floor in the last two periods gets an equal share of it, and those
+   * without one draw first come on what the shares leave (all of it when
+   * none asked). A lagging validator asks a server until it is refused, and
+   * again a retry period later, so it always has a share: the validators'
+   * part over at most f + the honest validators lagging. With the part
+   * first come, one Byzantine validator (up to its own budget) and full
+   * nodes filling the open part, or two Byzantine validators, left an
+   * honest lagging validator only its floor; with shares counted among
+   * those asking so far, one asking early in a period, or skipping periods
+   * to come back new, would still take another's. O(1) a request, and once a
+   * period O(validators that asked).
    */
   private serveWithinBudgets(
     peer: PeerId,
@@ -2189,32 +2214,57 @@ export class Replica implements ConsensusReplica {
     }
     if (served.chargedBytes >= CATCHUP_SERVE_BYTES_PER_PEER_MAX) return 'rateLimited';
     const shared = this.servedShared;
-    let part: 'floor' | 'validator' | 'fullNode' = 'floor';
+    let part: 'floor' | 'share' | 'newcomer' | 'open' = 'floor';
+    let limitBytes = Number.MAX_SAFE_INTEGER;
     if (served.chargedBytes >= CATCHUP_SERVE_FLOOR_BYTES) {
       if (nowMs - shared.sinceMs >= CATCHUP_RETRY_MS) {
         shared.sinceMs = nowMs;
-        shared.chargedBytes = 0;
-        shared.fullNodesBytes = 0;
+        shared.openBytes = 0;
+        shared.newcomersBytes = 0;
+        this.validatorShares = new Map();
+        for (const [validator, atMs] of this.validatorsAskedMs) {
+          if (nowMs - atMs >= 2 * CATCHUP_RETRY_MS) this.validatorsAskedMs.delete(validator);
+          else this.validatorShares.set(validator, 0);
+        }
       }
+      const openMax = divFloor(this.serveTotalBytes, CATCHUP_SERVE_FULL_NODES_PART);
       // A peer counts as a validator when its name is one of the sets' keys
       // (docs/protocol.md): consensus liveness first.
-      part =
-        this.chain.validators.hasKeyHex(peer) || this.chain.nextValidators.hasKeyHex(peer)
-          ? 'validator'
-          : 'fullNode';
-      const fullNodesMax = divFloor(this.serveTotalBytes, CATCHUP_SERVE_FULL_NODES_PART);
-      if (
-        shared.chargedBytes >= this.serveTotalBytes ||
-        (part === 'fullNode' && shared.fullNodesBytes >= fullNodesMax)
-      ) {
-        served.chargedBytes += CATCHUP_SERVE_LOOKUP_BYTES;
-        return 'busy';
+      if (this.chain.validators.hasKeyHex(peer) || this.chain.nextValidators.hasKeyHex(peer)) {
+        if (this.validatorsAskedMs.has(peer) || this.validatorsAskedMs.size < 4 * VALIDATORS_MAX) {
+          this.validatorsAskedMs.set(peer, nowMs);
+        }
+        const validatorsPart = this.serveTotalBytes - openMax;
+        const holders = this.validatorShares.size;
+        const share = holders === 0 ? 0 : divFloor(validatorsPart, holders);
+        const drawn = this.validatorShares.get(peer);
+        const room =
+          drawn !== undefined
+            ? share - drawn
+            : validatorsPart - holders * share - shared.newcomersBytes;
+        // The answer is cut to the room left (serveBlocks), so a share is
+        // never overdrawn; with no room for the first block, the open part.
+        const first = this.ports.blocks.sizeOf?.(fromHeight) ?? 0;
+        if (room >= 2 * CATCHUP_SERVE_LOOKUP_BYTES + first) {
+          part = drawn !== undefined ? 'share' : 'newcomer';
+          limitBytes = room;
+        }
+      }
+      if (part === 'floor') {
+        if (shared.openBytes >= openMax) {
+          served.chargedBytes += CATCHUP_SERVE_LOOKUP_BYTES;
+          return 'busy';
+        }
+        part = 'open';
       }
     }
-    const charged = this.serveBlocks(peer, fromHeight, count);
+    const charged = this.serveBlocks(peer, fromHeight, count, limitBytes);
     served.chargedBytes += charged;
-    if (part !== 'floor') shared.chargedBytes += charged;
-    if (part === 'fullNode') shared.fullNodesBytes += charged;
+    if (part === 'share') {
+      this.validatorShares.set(peer, (this.validatorShares.get(peer) ?? 0) + charged);
+    }
+    if (part === 'newcomer') shared.newcomersBytes += charged;
+    if (part === 'open') shared.openBytes += charged;
     return null;
   }
 
@@ -2262,14 +2312,19 @@ export class Replica implements ConsensusReplica {
    * load, and the charge, of the block that would not fit: with blocks over
    * half a message, each answer would otherwise be charged two blocks for the
    * one it carries, and a lagger would hit the budget at half the rate.
+   * The charge stays within `limitBytes` (what is left of a validator's
+   * share, with room for the first block): a block that would take it past
+   * is neither loaded nor charged; a store that does not tell sizes stops
+   * after the block that took it past.
    */
-  private serveBlocks(to: PeerId, fromHeight: number, count: number): number {
+  private serveBlocks(to: PeerId, fromHeight: number, count: number, limitBytes: number): number {
     const blocks: CommittedBlock[] = [];
     let bytes = 16;
     let chargedBytes = CATCHUP_SERVE_LOOKUP_BYTES;
     for (let h = fromHeight; h < fromHeight + count && h <= this.chain.height; h++) {
-      chargedBytes += CATCHUP_SERVE_LOOKUP_BYTES;
       const size = this.ports.blocks.sizeOf?.(h) ?? null;
+      if (size !== null && chargedBytes + CATCHUP_SERVE_LOOKUP_BYTES + size > limitBytes) break;
+      chargedBytes += CATCHUP_SERVE_LOOKUP_BYTES;
       if (size !== null && bytes + size > MESSAGE_BYTES_MAX) break;
       const committed = this.ports.blocks.load(h);
       if (committed === null) break;
@@ -2278,6 +2333,7 @@ export class Replica implements ConsensusReplica {
       bytes += blockBytes;
       if (bytes > MESSAGE_BYTES_MAX) break;
       blocks.push(committed);
+      if (chargedBytes >= limitBytes) break;
     }
     if (blocks.length > 0) {
       this.emit({

@@ -343,8 +343,8 @@ export type DropReason =
   /** A peer past its budget of block requests answered per retry period. */
   | 'rateLimited'
   /**
-   * A block request within its peer's budget, over the one all peers share
-   * (and past its peer's floor): answered `blockBusy`.
+   * A block request within its peer's budget, over its part of the one all
+   * peers share (and past its peer's floor): answered `blockBusy`.
    */
   | 'busy'
   | 'unexpected'

@@ -328,13 +328,17 @@ export const CATCHUP_SERVE_LOOKUP_BYTES = 16 * 1024;
  * consensus. Two peers' full budget: two laggers at once go at full speed,
  * more share it. A request over it is answered `blockBusy`, and the asker
  * turns to another peer at once. Full nodes together draw at most half of
- * it (CATCHUP_SERVE_FULL_NODES_PART): the rest is the validators'.
+ * it (CATCHUP_SERVE_FULL_NODES_PART, the open part): the rest is the
+ * validators', in equal shares among those that asked in the last two
+ * periods (Replica.serveWithinBudgets).
  */
 export const CATCHUP_SERVE_TOTAL_BYTES_PER_S = 2 * CATCHUP_SERVE_BYTES_PER_PEER_MAX;
 /**
- * Full nodes (peers that are not validators of the current or the next set)
- * together draw at most 1/this of the shared budget: half, so a lagging
- * validator (consensus liveness first) keeps the other half whatever they ask.
+ * Full nodes (peers that are not validators of the current or the next set),
+ * and validators past their shares, together draw at most 1/this of the
+ * shared budget: half, so lagging validators (consensus liveness first) keep
+ * the other half whatever full nodes ask, each its share of it whatever the
+ * other validators ask.
  */
 export const CATCHUP_SERVE_FULL_NODES_PART = 2;
 /**

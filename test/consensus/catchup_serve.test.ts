@@ -1,7 +1,8 @@
 // The catch-up serving budget all peers share (Replica.serveWithinBudgets):
 // many peers, each within its own budget, draw at most the shared budget
-// beyond their floors; full nodes at most half of it; a request over it is
-// answered blockBusy, and the asker turns to another peer at once.
+// beyond their floors; full nodes at most half of it, and each validator that
+// asked lately its share of the other half whatever the others ask; a request
+// over it is answered blockBusy, and the asker turns to another peer at once.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,7 +19,8 @@ import {
 import { committedBlockCodec, messageCodec } from '../../src/consensus/codec.ts';
 import { toHex } from '../../src/lib/bytes.ts';
 import type { Effect } from '../../src/consensus/types.ts';
-import { Harness } from './harness.ts';
+import type { Replica } from '../../src/consensus/replica.ts';
+import { FAST_TIMEOUTS, Harness } from './harness.ts';
 
 const MIB = 1024 * 1024;
 
@@ -176,6 +178,208 @@ test('an honest lagging replica catches up while other peers, each within its ow
     assert.equal(h.nodes[3]!.committed.get(height), h.nodes[0]!.committed.get(height));
   }
 });
+
+/** The charges of the answers `server` gives `peer`, asking at `t` until it is refused (busy, or over its own budget). */
+function askUntilRefused(server: Replica, peer: string, t: number): number[] {
+  const charges: number[] = [];
+  for (let i = 0; i < 10_000; i++) {
+    const { charge } = servedBy(server.onMessage(peer, request, t));
+    if (charge === 0) return charges;
+    charges.push(charge);
+  }
+  throw new Error(`${peer} was never refused`);
+}
+
+function sum(values: readonly number[]): number {
+  return values.reduce((a, b) => a + b, 0);
+}
+
+/** The most a server charges a request for its first block: the room a share must have left to serve it. */
+function firstBlockChargeMax(h: Harness): number {
+  let blockMax = 0;
+  for (const b of h.nodes[0]!.store.values()) {
+    blockMax = Math.max(blockMax, encode(committedBlockCodec, b).length);
+  }
+  return 2 * CATCHUP_SERVE_LOOKUP_BYTES + blockMax;
+}
+
+for (const f of [1, 2]) {
+  test(`with ${f} Byzantine validator${f === 1 ? '' : 's'} asking first and full nodes filling the open part, an honest lagging validator that asked the period before draws each period its floor and its share of the validators' part (the part over ${f + 1}); one skipping a period to come back new takes none of it; the draws stay within the shared bound`, () => {
+    const n = 3 * f + 1;
+    const h = new Harness({ n, seed: 41 });
+    h.startAll();
+    assert.ok(
+      h.run(() => h.minCommitted() >= 20),
+      'the chain grows',
+    );
+    const server = h.nodes[0]!.replica;
+    // The transport names a validator's node by its key: these count as validators.
+    const names = h.keys.map((k) => toHex(k.publicKey));
+    const byzantine = names.slice(1, 1 + f);
+    const lagging = names[n - 1]!;
+    const fullNodes = Array.from({ length: 40 }, (_, i) => `full${i}`);
+    const openMax = Math.floor(CATCHUP_SERVE_TOTAL_BYTES_PER_S / CATCHUP_SERVE_FULL_NODES_PART);
+    const validatorsPart = CATCHUP_SERVE_TOTAL_BYTES_PER_S - openMax;
+    const firstMax = firstBlockChargeMax(h);
+    const t0 = h.nowMs;
+    for (let period = 0; period < 4; period++) {
+      const t = t0 + period * CATCHUP_RETRY_MS;
+      // The first Byzantine validator skips period 2 and comes back new in period 3.
+      const asking = period === 2 ? byzantine.slice(1) : byzantine;
+      const drawn = new Map<string, number[]>();
+      for (const peer of asking) drawn.set(peer, askUntilRefused(server, peer, t));
+      // Full nodes in turn, until each is refused.
+      for (const peer of fullNodes) drawn.set(peer, []);
+      for (let served = true; served;) {
+        served = false;
+        for (const peer of fullNodes) {
+          const { charge } = servedBy(server.onMessage(peer, request, t));
+          if (charge > 0) drawn.get(peer)!.push(charge);
+          served ||= charge > 0;
+        }
+      }
+      drawn.set(lagging, askUntilRefused(server, lagging, t));
+      const answerMax = Math.max(...[...drawn.values()].flat());
+      // What each drew beyond its floor (its first CATCHUP_SERVE_FLOOR_BYTES).
+      const beyondFloor = (peer: string): number => {
+        let total = 0;
+        let beyond = 0;
+        for (const charge of drawn.get(peer)!) {
+          if (total >= CATCHUP_SERVE_FLOOR_BYTES) beyond += charge;
+          total += charge;
+        }
+        return beyond;
+      };
+      const fullNodesBeyond = sum(fullNodes.map(beyondFloor));
+      const allBeyond = sum([...drawn.keys()].map(beyondFloor));
+      assert.ok(
+        fullNodesBeyond <= openMax + answerMax,
+        `period ${period}: full nodes drew ${fullNodesBeyond} bytes beyond their floors, over their part of ${openMax}`,
+      );
+      assert.ok(
+        allBeyond <= CATCHUP_SERVE_TOTAL_BYTES_PER_S + answerMax,
+        `period ${period}: ${allBeyond} bytes drawn beyond the floors, over ${CATCHUP_SERVE_TOTAL_BYTES_PER_S}`,
+      );
+      for (const peer of drawn.keys()) {
+        assert.ok(
+          sum(drawn.get(peer)!) <= CATCHUP_SERVE_BYTES_PER_PEER_MAX + answerMax,
+          `period ${period}: ${peer} within its own budget`,
+        );
+      }
+      const lagger = sum(drawn.get(lagging)!);
+      assert.ok(lagger >= CATCHUP_SERVE_FLOOR_BYTES, `period ${period}: the lagger drew its floor`);
+      if (period === 0) continue;
+      // The validators with a share: those that asked past their floors in
+      // the last two periods (the one that skipped has its share in period 2,
+      // and none in period 3: what it draws then takes nothing from the lagger's).
+      const holders = period === 3 ? f : f + 1;
+      const share = Math.floor(validatorsPart / holders);
+      // Its floor, and its share but for the room of a first block (an answer is cut to the share left).
+      const expected = Math.min(
+        CATCHUP_SERVE_FLOOR_BYTES + share - firstMax,
+        CATCHUP_SERVE_BYTES_PER_PEER_MAX,
+      );
+      assert.ok(
+        lagger >= expected,
+        `period ${period}: the lagging validator drew ${lagger} bytes, less than its floor and its share (${expected})`,
+      );
+    }
+  });
+}
+
+for (const f of [1, 2]) {
+  test(`an honest lagging validator catches up from a server that ${f} Byzantine validator${f === 1 ? '' : 's'} and full nodes flood: from its second period on it draws its floor and its share there before it is answered busy, and it waits out a bounded number of busy periods`, () => {
+    const n = 3 * f + 1;
+    // The validators' part (36 MiB) less than one validator's own budget: a
+    // single Byzantine validator asking first could take all of it.
+    const totalBytes = 72 * MIB;
+    const h = new Harness({ n, seed: 8, peersByKey: true, catchupServeTotalBytesPerS: totalBytes });
+    const lagging = n - 1;
+    // It reaches one honest server: the Byzantine validators serve it
+    // nothing, and the other honest ones are out of its reach.
+    h.filter = (from, to) => (from !== lagging && to !== lagging) || from === 0 || to === 0;
+    h.startAll();
+    h.crash(lagging);
+    const others = Array.from({ length: n - 1 }, (_, i) => i);
+    assert.ok(
+      h.run(() => h.minCommitted(others) >= 3_000, 3_000_000),
+      'the others go on',
+    );
+    const target = h.minCommitted(others);
+    const server = h.nodes[0]!.replica;
+    const names = h.keys.map((k) => toHex(k.publicKey));
+    const flooders = [...names.slice(1, 1 + f), ...Array.from({ length: 6 }, (_, i) => `full${i}`)];
+    const lagger = names[lagging]!;
+    // What the server sent the lagger, and when: answers' charges, and busy answers.
+    const answers: { atMs: number; charge: number }[] = [];
+    const busyMs: number[] = [];
+    let nextFloodMs = h.nowMs;
+    h.afterEffect = (node, effect) => {
+      if (node.index === 0 && effect.kind === 'send' && effect.to === lagger) {
+        const { charge, busy } = servedBy([effect]);
+        if (charge > 0) answers.push({ atMs: h.nowMs, charge });
+        if (busy) busyMs.push(h.nowMs);
+      }
+      if (h.nowMs < nextFloodMs) return;
+      nextFloodMs = h.nowMs + 10;
+      // Every 10 ms, the Byzantine validators first, each asks until it is refused.
+      for (const flooder of flooders) askUntilRefused(server, flooder, h.nowMs);
+    };
+    const startMs = h.nowMs;
+    h.restart(lagging);
+    assert.ok(
+      h.run(() => h.height(lagging) >= target, 60_000),
+      `the lagging validator reached ${h.height(lagging)} of ${target}`,
+    );
+    h.afterEffect = null;
+    const elapsedMs = h.nowMs - startMs;
+    for (let height = 1; height <= target; height++) {
+      assert.equal(h.nodes[lagging]!.committed.get(height), h.nodes[0]!.committed.get(height));
+    }
+    const share = Math.floor(
+      (totalBytes - Math.floor(totalBytes / CATCHUP_SERVE_FULL_NODES_PART)) / (f + 1),
+    );
+    const firstMax = firstBlockChargeMax(h);
+    const answerMax = Math.max(...answers.map((a) => a.charge));
+    // In its first period it has no share yet (it had not asked): its floor.
+    // From then on, before each busy answer, its floor and its share but
+    // for the room of a first block, within the retry period before.
+    const perPeriod = CATCHUP_SERVE_FLOOR_BYTES + share - firstMax;
+    for (const atMs of busyMs.slice(1)) {
+      const drawn = sum(
+        answers
+          .filter((a) => a.atMs > atMs - CATCHUP_RETRY_MS && a.atMs <= atMs)
+          .map((a) => a.charge),
+      );
+      assert.ok(
+        drawn >= perPeriod,
+        `answered busy at ${atMs - startMs} ms after ${drawn} bytes in the period, less than its floor and share (${perPeriod})`,
+      );
+    }
+    // The bound: what catching up costs the server (a lookup for each
+    // request and block, and each block's bytes), drawn at its floor the
+    // first period and at perPeriod the others, less four answers a period of
+    // blocks that came twice (the server pushes a peer behind a batch each
+    // retry period, and the answer to the request then out brings some
+    // again: two or three answers a period here). Each busy answer is a
+    // retry period waited, stretched by the server's next message (a propose
+    // timeout at most) and the answers.
+    let needBytes = Math.ceil(target / 64) * CATCHUP_SERVE_LOOKUP_BYTES;
+    for (let height = 1; height <= target; height++) {
+      const block = h.nodes[0]!.store.get(height)!;
+      needBytes += CATCHUP_SERVE_LOOKUP_BYTES + encode(committedBlockCodec, block).length;
+    }
+    const waitsMax = Math.ceil(
+      (needBytes - CATCHUP_SERVE_FLOOR_BYTES) / (perPeriod - 4 * answerMax),
+    );
+    assert.ok(
+      busyMs.length <= waitsMax,
+      `${busyMs.length} busy answers while catching up, over ${waitsMax}`,
+    );
+    const boundMs = (waitsMax + 1) * (CATCHUP_RETRY_MS + FAST_TIMEOUTS.proposeMs + 200);
+    assert.ok(elapsedMs <= boundMs, `caught up in ${elapsedMs} ms, over ${boundMs}`);
+  });
+}
 
 test('a blockBusy answer from the peer asked moves the request to another peer at once, and the busy peer is not asked for a retry period; one from a peer not asked, or repeated, asks nobody', () => {
   const h = new Harness({ n: 4, seed: 33 });

@@ -237,6 +237,11 @@ export interface HarnessOptions {
   readonly doubleSignWatchHeights?: number;
   /** The replicas' catch-up serving budget shared by all peers (default: the replica's). */
   readonly catchupServeTotalBytesPerS?: number;
+  /**
+   * Name each node to the others by its key, as the transport does (so a
+   * replica counts its peers as validators), rather than `p<index>` (default false).
+   */
+  readonly peersByKey?: boolean;
 }
 
 /** The first byte of a checkpoint WAL record (WAL_TAG in src/consensus/codec.ts). */
@@ -320,6 +325,9 @@ export class Harness {
   readonly released = new Map<string, string>();
   doubleSigns = 0;
   private readonly options: HarnessOptions;
+  /** Each node's name to the others, and its index by that name. */
+  readonly peerNames: string[] = [];
+  private readonly peerIndex = new Map<string, number>();
 
   constructor(options: HarnessOptions) {
     this.options = options;
@@ -327,6 +335,11 @@ export class Harness {
     const crypto = options.crypto === 'ed25519' ? new Ed25519Crypto() : new FakeCrypto();
     this.verifier = options.memoizeVerifier === true ? new MemoVerifier(crypto) : crypto;
     for (let i = 0; i < options.n + (options.spareKeys ?? 0); i++) this.keys.push(crypto.key(i));
+    for (let i = 0; i < options.n; i++) {
+      const name = options.peersByKey === true ? toHex(this.keys[i]!.publicKey) : `p${i}`;
+      this.peerNames.push(name);
+      this.peerIndex.set(name, i);
+    }
     this.genesis = {
       chainId: CHAIN_ID,
       genesisTimeMs: this.nowMs,
@@ -481,7 +494,10 @@ export class Harness {
     const node = this.nodes[event.to]!;
     if (!node.up) return;
     if (event.kind === 'deliver') {
-      this.perform(node, node.replica.onMessage(`p${event.from}`, event.bytes, this.nowMs));
+      this.perform(
+        node,
+        node.replica.onMessage(this.peerNames[event.from]!, event.bytes, this.nowMs),
+      );
     } else if (event.incarnation === node.incarnation) {
       this.perform(node, node.replica.handle({ ...event.input, nowMs: this.nowMs } as Input));
     }
@@ -521,10 +537,13 @@ export class Harness {
         }
         node.syncedLength = node.wal.length;
         return;
-      case 'send':
+      case 'send': {
         this.noteReleased(node, effect.bytes);
-        this.send(node.index, Number(effect.to.slice(1)), effect.bytes);
+        const to = this.peerIndex.get(effect.to);
+        if (to === undefined) throw new Error(`node ${node.index} sent to ${effect.to}, no node`);
+        this.send(node.index, to, effect.bytes);
         return;
+      }
       case 'broadcast':
         this.noteReleased(node, effect.bytes);
         for (const other of this.nodes)
