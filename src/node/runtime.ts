@@ -6,7 +6,7 @@
 // halt height (config.haltHeight, or RunOptions.haltHeight) `onHaltHeight`
 // tells it to stop the node as on SIGTERM.
 
-import { closeSync, fsyncSync, openSync, writeFileSync } from 'node:fs';
+import { fsyncSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import pino from 'pino';
@@ -434,8 +434,13 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
     peerPort,
     log,
     reopenLog: () => {
-      logFile.reopen();
-      log.info({ path: logFile.path }, 'log file reopened');
+      const failure = logFile.reopen();
+      if (failure === null) log.info({ path: logFile.path }, 'log file reopened');
+      else
+        log.warn(
+          { path: logFile.path, code: failure.code ?? String(failure) },
+          'log file not reopened: the lines go on to the file it has',
+        );
     },
     stop: stopAll,
   };
@@ -538,19 +543,25 @@ export type LogDestination = ReturnType<typeof pino.destination>;
  */
 export class LogFile {
   readonly destination: LogDestination;
-  /** A descriptor of the same file, for sync(): an fsync reaches what any descriptor wrote. */
-  private fd: number;
 
   /** Throws, with its code, if the node cannot open the file. */
   constructor(
     readonly path: string,
     maxLength = LOG_PENDING_BYTES_MAX,
   ) {
-    this.fd = openSync(path, 'a');
     const destination = pino.destination({ dest: path, sync: true, append: true, maxLength });
     destination.on('error', () => {});
     destination.on('drop', () => destination.write(''));
     this.destination = destination;
+  }
+
+  /**
+   * The descriptor the destination writes to now (sonic-boom's own, not in
+   * its types): the one sync() puts on disk, so that a reopen cannot leave
+   * the two on different files.
+   */
+  private get fd(): number {
+    return (this.destination as unknown as { fd: number }).fd;
   }
 
   /**
@@ -568,26 +579,35 @@ export class LogFile {
 
   /**
    * Opens the file that has the path now (logrotate moved the old one away,
-   * then sends SIGHUP): the next lines go to it. The old file's lines are put
-   * on disk first. If the path cannot be opened, the lines go on to the old
-   * file.
+   * then sends SIGHUP): the next lines go to it, and so do lines still
+   * waiting for room on a full disk. The old file's lines are put on disk
+   * first, and the destination closes its descriptor once the new one is
+   * open. Returns null, or why the path could not be opened: the lines then
+   * go on to the file the log has. Never throws (it runs in a signal handler).
    */
-  reopen(): void {
+  reopen(): NodeJS.ErrnoException | null {
     this.sync();
-    let fd: number;
+    const destination = this.destination;
+    const waiting = destination.rawListeners('ready');
     try {
-      fd = openSync(this.path, 'a');
-    } catch {
-      return;
+      destination.reopen();
+      return null;
+    } catch (error) {
+      // The destination keeps its descriptor, but also the listener that was
+      // to close it once the new file was open: left there, the next reopen
+      // that succeeds would close that descriptor twice, the second time
+      // whatever file had taken its number in between.
+      for (const listener of destination.rawListeners('ready')) {
+        if (!waiting.includes(listener)) {
+          destination.removeListener('ready', listener as (...args: unknown[]) => void);
+        }
+      }
+      return error as NodeJS.ErrnoException;
     }
-    closeSync(this.fd);
-    this.fd = fd;
-    this.destination.reopen();
   }
 
-  /** Closes both descriptors (for tests: a node's log stays open until its process ends). */
+  /** Closes the file (for tests: a node's log stays open until its process ends). */
   close(): void {
-    closeSync(this.fd);
     this.destination.destroy();
   }
 }

@@ -434,6 +434,50 @@ test('devnet: a closed terminal (SIGHUP to the whole group) stops every validato
   }
 });
 
+test('devnet: a second SIGHUP while it stops does not end it before its validators (which outlive SIGHUP): each stops cleanly, and it exits 0', async () => {
+  const { home, dir, child, exited, printed, pidsPrinted } = await spawnDevnet(
+    'zomma-devnet-hangup-twice-',
+    true,
+  );
+  const out = (): string => printed.out + printed.err;
+  const pids: number[] = [];
+  const reopened = (i: number): boolean =>
+    readFileSync(join(dir, `validator-${i}`, 'node.log'), 'utf8').includes(
+      '"msg":"log file reopened"',
+    );
+  try {
+    const deadline = Date.now() + 60_000;
+    while (!out().includes('devnet is up') && Date.now() < deadline && child.exitCode === null) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    assert.match(out(), /devnet is up/, out());
+    pids.push(...pidsPrinted());
+    assert.equal(pids.length, 2, out());
+    process.kill(-child.pid!, 'SIGHUP');
+    // The group has it once both validators reopened their logs; then another.
+    while (!(reopened(0) && reopened(1)) && Date.now() < deadline && child.exitCode === null) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.ok(reopened(0) && reopened(1), 'both validators took the first SIGHUP');
+    if (child.exitCode === null) process.kill(-child.pid!, 'SIGHUP');
+    assert.equal(await exited, 0, out());
+    assert.match(out(), /devnet: stopped/);
+    for (const pid of pids) assert.equal(pidAlive(pid), false, `validator pid ${pid} is gone`);
+    for (const i of [0, 1]) {
+      assert.equal(existsSync(join(dir, `validator-${i}`, 'data', 'LOCK')), false, `lock ${i}`);
+      assert.match(
+        readFileSync(join(dir, `validator-${i}`, 'node.log'), 'utf8'),
+        /"msg":"stopped"/,
+        `validator ${i} stopped cleanly`,
+      );
+    }
+  } finally {
+    if (child.exitCode === null) process.kill(-child.pid!, 'SIGKILL');
+    for (const pid of pids) if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
+    home.remove();
+  }
+});
+
 test('devnet: its output closed early (`zomma devnet | head`) stops every validator it started, and it exits 0', async () => {
   const { home, dir, child, exited, printed, pidsPrinted } =
     await spawnDevnet('zomma-devnet-epipe-');

@@ -126,8 +126,10 @@ export const command: Command = {
     const isInterrupted = (): boolean => interrupted;
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
-    // A closed terminal: its validators would stay up (they take SIGHUP to reopen their logs).
-    process.once('SIGHUP', onSignal);
+    // A closed terminal: its validators would stay up (they take SIGHUP to
+    // reopen their logs). Listened to until they are stopped: with no
+    // listener left, a second SIGHUP would end the devnet before them.
+    process.on('SIGHUP', onSignal);
     try {
       const configs = homes.map((home) => loadConfig(home));
       // Another node on one of these ports (an earlier devnet, say) would answer
@@ -231,8 +233,11 @@ export const command: Command = {
       } finally {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
-        process.off('SIGHUP', onSignal);
-        await stopAll(children);
+        try {
+          await stopAll(children);
+        } finally {
+          process.off('SIGHUP', onSignal);
+        }
         io.out('devnet: stopped');
       }
     }

@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { toHex } from '../../lib/bytes.ts';
 import type { HaltHeightStop, HaltReport } from '../../node/loop.ts';
 import { runNode } from '../../node/runtime.ts';
+import type { RunningNode } from '../../node/runtime.ts';
 import type { Command } from '../io.ts';
 import { UsageError } from '../io.ts';
 
@@ -34,7 +35,8 @@ export const command: Command = {
     '    (overrides "haltHeight" in config.json; for an upgrade that changes execution)\n' +
     '  exits 0 on SIGINT or SIGTERM and at the halt height, 1 on a halt, 2 on a config error\n' +
     '  or a chain already past the halt height (or stopped at it), 3 when its data directory\n' +
-    '  was replaced while it ran (StorageReplaced: do not restart it as it is; docs/operations.md)',
+    '  was replaced while it ran (StorageReplaced: do not restart it as it is; docs/operations.md)\n' +
+    '  SIGHUP reopens DIR/node.log at its path (logrotate), and never ends the node',
   async run(args, io) {
     const { values } = parseArgs({
       args,
@@ -51,30 +53,45 @@ export const command: Command = {
     let stopped: HaltHeightStop | null = null;
     let wake: () => void = () => {};
     const done = new Promise<void>((resolve) => (wake = resolve));
-    const running = await runNode({
-      home: values.home,
-      ...(values.quiet ? {} : { logStream: process.stdout }),
-      onHalt: (report) => {
-        halted = report;
-        wake();
-      },
-      ...(haltHeight !== undefined ? { haltHeight } : {}),
-      onHaltHeight: (stop) => {
-        stopped = stop;
-        wake();
-      },
-    });
-    const stop = (): void => wake();
-    // logrotate's postrotate sends SIGHUP once it has moved node.log away.
-    const reopenLog = (): void => running.reopenLog();
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+    // SIGHUP is logrotate's (postrotate, once it has moved node.log away):
+    // taken from here to the end, so that it never ends the node, as it would
+    // with no listener. systemd counts a process SIGHUP ended as a clean exit
+    // and does not restart it (Restart=on-failure). One that comes while the
+    // node starts reopens the log once it has started; one during the stop
+    // still reopens it (the stop logs its last lines).
+    let running: RunningNode | null = null;
+    let reopenWanted = false;
+    const reopenLog = (): void => {
+      if (running === null) reopenWanted = true;
+      else running.reopenLog();
+    };
     process.on('SIGHUP', reopenLog);
-    await done;
-    process.off('SIGINT', stop);
-    process.off('SIGTERM', stop);
-    process.off('SIGHUP', reopenLog);
-    await running.stop();
+    try {
+      const started = await runNode({
+        home: values.home,
+        ...(values.quiet ? {} : { logStream: process.stdout }),
+        onHalt: (report) => {
+          halted = report;
+          wake();
+        },
+        ...(haltHeight !== undefined ? { haltHeight } : {}),
+        onHaltHeight: (stop) => {
+          stopped = stop;
+          wake();
+        },
+      });
+      running = started;
+      if (reopenWanted) started.reopenLog();
+      const stop = (): void => wake();
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      await done;
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      await started.stop();
+    } finally {
+      process.off('SIGHUP', reopenLog);
+    }
     if (halted === null) {
       if (stopped !== null) {
         const { height, appHash } = stopped as HaltHeightStop;
