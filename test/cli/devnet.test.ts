@@ -341,45 +341,21 @@ test('devnet: a resume runs every validator of the chain, not fewer than a quoru
   }
 });
 
-test('devnet: SIGINT to the devnet process stops every validator it started, and it exits 0', async () => {
-  const { home, dir, child, exited, printed, pidsPrinted } =
-    await spawnDevnet('zomma-devnet-sigint-');
-  const out = (): string => printed.out + printed.err;
-  const pids: number[] = [];
-  try {
-    const deadline = Date.now() + 60_000;
-    while (!out().includes('devnet is up') && Date.now() < deadline && child.exitCode === null) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    assert.match(out(), /devnet is up/, out());
-    pids.push(...pidsPrinted());
-    assert.equal(pids.length, 2, out());
-    // The devnet alone gets it (a terminal's Ctrl-C reaches its validators too).
-    child.kill('SIGINT');
-    assert.equal(await exited, 0, out());
-    assert.match(out(), /devnet: stopped/);
-    for (const pid of pids) assert.equal(pidAlive(pid), false, `validator pid ${pid} is gone`);
-    // Each stopped cleanly: its lock released, its log closed with "stopped".
-    for (const i of [0, 1]) {
-      assert.equal(existsSync(join(dir, `validator-${i}`, 'data', 'LOCK')), false, `lock ${i}`);
-      assert.match(
-        readFileSync(join(dir, `validator-${i}`, 'node.log'), 'utf8'),
-        /"msg":"stopped"/,
-      );
-    }
-  } finally {
-    // On a failure, nothing this test started is left running: the devnet, then its validators by pid.
-    if (child.exitCode === null) child.kill('SIGKILL');
-    for (const pid of pids) if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
-    home.remove();
-  }
-});
+type Devnet = Awaited<ReturnType<typeof spawnDevnet>>;
 
-test('devnet: Ctrl-C in a terminal (SIGINT to the whole group) ends with a line of stopped validators, not of ones not answering', async () => {
-  const { home, child, exited, printed, pidsPrinted } = await spawnDevnet(
-    'zomma-devnet-group-',
-    true,
-  );
+/**
+ * A devnet of spawnDevnet once it is up, its two validators' pids printed:
+ * `body` gets it, the pids and all it printed so far. Afterwards, pass or
+ * fail, nothing it started is left running (the devnet, or its group, then
+ * its validators by pid) and its home is removed.
+ */
+async function withDevnetUp(
+  prefix: string,
+  ownGroup: boolean,
+  body: (devnet: Devnet, pids: readonly number[], out: () => string) => Promise<void>,
+): Promise<void> {
+  const devnet = await spawnDevnet(prefix, ownGroup);
+  const { child, printed } = devnet;
   const out = (): string => printed.out + printed.err;
   const pids: number[] = [];
   try {
@@ -388,10 +364,50 @@ test('devnet: Ctrl-C in a terminal (SIGINT to the whole group) ends with a line 
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     assert.match(out(), /devnet is up/, out());
-    pids.push(...pidsPrinted());
-    process.kill(-child.pid!, 'SIGINT');
-    assert.equal(await exited, 0, out());
-    const lines = printed.out.trimEnd().split('\n');
+    pids.push(...devnet.pidsPrinted());
+    assert.equal(pids.length, 2, out());
+    await body(devnet, pids, out);
+  } finally {
+    if (child.exitCode === null) {
+      if (ownGroup) process.kill(-child.pid!, 'SIGKILL');
+      else child.kill('SIGKILL');
+    }
+    for (const pid of pids) if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
+    devnet.home.remove();
+  }
+}
+
+/** It exited 0 and said so, and each validator is gone, stopped cleanly: its lock released, its log closed with "stopped". */
+async function assertStoppedCleanly(
+  { dir, exited }: Devnet,
+  pids: readonly number[],
+  out: () => string,
+): Promise<void> {
+  assert.equal(await exited, 0, out());
+  assert.match(out(), /devnet: stopped/);
+  for (const pid of pids) assert.equal(pidAlive(pid), false, `validator pid ${pid} is gone`);
+  for (const i of [0, 1]) {
+    assert.equal(existsSync(join(dir, `validator-${i}`, 'data', 'LOCK')), false, `lock ${i}`);
+    assert.match(
+      readFileSync(join(dir, `validator-${i}`, 'node.log'), 'utf8'),
+      /"msg":"stopped"/,
+      `validator ${i} stopped cleanly`,
+    );
+  }
+}
+
+test('devnet: SIGINT to the devnet process stops every validator it started, and it exits 0', () =>
+  withDevnetUp('zomma-devnet-sigint-', false, async (devnet, pids, out) => {
+    // The devnet alone gets it (a terminal's Ctrl-C reaches its validators too).
+    devnet.child.kill('SIGINT');
+    await assertStoppedCleanly(devnet, pids, out);
+  }));
+
+test('devnet: Ctrl-C in a terminal (SIGINT to the whole group) ends with a line of stopped validators, not of ones not answering', () =>
+  withDevnetUp('zomma-devnet-group-', true, async (devnet, pids, out) => {
+    process.kill(-devnet.child.pid!, 'SIGINT');
+    await assertStoppedCleanly(devnet, pids, out);
+    const lines = devnet.printed.out.trimEnd().split('\n');
     assert.equal(lines.at(-1), 'devnet: stopped', out());
     const last = lines.at(-2)!;
     // Each validator either still answered or is reported stopped.
@@ -401,58 +417,22 @@ test('devnet: Ctrl-C in a terminal (SIGINT to the whole group) ends with a line 
       out(),
     );
     assert.doesNotMatch(last, /not answering/, out());
-  } finally {
-    if (child.exitCode === null) process.kill(-child.pid!, 'SIGKILL');
-    for (const pid of pids) if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
-    home.remove();
-  }
-});
+  }));
 
-test('devnet: a closed terminal (SIGHUP to the whole group) stops every validator, which take SIGHUP themselves to reopen their logs', async () => {
-  const { home, child, exited, printed, pidsPrinted } = await spawnDevnet(
-    'zomma-devnet-hangup-',
-    true,
-  );
-  const out = (): string => printed.out + printed.err;
-  const pids: number[] = [];
-  try {
-    const deadline = Date.now() + 60_000;
-    while (!out().includes('devnet is up') && Date.now() < deadline && child.exitCode === null) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    assert.match(out(), /devnet is up/, out());
-    pids.push(...pidsPrinted());
-    assert.equal(pids.length, 2, out());
-    process.kill(-child.pid!, 'SIGHUP');
-    assert.equal(await exited, 0, out());
-    assert.match(out(), /devnet: stopped/);
-    for (const pid of pids) assert.equal(pidAlive(pid), false, `validator pid ${pid} is gone`);
-  } finally {
-    if (child.exitCode === null) process.kill(-child.pid!, 'SIGKILL');
-    for (const pid of pids) if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
-    home.remove();
-  }
-});
+test('devnet: a closed terminal (SIGHUP to the whole group) stops every validator, which take SIGHUP themselves to reopen their logs', () =>
+  withDevnetUp('zomma-devnet-hangup-', true, async (devnet, pids, out) => {
+    process.kill(-devnet.child.pid!, 'SIGHUP');
+    await assertStoppedCleanly(devnet, pids, out);
+  }));
 
-test('devnet: a second SIGHUP while it stops does not end it before its validators (which outlive SIGHUP): each stops cleanly, and it exits 0', async () => {
-  const { home, dir, child, exited, printed, pidsPrinted } = await spawnDevnet(
-    'zomma-devnet-hangup-twice-',
-    true,
-  );
-  const out = (): string => printed.out + printed.err;
-  const pids: number[] = [];
-  const reopened = (i: number): boolean =>
-    readFileSync(join(dir, `validator-${i}`, 'node.log'), 'utf8').includes(
-      '"msg":"log file reopened"',
-    );
-  try {
+test('devnet: a second SIGHUP while it stops does not end it before its validators (which outlive SIGHUP): each stops cleanly, and it exits 0', () =>
+  withDevnetUp('zomma-devnet-hangup-twice-', true, async (devnet, pids, out) => {
+    const { child, dir } = devnet;
+    const reopened = (i: number): boolean =>
+      readFileSync(join(dir, `validator-${i}`, 'node.log'), 'utf8').includes(
+        '"msg":"log file reopened"',
+      );
     const deadline = Date.now() + 60_000;
-    while (!out().includes('devnet is up') && Date.now() < deadline && child.exitCode === null) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    assert.match(out(), /devnet is up/, out());
-    pids.push(...pidsPrinted());
-    assert.equal(pids.length, 2, out());
     process.kill(-child.pid!, 'SIGHUP');
     // The group has it once both validators reopened their logs; then another.
     while (!(reopened(0) && reopened(1)) && Date.now() < deadline && child.exitCode === null) {
@@ -460,23 +440,8 @@ test('devnet: a second SIGHUP while it stops does not end it before its validato
     }
     assert.ok(reopened(0) && reopened(1), 'both validators took the first SIGHUP');
     if (child.exitCode === null) process.kill(-child.pid!, 'SIGHUP');
-    assert.equal(await exited, 0, out());
-    assert.match(out(), /devnet: stopped/);
-    for (const pid of pids) assert.equal(pidAlive(pid), false, `validator pid ${pid} is gone`);
-    for (const i of [0, 1]) {
-      assert.equal(existsSync(join(dir, `validator-${i}`, 'data', 'LOCK')), false, `lock ${i}`);
-      assert.match(
-        readFileSync(join(dir, `validator-${i}`, 'node.log'), 'utf8'),
-        /"msg":"stopped"/,
-        `validator ${i} stopped cleanly`,
-      );
-    }
-  } finally {
-    if (child.exitCode === null) process.kill(-child.pid!, 'SIGKILL');
-    for (const pid of pids) if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
-    home.remove();
-  }
-});
+    await assertStoppedCleanly(devnet, pids, out);
+  }));
 
 test('devnet: its output closed early (`zomma devnet | head`) stops every validator it started, and it exits 0', async () => {
   const { home, dir, child, exited, printed, pidsPrinted } =

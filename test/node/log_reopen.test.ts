@@ -190,25 +190,19 @@ test('`zomma node` takes a SIGHUP that comes while it stops: the stop logs its l
   let settled = false;
   const exit = main(['node', '--home', home, '--quiet'], io).finally(() => (settled = true));
   let hangup: { listeners: number; stopping: boolean } | null = null;
-  // The command stops listening to SIGINT as its stop begins; the SIGHUP
-  // comes once the code that runs with that is done, the stop under way.
-  const onRemoved = (event: string | symbol): void => {
-    if (event !== 'SIGINT') return;
-    process.off('removeListener', onRemoved);
-    process.nextTick(() => {
-      hangup = { listeners: process.listenerCount('SIGHUP'), stopping: !settled };
-      renameSync(log, `${log}.1`);
-      process.emit('SIGHUP');
-    });
-  };
   try {
     await until(
       () => existsSync(log) && messages(log).includes('block executed'),
       60_000,
       'the node executes a block',
     );
-    process.on('removeListener', onRemoved);
     process.emit('SIGTERM');
+    // The stop begins in the turn SIGTERM came in; the SIGHUP comes in the next, the stop under way.
+    setImmediate(() => {
+      hangup = { listeners: process.listenerCount('SIGHUP'), stopping: !settled };
+      renameSync(log, `${log}.1`);
+      process.emit('SIGHUP');
+    });
     assert.equal(await exit, 0);
     assert.deepEqual(hangup, { listeners: 1, stopping: true }, 'SIGHUP is taken while stopping');
     const after = messages(log);
@@ -216,7 +210,6 @@ test('`zomma node` takes a SIGHUP that comes while it stops: the stop logs its l
     assert.equal(after.at(-1), 'stopped', `the new file: ${after.join(', ')}`);
     assert.equal(process.listenerCount('SIGHUP'), 0, 'the handler is removed');
   } finally {
-    process.off('removeListener', onRemoved);
     process.emit('SIGTERM');
     await exit.catch(() => {});
     tmp.remove();

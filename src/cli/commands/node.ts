@@ -82,13 +82,19 @@ export const command: Command = {
       });
       running = started;
       if (reopenWanted) started.reopenLog();
-      const stop = (): void => wake();
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
-      await done;
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      await started.stop();
+      // Listened to until the stop is over: a second SIGINT or SIGTERM while
+      // it stops (a terminal's Ctrl-C reaches a devnet's validators, and the
+      // devnet then sends each SIGTERM) would otherwise end the process in
+      // the middle of its stop. SIGKILL still ends it at once.
+      process.on('SIGINT', wake);
+      process.on('SIGTERM', wake);
+      try {
+        await done;
+        await started.stop();
+      } finally {
+        process.off('SIGINT', wake);
+        process.off('SIGTERM', wake);
+      }
     } finally {
       process.off('SIGHUP', reopenLog);
     }
