@@ -2217,17 +2217,40 @@ export class Replica implements ConsensusReplica {
     let part: 'floor' | 'share' | 'newcomer' | 'open' = 'floor';
     let limitBytes = Number.MAX_SAFE_INTEGER;
     if (served.chargedBytes >= CATCHUP_SERVE_FLOOR_BYTES) {
+      const openMax = divFloor(this.serveTotalBytes, CATCHUP_SERVE_FULL_NODES_PART);
       if (nowMs - shared.sinceMs >= CATCHUP_RETRY_MS) {
         shared.sinceMs = nowMs;
         shared.openBytes = 0;
         shared.newcomersBytes = 0;
         this.validatorShares = new Map();
+        // Each share holds at least one full answer: shares smaller than a
+        // block could never be drawn, and the validators' part went unused.
+        // With more validators asking, those that waited longest get them,
+        // and go last (the map's order) for the next period.
+        const sharesMax = Math.max(
+          1,
+          divFloor(this.serveTotalBytes - openMax, CATCHUP_SERVE_FLOOR_BYTES),
+        );
         for (const [validator, atMs] of this.validatorsAskedMs) {
-          if (nowMs - atMs >= 2 * CATCHUP_RETRY_MS) this.validatorsAskedMs.delete(validator);
-          else this.validatorShares.set(validator, 0);
+          // A key no longer of the sets would hold a share it cannot draw.
+          if (
+            nowMs - atMs >= 2 * CATCHUP_RETRY_MS ||
+            !(
+              this.chain.validators.hasKeyHex(validator) ||
+              this.chain.nextValidators.hasKeyHex(validator)
+            )
+          ) {
+            this.validatorsAskedMs.delete(validator);
+          } else if (this.validatorShares.size < sharesMax) {
+            this.validatorShares.set(validator, 0);
+          }
+        }
+        for (const validator of this.validatorShares.keys()) {
+          const atMs = this.validatorsAskedMs.get(validator)!;
+          this.validatorsAskedMs.delete(validator);
+          this.validatorsAskedMs.set(validator, atMs);
         }
       }
-      const openMax = divFloor(this.serveTotalBytes, CATCHUP_SERVE_FULL_NODES_PART);
       // A peer counts as a validator when its name is one of the sets' keys
       // (docs/protocol.md): consensus liveness first.
       if (this.chain.validators.hasKeyHex(peer) || this.chain.nextValidators.hasKeyHex(peer)) {

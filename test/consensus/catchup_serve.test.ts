@@ -518,3 +518,85 @@ test('a malformed blockBusy (height 0, a byte past its end, a tag past the last)
     assert.equal(replica.metrics.decode, dropped + 1, `${toHex(bytes)}: dropped as undecodable`);
   }
 });
+
+test("with shares smaller than a block, the validators that asked take the validators' part in turn, each a full share, rather than none of them drawing on it", () => {
+  // A validators' part that holds one answer's first block, but not two: two
+  // equal shares could never be drawn.
+  const blockMax = 4096;
+  const validatorsPart = 2 * CATCHUP_SERVE_LOOKUP_BYTES + blockMax + CATCHUP_SERVE_LOOKUP_BYTES;
+  const h = new Harness({ n: 4, seed: 43, catchupServeTotalBytesPerS: 2 * validatorsPart });
+  h.startAll();
+  assert.ok(
+    h.run(() => h.minCommitted() >= 20),
+    'the chain grows',
+  );
+  const firstMax = firstBlockChargeMax(h);
+  assert.ok(firstMax <= 2 * CATCHUP_SERVE_LOOKUP_BYTES + blockMax, `blocks of ${firstMax} bytes`);
+  assert.ok(2 * firstMax > validatorsPart, 'two shares smaller than a first block');
+  const served = h.nodes[0]!.replica;
+  const names = h.keys.map((k) => toHex(k.publicKey));
+  const validators = [names[1]!, names[2]!];
+  const fullNodes = Array.from({ length: 4 }, (_, i) => `full${i}`);
+  const t0 = h.nowMs;
+  const beyond = new Map(validators.map((v) => [v, [] as number[]]));
+  for (let period = 0; period < 5; period++) {
+    const t = t0 + period * CATCHUP_RETRY_MS;
+    // Full nodes fill the open part first.
+    for (const peer of fullNodes) askUntilRefused(served, peer, t);
+    for (const v of validators) {
+      let total = 0;
+      let past = 0;
+      for (const charge of askUntilRefused(served, v, t)) {
+        if (total >= CATCHUP_SERVE_FLOOR_BYTES) past += charge;
+        total += charge;
+      }
+      beyond.get(v)!.push(past);
+    }
+  }
+  for (const v of validators) {
+    const draws = beyond.get(v)!.slice(1);
+    // In turn: each draws the whole part (less a block's room) every other period.
+    assert.ok(
+      draws.filter((d) => d >= validatorsPart - firstMax).length >= 2,
+      `${v} drew ${draws.join(', ')} beyond its floor in periods 1 to 4`,
+    );
+    assert.ok(
+      draws.every((d) => d <= validatorsPart),
+      `${v} drew ${draws.join(', ')}, over the validators' part ${validatorsPart}`,
+    );
+  }
+});
+
+test("a key that stops being a validator gets no share of the validators' part: the validators still asking share it all", () => {
+  const h = new Harness({ n: 5, seed: 44 });
+  const H = 22;
+  for (const n of h.nodes) n.app.updatesAt.set(H, [{ publicKey: h.keys[4]!.publicKey, power: 0 }]);
+  h.startAll();
+  assert.ok(
+    h.run(() => h.minCommitted() >= 20),
+    'the chain grows',
+  );
+  const server = h.nodes[0]!.replica;
+  const names = h.keys.map((k) => toHex(k.publicKey));
+  const t0 = h.nowMs;
+  askUntilRefused(server, names[4]!, t0);
+  askUntilRefused(server, names[1]!, t0);
+  assert.ok(
+    h.run(() => h.minCommitted([0, 1, 2, 3]) >= H + 3),
+    'the key leaves the set',
+  );
+  assert.ok(!server.validators.hasKeyHex(names[4]!), 'no longer a validator');
+  const t1 = Math.max(h.nowMs, t0 + CATCHUP_RETRY_MS);
+  assert.ok(t1 - t0 < 2 * CATCHUP_RETRY_MS, 'within two periods of its asking');
+  for (const peer of Array.from({ length: 40 }, (_, i) => `full${i}`)) {
+    askUntilRefused(server, peer, t1);
+  }
+  const drawn = sum(askUntilRefused(server, names[1]!, t1));
+  const openMax = Math.floor(CATCHUP_SERVE_TOTAL_BYTES_PER_S / CATCHUP_SERVE_FULL_NODES_PART);
+  const validatorsPart = CATCHUP_SERVE_TOTAL_BYTES_PER_S - openMax;
+  const expected = Math.min(
+    CATCHUP_SERVE_FLOOR_BYTES + validatorsPart - firstBlockChargeMax(h),
+    CATCHUP_SERVE_BYTES_PER_PEER_MAX,
+  );
+  assert.ok(drawn >= expected, `the validator still asking drew ${drawn}, less than ${expected}`);
+});
