@@ -12,6 +12,7 @@ import { main } from '../../src/cli/main.ts';
 import { command as nodeCommand } from '../../src/cli/commands/node.ts';
 import type { Io } from '../../src/cli/io.ts';
 import { loadConfig, saveConfig } from '../../src/node/config.ts';
+import type { NodeConfig } from '../../src/node/config.ts';
 import { LogFile } from '../../src/node/runtime.ts';
 import { BIN, initSoloHome, kill9, startNodeProcess, until } from '../e2e/helpers.ts';
 import { pidAlive } from '../../src/node/storage/lock.ts';
@@ -23,6 +24,22 @@ function messages(path: string): string[] {
     .trim()
     .split('\n')
     .map((line) => (JSON.parse(line) as { msg: string }).msg);
+}
+
+/** A solo validator's home that logs at info (with `extra` in its config), and its node.log's path. */
+function infoHome(
+  prefix: string,
+  extra: Partial<NodeConfig> = {},
+): { tmp: { dir: string; remove: () => void }; home: string; log: string } {
+  const tmp = tempDir(prefix);
+  const home = initSoloHome(tmp.dir, { oracleSeed: 5, snapshotEveryHeights: 0, commitPauseMs: 20 });
+  saveConfig(home, { ...loadConfig(home), logLevel: 'info', ...extra });
+  return { tmp, home, log: join(home, 'node.log') };
+}
+
+/** Whether node.log holds a line with this message (false while there is no file). */
+function logged(log: string, msg: string): boolean {
+  return existsSync(log) && messages(log).includes(msg);
 }
 
 test('a log file reopened after its file was moved away writes to a new file at its path; the moved file keeps the lines before', () => {
@@ -66,18 +83,11 @@ test('a log file whose path cannot be opened again goes on writing to the file i
 });
 
 test('`zomma node` reopens node.log on SIGHUP, as logrotate asks after moving it', async () => {
-  const tmp = tempDir('zomma-node-sighup-');
-  const home = initSoloHome(tmp.dir, { oracleSeed: 5, snapshotEveryHeights: 0, commitPauseMs: 20 });
-  saveConfig(home, { ...loadConfig(home), logLevel: 'info' });
-  const log = join(home, 'node.log');
+  const { tmp, home, log } = infoHome('zomma-node-sighup-');
   const io: Io = { out: () => {}, err: () => {} };
   const exit = main(['node', '--home', home, '--quiet'], io);
   try {
-    await until(
-      () => existsSync(log) && messages(log).includes('block executed'),
-      60_000,
-      'the node executes a block',
-    );
+    await until(() => logged(log, 'block executed'), 60_000, 'the node executes a block');
     renameSync(log, `${log}.1`);
     process.emit('SIGHUP');
     await until(() => existsSync(log), 10_000, 'node.log made again');
@@ -150,10 +160,7 @@ test('a reopen the destination cannot open does not throw (it runs in a signal h
 });
 
 test('`zomma node` takes a SIGHUP that comes while it starts, and reopens node.log once it has started', async () => {
-  const tmp = tempDir('zomma-node-sighup-start-');
-  const home = initSoloHome(tmp.dir, { oracleSeed: 5, snapshotEveryHeights: 0, commitPauseMs: 20 });
-  saveConfig(home, { ...loadConfig(home), logLevel: 'info' });
-  const log = join(home, 'node.log');
+  const { tmp, home, log } = infoHome('zomma-node-sighup-start-');
   const io: Io = { out: () => {}, err: () => {} };
   // The command itself, not main(), which first imports it: up to its start's
   // first wait this runs now, and node.log is open.
@@ -163,7 +170,7 @@ test('`zomma node` takes a SIGHUP that comes while it starts, and reopens node.l
     renameSync(log, `${log}.1`);
     process.emit('SIGHUP');
     await until(
-      () => existsSync(log) && messages(log).includes('block executed'),
+      () => logged(log, 'block executed'),
       60_000,
       'node.log made again, and a block logged there',
     );
@@ -182,20 +189,13 @@ test('`zomma node` takes a SIGHUP that comes while it starts, and reopens node.l
 });
 
 test('`zomma node` takes a SIGHUP that comes while it stops: the stop logs its last lines into the new file', async () => {
-  const tmp = tempDir('zomma-node-sighup-stop-');
-  const home = initSoloHome(tmp.dir, { oracleSeed: 5, snapshotEveryHeights: 0, commitPauseMs: 20 });
-  saveConfig(home, { ...loadConfig(home), logLevel: 'info' });
-  const log = join(home, 'node.log');
+  const { tmp, home, log } = infoHome('zomma-node-sighup-stop-');
   const io: Io = { out: () => {}, err: () => {} };
   let settled = false;
   const exit = main(['node', '--home', home, '--quiet'], io).finally(() => (settled = true));
   let hangup: { listeners: number; stopping: boolean } | null = null;
   try {
-    await until(
-      () => existsSync(log) && messages(log).includes('block executed'),
-      60_000,
-      'the node executes a block',
-    );
+    await until(() => logged(log, 'block executed'), 60_000, 'the node executes a block');
     process.emit('SIGTERM');
     // The stop begins in the turn SIGTERM came in; the SIGHUP comes in the next, the stop under way.
     setImmediate(() => {
@@ -217,16 +217,11 @@ test('`zomma node` takes a SIGHUP that comes while it stops: the stop logs its l
 });
 
 test('`zomma node` is not ended by a real SIGHUP while it is still starting (systemd would count that a clean exit and not restart it)', async () => {
-  const tmp = tempDir('zomma-node-sighup-syncing-');
-  const home = initSoloHome(tmp.dir, { oracleSeed: 5, snapshotEveryHeights: 0, commitPauseMs: 20 });
   // A state sync from a peer that never answers: the start waits.
-  saveConfig(home, {
-    ...loadConfig(home),
-    logLevel: 'info',
+  const { tmp, home, log } = infoHome('zomma-node-sighup-syncing-', {
     stateSync: true,
     peers: [{ publicKey: '11'.repeat(32), address: '127.0.0.1:1' }],
   });
-  const log = join(home, 'node.log');
   const proc = startNodeProcess(home);
   try {
     await until(
@@ -255,14 +250,7 @@ test(
   '`zomma node` in a terminal that is closed stops cleanly, as when its output pipe closes: the SIGHUP reopens its log, and its next line to the terminal finds no reader (EIO)',
   { skip: !SCRIPT },
   async () => {
-    const tmp = tempDir('zomma-node-hangup-');
-    const home = initSoloHome(tmp.dir, {
-      oracleSeed: 5,
-      snapshotEveryHeights: 0,
-      commitPauseMs: 20,
-    });
-    saveConfig(home, { ...loadConfig(home), logLevel: 'info' });
-    const log = join(home, 'node.log');
+    const { tmp, home, log } = infoHome('zomma-node-hangup-');
     const command = `'${process.execPath}' '${BIN}' node --home '${home}'`;
     // The terminal's other end is `script`'s: killed, the terminal hangs up.
     const terminal = spawn('script', ['-q', '-f', '-c', command, '/dev/null'], {
@@ -271,11 +259,7 @@ test(
     });
     let pid = 0;
     try {
-      await until(
-        () => existsSync(log) && readFileSync(log, 'utf8').includes('"msg":"block executed"'),
-        60_000,
-        'the node executes a block',
-      );
+      await until(() => logged(log, 'block executed'), 60_000, 'the node executes a block');
       pid = Number(readFileSync(join(home, 'data', 'LOCK'), 'utf8').trim());
       assert.ok(pid > 0 && pidAlive(pid), `the node's pid ${pid} from its lock`);
       terminal.kill('SIGKILL');
