@@ -17,7 +17,7 @@ import {
 import { committedBlockCodec, messageCodec } from '../../src/consensus/codec.ts';
 import { toHex, utf8 } from '../../src/lib/bytes.ts';
 import { VOTE_TYPE, type Effect } from '../../src/consensus/types.ts';
-import { Harness } from './harness.ts';
+import { Harness, blockRequestsTo, laggingReplica } from './harness.ts';
 
 /** Runs 4 replicas and keeps, per height, a vote replica 1 sent to replica 0. */
 function runWithVotes(height: number): { h: Harness; votes: Map<number, Uint8Array> } {
@@ -81,73 +81,45 @@ function range(from: number, count: number): number[] {
   return Array.from({ length: count }, (_, i) => from + i);
 }
 
-function blockRequestsTo(effects: readonly Effect[]): string[] {
-  return effects.flatMap((e) =>
-    e.kind === 'send' && decode(messageCodec, e.bytes).kind === 'blockRequest' ? [e.to] : [],
-  );
-}
-
 test('a peer that answers pruned is not asked again; the request goes to another peer at once', () => {
-  const h = new Harness({ n: 4, seed: 33 });
-  let ahead: Uint8Array | null = null;
-  h.filter = (from, to, bytes) => {
-    if (from === 1 && to === 0 && decode(messageCodec, bytes).kind === 'vote') {
-      const m = decode(messageCodec, bytes);
-      if (m.kind === 'vote' && m.vote.height === 8) ahead = bytes;
-    }
-    // Replica 3 hears nothing: it stays at height 1 while the others go on.
-    return from !== 3 && to !== 3;
-  };
-  h.startAll();
-  assert.ok(h.run(() => ahead !== null));
+  const { h, ahead } = laggingReplica();
   const lagging = h.nodes[3]!.replica;
-  assert.equal(lagging.height, 1);
   const t = h.nowMs;
   assert.equal(lagging.catchingUp(t), false, 'nothing asked yet');
-  assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', ahead!, t)), ['p1']);
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', ahead, t)), ['p1']);
   assert.equal(lagging.catchingUp(t), true, 'a request is out');
   assert.equal(lagging.catchingUp(t + CATCHUP_RETRY_MS), false, 'and went unanswered');
   // p2 is ahead too; one request is outstanding, so it is not asked yet.
-  assert.deepEqual(blockRequestsTo(lagging.onMessage('p2', ahead!, t)), []);
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p2', ahead, t)), []);
   // p1 pruned below height 5: p2 is asked now, not a retry period later.
   assert.deepEqual(blockRequestsTo(lagging.onPeerPruned('p1', 5, t)), ['p2']);
   // p2 pruned too: nobody left to ask, and nobody is asked even after the retry period.
   assert.deepEqual(blockRequestsTo(lagging.onPeerPruned('p2', 5, t)), []);
-  assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', ahead!, t + CATCHUP_RETRY_MS)), []);
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', ahead, t + CATCHUP_RETRY_MS)), []);
   // A pruned answer naming a height we already passed changes nothing.
   assert.deepEqual(blockRequestsTo(lagging.onPeerPruned('p3', 1, t)), []);
   // A new peer ahead is asked.
   const later = t + 2 * CATCHUP_RETRY_MS;
-  assert.deepEqual(blockRequestsTo(lagging.onMessage('p3', ahead!, later)), ['p3']);
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p3', ahead, later)), ['p3']);
 });
 
 test('a pruned answer from a peer we did not ask, or repeated, sends no request: a faulty peer cannot turn each small message into a block request to an honest peer', () => {
-  const h = new Harness({ n: 4, seed: 33 });
-  let ahead: Uint8Array | null = null;
-  h.filter = (from, to, bytes) => {
-    if (from === 1 && to === 0 && decode(messageCodec, bytes).kind === 'vote') {
-      const m = decode(messageCodec, bytes);
-      if (m.kind === 'vote' && m.vote.height === 8) ahead = bytes;
-    }
-    return from !== 3 && to !== 3;
-  };
-  h.startAll();
-  assert.ok(h.run(() => ahead !== null));
+  const { h, ahead } = laggingReplica();
   const lagging = h.nodes[3]!.replica;
   const t = h.nowMs;
-  assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', ahead!, t)), ['p1']);
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', ahead, t)), ['p1']);
   // p3 was never asked: its answers (whatever height they name) ask nobody.
   for (let i = 0; i < 10; i++) {
     assert.deepEqual(blockRequestsTo(lagging.onPeerPruned('p3', 5 + i, t)), []);
   }
   // p1 was asked: its answer moves the request on once; repeating it does nothing more.
-  assert.deepEqual(blockRequestsTo(lagging.onMessage('p2', ahead!, t)), []);
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p2', ahead, t)), []);
   assert.deepEqual(blockRequestsTo(lagging.onPeerPruned('p1', 5, t)), ['p2']);
   for (let i = 0; i < 10; i++) {
     assert.deepEqual(blockRequestsTo(lagging.onPeerPruned('p1', 6 + i, t)), []);
   }
   // p3's answer was kept: it is not asked for what it said it pruned.
-  assert.deepEqual(blockRequestsTo(lagging.onMessage('p3', ahead!, t + CATCHUP_RETRY_MS)), ['p2']);
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p3', ahead, t + CATCHUP_RETRY_MS)), ['p2']);
 });
 
 test('a peer that sent a block whose certificate fails is not trusted for catch-up again: its forged blocks cannot hold the buffer and slow a lagging replica to one block per retry period', () => {

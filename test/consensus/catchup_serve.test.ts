@@ -20,7 +20,7 @@ import { committedBlockCodec, messageCodec } from '../../src/consensus/codec.ts'
 import { toHex } from '../../src/lib/bytes.ts';
 import type { Effect } from '../../src/consensus/types.ts';
 import type { Replica } from '../../src/consensus/replica.ts';
-import { FAST_TIMEOUTS, Harness } from './harness.ts';
+import { FAST_TIMEOUTS, Harness, blockRequestsTo, laggingReplica } from './harness.ts';
 
 const MIB = 1024 * 1024;
 
@@ -46,13 +46,6 @@ function servedBy(effects: readonly Effect[]): { charge: number; busy: boolean }
     }
   }
   return { charge, busy };
-}
-
-/** The peers a block request in `effects` went to. */
-function blockRequestsTo(effects: readonly Effect[]): string[] {
-  return effects.flatMap((e) =>
-    e.kind === 'send' && decode(messageCodec, e.bytes).kind === 'blockRequest' ? [e.to] : [],
-  );
 }
 
 test('many peers asking for blocks, each within its own budget, draw at most the shared budget beyond their floors: full nodes at most half of it, the validators the rest, each peer its floor; a request over it is answered blockBusy', () => {
@@ -382,25 +375,13 @@ for (const f of [1, 2]) {
 }
 
 test('a blockBusy answer from the peer asked moves the request to another peer at once, and the busy peer is not asked for a retry period; one from a peer not asked, or repeated, asks nobody', () => {
-  const h = new Harness({ n: 4, seed: 33 });
-  let ahead: Uint8Array | null = null;
-  h.filter = (from, to, bytes) => {
-    if (from === 1 && to === 0) {
-      const m = decode(messageCodec, bytes);
-      if (m.kind === 'vote' && m.vote.height === 8) ahead = bytes;
-    }
-    // Replica 3 hears nothing: it stays at height 1 while the others go on.
-    return from !== 3 && to !== 3;
-  };
-  h.startAll();
-  assert.ok(h.run(() => ahead !== null));
+  const { h, ahead } = laggingReplica();
   const lagging = h.nodes[3]!.replica;
-  assert.equal(lagging.height, 1);
   const busy = encode(messageCodec, { kind: 'blockBusy', fromHeight: 1 });
   const t = h.nowMs;
-  assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', ahead!, t)), ['p1']);
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', ahead, t)), ['p1']);
   // p2 is ahead too; one request is outstanding, so it is not asked yet.
-  assert.deepEqual(blockRequestsTo(lagging.onMessage('p2', ahead!, t)), []);
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p2', ahead, t)), []);
   // p2 was not asked: its busy answer asks nobody.
   const unexpected = lagging.metrics.unexpected;
   assert.deepEqual(blockRequestsTo(lagging.onMessage('p2', busy, t)), []);
@@ -416,33 +397,10 @@ test('a blockBusy answer from the peer asked moves the request to another peer a
   for (let i = 0; i < 10; i++) {
     assert.deepEqual(blockRequestsTo(lagging.onMessage('p2', busy, t + 2)), []);
   }
-  assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', ahead!, t + CATCHUP_RETRY_MS - 1)), []);
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', ahead, t + CATCHUP_RETRY_MS - 1)), []);
   // Once p1's period is over, it is asked again (its floor is there again by then).
-  assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', ahead!, t + CATCHUP_RETRY_MS)), ['p1']);
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', ahead, t + CATCHUP_RETRY_MS)), ['p1']);
 });
-
-/**
- * A replica left at height 1 while the others go on, and a vote of height 8
- * (a claim to be ahead any peer name may carry to it).
- */
-function laggingReplica(): { h: Harness; ahead: Uint8Array } {
-  const h = new Harness({ n: 4, seed: 33 });
-  let ahead: Uint8Array | null = null;
-  h.filter = (from, to, bytes) => {
-    if (from === 1 && to === 0) {
-      const m = decode(messageCodec, bytes);
-      if (m.kind === 'vote' && m.vote.height === 8) ahead = bytes;
-    }
-    return from !== 3 && to !== 3;
-  };
-  h.startAll();
-  assert.ok(
-    h.run(() => ahead !== null),
-    'the others reach height 8',
-  );
-  assert.equal(h.nodes[3]!.replica.height, 1);
-  return { h, ahead: ahead! };
-}
 
 test('a blockBusy answer moves the request to the next peer in turn, as silence would: a silent peer heard first is not asked again after every busy answer', () => {
   const { h, ahead } = laggingReplica();

@@ -634,3 +634,31 @@ export function equivocation(h: Harness, signer: number, height: number): Duplic
   });
   return makeEvidence(prevote(sha256(utf8('a'))), prevote(sha256(utf8('b'))));
 }
+
+/** The peers a block request in `effects` went to. */
+export function blockRequestsTo(effects: readonly Effect[]): string[] {
+  return effects.flatMap((e) =>
+    e.kind === 'send' && decode(messageCodec, e.bytes).kind === 'blockRequest' ? [e.to] : [],
+  );
+}
+
+/**
+ * Four replicas of which the fourth hears nothing and stays at height 1
+ * while the others go on, and a vote of height 8 (a claim to be ahead any
+ * peer name may carry to it).
+ */
+export function laggingReplica(): { h: Harness; ahead: Uint8Array } {
+  const h = new Harness({ n: 4, seed: 33 });
+  let ahead: Uint8Array | null = null;
+  h.filter = (from, to, bytes) => {
+    if (from === 1 && to === 0) {
+      const m = decode(messageCodec, bytes);
+      if (m.kind === 'vote' && m.vote.height === 8) ahead = bytes;
+    }
+    return from !== 3 && to !== 3;
+  };
+  h.startAll();
+  if (!h.run(() => ahead !== null)) throw new Error('the others did not reach height 8');
+  if (h.nodes[3]!.replica.height !== 1) throw new Error('the fourth replica moved');
+  return { h, ahead: ahead! };
+}
