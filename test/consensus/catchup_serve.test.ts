@@ -402,19 +402,28 @@ test('a blockBusy answer from the peer asked moves the request to another peer a
   assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', ahead, t + CATCHUP_RETRY_MS)), ['p1']);
 });
 
-test('a blockBusy answer moves the request to the next peer in turn, as silence would: a silent peer heard first is not asked again after every busy answer', () => {
+/**
+ * A lagging replica that heard first from a peer claiming to be ahead that
+ * never answers ('silent'), then from p1, p2 and p3; the silent peer's
+ * request unanswered for a retry period, p1, the next in turn, was asked at
+ * `next`.
+ */
+function silentPeerHeardFirst(): { lagging: Replica; next: number } {
   const { h, ahead } = laggingReplica();
   const lagging = h.nodes[3]!.replica;
-  const busy = encode(messageCodec, { kind: 'blockBusy', fromHeight: 1 });
   const t = h.nowMs;
-  // A peer claiming to be ahead that never answers, heard first.
   assert.deepEqual(blockRequestsTo(lagging.onMessage('silent', ahead, t)), ['silent']);
   for (const p of ['p1', 'p2', 'p3']) {
     assert.deepEqual(blockRequestsTo(lagging.onMessage(p, ahead, t)), [], `${p}: one request out`);
   }
-  // Its request unanswered for a retry period: the next in turn is asked.
   const next = t + CATCHUP_RETRY_MS;
   assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', ahead, next)), ['p1']);
+  return { lagging, next };
+}
+
+test('a blockBusy answer moves the request to the next peer in turn, as silence would: a silent peer heard first is not asked again after every busy answer', () => {
+  const { lagging, next } = silentPeerHeardFirst();
+  const busy = encode(messageCodec, { kind: 'blockBusy', fromHeight: 1 });
   // Busy answers go round the others in turn before the silent peer again.
   assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', busy, next)), ['p2']);
   assert.deepEqual(blockRequestsTo(lagging.onMessage('p2', busy, next)), ['p3']);
@@ -422,15 +431,7 @@ test('a blockBusy answer moves the request to the next peer in turn, as silence 
 });
 
 test('a pruned answer moves the request to the next peer in turn, as a busy one does: a silent peer heard first is not asked again after every pruned answer', () => {
-  const { h, ahead } = laggingReplica();
-  const lagging = h.nodes[3]!.replica;
-  const t = h.nowMs;
-  assert.deepEqual(blockRequestsTo(lagging.onMessage('silent', ahead, t)), ['silent']);
-  for (const p of ['p1', 'p2', 'p3']) {
-    assert.deepEqual(blockRequestsTo(lagging.onMessage(p, ahead, t)), [], `${p}: one request out`);
-  }
-  const next = t + CATCHUP_RETRY_MS;
-  assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', ahead, next)), ['p1']);
+  const { lagging, next } = silentPeerHeardFirst();
   // Each pruned answer asks the next in turn; the silent peer comes last.
   assert.deepEqual(blockRequestsTo(lagging.onPeerPruned('p1', 2, next)), ['p2']);
   assert.deepEqual(blockRequestsTo(lagging.onPeerPruned('p2', 2, next)), ['p3']);
