@@ -13,7 +13,8 @@
 //      (listingsDue), each in the lowest free slot, from the genesis template
 //      of its underlying and kind, with a TWAP per (underlying, expiry);
 //   4. every option is marked (Black–Scholes on the expiry's smile, forward
-//      from the expiry's future, else the index).
+//      from the expiry's future, else the index), unless its smile or its
+//      underlying's index is stale: then it keeps its last mark.
 // Cost: O(live listed markets) per block plus O(holders) per settlement and
 // one Black–Scholes evaluation per option.
 
@@ -150,7 +151,7 @@ function listDue(state: ExchangeState, toList: readonly Listing[], events: Excha
 
 /**
  * Marks every live option: its smile and forward at this block. Without a
- * smile or an index the option keeps its last mark (0 before the first: no
+ * fresh smile or a fresh index the option keeps its last mark (0 before the first: no
  * orders, NoOraclePrice). Also run after a restore (`previousMs` null).
  *
  * With a genesis markIntervalMs, an option's mark is computed again only in
@@ -186,7 +187,14 @@ export function markOptions(state: ExchangeState, previousMs: number | null): vo
       held !== undefined && state.timeMs - held.updatedMs <= state.oracleParams!.staleAfterMs
         ? held
         : undefined;
-    const index = state.oracle.prices.get(m.params.underlying)?.priceQuote ?? 0n;
+    const feed = state.oracle.prices.get(m.params.underlying) ?? NEVER;
+    const index = feed.priceQuote;
+    // A stale index is no forward to price at, a fresh smile or not: an
+    // option marked from it would lose its time value hour by hour at a price
+    // nobody observed (in expectation an option's value does not decay while
+    // nothing is known of its forward). It keeps its last mark, as a stale
+    // perpetual or future keeps the last index's.
+    const indexStale = isStale(feed, state.timeMs, state.oracleParams!);
     const future = futures.get(key);
     const forward =
       future !== undefined && future.markTicks > 0
@@ -194,27 +202,35 @@ export function markOptions(state: ExchangeState, previousMs: number | null): vo
         : index; // index × e^(rT) with the rate 0
     const forwardMoved = m.forwardNowQuote !== forward;
     m.forwardNowQuote = forward;
-    // Since when the option has been without a fresh smile, for the grace its
-    // maintenance waits before taking its cushion: the moment its smile went
-    // stale; past expiry, the expiry, or that moment if it came first (the
-    // oracle has dropped the smile by then: kept in unshockedSinceMs, so that
-    // a smile stale for hours does not start the grace again at expiry);
-    // none without a staleness to wait out (no smile ever).
+    // Since when the option has been without a fresh smile or a fresh index,
+    // for the grace its maintenance waits before taking its cushion: the
+    // moment the first of them went stale (the other's moment, still to come
+    // while it is fresh, is later); past expiry, the expiry, or that moment if
+    // it came first (the oracle has dropped the smile by then: kept in
+    // unshockedSinceMs, so that a smile stale for hours does not start the
+    // grace again at expiry); none without a staleness to wait out (no smile
+    // ever: never marked, so held by no one).
     const expired = m.expiryMs <= state.timeMs;
     if (!expired) {
+      const staleAfterMs = state.oracleParams!.staleAfterMs;
+      const smileStaleMs = held === undefined ? null : held.updatedMs + staleAfterMs;
+      const indexStaleMs = feed.priceQuote > 0n ? feed.updatedMs + staleAfterMs : null;
       m.unshockedSinceMs =
-        held === undefined ? null : held.updatedMs + state.oracleParams!.staleAfterMs;
+        smileStaleMs === null || indexStaleMs === null
+          ? smileStaleMs
+          : Math.min(smileStaleMs, indexStaleMs);
     } else if (m.unshockedSinceMs !== null && m.unshockedSinceMs > m.expiryMs) {
       m.unshockedSinceMs = m.expiryMs;
     }
-    const staleSinceMs = expired || smile === undefined ? m.unshockedSinceMs : null;
+    const staleSinceMs = expired || smile === undefined || indexStale ? m.unshockedSinceMs : null;
     const graceOver =
       staleSinceMs === null || state.timeMs - staleSinceMs >= UNSHOCKED_MAINTENANCE_GRACE_MS;
     const graceMoved = m.unshockedGraceOver !== graceOver;
     m.unshockedGraceOver = graceOver;
     if (restoring) continue;
     const option = m.instrument as Extract<Instrument, { kind: 'option' }>;
-    const priceable = smile !== undefined && forward > 0n && m.expiryMs > state.timeMs;
+    const priceable =
+      smile !== undefined && !indexStale && forward > 0n && m.expiryMs > state.timeMs;
     if (priceable && !due && m.optionMark !== null) {
       // The kept mark is also the option's index (the block set the underlying's price there).
       m.indexTicks = m.markTicks;
@@ -234,7 +250,7 @@ export function markOptions(state: ExchangeState, previousMs: number | null): vo
           }),
         );
     if (mark === null) {
-      // No smile, no forward, past expiry, or a price outside what the pricing
+      // No smile, no fresh index, past expiry, or a price outside what the pricing
       // math covers (the forward a million times the strike or its millionth,
       // a smile's log overflowing): the option keeps its last mark (margined by
       // model-free bounds: listed_margin.ts) rather than failing the block on

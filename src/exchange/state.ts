@@ -417,16 +417,17 @@ export class MarketState {
    */
   forwardNowQuote = 0n;
   /**
-   * Whether an option without a fresh smile has been so for the grace
+   * Whether an option without a fresh smile (or index) has been so for the grace
    * (listed_margin.ts, UNSHOCKED_MAINTENANCE_GRACE_MS), or has no staleness to
    * wait out (a smile its pricing math refuses): its maintenance then takes its
    * cushion (derived, set by markOptions every block and after a restore).
    */
   unshockedGraceOver = true;
   /**
-   * When an option's grace counts from: the moment its smile goes (or went)
-   * stale, its updatedMs + staleAfterMs; null without a smile (nothing to wait
-   * out). Derived from the smile every block before expiry; past it, where the
+   * When an option's grace counts from: the moment its smile or its
+   * underlying's index goes (or went) stale, whichever first, its updatedMs +
+   * staleAfterMs; null without a smile (nothing to wait out). Derived from the
+   * oracle state every block before expiry; past it, where the
    * oracle has dropped the smile, it stays at the earlier of that and the
    * expiry, and is state (in the market's leaf and the snapshot): a smile
    * stale since long before expiry does not start the grace again there.

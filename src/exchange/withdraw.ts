@@ -25,10 +25,10 @@
 // mark is the last index's, and a price that has moved since may already
 // have spent the collateral the stale mark calls free, a loss liquidation
 // cannot close until the index is back (a perpetual, a dated future waiting
-// past expiry for its settlement price, an option whose forward is the
-// stale index). Nor an account short an option (a position), or offering
-// one (any resting sell: one against a long opens a short once the long is
-// sold by another order), whose smile is stale: that option keeps its last
+// past expiry for its settlement price; an option keeps its last mark).
+// Nor an account short an option (a position), or offering one (any
+// resting sell: one against a long opens a short once the long is sold by
+// another order), whose smile is stale: that option keeps its last
 // mark and is margined by model-free bounds (listed_margin.ts,
 // unshockedShortBounds), which a jump in volatility can outrun
 // (staleHolding). Cost: O(the account's position records).

@@ -674,6 +674,57 @@ test('a smile not refreshed for staleAfterMs marks no option: it keeps its last 
   assert.notEqual(call.optionMark, null, 'marked again');
 });
 
+test('an option whose underlying index is stale is not marked from it, though its smile stays fresh: it keeps its last mark, margined by model-free bounds, until the index comes back', () => {
+  // Marked at the stale forward with a smile that goes on (its total
+  // variance shrinking as expiry nears), the call lost its time value hour
+  // by hour (shorts gaining, longs losing) at a price nobody observed: an
+  // option's value does not decay, in expectation, while nothing is known of
+  // its forward.
+  for (const interval of [undefined, 1_000]) {
+    const h = harness(interval);
+    const call = aliceShortTwoCalls(h);
+    const mark = call.markTicks;
+    const equities = () => [alice, bob].map((k) => equityQuote(h.ex.state, h.account(k)!));
+    const before = equities();
+    // BTC's price stops; the validators still agree on its smiles, whose
+    // total variance falls by half.
+    const { BTC: btc, ...withoutBtc } = h.oracle;
+    h.oracle = withoutBtc;
+    const half = { ...FLAT, a: FLAT.a / 2n };
+    h.smiles = [
+      { underlying: 'BTC', expiryMs: EXPIRY_MS, svi: half },
+      { underlying: 'ETH', expiryMs: EXPIRY_MS, svi: half },
+    ];
+    h.block([], 61_000);
+    assert.ok(call.oracleStale, 'the index is stale');
+    const smile = h.ex.state.oracle!.smiles.get(`BTC:${EXPIRY_MS}`)!;
+    assert.equal(smile.updatedMs, h.timeMs, 'the smile is fresh');
+    // The index went stale a second ago: the grace counts from there.
+    const graceEndsMs = h.timeMs - 1_000 + 10 * MINUTE_MS;
+    const account = h.account(alice)!;
+    // Two calls (0.2 BTC) at the money, BTC at $50,000: 80% of the 1% minimum
+    // within the grace, and half the 15% cushion after it.
+    while (h.timeMs < EXPIRY_MS - 4 * 60 * MINUTE_MS) {
+      assert.equal(call.optionMark, null, `${interval}: not marked at ${h.timeMs}`);
+      assert.equal(call.markTicks, mark, `${interval}: the last mark stays at ${h.timeMs}`);
+      assert.deepEqual(equities(), before, `${interval}: equities stay at ${h.timeMs}`);
+      assert.ok(scenarioOf(h.ex.state, call).shortCushionPerLotWad > 0n, 'model-free bounds');
+      const maintenance = maintenanceMarginQuote(h.ex.state, account);
+      assert.equal(maintenance, h.timeMs < graceEndsMs ? 80n * USDC : 830n * USDC);
+      const copy = decodeSnapshot(encodeSnapshot(h.ex), { checkInvariants: true });
+      assert.deepEqual(copy.appHash, h.ex.appHash);
+      h.block([], h.timeMs < graceEndsMs ? MINUTE_MS : 30 * MINUTE_MS);
+    }
+    // Orders that add risk wait; the index back, the call is marked again.
+    const r = h.one(bob, limit(CALL, 'buy', mark, 1)).actions[0]!;
+    assert.equal(!r.ok && r.code, 'OracleStale');
+    h.oracle = { ...h.oracle, BTC: btc! };
+    h.block([], 1_000);
+    assert.ok(!call.oracleStale && call.optionMark !== null, 'marked again');
+    assert.ok(call.markTicks < mark, 'at the new smile');
+  }
+});
+
 test('an option without a fresh smile keeps its last mark and takes only orders that reduce (OracleStale); amends wait too', () => {
   for (const interval of [undefined, 1_000]) {
     const h = harness(interval);
@@ -1128,8 +1179,10 @@ test('the grace ends at the block whose time is the smile’s going stale plus 1
   }
 });
 
-test('an expired option waiting for its settlement price counts its grace from when its smile went stale, or from its expiry if that came first, and a node restored past expiry counts it alike', () => {
-  // The smile last fresh until expiry, until 5 minutes before it, until 6 hours before it.
+test('an expired option waiting for its settlement price counts its grace from when its smile or its index went stale, whichever came first, and a node restored past expiry counts it alike', () => {
+  // The smile last fresh until expiry, until 5 minutes before it, until 6
+  // hours before it; the index stale from 34 minutes before it (an option
+  // waits only when the index was stale through the settlement window).
   for (const staleBeforeMs of [0, 5 * MINUTE_MS, 6 * 60 * MINUTE_MS]) {
     const h = harness();
     h.fund(alice, 100_000n * USDC);
@@ -1139,11 +1192,12 @@ test('an expired option waiting for its settlement price counts its grace from w
     aliceSellsTenCalls(h, call);
     const account = h.account(alice)!;
     const smiles = h.smiles;
-    const staleSinceMs = EXPIRY_MS - staleBeforeMs;
-    const lastSmileMs = staleSinceMs - h.ex.state.oracleParams!.staleAfterMs;
+    const staleAfterMs = h.ex.state.oracleParams!.staleAfterMs;
+    const lastSmileMs = EXPIRY_MS - staleBeforeMs - staleAfterMs;
     // BTC's price stops before the settlement window (the last 30 minutes):
     // past expiry the call waits, halted, for its settlement price.
     const lastPriceMs = EXPIRY_MS - 35 * MINUTE_MS;
+    const staleSinceMs = Math.min(lastSmileMs, lastPriceMs) + staleAfterMs;
     const btc = h.oracle.BTC!;
     // On a grid of minutes, so that the block times above are among them.
     h.block([], MINUTE_MS - (h.timeMs % MINUTE_MS));

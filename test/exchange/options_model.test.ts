@@ -806,14 +806,16 @@ class Model {
 
   /**
    * Whether maintenance takes the cushion of a short in `m` without a fresh
-   * smile: at once for a fresh smile the math refuses (or none ever sent),
-   * else once it has been stale for GRACE_MS, from when it went stale
-   * (sent + STALE_AFTER_MS), past expiry from the earlier of that and the expiry.
+   * smile or index: at once for a fresh smile the math refuses (or none ever
+   * sent), else once one of them has been stale for GRACE_MS, from when the
+   * first went stale (sent + STALE_AFTER_MS, the index's last update +
+   * STALE_AFTER_MS), past expiry from the earlier of that and the expiry.
    */
   unshockedGraceOver(m: MarketState, nowMs: number): boolean {
     const sent = this.smileSent.get(smileKeyOf(m.params.underlying, m.expiryMs));
     if (sent === undefined) return true;
-    const staleMs = sent + STALE_AFTER_MS;
+    const feed = this.feeds.get(m.params.underlying);
+    const staleMs = Math.min(sent, feed?.updatedMs ?? sent) + STALE_AFTER_MS;
     if (m.expiryMs > nowMs) return nowMs <= staleMs || nowMs - staleMs >= GRACE_MS;
     return nowMs - Math.min(staleMs, m.expiryMs) >= GRACE_MS;
   }

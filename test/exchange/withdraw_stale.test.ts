@@ -3,7 +3,8 @@
 // staleHolding): its mark is the last index's, and the collateral that mark
 // calls free may already be gone at the real price. A perpetual, a dated
 // future (before its expiry and waiting past it for its settlement price), an
-// option whose smile is fresh but whose underlying's index is stale. Each
+// option whose smile is fresh but whose underlying's index is stale (it keeps
+// its last mark). Each
 // refusal is checked to the result, and so is what stays allowed: accounts
 // with nothing in the stale market, transfers into a refused account, the
 // faucet, and everything once the index is fresh (or the market settled).
@@ -214,9 +215,11 @@ test("option with a fresh smile: no withdrawal or transfer out of its holders, l
   accepted(h, dave, limit(PUT, 'sell', put.markTicks + 100, 1));
   for (const k of [alice, bob, carol, dave]) outflowsAccepted(h, k);
 
+  const marks = [call.markTicks, put.markTicks];
   const btc = btcStale(h, call, put, future);
-  // The smile is fresh: the options are marked, on the forward the stale index left.
-  assert.ok(call.optionMark !== null && put.optionMark !== null, 'the smile marks the options');
+  // The smile is fresh, but a stale index marks no option: each keeps its last mark.
+  assert.ok(call.optionMark === null && put.optionMark === null, 'the options are not marked');
+  assert.deepEqual([call.markTicks, put.markTicks], marks);
   outflowsRefused(h, alice, positionMessage(CALL));
   outflowsRefused(h, bob, positionMessage(CALL));
   outflowsRefused(h, carol, ordersMessage(PUT));
@@ -225,5 +228,6 @@ test("option with a fresh smile: no withdrawal or transfer out of its holders, l
   outflowsAccepted(h, erin);
 
   btcFresh(h, btc, call, put);
+  assert.ok(call.optionMark !== null && put.optionMark !== null, 'marked again');
   for (const k of [alice, bob, carol, dave]) outflowsAccepted(h, k);
 });
