@@ -713,6 +713,9 @@ test('an option whose underlying index is stale is not marked from it, though it
       assert.equal(maintenance, h.timeMs < graceEndsMs ? 80n * USDC : 830n * USDC);
       const copy = decodeSnapshot(encodeSnapshot(h.ex), { checkInvariants: true });
       assert.deepEqual(copy.appHash, h.ex.appHash);
+      // A node restored here derives the same grace, and so the same margin.
+      const restored = copy.state.accounts[account.index]!;
+      assert.equal(maintenanceMarginQuote(copy.state, restored), maintenance, 'restored');
       h.block([], h.timeMs < graceEndsMs ? MINUTE_MS : 30 * MINUTE_MS);
     }
     // Orders that add risk wait; the index back, the call is marked again.

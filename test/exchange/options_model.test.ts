@@ -98,6 +98,8 @@ interface Stats {
   cancelledAtSettlement: number;
   refused: Map<string, number>;
   staleSmileBlocks: number;
+  /** Options with a fresh smile left at their last mark by a stale index. */
+  staleIndexKeptMarks: number;
   liquidationBlocks: number;
   marginChecks: number;
   singleShortCases: number;
@@ -127,6 +129,7 @@ function newStats(): Stats {
     cancelledAtSettlement: 0,
     refused: new Map(),
     staleSmileBlocks: 0,
+    staleIndexKeptMarks: 0,
     liquidationBlocks: 0,
     marginChecks: 0,
     singleShortCases: 0,
@@ -511,6 +514,7 @@ class Model {
 
     // The state before the block, as the model needs it.
     const liveBefore = this.live();
+    const marksBefore = new Map(liveBefore.map((m) => [m, m.markTicks]));
     const cashBefore = new Map<Account, bigint>();
     const volume = new Map<Account, bigint>();
     const sizes = new Map<Account, Map<MarketState, bigint>>();
@@ -585,6 +589,7 @@ class Model {
     this.checkFills(at, block, result, expected, volume, liquidated);
     this.checkProbes(at, result, probes);
     this.checkGates(at, block, result, staleIndex, staleSmile);
+    this.checkStaleIndexMarks(at, marksBefore, staleIndex, staleSmile);
     this.checkOpenInterest(at);
     // Margin is the costly part (scenario sums for every holder): every other block.
     if (state.height % 2 === 0) this.checkMargin(at);
@@ -787,6 +792,29 @@ class Model {
         );
       }
     });
+  }
+
+  /**
+   * An option whose underlying's index is stale is not marked, whatever its
+   * smile: it keeps the mark it had before the block.
+   */
+  checkStaleIndexMarks(
+    at: string,
+    marksBefore: Map<MarketState, number>,
+    staleIndex: Set<string>,
+    staleSmile: Set<string>,
+  ): void {
+    const nowMs = this.h.ex.state.timeMs;
+    for (const [m, before] of marksBefore) {
+      if (m.retired || m.instrument.kind !== 'option' || m.expiryMs <= nowMs) continue;
+      if (!staleIndex.has(m.params.underlying)) continue;
+      const name = m.params.instrument;
+      assert.equal(m.optionMark, null, `${at}: ${name} marked at a stale index`);
+      assert.equal(m.markTicks, before, `${at}: ${name} keeps its mark at a stale index`);
+      if (before > 0 && !staleSmile.has(smileKeyOf(m.params.underlying, m.expiryMs))) {
+        this.stats.staleIndexKeptMarks++;
+      }
+    }
   }
 
   checkOpenInterest(at: string): void {
@@ -1040,6 +1068,10 @@ test('options and dated futures from listing to settlement equal the reference m
   assert.ok(stats.settledPositions >= 20, `settled positions: ${stats.settledPositions}`);
   assert.ok(stats.optionFills >= 100, `option fills: ${stats.optionFills}`);
   assert.ok(stats.staleSmileBlocks >= 5, `stale smiles: ${stats.staleSmileBlocks}`);
+  assert.ok(
+    stats.staleIndexKeptMarks >= 5,
+    `options with a fresh smile at a stale index: ${stats.staleIndexKeptMarks}`,
+  );
   assert.ok(
     stats.fills - stats.optionFills >= 10,
     `future fills: ${stats.fills - stats.optionFills}`,
