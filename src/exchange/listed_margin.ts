@@ -54,16 +54,17 @@ const result: ListedMargin = { equityQuote: 0n, initialQuote: 0n, maintenanceQuo
 /**
  * The cushion of a short option without a fresh smile, in ppm of the forward
  * per base unit: 15% of the forward less the amount out of the money, at least
- * 10%, all of it in initial margin and half in maintenance, the latter once a
- * stale smile's grace is over (UNSHOCKED_MAINTENANCE_GRACE_MS): Deribit's
+ * 10%, all of it in initial margin and half in maintenance, the latter once the
+ * grace of a stale smile or index is over (UNSHOCKED_MAINTENANCE_GRACE_MS): Deribit's
  * standard margin for a short option, for want of a volatility to shock.
  */
 export const UNSHOCKED_SHORT_PPM = 150_000n;
 export const UNSHOCKED_SHORT_FLOOR_PPM = 100_000n;
 /**
- * How long an option's smile may be stale before its maintenance takes its
- * share of the cushion (initial takes all of it at once): 10 minutes of block
- * time for the validators' smiles to come back.
+ * How long an option's smile (or its underlying's index) may be stale before
+ * its maintenance takes its share of the cushion (initial takes all of it at
+ * once): 10 minutes of block time for the validators' smiles and prices to
+ * come back.
  */
 export const UNSHOCKED_MAINTENANCE_GRACE_MS = 10 * 60_000;
 
@@ -157,8 +158,8 @@ export function scenarioOf(state: ExchangeState, m: MarketState): ScenarioInstru
     const markWad = m.markQuotePerLot * WAD_PER_QUOTE;
     s = shocked.valuePerLotWad >= markWad ? shocked : { ...shocked, valuePerLotWad: markWad };
   } else if (instrument.kind === 'option') {
-    // No fresh smile (or shocked prices the math refuses): the option is held
-    // at its kept mark and its scenarios stand still, so it is margined by
+    // No fresh smile, a stale index (or shocked prices the math refuses): the
+    // option is held at its kept mark and its scenarios stand still, so it is margined by
     // model-free bounds instead. Without a mark, at this block's forward (not
     // the one of its last mark, kept with a mark interval; not the option's
     // own index, which is its kept mark: listing.ts), which looks at its
@@ -181,9 +182,10 @@ export function scenarioOf(state: ExchangeState, m: MarketState): ScenarioInstru
       shortMinPerLotWad: bounds.minPerLotWad,
       shortLossPerLotWad: bounds.lossPerLotWad,
       shortCushionPerLotWad: bounds.cushionPerLotWad,
-      // A smile stale for less than the grace (listing.ts) leaves maintenance
-      // without its cushion: validators failing to agree on a smile for a
-      // while must not by itself liquidate the option's sellers.
+      // A smile or index stale for less than the grace (listing.ts) leaves
+      // maintenance without its cushion: validators failing to agree on a
+      // smile or a price for a while must not by itself liquidate the
+      // option's sellers.
       cushionMaintenancePpm: om !== null || m.unshockedGraceOver ? CUSHION_MAINTENANCE_PPM : 0n,
     };
   } else {
