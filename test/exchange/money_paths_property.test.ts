@@ -22,7 +22,10 @@
 //     holds: balances, margins, positions, which orders rest; every holder of
 //     a settled market gets its closed position (flat, with the entry it
 //     had, its funding, and the realized PnL settlement left on its record),
-//     and every order resting there before the block reads cancelled.
+//     and every order resting there before the block reads cancelled; every
+//     position the block's trades closed (fills, liquidations, deleveraging)
+//     is listed flat too, with its record's realized PnL and funding and the
+//     entry it had, and no flat row lists a position the block did not trade.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -250,6 +253,75 @@ function checkView(
     for (const o of up.orders) {
       const rests = state.orders.get(o.orderId)?.account === a;
       assert.equal(o.status === 'open', rests, `${where}: order ${o.orderId} ${o.status}`);
+    }
+  }
+  // Each position the block's trades closed (fills, liquidations, deleveraging)
+  // is listed once more, flat: the record's realized PnL and funding, and the
+  // entry it had; one the block only reduced (no fill adding to it) closes at
+  // the entry it had before the block, up to the rounding of what the partial
+  // closes left in its basis.
+  const settled = new Set(events.flatMap((e) => (e.type === 'marketSettled' ? [e.market] : [])));
+  for (const m of state.markets) {
+    if (m.retired) continue;
+    const name = m.params.instrument;
+    for (const [a, size] of b.held.get(name) ?? []) {
+      const record = positionOf(a, m)!;
+      if (record.sizeLots !== 0) continue;
+      const where = `${at}: account ${a.index}'s ${name} position (${size}), closed`;
+      const up = updates.get(a);
+      const row = up?.positions.find((p) => p.instrument === name);
+      assert.ok(row !== undefined, `${where}: listed`);
+      assert.deepEqual(
+        { ...row, entryPriceTicks: 0 },
+        {
+          instrument: name,
+          sizeLots: 0,
+          entryPriceTicks: 0,
+          unrealizedPnlQuote: '0',
+          realizedPnlQuote: String(record.realizedPnlQuote),
+          fundingQuote: String(record.fundingQuote),
+        },
+        where,
+      );
+      const kept = b.records.get(name)!.get(a)!;
+      const denominator = BigInt(size) * b.lots.get(name)!.k;
+      const had = Number((kept.basis * 2n + denominator) / (2n * denominator));
+      const reducing = size > 0 ? 'sell' : 'buy';
+      if (up!.fills.every((f) => f.instrument !== name || f.side === reducing)) {
+        assert.ok(
+          Math.abs(row.entryPriceTicks - had) <= 1,
+          `${where}: entry ${had}, listed ${row.entryPriceTicks}`,
+        );
+        count(
+          up!.fills.some((f) => f.instrument === name)
+            ? 'viewClosedByFill'
+            : 'viewClosedByDeleverage',
+        );
+      } else {
+        assert.ok(row.entryPriceTicks > 0, `${where}: an entry`);
+        count('viewClosedAfterAdding');
+      }
+    }
+  }
+  for (const up of updates.values()) {
+    for (const p of up.positions) {
+      if (p.sizeLots === 0 && !settled.has(p.instrument)) {
+        const a = state.accounts.find(
+          (x) => formatAddress(x.address) === up.address && x.subaccount === up.subaccount,
+        )!;
+        const m = state.marketByName.get(p.instrument)!;
+        assert.equal(positionOf(a, m)?.sizeLots, 0, `${at}: a flat row is flat`);
+        assert.ok(
+          up.fills.some((f) => f.instrument === p.instrument) ||
+            events.some(
+              (e) =>
+                e.type === 'deleverage' &&
+                e.market === p.instrument &&
+                (e.account === a.index || e.counterparty === a.index),
+            ),
+          `${at}: a flat row of a position the block traded`,
+        );
+      }
     }
   }
   for (const e of events) {
@@ -495,6 +567,8 @@ test('property: funding, settlement, liquidation and collateral moves across blo
     'settledWithHolders',
     'viewSettledHolder',
     'viewSettledOrder',
+    'viewClosedByFill',
+    'viewClosedByDeleverage',
     'marketHalted',
     'liquidation',
     'deleverage',
