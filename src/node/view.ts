@@ -59,7 +59,7 @@ import { booksOf } from '../exchange/hash.ts';
 import { bytesKey } from '../exchange/keys.ts';
 import { executionOrder } from '../exchange/ordering.ts';
 import { settledCashQuote } from '../exchange/instruments/index.ts';
-import { positionOf as exchangePositionOf } from '../exchange/position.ts';
+import { costBasisAfterTrade, positionOf as exchangePositionOf } from '../exchange/position.ts';
 import { divBig } from '../lib/int.ts';
 import { toDecimal } from '../math/fixed.ts';
 import type { Account, ExchangeState, MarketState } from '../exchange/state.ts';
@@ -368,7 +368,7 @@ export class ChainView implements NodeView {
         [],
       ),
     };
-    this.held = new HeldPositions(state);
+    this.held = new HeldPositions(state, this.log);
     this.rested = new RestedOrders(state);
     this.unsubscribe = this.node.subscribe((b) => this.onBlock(b));
     this.unsubscribeDropped = this.node.subscribeDropped((d) => this.onDropped(d));
@@ -1133,8 +1133,8 @@ export class ChainView implements NodeView {
     this.noteMovedBalances(activity, txs.exchange.events);
     this.alignTradeIds(activity.trades);
     this.noteSettlements(activity, txs.exchange.events, height);
-    if (activity.accounts) this.noteClosedByTrading(activity);
-    this.held.refresh(state, activity.traded);
+    const closedByTrading = this.held.refresh(state, activity.traded, height);
+    if (activity.accounts) this.noteClosedByTrading(activity, closedByTrading);
     const ordersMoved = this.noteRemovals(activity, txs.exchange.events);
     const prev = this.published;
     const published = this.publishMarkets(prev, activity.trades, height);
@@ -1533,7 +1533,7 @@ export class ChainView implements NodeView {
   ): void {
     for (const e of events) {
       if (e.type !== 'marketSettled') continue;
-      const settling = this.held.settle(e.market);
+      const settling = this.held.settle(e.market, e.positions, height);
       if (settling === undefined || !activity.accounts) continue;
       for (const held of settling.holdings) {
         const account = this.state.accounts[held.account];
@@ -1559,31 +1559,26 @@ export class ChainView implements NodeView {
    * uncrosses, a liquidation's fills, deleveraging), each listed once more
    * with sizeLots 0: the record keeps its realized PnL (with what the closing
    * trade realized) and its funding, but not its cost basis, so the entry it
-   * had when it closed is replayed from its holding before the block through
-   * the block's trades of it. A position flipped through zero is not flat: it
-   * is listed with its new size only.
+   * had when it closed comes from HeldPositions.refresh. A position flipped
+   * through zero is not flat: it is listed with its new size only.
    */
-  private noteClosedByTrading(activity: Activity): void {
+  private noteClosedByTrading(activity: Activity, closed: readonly ClosedByTrading[]): void {
     const state = this.state;
-    for (const [name, byAccount] of activity.traded) {
-      const market = state.marketByName.get(name);
-      if (market === undefined) continue;
-      for (const [index, trades] of byAccount) {
-        const account = state.accounts[index];
-        const p = account === undefined ? undefined : exchangePositionOf(account, market);
-        if (account === undefined || p === undefined || p.sizeLots !== 0) continue;
-        touch(activity, account);
-        const closed = activity.closed.get(account.index) ?? [];
-        closed.push({
-          instrument: name,
-          sizeLots: 0,
-          entryPriceTicks: closingEntryTicks(market, this.held.get(name, index), trades),
-          unrealizedPnlQuote: '0',
-          realizedPnlQuote: quoteString(p.realizedPnlQuote),
-          fundingQuote: quoteString(p.fundingQuote),
-        });
-        activity.closed.set(account.index, closed);
-      }
+    for (const c of closed) {
+      const account = state.accounts[c.account];
+      const p = account === undefined ? undefined : exchangePositionOf(account, c.market);
+      if (account === undefined || p === undefined) continue;
+      touch(activity, account);
+      const rows = activity.closed.get(account.index) ?? [];
+      rows.push({
+        instrument: c.market.params.instrument,
+        sizeLots: 0,
+        entryPriceTicks: c.entryPriceTicks,
+        unrealizedPnlQuote: '0',
+        realizedPnlQuote: quoteString(p.realizedPnlQuote),
+        fundingQuote: quoteString(p.fundingQuote),
+      });
+      activity.closed.set(account.index, rows);
     }
   }
 
@@ -2098,6 +2093,21 @@ interface PositionTrade {
   readonly reduces?: true;
 }
 
+/** A position a block's trades left flat, and the average entry it had when the last of them closed it. */
+interface ClosedByTrading {
+  readonly market: MarketState;
+  readonly account: number;
+  readonly entryPriceTicks: number;
+}
+
+/** One market's open positions as HeldPositions keeps them, and their open interest. */
+interface KeptMarket {
+  market: MarketState;
+  readonly held: Map<number, Holding>;
+  longLots: number;
+  shortLots: number;
+}
+
 /**
  * The open positions (size not 0) as of the last block the view published,
  * by instrument and account index: what a block that closes one no longer
@@ -2108,17 +2118,23 @@ interface PositionTrade {
  * position's size, cost basis and realized PnL; funding changes a
  * perpetual's funding unseen, so a holding's `fundingQuote` is read only for
  * a listed market (settlement), which pays none.
+ *
+ * Checked against the exchange where that is cheap: each traded position's
+ * trades, replayed from its holding, must give its record's size and cost
+ * basis; each traded market's holders and open interest must be the kept
+ * ones; a settled market must have closed as many positions as were kept.
+ * A difference (a change to a position the view did not see) is logged as
+ * an error, and the market's holdings are read again from the state.
  */
 class HeldPositions {
-  private readonly byInstrument = new Map<
-    string,
-    { market: MarketState; readonly held: Map<number, Holding> }
-  >();
+  private readonly byInstrument = new Map<string, KeptMarket>();
 
-  constructor(state: ExchangeState) {
+  constructor(
+    state: ExchangeState,
+    private readonly log: Log,
+  ) {
     for (const m of state.markets) {
-      if (m.retired) continue;
-      for (const a of m.holders) this.keep(m, a);
+      if (!m.retired) this.rebuild(m);
     }
   }
 
@@ -2126,37 +2142,101 @@ class HeldPositions {
     return this.byInstrument.get(instrument)?.held.get(account);
   }
 
-  /** A settled market's holdings (by account index), forgotten. */
-  settle(instrument: string): Settling | undefined {
+  /** A settled market's holdings (by account index), forgotten; `positions`, how many it closed. */
+  settle(instrument: string, positions: number, height: number): Settling | undefined {
     const kept = this.byInstrument.get(instrument);
-    if (kept === undefined) return undefined;
+    if (kept === undefined) {
+      if (positions > 0) this.drifted(instrument, height, { kept: 0, settled: positions });
+      return undefined;
+    }
     this.byInstrument.delete(instrument);
+    if (kept.held.size !== positions)
+      this.drifted(instrument, height, { kept: kept.held.size, settled: positions });
     const holdings = [...kept.held.values()].sort((x, y) => x.account - y.account);
     return { market: kept.market, holdings };
   }
 
-  /** Brings the traded positions up to the state after the block. */
-  refresh(state: ExchangeState, traded: Activity['traded']): void {
+  /**
+   * Brings the traded positions up to the state after the block: each
+   * position's trades replayed from its holding before the block with the
+   * exchange's cost-basis arithmetic, checked against its record. Returns
+   * the positions they left flat, with the entry each closed at.
+   */
+  refresh(state: ExchangeState, traded: Activity['traded'], height: number): ClosedByTrading[] {
+    const closed: ClosedByTrading[] = [];
     for (const [name, byAccount] of traded) {
       const m = state.marketByName.get(name);
       if (m === undefined) continue;
-      for (const index of byAccount.keys()) {
+      let drift: Record<string, unknown> | undefined;
+      for (const [index, trades] of byAccount) {
         const a = state.accounts[index];
-        if (a !== undefined) this.keep(m, a);
+        if (a === undefined) continue;
+        const r = replay(m, this.get(name, index), trades);
+        const p = exchangePositionOf(a, m);
+        const [size, basis] = [p?.sizeLots ?? 0, p?.costBasisQuote ?? 0n];
+        if (r.sizeLots !== size || r.costBasisQuote !== basis) {
+          drift ??= {
+            account: index,
+            replayed: { sizeLots: r.sizeLots, costBasisQuote: String(r.costBasisQuote) },
+            record: { sizeLots: size, costBasisQuote: String(basis) },
+          };
+        }
+        // Traded and flat after: closed by the block (a replay that found no close has drifted).
+        if (size === 0)
+          closed.push({ market: m, account: index, entryPriceTicks: r.closedAtTicks ?? 0 });
+        this.keep(m, a);
+      }
+      const kept = this.byInstrument.get(name);
+      const [holders, longLots, shortLots] = [
+        kept?.held.size ?? 0,
+        kept?.longLots ?? 0,
+        kept?.shortLots ?? 0,
+      ];
+      if (holders !== m.holders.size || longLots !== m.longLots || shortLots !== m.shortLots) {
+        drift ??= {
+          kept: { holders, longLots, shortLots },
+          market: { holders: m.holders.size, longLots: m.longLots, shortLots: m.shortLots },
+        };
+      }
+      if (drift !== undefined) {
+        this.drifted(name, height, drift);
+        this.rebuild(m);
       }
     }
+    return closed;
+  }
+
+  private drifted(instrument: string, height: number, detail: Record<string, unknown>): void {
+    this.log.error(
+      { instrument, height, ...detail },
+      "the read model's positions differ from the exchange's: closing rows may be wrong",
+    );
+  }
+
+  /** A market's holdings read again from its holders: O(them). */
+  private rebuild(m: MarketState): void {
+    this.byInstrument.delete(m.params.instrument);
+    for (const a of m.holders) this.keep(m, a);
   }
 
   private keep(m: MarketState, a: Account): void {
     const name = m.params.instrument;
     let kept = this.byInstrument.get(name);
-    const p = exchangePositionOf(a, m);
-    if (p === undefined || p.sizeLots === 0) {
-      kept?.held.delete(a.index);
-      return;
+    const old = kept?.held.get(a.index);
+    if (kept !== undefined && old !== undefined) {
+      if (old.sizeLots > 0) kept.longLots -= old.sizeLots;
+      else kept.shortLots += old.sizeLots;
+      kept.held.delete(a.index);
     }
-    if (kept === undefined) this.byInstrument.set(name, (kept = { market: m, held: new Map() }));
+    const p = exchangePositionOf(a, m);
+    if (p === undefined || p.sizeLots === 0) return;
+    if (kept === undefined) {
+      kept = { market: m, held: new Map(), longLots: 0, shortLots: 0 };
+      this.byInstrument.set(name, kept);
+    }
     kept.market = m;
+    if (p.sizeLots > 0) kept.longLots += p.sizeLots;
+    else kept.shortLots -= p.sizeLots;
     kept.held.set(a.index, {
       account: a.index,
       sizeLots: p.sizeLots,
@@ -2168,43 +2248,28 @@ class HeldPositions {
 }
 
 /**
- * The average entry a position had when the block's trades of it last took
- * it to zero, replayed from its holding before the block (none: flat) with
- * the exchange's cost-basis arithmetic (position.ts, applyTrade).
+ * A position's block replayed from its holding before the block (none:
+ * flat) through the block's trades of it, with the exchange's cost-basis
+ * arithmetic (position.ts, costBasisAfterTrade): its size and basis after,
+ * and the average entry it had when a trade last took it to zero
+ * (undefined: none did).
  */
-function closingEntryTicks(
+function replay(
   m: MarketState,
   before: Holding | undefined,
   trades: readonly PositionTrade[],
-): number {
+): { sizeLots: number; costBasisQuote: bigint; closedAtTicks: number | undefined } {
   let size = before?.sizeLots ?? 0;
   let basis = before?.costBasisQuote ?? 0n;
-  let entry = 0;
+  let closedAtTicks: number | undefined;
   for (const t of trades) {
     const lots = !t.reduces ? t.lots : size > 0 ? -t.lots : size < 0 ? t.lots : 0;
     if (lots === 0) continue;
-    if (size + lots === 0) entry = entryPriceTicks(m, size, basis);
-    basis = basisAfterTrade(m, size, basis, lots, t.priceTicks);
+    if (size + lots === 0) closedAtTicks = entryPriceTicks(m, size, basis);
+    basis = costBasisAfterTrade(m.k, size, basis, lots, t.priceTicks);
     size += lots;
   }
-  return entry;
-}
-
-/** A position's cost basis after a trade of `lots` (signed) at `priceTicks`, as applyTrade books it. */
-function basisAfterTrade(
-  m: MarketState,
-  size: number,
-  basis: bigint,
-  lots: number,
-  priceTicks: number,
-): bigint {
-  const tradeQuote = BigInt(lots) * BigInt(priceTicks) * m.k;
-  if (size === 0 || size > 0 === lots > 0) return basis + tradeQuote;
-  const closeLots = Math.min(Math.abs(lots), Math.abs(size));
-  const openLots = Math.abs(lots) - closeLots;
-  if (openLots > 0) return BigInt(lots > 0 ? openLots : -openLots) * BigInt(priceTicks) * m.k;
-  if (size + lots === 0) return 0n;
-  return basis - divBig(basis * BigInt(closeLots), BigInt(Math.abs(size)), 'trunc');
+  return { sizeLots: size, costBasisQuote: basis, closedAtTicks };
 }
 
 /**

@@ -48,6 +48,7 @@ import type { Account, ExchangeState, MarketState, Position } from '../../src/ex
 import type { SignedTx } from '../../src/exchange/tx/types.ts';
 import { Harness, USDC, dailyListingGenesis, key, limit, replacer } from './helpers.ts';
 import { standInView } from '../node/view_fixtures.ts';
+import { silentLog } from '../../src/node/log.ts';
 
 const MINUTE_MS = 60_000;
 /** Monday 2 March 2026, 05:00 UTC: three hours before the first daily expiry. */
@@ -507,7 +508,13 @@ function run(seed: number, blocks: number, counts: Counts): void {
   const d = new Driver(seed);
   const h = d.h;
   d.fund();
-  const { view, deliver } = standInView(h);
+  // The view checks what it keeps of each position against the exchange: it must never differ.
+  const drift: string[] = [];
+  const log = {
+    ...silentLog,
+    error: (f: object, m: string) => drift.push(`${m} ${JSON.stringify(f)}`),
+  };
+  const { view, deliver } = standInView(h, { log });
   let twin: Exchange | null = null;
   try {
     for (let i = 0; i < blocks; i++) {
@@ -542,6 +549,7 @@ function run(seed: number, blocks: number, counts: Counts): void {
       deliver(result, txs);
       stop();
       assert.ok(update !== undefined, `${at}: the view published the block`);
+      assert.deepEqual(drift, [], `${at}: the view's positions are the exchange's`);
       checkView(at, h.ex.state, update, result.events, b, count);
       const bytes = encodeSnapshot(h.ex);
       const copy = decodeSnapshot(bytes, { checkInvariants: true });

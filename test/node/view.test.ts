@@ -19,7 +19,7 @@ import { ApiError } from '../../src/api/errors.ts';
 import type { BlockResult } from '../../src/exchange/index.ts';
 import { decodeSnapshot, encodeSnapshot } from '../../src/exchange/index.ts';
 import { daysFromCivil, expiryMsOfDay } from '../../src/exchange/instruments/index.ts';
-import { positionOf as exchangePositionOf } from '../../src/exchange/position.ts';
+import { applyTrade, positionOf as exchangePositionOf } from '../../src/exchange/position.ts';
 import type { Position } from '../../src/exchange/state.ts';
 import { lastKept, sameTicker } from '../../src/node/view.ts';
 import type { ChainView } from '../../src/node/view.ts';
@@ -38,6 +38,7 @@ import type { SignedTx } from '../../src/exchange/tx/index.ts';
 import { Harness, VALIDATORS, genesis, key, limit } from '../exchange/helpers.ts';
 import type { Key } from '../exchange/helpers.ts';
 import { btcDailyGenesis, standInView, store } from './view_fixtures.ts';
+import { silentLog } from '../../src/node/log.ts';
 import type { StoredChain } from './view_fixtures.ts';
 import { OrderBook } from '../../src/exchange/book/book.ts';
 import {
@@ -663,6 +664,61 @@ test('the read model: a position closed by trading is listed once more, flat, wi
     // The next block does not list them again.
     const next = feed(h.block([]));
     assert.ok(!next.accounts.some((a) => a.positions.some((p) => p.sizeLots === 0)));
+  } finally {
+    view.close();
+  }
+});
+
+test('a position changed where the view did not see it is logged as an error when the block that next trades it disagrees, and its market read again from the state', () => {
+  const BTC = 'BTC-PERPETUAL';
+  const h = new Harness();
+  const [mm, alice, gus] = ['mm', 'alice', 'gus'].map((n) => key(`view-drift-${n}`)) as [
+    Key,
+    Key,
+    Key,
+  ];
+  for (const k of [mm, alice, gus]) h.fund(k, 1_000_000n * USDC);
+  const market = h.ex.state.marketByName.get(BTC)!;
+  const errors: { fields: Record<string, unknown>; message: string }[] = [];
+  const log = {
+    ...silentLog,
+    error: (fields: object, message: string) =>
+      errors.push({ fields: fields as Record<string, unknown>, message }),
+  };
+  const { view, deliver } = standInView(h, { log });
+  const run = (txs: SignedTx[]): BlockUpdate => {
+    const r = h.block(txs);
+    assert.ok(r.results.every((x) => x.ok && x.actions[0]!.ok));
+    let update: BlockUpdate | undefined;
+    const stop = view.subscribe((u) => (update = u));
+    deliver(r, txs);
+    stop();
+    return update!;
+  };
+  const trade = (taker: Key, side: 'buy' | 'sell', priceTicks: number, lots: number) => [
+    h.tx(mm, limit(BTC, side === 'buy' ? 'sell' : 'buy', priceTicks, lots)),
+    h.tx(taker, limit(BTC, side, priceTicks, lots, { timeInForce: 'IOC' })),
+  ];
+  try {
+    run(trade(alice, 'buy', 500_000, 5));
+    assert.equal(errors.length, 0, 'what the view saw agrees');
+    // Two more lots for Alice, booked on the state directly: no block, no event.
+    applyTrade(h.ex.state, market, h.account(alice)!, 2, 500_500);
+    applyTrade(h.ex.state, market, h.account(mm)!, -2, 500_500);
+    run(trade(alice, 'sell', 500_200, 7));
+    assert.equal(errors.length, 1, 'one error for the market');
+    assert.equal(errors[0]!.fields.instrument, BTC);
+    assert.equal(errors[0]!.fields.account, h.account(alice)!.index);
+    assert.deepEqual(errors[0]!.fields.record, { sizeLots: 0, costBasisQuote: '0' });
+    // Read again from the state: the next blocks agree, and close at the right entry.
+    run(trade(gus, 'buy', 500_300, 3));
+    const u = run(trade(gus, 'sell', 500_100, 3));
+    assert.equal(errors.length, 1, 'no more errors');
+    const row = u.accounts.find((a) => a.address === formatAddress(gus.address))!.positions;
+    assert.deepEqual(
+      row.map((p) => [p.instrument, p.sizeLots, p.entryPriceTicks]),
+      [[BTC, 0, 500_300]],
+    );
   } finally {
     view.close();
   }
