@@ -238,6 +238,8 @@ function nodeOf(chain: Chain) {
       listener = l;
       return () => (listener = undefined);
     },
+    // The mempool drops nothing here.
+    subscribeDropped: () => () => {},
   };
   const deliver = (b: CommittedBlock) => listener?.(b);
   return { node: node as unknown as ZommaNode, deliver };

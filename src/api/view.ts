@@ -155,7 +155,7 @@ export interface PositionView {
   instrument: string;
   /** Signed: positive long, negative short. */
   sizeLots: number;
-  /** Average entry price, rounded to a tick (0 when flat; a settlement's closing row keeps the entry it had). */
+  /** Average entry price, rounded to a tick (an account update's closing row keeps the entry it closed at). */
   entryPriceTicks: number;
   unrealizedPnlQuote: QuoteString;
   realizedPnlQuote: QuoteString;
@@ -489,9 +489,11 @@ export interface AccountUpdate {
   orders: OrderView[];
   fills: FillView[];
   /**
-   * Positions held after the block; a position closed by settlement is listed
-   * once more with sizeLots 0, the entry and funding it had, and its realized
-   * PnL with what settlement realized.
+   * Positions held after the block, then each the block closed (by trading,
+   * a liquidation, a deleveraging or settlement), listed once more with
+   * sizeLots 0, the entry it closed at, its funding, and its realized PnL with
+   * what the close realized. One taken through zero to the other side is
+   * listed once, with its new size.
    */
   positions: PositionView[];
   /** Positions closed this block by their market's settlement. */

@@ -93,15 +93,14 @@ export function applyTrade(
       position.addCostBasis(-removedNum);
     } else {
       const basis = position.costBasisQuote;
-      const removed = divBig(basis * BigInt(closeLots), BigInt(Math.abs(old)), 'trunc');
+      const removed = closedBasisQuote(basis, closeLots, old);
       position.realizedPnlQuote += -(BigInt(closeSigned) * BigInt(priceTicks) * k) - removed;
       position.costBasisQuote -= removed;
     }
     const openLots = Math.abs(deltaLots) - closeLots;
     if (openLots > 0) {
       assert(position.costBasisNum === 0, 'flipped position keeps a basis');
-      position.costBasisQuote =
-        BigInt(deltaLots > 0 ? openLots : -openLots) * BigInt(priceTicks) * k;
+      position.costBasisQuote = openedBasisQuote(deltaLots, openLots, priceTicks, k);
     }
   }
   const size = old + deltaLots;
@@ -110,6 +109,49 @@ export function applyTrade(
   if (size === 0) position.costBasisQuote = 0n;
   setOpenInterest(market, account, old, size);
   state.markAccount(account);
+}
+
+/**
+ * The part of a position's cost basis that closing `closeLots` of it takes
+ * away: a pro-rata share, truncated toward zero (the truncation stays in
+ * the basis of the rest). The number path of applyTrade computes the same
+ * with divTrunc.
+ */
+function closedBasisQuote(costBasisQuote: bigint, closeLots: number, sizeLots: number): bigint {
+  return divBig(costBasisQuote * BigInt(closeLots), BigInt(Math.abs(sizeLots)), 'trunc');
+}
+
+/** The cost basis of the `openLots` a trade of deltaLots (signed) opened on the other side. */
+function openedBasisQuote(
+  deltaLots: number,
+  openLots: number,
+  priceTicks: number,
+  k: bigint,
+): bigint {
+  return BigInt(deltaLots > 0 ? openLots : -openLots) * BigInt(priceTicks) * k;
+}
+
+/**
+ * A position's cost basis after a trade of deltaLots (signed) at priceTicks,
+ * as applyTrade books it, from its size and basis before, with nothing
+ * changed: for replaying a position's trades outside the state (the node's
+ * read model tells the entry a closed position had from it). O(1).
+ */
+export function costBasisAfterTrade(
+  k: bigint,
+  sizeLots: number,
+  costBasisQuote: bigint,
+  deltaLots: number,
+  priceTicks: number,
+): bigint {
+  assert(deltaLots !== 0, 'empty trade');
+  if (sizeLots === 0 || sizeLots > 0 === deltaLots > 0)
+    return costBasisQuote + BigInt(deltaLots) * BigInt(priceTicks) * k;
+  if (sizeLots + deltaLots === 0) return 0n;
+  const closeLots = Math.min(Math.abs(deltaLots), Math.abs(sizeLots));
+  const openLots = Math.abs(deltaLots) - closeLots;
+  if (openLots > 0) return openedBasisQuote(deltaLots, openLots, priceTicks, k);
+  return costBasisQuote - closedBasisQuote(costBasisQuote, closeLots, sizeLots);
 }
 
 /** Beyond the safe integers: sends a computation to the bigint path. */

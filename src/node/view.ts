@@ -59,7 +59,7 @@ import { booksOf } from '../exchange/hash.ts';
 import { bytesKey } from '../exchange/keys.ts';
 import { executionOrder } from '../exchange/ordering.ts';
 import { settledCashQuote } from '../exchange/instruments/index.ts';
-import { positionOf as exchangePositionOf } from '../exchange/position.ts';
+import { costBasisAfterTrade, positionOf as exchangePositionOf } from '../exchange/position.ts';
 import { divBig } from '../lib/int.ts';
 import { toDecimal } from '../math/fixed.ts';
 import type { Account, ExchangeState, MarketState } from '../exchange/state.ts';
@@ -321,11 +321,11 @@ export class ChainView implements NodeView {
   /** Evidence seen committed, by the offending validator's address. */
   private readonly evidenceSeen = new Map<string, string>();
   /**
-   * Holders of the listed markets close to expiry, by instrument, as of the
-   * last block: settlement drops a market's records in the block that settles
-   * it, so the accounts it closed are known only from before.
+   * The open positions as of the last block: a block that closes one leaves
+   * no trace of what it held (a closing trade zeroes the record's cost basis,
+   * settlement drops the record), so its closing row is told from these.
    */
-  private settling = new Map<string, Settling>();
+  private readonly held: HeldPositions;
   /** The resting orders as of the last block: what a block's removals are told from. */
   private readonly rested: RestedOrders;
   private published: Published;
@@ -368,7 +368,7 @@ export class ChainView implements NodeView {
         [],
       ),
     };
-    this.settling = settlingHolders(state);
+    this.held = new HeldPositions(state, this.log);
     this.rested = new RestedOrders(state);
     this.unsubscribe = this.node.subscribe((b) => this.onBlock(b));
     this.unsubscribeDropped = this.node.subscribeDropped((d) => this.onDropped(d));
@@ -1132,9 +1132,10 @@ export class ChainView implements NodeView {
     this.noteLiquidationFills(activity, txs.exchange.events, height, timeMs);
     this.noteMovedBalances(activity, txs.exchange.events);
     this.alignTradeIds(activity.trades);
-    if (activity.accounts) this.noteSettlements(activity, txs.exchange.events, height);
+    this.noteSettlements(activity, txs.exchange.events, height);
+    const closedByTrading = this.held.refresh(state, activity.traded, height);
+    if (activity.accounts) this.noteClosedByTrading(activity, closedByTrading);
     const ordersMoved = this.noteRemovals(activity, txs.exchange.events);
-    this.settling = settlingHolders(state);
     const prev = this.published;
     const published = this.publishMarkets(prev, activity.trades, height);
     const ends = this.endsOf(published.ended, txs.exchange.events, height, timeMs);
@@ -1342,6 +1343,7 @@ export class ChainView implements NodeView {
       orders: new Map(),
       settlements: new Map(),
       closed: new Map(),
+      traded: new Map(),
       moved: new Set(),
       acting: new Set(),
       placedSides: new Map(),
@@ -1380,7 +1382,7 @@ export class ChainView implements NodeView {
         if (account !== undefined && removesOwn(action)) activity.acting.add(account.index);
         if (action.kind === 'cancel' && action.orderId !== undefined)
           activity.moved.add(action.orderId);
-        this.noteAction(activity, action, r, taker, height, timeMs);
+        this.noteAction(activity, action, r, taker, account?.index, height, timeMs);
       }
     }
     return activity;
@@ -1388,7 +1390,8 @@ export class ChainView implements NodeView {
 
   /**
    * The trades of the block's liquidations (they run after its transactions),
-   * flagged as liquidations, with the fills of both sides.
+   * flagged as liquidations, with the fills of both sides; with the
+   * deleveraging among them, in the order they came, the positions they moved.
    */
   private noteLiquidationFills(
     activity: Activity,
@@ -1397,12 +1400,20 @@ export class ChainView implements NodeView {
     timeMs: number,
   ): void {
     for (const e of events) {
+      if (e.type === 'deleverage') {
+        // Each side reduces its own position (the counterparty holds the other side).
+        const trade = { lots: e.sizeLots, priceTicks: e.priceTicks, reduces: true } as const;
+        noteTraded(activity, e.market, e.account, trade);
+        noteTraded(activity, e.market, e.counterparty, trade);
+        continue;
+      }
       if (e.type !== 'liquidationFill') continue;
       const account = this.state.accounts[e.account];
       if (account === undefined) continue;
       this.noteTrade(activity, {
         instrument: e.market,
         taker: account,
+        takerIndex: e.account,
         takerOrderId: e.orderId,
         takerSide: e.side,
         takerFeeQuote: 0n,
@@ -1472,6 +1483,8 @@ export class ChainView implements NodeView {
         timeMs,
         auction: true,
       });
+      noteTraded(activity, name, e.buyAccount, { lots: sizeLots, priceTicks });
+      noteTraded(activity, name, e.sellAccount, { lots: -sizeLots, priceTicks });
       if (!activity.accounts) continue;
       const market = this.state.marketByName.get(name);
       const sides = [
@@ -1508,8 +1521,10 @@ export class ChainView implements NodeView {
 
   /**
    * The positions each settled market closed, from its holders as of the
-   * block before: settlement comes before the block's transactions, so their
-   * records were still those when it closed them.
+   * block before (HeldPositions, whatever the time since): settlement comes
+   * before the block's transactions, so their records were still those when
+   * it closed them. The market's holdings are forgotten whether or not the
+   * accounts' parts are noted.
    */
   private noteSettlements(
     activity: Activity,
@@ -1518,8 +1533,8 @@ export class ChainView implements NodeView {
   ): void {
     for (const e of events) {
       if (e.type !== 'marketSettled') continue;
-      const settling = this.settling.get(e.market);
-      if (settling === undefined) continue;
+      const settling = this.held.settle(e.market, e.positions, height);
+      if (settling === undefined || !activity.accounts) continue;
       for (const held of settling.holdings) {
         const account = this.state.accounts[held.account];
         if (account === undefined) continue;
@@ -1536,6 +1551,34 @@ export class ChainView implements NodeView {
         closed.push(closedPosition(settling.market, held, e.valueQuote));
         activity.closed.set(account.index, closed);
       }
+    }
+  }
+
+  /**
+   * The positions the block's trades left flat (fills of transactions and
+   * uncrosses, a liquidation's fills, deleveraging), each listed once more
+   * with sizeLots 0: the record keeps its realized PnL (with what the closing
+   * trade realized) and its funding, but not its cost basis, so the entry it
+   * had when it closed comes from HeldPositions.refresh. A position flipped
+   * through zero is not flat: it is listed with its new size only.
+   */
+  private noteClosedByTrading(activity: Activity, closed: readonly ClosedByTrading[]): void {
+    const state = this.state;
+    for (const c of closed) {
+      const account = state.accounts[c.account];
+      const p = account === undefined ? undefined : exchangePositionOf(account, c.market);
+      if (account === undefined || p === undefined) continue;
+      touch(activity, account);
+      const rows = activity.closed.get(account.index) ?? [];
+      rows.push({
+        instrument: c.market.params.instrument,
+        sizeLots: 0,
+        entryPriceTicks: c.entryPriceTicks,
+        unrealizedPnlQuote: '0',
+        realizedPnlQuote: quoteString(p.realizedPnlQuote),
+        fundingQuote: quoteString(p.fundingQuote),
+      });
+      activity.closed.set(account.index, rows);
     }
   }
 
@@ -1636,6 +1679,10 @@ export class ChainView implements NodeView {
       timeMs: t.timeMs,
       ...(t.liquidation ? { liquidation: true } : {}),
     });
+    const takerLots = takerSide === 'buy' ? sizeLots : -sizeLots;
+    if (t.takerIndex !== undefined)
+      noteTraded(activity, name, t.takerIndex, { lots: takerLots, priceTicks });
+    noteTraded(activity, name, t.makerAccount, { lots: -takerLots, priceTicks });
     if (t.taker === null) return;
     const fill = { tradeId, instrument: name, priceTicks, sizeLots, height, timeMs: t.timeMs };
     touch(activity, t.taker);
@@ -1691,6 +1738,8 @@ export class ChainView implements NodeView {
     r: TxResult['actions'][number],
     /** null: the accounts' parts are not noted. */
     taker: Account | null,
+    /** The acting account's index, whatever `taker`. */
+    takerIndex: number | undefined,
     height: number,
     timeMs: number,
   ): void {
@@ -1749,6 +1798,7 @@ export class ChainView implements NodeView {
       this.noteTrade(activity, {
         instrument: name,
         taker,
+        takerIndex,
         takerOrderId: o.orderId,
         takerSide,
         takerFeeQuote: f.takerFeeQuote,
@@ -2002,8 +2052,14 @@ interface Activity {
   touched: Map<number, Account>;
   orders: Map<number, OrderNote[]>;
   settlements: Map<number, SettlementView[]>;
-  /** The positions those settlements closed, as the account update lists them. */
+  /** The positions those settlements and the block's trades closed, as the account update lists them. */
   closed: Map<number, PositionView[]>;
+  /**
+   * Each position the block traded, by instrument and account index, with
+   * its trades in execution order (noted whatever `accounts`: HeldPositions
+   * follows them).
+   */
+  traded: Map<string, Map<number, PositionTrade[]>>;
   /** Every order the block may have changed, for RestedOrders.refresh (noted whatever `accounts`). */
   moved: Set<number>;
   /** The accounts whose actions may have removed their own orders unreported (self-trade prevention, cancelAll). */
@@ -2021,44 +2077,199 @@ interface Holding {
   readonly fundingQuote: bigint;
 }
 
-/** The holders of a listed market close to expiry, and the market (it is gone once settled). */
+/** A market's holdings as HeldPositions keeps them, and the market (it is gone once settled). */
 interface Settling {
   readonly market: MarketState;
   readonly holdings: readonly Holding[];
 }
 
 /**
- * How long before its expiry a listed market's holders are followed. Settlement
- * comes with the first block past expiry that has the index TWAP, so an hour
- * covers any block interval short of a halted chain; a market settled further
- * from its last block than that publishes its settlement event without the
- * per-account updates.
+ * One trade of a position: `lots` signed (positive buys), or, `reduces`,
+ * that many lots toward zero (a deleveraging: the event gives no side).
  */
-const SETTLEMENT_WATCH_MS = 3_600_000;
+interface PositionTrade {
+  readonly lots: number;
+  readonly priceTicks: number;
+  readonly reduces?: true;
+}
 
-/** The holders of every listed market within SETTLEMENT_WATCH_MS of its expiry: O(their holders). */
-function settlingHolders(state: ExchangeState): Map<string, Settling> {
-  const out = new Map<string, Settling>();
-  for (const m of state.markets) {
-    if (m.retired || !m.listed || m.expiryMs - SETTLEMENT_WATCH_MS > state.timeMs) continue;
-    const holdings: Holding[] = [];
-    for (const a of m.holders) {
-      const p = exchangePositionOf(a, m);
-      if (p === undefined || p.sizeLots === 0) continue;
-      holdings.push({
-        account: a.index,
-        sizeLots: p.sizeLots,
-        costBasisQuote: p.costBasisQuote,
-        realizedPnlQuote: p.realizedPnlQuote,
-        fundingQuote: p.fundingQuote,
-      });
+/** A position a block's trades left flat, and the average entry it had when the last of them closed it. */
+interface ClosedByTrading {
+  readonly market: MarketState;
+  readonly account: number;
+  readonly entryPriceTicks: number;
+}
+
+/** One market's open positions as HeldPositions keeps them, and their open interest. */
+interface KeptMarket {
+  market: MarketState;
+  readonly held: Map<number, Holding>;
+  longLots: number;
+  shortLots: number;
+}
+
+/**
+ * The open positions (size not 0) as of the last block the view published,
+ * by instrument and account index: what a block that closes one no longer
+ * shows. Built once from the live markets' holders (O(open positions)), then
+ * kept up to date per block from the positions the block traded (their
+ * records read after it) and the markets it settled, so O(those) per block,
+ * whatever the time between blocks. Only trades and settlement change a
+ * position's size, cost basis and realized PnL; funding changes a
+ * perpetual's funding unseen, so a holding's `fundingQuote` is read only for
+ * a listed market (settlement), which pays none.
+ *
+ * Checked against the exchange where that is cheap: each traded position's
+ * trades, replayed from its holding, must give its record's size and cost
+ * basis; each traded market's holders and open interest must be the kept
+ * ones; a settled market must have closed as many positions as were kept.
+ * A difference (a change to a position the view did not see) is logged as
+ * an error, and the market's holdings are read again from the state.
+ */
+class HeldPositions {
+  private readonly byInstrument = new Map<string, KeptMarket>();
+
+  constructor(
+    state: ExchangeState,
+    private readonly log: Log,
+  ) {
+    for (const m of state.markets) {
+      if (!m.retired) this.rebuild(m);
     }
-    out.set(m.params.instrument, {
-      market: m,
-      holdings: holdings.sort((x, y) => x.account - y.account),
+  }
+
+  get(instrument: string, account: number): Holding | undefined {
+    return this.byInstrument.get(instrument)?.held.get(account);
+  }
+
+  /** A settled market's holdings (by account index), forgotten; `positions`, how many it closed. */
+  settle(instrument: string, positions: number, height: number): Settling | undefined {
+    const kept = this.byInstrument.get(instrument);
+    if (kept === undefined) {
+      if (positions > 0) this.drifted(instrument, height, { kept: 0, settled: positions });
+      return undefined;
+    }
+    this.byInstrument.delete(instrument);
+    if (kept.held.size !== positions)
+      this.drifted(instrument, height, { kept: kept.held.size, settled: positions });
+    const holdings = [...kept.held.values()].sort((x, y) => x.account - y.account);
+    return { market: kept.market, holdings };
+  }
+
+  /**
+   * Brings the traded positions up to the state after the block: each
+   * position's trades replayed from its holding before the block with the
+   * exchange's cost-basis arithmetic, checked against its record. Returns
+   * the positions they left flat, with the entry each closed at.
+   */
+  refresh(state: ExchangeState, traded: Activity['traded'], height: number): ClosedByTrading[] {
+    const closed: ClosedByTrading[] = [];
+    for (const [name, byAccount] of traded) {
+      const m = state.marketByName.get(name);
+      if (m === undefined) continue;
+      let drift: Record<string, unknown> | undefined;
+      for (const [index, trades] of byAccount) {
+        const a = state.accounts[index];
+        if (a === undefined) continue;
+        const r = replay(m, this.get(name, index), trades);
+        const p = exchangePositionOf(a, m);
+        const [size, basis] = [p?.sizeLots ?? 0, p?.costBasisQuote ?? 0n];
+        if (r.sizeLots !== size || r.costBasisQuote !== basis) {
+          drift ??= {
+            account: index,
+            replayed: { sizeLots: r.sizeLots, costBasisQuote: String(r.costBasisQuote) },
+            record: { sizeLots: size, costBasisQuote: String(basis) },
+          };
+        }
+        // Traded and flat after: closed by the block (a replay that found no close has drifted).
+        if (size === 0)
+          closed.push({ market: m, account: index, entryPriceTicks: r.closedAtTicks ?? 0 });
+        this.keep(m, a);
+      }
+      const kept = this.byInstrument.get(name);
+      const [holders, longLots, shortLots] = [
+        kept?.held.size ?? 0,
+        kept?.longLots ?? 0,
+        kept?.shortLots ?? 0,
+      ];
+      if (holders !== m.holders.size || longLots !== m.longLots || shortLots !== m.shortLots) {
+        drift ??= {
+          kept: { holders, longLots, shortLots },
+          market: { holders: m.holders.size, longLots: m.longLots, shortLots: m.shortLots },
+        };
+      }
+      if (drift !== undefined) {
+        this.drifted(name, height, drift);
+        this.rebuild(m);
+      }
+    }
+    return closed;
+  }
+
+  private drifted(instrument: string, height: number, detail: Record<string, unknown>): void {
+    this.log.error(
+      { instrument, height, ...detail },
+      "the read model's positions differ from the exchange's: closing rows may be wrong",
+    );
+  }
+
+  /** A market's holdings read again from its holders: O(them). */
+  private rebuild(m: MarketState): void {
+    this.byInstrument.delete(m.params.instrument);
+    for (const a of m.holders) this.keep(m, a);
+  }
+
+  private keep(m: MarketState, a: Account): void {
+    const name = m.params.instrument;
+    let kept = this.byInstrument.get(name);
+    const old = kept?.held.get(a.index);
+    if (kept !== undefined && old !== undefined) {
+      if (old.sizeLots > 0) kept.longLots -= old.sizeLots;
+      else kept.shortLots += old.sizeLots;
+      kept.held.delete(a.index);
+    }
+    const p = exchangePositionOf(a, m);
+    if (p === undefined || p.sizeLots === 0) return;
+    if (kept === undefined) {
+      kept = { market: m, held: new Map(), longLots: 0, shortLots: 0 };
+      this.byInstrument.set(name, kept);
+    }
+    kept.market = m;
+    if (p.sizeLots > 0) kept.longLots += p.sizeLots;
+    else kept.shortLots -= p.sizeLots;
+    kept.held.set(a.index, {
+      account: a.index,
+      sizeLots: p.sizeLots,
+      costBasisQuote: p.costBasisQuote,
+      realizedPnlQuote: p.realizedPnlQuote,
+      fundingQuote: p.fundingQuote,
     });
   }
-  return out;
+}
+
+/**
+ * A position's block replayed from its holding before the block (none:
+ * flat) through the block's trades of it, with the exchange's cost-basis
+ * arithmetic (position.ts, costBasisAfterTrade): its size and basis after,
+ * and the average entry it had when a trade last took it to zero
+ * (undefined: none did).
+ */
+function replay(
+  m: MarketState,
+  before: Holding | undefined,
+  trades: readonly PositionTrade[],
+): { sizeLots: number; costBasisQuote: bigint; closedAtTicks: number | undefined } {
+  let size = before?.sizeLots ?? 0;
+  let basis = before?.costBasisQuote ?? 0n;
+  let closedAtTicks: number | undefined;
+  for (const t of trades) {
+    const lots = !t.reduces ? t.lots : size > 0 ? -t.lots : size < 0 ? t.lots : 0;
+    if (lots === 0) continue;
+    if (size + lots === 0) closedAtTicks = entryPriceTicks(m, size, basis);
+    basis = costBasisAfterTrade(m.k, size, basis, lots, t.priceTicks);
+    size += lots;
+  }
+  return { sizeLots: size, costBasisQuote: basis, closedAtTicks };
 }
 
 /**
@@ -2083,6 +2294,8 @@ interface TradeNote {
   readonly instrument: string;
   /** null: the accounts' parts are not noted (Activity.accounts). */
   readonly taker: Account | null;
+  /** The taker's account index (undefined: its transaction names no subaccount, and trades nothing). */
+  readonly takerIndex: number | undefined;
   readonly takerOrderId: number;
   readonly takerSide: 'buy' | 'sell';
   readonly takerFeeQuote: bigint;
@@ -2094,6 +2307,20 @@ interface TradeNote {
   readonly liquidation: boolean;
   readonly height: number;
   readonly timeMs: number;
+}
+
+/** One trade of an account's position, noted whatever `accounts` (HeldPositions follows them). */
+function noteTraded(
+  activity: Activity,
+  instrument: string,
+  account: number,
+  trade: PositionTrade,
+): void {
+  let byAccount = activity.traded.get(instrument);
+  if (byAccount === undefined) activity.traded.set(instrument, (byAccount = new Map()));
+  const trades = byAccount.get(account);
+  if (trades === undefined) byAccount.set(account, [trade]);
+  else trades.push(trade);
 }
 
 function touch(activity: Activity, account: Account): void {

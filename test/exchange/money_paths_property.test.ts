@@ -22,7 +22,10 @@
 //     holds: balances, margins, positions, which orders rest; every holder of
 //     a settled market gets its closed position (flat, with the entry it
 //     had, its funding, and the realized PnL settlement left on its record),
-//     and every order resting there before the block reads cancelled.
+//     and every order resting there before the block reads cancelled; every
+//     position the block's trades closed (fills, liquidations, deleveraging)
+//     is listed flat too, with its record's realized PnL and funding and the
+//     entry it had, and no flat row lists a position the block did not trade.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -45,6 +48,7 @@ import type { Account, ExchangeState, MarketState, Position } from '../../src/ex
 import type { SignedTx } from '../../src/exchange/tx/types.ts';
 import { Harness, USDC, dailyListingGenesis, key, limit, replacer } from './helpers.ts';
 import { standInView } from '../node/view_fixtures.ts';
+import { silentLog } from '../../src/node/log.ts';
 
 const MINUTE_MS = 60_000;
 /** Monday 2 March 2026, 05:00 UTC: three hours before the first daily expiry. */
@@ -252,6 +256,75 @@ function checkView(
       assert.equal(o.status === 'open', rests, `${where}: order ${o.orderId} ${o.status}`);
     }
   }
+  // Each position the block's trades closed (fills, liquidations, deleveraging)
+  // is listed once more, flat: the record's realized PnL and funding, and the
+  // entry it had; one the block only reduced (no fill adding to it) closes at
+  // the entry it had before the block, up to the rounding of what the partial
+  // closes left in its basis.
+  const settled = new Set(events.flatMap((e) => (e.type === 'marketSettled' ? [e.market] : [])));
+  for (const m of state.markets) {
+    if (m.retired) continue;
+    const name = m.params.instrument;
+    for (const [a, size] of b.held.get(name) ?? []) {
+      const record = positionOf(a, m)!;
+      if (record.sizeLots !== 0) continue;
+      const where = `${at}: account ${a.index}'s ${name} position (${size}), closed`;
+      const up = updates.get(a);
+      const row = up?.positions.find((p) => p.instrument === name);
+      assert.ok(row !== undefined, `${where}: listed`);
+      assert.deepEqual(
+        { ...row, entryPriceTicks: 0 },
+        {
+          instrument: name,
+          sizeLots: 0,
+          entryPriceTicks: 0,
+          unrealizedPnlQuote: '0',
+          realizedPnlQuote: String(record.realizedPnlQuote),
+          fundingQuote: String(record.fundingQuote),
+        },
+        where,
+      );
+      const kept = b.records.get(name)!.get(a)!;
+      const denominator = BigInt(size) * b.lots.get(name)!.k;
+      const had = Number((kept.basis * 2n + denominator) / (2n * denominator));
+      const reducing = size > 0 ? 'sell' : 'buy';
+      if (up!.fills.every((f) => f.instrument !== name || f.side === reducing)) {
+        assert.ok(
+          Math.abs(row.entryPriceTicks - had) <= 1,
+          `${where}: entry ${had}, listed ${row.entryPriceTicks}`,
+        );
+        count(
+          up!.fills.some((f) => f.instrument === name)
+            ? 'viewClosedByFill'
+            : 'viewClosedByDeleverage',
+        );
+      } else {
+        assert.ok(row.entryPriceTicks > 0, `${where}: an entry`);
+        count('viewClosedAfterAdding');
+      }
+    }
+  }
+  for (const up of updates.values()) {
+    for (const p of up.positions) {
+      if (p.sizeLots === 0 && !settled.has(p.instrument)) {
+        const a = state.accounts.find(
+          (x) => formatAddress(x.address) === up.address && x.subaccount === up.subaccount,
+        )!;
+        const m = state.marketByName.get(p.instrument)!;
+        assert.equal(positionOf(a, m)?.sizeLots, 0, `${at}: a flat row is flat`);
+        assert.ok(
+          up.fills.some((f) => f.instrument === p.instrument) ||
+            events.some(
+              (e) =>
+                e.type === 'deleverage' &&
+                e.market === p.instrument &&
+                (e.account === a.index || e.counterparty === a.index),
+            ),
+          `${at}: a flat row of a position the block traded`,
+        );
+      }
+    }
+  }
   for (const e of events) {
     if (e.type !== 'marketSettled') continue;
     for (const [a, size] of b.held.get(e.market)!) {
@@ -435,7 +508,13 @@ function run(seed: number, blocks: number, counts: Counts): void {
   const d = new Driver(seed);
   const h = d.h;
   d.fund();
-  const { view, deliver } = standInView(h);
+  // The view checks what it keeps of each position against the exchange: it must never differ.
+  const drift: string[] = [];
+  const log = {
+    ...silentLog,
+    error: (f: object, m: string) => drift.push(`${m} ${JSON.stringify(f)}`),
+  };
+  const { view, deliver } = standInView(h, { log });
   let twin: Exchange | null = null;
   try {
     for (let i = 0; i < blocks; i++) {
@@ -470,6 +549,7 @@ function run(seed: number, blocks: number, counts: Counts): void {
       deliver(result, txs);
       stop();
       assert.ok(update !== undefined, `${at}: the view published the block`);
+      assert.deepEqual(drift, [], `${at}: the view's positions are the exchange's`);
       checkView(at, h.ex.state, update, result.events, b, count);
       const bytes = encodeSnapshot(h.ex);
       const copy = decodeSnapshot(bytes, { checkInvariants: true });
@@ -495,6 +575,8 @@ test('property: funding, settlement, liquidation and collateral moves across blo
     'settledWithHolders',
     'viewSettledHolder',
     'viewSettledOrder',
+    'viewClosedByFill',
+    'viewClosedByDeleverage',
     'marketHalted',
     'liquidation',
     'deleverage',

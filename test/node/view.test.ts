@@ -19,7 +19,7 @@ import { ApiError } from '../../src/api/errors.ts';
 import type { BlockResult } from '../../src/exchange/index.ts';
 import { decodeSnapshot, encodeSnapshot } from '../../src/exchange/index.ts';
 import { daysFromCivil, expiryMsOfDay } from '../../src/exchange/instruments/index.ts';
-import { positionOf as exchangePositionOf } from '../../src/exchange/position.ts';
+import { applyTrade, positionOf as exchangePositionOf } from '../../src/exchange/position.ts';
 import type { Position } from '../../src/exchange/state.ts';
 import { lastKept, sameTicker } from '../../src/node/view.ts';
 import type { ChainView } from '../../src/node/view.ts';
@@ -36,7 +36,9 @@ import { StorageError } from '../../src/node/storage/index.ts';
 import { encodeSignedTx } from '../../src/exchange/tx/index.ts';
 import type { SignedTx } from '../../src/exchange/tx/index.ts';
 import { Harness, VALIDATORS, genesis, key, limit } from '../exchange/helpers.ts';
+import type { Key } from '../exchange/helpers.ts';
 import { btcDailyGenesis, standInView, store } from './view_fixtures.ts';
+import { silentLog } from '../../src/node/log.ts';
 import type { StoredChain } from './view_fixtures.ts';
 import { OrderBook } from '../../src/exchange/book/book.ts';
 import {
@@ -563,6 +565,238 @@ test('the read model: a position closed by settlement is listed with its entry, 
         'live positions as GET /v1/account shows them',
       );
       assert.ok(!sub.positions.some((p) => p.instrument === FUTURE), 'no longer held');
+    }
+  } finally {
+    view.close();
+  }
+});
+
+test('the read model: a position closed by trading is listed once more, flat, with the entry it closed at, its funding and its realized PnL; a flip lists its new size only; GET /v1/account lists neither closed one', () => {
+  const BTC = 'BTC-PERPETUAL';
+  const h = new Harness();
+  const [mm, alice, carol, gus, erin] = ['mm', 'alice', 'carol', 'gus', 'erin'].map((n) =>
+    key(`view-closed-${n}`),
+  ) as [Key, Key, Key, Key, Key];
+  for (const k of [mm, alice, carol, gus, erin]) h.fund(k, 1_000_000n * USDC);
+  const market = h.ex.state.marketByName.get(BTC)!;
+  const k = market.k;
+  const trade = (
+    maker: Key,
+    taker: Key,
+    side: 'buy' | 'sell',
+    priceTicks: number,
+    lots: number,
+  ) => [
+    h.tx(maker, limit(BTC, side === 'buy' ? 'sell' : 'buy', priceTicks, lots)),
+    h.tx(taker, limit(BTC, side, priceTicks, lots, { timeInForce: 'IOC' })),
+  ];
+  // Before the view: Alice +5 at 500,000, 2 sold back at 500,100 (+3 left);
+  // Carol +5 at 500,050; Gus +3 at 500,150. The market maker takes the other sides.
+  for (const [maker, taker, side, price, lots] of [
+    [mm, alice, 'buy', 500_000, 5],
+    [mm, alice, 'sell', 500_100, 2],
+    [mm, carol, 'buy', 500_050, 5],
+    [mm, gus, 'buy', 500_150, 3],
+  ] as const) {
+    const r = h.block(trade(maker, taker, side, price, lots));
+    assert.ok(r.results.every((x) => x.ok && x.actions[0]!.ok));
+  }
+  const { view, feed } = viewOver(h);
+  try {
+    // One block: Alice sells her 3 (flat); Carol sells 8 (short 3: flipped);
+    // Gus buys 1 more at 500,110 (+4, entry 500,140) then sells the 4 (flat);
+    // Erin buys 2 at 500,300 and sells them at 500,250 (opened and closed in the block).
+    const txs = [
+      ...trade(mm, alice, 'sell', 500_200, 3),
+      ...trade(mm, carol, 'sell', 500_120, 8),
+      ...trade(mm, gus, 'buy', 500_110, 1),
+      ...trade(mm, gus, 'sell', 500_090, 4),
+      ...trade(mm, erin, 'buy', 500_300, 2),
+      ...trade(mm, erin, 'sell', 500_250, 2),
+    ];
+    const r = h.block(txs);
+    assert.ok(r.results.every((x) => x.ok && x.actions[0]!.ok));
+    const u = feed(r, undefined, txs);
+    const rows = (who: Key) =>
+      u.accounts.find((a) => a.address === formatAddress(who.address))!.positions;
+    const record = (who: Key) => exchangePositionOf(h.account(who)!, market)!;
+    const get = (who: Key) => view.read().account(formatAddress(who.address))!.subaccounts[0]!;
+    for (const [who, entry, realizedTicks] of [
+      [alice, 500_000, 100n * 2n + 200n * 3n],
+      // Its entry when it closed, after the block's buy: not the 500,150 it had before the block.
+      [gus, 500_140, 4n * 500_090n - (3n * 500_150n + 500_110n)],
+      [erin, 500_300, (500_250n - 500_300n) * 2n],
+    ] as const) {
+      assert.equal(record(who).sizeLots, 0);
+      assert.equal(record(who).realizedPnlQuote, realizedTicks * k, 'the exchange realized it');
+      assert.deepEqual(
+        rows(who),
+        [
+          {
+            instrument: BTC,
+            sizeLots: 0,
+            entryPriceTicks: entry,
+            unrealizedPnlQuote: '0',
+            realizedPnlQuote: String(realizedTicks * k),
+            fundingQuote: String(record(who).fundingQuote),
+          },
+        ],
+        'the closing row',
+      );
+      assert.deepEqual(get(who).positions, [], 'GET lists what is held only');
+    }
+    // Flipped through zero (Carol, by one trade; the market maker, −11 to 0 and on to
+    // +3 within the block): listed with the new size and entry, as GET shows it, and no
+    // closing row; the realized PnL includes what closing the old side realized.
+    for (const [who, size] of [
+      [carol, -3],
+      [mm, 3],
+    ] as const) {
+      assert.deepEqual(rows(who), get(who).positions);
+      assert.deepEqual(
+        rows(who).map((p) => [p.instrument, p.sizeLots]),
+        [[BTC, size]],
+      );
+      assert.equal(rows(who)[0]!.realizedPnlQuote, String(record(who).realizedPnlQuote));
+    }
+    assert.equal(rows(carol)[0]!.entryPriceTicks, 500_120, 'the price it flipped at');
+    assert.equal(rows(carol)[0]!.realizedPnlQuote, String((500_120n - 500_050n) * 5n * k));
+    // The next block does not list them again.
+    const next = feed(h.block([]));
+    assert.ok(!next.accounts.some((a) => a.positions.some((p) => p.sizeLots === 0)));
+  } finally {
+    view.close();
+  }
+});
+
+test('a position changed where the view did not see it is logged as an error when the block that next trades it disagrees, and its market read again from the state', () => {
+  const BTC = 'BTC-PERPETUAL';
+  const h = new Harness();
+  const [mm, alice, gus] = ['mm', 'alice', 'gus'].map((n) => key(`view-drift-${n}`)) as [
+    Key,
+    Key,
+    Key,
+  ];
+  for (const k of [mm, alice, gus]) h.fund(k, 1_000_000n * USDC);
+  const market = h.ex.state.marketByName.get(BTC)!;
+  const errors: { fields: Record<string, unknown>; message: string }[] = [];
+  const log = {
+    ...silentLog,
+    error: (fields: object, message: string) =>
+      errors.push({ fields: fields as Record<string, unknown>, message }),
+  };
+  const { view, deliver } = standInView(h, { log });
+  const run = (txs: SignedTx[]): BlockUpdate => {
+    const r = h.block(txs);
+    assert.ok(r.results.every((x) => x.ok && x.actions[0]!.ok));
+    let update: BlockUpdate | undefined;
+    const stop = view.subscribe((u) => (update = u));
+    deliver(r, txs);
+    stop();
+    return update!;
+  };
+  const trade = (taker: Key, side: 'buy' | 'sell', priceTicks: number, lots: number) => [
+    h.tx(mm, limit(BTC, side === 'buy' ? 'sell' : 'buy', priceTicks, lots)),
+    h.tx(taker, limit(BTC, side, priceTicks, lots, { timeInForce: 'IOC' })),
+  ];
+  try {
+    run(trade(alice, 'buy', 500_000, 5));
+    assert.equal(errors.length, 0, 'what the view saw agrees');
+    // Two more lots for Alice, booked on the state directly: no block, no event.
+    applyTrade(h.ex.state, market, h.account(alice)!, 2, 500_500);
+    applyTrade(h.ex.state, market, h.account(mm)!, -2, 500_500);
+    run(trade(alice, 'sell', 500_200, 7));
+    assert.equal(errors.length, 1, 'one error for the market');
+    assert.equal(errors[0]!.fields.instrument, BTC);
+    assert.equal(errors[0]!.fields.account, h.account(alice)!.index);
+    assert.deepEqual(errors[0]!.fields.record, { sizeLots: 0, costBasisQuote: '0' });
+    // Read again from the state: the next blocks agree, and close at the right entry.
+    run(trade(gus, 'buy', 500_300, 3));
+    const u = run(trade(gus, 'sell', 500_100, 3));
+    assert.equal(errors.length, 1, 'no more errors');
+    const row = u.accounts.find((a) => a.address === formatAddress(gus.address))!.positions;
+    assert.deepEqual(
+      row.map((p) => [p.instrument, p.sizeLots, p.entryPriceTicks]),
+      [[BTC, 0, 500_300]],
+    );
+  } finally {
+    view.close();
+  }
+});
+
+test('the read model: a market settled by the first block after a gap of hours still gives each holder its settlement and closing row, from positions traded while no one followed the accounts', () => {
+  const FUTURE = 'BTC-2MAR26';
+  const EXPIRY_MS = expiryMsOfDay(daysFromCivil(2026, 3, 2));
+  const h = new Harness(btcDailyGenesis());
+  const [alice, bob] = [key('view-gap-alice'), key('view-gap-bob')];
+  h.fund(alice, 100_000n * USDC);
+  h.fund(bob, 100_000n * USDC);
+  const market = h.ex.state.marketByName.get(FUTURE)!;
+  const f = market.markTicks;
+  // Account updates are built only while some listener wants them: none does at first.
+  let following = false;
+  const interest: AccountInterest = { any: () => following, has: () => following };
+  const { view, feed } = viewOver(h, undefined, interest);
+  try {
+    for (const [maker, taker, side, price, lots] of [
+      [bob, alice, 'buy', f, 5],
+      [bob, alice, 'sell', f + 20, 2],
+    ] as const) {
+      const txs = [
+        h.tx(maker, limit(FUTURE, side === 'buy' ? 'sell' : 'buy', price, lots)),
+        h.tx(taker, limit(FUTURE, side, price, lots, { timeInForce: 'IOC' })),
+      ];
+      const r = h.block(txs);
+      assert.ok(r.results.every((x) => x.ok && x.actions[0]!.ok));
+      assert.deepEqual(feed(r, undefined, txs).accounts, []);
+    }
+    const subOf = (k: Key) => view.read().account(formatAddress(k.address))!.subaccounts[0]!;
+    const before = new Map(
+      [alice, bob].map((k) => {
+        const record = exchangePositionOf(h.account(k)!, market)!;
+        const shown = subOf(k).positions.find((p) => p.instrument === FUTURE)!;
+        return [k, { record, shown, cash: h.account(k)!.cashQuote }] as const;
+      }),
+    );
+    h.oracle = { ...h.oracle, BTC: h.oracle.BTC! + 321n * USDC };
+    // The next block comes nine hours later, past the expiry (08:00): it settles the future.
+    assert.ok(h.timeMs + 60 * 60_000 < EXPIRY_MS, 'more than an hour before expiry');
+    following = true;
+    const settled = feed(h.block([], 9 * 60 * 60_000));
+    const event = settled.block.events!.find(
+      (e) => e.type === 'marketSettled' && e.instrument === FUTURE,
+    );
+    assert.ok(event !== undefined && settled.timeMs >= EXPIRY_MS, 'the future settled');
+    for (const [k, size] of [
+      [alice, 3],
+      [bob, -3],
+    ] as const) {
+      const b = before.get(k)!;
+      assert.equal(b.shown.sizeLots, size);
+      const u = settled.accounts.find((a) => a.address === formatAddress(k.address));
+      assert.ok(u !== undefined, 'the holder gets an update');
+      assert.deepEqual(u.settlements, [
+        {
+          instrument: FUTURE,
+          sizeLots: size,
+          valueQuote: event.amountQuote,
+          height: settled.height,
+        },
+      ]);
+      assert.deepEqual(
+        u.positions.find((p) => p.instrument === FUTURE),
+        {
+          instrument: FUTURE,
+          sizeLots: 0,
+          entryPriceTicks: b.shown.entryPriceTicks,
+          unrealizedPnlQuote: '0',
+          // Settlement booked its PnL on the record it then dropped.
+          realizedPnlQuote: String(b.record.realizedPnlQuote),
+          fundingQuote: b.shown.fundingQuote,
+        },
+      );
+      assert.equal(u.cashQuote, String(h.account(k)!.cashQuote));
+      assert.notEqual(h.account(k)!.cashQuote, b.cash, 'settlement paid or took cash');
     }
   } finally {
     view.close();
@@ -2007,7 +2241,7 @@ test('orders a liquidation cancels without closing anything (its market halted) 
   }
 });
 
-test('a liquidation closed by deleveraging changes both accounts: each gets its block update, as its view reads', () => {
+test('a liquidation closed by deleveraging changes both accounts: each gets its block update, as its view reads, listing the closed position with what it realized', () => {
   const [BTC, ONE_BTC] = ['BTC-PERPETUAL', 10_000];
   const markets = genesis().markets.map((m) => ({ ...m, triggers: [] }));
   const h = new Harness(genesis({ markets }));
@@ -2035,7 +2269,28 @@ test('a liquidation closed by deleveraging changes both accounts: each gets its 
       const sent = update.accounts.find((u) => u.address === address && u.subaccount === 0);
       assert.ok(sent !== undefined, `${address} gets an update for the block that closed it`);
       const now = view.read().account(address)!.subaccounts[0]!;
-      assert.deepEqual(sent.positions, now.positions);
+      assert.deepEqual(now.positions, [], 'GET lists only what is held');
+      assert.deepEqual(
+        sent.positions.filter((p) => p.sizeLots !== 0),
+        now.positions,
+      );
+      // The update lists the deleveraged position once more, closed, with what it realized.
+      const record = exchangePositionOf(h.account(k)!, h.ex.state.marketByName.get(BTC)!)!;
+      assert.notEqual(record.realizedPnlQuote, 0n);
+      assert.deepEqual(
+        sent.positions,
+        [
+          {
+            instrument: BTC,
+            sizeLots: 0,
+            entryPriceTicks: 500_000,
+            unrealizedPnlQuote: '0',
+            realizedPnlQuote: String(record.realizedPnlQuote),
+            fundingQuote: String(record.fundingQuote),
+          },
+        ],
+        'the closing row',
+      );
       assert.equal(sent.cashQuote, now.cashQuote);
       assert.equal(sent.equityQuote, now.equityQuote);
     }

@@ -18,6 +18,7 @@ import { encodeSignedTx } from '../../src/exchange/tx/index.ts';
 import type { SignedTx } from '../../src/exchange/tx/index.ts';
 import { toHex } from '../../src/lib/bytes.ts';
 import type { AddResult } from '../../src/node/mempool/mempool.ts';
+import type { Log } from '../../src/node/log.ts';
 import type { CommittedBlock, ZommaNode } from '../../src/node/node.ts';
 import { STORED_EVENT_TYPES } from '../../src/node/results.ts';
 import type { BlockResults } from '../../src/node/results.ts';
@@ -114,6 +115,8 @@ export function standInView(
     accountOrdersMax?: number;
     /** What the node stored of each height (default: nothing), as a restarted node reads it. */
     stored?: StoredChain;
+    /** Where the view logs (default: nowhere). */
+    log?: Log;
   } = {},
 ): {
   view: ChainView;
@@ -159,6 +162,7 @@ export function standInView(
     storage: storage as unknown as Storage,
     genesis: h.ex.state.genesis,
     ...(o.accountOrdersMax === undefined ? {} : { accountOrdersMax: o.accountOrdersMax }),
+    ...(o.log === undefined ? {} : { log: o.log }),
   });
   const deliver = (
     r: BlockResult,
