@@ -2055,7 +2055,8 @@ export class Replica implements ConsensusReplica {
    * claims that height, nobody is asked: the next claim that does asks again.
    * Nor is a peer that answered busy within the retry period (its serving
    * budget for all peers was spent): asking it again at once would draw only
-   * another busy answer.
+   * another busy answer. A peer that answered fairly but may not be asked
+   * now is passed over in turn too, as an unanswered one.
    */
   private catchupPeer(trigger: PeerId, fromHeight: number, nowMs: number): PeerId | null {
     const fits = (peer: PeerId): boolean =>
@@ -2064,7 +2065,9 @@ export class Replica implements ConsensusReplica {
       !this.answeredBusy(peer, nowMs);
     const last = this.requestedFrom;
     if (last !== null && this.requestAnswered && fits(last)) return last;
-    if (last !== null && !this.requestAnswered) {
+    // Also when it answered fairly but may not be asked now (it pruned what
+    // we need, or answered busy): the first peer heard may be a silent one.
+    if (last !== null) {
       let passed = false;
       let first: PeerId | null = null;
       for (const peer of this.peerHeights.keys()) {

@@ -480,6 +480,24 @@ function responseOf(h: Harness, heights: readonly number[]): Uint8Array {
   return encode(messageCodec, { kind: 'blockResponse', blocks });
 }
 
+test('a pruned answer from the peer that answered its fair share asks the next peer in turn, as a busy answer does: not the first peer heard, which may be a silent one', () => {
+  const { h, votes } = runWithLagging(100);
+  const lagging = h.nodes[3]!.replica;
+  const ahead = votes.get(100)!;
+  const t = h.nowMs;
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('silent', ahead, t)), ['silent']);
+  for (const p of ['p1', 'p2', 'p3']) {
+    assert.deepEqual(blockRequestsTo(lagging.onMessage(p, ahead, t)), [], `${p}: one request out`);
+  }
+  const next = t + CATCHUP_RETRY_MS;
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', ahead, next)), ['p1']);
+  // p1 answers in full: it keeps the role. Block 1 is decided (and left
+  // executing) and 2 to 39 held, so nothing more is asked for yet.
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', responseOf(h, range(1, 39)), next)), []);
+  // Then it has pruned what we need next: the next in turn after it is asked.
+  assert.deepEqual(blockRequestsTo(lagging.onPeerPruned('p1', 60, next + 1)), ['p2']);
+});
+
 test('a request goes only to a peer whose claim reaches the first height asked for: one heard just two heights past ours is not asked for blocks past those we hold', () => {
   const { h, votes } = runWithLagging(40);
   const lagging = h.nodes[3]!.replica;
