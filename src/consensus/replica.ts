@@ -631,6 +631,16 @@ export class Replica implements ConsensusReplica {
     assert(this.started, 'start() before any input');
     this.effects = [];
     if (firstHeight > this.heightValue) {
+      if (!this.prunedBelow.has(peer) && this.prunedBelow.size >= 4 * VALIDATORS_MAX) {
+        // Full: forget the answers that no longer steer anything (a height we
+        // passed) and those of peers never heard ahead (never asked until
+        // they are; then they answer again). Otherwise peers saying so
+        // unasked filled the table, and the peer asked, not kept, was asked
+        // again at once. The rest are peers heard ahead, at most as many.
+        for (const [p, first] of this.prunedBelow) {
+          if (first <= this.heightValue || !this.peerHeights.has(p)) this.prunedBelow.delete(p);
+        }
+      }
       if (this.prunedBelow.has(peer) || this.prunedBelow.size < 4 * VALIDATORS_MAX) {
         this.prunedBelow.set(peer, firstHeight);
       }

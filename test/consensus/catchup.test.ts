@@ -13,6 +13,7 @@ import {
   FUTURE_MESSAGES_FULL_NODES_MAX,
   FUTURE_MESSAGES_MAX,
   TX_BYTES_MAX,
+  VALIDATORS_MAX,
 } from '../../src/lib/limits.ts';
 import { committedBlockCodec, messageCodec } from '../../src/consensus/codec.ts';
 import { toHex, utf8 } from '../../src/lib/bytes.ts';
@@ -496,6 +497,23 @@ test('a pruned answer from the peer that answered its fair share asks the next p
   assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', responseOf(h, range(1, 39)), next)), []);
   // Then it has pruned what we need next: the next in turn after it is asked.
   assert.deepEqual(blockRequestsTo(lagging.onPeerPruned('p1', 60, next + 1)), ['p2']);
+});
+
+test('with the table of pruned peers full of peers never asked, the pruned answer of the peer asked is still kept: it is not asked again at once, nor at its next claim', () => {
+  const { h, votes } = runWithLagging(40);
+  const lagging = h.nodes[3]!.replica;
+  const ahead = votes.get(40)!;
+  const t = h.nowMs;
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', ahead, t)), ['p1']);
+  // Many peers that were never heard ahead (nor asked) say they pruned.
+  for (let i = 0; i < 4 * VALIDATORS_MAX; i++) {
+    assert.deepEqual(blockRequestsTo(lagging.onPeerPruned(`x${i}`, 5, t)), []);
+  }
+  // p1, the one asked, pruned too: with no other peer ahead, nobody is asked.
+  assert.deepEqual(blockRequestsTo(lagging.onPeerPruned('p1', 5, t)), []);
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', ahead, t + CATCHUP_RETRY_MS)), []);
+  // A peer ahead that did not prune is asked.
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p2', ahead, t + CATCHUP_RETRY_MS)), ['p2']);
 });
 
 test('a request goes only to a peer whose claim reaches the first height asked for: one heard just two heights past ours is not asked for blocks past those we hold', () => {
