@@ -533,6 +533,39 @@ test('a request goes only to a peer whose claim reaches the first height asked f
   assert.deepEqual(blockRequestsTo(lagging.onMessage('p2', votes.get(3)!, later)), ['p1']);
 });
 
+test("a peer's push of blocks from below the first height asked for is not its answer: the request stays out for the answer on its way, which then closes it, and nothing it brings is asked for again", () => {
+  const { h, votes } = runWithLagging(100);
+  const ahead = votes.get(100)!;
+  const t = h.nowMs;
+  // Blocks 1 to 10 arrive unasked and are applied: we ask for 11 on.
+  assert.deepEqual(deliver(h, 'p3', responseOf(h, range(1, 10)), t), []);
+  assert.equal(h.nodes[3]!.replica.height, 11);
+  assert.deepEqual(deliver(h, 'p1', ahead, t), ['p1']);
+  assert.deepEqual(deliver(h, 'p2', ahead, t), []);
+  // p1 pushes blocks from 5 (where it heard us) before its answer comes:
+  // those from 11 on are applied, but the request (11 to 74) stays out.
+  assert.deepEqual(deliver(h, 'p1', responseOf(h, range(5, 26)), t + 1), []);
+  assert.equal(h.nodes[3]!.replica.height, 31);
+  assert.deepEqual(deliver(h, 'p2', ahead, t + 2), [], 'blocks 31 on are on their way');
+  // The answer comes: it closes the request, fairly, and the next asks p1 past it.
+  assert.deepEqual(deliver(h, 'p1', responseOf(h, range(11, 64)), t + 3), ['p1']);
+  assert.equal(h.nodes[3]!.replica.height, 75);
+});
+
+test('a peer that pushes blocks but leaves our request unanswered is passed over in turn: its push is not taken as its answer', () => {
+  const { h, votes } = runWithLagging(100);
+  const ahead = votes.get(100)!;
+  const t = h.nowMs;
+  assert.deepEqual(deliver(h, 'p3', responseOf(h, range(1, 10)), t), []);
+  assert.deepEqual(deliver(h, 'silent', ahead, t), ['silent']);
+  assert.deepEqual(deliver(h, 'p1', ahead, t), []);
+  // It pushes (from where it heard us), and never answers the request.
+  assert.deepEqual(deliver(h, 'silent', responseOf(h, range(5, 26)), t + 1), []);
+  assert.deepEqual(deliver(h, 'silent', ahead, t + 2), []);
+  // Its request unanswered for a retry period, the next in turn is asked.
+  assert.deepEqual(deliver(h, 'silent', ahead, t + CATCHUP_RETRY_MS), ['p1']);
+});
+
 test('a replica restarted in the middle of a catch-up asks for blocks at the first message from a peer ahead: its replay sent no request, so none is waited for', () => {
   const { h, votes } = runWithLagging(40);
   const node = h.nodes[3]!;
