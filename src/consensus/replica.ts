@@ -631,6 +631,16 @@ export class Replica implements ConsensusReplica {
     assert(this.started, 'start() before any input');
     this.effects = [];
     if (firstHeight > this.heightValue) {
+      if (!this.prunedBelow.has(peer) && this.prunedBelow.size >= 4 * VALIDATORS_MAX) {
+        // Full: forget the answers that no longer steer anything (a height we
+        // passed) and those of peers never heard ahead (never asked until
+        // they are; then they answer again). Otherwise peers saying so
+        // unasked filled the table, and the peer asked, not kept, was asked
+        // again at once. The rest are peers heard ahead, at most as many.
+        for (const [p, first] of this.prunedBelow) {
+          if (first <= this.heightValue || !this.peerHeights.has(p)) this.prunedBelow.delete(p);
+        }
+      }
       if (this.prunedBelow.has(peer) || this.prunedBelow.size < 4 * VALIDATORS_MAX) {
         this.prunedBelow.set(peer, firstHeight);
       }
@@ -2055,7 +2065,8 @@ export class Replica implements ConsensusReplica {
    * claims that height, nobody is asked: the next claim that does asks again.
    * Nor is a peer that answered busy within the retry period (its serving
    * budget for all peers was spent): asking it again at once would draw only
-   * another busy answer.
+   * another busy answer. A peer that answered fairly but may not be asked
+   * now is passed over in turn too, as an unanswered one.
    */
   private catchupPeer(trigger: PeerId, fromHeight: number, nowMs: number): PeerId | null {
     const fits = (peer: PeerId): boolean =>
@@ -2064,7 +2075,9 @@ export class Replica implements ConsensusReplica {
       !this.answeredBusy(peer, nowMs);
     const last = this.requestedFrom;
     if (last !== null && this.requestAnswered && fits(last)) return last;
-    if (last !== null && !this.requestAnswered) {
+    // Also when it answered fairly but may not be asked now (it pruned what
+    // we need, or answered busy): the first peer heard may be a silent one.
+    if (last !== null) {
       let passed = false;
       let first: PeerId | null = null;
       for (const peer of this.peerHeights.keys()) {
@@ -2384,7 +2397,11 @@ export class Replica implements ConsensusReplica {
     let own: number[] | null = null;
     // Lowest heights first, as an honest server sends them: a block of this
     // response then never pushes out one it brought before it.
-    for (const b of byHeight(blocks)) {
+    const sorted = byHeight(blocks);
+    // Taken before its blocks are: the block asked for may already be held
+    // (another peer's, or this one's push, brought it first).
+    const answer = input.from === this.requestedFrom && this.answersRequest(sorted);
+    for (const b of sorted) {
       const h = b.block.header.height;
       if (
         h < this.heightValue ||
@@ -2465,13 +2482,14 @@ export class Replica implements ConsensusReplica {
       this.catchupSources.set(h, { from: input.from, bytes });
       kept.push(b);
     }
-    if (kept.length === 0) return;
     // Only the block asked for answers: blocks of later heights are kept
     // unchecked until their height comes, so a peer sending a forged one far
     // ahead at each request would otherwise keep the role and never be passed over.
     if (
-      input.from === this.requestedFrom &&
-      kept.some((b) => b.block.header.height === this.requestedHeight)
+      answer &&
+      (kept.some((b) => b.block.header.height === this.requestedHeight) ||
+        this.catchupBuffer.has(this.requestedHeight) ||
+        this.applied(this.requestedHeight))
     ) {
       this.requestAnswered = this.coversFairShare();
       // The answer closes the request: what it did not bring is asked for at
@@ -2480,7 +2498,9 @@ export class Replica implements ConsensusReplica {
       // answers with a few per message, and a few blocks a period could fall
       // behind a chain that makes them faster.
       this.requestedUpTo = this.requestedHeight - 1;
+      if (kept.length === 0) return this.applyCatchup(input.nowMs);
     }
+    if (kept.length === 0) return;
     this.catchupBytes.set(input.from, held);
     if (evicted > 0) this.catchupEvicted.set(input.from, evicted);
     // The log needs what it kept (a restart before these are executed replays
@@ -2502,6 +2522,31 @@ export class Replica implements ConsensusReplica {
         : encodeMessage({ kind: 'blockResponse', blocks: kept });
     this.logInput({ ...input, bytes });
     this.applyCatchup(input.nowMs);
+  }
+
+  /** The block of `height` is decided: below our height, or ours decided and executing. */
+  private applied(height: number): boolean {
+    return height < this.heightValue || (height === this.heightValue && this.decided !== null);
+  }
+
+  /**
+   * Whether a response from the peer asked is its answer to our request: it
+   * starts at the block asked for (its copy the one we hold, if we held it
+   * already) and holds none past what was asked. A server pushes blocks to a
+   * peer behind from the height it heard it at, below what we ask when we
+   * hold blocks past it: taken as the answer, such a push closed the request,
+   * the next one re-asked what the answer still on its way brought, and a
+   * peer that pushes but never answers kept the role and cost a retry
+   * period at each turn. O(1) (a block hash when the block was held).
+   */
+  private answersRequest(sorted: readonly CommittedBlock[]): boolean {
+    const first = sorted[0];
+    const last = sorted[sorted.length - 1];
+    if (first === undefined || last === undefined) return false;
+    if (first.block.header.height !== this.requestedHeight) return false;
+    if (last.block.header.height >= this.requestedHeight + this.requestedCount) return false;
+    const held = this.catchupBuffer.get(this.requestedHeight);
+    return held === undefined || bytesEqual(blockHashOf(held.block), blockHashOf(first.block));
   }
 
   /**
@@ -2533,6 +2578,8 @@ export class Replica implements ConsensusReplica {
     const wanted = Math.min(claimed, CATCHUP_ANSWER_BLOCKS_MIN, this.requestedCount);
     let bytes = 0;
     for (let h = this.requestedHeight; h - this.requestedHeight < wanted; h++) {
+      // Decided already (a push brought it before the answer): held.
+      if (this.applied(h)) continue;
       const source = this.catchupSources.get(h);
       if (source === undefined) return bytes >= CATCHUP_ANSWER_BYTES_MIN;
       bytes += source.bytes;

@@ -584,6 +584,9 @@ export class StateSyncer {
               ? m.bytes
               : null,
           () => Math.min(budgetEndMs(), this.deadlineMs),
+          // Busy waits move the end only up to SYNC_BUSY_WAIT_MS_MAX of busy
+          // time: past that, one would sleep beyond it for nothing.
+          () => Math.min(startMs + budgetMs + SYNC_BUSY_WAIT_MS_MAX, this.deadlineMs),
         );
       } catch (error) {
         if (
@@ -743,13 +746,15 @@ export class StateSyncer {
   /**
    * Asks `key` of the providers in turn until `accept` takes an answer; each
    * wait is bounded, and so are the attempts. `deadlineMs` is read at each
-   * try (an offer's budget moves with the time spent on busy answers).
+   * try (an offer's budget moves with the time spent on busy answers);
+   * `latestEndMs` is the furthest waiting out busy answers can move it to.
    */
   private async ask<T>(
     peers: readonly PeerId[],
     key: string,
     accept: (message: SyncMessage) => T | null,
     deadlineMs: () => number = () => this.deadlineMs,
+    latestEndMs: () => number = deadlineMs,
   ): Promise<T> {
     const turn = this.turn++;
     const responseTimeoutMs = this.options.responseTimeoutMs ?? SYNC_RESPONSE_TIMEOUT_MS;
@@ -772,7 +777,7 @@ export class StateSyncer {
       if (peers.every(skipped)) failed.clear();
       const waiting = (p: PeerId): boolean => (busyUntilMs.get(p) ?? 0) > this.clock.nowMs();
       if (peers.every((p) => skipped(p) || waiting(p))) {
-        if (!(await this.waitOutBusy(peers, skipped, waited, key))) break;
+        if (!(await this.waitOutBusy(peers, skipped, waited, key, latestEndMs()))) break;
         // The wait moves an offer's end only up to SYNC_BUSY_WAIT_MS_MAX of
         // busy time: past that it may have run out the offer meanwhile, and a
         // request sent now would go out with no time left to answer.
@@ -836,22 +841,25 @@ export class StateSyncer {
 
   /**
    * Every provider not skipped answered `busy` and is still within its delay:
-   * waits until the first may be asked again, and returns true; false if the
-   * sync's deadline came first. Not cut by an offer's budget: the wait moves
-   * its end. Throws SyncBusy if the wait would take the request's busy time
-   * (`waited`) over SYNC_BUSY_WAIT_MS_MAX.
+   * waits until the first may be asked again, and returns true; false if
+   * `endMs` came first (the sync's deadline, or the latest an offer's end can
+   * move to: the wait moves its end, but only up to SYNC_BUSY_WAIT_MS_MAX of
+   * busy time, and a wait past it would only end in its refusal). Throws
+   * SyncBusy if the wait would take the request's busy time (`waited`) over
+   * SYNC_BUSY_WAIT_MS_MAX.
    */
   private async waitOutBusy(
     peers: readonly PeerId[],
     skipped: (peer: PeerId) => boolean,
     waited: { ms: number },
     key: string,
+    endMs: number,
   ): Promise<boolean> {
     const nowMs = this.clock.nowMs();
     const readyMs = Math.min(
       ...peers.filter((p) => !skipped(p)).map((p) => this.busyUntilMs.get(p) ?? nowMs),
     );
-    const untilMs = Math.min(readyMs, this.deadlineMs);
+    const untilMs = Math.min(readyMs, endMs);
     const waitMs = Math.max(0, untilMs - nowMs);
     // Waiting would only end in the same refusal.
     if (waited.ms + waitMs > SYNC_BUSY_WAIT_MS_MAX) throw tooBusy(key, waited.ms + waitMs);
@@ -859,7 +867,7 @@ export class StateSyncer {
     // Those waited for are ready, even if a timer fired a millisecond early.
     for (const [p, atMs] of this.busyUntilMs) if (atMs <= untilMs) this.busyUntilMs.delete(p);
     this.spendBusy(waited, this.clock.nowMs() - nowMs, key);
-    return readyMs <= this.deadlineMs;
+    return readyMs <= endMs;
   }
 
   /** Counts `ms` spent on busy answers for one request; throws SyncBusy once past SYNC_BUSY_WAIT_MS_MAX. */

@@ -1,7 +1,8 @@
 // The serving side of state sync: every node answers offer, chunk and block
 // requests from its own snapshot and block stores. Each peer has a token bucket
-// (a request costs one token), because a chunk answer is a megabyte read from
-// disk and sent: a peer asking in a loop must not take the node's I/O. A
+// (a request costs a token per SYNC_CHUNK_BYTES of its answer, at least one),
+// because a chunk answer is a megabyte read from disk and sent, and a block
+// one up to nine: a peer asking in a loop must not take the node's I/O. A
 // request over its peer's bucket goes unanswered. All peers' requests also
 // share one bucket (SYNC_SERVE_TOTAL_REQUESTS_PER_S, or
 // config.syncServeTotalRequestsPerS), so many peers asking at once, each
@@ -59,6 +60,9 @@ import {
   decodeSyncMessage,
   encodeSyncMessage,
 } from './sync_messages.ts';
+
+/** The answer a token pays for: a chunk with its message's header. */
+const TOKEN_ANSWER_BYTES = SYNC_CHUNK_BYTES + 1024;
 
 /** Why a sync-channel message was not answered. */
 export type SyncServeDrop =
@@ -211,6 +215,16 @@ export class SyncServer {
     }
     const bytes = encodeSyncMessage(answer);
     if (bytes.length > SYNC_MESSAGE_BYTES_MAX) return this.drop('oversize');
+    // A token is a chunk's worth of answer: a block answer of up to
+    // SYNC_MESSAGE_BYTES_MAX costs what as many chunks would, not one. The
+    // rest is taken once its size is known, into debt if need be (the
+    // buckets refill it before their next request).
+    const extra = Math.ceil(bytes.length / TOKEN_ANSWER_BYTES) - 1;
+    if (extra > 0) {
+      this.buckets.get(peer)!.tokens -= extra;
+      if (shared) this.total.tokens -= extra;
+      else this.floors.get(peer)!.tokens -= extra;
+    }
     this.stats.served++;
     if (answer.kind === 'chunk') this.stats.chunkBytesServed += answer.bytes.length;
     this.options.network.send(peer, frame(CHANNEL.sync, bytes));

@@ -13,6 +13,7 @@ import {
   FUTURE_MESSAGES_FULL_NODES_MAX,
   FUTURE_MESSAGES_MAX,
   TX_BYTES_MAX,
+  VALIDATORS_MAX,
 } from '../../src/lib/limits.ts';
 import { committedBlockCodec, messageCodec } from '../../src/consensus/codec.ts';
 import { toHex, utf8 } from '../../src/lib/bytes.ts';
@@ -480,6 +481,41 @@ function responseOf(h: Harness, heights: readonly number[]): Uint8Array {
   return encode(messageCodec, { kind: 'blockResponse', blocks });
 }
 
+test('a pruned answer from the peer that answered its fair share asks the next peer in turn, as a busy answer does: not the first peer heard, which may be a silent one', () => {
+  const { h, votes } = runWithLagging(100);
+  const lagging = h.nodes[3]!.replica;
+  const ahead = votes.get(100)!;
+  const t = h.nowMs;
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('silent', ahead, t)), ['silent']);
+  for (const p of ['p1', 'p2', 'p3']) {
+    assert.deepEqual(blockRequestsTo(lagging.onMessage(p, ahead, t)), [], `${p}: one request out`);
+  }
+  const next = t + CATCHUP_RETRY_MS;
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', ahead, next)), ['p1']);
+  // p1 answers in full: it keeps the role. Block 1 is decided (and left
+  // executing) and 2 to 39 held, so nothing more is asked for yet.
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', responseOf(h, range(1, 39)), next)), []);
+  // Then it has pruned what we need next: the next in turn after it is asked.
+  assert.deepEqual(blockRequestsTo(lagging.onPeerPruned('p1', 60, next + 1)), ['p2']);
+});
+
+test('with the table of pruned peers full of peers never asked, the pruned answer of the peer asked is still kept: it is not asked again at once, nor at its next claim', () => {
+  const { h, votes } = runWithLagging(40);
+  const lagging = h.nodes[3]!.replica;
+  const ahead = votes.get(40)!;
+  const t = h.nowMs;
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', ahead, t)), ['p1']);
+  // Many peers that were never heard ahead (nor asked) say they pruned.
+  for (let i = 0; i < 4 * VALIDATORS_MAX; i++) {
+    assert.deepEqual(blockRequestsTo(lagging.onPeerPruned(`x${i}`, 5, t)), []);
+  }
+  // p1, the one asked, pruned too: with no other peer ahead, nobody is asked.
+  assert.deepEqual(blockRequestsTo(lagging.onPeerPruned('p1', 5, t)), []);
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p1', ahead, t + CATCHUP_RETRY_MS)), []);
+  // A peer ahead that did not prune is asked.
+  assert.deepEqual(blockRequestsTo(lagging.onMessage('p2', ahead, t + CATCHUP_RETRY_MS)), ['p2']);
+});
+
 test('a request goes only to a peer whose claim reaches the first height asked for: one heard just two heights past ours is not asked for blocks past those we hold', () => {
   const { h, votes } = runWithLagging(40);
   const lagging = h.nodes[3]!.replica;
@@ -495,6 +531,39 @@ test('a request goes only to a peer whose claim reaches the first height asked f
   // and it goes to the one peer claiming 11, not to p2.
   const later = t + 2 + CATCHUP_RETRY_MS;
   assert.deepEqual(blockRequestsTo(lagging.onMessage('p2', votes.get(3)!, later)), ['p1']);
+});
+
+test("a peer's push of blocks from below the first height asked for is not its answer: the request stays out for the answer on its way, which then closes it, and nothing it brings is asked for again", () => {
+  const { h, votes } = runWithLagging(100);
+  const ahead = votes.get(100)!;
+  const t = h.nowMs;
+  // Blocks 1 to 10 arrive unasked and are applied: we ask for 11 on.
+  assert.deepEqual(deliver(h, 'p3', responseOf(h, range(1, 10)), t), []);
+  assert.equal(h.nodes[3]!.replica.height, 11);
+  assert.deepEqual(deliver(h, 'p1', ahead, t), ['p1']);
+  assert.deepEqual(deliver(h, 'p2', ahead, t), []);
+  // p1 pushes blocks from 5 (where it heard us) before its answer comes:
+  // those from 11 on are applied, but the request (11 to 74) stays out.
+  assert.deepEqual(deliver(h, 'p1', responseOf(h, range(5, 26)), t + 1), []);
+  assert.equal(h.nodes[3]!.replica.height, 31);
+  assert.deepEqual(deliver(h, 'p2', ahead, t + 2), [], 'blocks 31 on are on their way');
+  // The answer comes: it closes the request, fairly, and the next asks p1 past it.
+  assert.deepEqual(deliver(h, 'p1', responseOf(h, range(11, 64)), t + 3), ['p1']);
+  assert.equal(h.nodes[3]!.replica.height, 75);
+});
+
+test('a peer that pushes blocks but leaves our request unanswered is passed over in turn: its push is not taken as its answer', () => {
+  const { h, votes } = runWithLagging(100);
+  const ahead = votes.get(100)!;
+  const t = h.nowMs;
+  assert.deepEqual(deliver(h, 'p3', responseOf(h, range(1, 10)), t), []);
+  assert.deepEqual(deliver(h, 'silent', ahead, t), ['silent']);
+  assert.deepEqual(deliver(h, 'p1', ahead, t), []);
+  // It pushes (from where it heard us), and never answers the request.
+  assert.deepEqual(deliver(h, 'silent', responseOf(h, range(5, 26)), t + 1), []);
+  assert.deepEqual(deliver(h, 'silent', ahead, t + 2), []);
+  // Its request unanswered for a retry period, the next in turn is asked.
+  assert.deepEqual(deliver(h, 'silent', ahead, t + CATCHUP_RETRY_MS), ['p1']);
 });
 
 test('a replica restarted in the middle of a catch-up asks for blocks at the first message from a peer ahead: its replay sent no request, so none is waited for', () => {

@@ -340,6 +340,49 @@ test('many peers asking at once, each within its own bucket, are served no more 
   });
 });
 
+test('a request costs the shared budget a token per chunk of its answer: block answers of several megabytes draw no more bytes than as many chunk answers would', () => {
+  const tmp = tempDir('zomma-syncserve-');
+  const storage = openStorage(tmp.dir);
+  try {
+    // Blocks as large as a stored block may be: nine chunks' worth each.
+    const large = new Uint8Array(SYNC_MESSAGE_BYTES_MAX - 1024).fill(7);
+    for (let h = 3; h <= 5; h++) storage.blocks.save(h, large);
+    const { network, sent } = recording();
+    const server = new SyncServer({
+      storage,
+      network,
+      clock: { nowMs: () => 0, after: () => () => {} },
+      requestsPerS: 1_000,
+      burstRequests: 1_000,
+      totalRequestsPerS: 10,
+      totalBurstRequests: 20,
+      floorRequestsPerS: 0,
+    });
+    // Peers, each within its own bucket, ask at once for large blocks.
+    for (let i = 0; i < 40; i++) {
+      server.onMessage(
+        `p${i % 4}`,
+        encodeSyncMessage({ kind: 'blockRequest', height: 3 + (i % 3) }),
+      );
+    }
+    const answered = sent.filter((s) => s.message.kind === 'block');
+    const bytes = answered.reduce(
+      (n, s) => n + (s.message.kind === 'block' ? s.message.bytes.length : 0),
+      0,
+    );
+    // The burst's 20 chunks' worth, and the one answer that took it into debt.
+    assert.ok(
+      bytes <= 20 * SYNC_CHUNK_BYTES + large.length,
+      `${answered.length} blocks, ${bytes} bytes served from a budget of 20 chunks`,
+    );
+    assert.ok(answered.length >= 2, 'the budget serves what it holds');
+    assert.equal(server.stats.dropped.busy, 40 - answered.length);
+  } finally {
+    storage.close();
+    tmp.remove();
+  }
+});
+
 test('peers within their own limits cannot together starve another: each keeps its floor, and requests for nothing held cost the shared budget nothing', () => {
   withSnapshot4((storage) => {
     const { network, sent } = recording();

@@ -1508,6 +1508,45 @@ test('a provider answering busy forever costs its offer SYNC_BUSY_WAIT_MS_MAX on
   assertStoredBlockIsReal(synced);
 });
 
+test('an offer whose busy time is past SYNC_BUSY_WAIT_MS_MAX is given up at its end: a busy wait stops there rather than sleeping out the provider delay', async () => {
+  const bytes = snapshotOf(12, chain.appHashes.get(12)!, 2 * SYNC_CHUNK_BYTES + 100);
+  const retryAfterMs = 5_000;
+  // Chunk 0 is answered after SYNC_BUSY_WAIT_MS_MAX of busy answers (the most
+  // one request may wait), chunk 1 never: the offer's end, moved by the busy
+  // time up to SYNC_BUSY_WAIT_MS_MAX, then stays where it is.
+  const chunk0Busy = SYNC_BUSY_WAIT_MS_MAX / retryAfterMs;
+  let busied0 = 0;
+  let firstChunkMs: number | null = null;
+  let clockOf: VirtualClock | null = null;
+  const stalling: Peer = {
+    snapshots: new Map([[12, bytes]]),
+    block: honestBlock,
+    lie: (message, answer) => {
+      if (message.kind === 'chunkRequest') {
+        firstChunkMs ??= clockOf!.nowMs();
+        if (message.index > 0 || busied0++ < chunk0Busy) {
+          return [{ kind: 'busy', request: message, retryAfterMs }];
+        }
+      }
+      return answer === null ? [] : [answer];
+    },
+  };
+  let refusedAtMs: number | null = null;
+  const log = {
+    ...silentLog,
+    error: (_fields: object, message: string) => {
+      if (message === 'state sync: snapshot refused') refusedAtMs ??= clockOf!.nowMs();
+    },
+  };
+  const { syncer, clock } = syncerFor({ stalling }, undefined, undefined, { log });
+  clockOf = clock;
+  await assert.rejects(syncer.run(), (e: unknown) => e instanceof SyncError);
+  const endMs = firstChunkMs! + offerBudgetMs(bytes.length) + SYNC_BUSY_WAIT_MS_MAX;
+  assert.ok(refusedAtMs !== null, 'the offer was refused');
+  assert.ok((endMs - firstChunkMs!) % retryAfterMs !== 0, 'the end falls within a busy delay');
+  assert.equal(refusedAtMs, endMs, 'given up at its end, not at the provider delay past it');
+});
+
 test('busy answers for requests a peer was not sent are dropped as any unasked answer', async () => {
   const bytes = snapshotOf(12, chain.appHashes.get(12)!, 2 * SYNC_CHUNK_BYTES + 100);
   const busyFor = (
