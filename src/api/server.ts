@@ -22,7 +22,7 @@ import { decodeSignedTx } from '../exchange/tx/index.ts';
 import type { SignedTx } from '../exchange/tx/index.ts';
 import { toHex } from '../lib/bytes.ts';
 import * as L from '../lib/limits.ts';
-import { AJV_OPTIONS, NO_QUERY, looseIntegerOf, refusalOf, shownName } from './check.ts';
+import { NO_QUERY, looseIntegerOf, refusalOf, shownName, validatorOf } from './check.ts';
 import { ApiError, statusOfCode } from './errors.ts';
 import type { ErrorBody } from './errors.ts';
 import { openApiDocument } from './openapi.ts';
@@ -656,8 +656,6 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     },
     // One hop: req.ip is the address the proxy saw, the right-most X-Forwarded-For entry.
     trustProxy: options.trustProxy === true ? (_address: string, hop: number) => hop === 0 : false,
-    // The SDK checks its arguments with the same options (check.ts).
-    ajv: { customOptions: { ...AJV_OPTIONS } },
     // A request Node's HTTP parser refuses never reaches a route: answered here
     // with the API's error body instead of Fastify's own.
     clientErrorHandler: answerClientError,
@@ -672,6 +670,10 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     },
   }) as unknown as FastifyInstance;
   const log = app.log;
+
+  // The SDK checks its arguments with the same validators (check.ts): the path
+  // and the query are text read as numbers, a JSON body's types are its own.
+  app.setValidatorCompiler(({ schema, httpPart }) => validatorOf(httpPart ?? 'body', schema));
 
   // JSON and raw bytes only: a text body would otherwise reach the handler as a string.
   app.removeContentTypeParser('text/plain');
