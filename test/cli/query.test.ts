@@ -181,3 +181,61 @@ test("a transaction's actions show the columns they fill: lots cancelled, and ca
   });
   assert.match(all, /^action +ok +orders cancelled\ncancelAll +true +12$/m);
 });
+
+test("why an order's rest was cancelled (IocRemainder, SelfTrade, …) is shown, as --json gives it", () => {
+  const hash = 'ab'.repeat(32);
+  const ioc = describeTx({
+    hash,
+    status: 'committed',
+    actions: [
+      {
+        kind: 'placeOrder',
+        ok: true,
+        orderId: 7,
+        orderStatus: 'cancelled',
+        reason: 'IocRemainder',
+        filledLots: 0,
+        restedLots: 0,
+        cancelledLots: 5,
+      },
+    ],
+  });
+  assert.match(ioc, /^action +ok +order +outcome +filled +rested +cancelled +reason$/m);
+  assert.match(ioc, /^placeOrder +true +7 +cancelled +0 +0 +5 +IocRemainder$/m);
+});
+
+test("query trades lists an instrument's last trades, oldest first; --limit bounds them; --json is the answer", async () => {
+  const view = makeView();
+  view.addTrade(PERP, 202, 4, 'sell');
+  view.commit();
+  const server = await serve(view);
+  try {
+    const node = ['--node', server.url];
+    const human = await zomma('query', 'trades', PERP, ...node);
+    assert.equal(human.code, 0, human.err);
+    assert.match(human.out, /^BTC-PERPETUAL at height \d+, oldest first$/m);
+    assert.match(human.out, /^trade +time +taker +price ticks +size lots +height$/m);
+    const rows = human.out.split('\n').filter((l) => /^\d+ /.test(l));
+    assert.equal(rows.length, 2);
+    assert.match(rows[0]!, /^\d+ +\S+Z +buy +200 +3 +\d+$/);
+    assert.match(rows[1]!, /^\d+ +\S+Z +sell +202 +4 +\d+$/);
+
+    const last = await zomma('query', 'trades', PERP, '--limit', '1', '--json', ...node);
+    assert.equal(last.code, 0, last.err);
+    const answer = JSON.parse(last.out) as { trades: { priceTicks: number }[] };
+    assert.deepEqual(
+      answer.trades.map((t) => t.priceTicks),
+      [202],
+    );
+    const none = await zomma('query', 'trades', OPTION, ...node);
+    assert.match(none.out, /^BTC-27DEC26-60000-C: no trades at height \d+$/m);
+    const bad = await zomma('query', 'trades', PERP, '--limit', '0', ...node);
+    assert.equal(bad.code, 2);
+    assert.match(bad.err, /--limit must be an integer ≥ 1/);
+    const unknown = await zomma('query', 'trades', 'ETH-PERPETUAL', ...node);
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.err, /NotFound/);
+  } finally {
+    await server.close();
+  }
+});
