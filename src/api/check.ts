@@ -116,6 +116,27 @@ export function looseIntegerOf(
   return undefined;
 }
 
+/**
+ * The first field a query names more than once (`?depth=5&depth=6`), among
+ * those its schema takes: the URL parser makes it a list, which the schema
+ * would refuse as "must be integer", naming a type the client did write.
+ */
+export function repeatedFieldOf(
+  context: string,
+  schema: JsonSchema | undefined,
+  value: unknown,
+): { field: string; message: string } | undefined {
+  if (schema === undefined || typeof value !== 'object' || value === null) return undefined;
+  for (const name of Object.keys((schema.properties ?? {}) as Record<string, JsonSchema>)) {
+    if (!Object.hasOwn(value, name) || !Array.isArray((value as Record<string, unknown>)[name])) {
+      continue;
+    }
+    const field = `${context}/${name}`;
+    return { field, message: `${field} is given more than once` };
+  }
+  return undefined;
+}
+
 /** Where a schema applies: the path's parameters, the query, or a JSON body. */
 export type InputPart = 'params' | 'querystring' | 'body';
 

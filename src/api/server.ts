@@ -22,7 +22,14 @@ import { decodeSignedTx } from '../exchange/tx/index.ts';
 import type { SignedTx } from '../exchange/tx/index.ts';
 import { toHex } from '../lib/bytes.ts';
 import * as L from '../lib/limits.ts';
-import { NO_QUERY, looseIntegerOf, refusalOf, shownName, validatorOf } from './check.ts';
+import {
+  NO_QUERY,
+  looseIntegerOf,
+  refusalOf,
+  repeatedFieldOf,
+  shownName,
+  validatorOf,
+} from './check.ts';
 import { ApiError, statusOfCode } from './errors.ts';
 import type { ErrorBody } from './errors.ts';
 import { openApiDocument } from './openapi.ts';
@@ -538,8 +545,9 @@ function fastifySchema(def: RouteDef): Record<string, unknown> {
 }
 
 /**
- * For a route with an integer in its path or query: refuses one not written as
- * plain decimal digits before the schema's coercion reads it (check.ts).
+ * For a route with an integer in its path or query, or a query at all:
+ * refuses a query field given more than once, and an integer not written as
+ * plain decimal digits, before the schema's coercion reads them (check.ts).
  */
 function decimalIntegersOnly(def: RouteDef): {
   preValidation?: (req: FastifyRequest) => Promise<void>;
@@ -548,10 +556,12 @@ function decimalIntegersOnly(def: RouteDef): {
     Object.values((s?.properties ?? {}) as Record<string, JsonSchema>).some(
       (p) => p.type === 'integer',
     );
-  if (!integers(def.params?.json) && !integers(def.query?.json)) return {};
+  const named = Object.keys(def.query?.json.properties ?? {}).length > 0;
+  if (!integers(def.params?.json) && !integers(def.query?.json) && !named) return {};
   return {
     preValidation: async (req) => {
       const loose =
+        repeatedFieldOf('querystring', def.query?.json, req.query) ??
         looseIntegerOf('params', def.params?.json, req.params) ??
         looseIntegerOf('querystring', def.query?.json, req.query);
       if (loose !== undefined) {

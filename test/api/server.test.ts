@@ -499,6 +499,15 @@ test("a JSON body's types are its own: a number or null where the hex text belon
     assert.equal(encoding.body.message, 'body/encoding must be one of "hex", "base64"');
     const wait = await post('{"tx":"00"}', '?wait=maybe');
     assert.equal(wait.body.message, 'querystring/wait must be one of "none", "commit"');
+    // A query field given twice is named as such, not as a value of the wrong type.
+    const twice = await post('{"tx":"00"}', '?wait=none&wait=commit');
+    assert.equal(twice.body.field, 'querystring/wait');
+    assert.equal(twice.body.message, 'querystring/wait is given more than once');
+    const depth = await call(server.url, `/v1/book/${PERP}?depth=5&depth=6`);
+    assert.deepEqual(
+      [depth.status, depth.body.message],
+      [400, 'querystring/depth is given more than once'],
+    );
     // The query is text, read as a number where one belongs.
     const timeout = await post('{"tx":"00"}', '?timeoutMs=70000');
     assert.equal(timeout.body.message, 'querystring/timeoutMs must be <= 60000');
