@@ -58,6 +58,11 @@ test('query account: --subaccount picks one, and an account without one says so 
   const empty = addressOfKey(key(2)).toLowerCase();
   const partly = subaccount(0);
   partly.openOrders = partly.openOrders.map((o) => ({ ...o, filledLots: 4, remainingLots: 6 }));
+  partly.positions = partly.positions.map((p) => ({
+    ...p,
+    realizedPnlQuote: '1250000',
+    fundingQuote: '-30000',
+  }));
   view.setAccount({ address: trader, subaccounts: [partly, subaccount(1)] });
   view.setAccount({ address: empty, subaccounts: [] });
   const server = await serve(view);
@@ -72,6 +77,12 @@ test('query account: --subaccount picks one, and an account without one says so 
     // An open order: the size placed, what filled of it and what is open.
     assert.match(both.out, /^order +instrument +side +price ticks +lots +filled +open lots$/m);
     assert.match(both.out, /^7 +BTC-PERPETUAL +buy +99 +10 +4 +6$/m);
+    // A position: what its closed part made and its funding, in dollars, beside the open part's.
+    assert.match(
+      both.out,
+      /^instrument +size lots +entry ticks +unrealized \$ +realized \$ +funding \$$/m,
+    );
+    assert.match(both.out, /^BTC-PERPETUAL +-25 +200 +-0\.5 +1\.25 +-0\.03$/m);
 
     const missing = await zomma('query', 'account', trader, '--subaccount', '5', ...node);
     assert.equal(missing.out, `${trader} has no subaccount 5 at height 1\n`);

@@ -355,12 +355,15 @@ function describeAccount(a: AccountView, subaccount: number | undefined): string
         s.positions.length === 0
           ? 'no positions'
           : table(
-              ['instrument', 'size lots', 'entry ticks', 'unrealized $'],
+              ['instrument', 'size lots', 'entry ticks', 'unrealized $', 'realized $', 'funding $'],
               s.positions.map((p) => [
                 p.instrument,
                 p.sizeLots,
                 p.entryPriceTicks,
                 formatDollars(p.unrealizedPnlQuote),
+                // What the position's closed part made (fees apart), as --json gives it.
+                formatDollars(p.realizedPnlQuote),
+                formatDollars(p.fundingQuote),
               ]),
             ),
         s.openOrders.length === 0
