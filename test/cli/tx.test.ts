@@ -368,7 +368,17 @@ test("tx amend changes an order's price, size or both; tx agent adds and revokes
       '--json',
     );
     assert.equal(byAgent.code, 0, byAgent.err);
-    assert.equal((JSON.parse(byAgent.out) as { account: string }).account, ownerAddress);
+    assert.deepEqual(
+      (({ account, subaccount }) => ({ account, subaccount }))(
+        JSON.parse(byAgent.out) as { account: string; subaccount: number },
+      ),
+      { account: ownerAddress, subaccount: 0 },
+    );
+    // The account and subaccount acted on head the transaction.
+    const onFour = await zomma('tx', 'faucet', '5', '--subaccount', '4', ...owner);
+    assert.equal(onFour.code, 0, onFour.err);
+    assert.match(onFour.out, new RegExp(`^account ${ownerAddress} subaccount 4$`, 'm'));
+    assert.equal(sent.splice(4, 1)[0]!.subaccount, 4);
     const order = sent[3]!;
     assert.equal(hex(order.account), ownerAddress.slice(2));
     assert.equal(hex(order.signer), agentKey);

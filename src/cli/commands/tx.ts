@@ -132,8 +132,9 @@ export const command: Command = {
       }
       throw error;
     }
-    if (values.json) io.out(JSON.stringify({ account: trader.account, ...tx }));
-    else io.out(`account ${trader.account}\n${describeTx(tx)}`);
+    // The subaccount too: `--subaccount 4` acts on another balance than the default one.
+    if (values.json) io.out(JSON.stringify({ account: trader.account, subaccount, ...tx }));
+    else io.out(`account ${trader.account} subaccount ${subaccount}\n${describeTx(tx)}`);
     return tx.status === 'rejected' || tx.status === 'dropped' ? 1 : 0;
   },
 };
