@@ -57,7 +57,13 @@ test('query account: --subaccount picks one, and an account without one says so 
   const trader = addressOfKey(key(1)).toLowerCase();
   const empty = addressOfKey(key(2)).toLowerCase();
   const partly = subaccount(0);
-  partly.openOrders = partly.openOrders.map((o) => ({ ...o, filledLots: 4, remainingLots: 6 }));
+  partly.openOrders = partly.openOrders.map((o) => ({
+    ...o,
+    filledLots: 4,
+    remainingLots: 6,
+    clientOrderId: 'mm-7',
+    reduceOnly: true,
+  }));
   partly.positions = partly.positions.map((p) => ({
     ...p,
     realizedPnlQuote: '1250000',
@@ -75,8 +81,13 @@ test('query account: --subaccount picks one, and an account without one says so 
     const both = await zomma('query', 'account', trader, ...node);
     assert.match(both.out, /subaccount 0 at height 1[^]*subaccount 1 at height 1/);
     // An open order: the size placed, what filled of it and what is open.
-    assert.match(both.out, /^order +instrument +side +price ticks +lots +filled +open lots$/m);
-    assert.match(both.out, /^7 +BTC-PERPETUAL +buy +99 +10 +4 +6$/m);
+    assert.match(
+      both.out,
+      /^order +instrument +side +price ticks +lots +filled +open lots +client id +flags$/m,
+    );
+    assert.match(both.out, /^7 +BTC-PERPETUAL +buy +99 +10 +4 +6 +mm-7 +reduce-only$/m);
+    // Neither: a dash, so the columns stay aligned.
+    assert.match(both.out, /^7 +BTC-PERPETUAL +buy +99 +10 +0 +10 +- +-$/m);
     // A position: what its closed part made and its funding, in dollars, beside the open part's.
     assert.match(
       both.out,

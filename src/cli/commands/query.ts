@@ -371,7 +371,18 @@ function describeAccount(a: AccountView, subaccount: number | undefined): string
             ? 'no open orders listed'
             : 'no open orders'
           : table(
-              ['order', 'instrument', 'side', 'price ticks', 'lots', 'filled', 'open lots'],
+              [
+                'order',
+                'instrument',
+                'side',
+                'price ticks',
+                'lots',
+                'filled',
+                'open lots',
+                // What `tx cancel INSTRUMENT --client-id ID` names, and flags the order carries.
+                'client id',
+                'flags',
+              ],
               s.openOrders.map((o) => [
                 o.orderId,
                 o.instrument,
@@ -380,6 +391,10 @@ function describeAccount(a: AccountView, subaccount: number | undefined): string
                 o.sizeLots,
                 o.filledLots,
                 o.remainingLots,
+                o.clientOrderId ?? '-',
+                [o.reduceOnly ? 'reduce-only' : '', o.auction === true ? 'auction' : '']
+                  .filter((f) => f !== '')
+                  .join(',') || '-',
               ]),
             ),
       ].join('\n'),
