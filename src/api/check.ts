@@ -73,6 +73,12 @@ export function refusalOf(
       ? PATTERN_WORDS[pattern]
       : undefined;
   if (words !== undefined) return { field: where, message: `${where} must ${words}` };
+  // Name the missing field, as an unknown one is named: Ajv says "must have required property 'tx'".
+  const missing = first?.params?.missingProperty;
+  if (first?.keyword === 'required' && typeof missing === 'string') {
+    const field = `${where}/${missing}`;
+    return { field, message: `${field} is required` };
+  }
   // Name the values it takes: Ajv says only "one of the allowed values".
   const allowed = first?.params?.allowedValues;
   if (first?.keyword === 'enum' && Array.isArray(allowed)) {

@@ -499,6 +499,12 @@ test("a JSON body's types are its own: a number or null where the hex text belon
     assert.equal(encoding.body.message, 'body/encoding must be one of "hex", "base64"');
     const wait = await post('{"tx":"00"}', '?wait=maybe');
     assert.equal(wait.body.message, 'querystring/wait must be one of "none", "commit"');
+    // A missing field is named, as an unknown one is.
+    const missing = await post('{"encoding":"hex"}');
+    assert.deepEqual(
+      [missing.status, missing.body.field, missing.body.message],
+      [400, 'body/tx', 'body/tx is required'],
+    );
     // A query field given twice is named as such, not as a value of the wrong type.
     const twice = await post('{"tx":"00"}', '?wait=none&wait=commit');
     assert.equal(twice.body.field, 'querystring/wait');
