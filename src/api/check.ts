@@ -16,6 +16,14 @@ export const AJV_OPTIONS = {
   allErrors: false,
 } as const;
 
+/**
+ * A JSON body's types are its own: nothing is coerced, so `{ "tx": 12 }` is
+ * refused as a number where a string belongs, never read as the hex text "12"
+ * (nor `null` as an empty string). Only the path and the query, which are
+ * text, are read as numbers.
+ */
+export const AJV_BODY_OPTIONS = { ...AJV_OPTIONS, coerceTypes: false } as const;
+
 /** The query of a route that takes none: any parameter is refused, as unknown fields are elsewhere. */
 export const NO_QUERY: JsonSchema = { type: 'object', properties: {}, additionalProperties: false };
 
@@ -65,6 +73,18 @@ export function refusalOf(
       ? PATTERN_WORDS[pattern]
       : undefined;
   if (words !== undefined) return { field: where, message: `${where} must ${words}` };
+  // Name the missing field, as an unknown one is named: Ajv says "must have required property 'tx'".
+  const missing = first?.params?.missingProperty;
+  if (first?.keyword === 'required' && typeof missing === 'string') {
+    const field = `${where}/${missing}`;
+    return { field, message: `${field} is required` };
+  }
+  // Name the values it takes: Ajv says only "one of the allowed values".
+  const allowed = first?.params?.allowedValues;
+  if (first?.keyword === 'enum' && Array.isArray(allowed)) {
+    const values = allowed.map((v) => JSON.stringify(v)).join(', ');
+    return { field: where, message: `${where} must be one of ${values}` };
+  }
   return { field: where, message: `${where} ${first?.message ?? 'is invalid'}` };
 }
 
@@ -102,15 +122,52 @@ export function looseIntegerOf(
   return undefined;
 }
 
-let ajv: Ajv | undefined;
-const compiled = new WeakMap<JsonSchema, ValidateFunction>();
+/**
+ * The first field a query names more than once (`?depth=5&depth=6`), among
+ * those its schema takes: the URL parser makes it a list, which the schema
+ * would refuse as "must be integer", naming a type the client did write.
+ */
+export function repeatedFieldOf(
+  context: string,
+  schema: JsonSchema | undefined,
+  value: unknown,
+): { field: string; message: string } | undefined {
+  if (schema === undefined || typeof value !== 'object' || value === null) return undefined;
+  for (const name of Object.keys((schema.properties ?? {}) as Record<string, JsonSchema>)) {
+    if (!Object.hasOwn(value, name) || !Array.isArray((value as Record<string, unknown>)[name])) {
+      continue;
+    }
+    const field = `${context}/${name}`;
+    return { field, message: `${field} is given more than once` };
+  }
+  return undefined;
+}
 
-function validatorOf(schema: JsonSchema): ValidateFunction {
-  let validate = compiled.get(schema);
+/** Where a schema applies: the path's parameters, the query, or a JSON body. */
+export type InputPart = 'params' | 'querystring' | 'body';
+
+const ajvs = new Map<boolean, Ajv>();
+const compiled = {
+  text: new WeakMap<object, ValidateFunction>(),
+  body: new WeakMap<object, ValidateFunction>(),
+};
+
+/**
+ * The validator of one part of a request: the SDK's check and the server's
+ * routes (its validator compiler) both use these, so they refuse alike.
+ */
+export function validatorOf(part: InputPart | string, schema: object): ValidateFunction {
+  const body = part === 'body';
+  const cache = body ? compiled.body : compiled.text;
+  let validate = cache.get(schema);
   if (validate === undefined) {
-    ajv ??= new Ajv(AJV_OPTIONS);
+    let ajv = ajvs.get(body);
+    if (ajv === undefined) {
+      ajv = new Ajv(body ? AJV_BODY_OPTIONS : AJV_OPTIONS);
+      ajvs.set(body, ajv);
+    }
     validate = ajv.compile(schema);
-    compiled.set(schema, validate);
+    cache.set(schema, validate);
   }
   return validate;
 }
@@ -147,7 +204,7 @@ export function checkRouteInput(
     looseIntegerOf('params', route.params?.json, params) ??
     looseIntegerOf('querystring', querySchema, query);
   if (loose !== undefined) return loose;
-  const parts: [string, JsonSchema | undefined, unknown][] = [
+  const parts: [InputPart, JsonSchema | undefined, unknown][] = [
     ['params', route.params?.json, params],
     ['body', route.body?.json, input.body],
     ['querystring', querySchema, query],
@@ -156,7 +213,7 @@ export function checkRouteInput(
     if (schema === undefined || value === undefined || value instanceof Uint8Array) continue;
     // A copy: coercion writes into what it checks.
     const copy = typeof value === 'object' && value !== null ? { ...value } : value;
-    const validate = validatorOf(schema);
+    const validate = validatorOf(context, schema);
     if (!validate(copy)) return refusalOf(context, validate.errors?.[0]);
   }
   return undefined;

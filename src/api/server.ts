@@ -22,7 +22,14 @@ import { decodeSignedTx } from '../exchange/tx/index.ts';
 import type { SignedTx } from '../exchange/tx/index.ts';
 import { toHex } from '../lib/bytes.ts';
 import * as L from '../lib/limits.ts';
-import { AJV_OPTIONS, NO_QUERY, looseIntegerOf, refusalOf, shownName } from './check.ts';
+import {
+  NO_QUERY,
+  looseIntegerOf,
+  refusalOf,
+  repeatedFieldOf,
+  shownName,
+  validatorOf,
+} from './check.ts';
 import { ApiError, statusOfCode } from './errors.ts';
 import type { ErrorBody } from './errors.ts';
 import { openApiDocument } from './openapi.ts';
@@ -538,8 +545,9 @@ function fastifySchema(def: RouteDef): Record<string, unknown> {
 }
 
 /**
- * For a route with an integer in its path or query: refuses one not written as
- * plain decimal digits before the schema's coercion reads it (check.ts).
+ * For a route with an integer in its path or query, or a query at all:
+ * refuses a query field given more than once, and an integer not written as
+ * plain decimal digits, before the schema's coercion reads them (check.ts).
  */
 function decimalIntegersOnly(def: RouteDef): {
   preValidation?: (req: FastifyRequest) => Promise<void>;
@@ -548,10 +556,12 @@ function decimalIntegersOnly(def: RouteDef): {
     Object.values((s?.properties ?? {}) as Record<string, JsonSchema>).some(
       (p) => p.type === 'integer',
     );
-  if (!integers(def.params?.json) && !integers(def.query?.json)) return {};
+  const named = Object.keys(def.query?.json.properties ?? {}).length > 0;
+  if (!integers(def.params?.json) && !integers(def.query?.json) && !named) return {};
   return {
     preValidation: async (req) => {
       const loose =
+        repeatedFieldOf('querystring', def.query?.json, req.query) ??
         looseIntegerOf('params', def.params?.json, req.params) ??
         looseIntegerOf('querystring', def.query?.json, req.query);
       if (loose !== undefined) {
@@ -656,8 +666,6 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     },
     // One hop: req.ip is the address the proxy saw, the right-most X-Forwarded-For entry.
     trustProxy: options.trustProxy === true ? (_address: string, hop: number) => hop === 0 : false,
-    // The SDK checks its arguments with the same options (check.ts).
-    ajv: { customOptions: { ...AJV_OPTIONS } },
     // A request Node's HTTP parser refuses never reaches a route: answered here
     // with the API's error body instead of Fastify's own.
     clientErrorHandler: answerClientError,
@@ -672,6 +680,10 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     },
   }) as unknown as FastifyInstance;
   const log = app.log;
+
+  // The SDK checks its arguments with the same validators (check.ts): the path
+  // and the query are text read as numbers, a JSON body's types are its own.
+  app.setValidatorCompiler(({ schema, httpPart }) => validatorOf(httpPart ?? 'body', schema));
 
   // JSON and raw bytes only: a text body would otherwise reach the handler as a string.
   app.removeContentTypeParser('text/plain');

@@ -37,13 +37,14 @@ export const COMMANDS: CommandEntry[] = [
   },
   {
     name: 'tx',
-    summary: 'sign and send a transaction: faucet, order, cancel, withdraw, transfer, deposit',
+    summary:
+      'sign and send a transaction: faucet, order, cancel, amend, agent, withdraw, transfer, deposit',
     load: async () => (await import('./commands/tx.ts')).command,
   },
   {
     name: 'query',
     summary:
-      'read status, instruments, books, tickers, accounts, transactions and blocks from a node',
+      'read status, instruments, books, tickers, trades, accounts, transactions and blocks from a node',
     load: async () => (await import('./commands/query.ts')).command,
   },
   {

@@ -472,6 +472,56 @@ test('bad transactions get 4xx with the tx layer codes', async () => {
   }
 });
 
+test("a JSON body's types are its own: a number or null where the hex text belongs is refused, never read as text", async () => {
+  const view = makeView();
+  const server = await serve(view);
+  const post = (body: string, query = '') =>
+    call(server.url, `/v1/tx${query}`, { method: 'POST', body, type: 'application/json' });
+  try {
+    // Hex as a number: coerced, `12` would be the byte 0x12, a transaction to decode.
+    for (const body of [
+      '{"tx":12}',
+      '{"tx":1234}',
+      '{"tx":true}',
+      '{"tx":null}',
+      '{"tx":"00","encoding":null}',
+    ]) {
+      const answer = await post(body);
+      assert.equal(answer.status, 400, body);
+      assert.equal(answer.body.code, 'BadRequest', body);
+      assert.match(String(answer.body.message), /^body\/(tx|encoding) must be /, body);
+      assert.doesNotMatch(String(answer.body.message), /hex|characters|allowed values/, body);
+    }
+    assert.equal((await post('{"tx":12}')).body.message, 'body/tx must be string');
+    // An enumeration's refusal names the values it takes, in the body and in the query.
+    const encoding = await post('{"tx":"00","encoding":"b64"}');
+    assert.equal(encoding.body.field, 'body/encoding');
+    assert.equal(encoding.body.message, 'body/encoding must be one of "hex", "base64"');
+    const wait = await post('{"tx":"00"}', '?wait=maybe');
+    assert.equal(wait.body.message, 'querystring/wait must be one of "none", "commit"');
+    // A missing field is named, as an unknown one is.
+    const missing = await post('{"encoding":"hex"}');
+    assert.deepEqual(
+      [missing.status, missing.body.field, missing.body.message],
+      [400, 'body/tx', 'body/tx is required'],
+    );
+    // A query field given twice is named as such, not as a value of the wrong type.
+    const twice = await post('{"tx":"00"}', '?wait=none&wait=commit');
+    assert.equal(twice.body.field, 'querystring/wait');
+    assert.equal(twice.body.message, 'querystring/wait is given more than once');
+    const depth = await call(server.url, `/v1/book/${PERP}?depth=5&depth=6`);
+    assert.deepEqual(
+      [depth.status, depth.body.message],
+      [400, 'querystring/depth is given more than once'],
+    );
+    // The query is text, read as a number where one belongs.
+    const timeout = await post('{"tx":"00"}', '?timeoutMs=70000');
+    assert.equal(timeout.body.message, 'querystring/timeoutMs must be <= 60000');
+  } finally {
+    await server.close();
+  }
+});
+
 test('a body over the configured limit is refused with 413 before it is parsed', async () => {
   const server = await serve(makeView(), { bodyBytesMax: 1024 });
   try {

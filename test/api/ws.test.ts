@@ -885,13 +885,23 @@ test('submit over the socket answers as POST /v1/tx does: pending, final, typed 
     ];
     const isError = (m: WsMessage) => m.type === 'error';
     const before = client.messages.filter(isError).length;
+    const refusals: WsMessage[] = [];
     for (const [i, [request, code, id]] of errors.entries()) {
       client.send(request);
       const m = await client.nth(isError, before + i);
       assert.ok(m.type === 'error');
       assert.equal(m.code, code, JSON.stringify(request));
       assert.equal(m.id, id, JSON.stringify(request));
+      refusals.push(m);
     }
+    // The refusals name the field and what it takes, as over HTTP.
+    const said = (m: WsMessage | undefined) =>
+      m?.type === 'error' ? [m.field, m.message] : undefined;
+    assert.deepEqual(said(refusals[2]), [
+      'submit/wait',
+      'submit/wait must be one of "none", "commit"',
+    ]);
+    assert.deepEqual(said(refusals[4]), ['submit/id', 'submit/id is required']);
     // A field of the message is named as the socket names its fields, not as a POST body's.
     for (const [id, tx, encoding, message] of [
       ['hex', 'zz', 'hex', 'submit/tx is not even-length hex'],

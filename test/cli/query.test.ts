@@ -57,7 +57,18 @@ test('query account: --subaccount picks one, and an account without one says so 
   const trader = addressOfKey(key(1)).toLowerCase();
   const empty = addressOfKey(key(2)).toLowerCase();
   const partly = subaccount(0);
-  partly.openOrders = partly.openOrders.map((o) => ({ ...o, filledLots: 4, remainingLots: 6 }));
+  partly.openOrders = partly.openOrders.map((o) => ({
+    ...o,
+    filledLots: 4,
+    remainingLots: 6,
+    clientOrderId: 'mm-7',
+    reduceOnly: true,
+  }));
+  partly.positions = partly.positions.map((p) => ({
+    ...p,
+    realizedPnlQuote: '1250000',
+    fundingQuote: '-30000',
+  }));
   view.setAccount({ address: trader, subaccounts: [partly, subaccount(1)] });
   view.setAccount({ address: empty, subaccounts: [] });
   const server = await serve(view);
@@ -70,8 +81,19 @@ test('query account: --subaccount picks one, and an account without one says so 
     const both = await zomma('query', 'account', trader, ...node);
     assert.match(both.out, /subaccount 0 at height 1[^]*subaccount 1 at height 1/);
     // An open order: the size placed, what filled of it and what is open.
-    assert.match(both.out, /^order +instrument +side +price ticks +lots +filled +open lots$/m);
-    assert.match(both.out, /^7 +BTC-PERPETUAL +buy +99 +10 +4 +6$/m);
+    assert.match(
+      both.out,
+      /^order +instrument +side +price ticks +lots +filled +open lots +client id +flags$/m,
+    );
+    assert.match(both.out, /^7 +BTC-PERPETUAL +buy +99 +10 +4 +6 +mm-7 +reduce-only$/m);
+    // Neither: a dash, so the columns stay aligned.
+    assert.match(both.out, /^7 +BTC-PERPETUAL +buy +99 +10 +0 +10 +- +-$/m);
+    // A position: what its closed part made and its funding, in dollars, beside the open part's.
+    assert.match(
+      both.out,
+      /^instrument +size lots +entry ticks +unrealized \$ +realized \$ +funding \$$/m,
+    );
+    assert.match(both.out, /^BTC-PERPETUAL +-25 +200 +-0\.5 +1\.25 +-0\.03$/m);
 
     const missing = await zomma('query', 'account', trader, '--subaccount', '5', ...node);
     assert.equal(missing.out, `${trader} has no subaccount 5 at height 1\n`);
@@ -180,4 +202,62 @@ test("a transaction's actions show the columns they fill: lots cancelled, and ca
     actions: [{ kind: 'cancelAll', ok: true, count: 12 }],
   });
   assert.match(all, /^action +ok +orders cancelled\ncancelAll +true +12$/m);
+});
+
+test("why an order's rest was cancelled (IocRemainder, SelfTrade, …) is shown, as --json gives it", () => {
+  const hash = 'ab'.repeat(32);
+  const ioc = describeTx({
+    hash,
+    status: 'committed',
+    actions: [
+      {
+        kind: 'placeOrder',
+        ok: true,
+        orderId: 7,
+        orderStatus: 'cancelled',
+        reason: 'IocRemainder',
+        filledLots: 0,
+        restedLots: 0,
+        cancelledLots: 5,
+      },
+    ],
+  });
+  assert.match(ioc, /^action +ok +order +outcome +filled +rested +cancelled +reason$/m);
+  assert.match(ioc, /^placeOrder +true +7 +cancelled +0 +0 +5 +IocRemainder$/m);
+});
+
+test("query trades lists an instrument's last trades, oldest first; --limit bounds them; --json is the answer", async () => {
+  const view = makeView();
+  view.addTrade(PERP, 202, 4, 'sell');
+  view.commit();
+  const server = await serve(view);
+  try {
+    const node = ['--node', server.url];
+    const human = await zomma('query', 'trades', PERP, ...node);
+    assert.equal(human.code, 0, human.err);
+    assert.match(human.out, /^BTC-PERPETUAL at height \d+, oldest first$/m);
+    assert.match(human.out, /^trade +time +taker +price ticks +size lots +height$/m);
+    const rows = human.out.split('\n').filter((l) => /^\d+ /.test(l));
+    assert.equal(rows.length, 2);
+    assert.match(rows[0]!, /^\d+ +\S+Z +buy +200 +3 +\d+$/);
+    assert.match(rows[1]!, /^\d+ +\S+Z +sell +202 +4 +\d+$/);
+
+    const last = await zomma('query', 'trades', PERP, '--limit', '1', '--json', ...node);
+    assert.equal(last.code, 0, last.err);
+    const answer = JSON.parse(last.out) as { trades: { priceTicks: number }[] };
+    assert.deepEqual(
+      answer.trades.map((t) => t.priceTicks),
+      [202],
+    );
+    const none = await zomma('query', 'trades', OPTION, ...node);
+    assert.match(none.out, /^BTC-27DEC26-60000-C: no trades at height \d+$/m);
+    const bad = await zomma('query', 'trades', PERP, '--limit', '0', ...node);
+    assert.equal(bad.code, 2);
+    assert.match(bad.err, /--limit must be an integer ≥ 1/);
+    const unknown = await zomma('query', 'trades', 'ETH-PERPETUAL', ...node);
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.err, /NotFound/);
+  } finally {
+    await server.close();
+  }
 });

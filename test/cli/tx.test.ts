@@ -14,6 +14,7 @@ import { PERP, key, makeView, refuseLargeOrders, serve } from '../api/fixtures.t
 import type { SignedTx } from '../../src/exchange/tx/index.ts';
 import type { MemoryView } from '../../src/api/memory.ts';
 import type { TxDropCode } from '../../src/api/view.ts';
+import { addressOfKey } from '../../src/api/client/index.ts';
 
 test('a transaction refused in its block prints its hash, status and code (one JSON object with --json), exit 1', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'zomma-cli-tx-'));
@@ -283,3 +284,130 @@ test('a drop code the node no longer knows the transaction for is not called a r
       /^zomma tx: StaleNonce: dropped: StaleNonce \(zomma query tx [0-9a-f]{64}\)\n$/,
     );
   }));
+
+test("tx amend changes an order's price, size or both; tx agent adds and revokes an agent, which signs with --account", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'zomma-cli-tx-'));
+  const ownerFile = join(dir, 'key.json');
+  const agentFile = join(dir, 'agent.json');
+  saveKeyFile(ownerFile, key(1));
+  saveKeyFile(agentFile, key(2));
+  const sent: SignedTx[] = [];
+  const server = await serve(
+    makeView({
+      autoCommit: true,
+      decide: (tx) => {
+        sent.push(tx);
+        return undefined;
+      },
+    }),
+  );
+  const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+  try {
+    const owner = ['--node', server.url, '--key-file', ownerFile];
+    const amended = await zomma(
+      'tx',
+      'amend',
+      PERP,
+      '42',
+      '--price',
+      '205',
+      '--size',
+      '8',
+      ...owner,
+    );
+    assert.equal(amended.code, 0, amended.err);
+    const priceOnly = await zomma('tx', 'amend', PERP, '42', '--price', '206', ...owner);
+    assert.equal(priceOnly.code, 0, priceOnly.err);
+    assert.deepEqual(
+      sent.map((t) => t.action),
+      [
+        { kind: 'amend', instrument: PERP, orderId: 42, priceTicks: 205, sizeLots: 8 },
+        { kind: 'amend', instrument: PERP, orderId: 42, priceTicks: 206 },
+      ],
+    );
+
+    const agentKey = hex(key(2).publicKey);
+    const before = Date.now();
+    const added = await zomma(
+      'tx',
+      'agent',
+      'add',
+      agentKey,
+      '--days',
+      '2',
+      '--name',
+      'bot',
+      ...owner,
+    );
+    assert.equal(added.code, 0, added.err);
+    const register = sent[2]!.action;
+    assert.ok(register.kind === 'registerAgent', register.kind);
+    assert.equal(hex(register.agentPublicKey), agentKey);
+    assert.equal(register.name, 'bot');
+    const day = 24 * 60 * 60 * 1000;
+    assert.ok(
+      register.expiresAtMs >= before + 2 * day && register.expiresAtMs <= Date.now() + 2 * day,
+    );
+
+    // The agent's key signs for the owner's account.
+    const ownerAddress = addressOfKey(key(1));
+    const byAgent = await zomma(
+      'tx',
+      'order',
+      PERP,
+      'buy',
+      '1',
+      '--price',
+      '199',
+      '--node',
+      server.url,
+      '--key-file',
+      agentFile,
+      '--account',
+      ownerAddress.toUpperCase().replace('0X', '0x'),
+      '--json',
+    );
+    assert.equal(byAgent.code, 0, byAgent.err);
+    assert.deepEqual(
+      (({ account, subaccount }) => ({ account, subaccount }))(
+        JSON.parse(byAgent.out) as { account: string; subaccount: number },
+      ),
+      { account: ownerAddress, subaccount: 0 },
+    );
+    // The account and subaccount acted on head the transaction.
+    const onFour = await zomma('tx', 'faucet', '5', '--subaccount', '4', ...owner);
+    assert.equal(onFour.code, 0, onFour.err);
+    assert.match(onFour.out, new RegExp(`^account ${ownerAddress} subaccount 4$`, 'm'));
+    assert.equal(sent.splice(4, 1)[0]!.subaccount, 4);
+    const order = sent[3]!;
+    assert.equal(hex(order.account), ownerAddress.slice(2));
+    assert.equal(hex(order.signer), agentKey);
+
+    const revoked = await zomma('tx', 'agent', 'revoke', agentKey, ...owner);
+    assert.equal(revoked.code, 0, revoked.err);
+    assert.deepEqual(sent[4]!.action, { kind: 'revokeAgent', agentPublicKey: key(2).publicKey });
+
+    // Refused before anything is sent.
+    for (const [args, message] of [
+      [['amend', PERP, '42'], /an amend changes --price TICKS, --size LOTS or both/],
+      [['amend', PERP, 'x', '--size', '3'], /ORDER_ID must be an integer/],
+      [['order', PERP, 'buy', '1', '--price', '199', '--size', '3'], /--size is an amend's/],
+      [['agent', 'add', 'abc'], /AGENT_PUBLIC_KEY must be 64 hex digits/],
+      [['agent', 'remove', agentKey], /tx agent remove: add or revoke/],
+      [['agent', 'add', agentKey, '--days', '0'], /--days must be an integer in 1 … 10000/],
+      [['agent', 'revoke', agentKey, '--days', '3'], /--days is an agent add's/],
+      [
+        ['order', PERP, 'buy', '1', '--price', '199', '--account', '0x12'],
+        /--account: address "0x12"/,
+      ],
+    ] as const) {
+      const bad = await zomma('tx', ...args, ...owner);
+      assert.equal(bad.code, 2, `${args.join(' ')}: ${bad.err}`);
+      assert.match(bad.err, message);
+    }
+    assert.equal(sent.length, 5, 'nothing more was sent');
+  } finally {
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -801,7 +801,11 @@ test('zomma query --json prints what the SDK returns, zomma tx --json what the n
     const flags = ['--node', solo.apiUrl, '--key-file', keyFile, '--json'];
     const funded = await zomma('tx', 'faucet', '1234.567891', ...flags);
     assert.equal(funded.code, 0, funded.err);
-    const { account, ...faucet } = JSON.parse(funded.out) as TxView & { account: string };
+    const { account, subaccount, ...faucet } = JSON.parse(funded.out) as TxView & {
+      account: string;
+      subaccount: number;
+    };
+    assert.equal(subaccount, 0, 'tx --json names the subaccount acted on');
     assert.deepEqual(faucet, await client.tx(faucet.hash), 'tx --json is the transaction view');
     const index = (await client.ticker(PERP)).indexTicks;
     const ordered = await zomma(
@@ -815,7 +819,11 @@ test('zomma query --json prints what the SDK returns, zomma tx --json what the n
       ...flags,
     );
     assert.equal(ordered.code, 0, ordered.err);
-    const { account: _, ...order } = JSON.parse(ordered.out) as TxView & { account: string };
+    const {
+      account: _,
+      subaccount: __,
+      ...order
+    } = JSON.parse(ordered.out) as TxView & { account: string; subaccount: number };
     assert.deepEqual(order, await client.tx(order.hash));
 
     await sameAsSdk(['account', account], () => client.account(account));
@@ -837,7 +845,10 @@ test('zomma query --json prints what the SDK returns, zomma tx --json what the n
     }
     assert.match(
       table,
-      new RegExp(`^${order.actions![0]!.orderId!} +${PERP} +buy +${index - 500} +7 +0 +7$`, 'm'),
+      new RegExp(
+        `^${order.actions![0]!.orderId!} +${PERP} +buy +${index - 500} +7 +0 +7 +- +-$`,
+        'm',
+      ),
     );
     await sameAsSdk(['account', account, '--subaccount', '0'], () => client.account(account, 0));
     await sameAsSdk(['instruments'], () => client.instruments());

@@ -1,4 +1,4 @@
-// `zomma query status|instruments|book|ticker|account|tx|block`: reads from a
+// `zomma query status|instruments|book|ticker|trades|account|tx|block`: reads from a
 // node through the client SDK, as tables for people or --json for programs.
 // The option parsing and formatting helpers here are shared with `zomma tx`.
 
@@ -154,6 +154,7 @@ const USAGE = [
   'zomma query status|instruments [--node URL] [--json]',
   '       zomma query book INSTRUMENT [--depth N] [--node URL] [--json]   (--depth: levels a side, default 10)',
   '       zomma query ticker INSTRUMENT [--node URL] [--json]',
+  '       zomma query trades INSTRUMENT [--limit N] [--node URL] [--json]   (--limit: the last N, default 20)',
   '       zomma query account [ADDRESS] [--subaccount N] [--key-file FILE] [--node URL] [--json]',
   '       zomma query tx HASH | block HEIGHT [--node URL] [--json]',
 ].join('\n');
@@ -161,7 +162,7 @@ const USAGE = [
 export const command: Command = {
   name: 'query',
   summary:
-    'read status, instruments, books, tickers, accounts, transactions and blocks from a node',
+    'read status, instruments, books, tickers, trades, accounts, transactions and blocks from a node',
   usage: USAGE,
   async run(args, io) {
     const { values, positionals } = parseArgs({
@@ -169,6 +170,7 @@ export const command: Command = {
       options: {
         ...CLIENT_OPTIONS,
         depth: { type: 'string', default: '10' },
+        limit: { type: 'string', default: '20' },
         subaccount: { type: 'string' },
       },
       allowPositionals: true,
@@ -181,6 +183,7 @@ export const command: Command = {
     if (unexpected !== undefined) throw new UsageError(`unexpected argument '${unexpected}'`);
     // Checked whatever the query, so a bad value is never silently ignored.
     const depth = parseCount(values.depth, '--depth');
+    const limit = parseCount(values.limit, '--limit');
     const subaccount =
       values.subaccount === undefined
         ? undefined
@@ -267,6 +270,30 @@ export const command: Command = {
         );
         return 0;
       }
+      case 'trades': {
+        const r = await client.trades(need(arg, 'INSTRUMENT'), limit);
+        print(r, () =>
+          r.trades.length === 0
+            ? `${r.instrument}: no trades at height ${r.height}`
+            : `${r.instrument} at height ${r.height}, oldest first\n${table(
+                ['trade', 'time', 'taker', 'price ticks', 'size lots', 'height'],
+                r.trades.map((t) => [
+                  t.tradeId,
+                  new Date(t.timeMs).toISOString(),
+                  t.takerSide +
+                    (t.liquidation === true
+                      ? ' (liquidation)'
+                      : t.auction === true
+                        ? ' (auction)'
+                        : ''),
+                  t.priceTicks,
+                  t.sizeLots,
+                  t.height,
+                ]),
+              )}`,
+        );
+        return 0;
+      }
       case 'account': {
         const address = arg ?? addressOfKey(keyOf(values['key-file'], io, false));
         const a = await client.account(address, subaccount);
@@ -328,12 +355,15 @@ function describeAccount(a: AccountView, subaccount: number | undefined): string
         s.positions.length === 0
           ? 'no positions'
           : table(
-              ['instrument', 'size lots', 'entry ticks', 'unrealized $'],
+              ['instrument', 'size lots', 'entry ticks', 'unrealized $', 'realized $', 'funding $'],
               s.positions.map((p) => [
                 p.instrument,
                 p.sizeLots,
                 p.entryPriceTicks,
                 formatDollars(p.unrealizedPnlQuote),
+                // What the position's closed part made (fees apart), as --json gives it.
+                formatDollars(p.realizedPnlQuote),
+                formatDollars(p.fundingQuote),
               ]),
             ),
         s.openOrders.length === 0
@@ -341,7 +371,18 @@ function describeAccount(a: AccountView, subaccount: number | undefined): string
             ? 'no open orders listed'
             : 'no open orders'
           : table(
-              ['order', 'instrument', 'side', 'price ticks', 'lots', 'filled', 'open lots'],
+              [
+                'order',
+                'instrument',
+                'side',
+                'price ticks',
+                'lots',
+                'filled',
+                'open lots',
+                // What `tx cancel INSTRUMENT --client-id ID` names, and flags the order carries.
+                'client id',
+                'flags',
+              ],
               s.openOrders.map((o) => [
                 o.orderId,
                 o.instrument,
@@ -350,6 +391,10 @@ function describeAccount(a: AccountView, subaccount: number | undefined): string
                 o.sizeLots,
                 o.filledLots,
                 o.remainingLots,
+                o.clientOrderId ?? '-',
+                [o.reduceOnly ? 'reduce-only' : '', o.auction === true ? 'auction' : '']
+                  .filter((f) => f !== '')
+                  .join(',') || '-',
               ]),
             ),
       ].join('\n'),
@@ -393,6 +438,8 @@ export function describeTx(t: TxView): string {
       ['filled', (a) => a.filledLots],
       ['rested', (a) => a.restedLots],
       ['cancelled', (a) => a.cancelledLots],
+      // Why the rest was cancelled (IocRemainder, SelfTrade, …), as --json gives it.
+      ['reason', (a) => a.reason],
       // cancelAll: how many orders it removed, which --json gives as `count`.
       ['orders cancelled', (a) => a.count],
       ['code', (a) => a.code],

@@ -1,11 +1,11 @@
-// `zomma tx faucet|order|cancel|withdraw|transfer|deposit`: signs with the trader's key file and
+// `zomma tx faucet|order|cancel|amend|agent|withdraw|transfer|deposit`: signs with the trader's key file and
 // submits through the client SDK. By default it waits for the block and shows
 // the final result (a rejection in a block, or a drop from the mempool before
 // any block, shows the transaction and exits 1); --no-wait returns the hash as
 // soon as the node admitted the transaction.
 
 import { parseArgs } from 'node:util';
-import { addressOfKey, TX_CODES, TX_DROP_CODES, ZommaApiError } from '../../api/client/index.ts';
+import { TX_CODES, TX_DROP_CODES, ZommaApiError } from '../../api/client/index.ts';
 import type { TxView, ZommaClient } from '../../api/client/index.ts';
 import { parseAddress } from '../../crypto/index.ts';
 import { placeOrder } from '../../exchange/tx/index.ts';
@@ -23,20 +23,28 @@ const USAGE = [
   '                      (--market: IOC within the market slippage of the index; --price TICKS also caps it)',
   '       zomma tx cancel INSTRUMENT ORDER_ID | zomma tx cancel INSTRUMENT --client-id ID',
   '       zomma tx cancel --all [INSTRUMENT]',
-  '       zomma tx withdraw DOLLARS DESTINATION',
+  '       zomma tx amend INSTRUMENT ORDER_ID [--price TICKS] [--size LOTS]',
+  "                      (--size: the order's whole new size, what it filled included)",
+  '       zomma tx agent add AGENT_PUBLIC_KEY [--days N] [--name NAME]   (--days: until it expires, default 30)',
+  '       zomma tx agent revoke AGENT_PUBLIC_KEY',
+  '                      (an agent trades for the account: zomma tx order … --key-file AGENT.json --account ADDRESS;',
+  '                      AGENT_PUBLIC_KEY: 64 hex digits, as zomma keys show --key-file AGENT.json prints it)',
+  '       zomma tx withdraw DOLLARS DESTINATION   (DESTINATION: an address on the collateral chain)',
   '       zomma tx transfer DOLLARS TO_SUBACCOUNT   (from --subaccount, to another of your own)',
   '       zomma tx deposit DEPOSIT_ID ADDRESS DOLLARS [TO_SUBACCOUNT]',
   '                      (a validator attests a deposit seen on the collateral chain, signed with',
   '                      its key: --key-file HOME/key.json; validators holding 2/3 of the stake credit it)',
   '                      DEPOSIT_ID: 64 hex digits naming the deposit there; ADDRESS: 0x and 40 hex digits',
-  '  options: [--node URL] [--key-file FILE] [--subaccount N] [--no-wait] [--json]',
+  '  options: [--node URL] [--key-file FILE] [--account ADDRESS] [--subaccount N] [--no-wait] [--json]',
+  "  --account: the account an agent key signs for (default: the key's own address)",
   '  the key: --key-file FILE, which must exist (zomma keys new --out FILE), or by default',
   '  .zomma/key.json, which tx faucet creates if it is missing',
 ].join('\n');
 
 export const command: Command = {
   name: 'tx',
-  summary: 'sign and send a transaction: faucet, order, cancel, withdraw, transfer, deposit',
+  summary:
+    'sign and send a transaction: faucet, order, cancel, amend, agent, withdraw, transfer, deposit',
   usage: USAGE,
   async run(args, io) {
     const { values, positionals } = parseArgs({
@@ -46,6 +54,10 @@ export const command: Command = {
         subaccount: { type: 'string', default: '0' },
         'no-wait': { type: 'boolean', default: false },
         price: { type: 'string' },
+        size: { type: 'string' },
+        days: { type: 'string' },
+        name: { type: 'string' },
+        account: { type: 'string' },
         market: { type: 'boolean', default: false },
         ioc: { type: 'boolean', default: false },
         fok: { type: 'boolean', default: false },
@@ -62,6 +74,11 @@ export const command: Command = {
     // Checked whatever the transaction, so a bad value is never silently ignored.
     const subaccount = parseCount(values.subaccount, '--subaccount', 0, 255);
     if (values.price !== undefined) parseCount(values.price, '--price');
+    if (values.size !== undefined) parseCount(values.size, '--size');
+    // Refused, not ignored: --size belongs to an amend (an order's size is its SIZE_LOTS).
+    if (values.size !== undefined && what !== 'amend') {
+      throw new UsageError(`--size is an amend's; tx ${what} does not take it`);
+    }
     // Refused, not ignored: `tx faucet 1 000` would otherwise fund $1.
     const most =
       what === 'faucet'
@@ -74,12 +91,23 @@ export const command: Command = {
               ? 4
               : 2;
     if (rest.length > most) throw new UsageError(`unexpected argument '${rest[most]!}'`);
+    for (const flag of ['days', 'name'] as const) {
+      if (values[flag] !== undefined && !(what === 'agent' && rest[0] === 'add')) {
+        throw new UsageError(`--${flag} is an agent add's; tx ${what} does not take it`);
+      }
+    }
+    const account =
+      values.account === undefined ? undefined : addressArg(values.account, '--account');
     // Every argument is read before the key file is touched or the node asked.
     const action = actionOf(what, rest, values, subaccount);
     const client = clientOf(values.node);
-    const key = keyOf(values['key-file'], io, what === 'faucet');
+    const key = keyOf(values['key-file'], io, what === 'faucet' && account === undefined);
     const { chainId } = await client.status();
-    const trader = client.trader(key, { subaccount, chainId });
+    const trader = client.trader(key, {
+      subaccount,
+      chainId,
+      ...(account !== undefined ? { account } : {}),
+    });
     let built: BuiltTx;
     try {
       built = await trader.build(action);
@@ -104,8 +132,9 @@ export const command: Command = {
       }
       throw error;
     }
-    if (values.json) io.out(JSON.stringify({ account: addressOfKey(key), ...tx }));
-    else io.out(`account ${addressOfKey(key)}\n${describeTx(tx)}`);
+    // The subaccount too: `--subaccount 4` acts on another balance than the default one.
+    if (values.json) io.out(JSON.stringify({ account: trader.account, subaccount, ...tx }));
+    else io.out(`account ${trader.account} subaccount ${subaccount}\n${describeTx(tx)}`);
     return tx.status === 'rejected' || tx.status === 'dropped' ? 1 : 0;
   },
 };
@@ -156,7 +185,12 @@ function withLookUp(error: ZommaApiError, hash: string): ZommaApiError {
 function actionOf(
   what: string,
   rest: readonly string[],
-  values: Parameters<typeof orderOf>[1] & { all: boolean },
+  values: Parameters<typeof orderOf>[1] & {
+    all: boolean;
+    size?: string | undefined;
+    days?: string | undefined;
+    name?: string | undefined;
+  },
   subaccount: number,
 ): Action {
   switch (what) {
@@ -174,6 +208,46 @@ function actionOf(
       return values['client-id'] !== undefined
         ? { kind: 'cancel', instrument, clientOrderId: values['client-id'] }
         : { kind: 'cancel', instrument, orderId: parseCount(rest[1], 'ORDER_ID') };
+    }
+    case 'amend': {
+      const instrument = need(rest[0], 'INSTRUMENT');
+      const orderId = parseCount(need(rest[1], 'ORDER_ID'), 'ORDER_ID');
+      if (values.price === undefined && values.size === undefined) {
+        throw new UsageError('an amend changes --price TICKS, --size LOTS or both');
+      }
+      return {
+        kind: 'amend',
+        instrument,
+        orderId,
+        ...(values.price !== undefined ? { priceTicks: parseCount(values.price, '--price') } : {}),
+        ...(values.size !== undefined ? { sizeLots: parseCount(values.size, '--size') } : {}),
+      };
+    }
+    case 'agent': {
+      const verb = need(rest[0], 'add|revoke');
+      if (verb !== 'add' && verb !== 'revoke') {
+        throw new UsageError(`tx agent ${verb}: add or revoke`);
+      }
+      const text = need(rest[1], 'AGENT_PUBLIC_KEY');
+      if (!/^(0x)?[0-9a-fA-F]{64}$/.test(text)) {
+        throw new UsageError(
+          'AGENT_PUBLIC_KEY must be 64 hex digits (zomma keys show --key-file AGENT.json prints it)',
+        );
+      }
+      const agentPublicKey = Uint8Array.from(Buffer.from(text.replace(/^0x/, ''), 'hex'));
+      if (verb === 'revoke') return { kind: 'revokeAgent', agentPublicKey };
+      const days = parseCount(
+        values.days ?? String(AGENT_DAYS_DEFAULT),
+        '--days',
+        1,
+        AGENT_DAYS_MAX,
+      );
+      return {
+        kind: 'registerAgent',
+        agentPublicKey,
+        expiresAtMs: Date.now() + days * DAY_MS,
+        ...(values.name !== undefined ? { name: values.name } : {}),
+      };
     }
     case 'withdraw':
       return {
@@ -212,6 +286,23 @@ function actionOf(
     default:
       throw new UsageError(`unknown transaction '${what}'`);
   }
+}
+
+/** How long `tx agent add` lets an agent trade unless --days says otherwise. */
+const AGENT_DAYS_DEFAULT = 30;
+/** A bound on --days that keeps the expiry a safe integer of ms (about 27 years). */
+const AGENT_DAYS_MAX = 10_000;
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+/** An address argument (0x and 40 hex digits), in lower case; a UsageError otherwise. */
+function addressArg(text: string, name: string): string {
+  try {
+    parseAddress(text);
+  } catch (error) {
+    if (error instanceof ZommaError) throw new UsageError(`${name}: ${error.message}`);
+    throw error;
+  }
+  return text.toLowerCase();
 }
 
 function need(value: string | undefined, name: string): string {
