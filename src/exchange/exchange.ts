@@ -8,10 +8,11 @@
 //      map (kept if absent);
 //   2. per market: expired good-til orders leave the books (and the auction
 //      orders), then its mark price (mark.ts), funding samples and payments
-//      (funding.ts), and, when its volatility auction is due and it is not
-//      halted, the uncross (auction/call.ts);
+//      (funding.ts);
 //   3. with a genesis listing (listing.ts): settlement TWAPs, settlement of
-//      expired dated markets, new listings, option marks;
+//      expired dated markets, new listings, option marks; then each market
+//      whose volatility auction is due, and that is neither halted nor
+//      stale, is uncrossed (auction/call.ts);
 //   4. transactions, in the in-block ordering (ordering.ts), each with a result;
 //   5. liquidations (liquidation.ts) of the accounts the block touched and of
 //      the holders of every market whose mark moved; then the insurance fund
@@ -225,13 +226,17 @@ export class Exchange {
     // market later in this loop, or an option not yet marked, would otherwise
     // still show last block's mark. (Listed markets have no auctions.)
     runListing(state, events, previousMs);
+    // A due auction waits while its market is halted, or while its index is
+    // stale: the uncross trades orders that may open positions, which a stale
+    // market takes from no order, against equity at a mark nobody observed.
     for (const market of state.markets) {
       const auction = market.auction;
       if (
         !market.retired &&
         auction?.active === true &&
         block.timeMs >= auction.monitor.auctionEndMs &&
-        !market.halted
+        !market.halted &&
+        !market.oracleStale
       ) {
         uncrossAuction(state, market, block.timeMs, events);
       }

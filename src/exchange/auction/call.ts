@@ -9,7 +9,8 @@
 //  - during the auction, GTC (and post-only) orders wait in the one-sided
 //    books of call_state.ts with their time priority (OrderMeta.seq); cancels
 //    and amends work; nothing trades;
-//  - at the first block at or after its end, every crossing order trades at
+//  - at the first block at or after its end (its market neither halted nor
+//    its index stale: exchange.ts), every crossing order trades at
 //    one price (uncross.ts: the largest volume, then the smallest imbalance,
 //    then the closest to the last price), the fills settle through
 //    applyTrade with fees, what is left rests in the market's book (it cannot
