@@ -1019,6 +1019,51 @@ test('a short put without a fresh smile is liquidated before what it is worth at
   assert.ok(equityQuote(h.ex.state, account) >= 0n, 'and paid for');
 });
 
+test('an option without a fresh smile deleverages no one at its kept mark: what the book does not take of a liquidation waits for a fresh smile', () => {
+  // Alice short one BTC of the 49,000 put, Bob long it. The smile goes
+  // stale and BTC falls to $25,000 in one block: the put, kept at its mark
+  // of a few dollars, is worth at least its intrinsic value, $24,000 a BTC.
+  // Alice is liquidated (maintenance counts that value); no one offers the
+  // put. At a bankruptcy price taken from the kept mark (about $20,000 a
+  // BTC), deleveraging made Bob sell his puts for less than they are sure
+  // to be worth, the loss beyond Alice's equity falling on him rather than
+  // on the insurance fund, which a kept mark never shows it.
+  const h = harness();
+  h.fund(alice, 20_000n * USDC);
+  h.fund(bob, 1_000_000n * USDC);
+  h.block([], MINUTE_MS);
+  const put = h.ex.state.marketByName.get(PUT)!;
+  accepted(h, alice, limit(PUT, 'sell', put.markTicks, 10));
+  accepted(h, bob, limit(PUT, 'buy', put.markTicks, 10, { timeInForce: 'IOC' }));
+  const a = h.account(alice)!;
+  const b = h.account(bob)!;
+  const smiles = h.smiles;
+  h.smiles = null;
+  h.block([], 61_000);
+  assert.equal(put.optionMark, null, 'no fresh smile');
+  h.oracle = { ...h.oracle, BTC: 25_000n * USDC };
+  const r = h.block([], 1_000);
+  assert.equal(put.optionMark, null, 'still no fresh smile');
+  assert.ok(
+    r.events.some((e) => e.type === 'liquidation' && e.account === a.index),
+    'Alice is liquidated',
+  );
+  const deleveraged = r.events.filter((e) => e.type === 'deleverage' && e.market === PUT);
+  assert.deepEqual(deleveraged, [], 'no one deleveraged at the kept mark');
+  assert.equal(sizeIn(b, put), 10);
+  assert.equal(sizeIn(a, put), -10);
+  // A fresh smile marks the put again, and its holders are looked at again:
+  // Alice's short is closed at that mark's bankruptcy price.
+  h.smiles = smiles;
+  const fresh = h.block([], 1_000);
+  assert.notEqual(put.optionMark, null, 'a fresh smile');
+  assert.ok(
+    fresh.events.some((e) => e.type === 'deleverage' && e.market === PUT),
+    JSON.stringify(fresh.events, replacer),
+  );
+  assert.equal(sizeIn(a, put), 0);
+});
+
 test('with a mark interval, an option marked but whose shocked prices the math refuses keeps its margin until it is marked again', () => {
   // Its holders are looked at again when it is marked (listing.ts): a margin
   // taken at a forward that moves in between would move unseen by the scan.
