@@ -30,7 +30,8 @@
 //      far as it holds (closePastBankruptcy; price monitoring stops it
 //      without an auction);
 //   4. what the book could not absorb of the slice, at the bankruptcy price
-//      or past it as far as the fund paid, is
+//      or past it as far as the fund paid, is (but in an option without a
+//      fresh mark, where it waits for one: keptMarkOnly)
 //      deleveraged against opposite positions at the bankruptcy price, ranked
 //      by unrealized profit × notional / equity (highest first, then ascending
 //      account index): O(holders log holders), only when it happens — so a
@@ -431,10 +432,24 @@ function closePosition(
     recordFills(market, book.fills, state.timeMs);
     market.liquidationBacklog = true;
     market.dirty = true;
-  } else if (filled < lots) {
+  } else if (filled < lots && !keptMarkOnly(market)) {
     return filled + deleverage(state, market, account, lots - filled, bankruptcy, events);
   }
   return filled;
+}
+
+/**
+ * An option without a fresh mark (no fresh smile, or a price its math
+ * refuses; a stale index is not closable at all): its kept mark is no price to
+ * force on a counterparty. The bankruptcy price taken from it may lie below a
+ * long's intrinsic value (or above what a short's option is worth), and the
+ * loss beyond the account's equity, which the kept mark hides from the
+ * insurance cover and from solventLots, would fall on the counterparty. The
+ * book still takes what rests there; the rest waits for a fresh mark, which
+ * looks at the option's holders again (listing.ts, remarkedHeight).
+ */
+function keptMarkOnly(market: MarketState): boolean {
+  return market.instrument.kind === 'option' && market.optionMark === null;
 }
 
 /**

@@ -28,13 +28,16 @@
 
 import { divBig } from '../lib/int.ts';
 import { imfPpm } from './margin.ts';
-import type { ScenarioInstrument } from './options/index.ts';
+import type { ScenarioInstrument, ScenarioParams } from './options/index.ts';
 import {
   CUSHION_MAINTENANCE_PPM,
+  addRangeLoss,
   buildFutureScenarios,
   buildOptionScenarios,
+  priceMovesPpm,
   scenarioCount,
   shortMinOf,
+  VOL_CASES,
   WAD_PER_QUOTE,
 } from './options/index.ts';
 import { priced } from './options/priced.ts';
@@ -103,6 +106,37 @@ export function unshockedShortBounds(
 }
 
 /**
+ * Per long lot, in wads of quote, for each scenario of the grid: the option's
+ * intrinsic value at the forward moved by the scenario's price move, less its
+ * kept mark (the same for the three volatility cases). The intrinsic value is
+ * the least a European option is worth at that forward (rate 0), so a long
+ * without a fresh smile never loses more than this in the scenario, and at
+ * most its mark (what equity counts it at); where the move takes it in the
+ * money, the gain is one it is sure of. Floored, as scenario values are.
+ */
+export function unshockedLongPnl(
+  forwardQuote: bigint,
+  strikeQuote: bigint,
+  isCall: boolean,
+  markQuotePerLot: bigint,
+  lotsPerBase: number,
+  params: ScenarioParams,
+): bigint[] {
+  const scale = PPM_BIG * BigInt(lotsPerBase);
+  const markPerLotWad = markQuotePerLot * WAD_PER_QUOTE;
+  const strikePpm = strikeQuote * PPM_BIG;
+  const pnl: bigint[] = [];
+  for (const move of priceMovesPpm(params)) {
+    const movedPpm = forwardQuote * (PPM_BIG + BigInt(move));
+    const inMoneyPpm = isCall ? movedPpm - strikePpm : strikePpm - movedPpm;
+    const intrinsicPerLotWad =
+      inMoneyPpm > 0n ? divBig(inMoneyPpm * WAD_PER_QUOTE, scale, 'floor') : 0n;
+    for (let v = 0; v < VOL_CASES; v++) pnl.push(intrinsicPerLotWad - markPerLotWad);
+  }
+  return pnl;
+}
+
+/**
  * Whether the market's kept scenario values were built from what it holds
  * now: everything scenarioOf reads that can change (the genesis parameters
  * and the instrument cannot). An option's mark kept between mark intervals
@@ -159,15 +193,17 @@ export function scenarioOf(state: ExchangeState, m: MarketState): ScenarioInstru
     s = shocked.valuePerLotWad >= markWad ? shocked : { ...shocked, valuePerLotWad: markWad };
   } else if (instrument.kind === 'option') {
     // No fresh smile, a stale index (or shocked prices the math refuses): the
-    // option is held at its kept mark and its scenarios stand still, so it is margined by
-    // model-free bounds instead. Without a mark, at this block's forward (not
+    // option is held at its kept mark, without the model's scenarios, so it is
+    // margined by model-free bounds instead: a short's scenarios stand still
+    // beside its bounds, a long's are its intrinsic value at each moved forward. Without a mark, at this block's forward (not
     // the one of its last mark, kept with a mark interval; not the option's
     // own index, which is its kept mark: listing.ts), which looks at its
     // holders again whenever it moves. With a mark whose shocked prices the
     // math refuses, at the forward of that mark, as a shocked option is: with a
     // mark interval its holders are looked at again only when it is marked.
+    const forward = om !== null ? m.forwardQuote : m.forwardNowQuote;
     const bounds = unshockedShortBounds(
-      om !== null ? m.forwardQuote : m.forwardNowQuote,
+      forward,
       instrument.strikeQuote,
       instrument.isCall,
       m.markQuotePerLot,
@@ -178,6 +214,16 @@ export function scenarioOf(state: ExchangeState, m: MarketState): ScenarioInstru
       underlying: p.underlying,
       isOption: true,
       pnlPerLotWad: new Array<bigint>(scenarioCount(params)).fill(0n),
+      // A long counts what it may lose, and hedges with what it is sure to
+      // be worth: its intrinsic value at each moved forward.
+      longPnlPerLotWad: unshockedLongPnl(
+        forward,
+        instrument.strikeQuote,
+        instrument.isCall,
+        m.markQuotePerLot,
+        p.lotsPerBase,
+        params,
+      ),
       valuePerLotWad: m.markQuotePerLot * WAD_PER_QUOTE,
       shortMinPerLotWad: bounds.minPerLotWad,
       shortLossPerLotWad: bounds.lossPerLotWad,
@@ -295,7 +341,6 @@ export function forgetListedSums(account: Account): void {
 /** Adds (sign 1n) or removes (−1n) a record's terms. O(scenarios). */
 function apply(sums: Sums, h: Held, sign: bigint): void {
   const m = h.scenario;
-  const pnl = m.pnlPerLotWad;
   const lo = BigInt(h.low);
   const hi = BigInt(h.high);
   const size = BigInt(h.size);
@@ -303,14 +348,11 @@ function apply(sums: Sums, h: Held, sign: bigint): void {
   const minHigh = shortMinOf(m, hi);
   sums.rangeShortMin += sign * (minLow > minHigh ? minLow : minHigh);
   if (m.isOption && h.high > 0) sums.premium += sign * hi * m.valuePerLotWad;
-  const range = h.isFuture ? sums.futureRange : sums.optionRange;
-  const loss = h.isFuture ? sums.futureLoss : sums.optionLoss;
-  for (let i = 0; i < pnl.length; i++) {
-    const p = pnl[i]!;
-    const atLow = minLow - lo * p;
-    const atHigh = minHigh - hi * p;
-    range[i]! += sign * (atLow > atHigh ? atLow : atHigh);
-    loss[i]! -= sign * size * p;
+  addRangeLoss(h.isFuture ? sums.futureRange : sums.optionRange, m, lo, hi, minLow, minHigh, sign);
+  if (size !== 0n) {
+    const pnl = size > 0n ? m.longPnlPerLotWad : m.pnlPerLotWad;
+    const loss = h.isFuture ? sums.futureLoss : sums.optionLoss;
+    for (let i = 0; i < pnl.length; i++) loss[i]! -= sign * size * pnl[i]!;
   }
   if (m.isOption && h.size < 0) {
     sums.shortMin -= sign * size * m.shortMinPerLotWad;

@@ -63,6 +63,13 @@ const instrumentArb = fc.record({
     minLength: scenarioCount(DEFAULT_SCENARIO_PARAMS),
     maxLength: scenarioCount(DEFAULT_SCENARIO_PARAMS),
   }),
+  // An option that cannot be shocked: its long has values of its own.
+  longPnl: fc.option(
+    fc.array(fc.bigInt(-(10n ** 15n), 10n ** 15n), {
+      minLength: scenarioCount(DEFAULT_SCENARIO_PARAMS),
+      maxLength: scenarioCount(DEFAULT_SCENARIO_PARAMS),
+    }),
+  ),
   valuePerLotWad: fc.bigInt(0n, 10n ** 15n),
   shortMinPerLotWad: fc.bigInt(0n, 10n ** 14n),
   shortLossPerLotWad: fc.oneof(fc.constant(0n), fc.bigInt(0n, 10n ** 15n)),
@@ -80,9 +87,10 @@ test('property: the initial margin over ranges is the largest over every size in
       (rows) => {
         const marks = new Map<string, ScenarioInstrument>();
         rows.forEach((r, i) => {
-          const inst = r.inst;
+          const { longPnl, ...inst } = r.inst;
           marks.set(`I${i}`, {
             ...inst,
+            longPnlPerLotWad: inst.isOption && longPnl !== null ? longPnl : inst.pnlPerLotWad,
             shortMinPerLotWad: inst.isOption ? inst.shortMinPerLotWad : 0n,
             shortLossPerLotWad: inst.isOption ? inst.shortLossPerLotWad : 0n,
             shortCushionPerLotWad: inst.isOption ? inst.shortCushionPerLotWad : 0n,
@@ -116,6 +124,41 @@ test('property: the initial margin over ranges is the largest over every size in
     ),
     { seed: 7, numRuns: 300 },
   );
+});
+
+test('an option whose long and short values differ is at its worst with no position where its range spans 0', () => {
+  // Long or short, this option gains in every scenario (a long of one that
+  // cannot be shocked, in the money at every moved forward, and a short whose
+  // values stand still above its bounds): the future beside it loses alone.
+  const count = scenarioCount(DEFAULT_SCENARIO_PARAMS);
+  const future: ScenarioInstrument = {
+    underlying: 'BTC',
+    isOption: false,
+    pnlPerLotWad: new Array<bigint>(count).fill(-(10n ** 21n)),
+    longPnlPerLotWad: new Array<bigint>(count).fill(-(10n ** 21n)),
+    valuePerLotWad: 0n,
+    shortMinPerLotWad: 0n,
+    shortLossPerLotWad: 0n,
+    shortCushionPerLotWad: 0n,
+    cushionMaintenancePpm: 0n,
+  };
+  const option: ScenarioInstrument = {
+    ...future,
+    isOption: true,
+    pnlPerLotWad: new Array<bigint>(count).fill(-(10n ** 20n)),
+    longPnlPerLotWad: new Array<bigint>(count).fill(10n ** 20n),
+  };
+  const marks = new Map([
+    ['F', future],
+    ['O', option],
+  ]);
+  const ranges = [
+    { instrument: 'F', lowLots: 1, highLots: 1 },
+    { instrument: 'O', lowLots: -1, highLots: 1 },
+  ];
+  const alone = scenarioMargin([{ instrument: 'F', sizeLots: 1 }], marks, DEFAULT_SCENARIO_PARAMS);
+  assert.equal(alone.initialQuote, 1_000_000_000n);
+  assert.equal(scenarioInitialOverRanges(ranges, marks, DEFAULT_SCENARIO_PARAMS), 1_000_000_000n);
 });
 
 test('a bid for one cheap option does not take a dated future of its underlying off its linear maintenance', () => {

@@ -11,7 +11,9 @@ import {
 } from '../../src/exchange/snapshot.ts';
 import { decodeGenesis, encodeGenesis } from '../../src/exchange/genesis.ts';
 import {
+  belowMaintenance,
   equityQuote,
+  freeCollateralQuote,
   initialMarginQuote,
   maintenanceMarginQuote,
 } from '../../src/exchange/margin.ts';
@@ -728,6 +730,55 @@ test('an option whose underlying index is stale is not marked from it, though it
   }
 });
 
+test('a long option without a fresh smile counts what it may lose: its kept mark does not stand for a short future beside it', () => {
+  // Alice long 3 BTC of an in-the-money put ($2,000 each at BTC $50,000) and
+  // short 1 BTC of the daily future. Margined apart, the future needs 5%
+  // ($2,500) and the puts their premium ($6,000). Once the smile is stale,
+  // a put whose scenarios stood still lost nothing in any of them: initial
+  // was max(the future's 12.5% shock, the premium) = $6,250, the kept mark
+  // counting as collateral for the future as well, and a rise of the price
+  // (which takes the put out of the money) went unseen by its maintenance.
+  const h = harness();
+  h.fund(alice, 20_000n * USDC);
+  h.fund(bob, 1_000_000n * USDC);
+  h.block([], MINUTE_MS);
+  const state = h.ex.state;
+  const put = state.marketByName.get('BTC-2MAR26-52000-P')!;
+  const future = state.marketByName.get(FUTURE)!;
+  assert.equal(put.markQuotePerLot * BigInt(put.params.lotsPerBase), 2_000n * USDC);
+  accepted(h, bob, limit(put.params.instrument, 'sell', put.markTicks, 30));
+  accepted(h, alice, limit(put.params.instrument, 'buy', put.markTicks, 30));
+  accepted(h, bob, limit(FUTURE, 'buy', future.markTicks, 10_000));
+  accepted(h, alice, limit(FUTURE, 'sell', future.markTicks, 10_000));
+  const a = h.account(alice)!;
+  // $20,000 less $28 of fees.
+  assert.equal(equityQuote(state, a), 19_972n * USDC);
+  // With the fresh smile: $11,468.59 free.
+  assert.equal(freeCollateralQuote(state, a), 11_468_591_302n);
+  h.smiles = null;
+  h.block([], 61_000);
+  assert.equal(put.optionMark, null, 'no fresh smile: the put keeps its mark');
+  // Initial: the future in the scenario would count the put at its intrinsic
+  // value at each moved forward ($12,250 at +12.5%); beside it, linear, $8,500.
+  assert.equal(initialMarginQuote(state, a), 8_500n * USDC);
+  const free = freeCollateralQuote(state, a);
+  assert.equal(free, 11_472n * USDC);
+  // (The build before: $13,722, more than the smile going stale freed.)
+  const refused = h.one(alice, { kind: 'withdraw', amountQuote: free + 1n, destination: 'a' });
+  assert.equal(!refused.actions[0]!.ok && refused.actions[0]!.code, 'InsufficientFunds');
+  accepted(h, alice, { kind: 'withdraw', amountQuote: free, destination: 'a' });
+  // BTC up 5%: the put, $300 a BTC at a fresh smile, is still counted at
+  // $2,000. Maintenance sees what it may have lost: Alice is liquidated now,
+  // not once a fresh smile shows her below zero.
+  assert.ok(!belowMaintenance(state, a));
+  h.oracle = { ...h.oracle, BTC: 52_500n * USDC };
+  const moved = h.block([], 1_000);
+  assert.ok(
+    moved.events.some((e) => e.type === 'liquidation' && e.account === a.index),
+    'Alice is liquidated at the move',
+  );
+});
+
 test('an option without a fresh smile keeps its last mark and takes only orders that reduce (OracleStale); amends wait too', () => {
   for (const interval of [undefined, 1_000]) {
     const h = harness(interval);
@@ -966,6 +1017,51 @@ test('a short put without a fresh smile is liquidated before what it is worth at
   }
   assert.ok(liquidated, 'the short puts were liquidated');
   assert.ok(equityQuote(h.ex.state, account) >= 0n, 'and paid for');
+});
+
+test('an option without a fresh smile deleverages no one at its kept mark: what the book does not take of a liquidation waits for a fresh smile', () => {
+  // Alice short one BTC of the 49,000 put, Bob long it. The smile goes
+  // stale and BTC falls to $25,000 in one block: the put, kept at its mark
+  // of a few dollars, is worth at least its intrinsic value, $24,000 a BTC.
+  // Alice is liquidated (maintenance counts that value); no one offers the
+  // put. At a bankruptcy price taken from the kept mark (about $20,000 a
+  // BTC), deleveraging made Bob sell his puts for less than they are sure
+  // to be worth, the loss beyond Alice's equity falling on him rather than
+  // on the insurance fund, which a kept mark never shows it.
+  const h = harness();
+  h.fund(alice, 20_000n * USDC);
+  h.fund(bob, 1_000_000n * USDC);
+  h.block([], MINUTE_MS);
+  const put = h.ex.state.marketByName.get(PUT)!;
+  accepted(h, alice, limit(PUT, 'sell', put.markTicks, 10));
+  accepted(h, bob, limit(PUT, 'buy', put.markTicks, 10, { timeInForce: 'IOC' }));
+  const a = h.account(alice)!;
+  const b = h.account(bob)!;
+  const smiles = h.smiles;
+  h.smiles = null;
+  h.block([], 61_000);
+  assert.equal(put.optionMark, null, 'no fresh smile');
+  h.oracle = { ...h.oracle, BTC: 25_000n * USDC };
+  const r = h.block([], 1_000);
+  assert.equal(put.optionMark, null, 'still no fresh smile');
+  assert.ok(
+    r.events.some((e) => e.type === 'liquidation' && e.account === a.index),
+    'Alice is liquidated',
+  );
+  const deleveraged = r.events.filter((e) => e.type === 'deleverage' && e.market === PUT);
+  assert.deepEqual(deleveraged, [], 'no one deleveraged at the kept mark');
+  assert.equal(sizeIn(b, put), 10);
+  assert.equal(sizeIn(a, put), -10);
+  // A fresh smile marks the put again, and its holders are looked at again:
+  // Alice's short is closed at that mark's bankruptcy price.
+  h.smiles = smiles;
+  const fresh = h.block([], 1_000);
+  assert.notEqual(put.optionMark, null, 'a fresh smile');
+  assert.ok(
+    fresh.events.some((e) => e.type === 'deleverage' && e.market === PUT),
+    JSON.stringify(fresh.events, replacer),
+  );
+  assert.equal(sizeIn(a, put), 0);
 });
 
 test('with a mark interval, an option marked but whose shocked prices the math refuses keeps its margin until it is marked again', () => {

@@ -20,7 +20,9 @@
 // loss and cushion are 0 but for an option that cannot be shocked (its
 // intrinsic value above the mark equity counts it at, which is a loss now and
 // counts in full, and a cushion for want of a volatility to shock), and
-// the long premium is Σ long option size × value now: a long option is paid in
+// an option that cannot be shocked has values of its own per side: a long's
+// are its intrinsic value at each moved forward less its mark
+// (longPnlPerLotWad), a short's stand still; and the long premium is Σ long option size × value now: a long option is paid in
 // full (with equity = cash + Σ size × mark, an account holding only long
 // options has free collateral equal to its cash), and a scenario loss can never
 // exceed that premium for an account of long options alone.
@@ -120,8 +122,19 @@ export function scenarioCount(p: ScenarioParams): number {
 export interface ScenarioInstrument {
   readonly underlying: string;
   readonly isOption: boolean;
-  /** Per lot, in wads of quote currency (10^−18), for each scenario: value there − value now. */
+  /**
+   * Per lot, in wads of quote currency (10^−18), for each scenario: value
+   * there − value now. Of a short position; of a long one too but for an
+   * option that cannot be shocked (longPnlPerLotWad).
+   */
   readonly pnlPerLotWad: readonly bigint[];
+  /**
+   * Per lot of a long position, as pnlPerLotWad: the same array but for an
+   * option that cannot be shocked, whose long is valued in each scenario at
+   * its intrinsic value at the moved forward, less the mark equity counts it
+   * at (its short keeps values that stand still, margined by its bounds).
+   */
+  readonly longPnlPerLotWad: readonly bigint[];
   /** Value now per lot (options: the premium a long pays), wads of quote currency. */
   readonly valuePerLotWad: bigint;
   /** Minimum per short option lot, wads of quote currency (0 for futures). */
@@ -169,6 +182,7 @@ export function buildFutureScenarios(
     underlying: f.underlying,
     isOption: false,
     pnlPerLotWad: pnl,
+    longPnlPerLotWad: pnl,
     valuePerLotWad: divBig(mark, lots, 'floor'),
     shortMinPerLotWad: 0n,
     shortLossPerLotWad: 0n,
@@ -247,6 +261,7 @@ export function buildOptionScenarios(
     underlying: o.underlying,
     isOption: true,
     pnlPerLotWad: pnl,
+    longPnlPerLotWad: pnl,
     valuePerLotWad: divBig(now, lots, 'floor'),
     shortMinPerLotWad: divBig(forward * BigInt(p.shortOptionMinPpm), PPM * lots, 'ceil'),
     shortLossPerLotWad: 0n,
@@ -312,7 +327,8 @@ export function scenarioMargin(
       losses.set(m.underlying, loss);
     }
     const s = BigInt(size);
-    const pnl = m.pnlPerLotWad;
+    const pnl = size > 0 ? m.longPnlPerLotWad : m.pnlPerLotWad;
+    assert(pnl.length === count, 'scenario values from other parameters');
     for (let i = 0; i < count; i++) loss[i]! -= s * pnl[i]!;
     if (m.isOption) {
       if (size < 0) {
@@ -366,6 +382,35 @@ export function shortMinOf(m: ScenarioInstrument, lots: bigint): bigint {
     : 0n;
 }
 
+/**
+ * Adds (sign 1n) or removes (−1n), per scenario, the largest loss (with the
+ * short minimum, `minLow` and `minHigh` at the ends) of sizes from `lo` to
+ * `hi` of one instrument: at an end, or at 0 (no loss) where the range spans
+ * it, for the long and short values may differ (longPnlPerLotWad). Shared
+ * with the kept sums (listed_margin.ts), which must equal this to the unit.
+ */
+export function addRangeLoss(
+  target: bigint[],
+  m: ScenarioInstrument,
+  lo: bigint,
+  hi: bigint,
+  minLow: bigint,
+  minHigh: bigint,
+  sign: bigint,
+): void {
+  const pnlLow = lo > 0n ? m.longPnlPerLotWad : m.pnlPerLotWad;
+  const pnlHigh = hi > 0n ? m.longPnlPerLotWad : m.pnlPerLotWad;
+  assert(pnlLow.length === target.length && pnlHigh.length === target.length, 'scenario values');
+  const spansZero = lo < 0n && hi > 0n;
+  for (let i = 0; i < target.length; i++) {
+    const atLow = minLow - lo * pnlLow[i]!;
+    const atHigh = minHigh - hi * pnlHigh[i]!;
+    let most = atLow > atHigh ? atLow : atHigh;
+    if (spansZero && most < 0n) most = 0n;
+    target[i]! += sign * most;
+  }
+}
+
 export interface MarginRange {
   readonly instrument: string;
   /** The position if every resting sell fills (size − sells). */
@@ -381,9 +426,11 @@ export interface MarginRange {
  * instrument is not enough: a resting bid as large as an offer would stand for
  * it (a long option costs its premium, the short it becomes may cost many
  * times that), and two instruments' worst sides depend on each other. A
- * scenario's loss and the short minimum are linear in each size, so their
- * largest value over the box is at one of its ends, chosen per instrument and
- * per scenario; the requirement is the largest over scenarios of those sums
+ * scenario's loss and the short minimum are linear in each size on either
+ * side of 0 (a long and a short of an option that cannot be shocked have
+ * values of their own), so their largest value over the box is at one of its
+ * ends or at 0, chosen per instrument and per scenario; the requirement is
+ * the largest over scenarios of those sums
  * (at least the largest short minimum alone), and the premium the one with
  * every bid filled. With lowLots = highLots it is scenarioMargin's initial.
  * Cost: O(ranges × scenarios) bigint multiply-adds.
@@ -415,13 +462,7 @@ export function scenarioInitialOverRanges(
     const minHigh = shortMinOf(m, hi);
     sum.shortMin += minLow > minHigh ? minLow : minHigh;
     if (m.isOption && high > 0) premium += hi * m.valuePerLotWad;
-    const pnl = m.pnlPerLotWad;
-    const best = sum.best;
-    for (let i = 0; i < count; i++) {
-      const atLow = minLow - lo * pnl[i]!;
-      const atHigh = minHigh - hi * pnl[i]!;
-      best[i]! += atLow > atHigh ? atLow : atHigh;
-    }
+    addRangeLoss(sum.best, m, lo, hi, minLow, minHigh, 1n);
   }
   let requirement = 0n;
   for (const { best, shortMin } of sums.values()) {
