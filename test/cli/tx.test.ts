@@ -411,3 +411,86 @@ test("tx amend changes an order's price, size or both; tx agent adds and revokes
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("a flag the transaction does not take is refused, and --account naming another address than the key's is refused for what only the account's own key may sign", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'zomma-cli-tx-'));
+  const ownerFile = join(dir, 'key.json');
+  const agentFile = join(dir, 'agent.json');
+  saveKeyFile(ownerFile, key(1));
+  saveKeyFile(agentFile, key(2));
+  const sent: SignedTx[] = [];
+  const server = await serve(
+    makeView({
+      autoCommit: true,
+      decide: (tx) => {
+        sent.push(tx);
+        return undefined;
+      },
+    }),
+  );
+  const third = Buffer.from(key(3).publicKey).toString('hex');
+  const ownerAddress = addressOfKey(key(1));
+  const agentAddress = addressOfKey(key(2));
+  try {
+    const node = ['--node', server.url];
+    const asAgent = [...node, '--key-file', agentFile, '--account', ownerAddress];
+    for (const [args, message] of [
+      // An agent's transaction of these would only be refused in its block (NotPermitted).
+      [
+        ['agent', 'add', third, ...asAgent],
+        /--account: tx agent is signed by the account's own key/,
+      ],
+      [
+        ['agent', 'revoke', third, ...asAgent],
+        /--account: tx agent is signed by the account's own key/,
+      ],
+      [['withdraw', '5', agentAddress, ...asAgent], /--account: tx withdraw is signed by/],
+      [['transfer', '5', '1', ...asAgent], /--account: tx transfer is signed by/],
+      [['faucet', '5', ...asAgent], /--account: tx faucet is signed by/],
+      // Flags that would otherwise be silently ignored.
+      [
+        ['amend', PERP, '42', '--price', '5', '--client-id', 'a', ...node, '--key-file', ownerFile],
+        /--client-id: tx amend does not take it/,
+      ],
+      [
+        ['cancel', PERP, '42', '--price', '5', ...node, '--key-file', ownerFile],
+        /--price: tx cancel does not take it/,
+      ],
+      [
+        ['agent', 'add', third, '--market', ...node, '--key-file', ownerFile],
+        /--market: tx agent does not take it/,
+      ],
+      [
+        ['withdraw', '5', agentAddress, '--reduce-only', ...node, '--key-file', ownerFile],
+        /--reduce-only: tx withdraw does not take it/,
+      ],
+      [
+        ['transfer', '5', '1', '--all', ...node, '--key-file', ownerFile],
+        /--all: tx transfer does not take it/,
+      ],
+    ] as const) {
+      const bad = await zomma('tx', ...args);
+      assert.equal(bad.code, 2, `${args.join(' ')}: ${bad.err}`);
+      assert.match(bad.err, message);
+    }
+    assert.equal(sent.length, 0, 'nothing was sent');
+
+    // --account naming the key's own address (any case) is the default, and may sign anything.
+    const own = await zomma(
+      'tx',
+      'agent',
+      'add',
+      third,
+      ...node,
+      '--key-file',
+      ownerFile,
+      '--account',
+      ownerAddress.toUpperCase().replace('0X', '0x'),
+    );
+    assert.equal(own.code, 0, own.err);
+    assert.equal(sent.length, 1);
+  } finally {
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -5,7 +5,7 @@
 // soon as the node admitted the transaction.
 
 import { parseArgs } from 'node:util';
-import { TX_CODES, TX_DROP_CODES, ZommaApiError } from '../../api/client/index.ts';
+import { addressOfKey, TX_CODES, TX_DROP_CODES, ZommaApiError } from '../../api/client/index.ts';
 import type { TxView, ZommaClient } from '../../api/client/index.ts';
 import { parseAddress } from '../../crypto/index.ts';
 import { placeOrder } from '../../exchange/tx/index.ts';
@@ -36,7 +36,8 @@ const USAGE = [
   '                      its key: --key-file HOME/key.json; validators holding 2/3 of the stake credit it)',
   '                      DEPOSIT_ID: 64 hex digits naming the deposit there; ADDRESS: 0x and 40 hex digits',
   '  options: [--node URL] [--key-file FILE] [--account ADDRESS] [--subaccount N] [--no-wait] [--json]',
-  "  --account: the account an agent key signs for (default: the key's own address)",
+  "  --account: the account an agent key signs for (default: the key's own address); an agent signs",
+  '  order, cancel and amend only. A flag the transaction does not take is refused.',
   '  the key: --key-file FILE, which must exist (zomma keys new --out FILE), or by default',
   '  .zomma/key.json, which tx faucet creates if it is missing',
 ].join('\n');
@@ -96,12 +97,33 @@ export const command: Command = {
         throw new UsageError(`--${flag} is an agent add's; tx ${what} does not take it`);
       }
     }
+    // Refused, not ignored: `tx amend … --client-id ID` would amend ORDER_ID all the same.
+    const takes = FLAGS_TAKEN[what];
+    if (takes !== undefined) {
+      for (const flag of ORDER_FLAGS) {
+        const given = values[flag];
+        if (given !== undefined && given !== false && !takes.includes(flag)) {
+          throw new UsageError(`--${flag}: tx ${what} does not take it`);
+        }
+      }
+    }
     const account =
       values.account === undefined ? undefined : addressArg(values.account, '--account');
     // Every argument is read before the key file is touched or the node asked.
     const action = actionOf(what, rest, values, subaccount);
     const client = clientOf(values.node);
     const key = keyOf(values['key-file'], io, what === 'faucet' && account === undefined);
+    // An agent may place, cancel and amend only: anything else it signs would
+    // be refused in its block (NotPermitted), its nonce spent.
+    if (account !== undefined && !AGENT_ACTIONS.includes(what)) {
+      const own = addressOfKey(key).toLowerCase();
+      if (account !== own) {
+        throw new UsageError(
+          `--account: tx ${what} is signed by the account's own key, never an agent's ` +
+            `(an agent places, cancels and amends only); this key's account is ${own}`,
+        );
+      }
+    }
     const { chainId } = await client.status();
     const trader = client.trader(key, {
       subaccount,
@@ -287,6 +309,30 @@ function actionOf(
       throw new UsageError(`unknown transaction '${what}'`);
   }
 }
+
+/** The order flags, each taken by the transactions FLAGS_TAKEN names (--size, --days, --name above). */
+const ORDER_FLAGS = [
+  'price',
+  'market',
+  'ioc',
+  'fok',
+  'post-only',
+  'reduce-only',
+  'client-id',
+  'all',
+] as const;
+const FLAGS_TAKEN: Record<string, readonly (typeof ORDER_FLAGS)[number][]> = {
+  faucet: [],
+  order: ['price', 'market', 'ioc', 'fok', 'post-only', 'reduce-only', 'client-id'],
+  cancel: ['client-id', 'all'],
+  amend: ['price'],
+  agent: [],
+  withdraw: [],
+  transfer: [],
+  deposit: [],
+};
+/** What an agent key may sign for its account (docs/exchange.md, "Agent keys"). */
+const AGENT_ACTIONS: readonly string[] = ['order', 'cancel', 'amend'];
 
 /** How long `tx agent add` lets an agent trade unless --days says otherwise. */
 const AGENT_DAYS_DEFAULT = 30;
