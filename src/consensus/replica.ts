@@ -1027,8 +1027,12 @@ export class Replica implements ConsensusReplica {
     return entry.valid;
   }
 
-  /** Everything a block of the current height must satisfy, whoever sent it. */
-  private checkBlock(block: Block): DropReason | null {
+  /**
+   * Everything a block of the current height must satisfy, whoever sent it.
+   * `certified`: 2/3+ of the stake committed it, so evidence we saw committed
+   * before is no reason to refuse it (checkCommittedBlock).
+   */
+  private checkBlock(block: Block, certified = false): DropReason | null {
     const h = block.header;
     const chain = this.chain;
     if (h.chainId !== this.chainId) return 'wrongChain';
@@ -1047,7 +1051,8 @@ export class Replica implements ConsensusReplica {
     const seen = new Set<string>();
     for (const e of block.evidence) {
       const key = toHex(evidenceHashOf(e));
-      if (seen.has(key) || chain.committedEvidence.has(key)) return 'badEvidence';
+      if (seen.has(key)) return 'badEvidence';
+      if (!certified && chain.committedEvidence.has(key)) return 'badEvidence';
       seen.add(key);
       if (!this.verifyEvidence(e, this.heightValue - 1)) return 'badEvidence';
     }
@@ -2684,14 +2689,21 @@ export class Replica implements ConsensusReplica {
     }
   }
 
-  /** A committed block skips valid() but must still extend our chain. */
+  /**
+   * A committed block skips valid() but must still extend our chain. Evidence
+   * it repeats from an earlier block does not refuse it: whether evidence was
+   * committed before is known only to replicas that saw that block, not to
+   * those restored by state sync since, so with enough of the stake among
+   * them (and a Byzantine proposer) such a block is committed, and a replica
+   * that refused it could never follow the chain again.
+   */
   private checkCommittedBlock(block: Block, commit: CommitCertificate): DropReason | null {
     const round = block.header.round;
     if (round > commit.round) return 'invalidBlock';
     // The proposer check bounds its own work by the round; a certified block's round is already bounded by its signers.
     const saved = this.roundValue;
     this.roundValue = commit.round;
-    const problem = this.checkBlock(block);
+    const problem = this.checkBlock(block, true);
     this.roundValue = saved;
     return problem;
   }
