@@ -662,7 +662,8 @@ export const routes = {
       422:
         'Committed but rejected by the exchange (wait=commit), with its code and the hash; ' +
         'or refused as its block would refuse it: Expired, StaleNonce (at admission, or with ' +
-        'wait=commit and the hash once admitted: it will never commit)',
+        'wait=commit and the hash once admitted: it will never commit), FutureNonce (at ' +
+        "admission: its nonce NONCE_FUTURE_MS_MAX, 1 h, or more ahead of the last block's time)",
       503:
         'MempoolFull, or Unavailable (too many transactions awaiting commit; or, with wait=commit, ' +
         'the server shutting down: with the hash once submitted, and it may still commit)',

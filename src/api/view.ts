@@ -652,6 +652,8 @@ export const SUBMIT_REJECT_CODES = [
   // Refused by the committed state already, with the code its block would give.
   'Expired',
   'StaleNonce',
+  // Its nonce NONCE_FUTURE_MS_MAX or more ahead of the last block's time.
+  'FutureNonce',
   'DuplicateNonce',
   'NotPermitted',
   'MempoolFull',

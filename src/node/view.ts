@@ -224,6 +224,7 @@ const SUBMIT_CODES: Record<string, SubmitRejectCode> = {
   // Refused by the committed state already: the code its block would give.
   Expired: 'Expired',
   StaleNonce: 'StaleNonce',
+  FutureNonce: 'FutureNonce',
   DuplicateNonce: 'DuplicateNonce',
   NotPermitted: 'NotPermitted',
   MempoolAccountFull: 'MempoolFull',
