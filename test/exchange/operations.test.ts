@@ -227,6 +227,35 @@ test('agents trade until revoked or expired, and never withdraw', () => {
   rejected(h.one(a, { kind: 'revokeAgent', agentPublicKey: bot.publicKey }), 'UnknownAgent');
 });
 
+test('an unknown market is refused UnknownInstrument with the same words by every action that names one', () => {
+  const h = new Harness();
+  const a = key('unknown-market');
+  h.fund(a, 10_000n * USDC);
+  const DOGE = 'DOGE-PERPETUAL';
+  const said = [
+    h.one(a, limit(DOGE, 'buy', PRICE, 1)),
+    h.one(a, { kind: 'amend', instrument: DOGE, orderId: 1, priceTicks: PRICE }),
+    h.one(a, { kind: 'cancel', instrument: DOGE, orderId: 1 }),
+    h.one(a, { kind: 'cancelAll', instrument: DOGE }),
+    h.one(VALIDATORS[0]!, {
+      kind: 'govPropose',
+      proposalId: 1,
+      proposal: { kind: 'haltMarket', instrument: DOGE },
+    }),
+  ].map((r) => {
+    const x = action(r);
+    return x.ok ? [x.kind, 'ok'] : [x.kind, x.code, x.message];
+  });
+  const no = ['UnknownInstrument', `no market named ${DOGE} (never listed, or settled)`];
+  assert.deepEqual(said, [
+    ['placeOrder', ...no],
+    ['amend', ...no],
+    ['cancel', ...no],
+    ['cancelAll', ...no],
+    ['govPropose', ...no],
+  ]);
+});
+
 test('placeOrder: reject paths', () => {
   const h = new Harness();
   const a = key('a');
