@@ -15,6 +15,7 @@ import {
   array,
   boolean,
   describe,
+  either,
   integer,
   integerPair,
   literal,
@@ -170,6 +171,32 @@ export const orderSchema = view<V.OrderView>()(
     reduceOnly: boolean(),
     auction: optional(boolean()),
   }),
+);
+
+/**
+ * An account update's order: open after the block (as an account view lists
+ * it), or gone by its end, when a market order placed without a limit has no
+ * priceTicks.
+ */
+const updatedOrderSchema = view<V.UpdatedOrderView>()(
+  either(
+    orderSchema,
+    object({
+      orderId: count(),
+      instrument: instrument(),
+      clientOrderId: optional(string()),
+      side: side(),
+      priceTicks: optional(
+        describe(count(), "the order's limit; absent for a market order placed without one"),
+      ),
+      sizeLots: count(),
+      remainingLots: count(),
+      filledLots: count(),
+      status: literal(V.ORDER_STATUSES.filter((s): s is V.GoneOrderStatus => s !== 'open')),
+      reduceOnly: boolean(),
+      auction: optional(boolean()),
+    }),
+  ),
 );
 
 export const fillSchema = view<V.FillView>()(
@@ -383,7 +410,7 @@ export const accountUpdateSchema = view<V.AccountUpdate>()(
   object({
     address: address(),
     subaccount: integer({ minimum: 0, maximum: 255 }),
-    orders: array(orderSchema),
+    orders: array(updatedOrderSchema),
     fills: array(fillSchema),
     positions: array(positionSchema),
     settlements: optional(array(settlementSchema)),
