@@ -15,6 +15,7 @@ import {
   array,
   boolean,
   describe,
+  either,
   integer,
   integerPair,
   literal,
@@ -170,6 +171,32 @@ export const orderSchema = view<V.OrderView>()(
     reduceOnly: boolean(),
     auction: optional(boolean()),
   }),
+);
+
+/**
+ * An account update's order: open after the block (as an account view lists
+ * it), or gone by its end, when a market order placed without a limit has no
+ * priceTicks.
+ */
+const updatedOrderSchema = view<V.UpdatedOrderView>()(
+  either(
+    orderSchema,
+    object({
+      orderId: count(),
+      instrument: instrument(),
+      clientOrderId: optional(string()),
+      side: side(),
+      priceTicks: optional(
+        describe(count(), "the order's limit; absent for a market order placed without one"),
+      ),
+      sizeLots: count(),
+      remainingLots: count(),
+      filledLots: count(),
+      status: literal(V.ORDER_STATUSES.filter((s): s is V.GoneOrderStatus => s !== 'open')),
+      reduceOnly: boolean(),
+      auction: optional(boolean()),
+    }),
+  ),
 );
 
 export const fillSchema = view<V.FillView>()(
@@ -383,7 +410,7 @@ export const accountUpdateSchema = view<V.AccountUpdate>()(
   object({
     address: address(),
     subaccount: integer({ minimum: 0, maximum: 255 }),
-    orders: array(orderSchema),
+    orders: array(updatedOrderSchema),
     fills: array(fillSchema),
     positions: array(positionSchema),
     settlements: optional(array(settlementSchema)),
@@ -662,7 +689,8 @@ export const routes = {
       422:
         'Committed but rejected by the exchange (wait=commit), with its code and the hash; ' +
         'or refused as its block would refuse it: Expired, StaleNonce (at admission, or with ' +
-        'wait=commit and the hash once admitted: it will never commit)',
+        'wait=commit and the hash once admitted: it will never commit), FutureNonce (at ' +
+        "admission: its nonce NONCE_FUTURE_MS_MAX, 1 h, or more ahead of the last block's time)",
       503:
         'MempoolFull, or Unavailable (too many transactions awaiting commit; or, with wait=commit, ' +
         'the server shutting down: with the hash once submitted, and it may still commit)',

@@ -72,6 +72,11 @@ export function object<P extends Props>(props: P, options: { description?: strin
   });
 }
 
+/** A value of either shape (JSON Schema anyOf): a union of two views. */
+export function either<A, B>(a: Schema<A>, b: Schema<B>) {
+  return schema<A | B>({ anyOf: [a.json, b.json] });
+}
+
 /** A value or `null` (a WebSocket snapshot of nothing yet: no block, no account). */
 export function nullable<T>(inner: Schema<T>) {
   return schema<T | null>({ anyOf: [inner.json, { type: 'null' }] });

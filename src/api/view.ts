@@ -164,12 +164,15 @@ export interface PositionView {
 
 export const ORDER_STATUSES = ['open', 'filled', 'cancelled', 'expired'] as const;
 export type OrderStatus = (typeof ORDER_STATUSES)[number];
+/** The statuses of an order no longer open. */
+export type GoneOrderStatus = Exclude<OrderStatus, 'open'>;
 
 export interface OrderView {
   orderId: number;
   instrument: string;
   clientOrderId?: string;
   side: Side;
+  /** Its limit (an open order always has one). */
   priceTicks: number;
   /**
    * The size placed, or as the last amend set it: what the order had filled
@@ -191,6 +194,21 @@ export interface OrderView {
   /** Waits in a volatility call auction, beside the book, until its uncross. */
   auction?: boolean;
 }
+
+/**
+ * An order as an account update lists it: open after the block (as in the
+ * account view), or gone by its end. A gone one's `priceTicks` is absent for a market
+ * order placed without a limit, which has none: it never rests, the exchange
+ * bounds it by the index moved by the market's slippage bound, and its fills
+ * carry the prices it traded at. A market order placed with a limit shows
+ * that limit.
+ */
+export type UpdatedOrderView =
+  | OrderView
+  | (Omit<OrderView, 'status' | 'priceTicks'> & {
+      status: GoneOrderStatus;
+      priceTicks?: number;
+    });
 
 /** 'auction': a call auction's uncrossing, where no side took. */
 export const FILL_LIQUIDITIES = ['maker', 'taker', 'auction'] as const;
@@ -486,7 +504,7 @@ export interface AccountUpdate {
   address: string;
   subaccount: number;
   /** Orders that were placed, amended, filled, cancelled or expired (their state after the block). */
-  orders: OrderView[];
+  orders: UpdatedOrderView[];
   fills: FillView[];
   /**
    * Positions held after the block, then each the block closed (by trading,
@@ -652,6 +670,8 @@ export const SUBMIT_REJECT_CODES = [
   // Refused by the committed state already, with the code its block would give.
   'Expired',
   'StaleNonce',
+  // Its nonce NONCE_FUTURE_MS_MAX or more ahead of the last block's time.
+  'FutureNonce',
   'DuplicateNonce',
   'NotPermitted',
   'MempoolFull',

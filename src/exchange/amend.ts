@@ -28,6 +28,7 @@ import { equityQuote, initialMarginQuote } from './margin.ts';
 import { forgetMatched, forgetOrder, settleFills } from './orders.ts';
 import type { ActionResult, Fill } from './results.ts';
 import type { Amend } from './tx/types.ts';
+import { noMarketNamed } from './errors.ts';
 import type { OrderBook } from './book/index.ts';
 import { quoteDecimal } from './units.ts';
 
@@ -52,7 +53,7 @@ function no(
 export function amend(ctx: Ctx, a: Amend): ActionResult {
   const state = ctx.state;
   const market = state.marketByName.get(a.instrument);
-  if (market === undefined) return no('UnknownInstrument', a.instrument);
+  if (market === undefined) return no('UnknownInstrument', noMarketNamed(a.instrument));
   if (market.halted || (market.listed && market.expiryMs <= ctx.blockTimeMs)) {
     return no('MarketHalted', a.instrument);
   }

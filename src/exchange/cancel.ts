@@ -8,12 +8,18 @@ import { getAccount } from './context.ts';
 import { forgetOrder, forgetRemoved } from './orders.ts';
 import type { ActionResult } from './results.ts';
 import type { Cancel, CancelAll } from './tx/types.ts';
+import { noMarketNamed } from './errors.ts';
 
 export function cancel(ctx: Ctx, a: Cancel): ActionResult {
   const state = ctx.state;
   const market = state.marketByName.get(a.instrument);
   if (market === undefined) {
-    return { ok: false, kind: 'cancel', code: 'UnknownInstrument', message: a.instrument };
+    return {
+      ok: false,
+      kind: 'cancel',
+      code: 'UnknownInstrument',
+      message: noMarketNamed(a.instrument),
+    };
   }
   const account = getAccount(ctx);
   const orderId =
@@ -34,7 +40,12 @@ export function cancelAll(ctx: Ctx, a: CancelAll): ActionResult {
   if (a.instrument !== undefined) {
     const market = state.marketByName.get(a.instrument);
     if (market === undefined) {
-      return { ok: false, kind: 'cancelAll', code: 'UnknownInstrument', message: a.instrument };
+      return {
+        ok: false,
+        kind: 'cancelAll',
+        code: 'UnknownInstrument',
+        message: noMarketNamed(a.instrument),
+      };
     }
     markets = [market];
   }

@@ -64,3 +64,8 @@ export interface Rejection {
 export function reject(code: RejectCode, message: string = code): Rejection {
   return { code, message };
 }
+
+/** UnknownInstrument's message, the same from every action that names a market. */
+export function noMarketNamed(instrument: string): string {
+  return `no market named ${instrument} (never listed, or settled)`;
+}

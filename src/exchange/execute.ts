@@ -21,7 +21,7 @@ import type { RejectCode } from './errors.ts';
 import { faucet, faucetRefusal } from './faucet.ts';
 import { bytesKey } from './keys.ts';
 import { govPropose, govVote, refusedInHalt } from './governance.ts';
-import { checkNonce, recordNonce } from './tx/nonces.ts';
+import { checkNonce, nonceRefusalMessage, recordNonce } from './tx/nonces.ts';
 import { placeOrder } from './place_order.ts';
 import { registerAgent, revokeAgent } from './register_agent.ts';
 import type { ActionResult, ExchangeEvent, TxResult } from './results.ts';
@@ -142,12 +142,11 @@ export function executeTx(env: TxEnv, tx: SignedTx, index: number, known?: Princ
   let isMaster =
     existing !== undefined &&
     (existing.isMasterKey(tx.signer) || signedByMaster(env, existing, tx.signer));
-  const verdict = checkNonce(
-    isMaster ? existing!.nonces : (existing?.agentNonces ?? EMPTY_WINDOW),
-    tx.nonce,
-    blockTimeMs,
-  );
-  if (verdict !== undefined) return refused(index, verdict, `nonce ${tx.nonce}`);
+  const window = isMaster ? existing!.nonces : (existing?.agentNonces ?? EMPTY_WINDOW);
+  const verdict = checkNonce(window, tx.nonce, blockTimeMs);
+  if (verdict !== undefined) {
+    return refused(index, verdict, nonceRefusalMessage(verdict, window, tx.nonce, blockTimeMs));
+  }
   if (existing === undefined && !opensAddress(env, tx)) {
     return refused(
       index,

@@ -10,6 +10,7 @@ import { refusedInHalt } from './governance.ts';
 import type { ActionResult } from './results.ts';
 import type { ExchangeState, Principal } from './state.ts';
 import type { Faucet } from './tx/types.ts';
+import { quoteText } from './units.ts';
 
 export function faucet(ctx: Ctx, a: Faucet): ActionResult {
   const state = ctx.state;
@@ -47,10 +48,13 @@ export function faucetRefusal(
   if (halted !== null) return halted;
   if (badAmount(amountQuote)) return no('InvalidAmount', 'amount must be positive');
   const drawn = principal === undefined ? 0n : drawnQuote(principal);
-  if (drawn + amountQuote > state.genesis.faucetQuoteMax) {
+  const cap = state.genesis.faucetQuoteMax;
+  if (drawn + amountQuote > cap) {
     return no(
       'FaucetCapExceeded',
-      `at most ${state.genesis.faucetQuoteMax} quote units per address in all; ${drawn} drawn already`,
+      `at most ${quoteText(cap)} (${cap} quote units) per address in all; ` +
+        `${quoteText(drawn)} (${drawn}) drawn already, so at most ${quoteText(cap - drawn)} ` +
+        `(${cap - drawn}) more`,
     );
   }
   if (noRoomFor(state, principal, subaccount)) {

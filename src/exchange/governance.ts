@@ -21,6 +21,7 @@
 import { mulDiv } from '../lib/int.ts';
 import { PROPOSALS_MAX, PROPOSALS_PENDING_PER_VALIDATOR_MAX } from '../lib/limits.ts';
 import type { Ctx } from './context.ts';
+import { noMarketNamed } from './errors.ts';
 import { slashPpmOf } from './genesis.ts';
 import { bytesKey } from './keys.ts';
 import type { ActionResult, ExchangeEvent, ValidatorUpdate } from './results.ts';
@@ -263,7 +264,7 @@ export function govPropose(ctx: Ctx, a: GovPropose): ActionResult {
         ok: false,
         kind: 'govPropose',
         code: 'UnknownInstrument',
-        message: a.proposal.instrument,
+        message: noMarketNamed(a.proposal.instrument),
       };
     }
     market = m.index;

@@ -32,3 +32,20 @@ export function notionalQuote(
 export function quoteDecimal(amountQuote: bigint | number): string {
   return toDecimal(BigInt(amountQuote) * WAD_PER_QUOTE, 6);
 }
+
+/**
+ * The quote asset's name in messages. Genesis does not name it: it fixes
+ * only its 6 decimals (docs/exchange.md, "Units": 1 USDC = 1,000,000 quote units).
+ */
+export const QUOTE_ASSET = 'USDC';
+
+/**
+ * Quote units as whole units of the quote asset for messages, thousands
+ * grouped and trailing zeros of the fraction dropped: 1234500000 → "1,234.5 USDC".
+ */
+export function quoteText(amountQuote: bigint): string {
+  const [whole, fraction] = quoteDecimal(amountQuote).split('.') as [string, string];
+  const grouped = whole.replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+  const cut = fraction.replace(/0+$/, '');
+  return `${grouped}${cut === '' ? '' : `.${cut}`} ${QUOTE_ASSET}`;
+}

@@ -18,7 +18,12 @@ import type { Genesis as ConsensusGenesis } from '../consensus/index.ts';
 import { Exchange, decodeSnapshot, encodeSnapshot } from '../exchange/index.ts';
 import type { BlockResult as ExchangeResult, Genesis } from '../exchange/index.ts';
 import type { SignedTx } from '../exchange/tx/index.ts';
-import { checkNonce, checkTxWithoutSignature, verifyTxSignature } from '../exchange/tx/index.ts';
+import {
+  checkNonce,
+  checkTxWithoutSignature,
+  nonceRefusalMessage,
+  verifyTxSignature,
+} from '../exchange/tx/index.ts';
 import { bytesKey } from '../exchange/keys.ts';
 import { assert } from '../lib/assert.ts';
 import { bytesEqual, toHex } from '../lib/bytes.ts';
@@ -35,6 +40,14 @@ const NO_NONCES: readonly number[] = [];
 
 /** Why the committed state refuses a waiting transaction: the exchange's code for it. */
 export type StaleCode = 'Expired' | 'StaleNonce' | 'DuplicateNonce' | 'NotPermitted';
+
+/**
+ * Why the committed state refuses a transaction at admission: a StaleCode, or
+ * FutureNonce (its nonce NONCE_FUTURE_MS_MAX or more ahead of the last
+ * block's time). Only admission refuses that one: later blocks bring block
+ * time closer to a nonce, so one admitted never becomes FutureNonce.
+ */
+export type AdmissionCode = StaleCode | 'FutureNonce';
 
 export interface ExecutedTxs {
   readonly height: number;
@@ -271,8 +284,8 @@ export class ExchangeApp implements NodeApplication {
 
   /**
    * Whether a waiting transaction may still be accepted by the committed state
-   * (the mempool's re-check): its nonce is neither used nor too old, and it has
-   * not expired. What else it needs (margin, orders) is decided at execution.
+   * (the mempool's admission and re-check): its nonce is neither used, too old
+   * nor too far ahead, and it has not expired. What else it needs (margin, orders) is decided at execution.
    */
   stillValid(tx: SignedTx): boolean {
     return this.staleCodeOf(tx) === null;
@@ -280,44 +293,66 @@ export class ExchangeApp implements NodeApplication {
 
   /**
    * Why the committed state already refuses a transaction, with the code its
-   * block would give (Expired, StaleNonce, DuplicateNonce, NotPermitted), or
-   * null: the mempool refuses it at admission with that code, so a client
-   * hears at once what a block would tell it. NotPermitted: the address
+   * block would give (FutureNonce, Expired, StaleNonce, DuplicateNonce,
+   * NotPermitted), or null: the mempool refuses it at admission with that
+   * code, so a client hears at once what a block would tell it. The nonce is
+   * judged at the last block's time (FutureNonce: the next block's is hardly
+   * later). NotPermitted: the address
    * exists and the signer is neither its key nor an agent of it active at
    * the last block's time. Without that, anyone could sign with a key of
    * their own under another's address and fill that address's share of the
    * mempool and of each proposal with transactions every block refuses. (An
    * agent must be registered in a committed block before it signs.)
    */
-  staleCodeOf(tx: SignedTx): StaleCode | null {
+  staleCodeOf(tx: SignedTx): AdmissionCode | null {
     const state = this.exchange.state;
     // In the exchange's order (execute.ts): the nonce first, then the expiry.
     // A transaction already committed and resent once expired is told its
     // nonce is used, not Expired, which would say it never took effect.
-    const principal = state.principals.get(bytesKey(tx.account));
-    // The window the exchange checks for this signer: its own key's, or its
-    // agents' (execute.ts); an address not yet known has none, but its nonce
-    // may still be too old for the block's time.
-    let window = NO_NONCES;
-    let permitted = true;
-    if (principal !== undefined) {
-      const byMaster = principal.hasMasterKey()
-        ? principal.isMasterKey(tx.signer)
-        : bytesEqual(addressOf(tx.signer), tx.account);
-      window = byMaster ? principal.nonces : (principal.agentNonces ?? NO_NONCES);
-      if (!byMaster) {
-        const agent = principal.agents?.get(bytesKey(tx.signer));
-        if (agent === undefined || agent.expiresAtMs <= state.timeMs) permitted = false;
-      }
-    }
+    const { window, permitted } = this.signerOf(tx);
     const rejection = checkNonce(window, tx.nonce, state.timeMs);
-    if (rejection === 'DuplicateNonce' || rejection === 'StaleNonce') return rejection;
+    if (rejection !== undefined) return rejection;
     if (!permitted) return 'NotPermitted';
     // Expired even when its block would refuse it first for its signer (not
     // the address's key nor an active agent's, or an address not yet known):
     // expired, it never commits, whatever key becomes an agent later.
     if (tx.expiresAtMs !== undefined && tx.expiresAtMs < state.timeMs) return 'Expired';
     return null;
+  }
+
+  /**
+   * What a refusal by staleCodeOf tells the client, when it has more to say
+   * than the code's fixed words: for a nonce refused for its time or the
+   * signer's window, the bound it broke and the last block's time it was
+   * judged at (as the exchange's own message says it). Undefined otherwise.
+   */
+  staleMessageOf(tx: SignedTx, code: string): string | undefined {
+    if (code !== 'FutureNonce' && code !== 'StaleNonce') return undefined;
+    const { window } = this.signerOf(tx);
+    const timeMs = this.exchange.state.timeMs;
+    return nonceRefusalMessage(code, window, tx.nonce, timeMs, "the last block's time");
+  }
+
+  /**
+   * The nonce window the exchange checks for this signer (execute.ts): its
+   * own key's, or its agents'; an address not yet known has none, but its
+   * nonce may still be too old for the block's time. And whether the signer
+   * may sign for the address: not when the address exists and the signer is
+   * neither its key nor an agent of it active at the last block's time.
+   */
+  private signerOf(tx: SignedTx): { window: readonly number[]; permitted: boolean } {
+    const state = this.exchange.state;
+    const principal = state.principals.get(bytesKey(tx.account));
+    if (principal === undefined) return { window: NO_NONCES, permitted: true };
+    const byMaster = principal.hasMasterKey()
+      ? principal.isMasterKey(tx.signer)
+      : bytesEqual(addressOf(tx.signer), tx.account);
+    if (byMaster) return { window: principal.nonces, permitted: true };
+    const agent = principal.agents?.get(bytesKey(tx.signer));
+    return {
+      window: principal.agentNonces ?? NO_NONCES,
+      permitted: agent !== undefined && agent.expiresAtMs > state.timeMs,
+    };
   }
 
   private decode(raw: Uint8Array): { tx: SignedTx; hash: string } | null {

@@ -12,6 +12,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { blockHashOf } from '../consensus/index.ts';
 import type { DropReason } from '../consensus/index.ts';
+import { shownName } from '../api/check.ts';
 import { toHex } from '../lib/bytes.ts';
 import { ZommaError } from '../lib/errors.ts';
 import { HEALTH_NO_BLOCK_MS } from '../lib/limits.ts';
@@ -360,6 +361,20 @@ export async function startMetricsServer(
   return { server, url: `http://${shown}:${bound}` };
 }
 
+/**
+ * What a request this listener does not serve is told: most often one meant
+ * for the API, which a bare code would not tell its sender.
+ */
+function notServed(method: string, pathname: string): { code: string; message: string } {
+  return {
+    code: method === 'GET' ? 'NotFound' : 'MethodNotAllowed',
+    message:
+      `no route ${shownName(method)} ${shownName(pathname)} here: this is a node's metrics ` +
+      'listener, which serves GET /metrics, /health, /status and /chain; the API listens on ' +
+      'a port of its own',
+  };
+}
+
 async function answer(
   metrics: NodeMetrics,
   req: IncomingMessage,
@@ -370,7 +385,8 @@ async function answer(
     res.writeHead(status, { 'content-type': 'application/json' });
     res.end(JSON.stringify(body));
   };
-  if (req.method !== 'GET') return json(405, { code: 'MethodNotAllowed' });
+  const method = req.method ?? '';
+  if (method !== 'GET') return json(405, notServed(method, url.pathname));
   switch (url.pathname) {
     case '/metrics':
       res.writeHead(200, { 'content-type': metrics.registry.contentType });
@@ -391,6 +407,6 @@ async function answer(
       return json(200, metrics.chain(from, to));
     }
     default:
-      return json(404, { code: 'NotFound' });
+      return json(404, notServed(method, url.pathname));
   }
 }

@@ -153,6 +153,7 @@ export class ZommaNode {
         this.loop.txsAdmitted();
       },
       staleCodeOf: (tx) => this.app.staleCodeOf(tx),
+      staleMessageOf: (tx, code) => this.app.staleMessageOf(tx, code),
       onDropped: (dropped) => {
         for (const listener of this.dropListeners) {
           try {

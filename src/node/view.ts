@@ -33,6 +33,7 @@ import type { BlockView, BookDelta, BookView, FillView, InstrumentView } from '.
 import type { LevelView, NodeView, OrderView, PositionView, ReadModel } from '../api/view.ts';
 import type { StatusView, SubaccountView, SubmitRejectCode, SubmitResult } from '../api/view.ts';
 import type { TickerView, TradeView, TxView, ValidatorView } from '../api/view.ts';
+import type { UpdatedOrderView } from '../api/view.ts';
 import { windowChanges } from '../api/book_window.ts';
 import { committedTxView, quoteString } from '../api/convert.ts';
 import { ApiError } from '../api/errors.ts';
@@ -224,6 +225,7 @@ const SUBMIT_CODES: Record<string, SubmitRejectCode> = {
   // Refused by the committed state already: the code its block would give.
   Expired: 'Expired',
   StaleNonce: 'StaleNonce',
+  FutureNonce: 'FutureNonce',
   DuplicateNonce: 'DuplicateNonce',
   NotPermitted: 'NotPermitted',
   MempoolAccountFull: 'MempoolFull',
@@ -1829,7 +1831,7 @@ export class ChainView implements NodeView {
       // the sum of its fills: a maker's note has no size of its own.
       const filled = new Map<number, number>();
       for (const f of fills) filled.set(f.orderId, (filled.get(f.orderId) ?? 0) + f.sizeLots);
-      const orders: OrderView[] = [];
+      const orders: UpdatedOrderView[] = [];
       for (const note of activity.orders.get(account.index) ?? []) {
         const filledLots = filled.get(note.orderId) ?? 0;
         const live = this.restingOrderOf(account, note);
@@ -1855,13 +1857,15 @@ export class ChainView implements NodeView {
         const sizeLots = placed ?? filledBefore + (openLots ?? filledLots);
         // The client's id stays with the order to its end, as in its views while it rested.
         const clientOrderId = note.clientOrderId ?? before?.clientOrderId;
+        const limit = note.priceTicks ?? before?.priceTicks;
         orders.push({
           orderId: note.orderId,
           instrument: note.instrument,
           ...(clientOrderId !== undefined ? { clientOrderId } : {}),
           side: note.side ?? before?.side ?? 'buy',
           // Its limit: a fill in an uncross carries the uncross price, not the order's.
-          priceTicks: note.priceTicks ?? before?.priceTicks ?? 0,
+          // A market order placed without one has none to show (docs/api.md).
+          ...(limit !== undefined ? { priceTicks: limit } : {}),
           sizeLots: status === 'filled' ? totalFilledLots : Math.max(sizeLots, totalFilledLots),
           remainingLots: 0,
           filledLots: totalFilledLots,

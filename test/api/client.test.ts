@@ -55,11 +55,53 @@ test('typed calls mirror the routes and surface error codes', async () => {
       assert.ok(e instanceof ZommaApiError);
       assert.equal(e.code, 'NotFound');
       assert.equal(e.status, 404);
+      // The API's own 404 names what is missing, with no doubt about the URL.
+      assert.doesNotMatch(e.message, /may not be the node's API/);
       return true;
     });
     await assert.rejects(client.block(0), { code: 'BadRequest' });
   } finally {
     await server.close();
+  }
+});
+
+test("a 404 from something other than the API (no message, not JSON, or no such route) says the URL may not be the node's API", async () => {
+  const answers: [string, string | undefined][] = [
+    ['{"code":"NotFound"}', 'NotFound: HTTP 404'],
+    ['<html>Not Found</html>', 'HttpError: HTTP 404: not a JSON answer'],
+    [
+      '{"code":"NotFound","message":"no route GET /v1/status"}',
+      'NotFound: no route GET /v1/status',
+    ],
+  ];
+  for (const [body, said] of answers) {
+    const client = new ZommaClient({
+      url: 'http://127.0.0.1:1/',
+      fetch: async () => new Response(body, { status: 404 }),
+    });
+    await assert.rejects(client.status(), (e: unknown) => {
+      assert.ok(e instanceof ZommaApiError);
+      assert.equal(
+        `${e.code}: ${e.message}`,
+        `${said} (http://127.0.0.1:1 may not be the node's API: the API serves GET /v1/status)`,
+      );
+      return true;
+    });
+  }
+  // The API's own 404, and another status without a message, keep their words.
+  for (const [status, body, said] of [
+    [404, '{"code":"NotFound","message":"no transaction ab"}', 'NotFound: no transaction ab'],
+    [502, '{"code":"BadGateway"}', 'BadGateway: HTTP 502'],
+  ] as const) {
+    const client = new ZommaClient({
+      url: 'http://127.0.0.1:1',
+      fetch: async () => new Response(body, { status }),
+    });
+    await assert.rejects(client.status(), (e: unknown) => {
+      assert.ok(e instanceof ZommaApiError);
+      assert.equal(`${e.code}: ${e.message}`, said);
+      return true;
+    });
   }
 });
 

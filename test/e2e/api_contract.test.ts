@@ -38,6 +38,7 @@ import { REJECT_CODES } from '../../src/exchange/errors.ts';
 import { buildTx, placeOrder } from '../../src/exchange/tx/index.ts';
 import { toHex } from '../../src/lib/bytes.ts';
 import { Prng } from '../../src/lib/prng.ts';
+import { NONCE_FUTURE_MS_MAX } from '../../src/lib/limits.ts';
 import { formatDollars } from '../../src/cli/commands/query.ts';
 import { zomma } from '../cli/helpers.ts';
 import { tempDir } from '../node/helpers.ts';
@@ -542,6 +543,12 @@ test('a transaction the committed state already refuses is answered with the cod
     // Past its expiry, and a nonce older than the window's age.
     assert.deepEqual(await answers(tx(nonce + 1, USDC, 1)), Array(3).fill(['Expired', 422, false]));
     assert.deepEqual(await answers(tx(1, USDC)), Array(3).fill(['StaleNonce', 422, false]));
+    // Signed by a clock 2 h ahead: refused at admission, not left to its block.
+    const ahead = tx(lastBlockTimeMs + 2 * NONCE_FUTURE_MS_MAX, USDC);
+    assert.deepEqual(await answers(ahead), Array(3).fill(['FutureNonce', 422, false]));
+    const told = await client.submitTx(ahead).catch((e: unknown) => e);
+    assert.ok(told instanceof ZommaApiError);
+    assert.match(told.message, /ahead of the last block's time \d+: .*NONCE_FUTURE_MS_MAX.*clock/);
   } finally {
     socket.close();
   }

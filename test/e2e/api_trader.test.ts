@@ -17,7 +17,7 @@ import type {
   AccountUpdate,
   ActionResultView,
   ChannelEvent,
-  OrderView,
+  UpdatedOrderView,
   Trader,
   ZommaSocket,
 } from '../../src/api/client/index.ts';
@@ -34,7 +34,7 @@ let socket: ZommaSocket;
 let maker: Trader;
 let taker: Trader;
 /** Every order the maker's account channel showed, in the order the updates came. */
-const makerOrders: OrderView[] = [];
+const makerOrders: UpdatedOrderView[] = [];
 let lastBook: ChannelEvent | undefined;
 
 function only(result: { actions?: ActionResultView[] }): ActionResultView {

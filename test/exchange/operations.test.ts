@@ -100,7 +100,8 @@ test('faucet: credits up to the cap, devnet only', () => {
   const over = action(h.one(a, { kind: 'faucet', amountQuote: 400_001n * USDC }));
   assert.deepEqual(over.ok ? undefined : [over.code, over.message], [
     'FaucetCapExceeded',
-    'at most 1000000000000 quote units per address in all; 600000000000 drawn already',
+    'at most 1,000,000 USDC (1000000000000 quote units) per address in all; ' +
+      '600,000 USDC (600000000000) drawn already, so at most 400,000 USDC (400000000000) more',
   ]);
   accepted(h.one(a, { kind: 'faucet', amountQuote: 400_000n * USDC }));
   assert.equal(h.account(a)!.cashQuote, 1_000_000n * USDC);
@@ -120,7 +121,8 @@ test('faucet: the cap is per address, over all its subaccounts, and survives a s
   );
   assert.deepEqual(over.ok ? undefined : [over.code, over.message], [
     'FaucetCapExceeded',
-    'at most 1000000000000 quote units per address in all; 700000000000 drawn already',
+    'at most 1,000,000 USDC (1000000000000 quote units) per address in all; ' +
+      '700,000 USDC (700000000000) drawn already, so at most 300,000 USDC (300000000000) more',
   ]);
   accepted(h.one(a, { kind: 'faucet', amountQuote: 200_000n * USDC }, { subaccount: 1 }));
   assert.equal(h.account(a, 1)!.faucetQuote, 200_000n * USDC);
@@ -223,6 +225,35 @@ test('agents trade until revoked or expired, and never withdraw', () => {
   accepted(h.one(a, { kind: 'revokeAgent', agentPublicKey: bot.publicKey }));
   assert.equal(h.one(a, limit(BTC, 'buy', PRICE, 1), { signer: bot }).code, 'NotPermitted');
   rejected(h.one(a, { kind: 'revokeAgent', agentPublicKey: bot.publicKey }), 'UnknownAgent');
+});
+
+test('an unknown market is refused UnknownInstrument with the same words by every action that names one', () => {
+  const h = new Harness();
+  const a = key('unknown-market');
+  h.fund(a, 10_000n * USDC);
+  const DOGE = 'DOGE-PERPETUAL';
+  const said = [
+    h.one(a, limit(DOGE, 'buy', PRICE, 1)),
+    h.one(a, { kind: 'amend', instrument: DOGE, orderId: 1, priceTicks: PRICE }),
+    h.one(a, { kind: 'cancel', instrument: DOGE, orderId: 1 }),
+    h.one(a, { kind: 'cancelAll', instrument: DOGE }),
+    h.one(VALIDATORS[0]!, {
+      kind: 'govPropose',
+      proposalId: 1,
+      proposal: { kind: 'haltMarket', instrument: DOGE },
+    }),
+  ].map((r) => {
+    const x = action(r);
+    return x.ok ? [x.kind, 'ok'] : [x.kind, x.code, x.message];
+  });
+  const no = ['UnknownInstrument', `no market named ${DOGE} (never listed, or settled)`];
+  assert.deepEqual(said, [
+    ['placeOrder', ...no],
+    ['amend', ...no],
+    ['cancel', ...no],
+    ['cancelAll', ...no],
+    ['govPropose', ...no],
+  ]);
 });
 
 test('placeOrder: reject paths', () => {

@@ -119,3 +119,41 @@ test('staleCodeOf: a key that is neither the address’s own nor an active agent
   assert.equal(app.staleCodeOf(old), 'StaleNonce');
   assert.equal(h.block([old]).results[0]!.code, 'StaleNonce', 'as its block says');
 });
+
+test('staleCodeOf refuses a nonce NONCE_FUTURE_MS_MAX or more ahead of the last block’s time FutureNonce, as its block does, and both messages say the bound, the block time and what to do', () => {
+  const h = new Harness();
+  const owner = key('fast clock');
+  h.fund(owner, 10_000n * USDC);
+  const app = appOver(h);
+  const t = h.timeMs;
+  const ahead = h.tx(owner, limit(BTC, 'buy', 400_000, 1), { nonce: t + 2 * NONCE_FUTURE_MS_MAX });
+  assert.equal(app.staleCodeOf(ahead), 'FutureNonce', 'admission refuses it');
+  assert.equal(
+    app.staleMessageOf(ahead, 'FutureNonce'),
+    `nonce ${t + 2 * NONCE_FUTURE_MS_MAX} is ${2 * NONCE_FUTURE_MS_MAX} ms ahead of the last block's time ${t}: ` +
+      'a nonce is the signing time in ms since the epoch and must be less than 1 h ' +
+      "(NONCE_FUTURE_MS_MAX) ahead of it; the signer's clock is probably ahead",
+  );
+  // Just under the bound at the last block's time: admitted.
+  const edge = h.tx(owner, limit(BTC, 'buy', 400_000, 1), { nonce: t + NONCE_FUTURE_MS_MAX - 1 });
+  assert.equal(app.staleCodeOf(edge), null);
+  const r = h.block([ahead]).results[0]!;
+  assert.equal(r.code, 'FutureNonce', 'as its block says');
+  assert.match(
+    r.message ?? '',
+    new RegExp(`ahead of block time ${h.timeMs}: .* less than 1 h \\(NONCE_FUTURE_MS_MAX\\)`),
+  );
+  // A nonce too old: the exchange names the age bound and the block time too.
+  h.block([], NONCE_AGE_MS_MAX);
+  const old = h.tx(owner, limit(BTC, 'buy', 400_000, 1), { nonce: h.timeMs - NONCE_AGE_MS_MAX });
+  assert.equal(app.staleCodeOf(old), 'StaleNonce');
+  assert.match(app.staleMessageOf(old, 'StaleNonce') ?? '', /behind the last block's time \d+: /);
+  const stale = h.block([old]).results[0]!;
+  assert.equal(stale.code, 'StaleNonce');
+  assert.match(
+    stale.message ?? '',
+    new RegExp(
+      `^nonce \\d+ is \\d+ ms behind block time ${h.timeMs}: .* less than 24 h \\(NONCE_AGE_MS_MAX\\) behind it`,
+    ),
+  );
+});

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { ZommaApiError, ZommaClient } from '../../src/api/client/index.ts';
 import { devnetGenesis } from '../../src/exchange/index.ts';
 import { toHex } from '../../src/lib/bytes.ts';
 import { NodeMetrics, startMetricsServer } from '../../src/node/metrics.ts';
@@ -94,6 +95,48 @@ test('a failed accept on the metrics port (an error event once listening) does n
     }
     assert.equal(server.listening, true);
   } finally {
+    await new Promise((resolve) => server.close(resolve));
+  }
+});
+
+test("the metrics port asked for what it does not serve (the API, most often) says what it serves, and the SDK and CLI say the URL may not be the node's API", async () => {
+  // Only paths it does not serve are asked: the metrics behind it are never read.
+  const { server, url } = await startMetricsServer({} as NodeMetrics, '127.0.0.1', 0);
+  const serves =
+    "this is a node's metrics listener, which serves GET /metrics, /health, /status and /chain; " +
+    'the API listens on a port of its own';
+  try {
+    const status = await fetch(`${url}/v1/status`);
+    assert.equal(status.status, 404);
+    assert.deepEqual(await status.json(), {
+      code: 'NotFound',
+      message: `no route GET /v1/status here: ${serves}`,
+    });
+    const post = await fetch(`${url}/v1/tx`, { method: 'POST', body: '{}' });
+    assert.equal(post.status, 405);
+    assert.deepEqual(await post.json(), {
+      code: 'MethodNotAllowed',
+      message: `no route POST /v1/tx here: ${serves}`,
+    });
+    await assert.rejects(new ZommaClient(url).status(), (e: unknown) => {
+      assert.ok(e instanceof ZommaApiError);
+      assert.deepEqual([e.status, e.code], [404, 'NotFound']);
+      assert.equal(
+        e.message,
+        `no route GET /v1/status here: ${serves} ` +
+          `(${url} may not be the node's API: the API serves GET /v1/status)`,
+      );
+      return true;
+    });
+    const cli = await zomma('query', 'status', '--node', url);
+    assert.equal(cli.code, 1);
+    assert.match(
+      cli.err,
+      /^zomma query: NotFound: no route GET \/v1\/status here: this is a node's metrics listener/,
+    );
+    assert.match(cli.err, /may not be the node's API: the API serves GET \/v1\/status\)\n$/);
+  } finally {
+    server.closeAllConnections();
     await new Promise((resolve) => server.close(resolve));
   }
 });

@@ -91,11 +91,15 @@ test('the read model follows committed blocks: orders, trades, book deltas, acco
     const taker = client.trader(generateKey());
     // The node builds the taker's account updates once a client follows it.
     const takerFills: AccountUpdate['fills'] = [];
+    const takerOrders: AccountUpdate['orders'] = [];
     let following = false;
     socket.subscribe(`account:${addressOfKey(taker.key).toLowerCase()}`, (e) => {
       following = true;
       if (e.type !== 'update') return;
-      for (const a of e.data.subaccounts) takerFills.push(...a.fills);
+      for (const a of e.data.subaccounts) {
+        takerFills.push(...a.fills);
+        takerOrders.push(...a.orders);
+      }
     });
     await maker.faucet(100_000n * USDC);
     await taker.faucet(100_000n * USDC);
@@ -160,6 +164,26 @@ test('the read model follows committed blocks: orders, trades, book deltas, acco
     assert.ok(block.txs.some((t) => t.hash === took.hash && t.ok));
     assert.equal(block.height, tx.height);
 
+    // A market order with a limit: it shows that limit.
+    const bounded = await taker.placeOrder({
+      instrument: 'BTC-PERPETUAL',
+      side: 'buy',
+      type: 'market',
+      timeInForce: 'IOC',
+      priceTicks: ask,
+      sizeLots: 5,
+    });
+    assert.equal(bounded.actions![0]!.filledLots, 5);
+    // In the account updates: the market order without a limit has no priceTicks (not 0).
+    await until(() => takerOrders.length >= 2, 10_000, "the taker's orders on WebSocket");
+    assert.deepEqual(
+      takerOrders.map((o) => [o.orderId, o.status, o.filledLots, 'priceTicks' in o, o.priceTicks]),
+      [
+        [took.actions![0]!.orderId, 'filled', 10, false, undefined],
+        [bounded.actions![0]!.orderId, 'filled', 5, true, ask],
+      ],
+    );
+
     // A rejected order: far too large for the account's collateral.
     await assert.rejects(
       taker.placeOrder({
@@ -177,10 +201,13 @@ test('the read model follows committed blocks: orders, trades, book deltas, acco
       'the trade on WebSocket',
     );
     await until(() => deltas.length >= 2, 10_000, 'book updates on WebSocket');
-    await until(() => takerFills.length > 0, 10_000, "the taker's fill on WebSocket");
+    await until(() => takerFills.length > 1, 10_000, "the taker's fills on WebSocket");
     assert.deepEqual(
       takerFills.map((f) => [f.side, f.sizeLots, f.priceTicks, f.liquidity]),
-      [['buy', 10, ask, 'taker']],
+      [
+        ['buy', 10, ask, 'taker'],
+        ['buy', 5, ask, 'taker'],
+      ],
     );
     // The fill says when it was made: the time of the block that made it, as its trade says.
     const fill = takerFills[0]!;

@@ -62,6 +62,20 @@ export function unreachableReason(error: unknown): string {
   return message === '' ? String(inner) : message;
 }
 
+/**
+ * Whether an error answer to a route the SDK knows comes from something other
+ * than the node's API (another server at that URL: the node's metrics port, a
+ * proxy in front of nothing): the API serves every route the SDK asks for,
+ * so it never answers 405, and its 404s say what is missing (an instrument,
+ * an account …) in a message that does not begin "no route". `message`: the
+ * answer's message, undefined when it had none (or was not JSON).
+ */
+function notTheApi(status: number, message: unknown): boolean {
+  if (status === 405) return true;
+  if (status !== 404) return false;
+  return typeof message !== 'string' || message.startsWith('no route ');
+}
+
 type Optional<K extends string, T> = undefined extends T ? { [P in K]?: T } : { [P in K]: T };
 export type RequestInput<R extends RouteDef> = Optional<'params', ParamsOf<R>> &
   Optional<'query', QueryOf<R>> &
@@ -162,9 +176,12 @@ export class HttpClient {
     try {
       json = JSON.parse(text);
     } catch {
+      const message = `HTTP ${response.status}: not a JSON answer`;
       throw new ZommaApiError(response.status, {
         code: response.ok ? 'MalformedJson' : 'HttpError',
-        message: `HTTP ${response.status}: not a JSON answer`,
+        message: notTheApi(response.status, undefined)
+          ? `${message}${this.notTheApiHint(route)}`
+          : message,
       });
     }
     if (!response.ok) {
@@ -173,13 +190,21 @@ export class HttpClient {
         code?: unknown;
         message?: unknown;
       };
+      const message = typeof e.message === 'string' ? e.message : `HTTP ${response.status}`;
       throw new ZommaApiError(response.status, {
         ...e,
         code: typeof e.code === 'string' ? e.code : 'HttpError',
-        message: typeof e.message === 'string' ? e.message : `HTTP ${response.status}`,
+        message: notTheApi(response.status, e.message)
+          ? `${message}${this.notTheApiHint(route)}`
+          : message,
       });
     }
     return json as ResponseOf<R>;
+  }
+
+  /** What a route's "no such route" answer adds: the URL may be some other server's. */
+  private notTheApiHint(route: RouteDef): string {
+    return ` (${this.url} may not be the node's API: the API serves ${route.method} ${route.path})`;
   }
 
   status() {

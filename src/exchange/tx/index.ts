@@ -29,5 +29,12 @@ export {
   validateTx,
 } from './validate.ts';
 export type { CheckedTx } from './validate.ts';
-export { acceptNonce, checkNonce, readNonces, recordNonce, writeNonces } from './nonces.ts';
+export {
+  acceptNonce,
+  checkNonce,
+  nonceRefusalMessage,
+  readNonces,
+  recordNonce,
+  writeNonces,
+} from './nonces.ts';
 export type { NonceRejection } from './nonces.ts';

@@ -14,6 +14,7 @@
 
 import { NONCE_AGE_MS_MAX, NONCE_FUTURE_MS_MAX, NONCE_WINDOW } from '../../lib/limits.ts';
 import { assert } from '../../lib/assert.ts';
+import { divTrunc } from '../../lib/int.ts';
 import type { Reader, Writer } from '../../codec/index.ts';
 
 export type NonceRejection = 'DuplicateNonce' | 'StaleNonce' | 'FutureNonce';
@@ -32,6 +33,51 @@ export function checkNonce(
   if (nonce >= blockTimeMs + NONCE_FUTURE_MS_MAX) return 'FutureNonce';
   if (nonces.length === NONCE_WINDOW && nonce <= nonces[0]!) return 'StaleNonce';
   return search(nonces, nonce) >= 0 ? 'DuplicateNonce' : undefined;
+}
+
+/**
+ * What a refused nonce is told, naming the bound it broke and, for a bound in
+ * time, the block time it was judged at: `nonces` is the window checkNonce
+ * read; `timeName` names that time (the mempool judges at the last block's).
+ * A nonce is the signing time in ms since the epoch, so a nonce far from
+ * block time most likely comes from a signer whose clock is off.
+ */
+export function nonceRefusalMessage(
+  rejection: NonceRejection,
+  nonces: readonly number[],
+  nonce: number,
+  blockTimeMs: number,
+  timeName = 'block time',
+): string {
+  const unit = 'a nonce is the signing time in ms since the epoch and must be less than';
+  if (rejection === 'FutureNonce') {
+    return (
+      `nonce ${nonce} is ${nonce - blockTimeMs} ms ahead of ${timeName} ${blockTimeMs}: ` +
+      `${unit} ${durationText(NONCE_FUTURE_MS_MAX)} (NONCE_FUTURE_MS_MAX) ahead of it; ` +
+      "the signer's clock is probably ahead"
+    );
+  }
+  if (rejection === 'StaleNonce' && nonce <= blockTimeMs - NONCE_AGE_MS_MAX) {
+    return (
+      `nonce ${nonce} is ${blockTimeMs - nonce} ms behind ${timeName} ${blockTimeMs}: ` +
+      `${unit} ${durationText(NONCE_AGE_MS_MAX)} (NONCE_AGE_MS_MAX) behind it; ` +
+      "sign again with the current time (the signer's clock may be behind)"
+    );
+  }
+  if (rejection === 'StaleNonce') {
+    return (
+      `nonce ${nonce} is not above ${nonces[0]}, the smallest of the signer's last ` +
+      `${NONCE_WINDOW} nonces (NONCE_WINDOW): sign again with a later nonce`
+    );
+  }
+  return `nonce ${nonce} is one the signer used already`;
+}
+
+/** A duration for messages: whole hours or minutes as such, else ms. */
+function durationText(ms: number): string {
+  if (ms % 3_600_000 === 0) return `${divTrunc(ms, 3_600_000)} h`;
+  if (ms % 60_000 === 0) return `${divTrunc(ms, 60_000)} min`;
+  return `${ms} ms`;
 }
 
 /** Checks and, if accepted, remembers the nonce. */

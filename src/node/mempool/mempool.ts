@@ -29,6 +29,7 @@ import {
   MEMPOOL_TXS_MAX,
   MEMPOOL_TXS_PER_ACCOUNT_MAX,
   MEMPOOL_TXS_PER_PEER_MAX,
+  NONCE_FUTURE_MS_MAX,
 } from '../../lib/limits.ts';
 import type { SignatureCache } from './sigcache.ts';
 
@@ -48,6 +49,8 @@ export type MempoolErrorCode =
   | 'StaleNonce'
   | 'DuplicateNonce'
   | 'NotPermitted'
+  /** At admission only: its nonce is NONCE_FUTURE_MS_MAX or more ahead of the last block's time. */
+  | 'FutureNonce'
   /** Dropped after admission to make room for a client's transaction (onDropped). */
   | 'Evicted';
 
@@ -60,6 +63,7 @@ const TAIL_KEY_BYTES = 6;
 const STALE_MESSAGES: Readonly<Record<string, string>> = {
   Expired: 'the transaction expired before the last block',
   StaleNonce: "its nonce is too old for the signer's window",
+  FutureNonce: `its nonce is ${NONCE_FUTURE_MS_MAX} ms (NONCE_FUTURE_MS_MAX) or more ahead of the last block's time: a nonce is the signing time in ms since the epoch; the signer's clock is probably ahead`,
   DuplicateNonce: 'its nonce was used by a transaction already committed',
   NotPermitted:
     'the signer is neither the account nor an agent of it active at the last block this node executed (an agent signs once the block registering it is executed)',
@@ -104,6 +108,13 @@ export type DropCode = 'Evicted' | StaleCode;
 /** Why the committed state refuses a waiting transaction: the exchange's code for it. */
 export type StaleCode = 'Expired' | 'StaleNonce' | 'DuplicateNonce' | 'NotPermitted';
 
+/**
+ * Why the committed state refuses a transaction at admission: a StaleCode, or
+ * FutureNonce, which the re-check never drops for (block times only rise, so
+ * a nonce admitted below the bound stays below it).
+ */
+export type AdmissionCode = StaleCode | 'FutureNonce';
+
 export interface Dropped {
   readonly hash: string;
   readonly code: DropCode;
@@ -142,6 +153,12 @@ export interface MempoolOptions {
    * admitted, with that code, so a client hears at once instead of after a block.
    */
   readonly staleCodeOf?: (tx: SignedTx) => string | null;
+  /**
+   * What such a refusal (at admission or by the re-check) tells the client
+   * when it has more to say than the code's fixed words (a nonce's bound and
+   * the block time it was judged at), else undefined.
+   */
+  readonly staleMessageOf?: (tx: SignedTx, code: string) => string | undefined;
   /** Called for each admitted transaction that leaves without being committed, as it leaves. */
   readonly onDropped?: (dropped: Dropped) => void;
 }
@@ -393,7 +410,7 @@ export class Mempool {
         return this.reject(hash, 'DuplicateTx', 'already in the mempool or committed');
       }
       const stale = this.options.staleCodeOf?.(checked.tx) ?? null;
-      if (stale !== null) return this.reject(hash, stale, STALE_MESSAGES[stale] ?? stale);
+      if (stale !== null) return this.reject(hash, stale, this.staleMessage(checked.tx, stale));
       const account = toHex(checked.tx.account);
       const count = this.perAccount.get(account) ?? 0;
       if (count >= this.limits.perAccountMax) {
@@ -426,6 +443,11 @@ export class Mempool {
     });
     for (const [from, entries] of admitted) this.options.onAdmitted?.(entries, from);
     return results;
+  }
+
+  /** What a client is told of a transaction the committed state refuses with `code`. */
+  private staleMessage(tx: SignedTx, code: string): string {
+    return this.options.staleMessageOf?.(tx, code) ?? STALE_MESSAGES[code] ?? code;
   }
 
   /**
@@ -639,19 +661,23 @@ export class Mempool {
    * after a commit, outside the loop's turn; yields to the event loop between
    * slices so a large pool never stalls consensus.
    */
-  async recheck(refusalOf: (tx: SignedTx) => StaleCode | null, sliceTxs = 1_000): Promise<number> {
+  async recheck(
+    refusalOf: (tx: SignedTx) => AdmissionCode | null,
+    sliceTxs = 1_000,
+  ): Promise<number> {
     let dropped = 0;
     let inSlice = 0;
     for (const entry of [...this.entries.values()]) {
       if (!this.entries.has(entry.hash)) continue;
       const code = refusalOf(entry.tx);
-      if (code !== null) {
+      // A nonce ahead of block time only comes closer as blocks pass: no drop.
+      if (code !== null && code !== 'FutureNonce') {
         this.remove(entry.hash);
         dropped++;
         this.options.onDropped?.({
           hash: entry.hash,
           code,
-          message: STALE_MESSAGES[code]!,
+          message: this.staleMessage(entry.tx, code),
         });
       }
       this.stats.rechecked++;

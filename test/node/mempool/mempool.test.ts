@@ -231,6 +231,28 @@ test('a transaction the committed state already refuses (nonce used or too old, 
   assert.equal(pool.size, 1);
 });
 
+test('a nonce too far ahead is refused at admission with the message the application gives, and never dropped by the re-check', async () => {
+  let aheadFrom = 100;
+  const pool = new Mempool({
+    chainId: CHAIN,
+    verifyBatch,
+    signatures: new SignatureCache(),
+    staleCodeOf: (tx) => (tx.nonce >= aheadFrom ? 'FutureNonce' : null),
+    staleMessageOf: (tx, code) => `${code}: nonce ${tx.nonce} is too far ahead`,
+  });
+  const ahead = await pool.add(faucet(51, 100).bytes);
+  assert.deepEqual(
+    [ahead.ok, !ahead.ok && ahead.code, !ahead.ok && ahead.message],
+    [false, 'FutureNonce', 'FutureNonce: nonce 100 is too far ahead'],
+  );
+  assert.equal(pool.size, 0);
+  assert.equal((await pool.add(faucet(51, 99).bytes)).ok, true);
+  // Were the re-check ever to find one ahead, it is no reason to let it go.
+  aheadFrom = 0;
+  assert.equal(await pool.recheck((tx) => (tx.nonce >= aheadFrom ? 'FutureNonce' : null)), 0);
+  assert.equal(pool.size, 1);
+});
+
 test('lookup finds a held transaction by a copy of its bytes, never other bytes sharing its tail', async () => {
   const pool = new Mempool({ chainId: CHAIN, verifyBatch, signatures: new SignatureCache() });
   const a = faucet(1, 1);

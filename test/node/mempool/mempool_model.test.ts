@@ -159,10 +159,10 @@ class RefChain {
     return w;
   }
 
-  /** docs/api.md, "Submitting": the code the committed state already refuses with, or null. */
+  /** docs/api.md, "Submitting": the code the committed state already refuses with (FutureNonce at admission only), or null. */
   staleCode(tx: SignedTx): string | null {
     const code = nonceRule(this.windowOf(tx), tx.nonce, this.timeMs);
-    if (code === 'StaleNonce' || code === 'DuplicateNonce') return code;
+    if (code !== null) return code;
     // Every account here is open: a signer neither its key nor an active agent is refused.
     if (!this.allowed.has(`${toHex(tx.account)}:${toHex(tx.signer)}`)) return 'NotPermitted';
     if (tx.expiresAtMs !== undefined && tx.expiresAtMs < this.timeMs) return 'Expired';
@@ -392,7 +392,8 @@ class RefPool {
   recheck(): void {
     for (const e of [...this.entries]) {
       const code = this.chain.staleCode(e.t.tx);
-      if (code !== null) {
+      // Block times only rise: a nonce ahead of one is no reason to drop.
+      if (code !== null && code !== 'FutureNonce') {
         this.remove(e.t.hash);
         this.drops.push({ hash: e.t.hash, code });
       }
@@ -682,7 +683,10 @@ async function run(seed: number, steps: number, stats: Stats): Promise<void> {
         if (got.ok) live.add(c.t.hash);
         if (
           !got.ok &&
-          (got.code === 'StaleNonce' || got.code === 'DuplicateNonce' || got.code === 'Expired')
+          (got.code === 'StaleNonce' ||
+            got.code === 'FutureNonce' ||
+            got.code === 'DuplicateNonce' ||
+            got.code === 'Expired')
         ) {
           refusedStale.push({ t: c.t, code: got.code });
         }
@@ -869,6 +873,7 @@ test('the mempool equals the reference model: answers, content and order, drops,
     'Oversize',
     'WrongChain',
     'StaleNonce',
+    'FutureNonce',
     'DuplicateNonce',
     'Expired',
     'MempoolAccountFull',
