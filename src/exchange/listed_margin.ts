@@ -65,9 +65,9 @@ export const UNSHOCKED_SHORT_PPM = 150_000n;
 export const UNSHOCKED_SHORT_FLOOR_PPM = 100_000n;
 /**
  * How long an option's smile (or its underlying's index) may be stale before
- * its maintenance takes its share of the cushion (initial takes all of it at
- * once): 10 minutes of block time for the validators' smiles and prices to
- * come back.
+ * its maintenance takes a short's share of the cushion and a long's losses at
+ * its intrinsic values (initial takes all of them at once): 10 minutes of
+ * block time for the validators' smiles and prices to come back.
  */
 export const UNSHOCKED_MAINTENANCE_GRACE_MS = 10 * 60_000;
 
@@ -202,6 +202,10 @@ export function scenarioOf(state: ExchangeState, m: MarketState): ScenarioInstru
     // math refuses, at the forward of that mark, as a shocked option is: with a
     // mark interval its holders are looked at again only when it is marked.
     const forward = om !== null ? m.forwardQuote : m.forwardNowQuote;
+    // Within the grace of a stale smile or index (listing.ts), as the short's
+    // cushion: validators failing to agree on a smile or a price for a while
+    // must not by itself liquidate anyone.
+    const graceOver = om !== null || m.unshockedGraceOver;
     const bounds = unshockedShortBounds(
       forward,
       instrument.strikeQuote,
@@ -210,29 +214,33 @@ export function scenarioOf(state: ExchangeState, m: MarketState): ScenarioInstru
       p.lotsPerBase,
       params.shortOptionMinPpm,
     );
+    // A long counts what it may lose, and hedges with what it is sure to be
+    // worth: its intrinsic value at each moved forward. In initial at once
+    // (no new risk, no withdrawal rides on the kept mark); in maintenance once
+    // the grace is over, its losses standing still until then (a long-dated
+    // long's bound may be more than twice the model's worst loss) while its
+    // sure gains count.
+    const longPnl = unshockedLongPnl(
+      forward,
+      instrument.strikeQuote,
+      instrument.isCall,
+      m.markQuotePerLot,
+      p.lotsPerBase,
+      params,
+    );
     s = {
       underlying: p.underlying,
       isOption: true,
       pnlPerLotWad: new Array<bigint>(scenarioCount(params)).fill(0n),
-      // A long counts what it may lose, and hedges with what it is sure to
-      // be worth: its intrinsic value at each moved forward.
-      longPnlPerLotWad: unshockedLongPnl(
-        forward,
-        instrument.strikeQuote,
-        instrument.isCall,
-        m.markQuotePerLot,
-        p.lotsPerBase,
-        params,
-      ),
+      longPnlPerLotWad: longPnl,
+      longMaintenancePnlPerLotWad: graceOver ? longPnl : longPnl.map((x) => (x > 0n ? x : 0n)),
       valuePerLotWad: m.markQuotePerLot * WAD_PER_QUOTE,
       shortMinPerLotWad: bounds.minPerLotWad,
       shortLossPerLotWad: bounds.lossPerLotWad,
       shortCushionPerLotWad: bounds.cushionPerLotWad,
-      // A smile or index stale for less than the grace (listing.ts) leaves
-      // maintenance without its cushion: validators failing to agree on a
-      // smile or a price for a while must not by itself liquidate the
-      // option's sellers.
-      cushionMaintenancePpm: om !== null || m.unshockedGraceOver ? CUSHION_MAINTENANCE_PPM : 0n,
+      // A smile or index stale for less than the grace leaves maintenance
+      // without the short's cushion.
+      cushionMaintenancePpm: graceOver ? CUSHION_MAINTENANCE_PPM : 0n,
     };
   } else {
     s = buildFutureScenarios(
@@ -350,7 +358,7 @@ function apply(sums: Sums, h: Held, sign: bigint): void {
   if (m.isOption && h.high > 0) sums.premium += sign * hi * m.valuePerLotWad;
   addRangeLoss(h.isFuture ? sums.futureRange : sums.optionRange, m, lo, hi, minLow, minHigh, sign);
   if (size !== 0n) {
-    const pnl = size > 0n ? m.longPnlPerLotWad : m.pnlPerLotWad;
+    const pnl = size > 0n ? m.longMaintenancePnlPerLotWad : m.pnlPerLotWad;
     const loss = h.isFuture ? sums.futureLoss : sums.optionLoss;
     for (let i = 0; i < pnl.length; i++) loss[i]! -= sign * size * pnl[i]!;
   }

@@ -75,6 +75,8 @@ const instrumentArb = fc.record({
   shortLossPerLotWad: fc.oneof(fc.constant(0n), fc.bigInt(0n, 10n ** 15n)),
   shortCushionPerLotWad: fc.oneof(fc.constant(0n), fc.bigInt(0n, 10n ** 15n)),
   cushionMaintenancePpm: fc.constantFrom(0n, 500_000n),
+  // Within the grace, maintenance counts the long no lower than its kept mark.
+  withinGrace: fc.boolean(),
 });
 
 test('property: the initial margin over ranges is the largest over every size in them, and maintenance within initial at each', () => {
@@ -87,10 +89,14 @@ test('property: the initial margin over ranges is the largest over every size in
       (rows) => {
         const marks = new Map<string, ScenarioInstrument>();
         rows.forEach((r, i) => {
-          const { longPnl, ...inst } = r.inst;
+          const { longPnl, withinGrace, ...inst } = r.inst;
+          const own = inst.isOption && longPnl !== null;
+          const long = own ? longPnl : inst.pnlPerLotWad;
           marks.set(`I${i}`, {
             ...inst,
-            longPnlPerLotWad: inst.isOption && longPnl !== null ? longPnl : inst.pnlPerLotWad,
+            longPnlPerLotWad: long,
+            longMaintenancePnlPerLotWad:
+              own && withinGrace ? long.map((x) => (x > 0n ? x : 0n)) : long,
             shortMinPerLotWad: inst.isOption ? inst.shortMinPerLotWad : 0n,
             shortLossPerLotWad: inst.isOption ? inst.shortLossPerLotWad : 0n,
             shortCushionPerLotWad: inst.isOption ? inst.shortCushionPerLotWad : 0n,
@@ -136,6 +142,7 @@ test('an option whose long and short values differ is at its worst with no posit
     isOption: false,
     pnlPerLotWad: new Array<bigint>(count).fill(-(10n ** 21n)),
     longPnlPerLotWad: new Array<bigint>(count).fill(-(10n ** 21n)),
+    longMaintenancePnlPerLotWad: new Array<bigint>(count).fill(-(10n ** 21n)),
     valuePerLotWad: 0n,
     shortMinPerLotWad: 0n,
     shortLossPerLotWad: 0n,
@@ -147,6 +154,7 @@ test('an option whose long and short values differ is at its worst with no posit
     isOption: true,
     pnlPerLotWad: new Array<bigint>(count).fill(-(10n ** 20n)),
     longPnlPerLotWad: new Array<bigint>(count).fill(10n ** 20n),
+    longMaintenancePnlPerLotWad: new Array<bigint>(count).fill(10n ** 20n),
   };
   const marks = new Map([
     ['F', future],

@@ -48,6 +48,9 @@ const stepArb = fc.oneof(
     }),
   },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('smiles' as const), on: fc.boolean() }) },
+  // Eleven minutes with no transaction: a smile stale for the grace has its
+  // scenario values rebuilt (its holders' maintenance takes its bounds).
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('wait' as const) }) },
 );
 
 const extraArb = fc.record({
@@ -62,6 +65,9 @@ test('property: the scenario sums an account keeps from check to check, and the 
   let mixed = 0;
   /** Scenario values found kept from an earlier block, and equal to those built afresh. */
   let keptAcrossBlocks = 0;
+  /** Checks of an account long an option without a fresh smile, within its grace and past it. */
+  let longWithinGrace = 0;
+  let longPastGrace = 0;
   fc.assert(
     fc.property(
       fc.array(stepArb, { minLength: 8, maxLength: 30 }),
@@ -106,6 +112,13 @@ test('property: the scenario sums an account keeps from check to check, and the 
             const kinds = new Set(held.map((p) => state.markets[p.market]!.instrument.kind));
             if (kinds.has('option')) withOptions++;
             if (kinds.has('option') && kinds.has('future')) mixed++;
+            for (const p of held) {
+              const m = state.markets[p.market]!;
+              if (p.sizeLots <= 0 || m.instrument.kind !== 'option' || m.optionMark !== null)
+                continue;
+              if (m.unshockedGraceOver) longPastGrace++;
+              else longWithinGrace++;
+            }
             for (const [extra, buy, sell] of checks) {
               const fresh = referenceListedMargin(state, a, extra, buy, sell);
               const kept = { ...listedMargin(state, a, extra, buy, sell) };
@@ -146,21 +159,26 @@ test('property: the scenario sums an account keeps from check to check, and the 
               ...h.oracle,
               [step.underlying]: index + (index * BigInt(step.ppm)) / 1_000_000n,
             };
-          } else {
+          } else if (step.kind === 'smiles') {
             h.smiles = step.on ? SMILES : null;
           }
           // Smiles turned off go stale a minute later: their options are then
           // margined without a mark, at each block's forward.
-          h.block(txs, step.kind === 'smiles' && !step.on ? 61_000 : 1_000);
+          h.block(
+            txs,
+            step.kind === 'smiles' && !step.on ? 61_000 : step.kind === 'wait' ? 660_000 : 1_000,
+          );
           compare(`after step ${i} (${step.kind})`);
         });
       },
     ),
-    { seed: 5, numRuns: 30 },
+    { seed: 9, numRuns: 30 },
   );
   // The runs reached the cases the sums are for.
   assert.ok(withOptions > 100, `only ${withOptions} checks of an account holding options`);
   assert.ok(mixed > 20, `only ${mixed} checks of an account holding a future beside options`);
+  assert.ok(longWithinGrace >= 5, `only ${longWithinGrace} checks of a long within the grace`);
+  assert.ok(longPastGrace >= 3, `only ${longPastGrace} checks of a long past the grace`);
   assert.ok(
     keptAcrossBlocks > 1_000,
     `only ${keptAcrossBlocks} scenario values kept across blocks`,

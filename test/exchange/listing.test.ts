@@ -768,15 +768,131 @@ test('a long option without a fresh smile counts what it may lose: its kept mark
   assert.equal(!refused.actions[0]!.ok && refused.actions[0]!.code, 'InsufficientFunds');
   accepted(h, alice, { kind: 'withdraw', amountQuote: free, destination: 'a' });
   // BTC up 5%: the put, $300 a BTC at a fresh smile, is still counted at
-  // $2,000. Maintenance sees what it may have lost: Alice is liquidated now,
-  // not once a fresh smile shows her below zero.
+  // $2,000. Within the grace of the stale smile maintenance leaves the put's
+  // loss aside (the future's 3%, $1,575, against $6,000 of equity); once it
+  // is over, it sees what the put may have lost ($1,575 + 80% of $6,000):
+  // Alice is liquidated then, not once a fresh smile shows her below zero.
   assert.ok(!belowMaintenance(state, a));
   h.oracle = { ...h.oracle, BTC: 52_500n * USDC };
-  const moved = h.block([], 1_000);
+  const graceEndsMs = h.timeMs - 61_000 + state.oracleParams!.staleAfterMs + 10 * MINUTE_MS;
+  let liquidatedAt: number | null = null;
+  while (liquidatedAt === null && h.timeMs < graceEndsMs + MINUTE_MS) {
+    const moved = h.block([], 30_000);
+    if (moved.events.some((e) => e.type === 'liquidation' && e.account === a.index)) {
+      liquidatedAt = h.timeMs;
+    } else if (h.timeMs < graceEndsMs) {
+      assert.equal(maintenanceMarginQuote(state, a), 1_575n * USDC);
+    }
+  }
   assert.ok(
-    moved.events.some((e) => e.type === 'liquidation' && e.account === a.index),
-    'Alice is liquidated at the move',
+    liquidatedAt !== null && liquidatedAt >= graceEndsMs && liquidatedAt < graceEndsMs + 30_000,
+    `Alice is liquidated as the grace ends (${liquidatedAt} against ${graceEndsMs})`,
   );
+});
+
+test('a long-dated long option without a fresh smile takes its intrinsic bound in initial at once, in maintenance once the grace is over: a smile outage alone liquidates no one', () => {
+  // A one-year at-the-money put ($10,185 a BTC at 50% volatility) is counted
+  // by the fresh model at about a third of its premium as its worst loss; its
+  // intrinsic value at BTC up 12.5% is 0, all of it. Alice holds one BTC of it
+  // beside one BTC short of the future of its expiry, her equity just above
+  // her fresh maintenance; Carol holds the same with more cash.
+  const carol = key('listing-long-grace-carol');
+  const g = dailyListingGenesis(START_MS);
+  g.listing!.schedule = { ...g.listing!.schedule, quarterlies: 5, futureCycles: ['quarterly'] };
+  const h = new Harness(g);
+  h.fund(alice, 10_250n * USDC);
+  h.fund(carol, 20_000n * USDC);
+  h.fund(bob, 1_000_000n * USDC);
+  h.block([], MINUTE_MS);
+  const state = h.ex.state;
+  const put = state.marketByName.get('BTC-26MAR27-50000-P')!;
+  const future = state.marketByName.get('BTC-26MAR27')!;
+  // 50% volatility over 1.07 years.
+  const a = 266_666_666_666_666_667n;
+  h.smiles = [{ underlying: 'BTC', expiryMs: put.expiryMs, svi: { ...FLAT, a } }];
+  h.block([], 1_000);
+  assert.equal(put.markQuotePerLot * BigInt(put.params.lotsPerBase), 10_185n * USDC);
+  for (const k of [alice, carol]) {
+    accepted(h, bob, limit(put.params.instrument, 'sell', put.markTicks, 10));
+    accepted(h, k, limit(put.params.instrument, 'buy', put.markTicks, 10));
+    accepted(h, bob, limit(future.params.instrument, 'buy', future.markTicks, 10_000));
+    accepted(h, k, limit(future.params.instrument, 'sell', future.markTicks, 10_000));
+  }
+  // BTC rises to $54,500, a fresh smile marking the put all the way.
+  for (let i = 1; i <= 9; i++) {
+    h.oracle = { ...h.oracle, BTC: (50_000n + 500n * BigInt(i)) * USDC };
+    h.block([], 1_000);
+  }
+  const al = h.account(alice)!;
+  const ca = h.account(carol)!;
+  const margins = (ex: Harness['ex']): string =>
+    JSON.stringify(
+      [al, ca].map((x) => {
+        const y = ex.state.accounts[x.index]!;
+        return [
+          equityQuote(ex.state, y),
+          initialMarginQuote(ex.state, y),
+          maintenanceMarginQuote(ex.state, y),
+        ];
+      }),
+      replacer,
+    );
+  // Alice: $4,074.91 of equity, $3,917.07 of maintenance with the fresh smile.
+  assert.equal(equityQuote(state, al), 4_074_907_500n);
+  assert.equal(maintenanceMarginQuote(state, al), 3_917_073_746n);
+  // The smile stops.
+  h.smiles = null;
+  const graceEndsMs = h.timeMs + state.oracleParams!.staleAfterMs + 10 * MINUTE_MS;
+  const freshFree = freeCollateralQuote(state, ca);
+  let first = true;
+  let liquidatedAt: number | null = null;
+  let copy = decodeSnapshot(encodeSnapshot(h.ex), { checkInvariants: true });
+  while (h.timeMs < graceEndsMs + 2 * MINUTE_MS) {
+    const block = h.nextBlock([], first ? 61_000 : 30_000);
+    const r = h.ex.finalizeBlock(block);
+    const b = copy.finalizeBlock(block);
+    const at = `${h.timeMs - graceEndsMs} ms from the grace end`;
+    assert.equal(
+      JSON.stringify({ r: b.results, e: b.events }, replacer),
+      JSON.stringify({ r: r.results, e: r.events }, replacer),
+      `${at}: results or events`,
+    );
+    assert.deepEqual(b.appHash, r.appHash, `${at}: appHash`);
+    assert.equal(margins(copy), margins(h.ex), `${at}: margins`);
+    assert.equal(put.optionMark, null, `${at}: no fresh smile`);
+    if (first) {
+      // Initial takes the bound at once: the put's premium ($8,540) beside the
+      // future's 5% ($2,725), where the fresh smile needed $9,665.09. Carol's
+      // free collateral falls from $4,159.82 to $2,559.91, and no more leaves.
+      first = false;
+      assert.equal(initialMarginQuote(state, ca), 11_265n * USDC);
+      const free = freeCollateralQuote(state, ca);
+      assert.equal(freshFree, 4_159_815_317n);
+      assert.equal(free, 2_559_907_500n);
+      const refused = h.one(carol, { kind: 'withdraw', amountQuote: free + 1n, destination: 'c' });
+      assert.equal(!refused.actions[0]!.ok && refused.actions[0]!.code, 'InsufficientFunds');
+      accepted(h, carol, { kind: 'withdraw', amountQuote: free, destination: 'c' });
+    }
+    const liquidated = r.events.some((e) => e.type === 'liquidation' && e.account === al.index);
+    if (h.timeMs < graceEndsMs) {
+      // The put's loss waits for the grace: the future's 3% ($1,635).
+      assert.ok(!liquidated, `${at}: Alice is not liquidated within the grace`);
+      assert.ok(!put.unshockedGraceOver, `${at}: within the grace`);
+      assert.equal(maintenanceMarginQuote(state, al), 1_635n * USDC, at);
+    } else {
+      // Then 80% of the put's premium too: $8,467, above Alice's equity, below Carol's.
+      assert.equal(maintenanceMarginQuote(state, ca), 8_467n * USDC, at);
+      if (liquidated) liquidatedAt ??= h.timeMs;
+    }
+    // A node restored at this block derives the same margins.
+    copy = decodeSnapshot(encodeSnapshot(h.ex), { checkInvariants: true });
+    assert.equal(margins(copy), margins(h.ex), `${at}: restored margins`);
+  }
+  assert.ok(
+    liquidatedAt !== null && liquidatedAt < graceEndsMs + 30_000,
+    `Alice is liquidated as the grace ends: ${liquidatedAt} against ${graceEndsMs}`,
+  );
+  assert.ok(!belowMaintenance(state, ca), 'Carol is not');
 });
 
 test('an option without a fresh smile keeps its last mark and takes only orders that reduce (OracleStale); amends wait too', () => {

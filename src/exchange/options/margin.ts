@@ -22,7 +22,9 @@
 // counts in full, and a cushion for want of a volatility to shock), and
 // an option that cannot be shocked has values of its own per side: a long's
 // are its intrinsic value at each moved forward less its mark
-// (longPnlPerLotWad), a short's stand still; and the long premium is Σ long option size × value now: a long option is paid in
+// (longPnlPerLotWad; in maintenance, within the grace of a stale smile or
+// index, no less than 0: longMaintenancePnlPerLotWad), a short's stand still;
+// and the long premium is Σ long option size × value now: a long option is paid in
 // full (with equity = cash + Σ size × mark, an account holding only long
 // options has free collateral equal to its cash), and a scenario loss can never
 // exceed that premium for an account of long options alone.
@@ -135,6 +137,14 @@ export interface ScenarioInstrument {
    * at (its short keeps values that stand still, margined by its bounds).
    */
   readonly longPnlPerLotWad: readonly bigint[];
+  /**
+   * Per lot of a long position in maintenance: longPnlPerLotWad, but for an
+   * option that cannot be shocked whose smile or index has been stale for
+   * less than the grace, whose long's losses there stand still (no less than
+   * 0; its sure gains above the kept mark count): the same array otherwise.
+   * Never below longPnlPerLotWad, so maintenance stays within initial.
+   */
+  readonly longMaintenancePnlPerLotWad: readonly bigint[];
   /** Value now per lot (options: the premium a long pays), wads of quote currency. */
   readonly valuePerLotWad: bigint;
   /** Minimum per short option lot, wads of quote currency (0 for futures). */
@@ -183,6 +193,7 @@ export function buildFutureScenarios(
     isOption: false,
     pnlPerLotWad: pnl,
     longPnlPerLotWad: pnl,
+    longMaintenancePnlPerLotWad: pnl,
     valuePerLotWad: divBig(mark, lots, 'floor'),
     shortMinPerLotWad: 0n,
     shortLossPerLotWad: 0n,
@@ -262,6 +273,7 @@ export function buildOptionScenarios(
     isOption: true,
     pnlPerLotWad: pnl,
     longPnlPerLotWad: pnl,
+    longMaintenancePnlPerLotWad: pnl,
     valuePerLotWad: divBig(now, lots, 'floor'),
     shortMinPerLotWad: divBig(forward * BigInt(p.shortOptionMinPpm), PPM * lots, 'ceil'),
     shortLossPerLotWad: 0n,
@@ -291,7 +303,11 @@ export interface ScenarioMargin {
   readonly maintenanceQuote: bigint;
   /** The underlying with the largest worst loss, or null without positions. */
   readonly worstScenario: WorstScenario | null;
-  /** Each underlying's worst scenario, by underlying name. */
+  /**
+   * Each underlying's worst scenario, by underlying name: as initial counts
+   * them (a long without a fresh smile at its intrinsic values within the
+   * grace too).
+   */
   readonly byUnderlying: readonly WorstScenario[];
 }
 
@@ -309,6 +325,8 @@ export function scenarioMargin(
 ): ScenarioMargin {
   const count = scenarioCount(params);
   const losses = new Map<string, bigint[]>();
+  /** The same with a long's values in maintenance (longMaintenancePnlPerLotWad). */
+  const maintenanceLosses = new Map<string, bigint[]>();
   let shortMin = 0n;
   let unseen = 0n;
   let cushion = 0n;
@@ -322,14 +340,24 @@ export function scenarioMargin(
     assert(m !== undefined, 'no scenario values for a position');
     assert(m.pnlPerLotWad.length === count, 'scenario values from other parameters');
     let loss = losses.get(m.underlying);
-    if (loss === undefined) {
+    let maintenanceLoss = maintenanceLosses.get(m.underlying);
+    if (loss === undefined || maintenanceLoss === undefined) {
       loss = new Array<bigint>(count).fill(0n);
       losses.set(m.underlying, loss);
+      maintenanceLoss = new Array<bigint>(count).fill(0n);
+      maintenanceLosses.set(m.underlying, maintenanceLoss);
     }
     const s = BigInt(size);
     const pnl = size > 0 ? m.longPnlPerLotWad : m.pnlPerLotWad;
-    assert(pnl.length === count, 'scenario values from other parameters');
-    for (let i = 0; i < count; i++) loss[i]! -= s * pnl[i]!;
+    const maintenancePnl = size > 0 ? m.longMaintenancePnlPerLotWad : m.pnlPerLotWad;
+    assert(
+      pnl.length === count && maintenancePnl.length === count,
+      'scenario values from other parameters',
+    );
+    for (let i = 0; i < count; i++) {
+      loss[i]! -= s * pnl[i]!;
+      maintenanceLoss[i]! -= s * maintenancePnl[i]!;
+    }
     if (m.isOption) {
       if (size < 0) {
         shortMin -= s * m.shortMinPerLotWad;
@@ -342,12 +370,17 @@ export function scenarioMargin(
   const moves = priceMovesPpm(params);
   const byUnderlying: WorstScenario[] = [];
   let worstTotal = 0n;
+  let worstMaintenanceTotal = 0n;
   for (const underlying of [...losses.keys()].sort()) {
     const loss = losses.get(underlying)!;
     let worst = 0;
     for (let i = 1; i < count; i++) if (loss[i]! > loss[worst]!) worst = i;
     const lossWad = loss[worst]! > 0n ? loss[worst]! : 0n;
     worstTotal += lossWad;
+    let worstMaintenance = 0n;
+    for (const x of maintenanceLosses.get(underlying)!)
+      if (x > worstMaintenance) worstMaintenance = x;
+    worstMaintenanceTotal += worstMaintenance;
     byUnderlying.push({
       underlying,
       scenario: worst,
@@ -358,7 +391,7 @@ export function scenarioMargin(
   }
   const requirement = worstTotal + shortMin;
   const maintenanceQuote = divBig(
-    requirement * BigInt(params.maintenancePpm) + unseen * PPM + cushionKept,
+    (worstMaintenanceTotal + shortMin) * BigInt(params.maintenancePpm) + unseen * PPM + cushionKept,
     PPM * WAD_PER_QUOTE,
     'ceil',
   );
