@@ -615,9 +615,17 @@ function before(a: QueueEntry, b: QueueEntry): boolean {
   return a.atMs < b.atMs || (a.atMs === b.atMs && a.seq < b.seq);
 }
 
-/** Two prevotes by validator `signer` (a harness key) at `height`, round 0, for two values: evidence. */
-export function equivocation(h: Harness, signer: number, height: number): DuplicateVoteEvidence {
-  const index = h.nodes[0]!.replica.validators.indexOf(h.keys[signer]!.publicKey);
+/**
+ * Two prevotes by validator `signer` (a harness key) at `height`, round 0, for
+ * two values: evidence. `index`: the signer's place in the set of `height`
+ * (by default its place in node 0's current set).
+ */
+export function equivocation(
+  h: Harness,
+  signer: number,
+  height: number,
+  index = h.nodes[0]!.replica.validators.indexOf(h.keys[signer]!.publicKey),
+): DuplicateVoteEvidence {
   const writer = new Writer(256);
   const prevote = (blockHash: Uint8Array): Vote => ({
     type: VOTE_TYPE.prevote,

@@ -6,40 +6,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { Writer, encode } from '../../src/codec/wire.ts';
-import { sha256 } from '../../src/crypto/index.ts';
-import { bytesEqual, toHex, utf8 } from '../../src/lib/bytes.ts';
-import { messageCodec, voteSignBytes } from '../../src/consensus/codec.ts';
-import { makeEvidence } from '../../src/consensus/replica.ts';
-import { SIGN_KIND_CONSENSUS } from '../../src/consensus/ports.ts';
-import { VOTE_TYPE } from '../../src/consensus/types.ts';
-import type { DuplicateVoteEvidence, Misbehavior, Vote } from '../../src/consensus/types.ts';
+import { encode } from '../../src/codec/wire.ts';
+import { bytesEqual, toHex } from '../../src/lib/bytes.ts';
+import { messageCodec } from '../../src/consensus/codec.ts';
+import type { Misbehavior } from '../../src/consensus/types.ts';
 import { ValidatorSet } from '../../src/consensus/validators.ts';
-import { FakeCrypto, Harness } from './harness.ts';
-
-/** Two prevotes of harness key `signer`, at `index` in the set of `height`. */
-function equivocationAt(
-  h: Harness,
-  signer: number,
-  height: number,
-  index: number,
-): DuplicateVoteEvidence {
-  const writer = new Writer(256);
-  const prevote = (blockHash: Uint8Array): Vote => ({
-    type: VOTE_TYPE.prevote,
-    height,
-    round: 0,
-    blockHash,
-    validatorIndex: index,
-    timestampMs: 0,
-    extension: new Uint8Array(0),
-    signature: h.keys[signer]!.signer.sign(
-      SIGN_KIND_CONSENSUS.prevote,
-      voteSignBytes(writer, VOTE_TYPE.prevote, height, 0, blockHash, 0, new Uint8Array(0)),
-    ),
-  });
-  return makeEvidence(prevote(sha256(utf8('a'))), prevote(sha256(utf8('b'))));
-}
+import { FakeCrypto, Harness, equivocation } from './harness.ts';
 
 test('evidence of the set before a change resolves there, after a member left and indices shifted', () => {
   const h = new Harness({ n: 5, seed: 77, compactWal: true });
@@ -70,8 +42,8 @@ test('evidence of the set before a change resolves there, after a member left an
 
   // Evidence of height H+1, the last the leaving member decided, against it
   // (gone since) and against the last member (at its old index).
-  const gone = equivocationAt(h, leaving, H + 1, 0);
-  const shifted = equivocationAt(h, last, H + 1, lastIndex);
+  const gone = equivocation(h, leaving, H + 1, 0);
+  const shifted = equivocation(h, last, H + 1, lastIndex);
   for (const to of up) {
     for (const evidence of [gone, shifted]) {
       h.send(leaving, to, encode(messageCodec, { kind: 'evidence', evidence }));
