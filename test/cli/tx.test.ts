@@ -285,7 +285,19 @@ test('a drop code the node no longer knows the transaction for is not called a r
     );
   }));
 
-test("tx amend changes an order's price, size or both; tx agent adds and revokes an agent, which signs with --account", async () => {
+/**
+ * Runs `check` against a node that commits every transaction it is sent
+ * (kept in `sent`, in order), with key files of an owner (key 1) and of an
+ * agent (key 2).
+ */
+async function withOwnerAndAgent(
+  check: (c: {
+    url: string;
+    ownerFile: string;
+    agentFile: string;
+    sent: SignedTx[];
+  }) => Promise<void>,
+): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'zomma-cli-tx-'));
   const ownerFile = join(dir, 'key.json');
   const agentFile = join(dir, 'agent.json');
@@ -301,9 +313,18 @@ test("tx amend changes an order's price, size or both; tx agent adds and revokes
       },
     }),
   );
-  const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
   try {
-    const owner = ['--node', server.url, '--key-file', ownerFile];
+    await check({ url: server.url, ownerFile, agentFile, sent });
+  } finally {
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test("tx amend changes an order's price, size or both; tx agent adds and revokes an agent, which signs with --account", () =>
+  withOwnerAndAgent(async ({ url, ownerFile, agentFile, sent }) => {
+    const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+    const owner = ['--node', url, '--key-file', ownerFile];
     const amended = await zomma(
       'tx',
       'amend',
@@ -360,7 +381,7 @@ test("tx amend changes an order's price, size or both; tx agent adds and revokes
       '--price',
       '199',
       '--node',
-      server.url,
+      url,
       '--key-file',
       agentFile,
       '--account',
@@ -406,33 +427,14 @@ test("tx amend changes an order's price, size or both; tx agent adds and revokes
       assert.match(bad.err, message);
     }
     assert.equal(sent.length, 5, 'nothing more was sent');
-  } finally {
-    await server.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }));
 
-test("a flag the transaction does not take is refused, and --account naming another address than the key's is refused for what only the account's own key may sign", async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'zomma-cli-tx-'));
-  const ownerFile = join(dir, 'key.json');
-  const agentFile = join(dir, 'agent.json');
-  saveKeyFile(ownerFile, key(1));
-  saveKeyFile(agentFile, key(2));
-  const sent: SignedTx[] = [];
-  const server = await serve(
-    makeView({
-      autoCommit: true,
-      decide: (tx) => {
-        sent.push(tx);
-        return undefined;
-      },
-    }),
-  );
-  const third = Buffer.from(key(3).publicKey).toString('hex');
-  const ownerAddress = addressOfKey(key(1));
-  const agentAddress = addressOfKey(key(2));
-  try {
-    const node = ['--node', server.url];
+test("a flag the transaction does not take is refused, and --account naming another address than the key's is refused for what only the account's own key may sign", () =>
+  withOwnerAndAgent(async ({ url, ownerFile, agentFile, sent }) => {
+    const third = Buffer.from(key(3).publicKey).toString('hex');
+    const ownerAddress = addressOfKey(key(1));
+    const agentAddress = addressOfKey(key(2));
+    const node = ['--node', url];
     const asAgent = [...node, '--key-file', agentFile, '--account', ownerAddress];
     for (const [args, message] of [
       // An agent's transaction of these would only be refused in its block (NotPermitted).
@@ -489,8 +491,4 @@ test("a flag the transaction does not take is refused, and --account naming anot
     );
     assert.equal(own.code, 0, own.err);
     assert.equal(sent.length, 1);
-  } finally {
-    await server.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }));
