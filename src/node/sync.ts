@@ -68,8 +68,10 @@
 // of heights before h, which one of those blocks may have committed already:
 // every validator that saw it would refuse the proposal, and each of this
 // validator's turns would cost a round. A proposal by another that repeats such
-// evidence is still judged differently here (accepted), but 2/3+ of honest
-// validators refuse it.
+// evidence is still judged differently here (accepted); the validators that
+// saw it committed refuse it, and when the others hold more than 2/3 of the
+// stake such a block may be committed, which they then follow from its certificate
+// (docs/protocol.md, "Evidence").
 
 import { decode, encode } from '../codec/wire.ts';
 import type {

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writer, encode } from '../../src/codec/wire.ts';
 import { toHex } from '../../src/lib/bytes.ts';
-import { messageCodec, voteSignBytes } from '../../src/consensus/codec.ts';
+import { messageCodec, voteSignBytes, walRecordCodec } from '../../src/consensus/codec.ts';
 import { blockHashOf, evidenceRoot } from '../../src/consensus/replica.ts';
 import { SIGN_KIND_CONSENSUS } from '../../src/consensus/ports.ts';
 import { VOTE_TYPE } from '../../src/consensus/types.ts';
@@ -76,3 +76,60 @@ test('a replica follows a certified block that repeats evidence it saw committed
   assert.equal(h.nodes[0]!.committed.get(n), toHex(hash), 'it decides the certified block');
   assert.equal(replica.height, n + 1);
 });
+
+// In consensus, a replica that saw the evidence committed neither prevotes for
+// a block repeating it nor decides it from its 2f+1 precommits: it must get
+// that block from a peer as a certified one. Here nobody is two heights
+// ahead to be asked (the Byzantine proposer leaves at once, and the others
+// need this replica to decide the next height): the peers push the block to
+// it when it keeps speaking at the height they decided.
+for (const seed of [44, 45, 46]) {
+  test(`a replica that refused a block repeating committed evidence in consensus follows it when every peer waits for it (seed ${seed})`, () => {
+    const h = new Harness({ n: 4, seed });
+    h.startAll();
+    assert.ok(h.run(() => h.minCommitted() >= 3));
+
+    // Validator 3 double-signs; a block commits the evidence.
+    const old = equivocation(h, 3, h.nodes[0]!.replica.height);
+    for (const to of [0, 1, 2]) {
+      h.send(3, to, encode(messageCodec, { kind: 'evidence', evidence: old }));
+    }
+    const carrying = (i: number) => h.nodes[i]!.app.blocks.filter((b) => b.evidence.length > 0);
+    assert.ok(h.run(() => [0, 1, 2, 3].every((i) => carrying(i).length === 1)));
+
+    // Validators 1 and 2 restart from a state without the committed evidence,
+    // as after a state sync past its block; validator 3 (Byzantine) too, with
+    // the evidence pooled again, so it proposes it.
+    const first = carrying(0)[0]!.header.height;
+    assert.ok(h.run(() => h.minCommitted() >= first + 2));
+    for (const i of [1, 2, 3]) {
+      const node = h.nodes[i]!;
+      h.crash(i);
+      const state = { ...node.replica.chainState, committedEvidence: [] };
+      const record = {
+        kind: 'checkpoint' as const,
+        state,
+        ...(i === 3 ? { evidence: [old] } : {}),
+      };
+      node.wal.push(encode(walRecordCodec, record));
+      node.syncedLength = node.wal.length;
+      h.restart(i);
+    }
+    assert.ok(
+      h.run(() => carrying(1).length === 2),
+      'validators 1 to 3 commit it again',
+    );
+    const n = carrying(1)[1]!.header.height;
+    h.crash(3);
+    assert.equal(h.nodes[0]!.topCommitted, n - 1, 'validator 0 did not decide it');
+    assert.ok(h.nodes[0]!.replica.metrics.badEvidence > 0, 'validator 0 refused it in consensus');
+    assert.ok(h.minCommitted([1, 2]) <= n, 'nobody is two heights ahead');
+
+    assert.ok(
+      h.run(() => h.minCommitted([0, 1, 2]) >= n + 3, 120_000),
+      'the chain goes on',
+    );
+    assert.equal(h.nodes[0]!.committed.get(n), h.nodes[1]!.committed.get(n));
+    assert.equal(h.doubleSigns, 0);
+  });
+}
