@@ -28,7 +28,7 @@ import { equityQuote, initialMarginQuote } from './margin.ts';
 import { forgetMatched, forgetOrder, settleFills } from './orders.ts';
 import type { ActionResult, Fill } from './results.ts';
 import type { Amend } from './tx/types.ts';
-import { noMarketNamed } from './errors.ts';
+import { haltedMessage, noMarketNamed } from './errors.ts';
 import type { OrderBook } from './book/index.ts';
 import { quoteDecimal } from './units.ts';
 
@@ -54,9 +54,8 @@ export function amend(ctx: Ctx, a: Amend): ActionResult {
   const state = ctx.state;
   const market = state.marketByName.get(a.instrument);
   if (market === undefined) return no('UnknownInstrument', noMarketNamed(a.instrument));
-  if (market.halted || (market.listed && market.expiryMs <= ctx.blockTimeMs)) {
-    return no('MarketHalted', a.instrument);
-  }
+  const expired = market.listed && market.expiryMs <= ctx.blockTimeMs;
+  if (market.halted || expired) return no('MarketHalted', haltedMessage(a.instrument, expired));
   // An amend may raise size or move a price toward the market: while the index is stale only cancels go.
   if (market.oracleStale) return no('OracleStale', a.instrument);
   // So for an option without a fresh smile, which keeps its last mark (place_order.ts).

@@ -69,3 +69,14 @@ export function reject(code: RejectCode, message: string = code): Rejection {
 export function noMarketNamed(instrument: string): string {
   return `no market named ${instrument} (never listed, or settled)`;
 }
+
+/**
+ * MarketHalted's message, the same from a placement and an amend: past its
+ * expiry a dated market waits for its settlement price; otherwise the
+ * validators halted it (a governance halt, or an emergency listing).
+ */
+export function haltedMessage(instrument: string, expired: boolean): string {
+  return expired
+    ? `${instrument} is past its expiry and awaits its settlement price: it takes only cancels`
+    : `${instrument} is halted by the validators: it takes only cancels until they resume it`;
+}

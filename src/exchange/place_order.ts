@@ -31,7 +31,7 @@ import type { PlaceOrder as BookPlaceOrder, TimeInForce as BookTif } from './boo
 import type { Ctx } from './context.ts';
 import { ensureAccount, getAccount } from './context.ts';
 import type { Rejection } from './errors.ts';
-import { noMarketNamed, reject } from './errors.ts';
+import { haltedMessage, noMarketNamed, reject } from './errors.ts';
 import { checkBreakers } from './breakers.ts';
 import { ensurePosition, sizeIn } from './position.ts';
 import {
@@ -76,10 +76,8 @@ export function checkPlaceOrder(ctx: Ctx, a: PlaceOrder): Checked | Rejection {
   const state = ctx.state;
   const market = state.marketByName.get(a.instrument);
   if (market === undefined) return reject('UnknownInstrument', noMarketNamed(a.instrument));
-  if (market.halted) return reject('MarketHalted', a.instrument);
-  if (market.listed && market.expiryMs <= ctx.blockTimeMs) {
-    return reject('MarketHalted', `${a.instrument} expired and awaits settlement`);
-  }
+  const expired = market.listed && market.expiryMs <= ctx.blockTimeMs;
+  if (market.halted || expired) return reject('MarketHalted', haltedMessage(a.instrument, expired));
   if (market.markTicks === 0) return reject('NoOraclePrice', a.instrument);
   // Reduce-only orders never rest and only shrink a position: the one kind that cannot add risk.
   if (market.oracleStale && !a.reduceOnly) {

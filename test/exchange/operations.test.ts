@@ -498,7 +498,17 @@ test('governance: 2/3 of stake halts a market; cancels still work there', () => 
   accepted(h.one(VALIDATORS[1]!, { kind: 'govVote', proposalId: 1, approve: true }));
   accepted(h.one(a, limit(BTC, 'buy', PRICE - 10, 1)));
   accepted(h.one(VALIDATORS[2]!, { kind: 'govVote', proposalId: 1, approve: true }));
-  rejected(h.one(a, limit(BTC, 'buy', PRICE - 10, 1)), 'MarketHalted');
+  // A placement and an amend are refused with the same words, which say what still goes.
+  const halted = [
+    'MarketHalted',
+    `${BTC} is halted by the validators: it takes only cancels until they resume it`,
+  ];
+  const place = action(h.one(a, limit(BTC, 'buy', PRICE - 10, 1)));
+  assert.deepEqual(place.ok ? [] : [place.code, place.message], halted);
+  const amended = action(
+    h.one(a, { kind: 'amend', instrument: BTC, orderId: o.order.orderId, priceTicks: PRICE - 11 }),
+  );
+  assert.deepEqual(amended.ok ? [] : [amended.code, amended.message], halted);
   accepted(h.one(a, { kind: 'cancel', instrument: BTC, orderId: o.order.orderId }));
   rejected(h.one(a, { kind: 'govVote', proposalId: 1, approve: true }), 'NotPermitted');
 });
