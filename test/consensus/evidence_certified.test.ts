@@ -15,17 +15,26 @@ import type { Block, CommitCertificate, CommitVote } from '../../src/consensus/t
 import { utf8 } from '../../src/lib/bytes.ts';
 import { Harness, equivocation } from './harness.ts';
 
+/**
+ * Validator 3 double-signs at the current height and sends the evidence to
+ * the others: the evidence, and `carrying(i)`, node i's blocks that hold evidence.
+ */
+function validator3Equivocates(h: Harness) {
+  const old = equivocation(h, 3, h.nodes[0]!.replica.height);
+  for (const to of [0, 1, 2]) {
+    h.send(3, to, encode(messageCodec, { kind: 'evidence', evidence: old }));
+  }
+  const carrying = (i: number) => h.nodes[i]!.app.blocks.filter((b) => b.evidence.length > 0);
+  return { old, carrying };
+}
+
 test('a replica follows a certified block that repeats evidence it saw committed', () => {
   const h = new Harness({ n: 4, seed: 43, compactWal: true });
   h.startAll();
   assert.ok(h.run(() => h.minCommitted() >= 3));
 
   // Validator 3 double-signs; a block commits the evidence.
-  const old = equivocation(h, 3, h.nodes[0]!.replica.height);
-  for (const to of [0, 1, 2]) {
-    h.send(3, to, encode(messageCodec, { kind: 'evidence', evidence: old }));
-  }
-  const carrying = (i: number) => h.nodes[i]!.app.blocks.filter((b) => b.evidence.length > 0);
+  const { old, carrying } = validator3Equivocates(h);
   assert.ok(h.run(() => carrying(0).length > 0 && h.minCommitted() >= h.nodes[0]!.replica.height));
 
   // Replica 0 hears nothing more and stays at height n while the others go on.
@@ -90,11 +99,7 @@ for (const seed of [44, 45, 46]) {
     assert.ok(h.run(() => h.minCommitted() >= 3));
 
     // Validator 3 double-signs; a block commits the evidence.
-    const old = equivocation(h, 3, h.nodes[0]!.replica.height);
-    for (const to of [0, 1, 2]) {
-      h.send(3, to, encode(messageCodec, { kind: 'evidence', evidence: old }));
-    }
-    const carrying = (i: number) => h.nodes[i]!.app.blocks.filter((b) => b.evidence.length > 0);
+    const { old, carrying } = validator3Equivocates(h);
     assert.ok(h.run(() => [0, 1, 2, 3].every((i) => carrying(i).length === 1)));
 
     // Validators 1 and 2 restart from a state without the committed evidence,
