@@ -114,10 +114,11 @@ test('bad input found before anything is sent exits 2; what the node answers aft
   }
 });
 
-test("tx deposit sends a validator's attestation of a deposit: id, address, amount and subaccount as given; bad ones refused before sending", async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'zomma-cli-tx-'));
-  const keyFile = join(dir, 'key.json');
-  saveKeyFile(keyFile, key(1));
+/** A node that commits every transaction it is sent, each kept in `sent` in order. */
+async function committingServer(): Promise<{
+  server: Awaited<ReturnType<typeof serve>>;
+  sent: SignedTx[];
+}> {
   const sent: SignedTx[] = [];
   const server = await serve(
     makeView({
@@ -128,6 +129,14 @@ test("tx deposit sends a validator's attestation of a deposit: id, address, amou
       },
     }),
   );
+  return { server, sent };
+}
+
+test("tx deposit sends a validator's attestation of a deposit: id, address, amount and subaccount as given; bad ones refused before sending", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'zomma-cli-tx-'));
+  const keyFile = join(dir, 'key.json');
+  saveKeyFile(keyFile, key(1));
+  const { server, sent } = await committingServer();
   try {
     const flags = ['--node', server.url, '--key-file', keyFile];
     const id = '0x' + 'ab'.repeat(32);
@@ -303,16 +312,7 @@ async function withOwnerAndAgent(
   const agentFile = join(dir, 'agent.json');
   saveKeyFile(ownerFile, key(1));
   saveKeyFile(agentFile, key(2));
-  const sent: SignedTx[] = [];
-  const server = await serve(
-    makeView({
-      autoCommit: true,
-      decide: (tx) => {
-        sent.push(tx);
-        return undefined;
-      },
-    }),
-  );
+  const { server, sent } = await committingServer();
   try {
     await check({ url: server.url, ownerFile, agentFile, sent });
   } finally {
