@@ -153,14 +153,55 @@ const compiled = {
 };
 
 /**
- * The validator of one part of a request: the SDK's check and the server's
- * routes (its validator compiler) both use these, so they refuse alike.
+ * Where a schema (or a schema inside it) gives a `default`, as a JSON
+ * pointer, or undefined. The validators here do not apply defaults (Ajv's
+ * `useDefaults` is off, so that checking a request never changes it): a
+ * default would be documented in the OpenAPI document and silently not
+ * happen, so a schema that has one is refused when compiled. A field named
+ * "default" (a key of `properties`) is a name, not the keyword.
+ */
+export function defaultIn(schema: unknown, at = ''): string | undefined {
+  if (typeof schema !== 'object' || schema === null) return undefined;
+  if (Array.isArray(schema)) {
+    for (let i = 0; i < schema.length; i++) {
+      const found = defaultIn(schema[i], `${at}/${i}`);
+      if (found !== undefined) return found;
+    }
+    return undefined;
+  }
+  for (const [key, value] of Object.entries(schema)) {
+    if (key === 'default') return `${at}/default`;
+    if (key === 'properties' || key === 'patternProperties' || key === '$defs') {
+      if (typeof value !== 'object' || value === null) continue;
+      for (const [name, sub] of Object.entries(value)) {
+        const found = defaultIn(sub, `${at}/${key}/${name}`);
+        if (found !== undefined) return found;
+      }
+      continue;
+    }
+    const found = defaultIn(value, `${at}/${key}`);
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}
+
+/**
+ * The validator of one part of a request: the SDK's check, the server's
+ * routes (its validator compiler) and the WebSocket's `submit` all use these,
+ * so they refuse alike. A schema with a `default` is refused (defaultIn).
  */
 export function validatorOf(part: InputPart | string, schema: object): ValidateFunction {
   const body = part === 'body';
   const cache = body ? compiled.body : compiled.text;
   let validate = cache.get(schema);
   if (validate === undefined) {
+    const withDefault = defaultIn(schema);
+    if (withDefault !== undefined) {
+      throw new Error(
+        `schema gives a default at ${withDefault}: defaults are not applied here ` +
+          '(Ajv useDefaults is off); give the value in the handler instead',
+      );
+    }
     let ajv = ajvs.get(body);
     if (ajv === undefined) {
       ajv = new Ajv(body ? AJV_BODY_OPTIONS : AJV_OPTIONS);

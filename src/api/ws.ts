@@ -23,7 +23,7 @@
 // MarketEnded and the same record.
 
 import { randomUUID } from 'node:crypto';
-import { Ajv } from 'ajv';
+import type { ValidateFunction } from 'ajv';
 import type { WebSocket } from 'ws';
 import { assert } from '../lib/assert.ts';
 import {
@@ -34,7 +34,7 @@ import {
   WS_CHANNEL_CHARS_MAX,
   WS_SUBMIT_ID_CHARS_MAX,
 } from '../lib/limits.ts';
-import { refusalOf, shownName } from './check.ts';
+import { refusalOf, shownName, validatorOf } from './check.ts';
 import { ALREADY_SUBSCRIBED, NOT_SUBSCRIBED } from './client/channels.ts';
 import { ApiError } from './errors.ts';
 import { RateLimiter } from './ratelimit.ts';
@@ -120,7 +120,11 @@ export interface WsSubmitter {
 /** Where an unexpected failure's details go, under the id its InternalError answer names. */
 export type InternalErrorLog = (errorId: string, error: unknown) => void;
 
-const validateSubmit = new Ajv({ allErrors: false }).compile<WsSubmitRequest>(wsSubmitSchema.json);
+// A JSON message, as a JSON body: the same validator options as POST /v1/tx's body (no coercion).
+const validateSubmit = validatorOf(
+  'body',
+  wsSubmitSchema.json,
+) as ValidateFunction<WsSubmitRequest>;
 
 const instrumentRe = new RegExp(INSTRUMENT_PATTERN);
 const addressRe = new RegExp(ADDRESS_PATTERN);
