@@ -215,6 +215,12 @@ interface ProposalEntry {
   readonly key: string;
   /** valid(v) of Algorithm 1, computed once: the block checks and the app's processProposal. */
   valid: boolean | null;
+  /**
+   * For a block valid(v) refused that 2/3+ of the stake then precommitted:
+   * whether it extends our chain as a certified block (checkCommittedBlock),
+   * computed once; undefined until asked.
+   */
+  certified?: DropReason | null;
 }
 
 interface Decision {
@@ -1524,7 +1530,15 @@ export class Replica implements ConsensusReplica {
     this.scheduleTimeout(STEP.precommit);
   }
 
-  /** Line 49: 2f+1 precommits for a block we hold and find valid, in any round: decide it. */
+  /**
+   * Line 49: 2f+1 precommits for a block we hold and find valid, in any
+   * round: decide it. A block we hold but refused in voting (valid(v) was
+   * false: the application rejected it, or evidence in it we saw committed)
+   * is decided all the same once its certificate verifies and it extends our
+   * chain as a committed block does (decidesCertified): 2/3+ of the stake
+   * committed it, as a peer's catch-up block would tell us a retry period
+   * later. A block we never received is asked of a peer that committed it.
+   */
   private rule49(nowMs: number): boolean {
     for (const { round, key } of this.decisionCandidates.values()) {
       const entry = this.blocksByKey.get(key);
@@ -1532,12 +1546,33 @@ export class Replica implements ConsensusReplica {
         this.requestDecidedBlock(nowMs);
         continue;
       }
-      if (!this.isValid(entry)) continue;
+      const commit = this.certificate(round, key);
+      if (!this.isValid(entry) && !this.decidesCertified(entry, commit)) continue;
       this.decidedFromPeer = false;
-      this.decide(entry.block, entry.hash, this.certificate(round, key));
+      this.decide(entry.block, entry.hash, commit);
       return true;
     }
     return false;
+  }
+
+  /**
+   * A block valid(v) refused, with 2/3+ precommits for it: decided as a
+   * catch-up block is (applyCatchup), without processProposal and with
+   * evidence committed before no reason to refuse it. The certificate is
+   * checked again (hash, order, power; its signatures were verified as the
+   * precommits arrived) and the block must extend our chain.
+   */
+  private decidesCertified(entry: ProposalEntry, commit: CommitCertificate): boolean {
+    if (!this.verifyCommit(commit, this.chain.validators, this.heightValue, entry.hash)) {
+      return false;
+    }
+    // Only the round bound depends on the certificate: the rest is the block's own.
+    if (entry.block.header.round > commit.round) return false;
+    if (entry.certified === undefined) {
+      entry.certified = this.checkCommittedBlock(entry.block, commit);
+      if (entry.certified !== null) this.drop(entry.certified);
+    }
+    return entry.certified === null;
   }
 
   /** Line 55: f+1 of the stake speaks in a higher round: skip to it. */
@@ -2011,6 +2046,21 @@ export class Replica implements ConsensusReplica {
     if (known === undefined && this.peerHeights.size >= 4 * VALIDATORS_MAX) return;
     if (known === undefined || height > known) this.peerHeights.set(from, height);
     if (height >= this.heightValue + 2) this.requestBlocks(from, nowMs);
+    else if (this.lacksDecidedBlock()) this.requestDecidedBlock(nowMs, from);
+  }
+
+  /**
+   * 2f+1 precommits for a block of our height that we never received: a
+   * peer heard at the next height committed it and can serve it now. Without
+   * this the replica waited for that peer's push (a retry period, once it
+   * heard us still at this height) or for a peer two heights on.
+   */
+  private lacksDecidedBlock(): boolean {
+    if (this.decided !== null) return false;
+    for (const { key } of this.decisionCandidates.values()) {
+      if (!this.blocksByKey.has(key)) return true;
+    }
+    return false;
   }
 
   private canServe(peer: PeerId, height: number): boolean {
@@ -2106,10 +2156,11 @@ export class Replica implements ConsensusReplica {
    * committed it, unless a request for our height is still out (an answered
    * one is closed, and waiting out its period would stall us here).
    */
-  private requestDecidedBlock(nowMs: number): void {
+  private requestDecidedBlock(nowMs: number, trigger?: PeerId): void {
     if (this.requestedUpTo >= this.heightValue && nowMs - this.lastRequestMs < CATCHUP_RETRY_MS) {
       return;
     }
+    if (trigger !== undefined) return this.requestBlocks(trigger, nowMs);
     for (const [peer, height] of this.peerHeights) {
       if (height > this.heightValue) return this.requestBlocks(peer, nowMs);
     }
