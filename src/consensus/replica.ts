@@ -1055,12 +1055,20 @@ export class Replica implements ConsensusReplica {
     if (!this.checkLastCommit(block.lastCommit)) return 'badCertificate';
     if (h.timeMs !== this.blockTimeFor(block.lastCommit)) return 'invalidBlock';
     const seen = new Set<string>();
+    const offenders = new Set<string>();
     for (const e of block.evidence) {
       const key = toHex(evidenceHashOf(e));
       if (seen.has(key)) return 'badEvidence';
       if (!certified && chain.committedEvidence.has(key)) return 'badEvidence';
       seen.add(key);
       if (!this.verifyEvidence(e, this.heightValue - 1)) return 'badEvidence';
+      // Evidence that can change nothing (spentOffence). Not for a certified
+      // block: it is final, and one committed by replicas that took such
+      // evidence must still be followed.
+      if (certified) continue;
+      const offender = this.offenderOf(e)!;
+      if (offenders.has(offender) || this.spentOffence(offender)) return 'badEvidence';
+      offenders.add(offender);
     }
     return null;
   }
@@ -1126,6 +1134,7 @@ export class Replica implements ConsensusReplica {
     }
     // Before the signatures are checked: an offender we hold evidence against costs nothing more.
     const offender = this.offenderOf(evidence);
+    if (offender !== null && this.spentOffence(offender)) return this.drop('duplicateVote');
     if (offender !== null && !this.evidenceRoomFor(offender)) return this.drop('bufferFull');
     if (!this.verifyEvidence(evidence, this.heightValue)) return this.drop('badEvidence');
     if (this.evidencePool.size >= EVIDENCE_POOL_MAX) return this.drop('bufferFull');
@@ -1167,6 +1176,7 @@ export class Replica implements ConsensusReplica {
     if (this.evidencePool.has(key) || this.chain.committedEvidence.has(key)) return;
     const offender = this.offenderOf(evidence);
     assert(offender !== null, 'evidence seen at our height names a member of our set');
+    if (this.spentOffence(offender)) return;
     if (!this.evidenceRoomFor(offender) || this.evidencePool.size >= EVIDENCE_POOL_MAX) {
       return this.drop('bufferFull');
     }
@@ -1179,6 +1189,20 @@ export class Replica implements ConsensusReplica {
   private offenderOf(e: DuplicateVoteEvidence): string | null {
     const validator = this.setAt(e.voteA.height)?.validators[e.voteA.validatorIndex];
     return validator === undefined ? null : toHex(validator.publicKey);
+  }
+
+  /**
+   * Evidence against this validator can change nothing: it has no place in
+   * the set deciding the next height, so the application removed it (its
+   * answer to a height before ours). The applications here remove a
+   * validator only by jailing it, for evidence committed earlier, and a
+   * jailed validator is left as it is whatever else it did (the exchange's
+   * applyEvidence, the simulator's app). Such evidence is neither pooled,
+   * proposed nor accepted in a proposal (docs/protocol.md, "Evidence"); the
+   * next set is chain state every replica holds, a state-synced one included.
+   */
+  private spentOffence(offender: string): boolean {
+    return !this.chain.nextValidators.hasKeyHex(offender);
   }
 
   /**
@@ -1366,12 +1390,21 @@ export class Replica implements ConsensusReplica {
       txs.push(tx);
       bytes += tx.length;
     }
+    // One piece per offender, and none against a validator already removed
+    // (spentOffence): every replica refuses a block with more (checkBlock).
+    const offenders = new Set<string>();
     const evidence = [...this.evidencePool.entries()]
       .filter(
         ([key, e]) =>
           !this.chain.committedEvidence.has(key) && this.verifyEvidence(e, this.heightValue - 1),
       )
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .filter(([, e]) => {
+        const offender = this.offenderOf(e)!;
+        if (offenders.has(offender) || this.spentOffence(offender)) return false;
+        offenders.add(offender);
+        return true;
+      })
       .slice(0, EVIDENCE_PER_BLOCK_MAX)
       .map(([, e]) => e);
     const chain = this.chain;
@@ -1848,7 +1881,9 @@ export class Replica implements ConsensusReplica {
       const key = toHex(evidenceHashOf(e));
       if (this.evidencePool.has(key) || this.mayBeCommitted(key, e)) continue;
       const offender = this.offenderOf(e);
-      if (offender === null || !this.evidenceRoomFor(offender)) continue;
+      if (offender === null || this.spentOffence(offender) || !this.evidenceRoomFor(offender)) {
+        continue;
+      }
       if (this.evidencePool.size >= EVIDENCE_POOL_MAX) return;
       if (!this.verifyEvidence(e, this.heightValue)) continue;
       this.poolEvidence(key, e, offender);
@@ -1956,7 +1991,14 @@ export class Replica implements ConsensusReplica {
       if (this.signed.get(key)!.height < this.heightValue) this.signed.delete(key);
     }
     for (const [key, e] of this.evidencePool) {
-      if (e.voteA.height < this.heightValue - EVIDENCE_AGE_HEIGHTS_MAX) this.forgetEvidence(key);
+      const offender = this.offenderOf(e);
+      if (
+        e.voteA.height < this.heightValue - EVIDENCE_AGE_HEIGHTS_MAX ||
+        offender === null ||
+        this.spentOffence(offender)
+      ) {
+        this.forgetEvidence(key);
+      }
     }
     for (const h of this.catchupBuffer.keys()) {
       if (h < this.heightValue) this.unbuffer(h);
