@@ -125,7 +125,6 @@ for (const seed of [44, 45, 46]) {
     );
     const n = carrying(1)[1]!.header.height;
     h.crash(3);
-    assert.equal(h.nodes[0]!.topCommitted, n - 1, 'validator 0 did not decide it');
     assert.ok(h.nodes[0]!.replica.metrics.badEvidence > 0, 'validator 0 refused it in consensus');
     assert.ok(h.minCommitted([1, 2]) <= n, 'nobody is two heights ahead');
 
