@@ -66,48 +66,97 @@ test('evidence against a validator already jailed is neither pooled nor committe
   }
 });
 
-test('a proposal carrying evidence against a validator already jailed is refused: prevote nil', () => {
-  const { h, second } = validator3Jailed(52);
-  // The proposal of the next height nobody has reached is held back from replica 0.
-  const next = Math.max(...[0, 1, 2].map((i) => h.nodes[i]!.replica.height)) + 1;
+/**
+ * Holds back from `replicas` the proposal of the next height nobody has
+ * reached, and returns it once they are there, in its first round.
+ */
+function heldProposals(
+  h: Harness,
+  replicas: readonly number[],
+): { next: number; held: Message & { kind: 'proposal' } } {
+  const next = Math.max(...h.nodes.map((node) => node.replica.height)) + 1;
   let held: (Message & { kind: 'proposal' }) | null = null;
   h.filter = (_from, to, bytes) => {
     const m = decode(messageCodec, bytes);
-    if (to !== 0 || m.kind !== 'proposal' || m.proposal.height !== next) return true;
+    if (!replicas.includes(to) || m.kind !== 'proposal' || m.proposal.height !== next) return true;
     held ??= m;
     return false;
   };
-  const replica = h.nodes[0]!.replica;
-  assert.ok(h.run(() => held !== null && replica.height === next));
-  const { proposal, block: original } = held!;
-  assert.equal(proposal.round, 0);
-  assert.equal(replica.round, 0);
-  // Its block with the second evidence in it, signed again by its proposer.
+  assert.ok(
+    h.run(() => held !== null && replicas.every((i) => h.nodes[i]!.replica.height === next)),
+  );
+  assert.equal(held!.proposal.round, 0);
+  for (const i of replicas) assert.equal(h.nodes[i]!.replica.round, 0);
+  return { next, held: held! };
+}
+
+/**
+ * The held proposal's block with `evidence` in it, signed again by its
+ * proposer, handed to `replica`: its prevote's value, and whether the block
+ * was refused for its evidence.
+ */
+function prevoteOn(
+  h: Harness,
+  replica: number,
+  held: Message & { kind: 'proposal' },
+  evidence: DuplicateVoteEvidence[],
+): { hash: Uint8Array; prevote: Uint8Array | null; refused: boolean } {
+  const { proposal, block: original } = held;
   const block: Block = {
     ...original,
-    header: { ...original.header, evidenceHash: evidenceRoot([second]) },
-    evidence: [second],
+    header: { ...original.header, evidenceHash: evidenceRoot(evidence) },
+    evidence,
   };
   const hash = blockHashOf(block);
-  const set = replica.validators;
+  const r = h.nodes[replica]!.replica;
+  const set = r.validators;
   const proposer = set.validators[set.proposer(0)]!;
   const key = h.keys.find((k) => bytesEqual(k.publicKey, proposer.publicKey))!;
   const signature = key.signer.sign(
     SIGN_KIND_CONSENSUS.proposal,
-    proposalSignBytes(new Writer(), next, 0, -1, hash),
+    proposalSignBytes(new Writer(), proposal.height, 0, -1, hash),
   );
   const bytes = encode(messageCodec, {
     kind: 'proposal',
     proposal: { ...proposal, blockHash: hash, signature },
     block,
   });
-  const before = replica.metrics.badEvidence;
-  const prevotes = replica.onMessage('p1', bytes, h.nowMs).flatMap((e) => {
+  const before = r.metrics.badEvidence;
+  const prevotes = r.onMessage('p1', bytes, h.nowMs).flatMap((e) => {
     if (e.kind !== 'broadcast') return [];
     const m = decode(messageCodec, e.bytes);
     return m.kind === 'vote' && m.vote.type === VOTE_TYPE.prevote ? [m.vote] : [];
   });
-  assert.equal(replica.metrics.badEvidence, before + 1, 'the block is refused');
-  assert.equal(prevotes.length, 1);
-  assert.equal(prevotes[0]!.blockHash, null, 'it prevotes nil');
+  assert.equal(prevotes.length, 1, `replica ${replica} prevotes once`);
+  return { hash, prevote: prevotes[0]!.blockHash, refused: r.metrics.badEvidence > before };
+}
+
+test('a proposal carrying evidence against a validator already jailed is refused: prevote nil', () => {
+  const { h, second } = validator3Jailed(52);
+  const { held } = heldProposals(h, [0]);
+  const { prevote, refused } = prevoteOn(h, 0, held, [second]);
+  assert.ok(refused, 'the block is refused');
+  assert.equal(prevote, null, 'it prevotes nil');
+});
+
+test('a proposal carrying two pieces of evidence against one offender is refused; one piece is accepted', () => {
+  const h = new Harness({ n: 4, seed: 53 });
+  h.startAll();
+  assert.ok(h.run(() => h.minCommitted() >= 3));
+  const { next, held } = heldProposals(h, [0, 1, 2]);
+  // Two replicas that are not its proposer.
+  const [a, b] = [0, 1, 2].filter((i) => {
+    const set = h.nodes[i]!.replica.validators;
+    return set.indexOf(h.keys[i]!.publicKey) !== set.proposer(0);
+  });
+  // Validator 3 (still a member) double-signed at two heights: two distinct
+  // pieces, which the application would take as one offence.
+  const first = equivocation(h, 3, next - 1);
+  const second = equivocation(h, 3, next - 2);
+  const two = prevoteOn(h, a!, held, [first, second]);
+  assert.ok(two.refused, 'the block with both is refused');
+  assert.equal(two.prevote, null, 'it prevotes nil');
+  const one = prevoteOn(h, b!, held, [first]);
+  assert.equal(one.refused, false, 'the block with one is not');
+  assert.ok(one.prevote !== null && bytesEqual(one.prevote, one.hash), 'it prevotes for it');
 });
