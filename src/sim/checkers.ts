@@ -5,7 +5,7 @@
 // step), across its crashes. Accountability and liveness are eventual, and
 // checked when the run ends: every equivocation an honest node saw ends in a
 // committed block within a bound (unless other evidence against its offender
-// was committed: replicas drop evidence against a validator already removed,
+// was committed within it: replicas drop evidence against a validator already removed,
 // docs/protocol.md "Evidence"), its offender is out of the validator set
 // deciding H+2 (H the height that committed it; unless it is the last member),
 // and after the network heals every honest node commits within a bound.
@@ -275,8 +275,9 @@ export class Checkers {
    * At the end: evidence seen by an honest node that stayed up must be
    * committed within `boundHeights` of the later of its height and the height
    * at which the network healed, if the chain got that far; unless other
-   * evidence against the same offender was committed (it was jailed: the
-   * replicas then drop the rest, which could change nothing).
+   * evidence against the same offender was committed by then (it was jailed:
+   * the replicas then drop the rest, which could change nothing). Committed
+   * only later, it excuses nothing: the offender went unpunished past the bound.
    */
   checkEvidence(
     topHeight: number,
@@ -285,11 +286,18 @@ export class Checkers {
     crashedAfter: (node: number, atUs: number) => boolean,
     atUs: number,
   ): void {
-    const punished = new Set(this.offenders.values());
+    // Each offender's first committed evidence, by height.
+    const punishedAt = new Map<number, number>();
+    for (const [hash, height] of this.evidenceCommitted) {
+      const key = this.offenders.get(hash)!;
+      const first = punishedAt.get(key);
+      if (key >= 0 && (first === undefined || height < first)) punishedAt.set(key, height);
+    }
     for (const [hash, e] of this.evidenceSeen) {
       if (this.evidenceCommitted.has(hash)) continue;
-      if (e.offenderKey >= 0 && punished.has(e.offenderKey)) continue;
       const deadline = Math.max(e.height, healHeight) + boundHeights;
+      const punished = punishedAt.get(e.offenderKey);
+      if (punished !== undefined && punished <= deadline) continue;
       if (topHeight < deadline) continue;
       if (e.seenBy.every((node) => crashedAfter(node, e.seenUs))) continue;
       this.flag(

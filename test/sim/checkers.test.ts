@@ -99,6 +99,17 @@ test('evidence against an offender that other committed evidence jailed need not
   assert.match(c.violations[0]!.message, /validator 2/);
 });
 
+test('evidence is not excused by other evidence against its offender committed only past its bound', () => {
+  const c = new Checkers(true);
+  c.onEvidenceSeen(0, 'e1', 10, 3, 3, 100);
+  c.onEvidenceSeen(0, 'e2', 25, 3, 3, 100);
+  // e1's bound: height 22. e2 (seen later) is committed at 30, after it.
+  c.onEvidenceCommitted('e2', 30, 3, 0);
+  c.checkEvidence(40, 0, 12, () => false, 1_000);
+  assert.equal(c.violations.length, 1, 'e1 went unpunished past its bound');
+  assert.match(c.violations[0]!.message, /height 10/);
+});
+
 test('jailing: the offender of committed evidence is out of the set two heights later', () => {
   const c = new Checkers(true);
   c.onEvidenceCommitted('e1', 12, 3, 0);
