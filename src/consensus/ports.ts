@@ -68,7 +68,9 @@ export interface Application extends ConsensusApp {
   /**
    * Execute a committed block. Its evidence reaches the application here, as
    * `misbehavior` (the offenders by key); the application may answer with
-   * validator updates (power 0 removes), which decide height H+2.
+   * validator updates (power 0 removes), which decide height H+2. A removed
+   * validator is taken as punished for good: evidence against it is no
+   * longer pooled, proposed or accepted (docs/protocol.md, "Evidence").
    */
   finalizeBlock(
     block: Block,

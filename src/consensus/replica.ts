@@ -215,6 +215,12 @@ interface ProposalEntry {
   readonly key: string;
   /** valid(v) of Algorithm 1, computed once: the block checks and the app's processProposal. */
   valid: boolean | null;
+  /**
+   * For a block valid(v) refused that 2/3+ of the stake then precommitted:
+   * whether it extends our chain as a certified block (checkCommittedBlock),
+   * computed once; undefined until asked.
+   */
+  certified?: DropReason | null;
 }
 
 interface Decision {
@@ -1049,12 +1055,20 @@ export class Replica implements ConsensusReplica {
     if (!this.checkLastCommit(block.lastCommit)) return 'badCertificate';
     if (h.timeMs !== this.blockTimeFor(block.lastCommit)) return 'invalidBlock';
     const seen = new Set<string>();
+    const offenders = new Set<string>();
     for (const e of block.evidence) {
       const key = toHex(evidenceHashOf(e));
       if (seen.has(key)) return 'badEvidence';
       if (!certified && chain.committedEvidence.has(key)) return 'badEvidence';
       seen.add(key);
       if (!this.verifyEvidence(e, this.heightValue - 1)) return 'badEvidence';
+      // Evidence that can change nothing (spentOffence). Not for a certified
+      // block: it is final, and one committed by replicas that took such
+      // evidence must still be followed.
+      if (certified) continue;
+      const offender = this.offenderOf(e)!;
+      if (offenders.has(offender) || this.spentOffence(offender)) return 'badEvidence';
+      offenders.add(offender);
     }
     return null;
   }
@@ -1120,6 +1134,7 @@ export class Replica implements ConsensusReplica {
     }
     // Before the signatures are checked: an offender we hold evidence against costs nothing more.
     const offender = this.offenderOf(evidence);
+    if (offender !== null && this.spentOffence(offender)) return this.drop('duplicateVote');
     if (offender !== null && !this.evidenceRoomFor(offender)) return this.drop('bufferFull');
     if (!this.verifyEvidence(evidence, this.heightValue)) return this.drop('badEvidence');
     if (this.evidencePool.size >= EVIDENCE_POOL_MAX) return this.drop('bufferFull');
@@ -1161,6 +1176,7 @@ export class Replica implements ConsensusReplica {
     if (this.evidencePool.has(key) || this.chain.committedEvidence.has(key)) return;
     const offender = this.offenderOf(evidence);
     assert(offender !== null, 'evidence seen at our height names a member of our set');
+    if (this.spentOffence(offender)) return;
     if (!this.evidenceRoomFor(offender) || this.evidencePool.size >= EVIDENCE_POOL_MAX) {
       return this.drop('bufferFull');
     }
@@ -1173,6 +1189,20 @@ export class Replica implements ConsensusReplica {
   private offenderOf(e: DuplicateVoteEvidence): string | null {
     const validator = this.setAt(e.voteA.height)?.validators[e.voteA.validatorIndex];
     return validator === undefined ? null : toHex(validator.publicKey);
+  }
+
+  /**
+   * Evidence against this validator can change nothing: it has no place in
+   * the set deciding the next height, so the application removed it (its
+   * answer to a height before ours). The applications here remove a
+   * validator only by jailing it, for evidence committed earlier, and a
+   * jailed validator is left as it is whatever else it did (the exchange's
+   * applyEvidence, the simulator's app). Such evidence is neither pooled,
+   * proposed nor accepted in a proposal (docs/protocol.md, "Evidence"); the
+   * next set is chain state every replica holds, a state-synced one included.
+   */
+  private spentOffence(offender: string): boolean {
+    return !this.chain.nextValidators.hasKeyHex(offender);
   }
 
   /**
@@ -1360,12 +1390,21 @@ export class Replica implements ConsensusReplica {
       txs.push(tx);
       bytes += tx.length;
     }
+    // One piece per offender, and none against a validator already removed
+    // (spentOffence): every replica refuses a block with more (checkBlock).
+    const offenders = new Set<string>();
     const evidence = [...this.evidencePool.entries()]
       .filter(
         ([key, e]) =>
           !this.chain.committedEvidence.has(key) && this.verifyEvidence(e, this.heightValue - 1),
       )
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .filter(([, e]) => {
+        const offender = this.offenderOf(e)!;
+        if (offenders.has(offender) || this.spentOffence(offender)) return false;
+        offenders.add(offender);
+        return true;
+      })
       .slice(0, EVIDENCE_PER_BLOCK_MAX)
       .map(([, e]) => e);
     const chain = this.chain;
@@ -1524,7 +1563,15 @@ export class Replica implements ConsensusReplica {
     this.scheduleTimeout(STEP.precommit);
   }
 
-  /** Line 49: 2f+1 precommits for a block we hold and find valid, in any round: decide it. */
+  /**
+   * Line 49: 2f+1 precommits for a block we hold and find valid, in any
+   * round: decide it. A block we hold but refused in voting (valid(v) was
+   * false: the application rejected it, or evidence in it we saw committed)
+   * is decided all the same once its certificate verifies and it extends our
+   * chain as a committed block does (decidesCertified): 2/3+ of the stake
+   * committed it, as a peer's catch-up block would tell us a retry period
+   * later. A block we never received is asked of a peer that committed it.
+   */
   private rule49(nowMs: number): boolean {
     for (const { round, key } of this.decisionCandidates.values()) {
       const entry = this.blocksByKey.get(key);
@@ -1532,12 +1579,33 @@ export class Replica implements ConsensusReplica {
         this.requestDecidedBlock(nowMs);
         continue;
       }
-      if (!this.isValid(entry)) continue;
+      const commit = this.certificate(round, key);
+      if (!this.isValid(entry) && !this.decidesCertified(entry, commit)) continue;
       this.decidedFromPeer = false;
-      this.decide(entry.block, entry.hash, this.certificate(round, key));
+      this.decide(entry.block, entry.hash, commit);
       return true;
     }
     return false;
+  }
+
+  /**
+   * A block valid(v) refused, with 2/3+ precommits for it: decided as a
+   * catch-up block is (applyCatchup), without processProposal and with
+   * evidence committed before no reason to refuse it. The certificate is
+   * checked again (hash, order, power; its signatures were verified as the
+   * precommits arrived) and the block must extend our chain.
+   */
+  private decidesCertified(entry: ProposalEntry, commit: CommitCertificate): boolean {
+    if (!this.verifyCommit(commit, this.chain.validators, this.heightValue, entry.hash)) {
+      return false;
+    }
+    // Only the round bound depends on the certificate: the rest is the block's own.
+    if (entry.block.header.round > commit.round) return false;
+    if (entry.certified === undefined) {
+      entry.certified = this.checkCommittedBlock(entry.block, commit);
+      if (entry.certified !== null) this.drop(entry.certified);
+    }
+    return entry.certified === null;
   }
 
   /** Line 55: f+1 of the stake speaks in a higher round: skip to it. */
@@ -1813,7 +1881,9 @@ export class Replica implements ConsensusReplica {
       const key = toHex(evidenceHashOf(e));
       if (this.evidencePool.has(key) || this.mayBeCommitted(key, e)) continue;
       const offender = this.offenderOf(e);
-      if (offender === null || !this.evidenceRoomFor(offender)) continue;
+      if (offender === null || this.spentOffence(offender) || !this.evidenceRoomFor(offender)) {
+        continue;
+      }
       if (this.evidencePool.size >= EVIDENCE_POOL_MAX) return;
       if (!this.verifyEvidence(e, this.heightValue)) continue;
       this.poolEvidence(key, e, offender);
@@ -1921,7 +1991,14 @@ export class Replica implements ConsensusReplica {
       if (this.signed.get(key)!.height < this.heightValue) this.signed.delete(key);
     }
     for (const [key, e] of this.evidencePool) {
-      if (e.voteA.height < this.heightValue - EVIDENCE_AGE_HEIGHTS_MAX) this.forgetEvidence(key);
+      const offender = this.offenderOf(e);
+      if (
+        e.voteA.height < this.heightValue - EVIDENCE_AGE_HEIGHTS_MAX ||
+        offender === null ||
+        this.spentOffence(offender)
+      ) {
+        this.forgetEvidence(key);
+      }
     }
     for (const h of this.catchupBuffer.keys()) {
       if (h < this.heightValue) this.unbuffer(h);
@@ -2011,6 +2088,21 @@ export class Replica implements ConsensusReplica {
     if (known === undefined && this.peerHeights.size >= 4 * VALIDATORS_MAX) return;
     if (known === undefined || height > known) this.peerHeights.set(from, height);
     if (height >= this.heightValue + 2) this.requestBlocks(from, nowMs);
+    else if (this.lacksDecidedBlock()) this.requestDecidedBlock(nowMs, from);
+  }
+
+  /**
+   * 2f+1 precommits for a block of our height that we never received: a
+   * peer heard at the next height committed it and can serve it now. Without
+   * this the replica waited for that peer's push (a retry period, once it
+   * heard us still at this height) or for a peer two heights on.
+   */
+  private lacksDecidedBlock(): boolean {
+    if (this.decided !== null) return false;
+    for (const { key } of this.decisionCandidates.values()) {
+      if (!this.blocksByKey.has(key)) return true;
+    }
+    return false;
   }
 
   private canServe(peer: PeerId, height: number): boolean {
@@ -2106,10 +2198,11 @@ export class Replica implements ConsensusReplica {
    * committed it, unless a request for our height is still out (an answered
    * one is closed, and waiting out its period would stall us here).
    */
-  private requestDecidedBlock(nowMs: number): void {
+  private requestDecidedBlock(nowMs: number, trigger?: PeerId): void {
     if (this.requestedUpTo >= this.heightValue && nowMs - this.lastRequestMs < CATCHUP_RETRY_MS) {
       return;
     }
+    if (trigger !== undefined) return this.requestBlocks(trigger, nowMs);
     for (const [peer, height] of this.peerHeights) {
       if (height > this.heightValue) return this.requestBlocks(peer, nowMs);
     }

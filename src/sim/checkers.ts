@@ -4,7 +4,9 @@
 // node, and no honest node ever signing two values for one (height, round,
 // step), across its crashes. Accountability and liveness are eventual, and
 // checked when the run ends: every equivocation an honest node saw ends in a
-// committed block within a bound, its offender is out of the validator set
+// committed block within a bound (unless other evidence against its offender
+// was committed within it: replicas drop evidence against a validator already removed,
+// docs/protocol.md "Evidence"), its offender is out of the validator set
 // deciding H+2 (H the height that committed it; unless it is the last member),
 // and after the network heals every honest node commits within a bound.
 // Also safety: block time only grows and stays within the honest precommits'
@@ -41,6 +43,8 @@ export interface Violation {
 interface SeenEvidence {
   readonly height: number;
   readonly validatorIndex: number;
+  /** The offender's key index (-1 when it names no known key). */
+  readonly offenderKey: number;
   readonly seenUs: number;
   readonly seenBy: number[];
 }
@@ -178,11 +182,18 @@ export class Checkers {
     hash: string,
     height: number,
     validatorIndex: number,
+    offenderKey: number,
     atUs: number,
   ): void {
     const seen = this.evidenceSeen.get(hash);
     if (seen === undefined) {
-      this.evidenceSeen.set(hash, { height, validatorIndex, seenUs: atUs, seenBy: [nodeIndex] });
+      this.evidenceSeen.set(hash, {
+        height,
+        validatorIndex,
+        offenderKey,
+        seenUs: atUs,
+        seenBy: [nodeIndex],
+      });
     } else if (!seen.seenBy.includes(nodeIndex)) seen.seenBy.push(nodeIndex);
   }
 
@@ -263,7 +274,10 @@ export class Checkers {
   /**
    * At the end: evidence seen by an honest node that stayed up must be
    * committed within `boundHeights` of the later of its height and the height
-   * at which the network healed, if the chain got that far.
+   * at which the network healed, if the chain got that far; unless other
+   * evidence against the same offender was committed by then (it was jailed:
+   * the replicas then drop the rest, which could change nothing). Committed
+   * only later, it excuses nothing: the offender went unpunished past the bound.
    */
   checkEvidence(
     topHeight: number,
@@ -272,9 +286,18 @@ export class Checkers {
     crashedAfter: (node: number, atUs: number) => boolean,
     atUs: number,
   ): void {
+    // Each offender's first committed evidence, by height.
+    const punishedAt = new Map<number, number>();
+    for (const [hash, height] of this.evidenceCommitted) {
+      const key = this.offenders.get(hash)!;
+      const first = punishedAt.get(key);
+      if (key >= 0 && (first === undefined || height < first)) punishedAt.set(key, height);
+    }
     for (const [hash, e] of this.evidenceSeen) {
       if (this.evidenceCommitted.has(hash)) continue;
       const deadline = Math.max(e.height, healHeight) + boundHeights;
+      const punished = punishedAt.get(e.offenderKey);
+      if (punished !== undefined && punished <= deadline) continue;
       if (topHeight < deadline) continue;
       if (e.seenBy.every((node) => crashedAfter(node, e.seenUs))) continue;
       this.flag(

@@ -545,11 +545,15 @@ export class Simulator {
         if (!isHonest(node)) return;
         const e = effect.evidence;
         const hash = toHex(evidenceHashOf(e));
+        const offender = this.setAt(e.voteA.height).validators[e.voteA.validatorIndex];
         this.checkers.onEvidenceSeen(
           node.index,
           hash,
           e.voteA.height,
           e.voteA.validatorIndex,
+          offender === undefined
+            ? -1
+            : (this.keyIndexByPublicKey.get(toHex(offender.publicKey)) ?? -1),
           this.nowUs,
         );
         this.noteTimeline(

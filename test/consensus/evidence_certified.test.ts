@@ -86,12 +86,11 @@ test('a replica follows a certified block that repeats evidence it saw committed
   assert.equal(replica.height, n + 1);
 });
 
-// In consensus, a replica that saw the evidence committed neither prevotes for
-// a block repeating it nor decides it from its 2f+1 precommits: it must get
-// that block from a peer as a certified one. Here nobody is two heights
-// ahead to be asked (the Byzantine proposer leaves at once, and the others
-// need this replica to decide the next height): the peers push the block to
-// it when it keeps speaking at the height they decided.
+// In consensus, a replica that saw the evidence committed does not prevote
+// for a block repeating it; it decides it from its 2f+1 precommits as a
+// certified block, or, when those do not all reach it, gets it from a peer.
+// Here nobody is two heights ahead to be asked (the Byzantine proposer leaves
+// at once, and the others need this replica to decide the next height).
 for (const seed of [44, 45, 46]) {
   test(`a replica that refused a block repeating committed evidence in consensus follows it when every peer waits for it (seed ${seed})`, () => {
     const h = new Harness({ n: 4, seed });
@@ -126,7 +125,6 @@ for (const seed of [44, 45, 46]) {
     );
     const n = carrying(1)[1]!.header.height;
     h.crash(3);
-    assert.equal(h.nodes[0]!.topCommitted, n - 1, 'validator 0 did not decide it');
     assert.ok(h.nodes[0]!.replica.metrics.badEvidence > 0, 'validator 0 refused it in consensus');
     assert.ok(h.minCommitted([1, 2]) <= n, 'nobody is two heights ahead');
 

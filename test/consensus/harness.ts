@@ -27,6 +27,7 @@ import type {
   Effect,
   Genesis,
   Input,
+  Misbehavior,
   ValidatorUpdate,
   Vote,
 } from '../../src/consensus/types.ts';
@@ -133,6 +134,9 @@ export class TestApp implements Application {
   readonly updatesAt = new Map<number, ValidatorUpdate[]>();
   /** Heights whose proposals this app rejects (processProposal). */
   rejectProposals: ((block: Block) => boolean) | null = null;
+  /** Jail each offender of committed evidence once (power 0), as the exchange does. */
+  jailOffenders = false;
+  readonly jailed = new Set<string>();
   txCounter = 0;
 
   constructor(
@@ -164,7 +168,11 @@ export class TestApp implements Application {
     return e.length >= 4 && e[0] === 0x65 && e[1] === 0x78 && e[2] === 0x74 && e[3] === 0x20; // 'ext '
   }
 
-  finalizeBlock(block: Block, _commit: CommitCertificate): BlockResult {
+  finalizeBlock(
+    block: Block,
+    _commit: CommitCertificate,
+    misbehavior: readonly Misbehavior[] = [],
+  ): BlockResult {
     const h = block.header.height;
     const done = this.results.get(h);
     if (done !== undefined) return done; // executed before a restart: the app is durable
@@ -176,7 +184,14 @@ export class TestApp implements Application {
     );
     this.height = h;
     this.blocks.push(block);
-    const result = { appHash: this.appHash, validatorUpdates: this.updatesAt.get(h) ?? [] };
+    const validatorUpdates = [...(this.updatesAt.get(h) ?? [])];
+    for (const m of this.jailOffenders ? misbehavior : []) {
+      const key = toHex(m.publicKey);
+      if (this.jailed.has(key)) continue;
+      this.jailed.add(key);
+      validatorUpdates.push({ publicKey: m.publicKey, power: 0 });
+    }
+    const result = { appHash: this.appHash, validatorUpdates };
     this.results.set(h, result);
     return result;
   }
@@ -568,7 +583,7 @@ export class Harness {
         node.store.set(h, { block: effect.block, commit: effect.commit });
         const keep = this.options.storeHeightsMax;
         if (keep !== undefined) node.store.delete(h - keep);
-        const result = node.app.finalizeBlock(effect.block, effect.commit);
+        const result = node.app.finalizeBlock(effect.block, effect.commit, effect.misbehavior);
         node.app.commit();
         this.input(node, { kind: 'blockExecuted', height: h, result, nowMs: 0 });
         return;

@@ -74,9 +74,9 @@ test('agreement, validity and appHash', () => {
 
 test('evidence: committed in time, late, or excused by a crash', () => {
   const c = new Checkers(true);
-  c.onEvidenceSeen(0, 'e1', 10, 3, 100);
-  c.onEvidenceSeen(1, 'e2', 10, 3, 100);
-  c.onEvidenceSeen(2, 'e3', 10, 3, 100);
+  c.onEvidenceSeen(0, 'e1', 10, 3, 3, 100);
+  c.onEvidenceSeen(1, 'e2', 10, 2, 2, 100);
+  c.onEvidenceSeen(2, 'e3', 10, 1, 1, 100);
   c.onEvidenceCommitted('e1', 12, 3, 0);
   const crashed = (node: number) => node === 2;
   c.checkEvidence(21, 0, 12, crashed, 1_000);
@@ -86,6 +86,28 @@ test('evidence: committed in time, late, or excused by a crash', () => {
   assert.match(c.violations[0]!.message, /node 1/);
   assert.deepEqual(c.evidenceCounts, { seen: 3, committed: 1 });
   assert.equal(c.stop, false, 'evidence is not a safety violation');
+});
+
+test('evidence against an offender that other committed evidence jailed need not be committed', () => {
+  const c = new Checkers(true);
+  c.onEvidenceSeen(0, 'e1', 10, 3, 3, 100);
+  c.onEvidenceSeen(1, 'e2', 11, 3, 3, 100);
+  c.onEvidenceSeen(1, 'e3', 11, 2, -1, 100);
+  c.onEvidenceCommitted('e1', 12, 3, 0);
+  c.checkEvidence(40, 0, 12, () => false, 1_000);
+  assert.equal(c.violations.length, 1, 'e2 is excused; e3 names no known key');
+  assert.match(c.violations[0]!.message, /validator 2/);
+});
+
+test('evidence is not excused by other evidence against its offender committed only past its bound', () => {
+  const c = new Checkers(true);
+  c.onEvidenceSeen(0, 'e1', 10, 3, 3, 100);
+  c.onEvidenceSeen(0, 'e2', 25, 3, 3, 100);
+  // e1's bound: height 22. e2 (seen later) is committed at 30, after it.
+  c.onEvidenceCommitted('e2', 30, 3, 0);
+  c.checkEvidence(40, 0, 12, () => false, 1_000);
+  assert.equal(c.violations.length, 1, 'e1 went unpunished past its bound');
+  assert.match(c.violations[0]!.message, /height 10/);
 });
 
 test('jailing: the offender of committed evidence is out of the set two heights later', () => {
