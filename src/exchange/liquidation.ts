@@ -16,7 +16,9 @@
 //   3. each position (ascending market) is closed through the book by an IOC
 //      order limited at the position's bankruptcy price — the price at which
 //      the account's equity would reach zero, rounded in the account's favour
-//      by at most a tick — a slice within the market's per-block liquidation
+//      by at most a tick, and no further from the mark than the market's
+//      price band, on the side that costs the account (withinBand): the
+//      slice's price — a slice within the market's per-block liquidation
 //      cap (counted at the mark; the rest waits for the next block);
 //      the taker pays no trading fee, makers get no rebate, and the account
 //      pays a liquidation fee min(notional × liquidationFeePpm, liquidationFeeQuoteMax,
@@ -32,7 +34,7 @@
 //   4. what the book could not absorb of the slice, at the bankruptcy price
 //      or past it as far as the fund paid, is (but in an option without a
 //      fresh mark, where it waits for one: keptMarkOnly)
-//      deleveraged against opposite positions at the bankruptcy price, ranked
+//      deleveraged against opposite positions at the slice's price, ranked
 //      by unrealized profit × notional / equity (highest first, then ascending
 //      account index): O(holders log holders), only when it happens — so a
 //      position above the cap shrinks by a slice every block, book or not;
@@ -354,24 +356,20 @@ function closePosition(
   }
   const bankruptcy = bankruptcyTicks(state, market, account);
   const side = size > 0 ? 'sell' : 'buy';
+  // The slice's price: the bankruptcy price, no further from the mark than
+  // the market's price band, where a trader's order would be held.
+  const limit = withinBand(market, side === 'sell', bankruptcy);
   const book = market.book;
   const orderId = state.nextOrderId++;
   const r = book.place({
     orderId,
     owner: account.index,
     side,
-    priceTicks: bankruptcy,
+    priceTicks: limit,
     sizeLots: lots,
     timeInForce: 'IOC',
     // No stp given: the book's default, cancelResting, here and below.
-    stopTicks: takerStopTicks(
-      market,
-      side,
-      bankruptcy,
-      state.timeMs,
-      account.index,
-      'cancelResting',
-    ),
+    stopTicks: takerStopTicks(market, side, limit, state.timeMs, account.index, 'cancelResting'),
     // The bankruptcy price bounds the liquidated account; its makers are checked as any maker.
     guard: equityGuard(state).arm(market, side === 'buy', null, 0),
   });
@@ -386,6 +384,8 @@ function closePosition(
   pushFills(market, account, orderId, side, fillsOut, events);
   // What the book did not take at the bankruptcy price, past it as far as the
   // insurance fund pays the difference (step 3b); only the rest is deleveraged.
+  // Not when the band held the slice short of the bankruptcy price: the
+  // fund's limit, within the band, is then not past it.
   if (!triggered && filled < lots) {
     const past = closePastBankruptcy(
       state,
@@ -405,7 +405,7 @@ function closePosition(
   // counterparties' expense. Fills past the bankruptcy price left the account
   // as at that price (the fund paid the difference): they count as the rest does.
   const restLots = triggered ? 0 : lots - filled;
-  const awayTicks = side === 'sell' ? market.markTicks - bankruptcy : bankruptcy - market.markTicks;
+  const awayTicks = side === 'sell' ? market.markTicks - limit : limit - market.markTicks;
   // A bankruptcy price beyond the mark (equity below zero) is a gain: it raises no fee.
   const restLossQuote = awayTicks > 0 ? BigInt(restLots) * BigInt(awayTicks) * market.k : 0n;
   const fee = minBig(
@@ -433,9 +433,25 @@ function closePosition(
     market.liquidationBacklog = true;
     market.dirty = true;
   } else if (filled < lots && !keptMarkOnly(market)) {
-    return filled + deleverage(state, market, account, lots - filled, bankruptcy, events);
+    return filled + deleverage(state, market, account, lots - filled, limit, events);
   }
   return filled;
+}
+
+/**
+ * A liquidation's price no further from the mark than the market's price
+ * band (auction/bands.ts) on the side that costs the account: a sale no
+ * lower than the band's low end, a purchase no higher than its high end.
+ * Beyond the mark on the other side (a bankruptcy price past the mark: the
+ * account's loss went beyond its equity and the fund's) it is unchanged: a
+ * fill there gains the account, and a lower sale would take it further below
+ * zero. Without a band, the price itself.
+ */
+function withinBand(market: MarketState, sell: boolean, ticks: number): number {
+  const bandPpm = market.params.priceBandPpm;
+  if (bandPpm === undefined) return ticks;
+  const [lo, hi] = priceBand(market.markTicks, bandPpm);
+  return sell ? Math.max(ticks, lo) : Math.min(ticks, hi);
 }
 
 /**
