@@ -16,7 +16,10 @@
 //   3. each position (ascending market) is closed through the book by an IOC
 //      order limited at the position's bankruptcy price — the price at which
 //      the account's equity would reach zero, rounded in the account's favour
-//      by at most a tick, and no further from the mark than the market's
+//      by at most a tick, its equity counting options at kept marks only as
+//      far as they are sure to be worth (unsureQuote, countedEquity; such a
+//      slice does not go past it at the fund's expense), and no further from
+//      the mark than the market's
 //      price band, on the side that costs the account (withinBand): the
 //      slice's price — a slice within the market's per-block liquidation
 //      cap (counted at the mark; the rest waits for the next block);
@@ -74,14 +77,12 @@ export function isLiquidatable(state: ExchangeState, account: Account): boolean 
   return belowMaintenance(state, account);
 }
 
-/** The price (ticks) at which this position's loss takes the account's equity to zero. */
-export function bankruptcyTicks(
-  state: ExchangeState,
-  market: MarketState,
-  account: Account,
-): number {
+/**
+ * The price (ticks) at which this position's loss takes `equity` to zero: the
+ * account's equity as the bankruptcy price counts it (countedEquity).
+ */
+export function bankruptcyTicks(market: MarketState, account: Account, equity: bigint): number {
   const size = sizeIn(account, market);
-  const equity = equityQuote(state, account);
   const perTick = BigInt(Math.abs(size)) * market.k;
   const mark = BigInt(market.markTicks);
   const ticks =
@@ -90,6 +91,59 @@ export function bankruptcyTicks(
       : mark + divBig(equity, perTick, 'floor'); // a short buys no higher: floor of mark + E/(|s|k)
   if (ticks < 1n) return 1;
   return ticks > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(ticks);
+}
+
+/**
+ * What the account's equity counts of its options held at a kept mark (no
+ * fresh smile, no fresh index, a price the math refuses, or past expiry:
+ * listing.ts) beyond what they are sure to be worth, other than `except`'s
+ * (the market being closed, whose sale or purchase realizes its value): a
+ * long's kept mark above its intrinsic value at this block's forward (the
+ * least a European option is worth, rate 0: listed_margin.ts, rounded down;
+ * all of the mark when the index is stale, no forward being observed), and
+ * a short's intrinsic value above its kept mark (the least it owes, rounded
+ * up). A short's value has no bound above short of the underlying itself:
+ * only what it surely owes counts. O(the account's listed records).
+ */
+export function unsureQuote(state: ExchangeState, account: Account, except: MarketState): bigint {
+  let total = 0n;
+  for (const p of account.listed) {
+    if (p.sizeLots === 0) continue;
+    const m = state.markets[p.market]!;
+    const option = m.instrument;
+    if (m === except || option.kind !== 'option' || m.optionMark !== null) continue;
+    const forward = m.oracleStale ? 0n : m.forwardNowQuote;
+    const inMoney =
+      forward <= 0n
+        ? 0n
+        : option.isCall
+          ? forward - option.strikeQuote
+          : option.strikeQuote - forward;
+    const lots = BigInt(p.sizeLots < 0 ? -p.sizeLots : p.sizeLots);
+    const kept = lots * m.markQuotePerLot;
+    const base = BigInt(m.params.lotsPerBase);
+    if (p.sizeLots > 0) {
+      const sure = inMoney > 0n ? divBig(inMoney * lots, base, 'floor') : 0n;
+      if (kept > sure) total += kept - sure;
+    } else {
+      const owed = inMoney > 0n ? divBig(inMoney * lots, base, 'ceil') : 0n;
+      if (owed > kept) total += owed - kept;
+    }
+  }
+  return total;
+}
+
+/**
+ * The equity a bankruptcy price is taken from: the account's equity, less
+ * what its kept option marks count beyond what the options are sure to be
+ * worth (unsureQuote), no lower than zero for that (a close at the mark then,
+ * which costs nobody anything); an equity already below zero as it is (the
+ * loss past it falls on the fund and then the counterparties, as it did).
+ * Without such options, the equity itself.
+ */
+function countedEquity(equity: bigint, unsure: bigint): bigint {
+  if (unsure === 0n || equity <= 0n) return equity;
+  return maxBig(equity - unsure, 0n);
 }
 
 export function coverFromInsurance(
@@ -354,7 +408,12 @@ function closePosition(
     market.liquidationBacklog = true;
     market.dirty = true;
   }
-  const bankruptcy = bankruptcyTicks(state, market, account);
+  // A kept option mark beside the position counts only as far as the option
+  // is sure to be worth: the unobserved rest is no equity to close at.
+  const unsure = account.listed.length === 0 ? 0n : unsureQuote(state, account, market);
+  const equity = equityQuote(state, account);
+  const counted = countedEquity(equity, unsure);
+  const bankruptcy = bankruptcyTicks(market, account, counted);
   const side = size > 0 ? 'sell' : 'buy';
   // The slice's price: the bankruptcy price, no further from the mark than
   // the market's price band, where a trader's order would be held.
@@ -386,7 +445,9 @@ function closePosition(
   // insurance fund pays the difference (step 3b); only the rest is deleveraged.
   // Not when the band held the slice short of the bankruptcy price: the
   // fund's limit, within the band, is then not past it.
-  if (!triggered && filled < lots) {
+  // Nor when kept option marks lowered the equity it was taken from: the
+  // fund would pay for what the account's options may still be worth.
+  if (!triggered && filled < lots && counted === equity) {
     const past = closePastBankruptcy(
       state,
       market,
@@ -410,7 +471,8 @@ function closePosition(
   const restLossQuote = awayTicks > 0 ? BigInt(restLots) * BigInt(awayTicks) * market.k : 0n;
   const fee = minBig(
     minBig(ppmCeil(notional, p.liquidationFeePpm), p.liquidationFeeQuoteMax),
-    maxBig(equityQuote(state, account) - restLossQuote, 0n),
+    // What the kept option marks count beyond their sure value is no equity to pay it from.
+    maxBig(equityQuote(state, account) - unsure - restLossQuote, 0n),
   );
   account.cashQuote -= fee;
   state.insuranceQuote += fee;
