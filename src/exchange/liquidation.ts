@@ -25,6 +25,7 @@
 //      cap (counted at the mark; the rest waits for the next block);
 //      the taker pays no trading fee, makers get no rebate, and the account
 //      pays a liquidation fee min(notional × liquidationFeePpm, liquidationFeeQuoteMax,
+//      the notional counting the lots deleveraged in step 4 at the slice's price,
 //      remaining equity, once the rest of the slice is deleveraged) to the insurance fund;
 //      A slice that price monitoring stops (auction/call.ts) starts a call
 //      auction; the rest waits for its uncross, and positions in a market in
@@ -478,13 +479,14 @@ function closePosition(
   state.insuranceQuote += fee;
   state.markAccount(account);
   market.liquidatedQuote += BigInt(lots) * perLot;
-  events.push({
-    type: 'liquidation',
+  const liquidation = {
+    type: 'liquidation' as const,
     market: p.instrument,
     account: account.index,
     closedLots: filled,
     feeQuote: fee,
-  });
+  };
+  events.push(liquidation);
   // What the book could not absorb of this block's slice is deleveraged, capped
   // or not: otherwise a position above the cap facing an empty book would
   // never shrink. The cap bounds the slice; the rest waits for the next block.
@@ -495,7 +497,24 @@ function closePosition(
     market.liquidationBacklog = true;
     market.dirty = true;
   } else if (filled < lots && !keptMarkOnly(market)) {
-    return filled + deleverage(state, market, account, lots - filled, limit, events);
+    const deleveraged = deleverage(state, market, account, lots - filled, limit, events);
+    // The deleveraged lots pay the fee as lots the book took would have: a
+    // slice the band held short of its bankruptcy price leaves the account
+    // equity to pay it from (at the bankruptcy price it leaves at most a
+    // tick's rounding), which a close through the book would have paid.
+    const owed =
+      minBig(
+        ppmCeil(notional + BigInt(deleveraged) * BigInt(limit) * market.k, p.liquidationFeePpm),
+        p.liquidationFeeQuoteMax,
+      ) - fee;
+    const extra = minBig(owed, maxBig(equityQuote(state, account) - unsure, 0n));
+    if (extra > 0n) {
+      account.cashQuote -= extra;
+      state.insuranceQuote += extra;
+      state.markAccount(account);
+      liquidation.feeQuote = fee + extra;
+    }
+    return filled + deleveraged;
   }
   return filled;
 }

@@ -31,10 +31,10 @@ function moveTo(h: Harness, usd: bigint): ExchangeEvent[] {
   throw new Error(`the mark did not reach ${usd}`);
 }
 
-function liquidatedInBand(priceBandPpm: number | undefined) {
+function liquidatedInBand(priceBandPpm: number | undefined, liquidationFeePpm = 0) {
   const markets = genesis().markets.map((m) => ({
     ...m,
-    liquidationFeePpm: 0,
+    liquidationFeePpm,
     triggers: [],
     ...(priceBandPpm !== undefined ? { priceBandPpm } : {}),
   }));
@@ -76,6 +76,20 @@ test('a liquidation sells no lower than the price band: the bid below it is not 
     !events.some((e) => e.type === 'insuranceCover'),
     'the fund pays nothing: the band holds the slice short of the bankruptcy price',
   );
+  assert.deepEqual(h.ex.digestBytes(), h.ex.digestFromScratch());
+});
+
+test('the deleveraged slice pays the liquidation fee from what the band left the account', () => {
+  const fund = (h: Harness) => h.ex.state.insuranceQuote;
+  const { h, events, o, c } = liquidatedInBand(10_000, 2_000);
+  assert.deepEqual(fills(events), []);
+  assert.deepEqual(deleverages(events), [[h.account(c)!.index, BAND_LOW, ONE_BTC]]);
+  // 0.2% of the $47,619 deleveraged: $95.238, from the $194 the band left o.
+  const liquidation = events.find((e) => e.type === 'liquidation');
+  assert.ok(liquidation !== undefined && liquidation.type === 'liquidation');
+  assert.equal(liquidation.feeQuote, 95_238_000n);
+  assert.equal(h.account(o)!.cashQuote, 194n * USDC - 95_238_000n);
+  assert.equal(fund(h), 10_000n * USDC + 95_238_000n, 'the fee went to the insurance fund');
   assert.deepEqual(h.ex.digestBytes(), h.ex.digestFromScratch());
 });
 
