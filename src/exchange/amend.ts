@@ -12,6 +12,7 @@
 import {
   amendInAuction,
   bookHolding,
+  breachFillable,
   copyOrder,
   recordFills,
   restInAuction,
@@ -186,6 +187,28 @@ export function amend(ctx: Ctx, a: Amend): ActionResult {
   forgetMatched(state, market, meta.account, ctx.events);
   settleFills(state, market, meta.account, side, false, fills);
   if (before !== null) {
+    if (
+      r.reason === 'AuctionTriggered' &&
+      !breachFillable(state, market, before.side, meta.account, before.stp)
+    ) {
+      // The trade that would start the auction could not happen: the order
+      // ends as the fill guard ends it (docs/exchange.md, "Volatility auctions").
+      recordFills(market, book.fills, ctx.blockTimeMs);
+      if (state.orders.has(a.orderId)) forgetOrder(state, a.orderId);
+      market.dirty = true;
+      const leftLots = sizeLots - r.filledLots;
+      const order = { orderId: a.orderId, filledLots: r.filledLots, restedLots: 0, fills };
+      return {
+        ok: true,
+        kind: 'amend',
+        order: {
+          ...order,
+          cancelledLots: leftLots,
+          status: 'cancelled',
+          reason: 'InsufficientEquity',
+        },
+      };
+    }
     if (r.reason === 'AuctionTriggered') {
       const leftLots = sizeLots - r.filledLots;
       // Against the references the amend met, before its fills replace them (placeOrder).

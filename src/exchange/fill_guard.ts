@@ -69,6 +69,28 @@ export function takerLeftQuote(
 }
 
 /**
+ * Whether `lots` at priceTicks leave the taker's equity now at zero or above
+ * (or lower nothing), its fee at takerFeePpm included: the guard's test of a
+ * taker's fill (EquityGuard.admitsTaker), from its equity as it stands.
+ * O(markets).
+ */
+export function takerCanFill(
+  state: ExchangeState,
+  market: MarketState,
+  account: Account,
+  buy: boolean,
+  priceTicks: number,
+  lots: number,
+  takerFeePpm: number,
+): boolean {
+  const away = buy ? priceTicks - market.markTicks : market.markTicks - priceTicks;
+  const n = BigInt(lots);
+  const loss =
+    BigInt(away) * n * market.k + ppmCeil(BigInt(priceTicks) * n * market.k, takerFeePpm);
+  return loss <= 0n || equityQuote(state, account) - loss >= 0n;
+}
+
+/**
  * Matching passes so far, over every guard of the process: an account's
  * guardEpoch can only equal the pass that wrote it, whichever exchange it
  * belongs to (a counter per guard would restart and meet old stamps).

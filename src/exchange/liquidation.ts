@@ -16,10 +16,16 @@
 //   3. each position (ascending market) is closed through the book by an IOC
 //      order limited at the position's bankruptcy price — the price at which
 //      the account's equity would reach zero, rounded in the account's favour
-//      by at most a tick — a slice within the market's per-block liquidation
+//      by at most a tick, its equity counting options at kept marks only as
+//      far as they are sure to be worth (unsureQuote, countedEquity; such a
+//      slice does not go past it at the fund's expense), and no further from
+//      the mark than the market's
+//      price band, on the side that costs the account (withinBand): the
+//      slice's price — a slice within the market's per-block liquidation
 //      cap (counted at the mark; the rest waits for the next block);
 //      the taker pays no trading fee, makers get no rebate, and the account
 //      pays a liquidation fee min(notional × liquidationFeePpm, liquidationFeeQuoteMax,
+//      the notional counting the lots deleveraged in step 4 at the slice's price,
 //      remaining equity, once the rest of the slice is deleveraged) to the insurance fund;
 //      A slice that price monitoring stops (auction/call.ts) starts a call
 //      auction; the rest waits for its uncross, and positions in a market in
@@ -32,7 +38,7 @@
 //   4. what the book could not absorb of the slice, at the bankruptcy price
 //      or past it as far as the fund paid, is (but in an option without a
 //      fresh mark, where it waits for one: keptMarkOnly)
-//      deleveraged against opposite positions at the bankruptcy price, ranked
+//      deleveraged against opposite positions at the slice's price, ranked
 //      by unrealized profit × notional / equity (highest first, then ascending
 //      account index): O(holders log holders), only when it happens — so a
 //      position above the cap shrinks by a slice every block, book or not;
@@ -72,14 +78,12 @@ export function isLiquidatable(state: ExchangeState, account: Account): boolean 
   return belowMaintenance(state, account);
 }
 
-/** The price (ticks) at which this position's loss takes the account's equity to zero. */
-export function bankruptcyTicks(
-  state: ExchangeState,
-  market: MarketState,
-  account: Account,
-): number {
+/**
+ * The price (ticks) at which this position's loss takes `equity` to zero: the
+ * account's equity as the bankruptcy price counts it (countedEquity).
+ */
+export function bankruptcyTicks(market: MarketState, account: Account, equity: bigint): number {
   const size = sizeIn(account, market);
-  const equity = equityQuote(state, account);
   const perTick = BigInt(Math.abs(size)) * market.k;
   const mark = BigInt(market.markTicks);
   const ticks =
@@ -88,6 +92,59 @@ export function bankruptcyTicks(
       : mark + divBig(equity, perTick, 'floor'); // a short buys no higher: floor of mark + E/(|s|k)
   if (ticks < 1n) return 1;
   return ticks > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(ticks);
+}
+
+/**
+ * What the account's equity counts of its options held at a kept mark (no
+ * fresh smile, no fresh index, a price the math refuses, or past expiry:
+ * listing.ts) beyond what they are sure to be worth, other than `except`'s
+ * (the market being closed, whose sale or purchase realizes its value): a
+ * long's kept mark above its intrinsic value at this block's forward (the
+ * least a European option is worth, rate 0: listed_margin.ts, rounded down;
+ * all of the mark when the index is stale, no forward being observed), and
+ * a short's intrinsic value above its kept mark (the least it owes, rounded
+ * up). A short's value has no bound above short of the underlying itself:
+ * only what it surely owes counts. O(the account's listed records).
+ */
+export function unsureQuote(state: ExchangeState, account: Account, except: MarketState): bigint {
+  let total = 0n;
+  for (const p of account.listed) {
+    if (p.sizeLots === 0) continue;
+    const m = state.markets[p.market]!;
+    const option = m.instrument;
+    if (m === except || option.kind !== 'option' || m.optionMark !== null) continue;
+    const forward = m.oracleStale ? 0n : m.forwardNowQuote;
+    const inMoney =
+      forward <= 0n
+        ? 0n
+        : option.isCall
+          ? forward - option.strikeQuote
+          : option.strikeQuote - forward;
+    const lots = BigInt(p.sizeLots < 0 ? -p.sizeLots : p.sizeLots);
+    const kept = lots * m.markQuotePerLot;
+    const base = BigInt(m.params.lotsPerBase);
+    if (p.sizeLots > 0) {
+      const sure = inMoney > 0n ? divBig(inMoney * lots, base, 'floor') : 0n;
+      if (kept > sure) total += kept - sure;
+    } else {
+      const owed = inMoney > 0n ? divBig(inMoney * lots, base, 'ceil') : 0n;
+      if (owed > kept) total += owed - kept;
+    }
+  }
+  return total;
+}
+
+/**
+ * The equity a bankruptcy price is taken from: the account's equity, less
+ * what its kept option marks count beyond what the options are sure to be
+ * worth (unsureQuote), no lower than zero for that (a close at the mark then,
+ * which costs nobody anything); an equity already below zero as it is (the
+ * loss past it falls on the fund and then the counterparties, as it did).
+ * Without such options, the equity itself.
+ */
+function countedEquity(equity: bigint, unsure: bigint): bigint {
+  if (unsure === 0n || equity <= 0n) return equity;
+  return maxBig(equity - unsure, 0n);
 }
 
 export function coverFromInsurance(
@@ -352,26 +409,27 @@ function closePosition(
     market.liquidationBacklog = true;
     market.dirty = true;
   }
-  const bankruptcy = bankruptcyTicks(state, market, account);
+  // A kept option mark beside the position counts only as far as the option
+  // is sure to be worth: the unobserved rest is no equity to close at.
+  const unsure = account.listed.length === 0 ? 0n : unsureQuote(state, account, market);
+  const equity = equityQuote(state, account);
+  const counted = countedEquity(equity, unsure);
+  const bankruptcy = bankruptcyTicks(market, account, counted);
   const side = size > 0 ? 'sell' : 'buy';
+  // The slice's price: the bankruptcy price, no further from the mark than
+  // the market's price band, where a trader's order would be held.
+  const limit = withinBand(market, side === 'sell', bankruptcy);
   const book = market.book;
   const orderId = state.nextOrderId++;
   const r = book.place({
     orderId,
     owner: account.index,
     side,
-    priceTicks: bankruptcy,
+    priceTicks: limit,
     sizeLots: lots,
     timeInForce: 'IOC',
     // No stp given: the book's default, cancelResting, here and below.
-    stopTicks: takerStopTicks(
-      market,
-      side,
-      bankruptcy,
-      state.timeMs,
-      account.index,
-      'cancelResting',
-    ),
+    stopTicks: takerStopTicks(market, side, limit, state.timeMs, account.index, 'cancelResting'),
     // The bankruptcy price bounds the liquidated account; its makers are checked as any maker.
     guard: equityGuard(state).arm(market, side === 'buy', null, 0),
   });
@@ -386,7 +444,11 @@ function closePosition(
   pushFills(market, account, orderId, side, fillsOut, events);
   // What the book did not take at the bankruptcy price, past it as far as the
   // insurance fund pays the difference (step 3b); only the rest is deleveraged.
-  if (!triggered && filled < lots) {
+  // Not when the band held the slice short of the bankruptcy price: the
+  // fund's limit, within the band, is then not past it.
+  // Nor when kept option marks lowered the equity it was taken from: the
+  // fund would pay for what the account's options may still be worth.
+  if (!triggered && filled < lots && counted === equity) {
     const past = closePastBankruptcy(
       state,
       market,
@@ -405,24 +467,26 @@ function closePosition(
   // counterparties' expense. Fills past the bankruptcy price left the account
   // as at that price (the fund paid the difference): they count as the rest does.
   const restLots = triggered ? 0 : lots - filled;
-  const awayTicks = side === 'sell' ? market.markTicks - bankruptcy : bankruptcy - market.markTicks;
+  const awayTicks = side === 'sell' ? market.markTicks - limit : limit - market.markTicks;
   // A bankruptcy price beyond the mark (equity below zero) is a gain: it raises no fee.
   const restLossQuote = awayTicks > 0 ? BigInt(restLots) * BigInt(awayTicks) * market.k : 0n;
   const fee = minBig(
     minBig(ppmCeil(notional, p.liquidationFeePpm), p.liquidationFeeQuoteMax),
-    maxBig(equityQuote(state, account) - restLossQuote, 0n),
+    // What the kept option marks count beyond their sure value is no equity to pay it from.
+    maxBig(equityQuote(state, account) - unsure - restLossQuote, 0n),
   );
   account.cashQuote -= fee;
   state.insuranceQuote += fee;
   state.markAccount(account);
   market.liquidatedQuote += BigInt(lots) * perLot;
-  events.push({
-    type: 'liquidation',
+  const liquidation = {
+    type: 'liquidation' as const,
     market: p.instrument,
     account: account.index,
     closedLots: filled,
     feeQuote: fee,
-  });
+  };
+  events.push(liquidation);
   // What the book could not absorb of this block's slice is deleveraged, capped
   // or not: otherwise a position above the cap facing an empty book would
   // never shrink. The cap bounds the slice; the rest waits for the next block.
@@ -433,9 +497,42 @@ function closePosition(
     market.liquidationBacklog = true;
     market.dirty = true;
   } else if (filled < lots && !keptMarkOnly(market)) {
-    return filled + deleverage(state, market, account, lots - filled, bankruptcy, events);
+    const deleveraged = deleverage(state, market, account, lots - filled, limit, events);
+    // The deleveraged lots pay the fee as lots the book took would have: a
+    // slice the band held short of its bankruptcy price leaves the account
+    // equity to pay it from (at the bankruptcy price it leaves at most a
+    // tick's rounding), which a close through the book would have paid.
+    const owed =
+      minBig(
+        ppmCeil(notional + BigInt(deleveraged) * BigInt(limit) * market.k, p.liquidationFeePpm),
+        p.liquidationFeeQuoteMax,
+      ) - fee;
+    const extra = minBig(owed, maxBig(equityQuote(state, account) - unsure, 0n));
+    if (extra > 0n) {
+      account.cashQuote -= extra;
+      state.insuranceQuote += extra;
+      state.markAccount(account);
+      liquidation.feeQuote = fee + extra;
+    }
+    return filled + deleveraged;
   }
   return filled;
+}
+
+/**
+ * A liquidation's price no further from the mark than the market's price
+ * band (auction/bands.ts) on the side that costs the account: a sale no
+ * lower than the band's low end, a purchase no higher than its high end.
+ * Beyond the mark on the other side (a bankruptcy price past the mark: the
+ * account's loss went beyond its equity and the fund's) it is unchanged: a
+ * fill there gains the account, and a lower sale would take it further below
+ * zero. Without a band, the price itself.
+ */
+function withinBand(market: MarketState, sell: boolean, ticks: number): number {
+  const bandPpm = market.params.priceBandPpm;
+  if (bandPpm === undefined) return ticks;
+  const [lo, hi] = priceBand(market.markTicks, bandPpm);
+  return sell ? Math.max(ticks, lo) : Math.min(ticks, hi);
 }
 
 /**

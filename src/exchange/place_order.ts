@@ -35,6 +35,7 @@ import { haltedMessage, noMarketNamed, reject } from './errors.ts';
 import { checkBreakers } from './breakers.ts';
 import { ensurePosition, sizeIn } from './position.ts';
 import {
+  breachFillable,
   breachesAtOnce,
   recordFills,
   restInAuction,
@@ -416,6 +417,24 @@ function triggered(
 ): ActionResult {
   const leftLots = c.sizeLots - filledLots;
   const rests = c.tif === 'GTC';
+  const stp = a.stp ?? 'cancelResting';
+  if (rests && !breachFillable(ctx.state, market, a.side, account, stp)) {
+    // The trade that would start the auction could not happen: stopped as
+    // the fill guard stops a taker (docs/exchange.md, "Volatility auctions").
+    return {
+      ok: true,
+      kind: 'placeOrder',
+      order: {
+        orderId,
+        status: 'cancelled',
+        reason: 'InsufficientEquity',
+        filledLots,
+        restedLots: 0,
+        cancelledLots: leftLots,
+        fills,
+      },
+    };
+  }
   if (rests) {
     startAuction(
       market,

@@ -251,7 +251,8 @@ test("the fund pays for no fill outside the market's price band: a bid placed wh
     if (band !== undefined) {
       assert.deepEqual(fills(r), [], 'the band leaves the bid');
       assert.equal(h.ex.state.insuranceQuote, 10_000n * USDC);
-      assert.deepEqual(deleverages(r), [[cIndex, BANKRUPTCY, ONE_BTC]]);
+      // Deleveraged at the band's low end, the slice's price, not below it.
+      assert.deepEqual(deleverages(r), [[cIndex, 478_240, ONE_BTC]]);
     } else {
       assert.deepEqual(fills(r), [[h.account(bidder)!.index, 474_000, 6_000]], 'no band: filled');
       assert.equal(h.ex.state.insuranceQuote, 10_000n * USDC - 15n * USDC);

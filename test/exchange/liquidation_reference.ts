@@ -775,13 +775,14 @@ function closeSlice(s: RefState, i: number, a: RefAccount, events: RefEvent[]): 
   a.cash -= fee;
   s.fund += fee;
   m.liquidated += BigInt(lots) * lotValue;
-  events.push({
-    type: 'liquidation',
+  const liquidation = {
+    type: 'liquidation' as const,
     market: m.name,
     account: a.index,
     closedLots: filled,
     feeQuote: fee,
-  });
+  };
+  events.push(liquidation);
   // The auction a stopped slice starts is measured against the references
   // its fills met, then they are recorded.
   if (triggered) {
@@ -795,8 +796,20 @@ function closeSlice(s: RefState, i: number, a: RefAccount, events: RefEvent[]): 
     });
     for (const f of fills) monitorTrade(m, f.price, s.timeMs);
   }
-  if (rest > 0) return filled + deleverage(s, m, i, a, rest, price, events);
-  return filled;
+  if (rest === 0) return filled;
+  // The deleveraged lots count in the fee's notional, paid from what equity is left after them.
+  const deleveraged = deleverage(s, m, i, a, rest, price, events);
+  const owed = minB(
+    ppmUp(notional + BigInt(deleveraged) * BigInt(price) * m.k, m.feePpm),
+    m.feeMax,
+  );
+  const extra = minB(owed - fee, maxB(equityOf(s, a), 0n));
+  if (extra > 0n) {
+    a.cash -= extra;
+    s.fund += extra;
+    liquidation.feeQuote = fee + extra;
+  }
+  return filled + deleveraged;
 }
 
 function liquidate(s: RefState, a: RefAccount, events: RefEvent[]): void {

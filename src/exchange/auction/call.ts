@@ -5,7 +5,10 @@
 //    breaching trade never happens and the book never holds crossed orders;
 //    fills within the bounds stand and are recorded (recordFills). When the
 //    book reports 'AuctionTriggered' the market enters a call auction
-//    (startAuction) and a GTC remainder waits among the auction orders;
+//    (startAuction) and a GTC remainder waits among the auction orders,
+//    unless its owner could not take one lot at that price without going
+//    below zero equity (breachFillable): then it ends as the fill guard ends
+//    a taker, InsufficientEquity, and nothing starts;
 //  - during the auction, GTC (and post-only) orders wait in the one-sided
 //    books of call_state.ts with their time priority (OrderMeta.seq); cancels
 //    and amends work; nothing trades;
@@ -35,7 +38,7 @@ import type { FillList, OrderBook, RestingOrder, Side, StpMode } from '../book/i
 import { STOP_AT_ONCE } from '../book/index.ts';
 import { feeTier, takerFeeQuote } from '../fees.ts';
 import { forgetOrder, forgetRemoved } from '../orders.ts';
-import { equityGuard } from '../fill_guard.ts';
+import { equityGuard, takerCanFill } from '../fill_guard.ts';
 import { equityQuote } from '../margin.ts';
 import { openingLots } from '../breakers.ts';
 import { applyTrade, sizeIn } from '../position.ts';
@@ -165,6 +168,32 @@ export function recordFills(market: MarketState, fills: FillList, nowMs: number)
   for (let i = 0; i < fills.length; i++)
     onTrade(a.monitor, a.triggers, fills.priceTicks[i]!, nowMs);
   market.dirty = true;
+}
+
+/**
+ * Whether the trade that stopped a taker on `side` (of `account`, with its STP
+ * mode) could have happened: one lot at the first other account's price
+ * beyond the bounds, the trade that did not happen, leaves the taker's
+ * equity (its fills of this order settled) at zero or above, its tier's fee
+ * included — the rule of every fill (fill_guard.ts). An order that fails it
+ * would have been stopped there by the fill guard without price monitoring
+ * (InsufficientEquity), and would be cancelled by the uncross's equity
+ * screen at that price: it starts no auction. One lot, the least a fill can
+ * be: only an order that surely could not trade there is held back. Nothing
+ * to meet (no such order): true. O(markets), only when a trigger fires.
+ */
+export function breachFillable(
+  state: ExchangeState,
+  market: MarketState,
+  side: Side,
+  account: Account,
+  stp: StpMode,
+): boolean {
+  const anyTicks = side === 'buy' ? SAFE : 1;
+  const breachTicks = market.book.firstOtherTicks(side, account.index, anyTicks, stp);
+  if (breachTicks === undefined) return true;
+  const fee = feeTier(state, account).takerFeePpm;
+  return takerCanFill(state, market, account, side === 'buy', breachTicks, 1, fee);
 }
 
 /**

@@ -205,11 +205,22 @@ test('losses past equity are counted where they land: the fund, counterparties b
   assert.equal(report.funding.dustQuote, dustQuote);
   // The fund moves by fees and funding dust in, cover out: nothing else.
   assert.equal(report.insurance.endQuote - insuranceStart, feesQuote + dustQuote - coverQuote);
+  assert.equal(report.badDebt.coveredQuote, coverQuote);
+  // The row's total is the sum of its parts as shown (each part in cents, rounded
+  // so that the fund's row adds up): within a cent per part of the exact sum.
   const row = reportText(report)
     .split('\n')
     .find((l) => l.startsWith('bad debt'))!;
+  const cents = [...row.matchAll(/\$([0-9,]+)\.([0-9]{2})/g)].map((m) =>
+    BigInt(m[1]!.replaceAll(',', '') + m[2]!),
+  );
+  assert.equal(cents.length, 4, row);
+  const [total, paid, socialized, uncovered] = cents as [bigint, bigint, bigint, bigint];
+  assert.equal(total, paid + socialized + uncovered, `bad debt adds up its parts: ${row}`);
+  const exact = coverQuote + recorded.socializedQuote + report.badDebt.deficitQuote;
+  const off = total * 10_000n - exact;
   assert.ok(
-    row.includes(usd(coverQuote + recorded.socializedQuote + report.badDebt.deficitQuote)),
+    off > -30_000n && off < 30_000n,
     `bad debt counts the fund's cover and what counterparties took: ${row}`,
   );
 });
