@@ -56,10 +56,14 @@ const result: ListedMargin = { equityQuote: 0n, initialQuote: 0n, maintenanceQuo
 
 /**
  * The cushion of a short option without a fresh smile, in ppm of the forward
- * per base unit: 15% of the forward less the amount out of the money, at least
- * 10%, all of it in initial margin and half in maintenance, the latter once the
- * grace of a stale smile or index is over (UNSHOCKED_MAINTENANCE_GRACE_MS): Deribit's
- * standard margin for a short option, for want of a volatility to shock.
+ * per base unit: 15% of the forward (or the grid's priceShockPpm, if larger)
+ * less the amount out of the money, at least 10%, all of it in initial margin
+ * and half in maintenance, the latter once the grace of a stale smile or index
+ * is over (UNSHOCKED_MAINTENANCE_GRACE_MS): Deribit's standard margin for a
+ * short option, for want of a volatility to shock. With the rate at least the
+ * shock, loss + cushion is at least the option's intrinsic value at the
+ * grid's largest move against the short less its kept mark: the least it
+ * loses there, which the model would count in that scenario.
  */
 export const UNSHOCKED_SHORT_PPM = 150_000n;
 export const UNSHOCKED_SHORT_FLOOR_PPM = 100_000n;
@@ -76,7 +80,8 @@ export const UNSHOCKED_MAINTENANCE_GRACE_MS = 10 * 60_000;
  * forward), the loss (the option's intrinsic value at the forward above its
  * kept mark: the least the option is worth now, which equity, counting it at
  * the kept mark, does not see) and the cushion (UNSHOCKED_SHORT_PPM less the
- * amount out of the money, at least UNSHOCKED_SHORT_FLOOR_PPM). Each rounded up.
+ * amount out of the money, at least UNSHOCKED_SHORT_FLOOR_PPM; the rate
+ * priceShockPpm where that is larger). Each rounded up.
  */
 export function unshockedShortBounds(
   forwardQuote: bigint,
@@ -84,7 +89,7 @@ export function unshockedShortBounds(
   isCall: boolean,
   markQuotePerLot: bigint,
   lotsPerBase: number,
-  shortOptionMinPpm: number,
+  params: Pick<ScenarioParams, 'shortOptionMinPpm' | 'priceShockPpm'>,
 ): { minPerLotWad: bigint; lossPerLotWad: bigint; cushionPerLotWad: bigint } {
   const lots = BigInt(lotsPerBase);
   const inMoney = isCall ? forwardQuote - strikeQuote : strikeQuote - forwardQuote;
@@ -93,12 +98,14 @@ export function unshockedShortBounds(
   const lossPerLotWad =
     intrinsicPerLotWad > markPerLotWad ? intrinsicPerLotWad - markPerLotWad : 0n;
   const minPerLotWad = divBig(
-    forwardQuote * WAD_PER_QUOTE * BigInt(shortOptionMinPpm),
+    forwardQuote * WAD_PER_QUOTE * BigInt(params.shortOptionMinPpm),
     PPM_BIG * lots,
     'ceil',
   );
   const outOfMoney = inMoney < 0n ? -inMoney : 0n;
-  let cushionPpmQuote = forwardQuote * UNSHOCKED_SHORT_PPM - outOfMoney * PPM_BIG;
+  const shock = BigInt(params.priceShockPpm);
+  const rate = shock > UNSHOCKED_SHORT_PPM ? shock : UNSHOCKED_SHORT_PPM;
+  let cushionPpmQuote = forwardQuote * rate - outOfMoney * PPM_BIG;
   const floor = forwardQuote * UNSHOCKED_SHORT_FLOOR_PPM;
   if (cushionPpmQuote < floor) cushionPpmQuote = floor;
   const cushionPerLotWad = divBig(cushionPpmQuote * WAD_PER_QUOTE, PPM_BIG * lots, 'ceil');
@@ -212,7 +219,7 @@ export function scenarioOf(state: ExchangeState, m: MarketState): ScenarioInstru
       instrument.isCall,
       m.markQuotePerLot,
       p.lotsPerBase,
-      params.shortOptionMinPpm,
+      params,
     );
     // A long counts what it may lose, and hedges with what it is sure to be
     // worth: its intrinsic value at each moved forward. In initial at once

@@ -1560,3 +1560,31 @@ test('a short that its settlement leaves below zero, with no other position, los
   const cash = h.ex.state.accounts.reduce((s, x) => s + x.cashQuote, 0n);
   assert.equal(cash + h.ex.state.insuranceQuote + h.ex.state.feePoolQuote, deposited);
 });
+
+test('a short option without a fresh smile is margined for at least the grid’s price shock: at a 50% shock its initial margin does not fall when the smile goes stale', () => {
+  // Ten at-the-money calls (one BTC, BTC at $50,000) where the grid shocks
+  // the price by ±50%: the fresh model's worst loss is about half the
+  // forward. The cushion took 15% of it whatever the shock ($8,000 of
+  // initial with the 1% minimum): the smile going stale freed two thirds of
+  // the seller's margin.
+  const g = dailyListingGenesis(START_MS);
+  g.listing!.scenario = { ...g.listing!.scenario, priceShockPpm: 500_000 };
+  const h = new Harness(g);
+  h.smiles = [{ underlying: 'BTC', expiryMs: EXPIRY_MS, svi: FLAT }];
+  const call = fundedCall(h);
+  aliceSellsTenCalls(h, call);
+  const account = h.account(alice)!;
+  const fresh = initialMarginQuote(h.ex.state, account);
+  assert.ok(fresh > 24_000n * USDC && fresh < 26_000n * USDC, `fresh: ${fresh}`);
+  h.smiles = null;
+  h.block([], 61_000);
+  assert.equal(call.optionMark, null, 'no fresh smile');
+  // The 1% minimum and 50% of the forward.
+  assert.equal(initialMarginQuote(h.ex.state, account), 25_500n * USDC);
+  assert.ok(initialMarginQuote(h.ex.state, account) >= fresh);
+  // Past the grace, maintenance takes half the cushion: 80% of the minimum
+  // and 25% of the forward.
+  for (let i = 0; i < 21; i++) h.block([], 30_000);
+  assert.ok(call.unshockedGraceOver);
+  assert.equal(maintenanceMarginQuote(h.ex.state, account), 12_900n * USDC);
+});
