@@ -28,15 +28,19 @@
 
 import { divBig } from '../lib/int.ts';
 import { imfPpm } from './margin.ts';
-import type { ScenarioInstrument, ScenarioParams } from './options/index.ts';
+import type { Instrument } from './instruments/index.ts';
+import type { ScenarioInstrument, ScenarioParams, SviParams } from './options/index.ts';
 import {
   CUSHION_MAINTENANCE_PPM,
   addRangeLoss,
   buildFutureScenarios,
   buildOptionScenarios,
   priceMovesPpm,
+  quoteToWad,
   scenarioCount,
   shortMinOf,
+  sviImpliedVol,
+  timeYearsWad,
   VOL_CASES,
   WAD_PER_QUOTE,
 } from './options/index.ts';
@@ -160,8 +164,44 @@ function scenarioCurrent(m: MarketState): boolean {
       : kept !== null && om.ivWad === kept.ivWad && om.timeYearsWad === kept.timeYearsWad) &&
     m.markTicks === m.scenarioMarkTicks &&
     m.forwardQuote === m.scenarioForward &&
-    m.unshockedGraceOver === m.scenarioGraceOver
+    m.unshockedGraceOver === m.scenarioGraceOver &&
+    (m.graceSmile?.updatedMs ?? null) === m.scenarioGraceSmileMs &&
+    m.unshockedSinceMs === m.scenarioSinceMs
   );
+}
+
+/**
+ * The model's scenarios of an option within its grace: its smile `svi` (the
+ * expiry's last in the oracle state) at `forward`, at the time its grace
+ * counts from (fixed while the grace lasts, so that they are built again only
+ * when the forward or the smile moves, as a fresh option's). Null where the
+ * pricing math refuses them.
+ */
+function graceModel(
+  state: ExchangeState,
+  m: MarketState,
+  forward: bigint,
+  svi: SviParams,
+  sinceMs: number,
+): ScenarioInstrument | null {
+  const instrument = m.instrument as Extract<Instrument, { kind: 'option' }>;
+  return priced(() => {
+    const t = timeYearsWad(sinceMs, m.expiryMs);
+    const iv = sviImpliedVol(svi, quoteToWad(forward), quoteToWad(instrument.strikeQuote), t);
+    return buildOptionScenarios(
+      {
+        underlying: m.params.underlying,
+        lotsPerBase: m.params.lotsPerBase,
+        forwardQuote: forward,
+        strikeQuote: instrument.strikeQuote,
+        isCall: instrument.isCall,
+        timeYearsWad: t,
+        ivWad: iv,
+        rateWad: 0n,
+      },
+      state.listing!.scenario,
+    );
+  });
 }
 
 /** The scenario values of a listed instrument, built from its marks as they are now. */
@@ -223,10 +263,8 @@ export function scenarioOf(state: ExchangeState, m: MarketState): ScenarioInstru
     );
     // A long counts what it may lose, and hedges with what it is sure to be
     // worth: its intrinsic value at each moved forward. In initial at once
-    // (no new risk, no withdrawal rides on the kept mark); in maintenance once
-    // the grace is over, its losses standing still until then (a long-dated
-    // long's bound may be more than twice the model's worst loss) while its
-    // sure gains count.
+    // (no new risk, no withdrawal rides on the kept mark). A short's
+    // scenarios stand still beside its bounds.
     const longPnl = unshockedLongPnl(
       forward,
       instrument.strikeQuote,
@@ -235,13 +273,60 @@ export function scenarioOf(state: ExchangeState, m: MarketState): ScenarioInstru
       p.lotsPerBase,
       params,
     );
+    const still = new Array<bigint>(scenarioCount(params)).fill(0n);
+    const markWad = m.markQuotePerLot * WAD_PER_QUOTE;
+    // Maintenance, within the grace, values either side by the expiry's last
+    // smile (graceSmile: the model's scenarios at the forward, at the time
+    // the grace counts from) against the kept mark, as a fresh smile would:
+    // an outage alone neither takes a hedge's credit (a long call beside a
+    // short future) nor a short's scenario losses away. A long never below
+    // its intrinsic values (what initial counts), a short never above its
+    // cushion (initial counts that instead): maintenance stays within
+    // initial. Without that smile before expiry (prices the math refuses) a
+    // long's losses stand still and its sure gains count, and a short's
+    // scenarios stand still.
+    const model =
+      graceOver || m.graceSmile === null || m.unshockedSinceMs === null || forward <= 0n
+        ? null
+        : graceModel(state, m, forward, m.graceSmile.svi, m.unshockedSinceMs);
+    // Past expiry (the oracle has dropped its smile) an option is worth its
+    // intrinsic value at the forward it settles at: its values at the moved
+    // forwards stand for the model's.
+    const expired = m.expiryMs <= state.timeMs;
+    let longMaintenance: bigint[];
+    let shortMaintenance: bigint[];
+    if (graceOver) {
+      longMaintenance = longPnl;
+      shortMaintenance = still;
+    } else if (model === null && !expired) {
+      longMaintenance = longPnl.map((x) => (x > 0n ? x : 0n));
+      shortMaintenance = still;
+    } else {
+      // The model's value in each scenario, per lot: its change there plus its value now.
+      const valued =
+        model !== null
+          ? model.pnlPerLotWad.map((x) => x + model.valuePerLotWad)
+          : longPnl.map((x) => x + markWad);
+      longMaintenance = valued.map((v, i) => {
+        const x = v - markWad;
+        return x > longPnl[i]! ? x : longPnl[i]!;
+      });
+      // Less the loss counted apart (shortLossPerLotWad): the kept mark, or
+      // the intrinsic value above it.
+      const counted = markWad + bounds.lossPerLotWad;
+      shortMaintenance = valued.map((v) => {
+        const x = v - counted;
+        return x < bounds.cushionPerLotWad ? x : bounds.cushionPerLotWad;
+      });
+    }
     s = {
       underlying: p.underlying,
       isOption: true,
-      pnlPerLotWad: new Array<bigint>(scenarioCount(params)).fill(0n),
+      pnlPerLotWad: still,
       longPnlPerLotWad: longPnl,
-      longMaintenancePnlPerLotWad: graceOver ? longPnl : longPnl.map((x) => (x > 0n ? x : 0n)),
-      valuePerLotWad: m.markQuotePerLot * WAD_PER_QUOTE,
+      longMaintenancePnlPerLotWad: longMaintenance,
+      shortMaintenancePnlPerLotWad: shortMaintenance,
+      valuePerLotWad: markWad,
       shortMinPerLotWad: bounds.minPerLotWad,
       shortLossPerLotWad: bounds.lossPerLotWad,
       shortCushionPerLotWad: bounds.cushionPerLotWad,
@@ -265,6 +350,8 @@ export function scenarioOf(state: ExchangeState, m: MarketState): ScenarioInstru
   m.scenarioForward = m.forwardQuote;
   m.scenarioForwardNow = m.forwardNowQuote;
   m.scenarioGraceOver = m.unshockedGraceOver;
+  m.scenarioGraceSmileMs = m.graceSmile?.updatedMs ?? null;
+  m.scenarioSinceMs = m.unshockedSinceMs;
   return s;
 }
 
@@ -365,7 +452,7 @@ function apply(sums: Sums, h: Held, sign: bigint): void {
   if (m.isOption && h.high > 0) sums.premium += sign * hi * m.valuePerLotWad;
   addRangeLoss(h.isFuture ? sums.futureRange : sums.optionRange, m, lo, hi, minLow, minHigh, sign);
   if (size !== 0n) {
-    const pnl = size > 0n ? m.longMaintenancePnlPerLotWad : m.pnlPerLotWad;
+    const pnl = size > 0n ? m.longMaintenancePnlPerLotWad : m.shortMaintenancePnlPerLotWad;
     const loss = h.isFuture ? sums.futureLoss : sums.optionLoss;
     for (let i = 0; i < pnl.length; i++) loss[i]! -= sign * size * pnl[i]!;
   }

@@ -227,6 +227,11 @@ export function markOptions(state: ExchangeState, previousMs: number | null): vo
       staleSinceMs === null || state.timeMs - staleSinceMs >= UNSHOCKED_MAINTENANCE_GRACE_MS;
     const graceMoved = m.unshockedGraceOver !== graceOver;
     m.unshockedGraceOver = graceOver;
+    // Within the grace, maintenance values the option by its expiry's last
+    // smile (fresh while only the index is stale, and then it moves).
+    const graceSmile = !graceOver && !expired && held !== undefined ? held : null;
+    const graceSmileMoved = m.graceSmile?.updatedMs !== graceSmile?.updatedMs;
+    m.graceSmile = graceSmile;
     if (restoring) continue;
     const option = m.instrument as Extract<Instrument, { kind: 'option' }>;
     const priceable =
@@ -256,8 +261,11 @@ export function markOptions(state: ExchangeState, previousMs: number | null): vo
       // model-free bounds: listed_margin.ts) rather than failing the block on
       // every validator.
       // Its holders' margin is looked at again when the mark goes, and then
-      // whenever the forward its model-free margin is taken at moves.
-      if (m.optionMark !== null || forwardMoved || graceMoved) m.remarkedHeight = state.height;
+      // whenever the forward its model-free margin is taken at moves, its
+      // grace starts or ends, or the smile its grace values it by moves.
+      if (m.optionMark !== null || forwardMoved || graceMoved || graceSmileMoved) {
+        m.remarkedHeight = state.height;
+      }
       m.optionMark = null;
       // Its index stays its kept mark, not the underlying's price in its ticks
       // (the block's first step): market orders are bounded from it.

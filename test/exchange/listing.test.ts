@@ -1588,3 +1588,54 @@ test('a short option without a fresh smile is margined for at least the grid’s
   assert.ok(call.unshockedGraceOver);
   assert.equal(maintenanceMarginQuote(h.ex.state, account), 12_900n * USDC);
 });
+
+test('a long option hedged by a future keeps its hedge credit in maintenance within the grace of a stale smile: its maintenance does not jump in the block the smile goes stale', () => {
+  // Alice long one BTC of a one-year at-the-money call ($10,185 at 50%
+  // volatility, BTC at $50,000) and short 0.6 BTC of the future of its
+  // expiry (about the call's delta): $665.53 of maintenance at the fresh
+  // smile. Within the grace, the build before counted the call's gains at
+  // its intrinsic values only (none at BTC up 12.5%: $6,250 is less than its
+  // kept mark), and the future alone: its linear 3%, $900, a third more
+  // than the hedge needed, in the very block the smile went stale.
+  const g = dailyListingGenesis(START_MS);
+  g.listing!.schedule = { ...g.listing!.schedule, quarterlies: 5, futureCycles: ['quarterly'] };
+  const h = new Harness(g);
+  h.fund(alice, 20_000n * USDC);
+  h.fund(bob, 1_000_000n * USDC);
+  h.block([], MINUTE_MS);
+  const state = h.ex.state;
+  const call = state.marketByName.get('BTC-26MAR27-50000-C')!;
+  const future = state.marketByName.get('BTC-26MAR27')!;
+  h.smiles = [
+    { underlying: 'BTC', expiryMs: call.expiryMs, svi: { ...FLAT, a: 266_666_666_666_666_667n } },
+  ];
+  h.block([], 1_000);
+  accepted(h, bob, limit(call.params.instrument, 'sell', call.markTicks, 10));
+  accepted(h, alice, limit(call.params.instrument, 'buy', call.markTicks, 10));
+  accepted(h, bob, limit(future.params.instrument, 'buy', future.markTicks, 6_000));
+  accepted(h, alice, limit(future.params.instrument, 'sell', future.markTicks, 6_000));
+  const a = h.account(alice)!;
+  assert.equal(maintenanceMarginQuote(state, a), 665_534_217n);
+  h.smiles = null;
+  const graceEndsMs = h.timeMs + state.oracleParams!.staleAfterMs + 10 * MINUTE_MS;
+  h.block([], 61_000);
+  assert.equal(call.optionMark, null, 'no fresh smile');
+  while (h.timeMs < graceEndsMs) {
+    assert.ok(!call.unshockedGraceOver, 'within the grace');
+    // The call valued by its last smile (at the time the grace counts from):
+    // the hedge as at the fresh smile.
+    assert.equal(maintenanceMarginQuote(state, a), 663_670_807n);
+    // Initial takes the model-free bounds at once: the premium.
+    assert.equal(initialMarginQuote(state, a), 10_185n * USDC);
+    // A node restored here derives the same.
+    const copy = decodeSnapshot(encodeSnapshot(h.ex), { checkInvariants: true });
+    assert.deepEqual(copy.appHash, h.ex.appHash);
+    assert.equal(maintenanceMarginQuote(copy.state, copy.state.accounts[a.index]!), 663_670_807n);
+    h.block([], MINUTE_MS);
+  }
+  // Past the grace, the model-free rule: the call's intrinsic values, which
+  // lose all its kept mark at an unchanged price, where the future neither
+  // gains nor loses (80% of $10,185).
+  assert.ok(call.unshockedGraceOver, 'the grace is over');
+  assert.equal(maintenanceMarginQuote(state, a), 8_148n * USDC);
+});

@@ -145,6 +145,13 @@ export interface ScenarioInstrument {
    * Never below longPnlPerLotWad, so maintenance stays within initial.
    */
   readonly longMaintenancePnlPerLotWad: readonly bigint[];
+  /**
+   * Per lot of a short position in maintenance, as pnlPerLotWad: the same
+   * array but for an option that cannot be shocked within the grace of a
+   * stale smile or index, valued there by its last smile (never above its
+   * cushion, so maintenance stays within initial).
+   */
+  readonly shortMaintenancePnlPerLotWad: readonly bigint[];
   /** Value now per lot (options: the premium a long pays), wads of quote currency. */
   readonly valuePerLotWad: bigint;
   /** Minimum per short option lot, wads of quote currency (0 for futures). */
@@ -194,6 +201,7 @@ export function buildFutureScenarios(
     pnlPerLotWad: pnl,
     longPnlPerLotWad: pnl,
     longMaintenancePnlPerLotWad: pnl,
+    shortMaintenancePnlPerLotWad: pnl,
     valuePerLotWad: divBig(mark, lots, 'floor'),
     shortMinPerLotWad: 0n,
     shortLossPerLotWad: 0n,
@@ -274,6 +282,7 @@ export function buildOptionScenarios(
     pnlPerLotWad: pnl,
     longPnlPerLotWad: pnl,
     longMaintenancePnlPerLotWad: pnl,
+    shortMaintenancePnlPerLotWad: pnl,
     valuePerLotWad: divBig(now, lots, 'floor'),
     shortMinPerLotWad: divBig(forward * BigInt(p.shortOptionMinPpm), PPM * lots, 'ceil'),
     shortLossPerLotWad: 0n,
@@ -349,7 +358,7 @@ export function scenarioMargin(
     }
     const s = BigInt(size);
     const pnl = size > 0 ? m.longPnlPerLotWad : m.pnlPerLotWad;
-    const maintenancePnl = size > 0 ? m.longMaintenancePnlPerLotWad : m.pnlPerLotWad;
+    const maintenancePnl = size > 0 ? m.longMaintenancePnlPerLotWad : m.shortMaintenancePnlPerLotWad;
     assert(
       pnl.length === count && maintenancePnl.length === count,
       'scenario values from other parameters',
