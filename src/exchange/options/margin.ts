@@ -358,7 +358,8 @@ export function scenarioMargin(
     }
     const s = BigInt(size);
     const pnl = size > 0 ? m.longPnlPerLotWad : m.pnlPerLotWad;
-    const maintenancePnl = size > 0 ? m.longMaintenancePnlPerLotWad : m.shortMaintenancePnlPerLotWad;
+    const maintenancePnl =
+      size > 0 ? m.longMaintenancePnlPerLotWad : m.shortMaintenancePnlPerLotWad;
     assert(
       pnl.length === count && maintenancePnl.length === count,
       'scenario values from other parameters',
