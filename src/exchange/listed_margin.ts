@@ -165,9 +165,19 @@ function scenarioCurrent(m: MarketState): boolean {
     m.markTicks === m.scenarioMarkTicks &&
     m.forwardQuote === m.scenarioForward &&
     m.unshockedGraceOver === m.scenarioGraceOver &&
-    (m.graceSmile?.updatedMs ?? null) === m.scenarioGraceSmileMs &&
-    m.unshockedSinceMs === m.scenarioSinceMs
+    m.graceSmile === m.scenarioGraceSmile &&
+    graceSinceMs(m) === m.scenarioGraceSinceMs
   );
+}
+
+/**
+ * The time the grace's model values an option at (since when it has been
+ * without a fresh smile or index), where it has one: null otherwise, so that
+ * the stale times of a fresh smile and index, which move with every update,
+ * do not rebuild the kept values of an option that does not read them.
+ */
+export function graceSinceMs(m: MarketState): number | null {
+  return m.graceSmile === null ? null : m.unshockedSinceMs;
 }
 
 /**
@@ -285,10 +295,11 @@ export function scenarioOf(state: ExchangeState, m: MarketState): ScenarioInstru
     // initial. Without that smile before expiry (prices the math refuses) a
     // long's losses stand still and its sure gains count, and a short's
     // scenarios stand still.
+    const sinceMs = graceSinceMs(m);
     const model =
-      graceOver || m.graceSmile === null || m.unshockedSinceMs === null || forward <= 0n
+      graceOver || m.graceSmile === null || sinceMs === null || forward <= 0n
         ? null
-        : graceModel(state, m, forward, m.graceSmile.svi, m.unshockedSinceMs);
+        : graceModel(state, m, forward, m.graceSmile.svi, sinceMs);
     // Past expiry (the oracle has dropped its smile) an option is worth its
     // intrinsic value at the forward it settles at: its values at the moved
     // forwards stand for the model's.
@@ -350,8 +361,10 @@ export function scenarioOf(state: ExchangeState, m: MarketState): ScenarioInstru
   m.scenarioForward = m.forwardQuote;
   m.scenarioForwardNow = m.forwardNowQuote;
   m.scenarioGraceOver = m.unshockedGraceOver;
-  m.scenarioGraceSmileMs = m.graceSmile?.updatedMs ?? null;
-  m.scenarioSinceMs = m.unshockedSinceMs;
+  // The smile itself, not its time: a smile is replaced, never changed, so
+  // another one (even of the same block time) builds the values again.
+  m.scenarioGraceSmile = m.graceSmile;
+  m.scenarioGraceSinceMs = graceSinceMs(m);
   return s;
 }
 

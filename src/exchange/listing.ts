@@ -37,6 +37,7 @@ import { computeMarkTicks, indexToTicks } from './mark.ts';
 import { optionMark } from './options/index.ts';
 import { UNSHOCKED_MAINTENANCE_GRACE_MS, forgetListedSums } from './listed_margin.ts';
 import { priced } from './options/priced.ts';
+import type { SmileFeed } from './oracle/aggregate.ts';
 import { NEVER, isStale, smileKey } from './oracle/aggregate.ts';
 import { forgetOrder } from './orders.ts';
 import { positionOf } from './position.ts';
@@ -229,8 +230,14 @@ export function markOptions(state: ExchangeState, previousMs: number | null): vo
     m.unshockedGraceOver = graceOver;
     // Within the grace, maintenance values the option by its expiry's last
     // smile (fresh while only the index is stale, and then it moves).
+    // Its holders are looked at again when that smile moves: by value, not by
+    // object (a restored node's smiles are other objects), and by its
+    // parameters too, not by its time alone (a block may have the time of
+    // the one before). The time the grace values it at moves only with the
+    // index coming back (its markets' holders looked at again then) or a
+    // new smile.
     const graceSmile = !graceOver && !expired && held !== undefined ? held : null;
-    const graceSmileMoved = m.graceSmile?.updatedMs !== graceSmile?.updatedMs;
+    const graceSmileMoved = !sameSmile(m.graceSmile, graceSmile);
     m.graceSmile = graceSmile;
     if (restoring) continue;
     const option = m.instrument as Extract<Instrument, { kind: 'option' }>;
@@ -293,6 +300,21 @@ export function markOptions(state: ExchangeState, previousMs: number | null): vo
       m.dirty = true;
     }
   }
+}
+
+/** Whether two smiles (or none) are the same: of the same time, with the same parameters. */
+function sameSmile(a: SmileFeed | null, b: SmileFeed | null): boolean {
+  if (a === null || b === null) return a === b;
+  const x = a.svi;
+  const y = b.svi;
+  return (
+    a.updatedMs === b.updatedMs &&
+    x.a === y.a &&
+    x.b === y.b &&
+    x.rho === y.rho &&
+    x.m === y.m &&
+    x.sigma === y.sigma
+  );
 }
 
 /** Closes every position of an expired market at its settlement value and retires it. */

@@ -407,8 +407,9 @@ export class MarketState {
   scenarioForward = 0n;
   scenarioForwardNow = 0n;
   scenarioGraceOver = false;
-  scenarioGraceSmileMs: number | null = null;
-  scenarioSinceMs: number | null = null;
+  /** The grace's smile and start the kept values were built from (listed_margin.ts graceKey). */
+  scenarioGraceSmile: SmileFeed | null = null;
+  scenarioGraceSinceMs: number | null = null;
   /** The height at which markOptions last computed or dropped this option's mark (derived). */
   remarkedHeight = -1;
   /**

@@ -1664,3 +1664,57 @@ test('a long option hedged by a future keeps its hedge credit in maintenance wit
   assert.ok(call.unshockedGraceOver, 'the grace is over');
   assert.equal(maintenanceMarginQuote(state, a), 8_148n * USDC);
 });
+
+test('with a mark interval, a marked option keeps its scenario values from block to block until it is marked again, though its index and smile are updated every block', () => {
+  // The grace's inputs (since when the option would be without a fresh smile
+  // or index, which every update of them moves) are no key of the values of
+  // an option that does not read them: rebuilt every block, its holders'
+  // kept sums were too, at each margin check of theirs.
+  const h = harness(MINUTE_MS);
+  const call = aliceShortTwoCalls(h);
+  const account = h.account(alice)!;
+  let kept = 0;
+  for (let i = 0; i < 90; i++) {
+    const mark = call.optionMark;
+    const values = scenarioOf(h.ex.state, call);
+    const maintenance = maintenanceMarginQuote(h.ex.state, account);
+    h.oracle = { ...h.oracle, BTC: h.oracle.BTC! + (i % 2 === 0 ? 1n : -1n) * USDC };
+    h.block([], 1_000);
+    assert.ok(call.optionMark !== null && call.unshockedGraceOver, 'fresh');
+    if (call.optionMark !== mark) continue;
+    kept++;
+    assert.equal(scenarioOf(h.ex.state, call), values, `block ${i}: kept with the mark`);
+    assert.equal(maintenanceMarginQuote(h.ex.state, account), maintenance);
+  }
+  assert.ok(kept >= 80, `${kept} blocks within a mark interval`);
+});
+
+test('within the grace of a stale index, a smile replaced by another in a block of the same time values the option by the new one, on a running node as on one restored before it', () => {
+  for (const interval of [undefined, MINUTE_MS]) {
+    const h = harness(interval);
+    const call = aliceShortTwoCalls(h);
+    const account = h.account(alice)!;
+    // BTC's price stops; its smiles go on.
+    const { BTC: _, ...withoutBtc } = h.oracle;
+    h.oracle = withoutBtc;
+    h.block([], 61_000);
+    assert.ok(call.oracleStale && !call.unshockedGraceOver && call.graceSmile !== null);
+    const before = maintenanceMarginQuote(h.ex.state, account);
+    const twin = decodeSnapshot(encodeSnapshot(h.ex), { checkInvariants: true });
+    // The next block, of the same time, brings a smile of twice the variance.
+    h.smiles = [{ underlying: 'BTC', expiryMs: EXPIRY_MS, svi: { ...FLAT, a: 2n * FLAT.a } }];
+    const block = h.nextBlock([], 0);
+    const a = h.ex.finalizeBlock(block);
+    const b = twin.finalizeBlock(block);
+    assert.deepEqual(b.appHash, a.appHash);
+    const restored = maintenanceMarginQuote(twin.state, twin.state.accounts[account.index]!);
+    const running = maintenanceMarginQuote(h.ex.state, account);
+    assert.ok(restored > before, `${interval}: the short's scenario losses grow with the variance`);
+    assert.equal(running, restored, `${interval}: the running node values it alike`);
+    assert.equal(
+      call.remarkedHeight,
+      h.ex.state.height,
+      `${interval}: its holders looked at again`,
+    );
+  }
+});
