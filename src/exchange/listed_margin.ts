@@ -297,7 +297,7 @@ export function scenarioOf(state: ExchangeState, m: MarketState): ScenarioInstru
     // scenarios stand still.
     const sinceMs = graceSinceMs(m);
     const model =
-      graceOver || m.graceSmile === null || sinceMs === null || forward <= 0n
+      m.graceSmile === null || sinceMs === null || forward <= 0n
         ? null
         : graceModel(state, m, forward, m.graceSmile.svi, sinceMs);
     // Past expiry (the oracle has dropped its smile) an option is worth its
@@ -306,29 +306,43 @@ export function scenarioOf(state: ExchangeState, m: MarketState): ScenarioInstru
     const expired = m.expiryMs <= state.timeMs;
     let longMaintenance: bigint[];
     let shortMaintenance: bigint[];
+    // Less the loss counted apart (shortLossPerLotWad): the kept mark, or
+    // the intrinsic value above it; never above `cap`.
+    const shortValued = (valued: readonly bigint[], cap: bigint): bigint[] => {
+      const counted = markWad + bounds.lossPerLotWad;
+      return valued.map((v) => {
+        const x = v - counted;
+        return x < cap ? x : cap;
+      });
+    };
+    // The model's value in each scenario, per lot (its change there plus its
+    // value now); past expiry its intrinsic values at the moved forwards.
+    const valued =
+      model !== null
+        ? model.pnlPerLotWad.map((x) => x + model.valuePerLotWad)
+        : expired
+          ? longPnl.map((x) => x + markWad)
+          : null;
     if (graceOver) {
       longMaintenance = longPnl;
-      shortMaintenance = still;
-    } else if (model === null && !expired) {
+      // Once the grace is over maintenance takes half the cushion apart
+      // (cushionMaintenancePpm); a short keeps those scenario losses up to
+      // the other half, so that its maintenance does not fall when the grace
+      // ends (m·min(x, c/2) + c/2 ≥ m·min(x, c) for a maintenance fraction
+      // m ≤ 1) and stays within initial (≤ c).
+      const cap =
+        bounds.cushionPerLotWad -
+        divBig(bounds.cushionPerLotWad * CUSHION_MAINTENANCE_PPM, PPM_BIG, 'ceil');
+      shortMaintenance = valued === null ? still : shortValued(valued, cap);
+    } else if (valued === null) {
       longMaintenance = longPnl.map((x) => (x > 0n ? x : 0n));
       shortMaintenance = still;
     } else {
-      // The model's value in each scenario, per lot: its change there plus its value now.
-      const valued =
-        model !== null
-          ? model.pnlPerLotWad.map((x) => x + model.valuePerLotWad)
-          : longPnl.map((x) => x + markWad);
       longMaintenance = valued.map((v, i) => {
         const x = v - markWad;
         return x > longPnl[i]! ? x : longPnl[i]!;
       });
-      // Less the loss counted apart (shortLossPerLotWad): the kept mark, or
-      // the intrinsic value above it.
-      const counted = markWad + bounds.lossPerLotWad;
-      shortMaintenance = valued.map((v) => {
-        const x = v - counted;
-        return x < bounds.cushionPerLotWad ? x : bounds.cushionPerLotWad;
-      });
+      shortMaintenance = shortValued(valued, bounds.cushionPerLotWad);
     }
     s = {
       underlying: p.underlying,

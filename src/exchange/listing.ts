@@ -228,15 +228,17 @@ export function markOptions(state: ExchangeState, previousMs: number | null): vo
       staleSinceMs === null || state.timeMs - staleSinceMs >= UNSHOCKED_MAINTENANCE_GRACE_MS;
     const graceMoved = m.unshockedGraceOver !== graceOver;
     m.unshockedGraceOver = graceOver;
-    // Within the grace, maintenance values the option by its expiry's last
-    // smile (fresh while only the index is stale, and then it moves).
+    // Without a fresh smile or index, maintenance values the option by its
+    // expiry's last smile (fresh while only the index is stale, and then it
+    // moves): within the grace, and after it a short up to the half of its
+    // cushion maintenance does not take apart (listed_margin.ts).
     // Its holders are looked at again when that smile moves: by value, not by
     // object (a restored node's smiles are other objects), and by its
     // parameters too, not by its time alone (a block may have the time of
     // the one before). The time the grace values it at moves only with the
     // index coming back (its markets' holders looked at again then) or a
     // new smile.
-    const graceSmile = !graceOver && !expired && held !== undefined ? held : null;
+    const graceSmile = staleSinceMs !== null && !expired && held !== undefined ? held : null;
     const graceSmileMoved = !sameSmile(m.graceSmile, graceSmile);
     m.graceSmile = graceSmile;
     if (restoring) continue;

@@ -706,14 +706,15 @@ test('an option whose underlying index is stale is not marked from it, though it
     const account = h.account(alice)!;
     // Two calls (0.2 BTC) at the money, BTC at $50,000: within the grace,
     // valued by their smile (fresh, at the stale forward) against their kept
-    // mark, as a fresh index would; half the 15% cushion after it.
+    // mark, as a fresh index would; after it half the 15% cushion apart and
+    // the smile's scenario losses up to the other half (more, not less).
     while (h.timeMs < EXPIRY_MS - 4 * 60 * MINUTE_MS) {
       assert.equal(call.optionMark, null, `${interval}: not marked at ${h.timeMs}`);
       assert.equal(call.markTicks, mark, `${interval}: the last mark stays at ${h.timeMs}`);
       assert.deepEqual(equities(), before, `${interval}: equities stay at ${h.timeMs}`);
       assert.ok(scenarioOf(h.ex.state, call).shortCushionPerLotWad > 0n, 'model-free bounds');
       const maintenance = maintenanceMarginQuote(h.ex.state, account);
-      assert.equal(maintenance, h.timeMs < graceEndsMs ? 1_032_000_057n : 830n * USDC);
+      assert.equal(maintenance, h.timeMs < graceEndsMs ? 1_032_000_057n : 1_430n * USDC);
       const copy = decodeSnapshot(encodeSnapshot(h.ex), { checkInvariants: true });
       assert.deepEqual(copy.appHash, h.ex.appHash);
       // A node restored here derives the same grace, and so the same margin.
@@ -1310,8 +1311,9 @@ test('a node restored at any height while smiles are stale margins, liquidates a
 
 test('an option whose smile stays stale past the grace has its sellers’ maintenance take half the cushion then, and its holders looked at again, though no price moves', () => {
   // Ten at-the-money calls: maintenance $5,160.18 within the grace (by the
-  // last smile, about the fresh $5,159), $4,150 after it (docs/exchange.md,
-  // "Margin without a fresh smile").
+  // last smile, about the fresh $5,159), $7,150 after it: half the cushion
+  // apart and the last smile's losses up to the other half, never less than
+  // within the grace (docs/exchange.md, "Margin without a fresh smile").
   const h = harness();
   const call = fundedCall(h);
   aliceSellsTenCalls(h, call);
@@ -1330,13 +1332,13 @@ test('an option whose smile stays stale past the grace has its sellers’ mainte
       continue;
     }
     ended = h.timeMs;
-    assert.equal(maintenance, 4_150n * USDC, 'half the cushion once the grace is over');
+    assert.equal(maintenance, 7_150n * USDC, 'half the cushion apart once the grace is over');
     assert.equal(call.remarkedHeight, h.ex.state.height, 'its holders are looked at again');
   }
   assert.ok(ended !== null && ended < graceEndsMs + 30_000, `the grace ended at ${ended}`);
   // And it stays so, with no further look while nothing moves.
   h.block([], 30_000);
-  assert.equal(maintenanceMarginQuote(h.ex.state, account), 4_150n * USDC);
+  assert.equal(maintenanceMarginQuote(h.ex.state, account), 7_150n * USDC);
   assert.notEqual(call.remarkedHeight, h.ex.state.height, 'nothing moved');
 });
 
@@ -1453,12 +1455,14 @@ test('an expired option waiting for its settlement price counts its grace from w
       }
       if (t <= staleSinceMs) continue;
       assert.ok(!call.retired && call.optionMark === null, `${at}: the call waits unmarked`);
-      // Ten at-the-money calls on $50,000: $4,150 after the grace; within it,
+      // Ten at-the-money calls on $50,000: $7,150 after the grace (half the
+      // cushion apart, the other half taken by the last smile's losses before
+      // expiry and the intrinsic values' past it); within it,
       // by their last smile before expiry and their intrinsic values past it,
       // above that (80% of their loss at BTC up 12.5%).
       const over = t >= staleSinceMs + 10 * MINUTE_MS;
       const got = maintenanceMarginQuote(h.ex.state, account);
-      const want = over ? 4_150n * USDC : got;
+      const want = over ? 7_150n * USDC : got;
       assert.equal(got, want, at);
       if (!over) assert.ok(got > 5_000n * USDC && got < 5_200n * USDC, `${at}: ${got}`);
       if (twin !== null) {
@@ -1607,11 +1611,12 @@ test('a short option without a fresh smile is margined for at least the grid’s
   // The 1% minimum and 50% of the forward.
   assert.equal(initialMarginQuote(h.ex.state, account), 25_500n * USDC);
   assert.ok(initialMarginQuote(h.ex.state, account) >= fresh);
-  // Past the grace, maintenance takes half the cushion: 80% of the minimum
-  // and 25% of the forward.
+  // Past the grace, maintenance takes half the cushion apart and the last
+  // smile's losses up to the other half: 80% of the minimum, 25% of the
+  // forward and 80% of 25% of it, above the fresh maintenance.
   for (let i = 0; i < 21; i++) h.block([], 30_000);
   assert.ok(call.unshockedGraceOver);
-  assert.equal(maintenanceMarginQuote(h.ex.state, account), 12_900n * USDC);
+  assert.equal(maintenanceMarginQuote(h.ex.state, account), 22_900n * USDC);
 });
 
 test('a long option hedged by a future keeps its hedge credit in maintenance within the grace of a stale smile: its maintenance does not jump in the block the smile goes stale', () => {
