@@ -28,15 +28,19 @@
 
 import { divBig } from '../lib/int.ts';
 import { imfPpm } from './margin.ts';
-import type { ScenarioInstrument, ScenarioParams } from './options/index.ts';
+import type { Instrument } from './instruments/index.ts';
+import type { ScenarioInstrument, ScenarioParams, SviParams } from './options/index.ts';
 import {
   CUSHION_MAINTENANCE_PPM,
   addRangeLoss,
   buildFutureScenarios,
   buildOptionScenarios,
   priceMovesPpm,
+  quoteToWad,
   scenarioCount,
   shortMinOf,
+  sviImpliedVol,
+  timeYearsWad,
   VOL_CASES,
   WAD_PER_QUOTE,
 } from './options/index.ts';
@@ -56,10 +60,14 @@ const result: ListedMargin = { equityQuote: 0n, initialQuote: 0n, maintenanceQuo
 
 /**
  * The cushion of a short option without a fresh smile, in ppm of the forward
- * per base unit: 15% of the forward less the amount out of the money, at least
- * 10%, all of it in initial margin and half in maintenance, the latter once the
- * grace of a stale smile or index is over (UNSHOCKED_MAINTENANCE_GRACE_MS): Deribit's
- * standard margin for a short option, for want of a volatility to shock.
+ * per base unit: 15% of the forward (or the grid's priceShockPpm, if larger)
+ * less the amount out of the money, at least 10%, all of it in initial margin
+ * and half in maintenance, the latter once the grace of a stale smile or index
+ * is over (UNSHOCKED_MAINTENANCE_GRACE_MS): Deribit's standard margin for a
+ * short option, for want of a volatility to shock. With the rate at least the
+ * shock, loss + cushion is at least the option's intrinsic value at the
+ * grid's largest move against the short less its kept mark: the least it
+ * loses there, which the model would count in that scenario.
  */
 export const UNSHOCKED_SHORT_PPM = 150_000n;
 export const UNSHOCKED_SHORT_FLOOR_PPM = 100_000n;
@@ -76,7 +84,8 @@ export const UNSHOCKED_MAINTENANCE_GRACE_MS = 10 * 60_000;
  * forward), the loss (the option's intrinsic value at the forward above its
  * kept mark: the least the option is worth now, which equity, counting it at
  * the kept mark, does not see) and the cushion (UNSHOCKED_SHORT_PPM less the
- * amount out of the money, at least UNSHOCKED_SHORT_FLOOR_PPM). Each rounded up.
+ * amount out of the money, at least UNSHOCKED_SHORT_FLOOR_PPM; the rate
+ * priceShockPpm where that is larger). Each rounded up.
  */
 export function unshockedShortBounds(
   forwardQuote: bigint,
@@ -84,7 +93,7 @@ export function unshockedShortBounds(
   isCall: boolean,
   markQuotePerLot: bigint,
   lotsPerBase: number,
-  shortOptionMinPpm: number,
+  params: Pick<ScenarioParams, 'shortOptionMinPpm' | 'priceShockPpm'>,
 ): { minPerLotWad: bigint; lossPerLotWad: bigint; cushionPerLotWad: bigint } {
   const lots = BigInt(lotsPerBase);
   const inMoney = isCall ? forwardQuote - strikeQuote : strikeQuote - forwardQuote;
@@ -93,12 +102,14 @@ export function unshockedShortBounds(
   const lossPerLotWad =
     intrinsicPerLotWad > markPerLotWad ? intrinsicPerLotWad - markPerLotWad : 0n;
   const minPerLotWad = divBig(
-    forwardQuote * WAD_PER_QUOTE * BigInt(shortOptionMinPpm),
+    forwardQuote * WAD_PER_QUOTE * BigInt(params.shortOptionMinPpm),
     PPM_BIG * lots,
     'ceil',
   );
   const outOfMoney = inMoney < 0n ? -inMoney : 0n;
-  let cushionPpmQuote = forwardQuote * UNSHOCKED_SHORT_PPM - outOfMoney * PPM_BIG;
+  const shock = BigInt(params.priceShockPpm);
+  const rate = shock > UNSHOCKED_SHORT_PPM ? shock : UNSHOCKED_SHORT_PPM;
+  let cushionPpmQuote = forwardQuote * rate - outOfMoney * PPM_BIG;
   const floor = forwardQuote * UNSHOCKED_SHORT_FLOOR_PPM;
   if (cushionPpmQuote < floor) cushionPpmQuote = floor;
   const cushionPerLotWad = divBig(cushionPpmQuote * WAD_PER_QUOTE, PPM_BIG * lots, 'ceil');
@@ -153,8 +164,54 @@ function scenarioCurrent(m: MarketState): boolean {
       : kept !== null && om.ivWad === kept.ivWad && om.timeYearsWad === kept.timeYearsWad) &&
     m.markTicks === m.scenarioMarkTicks &&
     m.forwardQuote === m.scenarioForward &&
-    m.unshockedGraceOver === m.scenarioGraceOver
+    m.unshockedGraceOver === m.scenarioGraceOver &&
+    m.graceSmile === m.scenarioGraceSmile &&
+    graceSinceMs(m) === m.scenarioGraceSinceMs
   );
+}
+
+/**
+ * The time the grace's model values an option at (since when it has been
+ * without a fresh smile or index), where it has one: null otherwise, so that
+ * the stale times of a fresh smile and index, which move with every update,
+ * do not rebuild the kept values of an option that does not read them.
+ */
+export function graceSinceMs(m: MarketState): number | null {
+  return m.graceSmile === null ? null : m.unshockedSinceMs;
+}
+
+/**
+ * The model's scenarios of an option within its grace: its smile `svi` (the
+ * expiry's last in the oracle state) at `forward`, at the time its grace
+ * counts from (fixed while the grace lasts, so that they are built again only
+ * when the forward or the smile moves, as a fresh option's). Null where the
+ * pricing math refuses them.
+ */
+function graceModel(
+  state: ExchangeState,
+  m: MarketState,
+  forward: bigint,
+  svi: SviParams,
+  sinceMs: number,
+): ScenarioInstrument | null {
+  const instrument = m.instrument as Extract<Instrument, { kind: 'option' }>;
+  return priced(() => {
+    const t = timeYearsWad(sinceMs, m.expiryMs);
+    const iv = sviImpliedVol(svi, quoteToWad(forward), quoteToWad(instrument.strikeQuote), t);
+    return buildOptionScenarios(
+      {
+        underlying: m.params.underlying,
+        lotsPerBase: m.params.lotsPerBase,
+        forwardQuote: forward,
+        strikeQuote: instrument.strikeQuote,
+        isCall: instrument.isCall,
+        timeYearsWad: t,
+        ivWad: iv,
+        rateWad: 0n,
+      },
+      state.listing!.scenario,
+    );
+  });
 }
 
 /** The scenario values of a listed instrument, built from its marks as they are now. */
@@ -212,14 +269,12 @@ export function scenarioOf(state: ExchangeState, m: MarketState): ScenarioInstru
       instrument.isCall,
       m.markQuotePerLot,
       p.lotsPerBase,
-      params.shortOptionMinPpm,
+      params,
     );
     // A long counts what it may lose, and hedges with what it is sure to be
     // worth: its intrinsic value at each moved forward. In initial at once
-    // (no new risk, no withdrawal rides on the kept mark); in maintenance once
-    // the grace is over, its losses standing still until then (a long-dated
-    // long's bound may be more than twice the model's worst loss) while its
-    // sure gains count.
+    // (no new risk, no withdrawal rides on the kept mark). A short's
+    // scenarios stand still beside its bounds.
     const longPnl = unshockedLongPnl(
       forward,
       instrument.strikeQuote,
@@ -228,13 +283,75 @@ export function scenarioOf(state: ExchangeState, m: MarketState): ScenarioInstru
       p.lotsPerBase,
       params,
     );
+    const still = new Array<bigint>(scenarioCount(params)).fill(0n);
+    const markWad = m.markQuotePerLot * WAD_PER_QUOTE;
+    // Maintenance, within the grace, values either side by the expiry's last
+    // smile (graceSmile: the model's scenarios at the forward, at the time
+    // the grace counts from) against the kept mark, as a fresh smile would:
+    // an outage alone neither takes a hedge's credit (a long call beside a
+    // short future) nor a short's scenario losses away. A long never below
+    // its intrinsic values (what initial counts), a short never above its
+    // cushion (initial counts that instead): maintenance stays within
+    // initial. Without that smile before expiry (prices the math refuses) a
+    // long's losses stand still and its sure gains count, and a short's
+    // scenarios stand still.
+    const sinceMs = graceSinceMs(m);
+    const model =
+      m.graceSmile === null || sinceMs === null || forward <= 0n
+        ? null
+        : graceModel(state, m, forward, m.graceSmile.svi, sinceMs);
+    // Past expiry (the oracle has dropped its smile) an option is worth its
+    // intrinsic value at the forward it settles at: its values at the moved
+    // forwards stand for the model's.
+    const expired = m.expiryMs <= state.timeMs;
+    let longMaintenance: bigint[];
+    let shortMaintenance: bigint[];
+    // Less the loss counted apart (shortLossPerLotWad): the kept mark, or
+    // the intrinsic value above it; never above `cap`.
+    const shortValued = (valued: readonly bigint[], cap: bigint): bigint[] => {
+      const counted = markWad + bounds.lossPerLotWad;
+      return valued.map((v) => {
+        const x = v - counted;
+        return x < cap ? x : cap;
+      });
+    };
+    // The model's value in each scenario, per lot (its change there plus its
+    // value now); past expiry its intrinsic values at the moved forwards.
+    const valued =
+      model !== null
+        ? model.pnlPerLotWad.map((x) => x + model.valuePerLotWad)
+        : expired
+          ? longPnl.map((x) => x + markWad)
+          : null;
+    if (graceOver) {
+      longMaintenance = longPnl;
+      // Once the grace is over maintenance takes half the cushion apart
+      // (cushionMaintenancePpm); a short keeps those scenario losses up to
+      // the other half, so that its maintenance does not fall when the grace
+      // ends (m·min(x, c/2) + c/2 ≥ m·min(x, c) for a maintenance fraction
+      // m ≤ 1) and stays within initial (≤ c).
+      const cap =
+        bounds.cushionPerLotWad -
+        divBig(bounds.cushionPerLotWad * CUSHION_MAINTENANCE_PPM, PPM_BIG, 'ceil');
+      shortMaintenance = valued === null ? still : shortValued(valued, cap);
+    } else if (valued === null) {
+      longMaintenance = longPnl.map((x) => (x > 0n ? x : 0n));
+      shortMaintenance = still;
+    } else {
+      longMaintenance = valued.map((v, i) => {
+        const x = v - markWad;
+        return x > longPnl[i]! ? x : longPnl[i]!;
+      });
+      shortMaintenance = shortValued(valued, bounds.cushionPerLotWad);
+    }
     s = {
       underlying: p.underlying,
       isOption: true,
-      pnlPerLotWad: new Array<bigint>(scenarioCount(params)).fill(0n),
+      pnlPerLotWad: still,
       longPnlPerLotWad: longPnl,
-      longMaintenancePnlPerLotWad: graceOver ? longPnl : longPnl.map((x) => (x > 0n ? x : 0n)),
-      valuePerLotWad: m.markQuotePerLot * WAD_PER_QUOTE,
+      longMaintenancePnlPerLotWad: longMaintenance,
+      shortMaintenancePnlPerLotWad: shortMaintenance,
+      valuePerLotWad: markWad,
       shortMinPerLotWad: bounds.minPerLotWad,
       shortLossPerLotWad: bounds.lossPerLotWad,
       shortCushionPerLotWad: bounds.cushionPerLotWad,
@@ -258,6 +375,10 @@ export function scenarioOf(state: ExchangeState, m: MarketState): ScenarioInstru
   m.scenarioForward = m.forwardQuote;
   m.scenarioForwardNow = m.forwardNowQuote;
   m.scenarioGraceOver = m.unshockedGraceOver;
+  // The smile itself, not its time: a smile is replaced, never changed, so
+  // another one (even of the same block time) builds the values again.
+  m.scenarioGraceSmile = m.graceSmile;
+  m.scenarioGraceSinceMs = graceSinceMs(m);
   return s;
 }
 
@@ -358,7 +479,7 @@ function apply(sums: Sums, h: Held, sign: bigint): void {
   if (m.isOption && h.high > 0) sums.premium += sign * hi * m.valuePerLotWad;
   addRangeLoss(h.isFuture ? sums.futureRange : sums.optionRange, m, lo, hi, minLow, minHigh, sign);
   if (size !== 0n) {
-    const pnl = size > 0n ? m.longMaintenancePnlPerLotWad : m.pnlPerLotWad;
+    const pnl = size > 0n ? m.longMaintenancePnlPerLotWad : m.shortMaintenancePnlPerLotWad;
     const loss = h.isFuture ? sums.futureLoss : sums.optionLoss;
     for (let i = 0; i < pnl.length; i++) loss[i]! -= sign * size * pnl[i]!;
   }

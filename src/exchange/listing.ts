@@ -37,6 +37,7 @@ import { computeMarkTicks, indexToTicks } from './mark.ts';
 import { optionMark } from './options/index.ts';
 import { UNSHOCKED_MAINTENANCE_GRACE_MS, forgetListedSums } from './listed_margin.ts';
 import { priced } from './options/priced.ts';
+import type { SmileFeed } from './oracle/aggregate.ts';
 import { NEVER, isStale, smileKey } from './oracle/aggregate.ts';
 import { forgetOrder } from './orders.ts';
 import { positionOf } from './position.ts';
@@ -227,6 +228,19 @@ export function markOptions(state: ExchangeState, previousMs: number | null): vo
       staleSinceMs === null || state.timeMs - staleSinceMs >= UNSHOCKED_MAINTENANCE_GRACE_MS;
     const graceMoved = m.unshockedGraceOver !== graceOver;
     m.unshockedGraceOver = graceOver;
+    // Without a fresh smile or index, maintenance values the option by its
+    // expiry's last smile (fresh while only the index is stale, and then it
+    // moves): within the grace, and after it a short up to the half of its
+    // cushion maintenance does not take apart (listed_margin.ts).
+    // Its holders are looked at again when that smile moves: by value, not by
+    // object (a restored node's smiles are other objects), and by its
+    // parameters too, not by its time alone (a block may have the time of
+    // the one before). The time the grace values it at moves only with the
+    // index coming back (its markets' holders looked at again then) or a
+    // new smile.
+    const graceSmile = staleSinceMs !== null && !expired && held !== undefined ? held : null;
+    const graceSmileMoved = !sameSmile(m.graceSmile, graceSmile);
+    m.graceSmile = graceSmile;
     if (restoring) continue;
     const option = m.instrument as Extract<Instrument, { kind: 'option' }>;
     const priceable =
@@ -256,8 +270,11 @@ export function markOptions(state: ExchangeState, previousMs: number | null): vo
       // model-free bounds: listed_margin.ts) rather than failing the block on
       // every validator.
       // Its holders' margin is looked at again when the mark goes, and then
-      // whenever the forward its model-free margin is taken at moves.
-      if (m.optionMark !== null || forwardMoved || graceMoved) m.remarkedHeight = state.height;
+      // whenever the forward its model-free margin is taken at moves, its
+      // grace starts or ends, or the smile its grace values it by moves.
+      if (m.optionMark !== null || forwardMoved || graceMoved || graceSmileMoved) {
+        m.remarkedHeight = state.height;
+      }
       m.optionMark = null;
       // Its index stays its kept mark, not the underlying's price in its ticks
       // (the block's first step): market orders are bounded from it.
@@ -285,6 +302,21 @@ export function markOptions(state: ExchangeState, previousMs: number | null): vo
       m.dirty = true;
     }
   }
+}
+
+/** Whether two smiles (or none) are the same: of the same time, with the same parameters. */
+function sameSmile(a: SmileFeed | null, b: SmileFeed | null): boolean {
+  if (a === null || b === null) return a === b;
+  const x = a.svi;
+  const y = b.svi;
+  return (
+    a.updatedMs === b.updatedMs &&
+    x.a === y.a &&
+    x.b === y.b &&
+    x.rho === y.rho &&
+    x.m === y.m &&
+    x.sigma === y.sigma
+  );
 }
 
 /** Closes every position of an expired market at its settlement value and retires it. */

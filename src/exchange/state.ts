@@ -19,7 +19,7 @@ import type { Instrument, TwapAccumulator } from './instruments/index.ts';
 import { expiryMsOf } from './instruments/index.ts';
 import type { OptionMark, ScenarioInstrument } from './options/index.ts';
 import { oracleParamsOf, quotePerTickLot } from './genesis.ts';
-import type { OracleParams, OracleState } from './oracle/aggregate.ts';
+import type { OracleParams, OracleState, SmileFeed } from './oracle/aggregate.ts';
 import { emptyOracleState } from './oracle/aggregate.ts';
 import { ScanSchedule } from './scan.ts';
 import type { ScanGroup } from './scan.ts';
@@ -407,6 +407,9 @@ export class MarketState {
   scenarioForward = 0n;
   scenarioForwardNow = 0n;
   scenarioGraceOver = false;
+  /** The grace's smile and start the kept values were built from (listed_margin.ts graceKey). */
+  scenarioGraceSmile: SmileFeed | null = null;
+  scenarioGraceSinceMs: number | null = null;
   /** The height at which markOptions last computed or dropped this option's mark (derived). */
   remarkedHeight = -1;
   /**
@@ -433,6 +436,14 @@ export class MarketState {
    * stale since long before expiry does not start the grace again there.
    */
   unshockedSinceMs: number | null = null;
+  /**
+   * Within the grace of an option without a fresh smile (or index), before
+   * its expiry: its expiry's last smile in the oracle state, stale or not,
+   * by which maintenance values it meanwhile (listed_margin.ts, scenarioOf);
+   * null otherwise (derived, set by markOptions every block and after a
+   * restore, from the oracle state).
+   */
+  graceSmile: SmileFeed | null = null;
   readonly k: bigint;
   readonly maintenancePpmBig: bigint;
   book: OrderBook;

@@ -77,6 +77,14 @@ const instrumentArb = fc.record({
   cushionMaintenancePpm: fc.constantFrom(0n, 500_000n),
   // Within the grace, maintenance counts the long no lower than its kept mark.
   withinGrace: fc.boolean(),
+  // Within the grace, maintenance values either side by the last smile: a
+  // long no lower than its own values, a short no higher than its cushion.
+  graceModel: fc.option(
+    fc.array(fc.bigInt(-(10n ** 15n), 10n ** 15n), {
+      minLength: scenarioCount(DEFAULT_SCENARIO_PARAMS),
+      maxLength: scenarioCount(DEFAULT_SCENARIO_PARAMS),
+    }),
+  ),
 });
 
 test('property: the initial margin over ranges is the largest over every size in them, and maintenance within initial at each', () => {
@@ -89,14 +97,29 @@ test('property: the initial margin over ranges is the largest over every size in
       (rows) => {
         const marks = new Map<string, ScenarioInstrument>();
         rows.forEach((r, i) => {
-          const { longPnl, withinGrace, ...inst } = r.inst;
+          const { longPnl, withinGrace, graceModel, ...inst } = r.inst;
           const own = inst.isOption && longPnl !== null;
           const long = own ? longPnl : inst.pnlPerLotWad;
+          const model = own && withinGrace ? graceModel : null;
+          const cushion = inst.isOption ? inst.shortCushionPerLotWad : 0n;
           marks.set(`I${i}`, {
             ...inst,
             longPnlPerLotWad: long,
             longMaintenancePnlPerLotWad:
-              own && withinGrace ? long.map((x) => (x > 0n ? x : 0n)) : long,
+              model !== null
+                ? long.map((x, j) => (model[j]! > x ? model[j]! : x))
+                : own && withinGrace
+                  ? long.map((x) => (x > 0n ? x : 0n))
+                  : long,
+            shortMaintenancePnlPerLotWad:
+              model !== null
+                ? model.map((x, j) => {
+                    // Its values in initial stand still (0) in the exchange.
+                    const most = inst.pnlPerLotWad[j]! + cushion;
+                    return x < most ? x : most;
+                  })
+                : inst.pnlPerLotWad,
+            cushionMaintenancePpm: own && withinGrace ? 0n : inst.cushionMaintenancePpm,
             shortMinPerLotWad: inst.isOption ? inst.shortMinPerLotWad : 0n,
             shortLossPerLotWad: inst.isOption ? inst.shortLossPerLotWad : 0n,
             shortCushionPerLotWad: inst.isOption ? inst.shortCushionPerLotWad : 0n,
@@ -143,6 +166,7 @@ test('an option whose long and short values differ is at its worst with no posit
     pnlPerLotWad: new Array<bigint>(count).fill(-(10n ** 21n)),
     longPnlPerLotWad: new Array<bigint>(count).fill(-(10n ** 21n)),
     longMaintenancePnlPerLotWad: new Array<bigint>(count).fill(-(10n ** 21n)),
+    shortMaintenancePnlPerLotWad: new Array<bigint>(count).fill(-(10n ** 21n)),
     valuePerLotWad: 0n,
     shortMinPerLotWad: 0n,
     shortLossPerLotWad: 0n,

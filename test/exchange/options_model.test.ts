@@ -937,15 +937,20 @@ class Model {
           maintenance >= unshockedMaintenance + cushionPastGrace,
           `${at}: account ${a.index} short options without a fresh smile: maintenance ${maintenance} under ${unshockedMaintenance} + ${cushionPastGrace} of cushion past the grace`,
         );
-        // Holding nothing else, that is all of it, but for rounding: a cushion
-        // within the grace (5% of the forward or more, far above the
-        // rounding) is not in it.
+        // Holding nothing else, that is all of it, but for rounding and, within
+        // the grace, 80% of the shorts' scenario losses by their last smile,
+        // each never above its cushion: within initial, which takes the
+        // cushion in full.
         if (a.positionCount === unshocked && cushionWithinGrace > 0n) {
           this.stats.onlyUnshockedWithinGrace++;
+          const scenarioMost =
+            (2n * cushionWithinGrace * BigInt(scenario.maintenancePpm) + 999_999n) / 1_000_000n;
           assert.ok(
-            maintenance < unshockedMaintenance + cushionPastGrace + cushionWithinGrace,
-            `${at}: account ${a.index} short options without a fresh smile only: maintenance ${maintenance} takes a cushion within the grace`,
+            maintenance <=
+              unshockedMaintenance + cushionPastGrace + scenarioMost + BigInt(unshocked),
+            `${at}: account ${a.index} short options without a fresh smile only: maintenance ${maintenance} over its bound within the grace`,
           );
+          assert.ok(maintenance <= initial, `${at}: maintenance ${maintenance} within initial`);
         }
       }
       // Short options pay at least the per-lot minimum; long ones at least their premium at the mark.

@@ -22,8 +22,9 @@
 // counts in full, and a cushion for want of a volatility to shock), and
 // an option that cannot be shocked has values of its own per side: a long's
 // are its intrinsic value at each moved forward less its mark
-// (longPnlPerLotWad; in maintenance, within the grace of a stale smile or
-// index, no less than 0: longMaintenancePnlPerLotWad), a short's stand still;
+// (longPnlPerLotWad), a short's stand still, and in maintenance, within
+// the grace of a stale smile or index, either side's are the model's at its
+// last smile (longMaintenancePnlPerLotWad, shortMaintenancePnlPerLotWad);
 // and the long premium is Σ long option size × value now: a long option is paid in
 // full (with equity = cash + Σ size × mark, an account holding only long
 // options has free collateral equal to its cash), and a scenario loss can never
@@ -140,11 +141,19 @@ export interface ScenarioInstrument {
   /**
    * Per lot of a long position in maintenance: longPnlPerLotWad, but for an
    * option that cannot be shocked whose smile or index has been stale for
-   * less than the grace, whose long's losses there stand still (no less than
-   * 0; its sure gains above the kept mark count): the same array otherwise.
-   * Never below longPnlPerLotWad, so maintenance stays within initial.
+   * less than the grace, valued there by its last smile against its kept
+   * mark (without one, its losses stand still and its sure gains count): the
+   * same array otherwise. Never below longPnlPerLotWad, so maintenance stays
+   * within initial.
    */
   readonly longMaintenancePnlPerLotWad: readonly bigint[];
+  /**
+   * Per lot of a short position in maintenance, as pnlPerLotWad: the same
+   * array but for an option that cannot be shocked within the grace of a
+   * stale smile or index, valued there by its last smile (never above its
+   * cushion, so maintenance stays within initial).
+   */
+  readonly shortMaintenancePnlPerLotWad: readonly bigint[];
   /** Value now per lot (options: the premium a long pays), wads of quote currency. */
   readonly valuePerLotWad: bigint;
   /** Minimum per short option lot, wads of quote currency (0 for futures). */
@@ -194,6 +203,7 @@ export function buildFutureScenarios(
     pnlPerLotWad: pnl,
     longPnlPerLotWad: pnl,
     longMaintenancePnlPerLotWad: pnl,
+    shortMaintenancePnlPerLotWad: pnl,
     valuePerLotWad: divBig(mark, lots, 'floor'),
     shortMinPerLotWad: 0n,
     shortLossPerLotWad: 0n,
@@ -274,6 +284,7 @@ export function buildOptionScenarios(
     pnlPerLotWad: pnl,
     longPnlPerLotWad: pnl,
     longMaintenancePnlPerLotWad: pnl,
+    shortMaintenancePnlPerLotWad: pnl,
     valuePerLotWad: divBig(now, lots, 'floor'),
     shortMinPerLotWad: divBig(forward * BigInt(p.shortOptionMinPpm), PPM * lots, 'ceil'),
     shortLossPerLotWad: 0n,
@@ -349,7 +360,8 @@ export function scenarioMargin(
     }
     const s = BigInt(size);
     const pnl = size > 0 ? m.longPnlPerLotWad : m.pnlPerLotWad;
-    const maintenancePnl = size > 0 ? m.longMaintenancePnlPerLotWad : m.pnlPerLotWad;
+    const maintenancePnl =
+      size > 0 ? m.longMaintenancePnlPerLotWad : m.shortMaintenancePnlPerLotWad;
     assert(
       pnl.length === count && maintenancePnl.length === count,
       'scenario values from other parameters',
