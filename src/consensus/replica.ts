@@ -1596,6 +1596,8 @@ export class Replica implements ConsensusReplica {
    * precommits arrived) and the block must extend our chain.
    */
   private decidesCertified(entry: ProposalEntry, commit: CommitCertificate): boolean {
+    // A block its own checks refused stays refused: no certificate to verify again.
+    if (entry.certified !== undefined && entry.certified !== null) return false;
     if (!this.verifyCommit(commit, this.chain.validators, this.heightValue, entry.hash)) {
       return false;
     }
