@@ -1,9 +1,15 @@
 // A pool of worker threads that check Ed25519 signatures: batches in, verdicts
 // out, in order. A batch is split into chunks (one per worker, at most
 // VERIFY_CHUNK_ITEMS_MAX items each); each chunk travels packed in one
-// transferred ArrayBuffer, not as per-item objects, so the cost on the calling
-// thread is one copy of the bytes. Workers verify with libsodium, as verifyRaw
-// does.
+// ArrayBuffer, not as per-item objects, so the cost on the calling thread is
+// two copies of the bytes (packing, and postMessage's clone). Copied, not
+// transferred: a transfer detaches the buffer, and the first ArrayBuffer
+// detached in a thread invalidates V8's guarantee that none ever is, on which
+// its optimized code of every typed-array access depends. A node's first
+// batch past MEMPOOL_VERIFY_INLINE_TXS_MAX then threw away some 160 optimized
+// functions (codec, mempool, consensus, hashing) at once, and typed-array
+// reads check for detachment from then on. Workers verify with libsodium, as
+// verifyRaw does, and copy their verdicts back for the same reason.
 
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
@@ -222,7 +228,8 @@ export class VerifyPool {
       const id = this.nextChunkId++;
       if (best.running.size === 0) best.worker.ref();
       best.running.set(id, chunk);
-      best.worker.postMessage({ id, buffer: chunk.buffer }, [chunk.buffer]);
+      // No transfer list: see the header.
+      best.worker.postMessage({ id, buffer: chunk.buffer });
     }
   }
 

@@ -57,15 +57,28 @@ function moneyNum(x: bigint): number {
   return Number.isSafeInteger(n) ? n : NaN;
 }
 
+/**
+ * The first value a money field (`…Num`) holds, before its constructor sets
+ * it: a number beyond V8's small integers (31 bits), so the field is a double
+ * from the first object on. Started at 0, a field is held as a small integer
+ * until the first account's amount passes 2^30 (a fresh chain's traded
+ * volume does within a minute); V8 then changes the class's layout and
+ * discards the optimized code of every function that reads it: in
+ * bench:cluster some thirty of the exchange's and the read model's, compiled
+ * again on cores the validators share, one such cascade per field.
+ * The value never survives the constructor; no amount is changed by this.
+ */
+const DOUBLE_FIELD = 2 ** 53;
+
 export class Position {
   /** The market's index. */
   readonly market: number;
   /** Signed: positive long, negative short. */
   sizeLots = 0;
-  /** costBasisQuote while a safe integer, else NaN (see moneyNum). */
-  costBasisNum = 0;
-  realizedPnlNum = 0;
-  fundingNum = 0;
+  /** costBasisQuote while a safe integer, else NaN (see moneyNum); 0 from the constructor (DOUBLE_FIELD). */
+  costBasisNum = DOUBLE_FIELD;
+  realizedPnlNum = DOUBLE_FIELD;
+  fundingNum = DOUBLE_FIELD;
   private costBasisBig: bigint | null = null;
   private realizedPnlBig: bigint | null = null;
   private fundingBig: bigint | null = null;
@@ -73,6 +86,9 @@ export class Position {
   slackMarkTicks = 0;
   constructor(market: number) {
     this.market = market;
+    this.costBasisNum = 0;
+    this.realizedPnlNum = 0;
+    this.fundingNum = 0;
   }
 
   /** Σ signed entry notional of the open size: average entry = costBasis / (size × k). */
@@ -129,12 +145,12 @@ export class Account {
   /**
    * cashQuote as a number while it is a safe integer, else NaN (see
    * moneyNum): the margin, scan and fill-guard paths on safe integers read it
-   * inline.
+   * inline. 0 from the constructor (DOUBLE_FIELD), as the others.
    */
-  cashNum = 0;
+  cashNum = DOUBLE_FIELD;
   /** volumeQuote and faucetQuote likewise. */
-  volumeNum = 0;
-  faucetNum = 0;
+  volumeNum = DOUBLE_FIELD;
+  faucetNum = DOUBLE_FIELD;
   /** Behind the amounts beyond 2^53 − 1 (null while the number holds it). */
   private cashBig: bigint | null = null;
   private volumeBig: bigint | null = null;
@@ -219,7 +235,7 @@ export class Account {
    * account as a maker in the matching pass numbered guardEpoch.
    */
   guardEpoch = -1;
-  guardLossNum = 0;
+  guardLossNum = DOUBLE_FIELD;
 
   /** listed, as an array of this account's own, to add records to. */
   ownListed(): Position[] {
@@ -232,6 +248,10 @@ export class Account {
     this.principal = principal;
     this.address = principal.address;
     this.subaccount = subaccount;
+    this.cashNum = 0;
+    this.volumeNum = 0;
+    this.faucetNum = 0;
+    this.guardLossNum = 0;
     this.positions = [];
     for (let i = 0; i < genesisMarketCount; i++) this.positions.push(new Position(i));
   }

@@ -1,5 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { Prng } from '../../src/lib/prng.ts';
 import {
   CryptoError,
@@ -181,4 +183,27 @@ test('a worker that dies fails only its own batches, and a new worker takes its 
   } finally {
     await pool.close();
   }
+});
+
+test('no ArrayBuffer is detached in the calling thread or a worker: batches travel copied, not transferred', () => {
+  // V8's optimized typed-array code assumes no ArrayBuffer was ever detached
+  // in its thread; the first detach throws that code away (pool.ts). Traced
+  // by V8 once per thread; in a process of its own, so this one's state does not count.
+  const child = spawnSync(
+    process.execPath,
+    [
+      '--trace-protector-invalidation',
+      '--import',
+      'tsx',
+      join(import.meta.dirname, 'fixtures', 'pool_detach.ts'),
+    ],
+    { encoding: 'utf8', timeout: 60_000 },
+  );
+  assert.equal(child.status, 0, child.stderr);
+  const lines = child.stdout.trim().split('\n');
+  const start = lines.indexOf('start');
+  const end = lines.indexOf('end');
+  assert.ok(start >= 0 && end > start, child.stdout);
+  assert.deepEqual(lines.slice(start + 1, end), [], 'nothing detached while the batch ran');
+  assert.equal(lines.at(-1), 'all valid');
 });
