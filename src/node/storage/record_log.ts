@@ -111,7 +111,7 @@ import {
   writeSync,
 } from 'node:fs';
 import type { BigIntStats } from 'node:fs';
-import { createHmac, hash, randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { dirname, resolve } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { assert } from '../../lib/assert.ts';
@@ -198,61 +198,13 @@ function fileHeader(magic: string, base: number, salt: Uint8Array): Buffer {
   return header;
 }
 
-/** SHA-256's block: an HMAC key up to this long is zero-padded to it (RFC 2104). */
-const HMAC_BLOCK_BYTES = 64;
-const MARKER_MAC_CONTEXT_BYTES = Buffer.from(MARKER_MAC_CONTEXT, 'utf8');
-/** Node ≥ 20.12's one-shot hash; without it, createHmac. */
-const ONE_SHOT_HASH = typeof hash === 'function';
-
-/**
- * A salt's HMAC inputs, built once: `inner` = (key ⊕ ipad) ‖ context ‖ the
- * distance's eight bytes (written per MAC), `outer` = (key ⊕ opad) ‖ the
- * inner hash (written per MAC). A node's logs write a marker before every
- * sync, a few a height; createHmac per marker measured 2–4 % of a
- * validator's thread under load, two one-shot hashes into these buffers
- * about a third of it.
- */
-interface MacPads {
-  readonly inner: Buffer;
-  readonly outer: Buffer;
-}
-const macPadsBySalt = new WeakMap<Uint8Array, MacPads>();
-
-function macPadsOf(salt: Uint8Array): MacPads {
-  let pads = macPadsBySalt.get(salt);
-  if (pads === undefined) {
-    const inner = Buffer.alloc(HMAC_BLOCK_BYTES + MARKER_MAC_CONTEXT_BYTES.length + 8, 0x36);
-    const outer = Buffer.alloc(HMAC_BLOCK_BYTES + 32, 0x5c);
-    for (let i = 0; i < salt.length; i++) {
-      inner[i]! ^= salt[i]!;
-      outer[i]! ^= salt[i]!;
-    }
-    inner.set(MARKER_MAC_CONTEXT_BYTES, HMAC_BLOCK_BYTES);
-    pads = { inner, outer };
-    macPadsBySalt.set(salt, pads);
-  }
-  return pads;
-}
-
-/**
- * The MAC of a marker naming `distance` (its first eight payload bytes), keyed
- * by the file's salt: HMAC-SHA256(salt, context ‖ distance), truncated. The
- * same bytes as createHmac gives (a test checks), computed from the salt's
- * pads; not reentrant, and it needs none (synchronous, one thread).
- */
-export function markerMac(salt: Uint8Array, distance: Uint8Array): Buffer {
-  assert(distance.length === 8, 'a marker distance is eight bytes');
-  if (!ONE_SHOT_HASH || salt.length > HMAC_BLOCK_BYTES) {
-    return createHmac('sha256', salt)
-      .update(MARKER_MAC_CONTEXT)
-      .update(distance)
-      .digest()
-      .subarray(0, MARKER_MAC_BYTES);
-  }
-  const { inner, outer } = macPadsOf(salt);
-  inner.set(distance, HMAC_BLOCK_BYTES + MARKER_MAC_CONTEXT_BYTES.length);
-  outer.set(hash('sha256', inner, 'buffer'), HMAC_BLOCK_BYTES);
-  return hash('sha256', outer, 'buffer').subarray(0, MARKER_MAC_BYTES);
+/** The MAC of a marker naming `distance` (its first eight payload bytes), keyed by the file's salt. */
+function markerMac(salt: Uint8Array, distance: Uint8Array): Buffer {
+  return createHmac('sha256', salt)
+    .update(MARKER_MAC_CONTEXT)
+    .update(distance)
+    .digest()
+    .subarray(0, MARKER_MAC_BYTES);
 }
 
 interface MarkerClaim {
