@@ -31,11 +31,16 @@ function moveTo(h: Harness, usd: bigint): ExchangeEvent[] {
   throw new Error(`the mark did not reach ${usd}`);
 }
 
-function liquidatedInBand(priceBandPpm: number | undefined, liquidationFeePpm = 0) {
+function liquidatedInBand(
+  priceBandPpm: number | undefined,
+  liquidationFeePpm = 0,
+  liquidationQuoteMaxPerBlock?: bigint,
+) {
   const markets = genesis().markets.map((m) => ({
     ...m,
     liquidationFeePpm,
     triggers: [],
+    ...(liquidationQuoteMaxPerBlock !== undefined ? { liquidationQuoteMaxPerBlock } : {}),
     ...(priceBandPpm !== undefined ? { priceBandPpm } : {}),
   }));
   const h = new Harness(genesis({ markets, insuranceFundQuote: 10_000n * USDC }));
@@ -98,4 +103,32 @@ test('without a band the same liquidation sells to the bid above its bankruptcy 
   assert.deepEqual(fills(events), [[h.account(bidder)!.index, 475_000, ONE_BTC]]);
   assert.deepEqual(deleverages(events), []);
   assert.equal(h.account(o)!.cashQuote, 75n * USDC, 'sold at $47,500: $75 above bankruptcy');
+});
+
+test("a position above the per-block cap is deleveraged at the band slice by slice, each slice's lots paying the fee once", () => {
+  // A cap of $10,000 a block: 2,079 lots (floor(10,000 / 4.81)) at the
+  // $48,100 mark. Each slice is deleveraged at the band's low end and pays
+  // 0.2% of its own lots there; the next block's slice is another 2,079,
+  // the fifth the last 1,684. Altogether 0.2% of the $47,619 the whole BTC
+  // was deleveraged at (the slices' fees each rounded up: 4 units more), from
+  // the $194 the band left o.
+  const { h, events, o, c } = liquidatedInBand(10_000, 2_000, 10_000n * USDC);
+  const all = [...events];
+  for (let i = 0; i < 6; i++) all.push(...h.block([]).events);
+  const cIndex = h.account(c)!.index;
+  assert.deepEqual(deleverages(all), [
+    [cIndex, BAND_LOW, 2_079],
+    [cIndex, BAND_LOW, 2_079],
+    [cIndex, BAND_LOW, 2_079],
+    [cIndex, BAND_LOW, 2_079],
+    [cIndex, BAND_LOW, 1_684],
+  ]);
+  assert.deepEqual(fills(all), []);
+  const fees = all.flatMap((e) => (e.type === 'liquidation' ? [e.feeQuote] : []));
+  // ceil(2,079 × $47.619 × 0.2%) and ceil(1,684 × $47.619 × 0.2%), in quote units.
+  assert.deepEqual(fees, [19_799_981n, 19_799_981n, 19_799_981n, 19_799_981n, 16_038_080n]);
+  assert.equal(h.account(o)!.positionCount, 0, 'o closed');
+  assert.equal(h.account(o)!.cashQuote, 194n * USDC - 95_238_004n);
+  assert.equal(h.ex.state.insuranceQuote, 10_000n * USDC + 95_238_004n);
+  assert.deepEqual(h.ex.digestBytes(), h.ex.digestFromScratch());
 });

@@ -19,7 +19,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { daysFromCivil, expiryMsOfDay, MS_PER_DAY } from '../../src/exchange/instruments/index.ts';
-import { equityQuote } from '../../src/exchange/margin.ts';
+import { equityQuote, freeCollateralQuote } from '../../src/exchange/margin.ts';
 import { unsureQuote } from '../../src/exchange/liquidation.ts';
 import { sizeIn } from '../../src/exchange/position.ts';
 import type { ExchangeEvent } from '../../src/exchange/results.ts';
@@ -84,5 +84,97 @@ test("a short future beside a long option at a kept mark is deleveraged at the m
   assert.equal(sizeIn(a, put), 30, 'the put kept');
   assert.equal(sizeIn(b, future), 0, 'Bob closed');
   assert.equal(equityQuote(state, a), 6_000n * USDC);
+  assert.deepEqual(h.ex.digestBytes(), h.ex.digestFromScratch());
+});
+
+test('a perpetual liquidated beside a short call in its grace closes at the bankruptcy price of the equity less what the call surely owes; the call then waits for a fresh mark, charged nothing block after block', () => {
+  // Carol sells 2 BTC of the at-the-money 50,000 call ($30 a lot, $300 a
+  // BTC) and 1 BTC of the perpetual, both to Dave, and withdraws what initial
+  // margin leaves free. The smile goes stale and BTC climbs $200 a block.
+  // Within the grace maintenance values the call by its last smile, and at
+  // $51,200 it liquidates her: equity $14,198.06, of which $1,800 is the
+  // call's intrinsic value ($2,400) above its kept mark ($600), which her
+  // equity does not see. The perpetual's bankruptcy price leaves that
+  // $1,800: $51,200 + $12,398.06, floored to $63,598 (no band here), and its
+  // fee is what the tick's rounding left above it ($0.061082). The call,
+  // without a fresh mark and with no bid, closes nothing: its liquidation in
+  // each block after that charges no fee and moves nothing.
+  const carol = key('kept-mark-carol');
+  const dave = key('kept-mark-dave');
+  const CALL = 'BTC-2MAR26-50000-C';
+  const PERP = 'BTC-PERPETUAL';
+  const smiles = [
+    { underlying: 'BTC', expiryMs: EXPIRY_MS, svi: FLAT },
+    { underlying: 'ETH', expiryMs: EXPIRY_MS, svi: FLAT },
+  ];
+  const h = new Harness(dailyListingGenesis(START_MS));
+  h.smiles = smiles;
+  h.fund(carol, 40_000n * USDC);
+  h.fund(dave, 1_000_000n * USDC);
+  h.block([], MINUTE_MS);
+  const state = h.ex.state;
+  const call = state.marketByName.get(CALL)!;
+  const perp = state.marketByName.get(PERP)!;
+  assert.equal(call.markQuotePerLot, 30n * USDC);
+  accepted(h, dave, limit(CALL, 'buy', call.markTicks, 20));
+  accepted(h, carol, limit(CALL, 'sell', call.markTicks, 20));
+  accepted(h, dave, limit(PERP, 'buy', perp.markTicks, 10_000));
+  accepted(h, carol, limit(PERP, 'sell', perp.markTicks, 10_000));
+  const c = h.account(carol)!;
+  const d = h.account(dave)!;
+  const free = freeCollateralQuote(state, c);
+  accepted(h, carol, { kind: 'withdraw', amountQuote: free, destination: 'a' });
+  h.smiles = null;
+  h.block([], 61_000);
+  assert.equal(call.optionMark, null, 'no fresh smile: the call keeps its mark');
+  let events: ExchangeEvent[] = [];
+  for (let usd = 50_200n; !events.some((e) => e.type === 'liquidation'); usd += 200n) {
+    assert.ok(usd <= 52_000n, 'Carol is liquidated on the way');
+    h.oracle = { ...h.oracle, BTC: usd * USDC };
+    events = h.block([], 20_000).events;
+  }
+  assert.equal(perp.markTicks, 512_000);
+  assert.ok(!call.unshockedGraceOver, 'within the grace');
+  const own = (e: ExchangeEvent) => e.type === 'liquidation' || e.type === 'deleverage';
+  assert.deepEqual(
+    events.filter(own).map((e) => JSON.stringify(e, replacer)),
+    [
+      { type: 'liquidation', market: PERP, account: c.index, closedLots: 0, feeQuote: 61_082n },
+      {
+        type: 'deleverage',
+        market: PERP,
+        account: c.index,
+        counterparty: d.index,
+        sizeLots: 10_000,
+        priceTicks: 635_980,
+      },
+      { type: 'liquidation', market: CALL, account: c.index, closedLots: 0, feeQuote: 0n },
+    ].map((e) => JSON.stringify(e, replacer)),
+  );
+  assert.equal(sizeIn(c, perp), 0, 'the perpetual closed');
+  assert.equal(equityQuote(state, c), 1_800n * USDC, 'what the call surely owes above its mark');
+  // Blocks go by with the smile stale: the call is liquidated in each, closes
+  // nothing (no bid, no counterparty at a kept mark) and pays nothing.
+  const fund = state.insuranceQuote;
+  for (let i = 0; i < 5; i++) {
+    const later = h.block([], 20_000).events.filter(own);
+    assert.deepEqual(
+      later.map((e) => JSON.stringify(e, replacer)),
+      [{ type: 'liquidation', market: CALL, account: c.index, closedLots: 0, feeQuote: 0n }].map(
+        (e) => JSON.stringify(e, replacer),
+      ),
+    );
+  }
+  assert.equal(state.insuranceQuote, fund, 'no fee block after block');
+  assert.equal(sizeIn(c, call), -20);
+  assert.equal(equityQuote(state, c), 1_800n * USDC);
+  // A fresh smile gives the call a mark: it is deleveraged against Dave.
+  h.smiles = smiles;
+  const fresh = h.block([], 20_000).events;
+  assert.ok(call.optionMark !== null);
+  assert.ok(
+    fresh.some((e) => e.type === 'deleverage' && e.market === CALL && e.counterparty === d.index),
+  );
+  assert.equal(sizeIn(c, call), 0, 'the call closed');
   assert.deepEqual(h.ex.digestBytes(), h.ex.digestFromScratch());
 });
