@@ -196,14 +196,13 @@ test('`zomma node` takes a SIGHUP that comes while it stops: the stop logs its l
   const io: Io = { out: () => {}, err: () => {} };
   let settled = false;
   const exit = main(['node', '--home', home, '--quiet'], io).finally(() => (settled = true));
-  let hangup: { listeners: number; stopping: boolean } | null = null;
   try {
     await until(() => logged(log, 'block executed'), 60_000, 'the node executes a block');
     process.emit('SIGTERM');
     // The stop begins in the turn SIGTERM came in; the SIGHUP comes in the
     // same turn, the stop under way (a later turn may find it done: a stop
     // can take less than one).
-    hangup = { listeners: process.listenerCount('SIGHUP'), stopping: !settled };
+    const hangup = { listeners: process.listenerCount('SIGHUP'), stopping: !settled };
     renameSync(log, `${log}.1`);
     process.emit('SIGHUP');
     assert.equal(await exit, 0);
