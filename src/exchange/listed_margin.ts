@@ -153,7 +153,7 @@ export function unshockedLongPnl(
  * and the instrument cannot). An option's mark kept between mark intervals
  * keeps its values too, and so the kept sums of its holders (ListedSums).
  */
-function scenarioCurrent(m: MarketState): boolean {
+function scenarioCurrent(state: ExchangeState, m: MarketState): boolean {
   if (m.scenario === null) return false;
   const om = m.optionMark;
   const kept = m.scenarioMark;
@@ -166,7 +166,11 @@ function scenarioCurrent(m: MarketState): boolean {
     m.forwardQuote === m.scenarioForward &&
     m.unshockedGraceOver === m.scenarioGraceOver &&
     m.graceSmile === m.scenarioGraceSmile &&
-    graceSinceMs(m) === m.scenarioGraceSinceMs
+    graceSinceMs(m) === m.scenarioGraceSinceMs &&
+    // Past expiry a short's values are its intrinsic values' after the grace
+    // too, where no other key need move at the expiry (listing.ts drops the
+    // grace's smile there, but it may have had none).
+    m.expiryMs <= state.timeMs === m.scenarioExpired
   );
 }
 
@@ -216,7 +220,7 @@ function graceModel(
 
 /** The scenario values of a listed instrument, built from its marks as they are now. */
 export function scenarioOf(state: ExchangeState, m: MarketState): ScenarioInstrument {
-  if (scenarioCurrent(m)) return m.scenario!;
+  if (scenarioCurrent(state, m)) return m.scenario!;
   const params = state.listing!.scenario;
   const p = m.params;
   const instrument = m.instrument;
@@ -379,6 +383,7 @@ export function scenarioOf(state: ExchangeState, m: MarketState): ScenarioInstru
   // another one (even of the same block time) builds the values again.
   m.scenarioGraceSmile = m.graceSmile;
   m.scenarioGraceSinceMs = graceSinceMs(m);
+  m.scenarioExpired = m.expiryMs <= state.timeMs;
   return s;
 }
 

@@ -430,6 +430,8 @@ export class MarketState {
   /** The grace's smile and start the kept values were built from (listed_margin.ts graceKey). */
   scenarioGraceSmile: SmileFeed | null = null;
   scenarioGraceSinceMs: number | null = null;
+  /** Whether the kept values were built past the option's expiry (its intrinsic values stand for the model's). */
+  scenarioExpired = false;
   /** The height at which markOptions last computed or dropped this option's mark (derived). */
   remarkedHeight = -1;
   /**

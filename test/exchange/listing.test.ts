@@ -18,6 +18,7 @@ import {
   maintenanceMarginQuote,
 } from '../../src/exchange/margin.ts';
 import { scenarioOf } from '../../src/exchange/listed_margin.ts';
+import { WAD_PER_QUOTE } from '../../src/exchange/options/index.ts';
 import { markOptions } from '../../src/exchange/listing.ts';
 import { INDEX_TICKS_MAX } from '../../src/lib/limits.ts';
 import { DecodeError } from '../../src/codec/wire.ts';
@@ -496,6 +497,38 @@ test('an index outside the pricing math’s domain leaves options at their last 
   h.oracle = { ...h.oracle, BTC: 50_000n * USDC };
   h.block([], MINUTE_MS);
   assert.notEqual(call.optionMark, null);
+});
+
+test("an option's kept scenario values are built again when it passes its expiry, whatever else stands still", () => {
+  // A short's values after the grace are its intrinsic values' past expiry,
+  // none before it where the math refuses the option's prices: the kept ones
+  // must not outlive the expiry. No block reaches this (an option expiring
+  // unsettled had a stale index before, which keyed its values already), so
+  // the block time is set here directly.
+  const g = dailyListingGenesis(START_MS);
+  const listing = g.listing!;
+  const h = new Harness({
+    ...g,
+    listing: { ...listing, schedule: { ...listing.schedule, futureCycles: [] } },
+  });
+  h.smiles = [
+    { underlying: 'BTC', expiryMs: EXPIRY_MS, svi: FLAT },
+    { underlying: 'ETH', expiryMs: EXPIRY_MS, svi: FLAT },
+  ];
+  const call = aliceShortTwoCalls(h);
+  h.oracle = { ...h.oracle, BTC: 1n };
+  h.block([], MINUTE_MS);
+  assert.ok(call.optionMark === null && call.unshockedGraceOver && call.graceSmile === null);
+  const before = scenarioOf(h.ex.state, call);
+  assert.deepEqual(new Set(before.shortMaintenancePnlPerLotWad), new Set([0n]), 'standing still');
+  h.ex.state.timeMs = EXPIRY_MS;
+  const kept = scenarioOf(h.ex.state, call);
+  call.scenario = null;
+  const fresh = scenarioOf(h.ex.state, call);
+  // Out of the money at every moved forward: it gains its kept mark.
+  const markWad = call.markQuotePerLot * WAD_PER_QUOTE;
+  assert.deepEqual(new Set(fresh.shortMaintenancePnlPerLotWad), new Set([-markWad]));
+  assert.deepEqual(kept, fresh);
 });
 
 test('a deep in-the-money option on an underlying priced in the trillions saturates its mark at INDEX_TICKS_MAX', () => {
