@@ -459,8 +459,8 @@ test('a snapshot whose kept option mark is out of the math range is refused as a
   assert.deepEqual(decodeSnapshot(encodeSnapshot(h.ex)).appHash, h.ex.appHash);
 });
 
-test('an index outside the pricing math’s domain leaves options at their last marks instead of failing the block', () => {
-  // No dated future: the options' forward is the index itself.
+/** A daily listing without dated futures (the options' forward is the index itself), flat smiles. */
+function harnessWithoutFutures(): Harness {
   const g = dailyListingGenesis(START_MS);
   const listing = g.listing!;
   const h = new Harness({
@@ -471,6 +471,12 @@ test('an index outside the pricing math’s domain leaves options at their last 
     { underlying: 'BTC', expiryMs: EXPIRY_MS, svi: FLAT },
     { underlying: 'ETH', expiryMs: EXPIRY_MS, svi: FLAT },
   ];
+  return h;
+}
+
+test('an index outside the pricing math’s domain leaves options at their last marks instead of failing the block', () => {
+  // No dated future: the options' forward is the index itself.
+  const h = harnessWithoutFutures();
   const call = fundedCall(h);
   const mark = call.markTicks;
   assert.ok(h.one(alice, limit(CALL, 'sell', mark, 2)).actions[0]!.ok);
@@ -505,16 +511,7 @@ test("an option's kept scenario values are built again when it passes its expiry
   // must not outlive the expiry. No block reaches this (an option expiring
   // unsettled had a stale index before, which keyed its values already), so
   // the block time is set here directly.
-  const g = dailyListingGenesis(START_MS);
-  const listing = g.listing!;
-  const h = new Harness({
-    ...g,
-    listing: { ...listing, schedule: { ...listing.schedule, futureCycles: [] } },
-  });
-  h.smiles = [
-    { underlying: 'BTC', expiryMs: EXPIRY_MS, svi: FLAT },
-    { underlying: 'ETH', expiryMs: EXPIRY_MS, svi: FLAT },
-  ];
+  const h = harnessWithoutFutures();
   const call = aliceShortTwoCalls(h);
   h.oracle = { ...h.oracle, BTC: 1n };
   h.block([], MINUTE_MS);
