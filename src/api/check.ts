@@ -158,7 +158,8 @@ const compiled = {
  * `useDefaults` is off, so that checking a request never changes it): a
  * default would be documented in the OpenAPI document and silently not
  * happen, so a schema that has one is refused when compiled. A field named
- * "default" (a key of `properties`) is a name, not the keyword.
+ * "default" (a key of `properties`) is a name, not the keyword, and the
+ * values of `const`, `enum` and `examples` are data.
  */
 export function defaultIn(schema: unknown, at = ''): string | undefined {
   if (typeof schema !== 'object' || schema === null) return undefined;
@@ -171,6 +172,8 @@ export function defaultIn(schema: unknown, at = ''): string | undefined {
   }
   for (const [key, value] of Object.entries(schema)) {
     if (key === 'default') return `${at}/default`;
+    // Values, not schemas: a "default" inside them is data.
+    if (key === 'const' || key === 'enum' || key === 'examples' || key === 'example') continue;
     if (key === 'properties' || key === 'patternProperties' || key === '$defs') {
       if (typeof value !== 'object' || value === null) continue;
       for (const [name, sub] of Object.entries(value)) {

@@ -32,6 +32,11 @@ test('a field named "default" is a name, not the keyword', () => {
     additionalProperties: false,
   };
   assert.equal(defaultIn(schema), undefined);
+  // Nor is a "default" inside the data of const, enum or examples.
+  assert.equal(
+    defaultIn({ const: { default: 1 }, enum: [{ default: 2 }], examples: [{ default: 3 }] }),
+    undefined,
+  );
   const validate = validatorOf('body', schema);
   assert.equal(validate({ default: 'x' }), true);
   assert.equal(validate({ default: 1 }), false);
