@@ -291,7 +291,8 @@ export function scenarioOf(state: ExchangeState, m: MarketState): ScenarioInstru
     const markWad = m.markQuotePerLot * WAD_PER_QUOTE;
     // Maintenance, within the grace, values either side by the expiry's last
     // smile (graceSmile: the model's scenarios at the forward, at the time
-    // the grace counts from) against the kept mark, as a fresh smile would:
+    // the grace counts from; after the grace a short's, up to half its
+    // cushion: below) against the kept mark, as a fresh smile would:
     // an outage alone neither takes a hedge's credit (a long call beside a
     // short future) nor a short's scenario losses away. A long never below
     // its intrinsic values (what initial counts), a short never above its

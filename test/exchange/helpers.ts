@@ -15,6 +15,7 @@ import type {
 import type { Action, PlaceOrder, SignedTx } from '../../src/exchange/tx/types.ts';
 import { bytesKey } from '../../src/exchange/keys.ts';
 import { DEVNET_LISTING } from '../../src/exchange/genesis.ts';
+import { daysFromCivil, expiryMsOfDay, MS_PER_DAY } from '../../src/exchange/instruments/index.ts';
 import type { SmileObservation } from '../../src/exchange/oracle/index.ts';
 
 export const USDC = 1_000_000n;
@@ -143,6 +144,19 @@ export function limit(
     ...extra,
   };
 }
+
+/** Monday 2 March 2026, 00:00 UTC: the day the daily listing tests start; its first expiry is at 08:00. */
+export const LISTING_DAY_START_MS = daysFromCivil(2026, 3, 2) * MS_PER_DAY;
+/** That day's expiry (08:00 UTC). */
+export const LISTING_DAY_EXPIRY_MS = expiryMsOfDay(daysFromCivil(2026, 3, 2));
+/** A flat smile: total variance for 50% volatility over eight hours. */
+export const FLAT_SMILE = {
+  a: 228_000_000_000_000n,
+  b: 0n,
+  rho: 0n,
+  m: 0n,
+  sigma: 100_000_000_000_000_000n,
+};
 
 /**
  * A genesis listing one daily expiry with a future, from `startMs`; strikes

@@ -18,21 +18,35 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { daysFromCivil, expiryMsOfDay, MS_PER_DAY } from '../../src/exchange/instruments/index.ts';
 import { equityQuote, freeCollateralQuote } from '../../src/exchange/margin.ts';
 import { unsureQuote } from '../../src/exchange/liquidation.ts';
 import { sizeIn } from '../../src/exchange/position.ts';
 import type { ExchangeEvent } from '../../src/exchange/results.ts';
 import type { Action } from '../../src/exchange/tx/types.ts';
-import { Harness, USDC, dailyListingGenesis, key, limit, replacer } from './helpers.ts';
+import {
+  FLAT_SMILE,
+  Harness,
+  LISTING_DAY_EXPIRY_MS,
+  LISTING_DAY_START_MS,
+  USDC,
+  dailyListingGenesis,
+  key,
+  limit,
+  replacer,
+} from './helpers.ts';
 import type { Key } from './helpers.ts';
 
 const MINUTE_MS = 60_000;
-const START_MS = daysFromCivil(2026, 3, 2) * MS_PER_DAY;
-const EXPIRY_MS = expiryMsOfDay(daysFromCivil(2026, 3, 2));
+const START_MS = LISTING_DAY_START_MS;
+const EXPIRY_MS = LISTING_DAY_EXPIRY_MS;
 const FUTURE = 'BTC-2MAR26';
 const PUT = 'BTC-2MAR26-52000-P';
-const FLAT = { a: 228_000_000_000_000n, b: 0n, rho: 0n, m: 0n, sigma: 100_000_000_000_000_000n };
+const FLAT = FLAT_SMILE;
+/** Both underlyings' smiles for the day's expiry, flat. */
+const SMILES = [
+  { underlying: 'BTC', expiryMs: EXPIRY_MS, svi: FLAT },
+  { underlying: 'ETH', expiryMs: EXPIRY_MS, svi: FLAT },
+];
 const alice = key('kept-mark-alice');
 const bob = key('kept-mark-bob');
 
@@ -43,10 +57,7 @@ function accepted(h: Harness, from: Key, action: Action): void {
 
 test("a short future beside a long option at a kept mark is deleveraged at the mark, not at a bankruptcy price that spends the option's unobserved value", () => {
   const h = new Harness(dailyListingGenesis(START_MS));
-  h.smiles = [
-    { underlying: 'BTC', expiryMs: EXPIRY_MS, svi: FLAT },
-    { underlying: 'ETH', expiryMs: EXPIRY_MS, svi: FLAT },
-  ];
+  h.smiles = SMILES;
   h.fund(alice, 20_000n * USDC);
   h.fund(bob, 1_000_000n * USDC);
   h.block([], MINUTE_MS);
@@ -103,12 +114,8 @@ test('a perpetual liquidated beside a short call in its grace closes at the bank
   const dave = key('kept-mark-dave');
   const CALL = 'BTC-2MAR26-50000-C';
   const PERP = 'BTC-PERPETUAL';
-  const smiles = [
-    { underlying: 'BTC', expiryMs: EXPIRY_MS, svi: FLAT },
-    { underlying: 'ETH', expiryMs: EXPIRY_MS, svi: FLAT },
-  ];
   const h = new Harness(dailyListingGenesis(START_MS));
-  h.smiles = smiles;
+  h.smiles = SMILES;
   h.fund(carol, 40_000n * USDC);
   h.fund(dave, 1_000_000n * USDC);
   h.block([], MINUTE_MS);
@@ -169,7 +176,7 @@ test('a perpetual liquidated beside a short call in its grace closes at the bank
   assert.equal(sizeIn(c, call), -20);
   assert.equal(equityQuote(state, c), 1_800n * USDC);
   // A fresh smile gives the call a mark: it is deleveraged against Dave.
-  h.smiles = smiles;
+  h.smiles = SMILES;
   const fresh = h.block([], 20_000).events;
   assert.ok(call.optionMark !== null);
   assert.ok(

@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { daysFromCivil, expiryMsOfDay, MS_PER_DAY } from '../../src/exchange/instruments/index.ts';
 import type { ScenarioInstrument } from '../../src/exchange/options/index.ts';
 import {
   DEFAULT_SCENARIO_PARAMS,
@@ -17,15 +16,24 @@ import {
   maintenanceMarginQuote,
 } from '../../src/exchange/margin.ts';
 import type { Account } from '../../src/exchange/state.ts';
-import { Harness, USDC, dailyListingGenesis, key, limit, replacer } from './helpers.ts';
+import {
+  FLAT_SMILE,
+  Harness,
+  LISTING_DAY_EXPIRY_MS,
+  LISTING_DAY_START_MS,
+  USDC,
+  dailyListingGenesis,
+  key,
+  limit,
+  replacer,
+} from './helpers.ts';
 
 const MINUTE_MS = 60_000;
-const START_MS = daysFromCivil(2026, 3, 2) * MS_PER_DAY;
-const EXPIRY_MS = expiryMsOfDay(daysFromCivil(2026, 3, 2));
+const START_MS = LISTING_DAY_START_MS;
+const EXPIRY_MS = LISTING_DAY_EXPIRY_MS;
 const CALL = 'BTC-2MAR26-50000-C';
 const FUTURE = 'BTC-2MAR26';
-/** A flat smile: total variance for 50% volatility over eight hours. */
-const FLAT = { a: 228_000_000_000_000n, b: 0n, rho: 0n, m: 0n, sigma: 100_000_000_000_000_000n };
+const FLAT = FLAT_SMILE;
 
 function harness(): Harness {
   const h = new Harness(dailyListingGenesis(START_MS));

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { daysFromCivil, expiryMsOfDay, MS_PER_DAY } from '../../src/exchange/instruments/index.ts';
+import { daysFromCivil, MS_PER_DAY } from '../../src/exchange/instruments/index.ts';
 import { sizeIn } from '../../src/exchange/position.ts';
 import {
   SNAPSHOT_FORMAT,
@@ -24,18 +24,26 @@ import { INDEX_TICKS_MAX } from '../../src/lib/limits.ts';
 import { DecodeError } from '../../src/codec/wire.ts';
 import type { ExchangeEvent } from '../../src/exchange/results.ts';
 import type { MarketState } from '../../src/exchange/state.ts';
-import { Harness, USDC, dailyListingGenesis, key, limit, replacer } from './helpers.ts';
+import {
+  FLAT_SMILE,
+  Harness,
+  LISTING_DAY_EXPIRY_MS,
+  LISTING_DAY_START_MS,
+  USDC,
+  dailyListingGenesis,
+  key,
+  limit,
+  replacer,
+} from './helpers.ts';
 
 const MINUTE_MS = 60_000;
-/** Monday 2 March 2026, 00:00 UTC: the first daily expiry is that day at 08:00. */
-const START_MS = daysFromCivil(2026, 3, 2) * MS_PER_DAY;
-const EXPIRY_MS = expiryMsOfDay(daysFromCivil(2026, 3, 2));
+const START_MS = LISTING_DAY_START_MS;
+const EXPIRY_MS = LISTING_DAY_EXPIRY_MS;
 const FUTURE = 'BTC-2MAR26';
 const CALL = 'BTC-2MAR26-50000-C';
 const PUT = 'BTC-2MAR26-49000-P';
 
-/** A flat smile: total variance for 50% volatility over eight hours. */
-const FLAT = { a: 228_000_000_000_000n, b: 0n, rho: 0n, m: 0n, sigma: 100_000_000_000_000_000n };
+const FLAT = FLAT_SMILE;
 
 /** The daily listing with flat smiles; with `markIntervalMs`, options are marked once per interval. */
 function harness(markIntervalMs?: number): Harness {

@@ -13,7 +13,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { daysFromCivil, expiryMsOfDay, MS_PER_DAY } from '../../src/exchange/instruments/index.ts';
 import { decodeSnapshot, encodeSnapshot } from '../../src/exchange/snapshot.ts';
 import {
   equityQuote,
@@ -22,14 +21,24 @@ import {
 } from '../../src/exchange/margin.ts';
 import type { Exchange } from '../../src/exchange/index.ts';
 import { toHex } from '../../src/lib/bytes.ts';
-import { Harness, USDC, dailyListingGenesis, key, limit, replacer } from './helpers.ts';
+import {
+  FLAT_SMILE,
+  Harness,
+  LISTING_DAY_EXPIRY_MS,
+  LISTING_DAY_START_MS,
+  USDC,
+  dailyListingGenesis,
+  key,
+  limit,
+  replacer,
+} from './helpers.ts';
 
 const MINUTE_MS = 60_000;
-const START_MS = daysFromCivil(2026, 3, 2) * MS_PER_DAY;
-const EXPIRY_MS = expiryMsOfDay(daysFromCivil(2026, 3, 2));
+const START_MS = LISTING_DAY_START_MS;
+const EXPIRY_MS = LISTING_DAY_EXPIRY_MS;
 const CALL = 'BTC-2MAR26-50000-C';
 const PUT = 'BTC-2MAR26-49000-P';
-const FLAT = { a: 228_000_000_000_000n, b: 0n, rho: 0n, m: 0n, sigma: 100_000_000_000_000_000n };
+const FLAT = FLAT_SMILE;
 const alice = key('listing-alice');
 const bob = key('listing-bob');
 const carol = key('listing-restore-carol');
