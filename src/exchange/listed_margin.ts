@@ -32,6 +32,7 @@ import type { Instrument } from './instruments/index.ts';
 import type { ScenarioInstrument, ScenarioParams, SviParams } from './options/index.ts';
 import {
   CUSHION_MAINTENANCE_PPM,
+  cushionKeptPerLotWad,
   addRangeLoss,
   buildFutureScenarios,
   buildOptionScenarios,
@@ -331,10 +332,10 @@ export function scenarioOf(state: ExchangeState, m: MarketState): ScenarioInstru
     if (graceOver) {
       longMaintenance = longPnl;
       // Once the grace is over maintenance takes half the cushion apart
-      // (cushionMaintenancePpm); a short keeps those scenario losses up to
-      // the other half, so that its maintenance does not fall when the grace
-      // ends (m·min(x, c/2) + c/2 ≥ m·min(x, c) for a maintenance fraction
-      // m ≤ 1) and stays within initial (≤ c).
+      // (k, cushionKeptPerLotWad: rounded up to a wad); a short keeps those
+      // scenario losses up to the rest (c − k), so that its maintenance does
+      // not fall when the grace ends (m·min(x, c − k) + k ≥ m·min(x, c) for a
+      // maintenance fraction m ≤ 1, to the wad) and stays within initial (≤ c).
       const cap =
         bounds.cushionPerLotWad -
         divBig(bounds.cushionPerLotWad * CUSHION_MAINTENANCE_PPM, PPM_BIG, 'ceil');
@@ -492,7 +493,7 @@ function apply(sums: Sums, h: Held, sign: bigint): void {
   if (m.isOption && h.size < 0) {
     sums.shortMin -= sign * size * m.shortMinPerLotWad;
     sums.unseen -= sign * size * m.shortLossPerLotWad;
-    sums.cushionKept -= sign * size * m.shortCushionPerLotWad * m.cushionMaintenancePpm;
+    sums.cushionKept -= sign * size * cushionKeptPerLotWad(m);
   }
   sums.records += sign > 0n ? 1 : -1;
 }
@@ -664,7 +665,7 @@ function requirementOf(
   let maintenance = divBig(maintenanceScaled, PPM_BIG, 'ceil');
   if (params !== undefined && scenario.length !== 0) {
     maintenance += divBig(
-      (loss + shortMin) * BigInt(params.maintenancePpm) + unseen * PPM_BIG + cushionKept,
+      (loss + shortMin) * BigInt(params.maintenancePpm) + (unseen + cushionKept) * PPM_BIG,
       PPM_BIG * WAD_PER_QUOTE,
       'ceil',
     );

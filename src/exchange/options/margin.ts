@@ -85,6 +85,19 @@ const PPM = 1_000_000n;
  */
 export const CUSHION_MAINTENANCE_PPM = 500_000n;
 
+/**
+ * The cushion maintenance takes per short lot of `m`, wads of quote: its
+ * cushionMaintenancePpm share of shortCushionPerLotWad, rounded up to a whole
+ * wad. The rest (the cushion less this, rounded down) is what a short keeps of
+ * its scenario losses once the grace is over (listed_margin.ts), so that the
+ * two add up to the cushion exactly: rounded the other way, an odd cushion's
+ * half wad per lot was lost, and at a maintenancePpm of 100% maintenance could
+ * fall (by a quote unit) when the grace ended.
+ */
+export function cushionKeptPerLotWad(m: ScenarioInstrument): bigint {
+  return divBig(m.shortCushionPerLotWad * m.cushionMaintenancePpm, PPM, 'ceil');
+}
+
 export class ScenarioParamsError extends ZommaError<'BadScenarioParams'> {
   constructor(field: string, reason: string) {
     super('BadScenarioParams', `${field}: ${reason}`);
@@ -341,7 +354,7 @@ export function scenarioMargin(
   let shortMin = 0n;
   let unseen = 0n;
   let cushion = 0n;
-  /** The cushion maintenance takes, ppm × wads. */
+  /** The cushion maintenance takes, wads (cushionKeptPerLotWad). */
   let cushionKept = 0n;
   let premium = 0n;
   for (const position of positions) {
@@ -375,7 +388,7 @@ export function scenarioMargin(
         shortMin -= s * m.shortMinPerLotWad;
         unseen -= s * m.shortLossPerLotWad;
         cushion -= s * m.shortCushionPerLotWad;
-        cushionKept -= s * m.shortCushionPerLotWad * m.cushionMaintenancePpm;
+        cushionKept -= s * cushionKeptPerLotWad(m);
       } else premium += s * m.valuePerLotWad;
     }
   }
@@ -403,7 +416,8 @@ export function scenarioMargin(
   }
   const requirement = worstTotal + shortMin;
   const maintenanceQuote = divBig(
-    (worstMaintenanceTotal + shortMin) * BigInt(params.maintenancePpm) + unseen * PPM + cushionKept,
+    (worstMaintenanceTotal + shortMin) * BigInt(params.maintenancePpm) +
+      (unseen + cushionKept) * PPM,
     PPM * WAD_PER_QUOTE,
     'ceil',
   );

@@ -16,8 +16,10 @@ import {
   DEFAULT_SCENARIO_PARAMS as P,
   ScenarioParamsError,
   buildFutureScenarios,
+  CUSHION_MAINTENANCE_PPM,
   buildOptionScenarios,
   priceMovesPpm,
+  scenarioCount,
   scenarioMargin,
   shockedVols,
   validateScenarioParams,
@@ -277,5 +279,77 @@ test('adding a short call never lowers the margin of short calls', () => {
       assert.ok(after >= before);
     }),
     { numRuns: 200 },
+  );
+});
+
+/**
+ * A short option without a fresh smile as listed_margin.ts values it, within
+ * its grace (its scenario losses `x` up to its cushion `c`, no cushion in
+ * maintenance) and after it (up to c − k, and k of the cushion apart: k half of
+ * c rounded up to a wad).
+ */
+function graceShort(c: bigint, x: bigint, shortMin: bigint, over: boolean): ScenarioInstrument {
+  const k = divBig(c * CUSHION_MAINTENANCE_PPM, 1_000_000n, 'ceil');
+  const cap = over ? c - k : c;
+  const zeros = new Array<bigint>(scenarioCount(P)).fill(0n);
+  return {
+    underlying: 'BTC',
+    isOption: true,
+    pnlPerLotWad: zeros,
+    longPnlPerLotWad: zeros,
+    longMaintenancePnlPerLotWad: zeros,
+    shortMaintenancePnlPerLotWad: zeros.map((_, i) => (i === 0 ? (x < cap ? x : cap) : 0n)),
+    valuePerLotWad: 1n,
+    shortMinPerLotWad: shortMin,
+    shortLossPerLotWad: 0n,
+    shortCushionPerLotWad: c,
+    cushionMaintenancePpm: over ? CUSHION_MAINTENANCE_PPM : 0n,
+  };
+}
+
+test('maintenance does not fall when the grace of a short without a fresh smile ends, at 100% too', () => {
+  const full = { ...P, maintenancePpm: 1_000_000 };
+  const margins = (
+    c: bigint,
+    x: bigint,
+    shortMin: bigint,
+    lots: number,
+    params: typeof P,
+  ): { within: bigint; over: bigint; initial: bigint } => {
+    const at = (over: boolean) =>
+      scenarioMargin(
+        [{ instrument: 'S', sizeLots: -lots }],
+        new Map([['S', graceShort(c, x, shortMin, over)]]),
+        params,
+      );
+    return {
+      within: at(false).maintenanceQuote,
+      over: at(true).maintenanceQuote,
+      initial: at(true).initialQuote,
+    };
+  };
+  // An odd cushion, scenario losses beyond it, 3 lots: exactly 3 × (c + min)
+  // is 1 wad over a whole quote unit, which the half wad per lot lost to
+  // rounding took away (maintenance fell by a unit when the grace ended).
+  const c = 1_000_001n;
+  const shortMin = 666_666_666_667n - c + 1_000_000_000_000n;
+  const m = margins(c, 2n * c, shortMin, 3, full);
+  assert.equal(m.within, 6n);
+  assert.equal(m.over, 6n);
+  assert.ok(m.over <= m.initial);
+  fc.assert(
+    fc.property(
+      fc.bigInt({ min: 1n, max: 10n ** 15n }),
+      fc.bigInt({ min: -(10n ** 15n), max: 2n * 10n ** 15n }),
+      fc.bigInt({ min: 0n, max: 10n ** 15n }),
+      fc.integer({ min: 1, max: 9 }),
+      fc.integer({ min: 0, max: 1_000_000 }),
+      (c, x, shortMin, lots, maintenancePpm) => {
+        const r = margins(c, x, shortMin, lots, { ...P, maintenancePpm });
+        assert.ok(r.over >= r.within, `maintenance fell from ${r.within} to ${r.over}`);
+        assert.ok(r.over <= r.initial, `maintenance ${r.over} above initial ${r.initial}`);
+      },
+    ),
+    { numRuns: 300 },
   );
 });
