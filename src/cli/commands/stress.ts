@@ -41,7 +41,7 @@ const USAGE = `zomma stress --state FILE --scenario NAME|FILE [--json] [--html F
 
   --state FILE       an exchange snapshot: one written by --generate/--out, or a node's
                      .zomma/devnet/<validator>/data/snapshots/snapshot-<height>.snap
-  --scenario S       a built-in (crash-40, gap-up-25, oracle-freeze) or a JSON scenario file
+  --scenario S       a built-in (crash-40, gap-up-25, oracle-freeze, smile-freeze) or a JSON scenario file
   --json             print the report as one JSON object (money in quote units, 6 decimals)
   --html FILE        also write an HTML page with price and insurance-fund charts (inline SVG)
   --no-check         skip the whole-state invariant check after every block (faster on big states)

@@ -37,6 +37,8 @@ export interface UnderlyingSummary {
   endQuote: bigint;
   /** Blocks in which the oracle published nothing for it. */
   frozenBlocks: number;
+  /** Blocks in which it published no smile for it (those frozen included). */
+  smilesFrozenBlocks: number;
   volPpmMax: number;
 }
 
@@ -192,6 +194,7 @@ export function buildReport(run: StressRun): StressReport {
       maxQuote,
       endQuote: last.pathQuote[i]!,
       frozenBlocks: samples.filter((s) => s.frozen[i]).length,
+      smilesFrozenBlocks: samples.filter((s) => s.smilesFrozen[i]).length,
       volPpmMax: Math.max(...samples.map((s) => s.volPpm[i]!)),
     };
   });
@@ -328,7 +331,7 @@ export function encodeReport(r: Omit<StressReport, 'reportHash'>): Uint8Array {
   for (const u of r.underlyings) {
     w.string(u.underlying, 16).bool(u.moved);
     w.uvarintBig(u.startQuote).uvarintBig(u.minQuote).uvarintBig(u.maxQuote).uvarintBig(u.endQuote);
-    w.uvarint(u.frozenBlocks).uvarint(u.volPpmMax);
+    w.uvarint(u.frozenBlocks).uvarint(u.smilesFrozenBlocks).uvarint(u.volPpmMax);
   }
   const l = r.liquidations;
   w.uvarint(l.accounts)
@@ -382,7 +385,8 @@ export function encodeReport(r: Omit<StressReport, 'reportHash'>): Uint8Array {
       w.uvarintBig(s.pathQuote[k]!)
         .uvarintBig(s.indexQuote[k]!)
         .uvarint(s.volPpm[k]!)
-        .bool(s.frozen[k]!);
+        .bool(s.frozen[k]!)
+        .bool(s.smilesFrozen[k]!);
     }
   }
   return w.finish();
@@ -501,7 +505,10 @@ export function reportRows(r: StressReport): [string, string][] {
       `${u.underlying} path`,
       u.moved
         ? `${usd(u.startQuote)} → ${usd(u.endQuote)} (${percent(u.endQuote, u.startQuote)}), low ${usd(u.minQuote)}, high ${usd(u.maxQuote)}, vol up to ${vol(u.volPpmMax)}` +
-          (u.frozenBlocks > 0 ? `, oracle frozen ${u.frozenBlocks} blocks` : '')
+          (u.frozenBlocks > 0 ? `, oracle frozen ${u.frozenBlocks} blocks` : '') +
+          (u.smilesFrozenBlocks > u.frozenBlocks
+            ? `, smiles frozen ${u.smilesFrozenBlocks} blocks`
+            : '')
         : 'not in the scenario (price held)',
     ]);
   }

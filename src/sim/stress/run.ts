@@ -64,6 +64,8 @@ export interface BlockSample {
   readonly indexQuote: readonly bigint[];
   readonly volPpm: readonly number[];
   readonly frozen: readonly boolean[];
+  /** Per underlying: the oracle published no smile for it (frozen, or its smiles alone). */
+  readonly smilesFrozen: readonly boolean[];
   readonly insuranceQuote: bigint;
   /** Accounts liquidated so far in the run. */
   readonly liquidatedAccounts: number;
@@ -590,8 +592,9 @@ export function runStress(
         : volatilitySmiles(
             baselineSmiles,
             names,
-            // A frozen oracle publishes no smile either: the state keeps the one it has.
-            path.map((s) => (s === null || s.frozen ? null : s.volPpm)),
+            // A frozen oracle publishes no smile either (nor one whose
+            // smiles alone are frozen): the state keeps the one it has.
+            path.map((s) => (s === null || s.frozen || s.smilesFrozen ? null : s.volPpm)),
             timeMs,
           );
     if (vol !== null) {
@@ -659,6 +662,7 @@ export function runStress(
       indexQuote: names.map((n) => startPrice(exchange, n)),
       volPpm: path.map((s) => s?.volPpm ?? 1_000_000),
       frozen: path.map((s) => s?.frozen ?? false),
+      smilesFrozen: path.map((s) => s !== null && (s.frozen || s.smilesFrozen)),
       insuranceQuote: state.insuranceQuote,
       liquidatedAccounts: run.liquidatedAccounts.size,
       liquidatedNotionalQuote: run.totals.liquidatedNotionalQuote,

@@ -1,7 +1,8 @@
 // Stress scenarios (docs/stress.md, "Scenario format"): per underlying, a path
 // of (time offset, price, volatility multiplier) points, linearly interpolated,
-// with segments where the oracle publishes nothing. Parsed from JSON with a
-// typed error naming the first bad field; three built-ins.
+// with segments where the oracle publishes nothing, or no smiles while its
+// prices go on. Parsed from JSON with a typed error naming the first bad
+// field; four built-ins.
 //
 // Prices are kept in integer quote units (6 decimals) and interpolated with
 // explicit flooring, so one scenario on one state gives one block sequence on
@@ -36,6 +37,8 @@ export interface PathPoint {
   readonly volPpm: number;
   /** From this point until the next, the oracle publishes nothing (the last price holds). */
   readonly frozen: boolean;
+  /** From this point until the next, the oracle publishes no smile (its prices go on unless frozen). */
+  readonly smilesFrozen: boolean;
 }
 
 export interface Liquidity {
@@ -63,6 +66,7 @@ export interface ResolvedPoint {
   readonly priceQuote: bigint;
   readonly volPpm: number;
   readonly frozen: boolean;
+  readonly smilesFrozen: boolean;
 }
 
 export interface PathSample {
@@ -70,6 +74,8 @@ export interface PathSample {
   readonly volPpm: number;
   /** The oracle publishes nothing at this time. */
   readonly frozen: boolean;
+  /** The oracle publishes no smile at this time (nor anything, where frozen). */
+  readonly smilesFrozen: boolean;
 }
 
 const BPS = 10_000;
@@ -121,7 +127,7 @@ export function parseDecimal(x: Json, field: string, decimals: number): bigint {
 
 function parsePoint(x: Json, field: string, previousMs: number): PathPoint {
   if (!isRecord(x)) throw new ScenarioError(field, 'must be an object');
-  onlyKeys(x, field, ['atS', 'moveBps', 'price', 'vol', 'oracle']);
+  onlyKeys(x, field, ['atS', 'moveBps', 'price', 'vol', 'oracle', 'smiles']);
   const atS = integer(x.atS, `${field}.atS`, 0, Number.MAX_SAFE_INTEGER);
   const atMs = atS * 1_000;
   if (!Number.isSafeInteger(atMs)) throw new ScenarioError(`${field}.atS`, 'too large');
@@ -139,13 +145,17 @@ function parsePoint(x: Json, field: string, previousMs: number): PathPoint {
     throw new ScenarioError(`${field}.oracle`, "must be 'live' or 'frozen'");
   }
   const frozen = x.oracle === 'frozen';
+  if (x.smiles !== undefined && x.smiles !== 'live' && x.smiles !== 'frozen') {
+    throw new ScenarioError(`${field}.smiles`, "must be 'live' or 'frozen'");
+  }
+  const smilesFrozen = x.smiles === 'frozen';
   if (hasMove) {
     const moveBps = integer(x.moveBps, `${field}.moveBps`, -BPS + 1, 100 * BPS);
-    return { atMs, moveBps, volPpm, frozen };
+    return { atMs, moveBps, volPpm, frozen, smilesFrozen };
   }
   const priceQuote = parseDecimal(x.price, `${field}.price`, QUOTE_DECIMALS);
   if (priceQuote <= 0n) throw new ScenarioError(`${field}.price`, 'must be positive');
-  return { atMs, priceQuote, volPpm, frozen };
+  return { atMs, priceQuote, volPpm, frozen, smilesFrozen };
 }
 
 function parsePath(x: Json, field: string): PathPoint[] {
@@ -289,6 +299,26 @@ export const BUILTIN_SCENARIOS: Readonly<Record<string, Json>> = {
       ],
     },
   },
+  // Longer than a smile's staleAfterMs and the 10 minutes of grace after it
+  // (UNSHOCKED_MAINTENANCE_GRACE_MS): options lose their marks, maintenance
+  // values them by their last smile for the grace, then takes the sellers'
+  // cushion, while the index moves on, by a gap among others.
+  'smile-freeze': {
+    name: 'smile-freeze',
+    description:
+      'the oracle publishes no smile for 20 minutes while its prices go on: down 10% in 8 minutes, a 15% gap down, then up 5%; smiles back for the last 5 minutes',
+    durationS: 1560,
+    underlyings: {
+      '*': [
+        { atS: 0, moveBps: 0 },
+        { atS: 60, moveBps: 0, smiles: 'frozen' },
+        { atS: 540, moveBps: -1000, smiles: 'frozen' },
+        { atS: 540, moveBps: -2500, smiles: 'frozen' },
+        { atS: 1260, moveBps: -2000 },
+        { atS: 1560, moveBps: -2000 },
+      ],
+    },
+  },
 };
 
 /**
@@ -347,7 +377,13 @@ export function resolvePath(
       priceQuote = divBig(startPriceQuote * BigInt(BPS + p.moveBps!), BigInt(BPS), 'halfEven');
       if (priceQuote < 1n) priceQuote = 1n;
     }
-    return { atMs: p.atMs, priceQuote, volPpm: p.volPpm, frozen: p.frozen };
+    return {
+      atMs: p.atMs,
+      priceQuote,
+      volPpm: p.volPpm,
+      frozen: p.frozen,
+      smilesFrozen: p.smilesFrozen,
+    };
   });
 }
 
@@ -358,7 +394,7 @@ function lerp(a: bigint, b: bigint, num: number, den: number): bigint {
 /**
  * The path at `atMs`: linear between the points around it (at two points with
  * the same time, the later one wins: a gap), the last point's value after it.
- * The oracle is frozen on [frozen point, next point).
+ * The oracle is frozen on [frozen point, next point), its smiles alike.
  */
 export function samplePath(points: readonly ResolvedPoint[], atMs: number): PathSample {
   let i = 0;
@@ -366,7 +402,12 @@ export function samplePath(points: readonly ResolvedPoint[], atMs: number): Path
   const a = points[i]!;
   const b = points[i + 1];
   if (b === undefined || b.atMs === a.atMs) {
-    return { priceQuote: a.priceQuote, volPpm: a.volPpm, frozen: a.frozen };
+    return {
+      priceQuote: a.priceQuote,
+      volPpm: a.volPpm,
+      frozen: a.frozen,
+      smilesFrozen: a.smilesFrozen,
+    };
   }
   const num = atMs - a.atMs;
   const den = b.atMs - a.atMs;
@@ -374,5 +415,6 @@ export function samplePath(points: readonly ResolvedPoint[], atMs: number): Path
     priceQuote: lerp(a.priceQuote, b.priceQuote, num, den),
     volPpm: Number(lerp(BigInt(a.volPpm), BigInt(b.volPpm), num, den)),
     frozen: a.frozen,
+    smilesFrozen: a.smilesFrozen,
   };
 }

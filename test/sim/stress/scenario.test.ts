@@ -35,7 +35,12 @@ function rejects(json: unknown, field: string): void {
 }
 
 test('every built-in parses, and the named moves are there', () => {
-  assert.deepEqual(Object.keys(BUILTIN_SCENARIOS), ['crash-40', 'gap-up-25', 'oracle-freeze']);
+  assert.deepEqual(Object.keys(BUILTIN_SCENARIOS), [
+    'crash-40',
+    'gap-up-25',
+    'oracle-freeze',
+    'smile-freeze',
+  ]);
   const crash = builtinScenario('crash-40')!;
   const points = resolvePath(crash.paths.get('*')!, 60_000n * USDC, 'x');
   assert.equal(samplePath(points, 660_000).priceQuote, 36_000n * USDC);
@@ -53,7 +58,27 @@ test('every built-in parses, and the named moves are there', () => {
     priceQuote: 85n * USDC,
     volPpm: 1_500_000,
     frozen: false,
+    smilesFrozen: false,
   });
+  // Smiles alone frozen for 20 minutes (past a minute's staleness and the
+  // 10-minute grace), the index moving on: −10%, a 15% gap, then up to −20%.
+  const smiles = resolvePath(builtinScenario('smile-freeze')!.paths.get('*')!, 100n * USDC, 'x');
+  assert.deepEqual(samplePath(smiles, 59_000), {
+    priceQuote: 100n * USDC,
+    volPpm: 1_000_000,
+    frozen: false,
+    smilesFrozen: false,
+  });
+  for (const atMs of [60_000, 539_000, 540_000, 1_259_000]) {
+    const at = samplePath(smiles, atMs);
+    assert.equal(at.smilesFrozen, true, `smiles frozen at ${atMs}`);
+    assert.equal(at.frozen, false, `prices published at ${atMs}`);
+  }
+  assert.ok(samplePath(smiles, 539_000).priceQuote > 90n * USDC);
+  assert.equal(samplePath(smiles, 540_000).priceQuote, 75n * USDC);
+  assert.equal(samplePath(smiles, 1_260_000).smilesFrozen, false);
+  assert.equal(samplePath(smiles, 1_260_000).priceQuote, 80n * USDC);
+  assert.equal(builtinScenario('smile-freeze')!.durationMs, 1_560_000);
   assert.equal(builtinScenario('nope'), undefined);
 });
 
@@ -140,6 +165,10 @@ test('bad scenarios are refused with the field named', () => {
   rejects(
     scenario({ underlyings: { BTC: [{ atS: 0, price: 1, oracle: 'off' }] } }),
     'underlyings.BTC[0].oracle',
+  );
+  rejects(
+    scenario({ underlyings: { BTC: [{ atS: 0, price: 1, smiles: 'stale' }] } }),
+    'underlyings.BTC[0].smiles',
   );
   rejects(
     scenario({ underlyings: { BTC: [{ atS: 0, price: 1, colour: 1 }] } }),

@@ -47,12 +47,44 @@ function balancedOpenInterest(ex: Exchange): boolean {
 
 const reports = new Map<string, StressReport>();
 
+/**
+ * Per scenario run, the blocks in which some short option without a fresh mark
+ * (before its expiry) was within the grace of its stale smile or index, past
+ * it, and the blocks in which every held option had a fresh mark again.
+ */
+interface Graces {
+  within: number;
+  past: number;
+  allMarked: number;
+}
+const graces = new Map<string, Graces>();
+
+function countGraces(ex: Exchange, g: Graces): void {
+  const s = ex.state;
+  let within = false;
+  let past = false;
+  let unmarked = false;
+  for (const m of s.markets) {
+    if (m.retired || m.instrument.kind !== 'option' || m.longLots === 0) continue;
+    if (m.expiryMs <= s.timeMs || m.optionMark !== null) continue;
+    unmarked = true;
+    if (m.unshockedGraceOver) past = true;
+    else within = true;
+  }
+  if (within) g.within++;
+  if (past) g.past++;
+  if (!unmarked) g.allMarked++;
+}
+
 function run(name: string, from: Uint8Array = snapshot): StressReport {
   const ex = decodeSnapshot(from);
   let blocks = 0;
+  const g: Graces = { within: 0, past: 0, allMarked: 0 };
+  graces.set(name, g);
   const r = runStress(ex, withBlockMs(builtinScenario(name)!, BLOCK_MS), {
     onBlock: (after) => {
       blocks++;
+      countGraces(after, g);
       // finalizeBlock already ran checkInvariants (the option is on); this
       // restates the collateral equation and open interest on their own.
       const at = `${name} at height ${after.state.height}`;
@@ -111,7 +143,11 @@ for (const name of Object.keys(BUILTIN_SCENARIOS)) {
     reports.set(name, report);
     assert.ok(report.blocks >= 120);
     assert.equal(report.accounts, ACCOUNTS);
-    assert.equal(report.liquidity.providerLiquidated, name === 'crash-40');
+    // The provider's ladder is liquidated by the falls of 20% or more in this state.
+    assert.equal(
+      report.liquidity.providerLiquidated,
+      name === 'crash-40' || name === 'smile-freeze',
+    );
     assert.ok(report.liquidity.ordersPlaced > 0);
     // The vol path scales the smiles of every live expiry, which option marks read.
     assert.equal(report.volatility.applied, true);
@@ -152,6 +188,29 @@ test('gap-up-25 liquidates shorts; oracle-freeze holds the index while frozen', 
   assert.equal(freeze.underlyings[0]!.frozenBlocks, 60);
   assert.ok(frozen.every((s) => s.indexQuote[0] === freeze.underlyings[0]!.startQuote));
   assert.ok(frozen.at(-1)!.pathQuote[0]! < freeze.underlyings[0]!.startQuote);
+});
+
+test('smile-freeze: sellers go through the grace of their stale smiles and past it, the index moving on', () => {
+  const r = reports.get('smile-freeze') ?? run('smile-freeze');
+  const g = graces.get('smile-freeze')!;
+  const blocks = (ms: number): number => ms / BLOCK_MS;
+  // Smiles are out from 60 s to 1260 s, stale a minute after the last one:
+  // 10 minutes of grace, then 8 past it, then every option marked again.
+  assert.equal(r.underlyings[0]!.frozenBlocks, 0);
+  assert.equal(r.underlyings[0]!.smilesFrozenBlocks, blocks(1_200_000));
+  assert.ok(g.within >= blocks(540_000), `${g.within} blocks within the grace`);
+  assert.ok(g.past >= blocks(420_000), `${g.past} blocks past the grace`);
+  assert.ok(g.allMarked >= blocks(300_000), `${g.allMarked} blocks with every option marked`);
+  // The index followed the path, its 15% gap included, while the smiles held.
+  const gap = r.series.find((s) => s.atMs === 540_000)!;
+  assert.equal(gap.indexQuote[0]! * 4n, r.underlyings[0]!.startQuote * 3n);
+  assert.ok(gap.smilesFrozen[0]);
+  assert.ok(r.liquidations.accounts > 0);
+  assert.ok(r.options.liquidatedAccounts > 0, 'option accounts liquidated');
+  // Every shortfall resolved once the smiles came back.
+  assert.equal(r.options.shortfallEndQuote, 0n);
+  assert.equal(r.badDebt.openNegativeEquityQuote, 0n);
+  assert.equal(r.badDebt.deficitQuote, 0n);
 });
 
 test('deterministic: the same state and scenario give the same report hash', () => {

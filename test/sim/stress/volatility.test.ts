@@ -148,3 +148,44 @@ test('a frozen oracle publishes no smile: the volatility path waits for it to co
   assert.match(report.volatility.note, /none of the 2 smile\(s\) .* was published/);
   assert.deepEqual(frozen.state.oracle!.smiles.get(smileKey('BTC', EXPIRY_MS))!.svi, SMILE);
 });
+
+test('smiles alone frozen: no smile is published while the index goes on', () => {
+  const ex = withSmile();
+  // BTC's smiles are out for the first 3 seconds while its volatility doubles
+  // and its price falls 10%; its prices are published throughout.
+  const scenario = parseScenario({
+    name: 'smiles-out',
+    durationS: 4,
+    underlyings: {
+      BTC: [
+        { atS: 0, moveBps: 0, smiles: 'frozen' },
+        { atS: 3, moveBps: -1000, vol: 2 },
+      ],
+    },
+    liquidity: 'none',
+  });
+  const seen: [number, bigint, SviParams][] = [];
+  const report = buildReport(
+    runStress(ex, scenario, {
+      onBlock: (exchange, sample) => {
+        const state = exchange.state.oracle!;
+        seen.push([
+          sample.atMs,
+          state.prices.get('BTC')!.priceQuote,
+          state.smiles.get(smileKey('BTC', EXPIRY_MS))!.svi,
+        ]);
+        assert.deepEqual(sample.frozen, [false, false]);
+        assert.deepEqual(sample.smilesFrozen, [sample.atMs < 3_000, false]);
+      },
+    }),
+  );
+  assert.deepEqual(seen, [
+    [1_000, 58_000_000_000n, SMILE],
+    [2_000, 56_000_000_000n, SMILE],
+    [3_000, 54_000_000_000n, scaleSvi(SMILE, 2_000_000)],
+    [4_000, 54_000_000_000n, scaleSvi(SMILE, 2_000_000)],
+  ]);
+  const btc = report.underlyings.find((u) => u.underlying === 'BTC')!;
+  assert.equal(btc.frozenBlocks, 0);
+  assert.equal(btc.smilesFrozenBlocks, 2);
+});
