@@ -306,7 +306,7 @@ export const BUILTIN_SCENARIOS: Readonly<Record<string, Json>> = {
   'smile-freeze': {
     name: 'smile-freeze',
     description:
-      'the oracle publishes no smile for 20 minutes while its prices go on: down 10% in 8 minutes, a 15% gap down, then up 5%; smiles back for the last 5 minutes',
+      'the oracle publishes no smile for 20 minutes while its prices go on: down 10% in 8 minutes, a gap to -25%, then back up to -20%; smiles back for the last 5 minutes',
     durationS: 1560,
     underlyings: {
       '*': [
