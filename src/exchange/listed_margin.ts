@@ -33,6 +33,7 @@ import type { ScenarioInstrument, ScenarioParams, SviParams } from './options/in
 import {
   CUSHION_MAINTENANCE_PPM,
   cushionKeptPerLotWad,
+  cushionKeptWad,
   addRangeLoss,
   buildFutureScenarios,
   buildOptionScenarios,
@@ -337,8 +338,7 @@ export function scenarioOf(state: ExchangeState, m: MarketState): ScenarioInstru
       // not fall when the grace ends (m·min(x, c − k) + k ≥ m·min(x, c) for a
       // maintenance fraction m ≤ 1, to the wad) and stays within initial (≤ c).
       const cap =
-        bounds.cushionPerLotWad -
-        divBig(bounds.cushionPerLotWad * CUSHION_MAINTENANCE_PPM, PPM_BIG, 'ceil');
+        bounds.cushionPerLotWad - cushionKeptWad(bounds.cushionPerLotWad, CUSHION_MAINTENANCE_PPM);
       shortMaintenance = valued === null ? still : shortValued(valued, cap);
     } else if (valued === null) {
       longMaintenance = longPnl.map((x) => (x > 0n ? x : 0n));

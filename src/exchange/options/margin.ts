@@ -86,16 +86,21 @@ const PPM = 1_000_000n;
 export const CUSHION_MAINTENANCE_PPM = 500_000n;
 
 /**
- * The cushion maintenance takes per short lot of `m`, wads of quote: its
- * cushionMaintenancePpm share of shortCushionPerLotWad, rounded up to a whole
- * wad. The rest (the cushion less this, rounded down) is what a short keeps of
- * its scenario losses once the grace is over (listed_margin.ts), so that the
- * two add up to the cushion exactly: rounded the other way, an odd cushion's
- * half wad per lot was lost, and at a maintenancePpm of 100% maintenance could
- * fall (by a quote unit) when the grace ended.
+ * The cushion maintenance takes per short lot, wads of quote: the `sharePpm`
+ * share of `cushionPerLotWad`, rounded up to a whole wad. The rest (the
+ * cushion less this, rounded down) is what a short keeps of its scenario
+ * losses once the grace is over (listed_margin.ts), so that the two add up to
+ * the cushion exactly: rounded the other way, an odd cushion's half wad per
+ * lot was lost, and at a maintenancePpm of 100% maintenance could fall (by a
+ * quote unit) when the grace ended.
  */
+export function cushionKeptWad(cushionPerLotWad: bigint, sharePpm: bigint): bigint {
+  return divBig(cushionPerLotWad * sharePpm, PPM, 'ceil');
+}
+
+/** cushionKeptWad of a short lot of `m`, at its cushionMaintenancePpm. */
 export function cushionKeptPerLotWad(m: ScenarioInstrument): bigint {
-  return divBig(m.shortCushionPerLotWad * m.cushionMaintenancePpm, PPM, 'ceil');
+  return cushionKeptWad(m.shortCushionPerLotWad, m.cushionMaintenancePpm);
 }
 
 export class ScenarioParamsError extends ZommaError<'BadScenarioParams'> {
