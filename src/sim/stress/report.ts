@@ -506,8 +506,9 @@ export function reportRows(r: StressReport): [string, string][] {
       u.moved
         ? `${usd(u.startQuote)} → ${usd(u.endQuote)} (${percent(u.endQuote, u.startQuote)}), low ${usd(u.minQuote)}, high ${usd(u.maxQuote)}, vol up to ${vol(u.volPpmMax)}` +
           (u.frozenBlocks > 0 ? `, oracle frozen ${u.frozenBlocks} blocks` : '') +
+          // smilesFrozenBlocks counts the frozen blocks too: the row names those apart.
           (u.smilesFrozenBlocks > u.frozenBlocks
-            ? `, smiles frozen ${u.smilesFrozenBlocks} blocks`
+            ? `, smiles alone frozen ${u.smilesFrozenBlocks - u.frozenBlocks} blocks`
             : '')
         : 'not in the scenario (price held)',
     ]);

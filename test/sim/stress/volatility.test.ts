@@ -10,6 +10,7 @@ import { SCALE } from '../../../src/math/index.ts';
 import {
   buildReport,
   parseScenario,
+  reportRows,
   runStress,
   scaleSvi,
   volatilitySmiles,
@@ -188,4 +189,30 @@ test('smiles alone frozen: no smile is published while the index goes on', () =>
   const btc = report.underlyings.find((u) => u.underlying === 'BTC')!;
   assert.equal(btc.frozenBlocks, 0);
   assert.equal(btc.smilesFrozenBlocks, 2);
+});
+
+test('the path row counts the blocks with the oracle frozen and those with its smiles alone frozen apart', () => {
+  // BTC: oracle out for 2 blocks, then its smiles alone for 3, then live.
+  const report = buildReport(
+    runStress(
+      withSmile(),
+      parseScenario({
+        name: 'outages',
+        durationS: 6,
+        underlyings: {
+          BTC: [
+            { atS: 0, moveBps: 0, oracle: 'frozen', smiles: 'frozen' },
+            { atS: 2, moveBps: -100, smiles: 'frozen' },
+            { atS: 5, moveBps: -200 },
+          ],
+        },
+        liquidity: 'none',
+      }),
+    ),
+  );
+  const btc = report.underlyings.find((u) => u.underlying === 'BTC')!;
+  assert.equal(btc.frozenBlocks, 1);
+  assert.equal(btc.smilesFrozenBlocks, 4);
+  const row = reportRows(report).find(([label]) => label === 'BTC path')![1];
+  assert.match(row, /, oracle frozen 1 blocks, smiles alone frozen 3 blocks$/);
 });
