@@ -207,6 +207,9 @@ test('smile-freeze: sellers go through the grace of their stale smiles and past 
   assert.ok(gap.smilesFrozen[0]);
   assert.ok(r.liquidations.accounts > 0);
   assert.ok(r.options.liquidatedAccounts > 0, 'option accounts liquidated');
+  // Not only liquidation events (one per block and position without a fresh
+  // mark, closing nothing): option lots closed.
+  assert.ok(r.options.bookLots + r.options.deleveragedLots > 0, 'option lots closed');
   // Every shortfall resolved once the smiles came back.
   assert.equal(r.options.shortfallEndQuote, 0n);
   assert.equal(r.badDebt.openNegativeEquityQuote, 0n);
