@@ -1639,6 +1639,11 @@ export class Replica implements ConsensusReplica {
     }
     // Only the round bound depends on the certificate: the rest is the block's own.
     if (entry.block.header.round > commit.round) return false;
+    if (entry.certified === undefined && this.showsDivergence({ block: entry.block, commit })) {
+      // Decides nothing: the node halts. Not shown twice.
+      entry.certified = 'invalidBlock';
+      return false;
+    }
     if (entry.certified === undefined) {
       entry.certified = this.checkCommittedBlock(entry.block, commit);
       if (entry.certified !== null) this.drop(entry.certified);
@@ -2752,30 +2757,9 @@ export class Replica implements ConsensusReplica {
     this.unbuffer(this.heightValue);
     const hash = blockHashOf(next.block);
     const certified = this.verifyCommit(next.commit, this.chain.validators, this.heightValue, hash);
-    const header = next.block.header;
-    if (
-      certified &&
-      header.chainId === this.chainId &&
-      bytesEqual(header.previousBlockHash, this.chain.lastBlockHash) &&
-      !bytesEqual(header.previousAppHash, this.chain.appHash) &&
-      bodyFactsOf(next.block).matchesHeader
-    ) {
-      // The validators committed the block after ours on a state other than
-      // the one we computed: our execution diverged. Refusing its sender (an
-      // honest peer) and waiting would stall us silently, a full node behind
-      // one peer for good; the node must halt and say so instead. Only with
-      // the body its header names: the node stores this block, and the
-      // certificate signs the header alone (another body is refused below,
-      // with its sender).
-      this.emit({
-        kind: 'diverged',
-        height: this.heightValue - 1,
-        ourAppHash: this.chain.appHash,
-        chainAppHash: header.previousAppHash,
-        block: next,
-      });
-      return;
-    }
+    // Refusing its sender (an honest peer) and waiting would stall us
+    // silently, a full node behind one peer for good: the node halts instead.
+    if (certified && this.showsDivergence(next)) return;
     const problem = !certified
       ? 'badCertificate'
       : this.checkCommittedBlock(next.block, next.commit);
@@ -2794,6 +2778,36 @@ export class Replica implements ConsensusReplica {
         if (height > ahead) return this.requestBlocks(peer, nowMs);
       }
     }
+  }
+
+  /**
+   * For a block of our height whose certificate verified (a peer's catch-up
+   * block, or a proposal with 2/3+ precommits, decidesCertified): if the
+   * validators committed it after our last block on a state other than the
+   * one we computed, our execution diverged, and this says so (`diverged`:
+   * the node halts with AppHashMismatch, the same report whichever way the
+   * block came) rather than refuse the block and wait. Only with the body
+   * its header names: the node stores this block, and the certificate signs
+   * the header alone (another body is refused with its sender).
+   */
+  private showsDivergence(next: CommittedBlock): boolean {
+    const header = next.block.header;
+    if (
+      header.chainId !== this.chainId ||
+      !bytesEqual(header.previousBlockHash, this.chain.lastBlockHash) ||
+      bytesEqual(header.previousAppHash, this.chain.appHash) ||
+      !bodyFactsOf(next.block).matchesHeader
+    ) {
+      return false;
+    }
+    this.emit({
+      kind: 'diverged',
+      height: this.heightValue - 1,
+      ourAppHash: this.chain.appHash,
+      chainAppHash: header.previousAppHash,
+      block: next,
+    });
+    return true;
   }
 
   /** Forgets a buffered block, and gives its bytes back to its sender's bound. */

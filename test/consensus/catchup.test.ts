@@ -16,6 +16,7 @@ import {
   VALIDATORS_MAX,
 } from '../../src/lib/limits.ts';
 import { committedBlockCodec, messageCodec } from '../../src/consensus/codec.ts';
+import { blockHashOf } from '../../src/consensus/replica.ts';
 import { toHex, utf8 } from '../../src/lib/bytes.ts';
 import { VOTE_TYPE, type Effect } from '../../src/consensus/types.ts';
 import { Harness, blockRequestsTo, laggingReplica } from './harness.ts';
@@ -1109,4 +1110,43 @@ test('an answer of large blocks is charged for the blocks it carries: a store th
   const sized = answersPerPeriod(true);
   const loaded = answersPerPeriod(false);
   assert.ok(sized >= 2 * loaded - 1, `${sized} answers with sizes against ${loaded} without`);
+});
+
+test('a diverged replica holding the next block and 2/3+ precommits for it says so at once, as catch-up would, without asking a peer for blocks', () => {
+  const h = new Harness({ n: 4, seed: 33 });
+  const app = h.nodes[3]!.app;
+  const execute = app.finalizeBlock.bind(app);
+  app.finalizeBlock = (block, commit) => {
+    const r = execute(block, commit);
+    if (block.header.height !== 5) return r;
+    app.appHash = new Uint8Array(32).fill(7);
+    const wrong = { ...r, appHash: app.appHash };
+    app.results.set(5, wrong);
+    return wrong;
+  };
+  // No committed block reaches node 3 from a peer: only the proposal and the
+  // votes of height 6 can show it the divergence.
+  h.filter = (_from, to, bytes) => to !== 3 || decode(messageCodec, bytes).kind !== 'blockResponse';
+  const diverged: { e: Extract<Effect, { kind: 'diverged' }>; othersAt: number }[] = [];
+  h.afterEffect = (node, e) => {
+    if (node.index === 3 && e.kind === 'diverged') {
+      diverged.push({ e, othersAt: h.minCommitted([0, 1, 2]) });
+    }
+  };
+  h.startAll();
+  assert.ok(h.run(() => h.minCommitted([0, 1, 2]) >= 10));
+  assert.equal(diverged.length, 1, 'the divergence was reported, once');
+  const { e, othersAt } = diverged[0]!;
+  // The report catch-up gives: the height after which the states differ,
+  // both hashes, and the certified block of the next height.
+  assert.equal(e.height, 5);
+  assert.deepEqual(e.ourAppHash, app.results.get(5)!.appHash);
+  assert.deepEqual(e.chainAppHash, h.nodes[0]!.app.results.get(5)!.appHash);
+  const chainBlock = h.nodes[0]!.app.blocks.find((b) => b.header.height === 6)!;
+  assert.deepEqual(blockHashOf(e.block.block), blockHashOf(chainBlock));
+  assert.equal(e.block.commit.height, 6);
+  assert.deepEqual(e.block.commit.blockHash, blockHashOf(chainBlock));
+  // At once: by the time the others decided 6, not heights later.
+  assert.ok(othersAt <= 6, `reported when the others had committed ${othersAt}`);
+  assert.equal(h.height(3), 5);
 });

@@ -395,6 +395,37 @@ test('a node whose execution differs from the chain halts with AppHashMismatch n
   }
 });
 
+test('a diverged node that gets no committed block from a peer halts from the proposal and 2/3+ precommits of the next height, with the report catch-up gives', async () => {
+  const tmp = tempDir('zomma-loop-diverge-votes-');
+  const { nodes, hub } = startDiverging(tmp.dir);
+  // No block response reaches the divergent node: neither its replica's
+  // catch-up nor the node's watch on them can show it the divergence.
+  const BLOCK_RESPONSE_TAG = 4;
+  hub.filter = (_from, to, bytes) =>
+    !(to === 'v3' && bytes[0] === CHANNEL.consensus && bytes[1] === BLOCK_RESPONSE_TAG);
+  try {
+    const odd = nodes[3]!;
+    await waitFor(() => odd.loop.haltReport !== null, 20_000, 'the divergent node halts');
+    const report = odd.loop.haltReport!;
+    assert.equal(report.code, 'AppHashMismatch');
+    assert.equal(report.height, 3);
+    assert.deepEqual(report.details, {
+      ourAppHash: odd.hashes.get(3),
+      chainAppHash: nodes[0]!.hashes.get(3),
+      certifiedHeight: 4,
+    });
+    assert.notEqual(report.details.ourAppHash, report.details.chainAppHash);
+    assert.equal(odd.app.height, 3, 'nothing executed on top of a diverged state');
+    // The certified block that showed it is stored, as catch-up's would be.
+    const stored = decode(committedBlockCodec, odd.storage.blocks.load(4)!);
+    const real = decode(committedBlockCodec, nodes[0]!.storage.blocks.load(4)!);
+    assert.deepEqual(stored.block, real.block);
+  } finally {
+    for (const n of nodes) stopNode(n);
+    tmp.remove();
+  }
+});
+
 /**
  * Executes like the others up to `from`, then mixes one more byte into its
  * hash; at `from` it also returns `updates` (a fault in deciding the
@@ -477,8 +508,11 @@ test("a peer's copy of the divergence's certified block with another body is ref
   try {
     await waitFor(() => nodes[3]!.loop.haltReport !== null, 20_000, 'the divergent node halts');
     stopNode(nodes[3]!);
-    // As if it had not met block 4 yet: its store ends at 3, its checkpoint.
+    // As if it had not met block 4 yet: its store ends at 3, its checkpoint,
+    // and so does its WAL (the proposal and 2/3+ precommits of 4 it logged
+    // would show the divergence again as they are replayed).
     dropBlocksAbove(`${tmp.dir}/v3`, 3);
+    keepWalUpTo(`${tmp.dir}/v3`, 3);
     // Alone with one peer, which sends block 4 with a transaction added.
     const alone = startNode(cut, genesis, 3, tmp.dir, txs, undefined, divergent);
     nodes[3] = alone;
@@ -522,6 +556,19 @@ test("a peer's copy of the divergence's certified block with another body is ref
     tmp.remove();
   }
 });
+
+/** Rewrites the WAL of the node in `dir` to end at its checkpoint of `height`. */
+function keepWalUpTo(dir: string, height: number): void {
+  let storage = openStorage(dir);
+  const records = storage.wal.readAll();
+  const kept = records.slice(0, lastCheckpointIndex(records, height) + 1);
+  storage.close();
+  renameSync(`${dir}/wal.log`, `${dir}/wal.log.cut`);
+  storage = openStorage(dir);
+  for (const r of kept) storage.wal.append(r, false);
+  storage.wal.sync();
+  storage.close();
+}
 
 /** Rewrites the block log of the node in `dir` without the blocks above `height`. */
 function dropBlocksAbove(dir: string, height: number): void {
