@@ -655,11 +655,11 @@ test('an answer is fair by the blocks it lets us apply: a peer that answers with
   assert.deepEqual(deliver(h, 'p2', votes.get(40)!, t + 3), []);
 });
 
-test('a replica whose execution diverged from the chain says so when a certified block of its next height shows it, instead of refusing the peer that sent it and waiting', () => {
+/** Four replicas (seed 33) where node 3 computes another state after height 5 (a nondeterminism bug, say). */
+function divergingAfter5(): { h: Harness; app: Harness['nodes'][number]['app'] } {
   const h = new Harness({ n: 4, seed: 33 });
   const app = h.nodes[3]!.app;
   const execute = app.finalizeBlock.bind(app);
-  // Node 3 computes another state after height 5 (a nondeterminism bug, say).
   app.finalizeBlock = (block, commit) => {
     const r = execute(block, commit);
     if (block.header.height !== 5) return r;
@@ -668,6 +668,14 @@ test('a replica whose execution diverged from the chain says so when a certified
     app.results.set(5, wrong);
     return wrong;
   };
+  return { h, app };
+}
+
+test('a replica whose execution diverged from the chain says so when a certified block of its next height shows it, instead of refusing the peer that sent it and waiting', () => {
+  const { h, app } = divergingAfter5();
+  // No proposal reaches node 3: it never holds the block its precommits
+  // decide, so only a peer's catch-up answer shows it the divergence.
+  h.filter = (_from, to, bytes) => to !== 3 || decode(messageCodec, bytes).kind !== 'proposal';
   const diverged: Extract<Effect, { kind: 'diverged' }>[] = [];
   h.afterEffect = (node, e) => {
     if (node.index === 3 && e.kind === 'diverged') diverged.push(e);
@@ -1113,17 +1121,7 @@ test('an answer of large blocks is charged for the blocks it carries: a store th
 });
 
 test('a diverged replica holding the next block and 2/3+ precommits for it says so at once, as catch-up would, without asking a peer for blocks', () => {
-  const h = new Harness({ n: 4, seed: 33 });
-  const app = h.nodes[3]!.app;
-  const execute = app.finalizeBlock.bind(app);
-  app.finalizeBlock = (block, commit) => {
-    const r = execute(block, commit);
-    if (block.header.height !== 5) return r;
-    app.appHash = new Uint8Array(32).fill(7);
-    const wrong = { ...r, appHash: app.appHash };
-    app.results.set(5, wrong);
-    return wrong;
-  };
+  const { h, app } = divergingAfter5();
   // No committed block reaches node 3 from a peer: only the proposal and the
   // votes of height 6 can show it the divergence.
   h.filter = (_from, to, bytes) => to !== 3 || decode(messageCodec, bytes).kind !== 'blockResponse';
