@@ -583,6 +583,28 @@ function isEvidenceFrom(from: number, height: number): boolean {
   return Number.isSafeInteger(from) && from >= 2 && from <= height + 1;
 }
 
+/** The committed evidence with the offence of each, as a checkpoint writes them after the rest. */
+function readOffences(
+  r: Reader,
+  field: string,
+  committed: ChainState['committedEvidence'],
+): ChainState['committedEvidence'] {
+  let known = 0;
+  const out = committed.map((e, i) => {
+    if (!r.bool(`${field}.committedEvidence[${i}].offence.present`)) return e;
+    known++;
+    const publicKey = r
+      .fixed(`${field}.committedEvidence[${i}].offence.publicKey`, PUBLIC_KEY_BYTES)
+      .slice();
+    const height = readHeight(r, `${field}.committedEvidence[${i}].offence.height`);
+    return { ...e, offence: { publicKey, height } };
+  });
+  if (known === 0) {
+    throw new DecodeError(`${field}.committedEvidence`, 'no offence known is written as none');
+  }
+  return out;
+}
+
 export const walRecordCodec: Codec<WalRecord> = {
   write(w, record) {
     w.u8(WAL_TAG[record.kind]);
@@ -595,16 +617,22 @@ export const walRecordCodec: Codec<WalRecord> = {
         // (0 for none, which only what follows may follow), the evidence (a
         // count of 0 for none, which only the next field may follow), then
         // state.committedEvidenceFrom.
+        // Last, the offences of the committed evidence (one entry each, in
+        // its order: known or not), written only when one is known; before
+        // them a committedEvidenceFrom of 0 stands for none.
         const from = record.state.committedEvidenceFrom;
+        const committed = record.state.committedEvidence;
+        const offences = committed.some((e) => e.offence !== undefined);
         if (
           record.signingPausedUntil !== undefined ||
           record.evidence !== undefined ||
-          from !== undefined
+          from !== undefined ||
+          offences
         ) {
           assert(record.signingPausedUntil !== 0, 'a pause ends at a height');
           assert(record.evidence?.length !== 0, 'no evidence is written as none');
           w.uvarint(record.signingPausedUntil ?? 0);
-          if (record.evidence !== undefined || from !== undefined) {
+          if (record.evidence !== undefined || from !== undefined || offences) {
             const evidence = record.evidence ?? [];
             w.uvarint(evidence.length);
             for (const e of evidence) evidenceCodec.write(w, e);
@@ -615,6 +643,16 @@ export const walRecordCodec: Codec<WalRecord> = {
               'committedEvidenceFrom is a height from 2 to the next',
             );
             w.uvarint(from);
+          } else if (offences) {
+            w.uvarint(0);
+          }
+          if (offences) {
+            for (const e of committed) {
+              w.bool(e.offence !== undefined);
+              if (e.offence !== undefined) {
+                w.fixed(e.offence.publicKey, PUBLIC_KEY_BYTES).uvarint(e.offence.height);
+              }
+            }
           }
         }
         return;
@@ -649,13 +687,25 @@ export const walRecordCodec: Codec<WalRecord> = {
         let withFrom = state;
         if (r.remaining > 0) {
           const from = r.uvarint(`${field}.state.committedEvidenceFrom`);
-          if (!isEvidenceFrom(from, state.height)) {
+          if (from === 0 && r.remaining === 0) {
+            throw new DecodeError(
+              `${field}.state.committedEvidenceFrom`,
+              'none (0) is written only before the offences',
+            );
+          }
+          if (from !== 0 && !isEvidenceFrom(from, state.height)) {
             throw new DecodeError(
               `${field}.state.committedEvidenceFrom`,
               `${from} is not a height from 2 to the next (${state.height + 1})`,
             );
           }
-          withFrom = { ...state, committedEvidenceFrom: from };
+          if (from !== 0) withFrom = { ...withFrom, committedEvidenceFrom: from };
+          if (r.remaining > 0) {
+            withFrom = {
+              ...withFrom,
+              committedEvidence: readOffences(r, `${field}.state`, state.committedEvidence),
+            };
+          }
         } else if (count === 0) {
           throw new DecodeError(`${field}.evidence`, 'no evidence is written as none');
         }

@@ -64,6 +64,7 @@ import type {
   CommitCertificate,
   CommitVote,
   CommittedBlock,
+  CommittedOffence,
   DropReason,
   DuplicateVoteEvidence,
   Effect,
@@ -241,9 +242,30 @@ interface Chain {
   readonly validators: ValidatorSet;
   readonly nextValidators: ValidatorSet;
   readonly history: ChainHistory;
-  readonly committedEvidence: ReadonlyMap<string, number>;
+  /** Committed evidence by hash: the height that committed it, and its offence (null: unknown). */
+  readonly committedEvidence: ReadonlyMap<string, CommittedEntry>;
+  /** The known offences of `committedEvidence`, by offenceKey. */
+  readonly committedOffences: ReadonlySet<string>;
   /** ChainState.committedEvidenceFrom; 0 when committedEvidence is complete. */
   readonly committedEvidenceFrom: number;
+}
+
+interface CommittedEntry {
+  readonly height: number;
+  readonly offence: CommittedOffence | null;
+}
+
+/** An offence's identity: the offender's public key (hex) and the height it double-signed at. */
+function offenceKey(offenderHex: string, height: number): string {
+  return `${offenderHex}@${height}`;
+}
+
+function offencesOf(committed: ReadonlyMap<string, CommittedEntry>): ReadonlySet<string> {
+  const out = new Set<string>();
+  for (const { offence } of committed.values()) {
+    if (offence !== null) out.add(offenceKey(toHex(offence.publicKey), offence.height));
+  }
+  return out;
 }
 
 interface SignedEntry {
@@ -490,6 +512,7 @@ export class Replica implements ConsensusReplica {
       nextValidators: validators.advanced(),
       history: [],
       committedEvidence: new Map(),
+      committedOffences: new Set(),
       committedEvidenceFrom: 0,
     };
   }
@@ -1067,7 +1090,7 @@ export class Replica implements ConsensusReplica {
       // evidence must still be followed.
       if (certified) continue;
       const offender = this.offenderOf(e)!;
-      if (offenders.has(offender) || this.spentOffence(offender)) return 'badEvidence';
+      if (offenders.has(offender) || this.spentOffence(offender, e)) return 'badEvidence';
       offenders.add(offender);
     }
     return null;
@@ -1134,7 +1157,9 @@ export class Replica implements ConsensusReplica {
     }
     // Before the signatures are checked: an offender we hold evidence against costs nothing more.
     const offender = this.offenderOf(evidence);
-    if (offender !== null && this.spentOffence(offender)) return this.drop('duplicateVote');
+    if (offender !== null && this.spentOffence(offender, evidence)) {
+      return this.drop('duplicateVote');
+    }
     if (offender !== null && !this.evidenceRoomFor(offender)) return this.drop('bufferFull');
     if (!this.verifyEvidence(evidence, this.heightValue)) return this.drop('badEvidence');
     if (this.evidencePool.size >= EVIDENCE_POOL_MAX) return this.drop('bufferFull');
@@ -1176,7 +1201,7 @@ export class Replica implements ConsensusReplica {
     if (this.evidencePool.has(key) || this.chain.committedEvidence.has(key)) return;
     const offender = this.offenderOf(evidence);
     assert(offender !== null, 'evidence seen at our height names a member of our set');
-    if (this.spentOffence(offender)) return;
+    if (this.spentOffence(offender, evidence)) return;
     if (!this.evidenceRoomFor(offender) || this.evidencePool.size >= EVIDENCE_POOL_MAX) {
       return this.drop('bufferFull');
     }
@@ -1192,17 +1217,28 @@ export class Replica implements ConsensusReplica {
   }
 
   /**
-   * Evidence against this validator can change nothing: it has no place in
+   * This evidence can change nothing. Either its offender has no place in
    * the set deciding the next height, so the application removed it (its
-   * answer to a height before ours). The applications here remove a
+   * answer to a height before ours): the applications here remove a
    * validator only by jailing it, for evidence committed earlier, and a
    * jailed validator is left as it is whatever else it did (the exchange's
-   * applyEvidence, the simulator's app). Such evidence is neither pooled,
-   * proposed nor accepted in a proposal (docs/protocol.md, "Evidence"); the
-   * next set is chain state every replica holds, a state-synced one included.
+   * applyEvidence, the simulator's app). Or evidence of the same offence
+   * (this offender, this height) was committed already, within the age
+   * window: the offence is punished, and another of its pairs would only be
+   * committed again, once a block, which nothing else stops for the last
+   * validator (never removed). Such evidence is neither pooled, proposed nor
+   * accepted in a proposal (docs/protocol.md, "Evidence"). Every replica
+   * holds both inputs: the next set is chain state; a state-synced replica
+   * at h knows the offences committed from h+1 on, which are all the
+   * offences of heights from h on, and it neither pools nor proposes
+   * evidence of heights before (mayBeCommitted).
    */
-  private spentOffence(offender: string): boolean {
-    return !this.chain.nextValidators.hasKeyHex(offender);
+  private spentOffence(offender: string, e: DuplicateVoteEvidence): boolean {
+    const chain = this.chain;
+    return (
+      !chain.nextValidators.hasKeyHex(offender) ||
+      chain.committedOffences.has(offenceKey(offender, e.voteA.height))
+    );
   }
 
   /**
@@ -1401,7 +1437,7 @@ export class Replica implements ConsensusReplica {
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
       .filter(([, e]) => {
         const offender = this.offenderOf(e)!;
-        if (offenders.has(offender) || this.spentOffence(offender)) return false;
+        if (offenders.has(offender) || this.spentOffence(offender, e)) return false;
         offenders.add(offender);
         return true;
       })
@@ -1603,6 +1639,11 @@ export class Replica implements ConsensusReplica {
     }
     // Only the round bound depends on the certificate: the rest is the block's own.
     if (entry.block.header.round > commit.round) return false;
+    if (entry.certified === undefined && this.showsDivergence({ block: entry.block, commit })) {
+      // Decides nothing: the node halts. Not shown twice.
+      entry.certified = 'invalidBlock';
+      return false;
+    }
     if (entry.certified === undefined) {
       entry.certified = this.checkCommittedBlock(entry.block, commit);
       if (entry.certified !== null) this.drop(entry.certified);
@@ -1883,7 +1924,7 @@ export class Replica implements ConsensusReplica {
       const key = toHex(evidenceHashOf(e));
       if (this.evidencePool.has(key) || this.mayBeCommitted(key, e)) continue;
       const offender = this.offenderOf(e);
-      if (offender === null || this.spentOffence(offender) || !this.evidenceRoomFor(offender)) {
+      if (offender === null || this.spentOffence(offender, e) || !this.evidenceRoomFor(offender)) {
         continue;
       }
       if (this.evidencePool.size >= EVIDENCE_POOL_MAX) return;
@@ -1932,17 +1973,23 @@ export class Replica implements ConsensusReplica {
       history = copy;
     }
     let committedEvidence = chain.committedEvidence;
+    let committedOffences = chain.committedOffences;
     let expired = false;
-    for (const h of committedEvidence.values()) if (h < oldest) expired = true;
+    for (const c of committedEvidence.values()) if (c.height < oldest) expired = true;
     if (expired || decided.block.evidence.length > 0) {
-      const next = new Map<string, number>();
-      for (const [key, h] of chain.committedEvidence) if (h >= oldest) next.set(key, h);
+      const next = new Map<string, CommittedEntry>();
+      for (const [key, c] of chain.committedEvidence) if (c.height >= oldest) next.set(key, c);
       for (const e of decided.block.evidence) {
         const key = toHex(evidenceHashOf(e));
-        next.set(key, height);
+        // The block's evidence was verified against the set of its height (checkBlock).
+        const offender = this.offenderOf(e);
+        const offence =
+          offender === null ? null : { publicKey: fromHex(offender), height: e.voteA.height };
+        next.set(key, { height, offence });
         this.forgetEvidence(key);
       }
       committedEvidence = next;
+      committedOffences = offencesOf(next);
     }
     // Evidence of height x may be in blocks x+1 and up: once no evidence a
     // block may still carry (x >= oldest - 1) could be in one before
@@ -1959,6 +2006,7 @@ export class Replica implements ConsensusReplica {
       nextValidators: chain.nextValidators.withUpdates(result.validatorUpdates).advanced(),
       history,
       committedEvidence,
+      committedOffences,
       committedEvidenceFrom,
     };
   }
@@ -1997,7 +2045,7 @@ export class Replica implements ConsensusReplica {
       if (
         e.voteA.height < this.heightValue - EVIDENCE_AGE_HEIGHTS_MAX ||
         offender === null ||
-        this.spentOffence(offender)
+        this.spentOffence(offender, e)
       ) {
         this.forgetEvidence(key);
       }
@@ -2049,9 +2097,10 @@ export class Replica implements ConsensusReplica {
       validators: c.validators.toState(),
       nextValidators: c.nextValidators.toState(),
       history: this.historyRecord(c.history),
-      committedEvidence: [...c.committedEvidence].map(([key, height]) => ({
+      committedEvidence: [...c.committedEvidence].map(([key, { height, offence }]) => ({
         height,
         hash: fromHex(key),
+        ...(offence === null ? {} : { offence }),
       })),
       ...(c.committedEvidenceFrom > 0 ? { committedEvidenceFrom: c.committedEvidenceFrom } : {}),
     };
@@ -2068,6 +2117,12 @@ export class Replica implements ConsensusReplica {
 
   private loadState(state: ChainState): void {
     assert(state.chainId === this.chainId, 'the WAL belongs to this chain');
+    const committedEvidence = new Map<string, CommittedEntry>(
+      state.committedEvidence.map((e) => [
+        toHex(e.hash),
+        { height: e.height, offence: e.offence ?? null },
+      ]),
+    );
     this.chain = {
       height: state.height,
       lastBlockHash: state.lastBlockHash,
@@ -2077,7 +2132,8 @@ export class Replica implements ConsensusReplica {
       validators: ValidatorSet.fromState(state.validators),
       nextValidators: ValidatorSet.fromState(state.nextValidators),
       history: state.history.map((h) => ({ height: h.height, set: ValidatorSet.fromState(h.set) })),
-      committedEvidence: new Map(state.committedEvidence.map((e) => [toHex(e.hash), e.height])),
+      committedEvidence,
+      committedOffences: offencesOf(committedEvidence),
       committedEvidenceFrom: state.committedEvidenceFrom ?? 0,
     };
   }
@@ -2701,30 +2757,9 @@ export class Replica implements ConsensusReplica {
     this.unbuffer(this.heightValue);
     const hash = blockHashOf(next.block);
     const certified = this.verifyCommit(next.commit, this.chain.validators, this.heightValue, hash);
-    const header = next.block.header;
-    if (
-      certified &&
-      header.chainId === this.chainId &&
-      bytesEqual(header.previousBlockHash, this.chain.lastBlockHash) &&
-      !bytesEqual(header.previousAppHash, this.chain.appHash) &&
-      bodyFactsOf(next.block).matchesHeader
-    ) {
-      // The validators committed the block after ours on a state other than
-      // the one we computed: our execution diverged. Refusing its sender (an
-      // honest peer) and waiting would stall us silently, a full node behind
-      // one peer for good; the node must halt and say so instead. Only with
-      // the body its header names: the node stores this block, and the
-      // certificate signs the header alone (another body is refused below,
-      // with its sender).
-      this.emit({
-        kind: 'diverged',
-        height: this.heightValue - 1,
-        ourAppHash: this.chain.appHash,
-        chainAppHash: header.previousAppHash,
-        block: next,
-      });
-      return;
-    }
+    // Refusing its sender (an honest peer) and waiting would stall us
+    // silently, a full node behind one peer for good: the node halts instead.
+    if (certified && this.showsDivergence(next)) return;
     const problem = !certified
       ? 'badCertificate'
       : this.checkCommittedBlock(next.block, next.commit);
@@ -2743,6 +2778,36 @@ export class Replica implements ConsensusReplica {
         if (height > ahead) return this.requestBlocks(peer, nowMs);
       }
     }
+  }
+
+  /**
+   * For a block of our height whose certificate verified (a peer's catch-up
+   * block, or a proposal with 2/3+ precommits, decidesCertified): if the
+   * validators committed it after our last block on a state other than the
+   * one we computed, our execution diverged, and this says so (`diverged`:
+   * the node halts with AppHashMismatch, the same report whichever way the
+   * block came) rather than refuse the block and wait. Only with the body
+   * its header names: the node stores this block, and the certificate signs
+   * the header alone (another body is refused with its sender).
+   */
+  private showsDivergence(next: CommittedBlock): boolean {
+    const header = next.block.header;
+    if (
+      header.chainId !== this.chainId ||
+      !bytesEqual(header.previousBlockHash, this.chain.lastBlockHash) ||
+      bytesEqual(header.previousAppHash, this.chain.appHash) ||
+      !bodyFactsOf(next.block).matchesHeader
+    ) {
+      return false;
+    }
+    this.emit({
+      kind: 'diverged',
+      height: this.heightValue - 1,
+      ourAppHash: this.chain.appHash,
+      chainAppHash: header.previousAppHash,
+      block: next,
+    });
+    return true;
   }
 
   /** Forgets a buffered block, and gives its bytes back to its sender's bound. */

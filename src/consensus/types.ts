@@ -271,8 +271,17 @@ export interface ChainState {
   readonly nextValidators: ValidatorSetState;
   /** Sets of recent heights, for checking evidence (newest last, bounded by the evidence age). */
   readonly history: readonly { readonly height: number; readonly set: ValidatorSetState }[];
-  /** Hashes of evidence committed within the evidence age, with the height it was committed at. */
-  readonly committedEvidence: readonly { readonly height: number; readonly hash: Uint8Array }[];
+  /**
+   * Hashes of evidence committed within the evidence age, with the height it
+   * was committed at, and its offence: the offender's public key and the
+   * height it double-signed at (absent in checkpoints of builds before the
+   * rule that refuses a committed offence again: unknown, and not refused).
+   */
+  readonly committedEvidence: readonly {
+    readonly height: number;
+    readonly hash: Uint8Array;
+    readonly offence?: CommittedOffence;
+  }[];
   /**
    * The first height whose block's evidence `committedEvidence` holds; absent
    * when it holds every block's within the evidence age. State sync at h
@@ -283,6 +292,12 @@ export interface ChainState {
    * evidence still in its window can be that old.
    */
   readonly committedEvidenceFrom?: number;
+}
+
+/** What a piece of committed evidence punished: the offender (by key) and the height it double-signed at. */
+export interface CommittedOffence {
+  readonly publicKey: Uint8Array;
+  readonly height: number;
 }
 
 /** A validator set as carried in state: members by address, and CometBFT proposer priorities. */

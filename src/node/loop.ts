@@ -690,9 +690,13 @@ export class NodeLoop {
       case 'persist': {
         this.walBytesSinceRotation += effect.record.length;
         const checkpoint = effect.record[0] === WAL_CHECKPOINT_TAG;
+        // At the halt height too: the WAL left then holds that checkpoint
+        // alone, so what an older build started on it reads is that one
+        // record (docs/operations.md, "An upgrade that changes execution").
         const rotate =
           checkpoint &&
-          this.walBytesSinceRotation >= (this.options.walRotateBytes ?? WAL_ROTATE_BYTES);
+          (this.walBytesSinceRotation >= (this.options.walRotateBytes ?? WAL_ROTATE_BYTES) ||
+            this.options.app.height === this.options.haltHeight);
         // A checkpoint needs its sync only when the records before it are about
         // to be dropped. Otherwise losing it in a crash is the same as crashing
         // just before it was written (the block is stored, replay starts at the

@@ -23,6 +23,8 @@ export class MemoryHub {
   private readonly members = new Map<PeerId, MemoryNetwork>();
   /** Members cut off from everyone (a crashed process, a partition). */
   readonly isolated = new Set<PeerId>();
+  /** Frames delivered only where this says true (a test's lossy link); null: all. */
+  filter: ((from: PeerId, to: PeerId, bytes: Uint8Array) => boolean) | null = null;
 
   join(id: PeerId): MemoryNetwork {
     const net = new MemoryNetwork(this, id);
@@ -42,6 +44,7 @@ export class MemoryHub {
     const copy = bytes.slice();
     setImmediate(() => {
       if (this.isolated.has(from) || this.isolated.has(to)) return;
+      if (this.filter !== null && !this.filter(from, to, copy)) return;
       target.receive(from, copy);
     });
   }

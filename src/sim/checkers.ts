@@ -5,8 +5,9 @@
 // step), across its crashes. Accountability and liveness are eventual, and
 // checked when the run ends: every equivocation an honest node saw ends in a
 // committed block within a bound (unless other evidence against its offender
-// was committed within it: replicas drop evidence against a validator already removed,
-// docs/protocol.md "Evidence"), its offender is out of the validator set
+// was committed within it: replicas drop evidence against a validator already
+// removed, and evidence of an offence already committed, docs/protocol.md
+// "Evidence"), its offender is out of the validator set
 // deciding H+2 (H the height that committed it; unless it is the last member),
 // and after the network heals every honest node commits within a bound.
 // Also safety: block time only grows and stays within the honest precommits'
@@ -275,8 +276,9 @@ export class Checkers {
    * At the end: evidence seen by an honest node that stayed up must be
    * committed within `boundHeights` of the later of its height and the height
    * at which the network healed, if the chain got that far; unless other
-   * evidence against the same offender was committed by then (it was jailed:
-   * the replicas then drop the rest, which could change nothing). Committed
+   * evidence against the same offender was committed by then (it was jailed,
+   * or that offence punished: the replicas then drop the rest, which could
+   * change nothing). Committed
    * only later, it excuses nothing: the offender went unpunished past the bound.
    */
   checkEvidence(

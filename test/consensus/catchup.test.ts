@@ -16,6 +16,7 @@ import {
   VALIDATORS_MAX,
 } from '../../src/lib/limits.ts';
 import { committedBlockCodec, messageCodec } from '../../src/consensus/codec.ts';
+import { blockHashOf } from '../../src/consensus/replica.ts';
 import { toHex, utf8 } from '../../src/lib/bytes.ts';
 import { VOTE_TYPE, type Effect } from '../../src/consensus/types.ts';
 import { Harness, blockRequestsTo, laggingReplica } from './harness.ts';
@@ -654,11 +655,11 @@ test('an answer is fair by the blocks it lets us apply: a peer that answers with
   assert.deepEqual(deliver(h, 'p2', votes.get(40)!, t + 3), []);
 });
 
-test('a replica whose execution diverged from the chain says so when a certified block of its next height shows it, instead of refusing the peer that sent it and waiting', () => {
+/** Four replicas (seed 33) where node 3 computes another state after height 5 (a nondeterminism bug, say). */
+function divergingAfter5(): { h: Harness; app: Harness['nodes'][number]['app'] } {
   const h = new Harness({ n: 4, seed: 33 });
   const app = h.nodes[3]!.app;
   const execute = app.finalizeBlock.bind(app);
-  // Node 3 computes another state after height 5 (a nondeterminism bug, say).
   app.finalizeBlock = (block, commit) => {
     const r = execute(block, commit);
     if (block.header.height !== 5) return r;
@@ -667,6 +668,14 @@ test('a replica whose execution diverged from the chain says so when a certified
     app.results.set(5, wrong);
     return wrong;
   };
+  return { h, app };
+}
+
+test('a replica whose execution diverged from the chain says so when a certified block of its next height shows it, instead of refusing the peer that sent it and waiting', () => {
+  const { h, app } = divergingAfter5();
+  // No proposal reaches node 3: it never holds the block its precommits
+  // decide, so only a peer's catch-up answer shows it the divergence.
+  h.filter = (_from, to, bytes) => to !== 3 || decode(messageCodec, bytes).kind !== 'proposal';
   const diverged: Extract<Effect, { kind: 'diverged' }>[] = [];
   h.afterEffect = (node, e) => {
     if (node.index === 3 && e.kind === 'diverged') diverged.push(e);
@@ -1109,4 +1118,33 @@ test('an answer of large blocks is charged for the blocks it carries: a store th
   const sized = answersPerPeriod(true);
   const loaded = answersPerPeriod(false);
   assert.ok(sized >= 2 * loaded - 1, `${sized} answers with sizes against ${loaded} without`);
+});
+
+test('a diverged replica holding the next block and 2/3+ precommits for it says so at once, as catch-up would, without asking a peer for blocks', () => {
+  const { h, app } = divergingAfter5();
+  // No committed block reaches node 3 from a peer: only the proposal and the
+  // votes of height 6 can show it the divergence.
+  h.filter = (_from, to, bytes) => to !== 3 || decode(messageCodec, bytes).kind !== 'blockResponse';
+  const diverged: { e: Extract<Effect, { kind: 'diverged' }>; othersAt: number }[] = [];
+  h.afterEffect = (node, e) => {
+    if (node.index === 3 && e.kind === 'diverged') {
+      diverged.push({ e, othersAt: h.minCommitted([0, 1, 2]) });
+    }
+  };
+  h.startAll();
+  assert.ok(h.run(() => h.minCommitted([0, 1, 2]) >= 10));
+  assert.equal(diverged.length, 1, 'the divergence was reported, once');
+  const { e, othersAt } = diverged[0]!;
+  // The report catch-up gives: the height after which the states differ,
+  // both hashes, and the certified block of the next height.
+  assert.equal(e.height, 5);
+  assert.deepEqual(e.ourAppHash, app.results.get(5)!.appHash);
+  assert.deepEqual(e.chainAppHash, h.nodes[0]!.app.results.get(5)!.appHash);
+  const chainBlock = h.nodes[0]!.app.blocks.find((b) => b.header.height === 6)!;
+  assert.deepEqual(blockHashOf(e.block.block), blockHashOf(chainBlock));
+  assert.equal(e.block.commit.height, 6);
+  assert.deepEqual(e.block.commit.blockHash, blockHashOf(chainBlock));
+  // At once: by the time the others decided 6, not heights later.
+  assert.ok(othersAt <= 6, `reported when the others had committed ${othersAt}`);
+  assert.equal(h.height(3), 5);
 });

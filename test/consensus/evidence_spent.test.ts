@@ -45,8 +45,16 @@ function validator3Jailed(seed: number): {
   return { h, second, jailedAt };
 }
 
-test('evidence against a validator already jailed is neither pooled nor committed: it could change nothing', () => {
-  const { h, second, jailedAt } = validator3Jailed(51);
+/**
+ * Sends `second` from validator 3 to replicas 0 to 2 and runs six heights:
+ * each drops it (duplicateVote), pools nothing, and the only block carrying
+ * evidence is the one at `committedAt`.
+ */
+function assertDroppedNotCommitted(
+  h: Harness,
+  second: DuplicateVoteEvidence,
+  committedAt: number,
+): void {
   const dropped = [0, 1, 2].map((i) => h.nodes[i]!.replica.metrics.duplicateVote);
   for (const to of [0, 1, 2]) {
     h.send(3, to, encode(messageCodec, { kind: 'evidence', evidence: second }));
@@ -60,10 +68,15 @@ test('evidence against a validator already jailed is neither pooled nor committe
     const carrying = node.app.blocks.filter((b) => b.evidence.length > 0);
     assert.deepEqual(
       carrying.map((b) => b.header.height),
-      [jailedAt],
+      [committedAt],
       `node ${i}: only the first evidence was committed`,
     );
   }
+}
+
+test('evidence against a validator already jailed is neither pooled nor committed: it could change nothing', () => {
+  const { h, second, jailedAt } = validator3Jailed(51);
+  assertDroppedNotCommitted(h, second, jailedAt);
 });
 
 /**
@@ -159,4 +172,84 @@ test('a proposal carrying two pieces of evidence against one offender is refused
   const one = prevoteOn(h, b!, held, [first]);
   assert.equal(one.refused, false, 'the block with one is not');
   assert.ok(one.prevote !== null && bytesEqual(one.prevote, one.hash), 'it prevotes for it');
+});
+
+/**
+ * Four validators whose application never removes anyone (as the exchange
+ * never removes its last validator); validator 3 signs two conflicting pairs
+ * at one height (rounds 0 and 1), and the first is committed. Returns the
+ * second, and the height that committed the first.
+ */
+function offencePunished(seed: number): {
+  h: Harness;
+  second: DuplicateVoteEvidence;
+  offenceHeight: number;
+  committedAt: number;
+} {
+  const h = new Harness({ n: 4, seed });
+  h.startAll();
+  assert.ok(h.run(() => h.minCommitted() >= 3));
+  const offenceHeight = h.nodes[0]!.replica.height - 1;
+  const index = h.nodes[0]!.replica.validators.indexOf(h.keys[3]!.publicKey);
+  const first = equivocation(h, 3, offenceHeight, index, 0);
+  const second = equivocation(h, 3, offenceHeight, index, 1);
+  for (const to of [0, 1, 2]) {
+    h.send(3, to, encode(messageCodec, { kind: 'evidence', evidence: first }));
+  }
+  const carrying = () => h.nodes[0]!.app.blocks.filter((b) => b.evidence.length > 0);
+  assert.ok(h.run(() => carrying().length > 0));
+  const committedAt = carrying()[0]!.header.height;
+  assert.ok(h.run(() => h.minCommitted([0, 1, 2]) >= committedAt + 1));
+  for (const i of [0, 1, 2]) {
+    assert.ok(
+      h.nodes[i]!.replica.nextValidators.indexOf(h.keys[3]!.publicKey) >= 0,
+      'still a member',
+    );
+  }
+  return { h, second, offenceHeight, committedAt };
+}
+
+test('evidence of an offence already committed is neither pooled nor committed again, though its offender stays', () => {
+  const { h, second, committedAt } = offencePunished(54);
+  assertDroppedNotCommitted(h, second, committedAt);
+});
+
+test('evidence of another height by the same offender is a new offence: still committed', () => {
+  const { h, offenceHeight, committedAt } = offencePunished(55);
+  const other = equivocation(h, 3, offenceHeight + 1);
+  for (const to of [0, 1, 2]) {
+    h.send(3, to, encode(messageCodec, { kind: 'evidence', evidence: other }));
+  }
+  const carrying = () => h.nodes[0]!.app.blocks.filter((b) => b.evidence.length > 0);
+  assert.ok(h.run(() => carrying().length === 2));
+  assert.equal(carrying()[0]!.header.height, committedAt);
+  assert.equal(carrying()[1]!.evidence[0]!.voteA.height, offenceHeight + 1);
+});
+
+/** One of replicas 0 to 2 that does not propose round 0 of the current height. */
+function notProposer(h: Harness): number {
+  return [0, 1, 2].find((i) => {
+    const set = h.nodes[i]!.replica.validators;
+    return set.indexOf(h.keys[i]!.publicKey) !== set.proposer(0);
+  })!;
+}
+
+test('a proposal carrying evidence of an offence already committed is refused: prevote nil', () => {
+  const { h, second } = offencePunished(56);
+  const { held } = heldProposals(h, [0, 1, 2]);
+  const { prevote, refused } = prevoteOn(h, notProposer(h), held, [second]);
+  assert.ok(refused, 'the block is refused');
+  assert.equal(prevote, null, 'it prevotes nil');
+});
+
+test('the committed offences outlive a restart: the WAL checkpoint carries them', () => {
+  const { h, second } = offencePunished(57);
+  for (const i of [0, 1, 2]) {
+    h.crash(i);
+    h.restart(i);
+  }
+  const { held } = heldProposals(h, [0, 1, 2]);
+  const { prevote, refused } = prevoteOn(h, notProposer(h), held, [second]);
+  assert.ok(refused, 'the restarted replica refuses the block');
+  assert.equal(prevote, null, 'it prevotes nil');
 });

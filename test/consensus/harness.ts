@@ -631,7 +631,7 @@ function before(a: QueueEntry, b: QueueEntry): boolean {
 }
 
 /**
- * Two prevotes by validator `signer` (a harness key) at `height`, round 0, for
+ * Two prevotes by validator `signer` (a harness key) at `height` and `round` (0 by default), for
  * two values: evidence. `index`: the signer's place in the set of `height`
  * (by default its place in node 0's current set).
  */
@@ -640,19 +640,20 @@ export function equivocation(
   signer: number,
   height: number,
   index = h.nodes[0]!.replica.validators.indexOf(h.keys[signer]!.publicKey),
+  round = 0,
 ): DuplicateVoteEvidence {
   const writer = new Writer(256);
   const prevote = (blockHash: Uint8Array): Vote => ({
     type: VOTE_TYPE.prevote,
     height,
-    round: 0,
+    round,
     blockHash,
     validatorIndex: index,
     timestampMs: 0,
     extension: new Uint8Array(0),
     signature: h.keys[signer]!.signer.sign(
       SIGN_KIND_CONSENSUS.prevote,
-      voteSignBytes(writer, VOTE_TYPE.prevote, height, 0, blockHash, 0, new Uint8Array(0)),
+      voteSignBytes(writer, VOTE_TYPE.prevote, height, round, blockHash, 0, new Uint8Array(0)),
     ),
   });
   return makeEvidence(prevote(sha256(utf8('a'))), prevote(sha256(utf8('b'))));

@@ -225,3 +225,42 @@ test('a checkpoint round-trips the height its committed evidence starts from (st
     encode(walRecordCodec, { kind: 'checkpoint', state: { ...state, committedEvidenceFrom: 1 } }),
   );
 });
+
+test('a checkpoint round-trips the offences of its committed evidence, known or not, in one encoding; one written before them reads with none known', () => {
+  const h = new Harness({ n: 4, seed: 1 });
+  const base = h.nodes[0]!.replica.chainState;
+  const key3 = h.keys[3]!.publicKey;
+  const hash = (b: number) => new Uint8Array(32).fill(b);
+  const unknown = { height: 4, hash: hash(1) };
+  const known = { height: 5, hash: hash(2), offence: { publicKey: key3, height: 3 } };
+  const state = { ...base, height: 5, committedEvidence: [unknown, known] };
+  const evidence = [equivocation(h, 3, 1)];
+  const records = [
+    { kind: 'checkpoint', state },
+    { kind: 'checkpoint', state, signingPausedUntil: 7 },
+    { kind: 'checkpoint', state, evidence },
+    { kind: 'checkpoint', state: { ...state, committedEvidenceFrom: 6 } },
+    {
+      kind: 'checkpoint',
+      state: { ...state, committedEvidenceFrom: 6 },
+      signingPausedUntil: 7,
+      evidence,
+    },
+  ] as const;
+  for (const record of records) {
+    assert.deepEqual(decode(walRecordCodec, encode(walRecordCodec, record)), record);
+  }
+  // Without a known offence nothing is written after the state: what builds before wrote.
+  const before = { ...state, committedEvidence: [unknown, { height: 5, hash: hash(2) }] };
+  const plain = encode(walRecordCodec, { kind: 'checkpoint', state: before });
+  assert.deepEqual(decode(walRecordCodec, plain), { kind: 'checkpoint', state: before });
+  // No offence known, or a committedEvidenceFrom of none with nothing after it, is not written.
+  assert.throws(
+    () => decode(walRecordCodec, Uint8Array.of(...plain, 0, 0, 0)),
+    /before the offences/,
+  );
+  assert.throws(
+    () => decode(walRecordCodec, Uint8Array.of(...plain, 0, 0, 0, 0, 0)),
+    /no offence known/,
+  );
+});

@@ -227,6 +227,10 @@ test('four validators and a full node with a halt height stop at it, durably and
       // What a power cut right now would leave: the checkpoint of the halt height.
       const durable = n.wal.readAll().slice(0, n.wal.durableNext - n.wal.firstIndex());
       assert.equal(lastCheckpoint(durable).height, HALT, `${n.name}: its checkpoint is durable`);
+      // And it is the WAL's only record: the file was rewritten from it, so an
+      // older build reads nothing this build wrote before it.
+      assert.equal(n.wal.readAll().length, 1, `${n.name}: the WAL holds the halt checkpoint alone`);
+      assert.equal(lastCheckpoint(n.wal.readAll().slice(0, 1)).height, HALT);
       // Nothing signed for the next height: not sent, not even logged.
       const sentAbove = n.sentHeights.filter((h) => h > HALT);
       assert.deepEqual(sentAbove, [], `${n.name}: sent nothing above the halt height`);

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { toHex, utf8 } from '../../src/lib/bytes.ts';
 import { NodeError } from '../../src/node/errors.ts';
 import { NodeLoop, lastCheckpoint } from '../../src/node/loop.ts';
+import type { HaltReport } from '../../src/node/loop.ts';
 import { CHANNEL, frame, unframe } from '../../src/node/framing.ts';
 import { MemoryHub } from '../../src/node/network.ts';
 import type { MemoryNetwork } from '../../src/node/network.ts';
@@ -29,6 +30,7 @@ import {
 import {
   FAST_TIMEOUTS,
   HashChainApp,
+  cutPower,
   signerOf,
   tempDir,
   testGenesis,
@@ -332,19 +334,32 @@ test('a damaged snapshot is passed over at restart for an older one (snapshots o
   }
 });
 
+/**
+ * Waits for `odd` (startDiverging's node 3) to halt, and checks its report:
+ * AppHashMismatch after height 3, its hash and `honest`'s, and the certified
+ * block of 4 that showed it; nothing executed past 3.
+ */
+async function divergenceReport(odd: TestNode, honest: TestNode): Promise<HaltReport> {
+  await waitFor(() => odd.loop.haltReport !== null, 20_000, 'the divergent node halts');
+  const report = odd.loop.haltReport!;
+  assert.equal(report.code, 'AppHashMismatch');
+  assert.equal(report.height, 3);
+  assert.deepEqual(report.details, {
+    ourAppHash: odd.hashes.get(3),
+    chainAppHash: honest.hashes.get(3),
+    certifiedHeight: 4,
+  });
+  assert.notEqual(report.details.ourAppHash, report.details.chainAppHash);
+  assert.equal(odd.app.height, 3, 'nothing executed on top of a diverged state');
+  return report;
+}
+
 test('a node whose execution differs from the chain halts with AppHashMismatch naming both hashes; the others go on', async () => {
   const tmp = tempDir('zomma-loop-diverge-');
   const { genesis, hub, txs, divergent, nodes } = startDiverging(tmp.dir);
   try {
     const odd = nodes[3]!;
-    await waitFor(() => odd.loop.haltReport !== null, 20_000, 'the divergent node halts');
-    const report = odd.loop.haltReport!;
-    assert.equal(report.code, 'AppHashMismatch');
-    assert.equal(report.height, 3);
-    assert.equal(report.details.ourAppHash, odd.hashes.get(3));
-    assert.equal(report.details.chainAppHash, nodes[0]!.hashes.get(3));
-    assert.notEqual(report.details.ourAppHash, report.details.chainAppHash);
-    assert.equal(odd.app.height, 3, 'nothing executed on top of a diverged state');
+    const report = await divergenceReport(odd, nodes[0]!);
     const height = nodes[0]!.app.height;
     await waitFor(() => nodes[0]!.app.height >= height + 2, 20_000, 'three of four go on');
     for (const n of nodes.slice(0, 3)) assert.equal(n.loop.haltReport, null);
@@ -389,6 +404,27 @@ test('a node whose execution differs from the chain halts with AppHashMismatch n
       const mine = fixed.hashes.get(h);
       if (mine !== undefined) assert.equal(mine, nodes[0]!.hashes.get(h), `height ${h}`);
     }
+  } finally {
+    for (const n of nodes) stopNode(n);
+    tmp.remove();
+  }
+});
+
+test('a diverged node that gets no committed block from a peer halts from the proposal and 2/3+ precommits of the next height, with the report catch-up gives', async () => {
+  const tmp = tempDir('zomma-loop-diverge-votes-');
+  const { nodes, hub } = startDiverging(tmp.dir);
+  // No block response reaches the divergent node: neither its replica's
+  // catch-up nor the node's watch on them can show it the divergence.
+  const BLOCK_RESPONSE_TAG = 4;
+  hub.filter = (_from, to, bytes) =>
+    !(to === 'v3' && bytes[0] === CHANNEL.consensus && bytes[1] === BLOCK_RESPONSE_TAG);
+  try {
+    const odd = nodes[3]!;
+    await divergenceReport(odd, nodes[0]!);
+    // The certified block that showed it is stored, as catch-up's would be.
+    const stored = decode(committedBlockCodec, odd.storage.blocks.load(4)!);
+    const real = decode(committedBlockCodec, nodes[0]!.storage.blocks.load(4)!);
+    assert.deepEqual(stored.block, real.block);
   } finally {
     for (const n of nodes) stopNode(n);
     tmp.remove();
@@ -477,8 +513,11 @@ test("a peer's copy of the divergence's certified block with another body is ref
   try {
     await waitFor(() => nodes[3]!.loop.haltReport !== null, 20_000, 'the divergent node halts');
     stopNode(nodes[3]!);
-    // As if it had not met block 4 yet: its store ends at 3, its checkpoint.
+    // As if it had not met block 4 yet: its store ends at 3, its checkpoint,
+    // and so does its WAL (the proposal and 2/3+ precommits of 4 it logged
+    // would show the divergence again as they are replayed).
     dropBlocksAbove(`${tmp.dir}/v3`, 3);
+    keepWalUpTo(`${tmp.dir}/v3`, 3);
     // Alone with one peer, which sends block 4 with a transaction added.
     const alone = startNode(cut, genesis, 3, tmp.dir, txs, undefined, divergent);
     nodes[3] = alone;
@@ -522,6 +561,14 @@ test("a peer's copy of the divergence's certified block with another body is ref
     tmp.remove();
   }
 });
+
+/** Rewrites the WAL of the node in `dir` to end at its checkpoint of `height`. */
+function keepWalUpTo(dir: string, height: number): void {
+  const storage = openStorage(dir);
+  const keep = storage.wal.firstIndex() + lastCheckpointIndex(storage.wal.readAll(), height) + 1;
+  storage.close();
+  cutPower(dir, keep);
+}
 
 /** Rewrites the block log of the node in `dir` without the blocks above `height`. */
 function dropBlocksAbove(dir: string, height: number): void {

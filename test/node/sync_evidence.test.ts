@@ -17,6 +17,26 @@ import { Harness, equivocation } from '../consensus/harness.ts';
 const evidenceMessage = (evidence: DuplicateVoteEvidence): Uint8Array =>
   encode(messageCodec, { kind: 'evidence', evidence });
 
+/**
+ * Restarts crashed validator `i` as a state sync from a snapshot of height
+ * `k` leaves it: its WAL is the checkpoint state sync writes, its store the
+ * block of k. Node 0 must have committed k + 2.
+ */
+function restartBySync(h: Harness, i: number, k: number): void {
+  const blocks = [k, k + 1, k + 2].map((height) => h.nodes[0]!.store.get(height)!);
+  const { chainState } = verifyTrustedChain(h.genesis, h.verifier, blocks, []);
+  assert.equal(chainState.committedEvidence.length, 0, 'the blocks before h are unseen');
+  const synced = h.nodes[i]!;
+  synced.wal.length = 0;
+  synced.wal.push(encode(walRecordCodec, { kind: 'checkpoint', state: chainState }));
+  synced.syncedLength = 1;
+  synced.store.clear();
+  synced.store.set(k, h.nodes[0]!.store.get(k)!);
+  synced.app.height = k;
+  synced.app.appHash = h.nodes[0]!.app.results.get(k)!.appHash;
+  h.restart(i);
+}
+
 test('a validator restarted from a state sync does not propose evidence committed before its snapshot', () => {
   const h = new Harness({ n: 4, seed: 41, compactWal: true });
   h.startAll();
@@ -43,18 +63,7 @@ test('a validator restarted from a state sync does not propose evidence committe
     h.run(() => h.minCommitted([0, 1, 3]) >= k + 2),
     'the others go on',
   );
-  const blocks = [k, k + 1, k + 2].map((height) => h.nodes[0]!.store.get(height)!);
-  const { chainState } = verifyTrustedChain(h.genesis, h.verifier, blocks, []);
-  assert.equal(chainState.committedEvidence.length, 0, 'the blocks before h are unseen');
-  const synced = h.nodes[2]!;
-  synced.wal.length = 0;
-  synced.wal.push(encode(walRecordCodec, { kind: 'checkpoint', state: chainState }));
-  synced.syncedLength = 1;
-  synced.store.clear();
-  synced.store.set(k, h.nodes[0]!.store.get(k)!);
-  synced.app.height = k;
-  synced.app.appHash = h.nodes[0]!.app.results.get(k)!.appHash;
-  h.restart(2);
+  restartBySync(h, 2, k);
 
   // A Byzantine peer sends it the old evidence, still within its window.
   assert.ok(
@@ -99,4 +108,46 @@ test('a validator restarted from a state sync does not propose evidence committe
   );
   assert.equal(h.nodes[2]!.replica.chainState.committedEvidenceFrom, undefined);
   assert.equal(h.doubleSigns, 0);
+});
+
+test('a validator restarted from a state sync knows the offences committed after its snapshot: another pair of one is refused', () => {
+  const h = new Harness({ n: 4, seed: 42, compactWal: true });
+  h.startAll();
+  assert.ok(h.run(() => h.minCommitted() >= 3));
+  h.crash(2);
+  const k = h.minCommitted([0, 1, 3]);
+  assert.ok(h.run(() => h.minCommitted([0, 1, 3]) >= k + 2));
+  restartBySync(h, 2, k);
+  assert.ok(
+    h.run(() => h.height(2) >= k + 3),
+    'the synced validator catches up',
+  );
+
+  // Validator 3 double-signs at a height after the snapshot, twice (rounds 0
+  // and 1); the first pair is committed, with the synced validator voting.
+  const x = h.nodes[2]!.replica.height - 1;
+  const index = h.nodes[2]!.replica.validators.indexOf(h.keys[3]!.publicKey);
+  const first = equivocation(h, 3, x, index, 0);
+  const second = equivocation(h, 3, x, index, 1);
+  for (const to of [0, 1, 2]) h.send(3, to, evidenceMessage(first));
+  const carrying = () => h.nodes[2]!.app.blocks.filter((b) => b.evidence.length > 0);
+  assert.ok(
+    h.run(() => carrying().length > 0),
+    'a block commits the first pair',
+  );
+  assert.ok(h.run(() => h.minCommitted() > carrying()[0]!.header.height));
+
+  // The second reaches the synced validator only: it neither pools nor
+  // proposes it, as every other validator would refuse it.
+  const dropped = h.nodes[2]!.replica.metrics.duplicateVote;
+  h.send(3, 2, evidenceMessage(second));
+  const from = h.minCommitted();
+  assert.ok(
+    h.run(() => h.minCommitted() >= from + 8),
+    'the chain goes on',
+  );
+  assert.equal(h.nodes[2]!.replica.pendingEvidence, 0, 'the synced validator does not pool it');
+  assert.ok(h.nodes[2]!.replica.metrics.duplicateVote > dropped, 'it dropped it');
+  assert.equal(carrying().length, 1, 'the offence is committed once');
+  for (const i of [0, 1, 3]) assert.equal(h.nodes[i]!.replica.metrics.badEvidence, 0);
 });
