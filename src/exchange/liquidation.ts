@@ -6,7 +6,8 @@
 // maintenance margin is liquidated, those that may close in this block first,
 // then the largest shortfall below maintenance (byShortfall; ties in
 // ascending account index), LIQUIDATIONS_PER_BLOCK_MAX of them per block
-// that close something, LIQUIDATION_ATTEMPTS_PER_BLOCK_MAX attempts in all:
+// that do more than cancel orders, LIQUIDATION_ATTEMPTS_PER_BLOCK_MAX
+// attempts in all:
 //   1. its resting orders are cancelled (book and auction; event
 //      liquidationCancels, whether or not anything closes in this block);
 //   2. if its equity is negative, the insurance fund covers what it can, when
@@ -388,6 +389,13 @@ function closePastBankruptcy(
   return filled === 0 ? NOTHING_PAST : { lots: filled, notional };
 }
 
+/**
+ * What a slice did beyond the lots it closed: started an auction, or ran the
+ * deleveraging queue (O(holders log holders)) whether or not it found a
+ * counterparty. Either takes one of the block's places (liquidate).
+ */
+const sliceWork = { acted: false };
+
 /** Closes a slice of the account's position in the market; returns the lots closed (book and deleveraging). */
 function closePosition(
   state: ExchangeState,
@@ -498,11 +506,13 @@ function closePosition(
   // never shrink. The cap bounds the slice; the rest waits for the next block.
   // A slice stopped by price monitoring waits for the auction's uncross instead.
   if (triggered) {
+    sliceWork.acted = true;
     startAuction(market, side, state.timeMs, events, account.index, 'cancelResting');
     recordFills(market, book.fills, state.timeMs);
     market.liquidationBacklog = true;
     market.dirty = true;
   } else if (filled < lots && !keptMarkOnly(market)) {
+    sliceWork.acted = true;
     const deleveraged = deleverage(state, market, account, lots - filled, limit, events);
     // The deleveraged lots pay the fee as lots the book took would have: a
     // slice the band held short of its bankruptcy price leaves the account
@@ -585,10 +595,12 @@ function cancelRestingOf(state: ExchangeState, account: Account, events: Exchang
 }
 
 /**
- * Liquidates the account (steps 1 to 5). Returns whether anything closed or
- * was paid (a fill, deleveraging, a fee, a cover kept, a draw on the fund or
- * a new deficit): one that did nothing but cancel the account's orders takes
- * no place among the block's LIQUIDATIONS_PER_BLOCK_MAX (runLiquidations).
+ * Liquidates the account (steps 1 to 5). Returns whether it did anything but
+ * cancel the account's orders (a fill, a fee, a cover kept, a draw on the
+ * fund, a new deficit, an auction started, or the deleveraging queue run,
+ * whether or not it found a counterparty): one that did not takes no place
+ * among the block's LIQUIDATIONS_PER_BLOCK_MAX (runLiquidations), and costs
+ * O(markets + its records + one IOC order).
  */
 export function liquidate(
   state: ExchangeState,
@@ -598,6 +610,7 @@ export function liquidate(
   const cashBefore = account.cashQuote;
   const fundBefore = state.insuranceQuote;
   const deficitBefore = state.deficits.has(account);
+  sliceWork.acted = false;
   let closedLots = 0;
   // Reported whether or not anything closes in this block: the orders are gone either way.
   cancelRestingOf(state, account, events);
@@ -656,6 +669,7 @@ export function liquidate(
   settleShortfall(state, account, events);
   return (
     closedLots > 0 ||
+    sliceWork.acted ||
     account.cashQuote !== cashBefore ||
     state.insuranceQuote !== fundBefore ||
     state.deficits.has(account) !== deficitBefore
@@ -875,11 +889,14 @@ export function runLiquidations(
   // liquidation of this block took back above maintenance (the maker of its
   // close, or deleveraged at a gain) takes none, or one still below it further
   // down the list would wait a block for a place nobody used; nor does one
-  // that closed nothing (an option at a kept mark without a bid, every
-  // position waiting on a halted market): accounts stuck so, block after
-  // block, would otherwise hold back every other liquidation. Their work is
-  // bounded by the attempts instead, each O(markets + its records + one IOC
-  // order), and they come after every account that may close (byShortfall).
+  // that did nothing but cancel its orders (an option at a kept mark without
+  // a bid, every position waiting on a halted market): accounts stuck so,
+  // block after block, would otherwise hold back every other liquidation.
+  // Their work is bounded by the attempts instead, each O(markets + its
+  // records + one IOC order), and they come after every account that may
+  // close (byShortfall). One that ran the deleveraging queue, O(holders log
+  // holders), takes a place even when the queue had no counterparty able to
+  // take the price: those stay LIQUIDATIONS_PER_BLOCK_MAX a block.
   let next = 0;
   let liquidated = 0;
   let attempts = 0;

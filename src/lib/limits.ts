@@ -110,8 +110,8 @@ assert(
 );
 /**
  * Most accounts liquidated in one block (the rest wait for the next block): a
- * liquidation that closes nothing (no fill, no deleveraging, nothing paid)
- * takes no place.
+ * liquidation that does nothing but cancel the account's orders (no fill,
+ * nothing paid, no auction started, no deleveraging queue run) takes no place.
  */
 export const LIQUIDATIONS_PER_BLOCK_MAX = 1_000;
 /**

@@ -11,7 +11,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { freeCollateralQuote } from '../../src/exchange/margin.ts';
+import { equityQuote, freeCollateralQuote } from '../../src/exchange/margin.ts';
 import { isLiquidatable, liquidate } from '../../src/exchange/liquidation.ts';
 import { sizeIn } from '../../src/exchange/position.ts';
 import type { ExchangeEvent } from '../../src/exchange/results.ts';
@@ -178,4 +178,40 @@ test('a liquidation that closes nothing reports so: a short call at a kept mark 
   );
   assert.equal(state.insuranceQuote, fund);
   assert.equal(sizeIn(c, call), -20);
+});
+
+test('a liquidation that runs the deleveraging queue takes a place even when no counterparty can take its price', () => {
+  // A crash both markets would make, written into the state: a long below
+  // zero with an empty fund sells beyond the mark, and its only counterparty
+  // has too little equity for a lot's loss there. The queue, O(holders log
+  // holders), finds nobody: nothing closes, yet the attempt counts as a
+  // liquidation, so a block runs at most LIQUIDATIONS_PER_BLOCK_MAX queues.
+  const h = new Harness(undefined, { checkInvariants: false });
+  const a = key('adl-a');
+  const b = key('adl-b');
+  h.fund(a, 2_600n * USDC);
+  h.fund(b, 500_000n * USDC);
+  accepted(h, b, limit(PERP, 'sell', 500_000, 10_000));
+  accepted(h, a, limit(PERP, 'buy', 500_000, 10_000));
+  const state = h.ex.state;
+  const perp = state.marketByName.get(PERP)!;
+  const la = h.account(a)!;
+  const lb = h.account(b)!;
+  la.cashQuote -= 20_000n * USDC;
+  lb.cashQuote -= equityQuote(state, lb) - 1n;
+  state.insuranceQuote = 0n;
+  assert.ok(equityQuote(state, la) < 0n);
+  assert.equal(equityQuote(state, lb), 1n);
+  const events: ExchangeEvent[] = [];
+  const acted = liquidate(state, la, events);
+  assert.deepEqual(
+    events.map((x) => JSON.stringify(x, replacer)),
+    [{ type: 'liquidation', market: PERP, account: la.index, closedLots: 0, feeQuote: 0n }].map(
+      (x) => JSON.stringify(x, replacer),
+    ),
+  );
+  assert.equal(sizeIn(la, perp), 10_000);
+  assert.equal(perp.liquidatedQuote, 0n, 'nothing closed: the cap is not charged');
+  assert.equal(perp.liquidationBacklog, true, 'the rest waits for the next block');
+  assert.equal(acted, true, 'the deleveraging queue ran: a place');
 });
