@@ -15,36 +15,26 @@ import { equityQuote, freeCollateralQuote } from '../../src/exchange/margin.ts';
 import { isLiquidatable, liquidate } from '../../src/exchange/liquidation.ts';
 import { sizeIn } from '../../src/exchange/position.ts';
 import type { ExchangeEvent } from '../../src/exchange/results.ts';
-import type { Action, SignedTx } from '../../src/exchange/tx/types.ts';
+import type { SignedTx } from '../../src/exchange/tx/types.ts';
 import {
   LIQUIDATIONS_PER_BLOCK_MAX,
   LIQUIDATION_ATTEMPTS_PER_BLOCK_MAX,
 } from '../../src/lib/limits.ts';
 import {
-  FLAT_SMILE,
   Harness,
-  LISTING_DAY_EXPIRY_MS,
+  LISTING_DAY_SMILES,
   LISTING_DAY_START_MS,
+  accepted,
   USDC,
   dailyListingGenesis,
   key,
   limit,
   replacer,
 } from './helpers.ts';
-import type { Key } from './helpers.ts';
 
 const MINUTE_MS = 60_000;
 const CALL = 'BTC-2MAR26-50000-C';
 const PERP = 'BTC-PERPETUAL';
-const SMILES = [
-  { underlying: 'BTC', expiryMs: LISTING_DAY_EXPIRY_MS, svi: FLAT_SMILE },
-  { underlying: 'ETH', expiryMs: LISTING_DAY_EXPIRY_MS, svi: FLAT_SMILE },
-];
-
-function accepted(h: Harness, from: Key, action: Action): void {
-  const r = h.one(from, action).actions[0]!;
-  assert.ok(r.ok, JSON.stringify(r, replacer));
-}
 
 function allAccepted(h: Harness, txs: SignedTx[], what: string): void {
   const r = h.block(txs);
@@ -59,7 +49,7 @@ function allAccepted(h: Harness, txs: SignedTx[], what: string): void {
 
 test('more than LIQUIDATION_ATTEMPTS_PER_BLOCK_MAX short calls at a kept mark with no ask close nothing, take no place and charge no cap, and a block attempts LIQUIDATION_ATTEMPTS_PER_BLOCK_MAX of them: a perpetual below maintenance in the same block is liquidated first', () => {
   const h = new Harness(dailyListingGenesis(LISTING_DAY_START_MS), { checkInvariants: false });
-  h.smiles = SMILES;
+  h.smiles = LISTING_DAY_SMILES;
   const dave = key('stuck-dave');
   const erin = key('stuck-erin');
   h.fund(dave, 1_000_000n * USDC);
@@ -142,7 +132,7 @@ test('more than LIQUIDATION_ATTEMPTS_PER_BLOCK_MAX short calls at a kept mark wi
 
 test('a liquidation that closes nothing reports so: a short call at a kept mark with no ask', () => {
   const h = new Harness(dailyListingGenesis(LISTING_DAY_START_MS));
-  h.smiles = SMILES;
+  h.smiles = LISTING_DAY_SMILES;
   const carol = key('stuck-carol');
   const dave = key('stuck-dave');
   h.fund(carol, 40_000n * USDC);
