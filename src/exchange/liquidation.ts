@@ -3,9 +3,11 @@
 // After a block's transactions, the exchange scans the accounts the block
 // touched that hold positions, plus every holder of a market whose mark moved:
 // O(those accounts × markets). An account whose equity is below its
-// maintenance margin is liquidated, those that can close in this block first,
+// maintenance margin is liquidated, those that may close in this block first,
 // then the largest shortfall below maintenance (byShortfall; ties in
-// ascending account index):
+// ascending account index), LIQUIDATIONS_PER_BLOCK_MAX of them per block
+// that do more than cancel orders, LIQUIDATION_ATTEMPTS_PER_BLOCK_MAX
+// attempts in all:
 //   1. its resting orders are cancelled (book and auction; event
 //      liquidationCancels, whether or not anything closes in this block);
 //   2. if its equity is negative, the insurance fund covers what it can, when
@@ -22,7 +24,8 @@
 //      the mark than the market's
 //      price band, on the side that costs the account (withinBand): the
 //      slice's price — a slice within the market's per-block liquidation
-//      cap (counted at the mark; the rest waits for the next block);
+//      cap (charged by the lots that closed, at the mark; the rest waits for
+//      the next block);
 //      the taker pays no trading fee, makers get no rebate, and the account
 //      pays a liquidation fee min(notional × liquidationFeePpm, liquidationFeeQuoteMax,
 //      the notional counting the lots deleveraged in step 4 at the slice's price,
@@ -54,7 +57,7 @@
 
 import { assert } from '../lib/assert.ts';
 import { divBig, minBig, maxBig } from '../lib/int.ts';
-import { LIQUIDATIONS_PER_BLOCK_MAX } from '../lib/limits.ts';
+import { LIQUIDATIONS_PER_BLOCK_MAX, LIQUIDATION_ATTEMPTS_PER_BLOCK_MAX } from '../lib/limits.ts';
 import { priceBand } from './auction/bands.ts';
 import { cancelAllInAuction, recordFills, startAuction, takerStopTicks } from './auction/call.ts';
 import type { Side } from './book/index.ts';
@@ -386,6 +389,13 @@ function closePastBankruptcy(
   return filled === 0 ? NOTHING_PAST : { lots: filled, notional };
 }
 
+/**
+ * What a slice did beyond the lots it closed: started an auction, or ran the
+ * deleveraging queue (O(holders log holders)) whether or not it found a
+ * counterparty. Either takes one of the block's places (liquidate).
+ */
+const sliceWork = { acted: false };
+
 /** Closes a slice of the account's position in the market; returns the lots closed (book and deleveraging). */
 function closePosition(
   state: ExchangeState,
@@ -447,7 +457,12 @@ function closePosition(
   // Not when the band held the slice short of the bankruptcy price: the
   // fund's limit, within the band, is then not past it.
   // Nor when kept option marks lowered the equity it was taken from: the
-  // fund would pay for what the account's options may still be worth.
+  // fund would pay for what the account's options may still be worth. Not in
+  // part either: the fund paying only past what those options count would
+  // spend their unobserved value (the account below zero once they are
+  // marked lower, a loss for the fund), the fund paying all of it spares the
+  // account a loss its options may cover; deleveraging the rest at the
+  // slice's price costs nobody anything (docs/exchange.md, step 3).
   if (!triggered && filled < lots && counted === equity) {
     const past = closePastBankruptcy(
       state,
@@ -478,7 +493,6 @@ function closePosition(
   account.cashQuote -= fee;
   state.insuranceQuote += fee;
   state.markAccount(account);
-  market.liquidatedQuote += BigInt(lots) * perLot;
   const liquidation = {
     type: 'liquidation' as const,
     market: p.instrument,
@@ -492,11 +506,13 @@ function closePosition(
   // never shrink. The cap bounds the slice; the rest waits for the next block.
   // A slice stopped by price monitoring waits for the auction's uncross instead.
   if (triggered) {
+    sliceWork.acted = true;
     startAuction(market, side, state.timeMs, events, account.index, 'cancelResting');
     recordFills(market, book.fills, state.timeMs);
     market.liquidationBacklog = true;
     market.dirty = true;
   } else if (filled < lots && !keptMarkOnly(market)) {
+    sliceWork.acted = true;
     const deleveraged = deleverage(state, market, account, lots - filled, limit, events);
     // The deleveraged lots pay the fee as lots the book took would have: a
     // slice the band held short of its bankruptcy price leaves the account
@@ -514,8 +530,12 @@ function closePosition(
       state.markAccount(account);
       liquidation.feeQuote = fee + extra;
     }
-    return filled + deleveraged;
+    filled += deleveraged;
   }
+  // The cap is charged by what closed (at the mark): a slice that closed
+  // nothing (a kept option mark without a bid, no counterparty able to take
+  // the price) leaves the room to the market's next liquidation.
+  market.liquidatedQuote += BigInt(filled) * perLot;
   return filled;
 }
 
@@ -574,7 +594,24 @@ function cancelRestingOf(state: ExchangeState, account: Account, events: Exchang
     events.push({ type: 'liquidationCancels', account: account.index, orders: cancelled });
 }
 
-export function liquidate(state: ExchangeState, account: Account, events: ExchangeEvent[]): void {
+/**
+ * Liquidates the account (steps 1 to 5). Returns whether it did anything but
+ * cancel the account's orders (a fill, a fee, a cover kept, a draw on the
+ * fund, a new deficit, an auction started, or the deleveraging queue run,
+ * whether or not it found a counterparty): one that did not takes no place
+ * among the block's LIQUIDATIONS_PER_BLOCK_MAX (runLiquidations), and costs
+ * O(markets + its records + one IOC order).
+ */
+export function liquidate(
+  state: ExchangeState,
+  account: Account,
+  events: ExchangeEvent[],
+): boolean {
+  const cashBefore = account.cashQuote;
+  const fundBefore = state.insuranceQuote;
+  const deficitBefore = state.deficits.has(account);
+  sliceWork.acted = false;
+  let closedLots = 0;
   // Reported whether or not anything closes in this block: the orders are gone either way.
   cancelRestingOf(state, account, events);
   // The fund covers a gap only for a close it makes possible: an account none
@@ -599,7 +636,6 @@ export function liquidate(state: ExchangeState, account: Account, events: Exchan
     const openBefore = cover > 0n ? heldNotional(state, account) : 0n;
     state.insuranceQuote -= cover;
     account.cashQuote += cover;
-    let closedLots = 0;
     for (const market of state.markets) {
       if (sizeIn(account, market) !== 0 && closable(market)) {
         closedLots += closePosition(state, market, account, events);
@@ -631,6 +667,13 @@ export function liquidate(state: ExchangeState, account: Account, events: Exchan
     }
   }
   settleShortfall(state, account, events);
+  return (
+    closedLots > 0 ||
+    sliceWork.acted ||
+    account.cashQuote !== cashBefore ||
+    state.insuranceQuote !== fundBefore ||
+    state.deficits.has(account) !== deficitBefore
+  );
 }
 
 /**
@@ -845,14 +888,27 @@ export function runLiquidations(
   // The places count the liquidations that happen: an account that an earlier
   // liquidation of this block took back above maintenance (the maker of its
   // close, or deleveraged at a gain) takes none, or one still below it further
-  // down the list would wait a block for a place nobody used.
+  // down the list would wait a block for a place nobody used; nor does one
+  // that did nothing but cancel its orders (an option at a kept mark without
+  // a bid, every position waiting on a halted market): accounts stuck so,
+  // block after block, would otherwise hold back every other liquidation.
+  // Their work is bounded by the attempts instead, each O(markets + its
+  // records + one IOC order), and they come after every account that may
+  // close (byShortfall). One that ran the deleveraging queue, O(holders log
+  // holders), takes a place even when the queue had no counterparty able to
+  // take the price: those stay LIQUIDATIONS_PER_BLOCK_MAX a block.
   let next = 0;
   let liquidated = 0;
-  while (next < due.length && liquidated < LIQUIDATIONS_PER_BLOCK_MAX) {
+  let attempts = 0;
+  while (
+    next < due.length &&
+    liquidated < LIQUIDATIONS_PER_BLOCK_MAX &&
+    attempts < LIQUIDATION_ATTEMPTS_PER_BLOCK_MAX
+  ) {
     const account = due[next++]!;
     if (!isLiquidatable(state, account)) continue;
-    liquidate(state, account, events);
-    liquidated++;
+    attempts++;
+    if (liquidate(state, account, events)) liquidated++;
   }
   // Liquidations and deleveraging changed accounts after their bounds were
   // taken (every account they change is in `touched`, the block's marked list).
@@ -894,8 +950,10 @@ export function runLiquidations(
 }
 
 /**
- * Sorts accounts below maintenance: those holding a position in a market that
- * can close in this block (not halted, stale or in an auction) first, then
+ * Sorts accounts below maintenance: those holding a position that may close
+ * in this block first (its market not halted, stale or in an auction; an
+ * option at a kept mark only when another account's order rests within the
+ * slice's price, its only way to close: mayClose), then
  * the largest shortfall (the maintenance margin less the equity, at the
  * block's marks), then ascending index. The per-block count and each market's
  * per-block notional go first to the accounts that put the most at risk, so
@@ -911,7 +969,7 @@ function byShortfall(state: ExchangeState, due: Account[]): void {
   const canClose = new Set<Account>();
   for (const account of due) {
     shortfall.set(account, maintenanceMarginQuote(state, account) - equityQuote(state, account));
-    if (holdsClosable(state, account)) canClose.add(account);
+    if (mayClose(state, account)) canClose.add(account);
   }
   due.sort((a, b) => {
     const ca = canClose.has(a);
@@ -922,15 +980,32 @@ function byShortfall(state: ExchangeState, due: Account[]): void {
   });
 }
 
-/** Whether the account holds a position in a market that can close this block. O(its records), not O(markets). */
-function holdsClosable(state: ExchangeState, account: Account): boolean {
+/**
+ * Whether the account holds a position that may close in this block: in a
+ * market that can close, and, for an option at a kept mark (which only the
+ * book closes: keptMarkOnly), with another account's order resting within
+ * the slice's price. O(its records), and O(its listed records²) with options
+ * at kept marks (unsureQuote), not O(markets).
+ */
+function mayClose(state: ExchangeState, account: Account): boolean {
   const markets = state.markets;
   const positions = account.positions;
   for (let i = 0; i < positions.length; i++) {
     if (positions[i]!.sizeLots !== 0 && closable(markets[i]!)) return true;
   }
   for (const p of account.listed) {
-    if (p.sizeLots !== 0 && closable(markets[p.market]!)) return true;
+    if (p.sizeLots === 0) continue;
+    const market = markets[p.market]!;
+    if (!closable(market)) continue;
+    if (!keptMarkOnly(market)) return true;
+    const sell = p.sizeLots > 0;
+    const unsure = unsureQuote(state, account, market);
+    const counted = countedEquity(equityQuote(state, account), unsure);
+    const limit = withinBand(market, sell, bankruptcyTicks(market, account, counted));
+    const side = sell ? 'sell' : 'buy';
+    if (market.book.firstOtherTicks(side, account.index, limit, 'cancelResting') !== undefined) {
+      return true;
+    }
   }
   return false;
 }

@@ -108,8 +108,18 @@ assert(
   GENESIS_VALIDATORS_MAX * PROPOSALS_PENDING_PER_VALIDATOR_MAX < PROPOSALS_MAX,
   'every validator at its cap of pending proposals leaves room for executed ones',
 );
-/** Most accounts liquidated in one block (the rest wait for the next block). */
+/**
+ * Most accounts liquidated in one block (the rest wait for the next block): a
+ * liquidation that does nothing but cancel the account's orders (no fill,
+ * nothing paid, no auction started, no deleveraging queue run) takes no place.
+ */
 export const LIQUIDATIONS_PER_BLOCK_MAX = 1_000;
+/**
+ * Most liquidations one block attempts, those that close nothing included
+ * (docs/exchange.md, "Liquidation and deleveraging"): bounds the block's
+ * liquidation work whatever accounts wait on options no one can take.
+ */
+export const LIQUIDATION_ATTEMPTS_PER_BLOCK_MAX = 4 * LIQUIDATIONS_PER_BLOCK_MAX;
 /**
  * Rounds of an auction's uncross that may cancel insolvent orders and compute
  * again; past them the rest are screened at their own limit prices, which

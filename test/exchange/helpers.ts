@@ -158,6 +158,18 @@ export const FLAT_SMILE = {
   sigma: 100_000_000_000_000_000n,
 };
 
+/** Both underlyings' smiles for that day's expiry, flat. */
+export const LISTING_DAY_SMILES: SmileObservation[] = [
+  { underlying: 'BTC', expiryMs: LISTING_DAY_EXPIRY_MS, svi: FLAT_SMILE },
+  { underlying: 'ETH', expiryMs: LISTING_DAY_EXPIRY_MS, svi: FLAT_SMILE },
+];
+
+/** One action from `from` in a block of its own, which must be accepted. */
+export function accepted(h: Harness, from: Key, action: Action): void {
+  const r = h.one(from, action).actions[0]!;
+  assert.ok(r.ok, JSON.stringify(r, replacer));
+}
+
 /**
  * A genesis listing one daily expiry with a future, from `startMs`; strikes
  * within ±4% (BTC 48,000–52,000 by 1,000; ETH 2,900–3,100 by 100).

@@ -22,42 +22,28 @@ import { equityQuote, freeCollateralQuote } from '../../src/exchange/margin.ts';
 import { unsureQuote } from '../../src/exchange/liquidation.ts';
 import { sizeIn } from '../../src/exchange/position.ts';
 import type { ExchangeEvent } from '../../src/exchange/results.ts';
-import type { Action } from '../../src/exchange/tx/types.ts';
 import {
-  FLAT_SMILE,
   Harness,
-  LISTING_DAY_EXPIRY_MS,
+  LISTING_DAY_SMILES,
   LISTING_DAY_START_MS,
+  accepted,
   USDC,
   dailyListingGenesis,
   key,
   limit,
   replacer,
 } from './helpers.ts';
-import type { Key } from './helpers.ts';
 
 const MINUTE_MS = 60_000;
 const START_MS = LISTING_DAY_START_MS;
-const EXPIRY_MS = LISTING_DAY_EXPIRY_MS;
 const FUTURE = 'BTC-2MAR26';
 const PUT = 'BTC-2MAR26-52000-P';
-const FLAT = FLAT_SMILE;
-/** Both underlyings' smiles for the day's expiry, flat. */
-const SMILES = [
-  { underlying: 'BTC', expiryMs: EXPIRY_MS, svi: FLAT },
-  { underlying: 'ETH', expiryMs: EXPIRY_MS, svi: FLAT },
-];
 const alice = key('kept-mark-alice');
 const bob = key('kept-mark-bob');
 
-function accepted(h: Harness, from: Key, action: Action): void {
-  const r = h.one(from, action).actions[0]!;
-  assert.ok(r.ok, JSON.stringify(r, replacer));
-}
-
 test("a short future beside a long option at a kept mark is deleveraged at the mark, not at a bankruptcy price that spends the option's unobserved value", () => {
   const h = new Harness(dailyListingGenesis(START_MS));
-  h.smiles = SMILES;
+  h.smiles = LISTING_DAY_SMILES;
   h.fund(alice, 20_000n * USDC);
   h.fund(bob, 1_000_000n * USDC);
   h.block([], MINUTE_MS);
@@ -115,7 +101,7 @@ test('a perpetual liquidated beside a short call in its grace closes at the bank
   const CALL = 'BTC-2MAR26-50000-C';
   const PERP = 'BTC-PERPETUAL';
   const h = new Harness(dailyListingGenesis(START_MS));
-  h.smiles = SMILES;
+  h.smiles = LISTING_DAY_SMILES;
   h.fund(carol, 40_000n * USDC);
   h.fund(dave, 1_000_000n * USDC);
   h.block([], MINUTE_MS);
@@ -176,7 +162,7 @@ test('a perpetual liquidated beside a short call in its grace closes at the bank
   assert.equal(sizeIn(c, call), -20);
   assert.equal(equityQuote(state, c), 1_800n * USDC);
   // A fresh smile gives the call a mark: it is deleveraged against Dave.
-  h.smiles = SMILES;
+  h.smiles = LISTING_DAY_SMILES;
   const fresh = h.block([], 20_000).events;
   assert.ok(call.optionMark !== null);
   assert.ok(

@@ -774,7 +774,6 @@ function closeSlice(s: RefState, i: number, a: RefAccount, events: RefEvent[]): 
   const fee = minB(minB(ppmUp(notional, m.feePpm), m.feeMax), maxB(equityOf(s, a) - restLoss, 0n));
   a.cash -= fee;
   s.fund += fee;
-  m.liquidated += BigInt(lots) * lotValue;
   const liquidation = {
     type: 'liquidation' as const,
     market: m.name,
@@ -796,7 +795,11 @@ function closeSlice(s: RefState, i: number, a: RefAccount, events: RefEvent[]): 
     });
     for (const f of fills) monitorTrade(m, f.price, s.timeMs);
   }
-  if (rest === 0) return filled;
+  if (rest === 0) {
+    // The cap counts what closed, at the mark.
+    m.liquidated += BigInt(filled) * lotValue;
+    return filled;
+  }
   // The deleveraged lots count in the fee's notional, paid from what equity is left after them.
   const deleveraged = deleverage(s, m, i, a, rest, price, events);
   const owed = minB(
@@ -809,6 +812,7 @@ function closeSlice(s: RefState, i: number, a: RefAccount, events: RefEvent[]): 
     s.fund += extra;
     liquidation.feeQuote = fee + extra;
   }
+  m.liquidated += BigInt(filled + deleveraged) * lotValue;
   return filled + deleveraged;
 }
 
