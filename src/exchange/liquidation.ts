@@ -18,9 +18,10 @@
 //   3. each position (ascending market) is closed through the book by an IOC
 //      order limited at the position's bankruptcy price — the price at which
 //      the account's equity would reach zero, rounded in the account's favour
-//      by at most a tick, its equity counting options at kept marks only as
-//      far as they are sure to be worth (unsureQuote, countedEquity; such a
-//      slice does not go past it at the fund's expense), and no further from
+//      by at most a tick, its equity counting options at kept marks: a long
+//      only as far as it is sure to be worth, a short at what it surely or
+//      (by its expiry's last smile) likely owes (unsureQuote, countedEquity;
+//      such a slice does not go past it at the fund's expense), and no further from
 //      the mark than the market's
 //      price band, on the side that costs the account (withinBand): the
 //      slice's price — a slice within the market's per-block liquidation
@@ -72,6 +73,8 @@ import {
   scanNumResult,
 } from './margin.ts';
 import { equityGuard } from './fill_guard.ts';
+import { graceValuePerLotWad } from './listed_margin.ts';
+import { WAD_PER_QUOTE } from './options/index.ts';
 import { forgetMatched, forgetRemoved, settleFills } from './orders.ts';
 import type { ExchangeEvent, Fill } from './results.ts';
 import type { Account, ExchangeState, MarketState } from './state.ts';
@@ -106,8 +109,18 @@ export function bankruptcyTicks(market: MarketState, account: Account, equity: b
  * least a European option is worth, rate 0: listed_margin.ts, rounded down;
  * all of the mark when the index is stale, no forward being observed), and
  * a short's intrinsic value above its kept mark (the least it owes, rounded
- * up). A short's value has no bound above short of the underlying itself:
- * only what it surely owes counts. O(the account's listed records).
+ * up), or, where its expiry's last smile values it (graceSmile: within the
+ * grace of a stale smile and after it, before expiry, the index fresh), that
+ * value at this block's forward above its kept mark if larger, as
+ * maintenance values it (listed_margin.ts, graceValuePerLotWad; rounded up
+ * to a tick, as a mark is in ticks):
+ * its time value is owed as likely as its intrinsic value, and a position
+ * closed beside it at a price that spent it would leave the account below
+ * zero once a fresh smile marks it. Liabilities count at their likely value,
+ * assets at their sure value: a long within the grace keeps its intrinsic
+ * value. A short's value has no bound above short of the underlying itself.
+ * O(the account's listed records), and for a short at a kept mark the
+ * scenario values maintenance built (built again only when not current).
  */
 export function unsureQuote(state: ExchangeState, account: Account, except: MarketState): bigint {
   let total = 0n;
@@ -130,7 +143,16 @@ export function unsureQuote(state: ExchangeState, account: Account, except: Mark
       const sure = inMoney > 0n ? divBig(inMoney * lots, base, 'floor') : 0n;
       if (kept > sure) total += kept - sure;
     } else {
-      const owed = inMoney > 0n ? divBig(inMoney * lots, base, 'ceil') : 0n;
+      let owed = inMoney > 0n ? divBig(inMoney * lots, base, 'ceil') : 0n;
+      // With a stale index (no forward) nothing owed counts, as before.
+      const model = forward > 0n ? graceValuePerLotWad(state, m) : null;
+      if (model !== null) {
+        // In whole ticks, rounded up: a fresh mark of no more than that value
+        // (halfEven to a tick: listing.ts) owes no more than this.
+        const ticks = divBig(model, m.k * WAD_PER_QUOTE, 'ceil');
+        const likely = lots * ticks * m.k;
+        if (likely > owed) owed = likely;
+      }
       if (owed > kept) total += owed - kept;
     }
   }

@@ -15,11 +15,17 @@
 // ($58,500): deleveraged there, Bob, long the future, took the $6,000 the put
 // was counted at, and Alice, her put worth $900, was left $5,100 below zero,
 // a loss for the insurance fund once the smile came back.
+//
+// A short option valued by its expiry's last smile (within the grace and
+// after it) counts the other way: at no less than that value, its time value
+// owed as likely as its intrinsic value (the second test).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { equityQuote, freeCollateralQuote } from '../../src/exchange/margin.ts';
 import { unsureQuote } from '../../src/exchange/liquidation.ts';
+import { decodeSnapshot, encodeSnapshot } from '../../src/exchange/index.ts';
+import { graceValuePerLotWad } from '../../src/exchange/listed_margin.ts';
 import { sizeIn } from '../../src/exchange/position.ts';
 import type { ExchangeEvent } from '../../src/exchange/results.ts';
 import {
@@ -69,8 +75,12 @@ test("a short future beside a long option at a kept mark is deleveraged at the m
   assert.equal(markTicks * Number(future.params.tickSizeQuote), Number(52_500n * USDC));
   assert.ok(events.some((e) => e.type === 'liquidation' && e.account === a.index));
   // The put, out of the money, is sure to be worth nothing: all of its kept
-  // $6,000 is unobserved, and so is all of Alice's equity.
+  // $6,000 is unobserved, and so is all of Alice's equity. Its last smile
+  // values it at $12.59 a lot ($377.75 for her 30), but a long (an asset)
+  // counts at its sure value only; a short (a liability) would count at
+  // that likely value.
   assert.equal(unsureQuote(state, a, future), 6_000n * USDC);
+  assert.equal(graceValuePerLotWad(state, put), 12_591_783_457_451_024_663n);
   const deleveraged = events.flatMap((e) =>
     e.type === 'deleverage' ? [[e.market, e.counterparty, e.priceTicks, e.sizeLots]] : [],
   );
@@ -84,18 +94,26 @@ test("a short future beside a long option at a kept mark is deleveraged at the m
   assert.deepEqual(h.ex.digestBytes(), h.ex.digestFromScratch());
 });
 
-test('a perpetual liquidated beside a short call in its grace closes at the bankruptcy price of the equity less what the call surely owes; the call then waits for a fresh mark, charged nothing block after block', () => {
+test('a perpetual liquidated beside a short call in its grace closes at the bankruptcy price of the equity less what the call owes by its last smile; the call then waits for a fresh mark, charged nothing block after block, and its fresh mark leaves the account above zero', () => {
   // Carol sells 2 BTC of the at-the-money 50,000 call ($30 a lot, $300 a
   // BTC) and 1 BTC of the perpetual, both to Dave, and withdraws what initial
   // margin leaves free. The smile goes stale and BTC climbs $200 a block.
   // Within the grace maintenance values the call by its last smile, and at
-  // $51,200 it liquidates her: equity $14,198.06, of which $1,800 is the
-  // call's intrinsic value ($2,400) above its kept mark ($600), which her
+  // $51,200 it liquidates her: equity $14,198.06 at the call's kept mark
+  // ($600). By that smile at $51,200 the call is worth $121.90 a lot: $2,440
+  // for her 20 lots at whole ticks ($122 a lot), $40 of time value above its
+  // intrinsic value ($2,400), and $1,840 above its kept mark, which her
   // equity does not see. The perpetual's bankruptcy price leaves that
-  // $1,800: $51,200 + $12,398.06, floored to $63,598 (no band here), and its
+  // $1,840: $51,200 + $12,358.06, floored to $63,558 (no band here), and its
   // fee is what the tick's rounding left above it ($0.061082). The call,
   // without a fresh mark and with no bid, closes nothing: its liquidation in
-  // each block after that charges no fee and moves nothing.
+  // each block after that charges no fee and moves nothing. A fresh smile
+  // (the same, hours later) marks the call at $122 a lot: her cash pays it,
+  // and the call is deleveraged no further than its mark, the insurance fund
+  // paying nothing. Counted at its intrinsic value only ($1,800 above the
+  // kept mark), the perpetual closed $38 higher, spending the call's time
+  // value: at its fresh mark Carol was $40 below zero, and Dave, deleveraged
+  // against her four ticks past the mark, paid it.
   const carol = key('kept-mark-carol');
   const dave = key('kept-mark-dave');
   const CALL = 'BTC-2MAR26-50000-C';
@@ -121,31 +139,56 @@ test('a perpetual liquidated beside a short call in its grace closes at the bank
   h.block([], 61_000);
   assert.equal(call.optionMark, null, 'no fresh smile: the call keeps its mark');
   let events: ExchangeEvent[] = [];
+  let before = encodeSnapshot(h.ex);
+  let beforeMs = h.timeMs;
   for (let usd = 50_200n; !events.some((e) => e.type === 'liquidation'); usd += 200n) {
     assert.ok(usd <= 52_000n, 'Carol is liquidated on the way');
     h.oracle = { ...h.oracle, BTC: usd * USDC };
+    before = encodeSnapshot(h.ex);
+    beforeMs = h.timeMs;
     events = h.block([], 20_000).events;
   }
   assert.equal(perp.markTicks, 512_000);
   assert.ok(!call.unshockedGraceOver, 'within the grace');
+  assert.equal(graceValuePerLotWad(state, call), 121_902_138_557_696_355_477n);
+  assert.equal(unsureQuote(state, c, perp), 1_840n * USDC, 'the call at $122 a lot, less $30');
   const own = (e: ExchangeEvent) => e.type === 'liquidation' || e.type === 'deleverage';
+  const liquidated = [
+    { type: 'liquidation', market: PERP, account: c.index, closedLots: 0, feeQuote: 61_082n },
+    {
+      type: 'deleverage',
+      market: PERP,
+      account: c.index,
+      counterparty: d.index,
+      sizeLots: 10_000,
+      priceTicks: 635_580,
+    },
+    { type: 'liquidation', market: CALL, account: c.index, closedLots: 0, feeQuote: 0n },
+  ].map((e) => JSON.stringify(e, replacer));
   assert.deepEqual(
     events.filter(own).map((e) => JSON.stringify(e, replacer)),
-    [
-      { type: 'liquidation', market: PERP, account: c.index, closedLots: 0, feeQuote: 61_082n },
-      {
-        type: 'deleverage',
-        market: PERP,
-        account: c.index,
-        counterparty: d.index,
-        sizeLots: 10_000,
-        priceTicks: 635_980,
-      },
-      { type: 'liquidation', market: CALL, account: c.index, closedLots: 0, feeQuote: 0n },
-    ].map((e) => JSON.stringify(e, replacer)),
+    liquidated,
   );
   assert.equal(sizeIn(c, perp), 0, 'the perpetual closed');
-  assert.equal(equityQuote(state, c), 1_800n * USDC, 'what the call surely owes above its mark');
+  assert.equal(equityQuote(state, c), 1_840n * USDC, 'what the call owes above its mark');
+  // A node restored before that block, its scenario values not yet built,
+  // counts the call alike and runs the block to the same state.
+  const copy = decodeSnapshot(encodeSnapshot(h.ex), { checkInvariants: true });
+  const twinCall = copy.state.marketByName.get(CALL)!;
+  const twinPerp = copy.state.marketByName.get(PERP)!;
+  assert.equal(twinCall.scenario, null, 'nothing built yet');
+  const twinC = new Harness(undefined, undefined, copy).account(carol)!;
+  assert.equal(unsureQuote(copy.state, twinC, twinPerp), 1_840n * USDC);
+  const twin = new Harness(undefined, undefined, decodeSnapshot(before, { checkInvariants: true }));
+  twin.timeMs = beforeMs;
+  twin.smiles = null;
+  twin.oracle = { ...h.oracle };
+  const replayed = twin.block([], 20_000);
+  assert.deepEqual(
+    replayed.events.filter(own).map((e) => JSON.stringify(e, replacer)),
+    liquidated,
+  );
+  assert.deepEqual(replayed.appHash, h.ex.appHash);
   // Blocks go by with the smile stale: the call is liquidated in each, closes
   // nothing (no bid, no counterparty at a kept mark) and pays nothing.
   const fund = state.insuranceQuote;
@@ -160,14 +203,30 @@ test('a perpetual liquidated beside a short call in its grace closes at the bank
   }
   assert.equal(state.insuranceQuote, fund, 'no fee block after block');
   assert.equal(sizeIn(c, call), -20);
-  assert.equal(equityQuote(state, c), 1_800n * USDC);
-  // A fresh smile gives the call a mark: it is deleveraged against Dave.
+  assert.equal(equityQuote(state, c), 1_840n * USDC);
+  const cash = c.cashQuote;
+  assert.equal(cash, 2_440n * USDC, 'the call by its last smile, at whole ticks');
+  // A fresh smile gives the call a mark: its time value, which the perpetual
+  // did not spend, pays for it, and it is deleveraged against Dave no
+  // further than its mark (at it or past it on his side), the fund paying
+  // nothing.
   h.smiles = LISTING_DAY_SMILES;
   const fresh = h.block([], 20_000).events;
   assert.ok(call.optionMark !== null);
-  assert.ok(
-    fresh.some((e) => e.type === 'deleverage' && e.market === CALL && e.counterparty === d.index),
+  assert.equal(call.markQuotePerLot, 122n * USDC, 'marked where its last smile valued it');
+  assert.ok(cash >= 20n * call.markQuotePerLot, 'not below zero at the fresh mark');
+  const deleveraged = fresh.flatMap((e) =>
+    e.type === 'deleverage' && e.market === CALL
+      ? [[e.counterparty, e.sizeLots, e.priceTicks]]
+      : [],
   );
+  assert.equal(deleveraged.length, 1);
+  const [counterparty, lots, priceTicks] = deleveraged[0]!;
+  assert.deepEqual([counterparty, lots], [d.index, 20]);
+  assert.ok(priceTicks! >= call.markTicks, 'Dave sells her the call no lower than its mark');
+  assert.ok(!fresh.some((e) => e.type === 'insuranceCover'), 'the fund pays nothing');
+  assert.ok(state.insuranceQuote >= fund);
   assert.equal(sizeIn(c, call), 0, 'the call closed');
+  assert.ok(c.cashQuote >= 0n, 'Carol is left with no deficit');
   assert.deepEqual(h.ex.digestBytes(), h.ex.digestFromScratch());
 });
