@@ -386,6 +386,7 @@ export const BLOCK_EVENT_TYPES = [
   'insuranceCover',
   'marketHalted',
   'marketResumed',
+  'marketRiskChanged',
   'funding',
   'auctionStarted',
   'auctionEnded',

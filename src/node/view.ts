@@ -992,6 +992,7 @@ export class ChainView implements NodeView {
         ];
       case 'marketHalted':
       case 'marketResumed':
+      case 'marketRiskChanged':
         return [{ type: e.type, height, timeMs, instrument: e.market }];
       case 'funding':
         return [{ type: 'funding', height, timeMs, instrument: e.market, ratePpm: e.ratePpm }];
