@@ -6,11 +6,13 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { Exchange, devnetGenesis } from '../../src/exchange/index.ts';
 import type {
+  ActionResult,
   Block,
   BlockResult,
   ExchangeOptions,
   Genesis,
   Offence,
+  TxResult,
 } from '../../src/exchange/index.ts';
 import type { Action, PlaceOrder, SignedTx } from '../../src/exchange/tx/types.ts';
 import { bytesKey } from '../../src/exchange/keys.ts';
@@ -234,4 +236,33 @@ export function haltByVote(h: Harness, instrument: string, proposalId = 1): Bloc
     h.tx(VALIDATORS[1]!, { kind: 'govVote', proposalId, approve: true }),
     h.tx(VALIDATORS[2]!, { kind: 'govVote', proposalId, approve: true }),
   ]);
+}
+
+/** The single action result of a transaction that was executed (not refused whole). */
+export function actionOf(r: TxResult): ActionResult {
+  assert.ok(r.ok, JSON.stringify(r, replacer));
+  return r.actions[0]!;
+}
+
+/** The single action, which succeeded. */
+export function accepted(r: TxResult): Extract<ActionResult, { ok: true }> {
+  const a = actionOf(r);
+  assert.ok(a.ok, JSON.stringify(a, replacer));
+  return a;
+}
+
+/** The single action, refused with `code`: its message. */
+export function rejected(r: TxResult, code: string): string {
+  const a = actionOf(r);
+  assert.ok(!a.ok && a.code === code, JSON.stringify(a, replacer));
+  return a.ok ? '' : a.message;
+}
+
+/** Empty blocks a minute apart until the listed market `name` settles (at most 400). */
+export function runUntilSettled(h: Harness, name: string): void {
+  for (let i = 0; i < 400; i++) {
+    const r = h.block([], 60_000);
+    if (r.events.some((e) => e.type === 'marketSettled' && e.market === name)) return;
+  }
+  assert.fail(`${name} did not settle`);
 }
