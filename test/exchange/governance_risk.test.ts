@@ -9,7 +9,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DecodeError } from '../../src/codec/wire.ts';
-import type { ActionResult, ExchangeEvent, TxResult } from '../../src/exchange/index.ts';
+import type { ExchangeEvent } from '../../src/exchange/index.ts';
 import { decodeSnapshot, encodeSnapshot } from '../../src/exchange/snapshot.ts';
 import { riskOf } from '../../src/exchange/genesis.ts';
 import { AMOUNT_QUOTE_MAX } from '../../src/lib/limits.ts';
@@ -19,11 +19,14 @@ import {
   Harness,
   USDC,
   VALIDATORS,
+  accepted,
   dailyListingGenesis,
   haltByVote,
   key,
   limit,
+  rejected,
   replacer,
+  runUntilSettled,
 } from './helpers.ts';
 
 const BTC = 'BTC-PERPETUAL';
@@ -54,23 +57,6 @@ function propose(id: number, risk: RiskValues, instrument = BTC): Action {
 
 function vote(id: number): Action {
   return { kind: 'govVote', proposalId: id, approve: true };
-}
-
-function action(r: TxResult): ActionResult {
-  assert.ok(r.ok, JSON.stringify(r, replacer));
-  return r.actions[0]!;
-}
-
-function accepted(r: TxResult): ActionResult {
-  const a = action(r);
-  assert.ok(a.ok, JSON.stringify(a, replacer));
-  return a;
-}
-
-function rejected(r: TxResult, code: string): string {
-  const a = action(r);
-  assert.ok(!a.ok && a.code === code, JSON.stringify(a, replacer));
-  return a.ok ? '' : a.message;
 }
 
 const a = key('risk-a');
@@ -165,20 +151,21 @@ test('a pending setMarketRisk about a dated future that settles is closed withou
   const restoredBefore = decodeSnapshot(encodeSnapshot(h.ex), { checkInvariants: true });
   assert.deepEqual(restoredBefore.appHash, h.ex.appHash);
   assert.equal(restoredBefore.state.marketByName.get(name)!.params.maintenanceMarginPpm, 45_000);
-  let settled = false;
-  for (let i = 0; i < 400 && !settled; i++) {
-    settled = h
-      .block([], 60_000)
-      .events.some((e) => e.type === 'marketSettled' && e.market === name);
-  }
-  assert.ok(settled, `${name} settled`);
+  const listedRisk = riskOf(future.baseParams);
+  runUntilSettled(h, name);
   const p = h.ex.state.proposals.get(2)!;
   assert.deepEqual([p.executed, p.closed], [true, true], 'closed with no effect');
+  // Its slot holds the next listing, with the listing template's values and no flag.
+  const relisted = h.ex.state.markets[future.index]!;
+  assert.ok(!relisted.retired && relisted.params.instrument !== name, 'the slot is listed again');
+  assert.equal(relisted.riskChanged, false);
+  assert.deepEqual(riskOf(relisted.params), listedRisk);
   rejected(h.one(VALIDATORS[0]!, propose(3, futureRisk, name)), 'UnknownInstrument');
   // Executed and closed proposals keep their values through a snapshot.
   const restored = decodeSnapshot(encodeSnapshot(h.ex), { checkInvariants: true });
   assert.deepEqual(restored.appHash, h.ex.appHash);
   assert.equal(restored.state.proposals.get(2)!.risk!.maintenanceMarginPpm, 40_000);
+  assert.deepEqual(riskOf(restored.state.markets[future.index]!.params), listedRisk);
 });
 
 test('carried past 2/3 of the stake, the values take effect at the approval: later orders of the block are checked by them, earlier ones were not', () => {
@@ -282,6 +269,69 @@ test('a price band and an open-interest cap can be set where genesis has none, a
   assert.equal(h.ex.state.markets[1]!.riskChanged, false);
   accepted(h.one(a, limit(ETH, 'buy', 285_000, 1)));
   accepted(h.one(b, limit(ETH, 'buy', 300_000, 6, { timeInForce: 'IOC' })));
+});
+
+test('a cap lowered below the open interest and a band narrowed inside resting orders keep positions and orders; opening orders are refused, closing ones trade', () => {
+  const h = new Harness();
+  h.fund(a, 100_000n * USDC);
+  h.fund(b, 100_000n * USDC);
+  h.fund(c, 100_000n * USDC);
+  // 10 lots of open interest at the mark ($3,000: 300,000 ticks); orders resting 2% away.
+  accepted(h.one(a, limit(ETH, 'sell', 300_000, 10)));
+  accepted(h.one(b, limit(ETH, 'buy', 300_000, 10, { timeInForce: 'IOC' })));
+  const ask = accepted(h.one(a, limit(ETH, 'sell', 306_000, 3))).order!.orderId;
+  const bid = accepted(h.one(b, limit(ETH, 'buy', 294_000, 3))).order!.orderId;
+  const m = h.ex.state.markets[1]!;
+  assert.equal(m.longLots, 10);
+  // A cap of 5 lots and a 1% band, in one proposal.
+  const r = h.block([
+    h.tx(
+      VALIDATORS[0]!,
+      propose(1, { ...GENESIS_RISK, priceBandPpm: 10_000, openInterestCapLots: 5 }, ETH),
+    ),
+    h.tx(VALIDATORS[1]!, vote(1)),
+    h.tx(VALIDATORS[2]!, vote(1)),
+  ]);
+  assert.ok(r.events.some((e) => e.type === 'marketRiskChanged' && e.market === ETH));
+  // Nothing is closed or cancelled by the change (the harness checks the invariants every block).
+  assert.deepEqual([m.longLots, m.shortLots], [10, 10]);
+  assert.equal(h.account(a)!.positions[1]!.sizeLots, -10);
+  assert.equal(h.account(b)!.positions[1]!.sizeLots, 10);
+  const restingIds = (side: 'buy' | 'sell'): number[] =>
+    [...m.book.ordersOf(side)].map((o) => o.orderId);
+  assert.deepEqual(restingIds('sell'), [ask]);
+  assert.deepEqual(restingIds('buy'), [bid]);
+  // Above the cap: an order that would open more is refused, on either side.
+  rejected(
+    h.one(b, limit(ETH, 'buy', 300_000, 1, { timeInForce: 'IOC' })),
+    'OpenInterestCapExceeded',
+  );
+  rejected(h.one(c, limit(ETH, 'sell', 300_000, 1)), 'OpenInterestCapExceeded');
+  // Outside the new band: refused at placement, as is an amend to a new price there.
+  rejected(
+    h.one(c, limit(ETH, 'sell', 306_000, 1, { timeInForce: 'postOnly' })),
+    'PriceOutsideBand',
+  );
+  rejected(
+    h.one(a, { kind: 'amend', instrument: ETH, orderId: ask, priceTicks: 305_000 }),
+    'PriceOutsideBand',
+  );
+  // Closing trades go on inside the band and lower the open interest: a buys back 2 from b.
+  accepted(h.one(a, limit(ETH, 'buy', 299_000, 2)));
+  accepted(h.one(b, limit(ETH, 'sell', 299_000, 2, { timeInForce: 'IOC' })));
+  assert.deepEqual([m.longLots, m.shortLots], [8, 8]);
+  assert.equal(h.account(b)!.positions[1]!.sizeLots, 8);
+  // A post-only order never takes: the cap does not bound it, the band does.
+  accepted(h.one(c, limit(ETH, 'sell', 302_000, 1, { timeInForce: 'postOnly' })));
+  // The orders outside the band still rest; a snapshot restores all of it to the same appHash.
+  assert.ok(restingIds('sell').includes(ask) && restingIds('buy').includes(bid));
+  const restored = decodeSnapshot(encodeSnapshot(h.ex), { checkInvariants: true });
+  assert.deepEqual(restored.appHash, h.ex.appHash);
+  assert.deepEqual(riskOf(restored.state.markets[1]!.params), {
+    ...GENESIS_RISK,
+    priceBandPpm: 10_000,
+    openInterestCapLots: 5,
+  });
 });
 
 test('a snapshot taken while a setMarketRisk is pending, and one after it executed, restore to the same appHash and run on identically', () => {
