@@ -289,10 +289,8 @@ function checkMarket(m: MarketParams, f: string): void {
   }
   int(`${f}.minSizeLots`, m.minSizeLots, 1, 1_000_000_000_000);
   int(`${f}.maxSizeLots`, m.maxSizeLots, m.minSizeLots, 1_000_000_000_000);
-  int(`${f}.maintenanceMarginPpm`, m.maintenanceMarginPpm, 1, PPM);
-  int(`${f}.initialMarginPpm`, m.initialMarginPpm, m.maintenanceMarginPpm, PPM);
-  amount(`${f}.imfStepQuote`, m.imfStepQuote, 1n);
-  int(`${f}.imfStepPpm`, m.imfStepPpm, 0, PPM);
+  // The risk parameters, by the rules governance's changes are held to too.
+  checkRisk(m, f);
   int(`${f}.marketSlippagePpm`, m.marketSlippagePpm, 0, PPM - 1);
   int(`${f}.markBandPpm`, m.markBandPpm, 0, PPM - 1);
   int(`${f}.openOrdersMax`, m.openOrdersMax, 1, 10_000);
@@ -319,8 +317,6 @@ function checkMarket(m: MarketParams, f: string): void {
   int(`${f}.fundingCapPpm`, m.fundingCapPpm, 0, PPM);
   int(`${f}.liquidationFeePpm`, m.liquidationFeePpm, 0, m.maintenanceMarginPpm);
   amount(`${f}.liquidationFeeQuoteMax`, m.liquidationFeeQuoteMax, 0n);
-  amount(`${f}.liquidationQuoteMaxPerBlock`, m.liquidationQuoteMaxPerBlock, 1n);
-  if (m.priceBandPpm !== undefined) int(`${f}.priceBandPpm`, m.priceBandPpm, 1, PPM - 1);
   if (m.triggers !== undefined) {
     if (!Array.isArray(m.triggers)) throw new GenesisError(`${f}.triggers`, 'must be a list');
     try {
@@ -329,9 +325,6 @@ function checkMarket(m: MarketParams, f: string): void {
       if (e instanceof MonitorParamsError) throw new GenesisError(`${f}.triggers`, e.message);
       throw e;
     }
-  }
-  if (m.openInterestCapLots !== undefined) {
-    int(`${f}.openInterestCapLots`, m.openInterestCapLots, 1, Number.MAX_SAFE_INTEGER);
   }
 }
 
