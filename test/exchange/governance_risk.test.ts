@@ -11,7 +11,8 @@ import assert from 'node:assert/strict';
 import { DecodeError } from '../../src/codec/wire.ts';
 import type { ExchangeEvent } from '../../src/exchange/index.ts';
 import { decodeSnapshot, encodeSnapshot } from '../../src/exchange/snapshot.ts';
-import { riskOf } from '../../src/exchange/genesis.ts';
+import { riskOf, withRisk } from '../../src/exchange/genesis.ts';
+import { checkInvariants } from '../../src/exchange/invariants.ts';
 import { AMOUNT_QUOTE_MAX } from '../../src/lib/limits.ts';
 import type { Action, RiskValues } from '../../src/exchange/tx/types.ts';
 import { toHex } from '../../src/lib/bytes.ts';
@@ -420,4 +421,20 @@ test('a format 11 snapshot with risk values governance could not have set, or a 
   const asTen = bytes.slice();
   asTen[0] = 10;
   assert.throws(() => decodeSnapshot(asTen), DecodeError);
+});
+
+test('the invariants hold a market to its risk flag and its derived maintenance', () => {
+  const h = new Harness();
+  h.block([]);
+  const m = h.ex.state.markets[0]!;
+  m.setRisk(RAISED);
+  checkInvariants(h.ex.state);
+  // The flag without the values (the leaf would leave them out), and values without it.
+  m.riskChanged = false;
+  assert.throws(() => checkInvariants(h.ex.state), /risk flag drifted/);
+  m.setRisk(GENESIS_RISK);
+  m.params = withRisk(m.params, RAISED);
+  assert.throws(() => checkInvariants(h.ex.state), /risk flag drifted/);
+  m.riskChanged = true;
+  assert.throws(() => checkInvariants(h.ex.state), /derived maintenance drifted/);
 });
