@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
 import { DecodeError } from '../src/codec/index.ts';
 import { decodeSignedTx, encodeSignedTx } from '../src/exchange/tx/codec.ts';
-import type { Action, BatchableAction, SignedTx } from '../src/exchange/tx/types.ts';
+import type { Action, BatchableAction, GovProposal, SignedTx } from '../src/exchange/tx/types.ts';
 import {
   GOV_PROPOSAL_KINDS,
   ORDER_TYPES,
@@ -117,10 +117,28 @@ function batchable(p: Prng): BatchableAction {
       return { kind: 'revokeAgent', agentPublicKey: p.bytes(32) };
     case 10: {
       const kind = p.pick(GOV_PROPOSAL_KINDS);
-      const proposal =
+      const proposal: GovProposal =
         kind === 'haltMarket' || kind === 'resumeMarket'
           ? { kind, instrument: p.pick(INSTRUMENTS) }
-          : { kind };
+          : kind === 'setMarketRisk'
+            ? {
+                kind,
+                instrument: p.pick(INSTRUMENTS),
+                risk: withOptionals(
+                  {
+                    initialMarginPpm: p.int(1_000_001),
+                    maintenanceMarginPpm: p.int(1_000_001),
+                    imfStepQuote: amount(p),
+                    imfStepPpm: p.int(1_000_001),
+                    liquidationQuoteMaxPerBlock: amount(p),
+                  },
+                  {
+                    priceBandPpm: maybe(p, () => p.int(1_000_001)),
+                    openInterestCapLots: maybe(p, () => safeInt(p)),
+                  },
+                ),
+              }
+            : { kind };
       return { kind: 'govPropose', proposalId: safeInt(p), proposal };
     }
     default:

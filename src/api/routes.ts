@@ -95,6 +95,12 @@ export const instrumentSchema = view<V.InstrumentView>()(
     expiryMs: optional(count()),
     strikeTicks: optional(count()),
     optionType: optional(literal(V.OPTION_TYPES)),
+    initialMarginPpm: optional(count()),
+    maintenanceMarginPpm: optional(count()),
+    imfStepQuote: optional(quote()),
+    imfStepPpm: optional(count()),
+    priceBandPpm: optional(count()),
+    openInterestCapLots: optional(count()),
   }),
 );
 

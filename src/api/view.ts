@@ -87,6 +87,20 @@ export interface InstrumentView {
   /** Options. */
   strikeTicks?: number;
   optionType?: OptionType;
+  /**
+   * Risk parameters, as the market has them now (governance may change them:
+   * the block event marketRiskChanged). Perpetuals and futures: initial and
+   * maintenance margin fractions, and initial margin's growth by imfStepPpm
+   * per full imfStepQuote of notional (options are margined by scenario).
+   */
+  initialMarginPpm?: number;
+  maintenanceMarginPpm?: number;
+  imfStepQuote?: QuoteString;
+  imfStepPpm?: number;
+  /** Limit prices further than this from the mark are refused; absent: no band. */
+  priceBandPpm?: number;
+  /** Orders that could raise open interest above this are refused; absent: no cap. */
+  openInterestCapLots?: number;
 }
 
 export interface GreeksView {
@@ -386,6 +400,7 @@ export const BLOCK_EVENT_TYPES = [
   'insuranceCover',
   'marketHalted',
   'marketResumed',
+  'marketRiskChanged',
   'funding',
   'auctionStarted',
   'auctionEnded',

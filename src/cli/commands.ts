@@ -38,7 +38,7 @@ export const COMMANDS: CommandEntry[] = [
   {
     name: 'tx',
     summary:
-      'sign and send a transaction: faucet, order, cancel, amend, agent, withdraw, transfer, deposit',
+      'sign and send a transaction: faucet, order, cancel, amend, agent, withdraw, transfer, deposit, gov-propose, gov-vote',
     load: async () => (await import('./commands/tx.ts')).command,
   },
   {

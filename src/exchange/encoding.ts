@@ -35,6 +35,10 @@ import type {
   ValidatorState,
 } from './state.ts';
 import { Position } from './state.ts';
+import type { MarketParams, MarketRisk } from './genesis.ts';
+import { GenesisError, checkRisk, riskOf, withRisk } from './genesis.ts';
+import { readRiskValues, writeRiskValues } from './tx/codec.ts';
+import { GOV_PROPOSAL_KINDS } from './tx/types.ts';
 
 export const LEAF = {
   globals: 1,
@@ -119,8 +123,19 @@ export function activeStake(s: ExchangeState): bigint {
   return total;
 }
 
-/** `timeMs`: the state's block time (an option past expiry carries when its grace counts from). */
-export function writeMarketState(w: Writer, m: MarketState, timeMs: number): void {
+/**
+ * `timeMs`: the state's block time (an option past expiry carries when its
+ * grace counts from). `riskFlag`: the snapshot's encoding (format 11 on),
+ * which says whether risk parameters follow; the leaf carries them (behind
+ * a 1) only where governance changed them from those the market was listed
+ * with, so the leaves of markets it never changed are as before.
+ */
+export function writeMarketState(
+  w: Writer,
+  m: MarketState,
+  timeMs: number,
+  riskFlag = false,
+): void {
   w.uvarint(m.index).uvarint(m.indexTicks).uvarint(m.markTicks);
   w.ivarint(m.premiumSumPpm).uvarint(m.premiumCount).ivarint(m.lastFundingRatePpm);
   w.uvarint(m.longLots).uvarint(m.shortLots).bool(m.halted).bool(m.liquidationBacklog);
@@ -142,6 +157,9 @@ export function writeMarketState(w: Writer, m: MarketState, timeMs: number): voi
     w.bool(m.unshockedSinceMs !== null);
     if (m.unshockedSinceMs !== null) w.uvarint(m.unshockedSinceMs);
   }
+  // Risk parameters set by governance (governance.ts, setMarketRisk).
+  if (riskFlag || m.riskChanged) w.bool(m.riskChanged);
+  if (m.riskChanged) writeRiskValues(w, riskOf(m.params));
 }
 
 function expiredOption(m: MarketState, timeMs: number): boolean {
@@ -149,10 +167,8 @@ function expiredOption(m: MarketState, timeMs: number): boolean {
 }
 
 /**
- * `formatPrevious`: a snapshot of SNAPSHOT_FORMAT_PREVIOUS (9), which does not
- * say since when an option past expiry counts its grace: one holding such an
- * option is refused (its state at that height has no format 9 encoding that
- * this build could hash to the chain's appHash).
+ * `formatPrevious`: a snapshot of SNAPSHOT_FORMAT_PREVIOUS (10), which has no
+ * risk parameters set by governance: each market has those it was listed with.
  */
 export function readMarketState(
   r: Reader,
@@ -214,12 +230,6 @@ export function readMarketState(
     }
   }
   if (expiredOption(m, timeMs)) {
-    if (formatPrevious) {
-      throw new DecodeError(
-        f,
-        'an option past expiry waiting for its settlement price, which a format 9 snapshot cannot restore (it lacks since when its maintenance grace counts): use a snapshot of a height where no option waits for its settlement price',
-      );
-    }
     m.unshockedSinceMs = null;
     if (r.bool(`${f}.hasUnshockedSince`)) {
       const since = r.uvarint(`${f}.unshockedSinceMs`);
@@ -228,6 +238,28 @@ export function readMarketState(
       m.unshockedSinceMs = since;
     }
   }
+  if (!formatPrevious && r.bool(`${f}.riskChanged`)) {
+    m.setRisk(readMarketRisk(r, m.baseParams, `${f}.risk`));
+    // Written only where they differ: the same values again would be a second encoding.
+    if (!m.riskChanged) throw new DecodeError(`${f}.risk`, 'the values it was listed with');
+  }
+}
+
+/**
+ * Risk parameters for a market listed with `base`, read as the transaction
+ * carries them and held to the rules genesis applies (genesis.ts checkRisk).
+ * A market's may only be what governance could set; a proposal's, pending
+ * or not, what govPropose accepted.
+ */
+export function readMarketRisk(r: Reader, base: MarketParams, f: string): MarketRisk {
+  const risk = readRiskValues(r, f);
+  try {
+    checkRisk(withRisk(base, risk), f);
+  } catch (e) {
+    if (e instanceof GenesisError) throw new DecodeError(e.field, e.reason);
+    throw e;
+  }
+  return risk;
 }
 
 /**
@@ -464,12 +496,13 @@ export function writeDeposit(w: Writer, d: Deposit): void {
 }
 
 export function writeProposal(w: Writer, p: Proposal): void {
-  const kinds = ['haltMarket', 'resumeMarket', 'haltAll', 'resumeAll'];
-  w.uvarint(p.proposalId).u8(kinds.indexOf(p.kind)).ivarint(p.market);
+  w.uvarint(p.proposalId).u8(GOV_PROPOSAL_KINDS.indexOf(p.kind)).ivarint(p.market);
   w.uvarint(p.approvers.length);
   for (const v of p.approvers) w.uvarint(v);
   // 0 pending, 1 executed, 2 closed by its market's settlement (0 and 1 as the boolean was).
   w.uvarintBig(p.stake).u8(p.closed ? 2 : p.executed ? 1 : 0);
+  // A setMarketRisk proposal's values, last (the other kinds encode as before).
+  if (p.risk !== null) writeRiskValues(w, p.risk);
 }
 
 export function creditedBytes(idHex: string): Uint8Array {

@@ -50,6 +50,7 @@ export const REJECT_CODES = [
   'UnknownProposal',
   'DuplicateProposal',
   'TooManyProposals',
+  'InvalidRiskParams',
   'NotSupported',
 ] as const;
 

@@ -41,6 +41,7 @@ import {
 import type { PriceTrigger } from './auction/monitor.ts';
 import { MonitorParamsError, validateTriggers } from './auction/monitor.ts';
 import type { OracleParams } from './oracle/aggregate.ts';
+import type { RiskValues } from './tx/types.ts';
 import { PPM } from './units.ts';
 
 export interface FeeTier {
@@ -167,9 +168,11 @@ export function slashPpmOf(g: Genesis): number {
 
 export class GenesisError extends ZommaError<'BadGenesis'> {
   readonly field: string;
+  readonly reason: string;
   constructor(field: string, reason: string) {
     super('BadGenesis', `${field}: ${reason}`);
     this.field = field;
+    this.reason = reason;
   }
 }
 
@@ -195,6 +198,85 @@ export function quotePerTickLot(m: MarketParams): bigint {
   return divBig(m.tickSizeQuote, BigInt(m.lotsPerBase), 'trunc');
 }
 
+/**
+ * The risk parameters of a market that governance may change while it
+ * trades (governance.ts, setMarketRisk): its margin fractions, the growth of
+ * initial margin with the position's size, the notional it liquidates per
+ * block, and its price band and open-interest cap (absent: none). The rest
+ * stays as listed: tick and lot sizes are in every price and size already
+ * held, funding and fee fields in state of their own, triggers in the
+ * monitor's state, order limits in the resting orders.
+ */
+export type MarketRisk = RiskValues;
+
+/** A market's risk parameters (absent optional ones stay absent). */
+export function riskOf(m: MarketParams): MarketRisk {
+  const risk: MarketRisk = {
+    initialMarginPpm: m.initialMarginPpm,
+    maintenanceMarginPpm: m.maintenanceMarginPpm,
+    imfStepQuote: m.imfStepQuote,
+    imfStepPpm: m.imfStepPpm,
+    liquidationQuoteMaxPerBlock: m.liquidationQuoteMaxPerBlock,
+  };
+  if (m.priceBandPpm !== undefined) risk.priceBandPpm = m.priceBandPpm;
+  if (m.openInterestCapLots !== undefined) risk.openInterestCapLots = m.openInterestCapLots;
+  return risk;
+}
+
+/** The market's parameters with these risk parameters (a new object; `m` is left as it is). */
+export function withRisk(m: MarketParams, risk: MarketRisk): MarketParams {
+  const out: MarketParams = {
+    ...m,
+    initialMarginPpm: risk.initialMarginPpm,
+    maintenanceMarginPpm: risk.maintenanceMarginPpm,
+    imfStepQuote: risk.imfStepQuote,
+    imfStepPpm: risk.imfStepPpm,
+    liquidationQuoteMaxPerBlock: risk.liquidationQuoteMaxPerBlock,
+  };
+  delete out.priceBandPpm;
+  delete out.openInterestCapLots;
+  if (risk.priceBandPpm !== undefined) out.priceBandPpm = risk.priceBandPpm;
+  if (risk.openInterestCapLots !== undefined) out.openInterestCapLots = risk.openInterestCapLots;
+  return out;
+}
+
+export function sameRisk(x: MarketRisk, y: MarketRisk): boolean {
+  return (
+    x.initialMarginPpm === y.initialMarginPpm &&
+    x.maintenanceMarginPpm === y.maintenanceMarginPpm &&
+    x.imfStepQuote === y.imfStepQuote &&
+    x.imfStepPpm === y.imfStepPpm &&
+    x.liquidationQuoteMaxPerBlock === y.liquidationQuoteMaxPerBlock &&
+    x.priceBandPpm === y.priceBandPpm &&
+    x.openInterestCapLots === y.openInterestCapLots
+  );
+}
+
+/**
+ * The rules genesis applies to a market's risk parameters, on `m` (a
+ * market's parameters with new risk parameters, withRisk): margin fractions
+ * in (0, 10^6] with maintenance at most initial, the liquidation fee at
+ * most maintenance, amounts in [1, 2^96), the band in [1, 10^6), the cap at
+ * least 1. Throws GenesisError naming the first bad field under `f`.
+ */
+export function checkRisk(m: MarketParams, f: string): void {
+  int(`${f}.maintenanceMarginPpm`, m.maintenanceMarginPpm, 1, PPM);
+  int(`${f}.initialMarginPpm`, m.initialMarginPpm, m.maintenanceMarginPpm, PPM);
+  amount(`${f}.imfStepQuote`, m.imfStepQuote, 1n);
+  int(`${f}.imfStepPpm`, m.imfStepPpm, 0, PPM);
+  if (Number.isSafeInteger(m.liquidationFeePpm) && m.liquidationFeePpm > m.maintenanceMarginPpm) {
+    throw new GenesisError(
+      `${f}.maintenanceMarginPpm`,
+      `must be at least the liquidation fee (${m.liquidationFeePpm} ppm)`,
+    );
+  }
+  amount(`${f}.liquidationQuoteMaxPerBlock`, m.liquidationQuoteMaxPerBlock, 1n);
+  if (m.priceBandPpm !== undefined) int(`${f}.priceBandPpm`, m.priceBandPpm, 1, PPM - 1);
+  if (m.openInterestCapLots !== undefined) {
+    int(`${f}.openInterestCapLots`, m.openInterestCapLots, 1, Number.MAX_SAFE_INTEGER);
+  }
+}
+
 function checkMarket(m: MarketParams, f: string): void {
   if (!NAME_RE.test(m.instrument)) throw new GenesisError(`${f}.instrument`, 'not a valid name');
   if (!/^[A-Z0-9]{1,16}$/.test(m.underlying)) {
@@ -207,10 +289,8 @@ function checkMarket(m: MarketParams, f: string): void {
   }
   int(`${f}.minSizeLots`, m.minSizeLots, 1, 1_000_000_000_000);
   int(`${f}.maxSizeLots`, m.maxSizeLots, m.minSizeLots, 1_000_000_000_000);
-  int(`${f}.maintenanceMarginPpm`, m.maintenanceMarginPpm, 1, PPM);
-  int(`${f}.initialMarginPpm`, m.initialMarginPpm, m.maintenanceMarginPpm, PPM);
-  amount(`${f}.imfStepQuote`, m.imfStepQuote, 1n);
-  int(`${f}.imfStepPpm`, m.imfStepPpm, 0, PPM);
+  // The risk parameters, by the rules governance's changes are held to too.
+  checkRisk(m, f);
   int(`${f}.marketSlippagePpm`, m.marketSlippagePpm, 0, PPM - 1);
   int(`${f}.markBandPpm`, m.markBandPpm, 0, PPM - 1);
   int(`${f}.openOrdersMax`, m.openOrdersMax, 1, 10_000);
@@ -237,8 +317,6 @@ function checkMarket(m: MarketParams, f: string): void {
   int(`${f}.fundingCapPpm`, m.fundingCapPpm, 0, PPM);
   int(`${f}.liquidationFeePpm`, m.liquidationFeePpm, 0, m.maintenanceMarginPpm);
   amount(`${f}.liquidationFeeQuoteMax`, m.liquidationFeeQuoteMax, 0n);
-  amount(`${f}.liquidationQuoteMaxPerBlock`, m.liquidationQuoteMaxPerBlock, 1n);
-  if (m.priceBandPpm !== undefined) int(`${f}.priceBandPpm`, m.priceBandPpm, 1, PPM - 1);
   if (m.triggers !== undefined) {
     if (!Array.isArray(m.triggers)) throw new GenesisError(`${f}.triggers`, 'must be a list');
     try {
@@ -247,9 +325,6 @@ function checkMarket(m: MarketParams, f: string): void {
       if (e instanceof MonitorParamsError) throw new GenesisError(`${f}.triggers`, e.message);
       throw e;
     }
-  }
-  if (m.openInterestCapLots !== undefined) {
-    int(`${f}.openInterestCapLots`, m.openInterestCapLots, 1, Number.MAX_SAFE_INTEGER);
   }
 }
 

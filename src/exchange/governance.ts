@@ -19,14 +19,19 @@
 // revoked, and the validators can resume.
 
 import { mulDiv } from '../lib/int.ts';
-import { PROPOSALS_MAX, PROPOSALS_PENDING_PER_VALIDATOR_MAX } from '../lib/limits.ts';
+import {
+  AMOUNT_QUOTE_MAX,
+  PROPOSALS_MAX,
+  PROPOSALS_PENDING_PER_VALIDATOR_MAX,
+} from '../lib/limits.ts';
 import type { Ctx } from './context.ts';
 import { noMarketNamed } from './errors.ts';
-import { slashPpmOf } from './genesis.ts';
+import type { MarketParams, MarketRisk } from './genesis.ts';
+import { GenesisError, checkRisk, riskOf, slashPpmOf, withRisk } from './genesis.ts';
 import { bytesKey } from './keys.ts';
 import type { ActionResult, ExchangeEvent, ValidatorUpdate } from './results.ts';
-import type { ExchangeState, Proposal, ValidatorState } from './state.ts';
-import type { GovPropose, GovVote } from './tx/types.ts';
+import type { ExchangeState, MarketState, Proposal, ValidatorState } from './state.ts';
+import type { GovPropose, GovVote, RiskValues } from './tx/types.ts';
 import { PPM_BIG } from './units.ts';
 
 /**
@@ -188,8 +193,29 @@ function tooManyProposals(kind: 'govPropose' | 'govVote', message: string): Acti
   return { ok: false, kind, code: 'TooManyProposals', message };
 }
 
+/**
+ * A setMarketRisk proposal's values become its market's (validated when
+ * proposed, against parameters governance cannot change). From here on in
+ * the block every check reads them: orders and amends after it, this
+ * block's liquidation scan. Every holder of the market is marked, so the
+ * scan looks at each in full: its slack memo (margin.ts, liquidationSlack)
+ * was taken at the maintenance before, and one that a raise left below
+ * maintenance is liquidated in this block (on a halted market, once it
+ * resumes). Resting orders stay: they reserve margin by the new values at
+ * the next check that counts them, as after a move of the mark.
+ */
+function setMarketRisk(state: ExchangeState, p: Proposal, events: ExchangeEvent[]): void {
+  const m = state.markets[p.market]!;
+  if (m.retired) return;
+  m.setRisk(p.risk!);
+  m.dirty = true;
+  for (const a of m.holders) state.markAccount(a);
+  events.push({ type: 'marketRiskChanged', market: m.params.instrument });
+}
+
 function execute(state: ExchangeState, p: Proposal, events: ExchangeEvent[]): void {
   closeProposal(state, p);
+  if (p.kind === 'setMarketRisk') return setMarketRisk(state, p, events);
   const halt = p.kind === 'haltMarket' || p.kind === 'haltAll';
   const markets = p.market >= 0 ? [state.markets[p.market]!] : state.markets;
   for (const m of markets) {
@@ -235,6 +261,41 @@ function approve(ctx: Ctx, p: Proposal, validator: number): void {
   }
 }
 
+function invalidRisk(message: string): ActionResult {
+  return { ok: false, kind: 'govPropose', code: 'InvalidRiskParams', message };
+}
+
+/**
+ * A setMarketRisk proposal's values held to the rules genesis applies to a
+ * market (genesis.ts checkRisk, with the market's other parameters: the
+ * liquidation fee at most maintenance), amounts within what a transaction
+ * carries; an option's margin is by scenario, so its margin fields are unused.
+ * Checked here, when proposed: what they are checked against never changes.
+ */
+function checkProposedRisk(m: MarketState, risk: RiskValues): ActionResult | null {
+  if (m.instrument.kind === 'option') {
+    return invalidRisk(`${m.params.instrument}: an option is margined by scenario, not by these`);
+  }
+  try {
+    checkRisk(withRisk(m.params, risk), 'risk');
+  } catch (e) {
+    if (e instanceof GenesisError) return invalidRisk(e.message);
+    throw e;
+  }
+  for (const [name, x] of [
+    ['imfStepQuote', risk.imfStepQuote],
+    ['liquidationQuoteMaxPerBlock', risk.liquidationQuoteMaxPerBlock],
+  ] as const) {
+    if (x > AMOUNT_QUOTE_MAX) return invalidRisk(`risk.${name}: at most AMOUNT_QUOTE_MAX`);
+  }
+  return null;
+}
+
+/** The values alone, as a new object (the action's may carry other keys, and is the caller's). */
+function copyRisk(v: RiskValues): MarketRisk {
+  return riskOf(withRisk({} as MarketParams, v));
+}
+
 export function govPropose(ctx: Ctx, a: GovPropose): ActionResult {
   const state = ctx.state;
   const validator = activeValidator(ctx);
@@ -257,22 +318,30 @@ export function govPropose(ctx: Ctx, a: GovPropose): ActionResult {
     return tooManyProposals('govPropose', `at most ${max} pending proposals approved`);
   }
   let market = -1;
-  if (a.proposal.kind === 'haltMarket' || a.proposal.kind === 'resumeMarket') {
-    const m = state.marketByName.get(a.proposal.instrument);
+  let risk: MarketRisk | null = null;
+  const proposal = a.proposal;
+  if (proposal.kind !== 'haltAll' && proposal.kind !== 'resumeAll' && 'instrument' in proposal) {
+    const m = state.marketByName.get(proposal.instrument);
     if (m === undefined) {
       return {
         ok: false,
         kind: 'govPropose',
         code: 'UnknownInstrument',
-        message: noMarketNamed(a.proposal.instrument),
+        message: noMarketNamed(proposal.instrument),
       };
     }
     market = m.index;
+    if (proposal.kind === 'setMarketRisk') {
+      const refused = checkProposedRisk(m, proposal.risk);
+      if (refused !== null) return refused;
+      risk = copyRisk(proposal.risk);
+    }
   }
   const p: Proposal = {
     proposalId: a.proposalId,
-    kind: a.proposal.kind,
+    kind: proposal.kind,
     market,
+    risk,
     approvers: [],
     stake: 0n,
     executed: false,

@@ -26,9 +26,13 @@
 //     the stake of those not jailed (stake is not collateral: it is apart from
 //     the conservation above);
 //   - each validator's counts of pending deposits it attested and pending
-//     proposals it approved (which bound them) are what the state holds.
+//     proposals it approved (which bound them) are what the state holds;
+//   - a market's flag of risk parameters set by governance says exactly
+//     whether they differ from those it was listed with (the leaf carries
+//     them only then), and its derived maintenance is in step with them.
 
 import { assert } from '../lib/assert.ts';
+import { riskOf, sameRisk } from './genesis.ts';
 import { equityQuote } from './margin.ts';
 import { positionOf, sizeIn } from './position.ts';
 import { booksOf } from './hash.ts';
@@ -105,6 +109,15 @@ export function checkInvariants(state: ExchangeState): void {
       }
     }
     const name = m.params.instrument;
+    // Governance's risk parameters (governance.ts, setMarketRisk): the flag
+    // that puts them in the leaf says exactly whether they differ from those
+    // listed, and what is derived from them is in step.
+    const changed = !sameRisk(riskOf(m.params), riskOf(m.baseParams));
+    assert(m.riskChanged === changed, `${name}: risk flag drifted`);
+    assert(
+      m.maintenancePpmBig === BigInt(m.params.maintenanceMarginPpm),
+      `${name}: derived maintenance drifted`,
+    );
     assert(long === short, `${name}: long OI ${long} ≠ short OI ${short}`);
     assert(long === m.longLots && short === m.shortLots, `${name}: OI counters drifted`);
     assert(holders === m.holders.size, `${name}: holder set drifted`);

@@ -137,6 +137,11 @@ export type ExchangeEvent =
   | { readonly type: 'depositCredited'; readonly account: number; readonly amountQuote: bigint }
   | { readonly type: 'marketHalted' | 'marketResumed'; readonly market: string }
   | {
+      /** A setMarketRisk proposal executed: the market's risk parameters are its values from here on. */
+      readonly type: 'marketRiskChanged';
+      readonly market: string;
+    }
+  | {
       readonly type: 'validatorJailed';
       /** The validator's public key. */
       readonly validator: Uint8Array;

@@ -34,11 +34,15 @@
 // each market's tradeCount after its seq. Format 9 adds each order record's
 // placedLots after its seq. Format 10 adds, for a listed option past expiry
 // (waiting for its settlement price), since when its maintenance grace counts
-// (unshockedSinceMs), after its kept mark. Format 9 is read too
-// (SNAPSHOT_FORMAT_PREVIOUS) where it holds no such option.
+// (unshockedSinceMs), after its kept mark. Format 11 adds, after each
+// market's state, whether governance changed its risk parameters and if so
+// their values (governance.ts, setMarketRisk), and the setMarketRisk
+// proposal kind with its values after a proposal's status. Format 10 is read
+// too (SNAPSHOT_FORMAT_PREVIOUS): every market has the risk parameters it
+// was listed with, and no proposal is a setMarketRisk.
 //
-// Canonical: a state has one encoding (and one more in format 9, the same
-// bytes but the format byte, where it has one there), and every other byte
+// Canonical: a state has one encoding (and one more in format 10, where it
+// has one there: without the risk flags), and every other byte
 // string is refused or decodes to a state with another appHash
 // (snapshot_cover.test.ts flips bits to check it). Lists written in ascending order are refused out of
 // order; an option whose mark the restore recomputes (no mark interval) must
@@ -46,7 +50,7 @@
 
 import type { Reader, Writer } from '../codec/wire.ts';
 import { DecodeError, Reader as WireReader, Writer as WireWriter } from '../codec/wire.ts';
-import { AssertionError } from '../lib/assert.ts';
+import { AssertionError, assert } from '../lib/assert.ts';
 import { divFloor } from '../lib/int.ts';
 import { bytesKey } from './keys.ts';
 import { NEVER, isStale, oracleStateCodec } from './oracle/aggregate.ts';
@@ -67,6 +71,7 @@ import {
   readAccountInto,
   readTwaps,
   writeTwaps,
+  readMarketRisk,
   readMarketState,
   readPrincipalInto,
   readValidatorInto,
@@ -81,7 +86,7 @@ import {
 import { depositKey, indexDeposit } from './attest_deposit.ts';
 import { Exchange } from './exchange.ts';
 import type { ExchangeOptions } from './exchange.ts';
-import type { MarketParams } from './genesis.ts';
+import type { MarketParams, MarketRisk } from './genesis.ts';
 import { GenesisError, genesisCodec, listedTemplate } from './genesis.ts';
 import type { Instrument } from './instruments/index.ts';
 import { InstrumentError, parseInstrument } from './instruments/index.ts';
@@ -89,22 +94,22 @@ import { checkInvariants } from './invariants.ts';
 import { countPending } from './governance.ts';
 import { setUnderwater } from './liquidation.ts';
 import type { Deposit, Proposal } from './state.ts';
+import { GOV_PROPOSAL_KINDS } from './tx/types.ts';
 import { Account, ExchangeState, MarketState, Principal } from './state.ts';
 
 /** A spent deposit id in a snapshot: its length byte and 64 hex characters. */
 const CREDITED_RECORD_BYTES = 65;
 
 /** The snapshot encoding this build writes. */
-export const SNAPSHOT_FORMAT = 10;
+export const SNAPSHOT_FORMAT = 11;
 /**
  * The format before it, which this build reads too: a chain the build before
  * stopped at a halt height resumes from that build's snapshot under this one
- * (docs/operations.md, "Upgrades"). Its bytes are format 10's but for the
- * state of an option past expiry waiting for its settlement price (format 10
- * adds since when its grace counts, which format 9 does not know), so a
- * format 9 snapshot holding such an option is refused (readMarketState).
+ * (docs/operations.md, "Upgrades"). Its bytes are format 11's without each
+ * market's risk flag (a market in format 10 has the risk parameters it was
+ * listed with) and without setMarketRisk proposals.
  */
-export const SNAPSHOT_FORMAT_PREVIOUS = 9;
+export const SNAPSHOT_FORMAT_PREVIOUS = 10;
 
 /** A snapshot of a format this build does not read (a DecodeError, so callers refusing bad snapshots refuse it too). */
 export class SnapshotFormatError extends DecodeError {
@@ -119,7 +124,8 @@ export class SnapshotFormatError extends DecodeError {
     this.supportedFormat = SNAPSHOT_FORMAT;
   }
 }
-const PROPOSAL_KINDS = ['haltMarket', 'resumeMarket', 'haltAll', 'resumeAll'] as const;
+/** Proposal kinds a format 10 snapshot knows (GOV_PROPOSAL_KINDS but setMarketRisk). */
+const PROPOSAL_KINDS_PREVIOUS = 4;
 
 function sortedBy<T>(items: Iterable<T>, key: (x: T) => string | number): T[] {
   return [...items].sort((a, b) => {
@@ -129,9 +135,22 @@ function sortedBy<T>(items: Iterable<T>, key: (x: T) => string | number): T[] {
   });
 }
 
-export function writeSnapshot(w: Writer, ex: Exchange): void {
+/**
+ * `format`: SNAPSHOT_FORMAT, or SNAPSHOT_FORMAT_PREVIOUS for a state that
+ * has an encoding there (decodeSnapshot's check of a format 10 snapshot).
+ */
+export function writeSnapshot(w: Writer, ex: Exchange, format = SNAPSHOT_FORMAT): void {
   const s = ex.state;
-  w.u8(SNAPSHOT_FORMAT);
+  const riskFlags = format === SNAPSHOT_FORMAT;
+  if (!riskFlags) {
+    assert(format === SNAPSHOT_FORMAT_PREVIOUS, `snapshot format ${format} is not written`);
+    assert(
+      s.markets.every((m) => !m.riskChanged) &&
+        [...s.proposals.values()].every((p) => p.kind !== 'setMarketRisk'),
+      'risk parameters set by governance have no format 10 encoding',
+    );
+  }
+  w.u8(format);
   genesisCodec.write(w, s.genesis);
   w.uvarint(s.height).uvarint(s.timeMs);
   w.ivarintBig(s.insuranceQuote).uvarintBig(s.feePoolQuote);
@@ -142,7 +161,7 @@ export function writeSnapshot(w: Writer, ex: Exchange): void {
   for (const v of s.validators) writeValidator(w, v);
   for (let i = 0; i < s.genesisMarketCount; i++) {
     const m = s.markets[i]!;
-    writeMarketState(w, m, s.timeMs);
+    writeMarketState(w, m, s.timeMs, riskFlags);
     writeBookOrders(w, m.book);
     if (m.auction !== null) {
       writeBookOrders(w, m.auction.bids);
@@ -160,7 +179,7 @@ export function writeSnapshot(w: Writer, ex: Exchange): void {
       w.bool(!m.retired);
       if (m.retired) continue;
       w.string(m.params.instrument, STRING_BYTES_MAX);
-      writeMarketState(w, m, s.timeMs);
+      writeMarketState(w, m, s.timeMs, riskFlags);
       writeBookOrders(w, m.book);
     }
   }
@@ -266,9 +285,16 @@ function checkProposalMarket(s: ExchangeState, p: Proposal, field: string): void
   }
 }
 
-function readProposal(r: Reader, f: string): Proposal {
+/**
+ * `kinds`: how many of GOV_PROPOSAL_KINDS the snapshot's format knows (a
+ * format 10 snapshot has no setMarketRisk). A setMarketRisk proposal's
+ * values follow its status, held to the rules govPropose applied: against
+ * its market's parameters while it is pending (its market is live), alone
+ * once executed or closed (its slot may hold another market since).
+ */
+function readProposal(s: ExchangeState, r: Reader, f: string, kinds: number): Proposal {
   const proposalId = r.uvarint(`${f}.proposalId`);
-  const kind = PROPOSAL_KINDS[r.tag(`${f}.kind`, PROPOSAL_KINDS.length)]!;
+  const kind = GOV_PROPOSAL_KINDS[r.tag(`${f}.kind`, kinds)]!;
   const market = r.ivarint(`${f}.market`);
   const n = r.uvarint(`${f}.approvers`, GENESIS_VALIDATORS_MAX);
   const approvers: number[] = [];
@@ -276,10 +302,22 @@ function readProposal(r: Reader, f: string): Proposal {
     approvers.push(r.uvarint(`${f}.approvers[${i}]`, GENESIS_VALIDATORS_MAX));
   const stake = r.uvarintBig(`${f}.stake`, MONEY_BITS);
   const status = r.tag(`${f}.executed`, 3);
+  let risk: MarketRisk | null = null;
+  if (kind === 'setMarketRisk') {
+    const live = s.markets[market];
+    const pending = status === 0 && live !== undefined && !live.retired;
+    // An executed one is held to the rules that do not depend on its market.
+    const base = pending ? live.params : s.markets[0]!.baseParams;
+    risk = readMarketRisk(r, status === 0 ? base : { ...base, liquidationFeePpm: 0 }, `${f}.risk`);
+    if (pending && live.instrument.kind === 'option') {
+      throw new DecodeError(`${f}.risk`, 'an option takes no risk parameters');
+    }
+  }
   return {
     proposalId,
     kind,
     market,
+    risk,
     approvers,
     stake,
     executed: status >= 1,
@@ -459,7 +497,8 @@ export function readSnapshot(r: Reader, options: ExchangeOptions = {}): Exchange
   const proposalCount = r.uvarint(`${f}.proposals`, PROPOSALS_MAX);
   let previousProposal = -1;
   for (let i = 0; i < proposalCount; i++) {
-    const p = readProposal(r, `${f}.proposals[${i}]`);
+    const kinds = formatPrevious ? PROPOSAL_KINDS_PREVIOUS : GOV_PROPOSAL_KINDS.length;
+    const p = readProposal(s, r, `${f}.proposals[${i}]`, kinds);
     checkVoters(p.approvers, s.validators.length, `${f}.proposals[${i}].approvers`);
     if (p.proposalId <= previousProposal) {
       throw new DecodeError(`${f}.proposals[${i}]`, 'proposal ids must ascend');
@@ -500,9 +539,9 @@ export function readSnapshot(r: Reader, options: ExchangeOptions = {}): Exchange
   return ex;
 }
 
-export function encodeSnapshot(ex: Exchange): Uint8Array {
+export function encodeSnapshot(ex: Exchange, format = SNAPSHOT_FORMAT): Uint8Array {
   const w = new WireWriter(1 << 16);
-  writeSnapshot(w, ex);
+  writeSnapshot(w, ex, format);
   return w.finish();
 }
 
@@ -513,9 +552,9 @@ export function decodeSnapshot(bytes: Uint8Array, options: ExchangeOptions = {})
   // The reader's checks make the encoding canonical; this makes it so by
   // construction (O(state), as the decode): a node keeps and serves the bytes
   // it took, and peers group offers by their hash.
-  const again = encodeSnapshot(ex);
-  // The format before differs in its format byte alone (what it can restore).
-  if (bytes[0] === SNAPSHOT_FORMAT_PREVIOUS) again[0] = SNAPSHOT_FORMAT_PREVIOUS;
+  // A format 10 snapshot restores a state with no risk parameters set by
+  // governance: its format 10 encoding is the one to compare with.
+  const again = encodeSnapshot(ex, bytes[0]);
   if (again.length !== bytes.length || again.some((x, i) => x !== bytes[i])) {
     throw new DecodeError('snapshot', 'not the canonical encoding of the state it restores');
   }

@@ -14,11 +14,12 @@ import { assert } from '../lib/assert.ts';
 import { CallAuction } from './auction/call_state.ts';
 import type { Side } from './book/index.ts';
 import { OrderBook } from './book/index.ts';
-import type { Genesis, ListingGenesis, MarketParams } from './genesis.ts';
+import type { Genesis, ListingGenesis, MarketParams, MarketRisk } from './genesis.ts';
+import type { GovProposalKind } from './tx/types.ts';
 import type { Instrument, TwapAccumulator } from './instruments/index.ts';
 import { expiryMsOf } from './instruments/index.ts';
 import type { OptionMark, ScenarioInstrument } from './options/index.ts';
-import { oracleParamsOf, quotePerTickLot } from './genesis.ts';
+import { oracleParamsOf, quotePerTickLot, riskOf, sameRisk, withRisk } from './genesis.ts';
 import type { OracleParams, OracleState, SmileFeed } from './oracle/aggregate.ts';
 import { emptyOracleState } from './oracle/aggregate.ts';
 import { ScanSchedule } from './scan.ts';
@@ -395,7 +396,17 @@ export interface OrderMeta {
 export class MarketState {
   /** Its slot in ExchangeState.markets; a settled listed market's slot is reused by a later listing. */
   readonly index: number;
-  readonly params: MarketParams;
+  /**
+   * Its parameters: those it was listed with (baseParams) but for the risk
+   * parameters governance set since (governance.ts, setMarketRisk; state:
+   * in the market's leaf and the snapshot when they differ from the base).
+   * Replaced whole, never changed in place: a listing shares its template's.
+   */
+  params: MarketParams;
+  /** What it was listed with: the genesis market, or its template under its own name. */
+  readonly baseParams: MarketParams;
+  /** Its risk parameters differ from baseParams' (then they are written as state; set by setRisk). */
+  riskChanged = false;
   readonly instrument: Instrument;
   /** Listed past genesis (a dated future or an option): settles at expiryMs and retires. */
   readonly listed: boolean;
@@ -467,7 +478,8 @@ export class MarketState {
    */
   graceSmile: SmileFeed | null = null;
   readonly k: bigint;
-  readonly maintenancePpmBig: bigint;
+  /** The parameters' maintenanceMarginPpm as a bigint (derived, kept in step by setRisk). */
+  maintenancePpmBig: bigint;
   book: OrderBook;
   /** Last oracle index, in ticks (0 = never priced). */
   indexTicks = 0;
@@ -480,7 +492,7 @@ export class MarketState {
    * 2^53 − 1 (then every check on this market takes the bigint path).
    */
   readonly kNum: number;
-  readonly imfStepQuoteNum: number;
+  imfStepQuoteNum: number;
   markQuotePerLotNum = 0;
   /** markQuotePerLot × maintenanceMarginPpm (derived, kept in step by setMark). */
   maintenancePerLotScaled = 0n;
@@ -552,9 +564,20 @@ export class MarketState {
     this.shortBelowCoef = this.maintenancePerLotScaled + valueScaled;
   }
 
+  /** Takes new risk parameters (validated: genesis.ts checkRisk) and what is derived from them. */
+  setRisk(risk: MarketRisk): void {
+    this.params = withRisk(this.params, risk);
+    this.riskChanged = !sameRisk(risk, riskOf(this.baseParams));
+    this.maintenancePpmBig = BigInt(this.params.maintenanceMarginPpm);
+    const step = this.params.imfStepQuote;
+    this.imfStepQuoteNum = step <= SAFE_BIG ? Number(step) : -1;
+    this.setMark(this.markTicks);
+  }
+
   constructor(index: number, params: MarketParams, instrument?: Instrument) {
     this.index = index;
     this.params = params;
+    this.baseParams = params;
     this.instrument = instrument ?? { kind: 'perpetual', underlying: params.underlying };
     this.listed = instrument !== undefined && instrument.kind !== 'perpetual';
     this.expiryMs = expiryMsOf(this.instrument) ?? 0;
@@ -584,8 +607,10 @@ export interface Deposit {
 
 export interface Proposal {
   readonly proposalId: number;
-  readonly kind: 'haltMarket' | 'resumeMarket' | 'haltAll' | 'resumeAll';
+  readonly kind: GovProposalKind;
   readonly market: number;
+  /** A setMarketRisk proposal's new values (null for the other kinds). */
+  readonly risk: MarketRisk | null;
   readonly approvers: number[];
   stake: bigint;
   /** Executed, or closed: it can no longer act. */

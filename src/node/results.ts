@@ -128,6 +128,7 @@ const EVENT_TYPES = [
   'auctionEnded',
   'makerCancelled',
   'liquidationCancels',
+  'marketRiskChanged',
 ] as const satisfies readonly ExchangeEvent['type'][];
 const PUBLIC_KEY_BYTES = 32;
 const REJECT_CODE_SET: ReadonlySet<string> = new Set(REJECT_CODES);
@@ -274,6 +275,7 @@ export const exchangeEventCodec: Codec<ExchangeEvent> = {
         return;
       case 'marketHalted':
       case 'marketResumed':
+      case 'marketRiskChanged':
         w.string(e.market, TEXT_BYTES_MAX);
         return;
       case 'validatorJailed':
@@ -361,6 +363,7 @@ export const exchangeEventCodec: Codec<ExchangeEvent> = {
         };
       case 'marketHalted':
       case 'marketResumed':
+      case 'marketRiskChanged':
         return { type, market: r.string('market', TEXT_BYTES_MAX) };
       case 'validatorJailed':
         return {

@@ -136,6 +136,8 @@ interface Tracked {
   instrument: InstrumentView;
   halted: boolean;
   auctionEndMs: number;
+  /** The market's parameters as last shown (replaced whole when governance sets its risk). */
+  params: MarketState['params'];
 }
 
 /**
@@ -393,6 +395,7 @@ export class ChainView implements NodeView {
       instrument: instrumentOf(m),
       halted: m.halted,
       auctionEndMs: auctionEndOf(m),
+      params: m.params,
     };
     this.tradeIds.set(name, m.tradeCount);
     return published;
@@ -992,6 +995,7 @@ export class ChainView implements NodeView {
         ];
       case 'marketHalted':
       case 'marketResumed':
+      case 'marketRiskChanged':
         return [{ type: e.type, height, timeMs, instrument: e.market }];
       case 'funding':
         return [{ type: 'funding', height, timeMs, instrument: e.market, ratePpm: e.ratePpm }];
@@ -1225,10 +1229,15 @@ export class ChainView implements NodeView {
         instrumentsMoved = true;
       }
       const old = tracked.published;
-      if (m.halted !== tracked.halted || auctionEndOf(m) !== tracked.auctionEndMs) {
+      if (
+        m.halted !== tracked.halted ||
+        auctionEndOf(m) !== tracked.auctionEndMs ||
+        m.params !== tracked.params
+      ) {
         tracked.instrument = instrumentOf(m);
         tracked.halted = m.halted;
         tracked.auctionEndMs = auctionEndOf(m);
+        tracked.params = m.params;
         instrumentsMoved = true;
       }
       let book = old.book;
@@ -2732,8 +2741,16 @@ function instrumentOf(m: MarketState): InstrumentView {
   if (option) view.optionType = option[2] === 'C' ? 'call' : 'put';
   if (m.listed) view.expiryMs = m.expiryMs;
   const i = m.instrument;
-  if (i.kind === 'option')
+  if (i.kind === 'option') {
     view.strikeTicks = Number(divBig(i.strikeQuote, p.tickSizeQuote, 'floor'));
+  } else {
+    view.initialMarginPpm = p.initialMarginPpm;
+    view.maintenanceMarginPpm = p.maintenanceMarginPpm;
+    view.imfStepQuote = quoteString(p.imfStepQuote);
+    view.imfStepPpm = p.imfStepPpm;
+  }
+  if (p.priceBandPpm !== undefined) view.priceBandPpm = p.priceBandPpm;
+  if (p.openInterestCapLots !== undefined) view.openInterestCapLots = p.openInterestCapLots;
   return view;
 }
 

@@ -175,6 +175,90 @@ test("tx deposit sends a validator's attestation of a deposit: id, address, amou
   }
 });
 
+test('tx gov-propose and gov-vote send proposals of every kind and approvals; bad ones refused before sending', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'zomma-cli-tx-'));
+  const keyFile = join(dir, 'key.json');
+  saveKeyFile(keyFile, key(1));
+  const { server, sent } = await committingServer();
+  try {
+    const flags = ['--node', server.url, '--key-file', keyFile];
+    const risk = [
+      'initialMarginPpm=80000',
+      'maintenanceMarginPpm=60000',
+      'imfStepQuote=10000000000000',
+      'imfStepPpm=10000',
+      'liquidationQuoteMaxPerBlock=1000000000000',
+      'priceBandPpm=none',
+      'openInterestCapLots=2500',
+    ];
+    const r = await zomma('tx', 'gov-propose', '7', 'set-market-risk', PERP, ...risk, ...flags);
+    assert.equal(r.code, 0, r.err);
+    assert.deepEqual(sent[0]!.action, {
+      kind: 'govPropose',
+      proposalId: 7,
+      proposal: {
+        kind: 'setMarketRisk',
+        instrument: PERP,
+        risk: {
+          initialMarginPpm: 80_000,
+          maintenanceMarginPpm: 60_000,
+          imfStepQuote: 10_000_000_000_000n,
+          imfStepPpm: 10_000,
+          liquidationQuoteMaxPerBlock: 1_000_000_000_000n,
+          openInterestCapLots: 2_500,
+        },
+      },
+    });
+    assert.equal((await zomma('tx', 'gov-propose', '8', 'halt-market', PERP, ...flags)).code, 0);
+    assert.deepEqual(sent[1]!.action, {
+      kind: 'govPropose',
+      proposalId: 8,
+      proposal: { kind: 'haltMarket', instrument: PERP },
+    });
+    assert.equal((await zomma('tx', 'gov-propose', '9', 'resume-all', ...flags)).code, 0);
+    assert.deepEqual(sent[2]!.action, {
+      kind: 'govPropose',
+      proposalId: 9,
+      proposal: { kind: 'resumeAll' },
+    });
+    assert.equal((await zomma('tx', 'gov-vote', '7', ...flags)).code, 0);
+    assert.deepEqual(sent[3]!.action, { kind: 'govVote', proposalId: 7, approve: true });
+    const without = (name: string) => risk.filter((x) => !x.startsWith(`${name}=`));
+    for (const [args, message] of [
+      [['x', 'halt-all'], /PROPOSAL_ID/],
+      [['1', 'halt'], /unknown proposal 'halt'/],
+      [['1', 'halt-all', 'extra'], /unexpected argument 'extra'/],
+      [['1', 'halt-market'], /INSTRUMENT is required/],
+      [['1', 'set-market-risk', PERP, ...without('priceBandPpm')], /priceBandPpm=… is required/],
+      [['1', 'set-market-risk', PERP, ...risk.slice(1), 'maintenanceMarginPpm=1'], /given twice/],
+      [['1', 'set-market-risk', PERP, ...without('imfStepPpm'), 'imfStep=1'], /KEY=VALUE/],
+      [
+        ['1', 'set-market-risk', PERP, ...without('imfStepQuote'), 'imfStepQuote=0'],
+        /imfStepQuote/,
+      ],
+      [
+        ['1', 'set-market-risk', PERP, ...without('priceBandPpm'), 'priceBandPpm=1000000'],
+        /priceBandPpm/,
+      ],
+      // A rule of the values together, the transaction's own (BadField): nothing sent.
+      [
+        ['1', 'set-market-risk', PERP, 'initialMarginPpm=1000', ...risk.slice(1)],
+        /initialMarginPpm/,
+      ],
+    ] as const) {
+      const bad = await zomma('tx', 'gov-propose', ...args, ...flags);
+      assert.equal(bad.code, 2, `${args.join(' ')}: ${bad.err}`);
+      assert.match(bad.err, message);
+    }
+    const vote = await zomma('tx', 'gov-vote', '7', '8', ...flags);
+    assert.equal(vote.code, 2);
+    assert.equal(sent.length, 4, 'nothing more was sent');
+  } finally {
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('a transaction sent to a node that dies before answering names its hash to look up, since it may still commit', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'zomma-cli-tx-'));
   const keyFile = join(dir, 'key.json');

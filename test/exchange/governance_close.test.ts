@@ -7,7 +7,14 @@ import assert from 'node:assert/strict';
 import { decodeSnapshot, encodeSnapshot } from '../../src/exchange/index.ts';
 import type { Proposal } from '../../src/exchange/state.ts';
 import { DecodeError } from '../../src/codec/wire.ts';
-import { Harness, VALIDATORS, dailyListingGenesis, genesis, replacer } from './helpers.ts';
+import {
+  Harness,
+  VALIDATORS,
+  dailyListingGenesis,
+  genesis,
+  replacer,
+  runUntilSettled,
+} from './helpers.ts';
 
 test("a proposal closed by its market's settlement keeps its approvers' room; a later approval is not recorded", () => {
   const h = new Harness(dailyListingGenesis(Date.UTC(2024, 0, 10, 7, 30)));
@@ -28,13 +35,7 @@ test("a proposal closed by its market's settlement keeps its approvers' room; a 
       Buffer.from(v.publicKey).toString('hex') === Buffer.from(proposer.publicKey).toString('hex'),
   );
   assert.equal(h.ex.state.validators[index]!.pendingProposals, 1);
-  let settled = false;
-  for (let i = 0; i < 400 && !settled; i++) {
-    settled = h
-      .block([], 60_000)
-      .events.some((e) => e.type === 'marketSettled' && e.market === name);
-  }
-  assert.ok(settled, `${name} settled`);
+  runUntilSettled(h, name);
   const p = h.ex.state.proposals.get(7)!;
   assert.deepEqual([p.executed, p.closed], [true, true], 'closed with no effect');
   // Its approval keeps its room: proposals about markets that settle cannot be made without end.

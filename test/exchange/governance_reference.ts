@@ -305,6 +305,8 @@ export class GovModel {
         if (this.proposals.has(a.proposalId)) return no('DuplicateProposal');
         if (this.overCap(v, undefined)) return no('TooManyProposals');
         let market: string | null = null;
+        // Risk parameters are not part of this model (governance_risk.test.ts tests them).
+        if (a.proposal.kind === 'setMarketRisk') throw new Error('setMarketRisk is not modelled');
         if (a.proposal.kind === 'haltMarket' || a.proposal.kind === 'resumeMarket') {
           market = a.proposal.instrument;
           if (this.market(market) === undefined) return no('UnknownInstrument');

@@ -5,27 +5,10 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ActionResult, TxResult } from '../../src/exchange/index.ts';
-import { Harness, USDC, VALIDATORS, genesis, key, limit, replacer } from './helpers.ts';
+import { Harness, USDC, VALIDATORS, accepted, genesis, key, limit, rejected } from './helpers.ts';
 
 const BTC = 'BTC-PERPETUAL';
 const ETH = 'ETH-PERPETUAL';
-
-function action(r: TxResult): ActionResult {
-  assert.ok(r.ok, JSON.stringify(r, replacer));
-  return r.actions[0]!;
-}
-
-function accepted(r: TxResult): ActionResult {
-  const a = action(r);
-  assert.ok(a.ok, JSON.stringify(a, replacer));
-  return a;
-}
-
-function rejected(r: TxResult, code: string): void {
-  const a = action(r);
-  assert.ok(!a.ok && a.code === code, JSON.stringify(a, replacer));
-}
 
 function propose(h: Harness, id: number, kind: 'haltAll' | 'resumeAll', voters: number[]) {
   const [first, ...rest] = voters;

@@ -6,11 +6,13 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { Exchange, devnetGenesis } from '../../src/exchange/index.ts';
 import type {
+  ActionResult,
   Block,
   BlockResult,
   ExchangeOptions,
   Genesis,
   Offence,
+  TxResult,
 } from '../../src/exchange/index.ts';
 import type { Action, PlaceOrder, SignedTx } from '../../src/exchange/tx/types.ts';
 import { bytesKey } from '../../src/exchange/keys.ts';
@@ -164,12 +166,6 @@ export const LISTING_DAY_SMILES: SmileObservation[] = [
   { underlying: 'ETH', expiryMs: LISTING_DAY_EXPIRY_MS, svi: FLAT_SMILE },
 ];
 
-/** One action from `from` in a block of its own, which must be accepted. */
-export function accepted(h: Harness, from: Key, action: Action): void {
-  const r = h.one(from, action).actions[0]!;
-  assert.ok(r.ok, JSON.stringify(r, replacer));
-}
-
 /**
  * A genesis listing one daily expiry with a future, from `startMs`; strikes
  * within ±4% (BTC 48,000–52,000 by 1,000; ETH 2,900–3,100 by 100).
@@ -246,4 +242,33 @@ export function haltByVote(h: Harness, instrument: string, proposalId = 1): Bloc
     h.tx(VALIDATORS[1]!, { kind: 'govVote', proposalId, approve: true }),
     h.tx(VALIDATORS[2]!, { kind: 'govVote', proposalId, approve: true }),
   ]);
+}
+
+/** The single action result of a transaction that was executed (not refused whole). */
+export function actionOf(r: TxResult): ActionResult {
+  assert.ok(r.ok, JSON.stringify(r, replacer));
+  return r.actions[0]!;
+}
+
+/** The single action, which succeeded. */
+export function accepted(r: TxResult): Extract<ActionResult, { ok: true }> {
+  const a = actionOf(r);
+  assert.ok(a.ok, JSON.stringify(a, replacer));
+  return a;
+}
+
+/** The single action, refused with `code`: its message. */
+export function rejected(r: TxResult, code: string): string {
+  const a = actionOf(r);
+  assert.ok(!a.ok && a.code === code, JSON.stringify(a, replacer));
+  return a.ok ? '' : a.message;
+}
+
+/** Empty blocks a minute apart until the listed market `name` settles (at most 400). */
+export function runUntilSettled(h: Harness, name: string): void {
+  for (let i = 0; i < 400; i++) {
+    const r = h.block([], 60_000);
+    if (r.events.some((e) => e.type === 'marketSettled' && e.market === name)) return;
+  }
+  assert.fail(`${name} did not settle`);
 }

@@ -65,7 +65,7 @@ test('more than LIQUIDATION_ATTEMPTS_PER_BLOCK_MAX short calls at a kept mark wi
   const perp = state.marketByName.get(PERP)!;
   // Each sells 0.2 BTC of the at-the-money call to Dave and withdraws what
   // initial margin leaves free.
-  accepted(h, dave, limit(CALL, 'buy', call.markTicks, 2 * many.length));
+  accepted(h.one(dave, limit(CALL, 'buy', call.markTicks, 2 * many.length)));
   allAccepted(
     h,
     many.map((k) => h.tx(k, limit(CALL, 'sell', call.markTicks, 2, { timeInForce: 'IOC' }))),
@@ -103,14 +103,16 @@ test('more than LIQUIDATION_ATTEMPTS_PER_BLOCK_MAX short calls at a kept mark wi
   // leaves free; BTC's next climb takes her below maintenance, by far less
   // than any short call (the largest shortfalls go first among those that
   // may close).
-  accepted(h, dave, limit(PERP, 'buy', perp.markTicks, 1_000));
-  accepted(h, erin, limit(PERP, 'sell', perp.markTicks, 1_000, { timeInForce: 'IOC' }));
+  accepted(h.one(dave, limit(PERP, 'buy', perp.markTicks, 1_000)));
+  accepted(h.one(erin, limit(PERP, 'sell', perp.markTicks, 1_000, { timeInForce: 'IOC' })));
   const e = h.account(erin)!;
-  accepted(h, erin, {
-    kind: 'withdraw',
-    amountQuote: freeCollateralQuote(state, e),
-    destination: 'a',
-  });
+  accepted(
+    h.one(erin, {
+      kind: 'withdraw',
+      amountQuote: freeCollateralQuote(state, e),
+      destination: 'a',
+    }),
+  );
   assert.ok(!isLiquidatable(state, e));
   usd += 1_000n;
   h.oracle = { ...h.oracle, BTC: usd * USDC };
@@ -140,14 +142,16 @@ test('a liquidation that closes nothing reports so: a short call at a kept mark 
   h.block([], MINUTE_MS);
   const state = h.ex.state;
   const call = state.marketByName.get(CALL)!;
-  accepted(h, dave, limit(CALL, 'buy', call.markTicks, 20));
-  accepted(h, carol, limit(CALL, 'sell', call.markTicks, 20));
+  accepted(h.one(dave, limit(CALL, 'buy', call.markTicks, 20)));
+  accepted(h.one(carol, limit(CALL, 'sell', call.markTicks, 20)));
   const c = h.account(carol)!;
-  accepted(h, carol, {
-    kind: 'withdraw',
-    amountQuote: freeCollateralQuote(state, c),
-    destination: 'a',
-  });
+  accepted(
+    h.one(carol, {
+      kind: 'withdraw',
+      amountQuote: freeCollateralQuote(state, c),
+      destination: 'a',
+    }),
+  );
   h.smiles = null;
   h.block([], 61_000);
   for (let usd = 50_200n; !isLiquidatable(state, c); usd += 200n) {
@@ -181,8 +185,8 @@ test('a liquidation that runs the deleveraging queue takes a place even when no 
   const b = key('adl-b');
   h.fund(a, 2_600n * USDC);
   h.fund(b, 500_000n * USDC);
-  accepted(h, b, limit(PERP, 'sell', 500_000, 10_000));
-  accepted(h, a, limit(PERP, 'buy', 500_000, 10_000));
+  accepted(h.one(b, limit(PERP, 'sell', 500_000, 10_000)));
+  accepted(h.one(a, limit(PERP, 'buy', 500_000, 10_000)));
   const state = h.ex.state;
   const perp = state.marketByName.get(PERP)!;
   const la = h.account(a)!;

@@ -1,8 +1,8 @@
 // A restored state behaves identically: a random mix of every kind of action
 // (orders of every time in force, reduce-only, self-trade modes, good-til
 // times and client ids; amends, cancels, cancelAll; faucet, transfers,
-// withdrawals; agents registered, used, expired and revoked; governance halts
-// and resumes; deposit attestations; evidence) over validators' oracle votes
+// withdrawals; agents registered, used, expired and revoked; governance halts,
+// resumes and changes of risk parameters; deposit attestations; evidence) over validators' oracle votes
 // that now and then miss their quorum (staleness) and carry smiles for the
 // listed expiries. After every block the node that ran from genesis and a
 // node restored from a recent snapshot must give the same results, events and
@@ -198,15 +198,30 @@ function run(seed: number, blocks: number): Record<string, number> {
             'haltAll',
             'resumeAll',
             'resumeAll',
+            'setMarketRisk',
           ] as const;
           const kind = kinds[rnd(kinds.length)]!;
+          // Risk parameters up and down around the genesis ones (3% / 5%), a
+          // band and a cap now and then; on an option, refused.
+          const maintenanceMarginPpm = [10_000, 30_000, 60_000][rnd(3)]!;
+          const risk = {
+            initialMarginPpm: maintenanceMarginPpm + [0, 20_000, 50_000][rnd(3)]!,
+            maintenanceMarginPpm,
+            imfStepQuote: BigInt(1 + rnd(3)) * 100_000n * USDC,
+            imfStepPpm: rnd(3) * 5_000,
+            liquidationQuoteMaxPerBlock: BigInt(1 + rnd(4)) * 20_000n * USDC,
+            ...(rnd(2) === 0 ? { priceBandPpm: 20_000 + rnd(3) * 40_000 } : {}),
+            ...(rnd(3) === 0 ? { openInterestCapLots: 50 + rnd(500) } : {}),
+          };
           action = {
             kind: 'govPropose',
             proposalId: ++proposalId,
             proposal:
               kind === 'haltMarket' || kind === 'resumeMarket'
                 ? { kind, instrument: name }
-                : { kind },
+                : kind === 'setMarketRisk'
+                  ? { kind, instrument: name, risk }
+                  : { kind },
           };
         } else
           action = {
@@ -322,6 +337,7 @@ test('a node restored from a snapshot gives the same results, events and appHash
     'fills',
     'event:marketHalted',
     'event:marketResumed',
+    'event:marketRiskChanged',
     'tx:NotPermitted',
     'status:cancelled:SelfTrade',
     'status:cancelled:FokUnfillable',

@@ -7,7 +7,8 @@
 // encoding of one state (which the node would store and serve as it came).
 // Bits are flipped in a rich state (perpetuals in a volatility auction,
 // dated futures and options, agents, subaccounts, deposits, proposals, a
-// jailed validator), then the damages no bit flip makes: reordered lists and
+// jailed validator) and in one with risk parameters set by governance (a
+// market's, an executed and a pending proposal's), then the damages no bit flip makes: reordered lists and
 // orders moved between places that the leaves do not tell apart.
 
 import { test } from 'node:test';
@@ -20,9 +21,9 @@ import { genesisCodec } from '../../src/exchange/genesis.ts';
 import { decodeSnapshot, encodeSnapshot } from '../../src/exchange/snapshot.ts';
 import type { Exchange } from '../../src/exchange/index.ts';
 import type { Account } from '../../src/exchange/state.ts';
-import type { Harness } from './helpers.ts';
-import { key } from './helpers.ts';
-import { BTC, a, b, rich, unsound } from './rich_state.ts';
+import type { Action } from '../../src/exchange/tx/types.ts';
+import { Harness, USDC, VALIDATORS, key, limit } from './helpers.ts';
+import { BTC, ETH, a, b, rich, unsound } from './rich_state.ts';
 
 function flipBits(h: Harness, at: (i: number) => number, count: number, seed: number): void {
   const bytes = encodeSnapshot(h.ex);
@@ -47,6 +48,39 @@ test('every byte of a snapshot is covered: a flipped bit is refused or changes t
   const n = encodeSnapshot(h.ex).length;
   // One seeded bit at every byte position.
   flipBits(h, (i) => i, n, 1);
+});
+
+test("risk parameters set by governance are covered: a flipped bit in a market's or a proposal's values is refused or changes the appHash", () => {
+  const h = new Harness();
+  const [x, y] = [key('cover-risk-x'), key('cover-risk-y')];
+  h.fund(x, 100_000n * USDC);
+  h.fund(y, 100_000n * USDC);
+  h.one(x, limit(ETH, 'sell', 300_000, 7));
+  h.one(y, limit(ETH, 'buy', 300_000, 5));
+  const risk = {
+    initialMarginPpm: 90_000,
+    maintenanceMarginPpm: 45_000,
+    imfStepQuote: 7_000_000n * USDC,
+    imfStepPpm: 3_000,
+    liquidationQuoteMaxPerBlock: 250_000n * USDC,
+    priceBandPpm: 80_000,
+    openInterestCapLots: 1_234,
+  };
+  const propose = (id: number, instrument: string): Action => ({
+    kind: 'govPropose',
+    proposalId: id,
+    proposal: { kind: 'setMarketRisk', instrument, risk },
+  });
+  // Executed on ETH; pending on BTC.
+  h.block([
+    h.tx(VALIDATORS[0]!, propose(1, ETH)),
+    h.tx(VALIDATORS[1]!, { kind: 'govVote', proposalId: 1, approve: true }),
+    h.tx(VALIDATORS[2]!, { kind: 'govVote', proposalId: 1, approve: true }),
+    h.tx(VALIDATORS[3]!, propose(2, BTC)),
+  ]);
+  assert.ok(h.ex.state.markets[1]!.riskChanged && !h.ex.state.proposals.get(2)!.executed);
+  const n = encodeSnapshot(h.ex).length;
+  flipBits(h, (i) => i, n, 2);
 });
 
 test('options marked every block: a snapshot must carry the marks the restore recomputes', () => {

@@ -341,6 +341,69 @@ function auctionReady(prefix: string): {
   return { h, maker, taker, alice };
 }
 
+test("the read model: each instrument shows its risk parameters, and a setMarketRisk carried by governance changes them at its block's height", () => {
+  const h = new Harness();
+  const { view, feed } = viewOver(h);
+  try {
+    feed(h.block([]));
+    const shown = (name: string) =>
+      view
+        .read()
+        .instruments()
+        .find((i) => i.instrument === name)!;
+    const genesisRisk = {
+      initialMarginPpm: 50_000,
+      maintenanceMarginPpm: 30_000,
+      imfStepQuote: '10000000000000',
+      imfStepPpm: 10_000,
+    };
+    const riskOf = (i: ReturnType<typeof shown>) => ({
+      initialMarginPpm: i.initialMarginPpm,
+      maintenanceMarginPpm: i.maintenanceMarginPpm,
+      imfStepQuote: i.imfStepQuote,
+      imfStepPpm: i.imfStepPpm,
+      priceBandPpm: i.priceBandPpm,
+      openInterestCapLots: i.openInterestCapLots,
+    });
+    const none = { priceBandPpm: undefined, openInterestCapLots: undefined };
+    assert.deepEqual(riskOf(shown('BTC-PERPETUAL')), { ...genesisRisk, ...none });
+    const risk = {
+      initialMarginPpm: 80_000,
+      maintenanceMarginPpm: 60_000,
+      imfStepQuote: 5_000_000n * USDC,
+      imfStepPpm: 20_000,
+      liquidationQuoteMaxPerBlock: 5_000_000n * USDC,
+      priceBandPpm: 50_000,
+      openInterestCapLots: 2_500,
+    };
+    const txs = [
+      h.tx(VALIDATORS[0]!, {
+        kind: 'govPropose',
+        proposalId: 1,
+        proposal: { kind: 'setMarketRisk', instrument: 'BTC-PERPETUAL', risk },
+      }),
+      h.tx(VALIDATORS[1]!, { kind: 'govVote', proposalId: 1, approve: true }),
+      h.tx(VALIDATORS[2]!, { kind: 'govVote', proposalId: 1, approve: true }),
+    ];
+    const update = feed(h.block(txs), undefined, txs);
+    assert.deepEqual(
+      update.block.events?.map((e) => e.type),
+      ['marketRiskChanged'],
+    );
+    assert.deepEqual(riskOf(shown('BTC-PERPETUAL')), {
+      initialMarginPpm: 80_000,
+      maintenanceMarginPpm: 60_000,
+      imfStepQuote: '5000000000000',
+      imfStepPpm: 20_000,
+      priceBandPpm: 50_000,
+      openInterestCapLots: 2_500,
+    });
+    assert.deepEqual(riskOf(shown('ETH-PERPETUAL')), { ...genesisRisk, ...none });
+  } finally {
+    view.close();
+  }
+});
+
 test('the read model: a volatility auction shows as a status with its end, its uncross as trades and fills of both sides', () => {
   const BTC = 'BTC-PERPETUAL';
   const { h, maker, taker, alice } = auctionReady('view');

@@ -1,4 +1,4 @@
-// `zomma tx faucet|order|cancel|amend|agent|withdraw|transfer|deposit`: signs with the trader's key file and
+// `zomma tx faucet|order|cancel|amend|agent|withdraw|transfer|deposit|gov-propose|gov-vote`: signs with the trader's key file and
 // submits through the client SDK. By default it waits for the block and shows
 // the final result (a rejection in a block, or a drop from the mempool before
 // any block, shows the transaction and exits 1); --no-wait returns the hash as
@@ -9,7 +9,15 @@ import { addressOfKey, TX_CODES, TX_DROP_CODES, ZommaApiError } from '../../api/
 import type { TxView, ZommaClient } from '../../api/client/index.ts';
 import { parseAddress } from '../../crypto/index.ts';
 import { placeOrder } from '../../exchange/tx/index.ts';
-import type { Action, BuiltTx, OrderType, Side, TimeInForce } from '../../exchange/tx/index.ts';
+import type {
+  Action,
+  BuiltTx,
+  GovProposal,
+  OrderType,
+  RiskValues,
+  Side,
+  TimeInForce,
+} from '../../exchange/tx/index.ts';
 import { toHex } from '../../lib/bytes.ts';
 import { ZommaError } from '../../lib/errors.ts';
 import type { Command } from '../io.ts';
@@ -35,6 +43,15 @@ const USAGE = [
   '                      (a validator attests a deposit seen on the collateral chain, signed with',
   '                      its key: --key-file HOME/key.json; validators holding 2/3 of the stake credit it)',
   '                      DEPOSIT_ID: 64 hex digits naming the deposit there; ADDRESS: 0x and 40 hex digits',
+  '       zomma tx gov-propose PROPOSAL_ID halt-market|resume-market INSTRUMENT',
+  '       zomma tx gov-propose PROPOSAL_ID halt-all|resume-all',
+  '       zomma tx gov-propose PROPOSAL_ID set-market-risk INSTRUMENT initialMarginPpm=N maintenanceMarginPpm=N',
+  '                      imfStepQuote=N imfStepPpm=N liquidationQuoteMaxPerBlock=N priceBandPpm=N|none',
+  '                      openInterestCapLots=N|none',
+  '                      (every value, amounts in quote units; none removes the band or the cap)',
+  '       zomma tx gov-vote PROPOSAL_ID',
+  '                      (a validator proposes, which approves, or approves a proposal, signed with its',
+  '                      key: --key-file HOME/key.json; approvals of more than 2/3 of the stake carry it)',
   '  options: [--node URL] [--key-file FILE] [--account ADDRESS] [--subaccount N] [--no-wait] [--json]',
   "  --account: the account an agent key signs for (default: the key's own address); an agent signs",
   '  order, cancel and amend only. A flag the transaction does not take is refused.',
@@ -45,7 +62,7 @@ const USAGE = [
 export const command: Command = {
   name: 'tx',
   summary:
-    'sign and send a transaction: faucet, order, cancel, amend, agent, withdraw, transfer, deposit',
+    'sign and send a transaction: faucet, order, cancel, amend, agent, withdraw, transfer, deposit, gov-propose, gov-vote',
   usage: USAGE,
   async run(args, io) {
     const { values, positionals } = parseArgs({
@@ -90,7 +107,11 @@ export const command: Command = {
             ? 1
             : what === 'deposit'
               ? 4
-              : 2;
+              : what === 'gov-propose'
+                ? 3 + RISK_KEYS.length
+                : what === 'gov-vote'
+                  ? 1
+                  : 2;
     if (rest.length > most) throw new UsageError(`unexpected argument '${rest[most]!}'`);
     for (const flag of ['days', 'name'] as const) {
       if (values[flag] !== undefined && !(what === 'agent' && rest[0] === 'add')) {
@@ -305,8 +326,98 @@ function actionOf(
         amountQuote: parseDollars(need(rest[2], 'DOLLARS'), 'DOLLARS'),
       };
     }
+    case 'gov-propose':
+      return proposalOf(rest);
+    case 'gov-vote':
+      return {
+        kind: 'govVote',
+        proposalId: parseCount(need(rest[0], 'PROPOSAL_ID'), 'PROPOSAL_ID', 0),
+        approve: true,
+      };
     default:
       throw new UsageError(`unknown transaction '${what}'`);
+  }
+}
+
+/** setMarketRisk's values, each given as KEY=VALUE (docs/exchange.md, "Risk parameters by governance"). */
+const RISK_KEYS = [
+  'initialMarginPpm',
+  'maintenanceMarginPpm',
+  'imfStepQuote',
+  'imfStepPpm',
+  'liquidationQuoteMaxPerBlock',
+  'priceBandPpm',
+  'openInterestCapLots',
+] as const;
+
+function proposalOf(rest: readonly string[]): Action {
+  const proposalId = parseCount(need(rest[0], 'PROPOSAL_ID'), 'PROPOSAL_ID', 0);
+  const kind = need(rest[1], 'the proposal');
+  let proposal: GovProposal;
+  const at = (n: number): Action => {
+    if (rest.length > n) throw new UsageError(`unexpected argument '${rest[n]!}'`);
+    return { kind: 'govPropose', proposalId, proposal };
+  };
+  switch (kind) {
+    case 'halt-all':
+    case 'resume-all':
+      proposal = { kind: kind === 'halt-all' ? 'haltAll' : 'resumeAll' };
+      return at(2);
+    case 'halt-market':
+    case 'resume-market':
+      proposal = {
+        kind: kind === 'halt-market' ? 'haltMarket' : 'resumeMarket',
+        instrument: need(rest[2], 'INSTRUMENT'),
+      };
+      return at(3);
+    case 'set-market-risk': {
+      const instrument = need(rest[2], 'INSTRUMENT');
+      const given = new Map<string, string>();
+      for (const pair of rest.slice(3)) {
+        const eq = pair.indexOf('=');
+        const name = eq < 0 ? pair : pair.slice(0, eq);
+        if (eq < 0 || !(RISK_KEYS as readonly string[]).includes(name)) {
+          throw new UsageError(`'${pair}': expected one of ${RISK_KEYS.join(', ')} as KEY=VALUE`);
+        }
+        if (given.has(name)) throw new UsageError(`${name} is given twice`);
+        given.set(name, pair.slice(eq + 1));
+      }
+      // Every value: one left out would not keep the market's (a proposal carries them all).
+      for (const name of RISK_KEYS) {
+        if (!given.has(name)) throw new UsageError(`${name}=… is required (every value is)`);
+      }
+      const ppm = (name: string, min: number, max = 1_000_000): number =>
+        parseCount(given.get(name), name, min, max);
+      const quote = (name: string): bigint => {
+        const text = given.get(name)!;
+        if (!/^\d+$/.test(text) || BigInt(text) < 1n) {
+          throw new UsageError(`${name} must be a whole number of quote units ≥ 1`);
+        }
+        return BigInt(text);
+      };
+      const risk: RiskValues = {
+        initialMarginPpm: ppm('initialMarginPpm', 1),
+        maintenanceMarginPpm: ppm('maintenanceMarginPpm', 1),
+        imfStepQuote: quote('imfStepQuote'),
+        imfStepPpm: ppm('imfStepPpm', 0),
+        liquidationQuoteMaxPerBlock: quote('liquidationQuoteMaxPerBlock'),
+      };
+      if (given.get('priceBandPpm') !== 'none') {
+        risk.priceBandPpm = ppm('priceBandPpm', 1, 999_999);
+      }
+      if (given.get('openInterestCapLots') !== 'none') {
+        risk.openInterestCapLots = parseCount(
+          given.get('openInterestCapLots'),
+          'openInterestCapLots',
+        );
+      }
+      proposal = { kind: 'setMarketRisk', instrument, risk };
+      return at(3 + RISK_KEYS.length);
+    }
+    default:
+      throw new UsageError(
+        `unknown proposal '${kind}': halt-market, resume-market, halt-all, resume-all or set-market-risk`,
+      );
   }
 }
 
@@ -330,6 +441,8 @@ const FLAGS_TAKEN: Record<string, readonly (typeof ORDER_FLAGS)[number][]> = {
   withdraw: [],
   transfer: [],
   deposit: [],
+  'gov-propose': [],
+  'gov-vote': [],
 };
 /** What an agent key may sign for its account (docs/exchange.md, "Agent keys"). */
 const AGENT_ACTIONS: readonly string[] = ['order', 'cancel', 'amend'];

@@ -39,6 +39,7 @@ import type {
   BatchableAction,
   GovProposal,
   PlaceOrder,
+  RiskValues,
   RegisterAgent,
   SignedTx,
   UnsignedTx,
@@ -52,6 +53,8 @@ export const TX_SIGNATURE_BYTES = 64;
 export const DEPOSIT_ID_BYTES = 32;
 /** Bits of an amount field: amounts are below 2^63. */
 const AMOUNT_BITS = 63;
+/** A fraction in parts per million is at most 10^6. */
+const PPM_MAX = 1_000_000;
 /** Subaccounts are numbered 0 … 255 (one byte). */
 export const SUBACCOUNT_MAX = 0xff;
 
@@ -101,10 +104,44 @@ function writePlaceOrder(w: Writer, a: PlaceOrder): void {
   writeOptionalUint(w, a.goodTilMs);
 }
 
+/**
+ * A setMarketRisk proposal's values: initialMarginPpm, maintenanceMarginPpm
+ * (varints), imfStepQuote (amount), imfStepPpm (varint),
+ * liquidationQuoteMaxPerBlock (amount), priceBandPpm and openInterestCapLots
+ * (optionals: absent removes the band or the cap).
+ */
+export function writeRiskValues(w: Writer, v: RiskValues): void {
+  w.uvarint(v.initialMarginPpm).uvarint(v.maintenanceMarginPpm);
+  writeAmount(w, v.imfStepQuote);
+  w.uvarint(v.imfStepPpm);
+  writeAmount(w, v.liquidationQuoteMaxPerBlock);
+  writeOptionalUint(w, v.priceBandPpm);
+  writeOptionalUint(w, v.openInterestCapLots);
+}
+
+/** Reads writeRiskValues' fields under `<f>.`: fractions bounded by 10^6, amounts by AMOUNT_QUOTE_MAX's bits. */
+export function readRiskValues(r: Reader, f: string): RiskValues {
+  const v: RiskValues = {
+    initialMarginPpm: r.uvarint(`${f}.initialMarginPpm`, PPM_MAX),
+    maintenanceMarginPpm: r.uvarint(`${f}.maintenanceMarginPpm`, PPM_MAX),
+    imfStepQuote: r.uvarintBig(`${f}.imfStepQuote`, AMOUNT_BITS),
+    imfStepPpm: r.uvarint(`${f}.imfStepPpm`, PPM_MAX),
+    liquidationQuoteMaxPerBlock: r.uvarintBig(`${f}.liquidationQuoteMaxPerBlock`, AMOUNT_BITS),
+  };
+  if (r.bool(`${f}.priceBandPpm`)) v.priceBandPpm = r.uvarint(`${f}.priceBandPpm`, PPM_MAX);
+  if (r.bool(`${f}.openInterestCapLots`)) {
+    v.openInterestCapLots = r.uvarint(`${f}.openInterestCapLots`);
+  }
+  return v;
+}
+
 function writeGovProposal(w: Writer, p: GovProposal): void {
   w.u8(tagOf(GOV_PROPOSAL_KINDS, p.kind));
   if (p.kind === 'haltMarket' || p.kind === 'resumeMarket') {
     w.string(p.instrument, INSTRUMENT_BYTES_MAX);
+  } else if (p.kind === 'setMarketRisk') {
+    w.string(p.instrument, INSTRUMENT_BYTES_MAX);
+    writeRiskValues(w, p.risk);
   }
 }
 
@@ -231,6 +268,10 @@ function readGovProposal(r: Reader): GovProposal {
   const kind = GOV_PROPOSAL_KINDS[r.tag('govPropose.proposal.kind', GOV_PROPOSAL_KINDS.length)]!;
   if (kind === 'haltMarket' || kind === 'resumeMarket') {
     return { kind, instrument: r.string('govPropose.proposal.instrument', INSTRUMENT_BYTES_MAX) };
+  }
+  if (kind === 'setMarketRisk') {
+    const instrument = r.string('govPropose.proposal.instrument', INSTRUMENT_BYTES_MAX);
+    return { kind, instrument, risk: readRiskValues(r, 'govPropose.proposal.risk') };
   }
   return { kind };
 }

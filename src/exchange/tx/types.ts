@@ -9,7 +9,8 @@ export type OrderType = 'limit' | 'market';
 export type TimeInForce = 'GTC' | 'IOC' | 'FOK' | 'postOnly';
 /** Self-trade prevention: which side of a would-be self-trade is cancelled. */
 export type Stp = 'cancelResting' | 'cancelIncoming' | 'cancelBoth';
-export type GovProposalKind = 'haltMarket' | 'resumeMarket' | 'haltAll' | 'resumeAll';
+export type GovProposalKind =
+  'haltMarket' | 'resumeMarket' | 'haltAll' | 'resumeAll' | 'setMarketRisk';
 
 export const SIDES: readonly Side[] = ['buy', 'sell'];
 export const ORDER_TYPES: readonly OrderType[] = ['limit', 'market'];
@@ -20,6 +21,7 @@ export const GOV_PROPOSAL_KINDS: readonly GovProposalKind[] = [
   'resumeMarket',
   'haltAll',
   'resumeAll',
+  'setMarketRisk',
 ];
 
 /** Devnet only: credits the account with test money. */
@@ -108,8 +110,24 @@ export interface RevokeAgent {
   agentPublicKey: Uint8Array;
 }
 
+/**
+ * A market's new risk parameters, all of them (genesis.ts MarketRisk): an
+ * absent priceBandPpm or openInterestCapLots removes the band or the cap.
+ */
+export interface RiskValues {
+  initialMarginPpm: number;
+  maintenanceMarginPpm: number;
+  imfStepQuote: bigint;
+  imfStepPpm: number;
+  liquidationQuoteMaxPerBlock: bigint;
+  priceBandPpm?: number;
+  openInterestCapLots?: number;
+}
+
 export type GovProposal =
-  { kind: 'haltMarket' | 'resumeMarket'; instrument: string } | { kind: 'haltAll' | 'resumeAll' };
+  | { kind: 'haltMarket' | 'resumeMarket'; instrument: string }
+  | { kind: 'haltAll' | 'resumeAll' }
+  | { kind: 'setMarketRisk'; instrument: string; risk: RiskValues };
 
 export interface GovPropose {
   kind: 'govPropose';

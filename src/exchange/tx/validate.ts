@@ -28,7 +28,9 @@ import {
   STPS,
   TIME_IN_FORCES,
 } from './types.ts';
-import type { Action, PlaceOrder, SignedTx, UnsignedTx } from './types.ts';
+import type { Action, PlaceOrder, RiskValues, SignedTx, UnsignedTx } from './types.ts';
+
+const PPM_MAX = 1_000_000;
 
 /** Instrument names as traders know them: BTC-PERPETUAL, BTC-27DEC26, BTC-27DEC26-60000-C. */
 const INSTRUMENT_PATTERN = /^[A-Z0-9]+(-[A-Z0-9]+)*$/;
@@ -222,12 +224,39 @@ export function checkAction(a: Action, signer: Uint8Array, path: string): void {
       oneOf(GOV_PROPOSAL_KINDS, a.proposal.kind, at, 'proposal.kind');
       if (a.proposal.kind === 'haltMarket' || a.proposal.kind === 'resumeMarket') {
         instrument(a.proposal.instrument, at, 'proposal.instrument');
+      } else if (a.proposal.kind === 'setMarketRisk') {
+        instrument(a.proposal.instrument, at, 'proposal.instrument');
+        riskValues(a.proposal.risk, at);
       }
       return;
     case 'govVote':
       index(a.proposalId, at, 'proposalId');
       return flag(a.approve, at, 'approve');
   }
+}
+
+function ppm(x: number, lo: number, hi: number, at: string, name: string): void {
+  if (!(Number.isSafeInteger(x) && x >= lo && x <= hi)) {
+    bad(at, name, `must be an integer in ${lo} … ${hi} (parts per million)`);
+  }
+}
+
+/**
+ * A setMarketRisk proposal's values, as far as they are rules of their own
+ * (genesis.ts checkRisk); the rule against the market's liquidation fee is
+ * the exchange's, which applies them all again (InvalidRiskParams).
+ */
+function riskValues(v: RiskValues, at: string): void {
+  const f = 'proposal.risk';
+  if (typeof v !== 'object' || v === null) bad(at, f, 'must be an object');
+  ppm(v.maintenanceMarginPpm, 1, PPM_MAX, at, `${f}.maintenanceMarginPpm`);
+  ppm(v.initialMarginPpm, v.maintenanceMarginPpm, PPM_MAX, at, `${f}.initialMarginPpm`);
+  amount(v.imfStepQuote, at, `${f}.imfStepQuote`);
+  ppm(v.imfStepPpm, 0, PPM_MAX, at, `${f}.imfStepPpm`);
+  amount(v.liquidationQuoteMaxPerBlock, at, `${f}.liquidationQuoteMaxPerBlock`);
+  if (v.priceBandPpm !== undefined) ppm(v.priceBandPpm, 1, PPM_MAX - 1, at, `${f}.priceBandPpm`);
+  if (v.openInterestCapLots !== undefined)
+    positive(v.openInterestCapLots, at, `${f}.openInterestCapLots`);
 }
 
 function needsMasterKey(a: Action): boolean {

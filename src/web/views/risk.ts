@@ -37,6 +37,7 @@ const EVENT_TONES: Record<BlockEventView['type'], 'ok' | 'warn' | 'bad' | 'muted
   insuranceCover: 'warn',
   marketHalted: 'bad',
   marketResumed: 'ok',
+  marketRiskChanged: 'warn',
   funding: 'muted',
   auctionStarted: 'warn',
   auctionEnded: 'ok',

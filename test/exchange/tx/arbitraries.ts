@@ -71,12 +71,29 @@ export const placeOrderArb: fc.Arbitrary<PlaceOrder> = withOptional(
   },
 );
 
+/** Any fraction the codec carries (what the rules allow is validate.ts's). */
+const ppm = fc.integer({ min: 0, max: 1_000_000 });
+
 const govProposalArb: fc.Arbitrary<GovProposal> = fc.oneof(
   fc.record({
     kind: fc.constantFrom('haltMarket' as const, 'resumeMarket' as const),
     instrument: text(INSTRUMENT_BYTES_MAX),
   }),
   fc.record({ kind: fc.constantFrom('haltAll' as const, 'resumeAll' as const) }),
+  fc.record({
+    kind: fc.constant('setMarketRisk' as const),
+    instrument: text(INSTRUMENT_BYTES_MAX),
+    risk: withOptional(
+      fc.record({
+        initialMarginPpm: ppm,
+        maintenanceMarginPpm: ppm,
+        imfStepQuote: amount,
+        imfStepPpm: ppm,
+        liquidationQuoteMaxPerBlock: amount,
+      }),
+      { priceBandPpm: ppm, openInterestCapLots: safe },
+    ),
+  }),
 );
 
 export const batchableActionArb: fc.Arbitrary<BatchableAction> = fc.oneof(
