@@ -111,9 +111,9 @@ export function bankruptcyTicks(market: MarketState, account: Account, equity: b
  * a short's intrinsic value above its kept mark (the least it owes, rounded
  * up), or, where its expiry's last smile values it (graceSmile: within the
  * grace of a stale smile and after it, before expiry, the index fresh), that
- * value at this block's forward above its kept mark if larger, as
- * maintenance values it (listed_margin.ts, graceValuePerLotWad; rounded up
- * to a tick, as a mark is in ticks):
+ * value at this block's forward (at the time its grace counts from) above
+ * its kept mark if larger, as maintenance values it (listed_margin.ts,
+ * graceValuePerLotWad; rounded up to a tick, as a mark is in ticks):
  * its time value is owed as likely as its intrinsic value, and a position
  * closed beside it at a price that spent it would leave the account below
  * zero once a fresh smile marks it. Liabilities count at their likely value,

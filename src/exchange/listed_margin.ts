@@ -221,22 +221,24 @@ function graceModel(
 }
 
 /**
- * The grace model's value now, per lot in wads of quote (floored, as the
- * model's), of the option whose scenario values were built with it
- * (scenarioOf): derived beside those values, so that whoever reads it takes
- * the same model maintenance took, built once per change of its inputs.
+ * The grace model's value (at this block's forward, at the time the grace
+ * counts from), per lot in wads of quote (floored, as the model's), of the
+ * option whose scenario values were built with it (scenarioOf): derived
+ * beside those values, so that whoever reads it takes the same model
+ * maintenance took, built once per change of its inputs.
  */
 const graceValueOf = new WeakMap<ScenarioInstrument, bigint>();
 
 /**
  * Per lot, in wads of quote, what the expiry's last smile values an option
  * without a mark at (within the grace of a stale smile or index and after it,
- * before expiry: graceSmile): the model's value now at this block's forward,
- * at the time the grace counts from, as maintenance values a short there
- * (scenarioOf). Null for an option with a mark or without that smile, and
- * where the pricing math refuses the smile's prices. Read from the cached
- * scenario values (built if they are not current: after a restore, the same
- * inputs give the same value).
+ * before expiry: graceSmile): the model's value at this block's forward and
+ * at the time the grace counts from (not now: after the grace that time may
+ * be hours back, and the value keeps the time value left then), as
+ * maintenance values a short there (scenarioOf). Null for an option with a
+ * mark or without that smile, and where the pricing math refuses the smile's
+ * prices. Read from the cached scenario values (built if they are not
+ * current: after a restore, the same inputs give the same value).
  */
 export function graceValuePerLotWad(state: ExchangeState, m: MarketState): bigint | null {
   if (m.instrument.kind !== 'option' || m.optionMark !== null || m.graceSmile === null) {
