@@ -263,6 +263,12 @@ export function readMarketState(
     m.graceStartMs = early;
   }
   if (!formatPrevious && r.bool(`${f}.riskChanged`)) {
+    // An option is margined by scenario: governance never sets its values
+    // (govPropose refuses it), and its leaf holds a kept grace start where a
+    // perpetual's or future's holds them.
+    if (m.instrument.kind === 'option') {
+      throw new DecodeError(`${f}.riskChanged`, 'an option takes no risk parameters');
+    }
     m.setRisk(readMarketRisk(r, m.baseParams, `${f}.risk`));
     // Written only where they differ: the same values again would be a second encoding.
     if (!m.riskChanged) throw new DecodeError(`${f}.risk`, 'the values it was listed with');

@@ -9,7 +9,7 @@ import {
   decodeSnapshot,
   encodeSnapshot,
 } from '../../src/exchange/snapshot.ts';
-import { decodeGenesis, encodeGenesis } from '../../src/exchange/genesis.ts';
+import { decodeGenesis, encodeGenesis, riskOf } from '../../src/exchange/genesis.ts';
 import {
   belowMaintenance,
   equityQuote,
@@ -1869,4 +1869,27 @@ test('a kept grace start is cleared once smile and index are both fresh; in the 
   assert.equal(call.unshockedSinceMs, smileStaleMs, 'counted from the new staleness');
   assert.ok(!call.unshockedGraceOver, 'within the new grace');
   assert.equal(call.graceEarlyMs, null);
+});
+
+test('a format 11 snapshot giving an option risk parameters is refused: governance never sets them, and its leaf holds a kept grace start there', () => {
+  const h = harness();
+  const call = aliceShortTwoCalls(h);
+  indexThenSmileStale(h, call);
+  for (const early of [true, false]) {
+    const copy = decodeSnapshot(encodeSnapshot(h.ex));
+    const m = copy.state.markets[call.index]!;
+    if (!early) {
+      m.graceEarlyMs = null;
+      m.graceStartMs = null;
+    }
+    const risk = riskOf(m.params);
+    m.setRisk({ ...risk, initialMarginPpm: risk.initialMarginPpm + 1 });
+    assert.ok(m.riskChanged);
+    assert.throws(
+      () => decodeSnapshot(encodeSnapshot(copy)),
+      (e: unknown) =>
+        e instanceof DecodeError && /an option takes no risk parameters/.test(e.message),
+      `kept grace start ${early}`,
+    );
+  }
 });
