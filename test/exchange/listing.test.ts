@@ -1893,3 +1893,37 @@ test('a format 11 snapshot giving an option risk parameters is refused: governan
     );
   }
 });
+
+test('a smile stale before the index and back while the index stays stale does not start the grace again either: a restored node agrees block by block', () => {
+  const h = harness();
+  const call = aliceShortTwoCalls(h);
+  const staleAfterMs = h.ex.state.oracleParams!.staleAfterMs;
+  const smiles = h.smiles;
+  const { BTC: _, ...withoutBtc } = h.oracle;
+  h.smiles = null;
+  h.block([], 61_000);
+  const firstStaleMs = h.ex.state.oracle!.smiles.get(`BTC:${EXPIRY_MS}`)!.updatedMs + staleAfterMs;
+  assert.equal(call.unshockedSinceMs, firstStaleMs, 'the smile stale');
+  h.oracle = withoutBtc;
+  h.block([], MINUTE_MS);
+  h.block([], 61_000);
+  assert.ok(call.oracleStale, 'the index stale too');
+  // The smile back, the index still stale: the oracle state alone now tells the index's moment.
+  h.smiles = smiles;
+  h.block([], 1_000);
+  const indexStaleMs = h.ex.state.oracle!.prices.get('BTC')!.updatedMs + staleAfterMs;
+  assert.ok(indexStaleMs > firstStaleMs && call.oracleStale);
+  assert.equal(call.unshockedSinceMs, firstStaleMs, 'the grace keeps its start');
+  assert.equal(call.graceEarlyMs, firstStaleMs);
+  const twin = decodeSnapshot(encodeSnapshot(h.ex), { checkInvariants: true });
+  assert.deepEqual(twin.appHash, h.ex.appHash);
+  let endedMs: number | null = null;
+  while (endedMs === null) {
+    const block = h.nextBlock([], 30_000);
+    const a = h.ex.finalizeBlock(block);
+    assert.deepEqual(twin.finalizeBlock(block).appHash, a.appHash, `at ${h.timeMs}`);
+    if (call.unshockedGraceOver) endedMs = h.timeMs;
+  }
+  assert.ok(endedMs >= firstStaleMs + 10 * MINUTE_MS);
+  assert.ok(endedMs < firstStaleMs + 10 * MINUTE_MS + 30_000, 'over 10 minutes after the first');
+});
