@@ -125,10 +125,12 @@ export function activeStake(s: ExchangeState): bigint {
 
 /**
  * `timeMs`: the state's block time (an option past expiry carries when its
- * grace counts from). `riskFlag`: the snapshot's encoding (format 11 on),
- * which says whether risk parameters follow; the leaf carries them (behind
- * a 1) only where governance changed them from those the market was listed
- * with, so the leaves of markets it never changed are as before.
+ * grace counts from; one before it, a kept start earlier than its oracle
+ * state tells, behind a flag as the risk parameters are). `riskFlag`: the
+ * snapshot's encoding (format 11 on), which says whether a kept grace start
+ * and risk parameters follow; the leaf carries them (behind a 1) only where
+ * an option keeps such a start, or governance changed them from those the
+ * market was listed with, so the leaves of other markets are as before.
  */
 export function writeMarketState(
   w: Writer,
@@ -157,6 +159,13 @@ export function writeMarketState(
     w.bool(m.unshockedSinceMs !== null);
     if (m.unshockedSinceMs !== null) w.uvarint(m.unshockedSinceMs);
   }
+  // An option before expiry whose grace counts from earlier than its oracle
+  // state tells (listing.ts markOptions): its kept start; in the leaf
+  // (behind a 1) only where it has one.
+  if (unexpiredOption(m, timeMs) && (riskFlag || m.graceEarlyMs !== null)) {
+    w.bool(m.graceEarlyMs !== null);
+    if (m.graceEarlyMs !== null) w.uvarint(m.graceEarlyMs);
+  }
   // Risk parameters set by governance (governance.ts, setMarketRisk).
   if (riskFlag || m.riskChanged) w.bool(m.riskChanged);
   if (m.riskChanged) writeRiskValues(w, riskOf(m.params));
@@ -164,6 +173,10 @@ export function writeMarketState(
 
 function expiredOption(m: MarketState, timeMs: number): boolean {
   return m.listed && m.instrument.kind === 'option' && m.expiryMs <= timeMs;
+}
+
+function unexpiredOption(m: MarketState, timeMs: number): boolean {
+  return m.listed && m.instrument.kind === 'option' && m.expiryMs > timeMs;
 }
 
 /**
@@ -238,7 +251,24 @@ export function readMarketState(
       m.unshockedSinceMs = since;
     }
   }
+  // Format 10 has no kept grace start: the restore derives it from the oracle state.
+  m.graceEarlyMs = null;
+  m.graceStartMs = null;
+  if (!formatPrevious && unexpiredOption(m, timeMs) && r.bool(`${f}.hasGraceEarly`)) {
+    // Checked by the restore's markOptions (snapshot.ts decodeSnapshot writes
+    // it again): one not earlier than the oracle state's, or on an option
+    // with both fresh, is not a state it left.
+    const early = r.uvarint(`${f}.graceEarlyMs`);
+    m.graceEarlyMs = early;
+    m.graceStartMs = early;
+  }
   if (!formatPrevious && r.bool(`${f}.riskChanged`)) {
+    // An option is margined by scenario: governance never sets its values
+    // (govPropose refuses it), and its leaf holds a kept grace start where a
+    // perpetual's or future's holds them.
+    if (m.instrument.kind === 'option') {
+      throw new DecodeError(`${f}.riskChanged`, 'an option takes no risk parameters');
+    }
     m.setRisk(readMarketRisk(r, m.baseParams, `${f}.risk`));
     // Written only where they differ: the same values again would be a second encoding.
     if (!m.riskChanged) throw new DecodeError(`${f}.risk`, 'the values it was listed with');

@@ -178,7 +178,8 @@ function scenarioCurrent(state: ExchangeState, m: MarketState): boolean {
 
 /**
  * The time the grace's model values an option at (since when it has been
- * without a fresh smile or index), where it has one: null otherwise, so that
+ * without a fresh smile or index: the start the option keeps, listing.ts
+ * markOptions), where it has one: null otherwise, so that
  * the stale times of a fresh smile and index, which move with every update,
  * do not rebuild the kept values of an option that does not read them.
  */

@@ -211,17 +211,38 @@ export function markOptions(state: ExchangeState, previousMs: number | null): vo
     // unshockedSinceMs, so that a smile stale for hours does not start the
     // grace again at expiry); none without a staleness to wait out (no smile
     // ever: never marked, so held by no one).
+    //
+    // While the option is not both fresh the grace keeps its start: the
+    // earlier of the kept one and the one derived now, so that an index
+    // coming back for a block while the smile stays stale (the derived start
+    // then moving on to the smile's staleness) does not start it again. Both
+    // fresh, it is cleared. Where the kept start is earlier than the derived
+    // one it is state (graceEarlyMs: in the market's leaf and the snapshot).
     const expired = m.expiryMs <= state.timeMs;
+    let early: number | null = null;
     if (!expired) {
       const staleAfterMs = state.oracleParams!.staleAfterMs;
       const smileStaleMs = held === undefined ? null : held.updatedMs + staleAfterMs;
       const indexStaleMs = feed.priceQuote > 0n ? feed.updatedMs + staleAfterMs : null;
-      m.unshockedSinceMs =
+      const derived =
         smileStaleMs === null || indexStaleMs === null
           ? smileStaleMs
           : Math.min(smileStaleMs, indexStaleMs);
-    } else if (m.unshockedSinceMs !== null && m.unshockedSinceMs > m.expiryMs) {
-      m.unshockedSinceMs = m.expiryMs;
+      const fresh = smile !== undefined && !indexStale;
+      const kept = m.graceStartMs;
+      const start = !fresh && derived !== null && kept !== null && kept < derived ? kept : derived;
+      if (start !== derived) early = start;
+      m.unshockedSinceMs = start;
+      m.graceStartMs = fresh ? null : start;
+    } else {
+      m.graceStartMs = null;
+      if (m.unshockedSinceMs !== null && m.unshockedSinceMs > m.expiryMs) {
+        m.unshockedSinceMs = m.expiryMs;
+      }
+    }
+    if (m.graceEarlyMs !== early) {
+      m.graceEarlyMs = early;
+      m.dirty = true;
     }
     const staleSinceMs = expired || smile === undefined || indexStale ? m.unshockedSinceMs : null;
     const graceOver =

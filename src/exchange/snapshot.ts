@@ -37,9 +37,13 @@
 // (unshockedSinceMs), after its kept mark. Format 11 adds, after each
 // market's state, whether governance changed its risk parameters and if so
 // their values (governance.ts, setMarketRisk), and the setMarketRisk
-// proposal kind with its values after a proposal's status. Format 10 is read
+// proposal kind with its values after a proposal's status, and, for a
+// listed option before expiry, after its kept mark, the start its
+// maintenance grace keeps where earlier than its oracle state tells
+// (graceEarlyMs, listing.ts markOptions). Format 10 is read
 // too (SNAPSHOT_FORMAT_PREVIOUS): every market has the risk parameters it
-// was listed with, and no proposal is a setMarketRisk.
+// was listed with, no proposal is a setMarketRisk, and each option's grace
+// start is derived from the oracle state.
 //
 // Canonical: a state has one encoding (and one more in format 10, where it
 // has one there: without the risk flags), and every other byte
@@ -148,6 +152,10 @@ export function writeSnapshot(w: Writer, ex: Exchange, format = SNAPSHOT_FORMAT)
       s.markets.every((m) => !m.riskChanged) &&
         [...s.proposals.values()].every((p) => p.kind !== 'setMarketRisk'),
       'risk parameters set by governance have no format 10 encoding',
+    );
+    assert(
+      s.markets.every((m) => m.graceEarlyMs === null),
+      'a kept grace start has no format 10 encoding',
     );
   }
   w.u8(format);

@@ -463,12 +463,27 @@ export class MarketState {
    * When an option's grace counts from: the moment its smile or its
    * underlying's index goes (or went) stale, whichever first, its updatedMs +
    * staleAfterMs; null without a smile (nothing to wait out). Derived from the
-   * oracle state every block before expiry; past it, where the
+   * oracle state every block before expiry, the kept start (graceStartMs)
+   * where earlier while smile and index are not both fresh; past it, where the
    * oracle has dropped the smile, it stays at the earlier of that and the
    * expiry, and is state (in the market's leaf and the snapshot): a smile
    * stale since long before expiry does not start the grace again there.
    */
   unshockedSinceMs: number | null = null;
+  /**
+   * Before expiry, the grace's start kept while the option is not both
+   * fresh (smile and index): markOptions takes the earlier of it and the one
+   * derived from the oracle state; null while both are fresh (derived, but
+   * for graceEarlyMs).
+   */
+  graceStartMs: number | null = null;
+  /**
+   * The kept grace start where it is earlier than the one the oracle state
+   * tells (an index back for a while, the smile still stale), else null:
+   * state, in the market's leaf and the snapshot (format 11), set by
+   * markOptions. A restore sets graceStartMs from it.
+   */
+  graceEarlyMs: number | null = null;
   /**
    * Within the grace of an option without a fresh smile (or index), before
    * its expiry: its expiry's last smile in the oracle state, stale or not,

@@ -9,7 +9,7 @@ import {
   decodeSnapshot,
   encodeSnapshot,
 } from '../../src/exchange/snapshot.ts';
-import { decodeGenesis, encodeGenesis } from '../../src/exchange/genesis.ts';
+import { decodeGenesis, encodeGenesis, riskOf } from '../../src/exchange/genesis.ts';
 import {
   belowMaintenance,
   equityQuote,
@@ -1751,4 +1751,179 @@ test('within the grace of a stale index, a smile replaced by another in a block 
       `${interval}: its holders looked at again`,
     );
   }
+});
+
+/**
+ * Alice short two calls; BTC's index stops, then (two minutes on) the call's
+ * smile; the index comes back for one block while the smile stays stale, and
+ * stops again. Returns when the index first went stale.
+ */
+function indexThenSmileStale(h: Harness, call: MarketState): number {
+  const staleAfterMs = h.ex.state.oracleParams!.staleAfterMs;
+  const btc = h.oracle.BTC!;
+  const { BTC: _, ...withoutBtc } = h.oracle;
+  h.oracle = withoutBtc;
+  h.block([], 61_000);
+  const firstStaleMs = h.ex.state.oracle!.prices.get('BTC')!.updatedMs + staleAfterMs;
+  assert.ok(call.oracleStale && !call.unshockedGraceOver, 'the index is stale');
+  assert.equal(call.unshockedSinceMs, firstStaleMs);
+  h.block([], MINUTE_MS);
+  h.block([], MINUTE_MS);
+  h.smiles = null;
+  h.block([], 61_000);
+  assert.equal(call.unshockedSinceMs, firstStaleMs, 'the smile stale too');
+  // The index back for one block: the oracle state alone would now tell the
+  // smile's going stale, later.
+  h.oracle = { ...withoutBtc, BTC: btc };
+  h.block([], 1_000);
+  assert.ok(!call.oracleStale && call.optionMark === null, 'the index fresh, the smile not');
+  const smileStaleMs = h.ex.state.oracle!.smiles.get(`BTC:${EXPIRY_MS}`)!.updatedMs + staleAfterMs;
+  assert.ok(smileStaleMs > firstStaleMs);
+  assert.equal(call.unshockedSinceMs, firstStaleMs, 'the grace keeps its start');
+  assert.equal(call.graceEarlyMs, firstStaleMs, 'state: earlier than the oracle state tells');
+  h.oracle = withoutBtc;
+  return firstStaleMs;
+}
+
+test('an index back for one block while the smile stays stale does not start the grace again: it ends 10 minutes after the first staleness, on a running node and on nodes restored mid-way', () => {
+  for (const interval of [undefined, MINUTE_MS]) {
+    const h = harness(interval);
+    const call = aliceShortTwoCalls(h);
+    const account = h.account(alice)!;
+    const firstStaleMs = indexThenSmileStale(h, call);
+    const graceEndsMs = firstStaleMs + 10 * MINUTE_MS;
+    // Nodes restored after the block the index came back in, and after the next.
+    const twins = [decodeSnapshot(encodeSnapshot(h.ex), { checkInvariants: true })];
+    assert.deepEqual(twins[0]!.appHash, h.ex.appHash);
+    const steps: number[] = [61_000];
+    let t = h.timeMs + 61_000;
+    for (; t + MINUTE_MS < graceEndsMs - 2_000; t += MINUTE_MS) steps.push(MINUTE_MS);
+    steps.push(graceEndsMs - 2_000 - t, 1_000, 1_000, 1_000);
+    let endedMs: number | null = null;
+    for (const [i, dt] of steps.entries()) {
+      const block = h.nextBlock([], dt);
+      const a = h.ex.finalizeBlock(block);
+      const at = `interval ${interval}, ${h.timeMs - graceEndsMs} ms from the grace end`;
+      for (const twin of twins) {
+        const b = twin.finalizeBlock(block);
+        assert.equal(
+          JSON.stringify({ r: b.results, e: b.events }, replacer),
+          JSON.stringify({ r: a.results, e: a.events }, replacer),
+          `${at}: results or events`,
+        );
+        assert.deepEqual(b.appHash, a.appHash, `${at}: appHash`);
+        const other = twin.state.accounts[account.index]!;
+        assert.equal(
+          maintenanceMarginQuote(twin.state, other),
+          maintenanceMarginQuote(h.ex.state, account),
+          `${at}: maintenance`,
+        );
+        assert.equal(twin.state.markets[call.index]!.unshockedGraceOver, call.unshockedGraceOver);
+      }
+      if (i === 0) {
+        assert.ok(call.oracleStale, 'the index stale again');
+        assert.equal(call.unshockedSinceMs, firstStaleMs);
+        twins.push(decodeSnapshot(encodeSnapshot(h.ex), { checkInvariants: true }));
+      }
+      if (h.timeMs < graceEndsMs) assert.ok(!call.unshockedGraceOver, `${at}: within the grace`);
+      else endedMs ??= call.unshockedGraceOver ? h.timeMs : null;
+    }
+    assert.equal(
+      endedMs,
+      graceEndsMs,
+      `interval ${interval}: the grace ends at the first staleness plus 10 minutes`,
+    );
+  }
+});
+
+test('a kept grace start is cleared once smile and index are both fresh; in the snapshot it is state, and one not earlier than the oracle state tells is refused', () => {
+  const h = harness();
+  const call = aliceShortTwoCalls(h);
+  const firstStaleMs = indexThenSmileStale(h, call);
+  const bytes = encodeSnapshot(h.ex);
+  // Another kept start restores another appHash; one no earlier than the
+  // oracle state's is not a state markOptions leaves.
+  const copy = decodeSnapshot(bytes);
+  copy.state.markets[call.index]!.graceEarlyMs = firstStaleMs - 1;
+  copy.state.markets[call.index]!.graceStartMs = firstStaleMs - 1;
+  assert.notDeepEqual(decodeSnapshot(encodeSnapshot(copy)).appHash, h.ex.appHash);
+  const late = decodeSnapshot(bytes);
+  late.state.markets[call.index]!.graceEarlyMs = h.timeMs + 10 * MINUTE_MS;
+  assert.throws(
+    () => decodeSnapshot(encodeSnapshot(late)),
+    (e: unknown) => e instanceof DecodeError && e.message.includes('canonical'),
+  );
+  // Both fresh: the kept start goes; a new staleness starts a new grace.
+  h.oracle = { ...h.oracle, BTC: 50_000n * USDC };
+  h.smiles = [{ underlying: 'BTC', expiryMs: EXPIRY_MS, svi: FLAT }];
+  h.block([], 1_000);
+  assert.ok(call.optionMark !== null, 'marked again');
+  assert.equal(call.graceStartMs, null);
+  assert.equal(call.graceEarlyMs, null);
+  h.smiles = null;
+  h.block([], 61_000);
+  const smileStaleMs =
+    h.ex.state.oracle!.smiles.get(`BTC:${EXPIRY_MS}`)!.updatedMs +
+    h.ex.state.oracleParams!.staleAfterMs;
+  assert.ok(smileStaleMs > firstStaleMs + 10 * MINUTE_MS || !call.unshockedGraceOver);
+  assert.equal(call.unshockedSinceMs, smileStaleMs, 'counted from the new staleness');
+  assert.ok(!call.unshockedGraceOver, 'within the new grace');
+  assert.equal(call.graceEarlyMs, null);
+});
+
+test('a format 11 snapshot giving an option risk parameters is refused: governance never sets them, and its leaf holds a kept grace start there', () => {
+  const h = harness();
+  const call = aliceShortTwoCalls(h);
+  indexThenSmileStale(h, call);
+  for (const early of [true, false]) {
+    const copy = decodeSnapshot(encodeSnapshot(h.ex));
+    const m = copy.state.markets[call.index]!;
+    if (!early) {
+      m.graceEarlyMs = null;
+      m.graceStartMs = null;
+    }
+    const risk = riskOf(m.params);
+    m.setRisk({ ...risk, initialMarginPpm: risk.initialMarginPpm + 1 });
+    assert.ok(m.riskChanged);
+    assert.throws(
+      () => decodeSnapshot(encodeSnapshot(copy)),
+      (e: unknown) =>
+        e instanceof DecodeError && /an option takes no risk parameters/.test(e.message),
+      `kept grace start ${early}`,
+    );
+  }
+});
+
+test('a smile stale before the index and back while the index stays stale does not start the grace again either: a restored node agrees block by block', () => {
+  const h = harness();
+  const call = aliceShortTwoCalls(h);
+  const staleAfterMs = h.ex.state.oracleParams!.staleAfterMs;
+  const smiles = h.smiles;
+  const { BTC: _, ...withoutBtc } = h.oracle;
+  h.smiles = null;
+  h.block([], 61_000);
+  const firstStaleMs = h.ex.state.oracle!.smiles.get(`BTC:${EXPIRY_MS}`)!.updatedMs + staleAfterMs;
+  assert.equal(call.unshockedSinceMs, firstStaleMs, 'the smile stale');
+  h.oracle = withoutBtc;
+  h.block([], MINUTE_MS);
+  h.block([], 61_000);
+  assert.ok(call.oracleStale, 'the index stale too');
+  // The smile back, the index still stale: the oracle state alone now tells the index's moment.
+  h.smiles = smiles;
+  h.block([], 1_000);
+  const indexStaleMs = h.ex.state.oracle!.prices.get('BTC')!.updatedMs + staleAfterMs;
+  assert.ok(indexStaleMs > firstStaleMs && call.oracleStale);
+  assert.equal(call.unshockedSinceMs, firstStaleMs, 'the grace keeps its start');
+  assert.equal(call.graceEarlyMs, firstStaleMs);
+  const twin = decodeSnapshot(encodeSnapshot(h.ex), { checkInvariants: true });
+  assert.deepEqual(twin.appHash, h.ex.appHash);
+  let endedMs: number | null = null;
+  while (endedMs === null) {
+    const block = h.nextBlock([], 30_000);
+    const a = h.ex.finalizeBlock(block);
+    assert.deepEqual(twin.finalizeBlock(block).appHash, a.appHash, `at ${h.timeMs}`);
+    if (call.unshockedGraceOver) endedMs = h.timeMs;
+  }
+  assert.ok(endedMs >= firstStaleMs + 10 * MINUTE_MS);
+  assert.ok(endedMs < firstStaleMs + 10 * MINUTE_MS + 30_000, 'over 10 minutes after the first');
 });
