@@ -54,7 +54,7 @@ export const DEPOSIT_ID_BYTES = 32;
 /** Bits of an amount field: amounts are below 2^63. */
 const AMOUNT_BITS = 63;
 /** A fraction in parts per million is at most 10^6. */
-const PPM_MAX = 1_000_000;
+export const PPM_MAX = 1_000_000;
 /** Subaccounts are numbered 0 … 255 (one byte). */
 export const SUBACCOUNT_MAX = 0xff;
 

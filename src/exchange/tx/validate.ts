@@ -16,7 +16,13 @@ import {
   TX_BYTES_MAX,
   WITHDRAW_DESTINATION_BYTES_MAX,
 } from '../../lib/limits.ts';
-import { DEPOSIT_ID_BYTES, TX_ACCOUNT_BYTES, TX_SIGNER_BYTES, decodeSignedTx } from './codec.ts';
+import {
+  DEPOSIT_ID_BYTES,
+  PPM_MAX,
+  TX_ACCOUNT_BYTES,
+  TX_SIGNER_BYTES,
+  decodeSignedTx,
+} from './codec.ts';
 import { TxError } from './errors.ts';
 import { verifyTxSignature } from './sign.ts';
 import {
@@ -29,8 +35,6 @@ import {
   TIME_IN_FORCES,
 } from './types.ts';
 import type { Action, PlaceOrder, RiskValues, SignedTx, UnsignedTx } from './types.ts';
-
-const PPM_MAX = 1_000_000;
 
 /** Instrument names as traders know them: BTC-PERPETUAL, BTC-27DEC26, BTC-27DEC26-60000-C. */
 const INSTRUMENT_PATTERN = /^[A-Z0-9]+(-[A-Z0-9]+)*$/;
