@@ -209,8 +209,11 @@ export function quotePerTickLot(m: MarketParams): bigint {
  */
 export type MarketRisk = RiskValues;
 
-/** A market's risk parameters (absent optional ones stay absent). */
-export function riskOf(m: MarketParams): MarketRisk {
+/**
+ * A market's risk parameters, or a copy of such values carrying only them
+ * (absent optional ones stay absent): a new object.
+ */
+export function riskOf(m: MarketParams | MarketRisk): MarketRisk {
   const risk: MarketRisk = {
     initialMarginPpm: m.initialMarginPpm,
     maintenanceMarginPpm: m.maintenanceMarginPpm,

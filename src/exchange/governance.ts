@@ -26,7 +26,7 @@ import {
 } from '../lib/limits.ts';
 import type { Ctx } from './context.ts';
 import { noMarketNamed } from './errors.ts';
-import type { MarketParams, MarketRisk } from './genesis.ts';
+import type { MarketRisk } from './genesis.ts';
 import { GenesisError, checkRisk, riskOf, slashPpmOf, withRisk } from './genesis.ts';
 import { bytesKey } from './keys.ts';
 import type { ActionResult, ExchangeEvent, ValidatorUpdate } from './results.ts';
@@ -291,11 +291,6 @@ function checkProposedRisk(m: MarketState, risk: RiskValues): ActionResult | nul
   return null;
 }
 
-/** The values alone, as a new object (the action's may carry other keys, and is the caller's). */
-function copyRisk(v: RiskValues): MarketRisk {
-  return riskOf(withRisk({} as MarketParams, v));
-}
-
 export function govPropose(ctx: Ctx, a: GovPropose): ActionResult {
   const state = ctx.state;
   const validator = activeValidator(ctx);
@@ -334,7 +329,8 @@ export function govPropose(ctx: Ctx, a: GovPropose): ActionResult {
     if (proposal.kind === 'setMarketRisk') {
       const refused = checkProposedRisk(m, proposal.risk);
       if (refused !== null) return refused;
-      risk = copyRisk(proposal.risk);
+      // The values alone, as a new object (the action's may carry other keys, and is the caller's).
+      risk = riskOf(proposal.risk);
     }
   }
   const p: Proposal = {
