@@ -7,7 +7,8 @@
 // then the largest shortfall below maintenance (byShortfall; ties in
 // ascending account index), LIQUIDATIONS_PER_BLOCK_MAX of them per block
 // that do more than cancel orders, LIQUIDATION_ATTEMPTS_PER_BLOCK_MAX
-// attempts in all:
+// attempts in all (one that does nothing at all reports no event:
+// dropSilentSlices):
 //   1. its resting orders are cancelled (book and auction; event
 //      liquidationCancels, whether or not anything closes in this block);
 //   2. if its equity is negative, the insurance fund covers what it can, when
@@ -622,7 +623,8 @@ function cancelRestingOf(state: ExchangeState, account: Account, events: Exchang
  * fund, a new deficit, an auction started, or the deleveraging queue run,
  * whether or not it found a counterparty): one that did not takes no place
  * among the block's LIQUIDATIONS_PER_BLOCK_MAX (runLiquidations), and costs
- * O(markets + its records + one IOC order).
+ * O(markets + its records + one IOC order); one that did not cancel any
+ * order either reports nothing (dropSilentSlices).
  */
 export function liquidate(
   state: ExchangeState,
@@ -634,6 +636,7 @@ export function liquidate(
   const deficitBefore = state.deficits.has(account);
   sliceWork.acted = false;
   let closedLots = 0;
+  const eventsBefore = events.length;
   // Reported whether or not anything closes in this block: the orders are gone either way.
   cancelRestingOf(state, account, events);
   // The fund covers a gap only for a close it makes possible: an account none
@@ -689,13 +692,33 @@ export function liquidate(
     }
   }
   settleShortfall(state, account, events);
-  return (
+  const acted =
     closedLots > 0 ||
     sliceWork.acted ||
     account.cashQuote !== cashBefore ||
     state.insuranceQuote !== fundBefore ||
-    state.deficits.has(account) !== deficitBefore
-  );
+    state.deficits.has(account) !== deficitBefore;
+  // An attempt that did nothing at all reports nothing (dropSilentSlices).
+  if (!acted) dropSilentSlices(events, eventsBefore);
+  return acted;
+}
+
+/**
+ * An attempt that did nothing at all (no order cancelled, its own or a
+ * maker's, nothing closed or paid, no auction, no deleveraging queue run)
+ * reports nothing: an account stuck so (an option at a kept mark that nobody
+ * bids or offers within its price) is attempted block after block, and its
+ * slices' `liquidation` events, each of 0 lots for a fee of 0, would fill
+ * every block's results. Removes the events from `from` on when they are
+ * only such slices; otherwise (`liquidationCancels`, `makerCancelled`, ...)
+ * the attempt did something and its events stay as they are. O(its events).
+ */
+function dropSilentSlices(events: ExchangeEvent[], from: number): void {
+  for (let i = from; i < events.length; i++) {
+    const e = events[i]!;
+    if (e.type !== 'liquidation' || e.closedLots !== 0 || e.feeQuote !== 0n) return;
+  }
+  events.length = from;
 }
 
 /**

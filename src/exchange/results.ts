@@ -88,6 +88,12 @@ export type ExchangeEvent =
       readonly orders: number;
     }
   | {
+      /**
+       * One slice of one position. A slice that closed nothing has
+       * closedLots 0, and is emitted only when its liquidation did something
+       * (liquidation.ts, dropSilentSlices): an attempt that did nothing at
+       * all emits no event.
+       */
       readonly type: 'liquidation';
       readonly market: string;
       readonly account: number;

@@ -91,12 +91,21 @@ test('more than LIQUIDATION_ATTEMPTS_PER_BLOCK_MAX short calls at a kept mark wi
     h.oracle = { ...h.oracle, BTC: usd * USDC };
     h.block([], 20_000);
   }
-  // They are liquidated in every block, as many as a block attempts, close
-  // nothing, and charge the call's cap nothing.
+  // They are liquidated in every block, as many as a block attempts (each
+  // spends its slice's order id), close nothing, charge the call's cap
+  // nothing, and report nothing: attempts that did nothing at all.
+  const ids = state.nextOrderId;
   const later = h.block([], 20_000).events;
-  const own = later.filter((e) => e.type === 'liquidation' && e.market === CALL);
-  assert.equal(own.length, LIQUIDATION_ATTEMPTS_PER_BLOCK_MAX, 'as many as a block attempts');
-  assert.ok(own.every((e) => e.type === 'liquidation' && e.closedLots === 0 && e.feeQuote === 0n));
+  assert.equal(
+    state.nextOrderId - ids,
+    LIQUIDATION_ATTEMPTS_PER_BLOCK_MAX,
+    'as many as a block attempts',
+  );
+  assert.deepEqual(
+    later.filter((e) => e.type === 'liquidation' || e.type === 'liquidationCancels'),
+    [],
+    'attempts that did nothing report nothing',
+  );
   assert.equal(call.liquidatedQuote, 0n, 'nothing closed: the cap is not charged');
   assert.ok(shorts.every((a) => sizeIn(a, call) === -2));
   // Erin shorts 0.1 BTC of the perpetual and withdraws what initial margin
@@ -116,6 +125,7 @@ test('more than LIQUIDATION_ATTEMPTS_PER_BLOCK_MAX short calls at a kept mark wi
   assert.ok(!isLiquidatable(state, e));
   usd += 1_000n;
   h.oracle = { ...h.oracle, BTC: usd * USDC };
+  const before = state.nextOrderId;
   const events = h.block([], 20_000).events;
   assert.ok(
     events.some((x) => x.type === 'liquidation' && x.account === e.index && x.market === PERP),
@@ -123,16 +133,19 @@ test('more than LIQUIDATION_ATTEMPTS_PER_BLOCK_MAX short calls at a kept mark wi
   );
   const first = events.find((x) => x.type === 'liquidation');
   assert.ok(first?.type === 'liquidation' && first.account === e.index, 'she goes first');
+  // Her liquidation's one slice (nothing rests to take past her bankruptcy
+  // price), then the short calls' attempts, silent.
   assert.equal(
-    events.filter((x) => x.type === 'liquidation' && x.market === CALL).length,
-    LIQUIDATION_ATTEMPTS_PER_BLOCK_MAX - 1,
+    state.nextOrderId - before,
+    1 + LIQUIDATION_ATTEMPTS_PER_BLOCK_MAX - 1,
     'the short calls take the attempts she left',
   );
+  assert.equal(events.filter((x) => x.type === 'liquidation' && x.market === CALL).length, 0);
   assert.equal(sizeIn(e, perp), 0, 'her short closed');
   assert.deepEqual(h.ex.digestBytes(), h.ex.digestFromScratch());
 });
 
-test('a liquidation that closes nothing reports so: a short call at a kept mark with no ask', () => {
+test('a liquidation that does nothing at all reports nothing: a short call at a kept mark with no ask', () => {
   const h = new Harness(dailyListingGenesis(LISTING_DAY_START_MS));
   h.smiles = LISTING_DAY_SMILES;
   const carol = key('stuck-carol');
@@ -164,12 +177,7 @@ test('a liquidation that closes nothing reports so: a short call at a kept mark 
   const acted = liquidate(state, c, events);
   assert.equal(call.liquidatedQuote, 0n, 'nothing closed: the cap is not charged');
   assert.equal(acted, false, 'nothing closed, nothing paid');
-  assert.deepEqual(
-    events.map((x) => JSON.stringify(x, replacer)),
-    [{ type: 'liquidation', market: CALL, account: c.index, closedLots: 0, feeQuote: 0n }].map(
-      (x) => JSON.stringify(x, replacer),
-    ),
-  );
+  assert.deepEqual(events, [], 'no liquidation event of 0 lots');
   assert.equal(state.insuranceQuote, fund);
   assert.equal(sizeIn(c, call), -20);
 });
@@ -208,4 +216,79 @@ test('a liquidation that runs the deleveraging queue takes a place even when no 
   assert.equal(perp.liquidatedQuote, 0n, 'nothing closed: the cap is not charged');
   assert.equal(perp.liquidationBacklog, true, 'the rest waits for the next block');
   assert.equal(acted, true, 'the deleveraging queue ran: a place');
+});
+
+test('a stuck account reports its first attempt (its orders cancelled), is silent while nothing happens, and reports the close once a fresh smile marks the option', () => {
+  const h = new Harness(dailyListingGenesis(LISTING_DAY_START_MS));
+  h.smiles = LISTING_DAY_SMILES;
+  const carol = key('stuck-carol');
+  const dave = key('stuck-dave');
+  h.fund(carol, 40_000n * USDC);
+  h.fund(dave, 1_000_000n * USDC);
+  h.block([], MINUTE_MS);
+  const state = h.ex.state;
+  const call = state.marketByName.get(CALL)!;
+  const perp = state.marketByName.get(PERP)!;
+  accepted(h.one(dave, limit(CALL, 'buy', call.markTicks, 20)));
+  accepted(h.one(carol, limit(CALL, 'sell', call.markTicks, 20)));
+  // A bid of hers rests far below the perpetual's mark.
+  accepted(h.one(carol, limit(PERP, 'buy', Math.floor(perp.markTicks / 2), 1)));
+  const c = h.account(carol)!;
+  accepted(
+    h.one(carol, {
+      kind: 'withdraw',
+      amountQuote: freeCollateralQuote(state, c),
+      destination: 'a',
+    }),
+  );
+  h.smiles = null;
+  h.block([], 61_000);
+  assert.equal(call.optionMark, null);
+  const hers = (events: readonly ExchangeEvent[]): string[] =>
+    events
+      .filter(
+        (e) =>
+          (e.type === 'liquidation' ||
+            e.type === 'liquidationCancels' ||
+            e.type === 'liquidationFill') &&
+          e.account === c.index,
+      )
+      .map((e) => JSON.stringify(e, replacer));
+  let first: string[] = [];
+  for (let usd = 50_200n; !isLiquidatable(state, c); usd += 200n) {
+    assert.ok(usd <= 53_000n, 'Carol falls below maintenance on the way');
+    h.oracle = { ...h.oracle, BTC: usd * USDC };
+    first = hers(h.block([], 20_000).events);
+  }
+  // The attempt that cancelled her bid did something: reported as before.
+  assert.deepEqual(
+    first,
+    [
+      { type: 'liquidationCancels', account: c.index, orders: 1 },
+      { type: 'liquidation', market: CALL, account: c.index, closedLots: 0, feeQuote: 0n },
+    ].map((x) => JSON.stringify(x, replacer)),
+  );
+  // Stuck: attempted every block, nothing to report.
+  for (let i = 0; i < 3; i++) {
+    h.oracle = { ...h.oracle, BTC: h.oracle.BTC! + 10n * USDC };
+    const ids = state.nextOrderId;
+    assert.deepEqual(hers(h.block([], 20_000).events), []);
+    assert.equal(state.nextOrderId - ids, 1, 'attempted: its slice spent an order id');
+    assert.ok(isLiquidatable(state, c));
+  }
+  // The smile comes back: the call has a fresh mark, and her next attempt
+  // closes (deleveraged against Dave's long: a liquidation event, then its
+  // deleverage events) and reports so.
+  h.smiles = LISTING_DAY_SMILES;
+  const events = h.block([], 20_000).events;
+  assert.notEqual(call.optionMark, null);
+  assert.ok(
+    events.some((e) => e.type === 'liquidation' && e.account === c.index && e.market === CALL),
+  );
+  let deleveraged = 0;
+  for (const e of events) {
+    if (e.type === 'deleverage' && e.account === c.index) deleveraged += e.sizeLots;
+  }
+  assert.ok(deleveraged > 0);
+  assert.equal(sizeIn(c, call), -20 + deleveraged);
 });
