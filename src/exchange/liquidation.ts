@@ -998,7 +998,8 @@ export function runLiquidations(
  * Sorts accounts below maintenance: those holding a position that may close
  * in this block first (its market not halted, stale or in an auction; an
  * option at a kept mark only when another account's order rests within the
- * slice's price, its only way to close: mayClose), then
+ * slice's price, its equity after the fund's cover, its only way to close:
+ * mayClose), then
  * the largest shortfall (the maintenance margin less the equity, at the
  * block's marks), then ascending index. The per-block count and each market's
  * per-block notional go first to the accounts that put the most at risk, so
@@ -1029,8 +1030,13 @@ function byShortfall(state: ExchangeState, due: Account[]): void {
  * Whether the account holds a position that may close in this block: in a
  * market that can close, and, for an option at a kept mark (which only the
  * book closes: keptMarkOnly), with another account's order resting within
- * the slice's price. O(its records), and O(its listed records²) with options
- * at kept marks (unsureQuote), not O(markets).
+ * the slice's price. That price is taken from the equity the slice would
+ * see: below zero, raised by the insurance fund's cover as the fund holds
+ * now (liquidate covers before its slices, the whole gap when the fund
+ * holds it, which puts the price at the mark). A prediction: earlier
+ * liquidations of the block may draw on the fund or take the order first.
+ * O(its records), and O(its listed records²) with options at kept marks
+ * (unsureQuote), not O(markets).
  */
 function mayClose(state: ExchangeState, account: Account): boolean {
   const markets = state.markets;
@@ -1038,14 +1044,19 @@ function mayClose(state: ExchangeState, account: Account): boolean {
   for (let i = 0; i < positions.length; i++) {
     if (positions[i]!.sizeLots !== 0 && closable(markets[i]!)) return true;
   }
+  let equity: bigint | null = null;
   for (const p of account.listed) {
     if (p.sizeLots === 0) continue;
     const market = markets[p.market]!;
     if (!closable(market)) continue;
     if (!keptMarkOnly(market)) return true;
     const sell = p.sizeLots > 0;
+    if (equity === null) {
+      equity = equityQuote(state, account);
+      if (equity < 0n) equity += minBig(-equity, state.insuranceQuote);
+    }
     const unsure = unsureQuote(state, account, market);
-    const counted = countedEquity(equityQuote(state, account), unsure);
+    const counted = countedEquity(equity, unsure);
     const limit = withinBand(market, sell, bankruptcyTicks(market, account, counted));
     const side = sell ? 'sell' : 'buy';
     if (market.book.firstOtherTicks(side, account.index, limit, 'cancelResting') !== undefined) {
