@@ -292,3 +292,58 @@ test('a stuck account reports its first attempt (its orders cancelled), is silen
   assert.ok(deleveraged > 0);
   assert.equal(sizeIn(c, call), -20 + deleveraged);
 });
+
+test('an attempt that closes nothing but cancels a maker’s order (the fill guard) reports it: the makerCancelled and its slice stay', () => {
+  const h = new Harness(dailyListingGenesis(LISTING_DAY_START_MS), { checkInvariants: false });
+  h.smiles = LISTING_DAY_SMILES;
+  const carol = key('stuck-carol');
+  const dave = key('stuck-dave');
+  const ann = key('stuck-ann');
+  h.fund(carol, 40_000n * USDC);
+  h.fund(dave, 1_000_000n * USDC);
+  h.fund(ann, 100_000n * USDC);
+  h.block([], MINUTE_MS);
+  const state = h.ex.state;
+  const call = state.marketByName.get(CALL)!;
+  accepted(h.one(dave, limit(CALL, 'buy', call.markTicks, 20)));
+  accepted(h.one(carol, limit(CALL, 'sell', call.markTicks, 20)));
+  // Ann offers 5 calls a tick below the mark, which the call keeps once its
+  // smile goes stale: within Carol's price when she is liquidated.
+  const askId = state.nextOrderId;
+  accepted(h.one(ann, limit(CALL, 'sell', call.markTicks - 1, 5)));
+  const c = h.account(carol)!;
+  accepted(
+    h.one(carol, {
+      kind: 'withdraw',
+      amountQuote: freeCollateralQuote(state, c),
+      destination: 'a',
+    }),
+  );
+  h.smiles = null;
+  h.block([], 61_000);
+  assert.equal(call.optionMark, null);
+  assert.ok(state.orders.has(askId), 'her ask rests');
+  // Ann's equity is written to zero: selling a tick below the mark would
+  // take it below zero, so the fill guard cancels her ask instead.
+  const a = h.account(ann)!;
+  a.cashQuote -= equityQuote(state, a);
+  state.markAccount(a);
+  let first: ExchangeEvent[] = [];
+  for (let usd = 50_200n; !isLiquidatable(state, c); usd += 200n) {
+    assert.ok(usd <= 53_000n, 'Carol falls below maintenance on the way');
+    h.oracle = { ...h.oracle, BTC: usd * USDC };
+    first = h.block([], 20_000).events;
+  }
+  assert.equal(sizeIn(c, call), -20, 'nothing closed');
+  assert.ok(!state.orders.has(askId), 'her ask is gone');
+  // The attempt cancelled a maker's order: its events stay, slice and all.
+  assert.deepEqual(
+    first
+      .filter((x) => x.type === 'makerCancelled' || x.type === 'liquidation')
+      .map((x) => JSON.stringify(x, replacer)),
+    [
+      { type: 'makerCancelled', market: CALL, orderId: askId, account: a.index },
+      { type: 'liquidation', market: CALL, account: c.index, closedLots: 0, feeQuote: 0n },
+    ].map((x) => JSON.stringify(x, replacer)),
+  );
+});
