@@ -401,6 +401,7 @@ export const BLOCK_EVENT_TYPES = [
   'marketHalted',
   'marketResumed',
   'marketRiskChanged',
+  'feeTiersChanged',
   'funding',
   'auctionStarted',
   'auctionEnded',

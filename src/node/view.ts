@@ -997,6 +997,8 @@ export class ChainView implements NodeView {
       case 'marketResumed':
       case 'marketRiskChanged':
         return [{ type: e.type, height, timeMs, instrument: e.market }];
+      case 'feeTiersChanged':
+        return [{ type: e.type, height, timeMs }];
       case 'funding':
         return [{ type: 'funding', height, timeMs, instrument: e.market, ratePpm: e.ratePpm }];
       case 'auctionStarted':
