@@ -138,7 +138,16 @@ function batchable(p: Prng): BatchableAction {
                   },
                 ),
               }
-            : { kind };
+            : kind === 'setFeeTiers'
+              ? {
+                  kind,
+                  tiers: Array.from({ length: p.int(17) }, () => ({
+                    volumeQuoteMin: amount(p),
+                    makerFeePpm: p.int(2_000_001) - 1_000_000,
+                    takerFeePpm: p.int(1_000_001),
+                  })),
+                }
+              : { kind };
       return { kind: 'govPropose', proposalId: safeInt(p), proposal };
     }
     default:

@@ -67,6 +67,14 @@ export const validatorSchema = view<V.ValidatorView>()(
   }),
 );
 
+export const feeTierSchema = view<V.FeeTierView>()(
+  object({
+    volumeQuoteMin: quote(),
+    makerFeePpm: integer({ minimum: -1_000_000, maximum: 1_000_000 }),
+    takerFeePpm: integer({ minimum: 0, maximum: 1_000_000 }),
+  }),
+);
+
 export const statusSchema = view<V.StatusView>()(
   object({
     chainId: string(),
@@ -78,6 +86,7 @@ export const statusSchema = view<V.StatusView>()(
     emergencyHalt: optional(boolean()),
     haltReason: optional(string()),
     insuranceQuote: optional(quote()),
+    feeTiers: optional(array(feeTierSchema)),
   }),
 );
 

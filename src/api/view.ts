@@ -57,6 +57,22 @@ export interface StatusView {
   haltReason?: string;
   /** The insurance fund after the last block. */
   insuranceQuote?: QuoteString;
+  /**
+   * The fee schedule in force after the last block: genesis's until
+   * governance sets another (the block event feeTiersChanged says when).
+   */
+  feeTiers?: FeeTierView[];
+}
+
+/**
+ * One tier of the fee schedule: from volumeQuoteMin of an account's lifetime
+ * traded notional, its maker and taker fees in parts per million of each
+ * fill's notional (a negative maker fee is a rebate).
+ */
+export interface FeeTierView {
+  volumeQuoteMin: QuoteString;
+  makerFeePpm: number;
+  takerFeePpm: number;
 }
 
 export const INSTRUMENT_KINDS = [
@@ -401,6 +417,7 @@ export const BLOCK_EVENT_TYPES = [
   'marketHalted',
   'marketResumed',
   'marketRiskChanged',
+  'feeTiersChanged',
   'funding',
   'auctionStarted',
   'auctionEnded',

@@ -35,9 +35,9 @@ import type {
   ValidatorState,
 } from './state.ts';
 import { Position } from './state.ts';
-import type { MarketParams, MarketRisk } from './genesis.ts';
-import { GenesisError, checkRisk, riskOf, withRisk } from './genesis.ts';
-import { readRiskValues, writeRiskValues } from './tx/codec.ts';
+import type { FeeTier, MarketParams, MarketRisk } from './genesis.ts';
+import { GenesisError, checkFeeTiers, checkRisk, riskOf, withRisk } from './genesis.ts';
+import { readFeeTiers, readRiskValues, writeFeeTiers, writeRiskValues } from './tx/codec.ts';
 import { GOV_PROPOSAL_KINDS } from './tx/types.ts';
 
 export const LEAF = {
@@ -69,6 +69,29 @@ export function writeGlobals(w: Writer, s: ExchangeState, genesisHash: Uint8Arra
   for (const i of deficits) w.uvarint(i);
   if (s.oracle !== null) oracleStateCodec(s.oracleParams!).write(w, s.oracle);
   if (s.listing !== null) writeTwaps(w, s);
+  // A fee schedule set by governance (governance.ts, setFeeTiers), last and
+  // only where it differs from genesis's: the leaf of a chain that never
+  // changed it is as before.
+  if (s.feeTiersChanged) {
+    w.bool(true);
+    writeFeeTiers(w, s.feeTiers);
+  }
+}
+
+/**
+ * A fee schedule as a snapshot or a proposal's leaf carries it, held to the
+ * rules genesis applies to its own (genesis.ts checkFeeTiers), as govPropose
+ * held it (tx/codec.ts bounds each volume to an amount).
+ */
+export function readCheckedFeeTiers(r: Reader, f: string): FeeTier[] {
+  const tiers = readFeeTiers(r, f);
+  try {
+    checkFeeTiers(tiers, f);
+  } catch (e) {
+    if (e instanceof GenesisError) throw new DecodeError(e.field, e.reason);
+    throw e;
+  }
+  return tiers;
 }
 
 /** The settlement TWAPs, by key. */
@@ -179,17 +202,7 @@ function unexpiredOption(m: MarketState, timeMs: number): boolean {
   return m.listed && m.instrument.kind === 'option' && m.expiryMs > timeMs;
 }
 
-/**
- * `formatPrevious`: a snapshot of SNAPSHOT_FORMAT_PREVIOUS (10), which has no
- * risk parameters set by governance: each market has those it was listed with.
- */
-export function readMarketState(
-  r: Reader,
-  m: MarketState,
-  f: string,
-  timeMs: number,
-  formatPrevious = false,
-): void {
+export function readMarketState(r: Reader, m: MarketState, f: string, timeMs: number): void {
   const index = r.uvarint(`${f}.index`);
   if (index !== m.index) throw new DecodeError(`${f}.index`, 'markets out of order');
   m.indexTicks = r.uvarint(`${f}.indexTicks`);
@@ -251,10 +264,9 @@ export function readMarketState(
       m.unshockedSinceMs = since;
     }
   }
-  // Format 10 has no kept grace start: the restore derives it from the oracle state.
   m.graceEarlyMs = null;
   m.graceStartMs = null;
-  if (!formatPrevious && unexpiredOption(m, timeMs) && r.bool(`${f}.hasGraceEarly`)) {
+  if (unexpiredOption(m, timeMs) && r.bool(`${f}.hasGraceEarly`)) {
     // Checked by the restore's markOptions (snapshot.ts decodeSnapshot writes
     // it again): one not earlier than the oracle state's, or on an option
     // with both fresh, is not a state it left.
@@ -262,7 +274,7 @@ export function readMarketState(
     m.graceEarlyMs = early;
     m.graceStartMs = early;
   }
-  if (!formatPrevious && r.bool(`${f}.riskChanged`)) {
+  if (r.bool(`${f}.riskChanged`)) {
     // An option is margined by scenario: governance never sets its values
     // (govPropose refuses it), and its leaf holds a kept grace start where a
     // perpetual's or future's holds them.
@@ -533,6 +545,8 @@ export function writeProposal(w: Writer, p: Proposal): void {
   w.uvarintBig(p.stake).u8(p.closed ? 2 : p.executed ? 1 : 0);
   // A setMarketRisk proposal's values, last (the other kinds encode as before).
   if (p.risk !== null) writeRiskValues(w, p.risk);
+  // A setFeeTiers proposal's schedule, last likewise.
+  if (p.feeTiers !== null) writeFeeTiers(w, p.feeTiers);
 }
 
 export function creditedBytes(idHex: string): Uint8Array {

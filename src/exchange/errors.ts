@@ -51,6 +51,7 @@ export const REJECT_CODES = [
   'DuplicateProposal',
   'TooManyProposals',
   'InvalidRiskParams',
+  'InvalidFeeTiers',
   'NotSupported',
 ] as const;
 

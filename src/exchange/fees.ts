@@ -1,7 +1,10 @@
 // Trading fees (docs/exchange.md, "Fees"). The taker pays ceil(notional ×
 // taker fee); a maker pays ceil(notional × maker fee) or, when the fee is
-// negative, receives floor(notional × |maker fee|). Genesis guarantees the
-// smallest taker fee covers the largest rebate, so every fill adds
+// negative, receives floor(notional × |maker fee|). The schedule in force is
+// genesis's, or the one governance last set (governance.ts, setFeeTiers);
+// both are held to the same rules (genesis.ts checkFeeTiers), among them
+// that the smallest taker fee covers the largest rebate, and a fill is
+// charged both its fees by one schedule, so every fill adds
 // ceil(n·t) − floor(n·r) ≥ 0 to the fee pool: the pool never goes negative.
 // Cost: O(tiers) per account lookup (tiers ≤ FEE_TIERS_MAX).
 
@@ -11,7 +14,7 @@ import type { Account, ExchangeState } from './state.ts';
 import { PPM, ppmCeil, ppmFloor } from './units.ts';
 
 export function feeTier(state: ExchangeState, account: Account): FeeTier {
-  const tiers = state.genesis.feeTiers;
+  const tiers = state.feeTiers;
   // The number inline while it holds the volume (a number and a bigint compare exactly).
   const volume = Number.isNaN(account.volumeNum) ? account.volumeQuote : account.volumeNum;
   for (let i = tiers.length - 1; i > 0; i--) {

@@ -18,23 +18,18 @@
 // decides once, takerLeftQuote); otherwise nothing is added for it.
 // Fees: the taker's own tier (fixed for an order, as settleFills takes it);
 // the maker at the highest maker fee of the tiers, an upper bound of what its
-// fill is charged (its tier may move with the order's earlier fills).
+// fill is charged (its tier may move with the order's earlier fills). The
+// tiers are the schedule in force (state.feeTiers, which governance may
+// change between two transactions), their bounds read from the state at each
+// use: the guard keeps no copy.
 
 import { divBig, divCeil } from '../lib/int.ts';
 import type { FillGuard } from './book/index.ts';
-import type { FeeTier } from './genesis.ts';
 import { equityQuote, equityQuoteNum } from './margin.ts';
 import type { Account, ExchangeState, MarketState } from './state.ts';
 import { PPM, PPM_BIG, ppmCeil } from './units.ts';
 
 const SAFE = Number.MAX_SAFE_INTEGER;
-
-/** The highest maker fee of the tiers, at least 0 (a rebate is never counted as a gain). */
-export function makerFeePpmMax(tiers: readonly FeeTier[]): number {
-  let max = 0;
-  for (const t of tiers) if (t.makerFeePpm > max) max = t.makerFeePpm;
-  return max;
-}
 
 /**
  * A taker's loss against the mark of its whole order filled at its limit
@@ -112,9 +107,6 @@ export function equityGuard(state: ExchangeState): EquityGuard {
  */
 export class EquityGuard implements FillGuard {
   readonly state: ExchangeState;
-  private readonly makerPpm: number;
-  /** The highest taker fee of the tiers: placement's bound (takerLeftQuote). */
-  readonly takerPpmMax: number;
   private market: MarketState | null = null;
   private takerBuys = false;
   /** The taker's equity at the start, or null when it is not checked. */
@@ -128,11 +120,15 @@ export class EquityGuard implements FillGuard {
 
   constructor(state: ExchangeState) {
     this.state = state;
-    const tiers = state.genesis.feeTiers;
-    this.makerPpm = makerFeePpmMax(tiers);
-    let taker = 0;
-    for (const t of tiers) if (t.takerFeePpm > taker) taker = t.takerFeePpm;
-    this.takerPpmMax = taker;
+  }
+
+  /**
+   * The highest taker fee of the schedule in force: placement's bound
+   * (takerLeftQuote). Read from the state at each use, as the maker's bound
+   * is, so a schedule governance sets applies from the next order on.
+   */
+  get takerPpmMax(): number {
+    return this.state.feeTakerPpmMax;
   }
 
   /**
@@ -234,7 +230,7 @@ export class EquityGuard implements FillGuard {
     if (kNum >= 0) {
       const notional = priceTicks * n * kNum;
       const adverse = away * n * kNum;
-      const scaled = notional * this.makerPpm;
+      const scaled = notional * this.state.feeMakerPpmMax;
       if (notional <= SAFE && adverse <= SAFE && adverse >= -SAFE && scaled <= SAFE) {
         // The fee rounded up, as settleFills charges it (makerFeeQuoteNum).
         const loss = adverse + divCeil(scaled, PPM);
@@ -249,7 +245,8 @@ export class EquityGuard implements FillGuard {
       }
     }
     const loss =
-      BigInt(away) * BigInt(n) * m.k + ppmCeil(BigInt(priceTicks) * BigInt(n) * m.k, this.makerPpm);
+      BigInt(away) * BigInt(n) * m.k +
+      ppmCeil(BigInt(priceTicks) * BigInt(n) * m.k, this.state.feeMakerPpmMax);
     if (loss <= 0n) return true;
     const spent = BigInt(maker.guardLossNum) + loss;
     // Losses past 2^53 quote units to one maker within one order are refused rather than tracked.

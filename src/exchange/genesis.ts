@@ -187,6 +187,62 @@ function int(field: string, x: number, lo: number, hi: number): void {
   }
 }
 
+/**
+ * A fee schedule, genesis's or one governance sets (governance.ts,
+ * setFeeTiers): 1..FEE_TIERS_MAX tiers, the first from 0 and ascending
+ * strictly by volume, fees within ±10^6 ppm (takers' never negative), and
+ * the smallest taker fee covering the largest maker rebate. `field` names
+ * the list in the error.
+ */
+export function checkFeeTiers(tiers: readonly FeeTier[], field: string): void {
+  if (!Array.isArray(tiers) || tiers.length < 1 || tiers.length > FEE_TIERS_MAX) {
+    throw new GenesisError(field, `1..${FEE_TIERS_MAX} tiers`);
+  }
+  let minTaker = PPM;
+  let maxRebate = 0;
+  tiers.forEach((t, i) => {
+    const f = `${field}[${i}]`;
+    if (typeof t !== 'object' || t === null) throw new GenesisError(f, 'must be an object');
+    amount(`${f}.volumeQuoteMin`, t.volumeQuoteMin, 0n);
+    if (i === 0 && t.volumeQuoteMin !== 0n)
+      throw new GenesisError(`${f}.volumeQuoteMin`, 'must be 0');
+    if (i > 0 && t.volumeQuoteMin <= tiers[i - 1]!.volumeQuoteMin) {
+      throw new GenesisError(`${f}.volumeQuoteMin`, 'must ascend');
+    }
+    int(`${f}.makerFeePpm`, t.makerFeePpm, -PPM, PPM);
+    int(`${f}.takerFeePpm`, t.takerFeePpm, 0, PPM);
+    if (t.takerFeePpm < minTaker) minTaker = t.takerFeePpm;
+    if (-t.makerFeePpm > maxRebate) maxRebate = -t.makerFeePpm;
+  });
+  // Each fill's rebate is paid out of that fill's taker fee, so the fee pool
+  // can never go negative: the smallest taker fee must cover the largest rebate.
+  if (maxRebate > minTaker) {
+    throw new GenesisError(field, 'the largest maker rebate exceeds the smallest taker fee');
+  }
+}
+
+/** A fee schedule's values alone, as new objects (a proposal's may carry other keys, and are the caller's). */
+export function feeTiersOf(tiers: readonly FeeTier[]): FeeTier[] {
+  return tiers.map((t) => ({
+    volumeQuoteMin: t.volumeQuoteMin,
+    makerFeePpm: t.makerFeePpm,
+    takerFeePpm: t.takerFeePpm,
+  }));
+}
+
+/** Two fee schedules are the same, tier by tier. */
+export function sameFeeTiers(x: readonly FeeTier[], y: readonly FeeTier[]): boolean {
+  return (
+    x.length === y.length &&
+    x.every(
+      (t, i) =>
+        t.volumeQuoteMin === y[i]!.volumeQuoteMin &&
+        t.makerFeePpm === y[i]!.makerFeePpm &&
+        t.takerFeePpm === y[i]!.takerFeePpm,
+    )
+  );
+}
+
 function amount(field: string, x: bigint, lo: bigint): void {
   if (typeof x !== 'bigint' || x < lo || x > AMOUNT_MAX) {
     throw new GenesisError(field, `must be a bigint in [${lo}, 2^${AMOUNT_BITS}), got ${x}`);
@@ -428,29 +484,7 @@ export function validateGenesis(g: Genesis): void {
     if (names.has(m.instrument)) throw new GenesisError(`markets[${i}].instrument`, 'duplicate');
     names.add(m.instrument);
   });
-  if (g.feeTiers.length < 1 || g.feeTiers.length > FEE_TIERS_MAX) {
-    throw new GenesisError('feeTiers', `1..${FEE_TIERS_MAX} tiers`);
-  }
-  let minTaker = PPM;
-  let maxRebate = 0;
-  g.feeTiers.forEach((t, i) => {
-    const f = `feeTiers[${i}]`;
-    amount(`${f}.volumeQuoteMin`, t.volumeQuoteMin, 0n);
-    if (i === 0 && t.volumeQuoteMin !== 0n)
-      throw new GenesisError(`${f}.volumeQuoteMin`, 'must be 0');
-    if (i > 0 && t.volumeQuoteMin <= g.feeTiers[i - 1]!.volumeQuoteMin) {
-      throw new GenesisError(`${f}.volumeQuoteMin`, 'must ascend');
-    }
-    int(`${f}.makerFeePpm`, t.makerFeePpm, -PPM, PPM);
-    int(`${f}.takerFeePpm`, t.takerFeePpm, 0, PPM);
-    if (t.takerFeePpm < minTaker) minTaker = t.takerFeePpm;
-    if (-t.makerFeePpm > maxRebate) maxRebate = -t.makerFeePpm;
-  });
-  // Each fill's rebate is paid out of that fill's taker fee, so the fee pool
-  // can never go negative: the smallest taker fee must cover the largest rebate.
-  if (maxRebate > minTaker) {
-    throw new GenesisError('feeTiers', 'the largest maker rebate exceeds the smallest taker fee');
-  }
+  checkFeeTiers(g.feeTiers, 'feeTiers');
   amount('faucetQuoteMax', g.faucetQuoteMax, 0n);
   amount('insuranceFundQuote', g.insuranceFundQuote, 0n);
   if (g.validators.length < 1 || g.validators.length > GENESIS_VALIDATORS_MAX) {

@@ -26,12 +26,20 @@ import {
 } from '../lib/limits.ts';
 import type { Ctx } from './context.ts';
 import { noMarketNamed } from './errors.ts';
-import type { MarketRisk } from './genesis.ts';
-import { GenesisError, checkRisk, riskOf, slashPpmOf, withRisk } from './genesis.ts';
+import type { FeeTier, MarketRisk } from './genesis.ts';
+import {
+  GenesisError,
+  checkFeeTiers,
+  checkRisk,
+  feeTiersOf,
+  riskOf,
+  slashPpmOf,
+  withRisk,
+} from './genesis.ts';
 import { bytesKey } from './keys.ts';
 import type { ActionResult, ExchangeEvent, ValidatorUpdate } from './results.ts';
 import type { ExchangeState, MarketState, Proposal, ValidatorState } from './state.ts';
-import type { GovPropose, GovVote, RiskValues } from './tx/types.ts';
+import type { FeeTierValues, GovPropose, GovVote, RiskValues } from './tx/types.ts';
 import { PPM_BIG } from './units.ts';
 
 /**
@@ -213,9 +221,24 @@ function setMarketRisk(state: ExchangeState, p: Proposal, events: ExchangeEvent[
   events.push({ type: 'marketRiskChanged', market: m.params.instrument });
 }
 
+/**
+ * A setFeeTiers proposal's schedule (validated when proposed, by the rules
+ * genesis applies to its own) becomes the one in force: every fill from here
+ * on in the block is charged by it, and the fill guard's bounds are its
+ * (state.ts setFeeTiers). Fees are not margin: no account's margin or
+ * liquidation slack moves, so none is marked. A resting order is charged
+ * by the schedule in force when it fills. Its tiers go by each account's
+ * lifetime volume as before: an account moves tier only with the boundaries.
+ */
+function setFeeTiers(state: ExchangeState, p: Proposal, events: ExchangeEvent[]): void {
+  state.setFeeTiers(p.feeTiers!);
+  events.push({ type: 'feeTiersChanged' });
+}
+
 function execute(state: ExchangeState, p: Proposal, events: ExchangeEvent[]): void {
   closeProposal(state, p);
   if (p.kind === 'setMarketRisk') return setMarketRisk(state, p, events);
+  if (p.kind === 'setFeeTiers') return setFeeTiers(state, p, events);
   const halt = p.kind === 'haltMarket' || p.kind === 'haltAll';
   const markets = p.market >= 0 ? [state.markets[p.market]!] : state.markets;
   for (const m of markets) {
@@ -291,6 +314,33 @@ function checkProposedRisk(m: MarketState, risk: RiskValues): ActionResult | nul
   return null;
 }
 
+/**
+ * A setFeeTiers proposal's schedule held to the rules genesis applies to its
+ * own (genesis.ts checkFeeTiers), volumes within what a transaction carries.
+ * None depends on state, so the transaction's checks (tx/validate.ts) apply
+ * them too; here they hold for any caller of the exchange.
+ */
+function checkProposedFeeTiers(tiers: readonly FeeTierValues[]): ActionResult | null {
+  const refuse = (message: string): ActionResult => ({
+    ok: false,
+    kind: 'govPropose',
+    code: 'InvalidFeeTiers',
+    message,
+  });
+  try {
+    checkFeeTiers(tiers, 'tiers');
+  } catch (e) {
+    if (e instanceof GenesisError) return refuse(e.message);
+    throw e;
+  }
+  for (const [i, t] of tiers.entries()) {
+    if (t.volumeQuoteMin > AMOUNT_QUOTE_MAX) {
+      return refuse(`tiers[${i}].volumeQuoteMin: at most AMOUNT_QUOTE_MAX`);
+    }
+  }
+  return null;
+}
+
 export function govPropose(ctx: Ctx, a: GovPropose): ActionResult {
   const state = ctx.state;
   const validator = activeValidator(ctx);
@@ -314,8 +364,19 @@ export function govPropose(ctx: Ctx, a: GovPropose): ActionResult {
   }
   let market = -1;
   let risk: MarketRisk | null = null;
+  let feeTiers: FeeTier[] | null = null;
   const proposal = a.proposal;
-  if (proposal.kind !== 'haltAll' && proposal.kind !== 'resumeAll' && 'instrument' in proposal) {
+  if (proposal.kind === 'setFeeTiers') {
+    const refused = checkProposedFeeTiers(proposal.tiers);
+    if (refused !== null) return refused;
+    // The values alone, as new objects (the action's are the caller's).
+    feeTiers = feeTiersOf(proposal.tiers);
+  }
+  if (
+    proposal.kind === 'haltMarket' ||
+    proposal.kind === 'resumeMarket' ||
+    proposal.kind === 'setMarketRisk'
+  ) {
     const m = state.marketByName.get(proposal.instrument);
     if (m === undefined) {
       return {
@@ -338,6 +399,7 @@ export function govPropose(ctx: Ctx, a: GovPropose): ActionResult {
     kind: proposal.kind,
     market,
     risk,
+    feeTiers,
     approvers: [],
     stake: 0n,
     executed: false,

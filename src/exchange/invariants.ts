@@ -32,7 +32,7 @@
 //     them only then), and its derived maintenance is in step with them.
 
 import { assert } from '../lib/assert.ts';
-import { riskOf, sameRisk } from './genesis.ts';
+import { GenesisError, checkFeeTiers, riskOf, sameFeeTiers, sameRisk } from './genesis.ts';
 import { equityQuote } from './margin.ts';
 import { positionOf, sizeIn } from './position.ts';
 import { booksOf } from './hash.ts';
@@ -58,6 +58,32 @@ function checkPendingCounts(state: ExchangeState): void {
   });
 }
 
+/**
+ * The fee schedule in force is one genesis's rules accept, flagged as
+ * changed exactly when it differs from genesis's, and what is derived from
+ * it (the fill guard's bounds) is in step.
+ */
+function checkFeeSchedule(state: ExchangeState): void {
+  try {
+    checkFeeTiers(state.feeTiers, 'feeTiers');
+  } catch (e) {
+    if (e instanceof GenesisError) assert(false, `fee schedule: ${e.message}`);
+    throw e;
+  }
+  const changed = !sameFeeTiers(state.feeTiers, state.genesis.feeTiers);
+  assert(state.feeTiersChanged === changed, 'fee schedule flag drifted');
+  let maker = 0;
+  let taker = 0;
+  for (const t of state.feeTiers) {
+    maker = Math.max(maker, t.makerFeePpm);
+    taker = Math.max(taker, t.takerFeePpm);
+  }
+  assert(
+    state.feeMakerPpmMax === maker && state.feeTakerPpmMax === taker,
+    'fee schedule bounds drifted',
+  );
+}
+
 export function checkInvariants(state: ExchangeState): void {
   checkPendingCounts(state);
   let cash = 0n;
@@ -69,6 +95,7 @@ export function checkInvariants(state: ExchangeState): void {
       `cash ${cash} + insurance ${state.insuranceQuote} + fees ${state.feePoolQuote}`,
   );
   assert(state.feePoolQuote >= 0n, 'fee pool negative');
+  checkFeeSchedule(state);
   assert(state.insuranceQuote >= 0n, 'insurance fund negative');
   for (const a of state.accounts) {
     const deficit = a.positionCount === 0 && a.cashQuote < 0n;

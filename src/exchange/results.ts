@@ -148,6 +148,10 @@ export type ExchangeEvent =
       readonly market: string;
     }
   | {
+      /** A setFeeTiers proposal executed: its schedule is the one in force from here on (state.feeTiers). */
+      readonly type: 'feeTiersChanged';
+    }
+  | {
       readonly type: 'validatorJailed';
       /** The validator's public key. */
       readonly validator: Uint8Array;

@@ -40,13 +40,15 @@
 // proposal kind with its values after a proposal's status, and, for a
 // listed option before expiry, after its kept mark, the start its
 // maintenance grace keeps where earlier than its oracle state tells
-// (graceEarlyMs, listing.ts markOptions). Format 10 is read
-// too (SNAPSHOT_FORMAT_PREVIOUS): every market has the risk parameters it
-// was listed with, no proposal is a setMarketRisk, and each option's grace
-// start is derived from the oracle state.
+// (graceEarlyMs, listing.ts markOptions). Format 12 adds, after the
+// deficits, whether governance changed the fee schedule and if so the
+// schedule in force (governance.ts, setFeeTiers), and the setFeeTiers
+// proposal kind with its schedule after a proposal's status. Format 11 is
+// read too (SNAPSHOT_FORMAT_PREVIOUS): the fee schedule is genesis's and no
+// proposal is a setFeeTiers.
 //
-// Canonical: a state has one encoding (and one more in format 10, where it
-// has one there: without the risk flags), and every other byte
+// Canonical: a state has one encoding (and one more in format 11, where it
+// has one there: without the fee schedule's flag), and every other byte
 // string is refused or decodes to a state with another appHash
 // (snapshot_cover.test.ts flips bits to check it). Lists written in ascending order are refused out of
 // order; an option whose mark the restore recomputes (no mark interval) must
@@ -75,6 +77,7 @@ import {
   readAccountInto,
   readTwaps,
   writeTwaps,
+  readCheckedFeeTiers,
   readMarketRisk,
   readMarketState,
   readPrincipalInto,
@@ -98,6 +101,7 @@ import { checkInvariants } from './invariants.ts';
 import { countPending } from './governance.ts';
 import { setUnderwater } from './liquidation.ts';
 import type { Deposit, Proposal } from './state.ts';
+import { writeFeeTiers } from './tx/codec.ts';
 import { GOV_PROPOSAL_KINDS } from './tx/types.ts';
 import { Account, ExchangeState, MarketState, Principal } from './state.ts';
 
@@ -105,15 +109,15 @@ import { Account, ExchangeState, MarketState, Principal } from './state.ts';
 const CREDITED_RECORD_BYTES = 65;
 
 /** The snapshot encoding this build writes. */
-export const SNAPSHOT_FORMAT = 11;
+export const SNAPSHOT_FORMAT = 12;
 /**
  * The format before it, which this build reads too: a chain the build before
  * stopped at a halt height resumes from that build's snapshot under this one
- * (docs/operations.md, "Upgrades"). Its bytes are format 11's without each
- * market's risk flag (a market in format 10 has the risk parameters it was
- * listed with) and without setMarketRisk proposals.
+ * (docs/operations.md, "Upgrades"). Its bytes are format 12's without the
+ * fee schedule's flag (in format 11 the schedule is genesis's) and without
+ * setFeeTiers proposals.
  */
-export const SNAPSHOT_FORMAT_PREVIOUS = 10;
+export const SNAPSHOT_FORMAT_PREVIOUS = 11;
 
 /** A snapshot of a format this build does not read (a DecodeError, so callers refusing bad snapshots refuse it too). */
 export class SnapshotFormatError extends DecodeError {
@@ -128,8 +132,8 @@ export class SnapshotFormatError extends DecodeError {
     this.supportedFormat = SNAPSHOT_FORMAT;
   }
 }
-/** Proposal kinds a format 10 snapshot knows (GOV_PROPOSAL_KINDS but setMarketRisk). */
-const PROPOSAL_KINDS_PREVIOUS = 4;
+/** Proposal kinds a format 11 snapshot knows (GOV_PROPOSAL_KINDS but setFeeTiers). */
+const PROPOSAL_KINDS_PREVIOUS = 5;
 
 function sortedBy<T>(items: Iterable<T>, key: (x: T) => string | number): T[] {
   return [...items].sort((a, b) => {
@@ -141,21 +145,16 @@ function sortedBy<T>(items: Iterable<T>, key: (x: T) => string | number): T[] {
 
 /**
  * `format`: SNAPSHOT_FORMAT, or SNAPSHOT_FORMAT_PREVIOUS for a state that
- * has an encoding there (decodeSnapshot's check of a format 10 snapshot).
+ * has an encoding there (decodeSnapshot's check of a format 11 snapshot).
  */
 export function writeSnapshot(w: Writer, ex: Exchange, format = SNAPSHOT_FORMAT): void {
   const s = ex.state;
-  const riskFlags = format === SNAPSHOT_FORMAT;
-  if (!riskFlags) {
+  const feeFlag = format === SNAPSHOT_FORMAT;
+  if (!feeFlag) {
     assert(format === SNAPSHOT_FORMAT_PREVIOUS, `snapshot format ${format} is not written`);
     assert(
-      s.markets.every((m) => !m.riskChanged) &&
-        [...s.proposals.values()].every((p) => p.kind !== 'setMarketRisk'),
-      'risk parameters set by governance have no format 10 encoding',
-    );
-    assert(
-      s.markets.every((m) => m.graceEarlyMs === null),
-      'a kept grace start has no format 10 encoding',
+      !s.feeTiersChanged && [...s.proposals.values()].every((p) => p.kind !== 'setFeeTiers'),
+      'a fee schedule set by governance has no format 11 encoding',
     );
   }
   w.u8(format);
@@ -166,10 +165,13 @@ export function writeSnapshot(w: Writer, ex: Exchange, format = SNAPSHOT_FORMAT)
   const deficits = [...s.deficits].map((a) => a.index).sort((a, b) => a - b);
   w.uvarint(deficits.length);
   for (const i of deficits) w.uvarint(i);
+  // The fee schedule in force, where governance changed it from genesis's.
+  if (feeFlag) w.bool(s.feeTiersChanged);
+  if (s.feeTiersChanged) writeFeeTiers(w, s.feeTiers);
   for (const v of s.validators) writeValidator(w, v);
   for (let i = 0; i < s.genesisMarketCount; i++) {
     const m = s.markets[i]!;
-    writeMarketState(w, m, s.timeMs, riskFlags);
+    writeMarketState(w, m, s.timeMs, true);
     writeBookOrders(w, m.book);
     if (m.auction !== null) {
       writeBookOrders(w, m.auction.bids);
@@ -187,7 +189,7 @@ export function writeSnapshot(w: Writer, ex: Exchange, format = SNAPSHOT_FORMAT)
       w.bool(!m.retired);
       if (m.retired) continue;
       w.string(m.params.instrument, STRING_BYTES_MAX);
-      writeMarketState(w, m, s.timeMs, riskFlags);
+      writeMarketState(w, m, s.timeMs, true);
       writeBookOrders(w, m.book);
     }
   }
@@ -283,7 +285,8 @@ function checkVoters(indices: readonly number[], validators: number, field: stri
  * naming -1 or below would act on every market.
  */
 function checkProposalMarket(s: ExchangeState, p: Proposal, field: string): void {
-  const all = p.kind === 'haltAll' || p.kind === 'resumeAll';
+  // A proposal about no market: -1 (as govPropose sets it).
+  const all = p.kind === 'haltAll' || p.kind === 'resumeAll' || p.kind === 'setFeeTiers';
   if (all ? p.market !== -1 : p.market < 0) {
     throw new DecodeError(field, `not the market of a ${p.kind} proposal`);
   }
@@ -295,7 +298,8 @@ function checkProposalMarket(s: ExchangeState, p: Proposal, field: string): void
 
 /**
  * `kinds`: how many of GOV_PROPOSAL_KINDS the snapshot's format knows (a
- * format 10 snapshot has no setMarketRisk). A setMarketRisk proposal's
+ * format 11 snapshot has no setFeeTiers). A setFeeTiers proposal's schedule
+ * follows its status, held to genesis's rules as govPropose held it. A setMarketRisk proposal's
  * values follow its status, held to the rules govPropose applied: against
  * its market's parameters while it is pending (its market is live), alone
  * once executed or closed (its slot may hold another market since).
@@ -321,11 +325,13 @@ function readProposal(s: ExchangeState, r: Reader, f: string, kinds: number): Pr
       throw new DecodeError(`${f}.risk`, 'an option takes no risk parameters');
     }
   }
+  const feeTiers = kind === 'setFeeTiers' ? readCheckedFeeTiers(r, `${f}.tiers`) : null;
   return {
     proposalId,
     kind,
     market,
     risk,
+    feeTiers,
     approvers,
     stake,
     executed: status >= 1,
@@ -363,12 +369,17 @@ export function readSnapshot(r: Reader, options: ExchangeOptions = {}): Exchange
     }
     deficits.push(index);
   }
+  if (!formatPrevious && r.bool(`${f}.feeTiersChanged`)) {
+    s.setFeeTiers(readCheckedFeeTiers(r, `${f}.feeTiers`));
+    // Written only where it differs: genesis's again would be a second encoding.
+    if (!s.feeTiersChanged) throw new DecodeError(`${f}.feeTiers`, 'the genesis schedule');
+  }
   for (const v of s.validators) readValidatorInto(r, v, `${f}.validators`);
   s.totalStake = activeStake(s);
   // Every book's orders, each of which has one record (read after the books).
   let restingOrders = 0;
   for (const m of s.markets) {
-    readMarketState(r, m, `${f}.markets[${m.index}]`, s.timeMs, formatPrevious);
+    readMarketState(r, m, `${f}.markets[${m.index}]`, s.timeMs);
     m.book = readBookOrders(r, `${f}.markets[${m.index}].book`, lastOrderId);
     restingOrders += m.book.orderCount;
     if (m.auction !== null) {
@@ -395,7 +406,7 @@ export function readSnapshot(r: Reader, options: ExchangeOptions = {}): Exchange
       }
       const m = readListedSlot(r, s, index, g);
       s.markets.push(m);
-      readMarketState(r, m, g, s.timeMs, formatPrevious);
+      readMarketState(r, m, g, s.timeMs);
       m.book = readBookOrders(r, `${g}.book`, lastOrderId);
       restingOrders += m.book.orderCount;
     }
@@ -560,8 +571,8 @@ export function decodeSnapshot(bytes: Uint8Array, options: ExchangeOptions = {})
   // The reader's checks make the encoding canonical; this makes it so by
   // construction (O(state), as the decode): a node keeps and serves the bytes
   // it took, and peers group offers by their hash.
-  // A format 10 snapshot restores a state with no risk parameters set by
-  // governance: its format 10 encoding is the one to compare with.
+  // A format 11 snapshot restores a state with genesis's fee schedule: its
+  // format 11 encoding is the one to compare with.
   const again = encodeSnapshot(ex, bytes[0]);
   if (again.length !== bytes.length || again.some((x, i) => x !== bytes[i])) {
     throw new DecodeError('snapshot', 'not the canonical encoding of the state it restores');

@@ -14,12 +14,19 @@ import { assert } from '../lib/assert.ts';
 import { CallAuction } from './auction/call_state.ts';
 import type { Side } from './book/index.ts';
 import { OrderBook } from './book/index.ts';
-import type { Genesis, ListingGenesis, MarketParams, MarketRisk } from './genesis.ts';
+import type { FeeTier, Genesis, ListingGenesis, MarketParams, MarketRisk } from './genesis.ts';
 import type { GovProposalKind } from './tx/types.ts';
 import type { Instrument, TwapAccumulator } from './instruments/index.ts';
 import { expiryMsOf } from './instruments/index.ts';
 import type { OptionMark, ScenarioInstrument } from './options/index.ts';
-import { oracleParamsOf, quotePerTickLot, riskOf, sameRisk, withRisk } from './genesis.ts';
+import {
+  oracleParamsOf,
+  quotePerTickLot,
+  riskOf,
+  sameFeeTiers,
+  sameRisk,
+  withRisk,
+} from './genesis.ts';
 import type { OracleParams, OracleState, SmileFeed } from './oracle/aggregate.ts';
 import { emptyOracleState } from './oracle/aggregate.ts';
 import { ScanSchedule } from './scan.ts';
@@ -626,6 +633,8 @@ export interface Proposal {
   readonly market: number;
   /** A setMarketRisk proposal's new values (null for the other kinds). */
   readonly risk: MarketRisk | null;
+  /** A setFeeTiers proposal's new schedule (null for the other kinds). */
+  readonly feeTiers: readonly FeeTier[] | null;
   readonly approvers: number[];
   stake: bigint;
   /** Executed, or closed: it can no longer act. */
@@ -690,6 +699,18 @@ export class ExchangeState {
   depositedQuote: bigint;
   withdrawnQuote = 0n;
   nextOrderId = 1;
+  /**
+   * The fee schedule in force (fees.ts feeTier): genesis's until governance
+   * sets another (governance.ts, setFeeTiers). Only through setFeeTiers,
+   * which keeps what is derived from it.
+   */
+  feeTiers: readonly FeeTier[];
+  /** It differs from genesis's: then it is state (the globals leaf and the snapshot). */
+  feeTiersChanged = false;
+  /** Derived: the highest maker fee of the schedule, at least 0: a rebate is never counted as a gain (fill_guard.ts). */
+  feeMakerPpmMax = 0;
+  /** Derived: the highest taker fee of the schedule (fill_guard.ts, placement's bound). */
+  feeTakerPpmMax = 0;
   /**
    * Accounts left with negative cash and no position: withdrawals weigh them
    * with the others below zero against the insurance fund (withdraw.ts), and
@@ -773,6 +794,8 @@ export class ExchangeState {
       return s;
     });
     this.totalStake = total;
+    this.feeTiers = genesis.feeTiers;
+    this.setFeeTiers(genesis.feeTiers);
     this.oracleParams = oracleParamsOf(genesis);
     this.oracle = this.oracleParams === null ? null : emptyOracleState(this.oracleParams);
   }
@@ -802,6 +825,24 @@ export class ExchangeState {
     if (p.dirty) return;
     p.dirty = true;
     this.dirtyProposals.push(p);
+  }
+
+  /**
+   * Takes a fee schedule (validated: genesis.ts checkFeeTiers) and what is
+   * derived from it; every reader takes them from here, so none keeps the
+   * one before.
+   */
+  setFeeTiers(tiers: readonly FeeTier[]): void {
+    this.feeTiers = tiers;
+    this.feeTiersChanged = !sameFeeTiers(tiers, this.genesis.feeTiers);
+    let maker = 0;
+    let taker = 0;
+    for (const t of tiers) {
+      if (t.makerFeePpm > maker) maker = t.makerFeePpm;
+      if (t.takerFeePpm > taker) taker = t.takerFeePpm;
+    }
+    this.feeMakerPpmMax = maker;
+    this.feeTakerPpmMax = taker;
   }
 
   /** Stake strictly above two thirds of the total. */

@@ -129,6 +129,7 @@ const EVENT_TYPES = [
   'makerCancelled',
   'liquidationCancels',
   'marketRiskChanged',
+  'feeTiersChanged',
 ] as const satisfies readonly ExchangeEvent['type'][];
 const PUBLIC_KEY_BYTES = 32;
 const REJECT_CODE_SET: ReadonlySet<string> = new Set(REJECT_CODES);
@@ -278,6 +279,8 @@ export const exchangeEventCodec: Codec<ExchangeEvent> = {
       case 'marketRiskChanged':
         w.string(e.market, TEXT_BYTES_MAX);
         return;
+      case 'feeTiersChanged':
+        return;
       case 'validatorJailed':
         w.fixed(e.validator, PUBLIC_KEY_BYTES).uvarint(e.offenceHeight).uvarintBig(e.burnedStake);
         return;
@@ -365,6 +368,8 @@ export const exchangeEventCodec: Codec<ExchangeEvent> = {
       case 'marketResumed':
       case 'marketRiskChanged':
         return { type, market: r.string('market', TEXT_BYTES_MAX) };
+      case 'feeTiersChanged':
+        return { type };
       case 'validatorJailed':
         return {
           type,

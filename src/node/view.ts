@@ -31,7 +31,13 @@ import type { EvidenceView, InsurancePointView, OracleView, RiskView } from '../
 import type { MarketEndView, SettlementView, TxDrop } from '../api/view.ts';
 import type { BlockView, BookDelta, BookView, FillView, InstrumentView } from '../api/view.ts';
 import type { LevelView, NodeView, OrderView, PositionView, ReadModel } from '../api/view.ts';
-import type { StatusView, SubaccountView, SubmitRejectCode, SubmitResult } from '../api/view.ts';
+import type {
+  FeeTierView,
+  StatusView,
+  SubaccountView,
+  SubmitRejectCode,
+  SubmitResult,
+} from '../api/view.ts';
 import type { TickerView, TradeView, TxView, ValidatorView } from '../api/view.ts';
 import type { UpdatedOrderView } from '../api/view.ts';
 import { windowChanges } from '../api/book_window.ts';
@@ -50,6 +56,7 @@ import {
   equityQuote,
   initialMarginQuote,
   maintenanceMarginQuote,
+  type FeeTier,
   type Genesis,
   type TxResult,
 } from '../exchange/index.ts';
@@ -120,6 +127,8 @@ interface Published {
   readonly instruments: InstrumentView[];
   readonly markets: ReadonlyMap<string, PublishedMarket>;
   readonly insuranceQuote: string;
+  /** The fee schedule in force (state.feeTiers), rebuilt only when governance changed it. */
+  readonly feeTiers: readonly FeeTierView[];
   readonly oracle: () => readonly OracleView[];
   /** Markets no longer live, by instrument, as far as the node remembers (oldest first). */
   readonly ended: ReadonlyMap<string, MarketEndView>;
@@ -365,6 +374,7 @@ export class ChainView implements NodeView {
       instruments: this.instrumentsNow(),
       markets,
       insuranceQuote: quoteString(state.insuranceQuote),
+      feeTiers: this.feeTiersNow(),
       oracle: () => [],
       ended: endedAfter(
         new Map(),
@@ -507,8 +517,30 @@ export class ChainView implements NodeView {
           }
         : {}),
       insuranceQuote: p.insuranceQuote,
+      feeTiers: p.feeTiers.map((t) => ({ ...t })),
     };
   }
+
+  /**
+   * The fee schedule in force as the API shows it. The state replaces its
+   * schedule whole when governance sets one (state.ts setFeeTiers), so the
+   * view is built again only when the state's differs from the one it was
+   * built from.
+   */
+  private feeTiersNow(): readonly FeeTierView[] {
+    const tiers = this.state.feeTiers;
+    if (this.feeTiersFrom !== tiers) {
+      this.feeTiersFrom = tiers;
+      this.feeTiersView = tiers.map((t) => ({
+        volumeQuoteMin: quoteString(t.volumeQuoteMin),
+        makerFeePpm: t.makerFeePpm,
+        takerFeePpm: t.takerFeePpm,
+      }));
+    }
+    return this.feeTiersView;
+  }
+  private feeTiersFrom: readonly FeeTier[] | null = null;
+  private feeTiersView: readonly FeeTierView[] = [];
 
   private get validatorSet(): ValidatorSet {
     return this.node.loop.replica.validators;
@@ -997,6 +1029,8 @@ export class ChainView implements NodeView {
       case 'marketResumed':
       case 'marketRiskChanged':
         return [{ type: e.type, height, timeMs, instrument: e.market }];
+      case 'feeTiersChanged':
+        return [{ type: e.type, height, timeMs }];
       case 'funding':
         return [{ type: 'funding', height, timeMs, instrument: e.market, ratePpm: e.ratePpm }];
       case 'auctionStarted':
@@ -1153,6 +1187,7 @@ export class ChainView implements NodeView {
       instruments: published.instrumentsMoved ? this.instrumentsNow() : prev.instruments,
       markets: published.markets,
       insuranceQuote: fields.insuranceQuote!,
+      feeTiers: this.feeTiersNow(),
       oracle: kept.oracle,
       ended: endedAfter(prev.ended, ends, published.listed),
     };

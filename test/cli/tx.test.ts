@@ -259,6 +259,52 @@ test('tx gov-propose and gov-vote send proposals of every kind and approvals; ba
   }
 });
 
+test('tx gov-propose set-fee-tiers sends the whole schedule, a tier= each; a schedule genesis would refuse is refused before sending', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'zomma-cli-tx-'));
+  const keyFile = join(dir, 'key.json');
+  saveKeyFile(keyFile, key(1));
+  const { server, sent } = await committingServer();
+  try {
+    const flags = ['--node', server.url, '--key-file', keyFile];
+    const tiers = ['tier=0:200:500', 'tier=1000000000000:-100:300'];
+    const r = await zomma('tx', 'gov-propose', '12', 'set-fee-tiers', ...tiers, ...flags);
+    assert.equal(r.code, 0, r.err);
+    assert.deepEqual(sent[0]!.action, {
+      kind: 'govPropose',
+      proposalId: 12,
+      proposal: {
+        kind: 'setFeeTiers',
+        tiers: [
+          { volumeQuoteMin: 0n, makerFeePpm: 200, takerFeePpm: 500 },
+          { volumeQuoteMin: 1_000_000_000_000n, makerFeePpm: -100, takerFeePpm: 300 },
+        ],
+      },
+    });
+    const many = Array.from({ length: 17 }, (_, i) => `tier=${i}:0:100`);
+    for (const [args, message] of [
+      [['1', 'set-fee-tiers'], /tier=VOLUME:MAKER_PPM:TAKER_PPM is required/],
+      [['1', 'set-fee-tiers', 'tier=0:200'], /expected tier=VOLUME:MAKER_PPM:TAKER_PPM/],
+      [['1', 'set-fee-tiers', 'tier=0:2.5:500'], /expected tier=VOLUME:MAKER_PPM:TAKER_PPM/],
+      [['1', 'set-fee-tiers', 'tier=0:1:-5'], /expected tier=VOLUME:MAKER_PPM:TAKER_PPM/],
+      [['1', 'set-fee-tiers', '0:1:5'], /expected tier=VOLUME:MAKER_PPM:TAKER_PPM/],
+      // The schedule's rules, the transaction's own checks (BadField): nothing sent.
+      [['1', 'set-fee-tiers', 'tier=5:0:100'], /tiers\[0\]\.volumeQuoteMin: must be 0/],
+      [['1', 'set-fee-tiers', 'tier=0:0:100', 'tier=0:0:50'], /must ascend/],
+      [['1', 'set-fee-tiers', 'tier=0:0:1000001'], /takerFeePpm/],
+      [['1', 'set-fee-tiers', 'tier=0:0:100', 'tier=9:-101:100'], /largest maker rebate/],
+      [['1', 'set-fee-tiers', ...many], /1\.\.16 tiers/],
+    ] as const) {
+      const bad = await zomma('tx', 'gov-propose', ...args, ...flags);
+      assert.equal(bad.code, 2, `${args.join(' ')}: ${bad.err}`);
+      assert.match(bad.err, message);
+    }
+    assert.equal(sent.length, 1, 'nothing more was sent');
+  } finally {
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('a transaction sent to a node that dies before answering names its hash to look up, since it may still commit', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'zomma-cli-tx-'));
   const keyFile = join(dir, 'key.json');

@@ -305,8 +305,11 @@ export class GovModel {
         if (this.proposals.has(a.proposalId)) return no('DuplicateProposal');
         if (this.overCap(v, undefined)) return no('TooManyProposals');
         let market: string | null = null;
-        // Risk parameters are not part of this model (governance_risk.test.ts tests them).
-        if (a.proposal.kind === 'setMarketRisk') throw new Error('setMarketRisk is not modelled');
+        // Risk parameters and fee schedules are not part of this model
+        // (governance_risk.test.ts and governance_fees.test.ts test them).
+        if (a.proposal.kind === 'setMarketRisk' || a.proposal.kind === 'setFeeTiers') {
+          throw new Error(`${a.proposal.kind} is not modelled`);
+        }
         if (a.proposal.kind === 'haltMarket' || a.proposal.kind === 'resumeMarket') {
           market = a.proposal.instrument;
           if (this.market(market) === undefined) return no('UnknownInstrument');

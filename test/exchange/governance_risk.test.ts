@@ -417,10 +417,6 @@ test('a format 11 snapshot with risk values governance could not have set, or a 
   refused((x) => {
     (x.state.proposals.get(1)!.risk as RiskValues).maintenanceMarginPpm = 0;
   }, /maintenanceMarginPpm/);
-  // A proposal of the new kind in a snapshot marked format 10.
-  const asTen = bytes.slice();
-  asTen[0] = 10;
-  assert.throws(() => decodeSnapshot(asTen), DecodeError);
 });
 
 test('the invariants hold a market to its risk flag and its derived maintenance', () => {

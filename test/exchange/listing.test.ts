@@ -1539,7 +1539,7 @@ test('when an expired option’s grace counts from is in its market’s leaf: a 
   );
 });
 
-test('a snapshot of the format before (10, without risk parameters set by governance) restores the same appHash, an option waiting for its settlement price included', () => {
+test('a snapshot of the format before (11, without a fee schedule set by governance) restores the same appHash, an option waiting for its settlement price included', () => {
   assert.equal(SNAPSHOT_FORMAT_PREVIOUS, SNAPSHOT_FORMAT - 1);
   const h = harness();
   aliceShortTwoCalls(h);

@@ -8,7 +8,8 @@
 // Bits are flipped in a rich state (perpetuals in a volatility auction,
 // dated futures and options, agents, subaccounts, deposits, proposals, a
 // jailed validator) and in one with risk parameters set by governance (a
-// market's, an executed and a pending proposal's), then the damages no bit flip makes: reordered lists and
+// market's, an executed and a pending proposal's) and one with a fee
+// schedule set by governance, then the damages no bit flip makes: reordered lists and
 // orders moved between places that the leaves do not tell apart.
 
 import { test } from 'node:test';
@@ -81,6 +82,41 @@ test("risk parameters set by governance are covered: a flipped bit in a market's
   assert.ok(h.ex.state.markets[1]!.riskChanged && !h.ex.state.proposals.get(2)!.executed);
   const n = encodeSnapshot(h.ex).length;
   flipBits(h, (i) => i, n, 2);
+});
+
+test("a fee schedule set by governance is covered: a flipped bit in the schedule in force or a proposal's is refused or changes the appHash", () => {
+  const h = new Harness();
+  const [x, y] = [key('cover-fee-x'), key('cover-fee-y')];
+  h.fund(x, 100_000n * USDC);
+  h.fund(y, 100_000n * USDC);
+  const tiers = [
+    { volumeQuoteMin: 0n, makerFeePpm: -150, takerFeePpm: 700 },
+    { volumeQuoteMin: 2_500n * USDC, makerFeePpm: 40, takerFeePpm: 350 },
+    { volumeQuoteMin: 900_000n * USDC, makerFeePpm: -120, takerFeePpm: 160 },
+  ];
+  const propose = (id: number, t: typeof tiers): Action => ({
+    kind: 'govPropose',
+    proposalId: id,
+    proposal: { kind: 'setFeeTiers', tiers: t },
+  });
+  // One executed (the schedule in force), one pending.
+  h.block([
+    h.tx(VALIDATORS[0]!, propose(1, tiers)),
+    h.tx(VALIDATORS[1]!, { kind: 'govVote', proposalId: 1, approve: true }),
+    h.tx(VALIDATORS[2]!, { kind: 'govVote', proposalId: 1, approve: true }),
+    h.tx(
+      VALIDATORS[3]!,
+      propose(
+        2,
+        tiers.slice(1, 2).map((t) => ({ ...t, volumeQuoteMin: 0n })),
+      ),
+    ),
+  ]);
+  h.one(x, limit(ETH, 'sell', 300_000, 7));
+  h.one(y, limit(ETH, 'buy', 300_000, 5));
+  assert.ok(h.ex.state.feeTiersChanged && !h.ex.state.proposals.get(2)!.executed);
+  const n = encodeSnapshot(h.ex).length;
+  flipBits(h, (i) => i, n, 4);
 });
 
 test('options marked every block: a snapshot must carry the marks the restore recomputes', () => {

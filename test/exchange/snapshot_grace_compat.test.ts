@@ -1,12 +1,12 @@
 // A snapshot written by the build before maintenance within the grace was
-// taken by the last smile (same format, 10), in mid-grace, restores here to
+// taken by the last smile (format 11), in mid-grace, restores here to
 // the appHash that build had, and the node restored from it runs on as a
 // node of this build that ran the whole way: what lets a chain stopped at a
 // halt height amid a smile or index outage resume under this build
 // (docs/operations.md, "Maintenance within the grace by the last smile").
 //
-// test/fixtures/snapshot-format10-grace-{smile,index}.snap: the scenario
-// below (`upToGrace`) run by that build to its snapshot height, without a mark
+// test/fixtures/snapshot-format11-grace-{smile,index}.snap: the scenario
+// below (`upToGrace`) run by the format 11 build to its snapshot height, without a mark
 // interval with the smile stale, with a one-minute interval with the index
 // stale (and the smile fresh).
 
@@ -52,13 +52,13 @@ const CASES = [
   {
     stale: 'smile',
     interval: undefined,
-    file: 'snapshot-format10-grace-smile.snap',
+    file: 'snapshot-format11-grace-smile.snap',
     appHash: 'b3de3dfdd8a1609006ba7d244c371b770a49f342debf484ffeb33f3f6b8ece13',
   },
   {
     stale: 'index',
     interval: MINUTE_MS,
-    file: 'snapshot-format10-grace-index.snap',
+    file: 'snapshot-format11-grace-index.snap',
     appHash: '1f209879b19ecbe198735a27fadf913d11fafb5cd111ab7d5032309077765caa',
   },
 ] as const;
@@ -126,7 +126,7 @@ for (const c of CASES) {
     if (c.interval !== undefined) g.listing!.markIntervalMs = c.interval;
     const h = new Harness(g);
     const btc = upToGrace(h, c.stale);
-    // The same state: this build's snapshot of it in format 10 is the same bytes.
+    // The same state: this build's snapshot of it in format 11 is the same bytes.
     assert.equal(toHex(h.ex.appHash), c.appHash);
     assert.equal(toHex(encodeSnapshot(h.ex, SNAPSHOT_FORMAT_PREVIOUS)), toHex(saved));
     const restored = decodeSnapshot(saved, { checkInvariants: true });

@@ -147,6 +147,8 @@ const DETAILS = {
     { type: 'liquidationCancels', account: 4, orders: 3 },
     { type: 'marketHalted', market: 'BTC-PERPETUAL' },
     { type: 'marketResumed', market: 'BTC-PERPETUAL' },
+    { type: 'marketRiskChanged', market: 'ETH-PERPETUAL' },
+    { type: 'feeTiersChanged' },
     {
       type: 'auctionTrade',
       market: 'BTC-PERPETUAL',

@@ -404,6 +404,51 @@ test("the read model: each instrument shows its risk parameters, and a setMarket
   }
 });
 
+test("the read model: the status shows the fee schedule in force, and a setFeeTiers carried by governance changes it at its block's height", () => {
+  const h = new Harness();
+  const { view, feed } = viewOver(h);
+  try {
+    feed(h.block([]));
+    assert.deepEqual(view.read().status().feeTiers, [
+      { volumeQuoteMin: '0', makerFeePpm: 200, takerFeePpm: 500 },
+      { volumeQuoteMin: '1000000000000', makerFeePpm: 0, takerFeePpm: 400 },
+      { volumeQuoteMin: '100000000000000', makerFeePpm: -100, takerFeePpm: 300 },
+    ]);
+    const tiers = [
+      { volumeQuoteMin: 0n, makerFeePpm: -50, takerFeePpm: 700 },
+      { volumeQuoteMin: 250n * USDC, makerFeePpm: -60, takerFeePpm: 600 },
+    ];
+    const txs = [
+      h.tx(VALIDATORS[0]!, {
+        kind: 'govPropose',
+        proposalId: 1,
+        proposal: { kind: 'setFeeTiers', tiers },
+      }),
+      h.tx(VALIDATORS[1]!, { kind: 'govVote', proposalId: 1, approve: true }),
+    ];
+    // Pending: the schedule shown is still genesis's.
+    feed(h.block(txs), undefined, txs);
+    assert.equal(view.read().status().feeTiers!.length, 3);
+    const last = [h.tx(VALIDATORS[2]!, { kind: 'govVote', proposalId: 1, approve: true })];
+    const update = feed(h.block(last), undefined, last);
+    assert.deepEqual(
+      update.block.events?.map((e) => e.type),
+      ['feeTiersChanged'],
+    );
+    const status = view.read().status();
+    assert.equal(status.height, h.ex.state.height);
+    assert.deepEqual(status.feeTiers, [
+      { volumeQuoteMin: '0', makerFeePpm: -50, takerFeePpm: 700 },
+      { volumeQuoteMin: '250000000', makerFeePpm: -60, takerFeePpm: 600 },
+    ]);
+    // A read's copy is its own: changing it changes nothing the next read shows.
+    status.feeTiers![0]!.takerFeePpm = 1;
+    assert.equal(view.read().status().feeTiers![0]!.takerFeePpm, 700);
+  } finally {
+    view.close();
+  }
+});
+
 test('the read model: a volatility auction shows as a status with its end, its uncross as trades and fills of both sides', () => {
   const BTC = 'BTC-PERPETUAL';
   const { h, maker, taker, alice } = auctionReady('view');

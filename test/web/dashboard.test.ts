@@ -117,6 +117,12 @@ test('markets: ladder, depth and trades of one instrument move with the book fee
   const seq = (await page.getAttribute('#ladder', 'data-seq')) ?? '';
   const mark = await text('#kpi-mark');
   assert.match(mark, /^[0-9,]+\.[0-9] USD$/);
+  // The market's risk parameters, as GET /v1/instruments has them.
+  assert.equal(await text('#kpi-initial-margin'), '5.0000%');
+  assert.equal(await text('#kpi-maintenance-margin'), '3.0000%');
+  assert.equal(await text('#kpi-imf-step'), '+1.0000% per 10,000,000 USD');
+  assert.equal(await text('#kpi-price-band'), 'none');
+  assert.equal(await text('#kpi-oi-cap'), 'none');
   // Grouped: each underlying, perpetuals first, then each expiry with its future and its chain.
   const list = await text('#instruments tbody');
   assert.ok(list.indexOf('BTC-PERPETUAL') < list.indexOf('BTC · 27 Dec 2026'));

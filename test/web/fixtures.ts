@@ -36,6 +36,10 @@ function perp(underlying: string, tickSizeQuote: string, lotsPerBase: number): I
     minSizeLots: 1,
     maxSizeLots: 1_000_000,
     status: 'trading',
+    initialMarginPpm: 50_000,
+    maintenanceMarginPpm: 30_000,
+    imfStepQuote: '10000000000000',
+    imfStepPpm: 10_000,
   };
 }
 

@@ -12,6 +12,7 @@ import { placeOrder } from '../../exchange/tx/index.ts';
 import type {
   Action,
   BuiltTx,
+  FeeTierValues,
   GovProposal,
   OrderType,
   RiskValues,
@@ -49,6 +50,9 @@ const USAGE = [
   '                      imfStepQuote=N imfStepPpm=N liquidationQuoteMaxPerBlock=N priceBandPpm=N|none',
   '                      openInterestCapLots=N|none',
   '                      (every value, amounts in quote units; none removes the band or the cap)',
+  '       zomma tx gov-propose PROPOSAL_ID set-fee-tiers tier=VOLUME:MAKER_PPM:TAKER_PPM …',
+  '                      (the whole new schedule, one tier= per tier in ascending VOLUME from 0:',
+  '                      lifetime traded notional in quote units; a negative MAKER_PPM is a rebate)',
   '       zomma tx gov-vote PROPOSAL_ID',
   '                      (a validator proposes, which approves, or approves a proposal, signed with its',
   '                      key: --key-file HOME/key.json; approvals of more than 2/3 of the stake carry it)',
@@ -108,7 +112,8 @@ export const command: Command = {
             : what === 'deposit'
               ? 4
               : what === 'gov-propose'
-                ? 3 + RISK_KEYS.length
+                ? // proposalOf refuses what its kind does not take (set-fee-tiers takes a tier= each).
+                  Number.POSITIVE_INFINITY
                 : what === 'gov-vote'
                   ? 1
                   : 2;
@@ -350,6 +355,31 @@ const RISK_KEYS = [
   'openInterestCapLots',
 ] as const;
 
+/**
+ * One tier of set-fee-tiers: tier=VOLUME:MAKER_PPM:TAKER_PPM, VOLUME a whole
+ * number of quote units, the fees integers (the maker's may be negative).
+ * The rules of the schedule together (ascending from 0, the bounds, rebates
+ * within the smallest taker fee) are the transaction's checks, before sending.
+ */
+function feeTierOf(arg: string): FeeTierValues {
+  const m = /^tier=(\d+):(-?\d+):(\d+)$/.exec(arg);
+  if (m === null) {
+    throw new UsageError(
+      `'${arg}': expected tier=VOLUME:MAKER_PPM:TAKER_PPM (whole numbers; MAKER_PPM may be negative)`,
+    );
+  }
+  const ppm = (text: string, name: string): number => {
+    const x = Number(text);
+    if (!Number.isSafeInteger(x)) throw new UsageError(`'${arg}': ${name} out of range`);
+    return x;
+  };
+  return {
+    volumeQuoteMin: BigInt(m[1]!),
+    makerFeePpm: ppm(m[2]!, 'MAKER_PPM'),
+    takerFeePpm: ppm(m[3]!, 'TAKER_PPM'),
+  };
+}
+
 function proposalOf(rest: readonly string[]): Action {
   const proposalId = parseCount(need(rest[0], 'PROPOSAL_ID'), 'PROPOSAL_ID', 0);
   const kind = need(rest[1], 'the proposal');
@@ -414,9 +444,15 @@ function proposalOf(rest: readonly string[]): Action {
       proposal = { kind: 'setMarketRisk', instrument, risk };
       return at(3 + RISK_KEYS.length);
     }
+    case 'set-fee-tiers':
+      proposal = { kind: 'setFeeTiers', tiers: rest.slice(2).map(feeTierOf) };
+      if (proposal.tiers.length === 0) {
+        throw new UsageError('tier=VOLUME:MAKER_PPM:TAKER_PPM is required (one per tier)');
+      }
+      return at(rest.length);
     default:
       throw new UsageError(
-        `unknown proposal '${kind}': halt-market, resume-market, halt-all, resume-all or set-market-risk`,
+        `unknown proposal '${kind}': halt-market, resume-market, halt-all, resume-all, set-market-risk or set-fee-tiers`,
       );
   }
 }

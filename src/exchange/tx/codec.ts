@@ -17,6 +17,7 @@ import {
   BATCH_ACTIONS_MAX,
   CHAIN_ID_BYTES_MAX,
   CLIENT_ORDER_ID_BYTES_MAX,
+  FEE_TIERS_MAX,
   INSTRUMENT_BYTES_MAX,
   PRICE_TICKS_MAX,
   SIZE_LOTS_MAX,
@@ -37,6 +38,7 @@ import type {
   ActionKind,
   Amend,
   BatchableAction,
+  FeeTierValues,
   GovProposal,
   PlaceOrder,
   RiskValues,
@@ -135,6 +137,35 @@ export function readRiskValues(r: Reader, f: string): RiskValues {
   return v;
 }
 
+/**
+ * A setFeeTiers proposal's schedule: the tier count (varint, at most
+ * FEE_TIERS_MAX), then per tier volumeQuoteMin (amount), makerFeePpm (signed
+ * varint) and takerFeePpm (varint).
+ */
+export function writeFeeTiers(w: Writer, tiers: readonly FeeTierValues[]): void {
+  if (!(tiers.length <= FEE_TIERS_MAX)) fail(`more than ${FEE_TIERS_MAX} fee tiers`);
+  w.uvarint(tiers.length);
+  for (const t of tiers) {
+    writeAmount(w, t.volumeQuoteMin);
+    w.ivarint(t.makerFeePpm).uvarint(t.takerFeePpm);
+  }
+}
+
+/** Reads writeFeeTiers' fields under `<f>`: at most FEE_TIERS_MAX tiers, fees bounded by 10^6. */
+export function readFeeTiers(r: Reader, f: string): FeeTierValues[] {
+  const n = r.uvarint(f, FEE_TIERS_MAX);
+  const tiers: FeeTierValues[] = [];
+  for (let i = 0; i < n; i++) {
+    const g = `${f}[${i}]`;
+    tiers.push({
+      volumeQuoteMin: r.uvarintBig(`${g}.volumeQuoteMin`, AMOUNT_BITS),
+      makerFeePpm: r.ivarint(`${g}.makerFeePpm`, PPM_MAX),
+      takerFeePpm: r.uvarint(`${g}.takerFeePpm`, PPM_MAX),
+    });
+  }
+  return tiers;
+}
+
 function writeGovProposal(w: Writer, p: GovProposal): void {
   w.u8(tagOf(GOV_PROPOSAL_KINDS, p.kind));
   if (p.kind === 'haltMarket' || p.kind === 'resumeMarket') {
@@ -142,6 +173,8 @@ function writeGovProposal(w: Writer, p: GovProposal): void {
   } else if (p.kind === 'setMarketRisk') {
     w.string(p.instrument, INSTRUMENT_BYTES_MAX);
     writeRiskValues(w, p.risk);
+  } else if (p.kind === 'setFeeTiers') {
+    writeFeeTiers(w, p.tiers);
   }
 }
 
@@ -273,6 +306,7 @@ function readGovProposal(r: Reader): GovProposal {
     const instrument = r.string('govPropose.proposal.instrument', INSTRUMENT_BYTES_MAX);
     return { kind, instrument, risk: readRiskValues(r, 'govPropose.proposal.risk') };
   }
+  if (kind === 'setFeeTiers') return { kind, tiers: readFeeTiers(r, 'govPropose.proposal.tiers') };
   return { kind };
 }
 

@@ -10,7 +10,7 @@ export type TimeInForce = 'GTC' | 'IOC' | 'FOK' | 'postOnly';
 /** Self-trade prevention: which side of a would-be self-trade is cancelled. */
 export type Stp = 'cancelResting' | 'cancelIncoming' | 'cancelBoth';
 export type GovProposalKind =
-  'haltMarket' | 'resumeMarket' | 'haltAll' | 'resumeAll' | 'setMarketRisk';
+  'haltMarket' | 'resumeMarket' | 'haltAll' | 'resumeAll' | 'setMarketRisk' | 'setFeeTiers';
 
 export const SIDES: readonly Side[] = ['buy', 'sell'];
 export const ORDER_TYPES: readonly OrderType[] = ['limit', 'market'];
@@ -22,6 +22,7 @@ export const GOV_PROPOSAL_KINDS: readonly GovProposalKind[] = [
   'haltAll',
   'resumeAll',
   'setMarketRisk',
+  'setFeeTiers',
 ];
 
 /** Devnet only: credits the account with test money. */
@@ -124,10 +125,22 @@ export interface RiskValues {
   openInterestCapLots?: number;
 }
 
+/**
+ * One tier of a setFeeTiers proposal's schedule (genesis.ts FeeTier): from
+ * volumeQuoteMin of lifetime traded notional, the maker and taker fees in
+ * parts per million (a negative maker fee is a rebate).
+ */
+export interface FeeTierValues {
+  volumeQuoteMin: bigint;
+  makerFeePpm: number;
+  takerFeePpm: number;
+}
+
 export type GovProposal =
   | { kind: 'haltMarket' | 'resumeMarket'; instrument: string }
   | { kind: 'haltAll' | 'resumeAll' }
-  | { kind: 'setMarketRisk'; instrument: string; risk: RiskValues };
+  | { kind: 'setMarketRisk'; instrument: string; risk: RiskValues }
+  | { kind: 'setFeeTiers'; tiers: FeeTierValues[] };
 
 export interface GovPropose {
   kind: 'govPropose';

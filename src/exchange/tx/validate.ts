@@ -23,6 +23,7 @@ import {
   TX_SIGNER_BYTES,
   decodeSignedTx,
 } from './codec.ts';
+import { GenesisError, checkFeeTiers } from '../genesis.ts';
 import { TxError } from './errors.ts';
 import { verifyTxSignature } from './sign.ts';
 import {
@@ -34,7 +35,14 @@ import {
   STPS,
   TIME_IN_FORCES,
 } from './types.ts';
-import type { Action, PlaceOrder, RiskValues, SignedTx, UnsignedTx } from './types.ts';
+import type {
+  Action,
+  FeeTierValues,
+  PlaceOrder,
+  RiskValues,
+  SignedTx,
+  UnsignedTx,
+} from './types.ts';
 
 /** Instrument names as traders know them: BTC-PERPETUAL, BTC-27DEC26, BTC-27DEC26-60000-C. */
 const INSTRUMENT_PATTERN = /^[A-Z0-9]+(-[A-Z0-9]+)*$/;
@@ -231,6 +239,8 @@ export function checkAction(a: Action, signer: Uint8Array, path: string): void {
       } else if (a.proposal.kind === 'setMarketRisk') {
         instrument(a.proposal.instrument, at, 'proposal.instrument');
         riskValues(a.proposal.risk, at);
+      } else if (a.proposal.kind === 'setFeeTiers') {
+        feeTiers(a.proposal.tiers, at);
       }
       return;
     case 'govVote':
@@ -261,6 +271,27 @@ function riskValues(v: RiskValues, at: string): void {
   if (v.priceBandPpm !== undefined) ppm(v.priceBandPpm, 1, PPM_MAX - 1, at, `${f}.priceBandPpm`);
   if (v.openInterestCapLots !== undefined)
     positive(v.openInterestCapLots, at, `${f}.openInterestCapLots`);
+}
+
+/**
+ * A setFeeTiers proposal's schedule: the rules genesis applies to its own
+ * (genesis.ts checkFeeTiers: none depends on state), each volume within
+ * what a transaction carries. The exchange applies them again when proposed
+ * (InvalidFeeTiers).
+ */
+function feeTiers(tiers: readonly FeeTierValues[], at: string): void {
+  const f = 'proposal.tiers';
+  try {
+    checkFeeTiers(tiers, f);
+  } catch (e) {
+    if (e instanceof GenesisError) bad(at, e.field, e.reason);
+    throw e;
+  }
+  tiers.forEach((t, i) => {
+    if (t.volumeQuoteMin > AMOUNT_QUOTE_MAX) {
+      bad(at, `${f}[${i}].volumeQuoteMin`, 'must be at most AMOUNT_QUOTE_MAX');
+    }
+  });
 }
 
 function needsMasterKey(a: Action): boolean {

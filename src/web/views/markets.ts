@@ -18,6 +18,7 @@ import {
   formatPercentOf,
   formatPpm,
   formatPrice,
+  formatQuote,
   formatSize,
   priceOf,
   sizeOf,
@@ -230,6 +231,48 @@ function overview(root: El, app: App, scope: Scope, selected: string | undefined
   if (inst !== undefined) instrumentDetail(detail, app, scope, inst);
 }
 
+/**
+ * A market's risk parameters as GET /v1/instruments has them now (governance
+ * may change them: read again at each render): margin for perpetuals and
+ * futures (options are margined by scenario and have none), and for any
+ * market its price band and open-interest cap, "none" where it has neither.
+ */
+function riskKpis(inst: InstrumentView): El[] {
+  const items: El[] = [];
+  if (inst.initialMarginPpm !== undefined) {
+    items.push(kpi('Initial margin', formatPpm(inst.initialMarginPpm), 'kpi-initial-margin'));
+  }
+  if (inst.maintenanceMarginPpm !== undefined) {
+    items.push(
+      kpi('Maintenance margin', formatPpm(inst.maintenanceMarginPpm), 'kpi-maintenance-margin'),
+    );
+  }
+  if (inst.imfStepPpm !== undefined && inst.imfStepQuote !== undefined) {
+    items.push(
+      kpi(
+        'Initial margin step',
+        `+${formatPpm(inst.imfStepPpm)} per ${formatQuote(inst.imfStepQuote, 0)} USD`,
+        'kpi-imf-step',
+      ),
+    );
+  }
+  items.push(
+    kpi(
+      'Price band',
+      inst.priceBandPpm === undefined ? 'none' : `±${formatPpm(inst.priceBandPpm)}`,
+      'kpi-price-band',
+    ),
+    kpi(
+      'Open interest cap',
+      inst.openInterestCapLots === undefined
+        ? 'none'
+        : `${formatSize(inst.openInterestCapLots, inst)} ${inst.underlying}`,
+      'kpi-oi-cap',
+    ),
+  );
+  return items;
+}
+
 function instrumentDetail(root: El, app: App, scope: Scope, inst: InstrumentView): void {
   const head = h('div', { class: 'kpis' });
   const depth = h('div');
@@ -267,6 +310,7 @@ function instrumentDetail(root: El, app: App, scope: Scope, inst: InstrumentView
       );
     }
     if (inst.expiryMs !== undefined) items.push(kpi('Expiry', formatDate(inst.expiryMs)));
+    items.push(...riskKpis(app.instrument(inst.instrument) ?? inst));
     head.replaceChildren(...items);
   };
 

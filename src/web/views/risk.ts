@@ -38,6 +38,7 @@ const EVENT_TONES: Record<BlockEventView['type'], 'ok' | 'warn' | 'bad' | 'muted
   marketHalted: 'bad',
   marketResumed: 'ok',
   marketRiskChanged: 'warn',
+  feeTiersChanged: 'warn',
   funding: 'muted',
   auctionStarted: 'warn',
   auctionEnded: 'ok',
