@@ -29,7 +29,15 @@ export function actionClass(a: Action): number {
 
 /** Indices of txs in execution order. */
 export function executionOrder(actions: readonly Action[]): number[] {
-  const classes: number[][] = [[], [], []];
-  for (let i = 0; i < actions.length; i++) classes[actionClass(actions[i]!)]!.push(i);
-  return [...classes[0]!, ...classes[1]!, ...classes[2]!];
+  // Each action's class once, then one pass per class into the one array
+  // returned: no per-class arrays to grow and copy for every block.
+  const n = actions.length;
+  const classes = new Uint8Array(n);
+  for (let i = 0; i < n; i++) classes[i] = actionClass(actions[i]!);
+  const order = new Array<number>(n);
+  let at = 0;
+  for (let c = 0; c <= 2; c++) {
+    for (let i = 0; i < n; i++) if (classes[i] === c) order[at++] = i;
+  }
+  return order;
 }

@@ -73,18 +73,29 @@ function bounds(referenceTicks: number, maxMoveBps: number): [number, number] {
   return [referenceTicks - d, referenceTicks + d];
 }
 
-/** The prices a trade may have now without breaching any trigger: [lo, hi]. */
-export function tradeRange(a: CallAuction, nowMs: number, fallbackTicks: number): [number, number] {
-  let lo = 1;
-  let hi = SAFE;
+/**
+ * The highest (`high`) or lowest price a trade may have now without
+ * breaching any trigger. One bound at a time, as number: it runs for every
+ * order that may take (stopTicksFor, breachesAtOnce), where a [lo, hi] pair
+ * and bounds()'s pairs were garbage at once.
+ */
+function tradeBound(a: CallAuction, nowMs: number, fallbackTicks: number, high: boolean): number {
+  let bound = high ? SAFE : 1;
   for (let i = 0; i < a.triggers.length; i++) {
     const ref = referenceTicks(a, i, nowMs, fallbackTicks);
     if (ref === 0) continue;
-    const [l, h] = bounds(ref, a.triggers[i]!.maxMoveBps);
-    if (l > lo) lo = l;
-    if (h < hi) hi = h;
+    const maxMoveBps = a.triggers[i]!.maxMoveBps;
+    const product = ref * maxMoveBps;
+    // As bounds(): ref ± floor(ref × bps / 10^4), through bigint beyond the safe integers.
+    const b =
+      product > SAFE
+        ? triggerBounds(ref, maxMoveBps)[high ? 1 : 0]
+        : high
+          ? ref + divFloor(product, 10_000)
+          : ref - divFloor(product, 10_000);
+    if (high ? b < bound : b > bound) bound = b;
   }
-  return [lo, hi];
+  return bound;
 }
 
 /** The auction length a trade at priceTicks would start: the longest among the triggers it breaches, 0 if none. */
@@ -109,8 +120,7 @@ export function breachMs(
 export function stopTicksFor(market: MarketState, side: Side, nowMs: number): number {
   const a = market.auction;
   if (a === null) return 0;
-  const [lo, hi] = tradeRange(a, nowMs, market.markTicks);
-  return side === 'buy' ? hi : lo;
+  return tradeBound(a, nowMs, market.markTicks, side === 'buy');
 }
 
 /**
@@ -134,8 +144,9 @@ export function breachesAtOnce(
   if (a === null) return false;
   const first = market.book.firstOtherTicks(side, owner, limitTicks, stp);
   if (first === undefined) return false;
-  const [lo, hi] = tradeRange(a, nowMs, market.markTicks);
-  return side === 'buy' ? first < lo : first > hi;
+  return side === 'buy'
+    ? first < tradeBound(a, nowMs, market.markTicks, false)
+    : first > tradeBound(a, nowMs, market.markTicks, true);
 }
 
 /**
@@ -214,7 +225,7 @@ export function startAuction(
   const anyTicks = side === 'buy' ? SAFE : 1;
   const breachTicks = market.book.firstOtherTicks(side, owner, anyTicks, stp) ?? 0;
   let auctionMs = breachMs(a, breachTicks, nowMs, market.markTicks);
-  // The book stops only before a price outside tradeRange, which breaches a trigger.
+  // The book stops only before a price beyond tradeBound, which breaches a trigger.
   if (auctionMs === 0) for (const t of a.triggers) auctionMs = Math.max(auctionMs, t.auctionMs);
   enterAuction(a.monitor, auctionMs, nowMs);
   market.dirty = true;
