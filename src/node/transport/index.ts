@@ -11,6 +11,6 @@ export type {
   TransportDropReason,
 } from './types.ts';
 export { PeerVersionError, emptyCounters } from './types.ts';
-export { PROTOCOL_VERSION } from './secure.ts';
+export { PROTOCOL_VERSION } from './version.ts';
 export { TcpTransport, TransportConfigError } from './tcp.ts';
 export type { PeerConfig, TcpTransportConfig, TransportLimits } from './tcp.ts';

@@ -36,14 +36,9 @@ import type { KeyPair } from '../../crypto/index.ts';
 import { assert } from '../../lib/assert.ts';
 import { compareBytes, utf8 } from '../../lib/bytes.ts';
 import { CHAIN_ID_BYTES_MAX } from '../../lib/limits.ts';
+import { PROTOCOL_VERSION } from './version.ts';
 
-/**
- * The wire version of the peer protocol, the hello's first byte. 2: every
- * frame after the handshake starts with a kind byte (FRAME_KIND). 3: the
- * hello carries the execution version, and the transcript covers both hellos.
- * A peer of another wire version is refused at its hello (`wireVersion`).
- */
-export const PROTOCOL_VERSION = 3;
+export { PROTOCOL_VERSION };
 /**
  * The first wire version whose hello carries the execution version in bytes
  * 1 to 4: every later one keeps it there.

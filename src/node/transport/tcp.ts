@@ -49,7 +49,7 @@ import {
 import type { Log } from '../log.ts';
 import { silentLog } from '../log.ts';
 import { Bucket, Connection } from './connection.ts';
-import { PROTOCOL_VERSION } from './secure.ts';
+import { PROTOCOL_VERSION } from './version.ts';
 import type { ConnectionLimits, ConnectionOwner, InboundBudget } from './connection.ts';
 import { emptyCounters } from './types.ts';
 import type { PeerVersionError, PeerVersionRefusal } from './types.ts';

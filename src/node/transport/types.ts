@@ -11,7 +11,7 @@
 
 import type { PeerId } from '../../consensus/types.ts';
 import { ZommaError } from '../../lib/errors.ts';
-import { PROTOCOL_VERSION } from './secure.ts';
+import { PROTOCOL_VERSION } from './version.ts';
 
 export type { PeerId };
 
