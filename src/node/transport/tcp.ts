@@ -15,7 +15,9 @@
 //
 // A peer running other versions (another wire version at its hello, another
 // execution version after its auth: connection.ts) is refused, counted, and
-// logged once per peer and versions, naming both sides' versions.
+// logged once per peer and versions, naming both sides' versions. A refusal
+// at an inbound hello proves no key: anyone can cause one, from many
+// addresses, so those lines are rate-limited (ADDRESS_REFUSAL_LOG_BURST).
 
 import { connect, createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
@@ -127,6 +129,13 @@ interface PeerSlot {
 
 /** Inbound connections refused at their hello from addresses no configured key was dialed at. */
 const ADDRESS_REFUSALS_MAX = 64;
+/**
+ * Log lines for refusals at an inbound hello (no key proved, so anyone can
+ * send one, from many addresses and with versions that alternate): a burst,
+ * then one a minute. The refusals are all counted and listed all the same.
+ */
+const ADDRESS_REFUSAL_LOG_BURST = 8;
+const ADDRESS_REFUSAL_LOG_PER_S = 1 / 60;
 
 const DEFAULT_LIMITS: TransportLimits = {
   sendQueueBytesMax: PEER_SEND_QUEUE_BYTES_MAX,
@@ -182,6 +191,10 @@ export class TcpTransport implements Transport {
   private readonly slots = new Map<PeerId, PeerSlot>();
   /** The latest refusal at a hello of another wire version per inbound address (bounded). */
   private readonly addressRefusals = new Map<string, PeerVersionError>();
+  /** Log lines left for refusals at an inbound hello (ADDRESS_REFUSAL_LOG_BURST). */
+  private readonly addressRefusalLog: Bucket;
+  /** Refusals at an inbound hello not logged for want of lines, since the last one logged. */
+  private addressRefusalsUnlogged = 0;
   private readonly live = new Set<Connection>();
   private readonly handshaking = new Set<Connection>();
   /** Inbound handshakes by remote address (HANDSHAKES_PENDING_PER_IP_MAX), and each one's address. */
@@ -216,6 +229,11 @@ export class TcpTransport implements Transport {
     this.port = config.port;
     this.random = config.random ?? Math.random;
     this.nowMs = config.nowMs ?? (() => performance.now());
+    this.addressRefusalLog = new Bucket(
+      ADDRESS_REFUSAL_LOG_PER_S,
+      ADDRESS_REFUSAL_LOG_BURST,
+      this.nowMs(),
+    );
     this.log = config.log ?? silentLog;
     this.limits = { ...DEFAULT_LIMITS, ...config.limits };
     this.owner = this.makeOwner();
@@ -377,11 +395,21 @@ export class TcpTransport implements Transport {
     }
     // Once per peer and versions: a peer redialing every few seconds would fill the log.
     if (before !== undefined && sameVersions(before.refusal, error.refusal)) return;
+    let unlogged = 0;
+    if (slot === undefined) {
+      if (!this.addressRefusalLog.take(1, this.nowMs())) {
+        this.addressRefusalsUnlogged++;
+        return;
+      }
+      unlogged = this.addressRefusalsUnlogged;
+      this.addressRefusalsUnlogged = 0;
+    }
     this.log.warn(
       {
         code: error.code,
         peer,
         address,
+        ...(unlogged > 0 ? { unlogged } : {}),
         peerWireVersion: error.refusal.wireVersion ?? PROTOCOL_VERSION,
         peerExecutionVersion: error.refusal.executionVersion,
         wireVersion: PROTOCOL_VERSION,
@@ -426,6 +454,8 @@ export class TcpTransport implements Transport {
     this.handshakeDone(connection, true);
     slot.connection = connection;
     slot.versionRefusal = null;
+    // What was refused at its hello from that address runs our versions now.
+    this.addressRefusals.delete(ip ?? clientKeyOf(connection.remoteAddress() ?? ''));
     if (slot.pending === connection) slot.pending = null;
     // A redial still waiting (the peer came back by dialing us) would fire
     // later, even if this connection has been dropped and the peer banned.

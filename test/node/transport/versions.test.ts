@@ -28,7 +28,7 @@ import {
   makeEphemeral,
 } from '../../../src/node/transport/secure.ts';
 import { CHAIN_ID, TEST_LIMITS, keyOf, until } from './helpers.ts';
-import { openSocket } from './raw_peer.ts';
+import { openSocket, rawPeer } from './raw_peer.ts';
 
 interface Line {
   readonly level: string;
@@ -297,5 +297,42 @@ test('a peer dialed that answers with another wire version is named by the key d
     await a.stop();
     for (const socket of sockets) socket.destroy();
     await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+});
+
+test('hellos of other wire versions from addresses not authenticated cannot flood the log, however their versions alternate', async () => {
+  const lines: Line[] = [];
+  const a = transport(0, [keyOf(0), keyOf(1)], EXECUTION_VERSION, lines);
+  await a.start();
+  try {
+    const key = makeEphemeral().publicKey;
+    // An address (no key proved) alternating between two claimed versions.
+    for (let i = 0; i < 24; i++) {
+      await helloOnly(a.address().port, Uint8Array.of(i % 2 === 0 ? 2 : 1, ...key));
+    }
+    assert.equal(a.counters().drops.wireVersion, 24);
+    const warned = lines.filter((l) => l.fields.code === 'PeerVersionMismatch');
+    assert.ok(warned.length <= 8, `${warned.length} lines logged for 24 hellos`);
+  } finally {
+    await a.stop();
+  }
+});
+
+test('an address refused at its hello is no longer listed once a peer connects from it', async () => {
+  const a = transport(0, [keyOf(0), keyOf(1)], EXECUTION_VERSION);
+  await a.start();
+  try {
+    await helloOnly(a.address().port, Uint8Array.of(2, ...makeEphemeral().publicKey));
+    assert.equal(a.versionRefusals().length, 1);
+    // The build there was upgraded: the peer now connects from that address.
+    const peer = await rawPeer(a.address().port, keyOf(1));
+    try {
+      await until(() => a.peers()[0]!.state === 'connected', 'the peer connected');
+      assert.deepEqual(a.versionRefusals(), []);
+    } finally {
+      peer.close();
+    }
+  } finally {
+    await a.stop();
   }
 });
