@@ -93,12 +93,14 @@ export interface ConnectionOwner {
   /** Null to accept an authenticated peer, or the reason to refuse it. */
   authorize(connection: Connection, peer: string): TransportDropReason | null;
   /**
-   * A peer refused for its versions, just before the connection closes with
-   * the error's reason: at its hello (another wire version; `peer` is the
-   * key dialed, or null inbound) or after its auth (another execution
-   * version; `peer` is the key it proved).
+   * A peer refused for its versions: at its hello (another wire version;
+   * `peer` is the key dialed, or null inbound) or after its auth (another
+   * execution version; `peer` is the key it proved). Returns the reason the
+   * connection closes with: the version's, or, for a key that would be
+   * refused whatever its version (not configured, not the one dialed,
+   * banned), that one.
    */
-  onVersionRefused(connection: Connection, error: PeerVersionError): void;
+  onVersionRefused(connection: Connection, error: PeerVersionError): TransportDropReason;
   /**
    * The inbound budget of an accepted peer: the same buckets for each of its
    * connections, so that dialing again does not refill them.
@@ -248,7 +250,7 @@ export class Connection {
     if (hello === null) return this.close('handshakeFailed');
     if (hello.kind === 'otherWire') {
       // Nothing after the prologue can be read: refused here, by what it says.
-      this.owner.onVersionRefused(
+      const reason = this.owner.onVersionRefused(
         this,
         new PeerVersionError({
           kind: 'wire',
@@ -259,7 +261,7 @@ export class Connection {
           ourExecutionVersion: this.owner.executionVersion,
         }),
       );
-      return this.close('wireVersion');
+      return this.close(reason);
     }
     const session = deriveSession(this.owner.chainId, this.ephemeral, this.hello, hello.bytes);
     if (session === null) return this.close('handshakeFailed');
@@ -280,7 +282,7 @@ export class Connection {
     // The version came in the hello, which the signature just checked covers.
     const theirs = this.peerHello!.executionVersion;
     if (theirs !== this.owner.executionVersion) {
-      this.owner.onVersionRefused(
+      const reason = this.owner.onVersionRefused(
         this,
         new PeerVersionError({
           kind: 'execution',
@@ -291,7 +293,7 @@ export class Connection {
           ourExecutionVersion: this.owner.executionVersion,
         }),
       );
-      return this.close('executionVersion');
+      return this.close(reason);
     }
     const refusal = this.owner.authorize(this, peer);
     if (refusal !== null) return this.close(refusal);

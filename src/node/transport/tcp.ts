@@ -373,9 +373,16 @@ export class TcpTransport implements Transport {
 
   // --- ConnectionOwner (through makeOwner) --------------------------------------
 
-  private onVersionRefused(error: PeerVersionError): void {
+  private onVersionRefused(connection: Connection, error: PeerVersionError): TransportDropReason {
     const { peer, address } = error.refusal;
     const slot = peer === null ? undefined : this.slots.get(peer);
+    const reason = error.refusal.kind === 'execution' ? 'executionVersion' : 'wireVersion';
+    if (error.refusal.kind === 'execution') {
+      // Refused for its key first: anyone can make one, and state any version.
+      if (slot === undefined || this.stopped) return 'unknownPeer';
+      if (connection.outbound && connection.dialed !== peer) return 'unknownPeer';
+      if (this.isBanned(slot)) return 'banned';
+    }
     let before: PeerVersionError | undefined;
     if (slot !== undefined) {
       before = slot.versionRefusal ?? undefined;
@@ -390,16 +397,15 @@ export class TcpTransport implements Transport {
       }
       this.addressRefusals.set(ip, error);
     } else {
-      // A key that is not configured: refused all the same, counted, not logged.
-      return;
+      return reason;
     }
     // Once per peer and versions: a peer redialing every few seconds would fill the log.
-    if (before !== undefined && sameVersions(before.refusal, error.refusal)) return;
+    if (before !== undefined && sameVersions(before.refusal, error.refusal)) return reason;
     let unlogged = 0;
     if (slot === undefined) {
       if (!this.addressRefusalLog.take(1, this.nowMs())) {
         this.addressRefusalsUnlogged++;
-        return;
+        return reason;
       }
       unlogged = this.addressRefusalsUnlogged;
       this.addressRefusalsUnlogged = 0;
@@ -417,6 +423,7 @@ export class TcpTransport implements Transport {
       },
       error.message,
     );
+    return reason;
   }
 
   private authorize(connection: Connection, peer: string): TransportDropReason | null {
@@ -642,7 +649,7 @@ export class TcpTransport implements Transport {
       counters: this.stats,
       nowMs: () => this.nowMs(),
       authorize: (c, peer) => this.authorize(c, peer),
-      onVersionRefused: (_c, error) => this.onVersionRefused(error),
+      onVersionRefused: (c, error) => this.onVersionRefused(c, error),
       inboundBudget: (peer) => this.inboundBudget(peer),
       onOpen: (c) => this.onOpen(c),
       onMessage: (c, bytes) => this.deliver(c, bytes),

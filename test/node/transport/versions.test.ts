@@ -336,3 +336,20 @@ test('an address refused at its hello is no longer listed once a peer connects f
     await a.stop();
   }
 });
+
+test('a key not configured is refused as unknown whatever execution version it states, not counted as a peer of another version', async () => {
+  const lines: Line[] = [];
+  const a = transport(0, [keyOf(0), keyOf(1)], EXECUTION_VERSION, lines);
+  await a.start();
+  try {
+    // Anyone can make a key: its version says nothing of this node's peers.
+    const stranger = await rawPeer(a.address().port, keyOf(2), CHAIN_ID, EXECUTION_VERSION + 1);
+    await until(() => stranger.isClosed(), 'the stranger refused');
+    assert.equal(a.counters().drops.unknownPeer, 1);
+    assert.equal(a.counters().drops.executionVersion, 0);
+    assert.deepEqual(a.versionRefusals(), []);
+    assert.equal(lines.filter((l) => l.fields.code === 'PeerVersionMismatch').length, 0);
+  } finally {
+    await a.stop();
+  }
+});
