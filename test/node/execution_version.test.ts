@@ -30,7 +30,9 @@ import { rich } from '../exchange/rich_state.ts';
 /**
  * The hashes this execution version gives. Update together with
  * EXECUTION_VERSION, never alone: new hashes under the old version would let
- * builds that execute differently connect.
+ * builds that execute differently connect. The one exception: a change of
+ * these runs' inputs alone (the stress generator or scenarios, the rich
+ * state), with execution itself untouched, moves them under the same version.
  */
 const RECORDED = {
   executionVersion: 18,
@@ -45,7 +47,11 @@ const RECORDED = {
   rich: '80293058ca296b83daf7f303f60d41d38a8e2593f65e90361db09a4b15ff729f',
 } as const;
 
-const CHANGED = 'execution changed: bump EXECUTION_VERSION and update this hash';
+const CHANGED =
+  'execution changed: bump EXECUTION_VERSION and update this hash (and list the change in ' +
+  'docs/operations.md, "Upgrades"). Only if execution (src/exchange, src/math and what they ' +
+  'use) is unchanged and the inputs of these runs changed (src/sim/stress: the generator or ' +
+  'a scenario; test/exchange/rich_state.ts), record the new hash under the same version';
 
 test('the recorded hashes are those of this execution version', () => {
   assert.equal(
