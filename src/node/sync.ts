@@ -461,7 +461,15 @@ export class StateSyncer {
    */
   private versionRefusals(): string {
     const refused = this.options.network.versionRefusals?.() ?? [];
-    return refused.length === 0 ? '' : `peers refused for their versions: ${refused.join('; ')}`;
+    if (refused.length === 0) return '';
+    // Configured peers come first; the addresses refused at a hello, which
+    // anyone can add, are not all spelled out in one line.
+    const named = refused.slice(0, SYNC_REFUSALS_NAMED).join('; ');
+    const more = refused.length - SYNC_REFUSALS_NAMED;
+    return (
+      `peers refused for their versions: ${named}` +
+      (more > 0 ? `; and ${more} more (the metrics port's /status, peersRefused)` : '')
+    );
   }
 
   /** With a trusted block T, only the offers below T that a bounded walk down from T reaches. */
@@ -1038,6 +1046,8 @@ const CONDEMNS_OFFER: ReadonlySet<SyncErrorCode> = new Set<SyncErrorCode>([
   'SnapshotOutOfMemory',
 ]);
 
+/** Peers refused for their versions that a NoSnapshot or a wait's warning names; the rest are counted. */
+const SYNC_REFUSALS_NAMED = 4;
 /** Why no peer connects, most often, to a node just added to a network. */
 const NO_PEER_HINT =
   "a peer accepts only the keys in its config.json's peers, read at its start: add this node's key to the validators' peers (zomma init --add-full-node does) and restart them";
