@@ -12,7 +12,7 @@ export interface CommandEntry {
 export const COMMANDS: CommandEntry[] = [
   {
     name: 'version',
-    summary: 'print the version and the digest of the source it runs',
+    summary: 'print the version, the digest of the source it runs and its protocol versions',
     load: async () => (await import('./commands/version.ts')).command,
   },
   {

@@ -1,6 +1,7 @@
 // The exchange state machine (docs/exchange.md): what the node, the simulator
 // and the API need.
 export { Exchange, BlockError } from './exchange.ts';
+export { EXECUTION_VERSION } from './version.ts';
 export type { Block, ExchangeOptions, OracleVotes } from './exchange.ts';
 export {
   SNAPSHOT_FORMAT,

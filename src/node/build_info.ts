@@ -3,12 +3,16 @@
 // their validators run the same code (docs/operations.md, "When a node halts
 // on an appHash mismatch"): the version alone is the same for every change
 // made between two releases, and an execution change there halts the
-// validators that did not take it.
+// validators that did not take it. With them, the execution version (which
+// rules of execution it runs) and the peer protocol's wire version: peers
+// refuse each other when either differs (docs/operations.md, "Upgrades").
 
 import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { EXECUTION_VERSION } from '../exchange/version.ts';
+import { PROTOCOL_VERSION } from './transport/version.ts';
 
 const SOURCE_DIR = fileURLToPath(new URL('..', import.meta.url));
 const PACKAGE_JSON = fileURLToPath(new URL('../../package.json', import.meta.url));
@@ -19,6 +23,10 @@ export interface BuildInfo {
   readonly version: string;
   /** SHA-256 of the source tree, its first SOURCE_DIGEST_HEX hex digits; 'unknown' if unreadable. */
   readonly source: string;
+  /** EXECUTION_VERSION: bumped by every change of execution. */
+  readonly executionVersion: number;
+  /** The peer protocol's wire version (PROTOCOL_VERSION). */
+  readonly wireVersion: number;
 }
 
 let cached: BuildInfo | null = null;
@@ -27,6 +35,8 @@ export function buildInfo(): BuildInfo {
   cached ??= {
     version: (JSON.parse(readFileSync(PACKAGE_JSON, 'utf8')) as { version: string }).version,
     source: sourceDigest(SOURCE_DIR),
+    executionVersion: EXECUTION_VERSION,
+    wireVersion: PROTOCOL_VERSION,
   };
   return cached;
 }

@@ -21,7 +21,7 @@ import { loadCommitted } from './loop.ts';
 import type { ZommaNode } from './node.ts';
 import type { Storage } from './storage/index.ts';
 import { recordLogSyncs } from './storage/index.ts';
-import type { TransportCounters } from './transport/index.ts';
+import type { PeerVersionRefusal, TransportCounters } from './transport/index.ts';
 
 /** Blocks one /chain answer covers at most. */
 const CHAIN_QUERY_BLOCKS_MAX = 1_000;
@@ -34,6 +34,8 @@ export interface MetricsSources {
   readonly moniker: string;
   /** The peer transport's counters (absent over an in-process network). */
   readonly transport?: () => TransportCounters;
+  /** Peers refused for their versions and not connected since (absent over an in-process network). */
+  readonly versionRefusals?: () => PeerVersionRefusal[];
   /**
    * No block executed for this long makes /health answer 503 (default
    * HEALTH_NO_BLOCK_MS; the runtime adds the configured commit pause).
@@ -299,6 +301,8 @@ export class NodeMetrics {
       appHash: toHex(node.app.appHash),
       round: node.loop.replica.round,
       peers: this.sources.peersConnected(),
+      // Peers of other versions (a build not upgraded, or upgraded too early): refused.
+      peersRefused: this.sources.versionRefusals?.() ?? [],
       mempoolTxs: node.mempool.size,
       halted: node.loop.haltReport,
       // Where it will stop for an upgrade (docs/operations.md, "Upgrades"), or null.

@@ -16,6 +16,12 @@ export interface PeerNetwork {
   onMessage(handler: FrameHandler): void;
   /** Peers connected now. */
   peerCount(): number;
+  /**
+   * Why peers are refused for their versions (PeerVersionError messages),
+   * each peer's latest, while it is not connected: read by state sync to say
+   * why no peer answers. Absent over an in-process network.
+   */
+  versionRefusals?(): string[];
 }
 
 /** An in-process network: every member reaches every other unless cut off. */

@@ -44,7 +44,7 @@ import { openStorage } from './storage/index.ts';
 import type { FileResultsStore } from './results.ts';
 import { openFileResultsStore } from './results.ts';
 import type { FileStorage } from './storage/index.ts';
-import { TcpTransport } from './transport/index.ts';
+import { PeerVersionError, TcpTransport } from './transport/index.ts';
 import type { Genesis as ConsensusGenesis } from '../consensus/index.ts';
 import type { Genesis } from '../exchange/index.ts';
 import { verify } from '../crypto/index.ts';
@@ -187,6 +187,8 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
     broadcast: (bytes) => transport.broadcast(bytes),
     onMessage: (handler) => transport.onMessage(handler),
     peerCount: () => transport.peers().filter((p) => p.state === 'connected').length,
+    versionRefusals: () =>
+      transport.versionRefusals().map((refusal) => new PeerVersionError(refusal).message),
   };
   if (storage.lockTakenOverFrom !== null) {
     log.warn(
@@ -327,6 +329,7 @@ export async function runNode(options: RunOptions): Promise<RunningNode> {
     storage,
     peersConnected: () => network.peerCount(),
     transport: () => transport.counters(),
+    versionRefusals: () => transport.versionRefusals(),
     chainId: genesis.chainId,
     moniker: config.moniker,
     noBlockMs: HEALTH_NO_BLOCK_MS + config.commitPauseMs,

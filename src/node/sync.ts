@@ -12,7 +12,10 @@
 //    offer is refused, peers are asked again and the offers not yet tried are
 //    tried (SYNC_OFFER_ROUNDS_MAX rounds): a peer still connecting at first
 //    is heard then. A peer's offers cost SYNC_CANDIDATES_PER_PEER_MAX tries
-//    over all rounds, not per round.
+//    over all rounds, not per round. The peers are those the transport
+//    connected: a peer of another execution or wire version is refused in the
+//    handshake (transport/secure.ts), so it is never asked, and a sync that
+//    finds no offer says which peers were refused for their versions.
 // 2. Fetch the committed blocks of the snapshot's height h and of h+1. The
 //    header of h+1 carries previousAppHash, the state after h: the hash the
 //    snapshot must reproduce. h+1's certificate is checked against the trusted
@@ -425,25 +428,48 @@ export class StateSyncer {
       const waited = firstOfferMs !== null && now - firstOfferMs >= this.discoveryMs();
       if (offering > 0 && (everyone || waited)) break;
       if (now > this.deadlineMs) {
+        const refused = this.versionRefusals();
         throw new SyncError(
           'NoSnapshot',
           `no peer offered a snapshot (${connected} connected, ${this.offers.size} answered)` +
-            (connected === 0 ? `: ${NO_PEER_HINT}` : ''),
+            (refused !== '' ? `: ${refused}` : connected === 0 ? `: ${NO_PEER_HINT}` : ''),
         );
       }
       // Otherwise the wait until the deadline says nothing: a node that no
       // peer accepts (its key not yet in their peers) looks like one waiting.
       if (offering === 0 && now >= nextWarnMs) {
         nextWarnMs = now + SYNC_DISCOVERY_WARN_MS;
+        const refused = this.versionRefusals();
         this.log.warn(
           { connected, answered: this.offers.size },
-          connected === 0
-            ? `state sync: no peer connected yet; ${NO_PEER_HINT}`
-            : 'state sync: no peer offers a snapshot yet',
+          refused !== ''
+            ? `state sync: no peer offers a snapshot yet; ${refused}`
+            : connected === 0
+              ? `state sync: no peer connected yet; ${NO_PEER_HINT}`
+              : 'state sync: no peer offers a snapshot yet',
         );
       }
     }
     return [...this.offers].map(([peer, offers]) => ({ peer, offers }));
+  }
+
+  /**
+   * The peers the network refused for their versions, as one sentence, or ''.
+   * Such a peer never connects, so it is never asked for a snapshot: one of
+   * other execution rules cannot hand this node a state it would go on from
+   * under its own.
+   */
+  private versionRefusals(): string {
+    const refused = this.options.network.versionRefusals?.() ?? [];
+    if (refused.length === 0) return '';
+    // Configured peers come first; the addresses refused at a hello, which
+    // anyone can add, are not all spelled out in one line.
+    const named = refused.slice(0, SYNC_REFUSALS_NAMED).join('; ');
+    const more = refused.length - SYNC_REFUSALS_NAMED;
+    return (
+      `peers refused for their versions: ${named}` +
+      (more > 0 ? `; and ${more} more (the metrics port's /status, peersRefused)` : '')
+    );
   }
 
   /** With a trusted block T, only the offers below T that a bounded walk down from T reaches. */
@@ -1020,6 +1046,8 @@ const CONDEMNS_OFFER: ReadonlySet<SyncErrorCode> = new Set<SyncErrorCode>([
   'SnapshotOutOfMemory',
 ]);
 
+/** Peers refused for their versions that a NoSnapshot or a wait's warning names; the rest are counted. */
+const SYNC_REFUSALS_NAMED = 4;
 /** Why no peer connects, most often, to a node just added to a network. */
 const NO_PEER_HINT =
   "a peer accepts only the keys in its config.json's peers, read at its start: add this node's key to the validators' peers (zomma init --add-full-node does) and restart them";

@@ -6,6 +6,8 @@ import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sourceDigest } from '../../src/node/build_info.ts';
+import { EXECUTION_VERSION } from '../../src/exchange/version.ts';
+import { PROTOCOL_VERSION } from '../../src/node/transport/version.ts';
 import { tempDir } from '../node/helpers.ts';
 import { COMMANDS } from '../../src/cli/commands.ts';
 import { zomma } from './helpers.ts';
@@ -18,7 +20,7 @@ test("each command's line in the help list is the command's own summary", async 
   }
 });
 
-test('zomma --version and zomma version print the version and the source digest; --json prints one object', async () => {
+test('zomma --version and zomma version print the version, the source digest and the protocol versions; --json prints one object', async () => {
   const { version } = JSON.parse(
     readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
   ) as { version: string };
@@ -27,9 +29,17 @@ test('zomma --version and zomma version print the version and the source digest;
   for (const argv of [['version'], ['--version'], ['-V']]) {
     const r = await zomma(...argv);
     assert.equal(r.code, 0, argv.join(' '));
-    assert.equal(r.out, `zomma ${version} (source ${source})\n`);
+    assert.equal(
+      r.out,
+      `zomma ${version} (source ${source}, execution version ${EXECUTION_VERSION}, wire version ${PROTOCOL_VERSION})\n`,
+    );
   }
-  assert.deepEqual(JSON.parse((await zomma('version', '--json')).out), { version, source });
+  assert.deepEqual(JSON.parse((await zomma('version', '--json')).out), {
+    version,
+    source,
+    executionVersion: EXECUTION_VERSION,
+    wireVersion: PROTOCOL_VERSION,
+  });
   const extra = await zomma('version', 'now');
   assert.equal(extra.code, 2);
 });

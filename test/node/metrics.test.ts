@@ -1,12 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ZommaApiError, ZommaClient } from '../../src/api/client/index.ts';
-import { devnetGenesis } from '../../src/exchange/index.ts';
+import { EXECUTION_VERSION, devnetGenesis } from '../../src/exchange/index.ts';
 import { toHex } from '../../src/lib/bytes.ts';
 import { NodeMetrics, startMetricsServer } from '../../src/node/metrics.ts';
 import { MemoryHub } from '../../src/node/network.ts';
 import { ZommaNode, consensusGenesisOf } from '../../src/node/node.ts';
 import { StorageError, openStorage } from '../../src/node/storage/index.ts';
+import { PROTOCOL_VERSION, emptyCounters } from '../../src/node/transport/index.ts';
+import type { PeerVersionRefusal } from '../../src/node/transport/index.ts';
 import type { Storage } from '../../src/node/storage/index.ts';
 import { join } from 'node:path';
 import { zomma } from '../cli/helpers.ts';
@@ -305,6 +307,59 @@ test('/health: 503 once halted, while catching up, and when no block came for a 
     node.loop.halt({ code: 'AppHashMismatch', message: 'm', height: 0, details: {} });
     assert.equal((await health()).status, 503);
     assert.deepEqual((await health()).body.problems, ['Halted']);
+  } finally {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    storage.close();
+    tmp.remove();
+  }
+});
+
+test('/status shows the execution and wire versions and the peers refused for theirs; /metrics counts the refusals', async () => {
+  const tmp = tempDir('zomma-metrics-');
+  const key = testKey(0);
+  const genesis = { ...devnetGenesis([key.publicKey]), genesisTimeMs: 1_000 };
+  const storage = openStorage(`${tmp.dir}/data`);
+  const node = new ZommaNode({
+    genesis,
+    consensusGenesis: consensusGenesisOf(genesis),
+    key,
+    storage,
+    network: new MemoryHub().join(toHex(key.publicKey)),
+    prices: null,
+    snapshotEveryHeights: 0,
+    snapshotsKept: 1,
+  });
+  const counters = emptyCounters();
+  counters.drops.executionVersion = 3;
+  counters.drops.wireVersion = 1;
+  const refusal: PeerVersionRefusal = {
+    kind: 'execution',
+    peer: 'ab'.repeat(32),
+    address: '10.0.0.2',
+    wireVersion: null,
+    executionVersion: EXECUTION_VERSION - 1,
+    ourExecutionVersion: EXECUTION_VERSION,
+  };
+  const metrics = new NodeMetrics({
+    node,
+    storage,
+    peersConnected: () => 0,
+    transport: () => counters,
+    versionRefusals: () => [refusal],
+    chainId: genesis.chainId,
+    moniker: 'm',
+  });
+  const { server, url } = await startMetricsServer(metrics, '127.0.0.1', 0);
+  try {
+    const get = (path: string) => fetch(`${url}${path}`, { signal: AbortSignal.timeout(5_000) });
+    const status = (await (await get('/status')).json()) as Record<string, unknown>;
+    assert.equal(status.executionVersion, EXECUTION_VERSION);
+    assert.equal(status.wireVersion, PROTOCOL_VERSION);
+    assert.deepEqual(status.peersRefused, [refusal]);
+    const text = await (await get('/metrics')).text();
+    assert.match(text, /^zomma_peer_dropped_total\{reason="executionVersion"\} 3$/m);
+    assert.match(text, /^zomma_peer_dropped_total\{reason="wireVersion"\} 1$/m);
   } finally {
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));

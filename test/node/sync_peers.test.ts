@@ -436,6 +436,31 @@ test('a node no peer accepts says so while it waits, and its NoSnapshot names th
   assert.deepEqual(errors, ['state sync failed'], 'logged as every other failure');
 });
 
+test('a NoSnapshot names a few of the peers refused for their versions, and counts the rest', async () => {
+  // Refusals at a hello prove no key: an address can send many, and its own words.
+  const clock = new VirtualClock();
+  const network = Object.assign(new FakePeers(new Map(), clock), {
+    versionRefusals: () => Array.from({ length: 70 }, (_, i) => `refusal ${i}`),
+  });
+  const syncer = new StateSyncer({
+    network,
+    consensusGenesis: chain.genesis,
+    verifier: chain.verifier,
+    restore,
+    clock,
+    log: silentLog,
+    timeoutMs: 1,
+  });
+  await assert.rejects(syncer.run(), (e: unknown) => {
+    assert.ok(e instanceof SyncError && e.code === 'NoSnapshot');
+    assert.match(
+      e.message,
+      /: peers refused for their versions: refusal 0; refusal 1; refusal 2; refusal 3; and 66 more \(the metrics port's \/status, peersRefused\)$/,
+    );
+    return true;
+  });
+});
+
 test('a snapshot of several chunks, from two peers, is put together byte for byte', async () => {
   const bytes = snapshotOf(12, chain.appHashes.get(12)!, 2 * SYNC_CHUNK_BYTES + 100);
   const peer: Peer = { snapshots: new Map([[12, bytes]]), block: honestBlock };

@@ -4,19 +4,22 @@ import type { Command } from '../io.ts';
 
 export const command: Command = {
   name: 'version',
-  summary: 'print the version and the digest of the source it runs',
+  summary: 'print the version, the digest of the source it runs and its protocol versions',
   usage:
     'zomma version [--json]   (also: zomma --version)\n' +
-    '  source: a digest of src/; two nodes run the same code when both their versions and sources match',
+    '  source: a digest of src/; two nodes run the same code when both their versions and sources match\n' +
+    '  execution: the rules of execution (peers of another execution version are refused); wire: the peer protocol',
   async run(args, io) {
     const { values } = parseArgs({
       args,
       options: { json: { type: 'boolean', default: false } },
       strict: true,
     });
-    const { version, source } = buildInfo();
+    const info = buildInfo();
     io.out(
-      values.json ? JSON.stringify({ version, source }) : `zomma ${version} (source ${source})`,
+      values.json
+        ? JSON.stringify(info)
+        : `zomma ${info.version} (source ${info.source}, execution version ${info.executionVersion}, wire version ${info.wireVersion})`,
     );
     return 0;
   },

@@ -9,7 +9,7 @@ import type { Socket } from 'node:net';
 import type { KeyPair } from '../../crypto/index.ts';
 import { toHex } from '../../lib/bytes.ts';
 import { FRAME_BYTES_MAX, HANDSHAKE_FRAME_BYTES_MAX } from '../../lib/limits.ts';
-import type { Ephemeral, Session } from './secure.ts';
+import type { Ephemeral, Hello, Session } from './secure.ts';
 import {
   FRAME_KIND,
   FrameDecoder,
@@ -22,6 +22,7 @@ import {
   makeEphemeral,
 } from './secure.ts';
 import type { TransportCounters, TransportDropReason } from './types.ts';
+import { PeerVersionError } from './types.ts';
 
 export interface ConnectionLimits {
   readonly sendQueueBytesMax: number;
@@ -83,12 +84,23 @@ export class Bucket {
 export interface ConnectionOwner {
   readonly chainId: string;
   readonly key: KeyPair;
+  /** This node's execution version, sent in its hello; a peer's must be the same. */
+  readonly executionVersion: number;
   readonly limits: ConnectionLimits;
   readonly counters: TransportCounters;
   /** A monotonic clock for the inbound buckets. */
   nowMs(): number;
   /** Null to accept an authenticated peer, or the reason to refuse it. */
   authorize(connection: Connection, peer: string): TransportDropReason | null;
+  /**
+   * A peer refused for its versions: at its hello (another wire version;
+   * `peer` is the key dialed, or null inbound) or after its auth (another
+   * execution version; `peer` is the key it proved). Returns the reason the
+   * connection closes with: the version's, or, for a key that would be
+   * refused whatever its version (not configured, not the one dialed,
+   * banned), that one.
+   */
+  onVersionRefused(connection: Connection, error: PeerVersionError): TransportDropReason;
   /**
    * The inbound budget of an accepted peer: the same buckets for each of its
    * connections, so that dialing again does not refill them.
@@ -118,6 +130,9 @@ export class Connection {
   private readonly socket: Socket;
   private readonly owner: ConnectionOwner;
   private readonly ephemeral: Ephemeral = makeEphemeral();
+  private readonly hello: Uint8Array;
+  /** The peer's hello, once received (its execution version is checked after its auth). */
+  private peerHello: Extract<Hello, { kind: 'hello' }> | null = null;
   private session: Session | null = null;
   private readonly decoder = new FrameDecoder(HANDSHAKE_FRAME_BYTES_MAX);
   private readonly queue: Buffer[] = [];
@@ -147,7 +162,8 @@ export class Connection {
       owner.limits.handshakeTimeoutMs,
     );
     this.handshakeTimer.unref();
-    this.write(clearFrame(encodeHello(this.ephemeral)));
+    this.hello = encodeHello(this.ephemeral, owner.executionVersion);
+    this.write(clearFrame(this.hello));
   }
 
   isOpen(): boolean {
@@ -230,10 +246,26 @@ export class Connection {
   }
 
   private onHello(body: Buffer): void {
-    const peerKey = decodeHello(body);
-    const session =
-      peerKey === null ? null : deriveSession(this.owner.chainId, this.ephemeral, peerKey);
+    const hello = decodeHello(body);
+    if (hello === null) return this.close('handshakeFailed');
+    if (hello.kind === 'otherWire') {
+      // Nothing after the prologue can be read: refused here, by what it says.
+      const reason = this.owner.onVersionRefused(
+        this,
+        new PeerVersionError({
+          kind: 'wire',
+          peer: this.dialed,
+          address: this.remoteAddress(),
+          wireVersion: hello.wireVersion,
+          executionVersion: hello.executionVersion,
+          ourExecutionVersion: this.owner.executionVersion,
+        }),
+      );
+      return this.close(reason);
+    }
+    const session = deriveSession(this.owner.chainId, this.ephemeral, this.hello, hello.bytes);
     if (session === null) return this.close('handshakeFailed');
+    this.peerHello = hello;
     this.session = session;
     this.state = 'auth';
     const auth = encodeAuth(this.owner.key, this.owner.chainId, session.transcript);
@@ -247,6 +279,22 @@ export class Connection {
       plain === null ? null : checkAuth(plain, this.owner.chainId, session.transcript);
     if (peerKey === null) return this.close('handshakeFailed');
     const peer = toHex(peerKey);
+    // The version came in the hello, which the signature just checked covers.
+    const theirs = this.peerHello!.executionVersion;
+    if (theirs !== this.owner.executionVersion) {
+      const reason = this.owner.onVersionRefused(
+        this,
+        new PeerVersionError({
+          kind: 'execution',
+          peer,
+          address: this.remoteAddress(),
+          wireVersion: null,
+          executionVersion: theirs,
+          ourExecutionVersion: this.owner.executionVersion,
+        }),
+      );
+      return this.close(reason);
+    }
     const refusal = this.owner.authorize(this, peer);
     if (refusal !== null) return this.close(refusal);
     this.peer = peer;
@@ -261,6 +309,11 @@ export class Connection {
     this.idleTimer = setInterval(() => this.onIdleCheck(), limits.pingIntervalMs);
     this.idleTimer.unref();
     this.owner.onOpen(this);
+  }
+
+  /** The remote address, as far as the socket knows it. */
+  remoteAddress(): string | null {
+    return this.socket.remoteAddress ?? null;
   }
 
   private onFrame(body: Buffer): void {

@@ -5,10 +5,12 @@ export type {
   PeerId,
   PeerInfo,
   PeerState,
+  PeerVersionRefusal,
   Transport,
   TransportCounters,
   TransportDropReason,
 } from './types.ts';
-export { emptyCounters } from './types.ts';
+export { PeerVersionError, emptyCounters } from './types.ts';
+export { PROTOCOL_VERSION } from './version.ts';
 export { TcpTransport, TransportConfigError } from './tcp.ts';
 export type { PeerConfig, TcpTransportConfig, TransportLimits } from './tcp.ts';

@@ -3,17 +3,26 @@
 // frames' ChaCha20-Poly1305 is libsodium's (one native call per frame, about
 // five times cheaper for a vote-sized frame than a node:crypto cipher object).
 //
-// 1. Each side sends hello = version(u8) ephemeralX25519PublicKey(32), in clear.
+// 1. Each side sends, in clear,
+//      hello = version(u8) executionVersion(u32) ephemeralX25519PublicKey(32).
+//    Its first five bytes (the wire version, then the execution version) keep
+//    this layout in every later wire version: a build that meets a hello of
+//    another wire version reads both there and says which versions the peer
+//    runs, instead of failing the handshake without a word.
 // 2. Both compute the X25519 shared secret and the transcript hash
-//      T = sha256("zomma-p2p-v1" || len(chainId) || chainId || lowerKey || higherKey)
-//    over both ephemeral keys in byte order, so both sides get the same T
-//    without knowing who dialed.
+//      T = sha256("zomma-p2p-v3" || len(chainId) || chainId || lowerHello || higherHello)
+//    over both hellos whole (versions and ephemeral keys), the one whose
+//    ephemeral key sorts lower first, so both sides get the same T without
+//    knowing who dialed. The signatures of step 4 cover T: a version altered
+//    on the way fails the peer's auth.
 // 3. HKDF-SHA256(secret, salt T) gives a ChaCha20-Poly1305 key and a 12-byte
 //    nonce base for each direction: the side whose ephemeral key sorts lower
 //    sends with the first pair, the other with the second.
 // 4. Each side sends, as its first encrypted frame, its static Ed25519 public
 //    key and its signature of T (kind SIGN_KIND.handshake, chain id bound).
-//    The receiver checks the signature and that the key is one it accepts.
+//    The receiver checks the signature and that the key is one it accepts,
+//    then that the peer's execution version, now authenticated, is its own
+//    (connection.ts): a peer on other execution rules is refused by name.
 // Frames are length(u32) ciphertext tag(16), the length authenticated as
 // associated data; the nonce is the base XOR a per-direction frame counter,
 // so no nonce repeats under one key.
@@ -27,9 +36,17 @@ import type { KeyPair } from '../../crypto/index.ts';
 import { assert } from '../../lib/assert.ts';
 import { compareBytes, utf8 } from '../../lib/bytes.ts';
 import { CHAIN_ID_BYTES_MAX } from '../../lib/limits.ts';
+import { PROTOCOL_VERSION } from './version.ts';
 
-/** 2: every frame after the handshake starts with a kind byte (FRAME_KIND). */
-export const PROTOCOL_VERSION = 2;
+export { PROTOCOL_VERSION };
+/**
+ * The first wire version whose hello carries the execution version in bytes
+ * 1 to 4: every later one keeps it there.
+ */
+export const PROLOGUE_SINCE_VERSION = 3;
+/** version(u8) executionVersion(u32): the part of a hello no later wire version moves. */
+export const PROLOGUE_BYTES = 5;
+export const HELLO_BYTES = PROLOGUE_BYTES + 32;
 /**
  * The first plaintext byte of every frame after the auth frame. Pings and
  * pongs travel inside the encrypted channel: a middlebox can neither forge
@@ -41,8 +58,8 @@ export const TAG_BYTES = 16;
 export const LENGTH_BYTES = 4;
 const KEY_BYTES = 32;
 const NONCE_BYTES = 12;
-const PROTOCOL_LABEL = utf8('zomma-p2p-v1');
-const HKDF_INFO = utf8('zomma-p2p-v1 frame keys');
+const PROTOCOL_LABEL = utf8('zomma-p2p-v3');
+const HKDF_INFO = utf8('zomma-p2p-v3 frame keys');
 /** A counter this high would take centuries; stopping short of 2^53 keeps it exact. */
 const FRAME_COUNTER_MAX = 2 ** 48;
 /** RFC 8410 SubjectPublicKeyInfo prefix of a raw X25519 key. */
@@ -59,21 +76,52 @@ export function makeEphemeral(): Ephemeral {
   return { privateKey: pair.privateKey, publicKey: new Uint8Array(spki.subarray(-32)) };
 }
 
-export function encodeHello(ephemeral: Ephemeral): Uint8Array {
-  return new Writer(1 + EPHEMERAL_KEY_BYTES)
+export function encodeHello(ephemeral: Ephemeral, executionVersion: number): Uint8Array {
+  return new Writer(HELLO_BYTES)
     .u8(PROTOCOL_VERSION)
+    .u32(executionVersion)
     .fixed(ephemeral.publicKey, EPHEMERAL_KEY_BYTES)
     .finishOwned();
 }
 
-/** The peer's ephemeral key, or null if the hello is malformed or of another version. */
-export function decodeHello(bytes: Uint8Array): Uint8Array | null {
+/** What a peer's hello says. */
+export type Hello =
+  /** Our wire version: the peer's execution version and ephemeral key. */
+  | {
+      readonly kind: 'hello';
+      readonly executionVersion: number;
+      readonly ephemeralKey: Uint8Array;
+      /** The hello's bytes, which the transcript covers. */
+      readonly bytes: Uint8Array;
+    }
+  /**
+   * Another wire version: what it says of itself (its execution version from
+   * the prologue, or null for a wire version before PROLOGUE_SINCE_VERSION,
+   * whose hello has none).
+   */
+  | {
+      readonly kind: 'otherWire';
+      readonly wireVersion: number;
+      readonly executionVersion: number | null;
+    };
+
+/** The peer's hello, or null if it is malformed. */
+export function decodeHello(bytes: Uint8Array): Hello | null {
   try {
     const r = new Reader(bytes);
-    if (r.u8('hello.version') !== PROTOCOL_VERSION) return null;
-    const key = r.fixedCopy('hello.ephemeralKey', EPHEMERAL_KEY_BYTES);
+    const wireVersion = r.u8('hello.version');
+    if (wireVersion !== PROTOCOL_VERSION) {
+      const prologue = wireVersion >= PROLOGUE_SINCE_VERSION && bytes.length >= PROLOGUE_BYTES;
+      return {
+        kind: 'otherWire',
+        wireVersion,
+        executionVersion: prologue ? r.u32('hello.executionVersion') : null,
+      };
+    }
+    const executionVersion = r.u32('hello.executionVersion');
+    const ephemeralKey = r.fixedCopy('hello.ephemeralKey', EPHEMERAL_KEY_BYTES);
     r.done('hello');
-    return key;
+    return { kind: 'hello', executionVersion, ephemeralKey, bytes: bytes.slice() };
   } catch {
     return null;
   }
@@ -86,12 +134,19 @@ export interface Session {
   readonly receiver: FrameCipher;
 }
 
-/** Derives the session keys; null if the peer's key is unusable (reflected, or a low-order point). */
+/**
+ * Derives the session keys from our ephemeral key and both hellos of this
+ * wire version (ours as sent, the peer's as received, decodeHello's `bytes`);
+ * null if the peer's key is unusable (reflected, or a low-order point).
+ */
 export function deriveSession(
   chainId: string,
   own: Ephemeral,
-  peerPublicKey: Uint8Array,
+  ownHello: Uint8Array,
+  peerHello: Uint8Array,
 ): Session | null {
+  assert(ownHello.length === HELLO_BYTES && peerHello.length === HELLO_BYTES, 'hello sizes');
+  const peerPublicKey = peerHello.subarray(PROLOGUE_BYTES);
   const order = compareBytes(own.publicKey, peerPublicKey);
   // Our own hello reflected back would make both directions share one key.
   if (order === 0) return null;
@@ -108,16 +163,15 @@ export function deriveSession(
   }
   // A low-order peer key yields the all-zero secret (RFC 7748 section 6.1).
   if (secret.every((b) => b === 0)) return null;
-  const [lower, higher] =
-    order < 0 ? [own.publicKey, peerPublicKey] : [peerPublicKey, own.publicKey];
+  const [lower, higher] = order < 0 ? [ownHello, peerHello] : [peerHello, ownHello];
   const chain = utf8(chainId);
   assert(chain.length <= CHAIN_ID_BYTES_MAX, 'chain id length');
   const transcript = sha256(
-    new Writer(128)
+    new Writer(160)
       .raw(PROTOCOL_LABEL)
       .bytes(chain, CHAIN_ID_BYTES_MAX)
-      .fixed(lower, EPHEMERAL_KEY_BYTES)
-      .fixed(higher, EPHEMERAL_KEY_BYTES)
+      .fixed(lower, HELLO_BYTES)
+      .fixed(higher, HELLO_BYTES)
       .finishOwned(),
   );
   const okm = Buffer.from(

@@ -12,6 +12,12 @@
 // A peer dropped for flooding (its inbound budget, connection.ts) is banned
 // for banMs: its connections are refused after the handshake proves who it
 // is, and we do not dial it, so it cannot come straight back for more.
+//
+// A peer running other versions (another wire version at its hello, another
+// execution version after its auth: connection.ts) is refused, counted, and
+// logged once per peer and versions, naming both sides' versions. A refusal
+// at an inbound hello proves no key: anyone can cause one, from many
+// addresses, so those lines are rate-limited (ADDRESS_REFUSAL_LOG_BURST).
 
 import { connect, createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
@@ -20,6 +26,7 @@ import { clientKeyOf } from '../../lib/address.ts';
 import { assert } from '../../lib/assert.ts';
 import { toHex } from '../../lib/bytes.ts';
 import { ZommaError } from '../../lib/errors.ts';
+import { EXECUTION_VERSION } from '../../exchange/version.ts';
 import {
   HANDSHAKES_PENDING_MAX,
   HANDSHAKES_PENDING_PER_IP_MAX,
@@ -44,8 +51,10 @@ import {
 import type { Log } from '../log.ts';
 import { silentLog } from '../log.ts';
 import { Bucket, Connection } from './connection.ts';
+import { PROTOCOL_VERSION } from './version.ts';
 import type { ConnectionLimits, ConnectionOwner, InboundBudget } from './connection.ts';
 import { emptyCounters } from './types.ts';
+import type { PeerVersionError, PeerVersionRefusal } from './types.ts';
 import type {
   MessageHandler,
   PeerId,
@@ -84,6 +93,8 @@ export interface TcpTransportConfig {
   readonly nowMs?: () => number;
   /** Where timeouts and bans are reported (the node passes its logger). */
   readonly log?: Log;
+  /** The execution version sent in the hello and required of peers; defaults to EXECUTION_VERSION. */
+  readonly executionVersion?: number;
 }
 
 export class TransportConfigError extends ZommaError<'BadTransportConfig'> {
@@ -112,7 +123,19 @@ interface PeerSlot {
    * connection with a full burst, and was never held to its rate nor banned.
    */
   budget: InboundBudget | null;
+  /** Why its last connection was refused for its versions, until one opens. */
+  versionRefusal: PeerVersionError | null;
 }
+
+/** Inbound connections refused at their hello from addresses no configured key was dialed at. */
+const ADDRESS_REFUSALS_MAX = 64;
+/**
+ * Log lines for refusals at an inbound hello (no key proved, so anyone can
+ * send one, from many addresses and with versions that alternate): a burst,
+ * then one a minute. The refusals are all counted and listed all the same.
+ */
+const ADDRESS_REFUSAL_LOG_BURST = 8;
+const ADDRESS_REFUSAL_LOG_PER_S = 1 / 60;
 
 const DEFAULT_LIMITS: TransportLimits = {
   sendQueueBytesMax: PEER_SEND_QUEUE_BYTES_MAX,
@@ -156,6 +179,7 @@ export class TcpTransport implements Transport {
   readonly self: PeerId;
   readonly chainId: string;
   readonly key: KeyPair;
+  readonly executionVersion: number;
   readonly limits: TransportLimits;
   private readonly stats: TransportCounters = emptyCounters();
   private readonly owner: ConnectionOwner;
@@ -165,6 +189,12 @@ export class TcpTransport implements Transport {
   private readonly nowMs: () => number;
   private readonly log: Log;
   private readonly slots = new Map<PeerId, PeerSlot>();
+  /** The latest refusal at a hello of another wire version per inbound address (bounded). */
+  private readonly addressRefusals = new Map<string, PeerVersionError>();
+  /** Log lines left for refusals at an inbound hello (ADDRESS_REFUSAL_LOG_BURST). */
+  private readonly addressRefusalLog: Bucket;
+  /** Refusals at an inbound hello not logged for want of lines, since the last one logged. */
+  private addressRefusalsUnlogged = 0;
   private readonly live = new Set<Connection>();
   private readonly handshaking = new Set<Connection>();
   /** Inbound handshakes by remote address (HANDSHAKES_PENDING_PER_IP_MAX), and each one's address. */
@@ -187,11 +217,23 @@ export class TcpTransport implements Transport {
     checkConfig(config);
     this.chainId = config.chainId;
     this.key = config.key;
+    this.executionVersion = config.executionVersion ?? EXECUTION_VERSION;
+    assert(
+      Number.isSafeInteger(this.executionVersion) &&
+        this.executionVersion >= 0 &&
+        this.executionVersion <= 0xffff_ffff,
+      'execution version',
+    );
     this.self = toHex(config.key.publicKey);
     this.host = config.host;
     this.port = config.port;
     this.random = config.random ?? Math.random;
     this.nowMs = config.nowMs ?? (() => performance.now());
+    this.addressRefusalLog = new Bucket(
+      ADDRESS_REFUSAL_LOG_PER_S,
+      ADDRESS_REFUSAL_LOG_BURST,
+      this.nowMs(),
+    );
     this.log = config.log ?? silentLog;
     this.limits = { ...DEFAULT_LIMITS, ...config.limits };
     this.owner = this.makeOwner();
@@ -212,6 +254,7 @@ export class TcpTransport implements Transport {
         bannedUntilMs: 0,
         provenIp: null,
         budget: null,
+        versionRefusal: null,
       });
     }
   }
@@ -314,7 +357,74 @@ export class TcpTransport implements Transport {
     }));
   }
 
+  /**
+   * The peers refused for their versions and not connected since: each
+   * configured peer's latest refusal, then inbound addresses refused at a
+   * hello of another wire version (the newest few).
+   */
+  versionRefusals(): PeerVersionRefusal[] {
+    const out: PeerVersionRefusal[] = [];
+    for (const slot of this.slots.values()) {
+      if (slot.versionRefusal !== null) out.push(slot.versionRefusal.refusal);
+    }
+    for (const error of this.addressRefusals.values()) out.push(error.refusal);
+    return out;
+  }
+
   // --- ConnectionOwner (through makeOwner) --------------------------------------
+
+  private onVersionRefused(connection: Connection, error: PeerVersionError): TransportDropReason {
+    const { peer, address } = error.refusal;
+    const slot = peer === null ? undefined : this.slots.get(peer);
+    const reason = error.refusal.kind === 'execution' ? 'executionVersion' : 'wireVersion';
+    if (error.refusal.kind === 'execution') {
+      // Refused for its key first: anyone can make one, and state any version.
+      if (slot === undefined || this.stopped) return 'unknownPeer';
+      if (connection.outbound && connection.dialed !== peer) return 'unknownPeer';
+      if (this.isBanned(slot)) return 'banned';
+    }
+    let before: PeerVersionError | undefined;
+    if (slot !== undefined) {
+      before = slot.versionRefusal ?? undefined;
+      slot.versionRefusal = error;
+    } else if (peer === null && address !== null) {
+      // An inbound hello of another wire version: the key is not known yet.
+      const ip = clientKeyOf(address);
+      before = this.addressRefusals.get(ip);
+      this.addressRefusals.delete(ip);
+      if (this.addressRefusals.size >= ADDRESS_REFUSALS_MAX) {
+        this.addressRefusals.delete(this.addressRefusals.keys().next().value!);
+      }
+      this.addressRefusals.set(ip, error);
+    } else {
+      return reason;
+    }
+    // Once per peer and versions: a peer redialing every few seconds would fill the log.
+    if (before !== undefined && sameVersions(before.refusal, error.refusal)) return reason;
+    let unlogged = 0;
+    if (slot === undefined) {
+      if (!this.addressRefusalLog.take(1, this.nowMs())) {
+        this.addressRefusalsUnlogged++;
+        return reason;
+      }
+      unlogged = this.addressRefusalsUnlogged;
+      this.addressRefusalsUnlogged = 0;
+    }
+    this.log.warn(
+      {
+        code: error.code,
+        peer,
+        address,
+        ...(unlogged > 0 ? { unlogged } : {}),
+        peerWireVersion: error.refusal.wireVersion ?? PROTOCOL_VERSION,
+        peerExecutionVersion: error.refusal.executionVersion,
+        wireVersion: PROTOCOL_VERSION,
+        executionVersion: this.executionVersion,
+      },
+      error.message,
+    );
+    return reason;
+  }
 
   private authorize(connection: Connection, peer: string): TransportDropReason | null {
     const slot = this.slots.get(peer);
@@ -350,6 +460,9 @@ export class TcpTransport implements Transport {
     if (ip !== undefined) this.noteProven(slot, ip);
     this.handshakeDone(connection, true);
     slot.connection = connection;
+    slot.versionRefusal = null;
+    // What was refused at its hello from that address runs our versions now.
+    this.addressRefusals.delete(ip ?? clientKeyOf(connection.remoteAddress() ?? ''));
     if (slot.pending === connection) slot.pending = null;
     // A redial still waiting (the peer came back by dialing us) would fire
     // later, even if this connection has been dropped and the peer banned.
@@ -531,14 +644,24 @@ export class TcpTransport implements Transport {
     return {
       chainId: this.chainId,
       key: this.key,
+      executionVersion: this.executionVersion,
       limits: this.limits,
       counters: this.stats,
       nowMs: () => this.nowMs(),
       authorize: (c, peer) => this.authorize(c, peer),
+      onVersionRefused: (c, error) => this.onVersionRefused(c, error),
       inboundBudget: (peer) => this.inboundBudget(peer),
       onOpen: (c) => this.onOpen(c),
       onMessage: (c, bytes) => this.deliver(c, bytes),
       onClose: (c, reason) => this.onClose(c, reason),
     };
   }
+}
+
+function sameVersions(a: PeerVersionRefusal, b: PeerVersionRefusal): boolean {
+  return (
+    a.kind === b.kind &&
+    a.wireVersion === b.wireVersion &&
+    a.executionVersion === b.executionVersion
+  );
 }

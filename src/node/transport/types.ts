@@ -10,6 +10,8 @@
 // peer sent it on that connection, and at most once.
 
 import type { PeerId } from '../../consensus/types.ts';
+import { ZommaError } from '../../lib/errors.ts';
+import { PROTOCOL_VERSION } from './version.ts';
 
 export type { PeerId };
 
@@ -51,7 +53,62 @@ export type TransportDropReason =
   /** The peer passed its inbound budget (messages or bytes per second): disconnected and banned. */
   | 'rateLimited'
   /** A connection from (or to) a peer still banned for flooding. */
-  | 'banned';
+  | 'banned'
+  /** A peer whose hello is of another wire version (the peer protocol's own format): refused at it. */
+  | 'wireVersion'
+  /** An authenticated peer of another execution version (other rules of execution): refused. */
+  | 'executionVersion';
+
+/** Which versions a refused peer runs, and why it was refused (PeerVersionError). */
+export interface PeerVersionRefusal {
+  /** 'wire': its hello is of another wire version; 'execution': another execution version. */
+  readonly kind: 'wire' | 'execution';
+  /**
+   * The peer's key as hex: the one it proved ('execution'), or the one this
+   * node dialed at that address ('wire', outbound); null for an inbound
+   * connection refused at its hello, before it proved any.
+   */
+  readonly peer: PeerId | null;
+  readonly address: string | null;
+  /** Its wire version, for 'wire' (ours is PROTOCOL_VERSION); null for 'execution' (the same). */
+  readonly wireVersion: number | null;
+  /** Its execution version; null when its hello carries none (wire version 2 and before). */
+  readonly executionVersion: number | null;
+  readonly ourExecutionVersion: number;
+}
+
+const UPGRADES_HINT = 'see docs/operations.md "Upgrades"';
+
+/**
+ * A peer refused for running other versions than this node: another
+ * execution version (it would execute blocks otherwise, and the chain would
+ * split or halt on an appHash mismatch) or another wire version (it speaks
+ * another peer protocol). Mixed builds meet during an upgrade adopted one
+ * node at a time, or when a node missed the halt height.
+ */
+export class PeerVersionError extends ZommaError<'PeerVersionMismatch'> {
+  readonly refusal: PeerVersionRefusal;
+
+  constructor(refusal: PeerVersionRefusal) {
+    super('PeerVersionMismatch', versionMessage(refusal));
+    this.refusal = refusal;
+  }
+}
+
+function versionMessage(r: PeerVersionRefusal): string {
+  const who =
+    r.peer !== null
+      ? `peer ${r.peer}${r.address === null ? '' : ` (${r.address})`}`
+      : `a peer at ${r.address ?? 'an unknown address'}`;
+  if (r.kind === 'execution') {
+    return `${who} runs execution version ${r.executionVersion}, this node ${r.ourExecutionVersion}: refused; ${UPGRADES_HINT}`;
+  }
+  const execution =
+    r.executionVersion === null
+      ? 'which carries no execution version (a build from before versions were exchanged)'
+      : `execution version ${r.executionVersion}`;
+  return `${who} speaks peer protocol (wire) version ${r.wireVersion}, ${execution}; this node speaks wire version ${PROTOCOL_VERSION}, execution version ${r.ourExecutionVersion}: refused; ${UPGRADES_HINT}`;
+}
 
 export interface TransportCounters {
   framesIn: number;
@@ -112,6 +169,8 @@ export function emptyCounters(): TransportCounters {
       timeout: 0,
       rateLimited: 0,
       banned: 0,
+      wireVersion: 0,
+      executionVersion: 0,
     },
   };
 }

@@ -9,11 +9,15 @@ import assert from 'node:assert/strict';
 import { toHex } from '../../../src/lib/bytes.ts';
 import { TcpTransport } from '../../../src/node/transport/index.ts';
 import type { PeerId } from '../../../src/node/transport/index.ts';
+import { EXECUTION_VERSION } from '../../../src/exchange/version.ts';
 import {
   FRAME_KIND,
   FrameDecoder,
+  HELLO_BYTES,
   PROTOCOL_VERSION,
   clearFrame,
+  encodeHello,
+  makeEphemeral,
 } from '../../../src/node/transport/secure.ts';
 import { CHAIN_ID, TEST_LIMITS, keyOf, makeTransport, until } from './helpers.ts';
 import { openSocket, rawPeer } from './raw_peer.ts';
@@ -54,9 +58,8 @@ test('malformed hellos, a reflected hello and a silent peer end in handshakeFail
   try {
     const hello = (bytes: number[]): Buffer => clearFrame(Uint8Array.from(bytes));
     const cases = [
-      hello([PROTOCOL_VERSION, ...new Array<number>(31).fill(9)]), // short
-      hello([PROTOCOL_VERSION, ...new Array<number>(33).fill(9)]), // long
-      hello([1, ...new Array<number>(32).fill(9)]), // version 1
+      hello([PROTOCOL_VERSION, ...new Array<number>(HELLO_BYTES - 2).fill(9)]), // short
+      hello([PROTOCOL_VERSION, ...new Array<number>(HELLO_BYTES).fill(9)]), // long
       hello([]), // empty
     ];
     for (const frame of cases) {
@@ -64,6 +67,12 @@ test('malformed hellos, a reflected hello and a silent peer end in handshakeFail
       r.s.write(frame);
       await until(r.closed, 'a malformed hello closed');
     }
+    assert.equal(a.counters().drops.handshakeFailed, cases.length);
+    // Another wire version (1: frames without a kind byte) is refused as such.
+    const old = await rawSocket(a.address().port);
+    old.s.write(hello([1, ...new Array<number>(32).fill(9)]));
+    await until(old.closed, 'a hello of wire version 1 closed');
+    assert.equal(a.counters().drops.wireVersion, 1);
     assert.equal(a.counters().drops.handshakeFailed, cases.length);
     // Our own hello sent back.
     const r = await rawSocket(a.address().port);
@@ -73,7 +82,7 @@ test('malformed hellos, a reflected hello and a silent peer end in handshakeFail
     assert.equal(a.counters().drops.handshakeFailed, cases.length + 1);
     // A valid hello, then nothing: the handshake timeout closes it.
     const silent = await rawSocket(a.address().port);
-    silent.s.write(hello([PROTOCOL_VERSION, ...new Array<number>(32).fill(9)]));
+    silent.s.write(clearFrame(encodeHello(makeEphemeral(), EXECUTION_VERSION)));
     await until(silent.closed, 'a silent peer closed');
     assert.equal(a.counters().drops.handshakeFailed, cases.length + 2);
     assert.equal(a.handshakesPending(), 0);

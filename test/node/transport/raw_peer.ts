@@ -5,6 +5,7 @@
 import { connect } from 'node:net';
 import type { Socket } from 'node:net';
 import type { KeyPair } from '../../../src/crypto/index.ts';
+import { EXECUTION_VERSION } from '../../../src/exchange/version.ts';
 import {
   FRAME_KIND,
   FrameDecoder,
@@ -43,13 +44,19 @@ export function openSocket(port: number): Promise<Socket> {
 }
 
 /** Connects and completes the handshake as `key` (or until the transport hangs up). */
-export async function rawPeer(port: number, key: KeyPair, chainId = CHAIN_ID): Promise<RawPeer> {
+export async function rawPeer(
+  port: number,
+  key: KeyPair,
+  chainId = CHAIN_ID,
+  executionVersion = EXECUTION_VERSION,
+): Promise<RawPeer> {
   const socket = await openSocket(port);
   let closed = false;
   socket.on('close', () => (closed = true));
   socket.on('error', () => {});
   const ephemeral = makeEphemeral();
-  socket.write(clearFrame(encodeHello(ephemeral)));
+  const hello = encodeHello(ephemeral, executionVersion);
+  socket.write(clearFrame(hello));
   const decoder = new FrameDecoder(1 << 30);
   let session: Session | null = null;
   let peerKey: Uint8Array | null = null;
@@ -65,7 +72,9 @@ export async function rawPeer(port: number, key: KeyPair, chainId = CHAIN_ID): P
       decoder.push(chunk);
       for (let body = decoder.next(); body !== null && body !== 'oversize'; body = decoder.next()) {
         if (session === null) {
-          session = deriveSession(chainId, ephemeral, decodeHello(body)!);
+          const theirs = decodeHello(body);
+          if (theirs?.kind !== 'hello') return void socket.destroy();
+          session = deriveSession(chainId, ephemeral, hello, theirs.bytes);
           socket.write(session!.sender.seal(encodeAuth(key, chainId, session!.transcript)));
         } else {
           const plain = session.receiver.open(body.length, body);

@@ -6,6 +6,7 @@ import {
   FRAME_KIND,
   FrameCipher,
   FrameDecoder,
+  PROLOGUE_BYTES,
   PROTOCOL_VERSION,
   checkAuth,
   clearFrame,
@@ -15,15 +16,32 @@ import {
   encodeHello,
   makeEphemeral,
 } from '../../../src/node/transport/secure.ts';
-import type { Session } from '../../../src/node/transport/secure.ts';
+import type { Hello, Session } from '../../../src/node/transport/secure.ts';
+import { EXECUTION_VERSION } from '../../../src/exchange/version.ts';
 import { CHAIN_ID, keyOf } from './helpers.ts';
 
 function pair(): [Session, Session] {
   const x = makeEphemeral();
   const y = makeEphemeral();
-  const sx = deriveSession(CHAIN_ID, x, decodeHello(encodeHello(y))!)!;
-  const sy = deriveSession(CHAIN_ID, y, decodeHello(encodeHello(x))!)!;
+  const hx = encodeHello(x, EXECUTION_VERSION);
+  const hy = encodeHello(y, EXECUTION_VERSION);
+  const sx = deriveSession(CHAIN_ID, x, hx, ourHello(hy).bytes)!;
+  const sy = deriveSession(CHAIN_ID, y, hy, ourHello(hx).bytes)!;
   return [sx, sy];
+}
+
+/** The hello decoded, as one of this wire version. */
+function ourHello(bytes: Uint8Array): Extract<Hello, { kind: 'hello' }> {
+  const hello = decodeHello(bytes);
+  assert.equal(hello?.kind, 'hello');
+  return hello as Extract<Hello, { kind: 'hello' }>;
+}
+
+/** A hello of this wire version carrying `key` as its ephemeral key. */
+function helloWithKey(key: Uint8Array): Uint8Array {
+  const hello = encodeHello(makeEphemeral(), EXECUTION_VERSION);
+  hello.set(key, PROLOGUE_BYTES);
+  return hello;
 }
 
 test('both sides derive the same transcript and matching directional keys', () => {
@@ -122,21 +140,64 @@ test('frames are RFC 8439 ChaCha20-Poly1305 with the length as associated data, 
 
 test('a reflected hello or a low-order key yields no session', () => {
   const x = makeEphemeral();
-  assert.equal(deriveSession(CHAIN_ID, x, x.publicKey), null);
-  assert.equal(deriveSession(CHAIN_ID, x, new Uint8Array(32)), null);
+  const own = encodeHello(x, EXECUTION_VERSION);
+  assert.equal(deriveSession(CHAIN_ID, x, own, own), null);
+  assert.equal(deriveSession(CHAIN_ID, x, own, helloWithKey(new Uint8Array(32))), null);
   const one = new Uint8Array(32);
   one[0] = 1;
-  assert.equal(deriveSession(CHAIN_ID, x, one), null);
+  assert.equal(deriveSession(CHAIN_ID, x, own, helloWithKey(one)), null);
 });
 
 test('malformed hellos are refused', () => {
-  const good = encodeHello(makeEphemeral());
-  assert.notEqual(decodeHello(good), null);
+  const good = encodeHello(makeEphemeral(), EXECUTION_VERSION);
+  assert.equal(decodeHello(good)?.kind, 'hello');
   assert.equal(decodeHello(good.subarray(0, 32)), null);
   assert.equal(decodeHello(Uint8Array.of(...good, 0)), null);
-  // Another version, older (1: frames without a kind byte) or newer, is refused.
-  assert.equal(decodeHello(Uint8Array.of(1, ...good.subarray(1))), null);
-  assert.equal(decodeHello(Uint8Array.of(PROTOCOL_VERSION + 1, ...good.subarray(1))), null);
+  assert.equal(decodeHello(new Uint8Array(0)), null);
+});
+
+test('a hello of another wire version is read as far as its prologue: the versions it runs', () => {
+  const good = encodeHello(makeEphemeral(), 7);
+  assert.equal(ourHello(good).executionVersion, 7);
+  // Wire version 2 (the build before versions were exchanged): version(u8) then the key, nothing more.
+  assert.deepEqual(decodeHello(Uint8Array.of(2, ...good.subarray(PROLOGUE_BYTES))), {
+    kind: 'otherWire',
+    wireVersion: 2,
+    executionVersion: null,
+  });
+  // Version 1 (frames without a kind byte) likewise.
+  assert.deepEqual(decodeHello(Uint8Array.of(1, ...good.subarray(PROLOGUE_BYTES))), {
+    kind: 'otherWire',
+    wireVersion: 1,
+    executionVersion: null,
+  });
+  // A later wire version keeps the prologue; whatever follows it (longer, shorter) is not read.
+  for (const rest of [
+    good.subarray(1),
+    good.subarray(1, PROLOGUE_BYTES),
+    Uint8Array.of(...good.subarray(1), 1, 2, 3),
+  ]) {
+    assert.deepEqual(decodeHello(Uint8Array.of(PROTOCOL_VERSION + 1, ...rest)), {
+      kind: 'otherWire',
+      wireVersion: PROTOCOL_VERSION + 1,
+      executionVersion: 7,
+    });
+  }
+});
+
+test('the transcript covers both hellos whole: another execution version in either gives another transcript', () => {
+  const x = makeEphemeral();
+  const y = makeEphemeral();
+  const hx = encodeHello(x, 5);
+  const hy = encodeHello(y, 5);
+  const base = deriveSession(CHAIN_ID, x, hx, hy)!.transcript;
+  assert.deepEqual(deriveSession(CHAIN_ID, y, hy, hx)!.transcript, base);
+  const altered = hy.slice();
+  altered[4]! ^= 1;
+  assert.notDeepEqual(deriveSession(CHAIN_ID, x, hx, altered)!.transcript, base);
+  const ownAltered = hx.slice();
+  ownAltered[1]! ^= 0x80;
+  assert.notDeepEqual(deriveSession(CHAIN_ID, x, ownAltered, hy)!.transcript, base);
 });
 
 test('auth: checks the signature over this transcript, on this chain, by the key it names', () => {
