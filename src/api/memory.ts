@@ -16,6 +16,7 @@ import type {
   BlockView,
   BookDelta,
   BookView,
+  BuildVersionsView,
   ConsensusView,
   FillView,
   RiskView,
@@ -45,6 +46,8 @@ export interface MemoryViewOptions {
   decide?: (tx: SignedTx) => { code: RejectCode; message: string } | undefined;
   /** Most transactions pending at once (then MempoolFull). */
   mempoolMax?: number;
+  /** The build's versions GET /v1/status shows (src/node/build_info.ts buildVersions()). */
+  build: BuildVersionsView;
 }
 
 /** An account update as a test stages it: its fills get their block's time at commit. */
@@ -322,6 +325,9 @@ export class MemoryView implements NodeView {
         appHash: self.blocks.get(height)?.appHash ?? '',
         validators: self.options.validators ?? [],
         syncing: false,
+        version: self.options.build.version,
+        executionVersion: self.options.build.executionVersion,
+        wireVersion: self.options.build.wireVersion,
         ...self.statusExtra,
       }),
       validators: () => self.options.validators ?? [],

@@ -83,6 +83,9 @@ export const statusSchema = view<V.StatusView>()(
     appHash: string(),
     validators: array(validatorSchema),
     syncing: boolean(),
+    version: string(),
+    executionVersion: count(),
+    wireVersion: count(),
     emergencyHalt: optional(boolean()),
     haltReason: optional(string()),
     insuranceQuote: optional(quote()),
@@ -563,7 +566,8 @@ export const routes = {
   status: route({
     method: 'GET',
     path: '/v1/status',
-    summary: 'Chain id, height, last block time, app hash, validators and sync state',
+    summary:
+      "Chain id, height, last block time, app hash, validators, sync state and the build's versions",
     params: undefined,
     query: undefined,
     body: undefined,

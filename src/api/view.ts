@@ -51,6 +51,15 @@ export interface StatusView {
   validators: ValidatorView[];
   /** True while the node catches up: its state lags the chain. */
   syncing: boolean;
+  /** The package version of the node's build (the same between two releases). */
+  version: string;
+  /**
+   * The execution version: which rules of execution the node runs, bumped by
+   * every change of execution (docs/operations.md, "Upgrades").
+   */
+  executionVersion: number;
+  /** The wire version of the peer protocol the node speaks. */
+  wireVersion: number;
   /** Emergency halt: every market halted (governance haltAll, or each one halted). */
   emergencyHalt?: boolean;
   /** Why this node stopped executing (an appHash mismatch, …), when it did. */
@@ -63,6 +72,9 @@ export interface StatusView {
    */
   feeTiers?: FeeTierView[];
 }
+
+/** What GET /v1/status says of the node's build: constants of the build. */
+export type BuildVersionsView = Pick<StatusView, 'version' | 'executionVersion' | 'wireVersion'>;
 
 /**
  * One tier of the fee schedule: from volumeQuoteMin of an account's lifetime

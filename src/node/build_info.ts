@@ -11,6 +11,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { BuildVersionsView } from '../api/view.ts';
 import { EXECUTION_VERSION } from '../exchange/version.ts';
 import { PROTOCOL_VERSION } from './transport/version.ts';
 
@@ -30,15 +31,25 @@ export interface BuildInfo {
 }
 
 let cached: BuildInfo | null = null;
+let versions: BuildVersionsView | null = null;
 
 export function buildInfo(): BuildInfo {
-  cached ??= {
+  const { version, executionVersion, wireVersion } = buildVersions();
+  cached ??= { version, source: sourceDigest(SOURCE_DIR), executionVersion, wireVersion };
+  return cached;
+}
+
+/**
+ * What GET /v1/status shows of the build: buildInfo() without the source
+ * digest, which reads every source file.
+ */
+export function buildVersions(): BuildVersionsView {
+  versions ??= {
     version: (JSON.parse(readFileSync(PACKAGE_JSON, 'utf8')) as { version: string }).version,
-    source: sourceDigest(SOURCE_DIR),
     executionVersion: EXECUTION_VERSION,
     wireVersion: PROTOCOL_VERSION,
   };
-  return cached;
+  return versions;
 }
 
 /**

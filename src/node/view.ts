@@ -89,6 +89,7 @@ import {
   VIEW_TXS_KEPT,
   WS_BOOK_DEPTH_LEVELS,
 } from '../lib/limits.ts';
+import { buildVersions } from './build_info.ts';
 import type { Log } from './log.ts';
 import { silentLog } from './log.ts';
 import { loadCommitted } from './loop.ts';
@@ -510,6 +511,7 @@ export class ChainView implements NodeView {
       appHash: p.appHash,
       validators: p.validators,
       syncing: this.node.loop.catchingUp(),
+      ...buildVersions(),
       emergencyHalt: p.instruments.length > 0 && p.instruments.every((i) => i.status === 'halted'),
       ...(this.node.loop.haltReport
         ? {

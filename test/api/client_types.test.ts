@@ -139,6 +139,11 @@ same<
   >
 >();
 
+// The build's versions in GET /v1/status: always there, numbers and a string.
+same<Equal<ResponseOf<Routes['status']>['executionVersion'], number>>();
+same<Equal<ResponseOf<Routes['status']>['wireVersion'], number>>();
+same<Equal<ResponseOf<Routes['status']>['version'], string>>();
+
 /** Never called: a result's enumerations take only their lists' values. */
 export function results(tx: TxView): void {
   const action = tx.actions?.[0];

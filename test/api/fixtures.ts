@@ -11,6 +11,7 @@ import type { SignedTx } from '../../src/exchange/tx/index.ts';
 import { MemoryView } from '../../src/api/memory.ts';
 import type { MemoryViewOptions } from '../../src/api/memory.ts';
 import { startApiServer } from '../../src/api/server.ts';
+import { buildVersions } from '../../src/node/build_info.ts';
 import type { ApiLimits, ApiServer } from '../../src/api/server.ts';
 import type { InstrumentView, SubaccountView } from '../../src/api/view.ts';
 import type { WsMessage } from '../../src/api/ws.ts';
@@ -113,6 +114,7 @@ export function makeView(options: Partial<MemoryViewOptions> = {}): MemoryView {
         jailed: false,
       },
     ],
+    build: buildVersions(),
     ...options,
   });
   view.setTicker({

@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import Fastify from 'fastify';
 import { MemoryView } from '../../src/api/memory.ts';
 import { startApiServer } from '../../src/api/server.ts';
+import { buildVersions } from '../../src/node/build_info.ts';
 import type { ApiServer } from '../../src/api/server.ts';
 import type {
   InstrumentView,
@@ -106,6 +107,7 @@ export class Market {
       instruments: this.instruments,
       validators: this.validators,
       genesisTimeMs: 1_767_225_600_000,
+      build: buildVersions(),
     });
   }
 
