@@ -175,6 +175,29 @@ test('query status says when the node halted or every market did (--json keeps t
   }
 });
 
+test('query status shows the fee schedule in force and the insurance fund (--json keeps the fields)', async () => {
+  const view = makeView();
+  const server = await serve(view);
+  try {
+    const feeTiers = [
+      { volumeQuoteMin: '0', makerFeePpm: 100, takerFeePpm: 400 },
+      { volumeQuoteMin: '500000000000', makerFeePpm: -50, takerFeePpm: 350 },
+    ];
+    view.statusExtra = { feeTiers, insuranceQuote: '1234500000' };
+    const shown = await zomma('query', 'status', '--node', server.url);
+    assert.equal(shown.code, 0, shown.err);
+    assert.match(shown.out, /^insurance \$ +1234\.5$/m);
+    assert.match(shown.out, /^fee tiers in force .*rebate\)$/m);
+    assert.match(shown.out, /^traded from \$ +maker ppm +taker ppm$/m);
+    assert.match(shown.out, /^0 +100 +400$/m);
+    assert.match(shown.out, /^500000 +-50 +350$/m);
+    const json = await zomma('query', 'status', '--node', server.url, '--json');
+    assert.deepEqual((JSON.parse(json.out) as { feeTiers: unknown }).feeTiers, feeTiers);
+  } finally {
+    await server.close();
+  }
+});
+
 test("a transaction's actions show the columns they fill: lots cancelled, and cancelAll's count", () => {
   const hash = 'ab'.repeat(32);
   const faucet = describeTx({ hash, status: 'committed', actions: [{ kind: 'faucet', ok: true }] });
