@@ -225,7 +225,17 @@ export const command: Command = {
         const r = await client.instruments();
         print(r, () =>
           table(
-            ['instrument', 'kind', 'tick $', 'lots/base', 'min lots', 'status'],
+            // Margin as governance sets it (options: by scenario, none); --json has every risk value.
+            [
+              'instrument',
+              'kind',
+              'tick $',
+              'lots/base',
+              'min lots',
+              'status',
+              'initial ppm',
+              'maint. ppm',
+            ],
             r.instruments.map((i) => [
               i.instrument,
               i.kind,
@@ -233,6 +243,8 @@ export const command: Command = {
               i.lotsPerBase,
               i.minSizeLots,
               i.status,
+              i.initialMarginPpm,
+              i.maintenanceMarginPpm,
             ]),
           ),
         );
