@@ -69,8 +69,9 @@ function levels(side: Map<number, number>, descending: boolean, depth: number): 
 export class MemoryView implements NodeView {
   readonly chainId: string;
   readonly options: MemoryViewOptions;
-  /** Optional status fields (emergencyHalt, insuranceQuote, …), set by the test. */
-  statusExtra: Pick<StatusView, 'emergencyHalt' | 'haltReason' | 'insuranceQuote'> = {};
+  /** Optional status fields (emergencyHalt, insuranceQuote, feeTiers, …), set by the test. */
+  statusExtra: Pick<StatusView, 'emergencyHalt' | 'haltReason' | 'insuranceQuote' | 'feeTiers'> =
+    {};
   /** What /v1/consensus answers (absent: 404, as from a view that does not publish it). */
   consensusState: ConsensusView | undefined;
   /** What /v1/risk answers (absent: 404). */

@@ -111,6 +111,7 @@ export const instrumentSchema = view<V.InstrumentView>()(
     maintenanceMarginPpm: optional(count()),
     imfStepQuote: optional(quote()),
     imfStepPpm: optional(count()),
+    liquidationQuoteMaxPerBlock: optional(quote()),
     priceBandPpm: optional(count()),
     openInterestCapLots: optional(count()),
   }),

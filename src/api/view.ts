@@ -125,6 +125,11 @@ export interface InstrumentView {
   maintenanceMarginPpm?: number;
   imfStepQuote?: QuoteString;
   imfStepPpm?: number;
+  /**
+   * Any market: the notional it liquidates at most per block (a
+   * setMarketRisk proposal names it with the others, so it is shown with them).
+   */
+  liquidationQuoteMaxPerBlock?: QuoteString;
   /** Limit prices further than this from the mark are refused; absent: no band. */
   priceBandPpm?: number;
   /** Orders that could raise open interest above this are refused; absent: no cap. */

@@ -80,9 +80,50 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
       'code' in error &&
       String(error.code).startsWith('ERR_PARSE_ARGS')
     ) {
-      io.err(`zomma ${name}: ${error.message}\n\nusage: ${command.usage}`);
+      io.err(`zomma ${name}: ${parseArgsMessage(error, command.usage)}\n\nusage: ${command.usage}`);
       return 2;
     }
     throw error;
   }
+}
+
+/** Edits from a to b (insertions, deletions, substitutions): how far a typo is from a flag. */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      row[j] = Math.min(
+        previous[j]! + 1,
+        row[j - 1]! + 1,
+        previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+    }
+    previous = row;
+  }
+  return previous[b.length]!;
+}
+
+/**
+ * util.parseArgs's message, for people. An unknown option names the flag of
+ * the command's usage it is nearest to (a typo: `--dept` for `--depth`),
+ * instead of Node's advice to put a positional argument that starts with '-'
+ * after '--', which fits only a negative number (`tx faucet -5`, `query block
+ * -1`) and is then said plainly.
+ */
+export function parseArgsMessage(error: TypeError & { code: unknown }, usage: string): string {
+  const unknown = /^Unknown option '([^']*)'/.exec(error.message);
+  if (error.code !== 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || unknown === null) return error.message;
+  const option = unknown[1]!;
+  if (/^-\d/.test(option)) {
+    return `Unknown option '${option}': a value that starts with '-' is read as an option; write it last, after '--' (… -- ${option})`;
+  }
+  const flags = [...new Set(usage.match(/--[a-z][a-z-]*/g) ?? [])];
+  let nearest: string | undefined;
+  let best = 3; // at most two edits away
+  for (const flag of flags) {
+    const distance = editDistance(option, flag);
+    if (distance < best) [nearest, best] = [flag, distance];
+  }
+  return `Unknown option '${option}'${nearest === undefined ? '' : ` (did you mean ${nearest}?)`}`;
 }

@@ -131,7 +131,8 @@ function hexField(
   return Uint8Array.from(Buffer.from(value, 'hex'));
 }
 
-function readLimited(path: string): string {
+/** The file's text, and its permission bits to check once the text is known to be a key. */
+function readLimited(path: string): { text: string; mode: number } {
   let fd: number;
   try {
     fd = openSync(path, constants.O_RDONLY);
@@ -142,15 +143,6 @@ function readLimited(path: string): string {
   try {
     const stat = fstatSync(fd);
     if (!stat.isFile()) bad(path, 'is not a regular file');
-    // Windows has no group/other permission bits to check.
-    if (process.platform !== 'win32' && (stat.mode & 0o077) !== 0) {
-      const mode = (stat.mode & 0o777).toString(8).padStart(4, '0');
-      throw new CryptoError(
-        'KeyFileTooOpen',
-        `${path} holds a private key but group or others may access it (mode ${mode}); ` +
-          `run: chmod 600 ${path}`,
-      );
-    }
     if (stat.size > KEY_FILE_BYTES_MAX) bad(path, `is larger than ${KEY_FILE_BYTES_MAX} bytes`);
     const buffer = Buffer.alloc(KEY_FILE_BYTES_MAX + 1);
     let length = 0;
@@ -160,19 +152,21 @@ function readLimited(path: string): string {
       length += n;
       if (length > KEY_FILE_BYTES_MAX) bad(path, `is larger than ${KEY_FILE_BYTES_MAX} bytes`);
     }
-    return buffer.toString('utf8', 0, length);
+    return { text: buffer.toString('utf8', 0, length), mode: stat.mode };
   } finally {
     closeSync(fd);
   }
 }
 
 /**
- * Reads a key file. Throws CryptoError 'KeyFileTooOpen' if group or others may
- * read it, and 'BadKeyFile' naming the field if it is malformed or its public
- * key or address does not belong to its private key.
+ * Reads a key file. Throws CryptoError 'BadKeyFile' naming the field if it is
+ * malformed or its public key or address does not belong to its private key,
+ * and then 'KeyFileTooOpen' if group or others may read it. In that order: a
+ * file that is no key (a node's config.json given as --key-file) is told so,
+ * not that it holds a private key.
  */
 export function loadKeyFile(path: string): KeyPair {
-  const text = readLimited(path);
+  const { text, mode } = readLimited(path);
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
@@ -196,6 +190,15 @@ export function loadKeyFile(path: string): KeyPair {
   }
   if (json.address.toLowerCase() !== formatAddress(key.address)) {
     bad(path, `address does not belong to privateKey (expected ${formatAddress(key.address)})`);
+  }
+  // Windows has no group/other permission bits to check.
+  if (process.platform !== 'win32' && (mode & 0o077) !== 0) {
+    const bits = (mode & 0o777).toString(8).padStart(4, '0');
+    throw new CryptoError(
+      'KeyFileTooOpen',
+      `${path} holds a private key but group or others may access it (mode ${bits}); ` +
+        `run: chmod 600 ${path}`,
+    );
   }
   return key;
 }

@@ -2786,6 +2786,7 @@ function instrumentOf(m: MarketState): InstrumentView {
     view.imfStepQuote = quoteString(p.imfStepQuote);
     view.imfStepPpm = p.imfStepPpm;
   }
+  view.liquidationQuoteMaxPerBlock = quoteString(p.liquidationQuoteMaxPerBlock);
   if (p.priceBandPpm !== undefined) view.priceBandPpm = p.priceBandPpm;
   if (p.openInterestCapLots !== undefined) view.openInterestCapLots = p.openInterestCapLots;
   return view;

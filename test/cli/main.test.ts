@@ -133,3 +133,36 @@ test("a home whose key.json cannot be read is a config error, exit 2, as a bad c
     tmp.remove();
   }
 });
+
+test('an unknown option names the nearest flag of the usage, and a negative number is told to go after --', async () => {
+  const cases: [string[], string][] = [
+    [
+      ['query', 'book', 'BTC-PERPETUAL', '--dept', '3'],
+      "Unknown option '--dept' (did you mean --depth?)",
+    ],
+    [
+      ['tx', 'order', 'X', 'buy', '1', '--reduceonly'],
+      "Unknown option '--reduceonly' (did you mean --reduce-only?)",
+    ],
+    [['sim', '--swarn'], "Unknown option '--swarn' (did you mean --swarm?)"],
+    // Nothing near: no guess.
+    [['devnet', '--home', 'x'], "Unknown option '--home'"],
+    [['query', 'status', '-x'], "Unknown option '-x'"],
+    [
+      ['tx', 'faucet', '-5'],
+      "Unknown option '-5': a value that starts with '-' is read as an option; write it last, after '--' (… -- -5)",
+    ],
+  ];
+  for (const [argv, message] of cases) {
+    const r = await zomma(...argv);
+    assert.equal(r.code, 2, argv.join(' '));
+    const [first] = r.err.split('\n');
+    assert.equal(first, `zomma ${argv[0]}: ${message}`, argv.join(' '));
+    assert.doesNotMatch(r.err, /positional argument/, 'not the advice for positionals');
+    assert.match(r.err, /\n\nusage: /);
+  }
+  // The advice holds: after '--' the value reaches the command's own check.
+  const negative = await zomma('tx', 'faucet', '--', '-5');
+  assert.equal(negative.code, 2);
+  assert.match(negative.err, /DOLLARS must be a positive amount/);
+});

@@ -9,7 +9,16 @@ import { zomma } from './helpers.ts';
 import { addressOfKey } from '../../src/api/client/index.ts';
 import { NODE_ANSWER_MS, clientOf, describeTx } from '../../src/cli/commands/query.ts';
 import { ZommaError } from '../../src/lib/errors.ts';
-import { OPTION, PERP, key, makeView, serve, silentServer, subaccount } from '../api/fixtures.ts';
+import {
+  INSTRUMENTS,
+  OPTION,
+  PERP,
+  key,
+  makeView,
+  serve,
+  silentServer,
+  subaccount,
+} from '../api/fixtures.ts';
 
 /** A loopback port nothing listens on (just released by the system). */
 async function closedPort(): Promise<number> {
@@ -170,6 +179,52 @@ test('query status says when the node halted or every market did (--json keeps t
     const status = JSON.parse(json.out) as Record<string, unknown>;
     assert.equal(status.haltReason, 'appHash mismatch at height 7');
     assert.equal(status.emergencyHalt, true);
+  } finally {
+    await server.close();
+  }
+});
+
+test('query status shows the fee schedule in force and the insurance fund (--json keeps the fields)', async () => {
+  const view = makeView();
+  const server = await serve(view);
+  try {
+    const feeTiers = [
+      { volumeQuoteMin: '0', makerFeePpm: 100, takerFeePpm: 400 },
+      { volumeQuoteMin: '500000000000', makerFeePpm: -50, takerFeePpm: 350 },
+    ];
+    view.statusExtra = { feeTiers, insuranceQuote: '1234500000' };
+    const shown = await zomma('query', 'status', '--node', server.url);
+    assert.equal(shown.code, 0, shown.err);
+    assert.match(shown.out, /^insurance \$ +1234\.5$/m);
+    assert.match(shown.out, /^fee tiers in force .*rebate\)$/m);
+    assert.match(shown.out, /^traded from \$ +maker ppm +taker ppm$/m);
+    assert.match(shown.out, /^0 +100 +400$/m);
+    assert.match(shown.out, /^500000 +-50 +350$/m);
+    const json = await zomma('query', 'status', '--node', server.url, '--json');
+    assert.deepEqual((JSON.parse(json.out) as { feeTiers: unknown }).feeTiers, feeTiers);
+  } finally {
+    await server.close();
+  }
+});
+
+test("query instruments shows each market's margin as governance set it; an option has none", async () => {
+  const [perp, option] = INSTRUMENTS;
+  const view = makeView({
+    instruments: [{ ...perp!, initialMarginPpm: 80_000, maintenanceMarginPpm: 60_000 }, option!],
+  });
+  const server = await serve(view);
+  try {
+    const shown = await zomma('query', 'instruments', '--node', server.url);
+    assert.equal(shown.code, 0, shown.err);
+    assert.match(
+      shown.out,
+      /^instrument +kind +tick \$ +lots\/base +min lots +status +initial ppm +maint\. ppm$/m,
+    );
+    assert.match(
+      shown.out,
+      new RegExp(`^${PERP} +perpetual +0\\.5 +1000 +1 +trading +80000 +60000$`, 'm'),
+    );
+    assert.match(shown.out, new RegExp(`^${OPTION} +option +0\\.1 +10 +1 +trading$`, 'm'));
   } finally {
     await server.close();
   }

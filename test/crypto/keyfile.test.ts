@@ -128,6 +128,26 @@ test(
   },
 );
 
+test(
+  'a readable file that is no key file is BadKeyFile, not KeyFileTooOpen (it holds no private key)',
+  { skip: !POSIX },
+  () => {
+    withDir((dir) => {
+      // A node's config.json or genesis.json passed as --key-file: mode 0644, as such files are.
+      const path = join(dir, 'config.json');
+      writeKeyFile(path, { chainId: 'zomma-devnet', api: '127.0.0.1:27001' }, 0o644);
+      refusedWith(path, 'BadKeyFile', /unknown field "chainId"/);
+      writeKeyFile(path, 'not json', 0o644);
+      refusedWith(path, 'BadKeyFile', /not JSON/);
+      // A key file's own mistakes come first too; once it is a key, its mode is checked.
+      writeKeyFile(path, { ...goodJson, publicKey: toHex(other.publicKey) }, 0o644);
+      refusedWith(path, 'BadKeyFile', /publicKey does not belong/);
+      writeKeyFile(path, goodJson, 0o644);
+      refusedWith(path, 'KeyFileTooOpen', /holds a private key .*chmod 600/);
+    });
+  },
+);
+
 test('malformed key files give BadKeyFile naming the field', () => {
   withDir((dir) => {
     const path = join(dir, 'k.json');

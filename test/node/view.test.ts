@@ -356,12 +356,14 @@ test("the read model: each instrument shows its risk parameters, and a setMarket
       maintenanceMarginPpm: 30_000,
       imfStepQuote: '10000000000000',
       imfStepPpm: 10_000,
+      liquidationQuoteMaxPerBlock: '5000000000000',
     };
     const riskOf = (i: ReturnType<typeof shown>) => ({
       initialMarginPpm: i.initialMarginPpm,
       maintenanceMarginPpm: i.maintenanceMarginPpm,
       imfStepQuote: i.imfStepQuote,
       imfStepPpm: i.imfStepPpm,
+      liquidationQuoteMaxPerBlock: i.liquidationQuoteMaxPerBlock,
       priceBandPpm: i.priceBandPpm,
       openInterestCapLots: i.openInterestCapLots,
     });
@@ -372,7 +374,7 @@ test("the read model: each instrument shows its risk parameters, and a setMarket
       maintenanceMarginPpm: 60_000,
       imfStepQuote: 5_000_000n * USDC,
       imfStepPpm: 20_000,
-      liquidationQuoteMaxPerBlock: 5_000_000n * USDC,
+      liquidationQuoteMaxPerBlock: 2_000_000n * USDC,
       priceBandPpm: 50_000,
       openInterestCapLots: 2_500,
     };
@@ -395,6 +397,7 @@ test("the read model: each instrument shows its risk parameters, and a setMarket
       maintenanceMarginPpm: 60_000,
       imfStepQuote: '5000000000000',
       imfStepPpm: 20_000,
+      liquidationQuoteMaxPerBlock: '2000000000000',
       priceBandPpm: 50_000,
       openInterestCapLots: 2_500,
     });

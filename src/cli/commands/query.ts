@@ -5,7 +5,13 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { ZommaClient, generateKey, loadKey, saveKey } from '../../api/client/index.ts';
-import type { AccountView, ActionResultView, KeyPair, TxView } from '../../api/client/index.ts';
+import type {
+  AccountView,
+  ActionResultView,
+  FeeTierView,
+  KeyPair,
+  TxView,
+} from '../../api/client/index.ts';
 import type { Io } from '../io.ts';
 import { InputError, UsageError } from '../io.ts';
 import { parseArgs } from 'node:util';
@@ -194,18 +200,24 @@ export const command: Command = {
     switch (what) {
       case 'status': {
         const s = await client.status();
-        print(s, () =>
-          fields([
-            ['chain', s.chainId],
-            ['height', s.height],
-            ['block time', new Date(s.lastBlockTimeMs).toISOString()],
-            ['app hash', s.appHash],
-            ['validators', s.validators.length],
-            ['syncing', s.syncing],
-            // Without these a halted node's status reads as a healthy one.
-            ['halted', s.haltReason],
-            ['emergency halt', s.emergencyHalt === true ? 'every market halted' : undefined],
-          ]),
+        print(
+          s,
+          () =>
+            fields([
+              ['chain', s.chainId],
+              ['height', s.height],
+              ['block time', new Date(s.lastBlockTimeMs).toISOString()],
+              ['app hash', s.appHash],
+              ['validators', s.validators.length],
+              ['syncing', s.syncing],
+              // Without these a halted node's status reads as a healthy one.
+              ['halted', s.haltReason],
+              ['emergency halt', s.emergencyHalt === true ? 'every market halted' : undefined],
+              [
+                'insurance $',
+                s.insuranceQuote === undefined ? undefined : formatDollars(s.insuranceQuote),
+              ],
+            ]) + describeFeeTiers(s.feeTiers),
         );
         return 0;
       }
@@ -213,7 +225,17 @@ export const command: Command = {
         const r = await client.instruments();
         print(r, () =>
           table(
-            ['instrument', 'kind', 'tick $', 'lots/base', 'min lots', 'status'],
+            // Margin as governance sets it (options: by scenario, none); --json has every risk value.
+            [
+              'instrument',
+              'kind',
+              'tick $',
+              'lots/base',
+              'min lots',
+              'status',
+              'initial ppm',
+              'maint. ppm',
+            ],
             r.instruments.map((i) => [
               i.instrument,
               i.kind,
@@ -221,6 +243,8 @@ export const command: Command = {
               i.lotsPerBase,
               i.minSizeLots,
               i.status,
+              i.initialMarginPpm,
+              i.maintenanceMarginPpm,
             ]),
           ),
         );
@@ -409,6 +433,20 @@ function describeAccount(a: AccountView, subaccount: number | undefined): string
         : [],
     )
     .join('\n\n');
+}
+
+/**
+ * The fee schedule in force, after the status fields (nothing from a node
+ * that does not give it): each tier's lifetime traded notional from which it
+ * applies, in dollars, and its fees in parts per million of a fill's notional.
+ */
+function describeFeeTiers(tiers: readonly FeeTierView[] | undefined): string {
+  if (tiers === undefined || tiers.length === 0) return '';
+  const rows = tiers.map((t) => [formatDollars(t.volumeQuoteMin), t.makerFeePpm, t.takerFeePpm]);
+  return (
+    "\n\nfee tiers in force (ppm of a fill's notional; a negative maker fee is a rebate)\n" +
+    table(['traded from $', 'maker ppm', 'taker ppm'], rows)
+  );
 }
 
 function need(value: string | undefined, name: string): string {
