@@ -2,6 +2,7 @@
 
 import { accessSync, constants, statSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import type { ParseArgsConfig } from 'node:util';
 import { ZommaError } from '../lib/errors.ts';
 
 export interface Io {
@@ -26,10 +27,19 @@ export class UsageError extends Error {
  */
 export class InputError extends ZommaError {}
 
+/** A command's util.parseArgs options. */
+export type CommandOptions = NonNullable<ParseArgsConfig['options']>;
+
 export interface Command {
   name: string;
   summary: string;
   usage: string;
+  /**
+   * The options run() gives util.parseArgs: an unknown option is told the
+   * nearest of those the usage names (not a flag of another command the
+   * usage mentions, nor a spelling kept only for old scripts).
+   */
+  options: CommandOptions;
   run(args: string[], io: Io): Promise<number>;
 }
 

@@ -3,7 +3,8 @@
 // commands) that prints or exits.
 
 import { COMMANDS } from './commands.ts';
-import { InputError, type Io, processIo, UsageError } from './io.ts';
+import { parseArgs } from 'node:util';
+import { type Command, InputError, type Io, processIo, UsageError } from './io.ts';
 import { ZommaError } from '../lib/errors.ts';
 
 function help(io: Io): void {
@@ -80,7 +81,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
       'code' in error &&
       String(error.code).startsWith('ERR_PARSE_ARGS')
     ) {
-      io.err(`zomma ${name}: ${parseArgsMessage(error, command.usage)}\n\nusage: ${command.usage}`);
+      io.err(`zomma ${name}: ${parseArgsMessage(error, command, args)}\n\nusage: ${command.usage}`);
       return 2;
     }
     throw error;
@@ -107,18 +108,38 @@ function editDistance(a: string, b: string): number {
 /**
  * util.parseArgs's message, for people. An unknown option names the flag of
  * the command's usage it is nearest to (a typo: `--dept` for `--depth`),
- * instead of Node's advice to put a positional argument that starts with '-'
- * after '--', which fits only a negative number (`tx faucet -5`, `query block
- * -1`) and is then said plainly.
+ * among those the command takes, instead of Node's advice to put a positional
+ * argument that starts with '-' after '--', which fits only a negative number
+ * (`tx faucet -5`, `query block -1`) and is then said plainly, with the whole
+ * argument (`-10` is read as the options -1 and -0).
  */
-export function parseArgsMessage(error: TypeError & { code: unknown }, usage: string): string {
-  const unknown = /^Unknown option '([^']*)'/.exec(error.message);
-  if (error.code !== 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || unknown === null) return error.message;
-  const option = unknown[1]!;
-  if (/^-\d/.test(option)) {
-    return `Unknown option '${option}': a value that starts with '-' is read as an option; write it last, after '--' (… -- ${option})`;
+export function parseArgsMessage(
+  error: TypeError & { code: unknown },
+  command: Pick<Command, 'usage' | 'options'>,
+  args: readonly string[],
+): string {
+  if (error.code !== 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return error.message;
+  // The same reading run() made, without its refusal: the first option it does not take.
+  const { tokens } = parseArgs({
+    args: [...args],
+    options: command.options,
+    strict: false,
+    allowPositionals: true,
+    tokens: true,
+  });
+  const token = tokens.find((t) => t.kind === 'option' && !Object.hasOwn(command.options, t.name));
+  if (token?.kind !== 'option') return error.message;
+  const option = token.rawName;
+  const arg = args[token.index]!;
+  // Node gives the advice only where the command takes positional arguments.
+  const positionals = error.message.includes('place it at the end of the command');
+  if (positionals && /^-\d/.test(arg)) {
+    return `Unknown option '${arg}': a value that starts with '-' is read as an option; write it last, after '--' (… -- ${arg})`;
   }
-  const flags = [...new Set(usage.match(/--[a-z][a-z-]*/g) ?? [])];
+  const taken = new Set(Object.keys(command.options).map((name) => `--${name}`));
+  const flags = [...new Set(command.usage.match(/--[a-z][a-z0-9-]*/g) ?? [])].filter((flag) =>
+    taken.has(flag),
+  );
   let nearest: string | undefined;
   let best = 3; // at most two edits away
   for (const flag of flags) {

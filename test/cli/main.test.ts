@@ -166,3 +166,37 @@ test('an unknown option names the nearest flag of the usage, and a negative numb
   assert.equal(negative.code, 2);
   assert.match(negative.err, /DOLLARS must be a positive amount/);
 });
+
+test('the nearest flag is one the command takes, and a negative number is named whole', async () => {
+  const cases: [string[], string][] = [
+    // Flags the usage names but the command does not take: never offered, not even the one typed.
+    [['version', '--version'], "Unknown option '--version'"],
+    [['tx', 'faucet', '--out', 'x'], "Unknown option '--out'"],
+    [['keys', 'show', '--ky'], "Unknown option '--ky'"],
+    // parseArgs reads -10 as -1 and -0, and -1.5 as -1, -., -5: the advice names what was typed.
+    [
+      ['query', 'block', '-10'],
+      "Unknown option '-10': a value that starts with '-' is read as an option; write it last, after '--' (… -- -10)",
+    ],
+    [
+      ['query', 'block', '-1.5'],
+      "Unknown option '-1.5': a value that starts with '-' is read as an option; write it last, after '--' (… -- -1.5)",
+    ],
+    // A command that takes no positional argument gets no advice to write one after '--'.
+    [['greeks', '-5'], "Unknown option '-5'"],
+    // Odd spellings are named as typed, and nothing crashes.
+    [['query', 'status', "--it's"], "Unknown option '--it's'"],
+    [['query', 'status', '--=x'], "Unknown option '--=x'"],
+    [['query', 'status', '--dépth'], "Unknown option '--dépth' (did you mean --depth?)"],
+    [['query', 'status', '--\u{1F600}'], "Unknown option '--\u{1F600}'"],
+    [
+      ['init', '--trust-hieght', '3'],
+      "Unknown option '--trust-hieght' (did you mean --trust-height?)",
+    ],
+  ];
+  for (const [argv, message] of cases) {
+    const r = await zomma(...argv);
+    assert.equal(r.code, 2, argv.join(' '));
+    assert.equal(r.err.split('\n')[0], `zomma ${argv[0]}: ${message}`, argv.join(' '));
+  }
+});

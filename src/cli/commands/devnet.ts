@@ -13,7 +13,7 @@ import { checkInitOptions, initNetwork } from '../../node/init.ts';
 import { StorageError } from '../../node/storage/errors.ts';
 import { lockHolder } from '../../node/storage/lock.ts';
 import { DEFAULT_NODE_URL, parseCount } from './query.ts';
-import type { Command, Io } from '../io.ts';
+import type { Command, CommandOptions, Io } from '../io.ts';
 import { UsageError } from '../io.ts';
 import { ZommaError } from '../../lib/errors.ts';
 
@@ -49,8 +49,19 @@ interface Child {
   lastHeight: number | null;
 }
 
+/** What run() gives util.parseArgs; main() names the nearest of them for an unknown option. */
+const OPTIONS = {
+  validators: { type: 'string' },
+  dir: { type: 'string', default: '.zomma/devnet' },
+  reset: { type: 'boolean', default: false },
+  duration: { type: 'string' },
+  'base-port': { type: 'string', default: '27000' },
+  'no-bots': { type: 'boolean', default: false },
+} as const satisfies CommandOptions;
+
 export const command: Command = {
   name: 'devnet',
+  options: OPTIONS,
   summary: 'run a local network of validators, one process each',
   usage:
     'zomma devnet [--validators N] [--dir DIR] [--reset] [--duration SECONDS] [--base-port P] [--no-bots]\n' +
@@ -60,14 +71,7 @@ export const command: Command = {
   async run(args, io) {
     const { values } = parseArgs({
       args,
-      options: {
-        validators: { type: 'string' },
-        dir: { type: 'string', default: '.zomma/devnet' },
-        reset: { type: 'boolean', default: false },
-        duration: { type: 'string' },
-        'base-port': { type: 'string', default: '27000' },
-        'no-bots': { type: 'boolean', default: false },
-      },
+      options: OPTIONS,
       strict: true,
     });
     const asked =

@@ -3,7 +3,7 @@
 // exchange uses (src/math).
 
 import { parseArgs } from 'node:util';
-import { type Command, type Io, UsageError } from '../io.ts';
+import { type Command, type CommandOptions, type Io, UsageError } from '../io.ts';
 import {
   blackScholes,
   fromDecimal,
@@ -156,8 +156,22 @@ function printJson(io: Io, r: Result): void {
   io.out(JSON.stringify(out));
 }
 
+/** What run() gives util.parseArgs; main() names the nearest of them for an unknown option. */
+const OPTIONS = {
+  spot: { type: 'string' },
+  strike: { type: 'string' },
+  expiry: { type: 'string' },
+  vol: { type: 'string' },
+  price: { type: 'string' },
+  rate: { type: 'string' },
+  put: { type: 'boolean' },
+  json: { type: 'boolean' },
+  now: { type: 'string' },
+} as const satisfies CommandOptions;
+
 export const command: Command = {
   name: 'greeks',
+  options: OPTIONS,
   summary: 'Black–Scholes price and greeks of an option, or its implied volatility',
   usage: USAGE,
   async run(args, io) {
@@ -165,17 +179,7 @@ export const command: Command = {
       args,
       strict: true,
       allowPositionals: false,
-      options: {
-        spot: { type: 'string' },
-        strike: { type: 'string' },
-        expiry: { type: 'string' },
-        vol: { type: 'string' },
-        price: { type: 'string' },
-        rate: { type: 'string' },
-        put: { type: 'boolean' },
-        json: { type: 'boolean' },
-        now: { type: 'string' },
-      },
+      options: OPTIONS,
     });
     if ((values.vol === undefined) === (values.price === undefined)) {
       throw new UsageError('give exactly one of --vol (to price) and --price (to solve for vol)');

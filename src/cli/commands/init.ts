@@ -4,7 +4,7 @@ import { NodeError } from '../../node/errors.ts';
 import type { TrustedBlockConfig } from '../../node/config.ts';
 import { addFullNode, initNetwork } from '../../node/init.ts';
 import type { InitHome } from '../../node/init.ts';
-import type { Command, Io } from '../io.ts';
+import type { Command, CommandOptions, Io } from '../io.ts';
 import { UsageError } from '../io.ts';
 
 const DEFAULT_OUT = '.zomma/network';
@@ -48,8 +48,28 @@ function printHome(io: Io, h: InitHome): void {
   );
 }
 
+/** What run() gives util.parseArgs; main() names the nearest of them for an unknown option. */
+const OPTIONS = {
+  validators: { type: 'string' },
+  'full-nodes': { type: 'string' },
+  hosts: { type: 'string' },
+  out: { type: 'string' },
+  'chain-id': { type: 'string' },
+  'base-port': { type: 'string' },
+  'oracle-seed': { type: 'string' },
+  'no-faucet': { type: 'boolean', default: false },
+  'add-full-node': { type: 'boolean', default: false },
+  network: { type: 'string' },
+  host: { type: 'string' },
+  'no-state-sync': { type: 'boolean', default: false },
+  'trust-height': { type: 'string' },
+  'trust-hash': { type: 'string' },
+  json: { type: 'boolean', default: false },
+} as const satisfies CommandOptions;
+
 export const command: Command = {
   name: 'init',
+  options: OPTIONS,
   summary: 'write a genesis and one home directory per validator and full node',
   usage:
     'zomma init --validators N [--full-nodes M] [--hosts h1,h2,…] [--out DIR] [--chain-id ID] [--base-port P] [--oracle-seed S]\n' +
@@ -62,23 +82,7 @@ export const command: Command = {
   async run(args, io) {
     const { values } = parseArgs({
       args,
-      options: {
-        validators: { type: 'string' },
-        'full-nodes': { type: 'string' },
-        hosts: { type: 'string' },
-        out: { type: 'string' },
-        'chain-id': { type: 'string' },
-        'base-port': { type: 'string' },
-        'oracle-seed': { type: 'string' },
-        'no-faucet': { type: 'boolean', default: false },
-        'add-full-node': { type: 'boolean', default: false },
-        network: { type: 'string' },
-        host: { type: 'string' },
-        'no-state-sync': { type: 'boolean', default: false },
-        'trust-height': { type: 'string' },
-        'trust-hash': { type: 'string' },
-        json: { type: 'boolean', default: false },
-      },
+      options: OPTIONS,
       strict: true,
     });
     const basePort =

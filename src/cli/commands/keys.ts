@@ -2,13 +2,23 @@ import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { formatAddress, generateKeyPair, loadKeyFile, saveKeyFile } from '../../crypto/index.ts';
 import { toHex } from '../../lib/bytes.ts';
-import type { Command } from '../io.ts';
+import type { Command, CommandOptions } from '../io.ts';
 import { InputError, UsageError } from '../io.ts';
 import { ZommaError } from '../../lib/errors.ts';
 import { DEFAULT_KEY_FILE } from './query.ts';
 
+/** What run() gives util.parseArgs; main() names the nearest of them for an unknown option. */
+const OPTIONS = {
+  out: { type: 'string' },
+  'key-file': { type: 'string' },
+  // The first spelling of --key-file, still taken.
+  key: { type: 'string' },
+  json: { type: 'boolean', default: false },
+} as const satisfies CommandOptions;
+
 export const command: Command = {
   name: 'keys',
+  options: OPTIONS,
   summary: 'create or show an Ed25519 key file',
   usage:
     'zomma keys new --out FILE [--json] | zomma keys show [--key-file FILE] [--json]\n' +
@@ -17,13 +27,7 @@ export const command: Command = {
     const [sub, ...rest] = args;
     const { values } = parseArgs({
       args: rest,
-      options: {
-        out: { type: 'string' },
-        'key-file': { type: 'string' },
-        // The first spelling of --key-file, still taken.
-        key: { type: 'string' },
-        json: { type: 'boolean', default: false },
-      },
+      options: OPTIONS,
       strict: true,
     });
     let key;

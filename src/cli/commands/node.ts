@@ -4,7 +4,7 @@ import { toHex } from '../../lib/bytes.ts';
 import type { HaltHeightStop, HaltReport } from '../../node/loop.ts';
 import { runNode } from '../../node/runtime.ts';
 import type { RunningNode } from '../../node/runtime.ts';
-import type { Command } from '../io.ts';
+import type { Command, CommandOptions } from '../io.ts';
 import { UsageError } from '../io.ts';
 
 /** --halt-height: a height of at least 1, as config.haltHeight. */
@@ -25,8 +25,16 @@ function haltHeightOf(text: string | undefined): number | undefined {
  */
 export const EXIT_DATA_REPLACED = 3;
 
+/** What run() gives util.parseArgs; main() names the nearest of them for an unknown option. */
+const OPTIONS = {
+  home: { type: 'string' },
+  quiet: { type: 'boolean', default: false },
+  'halt-height': { type: 'string' },
+} as const satisfies CommandOptions;
+
 export const command: Command = {
   name: 'node',
+  options: OPTIONS,
   summary: 'run a validator (or full node) from its home directory',
   usage:
     'zomma node --home DIR [--quiet] [--halt-height H]\n' +
@@ -40,11 +48,7 @@ export const command: Command = {
   async run(args, io) {
     const { values } = parseArgs({
       args,
-      options: {
-        home: { type: 'string' },
-        quiet: { type: 'boolean', default: false },
-        'halt-height': { type: 'string' },
-      },
+      options: OPTIONS,
       strict: true,
     });
     if (values.home === undefined) throw new UsageError('--home is required');

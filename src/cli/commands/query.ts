@@ -18,7 +18,7 @@ import { parseArgs } from 'node:util';
 import { ZommaError } from '../../lib/errors.ts';
 import { addressOfKey } from '../../api/client/index.ts';
 import { unreachableReason } from '../../api/client/http.ts';
-import type { Command } from '../io.ts';
+import type { Command, CommandOptions } from '../io.ts';
 import { API_REQUEST_TIMEOUT_MS } from '../../lib/limits.ts';
 
 /** The devnet's first validator (`zomma devnet`: base port 27000, API at +1). */
@@ -165,20 +165,24 @@ const USAGE = [
   '       zomma query tx HASH | block HEIGHT [--node URL] [--json]',
 ].join('\n');
 
+/** What run() gives util.parseArgs; main() names the nearest of them for an unknown option. */
+const OPTIONS = {
+  ...CLIENT_OPTIONS,
+  depth: { type: 'string', default: '10' },
+  limit: { type: 'string', default: '20' },
+  subaccount: { type: 'string' },
+} as const satisfies CommandOptions;
+
 export const command: Command = {
   name: 'query',
+  options: OPTIONS,
   summary:
     'read status, instruments, books, tickers, trades, accounts, transactions and blocks from a node',
   usage: USAGE,
   async run(args, io) {
     const { values, positionals } = parseArgs({
       args,
-      options: {
-        ...CLIENT_OPTIONS,
-        depth: { type: 'string', default: '10' },
-        limit: { type: 'string', default: '20' },
-        subaccount: { type: 'string' },
-      },
+      options: OPTIONS,
       allowPositionals: true,
       strict: true,
     });

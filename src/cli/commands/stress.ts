@@ -4,7 +4,14 @@
 
 import { readFileSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { type Command, type Io, UsageError, checkFlagFile, writeFlagFile } from '../io.ts';
+import {
+  type Command,
+  type CommandOptions,
+  type Io,
+  UsageError,
+  checkFlagFile,
+  writeFlagFile,
+} from '../io.ts';
 import {
   AMOUNT_QUOTE_MAX,
   STRESS_ACCOUNTS_MAX,
@@ -145,8 +152,26 @@ function generated(
   );
 }
 
+/** What run() gives util.parseArgs; main() names the nearest of them for an unknown option. */
+const OPTIONS = {
+  state: { type: 'string' },
+  scenario: { type: 'string' },
+  json: { type: 'boolean' },
+  html: { type: 'string' },
+  'no-check': { type: 'boolean' },
+  generate: { type: 'string' },
+  accounts: { type: 'string' },
+  seed: { type: 'string' },
+  insurance: { type: 'string' },
+  out: { type: 'string' },
+  list: { type: 'boolean' },
+  'block-ms': { type: 'string' },
+  'option-share': { type: 'string' },
+} as const satisfies CommandOptions;
+
 export const command: Command = {
   name: 'stress',
+  options: OPTIONS,
   summary: 'replay price paths on a state snapshot: liquidations, deleveraging, insurance fund',
   usage: USAGE,
   async run(args, io) {
@@ -155,21 +180,7 @@ export const command: Command = {
       args: sub ? args.slice(1) : args,
       strict: true,
       allowPositionals: true,
-      options: {
-        state: { type: 'string' },
-        scenario: { type: 'string' },
-        json: { type: 'boolean' },
-        html: { type: 'string' },
-        'no-check': { type: 'boolean' },
-        generate: { type: 'string' },
-        accounts: { type: 'string' },
-        seed: { type: 'string' },
-        insurance: { type: 'string' },
-        out: { type: 'string' },
-        list: { type: 'boolean' },
-        'block-ms': { type: 'string' },
-        'option-share': { type: 'string' },
-      },
+      options: OPTIONS,
     });
     if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}`);
     if (values.list === true) {

@@ -21,7 +21,7 @@ import type {
 } from '../../exchange/tx/index.ts';
 import { toHex } from '../../lib/bytes.ts';
 import { ZommaError } from '../../lib/errors.ts';
-import type { Command } from '../io.ts';
+import type { Command, CommandOptions } from '../io.ts';
 import { InputError, UsageError } from '../io.ts';
 import { CLIENT_OPTIONS, clientOf, describeTx, keyOf, parseCount, parseDollars } from './query.ts';
 
@@ -63,31 +63,35 @@ const USAGE = [
   '  .zomma/key.json, which tx faucet creates if it is missing',
 ].join('\n');
 
+/** What run() gives util.parseArgs; main() names the nearest of them for an unknown option. */
+const OPTIONS = {
+  ...CLIENT_OPTIONS,
+  subaccount: { type: 'string', default: '0' },
+  'no-wait': { type: 'boolean', default: false },
+  price: { type: 'string' },
+  size: { type: 'string' },
+  days: { type: 'string' },
+  name: { type: 'string' },
+  account: { type: 'string' },
+  market: { type: 'boolean', default: false },
+  ioc: { type: 'boolean', default: false },
+  fok: { type: 'boolean', default: false },
+  'post-only': { type: 'boolean', default: false },
+  'reduce-only': { type: 'boolean', default: false },
+  'client-id': { type: 'string' },
+  all: { type: 'boolean', default: false },
+} as const satisfies CommandOptions;
+
 export const command: Command = {
   name: 'tx',
+  options: OPTIONS,
   summary:
     'sign and send a transaction: faucet, order, cancel, amend, agent, withdraw, transfer, deposit, gov-propose, gov-vote',
   usage: USAGE,
   async run(args, io) {
     const { values, positionals } = parseArgs({
       args,
-      options: {
-        ...CLIENT_OPTIONS,
-        subaccount: { type: 'string', default: '0' },
-        'no-wait': { type: 'boolean', default: false },
-        price: { type: 'string' },
-        size: { type: 'string' },
-        days: { type: 'string' },
-        name: { type: 'string' },
-        account: { type: 'string' },
-        market: { type: 'boolean', default: false },
-        ioc: { type: 'boolean', default: false },
-        fok: { type: 'boolean', default: false },
-        'post-only': { type: 'boolean', default: false },
-        'reduce-only': { type: 'boolean', default: false },
-        'client-id': { type: 'string' },
-        all: { type: 'boolean', default: false },
-      },
+      options: OPTIONS,
       allowPositionals: true,
       strict: true,
     });

@@ -1,9 +1,15 @@
 import { parseArgs } from 'node:util';
 import { buildInfo } from '../../node/build_info.ts';
-import type { Command } from '../io.ts';
+import type { Command, CommandOptions } from '../io.ts';
+
+/** What run() gives util.parseArgs; main() names the nearest of them for an unknown option. */
+const OPTIONS = {
+  json: { type: 'boolean', default: false },
+} as const satisfies CommandOptions;
 
 export const command: Command = {
   name: 'version',
+  options: OPTIONS,
   summary: 'print the version, the digest of the source it runs and its protocol versions',
   usage:
     'zomma version [--json]   (also: zomma --version)\n' +
@@ -12,7 +18,7 @@ export const command: Command = {
   async run(args, io) {
     const { values } = parseArgs({
       args,
-      options: { json: { type: 'boolean', default: false } },
+      options: OPTIONS,
       strict: true,
     });
     const info = buildInfo();
