@@ -158,12 +158,26 @@ function readLimited(path: string): { text: string; mode: number } {
   }
 }
 
+/** Refuses a file holding a private key that group or others may access. */
+function checkMode(path: string, mode: number): void {
+  // Windows has no group/other permission bits to check.
+  if (process.platform !== 'win32' && (mode & 0o077) !== 0) {
+    const bits = (mode & 0o777).toString(8).padStart(4, '0');
+    throw new CryptoError(
+      'KeyFileTooOpen',
+      `${path} holds a private key but group or others may access it (mode ${bits}); ` +
+        `run: chmod 600 ${path}`,
+    );
+  }
+}
+
 /**
- * Reads a key file. Throws CryptoError 'BadKeyFile' naming the field if it is
- * malformed or its public key or address does not belong to its private key,
- * and then 'KeyFileTooOpen' if group or others may read it. In that order: a
- * file that is no key (a node's config.json given as --key-file) is told so,
- * not that it holds a private key.
+ * Reads a key file. Throws CryptoError 'KeyFileTooOpen' if it is a JSON object
+ * with a privateKey string that group or others may access, and 'BadKeyFile'
+ * naming the field if it is malformed or its public key or address does not
+ * belong to its private key. A file that holds no private key (a node's
+ * config.json given as --key-file) is a BadKeyFile whatever its mode, not told
+ * that it holds one.
  */
 export function loadKeyFile(path: string): KeyPair {
   const { text, mode } = readLimited(path);
@@ -177,6 +191,10 @@ export function loadKeyFile(path: string): KeyPair {
     bad(path, 'must hold a JSON object');
   }
   const json = parsed as Record<string, unknown>;
+  // A privateKey makes it a secret, whatever else is wrong with it: the mode
+  // comes first then, so that nothing of an exposed key file is echoed and
+  // its owner learns at once that the key may have been read.
+  if (typeof json.privateKey === 'string') checkMode(path, mode);
   for (const name of Object.keys(json)) {
     if (!FIELDS.includes(name)) bad(path, `unknown field ${JSON.stringify(name)}`);
   }
@@ -190,15 +208,6 @@ export function loadKeyFile(path: string): KeyPair {
   }
   if (json.address.toLowerCase() !== formatAddress(key.address)) {
     bad(path, `address does not belong to privateKey (expected ${formatAddress(key.address)})`);
-  }
-  // Windows has no group/other permission bits to check.
-  if (process.platform !== 'win32' && (mode & 0o077) !== 0) {
-    const bits = (mode & 0o777).toString(8).padStart(4, '0');
-    throw new CryptoError(
-      'KeyFileTooOpen',
-      `${path} holds a private key but group or others may access it (mode ${bits}); ` +
-        `run: chmod 600 ${path}`,
-    );
   }
   return key;
 }

@@ -139,11 +139,48 @@ test(
       refusedWith(path, 'BadKeyFile', /unknown field "chainId"/);
       writeKeyFile(path, 'not json', 0o644);
       refusedWith(path, 'BadKeyFile', /not JSON/);
-      // A key file's own mistakes come first too; once it is a key, its mode is checked.
-      writeKeyFile(path, { ...goodJson, publicKey: toHex(other.publicKey) }, 0o644);
-      refusedWith(path, 'BadKeyFile', /publicKey does not belong/);
+      writeKeyFile(path, { privateKey: 7, note: 'a number is no key' }, 0o644);
+      refusedWith(path, 'BadKeyFile', /unknown field "note"/);
       writeKeyFile(path, goodJson, 0o644);
       refusedWith(path, 'KeyFileTooOpen', /holds a private key .*chmod 600/);
+    });
+  },
+);
+
+test(
+  'a file holding a private key that others can read is KeyFileTooOpen before any other fault, and echoes none of it',
+  { skip: !POSIX },
+  () => {
+    withDir((dir) => {
+      const path = join(dir, 'k.json');
+      const faulty: Record<string, unknown>[] = [
+        { ...goodJson, mnemonic: 'word word word' },
+        { ...goodJson, type: 'secp256k1' },
+        { ...goodJson, publicKey: toHex(other.publicKey) },
+        { ...goodJson, address: formatAddress(other.address) },
+        { privateKey: toHex(key.seed) },
+        { ...goodJson, privateKey: `0x${toHex(key.seed)}` },
+      ];
+      for (const json of faulty) {
+        writeKeyFile(path, json, 0o644);
+        assert.throws(
+          () => loadKeyFile(path),
+          (e: unknown) => {
+            assert.ok(e instanceof CryptoError, String(e));
+            assert.equal(
+              e.code,
+              'KeyFileTooOpen',
+              `${JSON.stringify(Object.keys(json))}: ${e.message}`,
+            );
+            assert.doesNotMatch(e.message, /mnemonic|secp256k1/);
+            assert.ok(!e.message.includes(toHex(key.seed)), 'no private key in the message');
+            return true;
+          },
+        );
+        // Once the mode is right, its own fault is named.
+        chmodSync(path, 0o600);
+        refusedWith(path, 'BadKeyFile', /./);
+      }
     });
   },
 );
