@@ -135,7 +135,10 @@ function hexField(
 function readLimited(path: string): { text: string; mode: number } {
   let fd: number;
   try {
-    fd = openSync(path, constants.O_RDONLY);
+    // O_NONBLOCK: a named pipe opens at once (and is refused below as not
+    // a regular file) instead of blocking until something writes to it; on
+    // a regular file the flag changes nothing.
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? 'error';
     bad(path, `cannot be opened (${code})`);

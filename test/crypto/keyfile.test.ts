@@ -9,8 +9,10 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { toHex } from '../../src/lib/bytes.ts';
 import {
   CryptoError,
@@ -22,6 +24,7 @@ import {
 import type { CryptoErrorCode } from '../../src/crypto/index.ts';
 
 const POSIX = process.platform !== 'win32';
+const KEYFILE_MODULE = fileURLToPath(new URL('../../src/crypto/keyfile.ts', import.meta.url));
 const key = keyPairFromSeed(new Uint8Array(32).fill(7));
 const other = keyPairFromSeed(new Uint8Array(32).fill(8));
 
@@ -215,6 +218,29 @@ test('malformed key files give BadKeyFile naming the field', () => {
     }
     refusedWith(join(dir, 'missing.json'), 'BadKeyFile', /cannot be opened \(ENOENT\)/);
     refusedWith(dir, 'BadKeyFile', /not a regular file/);
+  });
+});
+
+test('a named pipe given as a key file is refused at once, not waited on', { skip: !POSIX }, () => {
+  withDir((dir) => {
+    const fifo = join(dir, 'key.json');
+    execFileSync('mkfifo', [fifo]);
+    // In a child process: a build that blocks on the pipe's open would hang
+    // this test's own thread; the child is killed instead and the test fails.
+    const script =
+      `import { loadKeyFile } from ${JSON.stringify(KEYFILE_MODULE)};` +
+      `try { loadKeyFile(${JSON.stringify(fifo)}); console.log('loaded'); }` +
+      ` catch (e) { console.log(e.code + ': ' + e.message); }`;
+    const r = spawnSync(
+      process.execPath,
+      ['--import', 'tsx', '--input-type=module', '-e', script],
+      {
+        encoding: 'utf8',
+        timeout: 60_000,
+      },
+    );
+    assert.equal(r.signal, null, 'loading a named pipe blocked');
+    assert.match(r.stdout, /^BadKeyFile: .*not a regular file/);
   });
 });
 
