@@ -111,17 +111,22 @@ export function bankruptcyTicks(market: MarketState, account: Account, equity: b
  * all of the mark when the index is stale, no forward being observed), and
  * a short's intrinsic value above its kept mark (the least it owes, rounded
  * up), or, where its expiry's last smile values it (graceSmile: within the
- * grace of a stale smile and after it, before expiry, the index fresh), that
- * value at this block's forward (at the time its grace counts from) above
- * its kept mark if larger, as maintenance values it (listed_margin.ts,
- * graceValuePerLotWad; rounded up to a tick, as a mark is in ticks):
- * its time value is owed as likely as its intrinsic value, and a position
- * closed beside it at a price that spent it would leave the account below
- * zero once a fresh smile marks it. Liabilities count at their likely value,
- * assets at their sure value: a long within the grace keeps its intrinsic
- * value. A short's value has no bound above short of the underlying itself.
- * O(the account's listed records), and for a short at a kept mark the
- * scenario values maintenance built (built again only when not current).
+ * grace of a stale smile or index and after it, before expiry), that value
+ * at the forward (at the time its grace counts from) above its kept mark if
+ * larger, as maintenance values it (listed_margin.ts, graceValuePerLotWad;
+ * rounded up to a tick, as a mark is in ticks): its time value is owed as
+ * likely as its intrinsic value, and a position closed beside it at a price
+ * that spent it would leave the account below zero once a fresh smile marks
+ * it. The forward is this block's, or with a stale index the last one
+ * observed (forwardNowQuote, held), at which maintenance values the short
+ * too: the likeliest forward with none observed since, so an index going
+ * stale neither takes what the short owes out of the bankruptcy price nor
+ * keeps it in maintenance. Liabilities count at their likely value, assets
+ * at their sure value: a long within the grace keeps its intrinsic value,
+ * and a long with a stale index is sure of nothing. A short's value has no
+ * bound above short of the underlying itself. O(the account's listed
+ * records), and for a short at a kept mark the scenario values maintenance
+ * built (built again only when not current).
  */
 export function unsureQuote(state: ExchangeState, account: Account, except: MarketState): bigint {
   let total = 0n;
@@ -130,7 +135,11 @@ export function unsureQuote(state: ExchangeState, account: Account, except: Mark
     const m = state.markets[p.market]!;
     const option = m.instrument;
     if (m === except || option.kind !== 'option' || m.optionMark !== null) continue;
-    const forward = m.oracleStale ? 0n : m.forwardNowQuote;
+    const long = p.sizeLots > 0;
+    // A long is sure of its intrinsic value only at an observed forward; a
+    // short owes it at the last one, held while the index is stale (as
+    // maintenance takes it: listed_margin.ts, scenarioOf).
+    const forward = long && m.oracleStale ? 0n : m.forwardNowQuote;
     const inMoney =
       forward <= 0n
         ? 0n
@@ -140,12 +149,12 @@ export function unsureQuote(state: ExchangeState, account: Account, except: Mark
     const lots = BigInt(p.sizeLots < 0 ? -p.sizeLots : p.sizeLots);
     const kept = lots * m.markQuotePerLot;
     const base = BigInt(m.params.lotsPerBase);
-    if (p.sizeLots > 0) {
+    if (long) {
       const sure = inMoney > 0n ? divBig(inMoney * lots, base, 'floor') : 0n;
       if (kept > sure) total += kept - sure;
     } else {
       let owed = inMoney > 0n ? divBig(inMoney * lots, base, 'ceil') : 0n;
-      // With a stale index (no forward) nothing owed counts, as before.
+      // The model at that forward (none without one ever observed).
       const model = forward > 0n ? graceValuePerLotWad(state, m) : null;
       if (model !== null) {
         // In whole ticks, rounded up: a fresh mark of no more than that value
