@@ -1007,8 +1007,8 @@ export function runLiquidations(
  * Sorts accounts below maintenance: those holding a position that may close
  * in this block first (its market not halted, stale or in an auction; an
  * option at a kept mark only when another account's order rests within the
- * slice's price, its equity after the fund's cover, its only way to close:
- * mayClose), then
+ * slice's price, its equity after the fund's cover, or past it as far as
+ * the fund pays, its only ways to close: mayClose), then
  * the largest shortfall (the maintenance margin less the equity, at the
  * block's marks), then ascending index. The per-block count and each market's
  * per-block notional go first to the accounts that put the most at risk, so
@@ -1039,21 +1039,27 @@ function byShortfall(state: ExchangeState, due: Account[]): void {
  * Whether the account holds a position that may close in this block: in a
  * market that can close, and, for an option at a kept mark (which only the
  * book closes: keptMarkOnly), with another account's order resting within
- * the slice's price. That price is taken from the equity the slice would
- * see: below zero, raised by the insurance fund's cover as the fund holds
- * now (liquidate covers before its slices, the whole gap when the fund
- * holds it, which puts the price at the mark). A prediction: earlier
- * liquidations of the block may draw on the fund or take the order first.
+ * the slice's price, or past it within the fund's limit where the insurance
+ * fund would pay the first lot's loss beyond the bankruptcy price (step 3b,
+ * closePastBankruptcy): what the liquidation's orders would trade against.
+ * That price is taken from the equity the slice would see: below zero,
+ * raised by the insurance fund's cover as the fund holds now (liquidate
+ * covers before its slices, the whole gap when the fund holds it, which
+ * puts the price at the mark), and the fund past it is what the cover
+ * leaves. A prediction: earlier liquidations of the block (and the
+ * account's own earlier slices) may draw on the fund or take the order
+ * first, and the makers' checks and price monitoring are not looked at.
  * O(its records), and O(its listed records²) with options at kept marks
  * (unsureQuote), not O(markets).
  */
-function mayClose(state: ExchangeState, account: Account): boolean {
+export function mayClose(state: ExchangeState, account: Account): boolean {
   const markets = state.markets;
   const positions = account.positions;
   for (let i = 0; i < positions.length; i++) {
     if (positions[i]!.sizeLots !== 0 && closable(markets[i]!)) return true;
   }
   let equity: bigint | null = null;
+  let fund = 0n;
   for (const p of account.listed) {
     if (p.sizeLots === 0) continue;
     const market = markets[p.market]!;
@@ -1062,15 +1068,32 @@ function mayClose(state: ExchangeState, account: Account): boolean {
     const sell = p.sizeLots > 0;
     if (equity === null) {
       equity = equityQuote(state, account);
-      if (equity < 0n) equity += minBig(-equity, state.insuranceQuote);
+      fund = state.insuranceQuote;
+      if (equity < 0n) {
+        const cover = minBig(-equity, fund);
+        equity += cover;
+        fund -= cover;
+      }
     }
     const unsure = unsureQuote(state, account, market);
     const counted = countedEquity(equity, unsure);
-    const limit = withinBand(market, sell, bankruptcyTicks(market, account, counted));
-    const side = sell ? 'sell' : 'buy';
-    if (market.book.firstOtherTicks(side, account.index, limit, 'cancelResting') !== undefined) {
-      return true;
+    const bankruptcy = bankruptcyTicks(market, account, counted);
+    const limit = withinBand(market, sell, bankruptcy);
+    // Past the slice's price as far as the fund pays for a close there
+    // (step 3b, closePastBankruptcy: not when kept marks lowered the equity,
+    // nor with the fund empty, nor when its limit is not past the slice's).
+    let reach = limit;
+    if (counted === equity && fund > 0n) {
+      const past = fundLimitTicks(market, sell);
+      if (sell ? past < limit : past > limit) reach = past;
     }
+    const side = sell ? 'sell' : 'buy';
+    const at = market.book.firstOtherTicks(side, account.index, reach, 'cancelResting');
+    if (at === undefined) continue;
+    // Within the slice's price, or past it where the fund pays a lot's loss
+    // beyond the bankruptcy price (its order's budget, no fee).
+    const beyond = sell ? bankruptcy - at : at - bankruptcy;
+    if (beyond <= 0 || BigInt(beyond) * market.k <= fund) return true;
   }
   return false;
 }
