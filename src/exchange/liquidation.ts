@@ -119,14 +119,14 @@ export function bankruptcyTicks(market: MarketState, account: Account, equity: b
  * that spent it would leave the account below zero once a fresh smile marks
  * it. The forward is this block's, or with a stale index the last one
  * observed (forwardNowQuote, held), at which maintenance values the short
- * too: the likeliest forward with none observed since, so an index going
- * stale neither takes what the short owes out of the bankruptcy price nor
- * keeps it in maintenance. Liabilities count at their likely value, assets
- * at their sure value: a long within the grace keeps its intrinsic value,
- * and a long with a stale index is sure of nothing. A short's value has no
- * bound above short of the underlying itself. O(the account's listed
- * records), and for a short at a kept mark the scenario values maintenance
- * built (built again only when not current).
+ * too: the likeliest forward with none observed since, so that the two
+ * still agree on what the short owes once its index goes stale.
+ * Liabilities count at their likely value, assets at their sure value: a
+ * long within the grace keeps its intrinsic value, and a long with a stale
+ * index is sure of nothing. A short's value has no bound above short of the
+ * underlying itself. O(the account's listed records), and for a short at a
+ * kept mark the scenario values maintenance built (built again only when
+ * not current).
  */
 export function unsureQuote(state: ExchangeState, account: Account, except: MarketState): bigint {
   let total = 0n;
