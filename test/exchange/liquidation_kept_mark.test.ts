@@ -283,6 +283,9 @@ test("a perpetual of another underlying liquidated beside a short call whose smi
   }
   assert.equal(graceValuePerLotWad(state, call), 103_387_681_618_810_614_088n);
   assert.equal(unsureQuote(state, e, perp), 1_470n * USDC, 'the call at $103.50 a lot, less $30');
+  // Frank's long call is sure of its intrinsic value at a fresh index ($2,000
+  // above its $600 kept mark): nothing beyond it counts.
+  assert.equal(unsureQuote(state, f, perp), 0n);
   const maintenance = maintenanceMarginQuote(state, e);
   // The BTC index goes stale (no BTC price in the blocks); ETH stays fresh.
   h.oracle = { ETH: 3_000n * USDC };
@@ -292,6 +295,8 @@ test("a perpetual of another underlying liquidated beside a short call whose smi
   assert.ok(!call.unshockedGraceOver, 'within the grace');
   assert.equal(maintenanceMarginQuote(state, e), maintenance, 'maintenance counts the call alike');
   assert.equal(unsureQuote(state, e, perp), 1_470n * USDC, 'and so does the bankruptcy price');
+  // A long is sure of nothing with its index stale: all of its kept mark counts.
+  assert.equal(unsureQuote(state, f, perp), 600n * USDC, 'the long call, 20 lots at $30');
   const before = encodeSnapshot(h.ex);
   const beforeMs = h.timeMs;
   h.oracle = { ETH: 3_600n * USDC };
