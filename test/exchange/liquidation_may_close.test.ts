@@ -167,3 +167,50 @@ test('a short call at a kept mark may close past its slice price exactly as far 
   assert.equal(sizeIn(none.c, none.call), -20, 'nothing closed');
   assert.equal(sizeIn(none.e, none.perp), 0, 'Erin closed');
 });
+
+test('a short call at a kept mark whose equity other kept marks lower may not close past its slice price: the fund pays nothing there, and the ask past it is predicted out of reach', () => {
+  // Carol, short 20 of the call at a kept mark, also holds 10 of the
+  // at-the-money ETH 3,000 call at a kept mark (the smile stale), sure of
+  // no intrinsic value at the forward; her equity is $1, below her maintenance margin. That
+  // call's kept mark counts more than $1: her counted equity is 0, the BTC
+  // call's slice price its mark, and Ann's ask a tick above it is past that
+  // price. The fund holds plenty, but a close past the bankruptcy price is
+  // not made when kept marks lowered the equity (closePastBankruptcy): she
+  // closes nothing, and is not predicted to.
+  const ETH_CALL = 'ETH-2MAR26-3000-C';
+  const h = new Harness(dailyListingGenesis(LISTING_DAY_START_MS), { checkInvariants: false });
+  h.smiles = LISTING_DAY_SMILES;
+  const carol = key('mcq-carol');
+  const dave = key('mcq-dave');
+  const ann = key('mcq-ann');
+  h.fund(carol, 40_000n * USDC);
+  h.fund(dave, 1_000_000n * USDC);
+  h.fund(ann, 100_000n * USDC);
+  h.block([], MINUTE_MS);
+  const state = h.ex.state;
+  const call = state.marketByName.get(CALL)!;
+  const ethCall = state.marketByName.get(ETH_CALL)!;
+  accepted(h.one(dave, limit(CALL, 'buy', call.markTicks, 20)));
+  accepted(h.one(carol, limit(CALL, 'sell', call.markTicks, 20)));
+  accepted(h.one(dave, limit(ETH_CALL, 'sell', ethCall.markTicks, 10)));
+  accepted(h.one(carol, limit(ETH_CALL, 'buy', ethCall.markTicks, 10)));
+  const askTicks = call.markTicks + 1;
+  accepted(h.one(ann, limit(CALL, 'sell', askTicks, 5)));
+  h.smiles = null;
+  h.block([], 61_000);
+  assert.equal(call.optionMark, null);
+  assert.equal(ethCall.optionMark, null);
+  assert.equal(call.markTicks, askTicks - 1);
+  const c = h.account(carol)!;
+  c.cashQuote -= equityQuote(state, c) - USDC;
+  state.insuranceQuote = 1_000_000n * USDC;
+  state.markAccount(c);
+  assert.equal(equityQuote(state, c), USDC);
+  assert.ok(isLiquidatable(state, c));
+  assert.ok(10n * ethCall.markQuotePerLot > USDC, 'the ETH call counts more than her equity');
+  assert.ok(!mayClose(state, c), 'no order within her slices’ prices');
+  h.block([], 20_000);
+  assert.equal(sizeIn(c, call), -20, 'nothing bought past the bankruptcy price');
+  assert.equal(sizeIn(c, ethCall), 10);
+  assert.equal(state.insuranceQuote, 1_000_000n * USDC, 'the fund paid nothing');
+});
