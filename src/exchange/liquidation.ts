@@ -111,17 +111,22 @@ export function bankruptcyTicks(market: MarketState, account: Account, equity: b
  * all of the mark when the index is stale, no forward being observed), and
  * a short's intrinsic value above its kept mark (the least it owes, rounded
  * up), or, where its expiry's last smile values it (graceSmile: within the
- * grace of a stale smile and after it, before expiry, the index fresh), that
- * value at this block's forward (at the time its grace counts from) above
- * its kept mark if larger, as maintenance values it (listed_margin.ts,
- * graceValuePerLotWad; rounded up to a tick, as a mark is in ticks):
- * its time value is owed as likely as its intrinsic value, and a position
- * closed beside it at a price that spent it would leave the account below
- * zero once a fresh smile marks it. Liabilities count at their likely value,
- * assets at their sure value: a long within the grace keeps its intrinsic
- * value. A short's value has no bound above short of the underlying itself.
- * O(the account's listed records), and for a short at a kept mark the
- * scenario values maintenance built (built again only when not current).
+ * grace of a stale smile or index and after it, before expiry), that value
+ * at the forward (at the time its grace counts from) above its kept mark if
+ * larger, as maintenance values it (listed_margin.ts, graceValuePerLotWad;
+ * rounded up to a tick, as a mark is in ticks): its time value is owed as
+ * likely as its intrinsic value, and a position closed beside it at a price
+ * that spent it would leave the account below zero once a fresh smile marks
+ * it. The forward is this block's, or with a stale index the last one
+ * observed (forwardNowQuote, held), at which maintenance values the short
+ * too: the likeliest forward with none observed since, so that the two
+ * still agree on what the short owes once its index goes stale.
+ * Liabilities count at their likely value, assets at their sure value: a
+ * long within the grace keeps its intrinsic value, and a long with a stale
+ * index is sure of nothing. A short's value has no bound above short of the
+ * underlying itself. O(the account's listed records), and for a short at a
+ * kept mark the scenario values maintenance built (built again only when
+ * not current).
  */
 export function unsureQuote(state: ExchangeState, account: Account, except: MarketState): bigint {
   let total = 0n;
@@ -130,7 +135,11 @@ export function unsureQuote(state: ExchangeState, account: Account, except: Mark
     const m = state.markets[p.market]!;
     const option = m.instrument;
     if (m === except || option.kind !== 'option' || m.optionMark !== null) continue;
-    const forward = m.oracleStale ? 0n : m.forwardNowQuote;
+    const long = p.sizeLots > 0;
+    // A long is sure of its intrinsic value only at an observed forward; a
+    // short owes it at the last one, held while the index is stale (as
+    // maintenance takes it: listed_margin.ts, scenarioOf).
+    const forward = long && m.oracleStale ? 0n : m.forwardNowQuote;
     const inMoney =
       forward <= 0n
         ? 0n
@@ -140,12 +149,12 @@ export function unsureQuote(state: ExchangeState, account: Account, except: Mark
     const lots = BigInt(p.sizeLots < 0 ? -p.sizeLots : p.sizeLots);
     const kept = lots * m.markQuotePerLot;
     const base = BigInt(m.params.lotsPerBase);
-    if (p.sizeLots > 0) {
+    if (long) {
       const sure = inMoney > 0n ? divBig(inMoney * lots, base, 'floor') : 0n;
       if (kept > sure) total += kept - sure;
     } else {
       let owed = inMoney > 0n ? divBig(inMoney * lots, base, 'ceil') : 0n;
-      // With a stale index (no forward) nothing owed counts, as before.
+      // The model at that forward (none without one ever observed).
       const model = forward > 0n ? graceValuePerLotWad(state, m) : null;
       if (model !== null) {
         // In whole ticks, rounded up: a fresh mark of no more than that value
@@ -998,8 +1007,8 @@ export function runLiquidations(
  * Sorts accounts below maintenance: those holding a position that may close
  * in this block first (its market not halted, stale or in an auction; an
  * option at a kept mark only when another account's order rests within the
- * slice's price, its equity after the fund's cover, its only way to close:
- * mayClose), then
+ * slice's price, its equity after the fund's cover, or past it as far as
+ * the fund pays, its only ways to close: mayClose), then
  * the largest shortfall (the maintenance margin less the equity, at the
  * block's marks), then ascending index. The per-block count and each market's
  * per-block notional go first to the accounts that put the most at risk, so
@@ -1030,21 +1039,27 @@ function byShortfall(state: ExchangeState, due: Account[]): void {
  * Whether the account holds a position that may close in this block: in a
  * market that can close, and, for an option at a kept mark (which only the
  * book closes: keptMarkOnly), with another account's order resting within
- * the slice's price. That price is taken from the equity the slice would
- * see: below zero, raised by the insurance fund's cover as the fund holds
- * now (liquidate covers before its slices, the whole gap when the fund
- * holds it, which puts the price at the mark). A prediction: earlier
- * liquidations of the block may draw on the fund or take the order first.
+ * the slice's price, or past it within the fund's limit where the insurance
+ * fund would pay the first lot's loss beyond the bankruptcy price (step 3b,
+ * closePastBankruptcy): what the liquidation's orders would trade against.
+ * That price is taken from the equity the slice would see: below zero,
+ * raised by the insurance fund's cover as the fund holds now (liquidate
+ * covers before its slices, the whole gap when the fund holds it, which
+ * puts the price at the mark), and the fund past it is what the cover
+ * leaves. A prediction: earlier liquidations of the block (and the
+ * account's own earlier slices) may draw on the fund or take the order
+ * first, and the makers' checks and price monitoring are not looked at.
  * O(its records), and O(its listed records²) with options at kept marks
  * (unsureQuote), not O(markets).
  */
-function mayClose(state: ExchangeState, account: Account): boolean {
+export function mayClose(state: ExchangeState, account: Account): boolean {
   const markets = state.markets;
   const positions = account.positions;
   for (let i = 0; i < positions.length; i++) {
     if (positions[i]!.sizeLots !== 0 && closable(markets[i]!)) return true;
   }
   let equity: bigint | null = null;
+  let fund = 0n;
   for (const p of account.listed) {
     if (p.sizeLots === 0) continue;
     const market = markets[p.market]!;
@@ -1053,15 +1068,32 @@ function mayClose(state: ExchangeState, account: Account): boolean {
     const sell = p.sizeLots > 0;
     if (equity === null) {
       equity = equityQuote(state, account);
-      if (equity < 0n) equity += minBig(-equity, state.insuranceQuote);
+      fund = state.insuranceQuote;
+      if (equity < 0n) {
+        const cover = minBig(-equity, fund);
+        equity += cover;
+        fund -= cover;
+      }
     }
     const unsure = unsureQuote(state, account, market);
     const counted = countedEquity(equity, unsure);
-    const limit = withinBand(market, sell, bankruptcyTicks(market, account, counted));
-    const side = sell ? 'sell' : 'buy';
-    if (market.book.firstOtherTicks(side, account.index, limit, 'cancelResting') !== undefined) {
-      return true;
+    const bankruptcy = bankruptcyTicks(market, account, counted);
+    const limit = withinBand(market, sell, bankruptcy);
+    // Past the slice's price as far as the fund pays for a close there
+    // (step 3b, closePastBankruptcy: not when kept marks lowered the equity,
+    // nor with the fund empty, nor when its limit is not past the slice's).
+    let reach = limit;
+    if (counted === equity && fund > 0n) {
+      const past = fundLimitTicks(market, sell);
+      if (sell ? past < limit : past > limit) reach = past;
     }
+    const side = sell ? 'sell' : 'buy';
+    const at = market.book.firstOtherTicks(side, account.index, reach, 'cancelResting');
+    if (at === undefined) continue;
+    // Within the slice's price, or past it where the fund pays a lot's loss
+    // beyond the bankruptcy price (its order's budget, no fee).
+    const beyond = sell ? bankruptcy - at : at - bankruptcy;
+    if (beyond <= 0 || BigInt(beyond) * market.k <= fund) return true;
   }
   return false;
 }

@@ -18,11 +18,17 @@
 //
 // A short option valued by its expiry's last smile (within the grace and
 // after it) counts the other way: at no less than that value, its time value
-// owed as likely as its intrinsic value (the second test).
+// owed as likely as its intrinsic value (the second test), and with its
+// index stale at the last forward observed, as maintenance values it (the
+// third).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { equityQuote, freeCollateralQuote } from '../../src/exchange/margin.ts';
+import {
+  equityQuote,
+  freeCollateralQuote,
+  maintenanceMarginQuote,
+} from '../../src/exchange/margin.ts';
 import { unsureQuote } from '../../src/exchange/liquidation.ts';
 import { decodeSnapshot, encodeSnapshot } from '../../src/exchange/index.ts';
 import { graceValuePerLotWad } from '../../src/exchange/listed_margin.ts';
@@ -226,5 +232,127 @@ test('a perpetual liquidated beside a short call in its grace closes at the bank
   assert.ok(state.insuranceQuote >= fund);
   assert.equal(sizeIn(c, call), 0, 'the call closed');
   assert.ok(c.cashQuote >= 0n, 'Carol is left with no deficit');
+  assert.deepEqual(h.ex.digestBytes(), h.ex.digestFromScratch());
+});
+
+test("a perpetual of another underlying liquidated beside a short call whose smile, then index, went stale closes at the bankruptcy price of the equity less what the call owes at the last forward, as maintenance counts it; the call's fresh mark leaves the account at zero, not below", () => {
+  // Erin sells 2 BTC of the at-the-money 50,000 call ($30 a lot) and 1 ETH
+  // of the ETH perpetual, both to Frank, and withdraws what initial margin
+  // leaves free. The smile goes stale and BTC climbs to $51,000, where the
+  // call's last smile values it at $103.39 a lot: $1,470 for her 20 lots at
+  // whole ticks ($103.50 a lot) above its kept mark. Then the BTC index goes
+  // stale: the last forward, $51,000, is held, and maintenance values the
+  // call there as before (to the unit). ETH jumps to $3,600 and liquidates
+  // her: equity $12,448.061082. The perpetual's bankruptcy price leaves the
+  // $1,470 the call owes: $3,600 + $10,978.061082, floored to $14,578.06.
+  // A fresh index and smile mark the call at $103.50 a lot: her cash pays it
+  // to the unit, and the call is deleveraged at its mark, the fund paying
+  // nothing. Counted at nothing owed once the index was stale (as a stale
+  // index had it), the perpetual closed $1,470 higher, spending what the
+  // call owed: at its fresh mark Erin was $1,470 below zero, and Frank,
+  // deleveraged against her at $30 a lot, $73.50 past the mark, paid it.
+  const erin = key('kept-mark-erin');
+  const frank = key('kept-mark-frank');
+  const CALL = 'BTC-2MAR26-50000-C';
+  const EPERP = 'ETH-PERPETUAL';
+  const h = new Harness(dailyListingGenesis(START_MS));
+  h.smiles = LISTING_DAY_SMILES;
+  h.fund(erin, 40_000n * USDC);
+  h.fund(frank, 1_000_000n * USDC);
+  h.block([], MINUTE_MS);
+  const state = h.ex.state;
+  const call = state.marketByName.get(CALL)!;
+  const perp = state.marketByName.get(EPERP)!;
+  assert.equal(call.markQuotePerLot, 30n * USDC);
+  assert.equal(perp.markTicks, 300_000);
+  accepted(h.one(frank, limit(CALL, 'buy', call.markTicks, 20)));
+  accepted(h.one(erin, limit(CALL, 'sell', call.markTicks, 20)));
+  accepted(h.one(frank, limit(EPERP, 'buy', perp.markTicks, 1_000)));
+  accepted(h.one(erin, limit(EPERP, 'sell', perp.markTicks, 1_000)));
+  const e = h.account(erin)!;
+  const f = h.account(frank)!;
+  const free = freeCollateralQuote(state, e);
+  accepted(h.one(erin, { kind: 'withdraw', amountQuote: free, destination: 'a' }));
+  h.smiles = null;
+  h.block([], 61_000);
+  assert.equal(call.optionMark, null, 'no fresh smile: the call keeps its mark');
+  for (let usd = 50_200n; usd <= 51_000n; usd += 200n) {
+    h.oracle = { ...h.oracle, BTC: usd * USDC };
+    const events = h.block([], 20_000).events;
+    assert.ok(!events.some((x) => x.type === 'liquidation'), 'above maintenance on the way');
+  }
+  assert.equal(graceValuePerLotWad(state, call), 103_387_681_618_810_614_088n);
+  assert.equal(unsureQuote(state, e, perp), 1_470n * USDC, 'the call at $103.50 a lot, less $30');
+  // Frank's long call is sure of its intrinsic value at a fresh index ($2,000
+  // above its $600 kept mark): nothing beyond it counts.
+  assert.equal(unsureQuote(state, f, perp), 0n);
+  const maintenance = maintenanceMarginQuote(state, e);
+  // The BTC index goes stale (no BTC price in the blocks); ETH stays fresh.
+  h.oracle = { ETH: 3_000n * USDC };
+  for (let i = 0; i < 4; i++) h.block([], 20_000);
+  assert.ok(call.oracleStale && !perp.oracleStale, 'BTC stale, ETH fresh');
+  assert.equal(call.forwardNowQuote, 51_000n * USDC, 'the last forward, held');
+  assert.ok(!call.unshockedGraceOver, 'within the grace');
+  assert.equal(maintenanceMarginQuote(state, e), maintenance, 'maintenance counts the call alike');
+  assert.equal(unsureQuote(state, e, perp), 1_470n * USDC, 'and so does the bankruptcy price');
+  // A long is sure of nothing with its index stale: all of its kept mark counts.
+  assert.equal(unsureQuote(state, f, perp), 600n * USDC, 'the long call, 20 lots at $30');
+  const before = encodeSnapshot(h.ex);
+  const beforeMs = h.timeMs;
+  h.oracle = { ETH: 3_600n * USDC };
+  const events = h.block([], 20_000).events;
+  const own = (x: ExchangeEvent) => x.type === 'liquidation' || x.type === 'deleverage';
+  const liquidated = [
+    { type: 'liquidation', market: EPERP, account: e.index, closedLots: 0, feeQuote: 1_082n },
+    {
+      type: 'deleverage',
+      market: EPERP,
+      account: e.index,
+      counterparty: f.index,
+      sizeLots: 1_000,
+      priceTicks: 1_457_806,
+    },
+  ].map((x) => JSON.stringify(x, replacer));
+  assert.deepEqual(
+    events.filter(own).map((x) => JSON.stringify(x, replacer)),
+    liquidated,
+    'the call, its index stale, waits',
+  );
+  assert.equal(sizeIn(e, perp), 0, 'the perpetual closed');
+  assert.equal(sizeIn(e, call), -20, 'the call kept');
+  assert.equal(equityQuote(state, e), 1_470n * USDC, 'what the call owes above its mark');
+  // A node restored before that block, its scenario values not yet built,
+  // counts the call alike and runs the block to the same state.
+  const twin = new Harness(undefined, undefined, decodeSnapshot(before, { checkInvariants: true }));
+  twin.timeMs = beforeMs;
+  twin.oracle = { ...h.oracle };
+  const replayed = twin.block([], 20_000);
+  assert.deepEqual(
+    replayed.events.filter(own).map((x) => JSON.stringify(x, replacer)),
+    liquidated,
+  );
+  assert.deepEqual(replayed.appHash, h.ex.appHash);
+  // The index and the smile come back: the call is marked where its last
+  // smile valued it at the last forward, her cash pays it, and it is
+  // deleveraged against Frank at its mark, the fund paying nothing.
+  const fund = state.insuranceQuote;
+  const cash = e.cashQuote;
+  assert.equal(cash, 2_070n * USDC);
+  h.oracle = { BTC: 51_000n * USDC, ETH: 3_600n * USDC };
+  h.smiles = LISTING_DAY_SMILES;
+  const fresh = h.block([], 20_000).events;
+  assert.ok(call.optionMark !== null);
+  assert.equal(call.markQuotePerLot, 103_500_000n);
+  assert.ok(cash >= 20n * call.markQuotePerLot, 'not below zero at the fresh mark');
+  const deleveraged = fresh.flatMap((x) =>
+    x.type === 'deleverage' && x.market === CALL
+      ? [[x.counterparty, x.sizeLots, x.priceTicks]]
+      : [],
+  );
+  assert.deepEqual(deleveraged, [[f.index, 20, call.markTicks]], 'at the mark');
+  assert.ok(!fresh.some((x) => x.type === 'insuranceCover'), 'the fund pays nothing');
+  assert.ok(state.insuranceQuote >= fund);
+  assert.equal(sizeIn(e, call), 0, 'the call closed');
+  assert.equal(e.cashQuote, 0n, 'Erin is left with no deficit');
   assert.deepEqual(h.ex.digestBytes(), h.ex.digestFromScratch());
 });

@@ -35,7 +35,7 @@ import { rich } from '../exchange/rich_state.ts';
  * state), with execution itself untouched, moves them under the same version.
  */
 const RECORDED = {
-  executionVersion: 21,
+  executionVersion: 23,
   'crash-40': {
     appHash: '5a94430679b8ecfb5143138dc00e325518a7d86fb59c411a4b4a79f25e462a43',
     everyBlock: 'a417796d985b4e55e713baecfa47b39d1d6a3ed4fb9ee2966ecbe4c4dc43b0da',
