@@ -206,6 +206,13 @@ function readJson(path: string, field: string): unknown {
     text = readFileSync(path, 'utf8');
   } catch (error) {
     if (error instanceof NodeError) throw error;
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+      // The usual cause: --home names a directory `zomma init` never wrote.
+      throw configError(
+        field,
+        `${path} does not exist: is --home a node's home? \`zomma init\` writes one`,
+      );
+    }
     throw configError(field, `cannot read ${path}: ${(error as Error).message}`);
   }
   if (Buffer.byteLength(text) > CONFIG_FILE_BYTES_MAX) {

@@ -157,6 +157,24 @@ test('config.json is sized in bytes before it is read: past CONFIG_FILE_BYTES_MA
   }
 });
 
+test('a home without config.json is refused with what to do, not a bare ENOENT', () => {
+  const home = mkdtempSync(join(tmpdir(), 'zomma-config-'));
+  try {
+    assert.throws(
+      () => loadConfig(join(home, 'missing')),
+      (e: unknown) =>
+        e instanceof NodeError &&
+        e.code === 'ConfigInvalid' &&
+        /config\.json does not exist: is --home a node's home\? `zomma init` writes one/.test(
+          e.message,
+        ) &&
+        !/ENOENT/.test(e.message),
+    );
+  } finally {
+    rmSync(home, { recursive: true, force: true });
+  }
+});
+
 test('config: listen, api and metrics each need an address of their own; a port 0 or another host may repeat', () => {
   const on = (o: Record<string, string>) => validateConfig({ ...BASE, ...o });
   assert.throws(
