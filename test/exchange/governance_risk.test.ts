@@ -8,7 +8,6 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DecodeError } from '../../src/codec/wire.ts';
 import type { ExchangeEvent } from '../../src/exchange/index.ts';
 import { decodeSnapshot, encodeSnapshot } from '../../src/exchange/snapshot.ts';
 import { riskOf, withRisk } from '../../src/exchange/genesis.ts';
@@ -21,10 +20,12 @@ import {
   USDC,
   VALIDATORS,
   accepted,
+  approve,
   dailyListingGenesis,
   haltByVote,
   key,
   limit,
+  refusesAltered,
   rejected,
   replacer,
   runUntilSettled,
@@ -54,10 +55,6 @@ function propose(id: number, risk: RiskValues, instrument = BTC): Action {
     proposalId: id,
     proposal: { kind: 'setMarketRisk', instrument, risk },
   };
-}
-
-function vote(id: number): Action {
-  return { kind: 'govVote', proposalId: id, approve: true };
 }
 
 const a = key('risk-a');
@@ -141,7 +138,7 @@ test('a pending setMarketRisk about a dated future that settles is closed withou
   futureRisk.initialMarginPpm = Math.max(futureRisk.initialMarginPpm, 60_000);
   // Executed on the listed future: its leaf carries the values while it lives.
   accepted(h.one(VALIDATORS[0]!, propose(1, futureRisk, name)));
-  const r = h.block([h.tx(VALIDATORS[1]!, vote(1)), h.tx(VALIDATORS[2]!, vote(1))]);
+  const r = h.block([h.tx(VALIDATORS[1]!, approve(1)), h.tx(VALIDATORS[2]!, approve(1))]);
   assert.ok(r.events.some((e) => e.type === 'marketRiskChanged' && e.market === name));
   assert.equal(future.params.maintenanceMarginPpm, 45_000);
   assert.ok(future.riskChanged);
@@ -175,12 +172,12 @@ test('carried past 2/3 of the stake, the values take effect at the approval: lat
   h.fund(d, 100n * USDC);
   // 2 of 4 equal validators: not past 2/3.
   accepted(h.one(VALIDATORS[0]!, propose(1, RAISED)));
-  accepted(h.one(VALIDATORS[1]!, vote(1)));
+  accepted(h.one(VALIDATORS[1]!, approve(1)));
   assert.equal(h.ex.state.markets[0]!.params.maintenanceMarginPpm, 30_000);
   assert.equal(h.ex.state.proposals.get(1)!.executed, false);
   // A bid of $1,715 needs $85.75 at 5%, $137.20 at 8%: the first fits $100, the second not.
   const bid = (): Action => limit(BTC, 'buy', 490_000, 350);
-  const r = h.block([h.tx(d, bid()), h.tx(VALIDATORS[2]!, vote(1)), h.tx(d, bid())]);
+  const r = h.block([h.tx(d, bid()), h.tx(VALIDATORS[2]!, approve(1)), h.tx(d, bid())]);
   accepted(r.results[0]!);
   accepted(r.results[1]!);
   rejected(r.results[2]!, 'InsufficientMargin');
@@ -197,7 +194,7 @@ test('carried past 2/3 of the stake, the values take effect at the approval: lat
   assert.equal(h.account(d)!.principal !== undefined, true);
   assert.equal(m.book.ownerRestingLots(h.account(d)!.index, 'buy'), 350);
   // A later vote changes nothing more.
-  accepted(h.one(VALIDATORS[3]!, vote(1)));
+  accepted(h.one(VALIDATORS[3]!, approve(1)));
   assert.deepEqual(riskOf(m.params), RAISED);
 });
 
@@ -206,9 +203,9 @@ test('a raise of maintenance liquidates, in the block of the approval, a holder 
   const control = longNearMaintenance();
   const index = h.account(a)!.index;
   accepted(h.one(VALIDATORS[0]!, propose(1, RAISED)));
-  accepted(h.one(VALIDATORS[1]!, vote(1)));
+  accepted(h.one(VALIDATORS[1]!, approve(1)));
   // No mark moves: only the new maintenance puts it below.
-  const r = h.block([h.tx(VALIDATORS[2]!, vote(1))]);
+  const r = h.block([h.tx(VALIDATORS[2]!, approve(1))]);
   assert.ok(liquidated(r.events, index), JSON.stringify(r.events, replacer));
   assert.ok(h.account(a)!.positions[0]!.sizeLots < 10_000);
   // Without the change, the same blocks liquidate nobody.
@@ -226,8 +223,8 @@ test('on a halted market the new values take effect at once, and the liquidation
   assert.ok(h.ex.state.markets[0]!.halted);
   const r = h.block([
     h.tx(VALIDATORS[0]!, propose(2, RAISED)),
-    h.tx(VALIDATORS[1]!, vote(2)),
-    h.tx(VALIDATORS[2]!, vote(2)),
+    h.tx(VALIDATORS[1]!, approve(2)),
+    h.tx(VALIDATORS[2]!, approve(2)),
   ]);
   assert.ok(r.events.some((e) => e.type === 'marketRiskChanged'));
   assert.equal(h.ex.state.markets[0]!.params.maintenanceMarginPpm, 60_000);
@@ -238,8 +235,8 @@ test('on a halted market the new values take effect at once, and the liquidation
       proposalId: 3,
       proposal: { kind: 'resumeMarket', instrument: BTC },
     }),
-    h.tx(VALIDATORS[1]!, vote(3)),
-    h.tx(VALIDATORS[2]!, vote(3)),
+    h.tx(VALIDATORS[1]!, approve(3)),
+    h.tx(VALIDATORS[2]!, approve(3)),
   ]);
   assert.ok(resumed.events.some((e) => e.type === 'marketResumed'));
   assert.ok(liquidated(resumed.events, index), JSON.stringify(resumed.events, replacer));
@@ -252,8 +249,8 @@ test('a price band and an open-interest cap can be set where genesis has none, a
   const apply = (id: number, risk: RiskValues): void => {
     const r = h.block([
       h.tx(VALIDATORS[0]!, propose(id, risk, ETH)),
-      h.tx(VALIDATORS[1]!, vote(id)),
-      h.tx(VALIDATORS[2]!, vote(id)),
+      h.tx(VALIDATORS[1]!, approve(id)),
+      h.tx(VALIDATORS[2]!, approve(id)),
     ]);
     assert.ok(r.events.some((e) => e.type === 'marketRiskChanged' && e.market === ETH));
   };
@@ -290,8 +287,8 @@ test('a cap lowered below the open interest and a band narrowed inside resting o
       VALIDATORS[0]!,
       propose(1, { ...GENESIS_RISK, priceBandPpm: 10_000, openInterestCapLots: 5 }, ETH),
     ),
-    h.tx(VALIDATORS[1]!, vote(1)),
-    h.tx(VALIDATORS[2]!, vote(1)),
+    h.tx(VALIDATORS[1]!, approve(1)),
+    h.tx(VALIDATORS[2]!, approve(1)),
   ]);
   assert.ok(r.events.some((e) => e.type === 'marketRiskChanged' && e.market === ETH));
   // Nothing is closed or cancelled by the change (the harness checks the invariants every block).
@@ -345,8 +342,8 @@ test('a snapshot taken while a setMarketRisk is pending, and one after it execut
   const restored = new Harness(undefined, { checkInvariants: true }, mid);
   restored.timeMs = h.timeMs;
   for (const blockTxs of [
-    (x: Harness) => [x.tx(VALIDATORS[1]!, vote(1), { nonce: 77 })],
-    (x: Harness) => [x.tx(VALIDATORS[2]!, vote(1), { nonce: 78 })],
+    (x: Harness) => [x.tx(VALIDATORS[1]!, approve(1), { nonce: 77 })],
+    (x: Harness) => [x.tx(VALIDATORS[2]!, approve(1), { nonce: 78 })],
     (x: Harness) => [x.tx(b, limit(BTC, 'buy', 499_000, 5), { nonce: 79 })],
   ]) {
     const one = h.ex.finalizeBlock(h.nextBlock(blockTxs(h)));
@@ -367,8 +364,8 @@ test('the same blocks give the same appHash on two nodes, and a different one th
     const h = longNearMaintenance();
     h.block([
       h.tx(VALIDATORS[0]!, propose(1, risk), { nonce: 1 }),
-      h.tx(VALIDATORS[1]!, vote(1), { nonce: 2 }),
-      h.tx(VALIDATORS[2]!, vote(1), { nonce: 3 }),
+      h.tx(VALIDATORS[1]!, approve(1), { nonce: 2 }),
+      h.tx(VALIDATORS[2]!, approve(1), { nonce: 3 }),
     ]);
     h.block([]);
     return toHex(h.ex.appHash);
@@ -385,16 +382,7 @@ test('a format 11 snapshot with risk values governance could not have set, or a 
   accepted(h.one(VALIDATORS[0]!, propose(1, RAISED)));
   const bytes = encodeSnapshot(h.ex);
   decodeSnapshot(bytes, { checkInvariants: true });
-  const refused = (
-    change: (copy: ReturnType<typeof decodeSnapshot>) => void,
-    why: RegExp,
-  ): void => {
-    const copy = decodeSnapshot(bytes);
-    change(copy);
-    const damaged = encodeSnapshot(copy);
-    assert.throws(() => decodeSnapshot(damaged), DecodeError);
-    assert.throws(() => decodeSnapshot(damaged), why);
-  };
+  const refused = refusesAltered(bytes);
   // A market's values: maintenance above initial; below the liquidation fee.
   refused(
     (x) => x.state.markets[0]!.setRisk({ ...RAISED, maintenanceMarginPpm: 90_000 }),

@@ -4,7 +4,9 @@
 
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { DecodeError } from '../../src/codec/wire.ts';
 import { Exchange, devnetGenesis } from '../../src/exchange/index.ts';
+import { decodeSnapshot, encodeSnapshot } from '../../src/exchange/snapshot.ts';
 import type {
   ActionResult,
   Block,
@@ -255,6 +257,27 @@ export function accepted(r: TxResult): Extract<ActionResult, { ok: true }> {
   const a = actionOf(r);
   assert.ok(a.ok, JSON.stringify(a, replacer));
   return a;
+}
+
+/** A governance approval of proposal `id`. */
+export function approve(id: number): Action {
+  return { kind: 'govVote', proposalId: id, approve: true };
+}
+
+/**
+ * A check that `bytes`, a snapshot, altered by `change` and encoded again, is
+ * refused as a DecodeError matching `why`.
+ */
+export function refusesAltered(
+  bytes: Uint8Array,
+): (change: (copy: Exchange) => void, why: RegExp) => void {
+  return (change, why) => {
+    const copy = decodeSnapshot(bytes);
+    change(copy);
+    const damaged = encodeSnapshot(copy);
+    assert.throws(() => decodeSnapshot(damaged), DecodeError);
+    assert.throws(() => decodeSnapshot(damaged), why);
+  };
 }
 
 /** The single action, refused with `code`: its message. */

@@ -12,6 +12,7 @@ import assert from 'node:assert/strict';
 import { equityQuote, maintenanceMarginQuote } from '../../src/exchange/margin.ts';
 import { bankruptcyTicks, isLiquidatable, mayClose } from '../../src/exchange/liquidation.ts';
 import { sizeIn } from '../../src/exchange/position.ts';
+import type { ExchangeEvent } from '../../src/exchange/index.ts';
 import {
   Harness,
   LISTING_DAY_SMILES,
@@ -28,73 +29,19 @@ const MINUTE_MS = 60_000;
 const CALL = 'BTC-2MAR26-50000-C';
 const PERP = 'BTC-PERPETUAL';
 
-test('a short call at a kept mark below zero equity, with an ask resting at the mark, may close once the fund covers it: it goes before a perpetual with a smaller shortfall', () => {
-  const h = new Harness(dailyListingGenesis(LISTING_DAY_START_MS), { checkInvariants: false });
-  h.smiles = LISTING_DAY_SMILES;
-  const carol = key('mc-carol');
-  const dave = key('mc-dave');
-  const ann = key('mc-ann');
-  const erin = key('mc-erin');
-  h.fund(carol, 40_000n * USDC);
-  h.fund(dave, 1_000_000n * USDC);
-  h.fund(ann, 100_000n * USDC);
-  h.fund(erin, 100_000n * USDC);
-  h.block([], MINUTE_MS);
-  const state = h.ex.state;
-  const call = state.marketByName.get(CALL)!;
-  const perp = state.marketByName.get(PERP)!;
-  accepted(h.one(dave, limit(CALL, 'buy', call.markTicks, 20)));
-  accepted(h.one(carol, limit(CALL, 'sell', call.markTicks, 20)));
-  accepted(h.one(dave, limit(PERP, 'buy', perp.markTicks, 1_000)));
-  accepted(h.one(erin, limit(PERP, 'sell', perp.markTicks, 1_000, { timeInForce: 'IOC' })));
-  // Ann's ask rests at the call's mark; the smile goes stale, and the call
-  // keeps that mark.
-  const askTicks = call.markTicks;
-  accepted(h.one(ann, limit(CALL, 'sell', askTicks, 5)));
-  h.smiles = null;
-  h.block([], 61_000);
-  assert.equal(call.optionMark, null);
-  assert.equal(call.markTicks, askTicks);
-  // Carol's equity goes $100 below zero, which the fund covers; Erin's goes
-  // $1 below her maintenance margin.
-  const c = h.account(carol)!;
-  const e = h.account(erin)!;
-  c.cashQuote -= equityQuote(state, c) + 100n * USDC;
-  e.cashQuote -= equityQuote(state, e) - maintenanceMarginQuote(state, e) + USDC;
-  state.insuranceQuote = 1_000_000n * USDC;
-  state.markAccount(c);
-  state.markAccount(e);
-  assert.ok(isLiquidatable(state, c) && isLiquidatable(state, e));
-  assert.equal(equityQuote(state, c), -100n * USDC);
-  // Without the cover, her bankruptcy price lies below the mark, short of
-  // Ann's ask; with it, at the mark.
-  assert.ok(bankruptcyTicks(call, c, equityQuote(state, c)) < call.markTicks);
-  assert.equal(bankruptcyTicks(call, c, 0n), call.markTicks);
-  const events = h.block([], 20_000).events;
-  const order = events.flatMap((x) => (x.type === 'liquidation' ? [x.account] : []));
-  assert.deepEqual(
-    order.filter((a, i) => order.indexOf(a) === i),
-    [c.index, e.index],
-    `Carol, the larger shortfall, first: ${JSON.stringify(events, replacer)}`,
-  );
-  assert.equal(sizeIn(c, call), -15, 'she bought back Ann’s 5 calls');
-  assert.equal(sizeIn(e, perp), 0, 'Erin closed');
-});
-
 /**
- * Carol, short 20 of the call at a kept mark, $100 below zero; Erin, short
- * the perpetual, $1 below her maintenance margin; Ann's ask rests one tick
- * above the call's mark, past Carol's slice price (the mark, once the fund
- * covers her) and within the fund's limit (the mark + max(1, 3% of it) ticks:
- * one tick). The fund holds `fundQuote`.
+ * Carol, short 20 of the call at a kept mark (the smile stale), $100 below
+ * zero; Erin, short the perpetual, $1 below her maintenance margin; Ann's ask
+ * of 5 calls rests `askAboveMarkTicks` above the call's mark. The fund holds
+ * `fundQuote`. Invariants are off: the equities are set by hand.
  */
-function pastBankruptcy(fundQuote: bigint) {
+function carolAndErin(prefix: string, askAboveMarkTicks: number, fundQuote: bigint) {
   const h = new Harness(dailyListingGenesis(LISTING_DAY_START_MS), { checkInvariants: false });
   h.smiles = LISTING_DAY_SMILES;
-  const carol = key('mcp-carol');
-  const dave = key('mcp-dave');
-  const ann = key('mcp-ann');
-  const erin = key('mcp-erin');
+  const carol = key(`${prefix}-carol`);
+  const dave = key(`${prefix}-dave`);
+  const ann = key(`${prefix}-ann`);
+  const erin = key(`${prefix}-erin`);
   h.fund(carol, 40_000n * USDC);
   h.fund(dave, 1_000_000n * USDC);
   h.fund(ann, 100_000n * USDC);
@@ -107,12 +54,13 @@ function pastBankruptcy(fundQuote: bigint) {
   accepted(h.one(carol, limit(CALL, 'sell', call.markTicks, 20)));
   accepted(h.one(dave, limit(PERP, 'buy', perp.markTicks, 1_000)));
   accepted(h.one(erin, limit(PERP, 'sell', perp.markTicks, 1_000, { timeInForce: 'IOC' })));
-  const askTicks = call.markTicks + 1;
+  const askTicks = call.markTicks + askAboveMarkTicks;
   accepted(h.one(ann, limit(CALL, 'sell', askTicks, 5)));
+  // The smile goes stale, and the call keeps its mark.
   h.smiles = null;
   h.block([], 61_000);
   assert.equal(call.optionMark, null);
-  assert.equal(call.markTicks, askTicks - 1);
+  assert.equal(call.markTicks, askTicks - askAboveMarkTicks);
   const c = h.account(carol)!;
   const e = h.account(erin)!;
   c.cashQuote -= equityQuote(state, c) + 100n * USDC;
@@ -121,20 +69,44 @@ function pastBankruptcy(fundQuote: bigint) {
   state.markAccount(c);
   state.markAccount(e);
   assert.ok(isLiquidatable(state, c) && isLiquidatable(state, e));
+  assert.equal(equityQuote(state, c), -100n * USDC);
+  return { h, state, c, e, call, perp };
+}
+
+/** The accounts of the block's liquidations, each once, in their order. */
+function liquidationOrder(events: readonly ExchangeEvent[]): number[] {
+  const order = events.flatMap((x) => (x.type === 'liquidation' ? [x.account] : []));
+  return order.filter((a, i) => order.indexOf(a) === i);
+}
+
+test('a short call at a kept mark below zero equity, with an ask resting at the mark, may close once the fund covers it: it goes before a perpetual with a smaller shortfall', () => {
+  const { h, state, c, e, call, perp } = carolAndErin('mc', 0, 1_000_000n * USDC);
+  // Without the cover, her bankruptcy price lies below the mark, short of
+  // Ann's ask; with it, at the mark.
+  assert.ok(bankruptcyTicks(call, c, equityQuote(state, c)) < call.markTicks);
+  assert.equal(bankruptcyTicks(call, c, 0n), call.markTicks);
+  const events = h.block([], 20_000).events;
+  assert.deepEqual(
+    liquidationOrder(events),
+    [c.index, e.index],
+    `Carol, the larger shortfall, first: ${JSON.stringify(events, replacer)}`,
+  );
+  assert.equal(sizeIn(c, call), -15, 'she bought back Ann’s 5 calls');
+  assert.equal(sizeIn(e, perp), 0, 'Erin closed');
+});
+
+/**
+ * As carolAndErin, Ann's ask one tick above the call's mark, past Carol's
+ * slice price (the mark, once the fund covers her) and within the fund's
+ * limit (the mark + max(1, 3% of it) ticks: one tick).
+ */
+function pastBankruptcy(fundQuote: bigint) {
+  const { h, state, c, e, call, perp } = carolAndErin('mcp', 1, fundQuote);
   assert.equal(bankruptcyTicks(call, c, 0n), call.markTicks, 'covered: the mark');
   assert.equal(call.k, USDC / 2n, 'a tick of a lot: $0.50');
   const predicted = mayClose(state, c);
   const events = h.block([], 20_000).events;
-  const order = events.flatMap((x) => (x.type === 'liquidation' ? [x.account] : []));
-  return {
-    c,
-    e,
-    call,
-    perp,
-    events,
-    predicted,
-    order: order.filter((a, i) => order.indexOf(a) === i),
-  };
+  return { c, e, call, perp, events, predicted, order: liquidationOrder(events) };
 }
 
 test("a short call at a kept mark below zero equity, with an ask resting a tick past its slice's price that the insurance fund pays for, may close: it goes before a perpetual with a smaller shortfall", () => {
