@@ -391,7 +391,10 @@ test('zomma node --halt-height: an integer height of at least 1, refused with ex
     // A good one gets as far as the home (missing here).
     const r = await zomma('node', '--home', missing, '--halt-height', '12');
     assert.equal(r.code, 2, r.err);
-    assert.match(r.err, /ConfigInvalid: config\.json: cannot read/);
+    assert.match(
+      r.err,
+      /ConfigInvalid: config\.json: .*config\.json does not exist: is --home a node.s home\? `zomma init` writes one/,
+    );
   } finally {
     tmp.remove();
   }
