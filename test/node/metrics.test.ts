@@ -15,11 +15,15 @@ import { zomma } from '../cli/helpers.ts';
 import { startSoloNode, until } from '../e2e/helpers.ts';
 import { tempDir, testKey } from './helpers.ts';
 
-test('a block read that fails answers /chain with 500 and its code; the listener keeps answering', async () => {
-  const tmp = tempDir('zomma-metrics-');
+/** A one-validator node on a memory network, its storage under `dir`, no prices, no snapshots. */
+function soloNode(dir: string): {
+  genesis: ReturnType<typeof devnetGenesis>;
+  storage: Storage;
+  node: ZommaNode;
+} {
   const key = testKey(0);
   const genesis = { ...devnetGenesis([key.publicKey]), genesisTimeMs: 1_000 };
-  const storage = openStorage(`${tmp.dir}/data`);
+  const storage = openStorage(`${dir}/data`);
   const node = new ZommaNode({
     genesis,
     consensusGenesis: consensusGenesisOf(genesis),
@@ -30,6 +34,12 @@ test('a block read that fails answers /chain with 500 and its code; the listener
     snapshotEveryHeights: 0,
     snapshotsKept: 1,
   });
+  return { genesis, storage, node };
+}
+
+test('a block read that fails answers /chain with 500 and its code; the listener keeps answering', async () => {
+  const tmp = tempDir('zomma-metrics-');
+  const { genesis, storage, node } = soloNode(tmp.dir);
   // A block whose bytes rotted on disk: the log checks its payload when it is read.
   const rotten: Storage = {
     wal: storage.wal,
@@ -262,19 +272,7 @@ test('/metrics as an operator reads it: types, labels, and values that move with
 
 test('/health: 503 once halted, while catching up, and when no block came for a while', async () => {
   const tmp = tempDir('zomma-health-');
-  const key = testKey(0);
-  const genesis = { ...devnetGenesis([key.publicKey]), genesisTimeMs: 1_000 };
-  const storage = openStorage(`${tmp.dir}/data`);
-  const node = new ZommaNode({
-    genesis,
-    consensusGenesis: consensusGenesisOf(genesis),
-    key,
-    storage,
-    network: new MemoryHub().join(toHex(key.publicKey)),
-    prices: null,
-    snapshotEveryHeights: 0,
-    snapshotsKept: 1,
-  });
+  const { genesis, storage, node } = soloNode(tmp.dir);
   let nowMs = 1_000_000;
   const metrics = new NodeMetrics({
     node,
@@ -317,19 +315,7 @@ test('/health: 503 once halted, while catching up, and when no block came for a 
 
 test('/status shows the execution and wire versions and the peers refused for theirs; /metrics counts the refusals', async () => {
   const tmp = tempDir('zomma-metrics-');
-  const key = testKey(0);
-  const genesis = { ...devnetGenesis([key.publicKey]), genesisTimeMs: 1_000 };
-  const storage = openStorage(`${tmp.dir}/data`);
-  const node = new ZommaNode({
-    genesis,
-    consensusGenesis: consensusGenesisOf(genesis),
-    key,
-    storage,
-    network: new MemoryHub().join(toHex(key.publicKey)),
-    prices: null,
-    snapshotEveryHeights: 0,
-    snapshotsKept: 1,
-  });
+  const { genesis, storage, node } = soloNode(tmp.dir);
   const counters = emptyCounters();
   counters.drops.executionVersion = 3;
   counters.drops.wireVersion = 1;
